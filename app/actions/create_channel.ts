@@ -1,0 +1,38 @@
+import Channel from '#models/channel'
+import { AdminInputError } from '#actions/admin_input_error'
+import type { ProviderKind } from '#gateway/types'
+
+export interface CreateChannelInput {
+  name: string
+  provider: ProviderKind
+  baseUrl: string
+  apiKey?: string
+  models: string[]
+  modelMapping?: Record<string, string>
+  extraHeaders?: Record<string, string>
+  priority?: number
+  weight?: number
+  enabled?: boolean
+}
+
+/** Adds an upstream channel; its key is stored encrypted with APP_KEY. */
+export async function createChannel(input: CreateChannelInput) {
+  if (await Channel.findBy('name', input.name)) {
+    throw new AdminInputError(`A channel named "${input.name}" already exists`)
+  }
+  const channel = new Channel()
+  channel.fill({
+    name: input.name,
+    provider: input.provider,
+    baseUrl: input.baseUrl.replace(/\/+$/, ''),
+    models: input.models,
+    modelMapping: input.modelMapping ?? {},
+    extraHeaders: input.extraHeaders ?? {},
+    priority: input.priority ?? 0,
+    weight: input.weight ?? 1,
+    enabled: input.enabled ?? true,
+  })
+  channel.setApiKey(input.apiKey ?? null)
+  await channel.save()
+  return channel
+}

@@ -1,0 +1,25 @@
+import { DateTime } from 'luxon'
+import ApiKey from '#models/api_key'
+import { issueApiKey } from '#gateway/auth/api_key_token'
+import { findUser } from '#actions/post_ledger_entry'
+
+/** Issues a key for a user. The clear key is returned here only; the database keeps its hash. */
+export async function createApiKey(input: {
+  userRef: string
+  name?: string
+  models?: string[]
+  expiresInDays?: number
+}) {
+  const user = await findUser(input.userRef)
+  const issued = issueApiKey()
+  const apiKey = await ApiKey.create({
+    userId: user.id,
+    name: input.name ?? 'default',
+    keyHash: issued.hash,
+    prefix: issued.prefix,
+    lastFour: issued.lastFour,
+    allowedModels: input.models?.length ? input.models : null,
+    expiresAt: input.expiresInDays ? DateTime.now().plus({ days: input.expiresInDays }) : null,
+  })
+  return { apiKey, key: issued.key }
+}

@@ -1,0 +1,27 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import db from '@adonisjs/lucid/services/db'
+import { readFileSync } from 'node:fs'
+
+const version: string = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version
+const startedAt = Date.now()
+
+export default class StatusController {
+  /** GET /api/status: liveness, version, uptime and database health (no key needed). */
+  async show({ response }: HttpContext) {
+    const started = performance.now()
+    let database: { status: string; latency_ms?: number; error?: string }
+    try {
+      await db.rawQuery('SELECT 1')
+      database = { status: 'ok', latency_ms: Math.round((performance.now() - started) * 100) / 100 }
+    } catch {
+      database = { status: 'unavailable', error: 'database did not answer' }
+    }
+    const ok = database.status === 'ok'
+    return response.status(ok ? 200 : 503).json({
+      status: ok ? 'ok' : 'degraded',
+      version,
+      uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
+      database,
+    })
+  }
+}

@@ -1,0 +1,50 @@
+import app from '@adonisjs/core/services/app'
+import { type HttpContext, ExceptionHandler } from '@adonisjs/core/http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { dialectForPath, renderError } from '#gateway/http/error_renderers'
+
+const API_PREFIXES = ['/v1', '/api/']
+
+/**
+ * API routes answer every error in the wire format of the endpoint called,
+ * never with a stack trace; the admin panel keeps Adonis's HTML handling.
+ */
+export default class HttpExceptionHandler extends ExceptionHandler {
+  protected debug = !app.inProduction
+
+  async handle(error: unknown, ctx: HttpContext) {
+    const path = ctx.request.url()
+    if (!API_PREFIXES.some((prefix) => path.startsWith(prefix))) {
+      return super.handle(error, ctx)
+    }
+    const gatewayError = toGatewayError(error)
+    const res = ctx.response.response
+    if (res.headersSent) {
+      // A stream already started: nothing valid can be added; just end it.
+      if (!res.writableEnded) res.end()
+      return
+    }
+    ctx.response.status(gatewayError.status)
+    if (gatewayError.headers) {
+      for (const [name, value] of Object.entries(gatewayError.headers)) ctx.response.header(name, value)
+    }
+    ctx.response.json(renderError(dialectForPath(path), gatewayError))
+  }
+
+  async report(error: unknown, ctx: HttpContext) {
+    if (error instanceof GatewayError && error.status < 500) return
+    return super.report(error, ctx)
+  }
+}
+
+/** Framework errors (404 route, body too large, ...) keep their status; anything unknown is a 500. */
+function toGatewayError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error
+  const e = error as { status?: number; code?: string; message?: string }
+  if (e?.status === 404) return new GatewayError(404, 'not_found', e.message || 'Not found', 'not_found_error')
+  if (e?.status === 413) return new GatewayError(413, 'request_too_large', 'Request body is too large')
+  if (e?.status && e.status >= 400 && e.status < 500) {
+    return new GatewayError(e.status, (e.code || 'invalid_request').toLowerCase(), e.message || 'Bad request')
+  }
+  return GatewayError.internal()
+}

@@ -1,0 +1,43 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { hashApiKey } from '#gateway/auth/api_key_token'
+import type { Catalog } from '#gateway/catalog'
+import type { Principal } from '#gateway/types'
+
+/**
+ * The API key of a request, from whichever header its client uses:
+ * `Authorization: Bearer`, `X-API-Key` (seed docs, Anthropic SDKs),
+ * `x-goog-api-key` or `?key=` (Google clients).
+ */
+export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefined): string | null {
+  const authorization = headers['authorization']
+  if (typeof authorization === 'string' && authorization.length > 7) {
+    const scheme = authorization.slice(0, 7).toLowerCase()
+    if (scheme === 'bearer ') return authorization.slice(7).trim() || null
+  }
+  const xApiKey = headers['x-api-key']
+  if (typeof xApiKey === 'string' && xApiKey) return xApiKey.trim()
+  const google = headers['x-goog-api-key']
+  if (typeof google === 'string' && google) return google.trim()
+  if (url && url.includes('key=')) {
+    const query = url.slice(url.indexOf('?') + 1)
+    const key = new URLSearchParams(query).get('key')
+    if (key) return key
+  }
+  return null
+}
+
+/** Key -> (key, owner, plan), from the catalog's caches. Unknown, revoked or expired keys are invalid. */
+export async function resolvePrincipal(catalog: Catalog, rawKey: string | null): Promise<Principal> {
+  if (!rawKey) throw GatewayError.invalidApiKey('Missing API key')
+  const key = await catalog.key(hashApiKey(rawKey))
+  if (!key) throw GatewayError.invalidApiKey('Invalid API key')
+  if (key.revoked) throw GatewayError.invalidApiKey('API key has been revoked')
+  if (key.expiresAt !== null && key.expiresAt <= Date.now()) {
+    throw GatewayError.invalidApiKey('API key has expired')
+  }
+  const user = await catalog.user(key.userId)
+  if (!user) throw GatewayError.invalidApiKey('Invalid API key')
+  const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? null)
+  return { key, user, plan }
+}

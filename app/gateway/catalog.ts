@@ -1,0 +1,260 @@
+import db from '@adonisjs/lucid/services/db'
+import encryption from '@adonisjs/core/services/encryption'
+import { globMatches, globSpecificity } from '#gateway/glob'
+import { pricePerTokenPico, toPico } from '#gateway/metering/money'
+import {
+  currentPeriod,
+  type ChannelInfo,
+  type KeyInfo,
+  type PlanInfo,
+  type PriceInfo,
+  type ProviderKind,
+  type UserState,
+} from '#gateway/types'
+
+/** Deltas metered but not yet committed, per user (the meter provides them). */
+export type PendingDeltas = (userId: number) => { costPico: bigint; input: number; output: number }
+
+const USER_TTL_MS = 15_000
+const KEY_TTL_MS = 60_000
+const NEGATIVE_KEY_LIMIT = 10_000
+
+interface CachedKey {
+  info: KeyInfo | null
+  loadedAt: number
+}
+
+/**
+ * In-memory view of everything the hot path needs from the database: plans,
+ * channels, prices (loaded whole), keys and users (loaded on first use).
+ * Kept fresh by Postgres NOTIFY (see change_listener.ts) with a short TTL as a
+ * fallback, so a request never waits on a configuration read after warm-up.
+ */
+export class Catalog {
+  plans = new Map<number, PlanInfo>()
+  channels: ChannelInfo[] = []
+  prices: PriceInfo[] = []
+  /** Bumped whenever channels change, so dependants (the router) rebuild */
+  channelsVersion = 0
+
+  #keys = new Map<string, CachedKey>()
+  #keyLoads = new Map<string, Promise<KeyInfo | null>>()
+  #users = new Map<number, UserState>()
+  #userLoads = new Map<number, Promise<UserState | null>>()
+  #priceByModel = new Map<string, PriceInfo | null>()
+  #pending: PendingDeltas = () => ({ costPico: 0n, input: 0, output: 0 })
+  #loaded = false
+
+  setPendingSource(source: PendingDeltas) {
+    this.#pending = source
+  }
+
+  async ensureLoaded() {
+    if (this.#loaded) return
+    await Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices()])
+    this.#loaded = true
+  }
+
+  async loadPlans() {
+    const rows = await db.from('plans').select('*')
+    const plans = new Map<number, PlanInfo>()
+    for (const row of rows) {
+      plans.set(Number(row.id), {
+        id: Number(row.id),
+        name: row.name,
+        monthlyInputTokens: row.monthly_input_tokens === null ? null : Number(row.monthly_input_tokens),
+        monthlyOutputTokens:
+          row.monthly_output_tokens === null ? null : Number(row.monthly_output_tokens),
+        allowedModels: row.allowed_models ?? ['*'],
+        rpm: row.rpm,
+        tpm: row.tpm,
+      })
+    }
+    this.plans = plans
+  }
+
+  async loadChannels() {
+    const rows = await db.from('channels').select('*').orderBy('id')
+    this.channels = rows.map((row) => ({
+      id: Number(row.id),
+      name: row.name,
+      provider: row.provider as ProviderKind,
+      baseUrl: String(row.base_url).replace(/\/+$/, ''),
+      apiKey: row.api_key_encrypted ? encryption.decrypt<string>(row.api_key_encrypted) : null,
+      models: row.models ?? [],
+      modelMapping: row.model_mapping ?? {},
+      extraHeaders: row.extra_headers ?? {},
+      priority: row.priority,
+      weight: Math.max(0, row.weight),
+      enabled: row.enabled,
+      disabledReason: row.disabled_reason,
+    }))
+    this.channelsVersion++
+  }
+
+  async loadPrices() {
+    const rows = await db.from('model_prices').select('*')
+    this.prices = rows
+      .map((row) => ({
+        pattern: row.model_pattern,
+        inputPico: pricePerTokenPico(String(row.input_per_million)),
+        outputPico: pricePerTokenPico(String(row.output_per_million)),
+        specificity: globSpecificity(row.model_pattern),
+      }))
+      .sort((a, b) => b.specificity - a.specificity)
+    this.#priceByModel.clear()
+  }
+
+  /** The most specific price whose glob matches the model, or null (free). */
+  priceFor(model: string): PriceInfo | null {
+    let price = this.#priceByModel.get(model)
+    if (price === undefined) {
+      price = null
+      for (const candidate of this.prices) {
+        if (globMatches(candidate.pattern, model)) {
+          price = candidate
+          break
+        }
+      }
+      if (this.#priceByModel.size > 10_000) this.#priceByModel.clear()
+      this.#priceByModel.set(model, price)
+    }
+    return price
+  }
+
+  /** Key by SHA-256 hash; null when unknown. Misses read the database once, concurrent misses share the read. */
+  async key(hash: string): Promise<KeyInfo | null> {
+    const cached = this.#keys.get(hash)
+    if (cached && Date.now() - cached.loadedAt < KEY_TTL_MS) return cached.info
+    let load = this.#keyLoads.get(hash)
+    if (!load) {
+      load = this.#loadKey(hash).finally(() => this.#keyLoads.delete(hash))
+      this.#keyLoads.set(hash, load)
+    }
+    return load
+  }
+
+  async #loadKey(hash: string): Promise<KeyInfo | null> {
+    const row = await db.from('api_keys').where('key_hash', hash).first()
+    const info: KeyInfo | null = row
+      ? {
+          id: Number(row.id),
+          userId: Number(row.user_id),
+          name: row.name,
+          allowedModels: row.allowed_models,
+          expiresAt: row.expires_at ? new Date(row.expires_at).getTime() : null,
+          revoked: row.revoked_at !== null,
+        }
+      : null
+    if (!info && this.#keys.size > NEGATIVE_KEY_LIMIT) this.#keys.clear()
+    this.#keys.set(hash, { info, loadedAt: Date.now() })
+    return info
+  }
+
+  /** The user's live state; refreshed in the background when older than the TTL. */
+  async user(userId: number): Promise<UserState | null> {
+    const cached = this.#users.get(userId)
+    if (cached) {
+      if (cached.period !== currentPeriod()) {
+        cached.period = currentPeriod()
+        cached.inputTokens = 0
+        cached.outputTokens = 0
+      }
+      if (Date.now() - cached.loadedAt > USER_TTL_MS) this.#refreshUser(userId).catch(() => {})
+      return cached
+    }
+    return this.#refreshUser(userId)
+  }
+
+  #refreshUser(userId: number): Promise<UserState | null> {
+    let load = this.#userLoads.get(userId)
+    if (!load) {
+      load = this.#loadUser(userId).finally(() => this.#userLoads.delete(userId))
+      this.#userLoads.set(userId, load)
+    }
+    return load
+  }
+
+  async #loadUser(userId: number): Promise<UserState | null> {
+    const period = currentPeriod()
+    const result = await db.rawQuery(
+      `SELECT u.id, u.role, u.plan_id, u.balance,
+              COALESCE(SUM(m.input_tokens), 0) AS input_tokens,
+              COALESCE(SUM(m.output_tokens), 0) AS output_tokens
+         FROM users u
+         LEFT JOIN monthly_usage m ON m.user_id = u.id AND m.period = ?
+        WHERE u.id = ?
+        GROUP BY u.id`,
+      [period, userId]
+    )
+    const row = result.rows[0]
+    if (!row) {
+      this.#users.delete(userId)
+      return null
+    }
+    const pending = this.#pending(userId)
+    const state: UserState = {
+      id: Number(row.id),
+      role: row.role,
+      planId: row.plan_id === null ? null : Number(row.plan_id),
+      balancePico: toPico(String(row.balance)) - pending.costPico,
+      period,
+      inputTokens: Number(row.input_tokens) + pending.input,
+      outputTokens: Number(row.output_tokens) + pending.output,
+      loadedAt: Date.now(),
+    }
+    // Keep the same object identity when refreshing so in-flight requests see updates.
+    const existing = this.#users.get(userId)
+    if (existing) {
+      Object.assign(existing, state)
+      return existing
+    }
+    this.#users.set(userId, state)
+    return state
+  }
+
+  /** Applies a metered request to the cached user state at once (before the write-behind commit). */
+  applyUsage(userId: number, costPico: bigint, input: number, output: number) {
+    const state = this.#users.get(userId)
+    if (!state) return
+    if (state.period !== currentPeriod()) {
+      state.period = currentPeriod()
+      state.inputTokens = 0
+      state.outputTokens = 0
+    }
+    state.balancePico -= costPico
+    state.inputTokens += input
+    state.outputTokens += output
+  }
+
+  /** Reacts to `NOTIFY gateway_changes '<table>:<id>'`. */
+  async handleChange(payload: string) {
+    const [table, rawId] = payload.split(':')
+    const id = Number(rawId)
+    switch (table) {
+      case 'plans':
+        return this.loadPlans()
+      case 'channels':
+        return this.loadChannels()
+      case 'model_prices':
+        return this.loadPrices()
+      case 'api_keys':
+        // Keys are cached by hash: drop them all (changes are rare).
+        this.#keys.clear()
+        return
+      case 'users':
+      case 'balance':
+        if (this.#users.has(id)) await this.#refreshUser(id)
+        return
+    }
+  }
+
+  /** Forgets everything (tests, and after reconnecting the change listener). */
+  async reload() {
+    this.#keys.clear()
+    this.#users.clear()
+    this.#loaded = false
+    await this.ensureLoaded()
+  }
+}
+

@@ -1,0 +1,66 @@
+import type { GatewayError } from '#exceptions/gateway_error'
+
+/**
+ * One gateway error, rendered in each wire format's own error shape.
+ * The dialect is chosen by the endpoint the client called.
+ */
+export type ErrorDialect = 'openai' | 'anthropic' | 'google'
+
+export function dialectForPath(path: string): ErrorDialect {
+  if (path.startsWith('/v1/messages')) return 'anthropic'
+  if (path.startsWith('/v1beta')) return 'google'
+  return 'openai'
+}
+
+const ANTHROPIC_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  402: 'billing_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  502: 'api_error',
+  503: 'overloaded_error',
+  529: 'overloaded_error',
+}
+
+const GOOGLE_STATUSES: Record<number, string> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  402: 'FAILED_PRECONDITION',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  409: 'ABORTED',
+  429: 'RESOURCE_EXHAUSTED',
+  499: 'CANCELLED',
+  500: 'INTERNAL',
+  501: 'UNIMPLEMENTED',
+  502: 'UNAVAILABLE',
+  503: 'UNAVAILABLE',
+  504: 'DEADLINE_EXCEEDED',
+}
+
+export function renderError(dialect: ErrorDialect, error: GatewayError): Record<string, unknown> {
+  switch (dialect) {
+    case 'anthropic':
+      return {
+        type: 'error',
+        error: {
+          type: ANTHROPIC_TYPES[error.status] ?? (error.status >= 500 ? 'api_error' : 'invalid_request_error'),
+          message: error.message,
+        },
+      }
+    case 'google':
+      return {
+        error: {
+          code: error.status,
+          message: error.message,
+          status: GOOGLE_STATUSES[error.status] ?? (error.status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT'),
+        },
+      }
+    default:
+      return { error: { message: error.message, type: error.type, param: null, code: error.code } }
+  }
+}

@@ -1,0 +1,25 @@
+import type { TokenUsage } from '#gateway/types'
+
+/** Everything the metering transaction writes for one request. */
+export interface MeterEvent {
+  requestId: string
+  userId: number
+  apiKeyId: number | null
+  channelId: number | null
+  provider: string | null
+  /** Model the client asked for */
+  model: string
+  /** Model name sent upstream */
+  servedModel: string | null
+  endpoint: string
+  stream: boolean
+  /** HTTP status the client received (499: client closed the connection) */
+  status: number
+  errorCode: string | null
+  usage: TokenUsage
+  /** pico-USD */
+  costPico: bigint
+  latencyMs: number
+  ttftMs: number | null
+  createdAt: Date
+}

@@ -1,0 +1,94 @@
+/**
+ * Incremental Server-Sent Events parser (WHATWG rules): accepts chunks split
+ * anywhere (even inside a UTF-8 sequence or a CRLF), handles LF, CR and CRLF
+ * line ends, multi-line `data`, comments and `event`/`id` fields. It keeps only
+ * the unfinished tail between chunks: no re-splitting of the whole buffer.
+ */
+export interface SseEvent {
+  /** `event:` field, or undefined for the default "message" */
+  event?: string
+  data: string
+  id?: string
+}
+
+export class SseParser {
+  #decoder = new TextDecoder()
+  #tail = ''
+  #data: string[] = []
+  #event: string | undefined
+  #id: string | undefined
+  #skipLeadingLf = false
+
+  /** Feeds a chunk; returns the events it completed. */
+  push(chunk: Uint8Array | string): SseEvent[] {
+    let text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true })
+    if (this.#skipLeadingLf && text.startsWith('\n')) text = text.slice(1)
+    this.#skipLeadingLf = false
+    const buffer = this.#tail + text
+    const events: SseEvent[] = []
+    let start = 0
+    const length = buffer.length
+    for (let i = 0; i < length; i++) {
+      const ch = buffer.charCodeAt(i)
+      if (ch !== 10 && ch !== 13) continue
+      this.#line(buffer.slice(start, i), events)
+      if (ch === 13) {
+        if (i + 1 < length) {
+          if (buffer.charCodeAt(i + 1) === 10) i++
+        } else {
+          this.#skipLeadingLf = true
+        }
+      }
+      start = i + 1
+    }
+    this.#tail = buffer.slice(start)
+    return events
+  }
+
+  /** Flushes a final event not terminated by a blank line (lenient end of stream). */
+  end(): SseEvent[] {
+    const events: SseEvent[] = []
+    if (this.#tail) this.#line(this.#tail, events)
+    this.#tail = ''
+    this.#line('', events)
+    return events
+  }
+
+  #line(line: string, events: SseEvent[]) {
+    if (line === '') {
+      if (this.#data.length > 0) {
+        events.push({ event: this.#event, data: this.#data.join('\n'), id: this.#id })
+      }
+      this.#data = []
+      this.#event = undefined
+      return
+    }
+    if (line.charCodeAt(0) === 58) return // ':' comment
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    let value = colon === -1 ? '' : line.slice(colon + 1)
+    if (value.charCodeAt(0) === 32) value = value.slice(1)
+    switch (field) {
+      case 'data':
+        this.#data.push(value)
+        break
+      case 'event':
+        this.#event = value
+        break
+      case 'id':
+        this.#id = value
+        break
+    }
+  }
+}
+
+/** Serialises one event in the canonical framing. */
+export function formatSse(event: SseEvent): string {
+  let out = event.event ? `event: ${event.event}\n` : ''
+  if (event.data.includes('\n')) {
+    for (const line of event.data.split('\n')) out += `data: ${line}\n`
+  } else {
+    out += `data: ${event.data}\n`
+  }
+  return out + '\n'
+}

@@ -1,0 +1,109 @@
+/**
+ * The shapes the hot path works with: immutable snapshots of configuration
+ * rows, built once per change, never per request.
+ */
+export type ProviderKind =
+  | 'openai'
+  | 'openrouter'
+  | 'deepseek'
+  | 'zai'
+  | 'gemini'
+  | 'anthropic'
+  | 'custom'
+
+export const PROVIDER_KINDS: readonly ProviderKind[] = [
+  'openai',
+  'openrouter',
+  'deepseek',
+  'zai',
+  'gemini',
+  'anthropic',
+  'custom',
+]
+
+export interface PlanInfo {
+  id: number
+  name: string
+  monthlyInputTokens: number | null
+  monthlyOutputTokens: number | null
+  allowedModels: string[]
+  rpm: number | null
+  tpm: number | null
+}
+
+export interface ChannelInfo {
+  id: number
+  name: string
+  provider: ProviderKind
+  baseUrl: string
+  apiKey: string | null
+  models: string[]
+  modelMapping: Record<string, string>
+  extraHeaders: Record<string, string>
+  priority: number
+  weight: number
+  enabled: boolean
+  disabledReason: string | null
+}
+
+export interface PriceInfo {
+  pattern: string
+  /** pico-USD per token */
+  inputPico: bigint
+  outputPico: bigint
+  specificity: number
+}
+
+export interface KeyInfo {
+  id: number
+  userId: number
+  name: string
+  allowedModels: string[] | null
+  /** epoch ms, or null */
+  expiresAt: number | null
+  revoked: boolean
+}
+
+export interface UserState {
+  id: number
+  role: 'admin' | 'user'
+  planId: number | null
+  /** Balance including charges not yet flushed to the database */
+  balancePico: bigint
+  /** 'YYYY-MM-01' of the counters below */
+  period: string
+  inputTokens: number
+  outputTokens: number
+  loadedAt: number
+}
+
+/** Who is calling: the resolved key and its owner. */
+export interface Principal {
+  key: KeyInfo
+  user: UserState
+  plan: PlanInfo | null
+}
+
+export interface TokenUsage {
+  promptTokens: number
+  completionTokens: number
+  totalTokens: number
+  cachedTokens: number
+  reasoningTokens: number
+  /** Counted by the gateway's tokenizer rather than reported by the upstream */
+  estimated: boolean
+}
+
+export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({
+  promptTokens: 0,
+  completionTokens: 0,
+  totalTokens: 0,
+  cachedTokens: 0,
+  reasoningTokens: 0,
+  estimated: false,
+})
+
+/** 'YYYY-MM-01' of the current UTC month */
+export function currentPeriod(now = new Date()): string {
+  return `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}-01`
+}

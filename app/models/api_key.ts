@@ -1,0 +1,63 @@
+import { DateTime } from 'luxon'
+import { BaseModel, belongsTo, column } from '@adonisjs/lucid/orm'
+import type { BelongsTo } from '@adonisjs/lucid/types/relations'
+import User from '#models/user'
+
+const jsonArray = {
+  prepare: (v: string[] | null) => (v === null ? null : JSON.stringify(v)),
+}
+
+/** An API key. Only its SHA-256 hash is stored; prefix and last four are for display. */
+export default class ApiKey extends BaseModel {
+  @column({ isPrimary: true })
+  declare id: number
+
+  @column()
+  declare userId: number
+
+  @column()
+  declare name: string
+
+  @column({ serializeAs: null })
+  declare keyHash: string
+
+  @column()
+  declare prefix: string
+
+  @column()
+  declare lastFour: string
+
+  @column(jsonArray)
+  declare allowedModels: string[] | null
+
+  @column()
+  declare spendLimit: string | null
+
+  @column.dateTime()
+  declare expiresAt: DateTime | null
+
+  @column.dateTime()
+  declare revokedAt: DateTime | null
+
+  @column.dateTime()
+  declare lastUsedAt: DateTime | null
+
+  @belongsTo(() => User)
+  declare user: BelongsTo<typeof User>
+
+  @column.dateTime({ autoCreate: true })
+  declare createdAt: DateTime
+
+  @column.dateTime({ autoCreate: true, autoUpdate: true })
+  declare updatedAt: DateTime
+
+  /** "sk-gw-AbCd…wxyz" */
+  get masked() {
+    return `${this.prefix}…${this.lastFour}`
+  }
+
+  get isActive() {
+    if (this.revokedAt) return false
+    return !this.expiresAt || this.expiresAt > DateTime.now()
+  }
+}

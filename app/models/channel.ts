@@ -1,0 +1,61 @@
+import { DateTime } from 'luxon'
+import encryption from '@adonisjs/core/services/encryption'
+import { BaseModel, column } from '@adonisjs/lucid/orm'
+
+const json = { prepare: (v: unknown) => JSON.stringify(v) }
+
+/** An upstream provider account the gateway forwards requests to. */
+export default class Channel extends BaseModel {
+  @column({ isPrimary: true })
+  declare id: number
+
+  @column()
+  declare name: string
+
+  @column()
+  declare provider: string
+
+  @column()
+  declare baseUrl: string
+
+  @column({ serializeAs: null })
+  declare apiKeyEncrypted: string | null
+
+  @column(json)
+  declare models: string[]
+
+  @column(json)
+  declare modelMapping: Record<string, string>
+
+  @column(json)
+  declare extraHeaders: Record<string, string>
+
+  @column()
+  declare priority: number
+
+  @column()
+  declare weight: number
+
+  @column()
+  declare enabled: boolean
+
+  @column()
+  declare disabledReason: string | null
+
+  @column.dateTime({ autoCreate: true })
+  declare createdAt: DateTime
+
+  @column.dateTime({ autoCreate: true, autoUpdate: true })
+  declare updatedAt: DateTime
+
+  /** Stores the upstream key encrypted with APP_KEY. */
+  setApiKey(plain: string | null) {
+    this.apiKeyEncrypted = plain ? encryption.encrypt(plain) : null
+  }
+
+  /** The upstream key in clear, or null. */
+  getApiKey(): string | null {
+    if (!this.apiKeyEncrypted) return null
+    return encryption.decrypt<string>(this.apiKeyEncrypted)
+  }
+}

@@ -1,0 +1,24 @@
+import { DateTime } from 'luxon'
+import { BaseModel, column } from '@adonisjs/lucid/orm'
+
+/** USD per 1M input/output tokens for the models matching a glob. */
+export default class ModelPrice extends BaseModel {
+  @column({ isPrimary: true })
+  declare id: number
+
+  @column()
+  declare modelPattern: string
+
+  /** Decimal strings, exact */
+  @column()
+  declare inputPerMillion: string
+
+  @column()
+  declare outputPerMillion: string
+
+  @column.dateTime({ autoCreate: true })
+  declare createdAt: DateTime
+
+  @column.dateTime({ autoCreate: true, autoUpdate: true })
+  declare updatedAt: DateTime
+}

@@ -1,0 +1,56 @@
+import { DateTime } from 'luxon'
+import hash from '@adonisjs/core/services/hash'
+import { compose } from '@adonisjs/core/helpers'
+import { BaseModel, belongsTo, column, hasMany } from '@adonisjs/lucid/orm'
+import type { BelongsTo, HasMany } from '@adonisjs/lucid/types/relations'
+import { withAuthFinder } from '@adonisjs/auth/mixins/lucid'
+import Plan from '#models/plan'
+import ApiKey from '#models/api_key'
+
+const AuthFinder = withAuthFinder(() => hash.use('scrypt'), {
+  uids: ['email'],
+  passwordColumnName: 'password',
+})
+
+export type UserRole = 'admin' | 'user'
+
+/** An account: an admin of the gateway or a user who owns API keys and a prepaid balance. */
+export default class User extends compose(BaseModel, AuthFinder) {
+  @column({ isPrimary: true })
+  declare id: number
+
+  @column()
+  declare email: string
+
+  @column({ serializeAs: null })
+  declare password: string
+
+  @column()
+  declare role: UserRole
+
+  @column()
+  declare planId: number | null
+
+  /**
+   * USD as a decimal string (exact). Written only by the balance_ledger
+   * trigger: never assign it, post a ledger entry instead.
+   */
+  @column()
+  declare balance: string
+
+  @belongsTo(() => Plan)
+  declare plan: BelongsTo<typeof Plan>
+
+  @hasMany(() => ApiKey)
+  declare apiKeys: HasMany<typeof ApiKey>
+
+  @column.dateTime({ autoCreate: true })
+  declare createdAt: DateTime
+
+  @column.dateTime({ autoCreate: true, autoUpdate: true })
+  declare updatedAt: DateTime
+
+  get isAdmin() {
+    return this.role === 'admin'
+  }
+}

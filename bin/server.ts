@@ -1,0 +1,34 @@
+/*
+| HTTP server entrypoint. Before the app boots, the runtime bootstrap makes
+| sure there is a data directory, an APP_KEY and a database (embedded
+| PostgreSQL when DATABASE_URL is not set).
+*/
+import 'reflect-metadata'
+import { prepareRuntime } from '../start/runtime.js'
+
+await prepareRuntime({ database: true })
+
+const { Ignitor, prettyPrintError } = await import('@adonisjs/core')
+
+const APP_ROOT = new URL('../', import.meta.url)
+const IMPORTER = (filePath: string) => {
+  if (filePath.startsWith('./') || filePath.startsWith('../')) {
+    return import(new URL(filePath, APP_ROOT).href)
+  }
+  return import(filePath)
+}
+
+new Ignitor(APP_ROOT, { importer: IMPORTER })
+  .tap((app) => {
+    app.booting(async () => {
+      await import('#start/env')
+    })
+    app.listen('SIGTERM', () => app.terminate())
+    app.listen('SIGINT', () => app.terminate())
+  })
+  .httpServer()
+  .start()
+  .catch((error) => {
+    process.exitCode = 1
+    prettyPrintError(error)
+  })

@@ -1,0 +1,57 @@
+import { flags } from '@adonisjs/core/ace'
+import { AdminCommand, list, num } from '#services/admin_command'
+import { AdminInputError } from '#actions/admin_input_error'
+import { createChannelValidator } from '#validators/admin'
+import { createChannel } from '#actions/create_channel'
+
+export default class ChannelCreate extends AdminCommand {
+  static commandName = 'channel:create'
+  static description = 'Add an upstream channel (provider account) that serves model globs'
+
+  @flags.string({ description: 'Channel name', required: true })
+  declare name: string
+
+  @flags.string({ description: 'openai|openrouter|deepseek|zai|gemini|anthropic|custom', required: true })
+  declare provider: string
+
+  @flags.string({ description: 'Upstream base URL, e.g. https://api.openai.com/v1', required: true })
+  declare baseUrl: string
+
+  @flags.string({ description: 'Upstream API key (stored encrypted)' })
+  declare apiKey?: string
+
+  @flags.string({ description: 'Served model globs, comma separated', required: true })
+  declare models: string
+
+  @flags.string({ description: 'Model mapping "public=upstream,..."' })
+  declare mapping?: string
+
+  @flags.string({ description: 'Priority (higher first, default 0)' })
+  declare priority?: string
+
+  @flags.string({ description: 'Weight within a priority (default 1)' })
+  declare weight?: string
+
+  async execute() {
+    const mapping: Record<string, string> = {}
+    for (const pair of list(this.mapping) ?? []) {
+      const [from, to] = pair.split('=').map((s) => s.trim())
+      if (!from || !to) throw new AdminInputError(`--mapping: "${pair}" is not public=upstream`)
+      mapping[from] = to
+    }
+    const input = await createChannelValidator.validate({
+      name: this.name,
+      provider: this.provider,
+      baseUrl: this.baseUrl,
+      apiKey: this.apiKey,
+      models: list(this.models) ?? [],
+      modelMapping: mapping,
+      priority: num(this.priority),
+      weight: num(this.weight),
+    })
+    const channel = await createChannel(input)
+    this.logger.success(
+      `Created channel ${channel.name} (id ${channel.id}, ${channel.provider}) serving ${channel.models.join(', ')}`
+    )
+  }
+}

@@ -1,0 +1,34 @@
+import { flags } from '@adonisjs/core/ace'
+import { AdminCommand, list, num } from '#services/admin_command'
+import { createKeyValidator } from '#validators/admin'
+import { createApiKey } from '#actions/issue_api_key'
+
+export default class KeyCreate extends AdminCommand {
+  static commandName = 'key:create'
+  static description = 'Issue an API key for a user; the key is printed alone on the last line, once'
+
+  @flags.string({ description: 'User email or id', required: true })
+  declare user: string
+
+  @flags.string({ description: 'Key name' })
+  declare name?: string
+
+  @flags.string({ description: 'Restrict the key to these model globs (comma separated)' })
+  declare models?: string
+
+  @flags.string({ description: 'Expire after N days' })
+  declare expiresInDays?: string
+
+  async execute() {
+    const input = await createKeyValidator.validate({
+      user: this.user,
+      name: this.name,
+      models: list(this.models),
+      expiresInDays: num(this.expiresInDays),
+    })
+    const { apiKey, key } = await createApiKey({ ...input, userRef: input.user })
+    this.logger.success(`Created key "${apiKey.name}" (id ${apiKey.id}, ${apiKey.masked}); it is shown only once:`)
+    // Alone on the last line so scripts can capture it with `tail -n1`.
+    console.log(key)
+  }
+}

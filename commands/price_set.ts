@@ -1,0 +1,30 @@
+import { flags } from '@adonisjs/core/ace'
+import { AdminCommand } from '#services/admin_command'
+import { setPriceValidator } from '#validators/admin'
+import { setPrice } from '#actions/set_price'
+
+export default class PriceSet extends AdminCommand {
+  static commandName = 'price:set'
+  static description = 'Set USD per 1M input/output tokens for a model glob'
+
+  @flags.string({ description: 'Model or glob, e.g. gpt-4o or "gpt-4o*"', required: true })
+  declare model: string
+
+  @flags.string({ description: 'USD per 1M input tokens', required: true })
+  declare input: string
+
+  @flags.string({ description: 'USD per 1M output tokens', required: true })
+  declare output: string
+
+  async execute() {
+    const input = await setPriceValidator.validate({
+      model: this.model,
+      input: this.input,
+      output: this.output,
+    })
+    const price = await setPrice(input)
+    this.logger.success(
+      `Price for ${price.modelPattern}: $${input.input}/1M input, $${input.output}/1M output`
+    )
+  }
+}

@@ -1,0 +1,75 @@
+import type { ApplicationService } from '@adonisjs/core/types'
+import { Gateway } from '#gateway/gateway'
+
+declare module '@adonisjs/core/types' {
+  interface ContainerBindings {
+    gateway: Gateway
+  }
+}
+
+/**
+ * Boots the gateway: applies pending migrations (every process, guarded by
+ * Lucid's advisory lock), then in the HTTP server and tests builds the
+ * long-lived gateway (caches, metering writer, change listener), and on first
+ * start creates the admin and any channels given by env vars.
+ */
+export default class GatewayProvider {
+  #gateway: Gateway | null = null
+
+  constructor(protected app: ApplicationService) {}
+
+  register() {
+    this.app.container.singleton('gateway', async () => {
+      const env = (await import('#start/env')).default
+      const logger = await this.app.container.make('logger')
+      this.#gateway = new Gateway({
+        databaseUrl: env.get('DATABASE_URL'),
+        logger,
+        meterBatchSize: env.get('METER_BATCH_SIZE') ?? 200,
+        meterFlushMs: env.get('METER_FLUSH_MS') ?? 5,
+        listen: true,
+      })
+      return this.#gateway
+    })
+  }
+
+  async boot() {
+    const pg = await import('pg')
+    // bigint ids and counters as numbers (they stay far below 2^53); numeric stays a string.
+    pg.default.types.setTypeParser(20, (value: string) => Number(value))
+  }
+
+  async start() {
+    await this.#migrate()
+  }
+
+  async ready() {
+    const environment = this.app.getEnvironment()
+    if (environment !== 'web' && environment !== 'test') return
+    if (environment === 'web') {
+      const { firstRun } = await import('#services/first_run')
+      await firstRun()
+    }
+    const gateway = await this.app.container.make('gateway')
+    await gateway.start()
+  }
+
+  async shutdown() {
+    await this.#gateway?.stop()
+    const { runtimeState } = await import('#start/runtime')
+    const state = runtimeState()
+    if (state?.ownsDatabase) {
+      const db = await this.app.container.make('lucid.db')
+      await db.manager.closeAll()
+      await state.stopDatabase()
+    }
+  }
+
+  async #migrate() {
+    const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+    const db = await this.app.container.make('lucid.db')
+    const runner = new MigrationRunner(db, this.app, { direction: 'up', dryRun: false })
+    await runner.run()
+    if (runner.error) throw runner.error
+  }
+}

@@ -1,0 +1,36 @@
+/*
+| Environment variables, validated once at boot. Defaults for a fresh clone
+| are filled in by start/runtime.ts before this file runs.
+*/
+import { Env } from '@adonisjs/core/env'
+
+export default await Env.create(new URL('../', import.meta.url), {
+  NODE_ENV: Env.schema.enum(['development', 'production', 'test'] as const),
+  PORT: Env.schema.number(),
+  HOST: Env.schema.string({ format: 'host' }),
+  APP_KEY: Env.schema.secret(),
+  APP_URL: Env.schema.string.optional(),
+  LOG_LEVEL: Env.schema.string(),
+  DATA_DIR: Env.schema.string(),
+  DATABASE_URL: Env.schema.string(),
+  DB_POOL_MAX: Env.schema.number.optional(),
+
+  /** Prefix of newly issued API keys */
+  API_KEY_PREFIX: Env.schema.string.optional(),
+  /** Secure flag on the admin session cookie (set true behind HTTPS) */
+  COOKIE_SECURE: Env.schema.boolean.optional(),
+
+  /** First-start bootstrap */
+  ADMIN_EMAIL: Env.schema.string.optional(),
+  ADMIN_PASSWORD: Env.schema.string.optional(),
+  OPENAI_API_KEY: Env.schema.string.optional(),
+  OPENROUTER_API_KEY: Env.schema.string.optional(),
+  GEMINI_API_KEY: Env.schema.string.optional(),
+  DEEPSEEK_API_KEY: Env.schema.string.optional(),
+  ZAI_API_KEY: Env.schema.string.optional(),
+  ANTHROPIC_API_KEY: Env.schema.string.optional(),
+
+  /** Metering write-behind: max events per transaction and max wait (ms) */
+  METER_BATCH_SIZE: Env.schema.number.optional(),
+  METER_FLUSH_MS: Env.schema.number.optional(),
+})

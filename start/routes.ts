@@ -1,0 +1,29 @@
+/*
+| Routes. /v1 is the API (API-key auth only: no session, shield or body
+| parser on the hot path); the admin panel and portal live in their own
+| groups with session auth.
+*/
+import router from '@adonisjs/core/services/router'
+import { middleware } from '#start/kernel'
+
+const ChatCompletionsController = () => import('#controllers/api/chat_completions_controller')
+const ModelsController = () => import('#controllers/api/models_controller')
+const UsageController = () => import('#controllers/api/usage_controller')
+const BalanceController = () => import('#controllers/api/balance_controller')
+const StatusController = () => import('#controllers/api/status_controller')
+
+router
+  .group(() => {
+    router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
+    router.get('/models', [ModelsController, 'index']).as('models')
+    router.get('/usage', [UsageController, 'show']).as('usage')
+    router.get('/balance', [BalanceController, 'show']).as('balance')
+  })
+  .prefix('/v1')
+  .as('v1')
+  .use(middleware.apiKey())
+
+router.get('/api/status', [StatusController, 'show']).as('status')
+
+/** Clients probe the base URL (Claude Code sends HEAD /): answer cheaply. */
+router.route('/', ['GET', 'HEAD'], ({ response }) => response.json({ status: 'ok', api: '/v1' }))

