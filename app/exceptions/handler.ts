@@ -32,13 +32,17 @@ export default class HttpExceptionHandler extends ExceptionHandler {
   }
 
   async report(error: unknown, ctx: HttpContext) {
-    if (error instanceof GatewayError && error.status < 500) return
+    if (error instanceof GatewayError) {
+      // Expected outcomes (client errors, upstream failures): one line, no stack.
+      if (error.status >= 500) ctx.logger.warn({ code: error.code, status: error.status }, error.message)
+      return
+    }
     return super.report(error, ctx)
   }
 }
 
 /** Framework errors (404 route, body too large, ...) keep their status; anything unknown is a 500. */
-function toGatewayError(error: unknown): GatewayError {
+export function toGatewayError(error: unknown): GatewayError {
   if (error instanceof GatewayError) return error
   const e = error as { status?: number; code?: string; message?: string }
   if (e?.status === 404) return new GatewayError(404, 'not_found', e.message || 'Not found', 'not_found_error')

@@ -1,0 +1,116 @@
+import app from '@adonisjs/core/services/app'
+import db from '@adonisjs/lucid/services/db'
+import OpenAI from 'openai'
+import { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { createUser } from '#actions/create_user'
+import { createPlan, type CreatePlanInput } from '#actions/create_plan'
+import { createChannel, type CreateChannelInput } from '#actions/create_channel'
+import { createApiKey } from '#actions/issue_api_key'
+import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { setPrice } from '#actions/set_price'
+import type { Gateway } from '#gateway/gateway'
+
+/** Shared test fixtures: a clean database, the mock upstream, seeded principals. */
+
+export async function gateway(): Promise<Gateway> {
+  return app.container.make('gateway')
+}
+
+export function baseUrl() {
+  return `http://${process.env.HOST}:${process.env.PORT}`
+}
+
+/** Empties every table (after committing pending metering) and reloads the caches. */
+export async function resetDatabase() {
+  const gw = await gateway()
+  await gw.meter.drain()
+  await db.rawQuery(
+    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, plans RESTART IDENTITY CASCADE'
+  )
+  await gw.catalog.reload()
+}
+
+/** Reloads caches after seeding (NOTIFY would do it too, a few ms later). */
+export async function refreshCaches() {
+  await (await gateway()).catalog.reload()
+}
+
+export async function startMock(options: ConstructorParameters<typeof MockUpstream>[0] = {}) {
+  const mock = new MockUpstream(options)
+  await mock.start()
+  return mock
+}
+
+let counter = 0
+
+export interface SeededUser {
+  userId: number
+  email: string
+  key: string
+  keyId: number
+}
+
+/** A user on a plan (created when given), with a key and an optional balance. */
+export async function seedUser(
+  options: { plan?: CreatePlanInput; balance?: string; keyModels?: string[]; email?: string } = {}
+): Promise<SeededUser> {
+  counter++
+  let planName: string | undefined
+  if (options.plan) {
+    planName = `${options.plan.name}-${counter}`
+    await createPlan({ ...options.plan, name: planName })
+  }
+  const email = options.email ?? `user${counter}-${Date.now()}@test.local`
+  const { user } = await createUser({ email, password: 'password123', plan: planName })
+  if (options.balance) await postLedgerEntry({ userRef: email, kind: 'topup', amount: options.balance })
+  const { key, apiKey } = await createApiKey({ userRef: email, models: options.keyModels })
+  await refreshCaches()
+  return { userId: user.id, email, key, keyId: apiKey.id }
+}
+
+export async function seedChannel(input: Partial<CreateChannelInput> & { baseUrl: string }) {
+  counter++
+  const channel = await createChannel({
+    name: input.name ?? `channel-${counter}`,
+    provider: input.provider ?? 'custom',
+    apiKey: input.apiKey ?? 'upstream-secret',
+    models: input.models ?? ['*'],
+    ...input,
+  })
+  await refreshCaches()
+  return channel
+}
+
+export async function seedPrice(model: string, input: string, output: string) {
+  await setPrice({ model, input, output })
+  await refreshCaches()
+}
+
+export function openai(key: string) {
+  return new OpenAI({ apiKey: key, baseURL: `${baseUrl()}/v1`, maxRetries: 0 })
+}
+
+/** Raw POST to the gateway, for status/shape assertions the SDK would hide. */
+export async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${baseUrl()}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+
+export async function usageRows(userId: number) {
+  await (await gateway()).meter.drain()
+  return db.from('usage_records').where('user_id', userId).orderBy('id')
+}
+
+/** The user's balance, and the sum of the ledger, as decimal strings from Postgres. */
+export async function balanceAndLedger(userId: number) {
+  await (await gateway()).meter.drain()
+  const result = await db.rawQuery(
+    `SELECT u.balance::text AS balance, COALESCE(SUM(l.amount), 0)::text AS ledger
+       FROM users u LEFT JOIN balance_ledger l ON l.user_id = u.id WHERE u.id = ? GROUP BY u.id`,
+    [userId]
+  )
+  return result.rows[0] as { balance: string; ledger: string }
+}
