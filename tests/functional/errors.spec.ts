@@ -25,7 +25,8 @@ test.group('Error table (seed 000 + gateway codes), OpenAI error shape', (group)
 
   test('401 invalid_api_key: missing, unknown, revoked, expired', async ({ assert }) => {
     const user = await seedUser()
-    for (const headers of [{}, { authorization: 'Bearer sk-gw-nope' }, { 'x-api-key': 'sk-gw-nope' }]) {
+    const variants: Record<string, string>[] = [{}, { authorization: 'Bearer sk-gw-nope' }, { 'x-api-key': 'sk-gw-nope' }]
+    for (const headers of variants) {
       const r = await expectError(await post('/v1/chat/completions', { model: 'mock-a', messages: hello }, headers), 401, 'invalid_api_key')
       assert.equal(r.status, 401)
       assert.equal(r.code, 'invalid_api_key')

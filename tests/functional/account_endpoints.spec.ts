@@ -1,0 +1,69 @@
+import { test } from '@japa/runner'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { baseUrl, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
+
+const get = (path: string, key?: string) =>
+  fetch(`${baseUrl()}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} })
+
+test.group('GET /v1/models, /v1/usage, /v1/balance, /api/status', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', provider: 'openrouter', baseUrl: mock.url, models: ['gpt-4o', 'deepseek-chat', 'nex/*'], modelMapping: { 'gpt-alias': 'gpt-4o' } })
+    await seedPrice('gpt-4o', '2', '8')
+    return () => mock.stop()
+  })
+
+  test('models: the concrete models the plan allows, in OpenAI list shape', async ({ assert }) => {
+    const user = await seedUser({ plan: { name: 'gpt-only', models: ['gpt-*'] } })
+    const body: any = await (await get('/v1/models', user.key)).json()
+    assert.equal(body.object, 'list')
+    assert.sameMembers(body.data.map((m: any) => m.id), ['gpt-4o', 'gpt-alias'])
+    assert.include(body.data[0], { object: 'model' })
+    assert.equal((await get('/v1/models')).status, 401)
+  })
+
+  test('usage: seed 000 shape for the current month, by model', async ({ assert }) => {
+    const user = await seedUser({ plan: { name: 'quota', monthlyInputTokens: 1000000, monthlyOutputTokens: 500, models: ['*'] }, balance: '5' })
+    const auth = { authorization: `Bearer ${user.key}` }
+    await post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'a' }] }, auth)
+    await post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }] }, auth)
+    await post('/v1/chat/completions', { model: 'deepseek-chat', messages: [{ role: 'user', content: 'a' }] }, auth)
+    const usage: any = await (await get('/v1/usage', user.key)).json()
+    assert.equal(usage.object, 'usage')
+    const now = new Date()
+    assert.equal(usage.period.start, `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}-01T00:00:00Z`)
+    assert.match(usage.period.end, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/)
+    assert.deepEqual(usage.totals, { input_tokens: 12 + 16 + 12, output_tokens: 15, total_tokens: 55 })
+    assert.deepEqual(usage.plan_limits, { monthly_input_tokens: 1000000, monthly_output_tokens: 500, allowed_models: ['*'] })
+    assert.deepEqual(usage.by_model, [
+      { model: 'deepseek-chat', provider: 'openrouter', inp: 12, out: 5, total: 17 },
+      { model: 'gpt-4o', provider: 'openrouter', inp: 28, out: 10, total: 38 },
+    ])
+  })
+
+  test('balance: seed 003 shape, spent = charges', async ({ assert }) => {
+    const user = await seedUser({ balance: '42.5' })
+    await post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'a' }] }, { authorization: `Bearer ${user.key}` })
+    const balance: any = await (await get('/v1/balance', user.key)).json()
+    // 12 x $2/M + 5 x $8/M = $0.000064
+    assert.equal(balance.currency, 'USD')
+    assert.closeTo(balance.balance, 42.499936, 1e-9)
+    assert.closeTo(balance.total_spent, 0.000064, 1e-12)
+    assert.match(balance.last_updated, /Z$/)
+  })
+
+  test('status: version, uptime and database health without a key', async ({ assert }) => {
+    const response = await get('/api/status')
+    assert.equal(response.status, 200)
+    const body: any = await response.json()
+    assert.equal(body.status, 'ok')
+    assert.equal(body.database.status, 'ok')
+    assert.isString(body.version)
+    assert.isNumber(body.uptime_seconds)
+    const head = await fetch(`${baseUrl()}/`, { method: 'HEAD' })
+    assert.equal(head.status, 200)
+  })
+})
