@@ -9,9 +9,8 @@ import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
 import { RequestAccount } from '#gateway/metering/request_account'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { adapterFor } from '#gateway/providers/registry'
-import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
-import { poolFor } from '#gateway/upstream/upstream_pool'
+import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
 import type { Principal, TokenUsage } from '#gateway/types'
 
 /** A parsed chat-completions call, as the controller hands it over. */
@@ -66,18 +65,7 @@ export class GatewayService {
     account.stream = call.stream
     account.price = authorizeModel(this.catalog, call.principal, call.model)
     const candidates = this.router().route(call.model)
-    const candidate = candidates[0]
-    account.channelId = candidate.channel.id
-    account.provider = candidate.channel.provider
-    account.servedModel = candidate.upstreamModel
-
     const clientWantsUsage = call.body.stream_options?.include_usage === true
-    const upstreamBody = this.#upstreamBody(call, candidate, clientWantsUsage)
-    const request = adapterFor(candidate.channel.provider).chatCompletions(
-      candidate.channel,
-      upstreamBody,
-      call.req.headers
-    )
 
     const abort = new AbortController()
     const onClose = () => {
@@ -85,26 +73,30 @@ export class GatewayService {
     }
     call.res.on('close', onClose)
     try {
-      let upstream: Dispatcher.ResponseData
-      try {
-        upstream = await send(request, abort.signal)
-      } catch (error) {
-        if (abort.signal.aborted) return this.#clientGone(call, account)
-        throw GatewayError.providerError(`Upstream request failed: ${describe(error)}`)
-      }
-
-      if (upstream.statusCode >= 400) {
-        const bytes = await readBody(upstream).catch(() => Buffer.alloc(0))
-        throw upstreamFailure(upstream.statusCode, bytes)
-      }
-
+      const { candidate, response } = await dispatch(
+        candidates,
+        (c) =>
+          adapterFor(c.channel.provider).chatCompletions(
+            c.channel,
+            this.#upstreamBody(call, c, clientWantsUsage),
+            call.req.headers
+          ),
+        abort.signal,
+        (c) => {
+          account.channelId = c.channel.id
+          account.provider = c.channel.provider
+          account.servedModel = c.upstreamModel
+        }
+      )
       const mapped = candidate.upstreamModel !== call.model
-      if (call.stream && isEventStream(upstream.headers['content-type'])) {
-        return await this.#relayStream(call, account, upstream, mapped, clientWantsUsage)
+      if (call.stream && isEventStream(response.headers['content-type'])) {
+        return await this.#relayStream(call, account, response, mapped, clientWantsUsage)
       }
-      return await this.#relayJson(call, account, upstream, mapped)
+      return await this.#relayJson(call, account, response, mapped)
     } catch (error) {
-      if (abort.signal.aborted && !(error instanceof GatewayError)) return this.#clientGone(call, account)
+      if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
+        return this.#clientGone(call, account)
+      }
       throw error
     } finally {
       call.res.off('close', onClose)
@@ -191,55 +183,13 @@ export class GatewayService {
   }
 }
 
-function send(request: UpstreamRequest, signal: AbortSignal) {
-  return poolFor(request.origin).request({
-    method: 'POST',
-    path: request.path,
-    headers: request.headers,
-    body: request.body,
-    signal,
-  })
-}
 
-async function readBody(upstream: Dispatcher.ResponseData): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of upstream.body) chunks.push(chunk as Buffer)
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
-}
 
 function isEventStream(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.includes('text/event-stream')
 }
 
-/** Upstream 4xx reach the client with their status and message; 5xx become 502 provider_error. */
-function upstreamFailure(status: number, bytes: Buffer): GatewayError {
-  let message = ''
-  let code: string | null = null
-  try {
-    const parsed = JSON.parse(bytes.toString('utf8'))
-    const detail = Array.isArray(parsed) ? parsed[0] : parsed
-    message = detail?.error?.message ?? detail?.message ?? ''
-    if (typeof message !== 'string') message = JSON.stringify(message)
-    if (typeof detail?.error?.code === 'string') code = detail.error.code
-  } catch {
-    message = bytes.toString('utf8').slice(0, 500)
-  }
-  if (status >= 500) {
-    return GatewayError.providerError(
-      `Upstream provider returned HTTP ${status}${message ? `: ${message}` : ''}`
-    )
-  }
-  const error = new GatewayError(status, code ?? upstreamCode(status), message || `Upstream returned HTTP ${status}`)
-  error.upstreamBody = bytes
-  if (status === 429) error.type = 'rate_limit_error'
-  return error
-}
 
-function upstreamCode(status: number): string {
-  if (status === 429) return 'upstream_rate_limited'
-  if (status === 401 || status === 403) return 'upstream_auth_error'
-  return 'upstream_error'
-}
 
 function completionOfMessage(parsed: any): string {
   let text = ''
@@ -253,7 +203,3 @@ function completionOfMessage(parsed: any): string {
   return text
 }
 
-function describe(error: unknown): string {
-  const e = error as any
-  return e?.code ? `${e.code}${e.message ? ` (${e.message})` : ''}` : String(e?.message ?? e)
-}

@@ -3,6 +3,8 @@ import type { ChannelInfo } from '#gateway/types'
 
 /** A ready-to-send upstream HTTP request. */
 export interface UpstreamRequest {
+  /** Default POST */
+  method?: 'GET' | 'POST'
   origin: string
   path: string
   headers: Record<string, string>
