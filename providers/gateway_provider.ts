@@ -28,6 +28,10 @@ export default class GatewayProvider {
         meterBatchSize: env.get('METER_BATCH_SIZE') ?? 200,
         meterFlushMs: env.get('METER_FLUSH_MS') ?? 5,
         listen: true,
+        maxAttempts: env.get('ROUTE_MAX_ATTEMPTS') ?? 3,
+        maxBackoffMs: env.get('ROUTE_MAX_BACKOFF_MS') ?? 1000,
+        circuitFailures: env.get('CIRCUIT_FAILURES') ?? 3,
+        circuitCooldownMs: env.get('CIRCUIT_COOLDOWN_MS') ?? 30_000,
       })
       return this.#gateway
     })

@@ -30,6 +30,23 @@ export default await Env.create(new URL('../', import.meta.url), {
   ZAI_API_KEY: Env.schema.string.optional(),
   ANTHROPIC_API_KEY: Env.schema.string.optional(),
 
+  /** Failover: channels tried per request, max pause between attempts; circuit breaker */
+  ROUTE_MAX_ATTEMPTS: Env.schema.number.optional(),
+  ROUTE_MAX_BACKOFF_MS: Env.schema.number.optional(),
+  CIRCUIT_FAILURES: Env.schema.number.optional(),
+  CIRCUIT_COOLDOWN_MS: Env.schema.number.optional(),
+  UPSTREAM_CONNECT_TIMEOUT_MS: Env.schema.number.optional(),
+  UPSTREAM_FIRST_BYTE_TIMEOUT_MS: Env.schema.number.optional(),
+  UPSTREAM_IDLE_TIMEOUT_MS: Env.schema.number.optional(),
+  UPSTREAM_TOTAL_TIMEOUT_MS: Env.schema.number.optional(),
+
+  /** Rate-limit counters: memory (one instance) or database (shared by instances) */
+  LIMITER_STORE: Env.schema.enum.optional(['memory', 'database'] as const),
+  /** Bound on upstream requests in flight per instance; beyond it, 503 */
+  MAX_INFLIGHT: Env.schema.number.optional(),
+  /** Graceful shutdown: how long in-flight requests may take to finish (ms) */
+  SHUTDOWN_GRACE_MS: Env.schema.number.optional(),
+
   /** Metering write-behind: max events per transaction and max wait (ms) */
   METER_BATCH_SIZE: Env.schema.number.optional(),
   METER_FLUSH_MS: Env.schema.number.optional(),

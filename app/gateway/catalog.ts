@@ -1,6 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { globMatches, globSpecificity } from '#gateway/glob'
+import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import {
   currentPeriod,
@@ -88,6 +89,12 @@ export class Catalog {
       weight: Math.max(0, row.weight),
       enabled: row.enabled,
       disabledReason: row.disabled_reason,
+      timeouts: {
+        connect: row.connect_timeout_ms ?? DEFAULT_TIMEOUTS.connect,
+        firstByte: row.first_byte_timeout_ms ?? DEFAULT_TIMEOUTS.firstByte,
+        idle: row.idle_timeout_ms ?? DEFAULT_TIMEOUTS.idle,
+        total: row.total_timeout_ms ?? DEFAULT_TIMEOUTS.total,
+      },
     }))
     this.channelsVersion++
   }
@@ -144,6 +151,10 @@ export class Catalog {
           allowedModels: row.allowed_models,
           expiresAt: row.expires_at ? new Date(row.expires_at).getTime() : null,
           revoked: row.revoked_at !== null,
+          rpm: row.rpm,
+          tpm: row.tpm,
+          spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
+          spentPico: toPico(String(row.spent ?? '0')),
         }
       : null
     if (!info && this.#keys.size > NEGATIVE_KEY_LIMIT) this.#keys.clear()
@@ -198,6 +209,7 @@ export class Catalog {
       role: row.role,
       planId: row.plan_id === null ? null : Number(row.plan_id),
       balancePico: toPico(String(row.balance)) - pending.costPico,
+      reservedPico: this.#users.get(userId)?.reservedPico ?? 0n,
       period,
       inputTokens: Number(row.input_tokens) + pending.input,
       outputTokens: Number(row.output_tokens) + pending.output,
@@ -225,6 +237,17 @@ export class Catalog {
     state.balancePico -= costPico
     state.inputTokens += input
     state.outputTokens += output
+  }
+
+  /** Adds a metered cost to the cached key's spend (for spend caps). */
+  applyKeySpend(keyId: number, costPico: bigint) {
+    if (costPico === 0n) return
+    for (const cached of this.#keys.values()) {
+      if (cached.info?.id === keyId) {
+        cached.info.spentPico += costPico
+        return
+      }
+    }
   }
 
   /** Reacts to `NOTIFY gateway_changes '<table>:<id>'`. */

@@ -3,6 +3,9 @@ import { ChangeListener } from '#gateway/change_listener'
 import { GatewayService } from '#gateway/gateway_service'
 import { UsageMeter } from '#gateway/metering/usage_meter'
 import { closePools } from '#gateway/upstream/upstream_pool'
+import { ChannelHealth, type HealthTransition } from '#gateway/routing/channel_health'
+import { setDispatchPolicy } from '#gateway/upstream/dispatcher'
+import db from '@adonisjs/lucid/services/db'
 import type { Logger } from '@adonisjs/core/logger'
 
 export interface GatewayOptions {
@@ -12,6 +15,11 @@ export interface GatewayOptions {
   meterFlushMs: number
   /** Listen for configuration changes (off for one-shot ace commands) */
   listen: boolean
+  /** Failover and circuit breaking */
+  maxAttempts: number
+  maxBackoffMs: number
+  circuitFailures: number
+  circuitCooldownMs: number
 }
 
 /**
@@ -22,6 +30,7 @@ export class Gateway {
   readonly catalog = new Catalog()
   readonly meter: UsageMeter
   readonly service: GatewayService
+  readonly health: ChannelHealth
   #listener: ChangeListener | null = null
 
   constructor(private options: GatewayOptions) {
@@ -40,6 +49,47 @@ export class Gateway {
     })
     this.catalog.setPendingSource((userId) => this.meter.pendingFor(userId))
     this.service = new GatewayService(this.catalog, this.meter)
+    this.health = new ChannelHealth(
+      {
+        failureThreshold: options.circuitFailures,
+        baseCooldownMs: options.circuitCooldownMs,
+        maxCooldownMs: Math.max(options.circuitCooldownMs, 300_000),
+      },
+      (transition) => this.#mirrorHealth(transition)
+    )
+    setDispatchPolicy({
+      health: this.health,
+      maxAttempts: options.maxAttempts,
+      maxBackoffMs: options.maxBackoffMs,
+      disableChannel: (channelId, reason) => this.#disableChannel(channelId, reason),
+    })
+  }
+
+  /** Circuit transitions are mirrored into the channels table, for admins (best effort). */
+  #mirrorHealth(transition: HealthTransition) {
+    db.from('channels')
+      .where('id', transition.channelId)
+      .update({
+        health: transition.state,
+        cooldown_until: transition.until ? new Date(transition.until) : null,
+        ...(transition.error ? { last_error: transition.error.slice(0, 1000), last_error_at: new Date() } : {}),
+      })
+      .catch((error) => this.options.logger.warn({ err: error }, 'could not record channel health'))
+  }
+
+  /** A bad upstream key: out of rotation at once here, and for every instance via the database. */
+  #disableChannel(channelId: number, reason: string) {
+    const channel = this.catalog.channels.find((c) => c.id === channelId)
+    if (channel?.enabled) {
+      channel.enabled = false
+      channel.disabledReason = reason
+      this.catalog.channelsVersion++
+    }
+    this.options.logger.warn({ channelId, reason }, 'channel disabled')
+    db.from('channels')
+      .where('id', channelId)
+      .update({ enabled: false, disabled_reason: reason, last_error: reason, last_error_at: new Date() })
+      .catch((error) => this.options.logger.error({ err: error }, 'could not disable channel'))
   }
 
   async start() {

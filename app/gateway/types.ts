@@ -44,6 +44,15 @@ export interface ChannelInfo {
   weight: number
   enabled: boolean
   disabledReason: string | null
+  timeouts: ChannelTimeouts
+}
+
+/** Per-channel upstream timeouts, ms (defaults filled in by the catalog) */
+export interface ChannelTimeouts {
+  connect: number
+  firstByte: number
+  idle: number
+  total: number
 }
 
 export interface PriceInfo {
@@ -62,6 +71,12 @@ export interface KeyInfo {
   /** epoch ms, or null */
   expiresAt: number | null
   revoked: boolean
+  rpm: number | null
+  tpm: number | null
+  /** pico-USD; null = no cap */
+  spendLimitPico: bigint | null
+  /** pico-USD spent through this key, including charges not yet committed */
+  spentPico: bigint
 }
 
 export interface UserState {
@@ -70,6 +85,8 @@ export interface UserState {
   planId: number | null
   /** Balance including charges not yet flushed to the database */
   balancePico: bigint
+  /** Held by requests in flight against priced models (settled when they end) */
+  reservedPico: bigint
   /** 'YYYY-MM-01' of the counters below */
   period: string
   inputTokens: number

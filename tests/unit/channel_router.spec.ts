@@ -16,6 +16,7 @@ function channel(id: number, overrides: Partial<ChannelInfo>): ChannelInfo {
     weight: 1,
     enabled: true,
     disabledReason: null,
+    timeouts: { connect: 1000, firstByte: 1000, idle: 1000, total: 1000 },
     ...overrides,
   }
 }

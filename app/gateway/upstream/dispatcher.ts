@@ -3,11 +3,15 @@ import { GatewayError } from '#exceptions/gateway_error'
 import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor } from '#gateway/upstream/upstream_pool'
+import type { ChannelHealth } from '#gateway/routing/channel_health'
+import type { ChannelTimeouts } from '#gateway/types'
 
 /** What the dispatcher returns: the channel that answered and its response (status < 400, body unread). */
 export interface DispatchResult {
   candidate: RouteCandidate
   response: Dispatcher.ResponseData
+  /** Aborts on client disconnect or the channel's total timeout: keep using it while reading the body */
+  signal: AbortSignal
 }
 
 /** Thrown when the client went away while waiting for the upstream. */
@@ -17,46 +21,192 @@ export class ClientGoneError extends Error {
   }
 }
 
+/** One try against one channel, kept for the request's record. */
+export interface AttemptRecord {
+  attempt: number
+  channelId: number
+  status: number | null
+  outcome: 'ok' | 'http_error' | 'rate_limited' | 'auth_error' | 'network_error' | 'timeout' | 'client_error'
+  error: string | null
+  latencyMs: number
+}
+
+/** What the dispatcher needs from the gateway (one instance, built at boot). */
+export interface DispatchPolicy {
+  health: ChannelHealth
+  /** At most this many channels are tried per request */
+  maxAttempts: number
+  /** Upper bound of the pause between two attempts (ms); the n-th waits min(bound, 25 x 2^n) */
+  maxBackoffMs: number
+  /** An upstream 401/403: the channel's key is bad; take the channel out of rotation */
+  disableChannel: (channelId: number, reason: string) => void
+}
+
+export interface DispatchHooks {
+  /** Before each attempt (the request's account records the channel) */
+  onAttempt?: (candidate: RouteCandidate) => void
+  /** After each attempt, success or not */
+  onAttemptResult?: (record: AttemptRecord) => void
+}
+
+let policy: DispatchPolicy | null = null
+
+/** Installs the failover policy (at boot). Without one, a single attempt is made. */
+export function setDispatchPolicy(next: DispatchPolicy) {
+  policy = next
+}
+
 /**
  * Sends a request to the route's candidates and returns the first usable
- * response. Owns everything about *getting* an answer (attempts, timeouts,
- * which failures move on to the next channel); relaying the answer belongs
- * to the caller's dialect.
+ * response. Owns everything about *getting* an answer; relaying it belongs to
+ * the caller's dialect.
  *
- * Upstream 4xx (other than 429) are the client's problem and are returned as
- * GatewayError carrying the upstream's status and message; 5xx and network
- * failures become 502 provider_error.
+ * Before any byte reaches the client, a network error, a timeout, a 5xx or a
+ * 429 moves on to the next candidate (bounded attempts, short backoff; a
+ * Retry-After cools the failing channel down that long), and feeds the
+ * channel's circuit breaker. An upstream 401/403 disables the channel (bad
+ * upstream key) and moves on. Other 4xx are the client's problem: returned
+ * as GatewayError with the upstream's status and message.
+ *
+ * When nothing could be tried (every candidate cooling down): 503
+ * no_available_channel. When everything tried failed: the last failure
+ * (429 with Retry-After, else 502 provider_error).
  */
 export async function dispatch(
   candidates: RouteCandidate[],
   build: (candidate: RouteCandidate) => UpstreamRequest,
-  signal: AbortSignal,
-  onAttempt?: (candidate: RouteCandidate) => void
+  clientSignal: AbortSignal,
+  hooksOrOnAttempt?: DispatchHooks | ((candidate: RouteCandidate) => void)
 ): Promise<DispatchResult> {
-  const candidate = candidates[0]
-  onAttempt?.(candidate)
-  const request = build(candidate)
-  let response: Dispatcher.ResponseData
-  try {
-    response = await send(request, signal)
-  } catch (error) {
-    if (signal.aborted) throw new ClientGoneError()
-    throw GatewayError.providerError(`Upstream request failed: ${describe(error)}`)
-  }
-  if (response.statusCode >= 400) {
+  const hooks: DispatchHooks =
+    typeof hooksOrOnAttempt === 'function' ? { onAttempt: hooksOrOnAttempt } : (hooksOrOnAttempt ?? {})
+  const health = policy?.health
+  const maxAttempts = policy?.maxAttempts ?? 1
+  let attempts = 0
+  let lastFailure: GatewayError | null = null
+
+  for (const candidate of candidates) {
+    if (attempts >= maxAttempts) break
+    const channelId = candidate.channel.id
+    if (health && !health.tryAcquire(channelId)) continue
+    if (attempts > 0 && policy) await pause(Math.min(policy.maxBackoffMs, 25 * 2 ** attempts), clientSignal)
+    if (clientSignal.aborted) {
+      health?.release(channelId)
+      throw new ClientGoneError()
+    }
+    attempts++
+    hooks.onAttempt?.(candidate)
+    const timeouts = candidate.channel.timeouts
+    const signal = timeouts ? AbortSignal.any([clientSignal, AbortSignal.timeout(timeouts.total)]) : clientSignal
+    const started = performance.now()
+    const record = (outcome: AttemptRecord['outcome'], status: number | null, error: string | null) =>
+      hooks.onAttemptResult?.({
+        attempt: attempts,
+        channelId,
+        status,
+        outcome,
+        error,
+        latencyMs: Math.round(performance.now() - started),
+      })
+
+    let response: Dispatcher.ResponseData
+    try {
+      response = await send(build(candidate), signal, timeouts)
+    } catch (error) {
+      if (clientSignal.aborted) {
+        health?.release(channelId)
+        record('client_error', null, 'client closed the connection')
+        throw new ClientGoneError()
+      }
+      const timedOut = isTimeout(error) || signal.aborted
+      const message = timedOut ? `timeout (${describe(error)})` : describe(error)
+      record(timedOut ? 'timeout' : 'network_error', null, message)
+      health?.failure(channelId, message)
+      lastFailure = GatewayError.providerError(`Upstream request failed: ${message}`)
+      continue
+    }
+
+    const status = response.statusCode
+    if (status < 400) {
+      health?.success(channelId)
+      record('ok', status, null)
+      return { candidate, response, signal }
+    }
+
     const bytes = await readBody(response).catch(() => Buffer.alloc(0))
-    throw upstreamFailure(response.statusCode, bytes)
+    const failure = upstreamFailure(status, bytes)
+    if (status === 401 || status === 403) {
+      record('auth_error', status, failure.message)
+      health?.release(channelId)
+      policy?.disableChannel(channelId, `upstream answered HTTP ${status}: ${failure.message}`.slice(0, 500))
+      lastFailure = GatewayError.providerError(`Upstream rejected the channel's credentials (HTTP ${status})`)
+      continue
+    }
+    if (status === 429 || status >= 500) {
+      const retryAfterMs = status === 429 ? parseRetryAfter(response.headers['retry-after']) : undefined
+      record(status === 429 ? 'rate_limited' : 'http_error', status, failure.message)
+      health?.failure(channelId, `HTTP ${status}: ${failure.message}`, retryAfterMs)
+      if (status === 429 && retryAfterMs !== undefined) {
+        failure.headers = { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) }
+      }
+      lastFailure = failure
+      continue
+    }
+    // Another 4xx: the request itself is wrong; another channel would say the same.
+    health?.success(channelId)
+    record('client_error', status, failure.message)
+    throw failure
   }
-  return { candidate, response }
+
+  if (attempts === 0) {
+    const model = candidates[0]?.upstreamModel ?? 'model'
+    const error = GatewayError.noAvailableChannel(model)
+    error.message = `No available upstream channel for '${model}': every channel is cooling down after failures`
+    throw error
+  }
+  throw lastFailure ?? GatewayError.providerError('Upstream request failed')
 }
 
-function send(request: UpstreamRequest, signal: AbortSignal) {
-  return poolFor(request.origin).request({
+function send(request: UpstreamRequest, signal: AbortSignal, timeouts?: ChannelTimeouts) {
+  return poolFor(request.origin, timeouts?.connect).request({
     method: request.method ?? 'POST',
     path: request.path,
     headers: request.headers,
     body: request.method === 'GET' ? undefined : request.body,
     signal,
+    headersTimeout: timeouts?.firstByte,
+    bodyTimeout: timeouts?.idle,
+  })
+}
+
+function isTimeout(error: unknown): boolean {
+  const code = (error as any)?.code ?? (error as any)?.name
+  return (
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'TimeoutError'
+  )
+}
+
+/** Retry-After in seconds or as an HTTP date -> ms (capped at 10 minutes). */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string' || !value) return undefined
+  const seconds = Number(value)
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
+  if (!Number.isFinite(ms) || ms < 0) return undefined
+  return Math.min(ms, 600_000)
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
   })
 }
 

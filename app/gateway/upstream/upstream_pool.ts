@@ -1,13 +1,14 @@
 import { Pool } from 'undici'
 
 /**
- * One keep-alive connection pool per upstream origin, created on first use
+ * One keep-alive connection pool per upstream origin (and connect timeout), created on first use
  * and shared by every request to that origin.
  */
 const pools = new Map<string, Pool>()
 
-export function poolFor(origin: string): Pool {
-  let pool = pools.get(origin)
+export function poolFor(origin: string, connectTimeoutMs = 10_000): Pool {
+  const key = connectTimeoutMs === 10_000 ? origin : `${origin}#${connectTimeoutMs}`
+  let pool = pools.get(key)
   if (!pool) {
     pool = new Pool(origin, {
       connections: 512,
@@ -16,9 +17,9 @@ export function poolFor(origin: string): Pool {
       keepAliveMaxTimeout: 600_000,
       headersTimeout: 300_000,
       bodyTimeout: 300_000,
-      connectTimeout: 10_000,
+      connectTimeout: connectTimeoutMs,
     })
-    pools.set(origin, pool)
+    pools.set(key, pool)
   }
   return pool
 }
