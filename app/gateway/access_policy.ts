@@ -3,6 +3,8 @@ import { anyGlobMatches } from '#gateway/glob'
 import { isPriced } from '#gateway/metering/pricing'
 import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import { estimateCostPico } from '#gateway/metering/reservation'
 
 /** May this principal use the model at all? (plan globs, then the key's own globs) */
 export function modelAllowed(principal: Principal, model: string): boolean {
@@ -13,7 +15,10 @@ export function modelAllowed(principal: Principal, model: string): boolean {
 
 /**
  * The checks before any upstream call, in the order of the error table:
- * 403 model_not_allowed, 429 token_limit_exceeded, 402 insufficient_balance.
+ * 403 model_not_allowed, 429 token_limit_exceeded, 402 spend_limit_exceeded
+ * (the key's USD cap), 402 insufficient_balance. A priced model needs a
+ * balance above what requests in flight already hold (reservations), so
+ * concurrent requests cannot overdraw it by more than one request's estimate.
  * Returns the model's price (null = free) for metering.
  */
 export function authorizeModel(catalog: Catalog, principal: Principal, model: string): PriceInfo | null {
@@ -27,7 +32,25 @@ export function authorizeModel(catalog: Catalog, principal: Principal, model: st
       throw GatewayError.tokenLimitExceeded('output', plan.monthlyOutputTokens)
     }
   }
+  const { key } = principal
+  if (key.spendLimitPico !== null && key.spentPico >= key.spendLimitPico) {
+    throw new GatewayError(402, 'spend_limit_exceeded', 'This API key reached its spend limit', 'insufficient_quota')
+  }
   const price = catalog.priceFor(model)
-  if (isPriced(price) && user.balancePico <= 0n) throw GatewayError.insufficientBalance()
+  if (isPriced(price) && user.balancePico - user.reservedPico <= 0n) throw GatewayError.insufficientBalance()
+  return price
+}
+
+/** authorizeModel, then hold the request's estimated cost until the account closes. */
+export function authorizeAndReserve(
+  catalog: Catalog,
+  account: RequestAccount,
+  model: string,
+  rawBytes: number,
+  body: Record<string, any>
+): PriceInfo | null {
+  const price = authorizeModel(catalog, account.principal, model)
+  account.price = price
+  if (isPriced(price)) account.reserve(estimateCostPico(price, rawBytes, body))
   return price
 }

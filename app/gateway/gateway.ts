@@ -39,13 +39,10 @@ export class Gateway {
       batchSize: options.meterBatchSize,
       flushMs: options.meterFlushMs,
       logger: options.logger,
-      onRecord: (event) =>
-        this.catalog.applyUsage(
-          event.userId,
-          event.costPico,
-          event.usage.promptTokens,
-          event.usage.completionTokens
-        ),
+      onRecord: (event) => {
+        this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
+        if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico)
+      },
     })
     this.catalog.setPendingSource((userId) => this.meter.pendingFor(userId))
     this.service = new GatewayService(this.catalog, this.meter)

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeModel } from '#gateway/access_policy'
+import { authorizeAndReserve } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import { relayOpenAiStream } from '#gateway/dialects/openai_chat/stream_relay'
 import { usageFromOpenAi } from '#gateway/dialects/openai_chat/usage'
@@ -63,7 +63,7 @@ export class GatewayService {
   async chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
     account.model = call.model
     account.stream = call.stream
-    account.price = authorizeModel(this.catalog, call.principal, call.model)
+    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const candidates = this.router().route(call.model)
     const clientWantsUsage = call.body.stream_options?.include_usage === true
 
@@ -82,11 +82,7 @@ export class GatewayService {
             call.req.headers
           ),
         abort.signal,
-        (c) => {
-          account.channelId = c.channel.id
-          account.provider = c.channel.provider
-          account.servedModel = c.upstreamModel
-        }
+        account.dispatchHooks
       )
       const mapped = candidate.upstreamModel !== call.model
       if (call.stream && isEventStream(response.headers['content-type'])) {

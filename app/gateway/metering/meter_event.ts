@@ -1,4 +1,5 @@
 import type { TokenUsage } from '#gateway/types'
+import type { AttemptRecord } from '#gateway/upstream/dispatcher'
 
 /** Everything the metering transaction writes for one request. */
 export interface MeterEvent {
@@ -22,4 +23,8 @@ export interface MeterEvent {
   latencyMs: number
   ttftMs: number | null
   createdAt: Date
+  /** Upstream attempts made (0 when rejected before routing) */
+  attemptCount: number
+  /** Kept only when the path was not a single clean attempt (for the admin's "why") */
+  attempts: AttemptRecord[] | null
 }

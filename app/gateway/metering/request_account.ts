@@ -3,6 +3,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { costOf } from '#gateway/metering/pricing'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { ZERO_USAGE, type PriceInfo, type Principal, type TokenUsage } from '#gateway/types'
+import type { AttemptRecord, DispatchHooks } from '#gateway/upstream/dispatcher'
 
 /**
  * The accounting of one API request, filled in as the request progresses and
@@ -19,6 +20,9 @@ export class RequestAccount {
   servedModel: string | null = null
   price: PriceInfo | null = null
   ttftMs: number | null = null
+  attempts: AttemptRecord[] = []
+  /** pico-USD held on the user's balance until the request ends */
+  #reservedPico = 0n
   #closed = false
 
   constructor(
@@ -26,6 +30,33 @@ export class RequestAccount {
     readonly principal: Principal,
     readonly endpoint: string
   ) {}
+
+  /** Hooks for dispatch(): the channel tried and each attempt's outcome land on this record. */
+  readonly dispatchHooks: DispatchHooks = {
+    onAttempt: (candidate) => {
+      this.channelId = candidate.channel.id
+      this.provider = candidate.channel.provider
+      this.servedModel = candidate.upstreamModel
+    },
+    onAttemptResult: (record) => {
+      this.attempts.push(record)
+    },
+  }
+
+  /**
+   * Holds an estimate of the request's cost on the user's balance while it
+   * runs, so concurrent requests see each other (see access_policy.ts).
+   * Released exactly once, in close(), on every exit path.
+   */
+  reserve(estimatePico: bigint) {
+    if (estimatePico <= 0n || this.#closed) return
+    this.#reservedPico += estimatePico
+    this.principal.user.reservedPico += estimatePico
+  }
+
+  get reservedPico() {
+    return this.#reservedPico
+  }
 
   markFirstByte() {
     if (this.ttftMs === null) this.ttftMs = Math.round(performance.now() - this.startedAt)
@@ -35,6 +66,11 @@ export class RequestAccount {
   close(status: number, errorCode: string | null, usage: TokenUsage = ZERO_USAGE) {
     if (this.#closed) return
     this.#closed = true
+    if (this.#reservedPico > 0n) {
+      this.principal.user.reservedPico -= this.#reservedPico
+      this.#reservedPico = 0n
+    }
+    const cleanPath = this.attempts.length <= 1 && this.attempts.every((a) => a.outcome === 'ok')
     this.meter.record({
       requestId: this.requestId,
       userId: this.principal.user.id,
@@ -52,6 +88,8 @@ export class RequestAccount {
       latencyMs: Math.round(performance.now() - this.startedAt),
       ttftMs: this.ttftMs,
       createdAt: this.createdAt,
+      attemptCount: this.attempts.length,
+      attempts: cleanPath ? null : this.attempts,
     })
   }
 

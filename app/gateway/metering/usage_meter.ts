@@ -18,18 +18,25 @@ WITH e AS (
     model text, served_model text, endpoint text, stream boolean, status int, error_code text,
     prompt_tokens int, completion_tokens int, total_tokens int, cached_tokens int,
     reasoning_tokens int, estimated boolean, cost numeric, latency_ms int, ttft_ms int,
-    created_at timestamptz)
+    created_at timestamptz, attempts int)
 ),
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, estimated, cost, latency_ms, ttft_ms, created_at)
+    total_tokens, cached_tokens, reasoning_tokens, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-    reasoning_tokens, estimated, cost, latency_ms, ttft_ms, created_at
+    reasoning_tokens, estimated, cost, latency_ms, ttft_ms, created_at, attempts
   FROM e
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
+  RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
+),
+attempt_log AS (
+  INSERT INTO request_attempts (request_id, attempt, channel_id, status, outcome, error, latency_ms, created_at)
+  SELECT a.request_id, a.attempt, a.channel_id, a.status, a.outcome, a.error, a.latency_ms, ins.created_at
+    FROM json_to_recordset($2::json) AS a(request_id uuid, attempt int, channel_id bigint, status int,
+         outcome text, error text, latency_ms int)
+    JOIN ins ON ins.request_id = a.request_id
 ),
 charges AS (
   INSERT INTO balance_ledger (user_id, kind, amount, usage_record_id, created_at)
@@ -47,8 +54,8 @@ counters AS (
     cost = monthly_usage.cost + EXCLUDED.cost
 ),
 touched AS (
-  UPDATE api_keys k SET last_used_at = t.last_used
-    FROM (SELECT api_key_id, MAX(created_at) AS last_used FROM ins
+  UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost
+    FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
            WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
    WHERE k.id = t.api_key_id
 )
@@ -149,7 +156,7 @@ export class UsageMeter {
   async #writeWithRetry(batch: MeterEvent[]) {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#pool.query(WRITE_BATCH_SQL, [serialize(batch)])
+        await this.#pool.query(WRITE_BATCH_SQL, [serialize(batch), serializeAttempts(batch)])
         return
       } catch (error: any) {
         const dataError = typeof error?.code === 'string' && /^(22|23)/.test(error.code)
@@ -208,6 +215,26 @@ function serialize(batch: MeterEvent[]): string {
       latency_ms: e.latencyMs,
       ttft_ms: e.ttftMs,
       created_at: e.createdAt.toISOString(),
+      attempts: e.attemptCount,
     }))
   )
+}
+
+function serializeAttempts(batch: MeterEvent[]): string {
+  const rows = []
+  for (const e of batch) {
+    if (!e.attempts) continue
+    for (const a of e.attempts) {
+      rows.push({
+        request_id: e.requestId,
+        attempt: a.attempt,
+        channel_id: a.channelId,
+        status: a.status,
+        outcome: a.outcome,
+        error: a.error,
+        latency_ms: a.latencyMs,
+      })
+    }
+  }
+  return JSON.stringify(rows)
 }
