@@ -19,12 +19,24 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'Expire after N days' })
   declare expiresInDays?: string
 
+  @flags.string({ description: 'Requests per minute for this key' })
+  declare rpm?: string
+
+  @flags.string({ description: 'Tokens per minute for this key' })
+  declare tpm?: string
+
+  @flags.string({ description: 'Spend cap in USD for this key' })
+  declare spendLimit?: string
+
   async execute() {
     const input = await createKeyValidator.validate({
       user: this.user,
       name: this.name,
       models: list(this.models),
       expiresInDays: num(this.expiresInDays),
+      rpm: num(this.rpm),
+      tpm: num(this.tpm),
+      spendLimit: this.spendLimit,
     })
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user })
     this.logger.success(`Created key "${apiKey.name}" (id ${apiKey.id}, ${apiKey.masked}); it is shown only once:`)

@@ -52,7 +52,13 @@ export interface SeededUser {
 
 /** A user on a plan (created when given), with a key and an optional balance. */
 export async function seedUser(
-  options: { plan?: CreatePlanInput; balance?: string; keyModels?: string[]; email?: string } = {}
+  options: {
+    plan?: CreatePlanInput
+    balance?: string
+    keyModels?: string[]
+    email?: string
+    key?: { rpm?: number; tpm?: number; spendLimit?: string }
+  } = {}
 ): Promise<SeededUser> {
   counter++
   let planName: string | undefined
@@ -63,7 +69,7 @@ export async function seedUser(
   const email = options.email ?? `user${counter}-${Date.now()}@test.local`
   const { user } = await createUser({ email, password: 'password123', plan: planName })
   if (options.balance) await postLedgerEntry({ userRef: email, kind: 'topup', amount: options.balance })
-  const { key, apiKey } = await createApiKey({ userRef: email, models: options.keyModels })
+  const { key, apiKey } = await createApiKey({ userRef: email, models: options.keyModels, ...options.key })
   await refreshCaches()
   return { userId: user.id, email, key, keyId: apiKey.id }
 }

@@ -9,6 +9,10 @@ export async function createApiKey(input: {
   name?: string
   models?: string[]
   expiresInDays?: number
+  rpm?: number
+  tpm?: number
+  /** USD */
+  spendLimit?: string
 }) {
   const user = await findUser(input.userRef)
   const issued = issueApiKey()
@@ -20,6 +24,9 @@ export async function createApiKey(input: {
     lastFour: issued.lastFour,
     allowedModels: input.models?.length ? input.models : null,
     expiresAt: input.expiresInDays ? DateTime.now().plus({ days: input.expiresInDays }) : null,
+    rpm: input.rpm ?? null,
+    tpm: input.tpm ?? null,
+    spendLimit: input.spendLimit ?? null,
   })
   return { apiKey, key: issued.key }
 }

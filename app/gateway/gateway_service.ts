@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Dispatcher } from 'undici'
 import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeAndReserve } from '#gateway/access_policy'
+import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
 import { relayOpenAiStream } from '#gateway/dialects/openai_chat/stream_relay'
 import { usageFromOpenAi } from '#gateway/dialects/openai_chat/usage'
@@ -57,7 +57,7 @@ export class GatewayService {
 
   /** Starts the accounting of a request that passed key authentication. */
   openAccount(principal: Principal, endpoint: string): RequestAccount {
-    return new RequestAccount(this.meter, principal, endpoint)
+    return new RequestAccount(this.meter, principal, endpoint, onAccountClosed)
   }
 
   async chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
@@ -73,7 +73,7 @@ export class GatewayService {
     }
     call.res.on('close', onClose)
     try {
-      const { candidate, response } = await dispatch(
+      const { candidate, response, body } = await dispatch(
         candidates,
         (c) =>
           adapterFor(c.channel.provider).chatCompletions(
@@ -86,9 +86,9 @@ export class GatewayService {
       )
       const mapped = candidate.upstreamModel !== call.model
       if (call.stream && isEventStream(response.headers['content-type'])) {
-        return await this.#relayStream(call, account, response, mapped, clientWantsUsage)
+        return await this.#relayStream(call, account, body, mapped, clientWantsUsage)
       }
-      return await this.#relayJson(call, account, response, mapped)
+      return await this.#relayJson(call, account, response.statusCode, body, mapped)
     } catch (error) {
       if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
         return this.#clientGone(call, account)
@@ -113,10 +113,11 @@ export class GatewayService {
   async #relayJson(
     call: ChatCall,
     account: RequestAccount,
-    upstream: Dispatcher.ResponseData,
+    status: number,
+    upstreamBody: AsyncIterable<Buffer>,
     mapped: boolean
   ) {
-    let bytes = await readBody(upstream)
+    let bytes = await readBody(upstreamBody)
     let parsed: any
     try {
       parsed = JSON.parse(bytes.toString('utf8'))
@@ -131,24 +132,24 @@ export class GatewayService {
     }
     account.markFirstByte()
     if (!call.res.destroyed) {
-      call.res.writeHead(upstream.statusCode, {
+      call.res.writeHead(status, {
         'content-type': 'application/json',
         'content-length': String(bytes.length),
         'x-request-id': account.requestId,
       })
       call.res.end(bytes)
     }
-    account.close(upstream.statusCode, null, usage)
+    account.close(status, null, usage)
   }
 
   async #relayStream(
     call: ChatCall,
     account: RequestAccount,
-    upstream: Dispatcher.ResponseData,
+    upstreamBody: AsyncIterable<Buffer>,
     mapped: boolean,
     clientWantsUsage: boolean
   ) {
-    const result = await relayOpenAiStream(upstream.body, call.res, {
+    const result = await relayOpenAiStream(upstreamBody, call.res, {
       stripUsageChunk: !clientWantsUsage,
       clientModel: mapped ? call.model : null,
       headers: { ...STREAM_HEADERS, 'x-request-id': account.requestId },
@@ -180,6 +181,11 @@ export class GatewayService {
 }
 
 
+
+/** Counts tokens against TPM windows (only principals that have any). */
+function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
+  if (hasLimits(account.principal)) addTokens(account.principal, usage.totalTokens).catch(() => {})
+}
 
 function isEventStream(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.includes('text/event-stream')

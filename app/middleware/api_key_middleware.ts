@@ -3,6 +3,7 @@ import type { NextFn } from '@adonisjs/core/types/http'
 import app from '@adonisjs/core/services/app'
 import { extractApiKey, resolvePrincipal } from '#gateway/auth/key_resolver'
 import type { Gateway } from '#gateway/gateway'
+import { admit, hasLimits } from '#gateway/limits/rate_limits'
 import type { Principal } from '#gateway/types'
 
 declare module '@adonisjs/core/http' {
@@ -13,12 +14,22 @@ declare module '@adonisjs/core/http' {
 
 let gateway: Gateway | undefined
 
-/** Resolves the API key (any of the headers clients use) to its key, owner and plan, from memory. */
+/**
+ * Resolves the API key (any of the headers clients use) to its key, owner and
+ * plan, from memory, and applies the key's and plan's rate limits.
+ */
 export default class ApiKeyMiddleware {
   async handle(ctx: HttpContext, next: NextFn) {
     gateway ??= await app.container.make('gateway')
     const req = ctx.request.request
-    ctx.principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
+    const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
+    ctx.principal = principal
+    // Rate limits apply to the calls that do work (POST); listing models or usage is free.
+    if (req.method === 'POST' && hasLimits(principal)) {
+      const headers = await admit(principal)
+      // On the raw response: merged into every answer, relayed streams included.
+      for (const name in headers) ctx.response.response.setHeader(name, headers[name])
+    }
     return next()
   }
 }

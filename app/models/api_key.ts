@@ -33,6 +33,16 @@ export default class ApiKey extends BaseModel {
   @column()
   declare spendLimit: string | null
 
+  /** USD spent through this key (metering keeps it) */
+  @column()
+  declare spent: string
+
+  @column()
+  declare rpm: number | null
+
+  @column()
+  declare tpm: number | null
+
   @column.dateTime()
   declare expiresAt: DateTime | null
 

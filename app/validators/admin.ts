@@ -65,5 +65,8 @@ export const createKeyValidator = vine.compile(
     name: vine.string().trim().minLength(1).maxLength(100).optional(),
     models: modelGlobs.optional(),
     expiresInDays: vine.number().withoutDecimals().min(1).optional(),
+    rpm: vine.number().withoutDecimals().min(1).optional(),
+    tpm: vine.number().withoutDecimals().min(1).optional(),
+    spendLimit: usdPrice.optional(),
   })
 )

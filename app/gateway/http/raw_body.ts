@@ -10,12 +10,18 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024
 export async function readRawBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > MAX_BODY_BYTES) {
-      throw new GatewayError(413, 'request_too_large', 'Request body is too large')
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length
+      if (size > MAX_BODY_BYTES) {
+        throw new GatewayError(413, 'request_too_large', 'Request body is too large')
+      }
+      chunks.push(chunk as Buffer)
     }
-    chunks.push(chunk as Buffer)
+  } catch (error) {
+    if (error instanceof GatewayError) throw error
+    // The client hung up while sending: nothing to answer, but the request is still accounted.
+    throw new GatewayError(499, 'client_closed', 'Client closed the connection')
   }
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
 }

@@ -28,7 +28,8 @@ export class RequestAccount {
   constructor(
     private meter: UsageMeter,
     readonly principal: Principal,
-    readonly endpoint: string
+    readonly endpoint: string,
+    private onClosed?: (account: RequestAccount, usage: TokenUsage) => void
   ) {}
 
   /** Hooks for dispatch(): the channel tried and each attempt's outcome land on this record. */
@@ -91,6 +92,7 @@ export class RequestAccount {
       attemptCount: this.attempts.length,
       attempts: cleanPath ? null : this.attempts,
     })
+    this.onClosed?.(this, usage)
   }
 
   /** Records a request that failed with an error before or without any usage. */

@@ -10,6 +10,8 @@ import type { ChannelTimeouts } from '#gateway/types'
 export interface DispatchResult {
   candidate: RouteCandidate
   response: Dispatcher.ResponseData
+  /** The response body guarded by the channel's idle timeout: read this, not response.body */
+  body: AsyncIterable<Buffer>
   /** Aborts on client disconnect or the channel's total timeout: keep using it while reading the body */
   signal: AbortSignal
 }
@@ -98,6 +100,12 @@ export async function dispatch(
     hooks.onAttempt?.(candidate)
     const timeouts = candidate.channel.timeouts
     const signal = timeouts ? AbortSignal.any([clientSignal, AbortSignal.timeout(timeouts.total)]) : clientSignal
+    // undici's own headersTimeout runs on a coarse clock (up to ~1 s late): a
+    // precise timer aborts the attempt if no response head arrives in time.
+    const firstByte = timeouts ? new AbortController() : null
+    const firstByteTimer = firstByte ? setTimeout(() => firstByte.abort(), timeouts!.firstByte) : null
+    const idle = timeouts ? new AbortController() : null
+    const attemptSignal = firstByte ? AbortSignal.any([signal, firstByte.signal, idle!.signal]) : signal
     const started = performance.now()
     const record = (outcome: AttemptRecord['outcome'], status: number | null, error: string | null) =>
       hooks.onAttemptResult?.({
@@ -111,14 +119,15 @@ export async function dispatch(
 
     let response: Dispatcher.ResponseData
     try {
-      response = await send(build(candidate), signal, timeouts)
+      response = await send(build(candidate), attemptSignal, timeouts)
     } catch (error) {
+      if (firstByteTimer) clearTimeout(firstByteTimer)
       if (clientSignal.aborted) {
         health?.release(channelId)
         record('client_error', null, 'client closed the connection')
         throw new ClientGoneError()
       }
-      const timedOut = isTimeout(error) || signal.aborted
+      const timedOut = isTimeout(error) || attemptSignal.aborted
       const message = timedOut ? `timeout (${describe(error)})` : describe(error)
       record(timedOut ? 'timeout' : 'network_error', null, message)
       health?.failure(channelId, message)
@@ -126,11 +135,13 @@ export async function dispatch(
       continue
     }
 
+    if (firstByteTimer) clearTimeout(firstByteTimer)
     const status = response.statusCode
     if (status < 400) {
       health?.success(channelId)
       record('ok', status, null)
-      return { candidate, response, signal }
+      const body = idle ? idleGuard(response.body, timeouts!.idle, idle) : (response.body as AsyncIterable<Buffer>)
+      return { candidate, response, body, signal }
     }
 
     const bytes = await readBody(response).catch(() => Buffer.alloc(0))
@@ -179,6 +190,22 @@ function send(request: UpstreamRequest, signal: AbortSignal, timeouts?: ChannelT
   })
 }
 
+/**
+ * Yields the body's chunks, aborting the upstream request when none arrives
+ * for `idleMs` (undici's bodyTimeout is too coarse for short idle limits).
+ */
+async function* idleGuard(body: AsyncIterable<unknown>, idleMs: number, abort: AbortController): AsyncIterable<Buffer> {
+  const timer = setTimeout(() => abort.abort(new Error(`no data from upstream for ${idleMs} ms`)), idleMs)
+  try {
+    for await (const chunk of body) {
+      timer.refresh()
+      yield chunk as Buffer
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 function isTimeout(error: unknown): boolean {
   const code = (error as any)?.code ?? (error as any)?.name
   return (
@@ -210,9 +237,10 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-export async function readBody(upstream: Dispatcher.ResponseData): Promise<Buffer> {
+export async function readBody(upstream: Dispatcher.ResponseData | AsyncIterable<Buffer>): Promise<Buffer> {
+  const body = 'body' in upstream ? upstream.body : upstream
   const chunks: Buffer[] = []
-  for await (const chunk of upstream.body) chunks.push(chunk as Buffer)
+  for await (const chunk of body) chunks.push(chunk as Buffer)
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
 }
 
