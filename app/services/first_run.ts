@@ -4,7 +4,7 @@ import logger from '@adonisjs/core/services/logger'
 import User from '#models/user'
 import Plan from '#models/plan'
 import Channel from '#models/channel'
-import { VENDORS } from '#gateway/providers/openai_compatible/vendors'
+import { VENDORS } from '#gateway/providers/vendors'
 import { PROVIDER_KINDS } from '#gateway/types'
 
 /**

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { splitBaseUrl, type ProviderAdapter, type UpstreamRequest } from '#gateway/providers/provider_adapter'
-import { VENDORS } from '#gateway/providers/openai_compatible/vendors'
+import { VENDORS } from '#gateway/providers/vendors'
 import type { ChannelInfo } from '#gateway/types'
 
 /**
