@@ -1,0 +1,34 @@
+import { AdminCommand } from '#services/admin_command'
+import db from '@adonisjs/lucid/services/db'
+
+export default class ChannelList extends AdminCommand {
+  static commandName = 'channel:list'
+  static description = 'List channels with their routing state: enabled, circuit health, cool-down, last error'
+
+  async execute() {
+    const rows = await db.from('channels').orderBy('priority', 'desc').orderBy('id')
+    if (rows.length === 0) {
+      this.logger.info('No channels yet: npm run ace -- channel:create ...')
+      return
+    }
+    const table = this.ui.table()
+    table.head(['id', 'name', 'provider', 'models', 'prio/weight', 'state', 'last error'])
+    for (const row of rows) {
+      const state = !row.enabled
+        ? `disabled: ${row.disabled_reason ?? 'by admin'}`
+        : row.health === 'open' && row.cooldown_until && new Date(row.cooldown_until) > new Date()
+          ? `cooling down until ${new Date(row.cooldown_until).toISOString()}`
+          : row.health
+      table.row([
+        String(row.id),
+        row.name,
+        row.provider,
+        (row.models as string[]).join(', ') || '(prefix routing)',
+        `${row.priority}/${row.weight}`,
+        state,
+        row.last_error ? `${String(row.last_error).slice(0, 60)} (${new Date(row.last_error_at).toISOString()})` : '',
+      ])
+    }
+    table.render()
+  }
+}
