@@ -3,44 +3,64 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeAndReserve } from '#gateway/access_policy'
 import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
-import { relayOpenAiStream } from '#gateway/dialects/openai_chat/stream_relay'
-import { usageFromOpenAi } from '#gateway/dialects/openai_chat/usage'
+import {
+  eventsOfResponse,
+  responseText,
+  resultText,
+  type CanonicalRequest,
+  type CanonicalUsage,
+  type DialectName,
+} from '#gateway/dialects/canonical'
+import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gateway/dialects/custom_tools'
+import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
+import { dialectOf } from '#gateway/dialects/registry'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
 import { RequestAccount } from '#gateway/metering/request_account'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
-import { adapterFor } from '#gateway/providers/registry'
+import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
+import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
+import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
+import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
 import type { Principal, TokenUsage } from '#gateway/types'
 
-/** A parsed chat-completions call, as the controller hands it over. */
-export interface ChatCall {
+/** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
+export interface GenerateCall {
   principal: Principal
+  /** The wire format the client speaks */
+  ingress: DialectName
   /** The client's body bytes, forwarded as-is when nothing needs changing */
   rawBody: Buffer
   body: Record<string, any>
   model: string
   stream: boolean
+  /** Gemini `:streamGenerateContent` without `alt=sse`: the stream is one JSON array */
+  jsonArray?: boolean
   req: IncomingMessage
   res: ServerResponse
 }
 
-const STREAM_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-  'connection': 'keep-alive',
-  'x-accel-buffering': 'no',
-}
+export type ChatCall = Omit<GenerateCall, 'ingress'>
 
 /**
  * The request path after authentication: plan checks -> route the model to a
- * channel -> call the upstream -> relay the answer -> meter. Errors before
- * the first byte are thrown as GatewayError (rendered by the exception
- * handler); every path ends in exactly one metering record.
+ * channel -> call the upstream -> relay the answer -> meter. When the channel
+ * speaks the client's dialect the body and the stream pass through (only
+ * usage-bearing events are parsed); otherwise both are translated through the
+ * canonical form. Errors before the first byte are thrown as GatewayError
+ * (rendered by the exception handler in the client's format); every path
+ * ends in exactly one metering record.
  */
 export class GatewayService {
   #router: ChannelRouter | null = null
   #routerVersion = -1
+  /** Requests admitted and not yet metered (graceful shutdown waits for them) */
+  #inFlight = new Set<RequestAccount>()
+  #draining = false
+  #drained: (() => void) | null = null
+  /** Admission bound: requests beyond it are refused with 503 */
+  maxInFlight = 2048
 
   constructor(
     private catalog: Catalog,
@@ -57,17 +77,54 @@ export class GatewayService {
 
   /** Starts the accounting of a request that passed key authentication. */
   openAccount(principal: Principal, endpoint: string): RequestAccount {
-    return new RequestAccount(this.meter, principal, endpoint, onAccountClosed)
+    if (this.#draining) throw new GatewayError(503, 'shutting_down', 'The gateway is shutting down', 'service_unavailable')
+    if (this.#inFlight.size >= this.maxInFlight) {
+      throw new GatewayError(503, 'overloaded', 'Too many requests in flight; retry shortly', 'service_unavailable')
+    }
+    const account = new RequestAccount(this.meter, principal, endpoint, (closed, usage) => {
+      this.#inFlight.delete(closed)
+      if (this.#inFlight.size === 0) this.#drained?.()
+      onAccountClosed(closed, usage)
+    })
+    this.#inFlight.add(account)
+    return account
   }
 
-  async chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
+  get inFlight(): number {
+    return this.#inFlight.size
+  }
+
+  /** Refuses new requests from now on; in-flight ones continue (see drain). */
+  startDraining(_graceMs?: number) {
+    this.#draining = true
+  }
+
+  /** Waits for in-flight requests up to `graceMs`, then aborts the rest (they are metered as they end). */
+  async drain(graceMs: number) {
+    this.startDraining()
+    if (this.#inFlight.size === 0) return
+    const done = new Promise<void>((resolve) => (this.#drained = resolve))
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))
+    if (await Promise.race([done.then(() => false), expired])) {
+      for (const account of this.#inFlight) account.abort.abort()
+      await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 1000))])
+    }
+    clearTimeout(timer)
+  }
+
+  chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
+    return this.generate({ ...call, ingress: 'openai_chat' }, account)
+  }
+
+  async generate(call: GenerateCall, account: RequestAccount): Promise<void> {
     account.model = call.model
     account.stream = call.stream
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const candidates = this.router().route(call.model)
-    const clientWantsUsage = call.body.stream_options?.include_usage === true
+    const exchange = new Exchange(call)
 
-    const abort = new AbortController()
+    const abort = account.abort
     const onClose = () => {
       if (!call.res.writableFinished) abort.abort()
     }
@@ -75,23 +132,29 @@ export class GatewayService {
     try {
       const { candidate, response, body } = await dispatch(
         candidates,
-        (c) =>
-          adapterFor(c.channel.provider).chatCompletions(
-            c.channel,
-            this.#upstreamBody(call, c, clientWantsUsage),
-            call.req.headers
-          ),
+        (c) => {
+          const dialect = upstreamDialect(c.channel, call.ingress)
+          return adapterFor(c.channel.provider).request(c.channel, {
+            operation: 'generate',
+            dialect,
+            model: c.upstreamModel,
+            stream: call.stream,
+            body: exchange.upstreamBody(c, dialect),
+            clientHeaders: call.req.headers,
+          })
+        },
         abort.signal,
         account.dispatchHooks
       )
+      const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
       const mapped = candidate.upstreamModel !== call.model
       if (call.stream && isEventStream(response.headers['content-type'])) {
-        return await this.#relayStream(call, account, body, mapped, clientWantsUsage)
+        return await this.#relayStream(exchange, account, body, upstream, mapped)
       }
-      return await this.#relayJson(call, account, response.statusCode, body, mapped)
+      return await this.#relayJson(exchange, account, response.statusCode, body, upstream, mapped)
     } catch (error) {
       if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
-        return this.#clientGone(call, account)
+        return account.close(499, 'client_closed', await exchange.estimate(''))
       }
       throw error
     } finally {
@@ -99,24 +162,15 @@ export class GatewayService {
     }
   }
 
-  /** The body sent upstream: the client's bytes unless the model name or stream usage must change. */
-  #upstreamBody(call: ChatCall, candidate: RouteCandidate, clientWantsUsage: boolean): string | Buffer {
-    const needsModel = candidate.upstreamModel !== call.model
-    const needsUsage = call.stream && !clientWantsUsage
-    if (!needsModel && !needsUsage) return call.rawBody
-    const body = { ...call.body }
-    if (needsModel) body.model = candidate.upstreamModel
-    if (needsUsage) body.stream_options = { ...(body.stream_options ?? {}), include_usage: true }
-    return JSON.stringify(body)
-  }
-
   async #relayJson(
-    call: ChatCall,
+    exchange: Exchange,
     account: RequestAccount,
     status: number,
     upstreamBody: AsyncIterable<Buffer>,
+    upstreamDialect: Dialect,
     mapped: boolean
   ) {
+    const { call, ingress } = exchange
     let bytes = await readBody(upstreamBody)
     let parsed: any
     try {
@@ -124,11 +178,26 @@ export class GatewayService {
     } catch {
       throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
     }
-    let usage = usageFromOpenAi(parsed?.usage)
-    if (!usage) usage = await this.#estimate(call, completionOfMessage(parsed))
-    if (mapped && parsed && typeof parsed.model === 'string') {
-      parsed.model = call.model
-      bytes = Buffer.from(JSON.stringify(parsed))
+    let usage: TokenUsage
+    if (upstreamDialect === ingress) {
+      const found = ingress.usageOfBody(parsed)
+      usage = found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed))
+      if (mapped && parsed && typeof parsed.model === 'string') {
+        parsed.model = call.model
+        bytes = Buffer.from(JSON.stringify(parsed))
+      }
+    } else {
+      const response = unwrapCustomCalls(upstreamDialect.decodeResponse(parsed), exchange.customTools())
+      usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
+      if (call.stream) {
+        // The upstream ignored `stream`: replay its answer as the client's stream.
+        const encoder = ingress.streamEncoder(exchange.encoderOptions)
+        const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
+        await out.write(eventsOfResponse(response).map((e) => encoder.push(e)).join('') + encoder.end())
+        out.end()
+        return account.close(200, null, usage)
+      }
+      bytes = Buffer.from(JSON.stringify(ingress.encodeResponse(response, call.model)))
     }
     account.markFirstByte()
     if (!call.res.destroyed) {
@@ -143,31 +212,105 @@ export class GatewayService {
   }
 
   async #relayStream(
-    call: ChatCall,
+    exchange: Exchange,
     account: RequestAccount,
     upstreamBody: AsyncIterable<Buffer>,
-    mapped: boolean,
-    clientWantsUsage: boolean
+    upstreamDialect: Dialect,
+    mapped: boolean
   ) {
-    const result = await relayOpenAiStream(upstreamBody, call.res, {
-      stripUsageChunk: !clientWantsUsage,
-      clientModel: mapped ? call.model : null,
-      headers: { ...STREAM_HEADERS, 'x-request-id': account.requestId },
-      onFirstByte: () => account.markFirstByte(),
-    })
-    const usage = result.usage ?? (await this.#estimate(call, result.completionText()))
-    if (result.clientClosed) account.close(499, 'client_closed', usage)
-    else if (result.error) account.close(200, 'stream_interrupted', usage)
+    const { call, ingress } = exchange
+    let outcome: StreamOutcome
+    if (upstreamDialect === ingress) {
+      const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
+      const out = new ClientStream(call.res, exchange.streamHeaders(account, contentType), () => account.markFirstByte())
+      outcome = await relayPassThroughStream(upstreamBody, ingress, {
+        encoder: exchange.encoderOptions,
+        clientModel: mapped ? call.model : null,
+        stream: out,
+      })
+    } else {
+      const encoder = ingress.streamEncoder(exchange.encoderOptions)
+      const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
+      const transform = customToolTransform(exchange.customTools())
+      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform)
+    }
+    const usage = await exchange.usageOfStream(outcome)
+    if (outcome.clientClosed) account.close(499, 'client_closed', usage)
+    else if (outcome.error) account.close(200, 'stream_interrupted', usage)
     else account.close(200, null, usage)
   }
+}
 
-  /** The client went away before anything was sent back: bill what the prompt cost to send. */
-  async #clientGone(call: ChatCall, account: RequestAccount) {
-    account.close(499, 'client_closed', await this.#estimate(call, ''))
+/**
+ * One client request on its way through: the client's dialect, the
+ * canonical form (decoded once, only when a translation needs it) and the
+ * bodies built from it per upstream candidate.
+ */
+class Exchange {
+  readonly ingress: Dialect
+  readonly encoderOptions: EncoderOptions
+  #canonical: CanonicalRequest | null = null
+
+  constructor(readonly call: GenerateCall) {
+    this.ingress = dialectOf(call.ingress)
+    this.encoderOptions = {
+      model: call.model,
+      includeUsage: call.body.stream_options?.include_usage === true,
+      jsonArray: call.jsonArray,
+    }
   }
 
-  async #estimate(call: ChatCall, completion: string): Promise<TokenUsage> {
-    const promptTokens = await countChatPromptTokens(call.body.messages)
+  canonical(): CanonicalRequest {
+    this.#canonical ??= this.ingress.decodeRequest(this.call.body)
+    this.#canonical.stream = this.call.stream
+    return this.#canonical
+  }
+
+  customTools(): Set<string> {
+    return customToolNames(this.canonical())
+  }
+
+  /** The client's bytes when possible; a minimal change for a same-dialect upstream; else a translation. */
+  upstreamBody(candidate: RouteCandidate, dialect: DialectName): string | Buffer {
+    const { call } = this
+    if (dialect === call.ingress) {
+      const changed = this.ingress.passThrough.upstreamBody(call.body, candidate.upstreamModel, call.model, call.stream)
+      return changed ? JSON.stringify(changed) : call.rawBody
+    }
+    return JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel))
+  }
+
+  streamHeaders(account: RequestAccount, contentType: string): Record<string, string> {
+    return { ...STREAM_HEADERS, 'content-type': contentType, 'x-request-id': account.requestId }
+  }
+
+  /** Completion text of a same-dialect JSON answer (for counting when it had no usage). */
+  passThroughText(parsed: any): string {
+    try {
+      return responseText(this.ingress.decodeResponse(parsed))
+    } catch {
+      return ''
+    }
+  }
+
+  /** The stream's usage; a partial count (cut stream) is completed with the tokenizer. */
+  async usageOfStream(outcome: StreamOutcome): Promise<TokenUsage> {
+    if (outcome.usage && outcome.usageFinal) return toTokenUsage(outcome.usage)
+    const estimated = await this.estimate(outcome.completionText())
+    if (!outcome.usage) return estimated
+    const partial: CanonicalUsage = {
+      ...outcome.usage,
+      inputTokens: outcome.usage.inputTokens || estimated.promptTokens,
+      outputTokens: Math.max(outcome.usage.outputTokens, estimated.completionTokens),
+    }
+    return { ...toTokenUsage(partial), estimated: true }
+  }
+
+  async estimate(completion: string): Promise<TokenUsage> {
+    const promptTokens =
+      this.call.ingress === 'openai_chat'
+        ? await countChatPromptTokens(this.call.body.messages)
+        : await countCanonicalPrompt(this.canonical())
     const completionTokens = await countTokens(completion)
     return {
       promptTokens,
@@ -180,7 +323,21 @@ export class GatewayService {
   }
 }
 
-
+/** Tokens of a canonical prompt: its text plus a few tokens of framing per message. */
+export async function countCanonicalPrompt(request: CanonicalRequest): Promise<number> {
+  let text = request.system.map((p) => p.text).join('\n')
+  let total = 3
+  for (const message of request.messages) {
+    total += 3
+    for (const part of message.content) {
+      if (part.type === 'text' || part.type === 'reasoning') text += part.text
+      else if (part.type === 'tool_call') text += part.name + part.arguments
+      else if (part.type === 'tool_result') text += resultText(part.content)
+    }
+  }
+  for (const tool of request.tools) text += tool.name + (tool.description ?? '') + JSON.stringify(tool.parameters ?? {})
+  return total + (await countTokens(text))
+}
 
 /** Counts tokens against TPM windows (only principals that have any). */
 function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
@@ -190,18 +347,3 @@ function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
 function isEventStream(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.includes('text/event-stream')
 }
-
-
-
-function completionOfMessage(parsed: any): string {
-  let text = ''
-  for (const choice of parsed?.choices ?? []) {
-    const message = choice?.message
-    if (typeof message?.content === 'string') text += message.content
-    for (const call of message?.tool_calls ?? []) {
-      text += (call?.function?.name ?? '') + (call?.function?.arguments ?? '')
-    }
-  }
-  return text
-}
-

@@ -9,6 +9,7 @@ export type ProviderKind =
   | 'zai'
   | 'gemini'
   | 'anthropic'
+  | 'google'
   | 'custom'
 
 export const PROVIDER_KINDS: readonly ProviderKind[] = [
@@ -18,6 +19,7 @@ export const PROVIDER_KINDS: readonly ProviderKind[] = [
   'zai',
   'gemini',
   'anthropic',
+  'google',
   'custom',
 ]
 
@@ -105,8 +107,11 @@ export interface TokenUsage {
   promptTokens: number
   completionTokens: number
   totalTokens: number
+  /** Prompt tokens read from the provider's cache (included in promptTokens) */
   cachedTokens: number
   reasoningTokens: number
+  /** Prompt tokens written to the provider's cache (Anthropic cache_creation; included in promptTokens) */
+  cacheWriteTokens?: number
   /** Counted by the gateway's tokenizer rather than reported by the upstream */
   estimated: boolean
 }

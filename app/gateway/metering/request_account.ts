@@ -21,6 +21,8 @@ export class RequestAccount {
   price: PriceInfo | null = null
   ttftMs: number | null = null
   attempts: AttemptRecord[] = []
+  /** Aborts the upstream call: on client disconnect, or when shutdown's grace period ends */
+  readonly abort = new AbortController()
   /** pico-USD held on the user's balance until the request ends */
   #reservedPico = 0n
   #closed = false

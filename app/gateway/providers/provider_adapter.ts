@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import type { DialectName } from '#gateway/dialects/canonical'
 import type { ChannelInfo } from '#gateway/types'
 
 /** A ready-to-send upstream HTTP request. */
@@ -11,16 +12,37 @@ export interface UpstreamRequest {
   body: string | Buffer
 }
 
+/** What the gateway asks an upstream to do. */
+export type Operation = 'generate' | 'count_tokens' | 'embeddings' | 'images'
+
+export interface UpstreamCall {
+  operation: Operation
+  /** Wire dialect of the body (generate, count_tokens) */
+  dialect: DialectName
+  /** Model name sent upstream (Gemini puts it in the path) */
+  model: string
+  stream: boolean
+  body: string | Buffer
+  clientHeaders: IncomingHttpHeaders
+}
+
+/** The embeddings wire an upstream speaks. */
+export type EmbeddingsWire = 'openai' | 'gemini'
+
 /**
- * What a provider adapter does: turn a request in its dialect into an
- * upstream HTTP call for one channel. Reading the response (and its usage)
- * belongs to the dialect's relay, shared by every provider of that dialect.
+ * What a provider adapter knows: which wire dialects a channel speaks, and
+ * how to address it (URL, auth, forwarded headers). Reading answers belongs
+ * to the dialects, shared by every provider of a dialect. No framework types.
  */
 export interface ProviderAdapter {
-  /** Wire dialect the upstream speaks */
-  readonly dialect: 'openai'
-  chatCompletions(channel: ChannelInfo, body: string | Buffer, clientHeaders: IncomingHttpHeaders): UpstreamRequest
-  /** GET path for listing upstream models (health checks, admin) */
+  /** Generation dialects the channel speaks natively, preferred first */
+  dialects(channel: ChannelInfo): readonly DialectName[]
+  /** Native token counting (else the gateway counts with its tokenizer) */
+  countsTokens(channel: ChannelInfo): boolean
+  embeddings(channel: ChannelInfo): EmbeddingsWire | null
+  images(channel: ChannelInfo): boolean
+  request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest
+  /** GET request listing upstream models (health checks, admin) */
   modelsPath(channel: ChannelInfo): UpstreamRequest
 }
 
@@ -28,4 +50,31 @@ export interface ProviderAdapter {
 export function splitBaseUrl(baseUrl: string): { origin: string; basePath: string } {
   const url = new URL(baseUrl)
   return { origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }
+}
+
+/** The channel's base URL, split once per channel snapshot. */
+const bases = new WeakMap<ChannelInfo, { origin: string; basePath: string }>()
+
+export function baseOf(channel: ChannelInfo): { origin: string; basePath: string } {
+  let base = bases.get(channel)
+  if (!base) {
+    base = splitBaseUrl(channel.baseUrl)
+    bases.set(channel, base)
+  }
+  return base
+}
+
+/** Copies the listed client headers and then the channel's own extra headers. */
+export function withChannelHeaders(
+  headers: Record<string, string>,
+  channel: ChannelInfo,
+  clientHeaders: IncomingHttpHeaders,
+  forward: readonly string[]
+): Record<string, string> {
+  for (const name of forward) {
+    const value = clientHeaders[name]
+    if (typeof value === 'string') headers[name] = value
+  }
+  for (const [name, value] of Object.entries(channel.extraHeaders)) headers[name.toLowerCase()] = value
+  return headers
 }

@@ -1,18 +1,28 @@
+import type { DialectName } from '#gateway/dialects/canonical'
+import { anthropicAdapter } from '#gateway/providers/anthropic/anthropic_adapter'
+import { geminiAdapter } from '#gateway/providers/gemini/gemini_adapter'
 import { openAiCompatibleAdapter } from '#gateway/providers/openai_compatible/openai_compatible_adapter'
 import type { ProviderAdapter } from '#gateway/providers/provider_adapter'
-import type { ProviderKind } from '#gateway/types'
+import type { ChannelInfo, ProviderKind } from '#gateway/types'
 
-/** Provider kind -> adapter. Every kind of the core speaks the OpenAI dialect. */
+/** Provider kind -> adapter: Anthropic and Google are native, the rest OpenAI-compatible. */
 const ADAPTERS: Record<ProviderKind, ProviderAdapter> = {
   openai: openAiCompatibleAdapter,
   openrouter: openAiCompatibleAdapter,
   deepseek: openAiCompatibleAdapter,
   zai: openAiCompatibleAdapter,
   gemini: openAiCompatibleAdapter,
-  anthropic: openAiCompatibleAdapter,
+  anthropic: anthropicAdapter,
+  google: geminiAdapter,
   custom: openAiCompatibleAdapter,
 }
 
 export function adapterFor(kind: ProviderKind): ProviderAdapter {
   return ADAPTERS[kind] ?? openAiCompatibleAdapter
+}
+
+/** The dialect to talk to a channel in: the client's own when the channel speaks it (pass-through). */
+export function upstreamDialect(channel: ChannelInfo, ingress: DialectName): DialectName {
+  const spoken = adapterFor(channel.provider).dialects(channel)
+  return spoken.includes(ingress) ? ingress : spoken[0]
 }

@@ -1,0 +1,49 @@
+import type { CanonicalUsage } from '#gateway/dialects/canonical'
+import type { Dialect } from '#gateway/dialects/dialect'
+import { decodeAnthropicRequest, encodeAnthropicRequest } from '#gateway/dialects/anthropic_messages/request'
+import {
+  decodeAnthropicResponse,
+  decodeAnthropicUsage,
+  encodeAnthropicResponse,
+} from '#gateway/dialects/anthropic_messages/response'
+import { AnthropicStreamDecoder } from '#gateway/dialects/anthropic_messages/stream_decoder'
+import { AnthropicStreamEncoder } from '#gateway/dialects/anthropic_messages/stream_encoder'
+
+/** Anthropic Messages (`POST /v1/messages`). */
+export const anthropicMessages: Dialect = {
+  name: 'anthropic_messages',
+  decodeRequest: (body) => decodeAnthropicRequest(body as any),
+  encodeRequest: (request, model) => encodeAnthropicRequest(request, model) as unknown as Record<string, unknown>,
+  decodeResponse: (body) => decodeAnthropicResponse(body),
+  encodeResponse: (response, model) => encodeAnthropicResponse(response, model) as unknown as Record<string, unknown>,
+  streamDecoder: () => new AnthropicStreamDecoder(),
+  streamEncoder: (options) => new AnthropicStreamEncoder(options),
+  usageOfBody: (body) => decodeAnthropicUsage(body?.usage),
+  passThrough: {
+    // Usage lives in message_start (input, cache) and message_delta (output).
+    carriesUsage: (event) => event.event === 'message_start' || event.event === 'message_delta',
+    readUsage(parsed, known): CanonicalUsage | null {
+      if (parsed?.type === 'message_start') return decodeAnthropicUsage(parsed.message?.usage) ?? known
+      if (parsed?.type !== 'message_delta' || !parsed.usage) return known
+      const u = parsed.usage
+      return decodeAnthropicUsage({
+        input_tokens: u.input_tokens ?? (known ? known.inputTokens - known.cacheReadTokens - known.cacheWriteTokens : 0),
+        cache_read_input_tokens: u.cache_read_input_tokens ?? known?.cacheReadTokens,
+        cache_creation_input_tokens: u.cache_creation_input_tokens ?? known?.cacheWriteTokens,
+        output_tokens: u.output_tokens ?? known?.outputTokens,
+      })
+    },
+    isFinal: (parsed) => parsed?.type === 'message_delta',
+    rewriteModel(parsed, model) {
+      if (parsed?.type !== 'message_start' || typeof parsed.message?.model !== 'string') return false
+      parsed.message.model = model
+      return true
+    },
+    upstreamBody: (body, upstreamModel, clientModel) =>
+      upstreamModel === clientModel ? null : { ...body, model: upstreamModel },
+    errorEvent: (message) => ({
+      event: 'error',
+      data: JSON.stringify({ type: 'error', error: { type: 'api_error', message } }),
+    }),
+  },
+}

@@ -1,0 +1,248 @@
+import type {
+  CanonicalMessage,
+  CanonicalRequest,
+  CanonicalTool,
+  ContentPart,
+  ImagePart,
+  TextPart,
+  ToolChoice,
+} from '#gateway/dialects/canonical'
+import type {
+  AnthropicBlock,
+  AnthropicMessage,
+  AnthropicRequest,
+  AnthropicTool,
+} from '#gateway/dialects/anthropic_messages/types'
+
+const EFFORT_BUDGETS: Record<string, number> = { minimal: 1024, low: 2048, medium: 8192, high: 24_576, max: 32_000 }
+const DEFAULT_MAX_TOKENS = 8192
+
+/** Anthropic Messages request -> canonical. A role:"system" message inside messages stays in place. */
+export function decodeAnthropicRequest(body: AnthropicRequest): CanonicalRequest {
+  const system: TextPart[] =
+    typeof body.system === 'string'
+      ? [{ type: 'text', text: body.system }]
+      : (body.system ?? []).filter((b) => b?.type === 'text').map((b) => text(b.text, b.cache_control))
+  const messages: CanonicalMessage[] = []
+  for (const message of body.messages ?? []) {
+    if (!message || typeof message !== 'object') continue
+    const content = decodeBlocks(message.content)
+    if (message.role === 'system') {
+      messages.push({ role: 'system', content: content.filter((p) => p.type === 'text') })
+    } else {
+      messages.push({ role: message.role === 'assistant' ? 'assistant' : 'user', content })
+    }
+  }
+  const request: CanonicalRequest = {
+    model: body.model,
+    stream: body.stream === true,
+    system,
+    messages,
+    tools: (body.tools ?? []).map(decodeTool).filter((t): t is CanonicalTool => t !== null),
+    toolChoice: decodeToolChoice(body.tool_choice),
+    maxTokens: body.max_tokens,
+    temperature: body.temperature,
+    topP: body.top_p,
+    topK: body.top_k,
+    stop: body.stop_sequences,
+    user: body.metadata?.user_id,
+  }
+  if (body.tool_choice?.disable_parallel_tool_use) request.parallelToolCalls = false
+  const thinking = body.thinking
+  if (thinking?.type === 'enabled' || thinking?.type === 'adaptive') {
+    request.reasoning = { budgetTokens: thinking.budget_tokens, effort: body.output_config?.effort }
+  }
+  const format = body.output_config?.format
+  if (format?.type === 'json_schema' && format.schema) request.responseFormat = { type: 'json_schema', schema: format.schema }
+  return request
+}
+
+function text(value: string, cacheControl?: Record<string, unknown>): TextPart {
+  return cacheControl ? { type: 'text', text: value, cacheControl } : { type: 'text', text: value }
+}
+
+function decodeBlocks(content: AnthropicMessage['content']): ContentPart[] {
+  if (typeof content === 'string') return [{ type: 'text', text: content }]
+  if (!Array.isArray(content)) return []
+  const parts: ContentPart[] = []
+  for (const block of content as any[]) {
+    switch (block?.type) {
+      case 'text':
+        parts.push(text(String(block.text ?? ''), block.cache_control))
+        break
+      case 'image': {
+        const image = decodeImage(block)
+        if (image) parts.push(image)
+        break
+      }
+      case 'thinking':
+        parts.push({ type: 'reasoning', text: String(block.thinking ?? ''), signature: block.signature })
+        break
+      case 'redacted_thinking':
+        parts.push({ type: 'reasoning', text: '', redacted: String(block.data ?? '') })
+        break
+      case 'tool_use':
+        parts.push({
+          type: 'tool_call',
+          id: String(block.id),
+          name: String(block.name),
+          arguments: JSON.stringify(block.input ?? {}),
+          cacheControl: block.cache_control,
+        })
+        break
+      case 'tool_result':
+        parts.push({
+          type: 'tool_result',
+          toolCallId: String(block.tool_use_id),
+          content:
+            typeof block.content === 'string'
+              ? block.content
+              : decodeBlocks(block.content ?? []).filter((p): p is TextPart | ImagePart => p.type === 'text' || p.type === 'image'),
+          isError: block.is_error === true ? true : undefined,
+          cacheControl: block.cache_control,
+        })
+        break
+    }
+  }
+  return parts
+}
+
+function decodeImage(block: any): ImagePart | null {
+  const source = block?.source
+  if (source?.type === 'base64') {
+    return { type: 'image', mediaType: source.media_type, data: source.data, cacheControl: block.cache_control }
+  }
+  if (source?.type === 'url') return { type: 'image', url: source.url, cacheControl: block.cache_control }
+  return null
+}
+
+function decodeTool(tool: AnthropicTool): CanonicalTool | null {
+  // Server tools (web_search_..., bash_...) have no schema and cannot be offered to another dialect.
+  if (!tool?.name || (!tool.input_schema && tool.type && tool.type !== 'custom')) return null
+  return { name: tool.name, description: tool.description, parameters: tool.input_schema, cacheControl: tool.cache_control }
+}
+
+function decodeToolChoice(choice: AnthropicRequest['tool_choice']): ToolChoice | undefined {
+  switch (choice?.type) {
+    case 'auto':
+      return { type: 'auto' }
+    case 'any':
+      return { type: 'required' }
+    case 'none':
+      return { type: 'none' }
+    case 'tool':
+      return choice.name ? { type: 'tool', name: choice.name } : undefined
+  }
+  return undefined
+}
+
+/**
+ * Canonical -> Anthropic Messages request. System messages inside the
+ * conversation are hoisted into `system`; consecutive same-role turns merge.
+ */
+export function encodeAnthropicRequest(request: CanonicalRequest, model: string): AnthropicRequest {
+  const system = request.system.map(encodeText)
+  const messages: AnthropicMessage[] = []
+  for (const message of request.messages) {
+    if (message.role === 'system') {
+      for (const part of message.content) if (part.type === 'text') system.push(encodeText(part))
+      continue
+    }
+    const blocks = message.content.map(encodeBlock).filter((b): b is AnthropicBlock => b !== null)
+    if (blocks.length === 0) continue
+    const last = messages[messages.length - 1]
+    if (last?.role === message.role) (last.content as AnthropicBlock[]).push(...blocks)
+    else messages.push({ role: message.role, content: blocks })
+  }
+  const body: AnthropicRequest = { model, messages, max_tokens: request.maxTokens ?? DEFAULT_MAX_TOKENS }
+  if (system.length > 0) body.system = system
+  if (request.stream) body.stream = true
+  if (request.tools.length > 0) body.tools = request.tools.map(encodeTool)
+  const choice = encodeToolChoice(request.toolChoice, request.parallelToolCalls)
+  if (choice && request.tools.length > 0) body.tool_choice = choice
+  if (request.stop?.length) body.stop_sequences = request.stop
+  if (request.user) body.metadata = { user_id: request.user }
+  const budget = request.reasoning ? (request.reasoning.budgetTokens ?? EFFORT_BUDGETS[request.reasoning.effort ?? 'medium']) : 0
+  if (budget) {
+    body.thinking = { type: 'enabled', budget_tokens: Math.max(1024, budget) }
+    if (body.max_tokens! <= body.thinking.budget_tokens!) body.max_tokens = body.thinking.budget_tokens! + DEFAULT_MAX_TOKENS
+  } else {
+    // Sampling parameters are rejected alongside thinking.
+    if (request.temperature !== undefined) body.temperature = request.temperature
+    if (request.topP !== undefined) body.top_p = request.topP
+    if (request.topK !== undefined) body.top_k = request.topK
+  }
+  return body
+}
+
+function encodeText(part: TextPart): { type: 'text'; text: string; cache_control?: Record<string, unknown> } {
+  return part.cacheControl ? { type: 'text', text: part.text, cache_control: part.cacheControl } : { type: 'text', text: part.text }
+}
+
+function encodeImage(part: ImagePart): AnthropicBlock {
+  const source = part.url
+    ? { type: 'url' as const, url: part.url }
+    : { type: 'base64' as const, media_type: part.mediaType ?? 'image/png', data: part.data ?? '' }
+  return part.cacheControl ? { type: 'image', source, cache_control: part.cacheControl } : { type: 'image', source }
+}
+
+function encodeBlock(part: ContentPart): AnthropicBlock | null {
+  switch (part.type) {
+    case 'text':
+      return part.text ? encodeText(part) : null
+    case 'image':
+      return encodeImage(part)
+    case 'reasoning':
+      // Only signed thinking can be sent back; another vendor's reasoning cannot.
+      if (part.redacted) return { type: 'redacted_thinking', data: part.redacted }
+      return part.signature ? { type: 'thinking', thinking: part.text, signature: part.signature } : null
+    case 'tool_call': {
+      const block: AnthropicBlock = { type: 'tool_use', id: part.id, name: part.name, input: toolInput(part.arguments, part.custom) }
+      if (part.cacheControl) block.cache_control = part.cacheControl
+      return block
+    }
+    case 'tool_result': {
+      const content =
+        typeof part.content === 'string'
+          ? part.content
+          : part.content.map((p) => (p.type === 'text' ? encodeText(p) : encodeImage(p)))
+      const block: AnthropicBlock = { type: 'tool_result', tool_use_id: part.toolCallId, content }
+      if (part.isError) block.is_error = true
+      if (part.cacheControl) block.cache_control = part.cacheControl
+      return block
+    }
+  }
+}
+
+/** Tool-call arguments as an object (custom tools carry raw text: wrapped as {input}). */
+export function toolInput(args: string, custom?: boolean): unknown {
+  if (custom) return { input: args }
+  if (!args) return {}
+  try {
+    const parsed = JSON.parse(args)
+    return parsed && typeof parsed === 'object' ? parsed : { value: parsed }
+  } catch {
+    return { _raw: args }
+  }
+}
+
+function encodeTool(tool: CanonicalTool): AnthropicTool {
+  const encoded: AnthropicTool = {
+    name: tool.name,
+    input_schema: tool.custom
+      ? { type: 'object', properties: { input: { type: 'string' } }, required: ['input'] }
+      : (tool.parameters ?? { type: 'object', properties: {} }),
+  }
+  if (tool.description) encoded.description = tool.description
+  if (tool.cacheControl) encoded.cache_control = tool.cacheControl
+  return encoded
+}
+
+function encodeToolChoice(choice: ToolChoice | undefined, parallel: boolean | undefined): AnthropicRequest['tool_choice'] {
+  const disable = parallel === false ? { disable_parallel_tool_use: true } : {}
+  if (!choice) return parallel === false ? { type: 'auto', ...disable } : undefined
+  if (choice.type === 'tool') return { type: 'tool', name: choice.name, ...disable }
+  if (choice.type === 'required') return { type: 'any', ...disable }
+  if (choice.type === 'none') return { type: 'none' }
+  return { type: 'auto', ...disable }
+}

@@ -1,0 +1,84 @@
+import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { toolInput } from '#gateway/dialects/anthropic_messages/request'
+import type { AnthropicBlock, AnthropicResponse, AnthropicUsage } from '#gateway/dialects/anthropic_messages/types'
+
+const STOP_REASONS: Record<string, StopReason> = {
+  end_turn: 'end_turn',
+  max_tokens: 'max_tokens',
+  stop_sequence: 'stop_sequence',
+  tool_use: 'tool_use',
+  pause_turn: 'pause_turn',
+  refusal: 'refusal',
+  model_context_window_exceeded: 'max_tokens',
+}
+
+export const stopOfAnthropic = (reason: string | null | undefined): StopReason => STOP_REASONS[reason ?? ''] ?? 'end_turn'
+export const anthropicStop = (reason: StopReason): string => (reason === 'content_filter' ? 'refusal' : reason)
+
+/** Anthropic usage -> canonical: input_tokens excludes cache reads/writes, canonical input includes them. */
+export function decodeAnthropicUsage(usage: Partial<AnthropicUsage> | null | undefined): CanonicalUsage | null {
+  if (!usage || typeof usage !== 'object') return null
+  const cacheRead = num(usage.cache_read_input_tokens)
+  const cacheWrite = num(usage.cache_creation_input_tokens)
+  return {
+    inputTokens: num(usage.input_tokens) + cacheRead + cacheWrite,
+    outputTokens: num(usage.output_tokens),
+    cacheReadTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
+    reasoningTokens: 0,
+  }
+}
+
+export function encodeAnthropicUsage(usage: CanonicalUsage): AnthropicUsage {
+  return {
+    input_tokens: Math.max(0, usage.inputTokens - usage.cacheReadTokens - usage.cacheWriteTokens),
+    output_tokens: usage.outputTokens,
+    cache_creation_input_tokens: usage.cacheWriteTokens,
+    cache_read_input_tokens: usage.cacheReadTokens,
+  }
+}
+
+export function decodeAnthropicResponse(body: AnthropicResponse): CanonicalResponse {
+  const content: CanonicalResponse['content'] = []
+  for (const block of (body?.content ?? []) as any[]) {
+    if (block?.type === 'text') content.push({ type: 'text', text: String(block.text ?? '') })
+    else if (block?.type === 'thinking') content.push({ type: 'reasoning', text: String(block.thinking ?? ''), signature: block.signature })
+    else if (block?.type === 'redacted_thinking') content.push({ type: 'reasoning', text: '', redacted: block.data })
+    else if (block?.type === 'tool_use') {
+      content.push({ type: 'tool_call', id: String(block.id), name: String(block.name), arguments: JSON.stringify(block.input ?? {}) })
+    }
+  }
+  return {
+    id: String(body?.id ?? ''),
+    model: String(body?.model ?? ''),
+    content,
+    stopReason: stopOfAnthropic(body?.stop_reason),
+    stopSequence: body?.stop_sequence ?? undefined,
+    usage: decodeAnthropicUsage(body?.usage),
+  }
+}
+
+export function encodeAnthropicResponse(response: CanonicalResponse, model: string): AnthropicResponse {
+  const content: AnthropicBlock[] = []
+  for (const part of response.content) {
+    if (part.type === 'text') content.push({ type: 'text', text: part.text })
+    else if (part.type === 'reasoning') {
+      if (part.redacted) content.push({ type: 'redacted_thinking', data: part.redacted })
+      else content.push({ type: 'thinking', thinking: part.text, signature: part.signature ?? '' })
+    } else content.push({ type: 'tool_use', id: part.id, name: part.name, input: toolInput(part.arguments, part.custom) })
+  }
+  return {
+    id: messageId(response.id),
+    type: 'message',
+    role: 'assistant',
+    model,
+    content,
+    stop_reason: anthropicStop(response.stopReason),
+    stop_sequence: response.stopSequence ?? null,
+    usage: encodeAnthropicUsage(response.usage ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 }),
+  }
+}
+
+export function messageId(id: string): string {
+  return id.startsWith('msg_') ? id : `msg_${id.replace(/^chatcmpl-/, '') || Date.now().toString(36)}`
+}

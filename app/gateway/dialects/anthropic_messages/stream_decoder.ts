@@ -1,0 +1,110 @@
+import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
+import { parseJson } from '#gateway/dialects/dialect'
+import { decodeAnthropicUsage, stopOfAnthropic } from '#gateway/dialects/anthropic_messages/response'
+
+/**
+ * Anthropic SSE -> canonical events. Usage arrives in two halves (input and
+ * cache in message_start, output in message_delta); the decoder keeps the
+ * running total and emits a complete snapshot each time. Server-tool blocks
+ * have no canonical form and are skipped with their deltas.
+ */
+export class AnthropicStreamDecoder implements StreamDecoder {
+  #usage: CanonicalUsage | null = null
+  #blocks = new Map<number, number>()
+  #next = 0
+  #open = new Set<number>()
+
+  push(event: { event?: string; data: string }): CanonicalEvent[] {
+    const payload = parseJson(event.data)
+    if (!payload || typeof payload !== 'object') return []
+    const type = payload.type ?? event.event
+    switch (type) {
+      case 'message_start': {
+        const message = payload.message ?? {}
+        const out: CanonicalEvent[] = [{ type: 'start', id: String(message.id ?? ''), model: String(message.model ?? '') }]
+        this.#usage = decodeAnthropicUsage(message.usage)
+        if (this.#usage) out.push({ type: 'usage', usage: this.#usage })
+        return out
+      }
+      case 'content_block_start':
+        return this.#blockStart(Number(payload.index), payload.content_block ?? {})
+      case 'content_block_delta': {
+        const index = this.#blocks.get(Number(payload.index))
+        if (index === undefined) return []
+        const delta = payload.delta ?? {}
+        if (delta.type === 'text_delta') return [{ type: 'delta', index, kind: 'text', value: String(delta.text ?? '') }]
+        if (delta.type === 'thinking_delta') return [{ type: 'delta', index, kind: 'reasoning', value: String(delta.thinking ?? '') }]
+        if (delta.type === 'input_json_delta') return [{ type: 'delta', index, kind: 'arguments', value: String(delta.partial_json ?? '') }]
+        if (delta.type === 'signature_delta') return [{ type: 'signature', index, value: String(delta.signature ?? '') }]
+        return []
+      }
+      case 'content_block_stop': {
+        const index = this.#blocks.get(Number(payload.index))
+        if (index === undefined || !this.#open.delete(index)) return []
+        return [{ type: 'block_stop', index }]
+      }
+      case 'message_delta': {
+        const out: CanonicalEvent[] = []
+        const usage = payload.usage
+        if (usage) {
+          const known = this.#usage
+          const merged = decodeAnthropicUsage({
+            input_tokens: usage.input_tokens ?? (known ? known.inputTokens - known.cacheReadTokens - known.cacheWriteTokens : 0),
+            cache_read_input_tokens: usage.cache_read_input_tokens ?? known?.cacheReadTokens,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens ?? known?.cacheWriteTokens,
+            output_tokens: usage.output_tokens ?? known?.outputTokens,
+          })!
+          this.#usage = merged
+          out.push({ type: 'usage', usage: merged })
+        }
+        if (payload.delta?.stop_reason) {
+          out.push({ type: 'stop', reason: stopOfAnthropic(payload.delta.stop_reason), sequence: payload.delta.stop_sequence ?? undefined })
+        }
+        return out
+      }
+      case 'error':
+        return [{ type: 'error', message: String(payload.error?.message ?? 'upstream error') }]
+      default:
+        return []
+    }
+  }
+
+  end(): CanonicalEvent[] {
+    const out: CanonicalEvent[] = []
+    for (const index of this.#open) out.push({ type: 'block_stop', index })
+    this.#open.clear()
+    return out
+  }
+
+  #blockStart(upstreamIndex: number, block: any): CanonicalEvent[] {
+    const index = this.#next
+    switch (block.type) {
+      case 'text': {
+        this.#track(upstreamIndex, index)
+        const out: CanonicalEvent[] = [{ type: 'block_start', index, block: { type: 'text' } }]
+        if (block.text) out.push({ type: 'delta', index, kind: 'text', value: block.text })
+        return out
+      }
+      case 'thinking':
+        this.#track(upstreamIndex, index)
+        return [{ type: 'block_start', index, block: { type: 'reasoning' } }]
+      case 'redacted_thinking':
+        this.#track(upstreamIndex, index)
+        return [
+          { type: 'block_start', index, block: { type: 'reasoning' } },
+          { type: 'redacted', index, value: String(block.data ?? '') },
+        ]
+      case 'tool_use':
+        this.#track(upstreamIndex, index)
+        return [{ type: 'block_start', index, block: { type: 'tool_call', id: String(block.id), name: String(block.name) } }]
+      default:
+        return []
+    }
+  }
+
+  #track(upstreamIndex: number, index: number) {
+    this.#blocks.set(upstreamIndex, index)
+    this.#open.add(index)
+    this.#next++
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * The one hub representation every wire format translates through. A
+ * dialect has one decoder into these types and one encoder out of them
+ * (request, response, stream); no converter exists per pair of dialects.
+ *
+ * Only what a translation can carry lives here. Same-dialect traffic never
+ * touches these types: it is relayed as bytes (see app/gateway/relay).
+ */
+export type DialectName = 'openai_chat' | 'openai_responses' | 'anthropic_messages' | 'gemini'
+
+/** Opaque per-block cache hint (Anthropic `cache_control`), carried as given. */
+export type CacheControl = Record<string, unknown>
+
+export interface TextPart {
+  type: 'text'
+  text: string
+  cacheControl?: CacheControl
+}
+
+export interface ImagePart {
+  type: 'image'
+  /** base64 data (with mediaType) or a URL; data: URLs are split into these */
+  data?: string
+  mediaType?: string
+  url?: string
+  detail?: string
+  cacheControl?: CacheControl
+}
+
+/** Model reasoning. `signature` is the upstream's opaque proof (Anthropic signature, Responses encrypted_content). */
+export interface ReasoningPart {
+  type: 'reasoning'
+  text: string
+  signature?: string
+  /** Anthropic redacted_thinking data */
+  redacted?: string
+  /** Responses reasoning item id */
+  id?: string
+}
+
+export interface ToolCallPart {
+  type: 'tool_call'
+  id: string
+  name: string
+  /** JSON text of the arguments (or the raw input of a custom tool) */
+  arguments: string
+  /** A custom (free-form, grammar) tool rather than a JSON function */
+  custom?: boolean
+  /** Gemini thoughtSignature attached to the call */
+  signature?: string
+  cacheControl?: CacheControl
+}
+
+export interface ToolResultPart {
+  type: 'tool_result'
+  toolCallId: string
+  /** Known when the decoder has it (Gemini needs it; encoders look it up by id otherwise) */
+  name?: string
+  content: string | Array<TextPart | ImagePart>
+  isError?: boolean
+  custom?: boolean
+  cacheControl?: CacheControl
+}
+
+export type ContentPart = TextPart | ImagePart | ReasoningPart | ToolCallPart | ToolResultPart
+
+export interface CanonicalMessage {
+  /** 'system' covers system/developer messages inside the conversation */
+  role: 'system' | 'user' | 'assistant'
+  content: ContentPart[]
+}
+
+export interface CanonicalTool {
+  name: string
+  description?: string
+  /** JSON schema of the arguments */
+  parameters?: Record<string, unknown>
+  /** Custom tool: free-form input, optionally constrained by a grammar format */
+  custom?: { format?: Record<string, unknown> }
+  cacheControl?: CacheControl
+}
+
+export type ToolChoice = { type: 'auto' | 'none' | 'required' } | { type: 'tool'; name: string }
+
+export interface ReasoningConfig {
+  effort?: string
+  budgetTokens?: number
+  summary?: string
+}
+
+export type ResponseFormat =
+  | { type: 'json_object' }
+  | { type: 'json_schema'; name?: string; schema: Record<string, unknown>; strict?: boolean }
+
+export interface CanonicalRequest {
+  model: string
+  stream: boolean
+  system: TextPart[]
+  messages: CanonicalMessage[]
+  tools: CanonicalTool[]
+  toolChoice?: ToolChoice
+  parallelToolCalls?: boolean
+  maxTokens?: number
+  temperature?: number
+  topP?: number
+  topK?: number
+  stop?: string[]
+  /** Present when the client asked for reasoning/thinking */
+  reasoning?: ReasoningConfig
+  responseFormat?: ResponseFormat
+  user?: string
+}
+
+export type StopReason =
+  | 'end_turn'
+  | 'max_tokens'
+  | 'tool_use'
+  | 'stop_sequence'
+  | 'content_filter'
+  | 'refusal'
+  | 'pause_turn'
+
+/**
+ * Token usage with OpenAI semantics: inputTokens INCLUDES cache reads and
+ * writes (Anthropic reports them apart; its encoder subtracts them again).
+ */
+export interface CanonicalUsage {
+  inputTokens: number
+  outputTokens: number
+  cacheReadTokens: number
+  cacheWriteTokens: number
+  reasoningTokens: number
+}
+
+export interface CanonicalResponse {
+  id: string
+  model: string
+  content: Array<TextPart | ReasoningPart | ToolCallPart>
+  stopReason: StopReason
+  stopSequence?: string
+  usage: CanonicalUsage | null
+}
+
+export type BlockInfo =
+  | { type: 'text' }
+  | { type: 'reasoning'; id?: string }
+  | { type: 'tool_call'; id: string; name: string; custom?: boolean }
+
+/**
+ * A stream, as decoders produce it: `start`, then blocks (start, deltas,
+ * stop; one open at a time), `usage` snapshots (each complete, the last one
+ * wins), `stop`, and possibly `error`. Encoders turn them into client bytes.
+ */
+export type CanonicalEvent =
+  | { type: 'start'; id: string; model: string }
+  | { type: 'block_start'; index: number; block: BlockInfo }
+  | { type: 'delta'; index: number; kind: 'text' | 'reasoning' | 'arguments'; value: string }
+  | { type: 'signature'; index: number; value: string }
+  | { type: 'redacted'; index: number; value: string }
+  | { type: 'block_stop'; index: number }
+  | { type: 'usage'; usage: CanonicalUsage }
+  | { type: 'stop'; reason: StopReason; sequence?: string }
+  | { type: 'error'; message: string }
+
+/** Turns upstream SSE events into canonical events, keeping its own per-stream state. */
+export interface StreamDecoder {
+  push(event: { event?: string; data: string }): CanonicalEvent[]
+  /** The upstream ended: close what is open */
+  end(): CanonicalEvent[]
+}
+
+/** Turns canonical events into the client's wire bytes, keeping its own per-stream state. */
+export interface StreamEncoder {
+  readonly contentType: string
+  push(event: CanonicalEvent): string
+  /** Final bytes; `error` when the upstream failed mid-stream */
+  end(error?: string): string
+}
+
+export const ZERO_CANONICAL_USAGE: Readonly<CanonicalUsage> = Object.freeze({
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheReadTokens: 0,
+  cacheWriteTokens: 0,
+  reasoningTokens: 0,
+})
+
+export function num(value: unknown): number {
+  const n = Number(value)
+  return Number.isFinite(n) ? n : 0
+}
+
+/** `data:image/png;base64,AAAA` -> { mediaType, data }; anything else is a URL. */
+export function imageFromUrl(url: string, detail?: string): ImagePart {
+  const match = /^data:([^;,]+)?(;base64)?,(.*)$/s.exec(url)
+  if (match && match[2]) return { type: 'image', mediaType: match[1] || 'image/png', data: match[3], detail }
+  return { type: 'image', url, detail }
+}
+
+export function imageToUrl(part: ImagePart): string {
+  if (part.url) return part.url
+  return `data:${part.mediaType ?? 'image/png'};base64,${part.data ?? ''}`
+}
+
+/** Text of a tool result's content. */
+export function resultText(content: ToolResultPart['content']): string {
+  if (typeof content === 'string') return content
+  return content.map((p) => (p.type === 'text' ? p.text : '')).join('')
+}
+
+/** Every completion text of a response, for counting when an upstream reported no usage. */
+export function responseText(response: CanonicalResponse): string {
+  let text = ''
+  for (const part of response.content) {
+    if (part.type === 'text' || part.type === 'reasoning') text += part.text
+    else text += part.name + part.arguments
+  }
+  return text
+}
+
+/** Tool-call id -> tool name, over a conversation (Gemini needs names for results). */
+export function toolNamesById(messages: CanonicalMessage[]): Map<string, string> {
+  const names = new Map<string, string>()
+  for (const message of messages) {
+    for (const part of message.content) if (part.type === 'tool_call') names.set(part.id, part.name)
+  }
+  return names
+}
+
+/** A non-stream response replayed as stream events (an upstream that ignored `stream`). */
+export function eventsOfResponse(response: CanonicalResponse): CanonicalEvent[] {
+  const events: CanonicalEvent[] = [{ type: 'start', id: response.id, model: response.model }]
+  response.content.forEach((part, index) => {
+    if (part.type === 'text') {
+      events.push({ type: 'block_start', index, block: { type: 'text' } })
+      events.push({ type: 'delta', index, kind: 'text', value: part.text })
+    } else if (part.type === 'reasoning') {
+      events.push({ type: 'block_start', index, block: { type: 'reasoning', id: part.id } })
+      if (part.text) events.push({ type: 'delta', index, kind: 'reasoning', value: part.text })
+      if (part.redacted) events.push({ type: 'redacted', index, value: part.redacted })
+      if (part.signature) events.push({ type: 'signature', index, value: part.signature })
+    } else {
+      events.push({
+        type: 'block_start',
+        index,
+        block: { type: 'tool_call', id: part.id, name: part.name, custom: part.custom },
+      })
+      events.push({ type: 'delta', index, kind: 'arguments', value: part.arguments })
+    }
+    events.push({ type: 'block_stop', index })
+  })
+  if (response.usage) events.push({ type: 'usage', usage: response.usage })
+  events.push({ type: 'stop', reason: response.stopReason, sequence: response.stopSequence })
+  return events
+}
+
+/** Collects a canonical stream into a response (the non-stream answer of a streamed upstream). */
+export class ResponseCollector {
+  id = ''
+  model = ''
+  content: CanonicalResponse['content'] = []
+  stopReason: StopReason = 'end_turn'
+  stopSequence?: string
+  usage: CanonicalUsage | null = null
+  #blocks = new Map<number, CanonicalResponse['content'][number]>()
+
+  push(event: CanonicalEvent) {
+    switch (event.type) {
+      case 'start':
+        this.id = event.id
+        this.model = event.model
+        break
+      case 'block_start': {
+        const b = event.block
+        const part: CanonicalResponse['content'][number] =
+          b.type === 'text'
+            ? { type: 'text', text: '' }
+            : b.type === 'reasoning'
+              ? { type: 'reasoning', text: '', id: b.id }
+              : { type: 'tool_call', id: b.id, name: b.name, arguments: '', custom: b.custom }
+        this.#blocks.set(event.index, part)
+        this.content.push(part)
+        break
+      }
+      case 'delta': {
+        const part = this.#blocks.get(event.index)
+        if (!part) break
+        if (part.type === 'tool_call') part.arguments += event.value
+        else part.text += event.value
+        break
+      }
+      case 'signature':
+      case 'redacted': {
+        const part = this.#blocks.get(event.index)
+        if (part?.type === 'reasoning') part[event.type === 'signature' ? 'signature' : 'redacted'] = event.value
+        else if (part?.type === 'tool_call' && event.type === 'signature') part.signature = event.value
+        break
+      }
+      case 'usage':
+        this.usage = event.usage
+        break
+      case 'stop':
+        this.stopReason = event.reason
+        this.stopSequence = event.sequence
+        break
+    }
+  }
+
+  response(): CanonicalResponse {
+    return {
+      id: this.id,
+      model: this.model,
+      content: this.content,
+      stopReason: this.stopReason,
+      stopSequence: this.stopSequence,
+      usage: this.usage,
+    }
+  }
+}

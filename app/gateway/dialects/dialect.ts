@@ -1,0 +1,91 @@
+import type {
+  CanonicalRequest,
+  CanonicalResponse,
+  CanonicalUsage,
+  DialectName,
+  StreamDecoder,
+  StreamEncoder,
+} from '#gateway/dialects/canonical'
+import type { SseEvent } from '#gateway/sse/sse_parser'
+import type { TokenUsage } from '#gateway/types'
+
+/** What the client asked for, as far as a stream encoder needs to know. */
+export interface EncoderOptions {
+  /** The model name the client used */
+  model: string
+  /** OpenAI chat: the client asked for the usage chunk */
+  includeUsage?: boolean
+  /** Gemini: stream as one JSON array instead of SSE */
+  jsonArray?: boolean
+}
+
+/**
+ * How a same-dialect stream is relayed: which events must be parsed (usage,
+ * mapped model), how usage accumulates, and how a mid-stream failure is told.
+ * Everything else passes through as received.
+ */
+export interface PassThroughRules {
+  /** Must this event be parsed to read usage? (cheap string checks only) */
+  carriesUsage(event: SseEvent): boolean
+  /** Folds a parsed event's usage into what is known so far */
+  readUsage(parsed: any, known: CanonicalUsage | null): CanonicalUsage | null
+  /** Is the usage of this event the final count? (default: yes) */
+  isFinal?(parsed: any): boolean
+  /** Rewrites the upstream's model name to the client's; true when something changed */
+  rewriteModel(parsed: any, model: string): boolean
+  /** An event the client did not ask for (OpenAI's usage-only chunk) */
+  isUnrequested?(parsed: any, options: EncoderOptions): boolean
+  /** The event that tells the client the upstream failed mid-stream */
+  errorEvent(message: string): SseEvent
+  /**
+   * The body to send a same-dialect upstream when the client's bytes cannot
+   * go as they are (another model name, usage to ask for); null when they can.
+   */
+  upstreamBody(body: Record<string, any>, upstreamModel: string, clientModel: string, stream: boolean): Record<string, any> | null
+  /** A final sentinel the relay writes through verbatim (`[DONE]`) */
+  sentinel?: string
+}
+
+/**
+ * One wire format: a decoder into the canonical form and an encoder out of
+ * it, for requests, responses and streams, plus its pass-through rules.
+ */
+export interface Dialect {
+  readonly name: DialectName
+  decodeRequest(body: Record<string, any>): CanonicalRequest
+  encodeRequest(request: CanonicalRequest, model: string): Record<string, unknown>
+  decodeResponse(body: any): CanonicalResponse
+  encodeResponse(response: CanonicalResponse, model: string): Record<string, unknown>
+  streamDecoder(): StreamDecoder
+  streamEncoder(options: EncoderOptions): StreamEncoder
+  /** Usage of a non-stream response body, without decoding all of it */
+  usageOfBody(body: any): CanonicalUsage | null
+  passThrough: PassThroughRules
+}
+
+export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
+  return {
+    promptTokens: usage.inputTokens,
+    completionTokens: usage.outputTokens,
+    totalTokens: usage.inputTokens + usage.outputTokens,
+    cachedTokens: usage.cacheReadTokens,
+    cacheWriteTokens: usage.cacheWriteTokens,
+    reasoningTokens: usage.reasoningTokens,
+    estimated: false,
+  }
+}
+
+/** Serialises one SSE event (named or not). */
+export function sse(data: unknown, event?: string): string {
+  const payload = typeof data === 'string' ? data : JSON.stringify(data)
+  return event ? `event: ${event}\ndata: ${payload}\n\n` : `data: ${payload}\n\n`
+}
+
+/** Parses JSON text, or null. */
+export function parseJson(text: string): any {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return null
+  }
+}

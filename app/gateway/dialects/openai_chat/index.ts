@@ -1,0 +1,44 @@
+import type { Dialect } from '#gateway/dialects/dialect'
+import { decodeChatRequest, encodeChatRequest } from '#gateway/dialects/openai_chat/request'
+import {
+  decodeChatResponse,
+  decodeChatUsage,
+  encodeChatResponse,
+} from '#gateway/dialects/openai_chat/response'
+import { ChatStreamDecoder } from '#gateway/dialects/openai_chat/stream_decoder'
+import { ChatStreamEncoder } from '#gateway/dialects/openai_chat/stream_encoder'
+
+/** OpenAI chat completions (`POST /v1/chat/completions`), the dialect of the whole OpenAI-compatible family. */
+export const openAiChat: Dialect = {
+  name: 'openai_chat',
+  decodeRequest: (body) => decodeChatRequest(body as any),
+  encodeRequest: (request, model) => encodeChatRequest(request, model) as unknown as Record<string, unknown>,
+  decodeResponse: (body) => decodeChatResponse(body),
+  encodeResponse: (response, model) => encodeChatResponse(response, model) as unknown as Record<string, unknown>,
+  streamDecoder: () => new ChatStreamDecoder(),
+  streamEncoder: (options) => new ChatStreamEncoder(options),
+  usageOfBody: (body) => decodeChatUsage(body?.usage),
+  passThrough: {
+    carriesUsage: (event) => event.data.includes('"usage"'),
+    readUsage: (parsed, known) => decodeChatUsage(parsed?.usage) ?? known,
+    rewriteModel(parsed, model) {
+      if (typeof parsed?.model !== 'string') return false
+      parsed.model = model
+      return true
+    },
+    isUnrequested: (parsed, options) =>
+      !options.includeUsage && Array.isArray(parsed?.choices) && parsed.choices.length === 0 && !!parsed.usage,
+    errorEvent: (message) => ({ data: JSON.stringify({ error: { message, type: 'upstream_error', code: 'provider_error' } }) }),
+    sentinel: '[DONE]',
+    upstreamBody(body, upstreamModel, clientModel, stream) {
+      const needsModel = upstreamModel !== clientModel
+      // Usage is always asked for on streams, so it can be metered exactly.
+      const needsUsage = stream && body.stream_options?.include_usage !== true
+      if (!needsModel && !needsUsage) return null
+      const copy = { ...body }
+      if (needsModel) copy.model = upstreamModel
+      if (needsUsage) copy.stream_options = { ...(body.stream_options ?? {}), include_usage: true }
+      return copy
+    },
+  },
+}

@@ -1,0 +1,226 @@
+import {
+  imageFromUrl,
+  imageToUrl,
+  resultText,
+  type CanonicalMessage,
+  type CanonicalRequest,
+  type CanonicalTool,
+  type ContentPart,
+  type ImagePart,
+  type TextPart,
+  type ToolChoice,
+} from '#gateway/dialects/canonical'
+import type { ChatContentPart, ChatMessage, ChatRequest, ChatTool } from '#gateway/dialects/openai_chat/types'
+
+/** OpenAI chat request -> canonical. Leading system/developer messages become the system prompt. */
+export function decodeChatRequest(body: ChatRequest): CanonicalRequest {
+  const system: TextPart[] = []
+  const messages: CanonicalMessage[] = []
+  let leading = true
+  for (const message of body.messages ?? []) {
+    if (!message || typeof message !== 'object') continue
+    if (message.role === 'system' || message.role === 'developer') {
+      const parts = userParts(message.content).filter((p): p is TextPart => p.type === 'text')
+      if (leading) system.push(...parts)
+      else messages.push({ role: 'system', content: parts })
+      continue
+    }
+    leading = false
+    if (message.role === 'tool') {
+      const part: ContentPart = {
+        type: 'tool_result',
+        toolCallId: String(message.tool_call_id ?? ''),
+        content: typeof message.content === 'string' ? message.content : resultParts(message.content),
+      }
+      const last = messages[messages.length - 1]
+      if (last?.role === 'user' && last.content.every((p) => p.type === 'tool_result')) last.content.push(part)
+      else messages.push({ role: 'user', content: [part] })
+    } else if (message.role === 'assistant') {
+      messages.push({ role: 'assistant', content: assistantParts(message) })
+    } else {
+      messages.push({ role: 'user', content: userParts(message.content) })
+    }
+  }
+  const request: CanonicalRequest = {
+    model: body.model,
+    stream: body.stream === true,
+    system,
+    messages,
+    tools: (body.tools ?? []).map(decodeTool).filter((t): t is CanonicalTool => t !== null),
+    toolChoice: decodeToolChoice(body.tool_choice),
+    parallelToolCalls: body.parallel_tool_calls,
+    maxTokens: body.max_completion_tokens ?? body.max_tokens,
+    temperature: body.temperature,
+    topP: body.top_p,
+    stop: typeof body.stop === 'string' ? [body.stop] : body.stop,
+    user: body.user,
+  }
+  if (body.reasoning_effort && body.reasoning_effort !== 'none') request.reasoning = { effort: body.reasoning_effort }
+  const format = body.response_format
+  if (format?.type === 'json_object') request.responseFormat = { type: 'json_object' }
+  if (format?.type === 'json_schema' && format.json_schema?.schema) {
+    request.responseFormat = { type: 'json_schema', ...format.json_schema, schema: format.json_schema.schema }
+  }
+  return request
+}
+
+function userParts(content: ChatMessage['content']): Array<TextPart | ImagePart> {
+  if (typeof content === 'string') return [{ type: 'text', text: content }]
+  if (!Array.isArray(content)) return []
+  const parts: Array<TextPart | ImagePart> = []
+  for (const part of content) {
+    if (part?.type === 'text' && typeof part.text === 'string') {
+      parts.push(part.cache_control ? { type: 'text', text: part.text, cacheControl: part.cache_control } : { type: 'text', text: part.text })
+    } else if (part?.type === 'image_url' && part.image_url?.url) {
+      parts.push(imageFromUrl(part.image_url.url, part.image_url.detail))
+    }
+  }
+  return parts
+}
+
+function resultParts(content: ChatMessage['content']): Array<TextPart | ImagePart> {
+  return userParts(content)
+}
+
+function assistantParts(message: ChatMessage): ContentPart[] {
+  const parts: ContentPart[] = []
+  const reasoning = message.reasoning_content ?? message.reasoning
+  if (typeof reasoning === 'string' && reasoning) parts.push({ type: 'reasoning', text: reasoning })
+  for (const part of userParts(message.content)) if (part.type === 'text' && part.text) parts.push(part)
+  for (const call of message.tool_calls ?? []) {
+    if (call.type === 'custom' && call.custom) {
+      parts.push({ type: 'tool_call', id: call.id, name: call.custom.name, arguments: call.custom.input, custom: true })
+    } else if (call.function) {
+      parts.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments ?? '' })
+    }
+  }
+  return parts
+}
+
+function decodeTool(tool: ChatTool): CanonicalTool | null {
+  if (tool?.type === 'function' && tool.function?.name) {
+    return { name: tool.function.name, description: tool.function.description, parameters: tool.function.parameters }
+  }
+  if (tool?.type === 'custom' && tool.custom?.name) {
+    return { name: tool.custom.name, description: tool.custom.description, custom: { format: tool.custom.format } }
+  }
+  return null
+}
+
+function decodeToolChoice(choice: ChatRequest['tool_choice']): ToolChoice | undefined {
+  if (choice === 'auto' || choice === 'none' || choice === 'required') return { type: choice }
+  if (choice && typeof choice === 'object' && choice.function?.name) return { type: 'tool', name: choice.function.name }
+  return undefined
+}
+
+/** Canonical -> OpenAI chat request (for any OpenAI-compatible upstream). */
+export function encodeChatRequest(request: CanonicalRequest, model: string): ChatRequest {
+  const messages: ChatMessage[] = []
+  if (request.system.length > 0) messages.push({ role: 'system', content: textContent(request.system) })
+  for (const message of request.messages) {
+    if (message.role === 'system') {
+      messages.push({ role: 'system', content: textContent(message.content.filter((p) => p.type === 'text')) })
+    } else if (message.role === 'assistant') {
+      messages.push(encodeAssistant(message.content))
+    } else {
+      const rest: Array<TextPart | ImagePart> = []
+      for (const part of message.content) {
+        if (part.type === 'tool_result') {
+          const content = typeof part.content === 'string' ? part.content : resultText(part.content)
+          messages.push({ role: 'tool', tool_call_id: part.toolCallId, content: part.isError && !content ? 'error' : content })
+        } else if (part.type === 'text' || part.type === 'image') {
+          rest.push(part)
+        }
+      }
+      if (rest.length > 0) messages.push({ role: 'user', content: userContent(rest) })
+    }
+  }
+  const body: ChatRequest = { model, messages }
+  if (request.stream) {
+    body.stream = true
+    body.stream_options = { include_usage: true }
+  }
+  if (request.tools.length > 0) body.tools = request.tools.map(encodeTool)
+  if (request.toolChoice) {
+    body.tool_choice =
+      request.toolChoice.type === 'tool'
+        ? { type: 'function', function: { name: request.toolChoice.name } }
+        : request.toolChoice.type
+  }
+  if (request.parallelToolCalls !== undefined && request.tools.length > 0) body.parallel_tool_calls = request.parallelToolCalls
+  if (request.maxTokens !== undefined) body.max_tokens = request.maxTokens
+  if (request.temperature !== undefined) body.temperature = request.temperature
+  if (request.topP !== undefined) body.top_p = request.topP
+  if (request.stop?.length) body.stop = request.stop
+  if (request.reasoning?.effort) body.reasoning_effort = request.reasoning.effort
+  else if (request.reasoning?.budgetTokens) body.reasoning_effort = effortOfBudget(request.reasoning.budgetTokens)
+  if (request.responseFormat?.type === 'json_object') body.response_format = { type: 'json_object' }
+  if (request.responseFormat?.type === 'json_schema') {
+    const { name, schema, strict } = request.responseFormat
+    body.response_format = { type: 'json_schema', json_schema: { name: name ?? 'response', schema, strict } }
+  }
+  if (request.user) body.user = request.user
+  return body
+}
+
+export function effortOfBudget(budget: number): string {
+  if (budget <= 2048) return 'low'
+  if (budget <= 12_000) return 'medium'
+  return 'high'
+}
+
+function textContent(parts: ContentPart[]): string | ChatContentPart[] {
+  const texts = parts.filter((p): p is TextPart => p.type === 'text')
+  if (texts.some((p) => p.cacheControl)) return userContent(texts) as ChatContentPart[]
+  return texts.map((p) => p.text).join('\n\n')
+}
+
+function userContent(parts: Array<TextPart | ImagePart>): string | ChatContentPart[] {
+  if (parts.length === 1 && parts[0].type === 'text' && !parts[0].cacheControl) return parts[0].text
+  return parts.map((part): ChatContentPart => {
+    if (part.type === 'text') {
+      return part.cacheControl
+        ? { type: 'text', text: part.text, cache_control: part.cacheControl }
+        : { type: 'text', text: part.text }
+    }
+    const image: ChatContentPart = { type: 'image_url', image_url: { url: imageToUrl(part) } }
+    if (part.detail) image.image_url!.detail = part.detail
+    return image
+  })
+}
+
+function encodeAssistant(parts: ContentPart[]): ChatMessage {
+  const text = parts.filter((p): p is TextPart => p.type === 'text').map((p) => p.text).join('')
+  const message: ChatMessage = { role: 'assistant', content: text || null }
+  const calls = parts.filter((p) => p.type === 'tool_call')
+  if (calls.length > 0) {
+    message.tool_calls = calls.map((call) => ({
+      id: call.id,
+      type: 'function' as const,
+      function: { name: call.name, arguments: call.custom ? JSON.stringify({ input: call.arguments }) : call.arguments || '{}' },
+    }))
+  }
+  return message
+}
+
+function encodeTool(tool: CanonicalTool): ChatTool {
+  return {
+    type: 'function',
+    function: {
+      name: tool.name,
+      description: tool.description,
+      parameters: tool.custom ? customToolSchema(tool) : (tool.parameters ?? { type: 'object', properties: {} }),
+    },
+  }
+}
+
+/** A custom (free-form) tool offered to an upstream that only knows JSON functions: one string argument. */
+export function customToolSchema(tool: CanonicalTool): Record<string, unknown> {
+  const format = tool.custom?.format as { definition?: string; syntax?: string } | undefined
+  const hint = format?.definition ? ` Must follow this ${format.syntax ?? ''} grammar:\n${format.definition}` : ''
+  return {
+    type: 'object',
+    properties: { input: { type: 'string', description: `The raw tool input.${hint}` } },
+    required: ['input'],
+  }
+}

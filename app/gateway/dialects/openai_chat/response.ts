@@ -1,0 +1,104 @@
+import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import type { ChatCompletion, ChatUsage } from '#gateway/dialects/openai_chat/types'
+
+const STOP_REASONS: Record<string, StopReason> = {
+  stop: 'end_turn',
+  length: 'max_tokens',
+  tool_calls: 'tool_use',
+  function_call: 'tool_use',
+  content_filter: 'content_filter',
+}
+
+const FINISH_REASONS: Record<StopReason, string> = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  pause_turn: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  content_filter: 'content_filter',
+  refusal: 'content_filter',
+}
+
+export const stopOfFinish = (finish: string | null | undefined): StopReason => STOP_REASONS[finish ?? ''] ?? 'end_turn'
+export const finishOfStop = (stop: StopReason): string => FINISH_REASONS[stop] ?? 'stop'
+
+/** OpenAI usage -> canonical (prompt_tokens already includes cached tokens). */
+export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalUsage | null {
+  if (!usage || typeof usage !== 'object') return null
+  return {
+    inputTokens: num(usage.prompt_tokens),
+    outputTokens: num(usage.completion_tokens),
+    cacheReadTokens: num(usage.prompt_tokens_details?.cached_tokens ?? usage.prompt_cache_hit_tokens),
+    cacheWriteTokens: num(usage.prompt_tokens_details?.cache_write_tokens),
+    reasoningTokens: num(usage.completion_tokens_details?.reasoning_tokens),
+  }
+}
+
+export function encodeChatUsage(usage: CanonicalUsage): ChatUsage {
+  const encoded: ChatUsage = {
+    prompt_tokens: usage.inputTokens,
+    completion_tokens: usage.outputTokens,
+    total_tokens: usage.inputTokens + usage.outputTokens,
+  }
+  if (usage.cacheReadTokens || usage.cacheWriteTokens) {
+    encoded.prompt_tokens_details = { cached_tokens: usage.cacheReadTokens }
+    if (usage.cacheWriteTokens) encoded.prompt_tokens_details.cache_write_tokens = usage.cacheWriteTokens
+  }
+  if (usage.reasoningTokens) encoded.completion_tokens_details = { reasoning_tokens: usage.reasoningTokens }
+  return encoded
+}
+
+export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
+  const choice = body?.choices?.[0]
+  const message = choice?.message
+  const content: CanonicalResponse['content'] = []
+  const reasoning = message?.reasoning_content ?? message?.reasoning
+  if (typeof reasoning === 'string' && reasoning) content.push({ type: 'reasoning', text: reasoning })
+  if (typeof message?.content === 'string' && message.content) content.push({ type: 'text', text: message.content })
+  for (const call of message?.tool_calls ?? []) {
+    if (call.type === 'custom' && call.custom) {
+      content.push({ type: 'tool_call', id: call.id, name: call.custom.name, arguments: call.custom.input, custom: true })
+    } else if (call.function) {
+      content.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments ?? '' })
+    }
+  }
+  return {
+    id: String(body?.id ?? ''),
+    model: String(body?.model ?? ''),
+    content,
+    stopReason: stopOfFinish(choice?.finish_reason),
+    usage: decodeChatUsage(body?.usage),
+  }
+}
+
+export function encodeChatResponse(response: CanonicalResponse, model: string): ChatCompletion {
+  let text = ''
+  let reasoning = ''
+  const calls: NonNullable<ChatCompletion['choices'][0]['message']['tool_calls']> = []
+  for (const part of response.content) {
+    if (part.type === 'text') text += part.text
+    else if (part.type === 'reasoning') reasoning += part.text
+    else if (part.custom) calls.push({ id: part.id, type: 'custom', custom: { name: part.name, input: part.arguments } })
+    else calls.push({ id: part.id, type: 'function', function: { name: part.name, arguments: part.arguments } })
+  }
+  const message: ChatCompletion['choices'][0]['message'] = {
+    role: 'assistant',
+    content: text || (calls.length > 0 ? null : ''),
+    refusal: null,
+  }
+  if (reasoning) message.reasoning_content = reasoning
+  if (calls.length > 0) message.tool_calls = calls
+  const completion: ChatCompletion = {
+    id: chatId(response.id),
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finishOfStop(response.stopReason) }],
+  }
+  if (response.usage) completion.usage = encodeChatUsage(response.usage)
+  return completion
+}
+
+export function chatId(id: string): string {
+  return id.startsWith('chatcmpl-') ? id : `chatcmpl-${id || Date.now().toString(36)}`
+}

@@ -1,0 +1,95 @@
+import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
+import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
+import { chatId, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_chat/response'
+
+/**
+ * Canonical events -> OpenAI chat chunks: a role chunk first, content /
+ * reasoning_content / tool_calls deltas, a finish chunk, the usage chunk when
+ * the client asked for it, then `[DONE]`.
+ */
+export class ChatStreamEncoder implements StreamEncoder {
+  readonly contentType = 'text/event-stream; charset=utf-8'
+  #id = ''
+  #created = Math.floor(Date.now() / 1000)
+  #started = false
+  #tools = new Map<number, number>()
+  #stop: StopReason | null = null
+  #usage: CanonicalUsage | null = null
+
+  constructor(private options: EncoderOptions) {}
+
+  push(event: CanonicalEvent): string {
+    switch (event.type) {
+      case 'start':
+        return this.#start(event.id)
+      case 'block_start':
+        if (event.block.type !== 'tool_call') return this.#start('')
+        {
+          const toolIndex = this.#tools.size
+          this.#tools.set(event.index, toolIndex)
+          return (
+            this.#start('') +
+            this.#chunk({
+              tool_calls: [
+                { index: toolIndex, id: event.block.id, type: 'function', function: { name: event.block.name, arguments: '' } },
+              ],
+            })
+          )
+        }
+      case 'delta':
+        if (event.kind === 'text') return this.#start('') + this.#chunk({ content: event.value })
+        if (event.kind === 'reasoning') return this.#start('') + this.#chunk({ reasoning_content: event.value })
+        return (
+          this.#start('') +
+          this.#chunk({ tool_calls: [{ index: this.#tools.get(event.index) ?? 0, function: { arguments: event.value } }] })
+        )
+      case 'usage':
+        this.#usage = event.usage
+        return ''
+      case 'stop':
+        if (this.#stop) return ''
+        this.#stop = event.reason
+        return this.#start('') + this.#chunk({}, finishOfStop(event.reason))
+      case 'error':
+        return ''
+      default:
+        return ''
+    }
+  }
+
+  end(error?: string): string {
+    if (error) {
+      return this.#start('') + sse({ error: { message: error, type: 'upstream_error', code: 'provider_error' } })
+    }
+    let out = this.#start('')
+    if (!this.#stop) out += this.#chunk({}, this.#tools.size > 0 ? 'tool_calls' : 'stop')
+    if (this.options.includeUsage && this.#usage) {
+      out += sse({
+        id: this.#id,
+        object: 'chat.completion.chunk',
+        created: this.#created,
+        model: this.options.model,
+        choices: [],
+        usage: encodeChatUsage(this.#usage),
+      })
+    }
+    return out + 'data: [DONE]\n\n'
+  }
+
+  #start(id: string): string {
+    if (this.#started) return ''
+    this.#started = true
+    this.#id = chatId(id)
+    return this.#chunk({ role: 'assistant', content: '' })
+  }
+
+  #chunk(delta: Record<string, unknown>, finish: string | null = null): string {
+    return sse({
+      id: this.#id,
+      object: 'chat.completion.chunk',
+      created: this.#created,
+      model: this.options.model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    })
+  }
+}

@@ -1,0 +1,94 @@
+/** OpenAI chat-completions wire types (the parts the gateway reads or writes). */
+
+export interface ChatContentPart {
+  type: 'text' | 'image_url' | 'input_audio' | 'file' | string
+  text?: string
+  image_url?: { url: string; detail?: string }
+  cache_control?: Record<string, unknown>
+}
+
+export interface ChatToolCall {
+  id: string
+  type: 'function' | 'custom'
+  function?: { name: string; arguments: string }
+  custom?: { name: string; input: string }
+}
+
+export interface ChatMessage {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool'
+  content?: string | ChatContentPart[] | null
+  name?: string
+  tool_calls?: ChatToolCall[]
+  tool_call_id?: string
+  reasoning_content?: string
+  reasoning?: string
+}
+
+export interface ChatTool {
+  type: 'function' | 'custom'
+  function?: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean }
+  custom?: { name: string; description?: string; format?: Record<string, unknown> }
+}
+
+export interface ChatRequest {
+  model: string
+  messages: ChatMessage[]
+  stream?: boolean
+  stream_options?: { include_usage?: boolean }
+  tools?: ChatTool[]
+  tool_choice?: 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } }
+  parallel_tool_calls?: boolean
+  max_tokens?: number
+  max_completion_tokens?: number
+  temperature?: number
+  top_p?: number
+  stop?: string | string[]
+  reasoning_effort?: string
+  response_format?: { type: string; json_schema?: { name?: string; schema?: Record<string, unknown>; strict?: boolean } }
+  user?: string
+}
+
+export interface ChatUsage {
+  prompt_tokens: number
+  completion_tokens: number
+  total_tokens: number
+  prompt_tokens_details?: { cached_tokens?: number; cache_write_tokens?: number }
+  completion_tokens_details?: { reasoning_tokens?: number }
+  /** DeepSeek */
+  prompt_cache_hit_tokens?: number
+}
+
+export interface ChatCompletion {
+  id: string
+  object: 'chat.completion'
+  created: number
+  model: string
+  choices: Array<{
+    index: number
+    message: ChatMessage & { refusal?: string | null }
+    logprobs?: unknown
+    finish_reason: string | null
+  }>
+  usage?: ChatUsage
+}
+
+export interface ChatChunk {
+  id: string
+  object: 'chat.completion.chunk'
+  created: number
+  model: string
+  choices: Array<{
+    index: number
+    delta: {
+      role?: string
+      content?: string | null
+      reasoning_content?: string
+      reasoning?: string
+      tool_calls?: Array<{ index: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }>
+    }
+    logprobs?: unknown
+    finish_reason: string | null
+  }>
+  usage?: ChatUsage | null
+  error?: { message?: string }
+}

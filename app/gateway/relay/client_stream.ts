@@ -1,0 +1,64 @@
+import type { ServerResponse } from 'node:http'
+
+/**
+ * The client side of a streamed answer: headers go out with the first
+ * write, writes respect back-pressure, and a client that went away turns
+ * every later write into a no-op.
+ */
+export class ClientStream {
+  #started = false
+
+  constructor(
+    private res: ServerResponse,
+    private headers: Record<string, string>,
+    private onFirstByte: () => void
+  ) {}
+
+  get gone(): boolean {
+    return this.res.destroyed
+  }
+
+  /** The client closed the connection before the answer was complete. */
+  get closedEarly(): boolean {
+    return this.res.destroyed && !this.res.writableFinished
+  }
+
+  async write(text: string) {
+    if (!text || this.res.destroyed) return
+    this.#open()
+    if (!this.res.write(text)) await drained(this.res)
+  }
+
+  end() {
+    if (this.res.destroyed) return
+    this.#open()
+    this.res.end()
+  }
+
+  #open() {
+    if (this.#started) return
+    this.#started = true
+    this.res.writeHead(200, this.headers)
+    this.onFirstByte()
+  }
+}
+
+/** Resolves when the socket can take more, or when it closed. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
+
+export const STREAM_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'connection': 'keep-alive',
+  'x-accel-buffering': 'no',
+}

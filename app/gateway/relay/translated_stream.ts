@@ -1,0 +1,76 @@
+import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } from '#gateway/dialects/canonical'
+import type { ClientStream } from '#gateway/relay/client_stream'
+import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
+import { SseParser } from '#gateway/sse/sse_parser'
+
+/** A canonical-to-canonical step between decoder and encoder (e.g. custom-tool unwrapping). */
+export type EventTransform = (event: CanonicalEvent) => CanonicalEvent[]
+
+/**
+ * Relays an upstream stream in another dialect: upstream SSE -> the upstream
+ * dialect's decoder -> canonical events -> the client dialect's encoder. Each
+ * upstream chunk is written as soon as it is translated.
+ */
+export async function relayTranslatedStream(
+  upstream: AsyncIterable<Buffer>,
+  decoder: StreamDecoder,
+  encoder: StreamEncoder,
+  out: ClientStream,
+  transform?: EventTransform
+): Promise<StreamOutcome> {
+  const parser = new SseParser()
+  let usage: CanonicalUsage | null = null
+  let text = ''
+  let error: Error | null = null
+  let upstreamError: string | null = null
+  let stopped = false
+
+  const encode = (events: CanonicalEvent[]): string => {
+    let bytes = ''
+    for (const original of events) {
+      for (const event of transform ? transform(original) : [original]) {
+        if (event.type === 'usage') usage = event.usage
+        else if (event.type === 'stop') stopped = true
+        else if (event.type === 'delta') text += event.value
+        else if (event.type === 'error') {
+          upstreamError = event.message
+          continue
+        }
+        bytes += encoder.push(event)
+      }
+    }
+    return bytes
+  }
+
+  try {
+    for await (const chunk of upstream) {
+      const events: CanonicalEvent[] = []
+      for (const event of parser.push(chunk)) events.push(...decoder.push(event))
+      await out.write(encode(events))
+      if (out.gone) break
+    }
+    const tail: CanonicalEvent[] = []
+    for (const event of parser.end()) tail.push(...decoder.push(event))
+    tail.push(...decoder.end())
+    await out.write(encode(tail))
+  } catch (caught) {
+    error = caught as Error
+  }
+
+  const clientClosed = out.closedEarly
+  if (!clientClosed) {
+    const failure = error ? `Upstream stream failed: ${error.message || 'connection reset'}` : upstreamError
+    if (error) await out.write(encode(decoder.end())).catch(() => {})
+    await out.write(encoder.end(failure ?? undefined)).catch(() => {})
+    if (upstreamError && !error) error = new Error(upstreamError)
+  }
+  out.end()
+  const streamed = text
+  return {
+    usage,
+    usageFinal: stopped && !error,
+    error,
+    clientClosed: clientClosed || (error !== null && out.gone),
+    completionText: () => streamed,
+  }
+}
