@@ -11,10 +11,13 @@ const ModelsController = () => import('#controllers/api/models_controller')
 const UsageController = () => import('#controllers/api/usage_controller')
 const BalanceController = () => import('#controllers/api/balance_controller')
 const StatusController = () => import('#controllers/api/status_controller')
+const MessagesController = () => import('#controllers/api/messages_controller')
 
 router
   .group(() => {
     router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
+    router.post('/messages', [MessagesController, 'store']).as('messages')
+    router.post('/messages/count_tokens', [MessagesController, 'countTokens']).as('messages.count_tokens')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')

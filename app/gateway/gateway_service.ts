@@ -6,7 +6,6 @@ import type { Catalog } from '#gateway/catalog'
 import {
   eventsOfResponse,
   responseText,
-  resultText,
   type CanonicalRequest,
   type CanonicalUsage,
   type DialectName,
@@ -14,6 +13,8 @@ import {
 import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gateway/dialects/custom_tools'
 import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
+import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
+import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
 import { RequestAccount } from '#gateway/metering/request_account'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
@@ -111,6 +112,10 @@ export class GatewayService {
       await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 1000))])
     }
     clearTimeout(timer)
+  }
+
+  countTokens(call: CountTokensCall, account: RequestAccount): Promise<void> {
+    return countTokensFor(this.router(), call, account)
   }
 
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
@@ -321,22 +326,6 @@ class Exchange {
       estimated: true,
     }
   }
-}
-
-/** Tokens of a canonical prompt: its text plus a few tokens of framing per message. */
-export async function countCanonicalPrompt(request: CanonicalRequest): Promise<number> {
-  let text = request.system.map((p) => p.text).join('\n')
-  let total = 3
-  for (const message of request.messages) {
-    total += 3
-    for (const part of message.content) {
-      if (part.type === 'text' || part.type === 'reasoning') text += part.text
-      else if (part.type === 'tool_call') text += part.name + part.arguments
-      else if (part.type === 'tool_result') text += resultText(part.content)
-    }
-  }
-  for (const tool of request.tools) text += tool.name + (tool.description ?? '') + JSON.stringify(tool.parameters ?? {})
-  return total + (await countTokens(text))
 }
 
 /** Counts tokens against TPM windows (only principals that have any). */

@@ -61,6 +61,8 @@ export interface Dialect {
   /** Usage of a non-stream response body, without decoding all of it */
   usageOfBody(body: any): CanonicalUsage | null
   passThrough: PassThroughRules
+  /** The dialect's answer to a token-counting call, when it has one */
+  encodeTokenCount?(tokens: number): Record<string, unknown>
 }
 
 export function toTokenUsage(usage: CanonicalUsage): TokenUsage {

@@ -17,3 +17,16 @@ export async function validateEnvelope<T>(
     throw error
   }
 }
+
+/** Runs a compiled validator over a body whose model is not in it (Gemini: the model is in the path). */
+export async function validateShape<T>(validator: { validate: (data: any) => Promise<T> }, body: Record<string, any>): Promise<T> {
+  try {
+    return await validator.validate(body)
+  } catch (error) {
+    if (error instanceof errors.E_VALIDATION_ERROR) {
+      const first = (error.messages as Array<{ field: string; message: string }>)[0]
+      throw GatewayError.invalidRequest(first ? `${first.field}: ${first.message}` : 'Invalid request body')
+    }
+    throw error
+  }
+}

@@ -1,0 +1,71 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { modelAllowed } from '#gateway/access_policy'
+import type { DialectName } from '#gateway/dialects/canonical'
+import { dialectOf } from '#gateway/dialects/registry'
+import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import { adapterFor } from '#gateway/providers/registry'
+import type { ChannelRouter } from '#gateway/routing/channel_router'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import type { Principal } from '#gateway/types'
+
+export interface CountTokensCall {
+  principal: Principal
+  ingress: DialectName
+  rawBody: Buffer
+  body: Record<string, any>
+  model: string
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+/**
+ * Token counting (`/v1/messages/count_tokens`, `:countTokens`): asked of a
+ * channel that counts natively in the client's dialect, else counted with the
+ * gateway's tokenizer. Free: the usage row records the call with no tokens.
+ */
+export async function countTokens(router: ChannelRouter, call: CountTokensCall, account: RequestAccount) {
+  account.model = call.model
+  if (!modelAllowed(call.principal, call.model)) throw GatewayError.modelNotAllowed(call.model)
+  const ingress = dialectOf(call.ingress)
+  const native = router.route(call.model).filter((c) => {
+    const adapter = adapterFor(c.channel.provider)
+    return adapter.countsTokens(c.channel) && adapter.dialects(c.channel).includes(call.ingress)
+  })
+  let bytes: Buffer
+  let status = 200
+  if (native.length > 0) {
+    const result = await dispatch(
+      native,
+      (c) => {
+        const changed = ingress.passThrough.upstreamBody(call.body, c.upstreamModel, call.model, false)
+        return adapterFor(c.channel.provider).request(c.channel, {
+          operation: 'count_tokens',
+          dialect: call.ingress,
+          model: c.upstreamModel,
+          stream: false,
+          body: changed ? JSON.stringify(changed) : call.rawBody,
+          clientHeaders: call.req.headers,
+        })
+      },
+      account.abort.signal,
+      account.dispatchHooks
+    )
+    status = result.response.statusCode
+    bytes = await readBody(result.body)
+  } else {
+    const tokens = await countCanonicalPrompt(ingress.decodeRequest(call.body))
+    bytes = Buffer.from(JSON.stringify(ingress.encodeTokenCount?.(tokens) ?? { tokens }))
+  }
+  account.markFirstByte()
+  if (!call.res.destroyed) {
+    call.res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': String(bytes.length),
+      'x-request-id': account.requestId,
+    })
+    call.res.end(bytes)
+  }
+  account.close(status, null)
+}

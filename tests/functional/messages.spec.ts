@@ -1,0 +1,253 @@
+import { test } from '@japa/runner'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { anthropic, parseSse } from '#tests/clients'
+import { post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+
+const weatherTool = {
+  name: 'get_weather',
+  description: 'Weather of a city',
+  input_schema: { type: 'object' as const, properties: { location: { type: 'string' } }, required: ['location'] },
+}
+
+test.group('POST /v1/messages: native pass-through to an anthropic channel', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedPrice('claude-*', '3', '15')
+    return () => mock.stop()
+  })
+
+  test('non-stream through the Anthropic SDK: text, usage, channel key, usage row', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const message = await anthropic(user.key).messages.create({
+      model: 'claude-sonnet-4-5',
+      max_tokens: 256,
+      messages: [{ role: 'user', content: 'Hello!' }],
+    })
+    assert.equal((message.content[0] as any).text, 'tok0 tok1 tok2 tok3 tok4 ')
+    assert.equal(message.stop_reason, 'end_turn')
+    assert.include(message.usage as any, { input_tokens: 12, output_tokens: 5 })
+    const seen = mock.lastRequest()!
+    assert.equal(seen.path, '/v1/messages')
+    assert.equal(seen.headers['x-api-key'], 'upstream-secret')
+    assert.isUndefined(seen.headers.authorization)
+    assert.isString(seen.headers['anthropic-version'])
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { endpoint: 'messages', model: 'claude-sonnet-4-5', provider: 'anthropic', status: 200, prompt_tokens: 12, completion_tokens: 5, estimated: false })
+    // 12 x $3/M + 5 x $15/M
+    assert.equal(row.cost, '0.000111000000')
+  })
+
+  test('stream with thinking and cache: events relayed, signature intact, cache usage metered', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const stream = anthropic(user.key).messages.stream({
+      model: 'claude-opus-4-1',
+      max_tokens: 2048,
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: [{ role: 'user', content: 'Think, then count' }],
+      mock: { cache_read: 100, cache_write: 7 },
+    } as any)
+    const types: string[] = []
+    stream.on('streamEvent', (event) => types.push(event.type))
+    const final = await stream.finalMessage()
+    assert.deepEqual(final.content[0], { type: 'thinking', thinking: 'Let me think.', signature: 'sig_mock_1' } as any)
+    assert.equal((final.content[1] as any).text, 'tok0 tok1 tok2 tok3 tok4 ')
+    assert.include(final.usage as any, { input_tokens: 12, cache_read_input_tokens: 100, cache_creation_input_tokens: 7, output_tokens: 6 })
+    assert.includeMembers(types, ['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop'])
+    const [row] = await usageRows(user.userId)
+    // Anthropic input_tokens excludes cache; the row's prompt_tokens includes it (OpenAI semantics).
+    assert.include(row, { stream: true, prompt_tokens: 119, cached_tokens: 100, cache_write_tokens: 7, completion_tokens: 6, estimated: false })
+    assert.isNotNull(row.ttft_ms)
+  })
+
+  test('the body reaches Anthropic byte for byte: cache_control, signed thinking, system message inside messages, unknown fields', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const raw =
+      '{"model":"claude-sonnet-4-5","max_tokens":64,"system":[{"type":"text","text":"Be brief","cache_control":{"type":"ephemeral"}}],' +
+      '"messages":[{"role":"system","content":"inner system"},{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral","ttl":"1h"}}]},' +
+      '{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"EqQBCkYIBx  sig=="},{"type":"text","text":"yo"}]},' +
+      '{"role":"user","content":"again"}],"context_management":{"edits":[]},"output_config":{"effort":"high"},"metadata":{"user_id":"{\\"a\\":1}"},"x_unknown":[1.50,null]}'
+    const response = await post('/v1/messages?beta=true', raw, {
+      'x-api-key': user.key,
+      'anthropic-version': '2023-06-01',
+      'anthropic-beta': 'interleaved-thinking-2025-05-14,context-management-2025-06-27',
+    })
+    assert.equal(response.status, 200)
+    const seen = mock.lastRequest()!
+    assert.equal(seen.body, raw)
+    assert.equal(seen.headers['anthropic-beta'], 'interleaved-thinking-2025-05-14,context-management-2025-06-27')
+    assert.equal(seen.headers['anthropic-version'], '2023-06-01')
+  })
+
+  test('tools: tool_use non-stream and stream, ids intact', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const message = await client.messages.create({
+      model: 'claude-haiku-4-5',
+      max_tokens: 128,
+      tools: [weatherTool],
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+    })
+    assert.equal(message.stop_reason, 'tool_use')
+    assert.deepInclude(message.content[0] as any, { type: 'tool_use', id: 'toolu_mock_1', name: 'get_weather', input: { location: 'Paris' } })
+
+    const final = await client.messages
+      .stream({ model: 'claude-haiku-4-5', max_tokens: 128, tools: [weatherTool], messages: [{ role: 'user', content: 'Weather in Paris?' }] })
+      .finalMessage()
+    assert.deepInclude(final.content[0] as any, { type: 'tool_use', id: 'toolu_mock_1', input: { location: 'Paris' } })
+  })
+
+  test('count_tokens through the SDK is asked of Anthropic', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const counted = await anthropic(user.key).messages.countTokens({
+      model: 'claude-sonnet-4-5',
+      messages: [{ role: 'user', content: 'Hello!' }],
+    })
+    assert.deepEqual(counted, { input_tokens: 12 })
+    assert.equal(mock.lastRequest()!.path, '/v1/messages/count_tokens')
+    const rows = await usageRows(user.userId)
+    assert.include(rows[0], { endpoint: 'messages.count_tokens', status: 200, prompt_tokens: 0 })
+  })
+
+  test('errors in the Anthropic shape: bad key, unknown model, upstream 4xx, bad JSON', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const bad = await post('/v1/messages', { model: 'claude-x', max_tokens: 5, messages: [] }, { 'x-api-key': 'sk-nope' })
+    assert.equal(bad.status, 401)
+    assert.deepEqual(await bad.json(), { type: 'error', error: { type: 'authentication_error', message: 'Invalid API key' } })
+
+    const auth = { 'x-api-key': user.key }
+    const missing = await post('/v1/messages', { model: 'nothing-serves-this', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }, auth)
+    assert.equal(missing.status, 404)
+    assert.equal(((await missing.json()) as any).error.type, 'not_found_error')
+
+    const upstream4xx = await post('/v1/messages', { model: 'claude-x', max_tokens: 5, messages: [{ role: 'user', content: 'x' }], mock: { status: 400 } }, auth)
+    assert.equal(upstream4xx.status, 400)
+    assert.deepEqual(await upstream4xx.json(), { type: 'error', error: { type: 'invalid_request_error', message: 'mock upstream failure 400' } })
+
+    const invalid = await post('/v1/messages', '{"model":', auth)
+    assert.equal(((await invalid.json()) as any).type, 'error')
+  })
+})
+
+test.group('POST /v1/messages translated to an OpenAI-compatible channel (Claude Code on GPT/vLLM)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'vllm', provider: 'custom', baseUrl: mock.url, models: ['qwen-*'] })
+    return () => mock.stop()
+  })
+
+  test('non-stream: system, inner system message, image become chat messages; the answer is a Message', async ({ assert }) => {
+    const user = await seedUser()
+    const message = await anthropic(user.key).messages.create({
+      model: 'qwen-coder',
+      max_tokens: 100,
+      system: [{ type: 'text', text: 'You are terse.', cache_control: { type: 'ephemeral' } }],
+      messages: [
+        { role: 'system' as any, content: 'Inner rule.' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is this?' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+          ],
+        },
+      ],
+    })
+    assert.equal(message.type, 'message')
+    assert.equal(message.model, 'qwen-coder')
+    assert.equal((message.content[0] as any).text, 'tok0 tok1 tok2 tok3 tok4 ')
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.equal(mock.lastRequest()!.path, '/v1/chat/completions')
+    assert.equal(sent.max_tokens, 100)
+    assert.deepEqual(sent.messages[0], { role: 'system', content: [{ type: 'text', text: 'You are terse.', cache_control: { type: 'ephemeral' } }] })
+    assert.deepEqual(sent.messages[1], { role: 'system', content: 'Inner rule.' })
+    assert.deepEqual(sent.messages[2].content[1], { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } })
+    // OpenAI prompt_tokens (16 = 10 + 2 x 3 messages) become Anthropic input_tokens.
+    assert.include(message.usage as any, { input_tokens: 16, output_tokens: 5 })
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { endpoint: 'messages', provider: 'custom', prompt_tokens: 16, completion_tokens: 5 })
+  })
+
+  test('stream with tools: tool_use block from streamed tool_calls, then the tool result round-trips with its id', async ({ assert }) => {
+    const user = await seedUser()
+    const client = anthropic(user.key)
+    const tools = [weatherTool]
+    const final = await client.messages
+      .stream({ model: 'qwen-coder', max_tokens: 100, tools, messages: [{ role: 'user', content: 'Weather in Paris?' }] })
+      .finalMessage()
+    assert.equal(final.stop_reason, 'tool_use')
+    const call = final.content.find((b) => b.type === 'tool_use') as any
+    assert.deepInclude(call, { id: 'call_mock_1', name: 'get_weather', input: { location: 'Paris' } })
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(sent.tools[0], { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: weatherTool.input_schema } })
+    assert.deepEqual(sent.stream_options, { include_usage: true })
+
+    const second = await client.messages
+      .stream({
+        model: 'qwen-coder',
+        max_tokens: 100,
+        tools,
+        messages: [
+          { role: 'user', content: 'Weather in Paris?' },
+          { role: 'assistant', content: final.content },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: '18C' }, { type: 'text', text: 'thanks' }] },
+        ],
+      })
+      .finalMessage()
+    assert.equal(second.stop_reason, 'end_turn')
+    const followUp = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(followUp.messages[1].tool_calls, [{ id: 'call_mock_1', type: 'function', function: { name: 'get_weather', arguments: '{"location":"Paris"}' } }])
+    assert.deepEqual(followUp.messages[2], { role: 'tool', tool_call_id: 'call_mock_1', content: '18C' })
+    assert.deepEqual(followUp.messages[3], { role: 'user', content: 'thanks' })
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 2)
+    assert.isFalse(rows[1].estimated)
+  })
+
+  test('thinking asks the upstream for reasoning; reasoning_content streams back as a thinking block', async ({ assert }) => {
+    const user = await seedUser()
+    const final = await anthropic(user.key)
+      .messages.stream({
+        model: 'qwen-coder',
+        max_tokens: 4000,
+        thinking: { type: 'enabled', budget_tokens: 2048 },
+        messages: [{ role: 'user', content: 'Think' }],
+      })
+      .finalMessage()
+    assert.equal(JSON.parse(mock.lastRequest()!.body).reasoning_effort, 'low')
+    assert.equal(final.content[0].type, 'thinking')
+    assert.equal((final.content[0] as any).thinking, 'Let me think.')
+    assert.equal(final.content[1].type, 'text')
+  })
+
+  test('a mid-stream upstream failure becomes an Anthropic error event; the partial usage is billed', async ({ assert }) => {
+    const user = await seedUser()
+    mock.script({ reset_after: 2, chunks: 6 })
+    const response = await post(
+      '/v1/messages',
+      { model: 'qwen-coder', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'Count' }] },
+      { 'x-api-key': user.key }
+    )
+    const events = parseSse(await response.text())
+    assert.equal(events[0].event, 'message_start')
+    const last = events[events.length - 1]
+    assert.equal(last.event, 'error')
+    assert.equal(last.data.type, 'error')
+    assert.equal(last.data.error.type, 'api_error')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { status: 200, error_code: 'stream_interrupted', estimated: true })
+    assert.isAbove(row.completion_tokens, 0)
+  })
+
+  test('count_tokens without a native counter is counted by the gateway', async ({ assert }) => {
+    const user = await seedUser()
+    const counted = await anthropic(user.key).messages.countTokens({ model: 'qwen-coder', messages: [{ role: 'user', content: 'Hello there!' }] })
+    assert.isAbove(counted.input_tokens, 3)
+  })
+})
