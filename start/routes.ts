@@ -12,12 +12,16 @@ const UsageController = () => import('#controllers/api/usage_controller')
 const BalanceController = () => import('#controllers/api/balance_controller')
 const StatusController = () => import('#controllers/api/status_controller')
 const MessagesController = () => import('#controllers/api/messages_controller')
+const ResponsesController = () => import('#controllers/api/responses_controller')
 
 router
   .group(() => {
     router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
     router.post('/messages', [MessagesController, 'store']).as('messages')
     router.post('/messages/count_tokens', [MessagesController, 'countTokens']).as('messages.count_tokens')
+    router.post('/responses', [ResponsesController, 'store']).as('responses')
+    router.get('/responses/:id', [ResponsesController, 'unsupported']).as('responses.show')
+    router.delete('/responses/:id', [ResponsesController, 'unsupported']).as('responses.destroy')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')
@@ -25,6 +29,9 @@ router
   .prefix('/v1')
   .as('v1')
   .use(middleware.apiKey())
+
+/** Codex's WebSocket attempt: answered before key auth so it falls back to HTTP. */
+router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')
 
 router.get('/api/status', [StatusController, 'show']).as('status')
 

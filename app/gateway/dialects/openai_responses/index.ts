@@ -1,0 +1,43 @@
+import type { Dialect } from '#gateway/dialects/dialect'
+import { decodeResponsesRequest, encodeResponsesRequest } from '#gateway/dialects/openai_responses/request'
+import {
+  decodeResponsesResponse,
+  decodeResponsesUsage,
+  encodeResponsesResponse,
+} from '#gateway/dialects/openai_responses/response'
+import { ResponsesStreamDecoder } from '#gateway/dialects/openai_responses/stream_decoder'
+import { ResponsesStreamEncoder } from '#gateway/dialects/openai_responses/stream_encoder'
+
+const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+
+/** OpenAI Responses (`POST /v1/responses`), the only wire Codex speaks. */
+export const openAiResponses: Dialect = {
+  name: 'openai_responses',
+  decodeRequest: (body) => decodeResponsesRequest(body as any),
+  encodeRequest: (request, model) => encodeResponsesRequest(request, model) as unknown as Record<string, unknown>,
+  decodeResponse: (body) => decodeResponsesResponse(body),
+  encodeResponse: (response, model) => encodeResponsesResponse(response, model) as unknown as Record<string, unknown>,
+  streamDecoder: () => new ResponsesStreamDecoder(),
+  streamEncoder: (options) => new ResponsesStreamEncoder(options),
+  usageOfBody: (body) => decodeResponsesUsage(body?.usage),
+  passThrough: {
+    // Usage comes once, on the terminal response.* event.
+    carriesUsage: (event) =>
+      event.event !== undefined ? FINAL_EVENTS.has(event.event) : event.data.includes('"response.completed"'),
+    readUsage: (parsed, known) => decodeResponsesUsage(parsed?.response?.usage) ?? known,
+    rewriteModel(parsed, model) {
+      if (typeof parsed?.response?.model !== 'string') return false
+      parsed.response.model = model
+      return true
+    },
+    upstreamBody: (body, upstreamModel, clientModel) =>
+      upstreamModel === clientModel ? null : { ...body, model: upstreamModel },
+    errorEvent: (message) => ({
+      event: 'response.failed',
+      data: JSON.stringify({
+        type: 'response.failed',
+        response: { object: 'response', status: 'failed', output: [], error: { code: 'server_error', message } },
+      }),
+    }),
+  },
+}

@@ -1,0 +1,197 @@
+import {
+  imageFromUrl,
+  imageToUrl,
+  resultText,
+  type CanonicalMessage,
+  type CanonicalRequest,
+  type CanonicalTool,
+  type ContentPart,
+  type ImagePart,
+  type TextPart,
+  type ToolChoice,
+} from '#gateway/dialects/canonical'
+import type { ResponsesContentPart, ResponsesItem, ResponsesRequest, ResponsesTool } from '#gateway/dialects/openai_responses/types'
+
+/**
+ * Responses request -> canonical. `instructions` and leading system /
+ * developer items are the system prompt; function calls, their outputs and
+ * reasoning items (with encrypted_content as the signature) join the turns
+ * they belong to. Items with no canonical form (additional_tools, built-in
+ * tool calls, item references) are dropped.
+ */
+export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest {
+  const system: TextPart[] = body.instructions ? [{ type: 'text', text: body.instructions }] : []
+  const messages: CanonicalMessage[] = []
+  const push = (role: CanonicalMessage['role'], part: ContentPart, mergeable: boolean) => {
+    const last = messages[messages.length - 1]
+    if (mergeable && last?.role === role) last.content.push(part)
+    else messages.push({ role, content: [part] })
+  }
+  const items: ResponsesItem[] = typeof body.input === 'string' ? [{ role: 'user', content: body.input }] : (body.input ?? [])
+  let leading = true
+  for (const item of items) {
+    if (!item || typeof item !== 'object') continue
+    const type = item.type ?? 'message'
+    if (type === 'message') {
+      if (item.role === 'system' || item.role === 'developer') {
+        const parts = contentParts(item.content).filter((p): p is TextPart => p.type === 'text')
+        if (leading) system.push(...parts)
+        else messages.push({ role: 'system', content: parts })
+        continue
+      }
+      leading = false
+      const role = item.role === 'assistant' ? 'assistant' : 'user'
+      const parts = contentParts(item.content)
+      const last = messages[messages.length - 1]
+      if (role === 'assistant' && last?.role === 'assistant') last.content.push(...parts)
+      else messages.push({ role, content: parts })
+      continue
+    }
+    leading = false
+    switch (type) {
+      case 'function_call':
+        push('assistant', { type: 'tool_call', id: String(item.call_id), name: String(item.name), arguments: item.arguments ?? '' }, true)
+        break
+      case 'custom_tool_call':
+        push('assistant', { type: 'tool_call', id: String(item.call_id), name: String(item.name), arguments: item.input ?? '', custom: true }, true)
+        break
+      case 'function_call_output':
+      case 'custom_tool_call_output': {
+        const output = item.output
+        const content = typeof output === 'string' ? output : contentParts(output)
+        const part: ContentPart = { type: 'tool_result', toolCallId: String(item.call_id), content }
+        if (type === 'custom_tool_call_output') part.custom = true
+        const last = messages[messages.length - 1]
+        push('user', part, last?.content.every((p) => p.type === 'tool_result') ?? false)
+        break
+      }
+      case 'reasoning': {
+        const text = (item.summary ?? []).map((s) => s.text).join('\n\n')
+        push('assistant', { type: 'reasoning', text, signature: item.encrypted_content ?? undefined, id: item.id }, true)
+        break
+      }
+    }
+  }
+  const request: CanonicalRequest = {
+    model: body.model,
+    stream: body.stream === true,
+    system,
+    messages,
+    tools: (body.tools ?? []).map(decodeTool).filter((t): t is CanonicalTool => t !== null),
+    toolChoice: decodeToolChoice(body.tool_choice),
+    parallelToolCalls: body.parallel_tool_calls,
+    maxTokens: body.max_output_tokens,
+    temperature: body.temperature,
+    topP: body.top_p,
+    user: body.user,
+  }
+  if (body.reasoning?.effort && body.reasoning.effort !== 'none') {
+    request.reasoning = { effort: body.reasoning.effort, summary: body.reasoning.summary }
+  }
+  const format = body.text?.format
+  if (format?.type === 'json_schema' && format.schema) {
+    request.responseFormat = { type: 'json_schema', name: format.name, schema: format.schema, strict: format.strict }
+  } else if (format?.type === 'json_object') {
+    request.responseFormat = { type: 'json_object' }
+  }
+  return request
+}
+
+function contentParts(content: ResponsesItem['content']): Array<TextPart | ImagePart> {
+  if (typeof content === 'string') return [{ type: 'text', text: content }]
+  if (!Array.isArray(content)) return []
+  const parts: Array<TextPart | ImagePart> = []
+  for (const part of content) {
+    if ((part?.type === 'input_text' || part?.type === 'output_text' || part?.type === 'text') && typeof part.text === 'string') {
+      parts.push({ type: 'text', text: part.text })
+    } else if (part?.type === 'refusal' && part.refusal) {
+      parts.push({ type: 'text', text: part.refusal })
+    } else if (part?.type === 'input_image' && typeof part.image_url === 'string') {
+      parts.push(imageFromUrl(part.image_url, part.detail))
+    }
+  }
+  return parts
+}
+
+function decodeTool(tool: ResponsesTool): CanonicalTool | null {
+  if (tool?.type === 'function' && tool.name) return { name: tool.name, description: tool.description, parameters: tool.parameters }
+  if (tool?.type === 'custom' && tool.name) return { name: tool.name, description: tool.description, custom: { format: tool.format } }
+  return null
+}
+
+function decodeToolChoice(choice: ResponsesRequest['tool_choice']): ToolChoice | undefined {
+  if (choice === 'auto' || choice === 'none' || choice === 'required') return { type: choice }
+  if (choice && typeof choice === 'object' && choice.name) return { type: 'tool', name: choice.name }
+  return undefined
+}
+
+/** Canonical -> Responses request (store:false; reasoning comes back encrypted so it can be replayed). */
+export function encodeResponsesRequest(request: CanonicalRequest, model: string): ResponsesRequest {
+  const input: ResponsesItem[] = []
+  for (const message of request.messages) {
+    let pending: ResponsesContentPart[] = []
+    const flush = () => {
+      if (pending.length > 0) input.push({ type: 'message', role: message.role, content: pending })
+      pending = []
+    }
+    for (const part of message.content) {
+      switch (part.type) {
+        case 'text':
+          pending.push({ type: message.role === 'assistant' ? 'output_text' : 'input_text', text: part.text })
+          break
+        case 'image':
+          pending.push({ type: 'input_image', image_url: imageToUrl(part), detail: part.detail ?? 'auto' })
+          break
+        case 'reasoning':
+          flush()
+          if (part.signature) {
+            input.push({ type: 'reasoning', id: part.id, summary: part.text ? [{ type: 'summary_text', text: part.text }] : [], encrypted_content: part.signature })
+          }
+          break
+        case 'tool_call':
+          flush()
+          input.push(
+            part.custom
+              ? { type: 'custom_tool_call', call_id: part.id, name: part.name, input: part.arguments }
+              : { type: 'function_call', call_id: part.id, name: part.name, arguments: part.arguments }
+          )
+          break
+        case 'tool_result':
+          flush()
+          input.push({
+            type: part.custom ? 'custom_tool_call_output' : 'function_call_output',
+            call_id: part.toolCallId,
+            output: typeof part.content === 'string' ? part.content : resultText(part.content),
+          })
+          break
+      }
+    }
+    flush()
+  }
+  const body: ResponsesRequest = { model, input, store: false }
+  if (request.system.length > 0) body.instructions = request.system.map((p) => p.text).join('\n\n')
+  if (request.stream) body.stream = true
+  if (request.tools.length > 0) {
+    body.tools = request.tools.map((tool) =>
+      tool.custom
+        ? { type: 'custom', name: tool.name, description: tool.description, format: tool.custom.format }
+        : { type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters ?? { type: 'object', properties: {} } }
+    )
+  }
+  if (request.toolChoice) {
+    body.tool_choice = request.toolChoice.type === 'tool' ? { type: 'function', name: request.toolChoice.name } : request.toolChoice.type
+  }
+  if (request.parallelToolCalls !== undefined) body.parallel_tool_calls = request.parallelToolCalls
+  if (request.maxTokens !== undefined) body.max_output_tokens = request.maxTokens
+  if (request.temperature !== undefined) body.temperature = request.temperature
+  if (request.topP !== undefined) body.top_p = request.topP
+  if (request.reasoning) {
+    body.reasoning = { effort: request.reasoning.effort ?? 'medium', summary: request.reasoning.summary ?? 'auto' }
+    body.include = ['reasoning.encrypted_content']
+  }
+  const format = request.responseFormat
+  if (format?.type === 'json_schema') body.text = { format: { type: 'json_schema', name: format.name ?? 'response', schema: format.schema, strict: format.strict } }
+  else if (format?.type === 'json_object') body.text = { format: { type: 'json_object' } }
+  if (request.user) body.user = request.user
+  return body
+}

@@ -1,0 +1,132 @@
+import {
+  num,
+  type CanonicalResponse,
+  type CanonicalUsage,
+  type ReasoningPart,
+  type StopReason,
+  type ToolCallPart,
+} from '#gateway/dialects/canonical'
+import type { ResponsesItem, ResponsesResponse, ResponsesUsage } from '#gateway/dialects/openai_responses/types'
+
+/** Responses usage -> canonical (input_tokens includes cached tokens; output includes reasoning). */
+export function decodeResponsesUsage(usage: ResponsesUsage | null | undefined): CanonicalUsage | null {
+  if (!usage || typeof usage !== 'object') return null
+  return {
+    inputTokens: num(usage.input_tokens),
+    outputTokens: num(usage.output_tokens),
+    cacheReadTokens: num(usage.input_tokens_details?.cached_tokens),
+    cacheWriteTokens: 0,
+    reasoningTokens: num(usage.output_tokens_details?.reasoning_tokens),
+  }
+}
+
+export function encodeResponsesUsage(usage: CanonicalUsage): ResponsesUsage {
+  return {
+    input_tokens: usage.inputTokens,
+    input_tokens_details: { cached_tokens: usage.cacheReadTokens },
+    output_tokens: usage.outputTokens,
+    output_tokens_details: { reasoning_tokens: usage.reasoningTokens },
+    total_tokens: usage.inputTokens + usage.outputTokens,
+  }
+}
+
+export function stopOfResponse(body: { status?: string; incomplete_details?: { reason?: string } | null }, sawTool: boolean): StopReason {
+  if (body?.status === 'incomplete') {
+    return body.incomplete_details?.reason === 'content_filter' ? 'content_filter' : 'max_tokens'
+  }
+  return sawTool ? 'tool_use' : 'end_turn'
+}
+
+export function decodeResponsesResponse(body: ResponsesResponse): CanonicalResponse {
+  const content: CanonicalResponse['content'] = []
+  for (const item of body?.output ?? []) {
+    if (item?.type === 'reasoning') {
+      const text = (item.summary ?? []).map((s) => s.text).join('\n\n')
+      content.push({ type: 'reasoning', text, signature: item.encrypted_content ?? undefined, id: item.id })
+    } else if (item?.type === 'message') {
+      for (const part of Array.isArray(item.content) ? item.content : []) {
+        const text = part.type === 'refusal' ? part.refusal : part.text
+        if (typeof text === 'string' && text) content.push({ type: 'text', text })
+      }
+    } else if (item?.type === 'function_call') {
+      content.push({ type: 'tool_call', id: String(item.call_id), name: String(item.name), arguments: item.arguments ?? '' })
+    } else if (item?.type === 'custom_tool_call') {
+      content.push({ type: 'tool_call', id: String(item.call_id), name: String(item.name), arguments: item.input ?? '', custom: true })
+    }
+  }
+  return {
+    id: String(body?.id ?? ''),
+    model: String(body?.model ?? ''),
+    content,
+    stopReason: stopOfResponse(body, content.some((p) => p.type === 'tool_call')),
+    usage: decodeResponsesUsage(body?.usage),
+  }
+}
+
+export function reasoningItem(id: string, part: Pick<ReasoningPart, 'text' | 'signature'>): ResponsesItem {
+  const item: ResponsesItem = { type: 'reasoning', id, summary: part.text ? [{ type: 'summary_text', text: part.text }] : [] }
+  if (part.signature) item.encrypted_content = part.signature
+  return item
+}
+
+export function messageItem(id: string, text: string, status = 'completed'): ResponsesItem {
+  return { type: 'message', id, status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }
+}
+
+export function toolItem(id: string, part: Pick<ToolCallPart, 'id' | 'name' | 'arguments' | 'custom'>, status = 'completed'): ResponsesItem {
+  return part.custom
+    ? { type: 'custom_tool_call', id, call_id: part.id, name: part.name, input: part.arguments, status }
+    : { type: 'function_call', id, call_id: part.id, name: part.name, arguments: part.arguments, status }
+}
+
+export function responseId(id: string): string {
+  return id.startsWith('resp_') ? id : `resp_${id.replace(/^(chatcmpl-|msg_)/, '') || Date.now().toString(36)}`
+}
+
+/** The response object shared by non-stream answers and stream lifecycle events. */
+export function responseObject(
+  id: string,
+  model: string,
+  status: ResponsesResponse['status'],
+  output: ResponsesItem[],
+  usage: CanonicalUsage | null,
+  stop: StopReason | null
+): ResponsesResponse {
+  return {
+    id,
+    object: 'response',
+    created_at: Math.floor(Date.now() / 1000),
+    status,
+    model,
+    output,
+    usage: usage ? encodeResponsesUsage(usage) : null,
+    incomplete_details: status === 'incomplete' ? { reason: stop === 'content_filter' ? 'content_filter' : 'max_output_tokens' } : null,
+    error: null,
+    parallel_tool_calls: true,
+    tool_choice: 'auto',
+    tools: [],
+    store: false,
+  }
+}
+
+export function encodeResponsesResponse(response: CanonicalResponse, model: string): ResponsesResponse {
+  const output: ResponsesItem[] = []
+  let n = 0
+  let text = ''
+  const flushText = () => {
+    if (text) output.push(messageItem(`msg_${response.id}_${n++}`, text))
+    text = ''
+  }
+  for (const part of response.content) {
+    if (part.type === 'text') {
+      text += part.text
+      continue
+    }
+    flushText()
+    if (part.type === 'reasoning') output.push(reasoningItem(part.id ?? `rs_${response.id}_${n++}`, part))
+    else output.push(toolItem(`fc_${response.id}_${n++}`, part))
+  }
+  flushText()
+  const incomplete = response.stopReason === 'max_tokens' || response.stopReason === 'content_filter'
+  return responseObject(responseId(response.id), model, incomplete ? 'incomplete' : 'completed', output, response.usage, response.stopReason)
+}

@@ -1,0 +1,115 @@
+import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import { parseJson } from '#gateway/dialects/dialect'
+import { decodeResponsesUsage, stopOfResponse } from '#gateway/dialects/openai_responses/response'
+
+/**
+ * Responses SSE -> canonical events. Output items become blocks (by
+ * output_index); an item whose deltas never came (some servers send only the
+ * finished item) is filled in from `output_item.done`. The final usage and
+ * stop reason come with response.completed / response.incomplete.
+ */
+export class ResponsesStreamDecoder implements StreamDecoder {
+  #started = false
+  #blocks = new Map<number, { index: number; kind: string; filled: boolean }>()
+  #next = 0
+  #sawTool = false
+
+  push(event: { event?: string; data: string }): CanonicalEvent[] {
+    const payload = parseJson(event.data)
+    if (!payload || typeof payload !== 'object') return []
+    const type: string = payload.type ?? event.event ?? ''
+    const out: CanonicalEvent[] = []
+    if (!this.#started && payload.response) {
+      this.#started = true
+      out.push({ type: 'start', id: String(payload.response.id ?? ''), model: String(payload.response.model ?? '') })
+    }
+    switch (type) {
+      case 'response.output_item.added':
+        this.#itemAdded(Number(payload.output_index), payload.item ?? {}, out)
+        break
+      case 'response.output_text.delta':
+      case 'response.refusal.delta':
+        this.#delta(payload, 'text', out)
+        break
+      case 'response.reasoning_summary_text.delta':
+      case 'response.reasoning_text.delta':
+        this.#delta(payload, 'reasoning', out)
+        break
+      case 'response.function_call_arguments.delta':
+      case 'response.custom_tool_call_input.delta':
+        this.#delta(payload, 'arguments', out)
+        break
+      case 'response.output_item.done':
+        this.#itemDone(Number(payload.output_index), payload.item ?? {}, out)
+        break
+      case 'response.completed':
+      case 'response.incomplete': {
+        const usage = decodeResponsesUsage(payload.response?.usage)
+        if (usage) out.push({ type: 'usage', usage })
+        out.push({ type: 'stop', reason: stopOfResponse(payload.response ?? {}, this.#sawTool) })
+        break
+      }
+      case 'response.failed':
+        out.push({ type: 'error', message: String(payload.response?.error?.message ?? 'upstream response failed') })
+        break
+      case 'error':
+        out.push({ type: 'error', message: String(payload.message ?? payload.error?.message ?? 'upstream error') })
+        break
+    }
+    return out
+  }
+
+  end(): CanonicalEvent[] {
+    const out: CanonicalEvent[] = []
+    for (const [outputIndex, block] of this.#blocks) {
+      out.push({ type: 'block_stop', index: block.index })
+      this.#blocks.delete(outputIndex)
+    }
+    return out
+  }
+
+  #itemAdded(outputIndex: number, item: any, out: CanonicalEvent[]) {
+    const index = this.#next++
+    if (item.type === 'message') {
+      out.push({ type: 'block_start', index, block: { type: 'text' } })
+    } else if (item.type === 'reasoning') {
+      out.push({ type: 'block_start', index, block: { type: 'reasoning', id: item.id } })
+    } else if (item.type === 'function_call' || item.type === 'custom_tool_call') {
+      this.#sawTool = true
+      const block = { type: 'tool_call' as const, id: String(item.call_id), name: String(item.name), custom: item.type === 'custom_tool_call' || undefined }
+      out.push({ type: 'block_start', index, block })
+    } else {
+      this.#next--
+      return
+    }
+    this.#blocks.set(outputIndex, { index, kind: item.type, filled: false })
+  }
+
+  #delta(payload: any, kind: 'text' | 'reasoning' | 'arguments', out: CanonicalEvent[]) {
+    const block = this.#blocks.get(Number(payload.output_index))
+    if (!block || typeof payload.delta !== 'string') return
+    block.filled = true
+    out.push({ type: 'delta', index: block.index, kind, value: payload.delta })
+  }
+
+  #itemDone(outputIndex: number, item: any, out: CanonicalEvent[]) {
+    const block = this.#blocks.get(outputIndex)
+    if (!block) return
+    const index = block.index
+    if (!block.filled) {
+      if (item.type === 'message') {
+        const text = (item.content ?? []).map((p: any) => p.text ?? p.refusal ?? '').join('')
+        if (text) out.push({ type: 'delta', index, kind: 'text', value: text })
+      } else if (item.type === 'reasoning') {
+        const text = (item.summary ?? []).map((s: any) => s.text).join('\n\n')
+        if (text) out.push({ type: 'delta', index, kind: 'reasoning', value: text })
+      } else {
+        const args = item.type === 'custom_tool_call' ? item.input : item.arguments
+        if (args) out.push({ type: 'delta', index, kind: 'arguments', value: String(args) })
+      }
+    }
+    if (item.type === 'reasoning' && item.encrypted_content) out.push({ type: 'signature', index, value: item.encrypted_content })
+    out.push({ type: 'block_stop', index })
+    this.#blocks.delete(outputIndex)
+  }
+}

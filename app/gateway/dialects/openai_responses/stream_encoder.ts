@@ -1,0 +1,163 @@
+import type { BlockInfo, CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
+import type { EncoderOptions } from '#gateway/dialects/dialect'
+import {
+  messageItem,
+  reasoningItem,
+  responseId,
+  responseObject,
+  toolItem,
+} from '#gateway/dialects/openai_responses/response'
+import type { ResponsesItem } from '#gateway/dialects/openai_responses/types'
+
+interface OpenItem {
+  outputIndex: number
+  itemId: string
+  block: BlockInfo
+  text: string
+  signature?: string
+}
+
+/**
+ * Canonical events -> the Responses event stream Codex depends on:
+ * response.created, response.in_progress, then per output item
+ * output_item.added, its part/summary events and deltas, the .done events and
+ * output_item.done with the full item, and finally response.completed (or
+ * response.incomplete) with the usage. Each event carries a sequence_number.
+ */
+export class ResponsesStreamEncoder implements StreamEncoder {
+  readonly contentType = 'text/event-stream; charset=utf-8'
+  #sequence = 0
+  #id = ''
+  #started = false
+  #open: OpenItem | null = null
+  #blocks = new Map<number, OpenItem>()
+  #output: ResponsesItem[] = []
+  #usage: CanonicalUsage | null = null
+  #stop: StopReason | null = null
+
+  constructor(private options: EncoderOptions) {}
+
+  push(event: CanonicalEvent): string {
+    switch (event.type) {
+      case 'start':
+        return this.#start(event.id)
+      case 'block_start':
+        return this.#start('') + this.#closeOpen() + this.#openItem(event.index, event.block)
+      case 'delta': {
+        const item = this.#blocks.get(event.index)
+        if (!item) return ''
+        item.text += event.value
+        const base = { item_id: item.itemId, output_index: item.outputIndex }
+        if (item.block.type === 'text') {
+          return this.#event('response.output_text.delta', { ...base, content_index: 0, delta: event.value, logprobs: [] })
+        }
+        if (item.block.type === 'reasoning') {
+          return this.#event('response.reasoning_summary_text.delta', { ...base, summary_index: 0, delta: event.value })
+        }
+        const type = item.block.custom ? 'response.custom_tool_call_input.delta' : 'response.function_call_arguments.delta'
+        return this.#event(type, { ...base, delta: event.value })
+      }
+      case 'signature': {
+        const item = this.#blocks.get(event.index)
+        if (item) item.signature = event.value
+        return ''
+      }
+      case 'block_stop':
+        return this.#open && this.#blocks.get(event.index) === this.#open ? this.#closeOpen() : ''
+      case 'usage':
+        this.#usage = event.usage
+        return ''
+      case 'stop':
+        this.#stop = event.reason
+        return ''
+      default:
+        return ''
+    }
+  }
+
+  end(error?: string): string {
+    let out = this.#start('') + this.#closeOpen()
+    if (error) {
+      const response = { ...this.#response('failed'), error: { code: 'server_error', message: error } }
+      return out + this.#event('response.failed', { response })
+    }
+    const incomplete = this.#stop === 'max_tokens' || this.#stop === 'content_filter'
+    out += this.#event(incomplete ? 'response.incomplete' : 'response.completed', {
+      response: this.#response(incomplete ? 'incomplete' : 'completed'),
+    })
+    return out
+  }
+
+  #response(status: 'in_progress' | 'completed' | 'incomplete' | 'failed') {
+    const final = status !== 'in_progress'
+    return responseObject(this.#id, this.options.model, status, final ? this.#output : [], final ? this.#usage : null, this.#stop)
+  }
+
+  #start(id: string): string {
+    if (this.#started) return ''
+    this.#started = true
+    this.#id = responseId(id)
+    return (
+      this.#event('response.created', { response: this.#response('in_progress') }) +
+      this.#event('response.in_progress', { response: this.#response('in_progress') })
+    )
+  }
+
+  #openItem(index: number, block: BlockInfo): string {
+    const outputIndex = this.#output.length
+    const prefix = block.type === 'text' ? 'msg' : block.type === 'reasoning' ? 'rs' : 'fc'
+    const itemId = block.type === 'reasoning' && block.id ? block.id : `${prefix}_${this.#id.slice(5)}_${outputIndex}`
+    const item: OpenItem = { outputIndex, itemId, block, text: '' }
+    this.#open = item
+    this.#blocks.set(index, item)
+    const base = { item_id: itemId, output_index: outputIndex }
+    if (block.type === 'text') {
+      return (
+        this.#event('response.output_item.added', { output_index: outputIndex, item: { ...messageItem(itemId, '', 'in_progress'), content: [] } }) +
+        this.#event('response.content_part.added', { ...base, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } })
+      )
+    }
+    if (block.type === 'reasoning') {
+      return (
+        this.#event('response.output_item.added', { output_index: outputIndex, item: { type: 'reasoning', id: itemId, summary: [] } }) +
+        this.#event('response.reasoning_summary_part.added', { ...base, summary_index: 0, part: { type: 'summary_text', text: '' } })
+      )
+    }
+    return this.#event('response.output_item.added', {
+      output_index: outputIndex,
+      item: toolItem(itemId, { id: block.id, name: block.name, arguments: '', custom: block.custom }, 'in_progress'),
+    })
+  }
+
+  #closeOpen(): string {
+    const item = this.#open
+    if (!item) return ''
+    this.#open = null
+    const { block, itemId, outputIndex, text } = item
+    const base = { item_id: itemId, output_index: outputIndex }
+    let out = ''
+    let done: ResponsesItem
+    if (block.type === 'text') {
+      done = messageItem(itemId, text)
+      const part = { type: 'output_text', text, annotations: [] }
+      out += this.#event('response.output_text.done', { ...base, content_index: 0, text, logprobs: [] })
+      out += this.#event('response.content_part.done', { ...base, content_index: 0, part })
+    } else if (block.type === 'reasoning') {
+      done = reasoningItem(itemId, { text, signature: item.signature })
+      if (!text) done.summary = []
+      out += this.#event('response.reasoning_summary_text.done', { ...base, summary_index: 0, text })
+      out += this.#event('response.reasoning_summary_part.done', { ...base, summary_index: 0, part: { type: 'summary_text', text } })
+    } else {
+      done = toolItem(itemId, { id: block.id, name: block.name, arguments: text, custom: block.custom })
+      out += block.custom
+        ? this.#event('response.custom_tool_call_input.done', { ...base, input: text })
+        : this.#event('response.function_call_arguments.done', { ...base, arguments: text })
+    }
+    this.#output.push(done)
+    return out + this.#event('response.output_item.done', { output_index: outputIndex, item: done })
+  }
+
+  #event(type: string, data: Record<string, unknown>): string {
+    return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: this.#sequence++, ...data })}\n\n`
+  }
+}
