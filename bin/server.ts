@@ -23,8 +23,17 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     app.booting(async () => {
       await import('#start/env')
     })
-    app.listen('SIGTERM', () => app.terminate())
-    app.listen('SIGINT', () => app.terminate())
+    // Graceful stop: refuse new API requests at once, give in-flight ones
+    // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
+    const stop = async () => {
+      if (app.container.hasBinding('gateway')) {
+        const gateway = await app.container.make('gateway')
+        gateway.service.startDraining(Number(process.env.SHUTDOWN_GRACE_MS) || 30_000)
+      }
+      await app.terminate()
+    }
+    app.listen('SIGTERM', stop)
+    app.listen('SIGINT', stop)
   })
   .httpServer()
   .start()

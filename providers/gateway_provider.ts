@@ -55,11 +55,14 @@ export default class GatewayProvider {
       await firstRun()
     }
     const gateway = await this.app.container.make('gateway')
+    const env = (await import('#start/env')).default
+    gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 2048
     await gateway.start()
   }
 
   async shutdown() {
-    await this.#gateway?.stop()
+    const env = (await import('#start/env')).default
+    await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     const { runtimeState } = await import('#start/runtime')
     const state = runtimeState()
     if (state?.ownsDatabase) {

@@ -102,8 +102,13 @@ export class Gateway {
     await this.catalog.ensureLoaded()
   }
 
-  /** Graceful stop: every recorded request is committed before the pools close. */
-  async stop() {
+  /**
+   * Graceful stop (after the HTTP server stopped accepting): in-flight
+   * requests get `graceMs` to finish, then every recorded request is
+   * committed before the pools close.
+   */
+  async stop(graceMs = 30_000) {
+    await this.service.drain(graceMs)
     await this.#listener?.stop()
     await this.meter.close()
     await closePools()

@@ -95,9 +95,19 @@ export class GatewayService {
     return this.#inFlight.size
   }
 
-  /** Refuses new requests from now on; in-flight ones continue (see drain). */
-  startDraining(_graceMs?: number) {
+  /**
+   * Refuses new requests from now on. With `graceMs` (at SIGTERM), also aborts
+   * whatever still runs when the grace period ends: the HTTP server's close
+   * waits for open streams, so this is what bounds a shutdown.
+   */
+  startDraining(graceMs?: number) {
+    if (this.#draining) return
     this.#draining = true
+    if (graceMs !== undefined) {
+      setTimeout(() => {
+        for (const account of this.#inFlight) account.abort.abort()
+      }, graceMs).unref()
+    }
   }
 
   /** Waits for in-flight requests up to `graceMs`, then aborts the rest (they are metered as they end). */

@@ -1,0 +1,75 @@
+import { test } from '@japa/runner'
+import { spawn } from 'node:child_process'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, balanceAndLedger } from '#tests/helpers'
+
+/**
+ * Starts the production server (`bin/start.js`) as a child process on the
+ * test database, so SIGTERM can be sent to it alone.
+ */
+async function startServer(port: number) {
+  const child = spawn(process.execPath, ['bin/start.js'], {
+    env: { ...process.env, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '3000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (d) => (output += d))
+  child.stderr.on('data', (d) => (output += d))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/api/status`)
+      if (r.ok) return { child, exited, output: () => output }
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  child.kill('SIGKILL')
+  throw new Error(`server did not start:\n${output}`)
+}
+
+test.group('Graceful shutdown', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    await seedPrice('slow-*', '1', '1')
+    return () => mock.stop()
+  })
+
+  test('SIGTERM: in-flight streams finish, new requests are refused, every request is metered', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const port = 3390 + Math.floor(Math.random() * 50)
+    const server = await startServer(port)
+    const call = (body: unknown) =>
+      fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+    // Three streams of ~1 s each are running when SIGTERM arrives.
+    const streams = [1, 2, 3].map(() =>
+      call({ model: 'slow-1', stream: true, messages: [{ role: 'user', content: 'hi' }], mock: { chunks: 20, chunk_delay_ms: 50 } }).then((r) => r.text())
+    )
+    await new Promise((r) => setTimeout(r, 300))
+    server.child.kill('SIGTERM')
+    await new Promise((r) => setTimeout(r, 100))
+    const late = await call({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }).then(
+      (r) => r.status,
+      () => 'refused'
+    )
+    assert.oneOf(late, ['refused', 503])
+
+    const texts = await Promise.all(streams)
+    for (const text of texts) {
+      assert.include(text, 'tok19 ')
+      assert.include(text, 'data: [DONE]')
+    }
+    assert.equal(await server.exited, 0, server.output())
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows.filter((r) => r.status === 200), 3)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+  }).timeout(30000)
+})
