@@ -32,6 +32,18 @@ export default class ChannelCreate extends AdminCommand {
   @flags.string({ description: 'Weight within a priority (default 1)' })
   declare weight?: string
 
+  @flags.string({ description: 'Connect timeout (ms)' })
+  declare connectTimeoutMs?: string
+
+  @flags.string({ description: 'Time to the response head (ms); past it the next channel is tried' })
+  declare firstByteTimeoutMs?: string
+
+  @flags.string({ description: 'Longest silence between stream chunks (ms)' })
+  declare idleTimeoutMs?: string
+
+  @flags.string({ description: 'Whole upstream request (ms)' })
+  declare totalTimeoutMs?: string
+
   async execute() {
     const mapping: Record<string, string> = {}
     for (const pair of list(this.mapping) ?? []) {
@@ -48,6 +60,10 @@ export default class ChannelCreate extends AdminCommand {
       modelMapping: mapping,
       priority: num(this.priority),
       weight: num(this.weight),
+      connectTimeoutMs: num(this.connectTimeoutMs),
+      firstByteTimeoutMs: num(this.firstByteTimeoutMs),
+      idleTimeoutMs: num(this.idleTimeoutMs),
+      totalTimeoutMs: num(this.totalTimeoutMs),
     })
     const channel = await createChannel(input)
     this.logger.success(

@@ -13,6 +13,10 @@ export interface CreateChannelInput {
   priority?: number
   weight?: number
   enabled?: boolean
+  connectTimeoutMs?: number
+  firstByteTimeoutMs?: number
+  idleTimeoutMs?: number
+  totalTimeoutMs?: number
 }
 
 /** Adds an upstream channel; its key is stored encrypted with APP_KEY. */
@@ -31,6 +35,10 @@ export async function createChannel(input: CreateChannelInput) {
     priority: input.priority ?? 0,
     weight: input.weight ?? 1,
     enabled: input.enabled ?? true,
+    connectTimeoutMs: input.connectTimeoutMs ?? null,
+    firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
+    idleTimeoutMs: input.idleTimeoutMs ?? null,
+    totalTimeoutMs: input.totalTimeoutMs ?? null,
   })
   channel.setApiKey(input.apiKey ?? null)
   await channel.save()

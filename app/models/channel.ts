@@ -42,6 +42,32 @@ export default class Channel extends BaseModel {
   @column()
   declare disabledReason: string | null
 
+  /** Upstream timeouts (ms); null = gateway defaults */
+  @column()
+  declare connectTimeoutMs: number | null
+
+  @column()
+  declare firstByteTimeoutMs: number | null
+
+  @column()
+  declare idleTimeoutMs: number | null
+
+  @column()
+  declare totalTimeoutMs: number | null
+
+  /** Circuit breaker state, mirrored by the gateway: closed | open | half_open */
+  @column()
+  declare health: string
+
+  @column.dateTime()
+  declare cooldownUntil: DateTime | null
+
+  @column()
+  declare lastError: string | null
+
+  @column.dateTime()
+  declare lastErrorAt: DateTime | null
+
   @column.dateTime({ autoCreate: true })
   declare createdAt: DateTime
 

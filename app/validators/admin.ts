@@ -37,6 +37,10 @@ export const createChannelValidator = vine.compile(
     priority: vine.number().withoutDecimals().optional(),
     weight: vine.number().withoutDecimals().min(0).max(1000).optional(),
     enabled: vine.boolean().optional(),
+    connectTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
+    firstByteTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
+    idleTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
+    totalTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
   })
 )
 
@@ -48,6 +52,7 @@ export const setPriceValidator = vine.compile(
     model: vine.string().trim().minLength(1).maxLength(200),
     input: usdPrice,
     output: usdPrice,
+    perImage: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).optional(),
   })
 )
 

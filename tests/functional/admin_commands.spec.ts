@@ -27,7 +27,7 @@ test.group('Admin commands (node ace ...)', (group) => {
     const mock = await startMock()
     ;(await run(PlanCreate, ['--name', 'pro', '--monthly-input-tokens', '100000', '--models', 'mock-*,gpt-*'])).assertSucceeded()
     ;(await run(UserCreate, ['--email', 'ann@example.com', '--password', 'secret-pass', '--plan', 'pro'])).assertSucceeded()
-    ;(await run(ChannelCreate, ['--name', 'local', '--provider', 'custom', '--base-url', mock.url, '--api-key', 'k', '--models', 'mock-*', '--priority', '2'])).assertSucceeded()
+    ;(await run(ChannelCreate, ['--name', 'local', '--provider', 'custom', '--base-url', mock.url, '--api-key', 'k', '--models', 'mock-*', '--priority', '2', '--first-byte-timeout-ms', '5000', '--idle-timeout-ms', '2000'])).assertSucceeded()
     ;(await run(PriceSet, ['--model', 'mock-*', '--input', '1.5', '--output', '3'])).assertSucceeded()
     ;(await run(BalanceTopup, ['--user', 'ann@example.com', '--amount', '2.50', '--note', 'welcome'])).assertSucceeded()
 
@@ -43,6 +43,8 @@ test.group('Admin commands (node ace ...)', (group) => {
     const channel = (await db.from('channels').where('name', 'local').first())!
     assert.notInclude(channel.api_key_encrypted, 'k"')
     assert.equal(channel.priority, 2)
+    assert.equal(channel.first_byte_timeout_ms, 5000)
+    assert.equal(channel.idle_timeout_ms, 2000)
     await mock.stop()
   })
 

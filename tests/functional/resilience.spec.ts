@@ -140,6 +140,8 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
     assert.equal(cooling.status, 503)
     assert.equal(((await cooling.json()) as any).error.code, 'no_available_channel')
     assert.equal(flaky.requests.length, 3)
+    const status: any = await (await fetch(`${baseUrl()}/api/status`)).json()
+    assert.equal(status.channels.cooling_down, 1)
     // Mirrored for admins
     await new Promise((r) => setTimeout(r, 50))
     const stored = await db.from('channels').where('id', channel.id).first()
