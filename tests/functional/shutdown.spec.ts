@@ -1,7 +1,17 @@
 import { test } from '@japa/runner'
 import { spawn } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, balanceAndLedger } from '#tests/helpers'
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
 
 /**
  * Starts the production server (`bin/start.js`) as a child process on the
@@ -17,6 +27,7 @@ async function startServer(port: number) {
   child.stderr.on('data', (d) => (output += d))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) break
     try {
       const r = await fetch(`http://127.0.0.1:${port}/api/status`)
       if (r.ok) return { child, exited, output: () => output }
@@ -40,7 +51,7 @@ test.group('Graceful shutdown', (group) => {
 
   test('SIGTERM: in-flight streams finish, new requests are refused, every request is metered', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
-    const port = 3390 + Math.floor(Math.random() * 50)
+    const port = await freePort()
     const server = await startServer(port)
     const call = (body: unknown) =>
       fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
