@@ -16,15 +16,20 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per 1M output tokens', required: true })
   declare output: string
 
+  @flags.string({ description: 'USD per generated image (image models), e.g. 0.04' })
+  declare perImage?: string
+
   async execute() {
     const input = await setPriceValidator.validate({
       model: this.model,
       input: this.input,
       output: this.output,
+      perImage: this.perImage,
     })
     const price = await setPrice(input)
     this.logger.success(
-      `Price for ${price.modelPattern}: $${input.input}/1M input, $${input.output}/1M output`
+      `Price for ${price.modelPattern}: $${input.input}/1M input, $${input.output}/1M output` +
+        (input.perImage ? `, $${input.perImage}/image` : '')
     )
   }
 }

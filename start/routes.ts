@@ -13,6 +13,9 @@ const BalanceController = () => import('#controllers/api/balance_controller')
 const StatusController = () => import('#controllers/api/status_controller')
 const MessagesController = () => import('#controllers/api/messages_controller')
 const ResponsesController = () => import('#controllers/api/responses_controller')
+const GeminiController = () => import('#controllers/api/gemini_controller')
+const EmbeddingsController = () => import('#controllers/api/embeddings_controller')
+const ImagesController = () => import('#controllers/api/images_controller')
 
 router
   .group(() => {
@@ -22,12 +25,25 @@ router
     router.post('/responses', [ResponsesController, 'store']).as('responses')
     router.get('/responses/:id', [ResponsesController, 'unsupported']).as('responses.show')
     router.delete('/responses/:id', [ResponsesController, 'unsupported']).as('responses.destroy')
+    router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
+    router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')
   })
   .prefix('/v1')
   .as('v1')
+  .use(middleware.apiKey())
+
+/** Gemini's REST surface (@google/genai, Gemini CLI): key in x-goog-api-key, ?key= or Bearer. */
+router
+  .group(() => {
+    router.post('/models/:target', [GeminiController, 'call']).as('call')
+    router.get('/models', [GeminiController, 'index']).as('models')
+    router.get('/models/:model', [GeminiController, 'show']).as('model')
+  })
+  .prefix('/v1beta')
+  .as('v1beta')
   .use(middleware.apiKey())
 
 /** Codex's WebSocket attempt: answered before key auth so it falls back to HTTP. */

@@ -106,6 +106,7 @@ export class Catalog {
         pattern: row.model_pattern,
         inputPico: pricePerTokenPico(String(row.input_per_million)),
         outputPico: pricePerTokenPico(String(row.output_per_million)),
+        perImagePico: row.per_image == null ? 0n : toPico(String(row.per_image)),
         specificity: globSpecificity(row.model_pattern),
       }))
       .sort((a, b) => b.specificity - a.specificity)

@@ -13,6 +13,8 @@ import {
 import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gateway/dialects/custom_tools'
 import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
+import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
+import { generateImages, type ImagesCall } from '#gateway/images'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
@@ -126,6 +128,14 @@ export class GatewayService {
 
   countTokens(call: CountTokensCall, account: RequestAccount): Promise<void> {
     return countTokensFor(this.router(), call, account)
+  }
+
+  embeddings(call: EmbeddingsCall, account: RequestAccount): Promise<void> {
+    return embeddings(this.catalog, this.router(), call, account)
+  }
+
+  images(call: ImagesCall, account: RequestAccount): Promise<void> {
+    return generateImages(this.catalog, this.router(), call, account)
   }
 
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {

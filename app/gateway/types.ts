@@ -62,6 +62,8 @@ export interface PriceInfo {
   /** pico-USD per token */
   inputPico: bigint
   outputPico: bigint
+  /** pico-USD per generated image (images.generations); 0 when not priced per image */
+  perImagePico?: bigint
   specificity: number
 }
 
@@ -112,6 +114,8 @@ export interface TokenUsage {
   reasoningTokens: number
   /** Prompt tokens written to the provider's cache (Anthropic cache_creation; included in promptTokens) */
   cacheWriteTokens?: number
+  /** Images generated (priced per image) */
+  images?: number
   /** Counted by the gateway's tokenizer rather than reported by the upstream */
   estimated: boolean
 }

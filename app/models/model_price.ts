@@ -16,6 +16,10 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare outputPerMillion: string
 
+  /** USD per generated image, or null */
+  @column()
+  declare perImage: string | null
+
   @column.dateTime({ autoCreate: true })
   declare createdAt: DateTime
 

@@ -17,16 +17,16 @@ WITH e AS (
     request_id uuid, user_id bigint, api_key_id bigint, channel_id bigint, provider text,
     model text, served_model text, endpoint text, stream boolean, status int, error_code text,
     prompt_tokens int, completion_tokens int, total_tokens int, cached_tokens int,
-    reasoning_tokens int, cache_write_tokens int, estimated boolean, cost numeric, latency_ms int, ttft_ms int,
+    reasoning_tokens int, cache_write_tokens int, images int, estimated boolean, cost numeric, latency_ms int, ttft_ms int,
     created_at timestamptz, attempts int)
 ),
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
+    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-    reasoning_tokens, COALESCE(cache_write_tokens, 0), estimated, cost, latency_ms, ttft_ms, created_at, attempts
+    reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), estimated, cost, latency_ms, ttft_ms, created_at, attempts
   FROM e
   ON CONFLICT (request_id) DO NOTHING
   RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
@@ -211,6 +211,7 @@ function serialize(batch: MeterEvent[]): string {
       cached_tokens: e.usage.cachedTokens,
       reasoning_tokens: e.usage.reasoningTokens,
       cache_write_tokens: e.usage.cacheWriteTokens ?? 0,
+      images: e.usage.images ?? 0,
       estimated: e.usage.estimated,
       cost: fromPico(e.costPico),
       latency_ms: e.latencyMs,

@@ -1,0 +1,73 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { modelAllowed } from '#gateway/access_policy'
+import { gatewayInstance, generate, withAccount } from '#gateway/http/generation_request'
+import { geminiEnvelope } from '#validators/generation'
+
+const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents']
+
+/** `gemini-2.5-flash:generateContent` -> [model, method] (the model may carry a `models/` prefix). */
+function target(param: string): { model: string; method: string } {
+  const decoded = decodeURIComponent(param)
+  const at = decoded.lastIndexOf(':')
+  const method = at > 0 ? decoded.slice(at + 1) : ''
+  if (!METHODS.includes(method)) throw new GatewayError(404, 'not_found', `Unknown method '${method}'`, 'not_found_error')
+  return { model: decoded.slice(0, at).replace(/^models\//, ''), method }
+}
+
+export default class GeminiController {
+  /** POST /v1beta/models/{model}:{method}: Gemini generateContent family, native or translated. */
+  async call(ctx: HttpContext) {
+    const { model, method } = target(ctx.params.target)
+    switch (method) {
+      case 'generateContent':
+        return generate(ctx, 'gemini.generateContent', 'gemini', geminiEnvelope, { model, stream: false })
+      case 'streamGenerateContent': {
+        const sse = ctx.request.qs().alt === 'sse'
+        return generate(ctx, 'gemini.streamGenerateContent', 'gemini', geminiEnvelope, { model, stream: true, jsonArray: !sse })
+      }
+      case 'countTokens':
+        return withAccount(
+          ctx,
+          'gemini.countTokens',
+          { validate: async (body: unknown) => body },
+          (gw, account, { rawBody, body }) =>
+            gw.service.countTokens(
+              { principal: ctx.principal, ingress: 'gemini', rawBody, body, model, req: ctx.request.request, res: ctx.response.response },
+              account
+            ),
+          model
+        )
+      default: {
+        const { embedGemini } = await import('#controllers/api/embeddings_controller')
+        return embedGemini(ctx, model, method as 'embedContent' | 'batchEmbedContents')
+      }
+    }
+  }
+
+  /** GET /v1beta/models: the models this key may use, in Gemini's list shape. */
+  async index({ principal, response }: HttpContext) {
+    const gw = await gatewayInstance()
+    const models = gw.service
+      .router()
+      .listedModels()
+      .filter(({ id }) => modelAllowed(principal, id))
+      .map(({ id }) => modelInfo(id))
+    return response.json({ models })
+  }
+
+  /** GET /v1beta/models/{model} */
+  async show({ principal, params, response }: HttpContext) {
+    const id = decodeURIComponent(params.model).replace(/^models\//, '')
+    if (!modelAllowed(principal, id)) throw GatewayError.modelNotAllowed(id)
+    return response.json(modelInfo(id))
+  }
+}
+
+function modelInfo(id: string) {
+  return {
+    name: `models/${id}`,
+    displayName: id,
+    supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents'],
+  }
+}

@@ -1,0 +1,30 @@
+import type { Dialect } from '#gateway/dialects/dialect'
+import { decodeGeminiRequest, encodeGeminiRequest } from '#gateway/dialects/gemini/request'
+import { decodeGeminiResponse, decodeGeminiUsage, encodeGeminiResponse } from '#gateway/dialects/gemini/response'
+import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
+import { GeminiStreamEncoder } from '#gateway/dialects/gemini/stream_encoder'
+
+/** Gemini generateContent family (`/v1beta/models/{model}:generateContent` etc.). The model is in the path. */
+export const gemini: Dialect = {
+  name: 'gemini',
+  decodeRequest: (body) => decodeGeminiRequest(body as any),
+  encodeRequest: (request, model) => encodeGeminiRequest(request, model) as unknown as Record<string, unknown>,
+  decodeResponse: (body) => decodeGeminiResponse(body),
+  encodeResponse: (response, model) => encodeGeminiResponse(response, model) as unknown as Record<string, unknown>,
+  streamDecoder: () => new GeminiStreamDecoder(),
+  streamEncoder: (options) => new GeminiStreamEncoder(options),
+  usageOfBody: (body) => decodeGeminiUsage(body?.usageMetadata),
+  encodeTokenCount: (tokens) => ({ totalTokens: tokens }),
+  passThrough: {
+    // usageMetadata is cumulative: the chunk with finishReason has the final count.
+    carriesUsage: (event) => event.data.includes('"finishReason"'),
+    readUsage: (parsed, known) => decodeGeminiUsage(parsed?.usageMetadata) ?? known,
+    rewriteModel(parsed, model) {
+      if (typeof parsed?.modelVersion !== 'string') return false
+      parsed.modelVersion = model
+      return true
+    },
+    upstreamBody: () => null,
+    errorEvent: (message) => ({ data: JSON.stringify({ error: { code: 500, message, status: 'INTERNAL' } }) }),
+  },
+}

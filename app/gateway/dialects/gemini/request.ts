@@ -1,0 +1,242 @@
+import {
+  type CanonicalMessage,
+  type CanonicalRequest,
+  type CanonicalTool,
+  type ContentPart,
+  type TextPart,
+  type ToolChoice,
+  resultText,
+  toolNamesById,
+} from '#gateway/dialects/canonical'
+import type { GeminiContent, GeminiPart, GeminiRequest } from '#gateway/dialects/gemini/types'
+
+const EFFORT_BUDGETS: Record<string, number> = { minimal: 512, low: 2048, medium: 8192, high: 24_576 }
+
+/** Ids for function calls that came without one, paired with their responses by name and order. */
+class CallIds {
+  #n = 0
+  #pending = new Map<string, string[]>()
+
+  call(name: string, id?: string): string {
+    const assigned = id || `call_${name}_${++this.#n}`
+    const queue = this.#pending.get(name) ?? []
+    queue.push(assigned)
+    this.#pending.set(name, queue)
+    return assigned
+  }
+
+  response(name: string, id?: string): string {
+    const queue = this.#pending.get(name) ?? []
+    if (id) {
+      const at = queue.indexOf(id)
+      if (at >= 0) queue.splice(at, 1)
+      return id
+    }
+    return queue.shift() ?? `call_${name}_${++this.#n}`
+  }
+}
+
+/** Gemini request -> canonical. Thought parts are reasoning; function calls keep their id and thoughtSignature. */
+export function decodeGeminiRequest(input: GeminiRequest): CanonicalRequest {
+  const body = input.generateContentRequest ?? input
+  const ids = new CallIds()
+  const instruction = typeof body.systemInstruction === 'string' ? { parts: [{ text: body.systemInstruction }] } : body.systemInstruction
+  const system: TextPart[] = (instruction?.parts ?? []).filter((p) => typeof p.text === 'string').map((p) => ({ type: 'text', text: p.text! }))
+  const messages: CanonicalMessage[] = []
+  for (const content of body.contents ?? []) {
+    const role = content?.role === 'model' ? 'assistant' : 'user'
+    const parts: ContentPart[] = []
+    for (const part of content?.parts ?? []) {
+      if (typeof part.text === 'string') {
+        if (part.thought) parts.push({ type: 'reasoning', text: part.text, signature: part.thoughtSignature })
+        else parts.push({ type: 'text', text: part.text })
+      } else if (part.inlineData) {
+        parts.push({ type: 'image', mediaType: part.inlineData.mimeType, data: part.inlineData.data })
+      } else if (part.fileData) {
+        parts.push({ type: 'image', mediaType: part.fileData.mimeType, url: part.fileData.fileUri })
+      } else if (part.functionCall) {
+        const call = part.functionCall
+        parts.push({
+          type: 'tool_call',
+          id: ids.call(call.name, call.id),
+          name: call.name,
+          arguments: JSON.stringify(call.args ?? {}),
+          signature: part.thoughtSignature,
+        })
+      } else if (part.functionResponse) {
+        const result = part.functionResponse
+        parts.push({
+          type: 'tool_result',
+          toolCallId: ids.response(result.name, result.id),
+          name: result.name,
+          content: JSON.stringify(result.response ?? {}),
+        })
+      }
+    }
+    const last = messages[messages.length - 1]
+    if (last?.role === role) last.content.push(...parts)
+    else messages.push({ role, content: parts })
+  }
+  const config = body.generationConfig ?? {}
+  const request: CanonicalRequest = {
+    model: '',
+    stream: false,
+    system,
+    messages,
+    tools: (body.tools ?? []).flatMap((t) => t.functionDeclarations ?? []).map(
+      (f): CanonicalTool => ({ name: f.name, description: f.description, parameters: lowerTypes(f.parametersJsonSchema ?? f.parameters) })
+    ),
+    toolChoice: decodeToolChoice(body.toolConfig?.functionCallingConfig),
+    maxTokens: config.maxOutputTokens,
+    temperature: config.temperature,
+    topP: config.topP,
+    topK: config.topK,
+    stop: config.stopSequences,
+  }
+  const thinking = config.thinkingConfig
+  if (thinking && (thinking.includeThoughts || (thinking.thinkingBudget ?? 0) > 0 || thinking.thinkingLevel)) {
+    request.reasoning = {
+      budgetTokens: thinking.thinkingBudget && thinking.thinkingBudget > 0 ? thinking.thinkingBudget : undefined,
+      effort: thinking.thinkingLevel?.toLowerCase(),
+    }
+  }
+  const schema = config.responseJsonSchema ?? config.responseSchema
+  if (config.responseMimeType === 'application/json') {
+    request.responseFormat = schema ? { type: 'json_schema', name: 'response', schema: lowerTypes(schema)! } : { type: 'json_object' }
+  }
+  return request
+}
+
+/** Gemini's OpenAPI schemas may spell types in capitals ("OBJECT"); JSON Schema wants lower case. */
+function lowerTypes(schema: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!schema || typeof schema !== 'object') return schema
+  const walk = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(walk)
+    if (!value || typeof value !== 'object') return value
+    const out: Record<string, unknown> = {}
+    for (const [key, child] of Object.entries(value)) {
+      out[key] = key === 'type' && typeof child === 'string' ? child.toLowerCase() : walk(child)
+    }
+    return out
+  }
+  return walk(schema) as Record<string, unknown>
+}
+
+function decodeToolChoice(config: { mode?: string; allowedFunctionNames?: string[] } | undefined): ToolChoice | undefined {
+  switch (config?.mode) {
+    case 'AUTO':
+    case 'VALIDATED':
+      return { type: 'auto' }
+    case 'NONE':
+      return { type: 'none' }
+    case 'ANY':
+      return config.allowedFunctionNames?.length === 1 ? { type: 'tool', name: config.allowedFunctionNames[0] } : { type: 'required' }
+  }
+  return undefined
+}
+
+/**
+ * Canonical -> Gemini request. System messages anywhere become
+ * systemInstruction; tool results become functionResponse parts named after
+ * their call. Gemini 3 rejects function calls without a thought signature,
+ * so calls from another vendor carry Google's documented placeholder.
+ */
+export function encodeGeminiRequest(request: CanonicalRequest, model: string): GeminiRequest {
+  const names = toolNamesById(request.messages)
+  const systemParts: GeminiPart[] = request.system.map((p) => ({ text: p.text }))
+  const contents: GeminiContent[] = []
+  const needsSignature = /^(models\/)?gemini-3/i.test(model)
+  for (const message of request.messages) {
+    if (message.role === 'system') {
+      for (const part of message.content) if (part.type === 'text') systemParts.push({ text: part.text })
+      continue
+    }
+    const parts: GeminiPart[] = []
+    for (const part of message.content) {
+      switch (part.type) {
+        case 'text':
+          if (part.text) parts.push({ text: part.text })
+          break
+        case 'image':
+          parts.push(
+            part.data
+              ? { inlineData: { mimeType: part.mediaType ?? 'image/png', data: part.data } }
+              : { fileData: { mimeType: part.mediaType ?? 'image/png', fileUri: part.url ?? '' } }
+          )
+          break
+        case 'tool_call': {
+          const call: GeminiPart = { functionCall: { id: part.id, name: part.name, args: argsObject(part.arguments, part.custom) } }
+          const signature = part.signature ?? (needsSignature ? 'skip_thought_signature_validator' : undefined)
+          if (signature) call.thoughtSignature = signature
+          parts.push(call)
+          break
+        }
+        case 'tool_result': {
+          const text = typeof part.content === 'string' ? part.content : resultText(part.content)
+          const name = part.name ?? names.get(part.toolCallId) ?? 'tool'
+          parts.push({ functionResponse: { id: part.toolCallId, name, response: responseObject(text, part.isError) } })
+          break
+        }
+      }
+    }
+    if (parts.length === 0) continue
+    const role = message.role === 'assistant' ? 'model' : 'user'
+    const last = contents[contents.length - 1]
+    if (last?.role === role) last.parts.push(...parts)
+    else contents.push({ role, parts })
+  }
+  const body: GeminiRequest = { contents }
+  if (systemParts.length > 0) body.systemInstruction = { parts: systemParts }
+  if (request.tools.length > 0) {
+    body.tools = [
+      {
+        functionDeclarations: request.tools.map((tool) => ({
+          name: tool.name,
+          description: tool.description ?? '',
+          parametersJsonSchema: tool.custom
+            ? { type: 'object', properties: { input: { type: 'string' } }, required: ['input'] }
+            : (tool.parameters ?? { type: 'object', properties: {} }),
+        })),
+      },
+    ]
+  }
+  const choice = request.toolChoice
+  if (choice && request.tools.length > 0) {
+    const mode = choice.type === 'auto' ? 'AUTO' : choice.type === 'none' ? 'NONE' : 'ANY'
+    body.toolConfig = { functionCallingConfig: choice.type === 'tool' ? { mode, allowedFunctionNames: [choice.name] } : { mode } }
+  }
+  const config: NonNullable<GeminiRequest['generationConfig']> = {}
+  if (request.maxTokens !== undefined) config.maxOutputTokens = request.maxTokens
+  if (request.temperature !== undefined) config.temperature = request.temperature
+  if (request.topP !== undefined) config.topP = request.topP
+  if (request.topK !== undefined) config.topK = request.topK
+  if (request.stop?.length) config.stopSequences = request.stop
+  if (request.reasoning) {
+    const budget = request.reasoning.budgetTokens ?? EFFORT_BUDGETS[request.reasoning.effort ?? ''] ?? -1
+    config.thinkingConfig = { includeThoughts: true, thinkingBudget: budget }
+  }
+  if (request.responseFormat) {
+    config.responseMimeType = 'application/json'
+    if (request.responseFormat.type === 'json_schema') config.responseJsonSchema = request.responseFormat.schema
+  }
+  if (Object.keys(config).length > 0) body.generationConfig = config
+  return body
+}
+
+function argsObject(args: string, custom?: boolean): Record<string, unknown> {
+  if (custom) return { input: args }
+  try {
+    const parsed = JSON.parse(args || '{}')
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : { value: parsed }
+  } catch {
+    return { _raw: args }
+  }
+}
+
+function responseObject(text: string, isError?: boolean): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(text)
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed
+  } catch {}
+  return isError ? { error: text } : { result: text }
+}

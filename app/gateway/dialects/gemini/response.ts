@@ -1,0 +1,109 @@
+import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import type { GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
+
+const STOP_REASONS: Record<string, StopReason> = {
+  STOP: 'end_turn',
+  MAX_TOKENS: 'max_tokens',
+  SAFETY: 'content_filter',
+  RECITATION: 'content_filter',
+  BLOCKLIST: 'content_filter',
+  PROHIBITED_CONTENT: 'content_filter',
+  SPII: 'content_filter',
+  IMAGE_SAFETY: 'content_filter',
+}
+
+export function stopOfGemini(reason: string | undefined, sawTool: boolean): StopReason {
+  const stop = STOP_REASONS[reason ?? ''] ?? 'end_turn'
+  return stop === 'end_turn' && sawTool ? 'tool_use' : stop
+}
+
+export function geminiFinish(stop: StopReason): string {
+  if (stop === 'max_tokens') return 'MAX_TOKENS'
+  if (stop === 'content_filter' || stop === 'refusal') return 'SAFETY'
+  return 'STOP'
+}
+
+/** Gemini usage -> canonical: thoughts are output tokens (and reasoning); cached content is part of the prompt. */
+export function decodeGeminiUsage(usage: GeminiUsage | null | undefined): CanonicalUsage | null {
+  if (!usage || typeof usage !== 'object') return null
+  const thoughts = num(usage.thoughtsTokenCount)
+  return {
+    inputTokens: num(usage.promptTokenCount) + num(usage.toolUsePromptTokenCount),
+    outputTokens: num(usage.candidatesTokenCount) + thoughts,
+    cacheReadTokens: num(usage.cachedContentTokenCount),
+    cacheWriteTokens: 0,
+    reasoningTokens: thoughts,
+  }
+}
+
+export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {
+  const encoded: GeminiUsage = {
+    promptTokenCount: usage.inputTokens,
+    candidatesTokenCount: usage.outputTokens - usage.reasoningTokens,
+    totalTokenCount: usage.inputTokens + usage.outputTokens,
+  }
+  if (usage.cacheReadTokens) encoded.cachedContentTokenCount = usage.cacheReadTokens
+  if (usage.reasoningTokens) encoded.thoughtsTokenCount = usage.reasoningTokens
+  return encoded
+}
+
+export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
+  const candidate = body?.candidates?.[0]
+  const content: CanonicalResponse['content'] = []
+  let n = 0
+  for (const part of candidate?.content?.parts ?? []) {
+    if (part.functionCall) {
+      content.push({
+        type: 'tool_call',
+        id: part.functionCall.id || `call_${part.functionCall.name}_${++n}`,
+        name: part.functionCall.name,
+        arguments: JSON.stringify(part.functionCall.args ?? {}),
+        signature: part.thoughtSignature,
+      })
+    } else if (typeof part.text === 'string') {
+      if (part.thought) content.push({ type: 'reasoning', text: part.text, signature: part.thoughtSignature })
+      else if (part.text) content.push({ type: 'text', text: part.text })
+    }
+  }
+  const blocked = !candidate && body?.promptFeedback?.blockReason
+  return {
+    id: String(body?.responseId ?? ''),
+    model: String(body?.modelVersion ?? ''),
+    content,
+    stopReason: blocked ? 'content_filter' : stopOfGemini(candidate?.finishReason, content.some((p) => p.type === 'tool_call')),
+    usage: decodeGeminiUsage(body?.usageMetadata),
+  }
+}
+
+export function toolCallPart(id: string, name: string, args: string, signature?: string): GeminiPart {
+  let parsed: unknown = {}
+  try {
+    parsed = JSON.parse(args || '{}')
+  } catch {
+    parsed = { _raw: args }
+  }
+  const part: GeminiPart = { functionCall: { id, name, args: parsed as Record<string, unknown> } }
+  if (signature) part.thoughtSignature = signature
+  return part
+}
+
+export function encodeGeminiResponse(response: CanonicalResponse, model: string): GeminiResponse {
+  const parts: GeminiPart[] = []
+  for (const part of response.content) {
+    if (part.type === 'text') parts.push({ text: part.text })
+    else if (part.type === 'reasoning') {
+      const thought: GeminiPart = { text: part.text, thought: true }
+      if (part.signature) thought.thoughtSignature = part.signature
+      parts.push(thought)
+    } else {
+      parts.push(toolCallPart(part.id, part.name, part.custom ? JSON.stringify({ input: part.arguments }) : part.arguments, part.signature))
+    }
+  }
+  const encoded: GeminiResponse = {
+    candidates: [{ content: { role: 'model', parts }, finishReason: geminiFinish(response.stopReason), index: 0 }],
+    modelVersion: model,
+    responseId: response.id,
+  }
+  if (response.usage) encoded.usageMetadata = encodeGeminiUsage(response.usage)
+  return encoded
+}

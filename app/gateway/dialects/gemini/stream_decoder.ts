@@ -1,0 +1,75 @@
+import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import { parseJson } from '#gateway/dialects/dialect'
+import { decodeGeminiUsage, stopOfGemini } from '#gateway/dialects/gemini/response'
+import type { GeminiResponse } from '#gateway/dialects/gemini/types'
+
+/**
+ * Gemini stream chunks (GenerateContentResponse each) -> canonical events.
+ * Text and thought parts extend the open block of their kind; a function
+ * call arrives whole and becomes a complete block. usageMetadata is
+ * cumulative, so each one is a full snapshot.
+ */
+export class GeminiStreamDecoder implements StreamDecoder {
+  #started = false
+  #open: { index: number; kind: 'text' | 'reasoning' } | null = null
+  #next = 0
+  #calls = 0
+  #sawTool = false
+
+  push(event: { data: string }): CanonicalEvent[] {
+    const chunk = parseJson(event.data) as (GeminiResponse & { error?: { message?: string } }) | null
+    if (!chunk || typeof chunk !== 'object') return []
+    const out: CanonicalEvent[] = []
+    if (chunk.error) return [{ type: 'error', message: String(chunk.error.message ?? 'upstream error') }]
+    if (!this.#started) {
+      this.#started = true
+      out.push({ type: 'start', id: String(chunk.responseId ?? ''), model: String(chunk.modelVersion ?? '') })
+    }
+    const candidate = chunk.candidates?.[0]
+    for (const part of candidate?.content?.parts ?? []) {
+      if (part.functionCall) {
+        this.#close(out)
+        this.#sawTool = true
+        const index = this.#next++
+        const id = part.functionCall.id || `call_${part.functionCall.name}_${++this.#calls}`
+        out.push({ type: 'block_start', index, block: { type: 'tool_call', id, name: part.functionCall.name } })
+        out.push({ type: 'delta', index, kind: 'arguments', value: JSON.stringify(part.functionCall.args ?? {}) })
+        if (part.thoughtSignature) out.push({ type: 'signature', index, value: part.thoughtSignature })
+        out.push({ type: 'block_stop', index })
+      } else if (typeof part.text === 'string') {
+        const kind = part.thought ? 'reasoning' : 'text'
+        if (!part.text && !(kind === 'reasoning' && part.thoughtSignature)) continue
+        const index = this.#ensure(out, kind)
+        if (part.text) out.push({ type: 'delta', index, kind, value: part.text })
+        if (kind === 'reasoning' && part.thoughtSignature) out.push({ type: 'signature', index, value: part.thoughtSignature })
+      }
+    }
+    const usage = decodeGeminiUsage(chunk.usageMetadata)
+    if (usage) out.push({ type: 'usage', usage })
+    if (candidate?.finishReason) {
+      this.#close(out)
+      out.push({ type: 'stop', reason: stopOfGemini(candidate.finishReason, this.#sawTool) })
+    }
+    return out
+  }
+
+  end(): CanonicalEvent[] {
+    const out: CanonicalEvent[] = []
+    this.#close(out)
+    return out
+  }
+
+  #ensure(out: CanonicalEvent[], kind: 'text' | 'reasoning'): number {
+    if (this.#open?.kind === kind) return this.#open.index
+    this.#close(out)
+    const index = this.#next++
+    this.#open = { index, kind }
+    out.push({ type: 'block_start', index, block: { type: kind } })
+    return index
+  }
+
+  #close(out: CanonicalEvent[]) {
+    if (this.#open) out.push({ type: 'block_stop', index: this.#open.index })
+    this.#open = null
+  }
+}

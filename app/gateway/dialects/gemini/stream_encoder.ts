@@ -1,0 +1,100 @@
+import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
+import type { EncoderOptions } from '#gateway/dialects/dialect'
+import { encodeGeminiUsage, geminiFinish, toolCallPart } from '#gateway/dialects/gemini/response'
+import type { GeminiPart, GeminiResponse } from '#gateway/dialects/gemini/types'
+
+/**
+ * Canonical events -> Gemini stream chunks, as SSE (`alt=sse`) or as one
+ * JSON array. Text and thoughts go out as they arrive; a function call goes
+ * out whole when its arguments are complete. The last chunk carries
+ * finishReason and usageMetadata (Gemini CLI retries without them).
+ */
+export class GeminiStreamEncoder implements StreamEncoder {
+  readonly contentType: string
+  #first = true
+  #id = ''
+  #tools = new Map<number, { id: string; name: string; args: string; signature?: string; custom?: boolean }>()
+  #thoughts = new Set<number>()
+  #usage: CanonicalUsage | null = null
+  #stop: StopReason | null = null
+
+  constructor(private options: EncoderOptions) {
+    this.contentType = options.jsonArray ? 'application/json; charset=utf-8' : 'text/event-stream; charset=utf-8'
+  }
+
+  push(event: CanonicalEvent): string {
+    switch (event.type) {
+      case 'start':
+        this.#id = event.id
+        return ''
+      case 'block_start':
+        if (event.block.type === 'tool_call') {
+          const { id, name, custom } = event.block
+          this.#tools.set(event.index, { id, name, args: '', custom })
+        } else if (event.block.type === 'reasoning') {
+          this.#thoughts.add(event.index)
+        }
+        return ''
+      case 'delta': {
+        const tool = this.#tools.get(event.index)
+        if (tool) {
+          tool.args += event.value
+          return ''
+        }
+        return this.#chunk([event.kind === 'reasoning' ? { text: event.value, thought: true } : { text: event.value }])
+      }
+      case 'signature': {
+        const tool = this.#tools.get(event.index)
+        if (tool) tool.signature = event.value
+        else if (this.#thoughts.has(event.index)) return this.#chunk([{ text: '', thought: true, thoughtSignature: event.value }])
+        return ''
+      }
+      case 'block_stop': {
+        const tool = this.#tools.get(event.index)
+        if (!tool) return ''
+        this.#tools.delete(event.index)
+        const args = tool.custom ? JSON.stringify({ input: tool.args }) : tool.args
+        return this.#chunk([toolCallPart(tool.id, tool.name, args, tool.signature)])
+      }
+      case 'usage':
+        this.#usage = event.usage
+        return ''
+      case 'stop':
+        this.#stop = event.reason
+        return ''
+      default:
+        return ''
+    }
+  }
+
+  end(error?: string): string {
+    if (error) {
+      const payload = JSON.stringify({ error: { code: 500, message: error, status: 'INTERNAL' } })
+      return this.options.jsonArray ? `${this.#first ? '[' : ',\r\n'}${payload}]` : `data: ${payload}\r\n\r\n`
+    }
+    const final: GeminiResponse = {
+      candidates: [{ content: { role: 'model', parts: [{ text: '' }] }, finishReason: geminiFinish(this.#stop ?? 'end_turn'), index: 0 }],
+      modelVersion: this.options.model,
+      responseId: this.#id,
+    }
+    if (this.#usage) final.usageMetadata = encodeGeminiUsage(this.#usage)
+    const out = this.#frame(final)
+    return this.options.jsonArray ? out + ']' : out
+  }
+
+  #chunk(parts: GeminiPart[]): string {
+    return this.#frame({
+      candidates: [{ content: { role: 'model', parts }, index: 0 }],
+      modelVersion: this.options.model,
+      responseId: this.#id,
+    })
+  }
+
+  #frame(chunk: GeminiResponse): string {
+    const payload = JSON.stringify(chunk)
+    if (!this.options.jsonArray) return `data: ${payload}\r\n\r\n`
+    const prefix = this.#first ? '[' : ',\r\n'
+    this.#first = false
+    return prefix + payload
+  }
+}

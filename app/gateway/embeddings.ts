@@ -1,0 +1,148 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { authorizeAndReserve } from '#gateway/access_policy'
+import type { Catalog } from '#gateway/catalog'
+import { countTokens } from '#gateway/metering/tokenizer'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import type { EmbeddingsWire } from '#gateway/providers/provider_adapter'
+import { adapterFor } from '#gateway/providers/registry'
+import type { ChannelRouter } from '#gateway/routing/channel_router'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import type { Principal, TokenUsage } from '#gateway/types'
+
+export interface EmbeddingsCall {
+  principal: Principal
+  /** The client's wire: OpenAI `/v1/embeddings` or Gemini `:embedContent` / `:batchEmbedContents` */
+  ingress: EmbeddingsWire
+  geminiMethod?: 'embedContent' | 'batchEmbedContents'
+  rawBody: Buffer
+  body: Record<string, any>
+  model: string
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+interface Inputs {
+  texts: Array<string | number[]>
+  dimensions?: number
+}
+
+/** Little-endian float32 (what the openai SDK decodes) <-> numbers. */
+export function floatsToBase64(values: number[]): string {
+  const view = new DataView(new ArrayBuffer(values.length * 4))
+  values.forEach((v, i) => view.setFloat32(i * 4, v, true))
+  return Buffer.from(view.buffer).toString('base64')
+}
+
+export function base64ToFloats(text: string): number[] {
+  const bytes = Buffer.from(text, 'base64')
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(i * 4, true))
+}
+
+function decodeInputs(call: EmbeddingsCall): Inputs {
+  const body = call.body
+  if (call.ingress === 'openai') {
+    const input = body.input
+    const texts = typeof input === 'string' || (Array.isArray(input) && typeof input[0] === 'number') ? [input] : input
+    if (!Array.isArray(texts) || texts.length === 0) throw GatewayError.invalidRequest('input: expected a string or an array')
+    return { texts, dimensions: body.dimensions }
+  }
+  const requests = call.geminiMethod === 'embedContent' ? [body] : (body.requests ?? [])
+  const texts = requests.map((r: any) => (r?.content?.parts ?? []).map((p: any) => p?.text ?? '').join(''))
+  if (texts.length === 0) throw GatewayError.invalidRequest('content: nothing to embed')
+  return { texts, dimensions: requests[0]?.outputDimensionality }
+}
+
+/** The request body for an upstream of the given wire (the client's bytes when the wire is the client's own). */
+function upstreamBody(call: EmbeddingsCall, wire: EmbeddingsWire, upstreamModel: string, inputs: () => Inputs): string | Buffer {
+  if (wire === 'openai') {
+    if (call.ingress === 'openai') return upstreamModel === call.model ? call.rawBody : JSON.stringify({ ...call.body, model: upstreamModel })
+    const { texts, dimensions } = inputs()
+    return JSON.stringify({ model: upstreamModel, input: texts, encoding_format: 'float', ...(dimensions ? { dimensions } : {}) })
+  }
+  const { texts, dimensions } = inputs()
+  return JSON.stringify({
+    requests: texts.map((text) => ({
+      model: `models/${upstreamModel}`,
+      content: { parts: [{ text: typeof text === 'string' ? text : text.join(' ') }] },
+      ...(dimensions ? { outputDimensionality: dimensions } : {}),
+    })),
+  })
+}
+
+/**
+ * Embeddings in either wire, from an upstream of either wire. The openai
+ * SDK asks for base64 by default: the answer honours `encoding_format`
+ * whatever the upstream returned (little-endian float32).
+ */
+export async function embeddings(catalog: Catalog, router: ChannelRouter, call: EmbeddingsCall, account: RequestAccount) {
+  account.model = call.model
+  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
+  const candidates = router.route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
+  if (candidates.length === 0) {
+    throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers embeddings`, 'unsupported_endpoint')
+  }
+  let decoded: Inputs | null = null
+  const inputs = () => (decoded ??= decodeInputs(call))
+  if (call.ingress === 'gemini') inputs()
+  const { candidate, body } = await dispatch(
+    candidates,
+    (c) => {
+      const adapter = adapterFor(c.channel.provider)
+      const wire = adapter.embeddings(c.channel)!
+      return adapter.request(c.channel, {
+        operation: 'embeddings',
+        dialect: 'openai_chat',
+        model: c.upstreamModel,
+        stream: false,
+        body: upstreamBody(call, wire, c.upstreamModel, inputs),
+        clientHeaders: call.req.headers,
+      })
+    },
+    account.abort.signal,
+    account.dispatchHooks
+  )
+  const wire = adapterFor(candidate.channel.provider).embeddings(candidate.channel)!
+  let parsed: any
+  try {
+    parsed = JSON.parse((await readBody(body)).toString('utf8'))
+  } catch {
+    throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
+  }
+  const vectors: Array<number[] | string> =
+    wire === 'openai' ? (parsed?.data ?? []).map((d: any) => d?.embedding) : (parsed?.embeddings ?? []).map((e: any) => e?.values ?? [])
+  let usage: TokenUsage
+  if (wire === 'openai' && parsed?.usage) {
+    const prompt = Number(parsed.usage.prompt_tokens ?? 0)
+    usage = { promptTokens: prompt, completionTokens: 0, totalTokens: prompt, cachedTokens: 0, reasoningTokens: 0, estimated: false }
+  } else {
+    const prompt = await countTokens(inputs().texts.map((t) => (typeof t === 'string' ? t : '')).join('\n'))
+    usage = { promptTokens: prompt, completionTokens: 0, totalTokens: prompt, cachedTokens: 0, reasoningTokens: 0, estimated: true }
+  }
+
+  let answer: unknown
+  if (call.ingress === 'openai') {
+    const base64 = call.body.encoding_format === 'base64'
+    answer = {
+      object: 'list',
+      data: vectors.map((v, index) => ({
+        object: 'embedding',
+        index,
+        embedding: base64 ? (typeof v === 'string' ? v : floatsToBase64(v)) : typeof v === 'string' ? base64ToFloats(v) : v,
+      })),
+      model: call.model,
+      usage: { prompt_tokens: usage.promptTokens, total_tokens: usage.promptTokens },
+    }
+  } else {
+    const values = vectors.map((v) => (typeof v === 'string' ? base64ToFloats(v) : v))
+    answer = call.geminiMethod === 'embedContent' ? { embedding: { values: values[0] ?? [] } } : { embeddings: values.map((v) => ({ values: v })) }
+  }
+  const bytes = Buffer.from(JSON.stringify(answer))
+  account.markFirstByte()
+  if (!call.res.destroyed) {
+    call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId })
+    call.res.end(bytes)
+  }
+  account.close(200, null, usage)
+}

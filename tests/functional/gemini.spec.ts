@@ -1,0 +1,206 @@
+import { test } from '@japa/runner'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { genai, parseSse } from '#tests/clients'
+import { baseUrl, openai, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+
+const weather = {
+  name: 'get_weather',
+  description: 'Weather of a city',
+  parametersJsonSchema: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] },
+}
+
+test.group('Gemini /v1beta: native pass-through to a google channel', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
+    return () => mock.stop()
+  })
+
+  test('generateContent, stream and countTokens through @google/genai', async ({ assert }) => {
+    const user = await seedUser()
+    const ai = genai(user.key)
+    const answer = await ai.models.generateContent({ model: 'gemini-2.5-flash', contents: 'Hello!' })
+    assert.equal(answer.text, 'tok0 tok1 tok2 tok3 tok4 ')
+    assert.include(answer.usageMetadata as any, { promptTokenCount: 12, candidatesTokenCount: 5 })
+    const seen = mock.lastRequest()!
+    assert.equal(seen.path, '/v1beta/models/gemini-2.5-flash:generateContent')
+    assert.equal(seen.headers['x-goog-api-key'], 'upstream-secret')
+
+    let text = ''
+    let last: any
+    for await (const chunk of await ai.models.generateContentStream({ model: 'gemini-2.5-flash', contents: 'Count' })) {
+      text += chunk.text ?? ''
+      last = chunk
+    }
+    assert.equal(text, 'tok0 tok1 tok2 tok3 tok4 ')
+    assert.equal(last.candidates[0].finishReason, 'STOP')
+    assert.equal(mock.lastRequest()!.path, '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse')
+
+    const counted = await ai.models.countTokens({ model: 'gemini-2.5-flash', contents: 'Hello!' })
+    assert.equal(counted.totalTokens, 12)
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => r.endpoint), ['gemini.generateContent', 'gemini.streamGenerateContent', 'gemini.countTokens'])
+    assert.include(rows[1], { stream: true, prompt_tokens: 12, completion_tokens: 5, estimated: false })
+  })
+
+  test('the JSON-array stream form, ?key= auth, function calls keep their thoughtSignature', async ({ assert }) => {
+    const user = await seedUser()
+    const response = await post(`/v1beta/models/gemini-2.5-pro:streamGenerateContent?key=${user.key}`, {
+      contents: [{ role: 'user', parts: [{ text: 'Weather in Paris?' }] }],
+      tools: [{ functionDeclarations: [weather] }],
+    })
+    assert.equal(response.status, 200)
+    const chunks = (await response.json()) as any[]
+    const part = chunks.at(-1).candidates[0].content.parts[0]
+    assert.deepEqual(part, { functionCall: { name: 'get_weather', args: { location: 'Paris' } }, thoughtSignature: 'tsig_mock_1' })
+    assert.equal(chunks.at(-1).candidates[0].finishReason, 'STOP')
+  })
+
+  test('errors in the Google shape; GET /v1beta/models lists models', async ({ assert }) => {
+    const bad = await post('/v1beta/models/gemini-2.5-flash:generateContent', { contents: [] }, { 'x-goog-api-key': 'nope' })
+    assert.equal(bad.status, 401)
+    assert.deepEqual(await bad.json(), { error: { code: 401, message: 'Invalid API key', status: 'UNAUTHENTICATED' } })
+    const user = await seedUser()
+    const failing = await post('/v1beta/models/gemini-2.5-flash:generateContent', { contents: [{ parts: [{ text: 'x' }] }], mock: { status: 400 } }, { 'x-goog-api-key': user.key })
+    assert.equal(failing.status, 400)
+    assert.include(((await failing.json()) as any).error, { code: 400, status: 'INVALID_ARGUMENT', message: 'mock upstream failure 400' })
+    await seedChannel({ name: 'listed', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-listed'] })
+    const list = await fetch(`${baseUrl()}/v1beta/models`, { headers: { 'x-goog-api-key': user.key } })
+    const models = ((await list.json()) as any).models
+    assert.deepInclude(models.map((m: any) => m.name), 'models/gemini-listed')
+  })
+})
+
+test.group('Gemini ingress translated to Anthropic and OpenAI-compatible channels', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedChannel({ name: 'chat', provider: 'custom', baseUrl: mock.url, models: ['gpt-*'] })
+    return () => mock.stop()
+  })
+
+  test('Gemini -> Anthropic: systemInstruction, tools, stream, function call id, round trip, cache usage', async ({ assert }) => {
+    const user = await seedUser()
+    const ai = genai(user.key)
+    mock.script({ cache_read: 40 })
+    const chunks = []
+    for await (const chunk of await ai.models.generateContentStream({
+      model: 'claude-sonnet-4-5',
+      contents: [{ role: 'user', parts: [{ text: 'Weather in Paris?' }] }],
+      config: { systemInstruction: 'Be terse', tools: [{ functionDeclarations: [weather] }] },
+    })) {
+      chunks.push(chunk)
+    }
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.equal(mock.lastRequest()!.path, '/v1/messages')
+    assert.deepEqual(sent.system, [{ type: 'text', text: 'Be terse' }])
+    assert.deepEqual(sent.tools[0], { name: 'get_weather', description: 'Weather of a city', input_schema: weather.parametersJsonSchema })
+    const call = chunks.flatMap((c) => c.candidates?.[0]?.content?.parts ?? []).find((p: any) => p.functionCall)!.functionCall!
+    assert.deepEqual(call, { id: 'toolu_mock_1', name: 'get_weather', args: { location: 'Paris' } })
+    const last = chunks.at(-1)!
+    assert.equal(last.candidates![0].finishReason, 'STOP')
+    // Anthropic input 12 + cache read 40 = Gemini promptTokenCount 52 (cached included)
+    assert.include(last.usageMetadata as any, { promptTokenCount: 52, cachedContentTokenCount: 40, candidatesTokenCount: 2 })
+
+    const second = await ai.models.generateContent({
+      model: 'claude-sonnet-4-5',
+      contents: [
+        { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
+        { role: 'model', parts: [{ functionCall: call }] },
+        { role: 'user', parts: [{ functionResponse: { id: call.id, name: 'get_weather', response: { temp: 18 } } }] },
+      ],
+      config: { tools: [{ functionDeclarations: [weather] }] },
+    })
+    assert.equal(second.text, 'tok0 tok1 tok2 tok3 tok4 ')
+    const followUp = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(followUp.messages[1].content, [{ type: 'tool_use', id: 'toolu_mock_1', name: 'get_weather', input: { location: 'Paris' } }])
+    assert.deepEqual(followUp.messages[2].content, [{ type: 'tool_result', tool_use_id: 'toolu_mock_1', content: '{"temp":18}' }])
+    const rows = await usageRows(user.userId)
+    assert.include(rows[0], { endpoint: 'gemini.streamGenerateContent', provider: 'anthropic', prompt_tokens: 52, cached_tokens: 40 })
+  })
+
+  test('Gemini -> Anthropic: thoughts requested become thinking; the signature rides on the thought part', async ({ assert }) => {
+    const user = await seedUser()
+    const answer = await genai(user.key).models.generateContent({
+      model: 'claude-opus-4-1',
+      contents: 'Think',
+      config: { thinkingConfig: { includeThoughts: true, thinkingBudget: 2048 } },
+    })
+    assert.deepEqual(JSON.parse(mock.lastRequest()!.body).thinking, { type: 'enabled', budget_tokens: 2048 })
+    const parts = answer.candidates![0].content!.parts!
+    assert.deepEqual(parts[0], { text: 'Let me think.', thought: true, thoughtSignature: 'sig_mock_1' })
+    assert.equal(parts[1].text, 'tok0 tok1 tok2 tok3 tok4 ')
+  })
+
+  test('Gemini -> OpenAI chat: SSE and JSON-array streams end with finishReason and usageMetadata', async ({ assert }) => {
+    const user = await seedUser()
+    const sse = await post('/v1beta/models/gpt-4o:streamGenerateContent?alt=sse', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': user.key })
+    assert.equal(sse.headers.get('content-type'), 'text/event-stream; charset=utf-8')
+    const events = parseSse(await sse.text())
+    assert.equal(events.map((e) => e.data.candidates[0].content.parts[0].text).join(''), 'tok0 tok1 tok2 tok3 tok4 ')
+    assert.equal(events.at(-1)!.data.candidates[0].finishReason, 'STOP')
+    assert.deepEqual(events.at(-1)!.data.usageMetadata, { promptTokenCount: 12, candidatesTokenCount: 5, totalTokenCount: 17 })
+
+    const array = await post('/v1beta/models/gpt-4o:streamGenerateContent', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { authorization: `Bearer ${user.key}` })
+    const chunks = (await array.json()) as any[]
+    assert.lengthOf(chunks, 6)
+    assert.equal(chunks.at(-1).candidates[0].finishReason, 'STOP')
+  })
+})
+
+test.group('OpenAI chat and Anthropic Messages translated to a native google channel', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
+    return () => mock.stop()
+  })
+
+  test('chat completions -> generateContent: text, tool calls with synthesized ids, tool results named for Gemini', async ({ assert }) => {
+    const user = await seedUser()
+    const client = openai(user.key)
+    const answer = await client.chat.completions.create({
+      model: 'gemini-2.5-flash',
+      messages: [{ role: 'system', content: 'sys' }, { role: 'user', content: 'hi' }],
+    })
+    assert.equal(answer.choices[0].message.content, 'tok0 tok1 tok2 tok3 tok4 ')
+    assert.include(answer.usage as any, { prompt_tokens: 12, completion_tokens: 5 })
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(sent.systemInstruction, { parts: [{ text: 'sys' }] })
+    assert.deepEqual(sent.contents, [{ role: 'user', parts: [{ text: 'hi' }] }])
+
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: weather.parametersJsonSchema } }]
+    const stream = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'Weather?' }], tools, stream: true })
+    let id = ''
+    let args = ''
+    for await (const chunk of stream) {
+      for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) {
+        id ||= call.id ?? ''
+        args += call.function?.arguments ?? ''
+      }
+    }
+    assert.equal(id, 'call_get_weather_1')
+    assert.deepEqual(JSON.parse(args), { location: 'Paris' })
+
+    await client.chat.completions.create({
+      model: 'gemini-2.5-flash',
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'get_weather', arguments: args } }] },
+        { role: 'tool', tool_call_id: id, content: '18C' },
+      ],
+      tools,
+    })
+    const followUp = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(followUp.contents[2], { role: 'user', parts: [{ functionResponse: { id, name: 'get_weather', response: { result: '18C' } } }] })
+  })
+})
