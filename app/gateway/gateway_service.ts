@@ -302,7 +302,8 @@ class Exchange {
       const changed = this.ingress.passThrough.upstreamBody(call.body, candidate.upstreamModel, call.model, call.stream)
       return changed ? JSON.stringify(changed) : call.rawBody
     }
-    return JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel))
+    const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
+    return JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel, hints))
   }
 
   streamHeaders(account: RequestAccount, contentType: string): Record<string, string> {

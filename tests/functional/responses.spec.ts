@@ -236,3 +236,39 @@ test.group('POST /v1/responses translated to Anthropic (Codex on Claude)', (grou
     ])
   })
 })
+
+test.group('Responses and Messages translated for OpenAI itself and for Codex namespaces', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-*'] })
+    await seedChannel({ name: 'deepseek', provider: 'deepseek', baseUrl: mock.url, models: ['deepseek-*'] })
+    return () => mock.stop()
+  })
+
+  test('Messages -> OpenAI asks with max_completion_tokens (reasoning models reject max_tokens)', async ({ assert }) => {
+    const user = await seedUser()
+    const response = await post('/v1/messages', { model: 'gpt-5', max_tokens: 300, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': user.key })
+    assert.equal(response.status, 200)
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.equal(sent.max_completion_tokens, 300)
+    assert.notProperty(sent, 'max_tokens')
+  })
+
+  test('tools Codex declares in an additional_tools item reach a chat-only upstream', async ({ assert }) => {
+    const user = await seedUser()
+    const { events } = await streamEvents(user.key, {
+      model: 'deepseek-chat',
+      tools: [],
+      input: [
+        { type: 'additional_tools', tools: [{ type: 'namespace', name: 'mcp', tools: [shellTool] }] },
+        { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'ls' }] },
+      ],
+    })
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(sent.tools.map((t: any) => t.function.name), ['shell'])
+    assert.equal(events.find((e) => e.event === 'response.output_item.done')!.data.item.type, 'function_call')
+  })
+})

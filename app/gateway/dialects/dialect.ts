@@ -9,6 +9,12 @@ import type {
 import type { SseEvent } from '#gateway/sse/sse_parser'
 import type { TokenUsage } from '#gateway/types'
 
+/** What an upstream needs said differently within its dialect (vendor configuration). */
+export interface EncodeHints {
+  /** OpenAI's own API wants max_completion_tokens (reasoning models reject max_tokens) */
+  maxTokensField?: 'max_tokens' | 'max_completion_tokens'
+}
+
 /** What the client asked for, as far as a stream encoder needs to know. */
 export interface EncoderOptions {
   /** The model name the client used */
@@ -53,7 +59,7 @@ export interface PassThroughRules {
 export interface Dialect {
   readonly name: DialectName
   decodeRequest(body: Record<string, any>): CanonicalRequest
-  encodeRequest(request: CanonicalRequest, model: string): Record<string, unknown>
+  encodeRequest(request: CanonicalRequest, model: string, hints?: EncodeHints): Record<string, unknown>
   decodeResponse(body: any): CanonicalResponse
   encodeResponse(response: CanonicalResponse, model: string): Record<string, unknown>
   streamDecoder(): StreamDecoder

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { DialectName } from '#gateway/dialects/canonical'
+import type { EncodeHints } from '#gateway/dialects/dialect'
 import type { ChannelInfo } from '#gateway/types'
 
 /** A ready-to-send upstream HTTP request. */
@@ -37,6 +38,8 @@ export type EmbeddingsWire = 'openai' | 'gemini'
 export interface ProviderAdapter {
   /** Generation dialects the channel speaks natively, preferred first */
   dialects(channel: ChannelInfo): readonly DialectName[]
+  /** How translated requests must be phrased for this channel's vendor */
+  encodeHints?(channel: ChannelInfo): EncodeHints | undefined
   /** Native token counting (else the gateway counts with its tokenizer) */
   countsTokens(channel: ChannelInfo): boolean
   embeddings(channel: ChannelInfo): EmbeddingsWire | null

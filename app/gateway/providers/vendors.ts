@@ -1,4 +1,5 @@
 import type { DialectName } from '#gateway/dialects/canonical'
+import type { EncodeHints } from '#gateway/dialects/dialect'
 import type { ProviderKind } from '#gateway/types'
 
 /**
@@ -29,6 +30,8 @@ export interface VendorConfig {
   envKey: string | null
   /** Globs a bootstrap channel of this kind serves */
   defaultModels: readonly string[]
+  /** How translated requests must be phrased for this vendor */
+  encodeHints?: EncodeHints
 }
 
 const CHAT: readonly DialectName[] = ['openai_chat']
@@ -40,6 +43,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: ['openai-organization', 'openai-project'],
     envKey: 'OPENAI_API_KEY',
     defaultModels: ['gpt-*', 'o1*', 'o3*', 'o4*', 'chatgpt-*', 'text-embedding-*', 'dall-e-*', 'gpt-image-*'],
+    encodeHints: { maxTokensField: 'max_completion_tokens' },
   },
   openrouter: {
     defaultBaseUrl: 'https://openrouter.ai/api/v1',

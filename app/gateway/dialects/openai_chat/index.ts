@@ -12,7 +12,7 @@ import { ChatStreamEncoder } from '#gateway/dialects/openai_chat/stream_encoder'
 export const openAiChat: Dialect = {
   name: 'openai_chat',
   decodeRequest: (body) => decodeChatRequest(body as any),
-  encodeRequest: (request, model) => encodeChatRequest(request, model) as unknown as Record<string, unknown>,
+  encodeRequest: (request, model, hints) => encodeChatRequest(request, model, hints) as unknown as Record<string, unknown>,
   decodeResponse: (body) => decodeChatResponse(body),
   encodeResponse: (response, model) => encodeChatResponse(response, model) as unknown as Record<string, unknown>,
   streamDecoder: () => new ChatStreamDecoder(),

@@ -10,6 +10,7 @@ import {
   type TextPart,
   type ToolChoice,
 } from '#gateway/dialects/canonical'
+import type { EncodeHints } from '#gateway/dialects/dialect'
 import type { ChatContentPart, ChatMessage, ChatRequest, ChatTool } from '#gateway/dialects/openai_chat/types'
 
 /** OpenAI chat request -> canonical. Leading system/developer messages become the system prompt. */
@@ -114,7 +115,7 @@ function decodeToolChoice(choice: ChatRequest['tool_choice']): ToolChoice | unde
 }
 
 /** Canonical -> OpenAI chat request (for any OpenAI-compatible upstream). */
-export function encodeChatRequest(request: CanonicalRequest, model: string): ChatRequest {
+export function encodeChatRequest(request: CanonicalRequest, model: string, hints: EncodeHints = {}): ChatRequest {
   const messages: ChatMessage[] = []
   if (request.system.length > 0) messages.push({ role: 'system', content: textContent(request.system) })
   for (const message of request.messages) {
@@ -148,7 +149,7 @@ export function encodeChatRequest(request: CanonicalRequest, model: string): Cha
         : request.toolChoice.type
   }
   if (request.parallelToolCalls !== undefined && request.tools.length > 0) body.parallel_tool_calls = request.parallelToolCalls
-  if (request.maxTokens !== undefined) body.max_tokens = request.maxTokens
+  if (request.maxTokens !== undefined) body[hints.maxTokensField ?? 'max_tokens'] = request.maxTokens
   if (request.temperature !== undefined) body.temperature = request.temperature
   if (request.topP !== undefined) body.top_p = request.topP
   if (request.stop?.length) body.stop = request.stop

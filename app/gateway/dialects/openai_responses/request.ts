@@ -29,6 +29,7 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
   }
   const items: ResponsesItem[] = typeof body.input === 'string' ? [{ role: 'user', content: body.input }] : (body.input ?? [])
   let leading = true
+  const extraTools: CanonicalTool[] = []
   for (const item of items) {
     if (!item || typeof item !== 'object') continue
     const type = item.type ?? 'message'
@@ -65,6 +66,10 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
         push('user', part, last?.content.every((p) => p.type === 'tool_result') ?? false)
         break
       }
+      case 'additional_tools':
+        // Codex declares its own models' tools here (namespaced), with tools: [] at the top level.
+        extraTools.push(...collectTools((item as any).tools))
+        break
       case 'reasoning': {
         const text = (item.summary ?? []).map((s) => s.text).join('\n\n')
         push('assistant', { type: 'reasoning', text, signature: item.encrypted_content ?? undefined, id: item.id }, true)
@@ -77,7 +82,7 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
     stream: body.stream === true,
     system,
     messages,
-    tools: (body.tools ?? []).map(decodeTool).filter((t): t is CanonicalTool => t !== null),
+    tools: [...collectTools(body.tools), ...extraTools],
     toolChoice: decodeToolChoice(body.tool_choice),
     parallelToolCalls: body.parallel_tool_calls,
     maxTokens: body.max_output_tokens,
@@ -111,6 +116,18 @@ function contentParts(content: ResponsesItem['content']): Array<TextPart | Image
     }
   }
   return parts
+}
+
+/** Function and custom tools of a list, including those nested in namespace entries. */
+function collectTools(list: unknown): CanonicalTool[] {
+  if (!Array.isArray(list)) return []
+  const tools: CanonicalTool[] = []
+  for (const entry of list as ResponsesTool[]) {
+    const tool = decodeTool(entry)
+    if (tool) tools.push(tool)
+    else if (Array.isArray((entry as any)?.tools)) tools.push(...collectTools((entry as any).tools))
+  }
+  return tools
 }
 
 function decodeTool(tool: ResponsesTool): CanonicalTool | null {

@@ -27,6 +27,10 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     return VENDORS[channel.provider]?.dialects ?? ['openai_chat']
   }
 
+  encodeHints(channel: ChannelInfo) {
+    return VENDORS[channel.provider]?.encodeHints
+  }
+
   countsTokens() {
     return false
   }
