@@ -11,7 +11,7 @@ export default class ChannelCreate extends AdminCommand {
   @flags.string({ description: 'Channel name', required: true })
   declare name: string
 
-  @flags.string({ description: 'openai|openrouter|deepseek|zai|gemini|anthropic|custom', required: true })
+  @flags.string({ description: 'openai|openrouter|deepseek|zai|gemini|google|anthropic|custom (google = native Gemini API, gemini = its OpenAI endpoint)', required: true })
   declare provider: string
 
   @flags.string({ description: 'Upstream base URL, e.g. https://api.openai.com/v1', required: true })
