@@ -72,11 +72,38 @@ export default class GatewayProvider {
     }
   }
 
+  /**
+   * Applies pending migrations. Processes start concurrently (the server and
+   * ace commands), and Lucid's own lock is taken and released on whatever
+   * pooled connection comes first, so it can fail either way. Instead, one
+   * dedicated connection holds a Postgres advisory lock (waiting, not
+   * failing) around "anything pending? run it".
+   */
   async #migrate() {
     const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+    const { default: pg } = await import('pg')
+    const env = (await import('#start/env')).default
     const db = await this.app.container.make('lucid.db')
-    const runner = new MigrationRunner(db, this.app, { direction: 'up', dryRun: false })
-    await runner.run()
-    if (runner.error) throw runner.error
+    const lock = new pg.Client({ connectionString: env.get('DATABASE_URL') })
+    await lock.connect()
+    try {
+      await lock.query('SELECT pg_advisory_lock(727274)')
+      if (!(await this.#hasPendingMigrations(db))) return
+      const runner = new MigrationRunner(db, this.app, { direction: 'up', dryRun: false, disableLocks: true })
+      await runner.run()
+      if (runner.error) throw runner.error
+    } finally {
+      await lock.query('SELECT pg_advisory_unlock(727274)').catch(() => {})
+      await lock.end().catch(() => {})
+    }
+  }
+
+  async #hasPendingMigrations(db: import('@adonisjs/lucid/database').Database): Promise<boolean> {
+    const { readdir } = await import('node:fs/promises')
+    const files = (await readdir(this.app.makePath('database/migrations'))).filter((f) => /\.(ts|js)$/.test(f))
+    const hasTable = await db.connection().schema.hasTable('adonis_schema')
+    if (!hasTable) return true
+    const done = new Set((await db.from('adonis_schema').select('name')).map((row) => String(row.name).split('/').pop()))
+    return files.some((file) => !done.has(file.replace(/\.(ts|js)$/, '')))
   }
 }

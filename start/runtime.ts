@@ -17,8 +17,8 @@
 | before the IoC container exists.
 */
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { resolve, join } from 'node:path'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, resolve, join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
 
 interface Secrets {
@@ -54,15 +54,50 @@ function applyDefaults() {
 
 function loadSecrets(dataDir: string): Secrets {
   const file = join(dataDir, 'secrets.json')
-  if (existsSync(file)) {
-    return JSON.parse(readFileSync(file, 'utf8')) as Secrets
-  }
   const secrets: Secrets = {
     appKey: randomBytes(32).toString('base64url'),
     pgPassword: randomBytes(18).toString('base64url'),
   }
-  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 })
-  return secrets
+  try {
+    // Exclusive create: of two processes starting at once, one writes, both read the same.
+    writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600, flag: 'wx' })
+    return secrets
+  } catch (error: any) {
+    if (error.code !== 'EEXIST') throw error
+  }
+  for (let i = 0; i < 50; i++) {
+    const text = readFileSync(file, 'utf8')
+    if (text.trim()) return JSON.parse(text) as Secrets
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+  }
+  throw new Error(`${file} is empty`)
+}
+
+/**
+ * Cross-process lock on the data directory (mkdir is atomic): only one
+ * process initialises and starts the cluster; the others wait, then attach.
+ */
+async function withClusterLock<T>(dataDir: string, work: () => Promise<T>): Promise<T> {
+  const lock = join(dataDir, 'postgres.lock')
+  for (let i = 0; ; i++) {
+    try {
+      mkdirSync(lock)
+      break
+    } catch (error: any) {
+      if (error.code !== 'EEXIST') throw error
+      // A lock older than two minutes belongs to a process that died mid-start.
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 120_000) rmSync(lock, { recursive: true, force: true })
+      } catch {}
+      if (i > 1200) throw new Error(`Timed out waiting for ${lock}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  try {
+    return await work()
+  } finally {
+    rmSync(lock, { recursive: true, force: true })
+  }
 }
 
 /** Reads `postmaster.pid` of a running cluster: its pid and port, or null when no live server owns the directory. */
@@ -106,6 +141,51 @@ async function waitForConnections(url: string, attempts = 50) {
     }
   }
   throw new Error(`Embedded PostgreSQL did not accept connections at ${url}`)
+}
+
+/**
+ * Every process using the embedded cluster leaves its pid in
+ * DATA_DIR/postgres.clients while it runs, so the process that started the
+ * cluster knows whether anyone else still needs it when it exits.
+ */
+function registerClient(dataDir: string) {
+  const dir = join(dataDir, 'postgres.clients')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, String(process.pid))
+  writeFileSync(file, '')
+  process.once('exit', () => rmSync(file, { force: true }))
+}
+
+function otherLiveClients(dataDir: string): boolean {
+  const dir = join(dataDir, 'postgres.clients')
+  if (!existsSync(dir)) return false
+  for (const name of readdirSync(dir)) {
+    const pid = Number(name)
+    if (!pid || pid === process.pid) continue
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      rmSync(join(dir, name), { force: true })
+    }
+  }
+  return false
+}
+
+async function othersConnected(url: string): Promise<boolean> {
+  const { default: pg } = await import('pg')
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+    const result = await client.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`
+    )
+    return result.rows[0].n > 0
+  } catch {
+    return false
+  } finally {
+    await client.end().catch(() => {})
+  }
 }
 
 async function ensureDatabase(adminUrl: string, name: string) {
@@ -191,9 +271,24 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
       `Could not start embedded PostgreSQL in ${clusterDir}: ${String(error ?? '')}\n${logs.join('')}`
     )
   }
+  const child = (pg as any).process as import('node:child_process').ChildProcess | undefined
+  const dataDir = dirname(clusterDir)
+  /** Leaves the server to the processes still using it, without holding this one open. */
+  const handOver = () => {
+    child?.unref()
+    ;(child?.stdout as any)?.unref?.()
+    ;(child?.stderr as any)?.unref?.()
+  }
   // Last resort on any exit (the graceful path stops it in the provider's shutdown).
-  process.once('exit', () => (pg as any).process?.kill('SIGINT'))
-  return { url, stop: () => pg.stop(), owned: true }
+  process.once('exit', () => {
+    if (!otherLiveClients(dataDir)) child?.kill('SIGINT')
+  })
+  const stop = async () => {
+    // Processes that attached meanwhile (the server, other commands) keep it: leave it running.
+    if (otherLiveClients(dataDir) || (await othersConnected(url('postgres')))) return handOver()
+    await pg.stop()
+  }
+  return { url, stop, owned: true }
 }
 
 /**
@@ -213,9 +308,13 @@ export async function prepareRuntime(options: RuntimeOptions): Promise<RuntimeSt
   state = { dataDir, ownsDatabase: false, stopDatabase: async () => {} }
 
   if (options.database && !process.env.DATABASE_URL) {
-    const embedded = await startEmbeddedPostgres(join(dataDir, 'postgres'), secrets.pgPassword)
     const dbName = process.env.NODE_ENV === 'test' ? 'gateway_test' : 'gateway'
-    await ensureDatabase(embedded.url('postgres'), dbName)
+    const embedded = await withClusterLock(dataDir, async () => {
+      const started = await startEmbeddedPostgres(join(dataDir, 'postgres'), secrets.pgPassword)
+      registerClient(dataDir)
+      await ensureDatabase(started.url('postgres'), dbName)
+      return started
+    })
     process.env.DATABASE_URL = embedded.url(dbName)
     state.ownsDatabase = embedded.owned
     state.stopDatabase = embedded.stop

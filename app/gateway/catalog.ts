@@ -50,10 +50,24 @@ export class Catalog {
     this.#pending = source
   }
 
+  #loading: Promise<void> | null = null
+
+  /** True once plans, channels and prices are in memory (the hot path checks this, no await). */
+  get loaded() {
+    return this.#loaded
+  }
+
+  /** Loads plans, channels and prices once; concurrent callers share the load. */
   async ensureLoaded() {
     if (this.#loaded) return
-    await Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices()])
-    this.#loaded = true
+    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices()])
+      .then(() => {
+        this.#loaded = true
+      })
+      .finally(() => {
+        this.#loading = null
+      })
+    await this.#loading
   }
 
   async loadPlans() {

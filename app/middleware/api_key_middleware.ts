@@ -21,6 +21,8 @@ let gateway: Gateway | undefined
 export default class ApiKeyMiddleware {
   async handle(ctx: HttpContext, next: NextFn) {
     gateway ??= await app.container.make('gateway')
+    // The server may accept connections before boot has loaded the catalog.
+    if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
     const req = ctx.request.request
     const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
     ctx.principal = principal
