@@ -156,7 +156,8 @@ export class UsageMeter {
   async #writeWithRetry(batch: MeterEvent[]) {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#pool.query(WRITE_BATCH_SQL, [serialize(batch), serializeAttempts(batch)])
+        // Named: parsed and planned once per connection, not per batch.
+        await this.#pool.query({ name: 'gateway_meter_batch', text: WRITE_BATCH_SQL, values: [serialize(batch), serializeAttempts(batch)] })
         return
       } catch (error: any) {
         const dataError = typeof error?.code === 'string' && /^(22|23)/.test(error.code)

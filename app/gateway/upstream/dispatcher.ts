@@ -5,6 +5,7 @@ import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
 import type { ChannelTimeouts } from '#gateway/types'
+import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 
 /** What the dispatcher returns: the channel that answered and its response (status < 400, body unread). */
 export interface DispatchResult {
@@ -98,14 +99,7 @@ export async function dispatch(
     }
     attempts++
     hooks.onAttempt?.(candidate)
-    const timeouts = candidate.channel.timeouts
-    const signal = timeouts ? AbortSignal.any([clientSignal, AbortSignal.timeout(timeouts.total)]) : clientSignal
-    // undici's own headersTimeout runs on a coarse clock (up to ~1 s late): a
-    // precise timer aborts the attempt if no response head arrives in time.
-    const firstByte = timeouts ? new AbortController() : null
-    const firstByteTimer = firstByte ? setTimeout(() => firstByte.abort(), timeouts!.firstByte) : null
-    const idle = timeouts ? new AbortController() : null
-    const attemptSignal = firstByte ? AbortSignal.any([signal, firstByte.signal, idle!.signal]) : signal
+    const guard = new AttemptGuard(clientSignal, candidate.channel.timeouts ?? DEFAULT_TIMEOUTS)
     const started = performance.now()
     const record = (outcome: AttemptRecord['outcome'], status: number | null, error: string | null) =>
       hooks.onAttemptResult?.({
@@ -119,32 +113,32 @@ export async function dispatch(
 
     let response: Dispatcher.ResponseData
     try {
-      response = await send(build(candidate), attemptSignal, timeouts)
+      response = await send(build(candidate), guard.signal, candidate.channel.timeouts)
     } catch (error) {
-      if (firstByteTimer) clearTimeout(firstByteTimer)
+      guard.dispose()
       if (clientSignal.aborted) {
         health?.release(channelId)
         record('client_error', null, 'client closed the connection')
         throw new ClientGoneError()
       }
-      const timedOut = isTimeout(error) || attemptSignal.aborted
-      const message = timedOut ? `timeout (${describe(error)})` : describe(error)
+      const timedOut = guard.timedOut !== null || isTimeout(error)
+      const message = guard.timedOut ? `${guard.timedOut} timeout` : timedOut ? `timeout (${describe(error)})` : describe(error)
       record(timedOut ? 'timeout' : 'network_error', null, message)
       health?.failure(channelId, message)
       lastFailure = GatewayError.providerError(`Upstream request failed: ${message}`)
       continue
     }
 
-    if (firstByteTimer) clearTimeout(firstByteTimer)
     const status = response.statusCode
     if (status < 400) {
+      guard.headersArrived()
       health?.success(channelId)
       record('ok', status, null)
-      const body = idle ? idleGuard(response.body, timeouts!.idle, idle) : (response.body as AsyncIterable<Buffer>)
-      return { candidate, response, body, signal }
+      return { candidate, response, body: guarded(response.body, guard), signal: guard.signal }
     }
 
     const bytes = await readBody(response).catch(() => Buffer.alloc(0))
+    guard.dispose()
     const failure = upstreamFailure(status, bytes)
     if (status === 401 || status === 403) {
       record('auth_error', status, failure.message)
@@ -191,18 +185,71 @@ function send(request: UpstreamRequest, signal: AbortSignal, timeouts?: ChannelT
 }
 
 /**
- * Yields the body's chunks, aborting the upstream request when none arrives
- * for `idleMs` (undici's bodyTimeout is too coarse for short idle limits).
+ * One attempt's abort switch: the client's disconnect, and the channel's
+ * first-byte, idle and total timeouts, on plain timers. (undici's own
+ * header/body timeouts run on a coarse clock, up to ~1 s late;
+ * AbortSignal.any/timeout cost a lot per request.)
  */
-async function* idleGuard(body: AsyncIterable<unknown>, idleMs: number, abort: AbortController): AsyncIterable<Buffer> {
-  const timer = setTimeout(() => abort.abort(new Error(`no data from upstream for ${idleMs} ms`)), idleMs)
+class AttemptGuard {
+  readonly #controller = new AbortController()
+  /** Which limit expired, if one did */
+  timedOut: string | null = null
+  #phase: NodeJS.Timeout
+  #total: NodeJS.Timeout
+  #disposed = false
+
+  constructor(
+    private client: AbortSignal,
+    private timeouts: ChannelTimeouts
+  ) {
+    client.addEventListener('abort', this.#onClientAbort)
+    this.#phase = setTimeout(this.#expireFirstByte, timeouts.firstByte).unref()
+    this.#total = setTimeout(this.#expireTotal, timeouts.total).unref()
+  }
+
+  get signal() {
+    return this.#controller.signal
+  }
+
+  /** The response head arrived: from now on, silence longer than the idle limit aborts. */
+  headersArrived() {
+    clearTimeout(this.#phase)
+    this.#phase = setTimeout(this.#expireIdle, this.timeouts.idle).unref()
+  }
+
+  /** A body chunk arrived. */
+  touch() {
+    this.#phase.refresh()
+  }
+
+  dispose() {
+    if (this.#disposed) return
+    this.#disposed = true
+    clearTimeout(this.#phase)
+    clearTimeout(this.#total)
+    this.client.removeEventListener('abort', this.#onClientAbort)
+  }
+
+  #onClientAbort = () => this.#controller.abort()
+  #expireFirstByte = () => this.#expire('first byte')
+  #expireIdle = () => this.#expire('idle')
+  #expireTotal = () => this.#expire('total')
+
+  #expire(which: string) {
+    this.timedOut = which
+    this.#controller.abort(new Error(`upstream ${which} timeout`))
+  }
+}
+
+/** Yields the body's chunks, keeping the attempt's idle timer fresh; releases the timers at the end. */
+async function* guarded(body: AsyncIterable<unknown>, guard: AttemptGuard): AsyncIterable<Buffer> {
   try {
     for await (const chunk of body) {
-      timer.refresh()
+      guard.touch()
       yield chunk as Buffer
     }
   } finally {
-    clearTimeout(timer)
+    guard.dispose()
   }
 }
 
