@@ -130,6 +130,21 @@ export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({
 })
 
 /** 'YYYY-MM-01' of the current UTC month */
-export function currentPeriod(now = new Date()): string {
-  return `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}-01`
+let cachedPeriod = ''
+let cachedUntil = 0
+
+/** 'YYYY-MM-01' of the current UTC month (memoised until the month ends: it is read on every request) */
+export function currentPeriod(now?: Date): string {
+  if (now) return periodOf(now)
+  const ms = Date.now()
+  if (ms >= cachedUntil) {
+    const date = new Date(ms)
+    cachedPeriod = periodOf(date)
+    cachedUntil = Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1)
+  }
+  return cachedPeriod
+}
+
+function periodOf(date: Date): string {
+  return `${date.getUTCFullYear()}-${String(date.getUTCMonth() + 1).padStart(2, '0')}-01`
 }

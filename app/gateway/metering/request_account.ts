@@ -4,6 +4,7 @@ import { costOf } from '#gateway/metering/pricing'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { ZERO_USAGE, type PriceInfo, type Principal, type TokenUsage } from '#gateway/types'
 import type { AttemptRecord, DispatchHooks } from '#gateway/upstream/dispatcher'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
 
 /**
  * The accounting of one API request, filled in as the request progresses and
@@ -34,16 +35,21 @@ export class RequestAccount {
     private onClosed?: (account: RequestAccount, usage: TokenUsage) => void
   ) {}
 
-  /** Hooks for dispatch(): the channel tried and each attempt's outcome land on this record. */
-  readonly dispatchHooks: DispatchHooks = {
-    onAttempt: (candidate) => {
-      this.channelId = candidate.channel.id
-      this.provider = candidate.channel.provider
-      this.servedModel = candidate.upstreamModel
-    },
-    onAttemptResult: (record) => {
-      this.attempts.push(record)
-    },
+  /** dispatch() hooks (the account is its own hooks object: no per-request closures) */
+  get dispatchHooks(): DispatchHooks {
+    return this
+  }
+
+  /** dispatch() hook: the channel about to be tried */
+  onAttempt(candidate: RouteCandidate) {
+    this.channelId = candidate.channel.id
+    this.provider = candidate.channel.provider
+    this.servedModel = candidate.upstreamModel
+  }
+
+  /** dispatch() hook: how an attempt ended */
+  onAttemptResult(record: AttemptRecord) {
+    this.attempts.push(record)
   }
 
   /**
