@@ -77,3 +77,38 @@ test.group('Rate limits: RPM and TPM, per key and per plan', (group) => {
     assert.equal((await post('/v1/chat/completions', { model: 'm', messages: hello }, auth)).status, 429)
   })
 })
+
+test.group('Rate limits in every wire format', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'anthropic', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
+    return () => mock.stop()
+  })
+
+  test('429 from /v1/messages is an Anthropic error, from /v1beta a Google one, both with Retry-After', async ({ assert }) => {
+    const user = await seedUser({ key: { rpm: 1 } })
+    const messages = (key: string) =>
+      post('/v1/messages', { model: 'claude-x', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key, 'anthropic-version': '2023-06-01' })
+    assert.equal((await messages(user.key)).status, 200)
+    const limited = await messages(user.key)
+    assert.equal(limited.status, 429)
+    assert.isNotNull(limited.headers.get('retry-after'))
+    const body: any = await limited.json()
+    assert.equal(body.type, 'error')
+    assert.equal(body.error.type, 'rate_limit_error')
+
+    const other = await seedUser({ key: { rpm: 1 } })
+    const gemini = () =>
+      post('/v1beta/models/gemini-x:generateContent', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': other.key })
+    assert.equal((await gemini()).status, 200)
+    const refused = await gemini()
+    assert.equal(refused.status, 429)
+    const googleBody: any = await refused.json()
+    assert.equal(googleBody.error.status, 'RESOURCE_EXHAUSTED')
+    assert.equal(googleBody.error.code, 429)
+  })
+})
