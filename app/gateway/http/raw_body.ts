@@ -7,23 +7,47 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024
  * The request body as sent, bytes untouched (the /v1 routes bypass the body
  * parser so unknown fields reach the upstream exactly as the client wrote them).
  */
-export async function readRawBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let size = 0
-  try {
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length
+export function readRawBody(req: IncomingMessage): Promise<Buffer> {
+  // Events rather than async iteration: this runs on every request.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
       if (size > MAX_BODY_BYTES) {
-        throw new GatewayError(413, 'request_too_large', 'Request body is too large')
+        cleanup()
+        req.resume()
+        reject(new GatewayError(413, 'request_too_large', 'Request body is too large'))
+        return
       }
-      chunks.push(chunk as Buffer)
+      chunks.push(chunk)
     }
-  } catch (error) {
-    if (error instanceof GatewayError) throw error
+    const onEnd = () => {
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+    }
     // The client hung up while sending: nothing to answer, but the request is still accounted.
-    throw new GatewayError(499, 'client_closed', 'Client closed the connection')
-  }
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+    const onGone = () => {
+      cleanup()
+      reject(new GatewayError(499, 'client_closed', 'Client closed the connection'))
+    }
+    const onClose = () => {
+      if (!req.readableEnded) onGone()
+    }
+    const cleanup = () => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onGone)
+      req.off('close', onClose)
+    }
+    if (req.readableEnded) return resolve(Buffer.alloc(0))
+    // Gone before we started reading (the key lookup awaited): no event will come.
+    if (req.destroyed) return reject(new GatewayError(499, 'client_closed', 'Client closed the connection'))
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onGone)
+    req.on('close', onClose)
+  })
 }
 
 /** Parses a JSON object body; anything else is 400 invalid_json. */

@@ -134,7 +134,7 @@ export async function dispatch(
       guard.headersArrived()
       health?.success(channelId)
       record('ok', status, null)
-      return { candidate, response, body: guarded(response.body, guard), signal: guard.signal }
+      return { candidate, response, body: new UpstreamBody(response.body, guard), signal: guard.signal }
     }
 
     const bytes = await readBody(response).catch(() => Buffer.alloc(0))
@@ -241,15 +241,46 @@ class AttemptGuard {
   }
 }
 
-/** Yields the body's chunks, keeping the attempt's idle timer fresh; releases the timers at the end. */
-async function* guarded(body: AsyncIterable<unknown>, guard: AttemptGuard): AsyncIterable<Buffer> {
-  try {
-    for await (const chunk of body) {
-      guard.touch()
-      yield chunk as Buffer
+/**
+ * An upstream response body under its attempt's guard: iterate it (streams:
+ * each chunk keeps the idle timer fresh) or collect it whole (non-stream: by
+ * events, cheaper than async iteration). Either way the timers are released
+ * at the end.
+ */
+export class UpstreamBody implements AsyncIterable<Buffer> {
+  constructor(
+    private stream: Dispatcher.ResponseData['body'],
+    private guard: AttemptGuard
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    try {
+      for await (const chunk of this.stream) {
+        this.guard.touch()
+        yield chunk as Buffer
+      }
+    } finally {
+      this.guard.dispose()
     }
-  } finally {
-    guard.dispose()
+  }
+
+  collect(): Promise<Buffer> {
+    const { stream, guard } = this
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = []
+      stream.on('data', (chunk: Buffer) => {
+        guard.touch()
+        chunks.push(chunk)
+      })
+      stream.once('end', () => {
+        guard.dispose()
+        resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+      })
+      stream.once('error', (error) => {
+        guard.dispose()
+        reject(error)
+      })
+    })
   }
 }
 
@@ -285,6 +316,7 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export async function readBody(upstream: Dispatcher.ResponseData | AsyncIterable<Buffer>): Promise<Buffer> {
+  if (upstream instanceof UpstreamBody) return upstream.collect()
   const body = 'body' in upstream ? upstream.body : upstream
   const chunks: Buffer[] = []
   for await (const chunk of body) chunks.push(chunk as Buffer)
