@@ -1,5 +1,6 @@
 import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
+import { OpenBlock } from '#gateway/dialects/open_block'
 import { decodeGeminiUsage, stopOfGemini } from '#gateway/dialects/gemini/response'
 import type { GeminiResponse } from '#gateway/dialects/gemini/types'
 
@@ -11,8 +12,7 @@ import type { GeminiResponse } from '#gateway/dialects/gemini/types'
  */
 export class GeminiStreamDecoder implements StreamDecoder {
   #started = false
-  #open: { index: number; kind: 'text' | 'reasoning' } | null = null
-  #next = 0
+  #blocks = new OpenBlock()
   #calls = 0
   #sawTool = false
 
@@ -28,18 +28,17 @@ export class GeminiStreamDecoder implements StreamDecoder {
     const candidate = chunk.candidates?.[0]
     for (const part of candidate?.content?.parts ?? []) {
       if (part.functionCall) {
-        this.#close(out)
+        // A function call arrives whole: a complete block.
         this.#sawTool = true
-        const index = this.#next++
         const id = part.functionCall.id || `call_${part.functionCall.name}_${++this.#calls}`
-        out.push({ type: 'block_start', index, block: { type: 'tool_call', id, name: part.functionCall.name } })
+        const index = this.#blocks.open(out, { type: 'tool_call', id, name: part.functionCall.name })
         out.push({ type: 'delta', index, kind: 'arguments', value: JSON.stringify(part.functionCall.args ?? {}) })
         if (part.thoughtSignature) out.push({ type: 'signature', index, value: part.thoughtSignature })
-        out.push({ type: 'block_stop', index })
+        this.#blocks.close(out)
       } else if (typeof part.text === 'string') {
         const kind = part.thought ? 'reasoning' : 'text'
         if (!part.text && !(kind === 'reasoning' && part.thoughtSignature)) continue
-        const index = this.#ensure(out, kind)
+        const index = this.#blocks.ensure(out, kind)
         if (part.text) out.push({ type: 'delta', index, kind, value: part.text })
         if (kind === 'reasoning' && part.thoughtSignature) out.push({ type: 'signature', index, value: part.thoughtSignature })
       }
@@ -47,7 +46,7 @@ export class GeminiStreamDecoder implements StreamDecoder {
     const usage = decodeGeminiUsage(chunk.usageMetadata)
     if (usage) out.push({ type: 'usage', usage })
     if (candidate?.finishReason) {
-      this.#close(out)
+      this.#blocks.close(out)
       out.push({ type: 'stop', reason: stopOfGemini(candidate.finishReason, this.#sawTool) })
     }
     return out
@@ -55,21 +54,7 @@ export class GeminiStreamDecoder implements StreamDecoder {
 
   end(): CanonicalEvent[] {
     const out: CanonicalEvent[] = []
-    this.#close(out)
+    this.#blocks.close(out)
     return out
-  }
-
-  #ensure(out: CanonicalEvent[], kind: 'text' | 'reasoning'): number {
-    if (this.#open?.kind === kind) return this.#open.index
-    this.#close(out)
-    const index = this.#next++
-    this.#open = { index, kind }
-    out.push({ type: 'block_start', index, block: { type: kind } })
-    return index
-  }
-
-  #close(out: CanonicalEvent[]) {
-    if (this.#open) out.push({ type: 'block_stop', index: this.#open.index })
-    this.#open = null
   }
 }

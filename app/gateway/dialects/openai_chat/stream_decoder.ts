@@ -1,5 +1,6 @@
-import type { BlockInfo, CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
+import { OpenBlock } from '#gateway/dialects/open_block'
 import { decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
 import type { ChatChunk } from '#gateway/dialects/openai_chat/types'
 
@@ -10,8 +11,7 @@ import type { ChatChunk } from '#gateway/dialects/openai_chat/types'
  */
 export class ChatStreamDecoder implements StreamDecoder {
   #started = false
-  #open: { index: number; kind: BlockInfo['type']; tool?: number } | null = null
-  #next = 0
+  #blocks = new OpenBlock()
   #tools = new Map<number, number>()
 
   push(event: { data: string }): CanonicalEvent[] {
@@ -32,31 +32,28 @@ export class ChatStreamDecoder implements StreamDecoder {
     if (delta) {
       const reasoning = delta.reasoning_content ?? delta.reasoning
       if (typeof reasoning === 'string' && reasoning) {
-        out.push({ type: 'delta', index: this.#ensure(out, 'reasoning'), kind: 'reasoning', value: reasoning })
+        out.push({ type: 'delta', index: this.#blocks.ensure(out, 'reasoning'), kind: 'reasoning', value: reasoning })
       }
       if (typeof delta.content === 'string' && delta.content) {
-        out.push({ type: 'delta', index: this.#ensure(out, 'text'), kind: 'text', value: delta.content })
+        out.push({ type: 'delta', index: this.#blocks.ensure(out, 'text'), kind: 'text', value: delta.content })
       }
       for (const call of delta.tool_calls ?? []) {
         const toolIndex = Number(call.index ?? 0)
         let index = this.#tools.get(toolIndex)
         if (index === undefined) {
-          this.#close(out)
-          index = this.#next++
-          this.#tools.set(toolIndex, index)
-          this.#open = { index, kind: 'tool_call', tool: toolIndex }
-          out.push({
-            type: 'block_start',
-            index,
-            block: { type: 'tool_call', id: String(call.id ?? `call_${index}`), name: String(call.function?.name ?? '') },
+          index = this.#blocks.open(out, {
+            type: 'tool_call',
+            id: String(call.id ?? `call_${this.#blocks.next}`),
+            name: String(call.function?.name ?? ''),
           })
+          this.#tools.set(toolIndex, index)
         }
         const args = call.function?.arguments
         if (args) out.push({ type: 'delta', index, kind: 'arguments', value: args })
       }
     }
     if (choice?.finish_reason) {
-      this.#close(out)
+      this.#blocks.close(out)
       out.push({ type: 'stop', reason: stopOfFinish(choice.finish_reason) })
     }
     const usage = decodeChatUsage(chunk.usage)
@@ -66,21 +63,7 @@ export class ChatStreamDecoder implements StreamDecoder {
 
   end(): CanonicalEvent[] {
     const out: CanonicalEvent[] = []
-    this.#close(out)
+    this.#blocks.close(out)
     return out
-  }
-
-  #ensure(out: CanonicalEvent[], kind: 'text' | 'reasoning'): number {
-    if (this.#open?.kind === kind) return this.#open.index
-    this.#close(out)
-    const index = this.#next++
-    this.#open = { index, kind }
-    out.push({ type: 'block_start', index, block: { type: kind } as BlockInfo })
-    return index
-  }
-
-  #close(out: CanonicalEvent[]) {
-    if (this.#open) out.push({ type: 'block_stop', index: this.#open.index })
-    this.#open = null
   }
 }
