@@ -1,5 +1,6 @@
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
+import http from 'node:http'
 import OpenAI from 'openai'
 import { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { createUser } from '#actions/create_user'
@@ -119,4 +120,36 @@ export async function balanceAndLedger(userId: number) {
     [userId]
   )
   return result.rows[0] as { balance: string; ledger: string }
+}
+
+/**
+ * Sends a chat completion and hangs up like a client that goes away: after
+ * `afterBytes` bytes of the answer, or (0) right after sending the request.
+ * Resolves with the bytes received.
+ */
+export function abortStreamAfter(key: string, body: unknown, afterBytes: number): Promise<number> {
+  return new Promise((resolve) => {
+    const url = new URL(`${baseUrl()}/v1/chat/completions`)
+    let received = 0
+    const req = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' },
+      },
+      (res) => {
+        res.on('data', (chunk) => {
+          received += chunk.length
+          if (received >= afterBytes) req.destroy()
+        })
+        res.on('end', () => resolve(received))
+        res.on('close', () => resolve(received))
+      }
+    )
+    req.on('error', () => resolve(received))
+    req.end(JSON.stringify(body))
+    if (afterBytes === 0) setTimeout(() => req.destroy(), 5)
+  })
 }

@@ -1,10 +1,9 @@
 import { test } from '@japa/runner'
-import http from 'node:http'
 import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import {
+  abortStreamAfter,
   balanceAndLedger,
-  baseUrl,
   post,
   resetDatabase,
   seedChannel,
@@ -15,29 +14,6 @@ import {
 } from '#tests/helpers'
 
 const hello = [{ role: 'user', content: 'Count slowly please' }]
-
-/** Opens a stream, reads until `afterBytes` of body arrived, then destroys the socket. */
-function abortStreamAfter(key: string, body: unknown, afterBytes: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(`${baseUrl()}/v1/chat/completions`)
-    const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' } },
-      (res) => {
-        let received = 0
-        res.on('data', (chunk) => {
-          received += chunk.length
-          if (received >= afterBytes) {
-            req.destroy()
-            resolve(received)
-          }
-        })
-        res.on('end', () => resolve(received))
-      }
-    )
-    req.on('error', (error) => (error.message.includes('socket hang up') || (error as any).code === 'ECONNRESET' ? undefined : reject(error)))
-    req.end(JSON.stringify(body))
-  })
-}
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000) {
   const started = Date.now()

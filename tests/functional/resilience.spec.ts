@@ -1,8 +1,8 @@
 import { test } from '@japa/runner'
-import http from 'node:http'
 import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import {
+  abortStreamAfter,
   balanceAndLedger,
   baseUrl,
   gateway,
@@ -201,28 +201,6 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
   })
 })
 
-/** Aborts a streamed request after `afterBytes` bytes (0 = right after sending). */
-function abortAfter(key: string, body: unknown, afterBytes: number): Promise<void> {
-  return new Promise((resolve) => {
-    const url = new URL(`${baseUrl()}/v1/chat/completions`)
-    const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' } },
-      (res) => {
-        let seen = 0
-        res.on('data', (chunk) => {
-          seen += chunk.length
-          if (seen >= afterBytes) req.destroy()
-        })
-        res.on('end', resolve)
-        res.on('close', resolve)
-      }
-    )
-    req.on('error', () => resolve())
-    req.end(JSON.stringify(body))
-    if (afterBytes === 0) setTimeout(() => req.destroy(), 5)
-  })
-}
-
 test.group('Accounting under aborts and concurrency', (group) => {
   let mock: MockUpstream
 
@@ -237,7 +215,7 @@ test.group('Accounting under aborts and concurrency', (group) => {
   test('client aborts at random points: one row each, ledger = balance, no reservation left open', async ({ assert }) => {
     const user = await seedUser({ balance: '50' })
     const aborts = Array.from({ length: 20 }, (_, i) =>
-      abortAfter(user.key, { model: 'costly-a', messages: hello, stream: true, mock: { chunks: 30, chunk_delay_ms: 5 } }, [0, 1, 200, 700, 1500][i % 5])
+      abortStreamAfter(user.key, { model: 'costly-a', messages: hello, stream: true, mock: { chunks: 30, chunk_delay_ms: 5 } }, [0, 1, 200, 700, 1500][i % 5])
     )
     await Promise.all(aborts)
     const gw = await gateway()
