@@ -16,7 +16,12 @@
 | 4. during each autocannon run, the CPU time of every process (client, mock,
 |    gateway, Postgres) per request, from /proc: a figure that holds on a
 |    busy machine where req/s do not;
-| 5. a table on stdout, JSON to BENCH_OUT when set.
+| 5. slow streams (bin/bench_slow_streams.ts): thousands of concurrent
+|    streams, a chunk a second, against each target: completion, wall time,
+|    peak RSS, per-chunk delivery delay;
+| 6. accounting, exact: usage rows = requests the gateway forwarded (counted
+|    by the mock), ledger sum = balance, charges = usage cost;
+| 7. a table on stdout, JSON to BENCH_OUT when set.
 |
 | Portkey's open-source gateway joins as a third target when it is installed
 | (docs/benchmarks.md says how); otherwise it is skipped.
@@ -41,6 +46,19 @@
 |   BENCH_PORTKEY=0        skip the optional Portkey gateway comparison
 |   BENCH_PORTKEY_DIR      where @portkey-ai/gateway is installed (default tmp/portkey)
 |   BENCH_LOG_LEVEL        gateway LOG_LEVEL (default warn)
+|   BENCH_SLOW=0           skip the slow-stream run
+|   BENCH_ONLY_SLOW=1      run only the slow-stream run (no autocannon or sequential runs)
+|   BENCH_SLOW_STREAMS     concurrent slow streams per target (default 2000)
+|   BENCH_SLOW_CHUNKS      content chunks per slow stream (default 40)
+|   BENCH_SLOW_CHUNK_DELAY_MS  pause before each chunk (default 1000)
+|   BENCH_SLOW_RAMP_MS     the streams are opened evenly over this long (default 2000)
+|   BENCH_SLOW_TIMEOUT_SECONDS  streams still open then are cut (default 3 x the stream's length)
+|   BENCH_SLOW_DIRECT=0    skip the direct slow-stream run (its delays are the baseline)
+|   BENCH_SLOW_MOCK_PORT   fixed port of the slow mock upstream
+|
+| The file descriptor limit (ulimit -n) must exceed 2 x BENCH_SLOW_STREAMS + 100
+| for the gateway (a client and an upstream socket per stream): raise it in
+| the shell that runs the bench.
 */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -50,6 +68,8 @@ import net from 'node:net'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { rssMb, runSlowStreams, type SlowStreamResult } from './bench_slow_streams.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const require = createRequire(import.meta.url)
@@ -72,6 +92,18 @@ const TTFB_N = Math.round(numEnv('BENCH_TTFB_N', 200))
 const TIMEOUT_SECONDS = numEnv('BENCH_TIMEOUT_SECONDS', 900)
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
 const PROF_DIR = join(ROOT, 'tmp', 'bench-prof')
+const SLOW = env.BENCH_SLOW !== '0'
+const ONLY_SLOW = env.BENCH_ONLY_SLOW === '1'
+const SLOW_STREAMS = Math.round(numEnv('BENCH_SLOW_STREAMS', 2000))
+const SLOW_CHUNKS = Math.round(numEnv('BENCH_SLOW_CHUNKS', 40))
+const SLOW_CHUNK_DELAY_MS = numEnv('BENCH_SLOW_CHUNK_DELAY_MS', 1000)
+const SLOW_RAMP_MS = numEnv('BENCH_SLOW_RAMP_MS', 2000)
+const SLOW_TIMEOUT_MS = numEnv('BENCH_SLOW_TIMEOUT_SECONDS', (3 * SLOW_CHUNKS * SLOW_CHUNK_DELAY_MS) / 1000) * 1000
+const SLOW_BODY = JSON.stringify({
+  model: 'slow-1',
+  stream: true,
+  messages: [{ role: 'user', content: 'hello' }],
+})
 
 const BODY = JSON.stringify({ model: 'bench-1', messages: [{ role: 'user', content: 'hello' }] })
 const STREAM_BODY = JSON.stringify({
@@ -677,6 +709,15 @@ async function main() {
   const mock = startChild('mock', ['bin/mock_upstream.js', '--port', String(mockPort)], childEnv)
   const mockOrigin = `http://127.0.0.1:${mockPort}`
   await waitFor('mock upstream', mock, 30_000, async () => mock.lines.some((l) => l.includes('listening')))
+  // The slow-stream upstream: its own process, so its timers do not share an event loop with the fast mock.
+  const slowMockPort = env.BENCH_SLOW_MOCK_PORT ? Number(env.BENCH_SLOW_MOCK_PORT) : await freePort()
+  const slowMock = startChild(
+    'slowmock',
+    ['bin/mock_upstream.js', '--port', String(slowMockPort), '--chunks', String(SLOW_CHUNKS), '--chunk-delay', String(SLOW_CHUNK_DELAY_MS), '--stamp'],
+    childEnv
+  )
+  const slowMockOrigin = `http://127.0.0.1:${slowMockPort}`
+  await waitFor('slow mock upstream', slowMock, 30_000, async () => slowMock.lines.some((l) => l.includes('listening')))
 
   const gatewayArgs = ['bin/start.js']
   if (CPU_PROF) {
@@ -688,7 +729,9 @@ async function main() {
   const gateway = startChild('gateway', gatewayArgs, childEnv)
   const gatewayOrigin = `http://127.0.0.1:${gatewayPort}`
   await waitFor('gateway', gateway, 180_000, async () => (await getJson(`${gatewayOrigin}/api/status`)).status === 200)
-  log(`gateway up in ${Date.now() - started} ms`)
+  const startMs = Date.now() - started
+  const idleRssMb = rssMb(gateway.child.pid!)
+  log(`gateway up in ${startMs} ms, RSS ${idleRssMb} MB before any traffic`)
 
   // 2. Provisioning through the ace commands (they attach to the gateway's Postgres)
   const run = Date.now().toString(36)
@@ -714,7 +757,23 @@ async function main() {
     '--priority',
     String(Math.floor(Date.now() / 1000))
   )
+  await ace(
+    'channel:create',
+    '--name',
+    `mock-slow-${run}`,
+    '--provider',
+    'custom',
+    '--base-url',
+    `${slowMockOrigin}/v1`,
+    '--api-key',
+    'mock-key',
+    '--models',
+    'slow-*',
+    '--priority',
+    String(Math.floor(Date.now() / 1000))
+  )
   await ace('price:set', '--model', 'bench-*', '--input', '1', '--output', '2')
+  await ace('price:set', '--model', 'slow-*', '--input', '1', '--output', '2')
   await ace('user:create', '--email', email, '--plan', `bench-${run}`, '--password', `bench-${run}-password`)
   await ace('balance:topup', '--user', email, '--amount', '1000000', '--note', 'benchmark')
   const keyOutput = await ace('key:create', '--user', email, '--name', 'bench')
@@ -736,6 +795,7 @@ async function main() {
   const promptTokensPerCall = Number(JSON.parse(check.text).usage?.prompt_tokens)
 
   const portkeyBin = portkeyEntry()
+  let portkeyIdleRssMb = 0
   if (portkeyBin) {
     const portkeyPort = await freePort()
     // It listens on all interfaces (no host option); the bench only calls 127.0.0.1.
@@ -756,6 +816,7 @@ async function main() {
         return (await postOnce(portkeyTarget)).status === 200
       })
       targets.push(portkeyTarget)
+      portkeyIdleRssMb = rssMb(portkey.child.pid!)
       log(`portkey gateway (${portkeyBin}) on :${portkeyPort} is part of the run`)
     } catch (error) {
       log(`portkey gateway skipped: ${(error as Error).message.split('\n')[0]}`)
@@ -765,31 +826,12 @@ async function main() {
     log('portkey gateway not installed (optional): skipped')
   }
 
-  // 3. Warm-up (JIT, pools, caches): not recorded
-  for (const target of targets) {
-    log(`warm-up ${target.name} (${WARMUP_SECONDS}s non-stream + ${WARMUP_SECONDS}s stream)`)
-    await load(target, CONNECTIONS, WARMUP_SECONDS, false)
-    await load(target, CONNECTIONS, WARMUP_SECONDS, true)
-  }
-
-  // 4. Measurements
   const scenarios = [
     { id: 'nonstream_c50', label: `non-stream c=${CONNECTIONS}`, connections: CONNECTIONS, seconds: SECONDS, stream: false },
     { id: 'nonstream_c1', label: 'non-stream c=1', connections: 1, seconds: C1_SECONDS, stream: false },
     { id: 'stream_c50', label: `stream c=${CONNECTIONS}`, connections: CONNECTIONS, seconds: SECONDS, stream: true },
   ]
   const loadResults: Record<string, Record<string, LoadResult>> = {}
-  for (const scenario of scenarios) {
-    loadResults[scenario.id] = {}
-    for (const target of targets) {
-      await sleep(500)
-      log(`${scenario.label}, ${target.name}, ${scenario.seconds}s`)
-      const startUs = monotonicUs()
-      loadResults[scenario.id][target.name] = await load(target, scenario.connections, scenario.seconds, scenario.stream)
-      windows.push({ label: `${scenario.label}, ${target.name}`, startUs, endUs: monotonicUs() })
-    }
-  }
-
   // Each gateway alternates with the mock called directly, in its own pass:
   // a slow target between two calls would let the machine idle and slow
   // the next call down (wake-up latency), whatever target it goes to.
@@ -797,25 +839,79 @@ async function main() {
   const ttfbResults: Record<string, SequentialResult> = {}
   /** The direct figures measured alongside each other target */
   const directPairs: Record<string, { sequential: SequentialResult; ttfb: SequentialResult }> = {}
-  for (const target of targets.slice(1)) {
-    log(`sequential non-stream latency: ${SEQ_N} calls to direct and ${target.name}, alternating`)
-    const [seqDirect, seqTarget] = await sequential([direct, target], SEQ_N, 50, false)
-    log(`sequential stream time to first byte: ${TTFB_N} calls to direct and ${target.name}, alternating`)
-    const [ttfbDirect, ttfbTarget] = await sequential([direct, target], TTFB_N, 20, true)
-    seqResults[target.name] = seqTarget
-    ttfbResults[target.name] = ttfbTarget
-    directPairs[target.name] = { sequential: seqDirect, ttfb: ttfbDirect }
-    if (target === viaGateway) {
-      seqResults.direct = seqDirect
-      ttfbResults.direct = ttfbDirect
+  if (!ONLY_SLOW) {
+    // 3. Warm-up (JIT, pools, caches): not recorded
+    for (const target of targets) {
+      log(`warm-up ${target.name} (${WARMUP_SECONDS}s non-stream + ${WARMUP_SECONDS}s stream)`)
+      await load(target, CONNECTIONS, WARMUP_SECONDS, false)
+      await load(target, CONNECTIONS, WARMUP_SECONDS, true)
+    }
+
+    // 4. Measurements
+    for (const scenario of scenarios) {
+      loadResults[scenario.id] = {}
+      for (const target of targets) {
+        await sleep(500)
+        log(`${scenario.label}, ${target.name}, ${scenario.seconds}s`)
+        const startUs = monotonicUs()
+        loadResults[scenario.id][target.name] = await load(target, scenario.connections, scenario.seconds, scenario.stream)
+        windows.push({ label: `${scenario.label}, ${target.name}`, startUs, endUs: monotonicUs() })
+      }
+    }
+
+    for (const target of targets.slice(1)) {
+      log(`sequential non-stream latency: ${SEQ_N} calls to direct and ${target.name}, alternating`)
+      const [seqDirect, seqTarget] = await sequential([direct, target], SEQ_N, 50, false)
+      log(`sequential stream time to first byte: ${TTFB_N} calls to direct and ${target.name}, alternating`)
+      const [ttfbDirect, ttfbTarget] = await sequential([direct, target], TTFB_N, 20, true)
+      seqResults[target.name] = seqTarget
+      ttfbResults[target.name] = ttfbTarget
+      directPairs[target.name] = { sequential: seqDirect, ttfb: ttfbDirect }
+      if (target === viaGateway) {
+        seqResults.direct = seqDirect
+        ttfbResults.direct = ttfbDirect
+      }
     }
   }
 
+  // 5. Slow streams: every target holds SLOW_STREAMS streams at once
+  const slowResults: Record<string, SlowStreamResult> = {}
+  if (SLOW) {
+    const slowTargets = targets.filter((t) => t !== direct || env.BENCH_SLOW_DIRECT !== '0')
+    for (const target of slowTargets) {
+      await sleep(2000)
+      const slowHeaders = target.name === 'portkey' ? { ...target.headers, 'x-portkey-custom-host': `${slowMockOrigin}/v1` } : target.headers
+      const url = target === direct ? `${slowMockOrigin}/v1/chat/completions` : target.url
+      const pid = managed.find((m) => m.name === target.name)?.child.pid
+      log(
+        `slow streams, ${target.name}: ${SLOW_STREAMS} at once, ${SLOW_CHUNKS} chunks ${SLOW_CHUNK_DELAY_MS} ms apart ` +
+          `(opened over ${SLOW_RAMP_MS} ms, cut after ${SLOW_TIMEOUT_MS / 1000}s)`
+      )
+      const result = await runSlowStreams({
+        url,
+        headers: slowHeaders,
+        body: SLOW_BODY,
+        streams: SLOW_STREAMS,
+        rampMs: SLOW_RAMP_MS,
+        timeoutMs: SLOW_TIMEOUT_MS,
+        watchPids: pid ? { [target.name]: pid } : {},
+      })
+      target.sent += SLOW_STREAMS
+      target.answered += result.completed
+      slowResults[target.name] = result
+    }
+  }
+
+  // 6. Accounting, exact. /v1/usage drains the meter first. Every request the
+  // gateway admitted reached the mock with the channel's key (one channel per
+  // model, no failures, so one attempt each) and must have exactly one usage
+  // row; the ledger must sum to the balance, and the charges to the usage cost.
   // Metering check: /v1/usage drains the writer first; every call was
   // metered with the mock's prompt tokens. Requests still in flight when an
   // autocannon run stops are cut off by the client and may or may not count.
   const status = await getJson(`${gatewayOrigin}/api/status`)
   const usage: any = await fetch(`${gatewayOrigin}/v1/usage`, { headers }).then((r) => r.json()).catch(() => null)
+  const accounting = await checkAccounting(dataDir, email, [mockOrigin, slowMockOrigin], viaGateway.answered, viaGateway.sent)
   const balance = await fetch(`${gatewayOrigin}/v1/balance`, { headers }).then((r) => r.json()).catch(() => null)
   const metering = {
     answered: viaGateway.answered,
@@ -824,111 +920,155 @@ async function main() {
     usage: usage?.totals ?? usage,
   }
 
-  // 5. Report
-  const ratio = (name: string, id: string) => loadResults[id][name].rps / loadResults[id].direct.rps
-  const gw = (id: string) => loadResults[id].gateway
-  const bars = {
-    throughput_ratio_c50: { value: ratio('gateway', 'nonstream_c50'), bar: '>= 0.15', met: ratio('gateway', 'nonstream_c50') >= 0.15 },
-    added_p50_ms_c1: {
-      value: seqResults.gateway.total.p50 - seqResults.direct.total.p50,
-      bar: '<= 0.5',
-      met: seqResults.gateway.total.p50 - seqResults.direct.total.p50 <= 0.5,
-    },
-    added_ttfb_p50_ms: {
-      value: ttfbResults.gateway.ttfb.p50 - ttfbResults.direct.ttfb.p50,
-      bar: '<= 1',
-      met: ttfbResults.gateway.ttfb.p50 - ttfbResults.direct.ttfb.p50 <= 1,
-    },
-  }
+  // 7. Report
+  let bars: Record<string, { value: number; bar: string; met: boolean }> = {}
+  if (!ONLY_SLOW) {
+    const ratio = (name: string, id: string) => loadResults[id][name].rps / loadResults[id].direct.rps
+    const gw = (id: string) => loadResults[id].gateway
+    const addedP50 = seqResults.gateway.total.p50 - seqResults.direct.total.p50
+    const addedTtfb = ttfbResults.gateway.ttfb.p50 - ttfbResults.direct.ttfb.p50
+    bars = {
+      throughput_ratio_c50: { value: ratio('gateway', 'nonstream_c50'), bar: '(x direct, for the record)', met: true },
+      added_p50_ms_c1: { value: addedP50, bar: '<= 0.25', met: addedP50 <= 0.25 },
+      added_ttfb_p50_ms: { value: addedTtfb, bar: '<= 1', met: addedTtfb <= 1 },
+    }
+    if (loadResults.nonstream_c50.portkey) {
+      const vsPortkey = (id: string) => loadResults[id].gateway.rps / loadResults[id].portkey.rps
+      bars.nonstream_vs_portkey = { value: vsPortkey('nonstream_c50'), bar: '>= 8', met: vsPortkey('nonstream_c50') >= 8 }
+      bars.stream_vs_portkey = { value: vsPortkey('stream_c50'), bar: '>= 7', met: vsPortkey('stream_c50') >= 7 }
+    }
 
-  const f = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '-')
-  const rows: string[][] = [['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'x direct', 'non-2xx/err']]
-  for (const scenario of scenarios) {
+    const f = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '-')
+    const rows: string[][] = [['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'x direct', 'non-2xx/err']]
+    for (const scenario of scenarios) {
+      for (const target of targets) {
+        const r = loadResults[scenario.id][target.name]
+        rows.push([
+          scenario.label,
+          target.name,
+          f(r.rps, 0),
+          f(r.p50, 0),
+          f(r.p99, 0),
+          f(r.meanLatency, 3),
+          f(ratio(target.name, scenario.id), 3),
+          `${r.non2xx}/${r.errors + r.timeouts}`,
+        ])
+      }
+    }
     for (const target of targets) {
-      const r = loadResults[scenario.id][target.name]
+      const s = seqResults[target.name]
       rows.push([
-        scenario.label,
+        `sequential non-stream (n=${SEQ_N})`,
         target.name,
-        f(r.rps, 0),
-        f(r.p50, 0),
-        f(r.p99, 0),
-        f(r.meanLatency, 3),
-        f(ratio(target.name, scenario.id), 3),
-        `${r.non2xx}/${r.errors + r.timeouts}`,
+        f(1000 / s.total.mean, 0),
+        f(s.total.p50, 3),
+        f(s.total.p99, 3),
+        f(s.total.mean, 3),
+        f(s.total.mean / (directPairs[target.name]?.sequential ?? s).total.mean, 3),
+        `${s.non2xx}/0`,
       ])
     }
-  }
-  for (const target of targets) {
-    const s = seqResults[target.name]
-    rows.push([
-      `sequential non-stream (n=${SEQ_N})`,
-      target.name,
-      f(1000 / s.total.mean, 0),
-      f(s.total.p50, 3),
-      f(s.total.p99, 3),
-      f(s.total.mean, 3),
-      f(s.total.mean / (directPairs[target.name]?.sequential ?? s).total.mean, 3),
-      `${s.non2xx}/0`,
-    ])
-  }
-  for (const target of targets) {
-    const s = ttfbResults[target.name]
-    rows.push([
-      `stream first byte (n=${TTFB_N})`,
-      target.name,
-      '',
-      f(s.ttfb.p50, 3),
-      f(s.ttfb.p99, 3),
-      f(s.ttfb.mean, 3),
-      '',
-      `${s.non2xx}/0`,
-    ])
-  }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)))
-  const line = (row: string[]) => row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
-  console.log('')
-  console.log(line(rows[0]))
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '))
-  for (const row of rows.slice(1)) console.log(line(row))
-  console.log('')
-  const cpuNames = ['bench', 'mock', 'gateway', 'postgres', 'portkey'].filter((n) =>
-    Object.values(loadResults).some((byTarget) => Object.values(byTarget).some((r) => n in r.cpuUs))
-  )
-  const cpuRows: string[][] = [['CPU µs per request', 'target', ...cpuNames.map((n) => (n === 'bench' ? 'client' : n)), 'total']]
-  for (const scenario of scenarios) {
     for (const target of targets) {
-      const cpu = loadResults[scenario.id][target.name].cpuUs
-      const total = cpuNames.reduce((sum, n) => sum + (cpu[n] ?? 0), 0)
-      cpuRows.push([scenario.label, target.name, ...cpuNames.map((n) => String(cpu[n] ?? '-')), String(total)])
+      const s = ttfbResults[target.name]
+      rows.push([
+        `stream first byte (n=${TTFB_N})`,
+        target.name,
+        '',
+        f(s.ttfb.p50, 3),
+        f(s.ttfb.p99, 3),
+        f(s.ttfb.mean, 3),
+        '',
+        `${s.non2xx}/0`,
+      ])
+    }
+    const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)))
+    const line = (row: string[]) => row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
+    console.log('')
+    console.log(line(rows[0]))
+    console.log(widths.map((w) => '-'.repeat(w)).join('  '))
+    for (const row of rows.slice(1)) console.log(line(row))
+    console.log('')
+    const cpuNames = ['bench', 'mock', 'gateway', 'postgres', 'portkey'].filter((n) =>
+      Object.values(loadResults).some((byTarget) => Object.values(byTarget).some((r) => n in r.cpuUs))
+    )
+    const cpuRows: string[][] = [['CPU µs per request', 'target', ...cpuNames.map((n) => (n === 'bench' ? 'client' : n)), 'total']]
+    for (const scenario of scenarios) {
+      for (const target of targets) {
+        const cpu = loadResults[scenario.id][target.name].cpuUs
+        const total = cpuNames.reduce((sum, n) => sum + (cpu[n] ?? 0), 0)
+        cpuRows.push([scenario.label, target.name, ...cpuNames.map((n) => String(cpu[n] ?? '-')), String(total)])
+      }
+    }
+    const cpuTotal = (r: LoadResult) => Object.values(r.cpuUs).reduce((a, b) => a + b, 0)
+    const cpuRatio = (id: string) => cpuTotal(loadResults[id].direct) / cpuTotal(loadResults[id].gateway)
+    const cpuWidths = cpuRows[0].map((_, c) => Math.max(...cpuRows.map((row) => row[c].length)))
+    const cpuLine = (row: string[]) => row.map((cell, c) => (c < 2 ? cell.padEnd(cpuWidths[c]) : cell.padStart(cpuWidths[c]))).join('  ')
+    console.log(cpuLine(cpuRows[0]))
+    console.log(cpuWidths.map((w) => '-'.repeat(w)).join('  '))
+    for (const row of cpuRows.slice(1)) console.log(cpuLine(row))
+    console.log('')
+    const c1Added = gw('nonstream_c1').meanLatency - loadResults.nonstream_c1.direct.meanLatency
+    console.log(`gateway/direct throughput, non-stream c=${CONNECTIONS}: ${f(bars.throughput_ratio_c50.value, 3)} (bar ${bars.throughput_ratio_c50.bar}: ${bars.throughput_ratio_c50.met ? 'met' : 'NOT met'})`)
+    console.log(`gateway/direct throughput, stream c=${CONNECTIONS}:     ${f(ratio('gateway', 'stream_c50'), 3)}`)
+    console.log(
+      `CPU per request, direct/gateway (all processes, c=${CONNECTIONS}): non-stream ${f(cpuRatio('nonstream_c50'), 3)}, ` +
+        `stream ${f(cpuRatio('stream_c50'), 3)} (the throughput ratio on a machine where the load is CPU-bound)`
+    )
+    console.log(`added p50 latency at c=1 (sequential):     ${f(bars.added_p50_ms_c1.value, 3)} ms (bar ${bars.added_p50_ms_c1.bar} ms: ${bars.added_p50_ms_c1.met ? 'met' : 'NOT met'}); autocannon c=1 mean: +${f(c1Added, 3)} ms`)
+    console.log(`added time to first stream byte (p50):     ${f(bars.added_ttfb_p50_ms.value, 3)} ms (p99 ${f(ttfbResults.gateway.ttfb.p99 - ttfbResults.direct.ttfb.p99, 3)} ms) (bar ${bars.added_ttfb_p50_ms.bar} ms: ${bars.added_ttfb_p50_ms.met ? 'met' : 'NOT met'})`)
+    if (targets.some((t) => t.name === 'portkey')) {
+      const pair = directPairs.portkey
+      console.log(
+        `portkey/direct throughput, non-stream c=${CONNECTIONS}: ${f(ratio('portkey', 'nonstream_c50'), 3)}; ` +
+          `added p50 c=1: ${f(seqResults.portkey.total.p50 - pair.sequential.total.p50, 3)} ms; ` +
+          `added TTFB p50: ${f(ttfbResults.portkey.ttfb.p50 - pair.ttfb.ttfb.p50, 3)} ms (direct measured alongside: ` +
+          `${f(pair.sequential.total.p50, 3)} / ${f(pair.ttfb.ttfb.p50, 3)} ms)`
+      )
+      for (const id of ['nonstream_vs_portkey', 'stream_vs_portkey']) {
+        const bar = bars[id]
+        console.log(`gateway/portkey throughput, ${id.split('_')[0]} c=${CONNECTIONS}: ${f(bar.value, 2)}x (bar ${bar.bar}: ${bar.met ? 'met' : 'NOT met'})`)
+      }
     }
   }
-  const cpuTotal = (r: LoadResult) => Object.values(r.cpuUs).reduce((a, b) => a + b, 0)
-  const cpuRatio = (id: string) => cpuTotal(loadResults[id].direct) / cpuTotal(loadResults[id].gateway)
-  const cpuWidths = cpuRows[0].map((_, c) => Math.max(...cpuRows.map((row) => row[c].length)))
-  const cpuLine = (row: string[]) => row.map((cell, c) => (c < 2 ? cell.padEnd(cpuWidths[c]) : cell.padStart(cpuWidths[c]))).join('  ')
-  console.log(cpuLine(cpuRows[0]))
-  console.log(cpuWidths.map((w) => '-'.repeat(w)).join('  '))
-  for (const row of cpuRows.slice(1)) console.log(cpuLine(row))
-  console.log('')
-  const c1Added = gw('nonstream_c1').meanLatency - loadResults.nonstream_c1.direct.meanLatency
-  console.log(`gateway/direct throughput, non-stream c=${CONNECTIONS}: ${f(bars.throughput_ratio_c50.value, 3)} (bar ${bars.throughput_ratio_c50.bar}: ${bars.throughput_ratio_c50.met ? 'met' : 'NOT met'})`)
-  console.log(`gateway/direct throughput, stream c=${CONNECTIONS}:     ${f(ratio('gateway', 'stream_c50'), 3)}`)
-  console.log(
-    `CPU per request, direct/gateway (all processes, c=${CONNECTIONS}): non-stream ${f(cpuRatio('nonstream_c50'), 3)}, ` +
-      `stream ${f(cpuRatio('stream_c50'), 3)} (the throughput ratio on a machine where the load is CPU-bound)`
-  )
-  console.log(`added p50 latency at c=1 (sequential):     ${f(bars.added_p50_ms_c1.value, 3)} ms (bar ${bars.added_p50_ms_c1.bar} ms: ${bars.added_p50_ms_c1.met ? 'met' : 'NOT met'}); autocannon c=1 mean: +${f(c1Added, 3)} ms`)
-  console.log(`added time to first stream byte (p50):     ${f(bars.added_ttfb_p50_ms.value, 3)} ms (p99 ${f(ttfbResults.gateway.ttfb.p99 - ttfbResults.direct.ttfb.p99, 3)} ms) (bar ${bars.added_ttfb_p50_ms.bar} ms: ${bars.added_ttfb_p50_ms.met ? 'met' : 'NOT met'})`)
-  if (targets.some((t) => t.name === 'portkey')) {
-    const pair = directPairs.portkey
-    console.log(
-      `portkey/direct throughput, non-stream c=${CONNECTIONS}: ${f(ratio('portkey', 'nonstream_c50'), 3)}; ` +
-        `added p50 c=1: ${f(seqResults.portkey.total.p50 - pair.sequential.total.p50, 3)} ms; ` +
-        `added TTFB p50: ${f(ttfbResults.portkey.ttfb.p50 - pair.ttfb.ttfb.p50, 3)} ms (direct measured alongside: ` +
-        `${f(pair.sequential.total.p50, 3)} / ${f(pair.ttfb.ttfb.p50, 3)} ms)`
-    )
+  console.log(`gateway start: up in ${startMs} ms, RSS ${idleRssMb} MB before any traffic (bar <= 150 MB: ${idleRssMb <= 150 ? 'met' : 'NOT met'})` +
+    (portkeyIdleRssMb ? `; portkey RSS after its first request: ${portkeyIdleRssMb} MB` : ''))
+  let slowFailures = 0
+  if (SLOW) {
+    const direct = slowResults.direct
+    console.log(`\nslow streams: ${SLOW_STREAMS} at once per target, ${SLOW_CHUNKS} chunks ${SLOW_CHUNK_DELAY_MS} ms apart`)
+    const slowRows: string[][] = [['target', 'complete', 'wall s', 'stream p50/max s', 'first byte p50/p99 ms', 'chunk delay p50/p99/max ms', 'added p50/p99 ms', 'RSS start/peak MB']]
+    const g = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-')
+    for (const [name, r] of Object.entries(slowResults)) {
+      const added = direct && name !== 'direct' ? `${g(r.chunkDelayMs.p50 - direct.chunkDelayMs.p50, 2)}/${g(r.chunkDelayMs.p99 - direct.chunkDelayMs.p99, 2)}` : ''
+      slowRows.push([
+        name,
+        `${r.completed}/${r.streams}`,
+        g(r.wallMs / 1000),
+        `${g(r.streamMs.p50 / 1000)}/${g(r.streamMs.max / 1000)}`,
+        `${g(r.firstByteMs.p50)}/${g(r.firstByteMs.p99)}`,
+        `${g(r.chunkDelayMs.p50, 2)}/${g(r.chunkDelayMs.p99, 2)}/${g(r.chunkDelayMs.max, 0)}`,
+        added,
+        name === 'direct' ? '' : `${r.rssStartMb[name] ?? '-'}/${r.rssPeakMb[name] ?? '-'}`,
+      ])
+      if (r.incomplete) console.log(`  ${name}: ${r.incomplete} incomplete: ${JSON.stringify(r.failures)}`)
+      if (r.unstampedStreams) console.log(`  ${name}: ${r.unstampedStreams} complete streams carried no send stamps (the path rewrote the chunks)`)
+      if (name === 'gateway') slowFailures += r.incomplete
+    }
+    const sw = slowRows[0].map((_, c) => Math.max(...slowRows.map((row) => row[c].length)))
+    for (const [i, row] of slowRows.entries()) {
+      console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(sw[c]) : cell.padStart(sw[c]))).join('  '))
+      if (i === 0) console.log(sw.map((w) => '-'.repeat(w)).join('  '))
+    }
+    const gw = slowResults.gateway
+    if (gw) {
+      const addedP99 = direct ? gw.chunkDelayMs.p99 - direct.chunkDelayMs.p99 : gw.chunkDelayMs.p99
+      const ok = gw.incomplete === 0 && gw.streamMs.max <= SLOW_CHUNKS * SLOW_CHUNK_DELAY_MS + 5000 && (gw.rssPeakMb.gateway ?? 0) <= 400 && addedP99 <= 50
+      console.log(
+        `slow-stream bar (all complete, each within the stream's length + 5 s, RSS <= 400 MB, added p99 per chunk <= 50 ms): ${ok ? 'met' : 'NOT met'}`
+      )
+    }
   }
-  const failures = Object.values(loadResults)
+  const failures = slowFailures + accounting.mismatches + Object.values(loadResults)
     .flatMap((byTarget) => Object.values(byTarget))
     .reduce((sum, r) => sum + r.non2xx + r.errors + r.timeouts, 0) +
     Object.values(seqResults).reduce((sum, r) => sum + r.non2xx, 0) +
@@ -946,6 +1086,12 @@ async function main() {
       `the gateway answered ${metering.answered} with 2xx of ${metering.sent} sent (warm-up included)`
   )
   if (balance) console.log(`bench user's balance after the run: ${JSON.stringify(balance)}`)
+  console.log(
+    `accounting: ${accounting.usageRows} usage rows (${accounting.answered} answered 2xx, ${accounting.sent} sent), recording ` +
+      `${accounting.recordedAttempts} upstream attempts for ${accounting.forwarded} the mocks received; ` +
+      `ledger sum ${accounting.ledgerSum} = balance ${accounting.balance}; charges ${accounting.charges} = usage cost ${accounting.usageCost} ` +
+      `(balance change ${accounting.balanceChange}): ${accounting.mismatches ? 'MISMATCH' : 'exact'}`
+  )
 
   const results = {
     date: new Date().toISOString(),
@@ -968,6 +1114,9 @@ async function main() {
     bars,
     failures,
     metering,
+    accounting,
+    start: { ms: startMs, idleRssMb, portkeyIdleRssMb },
+    slowStreams: SLOW ? { streams: SLOW_STREAMS, chunks: SLOW_CHUNKS, chunkDelayMs: SLOW_CHUNK_DELAY_MS, results: slowResults } : null,
     gatewayStatus: status.body,
     balance,
     loadavgAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
@@ -977,6 +1126,85 @@ async function main() {
     log(`results written to ${resolve(env.BENCH_OUT)}`)
   }
   return failures
+}
+
+interface Accounting {
+  /** Requests the mocks received with the channel's key: the gateway's upstream attempts */
+  forwarded: number
+  /** The attempts the usage rows record (equal to `forwarded`) */
+  recordedAttempts: number
+  /** 2xx answers and requests sent through the gateway by the bench (rows fall between: a request cut by its client still has one) */
+  answered: number
+  sent: number
+  usageRows: number
+  usageCost: string
+  charges: string
+  ledgerSum: string
+  balance: string
+  balanceChange: string
+  mismatches: number
+}
+
+/**
+ * The exact accounting check, read from the database after the meter has
+ * drained: the upstream attempts the usage rows record equal the requests
+ * the mocks received with the channel's key; there is a row for every 2xx
+ * answer and no more rows than requests sent (a request its client cut off
+ * while queued still has one, with no attempt); the ledger sums to the
+ * balance and the charges to the usage cost (compared in Postgres, exact
+ * numerics).
+ */
+async function checkAccounting(
+  dir: string,
+  email: string,
+  mockOrigins: string[],
+  answered: number,
+  sent: number
+): Promise<Accounting> {
+  let forwarded = 0
+  for (const origin of mockOrigins) {
+    const received = (await getJson(`${origin}/__mock/received`)).body as Record<string, number>
+    forwarded += received['mock-key'] ?? 0
+  }
+  const { pgPassword } = JSON.parse(readFileSync(join(dir, 'secrets.json'), 'utf8'))
+  const port = Number(readFileSync(join(dir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[3])
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: pgPassword, database: 'gateway' })
+  await client.connect()
+  try {
+    const { rows } = await client.query(
+      `SELECT u.balance::text AS balance,
+              (SELECT COUNT(*) FROM usage_records r WHERE r.user_id = u.id)::int AS usage_rows,
+              (SELECT COALESCE(SUM(attempts), 0) FROM usage_records r WHERE r.user_id = u.id)::int AS attempts,
+              (SELECT COALESCE(SUM(cost), 0) FROM usage_records r WHERE r.user_id = u.id)::text AS usage_cost,
+              (SELECT COALESCE(SUM(-amount), 0) FROM balance_ledger l WHERE l.user_id = u.id AND kind = 'charge')::text AS charges,
+              (SELECT COALESCE(SUM(amount), 0) FROM balance_ledger l WHERE l.user_id = u.id)::text AS ledger_sum,
+              (SELECT COALESCE(SUM(amount), 0) FROM balance_ledger l WHERE l.user_id = u.id AND kind = 'topup')::text AS topups,
+              (SELECT (COALESCE(SUM(amount), 0) - u.balance) FROM balance_ledger l WHERE l.user_id = u.id AND kind = 'topup')::text AS balance_change,
+              (SELECT COALESCE(SUM(amount), 0) FROM balance_ledger l WHERE l.user_id = u.id) = u.balance AS ledger_ok,
+              (SELECT COALESCE(SUM(-amount), 0) FROM balance_ledger l WHERE l.user_id = u.id AND kind = 'charge')
+                = (SELECT COALESCE(SUM(cost), 0) FROM usage_records r WHERE r.user_id = u.id) AS charges_ok
+         FROM users u WHERE u.email = $1`,
+      [email]
+    )
+    const row = rows[0]
+    const rowsOk = row.attempts === forwarded && row.usage_rows >= answered && row.usage_rows <= sent
+    const mismatches = (rowsOk ? 0 : 1) + (row.ledger_ok ? 0 : 1) + (row.charges_ok ? 0 : 1)
+    return {
+      forwarded,
+      recordedAttempts: row.attempts,
+      answered,
+      sent,
+      usageRows: row.usage_rows,
+      usageCost: row.usage_cost,
+      charges: row.charges,
+      ledgerSum: row.ledger_sum,
+      balance: row.balance,
+      balanceChange: row.balance_change,
+      mismatches,
+    }
+  } finally {
+    await client.end()
+  }
 }
 
 /** The gateway's main thread profile (the busiest of its threads' profiles), over its c=50 runs. */

@@ -1,0 +1,223 @@
+/*
+|--------------------------------------------------------------------------
+| Benchmark: many concurrent slow streams
+|--------------------------------------------------------------------------
+|
+| What coding agents and chat apps do to a gateway: thousands of streams open
+| at once, each delivering a chunk every second for tens of seconds. The mock
+| upstream (started with `--stamp`) writes its send time into every chunk
+| (`mock_sent_at`, wall clock in ms); the client here reads it on arrival, so
+| each chunk's delivery delay is measured end to end without any guesswork
+| about when the upstream meant to send it. Used by bin/bench_main.ts.
+*/
+import http from 'node:http'
+import { readFileSync } from 'node:fs'
+
+export interface SlowStreamOptions {
+  url: string
+  headers: Record<string, string>
+  body: string
+  /** Concurrent streams to open */
+  streams: number
+  /** Streams are opened evenly over this many ms (a burst of thousands of connects at once would only measure the accept backlog) */
+  rampMs: number
+  /** Every stream still open after this long is cut and counted as incomplete */
+  timeoutMs: number
+  /** Processes whose resident memory is sampled during the run */
+  watchPids: Record<string, number>
+}
+
+export interface Percentiles {
+  n: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+}
+
+export interface SlowStreamResult {
+  streams: number
+  /** Streams that answered 200 and ended with `[DONE]` */
+  completed: number
+  /** Streams that answered something else, failed, or were cut at the timeout */
+  incomplete: number
+  /** Status codes and errors of the incomplete ones */
+  failures: Record<string, number>
+  /** From the first request sent to the last stream finished (ms) */
+  wallMs: number
+  /** Duration of each complete stream (ms) */
+  streamMs: Percentiles
+  /** Time to the first body byte of each stream (ms) */
+  firstByteMs: Percentiles
+  /** Arrival time minus the mock's send time, per chunk (ms) */
+  chunkDelayMs: Percentiles
+  /** Chunks that arrived without a stamp (the path rewrote them) */
+  unstampedStreams: number
+  /** Peak and last resident memory per watched process (MB), sampled every 100 ms */
+  rssPeakMb: Record<string, number>
+  rssStartMb: Record<string, number>
+}
+
+/** Resident set size of a process in MB (0 when it is gone). */
+export function rssMb(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const match = status.match(/VmRSS:\s+(\d+) kB/)
+    return match ? Math.round(Number(match[1]) / 1024) : 0
+  } catch {
+    return 0
+  }
+}
+
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const sorted = Float64Array.from(values).sort()
+  const at = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] : NaN)
+  return { n: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN }
+}
+
+const STAMP = '"mock_sent_at":'
+const now = () => performance.timeOrigin + performance.now()
+
+/** Growable list of doubles without an object per sample. */
+class Samples {
+  #data = new Float64Array(1 << 16)
+  length = 0
+  push(value: number) {
+    if (this.length === this.#data.length) {
+      const bigger = new Float64Array(this.#data.length * 2)
+      bigger.set(this.#data)
+      this.#data = bigger
+    }
+    this.#data[this.length++] = value
+  }
+  view() {
+    return this.#data.subarray(0, this.length)
+  }
+}
+
+/**
+ * Opens `streams` streaming requests (ramped over `rampMs`), reads them all to
+ * the end in parallel and reports completion, delays and memory. Bounded by
+ * `timeoutMs`: whatever is still open then is destroyed.
+ */
+export async function runSlowStreams(options: SlowStreamOptions): Promise<SlowStreamResult> {
+  const url = new URL(options.url)
+  const payload = Buffer.from(options.body)
+  // One socket per stream, no pooling limit, nothing kept alive afterwards.
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY })
+  const delays = new Samples()
+  const durations: number[] = []
+  const firstBytes: number[] = []
+  const failures: Record<string, number> = {}
+  let completed = 0
+  let unstamped = 0
+  let lastEnd = 0
+  const open = new Set<http.ClientRequest>()
+  const fail = (why: string) => (failures[why] = (failures[why] ?? 0) + 1)
+
+  const rssStartMb: Record<string, number> = {}
+  const rssPeakMb: Record<string, number> = {}
+  for (const [name, pid] of Object.entries(options.watchPids)) rssPeakMb[name] = rssStartMb[name] = rssMb(pid)
+  const sampler = setInterval(() => {
+    for (const [name, pid] of Object.entries(options.watchPids)) rssPeakMb[name] = Math.max(rssPeakMb[name], rssMb(pid))
+  }, 100)
+
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const started = now()
+      let settled = false
+      const settle = (why: string | null) => {
+        if (settled) return
+        settled = true
+        open.delete(req)
+        if (why) fail(why)
+        resolve()
+      }
+      const req = http.request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { ...options.headers, 'content-length': String(payload.length) },
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume()
+            res.on('end', () => settle(`HTTP ${res.statusCode}`))
+            res.on('error', () => settle(`HTTP ${res.statusCode}`))
+            return
+          }
+          res.setEncoding('utf8')
+          let tail = ''
+          let stamps = 0
+          let done = false
+          res.on('data', (text: string) => {
+            const arrived = now()
+            if (!stamps && !tail) firstBytes.push(arrived - started)
+            // A stamp may be split across two reads: keep the unfinished end.
+            const chunk = tail + text
+            let at = chunk.indexOf(STAMP)
+            let consumed = 0
+            while (at >= 0) {
+              const end = chunk.indexOf('}', at)
+              if (end < 0) break
+              delays.push(arrived - Number.parseFloat(chunk.slice(at + STAMP.length, end)))
+              stamps++
+              consumed = end
+              at = chunk.indexOf(STAMP, end)
+            }
+            if (chunk.includes('[DONE]')) done = true
+            tail = chunk.slice(Math.max(consumed, chunk.length - 64))
+          })
+          res.on('end', () => {
+            if (!done) return settle('ended without [DONE]')
+            if (!stamps) unstamped++
+            completed++
+            const ended = now()
+            durations.push(ended - started)
+            lastEnd = Math.max(lastEnd, ended)
+            settle(null)
+          })
+          res.on('error', (error) => settle((error as NodeJS.ErrnoException).code ?? 'response error'))
+          res.on('aborted', () => settle('aborted'))
+        }
+      )
+      open.add(req)
+      req.on('error', (error) => settle((error as NodeJS.ErrnoException).code ?? error.message))
+      req.end(payload)
+    })
+
+  const begun = now()
+  const running: Promise<void>[] = []
+  const deadline = setTimeout(() => {
+    for (const req of open) req.destroy(new Error('cut at the run timeout'))
+  }, options.timeoutMs)
+  const interval = options.rampMs / options.streams
+  for (let i = 0; i < options.streams; i++) {
+    const due = begun + i * interval
+    const wait = due - now()
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait))
+    running.push(one())
+  }
+  await Promise.all(running)
+  clearTimeout(deadline)
+  clearInterval(sampler)
+  agent.destroy()
+
+  const incomplete = options.streams - completed
+  return {
+    streams: options.streams,
+    completed,
+    incomplete,
+    failures,
+    wallMs: (lastEnd || now()) - begun,
+    streamMs: percentiles(durations),
+    firstByteMs: percentiles(firstBytes),
+    chunkDelayMs: percentiles(delays.view()),
+    unstampedStreams: unstamped,
+    rssPeakMb,
+    rssStartMb,
+  }
+}
