@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import { GatewayError } from '#exceptions/gateway_error'
 import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { poolFor } from '#gateway/upstream/upstream_pool'
+import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
 import type { ChannelTimeouts } from '#gateway/types'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
@@ -113,7 +113,7 @@ export async function dispatch(
 
     let response: Dispatcher.ResponseData
     try {
-      response = await send(build(candidate), guard.signal, candidate.channel.timeouts)
+      response = await send(build(candidate), guard, candidate.channel.timeouts)
     } catch (error) {
       guard.dispose()
       if (clientSignal.aborted) {
@@ -122,7 +122,7 @@ export async function dispatch(
         throw new ClientGoneError()
       }
       const timedOut = guard.timedOut !== null || isTimeout(error)
-      const message = guard.timedOut ? `${guard.timedOut} timeout` : timedOut ? `timeout (${describe(error)})` : describe(error)
+      const message = guard.timedOut ? guard.describeTimeout() : timedOut ? `timeout (${describe(error)})` : describe(error)
       record(timedOut ? 'timeout' : 'network_error', null, message)
       health?.failure(channelId, message)
       lastFailure = GatewayError.providerError(`Upstream request failed: ${message}`)
@@ -172,15 +172,49 @@ export async function dispatch(
   throw lastFailure ?? GatewayError.providerError('Upstream request failed')
 }
 
-function send(request: UpstreamRequest, signal: AbortSignal, timeouts?: ChannelTimeouts) {
-  return poolFor(request.origin, timeouts?.connect).request({
+function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelTimeouts) {
+  const pool = poolFor(request.origin, timeouts?.connect)
+  // The first-byte clock is already running: time spent queued counts against it.
+  guard.queuedForConnection = waitingForConnection(pool)
+  const pending = pool.request({
     method: request.method ?? 'POST',
     path: request.path,
     headers: request.headers,
     body: request.method === 'GET' ? undefined : request.body,
-    signal,
+    signal: guard.signal,
     headersTimeout: timeouts?.firstByte,
     bodyTimeout: timeouts?.idle,
+  })
+  return guard.queuedForConnection ? abortableWhileQueued(pending, guard.signal) : pending
+}
+
+/**
+ * undici notices an abort of a queued request only once a connection frees
+ * up (and then sends nothing). The attempt must end when its first-byte limit
+ * does, so settle on the abort at once and let undici drop the request later.
+ */
+function abortableWhileQueued(
+  pending: Promise<Dispatcher.ResponseData>,
+  signal: AbortSignal
+): Promise<Dispatcher.ResponseData> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      reject(signal.reason)
+      // Answered in the same instant after all: nobody will read it.
+      pending.then((late) => late.body.destroy(), () => {})
+    }
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    pending.then(
+      (response) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(response)
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      }
+    )
   })
 }
 
@@ -194,6 +228,8 @@ class AttemptGuard {
   readonly #controller = new AbortController()
   /** Which limit expired, if one did */
   timedOut: string | null = null
+  /** The request had to wait for a free connection (the origin's pool was at its cap) */
+  queuedForConnection = false
   #phase: NodeJS.Timeout
   #total: NodeJS.Timeout
   #disposed = false
@@ -228,6 +264,13 @@ class AttemptGuard {
     clearTimeout(this.#phase)
     clearTimeout(this.#total)
     this.client.removeEventListener('abort', this.#onClientAbort)
+  }
+
+  /** What the attempt's record and the client's error say about an expired limit. */
+  describeTimeout(): string {
+    const base = `${this.timedOut} timeout`
+    if (this.timedOut !== 'first byte' || !this.queuedForConnection) return base
+    return `${base} (part of it spent waiting for a free upstream connection: every connection allowed by UPSTREAM_MAX_CONNECTIONS was busy)`
   }
 
   #onClientAbort = () => this.#controller.abort()

@@ -3,16 +3,41 @@ import { Pool } from 'undici'
 /**
  * One keep-alive connection pool per upstream origin (and connect timeout), created on first use
  * and shared by every request to that origin.
+ *
+ * No cap on connections by default. A streamed completion holds its upstream
+ * connection for its whole length (30-120 s for a coding agent), and a real
+ * provider is a single origin: with a cap of N, stream N+1 waits for a whole
+ * stream to finish before it even starts, while its client waits. The gateway
+ * already holds one client socket per request, so a second socket upstream
+ * costs no more than that; what bounds concurrency is the process's file
+ * descriptor limit and the plans' rate limits, not this pool.
+ * UPSTREAM_MAX_CONNECTIONS sets a cap per origin anyway (a provider that
+ * limits connections per client IP); a request that waits for a free
+ * connection spends its first-byte timeout doing so (see waitingForConnection).
+ *
+ * HTTP/2 (`allowH2`): an https origin that offers h2 in ALPN gets up to 100
+ * concurrent streams per connection instead of one; plain-http origins stay
+ * on HTTP/1.1.
  */
 const pools = new Map<string, Pool>()
+/** The cap each pool was created with (read from the environment when the pool is made) */
+const caps = new WeakMap<Pool, number>()
+
+/** Connections per origin: null (no cap) unless UPSTREAM_MAX_CONNECTIONS is a positive number. */
+export function connectionCap(raw = process.env.UPSTREAM_MAX_CONNECTIONS): number | null {
+  const value = Number(raw)
+  return raw && Number.isInteger(value) && value > 0 ? value : null
+}
 
 export function poolFor(origin: string, connectTimeoutMs = 10_000): Pool {
   const key = connectTimeoutMs === 10_000 ? origin : `${origin}#${connectTimeoutMs}`
   let pool = pools.get(key)
   if (!pool) {
+    const cap = connectionCap()
     pool = new Pool(origin, {
-      connections: 512,
+      connections: cap,
       pipelining: 1,
+      allowH2: true,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
       headersTimeout: 300_000,
@@ -20,8 +45,21 @@ export function poolFor(origin: string, connectTimeoutMs = 10_000): Pool {
       connectTimeout: connectTimeoutMs,
     })
     pools.set(key, pool)
+    if (cap !== null) caps.set(pool, cap)
   }
   return pool
+}
+
+/**
+ * Whether a request sent to this pool now would queue for a connection (the
+ * pool is at its cap and every connection is busy). Read before sending, so a
+ * first-byte timeout can say the time went to waiting, not to the provider.
+ */
+export function waitingForConnection(pool: Pool): boolean {
+  const cap = caps.get(pool)
+  if (cap === undefined) return false
+  const stats = pool.stats
+  return stats.queued > 0 || (stats.connected >= cap && stats.free === 0)
 }
 
 export async function closePools() {
