@@ -55,6 +55,12 @@
 |   BENCH_SLOW_TIMEOUT_SECONDS  streams still open then are cut (default 3 x the stream's length)
 |   BENCH_SLOW_DIRECT=0    skip the direct slow-stream run (its delays are the baseline)
 |   BENCH_SLOW_MOCK_PORT   fixed port of the slow mock upstream
+|   BENCH_SOAK=1           soak instead of everything else (`npm run soak`): for
+|                          BENCH_SOAK_SECONDS (default 600), BENCH_SOAK_STREAMS
+|                          (default 300) slow streams held open at all times and
+|                          BENCH_SOAK_SHORT_WORKERS (default 4) short-call loops
+|                          pausing BENCH_SOAK_SHORT_PAUSE_MS (default 10) between
+|                          calls; figures per minute (bin/bench_soak.ts)
 |
 | The file descriptor limit (ulimit -n) must exceed 2 x BENCH_SLOW_STREAMS + 100
 | for the gateway (a client and an upstream socket per stream): raise it in
@@ -70,6 +76,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { rssMb, runSlowStreams, type SlowStreamResult } from './bench_slow_streams.js'
+import { runSoak, type SoakResult } from './bench_soak.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const require = createRequire(import.meta.url)
@@ -92,8 +99,9 @@ const TTFB_N = Math.round(numEnv('BENCH_TTFB_N', 200))
 const TIMEOUT_SECONDS = numEnv('BENCH_TIMEOUT_SECONDS', 900)
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
 const PROF_DIR = join(ROOT, 'tmp', 'bench-prof')
-const SLOW = env.BENCH_SLOW !== '0'
-const ONLY_SLOW = env.BENCH_ONLY_SLOW === '1'
+const SOAK_SECONDS = env.BENCH_SOAK === '1' ? numEnv('BENCH_SOAK_SECONDS', 600) : 0
+const SLOW = env.BENCH_SLOW !== '0' && !SOAK_SECONDS
+const ONLY_SLOW = env.BENCH_ONLY_SLOW === '1' || SOAK_SECONDS > 0
 const SLOW_STREAMS = Math.round(numEnv('BENCH_SLOW_STREAMS', 2000))
 const SLOW_CHUNKS = Math.round(numEnv('BENCH_SLOW_CHUNKS', 40))
 const SLOW_CHUNK_DELAY_MS = numEnv('BENCH_SLOW_CHUNK_DELAY_MS', 1000)
@@ -823,7 +831,7 @@ async function main() {
       await stopChild(portkey, 5000)
     }
   } else {
-    log('portkey gateway not installed (optional): skipped')
+    log(env.BENCH_PORTKEY === '0' ? 'portkey gateway off (BENCH_PORTKEY=0)' : 'portkey gateway not installed (optional): skipped')
   }
 
   const scenarios = [
@@ -900,6 +908,26 @@ async function main() {
       target.answered += result.completed
       slowResults[target.name] = result
     }
+  }
+
+  let soak: SoakResult | null = null
+  if (SOAK_SECONDS) {
+    log(`soak: ${SOAK_SECONDS}s of mixed slow streams and short calls through the gateway`)
+    soak = await runSoak({
+      seconds: SOAK_SECONDS,
+      streamWorkers: Math.round(numEnv('BENCH_SOAK_STREAMS', 300)),
+      streamUrl: viaGateway.url,
+      streamBody: SLOW_BODY,
+      shortWorkers: Math.round(numEnv('BENCH_SOAK_SHORT_WORKERS', 4)),
+      shortPauseMs: numEnv('BENCH_SOAK_SHORT_PAUSE_MS', 10),
+      shortUrl: viaGateway.url,
+      shortBody: BODY,
+      headers,
+      gatewayPid: gateway.child.pid!,
+      log,
+    })
+    viaGateway.sent += soak.streamsStarted + soak.shortCalls
+    viaGateway.answered += soak.streamsCompleted + soak.shortOk
   }
 
   // 6. Accounting, exact. /v1/usage drains the meter first. Every request the
@@ -1033,6 +1061,17 @@ async function main() {
   console.log(`gateway start: up in ${startMs} ms, RSS ${idleRssMb} MB before any traffic (bar <= 150 MB: ${idleRssMb <= 150 ? 'met' : 'NOT met'})` +
     (portkeyIdleRssMb ? `; portkey RSS after its first request: ${portkeyIdleRssMb} MB` : ''))
   let slowFailures = 0
+  if (soak) {
+    const d = soak.drift
+    console.log(
+      `\nsoak: ${soak.streamsCompleted}/${soak.streamsStarted} streams complete, ${soak.shortCalls} short calls, failures ${JSON.stringify(soak.failures)}`
+    )
+    console.log(
+      `soak drift, last full minute against minute 2: RSS ${d.rssMb >= 0 ? '+' : ''}${d.rssMb} MB, short-call p50 ${d.shortP50Ms.toFixed(2)} ms, ` +
+        `p99 ${d.shortP99Ms.toFixed(2)} ms, chunk delay p99 ${d.chunkP99Ms.toFixed(2)} ms`
+    )
+    slowFailures += Object.values(soak.failures).reduce((a, b) => a + b, 0)
+  }
   if (SLOW) {
     const direct = slowResults.direct
     console.log(`\nslow streams: ${SLOW_STREAMS} at once per target, ${SLOW_CHUNKS} chunks ${SLOW_CHUNK_DELAY_MS} ms apart`)
@@ -1116,6 +1155,7 @@ async function main() {
     metering,
     accounting,
     start: { ms: startMs, idleRssMb, portkeyIdleRssMb },
+    soak,
     slowStreams: SLOW ? { streams: SLOW_STREAMS, chunks: SLOW_CHUNKS, chunkDelayMs: SLOW_CHUNK_DELAY_MS, results: slowResults } : null,
     gatewayStatus: status.body,
     balance,

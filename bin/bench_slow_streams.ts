@@ -76,10 +76,10 @@ export function percentiles(values: ArrayLike<number>): Percentiles {
 }
 
 const STAMP = '"mock_sent_at":'
-const now = () => performance.timeOrigin + performance.now()
+export const now = () => performance.timeOrigin + performance.now()
 
 /** Growable list of doubles without an object per sample. */
-class Samples {
+export class Samples {
   #data = new Float64Array(1 << 16)
   length = 0
   push(value: number) {
@@ -93,6 +93,88 @@ class Samples {
   view() {
     return this.#data.subarray(0, this.length)
   }
+}
+
+export interface StreamOutcome {
+  /** Why the stream is incomplete, or null when it answered 200 and ended with `[DONE]` */
+  failure: string | null
+  firstByteMs: number | null
+  durationMs: number
+  endedAt: number
+  /** Send stamps seen */
+  stamps: number
+}
+
+/**
+ * One streaming request read to the end: each stamped chunk's delay goes to
+ * `onDelay`. The request sits in `open` while it runs (to be cut from outside).
+ */
+export function streamOnce(
+  agent: http.Agent,
+  url: URL,
+  headers: Record<string, string>,
+  payload: Buffer,
+  open: Set<http.ClientRequest>,
+  onDelay: (ms: number) => void
+): Promise<StreamOutcome> {
+  return new Promise((resolve) => {
+    const started = now()
+    let firstByteMs: number | null = null
+    let stamps = 0
+    let settled = false
+    const settle = (failure: string | null) => {
+      if (settled) return
+      settled = true
+      open.delete(req)
+      const endedAt = now()
+      resolve({ failure, firstByteMs, durationMs: endedAt - started, endedAt, stamps })
+    }
+    const req = http.request(
+      {
+        agent,
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(payload.length) },
+      },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume()
+          res.on('end', () => settle(`HTTP ${res.statusCode}`))
+          res.on('error', () => settle(`HTTP ${res.statusCode}`))
+          return
+        }
+        res.setEncoding('utf8')
+        let tail = ''
+        let done = false
+        res.on('data', (text: string) => {
+          const arrived = now()
+          firstByteMs ??= arrived - started
+          // A stamp may be split across two reads: keep the unfinished end.
+          const chunk = tail + text
+          let at = chunk.indexOf(STAMP)
+          let consumed = 0
+          while (at >= 0) {
+            const end = chunk.indexOf('}', at)
+            if (end < 0) break
+            onDelay(arrived - Number.parseFloat(chunk.slice(at + STAMP.length, end)))
+            stamps++
+            consumed = end
+            at = chunk.indexOf(STAMP, end)
+          }
+          if (chunk.includes('[DONE]')) done = true
+          tail = chunk.slice(Math.max(consumed, chunk.length - 64))
+        })
+        res.on('end', () => settle(done ? null : 'ended without [DONE]'))
+        res.on('error', (error) => settle((error as NodeJS.ErrnoException).code ?? 'response error'))
+        res.on('aborted', () => settle('aborted'))
+      }
+    )
+    open.add(req)
+    req.on('error', (error) => settle((error as NodeJS.ErrnoException).code ?? error.message))
+    req.end(payload)
+  })
 }
 
 /**
@@ -122,72 +204,18 @@ export async function runSlowStreams(options: SlowStreamOptions): Promise<SlowSt
     for (const [name, pid] of Object.entries(options.watchPids)) rssPeakMb[name] = Math.max(rssPeakMb[name], rssMb(pid))
   }, 100)
 
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const started = now()
-      let settled = false
-      const settle = (why: string | null) => {
-        if (settled) return
-        settled = true
-        open.delete(req)
-        if (why) fail(why)
-        resolve()
-      }
-      const req = http.request(
-        {
-          agent,
-          host: url.hostname,
-          port: url.port,
-          path: url.pathname,
-          method: 'POST',
-          headers: { ...options.headers, 'content-length': String(payload.length) },
-        },
-        (res) => {
-          if (res.statusCode !== 200) {
-            res.resume()
-            res.on('end', () => settle(`HTTP ${res.statusCode}`))
-            res.on('error', () => settle(`HTTP ${res.statusCode}`))
-            return
-          }
-          res.setEncoding('utf8')
-          let tail = ''
-          let stamps = 0
-          let done = false
-          res.on('data', (text: string) => {
-            const arrived = now()
-            if (!stamps && !tail) firstBytes.push(arrived - started)
-            // A stamp may be split across two reads: keep the unfinished end.
-            const chunk = tail + text
-            let at = chunk.indexOf(STAMP)
-            let consumed = 0
-            while (at >= 0) {
-              const end = chunk.indexOf('}', at)
-              if (end < 0) break
-              delays.push(arrived - Number.parseFloat(chunk.slice(at + STAMP.length, end)))
-              stamps++
-              consumed = end
-              at = chunk.indexOf(STAMP, end)
-            }
-            if (chunk.includes('[DONE]')) done = true
-            tail = chunk.slice(Math.max(consumed, chunk.length - 64))
-          })
-          res.on('end', () => {
-            if (!done) return settle('ended without [DONE]')
-            if (!stamps) unstamped++
-            completed++
-            const ended = now()
-            durations.push(ended - started)
-            lastEnd = Math.max(lastEnd, ended)
-            settle(null)
-          })
-          res.on('error', (error) => settle((error as NodeJS.ErrnoException).code ?? 'response error'))
-          res.on('aborted', () => settle('aborted'))
-        }
-      )
-      open.add(req)
-      req.on('error', (error) => settle((error as NodeJS.ErrnoException).code ?? error.message))
-      req.end(payload)
-    })
+  const one = async () => {
+    const outcome = await streamOnce(agent, url, options.headers, payload, open, (delay) => delays.push(delay))
+    if (outcome.firstByteMs !== null) firstBytes.push(outcome.firstByteMs)
+    if (outcome.failure) {
+      fail(outcome.failure)
+      return
+    }
+    if (!outcome.stamps) unstamped++
+    completed++
+    durations.push(outcome.durationMs)
+    lastEnd = Math.max(lastEnd, outcome.endedAt)
+  }
 
   const begun = now()
   const running: Promise<void>[] = []

@@ -19,7 +19,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const BUILD = join(ROOT, 'build')
 const STAMP = join(BUILD, '.sources')
 /** What the build is made of: a change in any of these makes it stale */
-const SOURCES = ['app', 'bin', 'commands', 'config', 'database', 'providers', 'resources', 'start', 'adonisrc.ts', 'package.json', 'tsconfig.json']
+const SOURCES = ['app', 'bin/server.ts', 'bin/console.ts', 'commands', 'config', 'database', 'providers', 'resources', 'start', 'adonisrc.ts', 'package.json', 'tsconfig.json']
 
 /** Newest modification time and number of the source files: the build's fingerprint. */
 function fingerprint() {
