@@ -24,6 +24,8 @@ export interface SoakOptions {
   shortWorkers: number
   shortPauseMs: number
   shortUrl: string
+  /** The mock called directly by one more short-call worker: the machine's own noise, minute by minute */
+  directUrl: string
   shortBody: string
   headers: Record<string, string>
   gatewayPid: number
@@ -34,6 +36,8 @@ export interface SoakMinute {
   minute: number
   shortCalls: number
   shortMs: Percentiles
+  /** The same calls to the mock directly, in the same minute */
+  directMs: Percentiles
   streamsDone: number
   chunkDelayMs: Percentiles
   rssMaxMb: number
@@ -50,7 +54,7 @@ export interface SoakResult {
   shortOk: number
   failures: Record<string, number>
   /** Last minute against minute 2 */
-  drift: { rssMb: number; shortP50Ms: number; shortP99Ms: number; chunkP99Ms: number }
+  drift: { rssMb: number; shortP50Ms: number; shortP99Ms: number; directP50Ms: number; chunkP99Ms: number }
 }
 
 function shortCall(agent: http.Agent, url: URL, headers: Record<string, string>, payload: Buffer): Promise<{ ms: number; failure: string | null }> {
@@ -87,6 +91,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
   // The current minute's figures
   let shortMs = new Samples()
+  let directMs = new Samples()
   let delays = new Samples()
   let streamsDone = 0
   let calls = 0
@@ -108,6 +113,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       minute: minutes.length + 1,
       shortCalls: calls,
       shortMs: percentiles(shortMs.view()),
+      directMs: percentiles(directMs.view()),
       streamsDone,
       chunkDelayMs: percentiles(delays.view()),
       rssMaxMb: Math.max(rssMax, rssLast),
@@ -116,11 +122,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     }
     minutes.push(minute)
     options.log(
-      `soak minute ${minute.minute}: ${calls} short calls p50 ${minute.shortMs.p50.toFixed(2)} / p99 ${minute.shortMs.p99.toFixed(2)} ms; ` +
+      `soak minute ${minute.minute}: ${calls} short calls p50 ${minute.shortMs.p50.toFixed(2)} / p99 ${minute.shortMs.p99.toFixed(2)} ms ` +
+        `(direct ${minute.directMs.p50.toFixed(2)} / ${minute.directMs.p99.toFixed(2)} ms); ` +
         `${streamsDone} streams done, chunk delay p50 ${minute.chunkDelayMs.p50.toFixed(2)} / p99 ${minute.chunkDelayMs.p99.toFixed(2)} ms; ` +
         `RSS max ${minute.rssMaxMb} MB, last ${rssLast} MB; failures ${failed}`
     )
     shortMs = new Samples()
+    directMs = new Samples()
     delays = new Samples()
     streamsDone = calls = failed = rssMax = 0
   }
@@ -137,6 +145,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         streamsCompleted++
         streamsDone++
       }
+    }
+  }
+  const directAgent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const directUrl = new URL(options.directUrl)
+  const directWorker = async () => {
+    while (running()) {
+      const { ms, failure } = await shortCall(directAgent, directUrl, options.headers, shortPayload)
+      if (!failure) directMs.push(ms)
+      await new Promise((r) => setTimeout(r, options.shortPauseMs))
     }
   }
   const shortWorker = async () => {
@@ -160,6 +177,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   await Promise.all([
     ...Array.from({ length: options.streamWorkers }, (_, i) => streamWorker(i)),
     ...Array.from({ length: options.shortWorkers }, () => shortWorker()),
+    directWorker(),
   ])
   clearTimeout(cut)
   clearInterval(ticker)
@@ -167,6 +185,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   if (calls || streamsDone) closeMinute()
   streamAgent.destroy()
   shortAgent.destroy()
+  directAgent.destroy()
 
   // Whole minutes only: the last, partial one (the tail of the streams) is not compared.
   const full = minutes.slice(0, Math.floor(options.seconds / 60))
@@ -183,6 +202,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       rssMb: last.rssLastMb - second.rssLastMb,
       shortP50Ms: last.shortMs.p50 - second.shortMs.p50,
       shortP99Ms: last.shortMs.p99 - second.shortMs.p99,
+      directP50Ms: last.directMs.p50 - second.directMs.p50,
       chunkP99Ms: last.chunkDelayMs.p99 - second.chunkDelayMs.p99,
     },
   }

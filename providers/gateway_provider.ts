@@ -56,7 +56,7 @@ export default class GatewayProvider {
     }
     const gateway = await this.app.container.make('gateway')
     const env = (await import('#start/env')).default
-    gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 2048
+    gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
     await gateway.start()
   }
 
