@@ -1,5 +1,6 @@
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
+import { BaseUrlError, normaliseBaseUrl } from '#gateway/providers/base_url'
 import type { ProviderKind } from '#gateway/types'
 
 export interface CreateChannelInput {
@@ -19,8 +20,13 @@ export interface CreateChannelInput {
   totalTimeoutMs?: number
 }
 
-/** Adds an upstream channel; its key is stored encrypted with APP_KEY. */
+/**
+ * Adds an upstream channel; its key is stored encrypted with APP_KEY, its
+ * base URL in the kind's canonical form (https://api.anthropic.com becomes
+ * https://api.anthropic.com/v1).
+ */
 export async function createChannel(input: CreateChannelInput) {
+  const baseUrl = channelBaseUrl(input.provider, input.baseUrl)
   if (await Channel.findBy('name', input.name)) {
     throw new AdminInputError(`A channel named "${input.name}" already exists`)
   }
@@ -28,7 +34,7 @@ export async function createChannel(input: CreateChannelInput) {
   channel.fill({
     name: input.name,
     provider: input.provider,
-    baseUrl: input.baseUrl.replace(/\/+$/, ''),
+    baseUrl,
     models: input.models,
     modelMapping: input.modelMapping ?? {},
     extraHeaders: input.extraHeaders ?? {},
@@ -43,4 +49,14 @@ export async function createChannel(input: CreateChannelInput) {
   channel.setApiKey(input.apiKey ?? null)
   await channel.save()
   return channel
+}
+
+/** The canonical base URL for a channel of this kind, or the operator's error. Also for channel updates. */
+export function channelBaseUrl(provider: ProviderKind, baseUrl: string): string {
+  try {
+    return normaliseBaseUrl(provider, baseUrl)
+  } catch (error) {
+    if (error instanceof BaseUrlError) throw new AdminInputError(`Base URL: ${error.message}`)
+    throw error
+  }
 }
