@@ -135,4 +135,3 @@ function canSearchAs(dir: string, who: PostgresIdentity): boolean {
   const result = spawnSync('test', ['-x', dir], { uid: who.uid, gid: who.gid, stdio: 'ignore' })
   return result.status === 0
 }
-

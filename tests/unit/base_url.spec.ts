@@ -11,6 +11,7 @@ const CASES: [ProviderKind, string, string][] = [
   ['anthropic', 'https://api.anthropic.com/v1', 'https://api.anthropic.com/v1'],
   ['anthropic', 'https://api.anthropic.com/v1/', 'https://api.anthropic.com/v1'],
   ['anthropic', 'https://api.anthropic.com/v1/messages', 'https://api.anthropic.com/v1'],
+  ['anthropic', 'https://api.anthropic.com/v1/models', 'https://api.anthropic.com/v1'],
   ['anthropic', 'https://api.deepseek.com/anthropic', 'https://api.deepseek.com/anthropic/v1'],
   ['anthropic', 'https://api.z.ai/api/anthropic/', 'https://api.z.ai/api/anthropic/v1'],
   // Google's SDKs and Gemini CLI take the bare host and add the API version.
@@ -22,6 +23,7 @@ const CASES: [ProviderKind, string, string][] = [
     'https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent',
     'https://generativelanguage.googleapis.com/v1beta',
   ],
+  ['google', 'https://generativelanguage.googleapis.com/v1beta/models', 'https://generativelanguage.googleapis.com/v1beta'],
   ['google', 'https://proxy.example.com/google-ai-studio', 'https://proxy.example.com/google-ai-studio/v1beta'],
   // Gemini's OpenAI-compatible endpoint.
   ['gemini', 'https://generativelanguage.googleapis.com', 'https://generativelanguage.googleapis.com/v1beta/openai'],
@@ -31,6 +33,7 @@ const CASES: [ProviderKind, string, string][] = [
   ['openai', 'https://api.openai.com', 'https://api.openai.com/v1'],
   ['openai', 'https://api.openai.com/v1/', 'https://api.openai.com/v1'],
   ['openai', 'https://api.openai.com/v1/chat/completions', 'https://api.openai.com/v1'],
+  ['openai', 'https://api.openai.com/v1/models', 'https://api.openai.com/v1'],
   ['openai', 'https://gateway.example.com/openai', 'https://gateway.example.com/openai'],
   ['openrouter', 'https://openrouter.ai/api', 'https://openrouter.ai/api/v1'],
   ['openrouter', 'https://openrouter.ai/api/', 'https://openrouter.ai/api/v1'],

@@ -11,11 +11,12 @@ export class BaseUrlError extends Error {
 
 /**
  * Endpoint paths people paste along with the base (from a curl example):
- * cut off, since the adapters append them. `/models` alone is not one: some
- * bases end in it (Azure AI's https://x.services.ai.azure.com/models).
+ * cut off, since the adapters append them. `/models` only after a version
+ * segment (`.../v1/models`): some bases end in it (Azure AI's
+ * https://x.services.ai.azure.com/models).
  */
 const PASTED_ENDPOINT =
-  /\/(?:chat\/completions|responses|embeddings|images\/generations|messages(?:\/count_tokens)?|models\/[^/]+:[A-Za-z]+)$/
+  /\/(?:chat\/completions|responses|embeddings|images\/generations|messages(?:\/count_tokens)?|models\/[^/]+:[A-Za-z]+)$|(?<=\/v\d+(?:alpha|beta)?)\/models$/
 
 /**
  * The one canonical form of a channel's base URL for its provider kind, the
@@ -81,7 +82,9 @@ export function describeNotFound(
   request: { method?: string; origin: string; path: string },
   upstreamMessage: string
 ): string {
-  const said = upstreamMessage ? ` (${upstreamMessage.slice(0, 200)})` : ''
+  // Some hosts answer an HTML page: keep a short, one-line excerpt.
+  const excerpt = upstreamMessage.replace(/\s+/g, ' ').trim().slice(0, 200)
+  const said = excerpt ? ` (${excerpt})` : ''
   return (
     `HTTP 404 from ${request.method ?? 'POST'} ${request.origin}${request.path}${said}. ` +
     `If the model exists, check the channel's base URL ${channel.baseUrl}: ` +
