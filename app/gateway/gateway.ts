@@ -52,7 +52,8 @@ export class Gateway {
         baseCooldownMs: options.circuitCooldownMs,
         maxCooldownMs: Math.max(options.circuitCooldownMs, 300_000),
       },
-      (transition) => this.#mirrorHealth(transition)
+      (transition) => this.#mirrorHealth(transition),
+      (channelId) => this.#scheduleModelMirror(channelId)
     )
     setDispatchPolicy({
       health: this.health,
@@ -74,6 +75,35 @@ export class Gateway {
       .catch((error) => this.options.logger.warn({ err: error }, 'could not record channel health'))
   }
 
+  #modelMirrorDirty = new Set<number>()
+  #modelMirrorTimer: NodeJS.Timeout | null = null
+
+  /**
+   * Per-model cool-downs are mirrored into channels.model_cooldowns for
+   * admins, coalesced (at most one write per channel per 500 ms: a burst of
+   * 429s must not become a burst of writes). Best effort.
+   */
+  #scheduleModelMirror(channelId: number) {
+    this.#modelMirrorDirty.add(channelId)
+    this.#modelMirrorTimer ??= setTimeout(() => this.#flushModelMirror(), 500).unref()
+  }
+
+  #flushModelMirror() {
+    this.#modelMirrorTimer = null
+    const now = Date.now()
+    for (const channelId of this.#modelMirrorDirty) {
+      const cooling: Record<string, { until: string; kind: string; reason: string }> = {}
+      for (const c of this.health.modelCooldowns(channelId, now)) {
+        cooling[c.model] = { until: new Date(c.until).toISOString(), kind: c.kind, reason: c.reason }
+      }
+      db.from('channels')
+        .where('id', channelId)
+        .update({ model_cooldowns: JSON.stringify(cooling) })
+        .catch((error) => this.options.logger.warn({ err: error }, 'could not record model cool-downs'))
+    }
+    this.#modelMirrorDirty.clear()
+  }
+
   /** A bad upstream key: out of rotation at once here, and for every instance via the database. */
   #disableChannel(channelId: number, reason: string) {
     const channel = this.catalog.channels.find((c) => c.id === channelId)
@@ -85,7 +115,7 @@ export class Gateway {
     this.options.logger.warn({ channelId, reason }, 'channel disabled')
     db.from('channels')
       .where('id', channelId)
-      .update({ enabled: false, disabled_reason: reason, last_error: reason, last_error_at: new Date() })
+      .update({ enabled: false, disabled_reason: reason, auto_disabled_at: new Date(), last_error: reason, last_error_at: new Date() })
       .catch((error) => this.options.logger.error({ err: error }, 'could not disable channel'))
   }
 
@@ -110,6 +140,7 @@ export class Gateway {
   async stop(graceMs = 30_000) {
     await this.service.drain(graceMs)
     await this.#listener?.stop()
+    if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
     await this.meter.close()
     await closePools()
   }
