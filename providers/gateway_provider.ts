@@ -27,6 +27,8 @@ export default class GatewayProvider {
         logger,
         meterBatchSize: env.get('METER_BATCH_SIZE') ?? 200,
         meterFlushMs: env.get('METER_FLUSH_MS') ?? 5,
+        spillDir: process.env.DATA_DIR,
+        meterShutdownFlushMs: env.get('METER_SHUTDOWN_FLUSH_MS') ?? 10_000,
         listen: true,
         maxAttempts: env.get('ROUTE_MAX_ATTEMPTS') ?? 3,
         maxBackoffMs: env.get('ROUTE_MAX_BACKOFF_MS') ?? 1000,

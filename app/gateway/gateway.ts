@@ -13,6 +13,10 @@ export interface GatewayOptions {
   logger: Logger
   meterBatchSize: number
   meterFlushMs: number
+  /** DATA_DIR: where metering spills what the database cannot take */
+  spillDir?: string
+  /** Longest the shutdown flush waits for the database before spilling the rest */
+  meterShutdownFlushMs?: number
   /** Listen for configuration changes (off for one-shot ace commands) */
   listen: boolean
   /** Failover and circuit breaking */
@@ -39,6 +43,7 @@ export class Gateway {
       batchSize: options.meterBatchSize,
       flushMs: options.meterFlushMs,
       logger: options.logger,
+      spillDir: options.spillDir,
       onRecord: (event) => {
         this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
         if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico)
@@ -130,6 +135,8 @@ export class Gateway {
       await this.#listener.start()
     }
     await this.catalog.ensureLoaded()
+    // Usage a previous run could not write (crash, outage at shutdown) is committed before serving.
+    await this.meter.replayOrphans()
   }
 
   /**
@@ -141,7 +148,7 @@ export class Gateway {
     await this.service.drain(graceMs)
     await this.#listener?.stop()
     if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
-    await this.meter.close()
+    await this.meter.close(this.options.meterShutdownFlushMs ?? 10_000)
     await closePools()
   }
 }
