@@ -228,13 +228,15 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
     `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`
 
   const owned = (pid: number) => {
+    // Only while that pid is still this cluster's postmaster (it may have been restarted by someone else).
+    const stillOurs = () => postmasterPid(clusterDir) === pid
     // Last resort on any exit (the graceful path stops it in the provider's shutdown).
     process.once('exit', () => {
-      if (!otherLiveClients(dataDir)) signal(pid, 'SIGINT')
+      if (stillOurs() && !otherLiveClients(dataDir)) signal(pid, 'SIGINT')
     })
     const stop = async () => {
       // Processes that attached meanwhile (the server, other commands) keep it: leave it running.
-      if (otherLiveClients(dataDir) || (await othersConnected(url('postgres')))) return
+      if (!stillOurs() || otherLiveClients(dataDir) || (await othersConnected(url('postgres')))) return
       await stopServer(pid)
     }
     return { url, stop, owned: true }

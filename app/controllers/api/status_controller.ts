@@ -55,6 +55,13 @@ export default class StatusController {
       database,
       channels: channelCounts(gateway),
       model_cooldowns: modelCooldowns(gateway),
+      metering: {
+        queued: gateway.meter.queued,
+        degraded: gateway.meter.degraded,
+        spill_pending: gateway.meter.spilledPending,
+        spilled_total: gateway.meter.spilledTotal,
+        replayed_total: gateway.meter.replayedTotal,
+      },
       in_flight: gateway.service.inFlight,
     })
   }

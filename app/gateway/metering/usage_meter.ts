@@ -109,6 +109,8 @@ export class UsageMeter {
   /** The database failed a write and has not answered since: spill without trying */
   #outage = false
   #probe: NodeJS.Timeout | null = null
+  /** Records of a spill file being replayed now (still pending until written) */
+  #replaying = 0
   /** Overflow appends started by record() when the queue is over its bound */
   #overflow: Promise<void> = Promise.resolve()
   /** Records spilled / replayed over this process's life (for status and tests) */
@@ -158,7 +160,7 @@ export class UsageMeter {
 
   /** Records waiting in this process's spill file for the database. */
   get spilledPending() {
-    return this.#spill?.pending ?? 0
+    return (this.#spill?.pending ?? 0) + this.#replaying
   }
 
   get spillDir() {
@@ -349,8 +351,10 @@ export class UsageMeter {
     const path = await this.#spill!.rotate()
     if (!path) return
     const records = await readSpill(path)
-    if (!(await this.#writeRecords(records))) {
-      // Still down: the rotated file keeps its records; hand it back by re-appending.
+    this.#replaying = records.length
+    const written = await this.#writeRecords(records).finally(() => (this.#replaying = 0))
+    if (!written) {
+      // Still down: hand the records back to the current spill file.
       await this.#spill!.append(records)
       await removeSpill(path)
       this.#enterOutage()
