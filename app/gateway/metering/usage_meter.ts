@@ -348,21 +348,39 @@ export class UsageMeter {
 
   /** The database answered again: replay what this process spilled, then settle it. */
   async #replayOwnSpill() {
-    const path = await this.#spill!.rotate()
-    if (!path) return
-    const records = await readSpill(path)
-    this.#replaying = records.length
-    const written = await this.#writeRecords(records).finally(() => (this.#replaying = 0))
+    // Counted as pending from before the hand-over until written (status readers see no gap).
+    this.#replaying = this.#spill!.pending
+    // What the handed-over file holds, per user; later spills start a new tally.
+    const handedOver = this.#spilledByUser
+    this.#spilledByUser = new Map()
+    let written = false
+    let records: SpilledRecord[] = []
+    let path: string | null = null
+    try {
+      path = await this.#spill!.rotate()
+      if (!path) {
+        for (const [userId, totals] of handedOver) addPending(this.#spilledByUser, userId, totals)
+        return
+      }
+      records = await readSpill(path)
+      this.#replaying = records.length
+      written = await this.#writeRecords(records)
+    } finally {
+      this.#replaying = 0
+    }
     if (!written) {
       // Still down: hand the records back to the current spill file.
-      await this.#spill!.append(records)
-      await removeSpill(path)
+      if (path) {
+        await this.#spill!.append(records)
+        await removeSpill(path)
+      }
+      for (const [userId, totals] of handedOver) addPending(this.#spilledByUser, userId, totals)
       this.#enterOutage()
       return
     }
     await removeSpill(path)
     this.replayedTotal += records.length
-    for (const [userId, totals] of this.#spilledByUser) {
+    for (const [userId, totals] of handedOver) {
       const pending = this.#pendingByUser.get(userId)
       if (!pending) continue
       pending.costPico -= totals.costPico
@@ -370,7 +388,6 @@ export class UsageMeter {
       pending.output -= totals.output
       if (pending.costPico === 0n && pending.input === 0 && pending.output === 0) this.#pendingByUser.delete(userId)
     }
-    this.#spilledByUser.clear()
     this.options.logger.info({ replayed: records.length }, 'metering: database is back, spilled usage records written')
   }
 
@@ -401,6 +418,14 @@ function addTotals(map: Map<number, PendingTotals>, event: MeterEvent) {
   totals.input += event.usage.promptTokens
   totals.output += event.usage.completionTokens
   map.set(event.userId, totals)
+}
+
+function addPending(map: Map<number, PendingTotals>, userId: number, add: PendingTotals) {
+  const totals = map.get(userId) ?? { costPico: 0n, input: 0, output: 0 }
+  totals.costPico += add.costPico
+  totals.input += add.input
+  totals.output += add.output
+  map.set(userId, totals)
 }
 
 function settle(map: Map<number, PendingTotals>, event: MeterEvent) {
