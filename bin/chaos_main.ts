@@ -152,21 +152,23 @@ interface Incident {
 
 async function main() {
   const started = Date.now()
+  const dataDir = freshDataDir('gw-chaos-')
+  /** Every gateway incarnation, for its log (written next to the data when a check fails) */
+  const incarnations: GatewayProcess[] = []
   const hardStop = setTimeout(() => {
     console.error(`chaos: hard time limit (${TIMEOUT_SECONDS} s) reached`)
+    incarnations.forEach((g, i) => writeFileSync(join(dataDir, `gateway-${i + 1}.log`), g.output()))
+    env.CHAOS_KEEP = '1'
     cleanup().finally(() => process.exit(2))
   }, TIMEOUT_SECONDS * 1000)
   hardStop.unref()
 
-  const dataDir = freshDataDir('gw-chaos-')
   const port = await freePort()
   const pgPort = await freePort()
   const mock = new MockUpstream({ record: 0, chunks: 6, faults: faultInjector(SEED) })
   await mock.start()
-  const gatewayEnv = { CIRCUIT_COOLDOWN_MS: '2000', SHUTDOWN_GRACE_MS: '5000', METER_BATCH_SIZE: String(BATCH_SIZE), MAX_INFLIGHT: '4096' }
+  const gatewayEnv = { CIRCUIT_COOLDOWN_MS: '2000', SHUTDOWN_GRACE_MS: '5000', METER_BATCH_SIZE: String(BATCH_SIZE), MAX_INFLIGHT: '4096', LOG_LEVEL: env.CHAOS_LOG_LEVEL ?? 'warn' }
   let gateway: GatewayProcess | null = null
-  /** Every gateway incarnation, for its log (written next to the data when a check fails) */
-  const incarnations: GatewayProcess[] = []
   const startGateway = async () => {
     gateway = await startGatewayProcess({ dataDir, port, pgPort, env: gatewayEnv })
     incarnations.push(gateway)
@@ -207,6 +209,10 @@ async function main() {
     let next = 0
     /** Resolved while the gateway is up; workers wait on it during a restart */
     let up: Promise<void> = Promise.resolve()
+    let release: () => void = () => {}
+    const pause = () => {
+      up = new Promise((r) => (release = r))
+    }
     let killAt = 0
 
     const send = async (index: number): Promise<Outcome> => {
@@ -247,8 +253,7 @@ async function main() {
       {
         at: Math.floor(TOTAL * 0.25),
         run: async () => {
-          let release!: () => void
-          up = new Promise((r) => (release = r))
+          pause()
           killAt = Date.now()
           gateway!.child.kill('SIGKILL')
           await gateway!.exited
@@ -256,7 +261,6 @@ async function main() {
           const t = Date.now()
           await startGateway()
           incidents[incidents.length - 1].detail += ` (back in ${((Date.now() - t) / 1000).toFixed(1)} s)`
-          release()
         },
       },
       {
@@ -289,15 +293,13 @@ async function main() {
       {
         at: Math.floor(TOTAL * 0.75),
         run: async () => {
-          let release!: () => void
-          up = new Promise((r) => (release = r))
+          pause()
           const t = Date.now()
           gateway!.child.kill('SIGTERM')
-          const exit = await gateway!.exited
+          const exit = await exitWithin(gateway!, 60_000)
           incidents.push({ what: 'gateway SIGTERM', at: t, detail: `exit code ${exit.code} after ${((Date.now() - t) / 1000).toFixed(1)} s, restarted` })
           if (exit.code !== 0) failures.push(`the gateway exited with ${exit.code ?? exit.signal} after SIGTERM`)
           await startGateway()
-          release()
         },
       },
     ]
@@ -311,11 +313,19 @@ async function main() {
         const due = disruptions.find((d) => d.at === index)
         if (due) {
           // One disruption at a time: the next waits until the previous one is over.
-          disrupting = (disrupting ?? Promise.resolve()).then(() =>
-            due.run().catch((error) => {
-              failures.push(`disruption failed: ${error?.message ?? error}`)
-            })
-          )
+          disrupting = (disrupting ?? Promise.resolve()).then(async () => {
+            const name = disruptions.indexOf(due)
+            log(`disruption ${name + 1} at request ${index}`)
+            try {
+              await due.run()
+            } catch (error: any) {
+              failures.push(`disruption ${name + 1} failed: ${error?.message ?? error}`)
+            } finally {
+              // Workers never wait on a gateway that is not coming back.
+              release()
+              log(`disruption ${name + 1} over`)
+            }
+          })
         }
         outcomes.push(await send(index))
         if (outcomes.length % 2000 === 0) log(`${outcomes.length}/${TOTAL} answered`)
@@ -329,7 +339,7 @@ async function main() {
 
     // Graceful stop, then a fresh start on the same data (replays any spill) to reconcile.
     gateway!.child.kill('SIGTERM')
-    const finalExit = await gateway!.exited
+    const finalExit = await exitWithin(gateway!, 60_000)
     if (finalExit.code !== 0) failures.push(`final SIGTERM: exit ${finalExit.code ?? finalExit.signal}`)
     await startGateway()
     const report = await reconcile(dataDir, pgPort, accounts, outcomes, killAt, failures)
@@ -477,6 +487,18 @@ function renderTable(input: {
   lines.push(`| Duration | ${input.runSeconds.toFixed(0)} s of traffic (${(outcomes.length / input.runSeconds).toFixed(0)} req/s), ${input.totalSeconds.toFixed(0)} s in all |`)
   lines.push(`| Result | ${input.failures.length === 0 ? 'PASS' : `FAIL: ${input.failures.join('; ')}`} |`)
   return lines.join('\n')
+}
+
+/** Waits for the gateway to exit; one that hangs after SIGTERM is killed and reported as such. */
+async function exitWithin(g: GatewayProcess, ms: number) {
+  let timer: NodeJS.Timeout | undefined
+  const hung = new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)))
+  const exit = await Promise.race([g.exited, hung])
+  clearTimeout(timer)
+  if (exit) return exit
+  g.child.kill('SIGKILL')
+  await g.exited
+  return { code: null, signal: `still running ${ms / 1000} s after SIGTERM` as NodeJS.Signals }
 }
 
 function log(message: string) {

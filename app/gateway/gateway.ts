@@ -36,6 +36,8 @@ export class Gateway {
   readonly service: GatewayService
   readonly health: ChannelHealth
   #listener: ChangeListener | null = null
+  /** The boot in progress (first run, caches, spill replay); a stop waits for it */
+  booting: Promise<void> = Promise.resolve()
 
   constructor(private options: GatewayOptions) {
     this.meter = new UsageMeter({
@@ -146,6 +148,7 @@ export class Gateway {
    */
   async stop(graceMs = 30_000) {
     await this.service.drain(graceMs)
+    this.options.logger.info('shutdown: in-flight requests done')
     await this.#listener?.stop()
     if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
     await this.meter.close(this.options.meterShutdownFlushMs ?? 10_000)
