@@ -50,4 +50,5 @@ export default await Env.create(new URL('../', import.meta.url), {
   /** Metering write-behind: max events per transaction and max wait (ms) */
   METER_BATCH_SIZE: Env.schema.number.optional(),
   METER_FLUSH_MS: Env.schema.number.optional(),
+  METER_SHUTDOWN_FLUSH_MS: Env.schema.number.optional(),
 })

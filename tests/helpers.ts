@@ -140,6 +140,9 @@ export function abortStreamAfter(key: string, body: unknown, afterBytes: number)
         headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' },
       },
       (res) => {
+        // 0: abort once the head arrived, before any body byte. (A timer here raced the
+        // request itself: on a busy machine the socket closed before the gateway read it.)
+        if (afterBytes === 0) req.destroy()
         res.on('data', (chunk) => {
           received += chunk.length
           if (received >= afterBytes) req.destroy()
@@ -150,6 +153,5 @@ export function abortStreamAfter(key: string, body: unknown, afterBytes: number)
     )
     req.on('error', () => resolve(received))
     req.end(JSON.stringify(body))
-    if (afterBytes === 0) setTimeout(() => req.destroy(), 5)
   })
 }

@@ -50,5 +50,18 @@ export function toGatewayError(error: unknown): GatewayError {
   if (e?.status && e.status >= 400 && e.status < 500) {
     return new GatewayError(e.status, (e.code || 'invalid_request').toLowerCase(), e.message || 'Bad request')
   }
+  if (isDatabaseUnavailable(error)) {
+    // A read the caches could not serve (a key not seen yet) during a Postgres outage.
+    const unavailable = new GatewayError(503, 'database_unavailable', 'The gateway cannot reach its database; retry shortly', 'service_unavailable')
+    unavailable.headers = { 'retry-after': '5' }
+    return unavailable
+  }
   return GatewayError.internal()
+}
+
+/** Postgres is down, restarting or unreachable (not a bug of the request). */
+function isDatabaseUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string }
+  if (typeof e?.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[1-3]|08\d{3})$/.test(e.code)) return true
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(e?.message ?? '')
 }

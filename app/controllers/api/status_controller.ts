@@ -17,11 +17,26 @@ function channelCounts(gateway: Gateway) {
   return { available: enabled, cooling_down: coolingDown, disabled }
 }
 
+/**
+ * (channel, upstream model) pairs cooling down after a 429 or a 403, with the
+ * wait left; the upstream's message stays in channel:list and the panel.
+ */
+function modelCooldowns(gateway: Gateway) {
+  const now = Date.now()
+  const out: Array<{ channel_id: number; model: string; reason: string; retry_after_seconds: number }> = []
+  for (const channelId of gateway.health.channelsWithModelCooldowns(now)) {
+    for (const c of gateway.health.modelCooldowns(channelId, now)) {
+      out.push({ channel_id: channelId, model: c.model, reason: c.kind, retry_after_seconds: Math.ceil((c.until - now) / 1000) })
+    }
+  }
+  return out
+}
+
 const version: string = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version
 const startedAt = Date.now()
 
 export default class StatusController {
-  /** GET /api/status: liveness, version, uptime, database health and channel counts (no key needed). */
+  /** GET /api/status: liveness, version, uptime, database health, channel counts and per-model cool-downs (no key needed). */
   async show({ response }: HttpContext) {
     const gateway = await app.container.make('gateway')
     const started = performance.now()
@@ -39,6 +54,14 @@ export default class StatusController {
       uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
       database,
       channels: channelCounts(gateway),
+      model_cooldowns: modelCooldowns(gateway),
+      metering: {
+        queued: gateway.meter.queued,
+        degraded: gateway.meter.degraded,
+        spill_pending: gateway.meter.spilledPending,
+        spilled_total: gateway.meter.spilledTotal,
+        replayed_total: gateway.meter.replayedTotal,
+      },
       in_flight: gateway.service.inFlight,
     })
   }
