@@ -112,6 +112,48 @@ test.group('Admin panel pages', (group) => {
     assert.equal(refused.status, 401)
   })
 
+  test('cache prices set in the panel bill cached prompt tokens end to end', async ({ assert }) => {
+    const { client } = await signedInAdmin()
+    const { createChannel } = await import('#actions/create_channel')
+    const { createApiKey } = await import('#actions/issue_api_key')
+    const { postLedgerEntry } = await import('#actions/post_ledger_entry')
+    await createChannel({ name: 'mock', provider: 'custom', baseUrl: mock.url, apiKey: 'k', models: ['*'] })
+    await client.get('/admin/prices')
+    await client.post('/admin/prices', { model: 'cachey-*', input: '10', output: '0', cacheRead: '1' })
+    const { user } = await createUser({ email: 'cache@test.local', password: 'password123' })
+    await postLedgerEntry({ userRef: 'cache@test.local', kind: 'topup', amount: '10' })
+    const { key } = await createApiKey({ userRef: 'cache@test.local' })
+    await refreshCaches()
+    await openai(key).chat.completions.create({
+      model: 'cachey-1',
+      messages: [{ role: 'user', content: 'hello' }],
+      // @ts-expect-error mock upstream behaviour
+      mock: { cache_read: 100, chunks: 1 },
+    })
+    const [row] = await usageRows(user.id)
+    assert.equal(row.cached_tokens, 100)
+    const plain = row.prompt_tokens - 100
+    // plain x $10/M + 100 x $1/M (not 100 x $10/M)
+    assert.equal(Number(row.cost), (plain * 10 + 100 * 1) / 1e6)
+  })
+
+  test('ace commands write audit rows too, as the CLI user, without secrets', async ({ assert }) => {
+    await resetDatabase()
+    await db.from('audit_log').delete()
+    const ace = (await import('@adonisjs/core/services/ace')).default
+    const ChannelCreate = (await import('#commands/channel_create')).default
+    const command = await ace.create(ChannelCreate, ['--name', 'cli-channel', '--provider', 'custom', '--base-url', mock.url, '--api-key', 'sk-cli-SECRET', '--models', 'x-*'])
+    ace.ui.switchMode('raw')
+    await command.exec()
+    command.assertSucceeded()
+    const row = await audit('channel.create')
+    assert.equal(row.source, 'cli')
+    assert.match(row.actor, /^cli:/)
+    assert.isNull(row.actor_id)
+    assert.equal(row.after.upstreamKey, 'set')
+    assert.notInclude(JSON.stringify(row), 'sk-cli-SECRET')
+  })
+
   test('an admin cannot disable or demote themselves', async ({ assert }) => {
     const { client, email } = await signedInAdmin()
     const me = await db.from('users').where('email', email).first()
@@ -220,10 +262,13 @@ test.group('Admin panel pages', (group) => {
     assert.include(textOf((await client.get('/admin/prices')).html), 'No prices yet')
     const bad = await client.follow(await client.post('/admin/prices', { model: 'gpt-4o', input: 'abc', output: '1' }))
     assert.match(bad.html, /id="f-input-error"/)
-    await client.post('/admin/prices', { model: 'gpt-4o', input: '2.5', output: '10' })
+    await client.post('/admin/prices', { model: 'gpt-4o', input: '2.5', output: '10', cacheRead: '1.25' })
     const list = textOf((await client.get('/admin/prices')).html)
     assert.include(list, '$12.50')
+    assert.include(list, '$1.25 / input')
     const price = await db.from('model_prices').where('model_pattern', 'gpt-4o').first()
+    assert.equal(Number(price.cache_read_per_million), 1.25)
+    assert.isNull(price.cache_write_per_million)
     await client.post(`/admin/prices/${price.id}/delete`)
     assert.notExists(await db.from('model_prices').where('id', price.id).first())
     assert.deepEqual(

@@ -1,4 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { notFound } from '#controllers/admin/panel'
 import db from '@adonisjs/lucid/services/db'
 import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
@@ -60,7 +61,8 @@ export default class UsageController {
   }
 
   /** One request's whole story: tokens by kind, cost, attempts per channel with outcomes and timings, the ledger charge. */
-  async show({ params, view, response }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { params, view } = ctx
     const record = await db
       .from('usage_records as u')
       .leftJoin('users', 'users.id', 'u.user_id')
@@ -69,7 +71,7 @@ export default class UsageController {
       .where('u.id', Number(params.id))
       .select('u.*', 'users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix', 'api_keys.last_four as key_last_four')
       .first()
-    if (!record) return response.notFound('No such request')
+    if (!record) return notFound(ctx)
     const [attempts, charge] = await Promise.all([
       db
         .from('request_attempts as a')
