@@ -6,6 +6,13 @@ const SETTLE_MS = 10 * 60_000
 
 export type Dimension = 'model' | 'user' | 'channel'
 
+/** Upper bounds (ms) of the latency histogram's buckets; bucket i holds [bound[i-1], bound[i]). */
+export const LATENCY_BOUNDS_MS = [
+  25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 15000, 20000, 30000,
+  60000, 120000,
+]
+const BOUNDS_SQL = `ARRAY[${LATENCY_BOUNDS_MS.join(',')}]::int[]`
+
 const COLUMN: Record<Dimension, string> = {
   model: 'model',
   user: 'user_id::text',
@@ -48,6 +55,14 @@ export async function rollUpDay(day: DateTime) {
         CROSS JOIN LATERAL (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, ''))) d(dim, key)
         GROUP BY d.dim, d.key`,
       [start, end, key]
+    )
+    await trx.from('usage_daily_latency').where('day', key).delete()
+    await trx.rawQuery(
+      `INSERT INTO usage_daily_latency (day, bucket, requests)
+       SELECT ?::date, width_bucket(latency_ms, ${BOUNDS_SQL}), count(*)
+         FROM usage_records WHERE created_at >= ? AND created_at < ?
+        GROUP BY 2`,
+      [key, start, end]
     )
     await trx.rawQuery(
       `INSERT INTO usage_daily_days (day, computed_at) VALUES (?, now())
@@ -155,6 +170,48 @@ export async function topBy(dim: Dimension, since: DateTime, limit = 5) {
     .filter((t) => t.key !== '')
     .sort((a, b) => b.cost - a.cost || b.requests - a.requests)
     .slice(0, limit)
+}
+
+/**
+ * Median latency since a day, from the daily histograms plus today live,
+ * interpolated inside its bucket (an estimate within the bucket's width).
+ */
+export async function medianLatencySince(since: DateTime): Promise<number | null> {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(since, today)
+  const [past, live] = await Promise.all([
+    db
+      .from('usage_daily_latency')
+      .where('day', '>=', since.toISODate()!)
+      .groupBy('bucket')
+      .select('bucket')
+      .select(db.raw('sum(requests)::bigint AS requests')),
+    db
+      .from('usage_records')
+      .where('created_at', '>=', today.toJSDate())
+      .groupByRaw('1')
+      .select(db.raw(`width_bucket(latency_ms, ${BOUNDS_SQL}) AS bucket`))
+      .select(db.raw('count(*)::bigint AS requests')),
+  ])
+  const counts = new Array(LATENCY_BOUNDS_MS.length + 1).fill(0)
+  for (const r of [...past, ...live]) counts[Number(r.bucket)] += Number(r.requests)
+  return medianOfHistogram(counts)
+}
+
+/** The median of a bucketed histogram (counts per width_bucket index), linearly interpolated. */
+export function medianOfHistogram(counts: number[]): number | null {
+  const total = counts.reduce((a, b) => a + b, 0)
+  if (total === 0) return null
+  let seen = 0
+  for (const [bucket, count] of counts.entries()) {
+    if (count > 0 && seen + count >= total / 2) {
+      const low = bucket === 0 ? 0 : LATENCY_BOUNDS_MS[bucket - 1]
+      const high = LATENCY_BOUNDS_MS[bucket] ?? low * 2
+      return Math.round(low + ((total / 2 - seen) / count) * (high - low))
+    }
+    seen += count
+  }
+  return null
 }
 
 function toDay(value: unknown): string {

@@ -61,6 +61,32 @@ test.group('Admin panel pages', (group) => {
     assert.include(textOf(refused.html), 'still has 1 user')
     assert.isNotNull(await db.from('plans').where('id', plan.id).first())
     assert.include(textOf((await client.get('/admin/plans')).html), 'pro')
+
+    // Once nobody is on it, the plan can go; the audit row keeps what it was.
+    await db.from('users').where('plan_id', plan.id).update({ plan_id: null })
+    await client.get('/admin/plans')
+    const deleted = await client.follow(await client.post(`/admin/plans/${plan.id}/delete`))
+    assert.include(textOf(deleted.html), 'Plan pro deleted')
+    assert.notExists(await db.from('plans').where('id', plan.id).first())
+    assert.equal((await audit('plan.delete')).before.rpm, 120)
+  })
+
+  test('users: a bad edit is refused beside the field and changes nothing; a role change is audited', async ({ assert }) => {
+    const { client } = await signedInAdmin()
+    const { user } = await createUser({ email: 'edit-me@test.local', password: 'password123' })
+    await client.get(`/admin/users/${user.id}`)
+    const bad = await client.follow(await client.post(`/admin/users/${user.id}`, { role: 'owner', password: 'short' }))
+    assert.match(bad.html, /id="f-role-error"/)
+    assert.match(bad.html, /id="f-password-error"/)
+    assert.equal((await db.from('users').where('id', user.id).first()).role, 'user')
+    assert.notExists(await audit('user.update'))
+    await client.post(`/admin/users/${user.id}`, { role: 'admin', planId: '', disabled: '0', password: 'new-password-1' })
+    const row = await audit('user.update')
+    assert.include(row.summary, 'role: user → admin')
+    assert.include(row.summary, 'password reset')
+    assert.notInclude(JSON.stringify(row), 'new-password-1')
+    const again = new PanelClient()
+    assert.equal((await again.login('edit-me@test.local', 'new-password-1')).location, '/admin')
   })
 
   test('users: create, edit role/plan/disabled, top-up as a ledger entry; disabling refuses the API key', async ({ assert }) => {
@@ -241,8 +267,14 @@ test.group('Admin panel pages', (group) => {
     assert.equal(disabled.disabled_reason, 'quota exhausted')
     assert.include(textOf((await client.get('/admin/channels')).html), 'quota exhausted')
 
+    await client.get(`/admin/channels/${channel.id}`)
+    await client.post(`/admin/channels/${channel.id}/enable`)
+    const enabled = await db.from('channels').where('id', channel.id).first()
+    assert.isTrue(enabled.enabled)
+    assert.isNull(enabled.disabled_reason)
+
     const log = await db.from('audit_log').where('subject_type', 'channel').orderBy('id')
-    assert.deepEqual(log.map((r) => r.action), ['channel.create', 'channel.update', 'channel.disable'])
+    assert.deepEqual(log.map((r) => r.action), ['channel.create', 'channel.update', 'channel.disable', 'channel.enable'])
     assert.notInclude(JSON.stringify(log), 'SECRET', 'upstream keys never reach the audit log')
   })
 
@@ -269,11 +301,15 @@ test.group('Admin panel pages', (group) => {
     const price = await db.from('model_prices').where('model_pattern', 'gpt-4o').first()
     assert.equal(Number(price.cache_read_per_million), 1.25)
     assert.isNull(price.cache_write_per_million)
+    const edit = await client.get(`/admin/prices?edit=${price.id}`)
+    assert.include(edit.html, 'value="2.5"')
+    await client.post('/admin/prices', { model: 'gpt-4o', input: '3', output: '10', cacheRead: '1.25' })
+    assert.include((await audit('price.update')).summary, 'input: 2.5 → 3')
     await client.post(`/admin/prices/${price.id}/delete`)
     assert.notExists(await db.from('model_prices').where('id', price.id).first())
     assert.deepEqual(
       (await db.from('audit_log').where('subject_type', 'price').orderBy('id')).map((r) => r.action),
-      ['price.create', 'price.delete']
+      ['price.create', 'price.update', 'price.delete']
     )
   })
 

@@ -2,7 +2,7 @@ import type { HttpContext } from '@adonisjs/core/http'
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
-import { dailyTotals, topBy } from '#services/usage_rollup'
+import { dailyTotals, medianLatencySince, topBy } from '#services/usage_rollup'
 
 /** Figures of a period: requests, tokens, spend, error rate, p50 latency. */
 async function liveFigures(start: Date, end: Date) {
@@ -31,7 +31,7 @@ export default class DashboardController {
 
     // Rollups first (a no-op once the days are settled), then the reads in parallel.
     const days = await dailyTotals(from, today)
-    const [todayFigures, topModels, topUsers, topChannels, unhealthy] = await Promise.all([
+    const [todayFigures, topModels, topUsers, topChannels, unhealthy, monthP50] = await Promise.all([
       liveFigures(today.toJSDate(), today.plus({ days: 1 }).toJSDate()),
       topBy('model', monthStart),
       topBy('user', monthStart),
@@ -39,6 +39,7 @@ export default class DashboardController {
       Channel.query()
         .where((q) => q.where('enabled', false).orWhere('health', '<>', 'closed').orWhere('cooldown_until', '>', new Date()))
         .orderBy('name'),
+      medianLatencySince(monthStart),
     ])
 
     const month = days
@@ -74,6 +75,7 @@ export default class DashboardController {
       topChannels: topChannels.map((c) => ({ ...c, label: channelNames.get(c.key) ?? `channel ${c.key}` })),
       unhealthy,
       monthName: monthStart.toFormat('LLLL yyyy'),
+      monthP50,
     })
   }
 }
