@@ -41,7 +41,13 @@
     )
     const axes = [
       {},
-      { scale: 'a', size: 64, values: (u, vals) => vals.map((v) => (spec.series[0].money ? money(v) : v.toLocaleString())) },
+      {
+        scale: 'a',
+        size: 64,
+        // Counts have no fractions: label only whole ticks
+        values: (u, vals) =>
+          vals.map((v) => (spec.series[0].money ? money(v) : Number.isInteger(v) ? v.toLocaleString() : '')),
+      },
     ]
     if (spec.series[1]) {
       axes.push({

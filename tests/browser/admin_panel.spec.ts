@@ -119,6 +119,9 @@ test.group('Admin panel in a browser', (group) => {
     const usageText = await page.locator('.table-wrap > table').last().innerText()
     assert.include(usageText, 'gpt-4o-mini')
     assert.include(usageText, 'mock-upstream')
+    // 12 prompt tokens x $1000/M + 5 completion tokens x $2000/M
+    assert.equal(Number(row.cost), 0.022)
+    assert.include(usageText, '$0.0220')
     await shoot(page, 'usage')
     await page.locator(`a[href="/admin/usage/${row.id}"]`).click()
     await page.waitForURL(`${baseUrl()}/admin/usage/${row.id}`)
