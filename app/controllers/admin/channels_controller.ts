@@ -102,12 +102,16 @@ export default class ChannelsController {
     const stats = (await lastHourStats(channel.id)).get(channel.id) ?? null
     const gateway = await app.container.make('gateway')
     const apiKey = channel.getApiKey()
+    // No concrete model in the config (only globs): the model it served last is a good test.
+    const lastServed = testModelFor(channel)
+      ? null
+      : await db.from('usage_records').where('channel_id', channel.id).orderBy('created_at', 'desc').select('model').first()
     return view.render('admin/channels/show', {
       channel,
       stats,
       circuit: gateway.health.stateOf(channel.id),
       keyHint: apiKey ? `••••${apiKey.slice(-4)}` : null,
-      testModel: testModelFor(channel) ?? '',
+      testModel: testModelFor(channel) ?? lastServed?.model ?? '',
       result: session.flashMessages.get('testResult') ?? null,
       providerOptions,
       defaultBaseUrls,
