@@ -38,6 +38,10 @@ test.group('Admin panel pages', (group) => {
     assert.match(form.html, /id="f-name-error"/)
     assert.match(form.html, /id="f-rpm-error"/)
     assert.include(form.html, 'value="gpt-*"', 'typed input is kept')
+    // What was typed comes back escaped (no reflected markup).
+    const xss = await client.follow(await client.post('/admin/plans', { name: '"><b id=xss>', rpm: '-1' }))
+    assert.notInclude(xss.html, '<b id=xss>')
+    assert.include(xss.html, '&quot;&gt;&lt;b id=xss&gt;')
     assert.equal(await db.from('plans').count('* as n').first().then((r) => Number(r.n)), 0)
 
     const ok = await client.post('/admin/plans', { name: 'pro', models: 'gpt-*, claude-*', rpm: '60', monthlyInputTokens: '' })
