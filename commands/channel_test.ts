@@ -1,6 +1,6 @@
 import { args } from '@adonisjs/core/ace'
 import { AdminCommand } from '#services/admin_command'
-import { testChannel } from '#actions/test_channel'
+import { checkChannelKey } from '#actions/test_channel'
 
 export default class ChannelTest extends AdminCommand {
   static commandName = 'channel:test'
@@ -11,7 +11,7 @@ export default class ChannelTest extends AdminCommand {
   declare channel: string
 
   async execute() {
-    const result = await testChannel(this.channel)
+    const result = await checkChannelKey(this.channel)
     const line = `channel ${result.channelId}: ${result.message} (${result.latencyMs} ms)`
     if (!result.ok) {
       this.logger.error(line)
