@@ -168,7 +168,8 @@ export class UsageMeter {
         }
         if (dataError || attempt >= 20) {
           this.options.logger.error(
-            { err: error, events: serialize(batch) },
+            // Bounded: a row fails to write because of what is in it, and that may be huge.
+            { err: error, events: serialize(batch).slice(0, 64 * 1024) },
             'usage could not be written; events logged here for manual replay'
           )
           return
