@@ -27,7 +27,15 @@ function decodePathPart(param: string): string {
 export default class GeminiController {
   /** POST /v1beta/models/{model}:{method}: Gemini generateContent family, native or translated. */
   async call(ctx: HttpContext) {
-    const { model, method } = target(ctx.params.target)
+    let model: string
+    let method: string
+    try {
+      ;({ model, method } = target(ctx.params.target))
+    } catch (error) {
+      // Authenticated, then refused: accounted like every admitted request.
+      ;(await gatewayInstance()).service.openAccount(ctx.principal, 'gemini').fail(error)
+      throw error
+    }
     switch (method) {
       case 'generateContent':
         return generate(ctx, 'gemini.generateContent', 'gemini', geminiEnvelope, { model, stream: false })
