@@ -22,8 +22,12 @@ const EMBEDDINGS_BYTES = megabytes('BODY_LIMIT_EMBEDDINGS_MB', 16)
 /** Image generation: a prompt and a few options */
 const IMAGES_BYTES = megabytes('BODY_LIMIT_IMAGES_MB', 1)
 
-/** Bytes of request bodies held at once by this instance (reading or in use) */
-export const INFLIGHT_BODY_BYTES = megabytes('BODY_INFLIGHT_MAX_MB', 512)
+/**
+ * Bytes of request bodies held at once by this instance (reading or in use).
+ * A body costs about three times its size while handled (the bytes, the
+ * decoded text, the parsed object): 256 MB of bodies is under 1 GB of heap.
+ */
+export const INFLIGHT_BODY_BYTES = megabytes('BODY_INFLIGHT_MAX_MB', 256)
 
 /** Time limits of a body upload (mutable for tests) */
 export const bodyTiming = {
