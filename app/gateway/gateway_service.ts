@@ -278,7 +278,8 @@ class Exchange {
   readonly ingress: Dialect
   readonly encoderOptions: EncoderOptions
   #canonical: CanonicalRequest | null = null
-  #bodies = new Map<RouteCandidate, string | Buffer>()
+  /** One entry per dialect the route uses (usually one): a short array, not a Map, per request */
+  #prepared: Array<{ candidate: RouteCandidate; dialect: DialectName; body: string | Buffer }> = []
 
   constructor(readonly call: GenerateCall) {
     this.ingress = dialectOf(call.ingress)
@@ -302,12 +303,10 @@ class Exchange {
    * dispatch it would count as a failure of the channel.
    */
   prepare(candidates: RouteCandidate[]) {
-    const seen = new Set<DialectName>()
     for (const candidate of candidates) {
       const dialect = upstreamDialect(candidate.channel, this.call.ingress)
-      if (seen.has(dialect)) continue
-      seen.add(dialect)
-      this.#bodies.set(candidate, this.#build(candidate, dialect))
+      if (this.#prepared.some((p) => p.dialect === dialect)) continue
+      this.#prepared.push({ candidate, dialect, body: this.#build(candidate, dialect) })
     }
   }
 
@@ -317,7 +316,7 @@ class Exchange {
 
   /** The body for a candidate: prepared before dispatch, or built now. */
   upstreamBody(candidate: RouteCandidate, dialect: DialectName): string | Buffer {
-    return this.#bodies.get(candidate) ?? this.#build(candidate, dialect)
+    return this.#prepared.find((p) => p.candidate === candidate)?.body ?? this.#build(candidate, dialect)
   }
 
   /** The client's bytes when possible; a minimal change for a same-dialect upstream; else a translation. */
