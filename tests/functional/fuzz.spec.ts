@@ -4,7 +4,7 @@ import { heldOnKey } from '#gateway/metering/key_reservations'
 import { baseUrl, gateway, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
- * Issue 8: a seeded fuzz of the generation and embeddings endpoints, so the
+ * Issue 8: a seeded fuzz of the generation, token-counting and embeddings endpoints, so the
  * hostile-input fixes stay fixed. Each case is a valid body of the endpoint
  * with random damage (a field's value swapped for a random JSON value, a
  * field dropped or added, a broken model name, raw bytes that are not the
@@ -172,6 +172,19 @@ const ENDPOINTS: Endpoint[] = [
     models: GENERATION_MODELS,
   },
   {
+    name: 'messages count_tokens',
+    format: 'anthropic',
+    path: () => '/v1/messages/count_tokens',
+    headers: (key) => ({ 'x-api-key': key, 'anthropic-version': '2023-06-01' }),
+    body: (random, model) => ({
+      model,
+      system: 'Be brief.',
+      messages: [{ role: 'user', content: [{ type: 'text', text: text(random) }] }],
+      tools: [{ name: 'f', input_schema: { type: 'object', properties: {} } }],
+    }),
+    models: GENERATION_MODELS,
+  },
+  {
     name: 'responses',
     format: 'openai',
     path: () => '/v1/responses',
@@ -213,6 +226,14 @@ const ENDPOINTS: Endpoint[] = [
       tools: [{ functionDeclarations: [{ name: 'f', parameters: { type: 'object', properties: { a: { type: 'number' } } } }] }],
       generationConfig: { maxOutputTokens: 20 },
     }),
+    models: GENERATION_MODELS,
+  },
+  {
+    name: 'gemini countTokens',
+    format: 'google',
+    path: (_random, model) => `/v1beta/models/${pathSegment(model)}:countTokens`,
+    headers: (key) => ({ 'x-goog-api-key': key }),
+    body: (random) => ({ contents: [{ role: 'user', parts: [{ text: text(random) }] }] }),
     models: GENERATION_MODELS,
   },
   {

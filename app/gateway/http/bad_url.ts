@@ -9,8 +9,15 @@ import { dialectForPath, renderError } from '#gateway/http/error_renderers'
  * Runs before routing, so it has only the raw URL.
  */
 export function answerBadUrl(req: IncomingMessage, res: ServerResponse) {
+  const path = req.url ?? '/'
+  if (!path.startsWith('/v1') && !path.startsWith('/api/')) {
+    // Pages keep the framework's plain answer.
+    res.writeHead(400, { 'content-type': 'text/plain' })
+    res.end('Bad Request')
+    return
+  }
   const error = GatewayError.invalidRequest('Malformed percent-encoding in the URL', 'invalid_url')
-  const body = JSON.stringify(renderError(dialectForPath(req.url ?? '/'), error))
+  const body = JSON.stringify(renderError(dialectForPath(path), error))
   res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
   res.end(body)
 }
