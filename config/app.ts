@@ -1,5 +1,6 @@
 import env from '#start/env'
 import { defineConfig } from '@adonisjs/core/http'
+import { answerBadUrl } from '#gateway/http/bad_url'
 
 export const appUrl = env.get('APP_URL') ?? `http://${env.get('HOST')}:${env.get('PORT')}`
 
@@ -7,6 +8,7 @@ export const http = defineConfig({
   generateRequestId: false,
   allowMethodSpoofing: true,
   useAsyncLocalStorage: false,
+  onBadUrl: answerBadUrl,
   cookie: {
     domain: '',
     path: '/',

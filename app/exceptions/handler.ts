@@ -3,6 +3,7 @@ import { type HttpContext, ExceptionHandler } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
 import { dialectForPath, renderError } from '#gateway/http/error_renderers'
+import { clientFacing } from '#gateway/http/client_message'
 
 const API_PREFIXES = ['/v1', '/api/']
 
@@ -32,7 +33,7 @@ export default class HttpExceptionHandler extends ExceptionHandler {
       }
       return super.handle(error, ctx)
     }
-    const gatewayError = toGatewayError(error)
+    const gatewayError = clientFacing(toGatewayError(error))
     const res = ctx.response.response
     if (res.headersSent) {
       // A stream already started: nothing valid can be added; just end it.
