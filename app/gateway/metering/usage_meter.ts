@@ -298,7 +298,8 @@ export class UsageMeter {
           break
         } catch (error: any) {
           if (isDataError(error)) {
-            await this.#writeOneByOne(slice)
+            // The database went away halfway: the whole slice is spilled (rows written are skipped on replay).
+            if (!(await this.#writeOneByOne(slice).then(() => true, () => false))) return false
             break
           }
           if (attempt >= RETRY_DELAYS_MS.length || this.#closed) {
