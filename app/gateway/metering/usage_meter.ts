@@ -220,7 +220,10 @@ export class UsageMeter {
       // The batch in flight may still commit: spilling it too is safe (replay is idempotent).
       const rest = [...this.#inFlight, ...this.#queue]
       this.#queue = []
-      await this.#spillEvents(rest)
+      if (this.#spill) await this.#spillEvents(rest)
+      else if (rest.length > 0) {
+        this.options.logger.error({ lost: rest.length }, 'metering: database unreachable at shutdown and no spill directory; records lost')
+      }
     }
     const left = this.#spill?.pending ?? 0
     if (left > 0) {
@@ -295,7 +298,8 @@ export class UsageMeter {
           break
         } catch (error: any) {
           if (isDataError(error)) {
-            await this.#writeOneByOne(slice)
+            // The database went away halfway: the whole slice is spilled (rows written are skipped on replay).
+            if (!(await this.#writeOneByOne(slice).then(() => true, () => false))) return false
             break
           }
           if (attempt >= RETRY_DELAYS_MS.length || this.#closed) {
