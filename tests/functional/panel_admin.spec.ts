@@ -293,6 +293,37 @@ test.group('Admin panel pages', (group) => {
     assert.match(textOf(tested.html), /Failed — gpt-4o-mini, \d+ ms, HTTP 500/)
   })
 
+  test('channel page: per-model cool-downs with why; a passing Test puts a channel the gateway disabled back in rotation', async ({ assert }) => {
+    const { client } = await signedInAdmin()
+    const { createChannel } = await import('#actions/create_channel')
+    const channel = await createChannel({ name: 'resting', provider: 'custom', baseUrl: mock.url, apiKey: 'k', models: ['gpt-4o-mini'] })
+    const soon = new Date(Date.now() + 60_000).toISOString()
+    const past = new Date(Date.now() - 60_000).toISOString()
+    await db.from('channels').where('id', channel.id).update({
+      enabled: false,
+      disabled_reason: 'upstream answered HTTP 403 for several models',
+      auto_disabled_at: new Date(),
+      model_cooldowns: JSON.stringify({
+        'gpt-4o': { until: soon, kind: 'rate_limited', reason: 'HTTP 429: slow down' },
+        'gpt-old': { until: past, kind: 'forbidden', reason: 'HTTP 403: expired entry' },
+      }),
+    })
+    await refreshCaches()
+    const page = textOf((await client.get(`/admin/channels/${channel.id}`)).html)
+    assert.include(page, 'Models cooling down')
+    assert.include(page, 'gpt-4o')
+    assert.include(page, '429 rate limited')
+    assert.include(page, 'HTTP 429: slow down')
+    assert.notInclude(page, 'expired entry', 'finished cool-downs are not shown')
+    assert.include(page, 'disabled by the gateway: upstream answered HTTP 403 for several models')
+
+    const tested = textOf((await client.follow(await client.post(`/admin/channels/${channel.id}/test`, {}))).html)
+    assert.include(tested, 'back in rotation')
+    const row = await db.from('channels').where('id', channel.id).first()
+    assert.isTrue(row.enabled)
+    assert.isNull(row.auto_disabled_at)
+  })
+
   test('prices: set, list with the 1M+1M preview, delete; audit rows', async ({ assert }) => {
     const { client } = await signedInAdmin()
     assert.include(textOf((await client.get('/admin/prices')).html), 'No prices yet')

@@ -1,6 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
+import { DateTime } from 'luxon'
 import Channel from '#models/channel'
 import { createChannel } from '#actions/create_channel'
 import { setChannelEnabled, updateChannel } from '#actions/update_channel'
@@ -110,6 +111,7 @@ export default class ChannelsController {
       channel,
       stats,
       circuit: gateway.health.stateOf(channel.id),
+      modelCooldowns: activeModelCooldowns(channel),
       keyHint: apiKey ? `••••${apiKey.slice(-4)}` : null,
       testModel: testModelFor(channel) ?? lastServed?.model ?? '',
       result: session.flashMessages.get('testResult') ?? null,
@@ -152,4 +154,13 @@ export default class ChannelsController {
     ctx.session.flash('testResult', result)
     return ctx.response.redirect(`/admin/channels/${ctx.params.id}#test`)
   }
+}
+
+/** The (channel, model) cool-downs still running, soonest end first (the column keeps expired ones). */
+function activeModelCooldowns(channel: Channel) {
+  const now = Date.now()
+  return Object.entries(channel.modelCooldowns ?? {})
+    .map(([model, c]) => ({ model, kind: c.kind, reason: String(c.reason ?? ''), until: DateTime.fromISO(c.until) }))
+    .filter((c) => c.until.isValid && c.until.toMillis() > now)
+    .sort((a, b) => a.until.toMillis() - b.until.toMillis())
 }
