@@ -18,4 +18,7 @@ export const middleware = router.named({
   session: () => import('@adonisjs/session/session_middleware'),
   shield: () => import('@adonisjs/shield/shield_middleware'),
   initAuth: () => import('@adonisjs/auth/initialize_auth_middleware'),
+  auth: () => import('#middleware/auth_middleware'),
+  /** Page language (cookie, Accept-Language); pages only */
+  locale: () => import('#middleware/detect_user_locale_middleware'),
 })

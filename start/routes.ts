@@ -53,3 +53,6 @@ router.get('/api/status', [StatusController, 'show']).as('status')
 
 /** Clients probe the base URL (Claude Code sends HEAD /): answer cheaply. */
 router.route('/', ['GET', 'HEAD'], ({ response }) => response.json({ status: 'ok', api: '/v1' }))
+
+/** The user portal, /register, /docs, /status and the language picker (start/routes_portal.ts). */
+await import('#start/routes_portal')
