@@ -28,7 +28,7 @@ export default defineConfig({
     () => import('#providers/gateway_provider'),
   ],
 
-  preloads: [() => import('#start/routes'), () => import('#start/kernel')],
+  preloads: [() => import('#start/routes'), () => import('#start/kernel'), { file: () => import('#start/view'), environment: ['web', 'test'] }],
 
   tests: {
     suites: [

@@ -34,9 +34,15 @@ export class PageClient {
     })
     this.#store(response)
     const body = await response.text()
-    const token = /name="_csrf" value="([^"]+)"/.exec(body)
-    if (token) this.csrf = token[1]
+    this.#readCsrf(body)
     return { status: response.status, headers: response.headers, body, location: response.headers.get('location') }
+  }
+
+  /** The token of the page's csrfField() (its attributes in any order). */
+  #readCsrf(body: string) {
+    const input = /<input[^>]*name=["']_csrf["'][^>]*>/.exec(body)
+    const token = input && /value=["']([^"']+)["']/.exec(input[0])
+    if (token) this.csrf = token[1]
   }
 
   /** POSTs a urlencoded form with the CSRF token (unless `csrf: false`). */
@@ -56,8 +62,7 @@ export class PageClient {
     })
     this.#store(response)
     const body = await response.text()
-    const token = /name="_csrf" value="([^"]+)"/.exec(body)
-    if (token) this.csrf = token[1]
+    this.#readCsrf(body)
     return { status: response.status, headers: response.headers, body, location: response.headers.get('location') }
   }
 

@@ -87,6 +87,8 @@ export interface UserState {
   id: number
   role: 'admin' | 'user'
   planId: number | null
+  /** Disabled by an admin: every key of the user is refused */
+  disabled: boolean
   /** Balance including charges not yet flushed to the database */
   balancePico: bigint
   /** Held by requests in flight against priced models (settled when they end) */

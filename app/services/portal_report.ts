@@ -183,9 +183,10 @@ export async function overview(userId: number, now = new Date()) {
   )
   const days = await db.rawQuery(
     `SELECT d::date::text AS day, COUNT(u.id)::int AS requests, COUNT(u.id) FILTER (WHERE u.status >= 400)::int AS errors
-       FROM generate_series((?::timestamptz AT TIME ZONE 'UTC')::date - 29, (?::timestamptz AT TIME ZONE 'UTC')::date, '1 day') AS d
+       FROM generate_series(date_trunc('day', ?::timestamptz AT TIME ZONE 'UTC') - interval '29 days',
+                            date_trunc('day', ?::timestamptz AT TIME ZONE 'UTC'), interval '1 day') AS d
        LEFT JOIN usage_records u
-         ON u.user_id = ? AND u.created_at >= d AT TIME ZONE 'UTC' AND u.created_at < (d + 1) AT TIME ZONE 'UTC'
+         ON u.user_id = ? AND u.created_at >= (d AT TIME ZONE 'UTC') AND u.created_at < ((d + interval '1 day') AT TIME ZONE 'UTC')
       GROUP BY d ORDER BY d`,
     [now.toISOString(), now.toISOString(), userId]
   )

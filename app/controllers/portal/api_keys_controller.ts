@@ -17,7 +17,7 @@ export default class ApiKeysController {
 
   /** The keys page; `newKey` is the clear key just created, rendered in this response only (never in a cookie). */
   private async render({ view, auth }: HttpContext, newKey: string | null) {
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     const gateway = await app.container.make('gateway')
     const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
     const keys = await ApiKey.query().where('user_id', user.id).orderBy('id', 'desc')
@@ -32,7 +32,7 @@ export default class ApiKeysController {
   /** POST /dashboard/keys: creates a key (name, expiry, model subset, spend cap); the full key is shown once. */
   async store(ctx: HttpContext) {
     const { request, response, auth, i18n } = ctx
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     const input = await request.validateUsing(createKeyValidator, { messagesProvider: i18n.createMessagesProvider() })
     try {
       const { key } = await createUserApiKey({
@@ -55,7 +55,7 @@ export default class ApiKeysController {
 
   /** POST /dashboard/keys/:id/revoke: revokes one of the user's own keys (another user's id: 404). */
   async revoke({ params, response, auth, i18n, session }: HttpContext) {
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     try {
       const key = await revokeUserApiKey(user.id, Number(params.id))
       session.flash('success', i18n.t('portal.keys.revoked', { name: key.name }))

@@ -5,7 +5,7 @@ import { modelCatalogue } from '#services/model_catalogue'
 export default class ModelsController {
   /** GET /dashboard/models: the models the user's plan allows, with provider, prices and context notes. */
   async index({ view, auth }: HttpContext) {
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     const gateway = await app.container.make('gateway')
     const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
     return view.render('pages/portal/models', {

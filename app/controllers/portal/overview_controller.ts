@@ -9,7 +9,7 @@ export default class OverviewController {
    * requests per day for 30 days, the last errors and how to fix them.
    */
   async show({ view, auth }: HttpContext) {
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     const gateway = await app.container.make('gateway')
     await gateway.meter.drain()
     const plan = user.planId ? (gateway.catalog.plans.get(user.planId) ?? null) : null

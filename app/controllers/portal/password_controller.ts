@@ -14,7 +14,7 @@ export default class PasswordController {
   /** POST /dashboard/password: checks the current password, sets the new one (throttled per user). */
   async update(ctx: HttpContext) {
     const { request, response, session, auth, i18n } = ctx
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     const wait = await passwordChangeAttempt(user.id)
     if (wait > 0) {
       response.status(429).header('retry-after', String(wait))

@@ -9,7 +9,7 @@ export default class UsageLogsController {
   /** GET /dashboard/usage: the user's own requests with filters and paging. */
   async index(ctx: HttpContext) {
     const { view, auth } = ctx
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     const { filters, page, query, errors } = await this.filters(ctx)
     await (await app.container.make('gateway')).meter.drain()
     const [result, choices] = await Promise.all([usagePage(user.id, filters, page), usageFilterChoices(user.id)])
@@ -19,7 +19,7 @@ export default class UsageLogsController {
   /** GET /dashboard/usage.csv: the same rows (filters applied) as a CSV download. */
   async csv(ctx: HttpContext) {
     const { response, auth } = ctx
-    const user = auth.getUserOrFail()
+    const user = auth.use('web').getUserOrFail()
     const { filters } = await this.filters(ctx)
     await (await app.container.make('gateway')).meter.drain()
     response.header('content-type', 'text/csv; charset=utf-8')

@@ -38,6 +38,7 @@ export async function resolvePrincipal(catalog: Catalog, rawKey: string | null):
   }
   const user = await catalog.user(key.userId)
   if (!user) throw GatewayError.invalidApiKey('Invalid API key')
+  if (user.disabled) throw GatewayError.invalidApiKey('The account owning this API key is disabled')
   const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? null)
   return { key, user, plan }
 }
