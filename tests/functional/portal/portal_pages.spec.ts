@@ -66,6 +66,15 @@ test.group('Portal: registration', (group) => {
     assert.equal(await User.query().where('email', 'not-an-email').first(), null)
   })
 
+  test('old input comes back escaped (no markup injection through a form field)', async ({ assert }) => {
+    const client = new PageClient()
+    await client.get('/register')
+    await client.post('/register', { email: '"><script>alert(1)</script>', password: 'x', password_confirmation: 'x' })
+    const page = await client.get('/register')
+    assert.notInclude(page.body, '<script>alert(1)</script>')
+    assert.include(page.body, '&quot;&gt;&lt;script&gt;')
+  })
+
   test('a taken e-mail is refused', async ({ assert }) => {
     const { address } = await registered()
     const client = new PageClient()
@@ -100,7 +109,7 @@ test.group('Portal: registration', (group) => {
     assert.isNull(await User.findBy('email', address))
   })
 
-  test('an administrator can close registration (setting), and ALLOW_REGISTRATION is honoured', async ({ assert }) => {
+  test('an administrator can close registration (panel setting); the page says so', async ({ assert }) => {
     await setRegistrationOpen(false)
     const client = new PageClient()
     const page = await client.get('/register')
