@@ -8,6 +8,8 @@ import { baseUrl } from '#tests/helpers'
 export class PanelClient {
   cookies = new Map<string, string>()
   csrf: string | null = null
+  /** The last page fetched: sent as Referer, so "redirect back" returns to the form */
+  lastPage = '/login'
 
   #cookieHeader() {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
@@ -30,6 +32,7 @@ export class PanelClient {
       headers: { cookie: this.#cookieHeader(), accept: 'text/html' },
     })
     this.#keepCookies(response)
+    if (response.status === 200) this.lastPage = path
     const html = await response.text()
     const token = html.match(/name=['"]_csrf['"] value=['"]([^'"]+)['"]/)
     if (token) this.csrf = token[1]
@@ -55,7 +58,7 @@ export class PanelClient {
         'cookie': this.#cookieHeader(),
         'content-type': 'application/x-www-form-urlencoded',
         'accept': 'text/html',
-        'referer': `${baseUrl()}${path}`,
+        'referer': `${baseUrl()}${this.lastPage}`,
       },
       body,
     })

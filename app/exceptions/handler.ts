@@ -1,6 +1,7 @@
 import app from '@adonisjs/core/services/app'
 import { type HttpContext, ExceptionHandler } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { AdminInputError } from '#actions/admin_input_error'
 import { dialectForPath, renderError } from '#gateway/http/error_renderers'
 
 const API_PREFIXES = ['/v1', '/api/']
@@ -15,6 +16,13 @@ export default class HttpExceptionHandler extends ExceptionHandler {
   async handle(error: unknown, ctx: HttpContext) {
     const path = ctx.request.url()
     if (!API_PREFIXES.some((prefix) => path.startsWith(prefix))) {
+      // A panel form refused by an action: back to the form with what was typed and the reason.
+      if (error instanceof AdminInputError && 'session' in ctx && ctx.session) {
+        ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey'])
+        if (error.field) ctx.session.flash('inputErrorsBag', { [error.field]: [error.message] })
+        ctx.session.flash('error', error.message)
+        return ctx.response.redirect().back()
+      }
       return super.handle(error, ctx)
     }
     const gatewayError = toGatewayError(error)
@@ -32,6 +40,7 @@ export default class HttpExceptionHandler extends ExceptionHandler {
   }
 
   async report(error: unknown, ctx: HttpContext) {
+    if (error instanceof AdminInputError) return
     if (error instanceof GatewayError) {
       // Expected outcomes (client errors, upstream failures): one line, no stack.
       if (error.status >= 500) ctx.logger.warn({ code: error.code, status: error.status }, error.message)
