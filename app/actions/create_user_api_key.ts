@@ -2,6 +2,7 @@ import Plan from '#models/plan'
 import { anyGlobMatches, isGlob } from '#gateway/glob'
 import { createApiKey } from '#actions/issue_api_key'
 import { PortalInputError } from '#actions/portal_input_error'
+import type { Actor } from '#actions/audit'
 
 /**
  * A user creates one of their own keys from the portal. A model subset must
@@ -9,7 +10,8 @@ import { PortalInputError } from '#actions/portal_input_error'
  * plan itself lists (a plan allowing "*" allows any glob). The clear key is
  * returned once.
  */
-export async function createUserApiKey(input: {
+export async function createUserApiKey(
+  input: {
   userId: number
   planId: number | null
   name: string
@@ -17,7 +19,9 @@ export async function createUserApiKey(input: {
   models?: string[]
   /** USD */
   spendLimit?: string
-}) {
+  },
+  actor: Actor
+) {
   const plan = input.planId ? await Plan.find(input.planId) : null
   const planGlobs = plan?.allowedModels ?? ['*']
   for (const model of input.models ?? []) {
@@ -32,5 +36,5 @@ export async function createUserApiKey(input: {
     models: input.models,
     expiresInDays: input.expiresInDays,
     spendLimit: input.spendLimit,
-  })
+  }, actor)
 }

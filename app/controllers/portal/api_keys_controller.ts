@@ -8,6 +8,7 @@ import { createKeyValidator } from '#validators/portal'
 import { parseGlobList } from '#gateway/glob'
 import { flashInputError } from '#services/form_errors'
 import { modelCatalogue } from '#services/model_catalogue'
+import { portalActor } from '#services/portal_actor'
 
 export default class ApiKeysController {
   /** GET /dashboard/keys: the user's keys (prefix, last used, spend) and the create form. */
@@ -42,7 +43,7 @@ export default class ApiKeysController {
         expiresInDays: input.expires_in_days,
         models: parseGlobList(input.models),
         spendLimit: input.spend_limit,
-      })
+      }, portalActor(ctx))
       return this.render(ctx, key)
     } catch (error) {
       if (error instanceof PortalInputError) {
@@ -54,10 +55,11 @@ export default class ApiKeysController {
   }
 
   /** POST /dashboard/keys/:id/revoke: revokes one of the user's own keys (another user's id: 404). */
-  async revoke({ params, response, auth, i18n, session }: HttpContext) {
+  async revoke(ctx: HttpContext) {
+    const { params, response, auth, i18n, session } = ctx
     const user = auth.use('web').getUserOrFail()
     try {
-      const key = await revokeUserApiKey(user.id, Number(params.id))
+      const key = await revokeUserApiKey(user.id, Number(params.id), portalActor(ctx))
       session.flash('success', i18n.t('portal.keys.revoked', { name: key.name }))
       return response.redirect('/dashboard/keys')
     } catch (error) {

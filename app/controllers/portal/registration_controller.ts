@@ -30,7 +30,7 @@ export default class RegistrationController {
       messagesProvider: i18n.createMessagesProvider(),
     })
     try {
-      const user = await registerUser(input)
+      const user = await registerUser({ ...input, ip: request.ip() })
       await auth.use('web').login(user)
       return response.redirect('/dashboard')
     } catch (error) {

@@ -1,6 +1,8 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import User from '#models/user'
+import Plan from '#models/plan'
+import { createUser } from '#actions/create_user'
 import ApiKey from '#models/api_key'
 import { createPlan } from '#actions/create_plan'
 import { setDefaultPlan } from '#actions/set_default_plan'
@@ -52,6 +54,28 @@ test.group('Portal: registration', (group) => {
     const page = await client.get('/dashboard')
     assert.equal(page.status, 200)
     assert.include(page.body, 'free-tier')
+  })
+
+  test('the panel marks the default plan and closes registration', async ({ assert }) => {
+    await createUser({ email: 'reg-admin@test.local', password: 'password123', role: 'admin' })
+    const admin = new PageClient()
+    await admin.login('reg-admin@test.local')
+    await admin.get('/admin/plans/new')
+    const created = await admin.post('/admin/plans', { name: 'gold', models: '*', isDefault: '1' })
+    assert.equal(created.status, 302)
+    const gold = await Plan.findByOrFail('name', 'gold')
+    assert.isTrue(gold.isDefault)
+    const { user } = await registered()
+    assert.equal(user.planId, gold.id)
+    const audit = await db.from('audit_log').where('action', 'user.register').where('subject_id', user.id).first()
+    assert.equal(audit.source, 'portal')
+
+    await admin.get('/admin/plans')
+    await admin.post('/admin/settings/registration', { open: '0' })
+    assert.equal((await new PageClient().get('/register')).status, 403)
+    await admin.get('/admin/plans')
+    await admin.post('/admin/settings/registration', { open: '1' })
+    assert.equal((await new PageClient().get('/register')).status, 200)
   })
 
   test('validation errors come back beside the fields, in the page language', async ({ assert }) => {
