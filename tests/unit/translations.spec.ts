@@ -18,7 +18,24 @@ function keysOf(locale: string): Map<string, string> {
 }
 
 /** The {placeholders} of an ICU message. */
-const placeholders = (message: string) => [...message.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort()
+const placeholders = (message: string) => [...message.matchAll(/\{(\w+)\s*[,}]/g)].map((m) => m[1]).sort()
+
+/** Every literal key passed to t() / i18n.t() in templates and app code. */
+function keysUsed(): Set<string> {
+  const used = new Set<string>()
+  const scan = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`
+      if (entry.isDirectory()) scan(path)
+      else if (/\.(edge|ts)$/.test(entry.name)) {
+        for (const m of readFileSync(path, 'utf8').matchAll(/\bt\(\s*'([a-z_]+\.[A-Za-z0-9_.]+)'/g)) used.add(m[1])
+      }
+    }
+  }
+  scan(app.makePath('resources/views'))
+  scan(app.makePath('app'))
+  return used
+}
 
 test.group('Translations', () => {
   test('every key exists in every language, with the same placeholders', ({ assert }) => {
@@ -35,6 +52,13 @@ test.group('Translations', () => {
         assert.deepEqual(placeholders(message), placeholders(reference.get(key)!), `placeholders of ${locale} ${key}`)
       }
     }
+  })
+
+  test('every key a template or controller asks for exists (no "translation missing" on a page)', ({ assert }) => {
+    const en = keysOf('en')
+    // Keys built at run time ('docs.endpoints.' + id + '.title') are checked by the pages' tests.
+    const missing = [...keysUsed()].filter((key) => !/[._]$/.test(key) && !en.has(key))
+    assert.deepEqual(missing, [])
   })
 
   test('every message is valid ICU and formats in its language', ({ assert }) => {

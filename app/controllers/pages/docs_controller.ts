@@ -22,6 +22,8 @@ export default class DocsController {
   async show({ request, view, auth }: HttpContext) {
     const gateway = await app.container.make('gateway')
     const user = (await auth.check()) ? auth.user! : null
+    // The shared layout shows who is signed in and the logout button.
+    if (user) view.share({ currentUser: user })
     const plan = user?.planId ? gateway.catalog.plans.get(user.planId) : null
     const models = modelCatalogue(gateway, user ? (plan?.allowedModels ?? ['*']) : null)
     const chatModels = models.filter((m) => m.kind === 'chat').map((m) => m.id)

@@ -10,7 +10,9 @@ export default class StatusPageController {
    */
   async show({ view, auth, response }: HttpContext) {
     const gateway = await app.container.make('gateway')
-    const isAdmin = (await auth.check()) && auth.user!.isAdmin
+    const signedIn = await auth.check()
+    const isAdmin = signedIn && auth.user!.isAdmin
+    if (signedIn) view.share({ currentUser: auth.user })
     const status = await gatewayStatus(gateway)
     const channels = await channelStatuses(gateway, isAdmin)
     const up = status.uptime_seconds
