@@ -19,6 +19,12 @@ export function localeFormatters(i18n: I18n) {
     number: (value: string | number | bigint) => i18n.formatNumber(value),
     money: (value: string | number | null | undefined) =>
       i18n.formatCurrency(value ?? 0, { currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6 }),
+    /** For figures in cards: cents for amounts from $1, more digits below so they never read 0 */
+    moneyShort: (value: string | number | null | undefined) => {
+      const abs = Math.abs(Number(value ?? 0))
+      const digits = abs >= 1 || abs === 0 ? 2 : abs >= 0.01 ? 4 : 6
+      return i18n.formatCurrency(value ?? 0, { currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: digits })
+    },
     percent: (ratio: number) => i18n.formatNumber(ratio, { style: 'percent', maximumFractionDigits: 1 }),
     date: (value: DateLike) => i18n.formatDate(value, { dateStyle: 'medium', timeZone: 'UTC' }),
     dateTime: (value: DateLike) =>

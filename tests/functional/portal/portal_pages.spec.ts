@@ -1,5 +1,6 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import env from '#start/env'
 import User from '#models/user'
 import Plan from '#models/plan'
 import { createUser } from '#actions/create_user'
@@ -76,6 +77,19 @@ test.group('Portal: registration', (group) => {
     await admin.get('/admin/plans')
     await admin.post('/admin/settings/registration', { open: '1' })
     assert.equal((await new PageClient().get('/register')).status, 200)
+  })
+
+  test('ALLOW_REGISTRATION=false closes registration whatever the panel setting says', async ({ assert, cleanup }) => {
+    await setRegistrationOpen(true)
+    env.set('ALLOW_REGISTRATION', false)
+    cleanup(() => env.set('ALLOW_REGISTRATION', undefined as any))
+    const client = new PageClient()
+    assert.equal((await client.get('/register')).status, 403)
+    await client.get('/login')
+    const address = email()
+    const posted = await client.post('/register', { email: address, password: 'password123', password_confirmation: 'password123' })
+    assert.equal(posted.status, 403)
+    assert.isNull(await User.findBy('email', address))
   })
 
   test('validation errors come back beside the fields, in the page language', async ({ assert }) => {
