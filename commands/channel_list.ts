@@ -3,7 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 
 export default class ChannelList extends AdminCommand {
   static commandName = 'channel:list'
-  static description = 'List channels with their routing state: enabled, circuit health, cool-down, last error'
+  static description = 'List channels with their base URL and routing state: enabled, circuit health, cool-down, last error'
 
   async execute() {
     const rows = await db.from('channels').orderBy('priority', 'desc').orderBy('id')
@@ -12,7 +12,7 @@ export default class ChannelList extends AdminCommand {
       return
     }
     const table = this.ui.table()
-    table.head(['id', 'name', 'provider', 'models', 'prio/weight', 'state', 'last error'])
+    table.head(['id', 'name', 'provider', 'base url', 'models', 'prio/weight', 'state', 'last error'])
     for (const row of rows) {
       const state = !row.enabled
         ? `disabled: ${row.disabled_reason ?? 'by admin'}`
@@ -23,10 +23,11 @@ export default class ChannelList extends AdminCommand {
         String(row.id),
         row.name,
         row.provider,
+        row.base_url,
         (row.models as string[]).join(', ') || '(prefix routing)',
         `${row.priority}/${row.weight}`,
         state,
-        row.last_error ? `${String(row.last_error).slice(0, 60)} (${new Date(row.last_error_at).toISOString()})` : '',
+        row.last_error ? `${String(row.last_error).slice(0, 200)} (${new Date(row.last_error_at).toISOString()})` : '',
       ])
     }
     table.render()

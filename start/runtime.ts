@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, resolve, join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
+import { exitUnlessPostgresCanReach } from './postgres_access.js'
 
 interface Secrets {
   appKey: string
@@ -308,6 +309,7 @@ export async function prepareRuntime(options: RuntimeOptions): Promise<RuntimeSt
   state = { dataDir, ownsDatabase: false, stopDatabase: async () => {} }
 
   if (options.database && !process.env.DATABASE_URL) {
+    exitUnlessPostgresCanReach(dataDir)
     const dbName = process.env.NODE_ENV === 'test' ? 'gateway_test' : 'gateway'
     const embedded = await withClusterLock(dataDir, async () => {
       const started = await startEmbeddedPostgres(join(dataDir, 'postgres'), secrets.pgPassword)

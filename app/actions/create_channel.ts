@@ -2,6 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
+import { BaseUrlError, normaliseBaseUrl } from '#gateway/providers/base_url'
 import type { ProviderKind } from '#gateway/types'
 
 export interface CreateChannelInput {
@@ -45,8 +46,13 @@ export function channelSnapshot(channel: Channel) {
   }
 }
 
-/** Adds an upstream channel; its key is stored encrypted with APP_KEY. */
+/**
+ * Adds an upstream channel; its key is stored encrypted with APP_KEY, its
+ * base URL in the kind's canonical form (https://api.anthropic.com becomes
+ * https://api.anthropic.com/v1).
+ */
 export async function createChannel(input: CreateChannelInput, actor: Actor = cliActor()) {
+  const baseUrl = channelBaseUrl(input.provider, input.baseUrl)
   return db.transaction(async (trx) => {
     if (await Channel.query({ client: trx }).where('name', input.name).first()) {
       throw new AdminInputError(`A channel named "${input.name}" already exists`, 'name')
@@ -55,7 +61,7 @@ export async function createChannel(input: CreateChannelInput, actor: Actor = cl
     channel.fill({
       name: input.name,
       provider: input.provider,
-      baseUrl: input.baseUrl.replace(/\/+$/, ''),
+      baseUrl,
       models: input.models,
       modelMapping: input.modelMapping ?? {},
       extraHeaders: input.extraHeaders ?? {},
@@ -79,4 +85,14 @@ export async function createChannel(input: CreateChannelInput, actor: Actor = cl
     })
     return channel
   })
+}
+
+/** The canonical base URL for a channel of this kind, or the operator's error. Also for channel updates. */
+export function channelBaseUrl(provider: ProviderKind, baseUrl: string): string {
+  try {
+    return normaliseBaseUrl(provider, baseUrl)
+  } catch (error) {
+    if (error instanceof BaseUrlError) throw new AdminInputError(`Base URL: ${error.message}`, 'baseUrl')
+    throw error
+  }
 }

@@ -8,6 +8,8 @@ function priceSnapshot(price: ModelPrice | null) {
     input: price ? trim(price.inputPerMillion) : null,
     output: price ? trim(price.outputPerMillion) : null,
     perImage: price?.perImage ? trim(price.perImage) : null,
+    cacheRead: price?.cacheReadPerMillion ? trim(price.cacheReadPerMillion) : null,
+    cacheWrite: price?.cacheWritePerMillion ? trim(price.cacheWritePerMillion) : null,
   }
 }
 
@@ -19,7 +21,15 @@ function trim(value: string | number) {
 
 /** Sets (creates or replaces) the USD-per-1M-token prices (and optionally the per-image price) of a model glob. */
 export async function setPrice(
-  input: { model: string; input: string; output: string; perImage?: string | null },
+  input: {
+    model: string
+    input: string
+    output: string
+    perImage?: string | null
+    /** USD per 1M cached prompt tokens read / written; null = the input price, undefined = unchanged */
+    cacheRead?: string | null
+    cacheWrite?: string | null
+  },
   actor: Actor = cliActor()
 ) {
   return db.transaction(async (trx) => {
@@ -30,6 +40,8 @@ export async function setPrice(
     price.inputPerMillion = input.input
     price.outputPerMillion = input.output
     if (input.perImage !== undefined) price.perImage = input.perImage
+    if (input.cacheRead !== undefined) price.cacheReadPerMillion = input.cacheRead
+    if (input.cacheWrite !== undefined) price.cacheWritePerMillion = input.cacheWrite
     price.useTransaction(trx)
     await price.save()
     const after = priceSnapshot(price)

@@ -1,7 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
-import { channelSnapshot, type CreateChannelInput } from '#actions/create_channel'
+import { channelBaseUrl, channelSnapshot, type CreateChannelInput } from '#actions/create_channel'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 
 export interface UpdateChannelInput extends Omit<CreateChannelInput, 'enabled'> {
@@ -13,6 +13,7 @@ export interface UpdateChannelInput extends Omit<CreateChannelInput, 'enabled'> 
 
 /** Replaces a channel's configuration; the upstream key changes only when a new one is given. */
 export async function updateChannel(id: number, input: UpdateChannelInput, actor: Actor = cliActor()) {
+  const baseUrl = channelBaseUrl(input.provider, input.baseUrl)
   return db.transaction(async (trx) => {
     const channel = await Channel.query({ client: trx }).where('id', id).forUpdate().first()
     if (!channel) throw new AdminInputError(`No channel with id ${id}`)
@@ -23,7 +24,7 @@ export async function updateChannel(id: number, input: UpdateChannelInput, actor
     channel.merge({
       name: input.name,
       provider: input.provider,
-      baseUrl: input.baseUrl.replace(/\/+$/, ''),
+      baseUrl,
       models: input.models,
       modelMapping: input.modelMapping ?? {},
       extraHeaders: input.extraHeaders ?? {},

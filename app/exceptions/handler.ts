@@ -13,6 +13,13 @@ const API_PREFIXES = ['/v1', '/api/']
 export default class HttpExceptionHandler extends ExceptionHandler {
   protected debug = !app.inProduction
 
+  /** Pages (panel, login) in production: a readable error page, never a stack trace. */
+  protected renderStatusPages = app.inProduction
+  protected statusPages = {
+    '404': (_: unknown, { view }: HttpContext) => view.render('pages/errors/not_found'),
+    '500..599': (_: unknown, { view }: HttpContext) => view.render('pages/errors/server_error'),
+  }
+
   async handle(error: unknown, ctx: HttpContext) {
     const path = ctx.request.url()
     if (!API_PREFIXES.some((prefix) => path.startsWith(prefix))) {

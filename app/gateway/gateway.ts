@@ -59,6 +59,7 @@ export class Gateway {
       maxAttempts: options.maxAttempts,
       maxBackoffMs: options.maxBackoffMs,
       disableChannel: (channelId, reason) => this.#disableChannel(channelId, reason),
+      noteChannelError: (channelId, message) => this.#noteChannelError(channelId, message),
     })
   }
 
@@ -87,6 +88,20 @@ export class Gateway {
       .where('id', channelId)
       .update({ enabled: false, disabled_reason: reason, last_error: reason, last_error_at: new Date() })
       .catch((error) => this.options.logger.error({ err: error }, 'could not disable channel'))
+  }
+
+  /** When each channel's last error was last noted (a flood of 404s writes once per window) */
+  #noted = new Map<number, number>()
+
+  /** An answer admins should see as the channel's last error, without it counting against the channel (best effort). */
+  #noteChannelError(channelId: number, message: string) {
+    const now = Date.now()
+    if (now - (this.#noted.get(channelId) ?? 0) < 10_000) return
+    this.#noted.set(channelId, now)
+    db.from('channels')
+      .where('id', channelId)
+      .update({ last_error: message.slice(0, 1000), last_error_at: new Date() })
+      .catch((error) => this.options.logger.warn({ err: error }, 'could not record channel error'))
   }
 
   async start() {

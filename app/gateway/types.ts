@@ -64,6 +64,9 @@ export interface PriceInfo {
   outputPico: bigint
   /** pico-USD per generated image (images.generations); 0 when not priced per image */
   perImagePico?: bigint
+  /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
+  cacheReadPico?: bigint
+  cacheWritePico?: bigint
   specificity: number
 }
 

@@ -55,3 +55,11 @@ export function formatMs(value: unknown): string {
   const n = Number(value)
   return n >= 10_000 ? `${(n / 1000).toFixed(1)} s` : `${integer.format(Math.round(n))} ms`
 }
+
+const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 })
+
+/** 179620387 -> "179.6M": big counts in stat cards stay on one line on a phone. */
+export function formatCompact(value: unknown): string {
+  const n = Number(value ?? 0)
+  return Number.isFinite(n) ? (Math.abs(n) < 10_000 ? integer.format(n) : compact.format(n)) : '0'
+}

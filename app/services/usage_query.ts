@@ -24,8 +24,12 @@ export const FILTER_NAMES = ['user', 'key', 'model', 'channel', 'status', 'from'
 export function parseFilters(input: Record<string, unknown>): UsageFilters {
   const text = (name: string) => String(input[name] ?? '').trim()
   const today = DateTime.utc().startOf('day')
-  const from = isDate(text('from')) ? text('from') : today.minus({ days: 6 }).toISODate()!
-  const to = isDate(text('to')) ? text('to') : today.toISODate()!
+  let to = isDate(text('to')) ? text('to') : today.toISODate()!
+  let from = isDate(text('from')) ? text('from') : DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 6 }).toISODate()!
+  if (from > to) [from, to] = [to, from]
+  // At most a year per view: totals and the chart stay bounded.
+  const earliest = DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 366 }).toISODate()!
+  if (from < earliest) from = earliest
   return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), from, to }
 }
 

@@ -15,8 +15,9 @@
 
   function money(v) {
     if (v == null) return ''
-    const d = Math.abs(v) < 1 ? 4 : 2
-    return '$' + v.toFixed(d)
+    if (v === 0) return '$0'
+    const a = Math.abs(v)
+    return '$' + v.toFixed(a >= 100 ? 0 : a >= 1 ? 2 : 4)
   }
 
   function draw(figure) {
@@ -40,13 +41,19 @@
     )
     const axes = [
       {},
-      { scale: 'a', size: 60, values: (u, vals) => vals.map((v) => (spec.series[0].money ? money(v) : v.toLocaleString())) },
+      {
+        scale: 'a',
+        size: 64,
+        // Counts have no fractions: label only whole ticks
+        values: (u, vals) =>
+          vals.map((v) => (spec.series[0].money ? money(v) : Number.isInteger(v) ? v.toLocaleString() : '')),
+      },
     ]
     if (spec.series[1]) {
       axes.push({
         scale: 'b',
         side: 1,
-        size: 60,
+        size: 72,
         grid: { show: false },
         values: (u, vals) => vals.map((v) => (spec.series[1].money ? money(v) : v.toLocaleString())),
       })

@@ -101,3 +101,20 @@ test.group('Panel access', (group) => {
     assert.equal(missing.status, 404)
   })
 })
+
+test.group('Panel not-found pages', (group) => {
+  group.each.setup(async () => {
+    await resetDatabase()
+  })
+
+  test('an id that does not exist gets a 404 page, not a stack trace', async ({ assert }) => {
+    await createUser({ email: 'nf-admin@test.local', password: 'admin-password', role: 'admin' })
+    const client = new PanelClient()
+    await client.login('nf-admin@test.local', 'admin-password')
+    for (const path of ['/admin/users/999', '/admin/keys/999', '/admin/channels/999', '/admin/plans/999/edit', '/admin/usage/999']) {
+      const page = await client.get(path)
+      assert.equal(page.status, 404, path)
+      assert.include(textOf(page.html), 'Page not found', path)
+    }
+  })
+})

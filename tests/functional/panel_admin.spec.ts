@@ -38,6 +38,10 @@ test.group('Admin panel pages', (group) => {
     assert.match(form.html, /id="f-name-error"/)
     assert.match(form.html, /id="f-rpm-error"/)
     assert.include(form.html, 'value="gpt-*"', 'typed input is kept')
+    // What was typed comes back escaped (no reflected markup).
+    const xss = await client.follow(await client.post('/admin/plans', { name: '"><b id=xss>', rpm: '-1' }))
+    assert.notInclude(xss.html, '<b id=xss>')
+    assert.include(xss.html, '&quot;&gt;&lt;b id=xss&gt;')
     assert.equal(await db.from('plans').count('* as n').first().then((r) => Number(r.n)), 0)
 
     const ok = await client.post('/admin/plans', { name: 'pro', models: 'gpt-*, claude-*', rpm: '60', monthlyInputTokens: '' })
@@ -61,6 +65,32 @@ test.group('Admin panel pages', (group) => {
     assert.include(textOf(refused.html), 'still has 1 user')
     assert.isNotNull(await db.from('plans').where('id', plan.id).first())
     assert.include(textOf((await client.get('/admin/plans')).html), 'pro')
+
+    // Once nobody is on it, the plan can go; the audit row keeps what it was.
+    await db.from('users').where('plan_id', plan.id).update({ plan_id: null })
+    await client.get('/admin/plans')
+    const deleted = await client.follow(await client.post(`/admin/plans/${plan.id}/delete`))
+    assert.include(textOf(deleted.html), 'Plan pro deleted')
+    assert.notExists(await db.from('plans').where('id', plan.id).first())
+    assert.equal((await audit('plan.delete')).before.rpm, 120)
+  })
+
+  test('users: a bad edit is refused beside the field and changes nothing; a role change is audited', async ({ assert }) => {
+    const { client } = await signedInAdmin()
+    const { user } = await createUser({ email: 'edit-me@test.local', password: 'password123' })
+    await client.get(`/admin/users/${user.id}`)
+    const bad = await client.follow(await client.post(`/admin/users/${user.id}`, { role: 'owner', password: 'short' }))
+    assert.match(bad.html, /id="f-role-error"/)
+    assert.match(bad.html, /id="f-password-error"/)
+    assert.equal((await db.from('users').where('id', user.id).first()).role, 'user')
+    assert.notExists(await audit('user.update'))
+    await client.post(`/admin/users/${user.id}`, { role: 'admin', planId: '', disabled: '0', password: 'new-password-1' })
+    const row = await audit('user.update')
+    assert.include(row.summary, 'role: user → admin')
+    assert.include(row.summary, 'password reset')
+    assert.notInclude(JSON.stringify(row), 'new-password-1')
+    const again = new PanelClient()
+    assert.equal((await again.login('edit-me@test.local', 'new-password-1')).location, '/admin')
   })
 
   test('users: create, edit role/plan/disabled, top-up as a ledger entry; disabling refuses the API key', async ({ assert }) => {
@@ -110,6 +140,48 @@ test.group('Admin panel pages', (group) => {
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
     })
     assert.equal(refused.status, 401)
+  })
+
+  test('cache prices set in the panel bill cached prompt tokens end to end', async ({ assert }) => {
+    const { client } = await signedInAdmin()
+    const { createChannel } = await import('#actions/create_channel')
+    const { createApiKey } = await import('#actions/issue_api_key')
+    const { postLedgerEntry } = await import('#actions/post_ledger_entry')
+    await createChannel({ name: 'mock', provider: 'custom', baseUrl: mock.url, apiKey: 'k', models: ['*'] })
+    await client.get('/admin/prices')
+    await client.post('/admin/prices', { model: 'cachey-*', input: '10', output: '0', cacheRead: '1' })
+    const { user } = await createUser({ email: 'cache@test.local', password: 'password123' })
+    await postLedgerEntry({ userRef: 'cache@test.local', kind: 'topup', amount: '10' })
+    const { key } = await createApiKey({ userRef: 'cache@test.local' })
+    await refreshCaches()
+    await openai(key).chat.completions.create({
+      model: 'cachey-1',
+      messages: [{ role: 'user', content: 'hello' }],
+      // @ts-expect-error mock upstream behaviour
+      mock: { cache_read: 100, chunks: 1 },
+    })
+    const [row] = await usageRows(user.id)
+    assert.equal(row.cached_tokens, 100)
+    const plain = row.prompt_tokens - 100
+    // plain x $10/M + 100 x $1/M (not 100 x $10/M)
+    assert.equal(Number(row.cost), (plain * 10 + 100 * 1) / 1e6)
+  })
+
+  test('ace commands write audit rows too, as the CLI user, without secrets', async ({ assert }) => {
+    await resetDatabase()
+    await db.from('audit_log').delete()
+    const ace = (await import('@adonisjs/core/services/ace')).default
+    const ChannelCreate = (await import('#commands/channel_create')).default
+    const command = await ace.create(ChannelCreate, ['--name', 'cli-channel', '--provider', 'custom', '--base-url', mock.url, '--api-key', 'sk-cli-SECRET', '--models', 'x-*'])
+    ace.ui.switchMode('raw')
+    await command.exec()
+    command.assertSucceeded()
+    const row = await audit('channel.create')
+    assert.equal(row.source, 'cli')
+    assert.match(row.actor, /^cli:/)
+    assert.isNull(row.actor_id)
+    assert.equal(row.after.upstreamKey, 'set')
+    assert.notInclude(JSON.stringify(row), 'sk-cli-SECRET')
   })
 
   test('an admin cannot disable or demote themselves', async ({ assert }) => {
@@ -199,8 +271,14 @@ test.group('Admin panel pages', (group) => {
     assert.equal(disabled.disabled_reason, 'quota exhausted')
     assert.include(textOf((await client.get('/admin/channels')).html), 'quota exhausted')
 
+    await client.get(`/admin/channels/${channel.id}`)
+    await client.post(`/admin/channels/${channel.id}/enable`)
+    const enabled = await db.from('channels').where('id', channel.id).first()
+    assert.isTrue(enabled.enabled)
+    assert.isNull(enabled.disabled_reason)
+
     const log = await db.from('audit_log').where('subject_type', 'channel').orderBy('id')
-    assert.deepEqual(log.map((r) => r.action), ['channel.create', 'channel.update', 'channel.disable'])
+    assert.deepEqual(log.map((r) => r.action), ['channel.create', 'channel.update', 'channel.disable', 'channel.enable'])
     assert.notInclude(JSON.stringify(log), 'SECRET', 'upstream keys never reach the audit log')
   })
 
@@ -220,15 +298,22 @@ test.group('Admin panel pages', (group) => {
     assert.include(textOf((await client.get('/admin/prices')).html), 'No prices yet')
     const bad = await client.follow(await client.post('/admin/prices', { model: 'gpt-4o', input: 'abc', output: '1' }))
     assert.match(bad.html, /id="f-input-error"/)
-    await client.post('/admin/prices', { model: 'gpt-4o', input: '2.5', output: '10' })
+    await client.post('/admin/prices', { model: 'gpt-4o', input: '2.5', output: '10', cacheRead: '1.25' })
     const list = textOf((await client.get('/admin/prices')).html)
     assert.include(list, '$12.50')
+    assert.include(list, '$1.25 / input')
     const price = await db.from('model_prices').where('model_pattern', 'gpt-4o').first()
+    assert.equal(Number(price.cache_read_per_million), 1.25)
+    assert.isNull(price.cache_write_per_million)
+    const edit = await client.get(`/admin/prices?edit=${price.id}`)
+    assert.include(edit.html, 'value="2.5"')
+    await client.post('/admin/prices', { model: 'gpt-4o', input: '3', output: '10', cacheRead: '1.25' })
+    assert.include((await audit('price.update')).summary, 'input: 2.5 → 3')
     await client.post(`/admin/prices/${price.id}/delete`)
     assert.notExists(await db.from('model_prices').where('id', price.id).first())
     assert.deepEqual(
       (await db.from('audit_log').where('subject_type', 'price').orderBy('id')).map((r) => r.action),
-      ['price.create', 'price.delete']
+      ['price.create', 'price.update', 'price.delete']
     )
   })
 

@@ -9,7 +9,7 @@ import { createChannelValidator } from '#validators/admin'
 import { disableChannelValidator, testChannelValidator } from '#validators/panel'
 import { PROVIDER_KINDS } from '#gateway/types'
 import { VENDORS } from '#gateway/providers/vendors'
-import { checkbox, listField, optionalNumber, pairsField, pairsText, panelActor } from '#controllers/admin/panel'
+import { checkbox, listField, optionalNumber, pairsField, pairsText, panelActor, notFound } from '#controllers/admin/panel'
 
 /** Form fields -> the shared channel validator's shape (mapping and headers as "a = b" / "Name: value" lines). */
 function channelData(request: HttpContext['request']) {
@@ -95,18 +95,23 @@ export default class ChannelsController {
   }
 
   /** A channel: live state, the Test action, and the edit form. */
-  async show({ params, view, response, session }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { params, view, session } = ctx
     const channel = await Channel.find(Number(params.id))
-    if (!channel) return response.notFound('No such channel')
+    if (!channel) return notFound(ctx)
     const stats = (await lastHourStats(channel.id)).get(channel.id) ?? null
     const gateway = await app.container.make('gateway')
     const apiKey = channel.getApiKey()
+    // No concrete model in the config (only globs): the model it served last is a good test.
+    const lastServed = testModelFor(channel)
+      ? null
+      : await db.from('usage_records').where('channel_id', channel.id).orderBy('created_at', 'desc').select('model').first()
     return view.render('admin/channels/show', {
       channel,
       stats,
       circuit: gateway.health.stateOf(channel.id),
       keyHint: apiKey ? `••••${apiKey.slice(-4)}` : null,
-      testModel: testModelFor(channel) ?? '',
+      testModel: testModelFor(channel) ?? lastServed?.model ?? '',
       result: session.flashMessages.get('testResult') ?? null,
       providerOptions,
       defaultBaseUrls,

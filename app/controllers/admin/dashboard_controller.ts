@@ -2,7 +2,7 @@ import type { HttpContext } from '@adonisjs/core/http'
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
-import { dailyTotals, ensureRollups } from '#services/usage_rollup'
+import { dailyTotals, medianLatencySince, topBy } from '#services/usage_rollup'
 
 /** Figures of a period: requests, tokens, spend, error rate, p50 latency. */
 async function liveFigures(start: Date, end: Date) {
@@ -26,67 +26,56 @@ export default class DashboardController {
     const now = DateTime.utc()
     const today = now.startOf('day')
     const monthStart = now.startOf('month')
-    await ensureRollups(today.minus({ days: 30 }) < monthStart ? today.minus({ days: 30 }) : monthStart, today)
+    const chartStart = today.minus({ days: 29 })
+    const from = chartStart < monthStart ? chartStart : monthStart
 
-    const [todayFigures, days, topModels, topUsers, topChannels, unhealthy] = await Promise.all([
+    // Rollups first (a no-op once the days are settled), then the reads in parallel.
+    const days = await dailyTotals(from, today)
+    const [todayFigures, topModels, topUsers, topChannels, unhealthy, monthP50] = await Promise.all([
       liveFigures(today.toJSDate(), today.plus({ days: 1 }).toJSDate()),
-      dailyTotals(today.minus({ days: 29 }), today),
       topBy('model', monthStart),
-      topBy('user_id', monthStart),
-      topBy('channel_id', monthStart),
+      topBy('user', monthStart),
+      topBy('channel', monthStart),
       Channel.query()
         .where((q) => q.where('enabled', false).orWhere('health', '<>', 'closed').orWhere('cooldown_until', '>', new Date()))
         .orderBy('name'),
+      medianLatencySince(monthStart),
     ])
 
-    // This month = rolled-up past days of the month + today live.
-    const monthDays = days.filter((d) => d.day >= monthStart.toISODate()!)
-    const month = monthDays.reduce(
-      (t, d) => ({
-        requests: t.requests + d.requests,
-        errors: t.errors + d.errors,
-        input: t.input + d.input,
-        output: t.output + d.output,
-        cost: t.cost + d.cost,
-      }),
-      { requests: 0, errors: 0, input: 0, output: 0, cost: 0 }
-    )
-    const todayDay = days.find((d) => d.day === today.toISODate())
-    const userIds = topUsers.map((u) => u.key)
-    const channelIds = topChannels.map((c) => c.key)
+    const month = days
+      .filter((d) => d.day >= monthStart.toISODate()!)
+      .reduce(
+        (t, d) => ({
+          requests: t.requests + d.requests,
+          errors: t.errors + d.errors,
+          input: t.input + d.input,
+          output: t.output + d.output,
+          cost: t.cost + d.cost,
+        }),
+        { requests: 0, errors: 0, input: 0, output: 0, cost: 0 }
+      )
+    const chartDays = days.filter((d) => d.day >= chartStart.toISODate()!)
     const [users, channels] = await Promise.all([
-      userIds.length ? db.from('users').whereIn('id', userIds).select('id', 'email') : [],
-      channelIds.length ? db.from('channels').whereIn('id', channelIds).select('id', 'name') : [],
+      topUsers.length ? db.from('users').whereIn('id', topUsers.map((u) => Number(u.key))).select('id', 'email') : [],
+      topChannels.length ? db.from('channels').whereIn('id', topChannels.map((c) => Number(c.key))).select('id', 'name') : [],
     ])
     const emails = new Map(users.map((u: any) => [String(u.id), u.email]))
     const channelNames = new Map(channels.map((c: any) => [String(c.id), c.name]))
 
     return view.render('admin/dashboard', {
       today: todayFigures,
-      todayDay,
       month,
-      chart: { labels: days.map((d) => d.day), requests: days.map((d) => d.requests), cost: days.map((d) => d.cost) },
+      chart: {
+        labels: chartDays.map((d) => d.day),
+        requests: chartDays.map((d) => d.requests),
+        cost: chartDays.map((d) => d.cost),
+      },
       topModels,
-      topUsers: topUsers.map((u) => ({ ...u, label: emails.get(String(u.key)) ?? `user ${u.key}` })),
-      topChannels: topChannels.map((c) => ({ ...c, label: channelNames.get(String(c.key)) ?? 'none' })),
+      topUsers: topUsers.map((u) => ({ ...u, label: emails.get(u.key) ?? `user ${u.key}` })),
+      topChannels: topChannels.map((c) => ({ ...c, label: channelNames.get(c.key) ?? `channel ${c.key}` })),
       unhealthy,
       monthName: monthStart.toFormat('LLLL yyyy'),
+      monthP50,
     })
   }
-}
-
-/** Top 5 of a dimension this month by spend, from the daily rollups plus today. */
-async function topBy(column: 'model' | 'user_id' | 'channel_id', since: DateTime) {
-  const rows = await db
-    .from('usage_daily')
-    .where('day', '>=', since.toISODate()!)
-    .whereNotNull(column)
-    .groupBy(column)
-    .select(db.raw(`${column}::text AS key`))
-    .select(db.raw('sum(requests)::bigint AS requests'))
-    .select(db.raw('sum(input_tokens + output_tokens)::bigint AS tokens'))
-    .select(db.raw('sum(cost)::text AS cost'))
-    .orderByRaw('sum(cost) DESC, sum(requests) DESC')
-    .limit(5)
-  return rows.map((r) => ({ key: r.key as string, requests: Number(r.requests), tokens: Number(r.tokens), cost: Number(r.cost) }))
 }

@@ -4,7 +4,7 @@ import User from '#models/user'
 import { createApiKey } from '#actions/issue_api_key'
 import { revokeApiKey } from '#actions/revoke_api_key'
 import { createKeyValidator } from '#validators/admin'
-import { listField, optionalNumber, panelActor } from '#controllers/admin/panel'
+import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 
 const PAGE = 50
 
@@ -57,9 +57,10 @@ export default class KeysController {
   }
 
   /** One key's details (and, right after creation, the full key once). */
-  async show({ params, view, response }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { params, view } = ctx
     const key = await ApiKey.query().where('id', Number(params.id)).preload('user').first()
-    if (!key) return response.notFound('No such key')
+    if (!key) return notFound(ctx)
     return view.render('admin/keys/show', { key })
   }
 

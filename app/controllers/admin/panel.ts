@@ -59,3 +59,9 @@ export function checkbox(value: unknown): boolean {
   const last = Array.isArray(value) ? value[value.length - 1] : value
   return last === '1' || last === 'on' || last === true || last === 'true'
 }
+
+/** The 404 page of the panel (an id that does not exist). */
+export async function notFound({ response, view }: HttpContext) {
+  response.status(404)
+  return view.render('pages/errors/not_found')
+}

@@ -4,7 +4,7 @@ import Plan from '#models/plan'
 import { createPlan } from '#actions/create_plan'
 import { deletePlan, updatePlan } from '#actions/update_plan'
 import { createPlanValidator } from '#validators/admin'
-import { listField, optionalNumber, panelActor } from '#controllers/admin/panel'
+import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 import { setDefaultPlan } from '#actions/set_default_plan'
 import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
 
@@ -45,9 +45,10 @@ export default class PlansController {
     return ctx.response.redirect('/admin/plans')
   }
 
-  async edit({ params, view, response }: HttpContext) {
+  async edit(ctx: HttpContext) {
+    const { params, view } = ctx
     const plan = await Plan.find(Number(params.id))
-    if (!plan) return response.notFound('No such plan')
+    if (!plan) return notFound(ctx)
     return view.render('admin/plans/form', { plan })
   }
 

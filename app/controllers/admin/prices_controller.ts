@@ -20,8 +20,18 @@ export default class PricesController {
       input: request.input('input') ?? '',
       output: request.input('output') ?? '',
       perImage: request.input('perImage') ?? undefined,
+      cacheRead: request.input('cacheRead') ?? undefined,
+      cacheWrite: request.input('cacheWrite') ?? undefined,
     })
-    const price = await setPrice({ ...input, perImage: input.perImage ?? null }, panelActor(ctx))
+    const price = await setPrice(
+      {
+        ...input,
+        perImage: input.perImage ?? null,
+        cacheRead: input.cacheRead ?? null,
+        cacheWrite: input.cacheWrite ?? null,
+      },
+      panelActor(ctx)
+    )
     ctx.session.flash('success', `Price for ${price.modelPattern} saved.`)
     return ctx.response.redirect('/admin/prices')
   }

@@ -1,6 +1,9 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { notFound } from '#controllers/admin/panel'
 import db from '@adonisjs/lucid/services/db'
-import { applyFilters, FILTER_NAMES, parseFilters, rangeOf, userIdOf } from '#services/usage_query'
+import { DateTime } from 'luxon'
+import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
+import { dailyTotals, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
 
 const PAGE = 50
@@ -28,24 +31,9 @@ export default class UsageController {
     )
     if (before) page.where('u.id', '<', before)
 
-    // One pass over the filtered range gives the chart and the totals.
-    const daily = applyFilters(
-      db
-        .from('usage_records as u')
-        .select(db.raw(`to_char(date_trunc('day', u.created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day`))
-        .select(db.raw('count(*)::int AS requests'))
-        .select(db.raw('count(*) FILTER (WHERE u.status >= 400)::int AS errors'))
-        .select(db.raw('coalesce(sum(u.prompt_tokens), 0)::bigint AS input'))
-        .select(db.raw('coalesce(sum(u.completion_tokens), 0)::bigint AS output'))
-        .select(db.raw('coalesce(sum(u.cost), 0)::text AS cost'))
-        .groupByRaw('1')
-        .orderByRaw('1'),
-      filters,
-      userId
-    )
     const [rows, days, channels] = await Promise.all([
       page,
-      daily,
+      perDay(filters, userId),
       db.from('channels').select('id', 'name').orderBy('name'),
     ])
     const records = rows.slice(0, PAGE)
@@ -60,7 +48,7 @@ export default class UsageController {
       }),
       { requests: 0, errors: 0, input: 0, output: 0, cost: 0 }
     )
-    const chart = fillDays(filters.from, filters.to, days)
+    const chart = { labels: days.map((d) => d.day), requests: days.map((d) => d.requests), cost: days.map((d) => d.cost) }
     const params = Object.fromEntries(FILTER_NAMES.map((n) => [n, filters[n]]))
     return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels })
   }
@@ -73,7 +61,8 @@ export default class UsageController {
   }
 
   /** One request's whole story: tokens by kind, cost, attempts per channel with outcomes and timings, the ledger charge. */
-  async show({ params, view, response }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { params, view } = ctx
     const record = await db
       .from('usage_records as u')
       .leftJoin('users', 'users.id', 'u.user_id')
@@ -82,7 +71,7 @@ export default class UsageController {
       .where('u.id', Number(params.id))
       .select('u.*', 'users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix', 'api_keys.last_four as key_last_four')
       .first()
-    if (!record) return response.notFound('No such request')
+    if (!record) return notFound(ctx)
     const [attempts, charge] = await Promise.all([
       db
         .from('request_attempts as a')
@@ -108,18 +97,47 @@ export default class UsageController {
   }
 }
 
-/** Every day of the range, zero-filled, for the chart. */
-function fillDays(from: string, to: string, rows: Array<{ day: string; requests: number; cost: string }>) {
-  const byDay = new Map(rows.map((r) => [r.day, r]))
-  const labels: string[] = []
-  const requests: number[] = []
-  const cost: number[] = []
-  const { start, end } = rangeOf({ from, to } as any)
-  for (let t = start.getTime(); t < end.getTime() && labels.length < 400; t += 86_400_000) {
-    const day = new Date(t).toISOString().slice(0, 10)
-    labels.push(day)
-    requests.push(byDay.get(day)?.requests ?? 0)
-    cost.push(Number(byDay.get(day)?.cost ?? 0))
+/**
+ * Per-day totals of the filtered range (chart and totals). A date range with
+ * at most one of model / user / channel reads the daily rollups (plus today
+ * live); other filters aggregate the matching rows, which the indexes on
+ * (user_id | channel_id | model, created_at) keep to the filtered set.
+ */
+async function perDay(filters: UsageFilters, userId: number | null): Promise<DayTotals[]> {
+  const from = DateTime.fromISO(filters.from, { zone: 'utc' })
+  const to = DateTime.fromISO(filters.to, { zone: 'utc' })
+  const dims = [
+    filters.model ? { dim: 'model' as const, key: filters.model } : null,
+    userId !== null ? { dim: 'user' as const, key: String(userId) } : null,
+    /^\d+$/.test(filters.channel) ? { dim: 'channel' as const, key: filters.channel } : null,
+  ].filter((d) => d !== null)
+  if (!filters.key && !filters.status && dims.length <= 1) return dailyTotals(from, to, dims[0])
+
+  const rows = await applyFilters(
+    db
+      .from('usage_records as u')
+      .select(db.raw(`to_char(date_trunc('day', u.created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day`))
+      .select(db.raw('count(*)::int AS requests'))
+      .select(db.raw('count(*) FILTER (WHERE u.status >= 400)::int AS errors'))
+      .select(db.raw('coalesce(sum(u.prompt_tokens), 0)::bigint AS input'))
+      .select(db.raw('coalesce(sum(u.completion_tokens), 0)::bigint AS output'))
+      .select(db.raw('coalesce(sum(u.cost), 0)::text AS cost'))
+      .groupByRaw('1'),
+    filters,
+    userId
+  )
+  const byDay = new Map(rows.map((r: any) => [r.day, r]))
+  const out: DayTotals[] = []
+  for (let day = from; day <= to && out.length < 400; day = day.plus({ days: 1 })) {
+    const r: any = byDay.get(day.toISODate()!)
+    out.push({
+      day: day.toISODate()!,
+      requests: Number(r?.requests ?? 0),
+      errors: Number(r?.errors ?? 0),
+      input: Number(r?.input ?? 0),
+      output: Number(r?.output ?? 0),
+      cost: Number(r?.cost ?? 0),
+    })
   }
-  return { labels, requests, cost }
+  return out
 }

@@ -8,7 +8,7 @@ import { createUser } from '#actions/create_user'
 import { updateUser } from '#actions/update_user'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { ledgerEntryValidator, panelCreateUserValidator, panelUpdateUserValidator } from '#validators/panel'
-import { optionalNumber, checkbox, panelActor } from '#controllers/admin/panel'
+import { optionalNumber, checkbox, panelActor, notFound } from '#controllers/admin/panel'
 
 const PAGE = 50
 
@@ -58,9 +58,10 @@ export default class UsersController {
   }
 
   /** A user: edit form, balance and ledger, keys. */
-  async show({ params, view, response }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { params, view } = ctx
     const user = await User.query().where('id', Number(params.id)).preload('plan').first()
-    if (!user) return response.notFound('No such user')
+    if (!user) return notFound(ctx)
     const [ledger, keys, plans] = await Promise.all([
       BalanceLedgerEntry.query().where('user_id', user.id).orderBy('id', 'desc').limit(50),
       ApiKey.query().where('user_id', user.id).orderBy('id', 'desc').limit(100),

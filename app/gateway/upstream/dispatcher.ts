@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '#exceptions/gateway_error'
+import { describeNotFound } from '#gateway/providers/base_url'
 import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor } from '#gateway/upstream/upstream_pool'
@@ -37,6 +38,8 @@ export interface AttemptRecord {
 /** What the dispatcher needs from the gateway (one instance, built at boot). */
 export interface DispatchPolicy {
   health: ChannelHealth
+  /** Shows an answer to admins as the channel's last error without judging its health (a 404: maybe a wrong base URL) */
+  noteChannelError?: (channelId: number, message: string) => void
   /** At most this many channels are tried per request */
   maxAttempts: number
   /** Upper bound of the pause between two attempts (ms); the n-th waits min(bound, 25 x 2^n) */
@@ -156,6 +159,15 @@ export async function dispatch(
       }
       lastFailure = failure
       continue
+    }
+    if (status === 404) {
+      // Also what a wrong base URL answers, to every call: the attempt and the channel's last error
+      // say which URL was called and the form expected. (Rebuilt here, off the hot path; builders are pure.)
+      const detail = describeNotFound(candidate.channel, build(candidate), failure.message)
+      policy?.noteChannelError?.(channelId, detail)
+      health?.success(channelId)
+      record('client_error', status, detail)
+      throw failure
     }
     // Another 4xx: the request itself is wrong; another channel would say the same.
     health?.success(channelId)
