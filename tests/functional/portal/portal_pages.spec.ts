@@ -82,7 +82,11 @@ test.group('Portal: registration', (group) => {
   test('ALLOW_REGISTRATION=false closes registration whatever the panel setting says', async ({ assert, cleanup }) => {
     await setRegistrationOpen(true)
     env.set('ALLOW_REGISTRATION', false)
-    cleanup(() => env.set('ALLOW_REGISTRATION', undefined as any))
+    cleanup(() => {
+      // env.set also writes process.env, which child processes (shutdown test) inherit.
+      env.set('ALLOW_REGISTRATION', true)
+      delete process.env.ALLOW_REGISTRATION
+    })
     const client = new PageClient()
     assert.equal((await client.get('/register')).status, 403)
     await client.get('/login')
