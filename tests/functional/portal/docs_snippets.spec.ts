@@ -109,4 +109,19 @@ test.group('/docs snippets run against the gateway', (group) => {
       assert.isTrue(expectations[id].javascript(stdout), `${id}: ${stdout.slice(0, 300)}`)
     }
   }).timeout(180_000)
+
+  test('every Python snippet is valid Python (compiled; the openai package is not installed here)', async ({ assert }) => {
+    const html = await (await fetch(`${baseUrl()}/docs`)).text()
+    const python = snippets(html, 'python')
+    assert.sameMembers([...python.keys()], Object.keys(expectations))
+    const files: string[] = []
+    for (const [id, code] of python) {
+      files.push(`${scratch}/${id}.py`)
+      await writeFile(files.at(-1)!, code)
+      assert.include(code, `${baseUrl()}`, id)
+      assert.include(code, 'os.environ', id)
+    }
+    // One interpreter for all files; a syntax error names the file and line.
+    await run('python3', ['-c', 'import ast, sys\nfor f in sys.argv[1:]: ast.parse(open(f).read(), f)', ...files], { timeout: 30_000 })
+  })
 })
