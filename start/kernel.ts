@@ -24,6 +24,8 @@ export const middleware = router.named({
   admin: () => import('#middleware/admin_middleware'),
   /** Pages for signed-out visitors (login): signed-in accounts go home */
   guest: () => import('#middleware/guest_middleware'),
+  /** Page language (cookie, Accept-Language); pages only */
+  locale: () => import('#middleware/detect_user_locale_middleware'),
 })
 
 /**

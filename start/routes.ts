@@ -66,6 +66,9 @@ router
     router.post('/login', [SessionController, 'store']).as('login.store').use(middleware.guest())
     router.post('/logout', [SessionController, 'destroy']).as('logout').use(middleware.auth())
   })
-  .use(webStack())
+  .use([...webStack(), middleware.locale()])
 
 await import('#start/routes_admin')
+
+/** The user portal, /register, /docs, /status and the language picker (start/routes_portal.ts). */
+await import('#start/routes_portal')

@@ -3,10 +3,10 @@
 | Registered once at boot; templates call them as plain functions.
 */
 import edge from 'edge.js'
-import { t } from '#services/ui_text'
 import * as format from '#services/format'
 
-edge.global('t', t)
+// `t` is @adonisjs/i18n's Edge global: the request's language where the
+// locale middleware runs (portal, docs, status, login), English elsewhere.
 edge.global('fmt', format)
 /** Query string from an object, dropping empty values: links that keep the filters. */
 edge.global('qs', (params: Record<string, unknown>, extra: Record<string, unknown> = {}) => {

@@ -1,7 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import User from '#models/user'
 import { loginValidator } from '#validators/session'
-import { t } from '#services/ui_text'
 import { formatWait } from '#services/format'
 import { homeFor, safeNextPath } from '#services/home_path'
 import { clearFailedLogins, loginWait, recordFailedLogin } from '#services/login_throttle'
@@ -13,13 +12,13 @@ export default class SessionController {
   }
 
   /** Logs in with email and password (throttled per email and IP); admins land in /admin, users in /dashboard. */
-  async store({ request, response, session, auth }: HttpContext) {
-    const { email, password } = await request.validateUsing(loginValidator)
+  async store({ request, response, session, auth, i18n }: HttpContext) {
+    const { email, password } = await request.validateUsing(loginValidator, { messagesProvider: i18n.createMessagesProvider() })
     const ip = request.ip()
     const wait = await loginWait(email, ip)
     if (wait > 0) {
       session.flashExcept(['password', '_csrf'])
-      session.flash('error', t('ui.login.throttled', { wait: formatWait(wait) }))
+      session.flash('error', i18n.t('ui.login.throttled', { wait: formatWait(wait) }))
       return response.redirect().back()
     }
     let user: User
@@ -28,12 +27,12 @@ export default class SessionController {
     } catch {
       await recordFailedLogin(email, ip)
       session.flashExcept(['password', '_csrf'])
-      session.flash('error', t('ui.login.invalid'))
+      session.flash('error', i18n.t('ui.login.invalid'))
       return response.redirect().back()
     }
     if (user.disabledAt) {
       session.flashExcept(['password', '_csrf'])
-      session.flash('error', t('ui.login.disabled'))
+      session.flash('error', i18n.t('ui.login.disabled'))
       return response.redirect().back()
     }
     await clearFailedLogins(email)
@@ -43,9 +42,9 @@ export default class SessionController {
   }
 
   /** Logs out and returns to the login page. */
-  async destroy({ response, session, auth }: HttpContext) {
+  async destroy({ response, session, auth, i18n }: HttpContext) {
     await auth.use('web').logout()
-    session.flash('success', t('ui.login.loggedOut'))
+    session.flash('success', i18n.t('ui.login.loggedOut'))
     return response.redirect('/login')
   }
 }

@@ -5,6 +5,11 @@ import { createPlan } from '#actions/create_plan'
 import { deletePlan, updatePlan } from '#actions/update_plan'
 import { createPlanValidator } from '#validators/admin'
 import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
+import { setDefaultPlan } from '#actions/set_default_plan'
+import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
+
+/** The "default for new users" checkbox (hidden 0 + checkbox 1). */
+const defaultFlag = (request: HttpContext['request']) => [request.input('isDefault') ?? []].flat().includes('1')
 
 /** Form fields -> the shared plan validator's shape. */
 function planData(request: HttpContext['request']) {
@@ -24,7 +29,7 @@ export default class PlansController {
     const plans = await Plan.query().orderBy('name')
     const counts = await db.from('users').whereNotNull('plan_id').groupBy('plan_id').select('plan_id').count('* as total')
     const userCounts = new Map(counts.map((row) => [Number(row.plan_id), Number(row.total)]))
-    return view.render('admin/plans/index', { plans, userCounts })
+    return view.render('admin/plans/index', { plans, userCounts, registrationOpen: await registrationOpen() })
   }
 
   async create({ view }: HttpContext) {
@@ -35,6 +40,7 @@ export default class PlansController {
   async store(ctx: HttpContext) {
     const input = await createPlanValidator.validate(planData(ctx.request))
     const plan = await createPlan(input, panelActor(ctx))
+    if (defaultFlag(ctx.request)) await setDefaultPlan(plan.id, true, panelActor(ctx))
     ctx.session.flash('success', `Plan ${plan.name} created.`)
     return ctx.response.redirect('/admin/plans')
   }
@@ -50,6 +56,7 @@ export default class PlansController {
   async update(ctx: HttpContext) {
     const input = await createPlanValidator.validate(planData(ctx.request))
     const plan = await updatePlan(Number(ctx.params.id), input, panelActor(ctx))
+    await setDefaultPlan(plan.id, defaultFlag(ctx.request), panelActor(ctx))
     ctx.session.flash('success', `Plan ${plan.name} saved.`)
     return ctx.response.redirect('/admin/plans')
   }
@@ -58,6 +65,14 @@ export default class PlansController {
   async destroy(ctx: HttpContext) {
     const removed = await deletePlan(Number(ctx.params.id), panelActor(ctx))
     ctx.session.flash('success', `Plan ${removed.name} deleted.`)
+    return ctx.response.redirect('/admin/plans')
+  }
+
+  /** Opens or closes self-service registration at /register (ALLOW_REGISTRATION=false still wins). */
+  async registration(ctx: HttpContext) {
+    const open = [ctx.request.input('open') ?? []].flat().includes('1')
+    await setRegistrationOpen(open)
+    ctx.session.flash('success', open ? 'Registration is open.' : 'Registration is closed.')
     return ctx.response.redirect('/admin/plans')
   }
 }
