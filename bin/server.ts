@@ -29,8 +29,16 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       if (app.container.hasBinding('gateway')) {
         const gateway = await app.container.make('gateway')
         gateway.service.startDraining(Number(process.env.SHUTDOWN_GRACE_MS) || 30_000)
+        // Signalled during boot: let the boot finish (bounded) before closing what it uses.
+        await Promise.race([gateway.booting.catch(() => {}), new Promise((r) => setTimeout(r, 15_000).unref())])
       }
       await app.terminate()
+      // Everything is flushed and closed: a socket or timer left behind by a
+      // library must not keep a stopped gateway alive (it would never exit).
+      setTimeout(() => {
+        process.stderr.write('gateway: shutdown complete but handles remained open; exiting\n')
+        process.exit(process.exitCode ?? 0)
+      }, 5000).unref()
     }
     app.listen('SIGTERM', stop)
     app.listen('SIGINT', stop)

@@ -3,7 +3,8 @@ import db from '@adonisjs/lucid/services/db'
 
 export default class ChannelList extends AdminCommand {
   static commandName = 'channel:list'
-  static description = 'List channels with their routing state: enabled, circuit health, cool-down, last error'
+  static description =
+    'List channels with their base URL and routing state: enabled, circuit health, cool-down, models cooling down (429/403), last error'
 
   async execute() {
     const rows = await db.from('channels').orderBy('priority', 'desc').orderBy('id')
@@ -12,10 +13,11 @@ export default class ChannelList extends AdminCommand {
       return
     }
     const table = this.ui.table()
-    table.head(['id', 'name', 'provider', 'models', 'prio/weight', 'state', 'last error'])
+    table.head(['id', 'name', 'provider', 'base url', 'models', 'prio/weight', 'state', 'models cooling down', 'last error'])
+    const now = Date.now()
     for (const row of rows) {
       const state = !row.enabled
-        ? `disabled: ${row.disabled_reason ?? 'by admin'}`
+        ? `disabled${row.auto_disabled_at ? ' by the gateway' : ''}: ${row.disabled_reason ?? 'by admin'}`
         : row.health === 'open' && row.cooldown_until && new Date(row.cooldown_until) > new Date()
           ? `cooling down until ${new Date(row.cooldown_until).toISOString()}`
           : row.health
@@ -23,12 +25,24 @@ export default class ChannelList extends AdminCommand {
         String(row.id),
         row.name,
         row.provider,
+        row.base_url,
         (row.models as string[]).join(', ') || '(prefix routing)',
         `${row.priority}/${row.weight}`,
         state,
-        row.last_error ? `${String(row.last_error).slice(0, 60)} (${new Date(row.last_error_at).toISOString()})` : '',
+        modelCooldowns(row.model_cooldowns, now),
+        row.last_error ? `${String(row.last_error).slice(0, 200)} (${new Date(row.last_error_at).toISOString()})` : '',
       ])
     }
     table.render()
   }
+}
+
+/** "gpt-x rate_limited until 12:00:03Z (HTTP 429: ...)", one line per model still cooling down. */
+function modelCooldowns(stored: Record<string, { until: string; kind: string; reason: string }> | null, now: number) {
+  const lines: string[] = []
+  for (const [model, c] of Object.entries(stored ?? {})) {
+    if (new Date(c.until).getTime() <= now) continue
+    lines.push(`${model} ${c.kind} until ${new Date(c.until).toISOString()} (${String(c.reason).slice(0, 60)})`)
+  }
+  return lines.join('\n')
 }

@@ -19,17 +19,27 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per generated image (image models), e.g. 0.04' })
   declare perImage?: string
 
+  @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
+  declare cacheRead?: string
+
+  @flags.string({ description: 'USD per 1M prompt tokens written to the provider cache (default: the input price)' })
+  declare cacheWrite?: string
+
   async execute() {
     const input = await setPriceValidator.validate({
       model: this.model,
       input: this.input,
       output: this.output,
       perImage: this.perImage,
+      cacheRead: this.cacheRead,
+      cacheWrite: this.cacheWrite,
     })
     const price = await setPrice(input)
     this.logger.success(
       `Price for ${price.modelPattern}: $${input.input}/1M input, $${input.output}/1M output` +
-        (input.perImage ? `, $${input.perImage}/image` : '')
+        (input.perImage ? `, $${input.perImage}/image` : '') +
+        (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
+        (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '')
     )
   }
 }

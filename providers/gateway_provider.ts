@@ -27,6 +27,8 @@ export default class GatewayProvider {
         logger,
         meterBatchSize: env.get('METER_BATCH_SIZE') ?? 200,
         meterFlushMs: env.get('METER_FLUSH_MS') ?? 5,
+        spillDir: process.env.DATA_DIR,
+        meterShutdownFlushMs: env.get('METER_SHUTDOWN_FLUSH_MS') ?? 10_000,
         listen: true,
         maxAttempts: env.get('ROUTE_MAX_ATTEMPTS') ?? 3,
         maxBackoffMs: env.get('ROUTE_MAX_BACKOFF_MS') ?? 1000,
@@ -50,25 +52,33 @@ export default class GatewayProvider {
   async ready() {
     const environment = this.app.getEnvironment()
     if (environment !== 'web' && environment !== 'test') return
-    if (environment === 'web') {
-      const { firstRun } = await import('#services/first_run')
-      await firstRun()
-    }
     const gateway = await this.app.container.make('gateway')
-    const env = (await import('#start/env')).default
-    gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
-    await gateway.start()
+    // A stop signal during boot waits for it (bin/server.ts): closing the pools
+    // under a half-done boot would fail it instead of stopping cleanly.
+    gateway.booting = (async () => {
+      if (environment === 'web') {
+        const { firstRun } = await import('#services/first_run')
+        await firstRun()
+      }
+      const env = (await import('#start/env')).default
+      gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
+      await gateway.start()
+    })()
+    await gateway.booting
   }
 
   async shutdown() {
     const env = (await import('#start/env')).default
+    const logger = await this.app.container.make('logger')
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
+    logger.info('shutdown: requests drained, metering flushed')
     const { runtimeState } = await import('#start/runtime')
     const state = runtimeState()
     if (state?.ownsDatabase) {
       const db = await this.app.container.make('lucid.db')
       await db.manager.closeAll()
       await state.stopDatabase()
+      logger.info('shutdown: embedded database released')
     }
   }
 

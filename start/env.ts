@@ -47,7 +47,20 @@ export default await Env.create(new URL('../', import.meta.url), {
   /** Graceful shutdown: how long in-flight requests may take to finish (ms) */
   SHUTDOWN_GRACE_MS: Env.schema.number.optional(),
 
+  /** Request bodies: size limits per endpoint (MB), bytes held at once (MB), upload time limit (ms) */
+  BODY_LIMIT_GENERATION_MB: Env.schema.number.optional(),
+  BODY_LIMIT_EMBEDDINGS_MB: Env.schema.number.optional(),
+  BODY_LIMIT_IMAGES_MB: Env.schema.number.optional(),
+  BODY_INFLIGHT_MAX_MB: Env.schema.number.optional(),
+  BODY_TIMEOUT_MS: Env.schema.number.optional(),
+
+  /** Self-service registration at /register (false closes it whatever the panel says) */
+  ALLOW_REGISTRATION: Env.schema.boolean.optional(),
+  /** Proxies whose X-Forwarded-Proto/Host are believed (/docs base URL): "loopback", "true", or IPs/CIDRs */
+  TRUSTED_PROXIES: Env.schema.string.optional(),
+
   /** Metering write-behind: max events per transaction and max wait (ms) */
   METER_BATCH_SIZE: Env.schema.number.optional(),
   METER_FLUSH_MS: Env.schema.number.optional(),
+  METER_SHUTDOWN_FLUSH_MS: Env.schema.number.optional(),
 })

@@ -18,4 +18,24 @@ export const middleware = router.named({
   session: () => import('@adonisjs/session/session_middleware'),
   shield: () => import('@adonisjs/shield/shield_middleware'),
   initAuth: () => import('@adonisjs/auth/initialize_auth_middleware'),
+  /** Pages: a signed-in account (redirects to /login) */
+  auth: () => import('#middleware/auth_middleware'),
+  /** Pages: role admin (403 otherwise); after `auth` */
+  admin: () => import('#middleware/admin_middleware'),
+  /** Pages for signed-out visitors (login): signed-in accounts go home */
+  guest: () => import('#middleware/guest_middleware'),
+  /** Page language (cookie, Accept-Language); pages only */
+  locale: () => import('#middleware/detect_user_locale_middleware'),
 })
+
+/**
+ * The middleware every HTML page needs, in order: body parser, session,
+ * shield (CSRF, frame and sniffing headers), auth initialisation. Route
+ * groups of the panel and portal use this; /v1 never does.
+ */
+export const webStack = () => [
+  middleware.bodyparser(),
+  middleware.session(),
+  middleware.shield(),
+  middleware.initAuth(),
+]

@@ -4,7 +4,7 @@
 | groups with session auth.
 */
 import router from '@adonisjs/core/services/router'
-import { middleware } from '#start/kernel'
+import { middleware, webStack } from '#start/kernel'
 
 const ChatCompletionsController = () => import('#controllers/api/chat_completions_controller')
 const ModelsController = () => import('#controllers/api/models_controller')
@@ -53,3 +53,22 @@ router.get('/api/status', [StatusController, 'show']).as('status')
 
 /** Clients probe the base URL (Claude Code sends HEAD /): answer cheaply. */
 router.route('/', ['GET', 'HEAD'], ({ response }) => response.json({ status: 'ok', api: '/v1' }))
+
+/** Pages: CSS/JS files, login/logout, and the admin panel (start/routes_admin.ts). */
+const AssetsController = () => import('#controllers/assets_controller')
+const SessionController = () => import('#controllers/session_controller')
+
+router.get('/assets/:file', [AssetsController, 'show']).as('assets')
+
+router
+  .group(() => {
+    router.get('/login', [SessionController, 'create']).as('login').use(middleware.guest())
+    router.post('/login', [SessionController, 'store']).as('login.store').use(middleware.guest())
+    router.post('/logout', [SessionController, 'destroy']).as('logout').use(middleware.auth())
+  })
+  .use([...webStack(), middleware.locale()])
+
+await import('#start/routes_admin')
+
+/** The user portal, /register, /docs, /status and the language picker (start/routes_portal.ts). */
+await import('#start/routes_portal')

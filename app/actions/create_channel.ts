@@ -1,5 +1,8 @@
+import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
+import { cliActor, writeAudit, type Actor } from '#actions/audit'
+import { BaseUrlError, normaliseBaseUrl } from '#gateway/providers/base_url'
 import type { ProviderKind } from '#gateway/types'
 
 export interface CreateChannelInput {
@@ -19,28 +22,77 @@ export interface CreateChannelInput {
   totalTimeoutMs?: number
 }
 
-/** Adds an upstream channel; its key is stored encrypted with APP_KEY. */
-export async function createChannel(input: CreateChannelInput) {
-  if (await Channel.findBy('name', input.name)) {
-    throw new AdminInputError(`A channel named "${input.name}" already exists`)
+/**
+ * A channel's configuration as the audit log records it: the upstream key
+ * only as "set"/"none", extra header values hidden (they often carry
+ * credentials too).
+ */
+export function channelSnapshot(channel: Channel) {
+  return {
+    name: channel.name,
+    provider: channel.provider,
+    baseUrl: channel.baseUrl,
+    upstreamKey: channel.apiKeyEncrypted ? 'set' : 'none',
+    models: channel.models,
+    modelMapping: channel.modelMapping,
+    extraHeaders: Object.keys(channel.extraHeaders ?? {}),
+    priority: channel.priority,
+    weight: channel.weight,
+    enabled: channel.enabled,
+    connectTimeoutMs: channel.connectTimeoutMs,
+    firstByteTimeoutMs: channel.firstByteTimeoutMs,
+    idleTimeoutMs: channel.idleTimeoutMs,
+    totalTimeoutMs: channel.totalTimeoutMs,
   }
-  const channel = new Channel()
-  channel.fill({
-    name: input.name,
-    provider: input.provider,
-    baseUrl: input.baseUrl.replace(/\/+$/, ''),
-    models: input.models,
-    modelMapping: input.modelMapping ?? {},
-    extraHeaders: input.extraHeaders ?? {},
-    priority: input.priority ?? 0,
-    weight: input.weight ?? 1,
-    enabled: input.enabled ?? true,
-    connectTimeoutMs: input.connectTimeoutMs ?? null,
-    firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
-    idleTimeoutMs: input.idleTimeoutMs ?? null,
-    totalTimeoutMs: input.totalTimeoutMs ?? null,
+}
+
+/**
+ * Adds an upstream channel; its key is stored encrypted with APP_KEY, its
+ * base URL in the kind's canonical form (https://api.anthropic.com becomes
+ * https://api.anthropic.com/v1).
+ */
+export async function createChannel(input: CreateChannelInput, actor: Actor = cliActor()) {
+  const baseUrl = channelBaseUrl(input.provider, input.baseUrl)
+  return db.transaction(async (trx) => {
+    if (await Channel.query({ client: trx }).where('name', input.name).first()) {
+      throw new AdminInputError(`A channel named "${input.name}" already exists`, 'name')
+    }
+    const channel = new Channel()
+    channel.fill({
+      name: input.name,
+      provider: input.provider,
+      baseUrl,
+      models: input.models,
+      modelMapping: input.modelMapping ?? {},
+      extraHeaders: input.extraHeaders ?? {},
+      priority: input.priority ?? 0,
+      weight: input.weight ?? 1,
+      enabled: input.enabled ?? true,
+      connectTimeoutMs: input.connectTimeoutMs ?? null,
+      firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
+      idleTimeoutMs: input.idleTimeoutMs ?? null,
+      totalTimeoutMs: input.totalTimeoutMs ?? null,
+    })
+    channel.setApiKey(input.apiKey ?? null)
+    channel.useTransaction(trx)
+    await channel.save()
+    await writeAudit(trx, actor, {
+      action: 'channel.create',
+      subjectType: 'channel',
+      subjectId: channel.id,
+      summary: `channel ${channel.name} (${channel.provider}, ${channel.baseUrl}) created`,
+      after: channelSnapshot(channel),
+    })
+    return channel
   })
-  channel.setApiKey(input.apiKey ?? null)
-  await channel.save()
-  return channel
+}
+
+/** The canonical base URL for a channel of this kind, or the operator's error. Also for channel updates. */
+export function channelBaseUrl(provider: ProviderKind, baseUrl: string): string {
+  try {
+    return normaliseBaseUrl(provider, baseUrl)
+  } catch (error) {
+    if (error instanceof BaseUrlError) throw new AdminInputError(`Base URL: ${error.message}`, 'baseUrl')
+    throw error
+  }
 }

@@ -1,29 +1,48 @@
 import { randomBytes } from 'node:crypto'
+import db from '@adonisjs/lucid/services/db'
 import User, { type UserRole } from '#models/user'
 import Plan from '#models/plan'
 import { AdminInputError } from '#actions/admin_input_error'
+import { cliActor, writeAudit, type Actor } from '#actions/audit'
 
 export interface CreateUserInput {
   email: string
   password?: string
   role?: UserRole
+  /** Plan by name (ace) … */
   plan?: string
+  /** … or by id (panel); null = no plan */
+  planId?: number | null
 }
 
-/** Creates a user; a password is generated when none is given (returned once). */
-export async function createUser(input: CreateUserInput) {
-  if (await User.findBy('email', input.email)) {
-    throw new AdminInputError(`A user with email ${input.email} already exists`)
-  }
-  let planId: number | null = null
-  if (input.plan) {
-    const plan = await Plan.findBy('name', input.plan)
-    if (!plan) throw new AdminInputError(`No plan named "${input.plan}"`)
-    planId = plan.id
-  } else {
-    planId = (await Plan.findBy('name', 'default'))?.id ?? null
-  }
-  const password = input.password ?? randomBytes(12).toString('base64url')
-  const user = await User.create({ email: input.email, password, role: input.role ?? 'user', planId })
-  return { user, password: input.password ? null : password }
+/** Creates a user; a password is generated when none is given (returned once). One transaction with its audit row. */
+export async function createUser(input: CreateUserInput, actor: Actor = cliActor()) {
+  return db.transaction(async (trx) => {
+    if (await User.query({ client: trx }).where('email', input.email).first()) {
+      throw new AdminInputError(`A user with email ${input.email} already exists`, 'email')
+    }
+    let plan: Plan | null = null
+    if (input.planId !== undefined) {
+      plan = input.planId === null ? null : await Plan.find(input.planId, { client: trx })
+      if (input.planId !== null && !plan) throw new AdminInputError(`No plan with id ${input.planId}`, 'planId')
+    } else if (input.plan) {
+      plan = await Plan.query({ client: trx }).where('name', input.plan).first()
+      if (!plan) throw new AdminInputError(`No plan named "${input.plan}"`, 'plan')
+    } else {
+      plan = await Plan.query({ client: trx }).where('name', 'default').first()
+    }
+    const password = input.password ?? randomBytes(12).toString('base64url')
+    const user = await User.create(
+      { email: input.email, password, role: input.role ?? 'user', planId: plan?.id ?? null },
+      { client: trx }
+    )
+    await writeAudit(trx, actor, {
+      action: 'user.create',
+      subjectType: 'user',
+      subjectId: user.id,
+      summary: `user ${user.email} created (${user.role}, plan ${plan?.name ?? 'none'})`,
+      after: { email: user.email, role: user.role, plan: plan?.name ?? null },
+    })
+    return { user, password: input.password ? null : password }
+  })
 }

@@ -1,32 +1,58 @@
 import { DateTime } from 'luxon'
+import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
 import { issueApiKey } from '#gateway/auth/api_key_token'
 import { findUser } from '#actions/post_ledger_entry'
+import { cliActor, writeAudit, type Actor } from '#actions/audit'
 
 /** Issues a key for a user. The clear key is returned here only; the database keeps its hash. */
-export async function createApiKey(input: {
-  userRef: string
-  name?: string
-  models?: string[]
-  expiresInDays?: number
-  rpm?: number
-  tpm?: number
-  /** USD */
-  spendLimit?: string
-}) {
-  const user = await findUser(input.userRef)
-  const issued = issueApiKey()
-  const apiKey = await ApiKey.create({
-    userId: user.id,
-    name: input.name ?? 'default',
-    keyHash: issued.hash,
-    prefix: issued.prefix,
-    lastFour: issued.lastFour,
-    allowedModels: input.models?.length ? input.models : null,
-    expiresAt: input.expiresInDays ? DateTime.now().plus({ days: input.expiresInDays }) : null,
-    rpm: input.rpm ?? null,
-    tpm: input.tpm ?? null,
-    spendLimit: input.spendLimit ?? null,
+export async function createApiKey(
+  input: {
+    userRef: string
+    name?: string
+    models?: string[]
+    expiresInDays?: number
+    rpm?: number
+    tpm?: number
+    /** USD */
+    spendLimit?: string
+  },
+  actor: Actor = cliActor()
+) {
+  return db.transaction(async (trx) => {
+    const user = await findUser(input.userRef, trx)
+    const issued = issueApiKey()
+    const apiKey = await ApiKey.create(
+      {
+        userId: user.id,
+        name: input.name ?? 'default',
+        keyHash: issued.hash,
+        prefix: issued.prefix,
+        lastFour: issued.lastFour,
+        allowedModels: input.models?.length ? input.models : null,
+        expiresAt: input.expiresInDays ? DateTime.now().plus({ days: input.expiresInDays }) : null,
+        rpm: input.rpm ?? null,
+        tpm: input.tpm ?? null,
+        spendLimit: input.spendLimit ?? null,
+      },
+      { client: trx }
+    )
+    await writeAudit(trx, actor, {
+      action: 'key.create',
+      subjectType: 'api_key',
+      subjectId: apiKey.id,
+      summary: `key ${apiKey.masked} "${apiKey.name}" issued for ${user.email}`,
+      after: {
+        user: user.email,
+        name: apiKey.name,
+        display: apiKey.masked,
+        models: apiKey.allowedModels,
+        expiresAt: apiKey.expiresAt?.toISO() ?? null,
+        rpm: apiKey.rpm,
+        tpm: apiKey.tpm,
+        spendLimit: apiKey.spendLimit,
+      },
+    })
+    return { apiKey, key: issued.key }
   })
-  return { apiKey, key: issued.key }
 }

@@ -5,6 +5,7 @@ import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { estimateCostPico } from '#gateway/metering/reservation'
+import { heldOnKey } from '#gateway/metering/key_reservations'
 
 /** May this principal use the model at all? (plan globs, then the key's own globs) */
 export function modelAllowed(principal: Principal, model: string): boolean {
@@ -17,8 +18,9 @@ export function modelAllowed(principal: Principal, model: string): boolean {
  * The checks before any upstream call, in the order of the error table:
  * 403 model_not_allowed, 429 token_limit_exceeded, 402 spend_limit_exceeded
  * (the key's USD cap), 402 insufficient_balance. A priced model needs a
- * balance above what requests in flight already hold (reservations), so
- * concurrent requests cannot overdraw it by more than one request's estimate.
+ * balance above what requests in flight already hold (reservations), and a
+ * capped key a spend below its cap counting the same holds, so concurrent
+ * requests cannot overdraw either by more than one request's estimate.
  * Returns the model's price (null = free) for metering.
  */
 export function authorizeModel(catalog: Catalog, principal: Principal, model: string): PriceInfo | null {
@@ -33,7 +35,8 @@ export function authorizeModel(catalog: Catalog, principal: Principal, model: st
     }
   }
   const { key } = principal
-  if (key.spendLimitPico !== null && key.spentPico >= key.spendLimitPico) {
+  // Like the balance: what requests in flight hold counts as spent, so concurrent calls see each other.
+  if (key.spendLimitPico !== null && key.spentPico + heldOnKey(key.id) >= key.spendLimitPico) {
     throw new GatewayError(402, 'spend_limit_exceeded', 'This API key reached its spend limit', 'insufficient_quota')
   }
   const price = catalog.priceFor(model)

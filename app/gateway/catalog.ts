@@ -121,6 +121,8 @@ export class Catalog {
         inputPico: pricePerTokenPico(String(row.input_per_million)),
         outputPico: pricePerTokenPico(String(row.output_per_million)),
         perImagePico: row.per_image == null ? 0n : toPico(String(row.per_image)),
+        cacheReadPico: row.cache_read_per_million == null ? undefined : pricePerTokenPico(String(row.cache_read_per_million)),
+        cacheWritePico: row.cache_write_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_per_million)),
         specificity: globSpecificity(row.model_pattern),
       }))
       .sort((a, b) => b.specificity - a.specificity)
@@ -204,7 +206,7 @@ export class Catalog {
   async #loadUser(userId: number): Promise<UserState | null> {
     const period = currentPeriod()
     const result = await db.rawQuery(
-      `SELECT u.id, u.role, u.plan_id, u.balance,
+      `SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
               COALESCE(SUM(m.input_tokens), 0) AS input_tokens,
               COALESCE(SUM(m.output_tokens), 0) AS output_tokens
          FROM users u
@@ -223,6 +225,7 @@ export class Catalog {
       id: Number(row.id),
       role: row.role,
       planId: row.plan_id === null ? null : Number(row.plan_id),
+      disabled: row.disabled === true,
       balancePico: toPico(String(row.balance)) - pending.costPico,
       reservedPico: this.#users.get(userId)?.reservedPico ?? 0n,
       period,

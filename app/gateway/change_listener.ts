@@ -37,6 +37,15 @@ export class ChangeListener {
     try {
       await client.connect()
       await client.query('LISTEN gateway_changes')
+      // stop() ran while connecting (a shutdown right after boot or a reconnect):
+      // this client is not ours to keep, or its socket holds the process open.
+      if (this.#stopped) {
+        client.removeAllListeners('end')
+        client.removeAllListeners('error')
+        client.on('error', () => {})
+        await client.end().catch(() => {})
+        return
+      }
       this.#client = client
       if (isReconnect) await this.onReconnect()
     } catch (error) {

@@ -3,6 +3,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { modelAllowed } from '#gateway/access_policy'
 import type { DialectName } from '#gateway/dialects/canonical'
 import { dialectOf } from '#gateway/dialects/registry'
+import { decodeClientRequest } from '#gateway/dialects/client_request'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { adapterFor } from '#gateway/providers/registry'
@@ -55,7 +56,7 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
     status = result.response.statusCode
     bytes = await readBody(result.body)
   } else {
-    const tokens = await countCanonicalPrompt(ingress.decodeRequest(call.body))
+    const tokens = await countCanonicalPrompt(decodeClientRequest(ingress, call.body))
     bytes = Buffer.from(JSON.stringify(ingress.encodeTokenCount?.(tokens) ?? { tokens }))
   }
   account.markFirstByte()

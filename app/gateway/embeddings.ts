@@ -40,16 +40,28 @@ export function base64ToFloats(text: string): number[] {
   return Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(i * 4, true))
 }
 
+function isEmbeddingInput(item: unknown): boolean {
+  return typeof item === 'string' || (Array.isArray(item) && item.every((t) => typeof t === 'number'))
+}
+
 function decodeInputs(call: EmbeddingsCall): Inputs {
   const body = call.body
   if (call.ingress === 'openai') {
     const input = body.input
     const texts = typeof input === 'string' || (Array.isArray(input) && typeof input[0] === 'number') ? [input] : input
     if (!Array.isArray(texts) || texts.length === 0) throw GatewayError.invalidRequest('input: expected a string or an array')
+    if (!texts.every(isEmbeddingInput)) {
+      throw GatewayError.invalidRequest('input: each item must be a string or an array of token ids')
+    }
     return { texts, dimensions: body.dimensions }
   }
-  const requests = call.geminiMethod === 'embedContent' ? [body] : (body.requests ?? [])
-  const texts = requests.map((r: any) => (r?.content?.parts ?? []).map((p: any) => p?.text ?? '').join(''))
+  const requests = call.geminiMethod === 'embedContent' ? [body] : body.requests
+  if (!Array.isArray(requests)) throw GatewayError.invalidRequest('requests: expected an array')
+  const texts = requests.map((r: any) => {
+    const parts = r?.content?.parts ?? []
+    if (!Array.isArray(parts)) throw GatewayError.invalidRequest('content.parts: expected an array')
+    return parts.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('')
+  })
   if (texts.length === 0) throw GatewayError.invalidRequest('content: nothing to embed')
   return { texts, dimensions: requests[0]?.outputDimensionality }
 }
@@ -85,7 +97,9 @@ export async function embeddings(catalog: Catalog, router: ChannelRouter, call: 
   }
   let decoded: Inputs | null = null
   const inputs = () => (decoded ??= decodeInputs(call))
-  if (call.ingress === 'gemini') inputs()
+  // Decoded before dispatch when any candidate needs it: a malformed input is the client's 400,
+  // not a failure of the channel it was being translated for.
+  if (call.ingress === 'gemini' || candidates.some((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== 'openai')) inputs()
   const { candidate, body } = await dispatch(
     candidates,
     (c) => {

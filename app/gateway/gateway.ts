@@ -13,6 +13,10 @@ export interface GatewayOptions {
   logger: Logger
   meterBatchSize: number
   meterFlushMs: number
+  /** DATA_DIR: where metering spills what the database cannot take */
+  spillDir?: string
+  /** Longest the shutdown flush waits for the database before spilling the rest */
+  meterShutdownFlushMs?: number
   /** Listen for configuration changes (off for one-shot ace commands) */
   listen: boolean
   /** Failover and circuit breaking */
@@ -32,6 +36,8 @@ export class Gateway {
   readonly service: GatewayService
   readonly health: ChannelHealth
   #listener: ChangeListener | null = null
+  /** The boot in progress (first run, caches, spill replay); a stop waits for it */
+  booting: Promise<void> = Promise.resolve()
 
   constructor(private options: GatewayOptions) {
     this.meter = new UsageMeter({
@@ -39,6 +45,7 @@ export class Gateway {
       batchSize: options.meterBatchSize,
       flushMs: options.meterFlushMs,
       logger: options.logger,
+      spillDir: options.spillDir,
       onRecord: (event) => {
         this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
         if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico)
@@ -52,13 +59,15 @@ export class Gateway {
         baseCooldownMs: options.circuitCooldownMs,
         maxCooldownMs: Math.max(options.circuitCooldownMs, 300_000),
       },
-      (transition) => this.#mirrorHealth(transition)
+      (transition) => this.#mirrorHealth(transition),
+      (channelId) => this.#scheduleModelMirror(channelId)
     )
     setDispatchPolicy({
       health: this.health,
       maxAttempts: options.maxAttempts,
       maxBackoffMs: options.maxBackoffMs,
       disableChannel: (channelId, reason) => this.#disableChannel(channelId, reason),
+      noteChannelError: (channelId, message) => this.#noteChannelError(channelId, message),
     })
   }
 
@@ -74,6 +83,35 @@ export class Gateway {
       .catch((error) => this.options.logger.warn({ err: error }, 'could not record channel health'))
   }
 
+  #modelMirrorDirty = new Set<number>()
+  #modelMirrorTimer: NodeJS.Timeout | null = null
+
+  /**
+   * Per-model cool-downs are mirrored into channels.model_cooldowns for
+   * admins, coalesced (at most one write per channel per 500 ms: a burst of
+   * 429s must not become a burst of writes). Best effort.
+   */
+  #scheduleModelMirror(channelId: number) {
+    this.#modelMirrorDirty.add(channelId)
+    this.#modelMirrorTimer ??= setTimeout(() => this.#flushModelMirror(), 500).unref()
+  }
+
+  #flushModelMirror() {
+    this.#modelMirrorTimer = null
+    const now = Date.now()
+    for (const channelId of this.#modelMirrorDirty) {
+      const cooling: Record<string, { until: string; kind: string; reason: string }> = {}
+      for (const c of this.health.modelCooldowns(channelId, now)) {
+        cooling[c.model] = { until: new Date(c.until).toISOString(), kind: c.kind, reason: c.reason }
+      }
+      db.from('channels')
+        .where('id', channelId)
+        .update({ model_cooldowns: JSON.stringify(cooling) })
+        .catch((error) => this.options.logger.warn({ err: error }, 'could not record model cool-downs'))
+    }
+    this.#modelMirrorDirty.clear()
+  }
+
   /** A bad upstream key: out of rotation at once here, and for every instance via the database. */
   #disableChannel(channelId: number, reason: string) {
     const channel = this.catalog.channels.find((c) => c.id === channelId)
@@ -85,8 +123,22 @@ export class Gateway {
     this.options.logger.warn({ channelId, reason }, 'channel disabled')
     db.from('channels')
       .where('id', channelId)
-      .update({ enabled: false, disabled_reason: reason, last_error: reason, last_error_at: new Date() })
+      .update({ enabled: false, disabled_reason: reason, auto_disabled_at: new Date(), last_error: reason, last_error_at: new Date() })
       .catch((error) => this.options.logger.error({ err: error }, 'could not disable channel'))
+  }
+
+  /** When each channel's last error was last noted (a flood of 404s writes once per window) */
+  #noted = new Map<number, number>()
+
+  /** An answer admins should see as the channel's last error, without it counting against the channel (best effort). */
+  #noteChannelError(channelId: number, message: string) {
+    const now = Date.now()
+    if (now - (this.#noted.get(channelId) ?? 0) < 10_000) return
+    this.#noted.set(channelId, now)
+    db.from('channels')
+      .where('id', channelId)
+      .update({ last_error: message.slice(0, 1000), last_error_at: new Date() })
+      .catch((error) => this.options.logger.warn({ err: error }, 'could not record channel error'))
   }
 
   async start() {
@@ -100,6 +152,8 @@ export class Gateway {
       await this.#listener.start()
     }
     await this.catalog.ensureLoaded()
+    // Usage a previous run could not write (crash, outage at shutdown) is committed before serving.
+    await this.meter.replayOrphans()
   }
 
   /**
@@ -109,8 +163,10 @@ export class Gateway {
    */
   async stop(graceMs = 30_000) {
     await this.service.drain(graceMs)
+    this.options.logger.info('shutdown: in-flight requests done')
     await this.#listener?.stop()
-    await this.meter.close()
+    if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
+    await this.meter.close(this.options.meterShutdownFlushMs ?? 10_000)
     await closePools()
   }
 }

@@ -13,6 +13,7 @@ import {
 import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gateway/dialects/custom_tools'
 import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
+import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
@@ -148,6 +149,8 @@ export class GatewayService {
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const candidates = this.router().route(call.model)
     const exchange = new Exchange(call)
+    // Translation errors surface here, as the client's 400, before any channel is tried.
+    exchange.prepare(candidates)
 
     const abort = account.abort
     const onClose = () => {
@@ -275,6 +278,8 @@ class Exchange {
   readonly ingress: Dialect
   readonly encoderOptions: EncoderOptions
   #canonical: CanonicalRequest | null = null
+  /** One entry per dialect the route uses (usually one): a short array, not a Map, per request */
+  #prepared: Array<{ candidate: RouteCandidate; dialect: DialectName; body: string | Buffer }> = []
 
   constructor(readonly call: GenerateCall) {
     this.ingress = dialectOf(call.ingress)
@@ -286,24 +291,47 @@ class Exchange {
   }
 
   canonical(): CanonicalRequest {
-    this.#canonical ??= this.ingress.decodeRequest(this.call.body)
+    this.#canonical ??= decodeClientRequest(this.ingress, this.call.body)
     this.#canonical.stream = this.call.stream
     return this.#canonical
+  }
+
+  /**
+   * Builds, before dispatch, the upstream body of the first candidate of each
+   * dialect the route may use (kept for the attempt). A body that cannot be
+   * decoded or encoded is the client's error and must fail here: inside
+   * dispatch it would count as a failure of the channel.
+   */
+  prepare(candidates: RouteCandidate[]) {
+    for (const candidate of candidates) {
+      const dialect = upstreamDialect(candidate.channel, this.call.ingress)
+      if (this.#prepared.some((p) => p.dialect === dialect)) continue
+      this.#prepared.push({ candidate, dialect, body: this.#build(candidate, dialect) })
+    }
   }
 
   customTools(): Set<string> {
     return customToolNames(this.canonical())
   }
 
-  /** The client's bytes when possible; a minimal change for a same-dialect upstream; else a translation. */
+  /** The body for a candidate: prepared before dispatch, or built now. */
   upstreamBody(candidate: RouteCandidate, dialect: DialectName): string | Buffer {
+    return this.#prepared.find((p) => p.candidate === candidate)?.body ?? this.#build(candidate, dialect)
+  }
+
+  /** The client's bytes when possible; a minimal change for a same-dialect upstream; else a translation. */
+  #build(candidate: RouteCandidate, dialect: DialectName): string | Buffer {
     const { call } = this
-    if (dialect === call.ingress) {
-      const changed = this.ingress.passThrough.upstreamBody(call.body, candidate.upstreamModel, call.model, call.stream)
-      return changed ? JSON.stringify(changed) : call.rawBody
+    try {
+      if (dialect === call.ingress) {
+        const changed = this.ingress.passThrough.upstreamBody(call.body, candidate.upstreamModel, call.model, call.stream)
+        return changed ? JSON.stringify(changed) : call.rawBody
+      }
+      const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
+      return JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel, hints))
+    } catch (error) {
+      throw asClientError(error)
     }
-    const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
-    return JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel, hints))
   }
 
   streamHeaders(account: RequestAccount, contentType: string): Record<string, string> {
@@ -333,10 +361,16 @@ class Exchange {
   }
 
   async estimate(completion: string): Promise<TokenUsage> {
-    const promptTokens =
-      this.call.ingress === 'openai_chat'
-        ? await countChatPromptTokens(this.call.body.messages)
-        : await countCanonicalPrompt(this.canonical())
+    let promptTokens: number
+    try {
+      promptTokens =
+        this.call.ingress === 'openai_chat'
+          ? await countChatPromptTokens(this.call.body.messages)
+          : await countCanonicalPrompt(this.canonical())
+    } catch {
+      // A pass-through body the decoder cannot read was still served: bill it by its size.
+      promptTokens = Math.ceil(this.call.rawBody.length / 4)
+    }
     const completionTokens = await countTokens(completion)
     return {
       promptTokens,

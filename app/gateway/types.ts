@@ -64,6 +64,9 @@ export interface PriceInfo {
   outputPico: bigint
   /** pico-USD per generated image (images.generations); 0 when not priced per image */
   perImagePico?: bigint
+  /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
+  cacheReadPico?: bigint
+  cacheWritePico?: bigint
   specificity: number
 }
 
@@ -87,6 +90,8 @@ export interface UserState {
   id: number
   role: 'admin' | 'user'
   planId: number | null
+  /** Disabled by an admin: every key of the user is refused */
+  disabled: boolean
   /** Balance including charges not yet flushed to the database */
   balancePico: bigint
   /** Held by requests in flight against priced models (settled when they end) */

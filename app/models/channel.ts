@@ -68,6 +68,14 @@ export default class Channel extends BaseModel {
   @column.dateTime()
   declare lastErrorAt: DateTime | null
 
+  /** (channel, upstream model) pairs cooling down, mirrored by the gateway: model -> { until, kind, reason } */
+  @column(json)
+  declare modelCooldowns: Record<string, { until: string; kind: 'rate_limited' | 'forbidden'; reason: string }>
+
+  /** Set when the gateway disabled the channel itself (bad key); a successful test re-enables it */
+  @column.dateTime()
+  declare autoDisabledAt: DateTime | null
+
   @column.dateTime({ autoCreate: true })
   declare createdAt: DateTime
 

@@ -16,6 +16,13 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare outputPerMillion: string
 
+  /** USD per 1M prompt tokens read from / written to the provider's cache; null = the input price */
+  @column()
+  declare cacheReadPerMillion: string | null
+
+  @column()
+  declare cacheWritePerMillion: string | null
+
   /** USD per generated image, or null */
   @column()
   declare perImage: string | null

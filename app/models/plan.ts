@@ -27,6 +27,10 @@ export default class Plan extends BaseModel {
   @column()
   declare tpm: number | null
 
+  /** New self-registered users get this plan (at most one plan has it) */
+  @column()
+  declare isDefault: boolean
+
   @hasMany(() => User)
   declare users: HasMany<typeof User>
 

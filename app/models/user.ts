@@ -38,6 +38,10 @@ export default class User extends compose(BaseModel, AuthFinder) {
   @column()
   declare balance: string
 
+  /** Set when an admin disables the account: its keys stop working and it cannot log in */
+  @column.dateTime()
+  declare disabledAt: DateTime | null
+
   @belongsTo(() => Plan)
   declare plan: BelongsTo<typeof Plan>
 

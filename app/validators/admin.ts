@@ -53,6 +53,8 @@ export const setPriceValidator = vine.compile(
     input: usdPrice,
     output: usdPrice,
     perImage: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).optional(),
+    cacheRead: usdPrice.optional(),
+    cacheWrite: usdPrice.optional(),
   })
 )
 

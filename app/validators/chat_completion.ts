@@ -10,6 +10,8 @@ export const chatCompletionEnvelope = vine.compile(
       model: vine.string().minLength(1),
       messages: vine.array(vine.any()),
       stream: vine.boolean({ strict: true }).optional().nullable(),
+      /** Iterated when the request is translated: a wrong type is answered here with the field's name */
+      tools: vine.array(vine.any()).optional().nullable(),
     })
     .allowUnknownProperties()
 )

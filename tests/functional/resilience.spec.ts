@@ -92,7 +92,7 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
     await slow.stop()
   })
 
-  test('429 with Retry-After: fail over, and the channel cools down that long', async ({ assert }) => {
+  test('429 with Retry-After: fail over, and the (channel, model) cools down that long', async ({ assert }) => {
     const limited = await startMock({ status: 429, retryAfter: 30 })
     const { model, primary, backup } = await pair(limited.url, good)
     const user = await seedUser()
@@ -103,9 +103,9 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
     assert.equal(limited.requests.length, seenBefore, 'the cooling channel is not tried')
     const rows = await usageRows(user.userId)
     assert.deepEqual(rows.map((r) => [r.channel_id, r.attempts]), [[backup.id, 2], [backup.id, 1]])
-    const state = (await gateway()).health.stateOf(primary.id)
-    assert.equal(state.state, 'open')
-    assert.closeTo(state.until! - Date.now(), 30_000, 2_000)
+    const health = (await gateway()).health
+    assert.equal(health.stateOf(primary.id).state, 'closed', 'a 429 is the model\'s, not the channel\'s')
+    assert.closeTo(health.retryAt(primary.id, model)! - Date.now(), 30_000, 2_000)
     await limited.stop()
   })
 

@@ -3,6 +3,8 @@ import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 const hello = [{ role: 'user', content: 'hi' }]
+/** Each channel's path on the mock, in its kind's canonical form (gemini: Google's /v1beta/openai) */
+const basePath = (provider: string) => (provider === 'gemini' ? '/gemini/v1beta/openai' : `/${provider}/v1`)
 
 test.group('Routing: seed 000 prefix table and channel priority', (group) => {
   let mock: MockUpstream
@@ -13,7 +15,7 @@ test.group('Routing: seed 000 prefix table and channel priority', (group) => {
     // One channel per provider kind, each behind its own path on the mock, serving no listed models:
     // only the prefix table can send traffic to them.
     for (const provider of ['openai', 'gemini', 'deepseek', 'openrouter', 'zai'] as const) {
-      await seedChannel({ name: provider, provider, baseUrl: `${mock.origin}/${provider}/v1`, models: [] })
+      await seedChannel({ name: provider, provider, baseUrl: `${mock.origin}${basePath(provider)}`, models: [] })
     }
     return () => mock.stop()
   })
@@ -39,7 +41,7 @@ test.group('Routing: seed 000 prefix table and channel priority', (group) => {
       const response = await post('/v1/chat/completions', { model, messages: hello }, { authorization: `Bearer ${user.key}` })
       assert.equal(response.status, 200)
       const seen = mock.lastRequest()!
-      assert.equal(seen.path, `/${provider}/v1/chat/completions`)
+      assert.equal(seen.path, `${basePath(provider)}/chat/completions`)
       assert.equal(JSON.parse(seen.body).model, upstreamModel)
     })
 

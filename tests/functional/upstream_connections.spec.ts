@@ -105,14 +105,14 @@ test.group('Upstream connections', (group) => {
       const elapsed = Date.now() - started
       const body = (await waiting.json()) as any
       assert.equal(waiting.status, 502)
-      assert.match(body.error.message, /first byte timeout .*waiting for a free upstream connection/)
+      assert.equal(body.error.message, 'Upstream request failed: first byte timeout while waiting for a free upstream connection')
       assert.isBelow(elapsed, 1000, 'the wait was cut by the first-byte timeout, not by the end of the holding stream')
       assert.equal(await holder, 200)
       const rows = await usageRows(user.userId)
       const failed = rows.find((r) => r.status === 502)
       const [attempt] = await db.from('request_attempts').where('request_id', failed.request_id)
       assert.equal(attempt.outcome, 'timeout')
-      assert.match(attempt.error, /waiting for a free upstream connection/)
+      assert.match(attempt.error, /waiting for a free upstream connection \(every connection allowed by UPSTREAM_MAX_CONNECTIONS was busy\)/)
     } finally {
       await mock.stop()
     }

@@ -21,6 +21,19 @@ test.group('Money and prices are exact', () => {
     assert.equal(fromPico(total), '0.002850000000')
   })
 
+  test('cached prompt tokens use the cache prices when the model has them, else the input price', ({ assert }) => {
+    const usage = { promptTokens: 1000, completionTokens: 10, totalTokens: 1010, cachedTokens: 600, cacheWriteTokens: 100, reasoningTokens: 0, estimated: false }
+    const base = { pattern: 'x', inputPico: pricePerTokenPico('3'), outputPico: pricePerTokenPico('15'), specificity: 1 }
+    // No cache prices: all 1000 prompt tokens at $3/M + 10 x $15/M
+    assert.equal(fromPico(costOf(base, usage)), '0.003150000000')
+    // 300 plain x $3 + 600 read x $0.30 + 100 written x $3.75, + 10 x $15 (per M)
+    const cached = { ...base, cacheReadPico: pricePerTokenPico('0.3'), cacheWritePico: pricePerTokenPico('3.75') }
+    assert.equal(fromPico(costOf(cached, usage)), '0.001605000000')
+    // Only a read price: writes stay at the input price
+    const readOnly = { ...base, cacheReadPico: pricePerTokenPico('0.3') }
+    assert.equal(fromPico(costOf(readOnly, usage)), '0.001530000000')
+  })
+
   test('globs', ({ assert }) => {
     assert.isTrue(globMatches('gpt-4o*', 'GPT-4o-mini'))
     assert.isTrue(globMatches('*/*', 'nex-agi/nex'))

@@ -8,17 +8,34 @@ const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'emb
 
 /** `gemini-2.5-flash:generateContent` -> [model, method] (the model may carry a `models/` prefix). */
 function target(param: string): { model: string; method: string } {
-  const decoded = decodeURIComponent(param)
+  const decoded = decodePathPart(param)
   const at = decoded.lastIndexOf(':')
   const method = at > 0 ? decoded.slice(at + 1) : ''
   if (!METHODS.includes(method)) throw new GatewayError(404, 'not_found', `Unknown method '${method}'`, 'not_found_error')
   return { model: decoded.slice(0, at).replace(/^models\//, ''), method }
 }
 
+/** A path segment percent-decoded once more (clients encode `models/x` as one segment); malformed is a 400. */
+function decodePathPart(param: string): string {
+  try {
+    return decodeURIComponent(param)
+  } catch {
+    throw GatewayError.invalidRequest('Malformed percent-encoding in the path', 'invalid_url')
+  }
+}
+
 export default class GeminiController {
   /** POST /v1beta/models/{model}:{method}: Gemini generateContent family, native or translated. */
   async call(ctx: HttpContext) {
-    const { model, method } = target(ctx.params.target)
+    let model: string
+    let method: string
+    try {
+      ;({ model, method } = target(ctx.params.target))
+    } catch (error) {
+      // Authenticated, then refused: accounted like every admitted request.
+      ;(await gatewayInstance()).service.openAccount(ctx.principal, 'gemini').fail(error)
+      throw error
+    }
     switch (method) {
       case 'generateContent':
         return generate(ctx, 'gemini.generateContent', 'gemini', geminiEnvelope, { model, stream: false })
@@ -58,7 +75,7 @@ export default class GeminiController {
 
   /** GET /v1beta/models/{model} */
   async show({ principal, params, response }: HttpContext) {
-    const id = decodeURIComponent(params.model).replace(/^models\//, '')
+    const id = decodePathPart(params.model).replace(/^models\//, '')
     if (!modelAllowed(principal, id)) throw GatewayError.modelNotAllowed(id)
     return response.json(modelInfo(id))
   }

@@ -27,17 +27,20 @@ export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefi
   return null
 }
 
-/** Key -> (key, owner, plan), from the catalog's caches. Unknown, revoked or expired keys are invalid. */
+/**
+ * Key -> (key, owner, plan), from the catalog's caches. Unknown, revoked or
+ * expired keys are invalid, and the client is told the same thing for each:
+ * which one it is would tell whoever holds a leaked key that it once worked.
+ */
 export async function resolvePrincipal(catalog: Catalog, rawKey: string | null): Promise<Principal> {
   if (!rawKey) throw GatewayError.invalidApiKey('Missing API key')
   const key = await catalog.key(hashApiKey(rawKey))
-  if (!key) throw GatewayError.invalidApiKey('Invalid API key')
-  if (key.revoked) throw GatewayError.invalidApiKey('API key has been revoked')
-  if (key.expiresAt !== null && key.expiresAt <= Date.now()) {
-    throw GatewayError.invalidApiKey('API key has expired')
+  if (!key || key.revoked || (key.expiresAt !== null && key.expiresAt <= Date.now())) {
+    throw GatewayError.invalidApiKey('Invalid API key')
   }
   const user = await catalog.user(key.userId)
   if (!user) throw GatewayError.invalidApiKey('Invalid API key')
+  if (user.disabled) throw GatewayError.invalidApiKey('The account owning this API key is disabled')
   const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? null)
   return { key, user, plan }
 }

@@ -5,6 +5,8 @@ import type { Gateway } from '#gateway/gateway'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { validateEnvelope, validateShape } from '#gateway/http/envelope'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
+import { bodyLimitFor } from '#gateway/http/body_limits'
+import { assertStorableModel } from '#gateway/http/model_name'
 
 let gateway: Gateway | undefined
 
@@ -33,9 +35,13 @@ export async function withAccount(
   const gw = await gatewayInstance()
   const account = gw.service.openAccount(ctx.principal, endpoint)
   try {
-    const rawBody = await readRawBody(ctx.request.request)
+    // A model in the path is checked before the body is read: nothing of it is needed to refuse.
+    if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
+    const rawBody = await readRawBody(ctx.request.request, ctx.response.response, bodyLimitFor(endpoint))
     const body = parseJsonObject(rawBody)
-    account.model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
+    const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
+    assertStorableModel(model)
+    account.model = model
     if (modelFromPath === undefined) await validateEnvelope(validator, body)
     else await validateShape(validator, body)
     await work(gw, account, { rawBody, body })

@@ -1,25 +1,74 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { bodyBudget, bodyTiming } from '#gateway/http/body_limits'
+import { checkJsonStructure } from '#gateway/http/json_guard'
 
-const MAX_BODY_BYTES = 64 * 1024 * 1024
+/** Refusals that leave the body unread: the connection closes after the answer so the upload stops. */
+const CLOSE = { connection: 'close' }
+
+function tooLarge(limit: number) {
+  const error = new GatewayError(
+    413,
+    'request_too_large',
+    `Request body is too large: this endpoint accepts at most ${formatBytes(limit)}`
+  )
+  error.headers = CLOSE
+  return error
+}
+
+function budgetExhausted() {
+  const error = new GatewayError(503, 'overloaded', 'Too many large requests in flight; retry shortly', 'service_unavailable')
+  error.headers = { ...CLOSE, 'retry-after': '1' }
+  return error
+}
+
+function timedOut(ms: number) {
+  const error = new GatewayError(408, 'request_timeout', `Request body was not received within ${Math.round(ms / 1000)} s`)
+  error.headers = CLOSE
+  return error
+}
 
 /**
  * The request body as sent, bytes untouched (the /v1 routes bypass the body
  * parser so unknown fields reach the upstream exactly as the client wrote them).
+ *
+ * Bounded three ways: the endpoint's size limit (a declared Content-Length
+ * over it is refused before a byte is read), the instance-wide budget of body
+ * bytes held at once (released when the response ends), and a time limit for
+ * the whole body (slow senders).
  */
-export function readRawBody(req: IncomingMessage): Promise<Buffer> {
+export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
+  let held = 0
+  const take = (bytes: number) => {
+    if (!bodyBudget.tryTake(bytes)) return false
+    if (held === 0) res.once('close', release)
+    held += bytes
+    return true
+  }
+  const release = () => {
+    bodyBudget.give(held)
+    held = 0
+  }
+
+  const declared = req.headers['content-length']
+  const declaredBytes = declared === undefined ? -1 : Number(declared)
+  if (declaredBytes > limit) return Promise.reject(tooLarge(limit))
+  if (declaredBytes > 0 && !take(declaredBytes)) return Promise.reject(budgetExhausted())
+
   // Events rather than async iteration: this runs on every request.
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
+    let timer: NodeJS.Timeout | undefined
+    const fail = (error: GatewayError) => {
+      cleanup()
+      reject(error)
+    }
     const onData = (chunk: Buffer) => {
       size += chunk.length
-      if (size > MAX_BODY_BYTES) {
-        cleanup()
-        req.resume()
-        reject(new GatewayError(413, 'request_too_large', 'Request body is too large'))
-        return
-      }
+      if (size > limit) return fail(tooLarge(limit))
+      // Without a Content-Length (chunked), the budget is taken as bytes arrive.
+      if (declaredBytes < 0 && !take(chunk.length)) return fail(budgetExhausted())
       chunks.push(chunk)
     }
     const onEnd = () => {
@@ -27,14 +76,12 @@ export function readRawBody(req: IncomingMessage): Promise<Buffer> {
       resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
     }
     // The client hung up while sending: nothing to answer, but the request is still accounted.
-    const onGone = () => {
-      cleanup()
-      reject(new GatewayError(499, 'client_closed', 'Client closed the connection'))
-    }
+    const onGone = () => fail(new GatewayError(499, 'client_closed', 'Client closed the connection'))
     const onClose = () => {
       if (!req.readableEnded) onGone()
     }
     const cleanup = () => {
+      clearTimeout(timer)
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('error', onGone)
@@ -43,6 +90,8 @@ export function readRawBody(req: IncomingMessage): Promise<Buffer> {
     if (req.readableEnded) return resolve(Buffer.alloc(0))
     // Gone before we started reading (the key lookup awaited): no event will come.
     if (req.destroyed) return reject(new GatewayError(499, 'client_closed', 'Client closed the connection'))
+    const timeoutMs = bodyTiming.timeoutMs
+    timer = setTimeout(() => fail(timedOut(timeoutMs)), timeoutMs)
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onGone)
@@ -50,9 +99,10 @@ export function readRawBody(req: IncomingMessage): Promise<Buffer> {
   })
 }
 
-/** Parses a JSON object body; anything else is 400 invalid_json. */
+/** Parses a JSON object body; anything else is 400 invalid_json (too deep, duplicate keys: 400 too). */
 export function parseJsonObject(raw: Buffer): Record<string, any> {
   if (raw.length === 0) throw GatewayError.invalidJson('Request body is empty; expected a JSON object')
+  checkJsonStructure(raw)
   let parsed: unknown
   try {
     parsed = JSON.parse(raw.toString('utf8'))
@@ -63,4 +113,8 @@ export function parseJsonObject(raw: Buffer): Record<string, any> {
     throw GatewayError.invalidJson('Request body must be a JSON object')
   }
   return parsed as Record<string, any>
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round((bytes / (1024 * 1024)) * 10) / 10} MB` : `${Math.round(bytes / 1024)} KB`
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { GatewayError } from '#exceptions/gateway_error'
 import { costOf } from '#gateway/metering/pricing'
+import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { ZERO_USAGE, type PriceInfo, type Principal, type TokenUsage } from '#gateway/types'
 import type { AttemptRecord, DispatchHooks } from '#gateway/upstream/dispatcher'
@@ -53,14 +54,16 @@ export class RequestAccount {
   }
 
   /**
-   * Holds an estimate of the request's cost on the user's balance while it
-   * runs, so concurrent requests see each other (see access_policy.ts).
+   * Holds an estimate of the request's cost on the user's balance (and on the
+   * key's spend cap, when it has one) while it runs, so concurrent requests
+   * see each other (see access_policy.ts).
    * Released exactly once, in close(), on every exit path.
    */
   reserve(estimatePico: bigint) {
     if (estimatePico <= 0n || this.#closed) return
     this.#reservedPico += estimatePico
     this.principal.user.reservedPico += estimatePico
+    if (this.principal.key.spendLimitPico !== null) holdOnKey(this.principal.key.id, estimatePico)
   }
 
   get reservedPico() {
@@ -77,6 +80,7 @@ export class RequestAccount {
     this.#closed = true
     if (this.#reservedPico > 0n) {
       this.principal.user.reservedPico -= this.#reservedPico
+      if (this.principal.key.spendLimitPico !== null) releaseOnKey(this.principal.key.id, this.#reservedPico)
       this.#reservedPico = 0n
     }
     const cleanPath = this.attempts.length <= 1 && this.attempts.every((a) => a.outcome === 'ok')

@@ -2,6 +2,7 @@ import pg from 'pg'
 import type { Logger } from '@adonisjs/core/logger'
 import { fromPico } from '#gateway/metering/money'
 import type { MeterEvent } from '#gateway/metering/meter_event'
+import { readSpill, removeSpill, SpillFile, type SpilledRecord } from '#gateway/metering/spill_file'
 
 /**
  * The metering writer. Every request's usage row, monthly counters and ledger
@@ -10,6 +11,14 @@ import type { MeterEvent } from '#gateway/metering/meter_event'
  * statement carries many requests, each still all-or-nothing, so metering
  * costs the database a few statements per batch instead of several per
  * request. request_id is unique, so a retried batch never charges twice.
+ *
+ * When the database cannot take a batch (an outage, a restart), the batch is
+ * appended to a durable spill file in DATA_DIR (spill_file.ts) instead of
+ * being retried forever in memory; the writer then probes the database and
+ * replays the spill once it answers. Requests keep being served meanwhile:
+ * their cost stays applied to the cached balances (pendingFor) until the
+ * replay commits it. A shutdown flush is bounded: what it could not write in
+ * time is spilled too, and replayed by the next start.
  */
 const WRITE_BATCH_SQL = `
 WITH e AS (
@@ -66,6 +75,10 @@ export interface MeterOptions {
   batchSize: number
   flushMs: number
   logger: Logger
+  /** Where unwritable records are spilled (DATA_DIR); without it they stay queued in memory */
+  spillDir?: string
+  /** Events held in memory before the writer stops waiting for the database and spills (default 20,000) */
+  maxQueued?: number
   /** Called at once for each recorded request, before it is written (cache update) */
   onRecord?: (event: MeterEvent) => void
 }
@@ -76,28 +89,58 @@ interface PendingTotals {
   output: number
 }
 
+/** Quick retries of a failed batch before it is spilled (a dropped connection, a failover). */
+const RETRY_DELAYS_MS = [50, 250, 1000]
+/** While the database is unreachable, how often the writer checks it again */
+const PROBE_MS = 1000
+
 export class UsageMeter {
   #pool: pg.Pool
   #queue: MeterEvent[] = []
+  /** The batch being written now (spilled too if a bounded flush gives up on it) */
+  #inFlight: MeterEvent[] = []
   #pendingByUser = new Map<number, PendingTotals>()
+  /** Of the pending totals, what sits in this process's spill file */
+  #spilledByUser = new Map<number, PendingTotals>()
   #writing: Promise<void> | null = null
   #timer: NodeJS.Timeout | null = null
   #closed = false
+  #spill: SpillFile | null
+  /** The database failed a write and has not answered since: spill without trying */
+  #outage = false
+  #probe: NodeJS.Timeout | null = null
+  /** Records of a spill file being replayed now (still pending until written) */
+  #replaying = 0
+  /** Overflow appends started by record() when the queue is over its bound */
+  #overflow: Promise<void> = Promise.resolve()
+  /** Records spilled / replayed over this process's life (for status and tests) */
+  spilledTotal = 0
+  replayedTotal = 0
 
   constructor(private options: MeterOptions) {
-    this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 2 })
+    this.#pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: 2,
+      // A database that does not answer must fail the write, not hold the writer forever.
+      connectionTimeoutMillis: 5000,
+      query_timeout: 30_000,
+    })
     this.#pool.on('error', (error) => options.logger.warn({ err: error }, 'metering pool error'))
+    this.#spill = options.spillDir ? new SpillFile(options.spillDir) : null
   }
 
   /** Queues one request's accounting; it is durable once `drain()` resolves. */
   record(event: MeterEvent) {
     this.#queue.push(event)
-    const totals = this.#pendingByUser.get(event.userId) ?? { costPico: 0n, input: 0, output: 0 }
-    totals.costPico += event.costPico
-    totals.input += event.usage.promptTokens
-    totals.output += event.usage.completionTokens
-    this.#pendingByUser.set(event.userId, totals)
+    addTotals(this.#pendingByUser, event)
     this.options.onRecord?.(event)
+    if (this.#spill && this.#queue.length >= (this.options.maxQueued ?? 20_000)) {
+      // The database is too slow or away: memory stays bounded, the overflow goes to disk.
+      const overflow = this.#queue.splice(0, this.#queue.length)
+      this.#overflow = this.#overflow
+        .then(() => this.#spillEvents(overflow))
+        .catch((error) => this.options.logger.error({ err: error }, 'metering spill failed'))
+    }
     this.#schedule()
   }
 
@@ -110,7 +153,21 @@ export class UsageMeter {
     return this.#queue.length
   }
 
-  /** Resolves once everything recorded so far is committed. */
+  /** True while the database is unreachable and records go to the spill file. */
+  get degraded() {
+    return this.#outage
+  }
+
+  /** Records waiting in this process's spill file for the database. */
+  get spilledPending() {
+    return (this.#spill?.pending ?? 0) + this.#replaying
+  }
+
+  get spillDir() {
+    return this.#spill?.dir ?? null
+  }
+
+  /** Resolves once everything recorded so far is committed, or spilled while the database is away. */
   async drain() {
     if (this.#timer) {
       clearTimeout(this.#timer)
@@ -120,12 +177,64 @@ export class UsageMeter {
       if (!this.#writing) this.#writing = this.#writeLoop()
       await this.#writing
     }
+    await this.#overflow
   }
 
-  async close() {
-    await this.drain()
+  /**
+   * Replays spill files that processes now gone left behind (at boot, before
+   * serving). Returns how many records were replayed.
+   */
+  async replayOrphans(): Promise<number> {
+    if (!this.#spill) return 0
+    let replayed = 0
+    for (const path of await this.#spill.orphans()) {
+      const records = await readSpill(path)
+      if (!(await this.#writeRecords(records))) {
+        this.options.logger.warn({ path }, 'metering spill could not be replayed yet (database unavailable)')
+        return replayed
+      }
+      await removeSpill(path)
+      replayed += records.length
+    }
+    if (replayed > 0) {
+      this.replayedTotal += replayed
+      this.options.logger.info({ replayed }, 'metering records replayed from spill files of a previous run')
+    }
+    return replayed
+  }
+
+  /**
+   * Flushes within `timeoutMs`; whatever is still unwritten then (database
+   * down or too slow) is spilled, and the operator told where on stderr.
+   */
+  async close(timeoutMs = 10_000) {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      this.drain().then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+    ])
+    clearTimeout(timer)
     this.#closed = true
-    await this.#pool.end()
+    if (this.#probe) clearTimeout(this.#probe)
+    if (timedOut) {
+      // The batch in flight may still commit: spilling it too is safe (replay is idempotent).
+      const rest = [...this.#inFlight, ...this.#queue]
+      this.#queue = []
+      if (this.#spill) await this.#spillEvents(rest)
+      else if (rest.length > 0) {
+        this.options.logger.error({ lost: rest.length }, 'metering: database unreachable at shutdown and no spill directory; records lost')
+      }
+    }
+    const left = this.#spill?.pending ?? 0
+    if (left > 0) {
+      process.stderr.write(
+        `metering: ${left} usage record(s) could not be written to the database and were saved to ` +
+          `${this.#spill!.path}; they are replayed automatically at the next start.\n`
+      )
+    }
+    await this.#spill?.close()
+    // An in-flight query against a dead server must not hold the exit.
+    await Promise.race([this.#pool.end().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())])
   }
 
   #schedule() {
@@ -140,61 +249,202 @@ export class UsageMeter {
     }, this.options.flushMs)
   }
 
-  /** Writes batches until the queue is empty; one batch in flight at a time. */
+  /**
+   * Writes batches until the queue is empty; one batch in flight at a time.
+   * During an outage, batches go straight to the spill file; once the
+   * database answers again, the spill is replayed first.
+   */
   async #writeLoop() {
     try {
+      if (!this.#outage && (this.#spill?.pending ?? 0) > 0) await this.#replayOwnSpill()
       while (this.#queue.length > 0) {
+        if (!this.#outage && (this.#spill?.pending ?? 0) > 0) await this.#replayOwnSpill()
+        if (this.#outage && this.#spill) {
+          await this.#spillEvents(this.#queue.splice(0, this.#queue.length))
+          continue
+        }
         const batch = this.#queue.splice(0, this.options.batchSize)
-        await this.#writeWithRetry(batch)
-        for (const event of batch) this.#settlePending(event)
+        this.#inFlight = batch
+        const written = await this.#writeRecords(batch.map(toRecord))
+        this.#inFlight = []
+        if (written) {
+          for (const event of batch) settle(this.#pendingByUser, event)
+        } else if (this.#spill) {
+          await this.#spillEvents(batch)
+          this.#enterOutage()
+        } else {
+          // Nowhere durable to put it: keep it queued and try again later.
+          this.#queue.unshift(...batch)
+          await new Promise((r) => setTimeout(r, 1000))
+        }
       }
     } finally {
+      this.#inFlight = []
       this.#writing = null
     }
   }
 
-  async #writeWithRetry(batch: MeterEvent[]) {
-    for (let attempt = 0; ; attempt++) {
+  /**
+   * One statement per batch of records, with a few quick retries. Data
+   * errors isolate the offending row so the others are not held back. False
+   * when the database is not taking writes.
+   */
+  async #writeRecords(records: SpilledRecord[]): Promise<boolean> {
+    for (let offset = 0; offset < records.length; offset += this.options.batchSize) {
+      const slice = records.slice(offset, offset + this.options.batchSize)
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.#query(slice)
+          break
+        } catch (error: any) {
+          if (isDataError(error)) {
+            // The database went away halfway: the whole slice is spilled (rows written are skipped on replay).
+            if (!(await this.#writeOneByOne(slice).then(() => true, () => false))) return false
+            break
+          }
+          if (attempt >= RETRY_DELAYS_MS.length || this.#closed) {
+            this.options.logger.warn({ err: error }, 'metering write failed: the database is not taking writes')
+            return false
+          }
+          await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[attempt]))
+        }
+      }
+    }
+    return true
+  }
+
+  async #writeOneByOne(records: SpilledRecord[]) {
+    for (const record of records) {
       try {
-        // Named: parsed and planned once per connection, not per batch.
-        await this.#pool.query({ name: 'gateway_meter_batch', text: WRITE_BATCH_SQL, values: [serialize(batch), serializeAttempts(batch)] })
-        return
+        await this.#query([record])
       } catch (error: any) {
-        const dataError = typeof error?.code === 'string' && /^(22|23)/.test(error.code)
-        if (dataError && batch.length > 1) {
-          // Isolate the offending row so the others are not held back.
-          for (const event of batch) await this.#writeWithRetry([event])
-          return
-        }
-        if (dataError || attempt >= 20) {
-          this.options.logger.error(
-            { err: error, events: serialize(batch) },
-            'usage could not be written; events logged here for manual replay'
-          )
-          return
-        }
-        const delay = Math.min(5000, 50 * 2 ** attempt)
-        this.options.logger.warn({ err: error, attempt, delay }, 'metering write failed, retrying')
-        await new Promise((resolve) => setTimeout(resolve, delay))
+        if (!isDataError(error)) throw error
+        this.options.logger.error(
+          { err: error, event: JSON.stringify(record).slice(0, 2000) },
+          'usage could not be written; event logged here for manual replay'
+        )
       }
     }
   }
 
-  #settlePending(event: MeterEvent) {
-    const totals = this.#pendingByUser.get(event.userId)
-    if (!totals) return
-    totals.costPico -= event.costPico
-    totals.input -= event.usage.promptTokens
-    totals.output -= event.usage.completionTokens
-    if (totals.costPico === 0n && totals.input === 0 && totals.output === 0) {
-      this.#pendingByUser.delete(event.userId)
+  #query(records: SpilledRecord[]) {
+    // Named: parsed and planned once per connection, not per batch.
+    return this.#pool.query({
+      name: 'gateway_meter_batch',
+      text: WRITE_BATCH_SQL,
+      values: [JSON.stringify(records.map((r) => r.e)), JSON.stringify(records.flatMap((r) => r.a))],
+    })
+  }
+
+  async #spillEvents(events: MeterEvent[]) {
+    if (events.length === 0 || !this.#spill) return
+    await this.#spill.append(events.map(toRecord))
+    for (const event of events) addTotals(this.#spilledByUser, event)
+    this.spilledTotal += events.length
+    // One warning per outage, not one per batch.
+    if (!this.#outage) {
+      this.options.logger.warn(
+        { spilled: events.length, file: this.#spill.path },
+        'metering: database unavailable, usage records spilled to disk (replayed when it is back)'
+      )
     }
+  }
+
+  /** The database answered again: replay what this process spilled, then settle it. */
+  async #replayOwnSpill() {
+    // Counted as pending from before the hand-over until written (status readers see no gap).
+    this.#replaying = this.#spill!.pending
+    // What the handed-over file holds, per user; later spills start a new tally.
+    const handedOver = this.#spilledByUser
+    this.#spilledByUser = new Map()
+    let written = false
+    let records: SpilledRecord[] = []
+    let path: string | null = null
+    try {
+      path = await this.#spill!.rotate()
+      if (!path) {
+        for (const [userId, totals] of handedOver) addPending(this.#spilledByUser, userId, totals)
+        return
+      }
+      records = await readSpill(path)
+      this.#replaying = records.length
+      written = await this.#writeRecords(records)
+    } finally {
+      this.#replaying = 0
+    }
+    if (!written) {
+      // Still down: hand the records back to the current spill file.
+      if (path) {
+        await this.#spill!.append(records)
+        await removeSpill(path)
+      }
+      for (const [userId, totals] of handedOver) addPending(this.#spilledByUser, userId, totals)
+      this.#enterOutage()
+      return
+    }
+    await removeSpill(path)
+    this.replayedTotal += records.length
+    for (const [userId, totals] of handedOver) {
+      const pending = this.#pendingByUser.get(userId)
+      if (!pending) continue
+      pending.costPico -= totals.costPico
+      pending.input -= totals.input
+      pending.output -= totals.output
+      if (pending.costPico === 0n && pending.input === 0 && pending.output === 0) this.#pendingByUser.delete(userId)
+    }
+    this.options.logger.info({ replayed: records.length }, 'metering: database is back, spilled usage records written')
+  }
+
+  #enterOutage() {
+    this.#outage = true
+    if (this.#probe || this.#closed) return
+    const probe = async () => {
+      this.#probe = null
+      try {
+        await this.#pool.query('SELECT 1')
+        this.#outage = false
+        if (!this.#writing) this.#writing = this.#writeLoop()
+      } catch {
+        if (!this.#closed) this.#probe = setTimeout(probe, PROBE_MS).unref()
+      }
+    }
+    this.#probe = setTimeout(probe, PROBE_MS).unref()
   }
 }
 
-function serialize(batch: MeterEvent[]): string {
-  return JSON.stringify(
-    batch.map((e) => ({
+function isDataError(error: any): boolean {
+  return typeof error?.code === 'string' && /^(22|23)/.test(error.code)
+}
+
+function addTotals(map: Map<number, PendingTotals>, event: MeterEvent) {
+  const totals = map.get(event.userId) ?? { costPico: 0n, input: 0, output: 0 }
+  totals.costPico += event.costPico
+  totals.input += event.usage.promptTokens
+  totals.output += event.usage.completionTokens
+  map.set(event.userId, totals)
+}
+
+function addPending(map: Map<number, PendingTotals>, userId: number, add: PendingTotals) {
+  const totals = map.get(userId) ?? { costPico: 0n, input: 0, output: 0 }
+  totals.costPico += add.costPico
+  totals.input += add.input
+  totals.output += add.output
+  map.set(userId, totals)
+}
+
+function settle(map: Map<number, PendingTotals>, event: MeterEvent) {
+  const totals = map.get(event.userId)
+  if (!totals) return
+  totals.costPico -= event.costPico
+  totals.input -= event.usage.promptTokens
+  totals.output -= event.usage.completionTokens
+  if (totals.costPico === 0n && totals.input === 0 && totals.output === 0) map.delete(event.userId)
+}
+
+/** One event as the batch statement (and the spill file) takes it. */
+function toRecord(e: MeterEvent): SpilledRecord {
+  return {
+    e: {
       request_id: e.requestId,
       user_id: e.userId,
       api_key_id: e.apiKeyId,
@@ -219,25 +469,15 @@ function serialize(batch: MeterEvent[]): string {
       ttft_ms: e.ttftMs,
       created_at: e.createdAt.toISOString(),
       attempts: e.attemptCount,
-    }))
-  )
-}
-
-function serializeAttempts(batch: MeterEvent[]): string {
-  const rows = []
-  for (const e of batch) {
-    if (!e.attempts) continue
-    for (const a of e.attempts) {
-      rows.push({
-        request_id: e.requestId,
-        attempt: a.attempt,
-        channel_id: a.channelId,
-        status: a.status,
-        outcome: a.outcome,
-        error: a.error,
-        latency_ms: a.latencyMs,
-      })
-    }
+    },
+    a: (e.attempts ?? []).map((a) => ({
+      request_id: e.requestId,
+      attempt: a.attempt,
+      channel_id: a.channelId,
+      status: a.status,
+      outcome: a.outcome,
+      error: a.error,
+      latency_ms: a.latencyMs,
+    })),
   }
-  return JSON.stringify(rows)
 }

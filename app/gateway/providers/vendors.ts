@@ -18,6 +18,9 @@ import type { ProviderKind } from '#gateway/types'
  * | anthropic  | anthropic (native) | Messages API                 | https://api.anthropic.com/v1                              |
  * | custom     | openai_compatible  | chat                         | (required)                                                |
  *
+ * Base URLs are stored in the form above; `baseUrl` says how pasted shorter
+ * forms are completed (base_url.ts).
+ *
  * `gemini-*` models reach a `gemini` channel through the prefix table; a
  * `google` channel serves the models it lists (bootstrap: `gemini-*`).
  */
@@ -32,7 +35,29 @@ export interface VendorConfig {
   defaultModels: readonly string[]
   /** How translated requests must be phrased for this vendor */
   encodeHints?: EncodeHints
+  /** How a pasted base URL is completed to the canonical one (base_url.ts) */
+  baseUrl: BaseUrlForm
 }
+
+/**
+ * The canonical base URL of a kind is the one requests are appended to
+ * (`{base}/chat/completions`, `{base}/messages`, `{base}/models/x:generateContent`).
+ * People paste shorter forms: a bare host, or the base the vendor's SDK
+ * takes (Anthropic's and Google's SDKs add the version path themselves).
+ */
+export interface BaseUrlForm {
+  /** Path a bare host gets: https://api.openai.com -> https://api.openai.com/v1 */
+  hostPath: string
+  /** Shorter pasted paths and the tail completing them, first match wins (never applied to a bare host) */
+  completions?: readonly (readonly [RegExp, string])[]
+  /** The form the channel expects, shown when it answers 404 */
+  expected: string
+}
+
+/** A path ending in an API version segment: /v1, /v4, /v1beta, /v1alpha */
+const VERSIONED = /\/v\d+(?:alpha|beta)?$/
+/** A path not ending in one (the SDK convention of Anthropic and Google: the version is appended) */
+const UNVERSIONED = /(?<!\/v\d+(?:alpha|beta)?)$/
 
 const CHAT: readonly DialectName[] = ['openai_chat']
 
@@ -44,6 +69,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     envKey: 'OPENAI_API_KEY',
     defaultModels: ['gpt-*', 'o1*', 'o3*', 'o4*', 'chatgpt-*', 'text-embedding-*', 'dall-e-*', 'gpt-image-*'],
     encodeHints: { maxTokensField: 'max_completion_tokens' },
+    baseUrl: { hostPath: '/v1', expected: 'https://api.openai.com/v1 (or another OpenAI-compatible base ending in /v1)' },
   },
   openrouter: {
     defaultBaseUrl: 'https://openrouter.ai/api/v1',
@@ -51,6 +77,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: ['http-referer', 'x-title', 'x-openrouter-title'],
     envKey: 'OPENROUTER_API_KEY',
     defaultModels: ['*/*'],
+    baseUrl: { hostPath: '/api/v1', completions: [[/^\/api$/, '/v1']], expected: 'https://openrouter.ai/api/v1' },
   },
   deepseek: {
     defaultBaseUrl: 'https://api.deepseek.com/v1',
@@ -58,6 +85,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: 'DEEPSEEK_API_KEY',
     defaultModels: ['deepseek-*'],
+    baseUrl: { hostPath: '/v1', expected: 'https://api.deepseek.com/v1' },
   },
   zai: {
     defaultBaseUrl: 'https://api.z.ai/api/paas/v4',
@@ -65,6 +93,12 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: 'ZAI_API_KEY',
     defaultModels: ['glm-*'],
+    // Z.ai's docs: https://api.z.ai/api/paas/v4, the coding plan https://api.z.ai/api/coding/paas/v4
+    baseUrl: {
+      hostPath: '/api/paas/v4',
+      completions: [[/\/paas$/, '/v4']],
+      expected: 'https://api.z.ai/api/paas/v4 (coding plan: https://api.z.ai/api/coding/paas/v4)',
+    },
   },
   gemini: {
     defaultBaseUrl: 'https://generativelanguage.googleapis.com/v1beta/openai',
@@ -72,6 +106,11 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: 'GEMINI_API_KEY',
     defaultModels: ['gemini-*'],
+    baseUrl: {
+      hostPath: '/v1beta/openai',
+      completions: [[VERSIONED, '/openai']],
+      expected: 'https://generativelanguage.googleapis.com/v1beta/openai',
+    },
   },
   google: {
     defaultBaseUrl: 'https://generativelanguage.googleapis.com/v1beta',
@@ -79,6 +118,12 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: 'GOOGLE_API_KEY',
     defaultModels: ['gemini-*'],
+    // Like Google's SDKs (and Gemini CLI's GOOGLE_GEMINI_BASE_URL): a base without a version gets /v1beta.
+    baseUrl: {
+      hostPath: '/v1beta',
+      completions: [[UNVERSIONED, '/v1beta']],
+      expected: 'https://generativelanguage.googleapis.com/v1beta',
+    },
   },
   anthropic: {
     defaultBaseUrl: 'https://api.anthropic.com/v1',
@@ -86,6 +131,12 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: ['anthropic-version', 'anthropic-beta'],
     envKey: 'ANTHROPIC_API_KEY',
     defaultModels: ['claude-*'],
+    // Like Anthropic's SDKs (ANTHROPIC_BASE_URL), which add /v1/messages: a base without /v1 gets it.
+    baseUrl: {
+      hostPath: '/v1',
+      completions: [[UNVERSIONED, '/v1']],
+      expected: 'https://api.anthropic.com/v1 (or an Anthropic-compatible base ending in /v1)',
+    },
   },
   custom: {
     defaultBaseUrl: null,
@@ -93,5 +144,10 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: null,
     defaultModels: [],
+    baseUrl: {
+      hostPath: '/v1',
+      expected:
+        "the server's OpenAI-compatible base, usually ending in /v1 (vLLM http://host:8000/v1, Ollama http://host:11434/v1, LM Studio http://host:1234/v1)",
+    },
   },
 }

@@ -1,3 +1,4 @@
+import { redactAddresses } from '#gateway/http/client_message'
 import type { CanonicalUsage } from '#gateway/dialects/canonical'
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { ClientStream } from '#gateway/relay/client_stream'
@@ -86,7 +87,7 @@ export async function relayPassThroughStream(
 
   const clientClosed = out.closedEarly
   if (error && !clientClosed) {
-    const message = `Upstream stream failed: ${error.message || 'connection reset'}`
+    const message = redactAddresses(`Upstream stream failed: ${error.message || 'connection reset'}`)
     await out.write(frame(rules.errorEvent(message))).catch(() => {})
   }
   if (arrayFraming) await out.write(first ? '[]' : ']').catch(() => {})

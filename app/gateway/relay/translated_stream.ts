@@ -1,3 +1,4 @@
+import { redactAddresses } from '#gateway/http/client_message'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } from '#gateway/dialects/canonical'
 import type { ClientStream } from '#gateway/relay/client_stream'
 import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
@@ -59,7 +60,8 @@ export async function relayTranslatedStream(
 
   const clientClosed = out.closedEarly
   if (!clientClosed) {
-    const failure = error ? `Upstream stream failed: ${error.message || 'connection reset'}` : upstreamError
+    const told = error ? `Upstream stream failed: ${error.message || 'connection reset'}` : upstreamError
+    const failure = told === null ? null : redactAddresses(told)
     if (error) await out.write(encode(decoder.end())).catch(() => {})
     await out.write(encoder.end(failure ?? undefined)).catch(() => {})
     if (upstreamError && !error) error = new Error(upstreamError)

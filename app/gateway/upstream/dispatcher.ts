@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '#exceptions/gateway_error'
+import { describeNotFound } from '#gateway/providers/base_url'
 import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
@@ -37,11 +38,13 @@ export interface AttemptRecord {
 /** What the dispatcher needs from the gateway (one instance, built at boot). */
 export interface DispatchPolicy {
   health: ChannelHealth
+  /** Shows an answer to admins as the channel's last error without judging its health (a 404: maybe a wrong base URL) */
+  noteChannelError?: (channelId: number, message: string) => void
   /** At most this many channels are tried per request */
   maxAttempts: number
   /** Upper bound of the pause between two attempts (ms); the n-th waits min(bound, 25 x 2^n) */
   maxBackoffMs: number
-  /** An upstream 401/403: the channel's key is bad; take the channel out of rotation */
+  /** Evidence the channel's key is bad (a 401, or 403s across models): take the channel out of rotation */
   disableChannel: (channelId: number, reason: string) => void
 }
 
@@ -65,15 +68,19 @@ export function setDispatchPolicy(next: DispatchPolicy) {
  * the caller's dialect.
  *
  * Before any byte reaches the client, a network error, a timeout, a 5xx or a
- * 429 moves on to the next candidate (bounded attempts, short backoff; a
- * Retry-After cools the failing channel down that long), and feeds the
- * channel's circuit breaker. An upstream 401/403 disables the channel (bad
- * upstream key) and moves on. Other 4xx are the client's problem: returned
- * as GatewayError with the upstream's status and message.
+ * 429 moves on to the next candidate (bounded attempts, short backoff).
+ * Network errors, timeouts and 5xx feed the channel's circuit breaker; a 429
+ * cools down only that (channel, upstream model), for its Retry-After:
+ * providers rate-limit per model. An upstream 401 disables the channel (bad
+ * upstream key); a 403 cools that (channel, model) down, and disables the
+ * channel only when it answers 403 for a second model too (see
+ * ChannelHealth.forbidden). Other 4xx are the client's problem: returned as
+ * GatewayError with the upstream's status and message.
  *
  * When nothing could be tried (every candidate cooling down): 503
- * no_available_channel. When everything tried failed: the last failure
- * (429 with Retry-After, else 502 provider_error).
+ * no_available_channel with Retry-After = the soonest a candidate may be
+ * tried again. When everything tried failed: the last failure (429 with
+ * Retry-After, else 502 provider_error).
  */
 export async function dispatch(
   candidates: RouteCandidate[],
@@ -87,11 +94,16 @@ export async function dispatch(
   const maxAttempts = policy?.maxAttempts ?? 1
   let attempts = 0
   let lastFailure: GatewayError | null = null
+  /** Soonest moment a skipped (cooling) candidate may be tried again */
+  let soonest = Infinity
 
   for (const candidate of candidates) {
     if (attempts >= maxAttempts) break
     const channelId = candidate.channel.id
-    if (health && !health.tryAcquire(channelId)) continue
+    if (health && (!health.modelAvailable(channelId, candidate.upstreamModel) || !health.tryAcquire(channelId))) {
+      soonest = Math.min(soonest, health.retryAt(channelId, candidate.upstreamModel) ?? Date.now() + 1000)
+      continue
+    }
     if (attempts > 0 && policy) await pause(Math.min(policy.maxBackoffMs, 25 * 2 ** attempts), clientSignal)
     if (clientSignal.aborted) {
       health?.release(channelId)
@@ -132,7 +144,7 @@ export async function dispatch(
     const status = response.statusCode
     if (status < 400) {
       guard.headersArrived()
-      health?.success(channelId)
+      health?.success(channelId, candidate.upstreamModel)
       record('ok', status, null)
       return { candidate, response, body: new UpstreamBody(response.body, guard), signal: guard.signal }
     }
@@ -143,19 +155,42 @@ export async function dispatch(
     if (status === 401 || status === 403) {
       record('auth_error', status, failure.message)
       health?.release(channelId)
-      policy?.disableChannel(channelId, `upstream answered HTTP ${status}: ${failure.message}`.slice(0, 500))
-      lastFailure = GatewayError.providerError(`Upstream rejected the channel's credentials (HTTP ${status})`)
+      const reason = `upstream answered HTTP ${status}: ${failure.message}`.slice(0, 500)
+      if (status === 401) {
+        policy?.disableChannel(channelId, reason)
+      } else if (health?.forbidden(channelId, candidate.upstreamModel, reason) === 'disable') {
+        policy?.disableChannel(channelId, `upstream answered HTTP 403 for several models; last: ${reason}`.slice(0, 500))
+      }
+      lastFailure = GatewayError.providerError(
+        status === 401
+          ? `Upstream rejected the channel's credentials (HTTP 401)`
+          : `Upstream refused the request for this model (HTTP 403)`
+      )
       continue
     }
-    if (status === 429 || status >= 500) {
-      const retryAfterMs = status === 429 ? parseRetryAfter(response.headers['retry-after']) : undefined
-      record(status === 429 ? 'rate_limited' : 'http_error', status, failure.message)
-      health?.failure(channelId, `HTTP ${status}: ${failure.message}`, retryAfterMs)
-      if (status === 429 && retryAfterMs !== undefined) {
-        failure.headers = { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) }
-      }
+    if (status === 429) {
+      const retryAfterMs = parseRetryAfter(response.headers['retry-after'])
+      record('rate_limited', status, failure.message)
+      health?.release(channelId)
+      health?.rateLimited(channelId, candidate.upstreamModel, `HTTP 429: ${failure.message}`.slice(0, 500), retryAfterMs)
+      if (retryAfterMs !== undefined) failure.headers = { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) }
       lastFailure = failure
       continue
+    }
+    if (status >= 500) {
+      record('http_error', status, failure.message)
+      health?.failure(channelId, `HTTP ${status}: ${failure.message}`)
+      lastFailure = failure
+      continue
+    }
+    if (status === 404) {
+      // Also what a wrong base URL answers, to every call: the attempt and the channel's last error
+      // say which URL was called and the form expected. (Rebuilt here, off the hot path; builders are pure.)
+      const detail = describeNotFound(candidate.channel, build(candidate), failure.message)
+      policy?.noteChannelError?.(channelId, detail)
+      health?.success(channelId)
+      record('client_error', status, detail)
+      throw failure
     }
     // Another 4xx: the request itself is wrong; another channel would say the same.
     health?.success(channelId)
@@ -166,7 +201,9 @@ export async function dispatch(
   if (attempts === 0) {
     const model = candidates[0]?.upstreamModel ?? 'model'
     const error = GatewayError.noAvailableChannel(model)
-    error.message = `No available upstream channel for '${model}': every channel is cooling down after failures`
+    const waitSeconds = Number.isFinite(soonest) ? Math.max(1, Math.ceil((soonest - Date.now()) / 1000)) : 1
+    error.message = `No available upstream channel for '${model}': every channel is cooling down; retry in ${waitSeconds} s`
+    error.headers = { 'retry-after': String(waitSeconds) }
     throw error
   }
   throw lastFailure ?? GatewayError.providerError('Upstream request failed')
@@ -270,7 +307,8 @@ class AttemptGuard {
   describeTimeout(): string {
     const base = `${this.timedOut} timeout`
     if (this.timedOut !== 'first byte' || !this.queuedForConnection) return base
-    return `${base} (part of it spent waiting for a free upstream connection: every connection allowed by UPSTREAM_MAX_CONNECTIONS was busy)`
+    // Outside the parentheses: the client's copy of the message keeps it (client_message.ts).
+    return `${base} while waiting for a free upstream connection (every connection allowed by UPSTREAM_MAX_CONNECTIONS was busy)`
   }
 
   #onClientAbort = () => this.#controller.abort()

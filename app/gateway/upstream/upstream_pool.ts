@@ -58,8 +58,10 @@ export function poolFor(origin: string, connectTimeoutMs = 10_000): Pool {
 export function waitingForConnection(pool: Pool): boolean {
   const cap = caps.get(pool)
   if (cap === undefined) return false
+  // Requests already queued or in flight (one per connection on HTTP/1.1),
+  // counted whether their connections are open yet or still connecting.
   const stats = pool.stats
-  return stats.queued > 0 || (stats.connected >= cap && stats.free === 0)
+  return stats.queued > 0 || stats.size >= cap
 }
 
 export async function closePools() {

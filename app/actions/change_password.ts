@@ -1,0 +1,11 @@
+import hash from '@adonisjs/core/services/hash'
+import type User from '#models/user'
+import { PortalInputError } from '#actions/portal_input_error'
+
+/** Changes a user's own password after checking the current one (hashing is the model's job). */
+export async function changePassword(user: User, currentPassword: string, newPassword: string) {
+  if (!(await hash.use('scrypt').verify(user.password, currentPassword))) throw new PortalInputError('wrong_password', 'current_password')
+  user.password = newPassword
+  await user.save()
+  return user
+}

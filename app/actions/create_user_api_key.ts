@@ -1,0 +1,40 @@
+import Plan from '#models/plan'
+import { anyGlobMatches, isGlob } from '#gateway/glob'
+import { createApiKey } from '#actions/issue_api_key'
+import { PortalInputError } from '#actions/portal_input_error'
+import type { Actor } from '#actions/audit'
+
+/**
+ * A user creates one of their own keys from the portal. A model subset must
+ * stay inside the plan: a model name the plan's globs match, or a glob the
+ * plan itself lists (a plan allowing "*" allows any glob). The clear key is
+ * returned once.
+ */
+export async function createUserApiKey(
+  input: {
+  userId: number
+  planId: number | null
+  name: string
+  expiresInDays?: number
+  models?: string[]
+  /** USD */
+  spendLimit?: string
+  },
+  actor: Actor
+) {
+  const plan = input.planId ? await Plan.find(input.planId) : null
+  const planGlobs = plan?.allowedModels ?? ['*']
+  for (const model of input.models ?? []) {
+    const inside = isGlob(model)
+      ? planGlobs.includes('*') || planGlobs.includes(model)
+      : anyGlobMatches(planGlobs, model)
+    if (!inside) throw new PortalInputError('model_outside_plan', 'models')
+  }
+  return createApiKey({
+    userRef: String(input.userId),
+    name: input.name,
+    models: input.models,
+    expiresInDays: input.expiresInDays,
+    spendLimit: input.spendLimit,
+  }, actor)
+}

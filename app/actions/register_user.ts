@@ -1,0 +1,39 @@
+import db from '@adonisjs/lucid/services/db'
+import User from '#models/user'
+import { writeAudit } from '#actions/audit'
+import { PortalInputError } from '#actions/portal_input_error'
+import { defaultPlan } from '#actions/set_default_plan'
+import { registrationOpen } from '#services/app_settings'
+
+/** Registration refused because an operator closed it. */
+export class RegistrationClosedError extends Error {
+  constructor() {
+    super('Registration is closed')
+    this.name = 'RegistrationClosedError'
+  }
+}
+
+/**
+ * Self-service sign-up: a "user" account on the default plan, with a zero
+ * balance (an admin tops it up). Input is validated by the caller
+ * (app/validators/portal.ts); the e-mail is compared case-insensitively.
+ */
+export async function registerUser(input: { email: string; password: string; ip?: string }) {
+  if (!(await registrationOpen())) throw new RegistrationClosedError()
+  const email = input.email.trim().toLowerCase()
+  if (await User.query().whereRaw('lower(email) = ?', [email]).first()) {
+    throw new PortalInputError('email_taken', 'email')
+  }
+  const plan = await defaultPlan()
+  return db.transaction(async (trx) => {
+    const user = await User.create({ email, password: input.password, role: 'user', planId: plan?.id ?? null }, { client: trx })
+    await writeAudit(trx, { id: user.id, label: email, source: 'portal', ip: input.ip ?? null }, {
+      action: 'user.register',
+      subjectType: 'user',
+      subjectId: user.id,
+      summary: `${email} registered on plan ${plan?.name ?? '(none)'}`,
+      after: { email, role: 'user', plan: plan?.name ?? null },
+    })
+    return user
+  })
+}

@@ -1,0 +1,100 @@
+import db from '@adonisjs/lucid/services/db'
+import Channel from '#models/channel'
+import { AdminInputError } from '#actions/admin_input_error'
+import { channelBaseUrl, channelSnapshot, type CreateChannelInput } from '#actions/create_channel'
+import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
+
+export interface UpdateChannelInput extends Omit<CreateChannelInput, 'enabled'> {
+  /** A new upstream key; empty/undefined keeps the stored one (the field is write-only) */
+  apiKey?: string
+  /** Remove the stored key (keyless upstreams) */
+  clearApiKey?: boolean
+}
+
+/** Replaces a channel's configuration; the upstream key changes only when a new one is given. */
+export async function updateChannel(id: number, input: UpdateChannelInput, actor: Actor = cliActor()) {
+  const baseUrl = channelBaseUrl(input.provider, input.baseUrl)
+  return db.transaction(async (trx) => {
+    const channel = await Channel.query({ client: trx }).where('id', id).forUpdate().first()
+    if (!channel) throw new AdminInputError(`No channel with id ${id}`)
+    const clash = await Channel.query({ client: trx }).where('name', input.name).whereNot('id', id).first()
+    if (clash) throw new AdminInputError(`A channel named "${input.name}" already exists`, 'name')
+    const before = channelSnapshot(channel)
+    const oldHeaders = JSON.stringify(channel.extraHeaders ?? {})
+    channel.merge({
+      name: input.name,
+      provider: input.provider,
+      baseUrl,
+      models: input.models,
+      modelMapping: input.modelMapping ?? {},
+      extraHeaders: input.extraHeaders ?? {},
+      priority: input.priority ?? 0,
+      weight: input.weight ?? 1,
+      connectTimeoutMs: input.connectTimeoutMs ?? null,
+      firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
+      idleTimeoutMs: input.idleTimeoutMs ?? null,
+      totalTimeoutMs: input.totalTimeoutMs ?? null,
+    })
+    let keyNote = ''
+    if (input.apiKey) {
+      channel.setApiKey(input.apiKey)
+      keyNote = 'upstream key replaced'
+    } else if (input.clearApiKey && channel.apiKeyEncrypted) {
+      channel.setApiKey(null)
+      keyNote = 'upstream key removed'
+    }
+    channel.useTransaction(trx)
+    await channel.save()
+    const after = channelSnapshot(channel)
+    const headerValuesOnly =
+      oldHeaders !== JSON.stringify(channel.extraHeaders ?? {}) && before.extraHeaders.join() === after.extraHeaders.join()
+    const changes = [describeChanges(before, after), keyNote, headerValuesOnly ? 'extra header values changed' : '']
+      .filter(Boolean)
+      .join(', ')
+    if (changes) {
+      await writeAudit(trx, actor, {
+        action: 'channel.update',
+        subjectType: 'channel',
+        subjectId: channel.id,
+        summary: `channel ${channel.name}: ${changes}`,
+        ...changedFields(before, after),
+      })
+    }
+    return channel
+  })
+}
+
+/**
+ * Enables or disables a channel by hand. Disabling records the reason the
+ * channels page shows; enabling clears it and closes the circuit mirror.
+ */
+export async function setChannelEnabled(
+  id: number,
+  enabled: boolean,
+  reason: string | null = null,
+  actor: Actor = cliActor()
+) {
+  return db.transaction(async (trx) => {
+    const channel = await Channel.query({ client: trx }).where('id', id).forUpdate().first()
+    if (!channel) throw new AdminInputError(`No channel with id ${id}`)
+    if (channel.enabled === enabled) return channel
+    const before = { enabled: channel.enabled, disabledReason: channel.disabledReason }
+    channel.enabled = enabled
+    channel.disabledReason = enabled ? null : reason || `disabled by ${actor.label}`
+    if (enabled) {
+      channel.health = 'closed'
+      channel.cooldownUntil = null
+    }
+    channel.useTransaction(trx)
+    await channel.save()
+    await writeAudit(trx, actor, {
+      action: enabled ? 'channel.enable' : 'channel.disable',
+      subjectType: 'channel',
+      subjectId: channel.id,
+      summary: `channel ${channel.name} ${enabled ? 'enabled' : `disabled: ${channel.disabledReason}`}`,
+      before,
+      after: { enabled: channel.enabled, disabledReason: channel.disabledReason },
+    })
+    return channel
+  })
+}

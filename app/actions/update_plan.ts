@@ -1,0 +1,64 @@
+import db from '@adonisjs/lucid/services/db'
+import Plan from '#models/plan'
+import User from '#models/user'
+import { AdminInputError } from '#actions/admin_input_error'
+import { planSnapshot, type CreatePlanInput } from '#actions/create_plan'
+import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
+
+/** Replaces a plan's name and limits (left-out limits become unlimited). */
+export async function updatePlan(id: number, input: CreatePlanInput, actor: Actor = cliActor()) {
+  return db.transaction(async (trx) => {
+    const plan = await Plan.query({ client: trx }).where('id', id).forUpdate().first()
+    if (!plan) throw new AdminInputError(`No plan with id ${id}`)
+    const clash = await Plan.query({ client: trx }).where('name', input.name).whereNot('id', id).first()
+    if (clash) throw new AdminInputError(`A plan named "${input.name}" already exists`, 'name')
+    const before = planSnapshot(plan)
+    plan.merge({
+      name: input.name,
+      monthlyInputTokens: input.monthlyInputTokens ?? null,
+      monthlyOutputTokens: input.monthlyOutputTokens ?? null,
+      allowedModels: input.models?.length ? input.models : ['*'],
+      rpm: input.rpm ?? null,
+      tpm: input.tpm ?? null,
+    })
+    plan.useTransaction(trx)
+    await plan.save()
+    const after = planSnapshot(plan)
+    const changes = describeChanges(before, after)
+    if (changes) {
+      await writeAudit(trx, actor, {
+        action: 'plan.update',
+        subjectType: 'plan',
+        subjectId: plan.id,
+        summary: `plan ${plan.name}: ${changes}`,
+        ...changedFields(before, after),
+      })
+    }
+    return plan
+  })
+}
+
+/** Deletes a plan, refused while any user is on it (the row lock keeps users from joining meanwhile). */
+export async function deletePlan(id: number, actor: Actor = cliActor()) {
+  return db.transaction(async (trx) => {
+    const plan = await Plan.query({ client: trx }).where('id', id).forUpdate().first()
+    if (!plan) throw new AdminInputError(`No plan with id ${id}`)
+    const row = await User.query({ client: trx }).where('plan_id', id).count('* as total').first()
+    const users = Number(row?.$extras.total ?? 0)
+    if (users > 0) {
+      throw new AdminInputError(
+        `Plan ${plan.name} still has ${users} user${users === 1 ? '' : 's'}: move them to another plan first`
+      )
+    }
+    const before = planSnapshot(plan)
+    await plan.useTransaction(trx).delete()
+    await writeAudit(trx, actor, {
+      action: 'plan.delete',
+      subjectType: 'plan',
+      subjectId: id,
+      summary: `plan ${before.name} deleted`,
+      before,
+    })
+    return before
+  })
+}

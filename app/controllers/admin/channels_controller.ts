@@ -1,0 +1,166 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import app from '@adonisjs/core/services/app'
+import db from '@adonisjs/lucid/services/db'
+import { DateTime } from 'luxon'
+import Channel from '#models/channel'
+import { createChannel } from '#actions/create_channel'
+import { setChannelEnabled, updateChannel } from '#actions/update_channel'
+import { testChannel, testModelFor } from '#actions/test_channel'
+import { createChannelValidator } from '#validators/admin'
+import { disableChannelValidator, testChannelValidator } from '#validators/panel'
+import { PROVIDER_KINDS } from '#gateway/types'
+import { VENDORS } from '#gateway/providers/vendors'
+import { checkbox, listField, optionalNumber, pairsField, pairsText, panelActor, notFound } from '#controllers/admin/panel'
+
+/** Form fields -> the shared channel validator's shape (mapping and headers as "a = b" / "Name: value" lines). */
+function channelData(request: HttpContext['request']) {
+  return {
+    name: request.input('name') ?? '',
+    provider: request.input('provider') ?? '',
+    baseUrl: request.input('baseUrl') ?? '',
+    apiKey: request.input('apiKey') || undefined,
+    models: listField(request.input('models')),
+    modelMapping: pairsField('modelMapping', request.input('modelMapping'), '='),
+    extraHeaders: pairsField('extraHeaders', request.input('extraHeaders'), ':'),
+    priority: optionalNumber(request.input('priority')),
+    weight: optionalNumber(request.input('weight')),
+    connectTimeoutMs: optionalNumber(request.input('connectTimeoutMs')),
+    firstByteTimeoutMs: optionalNumber(request.input('firstByteTimeoutMs')),
+    idleTimeoutMs: optionalNumber(request.input('idleTimeoutMs')),
+    totalTimeoutMs: optionalNumber(request.input('totalTimeoutMs')),
+  }
+}
+
+/**
+ * Per channel over the last hour: requests it answered (usage_records; a
+ * clean single-attempt request writes no attempts row) plus the failed
+ * attempts it caused on the way (request_attempts); success rate and p50
+ * latency of what it answered.
+ */
+async function lastHourStats(channelId?: number) {
+  const since = db.raw(`now() - interval '1 hour'`)
+  const served = db
+    .from('usage_records')
+    .where('created_at', '>', since)
+    .whereNotNull('channel_id')
+    .groupBy('channel_id')
+    .select('channel_id')
+    .select(db.raw('count(*)::int AS answered'))
+    .select(db.raw('count(*) FILTER (WHERE status < 400)::int AS ok'))
+    .select(db.raw('percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::int AS p50'))
+  const failed = db
+    .from('request_attempts')
+    .where('created_at', '>', since)
+    .whereNot('outcome', 'ok')
+    .whereNotNull('channel_id')
+    .groupBy('channel_id')
+    .select('channel_id')
+    .select(db.raw('count(*)::int AS failures'))
+  if (channelId) {
+    served.where('channel_id', channelId)
+    failed.where('channel_id', channelId)
+  }
+  const [servedRows, failedRows] = await Promise.all([served, failed])
+  const stats = new Map<number, { attempts: number; ok: number; p50: number | null }>()
+  for (const r of servedRows) stats.set(Number(r.channel_id), { attempts: r.answered, ok: r.ok, p50: r.p50 })
+  for (const r of failedRows) {
+    const s = stats.get(Number(r.channel_id)) ?? { attempts: 0, ok: 0, p50: null }
+    s.attempts += r.failures
+    stats.set(Number(r.channel_id), s)
+  }
+  return stats
+}
+
+const providerOptions = PROVIDER_KINDS.map((kind) => ({ value: kind, label: kind }))
+const defaultBaseUrls = Object.fromEntries(PROVIDER_KINDS.map((kind) => [kind, VENDORS[kind].defaultBaseUrl ?? '']))
+
+export default class ChannelsController {
+  /** Channels with their live state (circuit, cool-down, disabled reason, last error, last-hour success and p50). */
+  async index({ view }: HttpContext) {
+    const [channels, stats] = await Promise.all([Channel.query().orderBy('priority', 'desc').orderBy('id'), lastHourStats()])
+    const gateway = await app.container.make('gateway')
+    const circuits = new Map(channels.map((c) => [c.id, gateway.health.stateOf(c.id)]))
+    return view.render('admin/channels/index', { channels, stats, circuits })
+  }
+
+  async create({ view }: HttpContext) {
+    return view.render('admin/channels/form', { channel: null, providerOptions, defaultBaseUrls, pairsText })
+  }
+
+  /** Adds a channel. */
+  async store(ctx: HttpContext) {
+    const input = await createChannelValidator.validate({ ...channelData(ctx.request), enabled: true })
+    const channel = await createChannel(input, panelActor(ctx))
+    ctx.session.flash('success', `Channel ${channel.name} created. Run a test to check it answers.`)
+    return ctx.response.redirect(`/admin/channels/${channel.id}`)
+  }
+
+  /** A channel: live state, the Test action, and the edit form. */
+  async show(ctx: HttpContext) {
+    const { params, view, session } = ctx
+    const channel = await Channel.find(Number(params.id))
+    if (!channel) return notFound(ctx)
+    const stats = (await lastHourStats(channel.id)).get(channel.id) ?? null
+    const gateway = await app.container.make('gateway')
+    const apiKey = channel.getApiKey()
+    // No concrete model in the config (only globs): the model it served last is a good test.
+    const lastServed = testModelFor(channel)
+      ? null
+      : await db.from('usage_records').where('channel_id', channel.id).orderBy('created_at', 'desc').select('model').first()
+    return view.render('admin/channels/show', {
+      channel,
+      stats,
+      circuit: gateway.health.stateOf(channel.id),
+      modelCooldowns: activeModelCooldowns(channel),
+      keyHint: apiKey ? `••••${apiKey.slice(-4)}` : null,
+      testModel: testModelFor(channel) ?? lastServed?.model ?? '',
+      result: session.flashMessages.get('testResult') ?? null,
+      providerOptions,
+      defaultBaseUrls,
+      pairsText,
+    })
+  }
+
+  /** Saves a channel's configuration (the upstream key only when a new one is typed). */
+  async update(ctx: HttpContext) {
+    const input = await createChannelValidator.validate(channelData(ctx.request))
+    const channel = await updateChannel(
+      Number(ctx.params.id),
+      { ...input, clearApiKey: checkbox(ctx.request.input('clearApiKey')) },
+      panelActor(ctx)
+    )
+    ctx.session.flash('success', `Channel ${channel.name} saved.`)
+    return ctx.response.redirect(`/admin/channels/${channel.id}`)
+  }
+
+  async enable(ctx: HttpContext) {
+    const channel = await setChannelEnabled(Number(ctx.params.id), true, null, panelActor(ctx))
+    ctx.session.flash('success', `Channel ${channel.name} enabled.`)
+    return ctx.response.redirect().back()
+  }
+
+  /** Takes a channel out of rotation, with the reason shown on the channels page. */
+  async disable(ctx: HttpContext) {
+    const { reason } = await ctx.request.validateUsing(disableChannelValidator)
+    const channel = await setChannelEnabled(Number(ctx.params.id), false, reason ?? null, panelActor(ctx))
+    ctx.session.flash('success', `Channel ${channel.name} disabled.`)
+    return ctx.response.redirect().back()
+  }
+
+  /** Sends a minimal request through this channel and shows latency and the answer, or the upstream's error. */
+  async test(ctx: HttpContext) {
+    const { model } = await ctx.request.validateUsing(testChannelValidator)
+    const result = await testChannel(Number(ctx.params.id), model)
+    ctx.session.flash('testResult', result)
+    return ctx.response.redirect(`/admin/channels/${ctx.params.id}#test`)
+  }
+}
+
+/** The (channel, model) cool-downs still running, soonest end first (the column keeps expired ones). */
+function activeModelCooldowns(channel: Channel) {
+  const now = Date.now()
+  return Object.entries(channel.modelCooldowns ?? {})
+    .map(([model, c]) => ({ model, kind: c.kind, reason: String(c.reason ?? ''), until: DateTime.fromISO(c.until) }))
+    .filter((c) => c.until.isValid && c.until.toMillis() > now)
+    .sort((a, b) => a.until.toMillis() - b.until.toMillis())
+}

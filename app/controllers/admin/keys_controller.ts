@@ -1,0 +1,73 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import ApiKey from '#models/api_key'
+import User from '#models/user'
+import { createApiKey } from '#actions/issue_api_key'
+import { revokeApiKey } from '#actions/revoke_api_key'
+import { createKeyValidator } from '#validators/admin'
+import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
+
+const PAGE = 50
+
+export default class KeysController {
+  /** Every key (owner, name, prefix, created, last used, spend, status); filter by owner email or status. */
+  async index({ request, view }: HttpContext) {
+    const q = String(request.input('q', '') ?? '').trim()
+    const status = String(request.input('status', '') ?? '')
+    const before = Number(request.input('before')) || null
+    const query = ApiKey.query().preload('user').orderBy('id', 'desc').limit(PAGE + 1)
+    if (q) {
+      query.where((w) => {
+        w.whereIn('user_id', User.query().whereILike('email', `%${q.replace(/[%_\\]/g, (c) => `\\${c}`)}%`).select('id'))
+          .orWhere('prefix', q)
+          .orWhereILike('name', `%${q}%`)
+      })
+    }
+    if (status === 'active') query.whereNull('revoked_at').where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
+    if (status === 'revoked') query.whereNotNull('revoked_at')
+    if (before) query.where('id', '<', before)
+    const rows = await query
+    const keys = rows.slice(0, PAGE)
+    const next = rows.length > PAGE ? keys[keys.length - 1].id : null
+    return view.render('admin/keys/index', { keys, q, status, before, next })
+  }
+
+  /** The new-key form (owner preselected with ?user=). */
+  async create({ request, view }: HttpContext) {
+    const userId = Number(request.input('user')) || null
+    const owner = userId ? await User.find(userId) : null
+    return view.render('admin/keys/create', { owner })
+  }
+
+  /** Issues a key; the full key is shown once on the next page. */
+  async store(ctx: HttpContext) {
+    const { request, response, session } = ctx
+    const input = await createKeyValidator.validate({
+      user: request.input('user') ?? '',
+      name: request.input('name') ?? undefined,
+      models: listField(request.input('models')),
+      expiresInDays: optionalNumber(request.input('expiresInDays')),
+      rpm: optionalNumber(request.input('rpm')),
+      tpm: optionalNumber(request.input('tpm')),
+      spendLimit: request.input('spendLimit') ?? undefined,
+    })
+    const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, panelActor(ctx))
+    session.flash('newKey', key)
+    session.flash('success', `Key "${apiKey.name}" issued. Copy it now: it will not be shown again.`)
+    return response.redirect(`/admin/keys/${apiKey.id}`)
+  }
+
+  /** One key's details (and, right after creation, the full key once). */
+  async show(ctx: HttpContext) {
+    const { params, view } = ctx
+    const key = await ApiKey.query().where('id', Number(params.id)).preload('user').first()
+    if (!key) return notFound(ctx)
+    return view.render('admin/keys/show', { key })
+  }
+
+  /** Revokes a key: the API refuses it at once. */
+  async revoke(ctx: HttpContext) {
+    const key = await revokeApiKey(String(Number(ctx.params.id)), panelActor(ctx))
+    ctx.session.flash('success', `Key ${key.masked} revoked.`)
+    return ctx.response.redirect().back()
+  }
+}

@@ -1,0 +1,78 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import db from '@adonisjs/lucid/services/db'
+import Plan from '#models/plan'
+import { createPlan } from '#actions/create_plan'
+import { deletePlan, updatePlan } from '#actions/update_plan'
+import { createPlanValidator } from '#validators/admin'
+import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
+import { setDefaultPlan } from '#actions/set_default_plan'
+import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
+
+/** The "default for new users" checkbox (hidden 0 + checkbox 1). */
+const defaultFlag = (request: HttpContext['request']) => [request.input('isDefault') ?? []].flat().includes('1')
+
+/** Form fields -> the shared plan validator's shape. */
+function planData(request: HttpContext['request']) {
+  return {
+    name: request.input('name') ?? '',
+    monthlyInputTokens: optionalNumber(request.input('monthlyInputTokens')) ?? null,
+    monthlyOutputTokens: optionalNumber(request.input('monthlyOutputTokens')) ?? null,
+    models: listField(request.input('models')),
+    rpm: optionalNumber(request.input('rpm')) ?? null,
+    tpm: optionalNumber(request.input('tpm')) ?? null,
+  }
+}
+
+export default class PlansController {
+  /** Plans with how many users are on each. */
+  async index({ view }: HttpContext) {
+    const plans = await Plan.query().orderBy('name')
+    const counts = await db.from('users').whereNotNull('plan_id').groupBy('plan_id').select('plan_id').count('* as total')
+    const userCounts = new Map(counts.map((row) => [Number(row.plan_id), Number(row.total)]))
+    return view.render('admin/plans/index', { plans, userCounts, registrationOpen: await registrationOpen() })
+  }
+
+  async create({ view }: HttpContext) {
+    return view.render('admin/plans/form', { plan: null })
+  }
+
+  /** Creates a plan. */
+  async store(ctx: HttpContext) {
+    const input = await createPlanValidator.validate(planData(ctx.request))
+    const plan = await createPlan(input, panelActor(ctx))
+    if (defaultFlag(ctx.request)) await setDefaultPlan(plan.id, true, panelActor(ctx))
+    ctx.session.flash('success', `Plan ${plan.name} created.`)
+    return ctx.response.redirect('/admin/plans')
+  }
+
+  async edit(ctx: HttpContext) {
+    const { params, view } = ctx
+    const plan = await Plan.find(Number(params.id))
+    if (!plan) return notFound(ctx)
+    return view.render('admin/plans/form', { plan })
+  }
+
+  /** Saves a plan's name and limits. */
+  async update(ctx: HttpContext) {
+    const input = await createPlanValidator.validate(planData(ctx.request))
+    const plan = await updatePlan(Number(ctx.params.id), input, panelActor(ctx))
+    await setDefaultPlan(plan.id, defaultFlag(ctx.request), panelActor(ctx))
+    ctx.session.flash('success', `Plan ${plan.name} saved.`)
+    return ctx.response.redirect('/admin/plans')
+  }
+
+  /** Deletes a plan nobody is on. */
+  async destroy(ctx: HttpContext) {
+    const removed = await deletePlan(Number(ctx.params.id), panelActor(ctx))
+    ctx.session.flash('success', `Plan ${removed.name} deleted.`)
+    return ctx.response.redirect('/admin/plans')
+  }
+
+  /** Opens or closes self-service registration at /register (ALLOW_REGISTRATION=false still wins). */
+  async registration(ctx: HttpContext) {
+    const open = [ctx.request.input('open') ?? []].flat().includes('1')
+    await setRegistrationOpen(open)
+    ctx.session.flash('success', open ? 'Registration is open.' : 'Registration is closed.')
+    return ctx.response.redirect('/admin/plans')
+  }
+}

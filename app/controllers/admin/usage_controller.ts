@@ -1,0 +1,143 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import { notFound } from '#controllers/admin/panel'
+import db from '@adonisjs/lucid/services/db'
+import { DateTime } from 'luxon'
+import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
+import { dailyTotals, type DayTotals } from '#services/usage_rollup'
+import { streamUsageCsv } from '#services/usage_csv'
+
+const PAGE = 50
+
+export default class UsageController {
+  /** The request log: filters, totals and a per-day chart for the filter, keyset pages of 50. */
+  async index({ request, view }: HttpContext) {
+    const filters = parseFilters(request.qs())
+    const userId = await userIdOf(filters.user)
+    const before = Number(request.input('before')) || null
+
+    const page = applyFilters(
+      db
+        .from('usage_records as u')
+        .leftJoin('users', 'users.id', 'u.user_id')
+        .leftJoin('channels', 'channels.id', 'u.channel_id')
+        .leftJoin('api_keys', 'api_keys.id', 'u.api_key_id')
+        .select('u.id', 'u.created_at', 'u.model', 'u.status', 'u.error_code', 'u.prompt_tokens', 'u.completion_tokens',
+          'u.cached_tokens', 'u.cost', 'u.latency_ms', 'u.estimated', 'u.stream', 'u.endpoint', 'u.user_id', 'u.channel_id', 'u.api_key_id')
+        .select('users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix')
+        .orderBy('u.id', 'desc')
+        .limit(PAGE + 1),
+      filters,
+      userId
+    )
+    if (before) page.where('u.id', '<', before)
+
+    const [rows, days, channels] = await Promise.all([
+      page,
+      perDay(filters, userId),
+      db.from('channels').select('id', 'name').orderBy('name'),
+    ])
+    const records = rows.slice(0, PAGE)
+    const next = rows.length > PAGE ? records[records.length - 1].id : null
+    const totals = days.reduce(
+      (t, d) => ({
+        requests: t.requests + d.requests,
+        errors: t.errors + d.errors,
+        input: t.input + Number(d.input),
+        output: t.output + Number(d.output),
+        cost: t.cost + Number(d.cost),
+      }),
+      { requests: 0, errors: 0, input: 0, output: 0, cost: 0 }
+    )
+    const chart = { labels: days.map((d) => d.day), requests: days.map((d) => d.requests), cost: days.map((d) => d.cost) }
+    const params = Object.fromEntries(FILTER_NAMES.map((n) => [n, filters[n]]))
+    return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels })
+  }
+
+  /** Streams the filtered rows as CSV (keyset batches, flat memory, backpressure respected). */
+  async export({ request, response }: HttpContext) {
+    const filters = parseFilters(request.qs())
+    const userId = await userIdOf(filters.user)
+    await streamUsageCsv(response.response, filters, userId, `usage-${filters.from}-to-${filters.to}.csv`)
+  }
+
+  /** One request's whole story: tokens by kind, cost, attempts per channel with outcomes and timings, the ledger charge. */
+  async show(ctx: HttpContext) {
+    const { params, view } = ctx
+    const record = await db
+      .from('usage_records as u')
+      .leftJoin('users', 'users.id', 'u.user_id')
+      .leftJoin('channels', 'channels.id', 'u.channel_id')
+      .leftJoin('api_keys', 'api_keys.id', 'u.api_key_id')
+      .where('u.id', Number(params.id))
+      .select('u.*', 'users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix', 'api_keys.last_four as key_last_four')
+      .first()
+    if (!record) return notFound(ctx)
+    const [attempts, charge] = await Promise.all([
+      db
+        .from('request_attempts as a')
+        .leftJoin('channels', 'channels.id', 'a.channel_id')
+        .where('a.request_id', record.request_id)
+        .orderBy('a.attempt')
+        .select('a.*', 'channels.name as channel_name'),
+      db.from('balance_ledger').where('usage_record_id', record.id).where('kind', 'charge').first(),
+    ])
+    // A clean request (one attempt, answered) writes no attempts row: its one attempt is the record itself.
+    if (attempts.length === 0 && record.channel_id && record.status < 400) {
+      attempts.push({
+        attempt: 1,
+        channel_id: record.channel_id,
+        channel_name: record.channel_name,
+        outcome: 'ok',
+        status: record.status,
+        latency_ms: record.latency_ms,
+        error: null,
+      })
+    }
+    return view.render('admin/usage/show', { record, attempts, charge })
+  }
+}
+
+/**
+ * Per-day totals of the filtered range (chart and totals). A date range with
+ * at most one of model / user / channel reads the daily rollups (plus today
+ * live); other filters aggregate the matching rows, which the indexes on
+ * (user_id | channel_id | model, created_at) keep to the filtered set.
+ */
+async function perDay(filters: UsageFilters, userId: number | null): Promise<DayTotals[]> {
+  const from = DateTime.fromISO(filters.from, { zone: 'utc' })
+  const to = DateTime.fromISO(filters.to, { zone: 'utc' })
+  const dims = [
+    filters.model ? { dim: 'model' as const, key: filters.model } : null,
+    userId !== null ? { dim: 'user' as const, key: String(userId) } : null,
+    /^\d+$/.test(filters.channel) ? { dim: 'channel' as const, key: filters.channel } : null,
+  ].filter((d) => d !== null)
+  if (!filters.key && !filters.status && dims.length <= 1) return dailyTotals(from, to, dims[0])
+
+  const rows = await applyFilters(
+    db
+      .from('usage_records as u')
+      .select(db.raw(`to_char(date_trunc('day', u.created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day`))
+      .select(db.raw('count(*)::int AS requests'))
+      .select(db.raw('count(*) FILTER (WHERE u.status >= 400)::int AS errors'))
+      .select(db.raw('coalesce(sum(u.prompt_tokens), 0)::bigint AS input'))
+      .select(db.raw('coalesce(sum(u.completion_tokens), 0)::bigint AS output'))
+      .select(db.raw('coalesce(sum(u.cost), 0)::text AS cost'))
+      .groupByRaw('1'),
+    filters,
+    userId
+  )
+  const byDay = new Map(rows.map((r: any) => [r.day, r]))
+  const out: DayTotals[] = []
+  for (let day = from; day <= to && out.length < 400; day = day.plus({ days: 1 })) {
+    const r: any = byDay.get(day.toISODate()!)
+    out.push({
+      day: day.toISODate()!,
+      requests: Number(r?.requests ?? 0),
+      errors: Number(r?.errors ?? 0),
+      input: Number(r?.input ?? 0),
+      output: Number(r?.output ?? 0),
+      cost: Number(r?.cost ?? 0),
+    })
+  }
+  return out
+}

@@ -1,0 +1,114 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import db from '@adonisjs/lucid/services/db'
+import User from '#models/user'
+import Plan from '#models/plan'
+import ApiKey from '#models/api_key'
+import BalanceLedgerEntry from '#models/balance_ledger_entry'
+import { createUser } from '#actions/create_user'
+import { updateUser } from '#actions/update_user'
+import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { ledgerEntryValidator, panelCreateUserValidator, panelUpdateUserValidator } from '#validators/panel'
+import { optionalNumber, checkbox, panelActor, notFound } from '#controllers/admin/panel'
+
+const PAGE = 50
+
+export default class UsersController {
+  /** Users, newest first: search by email, keyset pages of 50. */
+  async index({ request, view }: HttpContext) {
+    const q = String(request.input('q', '') ?? '').trim()
+    const before = Number(request.input('before')) || null
+    const query = User.query().preload('plan').orderBy('id', 'desc').limit(PAGE + 1)
+    if (q) query.whereILike('email', `%${q.replace(/[%_\\]/g, (c) => `\\${c}`)}%`)
+    if (before) query.where('id', '<', before)
+    const rows = await query
+    const users = rows.slice(0, PAGE)
+    const keyCounts = new Map<number, number>()
+    if (users.length) {
+      const counts = await db
+        .from('api_keys')
+        .whereIn('user_id', users.map((u) => u.id))
+        .whereNull('revoked_at')
+        .groupBy('user_id')
+        .select('user_id')
+        .count('* as total')
+      for (const row of counts) keyCounts.set(Number(row.user_id), Number(row.total))
+    }
+    const next = rows.length > PAGE ? users[users.length - 1].id : null
+    return view.render('admin/users/index', { users, keyCounts, q, before, next })
+  }
+
+  /** The new-user form. */
+  async create({ view }: HttpContext) {
+    return view.render('admin/users/create', { plans: await planOptions() })
+  }
+
+  /** Creates a user; a generated password is shown once on the user's page. */
+  async store(ctx: HttpContext) {
+    const { request, response, session } = ctx
+    const input = await request.validateUsing(panelCreateUserValidator, {
+      data: { ...request.all(), planId: optionalNumber(request.input('planId')) },
+    })
+    const { user, password } = await createUser(
+      { email: input.email, password: input.password, role: input.role, planId: input.planId ?? null },
+      panelActor(ctx)
+    )
+    session.flash('success', `User ${user.email} created.`)
+    if (password) session.flash('generatedPassword', password)
+    return response.redirect(`/admin/users/${user.id}`)
+  }
+
+  /** A user: edit form, balance and ledger, keys. */
+  async show(ctx: HttpContext) {
+    const { params, view } = ctx
+    const user = await User.query().where('id', Number(params.id)).preload('plan').first()
+    if (!user) return notFound(ctx)
+    const [ledger, keys, plans] = await Promise.all([
+      BalanceLedgerEntry.query().where('user_id', user.id).orderBy('id', 'desc').limit(50),
+      ApiKey.query().where('user_id', user.id).orderBy('id', 'desc').limit(100),
+      planOptions(),
+    ])
+    return view.render('admin/users/show', { user, ledger, keys, plans })
+  }
+
+  /** Saves role, plan, disabled, and an optional new password. */
+  async update(ctx: HttpContext) {
+    const { request, response, session, params } = ctx
+    const input = await request.validateUsing(panelUpdateUserValidator, {
+      data: {
+        ...request.all(),
+        planId: optionalNumber(request.input('planId')),
+        disabled: checkbox(request.input('disabled')),
+      },
+    })
+    const user = await updateUser(
+      {
+        id: Number(params.id),
+        role: input.role,
+        planId: input.planId ?? null,
+        disabled: input.disabled,
+        password: input.password,
+      },
+      panelActor(ctx)
+    )
+    session.flash('success', `Saved ${user.email}.`)
+    return response.redirect(`/admin/users/${user.id}`)
+  }
+
+  /** Top-up, refund or adjustment: one ledger entry with its note. */
+  async ledger(ctx: HttpContext) {
+    const { request, response, session, params } = ctx
+    const input = await request.validateUsing(ledgerEntryValidator)
+    const user = await postLedgerEntry(
+      { userRef: String(Number(params.id)), kind: input.kind, amount: input.amount, note: input.note ?? null },
+      panelActor(ctx)
+    )
+    session.flash('success', `Posted ${input.kind} of $${input.amount}; balance is now $${Number(user.balance).toFixed(2)}.`)
+    return response.redirect(`/admin/users/${user.id}#balance`)
+  }
+}
+
+/** Plans for a select, with "no plan". */
+export async function planOptions() {
+  const plans = await Plan.query().orderBy('name')
+  return [{ value: '', label: '— no plan —' }, ...plans.map((p) => ({ value: String(p.id), label: p.name }))]
+}

@@ -1,0 +1,23 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import app from '@adonisjs/core/services/app'
+import { gatewayStatus } from '#services/gateway_status'
+import { channelStatuses } from '#services/channel_status'
+
+export default class StatusPageController {
+  /**
+   * GET /status: version, uptime, database latency and each channel's health
+   * from recent requests. Upstream URLs only for administrators; never keys.
+   */
+  async show({ view, auth, response }: HttpContext) {
+    const gateway = await app.container.make('gateway')
+    const signedIn = await auth.check()
+    const isAdmin = signedIn && auth.user!.isAdmin
+    if (signedIn) view.share({ currentUser: auth.user })
+    const status = await gatewayStatus(gateway)
+    const channels = await channelStatuses(gateway, isAdmin)
+    const up = status.uptime_seconds
+    const uptime = { days: Math.floor(up / 86400), hours: Math.floor((up % 86400) / 3600), minutes: Math.floor((up % 3600) / 60) }
+    response.status(status.status === 'ok' ? 200 : 503)
+    return view.render('pages/status/show', { status, channels, uptime, isAdmin })
+  }
+}

@@ -1,0 +1,70 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import app from '@adonisjs/core/services/app'
+import ApiKey from '#models/api_key'
+import { createUserApiKey } from '#actions/create_user_api_key'
+import { revokeUserApiKey } from '#actions/revoke_user_api_key'
+import { PortalInputError } from '#actions/portal_input_error'
+import { createKeyValidator } from '#validators/portal'
+import { parseGlobList } from '#gateway/glob'
+import { flashInputError } from '#services/form_errors'
+import { modelCatalogue } from '#services/model_catalogue'
+import { portalActor } from '#services/portal_actor'
+
+export default class ApiKeysController {
+  /** GET /dashboard/keys: the user's keys (prefix, last used, spend) and the create form. */
+  async index(ctx: HttpContext) {
+    return this.render(ctx, null)
+  }
+
+  /** The keys page; `newKey` is the clear key just created, rendered in this response only (never in a cookie). */
+  private async render({ view, auth }: HttpContext, newKey: string | null) {
+    const user = auth.use('web').getUserOrFail()
+    const gateway = await app.container.make('gateway')
+    const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
+    const keys = await ApiKey.query().where('user_id', user.id).orderBy('id', 'desc')
+    return view.render('pages/portal/keys', {
+      keys,
+      planModels: plan?.allowedModels ?? ['*'],
+      models: modelCatalogue(gateway, plan?.allowedModels ?? ['*']).map((m) => m.id),
+      newKey,
+    })
+  }
+
+  /** POST /dashboard/keys: creates a key (name, expiry, model subset, spend cap); the full key is shown once. */
+  async store(ctx: HttpContext) {
+    const { request, response, auth, i18n } = ctx
+    const user = auth.use('web').getUserOrFail()
+    const input = await request.validateUsing(createKeyValidator, { messagesProvider: i18n.createMessagesProvider() })
+    try {
+      const { key } = await createUserApiKey({
+        userId: user.id,
+        planId: user.planId,
+        name: input.name,
+        expiresInDays: input.expires_in_days,
+        models: parseGlobList(input.models),
+        spendLimit: input.spend_limit,
+      }, portalActor(ctx))
+      return this.render(ctx, key)
+    } catch (error) {
+      if (error instanceof PortalInputError) {
+        flashInputError(ctx, error)
+        return response.redirect().back()
+      }
+      throw error
+    }
+  }
+
+  /** POST /dashboard/keys/:id/revoke: revokes one of the user's own keys (another user's id: 404). */
+  async revoke(ctx: HttpContext) {
+    const { params, response, auth, i18n, session } = ctx
+    const user = auth.use('web').getUserOrFail()
+    try {
+      const key = await revokeUserApiKey(user.id, Number(params.id), portalActor(ctx))
+      session.flash('success', i18n.t('portal.keys.revoked', { name: key.name }))
+      return response.redirect('/dashboard/keys')
+    } catch (error) {
+      if (error instanceof PortalInputError) return response.notFound(i18n.t('errors.form.key_not_found'))
+      throw error
+    }
+  }
+}

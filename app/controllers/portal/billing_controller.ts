@@ -1,0 +1,14 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import app from '@adonisjs/core/services/app'
+import { balanceFigures, ledgerSummary } from '#services/portal_report'
+
+export default class BillingController {
+  /** GET /dashboard/billing: balance, the ledger (charges summed per day) and how to get a top-up. */
+  async show({ view, auth }: HttpContext) {
+    const user = auth.use('web').getUserOrFail()
+    // Charges still in the metering queue belong on this page (as on /v1/balance).
+    await (await app.container.make('gateway')).meter.drain()
+    const [figures, ledger] = await Promise.all([balanceFigures(user.id), ledgerSummary(user.id)])
+    return view.render('pages/portal/billing', { figures, ledger })
+  }
+}

@@ -1,0 +1,16 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import app from '@adonisjs/core/services/app'
+import { modelCatalogue } from '#services/model_catalogue'
+
+export default class ModelsController {
+  /** GET /dashboard/models: the models the user's plan allows, with provider, prices and context notes. */
+  async index({ view, auth }: HttpContext) {
+    const user = auth.use('web').getUserOrFail()
+    const gateway = await app.container.make('gateway')
+    const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
+    return view.render('pages/portal/models', {
+      models: modelCatalogue(gateway, plan?.allowedModels ?? ['*']),
+      planName: plan?.name ?? null,
+    })
+  }
+}

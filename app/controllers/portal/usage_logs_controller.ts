@@ -1,0 +1,56 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import app from '@adonisjs/core/services/app'
+import { DateTime } from 'luxon'
+import { errors as vineErrors } from '@vinejs/vine'
+import { usageFilterValidator } from '#validators/portal'
+import { usageCsv, usageFilterChoices, usagePage, type UsageFilters } from '#services/portal_report'
+
+export default class UsageLogsController {
+  /** GET /dashboard/usage: the user's own requests with filters and paging. */
+  async index(ctx: HttpContext) {
+    const { view, auth } = ctx
+    const user = auth.use('web').getUserOrFail()
+    const { filters, page, query, errors } = await this.filters(ctx)
+    await (await app.container.make('gateway')).meter.drain()
+    const [result, choices] = await Promise.all([usagePage(user.id, filters, page), usageFilterChoices(user.id)])
+    return view.render('pages/portal/usage', { result, choices, query, errors })
+  }
+
+  /** GET /dashboard/usage.csv: the same rows (filters applied) as a CSV download. */
+  async csv(ctx: HttpContext) {
+    const { response, auth } = ctx
+    const user = auth.use('web').getUserOrFail()
+    const { filters } = await this.filters(ctx)
+    await (await app.container.make('gateway')).meter.drain()
+    response.header('content-type', 'text/csv; charset=utf-8')
+    response.header('content-disposition', `attachment; filename="usage-${DateTime.utc().toFormat('yyyyLLdd-HHmm')}.csv"`)
+    return response.send(await usageCsv(user.id, filters))
+  }
+
+  /**
+   * Query-string filters, validated. A bad value is reported on the page
+   * (status 422) and ignored, never redirected back to itself.
+   */
+  private async filters({ request, response, i18n }: HttpContext) {
+    const raw = Object.fromEntries(Object.entries(request.qs()).filter(([, v]) => v !== ''))
+    let input: Awaited<ReturnType<typeof usageFilterValidator.validate>> = {}
+    let errors: string[] = []
+    try {
+      input = await usageFilterValidator.validate(raw, { messagesProvider: i18n.createMessagesProvider() })
+    } catch (error) {
+      if (!(error instanceof vineErrors.E_VALIDATION_ERROR)) throw error
+      errors = error.messages.map((m: { message: string }) => m.message)
+      response.status(422)
+    }
+    const day = (d?: Date) => (d ? DateTime.fromJSDate(d).toISODate()! : undefined)
+    const filters: UsageFilters = {
+      model: input.model,
+      keyId: input.key,
+      status: input.status,
+      from: day(input.from),
+      to: day(input.to),
+    }
+    const query = { model: input.model ?? '', key: input.key ?? '', status: input.status ?? '', from: filters.from ?? '', to: filters.to ?? '' }
+    return { filters, page: input.page ?? 1, query, errors }
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * How much of a request body the gateway accepts, per endpoint, and how much
+ * it holds across all requests at once. Bodies are read whole (the
+ * pass-through forwards the client's bytes), so these bounds are what keeps a
+ * few huge or slow uploads from taking the process's memory.
+ *
+ * Generous where clients legitimately send a lot (images and long contexts
+ * in generation calls), tight where the body is small by nature. Each is
+ * configurable in MB through the environment.
+ */
+const MB = 1024 * 1024
+
+function megabytes(name: string, fallback: number): number {
+  const value = Number(process.env[name])
+  return Number.isFinite(value) && value > 0 ? Math.floor(value * MB) : fallback * MB
+}
+
+/** Generation and token counting: whole conversations, base64 images and documents */
+const GENERATION_BYTES = megabytes('BODY_LIMIT_GENERATION_MB', 32)
+/** Embeddings: up to a few thousand inputs */
+const EMBEDDINGS_BYTES = megabytes('BODY_LIMIT_EMBEDDINGS_MB', 16)
+/** Image generation: a prompt and a few options */
+const IMAGES_BYTES = megabytes('BODY_LIMIT_IMAGES_MB', 1)
+
+/**
+ * Bytes of request bodies held at once by this instance (reading or in use).
+ * A body costs about three times its size while handled (the bytes, the
+ * decoded text, the parsed object): 256 MB of bodies is under 1 GB of heap.
+ */
+export const INFLIGHT_BODY_BYTES = megabytes('BODY_INFLIGHT_MAX_MB', 256)
+
+/** Time limits of a body upload (mutable for tests) */
+export const bodyTiming = {
+  /** A body not received whole within this time is refused (slow senders hold memory and a slot) */
+  timeoutMs: Number(process.env.BODY_TIMEOUT_MS) > 0 ? Number(process.env.BODY_TIMEOUT_MS) : 60_000,
+}
+
+/** The body limit of an endpoint (the names RequestAccount records). */
+export function bodyLimitFor(endpoint: string): number {
+  if (endpoint === 'embeddings' || endpoint.endsWith('mbedContents') || endpoint.endsWith('embedContent')) return EMBEDDINGS_BYTES
+  if (endpoint === 'images.generations') return IMAGES_BYTES
+  return GENERATION_BYTES
+}
+
+/**
+ * The instance-wide budget of body bytes. A request takes its share (its
+ * Content-Length, or what it has sent so far) before the bytes are buffered
+ * and gives it back when its response ends.
+ */
+class BodyBudget {
+  used = 0
+
+  constructor(public capacity: number) {}
+
+  tryTake(bytes: number): boolean {
+    if (this.used + bytes > this.capacity) return false
+    this.used += bytes
+    return true
+  }
+
+  give(bytes: number) {
+    this.used = Math.max(0, this.used - bytes)
+  }
+}
+
+export const bodyBudget = new BodyBudget(INFLIGHT_BODY_BYTES)

@@ -1,0 +1,13 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import type { NextFn } from '@adonisjs/core/types/http'
+
+/** The admin panel: role `admin` only (runs after `auth`); anyone else gets a 403 page. */
+export default class AdminMiddleware {
+  async handle(ctx: HttpContext, next: NextFn) {
+    if (ctx.auth.use('web').user?.role !== 'admin') {
+      ctx.response.status(403)
+      return ctx.response.send(await ctx.view.render('pages/errors/forbidden'))
+    }
+    return next()
+  }
+}

@@ -1,0 +1,65 @@
+import db from '@adonisjs/lucid/services/db'
+import { readFileSync } from 'node:fs'
+import type { Gateway } from '#gateway/gateway'
+
+const version: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version
+const startedAt = Date.now()
+
+/** How many channels can take traffic now; names stay private (the endpoint is public). */
+function channelCounts(gateway: Gateway) {
+  let enabled = 0
+  let coolingDown = 0
+  let disabled = 0
+  for (const channel of gateway.catalog.channels) {
+    if (!channel.enabled) disabled++
+    else if (!gateway.health.isAvailable(channel.id)) coolingDown++
+    else enabled++
+  }
+  return { available: enabled, cooling_down: coolingDown, disabled }
+}
+
+/**
+ * (channel, upstream model) pairs cooling down after a 429 or a 403, with the
+ * wait left; the upstream's message stays in channel:list and the panel.
+ */
+function modelCooldowns(gateway: Gateway) {
+  const now = Date.now()
+  const out: Array<{ channel_id: number; model: string; reason: string; retry_after_seconds: number }> = []
+  for (const channelId of gateway.health.channelsWithModelCooldowns(now)) {
+    for (const c of gateway.health.modelCooldowns(channelId, now)) {
+      out.push({ channel_id: channelId, model: c.model, reason: c.kind, retry_after_seconds: Math.ceil((c.until - now) / 1000) })
+    }
+  }
+  return out
+}
+
+/**
+ * Liveness, version, uptime, database round trip, channel counts, per-model
+ * cool-downs and the metering queue: GET /api/status and the /status page.
+ */
+export async function gatewayStatus(gateway: Gateway) {
+  const started = performance.now()
+  let database: { status: string; latency_ms?: number; error?: string }
+  try {
+    await db.rawQuery('SELECT 1')
+    database = { status: 'ok', latency_ms: Math.round((performance.now() - started) * 100) / 100 }
+  } catch {
+    database = { status: 'unavailable', error: 'database did not answer' }
+  }
+  return {
+    status: database.status === 'ok' ? 'ok' : 'degraded',
+    version,
+    uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
+    database,
+    channels: channelCounts(gateway),
+    model_cooldowns: modelCooldowns(gateway),
+    metering: {
+      queued: gateway.meter.queued,
+      degraded: gateway.meter.degraded,
+      spill_pending: gateway.meter.spilledPending,
+      spilled_total: gateway.meter.spilledTotal,
+      replayed_total: gateway.meter.replayedTotal,
+    },
+    in_flight: gateway.service.inFlight,
+  }
+}

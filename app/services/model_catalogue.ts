@@ -1,0 +1,70 @@
+import type { Gateway } from '#gateway/gateway'
+import { anyGlobMatches, isGlob } from '#gateway/glob'
+import { formatDecimal } from '#gateway/metering/money'
+import { routeByPrefix } from '#gateway/routing/prefix_rules'
+
+export interface CatalogueModel {
+  id: string
+  provider: string
+  /** USD per 1M tokens, decimal strings; null when the model is not priced (free) */
+  inputPerMillion: string | null
+  outputPerMillion: string | null
+  /** USD per generated image, or null */
+  perImage: string | null
+  kind: 'chat' | 'embedding' | 'image'
+  /** Context window in tokens when known for the family, else null */
+  contextTokens: number | null
+}
+
+/**
+ * Context windows of well-known model families (published by their
+ * providers), shown as notes on the Models page. Unknown models show none.
+ */
+const CONTEXT_WINDOWS: Array<[RegExp, number]> = [
+  [/^(openai\/)?gpt-4\.1/i, 1_047_576],
+  [/^(openai\/)?gpt-5/i, 400_000],
+  [/^(openai\/)?(gpt-4o|o[134])/i, 128_000],
+  [/^(anthropic\/)?claude-/i, 200_000],
+  [/^(google\/)?gemini-(1\.5|2)/i, 1_048_576],
+  [/^(deepseek\/)?deepseek-/i, 128_000],
+]
+
+function kindOf(id: string): CatalogueModel['kind'] {
+  if (/embed/i.test(id)) return 'embedding'
+  if (/image|dall-e/i.test(id)) return 'image'
+  return 'chat'
+}
+
+/**
+ * The models of the routing catalogue (names the channels list, and priced
+ * model names), optionally narrowed to a plan's globs, with their prices.
+ * Built from the gateway's in-memory catalogue: no database read.
+ */
+export function modelCatalogue(gateway: Gateway, allowedGlobs: string[] | null = null): CatalogueModel[] {
+  const models = new Map<string, string>()
+  for (const { id, provider } of gateway.service.router().listedModels()) models.set(id, provider)
+  for (const price of gateway.catalog.prices) {
+    if (!isGlob(price.pattern) && !models.has(price.pattern)) {
+      models.set(price.pattern, routeByPrefix(price.pattern).provider)
+    }
+  }
+  const list: CatalogueModel[] = []
+  for (const [id, provider] of models) {
+    if (allowedGlobs && !anyGlobMatches(allowedGlobs, id)) continue
+    const price = gateway.catalog.priceFor(id)
+    list.push({
+      id,
+      provider,
+      inputPerMillion: price ? trimZeros(formatDecimal(price.inputPico, 6)) : null,
+      outputPerMillion: price ? trimZeros(formatDecimal(price.outputPico, 6)) : null,
+      perImage: price?.perImagePico ? trimZeros(formatDecimal(price.perImagePico, 12)) : null,
+      kind: kindOf(id),
+      contextTokens: CONTEXT_WINDOWS.find(([re]) => re.test(id))?.[1] ?? null,
+    })
+  }
+  return list.sort((a, b) => a.id.localeCompare(b.id))
+}
+
+function trimZeros(decimal: string) {
+  return decimal.replace(/(\.\d*?[1-9])0+$|\.0+$/, '$1')
+}

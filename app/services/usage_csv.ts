@@ -1,0 +1,69 @@
+import type { ServerResponse } from 'node:http'
+import { once } from 'node:events'
+import db from '@adonisjs/lucid/services/db'
+import { applyFilters, type UsageFilters } from '#services/usage_query'
+
+const BATCH = 5000
+
+const COLUMNS = [
+  'id', 'created_at', 'request_id', 'user_email', 'api_key_id', 'key_name', 'channel', 'provider', 'model', 'served_model',
+  'endpoint', 'stream', 'status', 'error_code', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cache_write_tokens',
+  'reasoning_tokens', 'images', 'estimated', 'cost_usd', 'latency_ms', 'ttft_ms', 'attempts',
+] as const
+
+function cell(value: unknown): string {
+  if (value === null || value === undefined) return ''
+  const text = value instanceof Date ? value.toISOString() : String(value)
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+}
+
+/**
+ * Writes the filtered usage rows to the raw response as CSV, newest first,
+ * in keyset batches of 5,000: memory stays flat whatever the row count, and
+ * a slow client pauses the reads (drain) instead of growing a buffer. A
+ * client that hangs up stops the export.
+ */
+export async function streamUsageCsv(res: ServerResponse, filters: UsageFilters, userId: number | null, filename: string) {
+  res.writeHead(200, {
+    'content-type': 'text/csv; charset=utf-8',
+    'content-disposition': `attachment; filename="${filename}"`,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  })
+  let closed = false
+  res.on('close', () => (closed = true))
+  res.write(COLUMNS.join(',') + '\n')
+  let before: number | null = null
+  while (!closed) {
+    const query = applyFilters(
+      db
+        .from('usage_records as u')
+        .leftJoin('users', 'users.id', 'u.user_id')
+        .leftJoin('channels', 'channels.id', 'u.channel_id')
+        .leftJoin('api_keys', 'api_keys.id', 'u.api_key_id')
+        .select('u.*', 'users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name')
+        .orderBy('u.id', 'desc')
+        .limit(BATCH),
+      filters,
+      userId
+    )
+    if (before !== null) query.where('u.id', '<', before)
+    const rows = await query
+    if (rows.length === 0) break
+    let chunk = ''
+    for (const r of rows) {
+      chunk +=
+        [
+          r.id, r.created_at, r.request_id, r.user_email, r.api_key_id, r.key_name, r.channel_name, r.provider, r.model,
+          r.served_model, r.endpoint, r.stream, r.status, r.error_code, r.prompt_tokens, r.completion_tokens, r.cached_tokens,
+          r.cache_write_tokens, r.reasoning_tokens, r.images, r.estimated, r.cost, r.latency_ms, r.ttft_ms, r.attempts,
+        ]
+          .map(cell)
+          .join(',') + '\n'
+    }
+    before = Number(rows[rows.length - 1].id)
+    if (!res.write(chunk) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')])
+    if (rows.length < BATCH) break
+  }
+  if (!closed) res.end()
+}

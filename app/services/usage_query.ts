@@ -1,0 +1,68 @@
+import { DateTime } from 'luxon'
+import db from '@adonisjs/lucid/services/db'
+import type { DatabaseQueryBuilderContract } from '@adonisjs/lucid/types/querybuilder'
+
+/**
+ * The usage log's filters, parsed once from a query string and applied to
+ * any query over usage_records. Every view is bounded by a date range
+ * (default: the last 7 days) so totals and charts never scan the whole
+ * table; pages are keyset pages on the primary key (?before=<id>).
+ */
+export interface UsageFilters {
+  user: string
+  key: string
+  model: string
+  channel: string
+  /** ok | error | an HTTP status | an error code */
+  status: string
+  from: string
+  to: string
+}
+
+export const FILTER_NAMES = ['user', 'key', 'model', 'channel', 'status', 'from', 'to'] as const
+
+export function parseFilters(input: Record<string, unknown>): UsageFilters {
+  const text = (name: string) => String(input[name] ?? '').trim()
+  const today = DateTime.utc().startOf('day')
+  let to = isDate(text('to')) ? text('to') : today.toISODate()!
+  let from = isDate(text('from')) ? text('from') : DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 6 }).toISODate()!
+  if (from > to) [from, to] = [to, from]
+  // At most a year per view: totals and the chart stay bounded.
+  const earliest = DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 366 }).toISODate()!
+  if (from < earliest) from = earliest
+  return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), from, to }
+}
+
+function isDate(value: string) {
+  return /^\d{4}-\d{2}-\d{2}$/.test(value) && DateTime.fromISO(value, { zone: 'utc' }).isValid
+}
+
+/** [from 00:00, day after `to` 00:00) in UTC */
+export function rangeOf(filters: UsageFilters) {
+  const start = DateTime.fromISO(filters.from, { zone: 'utc' }).startOf('day')
+  const end = DateTime.fromISO(filters.to, { zone: 'utc' }).startOf('day').plus({ days: 1 })
+  return { start: start.toJSDate(), end: end.toJSDate() }
+}
+
+/** Resolves a user filter given as email or id to an id (null: matches nobody). */
+export async function userIdOf(value: string): Promise<number | null> {
+  if (!value) return null
+  if (/^\d+$/.test(value)) return Number(value)
+  const row = await db.from('users').where('email', value).select('id').first()
+  return row ? Number(row.id) : -1
+}
+
+export function applyFilters(query: DatabaseQueryBuilderContract<any>, filters: UsageFilters, userId: number | null, alias = 'u') {
+  const column = (name: string) => `${alias}.${name}`
+  const { start, end } = rangeOf(filters)
+  query.where(column('created_at'), '>=', start).where(column('created_at'), '<', end)
+  if (userId !== null) query.where(column('user_id'), userId)
+  if (/^\d+$/.test(filters.key)) query.where(column('api_key_id'), Number(filters.key))
+  if (filters.model) query.where(column('model'), filters.model)
+  if (/^\d+$/.test(filters.channel)) query.where(column('channel_id'), Number(filters.channel))
+  if (filters.status === 'ok') query.where(column('status'), '<', 400)
+  else if (filters.status === 'error') query.where(column('status'), '>=', 400)
+  else if (/^\d{3}$/.test(filters.status)) query.where(column('status'), Number(filters.status))
+  else if (filters.status) query.where(column('error_code'), filters.status)
+  return query
+}

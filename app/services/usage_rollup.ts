@@ -1,0 +1,220 @@
+import { DateTime } from 'luxon'
+import db from '@adonisjs/lucid/services/db'
+
+/** A past day is final once rolled up this long after it ended (late metering batches land first). */
+const SETTLE_MS = 10 * 60_000
+
+export type Dimension = 'model' | 'user' | 'channel'
+
+/** Upper bounds (ms) of the latency histogram's buckets; bucket i holds [bound[i-1], bound[i]). */
+export const LATENCY_BOUNDS_MS = [
+  25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 15000, 20000, 30000,
+  60000, 120000,
+]
+const BOUNDS_SQL = `ARRAY[${LATENCY_BOUNDS_MS.join(',')}]::int[]`
+
+const COLUMN: Record<Dimension, string> = {
+  model: 'model',
+  user: 'user_id::text',
+  channel: "coalesce(channel_id::text, '')",
+}
+
+/**
+ * Makes sure usage_daily holds every finished day of [from, before): one
+ * row per day and model, user and channel. A day is rolled up once it has
+ * settled (and again if it was rolled up too early). Today is never rolled
+ * up: readers add it live from usage_records, so figures are exact.
+ * Each day is replaced in one transaction under an advisory lock.
+ */
+export async function ensureRollups(from: DateTime, before: DateTime) {
+  const done = await db.from('usage_daily_days').where('day', '>=', from.toISODate()!).select('day', 'computed_at')
+  const computed = new Map(done.map((r) => [toDay(r.day), new Date(r.computed_at).getTime()]))
+  for (let day = from.startOf('day'); day < before.startOf('day'); day = day.plus({ days: 1 })) {
+    const at = computed.get(day.toISODate()!)
+    const settled = day.plus({ days: 1 }).toMillis() + SETTLE_MS
+    if (at === undefined || (at < settled && Date.now() >= settled)) await rollUpDay(day)
+  }
+}
+
+export async function rollUpDay(day: DateTime) {
+  const start = day.startOf('day').toJSDate()
+  const end = day.startOf('day').plus({ days: 1 }).toJSDate()
+  const key = day.toISODate()!
+  await db.transaction(async (trx) => {
+    await trx.rawQuery('SELECT pg_advisory_xact_lock(hashtext(?))', [`usage_daily:${key}`])
+    await trx.from('usage_daily').where('day', key).delete()
+    await trx.rawQuery(
+      `WITH rows AS (
+         SELECT model, user_id, channel_id, status, prompt_tokens, completion_tokens, cost
+           FROM usage_records WHERE created_at >= ? AND created_at < ?
+       )
+       INSERT INTO usage_daily (day, dim, key, requests, errors, input_tokens, output_tokens, cost)
+       SELECT ?::date, d.dim, d.key, count(*), count(*) FILTER (WHERE status >= 400),
+              coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(cost), 0)
+         FROM rows
+        CROSS JOIN LATERAL (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, ''))) d(dim, key)
+        GROUP BY d.dim, d.key`,
+      [start, end, key]
+    )
+    await trx.from('usage_daily_latency').where('day', key).delete()
+    await trx.rawQuery(
+      `INSERT INTO usage_daily_latency (day, bucket, requests)
+       SELECT ?::date, width_bucket(latency_ms, ${BOUNDS_SQL}), count(*)
+         FROM usage_records WHERE created_at >= ? AND created_at < ?
+        GROUP BY 2`,
+      [key, start, end]
+    )
+    await trx.rawQuery(
+      `INSERT INTO usage_daily_days (day, computed_at) VALUES (?, now())
+       ON CONFLICT (day) DO UPDATE SET computed_at = excluded.computed_at`,
+      [key]
+    )
+  })
+}
+
+export interface DayTotals {
+  day: string
+  requests: number
+  errors: number
+  input: number
+  output: number
+  cost: number
+}
+
+const TOTALS = [
+  db.raw('count(*)::bigint AS requests'),
+  db.raw('count(*) FILTER (WHERE status >= 400)::bigint AS errors'),
+  db.raw('coalesce(sum(prompt_tokens), 0)::bigint AS input'),
+  db.raw('coalesce(sum(completion_tokens), 0)::bigint AS output'),
+  db.raw('coalesce(sum(cost), 0)::text AS cost'),
+]
+
+/**
+ * Per-day totals for [from, to] (whole days, UTC), zero-filled: finished
+ * days from the rollups, today live. `only` restricts to one model, user or
+ * channel.
+ */
+export async function dailyTotals(from: DateTime, to: DateTime, only?: { dim: Dimension; key: string }): Promise<DayTotals[]> {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
+  const past = db
+    .from('usage_daily')
+    .where('dim', only?.dim ?? 'model')
+    .whereBetween('day', [from.toISODate()!, to.toISODate()!])
+    .groupBy('day')
+    .select('day')
+    .select(db.raw('sum(requests)::bigint AS requests'))
+    .select(db.raw('sum(errors)::bigint AS errors'))
+    .select(db.raw('sum(input_tokens)::bigint AS input'))
+    .select(db.raw('sum(output_tokens)::bigint AS output'))
+    .select(db.raw('sum(cost)::text AS cost'))
+  if (only) past.where('key', only.key)
+  const rows = await past
+  const byDay = new Map<string, any>(rows.map((r) => [toDay(r.day), r]))
+  if (to >= today && from <= today) {
+    const live = db
+      .from('usage_records')
+      .where('created_at', '>=', today.toJSDate())
+      .select(...TOTALS)
+    if (only) live.whereRaw(`${COLUMN[only.dim]} = ?`, [only.key])
+    byDay.set(today.toISODate()!, await live.first())
+  }
+  const out: DayTotals[] = []
+  for (let day = from.startOf('day'); day <= to; day = day.plus({ days: 1 })) {
+    const r = byDay.get(day.toISODate()!)
+    out.push({
+      day: day.toISODate()!,
+      requests: Number(r?.requests ?? 0),
+      errors: Number(r?.errors ?? 0),
+      input: Number(r?.input ?? 0),
+      output: Number(r?.output ?? 0),
+      cost: Number(r?.cost ?? 0),
+    })
+  }
+  return out
+}
+
+/** Top `limit` values of a dimension since a day, by spend: rollups plus today live. */
+export async function topBy(dim: Dimension, since: DateTime, limit = 5) {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(since, today)
+  const totals = new Map<string, { key: string; requests: number; tokens: number; cost: number }>()
+  const add = (key: string, requests: number, tokens: number, cost: number) => {
+    const t = totals.get(key) ?? { key, requests: 0, tokens: 0, cost: 0 }
+    t.requests += requests
+    t.tokens += tokens
+    t.cost += cost
+    totals.set(key, t)
+  }
+  const [past, live] = await Promise.all([
+    db
+      .from('usage_daily')
+      .where('dim', dim)
+      .where('day', '>=', since.toISODate()!)
+      .groupBy('key')
+      .select('key')
+      .select(db.raw('sum(requests)::bigint AS requests'))
+      .select(db.raw('sum(input_tokens + output_tokens)::bigint AS tokens'))
+      .select(db.raw('sum(cost)::text AS cost')),
+    db
+      .from('usage_records')
+      .where('created_at', '>=', today.toJSDate())
+      .groupByRaw('1')
+      .select(db.raw(`${COLUMN[dim]} AS key`))
+      .select(db.raw('count(*)::bigint AS requests'))
+      .select(db.raw('coalesce(sum(prompt_tokens + completion_tokens), 0)::bigint AS tokens'))
+      .select(db.raw('coalesce(sum(cost), 0)::text AS cost')),
+  ])
+  for (const r of [...past, ...live]) add(String(r.key), Number(r.requests), Number(r.tokens), Number(r.cost))
+  return [...totals.values()]
+    .filter((t) => t.key !== '')
+    .sort((a, b) => b.cost - a.cost || b.requests - a.requests)
+    .slice(0, limit)
+}
+
+/**
+ * Median latency since a day, from the daily histograms plus today live,
+ * interpolated inside its bucket (an estimate within the bucket's width).
+ */
+export async function medianLatencySince(since: DateTime): Promise<number | null> {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(since, today)
+  const [past, live] = await Promise.all([
+    db
+      .from('usage_daily_latency')
+      .where('day', '>=', since.toISODate()!)
+      .groupBy('bucket')
+      .select('bucket')
+      .select(db.raw('sum(requests)::bigint AS requests')),
+    db
+      .from('usage_records')
+      .where('created_at', '>=', today.toJSDate())
+      .groupByRaw('1')
+      .select(db.raw(`width_bucket(latency_ms, ${BOUNDS_SQL}) AS bucket`))
+      .select(db.raw('count(*)::bigint AS requests')),
+  ])
+  const counts = new Array(LATENCY_BOUNDS_MS.length + 1).fill(0)
+  for (const r of [...past, ...live]) counts[Number(r.bucket)] += Number(r.requests)
+  return medianOfHistogram(counts)
+}
+
+/** The median of a bucketed histogram (counts per width_bucket index), linearly interpolated. */
+export function medianOfHistogram(counts: number[]): number | null {
+  const total = counts.reduce((a, b) => a + b, 0)
+  if (total === 0) return null
+  let seen = 0
+  for (const [bucket, count] of counts.entries()) {
+    if (count > 0 && seen + count >= total / 2) {
+      const low = bucket === 0 ? 0 : LATENCY_BOUNDS_MS[bucket - 1]
+      const high = LATENCY_BOUNDS_MS[bucket] ?? low * 2
+      return Math.round(low + ((total / 2 - seen) / count) * (high - low))
+    }
+    seen += count
+  }
+  return null
+}
+
+function toDay(value: unknown): string {
+  if (value instanceof Date) return DateTime.fromJSDate(value, { zone: 'utc' }).toISODate()!
+  return String(value).slice(0, 10)
+}

@@ -1,0 +1,50 @@
+import vine from '@vinejs/vine'
+
+/**
+ * Admin panel forms whose shape differs from the ace flags (ids from
+ * selects, checkboxes). Compiled once. Plans, channels, prices and keys
+ * reuse the validators in ./admin.ts, shared with the ace commands.
+ */
+
+const planId = vine.number().withoutDecimals().min(1).optional()
+
+export const panelCreateUserValidator = vine.compile(
+  vine.object({
+    email: vine.string().trim().email({ require_tld: false }).maxLength(254),
+    password: vine.string().minLength(8).maxLength(200).optional(),
+    role: vine.enum(['admin', 'user'] as const),
+    planId,
+  })
+)
+
+export const panelUpdateUserValidator = vine.compile(
+  vine.object({
+    role: vine.enum(['admin', 'user'] as const),
+    planId,
+    disabled: vine.boolean(),
+    password: vine.string().minLength(8).maxLength(200).optional(),
+  })
+)
+
+export const ledgerEntryValidator = vine.compile(
+  vine.object({
+    kind: vine.enum(['topup', 'adjustment', 'refund'] as const),
+    amount: vine
+      .string()
+      .trim()
+      .regex(/^-?\d+(\.\d{1,12})?$/),
+    note: vine.string().trim().maxLength(500).optional(),
+  })
+)
+
+export const disableChannelValidator = vine.compile(
+  vine.object({
+    reason: vine.string().trim().maxLength(500).optional(),
+  })
+)
+
+export const testChannelValidator = vine.compile(
+  vine.object({
+    model: vine.string().trim().maxLength(200).optional(),
+  })
+)

@@ -1,0 +1,43 @@
+import vine from '@vinejs/vine'
+
+/** Forms of the user portal, compiled once. Messages come from resources/lang/<locale>/validator.json. */
+
+const password = () => vine.string().minLength(8).maxLength(128)
+
+export const registerValidator = vine.compile(
+  vine.object({
+    email: vine.string().trim().email().maxLength(254),
+    password: password().confirmed({ confirmationField: 'password_confirmation' }),
+  })
+)
+
+export const changePasswordValidator = vine.compile(
+  vine.object({
+    current_password: vine.string().maxLength(128),
+    password: password().confirmed({ confirmationField: 'password_confirmation' }),
+  })
+)
+
+/** USD amounts: up to 6 decimals, like prices and the ledger. */
+const USD = /^\d{1,12}(\.\d{1,6})?$/
+
+export const createKeyValidator = vine.compile(
+  vine.object({
+    name: vine.string().trim().minLength(1).maxLength(100),
+    expires_in_days: vine.number().withoutDecimals().min(1).max(3650).optional(),
+    /** Comma-separated model names or globs, inside the plan */
+    models: vine.string().trim().maxLength(2000).optional(),
+    spend_limit: vine.string().trim().regex(USD).optional(),
+  })
+)
+
+export const usageFilterValidator = vine.compile(
+  vine.object({
+    model: vine.string().trim().maxLength(200).optional(),
+    key: vine.number().withoutDecimals().min(1).optional(),
+    status: vine.enum(['ok', 'error']).optional(),
+    from: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),
+    to: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),
+    page: vine.number().withoutDecimals().min(1).max(100000).optional(),
+  })
+)

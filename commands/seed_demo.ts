@@ -1,0 +1,122 @@
+import { flags } from '@adonisjs/core/ace'
+import db from '@adonisjs/lucid/services/db'
+import hash from '@adonisjs/core/services/hash'
+import { DateTime } from 'luxon'
+import { AdminCommand } from '#services/admin_command'
+import { ensureRollups } from '#services/usage_rollup'
+
+/**
+ * A demo data set for the admin panel's scale checks (dev only): users on
+ * two plans with one key and a top-up each, four channels, prices, and N
+ * usage rows spread over the last 30 days in time order (as metering writes
+ * them), 3% of them errors. Written with set-based SQL in batches; then the
+ * daily rollups are filled and the tables analysed.
+ *
+ *   npm run seed:demo -- --users 1000 --usage-rows 1000000
+ */
+export default class SeedDemo extends AdminCommand {
+  static commandName = 'seed:demo'
+  static description = 'Seed demo users, keys, channels, prices and usage rows (dev: panel scale checks)'
+
+  @flags.number({ description: 'Demo users to create', default: 100 })
+  declare users: number
+
+  @flags.number({ description: 'Usage rows to create over the last 30 days', default: 100000 })
+  declare usageRows: number
+
+  async execute() {
+    const started = Date.now()
+    const users = Math.max(1, this.users)
+    const rows = Math.max(0, this.usageRows)
+    const stamp = DateTime.utc().toFormat('yyyyLLddHHmmss')
+
+    await db.rawQuery(
+      `INSERT INTO plans (name, allowed_models, rpm, tpm) VALUES ('demo-basic', '["gpt-4o-mini*","deepseek-*"]', 60, 100000), ('demo-pro', '["*"]', 600, 1000000)
+       ON CONFLICT (name) DO NOTHING`
+    )
+    const passwordHash = await hash.use('scrypt').make('demo-password')
+    const firstUser = await db.rawQuery(
+      `INSERT INTO users (email, password, role, plan_id)
+       SELECT 'demo-' || ? || '-' || i || '@demo.local', ?, 'user',
+              (SELECT id FROM plans WHERE name = CASE WHEN i % 4 = 0 THEN 'demo-pro' ELSE 'demo-basic' END)
+         FROM generate_series(1, ?) i
+       RETURNING id`,
+      [stamp, passwordHash, users]
+    )
+    const userIds: number[] = firstUser.rows.map((r: any) => Number(r.id))
+    const minUser = Math.min(...userIds)
+    const maxUser = Math.max(...userIds)
+    await db.rawQuery(
+      `INSERT INTO api_keys (user_id, name, key_hash, prefix, last_four)
+       SELECT id, 'demo', encode(sha256(('demo-key-' || id || '-' || random())::bytea), 'hex'), 'sk-demo', right(md5(id::text), 4)
+         FROM users WHERE id BETWEEN ? AND ?`,
+      [minUser, maxUser]
+    )
+    await db.rawQuery(
+      `INSERT INTO balance_ledger (user_id, kind, amount, note)
+       SELECT id, 'topup', 50, 'demo seed' FROM users WHERE id BETWEEN ? AND ?`,
+      [minUser, maxUser]
+    )
+    const channelNames = ['openai', 'openrouter', 'deepseek', 'anthropic'].map((n) => `demo-${n}-${stamp}`)
+    const channels = await db.rawQuery(
+      `INSERT INTO channels (name, provider, base_url, models, priority)
+       SELECT name, 'custom', 'http://127.0.0.1:9/v1', '["demo-*"]', 0 FROM unnest(?::text[]) name
+       RETURNING id`,
+      [channelNames]
+    )
+    const channelIds: number[] = channels.rows.map((r: any) => Number(r.id))
+    for (const [model, input, output] of [
+      ['gpt-4o-mini', '0.15', '0.6'],
+      ['gpt-4o', '2.5', '10'],
+      ['deepseek-chat', '0.27', '1.1'],
+      ['claude-sonnet-4', '3', '15'],
+    ]) {
+      await db.rawQuery(
+        `INSERT INTO model_prices (model_pattern, input_per_million, output_per_million) VALUES (?, ?, ?)
+         ON CONFLICT (model_pattern) DO NOTHING`,
+        [model, input, output]
+      )
+    }
+
+    // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N).
+    const keyRows = await db.from('api_keys').whereBetween('user_id', [minUser, maxUser]).select('id', 'user_id').orderBy('user_id')
+    const keyOffset = Number(keyRows[0]?.id ?? 0) - minUser
+    const batch = 100_000
+    for (let offset = 0; offset < rows; offset += batch) {
+      const count = Math.min(batch, rows - offset)
+      await db.rawQuery(
+        `INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model, served_model, endpoint, stream,
+                                    status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
+                                    estimated, cost, latency_ms, ttft_ms, created_at)
+         SELECT gen_random_uuid(), u, u + ?, (?::bigint[])[1 + (i % ?)], 'custom', m, m, 'chat.completions', i % 3 = 0,
+                CASE WHEN i % 33 = 0 THEN 502 WHEN i % 97 = 0 THEN 429 ELSE 200 END,
+                CASE WHEN i % 33 = 0 THEN 'provider_error' WHEN i % 97 = 0 THEN 'rate_limited' ELSE NULL END,
+                p, c, p + c, p / 4, false,
+                CASE WHEN i % 33 = 0 OR i % 97 = 0 THEN 0 ELSE
+                  CASE m WHEN 'gpt-4o-mini' THEN p * 0.00000015 + c * 0.0000006
+                         WHEN 'gpt-4o' THEN p * 0.0000025 + c * 0.00001
+                         WHEN 'deepseek-chat' THEN p * 0.00000027 + c * 0.0000011
+                         ELSE p * 0.000003 + c * 0.000015 END END,
+                200 + (i * 7919) % 2800, 80 + (i * 104729) % 600,
+                now() - interval '30 days' * (1 - i::float8 / ?)
+           FROM (
+             SELECT i, ? + (i * 2654435761) % ? AS u,
+                    (ARRAY['gpt-4o-mini','gpt-4o-mini','gpt-4o','deepseek-chat','claude-sonnet-4'])[1 + (i % 5)] AS m,
+                    50 + (i * 48271) % 4000 AS p, 10 + (i * 16807) % 900 AS c
+               FROM generate_series(?::bigint, ?::bigint) i
+           ) s`,
+        [keyOffset, channelIds, channelIds.length, rows, minUser, users, offset + 1, offset + count]
+      )
+      this.logger.info(`usage rows: ${Math.min(rows, offset + count).toLocaleString()} / ${rows.toLocaleString()}`)
+    }
+    await db.rawQuery('ANALYZE usage_records')
+    await db.rawQuery('ANALYZE users')
+    const today = DateTime.utc().startOf('day')
+    const monthStart = today.startOf('month')
+    await ensureRollups(today.minus({ days: 30 }) < monthStart ? today.minus({ days: 30 }) : monthStart, today)
+    await db.rawQuery('ANALYZE usage_daily')
+    this.logger.success(
+      `Seeded ${users} users (password "demo-password"), ${channelIds.length} channels, ${rows.toLocaleString()} usage rows in ${((Date.now() - started) / 1000).toFixed(1)} s`
+    )
+  }
+}

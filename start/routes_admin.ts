@@ -1,0 +1,65 @@
+/*
+| The admin panel: server-rendered pages under /admin, role admin only.
+| Session, shield (CSRF) and auth run on this group alone, never on /v1.
+| Controllers are thin: they validate and call app/actions, the same code
+| the ace commands run.
+*/
+import router from '@adonisjs/core/services/router'
+import { middleware, webStack } from '#start/kernel'
+
+const DashboardController = () => import('#controllers/admin/dashboard_controller')
+const UsersController = () => import('#controllers/admin/users_controller')
+const PlansController = () => import('#controllers/admin/plans_controller')
+const KeysController = () => import('#controllers/admin/keys_controller')
+const ChannelsController = () => import('#controllers/admin/channels_controller')
+const PricesController = () => import('#controllers/admin/prices_controller')
+const UsageController = () => import('#controllers/admin/usage_controller')
+const AuditController = () => import('#controllers/admin/audit_controller')
+
+router
+  .group(() => {
+    router.get('/', [DashboardController, 'index']).as('dashboard')
+
+    router.get('/users', [UsersController, 'index']).as('users.index')
+    router.get('/users/new', [UsersController, 'create']).as('users.create')
+    router.post('/users', [UsersController, 'store']).as('users.store')
+    router.get('/users/:id', [UsersController, 'show']).as('users.show').where('id', router.matchers.number())
+    router.post('/users/:id', [UsersController, 'update']).as('users.update').where('id', router.matchers.number())
+    router.post('/users/:id/ledger', [UsersController, 'ledger']).as('users.ledger').where('id', router.matchers.number())
+
+    router.get('/plans', [PlansController, 'index']).as('plans.index')
+    router.get('/plans/new', [PlansController, 'create']).as('plans.create')
+    router.post('/plans', [PlansController, 'store']).as('plans.store')
+    router.get('/plans/:id/edit', [PlansController, 'edit']).as('plans.edit').where('id', router.matchers.number())
+    router.post('/plans/:id', [PlansController, 'update']).as('plans.update').where('id', router.matchers.number())
+    router.post('/plans/:id/delete', [PlansController, 'destroy']).as('plans.destroy').where('id', router.matchers.number())
+    router.post('/settings/registration', [PlansController, 'registration']).as('settings.registration')
+
+    router.get('/keys', [KeysController, 'index']).as('keys.index')
+    router.get('/keys/new', [KeysController, 'create']).as('keys.create')
+    router.post('/keys', [KeysController, 'store']).as('keys.store')
+    router.get('/keys/:id', [KeysController, 'show']).as('keys.show').where('id', router.matchers.number())
+    router.post('/keys/:id/revoke', [KeysController, 'revoke']).as('keys.revoke').where('id', router.matchers.number())
+
+    router.get('/channels', [ChannelsController, 'index']).as('channels.index')
+    router.get('/channels/new', [ChannelsController, 'create']).as('channels.create')
+    router.post('/channels', [ChannelsController, 'store']).as('channels.store')
+    router.get('/channels/:id', [ChannelsController, 'show']).as('channels.show').where('id', router.matchers.number())
+    router.post('/channels/:id', [ChannelsController, 'update']).as('channels.update').where('id', router.matchers.number())
+    router.post('/channels/:id/enable', [ChannelsController, 'enable']).as('channels.enable').where('id', router.matchers.number())
+    router.post('/channels/:id/disable', [ChannelsController, 'disable']).as('channels.disable').where('id', router.matchers.number())
+    router.post('/channels/:id/test', [ChannelsController, 'test']).as('channels.test').where('id', router.matchers.number())
+
+    router.get('/prices', [PricesController, 'index']).as('prices.index')
+    router.post('/prices', [PricesController, 'store']).as('prices.store')
+    router.post('/prices/:id/delete', [PricesController, 'destroy']).as('prices.destroy').where('id', router.matchers.number())
+
+    router.get('/usage', [UsageController, 'index']).as('usage.index')
+    router.get('/usage/export.csv', [UsageController, 'export']).as('usage.export')
+    router.get('/usage/:id', [UsageController, 'show']).as('usage.show').where('id', router.matchers.number())
+
+    router.get('/audit', [AuditController, 'index']).as('audit.index')
+  })
+  .prefix('/admin')
+  .as('admin')
+  .use([...webStack(), middleware.auth(), middleware.admin()])

@@ -1,0 +1,60 @@
+/*
+| Pages for the gateway's users: /docs and /status (public), /register, the
+| portal under /dashboard (any signed-in account, own data only), seed 004's
+| /console paths as redirects, and the language picker. Session, shield and
+| auth run on these groups only, never on /v1.
+*/
+import router from '@adonisjs/core/services/router'
+import { middleware } from '#start/kernel'
+
+const DocsController = () => import('#controllers/pages/docs_controller')
+const StatusPageController = () => import('#controllers/pages/status_page_controller')
+const LocaleController = () => import('#controllers/pages/locale_controller')
+const RegistrationController = () => import('#controllers/portal/registration_controller')
+const OverviewController = () => import('#controllers/portal/overview_controller')
+const ApiKeysController = () => import('#controllers/portal/api_keys_controller')
+const BillingController = () => import('#controllers/portal/billing_controller')
+const UsageLogsController = () => import('#controllers/portal/usage_logs_controller')
+const PortalModelsController = () => import('#controllers/portal/models_controller')
+const PasswordController = () => import('#controllers/portal/password_controller')
+
+const pageStack = () => [
+  middleware.bodyparser(),
+  middleware.session(),
+  middleware.shield(),
+  middleware.initAuth(),
+  middleware.locale(),
+]
+
+router
+  .group(() => {
+    router.get('/docs', [DocsController, 'show']).as('docs')
+    router.get('/status', [StatusPageController, 'show']).as('status.page')
+    router.get('/lang/:locale', [LocaleController, 'update']).as('locale.switch')
+    router.get('/register', [RegistrationController, 'create']).as('register')
+    router.post('/register', [RegistrationController, 'store']).as('register.store')
+  })
+  .use(pageStack())
+
+router
+  .group(() => {
+    router.get('/', [OverviewController, 'show']).as('overview')
+    router.get('/keys', [ApiKeysController, 'index']).as('keys')
+    router.post('/keys', [ApiKeysController, 'store']).as('keys.store')
+    router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', router.matchers.number())
+    router.get('/billing', [BillingController, 'show']).as('billing')
+    router.get('/usage', [UsageLogsController, 'index']).as('usage')
+    router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
+    router.get('/models', [PortalModelsController, 'index']).as('models')
+    router.get('/password', [PasswordController, 'edit']).as('password')
+    router.post('/password', [PasswordController, 'update']).as('password.update')
+  })
+  .prefix('/dashboard')
+  .as('portal')
+  .use([...pageStack(), middleware.auth()])
+
+/** Seed 004's console paths. */
+router.on('/console').redirectToPath('/dashboard')
+router.on('/console/token').redirectToPath('/dashboard/keys')
+router.on('/console/topup').redirectToPath('/dashboard/billing')
+router.on('/console/log').redirectToPath('/dashboard/usage')

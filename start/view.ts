@@ -1,0 +1,20 @@
+/*
+| Edge globals for the pages: the text helper and display formatting.
+| Registered once at boot; templates call them as plain functions.
+*/
+import edge from 'edge.js'
+import * as format from '#services/format'
+
+// `t` is @adonisjs/i18n's Edge global: the request's language where the
+// locale middleware runs (portal, docs, status, login), English elsewhere.
+edge.global('fmt', format)
+/** Query string from an object, dropping empty values: links that keep the filters. */
+edge.global('qs', (params: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
+  const merged = { ...params, ...extra }
+  const search = new URLSearchParams()
+  for (const [k, v] of Object.entries(merged)) {
+    if (v !== undefined && v !== null && v !== '') search.set(k, String(v))
+  }
+  const text = search.toString()
+  return text ? `?${text}` : ''
+})

@@ -1,0 +1,199 @@
+import { test } from '@japa/runner'
+import app from '@adonisjs/core/services/app'
+import db from '@adonisjs/lucid/services/db'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readdirSync, readFileSync, copyFileSync, chmodSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { UsageMeter } from '#gateway/metering/usage_meter'
+import type { MeterEvent } from '#gateway/metering/meter_event'
+import { balanceAndLedger, resetDatabase, seedUser } from '#tests/helpers'
+
+/** One priced request's accounting ($0.001), as the gateway records it. */
+function event(userId: number): MeterEvent {
+  return {
+    requestId: randomUUID(),
+    userId,
+    apiKeyId: null,
+    channelId: null,
+    provider: 'custom',
+    model: 'spill-model',
+    servedModel: 'spill-model',
+    endpoint: 'chat_completions',
+    stream: false,
+    status: 200,
+    errorCode: null,
+    usage: { promptTokens: 10, completionTokens: 5, totalTokens: 15, cachedTokens: 0, reasoningTokens: 0, estimated: false },
+    costPico: 1_000_000_000n,
+    latencyMs: 10,
+    ttftMs: null,
+    createdAt: new Date(),
+    attemptCount: 1,
+    attempts: null,
+  }
+}
+
+function spillDir() {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-spill-'))
+  chmodSync(dir, 0o755)
+  return dir
+}
+
+async function meter(connectionString: string, dir: string) {
+  const logger = await app.container.make('logger')
+  return new UsageMeter({ connectionString, batchSize: 50, flushMs: 5, logger, spillDir: dir })
+}
+
+/**
+ * A TCP proxy to the test database that can be cut (connections dropped,
+ * new ones refused) and restored: a Postgres outage for one meter only.
+ */
+async function cuttableProxy(target: URL) {
+  const sockets = new Set<net.Socket>()
+  let open = true
+  const server = net.createServer((client) => {
+    if (!open) return client.destroy()
+    const upstream = net.connect(Number(target.port), target.hostname)
+    sockets.add(client).add(upstream)
+    client.pipe(upstream).pipe(client)
+    const drop = () => {
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', drop).on('close', drop)
+    upstream.on('error', drop).on('close', drop)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as net.AddressInfo).port
+  const url = new URL(target.href)
+  url.port = String(port)
+  return {
+    url: url.href,
+    cut() {
+      open = false
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+    restore() {
+      open = true
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  }
+}
+
+async function rowsFor(userId: number) {
+  return db.from('usage_records').where('user_id', userId).count('* as n').first().then((r) => Number(r.n))
+}
+
+test.group('Metering spill file: bounded flush, outage, replay', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test('database unreachable at shutdown: the flush is bounded, records spilled and reported on stderr', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const dir = spillDir()
+    const dead = await meter('postgres://postgres:x@127.0.0.1:9/gateway_test', dir)
+    for (let i = 0; i < 3; i++) dead.record(event(user.userId))
+
+    const written: string[] = []
+    const original = process.stderr.write.bind(process.stderr)
+    process.stderr.write = ((chunk: any, ...rest: any[]) => {
+      written.push(String(chunk))
+      return original(chunk, ...rest)
+    }) as any
+    const started = Date.now()
+    try {
+      await dead.close(3000)
+    } finally {
+      process.stderr.write = original
+    }
+    // Before the fix the writer retried for minutes (forever, against a server shutting down).
+    assert.isBelow(Date.now() - started, 5000)
+    const files = readdirSync(join(dir, 'meter-spill'))
+    assert.lengthOf(files, 1)
+    const lines = readFileSync(join(dir, 'meter-spill', files[0]), 'utf8').trim().split('\n')
+    assert.lengthOf(lines, 3)
+    const notice = written.join('')
+    assert.include(notice, '3 usage record(s)')
+    assert.include(notice, join(dir, 'meter-spill', files[0]))
+    assert.equal(await rowsFor(user.userId), 0)
+
+    // The next start replays it, once: a second replay of the same records changes nothing.
+    const copy = join(dir, 'copy.jsonl')
+    copyFileSync(join(dir, 'meter-spill', files[0]), copy)
+    await new Promise((r) => setTimeout(r, 5))
+    const next = await meter(process.env.DATABASE_URL!, dir)
+    assert.equal(await next.replayOrphans(), 3)
+    assert.lengthOf(readdirSync(join(dir, 'meter-spill')), 0)
+    assert.equal(await rowsFor(user.userId), 3)
+    copyFileSync(copy, join(dir, 'meter-spill', files[0]))
+    assert.equal(await next.replayOrphans(), 3)
+    assert.equal(await rowsFor(user.userId), 3, 'request_id is unique: no double row')
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(Number(money.balance), 1 - 3 * 0.001, 'charged once per request')
+    await next.close()
+  }).timeout(20000)
+
+  test('a Postgres outage while running: records spilled, pending kept, replayed exactly once when it is back', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const proxy = await cuttableProxy(new URL(process.env.DATABASE_URL!))
+    const dir = spillDir()
+    const live = await meter(proxy.url, dir)
+
+    live.record(event(user.userId))
+    await live.drain()
+    assert.equal(await rowsFor(user.userId), 1)
+
+    proxy.cut()
+    for (let i = 0; i < 20; i++) live.record(event(user.userId))
+    await live.drain()
+    assert.isTrue(live.degraded)
+    assert.equal(live.spilledPending, 20)
+    assert.equal(await rowsFor(user.userId), 1)
+    // Still counted against the user's cached balance while spilled.
+    assert.equal(live.pendingFor(user.userId).costPico, 20n * 1_000_000_000n)
+    // More traffic during the outage goes straight to disk; memory stays empty.
+    for (let i = 0; i < 5; i++) live.record(event(user.userId))
+    await live.drain()
+    assert.equal(live.queued, 0)
+    assert.equal(live.spilledPending, 25)
+
+    proxy.restore()
+    for (let i = 0; i < 100 && (live.degraded || live.spilledPending > 0); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    await live.drain()
+    assert.isFalse(live.degraded)
+    assert.equal(await rowsFor(user.userId), 26)
+    assert.equal(live.pendingFor(user.userId).costPico, 0n)
+    assert.lengthOf(readdirSync(join(dir, 'meter-spill')), 0)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(Number(money.balance), 1 - 26 * 0.001)
+    await live.close()
+    await proxy.close()
+  }).timeout(30000)
+
+  test('the in-memory queue is bounded: beyond maxQueued the overflow is spilled', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const proxy = await cuttableProxy(new URL(process.env.DATABASE_URL!))
+    const dir = spillDir()
+    const logger = await app.container.make('logger')
+    const bounded = new UsageMeter({ connectionString: proxy.url, batchSize: 10, flushMs: 1000, logger, spillDir: dir, maxQueued: 50 })
+    proxy.cut()
+    for (let i = 0; i < 120; i++) bounded.record(event(user.userId))
+    assert.isBelow(bounded.queued, 50)
+    await bounded.drain()
+    proxy.restore()
+    for (let i = 0; i < 100 && (bounded.degraded || bounded.spilledPending > 0); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    await bounded.drain()
+    assert.equal(await rowsFor(user.userId), 120)
+    await bounded.close()
+    await proxy.close()
+  }).timeout(30000)
+})

@@ -1,0 +1,106 @@
+import { test } from '@japa/runner'
+import { createUser } from '#actions/create_user'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { post, resetDatabase, seedChannel, seedUser, startMock, refreshCaches, usageRows } from '#tests/helpers'
+import { PageClient, htmlText } from '#tests/page_client'
+import { resetChannelStatusMemo } from '#services/channel_status'
+import { GATEWAY_ERRORS } from '#services/gateway_errors'
+
+test.group('/docs, /status and languages', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'primary-mock', baseUrl: mock.url, models: ['mock-chat', 'mock-large'] })
+    return () => mock.stop()
+  })
+
+  test('/docs: base URL from the request, every header style, every endpoint, the error table, tool guides', async ({ assert }) => {
+    const page = await new PageClient().get('/docs')
+    assert.equal(page.status, 200)
+    const text = htmlText(page.body)
+    assert.include(text, `http://127.0.0.1:${process.env.PORT}/v1`)
+    for (const header of ['Authorization: Bearer', 'x-api-key:', 'x-goog-api-key:', '?key=']) assert.include(text, header)
+    for (const id of ['chat', 'stream', 'responses', 'messages', 'gemini', 'embeddings', 'images', 'models', 'usage', 'balance']) {
+      assert.include(page.body, `id="endpoint-${id}"`)
+      for (const lang of ['curl', 'python', 'javascript']) assert.include(page.body, `data-endpoint="${id}" data-lang="${lang}"`)
+    }
+    for (const { code } of GATEWAY_ERRORS) assert.include(page.body, `id="error-${code}"`)
+    assert.include(text, 'Retry-After')
+    for (const tool of ['Claude Code', 'Codex CLI', 'Gemini CLI', 'Cursor', 'OpenCode']) assert.include(text, tool)
+    assert.include(page.body, 'data-status-url="/api/status"')
+  })
+
+  test('/docs: model tags are the public catalogue; ?model= selects one and rewrites the snippets', async ({ assert }) => {
+    const page = await new PageClient().get('/docs?model=mock-large')
+    assert.include(page.body, 'data-model="mock-chat"')
+    assert.include(page.body, 'data-model="mock-large" aria-pressed="true"')
+    const chat = /data-endpoint="chat" data-lang="curl" data-template="([^"]+)">([^<]+)</.exec(page.body)!
+    assert.include(htmlText(chat[1]), '__MODEL__', 'the template keeps the marker for the tags')
+    assert.include(htmlText(chat[2]), '"model": "mock-large"')
+    const unknown = await new PageClient().get('/docs?model=not-served')
+    assert.include(unknown.body, '<code data-selected-model>mock-chat</code>')
+  })
+
+  test('Accept-Language picks Vietnamese; the picker cookie overrides it and is remembered', async ({ assert }) => {
+    const vi = await new PageClient({ 'accept-language': 'vi-VN,vi;q=0.9,en;q=0.5' }).get('/docs')
+    assert.include(vi.body, '<html lang="vi">')
+    assert.include(htmlText(vi.body), 'Tài liệu API')
+    const en = await new PageClient({ 'accept-language': 'fr-FR' }).get('/docs')
+    assert.include(htmlText(en.body), 'API documentation')
+
+    const client = new PageClient({ 'accept-language': 'en-US' })
+    const switched = await client.get('/lang/vi', { referer: `http://127.0.0.1:${process.env.PORT}/status` })
+    assert.equal(switched.status, 302)
+    assert.equal(switched.location, '/status')
+    assert.equal(client.cookies.get('locale'), 'vi')
+    const status = await client.get('/status')
+    assert.include(htmlText(status.body), 'Trạng thái hệ thống')
+    const login = await client.get('/login')
+    assert.include(htmlText(login.body), 'Đăng nhập')
+    const register = await client.get('/register')
+    assert.include(htmlText(register.body), 'Tạo tài khoản')
+    await client.get('/lang/xx')
+    assert.equal(client.cookies.get('locale'), 'vi', 'an unknown language is ignored')
+    const offsite = await client.get('/lang/en', { referer: 'https://evil.example/phish' })
+    assert.equal(offsite.location, '/docs', 'never redirects off the site')
+  })
+
+  test('numbers and money follow the language on the portal', async ({ assert }) => {
+    const seeded = await seedUser({ balance: '1234.5' })
+    const client = new PageClient()
+    await client.login(seeded.email)
+    let page = await client.get('/dashboard/billing')
+    assert.include(htmlText(page.body), '$1,234.50')
+    await client.get('/lang/vi')
+    page = await client.get('/dashboard/billing')
+    assert.match(htmlText(page.body), /1\.234,50\sUS\$/)
+    assert.include(htmlText(page.body), 'Sổ cái')
+  })
+
+  test('/status: version, uptime, database latency, per-channel health; upstream URLs only for admins', async ({ assert }) => {
+    const seeded = await seedUser()
+    for (let i = 0; i < 3; i++) await post('/v1/chat/completions', { model: 'mock-chat', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${seeded.key}` })
+    await post('/v1/chat/completions', { model: 'mock-chat', messages: [{ role: 'user', content: 'x' }], mock: { status: 500 } }, { authorization: `Bearer ${seeded.key}` })
+    await usageRows(seeded.userId)
+    resetChannelStatusMemo()
+    const anonymous = await new PageClient().get('/status')
+    assert.equal(anonymous.status, 200)
+    const text = htmlText(anonymous.body)
+    assert.include(text, 'Version')
+    assert.match(text, /Database\s*[\d.,]+ ms/)
+    assert.include(anonymous.body, 'data-channel="primary-mock"')
+    assert.include(text, '75%')
+    assert.notInclude(anonymous.body, mock.url, 'no upstream URL for anonymous visitors')
+    assert.notInclude(anonymous.body, 'upstream-secret')
+
+    await createUser({ email: 'status-admin@test.local', password: 'password123', role: 'admin' })
+    await refreshCaches()
+    const admin = new PageClient()
+    await admin.login('status-admin@test.local')
+    const adminPage = await admin.get('/status')
+    assert.include(adminPage.body, mock.url)
+    assert.notInclude(adminPage.body, 'upstream-secret')
+  })
+})
