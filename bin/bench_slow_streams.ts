@@ -6,7 +6,7 @@
 | What coding agents and chat apps do to a gateway: thousands of streams open
 | at once, each delivering a chunk every second for tens of seconds. The mock
 | upstream (started with `--stamp`) writes its send time into every chunk
-| (`mock_sent_at`, wall clock in ms); the client here reads it on arrival, so
+| (`mock_sent_at`, the machine's monotonic clock in ms); the client here reads it on arrival, so
 | each chunk's delivery delay is measured end to end without any guesswork
 | about when the upstream meant to send it. Used by bin/bench_main.ts.
 */
@@ -76,7 +76,8 @@ export function percentiles(values: ArrayLike<number>): Percentiles {
 }
 
 const STAMP = '"mock_sent_at":'
-export const now = () => performance.timeOrigin + performance.now()
+/** The monotonic clock in ms: the one the mock stamps chunks with, the same in every process */
+export const now = () => Number(process.hrtime.bigint()) / 1e6
 
 /** Growable list of doubles without an object per sample. */
 export class Samples {

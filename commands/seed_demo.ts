@@ -3,7 +3,6 @@ import db from '@adonisjs/lucid/services/db'
 import hash from '@adonisjs/core/services/hash'
 import { DateTime } from 'luxon'
 import { AdminCommand } from '#services/admin_command'
-import { ensureRollups } from '#services/usage_rollup'
 
 /**
  * A demo data set for the admin panel's scale checks (dev only): users on
@@ -113,6 +112,9 @@ export default class SeedDemo extends AdminCommand {
     await db.rawQuery('ANALYZE users')
     const today = DateTime.utc().startOf('day')
     const monthStart = today.startOf('month')
+    // Imported here: usage_rollup builds queries at module scope, which needs a booted app;
+    // ace imports every command file to list them, before booting.
+    const { ensureRollups } = await import('#services/usage_rollup')
     await ensureRollups(today.minus({ days: 30 }) < monthStart ? today.minus({ days: 30 }) : monthStart, today)
     await db.rawQuery('ANALYZE usage_daily')
     this.logger.success(
