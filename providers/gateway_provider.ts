@@ -70,15 +70,18 @@ export default class GatewayProvider {
   async shutdown() {
     const env = (await import('#start/env')).default
     const logger = await this.app.container.make('logger')
+    // Ace commands never build the gateway and print their own results on stdout
+    // (key:create's last line is the key): they log nothing here.
+    const served = this.#gateway !== null
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
-    logger.info('shutdown: requests drained, metering flushed')
+    if (served) logger.info('shutdown: requests drained, metering flushed')
     const { runtimeState } = await import('#start/runtime')
     const state = runtimeState()
     if (state?.ownsDatabase) {
       const db = await this.app.container.make('lucid.db')
       await db.manager.closeAll()
       await state.stopDatabase()
-      logger.info('shutdown: embedded database released')
+      if (served) logger.info('shutdown: embedded database released')
     }
   }
 

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs'
 import type { Gateway } from '#gateway/gateway'
 
 const version: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version
-const startedAt = Date.now()
 
 /** How many channels can take traffic now; names stay private (the endpoint is public). */
 function channelCounts(gateway: Gateway) {
@@ -49,7 +48,7 @@ export async function gatewayStatus(gateway: Gateway) {
   return {
     status: database.status === 'ok' ? 'ok' : 'degraded',
     version,
-    uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
+    uptime_seconds: Math.floor(process.uptime()),
     database,
     channels: channelCounts(gateway),
     model_cooldowns: modelCooldowns(gateway),

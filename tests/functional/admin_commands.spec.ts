@@ -9,7 +9,7 @@ import BalanceTopup from '#commands/balance_topup'
 import KeyCreate from '#commands/key_create'
 import KeyRevoke from '#commands/key_revoke'
 import { hashApiKey } from '#gateway/auth/api_key_token'
-import { post, refreshCaches, resetDatabase, startMock } from '#tests/helpers'
+import { baseUrl, post, refreshCaches, resetDatabase, startMock } from '#tests/helpers'
 
 async function run(command: any, args: string[]) {
   const instance = await ace.create(command, args)
@@ -109,4 +109,30 @@ test.group('Admin commands (node ace ...)', (group) => {
     badAmount.assertFailed()
     assert.equal(badAmount.exitCode, 1)
   })
+})
+
+/**
+ * The README's quick start reads the key with `| tail -n1`: the real command,
+ * in its own process (boot, shutdown and all), must end stdout with the key.
+ * (A shutdown log line once came last and broke that.)
+ */
+test.group('Admin commands in their own process', () => {
+  test('key:create prints the new key alone on the last line of stdout, and it works', async ({ assert }) => {
+    await resetDatabase()
+    await run(UserCreate, ['--email', 'cli@example.com', '--password', 'secret-pass'])
+    const { spawnSync } = await import('node:child_process')
+    const result = spawnSync(process.execPath, ['ace.js', 'key:create', '--user', 'cli@example.com'], {
+      cwd: process.cwd(),
+      // At info level, as `npm run ace` runs for an operator.
+      env: { ...process.env, LOG_LEVEL: 'info' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    assert.equal(result.status, 0, result.stderr)
+    const lastLine = result.stdout.trimEnd().split('\n').pop()!
+    assert.match(lastLine, /^sk-gw-[\w-]{20,}$/)
+    await refreshCaches()
+    const response = await fetch(`${baseUrl()}/v1/balance`, { headers: { authorization: `Bearer ${lastLine}` } })
+    assert.equal(response.status, 200)
+  }).timeout(90_000)
 })
