@@ -39,5 +39,10 @@ export default defineConfig({
     forceExit: false,
   },
 
-  metaFiles: [{ pattern: 'resources/views/**/*.edge', reloadServer: false }],
+  // Copied into build/ by `node ace build` (npm start runs the build): templates, translations, the pages' CSS/JS.
+  metaFiles: [
+    { pattern: 'resources/views/**/*.edge', reloadServer: false },
+    { pattern: 'resources/lang/**/*.json', reloadServer: false },
+    { pattern: 'resources/assets/**/*', reloadServer: false },
+  ],
 })

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import app from '@adonisjs/core/services/app'
 import type { HttpContext } from '@adonisjs/core/http'
 
@@ -9,10 +10,13 @@ import type { HttpContext } from '@adonisjs/core/http'
  * ETag.
  */
 const VENDOR: Record<string, string> = {
-  'pico.min.css': 'node_modules/@picocss/pico/css/pico.min.css',
-  'uplot.min.css': 'node_modules/uplot/dist/uPlot.min.css',
-  'uplot.min.js': 'node_modules/uplot/dist/uPlot.iife.min.js',
+  'pico.min.css': '@picocss/pico/css/pico.min.css',
+  'uplot.min.css': 'uplot/dist/uPlot.min.css',
+  'uplot.min.js': 'uplot/dist/uPlot.iife.min.js',
 }
+
+/** Node's own lookup, so the files are found from the sources and from build/ alike. */
+const resolveVendor = createRequire(import.meta.url).resolve
 
 const OWN_FILE = /^[a-z0-9_-]+\.(css|js|svg|png|ico)$/
 
@@ -21,7 +25,7 @@ export default class AssetsController {
   async show({ params, response }: HttpContext) {
     const name = String(params.file)
     let path: string | null = null
-    if (VENDOR[name]) path = app.makePath(VENDOR[name])
+    if (VENDOR[name]) path = resolveVendor(VENDOR[name])
     else if (OWN_FILE.test(name)) path = app.makePath('resources/assets', name)
     if (!path || !existsSync(path)) return response.notFound('Not found')
     response.header('cache-control', 'public, max-age=3600')

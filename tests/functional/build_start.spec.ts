@@ -1,0 +1,60 @@
+import { test } from '@japa/runner'
+import { spawn } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * `npm start` runs a compiled build (bin/start.js compiles into build/ on
+ * first start). The build's app root is build/, so everything the pages read
+ * from disk at run time (translations, their CSS/JS, vendor files from
+ * node_modules) must reach it: once it did not, and every page said
+ * "translation missing" without styles. This runs first of the suites that
+ * spawn bin/start.js, so it also pays for the one-time compile.
+ */
+test.group('npm start (compiled build)', () => {
+  test('serves translated pages, their CSS/JS and the API', async ({ assert }) => {
+    const port = await freePort()
+    const child = spawn(process.execPath, ['bin/start.js'], {
+      env: { ...process.env, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '1000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    const base = `http://127.0.0.1:${port}`
+    try {
+      let up = false
+      for (let i = 0; i < 1200 && child.exitCode === null && !up; i++) {
+        up = await fetch(`${base}/api/status`).then((r) => r.ok, () => false)
+        if (!up) await new Promise((r) => setTimeout(r, 100))
+      }
+      assert.isTrue(up, `server did not start:\n${output}`)
+
+      for (const page of ['/login', '/register', '/docs', '/status']) {
+        const response = await fetch(`${base}${page}`, { headers: { 'accept-language': 'vi' } })
+        const html = await response.text()
+        assert.equal(response.status, 200, page)
+        assert.notInclude(html, 'translation missing', page)
+      }
+      const login = await (await fetch(`${base}/login`)).text()
+      assert.include(login, 'for="f-email"')
+      for (const asset of ['/assets/app.css', '/assets/pico.min.css', '/assets/uplot.min.js', '/assets/app.js']) {
+        const response = await fetch(`${base}${asset}`)
+        assert.equal(response.status, 200, asset)
+        assert.isAbove((await response.arrayBuffer()).byteLength, 100, asset)
+      }
+    } finally {
+      child.kill('SIGTERM')
+      assert.equal(await exited, 0, output)
+    }
+  }).timeout(180_000)
+})
