@@ -46,6 +46,24 @@ export function channelSnapshot(channel: Channel) {
   }
 }
 
+/** The configurable columns of a channel, with their defaults (create and update share them). */
+export function channelAttributes(input: Omit<CreateChannelInput, 'enabled'>, canonicalBaseUrl: string) {
+  return {
+    name: input.name,
+    provider: input.provider,
+    baseUrl: canonicalBaseUrl,
+    models: input.models,
+    modelMapping: input.modelMapping ?? {},
+    extraHeaders: input.extraHeaders ?? {},
+    priority: input.priority ?? 0,
+    weight: input.weight ?? 1,
+    connectTimeoutMs: input.connectTimeoutMs ?? null,
+    firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
+    idleTimeoutMs: input.idleTimeoutMs ?? null,
+    totalTimeoutMs: input.totalTimeoutMs ?? null,
+  }
+}
+
 /**
  * Adds an upstream channel; its key is stored encrypted with APP_KEY, its
  * base URL in the kind's canonical form (https://api.anthropic.com becomes
@@ -58,21 +76,7 @@ export async function createChannel(input: CreateChannelInput, actor: Actor = cl
       throw new AdminInputError(`A channel named "${input.name}" already exists`, 'name')
     }
     const channel = new Channel()
-    channel.fill({
-      name: input.name,
-      provider: input.provider,
-      baseUrl,
-      models: input.models,
-      modelMapping: input.modelMapping ?? {},
-      extraHeaders: input.extraHeaders ?? {},
-      priority: input.priority ?? 0,
-      weight: input.weight ?? 1,
-      enabled: input.enabled ?? true,
-      connectTimeoutMs: input.connectTimeoutMs ?? null,
-      firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
-      idleTimeoutMs: input.idleTimeoutMs ?? null,
-      totalTimeoutMs: input.totalTimeoutMs ?? null,
-    })
+    channel.fill({ ...channelAttributes(input, baseUrl), enabled: input.enabled ?? true })
     channel.setApiKey(input.apiKey ?? null)
     channel.useTransaction(trx)
     await channel.save()

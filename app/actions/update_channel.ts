@@ -1,7 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
-import { channelBaseUrl, channelSnapshot, type CreateChannelInput } from '#actions/create_channel'
+import { channelAttributes, channelBaseUrl, channelSnapshot, type CreateChannelInput } from '#actions/create_channel'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 
 export interface UpdateChannelInput extends Omit<CreateChannelInput, 'enabled'> {
@@ -21,20 +21,7 @@ export async function updateChannel(id: number, input: UpdateChannelInput, actor
     if (clash) throw new AdminInputError(`A channel named "${input.name}" already exists`, 'name')
     const before = channelSnapshot(channel)
     const oldHeaders = JSON.stringify(channel.extraHeaders ?? {})
-    channel.merge({
-      name: input.name,
-      provider: input.provider,
-      baseUrl,
-      models: input.models,
-      modelMapping: input.modelMapping ?? {},
-      extraHeaders: input.extraHeaders ?? {},
-      priority: input.priority ?? 0,
-      weight: input.weight ?? 1,
-      connectTimeoutMs: input.connectTimeoutMs ?? null,
-      firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
-      idleTimeoutMs: input.idleTimeoutMs ?? null,
-      totalTimeoutMs: input.totalTimeoutMs ?? null,
-    })
+    channel.merge(channelAttributes(input, baseUrl))
     let keyNote = ''
     if (input.apiKey) {
       channel.setApiKey(input.apiKey)
