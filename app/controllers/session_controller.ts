@@ -18,7 +18,7 @@ export default class SessionController {
     const wait = await loginWait(email, ip)
     if (wait > 0) {
       session.flashExcept(['password', '_csrf'])
-      session.flash('error', i18n.t('ui.login.throttled', { wait: formatWait(wait) }))
+      session.flash('error', i18n.t('ui.login.throttled', { wait: formatWait(wait, i18n.locale) }))
       return response.redirect().back()
     }
     let user: User

@@ -44,10 +44,10 @@ export function formatRelative(value: unknown): string {
 }
 
 /** A duration in seconds as words: "45 seconds", "3 minutes". */
-export function formatWait(seconds: number): string {
-  if (seconds < 60) return `${Math.max(1, Math.ceil(seconds))} seconds`
-  const minutes = Math.ceil(seconds / 60)
-  return minutes === 1 ? '1 minute' : `${minutes} minutes`
+/** "45 seconds", "2 minutes" in English; "45 giây", "2 phút" in Vietnamese (Intl's unit names). */
+export function formatWait(seconds: number, locale = 'en'): string {
+  const [value, unit] = seconds < 60 ? [Math.max(1, Math.ceil(seconds)), 'second'] : [Math.ceil(seconds / 60), 'minute']
+  return new Intl.NumberFormat(locale, { style: 'unit', unit, unitDisplay: 'long' }).format(value)
 }
 
 export function formatMs(value: unknown): string {
