@@ -119,8 +119,13 @@ export async function dailyTotals(from: DateTime, to: DateTime, only?: { dim: Di
     if (only) live.whereRaw(`${COLUMN[only.dim]} = ?`, [only.key])
     byDay.set(today.toISODate()!, await live.first())
   }
+  return fillDays(byDay, from.startOf('day'), to)
+}
+
+/** One DayTotals per day from `from` to `to` (at most 400), zeros for days without rows: charts need every day. */
+export function fillDays(byDay: Map<string, any>, from: DateTime, to: DateTime): DayTotals[] {
   const out: DayTotals[] = []
-  for (let day = from.startOf('day'); day <= to; day = day.plus({ days: 1 })) {
+  for (let day = from; day <= to && out.length < 400; day = day.plus({ days: 1 })) {
     const r = byDay.get(day.toISODate()!)
     out.push({
       day: day.toISODate()!,

@@ -3,7 +3,7 @@ import { notFound } from '#controllers/admin/panel'
 import db from '@adonisjs/lucid/services/db'
 import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
-import { dailyTotals, type DayTotals } from '#services/usage_rollup'
+import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
 
 const PAGE = 50
@@ -126,18 +126,5 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<Day
     filters,
     userId
   )
-  const byDay = new Map(rows.map((r: any) => [r.day, r]))
-  const out: DayTotals[] = []
-  for (let day = from; day <= to && out.length < 400; day = day.plus({ days: 1 })) {
-    const r: any = byDay.get(day.toISODate()!)
-    out.push({
-      day: day.toISODate()!,
-      requests: Number(r?.requests ?? 0),
-      errors: Number(r?.errors ?? 0),
-      input: Number(r?.input ?? 0),
-      output: Number(r?.output ?? 0),
-      cost: Number(r?.cost ?? 0),
-    })
-  }
-  return out
+  return fillDays(new Map(rows.map((r: any) => [r.day, r])), from, to)
 }
