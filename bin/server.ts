@@ -4,6 +4,7 @@
 | PostgreSQL when DATABASE_URL is not set).
 */
 import 'reflect-metadata'
+import { createServer } from 'node:http'
 import { prepareRuntime } from '../start/runtime.js'
 
 await prepareRuntime({ database: true })
@@ -18,10 +19,16 @@ const IMPORTER = (filePath: string) => {
   return import(filePath)
 }
 
+/** The API lane (app/gateway/http/api_lane.ts): loaded once the app has booted, used to create the server. */
+let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
+
 new Ignitor(APP_ROOT, { importer: IMPORTER })
   .tap((app) => {
     app.booting(async () => {
       await import('#start/env')
+    })
+    app.booted(async () => {
+      ;({ withApiLane } = await import('#gateway/http/api_lane'))
     })
     // Graceful stop: refuse new API requests at once, give in-flight ones
     // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
@@ -44,7 +51,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     app.listen('SIGINT', stop)
   })
   .httpServer()
-  .start()
+  .start((adonis) => createServer(withApiLane!(adonis)))
   .catch((error) => {
     process.exitCode = 1
     prettyPrintError(error)

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http'
 import { assert } from '@japa/assert'
 import { apiClient } from '@japa/api-client'
 import app from '@adonisjs/core/services/app'
@@ -43,6 +44,10 @@ export const runnerHooks: Required<Pick<Config, 'setup' | 'teardown'>> = {
 
 export const configureSuite: Config['configureSuite'] = (suite) => {
   if (['browser', 'functional', 'e2e'].includes(suite.name)) {
-    return suite.setup(() => testUtils.httpServer().start())
+    // The server as bin/server.ts creates it: the API lane in front of the router.
+    return suite.setup(async () => {
+      const { withApiLane } = await import('#gateway/http/api_lane')
+      return testUtils.httpServer().start((adonis) => createServer(withApiLane(adonis)))
+    })
   }
 }

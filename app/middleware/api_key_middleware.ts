@@ -1,9 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import type { NextFn } from '@adonisjs/core/types/http'
-import app from '@adonisjs/core/services/app'
-import { extractApiKey, resolvePrincipal } from '#gateway/auth/key_resolver'
-import type { Gateway } from '#gateway/gateway'
-import { admit, hasLimits } from '#gateway/limits/rate_limits'
+import { authenticate } from '#gateway/auth/authenticate'
+import { gatewayInstance } from '#gateway/http/generation_request'
 import type { Principal } from '#gateway/types'
 
 declare module '@adonisjs/core/http' {
@@ -12,26 +10,13 @@ declare module '@adonisjs/core/http' {
   }
 }
 
-let gateway: Gateway | undefined
-
 /**
- * Resolves the API key (any of the headers clients use) to its key, owner and
- * plan, from memory, and applies the key's and plan's rate limits.
+ * API routes served through the router (GET /v1/models, /v1beta, ...): key
+ * auth and rate limits, as the API lane runs them for the POST endpoints.
  */
 export default class ApiKeyMiddleware {
   async handle(ctx: HttpContext, next: NextFn) {
-    gateway ??= await app.container.make('gateway')
-    // The server may accept connections before boot has loaded the catalog.
-    if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
-    const req = ctx.request.request
-    const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
-    ctx.principal = principal
-    // Rate limits apply to the calls that do work (POST); listing models or usage is free.
-    if (req.method === 'POST' && hasLimits(principal)) {
-      const headers = await admit(principal)
-      // On the raw response: merged into every answer, relayed streams included.
-      for (const name in headers) ctx.response.response.setHeader(name, headers[name])
-    }
+    ctx.principal = await authenticate(await gatewayInstance(), ctx.request.request, ctx.response.response)
     return next()
   }
 }

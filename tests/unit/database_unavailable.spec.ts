@@ -1,5 +1,5 @@
 import { test } from '@japa/runner'
-import { toGatewayError } from '#exceptions/handler'
+import { toGatewayError } from '#gateway/http/api_errors'
 
 test.group('A database outage seen by a request', () => {
   test('{message} becomes 503 database_unavailable with Retry-After, not a 500')

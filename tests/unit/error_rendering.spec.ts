@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import { GatewayError } from '#exceptions/gateway_error'
 import { dialectForPath, renderError } from '#gateway/http/error_renderers'
-import { toGatewayError } from '#exceptions/handler'
+import { toGatewayError } from '#gateway/http/api_errors'
 
 test.group('Error rendering per wire format', () => {
   test('an unexpected exception is a 500 internal_error without its message or stack', ({ assert }) => {

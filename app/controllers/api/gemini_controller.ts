@@ -1,7 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelAllowed } from '#gateway/access_policy'
-import { gatewayInstance, generate, withAccount } from '#gateway/http/generation_request'
+import { apiCallOf, gatewayInstance, generate, withAccount } from '#gateway/http/generation_request'
 import { geminiEnvelope } from '#validators/generation'
 
 const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents']
@@ -38,14 +38,14 @@ export default class GeminiController {
     }
     switch (method) {
       case 'generateContent':
-        return generate(ctx, 'gemini.generateContent', 'gemini', geminiEnvelope, { model, stream: false })
+        return generate(apiCallOf(ctx), 'gemini.generateContent', 'gemini', geminiEnvelope, { model, stream: false })
       case 'streamGenerateContent': {
         const sse = ctx.request.qs().alt === 'sse'
-        return generate(ctx, 'gemini.streamGenerateContent', 'gemini', geminiEnvelope, { model, stream: true, jsonArray: !sse })
+        return generate(apiCallOf(ctx), 'gemini.streamGenerateContent', 'gemini', geminiEnvelope, { model, stream: true, jsonArray: !sse })
       }
       case 'countTokens':
         return withAccount(
-          ctx,
+          apiCallOf(ctx),
           'gemini.countTokens',
           { validate: async (body: unknown) => body },
           (gw, account, { rawBody, body }) =>

@@ -1,11 +1,11 @@
 import type { HttpContext } from '@adonisjs/core/http'
-import { generate } from '#gateway/http/generation_request'
-import { responsesEnvelope } from '#validators/generation'
+import { apiCallOf } from '#gateway/http/generation_request'
+import { responses } from '#gateway/http/api_endpoints'
 
 export default class ResponsesController {
   /** POST /v1/responses: OpenAI Responses, passed through to OpenAI or translated for chat-only channels. */
   async store(ctx: HttpContext) {
-    await generate(ctx, 'responses', 'openai_responses', responsesEnvelope)
+    await responses(apiCallOf(ctx))
   }
 
   /** GET /v1/responses: Codex tries a WebSocket here first; 426 sends it to HTTP + SSE. */

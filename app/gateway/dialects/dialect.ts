@@ -50,6 +50,11 @@ export interface PassThroughRules {
   upstreamBody(body: Record<string, any>, upstreamModel: string, clientModel: string, stream: boolean): Record<string, any> | null
   /** A final sentinel the relay writes through verbatim (`[DONE]`) */
   sentinel?: string
+  /**
+   * The event that ends the stream (`[DONE]`, `message_stop`): the relay
+   * writes it together with the end of the response, one write instead of two.
+   */
+  isLast?(event: SseEvent): boolean
 }
 
 /**

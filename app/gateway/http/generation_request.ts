@@ -1,8 +1,10 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
 import type { DialectName } from '#gateway/dialects/canonical'
 import type { Gateway } from '#gateway/gateway'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import type { Principal } from '#gateway/types'
 import { validateEnvelope, validateShape } from '#gateway/http/envelope'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { bodyLimitFor } from '#gateway/http/body_limits'
@@ -15,6 +17,22 @@ export async function gatewayInstance(): Promise<Gateway> {
   return gateway
 }
 
+/**
+ * What an API endpoint needs of its HTTP request: the authenticated key and
+ * the raw Node request and response (bodies are read and answers written on
+ * them directly). Both the Adonis controllers and the lean API lane
+ * (`api_lane.ts`) hand this over, so an endpoint runs the same code either way.
+ */
+export interface ApiCall {
+  principal: Principal
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+export function apiCallOf(ctx: HttpContext): ApiCall {
+  return { principal: ctx.principal, req: ctx.request.request, res: ctx.response.response }
+}
+
 export interface ParsedBody {
   rawBody: Buffer
   body: Record<string, any>
@@ -23,21 +41,21 @@ export interface ParsedBody {
 /**
  * The HTTP glue every API endpoint shares: open the request's account, read
  * the raw body, validate the thin envelope, run the work; any failure before
- * the answer is accounted once and rethrown for the exception handler.
+ * the answer is accounted once and rethrown for the error renderer.
  */
 export async function withAccount(
-  ctx: HttpContext,
+  call: ApiCall,
   endpoint: string,
   validator: { validate: (data: any) => Promise<unknown> },
   work: (gateway: Gateway, account: RequestAccount, parsed: ParsedBody) => Promise<void>,
   modelFromPath?: string
 ): Promise<void> {
-  const gw = await gatewayInstance()
-  const account = gw.service.openAccount(ctx.principal, endpoint)
+  const gw = gateway ?? (await gatewayInstance())
+  const account = gw.service.openAccount(call.principal, endpoint)
   try {
     // A model in the path is checked before the body is read: nothing of it is needed to refuse.
     if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
-    const rawBody = await readRawBody(ctx.request.request, ctx.response.response, bodyLimitFor(endpoint))
+    const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
     const body = parseJsonObject(rawBody)
     const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
     assertStorableModel(model)
@@ -53,28 +71,28 @@ export async function withAccount(
 
 /** A generation endpoint: the body goes to GatewayService.generate in the client's dialect. */
 export function generate(
-  ctx: HttpContext,
+  call: ApiCall,
   endpoint: string,
   ingress: DialectName,
   validator: { validate: (data: any) => Promise<unknown> },
   options: { model?: string; stream?: boolean; jsonArray?: boolean } = {}
 ): Promise<void> {
   return withAccount(
-    ctx,
+    call,
     endpoint,
     validator,
     (gw, account, { rawBody, body }) =>
       gw.service.generate(
         {
-          principal: ctx.principal,
+          principal: call.principal,
           ingress,
           rawBody,
           body,
           model: options.model ?? body.model,
           stream: options.stream ?? body.stream === true,
           jsonArray: options.jsonArray,
-          req: ctx.request.request,
-          res: ctx.response.response,
+          req: call.req,
+          res: call.res,
         },
         account
       ),

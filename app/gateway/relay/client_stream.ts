@@ -29,10 +29,16 @@ export class ClientStream {
     if (!this.res.write(text)) await drained(this.res)
   }
 
-  end() {
-    if (this.res.destroyed) return
+  /** Ends the answer, with a last piece of text in the same write when given. */
+  end(text?: string) {
+    if (this.res.destroyed || this.res.writableEnded) return
     this.#open()
-    this.res.end()
+    if (text) this.res.end(text)
+    else this.res.end()
+  }
+
+  get ended(): boolean {
+    return this.res.writableEnded
   }
 
   #open() {

@@ -51,10 +51,18 @@ export async function relayPassThroughStream(
     return prefix + event.data
   }
 
+  // Set once the dialect's last event was relayed together with the end of
+  // the answer; whatever the upstream still sends is read and dropped, so its
+  // connection can be reused.
+  let ended = false
+
   try {
     for await (const chunk of upstream) {
+      if (ended) continue
       let text = ''
+      let last = false
       for (const event of parser.push(chunk)) {
+        if (rules.isLast?.(event)) last = true
         if (event.data === rules.sentinel) {
           if (!arrayFraming) text += `data: ${event.data}\n\n`
           continue
@@ -78,20 +86,26 @@ export async function relayPassThroughStream(
         if (kept) kept.push(event)
         text += frame(data === event.data ? event : { event: event.event, data })
       }
-      if (text) await out.write(text)
+      if (last && !arrayFraming) {
+        out.end(text)
+        ended = true
+      } else if (text) await out.write(text)
       if (out.gone) break
     }
   } catch (caught) {
-    error = caught as Error
+    // After the last event the answer is complete: a failure while draining the rest is not the client's.
+    if (!ended) error = caught as Error
   }
 
   const clientClosed = out.closedEarly
-  if (error && !clientClosed) {
-    const message = redactAddresses(`Upstream stream failed: ${error.message || 'connection reset'}`)
-    await out.write(frame(rules.errorEvent(message))).catch(() => {})
+  if (!ended) {
+    if (error && !clientClosed) {
+      const message = redactAddresses(`Upstream stream failed: ${error.message || 'connection reset'}`)
+      await out.write(frame(rules.errorEvent(message))).catch(() => {})
+    }
+    if (arrayFraming) await out.write(first ? '[]' : ']').catch(() => {})
+    out.end()
   }
-  if (arrayFraming) await out.write(first ? '[]' : ']').catch(() => {})
-  out.end()
 
   const events = kept
   return {

@@ -35,6 +35,7 @@ export const anthropicMessages: Dialect = {
       })
     },
     isFinal: (parsed) => parsed?.type === 'message_delta',
+    isLast: (event) => event.event === 'message_stop',
     rewriteModel(parsed, model) {
       if (parsed?.type !== 'message_start' || typeof parsed.message?.model !== 'string') return false
       parsed.message.model = model

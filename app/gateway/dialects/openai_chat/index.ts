@@ -30,6 +30,7 @@ export const openAiChat: Dialect = {
       !options.includeUsage && Array.isArray(parsed?.choices) && parsed.choices.length === 0 && !!parsed.usage,
     errorEvent: (message) => ({ data: JSON.stringify({ error: { message, type: 'upstream_error', code: 'provider_error' } }) }),
     sentinel: '[DONE]',
+    isLast: (event) => event.data === '[DONE]',
     upstreamBody(body, upstreamModel, clientModel, stream) {
       const needsModel = upstreamModel !== clientModel
       // Usage is always asked for on streams, so it can be metered exactly.

@@ -25,6 +25,7 @@ export const openAiResponses: Dialect = {
     carriesUsage: (event) =>
       event.event !== undefined ? FINAL_EVENTS.has(event.event) : event.data.includes('"response.completed"'),
     readUsage: (parsed, known) => decodeResponsesUsage(parsed?.response?.usage) ?? known,
+    isLast: (event) => event.event !== undefined && FINAL_EVENTS.has(event.event),
     rewriteModel(parsed, model) {
       if (typeof parsed?.response?.model !== 'string') return false
       parsed.response.model = model

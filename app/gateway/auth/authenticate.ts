@@ -1,0 +1,24 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { extractApiKey, resolvePrincipal } from '#gateway/auth/key_resolver'
+import type { Gateway } from '#gateway/gateway'
+import { admit, hasLimits } from '#gateway/limits/rate_limits'
+import type { Principal } from '#gateway/types'
+
+/**
+ * Key auth and rate limits of an API request: the key (any of the headers
+ * clients use) to its key, owner and plan, from memory; then the key's and
+ * plan's limits for calls that do work (POST; listing models or usage is
+ * free). The limit headers go on the raw response, so they reach every
+ * answer, relayed streams included. Run by the API key middleware and by the
+ * API lane alike.
+ */
+export async function authenticate(gateway: Gateway, req: IncomingMessage, res: ServerResponse): Promise<Principal> {
+  // The server may accept connections before boot has loaded the catalog.
+  if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
+  const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
+  if (req.method === 'POST' && hasLimits(principal)) {
+    const headers = await admit(principal)
+    for (const name in headers) res.setHeader(name, headers[name])
+  }
+  return principal
+}

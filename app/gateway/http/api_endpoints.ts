@@ -1,0 +1,63 @@
+import { type ApiCall, generate, withAccount } from '#gateway/http/generation_request'
+import { chatCompletionEnvelope } from '#validators/chat_completion'
+import {
+  countTokensEnvelope,
+  embeddingsEnvelope,
+  imagesEnvelope,
+  messagesEnvelope,
+  responsesEnvelope,
+} from '#validators/generation'
+
+/**
+ * The POST endpoints of /v1 whose path is fixed, each as one function of an
+ * authenticated call. The controllers (Adonis router) and the API lane
+ * (`api_lane.ts`, in front of the router) both run these.
+ */
+export function chatCompletions(call: ApiCall) {
+  return generate(call, 'chat.completions', 'openai_chat', chatCompletionEnvelope)
+}
+
+export function messages(call: ApiCall) {
+  return generate(call, 'messages', 'anthropic_messages', messagesEnvelope)
+}
+
+export function countMessageTokens(call: ApiCall) {
+  return withAccount(call, 'messages.count_tokens', countTokensEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.countTokens(
+      { principal: call.principal, ingress: 'anthropic_messages', rawBody, body, model: body.model, req: call.req, res: call.res },
+      account
+    )
+  )
+}
+
+export function responses(call: ApiCall) {
+  return generate(call, 'responses', 'openai_responses', responsesEnvelope)
+}
+
+export function embeddings(call: ApiCall) {
+  return withAccount(call, 'embeddings', embeddingsEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.embeddings(
+      { principal: call.principal, ingress: 'openai', rawBody, body, model: body.model, req: call.req, res: call.res },
+      account
+    )
+  )
+}
+
+export function imageGenerations(call: ApiCall) {
+  return withAccount(call, 'images.generations', imagesEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.images(
+      { principal: call.principal, rawBody, body, model: body.model, req: call.req, res: call.res },
+      account
+    )
+  )
+}
+
+/** Path -> endpoint, for the lane's one map lookup per request. */
+export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>([
+  ['/v1/chat/completions', chatCompletions],
+  ['/v1/messages', messages],
+  ['/v1/messages/count_tokens', countMessageTokens],
+  ['/v1/responses', responses],
+  ['/v1/embeddings', embeddings],
+  ['/v1/images/generations', imageGenerations],
+])

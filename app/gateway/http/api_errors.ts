@@ -1,0 +1,70 @@
+import type { ServerResponse } from 'node:http'
+import type { Logger } from '@adonisjs/core/logger'
+import { GatewayError } from '#exceptions/gateway_error'
+import { dialectForPath, renderError } from '#gateway/http/error_renderers'
+import { clientFacing } from '#gateway/http/client_message'
+
+/**
+ * An API error as the client gets it: status, headers and the body in the
+ * wire format of the endpoint called (never a stack trace). The exception
+ * handler (router) and the API lane both answer through this.
+ */
+export interface ApiErrorAnswer {
+  status: number
+  headers: Record<string, string> | undefined
+  body: Record<string, unknown>
+}
+
+export function apiErrorAnswer(error: unknown, path: string): ApiErrorAnswer {
+  const gatewayError = clientFacing(toGatewayError(error))
+  return { status: gatewayError.status, headers: gatewayError.headers, body: renderError(dialectForPath(path), gatewayError) }
+}
+
+/** Writes the answer on the raw response; a stream already started can only be ended. */
+export function sendApiError(error: unknown, path: string, res: ServerResponse) {
+  if (res.headersSent) {
+    if (!res.writableEnded) res.end()
+    return
+  }
+  const answer = apiErrorAnswer(error, path)
+  const json = JSON.stringify(answer.body)
+  if (answer.headers) for (const name in answer.headers) res.setHeader(name, answer.headers[name])
+  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) })
+  res.end(json)
+}
+
+/** Expected outcomes (client errors, upstream failures) log one line at most; anything else with its stack. */
+export function reportApiError(error: unknown, logger: Logger) {
+  if (error instanceof GatewayError) {
+    if (error.status >= 500) logger.warn({ code: error.code, status: error.status }, error.message)
+    return
+  }
+  const status = (error as { status?: number })?.status
+  if (typeof status === 'number' && status < 500) return
+  logger.error({ err: error }, (error as Error)?.message ?? 'API request failed')
+}
+
+/** Framework errors (404 route, body too large, ...) keep their status; anything unknown is a 500. */
+export function toGatewayError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error
+  const e = error as { status?: number; code?: string; message?: string }
+  if (e?.status === 404) return new GatewayError(404, 'not_found', e.message || 'Not found', 'not_found_error')
+  if (e?.status === 413) return new GatewayError(413, 'request_too_large', 'Request body is too large')
+  if (e?.status && e.status >= 400 && e.status < 500) {
+    return new GatewayError(e.status, (e.code || 'invalid_request').toLowerCase(), e.message || 'Bad request')
+  }
+  if (isDatabaseUnavailable(error)) {
+    // A read the caches could not serve (a key not seen yet) during a Postgres outage.
+    const unavailable = new GatewayError(503, 'database_unavailable', 'The gateway cannot reach its database; retry shortly', 'service_unavailable')
+    unavailable.headers = { 'retry-after': '5' }
+    return unavailable
+  }
+  return GatewayError.internal()
+}
+
+/** Postgres is down, restarting or unreachable (not a bug of the request). */
+function isDatabaseUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string }
+  if (typeof e?.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[1-3]|08\d{3})$/.test(e.code)) return true
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(e?.message ?? '')
+}
