@@ -44,6 +44,8 @@
 |   BENCH_CPU_PROF=1       run the gateway with --cpu-prof (tmp/bench-prof) and
 |                          print its self time by area and function per run
 |   BENCH_PORTKEY=0        skip the optional Portkey gateway comparison
+|   BENCH_CHILD_LOG_DIR    also write each child's whole output to <dir>/<name>.log
+|   BENCH_GATEWAY_NODE_FLAGS  node flags for the gateway process (e.g. "--trace-gc")
 |   BENCH_PORTKEY_DIR      where @portkey-ai/gateway is installed (default tmp/portkey)
 |   BENCH_LOG_LEVEL        gateway LOG_LEVEL (default warn)
 |   BENCH_SLOW=0           skip the slow-stream run
@@ -67,7 +69,7 @@
 | the shell that runs the bench.
 */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { createRequire } from 'node:module'
 import net from 'node:net'
@@ -158,7 +160,10 @@ function startChild(name: string, args: string[], childEnv: NodeJS.ProcessEnv): 
       })
     }),
   }
+  // BENCH_CHILD_LOG_DIR: every line of each child's output also goes to <dir>/<name>.log (e.g. with --trace-gc).
+  const logFile = env.BENCH_CHILD_LOG_DIR ? join(env.BENCH_CHILD_LOG_DIR, `${name}.log`) : null
   const collect = (chunk: Buffer) => {
+    if (logFile) appendFileSync(logFile, chunk)
     for (const line of chunk.toString('utf8').split('\n')) {
       if (!line.trim()) continue
       entry.lineCount++
@@ -728,6 +733,8 @@ async function main() {
   await waitFor('slow mock upstream', slowMock, 30_000, async () => slowMock.lines.some((l) => l.includes('listening')))
 
   const gatewayArgs = ['bin/start.js']
+  // BENCH_GATEWAY_NODE_FLAGS: node flags for the gateway only (e.g. --trace-gc, --max-semi-space-size=8).
+  if (env.BENCH_GATEWAY_NODE_FLAGS) gatewayArgs.unshift(...env.BENCH_GATEWAY_NODE_FLAGS.split(/\s+/).filter(Boolean))
   if (CPU_PROF) {
     rmSync(PROF_DIR, { recursive: true, force: true })
     mkdirSync(PROF_DIR, { recursive: true })

@@ -49,6 +49,21 @@ function canBuild() {
   }
 }
 
+/** Is the process that took the build lock still running? (A lock without a pid file yet is fresh.) */
+function ownerAlive(lock) {
+  let pid = 0
+  try {
+    pid = Number(readFileSync(join(lock, 'pid'), 'utf8').trim())
+  } catch {}
+  if (!pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return error.code === 'EPERM'
+  }
+}
+
 /** Builds into build/ unless it is current. Returns false when it can't. */
 function ensureBuild() {
   const current = fingerprint()
@@ -62,9 +77,11 @@ function ensureBuild() {
   for (let waited = 0; ; waited += 500) {
     try {
       mkdirSync(lock)
+      writeFileSync(join(lock, 'pid'), String(process.pid))
       break
     } catch {
-      if (waited > 180_000) rmSync(lock, { recursive: true, force: true })
+      // A start stopped mid-build (Ctrl-C, SIGKILL) leaves the lock behind: break it when its owner is gone.
+      if (waited > 180_000 || !ownerAlive(lock)) rmSync(lock, { recursive: true, force: true })
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500)
     }
   }

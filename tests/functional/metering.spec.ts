@@ -76,6 +76,16 @@ test.group('Metering: one transaction per request, on every exit path', (group) 
     assert.include(row, { status: 200, estimated: true, completion_tokens: 4 })
   })
 
+  test('a long stream without usage is counted in full (its events are folded into text as it runs)', async ({ assert }) => {
+    const user = await seedUser()
+    // 600 events, far past the raw bytes a stream keeps before decoding them (4 KB).
+    const text = Array.from({ length: 150 }, () => 'one two three four').join(' ')
+    const response = await post('/v1/chat/completions', { model: 'm-1', messages: hello, stream: true, mock: { usage: false, text } }, { authorization: `Bearer ${user.key}` })
+    assert.include(await response.text(), 'data: [DONE]')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { status: 200, estimated: true, completion_tokens: 600 })
+  })
+
   test('a stream reset by the upstream mid-way: error event to the client, partial usage billed', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const response = await post('/v1/chat/completions', { model: 'priced-c', messages: hello, stream: true, mock: { chunks: 10, reset_after: 3, chunk_delay_ms: 5 } }, { authorization: `Bearer ${user.key}` })

@@ -24,9 +24,15 @@ export class ClientStream {
   }
 
   async write(text: string) {
+    const wait = this.send(text)
+    if (wait) await wait
+  }
+
+  /** Writes now; returns a promise only when the client is not keeping up (wait for it before the next write). */
+  send(text: string): Promise<void> | undefined {
     if (!text || this.res.destroyed) return
     this.#open()
-    if (!this.res.write(text)) await drained(this.res)
+    if (!this.res.write(text)) return drained(this.res)
   }
 
   /** Ends the answer, with a last piece of text in the same write when given. */

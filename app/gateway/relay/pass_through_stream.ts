@@ -1,8 +1,9 @@
 import { redactAddresses } from '#gateway/http/client_message'
-import type { CanonicalUsage } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { ClientStream } from '#gateway/relay/client_stream'
 import { SseParser, type SseEvent } from '#gateway/sse/sse_parser'
+import { UpstreamBody } from '#gateway/upstream/dispatcher'
 
 export interface PassThroughOptions {
   /** What the client asked for (usage chunk, framing) */
@@ -40,7 +41,7 @@ export async function relayPassThroughStream(
   const parser = new SseParser()
   let usage: CanonicalUsage | null = null
   let usageFinal = false
-  let kept: SseEvent[] | null = []
+  let kept: KeptText | null = new KeptText(dialect)
   let error: Error | null = null
   let first = true
 
@@ -56,41 +57,55 @@ export async function relayPassThroughStream(
   // connection can be reused.
   let ended = false
 
-  try {
-    for await (const chunk of upstream) {
-      if (ended) continue
-      let text = ''
-      let last = false
-      for (const event of parser.push(chunk)) {
-        if (rules.isLast?.(event)) last = true
-        if (event.data === rules.sentinel) {
-          if (!arrayFraming) text += `data: ${event.data}\n\n`
-          continue
-        }
-        let data = event.data
-        if (options.clientModel || rules.carriesUsage(event)) {
-          const parsed = parseJson(data)
-          if (parsed && typeof parsed === 'object') {
-            const found = rules.readUsage(parsed, usage)
-            if (found && found !== usage) {
-              usage = found
-              if (rules.isFinal?.(parsed) ?? true) {
-                usageFinal = true
-                kept = null
-              }
-              if (rules.isUnrequested?.(parsed, options.encoder)) continue
-            }
-            if (options.clientModel && rules.rewriteModel(parsed, options.clientModel)) data = JSON.stringify(parsed)
-          }
-        }
-        if (kept) kept.push(event)
-        text += frame(data === event.data ? event : { event: event.event, data })
+  /** One upstream chunk: its events relayed in one write. A promise: wait before the next chunk; false: stop. */
+  const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
+    if (ended) return
+    let text = ''
+    let last = false
+    for (const event of parser.push(chunk)) {
+      if (rules.isLast?.(event)) last = true
+      if (event.data === rules.sentinel) {
+        if (!arrayFraming) text += `data: ${event.data}\n\n`
+        continue
       }
-      if (last && !arrayFraming) {
-        out.end(text)
-        ended = true
-      } else if (text) await out.write(text)
-      if (out.gone) break
+      let data = event.data
+      if (options.clientModel || rules.carriesUsage(event)) {
+        const parsed = parseJson(data)
+        if (parsed && typeof parsed === 'object') {
+          const found = rules.readUsage(parsed, usage)
+          if (found && found !== usage) {
+            usage = found
+            if (rules.isFinal?.(parsed) ?? true) {
+              usageFinal = true
+              kept = null
+            }
+            if (rules.isUnrequested?.(parsed, options.encoder)) continue
+          }
+          if (options.clientModel && rules.rewriteModel(parsed, options.clientModel)) data = JSON.stringify(parsed)
+        }
+      }
+      kept?.push(event)
+      text += frame(data === event.data ? event : { event: event.event, data })
+    }
+    if (last && !arrayFraming) {
+      out.end(text)
+      ended = true
+      return
+    }
+    const wait = out.send(text)
+    if (out.gone) return false
+    return wait
+  }
+
+  try {
+    if (upstream instanceof UpstreamBody) {
+      await upstream.forEach(relayChunk)
+    } else {
+      for await (const chunk of upstream) {
+        const next = relayChunk(chunk)
+        if (next === false) break
+        if (next) await next
+      }
     }
   } catch (caught) {
     // After the last event the answer is complete: a failure while draining the rest is not the client's.
@@ -107,23 +122,57 @@ export async function relayPassThroughStream(
     out.end()
   }
 
-  const events = kept
+  const text = kept
   return {
     usage,
     usageFinal: usageFinal && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: () => (events ? streamedText(dialect, events) : ''),
+    completionText: () => (text ? text.finish() : ''),
   }
 }
 
-/** The completion text of kept events, through the dialect's own decoder. */
-function streamedText(dialect: Dialect, events: SseEvent[]): string {
-  const decoder = dialect.streamDecoder()
-  let text = ''
-  for (const event of [...events.flatMap((e) => decoder.push(e)), ...decoder.end()]) {
-    if (event.type === 'delta') text += event.value
-    else if (event.type === 'block_start' && event.block.type === 'tool_call') text += event.block.name
+/** Raw event bytes kept before they are folded into text. */
+const KEPT_EVENT_BYTES = 4096
+
+/**
+ * What a stream's events said, kept until the upstream's usage arrives, so
+ * that a stream cut before it can still be counted. A short stream keeps its
+ * events as they came (nothing is decoded when the usage does arrive, the
+ * usual case); past KEPT_EVENT_BYTES they are decoded into their completion
+ * text (a few bytes per event instead of the event's JSON), so a long stream
+ * holds kilobytes, not its whole transcript, while it runs.
+ */
+class KeptText {
+  #events: SseEvent[] = []
+  #bytes = 0
+  #decoder: StreamDecoder | null = null
+  #text = ''
+
+  constructor(private dialect: Dialect) {}
+
+  push(event: SseEvent) {
+    this.#events.push(event)
+    this.#bytes += event.data.length
+    if (this.#bytes > KEPT_EVENT_BYTES) this.#fold()
   }
-  return text
+
+  /** The completion text of everything pushed, through the dialect's own decoder. */
+  finish(): string {
+    this.#fold()
+    for (const event of this.#decoder!.end()) this.#take(event)
+    return this.#text
+  }
+
+  #fold() {
+    this.#decoder ??= this.dialect.streamDecoder()
+    for (const event of this.#events) for (const decoded of this.#decoder.push(event)) this.#take(decoded)
+    this.#events = []
+    this.#bytes = 0
+  }
+
+  #take(event: CanonicalEvent) {
+    if (event.type === 'delta') this.#text += event.value
+    else if (event.type === 'block_start' && event.block.type === 'tool_call') this.#text += event.block.name
+  }
 }

@@ -345,6 +345,60 @@ export class UpstreamBody implements AsyncIterable<Buffer> {
     }
   }
 
+  /**
+   * Hands each chunk to `onChunk` as it arrives, by events: no promise per
+   * chunk, so a stream that idles between chunks holds nothing that was
+   * allocated for the previous one (async iteration keeps a pending promise
+   * per wait, which outlives young-generation collections on slow streams
+   * and fills the old generation). `onChunk` returns a promise to make the
+   * body wait (the client is not reading), or false to stop reading (the
+   * body is destroyed). Resolves at the end of the body, rejects with its
+   * error (an abort included).
+   */
+  forEach(onChunk: (chunk: Buffer) => void | false | Promise<void>): Promise<void> {
+    const { stream, guard } = this
+    return new Promise((resolve, reject) => {
+      let settled = false
+      const finish = (error?: Error) => {
+        if (settled) return
+        settled = true
+        guard.dispose()
+        stream.off('data', onData)
+        if (error) reject(error)
+        else resolve()
+      }
+      const onData = (chunk: Buffer) => {
+        guard.touch()
+        let next: void | false | Promise<void>
+        try {
+          next = onChunk(chunk)
+        } catch (error) {
+          stream.destroy()
+          return finish(error as Error)
+        }
+        if (next === false) {
+          stream.destroy()
+          return finish()
+        }
+        if (next) {
+          stream.pause()
+          next.then(
+            () => stream.resume(),
+            (error) => {
+              stream.destroy()
+              finish(error)
+            }
+          )
+        }
+      }
+      stream.on('data', onData)
+      stream.once('end', () => finish())
+      stream.once('error', (error) => finish(error))
+      // Destroyed without an error or an end (aborted elsewhere): not complete.
+      stream.once('close', () => finish(new Error('upstream body closed before its end')))
+    })
+  }
+
   collect(): Promise<Buffer> {
     const { stream, guard } = this
     return new Promise((resolve, reject) => {
