@@ -132,8 +132,8 @@ export async function relayPassThroughStream(
   }
 }
 
-/** Raw event bytes kept before they are folded into text. */
-const KEPT_EVENT_BYTES = 4096
+/** Raw event bytes kept before they are folded into text (a short answer is never decoded). */
+const KEPT_EVENT_BYTES = 2048
 
 /**
  * What a stream's events said, kept until the upstream's usage arrives, so
@@ -141,7 +141,9 @@ const KEPT_EVENT_BYTES = 4096
  * events as they came (nothing is decoded when the usage does arrive, the
  * usual case); past KEPT_EVENT_BYTES they are decoded into their completion
  * text (a few bytes per event instead of the event's JSON), so a long stream
- * holds kilobytes, not its whole transcript, while it runs.
+ * holds its text, not its whole transcript, while it runs. The text is kept
+ * flat (joined per fold): appending piece by piece would keep a rope of one
+ * 32-byte node per event.
  */
 class KeptText {
   #events: SseEvent[] = []
@@ -160,19 +162,22 @@ class KeptText {
   /** The completion text of everything pushed, through the dialect's own decoder. */
   finish(): string {
     this.#fold()
-    for (const event of this.#decoder!.end()) this.#take(event)
-    return this.#text
+    const pieces = [this.#text]
+    for (const event of this.#decoder!.end()) take(event, pieces)
+    return pieces.join('')
   }
 
   #fold() {
     this.#decoder ??= this.dialect.streamDecoder()
-    for (const event of this.#events) for (const decoded of this.#decoder.push(event)) this.#take(decoded)
+    const pieces = [this.#text]
+    for (const event of this.#events) for (const decoded of this.#decoder.push(event)) take(decoded, pieces)
+    this.#text = pieces.join('')
     this.#events = []
     this.#bytes = 0
   }
+}
 
-  #take(event: CanonicalEvent) {
-    if (event.type === 'delta') this.#text += event.value
-    else if (event.type === 'block_start' && event.block.type === 'tool_call') this.#text += event.block.name
-  }
+function take(event: CanonicalEvent, pieces: string[]) {
+  if (event.type === 'delta') pieces.push(event.value)
+  else if (event.type === 'block_start' && event.block.type === 'tool_call') pieces.push(event.block.name)
 }
