@@ -394,8 +394,11 @@ export class UpstreamBody implements AsyncIterable<Buffer> {
       stream.on('data', onData)
       stream.once('end', () => finish())
       stream.once('error', (error) => finish(error))
-      // Destroyed without an error or an end (aborted elsewhere): not complete.
-      stream.once('close', () => finish(new Error('upstream body closed before its end')))
+      // Destroyed without an error or an end (aborted elsewhere): not complete. (Every body
+      // closes after its end too: the Error, and its stack trace, only when it means something.)
+      stream.once('close', () => {
+        if (!settled) finish(new Error('upstream body closed before its end'))
+      })
     })
   }
 
