@@ -132,48 +132,53 @@ export async function relayPassThroughStream(
   }
 }
 
-/** Raw event bytes kept before they are folded into text (a short answer is never decoded). */
+/** Raw event bytes kept as they came (a short answer, the usual case, is never decoded). */
 const KEPT_EVENT_BYTES = 2048
+/** Text pieces joined into one flat string every so often (a rope keeps a node per piece). */
+const PIECES_BEFORE_JOIN = 64
 
 /**
  * What a stream's events said, kept until the upstream's usage arrives, so
  * that a stream cut before it can still be counted. A short stream keeps its
- * events as they came (nothing is decoded when the usage does arrive, the
- * usual case); past KEPT_EVENT_BYTES they are decoded into their completion
- * text (a few bytes per event instead of the event's JSON), so a long stream
- * holds its text, not its whole transcript, while it runs. The text is kept
- * flat (joined per fold): appending piece by piece would keep a rope of one
- * 32-byte node per event.
+ * events as they came: nothing is decoded when the usage does arrive, the
+ * usual case. Past KEPT_EVENT_BYTES the stream switches to keeping text: the
+ * kept events are decoded into their completion text, and every later event
+ * is decoded as it passes, so only its few bytes of text stay. A long stream
+ * therefore holds its text, not its transcript, and (measured with 5,000
+ * slow streams) no raw event outlives its chunk: events kept for seconds
+ * were promoted to V8's old generation and filled it with garbage.
  */
 class KeptText {
   #events: SseEvent[] = []
   #bytes = 0
   #decoder: StreamDecoder | null = null
-  #text = ''
+  #pieces: string[] = []
 
   constructor(private dialect: Dialect) {}
 
   push(event: SseEvent) {
+    if (this.#decoder) return this.#decode(event)
     this.#events.push(event)
     this.#bytes += event.data.length
-    if (this.#bytes > KEPT_EVENT_BYTES) this.#fold()
+    if (this.#bytes > KEPT_EVENT_BYTES) this.#switchToText()
   }
 
   /** The completion text of everything pushed, through the dialect's own decoder. */
   finish(): string {
-    this.#fold()
-    const pieces = [this.#text]
-    for (const event of this.#decoder!.end()) take(event, pieces)
-    return pieces.join('')
+    if (!this.#decoder) this.#switchToText()
+    for (const event of this.#decoder!.end()) take(event, this.#pieces)
+    return this.#pieces.join('')
   }
 
-  #fold() {
-    this.#decoder ??= this.dialect.streamDecoder()
-    const pieces = [this.#text]
-    for (const event of this.#events) for (const decoded of this.#decoder.push(event)) take(decoded, pieces)
-    this.#text = pieces.join('')
+  #switchToText() {
+    this.#decoder = this.dialect.streamDecoder()
+    for (const event of this.#events) this.#decode(event)
     this.#events = []
-    this.#bytes = 0
+  }
+
+  #decode(event: SseEvent) {
+    for (const decoded of this.#decoder!.push(event)) take(decoded, this.#pieces)
+    if (this.#pieces.length > PIECES_BEFORE_JOIN) this.#pieces = [this.#pieces.join('')]
   }
 }
 
