@@ -134,6 +134,8 @@ export async function relayPassThroughStream(
 
 /** Raw event bytes kept as they came (a short answer, the usual case, is never decoded). */
 const KEPT_EVENT_BYTES = 2048
+/** ...and only while the stream is this young: a slow stream switches to text at its second chunk. */
+const KEPT_EVENT_MS = 250
 /** Text pieces joined into one flat string every so often (a rope keeps a node per piece). */
 const PIECES_BEFORE_JOIN = 64
 
@@ -141,18 +143,21 @@ const PIECES_BEFORE_JOIN = 64
  * What a stream's events said, kept until the upstream's usage arrives, so
  * that a stream cut before it can still be counted. A short stream keeps its
  * events as they came: nothing is decoded when the usage does arrive, the
- * usual case. Past KEPT_EVENT_BYTES the stream switches to keeping text: the
+ * usual case. Past KEPT_EVENT_BYTES, or KEPT_EVENT_MS after the stream
+ * started, it switches to keeping text: the
  * kept events are decoded into their completion text, and every later event
  * is decoded as it passes, so only its few bytes of text stay. A long stream
  * therefore holds its text, not its transcript, and (measured with 5,000
- * slow streams) no raw event outlives its chunk: events kept for seconds
- * were promoted to V8's old generation and filled it with garbage.
+ * slow streams) raw events do not outlive their chunk: an event (and the
+ * chunk's text it slices) kept for seconds is promoted to V8's old generation
+ * and, once dropped, is garbage there until the next major GC.
  */
 class KeptText {
   #events: SseEvent[] = []
   #bytes = 0
   #decoder: StreamDecoder | null = null
   #pieces: string[] = []
+  #since = performance.now()
 
   constructor(private dialect: Dialect) {}
 
@@ -160,7 +165,7 @@ class KeptText {
     if (this.#decoder) return this.#decode(event)
     this.#events.push(event)
     this.#bytes += event.data.length
-    if (this.#bytes > KEPT_EVENT_BYTES) this.#switchToText()
+    if (this.#bytes > KEPT_EVENT_BYTES || performance.now() - this.#since > KEPT_EVENT_MS) this.#switchToText()
   }
 
   /** The completion text of everything pushed, through the dialect's own decoder. */

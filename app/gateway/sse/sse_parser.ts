@@ -59,7 +59,9 @@ export class SseParser {
       if (this.#data.length > 0) {
         events.push({ event: this.#event, data: this.#data.join('\n'), id: this.#id })
       }
-      this.#data = []
+      // Emptied, not replaced: a new array per event would live until the next
+      // chunk (a second, on a slow stream) and be promoted to the old generation.
+      this.#data.length = 0
       this.#event = undefined
       return
     }
