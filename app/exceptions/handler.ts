@@ -2,7 +2,7 @@ import app from '@adonisjs/core/services/app'
 import { type HttpContext, ExceptionHandler } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
-import { apiErrorAnswer, reportApiError } from '#gateway/http/api_errors'
+import { reportApiError, sendApiError } from '#gateway/http/api_errors'
 
 const API_PREFIXES = ['/v1', '/api/']
 
@@ -32,18 +32,8 @@ export default class HttpExceptionHandler extends ExceptionHandler {
       }
       return super.handle(error, ctx)
     }
-    const res = ctx.response.response
-    if (res.headersSent) {
-      // A stream already started: nothing valid can be added; just end it.
-      if (!res.writableEnded) res.end()
-      return
-    }
-    const answer = apiErrorAnswer(error, path)
-    ctx.response.status(answer.status)
-    if (answer.headers) {
-      for (const [name, value] of Object.entries(answer.headers)) ctx.response.header(name, value)
-    }
-    ctx.response.json(answer.body)
+    // The same answer the API lane writes (on the raw response: Adonis then has nothing left to send).
+    sendApiError(error, path, ctx.response.response)
   }
 
   async report(error: unknown, ctx: HttpContext) {

@@ -1,5 +1,7 @@
 import { test } from '@japa/runner'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
 
 function freePort(): Promise<number> {
@@ -22,6 +24,11 @@ function freePort(): Promise<number> {
 test.group('npm start (compiled build)', () => {
   test('serves translated pages, their CSS/JS and the API', async ({ assert }) => {
     const port = await freePort()
+    // A start killed mid-build leaves its lock behind; the next start must break it (its owner is
+    // gone) instead of waiting 3 minutes. Only a start that needs to build takes the lock (CI's first).
+    const lock = join(process.cwd(), 'tmp', 'build.lock')
+    mkdirSync(lock, { recursive: true })
+    writeFileSync(join(lock, 'pid'), String(spawnSync(process.execPath, ['-e', '']).pid))
     const child = spawn(process.execPath, ['bin/start.js'], {
       env: { ...process.env, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '1000' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -53,6 +60,7 @@ test.group('npm start (compiled build)', () => {
         assert.isAbove((await response.arrayBuffer()).byteLength, 100, asset)
       }
     } finally {
+      rmSync(lock, { recursive: true, force: true })
       child.kill('SIGTERM')
       assert.equal(await exited, 0, output)
     }

@@ -5,31 +5,20 @@ import { dialectForPath, renderError } from '#gateway/http/error_renderers'
 import { clientFacing } from '#gateway/http/client_message'
 
 /**
- * An API error as the client gets it: status, headers and the body in the
- * wire format of the endpoint called (never a stack trace). The exception
- * handler (router) and the API lane both answer through this.
+ * An API error as the client gets it, written on the raw response: status,
+ * headers and the body in the wire format of the endpoint called (never a
+ * stack trace). The exception handler (router) and the API lane both answer
+ * through this. A stream already started can only be ended.
  */
-export interface ApiErrorAnswer {
-  status: number
-  headers: Record<string, string> | undefined
-  body: Record<string, unknown>
-}
-
-export function apiErrorAnswer(error: unknown, path: string): ApiErrorAnswer {
-  const gatewayError = clientFacing(toGatewayError(error))
-  return { status: gatewayError.status, headers: gatewayError.headers, body: renderError(dialectForPath(path), gatewayError) }
-}
-
-/** Writes the answer on the raw response; a stream already started can only be ended. */
 export function sendApiError(error: unknown, path: string, res: ServerResponse) {
   if (res.headersSent) {
     if (!res.writableEnded) res.end()
     return
   }
-  const answer = apiErrorAnswer(error, path)
-  const json = JSON.stringify(answer.body)
-  if (answer.headers) for (const name in answer.headers) res.setHeader(name, answer.headers[name])
-  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) })
+  const gatewayError = clientFacing(toGatewayError(error))
+  const json = JSON.stringify(renderError(dialectForPath(path), gatewayError))
+  if (gatewayError.headers) for (const name in gatewayError.headers) res.setHeader(name, gatewayError.headers[name])
+  res.writeHead(gatewayError.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) })
   res.end(json)
 }
 

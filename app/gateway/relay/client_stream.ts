@@ -43,9 +43,6 @@ export class ClientStream {
     else this.res.end()
   }
 
-  get ended(): boolean {
-    return this.res.writableEnded
-  }
 
   #open() {
     if (this.#started) return
