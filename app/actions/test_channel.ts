@@ -93,9 +93,7 @@ export async function testChannel(channelId: number, model?: string | null): Pro
       new AbortController().signal,
       { onAttemptResult: (record) => (last = record) }
     )
-    const chunks: Buffer[] = []
-    for await (const chunk of result.body) chunks.push(chunk)
-    const text = Buffer.concat(chunks).toString('utf8')
+    const text = (await result.body.collect()).toString('utf8')
     let answer: string
     try {
       answer = responseText(dialectOf(dialect).decodeResponse(JSON.parse(text)))

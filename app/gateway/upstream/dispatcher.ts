@@ -1,4 +1,3 @@
-import type { Dispatcher } from 'undici'
 import { GatewayError } from '#exceptions/gateway_error'
 import { describeNotFound } from '#gateway/providers/base_url'
 import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
@@ -7,15 +6,17 @@ import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
 import type { ChannelTimeouts } from '#gateway/types'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
+import { UpstreamBody } from '#gateway/upstream/upstream_body'
+
+export { UpstreamBody }
 
 /** What the dispatcher returns: the channel that answered and its response (status < 400, body unread). */
 export interface DispatchResult {
   candidate: RouteCandidate
-  response: Dispatcher.ResponseData
-  /** The response body guarded by the channel's idle timeout: read this, not response.body */
-  body: AsyncIterable<Buffer>
-  /** Aborts on client disconnect or the channel's total timeout: keep using it while reading the body */
-  signal: AbortSignal
+  /** Status and headers */
+  response: Pick<UpstreamBody, 'statusCode' | 'headers'>
+  /** The body, under the channel's idle and total timeouts and the client's disconnect (the same object as response) */
+  body: UpstreamBody
 }
 
 /** Thrown when the client went away while waiting for the upstream. */
@@ -123,7 +124,7 @@ export async function dispatch(
         latencyMs: Math.round(performance.now() - started),
       })
 
-    let response: Dispatcher.ResponseData
+    let response: UpstreamBody
     try {
       response = await send(build(candidate), guard, candidate.channel.timeouts)
     } catch (error) {
@@ -146,10 +147,10 @@ export async function dispatch(
       guard.headersArrived()
       health?.success(channelId, candidate.upstreamModel)
       record('ok', status, null)
-      return { candidate, response, body: new UpstreamBody(response.body, guard), signal: guard.signal }
+      return { candidate, response, body: response }
     }
 
-    const bytes = await readBody(response).catch(() => Buffer.alloc(0))
+    const bytes = await response.collect().catch(() => Buffer.alloc(0))
     guard.dispose()
     const failure = upstreamFailure(status, bytes)
     if (status === 401 || status === 403) {
@@ -209,64 +210,37 @@ export async function dispatch(
   throw lastFailure ?? GatewayError.providerError('Upstream request failed')
 }
 
-function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelTimeouts) {
+function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelTimeouts): Promise<UpstreamBody> {
   const pool = poolFor(request.origin, timeouts?.connect)
   // The first-byte clock is already running: time spent queued counts against it.
   guard.queuedForConnection = waitingForConnection(pool)
-  const pending = pool.request({
-    method: request.method ?? 'POST',
-    path: request.path,
-    headers: request.headers,
-    body: request.method === 'GET' ? undefined : request.body,
-    signal: guard.signal,
-    headersTimeout: timeouts?.firstByte,
-    bodyTimeout: timeouts?.idle,
-  })
-  return guard.queuedForConnection ? abortableWhileQueued(pending, guard.signal) : pending
-}
-
-/**
- * undici notices an abort of a queued request only once a connection frees
- * up (and then sends nothing). The attempt must end when its first-byte limit
- * does, so settle on the abort at once and let undici drop the request later.
- */
-function abortableWhileQueued(
-  pending: Promise<Dispatcher.ResponseData>,
-  signal: AbortSignal
-): Promise<Dispatcher.ResponseData> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      reject(signal.reason)
-      // Answered in the same instant after all: nobody will read it.
-      pending.then((late) => late.body.destroy(), () => {})
-    }
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    pending.then(
-      (response) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(response)
-      },
-      (error) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      }
-    )
-  })
+  return UpstreamBody.send(
+    pool,
+    {
+      method: request.method ?? 'POST',
+      path: request.path,
+      headers: request.headers,
+      body: request.method === 'GET' ? undefined : request.body,
+      headersTimeout: timeouts?.firstByte,
+      bodyTimeout: timeouts?.idle,
+    },
+    guard
+  )
 }
 
 /**
  * One attempt's abort switch: the client's disconnect, and the channel's
  * first-byte, idle and total timeouts, on plain timers. (undici's own
  * header/body timeouts run on a coarse clock, up to ~1 s late;
- * AbortSignal.any/timeout cost a lot per request.)
+ * AbortSignal.any/timeout cost a lot per request.) It aborts the exchange
+ * it watches directly: no AbortController of its own.
  */
 class AttemptGuard {
-  readonly #controller = new AbortController()
   /** Which limit expired, if one did */
   timedOut: string | null = null
   /** The request had to wait for a free connection (the origin's pool was at its cap) */
   queuedForConnection = false
+  #exchange: UpstreamBody | null = null
   #phase: NodeJS.Timeout
   #total: NodeJS.Timeout
   #disposed = false
@@ -280,12 +254,15 @@ class AttemptGuard {
     this.#total = setTimeout(this.#expireTotal, timeouts.total).unref()
   }
 
-  get signal() {
-    return this.#controller.signal
+  /** The exchange this attempt's limits end (called as it is sent). */
+  watch(exchange: UpstreamBody) {
+    this.#exchange = exchange
   }
 
   /** The response head arrived: from now on, silence longer than the idle limit aborts. */
   headersArrived() {
+    // A short answer can end (and dispose of the timers) before the head's await returns.
+    if (this.#disposed) return
     clearTimeout(this.#phase)
     this.#phase = setTimeout(this.#expireIdle, this.timeouts.idle).unref()
   }
@@ -311,114 +288,14 @@ class AttemptGuard {
     return `${base} while waiting for a free upstream connection (every connection allowed by UPSTREAM_MAX_CONNECTIONS was busy)`
   }
 
-  #onClientAbort = () => this.#controller.abort()
+  #onClientAbort = () => this.#exchange?.abort(new ClientGoneError())
   #expireFirstByte = () => this.#expire('first byte')
   #expireIdle = () => this.#expire('idle')
   #expireTotal = () => this.#expire('total')
 
   #expire(which: string) {
     this.timedOut = which
-    this.#controller.abort(new Error(`upstream ${which} timeout`))
-  }
-}
-
-/**
- * An upstream response body under its attempt's guard: iterate it (streams:
- * each chunk keeps the idle timer fresh) or collect it whole (non-stream: by
- * events, cheaper than async iteration). Either way the timers are released
- * at the end.
- */
-export class UpstreamBody implements AsyncIterable<Buffer> {
-  constructor(
-    private stream: Dispatcher.ResponseData['body'],
-    private guard: AttemptGuard
-  ) {}
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    try {
-      for await (const chunk of this.stream) {
-        this.guard.touch()
-        yield chunk as Buffer
-      }
-    } finally {
-      this.guard.dispose()
-    }
-  }
-
-  /**
-   * Hands each chunk to `onChunk` as it arrives, by events: no promise per
-   * chunk, so a stream that idles between chunks holds nothing that was
-   * allocated for the previous one (async iteration keeps a pending promise
-   * per wait, which outlives young-generation collections on slow streams
-   * and fills the old generation). `onChunk` returns a promise to make the
-   * body wait (the client is not reading), or false to stop reading (the
-   * body is destroyed). Resolves at the end of the body, rejects with its
-   * error (an abort included).
-   */
-  forEach(onChunk: (chunk: Buffer) => void | false | Promise<void>): Promise<void> {
-    const { stream, guard } = this
-    return new Promise((resolve, reject) => {
-      let settled = false
-      const finish = (error?: Error) => {
-        if (settled) return
-        settled = true
-        guard.dispose()
-        stream.off('data', onData)
-        if (error) reject(error)
-        else resolve()
-      }
-      const onData = (chunk: Buffer) => {
-        guard.touch()
-        let next: void | false | Promise<void>
-        try {
-          next = onChunk(chunk)
-        } catch (error) {
-          stream.destroy()
-          return finish(error as Error)
-        }
-        if (next === false) {
-          stream.destroy()
-          return finish()
-        }
-        if (next) {
-          stream.pause()
-          next.then(
-            () => stream.resume(),
-            (error) => {
-              stream.destroy()
-              finish(error)
-            }
-          )
-        }
-      }
-      stream.on('data', onData)
-      stream.once('end', () => finish())
-      stream.once('error', (error) => finish(error))
-      // Destroyed without an error or an end (aborted elsewhere): not complete. (Every body
-      // closes after its end too: the Error, and its stack trace, only when it means something.)
-      stream.once('close', () => {
-        if (!settled) finish(new Error('upstream body closed before its end'))
-      })
-    })
-  }
-
-  collect(): Promise<Buffer> {
-    const { stream, guard } = this
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = []
-      stream.on('data', (chunk: Buffer) => {
-        guard.touch()
-        chunks.push(chunk)
-      })
-      stream.once('end', () => {
-        guard.dispose()
-        resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
-      })
-      stream.once('error', (error) => {
-        guard.dispose()
-        reject(error)
-      })
-    })
+    this.#exchange?.abort(new Error(`upstream ${which} timeout`))
   }
 }
 
@@ -453,11 +330,10 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-export async function readBody(upstream: Dispatcher.ResponseData | AsyncIterable<Buffer>): Promise<Buffer> {
+export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer> {
   if (upstream instanceof UpstreamBody) return upstream.collect()
-  const body = 'body' in upstream ? upstream.body : upstream
   const chunks: Buffer[] = []
-  for await (const chunk of body) chunks.push(chunk as Buffer)
+  for await (const chunk of upstream) chunks.push(chunk)
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
 }
 

@@ -1,0 +1,313 @@
+import type { Dispatcher } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+
+/** What an upstream answer's body needs from its attempt: the idle clock and the end of the timers. */
+export interface BodyTimers {
+  /** A body chunk arrived */
+  touch(): void
+  /** The body ended, failed or was dropped */
+  dispose(): void
+}
+
+/** A reader's callback: a promise makes the body wait (the client is not reading); false stops reading. */
+export type ChunkSink = (chunk: Buffer) => void | false | Promise<void>
+
+/** Chunks held before a reader attaches, past which the upstream is paused (undici's own stream default) */
+const PENDING_HIGH_WATER = 64 * 1024
+
+/** The reader stopped on purpose (a client gone, the answer complete): ends the upstream request. */
+class ReadingStopped extends Error {
+  constructor() {
+    super('the gateway stopped reading the upstream body')
+  }
+}
+
+/**
+ * One upstream HTTP exchange, as undici's dispatch handler, and then its
+ * body. undici calls the handler methods as the answer arrives; the gateway
+ * awaits the head (`UpstreamBody.send`), then reads the body one of three
+ * ways: `forEach` (streams: each chunk handed over as it arrives),
+ * `collect` (the whole body) or async iteration.
+ *
+ * Why not undici's `request()`: for every request it builds an
+ * AsyncResource, a Node Readable for the body (with its state, buffer list
+ * and listeners) and an abort listener, and a slow stream keeps all of that
+ * for its whole length. Here one object is the handler, the head and the
+ * body; chunks go from undici's parser to the reader's callback with nothing
+ * in between, and back-pressure is the dispatch controller's pause/resume.
+ */
+export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<Buffer> {
+  statusCode = 0
+  headers: IncomingHttpHeaders = {}
+
+  #controller: Dispatcher.DispatchController | null = null
+  #timers: BodyTimers
+  /** Settles the head promise (null once settled) */
+  #onHead: ((body: UpstreamBody) => void) | null
+  #onHeadError: ((error: Error) => void) | null
+  /** Why the exchange was aborted before undici started it (applied when it does) */
+  #abortReason: Error | null = null
+
+  /** Chunks that arrived before a reader attached */
+  #pending: Buffer[] | null = null
+  #pendingBytes = 0
+  #sink: ChunkSink | null = null
+  /** The reader asked to wait (its promise is pending): chunks are held, the upstream paused */
+  #waiting = false
+  #onEnd: (() => void) | null = null
+  #onError: ((error: Error) => void) | null = null
+  /** 'open' until the body ended or failed; the failure is kept for a reader that attaches late */
+  #state: 'open' | 'ended' | 'failed' = 'open'
+  #failure: Error | null = null
+
+  private constructor(timers: BodyTimers, resolve: (body: UpstreamBody) => void, reject: (error: Error) => void) {
+    this.#timers = timers
+    this.#onHead = resolve
+    this.#onHeadError = reject
+  }
+
+  /**
+   * Sends a request through the dispatcher; resolves with the exchange once
+   * the answer's head is in (status and headers; the body unread), rejects on
+   * a network error or an abort.
+   */
+  static send(
+    dispatcher: Dispatcher,
+    options: Dispatcher.DispatchOptions,
+    timers: BodyTimers & { watch(exchange: UpstreamBody): void }
+  ): Promise<UpstreamBody> {
+    return new Promise<UpstreamBody>((resolve, reject) => {
+      const exchange = new UpstreamBody(timers, resolve, reject)
+      // The attempt's timers and the client's disconnect abort it from now on.
+      timers.watch(exchange)
+      dispatcher.dispatch(options, exchange)
+    })
+  }
+
+  /**
+   * Ends the exchange: before the head, its promise rejects at once, even
+   * while the request still waits for a connection (undici only notices an
+   * abort once the request starts); after it, a reader gets the error.
+   */
+  abort(reason: Error) {
+    if (this.#state !== 'open') return
+    if (this.#controller) {
+      this.#controller.abort(reason)
+      return
+    }
+    this.#abortReason ??= reason
+    this.#rejectHead(reason)
+  }
+
+  // --- undici's handler interface ---
+
+  onRequestStart(controller: Dispatcher.DispatchController) {
+    this.#controller = controller
+    if (this.#abortReason) controller.abort(this.#abortReason)
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders) {
+    // 1xx (100 Continue, 103 Early Hints): the real head is still to come.
+    if (statusCode < 200) return
+    this.statusCode = statusCode
+    this.headers = headers
+    const resolve = this.#onHead
+    this.#onHead = this.#onHeadError = null
+    resolve?.(this)
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer) {
+    this.#timers.touch()
+    const sink = this.#sink
+    if (sink && !this.#waiting && this.#pending === null) return this.#deliver(sink, chunk)
+    // No reader yet, or the reader asked to wait: hold the chunk, and past the
+    // high-water mark hold the upstream too.
+    ;(this.#pending ??= []).push(chunk)
+    this.#pendingBytes += chunk.length
+    if (this.#pendingBytes > PENDING_HIGH_WATER) controller.pause()
+  }
+
+  onResponseEnd() {
+    if (this.#state !== 'open') return
+    this.#state = 'ended'
+    this.#timers.dispose()
+    // The read ends once the reader has had every chunk (and its last wait is over).
+    if (this.#sink && !this.#waiting && this.#pending === null) this.#finish()
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error) {
+    if (this.#state !== 'open') return
+    this.#state = 'failed'
+    this.#failure = error
+    this.#timers.dispose()
+    this.#rejectHead(error)
+    if (this.#sink) this.#finish()
+  }
+
+  // --- reading the body ---
+
+  /**
+   * Hands each chunk to `onChunk` as it arrives, by events: no promise per
+   * chunk, so a stream that idles between chunks holds nothing allocated for
+   * the previous one. `onChunk` returns a promise to make the body wait (the
+   * client is not reading), or false to stop reading (the upstream request
+   * ends). Resolves at the end of the body, rejects with its error (an abort
+   * included).
+   */
+  forEach(onChunk: ChunkSink): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#attach(onChunk, resolve, reject)
+    })
+  }
+
+  /** The whole body. */
+  collect(): Promise<Buffer> {
+    const chunks: Buffer[] = []
+    return new Promise((resolve, reject) => {
+      this.#attach(
+        (chunk) => {
+          chunks.push(chunk)
+        },
+        () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)),
+        reject
+      )
+    })
+  }
+
+  /** Chunk by chunk, each asked for by the loop (the body waits in between). Leaving the loop early ends the request. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    const queue: Buffer[] = []
+    let wake: (() => void) | null = null
+    let release: (() => void) | null = null
+    let done = false
+    let failure: Error | null = null
+    this.forEach((chunk) => {
+      queue.push(chunk)
+      wake?.()
+      return new Promise<void>((resolve) => (release = resolve))
+    }).then(
+      () => {
+        done = true
+        wake?.()
+      },
+      (error: Error) => {
+        done = true
+        failure = error
+        wake?.()
+      }
+    )
+    try {
+      for (;;) {
+        if (queue.length > 0) {
+          yield queue.shift()!
+          const next = release as (() => void) | null
+          release = null
+          next?.()
+          continue
+        }
+        if (done) {
+          if (failure) throw failure
+          return
+        }
+        await new Promise<void>((resolve) => (wake = resolve))
+        wake = null
+      }
+    } finally {
+      if (!done) this.#stop()
+    }
+  }
+
+  #attach(sink: ChunkSink, onEnd: () => void, onError: (error: Error) => void) {
+    if (this.#sink) throw new Error('the upstream body is already being read')
+    this.#sink = sink
+    this.#onEnd = onEnd
+    this.#onError = onError
+    this.#drain(sink)
+  }
+
+  /**
+   * Hands the held chunks over one at a time, stopping whenever the reader
+   * asks to wait; then lets the upstream go on, or ends the read.
+   */
+  #drain(sink: ChunkSink) {
+    while (this.#pending !== null && !this.#waiting) {
+      const chunk = this.#pending.shift()!
+      this.#pendingBytes -= chunk.length
+      if (this.#pending.length === 0) this.#pending = null
+      this.#deliver(sink, chunk)
+      if (this.#sink !== sink) return
+    }
+    if (this.#waiting || this.#pending !== null) return
+    if (this.#state === 'open') this.#controller?.resume()
+    else this.#finish()
+  }
+
+  #deliver(sink: ChunkSink, chunk: Buffer) {
+    let next: void | false | Promise<void>
+    try {
+      next = sink(chunk)
+    } catch (error) {
+      return this.#fail(error as Error)
+    }
+    if (next === false) return this.#stop()
+    if (next) {
+      this.#waiting = true
+      this.#controller?.pause()
+      next.then(
+        () => {
+          this.#waiting = false
+          if (this.#sink === sink) this.#drain(sink)
+        },
+        (error: Error) => {
+          this.#waiting = false
+          this.#fail(error)
+        }
+      )
+    }
+  }
+
+  /** The reader is done before the body is: end the upstream request, and the read, without an error. */
+  #stop() {
+    const onEnd = this.#onEnd
+    this.#release()
+    if (this.#state === 'open') {
+      this.#state = 'ended'
+      this.#timers.dispose()
+      this.#controller?.abort(new ReadingStopped())
+    }
+    onEnd?.()
+  }
+
+  /** The reader failed: end the upstream request and reject the read with the reader's error. */
+  #fail(error: Error) {
+    const onError = this.#onError
+    this.#release()
+    if (this.#state === 'open') {
+      this.#state = 'failed'
+      this.#failure = error
+      this.#timers.dispose()
+      this.#controller?.abort(error)
+    }
+    onError?.(error)
+  }
+
+  #finish() {
+    const { onEnd, onError } = { onEnd: this.#onEnd, onError: this.#onError }
+    this.#release()
+    if (this.#state === 'failed') onError?.(this.#failure!)
+    else onEnd?.()
+  }
+
+  #release() {
+    this.#pending = null
+    this.#pendingBytes = 0
+    this.#sink = null
+    this.#onEnd = this.#onError = null
+  }
+
+  #rejectHead(error: Error) {
+    const reject = this.#onHeadError
+    this.#onHead = this.#onHeadError = null
+    reject?.(error)
+  }
+}
