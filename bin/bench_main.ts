@@ -52,6 +52,8 @@
 |   BENCH_ONLY_SLOW=1      run only the slow-stream run (no autocannon or sequential runs)
 |   BENCH_SLOW_STREAMS     concurrent slow streams per target (default 2000)
 |   BENCH_SLOW_CHUNKS      content chunks per slow stream (default 40)
+|   BENCH_SLOW_PROMPT_KB   size of each slow stream's request, shaped like a coding
+|                          agent's (tools and a long prompt; default 0: "hello")
 |   BENCH_SLOW_CHUNK_DELAY_MS  pause before each chunk (default 1000)
 |   BENCH_SLOW_RAMP_MS     the streams are opened evenly over this long (default 2000)
 |   BENCH_SLOW_TIMEOUT_SECONDS  streams still open then are cut (default 3 x the stream's length)
@@ -109,11 +111,40 @@ const SLOW_CHUNKS = Math.round(numEnv('BENCH_SLOW_CHUNKS', 40))
 const SLOW_CHUNK_DELAY_MS = numEnv('BENCH_SLOW_CHUNK_DELAY_MS', 1000)
 const SLOW_RAMP_MS = numEnv('BENCH_SLOW_RAMP_MS', 2000)
 const SLOW_TIMEOUT_MS = numEnv('BENCH_SLOW_TIMEOUT_SECONDS', (3 * SLOW_CHUNKS * SLOW_CHUNK_DELAY_MS) / 1000) * 1000
-const SLOW_BODY = JSON.stringify({
-  model: 'slow-1',
-  stream: true,
-  messages: [{ role: 'user', content: 'hello' }],
-})
+const SLOW_PROMPT_KB = numEnv('BENCH_SLOW_PROMPT_KB', 0)
+const SLOW_BODY = slowStreamBody(SLOW_PROMPT_KB)
+
+/**
+ * The slow streams' request. With BENCH_SLOW_PROMPT_KB, it has the shape and
+ * size of a coding agent's: tool definitions with JSON schemas and a long
+ * prompt in many parts (Claude Code, Codex send 20-200 KB per call). It stays
+ * one message, so the mock's prompt_tokens (10 + 2 per message) and the
+ * metered-calls check keep working.
+ */
+function slowStreamBody(promptKb: number): string {
+  if (promptKb <= 0) return JSON.stringify({ model: 'slow-1', stream: true, messages: [{ role: 'user', content: 'hello' }] })
+  const filler = (chars: number, seed: number) => {
+    const words = ['read', 'the', 'file', 'and', 'apply', 'patch', 'to', 'function', 'test', 'result', 'error', 'context']
+    let text = ''
+    for (let i = seed; text.length < chars; i++) text += words[(i * 7) % words.length] + ' '
+    return text.slice(0, chars)
+  }
+  const bytes = promptKb * 1024
+  const tools = Array.from({ length: 16 }, (_, i) => ({
+    type: 'function',
+    function: {
+      name: `tool_${i}`,
+      description: filler(Math.round((bytes * 0.3) / 16), i),
+      parameters: {
+        type: 'object',
+        properties: { path: { type: 'string', description: 'file path' }, content: { type: 'string' }, line: { type: 'integer' } },
+        required: ['path'],
+      },
+    },
+  }))
+  const parts = Array.from({ length: 24 }, (_, i) => ({ type: 'text', text: filler(Math.round((bytes * 0.7) / 24), i + 100) }))
+  return JSON.stringify({ model: 'slow-1', stream: true, tools, messages: [{ role: 'user', content: parts }] })
+}
 
 const BODY = JSON.stringify({ model: 'bench-1', messages: [{ role: 'user', content: 'hello' }] })
 const STREAM_BODY = JSON.stringify({
@@ -900,7 +931,7 @@ async function main() {
       const pid = managed.find((m) => m.name === target.name)?.child.pid
       log(
         `slow streams, ${target.name}: ${SLOW_STREAMS} at once, ${SLOW_CHUNKS} chunks ${SLOW_CHUNK_DELAY_MS} ms apart ` +
-          `(opened over ${SLOW_RAMP_MS} ms, cut after ${SLOW_TIMEOUT_MS / 1000}s)`
+          `(requests of ${(SLOW_BODY.length / 1024).toFixed(1)} KB, opened over ${SLOW_RAMP_MS} ms, cut after ${SLOW_TIMEOUT_MS / 1000}s)`
       )
       const result = await runSlowStreams({
         url,
@@ -1082,7 +1113,9 @@ async function main() {
   }
   if (SLOW) {
     const direct = slowResults.direct
-    console.log(`\nslow streams: ${SLOW_STREAMS} at once per target, ${SLOW_CHUNKS} chunks ${SLOW_CHUNK_DELAY_MS} ms apart`)
+    console.log(
+      `\nslow streams: ${SLOW_STREAMS} at once per target, ${SLOW_CHUNKS} chunks ${SLOW_CHUNK_DELAY_MS} ms apart, requests of ${(SLOW_BODY.length / 1024).toFixed(1)} KB`
+    )
     const slowRows: string[][] = [['target', 'complete', 'wall s', 'stream p50/max s', 'first byte p50/p99 ms', 'chunk delay p50/p99/max ms', 'added p50/p99 ms', 'RSS start/peak MB']]
     const g = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-')
     for (const [name, r] of Object.entries(slowResults)) {
