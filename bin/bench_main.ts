@@ -52,8 +52,8 @@
 |   BENCH_ONLY_SLOW=1      run only the slow-stream run (no autocannon or sequential runs)
 |   BENCH_SLOW_STREAMS     concurrent slow streams per target (default 2000)
 |   BENCH_SLOW_CHUNKS      content chunks per slow stream (default 40)
-|   BENCH_SLOW_PROMPT_KB   size of each slow stream's request, shaped like a coding
-|                          agent's (tools and a long prompt; default 0: "hello")
+|   BENCH_SLOW_PROMPT_KB   size of each slow stream's request, as a coding agent's
+|                          (a long prompt in 40 parts; default 0: "hello")
 |   BENCH_SLOW_CHUNK_DELAY_MS  pause before each chunk (default 1000)
 |   BENCH_SLOW_RAMP_MS     the streams are opened evenly over this long (default 2000)
 |   BENCH_SLOW_TIMEOUT_SECONDS  streams still open then are cut (default 3 x the stream's length)
@@ -115,35 +115,27 @@ const SLOW_PROMPT_KB = numEnv('BENCH_SLOW_PROMPT_KB', 0)
 const SLOW_BODY = slowStreamBody(SLOW_PROMPT_KB)
 
 /**
- * The slow streams' request. With BENCH_SLOW_PROMPT_KB, it has the shape and
- * size of a coding agent's: tool definitions with JSON schemas and a long
- * prompt in many parts (Claude Code, Codex send 20-200 KB per call). It stays
- * one message, so the mock's prompt_tokens (10 + 2 per message) and the
- * metered-calls check keep working.
+ * The slow streams' request. With BENCH_SLOW_PROMPT_KB, it has the size of a
+ * coding agent's (Claude Code, Codex send 20-200 KB per call) and many parts,
+ * as their system prompts, files and tool results make. It stays one message
+ * without tools, so the mock answers in text and its prompt_tokens (10 + 2
+ * per message) keep the metered-calls check working.
  */
 function slowStreamBody(promptKb: number): string {
   if (promptKb <= 0) return JSON.stringify({ model: 'slow-1', stream: true, messages: [{ role: 'user', content: 'hello' }] })
+  const words = ['read', 'the', 'file', 'and', 'apply', 'patch', 'to', 'function', 'test', 'result', 'error', 'context']
   const filler = (chars: number, seed: number) => {
-    const words = ['read', 'the', 'file', 'and', 'apply', 'patch', 'to', 'function', 'test', 'result', 'error', 'context']
     let text = ''
     for (let i = seed; text.length < chars; i++) text += words[(i * 7) % words.length] + ' '
     return text.slice(0, chars)
   }
-  const bytes = promptKb * 1024
-  const tools = Array.from({ length: 16 }, (_, i) => ({
-    type: 'function',
-    function: {
-      name: `tool_${i}`,
-      description: filler(Math.round((bytes * 0.3) / 16), i),
-      parameters: {
-        type: 'object',
-        properties: { path: { type: 'string', description: 'file path' }, content: { type: 'string' }, line: { type: 'integer' } },
-        required: ['path'],
-      },
-    },
+  const partCount = 40
+  const parts = Array.from({ length: partCount }, (_, i) => ({
+    type: 'text',
+    text: filler(Math.round((promptKb * 1024) / partCount) - 40, i),
+    ...(i % 10 === 9 ? { cache_control: { type: 'ephemeral' } } : {}),
   }))
-  const parts = Array.from({ length: 24 }, (_, i) => ({ type: 'text', text: filler(Math.round((bytes * 0.7) / 24), i + 100) }))
-  return JSON.stringify({ model: 'slow-1', stream: true, tools, messages: [{ role: 'user', content: parts }] })
+  return JSON.stringify({ model: 'slow-1', stream: true, messages: [{ role: 'user', content: parts }] })
 }
 
 const BODY = JSON.stringify({ model: 'bench-1', messages: [{ role: 'user', content: 'hello' }] })
