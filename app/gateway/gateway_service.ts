@@ -14,6 +14,7 @@ import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gatewa
 import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
 import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
+import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
@@ -144,14 +145,7 @@ export class GatewayService {
   }
 
   async generate(call: GenerateCall, account: RequestAccount): Promise<void> {
-    account.model = call.model
-    account.stream = call.stream
-    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
-    const candidates = this.router().route(call.model)
-    const exchange = new Exchange(call)
-    // Translation errors surface here, as the client's 400, before any channel is tried.
-    exchange.prepare(candidates)
-
+    const exchange = this.#begin(call, account)
     const abort = account.abort
     const onClose = () => {
       if (!call.res.writableFinished) abort.abort()
@@ -159,22 +153,14 @@ export class GatewayService {
     call.res.on('close', onClose)
     try {
       const { candidate, response, body } = await dispatch(
-        candidates,
-        (c) => {
-          const dialect = upstreamDialect(c.channel, call.ingress)
-          return adapterFor(c.channel.provider).request(c.channel, {
-            operation: 'generate',
-            dialect,
-            model: c.upstreamModel,
-            stream: call.stream,
-            body: exchange.upstreamBody(c, dialect),
-            clientHeaders: call.req.headers,
-          })
-        },
+        exchange.candidates,
+        (c) => exchange.upstreamRequest(c),
         abort.signal,
         account.dispatchHooks
       )
       const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
+      // The upstream has the request: keep what the answer needs, let the parsed body go (a stream can last minutes).
+      exchange.releaseRequest(upstream !== exchange.ingress)
       const mapped = candidate.upstreamModel !== call.model
       if (call.stream && isEventStream(response.headers['content-type'])) {
         return await this.#relayStream(exchange, account, body, upstream, mapped)
@@ -188,6 +174,21 @@ export class GatewayService {
     } finally {
       call.res.off('close', onClose)
     }
+  }
+
+  /**
+   * Plan checks, routing and the upstream bodies, before anything is sent. Not
+   * inline in generate(): that frame stays suspended for the whole answer, and
+   * V8 keeps whatever its registers last held (the parsed body included).
+   */
+  #begin(call: GenerateCall, account: RequestAccount): Exchange {
+    account.model = call.model
+    account.stream = call.stream
+    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
+    const exchange = new Exchange(call, this.router().route(call.model))
+    // Translation errors surface here, as the client's 400, before any channel is tried.
+    exchange.prepare()
+    return exchange
   }
 
   async #relayJson(
@@ -269,6 +270,9 @@ export class GatewayService {
   }
 }
 
+/** What a released call's body reads as: nothing (the Exchange re-reads the raw bytes when it must). */
+const RELEASED_BODY: Record<string, any> = Object.freeze({})
+
 /**
  * One client request on its way through: the client's dialect, the
  * canonical form (decoded once, only when a translation needs it) and the
@@ -279,9 +283,17 @@ class Exchange {
   readonly encoderOptions: EncoderOptions
   #canonical: CanonicalRequest | null = null
   /** One entry per dialect the route uses (usually one): a short array, not a Map, per request */
-  #prepared: Array<{ candidate: RouteCandidate; dialect: DialectName; body: string | Buffer }> = []
+  #prepared: Array<{ candidate: RouteCandidate; dialect: DialectName; body: Buffer }> = []
+  /** The body of the latest attempt (the one that answered, once dispatch returns) */
+  #sent: Buffer | null = null
+  /** The parsed body was let go (releaseRequest): read it again from the raw bytes if it is needed */
+  #released = false
+  #customTools: Set<string> | null = null
 
-  constructor(readonly call: GenerateCall) {
+  constructor(
+    readonly call: GenerateCall,
+    readonly candidates: RouteCandidate[]
+  ) {
     this.ingress = dialectOf(call.ingress)
     this.encoderOptions = {
       model: call.model,
@@ -291,9 +303,32 @@ class Exchange {
   }
 
   canonical(): CanonicalRequest {
-    this.#canonical ??= decodeClientRequest(this.ingress, this.call.body)
+    this.#canonical ??= decodeClientRequest(this.ingress, this.#body())
     this.#canonical.stream = this.call.stream
     return this.#canonical
+  }
+
+  /**
+   * Once an upstream has answered, only the answer matters: the upstream
+   * bodies and the canonical form are dropped, and so is the parsed client
+   * body (kept as its raw bytes, which are re-read in the rare case a count
+   * needs them: an answer without usage). What a translated answer needs of
+   * the request is kept first.
+   */
+  releaseRequest(translated: boolean) {
+    if (translated) this.#customTools = this.customTools()
+    // undici holds the bytes it sent until the answer ends; in the client's dialect they say what
+    // the client's bytes say (a model name or stream_options aside): keep one copy, not two.
+    else if (this.#sent) this.call.rawBody = this.#sent
+    this.#sent = null
+    this.#prepared = []
+    this.#canonical = null
+    this.#released = true
+    this.call.body = RELEASED_BODY
+  }
+
+  #body(): Record<string, any> {
+    return this.#released ? parseJsonObject(this.call.rawBody) : this.call.body
   }
 
   /**
@@ -302,33 +337,52 @@ class Exchange {
    * decoded or encoded is the client's error and must fail here: inside
    * dispatch it would count as a failure of the channel.
    */
-  prepare(candidates: RouteCandidate[]) {
-    for (const candidate of candidates) {
+  prepare() {
+    for (const candidate of this.candidates) {
       const dialect = upstreamDialect(candidate.channel, this.call.ingress)
       if (this.#prepared.some((p) => p.dialect === dialect)) continue
       this.#prepared.push({ candidate, dialect, body: this.#build(candidate, dialect) })
     }
   }
 
+  /** The request for one candidate (dispatch calls this per attempt). */
+  upstreamRequest(candidate: RouteCandidate) {
+    const { call } = this
+    const dialect = upstreamDialect(candidate.channel, call.ingress)
+    return adapterFor(candidate.channel.provider).request(candidate.channel, {
+      operation: 'generate',
+      dialect,
+      model: candidate.upstreamModel,
+      stream: call.stream,
+      body: (this.#sent = this.upstreamBody(candidate, dialect)),
+      clientHeaders: call.req.headers,
+    })
+  }
+
   customTools(): Set<string> {
-    return customToolNames(this.canonical())
+    return this.#customTools ?? customToolNames(this.canonical())
   }
 
   /** The body for a candidate: prepared before dispatch, or built now. */
-  upstreamBody(candidate: RouteCandidate, dialect: DialectName): string | Buffer {
+  upstreamBody(candidate: RouteCandidate, dialect: DialectName): Buffer {
     return this.#prepared.find((p) => p.candidate === candidate)?.body ?? this.#build(candidate, dialect)
   }
 
-  /** The client's bytes when possible; a minimal change for a same-dialect upstream; else a translation. */
-  #build(candidate: RouteCandidate, dialect: DialectName): string | Buffer {
+  /**
+   * The client's bytes when possible; a minimal change for a same-dialect
+   * upstream; else a translation. Always bytes: undici would copy a string
+   * into a Buffer anyway.
+   */
+  #build(candidate: RouteCandidate, dialect: DialectName): Buffer {
     const { call } = this
     try {
       if (dialect === call.ingress) {
-        const changed = this.ingress.passThrough.upstreamBody(call.body, candidate.upstreamModel, call.model, call.stream)
-        return changed ? JSON.stringify(changed) : call.rawBody
+        const changed = this.ingress.passThrough.upstreamBody(call.body, candidate.upstreamModel, call.model, call.stream, call.rawBody)
+        if (!changed) return call.rawBody
+        return Buffer.isBuffer(changed) ? changed : Buffer.from(JSON.stringify(changed))
       }
       const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
-      return JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel, hints))
+      return Buffer.from(JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel, hints)))
     } catch (error) {
       throw asClientError(error)
     }
@@ -365,7 +419,7 @@ class Exchange {
     try {
       promptTokens =
         this.call.ingress === 'openai_chat'
-          ? await countChatPromptTokens(this.call.body.messages)
+          ? await countChatPromptTokens(this.#body().messages)
           : await countCanonicalPrompt(this.canonical())
     } catch {
       // A pass-through body the decoder cannot read was still served: bill it by its size.

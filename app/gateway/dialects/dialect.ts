@@ -46,8 +46,16 @@ export interface PassThroughRules {
   /**
    * The body to send a same-dialect upstream when the client's bytes cannot
    * go as they are (another model name, usage to ask for); null when they can.
+   * Given the client's bytes (`raw`), it may return the bytes to send, edited
+   * in place of a re-serialised copy.
    */
-  upstreamBody(body: Record<string, any>, upstreamModel: string, clientModel: string, stream: boolean): Record<string, any> | null
+  upstreamBody(
+    body: Record<string, any>,
+    upstreamModel: string,
+    clientModel: string,
+    stream: boolean,
+    raw?: Buffer
+  ): Record<string, any> | Buffer | null
   /** A final sentinel the relay writes through verbatim (`[DONE]`) */
   sentinel?: string
   /**

@@ -4,6 +4,7 @@ import app from '@adonisjs/core/services/app'
 import type { DialectName } from '#gateway/dialects/canonical'
 import type { Gateway } from '#gateway/gateway'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import type { GenerateCall } from '#gateway/gateway_service'
 import type { Principal } from '#gateway/types'
 import { validateEnvelope, validateShape } from '#gateway/http/envelope'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
@@ -53,21 +54,63 @@ export async function withAccount(
   const gw = gateway ?? (await gatewayInstance())
   const account = gw.service.openAccount(call.principal, endpoint)
   try {
-    // A model in the path is checked before the body is read: nothing of it is needed to refuse.
-    if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
-    const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
-    const body = parseJsonObject(rawBody)
-    const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
-    assertStorableModel(model)
-    account.model = model
-    if (modelFromPath === undefined) await validateEnvelope(validator, body)
-    else await validateShape(validator, body)
-    await work(gw, account, { rawBody, body })
+    // Read in a helper: this frame stays suspended for a whole stream, and V8
+    // keeps every local of a suspended async function alive, dead or not. A
+    // coding agent's body is 20-200 KB parsed; the work drops it once the
+    // upstream has it (GatewayService releases it), so nothing here may hold it.
+    await work(gw, account, await readParsedBody(call, endpoint, validator, account, modelFromPath))
   } catch (error) {
     account.fail(error)
     throw error
   }
 }
+
+async function readParsedBody(
+  call: ApiCall,
+  endpoint: string,
+  validator: { validate: (data: any) => Promise<unknown> },
+  account: RequestAccount,
+  modelFromPath?: string
+): Promise<ParsedBody> {
+  // A model in the path is checked before the body is read: nothing of it is needed to refuse.
+  if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
+  const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  const body = parseJsonObject(rawBody)
+  const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
+  assertStorableModel(model)
+  account.model = model
+  if (modelFromPath === undefined) await validateEnvelope(validator, body)
+  else await validateShape(validator, body)
+  return { rawBody, body }
+}
+
+/**
+ * The generation call made of a parsed body, which gives its contents up: from
+ * here the call is the body's only holder, so releasing it there frees it.
+ */
+function handOver(
+  parsed: ParsedBody,
+  call: ApiCall,
+  ingress: DialectName,
+  options: { model?: string; stream?: boolean; jsonArray?: boolean }
+): GenerateCall {
+  const { rawBody, body } = parsed
+  parsed.rawBody = EMPTY_BODY
+  parsed.body = {}
+  return {
+    principal: call.principal,
+    ingress,
+    rawBody,
+    body,
+    model: options.model ?? body.model,
+    stream: options.stream ?? body.stream === true,
+    jsonArray: options.jsonArray,
+    req: call.req,
+    res: call.res,
+  }
+}
+
+const EMPTY_BODY = Buffer.alloc(0)
 
 /** A generation endpoint: the body goes to GatewayService.generate in the client's dialect. */
 export function generate(
@@ -81,21 +124,7 @@ export function generate(
     call,
     endpoint,
     validator,
-    (gw, account, { rawBody, body }) =>
-      gw.service.generate(
-        {
-          principal: call.principal,
-          ingress,
-          rawBody,
-          body,
-          model: options.model ?? body.model,
-          stream: options.stream ?? body.stream === true,
-          jsonArray: options.jsonArray,
-          req: call.req,
-          res: call.res,
-        },
-        account
-      ),
+    (gw, account, parsed) => gw.service.generate(handOver(parsed, call, ingress, options), account),
     options.model
   )
 }
