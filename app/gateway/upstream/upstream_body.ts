@@ -72,7 +72,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
    * a network error or an abort.
    */
   static send(
-    dispatcher: Dispatcher,
+    dispatcher: Pick<Dispatcher, 'dispatch'>,
     options: Dispatcher.DispatchOptions,
     timers: BodyTimers & { watch(exchange: UpstreamBody): void }
   ): Promise<UpstreamBody> {

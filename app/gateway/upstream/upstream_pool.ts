@@ -1,4 +1,5 @@
 import { Pool } from 'undici'
+import { OriginPool } from '#gateway/upstream/origin_pool'
 
 /**
  * One keep-alive connection pool per upstream origin (and connect timeout), created on first use
@@ -16,11 +17,15 @@ import { Pool } from 'undici'
  * connection spends its first-byte timeout doing so (see waitingForConnection).
  *
  * HTTP/2 (`allowH2`): an https origin that offers h2 in ALPN gets up to 100
- * concurrent streams per connection instead of one; plain-http origins stay
- * on HTTP/1.1.
+ * concurrent streams per connection instead of one, through undici's Pool.
+ * Plain-http origins (self-hosted servers, the mock) speak HTTP/1.1, one
+ * connection per request in flight, through OriginPool, which places a
+ * request in O(1) however many connections are open (origin_pool.ts).
  */
-const pools = new Map<string, Pool>()
-/** The cap each pool was created with (read from the environment when the pool is made) */
+export type UpstreamPool = Pool | OriginPool
+
+const pools = new Map<string, UpstreamPool>()
+/** The cap each undici Pool was created with (read from the environment when the pool is made) */
 const caps = new WeakMap<Pool, number>()
 
 /** Connections per origin: null (no cap) unless UPSTREAM_MAX_CONNECTIONS is a positive number. */
@@ -29,23 +34,26 @@ export function connectionCap(raw = process.env.UPSTREAM_MAX_CONNECTIONS): numbe
   return raw && Number.isInteger(value) && value > 0 ? value : null
 }
 
-export function poolFor(origin: string, connectTimeoutMs = 10_000): Pool {
+export function poolFor(origin: string, connectTimeoutMs = 10_000): UpstreamPool {
   const key = connectTimeoutMs === 10_000 ? origin : `${origin}#${connectTimeoutMs}`
   let pool = pools.get(key)
   if (!pool) {
     const cap = connectionCap()
-    pool = new Pool(origin, {
-      connections: cap,
+    const perConnection = {
       pipelining: 1,
-      allowH2: true,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
       headersTimeout: 300_000,
       bodyTimeout: 300_000,
       connectTimeout: connectTimeoutMs,
-    })
+    }
+    if (origin.startsWith('http:')) {
+      pool = new OriginPool(origin, { ...perConnection, connections: cap })
+    } else {
+      pool = new Pool(origin, { ...perConnection, connections: cap, allowH2: true })
+      if (cap !== null) caps.set(pool, cap)
+    }
     pools.set(key, pool)
-    if (cap !== null) caps.set(pool, cap)
   }
   return pool
 }
@@ -55,7 +63,8 @@ export function poolFor(origin: string, connectTimeoutMs = 10_000): Pool {
  * pool is at its cap and every connection is busy). Read before sending, so a
  * first-byte timeout can say the time went to waiting, not to the provider.
  */
-export function waitingForConnection(pool: Pool): boolean {
+export function waitingForConnection(pool: UpstreamPool): boolean {
+  if (pool instanceof OriginPool) return pool.saturated
   const cap = caps.get(pool)
   if (cap === undefined) return false
   // Requests already queued or in flight (one per connection on HTTP/1.1),
