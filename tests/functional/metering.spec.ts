@@ -1,5 +1,6 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import { countChatPromptTokens } from '#gateway/metering/tokenizer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import {
   abortStreamAfter,
@@ -84,6 +85,9 @@ test.group('Metering: one transaction per request, on every exit path', (group) 
     assert.include(await response.text(), 'data: [DONE]')
     const [row] = await usageRows(user.userId)
     assert.include(row, { status: 200, estimated: true, completion_tokens: 600 })
+    // The prompt is counted from the request after the stream let go of its parsed body
+    // (Exchange.releaseRequest): read again from the bytes, not guessed from their length.
+    assert.equal(row.prompt_tokens, await countChatPromptTokens(hello))
   })
 
   test('a stream reset by the upstream mid-way: error event to the client, partial usage billed', async ({ assert }) => {

@@ -24,6 +24,17 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
   return { server, origin: `http://127.0.0.1:${port}`, connections: () => connections }
 }
 
+/** A server that answers the head and a first chunk, and holds each answer open in `held`. */
+async function serveHeld() {
+  const held: ServerResponse[] = []
+  const served = await serve((_req, res) => {
+    res.writeHead(200)
+    res.write('open')
+    held.push(res)
+  })
+  return { ...served, held }
+}
+
 function stop(server: Server) {
   server.closeAllConnections()
   server.close()
@@ -35,12 +46,7 @@ async function waitFor(check: () => boolean, ms = 2000) {
 
 test.group('OriginPool', () => {
   test('requests in flight at once each get a connection; later ones reuse the idle ones', async ({ assert }) => {
-    const held: ServerResponse[] = []
-    const { server, origin, connections } = await serve((_req, res) => {
-      res.writeHead(200)
-      res.write('open')
-      held.push(res)
-    })
+    const { server, origin, connections, held } = await serveHeld()
     const pool = new OriginPool(origin, { pipelining: 1, keepAliveTimeout: 30_000 })
     const bodies = await Promise.all(Array.from({ length: 50 }, () => UpstreamBody.send(pool, GET, timers())))
     assert.equal(pool.size, 50)
@@ -60,12 +66,7 @@ test.group('OriginPool', () => {
   })
 
   test('with a cap, a request waits for a free connection, and is counted as waiting', async ({ assert }) => {
-    const held: ServerResponse[] = []
-    const { server, origin, connections } = await serve((_req, res) => {
-      res.writeHead(200)
-      res.write('x')
-      held.push(res)
-    })
+    const { server, origin, connections, held } = await serveHeld()
     const pool = new OriginPool(origin, { pipelining: 1, connections: 2 })
     const first = await Promise.all([UpstreamBody.send(pool, GET, timers()), UpstreamBody.send(pool, GET, timers())])
     assert.isTrue(pool.saturated)
