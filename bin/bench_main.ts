@@ -766,7 +766,11 @@ async function main() {
   const started = Date.now()
   const gateway = startChild('gateway', gatewayArgs, childEnv)
   const gatewayOrigin = `http://127.0.0.1:${gatewayPort}`
-  await waitFor('gateway', gateway, 180_000, async () => (await getJson(`${gatewayOrigin}/api/status`)).status === 200)
+  // Ready, not only listening: the boot's caches are loaded and its heap settled (start/settle_heap.ts).
+  await waitFor('gateway', gateway, 180_000, async () => {
+    const status = await getJson(`${gatewayOrigin}/api/status`)
+    return status.status === 200 && status.body?.ready !== false
+  })
   const startMs = Date.now() - started
   const idleRssMb = rssMb(gateway.child.pid!)
   log(`gateway up in ${startMs} ms, RSS ${idleRssMb} MB before any traffic`)

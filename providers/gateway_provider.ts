@@ -65,6 +65,15 @@ export default class GatewayProvider {
       await gateway.start()
     })()
     await gateway.booting
+    if (environment === 'web' && process.env.SETTLE_HEAP !== 'false') {
+      const { settleHeap } = await import('#start/settle_heap')
+      const settled = settleHeap()
+      if (settled) {
+        const logger = await this.app.container.make('logger')
+        logger.info(`heap settled after boot: RSS ${settled.beforeMb} -> ${settled.afterMb} MB in ${settled.ms} ms`)
+      }
+    }
+    gateway.ready = true
   }
 
   async shutdown() {

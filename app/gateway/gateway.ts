@@ -38,6 +38,8 @@ export class Gateway {
   #listener: ChangeListener | null = null
   /** The boot in progress (first run, caches, spill replay); a stop waits for it */
   booting: Promise<void> = Promise.resolve()
+  /** Set once the boot is over (caches loaded, heap settled): /api/status reports it as `ready` */
+  ready = false
 
   constructor(private options: GatewayOptions) {
     this.meter = new UsageMeter({

@@ -49,6 +49,8 @@ export async function gatewayStatus(gateway: Gateway) {
     status: database.status === 'ok' ? 'ok' : 'degraded',
     version,
     uptime_seconds: Math.floor(process.uptime()),
+    /** The boot is over: caches loaded (a load balancer's readiness check) */
+    ready: gateway.ready,
     database,
     channels: channelCounts(gateway),
     model_cooldowns: modelCooldowns(gateway),

@@ -63,6 +63,7 @@ test.group('GET /v1/models, /v1/usage, /v1/balance, /api/status', (group) => {
     assert.equal(body.database.status, 'ok')
     assert.isString(body.version)
     assert.isNumber(body.uptime_seconds)
+    assert.isTrue(body.ready)
     const head = await fetch(`${baseUrl()}/`, { method: 'HEAD' })
     assert.equal(head.status, 200)
   })
