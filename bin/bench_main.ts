@@ -45,7 +45,7 @@
 |                          print its self time by area and function per run
 |   BENCH_PORTKEY=0        skip the optional Portkey gateway comparison
 |   BENCH_CHILD_LOG_DIR    also write each child's whole output to <dir>/<name>.log
-|   BENCH_GATEWAY_NODE_FLAGS  node flags for the gateway process (e.g. "--trace-gc")
+|   BENCH_GATEWAY_NODE_FLAGS  node flags for the gateway process, after the ones `npm start` sets (e.g. "--trace-gc")
 |   BENCH_PORTKEY_DIR      where @portkey-ai/gateway is installed (default tmp/portkey)
 |   BENCH_LOG_LEVEL        gateway LOG_LEVEL (default warn)
 |   BENCH_SLOW=0           skip the slow-stream run
@@ -85,6 +85,13 @@ import { runSoak, type SoakResult } from './bench_soak.js'
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const require = createRequire(import.meta.url)
 const env = process.env
+
+/** The flags the start script puts in NODE_OPTIONS before the operator's own (`NODE_OPTIONS="--flag $NODE_OPTIONS" node bin/start.js`). */
+function npmStartNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+  const match = /NODE_OPTIONS="([^"$]*)/.exec(pkg.scripts?.start ?? '')
+  return match ? match[1].split(/\s+/).filter(Boolean) : []
+}
 
 function numEnv(name: string, fallback: number): number {
   const raw = env[name]
@@ -755,9 +762,12 @@ async function main() {
   const slowMockOrigin = `http://127.0.0.1:${slowMockPort}`
   await waitFor('slow mock upstream', slowMock, 30_000, async () => slowMock.lines.some((l) => l.includes('listening')))
 
-  const gatewayArgs = ['bin/start.js']
+  // The node flags `npm start` gives the gateway (package.json: NODE_OPTIONS in
+  // the start script), so the bench measures what operators run.
+  const gatewayArgs = [...npmStartNodeFlags(), 'bin/start.js']
   // BENCH_GATEWAY_NODE_FLAGS: node flags for the gateway only (e.g. --trace-gc, --max-semi-space-size=8).
-  if (env.BENCH_GATEWAY_NODE_FLAGS) gatewayArgs.unshift(...env.BENCH_GATEWAY_NODE_FLAGS.split(/\s+/).filter(Boolean))
+  // Given after npm start's own flags: the later of two values of a V8 flag wins.
+  if (env.BENCH_GATEWAY_NODE_FLAGS) gatewayArgs.splice(gatewayArgs.length - 1, 0, ...env.BENCH_GATEWAY_NODE_FLAGS.split(/\s+/).filter(Boolean))
   if (CPU_PROF) {
     rmSync(PROF_DIR, { recursive: true, force: true })
     mkdirSync(PROF_DIR, { recursive: true })
