@@ -1,0 +1,175 @@
+/*
+| `npm run bench:ab`: the gateway's CPU per request under two sets of node
+| flags, measured interleaved.
+|
+| On this VM the host's noise moves a gateway's CPU per request by up to 2x
+| between two runs a few minutes apart (docs/benchmarks.md), which swamps a
+| 10% difference between flags measured one run after the other. Here two
+| gateways run side by side (one Postgres, one mock upstream) and the load
+| alternates between them in short windows, in A-B / B-A order, so the
+| host's drift hits both alike; the medians and the per-window pairs are
+| printed.
+|
+|   AB_A, AB_B     node flags of each gateway (default: none / npm start's)
+|   AB_ROUNDS      rounds of one window per gateway and scenario (6)
+|   AB_SECONDS     seconds per window (4)
+|   AB_SEQUENTIAL  sequential calls per gateway, alternating (3000)
+|
+| Loopback only; bounded by the rounds; every child is stopped by PID.
+*/
+import { execFileSync, spawn } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+const startFlags = (/NODE_OPTIONS="([^"$]*)/.exec(pkg.scripts.start)?.[1] ?? '').trim()
+const flags = (value) => value.split(/\s+/).filter(Boolean)
+const FLAGS = { A: flags(process.env.AB_A ?? ''), B: flags(process.env.AB_B ?? startFlags) }
+const ROUNDS = Number(process.env.AB_ROUNDS ?? 6)
+const SECONDS = Number(process.env.AB_SECONDS ?? 4)
+const SEQUENTIAL = Number(process.env.AB_SEQUENTIAL ?? 3000)
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+const cpuMs = (pid) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+const rssMb = (pid) => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024)
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+
+// A throwaway data directory (Postgres, run as the postgres user under root, must be able to enter it).
+const dataDir = mkdtempSync(join(os.tmpdir(), 'gateway-ab-'))
+chmodSync(dataDir, 0o777)
+const [pgPort, mockPort, portA, portB] = [await freePort(), await freePort(), await freePort(), await freePort()]
+const env = { ...process.env, DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), NODE_ENV: 'production', LOG_LEVEL: 'warn', HOST: '127.0.0.1' }
+delete env.DATABASE_URL
+delete env.NODE_OPTIONS
+
+const children = []
+function start(args, childEnv) {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] })
+  child.stderr.on('data', (data) => process.env.AB_VERBOSE && process.stderr.write(data))
+  children.push(child)
+  return child
+}
+async function stopAll() {
+  // The gateways first (the one that started Postgres stops it once the other is gone), then the mock.
+  for (const child of children.reverse()) {
+    if (child.exitCode !== null) continue
+    child.kill('SIGTERM')
+    await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(20_000)])
+  }
+  rmSync(dataDir, { recursive: true, force: true })
+}
+async function ready(port) {
+  for (let waited = 0; waited < 180_000; waited += 250) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/api/status`)
+      if (response.status === 200 && (await response.json()).ready !== false) return
+    } catch {}
+    await sleep(250)
+  }
+  throw new Error(`the gateway on :${port} did not get ready`)
+}
+
+try {
+  start(['bin/mock_upstream.js', '--port', String(mockPort)], env)
+  const gateways = {
+    A: { port: portA, child: start([...FLAGS.A, 'bin/start.js'], { ...env, PORT: String(portA) }) },
+    B: { port: portB, child: null },
+  }
+  await ready(portA)
+  gateways.B.child = start([...FLAGS.B, 'bin/start.js'], { ...env, PORT: String(portB) })
+  await ready(portB)
+  console.log(`A: ${FLAGS.A.join(' ') || '(no flags)'}  idle RSS ${rssMb(gateways.A.child.pid)} MB`)
+  console.log(`B: ${FLAGS.B.join(' ') || '(no flags)'}  idle RSS ${rssMb(gateways.B.child.pid)} MB`)
+
+  const run = Date.now().toString(36)
+  const ace = (...args) => execFileSync(process.execPath, ['ace.js', ...args], { cwd: ROOT, env, encoding: 'utf8' })
+  ace('plan:create', '--name', `ab-${run}`, '--models', '*')
+  ace('channel:create', '--name', `mock-${run}`, '--provider', 'custom', '--base-url', `http://127.0.0.1:${mockPort}/v1`, '--api-key', 'mock-key', '--models', 'bench-*')
+  ace('price:set', '--model', 'bench-*', '--input', '1', '--output', '2')
+  ace('user:create', '--email', `ab-${run}@localhost`, '--plan', `ab-${run}`, '--password', `ab-${run}-password`)
+  ace('balance:topup', '--user', `ab-${run}@localhost`, '--amount', '1000000')
+  const key = ace('key:create', '--user', `ab-${run}@localhost`, '--name', 'ab').trim().split('\n').pop().trim()
+  const headers = { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' }
+  const body = (stream) => JSON.stringify({ model: 'bench-1', stream, messages: [{ role: 'user', content: 'hello' }] })
+  // The key and channel reach both gateways' caches through LISTEN/NOTIFY.
+  await sleep(2000)
+
+  async function window(name, stream, seconds) {
+    const gateway = gateways[name]
+    const before = cpuMs(gateway.child.pid)
+    const result = await autocannon({
+      url: `http://127.0.0.1:${gateway.port}/v1/chat/completions`,
+      method: 'POST',
+      headers,
+      body: body(stream),
+      connections: 50,
+      duration: seconds,
+    })
+    if (result.non2xx || result.errors) throw new Error(`${name}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+    return { rps: result.requests.total / result.duration, us: ((cpuMs(gateway.child.pid) - before) * 1000) / result.requests.total }
+  }
+
+  for (const name of ['A', 'B']) {
+    await window(name, false, 3)
+    await window(name, true, 3)
+  }
+  const results = {}
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 ? ['B', 'A'] : ['A', 'B']
+    for (const [scenario, stream] of [['non-stream c=50', false], ['stream c=50', true]]) {
+      for (const name of order) (results[`${scenario} ${name}`] ??= []).push(await window(name, stream, SECONDS))
+    }
+  }
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const once = (port) =>
+    new Promise((resolve, reject) => {
+      const started = performance.now()
+      const request = http.request({ host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', headers, agent }, (response) => {
+        response.resume()
+        response.on('end', () => resolve(performance.now() - started))
+      })
+      request.on('error', reject)
+      request.end(body(false))
+    })
+  const sequential = { A: [], B: [] }
+  for (let i = 0; i < SEQUENTIAL + 100; i++) {
+    for (const name of ['A', 'B']) {
+      const ms = await once(gateways[name].port)
+      if (i >= 100) sequential[name].push(ms)
+    }
+  }
+  agent.destroy()
+
+  console.log('')
+  for (const [label, windows] of Object.entries(results)) {
+    console.log(
+      `${label.padEnd(18)} gateway µs/request ${windows.map((w) => Math.round(w.us)).join(' ')} (median ${Math.round(median(windows.map((w) => w.us)))}); ` +
+        `req/s median ${Math.round(median(windows.map((w) => w.rps)))}`
+    )
+  }
+  console.log(`sequential p50: A ${median(sequential.A).toFixed(3)} ms, B ${median(sequential.B).toFixed(3)} ms`)
+  console.log(`RSS after the load: A ${rssMb(gateways.A.child.pid)} MB, B ${rssMb(gateways.B.child.pid)} MB`)
+} catch (error) {
+  process.exitCode = 1
+  console.error(error)
+} finally {
+  await stopAll()
+}
