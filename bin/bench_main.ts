@@ -44,6 +44,8 @@
 |   BENCH_CPU_PROF=1       run the gateway with --cpu-prof (tmp/bench-prof) and
 |                          print its self time by area and function per run
 |   BENCH_PORTKEY=0        skip the optional Portkey gateway comparison
+|   BENCH_BARE=0           skip the bare relay (bin/bare_proxy.js: node:http + undici and nothing
+|                          else, the floor the gateway is measured against)
 |   BENCH_CHILD_LOG_DIR    also write each child's whole output to <dir>/<name>.log
 |   BENCH_GATEWAY_NODE_FLAGS  node flags for the gateway process, after the ones `npm start` sets (e.g. "--trace-gc")
 |   BENCH_PORTKEY_DIR      where @portkey-ai/gateway is installed (default tmp/portkey)
@@ -878,6 +880,18 @@ async function main() {
     log(env.BENCH_PORTKEY === '0' ? 'portkey gateway off (BENCH_PORTKEY=0)' : 'portkey gateway not installed (optional): skipped')
   }
 
+  // The floor (bin/bare_proxy.js): node:http in front, undici behind, nothing
+  // else. Gateway minus bare is the gateway's own work; bare against Portkey
+  // is the best ratio a Node relay gets on these cores.
+  if (env.BENCH_BARE !== '0' && !ONLY_SLOW && !SOAK_SECONDS) {
+    const barePort = await freePort()
+    const bare = startChild('bare', [...npmStartNodeFlags(), 'bin/bare_proxy.js', String(barePort), mockOrigin], childEnv)
+    const bareTarget: Target = { name: 'bare', answered: 0, sent: 0, url: `http://127.0.0.1:${barePort}/v1/chat/completions`, headers }
+    await waitFor('bare relay', bare, 15_000, async () => (await postOnce(bareTarget)).status === 200)
+    targets.push(bareTarget)
+    log(`bare relay (bin/bare_proxy.js, the floor) on :${barePort} is part of the run`)
+  }
+
   const scenarios = [
     { id: 'nonstream_c50', label: `non-stream c=${CONNECTIONS}`, connections: CONNECTIONS, seconds: SECONDS, stream: false },
     { id: 'nonstream_c1', label: 'non-stream c=1', connections: 1, seconds: C1_SECONDS, stream: false },
@@ -929,7 +943,7 @@ async function main() {
   // 5. Slow streams: every target holds SLOW_STREAMS streams at once
   const slowResults: Record<string, SlowStreamResult> = {}
   if (SLOW) {
-    const slowTargets = targets.filter((t) => t !== direct || env.BENCH_SLOW_DIRECT !== '0')
+    const slowTargets = targets.filter((t) => t.name !== 'bare' && (t !== direct || env.BENCH_SLOW_DIRECT !== '0'))
     for (const target of slowTargets) {
       await sleep(2000)
       const slowHeaders = target.name === 'portkey' ? { ...target.headers, 'x-portkey-custom-host': `${slowMockOrigin}/v1` } : target.headers
@@ -1061,7 +1075,7 @@ async function main() {
     console.log(widths.map((w) => '-'.repeat(w)).join('  '))
     for (const row of rows.slice(1)) console.log(line(row))
     console.log('')
-    const cpuNames = ['bench', 'mock', 'gateway', 'postgres', 'portkey'].filter((n) =>
+    const cpuNames = ['bench', 'mock', 'gateway', 'postgres', 'bare', 'portkey'].filter((n) =>
       Object.values(loadResults).some((byTarget) => Object.values(byTarget).some((r) => n in r.cpuUs))
     )
     const cpuRows: string[][] = [['CPU µs per request', 'target', ...cpuNames.map((n) => (n === 'bench' ? 'client' : n)), 'total']]
@@ -1100,6 +1114,23 @@ async function main() {
       for (const id of ['nonstream_vs_portkey', 'stream_vs_portkey']) {
         const bar = bars[id]
         console.log(`gateway/portkey throughput, ${id.split('_')[0]} c=${CONNECTIONS}: ${f(bar.value, 2)}x (bar ${bar.bar}: ${bar.met ? 'met' : 'NOT met'})`)
+      }
+    }
+    if (targets.some((t) => t.name === 'bare')) {
+      const pair = directPairs.bare
+      const gatewayOwn = (id: string) => (loadResults[id].gateway.cpuUs.gateway ?? 0) - (loadResults[id].bare.cpuUs.bare ?? 0)
+      console.log(
+        `bare relay (the floor): ÷ direct non-stream ${f(ratio('bare', 'nonstream_c50'), 3)}, stream ${f(ratio('bare', 'stream_c50'), 3)}; ` +
+          `added p50 c=1: ${f(seqResults.bare.total.p50 - pair.sequential.total.p50, 3)} ms; added TTFB p50: ${f(ttfbResults.bare.ttfb.p50 - pair.ttfb.ttfb.p50, 3)} ms`
+      )
+      console.log(
+        `the gateway's own work over the floor, CPU µs per request (own process): non-stream ${gatewayOwn('nonstream_c50')}, ` +
+          `stream ${gatewayOwn('stream_c50')}; gateway/bare throughput: non-stream ${f(loadResults.nonstream_c50.gateway.rps / loadResults.nonstream_c50.bare.rps, 3)}, ` +
+          `stream ${f(loadResults.stream_c50.gateway.rps / loadResults.stream_c50.bare.rps, 3)}`
+      )
+      if (loadResults.nonstream_c50.portkey) {
+        const vs = (id: string) => loadResults[id].bare.rps / loadResults[id].portkey.rps
+        console.log(`bare/portkey throughput (the most a Node relay gets here): non-stream ${f(vs('nonstream_c50'), 2)}x, stream ${f(vs('stream_c50'), 2)}x`)
       }
     }
   }
