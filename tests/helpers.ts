@@ -10,6 +10,8 @@ import { createApiKey } from '#actions/issue_api_key'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { setPrice } from '#actions/set_price'
 import type { Gateway } from '#gateway/gateway'
+import type { MeterEvent } from '#gateway/metering/meter_event'
+import { randomUUID } from 'node:crypto'
 
 /** Shared test fixtures: a clean database, the mock upstream, seeded principals. */
 
@@ -154,4 +156,28 @@ export function abortStreamAfter(key: string, body: unknown, afterBytes: number)
     req.on('error', () => resolve(received))
     req.end(JSON.stringify(body))
   })
+}
+
+/** One priced request's accounting ($0.001), as the gateway hands it to the meter. */
+export function meterEvent(userId: number, model = 'meter-model'): MeterEvent {
+  return {
+    requestId: randomUUID(),
+    userId,
+    apiKeyId: null,
+    channelId: null,
+    provider: 'custom',
+    model,
+    servedModel: model,
+    endpoint: 'chat_completions',
+    stream: false,
+    status: 200,
+    errorCode: null,
+    usage: { promptTokens: 10, completionTokens: 5, totalTokens: 15, cachedTokens: 0, reasoningTokens: 0, estimated: false },
+    costPico: 1_000_000_000n,
+    latencyMs: 10,
+    ttftMs: null,
+    createdAt: new Date(),
+    attemptCount: 1,
+    attempts: null,
+  }
 }

@@ -1,33 +1,8 @@
 import { test } from '@japa/runner'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
-import { randomUUID } from 'node:crypto'
 import { UsageMeter } from '#gateway/metering/usage_meter'
-import type { MeterEvent } from '#gateway/metering/meter_event'
-import { balanceAndLedger, resetDatabase, seedUser } from '#tests/helpers'
-
-function event(userId: number): MeterEvent {
-  return {
-    requestId: randomUUID(),
-    userId,
-    apiKeyId: null,
-    channelId: null,
-    provider: 'custom',
-    model: 'batch-model',
-    servedModel: 'batch-model',
-    endpoint: 'chat_completions',
-    stream: false,
-    status: 200,
-    errorCode: null,
-    usage: { promptTokens: 10, completionTokens: 5, totalTokens: 15, cachedTokens: 0, reasoningTokens: 0, estimated: false },
-    costPico: 1_000_000_000n,
-    latencyMs: 10,
-    ttftMs: null,
-    createdAt: new Date(),
-    attemptCount: 1,
-    attempts: null,
-  }
-}
+import { balanceAndLedger, meterEvent, resetDatabase, seedUser } from '#tests/helpers'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -46,7 +21,7 @@ test.group('Metering batches under a trickle of requests', (group) => {
     // trip (dozens of batches of a few rows); now one per 40 ms window plus
     // the commit.
     for (let i = 0; i < 200; i++) {
-      meter.record(event(user.userId))
+      meter.record(meterEvent(user.userId, 'batch-model'))
       await sleep(1)
     }
     await meter.drain()
@@ -65,7 +40,7 @@ test.group('Metering batches under a trickle of requests', (group) => {
     const meter = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 10, flushMs: 60_000, logger })
     // A failed assertion must not leave the meter's timer and pool holding the runner open.
     cleanup(() => meter.close(2000))
-    for (let i = 0; i < 25; i++) meter.record(event(user.userId))
+    for (let i = 0; i < 25; i++) meter.record(meterEvent(user.userId, 'batch-model'))
     const started = Date.now()
     while (meter.batchesWritten < 2 && Date.now() - started < 5000) await sleep(10)
     assert.equal(meter.batchesWritten, 2, 'the two full batches went without the 60 s timer')

@@ -1,38 +1,12 @@
 import { test } from '@japa/runner'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, copyFileSync, chmodSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UsageMeter } from '#gateway/metering/usage_meter'
-import type { MeterEvent } from '#gateway/metering/meter_event'
-import { balanceAndLedger, resetDatabase, seedUser } from '#tests/helpers'
-
-/** One priced request's accounting ($0.001), as the gateway records it. */
-function event(userId: number): MeterEvent {
-  return {
-    requestId: randomUUID(),
-    userId,
-    apiKeyId: null,
-    channelId: null,
-    provider: 'custom',
-    model: 'spill-model',
-    servedModel: 'spill-model',
-    endpoint: 'chat_completions',
-    stream: false,
-    status: 200,
-    errorCode: null,
-    usage: { promptTokens: 10, completionTokens: 5, totalTokens: 15, cachedTokens: 0, reasoningTokens: 0, estimated: false },
-    costPico: 1_000_000_000n,
-    latencyMs: 10,
-    ttftMs: null,
-    createdAt: new Date(),
-    attemptCount: 1,
-    attempts: null,
-  }
-}
+import { balanceAndLedger, meterEvent, resetDatabase, seedUser } from '#tests/helpers'
 
 function spillDir() {
   const dir = mkdtempSync(join(tmpdir(), 'gw-spill-'))
@@ -95,7 +69,7 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     const user = await seedUser({ balance: '1' })
     const dir = spillDir()
     const dead = await meter('postgres://postgres:x@127.0.0.1:9/gateway_test', dir)
-    for (let i = 0; i < 3; i++) dead.record(event(user.userId))
+    for (let i = 0; i < 3; i++) dead.record(meterEvent(user.userId, 'spill-model'))
 
     const written: string[] = []
     const original = process.stderr.write.bind(process.stderr)
@@ -143,12 +117,12 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     const dir = spillDir()
     const live = await meter(proxy.url, dir)
 
-    live.record(event(user.userId))
+    live.record(meterEvent(user.userId, 'spill-model'))
     await live.drain()
     assert.equal(await rowsFor(user.userId), 1)
 
     proxy.cut()
-    for (let i = 0; i < 20; i++) live.record(event(user.userId))
+    for (let i = 0; i < 20; i++) live.record(meterEvent(user.userId, 'spill-model'))
     await live.drain()
     assert.isTrue(live.degraded)
     assert.equal(live.spilledPending, 20)
@@ -156,7 +130,7 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     // Still counted against the user's cached balance while spilled.
     assert.equal(live.pendingFor(user.userId).costPico, 20n * 1_000_000_000n)
     // More traffic during the outage goes straight to disk; memory stays empty.
-    for (let i = 0; i < 5; i++) live.record(event(user.userId))
+    for (let i = 0; i < 5; i++) live.record(meterEvent(user.userId, 'spill-model'))
     await live.drain()
     assert.equal(live.queued, 0)
     assert.equal(live.spilledPending, 25)
@@ -184,7 +158,7 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     const logger = await app.container.make('logger')
     const bounded = new UsageMeter({ connectionString: proxy.url, batchSize: 10, flushMs: 1000, logger, spillDir: dir, maxQueued: 50 })
     proxy.cut()
-    for (let i = 0; i < 120; i++) bounded.record(event(user.userId))
+    for (let i = 0; i < 120; i++) bounded.record(meterEvent(user.userId, 'spill-model'))
     assert.isBelow(bounded.queued, 50)
     await bounded.drain()
     proxy.restore()

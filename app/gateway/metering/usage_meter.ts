@@ -173,10 +173,6 @@ export class UsageMeter {
 
   /** Resolves once everything recorded so far is committed, or spilled while the database is away. */
   async drain() {
-    if (this.#timer) {
-      clearTimeout(this.#timer)
-      this.#timer = null
-    }
     this.#draining++
     try {
       while (this.#queue.length > 0 || this.#writing) {
