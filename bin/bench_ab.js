@@ -13,6 +13,9 @@
 |   AB_A, AB_B     node flags of each gateway (default: none / npm start's)
 |   AB_A_ENV, AB_B_ENV  extra environment of each, "NAME=value NAME=value"
 |                  (e.g. AB_A_ENV=SETTLE_HEAP=false)
+|   AB_A_ROOT, AB_B_ROOT  the tree each gateway runs from (default: this one),
+|                  e.g. a `git worktree` of the commit before a change, with
+|                  node_modules linked: the A/B of two commits
 |   AB_ROUNDS      rounds of one window per gateway and scenario (6)
 |   AB_SECONDS     seconds per window (4)
 |   AB_SEQUENTIAL  sequential calls per gateway, alternating (3000)
@@ -35,6 +38,7 @@ const flags = (value) => value.split(/\s+/).filter(Boolean)
 const FLAGS = { A: flags(process.env.AB_A ?? ''), B: flags(process.env.AB_B ?? startFlags) }
 const envOf = (value) => Object.fromEntries(flags(value ?? '').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]))
 const ENVS = { A: envOf(process.env.AB_A_ENV), B: envOf(process.env.AB_B_ENV) }
+const ROOTS = { A: process.env.AB_A_ROOT || ROOT, B: process.env.AB_B_ROOT || ROOT }
 const ROUNDS = Number(process.env.AB_ROUNDS ?? 6)
 const SECONDS = Number(process.env.AB_SECONDS ?? 4)
 const SEQUENTIAL = Number(process.env.AB_SEQUENTIAL ?? 3000)
@@ -64,8 +68,8 @@ delete env.DATABASE_URL
 delete env.NODE_OPTIONS
 
 const children = []
-function start(args, childEnv) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] })
+function start(args, childEnv, cwd = ROOT) {
+  const child = spawn(process.execPath, args, { cwd, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] })
   child.stderr.on('data', (data) => process.env.AB_VERBOSE && process.stderr.write(data))
   children.push(child)
   return child
@@ -93,14 +97,14 @@ async function ready(port) {
 try {
   start(['bin/mock_upstream.js', '--port', String(mockPort)], env)
   const gateways = {
-    A: { port: portA, child: start([...FLAGS.A, 'bin/start.js'], { ...env, ...ENVS.A, PORT: String(portA) }) },
+    A: { port: portA, child: start([...FLAGS.A, 'bin/start.js'], { ...env, ...ENVS.A, PORT: String(portA) }, ROOTS.A) },
     B: { port: portB, child: null },
   }
   await ready(portA)
-  gateways.B.child = start([...FLAGS.B, 'bin/start.js'], { ...env, ...ENVS.B, PORT: String(portB) })
+  gateways.B.child = start([...FLAGS.B, 'bin/start.js'], { ...env, ...ENVS.B, PORT: String(portB) }, ROOTS.B)
   await ready(portB)
-  console.log(`A: ${FLAGS.A.join(' ') || '(no flags)'} ${process.env.AB_A_ENV ?? ''}  idle RSS ${rssMb(gateways.A.child.pid)} MB`)
-  console.log(`B: ${FLAGS.B.join(' ') || '(no flags)'} ${process.env.AB_B_ENV ?? ''}  idle RSS ${rssMb(gateways.B.child.pid)} MB`)
+  console.log(`A: ${ROOTS.A} ${FLAGS.A.join(' ') || '(no flags)'} ${process.env.AB_A_ENV ?? ''}  idle RSS ${rssMb(gateways.A.child.pid)} MB`)
+  console.log(`B: ${ROOTS.B} ${FLAGS.B.join(' ') || '(no flags)'} ${process.env.AB_B_ENV ?? ''}  idle RSS ${rssMb(gateways.B.child.pid)} MB`)
 
   const run = Date.now().toString(36)
   const ace = (...args) => execFileSync(process.execPath, ['ace.js', ...args], { cwd: ROOT, env, encoding: 'utf8' })

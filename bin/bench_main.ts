@@ -1325,14 +1325,14 @@ async function checkAccounting(
   }
 }
 
-/** The gateway's main thread profile (the busiest of its threads' profiles), over its c=50 runs. */
+/** The gateway's main thread profile (the busiest of its threads' profiles), per autocannon run (c=50 and c=1) and over its whole life. */
 function printProfiles() {
   const files = existsSync(PROF_DIR) ? readdirSync(PROF_DIR).filter((f) => f.endsWith('.cpuprofile')) : []
   if (!files.length) {
     console.log(`\nno CPU profile was written in ${PROF_DIR}`)
     return
   }
-  const gatewayWindows = windows.filter((w) => w.label.endsWith(', gateway') && !w.label.includes('c=1'))
+  const gatewayWindows = windows.filter((w) => w.label.endsWith(', gateway'))
   for (const window of [...gatewayWindows, null]) {
     const summaries = files.map((f) => summarizeProfile(join(PROF_DIR, f), window)).sort((a, b) => b.busyMs - a.busyMs)
     const main = summaries[0]

@@ -146,10 +146,19 @@ export class Catalog {
     return price
   }
 
+  /**
+   * Key by SHA-256 hash from memory: null when known to be unknown, undefined
+   * when not cached (or stale). Lets the request path skip a promise per call.
+   */
+  cachedKey(hash: string): KeyInfo | null | undefined {
+    const cached = this.#keys.get(hash)
+    return cached && Date.now() - cached.loadedAt < KEY_TTL_MS ? cached.info : undefined
+  }
+
   /** Key by SHA-256 hash; null when unknown. Misses read the database once, concurrent misses share the read. */
   async key(hash: string): Promise<KeyInfo | null> {
-    const cached = this.#keys.get(hash)
-    if (cached && Date.now() - cached.loadedAt < KEY_TTL_MS) return cached.info
+    const cached = this.cachedKey(hash)
+    if (cached !== undefined) return cached
     let load = this.#keyLoads.get(hash)
     if (!load) {
       load = this.#loadKey(hash).finally(() => this.#keyLoads.delete(hash))
@@ -179,8 +188,8 @@ export class Catalog {
     return info
   }
 
-  /** The user's live state; refreshed in the background when older than the TTL. */
-  async user(userId: number): Promise<UserState | null> {
+  /** The user's live state from memory (undefined when not loaded); refreshed in the background when older than the TTL. */
+  cachedUser(userId: number): UserState | undefined {
     const cached = this.#users.get(userId)
     if (cached) {
       if (cached.period !== currentPeriod()) {
@@ -189,9 +198,13 @@ export class Catalog {
         cached.outputTokens = 0
       }
       if (Date.now() - cached.loadedAt > USER_TTL_MS) this.#refreshUser(userId).catch(() => {})
-      return cached
     }
-    return this.#refreshUser(userId)
+    return cached
+  }
+
+  /** The user's live state; loaded on a miss, refreshed in the background when older than the TTL. */
+  async user(userId: number): Promise<UserState | null> {
+    return this.cachedUser(userId) ?? this.#refreshUser(userId)
   }
 
   #refreshUser(userId: number): Promise<UserState | null> {

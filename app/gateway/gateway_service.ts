@@ -207,37 +207,40 @@ export class GatewayService {
     } catch {
       throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
     }
-    let usage: TokenUsage
     if (upstreamDialect === ingress) {
-      const found = ingress.usageOfBody(parsed)
-      usage = found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed))
       if (mapped && parsed && typeof parsed.model === 'string') {
         parsed.model = call.model
         bytes = Buffer.from(JSON.stringify(parsed))
       }
-    } else {
-      const response = unwrapCustomCalls(upstreamDialect.decodeResponse(parsed), exchange.customTools())
-      usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
-      if (call.stream) {
-        // The upstream ignored `stream`: replay its answer as the client's stream.
-        const encoder = ingress.streamEncoder(exchange.encoderOptions)
-        const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
-        await out.write(eventsOfResponse(response).map((e) => encoder.push(e)).join('') + encoder.end())
-        out.end()
-        return account.close(200, null, usage)
-      }
-      bytes = Buffer.from(JSON.stringify(ingress.encodeResponse(response, call.model)))
+      // The answer goes out first: reading its usage is the meter's business, not the client's wait.
+      this.#answer(account, call.res, status, bytes)
+      const found = ingress.usageOfBody(parsed)
+      return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
-    account.markFirstByte()
-    if (!call.res.destroyed) {
-      call.res.writeHead(status, {
-        'content-type': 'application/json',
-        'content-length': String(bytes.length),
-        'x-request-id': account.requestId,
-      })
-      call.res.end(bytes)
+    const response = unwrapCustomCalls(upstreamDialect.decodeResponse(parsed), exchange.customTools())
+    const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
+    if (call.stream) {
+      // The upstream ignored `stream`: replay its answer as the client's stream.
+      const encoder = ingress.streamEncoder(exchange.encoderOptions)
+      const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
+      await out.write(eventsOfResponse(response).map((e) => encoder.push(e)).join('') + encoder.end())
+      out.end()
+      return account.close(200, null, usage)
     }
+    this.#answer(account, call.res, status, Buffer.from(JSON.stringify(ingress.encodeResponse(response, call.model))))
     account.close(status, null, usage)
+  }
+
+  /** A whole JSON answer, in one write. */
+  #answer(account: RequestAccount, res: GenerateCall['res'], status: number, bytes: Buffer) {
+    account.markFirstByte()
+    if (res.destroyed) return
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': String(bytes.length),
+      'x-request-id': account.requestId,
+    })
+    res.end(bytes)
   }
 
   async #relayStream(

@@ -34,11 +34,14 @@ export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefi
  */
 export async function resolvePrincipal(catalog: Catalog, rawKey: string | null): Promise<Principal> {
   if (!rawKey) throw GatewayError.invalidApiKey('Missing API key')
-  const key = await catalog.key(hashApiKey(rawKey))
+  // From memory when cached (every call but the first): no promise of the catalog's per call.
+  const hash = hashApiKey(rawKey)
+  const cachedKey = catalog.cachedKey(hash)
+  const key = cachedKey !== undefined ? cachedKey : await catalog.key(hash)
   if (!key || key.revoked || (key.expiresAt !== null && key.expiresAt <= Date.now())) {
     throw GatewayError.invalidApiKey('Invalid API key')
   }
-  const user = await catalog.user(key.userId)
+  const user = catalog.cachedUser(key.userId) ?? (await catalog.user(key.userId))
   if (!user) throw GatewayError.invalidApiKey('Invalid API key')
   if (user.disabled) throw GatewayError.invalidApiKey('The account owning this API key is disabled')
   const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? null)

@@ -55,6 +55,17 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
   if (declaredBytes > limit) return Promise.reject(tooLarge(limit))
   if (declaredBytes > 0 && !take(declaredBytes)) return Promise.reject(budgetExhausted())
 
+  // A small body usually arrives in the packet of the headers: by the time the
+  // key is resolved, the parser has already buffered all of it and ended the
+  // stream. Take it from the buffer at once: no timer, listeners or stream
+  // ticks (about 20 µs of a call at one connection).
+  if (req.complete && !req.readableEnded && !req.readableFlowing) {
+    const whole = (req.read() as Buffer | null) ?? Buffer.alloc(0)
+    if (whole.length > limit) return Promise.reject(tooLarge(limit))
+    if (declaredBytes < 0 && whole.length > 0 && !take(whole.length)) return Promise.reject(budgetExhausted())
+    return Promise.resolve(whole)
+  }
+
   // Events rather than async iteration: this runs on every request.
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
