@@ -88,10 +88,10 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const require = createRequire(import.meta.url)
 const env = process.env
 
-/** The flags the start script puts in NODE_OPTIONS before the operator's own (`NODE_OPTIONS="--flag $NODE_OPTIONS" node bin/start.js`). */
+/** The node flags of the start script (`node --flag --flag bin/start.js`; bench_ab.js reads them the same way). */
 function npmStartNodeFlags(): string[] {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
-  const match = /NODE_OPTIONS="([^"$]*)/.exec(pkg.scripts?.start ?? '')
+  const match = /\bnode((?:\s+--\S+)*)\s+bin\/start\.js/.exec(pkg.scripts?.start ?? '')
   return match ? match[1].split(/\s+/).filter(Boolean) : []
 }
 

@@ -1,6 +1,6 @@
 import { test } from '@japa/runner'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
 
@@ -29,8 +29,18 @@ test.group('npm start (compiled build)', () => {
     const lock = join(process.cwd(), 'tmp', 'build.lock')
     mkdirSync(lock, { recursive: true })
     writeFileSync(join(lock, 'pid'), String(spawnSync(process.execPath, ['-e', '']).pid))
-    const child = spawn(process.execPath, ['bin/start.js'], {
-      env: { ...process.env, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '1000' },
+    // The start script's own command line, run as npm runs it (node_modules/.bin first on the PATH):
+    // node flags it cannot take (once, one in NODE_OPTIONS) must fail here, not on an operator's machine.
+    const script = JSON.parse(readFileSync('package.json', 'utf8')).scripts.start as string
+    const child = spawn('sh', ['-c', `exec ${script}`], {
+      env: {
+        ...process.env,
+        PATH: `${join(process.cwd(), 'node_modules', '.bin')}:${process.env.PATH}`,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        LOG_LEVEL: 'info',
+        SHUTDOWN_GRACE_MS: '1000',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
