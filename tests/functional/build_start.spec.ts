@@ -29,10 +29,12 @@ test.group('npm start (compiled build)', () => {
     const lock = join(process.cwd(), 'tmp', 'build.lock')
     mkdirSync(lock, { recursive: true })
     writeFileSync(join(lock, 'pid'), String(spawnSync(process.execPath, ['-e', '']).pid))
-    // The start script's own command line, run as npm runs it (node_modules/.bin first on the PATH):
-    // node flags it cannot take (once, one in NODE_OPTIONS) must fail here, not on an operator's machine.
+    // The start script's own command line, run as npm runs it (`sh -c`, node_modules/.bin first on
+    // the PATH): node flags it cannot take (once, one in NODE_OPTIONS) must fail here, not on an
+    // operator's machine. Its own process group, so that whatever it leaves behind can be stopped.
     const script = JSON.parse(readFileSync('package.json', 'utf8')).scripts.start as string
-    const child = spawn('sh', ['-c', `exec ${script}`], {
+    const child = spawn('sh', ['-c', script], {
+      detached: true,
       env: {
         ...process.env,
         PATH: `${join(process.cwd(), 'node_modules', '.bin')}:${process.env.PATH}`,
@@ -79,8 +81,15 @@ test.group('npm start (compiled build)', () => {
       }
     } finally {
       rmSync(lock, { recursive: true, force: true })
+      // What npm does with a SIGTERM (docker stop, systemd): forward it to the script's shell. It must
+      // reach the gateway (the script execs node), which drains, flushes the meter and exits 0.
       child.kill('SIGTERM')
-      assert.equal(await exited, 0, output)
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))])
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {}
+      assert.equal(code, 0, output)
+      assert.match(output, /shutdown: requests drained, metering flushed/)
     }
   }).timeout(180_000)
 })
