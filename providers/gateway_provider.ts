@@ -9,9 +9,10 @@ declare module '@adonisjs/core/types' {
 
 /**
  * Boots the gateway: applies pending migrations (every process, guarded by
- * an advisory lock; the server hands them to a child process), then in the HTTP server and tests builds the
- * long-lived gateway (caches, metering writer, change listener), and on first
- * start creates the admin and any channels given by env vars.
+ * an advisory lock; the web server hands them to a child process), then in
+ * the HTTP server and tests builds the long-lived gateway (caches, metering
+ * writer, change listener), and on first start creates the admin and any
+ * channels given by env vars.
  */
 export default class GatewayProvider {
   #gateway: Gateway | null = null
@@ -54,7 +55,7 @@ export default class GatewayProvider {
    * The server hands pending migrations to a short-lived `ace migration:run`
    * (first start, upgrades): a process that ran them itself keeps Lucid's
    * migration runner, the schema builder and every migration file in its heap
-   * for good, and measured 5-10% more CPU per request for the rest of its
+   * for good, and measured 5-12% more CPU per request for the rest of its
    * life (docs/benchmarks.md, sixth pass). The child attaches to the same
    * database; #migrate() then finds nothing pending. Should the child fail,
    * #migrate() runs them here and reports the error as before.
