@@ -11,6 +11,7 @@ import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { setPrice } from '#actions/set_price'
 import type { Gateway } from '#gateway/gateway'
 import type { MeterEvent } from '#gateway/metering/meter_event'
+import { resetRateLimits } from '#gateway/limits/rate_limits'
 import { randomUUID } from 'node:crypto'
 
 /** Shared test fixtures: a clean database, the mock upstream, seeded principals. */
@@ -31,6 +32,8 @@ export async function resetDatabase() {
     'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, plans, usage_daily, usage_daily_days RESTART IDENTITY CASCADE'
   )
   await gw.catalog.reload()
+  // The sequences restart: a key must not inherit an older key's rate-limit windows.
+  await resetRateLimits()
 }
 
 /** Reloads caches after seeding (NOTIFY would do it too, a few ms later). */

@@ -442,7 +442,7 @@ class Exchange {
 
 /** Counts tokens against TPM windows (only principals that have any). */
 function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
-  if (hasLimits(account.principal)) addTokens(account.principal, usage.totalTokens).catch(() => {})
+  if (hasLimits(account.principal)) addTokens(account.principal, usage.totalTokens)?.catch(() => {})
 }
 
 function isEventStream(contentType: string | string[] | undefined): boolean {

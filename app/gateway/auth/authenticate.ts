@@ -17,8 +17,9 @@ export async function authenticate(gateway: Gateway, req: IncomingMessage, res: 
   if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
   const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
   if (req.method === 'POST' && hasLimits(principal)) {
-    const headers = await admit(principal)
-    for (const name in headers) res.setHeader(name, headers[name])
+    // Synchronous with the in-memory counters (the default store): no promise to wait for.
+    const admitted = admit(principal, res)
+    if (admitted) await admitted
   }
   return principal
 }

@@ -1,0 +1,124 @@
+import type { ServerResponse } from 'node:http'
+import { test } from '@japa/runner'
+import limiter from '@adonisjs/limiter/services/main'
+import { GatewayError } from '#exceptions/gateway_error'
+import { MinuteWindows, WINDOW_MS } from '#gateway/limits/minute_windows'
+import { addTokens, admit, useLimiterStore } from '#gateway/limits/rate_limits'
+import type { Principal } from '#gateway/types'
+
+/** A principal with the given limits; ids far from the functional tests' so no window is shared. */
+let nextId = 900_000
+function principal(limits: { keyRpm?: number; planRpm?: number; keyTpm?: number; planTpm?: number }): Principal {
+  const id = nextId++
+  return {
+    key: { id, rpm: limits.keyRpm ?? null, tpm: limits.keyTpm ?? null },
+    user: { id },
+    plan: limits.planRpm || limits.planTpm ? { rpm: limits.planRpm ?? null, tpm: limits.planTpm ?? null } : null,
+  } as unknown as Principal
+}
+
+function response() {
+  const headers: Record<string, string> = {}
+  return { headers, res: { setHeader: (name: string, value: string) => (headers[name] = value) } as unknown as ServerResponse }
+}
+
+async function tryAdmit(p: Principal) {
+  const { headers, res } = response()
+  try {
+    await admit(p, res)
+    return { status: 200, headers }
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error
+    return { status: error.status, headers: error.headers ?? {} }
+  }
+}
+
+/*
+ * The same behaviour from the in-memory windows (the default, one instance)
+ * and from @adonisjs/limiter's database store (LIMITER_STORE=database).
+ */
+for (const store of ['memory', 'database'] as const) {
+  test.group(`Rate limits, ${store} store`, (group) => {
+    group.setup(async () => {
+      useLimiterStore(store)
+      if (store === 'database') await limiter.clear(['database'])
+      return () => useLimiterStore('memory')
+    })
+
+    test('key RPM: admits up to the limit, then 429 with Retry-After, counting down the headers', async ({ assert }) => {
+      const p = principal({ keyRpm: 3 })
+      const first = await tryAdmit(p)
+      assert.equal(first.status, 200)
+      assert.equal(first.headers['x-ratelimit-limit-requests'], '3')
+      assert.equal(first.headers['x-ratelimit-remaining-requests'], '2')
+      assert.match(first.headers['x-ratelimit-reset-requests'], /^(59|60)s$/)
+      await tryAdmit(p)
+      assert.equal((await tryAdmit(p)).headers['x-ratelimit-remaining-requests'], '0')
+      const refused = await tryAdmit(p)
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers['x-ratelimit-remaining-requests'], '0')
+      const retryAfter = Number(refused.headers['retry-after'])
+      assert.isAbove(retryAfter, 0)
+      assert.isAtMost(retryAfter, 60)
+      // Still refused: a refused request counts too, the window does not reopen early.
+      assert.equal((await tryAdmit(p)).status, 429)
+    })
+
+    test('the tightest request window names the headers; a request the key refuses is not counted on the plan', async ({ assert }) => {
+      const p = principal({ keyRpm: 2, planRpm: 5 })
+      const first = await tryAdmit(p)
+      assert.equal(first.headers['x-ratelimit-limit-requests'], '2')
+      assert.equal(first.headers['x-ratelimit-remaining-requests'], '1')
+      await tryAdmit(p)
+      assert.equal((await tryAdmit(p)).status, 429)
+      // The plan counted 2 (not 3): another key of the same user has 3 left on the plan.
+      const sibling = { ...p, key: { ...p.key, id: nextId++, rpm: null } } as Principal
+      const other = await tryAdmit(sibling)
+      assert.equal(other.headers['x-ratelimit-limit-requests'], '5')
+      assert.equal(other.headers['x-ratelimit-remaining-requests'], '2')
+    })
+
+    test('TPM: tokens are counted after the request; a new one is refused once the minute is spent', async ({ assert }) => {
+      const p = principal({ keyTpm: 100, planTpm: 1000 })
+      const first = await tryAdmit(p)
+      assert.equal(first.status, 200)
+      assert.equal(first.headers['x-ratelimit-limit-tokens'], '100')
+      assert.equal(first.headers['x-ratelimit-remaining-tokens'], '100')
+      assert.equal(first.headers['x-ratelimit-reset-tokens'], '60s')
+      assert.isUndefined(first.headers['x-ratelimit-limit-requests'])
+      await addTokens(p, 60)
+      const second = await tryAdmit(p)
+      assert.equal(second.headers['x-ratelimit-remaining-tokens'], '40')
+      await addTokens(p, 60)
+      const refused = await tryAdmit(p)
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers['x-ratelimit-limit-tokens'], '100')
+      assert.equal(refused.headers['x-ratelimit-remaining-tokens'], '0')
+      assert.isUndefined(refused.headers['x-ratelimit-limit-requests'])
+    })
+  })
+}
+
+test.group('MinuteWindows', () => {
+  test('a window opens at its first hit, counts past the limit, and the next hit after it ends opens a new one', ({ assert }) => {
+    const windows = new MinuteWindows()
+    const t0 = 1_000_000
+    assert.equal(windows.add(7, 1, t0).used, 1)
+    assert.equal(windows.add(7, 5, t0 + 10).used, 6)
+    assert.equal(windows.peek(7, t0 + WINDOW_MS - 1)?.used, 6)
+    assert.isUndefined(windows.peek(7, t0 + WINDOW_MS))
+    const next = windows.add(7, 2, t0 + WINDOW_MS)
+    assert.equal(next.used, 2)
+    assert.equal(next.endsAt, t0 + 2 * WINDOW_MS)
+  })
+
+  test('the sweep drops ended windows only', ({ assert }) => {
+    const windows = new MinuteWindows()
+    windows.add(1, 1, 0)
+    windows.add(2, 1, 30_000)
+    windows.sweep(WINDOW_MS)
+    assert.equal(windows.size, 1)
+    assert.isUndefined(windows.peek(1, WINDOW_MS))
+    assert.equal(windows.peek(2, WINDOW_MS)?.used, 1)
+  })
+})
