@@ -29,17 +29,17 @@ export class ClientStream {
   }
 
   /** Writes now; returns a promise only when the client is not keeping up (wait for it before the next write). */
-  send(text: string): Promise<void> | undefined {
-    if (!text || this.res.destroyed) return
+  send(text: string | Buffer): Promise<void> | undefined {
+    if (text.length === 0 || this.res.destroyed) return
     this.#open()
     if (!this.res.write(text)) return drained(this.res)
   }
 
-  /** Ends the answer, with a last piece of text in the same write when given. */
-  end(text?: string) {
+  /** Ends the answer, with a last piece of text (or the upstream's bytes) in the same write when given. */
+  end(text?: string | Buffer) {
     if (this.res.destroyed || this.res.writableEnded) return
     this.#open()
-    if (text) this.res.end(text)
+    if (text && text.length > 0) this.res.end(text)
     else this.res.end()
   }
 

@@ -2,7 +2,7 @@ import { redactAddresses } from '#gateway/http/client_message'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { ClientStream } from '#gateway/relay/client_stream'
-import { SseParser, type SseEvent } from '#gateway/sse/sse_parser'
+import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
 import { UpstreamBody } from '#gateway/upstream/dispatcher'
 
 export interface PassThroughOptions {
@@ -27,7 +27,7 @@ export interface StreamOutcome {
 /**
  * Relays a same-dialect stream event by event, as each arrives. Only events
  * that may carry usage (or the model, when it is mapped) are parsed; the rest
- * are written as received. Events are kept only until usage shows up, so the
+ * are written as received (byte for byte when a chunk holds whole events). Events are kept only until usage shows up, so the
  * text can be counted if the stream ends without it.
  */
 export async function relayPassThroughStream(
@@ -57,15 +57,28 @@ export async function relayPassThroughStream(
   // connection can be reused.
   let ended = false
 
+  // The upstream's own bytes go to the client when nothing in them is to
+  // change: no model to rewrite, no array framing. Then a chunk that holds
+  // whole events (the parser between events before it, a blank line at its
+  // end) is written as it came, comments, ids and line ends included; it is
+  // still parsed, for the usage and the last event. A chunk that starts or
+  // ends inside an event, or carries an event the client did not ask for
+  // (the usage chunk the gateway requested for itself), is written re-framed.
+  const bytesAllowed = !arrayFraming && options.clientModel === null
+
   /** One upstream chunk: its events relayed in one write. A promise: wait before the next chunk; false: stop. */
   const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
     if (ended) return
+    let asIs = bytesAllowed && parser.atBoundary && endsWithBlankLine(chunk)
+    const events = parser.push(chunk)
+    if (asIs && !parser.atBoundary) asIs = false
     let text = ''
     let last = false
-    for (const event of parser.push(chunk)) {
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]
       if (rules.isLast?.(event)) last = true
       if (event.data === rules.sentinel) {
-        if (!arrayFraming) text += `data: ${event.data}\n\n`
+        if (!asIs && !arrayFraming) text += `data: ${event.data}\n\n`
         continue
       }
       let data = event.data
@@ -79,20 +92,28 @@ export async function relayPassThroughStream(
               usageFinal = true
               kept = null
             }
-            if (rules.isUnrequested?.(parsed, options.encoder)) continue
+            if (rules.isUnrequested?.(parsed, options.encoder)) {
+              // Dropped: the chunk cannot go as it came; what came before this event is framed now.
+              if (asIs) {
+                asIs = false
+                for (let j = 0; j < i; j++) text += frame(events[j])
+              }
+              continue
+            }
           }
           if (options.clientModel && rules.rewriteModel(parsed, options.clientModel)) data = JSON.stringify(parsed)
         }
       }
       kept?.push(event)
-      text += frame(data === event.data ? event : { event: event.event, data })
+      if (!asIs) text += frame(data === event.data ? event : { event: event.event, data })
     }
+    const piece = asIs ? chunk : text
     if (last && !arrayFraming) {
-      out.end(text)
+      out.end(piece)
       ended = true
       return
     }
-    const wait = out.send(text)
+    const wait = out.send(piece)
     if (out.gone) return false
     return wait
   }

@@ -19,6 +19,14 @@ export class SseParser {
   #id: string | undefined
   #skipLeadingLf = false
 
+  /**
+   * Between two events: nothing of an unfinished line or event is held, so
+   * the next byte the upstream sends starts a new event.
+   */
+  get atBoundary(): boolean {
+    return this.#tail === '' && this.#data.length === 0 && this.#event === undefined && !this.#skipLeadingLf
+  }
+
   /** Feeds a chunk; returns the events it completed. */
   push(chunk: Uint8Array | string): SseEvent[] {
     let text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true })
@@ -82,6 +90,19 @@ export class SseParser {
         break
     }
   }
+}
+
+/**
+ * The bytes end with a blank line (LF LF, CR LF CR LF or CR CR): fed to a
+ * parser that was at a boundary, they leave it at one.
+ */
+export function endsWithBlankLine(bytes: Uint8Array): boolean {
+  const n = bytes.length
+  if (n < 2) return false
+  const last = bytes[n - 1]
+  const before = bytes[n - 2]
+  if (last === 10) return before === 10 || (before === 13 && n >= 4 && bytes[n - 3] === 10 && bytes[n - 4] === 13)
+  return last === 13 && before === 13
 }
 
 /** Serialises one event in the canonical framing. */
