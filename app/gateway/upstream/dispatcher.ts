@@ -221,8 +221,11 @@ function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelT
       path: request.path,
       headers: request.headers,
       body: request.method === 'GET' ? undefined : request.body,
-      headersTimeout: timeouts?.firstByte,
-      bodyTimeout: timeouts?.idle,
+      // The guard's timers own the first-byte, idle and total limits (on time, and
+      // visible in the attempt's record); undici's would be a second pair of timers
+      // per request, set and cleared for nothing.
+      headersTimeout: 0,
+      bodyTimeout: 0,
     },
     guard
   )
