@@ -26,11 +26,11 @@ function clientResponse() {
   return { res: res as unknown as ServerResponse, written }
 }
 
-async function relay(chunks: string[], options: { includeUsage?: boolean; clientModel?: string | null } = {}) {
+async function relay(chunks: Array<string | Buffer>, options: { includeUsage?: boolean; clientModel?: string | null } = {}) {
   const { res, written } = clientResponse()
   const stream = new ClientStream(res, {}, () => {})
   const upstream = (async function* () {
-    for (const chunk of chunks) yield Buffer.from(chunk)
+    for (const chunk of chunks) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
   })()
   const outcome = await relayPassThroughStream(upstream, dialectOf('openai_chat'), {
     encoder: { model: 'm', includeUsage: options.includeUsage ?? true },
@@ -63,6 +63,16 @@ test.group('Pass-through streams reach the client byte for byte', () => {
     const split = `data: ${delta('b')}\n\n`
     const { text } = await relay([whole, split.slice(0, 20), split.slice(20), `data: ${usage}\n\ndata: [DONE]\n\n`])
     assert.equal(text, whole + split + `data: ${usage}\n\ndata: [DONE]\n\n`)
+  })
+
+  test('a UTF-8 character split across chunks is never half sent', async ({ assert }) => {
+    // The first chunk ends one byte into "é" (a line of an unknown field), after a whole event.
+    const e = Buffer.from('é')
+    const first = Buffer.concat([Buffer.from(`data: ${delta('a')}\n\n`), e.subarray(0, 1)])
+    const second = Buffer.concat([e.subarray(1), Buffer.from(`: x\n\ndata: ${delta('b')}\n\ndata: ${usage}\n\ndata: [DONE]\n\n`)])
+    const { text } = await relay([first, second])
+    assert.notInclude(text, '\uFFFD')
+    assert.equal(text, `data: ${delta('a')}\n\ndata: ${delta('b')}\n\ndata: ${usage}\n\ndata: [DONE]\n\n`)
   })
 
   test('the usage chunk the client did not ask for is dropped: that chunk is re-framed, the others go as they came', async ({ assert }) => {

@@ -27,8 +27,9 @@ export interface StreamOutcome {
 /**
  * Relays a same-dialect stream event by event, as each arrives. Only events
  * that may carry usage (or the model, when it is mapped) are parsed; the rest
- * are written as received (byte for byte when a chunk holds whole events). Events are kept only until usage shows up, so the
- * text can be counted if the stream ends without it.
+ * are written as received (byte for byte when a chunk holds whole events).
+ * Events are kept only until usage shows up, so the text can be counted if
+ * the stream ends without it.
  */
 export async function relayPassThroughStream(
   upstream: AsyncIterable<Buffer>,
@@ -65,11 +66,16 @@ export async function relayPassThroughStream(
   // ends inside an event, or carries an event the client did not ask for
   // (the usage chunk the gateway requested for itself), is written re-framed.
   const bytesAllowed = !arrayFraming && options.clientModel === null
+  // The previous chunk ended with a blank line: none of its bytes (not even
+  // part of a UTF-8 character) wait in the parser for this one.
+  let previousEndedEvent = true
 
   /** One upstream chunk: its events relayed in one write. A promise: wait before the next chunk; false: stop. */
   const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
     if (ended) return
-    let asIs = bytesAllowed && parser.atBoundary && endsWithBlankLine(chunk)
+    const endsEvent = endsWithBlankLine(chunk)
+    let asIs = bytesAllowed && previousEndedEvent && endsEvent && parser.atBoundary
+    previousEndedEvent = endsEvent
     const events = parser.push(chunk)
     if (asIs && !parser.atBoundary) asIs = false
     let text = ''
