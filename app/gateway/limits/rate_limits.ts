@@ -22,7 +22,7 @@ import type { Principal } from '#gateway/types'
  * windows, the same 429s and the same headers (tests/unit/rate_limits.spec.ts
  * runs one set of assertions against each). The memory path exists because
  * the limiter's API costs a promise, several objects and string keys per
- * count: measured interleaved, 12 µs of a call's latency at one connection
+ * count: measured interleaved, 6-12 µs of a call's latency at one connection
  * and about a tenth of the gateway's CPU per request under load.
  */
 type Store = 'memory' | 'database'
