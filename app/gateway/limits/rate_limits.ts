@@ -26,6 +26,7 @@ import type { Principal } from '#gateway/types'
  * and about a tenth of the gateway's CPU per request under load.
  */
 type Store = 'memory' | 'database'
+type Kind = 'requests' | 'tokens'
 
 let shared: Store | null = env.get('LIMITER_STORE') === 'database' ? 'database' : null
 
@@ -87,14 +88,14 @@ function admitInMemory(p: Principal, res: ServerResponse) {
   // The key's window first: a request its key refuses is not counted on the plan.
   if (keyRpm) {
     const window = rpmByKey.add(p.key.id, 1, now)
-    if (window.used > keyRpm) throw requestsRefused(keyRpm, secondsLeft(window, now))
+    if (window.used > keyRpm) throw refused('requests', keyRpm, secondsLeft(window, now))
     requestLimit = keyRpm
     requestsLeft = keyRpm - window.used
     requestReset = secondsLeft(window, now)
   }
   if (planRpm) {
     const window = rpmByUser.add(p.user.id, 1, now)
-    if (window.used > planRpm) throw requestsRefused(planRpm, secondsLeft(window, now))
+    if (window.used > planRpm) throw refused('requests', planRpm, secondsLeft(window, now))
     if (planRpm - window.used < requestsLeft) {
       requestLimit = planRpm
       requestsLeft = planRpm - window.used
@@ -111,7 +112,7 @@ function admitInMemory(p: Principal, res: ServerResponse) {
     const window = tpmByKey.peek(p.key.id, now)
     const left = window ? Math.max(0, keyTpm - window.used) : keyTpm
     const seconds = window ? secondsLeft(window, now) : 60
-    if (left <= 0) throw tokensRefused(keyTpm, seconds)
+    if (left <= 0) throw refused('tokens', keyTpm, seconds)
     tokenLimit = keyTpm
     tokensLeft = left
     tokenReset = seconds
@@ -120,7 +121,7 @@ function admitInMemory(p: Principal, res: ServerResponse) {
     const window = tpmByUser.peek(p.user.id, now)
     const left = window ? Math.max(0, planTpm - window.used) : planTpm
     const seconds = window ? secondsLeft(window, now) : 60
-    if (left <= 0) throw tokensRefused(planTpm, seconds)
+    if (left <= 0) throw refused('tokens', planTpm, seconds)
     if (left < tokensLeft) {
       tokenLimit = planTpm
       tokensLeft = left
@@ -128,16 +129,8 @@ function admitInMemory(p: Principal, res: ServerResponse) {
     }
   }
 
-  if (requestLimit >= 0) {
-    res.setHeader('x-ratelimit-limit-requests', String(requestLimit))
-    res.setHeader('x-ratelimit-remaining-requests', String(requestsLeft))
-    res.setHeader('x-ratelimit-reset-requests', `${requestReset}s`)
-  }
-  if (tokenLimit >= 0) {
-    res.setHeader('x-ratelimit-limit-tokens', String(tokenLimit))
-    res.setHeader('x-ratelimit-remaining-tokens', String(tokensLeft))
-    res.setHeader('x-ratelimit-reset-tokens', `${tokenReset}s`)
-  }
+  if (requestLimit >= 0) setWindowHeaders(res, 'requests', requestLimit, requestsLeft, requestReset)
+  if (tokenLimit >= 0) setWindowHeaders(res, 'tokens', tokenLimit, tokensLeft, tokenReset)
 }
 
 function sweep() {
@@ -190,7 +183,7 @@ async function admitShared(p: Principal, res: ServerResponse) {
       }
     } catch (error) {
       if (error instanceof errors.E_TOO_MANY_REQUESTS) {
-        throw requestsRefused(window.limit, Math.max(1, error.response.availableIn))
+        throw refused('requests', window.limit, Math.max(1, error.response.availableIn))
       }
       throw error
     }
@@ -200,19 +193,11 @@ async function admitShared(p: Principal, res: ServerResponse) {
     const response = await perMinute(window.limit).get(window.key)
     const remaining = response ? Math.max(0, response.remaining) : window.limit
     const reset = response ? response.availableIn : 60
-    if (remaining <= 0) throw tokensRefused(window.limit, Math.max(1, reset))
+    if (remaining <= 0) throw refused('tokens', window.limit, Math.max(1, reset))
     if (!tokens || remaining < tokens.remaining) tokens = { limit: window.limit, remaining, reset }
   }
-  if (tightest) {
-    res.setHeader('x-ratelimit-limit-requests', String(tightest.limit))
-    res.setHeader('x-ratelimit-remaining-requests', String(tightest.remaining))
-    res.setHeader('x-ratelimit-reset-requests', `${tightest.reset}s`)
-  }
-  if (tokens) {
-    res.setHeader('x-ratelimit-limit-tokens', String(tokens.limit))
-    res.setHeader('x-ratelimit-remaining-tokens', String(tokens.remaining))
-    res.setHeader('x-ratelimit-reset-tokens', `${tokens.reset}s`)
-  }
+  if (tightest) setWindowHeaders(res, 'requests', tightest.limit, tightest.remaining, tightest.reset)
+  if (tokens) setWindowHeaders(res, 'tokens', tokens.limit, tokens.remaining, tokens.reset)
 }
 
 async function addTokensShared(p: Principal, tokens: number) {
@@ -221,25 +206,33 @@ async function addTokensShared(p: Principal, tokens: number) {
   }
 }
 
-// ---- 429 ------------------------------------------------------------------
+// ---- headers and 429 ------------------------------------------------------
 
-function requestsRefused(limit: number, retryAfter: number) {
-  return tooMany('requests', limit, retryAfter, {
-    'x-ratelimit-limit-requests': String(limit),
-    'x-ratelimit-remaining-requests': '0',
-    'x-ratelimit-reset-requests': `${retryAfter}s`,
+/** OpenAI's x-ratelimit-* header names per kind: limit, remaining, reset (constants: no string built per call). */
+const HEADER_NAMES = {
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+} as const
+
+/** The tightest window of a kind, as headers (both stores write them here). */
+function setWindowHeaders(res: ServerResponse, kind: Kind, limit: number, remaining: number, resetSeconds: number) {
+  const [limitName, remainingName, resetName] = HEADER_NAMES[kind]
+  res.setHeader(limitName, String(limit))
+  res.setHeader(remainingName, String(remaining))
+  res.setHeader(resetName, `${resetSeconds}s`)
+}
+
+/** 429 for a spent window, with Retry-After and that window's headers at zero. */
+function refused(kind: Kind, limit: number, retryAfter: number) {
+  const [limitName, remainingName, resetName] = HEADER_NAMES[kind]
+  return tooMany(kind, limit, retryAfter, {
+    [limitName]: String(limit),
+    [remainingName]: '0',
+    [resetName]: `${retryAfter}s`,
   })
 }
 
-function tokensRefused(limit: number, retryAfter: number) {
-  return tooMany('tokens', limit, retryAfter, {
-    'x-ratelimit-limit-tokens': String(limit),
-    'x-ratelimit-remaining-tokens': '0',
-    'x-ratelimit-reset-tokens': `${retryAfter}s`,
-  })
-}
-
-function tooMany(kind: 'requests' | 'tokens', limit: number, retryAfter: number, headers: Record<string, string>) {
+function tooMany(kind: Kind, limit: number, retryAfter: number, headers: Record<string, string>) {
   const error = new GatewayError(
     429,
     'rate_limit_exceeded',
