@@ -1,47 +1,79 @@
 import vine from '@vinejs/vine'
+import {
+  isList,
+  isOptionalFlag,
+  isOptionalList,
+  isOptionalTextOrList,
+  isText,
+  withPlainCase,
+} from '#validators/plain_envelope'
 
 /**
  * Thin envelopes of the generation endpoints other than chat completions:
  * only what the gateway itself reads is checked; everything else belongs to
  * the upstream (and to the translation, which tolerates unknown fields).
+ * Each one's second argument is its plain case, taken without VineJS
+ * (plain_envelope.ts).
  */
 const stream = vine.boolean({ strict: true }).optional().nullable()
 /** Lists the translation iterates: a wrong type is answered here with the field's name */
 const list = () => vine.array(vine.any()).optional().nullable()
 const textOrList = () => vine.unionOfTypes([vine.string(), vine.array(vine.any())]).optional().nullable()
 
-export const messagesEnvelope = vine.compile(
-  vine
-    .object({ model: vine.string().minLength(1), messages: vine.array(vine.any()), system: textOrList(), tools: list(), stream })
-    .allowUnknownProperties()
+export const messagesEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({ model: vine.string().minLength(1), messages: vine.array(vine.any()), system: textOrList(), tools: list(), stream })
+      .allowUnknownProperties()
+  ),
+  (b) =>
+    isText(b.model) && isList(b.messages) && isOptionalTextOrList(b.system) && isOptionalList(b.tools) && isOptionalFlag(b.stream)
 )
 
-export const countTokensEnvelope = vine.compile(
-  vine
-    .object({ model: vine.string().minLength(1), messages: vine.array(vine.any()), system: textOrList(), tools: list() })
-    .allowUnknownProperties()
+export const countTokensEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({ model: vine.string().minLength(1), messages: vine.array(vine.any()), system: textOrList(), tools: list() })
+      .allowUnknownProperties()
+  ),
+  (b) => isText(b.model) && isList(b.messages) && isOptionalTextOrList(b.system) && isOptionalList(b.tools)
 )
 
-export const responsesEnvelope = vine.compile(
-  vine.object({ model: vine.string().minLength(1), input: textOrList(), tools: list(), stream }).allowUnknownProperties()
+export const responsesEnvelope = withPlainCase(
+  vine.compile(
+    vine.object({ model: vine.string().minLength(1), input: textOrList(), tools: list(), stream }).allowUnknownProperties()
+  ),
+  (b) => isText(b.model) && isOptionalTextOrList(b.input) && isOptionalList(b.tools) && isOptionalFlag(b.stream)
 )
 
-export const geminiEnvelope = vine.compile(
-  vine.object({ contents: vine.array(vine.any()), tools: list() }).allowUnknownProperties()
+export const geminiEnvelope = withPlainCase(
+  vine.compile(vine.object({ contents: vine.array(vine.any()), tools: list() }).allowUnknownProperties()),
+  (b) => isList(b.contents) && isOptionalList(b.tools)
 )
 
-export const embeddingsEnvelope = vine.compile(
-  vine
-    .object({
-      model: vine.string().minLength(1),
-      input: vine.any(),
-      encoding_format: vine.enum(['float', 'base64']).optional(),
-    })
-    .allowUnknownProperties()
+export const embeddingsEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({
+        model: vine.string().minLength(1),
+        input: vine.any(),
+        encoding_format: vine.enum(['float', 'base64']).optional(),
+      })
+      .allowUnknownProperties()
+  ),
+  (b) =>
+    isText(b.model) &&
+    b.input !== undefined &&
+    b.input !== null &&
+    (b.encoding_format === undefined || b.encoding_format === 'float' || b.encoding_format === 'base64')
 )
 
-export const imagesEnvelope = vine.compile(
-  vine
-    .object({ model: vine.string().minLength(1), prompt: vine.string().minLength(1), n: vine.number().min(1).max(10).optional() })
-    .allowUnknownProperties()
+export const imagesEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({ model: vine.string().minLength(1), prompt: vine.string().minLength(1), n: vine.number().min(1).max(10).optional() })
+      .allowUnknownProperties()
+  ),
+  // Only a plain number in range: VineJS's own casting of strings is left to VineJS.
+  (b) => isText(b.model) && isText(b.prompt) && (b.n === undefined || (typeof b.n === 'number' && b.n >= 1 && b.n <= 10))
 )

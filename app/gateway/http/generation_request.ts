@@ -7,6 +7,7 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { GenerateCall } from '#gateway/gateway_service'
 import type { Principal } from '#gateway/types'
 import { validateEnvelope, validateShape } from '#gateway/http/envelope'
+import type { EnvelopeValidator } from '#validators/plain_envelope'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertStorableModel } from '#gateway/http/model_name'
@@ -47,7 +48,7 @@ export interface ParsedBody {
 export async function withAccount(
   call: ApiCall,
   endpoint: string,
-  validator: { validate: (data: any) => Promise<unknown> },
+  validator: EnvelopeValidator,
   work: (gateway: Gateway, account: RequestAccount, parsed: ParsedBody) => Promise<void>,
   modelFromPath?: string
 ): Promise<void> {
@@ -68,7 +69,7 @@ export async function withAccount(
 async function readParsedBody(
   call: ApiCall,
   endpoint: string,
-  validator: { validate: (data: any) => Promise<unknown> },
+  validator: EnvelopeValidator,
   account: RequestAccount,
   modelFromPath?: string
 ): Promise<ParsedBody> {
@@ -79,8 +80,8 @@ async function readParsedBody(
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
   assertStorableModel(model)
   account.model = model
-  if (modelFromPath === undefined) await validateEnvelope(validator, body)
-  else await validateShape(validator, body)
+  const checked = modelFromPath === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
+  if (checked) await checked
   return { rawBody, body }
 }
 
@@ -117,7 +118,7 @@ export function generate(
   call: ApiCall,
   endpoint: string,
   ingress: DialectName,
-  validator: { validate: (data: any) => Promise<unknown> },
+  validator: EnvelopeValidator,
   options: { model?: string; stream?: boolean; jsonArray?: boolean } = {}
 ): Promise<void> {
   return withAccount(
