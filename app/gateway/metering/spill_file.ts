@@ -8,9 +8,9 @@ import { join } from 'node:path'
  * replay it with no other state.
  */
 export interface SpilledRecord {
-  /** usage row (json_to_recordset shape of WRITE_BATCH_SQL's $1) */
+  /** usage row, keyed by the columns of WRITE_BATCH_SQL (usage_meter.ts USAGE_COLUMNS) */
   e: Record<string, unknown>
-  /** attempt rows ($2) */
+  /** attempt rows (ATTEMPT_COLUMNS) */
   a: Array<Record<string, unknown>>
 }
 

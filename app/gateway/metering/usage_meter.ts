@@ -1,8 +1,48 @@
 import pg from 'pg'
 import type { Logger } from '@adonisjs/core/logger'
 import { fromPico } from '#gateway/metering/money'
+import { type ArrayColumn, booleanColumn, columnsOf, numberColumn, textColumn, unnestOf } from '#gateway/metering/pg_array'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import { readSpill, removeSpill, SpillFile, type SpilledRecord } from '#gateway/metering/spill_file'
+
+/** The usage row's columns, in the order of the batch statement's parameters. */
+const USAGE_COLUMNS: readonly ArrayColumn[] = [
+  { name: 'request_id', type: 'uuid', encode: textColumn },
+  { name: 'user_id', type: 'bigint', encode: numberColumn },
+  { name: 'api_key_id', type: 'bigint', encode: numberColumn },
+  { name: 'channel_id', type: 'bigint', encode: numberColumn },
+  { name: 'provider', type: 'text', encode: textColumn },
+  { name: 'model', type: 'text', encode: textColumn },
+  { name: 'served_model', type: 'text', encode: textColumn },
+  { name: 'endpoint', type: 'text', encode: textColumn },
+  { name: 'stream', type: 'boolean', encode: booleanColumn },
+  { name: 'status', type: 'int', encode: numberColumn },
+  { name: 'error_code', type: 'text', encode: textColumn },
+  { name: 'prompt_tokens', type: 'int', encode: numberColumn },
+  { name: 'completion_tokens', type: 'int', encode: numberColumn },
+  { name: 'total_tokens', type: 'int', encode: numberColumn },
+  { name: 'cached_tokens', type: 'int', encode: numberColumn },
+  { name: 'reasoning_tokens', type: 'int', encode: numberColumn },
+  { name: 'cache_write_tokens', type: 'int', encode: numberColumn },
+  { name: 'images', type: 'int', encode: numberColumn },
+  { name: 'estimated', type: 'boolean', encode: booleanColumn },
+  { name: 'cost', type: 'numeric', encode: textColumn },
+  { name: 'latency_ms', type: 'int', encode: numberColumn },
+  { name: 'ttft_ms', type: 'int', encode: numberColumn },
+  { name: 'created_at', type: 'timestamptz', encode: textColumn },
+  { name: 'attempts', type: 'int', encode: numberColumn },
+]
+
+/** The attempt rows' columns (only requests that were not one clean attempt have any). */
+const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
+  { name: 'request_id', type: 'uuid', encode: textColumn },
+  { name: 'attempt', type: 'int', encode: numberColumn },
+  { name: 'channel_id', type: 'bigint', encode: numberColumn },
+  { name: 'status', type: 'int', encode: numberColumn },
+  { name: 'outcome', type: 'text', encode: textColumn },
+  { name: 'error', type: 'text', encode: textColumn },
+  { name: 'latency_ms', type: 'int', encode: numberColumn },
+]
 
 /**
  * The metering writer. Every request's usage row, monthly counters and ledger
@@ -11,6 +51,8 @@ import { readSpill, removeSpill, SpillFile, type SpilledRecord } from '#gateway/
  * statement carries many requests, each still all-or-nothing, so metering
  * costs the database a few statements per batch instead of several per
  * request. request_id is unique, so a retried batch never charges twice.
+ * The rows go in as one array literal per column (pg_array.ts), which the
+ * statement's `unnest` turns back into rows.
  *
  * When the database cannot take a batch (an outage, a restart), the batch is
  * appended to a durable spill file in DATA_DIR (spill_file.ts) instead of
@@ -22,12 +64,7 @@ import { readSpill, removeSpill, SpillFile, type SpilledRecord } from '#gateway/
  */
 const WRITE_BATCH_SQL = `
 WITH e AS (
-  SELECT * FROM json_to_recordset($1::json) AS e(
-    request_id uuid, user_id bigint, api_key_id bigint, channel_id bigint, provider text,
-    model text, served_model text, endpoint text, stream boolean, status int, error_code text,
-    prompt_tokens int, completion_tokens int, total_tokens int, cached_tokens int,
-    reasoning_tokens int, cache_write_tokens int, images int, estimated boolean, cost numeric, latency_ms int, ttft_ms int,
-    created_at timestamptz, attempts int)
+  SELECT * FROM ${unnestOf(USAGE_COLUMNS, 'e', 1)}
 ),
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
@@ -43,8 +80,7 @@ ins AS (
 attempt_log AS (
   INSERT INTO request_attempts (request_id, attempt, channel_id, status, outcome, error, latency_ms, created_at)
   SELECT a.request_id, a.attempt, a.channel_id, a.status, a.outcome, a.error, a.latency_ms, ins.created_at
-    FROM json_to_recordset($2::json) AS a(request_id uuid, attempt int, channel_id bigint, status int,
-         outcome text, error text, latency_ms int)
+    FROM ${unnestOf(ATTEMPT_COLUMNS, 'a', USAGE_COLUMNS.length + 1)}
     JOIN ins ON ins.request_id = a.request_id
 ),
 charges AS (
@@ -359,7 +395,7 @@ export class UsageMeter {
     return this.#pool.query({
       name: 'gateway_meter_batch',
       text: WRITE_BATCH_SQL,
-      values: [JSON.stringify(records.map((r) => r.e)), JSON.stringify(records.flatMap((r) => r.a))],
+      values: batchParameters(records),
     })
   }
 
@@ -437,6 +473,20 @@ export class UsageMeter {
     }
     this.#probe = setTimeout(probe, PROBE_MS).unref()
   }
+}
+
+/** The batch statement's parameters: each usage column, then each attempt column, as an array literal. */
+function batchParameters(records: SpilledRecord[]): string[] {
+  const values: string[] = []
+  const rows: Record<string, unknown>[] = []
+  const attempts: Record<string, unknown>[] = []
+  for (const record of records) {
+    rows.push(record.e)
+    for (const attempt of record.a) attempts.push(attempt)
+  }
+  columnsOf(USAGE_COLUMNS, rows, values)
+  columnsOf(ATTEMPT_COLUMNS, attempts, values)
+  return values
 }
 
 function isDataError(error: any): boolean {
