@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto'
 import { GatewayError } from '#exceptions/gateway_error'
 import { costOf } from '#gateway/metering/pricing'
 import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
+import { requestId } from '#gateway/metering/request_id'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { ZERO_USAGE, type PriceInfo, type Principal, type TokenUsage } from '#gateway/types'
 import type { AttemptRecord, DispatchHooks } from '#gateway/upstream/dispatcher'
@@ -12,9 +12,10 @@ import type { RouteCandidate } from '#gateway/routing/channel_router'
  * handed to the meter exactly once, whatever path the request ends on.
  */
 export class RequestAccount {
-  readonly requestId = randomUUID()
   readonly startedAt = performance.now()
   readonly createdAt = new Date()
+  /** Time-ordered (UUIDv7), from the same clock reading as createdAt: see request_id.ts */
+  readonly requestId = requestId(this.createdAt.getTime())
   model = ''
   stream = false
   channelId: number | null = null
