@@ -8,7 +8,9 @@
 | gateways run side by side (one Postgres, one mock upstream) and the load
 | alternates between them in short windows, in A-B / B-A order, so the
 | host's drift hits both alike; the medians and the per-window pairs are
-| printed.
+| printed. Each window also reports the shared Postgres's CPU per request:
+| only the loaded gateway meters during a window, so that is its metering
+| cost in the database.
 |
 |   AB_A, AB_B     node flags of each gateway (default: none / npm start's)
 |   AB_A_ENV, AB_B_ENV  extra environment of each, "NAME=value NAME=value"
@@ -31,7 +33,7 @@
 | Loopback only; bounded by the rounds; every child is stopped by PID.
 */
 import { execFileSync, spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
@@ -66,6 +68,32 @@ const cpuMs = (pid) => {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
+/**
+ * CPU of the shared Postgres (postmaster and its children: the two gateways' backends, the WAL
+ * writer, the checkpointer), in ms. Only the loaded gateway meters during a window, so the
+ * window's share is that gateway's metering cost.
+ */
+const postgresCpuMs = () => {
+  const processes = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (!readFileSync(`/proc/${entry}/comm`, 'utf8').startsWith('postgres')) continue
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const pid = Number(entry)
+      if (!postmaster && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(dataDir)) postmaster = pid
+      processes.push({ pid, parent: Number(fields[1]), ms: (Number(fields[11]) + Number(fields[12])) * 10 })
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  let total = 0
+  for (const p of processes) if (p.pid === postmaster || p.parent === postmaster) total += p.ms
+  return total
+}
+/** The postmaster of this run: the postgres process whose command line names our data directory. */
+let postmaster = 0
 const rssMb = (pid) => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024)
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
@@ -133,6 +161,7 @@ try {
   async function window(name, stream, seconds) {
     const gateway = gateways[name]
     const before = cpuMs(gateway.child.pid)
+    const postgresBefore = postgresCpuMs()
     const result = await autocannon({
       url: `http://127.0.0.1:${gateway.port}/v1/chat/completions`,
       method: 'POST',
@@ -142,7 +171,12 @@ try {
       duration: seconds,
     })
     if (result.non2xx || result.errors) throw new Error(`${name}: ${result.non2xx} non-2xx, ${result.errors} errors`)
-    return { rps: result.requests.total / result.duration, us: ((cpuMs(gateway.child.pid) - before) * 1000) / result.requests.total }
+    const requests = result.requests.total
+    return {
+      rps: requests / result.duration,
+      us: ((cpuMs(gateway.child.pid) - before) * 1000) / requests,
+      postgresUs: ((postgresCpuMs() - postgresBefore) * 1000) / requests,
+    }
   }
 
   for (const name of ['A', 'B']) {
@@ -185,7 +219,8 @@ try {
   for (const [label, windows] of Object.entries(results)) {
     console.log(
       `${label.padEnd(18)} gateway µs/request ${windows.map((w) => Math.round(w.us)).join(' ')} (median ${Math.round(median(windows.map((w) => w.us)))}); ` +
-        `req/s median ${Math.round(median(windows.map((w) => w.rps)))}`
+        `req/s median ${Math.round(median(windows.map((w) => w.rps)))}; ` +
+        `postgres µs/request median ${Math.round(median(windows.map((w) => w.postgresUs)))}`
     )
   }
   // The median of the per-iteration differences: what drift in the host's speed moves least.
