@@ -121,9 +121,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       failures: failed,
     }
     minutes.push(minute)
+    // The last minute is the drain: short calls have stopped, the last streams finish.
+    const shortCalls =
+      calls === 0
+        ? 'no short calls (the streams draining); '
+        : `${calls} short calls p50 ${minute.shortMs.p50.toFixed(2)} / p99 ${minute.shortMs.p99.toFixed(2)} ms ` +
+          `(direct ${minute.directMs.p50.toFixed(2)} / ${minute.directMs.p99.toFixed(2)} ms); `
     options.log(
-      `soak minute ${minute.minute}: ${calls} short calls p50 ${minute.shortMs.p50.toFixed(2)} / p99 ${minute.shortMs.p99.toFixed(2)} ms ` +
-        `(direct ${minute.directMs.p50.toFixed(2)} / ${minute.directMs.p99.toFixed(2)} ms); ` +
+      `soak minute ${minute.minute}: ${shortCalls}` +
         `${streamsDone} streams done, chunk delay p50 ${minute.chunkDelayMs.p50.toFixed(2)} / p99 ${minute.chunkDelayMs.p99.toFixed(2)} ms; ` +
         `RSS max ${minute.rssMaxMb} MB, last ${rssLast} MB; failures ${failed}`
     )

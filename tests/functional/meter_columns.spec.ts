@@ -25,6 +25,8 @@ test.group('Metering columns (unnest of array literals)', (group) => {
   test('array literals: NULL, booleans, quoting', ({ assert }) => {
     const rows = [{ n: 1, b: true, t: 'a"b' }, { n: null, b: false, t: null }, { b: undefined, t: 'x\\y' }]
     assert.equal(numberColumn(rows, 'n'), '{1,NULL,NULL}')
+    assert.equal(numberColumn([{ n: Number.NaN }, { n: Number.POSITIVE_INFINITY }, { n: -2.5 }], 'n'), '{NULL,NULL,-2.5}')
+    assert.equal(numberColumn([{ n: '42' }, { n: 7n }], 'n'), '{"42","7"}')
     assert.equal(booleanColumn(rows, 'b'), '{t,f,NULL}')
     assert.equal(textColumn(rows, 't'), '{"a\\"b",NULL,"x\\\\y"}')
     assert.equal(textColumn([], 't'), '{}')

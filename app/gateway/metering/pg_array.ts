@@ -12,13 +12,19 @@
  */
 export type Row = Record<string, unknown>
 
-/** An integer column; null or a missing value is NULL. */
+/**
+ * A numeric column. NaN and the infinities are NULL, as JSON.stringify wrote
+ * them; a number given as a string (a bigint id as pg returns it) goes
+ * quoted, which Postgres reads as the number.
+ */
 export function numberColumn(rows: readonly Row[], key: string): string {
   let out = '{'
   for (let i = 0; i < rows.length; i++) {
-    const value = rows[i][key] as number | null | undefined
+    const value = rows[i][key]
     if (i > 0) out += ','
-    out += value === null || value === undefined ? 'NULL' : String(value)
+    if (typeof value === 'number') out += Number.isFinite(value) ? String(value) : 'NULL'
+    else if (typeof value === 'string' || typeof value === 'bigint') out += quote(String(value))
+    else out += 'NULL'
   }
   return out + '}'
 }
