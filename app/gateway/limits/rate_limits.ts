@@ -79,58 +79,47 @@ let sweeper: NodeJS.Timeout | undefined
 function admitInMemory(p: Principal, res: ServerResponse) {
   sweeper ??= setInterval(sweep, 60_000).unref()
   const now = Date.now()
-  const keyRpm = p.key.rpm
-  const planRpm = p.plan?.rpm
-  // The tightest request window: -1 when there is none.
-  let requestLimit = -1
-  let requestsLeft = Number.POSITIVE_INFINITY
-  let requestReset = 0
   // The key's window first: a request its key refuses is not counted on the plan.
-  if (keyRpm) {
-    const window = rpmByKey.add(p.key.id, 1, now)
-    if (window.used > keyRpm) throw refused('requests', keyRpm, secondsLeft(window, now))
-    requestLimit = keyRpm
-    requestsLeft = keyRpm - window.used
-    requestReset = secondsLeft(window, now)
-  }
-  if (planRpm) {
-    const window = rpmByUser.add(p.user.id, 1, now)
-    if (window.used > planRpm) throw refused('requests', planRpm, secondsLeft(window, now))
-    if (planRpm - window.used < requestsLeft) {
-      requestLimit = planRpm
-      requestsLeft = planRpm - window.used
-      requestReset = secondsLeft(window, now)
-    }
-  }
+  tightest.limit = -1
+  if (p.key.rpm) countRequest(rpmByKey, p.key.id, p.key.rpm, now)
+  if (p.plan?.rpm) countRequest(rpmByUser, p.user.id, p.plan.rpm, now)
+  if (tightest.limit >= 0) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
 
-  const keyTpm = p.key.tpm
-  const planTpm = p.plan?.tpm
-  let tokenLimit = -1
-  let tokensLeft = Number.POSITIVE_INFINITY
-  let tokenReset = 0
-  if (keyTpm) {
-    const window = tpmByKey.peek(p.key.id, now)
-    const left = window ? Math.max(0, keyTpm - window.used) : keyTpm
-    const seconds = window ? secondsLeft(window, now) : 60
-    if (left <= 0) throw refused('tokens', keyTpm, seconds)
-    tokenLimit = keyTpm
-    tokensLeft = left
-    tokenReset = seconds
-  }
-  if (planTpm) {
-    const window = tpmByUser.peek(p.user.id, now)
-    const left = window ? Math.max(0, planTpm - window.used) : planTpm
-    const seconds = window ? secondsLeft(window, now) : 60
-    if (left <= 0) throw refused('tokens', planTpm, seconds)
-    if (left < tokensLeft) {
-      tokenLimit = planTpm
-      tokensLeft = left
-      tokenReset = seconds
-    }
-  }
+  tightest.limit = -1
+  if (p.key.tpm) checkTokens(tpmByKey, p.key.id, p.key.tpm, now)
+  if (p.plan?.tpm) checkTokens(tpmByUser, p.user.id, p.plan.tpm, now)
+  if (tightest.limit >= 0) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
+}
 
-  if (requestLimit >= 0) setWindowHeaders(res, 'requests', requestLimit, requestsLeft, requestReset)
-  if (tokenLimit >= 0) setWindowHeaders(res, 'tokens', tokenLimit, tokensLeft, tokenReset)
+/**
+ * The tightest window of one kind in the admission being made (limit -1:
+ * none yet). One object for all requests: admission is synchronous, so no
+ * two run interleaved, and none is allocated per request.
+ */
+const tightest = { limit: -1, left: 0, reset: 0 }
+
+function consider(limit: number, left: number, reset: number) {
+  if (tightest.limit < 0 || left < tightest.left) {
+    tightest.limit = limit
+    tightest.left = left
+    tightest.reset = reset
+  }
+}
+
+/** Counts the request in one window; 429 when that takes it past its limit (the hit still counts). */
+function countRequest(windows: MinuteWindows, id: number, limit: number, now: number) {
+  const window = windows.add(id, 1, now)
+  if (window.used > limit) throw refused('requests', limit, secondsLeft(window, now))
+  consider(limit, limit - window.used, secondsLeft(window, now))
+}
+
+/** 429 while one window's tokens are spent (tokens are counted when a request is metered). */
+function checkTokens(windows: MinuteWindows, id: number, limit: number, now: number) {
+  const window = windows.peek(id, now)
+  const left = window ? Math.max(0, limit - window.used) : limit
+  const reset = window ? secondsLeft(window, now) : 60
+  if (left <= 0) throw refused('tokens', limit, reset)
+  consider(limit, left, reset)
 }
 
 function sweep() {
