@@ -23,6 +23,12 @@
 |   AB_SEQUENTIAL  sequential calls per gateway, in turns (3000)
 |   AB_TURN        recorded calls per turn (20); longer turns keep work a
 |                  gateway defers (a metering flush) inside its own turn
+|   AB_IDLE_SECONDS  when set, the sequential calls come in AB_IDLE_CYCLES (4)
+|                  cycles of a 4 s burst on each gateway, a pause of this many
+|                  seconds, then AB_SEQUENTIAL / cycles calls each, in turns:
+|                  what a lone client meets after a pause, once V8's memory
+|                  reducer has run (it starts 8 s after the allocation rate
+|                  drops; docs/benchmarks.md, ninth pass)
 |
 | The two places were not equal: the gateway started first (A) applied the
 | migrations in its own heap and measured 5-12% more CPU per request than B
@@ -54,6 +60,8 @@ const ROUNDS = Number(process.env.AB_ROUNDS ?? 6)
 const SECONDS = Number(process.env.AB_SECONDS ?? 4)
 const SEQUENTIAL = Number(process.env.AB_SEQUENTIAL ?? 3000)
 const TURN = Number(process.env.AB_TURN ?? 20)
+const IDLE_SECONDS = Number(process.env.AB_IDLE_SECONDS ?? 0)
+const IDLE_CYCLES = Number(process.env.AB_IDLE_CYCLES ?? 4)
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const freePort = () =>
@@ -205,14 +213,33 @@ try {
   const sequential = { A: [], B: [] }
   // Turns of AB_TURN back-to-back calls, A-B then B-A, the first 2 of each turn unrecorded: a call right
   // after the other gateway's overlaps its post-answer work (metering, GC), which a lone client never meets.
-  for (let turn = 0; turn < Math.ceil((SEQUENTIAL + 100) / TURN); turn++) {
-    for (const name of turn % 2 ? ['B', 'A'] : ['A', 'B']) {
-      for (let k = 0; k < TURN + 2; k++) {
-        const ms = await once(gateways[name].port)
-        if (k >= 2 && turn * TURN + k - 2 >= 100) sequential[name].push(ms)
+  async function turns(calls, unrecorded) {
+    const recorded = { A: [], B: [] }
+    for (let turn = 0; turn < Math.ceil((calls + unrecorded) / TURN); turn++) {
+      for (const name of turn % 2 ? ['B', 'A'] : ['A', 'B']) {
+        for (let k = 0; k < TURN + 2; k++) {
+          const ms = await once(gateways[name].port)
+          if (k >= 2 && turn * TURN + k - 2 >= unrecorded) recorded[name].push(ms)
+        }
       }
     }
+    for (const name of ['A', 'B']) sequential[name].push(...recorded[name])
+    return recorded
   }
+  if (IDLE_SECONDS > 0) {
+    // Cycles of a burst (both gateways, 4 s each), a pause, then calls in turns, all of them recorded:
+    // the calls right after a pause are the ones it slows.
+    for (let cycle = 0; cycle < IDLE_CYCLES; cycle++) {
+      for (const name of cycle % 2 ? ['B', 'A'] : ['A', 'B']) await window(name, false, 4)
+      await sleep(IDLE_SECONDS * 1000)
+      const rss = { A: rssMb(gateways.A.child.pid), B: rssMb(gateways.B.child.pid) }
+      const recorded = await turns(Math.ceil(SEQUENTIAL / IDLE_CYCLES), 0)
+      console.log(
+        `after pause ${cycle + 1}: p50 A ${median(recorded.A).toFixed(3)} ms, B ${median(recorded.B).toFixed(3)} ms; ` +
+          `RSS at the end of the pause A ${rss.A} MB, B ${rss.B} MB`
+      )
+    }
+  } else await turns(SEQUENTIAL, 100)
   agent.destroy()
 
   console.log('')
@@ -229,7 +256,7 @@ try {
     `sequential p50: A ${median(sequential.A).toFixed(3)} ms, B ${median(sequential.B).toFixed(3)} ms; ` +
       `median of the paired differences A - B: ${(median(paired) * 1000).toFixed(1)} µs`
   )
-  console.log(`RSS after the load: A ${rssMb(gateways.A.child.pid)} MB, B ${rssMb(gateways.B.child.pid)} MB`)
+  console.log(`RSS after the load and the sequential calls: A ${rssMb(gateways.A.child.pid)} MB, B ${rssMb(gateways.B.child.pid)} MB`)
 } catch (error) {
   process.exitCode = 1
   console.error(error)

@@ -16,6 +16,7 @@ declare module '@adonisjs/core/types' {
  */
 export default class GatewayProvider {
   #gateway: Gateway | null = null
+  #idleSettler: { stop(): void } | null = null
 
   constructor(protected app: ApplicationService) {}
 
@@ -98,13 +99,23 @@ export default class GatewayProvider {
       await gateway.start()
     })()
     await gateway.booting
-    if (environment === 'web' && process.env.SETTLE_HEAP !== 'false') {
-      const { settleHeap } = await import('#start/settle_heap')
-      const settled = settleHeap()
-      if (settled) {
-        const logger = await this.app.container.make('logger')
-        logger.info(`heap settled after boot: RSS ${settled.beforeMb} -> ${settled.afterMb} MB in ${settled.ms} ms`)
+    if (environment === 'web') {
+      const { settleHeap, IdleHeapSettler } = await import('#start/settle_heap')
+      const logger = await this.app.container.make('logger')
+      if (process.env.SETTLE_HEAP !== 'false') {
+        const settled = settleHeap()
+        if (settled) logger.info(`heap settled after boot: RSS ${settled.beforeMb} -> ${settled.afterMb} MB in ${settled.ms} ms`)
       }
+      const env = (await import('#start/env')).default
+      const idleSettler = new IdleHeapSettler({
+        idleMs: (env.get('HEAP_IDLE_SETTLE_SECONDS') ?? 300) * 1000,
+        activity: () => gateway.service.admitted,
+        busy: () => gateway.service.inFlight,
+        settle: settleHeap,
+        log: (message) => logger.info(message),
+      })
+      idleSettler.start()
+      this.#idleSettler = idleSettler
     }
     gateway.ready = true
   }
@@ -115,6 +126,7 @@ export default class GatewayProvider {
     // Ace commands never build the gateway and print their own results on stdout
     // (key:create's last line is the key): they log nothing here.
     const served = this.#gateway !== null
+    this.#idleSettler?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     if (served) logger.info('shutdown: requests drained, metering flushed')
     const { runtimeState } = await import('#start/runtime')

@@ -63,4 +63,7 @@ export default await Env.create(new URL('../', import.meta.url), {
   METER_BATCH_SIZE: Env.schema.number.optional(),
   METER_FLUSH_MS: Env.schema.number.optional(),
   METER_SHUTDOWN_FLUSH_MS: Env.schema.number.optional(),
+
+  /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
+  HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),
 })

@@ -54,3 +54,81 @@ export function settleHeap(): { beforeMb: number; afterMb: number; ms: number } 
   const ms = Math.round(performance.now() - started)
   return { beforeMb, afterMb: Math.round(process.memoryUsage.rss() / 1048576), ms }
 }
+
+/*
+| The same collection after a long pause in traffic.
+|
+| V8's memory reducer runs its own memory-reducing collections ~8 s after the
+| allocation rate drops, and those throw away optimized code: after every
+| pause of a few seconds the next ~2,000 calls ran unoptimized while V8
+| re-optimized ~280 functions, at about twice the CPU per call (measured,
+| docs/benchmarks.md, ninth pass). `npm start` therefore runs V8 with
+| `--no-memory-reducer-favors-memory` (the reducer still collects, but keeps
+| code and pages), and this timer returns the memory instead, once the
+| gateway has had no request and none in flight for HEAP_IDLE_SETTLE_SECONDS
+| (300 by default; 0 turns it off). Short pauses keep the code hot; a long
+| idle gives the pages back, one pause of ~100 ms when nobody is waiting.
+*/
+
+export interface IdleSettleOptions {
+  /** How long without traffic before settling (ms) */
+  idleMs: number
+  /** Requests admitted so far: unchanged between two checks means no new traffic */
+  activity: () => number
+  /** Requests still running (a long stream is traffic too) */
+  busy: () => number
+  /** The collection; null when V8 would not run it */
+  settle: () => { beforeMb: number; afterMb: number; ms: number } | null
+  log: (message: string) => void
+}
+
+/**
+ * Watches for an idle period and settles the heap once per idle period. `check`
+ * is driven by a timer (`start`) and, in tests, by hand with the time given.
+ */
+export class IdleHeapSettler {
+  #lastActivity = -1
+  #idleSince = 0
+  #settled = false
+  #timer: NodeJS.Timeout | null = null
+
+  constructor(private options: IdleSettleOptions) {}
+
+  /** The state at start: the heap is settled, and the traffic so far is the baseline. */
+  begin(now: number) {
+    this.#lastActivity = this.options.activity()
+    this.#idleSince = now
+    this.#settled = true
+  }
+
+  check(now: number) {
+    const activity = this.options.activity()
+    if (activity !== this.#lastActivity || this.options.busy() > 0) {
+      this.#lastActivity = activity
+      this.#idleSince = now
+      this.#settled = false
+      return
+    }
+    if (this.#settled || now - this.#idleSince < this.options.idleMs) return
+    this.#settled = true
+    const settled = this.options.settle()
+    if (settled) this.options.log(`heap settled after ${Math.round((now - this.#idleSince) / 1000)} s without requests: RSS ${settled.beforeMb} -> ${settled.afterMb} MB in ${settled.ms} ms`)
+  }
+
+  /**
+   * Starts watching, with the heap just settled (at boot): the first settle comes
+   * after traffic has come and gone. Checks every tenth of the idle period (at
+   * least every second); the timer keeps no process alive.
+   */
+  start() {
+    if (this.options.idleMs <= 0 || this.#timer) return
+    this.begin(Date.now())
+    this.#timer = setInterval(() => this.check(Date.now()), Math.max(1000, Math.floor(this.options.idleMs / 10)))
+    this.#timer.unref()
+  }
+
+  stop() {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+  }
+}

@@ -66,6 +66,8 @@ export class GatewayService {
   #drained: (() => void) | null = null
   /** Admission bound: requests beyond it are refused with 503 */
   maxInFlight = 2048
+  /** Requests admitted since start: the idle heap settle (start/settle_heap.ts) watches it for traffic */
+  admitted = 0
 
   constructor(
     private catalog: Catalog,
@@ -92,6 +94,7 @@ export class GatewayService {
       onAccountClosed(closed, usage)
     })
     this.#inFlight.add(account)
+    this.admitted++
     return account
   }
 
