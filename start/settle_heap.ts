@@ -67,7 +67,7 @@ export function settleHeap(): { beforeMb: number; afterMb: number; ms: number } 
 | code and pages), and this timer returns the memory instead, once the
 | gateway has had no request and none in flight for HEAP_IDLE_SETTLE_SECONDS
 | (300 by default; 0 turns it off). Short pauses keep the code hot; a long
-| idle gives the pages back, one pause of ~100 ms when nobody is waiting.
+| idle gives the pages back, one pause of 100-200 ms when nobody is waiting.
 */
 
 export interface IdleSettleOptions {
