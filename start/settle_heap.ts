@@ -111,8 +111,13 @@ export class IdleHeapSettler {
     }
     if (this.#settled || now - this.#idleSince < this.options.idleMs) return
     this.#settled = true
-    const settled = this.options.settle()
-    if (settled) this.options.log(`heap settled after ${Math.round((now - this.#idleSince) / 1000)} s without requests: RSS ${settled.beforeMb} -> ${settled.afterMb} MB in ${settled.ms} ms`)
+    // Runs from a timer: nothing may escape it (an uncaught error would stop the server).
+    try {
+      const settled = this.options.settle()
+      if (settled) this.options.log(`heap settled after ${Math.round((now - this.#idleSince) / 1000)} s without requests: RSS ${settled.beforeMb} -> ${settled.afterMb} MB in ${settled.ms} ms`)
+    } catch (error) {
+      this.options.log(`heap settle after a pause failed: ${error instanceof Error ? error.message : String(error)}`)
+    }
   }
 
   /**

@@ -95,6 +95,25 @@ test.group('IdleHeapSettler', () => {
     assert.equal(state.settles, 1)
   })
 
+  test('a settle that throws is logged, not thrown from the timer', ({ assert }) => {
+    const logs: string[] = []
+    let admitted = 0
+    const watcher = new IdleHeapSettler({
+      idleMs: 1_000,
+      activity: () => admitted,
+      busy: () => 0,
+      settle: () => {
+        throw new Error('no gc here')
+      },
+      log: (message) => logs.push(message),
+    })
+    watcher.begin(0)
+    admitted = 1
+    watcher.check(100)
+    assert.doesNotThrow(() => watcher.check(1_200))
+    assert.deepEqual(logs, ['heap settle after a pause failed: no gc here'])
+  })
+
   test('an idle period of 0 never starts the timer', ({ assert }) => {
     const { state, watcher } = settler(0)
     watcher.start()
