@@ -25,7 +25,7 @@ async function adonisHandler() {
 /** What a client can see of an answer, ids and timestamps aside. */
 async function seen(response: Response) {
   const text = await response.text()
-  const normalised = text.replace(/"(id|created)":("[^"]*"|\d+)/g, '"$1":_').replace(/chatcmpl-[\w-]+/g, 'chatcmpl-_')
+  const normalised = text.replace(/"(id|created|created_at)":("[^"]*"|\d+)/g, '"$1":_').replace(/chatcmpl-[\w-]+/g, 'chatcmpl-_')
   return {
     status: response.status,
     contentType: response.headers.get('content-type'),
