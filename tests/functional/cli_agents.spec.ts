@@ -9,8 +9,10 @@ import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } f
 /**
  * The coding agents themselves, end to end through the gateway to the mock
  * upstream. Each test runs only when its CLI is on PATH and is skipped
- * otherwise (they are not dev dependencies: install them globally to run
- * these, e.g. `npm i -g @anthropic-ai/claude-code @openai/codex @google/gemini-cli`).
+ * otherwise. They are not dev dependencies (some 750 MB): `.ci/run` installs
+ * the pinned versions of `.ci/agents/package.json` and puts them on PATH; by
+ * hand, `npm ci --prefix .ci/agents` then
+ * `PATH=$PWD/.ci/agents/node_modules/.bin:$PATH npm test -- --files tests/functional/cli_agents.spec.ts`.
  * Every CLI gets a fresh HOME and runs under a timeout; nothing leaves
  * loopback (their vendor lookups fail fast offline).
  */
@@ -25,12 +27,14 @@ function installed(binary: string): boolean {
 
 function run(binary: string, args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       binary,
       args,
       { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => resolve({ code: error ? ((error as any).code ?? 1) : 0, out: `${stdout}\n${stderr}` })
     )
+    // No prompt on stdin: an open pipe makes `codex exec` and `gemini -p` wait to read one until the timeout.
+    child.stdin?.end()
   })
 }
 
@@ -100,9 +104,11 @@ test.group('Coding agents through the gateway (run only when installed)', (group
       join(home, '.gemini', 'settings.json'),
       JSON.stringify({ security: { auth: { selectedType: 'gemini-api-key' } }, privacy: { usageStatisticsEnabled: false } })
     )
+    // A named model: on its default ("auto") the CLI first asks a flash-lite model to rate the prompt in
+    // JSON, and retries for minutes when the answer (the mock's prose) is not that JSON.
     const { out } = await run(
       'gemini',
-      ['-p', 'say hi'],
+      ['-m', 'gemini-2.5-flash', '-p', 'say hi'],
       { HOME: home, GOOGLE_GEMINI_BASE_URL: baseUrl(), GEMINI_API_KEY: user.key, GEMINI_CLI_TRUST_WORKSPACE: 'true' },
       home
     )
