@@ -15,6 +15,10 @@ import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } f
  * `PATH=$PWD/.ci/agents/node_modules/.bin:$PATH npm test -- --files tests/functional/cli_agents.spec.ts`.
  * Every CLI gets a fresh HOME and runs under a timeout; nothing leaves
  * loopback (their vendor lookups fail fast offline).
+ *
+ * The mock answers a request that offers tools with a call of the first one
+ * (arguments the agent's tool rejects), then, given the tool's result, with
+ * words: so each run is a two-turn agent loop with a tool result.
  */
 function installed(binary: string): boolean {
   try {
@@ -25,13 +29,13 @@ function installed(binary: string): boolean {
   }
 }
 
-function run(binary: string, args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number | null; out: string }> {
+function run(binary: string, args: string[], env: Record<string, string>, cwd: string): Promise<string> {
   return new Promise((resolve) => {
     const child = execFile(
       binary,
       args,
       { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => resolve({ code: error ? ((error as any).code ?? 1) : 0, out: `${stdout}\n${stderr}` })
+      (_error, stdout, stderr) => resolve(`${stdout}\n${stderr}`)
     )
     // No prompt on stdin: an open pipe makes `codex exec` and `gemini -p` wait to read one until the timeout.
     child.stdin?.end()
@@ -42,7 +46,62 @@ function freshHome(): string {
   return mkdtempSync(join(tmpdir(), 'gw-cli-'))
 }
 
-test.group('Coding agents through the gateway (run only when installed)', (group) => {
+/** `claude -p` with the gateway as ANTHROPIC_BASE_URL (Claude Code's own model names: claude-*). */
+function claudeCode(key: string): Promise<string> {
+  const home = freshHome()
+  return run(
+    'claude',
+    ['-p', 'say hi', '--output-format', 'json'],
+    { HOME: home, ANTHROPIC_BASE_URL: baseUrl(), ANTHROPIC_API_KEY: key, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' },
+    home
+  )
+}
+
+/** `codex exec` with the gateway as a custom Responses provider. */
+function codex(key: string, model: string): Promise<string> {
+  const home = freshHome()
+  writeFileSync(
+    join(home, 'config.toml'),
+    [
+      `model = "${model}"`,
+      'model_provider = "gateway"',
+      'check_for_update_on_startup = false',
+      '[model_providers.gateway]',
+      'name = "gateway"',
+      `base_url = "${baseUrl()}/v1"`,
+      'env_key = "GATEWAY_KEY"',
+      'wire_api = "responses"',
+      '[analytics]',
+      'enabled = false',
+    ].join('\n')
+  )
+  return run('codex', ['exec', '--skip-git-repo-check', 'say hi'], { HOME: home, CODEX_HOME: home, GATEWAY_KEY: key }, home)
+}
+
+/** `gemini -p` with the gateway as GOOGLE_GEMINI_BASE_URL. */
+function geminiCli(key: string): Promise<string> {
+  const home = freshHome()
+  mkdirSync(join(home, '.gemini'))
+  writeFileSync(
+    join(home, '.gemini', 'settings.json'),
+    JSON.stringify({ security: { auth: { selectedType: 'gemini-api-key' } }, privacy: { usageStatisticsEnabled: false } })
+  )
+  // A named model: on its default ("auto") the CLI first asks a flash-lite model to rate the prompt in
+  // JSON, and retries for minutes when the answer (the mock's prose) is not that JSON.
+  return run(
+    'gemini',
+    ['-m', 'gemini-2.5-flash', '-p', 'say hi'],
+    { HOME: home, GOOGLE_GEMINI_BASE_URL: baseUrl(), GEMINI_API_KEY: key, GEMINI_CLI_TRUST_WORKSPACE: 'true' },
+    home
+  )
+}
+
+/** The upstream paths the mock received since `from` (which wire format the gateway spoke). */
+function upstreamPaths(mock: MockUpstream, from: number): string[] {
+  return [...new Set(mock.requests.slice(from).map((r) => r.path.split('?')[0]))]
+}
+
+test.group('Coding agents through the gateway, in their own wire format (run only when installed)', (group) => {
   let mock: MockUpstream
 
   group.setup(async () => {
@@ -50,71 +109,106 @@ test.group('Coding agents through the gateway (run only when installed)', (group
     mock = await startMock({ text: 'hello from the mock ' })
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
     await seedChannel({ name: 'chat', provider: 'deepseek', baseUrl: mock.url, models: ['gpt-*', 'deepseek-*'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['o4-*'] })
     await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
     return () => mock.stop()
   })
 
-  test('Claude Code: claude -p over /v1/messages (streaming, tools declared)', async ({ assert }) => {
+  test('Claude Code: claude -p over /v1/messages to an Anthropic channel (streaming, tools, a tool result)', async ({ assert }) => {
     const user = await seedUser()
-    const home = freshHome()
-    const { out } = await run(
-      'claude',
-      ['-p', 'say hi', '--output-format', 'json'],
-      { HOME: home, ANTHROPIC_BASE_URL: baseUrl(), ANTHROPIC_API_KEY: user.key, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' },
-      home
-    )
+    const from = mock.requests.length
+    const out = await claudeCode(user.key)
     assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/messages'])
     const rows = await usageRows(user.userId)
-    assert.isTrue(rows.some((r) => r.endpoint === 'messages' && r.status === 200))
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint === 'messages' && r.status === 200))
   })
     .skip(!installed('claude'), 'claude (Claude Code) is not installed')
     .timeout(120_000)
 
-  test('Codex CLI: codex exec over /v1/responses, translated to a chat-only channel', async ({ assert }) => {
+  test('Codex CLI: codex exec over /v1/responses to an OpenAI channel (passed through)', async ({ assert }) => {
     const user = await seedUser()
-    const home = freshHome()
-    writeFileSync(
-      join(home, 'config.toml'),
-      [
-        'model = "deepseek-chat"',
-        'model_provider = "gateway"',
-        'check_for_update_on_startup = false',
-        '[model_providers.gateway]',
-        'name = "gateway"',
-        `base_url = "${baseUrl()}/v1"`,
-        'env_key = "GATEWAY_KEY"',
-        'wire_api = "responses"',
-        '[analytics]',
-        'enabled = false',
-      ].join('\n')
-    )
-    const { out } = await run('codex', ['exec', '--skip-git-repo-check', 'say hi'], { HOME: home, CODEX_HOME: home, GATEWAY_KEY: user.key }, home)
+    const from = mock.requests.length
+    const out = await codex(user.key, 'o4-mini')
     assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/responses'])
     const rows = await usageRows(user.userId)
-    assert.isTrue(rows.some((r) => r.endpoint === 'responses' && r.status === 200))
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint === 'responses' && r.status === 200))
   })
     .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
     .timeout(120_000)
 
-  test('Gemini CLI: gemini -p over /v1beta, native Gemini channel', async ({ assert }) => {
+  test('Gemini CLI: gemini -p over /v1beta to a native Gemini channel', async ({ assert }) => {
     const user = await seedUser()
-    const home = freshHome()
-    mkdirSync(join(home, '.gemini'))
-    writeFileSync(
-      join(home, '.gemini', 'settings.json'),
-      JSON.stringify({ security: { auth: { selectedType: 'gemini-api-key' } }, privacy: { usageStatisticsEnabled: false } })
-    )
-    // A named model: on its default ("auto") the CLI first asks a flash-lite model to rate the prompt in
-    // JSON, and retries for minutes when the answer (the mock's prose) is not that JSON.
-    const { out } = await run(
-      'gemini',
-      ['-m', 'gemini-2.5-flash', '-p', 'say hi'],
-      { HOME: home, GOOGLE_GEMINI_BASE_URL: baseUrl(), GEMINI_API_KEY: user.key, GEMINI_CLI_TRUST_WORKSPACE: 'true' },
-      home
-    )
+    const from = mock.requests.length
+    const out = await geminiCli(user.key)
     assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1beta/models/gemini-2.5-flash:streamGenerateContent'])
     const rows = await usageRows(user.userId)
-    assert.isTrue(rows.some((r) => r.endpoint.startsWith('gemini.') && r.status === 200))
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint.startsWith('gemini.') && r.status === 200))
+  })
+    .skip(!installed('gemini'), 'gemini (Gemini CLI) is not installed')
+    .timeout(120_000)
+})
+
+test.group('Coding agents through the gateway, translated to another wire format (run only when installed)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock({ text: 'hello from the mock ' })
+    // Each agent's models on a channel that speaks another format than the agent.
+    await seedChannel({ name: 'chat', provider: 'deepseek', baseUrl: mock.url, models: ['claude-*', 'gemini-*', 'deepseek-*'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['gpt-*'] })
+    return () => mock.stop()
+  })
+
+  test('Claude Code on an OpenAI-compatible chat channel: Messages -> chat, no Anthropic cache marks sent', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await claudeCode(user.key)
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/chat/completions'])
+    // Claude Code marks its system prompt and history with cache_control; a strict chat server refuses the field.
+    for (const request of mock.requests.slice(from)) assert.notInclude(String(request.body), 'cache_control')
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint === 'messages' && r.status === 200))
+  })
+    .skip(!installed('claude'), 'claude (Claude Code) is not installed')
+    .timeout(120_000)
+
+  test('Codex CLI on a chat-only channel: Responses -> chat', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await codex(user.key, 'deepseek-chat')
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/chat/completions'])
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint === 'responses' && r.status === 200))
+  })
+    .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
+    .timeout(120_000)
+
+  test('Codex CLI on an Anthropic channel: Responses -> Messages', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await codex(user.key, 'gpt-5-codex')
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/messages'])
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint === 'responses' && r.status === 200))
+  })
+    .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
+    .timeout(120_000)
+
+  test('Gemini CLI on an OpenAI-compatible chat channel: Gemini -> chat', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await geminiCli(user.key)
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/chat/completions'])
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint.startsWith('gemini.') && r.status === 200))
   })
     .skip(!installed('gemini'), 'gemini (Gemini CLI) is not installed')
     .timeout(120_000)

@@ -139,6 +139,7 @@ test.group('POST /v1/messages translated to an OpenAI-compatible channel (Claude
     await resetDatabase()
     mock = await startMock()
     await seedChannel({ name: 'vllm', provider: 'custom', baseUrl: mock.url, models: ['qwen-*'] })
+    await seedChannel({ name: 'openrouter', provider: 'openrouter', baseUrl: mock.url, models: ['anthropic/*'] })
     return () => mock.stop()
   })
 
@@ -165,13 +166,57 @@ test.group('POST /v1/messages translated to an OpenAI-compatible channel (Claude
     const sent = JSON.parse(mock.lastRequest()!.body)
     assert.equal(mock.lastRequest()!.path, '/v1/chat/completions')
     assert.equal(sent.max_tokens, 100)
-    assert.deepEqual(sent.messages[0], { role: 'system', content: [{ type: 'text', text: 'You are terse.', cache_control: { type: 'ephemeral' } }] })
+    // Anthropic's cache marks are not sent where the vendor does not read them (strict servers refuse them).
+    assert.deepEqual(sent.messages[0], { role: 'system', content: 'You are terse.' })
     assert.deepEqual(sent.messages[1], { role: 'system', content: 'Inner rule.' })
     assert.deepEqual(sent.messages[2].content[1], { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } })
     // OpenAI prompt_tokens (16 = 10 + 2 x 3 messages) become Anthropic input_tokens.
     assert.include(message.usage as any, { input_tokens: 16, output_tokens: 5 })
     const [row] = await usageRows(user.userId)
     assert.include(row, { endpoint: 'messages', provider: 'custom', prompt_tokens: 16, completion_tokens: 5 })
+  })
+
+  test('cache marks: kept on the chat parts for OpenRouter (it relays them), dropped for other chat servers', async ({ assert }) => {
+    const user = await seedUser()
+    const body = (model: string) => ({
+      model,
+      max_tokens: 20,
+      system: [
+        { type: 'text', text: 'Rules.', cache_control: { type: 'ephemeral' } },
+        { type: 'text', text: 'More rules.' },
+      ],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Long context.', cache_control: { type: 'ephemeral', ttl: '1h' } },
+            { type: 'text', text: 'Question?' },
+          ],
+        },
+      ],
+    })
+    const auth = { 'x-api-key': user.key }
+
+    assert.equal((await post('/v1/messages', body('anthropic/claude-sonnet-4.5'), auth)).status, 200)
+    const relayed = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(relayed.messages[0].content, [
+      { type: 'text', text: 'Rules.', cache_control: { type: 'ephemeral' } },
+      { type: 'text', text: 'More rules.' },
+    ])
+    assert.deepEqual(relayed.messages[1].content, [
+      { type: 'text', text: 'Long context.', cache_control: { type: 'ephemeral', ttl: '1h' } },
+      { type: 'text', text: 'Question?' },
+    ])
+
+    assert.equal((await post('/v1/messages', body('qwen-coder'), auth)).status, 200)
+    const sent = mock.lastRequest()!.body
+    assert.notInclude(sent, 'cache_control')
+    const parsed = JSON.parse(sent)
+    assert.deepEqual(parsed.messages[0], { role: 'system', content: 'Rules.\n\nMore rules.' })
+    assert.deepEqual(parsed.messages[1].content, [
+      { type: 'text', text: 'Long context.' },
+      { type: 'text', text: 'Question?' },
+    ])
   })
 
   test('stream with tools: tool_use block from streamed tool_calls, then the tool result round-trips with its id', async ({ assert }) => {

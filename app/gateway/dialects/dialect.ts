@@ -13,6 +13,13 @@ import type { TokenUsage } from '#gateway/types'
 export interface EncodeHints {
   /** OpenAI's own API wants max_completion_tokens (reasoning models reject max_tokens) */
   maxTokensField?: 'max_tokens' | 'max_completion_tokens'
+  /**
+   * The vendor reads Anthropic's `cache_control` marks on chat content parts
+   * (OpenRouter relays them to Anthropic and Gemini models). Elsewhere they
+   * are dropped: strict OpenAI-compatible servers (Google's, Mistral's,
+   * NVIDIA NIM) refuse the unknown field with a 400.
+   */
+  cacheControl?: boolean
 }
 
 /** What the client asked for, as far as a stream encoder needs to know. */

@@ -117,10 +117,11 @@ function decodeToolChoice(choice: ChatRequest['tool_choice']): ToolChoice | unde
 /** Canonical -> OpenAI chat request (for any OpenAI-compatible upstream). */
 export function encodeChatRequest(request: CanonicalRequest, model: string, hints: EncodeHints = {}): ChatRequest {
   const messages: ChatMessage[] = []
-  if (request.system.length > 0) messages.push({ role: 'system', content: textContent(request.system) })
+  const keepCache = hints.cacheControl === true
+  if (request.system.length > 0) messages.push({ role: 'system', content: textContent(request.system, keepCache) })
   for (const message of request.messages) {
     if (message.role === 'system') {
-      messages.push({ role: 'system', content: textContent(message.content.filter((p) => p.type === 'text')) })
+      messages.push({ role: 'system', content: textContent(message.content.filter((p) => p.type === 'text'), keepCache) })
     } else if (message.role === 'assistant') {
       messages.push(encodeAssistant(message.content))
     } else {
@@ -133,7 +134,7 @@ export function encodeChatRequest(request: CanonicalRequest, model: string, hint
           rest.push(part)
         }
       }
-      if (rest.length > 0) messages.push({ role: 'user', content: userContent(rest) })
+      if (rest.length > 0) messages.push({ role: 'user', content: userContent(rest, keepCache) })
     }
   }
   const body: ChatRequest = { model, messages }
@@ -170,17 +171,18 @@ export function effortOfBudget(budget: number): string {
   return 'high'
 }
 
-function textContent(parts: ContentPart[]): string | ChatContentPart[] {
+/** System text: one string, or parts when they carry cache marks the vendor reads. */
+function textContent(parts: ContentPart[], keepCache: boolean): string | ChatContentPart[] {
   const texts = parts.filter((p): p is TextPart => p.type === 'text')
-  if (texts.some((p) => p.cacheControl)) return userContent(texts) as ChatContentPart[]
+  if (keepCache && texts.some((p) => p.cacheControl)) return userContent(texts, keepCache) as ChatContentPart[]
   return texts.map((p) => p.text).join('\n\n')
 }
 
-function userContent(parts: Array<TextPart | ImagePart>): string | ChatContentPart[] {
-  if (parts.length === 1 && parts[0].type === 'text' && !parts[0].cacheControl) return parts[0].text
+function userContent(parts: Array<TextPart | ImagePart>, keepCache: boolean): string | ChatContentPart[] {
+  if (parts.length === 1 && parts[0].type === 'text' && !(keepCache && parts[0].cacheControl)) return parts[0].text
   return parts.map((part): ChatContentPart => {
     if (part.type === 'text') {
-      return part.cacheControl
+      return keepCache && part.cacheControl
         ? { type: 'text', text: part.text, cache_control: part.cacheControl }
         : { type: 'text', text: part.text }
     }
