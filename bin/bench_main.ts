@@ -43,6 +43,7 @@
 |   BENCH_KEEP=1           keep the throwaway data directory
 |   BENCH_CPU_PROF=1       run the gateway with --cpu-prof (tmp/bench-prof) and
 |                          print its self time by area and function per run
+|                          (the runs' time windows on the profile's clock: windows.json there)
 |   BENCH_PORTKEY=0        skip the optional Portkey gateway comparison
 |   BENCH_BARE=0           skip the bare relay (bin/bare_proxy.js: node:http + undici and nothing
 |                          else, the floor the gateway is measured against)
@@ -1352,6 +1353,8 @@ function printProfiles() {
     console.log(`\nno CPU profile was written in ${PROF_DIR}`)
     return
   }
+  // The load windows on the profile's clock, for tools that read the profile further (inclusive times, call trees).
+  writeFileSync(join(PROF_DIR, 'windows.json'), JSON.stringify(windows, null, 1))
   const gatewayWindows = windows.filter((w) => w.label.endsWith(', gateway'))
   for (const window of [...gatewayWindows, null]) {
     const summaries = files.map((f) => summarizeProfile(join(PROF_DIR, f), window)).sort((a, b) => b.busyMs - a.busyMs)
