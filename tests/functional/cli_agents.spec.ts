@@ -48,6 +48,7 @@ function freshHome(): string {
 
 /** `claude -p` with the gateway as ANTHROPIC_BASE_URL (Claude Code's own model names: claude-*). */
 function claudeCode(key: string): Promise<string> {
+  // (run()'s 90 s timeout kills a CLI that keeps retrying: its output is then empty.)
   const home = freshHome()
   return run(
     'claude',
@@ -125,6 +126,15 @@ test.group('Coding agents through the gateway, in their own wire format (run onl
   })
     .skip(!installed('claude'), 'claude (Claude Code) is not installed')
     .timeout(120_000)
+
+  test('Claude Code: a wrong key or a model the key may not use is reported at once, not retried', async ({ assert }) => {
+    // Without `x-should-retry: false` Claude Code retries a 401 ten times with backoff (~90 s).
+    assert.include(await claudeCode('sk-gw-wrong'), 'Invalid API key')
+    const user = await seedUser({ keyModels: ['gpt-*'] })
+    assert.include(await claudeCode(user.key), 'is not permitted on your plan or key')
+  })
+    .skip(!installed('claude'), 'claude (Claude Code) is not installed')
+    .timeout(200_000)
 
   test('Codex CLI: codex exec over /v1/responses to an OpenAI channel (passed through)', async ({ assert }) => {
     const user = await seedUser()

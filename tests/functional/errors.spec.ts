@@ -142,3 +142,60 @@ test.group('Error table (seed 000 + gateway codes), OpenAI error shape', (group)
     assert.equal(body.error.code, 'not_found')
   })
 })
+
+test.group('x-should-retry: errors a retry cannot cure say so, in every wire format', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-*', 'paid-*'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
+    await seedPrice('paid-*', '1', '1')
+    return () => mock.stop()
+  })
+
+  const shouldRetry = (response: Response) => response.headers.get('x-should-retry')
+
+  test('false on the key, the body, the permission, the balance, the monthly quota and an upstream 4xx', async ({ assert }) => {
+    const chat = (body: unknown, headers: Record<string, string>) => post('/v1/chat/completions', body, headers)
+    const user = await seedUser({ plan: { name: 'quota', monthlyInputTokens: 20 }, keyModels: ['mock-*', 'paid-*', 'claude-*', 'gemini-*'] })
+    const auth = { authorization: `Bearer ${user.key}` }
+
+    const answers: Array<[string, Response]> = [
+      ['401 openai', await chat({ model: 'mock-a', messages: hello }, { authorization: 'Bearer sk-gw-nope' })],
+      ['401 anthropic', await post('/v1/messages', { model: 'claude-x', max_tokens: 5, messages: hello }, { 'x-api-key': 'sk-gw-nope' })],
+      ['401 google', await post('/v1beta/models/gemini-2.5-flash:generateContent', { contents: [] }, { 'x-goog-api-key': 'sk-gw-nope' })],
+      ['400 json', await chat('{"model":', auth)],
+      ['400 model', await chat({ messages: hello }, auth)],
+      ['403', await chat({ model: 'other-1', messages: hello }, auth)],
+      ['402', await chat({ model: 'paid-1', messages: hello }, auth)],
+      ['upstream 422', await chat({ model: 'mock-a', messages: hello, mock: { status: 422 } }, auth)],
+    ]
+    for (const [name, response] of answers) {
+      assert.isAtLeast(response.status, 400, name)
+      assert.equal(shouldRetry(response), 'false', name)
+    }
+
+    assert.equal((await chat({ model: 'mock-a', messages: hello }, auth)).status, 200)
+    assert.equal((await chat({ model: 'mock-a', messages: hello }, auth)).status, 200)
+    const quota = await chat({ model: 'mock-a', messages: hello }, auth)
+    assert.deepEqual([quota.status, shouldRetry(quota)], [429, 'false'])
+  })
+
+  test('absent where the SDKs retry by their own rules: a rate window, an upstream failure, a success', async ({ assert }) => {
+    const user = await seedUser({ key: { rpm: 1 } })
+    const auth = { authorization: `Bearer ${user.key}` }
+    const ok = await post('/v1/chat/completions', { model: 'mock-a', messages: hello }, auth)
+    assert.deepEqual([ok.status, shouldRetry(ok)], [200, null])
+    const limited = await post('/v1/chat/completions', { model: 'mock-a', messages: hello }, auth)
+    assert.equal(limited.status, 429)
+    assert.isNull(shouldRetry(limited))
+    assert.isNotNull(limited.headers.get('retry-after'))
+
+    const other = await seedUser()
+    const failed = await post('/v1/chat/completions', { model: 'mock-a', messages: hello, mock: { status: 500 } }, { authorization: `Bearer ${other.key}` })
+    assert.deepEqual([failed.status, shouldRetry(failed)], [502, null])
+  })
+})

@@ -18,8 +18,25 @@ export function sendApiError(error: unknown, path: string, res: ServerResponse) 
   const gatewayError = clientFacing(toGatewayError(error))
   const json = JSON.stringify(renderError(dialectForPath(path), gatewayError))
   if (gatewayError.headers) for (const name in gatewayError.headers) res.setHeader(name, gatewayError.headers[name])
+  if (isFinal(gatewayError)) res.setHeader('x-should-retry', 'false')
   res.writeHead(gatewayError.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) })
   res.end(json)
+}
+
+/** 4xx statuses the same request meets again however often it is sent. */
+const FINAL_STATUSES = new Set([400, 401, 402, 403, 404, 405, 413, 415, 422])
+
+/**
+ * An error a retry of the same request cannot cure: the key, the body, the
+ * model's permission, the balance, a monthly quota. It says so with
+ * `x-should-retry: false`, the header Anthropic's API sends and the
+ * Stainless SDKs (Anthropic, OpenAI) obey before their status rules. Without
+ * it Claude Code retries a 401 ten times with backoff (about 90 s of silence
+ * before "invalid key"), and every SDK retries a quota's 429 until the
+ * month ends. Rate windows, timeouts and 5xx keep the SDKs' own rules.
+ */
+export function isFinal(error: GatewayError): boolean {
+  return FINAL_STATUSES.has(error.status) || error.code === 'token_limit_exceeded'
 }
 
 /** Expected outcomes (client errors, upstream failures) log one line at most; anything else with its stack. */

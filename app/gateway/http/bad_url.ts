@@ -18,6 +18,6 @@ export function answerBadUrl(req: IncomingMessage, res: ServerResponse) {
   }
   const error = GatewayError.invalidRequest('Malformed percent-encoding in the URL', 'invalid_url')
   const body = JSON.stringify(renderError(dialectForPath(path), error))
-  res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+  res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-should-retry': 'false' })
   res.end(body)
 }
