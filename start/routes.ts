@@ -28,6 +28,7 @@ router
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.get('/models', [ModelsController, 'index']).as('models')
+    router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')
   })

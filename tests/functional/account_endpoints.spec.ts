@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
+import { anthropic } from '#tests/clients'
+import { baseUrl, openai, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
 
 const get = (path: string, key?: string) =>
   fetch(`${baseUrl()}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} })
@@ -23,6 +24,41 @@ test.group('GET /v1/models, /v1/usage, /v1/balance, /api/status', (group) => {
     assert.sameMembers(body.data.map((m: any) => m.id), ['gpt-4o', 'gpt-alias'])
     assert.include(body.data[0], { object: 'model' })
     assert.equal((await get('/v1/models')).status, 401)
+  })
+
+  test('models through the OpenAI SDK: list, and retrieve a listed model, one a glob serves, an unknown one', async ({ assert }) => {
+    const user = await seedUser({ plan: { name: 'sdk-openai', models: ['gpt-*', 'nex/*'] } })
+    const client = openai(user.key)
+    const listed = []
+    for await (const model of client.models.list()) listed.push(model.id)
+    assert.sameMembers(listed, ['gpt-4o', 'gpt-alias'])
+
+    assert.deepInclude(await client.models.retrieve('gpt-4o'), { id: 'gpt-4o', object: 'model', owned_by: 'openrouter' })
+    // Not listed (a glob), so absent from the list, yet served: it can be retrieved.
+    assert.deepInclude(await client.models.retrieve('nex/coder-1'), { id: 'nex/coder-1', object: 'model' })
+    const missing = await client.models.retrieve('gpt-unserved').catch((error) => error)
+    assert.equal(missing.status, 404)
+    assert.equal(missing.error.code, 'model_not_found')
+    const forbidden = await client.models.retrieve('deepseek-chat').catch((error) => error)
+    assert.equal(forbidden.status, 403)
+  })
+
+  test('models through the Anthropic SDK: its shape (anthropic-version decides), its pager, retrieve', async ({ assert }) => {
+    const user = await seedUser({ plan: { name: 'sdk-anthropic', models: ['gpt-*', 'deepseek-*'] } })
+    const client = anthropic(user.key)
+    const listed = []
+    for await (const model of client.models.list()) {
+      assert.equal(model.type, 'model')
+      assert.equal(model.display_name, model.id)
+      assert.match(model.created_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/)
+      listed.push(model.id)
+    }
+    assert.sameMembers(listed, ['gpt-4o', 'gpt-alias', 'deepseek-chat'])
+    const page: any = await (await fetch(`${baseUrl()}/v1/models`, { headers: { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' } })).json()
+    assert.deepInclude(page, { has_more: false, first_id: page.data[0].id, last_id: page.data.at(-1).id })
+    assert.notProperty(page, 'object')
+
+    assert.include(await client.models.retrieve('deepseek-chat'), { type: 'model', id: 'deepseek-chat', display_name: 'deepseek-chat' })
   })
 
   test('usage: seed 000 shape for the current month, by model', async ({ assert }) => {

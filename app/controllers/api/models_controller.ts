@@ -1,17 +1,62 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
+import { GatewayError } from '#exceptions/gateway_error'
 import { modelAllowed } from '#gateway/access_policy'
+import type { ChannelRouter } from '#gateway/routing/channel_router'
 
+/**
+ * `GET /v1/models` and `GET /v1/models/{model}`: the models this key may use.
+ * OpenAI's SDKs and Anthropic's share the path; Anthropic's always send
+ * `anthropic-version` (and Claude Code's gateway model discovery does too), so
+ * that header picks Anthropic's shape (`type`, `display_name`, `created_at`,
+ * `has_more`/`first_id`/`last_id` for its pager) over OpenAI's (`object`,
+ * `created`, `owned_by`).
+ */
 export default class ModelsController {
-  /** GET /v1/models: the models this key may use, in OpenAI's list shape. */
-  async index({ principal, response }: HttpContext) {
-    const gateway = await app.container.make('gateway')
-    const created = Math.floor(Date.now() / 1000)
-    const data = gateway.service
-      .router()
-      .listedModels()
-      .filter(({ id }) => modelAllowed(principal, id))
-      .map(({ id, provider }) => ({ id, object: 'model', created, owned_by: provider }))
-    return response.json({ object: 'list', data })
+  async index({ principal, request, response }: HttpContext) {
+    const router = await currentRouter()
+    const models = router.listedModels().filter(({ id }) => modelAllowed(principal, id))
+    const now = new Date()
+    if (request.header('anthropic-version')) {
+      const data = models.map(({ id }) => anthropicModel(id, now))
+      return response.json({ data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null })
+    }
+    return response.json({ object: 'list', data: models.map(({ id, provider }) => openaiModel(id, provider, now)) })
   }
+
+  /** One model: listed by a channel, or served through a glob or the prefix table. */
+  async show({ principal, params, request, response }: HttpContext) {
+    const id = (params['*'] as string[]).join('/')
+    if (!modelAllowed(principal, id)) throw GatewayError.modelNotAllowed(id)
+    const router = await currentRouter()
+    const provider = providerServing(router, id)
+    if (!provider) throw GatewayError.modelNotFound(id)
+    const now = new Date()
+    return response.json(request.header('anthropic-version') ? anthropicModel(id, now) : openaiModel(id, provider, now))
+  }
+}
+
+async function currentRouter(): Promise<ChannelRouter> {
+  return (await app.container.make('gateway')).service.router()
+}
+
+/** The provider kind of the first channel that would serve the model, or null when none would. */
+function providerServing(router: ChannelRouter, id: string): string | null {
+  try {
+    return router.route(id)[0]?.channel.provider ?? null
+  } catch (error) {
+    // Known but unavailable right now (every channel cooling down or disabled) is still a model.
+    if (error instanceof GatewayError && error.code !== 'model_not_found') {
+      return router.listedModels().find((m) => m.id === id)?.provider ?? 'gateway'
+    }
+    return null
+  }
+}
+
+function openaiModel(id: string, provider: string, now: Date) {
+  return { id, object: 'model', created: Math.floor(now.getTime() / 1000), owned_by: provider }
+}
+
+function anthropicModel(id: string, now: Date) {
+  return { type: 'model', id, display_name: id, created_at: now.toISOString().replace(/\.\d{3}Z$/, 'Z') }
 }
