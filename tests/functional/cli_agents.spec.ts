@@ -223,3 +223,53 @@ test.group('Coding agents through the gateway, translated to another wire format
     .skip(!installed('gemini'), 'gemini (Gemini CLI) is not installed')
     .timeout(120_000)
 })
+
+test.group('Coding agents through the gateway, translated to the remaining formats (run only when installed)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock({ text: 'hello from the mock ' })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['claude-*', 'gpt-*'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['gemini-*'] })
+    return () => mock.stop()
+  })
+
+  test('Claude Code on a native Gemini channel: Messages -> Gemini', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await claudeCode(user.key)
+    assert.include(out, 'hello from the mock', out)
+    const paths = upstreamPaths(mock, from)
+    assert.lengthOf(paths, 1)
+    assert.match(paths[0], /^\/v1beta\/models\/claude-[\w.-]+:streamGenerateContent$/)
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint === 'messages' && r.status === 200))
+  })
+    .skip(!installed('claude'), 'claude (Claude Code) is not installed')
+    .timeout(120_000)
+
+  test('Codex CLI on a native Gemini channel: Responses -> Gemini', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await codex(user.key, 'gpt-5-codex')
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1beta/models/gpt-5-codex:streamGenerateContent'])
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint === 'responses' && r.status === 200))
+  })
+    .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
+    .timeout(120_000)
+
+  test('Gemini CLI on an Anthropic channel: Gemini -> Messages', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await geminiCli(user.key)
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/messages'])
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 2 && rows.every((r) => r.endpoint.startsWith('gemini.') && r.status === 200))
+  })
+    .skip(!installed('gemini'), 'gemini (Gemini CLI) is not installed')
+    .timeout(120_000)
+})

@@ -296,3 +296,56 @@ test.group('POST /v1/messages translated to an OpenAI-compatible channel (Claude
     assert.isAbove(counted.input_tokens, 3)
   })
 })
+
+test.group('POST /v1/messages translated to a native Gemini channel (Claude Code on Gemini)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['claude-*'], modelMapping: { 'claude-g3': 'gemini-3-pro' } })
+    return () => mock.stop()
+  })
+
+  test("a signed function call streams as a tool_use the SDK accepts; the call goes back with Google's placeholder", async ({ assert }) => {
+    const user = await seedUser()
+    const client = anthropic(user.key)
+    const request = {
+      model: 'claude-opus-4-5',
+      max_tokens: 3000,
+      thinking: { type: 'enabled' as const, budget_tokens: 2000 },
+      tools: [weatherTool],
+      messages: [{ role: 'user' as const, content: 'Weather in Paris?' }],
+    }
+    // Gemini signs the call (thoughtSignature on the functionCall part); a signature_delta on a
+    // tool_use block made Claude Code's SDK throw "Content block is not a thinking block".
+    const raw = await post('/v1/messages', { ...request, stream: true }, { 'x-api-key': user.key })
+    const events = parseSse(await raw.text()).map((e) => e.data)
+    const blockTypes = new Map<number, string>()
+    for (const event of events) if (event.type === 'content_block_start') blockTypes.set(event.index, event.content_block.type)
+    assert.deepEqual([...blockTypes.values()], ['thinking', 'tool_use'])
+    for (const event of events) {
+      if (event.delta?.type === 'signature_delta') assert.equal(blockTypes.get(event.index), 'thinking')
+    }
+
+    const message = await client.messages.stream(request).finalMessage()
+    assert.deepEqual(
+      message.content.map((b) => b.type),
+      ['thinking', 'tool_use']
+    )
+    const call = message.content[1] as any
+    assert.deepEqual(call.input, { location: 'Paris' })
+    assert.notProperty(call, 'signature')
+
+    await client.messages.create({
+      ...request,
+      model: 'claude-g3',
+      messages: [...request.messages, { role: 'assistant', content: message.content as any }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'Sunny' }] }],
+    })
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.equal(mock.lastRequest()!.path, '/v1beta/models/gemini-3-pro:generateContent')
+    const functionCall = sent.contents[1].parts.find((p: any) => p.functionCall)
+    assert.equal(functionCall.functionCall.name, 'get_weather')
+    assert.equal(functionCall.thoughtSignature, 'skip_thought_signature_validator')
+  })
+})

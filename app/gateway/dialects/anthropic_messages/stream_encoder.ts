@@ -14,6 +14,8 @@ export class AnthropicStreamEncoder implements StreamEncoder {
   readonly contentType = 'text/event-stream; charset=utf-8'
   #started = false
   #index = new Map<number, number>()
+  /** Anthropic indices of thinking blocks: the only blocks a signature may be sent on */
+  #thinking = new Set<number>()
   #open: number | null = null
   #next = 0
   #stop: StopReason | null = null
@@ -40,6 +42,7 @@ export class AnthropicStreamEncoder implements StreamEncoder {
               ? { type: 'thinking', thinking: '', signature: '' }
               : { type: 'tool_use', id: b.id, name: b.name, input: {} }
         if (b.type === 'tool_call') this.#sawTool = true
+        else if (b.type === 'reasoning') this.#thinking.add(index)
         out += sse({ type: 'content_block_start', index, content_block: block }, 'content_block_start')
         return out
       }
@@ -56,7 +59,10 @@ export class AnthropicStreamEncoder implements StreamEncoder {
       }
       case 'signature': {
         const index = this.#index.get(event.index)
-        if (index === undefined) return ''
+        // Gemini signs function calls too (thoughtSignature on a functionCall part). Anthropic's stream
+        // has no place for that: a signature_delta on a tool_use block breaks the SDKs ("Content block is
+        // not a thinking block"). The call goes back to Gemini with Google's placeholder signature.
+        if (index === undefined || !this.#thinking.has(index)) return ''
         return sse({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: event.value } }, 'content_block_delta')
       }
       case 'block_stop': {
