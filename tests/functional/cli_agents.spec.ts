@@ -7,7 +7,8 @@ import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
- * The coding agents themselves, end to end through the gateway to the mock
+ * The coding agents themselves (Claude Code, Codex CLI, Gemini CLI,
+ * OpenCode), end to end through the gateway to the mock
  * upstream. Each test runs only when its CLI is on PATH and is skipped
  * otherwise. They are not dev dependencies (some 750 MB): `.ci/run` installs
  * the pinned versions of `.ci/agents/package.json` and puts them on PATH; by
@@ -97,6 +98,34 @@ function geminiCli(key: string): Promise<string> {
   )
 }
 
+/**
+ * `opencode run` with the gateway as a custom provider through the AI SDK's
+ * OpenAI-compatible package, which OpenCode installs from the npm registry on
+ * first use: into one cache shared by the runs, so only the first waits for it.
+ */
+function openCode(key: string, model: string): Promise<string> {
+  const home = freshHome()
+  writeFileSync(
+    join(home, 'opencode.json'),
+    JSON.stringify({
+      provider: {
+        gateway: {
+          npm: '@ai-sdk/openai-compatible',
+          name: 'Gateway',
+          options: { baseURL: `${baseUrl()}/v1`, apiKey: key },
+          models: { [model]: { name: model } },
+        },
+      },
+      model: `gateway/${model}`,
+      autoupdate: false,
+      share: 'disabled',
+    })
+  )
+  const cache = join(tmpdir(), 'gw-cli-opencode-cache')
+  mkdirSync(cache, { recursive: true })
+  return run('opencode', ['run', 'say hi'], { HOME: home, XDG_CACHE_HOME: cache, OPENCODE_DISABLE_AUTOUPDATE: '1' }, home)
+}
+
 /** The upstream paths the mock received since `from` (which wire format the gateway spoke). */
 function upstreamPaths(mock: MockUpstream, from: number): string[] {
   return [...new Set(mock.requests.slice(from).map((r) => r.path.split('?')[0]))]
@@ -147,6 +176,19 @@ test.group('Coding agents through the gateway, in their own wire format (run onl
   })
     .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
     .timeout(120_000)
+
+  test('OpenCode: opencode run over /v1/chat/completions to an OpenAI-compatible channel', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await openCode(user.key, 'deepseek-chat')
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/chat/completions'])
+    const rows = await usageRows(user.userId)
+    // Its title request, the turn that calls a tool, the turn after the tool's result.
+    assert.isTrue(rows.length >= 3 && rows.every((r) => r.endpoint === 'chat.completions' && r.status === 200))
+  })
+    .skip(!installed('opencode'), 'opencode (OpenCode) is not installed')
+    .timeout(180_000)
 
   test('Gemini CLI: gemini -p over /v1beta to a native Gemini channel', async ({ assert }) => {
     const user = await seedUser()
@@ -211,6 +253,18 @@ test.group('Coding agents through the gateway, translated to another wire format
     .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
     .timeout(120_000)
 
+  test('OpenCode on an Anthropic channel: chat -> Messages', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await openCode(user.key, 'gpt-5')
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1/messages'])
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 3 && rows.every((r) => r.endpoint === 'chat.completions' && r.status === 200))
+  })
+    .skip(!installed('opencode'), 'opencode (OpenCode) is not installed')
+    .timeout(180_000)
+
   test('Gemini CLI on an OpenAI-compatible chat channel: Gemini -> chat', async ({ assert }) => {
     const user = await seedUser()
     const from = mock.requests.length
@@ -260,6 +314,18 @@ test.group('Coding agents through the gateway, translated to the remaining forma
   })
     .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
     .timeout(120_000)
+
+  test('OpenCode on a native Gemini channel: chat -> Gemini', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await openCode(user.key, 'gpt-5')
+    assert.include(out, 'hello from the mock', out)
+    assert.deepEqual(upstreamPaths(mock, from), ['/v1beta/models/gpt-5:streamGenerateContent'])
+    const rows = await usageRows(user.userId)
+    assert.isTrue(rows.length >= 3 && rows.every((r) => r.endpoint === 'chat.completions' && r.status === 200))
+  })
+    .skip(!installed('opencode'), 'opencode (OpenCode) is not installed')
+    .timeout(180_000)
 
   test('Gemini CLI on an Anthropic channel: Gemini -> Messages', async ({ assert }) => {
     const user = await seedUser()
