@@ -13,7 +13,7 @@ import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } f
  * upstream. Each test runs only when its CLI is on PATH and is skipped
  * otherwise. They are not dev dependencies (some 750 MB): `.ci/run` installs
  * the pinned versions of `.ci/agents/package.json` and puts them on PATH; by
- * hand, `npm ci --prefix .ci/agents` then
+ * hand, `npm install --prefix .ci/agents` then
  * `PATH=$PWD/.ci/agents/node_modules/.bin:$PATH npm test -- --files tests/functional/cli_agents.spec.ts`.
  * Every CLI gets a fresh HOME and runs under a timeout; nothing leaves
  * loopback (their vendor lookups fail fast offline).
