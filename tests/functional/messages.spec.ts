@@ -140,7 +140,41 @@ test.group('POST /v1/messages translated to an OpenAI-compatible channel (Claude
     mock = await startMock()
     await seedChannel({ name: 'vllm', provider: 'custom', baseUrl: mock.url, models: ['qwen-*'] })
     await seedChannel({ name: 'openrouter', provider: 'openrouter', baseUrl: mock.url, models: ['anthropic/*'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-*', 'o4-*'] })
     return () => mock.stop()
+  })
+
+  test("OpenAI: thinking reaches reasoning models only, and they get no sampling parameters they refuse", async ({ assert }) => {
+    const user = await seedUser()
+    const auth = { 'x-api-key': user.key }
+    const body = (model: string) => ({
+      model,
+      max_tokens: 4000,
+      thinking: { type: 'enabled', budget_tokens: 2000 },
+      temperature: 1,
+      top_p: 0.9,
+      messages: [{ role: 'user', content: 'hi' }],
+    })
+    // GPT-4o and GPT-4.1 answer 400 "Unsupported parameter: 'reasoning_effort'": Claude Code thinks by default.
+    for (const model of ['gpt-4o', 'gpt-4.1', 'gpt-5-chat-latest']) {
+      assert.equal((await post('/v1/messages', body(model), auth)).status, 200, model)
+      const sent = JSON.parse(mock.lastRequest()!.body)
+      assert.notProperty(sent, 'reasoning_effort', model)
+      assert.include(sent, { top_p: 0.9, temperature: 1, max_completion_tokens: 4000 }, model)
+    }
+    // Reasoning models refuse top_p (and any temperature but 1).
+    for (const model of ['o4-mini', 'gpt-5.1']) {
+      assert.equal((await post('/v1/messages', { ...body(model), temperature: 1 }, auth)).status, 200, model)
+      const sent = JSON.parse(mock.lastRequest()!.body)
+      assert.equal(sent.reasoning_effort, 'low', model)
+      assert.notProperty(sent, 'top_p', model)
+      assert.equal(sent.temperature, 1, model)
+    }
+    await post('/v1/messages', { ...body('o4-mini'), temperature: 0.2 }, auth)
+    assert.notProperty(JSON.parse(mock.lastRequest()!.body), 'temperature')
+    // Other vendors keep both (the rule is OpenAI's).
+    await post('/v1/messages', body('qwen-coder'), auth)
+    assert.include(JSON.parse(mock.lastRequest()!.body), { reasoning_effort: 'low', top_p: 0.9 })
   })
 
   test('non-stream: system, inner system message, image become chat messages; the answer is a Message', async ({ assert }) => {

@@ -20,6 +20,21 @@ export interface EncodeHints {
    * NVIDIA NIM) refuse the unknown field with a 400.
    */
   cacheControl?: boolean
+  /**
+   * The vendor's reasoning models, by upstream model name. When set, a
+   * translated request sends reasoning effort only to those (OpenAI answers
+   * 400 "Unsupported parameter: 'reasoning_effort'" on GPT-4o and GPT-4.1, so
+   * Claude Code's thinking must not reach them) and sends them no sampling
+   * parameters they refuse (`top_p`, a `temperature` other than 1).
+   */
+  reasoningModels?: RegExp
+}
+
+/** What a translated request may carry to this upstream model (see EncodeHints.reasoningModels). */
+export function reasoningRules(model: string, hints: EncodeHints | undefined): { effort: boolean; sampling: boolean } {
+  if (!hints?.reasoningModels) return { effort: true, sampling: true }
+  const reasoning = hints.reasoningModels.test(model)
+  return { effort: reasoning, sampling: !reasoning }
 }
 
 /** What the client asked for, as far as a stream encoder needs to know. */

@@ -68,7 +68,8 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: ['openai-organization', 'openai-project'],
     envKey: 'OPENAI_API_KEY',
     defaultModels: ['gpt-*', 'o1*', 'o3*', 'o4*', 'chatgpt-*', 'text-embedding-*', 'dall-e-*', 'gpt-image-*'],
-    encodeHints: { maxTokensField: 'max_completion_tokens' },
+    // o1, o3, o4-mini, gpt-5*, codex-*: reasoning models; gpt-5-chat-latest and the GPT-4 family are not.
+    encodeHints: { maxTokensField: 'max_completion_tokens', reasoningModels: /^(o\d|gpt-5(?![\w.-]*-chat)|codex-)/i },
     baseUrl: { hostPath: '/v1', expected: 'https://api.openai.com/v1 (or another OpenAI-compatible base ending in /v1)' },
   },
   openrouter: {

@@ -10,7 +10,7 @@ import {
   type TextPart,
   type ToolChoice,
 } from '#gateway/dialects/canonical'
-import type { EncodeHints } from '#gateway/dialects/dialect'
+import { reasoningRules, type EncodeHints } from '#gateway/dialects/dialect'
 import type { ChatContentPart, ChatMessage, ChatRequest, ChatTool } from '#gateway/dialects/openai_chat/types'
 
 /** OpenAI chat request -> canonical. Leading system/developer messages become the system prompt. */
@@ -151,11 +151,12 @@ export function encodeChatRequest(request: CanonicalRequest, model: string, hint
   }
   if (request.parallelToolCalls !== undefined && request.tools.length > 0) body.parallel_tool_calls = request.parallelToolCalls
   if (request.maxTokens !== undefined) body[hints.maxTokensField ?? 'max_tokens'] = request.maxTokens
-  if (request.temperature !== undefined) body.temperature = request.temperature
-  if (request.topP !== undefined) body.top_p = request.topP
+  const rules = reasoningRules(model, hints)
+  if (request.temperature !== undefined && (rules.sampling || request.temperature === 1)) body.temperature = request.temperature
+  if (request.topP !== undefined && rules.sampling) body.top_p = request.topP
   if (request.stop?.length) body.stop = request.stop
-  if (request.reasoning?.effort) body.reasoning_effort = request.reasoning.effort
-  else if (request.reasoning?.budgetTokens) body.reasoning_effort = effortOfBudget(request.reasoning.budgetTokens)
+  if (rules.effort && request.reasoning?.effort) body.reasoning_effort = request.reasoning.effort
+  else if (rules.effort && request.reasoning?.budgetTokens) body.reasoning_effort = effortOfBudget(request.reasoning.budgetTokens)
   if (request.responseFormat?.type === 'json_object') body.response_format = { type: 'json_object' }
   if (request.responseFormat?.type === 'json_schema') {
     const { name, schema, strict } = request.responseFormat
