@@ -32,10 +32,11 @@ const FINAL_STATUSES = new Set([400, 401, 402, 403, 404, 405, 413, 415, 422])
  * `x-should-retry: false`, the header Anthropic's API sends and the
  * Stainless SDKs (Anthropic, OpenAI) obey before their status rules. Without
  * it Claude Code retries a 401 ten times with backoff (about 90 s of silence
- * before "invalid key"), and every SDK retries a quota's 429 until the
- * month ends. Rate windows, timeouts and 5xx keep the SDKs' own rules.
+ * before "invalid key"), and every SDK retries a monthly quota's 429 (Claude
+ * Code ten times) though it cannot pass before the month ends. Rate windows,
+ * timeouts and 5xx keep the SDKs' own rules.
  */
-export function isFinal(error: GatewayError): boolean {
+function isFinal(error: GatewayError): boolean {
   return FINAL_STATUSES.has(error.status) || error.code === 'token_limit_exceeded'
 }
 
