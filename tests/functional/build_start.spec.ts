@@ -64,7 +64,11 @@ test.group('npm start (compiled build)', () => {
         if (!ready) await new Promise((r) => setTimeout(r, 100))
       }
       assert.isTrue(ready, `server never said ready:\n${output}`)
-      assert.match(output, /heap settled after boot: RSS \d+ -> \d+ MB/)
+      // The line is logged before `ready` is set, but it reaches this pipe on its own time (a clean
+      // clone's CI once read `ready` before it): wait for it a little.
+      const settledLine = /heap settled after boot: RSS \d+ -> \d+ MB/
+      for (let i = 0; i < 100 && !settledLine.test(output); i++) await new Promise((r) => setTimeout(r, 100))
+      assert.match(output, settledLine)
 
       for (const page of ['/login', '/register', '/docs', '/status']) {
         const response = await fetch(`${base}${page}`, { headers: { 'accept-language': 'vi' } })
