@@ -127,6 +127,16 @@ function openCode(key: string, model: string): Promise<string> {
   return run('opencode', ['run', 'say hi'], { HOME: home, XDG_CACHE_HOME: cache, OPENCODE_DISABLE_AUTOUPDATE: '1' }, home)
 }
 
+/** The user's usage rows once at least `count` are written (the meter writes in batches). */
+async function waitForRows(userId: number, count: number) {
+  for (let i = 0; i < 50; i++) {
+    const rows = await usageRows(userId)
+    if (rows.length >= count) return rows
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return usageRows(userId)
+}
+
 /** The upstream paths the mock received since `from` (which wire format the gateway spoke). */
 function upstreamPaths(mock: MockUpstream, from: number): string[] {
   return [...new Set(mock.requests.slice(from).map((r) => r.path.split('?')[0]))]
@@ -198,6 +208,26 @@ test.group('Coding agents through the gateway, in their own wire format (run onl
     { agent: 'gemini', model: 'gemini-2.5-flash', upstream: '/v1beta/models/gemini-2.5-flash:streamGenerateContent', title: 'gemini -p over /v1beta to a native Gemini channel' },
   ]
   for (const c of cases) agentTest(() => mock, c)
+
+  test('a stream the upstream cuts mid-way: the agent retries or says so, and the cut call is metered', async ({ assert }) => {
+    for (const [name, model] of [['claude', 'claude-*'], ['codex', 'o4-mini'], ['opencode', 'deepseek-chat'], ['gemini', 'gemini-2.5-flash']] as const) {
+      if (!installed(name)) continue
+      const user = await seedUser()
+      // The agent's first upstream call is cut after one content delta.
+      mock.script({ reset_after: 1 })
+      const out = await AGENTS[name].launch(user.key, model)
+      const rows = await waitForRows(user.userId, name === 'claude' ? 1 : AGENTS[name].minCalls)
+      assert.lengthOf(rows.filter((r) => r.error_code === 'stream_interrupted'), 1, name)
+      if (name === 'claude') {
+        // Claude Code does not retry an error inside a stream (of any type): it ends the turn and shows the gateway's message.
+        assert.include(out, 'Upstream stream failed', out)
+        continue
+      }
+      // Codex reconnects, OpenCode and Gemini CLI retry the call: the session goes on.
+      assert.include(out, 'hello from the mock', `${name}: ${out}`)
+      assert.isAtLeast(rows.filter((r) => r.error_code === null && r.status === 200).length, AGENTS[name].minCalls - 1, name)
+    }
+  }).timeout(300_000)
 
   test('Claude Code: a wrong key or a model the key may not use is reported at once, not retried', async ({ assert }) => {
     // Without `x-should-retry: false` Claude Code retries a 401 ten times with backoff (~90 s).

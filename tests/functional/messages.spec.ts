@@ -100,6 +100,23 @@ test.group('POST /v1/messages: native pass-through to an anthropic channel', (gr
     assert.deepInclude(final.content[0] as any, { type: 'tool_use', id: 'toolu_mock_1', input: { location: 'Paris' } })
   })
 
+  test('an upstream stream cut mid-way (pass-through) ends in an Anthropic error event and is metered', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    mock.script({ reset_after: 1, chunks: 4 })
+    const response = await post(
+      '/v1/messages',
+      { model: 'claude-x', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'Count' }] },
+      { 'x-api-key': user.key }
+    )
+    const events = parseSse(await response.text())
+    assert.equal(events[0].event, 'message_start')
+    assert.deepInclude(events[events.length - 1], { event: 'error' })
+    assert.equal(events[events.length - 1].data.error.type, 'api_error')
+    assert.include(events[events.length - 1].data.error.message, 'Upstream stream failed')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { status: 200, error_code: 'stream_interrupted' })
+  })
+
   test('count_tokens through the SDK is asked of Anthropic', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const counted = await anthropic(user.key).messages.countTokens({
