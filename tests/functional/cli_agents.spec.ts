@@ -127,7 +127,10 @@ function openCode(key: string, model: string): Promise<string> {
   return run('opencode', ['run', 'say hi'], { HOME: home, XDG_CACHE_HOME: cache, OPENCODE_DISABLE_AUTOUPDATE: '1' }, home)
 }
 
-/** The user's usage rows once at least `count` are written (the meter writes in batches). */
+/**
+ * The user's usage rows once at least `count` are written. `usageRows` drains the meter, but an agent
+ * can exit while the gateway is still closing the call it cut (its row not queued yet).
+ */
 async function waitForRows(userId: number, count: number) {
   for (let i = 0; i < 50; i++) {
     const rows = await usageRows(userId)

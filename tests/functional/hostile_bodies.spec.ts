@@ -74,6 +74,7 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
       )
       assert.equal(answer.status, 413, c.path)
       assert.equal(answer.headers.connection, 'close')
+      assert.equal(answer.headers['x-should-retry'], 'false', c.path)
       assert.match(JSON.stringify(answer.body), /at most/)
       c.check(answer.body)
     }

@@ -10,13 +10,13 @@ import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seed
 const hello = [{ role: 'user', content: 'hi' }]
 
 /** A POST with the path sent byte for byte (fetch would normalise it). */
-function rawPost(path: string, headers: Record<string, string>, body: string): Promise<{ status: number; type: string; body: any }> {
+function rawPost(path: string, headers: Record<string, string>, body: string): Promise<{ status: number; type: string; retry: unknown; body: any }> {
   return new Promise((resolve, reject) => {
     const url = new URL(baseUrl())
     const req = http.request({ host: url.hostname, port: url.port, path, method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
       let text = ''
       res.on('data', (chunk) => (text += chunk))
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body: JSON.parse(text) }))
+      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), retry: res.headers['x-should-retry'], body: JSON.parse(text) }))
     })
     req.on('error', reject)
     req.end(body)
@@ -57,6 +57,7 @@ test.group('Issue 8: error answers', (group) => {
     assert.equal(openai.status, 400)
     assert.include(openai.type, 'application/json')
     assert.deepEqual([openai.body.error.code, openai.body.error.type], ['invalid_url', 'invalid_request_error'])
+    assert.equal(openai.retry, 'false')
     const anthropic = await rawPost('/v1/messages%E0%A4%A', { 'x-api-key': user.key }, '{}')
     assert.equal(anthropic.status, 400)
     assert.deepEqual([anthropic.body.type, anthropic.body.error.type], ['error', 'invalid_request_error'])

@@ -14,7 +14,7 @@ const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'resp
 export const openAiResponses: Dialect = {
   name: 'openai_responses',
   decodeRequest: (body) => decodeResponsesRequest(body as any),
-  encodeRequest: (request, model, hints) => encodeResponsesRequest(request, model, hints) as unknown as Record<string, unknown>,
+  encodeRequest: (request, model) => encodeResponsesRequest(request, model) as unknown as Record<string, unknown>,
   decodeResponse: (body) => decodeResponsesResponse(body),
   encodeResponse: (response, model) => encodeResponsesResponse(response, model) as unknown as Record<string, unknown>,
   streamDecoder: () => new ResponsesStreamDecoder(),

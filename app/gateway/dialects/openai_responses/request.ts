@@ -10,7 +10,6 @@ import {
   type TextPart,
   type ToolChoice,
 } from '#gateway/dialects/canonical'
-import { reasoningRules, type EncodeHints } from '#gateway/dialects/dialect'
 import type { ResponsesContentPart, ResponsesItem, ResponsesRequest, ResponsesTool } from '#gateway/dialects/openai_responses/types'
 
 /**
@@ -144,7 +143,7 @@ function decodeToolChoice(choice: ResponsesRequest['tool_choice']): ToolChoice |
 }
 
 /** Canonical -> Responses request (store:false; reasoning comes back encrypted so it can be replayed). */
-export function encodeResponsesRequest(request: CanonicalRequest, model: string, hints?: EncodeHints): ResponsesRequest {
+export function encodeResponsesRequest(request: CanonicalRequest, model: string): ResponsesRequest {
   const input: ResponsesItem[] = []
   for (const message of request.messages) {
     let pending: ResponsesContentPart[] = []
@@ -201,10 +200,9 @@ export function encodeResponsesRequest(request: CanonicalRequest, model: string,
   }
   if (request.parallelToolCalls !== undefined) body.parallel_tool_calls = request.parallelToolCalls
   if (request.maxTokens !== undefined) body.max_output_tokens = request.maxTokens
-  const rules = reasoningRules(model, hints)
-  if (request.temperature !== undefined && (rules.sampling || request.temperature === 1)) body.temperature = request.temperature
-  if (request.topP !== undefined && rules.sampling) body.top_p = request.topP
-  if (request.reasoning && rules.effort) {
+  if (request.temperature !== undefined) body.temperature = request.temperature
+  if (request.topP !== undefined) body.top_p = request.topP
+  if (request.reasoning) {
     body.reasoning = { effort: request.reasoning.effort ?? 'medium', summary: request.reasoning.summary ?? 'auto' }
     body.include = ['reasoning.encrypted_content']
   }
