@@ -28,8 +28,8 @@ export interface Case {
   prompt: string
   tools?: boolean
   image?: string
-  /** A previous tool call and its result, to continue the conversation */
-  toolResult?: { call: { id?: string; name: string; args: any }; result: string }
+  /** The previous turn's tool calls (one, or several in parallel) and their results, to continue the conversation */
+  toolResults?: Array<{ call: { id?: string; name: string; args: any }; result: string }>
 }
 
 export interface IngressClient {
@@ -53,10 +53,10 @@ export const chatClient: IngressClient = {
       ? { role: 'user', content: [{ type: 'text', text: c.prompt }, { type: 'image_url', image_url: { url: `data:image/png;base64,${c.image}` } }] }
       : { role: 'user', content: c.prompt }
     const messages: any[] = [user]
-    if (c.toolResult) {
-      const { call, result } = c.toolResult
-      messages.push({ role: 'assistant', content: null, tool_calls: [{ id: call.id, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.args) } }] })
-      messages.push({ role: 'tool', tool_call_id: call.id, content: result })
+    if (c.toolResults) {
+      const calls = c.toolResults.map(({ call }) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.args) } }))
+      messages.push({ role: 'assistant', content: null, tool_calls: calls })
+      for (const { call, result } of c.toolResults) messages.push({ role: 'tool', tool_call_id: call.id, content: result })
     }
     const body: Record<string, unknown> = { model: c.model, messages, stream: c.stream }
     if (c.stream) body.stream_options = { include_usage: true }
@@ -103,10 +103,9 @@ export const messagesClient: IngressClient = {
     const content: any[] = [{ type: 'text', text: c.prompt }]
     if (c.image) content.push({ type: 'image', source: { type: 'base64', media_type: 'image/png', data: c.image } })
     const messages: any[] = [{ role: 'user', content }]
-    if (c.toolResult) {
-      const { call, result } = c.toolResult
-      messages.push({ role: 'assistant', content: [{ type: 'tool_use', id: call.id, name: call.name, input: call.args }] })
-      messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: result }] })
+    if (c.toolResults) {
+      messages.push({ role: 'assistant', content: c.toolResults.map(({ call }) => ({ type: 'tool_use', id: call.id, name: call.name, input: call.args })) })
+      messages.push({ role: 'user', content: c.toolResults.map(({ call, result }) => ({ type: 'tool_result', tool_use_id: call.id, content: result })) })
     }
     const body: Record<string, unknown> = { model: c.model, max_tokens: 256, messages, stream: c.stream }
     if (c.tools) body.tools = [{ name: 'get_weather', input_schema: schema }]
@@ -130,11 +129,23 @@ export const messagesClient: IngressClient = {
       return answer
     }
     const blocks = new Map<number, any>()
+    // Anthropic's stream has one block open at a time: a piece outside its block's start and stop breaks the wire.
+    const open = new Set<number>()
+    const mustBeOpen = (index: number, event: string) => {
+      if (!open.has(index)) throw new Error(`${event} for block ${index}, which is not open`)
+    }
     let start: any = null
     for (const { event, data } of parseSse(text)) {
       if (event === 'message_start') start = data.message.usage
-      else if (event === 'content_block_start') blocks.set(data.index, { ...data.content_block, json: '' })
-      else if (event === 'content_block_delta') {
+      else if (event === 'content_block_start') {
+        if (open.size > 0) throw new Error(`content_block_start ${data.index} while block ${[...open]} is open`)
+        open.add(data.index)
+        blocks.set(data.index, { ...data.content_block, json: '' })
+      } else if (event === 'content_block_stop') {
+        mustBeOpen(data.index, event)
+        open.delete(data.index)
+      } else if (event === 'content_block_delta') {
+        mustBeOpen(data.index, event)
         const block = blocks.get(data.index)
         if (data.delta.type === 'text_delta') answer.text += data.delta.text
         if (data.delta.type === 'input_json_delta') block.json += data.delta.partial_json
@@ -157,10 +168,9 @@ export const responsesClient: IngressClient = {
     const content: any[] = [{ type: 'input_text', text: c.prompt }]
     if (c.image) content.push({ type: 'input_image', image_url: `data:image/png;base64,${c.image}` })
     const input: any[] = [{ type: 'message', role: 'user', content }]
-    if (c.toolResult) {
-      const { call, result } = c.toolResult
-      input.push({ type: 'function_call', call_id: call.id, name: call.name, arguments: JSON.stringify(call.args) })
-      input.push({ type: 'function_call_output', call_id: call.id, output: result })
+    if (c.toolResults) {
+      for (const { call } of c.toolResults) input.push({ type: 'function_call', call_id: call.id, name: call.name, arguments: JSON.stringify(call.args) })
+      for (const { call, result } of c.toolResults) input.push({ type: 'function_call_output', call_id: call.id, output: result })
     }
     const body: Record<string, unknown> = { model: c.model, input, stream: c.stream, store: false }
     if (c.tools) body.tools = [{ type: 'function', name: 'get_weather', parameters: schema }]
@@ -182,7 +192,10 @@ export const responsesClient: IngressClient = {
       return answer
     }
     let streamed = ''
+    const done = new Set<number>()
     for (const { event, data } of parseSse(text)) {
+      if (event?.endsWith('.delta') && done.has(data.output_index)) throw new Error(`${event} for output ${data.output_index} after its item was done`)
+      if (event === 'response.output_item.done') done.add(data.output_index)
       if (event === 'response.output_text.delta') streamed += data.delta
       if (event === 'response.completed') {
         fromResponse(data.response)
@@ -203,10 +216,10 @@ export const geminiClient: IngressClient = {
     const parts: any[] = [{ text: c.prompt }]
     if (c.image) parts.push({ inlineData: { mimeType: 'image/png', data: c.image } })
     const contents: any[] = [{ role: 'user', parts }]
-    if (c.toolResult) {
-      const { call, result } = c.toolResult
-      contents.push({ role: 'model', parts: [{ functionCall: { ...(call.id ? { id: call.id } : {}), name: call.name, args: call.args } }] })
-      contents.push({ role: 'user', parts: [{ functionResponse: { ...(call.id ? { id: call.id } : {}), name: call.name, response: { result } } }] })
+    if (c.toolResults) {
+      const id = (call: { id?: string }) => (call.id ? { id: call.id } : {})
+      contents.push({ role: 'model', parts: c.toolResults.map(({ call }) => ({ functionCall: { ...id(call), name: call.name, args: call.args } })) })
+      contents.push({ role: 'user', parts: c.toolResults.map(({ call, result }) => ({ functionResponse: { ...id(call), name: call.name, response: { result } } })) })
     }
     const body: Record<string, unknown> = { contents }
     if (c.tools) body.tools = [{ functionDeclarations: [{ name: 'get_weather', parametersJsonSchema: schema }] }]

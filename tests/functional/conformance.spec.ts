@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { INGRESS_CLIENTS, type Case, type IngressClient } from '#tests/conformance/ingress_clients'
+import { upstreamTurns } from '#tests/conformance/upstream_turns'
 import { post, resetDatabase, seedChannel, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 import type { ProviderKind } from '#gateway/types'
 
@@ -73,12 +74,39 @@ for (const client of INGRESS_CLIENTS) {
         const [toolCall] = first.answer!.toolCalls
         assert.equal(toolCall?.name, 'get_weather')
         assert.deepEqual(toolCall.args, { location: 'Paris' })
-        const second = await call(client, user, { model, stream: false, prompt: 'Weather in Paris?', tools: true, toolResult: { call: toolCall, result: '18C' } })
+        const second = await call(client, user, { model, stream: false, prompt: 'Weather in Paris?', tools: true, toolResults: [{ call: toolCall, result: '18C' }] })
         assert.equal(second.answer!.text, TEXT)
         assert.lengthOf(second.answer!.toolCalls, 0)
         const sent = mock.lastRequest()!.body
         if (toolCall.id) assert.include(sent, toolCall.id)
         assert.include(sent, '18C')
+      }).skip(!can('tools'), 'adapter lacks tools')
+
+      test('parallel tool calls round-trip, each result back with its own call', async ({ assert }) => {
+        // Streamed in OpenAI's order, streamed interleaved by index (other chat servers), and whole.
+        const modes = [{ stream: true }, { stream: true, interleave: true }, { stream: false }]
+        for (const { stream, interleave } of modes) {
+          const label = `stream=${stream}${interleave ? ' interleaved' : ''}`
+          mock.script({ calls: 2, interleave })
+          const first = await call(client, user, { model, stream, prompt: 'Weather in Paris and Tokyo?', tools: true })
+          assert.equal(first.response.status, 200, first.text)
+          const calls = first.answer!.toolCalls
+          assert.deepEqual(calls.map((c) => [c.name, c.args]), [['get_weather', { location: 'Paris' }], ['get_weather', { location: 'Tokyo' }]], label)
+          const ids = calls.map((c) => c.id).filter(Boolean)
+          assert.equal(new Set(ids).size, ids.length, `${label}: the calls' ids are distinct`)
+
+          const toolResults = [{ call: calls[0], result: '18C' }, { call: calls[1], result: '25C' }]
+          const second = await call(client, user, { model, stream: false, prompt: 'Weather in Paris and Tokyo?', tools: true, toolResults })
+          assert.equal(second.response.status, 200, `${label}: ${second.text}`)
+          assert.equal(second.answer!.text, TEXT)
+          const sent = upstreamTurns(mock.lastRequest()!)
+          assert.deepEqual(sent.calls.map((c) => c.args), [{ location: 'Paris' }, { location: 'Tokyo' }], label)
+          assert.lengthOf(sent.results, 2, label)
+          sent.results.forEach((result, i) => {
+            assert.include(result.text, ['18C', '25C'][i], label)
+            if (result.id || sent.calls[i].id) assert.equal(result.id, sent.calls[i].id, `${label}: result ${i} names its call`)
+          })
+        }
       }).skip(!can('tools'), 'adapter lacks tools')
 
       test('image input reaches the upstream', async ({ assert }) => {

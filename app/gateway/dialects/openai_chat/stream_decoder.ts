@@ -2,17 +2,36 @@ import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
 import { decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
-import type { ChatChunk } from '#gateway/dialects/openai_chat/types'
+import type { ChatChunk, ChatToolCallDelta } from '#gateway/dialects/openai_chat/types'
 
 /**
  * OpenAI chat chunks -> canonical events. Chat has no block boundaries, so
  * the decoder keeps the open block (text, reasoning, or one tool call by its
  * `index`) and closes it when another kind of delta arrives.
+ *
+ * Parallel tool calls: OpenAI streams each call whole before the next, but
+ * other servers start several in one chunk and then interleave their
+ * argument pieces by index. Canonical blocks are one at a time, so the first
+ * call streams live and every call that starts while it is open is gathered
+ * and emitted whole, in order, once the live one closes (at the finish, or
+ * when text follows). A piece is never sent after its block's stop.
  */
+interface PendingCall {
+  id: string
+  name: string
+  args: string
+}
+
 export class ChatStreamDecoder implements StreamDecoder {
   #started = false
   #blocks = new OpenBlock()
-  #tools = new Map<number, number>()
+  /** The chat index of the tool call streaming live as the open block, and that block's index */
+  #live: number | undefined
+  #liveBlock = 0
+  /** Calls started while the live one was open, by chat index (in arrival order) */
+  #pending = new Map<number, PendingCall>()
+  /** Chat indices already emitted and closed: later pieces for them have no block to go to */
+  #closed = new Set<number>()
 
   push(event: { data: string }): CanonicalEvent[] {
     if (event.data === '[DONE]') return []
@@ -32,27 +51,17 @@ export class ChatStreamDecoder implements StreamDecoder {
     if (delta) {
       const reasoning = delta.reasoning_content ?? delta.reasoning
       if (typeof reasoning === 'string' && reasoning) {
+        this.#closeTools(out)
         out.push({ type: 'delta', index: this.#blocks.ensure(out, 'reasoning'), kind: 'reasoning', value: reasoning })
       }
       if (typeof delta.content === 'string' && delta.content) {
+        this.#closeTools(out)
         out.push({ type: 'delta', index: this.#blocks.ensure(out, 'text'), kind: 'text', value: delta.content })
       }
-      for (const call of delta.tool_calls ?? []) {
-        const toolIndex = Number(call.index ?? 0)
-        let index = this.#tools.get(toolIndex)
-        if (index === undefined) {
-          index = this.#blocks.open(out, {
-            type: 'tool_call',
-            id: String(call.id ?? `call_${this.#blocks.next}`),
-            name: String(call.function?.name ?? ''),
-          })
-          this.#tools.set(toolIndex, index)
-        }
-        const args = call.function?.arguments
-        if (args) out.push({ type: 'delta', index, kind: 'arguments', value: args })
-      }
+      for (const call of delta.tool_calls ?? []) this.#toolPiece(out, call)
     }
     if (choice?.finish_reason) {
+      this.#closeTools(out)
       this.#blocks.close(out)
       out.push({ type: 'stop', reason: stopOfFinish(choice.finish_reason) })
     }
@@ -63,7 +72,47 @@ export class ChatStreamDecoder implements StreamDecoder {
 
   end(): CanonicalEvent[] {
     const out: CanonicalEvent[] = []
+    this.#closeTools(out)
     this.#blocks.close(out)
     return out
+  }
+
+  #toolPiece(out: CanonicalEvent[], call: ChatToolCallDelta) {
+    const chatIndex = Number(call.index ?? 0)
+    const args = typeof call.function?.arguments === 'string' ? call.function.arguments : ''
+    if (chatIndex === this.#live) {
+      if (args) out.push({ type: 'delta', index: this.#liveBlock, kind: 'arguments', value: args })
+      return
+    }
+    const pending = this.#pending.get(chatIndex)
+    if (pending) {
+      pending.args += args
+      return
+    }
+    if (this.#closed.has(chatIndex)) return
+    const id = String(call.id ?? `call_${this.#blocks.next + this.#pending.size}`)
+    const name = String(call.function?.name ?? '')
+    if (this.#live !== undefined) {
+      this.#pending.set(chatIndex, { id, name, args })
+      return
+    }
+    this.#liveBlock = this.#blocks.open(out, { type: 'tool_call', id, name })
+    this.#live = chatIndex
+    if (args) out.push({ type: 'delta', index: this.#liveBlock, kind: 'arguments', value: args })
+  }
+
+  /** Closes the live call, then emits the gathered ones whole, in order. */
+  #closeTools(out: CanonicalEvent[]) {
+    if (this.#live === undefined) return
+    this.#closed.add(this.#live)
+    this.#live = undefined
+    this.#blocks.close(out)
+    for (const [chatIndex, call] of this.#pending) {
+      const index = this.#blocks.open(out, { type: 'tool_call', id: call.id, name: call.name })
+      if (call.args) out.push({ type: 'delta', index, kind: 'arguments', value: call.args })
+      this.#blocks.close(out)
+      this.#closed.add(chatIndex)
+    }
+    this.#pending.clear()
   }
 }

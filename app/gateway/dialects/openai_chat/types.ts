@@ -84,11 +84,19 @@ export interface ChatChunk {
       content?: string | null
       reasoning_content?: string
       reasoning?: string
-      tool_calls?: Array<{ index: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }>
+      tool_calls?: ChatToolCallDelta[]
     }
     logprobs?: unknown
     finish_reason: string | null
   }>
   usage?: ChatUsage | null
   error?: { message?: string }
+}
+
+/** One piece of a streamed tool call: the first names it (id, name), later ones carry only `index` and arguments. */
+export interface ChatToolCallDelta {
+  index: number
+  id?: string
+  type?: string
+  function?: { name?: string; arguments?: string }
 }
