@@ -4,7 +4,8 @@ import { execFile, execFileSync } from 'node:child_process'
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import type { MockUpstream, RecordedRequest } from '#tests/fixtures/mock_upstream/server'
+import { upstreamTurns } from '#tests/conformance/upstream_turns'
 import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -163,8 +164,8 @@ interface AgentCase {
   /** What the channel was spoken to: the one upstream path of the run */
   upstream: string | RegExp
   title: string
-  /** Further checks on the bodies the upstream received */
-  check?: (bodies: string[], assert: Assert) => void
+  /** Further checks on the requests the upstream received */
+  check?: (requests: RecordedRequest[], assert: Assert) => void
 }
 
 /**
@@ -182,7 +183,7 @@ function agentTest(mock: () => MockUpstream, c: AgentCase) {
     assert.lengthOf(paths, 1, paths.join(', '))
     if (typeof c.upstream === 'string') assert.equal(paths[0], c.upstream)
     else assert.match(paths[0], c.upstream)
-    c.check?.(mock().requests.slice(from).map((r) => String(r.body)), assert)
+    c.check?.(mock().requests.slice(from), assert)
     const rows = await usageRows(user.userId)
     assert.isAtLeast(rows.length, agent.minCalls)
     for (const row of rows) assert.isTrue(agent.endpoint(row.endpoint) && row.status === 200, `${row.endpoint} ${row.status}`)
@@ -261,7 +262,7 @@ test.group('Coding agents through the gateway, translated to another wire format
       upstream: '/v1/chat/completions',
       title: 'on an OpenAI-compatible chat channel: Messages -> chat, no Anthropic cache marks sent',
       // Claude Code marks its system prompt and history with cache_control; a strict chat server refuses the field.
-      check: (bodies, assert) => bodies.forEach((body) => assert.notInclude(body, 'cache_control')),
+      check: (requests, assert) => requests.forEach((r) => assert.notInclude(r.body, 'cache_control')),
     },
     { agent: 'codex', model: 'deepseek-chat', upstream: '/v1/chat/completions', title: 'on a chat-only channel: Responses -> chat' },
     { agent: 'codex', model: 'gpt-5-codex', upstream: '/v1/messages', title: 'on an Anthropic channel: Responses -> Messages' },
@@ -290,4 +291,46 @@ test.group('Coding agents through the gateway, translated to the remaining forma
     { agent: 'gemini', model: 'gemini-2.5-flash', upstream: '/v1/messages', title: 'on an Anthropic channel: Gemini -> Messages' },
   ]
   for (const c of cases) agentTest(() => mock, c)
+})
+
+/**
+ * Both calls of a parallel turn went back to the upstream with their arguments intact and their
+ * results, in order, each naming its own call (the mock refuses a malformed turn with the provider's 400, which the agent test sees too).
+ */
+function bothResultsPaired(requests: RecordedRequest[], assert: Assert) {
+  const turns = requests.filter((r) => r.method === 'POST').map(upstreamTurns)
+  const answered = turns.find((t) => t.results.length > 0)
+  assert.exists(answered, 'no request carried the tools\' results')
+  // The calls as the agent read them and sent them back: each with its own arguments, whole.
+  assert.deepEqual(answered!.calls.map((c) => c.args), [{ location: 'Paris' }, { location: 'Tokyo' }])
+  assert.lengthOf(answered!.results, 2)
+  answered!.results.forEach((result, i) => {
+    if (result.id || answered!.calls[i].id) assert.equal(result.id, answered!.calls[i].id)
+  })
+}
+
+test.group('Coding agents through the gateway, two parallel tool calls a turn (run only when installed)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    // Every tool-offering answer calls two tools at once; chat streams interleave the two calls' pieces.
+    mock = await startMock({ text: 'hello from the mock ', calls: 2, interleave: true })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['gpt-5-codex'] })
+    await seedChannel({ name: 'chat', provider: 'deepseek', baseUrl: mock.url, models: ['deepseek-*', 'gemini-*', 'claude-*'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['o4-*'] })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gpt-5'] })
+    return () => mock.stop()
+  })
+
+  const cases: AgentCase[] = [
+    { agent: 'claude', model: 'claude-*', upstream: '/v1/chat/completions', title: 'two interleaved chat calls, Messages -> chat' },
+    { agent: 'codex', model: 'o4-mini', upstream: '/v1/responses', title: 'two calls at once to an OpenAI channel' },
+    { agent: 'codex', model: 'gpt-5-codex', upstream: '/v1/messages', title: 'two calls at once, Responses -> Messages' },
+    { agent: 'codex', model: 'deepseek-chat', upstream: '/v1/chat/completions', title: 'two interleaved chat calls, Responses -> chat' },
+    { agent: 'opencode', model: 'deepseek-chat', upstream: '/v1/chat/completions', title: 'two interleaved calls to an OpenAI-compatible channel' },
+    { agent: 'opencode', model: 'gpt-5', upstream: '/v1beta/models/gpt-5:streamGenerateContent', title: 'two calls in one Gemini turn, chat -> Gemini' },
+    { agent: 'gemini', model: 'gemini-2.5-flash', upstream: '/v1/chat/completions', title: 'two interleaved chat calls, Gemini -> chat' },
+  ]
+  for (const c of cases) agentTest(() => mock, { ...c, check: bothResultsPaired })
 })
