@@ -233,6 +233,21 @@ test.group('Coding agents through the gateway, in their own wire format (run onl
     }
   }).timeout(300_000)
 
+  test('the provider says 429 with Retry-After: the agent waits, retries and finishes; the refused call is metered', async ({ assert }) => {
+    for (const [name, model] of [['claude', 'claude-*'], ['codex', 'o4-mini'], ['opencode', 'deepseek-chat'], ['gemini', 'gemini-2.5-flash']] as const) {
+      if (!installed(name)) continue
+      const user = await seedUser()
+      // The channel is the model's only one: the gateway answers the agent 429 with the provider's Retry-After
+      // (and pauses that channel's model as long), in the agent's own error shape.
+      mock.script({ status: 429, retry_after: 1 })
+      const out = await AGENTS[name].launch(user.key, model)
+      assert.include(out, 'hello from the mock', `${name}: ${out}`)
+      const rows = await waitForRows(user.userId, AGENTS[name].minCalls + 1)
+      assert.isAtLeast(rows.filter((r) => r.status === 429).length, 1, name)
+      assert.isAtLeast(rows.filter((r) => r.status === 200).length, AGENTS[name].minCalls, name)
+    }
+  }).timeout(300_000)
+
   test('Claude Code: a wrong key or a model the key may not use is reported at once, not retried', async ({ assert }) => {
     // Without `x-should-retry: false` Claude Code retries a 401 ten times with backoff (~90 s).
     assert.include(await claudeCode('sk-gw-wrong'), 'Invalid API key')
