@@ -58,6 +58,9 @@
 |   BENCH_SLOW_PROMPT_KB   size of each slow stream's request, as a coding agent's
 |                          (a long prompt in 40 parts; default 0: "hello")
 |   BENCH_SLOW_CHUNK_DELAY_MS  pause before each chunk (default 1000)
+|   BENCH_SLOW_FORMAT=messages  the gateway's slow streams come in Anthropic's
+|                          format (Claude Code on a chat provider: every event
+|                          translated); the direct run stays chat, as the baseline
 |   BENCH_SLOW_RAMP_MS     the streams are opened evenly over this long (default 2000)
 |   BENCH_SLOW_TIMEOUT_SECONDS  streams still open then are cut (default 3 x the stream's length)
 |   BENCH_SLOW_DIRECT=0    skip the direct slow-stream run (its delays are the baseline)
@@ -128,7 +131,10 @@ const SLOW_CHUNK_DELAY_MS = numEnv('BENCH_SLOW_CHUNK_DELAY_MS', 1000)
 const SLOW_RAMP_MS = numEnv('BENCH_SLOW_RAMP_MS', 2000)
 const SLOW_TIMEOUT_MS = numEnv('BENCH_SLOW_TIMEOUT_SECONDS', (3 * SLOW_CHUNKS * SLOW_CHUNK_DELAY_MS) / 1000) * 1000
 const SLOW_PROMPT_KB = numEnv('BENCH_SLOW_PROMPT_KB', 0)
-const SLOW_BODY = slowStreamBody(SLOW_PROMPT_KB)
+const SLOW_MESSAGES = env.BENCH_SLOW_FORMAT === 'messages'
+const SLOW_CHAT_BODY = slowStreamBody(SLOW_PROMPT_KB)
+/** What the gateway's slow streams send: chat, or the same prompt as an Anthropic Messages request */
+const SLOW_BODY = SLOW_MESSAGES ? JSON.stringify({ ...JSON.parse(SLOW_CHAT_BODY), max_tokens: 4096 }) : SLOW_CHAT_BODY
 
 /**
  * The slow streams' request. With BENCH_SLOW_PROMPT_KB, it has the size of a
@@ -964,25 +970,33 @@ async function main() {
   // 5. Slow streams: every target holds SLOW_STREAMS streams at once
   const slowResults: Record<string, SlowStreamResult> = {}
   if (SLOW) {
-    const slowTargets = targets.filter((t) => t.name !== 'bare' && (t !== direct || env.BENCH_SLOW_DIRECT !== '0'))
+    // In Anthropic's format only the gateway can answer (and the direct chat run is the delays' baseline).
+    const slowTargets = targets.filter(
+      (t) => t.name !== 'bare' && (t !== direct || env.BENCH_SLOW_DIRECT !== '0') && (!SLOW_MESSAGES || t === direct || t === viaGateway)
+    )
     for (const target of slowTargets) {
       await sleep(2000)
       const slowHeaders = target.name === 'portkey' ? { ...target.headers, 'x-portkey-custom-host': `${slowMockOrigin}/v1` } : target.headers
-      const url = target === direct ? `${slowMockOrigin}/v1/chat/completions` : target.url
+      const messages = SLOW_MESSAGES && target === viaGateway
+      const url = target === direct ? `${slowMockOrigin}/v1/chat/completions` : messages ? `${gatewayOrigin}/v1/messages` : target.url
+      const body = messages ? SLOW_BODY : SLOW_CHAT_BODY
       const pid = managed.find((m) => m.name === target.name)?.child.pid
       log(
         `slow streams, ${target.name}: ${SLOW_STREAMS} at once, ${SLOW_CHUNKS} chunks ${SLOW_CHUNK_DELAY_MS} ms apart ` +
-          `(requests of ${(SLOW_BODY.length / 1024).toFixed(1)} KB, opened over ${SLOW_RAMP_MS} ms, cut after ${SLOW_TIMEOUT_MS / 1000}s)`
+          `(${messages ? 'Anthropic Messages translated to chat, ' : ''}requests of ${(body.length / 1024).toFixed(1)} KB, opened over ${SLOW_RAMP_MS} ms, cut after ${SLOW_TIMEOUT_MS / 1000}s)`
       )
+      const startUs = monotonicUs()
       const result = await runSlowStreams({
         url,
-        headers: slowHeaders,
-        body: SLOW_BODY,
+        headers: messages ? { ...slowHeaders, 'anthropic-version': '2023-06-01' } : slowHeaders,
+        body,
+        endMarker: messages ? 'event: message_stop' : '[DONE]',
         streams: SLOW_STREAMS,
         rampMs: SLOW_RAMP_MS,
         timeoutMs: SLOW_TIMEOUT_MS,
         watchPids: pid ? { [target.name]: pid } : {},
       })
+      windows.push({ label: `slow streams, ${target.name}`, startUs, endUs: monotonicUs() })
       target.sent += SLOW_STREAMS
       target.answered += result.completed
       slowResults[target.name] = result
@@ -996,7 +1010,7 @@ async function main() {
       seconds: SOAK_SECONDS,
       streamWorkers: Math.round(numEnv('BENCH_SOAK_STREAMS', 300)),
       streamUrl: viaGateway.url,
-      streamBody: SLOW_BODY,
+      streamBody: SLOW_CHAT_BODY,
       shortWorkers: Math.round(numEnv('BENCH_SOAK_SHORT_WORKERS', 4)),
       shortPauseMs: numEnv('BENCH_SOAK_SHORT_PAUSE_MS', 10),
       shortUrl: viaGateway.url,

@@ -5,8 +5,9 @@
 |
 | What coding agents and chat apps do to a gateway: thousands of streams open
 | at once, each delivering a chunk every second for tens of seconds. The mock
-| upstream (started with `--stamp`) writes its send time into every chunk
-| (`mock_sent_at`, the machine's monotonic clock in ms); the client here reads it on arrival, so
+| upstream (started with `--stamp`) writes its send time into every chunk's
+| text (`~sent=<ms>~`, the machine's monotonic clock in ms, so it survives a
+| translation to another wire format); the client here reads it on arrival, so
 | each chunk's delivery delay is measured end to end without any guesswork
 | about when the upstream meant to send it. Used by bin/bench_main.ts.
 */
@@ -25,6 +26,8 @@ export interface SlowStreamOptions {
   timeoutMs: number
   /** Processes whose resident memory is sampled during the run */
   watchPids: Record<string, number>
+  /** What a complete stream ends with: `[DONE]` (OpenAI), `message_stop` (Anthropic) */
+  endMarker?: string
 }
 
 export interface Percentiles {
@@ -37,7 +40,7 @@ export interface Percentiles {
 
 export interface SlowStreamResult {
   streams: number
-  /** Streams that answered 200 and ended with `[DONE]` */
+  /** Streams that answered 200 and ended with the end marker (`[DONE]`) */
   completed: number
   /** Streams that answered something else, failed, or were cut at the timeout */
   incomplete: number
@@ -75,7 +78,7 @@ export function percentiles(values: ArrayLike<number>): Percentiles {
   return { n: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN }
 }
 
-const STAMP = '"mock_sent_at":'
+const STAMP = '~sent='
 /** The monotonic clock in ms: the one the mock stamps chunks with, the same in every process */
 export const now = () => Number(process.hrtime.bigint()) / 1e6
 
@@ -97,7 +100,7 @@ export class Samples {
 }
 
 export interface StreamOutcome {
-  /** Why the stream is incomplete, or null when it answered 200 and ended with `[DONE]` */
+  /** Why the stream is incomplete, or null when it answered 200 and ended with the end marker */
   failure: string | null
   firstByteMs: number | null
   durationMs: number
@@ -116,7 +119,8 @@ export function streamOnce(
   headers: Record<string, string>,
   payload: Buffer,
   open: Set<http.ClientRequest>,
-  onDelay: (ms: number) => void
+  onDelay: (ms: number) => void,
+  endMarker = '[DONE]'
 ): Promise<StreamOutcome> {
   return new Promise((resolve) => {
     const started = now()
@@ -157,17 +161,17 @@ export function streamOnce(
           let at = chunk.indexOf(STAMP)
           let consumed = 0
           while (at >= 0) {
-            const end = chunk.indexOf('}', at)
+            const end = chunk.indexOf('~', at + STAMP.length)
             if (end < 0) break
             onDelay(arrived - Number.parseFloat(chunk.slice(at + STAMP.length, end)))
             stamps++
             consumed = end
             at = chunk.indexOf(STAMP, end)
           }
-          if (chunk.includes('[DONE]')) done = true
+          if (chunk.includes(endMarker)) done = true
           tail = chunk.slice(Math.max(consumed, chunk.length - 64))
         })
-        res.on('end', () => settle(done ? null : 'ended without [DONE]'))
+        res.on('end', () => settle(done ? null : `ended without ${endMarker}`))
         res.on('error', (error) => settle((error as NodeJS.ErrnoException).code ?? 'response error'))
         res.on('aborted', () => settle('aborted'))
       }
@@ -206,7 +210,7 @@ export async function runSlowStreams(options: SlowStreamOptions): Promise<SlowSt
   }, 100)
 
   const one = async () => {
-    const outcome = await streamOnce(agent, url, options.headers, payload, open, (delay) => delays.push(delay))
+    const outcome = await streamOnce(agent, url, options.headers, payload, open, (delay) => delays.push(delay), options.endMarker)
     if (outcome.firstByteMs !== null) firstBytes.push(outcome.firstByteMs)
     if (outcome.failure) {
       fail(outcome.failure)

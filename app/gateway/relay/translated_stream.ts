@@ -3,14 +3,24 @@ import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } fro
 import type { ClientStream } from '#gateway/relay/client_stream'
 import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { SseParser } from '#gateway/sse/sse_parser'
+import { UpstreamBody } from '#gateway/upstream/dispatcher'
 
 /** A canonical-to-canonical step between decoder and encoder (e.g. custom-tool unwrapping). */
 export type EventTransform = (event: CanonicalEvent) => CanonicalEvent[]
+
+/** Text pieces joined into one flat string every so often (a rope keeps a node per piece for the stream's life). */
+const PIECES_BEFORE_JOIN = 64
 
 /**
  * Relays an upstream stream in another dialect: upstream SSE -> the upstream
  * dialect's decoder -> canonical events -> the client dialect's encoder. Each
  * upstream chunk is written as soon as it is translated.
+ *
+ * Like the pass-through relay, it reads the body by callback
+ * (`UpstreamBody.forEach`): a stream that idles between chunks holds no
+ * promise, iterator step or chunk of the one before, which with thousands of
+ * slow streams open is most of a stream's memory; it waits only when the
+ * client is not keeping up.
  */
 export async function relayTranslatedStream(
   upstream: AsyncIterable<Buffer>,
@@ -21,7 +31,7 @@ export async function relayTranslatedStream(
 ): Promise<StreamOutcome> {
   const parser = new SseParser()
   let usage: CanonicalUsage | null = null
-  let text = ''
+  let pieces: string[] = []
   let error: Error | null = null
   let upstreamError: string | null = null
   let stopped = false
@@ -32,8 +42,10 @@ export async function relayTranslatedStream(
       for (const event of transform ? transform(original) : [original]) {
         if (event.type === 'usage') usage = event.usage
         else if (event.type === 'stop') stopped = true
-        else if (event.type === 'delta') text += event.value
-        else if (event.type === 'error') {
+        else if (event.type === 'delta') {
+          pieces.push(event.value)
+          if (pieces.length > PIECES_BEFORE_JOIN) pieces = [pieces.join('')]
+        } else if (event.type === 'error') {
           upstreamError = event.message
           continue
         }
@@ -43,12 +55,24 @@ export async function relayTranslatedStream(
     return bytes
   }
 
+  /** One upstream chunk, translated and written. A promise: wait before the next chunk; false: stop. */
+  const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
+    const events: CanonicalEvent[] = []
+    for (const event of parser.push(chunk)) events.push(...decoder.push(event))
+    const wait = out.send(encode(events))
+    if (out.gone) return false
+    return wait
+  }
+
   try {
-    for await (const chunk of upstream) {
-      const events: CanonicalEvent[] = []
-      for (const event of parser.push(chunk)) events.push(...decoder.push(event))
-      await out.write(encode(events))
-      if (out.gone) break
+    if (upstream instanceof UpstreamBody) {
+      await upstream.forEach(relayChunk)
+    } else {
+      for await (const chunk of upstream) {
+        const next = relayChunk(chunk)
+        if (next === false) break
+        if (next) await next
+      }
     }
     const tail: CanonicalEvent[] = []
     for (const event of parser.end()) tail.push(...decoder.push(event))
@@ -67,12 +91,12 @@ export async function relayTranslatedStream(
     if (upstreamError && !error) error = new Error(upstreamError)
   }
   out.end()
-  const streamed = text
+  const streamed = pieces
   return {
     usage,
     usageFinal: stopped && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: () => streamed,
+    completionText: () => streamed.join(''),
   }
 }
