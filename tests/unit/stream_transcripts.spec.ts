@@ -38,6 +38,23 @@ const TRANSCRIPTS: Transcript[] = [
     },
   },
   {
+    // Parallel calls as some OpenAI-compatible servers stream them: started together, arguments interleaved by index.
+    file: 'openai_chat_parallel_interleaved.sse',
+    dialect: 'openai_chat',
+    usage: { inputTokens: 220, outputTokens: 41, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 },
+    response: {
+      id: 'chatcmpl-9c1b',
+      model: 'qwen3-coder',
+      stopReason: 'tool_use',
+      stopSequence: undefined,
+      content: [
+        { type: 'text', text: 'Checking both.' },
+        { type: 'tool_call', id: 'call_a7', name: 'get_weather', arguments: '{"location":"Paris"}', custom: undefined },
+        { type: 'tool_call', id: 'call_b8', name: 'get_weather', arguments: '{"location":"Rome"}', custom: undefined },
+      ],
+    },
+  },
+  {
     file: 'anthropic_thinking_tool.sse',
     dialect: 'anthropic_messages',
     // input_tokens 472 excludes cache: canonical input = 472 + 1024 + 20480
@@ -110,6 +127,25 @@ test.group('Stream transcripts through each dialect decoder', () => {
       for (const slice of [1, 7, 64, bytes.length]) {
         const { response } = collect(transcript.dialect, events(bytes, slice))
         assert.deepEqual(response, { ...transcript.response, usage: transcript.usage } as CanonicalResponse, `slice ${slice}`)
+      }
+    })
+
+    test(`${transcript.file}: one block open at a time, every piece inside its block`, ({ assert }) => {
+      // What every encoder relies on: Anthropic's wire refuses a delta after its block's stop, Gemini's
+      // and Responses' encoders write a call whole at its stop.
+      const bytes = readFileSync(new URL(`../fixtures/transcripts/${transcript.file}`, import.meta.url))
+      for (const slice of [1, 64]) {
+        let open: number | null = null
+        for (const event of collect(transcript.dialect, events(bytes, slice)).events) {
+          if (event.type === 'block_start') {
+            assert.isNull(open, `block ${event.index} starts while ${open} is open (slice ${slice})`)
+            open = event.index
+          } else if (event.type === 'delta' || event.type === 'signature' || event.type === 'redacted' || event.type === 'block_stop') {
+            assert.equal(event.index, open, `${event.type} for block ${event.index} while ${open} is open (slice ${slice})`)
+            if (event.type === 'block_stop') open = null
+          }
+        }
+        assert.isNull(open, 'a block is left open')
       }
     })
 
