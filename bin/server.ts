@@ -19,6 +19,22 @@ const IMPORTER = (filePath: string) => {
   return import(filePath)
 }
 
+/**
+ * Connections the kernel queues for accept() (capped by net.core.somaxconn).
+ * Node's default, 511, overflows when thousands of agents connect at once
+ * (5,000 streams opened over 2 s): the kernel then drops the handshake's last
+ * step and the client retries it a second or more later, which is most of
+ * what such a burst waits for its first byte (docs/benchmarks.md, eleventh pass).
+ */
+const LISTEN_BACKLOG = Number(process.env.LISTEN_BACKLOG) || 4096
+
+/** Adonis listens with (port, host): this server adds the backlog. */
+function withListenBacklog(server: ReturnType<typeof createServer>) {
+  const listen = server.listen.bind(server) as (options: object) => typeof server
+  server.listen = ((port: number, host?: string) => listen({ port, host, backlog: LISTEN_BACKLOG })) as typeof server.listen
+  return server
+}
+
 /** The API lane (app/gateway/http/api_lane.ts): loaded once the app has booted, used to create the server. */
 let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
 
@@ -51,7 +67,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     app.listen('SIGINT', stop)
   })
   .httpServer()
-  .start((adonis) => createServer(withApiLane!(adonis)))
+  .start((adonis) => withListenBacklog(createServer(withApiLane!(adonis))))
   .catch((error) => {
     process.exitCode = 1
     prettyPrintError(error)
