@@ -3,7 +3,7 @@ import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dia
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { ClientStream } from '#gateway/relay/client_stream'
 import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
-import { UpstreamBody } from '#gateway/upstream/dispatcher'
+import { forEachChunk } from '#gateway/upstream/dispatcher'
 
 export interface PassThroughOptions {
   /** What the client asked for (usage chunk, framing) */
@@ -125,15 +125,7 @@ export async function relayPassThroughStream(
   }
 
   try {
-    if (upstream instanceof UpstreamBody) {
-      await upstream.forEach(relayChunk)
-    } else {
-      for await (const chunk of upstream) {
-        const next = relayChunk(chunk)
-        if (next === false) break
-        if (next) await next
-      }
-    }
+    await forEachChunk(upstream, relayChunk)
   } catch (caught) {
     // After the last event the answer is complete: a failure while draining the rest is not the client's.
     if (!ended) error = caught as Error

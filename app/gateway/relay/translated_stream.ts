@@ -3,7 +3,7 @@ import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } fro
 import type { ClientStream } from '#gateway/relay/client_stream'
 import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { SseParser } from '#gateway/sse/sse_parser'
-import { UpstreamBody } from '#gateway/upstream/dispatcher'
+import { forEachChunk } from '#gateway/upstream/dispatcher'
 
 /** A canonical-to-canonical step between decoder and encoder (e.g. custom-tool unwrapping). */
 export type EventTransform = (event: CanonicalEvent) => CanonicalEvent[]
@@ -65,15 +65,7 @@ export async function relayTranslatedStream(
   }
 
   try {
-    if (upstream instanceof UpstreamBody) {
-      await upstream.forEach(relayChunk)
-    } else {
-      for await (const chunk of upstream) {
-        const next = relayChunk(chunk)
-        if (next === false) break
-        if (next) await next
-      }
-    }
+    await forEachChunk(upstream, relayChunk)
     const tail: CanonicalEvent[] = []
     for (const event of parser.end()) tail.push(...decoder.push(event))
     tail.push(...decoder.end())

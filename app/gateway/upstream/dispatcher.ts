@@ -6,7 +6,7 @@ import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
 import type { ChannelTimeouts } from '#gateway/types'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
-import { UpstreamBody } from '#gateway/upstream/upstream_body'
+import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 
 export { UpstreamBody }
 
@@ -331,6 +331,21 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true })
   })
+}
+
+/**
+ * Hands each chunk of an upstream body to `sink` (a promise: wait before the
+ * next; false: stop, ending the upstream request). An upstream answer is read
+ * by callback (`UpstreamBody.forEach`: nothing held between chunks); any
+ * other body (a test's, a replay's) by iteration.
+ */
+export async function forEachChunk(upstream: AsyncIterable<Buffer>, sink: ChunkSink): Promise<void> {
+  if (upstream instanceof UpstreamBody) return upstream.forEach(sink)
+  for await (const chunk of upstream) {
+    const next = sink(chunk)
+    if (next === false) break
+    if (next) await next
+  }
 }
 
 export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer> {
