@@ -45,6 +45,8 @@
 |                          print its self time by area and function per run
 |                          (the runs' time windows on the profile's clock: windows.json there)
 |   BENCH_PORTKEY=0        skip the optional Portkey gateway comparison
+|   BENCH_TRANSLATED=1     also load the gateway in Anthropic's format (/v1/messages to the
+|                          chat mock: every request, answer and event translated), target `gateway-msg`
 |   BENCH_BARE=0           skip the bare relay (bin/bare_proxy.js: node:http + undici and nothing
 |                          else, the floor the gateway is measured against)
 |   BENCH_CHILD_LOG_DIR    also write each child's whole output to <dir>/<name>.log
@@ -405,7 +407,7 @@ async function postOnce(target: Target): Promise<{ status: number; text: string 
   const res = await fetch(target.url, {
     method: 'POST',
     headers: target.headers,
-    body: BODY,
+    body: bodyOf(target, false),
     signal: AbortSignal.timeout(5000),
   })
   if (res.status >= 200 && res.status <= 299) target.answered++
@@ -437,9 +439,16 @@ interface Target {
   /** 2xx answers and requests sent over the whole run (warm-up included), for the metering check */
   answered: number
   sent: number
-  /** full URL of POST /v1/chat/completions */
+  /** full URL of POST /v1/chat/completions (or /v1/messages for `gateway-msg`) */
   url: string
   headers: Record<string, string>
+  /** The request bodies, when not the chat ones (BODY, STREAM_BODY) */
+  bodies?: { plain: string; stream: string }
+}
+
+/** The body a target is sent: its own, or the chat ones. */
+function bodyOf(target: Target, stream: boolean): string {
+  return target.bodies ? (stream ? target.bodies.stream : target.bodies.plain) : stream ? STREAM_BODY : BODY
 }
 
 interface LoadResult {
@@ -468,7 +477,7 @@ async function load(target: Target, connections: number, seconds: number, stream
     url: target.url,
     method: 'POST',
     headers: target.headers,
-    body: stream ? STREAM_BODY : BODY,
+    body: bodyOf(target, stream),
     connections,
     duration: seconds,
     timeout: 10,
@@ -537,7 +546,6 @@ interface SequentialResult {
  * its own).
  */
 async function sequential(targets: Target[], n: number, warmup: number, stream: boolean) {
-  const body = stream ? STREAM_BODY : BODY
   const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }))
   const samples = targets.map(() => ({ total: [] as number[], ttfb: [] as number[], non2xx: 0 }))
   const forward = [...targets.entries()]
@@ -547,7 +555,7 @@ async function sequential(targets: Target[], n: number, warmup: number, stream: 
     for (let b = 0; b < blocks; b++) {
       for (const [t, target] of b % 2 ? backward : forward) {
         for (let k = 0; k < SEQ_SETTLE + SEQ_BLOCK; k++) {
-          const timed = await timedRequest(agents[t], new URL(target.url), body, target.headers)
+          const timed = await timedRequest(agents[t], new URL(target.url), bodyOf(target, stream), target.headers)
           target.sent++
           if (timed.status >= 200 && timed.status <= 299) target.answered++
           if (k < SEQ_SETTLE || b * SEQ_BLOCK + (k - SEQ_SETTLE) < warmup) continue
@@ -919,6 +927,24 @@ async function main() {
     log(`bare relay (bin/bare_proxy.js, the floor) on :${barePort} is part of the run`)
   }
 
+  // Translated (BENCH_TRANSLATED=1): the gateway again, called in Anthropic's format (Claude Code on a chat
+  // provider), every request and event translated to and from the chat mock.
+  if (env.BENCH_TRANSLATED === '1' && !ONLY_SLOW && !SOAK_SECONDS) {
+    const messages = [{ role: 'user', content: 'hello' }]
+    targets.push({
+      name: 'gateway-msg',
+      answered: 0,
+      sent: 0,
+      url: `${gatewayOrigin}/v1/messages`,
+      headers: { ...headers, 'anthropic-version': '2023-06-01' },
+      bodies: {
+        plain: JSON.stringify({ model: 'bench-1', max_tokens: 256, messages }),
+        stream: JSON.stringify({ model: 'bench-1', max_tokens: 256, stream: true, messages }),
+      },
+    })
+    log('the gateway in Anthropic\'s format (translated to the chat mock) is part of the run')
+  }
+
   const scenarios = [
     { id: 'nonstream_c50', label: `non-stream c=${CONNECTIONS}`, connections: CONNECTIONS, seconds: SECONDS, stream: false },
     { id: 'nonstream_c1', label: 'non-stream c=1', connections: 1, seconds: C1_SECONDS, stream: false },
@@ -972,7 +998,7 @@ async function main() {
   if (SLOW) {
     // In Anthropic's format only the gateway can answer (and the direct chat run is the delays' baseline).
     const slowTargets = targets.filter(
-      (t) => t.name !== 'bare' && (t !== direct || env.BENCH_SLOW_DIRECT !== '0') && (!SLOW_MESSAGES || t === direct || t === viaGateway)
+      (t) => t.name !== 'bare' && t.name !== 'gateway-msg' && (t !== direct || env.BENCH_SLOW_DIRECT !== '0') && (!SLOW_MESSAGES || t === direct || t === viaGateway)
     )
     for (const target of slowTargets) {
       await sleep(2000)
@@ -1033,11 +1059,15 @@ async function main() {
   // autocannon run stops are cut off by the client and may or may not count.
   const status = await getJson(`${gatewayOrigin}/api/status`)
   const usage: any = await fetch(`${gatewayOrigin}/v1/usage`, { headers }).then((r) => r.json()).catch(() => null)
-  const accounting = await checkAccounting(dataDir, email, [mockOrigin, slowMockOrigin], viaGateway.answered, viaGateway.sent)
+  // What the gateway was sent, in either format (`gateway-msg` is the same gateway in Anthropic's)
+  const throughGateway = targets.filter((t) => t === viaGateway || t.name === 'gateway-msg')
+  const gatewayAnswered = throughGateway.reduce((sum, t) => sum + t.answered, 0)
+  const gatewaySent = throughGateway.reduce((sum, t) => sum + t.sent, 0)
+  const accounting = await checkAccounting(dataDir, email, [mockOrigin, slowMockOrigin], gatewayAnswered, gatewaySent)
   const balance = await fetch(`${gatewayOrigin}/v1/balance`, { headers }).then((r) => r.json()).catch(() => null)
   const metering = {
-    answered: viaGateway.answered,
-    sent: viaGateway.sent,
+    answered: gatewayAnswered,
+    sent: gatewaySent,
     meteredCalls: usage?.totals ? usage.totals.input_tokens / promptTokensPerCall : null,
     usage: usage?.totals ?? usage,
   }
