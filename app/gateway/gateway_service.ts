@@ -163,7 +163,7 @@ export class GatewayService {
       )
       const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
       // The upstream has the request: keep what the answer needs, let the parsed body go (a stream can last minutes).
-      exchange.releaseRequest(upstream !== exchange.ingress)
+      exchange.releaseRequest(upstream !== exchange.ingress ? upstream.name : null)
       const mapped = candidate.upstreamModel !== call.model
       if (call.stream && isEventStream(response.headers['content-type'])) {
         return await this.#relayStream(exchange, account, body, upstream, mapped)
@@ -278,6 +278,8 @@ export class GatewayService {
 
 /** What a released call's body reads as: nothing (the Exchange re-reads the raw bytes when it must). */
 const RELEASED_BODY: Record<string, any> = Object.freeze({})
+/** A translated call's raw bytes once released (its prompt is read from the bytes sent upstream). */
+const RELEASED_BYTES = Buffer.alloc(0)
 
 /**
  * One client request on its way through: the client's dialect, the
@@ -294,6 +296,8 @@ class Exchange {
   #sent: Buffer | null = null
   /** The parsed body was let go (releaseRequest): read it again from the raw bytes if it is needed */
   #released = false
+  /** A translated request, released: the prompt is read from the bytes sent upstream, in that dialect */
+  #sentPrompt: { dialect: DialectName; bytes: Buffer } | null = null
   #customTools: Set<string> | null = null
 
   constructor(
@@ -309,7 +313,8 @@ class Exchange {
   }
 
   canonical(): CanonicalRequest {
-    this.#canonical ??= decodeClientRequest(this.ingress, this.#body())
+    const sent = this.#sentPrompt
+    this.#canonical ??= sent ? decodeClientRequest(dialectOf(sent.dialect), parseJsonObject(sent.bytes)) : decodeClientRequest(this.ingress, this.#body())
     this.#canonical.stream = this.call.stream
     return this.#canonical
   }
@@ -320,12 +325,22 @@ class Exchange {
    * body (kept as its raw bytes, which are re-read in the rare case a count
    * needs them: an answer without usage). What a translated answer needs of
    * the request is kept first.
+   *
+   * undici holds the bytes it sent until the answer ends: one copy of the
+   * prompt is kept, not two. In the client's dialect they say what the
+   * client's bytes say (a model name or stream_options aside) and become the
+   * raw body. Translated (`translatedTo`), they say it in the upstream's
+   * dialect: a count reads the prompt from them, and the client's bytes go
+   * (a coding agent's 20-200 KB each, for a stream's whole length).
    */
-  releaseRequest(translated: boolean) {
-    if (translated) this.#customTools = this.customTools()
-    // undici holds the bytes it sent until the answer ends; in the client's dialect they say what
-    // the client's bytes say (a model name or stream_options aside): keep one copy, not two.
-    else if (this.#sent) this.call.rawBody = this.#sent
+  releaseRequest(translatedTo: DialectName | null) {
+    if (translatedTo) {
+      this.#customTools = this.customTools()
+      if (this.#sent) {
+        this.#sentPrompt = { dialect: translatedTo, bytes: this.#sent }
+        this.call.rawBody = RELEASED_BYTES
+      }
+    } else if (this.#sent) this.call.rawBody = this.#sent
     this.#sent = null
     this.#prepared = []
     this.#canonical = null
@@ -424,12 +439,12 @@ class Exchange {
     let promptTokens: number
     try {
       promptTokens =
-        this.call.ingress === 'openai_chat'
+        this.call.ingress === 'openai_chat' && !this.#sentPrompt
           ? await countChatPromptTokens(this.#body().messages)
           : await countCanonicalPrompt(this.canonical())
     } catch {
       // A pass-through body the decoder cannot read was still served: bill it by its size.
-      promptTokens = Math.ceil(this.call.rawBody.length / 4)
+      promptTokens = Math.ceil((this.#sentPrompt?.bytes ?? this.call.rawBody).length / 4)
     }
     const completionTokens = await countTokens(completion)
     return {

@@ -339,6 +339,23 @@ test.group('POST /v1/messages translated to an OpenAI-compatible channel (Claude
     const [row] = await usageRows(user.userId)
     assert.include(row, { status: 200, error_code: 'stream_interrupted', estimated: true })
     assert.isAbove(row.completion_tokens, 0)
+    // The prompt is counted as count_tokens counts it, though the client's bytes were let go once the
+    // upstream answered (the count reads the translated bytes the upstream was sent).
+    const counted = await post(
+      '/v1/messages/count_tokens',
+      { model: 'qwen-coder', system: 'Be brief.', messages: [{ role: 'user', content: 'Count' }] },
+      { 'x-api-key': user.key }
+    )
+    mock.script({ reset_after: 2, chunks: 6 })
+    const withSystem = await post(
+      '/v1/messages',
+      { model: 'qwen-coder', max_tokens: 100, stream: true, system: 'Be brief.', messages: [{ role: 'user', content: 'Count' }] },
+      { 'x-api-key': user.key }
+    )
+    await withSystem.text()
+    const rows = await usageRows(user.userId)
+    assert.include(rows.at(-1), { error_code: 'stream_interrupted', estimated: true })
+    assert.equal(rows.at(-1).prompt_tokens, ((await counted.json()) as any).input_tokens)
   })
 
   test('count_tokens without a native counter is counted by the gateway', async ({ assert }) => {
