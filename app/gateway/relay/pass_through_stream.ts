@@ -2,6 +2,7 @@ import { redactAddresses } from '#gateway/http/client_message'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { ClientStream } from '#gateway/relay/client_stream'
+import { TextPieces } from '#gateway/relay/text_pieces'
 import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 
@@ -155,8 +156,6 @@ export async function relayPassThroughStream(
 const KEPT_EVENT_BYTES = 2048
 /** ...and only while the stream is this young: a slow stream switches to text at its second chunk. */
 const KEPT_EVENT_MS = 250
-/** Text pieces joined into one flat string every so often (a rope keeps a node per piece). */
-const PIECES_BEFORE_JOIN = 64
 
 /**
  * What a stream's events said, kept until the upstream's usage arrives, so
@@ -175,7 +174,7 @@ class KeptText {
   #events: SseEvent[] = []
   #bytes = 0
   #decoder: StreamDecoder | null = null
-  #pieces: string[] = []
+  #text = new TextPieces()
   #since = performance.now()
 
   constructor(private dialect: Dialect) {}
@@ -190,8 +189,8 @@ class KeptText {
   /** The completion text of everything pushed, through the dialect's own decoder. */
   finish(): string {
     if (!this.#decoder) this.#switchToText()
-    for (const event of this.#decoder!.end()) take(event, this.#pieces)
-    return this.#pieces.join('')
+    for (const event of this.#decoder!.end()) take(event, this.#text)
+    return this.#text.text()
   }
 
   #switchToText() {
@@ -201,12 +200,11 @@ class KeptText {
   }
 
   #decode(event: SseEvent) {
-    for (const decoded of this.#decoder!.push(event)) take(decoded, this.#pieces)
-    if (this.#pieces.length > PIECES_BEFORE_JOIN) this.#pieces = [this.#pieces.join('')]
+    for (const decoded of this.#decoder!.push(event)) take(decoded, this.#text)
   }
 }
 
-function take(event: CanonicalEvent, pieces: string[]) {
-  if (event.type === 'delta') pieces.push(event.value)
-  else if (event.type === 'block_start' && event.block.type === 'tool_call') pieces.push(event.block.name)
+function take(event: CanonicalEvent, text: TextPieces) {
+  if (event.type === 'delta') text.push(event.value)
+  else if (event.type === 'block_start' && event.block.type === 'tool_call') text.push(event.block.name)
 }

@@ -2,14 +2,12 @@ import { redactAddresses } from '#gateway/http/client_message'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } from '#gateway/dialects/canonical'
 import type { ClientStream } from '#gateway/relay/client_stream'
 import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
+import { TextPieces } from '#gateway/relay/text_pieces'
 import { SseParser } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 
 /** A canonical-to-canonical step between decoder and encoder (e.g. custom-tool unwrapping). */
 export type EventTransform = (event: CanonicalEvent) => CanonicalEvent[]
-
-/** Text pieces joined into one flat string every so often (a rope keeps a node per piece for the stream's life). */
-const PIECES_BEFORE_JOIN = 64
 
 /**
  * Relays an upstream stream in another dialect: upstream SSE -> the upstream
@@ -31,7 +29,7 @@ export async function relayTranslatedStream(
 ): Promise<StreamOutcome> {
   const parser = new SseParser()
   let usage: CanonicalUsage | null = null
-  let pieces: string[] = []
+  const text = new TextPieces()
   let error: Error | null = null
   let upstreamError: string | null = null
   let stopped = false
@@ -42,10 +40,8 @@ export async function relayTranslatedStream(
       for (const event of transform ? transform(original) : [original]) {
         if (event.type === 'usage') usage = event.usage
         else if (event.type === 'stop') stopped = true
-        else if (event.type === 'delta') {
-          pieces.push(event.value)
-          if (pieces.length > PIECES_BEFORE_JOIN) pieces = [pieces.join('')]
-        } else if (event.type === 'error') {
+        else if (event.type === 'delta') text.push(event.value)
+        else if (event.type === 'error') {
           upstreamError = event.message
           continue
         }
@@ -83,12 +79,11 @@ export async function relayTranslatedStream(
     if (upstreamError && !error) error = new Error(upstreamError)
   }
   out.end()
-  const streamed = pieces
   return {
     usage,
     usageFinal: stopped && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: () => streamed.join(''),
+    completionText: () => text.text(),
   }
 }
