@@ -349,3 +349,36 @@ test.group('Coding agents through the gateway, two parallel tool calls a turn (r
   ]
   for (const c of cases) agentTest(() => mock, { ...c, check: bothResultsPaired })
 })
+
+/**
+ * The turn that sent the tool's result back carried the model's reasoning on the call's turn, as
+ * DeepSeek requires: the text where the agent kept it, else the field, empty.
+ */
+function reasoningSentBack(expected: string) {
+  return (requests: RecordedRequest[], assert: Assert) => {
+    const answered = requests.map((r) => JSON.parse(r.body || '{}')).find((b) => (b.messages ?? []).some((m: any) => m.role === 'tool'))
+    assert.exists(answered, "no request carried the tool's result")
+    const turn = answered.messages.find((m: any) => m.role === 'assistant' && m.tool_calls?.length)
+    assert.strictEqual(turn.reasoning_content, expected)
+  }
+}
+
+test.group('Coding agents through the gateway on DeepSeek in thinking mode (run only when installed)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    // DeepSeek thinks in every answer and refuses a tool turn sent back without its reasoning_content.
+    mock = await startMock({ text: 'hello from the mock ', thinking: true })
+    await seedChannel({ name: 'deepseek', provider: 'deepseek', baseUrl: mock.url, models: ['claude-*', 'gemini-*', 'deepseek-*'] })
+    return () => mock.stop()
+  })
+
+  const cases: AgentCase[] = [
+    { agent: 'claude', model: 'claude-*', upstream: '/v1/chat/completions', title: 'its thinking goes back with the tool turn, Messages -> chat', check: reasoningSentBack('Let me think.') },
+    { agent: 'codex', model: 'deepseek-v4-pro', upstream: '/v1/chat/completions', title: 'its reasoning goes back with the tool turn, Responses -> chat', check: reasoningSentBack('Let me think.') },
+    // Gemini CLI keeps no thought text in its history (Google's API wants none back): the field goes empty.
+    { agent: 'gemini', model: 'gemini-2.5-flash', upstream: '/v1/chat/completions', title: 'the tool turn is answered though it kept no thoughts, Gemini -> chat', check: reasoningSentBack('') },
+  ]
+  for (const c of cases) agentTest(() => mock, c)
+})

@@ -417,3 +417,58 @@ test.group('POST /v1/messages translated to a native Gemini channel (Claude Code
     assert.equal(functionCall.thoughtSignature, 'skip_thought_signature_validator')
   })
 })
+
+test.group('POST /v1/messages translated to DeepSeek in thinking mode (Claude Code on DeepSeek)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    // DeepSeek thinks by default and refuses a tool turn sent back without its reasoning_content.
+    mock = await startMock({ thinking: true })
+    await seedChannel({ name: 'deepseek', provider: 'deepseek', baseUrl: mock.url, models: ['deepseek-*'] })
+    await seedChannel({ name: 'kimi', provider: 'custom', baseUrl: mock.url, models: ['kimi-*'] })
+    return () => mock.stop()
+  })
+
+  for (const model of ['deepseek-v4-pro', 'kimi-k2-thinking']) {
+    test(`${model}: the tool loop's second turn carries the reasoning back, and is answered`, async ({ assert }) => {
+      const user = await seedUser()
+      const client = anthropic(user.key)
+      const request = { model, max_tokens: 4000, tools: [weatherTool], messages: [{ role: 'user' as const, content: 'Weather in Paris?' }] }
+      const first = await client.messages.stream(request).finalMessage()
+      assert.deepEqual(first.content.map((b) => b.type), ['thinking', 'tool_use'])
+      const call = first.content[1] as any
+
+      const second = await client.messages.create({
+        ...request,
+        messages: [
+          ...request.messages,
+          { role: 'assistant', content: first.content as any },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'Sunny' }] },
+        ],
+      })
+      assert.equal(second.stop_reason, 'end_turn')
+      const sent = JSON.parse(mock.lastRequest()!.body)
+      assert.equal(sent.messages[1].reasoning_content, 'Let me think.')
+      assert.equal(sent.messages[1].tool_calls[0].id, call.id)
+    })
+  }
+
+  test('a client that kept no thinking still gets its turn answered by DeepSeek (the field, empty)', async ({ assert }) => {
+    const user = await seedUser()
+    const answer = await anthropic(user.key).messages.create({
+      model: 'deepseek-v4-flash',
+      max_tokens: 1000,
+      tools: [weatherTool],
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'call_9', name: 'get_weather', input: { location: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_9', content: 'Sunny' }] },
+      ],
+    })
+    assert.equal(answer.stop_reason, 'end_turn')
+    assert.strictEqual(JSON.parse(mock.lastRequest()!.body).messages[1].reasoning_content, '')
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r: any) => r.status), [200])
+  })
+})

@@ -28,6 +28,17 @@ export interface EncodeHints {
    * parameters they refuse (`top_p`, a `temperature` other than 1).
    */
   reasoningModels?: RegExp
+  /**
+   * The vendor reads the model's reasoning back as `reasoning_content` on
+   * assistant messages. DeepSeek (thinking mode, on by default), Moonshot's
+   * Kimi and Z.ai's GLM answer 400 when a turn that called tools comes back
+   * without it ("The reasoning_content in the thinking mode must be passed
+   * back to the API"); OpenAI's and Google's endpoints refuse the unknown
+   * field. `always`: the field goes on every assistant message that called
+   * tools, empty when the client kept no reasoning (DeepSeek checks that it is
+   * there); `when_known`: only where the client sent reasoning back.
+   */
+  reasoningContent?: 'always' | 'when_known'
 }
 
 /** What a translated request may carry to this upstream model (see EncodeHints.reasoningModels). */

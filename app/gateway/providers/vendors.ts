@@ -87,6 +87,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: 'DEEPSEEK_API_KEY',
     defaultModels: ['deepseek-*'],
+    encodeHints: { reasoningContent: 'always' },
     baseUrl: { hostPath: '/v1', expected: 'https://api.deepseek.com/v1' },
   },
   zai: {
@@ -95,6 +96,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: 'ZAI_API_KEY',
     defaultModels: ['glm-*'],
+    encodeHints: { reasoningContent: 'when_known' },
     // Z.ai's docs: https://api.z.ai/api/paas/v4, the coding plan https://api.z.ai/api/coding/paas/v4
     baseUrl: {
       hostPath: '/api/paas/v4',
@@ -146,6 +148,8 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: null,
     defaultModels: [],
+    // vLLM, SGLang, Ollama, Moonshot, DashScope and the like: reasoning came from them, so they read it back.
+    encodeHints: { reasoningContent: 'when_known' },
     baseUrl: {
       hostPath: '/v1',
       expected:

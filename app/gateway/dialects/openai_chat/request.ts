@@ -123,7 +123,7 @@ export function encodeChatRequest(request: CanonicalRequest, model: string, hint
     if (message.role === 'system') {
       messages.push({ role: 'system', content: textContent(message.content.filter((p) => p.type === 'text'), keepCache) })
     } else if (message.role === 'assistant') {
-      messages.push(encodeAssistant(message.content))
+      messages.push(encodeAssistant(message.content, hints.reasoningContent))
     } else {
       const rest: Array<TextPart | ImagePart> = []
       for (const part of message.content) {
@@ -193,10 +193,15 @@ function userContent(parts: Array<TextPart | ImagePart>, keepCache: boolean): st
   })
 }
 
-function encodeAssistant(parts: ContentPart[]): ChatMessage {
+function encodeAssistant(parts: ContentPart[], reasoningContent: EncodeHints['reasoningContent']): ChatMessage {
   const text = parts.filter((p): p is TextPart => p.type === 'text').map((p) => p.text).join('')
   const message: ChatMessage = { role: 'assistant', content: text || null }
   const calls = parts.filter((p) => p.type === 'tool_call')
+  if (reasoningContent) {
+    // Redacted or signature-only reasoning has no text a chat server could read.
+    const reasoning = parts.map((p) => (p.type === 'reasoning' ? p.text : '')).join('')
+    if (reasoning || (reasoningContent === 'always' && calls.length > 0)) message.reasoning_content = reasoning
+  }
   if (calls.length > 0) {
     message.tool_calls = calls.map((call) => ({
       id: call.id,
