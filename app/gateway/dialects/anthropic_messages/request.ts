@@ -162,17 +162,57 @@ export function encodeAnthropicRequest(request: CanonicalRequest, model: string)
   if (choice && request.tools.length > 0) body.tool_choice = choice
   if (request.stop?.length) body.stop_sequences = request.stop
   if (request.user) body.metadata = { user_id: request.user }
-  const budget = request.reasoning ? (request.reasoning.budgetTokens ?? EFFORT_BUDGETS[request.reasoning.effort ?? 'medium']) : 0
+  // Anthropic refuses thinking with a forced tool ("Thinking may not be enabled when tool_choice forces
+  // tool use"): the forced call is the client's contract, the thinking is not.
+  const forced = body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool'
+  const budget = request.reasoning && !forced ? (request.reasoning.budgetTokens ?? EFFORT_BUDGETS[request.reasoning.effort ?? 'medium']) : 0
   if (budget) {
     body.thinking = { type: 'enabled', budget_tokens: Math.max(1024, budget) }
     if (body.max_tokens! <= body.thinking.budget_tokens!) body.max_tokens = body.thinking.budget_tokens! + DEFAULT_MAX_TOKENS
   } else {
-    // Sampling parameters are rejected alongside thinking.
-    if (request.temperature !== undefined) body.temperature = request.temperature
-    if (request.topP !== undefined) body.top_p = request.topP
+    // Sampling parameters are rejected alongside thinking. Anthropic's temperature runs 0-1 (OpenAI's
+    // 0-2, Gemini's 0-2), and its current models refuse temperature and top_p together: temperature wins.
+    if (request.temperature !== undefined) body.temperature = Math.min(1, Math.max(0, request.temperature))
+    else if (request.topP !== undefined) body.top_p = request.topP
     if (request.topK !== undefined) body.top_k = request.topK
   }
+  const format = request.responseFormat
+  if (format?.type === 'json_schema') {
+    // Structured outputs: Anthropic constrains the answer to the schema, whose objects must be closed.
+    body.output_config = { format: { type: 'json_schema', schema: closedObjects(format.schema) } }
+  }
   return body
+}
+
+/**
+ * A JSON schema whose objects all say `additionalProperties: false` (Anthropic's
+ * structured outputs require it, as OpenAI's strict mode does; Anthropic's own
+ * SDK adds it the same way). An object that allows more keeps its rule.
+ */
+export function closedObjects(schema: unknown): any {
+  if (Array.isArray(schema)) return schema.map(closedObjects)
+  if (!schema || typeof schema !== 'object') return schema
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(schema)) {
+    if (DATA_KEYWORDS.has(key)) out[key] = value
+    else if (SCHEMA_MAPS.has(key)) out[key] = mapValues(value)
+    else out[key] = closedObjects(value)
+  }
+  const type = out.type
+  if ((type === 'object' || (Array.isArray(type) && type.includes('object'))) && out.additionalProperties === undefined) {
+    out.additionalProperties = false
+  }
+  return out
+}
+
+/** Keywords whose values are data (an enum's values), not schemas to walk. */
+const DATA_KEYWORDS = new Set(['enum', 'const', 'default', 'examples', 'required'])
+/** Keywords whose values map names to schemas (a property named "type" is not a type). */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions'])
+
+function mapValues(value: unknown): unknown {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value
+  return Object.fromEntries(Object.entries(value).map(([name, schema]) => [name, closedObjects(schema)]))
 }
 
 function encodeText(part: TextPart): { type: 'text'; text: string; cache_control?: Record<string, unknown> } {
