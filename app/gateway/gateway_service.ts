@@ -302,7 +302,7 @@ class Exchange {
 
   constructor(
     readonly call: GenerateCall,
-    readonly candidates: RouteCandidate[]
+    public candidates: RouteCandidate[]
   ) {
     this.ingress = dialectOf(call.ingress)
     this.encoderOptions = {
@@ -359,6 +359,12 @@ class Exchange {
    * dispatch it would count as a failure of the channel.
    */
   prepare() {
+    const unsupported = untranslatable(this.call)
+    if (unsupported) {
+      // Only channels of the client's own format can serve it: the others are not tried.
+      this.candidates = this.candidates.filter((c) => upstreamDialect(c.channel, this.call.ingress) === this.call.ingress)
+      if (this.candidates.length === 0) throw GatewayError.invalidRequest(unsupported)
+    }
     for (const candidate of this.candidates) {
       const dialect = upstreamDialect(candidate.channel, this.call.ingress)
       if (this.#prepared.some((p) => p.dialect === dialect)) continue
@@ -456,6 +462,24 @@ class Exchange {
       estimated: true,
     }
   }
+}
+
+/**
+ * What a request asks that no translation can give, so that answering it
+ * translated would silently answer something else: the conversation state a
+ * provider keeps (Responses' `previous_response_id`), several choices (chat's
+ * `n`). LiteLLM and OpenAI refuse such a request rather than drop the field.
+ */
+function untranslatable(call: GenerateCall): string | null {
+  const { body, model } = call
+  const elsewhere = `'${model}' is served through another API format here`
+  if (call.ingress === 'openai_responses' && body.previous_response_id) {
+    return `previous_response_id is not supported for ${elsewhere}, which keeps no stored responses: send the whole conversation in 'input'`
+  }
+  if (call.ingress === 'openai_chat' && typeof body.n === 'number' && body.n > 1) {
+    return `n > 1 is not supported for ${elsewhere}, which answers with one choice: send n: 1`
+  }
+  return null
 }
 
 /** Counts tokens against TPM windows (only principals that have any). */

@@ -272,3 +272,49 @@ test.group('Responses and Messages translated for OpenAI itself and for Codex na
     assert.equal(events.find((e) => e.event === 'response.output_item.done')!.data.item.type, 'function_call')
   })
 })
+
+test.group('What a translation cannot carry is refused, not dropped', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'deepseek', provider: 'deepseek', baseUrl: mock.url, models: ['deepseek-*', 'mix-*'], priority: 10 })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['mix-*'], priority: 0 })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    return () => mock.stop()
+  })
+
+  test('previous_response_id on a model only a chat channel serves: 400 in OpenAI format, upstream untouched, metered', async ({ assert }) => {
+    const user = await seedUser()
+    const before = mock.requests.length
+    const response = await post('/v1/responses', { model: 'deepseek-chat', input: 'And then?', previous_response_id: 'resp_123' }, { authorization: `Bearer ${user.key}` })
+    assert.equal(response.status, 400)
+    const body: any = await response.json()
+    assert.equal(body.error.type, 'invalid_request_error')
+    assert.include(body.error.message, 'previous_response_id')
+    assert.include(body.error.message, "send the whole conversation in 'input'")
+    assert.equal(mock.requests.length, before)
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r: any) => [r.status, r.error_code]), [[400, 'invalid_request']])
+  })
+
+  test('previous_response_id on a model an OpenAI channel also serves: that channel answers, in its own format', async ({ assert }) => {
+    const user = await seedUser()
+    await openai(user.key).responses.create({ model: 'mix-1', input: 'Hello' })
+    assert.equal(mock.lastRequest()!.path, '/v1/chat/completions')
+    await openai(user.key).responses.create({ model: 'mix-1', input: 'And then?', previous_response_id: 'resp_123' })
+    assert.equal(mock.lastRequest()!.path, '/v1/responses')
+    assert.equal(JSON.parse(mock.lastRequest()!.body).previous_response_id, 'resp_123')
+  })
+
+  test('chat n > 1: refused on a translated model, passed through to a chat channel', async ({ assert }) => {
+    const user = await seedUser()
+    const refused = await post('/v1/chat/completions', { model: 'claude-x', n: 2, messages: [{ role: 'user', content: 'Hi' }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(refused.status, 400)
+    assert.include(((await refused.json()) as any).error.message, 'n > 1')
+    const passed = await post('/v1/chat/completions', { model: 'deepseek-chat', n: 2, messages: [{ role: 'user', content: 'Hi' }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(passed.status, 200)
+    assert.equal(JSON.parse(mock.lastRequest()!.body).n, 2)
+  })
+})
