@@ -216,7 +216,7 @@ export class GatewayService {
         bytes = Buffer.from(JSON.stringify(parsed))
       }
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
-      this.#answer(account, call.res, status, bytes)
+      this.#answer(account, call.res, status, bytes, ingress)
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
@@ -230,19 +230,21 @@ export class GatewayService {
       out.end()
       return account.close(200, null, usage)
     }
-    this.#answer(account, call.res, status, Buffer.from(JSON.stringify(ingress.encodeResponse(response, call.model))))
+    this.#answer(account, call.res, status, Buffer.from(JSON.stringify(ingress.encodeResponse(response, call.model))), ingress)
     account.close(status, null, usage)
   }
 
   /** A whole JSON answer, in one write. */
-  #answer(account: RequestAccount, res: GenerateCall['res'], status: number, bytes: Buffer) {
+  #answer(account: RequestAccount, res: GenerateCall['res'], status: number, bytes: Buffer, ingress: Dialect) {
     account.markFirstByte()
     if (res.destroyed) return
-    res.writeHead(status, {
+    const headers: Record<string, string> = {
       'content-type': 'application/json',
       'content-length': String(bytes.length),
       'x-request-id': account.requestId,
-    })
+    }
+    if (ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
+    res.writeHead(status, headers)
     res.end(bytes)
   }
 
@@ -416,7 +418,10 @@ class Exchange {
   }
 
   streamHeaders(account: RequestAccount, contentType: string): Record<string, string> {
-    return { ...STREAM_HEADERS, 'content-type': contentType, 'x-request-id': account.requestId }
+    const headers: Record<string, string> = { ...STREAM_HEADERS, 'content-type': contentType, 'x-request-id': account.requestId }
+    // Anthropic's API names it request-id; its SDKs read that one (`_request_id`, Claude Code's error lines).
+    if (this.ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
+    return headers
   }
 
   /** Completion text of a same-dialect JSON answer (for counting when it had no usage). */

@@ -129,6 +129,22 @@ test.group('POST /v1/messages: native pass-through to an anthropic channel', (gr
     assert.include(rows[0], { endpoint: 'messages.count_tokens', status: 200, prompt_tokens: 0 })
   })
 
+  test("request-id: the SDK's _request_id names the usage row, streamed or not, and a refused call's row too", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const message = await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'Hi' }] })
+    const stream = await post('/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'Hi' }] }, { 'x-api-key': user.key })
+    await stream.text()
+    const refused = await post('/v1/messages', { model: 'claude-x', max_tokens: 5, messages: [{ role: 'user', content: 'x' }], mock: { status: 400 } }, { 'x-api-key': user.key })
+    assert.equal(refused.status, 400)
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      [message._request_id, stream.headers.get('request-id'), refused.headers.get('request-id')],
+      rows.map((r: any) => r.request_id)
+    )
+    assert.equal(refused.headers.get('x-request-id'), rows[2].request_id)
+  })
+
   test('errors in the Anthropic shape: bad key, unknown model, upstream 4xx, bad JSON', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const bad = await post('/v1/messages', { model: 'claude-x', max_tokens: 5, messages: [] }, { 'x-api-key': 'sk-nope' })

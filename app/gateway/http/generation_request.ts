@@ -62,6 +62,11 @@ export async function withAccount(
     await work(gw, account, await readParsedBody(call, endpoint, validator, account, modelFromPath))
   } catch (error) {
     account.fail(error)
+    // The failed call's usage row has this id: the client can quote it (Anthropic's SDKs read request-id).
+    if (!call.res.headersSent) {
+      call.res.setHeader('x-request-id', account.requestId)
+      if (endpoint.startsWith('messages')) call.res.setHeader('request-id', account.requestId)
+    }
     throw error
   }
 }
