@@ -104,3 +104,33 @@ test.group('GET /v1/models, /v1/usage, /v1/balance, /api/status', (group) => {
     assert.equal(head.status, 200)
   })
 })
+
+test.group('GET /v1/models with channels that serve globs only', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedPrice('claude-sonnet-4-5', '3', '15')
+    await seedPrice('claude-*', '1', '1')
+    // Priced, but no channel serves it: not listed.
+    await seedPrice('gpt-unserved', '1', '1')
+    return () => mock.stop()
+  })
+
+  test('the priced model names a glob serves are listed, in OpenAI, Anthropic and Gemini shapes', async ({ assert }) => {
+    const user = await seedUser()
+    const listed = []
+    for await (const model of openai(user.key).models.list()) listed.push(model.id)
+    assert.deepEqual(listed, ['claude-sonnet-4-5'])
+    const anthropicListed = []
+    for await (const model of anthropic(user.key).models.list()) anthropicListed.push(model.id)
+    assert.deepEqual(anthropicListed, ['claude-sonnet-4-5'])
+    const gemini: any = await (await fetch(`${baseUrl()}/v1beta/models`, { headers: { 'x-goog-api-key': user.key } })).json()
+    assert.deepEqual(gemini.models.map((m: any) => m.name), ['models/claude-sonnet-4-5'])
+    const limited = await seedUser({ plan: { name: 'no-claude', models: ['gpt-*'] } })
+    const none: any = await (await get('/v1/models', limited.key)).json()
+    assert.deepEqual(none.data, [])
+  })
+})

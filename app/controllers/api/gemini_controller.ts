@@ -67,7 +67,7 @@ export default class GeminiController {
     const gw = await gatewayInstance()
     const models = gw.service
       .router()
-      .listedModels()
+      .servedModels(gw.catalog.prices.map((p) => p.pattern))
       .filter(({ id }) => modelAllowed(principal, id))
       .map(({ id }) => modelInfo(id))
     return response.json({ models })

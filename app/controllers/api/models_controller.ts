@@ -14,8 +14,11 @@ import type { ChannelRouter } from '#gateway/routing/channel_router'
  */
 export default class ModelsController {
   async index({ principal, request, response }: HttpContext) {
-    const router = await currentRouter()
-    const models = router.listedModels().filter(({ id }) => modelAllowed(principal, id))
+    const gateway = await app.container.make('gateway')
+    const models = gateway.service
+      .router()
+      .servedModels(gateway.catalog.prices.map((p) => p.pattern))
+      .filter(({ id }) => modelAllowed(principal, id))
     const now = new Date()
     if (request.header('anthropic-version')) {
       const data = models.map(({ id }) => anthropicModel(id, now))

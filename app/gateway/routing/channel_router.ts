@@ -49,6 +49,26 @@ export class ChannelRouter {
     return [...seen].map(([id, provider]) => ({ id, provider }))
   }
 
+  /**
+   * The listed models, and the given names (the price table's exact model
+   * names) that a channel serves through a glob or the prefix table: a
+   * channel serving `claude-*` lists nothing itself, and `models.list()`
+   * would come back empty.
+   */
+  servedModels(names: Iterable<string>): Array<{ id: string; provider: string }> {
+    const models = this.listedModels()
+    const seen = new Set(models.map((m) => m.id))
+    for (const name of names) {
+      if (seen.has(name) || isGlob(name)) continue
+      const plan = this.#plan(name)
+      const first = plan instanceof GatewayError ? undefined : plan.groups[0]?.[0]
+      if (!first) continue
+      seen.add(name)
+      models.push({ id: name, provider: first.channel.provider })
+    }
+    return models
+  }
+
   #plan(model: string): RoutePlan | GatewayError {
     let plan = this.#plans.get(model)
     if (!plan) {
