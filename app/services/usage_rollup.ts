@@ -27,12 +27,16 @@ const COLUMN: Record<Dimension, string> = {
  * Each day is replaced in one transaction under an advisory lock.
  */
 export async function ensureRollups(from: DateTime, before: DateTime) {
-  const done = await db.from('usage_daily_days').where('day', '>=', from.toISODate()!).select('day', 'computed_at')
+  const [done, stale] = await Promise.all([
+    db.from('usage_daily_days').where('day', '>=', from.toISODate()!).select('day', 'computed_at'),
+    db.from('usage_daily_stale').where('day', '>=', from.toISODate()!).select('day'),
+  ])
   const computed = new Map(done.map((r) => [toDay(r.day), new Date(r.computed_at).getTime()]))
+  const late = new Set(stale.map((r) => toDay(r.day)))
   for (let day = from.startOf('day'); day < before.startOf('day'); day = day.plus({ days: 1 })) {
     const at = computed.get(day.toISODate()!)
     const settled = day.plus({ days: 1 }).toMillis() + SETTLE_MS
-    if (at === undefined || (at < settled && Date.now() >= settled)) await rollUpDay(day)
+    if (at === undefined || late.has(day.toISODate()!) || (at < settled && Date.now() >= settled)) await rollUpDay(day)
   }
 }
 
@@ -42,6 +46,9 @@ export async function rollUpDay(day: DateTime) {
   const key = day.toISODate()!
   await db.transaction(async (trx) => {
     await trx.rawQuery('SELECT pg_advisory_xact_lock(hashtext(?))', [`usage_daily:${key}`])
+    // The mark goes before the rows are read: a late batch committing from here on marks the day
+    // again (its insert waits for this delete to commit), so no late row is ever left out.
+    await trx.from('usage_daily_stale').where('day', key).delete()
     await trx.from('usage_daily').where('day', key).delete()
     await trx.rawQuery(
       `WITH rows AS (

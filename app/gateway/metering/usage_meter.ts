@@ -98,6 +98,13 @@ counters AS (
     output_tokens = monthly_usage.output_tokens + EXCLUDED.output_tokens,
     cost = monthly_usage.cost + EXCLUDED.cost
 ),
+late AS (
+  -- Rows of a finished day (a replayed spill, a call metered after midnight): its rollup is redone.
+  INSERT INTO usage_daily_stale (day)
+  SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM ins
+   WHERE created_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  ON CONFLICT (day) DO NOTHING
+),
 touched AS (
   UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost
     FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
