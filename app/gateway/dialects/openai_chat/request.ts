@@ -210,31 +210,6 @@ function userContent(parts: Array<TextPart | ImagePart | FilePart>, keepCache: b
   })
 }
 
-/**
- * A document as OpenAI's chat takes it: a `file` part (data: URL and file
- * name, or an OpenAI file_id), wav/mp3 audio as `input_audio`, plain text as
- * text. Audio in another format or by URL, video, a URL document (the part
- * has no URL field) and another provider's file id have no chat form.
- */
-function fileContent(part: FilePart): ChatContentPart {
-  const refuse = (why: string) => unsupportedAttachment(part, 'OpenAI chat completions', why)
-  if (part.fileId) {
-    if (part.fileId.provider === 'openai') return { type: 'file', file: { file_id: part.fileId.id } }
-    throw refuse('a file id is only valid with the provider it was uploaded to')
-  }
-  if (part.mediaType.startsWith('audio/')) {
-    const format = audioFormat(part.mediaType)
-    if (!format) throw refuse('input_audio takes wav or mp3 audio only')
-    if (part.data === undefined) throw refuse('input_audio takes base64 data, not a URL')
-    return { type: 'input_audio', input_audio: { data: part.data, format } }
-  }
-  if (part.mediaType.startsWith('video/')) throw refuse('chat messages cannot carry video')
-  if (part.data === undefined) throw refuse('a chat file part takes base64 file_data, not a URL')
-  const text = fileText(part)
-  if (text !== null) return { type: 'text', text }
-  return { type: 'file', file: { filename: fileName(part), file_data: fileToDataUrl(part) } }
-}
-
 function encodeAssistant(parts: ContentPart[]): ChatMessage {
   const text = parts.filter((p): p is TextPart => p.type === 'text').map((p) => p.text).join('')
   const message: ChatMessage = { role: 'assistant', content: text || null }
@@ -269,4 +244,29 @@ export function customToolSchema(tool: CanonicalTool): Record<string, unknown> {
     properties: { input: { type: 'string', description: `The raw tool input.${hint}` } },
     required: ['input'],
   }
+}
+
+/**
+ * A document as OpenAI's chat takes it: a `file` part (data: URL and file
+ * name, or an OpenAI file_id), wav/mp3 audio as `input_audio`, plain text as
+ * text. Audio in another format or by URL, video, a URL document (the part
+ * has no URL field) and another provider's file id have no chat form.
+ */
+function fileContent(part: FilePart): ChatContentPart {
+  const refuse = (why: string) => unsupportedAttachment(part, 'OpenAI chat completions', why)
+  if (part.fileId) {
+    if (part.fileId.provider === 'openai') return { type: 'file', file: { file_id: part.fileId.id } }
+    throw refuse('a file id is only valid with the provider it was uploaded to')
+  }
+  if (part.mediaType.startsWith('audio/')) {
+    const format = audioFormat(part.mediaType)
+    if (!format) throw refuse('input_audio takes wav or mp3 audio only')
+    if (part.data === undefined) throw refuse('input_audio takes base64 data, not a URL')
+    return { type: 'input_audio', input_audio: { data: part.data, format } }
+  }
+  if (part.mediaType.startsWith('video/')) throw refuse('chat messages cannot carry video')
+  if (part.data === undefined) throw refuse('a chat file part takes base64 file_data, not a URL')
+  const text = fileText(part)
+  if (text !== null) return { type: 'text', text }
+  return { type: 'file', file: { filename: fileName(part), file_data: fileToDataUrl(part) } }
 }
