@@ -1,3 +1,5 @@
+import { GatewayError } from '#exceptions/gateway_error'
+
 /**
  * The one hub representation every wire format translates through. A
  * dialect has one decoder into these types and one encoder out of them
@@ -24,6 +26,24 @@ export interface ImagePart {
   mediaType?: string
   url?: string
   detail?: string
+  cacheControl?: CacheControl
+}
+
+/**
+ * An attachment that is not an image: a document (PDF, plain text), audio,
+ * video. Carried as base64 `data` with its `mediaType` (a plain-text
+ * document too: its text, base64), a `url` the provider fetches, or a
+ * `fileId` stored with one provider. Each encoder writes it in its own form
+ * or, when its wire has none for it, refuses it (`unsupportedAttachment`).
+ */
+export interface FilePart {
+  type: 'file'
+  data?: string
+  mediaType: string
+  url?: string
+  filename?: string
+  /** A file uploaded to one provider (OpenAI `file_id`, Anthropic Files API): only that provider can read it */
+  fileId?: { provider: 'openai' | 'anthropic'; id: string }
   cacheControl?: CacheControl
 }
 
@@ -56,13 +76,13 @@ export interface ToolResultPart {
   toolCallId: string
   /** Known when the decoder has it (Gemini needs it; encoders look it up by id otherwise) */
   name?: string
-  content: string | Array<TextPart | ImagePart>
+  content: string | Array<TextPart | ImagePart | FilePart>
   isError?: boolean
   custom?: boolean
   cacheControl?: CacheControl
 }
 
-export type ContentPart = TextPart | ImagePart | ReasoningPart | ToolCallPart | ToolResultPart
+export type ContentPart = TextPart | ImagePart | FilePart | ReasoningPart | ToolCallPart | ToolResultPart
 
 export interface CanonicalMessage {
   /** 'system' covers system/developer messages inside the conversation */
@@ -200,6 +220,100 @@ export function imageFromUrl(url: string, detail?: string): ImagePart {
 export function imageToUrl(part: ImagePart): string {
   if (part.url) return part.url
   return `data:${part.mediaType ?? 'image/png'};base64,${part.data ?? ''}`
+}
+
+const AUDIO_FORMATS: Record<string, string> = { wav: 'audio/wav', mp3: 'audio/mp3' }
+const EXTENSIONS: Record<string, string> = {
+  'application/pdf': 'pdf',
+  'text/plain': 'txt',
+  'text/markdown': 'md',
+  'text/csv': 'csv',
+  'text/html': 'html',
+  'audio/wav': 'wav',
+  'audio/mp3': 'mp3',
+  'audio/mpeg': 'mp3',
+}
+
+/**
+ * An attachment given as a data: URL, raw base64 or a URL (OpenAI's
+ * `file_data`, which OpenRouter also takes as a URL): an image part for
+ * images, else a file part. Raw base64 takes its type from the file name.
+ */
+export function attachmentFromData(value: string, filename?: string, cacheControl?: CacheControl): ImagePart | FilePart {
+  const match = /^data:([^;,]+)?(;base64)?,(.*)$/s.exec(value)
+  let part: FilePart
+  if (match) {
+    const mediaType = (match[1] || mediaTypeOfName(filename)).toLowerCase()
+    const data = match[2] ? match[3] : Buffer.from(decodeURIComponent(match[3]), 'utf8').toString('base64')
+    part = { type: 'file', mediaType, data }
+  } else if (/^https?:\/\//i.test(value)) {
+    part = { type: 'file', mediaType: mediaTypeOfName(filename ?? value.split(/[?#]/)[0]), url: value }
+  } else {
+    part = { type: 'file', mediaType: mediaTypeOfName(filename), data: value }
+  }
+  if (part.mediaType.startsWith('image/')) {
+    return part.url ? { type: 'image', url: part.url, cacheControl } : { type: 'image', mediaType: part.mediaType, data: part.data, cacheControl }
+  }
+  if (filename) part.filename = filename
+  if (cacheControl) part.cacheControl = cacheControl
+  return part
+}
+
+/** The media type a file name says (`report.pdf`); a PDF when it says nothing known. */
+export function mediaTypeOfName(name: string | undefined): string {
+  const ext = /\.([a-z0-9]+)$/i.exec(name ?? '')?.[1]?.toLowerCase()
+  if (ext === 'jpg') return 'image/jpeg'
+  if (ext === 'png' || ext === 'gif' || ext === 'webp') return `image/${ext}`
+  for (const [type, known] of Object.entries(EXTENSIONS)) if (known === ext) return type
+  return 'application/pdf'
+}
+
+/** OpenAI's `input_audio.format` (wav, mp3) as a media type. */
+export function audioMediaType(format: unknown): string {
+  const name = String(format ?? 'wav').toLowerCase()
+  return AUDIO_FORMATS[name] ?? `audio/${name}`
+}
+
+/** The `input_audio.format` OpenAI takes for a media type (wav, mp3), or null. */
+export function audioFormat(mediaType: string): 'wav' | 'mp3' | null {
+  const type = mediaType.toLowerCase()
+  if (type === 'audio/wav' || type === 'audio/x-wav' || type === 'audio/wave' || type === 'audio/vnd.wave') return 'wav'
+  if (type === 'audio/mp3' || type === 'audio/mpeg' || type === 'audio/mpeg3' || type === 'audio/x-mp3') return 'mp3'
+  return null
+}
+
+/** A file part as a base64 data: URL. */
+export function fileToDataUrl(part: FilePart): string {
+  return `data:${part.mediaType};base64,${part.data ?? ''}`
+}
+
+/** A file name for a file part (OpenAI wants one with `file_data`). */
+export function fileName(part: FilePart): string {
+  return part.filename || `file.${EXTENSIONS[part.mediaType] ?? part.mediaType.split('/')[1]?.replace(/[^a-z0-9]/gi, '') ?? 'bin'}`
+}
+
+/** The text of a plain-text document (text/*, given as data), else null. */
+export function fileText(part: FilePart): string | null {
+  if (!part.mediaType.startsWith('text/') || part.data === undefined) return null
+  return Buffer.from(part.data, 'base64').toString('utf8')
+}
+
+/** What an attachment is, for a message that names it (`an audio/wav attachment`, `an OpenAI file_id`). */
+export function describeFile(part: FilePart): string {
+  if (part.fileId) return `a file uploaded to ${part.fileId.provider === 'openai' ? 'OpenAI' : 'Anthropic'} (file id ${part.fileId.id})`
+  return `an attachment of type ${part.mediaType}${part.filename ? ` ('${part.filename}')` : ''}${part.url ? ' given by URL' : ''}`
+}
+
+/**
+ * The client's 400 for an attachment the upstream's wire format cannot
+ * carry: said, never dropped (an answer to a prompt without its attachment
+ * looks right and is wrong).
+ */
+export function unsupportedAttachment(part: FilePart, upstream: string, why: string): GatewayError {
+  return GatewayError.invalidRequest(
+    `This request has ${describeFile(part)}, which cannot be sent to this model's upstream (${upstream}): ${why}`,
+    'unsupported_attachment'
+  )
 }
 
 /** Text of a tool result's content. */

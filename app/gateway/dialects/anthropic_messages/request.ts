@@ -1,11 +1,14 @@
-import type {
-  CanonicalMessage,
-  CanonicalRequest,
-  CanonicalTool,
-  ContentPart,
-  ImagePart,
-  TextPart,
-  ToolChoice,
+import {
+  fileText,
+  unsupportedAttachment,
+  type CanonicalMessage,
+  type CanonicalRequest,
+  type CanonicalTool,
+  type ContentPart,
+  type FilePart,
+  type ImagePart,
+  type TextPart,
+  type ToolChoice,
 } from '#gateway/dialects/canonical'
 import type {
   AnthropicBlock,
@@ -75,6 +78,11 @@ function decodeBlocks(content: AnthropicMessage['content']): ContentPart[] {
         if (image) parts.push(image)
         break
       }
+      case 'document': {
+        const document = decodeDocument(block)
+        if (document) parts.push(document)
+        break
+      }
       case 'thinking':
         parts.push({ type: 'reasoning', text: String(block.thinking ?? ''), signature: block.signature })
         break
@@ -97,7 +105,9 @@ function decodeBlocks(content: AnthropicMessage['content']): ContentPart[] {
           content:
             typeof block.content === 'string'
               ? block.content
-              : decodeBlocks(block.content ?? []).filter((p): p is TextPart | ImagePart => p.type === 'text' || p.type === 'image'),
+              : decodeBlocks(block.content ?? []).filter(
+                  (p): p is TextPart | ImagePart | FilePart => p.type === 'text' || p.type === 'image' || p.type === 'file'
+                ),
           isError: block.is_error === true ? true : undefined,
           cacheControl: block.cache_control,
         })
@@ -113,6 +123,33 @@ function decodeImage(block: any): ImagePart | null {
     return { type: 'image', mediaType: source.media_type, data: source.data, cacheControl: block.cache_control }
   }
   if (source?.type === 'url') return { type: 'image', url: source.url, cacheControl: block.cache_control }
+  return null
+}
+
+/**
+ * A document block: a base64 PDF, plain text (kept as base64 text/plain, like
+ * every file's data), a URL, content blocks (their text), or a Files API id.
+ */
+function decodeDocument(block: any): FilePart | null {
+  const source = block?.source
+  const base: Pick<FilePart, 'filename' | 'cacheControl'> = {}
+  if (typeof block.title === 'string' && block.title) base.filename = block.title
+  if (block.cache_control) base.cacheControl = block.cache_control
+  const text = (value: string): FilePart => ({ type: 'file', mediaType: 'text/plain', data: Buffer.from(value, 'utf8').toString('base64'), ...base })
+  switch (source?.type) {
+    case 'base64':
+      return { type: 'file', mediaType: String(source.media_type ?? 'application/pdf'), data: String(source.data ?? ''), ...base }
+    case 'text':
+      return text(String(source.data ?? ''))
+    case 'url':
+      return typeof source.url === 'string' ? { type: 'file', mediaType: 'application/pdf', url: source.url, ...base } : null
+    case 'content':
+      if (typeof source.content === 'string') return text(source.content)
+      return text((Array.isArray(source.content) ? source.content : []).map((b: any) => (typeof b?.text === 'string' ? b.text : '')).join('\n'))
+    case 'file':
+      if (typeof source.file_id !== 'string') return null
+      return { type: 'file', mediaType: 'application/octet-stream', fileId: { provider: 'anthropic', id: source.file_id }, ...base }
+  }
   return null
 }
 
@@ -226,12 +263,40 @@ function encodeImage(part: ImagePart): AnthropicBlock {
   return part.cacheControl ? { type: 'image', source, cache_control: part.cacheControl } : { type: 'image', source }
 }
 
+/**
+ * A `document` block: a PDF (base64 or URL), plain text as a text source, a
+ * file uploaded to Anthropic. Messages take no audio or video, no other
+ * document types, and no other provider's file id.
+ */
+function encodeDocument(part: FilePart): AnthropicBlock {
+  const refuse = (why: string) => unsupportedAttachment(part, 'Anthropic Messages', why)
+  let source: Record<string, unknown>
+  if (part.fileId) {
+    if (part.fileId.provider !== 'anthropic') throw refuse('a file id is only valid with the provider it was uploaded to')
+    source = { type: 'file', file_id: part.fileId.id }
+  } else if (part.mediaType === 'application/pdf') {
+    source = part.url ? { type: 'url', url: part.url } : { type: 'base64', media_type: 'application/pdf', data: part.data ?? '' }
+  } else if (part.mediaType.startsWith('text/')) {
+    const text = fileText(part)
+    if (text === null) throw refuse('a text document must be given as data, not by URL')
+    source = { type: 'text', media_type: 'text/plain', data: text }
+  } else {
+    throw refuse('Claude takes images, PDF and plain-text documents; not audio, video or other file types')
+  }
+  const block: AnthropicBlock = { type: 'document', source }
+  if (part.filename) block.title = part.filename
+  if (part.cacheControl) block.cache_control = part.cacheControl
+  return block
+}
+
 function encodeBlock(part: ContentPart): AnthropicBlock | null {
   switch (part.type) {
     case 'text':
       return part.text ? encodeText(part) : null
     case 'image':
       return encodeImage(part)
+    case 'file':
+      return encodeDocument(part)
     case 'reasoning':
       // Only signed thinking can be sent back; another vendor's reasoning cannot.
       if (part.redacted) return { type: 'redacted_thinking', data: part.redacted }
@@ -245,7 +310,7 @@ function encodeBlock(part: ContentPart): AnthropicBlock | null {
       const content =
         typeof part.content === 'string'
           ? part.content
-          : part.content.map((p) => (p.type === 'text' ? encodeText(p) : encodeImage(p)))
+          : part.content.map((p) => (p.type === 'text' ? encodeText(p) : p.type === 'image' ? encodeImage(p) : encodeDocument(p)))
       const block: AnthropicBlock = { type: 'tool_result', tool_use_id: part.toolCallId, content }
       if (part.isError) block.is_error = true
       if (part.cacheControl) block.cache_control = part.cacheControl

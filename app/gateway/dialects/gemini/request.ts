@@ -3,10 +3,12 @@ import {
   type CanonicalRequest,
   type CanonicalTool,
   type ContentPart,
+  type FilePart,
   type TextPart,
   type ToolChoice,
   resultText,
   toolNamesById,
+  unsupportedAttachment,
 } from '#gateway/dialects/canonical'
 import type { GeminiContent, GeminiPart, GeminiRequest } from '#gateway/dialects/gemini/types'
 
@@ -51,9 +53,14 @@ export function decodeGeminiRequest(input: GeminiRequest): CanonicalRequest {
         if (part.thought) parts.push({ type: 'reasoning', text: part.text, signature: part.thoughtSignature })
         else parts.push({ type: 'text', text: part.text })
       } else if (part.inlineData) {
-        parts.push({ type: 'image', mediaType: part.inlineData.mimeType, data: part.inlineData.data })
+        // Images are image parts; PDFs, audio, video and text are files (an image block of type application/pdf is a 400).
+        const { mimeType, data } = part.inlineData
+        if (isImage(mimeType)) parts.push({ type: 'image', mediaType: mimeType, data })
+        else parts.push({ type: 'file', mediaType: String(mimeType).toLowerCase(), data })
       } else if (part.fileData) {
-        parts.push({ type: 'image', mediaType: part.fileData.mimeType, url: part.fileData.fileUri })
+        const { mimeType, fileUri } = part.fileData
+        if (isImage(mimeType)) parts.push({ type: 'image', mediaType: mimeType, url: fileUri })
+        else parts.push({ type: 'file', mediaType: String(mimeType).toLowerCase(), url: fileUri })
       } else if (part.functionCall) {
         const call = part.functionCall
         parts.push({
@@ -107,6 +114,11 @@ export function decodeGeminiRequest(input: GeminiRequest): CanonicalRequest {
   return request
 }
 
+/** An image media type; a part without one is taken as an image, as before documents were told apart. */
+function isImage(mimeType: string | undefined): boolean {
+  return !mimeType || /^image\//i.test(mimeType)
+}
+
 /** Gemini's OpenAPI schemas may spell types in capitals ("OBJECT"); JSON Schema wants lower case. */
 function lowerTypes(schema: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!schema || typeof schema !== 'object') return schema
@@ -152,6 +164,8 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
       continue
     }
     const parts: GeminiPart[] = []
+    // A functionResponse holds JSON only: a result's documents follow the message's parts, as parts of the same turn.
+    const resultFiles: GeminiPart[] = []
     for (const part of message.content) {
       switch (part.type) {
         case 'text':
@@ -164,6 +178,9 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
               : { fileData: { mimeType: part.mediaType ?? 'image/png', fileUri: part.url ?? '' } }
           )
           break
+        case 'file':
+          parts.push(filePart(part))
+          break
         case 'tool_call': {
           const call: GeminiPart = { functionCall: { id: part.id, name: part.name, args: argsObject(part.arguments, part.custom) } }
           const signature = part.signature ?? (needsSignature ? 'skip_thought_signature_validator' : undefined)
@@ -175,10 +192,12 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
           const text = typeof part.content === 'string' ? part.content : resultText(part.content)
           const name = part.name ?? names.get(part.toolCallId) ?? 'tool'
           parts.push({ functionResponse: { id: part.toolCallId, name, response: responseObject(text, part.isError) } })
+          if (typeof part.content !== 'string') for (const p of part.content) if (p.type === 'file') resultFiles.push(filePart(p))
           break
         }
       }
     }
+    parts.push(...resultFiles)
     if (parts.length === 0) continue
     const role = message.role === 'assistant' ? 'model' : 'user'
     const last = contents[contents.length - 1]
@@ -221,6 +240,13 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
   }
   if (Object.keys(config).length > 0) body.generationConfig = config
   return body
+}
+
+/** A document as Gemini takes it: inline data, or a URI (fileData). Another provider's file id means nothing to Google. */
+function filePart(part: FilePart): GeminiPart {
+  if (part.fileId) throw unsupportedAttachment(part, 'Google Gemini', 'a file id is only valid with the provider it was uploaded to')
+  if (part.url) return { fileData: { mimeType: part.mediaType, fileUri: part.url } }
+  return { inlineData: { mimeType: part.mediaType, data: part.data ?? '' } }
 }
 
 function argsObject(args: string, custom?: boolean): Record<string, unknown> {

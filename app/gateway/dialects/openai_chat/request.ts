@@ -1,11 +1,19 @@
 import {
+  attachmentFromData,
+  audioFormat,
+  audioMediaType,
+  fileName,
+  fileText,
+  fileToDataUrl,
   imageFromUrl,
   imageToUrl,
   resultText,
+  unsupportedAttachment,
   type CanonicalMessage,
   type CanonicalRequest,
   type CanonicalTool,
   type ContentPart,
+  type FilePart,
   type ImagePart,
   type TextPart,
   type ToolChoice,
@@ -65,21 +73,27 @@ export function decodeChatRequest(body: ChatRequest): CanonicalRequest {
   return request
 }
 
-function userParts(content: ChatMessage['content']): Array<TextPart | ImagePart> {
+function userParts(content: ChatMessage['content']): Array<TextPart | ImagePart | FilePart> {
   if (typeof content === 'string') return [{ type: 'text', text: content }]
   if (!Array.isArray(content)) return []
-  const parts: Array<TextPart | ImagePart> = []
+  const parts: Array<TextPart | ImagePart | FilePart> = []
   for (const part of content) {
     if (part?.type === 'text' && typeof part.text === 'string') {
       parts.push(part.cache_control ? { type: 'text', text: part.text, cacheControl: part.cache_control } : { type: 'text', text: part.text })
     } else if (part?.type === 'image_url' && part.image_url?.url) {
       parts.push(imageFromUrl(part.image_url.url, part.image_url.detail))
+    } else if (part?.type === 'file' && part.file) {
+      const { file_data: data, file_id: id, filename } = part.file
+      if (typeof data === 'string' && data) parts.push(attachmentFromData(data, filename, part.cache_control))
+      else if (typeof id === 'string' && id) parts.push({ type: 'file', mediaType: 'application/octet-stream', fileId: { provider: 'openai', id }, filename })
+    } else if (part?.type === 'input_audio' && typeof part.input_audio?.data === 'string') {
+      parts.push({ type: 'file', mediaType: audioMediaType(part.input_audio.format), data: part.input_audio.data })
     }
   }
   return parts
 }
 
-function resultParts(content: ChatMessage['content']): Array<TextPart | ImagePart> {
+function resultParts(content: ChatMessage['content']): Array<TextPart | ImagePart | FilePart> {
   return userParts(content)
 }
 
@@ -125,12 +139,14 @@ export function encodeChatRequest(request: CanonicalRequest, model: string, hint
     } else if (message.role === 'assistant') {
       messages.push(encodeAssistant(message.content, hints.reasoningContent))
     } else {
-      const rest: Array<TextPart | ImagePart> = []
+      const rest: Array<TextPart | ImagePart | FilePart> = []
       for (const part of message.content) {
         if (part.type === 'tool_result') {
           const content = typeof part.content === 'string' ? part.content : resultText(part.content)
           messages.push({ role: 'tool', tool_call_id: part.toolCallId, content: part.isError && !content ? 'error' : content })
-        } else if (part.type === 'text' || part.type === 'image') {
+          // A tool message is text only: the result's documents follow the tool messages, in the user message.
+          if (typeof part.content !== 'string') for (const p of part.content) if (p.type === 'file') rest.push(p)
+        } else if (part.type === 'text' || part.type === 'image' || part.type === 'file') {
           rest.push(part)
         }
       }
@@ -179,7 +195,7 @@ function textContent(parts: ContentPart[], keepCache: boolean): string | ChatCon
   return texts.map((p) => p.text).join('\n\n')
 }
 
-function userContent(parts: Array<TextPart | ImagePart>, keepCache: boolean): string | ChatContentPart[] {
+function userContent(parts: Array<TextPart | ImagePart | FilePart>, keepCache: boolean): string | ChatContentPart[] {
   if (parts.length === 1 && parts[0].type === 'text' && !(keepCache && parts[0].cacheControl)) return parts[0].text
   return parts.map((part): ChatContentPart => {
     if (part.type === 'text') {
@@ -187,6 +203,7 @@ function userContent(parts: Array<TextPart | ImagePart>, keepCache: boolean): st
         ? { type: 'text', text: part.text, cache_control: part.cacheControl }
         : { type: 'text', text: part.text }
     }
+    if (part.type === 'file') return fileContent(part)
     const image: ChatContentPart = { type: 'image_url', image_url: { url: imageToUrl(part) } }
     if (part.detail) image.image_url!.detail = part.detail
     return image
@@ -232,4 +249,29 @@ export function customToolSchema(tool: CanonicalTool): Record<string, unknown> {
     properties: { input: { type: 'string', description: `The raw tool input.${hint}` } },
     required: ['input'],
   }
+}
+
+/**
+ * A document as OpenAI's chat takes it: a `file` part (data: URL and file
+ * name, or an OpenAI file_id), wav/mp3 audio as `input_audio`, plain text as
+ * text. Audio in another format or by URL, video, a URL document (the part
+ * has no URL field) and another provider's file id have no chat form.
+ */
+function fileContent(part: FilePart): ChatContentPart {
+  const refuse = (why: string) => unsupportedAttachment(part, 'OpenAI chat completions', why)
+  if (part.fileId) {
+    if (part.fileId.provider === 'openai') return { type: 'file', file: { file_id: part.fileId.id } }
+    throw refuse('a file id is only valid with the provider it was uploaded to')
+  }
+  if (part.mediaType.startsWith('audio/')) {
+    const format = audioFormat(part.mediaType)
+    if (!format) throw refuse('input_audio takes wav or mp3 audio only')
+    if (part.data === undefined) throw refuse('input_audio takes base64 data, not a URL')
+    return { type: 'input_audio', input_audio: { data: part.data, format } }
+  }
+  if (part.mediaType.startsWith('video/')) throw refuse('chat messages cannot carry video')
+  if (part.data === undefined) throw refuse('a chat file part takes base64 file_data, not a URL')
+  const text = fileText(part)
+  if (text !== null) return { type: 'text', text }
+  return { type: 'file', file: { filename: fileName(part), file_data: fileToDataUrl(part) } }
 }

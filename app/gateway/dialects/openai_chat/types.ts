@@ -4,6 +4,10 @@ export interface ChatContentPart {
   type: 'text' | 'image_url' | 'input_audio' | 'file' | string
   text?: string
   image_url?: { url: string; detail?: string }
+  /** A document: `file_data` a data: URL (OpenAI; OpenRouter also takes a URL), or an uploaded `file_id` */
+  file?: { file_data?: string; file_id?: string; filename?: string }
+  /** Base64 audio, `format` wav or mp3 */
+  input_audio?: { data: string; format: string }
   cache_control?: Record<string, unknown>
 }
 

@@ -1,14 +1,21 @@
 import {
+  attachmentFromData,
+  fileName,
+  fileText,
+  fileToDataUrl,
   imageFromUrl,
   imageToUrl,
   resultText,
+  unsupportedAttachment,
   type CanonicalMessage,
   type CanonicalRequest,
   type CanonicalTool,
   type ContentPart,
+  type FilePart,
   type ImagePart,
   type TextPart,
   type ToolChoice,
+  type ToolResultPart,
 } from '#gateway/dialects/canonical'
 import type { ResponsesContentPart, ResponsesItem, ResponsesRequest, ResponsesTool } from '#gateway/dialects/openai_responses/types'
 
@@ -102,10 +109,10 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
   return request
 }
 
-function contentParts(content: ResponsesItem['content']): Array<TextPart | ImagePart> {
+function contentParts(content: ResponsesItem['content']): Array<TextPart | ImagePart | FilePart> {
   if (typeof content === 'string') return [{ type: 'text', text: content }]
   if (!Array.isArray(content)) return []
-  const parts: Array<TextPart | ImagePart> = []
+  const parts: Array<TextPart | ImagePart | FilePart> = []
   for (const part of content) {
     if ((part?.type === 'input_text' || part?.type === 'output_text' || part?.type === 'text') && typeof part.text === 'string') {
       parts.push({ type: 'text', text: part.text })
@@ -113,6 +120,13 @@ function contentParts(content: ResponsesItem['content']): Array<TextPart | Image
       parts.push({ type: 'text', text: part.refusal })
     } else if (part?.type === 'input_image' && typeof part.image_url === 'string') {
       parts.push(imageFromUrl(part.image_url, part.detail))
+    } else if (part?.type === 'input_file') {
+      const filename = typeof part.filename === 'string' ? part.filename : undefined
+      const source = typeof part.file_data === 'string' && part.file_data ? part.file_data : part.file_url
+      if (typeof source === 'string' && source) parts.push(attachmentFromData(source, filename))
+      else if (typeof part.file_id === 'string' && part.file_id) {
+        parts.push({ type: 'file', mediaType: 'application/octet-stream', fileId: { provider: 'openai', id: part.file_id }, filename })
+      }
     }
   }
   return parts
@@ -159,6 +173,9 @@ export function encodeResponsesRequest(request: CanonicalRequest, model: string)
         case 'image':
           pending.push({ type: 'input_image', image_url: imageToUrl(part), detail: part.detail ?? 'auto' })
           break
+        case 'file':
+          pending.push(fileContent(part))
+          break
         case 'reasoning':
           flush()
           if (part.signature) {
@@ -178,7 +195,7 @@ export function encodeResponsesRequest(request: CanonicalRequest, model: string)
           input.push({
             type: part.custom ? 'custom_tool_call_output' : 'function_call_output',
             call_id: part.toolCallId,
-            output: typeof part.content === 'string' ? part.content : resultText(part.content),
+            output: resultOutput(part.content),
           })
           break
       }
@@ -211,4 +228,34 @@ export function encodeResponsesRequest(request: CanonicalRequest, model: string)
   else if (format?.type === 'json_object') body.text = { format: { type: 'json_object' } }
   if (request.user) body.user = request.user
   return body
+}
+
+/** A tool result's output: its text, or input_* parts when it carries images or documents. */
+function resultOutput(content: ToolResultPart['content']): string | ResponsesContentPart[] {
+  if (typeof content === 'string' || content.every((p) => p.type === 'text')) return resultText(content)
+  return content.map((part): ResponsesContentPart => {
+    if (part.type === 'text') return { type: 'input_text', text: part.text }
+    if (part.type === 'image') return { type: 'input_image', image_url: imageToUrl(part), detail: part.detail ?? 'auto' }
+    return fileContent(part)
+  })
+}
+
+/**
+ * A document as the Responses API takes it: `input_file` with a data: URL and
+ * file name, a URL, or an OpenAI file_id; plain text as input_text. Audio and
+ * video have no input part here, and another provider's file id is not valid.
+ */
+function fileContent(part: FilePart): ResponsesContentPart {
+  const refuse = (why: string) => unsupportedAttachment(part, 'OpenAI Responses', why)
+  if (part.fileId) {
+    if (part.fileId.provider === 'openai') return { type: 'input_file', file_id: part.fileId.id }
+    throw refuse('a file id is only valid with the provider it was uploaded to')
+  }
+  if (part.mediaType.startsWith('audio/') || part.mediaType.startsWith('video/')) {
+    throw refuse('Responses input takes text, images and files, not audio or video')
+  }
+  if (part.url) return { type: 'input_file', file_url: part.url }
+  const text = fileText(part)
+  if (text !== null) return { type: 'input_text', text }
+  return { type: 'input_file', filename: fileName(part), file_data: fileToDataUrl(part) }
 }

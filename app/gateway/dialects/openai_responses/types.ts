@@ -6,6 +6,11 @@ export interface ResponsesContentPart {
   refusal?: string
   image_url?: string
   detail?: string
+  /** input_file: a data: URL, a URL, or an uploaded file's id */
+  file_data?: string
+  file_url?: string
+  file_id?: string
+  filename?: string
   annotations?: unknown[]
 }
 
