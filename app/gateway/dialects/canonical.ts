@@ -6,6 +6,8 @@
  * Only what a translation can carry lives here. Same-dialect traffic never
  * touches these types: it is relayed as bytes (see app/gateway/relay).
  */
+import { randomBytes } from 'node:crypto'
+
 export type DialectName = 'openai_chat' | 'openai_responses' | 'anthropic_messages' | 'gemini'
 
 /** Opaque per-block cache hint (Anthropic `cache_control`), carried as given. */
@@ -216,6 +218,18 @@ export function responseText(response: CanonicalResponse): string {
     else text += part.name + part.arguments
   }
   return text
+}
+
+/**
+ * An id for a tool call its upstream gave none (Gemini): unique per call, not
+ * per response, since the client keeps it in its history and a conversation
+ * holds many calls (Anthropic answers 400 "`tool_use` ids must be unique" to
+ * a repeat). 24 base64url characters: Anthropic's id pattern
+ * (`^[a-zA-Z0-9_-]+$`) and OpenAI's 40-character limit, whatever the tool's
+ * name. Encoders find a result's tool name through its call (toolNamesById).
+ */
+export function newToolCallId(): string {
+  return `call_${randomBytes(18).toString('base64url')}`
 }
 
 /** Tool-call id -> tool name, over a conversation (Gemini needs names for results). */

@@ -12,7 +12,14 @@ import type { GeminiContent, GeminiPart, GeminiRequest } from '#gateway/dialects
 
 const EFFORT_BUDGETS: Record<string, number> = { minimal: 512, low: 2048, medium: 8192, high: 24_576 }
 
-/** Ids for function calls that came without one, paired with their responses by name and order. */
+/**
+ * Ids for function calls that came without one, paired with their responses by
+ * name and order. These live only in the one upstream request decoded here
+ * (the answer's calls get ids of their own, newToolCallId), where the count
+ * over the whole conversation keeps them unique; they stay deterministic so
+ * the same history gives the same bytes turn after turn (an upstream's prompt
+ * cache matches on them).
+ */
 class CallIds {
   #n = 0
   #pending = new Map<string, string[]>()

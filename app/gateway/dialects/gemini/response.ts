@@ -1,4 +1,4 @@
-import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import type { GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -50,12 +50,11 @@ export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {
 export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
   const candidate = body?.candidates?.[0]
   const content: CanonicalResponse['content'] = []
-  let n = 0
   for (const part of candidate?.content?.parts ?? []) {
     if (part.functionCall) {
       content.push({
         type: 'tool_call',
-        id: part.functionCall.id || `call_${part.functionCall.name}_${++n}`,
+        id: part.functionCall.id || newToolCallId(),
         name: part.functionCall.name,
         arguments: JSON.stringify(part.functionCall.args ?? {}),
         signature: part.thoughtSignature,

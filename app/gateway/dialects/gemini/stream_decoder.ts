@@ -1,4 +1,4 @@
-import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import { newToolCallId, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
 import { decodeGeminiUsage, stopOfGemini } from '#gateway/dialects/gemini/response'
@@ -13,7 +13,6 @@ import type { GeminiResponse } from '#gateway/dialects/gemini/types'
 export class GeminiStreamDecoder implements StreamDecoder {
   #started = false
   #blocks = new OpenBlock()
-  #calls = 0
   #sawTool = false
 
   push(event: { data: string }): CanonicalEvent[] {
@@ -30,7 +29,7 @@ export class GeminiStreamDecoder implements StreamDecoder {
       if (part.functionCall) {
         // A function call arrives whole: a complete block.
         this.#sawTool = true
-        const id = part.functionCall.id || `call_${part.functionCall.name}_${++this.#calls}`
+        const id = part.functionCall.id || newToolCallId()
         const index = this.#blocks.open(out, { type: 'tool_call', id, name: part.functionCall.name })
         out.push({ type: 'delta', index, kind: 'arguments', value: JSON.stringify(part.functionCall.args ?? {}) })
         if (part.thoughtSignature) out.push({ type: 'signature', index, value: part.thoughtSignature })

@@ -1,0 +1,112 @@
+import { test } from '@japa/runner'
+import { ResponseCollector, type CanonicalEvent, type CanonicalResponse, type DialectName } from '#gateway/dialects/canonical'
+import { dialectOf } from '#gateway/dialects/registry'
+
+/**
+ * Translations between dialects, one codec call at a time: what an upstream's
+ * answer becomes for each client format, and what a client's request becomes
+ * for each upstream. Streams are fed as the upstream's SSE data payloads.
+ */
+const gemini = dialectOf('gemini')
+
+/** A canonical stream decoded from the upstream's data payloads (objects, serialised here). */
+function decodeStream(dialect: DialectName, chunks: unknown[]): CanonicalEvent[] {
+  const decoder = dialectOf(dialect).streamDecoder()
+  return [...chunks.flatMap((c) => decoder.push({ data: typeof c === 'string' ? c : JSON.stringify(c) })), ...decoder.end()]
+}
+
+function collect(events: CanonicalEvent[]): CanonicalResponse {
+  const collector = new ResponseCollector()
+  for (const event of events) collector.push(event)
+  return collector.response()
+}
+
+const MINTED_ID = /^call_[\w-]{24}$/
+const callIds = (response: CanonicalResponse) => response.content.flatMap((p) => (p.type === 'tool_call' ? [p.id] : []))
+
+/** A Gemini answer calling these functions (no ids, as Gemini's API sends them). */
+const geminiCalls = (...names: string[]) => ({
+  candidates: [{ content: { role: 'model', parts: names.map((name) => ({ functionCall: { name, args: { file_path: `/${name}` } } })) }, finishReason: 'STOP', index: 0 }],
+  usageMetadata: { promptTokenCount: 10, candidatesTokenCount: 2, totalTokenCount: 12 },
+  modelVersion: 'gemini-2.5-pro',
+  responseId: 'gem_1',
+})
+
+test.group('Gemini function calls get ids unique per call', () => {
+  test('two answers calling the same function, and parallel calls of one function, never share an id', ({ assert }) => {
+    const ids = [
+      ...callIds(gemini.decodeResponse(geminiCalls('Read'))),
+      ...callIds(gemini.decodeResponse(geminiCalls('Read', 'Read'))),
+      ...callIds(collect(decodeStream('gemini', [geminiCalls('Read')]))),
+      ...callIds(collect(decodeStream('gemini', [geminiCalls('Read', 'Read')]))),
+    ]
+    assert.lengthOf(ids, 6)
+    for (const id of ids) assert.match(id, MINTED_ID)
+    assert.equal(new Set(ids).size, 6)
+  })
+
+  test('an id Gemini gives is kept', ({ assert }) => {
+    const body = geminiCalls('Read')
+    ;(body.candidates[0].content.parts[0].functionCall as any).id = 'fc_given'
+    assert.deepEqual(callIds(gemini.decodeResponse(body)), ['fc_given'])
+    assert.deepEqual(callIds(collect(decodeStream('gemini', [body]))), ['fc_given'])
+  })
+
+  test('an Anthropic history of two Gemini turns goes back to Gemini with each response named after its call', ({ assert }) => {
+    const first = gemini.decodeResponse(geminiCalls('Read'))
+    const second = collect(decodeStream('gemini', [geminiCalls('Read', 'Glob')]))
+    const history = [first, second].flatMap((answer) => {
+      const anthropic = dialectOf('anthropic_messages').encodeResponse(answer, 'claude-sonnet-4-5') as any
+      const uses = anthropic.content.filter((b: any) => b.type === 'tool_use')
+      return [
+        { role: 'assistant', content: uses },
+        { role: 'user', content: uses.map((u: any) => ({ type: 'tool_result', tool_use_id: u.id, content: `${u.name} done` })) },
+      ]
+    })
+    const ids = history.filter((m) => m.role === 'assistant').flatMap((m) => m.content.map((b: any) => b.id))
+    assert.equal(new Set(ids).size, 3)
+    const request = dialectOf('anthropic_messages').decodeRequest({
+      model: 'gemini-2.5-pro',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'Read both' }, ...history],
+    })
+    const sent = gemini.encodeRequest(request, 'gemini-2.5-pro') as any
+    const responses = sent.contents.flatMap((c: any) => c.parts).filter((p: any) => p.functionResponse).map((p: any) => p.functionResponse)
+    assert.deepEqual(
+      responses.map((r: any) => [r.id, r.name, r.response]),
+      [
+        [ids[0], 'Read', { result: 'Read done' }],
+        [ids[1], 'Read', { result: 'Read done' }],
+        [ids[2], 'Glob', { result: 'Glob done' }],
+      ]
+    )
+  })
+
+  test('a Gemini client history without ids: parallel calls of one function pair with their responses in order, the same ids every time', ({ assert }) => {
+    const body = {
+      contents: [
+        { role: 'user', parts: [{ text: 'Read a and b' }] },
+        { role: 'model', parts: [{ functionCall: { name: 'Read', args: { f: 'a' } } }, { functionCall: { name: 'Read', args: { f: 'b' } } }] },
+        { role: 'user', parts: [{ functionResponse: { name: 'Read', response: { r: 'A' } } }, { functionResponse: { name: 'Read', response: { r: 'B' } } }] },
+        { role: 'model', parts: [{ functionCall: { name: 'Read', args: { f: 'c' } } }] },
+        { role: 'user', parts: [{ functionResponse: { name: 'Read', response: { r: 'C' } } }] },
+      ],
+    }
+    const decode = () => {
+      const request = gemini.decodeRequest(body)
+      const parts = request.messages.flatMap((m) => m.content)
+      return {
+        calls: parts.flatMap((p) => (p.type === 'tool_call' ? [[p.id, p.arguments]] : [])),
+        results: parts.flatMap((p) => (p.type === 'tool_result' ? [[p.toolCallId, p.content]] : [])),
+      }
+    }
+    const { calls, results } = decode()
+    assert.equal(new Set(calls.map(([id]) => id)).size, 3)
+    assert.deepEqual(
+      results,
+      calls.map(([id], i) => [id, JSON.stringify({ r: 'ABC'[i] })])
+    )
+    // The upstream's prompt cache sees the same bytes for the same history.
+    assert.deepEqual(decode(), { calls, results })
+  })
+})
