@@ -205,6 +205,37 @@ test.group('OpenAI chat and Anthropic Messages translated to a native google cha
     const followUp = JSON.parse(mock.lastRequest()!.body)
     assert.deepEqual(followUp.contents[2], { role: 'user', parts: [{ functionResponse: { id, name: 'get_weather', response: { result: '18C' } } }] })
   })
+
+  test('a prompt Google blocks, streamed: content_filter to a chat client, refusal to an Anthropic client, the prompt billed', async ({ assert }) => {
+    const user = await seedUser()
+    mock.script({ block_reason: 'PROHIBITED_CONTENT' })
+    const stream = await openai(user.key).chat.completions.create({
+      model: 'gemini-2.5-flash',
+      messages: [{ role: 'user', content: 'something blocked' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+    const finishes: string[] = []
+    let text = ''
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        text += choice.delta?.content ?? ''
+        if (choice.finish_reason) finishes.push(choice.finish_reason)
+      }
+    }
+    assert.deepEqual(finishes, ['content_filter'])
+    assert.equal(text, '')
+
+    mock.script({ block_reason: 'PROHIBITED_CONTENT' })
+    const message = await anthropic(user.key)
+      .messages.stream({ model: 'gemini-2.5-flash', max_tokens: 100, messages: [{ role: 'user', content: 'something blocked' }] })
+      .finalMessage()
+    assert.equal(message.stop_reason, 'refusal')
+    assert.deepEqual(message.content, [])
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.prompt_tokens, r.completion_tokens, r.estimated]), [[12, 0, false], [12, 0, false]])
+  })
 })
 
 test.group('Gemini answers in an Anthropic client conversation, replayed on another channel', (group) => {

@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import { ResponseCollector, type CanonicalEvent, type CanonicalResponse, type DialectName } from '#gateway/dialects/canonical'
 import { dialectOf } from '#gateway/dialects/registry'
+import { parseSse } from '#tests/clients'
 
 /**
  * Translations between dialects, one codec call at a time: what an upstream's
@@ -15,10 +16,18 @@ function decodeStream(dialect: DialectName, chunks: unknown[]): CanonicalEvent[]
   return [...chunks.flatMap((c) => decoder.push({ data: typeof c === 'string' ? c : JSON.stringify(c) })), ...decoder.end()]
 }
 
+/** A canonical stream collected into a response (no stopSequence key unless one was told, as decodeResponse gives it). */
 function collect(events: CanonicalEvent[]): CanonicalResponse {
   const collector = new ResponseCollector()
   for (const event of events) collector.push(event)
-  return collector.response()
+  const { stopSequence, ...response } = collector.response()
+  return stopSequence === undefined ? response : { ...response, stopSequence }
+}
+
+/** Canonical events written by a client dialect's stream encoder, read back as SSE events. */
+function encodeStream(dialect: DialectName, events: CanonicalEvent[]) {
+  const encoder = dialectOf(dialect).streamEncoder({ model: 'client-model', includeUsage: true })
+  return parseSse(events.map((e) => encoder.push(e)).join('') + encoder.end())
 }
 
 const MINTED_ID = /^call_[\w-]{24}$/
@@ -109,4 +118,54 @@ test.group('Gemini function calls get ids unique per call', () => {
     // The upstream's prompt cache sees the same bytes for the same history.
     assert.deepEqual(decode(), { calls, results })
   })
+})
+
+test.group('A Gemini refusal reads the same streamed and not', () => {
+  const blocked = {
+    promptFeedback: { blockReason: 'PROHIBITED_CONTENT' },
+    usageMetadata: { promptTokenCount: 7, totalTokenCount: 7 },
+    modelVersion: 'gemini-2.5-pro',
+    responseId: 'gem_blocked',
+  }
+
+  test('a blocked prompt streamed: content_filter, as the non-stream answer says it, for every client', ({ assert }) => {
+    const events = decodeStream('gemini', [blocked])
+    assert.deepEqual(collect(events), gemini.decodeResponse(blocked))
+    assert.equal(gemini.decodeResponse(blocked).stopReason, 'content_filter')
+    assert.deepInclude(events, { type: 'stop', reason: 'content_filter' })
+
+    const chat = encodeStream('openai_chat', events).filter((e) => e.data !== '[DONE]')
+    assert.deepEqual(chat.flatMap((e) => e.data.choices.map((c: any) => c.finish_reason)).filter(Boolean), ['content_filter'])
+    assert.equal(chat.map((e) => e.data.choices[0]?.delta?.content ?? '').join(''), '')
+    assert.include(chat.at(-1)!.data.usage, { prompt_tokens: 7 })
+
+    const messages = encodeStream('anthropic_messages', events)
+    assert.equal(messages.find((e) => e.event === 'message_delta')!.data.delta.stop_reason, 'refusal')
+    const responses = encodeStream('openai_responses', events)
+    assert.deepInclude(responses.at(-1)!.data.response, { status: 'incomplete', incomplete_details: { reason: 'content_filter' } })
+  })
+
+  test('the pass-through relay reads a blocked stream chunk usage', ({ assert }) => {
+    const rules = gemini.passThrough
+    const event = { data: JSON.stringify(blocked) }
+    assert.isTrue(rules.carriesUsage(event))
+    assert.include(rules.readUsage(blocked, null), { inputTokens: 7, outputTokens: 0 })
+  })
+
+  for (const reason of ['SAFETY', 'PROHIBITED_CONTENT', 'BLOCKLIST', 'SPII', 'RECITATION']) {
+    test(`finishReason ${reason}: the stream ends as the non-stream answer does, content_filter`, ({ assert }) => {
+      const chunk = (parts: any[], finishReason?: string) => ({
+        candidates: [{ content: { role: 'model', parts }, index: 0, ...(finishReason ? { finishReason } : {}) }],
+        modelVersion: 'gemini-2.5-pro',
+        responseId: 'gem_cut',
+      })
+      const whole = gemini.decodeResponse(chunk([{ text: 'Once upon' }], reason))
+      const streamed = decodeStream('gemini', [chunk([{ text: 'Once ' }]), chunk([{ text: 'upon' }]), chunk([], reason)])
+      assert.deepEqual(collect(streamed), whole)
+      assert.equal(whole.stopReason, 'content_filter')
+      const chat = encodeStream('openai_chat', streamed).filter((e) => e.data !== '[DONE]')
+      assert.deepEqual(chat.flatMap((e) => e.data.choices.map((c: any) => c.finish_reason)).filter(Boolean), ['content_filter'])
+      assert.equal(chat.map((e) => e.data.choices[0]?.delta?.content ?? '').join(''), 'Once upon')
+    })
+  }
 })

@@ -10,11 +10,26 @@ const STOP_REASONS: Record<string, StopReason> = {
   PROHIBITED_CONTENT: 'content_filter',
   SPII: 'content_filter',
   IMAGE_SAFETY: 'content_filter',
+  IMAGE_PROHIBITED_CONTENT: 'content_filter',
+  IMAGE_RECITATION: 'content_filter',
 }
 
 export function stopOfGemini(reason: string | undefined, sawTool: boolean): StopReason {
   const stop = STOP_REASONS[reason ?? ''] ?? 'end_turn'
   return stop === 'end_turn' && sawTool ? 'tool_use' : stop
+}
+
+/**
+ * The stop a response, or a stream chunk, tells: its candidate's finishReason,
+ * or content_filter for a prompt Google blocked (promptFeedback.blockReason
+ * and no candidate; streamed, that is the only chunk). Null when it tells
+ * none (a stream chunk before the last).
+ */
+export function stopOfChunk(body: GeminiResponse, sawTool: boolean): StopReason | null {
+  const candidate = body?.candidates?.[0]
+  if (candidate?.finishReason) return stopOfGemini(candidate.finishReason, sawTool)
+  if (!candidate && body?.promptFeedback?.blockReason) return 'content_filter'
+  return null
 }
 
 export function geminiFinish(stop: StopReason): string {
@@ -64,12 +79,12 @@ export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
       else if (part.text) content.push({ type: 'text', text: part.text })
     }
   }
-  const blocked = !candidate && body?.promptFeedback?.blockReason
+  const sawTool = content.some((p) => p.type === 'tool_call')
   return {
     id: String(body?.responseId ?? ''),
     model: String(body?.modelVersion ?? ''),
     content,
-    stopReason: blocked ? 'content_filter' : stopOfGemini(candidate?.finishReason, content.some((p) => p.type === 'tool_call')),
+    stopReason: stopOfChunk(body, sawTool) ?? stopOfGemini(undefined, sawTool),
     usage: decodeGeminiUsage(body?.usageMetadata),
   }
 }

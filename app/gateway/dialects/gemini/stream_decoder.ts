@@ -1,14 +1,15 @@
 import { newToolCallId, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
-import { decodeGeminiUsage, stopOfGemini } from '#gateway/dialects/gemini/response'
+import { decodeGeminiUsage, stopOfChunk } from '#gateway/dialects/gemini/response'
 import type { GeminiResponse } from '#gateway/dialects/gemini/types'
 
 /**
  * Gemini stream chunks (GenerateContentResponse each) -> canonical events.
  * Text and thought parts extend the open block of their kind; a function
  * call arrives whole and becomes a complete block. usageMetadata is
- * cumulative, so each one is a full snapshot.
+ * cumulative, so each one is a full snapshot. A blocked prompt comes as one
+ * chunk with promptFeedback and no candidate.
  */
 export class GeminiStreamDecoder implements StreamDecoder {
   #started = false
@@ -44,9 +45,11 @@ export class GeminiStreamDecoder implements StreamDecoder {
     }
     const usage = decodeGeminiUsage(chunk.usageMetadata)
     if (usage) out.push({ type: 'usage', usage })
-    if (candidate?.finishReason) {
+    // As the non-stream answer says it: a finishReason, or a blocked prompt (content_filter, not an empty "stop")
+    const stop = stopOfChunk(chunk, this.#sawTool)
+    if (stop) {
       this.#blocks.close(out)
-      out.push({ type: 'stop', reason: stopOfGemini(candidate.finishReason, this.#sawTool) })
+      out.push({ type: 'stop', reason: stop })
     }
     return out
   }
