@@ -169,3 +169,97 @@ test.group('A Gemini refusal reads the same streamed and not', () => {
     })
   }
 })
+
+test.group('A chat upstream refusal reaches every client as a refusal', () => {
+  const REFUSAL = "I'm sorry, I can't help with that."
+  const completion = {
+    id: 'chatcmpl-r1',
+    object: 'chat.completion',
+    created: 1,
+    model: 'gpt-4o',
+    choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: REFUSAL }, logprobs: null, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 9, completion_tokens: 8, total_tokens: 17 },
+  }
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
+    id: 'chatcmpl-r1',
+    object: 'chat.completion.chunk',
+    created: 1,
+    model: 'gpt-4o',
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  })
+  const chunks = [
+    chunk({ role: 'assistant', content: null, refusal: '' }),
+    ...REFUSAL.split(/(?<= )/).map((piece) => chunk({ refusal: piece })),
+    chunk({}, 'stop'),
+    { ...chunk({}), choices: [], usage: completion.usage },
+    '[DONE]',
+  ]
+
+  test('decoded: the refusal text, marked, and stop reason refusal; streamed the same', ({ assert }) => {
+    const chat = dialectOf('openai_chat')
+    const decoded = chat.decodeResponse(completion)
+    assert.deepEqual(decoded.content, [{ type: 'text', text: REFUSAL, refusal: true }])
+    assert.equal(decoded.stopReason, 'refusal')
+    assert.deepEqual(collect(decodeStream('openai_chat', chunks)), decoded)
+    // Plain text with finish "stop" is still an ordinary end
+    assert.equal(chat.decodeResponse({ ...completion, choices: [{ ...completion.choices[0], message: { role: 'assistant', content: 'ok' } }] }).stopReason, 'end_turn')
+  })
+
+  test('an Anthropic client: a text block with the refusal, stop_reason "refusal"', ({ assert }) => {
+    const decoded = dialectOf('openai_chat').decodeResponse(completion)
+    const message = dialectOf('anthropic_messages').encodeResponse(decoded, 'claude-x') as any
+    assert.deepEqual(message.content, [{ type: 'text', text: REFUSAL }])
+    assert.equal(message.stop_reason, 'refusal')
+
+    const events = encodeStream('anthropic_messages', decodeStream('openai_chat', chunks))
+    const text = events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('')
+    assert.equal(text, REFUSAL)
+    assert.deepEqual(events.find((e) => e.event === 'content_block_start')!.data.content_block, { type: 'text', text: '' })
+    assert.equal(events.find((e) => e.event === 'message_delta')!.data.delta.stop_reason, 'refusal')
+  })
+
+  test("a Responses client: a message item whose content is OpenAI's refusal part, streamed with refusal events", ({ assert }) => {
+    const decoded = dialectOf('openai_chat').decodeResponse(completion)
+    const response = dialectOf('openai_responses').encodeResponse(decoded, 'gpt-x') as any
+    assert.equal(response.status, 'completed')
+    assert.lengthOf(response.output, 1)
+    assert.deepInclude(response.output[0], { type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'refusal', refusal: REFUSAL }] })
+
+    const events = encodeStream('openai_responses', decodeStream('openai_chat', chunks)).map((e) => e.data)
+    const types = events.map((e) => e.type)
+    assert.deepEqual(types.filter((t) => !t.startsWith('response.refusal.delta')), [
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.refusal.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ])
+    assert.deepEqual(events.find((e) => e.type === 'response.content_part.added').part, { type: 'refusal', refusal: '' })
+    assert.equal(events.filter((e) => e.type === 'response.refusal.delta').map((e) => e.delta).join(''), REFUSAL)
+    assert.include(events.find((e) => e.type === 'response.refusal.done'), { refusal: REFUSAL, content_index: 0 })
+    const completed = events.at(-1).response
+    assert.equal(completed.status, 'completed')
+    assert.deepEqual(completed.output.map((i: any) => i.content), [[{ type: 'refusal', refusal: REFUSAL }]])
+  })
+
+  test('a Gemini client: the refusal as text, finishReason SAFETY', ({ assert }) => {
+    const decoded = dialectOf('openai_chat').decodeResponse(completion)
+    const answer = gemini.encodeResponse(decoded, 'gemini-x') as any
+    assert.deepEqual(answer.candidates[0].content.parts, [{ text: REFUSAL }])
+    assert.equal(answer.candidates[0].finishReason, 'SAFETY')
+
+    const chunksOut = encodeStream('gemini', decodeStream('openai_chat', chunks)).map((e) => e.data)
+    assert.equal(chunksOut.map((c) => c.candidates[0].content.parts.map((p: any) => p.text).join('')).join(''), REFUSAL)
+    assert.equal(chunksOut.at(-1).candidates[0].finishReason, 'SAFETY')
+  })
+
+  test('text, then a refusal: two blocks, each its own kind', ({ assert }) => {
+    const events = decodeStream('openai_chat', [chunk({ content: 'Well. ' }), chunk({ refusal: 'No.' }), chunk({}, 'stop')])
+    assert.deepEqual(collect(events).content, [{ type: 'text', text: 'Well. ' }, { type: 'text', text: 'No.', refusal: true }])
+    const output = (encodeStream('openai_responses', events).at(-1)!.data as any).response.output
+    assert.deepEqual(output.map((i: any) => i.content[0].type), ['output_text', 'refusal'])
+  })
+})

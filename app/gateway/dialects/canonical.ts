@@ -16,6 +16,11 @@ export type CacheControl = Record<string, unknown>
 export interface TextPart {
   type: 'text'
   text: string
+  /**
+   * The model's refusal (OpenAI chat's `refusal`). Encoders with a shape for it
+   * use it (Responses: a `refusal` content part); the others carry it as text.
+   */
+  refusal?: boolean
   cacheControl?: CacheControl
 }
 
@@ -144,7 +149,7 @@ export interface CanonicalResponse {
 }
 
 export type BlockInfo =
-  | { type: 'text' }
+  | { type: 'text'; refusal?: boolean }
   | { type: 'reasoning'; id?: string }
   | { type: 'tool_call'; id: string; name: string; custom?: boolean }
 
@@ -246,7 +251,7 @@ export function eventsOfResponse(response: CanonicalResponse): CanonicalEvent[] 
   const events: CanonicalEvent[] = [{ type: 'start', id: response.id, model: response.model }]
   response.content.forEach((part, index) => {
     if (part.type === 'text') {
-      events.push({ type: 'block_start', index, block: { type: 'text' } })
+      events.push({ type: 'block_start', index, block: part.refusal ? { type: 'text', refusal: true } : { type: 'text' } })
       events.push({ type: 'delta', index, kind: 'text', value: part.text })
     } else if (part.type === 'reasoning') {
       events.push({ type: 'block_start', index, block: { type: 'reasoning', id: part.id } })
@@ -288,7 +293,9 @@ export class ResponseCollector {
         const b = event.block
         const part: CanonicalResponse['content'][number] =
           b.type === 'text'
-            ? { type: 'text', text: '' }
+            ? b.refusal
+              ? { type: 'text', text: '', refusal: true }
+              : { type: 'text', text: '' }
             : b.type === 'reasoning'
               ? { type: 'reasoning', text: '', id: b.id }
               : { type: 'tool_call', id: b.id, name: b.name, arguments: '', custom: b.custom }

@@ -32,6 +32,15 @@ export function stopOfChunk(body: GeminiResponse, sawTool: boolean): StopReason 
   return null
 }
 
+/**
+ * Canonical stop -> finishReason. A refusal (another vendor's: OpenAI chat's
+ * `refusal`, Anthropic's stop_reason "refusal") is SAFETY, with its text in
+ * the parts: Gemini has no refusal part, and SAFETY is how Google's own
+ * models say they declined. Its clients handle it as such: @google/genai
+ * still returns the text (`response.text` reads the parts whatever the
+ * finishReason), Gemini CLI shows the text and then its "stopped due to
+ * safety reasons" notice, where STOP would pass the refusal off as an answer.
+ */
 export function geminiFinish(stop: StopReason): string {
   if (stop === 'max_tokens') return 'MAX_TOKENS'
   if (stop === 'content_filter' || stop === 'refusal') return 'SAFETY'
