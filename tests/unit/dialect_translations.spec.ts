@@ -263,3 +263,46 @@ test.group('A chat upstream refusal reaches every client as a refusal', () => {
     assert.deepEqual(output.map((i: any) => i.content[0].type), ['output_text', 'refusal'])
   })
 })
+
+test.group('A chat image URL sent to Gemini says its type', () => {
+  const fileDataOf = (url: string) => {
+    const request = dialectOf('openai_chat').decodeRequest({
+      model: 'gemini-2.5-flash',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url } }] }],
+    })
+    const sent = gemini.encodeRequest(request, 'gemini-2.5-flash') as any
+    return sent.contents[0].parts[1].fileData
+  }
+
+  test('from the extension of the path', ({ assert }) => {
+    const cases: Array<[string, string]> = [
+      ['https://example.com/cat.jpg', 'image/jpeg'],
+      ['https://example.com/cat.JPEG', 'image/jpeg'],
+      ['https://example.com/a/b/cat.png', 'image/png'],
+      ['https://example.com/cat.gif', 'image/gif'],
+      ['https://example.com/cat.webp', 'image/webp'],
+      ['https://example.com/cat.heic', 'image/heic'],
+      ['https://example.com/cat.heif', 'image/heif'],
+      ['https://cdn.example.com/cat.webp?sig=abc.png&x=1#frag.gif', 'image/webp'],
+      ['gs://bucket/photos/cat.png', 'image/png'],
+    ]
+    for (const [url, type] of cases) assert.deepEqual(fileDataOf(url), { mimeType: type, fileUri: url }, url)
+  })
+
+  test('JPEG when the URL tells nothing', ({ assert }) => {
+    for (const url of ['https://example.com/render?id=7', 'https://example.com/cat', 'https://example.com/file.bin', 'not a url']) {
+      assert.equal(fileDataOf(url).mimeType, 'image/jpeg', url)
+    }
+  })
+
+  test('a type the client gave wins; data URLs keep theirs', ({ assert }) => {
+    const request = dialectOf('anthropic_messages').decodeRequest({
+      model: 'gemini-2.5-flash',
+      max_tokens: 10,
+      messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/webp', data: 'AAAA' } }] }],
+    })
+    assert.deepEqual((gemini.encodeRequest(request, 'gemini-2.5-flash') as any).contents[0].parts[0], { inlineData: { mimeType: 'image/webp', data: 'AAAA' } })
+    request.messages[0].content = [{ type: 'image', url: 'https://example.com/cat.jpg', mediaType: 'image/png' }]
+    assert.equal((gemini.encodeRequest(request, 'gemini-2.5-flash') as any).contents[0].parts[0].fileData.mimeType, 'image/png')
+  })
+})

@@ -168,7 +168,7 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
           parts.push(
             part.data
               ? { inlineData: { mimeType: part.mediaType ?? 'image/png', data: part.data } }
-              : { fileData: { mimeType: part.mediaType ?? 'image/png', fileUri: part.url ?? '' } }
+              : { fileData: { mimeType: part.mediaType ?? imageTypeOfUrl(part.url), fileUri: part.url ?? '' } }
           )
           break
         case 'tool_call': {
@@ -246,4 +246,29 @@ function responseObject(text: string, isError?: boolean): Record<string, unknown
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed
   } catch {}
   return isError ? { error: text } : { result: text }
+}
+
+const IMAGE_TYPES: Record<string, string> = {
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  heic: 'image/heic',
+  heif: 'image/heif',
+}
+
+/**
+ * fileData must say its mimeType, and an image URL (chat image_url, Anthropic
+ * url source) comes without one: the extension of the URL's path tells it
+ * (not the query's: signed URLs end in tokens). Without one, JPEG: the most
+ * common image on the web, and one Gemini reads.
+ */
+function imageTypeOfUrl(url: string | undefined): string {
+  let path = url ?? ''
+  try {
+    path = new URL(path).pathname
+  } catch {}
+  const extension = /\.([a-z0-9]+)$/i.exec(path)?.[1].toLowerCase() ?? ''
+  return IMAGE_TYPES[extension] ?? 'image/jpeg'
 }
