@@ -306,3 +306,95 @@ test.group('A chat image URL sent to Gemini says its type', () => {
     assert.equal((gemini.encodeRequest(request, 'gemini-2.5-flash') as any).contents[0].parts[0].fileData.mimeType, 'image/png')
   })
 })
+
+test.group('Gemini schemas reach other vendors as JSON Schema', () => {
+  // Gemini's OpenAPI dialect: capital types, nullable, propertyOrdering (at every level)
+  const geminiSchema = {
+    type: 'OBJECT',
+    properties: {
+      path: { type: 'STRING', description: 'File path' },
+      limit: { type: 'INTEGER', nullable: true },
+      mode: { type: 'STRING', enum: ['read', 'write'], nullable: true },
+      tags: { type: 'ARRAY', items: { type: 'STRING', nullable: true }, nullable: false },
+      range: {
+        type: 'OBJECT',
+        nullable: true,
+        properties: { start: { type: 'NUMBER' }, end: { type: 'NUMBER', nullable: true } },
+        propertyOrdering: ['start', 'end'],
+      },
+      either: { anyOf: [{ type: 'STRING' }, { type: 'NUMBER' }], nullable: true },
+      // Properties that happen to be named like Gemini's keywords stay properties
+      nullable: { type: 'BOOLEAN' },
+      propertyOrdering: { type: 'STRING', default: 'nullable' },
+      type: { type: 'STRING', example: { nullable: true } },
+    },
+    required: ['path'],
+    propertyOrdering: ['path', 'limit', 'mode', 'tags', 'range', 'either', 'nullable', 'propertyOrdering', 'type'],
+  }
+  const jsonSchema = {
+    type: 'object',
+    properties: {
+      path: { type: 'string', description: 'File path' },
+      limit: { type: ['integer', 'null'] },
+      mode: { type: ['string', 'null'], enum: ['read', 'write', null] },
+      tags: { type: 'array', items: { type: ['string', 'null'] } },
+      range: {
+        type: ['object', 'null'],
+        properties: { start: { type: 'number' }, end: { type: ['number', 'null'] } },
+      },
+      either: { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'null' }] },
+      nullable: { type: 'boolean' },
+      propertyOrdering: { type: 'string', default: 'nullable' },
+      type: { type: 'string', example: { nullable: true } },
+    },
+    required: ['path'],
+  }
+
+  test('tool parameters: nullable becomes a null type, propertyOrdering goes, at every depth', ({ assert }) => {
+    for (const declaration of [{ parameters: geminiSchema }, { parametersJsonSchema: geminiSchema }]) {
+      const request = gemini.decodeRequest({
+        contents: [{ role: 'user', parts: [{ text: 'Read' }] }],
+        tools: [{ functionDeclarations: [{ name: 'Read', description: 'Read a file', ...declaration }] }],
+      })
+      assert.deepEqual(request.tools[0].parameters, jsonSchema)
+      const chat = dialectOf('openai_chat').encodeRequest(request, 'gpt-4o') as any
+      assert.deepEqual(chat.tools[0].function.parameters, jsonSchema)
+      const messages = dialectOf('anthropic_messages').encodeRequest(request, 'claude-sonnet-4-5') as any
+      assert.deepEqual(messages.tools[0].input_schema, jsonSchema)
+      assert.notInclude(JSON.stringify(chat.tools), 'propertyOrdering":[')
+    }
+  })
+
+  test('response schema: the same for structured output', ({ assert }) => {
+    const request = gemini.decodeRequest({
+      contents: [{ role: 'user', parts: [{ text: 'Plan' }] }],
+      generationConfig: { responseMimeType: 'application/json', responseSchema: geminiSchema },
+    })
+    assert.deepEqual(request.responseFormat, { type: 'json_schema', name: 'response', schema: jsonSchema })
+  })
+
+  test('a nullable schema with no type of its own: null as an alternative', ({ assert }) => {
+    const request = gemini.decodeRequest({
+      contents: [{ role: 'user', parts: [{ text: 'x' }] }],
+      tools: [
+        {
+          functionDeclarations: [
+            {
+              name: 'f',
+              parametersJsonSchema: {
+                type: 'object',
+                properties: { a: { $ref: '#/$defs/A', nullable: true }, b: { description: 'anything', nullable: true } },
+                $defs: { A: { type: 'STRING', nullable: true } },
+              },
+            },
+          ],
+        },
+      ],
+    })
+    assert.deepEqual(request.tools[0].parameters, {
+      type: 'object',
+      properties: { a: { anyOf: [{ $ref: '#/$defs/A' }, { type: 'null' }] }, b: { description: 'anything' } },
+      $defs: { A: { type: ['string', 'null'] } },
+    })
+  })
+})
