@@ -398,3 +398,25 @@ test.group('Gemini schemas reach other vendors as JSON Schema', () => {
     })
   })
 })
+
+test.group('Chat tool calls that come without an id', () => {
+  test('get one unique per call, streamed and not, across answers', ({ assert }) => {
+    const chat = dialectOf('openai_chat')
+    const call = (index: number) => ({ index, type: 'function', function: { name: 'Read', arguments: '{}' } })
+    const stream = () => [{ id: 'c', model: 'm', choices: [{ index: 0, delta: { tool_calls: [call(0), call(1)] }, finish_reason: 'tool_calls' }] }]
+    const whole = () => ({
+      id: 'c',
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call(0), call(1)] }, finish_reason: 'tool_calls' }],
+    })
+    const ids = [
+      ...callIds(collect(decodeStream('openai_chat', stream()))),
+      ...callIds(collect(decodeStream('openai_chat', stream()))),
+      ...callIds(chat.decodeResponse(whole())),
+      ...callIds(chat.decodeResponse(whole())),
+    ]
+    assert.lengthOf(ids, 8)
+    for (const id of ids) assert.match(id, MINTED_ID)
+    assert.equal(new Set(ids).size, 8)
+  })
+})

@@ -1,4 +1,4 @@
-import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import type { ChatCompletion, ChatUsage } from '#gateway/dialects/openai_chat/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -63,9 +63,9 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
   if (typeof refusal === 'string' && refusal) content.push({ type: 'text', text: refusal, refusal: true })
   for (const call of message?.tool_calls ?? []) {
     if (call.type === 'custom' && call.custom) {
-      content.push({ type: 'tool_call', id: call.id, name: call.custom.name, arguments: call.custom.input, custom: true })
+      content.push({ type: 'tool_call', id: call.id || newToolCallId(), name: call.custom.name, arguments: call.custom.input, custom: true })
     } else if (call.function) {
-      content.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments ?? '' })
+      content.push({ type: 'tool_call', id: call.id || newToolCallId(), name: call.function.name, arguments: call.function.arguments ?? '' })
     }
   }
   return {

@@ -1,4 +1,4 @@
-import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import { newToolCallId, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
 import { decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
@@ -97,7 +97,8 @@ export class ChatStreamDecoder implements StreamDecoder {
       return
     }
     if (this.#closed.has(chatIndex)) return
-    const id = String(call.id ?? `call_${this.#blocks.next + this.#pending.size}`)
+    // A server that gives no id: one unique per call (a count per answer repeats across a conversation)
+    const id = call.id ? String(call.id) : newToolCallId()
     const name = String(call.function?.name ?? '')
     if (this.#live !== undefined) {
       this.#pending.set(chatIndex, { id, name, args })
