@@ -1,6 +1,8 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { genai, parseSse } from '#tests/clients'
+import type Anthropic from '@anthropic-ai/sdk'
+import { anthropic, genai, parseSse } from '#tests/clients'
+import { upstreamTurns } from '#tests/conformance/upstream_turns'
 import { baseUrl, openai, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 const weather = {
@@ -188,7 +190,7 @@ test.group('OpenAI chat and Anthropic Messages translated to a native google cha
         args += call.function?.arguments ?? ''
       }
     }
-    assert.equal(id, 'call_get_weather_1')
+    assert.match(id, /^call_[\w-]{24}$/)
     assert.deepEqual(JSON.parse(args), { location: 'Paris' })
 
     await client.chat.completions.create({
@@ -202,5 +204,79 @@ test.group('OpenAI chat and Anthropic Messages translated to a native google cha
     })
     const followUp = JSON.parse(mock.lastRequest()!.body)
     assert.deepEqual(followUp.contents[2], { role: 'user', parts: [{ functionResponse: { id, name: 'get_weather', response: { result: '18C' } } }] })
+  })
+
+  test('a prompt Google blocks, streamed: content_filter to a chat client, refusal to an Anthropic client, the prompt billed', async ({ assert }) => {
+    const user = await seedUser()
+    mock.script({ block_reason: 'PROHIBITED_CONTENT' })
+    const stream = await openai(user.key).chat.completions.create({
+      model: 'gemini-2.5-flash',
+      messages: [{ role: 'user', content: 'something blocked' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+    const finishes: string[] = []
+    let text = ''
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        text += choice.delta?.content ?? ''
+        if (choice.finish_reason) finishes.push(choice.finish_reason)
+      }
+    }
+    assert.deepEqual(finishes, ['content_filter'])
+    assert.equal(text, '')
+
+    mock.script({ block_reason: 'PROHIBITED_CONTENT' })
+    const message = await anthropic(user.key)
+      .messages.stream({ model: 'gemini-2.5-flash', max_tokens: 100, messages: [{ role: 'user', content: 'something blocked' }] })
+      .finalMessage()
+    assert.equal(message.stop_reason, 'refusal')
+    assert.deepEqual(message.content, [])
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.prompt_tokens, r.completion_tokens, r.estimated]), [[12, 0, false], [12, 0, false]])
+  })
+})
+
+test.group('Gemini answers in an Anthropic client conversation, replayed on another channel', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    return () => mock.stop()
+  })
+
+  test('two Gemini turns calling the same tool give distinct tool_use ids; the history goes on to Claude and back to Gemini', async ({ assert }) => {
+    // Gemini gives no call ids: ids made per response ("call_Read_1" each turn) get Anthropic's 400 on replay.
+    const user = await seedUser()
+    const client = anthropic(user.key)
+    const read = { name: 'Read', description: 'Read a file', input_schema: { type: 'object' as const, properties: { location: { type: 'string' } } } }
+    const ask = { model: 'gemini-2.5-pro', max_tokens: 100, tools: [read], messages: [{ role: 'user' as const, content: 'Read it' }] }
+    const first = await client.messages.create(ask)
+    const second = await client.messages.stream(ask).finalMessage()
+    const uses = [first, second].map((m) => m.content.find((b) => b.type === 'tool_use')!) as Anthropic.ToolUseBlock[]
+    assert.deepEqual(uses.map((u) => u.name), ['Read', 'Read'])
+    for (const use of uses) assert.match(use.id, /^call_[\w-]{24}$/)
+    assert.notEqual(uses[0].id, uses[1].id)
+
+    const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Read it' }]
+    for (const use of uses) {
+      messages.push({ role: 'assistant', content: [use] })
+      messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: `read ${use.id}` }] })
+    }
+    const onClaude = await client.messages.create({ ...ask, model: 'claude-sonnet-4-5', messages })
+    assert.equal(onClaude.stop_reason, 'end_turn')
+    assert.deepEqual(upstreamTurns(mock.lastRequest()!).calls.map((c) => c.id), uses.map((u) => u.id))
+
+    const onGemini = await client.messages.create({ ...ask, messages })
+    assert.equal(onGemini.stop_reason, 'end_turn')
+    const sent = upstreamTurns(mock.lastRequest()!)
+    assert.deepEqual(sent.calls.map((c) => [c.id, c.name]), uses.map((u) => [u.id, 'Read']))
+    assert.deepEqual(sent.results.map((r) => r.id), uses.map((u) => u.id))
+    const names = JSON.parse(mock.lastRequest()!.body).contents.flatMap((c: any) => c.parts).filter((p: any) => p.functionResponse)
+    assert.deepEqual(names.map((p: any) => p.functionResponse.name), ['Read', 'Read'])
   })
 })

@@ -8,6 +8,8 @@ import { GatewayError } from '#exceptions/gateway_error'
  * Only what a translation can carry lives here. Same-dialect traffic never
  * touches these types: it is relayed as bytes (see app/gateway/relay).
  */
+import { randomBytes } from 'node:crypto'
+
 export type DialectName = 'openai_chat' | 'openai_responses' | 'anthropic_messages' | 'gemini'
 
 /** Opaque per-block cache hint (Anthropic `cache_control`), carried as given. */
@@ -16,6 +18,11 @@ export type CacheControl = Record<string, unknown>
 export interface TextPart {
   type: 'text'
   text: string
+  /**
+   * The model's refusal (OpenAI chat's `refusal`). Encoders with a shape for it
+   * use it (Responses: a `refusal` content part); the others carry it as text.
+   */
+  refusal?: boolean
   cacheControl?: CacheControl
 }
 
@@ -162,7 +169,7 @@ export interface CanonicalResponse {
 }
 
 export type BlockInfo =
-  | { type: 'text' }
+  | { type: 'text'; refusal?: boolean }
   | { type: 'reasoning'; id?: string }
   | { type: 'tool_call'; id: string; name: string; custom?: boolean }
 
@@ -332,6 +339,18 @@ export function responseText(response: CanonicalResponse): string {
   return text
 }
 
+/**
+ * An id for a tool call its upstream gave none (Gemini): unique per call, not
+ * per response, since the client keeps it in its history and a conversation
+ * holds many calls (Anthropic answers 400 "`tool_use` ids must be unique" to
+ * a repeat). 24 base64url characters: Anthropic's id pattern
+ * (`^[a-zA-Z0-9_-]+$`) and OpenAI's 40-character limit, whatever the tool's
+ * name. Encoders find a result's tool name through its call (toolNamesById).
+ */
+export function newToolCallId(): string {
+  return `call_${randomBytes(18).toString('base64url')}`
+}
+
 /** Tool-call id -> tool name, over a conversation (Gemini needs names for results). */
 export function toolNamesById(messages: CanonicalMessage[]): Map<string, string> {
   const names = new Map<string, string>()
@@ -346,7 +365,7 @@ export function eventsOfResponse(response: CanonicalResponse): CanonicalEvent[] 
   const events: CanonicalEvent[] = [{ type: 'start', id: response.id, model: response.model }]
   response.content.forEach((part, index) => {
     if (part.type === 'text') {
-      events.push({ type: 'block_start', index, block: { type: 'text' } })
+      events.push({ type: 'block_start', index, block: part.refusal ? { type: 'text', refusal: true } : { type: 'text' } })
       events.push({ type: 'delta', index, kind: 'text', value: part.text })
     } else if (part.type === 'reasoning') {
       events.push({ type: 'block_start', index, block: { type: 'reasoning', id: part.id } })
@@ -388,7 +407,9 @@ export class ResponseCollector {
         const b = event.block
         const part: CanonicalResponse['content'][number] =
           b.type === 'text'
-            ? { type: 'text', text: '' }
+            ? b.refusal
+              ? { type: 'text', text: '', refusal: true }
+              : { type: 'text', text: '' }
             : b.type === 'reasoning'
               ? { type: 'reasoning', text: '', id: b.id }
               : { type: 'tool_call', id: b.id, name: b.name, arguments: '', custom: b.custom }

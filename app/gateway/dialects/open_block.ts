@@ -6,7 +6,7 @@ import type { BlockInfo, CanonicalEvent } from '#gateway/dialects/canonical'
  * numbered in order; a delta of another kind closes the open block first.
  */
 export class OpenBlock {
-  #open: { index: number; kind: BlockInfo['type'] } | null = null
+  #open: { index: number; kind: BlockInfo['type']; refusal: boolean } | null = null
   #next = 0
 
   /** The index the next block will get */
@@ -14,17 +14,17 @@ export class OpenBlock {
     return this.#next
   }
 
-  /** The open block's index when it is of `kind`; otherwise closes it and starts one. */
-  ensure(out: CanonicalEvent[], kind: 'text' | 'reasoning'): number {
-    if (this.#open?.kind === kind) return this.#open.index
-    return this.open(out, { type: kind } as BlockInfo)
+  /** The open block's index when it is of `kind` (a refusal or not); otherwise closes it and starts one. */
+  ensure(out: CanonicalEvent[], kind: 'text' | 'reasoning', refusal = false): number {
+    if (this.#open?.kind === kind && this.#open.refusal === refusal) return this.#open.index
+    return this.open(out, refusal ? { type: 'text', refusal } : ({ type: kind } as BlockInfo))
   }
 
   /** Closes the open block and starts `block`, returning its index. */
   open(out: CanonicalEvent[], block: BlockInfo): number {
     this.close(out)
     const index = this.#next++
-    this.#open = { index, kind: block.type }
+    this.#open = { index, kind: block.type, refusal: block.type === 'text' && !!block.refusal }
     out.push({ type: 'block_start', index, block })
     return index
   }

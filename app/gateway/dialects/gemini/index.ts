@@ -16,8 +16,8 @@ export const gemini: Dialect = {
   usageOfBody: (body) => decodeGeminiUsage(body?.usageMetadata),
   encodeTokenCount: (tokens) => ({ totalTokens: tokens }),
   passThrough: {
-    // usageMetadata is cumulative: the chunk with finishReason has the final count.
-    carriesUsage: (event) => event.data.includes('"finishReason"'),
+    // usageMetadata is cumulative: the chunk with finishReason has the final count (a blocked prompt's, its only chunk).
+    carriesUsage: (event) => event.data.includes('"finishReason"') || event.data.includes('"blockReason"'),
     readUsage: (parsed, known) => decodeGeminiUsage(parsed?.usageMetadata) ?? known,
     rewriteModel(parsed, model) {
       if (typeof parsed?.modelVersion !== 'string') return false

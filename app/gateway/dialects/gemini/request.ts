@@ -14,7 +14,14 @@ import type { GeminiContent, GeminiPart, GeminiRequest } from '#gateway/dialects
 
 const EFFORT_BUDGETS: Record<string, number> = { minimal: 512, low: 2048, medium: 8192, high: 24_576 }
 
-/** Ids for function calls that came without one, paired with their responses by name and order. */
+/**
+ * Ids for function calls that came without one, paired with their responses by
+ * name and order. These live only in the one upstream request decoded here
+ * (the answer's calls get ids of their own, newToolCallId), where the count
+ * over the whole conversation keeps them unique; they stay deterministic so
+ * the same history gives the same bytes turn after turn (an upstream's prompt
+ * cache matches on them).
+ */
 class CallIds {
   #n = 0
   #pending = new Map<string, string[]>()
@@ -91,7 +98,7 @@ export function decodeGeminiRequest(input: GeminiRequest): CanonicalRequest {
     system,
     messages,
     tools: (body.tools ?? []).flatMap((t) => t.functionDeclarations ?? []).map(
-      (f): CanonicalTool => ({ name: f.name, description: f.description, parameters: lowerTypes(f.parametersJsonSchema ?? f.parameters) })
+      (f): CanonicalTool => ({ name: f.name, description: f.description, parameters: toJsonSchema(f.parametersJsonSchema ?? f.parameters) })
     ),
     toolChoice: decodeToolChoice(body.toolConfig?.functionCallingConfig),
     maxTokens: config.maxOutputTokens,
@@ -109,7 +116,7 @@ export function decodeGeminiRequest(input: GeminiRequest): CanonicalRequest {
   }
   const schema = config.responseJsonSchema ?? config.responseSchema
   if (config.responseMimeType === 'application/json') {
-    request.responseFormat = schema ? { type: 'json_schema', name: 'response', schema: lowerTypes(schema)! } : { type: 'json_object' }
+    request.responseFormat = schema ? { type: 'json_schema', name: 'response', schema: toJsonSchema(schema)! } : { type: 'json_object' }
   }
   return request
 }
@@ -120,18 +127,59 @@ function isImage(mimeType: string | undefined): boolean {
 }
 
 /** Gemini's OpenAPI schemas may spell types in capitals ("OBJECT"); JSON Schema wants lower case. */
-function lowerTypes(schema: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+const lowerCase = (type: unknown) => (typeof type === 'string' ? type.toLowerCase() : type)
+
+/** Keywords whose values are data, not schemas: kept as given. */
+const VALUE_KEYWORDS = new Set(['enum', 'const', 'default', 'example', 'examples', 'required'])
+/** Keywords whose values map names to schemas. */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'])
+
+/**
+ * Gemini's OpenAPI-style schema -> JSON Schema, recursively, for the other
+ * vendors (strict ones refuse keywords they do not know): types in lower case
+ * ("OBJECT" -> "object"), `nullable: true` as a "null" type, `nullable` and
+ * `propertyOrdering` (Gemini's output order, nothing to validate) dropped.
+ */
+function toJsonSchema(schema: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!schema || typeof schema !== 'object') return schema
-  const walk = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(walk)
-    if (!value || typeof value !== 'object') return value
-    const out: Record<string, unknown> = {}
-    for (const [key, child] of Object.entries(value)) {
-      out[key] = key === 'type' && typeof child === 'string' ? child.toLowerCase() : walk(child)
-    }
+  return jsonSchemaOf(schema) as Record<string, unknown>
+}
+
+function jsonSchemaOf(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(jsonSchemaOf)
+  if (!value || typeof value !== 'object') return value
+  const out: Record<string, unknown> = {}
+  for (const [key, child] of Object.entries(value)) {
+    if (key === 'nullable' || key === 'propertyOrdering') continue
+    if (key === 'type') out.type = Array.isArray(child) ? child.map(lowerCase) : lowerCase(child)
+    else if (VALUE_KEYWORDS.has(key)) out[key] = child
+    else if (SCHEMA_MAPS.has(key) && child && typeof child === 'object' && !Array.isArray(child)) {
+      out[key] = Object.fromEntries(Object.entries(child).map(([name, schema]) => [name, jsonSchemaOf(schema)]))
+    } else out[key] = jsonSchemaOf(child)
+  }
+  return (value as { nullable?: unknown }).nullable === true ? withNull(out) : out
+}
+
+/** A schema that also takes null: "null" among its types (and its enum), or a null alternative. */
+function withNull(schema: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...schema }
+  if (Array.isArray(out.enum) && !out.enum.includes(null)) out.enum = [...out.enum, null]
+  const type = out.type
+  if (typeof type === 'string') {
+    if (type !== 'null') out.type = [type, 'null']
     return out
   }
-  return walk(schema) as Record<string, unknown>
+  if (Array.isArray(type)) {
+    if (!type.includes('null')) out.type = [...type, 'null']
+    return out
+  }
+  if (Array.isArray(out.anyOf)) {
+    out.anyOf = [...out.anyOf, { type: 'null' }]
+    return out
+  }
+  // No type of its own ($ref, allOf, oneOf): null as an alternative; a schema with no constraint takes null already.
+  if ('$ref' in out || 'allOf' in out || 'oneOf' in out) return { anyOf: [out, { type: 'null' }] }
+  return out
 }
 
 function decodeToolChoice(config: { mode?: string; allowedFunctionNames?: string[] } | undefined): ToolChoice | undefined {
@@ -175,7 +223,7 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
           parts.push(
             part.data
               ? { inlineData: { mimeType: part.mediaType ?? 'image/png', data: part.data } }
-              : { fileData: { mimeType: part.mediaType ?? 'image/png', fileUri: part.url ?? '' } }
+              : { fileData: { mimeType: part.mediaType ?? imageTypeOfUrl(part.url), fileUri: part.url ?? '' } }
           )
           break
         case 'file':
@@ -265,4 +313,29 @@ function responseObject(text: string, isError?: boolean): Record<string, unknown
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed
   } catch {}
   return isError ? { error: text } : { result: text }
+}
+
+const IMAGE_TYPES: Record<string, string> = {
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  heic: 'image/heic',
+  heif: 'image/heif',
+}
+
+/**
+ * fileData must say its mimeType, and an image URL (chat image_url, Anthropic
+ * url source) comes without one: the extension of the URL's path tells it
+ * (not the query's: signed URLs end in tokens). Without one, JPEG: the most
+ * common image on the web, and one Gemini reads.
+ */
+function imageTypeOfUrl(url: string | undefined): string {
+  let path = url ?? ''
+  try {
+    path = new URL(path).pathname
+  } catch {}
+  const extension = /\.([a-z0-9]+)$/i.exec(path)?.[1].toLowerCase() ?? ''
+  return IMAGE_TYPES[extension] ?? 'image/jpeg'
 }

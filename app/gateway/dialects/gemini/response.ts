@@ -1,4 +1,4 @@
-import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import type { GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -10,6 +10,8 @@ const STOP_REASONS: Record<string, StopReason> = {
   PROHIBITED_CONTENT: 'content_filter',
   SPII: 'content_filter',
   IMAGE_SAFETY: 'content_filter',
+  IMAGE_PROHIBITED_CONTENT: 'content_filter',
+  IMAGE_RECITATION: 'content_filter',
 }
 
 export function stopOfGemini(reason: string | undefined, sawTool: boolean): StopReason {
@@ -17,6 +19,28 @@ export function stopOfGemini(reason: string | undefined, sawTool: boolean): Stop
   return stop === 'end_turn' && sawTool ? 'tool_use' : stop
 }
 
+/**
+ * The stop a response, or a stream chunk, tells: its candidate's finishReason,
+ * or content_filter for a prompt Google blocked (promptFeedback.blockReason
+ * and no candidate; streamed, that is the only chunk). Null when it tells
+ * none (a stream chunk before the last).
+ */
+export function stopOfChunk(body: GeminiResponse, sawTool: boolean): StopReason | null {
+  const candidate = body?.candidates?.[0]
+  if (candidate?.finishReason) return stopOfGemini(candidate.finishReason, sawTool)
+  if (!candidate && body?.promptFeedback?.blockReason) return 'content_filter'
+  return null
+}
+
+/**
+ * Canonical stop -> finishReason. A refusal (another vendor's: OpenAI chat's
+ * `refusal`, Anthropic's stop_reason "refusal") is SAFETY, with its text in
+ * the parts: Gemini has no refusal part, and SAFETY is how Google's own
+ * models say they declined. Its clients handle it as such: @google/genai
+ * still returns the text (`response.text` reads the parts whatever the
+ * finishReason), Gemini CLI shows the text and then its "stopped due to
+ * safety reasons" notice, where STOP would pass the refusal off as an answer.
+ */
 export function geminiFinish(stop: StopReason): string {
   if (stop === 'max_tokens') return 'MAX_TOKENS'
   if (stop === 'content_filter' || stop === 'refusal') return 'SAFETY'
@@ -50,12 +74,11 @@ export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {
 export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
   const candidate = body?.candidates?.[0]
   const content: CanonicalResponse['content'] = []
-  let n = 0
   for (const part of candidate?.content?.parts ?? []) {
     if (part.functionCall) {
       content.push({
         type: 'tool_call',
-        id: part.functionCall.id || `call_${part.functionCall.name}_${++n}`,
+        id: part.functionCall.id || newToolCallId(),
         name: part.functionCall.name,
         arguments: JSON.stringify(part.functionCall.args ?? {}),
         signature: part.thoughtSignature,
@@ -65,12 +88,12 @@ export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
       else if (part.text) content.push({ type: 'text', text: part.text })
     }
   }
-  const blocked = !candidate && body?.promptFeedback?.blockReason
+  const sawTool = content.some((p) => p.type === 'tool_call')
   return {
     id: String(body?.responseId ?? ''),
     model: String(body?.modelVersion ?? ''),
     content,
-    stopReason: blocked ? 'content_filter' : stopOfGemini(candidate?.finishReason, content.some((p) => p.type === 'tool_call')),
+    stopReason: stopOfChunk(body, sawTool) ?? stopOfGemini(undefined, sawTool),
     usage: decodeGeminiUsage(body?.usageMetadata),
   }
 }

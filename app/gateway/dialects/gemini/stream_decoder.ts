@@ -1,19 +1,19 @@
-import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import { newToolCallId, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
-import { decodeGeminiUsage, stopOfGemini } from '#gateway/dialects/gemini/response'
+import { decodeGeminiUsage, stopOfChunk } from '#gateway/dialects/gemini/response'
 import type { GeminiResponse } from '#gateway/dialects/gemini/types'
 
 /**
  * Gemini stream chunks (GenerateContentResponse each) -> canonical events.
  * Text and thought parts extend the open block of their kind; a function
  * call arrives whole and becomes a complete block. usageMetadata is
- * cumulative, so each one is a full snapshot.
+ * cumulative, so each one is a full snapshot. A blocked prompt comes as one
+ * chunk with promptFeedback and no candidate.
  */
 export class GeminiStreamDecoder implements StreamDecoder {
   #started = false
   #blocks = new OpenBlock()
-  #calls = 0
   #sawTool = false
 
   push(event: { data: string }): CanonicalEvent[] {
@@ -30,7 +30,7 @@ export class GeminiStreamDecoder implements StreamDecoder {
       if (part.functionCall) {
         // A function call arrives whole: a complete block.
         this.#sawTool = true
-        const id = part.functionCall.id || `call_${part.functionCall.name}_${++this.#calls}`
+        const id = part.functionCall.id || newToolCallId()
         const index = this.#blocks.open(out, { type: 'tool_call', id, name: part.functionCall.name })
         out.push({ type: 'delta', index, kind: 'arguments', value: JSON.stringify(part.functionCall.args ?? {}) })
         if (part.thoughtSignature) out.push({ type: 'signature', index, value: part.thoughtSignature })
@@ -45,9 +45,11 @@ export class GeminiStreamDecoder implements StreamDecoder {
     }
     const usage = decodeGeminiUsage(chunk.usageMetadata)
     if (usage) out.push({ type: 'usage', usage })
-    if (candidate?.finishReason) {
+    // As the non-stream answer says it: a finishReason, or a blocked prompt (content_filter, not an empty "stop")
+    const stop = stopOfChunk(chunk, this.#sawTool)
+    if (stop) {
       this.#blocks.close(out)
-      out.push({ type: 'stop', reason: stopOfGemini(candidate.finishReason, this.#sawTool) })
+      out.push({ type: 'stop', reason: stop })
     }
     return out
   }

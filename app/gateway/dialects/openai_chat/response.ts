@@ -1,4 +1,4 @@
-import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import type { ChatCompletion, ChatUsage } from '#gateway/dialects/openai_chat/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -19,7 +19,11 @@ const FINISH_REASONS: Record<StopReason, string> = {
   refusal: 'content_filter',
 }
 
-export const stopOfFinish = (finish: string | null | undefined): StopReason => STOP_REASONS[finish ?? ''] ?? 'end_turn'
+/** A refusal comes with finish_reason "stop" (OpenAI's own): the canonical stop says it was one. */
+export const stopOfFinish = (finish: string | null | undefined, refused = false): StopReason => {
+  const stop = STOP_REASONS[finish ?? ''] ?? 'end_turn'
+  return refused && stop === 'end_turn' ? 'refusal' : stop
+}
 export const finishOfStop = (stop: StopReason): string => FINISH_REASONS[stop] ?? 'stop'
 
 /** OpenAI usage -> canonical (prompt_tokens already includes cached tokens). */
@@ -55,18 +59,20 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
   const reasoning = message?.reasoning_content ?? message?.reasoning
   if (typeof reasoning === 'string' && reasoning) content.push({ type: 'reasoning', text: reasoning })
   if (typeof message?.content === 'string' && message.content) content.push({ type: 'text', text: message.content })
+  const refusal = message?.refusal
+  if (typeof refusal === 'string' && refusal) content.push({ type: 'text', text: refusal, refusal: true })
   for (const call of message?.tool_calls ?? []) {
     if (call.type === 'custom' && call.custom) {
-      content.push({ type: 'tool_call', id: call.id, name: call.custom.name, arguments: call.custom.input, custom: true })
+      content.push({ type: 'tool_call', id: call.id || newToolCallId(), name: call.custom.name, arguments: call.custom.input, custom: true })
     } else if (call.function) {
-      content.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments ?? '' })
+      content.push({ type: 'tool_call', id: call.id || newToolCallId(), name: call.function.name, arguments: call.function.arguments ?? '' })
     }
   }
   return {
     id: String(body?.id ?? ''),
     model: String(body?.model ?? ''),
     content,
-    stopReason: stopOfFinish(choice?.finish_reason),
+    stopReason: stopOfFinish(choice?.finish_reason, typeof refusal === 'string' && refusal !== ''),
     usage: decodeChatUsage(body?.usage),
   }
 }

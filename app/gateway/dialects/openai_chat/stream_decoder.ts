@@ -1,4 +1,4 @@
-import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import { newToolCallId, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
 import { decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
@@ -32,6 +32,8 @@ export class ChatStreamDecoder implements StreamDecoder {
   #pending = new Map<number, PendingCall>()
   /** Chat indices already emitted and closed: later pieces for them have no block to go to */
   #closed = new Set<number>()
+  /** A `refusal` delta came: the finish ("stop") is a refusal */
+  #refused = false
 
   push(event: { data: string }): CanonicalEvent[] {
     if (event.data === '[DONE]') return []
@@ -58,12 +60,17 @@ export class ChatStreamDecoder implements StreamDecoder {
         this.#closeTools(out)
         out.push({ type: 'delta', index: this.#blocks.ensure(out, 'text'), kind: 'text', value: delta.content })
       }
+      if (typeof delta.refusal === 'string' && delta.refusal) {
+        this.#closeTools(out)
+        this.#refused = true
+        out.push({ type: 'delta', index: this.#blocks.ensure(out, 'text', true), kind: 'text', value: delta.refusal })
+      }
       for (const call of delta.tool_calls ?? []) this.#toolPiece(out, call)
     }
     if (choice?.finish_reason) {
       this.#closeTools(out)
       this.#blocks.close(out)
-      out.push({ type: 'stop', reason: stopOfFinish(choice.finish_reason) })
+      out.push({ type: 'stop', reason: stopOfFinish(choice.finish_reason, this.#refused) })
     }
     const usage = decodeChatUsage(chunk.usage)
     if (usage) out.push({ type: 'usage', usage })
@@ -90,7 +97,8 @@ export class ChatStreamDecoder implements StreamDecoder {
       return
     }
     if (this.#closed.has(chatIndex)) return
-    const id = String(call.id ?? `call_${this.#blocks.next + this.#pending.size}`)
+    // A server that gives no id: one unique per call (a count per answer repeats across a conversation)
+    const id = call.id ? String(call.id) : newToolCallId()
     const name = String(call.function?.name ?? '')
     if (this.#live !== undefined) {
       this.#pending.set(chatIndex, { id, name, args })

@@ -86,6 +86,7 @@ export interface ChatChunk {
     delta: {
       role?: string
       content?: string | null
+      refusal?: string | null
       reasoning_content?: string
       reasoning?: string
       tool_calls?: ChatToolCallDelta[]

@@ -73,6 +73,11 @@ export function messageItem(id: string, text: string, status = 'completed'): Res
   return { type: 'message', id, status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }
 }
 
+/** A refusal, as OpenAI's Responses API gives one: a message whose content is a `refusal` part. */
+export function refusalItem(id: string, refusal: string, status = 'completed'): ResponsesItem {
+  return { type: 'message', id, status, role: 'assistant', content: [{ type: 'refusal', refusal }] }
+}
+
 export function toolItem(id: string, part: Pick<ToolCallPart, 'id' | 'name' | 'arguments' | 'custom'>, status = 'completed'): ResponsesItem {
   return part.custom
     ? { type: 'custom_tool_call', id, call_id: part.id, name: part.name, input: part.arguments, status }
@@ -118,12 +123,13 @@ export function encodeResponsesResponse(response: CanonicalResponse, model: stri
     text = ''
   }
   for (const part of response.content) {
-    if (part.type === 'text') {
+    if (part.type === 'text' && !part.refusal) {
       text += part.text
       continue
     }
     flushText()
-    if (part.type === 'reasoning') output.push(reasoningItem(part.id ?? `rs_${response.id}_${n++}`, part))
+    if (part.type === 'text') output.push(refusalItem(`msg_${response.id}_${n++}`, part.text))
+    else if (part.type === 'reasoning') output.push(reasoningItem(part.id ?? `rs_${response.id}_${n++}`, part))
     else output.push(toolItem(`fc_${response.id}_${n++}`, part))
   }
   flushText()

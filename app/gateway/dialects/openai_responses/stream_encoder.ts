@@ -3,6 +3,7 @@ import type { EncoderOptions } from '#gateway/dialects/dialect'
 import {
   messageItem,
   reasoningItem,
+  refusalItem,
   responseId,
   responseObject,
   toolItem,
@@ -49,6 +50,7 @@ export class ResponsesStreamEncoder implements StreamEncoder {
         item.text += event.value
         const base = { item_id: item.itemId, output_index: item.outputIndex }
         if (item.block.type === 'text') {
+          if (item.block.refusal) return this.#event('response.refusal.delta', { ...base, content_index: 0, delta: event.value })
           return this.#event('response.output_text.delta', { ...base, content_index: 0, delta: event.value, logprobs: [] })
         }
         if (item.block.type === 'reasoning') {
@@ -112,9 +114,10 @@ export class ResponsesStreamEncoder implements StreamEncoder {
     this.#blocks.set(index, item)
     const base = { item_id: itemId, output_index: outputIndex }
     if (block.type === 'text') {
+      const part = block.refusal ? { type: 'refusal', refusal: '' } : { type: 'output_text', text: '', annotations: [] }
       return (
         this.#event('response.output_item.added', { output_index: outputIndex, item: { ...messageItem(itemId, '', 'in_progress'), content: [] } }) +
-        this.#event('response.content_part.added', { ...base, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } })
+        this.#event('response.content_part.added', { ...base, content_index: 0, part })
       )
     }
     if (block.type === 'reasoning') {
@@ -137,7 +140,11 @@ export class ResponsesStreamEncoder implements StreamEncoder {
     const base = { item_id: itemId, output_index: outputIndex }
     let out = ''
     let done: ResponsesItem
-    if (block.type === 'text') {
+    if (block.type === 'text' && block.refusal) {
+      done = refusalItem(itemId, text)
+      out += this.#event('response.refusal.done', { ...base, content_index: 0, refusal: text })
+      out += this.#event('response.content_part.done', { ...base, content_index: 0, part: { type: 'refusal', refusal: text } })
+    } else if (block.type === 'text') {
       done = messageItem(itemId, text)
       const part = { type: 'output_text', text, annotations: [] }
       out += this.#event('response.output_text.done', { ...base, content_index: 0, text, logprobs: [] })
