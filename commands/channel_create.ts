@@ -1,7 +1,6 @@
 import { flags } from '@adonisjs/core/ace'
 import { AdminCommand, list, num } from '#services/admin_command'
-import { AdminInputError } from '#actions/admin_input_error'
-import { createChannelValidator } from '#validators/admin'
+import { parsePairs, validateChannel } from '#validators/admin'
 import { createChannel } from '#actions/create_channel'
 
 export default class ChannelCreate extends AdminCommand {
@@ -45,26 +44,25 @@ export default class ChannelCreate extends AdminCommand {
   declare totalTimeoutMs?: string
 
   async execute() {
-    const mapping: Record<string, string> = {}
-    for (const pair of list(this.mapping) ?? []) {
-      const [from, to] = pair.split('=').map((s) => s.trim())
-      if (!from || !to) throw new AdminInputError(`--mapping: "${pair}" is not public=upstream`)
-      mapping[from] = to
-    }
-    const input = await createChannelValidator.validate({
-      name: this.name,
-      provider: this.provider,
-      baseUrl: this.baseUrl,
-      apiKey: this.apiKey,
-      models: list(this.models) ?? [],
-      modelMapping: mapping,
-      priority: num(this.priority),
-      weight: num(this.weight),
-      connectTimeoutMs: num(this.connectTimeoutMs),
-      firstByteTimeoutMs: num(this.firstByteTimeoutMs),
-      idleTimeoutMs: num(this.idleTimeoutMs),
-      totalTimeoutMs: num(this.totalTimeoutMs),
-    })
+    // The panel's rules (validators/admin.ts): every problem reported at once.
+    const mapping = parsePairs('modelMapping', this.mapping, '=', /,/)
+    const input = await validateChannel(
+      {
+        name: this.name,
+        provider: this.provider,
+        baseUrl: this.baseUrl,
+        apiKey: this.apiKey,
+        models: list(this.models) ?? [],
+        modelMapping: mapping.record,
+        priority: num(this.priority),
+        weight: num(this.weight),
+        connectTimeoutMs: num(this.connectTimeoutMs),
+        firstByteTimeoutMs: num(this.firstByteTimeoutMs),
+        idleTimeoutMs: num(this.idleTimeoutMs),
+        totalTimeoutMs: num(this.totalTimeoutMs),
+      },
+      mapping.problems
+    )
     const channel = await createChannel(input)
     this.logger.success(
       `Created channel ${channel.name} (id ${channel.id}, ${channel.provider}) serving ${channel.models.join(', ')}`

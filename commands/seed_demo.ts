@@ -8,8 +8,10 @@ import { AdminCommand } from '#services/admin_command'
  * A demo data set for the admin panel's scale checks (dev only): users on
  * two plans with one key and a top-up each, four channels, prices, and N
  * usage rows spread over the last 30 days in time order (as metering writes
- * them), 3% of them errors. Written with set-based SQL in batches; then the
- * daily rollups are filled and the tables analysed.
+ * them), 3% of them errors, each with the meter's other effects (ledger
+ * charge and balance, monthly counters, key spend and last use: the same
+ * SQL). Written with set-based SQL in batches; then the daily rollups are
+ * filled and the tables analysed.
  *
  *   npm run seed:demo -- --users 1000 --usage-rows 1000000
  */
@@ -52,8 +54,8 @@ export default class SeedDemo extends AdminCommand {
       [minUser, maxUser]
     )
     await db.rawQuery(
-      `INSERT INTO balance_ledger (user_id, kind, amount, note)
-       SELECT id, 'topup', 50, 'demo seed' FROM users WHERE id BETWEEN ? AND ?`,
+      `INSERT INTO balance_ledger (user_id, kind, amount, note, created_at)
+       SELECT id, 'topup', 50, 'demo seed', now() - interval '31 days' FROM users WHERE id BETWEEN ? AND ?`,
       [minUser, maxUser]
     )
     const channelNames = ['openai', 'openrouter', 'deepseek', 'anthropic'].map((n) => `demo-${n}-${stamp}`)
@@ -77,14 +79,20 @@ export default class SeedDemo extends AdminCommand {
       )
     }
 
-    // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N).
+    // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N). Each batch also
+    // writes what the meter writes with a request (METER_EFFECTS: the ledger charge, so balances
+    // drop; monthly counters, so plan quotas show use; the key's spend and last use), or the pages
+    // would show a key with 500 requests as "Spent $0.00, last used never".
+    // Imported here: ace imports every command file to list them, before booting.
+    const { METER_EFFECTS } = await import('#gateway/metering/usage_meter')
     const keyRows = await db.from('api_keys').whereBetween('user_id', [minUser, maxUser]).select('id', 'user_id').orderBy('user_id')
     const keyOffset = Number(keyRows[0]?.id ?? 0) - minUser
     const batch = 100_000
     for (let offset = 0; offset < rows; offset += batch) {
       const count = Math.min(batch, rows - offset)
       await db.rawQuery(
-        `INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model, served_model, endpoint, stream,
+        `WITH ins AS (
+         INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model, served_model, endpoint, stream,
                                     status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
                                     estimated, cost, latency_ms, ttft_ms, created_at)
          SELECT gen_random_uuid(), u, u + ?, (?::bigint[])[1 + (i % ?)], 'custom', m, m, 'chat.completions', i % 3 = 0,
@@ -103,7 +111,11 @@ export default class SeedDemo extends AdminCommand {
                     (ARRAY['gpt-4o-mini','gpt-4o-mini','gpt-4o','deepseek-chat','claude-sonnet-4'])[1 + (i % 5)] AS m,
                     50 + (i * 48271) % 4000 AS p, 10 + (i * 16807) % 900 AS c
                FROM generate_series(?::bigint, ?::bigint) i
-           ) s`,
+           ) s
+         RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
+         ),
+         ${METER_EFFECTS}
+         SELECT COUNT(*)::int AS inserted FROM ins`,
         [keyOffset, channelIds, channelIds.length, rows, minUser, users, offset + 1, offset + count]
       )
       this.logger.info(`usage rows: ${Math.min(rows, offset + count).toLocaleString()} / ${rows.toLocaleString()}`)

@@ -4,10 +4,13 @@
 */
 import edge from 'edge.js'
 import * as format from '#services/format'
+import { checkbox } from '#controllers/admin/panel'
 
 // `t` is @adonisjs/i18n's Edge global: the request's language where the
 // locale middleware runs (portal, docs, status, login), English elsewhere.
 edge.global('fmt', format)
+/** A posted checkbox's value (hidden "0" then "1": the last wins), as the controllers read it. */
+edge.global('checkbox', checkbox)
 /** Query string from an object, dropping empty values: links that keep the filters. */
 edge.global('qs', (params: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
   const merged = { ...params, ...extra }

@@ -3,6 +3,7 @@ import { type HttpContext, ExceptionHandler } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
 import { reportApiError, sendApiError } from '#gateway/http/api_errors'
+import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
 
 const API_PREFIXES = ['/v1', '/api/']
 
@@ -30,6 +31,9 @@ export default class HttpExceptionHandler extends ExceptionHandler {
         ctx.session.flash('error', error.message)
         return ctx.response.redirect().back()
       }
+      // Error pages in the visitor's language, also where the locale middleware did not run
+      // (a path no route matches, the panel).
+      useRequestLocale(ctx)
       return super.handle(error, ctx)
     }
     // The same answer the API lane writes (on the raw response: Adonis then has nothing left to send).

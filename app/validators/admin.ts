@@ -1,9 +1,30 @@
-import vine from '@vinejs/vine'
+import vine, { errors } from '@vinejs/vine'
 import { PROVIDER_KINDS } from '#gateway/types'
+import { adminMessages } from '#validators/admin_messages'
 
-/** Validators shared by the ace commands and the admin panel. Compiled once. */
+/**
+ * Validators shared by the ace commands and the admin panel (one rule, one
+ * place: both call these). Compiled once; messages with field labels
+ * (admin_messages.ts).
+ */
 
-const modelGlobs = vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500)
+/** A fresh schema each time: VineJS rules like notEmpty() add to the schema they are called on. */
+const modelGlobs = () => vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500)
+
+/**
+ * Per-channel upstream timeouts (ms): below these a channel fails every
+ * request (a 5 ms connect), above them a stuck upstream holds a request for
+ * more than a day. The form shows them as the fields' min/max.
+ */
+export const CHANNEL_TIMEOUT_LIMITS = {
+  connectTimeoutMs: { min: 100, max: 600_000 },
+  firstByteTimeoutMs: { min: 1_000, max: 3_600_000 },
+  idleTimeoutMs: { min: 1_000, max: 3_600_000 },
+  totalTimeoutMs: { min: 1_000, max: 86_400_000 },
+} as const
+
+const timeout = (name: keyof typeof CHANNEL_TIMEOUT_LIMITS) =>
+  vine.number().withoutDecimals().min(CHANNEL_TIMEOUT_LIMITS[name].min).max(CHANNEL_TIMEOUT_LIMITS[name].max).optional()
 
 export const createUserValidator = vine.compile(
   vine.object({
@@ -19,7 +40,7 @@ export const createPlanValidator = vine.compile(
     name: vine.string().trim().minLength(1).maxLength(100),
     monthlyInputTokens: vine.number().withoutDecimals().min(0).optional().nullable(),
     monthlyOutputTokens: vine.number().withoutDecimals().min(0).optional().nullable(),
-    models: modelGlobs.optional(),
+    models: modelGlobs().optional(),
     rpm: vine.number().withoutDecimals().min(1).optional().nullable(),
     tpm: vine.number().withoutDecimals().min(1).optional().nullable(),
   })
@@ -31,16 +52,17 @@ export const createChannelValidator = vine.compile(
     provider: vine.enum(PROVIDER_KINDS),
     baseUrl: vine.string().trim().url({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }),
     apiKey: vine.string().trim().optional(),
-    models: modelGlobs,
+    /** Required: a channel that serves no model is never picked */
+    models: modelGlobs().notEmpty(),
     modelMapping: vine.record(vine.string().trim().minLength(1)).optional(),
     extraHeaders: vine.record(vine.string()).optional(),
     priority: vine.number().withoutDecimals().optional(),
     weight: vine.number().withoutDecimals().min(0).max(1000).optional(),
     enabled: vine.boolean().optional(),
-    connectTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
-    firstByteTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
-    idleTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
-    totalTimeoutMs: vine.number().withoutDecimals().min(1).optional(),
+    connectTimeoutMs: timeout('connectTimeoutMs'),
+    firstByteTimeoutMs: timeout('firstByteTimeoutMs'),
+    idleTimeoutMs: timeout('idleTimeoutMs'),
+    totalTimeoutMs: timeout('totalTimeoutMs'),
   })
 )
 
@@ -70,10 +92,57 @@ export const createKeyValidator = vine.compile(
   vine.object({
     user: vine.string().trim().minLength(1),
     name: vine.string().trim().minLength(1).maxLength(100).optional(),
-    models: modelGlobs.optional(),
+    models: modelGlobs().optional(),
     expiresInDays: vine.number().withoutDecimals().min(1).optional(),
     rpm: vine.number().withoutDecimals().min(1).optional(),
     tpm: vine.number().withoutDecimals().min(1).optional(),
     spendLimit: usdPrice.optional(),
   })
 )
+
+for (const validator of [createUserValidator, createPlanValidator, createChannelValidator, setPriceValidator, topUpValidator, createKeyValidator]) {
+  validator.messagesProvider = adminMessages
+}
+
+/** A problem found in a field before validation (an unparseable "name = value" line). */
+export interface FieldProblem {
+  field: string
+  message: string
+  rule: string
+}
+
+/**
+ * "name = value" entries (lines in the panel, comma separated in ace) ->
+ * record, and a problem for each entry that has no name, so that the form
+ * reports them with every other error of the same submit.
+ */
+export function parsePairs(field: string, text: unknown, separator: '=' | ':', entries: RegExp = /\n/) {
+  const record: Record<string, string> = {}
+  const problems: FieldProblem[] = []
+  if (text === null || text === undefined) return { record, problems }
+  for (const raw of String(text).split(entries)) {
+    const entry = raw.trim()
+    if (!entry) continue
+    const at = entry.indexOf(separator)
+    const key = at > 0 ? entry.slice(0, at).trim() : ''
+    if (!key) {
+      problems.push({ field, rule: 'pairs', message: `"${entry}" must look like "name ${separator} value"` })
+      continue
+    }
+    record[key] = entry.slice(at + 1).trim()
+  }
+  return { record, problems }
+}
+
+/**
+ * Validates a channel (panel form or channel:create) and reports every
+ * problem at once: those found while parsing (mapping, headers) and the
+ * validator's.
+ */
+export async function validateChannel(data: Record<string, unknown>, problems: FieldProblem[] = []) {
+  const [error, input] = await createChannelValidator.tryValidate(data)
+  if (error || problems.length) {
+    throw new errors.E_VALIDATION_ERROR([...problems, ...((error?.messages as FieldProblem[]) ?? [])])
+  }
+  return input!
+}

@@ -1,4 +1,5 @@
 import vine from '@vinejs/vine'
+import { adminMessages } from '#validators/admin_messages'
 
 /**
  * Admin panel forms whose shape differs from the ace flags (ids from
@@ -48,3 +49,7 @@ export const testChannelValidator = vine.compile(
     model: vine.string().trim().maxLength(200).optional(),
   })
 )
+
+for (const validator of [panelCreateUserValidator, panelUpdateUserValidator, ledgerEntryValidator, disableChannelValidator, testChannelValidator]) {
+  validator.messagesProvider = adminMessages
+}

@@ -1,12 +1,16 @@
 /*
  * Draws every <figure class="chart" data-chart='{"labels":[...],"series":[...]}'>
- * with uPlot (served from node_modules by the app). Each series is a bar
- * series on its own y axis (left: first, right: second), sized to its box
- * and redrawn on resize. Without JavaScript the figure shows its table.
+ * with uPlot (served from node_modules by the app). The first series is
+ * bars, the second a line, each on its own y axis (left: first, right:
+ * second; counts on whole ticks), sized to its box and redrawn on resize.
+ * The x range leaves half a day on each side so the first and last bars
+ * show whole. Without JavaScript the figure shows its table.
  */
 ;(function () {
   if (typeof uPlot === 'undefined') return
   const palette = ['#3b6fd8', '#e07b39', '#2e9e6a', '#9b59b6']
+  /** Tick steps of a count axis: whole numbers only */
+  const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9]
 
   function toSeconds(label) {
     const t = Date.parse(label.length === 10 ? label + 'T00:00:00Z' : label)
@@ -39,27 +43,32 @@
         value: s.money ? (u, v) => money(v) : (u, v) => (v == null ? '' : v.toLocaleString()),
       }))
     )
-    const axes = [
-      {},
-      {
-        scale: 'a',
-        size: 64,
-        // Counts have no fractions: label only whole ticks
-        values: (u, vals) =>
-          vals.map((v) => (spec.series[0].money ? money(v) : Number.isInteger(v) ? v.toLocaleString() : '')),
-      },
-    ]
-    if (spec.series[1]) {
-      axes.push({
-        scale: 'b',
-        side: 1,
-        size: 72,
-        grid: { show: false },
-        values: (u, vals) => vals.map((v) => (spec.series[1].money ? money(v) : v.toLocaleString())),
-      })
+    // A y axis for series s: money with cents, counts (requests, errors) on whole ticks only
+    // (uPlot's default steps go down to 0.2 for a scale of 0..1).
+    function yAxis(s, scale) {
+      const axis = { scale, values: (u, vals) => vals.map((v) => (s.money ? money(v) : v.toLocaleString())) }
+      if (!s.money) axis.incrs = COUNT_STEPS
+      return axis
     }
+    const axes = [{}, Object.assign(yAxis(spec.series[0], 'a'), { size: 64 })]
+    if (spec.series[1]) axes.push(Object.assign(yAxis(spec.series[1], 'b'), { side: 1, size: 72, grid: { show: false } }))
+    // Bars are centred on their day: pad the x range by half a step on each side, or the
+    // first and last bars (today) are cut in half at the edges of the plot.
+    let step = 86400
+    for (let i = 1; i < xs.length; i++) step = Math.min(step, xs[i] - xs[i - 1] || step)
+    const counts = (s) => (s && !s.money ? (u, min, max) => [0, Math.max(1, Math.ceil(max || 0))] : (u, min, max) => [0, max || 1])
     const plot = new uPlot(
-      { width, height: 240, series, axes, scales: { x: { time: true }, a: { range: (u, min, max) => [0, max || 1] }, b: { range: (u, min, max) => [0, max || 1] } } },
+      {
+        width,
+        height: 240,
+        series,
+        axes,
+        scales: {
+          x: { time: true, range: (u, min, max) => [min - step / 2, max + step / 2] },
+          a: { range: counts(spec.series[0]) },
+          b: { range: counts(spec.series[1]) },
+        },
+      },
       data,
       figure
     )

@@ -98,7 +98,7 @@ test.group('Admin commands (node ace ...)', (group) => {
   test('bad input fails with a clear message and exit code 1', async ({ assert }) => {
     const badEmail = await run(UserCreate, ['--email', 'not-an-email'])
     badEmail.assertFailed()
-    badEmail.assertLog('[ red(error) ] --email: The email field must be a valid email address', 'stderr')
+    badEmail.assertLog('[ red(error) ] --email: Enter a valid e-mail address.', 'stderr')
 
     const badProvider = await run(ChannelCreate, ['--name', 'x', '--provider', 'nope', '--base-url', 'http://127.0.0.1:1/v1', '--models', 'a'])
     badProvider.assertFailed()

@@ -6,29 +6,37 @@ import Channel from '#models/channel'
 import { createChannel } from '#actions/create_channel'
 import { setChannelEnabled, updateChannel } from '#actions/update_channel'
 import { testChannel, testModelFor } from '#actions/test_channel'
-import { createChannelValidator } from '#validators/admin'
+import { CHANNEL_TIMEOUT_LIMITS, parsePairs, validateChannel } from '#validators/admin'
 import { disableChannelValidator, testChannelValidator } from '#validators/panel'
 import { PROVIDER_KINDS } from '#gateway/types'
 import { VENDORS } from '#gateway/providers/vendors'
-import { checkbox, listField, optionalNumber, pairsField, pairsText, panelActor, notFound } from '#controllers/admin/panel'
+import { checkbox, listField, optionalNumber, pairsText, panelActor, notFound } from '#controllers/admin/panel'
 
-/** Form fields -> the shared channel validator's shape (mapping and headers as "a = b" / "Name: value" lines). */
-function channelData(request: HttpContext['request']) {
-  return {
+/**
+ * Form fields -> the shared channel validator, which reports every error of
+ * the form at once (mapping and headers are "a = b" / "Name: value" lines;
+ * a malformed line is one of the errors).
+ */
+async function validateChannelForm(request: HttpContext['request'], extra: { enabled?: boolean } = {}) {
+  const mapping = parsePairs('modelMapping', request.input('modelMapping'), '=')
+  const headers = parsePairs('extraHeaders', request.input('extraHeaders'), ':')
+  const data = {
     name: request.input('name') ?? '',
     provider: request.input('provider') ?? '',
     baseUrl: request.input('baseUrl') ?? '',
     apiKey: request.input('apiKey') || undefined,
     models: listField(request.input('models')),
-    modelMapping: pairsField('modelMapping', request.input('modelMapping'), '='),
-    extraHeaders: pairsField('extraHeaders', request.input('extraHeaders'), ':'),
+    modelMapping: mapping.record,
+    extraHeaders: headers.record,
     priority: optionalNumber(request.input('priority')),
     weight: optionalNumber(request.input('weight')),
     connectTimeoutMs: optionalNumber(request.input('connectTimeoutMs')),
     firstByteTimeoutMs: optionalNumber(request.input('firstByteTimeoutMs')),
     idleTimeoutMs: optionalNumber(request.input('idleTimeoutMs')),
     totalTimeoutMs: optionalNumber(request.input('totalTimeoutMs')),
+    ...extra,
   }
+  return validateChannel(data, [...mapping.problems, ...headers.problems])
 }
 
 /**
@@ -84,12 +92,12 @@ export default class ChannelsController {
   }
 
   async create({ view }: HttpContext) {
-    return view.render('admin/channels/form', { channel: null, providerOptions, defaultBaseUrls, pairsText })
+    return view.render('admin/channels/form', { channel: null, providerOptions, defaultBaseUrls, pairsText, timeoutLimits: CHANNEL_TIMEOUT_LIMITS })
   }
 
   /** Adds a channel. */
   async store(ctx: HttpContext) {
-    const input = await createChannelValidator.validate({ ...channelData(ctx.request), enabled: true })
+    const input = await validateChannelForm(ctx.request, { enabled: true })
     const channel = await createChannel(input, panelActor(ctx))
     ctx.session.flash('success', `Channel ${channel.name} created. Run a test to check it answers.`)
     return ctx.response.redirect(`/admin/channels/${channel.id}`)
@@ -118,12 +126,13 @@ export default class ChannelsController {
       providerOptions,
       defaultBaseUrls,
       pairsText,
+      timeoutLimits: CHANNEL_TIMEOUT_LIMITS,
     })
   }
 
   /** Saves a channel's configuration (the upstream key only when a new one is typed). */
   async update(ctx: HttpContext) {
-    const input = await createChannelValidator.validate(channelData(ctx.request))
+    const input = await validateChannelForm(ctx.request)
     const channel = await updateChannel(
       Number(ctx.params.id),
       { ...input, clearApiKey: checkbox(ctx.request.input('clearApiKey')) },

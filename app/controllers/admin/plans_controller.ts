@@ -4,12 +4,12 @@ import Plan from '#models/plan'
 import { createPlan } from '#actions/create_plan'
 import { deletePlan, updatePlan } from '#actions/update_plan'
 import { createPlanValidator } from '#validators/admin'
-import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
+import { checkbox, listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 import { setDefaultPlan } from '#actions/set_default_plan'
 import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
 
 /** The "default for new users" checkbox (hidden 0 + checkbox 1). */
-const defaultFlag = (request: HttpContext['request']) => [request.input('isDefault') ?? []].flat().includes('1')
+const defaultFlag = (request: HttpContext['request']) => checkbox(request.input('isDefault'))
 
 /** Form fields -> the shared plan validator's shape. */
 function planData(request: HttpContext['request']) {

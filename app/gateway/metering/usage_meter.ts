@@ -45,6 +45,45 @@ const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
 ]
 
 /**
+ * What a metered request changes besides its usage row, as CTEs over `ins`
+ * (the inserted usage rows: id, user_id, api_key_id, model, provider,
+ * prompt_tokens, completion_tokens, cost, created_at): the ledger charge
+ * (users.balance follows by trigger), the month's counters per user and
+ * model, the mark of a finished day whose daily rollup must be redone, and
+ * the key's spend and last use. The batch writer below and
+ * `seed:demo` (demo rows must add up like real ones) share it.
+ */
+export const METER_EFFECTS = `
+charges AS (
+  INSERT INTO balance_ledger (user_id, kind, amount, usage_record_id, created_at)
+  SELECT user_id, 'charge', -cost, id, created_at FROM ins WHERE cost > 0
+),
+counters AS (
+  INSERT INTO monthly_usage (user_id, period, model, provider, requests, input_tokens, output_tokens, cost)
+  SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, model, COALESCE(provider, ''),
+         COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost)
+    FROM ins GROUP BY 1, 2, 3, 4
+  ON CONFLICT (user_id, period, model, provider) DO UPDATE SET
+    requests = monthly_usage.requests + EXCLUDED.requests,
+    input_tokens = monthly_usage.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = monthly_usage.output_tokens + EXCLUDED.output_tokens,
+    cost = monthly_usage.cost + EXCLUDED.cost
+),
+late AS (
+  -- Rows of a finished day (a replayed spill, a call metered after midnight, demo rows): its rollup is redone.
+  INSERT INTO usage_daily_stale (day)
+  SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM ins
+   WHERE created_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  ON CONFLICT (day) DO NOTHING
+),
+touched AS (
+  UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost
+    FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
+           WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
+   WHERE k.id = t.api_key_id
+)`
+
+/**
  * The metering writer. Every request's usage row, monthly counters and ledger
  * charge are written by one SQL statement (hence one transaction). Requests
  * are queued and written behind the response in batches: under load one
@@ -83,34 +122,7 @@ attempt_log AS (
     FROM ${unnestOf(ATTEMPT_COLUMNS, 'a', USAGE_COLUMNS.length + 1)}
     JOIN ins ON ins.request_id = a.request_id
 ),
-charges AS (
-  INSERT INTO balance_ledger (user_id, kind, amount, usage_record_id, created_at)
-  SELECT user_id, 'charge', -cost, id, created_at FROM ins WHERE cost > 0
-),
-counters AS (
-  INSERT INTO monthly_usage (user_id, period, model, provider, requests, input_tokens, output_tokens, cost)
-  SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, model, COALESCE(provider, ''),
-         COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost)
-    FROM ins GROUP BY 1, 2, 3, 4
-  ON CONFLICT (user_id, period, model, provider) DO UPDATE SET
-    requests = monthly_usage.requests + EXCLUDED.requests,
-    input_tokens = monthly_usage.input_tokens + EXCLUDED.input_tokens,
-    output_tokens = monthly_usage.output_tokens + EXCLUDED.output_tokens,
-    cost = monthly_usage.cost + EXCLUDED.cost
-),
-late AS (
-  -- Rows of a finished day (a replayed spill, a call metered after midnight): its rollup is redone.
-  INSERT INTO usage_daily_stale (day)
-  SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM ins
-   WHERE created_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-  ON CONFLICT (day) DO NOTHING
-),
-touched AS (
-  UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost
-    FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
-           WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
-   WHERE k.id = t.api_key_id
-)
+${METER_EFFECTS}
 SELECT COUNT(*)::int AS inserted FROM ins`
 
 export interface MeterOptions {

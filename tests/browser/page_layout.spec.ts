@@ -1,0 +1,114 @@
+import { test } from '@japa/runner'
+import ace from '@adonisjs/core/services/ace'
+import { chromium, type Browser, type Page } from 'playwright'
+import { createUser } from '#actions/create_user'
+import { createPlan } from '#actions/create_plan'
+import { setDefaultPlan } from '#actions/set_default_plan'
+import { clearFormThrottles } from '#services/form_throttle'
+import SeedDemo from '#commands/seed_demo'
+import { baseUrl, refreshCaches, resetDatabase } from '#tests/helpers'
+
+/**
+ * Layout in Chromium: no page pans sideways on a phone (390 px), the docs
+ * tables read on a phone, the dashboard's top tables show every column on a
+ * laptop, and the language picker is styled on /login. Runs in the page
+ * (DOM types are not in the server's tsconfig), hence the string scripts.
+ */
+const PHONE = { width: 390, height: 844 }
+const LAPTOP = { width: 1366, height: 900 }
+
+async function pageWidth(page: Page) {
+  return Number(await page.evaluate('document.documentElement.scrollWidth'))
+}
+
+async function login(page: Page, email: string, password: string) {
+  await page.goto(`${baseUrl()}/login`)
+  await page.locator('#f-email').fill(email)
+  await page.locator('#f-password').fill(password)
+  await page.getByRole('button', { name: 'Log in' }).click()
+  await page.waitForLoadState('load')
+}
+
+test.group('Page layout in a browser', (group) => {
+  let browser: Browser
+
+  group.setup(async () => {
+    await resetDatabase()
+    await clearFormThrottles('127.0.0.1')
+    await setDefaultPlan((await createPlan({ name: 'starter' })).id)
+    await createUser({ email: 'layout-admin@test.local', password: 'admin-password', role: 'admin' })
+    await createUser({ email: 'layout-user@test.local', password: 'user-password', role: 'user' })
+    // Demo traffic: long e-mails and channel names in the dashboard's top tables
+    const seed = await ace.create(SeedDemo, ['--users', '6', '--usage-rows', '400'])
+    ace.ui.switchMode('raw')
+    await seed.exec()
+    await refreshCaches()
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    })
+    return () => browser.close()
+  })
+
+  test('no page pans sideways on a phone; docs codes stay whole and every column is on screen', async ({ assert }) => {
+    const context = await browser.newContext({ locale: 'en-US', viewport: PHONE })
+    const page = await context.newPage()
+    await login(page, 'layout-user@test.local', 'user-password')
+    await page.goto(`${baseUrl()}/dashboard/keys`)
+    await page.locator('#f-name').fill('phone-key')
+    await page.getByRole('button', { name: 'Create key' }).click()
+    await page.waitForSelector('tr[data-key-id]')
+    for (const path of ['/dashboard/keys', '/dashboard', '/dashboard/usage', '/dashboard/billing', '/dashboard/models', '/docs', '/status', '/login']) {
+      await page.goto(`${baseUrl()}${path}`)
+      assert.equal(await pageWidth(page), PHONE.width, `${path} is wider than the phone`)
+    }
+
+    await page.goto(`${baseUrl()}/docs#errors`)
+    // A code is one line (as high as a short one), never broken into pieces
+    const rect = async (selector: string) =>
+      (await page.evaluate(`JSON.parse(JSON.stringify(document.querySelector(${JSON.stringify(selector)}).getBoundingClientRect()))`)) as { height: number; right: number; left: number }
+    const height = async (selector: string) => (await rect(selector)).height
+    assert.equal(await height('#error-insufficient_balance code'), await height('#error-overloaded code'))
+    assert.equal(await height('#error-no_available_channel code'), await height('#error-overloaded code'))
+    // Meaning and how to fix are on screen
+    for (const cell of ['td:nth-child(3)', 'td:nth-child(4)']) {
+      const { right } = await rect(`#error-invalid_api_key ${cell}`)
+      assert.isAtMost(right, PHONE.width, `${cell} off screen`)
+    }
+    await context.close()
+  }).timeout(60_000)
+
+  test('the admin dashboard shows every column of its top tables on a laptop', async ({ assert }) => {
+    const context = await browser.newContext({ locale: 'en-US', viewport: LAPTOP })
+    const page = await context.newPage()
+    await login(page, 'layout-admin@test.local', 'admin-password')
+    await page.goto(`${baseUrl()}/admin`)
+    const clipped = await page.evaluate(
+      `[...document.querySelectorAll('.table-wrap')].filter((w) => w.scrollWidth > w.clientWidth).length`
+    )
+    assert.equal(clipped, 0, 'a table scrolls inside its box')
+    assert.equal(await page.locator('.table-wrap').count() >= 3, true)
+    await page.setViewportSize(PHONE)
+    for (const path of ['/admin', '/admin/keys', '/admin/users', '/admin/usage', '/admin/channels']) {
+      await page.goto(`${baseUrl()}${path}`)
+      assert.equal(await pageWidth(page), PHONE.width, `${path} is wider than the phone`)
+    }
+    await context.close()
+  }).timeout(60_000)
+
+  test('the language picker on /login is styled like in the portal', async ({ assert }) => {
+    const context = await browser.newContext({ locale: 'en-US', viewport: LAPTOP })
+    const page = await context.newPage()
+    await page.goto(`${baseUrl()}/login`)
+    const style = (selector: string, property: string) =>
+      page.evaluate(`getComputedStyle(document.querySelector(${JSON.stringify(selector)})).${property}`)
+    assert.equal(await style('.language-picker', 'display'), 'flex')
+    assert.notEqual(await style('.language-picker a[aria-current="true"]', 'backgroundColor'), 'rgba(0, 0, 0, 0)')
+    // The two names do not run together
+    const [english, vietnamese] = (await page.evaluate(
+      `[...document.querySelectorAll('.language-picker a')].map((a) => JSON.parse(JSON.stringify(a.getBoundingClientRect())))`
+    )) as Array<{ right: number; left: number }>
+    assert.isAbove(vietnamese.left - english.right, 1)
+    await context.close()
+  })
+})
