@@ -49,8 +49,7 @@ const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
  * (the inserted usage rows: id, user_id, api_key_id, model, provider,
  * prompt_tokens, completion_tokens, cost, created_at): the ledger charge
  * (users.balance follows by trigger), the month's counters per user and
- * model, the mark of a finished day whose daily rollup must be redone, and
- * the key's spend and last use. The batch writer below and
+ * model, and the key's spend and last use. The batch writer below and
  * `seed:demo` (demo rows must add up like real ones) share it.
  */
 export const METER_EFFECTS = `
@@ -69,18 +68,25 @@ counters AS (
     output_tokens = monthly_usage.output_tokens + EXCLUDED.output_tokens,
     cost = monthly_usage.cost + EXCLUDED.cost
 ),
-late AS (
-  -- Rows of a finished day (a replayed spill, a call metered after midnight, demo rows): its rollup is redone.
-  INSERT INTO usage_daily_stale (day)
-  SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM ins
-   WHERE created_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-  ON CONFLICT (day) DO NOTHING
-),
 touched AS (
   UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost
     FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
            WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
    WHERE k.id = t.api_key_id
+)`
+
+/**
+ * Rows of a finished day (a replayed spill, a call metered just after
+ * midnight, demo rows) mark it, so its daily rollup is redone
+ * (app/services/usage_rollup.ts). Appended after METER_EFFECTS only to a
+ * batch that holds such a row: the usual batch pays nothing for it.
+ */
+export const LATE_DAYS_EFFECT = `,
+late AS (
+  INSERT INTO usage_daily_stale (day)
+  SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM ins
+   WHERE created_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  ON CONFLICT (day) DO NOTHING
 )`
 
 /**
@@ -101,7 +107,7 @@ touched AS (
  * replay commits it. A shutdown flush is bounded: what it could not write in
  * time is spilled too, and replayed by the next start.
  */
-const WRITE_BATCH_SQL = `
+const batchSql = (effects: string) => `
 WITH e AS (
   SELECT * FROM ${unnestOf(USAGE_COLUMNS, 'e', 1)}
 ),
@@ -122,8 +128,11 @@ attempt_log AS (
     FROM ${unnestOf(ATTEMPT_COLUMNS, 'a', USAGE_COLUMNS.length + 1)}
     JOIN ins ON ins.request_id = a.request_id
 ),
-${METER_EFFECTS}
+${effects}
 SELECT COUNT(*)::int AS inserted FROM ins`
+const WRITE_BATCH_SQL = batchSql(METER_EFFECTS)
+/** For a batch holding a row of a finished day (see LATE_DAYS_EFFECT). */
+const WRITE_LATE_BATCH_SQL = batchSql(METER_EFFECTS + LATE_DAYS_EFFECT)
 
 export interface MeterOptions {
   connectionString: string
@@ -410,10 +419,11 @@ export class UsageMeter {
   }
 
   #query(records: SpilledRecord[]) {
+    const late = holdsFinishedDay(records)
     // Named: parsed and planned once per connection, not per batch.
     return this.#pool.query({
-      name: 'gateway_meter_batch',
-      text: WRITE_BATCH_SQL,
+      name: late ? 'gateway_meter_batch_late' : 'gateway_meter_batch',
+      text: late ? WRITE_LATE_BATCH_SQL : WRITE_BATCH_SQL,
       values: batchParameters(records),
     })
   }
@@ -535,6 +545,13 @@ function settle(map: Map<number, PendingTotals>, event: MeterEvent) {
   totals.input -= event.usage.promptTokens
   totals.output -= event.usage.completionTokens
   if (totals.costPico === 0n && totals.input === 0 && totals.output === 0) map.delete(event.userId)
+}
+
+/** Does the batch hold a row dated before today (UTC)? ISO strings in UTC compare as their times do. */
+function holdsFinishedDay(records: SpilledRecord[]): boolean {
+  const today = new Date().toISOString().slice(0, 10)
+  for (const record of records) if (String(record.e.created_at) < today) return true
+  return false
 }
 
 /** One event as the batch statement (and the spill file) takes it. */
