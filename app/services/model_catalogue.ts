@@ -1,7 +1,6 @@
 import type { Gateway } from '#gateway/gateway'
-import { anyGlobMatches, isGlob } from '#gateway/glob'
+import { anyGlobMatches } from '#gateway/glob'
 import { formatDecimal } from '#gateway/metering/money'
-import { routeByPrefix } from '#gateway/routing/prefix_rules'
 
 export interface CatalogueModel {
   id: string
@@ -36,20 +35,15 @@ function kindOf(id: string): CatalogueModel['kind'] {
 }
 
 /**
- * The models of the routing catalogue (names the channels list, and priced
- * model names), optionally narrowed to a plan's globs, with their prices.
+ * The models a channel serves (names the channels list, and priced model
+ * names a channel's glob or the prefix table serves: the list GET /v1/models
+ * gives), optionally narrowed to a plan's globs, with their prices.
  * Built from the gateway's in-memory catalogue: no database read.
  */
 export function modelCatalogue(gateway: Gateway, allowedGlobs: string[] | null = null): CatalogueModel[] {
-  const models = new Map<string, string>()
-  for (const { id, provider } of gateway.service.router().listedModels()) models.set(id, provider)
-  for (const price of gateway.catalog.prices) {
-    if (!isGlob(price.pattern) && !models.has(price.pattern)) {
-      models.set(price.pattern, routeByPrefix(price.pattern).provider)
-    }
-  }
+  const served = gateway.service.router().servedModels(gateway.catalog.prices.map((p) => p.pattern))
   const list: CatalogueModel[] = []
-  for (const [id, provider] of models) {
+  for (const { id, provider } of served) {
     if (allowedGlobs && !anyGlobMatches(allowedGlobs, id)) continue
     const price = gateway.catalog.priceFor(id)
     list.push({

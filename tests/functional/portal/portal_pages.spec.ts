@@ -321,9 +321,13 @@ test.group('Portal: pages of a signed-in user', (group) => {
     const seeded = await seedUser({ plan: { name: 'mock-only', models: ['mock-*'] } })
     const client = new PageClient()
     await client.login(seeded.email)
+    // Priced, but no channel serves it: a request for it would be a 404, so it is not offered.
+    await seedPrice('mock-unserved', '1', '1')
+    await refreshCaches()
     const page = await client.get('/dashboard/models')
     assert.include(page.body, 'data-model="mock-chat"')
     assert.include(page.body, 'data-model="mock-free"')
+    assert.notInclude(page.body, 'data-model="mock-unserved"')
     assert.notInclude(page.body, 'data-model="text-embedding-3-small"')
     assert.include(htmlText(page.body), '$2.00')
     assert.include(page.body, '/docs?model=mock-chat#models')
