@@ -267,12 +267,21 @@ export function attachmentFromData(value: string, filename?: string, cacheContro
 }
 
 /** The media type a file name says (`report.pdf`); a PDF when it says nothing known. */
-export function mediaTypeOfName(name: string | undefined): string {
-  const ext = /\.([a-z0-9]+)$/i.exec(name ?? '')?.[1]?.toLowerCase()
-  if (ext === 'jpg') return 'image/jpeg'
-  if (ext === 'png' || ext === 'gif' || ext === 'webp') return `image/${ext}`
-  for (const [type, known] of Object.entries(EXTENSIONS)) if (known === ext) return type
-  return 'application/pdf'
+export function mediaTypeOfName(name: string | undefined, fallback = 'application/pdf'): string {
+  const ext = /\.([a-z0-9]+)$/i.exec(name ?? '')?.[1]?.toLowerCase() ?? ''
+  return TYPE_OF_EXTENSION[ext] ?? fallback
+}
+
+/** File extension -> media type (images, and the attachments EXTENSIONS names). */
+const TYPE_OF_EXTENSION: Record<string, string> = {
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  heic: 'image/heic',
+  heif: 'image/heif',
+  ...Object.fromEntries(Object.entries(EXTENSIONS).map(([type, ext]) => [ext, type]).reverse()),
 }
 
 /** OpenAI's `input_audio.format` (wav, mp3) as a media type. */

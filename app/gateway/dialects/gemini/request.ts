@@ -6,6 +6,7 @@ import {
   type FilePart,
   type TextPart,
   type ToolChoice,
+  mediaTypeOfName,
   resultText,
   toolNamesById,
   unsupportedAttachment,
@@ -315,16 +316,6 @@ function responseObject(text: string, isError?: boolean): Record<string, unknown
   return isError ? { error: text } : { result: text }
 }
 
-const IMAGE_TYPES: Record<string, string> = {
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  png: 'image/png',
-  gif: 'image/gif',
-  webp: 'image/webp',
-  heic: 'image/heic',
-  heif: 'image/heif',
-}
-
 /**
  * fileData must say its mimeType, and an image URL (chat image_url, Anthropic
  * url source) comes without one: the extension of the URL's path tells it
@@ -336,6 +327,5 @@ function imageTypeOfUrl(url: string | undefined): string {
   try {
     path = new URL(path).pathname
   } catch {}
-  const extension = /\.([a-z0-9]+)$/i.exec(path)?.[1].toLowerCase() ?? ''
-  return IMAGE_TYPES[extension] ?? 'image/jpeg'
+  return mediaTypeOfName(path, 'image/jpeg')
 }
