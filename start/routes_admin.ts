@@ -15,6 +15,7 @@ const ChannelsController = () => import('#controllers/admin/channels_controller'
 const PricesController = () => import('#controllers/admin/prices_controller')
 const UsageController = () => import('#controllers/admin/usage_controller')
 const AuditController = () => import('#controllers/admin/audit_controller')
+const RedemptionCodesController = () => import('#controllers/admin/redemption_codes_controller')
 
 router
   .group(() => {
@@ -53,6 +54,12 @@ router
     router.get('/prices', [PricesController, 'index']).as('prices.index')
     router.post('/prices', [PricesController, 'store']).as('prices.store')
     router.post('/prices/:id/delete', [PricesController, 'destroy']).as('prices.destroy').where('id', router.matchers.number())
+
+    router.get('/redemptions', [RedemptionCodesController, 'index']).as('redemptions.index')
+    router.get('/redemptions/new', [RedemptionCodesController, 'create']).as('redemptions.create')
+    router.post('/redemptions', [RedemptionCodesController, 'store']).as('redemptions.store')
+    router.post('/redemptions/disable-batch', [RedemptionCodesController, 'disableBatch']).as('redemptions.disable_batch')
+    router.post('/redemptions/:id/disable', [RedemptionCodesController, 'disable']).as('redemptions.disable').where('id', router.matchers.number())
 
     router.get('/usage', [UsageController, 'index']).as('usage.index')
     router.get('/usage/export.csv', [UsageController, 'export']).as('usage.export')

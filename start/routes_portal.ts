@@ -17,6 +17,7 @@ const BillingController = () => import('#controllers/portal/billing_controller')
 const UsageLogsController = () => import('#controllers/portal/usage_logs_controller')
 const PortalModelsController = () => import('#controllers/portal/models_controller')
 const PasswordController = () => import('#controllers/portal/password_controller')
+const RedemptionsController = () => import('#controllers/portal/redemptions_controller')
 
 const pageStack = () => [
   middleware.bodyparser(),
@@ -43,6 +44,7 @@ router
     router.post('/keys', [ApiKeysController, 'store']).as('keys.store')
     router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', router.matchers.number())
     router.get('/billing', [BillingController, 'show']).as('billing')
+    router.post('/billing/redeem', [RedemptionsController, 'store']).as('billing.redeem')
     router.get('/usage', [UsageLogsController, 'index']).as('usage')
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
     router.get('/models', [PortalModelsController, 'index']).as('models')

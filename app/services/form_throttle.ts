@@ -23,8 +23,23 @@ async function attempt(key: string): Promise<number> {
 export const registrationAttempt = (ip: string) => attempt(`register_${ip}`)
 export const passwordChangeAttempt = (userId: number) => attempt(`password_${userId}`)
 
+/**
+ * Redeeming a prepaid code: only failed attempts count (a user redeeming a
+ * stack of valid codes is never held up), 5 per 10 minutes per user, so a
+ * code cannot be guessed by trying. Runs `redeem` unless the user is held;
+ * a refusal it throws is counted and rethrown; a success clears the count.
+ */
+export async function throttledRedeem<T>(userId: number, redeem: () => Promise<T>): Promise<{ wait: number; result?: T }> {
+  const [error, result] = await formLimiter().penalize(`redeem_${userId}`, redeem)
+  if (error) return { wait: Math.max(1, error.response.availableIn) }
+  return { wait: 0, result: result as T }
+}
+
 /** Tests start each case with fresh counters. */
 export async function clearFormThrottles(ip: string, userIds: number[] = []) {
   await formLimiter().delete(`register_${ip}`)
-  for (const id of userIds) await formLimiter().delete(`password_${id}`)
+  for (const id of userIds) {
+    await formLimiter().delete(`password_${id}`)
+    await formLimiter().delete(`redeem_${id}`)
+  }
 }

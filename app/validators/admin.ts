@@ -100,7 +100,25 @@ export const createKeyValidator = vine.compile(
   })
 )
 
-for (const validator of [createUserValidator, createPlanValidator, createChannelValidator, setPriceValidator, topUpValidator, createKeyValidator]) {
+/** A batch of prepaid codes (panel form and redeem:create). */
+export const createRedemptionCodesValidator = vine.compile(
+  vine.object({
+    batch: vine.string().trim().minLength(1).maxLength(100),
+    perCode: vine.string().trim().regex(/^\d{1,9}(\.\d{1,6})?$/),
+    count: vine.number().withoutDecimals().min(1).max(1000),
+    expiresInDays: vine.number().withoutDecimals().min(1).max(3650).optional(),
+  })
+)
+
+for (const validator of [
+  createUserValidator,
+  createPlanValidator,
+  createChannelValidator,
+  setPriceValidator,
+  topUpValidator,
+  createKeyValidator,
+  createRedemptionCodesValidator,
+]) {
   validator.messagesProvider = adminMessages
 }
 

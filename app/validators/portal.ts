@@ -41,3 +41,10 @@ export const usageFilterValidator = vine.compile(
     page: vine.number().withoutDecimals().min(1).max(100000).optional(),
   })
 )
+
+/** A prepaid code as typed (read leniently by normaliseRedemptionCode). */
+export const redeemCodeValidator = vine.compile(
+  vine.object({
+    code: vine.string().trim().minLength(1).maxLength(100),
+  })
+)
