@@ -5,7 +5,7 @@ import { createPlan } from '#actions/create_plan'
 
 export default class PlanCreate extends AdminCommand {
   static commandName = 'plan:create'
-  static description = 'Create a plan: monthly token quotas, allowed model globs, rate limits'
+  static description = 'Create a plan: monthly token quotas, allowed model globs, rate limits, price multiplier'
 
   @flags.string({ description: 'Plan name', required: true })
   declare name: string
@@ -25,6 +25,9 @@ export default class PlanCreate extends AdminCommand {
   @flags.string({ description: 'Tokens per minute per key' })
   declare tpm?: string
 
+  @flags.string({ description: 'Users on the plan pay model prices times this, e.g. 0.8 (default 1)' })
+  declare priceMultiplier?: string
+
   async execute() {
     const input = await createPlanValidator.validate({
       name: this.name,
@@ -33,6 +36,7 @@ export default class PlanCreate extends AdminCommand {
       models: list(this.models),
       rpm: num(this.rpm),
       tpm: num(this.tpm),
+      priceMultiplier: this.priceMultiplier,
     })
     const plan = await createPlan(input)
     this.logger.success(`Created plan ${plan.name} (id ${plan.id}), models: ${plan.allowedModels.join(', ')}`)

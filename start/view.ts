@@ -5,12 +5,15 @@
 import edge from 'edge.js'
 import * as format from '#services/format'
 import { checkbox } from '#controllers/admin/panel'
+import { multiplierText } from '#actions/create_plan'
 
 // `t` is @adonisjs/i18n's Edge global: the request's language where the
 // locale middleware runs (portal, docs, status, login), English elsewhere.
 edge.global('fmt', format)
 /** A posted checkbox's value (hidden "0" then "1": the last wins), as the controllers read it. */
 edge.global('checkbox', checkbox)
+/** A plan's price multiplier as people write it ("0.8", "1"). */
+edge.global('multiplierText', multiplierText)
 /** Query string from an object, dropping empty values: links that keep the filters. */
 edge.global('qs', (params: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
   const merged = { ...params, ...extra }

@@ -10,6 +10,14 @@ export interface CreatePlanInput {
   models?: string[]
   rpm?: number | null
   tpm?: number | null
+  /** Decimal string, up to 4 decimals; omitted = 1 (list prices) */
+  priceMultiplier?: string | null
+}
+
+/** "0.8000" -> "0.8", "1.0000" -> "1" (as forms and the audit log show it) */
+export function multiplierText(value: string | number | null | undefined) {
+  const text = String(value ?? '1')
+  return text.includes('.') ? text.replace(/\.?0+$/, '') : text
 }
 
 /** The fields of a plan as the audit log and forms show them. */
@@ -21,6 +29,7 @@ export function planSnapshot(plan: Plan) {
     models: plan.allowedModels,
     rpm: plan.rpm,
     tpm: plan.tpm,
+    priceMultiplier: multiplierText(plan.priceMultiplier),
   }
 }
 
@@ -38,6 +47,7 @@ export async function createPlan(input: CreatePlanInput, actor: Actor = cliActor
         allowedModels: input.models?.length ? input.models : ['*'],
         rpm: input.rpm ?? null,
         tpm: input.tpm ?? null,
+        priceMultiplier: input.priceMultiplier || '1',
       },
       { client: trx }
     )

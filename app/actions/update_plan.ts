@@ -5,7 +5,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { planSnapshot, type CreatePlanInput } from '#actions/create_plan'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 
-/** Replaces a plan's name and limits (left-out limits become unlimited). */
+/** Replaces a plan's name and limits (left-out limits become unlimited, a left-out multiplier 1). */
 export async function updatePlan(id: number, input: CreatePlanInput, actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
     const plan = await Plan.query({ client: trx }).where('id', id).forUpdate().first()
@@ -20,6 +20,7 @@ export async function updatePlan(id: number, input: CreatePlanInput, actor: Acto
       allowedModels: input.models?.length ? input.models : ['*'],
       rpm: input.rpm ?? null,
       tpm: input.tpm ?? null,
+      priceMultiplier: input.priceMultiplier || '1',
     })
     plan.useTransaction(trx)
     await plan.save()

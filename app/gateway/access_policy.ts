@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { anyGlobMatches } from '#gateway/glob'
-import { isPriced } from '#gateway/metering/pricing'
+import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -21,7 +21,7 @@ export function modelAllowed(principal: Principal, model: string): boolean {
  * balance above what requests in flight already hold (reservations), and a
  * capped key a spend below its cap counting the same holds, so concurrent
  * requests cannot overdraw either by more than one request's estimate.
- * Returns the model's price (null = free) for metering.
+ * Returns the model's price for this principal's plan (null = free) for metering.
  */
 export function authorizeModel(catalog: Catalog, principal: Principal, model: string): PriceInfo | null {
   if (!modelAllowed(principal, model)) throw GatewayError.modelNotAllowed(model)
@@ -39,7 +39,8 @@ export function authorizeModel(catalog: Catalog, principal: Principal, model: st
   if (key.spendLimitPico !== null && key.spentPico + heldOnKey(key.id) >= key.spendLimitPico) {
     throw new GatewayError(402, 'spend_limit_exceeded', 'This API key reached its spend limit', 'insufficient_quota')
   }
-  const price = catalog.priceFor(model)
+  // The plan's multiplier applies to everything priced from here: the hold, the bill, the row.
+  const price = priceForPlan(catalog.priceFor(model), plan)
   if (isPriced(price) && user.balancePico - user.reservedPico <= 0n) throw GatewayError.insufficientBalance()
   return price
 }

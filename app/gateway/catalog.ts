@@ -3,6 +3,7 @@ import encryption from '@adonisjs/core/services/encryption'
 import { globMatches, globSpecificity } from '#gateway/glob'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
+import { priceRatioOf } from '#gateway/metering/pricing'
 import {
   currentPeriod,
   type ChannelInfo,
@@ -83,6 +84,8 @@ export class Catalog {
         allowedModels: row.allowed_models ?? ['*'],
         rpm: row.rpm,
         tpm: row.tpm,
+        priceRatio: priceRatioOf(row.price_multiplier),
+        scaledPrices: new WeakMap(),
       })
     }
     this.plans = plans

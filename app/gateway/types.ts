@@ -31,6 +31,10 @@ export interface PlanInfo {
   allowedModels: string[]
   rpm: number | null
   tpm: number | null
+  /** Price multiplier over 10^4 (8000n = 0.8x list prices); null = list prices */
+  priceRatio: bigint | null
+  /** The list prices scaled by priceRatio, made on first use (see pricing.ts priceForPlan) */
+  scaledPrices: WeakMap<PriceInfo, PriceInfo>
 }
 
 export interface ChannelInfo {

@@ -27,6 +27,10 @@ export default class Plan extends BaseModel {
   @column()
   declare tpm: number | null
 
+  /** Users on the plan pay the model prices times this ("1.0000" = list prices; decimal string) */
+  @column()
+  declare priceMultiplier: string
+
   /** New self-registered users get this plan (at most one plan has it) */
   @column()
   declare isDefault: boolean

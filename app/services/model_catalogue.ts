@@ -1,4 +1,6 @@
 import type { Gateway } from '#gateway/gateway'
+import type { PlanInfo } from '#gateway/types'
+import { priceForPlan } from '#gateway/metering/pricing'
 import { anyGlobMatches } from '#gateway/glob'
 import { formatDecimal } from '#gateway/metering/money'
 
@@ -37,15 +39,20 @@ function kindOf(id: string): CatalogueModel['kind'] {
 /**
  * The models a channel serves (names the channels list, and priced model
  * names a channel's glob or the prefix table serves: the list GET /v1/models
- * gives), optionally narrowed to a plan's globs, with their prices.
+ * gives), optionally narrowed to a plan's globs, with their prices (the
+ * prices `pricedFor`'s users pay: list prices times its multiplier).
  * Built from the gateway's in-memory catalogue: no database read.
  */
-export function modelCatalogue(gateway: Gateway, allowedGlobs: string[] | null = null): CatalogueModel[] {
+export function modelCatalogue(
+  gateway: Gateway,
+  allowedGlobs: string[] | null = null,
+  pricedFor: PlanInfo | null = null
+): CatalogueModel[] {
   const served = gateway.service.router().servedModels(gateway.catalog.prices.map((p) => p.pattern))
   const list: CatalogueModel[] = []
   for (const { id, provider } of served) {
     if (allowedGlobs && !anyGlobMatches(allowedGlobs, id)) continue
-    const price = gateway.catalog.priceFor(id)
+    const price = priceForPlan(gateway.catalog.priceFor(id), pricedFor)
     list.push({
       id,
       provider,

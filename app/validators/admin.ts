@@ -43,6 +43,14 @@ export const createPlanValidator = vine.compile(
     models: modelGlobs().optional(),
     rpm: vine.number().withoutDecimals().min(1).optional().nullable(),
     tpm: vine.number().withoutDecimals().min(1).optional().nullable(),
+    /** 0.0001 to 1000, four decimals (new-api's group ratio) */
+    priceMultiplier: vine
+      .string()
+      .trim()
+      .regex(/^(?:\d{1,3}(?:\.\d{1,4})?|1000(?:\.0{1,4})?)$/)
+      .regex(/[1-9]/)
+      .optional()
+      .nullable(),
   })
 )
 

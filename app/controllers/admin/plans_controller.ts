@@ -20,6 +20,7 @@ function planData(request: HttpContext['request']) {
     models: listField(request.input('models')),
     rpm: optionalNumber(request.input('rpm')) ?? null,
     tpm: optionalNumber(request.input('tpm')) ?? null,
+    priceMultiplier: String(request.input('priceMultiplier') ?? '').trim() || null,
   }
 }
 

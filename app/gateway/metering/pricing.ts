@@ -1,4 +1,5 @@
-import type { PriceInfo, TokenUsage } from '#gateway/types'
+import type { PlanInfo, PriceInfo, TokenUsage } from '#gateway/types'
+import { parseDecimal } from '#gateway/metering/money'
 
 /**
  * Exact cost in pico-USD: tokens times the model's per-token prices, plus
@@ -25,4 +26,53 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
 /** A priced model is one with a non-zero price. */
 export function isPriced(price: PriceInfo | null): boolean {
   return !!price && (price.inputPico > 0n || price.outputPico > 0n || (price.perImagePico ?? 0n) > 0n)
+}
+
+/** A plan's price multiplier as an integer ratio over 10^4 ("0.8" -> 8000n); null for 1 (list prices). */
+export function priceRatioOf(multiplier: string | number | null | undefined): bigint | null {
+  if (multiplier === null || multiplier === undefined) return null
+  const ratio = parseDecimal(String(multiplier), 4)
+  return ratio === RATIO_ONE || ratio <= 0n ? null : ratio
+}
+
+const RATIO_ONE = 10_000n
+
+/** 8000n -> "0.8", 12500n -> "1.25" */
+export function formatMultiplier(ratio: bigint | null): string {
+  if (ratio === null) return '1'
+  const whole = ratio / RATIO_ONE
+  const fraction = (ratio % RATIO_ONE).toString().padStart(4, '0').replace(/0+$/, '')
+  return fraction ? `${whole}.${fraction}` : String(whole)
+}
+
+/** pico-USD per token (or per image) times the ratio, to the nearest pico (half up). */
+function scalePico(pico: bigint, ratio: bigint): bigint {
+  return (pico * ratio + RATIO_ONE / 2n) / RATIO_ONE
+}
+
+/**
+ * The prices a plan's users pay: the list price times the plan's multiplier,
+ * each per-token price to the nearest pico-USD (a price per 1M tokens to six
+ * decimals, the precision prices are set with), so a bill is still exactly
+ * tokens times the prices the portal shows. Made once per (price, plan) and
+ * kept on the plan: nothing is allocated per request. Plans and prices are
+ * replaced on reload, which drops these with them.
+ */
+export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): PriceInfo | null {
+  if (!price || !plan || plan.priceRatio === null) return price
+  let scaled = plan.scaledPrices.get(price)
+  if (!scaled) {
+    const ratio = plan.priceRatio
+    scaled = {
+      pattern: price.pattern,
+      inputPico: scalePico(price.inputPico, ratio),
+      outputPico: scalePico(price.outputPico, ratio),
+      perImagePico: price.perImagePico === undefined ? undefined : scalePico(price.perImagePico, ratio),
+      cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
+      cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
+      specificity: price.specificity,
+    }
+    plan.scaledPrices.set(price, scaled)
+  }
+  return scaled
 }
