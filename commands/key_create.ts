@@ -28,6 +28,9 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'Spend cap in USD for this key' })
   declare spendLimit?: string
 
+  @flags.string({ description: 'The spend cap resets every day, week or month (UTC); default: never' })
+  declare spendPeriod?: string
+
   async execute() {
     const input = await createKeyValidator.validate({
       user: this.user,
@@ -37,6 +40,7 @@ export default class KeyCreate extends AdminCommand {
       rpm: num(this.rpm),
       tpm: num(this.tpm),
       spendLimit: this.spendLimit,
+      spendPeriod: this.spendPeriod,
     })
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user })
     this.logger.success(`Created key "${apiKey.name}" (id ${apiKey.id}, ${apiKey.masked}); it is shown only once:`)

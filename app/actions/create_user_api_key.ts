@@ -3,6 +3,7 @@ import { anyGlobMatches, isGlob } from '#gateway/glob'
 import { createApiKey } from '#actions/issue_api_key'
 import { PortalInputError } from '#actions/portal_input_error'
 import type { Actor } from '#actions/audit'
+import type { SpendPeriod } from '#gateway/metering/spend_period'
 
 /**
  * A user creates one of their own keys from the portal. A model subset must
@@ -19,9 +20,11 @@ export async function createUserApiKey(
   models?: string[]
   /** USD */
   spendLimit?: string
+  spendPeriod?: SpendPeriod
   },
   actor: Actor
 ) {
+  if (input.spendPeriod && !input.spendLimit) throw new PortalInputError('period_needs_cap', 'spend_period')
   const plan = input.planId ? await Plan.find(input.planId) : null
   const planGlobs = plan?.allowedModels ?? ['*']
   for (const model of input.models ?? []) {
@@ -36,5 +39,6 @@ export async function createUserApiKey(
     models: input.models,
     expiresInDays: input.expiresInDays,
     spendLimit: input.spendLimit,
+    spendPeriod: input.spendPeriod,
   }, actor)
 }

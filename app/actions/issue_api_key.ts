@@ -4,6 +4,8 @@ import ApiKey from '#models/api_key'
 import { issueApiKey } from '#gateway/auth/api_key_token'
 import { findUser } from '#actions/post_ledger_entry'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
+import { AdminInputError } from '#actions/admin_input_error'
+import type { SpendPeriod } from '#gateway/metering/spend_period'
 
 /** Issues a key for a user. The clear key is returned here only; the database keeps its hash. */
 export async function createApiKey(
@@ -16,9 +18,14 @@ export async function createApiKey(
     tpm?: number
     /** USD */
     spendLimit?: string
+    /** The cap resets each UTC day, week or month (needs spendLimit) */
+    spendPeriod?: SpendPeriod | null
   },
   actor: Actor = cliActor()
 ) {
+  if (input.spendPeriod && !input.spendLimit) {
+    throw new AdminInputError('A spend cap that resets needs a spend cap', 'spendPeriod')
+  }
   return db.transaction(async (trx) => {
     const user = await findUser(input.userRef, trx)
     const issued = issueApiKey()
@@ -34,6 +41,7 @@ export async function createApiKey(
         rpm: input.rpm ?? null,
         tpm: input.tpm ?? null,
         spendLimit: input.spendLimit ?? null,
+        spendPeriod: input.spendLimit ? (input.spendPeriod ?? null) : null,
       },
       { client: trx }
     )
@@ -51,6 +59,7 @@ export async function createApiKey(
         rpm: apiKey.rpm,
         tpm: apiKey.tpm,
         spendLimit: apiKey.spendLimit,
+        spendPeriod: apiKey.spendPeriod,
       },
     })
     return { apiKey, key: issued.key }

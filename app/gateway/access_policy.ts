@@ -6,6 +6,7 @@ import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { estimateCostPico } from '#gateway/metering/reservation'
 import { heldOnKey } from '#gateway/metering/key_reservations'
+import { rollSpendPeriod } from '#gateway/metering/spend_period'
 
 /** May this principal use the model at all? (plan globs, then the key's own globs) */
 export function modelAllowed(principal: Principal, model: string): boolean {
@@ -36,8 +37,15 @@ export function authorizeModel(catalog: Catalog, principal: Principal, model: st
   }
   const { key } = principal
   // Like the balance: what requests in flight hold counts as spent, so concurrent calls see each other.
-  if (key.spendLimitPico !== null && key.spentPico + heldOnKey(key.id) >= key.spendLimitPico) {
-    throw new GatewayError(402, 'spend_limit_exceeded', 'This API key reached its spend limit', 'insufficient_quota')
+  if (key.spendLimitPico !== null) {
+    if (key.spendPeriod !== null) rollSpendPeriod(key, Date.now())
+    if (key.spentPico + heldOnKey(key.id) >= key.spendLimitPico) {
+      const message =
+        key.spendPeriod === null
+          ? 'This API key reached its spend limit'
+          : `This API key reached its spend limit for this ${key.spendPeriod} (UTC); it resets at ${new Date(key.periodEndsAt).toISOString()}`
+      throw new GatewayError(402, 'spend_limit_exceeded', message, 'insufficient_quota')
+    }
   }
   // The plan's multiplier applies to everything priced from here: the hold, the bill, the row.
   const price = priceForPlan(catalog.priceFor(model), plan)

@@ -4,6 +4,7 @@ import { globMatches, globSpecificity } from '#gateway/glob'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
+import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
 import {
   currentPeriod,
   type ChannelInfo,
@@ -40,6 +41,8 @@ export class Catalog {
   channelsVersion = 0
 
   #keys = new Map<string, CachedKey>()
+  /** The same keys by id: the meter adds each request's cost to its key's spend */
+  #keysById = new Map<number, KeyInfo>()
   #keyLoads = new Map<string, Promise<KeyInfo | null>>()
   #users = new Map<number, UserState>()
   #userLoads = new Map<number, Promise<UserState | null>>()
@@ -183,11 +186,12 @@ export class Catalog {
           rpm: row.rpm,
           tpm: row.tpm,
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
-          spentPico: toPico(String(row.spent ?? '0')),
+          ...keySpend(row),
         }
       : null
-    if (!info && this.#keys.size > NEGATIVE_KEY_LIMIT) this.#keys.clear()
+    if (!info && this.#keys.size > NEGATIVE_KEY_LIMIT) this.#forgetKeys()
     this.#keys.set(hash, { info, loadedAt: Date.now() })
+    if (info) this.#keysById.set(info.id, info)
     return info
   }
 
@@ -273,15 +277,18 @@ export class Catalog {
     state.outputTokens += output
   }
 
-  /** Adds a metered cost to the cached key's spend (for spend caps). */
+  /** Adds a metered cost to the cached key's spend (for spend caps), in the key's current period. */
   applyKeySpend(keyId: number, costPico: bigint) {
     if (costPico === 0n) return
-    for (const cached of this.#keys.values()) {
-      if (cached.info?.id === keyId) {
-        cached.info.spentPico += costPico
-        return
-      }
-    }
+    const key = this.#keysById.get(keyId)
+    if (!key) return
+    rollSpendPeriod(key, Date.now())
+    key.spentPico += costPico
+  }
+
+  #forgetKeys() {
+    this.#keys.clear()
+    this.#keysById.clear()
   }
 
   /** Reacts to `NOTIFY gateway_changes '<table>:<id>'`. */
@@ -297,7 +304,7 @@ export class Catalog {
         return this.loadPrices()
       case 'api_keys':
         // Keys are cached by hash: drop them all (changes are rare).
-        this.#keys.clear()
+        this.#forgetKeys()
         return
       case 'users':
       case 'balance':
@@ -308,10 +315,34 @@ export class Catalog {
 
   /** Forgets everything (tests, and after reconnecting the change listener). */
   async reload() {
-    this.#keys.clear()
+    this.#forgetKeys()
     this.#users.clear()
     this.#loaded = false
     await this.ensureLoaded()
   }
 }
 
+
+/**
+ * What a key's spend cap counts, from its row: the whole spend, or, when the
+ * cap resets, what it spent in the current period (0 when the row's period
+ * is an older one: nothing metered yet in this one).
+ */
+function keySpend(row: Record<string, any>) {
+  if (!isSpendPeriod(row.spend_period)) {
+    return { spentPico: toPico(String(row.spent ?? '0')), spendPeriod: null, periodEndsAt: Infinity }
+  }
+  const { start, end } = periodBounds(row.spend_period, Date.now())
+  const rowStart = row.period_start ? periodStartMs(row.period_start) : null
+  return {
+    spentPico: rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n,
+    spendPeriod: row.spend_period,
+    periodEndsAt: end,
+  }
+}
+
+/** A `date` column as node-pg returns it (a Date at local midnight, or a string) -> epoch ms of that UTC day. */
+function periodStartMs(value: Date | string): number {
+  if (typeof value === 'string') return Date.parse(`${value.slice(0, 10)}T00:00:00Z`)
+  return Date.UTC(value.getFullYear(), value.getMonth(), value.getDate())
+}

@@ -1,3 +1,4 @@
+import type { SpendPeriod } from '#gateway/metering/spend_period'
 /**
  * The shapes the hot path works with: immutable snapshots of configuration
  * rows, built once per change, never per request.
@@ -86,8 +87,15 @@ export interface KeyInfo {
   tpm: number | null
   /** pico-USD; null = no cap */
   spendLimitPico: bigint | null
-  /** pico-USD spent through this key, including charges not yet committed */
+  /**
+   * pico-USD the spend cap counts: spent through this key (in the current
+   * period when the cap resets), including charges not yet committed
+   */
   spentPico: bigint
+  /** The cap resets each UTC day, week or month; null = the key's whole life */
+  spendPeriod: SpendPeriod | null
+  /** epoch ms when the current period ends (Infinity without a period): see spend_period.ts */
+  periodEndsAt: number
 }
 
 export interface UserState {

@@ -2,6 +2,7 @@ import { DateTime } from 'luxon'
 import { BaseModel, belongsTo, column } from '@adonisjs/lucid/orm'
 import type { BelongsTo } from '@adonisjs/lucid/types/relations'
 import User from '#models/user'
+import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
 
 const jsonArray = {
   prepare: (v: string[] | null) => (v === null ? null : JSON.stringify(v)),
@@ -37,6 +38,17 @@ export default class ApiKey extends BaseModel {
   @column()
   declare spent: string
 
+  /** The spend cap resets each UTC day, week or month; null = it caps the key's whole life */
+  @column()
+  declare spendPeriod: SpendPeriod | null
+
+  /** USD spent in the period starting periodStart (metering keeps it; only with a spendPeriod) */
+  @column()
+  declare periodSpent: string
+
+  @column.date()
+  declare periodStart: DateTime | null
+
   @column()
   declare rpm: number | null
 
@@ -64,6 +76,16 @@ export default class ApiKey extends BaseModel {
   /** "sk-gw-AbCd…wxyz" */
   get masked() {
     return `${this.prefix}…${this.lastFour}`
+  }
+
+  /**
+   * What the spend cap counts now: the whole spend, or this period's (0 when
+   * nothing was metered yet in the current period).
+   */
+  get capSpent(): string {
+    if (!this.spendPeriod) return this.spent
+    const start = DateTime.fromMillis(periodBounds(this.spendPeriod, Date.now()).start, { zone: 'utc' })
+    return this.periodStart && this.periodStart.toISODate() === start.toISODate() ? this.periodSpent : '0'
   }
 
   get isActive() {

@@ -1,5 +1,6 @@
 import vine, { errors } from '@vinejs/vine'
 import { PROVIDER_KINDS } from '#gateway/types'
+import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { adminMessages } from '#validators/admin_messages'
 
 /**
@@ -105,6 +106,7 @@ export const createKeyValidator = vine.compile(
     rpm: vine.number().withoutDecimals().min(1).optional(),
     tpm: vine.number().withoutDecimals().min(1).optional(),
     spendLimit: usdPrice.optional(),
+    spendPeriod: vine.enum(SPEND_PERIODS).optional(),
   })
 )
 

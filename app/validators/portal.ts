@@ -1,4 +1,5 @@
 import vine from '@vinejs/vine'
+import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 
 /** Forms of the user portal, compiled once. Messages come from resources/lang/<locale>/validator.json. */
 
@@ -28,6 +29,7 @@ export const createKeyValidator = vine.compile(
     /** Comma-separated model names or globs, inside the plan */
     models: vine.string().trim().maxLength(2000).optional(),
     spend_limit: vine.string().trim().regex(USD).optional(),
+    spend_period: vine.enum(SPEND_PERIODS).optional(),
   })
 )
 

@@ -49,6 +49,7 @@ export default class KeysController {
       rpm: optionalNumber(request.input('rpm')),
       tpm: optionalNumber(request.input('tpm')),
       spendLimit: request.input('spendLimit') ?? undefined,
+      spendPeriod: request.input('spendPeriod') || undefined,
     })
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, panelActor(ctx))
     session.flash('newKey', key)

@@ -43,6 +43,7 @@ export default class ApiKeysController {
         expiresInDays: input.expires_in_days,
         models: parseGlobList(input.models),
         spendLimit: input.spend_limit,
+        spendPeriod: input.spend_period,
       }, portalActor(ctx))
       return this.render(ctx, key)
     } catch (error) {

@@ -49,7 +49,10 @@ const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
  * (the inserted usage rows: id, user_id, api_key_id, model, provider,
  * prompt_tokens, completion_tokens, cost, created_at): the ledger charge
  * (users.balance follows by trigger), the month's counters per user and
- * model, and the key's spend and last use. The batch writer below and
+ * model, and the key's spend and last use (and, for a cap that resets, its
+ * spend in its newest UTC day/week/month: rows of an older period, from a
+ * replayed spill or a call that began before midnight, change only the
+ * lifetime spend; only keys with a period pay for that sum). The batch writer below and
  * `seed:demo` (demo rows must add up like real ones) share it.
  */
 export const METER_EFFECTS = `
@@ -69,7 +72,16 @@ counters AS (
     cost = monthly_usage.cost + EXCLUDED.cost
 ),
 touched AS (
-  UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost
+  UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost,
+    period_spent = CASE WHEN k.spend_period IS NULL THEN 0 ELSE
+        (CASE WHEN k.period_start = GREATEST(k.period_start, date_trunc(k.spend_period, t.last_used AT TIME ZONE 'UTC')::date)
+              THEN k.period_spent ELSE 0 END)
+      + (SELECT COALESCE(SUM(i.cost), 0) FROM ins i
+          WHERE i.api_key_id = k.id
+            AND date_trunc(k.spend_period, i.created_at AT TIME ZONE 'UTC')::date
+              = GREATEST(k.period_start, date_trunc(k.spend_period, t.last_used AT TIME ZONE 'UTC')::date))
+      END,
+    period_start = GREATEST(k.period_start, date_trunc(k.spend_period, t.last_used AT TIME ZONE 'UTC')::date)
     FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
            WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
    WHERE k.id = t.api_key_id
