@@ -40,6 +40,8 @@ router
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')
     router.post('/keys', [KeysController, 'store']).as('keys.store')
     router.get('/keys/:id', [KeysController, 'show']).as('keys.show').where('id', router.matchers.number())
+    router.get('/keys/:id/edit', [KeysController, 'edit']).as('keys.edit').where('id', router.matchers.number())
+    router.post('/keys/:id', [KeysController, 'update']).as('keys.update').where('id', router.matchers.number())
     router.post('/keys/:id/revoke', [KeysController, 'revoke']).as('keys.revoke').where('id', router.matchers.number())
 
     router.get('/channels', [ChannelsController, 'index']).as('channels.index')

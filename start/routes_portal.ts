@@ -42,6 +42,8 @@ router
     router.get('/', [OverviewController, 'show']).as('overview')
     router.get('/keys', [ApiKeysController, 'index']).as('keys')
     router.post('/keys', [ApiKeysController, 'store']).as('keys.store')
+    router.get('/keys/:id/edit', [ApiKeysController, 'edit']).as('keys.edit').where('id', router.matchers.number())
+    router.post('/keys/:id', [ApiKeysController, 'update']).as('keys.update').where('id', router.matchers.number())
     router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', router.matchers.number())
     router.get('/billing', [BillingController, 'show']).as('billing')
     router.post('/billing/redeem', [RedemptionsController, 'store']).as('billing.redeem')

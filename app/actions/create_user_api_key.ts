@@ -25,14 +25,7 @@ export async function createUserApiKey(
   actor: Actor
 ) {
   if (input.spendPeriod && !input.spendLimit) throw new PortalInputError('period_needs_cap', 'spend_period')
-  const plan = input.planId ? await Plan.find(input.planId) : null
-  const planGlobs = plan?.allowedModels ?? ['*']
-  for (const model of input.models ?? []) {
-    const inside = isGlob(model)
-      ? planGlobs.includes('*') || planGlobs.includes(model)
-      : anyGlobMatches(planGlobs, model)
-    if (!inside) throw new PortalInputError('model_outside_plan', 'models')
-  }
+  await assertInsidePlan(input.planId, input.models)
   return createApiKey({
     userRef: String(input.userId),
     name: input.name,
@@ -41,4 +34,19 @@ export async function createUserApiKey(
     spendLimit: input.spendLimit,
     spendPeriod: input.spendPeriod,
   }, actor)
+}
+
+/**
+ * A user's key may narrow their plan, never widen it: each model is a name
+ * the plan's globs match, or a glob the plan itself lists (a plan allowing
+ * "*" allows any glob).
+ */
+export async function assertInsidePlan(planId: number | null, models: string[] | undefined) {
+  if (!models?.length) return
+  const plan = planId ? await Plan.find(planId) : null
+  const planGlobs = plan?.allowedModels ?? ['*']
+  for (const model of models) {
+    const inside = isGlob(model) ? planGlobs.includes('*') || planGlobs.includes(model) : anyGlobMatches(planGlobs, model)
+    if (!inside) throw new PortalInputError('model_outside_plan', 'models')
+  }
 }

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import ApiKey from '#models/api_key'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { AdminInputError } from '#actions/admin_input_error'
@@ -12,15 +13,7 @@ import { cliActor, writeAudit, type Actor } from '#actions/audit'
  */
 export async function revokeApiKey(ref: string, actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
-    let key: ApiKey | null = null
-    if (/^\d+$/.test(ref)) key = await ApiKey.query({ client: trx }).where('id', Number(ref)).forUpdate().first()
-    if (!key) key = await ApiKey.query({ client: trx }).where('key_hash', hashApiKey(ref)).forUpdate().first()
-    if (!key) {
-      const matches = await ApiKey.query({ client: trx }).whereNull('revoked_at').where('prefix', ref).limit(2)
-      if (matches.length > 1) throw new AdminInputError(`Prefix ${ref} matches several keys: use the key id`)
-      key = matches[0] ?? null
-    }
-    if (!key) throw new AdminInputError(`No API key matches "${ref}"`)
+    const key = await findApiKey(ref, trx)
     if (!key.revokedAt) {
       key.revokedAt = DateTime.now()
       key.useTransaction(trx)
@@ -37,4 +30,22 @@ export async function revokeApiKey(ref: string, actor: Actor = cliActor()) {
     }
     return key
   })
+}
+
+/**
+ * A key by its id, its full value, or its display prefix ("sk-gw-AbCd",
+ * unique among active keys); locked for update inside a transaction.
+ */
+export async function findApiKey(ref: string, trx?: TransactionClientContract): Promise<ApiKey> {
+  const query = () => (trx ? ApiKey.query({ client: trx }).forUpdate() : ApiKey.query())
+  let key: ApiKey | null = null
+  if (/^\d+$/.test(ref)) key = await query().where('id', Number(ref)).first()
+  if (!key) key = await query().where('key_hash', hashApiKey(ref)).first()
+  if (!key) {
+    const matches = await (trx ? ApiKey.query({ client: trx }) : ApiKey.query()).whereNull('revoked_at').where('prefix', ref).limit(2)
+    if (matches.length > 1) throw new AdminInputError(`Prefix ${ref} matches several keys: use the key id`)
+    key = matches[0] ?? null
+  }
+  if (!key) throw new AdminInputError(`No API key matches "${ref}"`)
+  return key
 }

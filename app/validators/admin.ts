@@ -110,6 +110,19 @@ export const createKeyValidator = vine.compile(
   })
 )
 
+/** A key's editable fields (panel form and key:update); empty = no limit / never. */
+export const updateKeyValidator = vine.compile(
+  vine.object({
+    name: vine.string().trim().minLength(1).maxLength(100),
+    models: modelGlobs().optional(),
+    expiresOn: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).optional().nullable(),
+    rpm: vine.number().withoutDecimals().min(1).optional().nullable(),
+    tpm: vine.number().withoutDecimals().min(1).optional().nullable(),
+    spendLimit: usdPrice.optional().nullable(),
+    spendPeriod: vine.enum(SPEND_PERIODS).optional().nullable(),
+  })
+)
+
 /** A batch of prepaid codes (panel form and redeem:create). */
 export const createRedemptionCodesValidator = vine.compile(
   vine.object({
@@ -127,6 +140,7 @@ for (const validator of [
   setPriceValidator,
   topUpValidator,
   createKeyValidator,
+  updateKeyValidator,
   createRedemptionCodesValidator,
 ]) {
   validator.messagesProvider = adminMessages

@@ -33,6 +33,17 @@ export const createKeyValidator = vine.compile(
   })
 )
 
+/** Editing one of your keys: the create form's fields, with the last day it works instead of days. */
+export const updateKeyValidator = vine.compile(
+  vine.object({
+    name: vine.string().trim().minLength(1).maxLength(100),
+    expires_on: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
+    models: vine.string().trim().maxLength(2000).optional(),
+    spend_limit: vine.string().trim().regex(USD).optional(),
+    spend_period: vine.enum(SPEND_PERIODS).optional(),
+  })
+)
+
 export const usageFilterValidator = vine.compile(
   vine.object({
     model: vine.string().trim().maxLength(200).optional(),

@@ -3,7 +3,8 @@ import ApiKey from '#models/api_key'
 import User from '#models/user'
 import { createApiKey } from '#actions/issue_api_key'
 import { revokeApiKey } from '#actions/revoke_api_key'
-import { createKeyValidator } from '#validators/admin'
+import { createKeyValidator, updateKeyValidator } from '#validators/admin'
+import { lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 
 const PAGE = 50
@@ -63,6 +64,30 @@ export default class KeysController {
     const key = await ApiKey.query().where('id', Number(params.id)).preload('user').first()
     if (!key) return notFound(ctx)
     return view.render('admin/keys/show', { key })
+  }
+
+  /** The edit form of a key that is not revoked. */
+  async edit(ctx: HttpContext) {
+    const key = await ApiKey.query().where('id', Number(ctx.params.id)).preload('user').first()
+    if (!key || key.revokedAt) return notFound(ctx)
+    return ctx.view.render('admin/keys/edit', { key, lastDay: lastDayOf(key.expiresAt) })
+  }
+
+  /** Saves a key's name, models, expiry, rate limits and spend cap; caches everywhere hear of it. */
+  async update(ctx: HttpContext) {
+    const { request, response, session, params } = ctx
+    const input = await updateKeyValidator.validate({
+      name: request.input('name') ?? '',
+      models: listField(request.input('models')),
+      expiresOn: request.input('expiresOn') || null,
+      rpm: optionalNumber(request.input('rpm')) ?? null,
+      tpm: optionalNumber(request.input('tpm')) ?? null,
+      spendLimit: request.input('spendLimit') || null,
+      spendPeriod: request.input('spendPeriod') || null,
+    })
+    const key = await updateApiKey(Number(params.id), input, panelActor(ctx))
+    session.flash('success', `Key ${key.masked} saved.`)
+    return response.redirect(`/admin/keys/${key.id}`)
   }
 
   /** Revokes a key: the API refuses it at once. */

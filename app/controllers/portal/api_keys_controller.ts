@@ -4,7 +4,9 @@ import ApiKey from '#models/api_key'
 import { createUserApiKey } from '#actions/create_user_api_key'
 import { revokeUserApiKey } from '#actions/revoke_user_api_key'
 import { PortalInputError } from '#actions/portal_input_error'
-import { createKeyValidator } from '#validators/portal'
+import { createKeyValidator, updateKeyValidator } from '#validators/portal'
+import { updateUserApiKey } from '#actions/update_user_api_key'
+import { lastDayOf } from '#actions/update_api_key'
 import { parseGlobList } from '#gateway/glob'
 import { flashInputError } from '#services/form_errors'
 import { modelCatalogue } from '#services/model_catalogue'
@@ -48,6 +50,48 @@ export default class ApiKeysController {
       return this.render(ctx, key)
     } catch (error) {
       if (error instanceof PortalInputError) {
+        flashInputError(ctx, error)
+        return response.redirect().back()
+      }
+      throw error
+    }
+  }
+
+  /** GET /dashboard/keys/:id/edit: one of the user's own active keys, in the edit form. */
+  async edit(ctx: HttpContext) {
+    const { params, auth, view, response, i18n } = ctx
+    const user = auth.use('web').getUserOrFail()
+    const key = await ApiKey.query().where('id', Number(params.id)).where('user_id', user.id).whereNull('revoked_at').first()
+    if (!key) return response.notFound(i18n.t('errors.form.key_not_found'))
+    const gateway = await app.container.make('gateway')
+    const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
+    return view.render('pages/portal/key_edit', { key, lastDay: lastDayOf(key.expiresAt), planModels: plan?.allowedModels ?? ['*'] })
+  }
+
+  /** POST /dashboard/keys/:id: saves the edit (another user's key: 404). */
+  async update(ctx: HttpContext) {
+    const { request, response, auth, i18n, session, params } = ctx
+    const user = auth.use('web').getUserOrFail()
+    const input = await request.validateUsing(updateKeyValidator, { messagesProvider: i18n.createMessagesProvider() })
+    try {
+      const key = await updateUserApiKey(
+        user.id,
+        user.planId,
+        Number(params.id),
+        {
+          name: input.name,
+          models: parseGlobList(input.models),
+          expiresOn: input.expires_on,
+          spendLimit: input.spend_limit,
+          spendPeriod: input.spend_period,
+        },
+        portalActor(ctx)
+      )
+      session.flash('success', i18n.t('portal.keys.saved', { name: key.name }))
+      return response.redirect('/dashboard/keys')
+    } catch (error) {
+      if (error instanceof PortalInputError) {
+        if (error.code === 'key_not_found') return response.notFound(i18n.t('errors.form.key_not_found'))
         flashInputError(ctx, error)
         return response.redirect().back()
       }

@@ -1,0 +1,107 @@
+import { DateTime } from 'luxon'
+import db from '@adonisjs/lucid/services/db'
+import ApiKey from '#models/api_key'
+import { AdminInputError } from '#actions/admin_input_error'
+import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
+import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
+
+export interface UpdateApiKeyInput {
+  name: string
+  /** Globs; empty or null = what the plan allows */
+  models?: string[] | null
+  /** The last UTC day the key works, YYYY-MM-DD (it expires at the next midnight), or null = never */
+  expiresOn?: string | null
+  rpm?: number | null
+  tpm?: number | null
+  /** USD; null = no cap */
+  spendLimit?: string | null
+  spendPeriod?: SpendPeriod | null
+}
+
+/** The fields of a key as the edit forms and the audit log show them. */
+export function keySnapshot(key: ApiKey) {
+  return {
+    name: key.name,
+    models: key.allowedModels,
+    expires: key.expiresAt?.toUTC().toFormat("yyyy-LL-dd HH:mm 'UTC'") ?? null,
+    rpm: key.rpm,
+    tpm: key.tpm,
+    spendLimit: key.spendLimit === null ? null : String(Number(key.spendLimit)),
+    spendPeriod: key.spendPeriod,
+  }
+}
+
+/**
+ * Replaces a key's name, models, expiry, rate limits and spend cap (LiteLLM's
+ * /key/update, new-api's token edit). The key itself, its owner and its
+ * spend stay. A revoked key is history: refused. When the cap starts to
+ * reset (or resets on another period), what the key already spent in the
+ * current period is summed from its usage rows, under the key's row lock:
+ * a metering batch committing meanwhile waits for the lock and then adds its
+ * own cost, so nothing is counted twice or missed. The change reaches every
+ * gateway's cache through the api_keys trigger.
+ */
+export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: Actor = cliActor()) {
+  if (input.spendPeriod && !input.spendLimit) {
+    throw new AdminInputError('A spend cap that resets needs a spend cap', 'spendPeriod')
+  }
+  const lastDay = input.expiresOn ? DateTime.fromISO(input.expiresOn, { zone: 'utc' }) : null
+  if (lastDay && !lastDay.isValid) throw new AdminInputError('Last day it works must be a date such as 2027-01-31', 'expiresOn')
+  return db.transaction(async (trx) => {
+    const key = await ApiKey.query({ client: trx }).where('id', id).preload('user').forUpdate().first()
+    if (!key) throw new AdminInputError(`No API key with id ${id}`)
+    if (key.revokedAt) throw new AdminInputError(`Key ${key.masked} is revoked: issue a new key instead`)
+    const before = keySnapshot(key)
+    const spendPeriod = input.spendLimit ? (input.spendPeriod ?? null) : null
+    key.merge({
+      name: input.name,
+      allowedModels: input.models?.length ? input.models : null,
+      expiresAt: expiryFor(lastDay, key.expiresAt),
+      rpm: input.rpm ?? null,
+      tpm: input.tpm ?? null,
+      spendLimit: input.spendLimit ?? null,
+      spendPeriod,
+    })
+    if (spendPeriod && spendPeriod !== before.spendPeriod) {
+      const start = new Date(periodBounds(spendPeriod, Date.now()).start)
+      const spent = await trx
+        .from('usage_records')
+        .where('api_key_id', key.id)
+        .where('created_at', '>=', start)
+        .sum('cost as total')
+        .first()
+      key.periodSpent = String(spent?.total ?? '0')
+      key.periodStart = DateTime.fromJSDate(start, { zone: 'utc' })
+    }
+    if (!spendPeriod) {
+      key.periodSpent = '0'
+      key.periodStart = null
+    }
+    key.useTransaction(trx)
+    await key.save()
+    const after = keySnapshot(key)
+    const changes = describeChanges(before, after)
+    if (changes) {
+      await writeAudit(trx, actor, {
+        action: 'key.update',
+        subjectType: 'api_key',
+        subjectId: key.id,
+        summary: `key ${key.masked} of ${key.user.email}: ${changes}`,
+        ...changedFields(before, after),
+      })
+    }
+    return key
+  })
+}
+
+/** The last day a key works, as the edit form shows it (the day before a midnight expiry). */
+export function lastDayOf(expiresAt: DateTime | null): string | null {
+  return expiresAt ? expiresAt.toUTC().minus({ milliseconds: 1 }).toISODate() : null
+}
+
+/** A form's last working day -> the expiry: the next UTC midnight, or the key's own expiry when that day is unchanged. */
+function expiryFor(lastDay: DateTime | null, current: DateTime | null): DateTime | null {
+  if (!lastDay) return null
+  if (current && lastDayOf(current) === lastDay.toISODate()) return current
+  return lastDay.startOf('day').plus({ days: 1 })
+}

@@ -1,0 +1,42 @@
+import { DateTime } from 'luxon'
+import ApiKey from '#models/api_key'
+import { updateApiKey } from '#actions/update_api_key'
+import { assertInsidePlan } from '#actions/create_user_api_key'
+import { PortalInputError } from '#actions/portal_input_error'
+import type { Actor } from '#actions/audit'
+import type { SpendPeriod } from '#gateway/metering/spend_period'
+
+/**
+ * A user edits one of their own keys from the portal: name, models (inside
+ * the plan), the last day it works, the spend cap and its period. Rate
+ * limits are the operator's and stay as they are. Another user's key, or a
+ * revoked one, is "not found".
+ */
+export async function updateUserApiKey(
+  userId: number,
+  planId: number | null,
+  keyId: number,
+  input: { name: string; models?: string[]; expiresOn?: string; spendLimit?: string; spendPeriod?: SpendPeriod },
+  actor: Actor
+) {
+  const key = await ApiKey.query().where('id', keyId).where('user_id', userId).whereNull('revoked_at').first()
+  if (!key) throw new PortalInputError('key_not_found')
+  if (input.spendPeriod && !input.spendLimit) throw new PortalInputError('period_needs_cap', 'spend_period')
+  if (input.expiresOn && !DateTime.fromISO(input.expiresOn, { zone: 'utc' }).isValid) {
+    throw new PortalInputError('invalid_date', 'expires_on')
+  }
+  await assertInsidePlan(planId, input.models)
+  return updateApiKey(
+    key.id,
+    {
+      name: input.name,
+      models: input.models ?? null,
+      expiresOn: input.expiresOn ?? null,
+      rpm: key.rpm,
+      tpm: key.tpm,
+      spendLimit: input.spendLimit ?? null,
+      spendPeriod: input.spendPeriod ?? null,
+    },
+    actor
+  )
+}
