@@ -52,6 +52,34 @@ router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.u
 
 router.get('/api/status', [StatusController, 'show']).as('status')
 
+/**
+ * The management API: users, balances, keys and redemption codes as JSON
+ * for scripts and billing systems (LiteLLM's /key/generate, /key/update...),
+ * with an administrator's API key. The same actions as the panel and ace.
+ */
+const ManagementUsersController = () => import('#controllers/api/management/users_controller')
+const ManagementKeysController = () => import('#controllers/api/management/keys_controller')
+const ManagementCodesController = () => import('#controllers/api/management/redemption_codes_controller')
+router
+  .group(() => {
+    router.get('/users', [ManagementUsersController, 'index']).as('users.index')
+    router.post('/users', [ManagementUsersController, 'store']).as('users.store')
+    router.get('/users/:id', [ManagementUsersController, 'show']).as('users.show')
+    router.patch('/users/:id', [ManagementUsersController, 'update']).as('users.update')
+    router.post('/users/:id/ledger', [ManagementUsersController, 'ledger']).as('users.ledger')
+    router.get('/keys', [ManagementKeysController, 'index']).as('keys.index')
+    router.post('/keys', [ManagementKeysController, 'store']).as('keys.store')
+    router.get('/keys/:id', [ManagementKeysController, 'show']).as('keys.show')
+    router.patch('/keys/:id', [ManagementKeysController, 'update']).as('keys.update')
+    router.delete('/keys/:id', [ManagementKeysController, 'destroy']).as('keys.destroy')
+    router.get('/redemption-codes', [ManagementCodesController, 'index']).as('codes.index')
+    router.post('/redemption-codes', [ManagementCodesController, 'store']).as('codes.store')
+    router.post('/redemption-codes/disable', [ManagementCodesController, 'disable']).as('codes.disable')
+  })
+  .prefix('/api/admin')
+  .as('management')
+  .use([middleware.adminApiKey(), middleware.bodyparser()])
+
 /** Clients probe the base URL (Claude Code sends HEAD /): answer cheaply. */
 router.route('/', ['GET', 'HEAD'], ({ response }) => response.json({ status: 'ok', api: '/v1' }))
 

@@ -1,13 +1,23 @@
 /**
  * An admin action refused its input (unknown user, duplicate name...): shown
- * to the operator as is; on a panel form, beside `field` when given.
+ * to the operator as is; on a panel form, beside `field` when given. The
+ * management API answers 404 for `kind: 'not_found'`, else 400.
  */
 export class AdminInputError extends Error {
+  kind: 'invalid' | 'not_found' = 'invalid'
+
   constructor(
     message: string,
     public field?: string
   ) {
     super(message)
     this.name = 'AdminInputError'
+  }
+
+  /** What the action was asked to act on does not exist. */
+  static notFound(message: string) {
+    const error = new AdminInputError(message)
+    error.kind = 'not_found'
+    return error
   }
 }

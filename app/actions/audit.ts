@@ -5,7 +5,7 @@ import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 export interface Actor {
   id: number | null
   label: string
-  source: 'panel' | 'cli' | 'portal'
+  source: 'panel' | 'cli' | 'portal' | 'api'
   ip?: string | null
 }
 

@@ -13,7 +13,7 @@ export async function disableRedemptionCodes(target: { id: number } | { batch: s
     const query = trx.from('redemption_codes').whereNull('redeemed_at').whereNull('disabled_at')
     if ('id' in target) {
       const code = await RedemptionCode.find(target.id, { client: trx })
-      if (!code) throw new AdminInputError(`No redemption code #${target.id}`)
+      if (!code) throw AdminInputError.notFound(`No redemption code #${target.id}`)
       query.where('id', target.id)
     } else {
       query.where('batch', target.batch)

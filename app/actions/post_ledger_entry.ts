@@ -55,6 +55,6 @@ export async function findUser(ref: string, trx?: TransactionClientContract) {
   const user = /^\d+$/.test(ref)
     ? await User.find(Number(ref), options)
     : await User.query(options).where('email', ref).first()
-  if (!user) throw new AdminInputError(`No user "${ref}"`, 'user')
+  if (!user) throw Object.assign(AdminInputError.notFound(`No user "${ref}"`), { field: 'user' })
   return user
 }

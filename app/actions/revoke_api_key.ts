@@ -46,6 +46,6 @@ export async function findApiKey(ref: string, trx?: TransactionClientContract): 
     if (matches.length > 1) throw new AdminInputError(`Prefix ${ref} matches several keys: use the key id`)
     key = matches[0] ?? null
   }
-  if (!key) throw new AdminInputError(`No API key matches "${ref}"`)
+  if (!key) throw AdminInputError.notFound(`No API key matches "${ref}"`)
   return key
 }

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
+import app from '@adonisjs/core/services/app'
 import ApiKey from '#models/api_key'
 import { AdminInputError } from '#actions/admin_input_error'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
@@ -49,7 +50,7 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
   if (lastDay && !lastDay.isValid) throw new AdminInputError('Last day it works must be a date such as 2027-01-31', 'expiresOn')
   return db.transaction(async (trx) => {
     const key = await ApiKey.query({ client: trx }).where('id', id).preload('user').forUpdate().first()
-    if (!key) throw new AdminInputError(`No API key with id ${id}`)
+    if (!key) throw AdminInputError.notFound(`No API key with id ${id}`)
     if (key.revokedAt) throw new AdminInputError(`Key ${key.masked} is revoked: issue a new key instead`)
     const before = keySnapshot(key)
     const spendPeriod = input.spendLimit ? (input.spendPeriod ?? null) : null
@@ -92,6 +93,17 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
     }
     return key
   })
+}
+
+/**
+ * Writes this process's queued usage rows, so a cap that starts to reset
+ * sums every call made before the edit (rows written later are added by the
+ * meter's statement as usual). The panel, portal and API call it before an
+ * edit; an ace command has no queue of its own.
+ */
+export async function settleMetering() {
+  const gateway = await app.container.make('gateway')
+  await gateway.meter.drain()
 }
 
 /** The last day a key works, as the edit form shows it (the day before a midnight expiry). */

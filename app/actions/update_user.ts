@@ -22,7 +22,7 @@ export interface UpdateUserInput {
 export async function updateUser(input: UpdateUserInput, actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
     const user = await User.query({ client: trx }).where('id', input.id).forUpdate().first()
-    if (!user) throw new AdminInputError(`No user with id ${input.id}`)
+    if (!user) throw AdminInputError.notFound(`No user with id ${input.id}`)
     if (actor.id === user.id && (input.disabled || input.role !== 'admin')) {
       throw new AdminInputError('You cannot disable your own account or remove your own admin role', 'role')
     }

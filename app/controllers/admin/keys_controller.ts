@@ -4,7 +4,7 @@ import User from '#models/user'
 import { createApiKey } from '#actions/issue_api_key'
 import { revokeApiKey } from '#actions/revoke_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
-import { lastDayOf, updateApiKey } from '#actions/update_api_key'
+import { lastDayOf, settleMetering, updateApiKey } from '#actions/update_api_key'
 import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 
 const PAGE = 50
@@ -85,6 +85,7 @@ export default class KeysController {
       spendLimit: request.input('spendLimit') || null,
       spendPeriod: request.input('spendPeriod') || null,
     })
+    await settleMetering()
     const key = await updateApiKey(Number(params.id), input, panelActor(ctx))
     session.flash('success', `Key ${key.masked} saved.`)
     return response.redirect(`/admin/keys/${key.id}`)

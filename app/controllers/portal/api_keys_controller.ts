@@ -6,7 +6,7 @@ import { revokeUserApiKey } from '#actions/revoke_user_api_key'
 import { PortalInputError } from '#actions/portal_input_error'
 import { createKeyValidator, updateKeyValidator } from '#validators/portal'
 import { updateUserApiKey } from '#actions/update_user_api_key'
-import { lastDayOf } from '#actions/update_api_key'
+import { lastDayOf, settleMetering } from '#actions/update_api_key'
 import { parseGlobList } from '#gateway/glob'
 import { flashInputError } from '#services/form_errors'
 import { modelCatalogue } from '#services/model_catalogue'
@@ -74,6 +74,7 @@ export default class ApiKeysController {
     const user = auth.use('web').getUserOrFail()
     const input = await request.validateUsing(updateKeyValidator, { messagesProvider: i18n.createMessagesProvider() })
     try {
+      await settleMetering()
       const key = await updateUserApiKey(
         user.id,
         user.planId,

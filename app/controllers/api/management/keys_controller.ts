@@ -1,0 +1,95 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import vine from '@vinejs/vine'
+import ApiKey from '#models/api_key'
+import { createApiKey } from '#actions/issue_api_key'
+import { findApiKey, revokeApiKey } from '#actions/revoke_api_key'
+import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
+import { createKeyValidator, updateKeyValidator } from '#validators/admin'
+import { SPEND_PERIODS } from '#gateway/metering/spend_period'
+import { apiActor, keyJson, managed } from '#services/management_api'
+import { settleMetering } from '#actions/update_api_key'
+
+const PAGE = 100
+
+/** PATCH /api/admin/keys/:id: the fields given change (null clears a limit), the rest stay. */
+const patchKeyValidator = vine.compile(
+  vine.object({
+    name: vine.string().trim().minLength(1).maxLength(100).optional(),
+    models: vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500).nullable().optional(),
+    expires_on: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).nullable().optional(),
+    rpm: vine.number().withoutDecimals().min(1).nullable().optional(),
+    tpm: vine.number().withoutDecimals().min(1).nullable().optional(),
+    spend_limit: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).nullable().optional(),
+    spend_period: vine.enum(SPEND_PERIODS).nullable().optional(),
+  })
+)
+
+export default class ManagementKeysController {
+  /** GET /api/admin/keys[?user=id][&before=id]: newest first, 100 a page. */
+  async index({ request }: HttpContext) {
+    const user = Number(request.input('user')) || null
+    const before = Number(request.input('before')) || null
+    const query = ApiKey.query().orderBy('id', 'desc').limit(PAGE + 1)
+    if (user) query.where('user_id', user)
+    if (before) query.where('id', '<', before)
+    const rows = await query
+    const keys = rows.slice(0, PAGE)
+    return { object: 'list', data: keys.map(keyJson), next_before: rows.length > PAGE ? keys[keys.length - 1].id : null }
+  }
+
+  /**
+   * POST /api/admin/keys (LiteLLM's /key/generate): {user (id or e-mail),
+   * name?, models?, expires_in_days?, rpm?, tpm?, spend_limit?, spend_period?}.
+   * The clear key is in this answer only.
+   */
+  async store(ctx: HttpContext) {
+    return managed(async () => {
+      const body = ctx.request.body()
+      const input = await createKeyValidator.validate({
+        user: body.user === undefined ? undefined : String(body.user),
+        name: body.name,
+        models: body.models,
+        expiresInDays: body.expires_in_days,
+        rpm: body.rpm,
+        tpm: body.tpm,
+        spendLimit: body.spend_limit === undefined || body.spend_limit === null ? undefined : String(body.spend_limit),
+        spendPeriod: body.spend_period ?? undefined,
+      })
+      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, apiActor(ctx))
+      ctx.response.status(201)
+      return { ...keyJson(await ApiKey.findOrFail(apiKey.id)), key }
+    })
+  }
+
+  /** GET /api/admin/keys/:id (id, full key or display prefix): LiteLLM's /key/info. */
+  async show({ params }: HttpContext) {
+    return managed(async () => keyJson(await findApiKey(params.id)))
+  }
+
+  /** PATCH /api/admin/keys/:id (LiteLLM's /key/update). */
+  async update(ctx: HttpContext) {
+    return managed(async () => {
+      const key = await findApiKey(ctx.params.id)
+      const patch = await patchKeyValidator.validate(ctx.request.body())
+      await settleMetering()
+      const current = keySnapshot(key)
+      const spendLimit = patch.spend_limit === undefined ? current.spendLimit : patch.spend_limit
+      const input = await updateKeyValidator.validate({
+        name: patch.name ?? key.name,
+        models: (patch.models === undefined ? key.allowedModels : patch.models) ?? undefined,
+        expiresOn: patch.expires_on === undefined ? lastDayOf(key.expiresAt) : patch.expires_on,
+        rpm: patch.rpm === undefined ? key.rpm : patch.rpm,
+        tpm: patch.tpm === undefined ? key.tpm : patch.tpm,
+        spendLimit,
+        // Clearing the cap clears its period, unless a period is asked for (then refused).
+        spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
+      })
+      return keyJson(await updateApiKey(key.id, input, apiActor(ctx)))
+    })
+  }
+
+  /** DELETE /api/admin/keys/:id: revokes it (LiteLLM's /key/delete); the row and its usage stay. */
+  async destroy(ctx: HttpContext) {
+    return managed(async () => keyJson(await revokeApiKey(ctx.params.id, apiActor(ctx))))
+  }
+}

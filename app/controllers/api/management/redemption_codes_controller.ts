@@ -1,0 +1,57 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import RedemptionCode from '#models/redemption_code'
+import { createRedemptionCodes } from '#actions/create_redemption_codes'
+import { disableRedemptionCodes } from '#actions/disable_redemption_code'
+import { createRedemptionCodesValidator } from '#validators/admin'
+import { apiActor, codeJson, managed, money } from '#services/management_api'
+
+const PAGE = 100
+
+export default class ManagementRedemptionCodesController {
+  /** GET /api/admin/redemption-codes[?batch=name][&before=id]: the codes' hints and states, never the codes. */
+  async index({ request }: HttpContext) {
+    const batch = String(request.input('batch', '') ?? '').trim()
+    const before = Number(request.input('before')) || null
+    const query = RedemptionCode.query().orderBy('id', 'desc').limit(PAGE + 1)
+    if (batch) query.where('batch', batch)
+    if (before) query.where('id', '<', before)
+    const rows = await query
+    const codes = rows.slice(0, PAGE)
+    return { object: 'list', data: codes.map(codeJson), next_before: rows.length > PAGE ? codes[codes.length - 1].id : null }
+  }
+
+  /** POST /api/admin/redemption-codes: {batch, per_code, count?, expires_in_days?}; the codes are in this answer only. */
+  async store(ctx: HttpContext) {
+    return managed(async () => {
+      const body = ctx.request.body()
+      const input = await createRedemptionCodesValidator.validate({
+        batch: body.batch,
+        perCode: body.per_code === undefined || body.per_code === null ? undefined : String(body.per_code),
+        count: body.count ?? 1,
+        expiresInDays: body.expires_in_days,
+      })
+      const made = await createRedemptionCodes(
+        { batch: input.batch, amount: input.perCode, count: input.count, expiresInDays: input.expiresInDays },
+        apiActor(ctx)
+      )
+      ctx.response.status(201)
+      return {
+        object: 'redemption_batch',
+        batch: made.batch,
+        per_code: money(input.perCode),
+        expires_at: made.expiresAt?.toISO() ?? null,
+        codes: made.codes.map((c) => ({ id: c.id, code: c.code, hint: c.hint })),
+      }
+    })
+  }
+
+  /** POST /api/admin/redemption-codes/disable: {id} or {batch}: disables unused codes. */
+  async disable(ctx: HttpContext) {
+    return managed(async () => {
+      const body = ctx.request.body()
+      const target = body.id !== undefined ? { id: Number(body.id) } : { batch: String(body.batch ?? '') }
+      const disabled = await disableRedemptionCodes(target, apiActor(ctx))
+      return { object: 'redemption_disable', disabled }
+    })
+  }
+}

@@ -1,0 +1,104 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import vine from '@vinejs/vine'
+import User from '#models/user'
+import Plan from '#models/plan'
+import { createUser } from '#actions/create_user'
+import { updateUser } from '#actions/update_user'
+import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { AdminInputError } from '#actions/admin_input_error'
+import { createUserValidator } from '#validators/admin'
+import { ledgerEntryValidator } from '#validators/panel'
+import { apiActor, managed, userJson } from '#services/management_api'
+
+const PAGE = 100
+
+/** PATCH /api/admin/users/:id: the fields given change, the rest stay. */
+const updateUserValidator = vine.compile(
+  vine.object({
+    role: vine.enum(['admin', 'user'] as const).optional(),
+    /** A plan's name, or null for none */
+    plan: vine.string().trim().minLength(1).nullable().optional(),
+    disabled: vine.boolean({ strict: true }).optional(),
+  })
+)
+
+export default class ManagementUsersController {
+  /** GET /api/admin/users[?email=part][&before=id]: newest first, 100 a page. */
+  async index({ request }: HttpContext) {
+    const email = String(request.input('email', '') ?? '').trim()
+    const before = Number(request.input('before')) || null
+    const query = User.query().orderBy('id', 'desc').limit(PAGE + 1)
+    if (email) query.whereILike('email', `%${email.replace(/[%_\\]/g, (c) => `\\${c}`)}%`)
+    if (before) query.where('id', '<', before)
+    const rows = await query
+    const users = rows.slice(0, PAGE)
+    const plans = await planNames()
+    return {
+      object: 'list',
+      data: users.map((u) => userJson(u, plans.get(u.planId ?? 0) ?? null)),
+      next_before: rows.length > PAGE ? users[users.length - 1].id : null,
+    }
+  }
+
+  /** POST /api/admin/users: {email, password?, role?, plan?}; a generated password is returned once. */
+  async store(ctx: HttpContext) {
+    return managed(async () => {
+      const input = await createUserValidator.validate(ctx.request.body())
+      const { user, password } = await createUser(input, apiActor(ctx))
+      await user.refresh()
+      ctx.response.status(201)
+      return { ...userJson(user, (await planNames()).get(user.planId ?? 0) ?? null), password }
+    })
+  }
+
+  async show({ params }: HttpContext) {
+    return managed(async () => {
+      const user = await findUser(params.id)
+      return userJson(user, (await planNames()).get(user.planId ?? 0) ?? null)
+    })
+  }
+
+  /** PATCH /api/admin/users/:id: {role?, plan?, disabled?} */
+  async update(ctx: HttpContext) {
+    return managed(async () => {
+      const user = await findUser(ctx.params.id)
+      const input = await updateUserValidator.validate(ctx.request.body())
+      let planId = user.planId
+      if (input.plan !== undefined) {
+        const plan = input.plan === null ? null : await Plan.findBy('name', input.plan)
+        if (input.plan !== null && !plan) throw new AdminInputError(`No plan named "${input.plan}"`, 'plan')
+        planId = plan?.id ?? null
+      }
+      const saved = await updateUser(
+        { id: user.id, role: input.role ?? user.role, planId, disabled: input.disabled ?? !!user.disabledAt },
+        apiActor(ctx)
+      )
+      return userJson(saved, (await planNames()).get(saved.planId ?? 0) ?? null)
+    })
+  }
+
+  /** POST /api/admin/users/:id/ledger: {kind: topup|refund|adjustment, amount, note?}: one ledger entry. */
+  async ledger(ctx: HttpContext) {
+    return managed(async () => {
+      const user = await findUser(ctx.params.id)
+      const input = await ledgerEntryValidator.validate(ctx.request.body())
+      const saved = await postLedgerEntry(
+        { userRef: String(user.id), kind: input.kind, amount: input.amount, note: input.note ?? null },
+        apiActor(ctx)
+      )
+      ctx.response.status(201)
+      return userJson(saved, (await planNames()).get(saved.planId ?? 0) ?? null)
+    })
+  }
+}
+
+/** A user by numeric id or e-mail. */
+async function findUser(ref: string) {
+  const user = /^\d+$/.test(ref) ? await User.find(Number(ref)) : await User.findBy('email', ref)
+  if (!user) throw AdminInputError.notFound(`No user "${ref}"`)
+  return user
+}
+
+async function planNames() {
+  return new Map((await Plan.query().select('id', 'name')).map((p) => [p.id, p.name]))
+}

@@ -1,0 +1,95 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import { errors as vineErrors } from '@vinejs/vine'
+import type ApiKey from '#models/api_key'
+import type User from '#models/user'
+import type RedemptionCode from '#models/redemption_code'
+import { AdminInputError } from '#actions/admin_input_error'
+import type { Actor } from '#actions/audit'
+import { GatewayError } from '#exceptions/gateway_error'
+
+/**
+ * Shared pieces of the management API (/api/admin, app/controllers/api/management):
+ * who acts (the admin who owns the key, audit source "api"), refusals in the
+ * OpenAI error shape, and the JSON shapes of users, keys and codes. Money is
+ * an exact decimal string ("12.5"), as the ledger keeps it.
+ */
+export function apiActor(ctx: HttpContext): Actor {
+  const user = ctx.principal.user
+  return { id: user.id, label: `api:${ctx.principal.key.name}`, source: 'api', ip: ctx.request.ip() }
+}
+
+/** Runs an action; validation errors and refused input become 400 (or 404) in the API's error shape. */
+export async function managed<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    if (error instanceof vineErrors.E_VALIDATION_ERROR) {
+      const messages = error.messages as Array<{ field: string; message: string }>
+      throw GatewayError.invalidRequest(messages.map((m) => `${m.field}: ${m.message}`).join('; '), 'invalid_field')
+    }
+    if (error instanceof AdminInputError) {
+      throw error.kind === 'not_found'
+        ? new GatewayError(404, 'not_found', error.message, 'not_found_error')
+        : GatewayError.invalidRequest(error.message, 'invalid_field')
+    }
+    throw error
+  }
+}
+
+/** "12.500000000000" -> "12.5"; null stays null */
+export function money(value: string | null | undefined): string | null {
+  if (value === null || value === undefined) return null
+  const text = String(value)
+  return text.includes('.') ? text.replace(/\.?0+$/, '') || '0' : text
+}
+
+const iso = (value: { toISO(): string | null } | null | undefined) => value?.toISO() ?? null
+
+export function userJson(user: User, planName: string | null) {
+  return {
+    id: user.id,
+    object: 'user',
+    email: user.email,
+    role: user.role,
+    plan: planName,
+    balance: money(user.balance),
+    disabled: !!user.disabledAt,
+    created_at: iso(user.createdAt),
+  }
+}
+
+export function keyJson(key: ApiKey) {
+  return {
+    id: key.id,
+    object: 'api_key',
+    user_id: key.userId,
+    name: key.name,
+    display: key.masked,
+    models: key.allowedModels,
+    rpm: key.rpm,
+    tpm: key.tpm,
+    spend_limit: money(key.spendLimit),
+    spend_period: key.spendPeriod,
+    spent: money(key.spent),
+    cap_spent: key.spendLimit ? money(key.capSpent) : null,
+    expires_at: iso(key.expiresAt),
+    revoked_at: iso(key.revokedAt),
+    last_used_at: iso(key.lastUsedAt),
+    created_at: iso(key.createdAt),
+  }
+}
+
+export function codeJson(code: RedemptionCode) {
+  return {
+    id: code.id,
+    object: 'redemption_code',
+    batch: code.batch,
+    hint: code.hint,
+    amount: money(code.amount),
+    status: code.status,
+    expires_at: iso(code.expiresAt),
+    redeemed_by: code.redeemedBy,
+    redeemed_at: iso(code.redeemedAt),
+    created_at: iso(code.createdAt),
+  }
+}

@@ -1,0 +1,160 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { createPlan } from '#actions/create_plan'
+import { redeemCode } from '#actions/redeem_code'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
+
+let adminKey = ''
+
+async function api(method: string, path: string, body?: unknown, key = adminKey) {
+  const response = await fetch(`${baseUrl()}/api/admin${path}`, {
+    method,
+    headers: { 'authorization': `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  return { status: response.status, body: (await response.json()) as any }
+}
+
+async function chat(key: string) {
+  return (await post('/v1/chat/completions', { model: 'managed-model', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` })).status
+}
+
+/** The gateway hears of changes through NOTIFY: wait for the expected answer (no refresh by hand). */
+async function eventually(check: () => Promise<boolean>) {
+  for (let i = 0; i < 40; i++) {
+    if (await check()) return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return false
+}
+
+test.group('Management API (/api/admin) with an administrator key', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['managed-model'] })
+    await seedPrice('managed-model', '50', '80')
+    await createPlan({ name: 'team', models: ['managed-*'] })
+    await createUser({ email: 'ops@test.local', password: 'password123', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'ops@test.local', name: 'billing-system' })).key
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('a user\'s key or no key is refused, in the OpenAI error shape', async ({ assert }) => {
+    await createUser({ email: 'plain@test.local', password: 'password123' })
+    const { key } = await createApiKey({ userRef: 'plain@test.local' })
+    await refreshCaches()
+    const refused = await api('GET', '/users', undefined, key)
+    assert.equal(refused.status, 403)
+    assert.deepEqual(refused.body.error.code, 'admin_required')
+    const anonymous = await api('GET', '/users', undefined, 'sk-gw-nothing')
+    assert.equal(anonymous.status, 401)
+    assert.equal(anonymous.body.error.code, 'invalid_api_key')
+    const created = await api('POST', '/users', { email: 'sneaky@test.local' }, key)
+    assert.equal(created.status, 403)
+    assert.isNull(await db.from('users').where('email', 'sneaky@test.local').first())
+  })
+
+  test('a billing system signs a customer up: user, top-up, key; the key works at once', async ({ assert }) => {
+    const user = await api('POST', '/users', { email: 'customer@test.local', plan: 'team' })
+    assert.equal(user.status, 201)
+    assert.equal(user.body.plan, 'team')
+    assert.isString(user.body.password, 'a generated password, returned once')
+    assert.equal(user.body.balance, '0')
+
+    const topped = await api('POST', `/users/${user.body.id}/ledger`, { kind: 'topup', amount: '25.50', note: 'invoice 1042' })
+    assert.equal(topped.status, 201)
+    assert.equal(topped.body.balance, '25.5')
+
+    const key = await api('POST', '/keys', { user: 'customer@test.local', name: 'prod', spend_limit: '10', spend_period: 'month', rpm: 600 })
+    assert.equal(key.status, 201)
+    assert.match(key.body.key, /^sk-gw-/)
+    assert.deepEqual([key.body.name, key.body.spend_limit, key.body.spend_period, key.body.rpm], ['prod', '10', 'month', 600])
+    assert.isTrue(await eventually(async () => (await chat(key.body.key)) === 200))
+
+    const found = await api('GET', '/users/customer@test.local')
+    assert.equal(found.body.id, user.body.id)
+    const info = await api('GET', `/keys/${key.body.id}`)
+    assert.equal(info.body.spent, '0.001')
+    assert.equal(info.body.cap_spent, '0.001')
+    assert.notProperty(info.body, 'key', 'the clear key is never shown again')
+    const listed = await api('GET', `/keys?user=${user.body.id}`)
+    assert.deepEqual(listed.body.data.map((k: any) => k.id), [key.body.id])
+
+    const audit = await db.from('audit_log').where('source', 'api').orderBy('id').select('action', 'actor')
+    assert.includeMembers(audit.map((r) => r.action), ['user.create', 'balance.topup', 'key.create'])
+    assert.equal(audit[0].actor, 'api:billing-system')
+  })
+
+  test('PATCH changes what it is given; DELETE revokes; the gateway applies both at once', async ({ assert }) => {
+    const user = await api('POST', '/users', { email: 'patch@test.local', plan: 'team' })
+    await api('POST', `/users/${user.body.id}/ledger`, { kind: 'topup', amount: '5' })
+    const key = await api('POST', '/keys', { user: user.body.id, models: ['managed-*'], tpm: 1000 })
+    assert.isTrue(await eventually(async () => (await chat(key.body.key)) === 200))
+
+    const patched = await api('PATCH', `/keys/${key.body.id}`, { name: 'renamed', spend_limit: '0.001', spend_period: 'day' })
+    assert.equal(patched.status, 200)
+    assert.deepEqual([patched.body.name, patched.body.models, patched.body.tpm, patched.body.spend_period], ['renamed', ['managed-*'], 1000, 'day'])
+    assert.equal(patched.body.cap_spent, '0.001', "today's spend so far counts")
+    assert.isTrue(await eventually(async () => (await chat(key.body.key)) === 402))
+
+    const cleared = await api('PATCH', `/keys/${key.body.id}`, { spend_limit: null, models: null })
+    assert.deepEqual([cleared.body.spend_limit, cleared.body.spend_period, cleared.body.models], [null, null, null])
+    assert.isTrue(await eventually(async () => (await chat(key.body.key)) === 200))
+
+    const disabled = await api('PATCH', `/users/${user.body.id}`, { disabled: true })
+    assert.isTrue(disabled.body.disabled)
+    assert.isTrue(await eventually(async () => (await chat(key.body.key)) === 401))
+    await api('PATCH', `/users/${user.body.id}`, { disabled: false, plan: null })
+
+    const revoked = await api('DELETE', `/keys/${key.body.id}`)
+    assert.isNotNull(revoked.body.revoked_at)
+    assert.isTrue(await eventually(async () => (await chat(key.body.key)) === 401))
+    const late = await api('PATCH', `/keys/${key.body.id}`, { name: 'zombie' })
+    assert.equal(late.status, 400)
+    assert.include(late.body.error.message, 'is revoked')
+  })
+
+  test('redemption codes: made in a batch, listed by hint, disabled', async ({ assert }) => {
+    const made = await api('POST', '/redemption-codes', { batch: 'reseller-7', per_code: '20', count: 3 })
+    assert.equal(made.status, 201)
+    assert.lengthOf(made.body.codes, 3)
+    const { user } = await createUser({ email: 'reseller-buyer@test.local', password: 'password123' })
+    await redeemCode(user.id, made.body.codes[0].code, { id: user.id, label: 'buyer', source: 'portal' })
+    const listed = await api('GET', '/redemption-codes?batch=reseller-7')
+    assert.deepEqual(listed.body.data.map((c: any) => c.status).sort(), ['redeemed', 'unused', 'unused'])
+    assert.notInclude(JSON.stringify(listed.body), made.body.codes[1].code)
+    const disabled = await api('POST', '/redemption-codes/disable', { batch: 'reseller-7' })
+    assert.equal(disabled.body.disabled, 2)
+  })
+
+  test('bad input is a 400 naming the fields; an unknown user or key a 404', async ({ assert }) => {
+    const bad = await api('POST', '/users', { email: 'not-an-email', role: 'owner' })
+    assert.equal(bad.status, 400)
+    assert.equal(bad.body.error.code, 'invalid_field')
+    assert.include(bad.body.error.message, 'email: Enter a valid e-mail address.')
+    assert.include(bad.body.error.message, 'role:')
+    const taken = await api('POST', '/users', { email: 'ops@test.local' })
+    assert.equal(taken.status, 400)
+    assert.include(taken.body.error.message, 'already exists')
+    assert.equal((await api('GET', '/users/9999999')).status, 404)
+    assert.equal((await api('GET', '/keys/9999999')).status, 404)
+    assert.equal((await api('POST', '/keys', { user: 'nobody@test.local' })).status, 404)
+    const period = await api('POST', '/keys', { user: 'ops@test.local', spend_period: 'week' })
+    assert.equal(period.status, 400)
+    assert.include(period.body.error.message, 'needs a spend cap')
+    const money = await api('POST', '/users/1/ledger', { kind: 'topup', amount: '-5' })
+    assert.equal(money.status, 400)
+    const notJson = await fetch(`${baseUrl()}/api/admin/users`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: '{"email":' })
+    assert.equal(notJson.status, 400)
+    const body: any = await notJson.json()
+    assert.isString(body.error.message)
+    assert.equal((await api('GET', '/nothing-here')).status, 404)
+  })
+})
