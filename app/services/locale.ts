@@ -1,5 +1,6 @@
 import type { I18n } from '@adonisjs/i18n'
 import type { DateTime } from 'luxon'
+import { formatMoney, type UsdFormatter } from '#services/format'
 
 /** The language picker's choice, remembered for a year (plain cookie: read before any session). */
 export const LOCALE_COOKIE = 'locale'
@@ -10,21 +11,22 @@ export const LOCALE_NAMES: Record<string, string> = { en: 'English', vi: 'Tiến
 type DateLike = string | number | Date | DateTime
 
 /**
- * Number, money and date formatting in the page's language. Money is USD
- * with at least 2 and at most 6 decimals (per-request costs are fractions of
- * a cent); dates are shown in UTC, like the API.
+ * Number, money and date formatting in the page's language. Money follows
+ * the panel's rule (formatMoney in services/format.ts): `money` for summary
+ * figures (cents; more digits only under a cent), `cost` for one request's
+ * cost in a column of them (6 decimals), `exact` for prices and exact
+ * amounts. Dates are shown in UTC, like the API.
  */
 export function localeFormatters(i18n: I18n) {
+  const usd: UsdFormatter = (amount, digits) => i18n.formatCurrency(amount, { currency: 'USD', ...digits })
+  const money = (value: string | number | null | undefined) => formatMoney(value, 'total', usd)
   return {
     number: (value: string | number | bigint) => i18n.formatNumber(value),
-    money: (value: string | number | null | undefined) =>
-      i18n.formatCurrency(value ?? 0, { currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6 }),
-    /** For figures in cards: cents for amounts from $1, more digits below so they never read 0 */
-    moneyShort: (value: string | number | null | undefined) => {
-      const abs = Math.abs(Number(value ?? 0))
-      const digits = abs >= 1 || abs === 0 ? 2 : abs >= 0.01 ? 4 : 6
-      return i18n.formatCurrency(value ?? 0, { currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: digits })
-    },
+    money,
+    /** The same as money (the name the stat cards used before money had one rule) */
+    moneyShort: money,
+    cost: (value: string | number | null | undefined) => formatMoney(value, 'cost', usd),
+    exact: (value: string | number | null | undefined) => formatMoney(value, 'exact', usd),
     percent: (ratio: number) => i18n.formatNumber(ratio, { style: 'percent', maximumFractionDigits: 1 }),
     date: (value: DateLike) => i18n.formatDate(value, { dateStyle: 'medium', timeZone: 'UTC' }),
     dateTime: (value: DateLike) =>

@@ -17,11 +17,23 @@
     return Math.floor(t / 1000)
   }
 
+  /** A summary amount as the pages show it (formatMoney 'total' in app/services/format.ts): cents from one cent up, two significant digits under a cent */
   function money(v) {
     if (v == null) return ''
-    if (v === 0) return '$0'
     const a = Math.abs(v)
-    return '$' + v.toFixed(a >= 100 ? 0 : a >= 1 ? 2 : 4)
+    if (a === 0) return '$0.00'
+    if (a < 0.000001) return v < 0 ? '>-$0.000001' : '<$0.000001'
+    const d = a >= 0.01 ? 2 : Math.min(6, 1 - Math.floor(Math.log10(a)))
+    return (v < 0 ? '-$' : '$') + a.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: d })
+  }
+
+  /** Money axis ticks, all with the decimals their step needs: $0, $5, $10 or $0.00, $0.25, $0.50 */
+  function moneyTicks(vals) {
+    const step = vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 1
+    let d = 0
+    while (d < 6 && Math.abs(Math.round(step * 10 ** d) - step * 10 ** d) > 1e-6) d++
+    if (d === 1) d = 2
+    return vals.map((v) => (v == null ? '' : (v < 0 ? '-$' : '$') + Math.abs(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })))
   }
 
   function draw(figure) {
@@ -43,10 +55,10 @@
         value: s.money ? (u, v) => money(v) : (u, v) => (v == null ? '' : v.toLocaleString()),
       }))
     )
-    // A y axis for series s: money with cents, counts (requests, errors) on whole ticks only
+    // A y axis for series s: money ticks alike, counts (requests, errors) on whole ticks only
     // (uPlot's default steps go down to 0.2 for a scale of 0..1).
     function yAxis(s, scale) {
-      const axis = { scale, values: (u, vals) => vals.map((v) => (s.money ? money(v) : v.toLocaleString())) }
+      const axis = { scale, values: (u, vals) => (s.money ? moneyTicks(vals) : vals.map((v) => v.toLocaleString())) }
       if (!s.money) axis.incrs = COUNT_STEPS
       return axis
     }

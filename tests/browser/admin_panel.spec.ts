@@ -121,13 +121,13 @@ test.group('Admin panel in a browser', (group) => {
     assert.include(usageText, 'mock-upstream')
     // 12 prompt tokens x $1000/M + 5 completion tokens x $2000/M
     assert.equal(Number(row.cost), 0.022)
-    assert.include(usageText, '$0.0220')
+    assert.include(usageText, '$0.022000', 'a request\'s cost: 6 decimals, like the whole column')
     await shoot(page, 'usage')
     await page.locator(`a[href="/admin/usage/${row.id}"]`).click()
     await page.waitForURL(`${baseUrl()}/admin/usage/${row.id}`)
     const detail = await page.locator('main').innerText()
     assert.include(detail, row.request_id)
-    assert.match(detail, /Charged\s+-\$0\.0/)
+    assert.match(detail, /Charged\s+-\$0\.022 \(ledger/)
     await shoot(page, 'usage-detail')
 
     // The charge is in the user's ledger

@@ -348,6 +348,62 @@ test.group('Admin panel pages', (group) => {
     )
   })
 
+  test('money: cards and totals in cents, request costs and ledger movements in 6 decimals, prices as set', async ({ assert }) => {
+    const { client } = await signedInAdmin()
+    const { createChannel } = await import('#actions/create_channel')
+    const { setPrice } = await import('#actions/set_price')
+    const { createApiKey } = await import('#actions/issue_api_key')
+    const { postLedgerEntry } = await import('#actions/post_ledger_entry')
+    await createChannel({ name: 'mock', provider: 'custom', baseUrl: mock.url, apiKey: 'k', models: ['*'] })
+    await setPrice({ model: 'gpt-4o-mini', input: '1000', output: '2000' })
+    await setPrice({ model: 'cheap-*', input: '0.075', output: '0.3' })
+    const { user } = await createUser({ email: 'payer@test.local', password: 'password123' })
+    await postLedgerEntry({ userRef: 'payer@test.local', kind: 'topup', amount: '10' })
+    const { key } = await createApiKey({ userRef: 'payer@test.local', spendLimit: '5' })
+    await refreshCaches()
+    await openai(key).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] })
+    const [row] = await usageRows(user.id)
+    // 12 prompt tokens x $1000/M + 5 completion tokens x $2000/M: under a dollar, over a cent
+    assert.equal(Number(row.cost), 0.022)
+
+    // Summary figures: cents (it was "$0.0220" beside "$9.98")
+    const dashboard = textOf((await client.get('/admin')).html)
+    assert.include(dashboard, 'Spend $0.02 ')
+    assert.include(dashboard, 'gpt-4o-mini 1 17 $0.02 ')
+    assert.notInclude(dashboard, '$0.0220')
+    const users = textOf((await client.get('/admin/users')).html)
+    assert.include(users, '$9.98')
+    const keys = textOf((await client.get('/admin/keys')).html)
+    assert.include(keys, '$0.02 / $5.00')
+
+    // The usage list: the total in cents, each request's cost in 6 decimals (exact on hover)
+    const list = await client.get('/admin/usage?user=payer@test.local')
+    assert.include(textOf(list.html), 'Cost $0.02 ')
+    assert.include(textOf(list.html), ' $0.022000 ')
+    assert.include(list.html, 'title="$0.022"')
+    // One request: its exact cost and charge
+    const detail = textOf((await client.get(`/admin/usage/${row.id}`)).html)
+    assert.include(detail, 'Cost $0.022 ')
+    assert.match(detail, /Charged -\$0\.022 \(ledger #\d+\)/)
+
+    // The user: balance and key spend in cents; the ledger column all in 6 decimals
+    const page = textOf((await client.get(`/admin/users/${user.id}`)).html)
+    assert.include(page, 'Balance $9.98 ')
+    assert.include(page, ' $0.02 ')
+    assert.include(page, 'charge -$0.022000 ')
+    assert.include(page, 'topup $10.000000 ')
+
+    // Prices as configured, the 1M + 1M sum exact (they were "$0.0750", "$0.3000", "$0.3750")
+    const prices = textOf((await client.get('/admin/prices')).html)
+    assert.include(prices, 'cheap-* $0.075 $0.30 input / input — $0.375 ')
+    assert.include(prices, 'gpt-4o-mini $1,000.00 $2,000.00 input / input — $3,000.00 ')
+
+    // A posted entry says the amount as typed and the balance in cents
+    await client.get(`/admin/users/${user.id}`)
+    const posted = textOf((await client.follow(await client.post(`/admin/users/${user.id}/ledger`, { kind: 'adjustment', amount: '-0.005' }))).html)
+    assert.include(posted, 'Posted adjustment of -$0.005; balance is now $9.97.')
+  })
+
   test('usage: a metered request is listed with its cost, opens its detail with attempts, and exports as CSV', async ({ assert }) => {
     const { client } = await signedInAdmin()
     const { createChannel } = await import('#actions/create_channel')

@@ -9,6 +9,7 @@ import { updateUser } from '#actions/update_user'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { ledgerEntryValidator, panelCreateUserValidator, panelUpdateUserValidator } from '#validators/panel'
 import { optionalNumber, checkbox, panelActor, notFound } from '#controllers/admin/panel'
+import { formatUsd, formatUsdExact } from '#services/format'
 
 const PAGE = 50
 
@@ -102,7 +103,7 @@ export default class UsersController {
       { userRef: String(Number(params.id)), kind: input.kind, amount: input.amount, note: input.note ?? null },
       panelActor(ctx)
     )
-    session.flash('success', `Posted ${input.kind} of $${input.amount}; balance is now $${Number(user.balance).toFixed(2)}.`)
+    session.flash('success', `Posted ${input.kind} of ${formatUsdExact(input.amount)}; balance is now ${formatUsd(user.balance)}.`)
     return response.redirect(`/admin/users/${user.id}#balance`)
   }
 }

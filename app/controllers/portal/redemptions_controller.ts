@@ -5,6 +5,7 @@ import { redeemCodeValidator } from '#validators/portal'
 import { throttledRedeem } from '#services/form_throttle'
 import { flashInputError } from '#services/form_errors'
 import { portalActor } from '#services/portal_actor'
+import { localeFormatters } from '#services/locale'
 
 export default class RedemptionsController {
   /** POST /dashboard/billing/redeem: a prepaid code becomes a top-up (failed tries throttled per user). */
@@ -21,7 +22,7 @@ export default class RedemptionsController {
       }
       session.flash(
         'success',
-        i18n.t('portal.billing.redeemed', { amount: i18n.formatCurrency(result!.amount, { currency: 'USD' }), code: result!.hint })
+        i18n.t('portal.billing.redeemed', { amount: localeFormatters(i18n).money(result!.amount), code: result!.hint })
       )
       return response.redirect('/dashboard/billing')
     } catch (error) {

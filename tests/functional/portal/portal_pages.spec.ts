@@ -289,6 +289,58 @@ test.group('Portal: pages of a signed-in user', (group) => {
     assert.isTrue(lines.slice(1).every((l) => l.split(',')[1] === 'mock-chat'))
   })
 
+  test('money: cards, spend and the ledger in cents; each request\'s cost in 6 decimals', async ({ assert }) => {
+    const seeded = await seedUser({ balance: '5.3' })
+    await db.table('balance_ledger').insert({ user_id: seeded.userId, kind: 'charge', amount: '-0.5682' })
+    await db.from('api_keys').where('id', seeded.keyId).update({ spent: '0.5682', spend_limit: '2.5' })
+    const usage = (cost: string) => ({
+      request_id: crypto.randomUUID(),
+      user_id: seeded.userId,
+      api_key_id: seeded.keyId,
+      model: 'mock-chat',
+      endpoint: 'chat',
+      stream: false,
+      status: 200,
+      prompt_tokens: 1,
+      completion_tokens: 1,
+      total_tokens: 2,
+      cost,
+      latency_ms: 5,
+      created_at: new Date(),
+    })
+    await db.table('usage_records').multiInsert([usage('0.0022'), usage('0.5682'), usage('0')])
+    const client = new PageClient()
+    await client.login(seeded.email)
+
+    // One row of cards: "$4.73" beside "$0.57" (it was "$0.5682")
+    const overview = htmlText((await client.get('/dashboard')).body)
+    assert.include(overview, '$4.73')
+    assert.include(overview, '$0.57')
+    assert.notInclude(overview, '$0.5682')
+    const billing = await client.get('/dashboard/billing')
+    const amounts = [...billing.body.matchAll(/data-amount="([^"]+)">([^<]+)</g)].map((m) => [Number(m[1]), m[2]])
+    assert.sameDeepMembers(amounts, [[5.3, '$5.30'], [-0.5682, '-$0.57']], 'the ledger column in cents; data-amount exact')
+    assert.include(htmlText(billing.body), '$4.73')
+    assert.notInclude(htmlText(billing.body), '$0.5682')
+    const keys = htmlText((await client.get('/dashboard/keys')).body)
+    assert.include(keys, '$0.57 / $2.50')
+
+    // Usage logs: one rule for the whole column, the exact cost on hover and in data-cost
+    const logs = await client.get('/dashboard/usage')
+    const costs = [...logs.body.matchAll(/data-cost="([^"]+)" title="([^"]+)">([^<]+)</g)].map((m) => [Number(m[1]), m[2], m[3]])
+    assert.sameDeepMembers(costs, [
+      [0.0022, '$0.0022', '$0.002200'],
+      [0.5682, '$0.5682', '$0.568200'],
+      [0, '$0.00', '$0.000000'],
+    ])
+
+    await client.get('/lang/vi')
+    const vi = htmlText((await client.get('/dashboard')).body)
+    assert.match(vi, /4,73\sUS\$/)
+    assert.match(vi, /0,57\sUS\$/)
+    assert.match(htmlText((await client.get('/dashboard/usage')).body), /0,002200\sUS\$/)
+  })
+
   test('usage logs: 50 rows a page, then the next page', async ({ assert }) => {
     const seeded = await seedUser()
     const rows = Array.from({ length: 60 }, (_, i) => ({
