@@ -91,6 +91,16 @@ export class GatewayError extends Error {
     )
   }
 
+  /** Every channel for the model cools down after the provider's own 429 (Retry-After set by the caller). */
+  static upstreamRateLimited(model: string, waitSeconds: number) {
+    return new GatewayError(
+      429,
+      'upstream_rate_limited',
+      `The upstream provider is rate limiting '${model}' on every channel that serves it; retry in ${waitSeconds} s`,
+      'rate_limit_error'
+    )
+  }
+
   static providerError(message: string) {
     return new GatewayError(502, 'provider_error', message, 'upstream_error')
   }

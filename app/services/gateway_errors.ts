@@ -13,6 +13,7 @@ export const GATEWAY_ERRORS: Array<{ status: number; code: string }> = [
   { status: 402, code: 'spend_limit_exceeded' },
   { status: 429, code: 'token_limit_exceeded' },
   { status: 429, code: 'rate_limit_exceeded' },
+  { status: 429, code: 'upstream_rate_limited' },
   { status: 502, code: 'provider_error' },
   { status: 503, code: 'no_available_channel' },
   { status: 503, code: 'overloaded' },
