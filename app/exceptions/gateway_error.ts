@@ -101,6 +101,15 @@ export class GatewayError extends Error {
     )
   }
 
+  /**
+   * The upstream answered 529 (Anthropic's overloaded_error). 503 here;
+   * Anthropic-format clients get it as 529 (`inClientFormat`), the status
+   * their SDKs and Claude Code retry.
+   */
+  static upstreamOverloaded(message: string) {
+    return new GatewayError(503, 'upstream_overloaded', message, 'service_unavailable')
+  }
+
   static providerError(message: string) {
     return new GatewayError(502, 'provider_error', message, 'upstream_error')
   }

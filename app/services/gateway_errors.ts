@@ -15,6 +15,7 @@ export const GATEWAY_ERRORS: Array<{ status: number; code: string }> = [
   { status: 429, code: 'rate_limit_exceeded' },
   { status: 429, code: 'upstream_rate_limited' },
   { status: 502, code: 'provider_error' },
+  { status: 503, code: 'upstream_overloaded' },
   { status: 503, code: 'no_available_channel' },
   { status: 503, code: 'overloaded' },
   { status: 503, code: 'shutting_down' },

@@ -369,7 +369,11 @@ export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer>
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
 }
 
-/** Upstream 4xx reach the client with their status and message; 5xx become 502 provider_error. */
+/**
+ * Upstream 4xx reach the client with their status and message; 5xx become 502
+ * provider_error, but 529 (overloaded) 503 upstream_overloaded (529 to an
+ * Anthropic-format client).
+ */
 export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
   let message = ''
   let code: string | null = null
@@ -382,6 +386,9 @@ export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
     else if (typeof detail?.error?.type === 'string') code = detail.error.type
   } catch {
     message = bytes.toString('utf8').slice(0, 500)
+  }
+  if (status === 529) {
+    return GatewayError.upstreamOverloaded(`Upstream provider is overloaded (HTTP 529)${message ? `: ${message}` : ''}`)
   }
   if (status >= 500) {
     return GatewayError.providerError(`Upstream provider returned HTTP ${status}${message ? `: ${message}` : ''}`)
