@@ -91,6 +91,25 @@ export class GatewayError extends Error {
     )
   }
 
+  /** Every channel for the model cools down after the provider's own 429 (Retry-After set by the caller). */
+  static upstreamRateLimited(model: string, waitSeconds: number) {
+    return new GatewayError(
+      429,
+      'upstream_rate_limited',
+      `The upstream provider is rate limiting '${model}' on every channel that serves it; retry in ${waitSeconds} s`,
+      'rate_limit_error'
+    )
+  }
+
+  /**
+   * The upstream answered 529 (Anthropic's overloaded_error). 503 here;
+   * Anthropic-format clients get it as 529 (`inClientFormat`), the status
+   * their SDKs and Claude Code retry.
+   */
+  static upstreamOverloaded(message: string) {
+    return new GatewayError(503, 'upstream_overloaded', message, 'service_unavailable')
+  }
+
   static providerError(message: string) {
     return new GatewayError(502, 'provider_error', message, 'upstream_error')
   }

@@ -359,6 +359,10 @@ class Exchange {
    * dialect the route may use (kept for the attempt). A body that cannot be
    * decoded or encoded is the client's error and must fail here: inside
    * dispatch it would count as a failure of the channel.
+   *
+   * An attachment one dialect cannot carry (`unsupported_attachment`) narrows
+   * the route to the candidates of the dialects that can, as untranslatable()
+   * does; it is the client's 400 only when no candidate can carry it.
    */
   prepare() {
     const unsupported = untranslatable(this.call)
@@ -367,10 +371,23 @@ class Exchange {
       this.candidates = this.candidates.filter((c) => upstreamDialect(c.channel, this.call.ingress) === this.call.ingress)
       if (this.candidates.length === 0) throw GatewayError.invalidRequest(unsupported)
     }
+    /** Dialects that cannot carry an attachment of the request, and the first refusal (the 400 if none can) */
+    let refused: { dialects: DialectName[]; error: GatewayError } | null = null
     for (const candidate of this.candidates) {
       const dialect = upstreamDialect(candidate.channel, this.call.ingress)
-      if (this.#prepared.some((p) => p.dialect === dialect)) continue
-      this.#prepared.push({ candidate, dialect, body: this.#build(candidate, dialect) })
+      if (this.#prepared.some((p) => p.dialect === dialect) || refused?.dialects.includes(dialect)) continue
+      try {
+        this.#prepared.push({ candidate, dialect, body: this.#build(candidate, dialect) })
+      } catch (error) {
+        if (!(error instanceof GatewayError) || error.code !== 'unsupported_attachment') throw error
+        if (refused) refused.dialects.push(dialect)
+        else refused = { dialects: [dialect], error }
+      }
+    }
+    if (refused) {
+      const cannot = refused.dialects
+      this.candidates = this.candidates.filter((c) => !cannot.includes(upstreamDialect(c.channel, this.call.ingress)))
+      if (this.candidates.length === 0) throw refused.error
     }
   }
 

@@ -1,6 +1,6 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { post, resetDatabase, seedChannel, seedUser, startMock, type SeededUser } from '#tests/helpers'
+import { post, resetDatabase, seedChannel, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 
 /**
  * Attachments other than images through the real gateway, translated: the
@@ -193,5 +193,65 @@ test.group('Attachments on translated routes', (group) => {
       c.check(JSON.parse(text))
       assert.equal(mock.requests.length, before, `${c.label}: no upstream call`)
     }
+  })
+})
+
+test.group('Attachments on a route of two formats', (group) => {
+  let mock: MockUpstream
+  let user: SeededUser
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    // Each model: the higher-priority channel's format cannot carry the attachment, the other's can.
+    await seedChannel({ name: 'mix-chat', provider: 'custom', baseUrl: mock.url, models: ['mix-doc-*', 'mix-audio-*'], priority: 10 })
+    await seedChannel({ name: 'mix-claude', provider: 'anthropic', baseUrl: mock.url, models: ['mix-doc-*', 'mix-audio-*'], priority: 0 })
+    await seedChannel({ name: 'mix-gemini', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['mix-file-*'], priority: 10 })
+    await seedChannel({ name: 'mix-openai', provider: 'custom', baseUrl: mock.url, models: ['mix-file-*'], priority: 0 })
+    user = await seedUser()
+    return () => mock.stop()
+  })
+
+  test('a candidate whose format cannot carry the attachment is passed over for one that can', async ({ assert }) => {
+    // A PDF by URL: no chat form; Anthropic takes it as is. The gateway answered 400 unsupported_attachment.
+    const document = { type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }
+    let before = mock.requests.length
+    let response = await post(
+      '/v1/messages',
+      { model: 'mix-doc-x', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise' }, document] }] },
+      anthropicAuth(user)
+    )
+    assert.equal(response.status, 200, await response.text())
+    assert.equal(mock.requests.length, before + 1, 'one upstream call: the chat channel is not tried')
+    assert.match(mock.lastRequest()!.path, /\/messages$/)
+    assert.deepEqual(JSON.parse(mock.lastRequest()!.body).messages[0].content[1], document)
+
+    // A chat file part with an OpenAI file id: Gemini cannot read it, the chat channel gets it untouched.
+    const file = { type: 'file', file: { file_id: 'file-abc123' } }
+    before = mock.requests.length
+    response = await post('/v1/chat/completions', { model: 'mix-file-x', messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise' }, file] }] }, chatAuth(user))
+    assert.equal(response.status, 200, await response.text())
+    assert.equal(mock.requests.length, before + 1)
+    assert.match(mock.lastRequest()!.path, /\/chat\/completions$/)
+    assert.deepEqual(JSON.parse(mock.lastRequest()!.body).messages[0].content[1], file)
+
+    // Without an attachment the route is the usual one: the higher-priority channel.
+    response = await post('/v1/chat/completions', { model: 'mix-file-x', messages: [{ role: 'user', content: 'hi' }] }, chatAuth(user))
+    assert.equal(response.status, 200, await response.text())
+    assert.match(mock.lastRequest()!.path, /:generateContent$/)
+  })
+
+  test('no candidate can carry it: the 400 of the first, in the client format; nothing is called; metered as a refusal', async ({ assert }) => {
+    // ogg audio: chat takes wav/mp3 only, Anthropic no audio at all.
+    const contents = [{ role: 'user', parts: [{ text: 'Transcribe' }, { inlineData: { mimeType: 'audio/ogg', data: WAV } }] }]
+    const before = mock.requests.length
+    const response = await post('/v1beta/models/mix-audio-x:generateContent', { contents }, googleAuth(user))
+    const body = (await response.json()) as any
+    assert.equal(response.status, 400)
+    assert.include(body.error, { code: 400, status: 'INVALID_ARGUMENT' })
+    assert.match(body.error.message, /audio\/ogg.*OpenAI chat completions/)
+    assert.equal(mock.requests.length, before)
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.status, r.error_code, r.channel_id]).at(-1), [400, 'unsupported_attachment', null])
   })
 })

@@ -4,7 +4,7 @@ import db from '@adonisjs/lucid/services/db'
 import ChannelList from '#commands/channel_list'
 import ChannelTest from '#commands/channel_test'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 const hello = [{ role: 'user', content: 'hi' }]
 
@@ -53,11 +53,11 @@ test.group('Cool-downs per (channel, model): 429 and 403', (group) => {
     const other = await post('/v1/chat/completions', { model: 'rl-b', messages: hello }, auth)
     assert.equal(other.status, 200)
 
-    // Model A itself: no channel left to try, 503 with the wait.
+    // Model A itself: no channel left to try, 429 (the provider's rate limit) with the wait.
     const seen = mock.requests.length
     const cooling = await post('/v1/chat/completions', { model: 'rl-a', messages: hello }, auth)
-    assert.equal(cooling.status, 503)
-    assert.equal(((await cooling.json()) as any).error.code, 'no_available_channel')
+    assert.equal(cooling.status, 429)
+    assert.equal(((await cooling.json()) as any).error.code, 'upstream_rate_limited')
     assert.closeTo(Number(cooling.headers.get('retry-after')), 20, 1)
     assert.equal(mock.requests.length, seen, 'the cooling (channel, model) is not tried')
 
@@ -77,9 +77,10 @@ test.group('Cool-downs per (channel, model): 429 and 403', (group) => {
     assert.include(list, 'rl-a rate_limited until')
   })
 
-  test('every candidate cooling: 503 no_available_channel with the soonest Retry-After', async ({ assert }) => {
+  test('every candidate cooling after a 429: 429 with the soonest Retry-After', async ({ assert, cleanup }) => {
     const a = await startMock({ status: 429, retryAfter: 9 })
     const b = await startMock({ status: 429, retryAfter: 4 })
+    cleanup(async () => void (await Promise.all([a.stop(), b.stop()])))
     await seedChannel({ name: 'slow-limit', baseUrl: a.url, models: ['both-*'], priority: 1 })
     await seedChannel({ name: 'fast-limit', baseUrl: b.url, models: ['both-*'], priority: 0 })
     const user = await seedUser()
@@ -87,11 +88,74 @@ test.group('Cool-downs per (channel, model): 429 and 403', (group) => {
     const first = await post('/v1/chat/completions', { model: 'both-x', messages: hello }, auth)
     assert.equal(first.status, 429)
     const next = await post('/v1/chat/completions', { model: 'both-x', messages: hello }, auth)
-    assert.equal(next.status, 503)
+    assert.equal(next.status, 429)
     assert.closeTo(Number(next.headers.get('retry-after')), 4, 1)
-    assert.include(((await next.json()) as any).error.message, 'cooling down')
-    await a.stop()
-    await b.stop()
+    assert.include(((await next.json()) as any).error.message, 'rate limiting')
+  })
+
+  test('every candidate rate limited: 429 in each wire format with Retry-After, metered as sent; not tried', async ({ assert, cleanup }) => {
+    const limited = await startMock({ status: 429, retryAfter: 30 })
+    cleanup(() => limited.stop())
+    await seedChannel({ name: 'rl-chat', baseUrl: limited.url, models: ['rlall-*'] })
+    const user = await seedUser()
+    const first = await post('/v1/chat/completions', { model: 'rlall-x', messages: hello }, { authorization: `Bearer ${user.key}` })
+    assert.equal(first.status, 429, 'the upstream 429 itself')
+    const tried = limited.requests.length
+
+    // LiteLLM and OpenRouter answer 429 here; the gateway said 503 no_available_channel.
+    const chat = await post('/v1/chat/completions', { model: 'rlall-x', messages: hello }, { authorization: `Bearer ${user.key}` })
+    assert.equal(chat.status, 429)
+    assert.closeTo(Number(chat.headers.get('retry-after')), 30, 1)
+    assert.isNull(chat.headers.get('x-should-retry'), 'a rate limit passes: the SDKs may retry')
+    const chatError = ((await chat.json()) as any).error
+    assert.include(chatError, { type: 'rate_limit_error', code: 'upstream_rate_limited' })
+    assert.include(chatError.message, "upstream provider is rate limiting 'rlall-x'")
+
+    const messages = await post(
+      '/v1/messages',
+      { model: 'rlall-x', max_tokens: 10, messages: hello },
+      { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    )
+    assert.equal(messages.status, 429)
+    assert.closeTo(Number(messages.headers.get('retry-after')), 30, 1)
+    const anthropic = (await messages.json()) as any
+    assert.equal(anthropic.type, 'error')
+    assert.equal(anthropic.error.type, 'rate_limit_error')
+    assert.include(anthropic.error.message, 'rate limiting')
+
+    const gemini = await post('/v1beta/models/rlall-x:generateContent', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': user.key })
+    assert.equal(gemini.status, 429)
+    assert.closeTo(Number(gemini.headers.get('retry-after')), 30, 1)
+    assert.include(((await gemini.json()) as any).error, { code: 429, status: 'RESOURCE_EXHAUSTED' })
+
+    assert.equal(limited.requests.length, tried, 'the cooling channel is not called')
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r) => [r.endpoint, r.status, r.error_code, r.channel_id, r.attempts]),
+      [
+        ['chat.completions', 429, 'mock_429', rows[0].channel_id, 1],
+        ['chat.completions', 429, 'upstream_rate_limited', null, 0],
+        ['messages', 429, 'upstream_rate_limited', null, 0],
+        ['gemini.generateContent', 429, 'upstream_rate_limited', null, 0],
+      ]
+    )
+  })
+
+  test('cooling for other reasons too (a 403 cool-down beside a 429): still 503 no_available_channel', async ({ assert, cleanup }) => {
+    const limited = await startMock({ status: 429, retryAfter: 30 })
+    const refusing = await startMock({ status: 403 })
+    cleanup(async () => void (await Promise.all([limited.stop(), refusing.stop()])))
+    await seedChannel({ name: 'mixed-429', baseUrl: limited.url, models: ['mixed-*'], priority: 1 })
+    await seedChannel({ name: 'mixed-403', baseUrl: refusing.url, models: ['mixed-*'], priority: 0 })
+    const user = await seedUser()
+    const auth = { authorization: `Bearer ${user.key}` }
+    assert.equal((await post('/v1/chat/completions', { model: 'mixed-x', messages: hello }, auth)).status, 502)
+    const cooling = await post('/v1/chat/completions', { model: 'mixed-x', messages: hello }, auth)
+    assert.equal(cooling.status, 503)
+    assert.equal(((await cooling.json()) as any).error.code, 'no_available_channel')
+    assert.closeTo(Number(cooling.headers.get('retry-after')), 30, 1)
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.status, r.error_code]).at(-1), [503, 'no_available_channel'])
   })
 
   test('the cool-down ends: a success on the model clears it', async ({ assert }) => {

@@ -47,7 +47,7 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
   group.each.setup(async () => (await gateway()).health.reset())
 
   test('upstream {$self} on the primary: served by the backup, both attempts recorded')
-    .with([500, 502, 503])
+    .with([500, 502, 503, 529])
     .run(async ({ assert }, status) => {
       const failing = await startMock({ status })
       const { model, primary, backup } = await pair(failing.url, good)
@@ -124,6 +124,50 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
     assert.equal(throttled.headers.get('retry-after'), '7')
     await broken.stop()
     await limited.stop()
+  })
+
+  test('an upstream 529 (overloaded): 529 overloaded_error to Anthropic clients, 503 to the others; metered as sent', async ({ assert, cleanup }) => {
+    const overloaded = await startMock({ status: 529 })
+    cleanup(() => overloaded.stop())
+    await seedChannel({ name: 'overloaded', provider: 'anthropic', baseUrl: overloaded.url, models: ['busy-*'] })
+    const user = await seedUser()
+    const health = (await gateway()).health
+
+    // Anthropic's SDKs and Claude Code retry a 529 specifically; the gateway said 502 api_error.
+    const messages = await post(
+      '/v1/messages',
+      { model: 'busy-claude', max_tokens: 10, messages: hello },
+      { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    )
+    assert.equal(messages.status, 529)
+    assert.isNull(messages.headers.get('x-should-retry'))
+    const anthropic = (await messages.json()) as any
+    assert.equal(anthropic.type, 'error')
+    assert.equal(anthropic.error.type, 'overloaded_error')
+    assert.include(anthropic.error.message, 'overloaded (HTTP 529)')
+
+    health.reset()
+    const chat = await post('/v1/chat/completions', { model: 'busy-claude', messages: hello }, { authorization: `Bearer ${user.key}` })
+    assert.equal(chat.status, 503)
+    assert.include(((await chat.json()) as any).error, { type: 'service_unavailable', code: 'upstream_overloaded' })
+
+    health.reset()
+    const gemini = await post('/v1beta/models/busy-claude:generateContent', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': user.key })
+    assert.equal(gemini.status, 503)
+    assert.include(((await gemini.json()) as any).error, { code: 503, status: 'UNAVAILABLE' })
+
+    assert.equal(overloaded.requests.length, 3)
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r) => [r.endpoint, r.status, r.error_code]),
+      [
+        ['messages', 529, 'upstream_overloaded'],
+        ['chat.completions', 503, 'upstream_overloaded'],
+        ['gemini.generateContent', 503, 'upstream_overloaded'],
+      ]
+    )
+    const attempts = await attemptsOf(rows[0].request_id)
+    assert.deepEqual(attempts.map((a) => [a.status, a.outcome]), [[529, 'http_error']])
   })
 
   test('circuit breaker: opens after repeated failures (503 while cooling), a trial closes it', async ({ assert }) => {

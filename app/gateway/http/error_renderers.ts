@@ -44,6 +44,18 @@ const GOOGLE_STATUSES: Record<number, string> = {
   504: 'DEADLINE_EXCEEDED',
 }
 
+/**
+ * The error with the status the client's format gives it: an upstream's
+ * overload (its 529) is 529 overloaded_error for Anthropic's clients (the
+ * Anthropic SDKs and Claude Code retry 529 specifically), 503 for the others.
+ * Applied once, before the error is metered and rendered, so the usage row
+ * holds the status sent.
+ */
+export function inClientFormat(dialect: ErrorDialect, error: GatewayError): GatewayError {
+  if (error.code === 'upstream_overloaded' && dialect === 'anthropic') error.status = 529
+  return error
+}
+
 export function renderError(dialect: ErrorDialect, error: GatewayError): Record<string, unknown> {
   switch (dialect) {
     case 'anthropic':

@@ -11,6 +11,8 @@ import type { EnvelopeValidator } from '#validators/plain_envelope'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertStorableModel } from '#gateway/http/model_name'
+import { dialectForPath, inClientFormat } from '#gateway/http/error_renderers'
+import { GatewayError } from '#exceptions/gateway_error'
 
 let gateway: Gateway | undefined
 
@@ -60,7 +62,8 @@ export async function withAccount(
     // coding agent's body is 20-200 KB parsed; the work drops it once the
     // upstream has it (GatewayService releases it), so nothing here may hold it.
     await work(gw, account, await readParsedBody(call, endpoint, validator, account, modelFromPath))
-  } catch (error) {
+  } catch (caught) {
+    const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
     account.fail(error)
     // The failed call's usage row has this id: the client can quote it (Anthropic's SDKs read request-id).
     if (!call.res.headersSent) {

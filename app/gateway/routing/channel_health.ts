@@ -94,6 +94,16 @@ export class ChannelHealth {
   }
 
   /**
+   * Is this candidate unavailable only because its provider rate-limits the
+   * model (a 429 cool-down, the channel's circuit closed)? Asked only of a
+   * candidate that was skipped.
+   */
+  onlyRateLimited(channelId: number, model: string, now = Date.now()): boolean {
+    const cooldown = this.#models.get(channelId)?.get(model)
+    return cooldown !== undefined && cooldown.kind === 'rate_limited' && cooldown.until > now && this.isAvailable(channelId, now)
+  }
+
+  /**
    * A 429 on one model: that (channel, model) pauses for Retry-After, or for
    * a short pause that doubles while the model keeps answering 429.
    */

@@ -78,9 +78,13 @@ export function setDispatchPolicy(next: DispatchPolicy) {
  * ChannelHealth.forbidden). Other 4xx are the client's problem: returned as
  * GatewayError with the upstream's status and message.
  *
- * When nothing could be tried (every candidate cooling down): 503
- * no_available_channel with Retry-After = the soonest a candidate may be
- * tried again. When everything tried failed: the last failure (429 with
+ * When nothing could be tried (every candidate cooling down), with
+ * Retry-After = the soonest a candidate may be tried again: 429
+ * upstream_rate_limited when every candidate cools down after a 429 of its
+ * own (the provider rate-limits the model: what a client of LiteLLM or
+ * OpenRouter expects), else 503 no_available_channel (an open circuit, a 403
+ * cool-down, or a mix of reasons: the gateway's channels, not the provider's
+ * limit). When everything tried failed: the last failure (429 with
  * Retry-After, else 502 provider_error).
  */
 export async function dispatch(
@@ -97,12 +101,17 @@ export async function dispatch(
   let lastFailure: GatewayError | null = null
   /** Soonest moment a skipped (cooling) candidate may be tried again */
   let soonest = Infinity
+  /** Candidates skipped (cooling), and how many of them only after a 429 of their own */
+  let skipped = 0
+  let skippedRateLimited = 0
 
   for (const candidate of candidates) {
     if (attempts >= maxAttempts) break
     const channelId = candidate.channel.id
     if (health && (!health.modelAvailable(channelId, candidate.upstreamModel) || !health.tryAcquire(channelId))) {
       soonest = Math.min(soonest, health.retryAt(channelId, candidate.upstreamModel) ?? Date.now() + 1000)
+      skipped++
+      if (health.onlyRateLimited(channelId, candidate.upstreamModel)) skippedRateLimited++
       continue
     }
     if (attempts > 0 && policy) await pause(Math.min(policy.maxBackoffMs, 25 * 2 ** attempts), clientSignal)
@@ -201,9 +210,14 @@ export async function dispatch(
 
   if (attempts === 0) {
     const model = candidates[0]?.upstreamModel ?? 'model'
-    const error = GatewayError.noAvailableChannel(model)
     const waitSeconds = Number.isFinite(soonest) ? Math.max(1, Math.ceil((soonest - Date.now()) / 1000)) : 1
-    error.message = `No available upstream channel for '${model}': every channel is cooling down; retry in ${waitSeconds} s`
+    let error: GatewayError
+    if (skipped > 0 && skippedRateLimited === skipped) {
+      error = GatewayError.upstreamRateLimited(model, waitSeconds)
+    } else {
+      error = GatewayError.noAvailableChannel(model)
+      error.message = `No available upstream channel for '${model}': every channel is cooling down; retry in ${waitSeconds} s`
+    }
     error.headers = { 'retry-after': String(waitSeconds) }
     throw error
   }
@@ -355,7 +369,11 @@ export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer>
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
 }
 
-/** Upstream 4xx reach the client with their status and message; 5xx become 502 provider_error. */
+/**
+ * Upstream 4xx reach the client with their status and message; 5xx become 502
+ * provider_error, but 529 (overloaded) 503 upstream_overloaded (529 to an
+ * Anthropic-format client).
+ */
 export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
   let message = ''
   let code: string | null = null
@@ -368,6 +386,9 @@ export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
     else if (typeof detail?.error?.type === 'string') code = detail.error.type
   } catch {
     message = bytes.toString('utf8').slice(0, 500)
+  }
+  if (status === 529) {
+    return GatewayError.upstreamOverloaded(`Upstream provider is overloaded (HTTP 529)${message ? `: ${message}` : ''}`)
   }
   if (status >= 500) {
     return GatewayError.providerError(`Upstream provider returned HTTP ${status}${message ? `: ${message}` : ''}`)
