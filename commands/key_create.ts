@@ -31,6 +31,9 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'The spend cap resets every day, week or month (UTC); default: never' })
   declare spendPeriod?: string
 
+  @flags.boolean({ description: 'The key may call the management API (/api/admin); the owner must be an admin' })
+  declare manage?: boolean
+
   async execute() {
     const input = await createKeyValidator.validate({
       user: this.user,
@@ -41,6 +44,7 @@ export default class KeyCreate extends AdminCommand {
       tpm: num(this.tpm),
       spendLimit: this.spendLimit,
       spendPeriod: this.spendPeriod,
+      manage: this.manage,
     })
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user })
     this.logger.success(`Created key "${apiKey.name}" (id ${apiKey.id}, ${apiKey.masked}); it is shown only once:`)

@@ -20,6 +20,8 @@ export async function createApiKey(
     spendLimit?: string
     /** The cap resets each UTC day, week or month (needs spendLimit) */
     spendPeriod?: SpendPeriod | null
+    /** May call the management API; the owner must be an admin */
+    manage?: boolean
   },
   actor: Actor = cliActor()
 ) {
@@ -28,6 +30,9 @@ export async function createApiKey(
   }
   return db.transaction(async (trx) => {
     const user = await findUser(input.userRef, trx)
+    if (input.manage && user.role !== 'admin') {
+      throw new AdminInputError('Only an administrator\'s key can have the management scope', 'manage')
+    }
     const issued = issueApiKey()
     const apiKey = await ApiKey.create(
       {
@@ -42,6 +47,7 @@ export async function createApiKey(
         tpm: input.tpm ?? null,
         spendLimit: input.spendLimit ?? null,
         spendPeriod: input.spendLimit ? (input.spendPeriod ?? null) : null,
+        manage: input.manage ?? false,
       },
       { client: trx }
     )
@@ -60,6 +66,7 @@ export async function createApiKey(
         tpm: apiKey.tpm,
         spendLimit: apiKey.spendLimit,
         spendPeriod: apiKey.spendPeriod,
+        manage: apiKey.manage,
       },
     })
     return { apiKey, key: issued.key }

@@ -187,6 +187,7 @@ export class Catalog {
           tpm: row.tpm,
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
           ...keySpend(row),
+          manage: row.manage === true,
         }
       : null
     if (!info && this.#keys.size > NEGATIVE_KEY_LIMIT) this.#forgetKeys()

@@ -96,6 +96,8 @@ export interface KeyInfo {
   spendPeriod: SpendPeriod | null
   /** epoch ms when the current period ends (Infinity without a period): see spend_period.ts */
   periodEndsAt: number
+  /** May call the management API (/api/admin), with an admin owner */
+  manage: boolean
 }
 
 export interface UserState {

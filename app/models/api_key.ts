@@ -49,6 +49,10 @@ export default class ApiKey extends BaseModel {
   @column.date()
   declare periodStart: DateTime | null
 
+  /** May call the management API (/api/admin); only for an admin's key */
+  @column()
+  declare manage: boolean
+
   @column()
   declare rpm: number | null
 

@@ -70,6 +70,7 @@ export function keyJson(key: ApiKey) {
     tpm: key.tpm,
     spend_limit: money(key.spendLimit),
     spend_period: key.spendPeriod,
+    manage: key.manage,
     spent: money(key.spent),
     cap_spent: key.spendLimit ? money(key.capSpent) : null,
     expires_at: iso(key.expiresAt),

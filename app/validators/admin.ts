@@ -107,6 +107,7 @@ export const createKeyValidator = vine.compile(
     tpm: vine.number().withoutDecimals().min(1).optional(),
     spendLimit: usdPrice.optional(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional(),
+    manage: vine.boolean().optional(),
   })
 )
 

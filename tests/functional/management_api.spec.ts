@@ -4,6 +4,9 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { createPlan } from '#actions/create_plan'
 import { redeemCode } from '#actions/redeem_code'
+import ace from '@adonisjs/core/services/ace'
+import KeyCreate from '#commands/key_create'
+import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
 
@@ -41,9 +44,52 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     await seedPrice('managed-model', '50', '80')
     await createPlan({ name: 'team', models: ['managed-*'] })
     await createUser({ email: 'ops@test.local', password: 'password123', role: 'admin' })
-    adminKey = (await createApiKey({ userRef: 'ops@test.local', name: 'billing-system' })).key
+    adminKey = (await createApiKey({ userRef: 'ops@test.local', name: 'billing-system', manage: true })).key
     await refreshCaches()
     return () => mock.stop()
+  })
+
+  test('an admin\'s everyday key is refused: only a key issued with the management scope', async ({ assert }) => {
+    const everyday = (await createApiKey({ userRef: 'ops@test.local', name: 'laptop' })).key
+    await refreshCaches()
+    const refused = await api('GET', '/users', undefined, everyday)
+    assert.equal(refused.status, 403)
+    assert.include(refused.body.error.message, 'management key')
+    await createUser({ email: 'scope-user@test.local', password: 'password123' })
+    await assert.rejects(() => createApiKey({ userRef: 'scope-user@test.local', manage: true }), /Only an administrator/)
+    const viaApi = await api('POST', '/keys', { user: 'scope-user@test.local', manage: true })
+    assert.equal(viaApi.status, 400)
+    const info = await api('GET', '/keys?user=' + (await db.from('users').where('email', 'ops@test.local').first()).id)
+    assert.deepEqual(info.body.data.map((k: any) => [k.name, k.manage]).sort(), [['billing-system', true], ['laptop', false]])
+  })
+
+  test('the panel and key:create issue management keys to administrators only', async ({ assert }) => {
+    const panel = new PanelClient()
+    await panel.login('ops@test.local', 'password123')
+    await panel.get('/admin/keys/new')
+    await createUser({ email: 'scope-panel@test.local', password: 'password123' })
+    const refused = await panel.post('/admin/keys', { user: 'scope-panel@test.local', name: 'x', manage: ['0', '1'] })
+    assert.include(textOf((await panel.follow(refused)).html), "Only an administrator's key can have the management scope")
+    await panel.get('/admin/keys/new')
+    const issued = await panel.post('/admin/keys', { user: 'ops@test.local', name: 'automation', manage: ['0', '1'] })
+    assert.equal(issued.status, 302)
+    const page = await panel.follow(issued)
+    assert.include(textOf(page.html), 'management API')
+    const clear = /data-testid="new-key">([^<]+)</.exec(page.html)![1]
+    assert.isTrue(await eventually(async () => (await api('GET', '/users', undefined, clear)).status === 200))
+
+    const lines: string[] = []
+    const original = console.log
+    console.log = (...args: any[]) => lines.push(args.join(' '))
+    try {
+      const command = await ace.create(KeyCreate, ['--user', 'ops@test.local', '--name', 'cli-ops', '--manage'])
+      ace.ui.switchMode('raw')
+      await command.exec()
+      command.assertSucceeded()
+    } finally {
+      console.log = original
+    }
+    assert.isTrue(await eventually(async () => (await api('GET', '/users', undefined, lines.at(-1)!)).status === 200))
   })
 
   test('a user\'s key or no key is refused, in the OpenAI error shape', async ({ assert }) => {

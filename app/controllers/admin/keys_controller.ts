@@ -5,7 +5,7 @@ import { createApiKey } from '#actions/issue_api_key'
 import { revokeApiKey } from '#actions/revoke_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
 import { lastDayOf, settleMetering, updateApiKey } from '#actions/update_api_key'
-import { listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
+import { checkbox, listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 
 const PAGE = 50
 
@@ -51,6 +51,7 @@ export default class KeysController {
       tpm: optionalNumber(request.input('tpm')),
       spendLimit: request.input('spendLimit') ?? undefined,
       spendPeriod: request.input('spendPeriod') || undefined,
+      manage: checkbox(request.input('manage')),
     })
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, panelActor(ctx))
     session.flash('newKey', key)

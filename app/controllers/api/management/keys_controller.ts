@@ -27,6 +27,7 @@ const patchKeyValidator = vine.compile(
 export default class ManagementKeysController {
   /** GET /api/admin/keys[?user=id][&before=id]: newest first, 100 a page. */
   async index({ request }: HttpContext) {
+    await settleMetering()
     const user = Number(request.input('user')) || null
     const before = Number(request.input('before')) || null
     const query = ApiKey.query().orderBy('id', 'desc').limit(PAGE + 1)
@@ -54,6 +55,7 @@ export default class ManagementKeysController {
         tpm: body.tpm,
         spendLimit: body.spend_limit === undefined || body.spend_limit === null ? undefined : String(body.spend_limit),
         spendPeriod: body.spend_period ?? undefined,
+        manage: body.manage,
       })
       const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, apiActor(ctx))
       ctx.response.status(201)
@@ -63,7 +65,11 @@ export default class ManagementKeysController {
 
   /** GET /api/admin/keys/:id (id, full key or display prefix): LiteLLM's /key/info. */
   async show({ params }: HttpContext) {
-    return managed(async () => keyJson(await findApiKey(params.id)))
+    return managed(async () => {
+      // Spend figures include calls still in this process's metering queue (as /v1/balance).
+      await settleMetering()
+      return keyJson(await findApiKey(params.id))
+    })
   }
 
   /** PATCH /api/admin/keys/:id (LiteLLM's /key/update). */
