@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import ace from '@adonisjs/core/services/ace'
-import { chromium, type Browser, type Page } from 'playwright'
+import type { Browser } from 'playwright'
+import { LAPTOP, PHONE, launchChromium, login, pageWidth } from '#tests/browser_page'
 import { createUser } from '#actions/create_user'
 import { createPlan } from '#actions/create_plan'
 import { setDefaultPlan } from '#actions/set_default_plan'
@@ -14,21 +15,6 @@ import { baseUrl, refreshCaches, resetDatabase } from '#tests/helpers'
  * laptop, and the language picker is styled on /login. Runs in the page
  * (DOM types are not in the server's tsconfig), hence the string scripts.
  */
-const PHONE = { width: 390, height: 844 }
-const LAPTOP = { width: 1366, height: 900 }
-
-async function pageWidth(page: Page) {
-  return Number(await page.evaluate('document.documentElement.scrollWidth'))
-}
-
-async function login(page: Page, email: string, password: string) {
-  await page.goto(`${baseUrl()}/login`)
-  await page.locator('#f-email').fill(email)
-  await page.locator('#f-password').fill(password)
-  await page.getByRole('button', { name: 'Log in' }).click()
-  await page.waitForLoadState('load')
-}
-
 test.group('Page layout in a browser', (group) => {
   let browser: Browser
 
@@ -43,10 +29,7 @@ test.group('Page layout in a browser', (group) => {
     ace.ui.switchMode('raw')
     await seed.exec()
     await refreshCaches()
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
+    browser = await launchChromium()
     return () => browser.close()
   })
 

@@ -1,6 +1,6 @@
 import { test } from '@japa/runner'
-import { mkdirSync } from 'node:fs'
-import { chromium, type Browser, type Page } from 'playwright'
+import type { Browser, Page } from 'playwright'
+import { LAPTOP, PHONE, launchChromium, login, shoot } from '#tests/browser_page'
 import { createUser } from '#actions/create_user'
 import { clearFormThrottles } from '#services/form_throttle'
 import { baseUrl, resetDatabase } from '#tests/helpers'
@@ -12,27 +12,7 @@ import { baseUrl, resetDatabase } from '#tests/helpers'
  * phone widths in tmp/screenshots/redemptions.
  */
 const SHOTS = 'tmp/screenshots/redemptions'
-const PHONE = { width: 390, height: 844 }
-const LAPTOP = { width: 1366, height: 900 }
-
-async function shoot(page: Page, name: string) {
-  mkdirSync(SHOTS, { recursive: true })
-  await page.setViewportSize(LAPTOP)
-  await page.screenshot({ path: `${SHOTS}/${name}-laptop.png`, fullPage: true })
-  await page.setViewportSize(PHONE)
-  await page.screenshot({ path: `${SHOTS}/${name}-phone.png`, fullPage: true })
-  const width = Number(await page.evaluate('document.documentElement.scrollWidth'))
-  await page.setViewportSize(LAPTOP)
-  return width
-}
-
-async function login(page: Page, email: string, password: string) {
-  await page.goto(`${baseUrl()}/login`)
-  await page.locator('#f-email').fill(email)
-  await page.locator('#f-password').fill(password)
-  await page.getByRole('button', { name: 'Log in' }).click()
-  await page.waitForLoadState('load')
-}
+const shot = (page: Page, name: string) => shoot(page, SHOTS, name)
 
 test.group('Redemption codes in a browser', (group) => {
   let browser: Browser
@@ -42,10 +22,7 @@ test.group('Redemption codes in a browser', (group) => {
     await createUser({ email: 'codes-admin@test.local', password: 'admin-password', role: 'admin' })
     const { user } = await createUser({ email: 'codes-user@test.local', password: 'user-password', role: 'user' })
     await clearFormThrottles('127.0.0.1', [user.id])
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
+    browser = await launchChromium()
     return () => browser.close()
   })
 
@@ -55,7 +32,7 @@ test.group('Redemption codes in a browser', (group) => {
     await login(admin, 'codes-admin@test.local', 'admin-password')
     await admin.getByRole('link', { name: 'Codes' }).first().click()
     await admin.getByRole('button', { name: 'New batch' }).click()
-    assert.equal(await shoot(admin, 'admin-new'), PHONE.width)
+    assert.equal(await shot(admin, 'admin-new'), PHONE.width)
     await admin.locator('#f-batch').fill('launch-week')
     await admin.locator('#f-perCode').fill('12.50')
     await admin.locator('#f-count').fill('3')
@@ -67,13 +44,13 @@ test.group('Redemption codes in a browser', (group) => {
     assert.equal(await download.getAttribute('download'), 'launch-week-codes.txt')
     assert.equal(decodeURIComponent((await download.getAttribute('href'))!.split(',')[1]), codes.join('\n') + '\n')
     assert.isTrue(await admin.getByRole('button', { name: 'Copy all' }).isVisible())
-    assert.equal(await shoot(admin, 'admin-created'), PHONE.width)
+    assert.equal(await shot(admin, 'admin-created'), PHONE.width)
 
     const userContext = await browser.newContext({ locale: 'en-US', viewport: LAPTOP })
     const user = await userContext.newPage()
     await login(user, 'codes-user@test.local', 'user-password')
     await user.getByRole('link', { name: 'Billing' }).first().click()
-    assert.equal(await shoot(user, 'billing-before'), PHONE.width)
+    assert.equal(await shot(user, 'billing-before'), PHONE.width)
     // Typed as a person might: lower case, spaces for dashes.
     await user.locator('#f-code').fill(codes[0].toLowerCase().replace(/-/g, ' '))
     await user.getByRole('button', { name: 'Redeem' }).click()
@@ -81,18 +58,18 @@ test.group('Redemption codes in a browser', (group) => {
     const main = await user.locator('main').innerText()
     assert.include(main, '$12.50 was added to your balance')
     assert.include(await user.locator('tr[data-kind="topup"]').innerText(), 'Redemption code')
-    assert.equal(await shoot(user, 'billing-redeemed'), PHONE.width)
+    assert.equal(await shot(user, 'billing-redeemed'), PHONE.width)
 
     await user.locator('#f-code').fill('not a code')
     await user.getByRole('button', { name: 'Redeem' }).click()
     await user.waitForSelector('[aria-invalid="true"]#f-code')
     assert.include(await user.locator('main').innerText(), 'This is not a redemption code')
-    assert.equal(await shoot(user, 'billing-error'), PHONE.width)
+    assert.equal(await shot(user, 'billing-error'), PHONE.width)
 
     await admin.goto(`${baseUrl()}/admin/redemptions`)
     assert.include(await admin.locator('tr[data-batch="launch-week"]').innerText(), '$25.00')
     assert.equal(await admin.locator('tr[data-status="redeemed"]').count(), 1)
-    assert.equal(await shoot(admin, 'admin-index'), PHONE.width)
+    assert.equal(await shot(admin, 'admin-index'), PHONE.width)
     await adminContext.close()
     await userContext.close()
   }).timeout(90_000)
