@@ -46,6 +46,7 @@ router
     router.post('/keys/:id', [ApiKeysController, 'update']).as('keys.update').where('id', router.matchers.number())
     router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', router.matchers.number())
     router.get('/billing', [BillingController, 'show']).as('billing')
+    router.get('/billing.csv', [BillingController, 'csv']).as('billing.csv')
     router.post('/billing/redeem', [RedemptionsController, 'store']).as('billing.redeem')
     router.get('/usage', [UsageLogsController, 'index']).as('usage')
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')

@@ -153,6 +153,21 @@ export async function ledgerSummary(userId: number, limit = 200) {
   }))
 }
 
+/**
+ * The whole ledger as CSV, newest first, as the billing page shows it (usage
+ * charges summed per UTC day, every other entry on its own line), with exact
+ * amounts: what a user reconciles an invoice or a top-up against.
+ */
+export async function ledgerCsv(userId: number): Promise<string> {
+  const entries = await ledgerSummary(userId, 1_000_000)
+  const lines = ['date,kind,requests,note,amount_usd']
+  for (const e of entries) {
+    const date = e.kind === 'charge' ? e.at.toISOString().slice(0, 10) : e.at.toISOString()
+    lines.push([date, e.kind, e.kind === 'charge' ? e.entries : '', e.note, e.amount].map(csvField).join(','))
+  }
+  return lines.join('\r\n') + '\r\n'
+}
+
 /** Balance (exact decimal string) and lifetime charges, as /v1/balance computes them. */
 export async function balanceFigures(userId: number) {
   const result = await db.rawQuery(

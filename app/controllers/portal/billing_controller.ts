@@ -1,6 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
-import { balanceFigures, ledgerSummary } from '#services/portal_report'
+import { balanceFigures, ledgerCsv, ledgerSummary } from '#services/portal_report'
 
 export default class BillingController {
   /** GET /dashboard/billing: balance, the ledger (charges summed per day) and how to get a top-up. */
@@ -10,5 +10,14 @@ export default class BillingController {
     await (await app.container.make('gateway')).meter.drain()
     const [figures, ledger] = await Promise.all([balanceFigures(user.id), ledgerSummary(user.id)])
     return view.render('pages/portal/billing', { figures, ledger })
+  }
+
+  /** GET /dashboard/billing.csv: the whole ledger, exact amounts. */
+  async csv({ response, auth }: HttpContext) {
+    const user = auth.use('web').getUserOrFail()
+    await (await app.container.make('gateway')).meter.drain()
+    response.header('content-type', 'text/csv; charset=utf-8')
+    response.header('content-disposition', `attachment; filename="ledger-${new Date().toISOString().slice(0, 10)}.csv"`)
+    return response.send(await ledgerCsv(user.id))
   }
 }
