@@ -15,6 +15,7 @@ const ChannelsController = () => import('#controllers/admin/channels_controller'
 const PricesController = () => import('#controllers/admin/prices_controller')
 const UsageController = () => import('#controllers/admin/usage_controller')
 const AuditController = () => import('#controllers/admin/audit_controller')
+const ModelFallbacksController = () => import('#controllers/admin/model_fallbacks_controller')
 const RedemptionCodesController = () => import('#controllers/admin/redemption_codes_controller')
 
 router
@@ -52,6 +53,9 @@ router
     router.post('/channels/:id/enable', [ChannelsController, 'enable']).as('channels.enable').where('id', router.matchers.number())
     router.post('/channels/:id/disable', [ChannelsController, 'disable']).as('channels.disable').where('id', router.matchers.number())
     router.post('/channels/:id/test', [ChannelsController, 'test']).as('channels.test').where('id', router.matchers.number())
+
+    router.post('/fallbacks', [ModelFallbacksController, 'store']).as('fallbacks.store')
+    router.post('/fallbacks/delete', [ModelFallbacksController, 'destroy']).as('fallbacks.destroy')
 
     router.get('/prices', [PricesController, 'index']).as('prices.index')
     router.post('/prices', [PricesController, 'store']).as('prices.store')

@@ -29,7 +29,7 @@ export async function resetDatabase() {
   const gw = await gateway()
   await gw.meter.drain()
   await db.rawQuery(
-    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, plans, usage_daily, usage_daily_days RESTART IDENTITY CASCADE'
+    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, model_fallbacks, plans, usage_daily, usage_daily_days RESTART IDENTITY CASCADE'
   )
   await gw.catalog.reload()
   // The sequences restart: a key must not inherit an older key's rate-limit windows.

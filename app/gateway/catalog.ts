@@ -21,6 +21,7 @@ export type PendingDeltas = (userId: number) => { costPico: bigint; input: numbe
 const USER_TTL_MS = 15_000
 const KEY_TTL_MS = 60_000
 const NEGATIVE_KEY_LIMIT = 10_000
+const NO_FALLBACKS: readonly string[] = Object.freeze([])
 
 interface CachedKey {
   info: KeyInfo | null
@@ -47,6 +48,9 @@ export class Catalog {
   #users = new Map<number, UserState>()
   #userLoads = new Map<number, Promise<UserState | null>>()
   #priceByModel = new Map<string, PriceInfo | null>()
+  /** Model fallbacks, most specific glob first */
+  fallbacks: Array<{ pattern: string; models: string[]; specificity: number }> = []
+  #fallbacksByModel = new Map<string, readonly string[]>()
   #pending: PendingDeltas = () => ({ costPico: 0n, input: 0, output: 0 })
   #loaded = false
 
@@ -64,7 +68,7 @@ export class Catalog {
   /** Loads plans, channels and prices once; concurrent callers share the load. */
   async ensureLoaded() {
     if (this.#loaded) return
-    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices()])
+    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices(), this.loadFallbacks()])
       .then(() => {
         this.#loaded = true
       })
@@ -133,6 +137,26 @@ export class Catalog {
       }))
       .sort((a, b) => b.specificity - a.specificity)
     this.#priceByModel.clear()
+  }
+
+  async loadFallbacks() {
+    const rows = await db.from('model_fallbacks').select('model_pattern', 'fallbacks')
+    this.fallbacks = rows
+      .map((row) => ({ pattern: row.model_pattern as string, models: row.fallbacks as string[], specificity: globSpecificity(row.model_pattern) }))
+      .sort((a, b) => b.specificity - a.specificity)
+    this.#fallbacksByModel.clear()
+  }
+
+  /** The models to try when every channel of `model` fails (the most specific glob's list); empty when none. */
+  fallbacksFor(model: string): readonly string[] {
+    if (this.fallbacks.length === 0) return NO_FALLBACKS
+    let models = this.#fallbacksByModel.get(model)
+    if (models === undefined) {
+      models = this.fallbacks.find((f) => globMatches(f.pattern, model))?.models.filter((m) => m !== model) ?? NO_FALLBACKS
+      if (this.#fallbacksByModel.size > 10_000) this.#fallbacksByModel.clear()
+      this.#fallbacksByModel.set(model, models)
+    }
+    return models
   }
 
   /** The most specific price whose glob matches the model, or null (free). */
@@ -303,6 +327,8 @@ export class Catalog {
         return this.loadChannels()
       case 'model_prices':
         return this.loadPrices()
+      case 'model_fallbacks':
+        return this.loadFallbacks()
       case 'api_keys':
         // Keys are cached by hash: drop them all (changes are rare).
         this.#forgetKeys()

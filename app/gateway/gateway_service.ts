@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeAndReserve } from '#gateway/access_policy'
+import { authorizeAndReserve, modelAllowed } from '#gateway/access_policy'
+import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
 import {
@@ -164,7 +165,9 @@ export class GatewayService {
       const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
       // The upstream has the request: keep what the answer needs, let the parsed body go (a stream can last minutes).
       exchange.releaseRequest(upstream !== exchange.ingress ? upstream.name : null)
-      const mapped = candidate.upstreamModel !== call.model
+      // A fallback model answers as itself (its name in the answer, as LiteLLM and OpenRouter do).
+      if (candidate.publicModel !== undefined) exchange.answerAs(candidate.publicModel)
+      const mapped = candidate.upstreamModel !== exchange.publicModel
       if (call.stream && isEventStream(response.headers['content-type'])) {
         return await this.#relayStream(exchange, account, body, upstream, mapped)
       }
@@ -188,10 +191,46 @@ export class GatewayService {
     account.model = call.model
     account.stream = call.stream
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
-    const exchange = new Exchange(call, this.router().route(call.model))
+    const exchange = new Exchange(call, this.#route(call.model, account))
     // Translation errors surface here, as the client's 400, before any channel is tried.
     exchange.prepare()
     return exchange
+  }
+
+  /**
+   * The model's channels, then, when an operator set fallbacks for it, the
+   * channels of each fallback model the principal may use (its plan and key
+   * globs; a priced one only with money on the balance), tagged with that
+   * model: dispatch gives each model its own attempts, the account bills the
+   * model that answers, and the client is answered as that model. A model
+   * without fallbacks costs one map lookup.
+   */
+  #route(model: string, account: RequestAccount): RouteCandidate[] {
+    const fallbacks = this.catalog.fallbacksFor(model)
+    if (fallbacks.length === 0) return this.router().route(model)
+    let candidates: RouteCandidate[] = []
+    let failure: unknown = null
+    try {
+      candidates = this.router().route(model)
+    } catch (error) {
+      failure = error
+    }
+    const { principal } = account
+    for (const fallback of fallbacks) {
+      if (!modelAllowed(principal, fallback)) continue
+      const price = priceForPlan(this.catalog.priceFor(fallback), principal.plan)
+      if (isPriced(price) && principal.user.balancePico <= 0n) continue
+      let routed: RouteCandidate[]
+      try {
+        routed = this.router().route(fallback)
+      } catch {
+        continue
+      }
+      for (const c of routed) candidates.push({ channel: c.channel, upstreamModel: c.upstreamModel, publicModel: fallback })
+    }
+    if (candidates.length === 0) throw failure
+    account.repricer = (name) => priceForPlan(this.catalog.priceFor(name), principal.plan)
+    return candidates
   }
 
   async #relayJson(
@@ -212,7 +251,7 @@ export class GatewayService {
     }
     if (upstreamDialect === ingress) {
       if (mapped && parsed && typeof parsed.model === 'string') {
-        parsed.model = call.model
+        parsed.model = exchange.publicModel
         bytes = Buffer.from(JSON.stringify(parsed))
       }
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
@@ -230,7 +269,7 @@ export class GatewayService {
       out.end()
       return account.close(200, null, usage)
     }
-    this.#answer(account, call.res, status, Buffer.from(JSON.stringify(ingress.encodeResponse(response, call.model))), ingress)
+    this.#answer(account, call.res, status, Buffer.from(JSON.stringify(ingress.encodeResponse(response, exchange.publicModel))), ingress)
     account.close(status, null, usage)
   }
 
@@ -262,7 +301,7 @@ export class GatewayService {
       const out = new ClientStream(call.res, exchange.streamHeaders(account, contentType), () => account.markFirstByte())
       outcome = await relayPassThroughStream(upstreamBody, ingress, {
         encoder: exchange.encoderOptions,
-        clientModel: mapped ? call.model : null,
+        clientModel: mapped ? exchange.publicModel : null,
         stream: out,
       })
     } else {
@@ -302,16 +341,26 @@ class Exchange {
   #sentPrompt: { dialect: DialectName; bytes: Buffer } | null = null
   #customTools: Set<string> | null = null
 
+  /** The model the client is answered as: the one it asked for, or the fallback model that answered */
+  publicModel: string
+
   constructor(
     readonly call: GenerateCall,
     public candidates: RouteCandidate[]
   ) {
+    this.publicModel = call.model
     this.ingress = dialectOf(call.ingress)
     this.encoderOptions = {
       model: call.model,
       includeUsage: call.body.stream_options?.include_usage === true,
       jsonArray: call.jsonArray,
     }
+  }
+
+  /** A fallback model answered: the answer (and a translated stream's events) carry its name. */
+  answerAs(model: string) {
+    this.publicModel = model
+    this.encoderOptions.model = model
   }
 
   canonical(): CanonicalRequest {

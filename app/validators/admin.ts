@@ -124,6 +124,14 @@ export const updateKeyValidator = vine.compile(
   })
 )
 
+/** Model fallbacks (panel form and fallback:set). */
+export const setFallbacksValidator = vine.compile(
+  vine.object({
+    model: vine.string().trim().minLength(1).maxLength(200),
+    fallbacks: vine.array(vine.string().trim().minLength(1).maxLength(200)).minLength(1).maxLength(10),
+  })
+)
+
 /** A batch of prepaid codes (panel form and redeem:create). */
 export const createRedemptionCodesValidator = vine.compile(
   vine.object({
@@ -142,6 +150,7 @@ for (const validator of [
   topUpValidator,
   createKeyValidator,
   updateKeyValidator,
+  setFallbacksValidator,
   createRedemptionCodesValidator,
 ]) {
   validator.messagesProvider = adminMessages

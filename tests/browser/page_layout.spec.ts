@@ -1,7 +1,8 @@
 import { test } from '@japa/runner'
 import ace from '@adonisjs/core/services/ace'
 import type { Browser } from 'playwright'
-import { LAPTOP, PHONE, launchChromium, login, pageWidth } from '#tests/browser_page'
+import { LAPTOP, PHONE, launchChromium, login, pageWidth, shoot } from '#tests/browser_page'
+import { setModelFallbacks } from '#actions/set_model_fallbacks'
 import { createUser } from '#actions/create_user'
 import { createPlan } from '#actions/create_plan'
 import { setDefaultPlan } from '#actions/set_default_plan'
@@ -28,6 +29,7 @@ test.group('Page layout in a browser', (group) => {
     const seed = await ace.create(SeedDemo, ['--users', '6', '--usage-rows', '400'])
     ace.ui.switchMode('raw')
     await seed.exec()
+    await setModelFallbacks({ model: 'claude-sonnet-4*', fallbacks: ['gpt-4o', 'deepseek-chat'] })
     await refreshCaches()
     browser = await launchChromium()
     return () => browser.close()
@@ -72,10 +74,12 @@ test.group('Page layout in a browser', (group) => {
     assert.equal(clipped, 0, 'a table scrolls inside its box')
     assert.equal(await page.locator('.table-wrap').count() >= 3, true)
     await page.setViewportSize(PHONE)
-    for (const path of ['/admin', '/admin/keys', '/admin/users', '/admin/usage', '/admin/channels']) {
+    for (const path of ['/admin', '/admin/keys', '/admin/users', '/admin/usage', '/admin/channels', '/admin/redemptions', '/admin/plans']) {
       await page.goto(`${baseUrl()}${path}`)
       assert.equal(await pageWidth(page), PHONE.width, `${path} is wider than the phone`)
     }
+    await page.goto(`${baseUrl()}/admin/channels#fallbacks`)
+    assert.equal(await shoot(page, 'tmp/screenshots/layout', 'channels-fallbacks'), PHONE.width)
     await context.close()
   }).timeout(60_000)
 

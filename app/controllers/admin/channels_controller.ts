@@ -88,7 +88,8 @@ export default class ChannelsController {
     const [channels, stats] = await Promise.all([Channel.query().orderBy('priority', 'desc').orderBy('id'), lastHourStats()])
     const gateway = await app.container.make('gateway')
     const circuits = new Map(channels.map((c) => [c.id, gateway.health.stateOf(c.id)]))
-    return view.render('admin/channels/index', { channels, stats, circuits })
+    const fallbacks = await db.from('model_fallbacks').orderBy('model_pattern').select('model_pattern', 'fallbacks')
+    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks })
   }
 
   async create({ view }: HttpContext) {

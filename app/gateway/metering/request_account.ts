@@ -22,6 +22,8 @@ export class RequestAccount {
   provider: string | null = null
   servedModel: string | null = null
   price: PriceInfo | null = null
+  /** Set when the route holds fallback models: the price of one for this principal */
+  repricer: ((model: string) => PriceInfo | null) | null = null
   ttftMs: number | null = null
   attempts: AttemptRecord[] = []
   /** Aborts the upstream call: on client disconnect, or when shutdown's grace period ends */
@@ -47,6 +49,11 @@ export class RequestAccount {
     this.channelId = candidate.channel.id
     this.provider = candidate.channel.provider
     this.servedModel = candidate.upstreamModel
+    // A fallback model answers: the row is that model's, at its price.
+    if (candidate.publicModel !== undefined && candidate.publicModel !== this.model && this.repricer) {
+      this.model = candidate.publicModel
+      this.price = this.repricer(candidate.publicModel)
+    }
   }
 
   /** dispatch() hook: how an attempt ended */

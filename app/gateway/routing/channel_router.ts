@@ -7,6 +7,8 @@ import type { ChannelInfo } from '#gateway/types'
 export interface RouteCandidate {
   channel: ChannelInfo
   upstreamModel: string
+  /** A fallback model's candidate: the model the client is answered and billed as (see gateway_service.ts) */
+  publicModel?: string
 }
 
 /** Candidates grouped by priority (highest first); the order inside a group is drawn per request. */

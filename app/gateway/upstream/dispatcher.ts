@@ -104,9 +104,19 @@ export async function dispatch(
   /** Candidates skipped (cooling), and how many of them only after a 429 of their own */
   let skipped = 0
   let skippedRateLimited = 0
+  /** Fallback models (operator-set) get their own attempt budget: the group is the candidate's public model */
+  let group: string | undefined
+  let groupAttempts = 0
 
   for (const candidate of candidates) {
-    if (attempts >= maxAttempts) break
+    if (candidate.publicModel !== group) {
+      group = candidate.publicModel
+      groupAttempts = 0
+    }
+    if (groupAttempts >= maxAttempts) {
+      if (group === undefined && candidates[candidates.length - 1].publicModel === undefined) break
+      continue
+    }
     const channelId = candidate.channel.id
     if (health && (!health.modelAvailable(channelId, candidate.upstreamModel) || !health.tryAcquire(channelId))) {
       soonest = Math.min(soonest, health.retryAt(channelId, candidate.upstreamModel) ?? Date.now() + 1000)
@@ -120,6 +130,7 @@ export async function dispatch(
       throw new ClientGoneError()
     }
     attempts++
+    groupAttempts++
     hooks.onAttempt?.(candidate)
     const guard = new AttemptGuard(clientSignal, candidate.channel.timeouts ?? DEFAULT_TIMEOUTS)
     const started = performance.now()

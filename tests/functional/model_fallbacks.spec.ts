@@ -1,0 +1,134 @@
+import { test } from '@japa/runner'
+import ace from '@adonisjs/core/services/ace'
+import db from '@adonisjs/lucid/services/db'
+import Anthropic from '@anthropic-ai/sdk'
+import { createUser } from '#actions/create_user'
+import { setModelFallbacks } from '#actions/set_model_fallbacks'
+import FallbackSet from '#commands/fallback_set'
+import { toPico } from '#gateway/metering/money'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { PanelClient, textOf } from '#tests/panel_client'
+
+const hello = [{ role: 'user', content: 'hi' }]
+
+test.group('Model fallbacks: when every channel of a model fails', (group) => {
+  let down: MockUpstream
+  let up: MockUpstream
+  let anthropic: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    down = await startMock({ status: 503 })
+    up = await startMock({ text: 'from the fallback' })
+    anthropic = await startMock({ text: 'claude answers' })
+    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big'] })
+    await seedChannel({ name: 'fallback-up', baseUrl: up.url, models: ['small-model', 'paid-small'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: anthropic.url, models: ['claude-fallback'] })
+    await seedPrice('big-*', '10', '10')
+    await seedPrice('small-model', '1', '2')
+    return async () => {
+      await down.stop()
+      await up.stop()
+      await anthropic.stop()
+    }
+  })
+
+  test('the fallback answers as itself, billed at its price; the attempts show the failure', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big-model', fallbacks: ['small-model'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const answer = await post('/v1/chat/completions', { model: 'big-model', messages: hello }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    const body: any = await answer.json()
+    assert.equal(body.choices[0].message.content, 'from the fallback')
+    assert.equal(body.model, 'small-model')
+    assert.equal(JSON.parse(up.requests.at(-1)!.body).model, 'small-model')
+
+    const [row] = await usageRows(user.userId)
+    assert.equal(row.model, 'small-model')
+    assert.equal(row.status, 200)
+    assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 1_000_000n + BigInt(row.completion_tokens) * 2_000_000n)
+    const attempts = await db.from('request_attempts').where('request_id', row.request_id).orderBy('attempt')
+    assert.isAbove(attempts.length, 1)
+    assert.equal(attempts.at(-1).outcome, 'ok')
+    assert.isTrue(attempts.slice(0, -1).every((a: any) => a.outcome !== 'ok'))
+  })
+
+  test('a stream falls back too, named as the fallback in every chunk', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big-stream', fallbacks: ['small-model'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const answer = await post('/v1/chat/completions', { model: 'big-stream', messages: hello, stream: true }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    const text = await answer.text()
+    const chunks = text.split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)))
+    assert.isAbove(chunks.length, 1)
+    assert.isTrue(chunks.every((c) => c.model === 'small-model'))
+    assert.include(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'from the fallback')
+  })
+
+  test('a fallback on a channel of another format is translated, and an Anthropic client is answered by it', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big-claude', fallbacks: ['claude-fallback'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const client = new Anthropic({ apiKey: user.key, baseURL: baseUrl(), maxRetries: 0 })
+    const message = await client.messages.create({ model: 'big-claude', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] })
+    assert.equal(message.model, 'claude-fallback')
+    assert.include((message.content[0] as any).text, 'claude answers')
+    assert.equal(anthropic.requests.at(-1)!.path, '/v1/messages')
+  })
+
+  test('only models the plan allows, and a priced one only with money; a 4xx is not retried elsewhere', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big-plan', fallbacks: ['small-model'] })
+    await refreshCaches()
+    const narrow = await seedUser({ balance: '10', plan: { name: 'only-big', models: ['big-*'] } })
+    const refused = await post('/v1/chat/completions', { model: 'big-plan', messages: hello }, { authorization: `Bearer ${narrow.key}` })
+    assert.equal(refused.status, 503, "the plan does not allow small-model: the primary's failure stands")
+
+    // A free model whose fallback is priced: a user without money is not served the priced one.
+    await setModelFallbacks({ model: 'free-big', fallbacks: ['small-model'] })
+    await refreshCaches()
+    const broke = await seedUser()
+    const free = await post('/v1/chat/completions', { model: 'free-big', messages: hello }, { authorization: `Bearer ${broke.key}` })
+    assert.equal(free.status, 503)
+    const rich = await seedUser({ balance: '1' })
+    assert.equal((await post('/v1/chat/completions', { model: 'free-big', messages: hello }, { authorization: `Bearer ${rich.key}` })).status, 200)
+
+    await setModelFallbacks({ model: 'big-4xx', fallbacks: ['small-model'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const before = up.requests.length
+    const bad = await post('/v1/chat/completions', { model: 'big-4xx', messages: 'not a list' }, { authorization: `Bearer ${user.key}` })
+    assert.equal(bad.status, 400)
+    assert.equal(up.requests.length, before, 'a bad request is the client\'s: no fallback')
+  })
+
+  test('the panel and fallback:set set and remove fallbacks; bad lists are refused', async ({ assert }) => {
+    await createUser({ email: `fb-admin-${Date.now()}@test.local`, password: 'password123', role: 'admin' }).then(async ({ user }) => {
+      const panel = new PanelClient()
+      await panel.login(user.email, 'password123')
+      await panel.get('/admin/channels')
+      const set = await panel.post('/admin/fallbacks', { model: 'gpt-4o*', fallbacks: 'claude-sonnet-4, deepseek-chat' })
+      assert.equal(set.status, 302)
+      const page = await panel.get('/admin/channels')
+      assert.include(textOf(page.html), 'claude-sonnet-4 → deepseek-chat')
+      const self = await panel.post('/admin/fallbacks', { model: 'gpt-4o*', fallbacks: 'gpt-4o-mini' })
+      assert.include(textOf((await panel.follow(self)).html), 'is matched by "gpt-4o*" itself')
+      await panel.get('/admin/channels')
+      await panel.post('/admin/fallbacks/delete', { model: 'gpt-4o*' })
+      assert.isNull(await db.from('model_fallbacks').where('model_pattern', 'gpt-4o*').first())
+    })
+    const run = async (args: string[]) => {
+      const command = await ace.create(FallbackSet, args)
+      ace.ui.switchMode('raw')
+      await command.exec()
+      return command
+    }
+    ;(await run(['o3', '--to', 'o4-mini,gpt-4.1'])).assertSucceeded()
+    assert.deepEqual((await db.from('model_fallbacks').where('model_pattern', 'o3').first()).fallbacks, ['o4-mini', 'gpt-4.1'])
+    assert.equal((await run(['o3', '--to', 'gpt-*'])).exitCode, 1, 'a glob is not a fallback')
+    ;(await run(['o3', '--remove'])).assertSucceeded()
+    assert.equal((await run(['o3', '--remove'])).exitCode, 1)
+  })
+})
