@@ -32,7 +32,9 @@ export async function resetDatabase() {
     'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, model_fallbacks, plans, usage_daily, usage_daily_days RESTART IDENTITY CASCADE'
   )
   await gw.catalog.reload()
-  // The sequences restart: a key must not inherit an older key's rate-limit windows.
+  // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,
+  await gw.health.reset()
+  // nor a key an older key's rate-limit windows.
   await resetRateLimits()
 }
 

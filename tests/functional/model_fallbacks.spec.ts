@@ -7,7 +7,7 @@ import { setModelFallbacks } from '#actions/set_model_fallbacks'
 import FallbackSet from '#commands/fallback_set'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 
 const hello = [{ role: 'user', content: 'hi' }]
@@ -28,6 +28,8 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     await seedPrice('big-*', '10', '10')
     await seedPrice('small-model', '1', '2')
     return async () => {
+      // The failing channel's open circuit is not the next file's business.
+      ;(await gateway()).health.reset()
       await down.stop()
       await up.stop()
       await anthropic.stop()
