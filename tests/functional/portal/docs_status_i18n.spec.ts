@@ -109,6 +109,11 @@ test.group('/docs, /status and languages', (group) => {
     assert.include(usage, '用量日志')
     assert.include(htmlText((await client.get('/dashboard/models')).body), '模型')
     assert.include(htmlText((await client.get('/status')).body), '系统状态')
+    // The panel's 403 page for a user follows the language too
+    const forbidden = await client.get('/admin')
+    assert.equal(forbidden.status, 403)
+    assert.include(forbidden.body, '<html lang="zh-CN">')
+    assert.include(htmlText(forbidden.body), '无权访问')
   })
 
   test('the picker lists 简体中文; /lang/zh switches to it and is remembered over Accept-Language', async ({ assert }) => {
