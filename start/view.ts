@@ -6,10 +6,13 @@ import edge from 'edge.js'
 import * as format from '#services/format'
 import { checkbox } from '#controllers/admin/panel'
 import { multiplierText } from '#actions/create_plan'
+import { localeTag } from '#services/locale'
 
 // `t` is @adonisjs/i18n's Edge global: the request's language where the
 // locale middleware runs (portal, docs, status, login), English elsewhere.
 edge.global('fmt', format)
+/** A language's BCP 47 tag for lang attributes (zh -> zh-CN). */
+edge.global('localeTag', localeTag)
 /** A posted checkbox's value (hidden "0" then "1": the last wins), as the controllers read it. */
 edge.global('checkbox', checkbox)
 /** A plan's price multiplier as people write it ("0.8", "1"). */

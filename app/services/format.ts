@@ -120,7 +120,7 @@ export function formatRelative(value: unknown): string {
 }
 
 /** A duration in seconds as words: "45 seconds", "3 minutes". */
-/** "45 seconds", "2 minutes" in English; "45 giây", "2 phút" in Vietnamese (Intl's unit names). */
+/** "45 seconds", "2 minutes" in English; "45 giây", "2 phút" in Vietnamese; "45秒钟", "2分钟" in Chinese (Intl's unit names). */
 export function formatWait(seconds: number, locale = 'en'): string {
   const [value, unit] = seconds < 60 ? [Math.max(1, Math.ceil(seconds)), 'second'] : [Math.ceil(seconds / 60), 'minute']
   return new Intl.NumberFormat(locale, { style: 'unit', unit, unitDisplay: 'long' }).format(value)

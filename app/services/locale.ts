@@ -6,7 +6,16 @@ import { formatMoney, type UsdFormatter } from '#services/format'
 export const LOCALE_COOKIE = 'locale'
 
 /** Display names of the supported languages, each in its own language (the picker). */
-export const LOCALE_NAMES: Record<string, string> = { en: 'English', vi: 'Tiếng Việt' }
+export const LOCALE_NAMES: Record<string, string> = { en: 'English', vi: 'Tiếng Việt', zh: '简体中文' }
+
+/**
+ * The BCP 47 tag of a language where it says more than its code (html
+ * lang, the picker's lang/hreflang): zh is Simplified Chinese, so browsers
+ * pick Simplified glyphs and screen readers the right voice.
+ */
+export const LOCALE_TAGS: Record<string, string> = { zh: 'zh-CN' }
+
+export const localeTag = (locale: string) => LOCALE_TAGS[locale] ?? locale
 
 type DateLike = string | number | Date | DateTime
 

@@ -43,7 +43,7 @@
     const data = [xs].concat(spec.series.map((s) => s.values.map(Number)))
     const width = Math.max(280, figure.clientWidth)
     const bars = uPlot.paths.bars({ size: [0.6, 40] })
-    const series = [{}].concat(
+    const series = [{ label: spec.timeLabel || 'Time' }].concat(
       spec.series.map((s, i) => ({
         label: s.label,
         scale: i === 0 ? 'a' : 'b',

@@ -43,10 +43,19 @@ test.group('Page layout in a browser', (group) => {
     await page.locator('#f-name').fill('phone-key')
     await page.getByRole('button', { name: 'Create key' }).click()
     await page.waitForSelector('tr[data-key-id]')
-    for (const path of ['/dashboard/keys', '/dashboard', '/dashboard/usage', '/dashboard/billing', '/dashboard/models', '/docs', '/status', '/login']) {
+    const portalPaths = ['/dashboard/keys', '/dashboard', '/dashboard/usage', '/dashboard/billing', '/dashboard/models', '/dashboard/password', '/docs', '/status']
+    for (const path of [...portalPaths, '/login']) {
       await page.goto(`${baseUrl()}${path}`)
       assert.equal(await pageWidth(page), PHONE.width, `${path} is wider than the phone`)
     }
+    // The same pages in Chinese (no spaces between words: lines break differently)
+    await page.goto(`${baseUrl()}/lang/zh`)
+    for (const path of portalPaths) {
+      await page.goto(`${baseUrl()}${path}`)
+      assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN')
+      assert.equal(await pageWidth(page), PHONE.width, `${path} in Chinese is wider than the phone`)
+    }
+    await page.goto(`${baseUrl()}/lang/en`)
 
     await page.goto(`${baseUrl()}/docs#errors`)
     // A code is one line (as high as a short one), never broken into pieces
@@ -91,11 +100,12 @@ test.group('Page layout in a browser', (group) => {
       page.evaluate(`getComputedStyle(document.querySelector(${JSON.stringify(selector)})).${property}`)
     assert.equal(await style('.language-picker', 'display'), 'flex')
     assert.notEqual(await style('.language-picker a[aria-current="true"]', 'backgroundColor'), 'rgba(0, 0, 0, 0)')
-    // The two names do not run together
-    const [english, vietnamese] = (await page.evaluate(
+    // The names do not run together
+    const names = (await page.evaluate(
       `[...document.querySelectorAll('.language-picker a')].map((a) => JSON.parse(JSON.stringify(a.getBoundingClientRect())))`
     )) as Array<{ right: number; left: number }>
-    assert.isAbove(vietnamese.left - english.right, 1)
+    assert.lengthOf(names, 3)
+    for (let i = 1; i < names.length; i++) assert.isAbove(names[i].left - names[i - 1].right, 1)
     await context.close()
   })
 })

@@ -13,7 +13,8 @@ import { baseUrl, refreshCaches, resetDatabase, seedChannel, seedPrice, startMoc
  * The user portal in Chromium (Debian's /usr/bin/chromium, headless, a
  * fresh temporary profile from Playwright, no background networking): register, create and copy a key, call the API
  * through the mock upstream, find the request in Usage logs and the charge
- * on Billing, rewrite /docs snippets with a model tag, switch to Tiếng Việt.
+ * on Billing, rewrite /docs snippets with a model tag, switch to Tiếng Việt,
+ * then to 简体中文.
  * Screenshots of every page at laptop and phone widths in tmp/screenshots/portal.
  */
 const SHOTS = 'tmp/screenshots/portal'
@@ -60,7 +61,7 @@ test.group('User portal in a browser', (group) => {
     }
   })
 
-  test('register, create and copy a key, call the API, see usage and billing, docs tags, Vietnamese', async ({ assert }) => {
+  test('register, create and copy a key, call the API, see usage and billing, docs tags, Vietnamese, Chinese', async ({ assert }) => {
     const context = await browser.newContext({ locale: 'en-US' })
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseUrl() })
     const page = await context.newPage()
@@ -160,6 +161,52 @@ test.group('User portal in a browser', (group) => {
       await shoot(page, name)
     }
     assert.match(await page.locator('main').innerText(), /phiên bản/i)
+
+    // 简体中文: the picker, then every page (CJK text has no spaces to break at)
+    await page.goto(`${baseUrl()}/docs`)
+    await page.getByRole('link', { name: '简体中文' }).click()
+    await page.waitForURL(/\/docs/)
+    assert.include(await page.locator('h1').innerText(), 'API 文档')
+    assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN')
+    await page.waitForFunction(`document.querySelector('[data-health="status"]')?.textContent === '运行正常'`)
+    await shoot(page, 'docs-zh')
+    for (const [path, heading, name] of [
+      ['/dashboard', '概览', 'overview-zh'],
+      ['/dashboard/keys', 'API 密钥', 'keys-zh'],
+      ['/dashboard/usage', '用量日志', 'usage-zh'],
+      ['/dashboard/billing', '账单', 'billing-zh'],
+      ['/dashboard/models', '模型', 'models-zh'],
+      ['/dashboard/password', '修改密码', 'password-zh'],
+      ['/status', '系统状态', 'status-zh'],
+    ]) {
+      await page.goto(`${baseUrl()}${path}`)
+      assert.include(await page.locator('h1').innerText(), heading)
+      if (path === '/dashboard') {
+        await page.waitForSelector('#requests-per-day canvas', { timeout: 5000 })
+        // On a phone the figures stay inside their cards ("US$0.000056" is longer than "$0.000056")
+        await page.setViewportSize({ width: 390, height: 844 })
+        const spills = await page.evaluate(
+          `[...document.querySelectorAll('.stat .value')].filter((v) => v.scrollWidth > v.clientWidth).map((v) => v.textContent)`
+        )
+        assert.deepEqual(spills, [], 'a stat figure spills out of its card')
+        await page.setViewportSize({ width: 1366, height: 900 })
+      }
+      await shoot(page, name)
+    }
+    assert.include(await page.locator('main').innerText(), '版本')
     await context.close()
-  }).timeout(120_000)
+
+    // A browser set to Chinese (Accept-Language: zh-CN) gets the sign-in pages in Chinese
+    const zhContext = await browser.newContext({ locale: 'zh-CN' })
+    const zhPage = await zhContext.newPage()
+    for (const [path, heading, name] of [
+      ['/register', '注册账号', 'register-zh'],
+      ['/login', '登录', 'login-zh'],
+    ]) {
+      await zhPage.goto(`${baseUrl()}${path}`)
+      assert.include(await zhPage.locator('h1').innerText(), heading)
+      await shoot(zhPage, name)
+    }
+    await zhContext.close()
+  }).timeout(180_000)
 })

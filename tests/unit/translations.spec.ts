@@ -17,6 +17,9 @@ function keysOf(locale: string): Map<string, string> {
   return keys
 }
 
+/** The lang files of a language ("docs.json", …). */
+const filesOf = (locale: string) => readdirSync(app.languageFilesPath(locale)).filter((f) => f.endsWith('.json'))
+
 /** The {placeholders} of an ICU message. */
 const placeholders = (message: string) => [...message.matchAll(/\{(\w+)\s*[,}]/g)].map((m) => m[1]).sort()
 
@@ -40,9 +43,14 @@ function keysUsed(): Set<string> {
 test.group('Translations', () => {
   test('every key exists in every language, with the same placeholders', ({ assert }) => {
     const locales = i18nManager.supportedLocales()
-    assert.sameMembers(locales, ['en', 'vi'])
+    assert.sameMembers(locales, ['en', 'vi', 'zh'])
+    // Every folder under resources/lang is a supported language (a new one is not forgotten in config/i18n.ts)
+    const folders = readdirSync(app.languageFilesPath(), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)
+    assert.sameMembers(folders, locales)
     const reference = keysOf('en')
+    const referenceFiles = filesOf('en')
     for (const locale of locales) {
+      assert.sameMembers(filesOf(locale), referenceFiles, `lang files of ${locale}`)
       const keys = keysOf(locale)
       const missing = [...reference.keys()].filter((k) => !keys.has(k))
       const extra = [...keys.keys()].filter((k) => !reference.has(k))
@@ -71,6 +79,32 @@ test.group('Translations', () => {
     }
   })
 
+  test('plural messages use the plural categories of their language, always with other', ({ assert }) => {
+    for (const locale of i18nManager.supportedLocales()) {
+      const categories = new Intl.PluralRules(locale).resolvedOptions().pluralCategories as string[]
+      for (const [key, message] of keysOf(locale)) {
+        if (!/,\s*plural\s*,/.test(message)) continue
+        const selectors = [...message.matchAll(/(?:^|[\s,}])(=\d+|zero|one|two|few|many|other)\s*\{/g)].map((m) => m[1])
+        assert.include(selectors, 'other', `${locale} ${key}`)
+        for (const selector of selectors.filter((s) => !s.startsWith('='))) {
+          assert.include(categories, selector, `${locale} ${key}: "${selector}" is not a plural category of ${locale}`)
+        }
+      }
+    }
+    // Chinese has one form: "{count, plural, other {# 次请求}}"
+    assert.equal(i18nManager.locale('zh').t('portal.usage.total', { count: 1 }), '共 1 次请求')
+    assert.equal(i18nManager.locale('zh').t('portal.billing.charges_of_day', { count: 3 }), '3 次请求')
+  })
+
+  test('Accept-Language: zh, zh-CN, zh-Hans and zh-SG pick Chinese; other languages are unaffected', ({ assert }) => {
+    for (const header of ['zh-CN,zh;q=0.9', 'zh-CN', 'zh', 'zh-Hans', 'zh-Hans-CN', 'zh-SG', 'en;q=0.5,zh-CN;q=0.9']) {
+      assert.equal(i18nManager.getSupportedLocaleFor(header), 'zh', header)
+    }
+    assert.equal(i18nManager.getSupportedLocaleFor('vi-VN,vi;q=0.9,zh;q=0.5'), 'vi')
+    assert.equal(i18nManager.getSupportedLocaleFor('en-US,en;q=0.9,zh-CN;q=0.8'), 'en')
+    assert.isNull(i18nManager.getSupportedLocaleFor('ja-JP'))
+  })
+
   test('numbers, money and dates follow the language', ({ assert }) => {
     const en = i18nManager.locale('en')
     const vi = i18nManager.locale('vi')
@@ -81,5 +115,9 @@ test.group('Translations', () => {
     const day = new Date(Date.UTC(2026, 11, 3))
     assert.equal(en.formatDate(day, { dateStyle: 'medium', timeZone: 'UTC' }), 'Dec 3, 2026')
     assert.match(vi.formatDate(day, { dateStyle: 'medium', timeZone: 'UTC' }), /3.*12.*2026/)
+    const zh = i18nManager.locale('zh')
+    assert.equal(zh.formatNumber(1234567.5), '1,234,567.5')
+    assert.equal(zh.formatCurrency('12.5', { currency: 'USD' }), 'US$12.50')
+    assert.equal(zh.formatDate(day, { dateStyle: 'medium', timeZone: 'UTC' }), '2026年12月3日')
   })
 })

@@ -67,6 +67,73 @@ test.group('/docs, /status and languages', (group) => {
     assert.equal(offsite.location, '/docs', 'never redirects off the site')
   })
 
+  test('Accept-Language: zh-CN renders login, registration, /docs and the portal in Simplified Chinese', async ({ assert }) => {
+    const header = { 'accept-language': 'zh-CN,zh;q=0.9' }
+    const login = await new PageClient(header).get('/login')
+    assert.include(login.body, '<html lang="zh-CN">')
+    assert.include(htmlText(login.body), '登录')
+    assert.include(htmlText(login.body), '还没有账号？')
+    const register = await new PageClient(header).get('/register')
+    assert.include(htmlText(register.body), '注册账号')
+    assert.include(htmlText(register.body), '至少 8 个字符。')
+    const docs = await new PageClient(header).get('/docs')
+    const docsText = htmlText(docs.body)
+    assert.include(docsText, 'API 文档')
+    assert.include(docsText, '快速开始')
+    assert.include(docsText, '速率限制与重试')
+    // Technical terms, headers, paths and code stay as they are
+    for (const kept of ['Authorization: Bearer', 'x-api-key:', 'Retry-After', '/v1/messages', 'Claude Code']) assert.include(docsText, kept)
+    assert.include(docsText, `http://127.0.0.1:${process.env.PORT}/v1`)
+    for (const id of ['chat', 'messages', 'balance']) assert.include(docs.body, `data-endpoint="${id}" data-lang="curl"`)
+    // Other Chinese browsers map to it too; Vietnamese and English are unaffected
+    for (const other of ['zh', 'zh-Hans', 'zh-SG']) {
+      assert.include((await new PageClient({ 'accept-language': other }).get('/docs')).body, '<html lang="zh-CN">', other)
+    }
+    assert.include((await new PageClient({ 'accept-language': 'vi' }).get('/docs')).body, '<html lang="vi">')
+
+    const seeded = await seedUser({ balance: '1234.5' })
+    const client = new PageClient(header)
+    await client.login(seeded.email)
+    const billing = htmlText((await client.get('/dashboard/billing')).body)
+    for (const text of ['账单', '余额', '收支明细', '兑换码', '充值']) assert.include(billing, text)
+    assert.include(billing, 'US$1,234.50')
+    assert.notInclude(billing, 'Billing')
+    assert.notInclude(billing, 'translation missing')
+    const overview = htmlText((await client.get('/dashboard')).body)
+    assert.include(overview, '概览')
+    assert.include(overview, '本月消费')
+    const keys = htmlText((await client.get('/dashboard/keys')).body)
+    assert.include(keys, 'API 密钥')
+    assert.include(keys, '创建密钥')
+    const usage = htmlText((await client.get('/dashboard/usage')).body)
+    assert.include(usage, '用量日志')
+    assert.include(htmlText((await client.get('/dashboard/models')).body), '模型')
+    assert.include(htmlText((await client.get('/status')).body), '系统状态')
+    // The panel's 403 page for a user follows the language too
+    const forbidden = await client.get('/admin')
+    assert.equal(forbidden.status, 403)
+    assert.include(forbidden.body, '<html lang="zh-CN">')
+    assert.include(htmlText(forbidden.body), '无权访问')
+  })
+
+  test('the picker lists 简体中文; /lang/zh switches to it and is remembered over Accept-Language', async ({ assert }) => {
+    const client = new PageClient({ 'accept-language': 'en-US' })
+    const docs = await client.get('/docs')
+    assert.include(docs.body, 'href="/lang/zh" lang="zh-CN" hreflang="zh-CN"')
+    assert.match(docs.body, /<a href="\/lang\/zh"[^>]*>简体中文<\/a>/)
+    const switched = await client.get('/lang/zh', { referer: `http://127.0.0.1:${process.env.PORT}/docs` })
+    assert.equal(switched.status, 302)
+    assert.equal(switched.location, '/docs')
+    assert.equal(client.cookies.get('locale'), 'zh')
+    const page = await client.get('/docs')
+    assert.include(page.body, '<html lang="zh-CN">')
+    assert.include(htmlText(page.body), 'API 文档')
+    assert.match(page.body, /<a href="\/lang\/zh"[^>]*aria-current="true"[^>]*>简体中文<\/a>/)
+    assert.include(htmlText((await client.get('/status')).body), '系统状态')
+    await client.get('/lang/en')
+    assert.include(htmlText((await client.get('/docs')).body), 'API documentation')
+  })
+
   test('numbers and money follow the language on the portal', async ({ assert }) => {
     const seeded = await seedUser({ balance: '1234.5' })
     const client = new PageClient()
@@ -77,6 +144,10 @@ test.group('/docs, /status and languages', (group) => {
     page = await client.get('/dashboard/billing')
     assert.match(htmlText(page.body), /1\.234,50\sUS\$/)
     assert.include(htmlText(page.body), 'Sổ cái')
+    await client.get('/lang/zh')
+    page = await client.get('/dashboard/billing')
+    assert.include(htmlText(page.body), 'US$1,234.50')
+    assert.include(htmlText(page.body), '收支明细')
   })
 
   test('/status: version, uptime, database latency, per-channel health; upstream URLs only for admins', async ({ assert }) => {

@@ -108,6 +108,16 @@ test.group('Portal: registration', (group) => {
     assert.equal(await User.query().where('email', 'not-an-email').first(), null)
   })
 
+  test('validation errors in Chinese for a zh-CN browser', async ({ assert }) => {
+    const client = new PageClient({ 'accept-language': 'zh-CN,zh;q=0.9' })
+    await client.get('/register')
+    const result = await client.post('/register', { email: 'not-an-email', password: 'short', password_confirmation: 'other' })
+    assert.equal(result.status, 302)
+    const text = htmlText((await client.get('/register')).body)
+    assert.include(text, '请输入有效的电子邮箱地址。')
+    assert.include(text, '密码至少需要 8 个字符。')
+  })
+
   test('old input comes back escaped (no markup injection through a form field)', async ({ assert }) => {
     const client = new PageClient()
     await client.get('/register')
@@ -339,6 +349,11 @@ test.group('Portal: pages of a signed-in user', (group) => {
     assert.match(vi, /4,73\sUS\$/)
     assert.match(vi, /0,57\sUS\$/)
     assert.match(htmlText((await client.get('/dashboard/usage')).body), /0,002200\sUS\$/)
+    await client.get('/lang/zh')
+    const zh = htmlText((await client.get('/dashboard')).body)
+    assert.include(zh, 'US$4.73')
+    assert.include(zh, 'US$0.57')
+    assert.include(htmlText((await client.get('/dashboard/usage')).body), 'US$0.002200')
   })
 
   test('usage logs: 50 rows a page, then the next page', async ({ assert }) => {
