@@ -191,7 +191,7 @@ export class GatewayService {
     account.model = call.model
     account.stream = call.stream
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
-    const exchange = new Exchange(call, this.#route(call.model, account))
+    const exchange = new Exchange(call, this.#route(call.model, account, requestFallbacks(call.body, call.model)))
     // Translation errors surface here, as the client's 400, before any channel is tried.
     exchange.prepare()
     return exchange
@@ -205,9 +205,11 @@ export class GatewayService {
    * model that answers, and the client is answered as that model. A model
    * without fallbacks costs one map lookup.
    */
-  #route(model: string, account: RequestAccount): RouteCandidate[] {
-    const fallbacks = this.catalog.fallbacksFor(model)
-    if (fallbacks.length === 0) return this.router().route(model)
+  #route(model: string, account: RequestAccount, asked: readonly string[] | null): RouteCandidate[] {
+    const configured = this.catalog.fallbacksFor(model)
+    if (configured.length === 0 && asked === null) return this.router().route(model)
+    // The client's own list first (OpenRouter's `models`, LiteLLM's `fallbacks`), then the operator's.
+    const fallbacks = asked === null ? configured : [...new Set([...asked, ...configured])]
     let candidates: RouteCandidate[] = []
     let failure: unknown = null
     try {
@@ -343,12 +345,15 @@ class Exchange {
 
   /** The model the client is answered as: the one it asked for, or the fallback model that answered */
   publicModel: string
+  /** The body carries fallback models (`models`, `fallbacks`): not for the upstream */
+  #routingFields: boolean
 
   constructor(
     readonly call: GenerateCall,
     public candidates: RouteCandidate[]
   ) {
     this.publicModel = call.model
+    this.#routingFields = call.body.models !== undefined || call.body.fallbacks !== undefined
     this.ingress = dialectOf(call.ingress)
     this.encoderOptions = {
       model: call.model,
@@ -472,8 +477,10 @@ class Exchange {
     const { call } = this
     try {
       if (dialect === call.ingress) {
-        const changed = this.ingress.passThrough.upstreamBody(call.body, candidate.upstreamModel, call.model, call.stream, call.rawBody)
-        if (!changed) return call.rawBody
+        // The routing fields are the gateway's: an upstream would refuse them (OpenAI: unrecognized argument).
+        const body = this.#routingFields ? withoutRoutingFields(call.body) : call.body
+        const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, this.#routingFields ? undefined : call.rawBody)
+        if (!changed) return this.#routingFields ? Buffer.from(JSON.stringify(body)) : call.rawBody
         return Buffer.isBuffer(changed) ? changed : Buffer.from(JSON.stringify(changed))
       }
       const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
@@ -560,4 +567,32 @@ function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
 
 function isEventStream(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.includes('text/event-stream')
+}
+
+/** At most this many fallback models a request may name. */
+const MAX_REQUEST_FALLBACKS = 5
+
+/**
+ * The fallback models a request names: OpenRouter's `models` (the models to
+ * try in order, the asked one among them) or LiteLLM's `fallbacks` (model
+ * names); null when it names none. Anything else in those fields is a 400.
+ */
+export function requestFallbacks(body: Record<string, any>, model: string): string[] | null {
+  const list = body.models ?? body.fallbacks
+  if (list === undefined) return null
+  const field = body.models !== undefined ? 'models' : 'fallbacks'
+  if (!Array.isArray(list) || !list.every((m) => typeof m === 'string' && m.length > 0 && m.length <= 200)) {
+    throw GatewayError.invalidRequest(`'${field}' must be a list of model names`, 'invalid_fallbacks')
+  }
+  const models = [...new Set(list as string[])].filter((m) => m !== model)
+  if (models.length > MAX_REQUEST_FALLBACKS) {
+    throw GatewayError.invalidRequest(`'${field}' may name at most ${MAX_REQUEST_FALLBACKS} models besides '${model}'`, 'invalid_fallbacks')
+  }
+  return models
+}
+
+/** The client's body without the gateway's routing fields (a shallow copy). */
+function withoutRoutingFields(body: Record<string, any>): Record<string, any> {
+  const { models: _models, fallbacks: _fallbacks, ...rest } = body
+  return rest
 }

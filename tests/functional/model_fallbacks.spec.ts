@@ -22,7 +22,7 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     down = await startMock({ status: 503 })
     up = await startMock({ text: 'from the fallback' })
     anthropic = await startMock({ text: 'claude answers' })
-    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big'] })
+    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big', 'big-req'] })
     await seedChannel({ name: 'fallback-up', baseUrl: up.url, models: ['small-model', 'paid-small'] })
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: anthropic.url, models: ['claude-fallback'] })
     await seedPrice('big-*', '10', '10')
@@ -104,6 +104,36 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     const bad = await post('/v1/chat/completions', { model: 'big-4xx', messages: 'not a list' }, { authorization: `Bearer ${user.key}` })
     assert.equal(bad.status, 400)
     assert.equal(up.requests.length, before, 'a bad request is the client\'s: no fallback')
+  })
+
+  test("a request's own fallbacks: OpenRouter's models and LiteLLM's fallbacks, never sent upstream", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const auth = { authorization: `Bearer ${user.key}` }
+    const openrouter = await post('/v1/chat/completions', { model: 'big-req', models: ['big-req', 'small-model'], messages: hello }, auth)
+    assert.equal(openrouter.status, 200)
+    assert.equal(((await openrouter.json()) as any).model, 'small-model')
+    let sent = JSON.parse(up.requests.at(-1)!.body)
+    assert.equal(sent.model, 'small-model')
+    assert.notProperty(sent, 'models')
+
+    const litellm = await post('/v1/chat/completions', { model: 'big-req', fallbacks: ['small-model'], messages: hello, stream: true }, auth)
+    assert.equal(litellm.status, 200)
+    assert.include(await litellm.text(), '"model":"small-model"')
+    assert.notProperty(JSON.parse(up.requests.at(-1)!.body), 'fallbacks')
+
+    // A healthy first model: the list is stripped from the pass-through body all the same.
+    const healthy = await post('/v1/chat/completions', { model: 'small-model', models: ['small-model', 'big-req'], messages: hello, temperature: 0.3 }, auth)
+    assert.equal(healthy.status, 200)
+    sent = JSON.parse(up.requests.at(-1)!.body)
+    assert.deepEqual([sent.model, sent.temperature, 'models' in sent], ['small-model', 0.3, false])
+
+    const bad = await post('/v1/chat/completions', { model: 'big-req', models: 'small-model', messages: hello }, auth)
+    assert.equal(bad.status, 400)
+    assert.equal(((await bad.json()) as any).error.code, 'invalid_fallbacks')
+    const many = await post('/v1/chat/completions', { model: 'big-req', fallbacks: ['a', 'b', 'c', 'd', 'e', 'f'], messages: hello }, auth)
+    assert.equal(many.status, 400)
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r: any) => r.status), [200, 200, 200, 400, 400], 'refusals are metered too')
   })
 
   test('the panel and fallback:set set and remove fallbacks; bad lists are refused', async ({ assert }) => {
