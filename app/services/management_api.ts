@@ -36,6 +36,19 @@ export async function managed<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Rows a list answers at most; `next_before` asks for the next ones. */
+const PAGE = 100
+
+/**
+ * One keyset page of a list, newest first: `query(limit)` reads the rows
+ * (ordered by id, descending, after the caller's filters and `before`).
+ */
+export async function keysetPage<T extends { id: number }>(query: (limit: number) => PromiseLike<T[]>, toJson: (row: T) => unknown) {
+  const rows = await query(PAGE + 1)
+  const page = rows.slice(0, PAGE)
+  return { object: 'list', data: page.map(toJson), next_before: rows.length > PAGE ? page[page.length - 1].id : null }
+}
+
 /** "12.500000000000" -> "12.5"; null stays null */
 export function money(value: string | null | undefined): string | null {
   if (value === null || value === undefined) return null

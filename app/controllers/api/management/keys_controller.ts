@@ -6,10 +6,9 @@ import { findApiKey, revokeApiKey } from '#actions/revoke_api_key'
 import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
-import { apiActor, keyJson, managed } from '#services/management_api'
+import { apiActor, keyJson, keysetPage, managed } from '#services/management_api'
 import { settleMetering } from '#actions/update_api_key'
 
-const PAGE = 100
 
 /** PATCH /api/admin/keys/:id: the fields given change (null clears a limit), the rest stay. */
 const patchKeyValidator = vine.compile(
@@ -30,12 +29,12 @@ export default class ManagementKeysController {
     await settleMetering()
     const user = Number(request.input('user')) || null
     const before = Number(request.input('before')) || null
-    const query = ApiKey.query().orderBy('id', 'desc').limit(PAGE + 1)
-    if (user) query.where('user_id', user)
-    if (before) query.where('id', '<', before)
-    const rows = await query
-    const keys = rows.slice(0, PAGE)
-    return { object: 'list', data: keys.map(keyJson), next_before: rows.length > PAGE ? keys[keys.length - 1].id : null }
+    return keysetPage((limit) => {
+      const query = ApiKey.query().orderBy('id', 'desc').limit(limit)
+      if (user) query.where('user_id', user)
+      if (before) query.where('id', '<', before)
+      return query
+    }, keyJson)
   }
 
   /**

@@ -3,21 +3,20 @@ import RedemptionCode from '#models/redemption_code'
 import { createRedemptionCodes } from '#actions/create_redemption_codes'
 import { disableRedemptionCodes } from '#actions/disable_redemption_code'
 import { createRedemptionCodesValidator } from '#validators/admin'
-import { apiActor, codeJson, managed, money } from '#services/management_api'
+import { apiActor, codeJson, keysetPage, managed, money } from '#services/management_api'
 
-const PAGE = 100
 
 export default class ManagementRedemptionCodesController {
   /** GET /api/admin/redemption-codes[?batch=name][&before=id]: the codes' hints and states, never the codes. */
   async index({ request }: HttpContext) {
     const batch = String(request.input('batch', '') ?? '').trim()
     const before = Number(request.input('before')) || null
-    const query = RedemptionCode.query().orderBy('id', 'desc').limit(PAGE + 1)
-    if (batch) query.where('batch', batch)
-    if (before) query.where('id', '<', before)
-    const rows = await query
-    const codes = rows.slice(0, PAGE)
-    return { object: 'list', data: codes.map(codeJson), next_before: rows.length > PAGE ? codes[codes.length - 1].id : null }
+    return keysetPage((limit) => {
+      const query = RedemptionCode.query().orderBy('id', 'desc').limit(limit)
+      if (batch) query.where('batch', batch)
+      if (before) query.where('id', '<', before)
+      return query
+    }, codeJson)
   }
 
   /** POST /api/admin/redemption-codes: {batch, per_code, count?, expires_in_days?}; the codes are in this answer only. */

@@ -8,9 +8,8 @@ import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { AdminInputError } from '#actions/admin_input_error'
 import { createUserValidator } from '#validators/admin'
 import { ledgerEntryValidator } from '#validators/panel'
-import { apiActor, managed, userJson } from '#services/management_api'
+import { apiActor, keysetPage, managed, userJson } from '#services/management_api'
 
-const PAGE = 100
 
 /** PATCH /api/admin/users/:id: the fields given change, the rest stay. */
 const updateUserValidator = vine.compile(
@@ -27,17 +26,13 @@ export default class ManagementUsersController {
   async index({ request }: HttpContext) {
     const email = String(request.input('email', '') ?? '').trim()
     const before = Number(request.input('before')) || null
-    const query = User.query().orderBy('id', 'desc').limit(PAGE + 1)
-    if (email) query.whereILike('email', `%${email.replace(/[%_\\]/g, (c) => `\\${c}`)}%`)
-    if (before) query.where('id', '<', before)
-    const rows = await query
-    const users = rows.slice(0, PAGE)
     const plans = await planNames()
-    return {
-      object: 'list',
-      data: users.map((u) => userJson(u, plans.get(u.planId ?? 0) ?? null)),
-      next_before: rows.length > PAGE ? users[users.length - 1].id : null,
-    }
+    return keysetPage((limit) => {
+      const query = User.query().orderBy('id', 'desc').limit(limit)
+      if (email) query.whereILike('email', `%${email.replace(/[%_\\]/g, (c) => `\\${c}`)}%`)
+      if (before) query.where('id', '<', before)
+      return query
+    }, (u) => userJson(u, plans.get(u.planId ?? 0) ?? null))
   }
 
   /** POST /api/admin/users: {email, password?, role?, plan?}; a generated password is returned once. */
