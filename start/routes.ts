@@ -67,6 +67,7 @@ router
     router.get('/users/:id', [ManagementUsersController, 'show']).as('users.show')
     router.patch('/users/:id', [ManagementUsersController, 'update']).as('users.update')
     router.post('/users/:id/ledger', [ManagementUsersController, 'ledger']).as('users.ledger')
+    router.get('/users/:id/usage', [ManagementUsersController, 'usage']).as('users.usage')
     router.get('/keys', [ManagementKeysController, 'index']).as('keys.index')
     router.post('/keys', [ManagementKeysController, 'store']).as('keys.store')
     router.get('/keys/:id', [ManagementKeysController, 'show']).as('keys.show')

@@ -133,6 +133,14 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     const listed = await api('GET', `/keys?user=${user.body.id}`)
     assert.deepEqual(listed.body.data.map((k: any) => k.id), [key.body.id])
 
+    const usage = await api('GET', `/users/${user.body.id}/usage`)
+    assert.equal(usage.status, 200)
+    assert.equal(usage.body.month, new Date().toISOString().slice(0, 7))
+    assert.deepEqual(usage.body.models, [{ model: 'managed-model', requests: 1, input_tokens: 12, output_tokens: 5, cost: '0.001' }])
+    assert.deepEqual([usage.body.requests, usage.body.cost], [1, '0.001'])
+    assert.deepEqual((await api('GET', `/users/${user.body.id}/usage?month=2020-01`)).body.models, [])
+    assert.equal((await api('GET', `/users/${user.body.id}/usage?month=January`)).status, 400)
+
     const audit = await db.from('audit_log').where('source', 'api').orderBy('id').select('action', 'actor')
     assert.includeMembers(audit.map((r) => r.action), ['user.create', 'balance.topup', 'key.create'])
     assert.equal(audit[0].actor, 'api:billing-system')

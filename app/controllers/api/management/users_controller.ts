@@ -8,7 +8,11 @@ import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { AdminInputError } from '#actions/admin_input_error'
 import { createUserValidator } from '#validators/admin'
 import { ledgerEntryValidator } from '#validators/panel'
-import { apiActor, keysetPage, managed, userJson } from '#services/management_api'
+import { apiActor, keysetPage, managed, money, userJson } from '#services/management_api'
+import db from '@adonisjs/lucid/services/db'
+import { currentPeriod } from '#gateway/types'
+import { fromPico, toPico } from '#gateway/metering/money'
+import { settleMetering } from '#actions/update_api_key'
 
 
 /** PATCH /api/admin/users/:id: the fields given change, the rest stay. */
@@ -69,6 +73,44 @@ export default class ManagementUsersController {
         apiActor(ctx)
       )
       return userJson(saved, (await planNames()).get(saved.planId ?? 0) ?? null)
+    })
+  }
+
+  /**
+   * GET /api/admin/users/:id/usage[?month=YYYY-MM]: a month's requests,
+   * tokens and cost per model (the monthly counters the meter keeps), for
+   * invoicing; the current UTC month by default.
+   */
+  async usage(ctx: HttpContext) {
+    return managed(async () => {
+      const user = await findUser(ctx.params.id)
+      const month = String(ctx.request.input('month', '') ?? '')
+      if (month && !/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) {
+        throw new AdminInputError('month must look like 2026-12', 'month')
+      }
+      await settleMetering()
+      const period = month ? `${month}-01` : currentPeriod()
+      const rows = await db
+        .from('monthly_usage')
+        .where('user_id', user.id)
+        .where('period', period)
+        .groupBy('model')
+        .orderBy('model')
+        .select('model')
+        .sum({ requests: 'requests', input_tokens: 'input_tokens', output_tokens: 'output_tokens', cost: 'cost' })
+      let cost = 0n
+      const models = rows.map((r: any) => {
+        cost += toPico(String(r.cost))
+        return { model: r.model, requests: Number(r.requests), input_tokens: Number(r.input_tokens), output_tokens: Number(r.output_tokens), cost: money(String(r.cost)) }
+      })
+      return {
+        object: 'user_usage',
+        user_id: user.id,
+        month: period.slice(0, 7),
+        requests: models.reduce((n, m) => n + m.requests, 0),
+        cost: money(fromPico(cost)),
+        models,
+      }
     })
   }
 
