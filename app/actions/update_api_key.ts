@@ -1,6 +1,5 @@
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
-import app from '@adonisjs/core/services/app'
 import ApiKey from '#models/api_key'
 import { AdminInputError } from '#actions/admin_input_error'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
@@ -93,17 +92,6 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
     }
     return key
   })
-}
-
-/**
- * Writes this process's queued usage rows, so a cap that starts to reset
- * sums every call made before the edit (rows written later are added by the
- * meter's statement as usual). The panel, portal and API call it before an
- * edit; an ace command has no queue of its own.
- */
-export async function settleMetering() {
-  const gateway = await app.container.make('gateway')
-  await gateway.meter.drain()
 }
 
 /** The last day a key works, as the edit form shows it (the day before a midnight expiry). */

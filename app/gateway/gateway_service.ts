@@ -191,7 +191,8 @@ export class GatewayService {
     account.model = call.model
     account.stream = call.stream
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
-    const exchange = new Exchange(call, this.#route(call.model, account, requestFallbacks(call.body, call.model)))
+    const asked = requestFallbacks(call.body, call.model)
+    const exchange = new Exchange(call, this.#route(call.model, account, asked), asked !== null)
     // Translation errors surface here, as the client's 400, before any channel is tried.
     exchange.prepare()
     return exchange
@@ -350,10 +351,11 @@ class Exchange {
 
   constructor(
     readonly call: GenerateCall,
-    public candidates: RouteCandidate[]
+    public candidates: RouteCandidate[],
+    routingFields = false
   ) {
     this.publicModel = call.model
-    this.#routingFields = call.body.models !== undefined || call.body.fallbacks !== undefined
+    this.#routingFields = routingFields
     this.ingress = dialectOf(call.ingress)
     this.encoderOptions = {
       model: call.model,

@@ -4,7 +4,8 @@ import User from '#models/user'
 import { createApiKey } from '#actions/issue_api_key'
 import { revokeApiKey } from '#actions/revoke_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
-import { lastDayOf, settleMetering, updateApiKey } from '#actions/update_api_key'
+import { lastDayOf, updateApiKey } from '#actions/update_api_key'
+import { settleMetering } from '#services/settle_metering'
 import { checkbox, listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 
 const PAGE = 50

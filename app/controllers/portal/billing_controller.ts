@@ -1,5 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
-import app from '@adonisjs/core/services/app'
+import { settleMetering } from '#services/settle_metering'
 import { balanceFigures, ledgerCsv, ledgerSummary } from '#services/portal_report'
 
 export default class BillingController {
@@ -7,7 +7,7 @@ export default class BillingController {
   async show({ view, auth }: HttpContext) {
     const user = auth.use('web').getUserOrFail()
     // Charges still in the metering queue belong on this page (as on /v1/balance).
-    await (await app.container.make('gateway')).meter.drain()
+    await settleMetering()
     const [figures, ledger] = await Promise.all([balanceFigures(user.id), ledgerSummary(user.id)])
     return view.render('pages/portal/billing', { figures, ledger })
   }
@@ -15,7 +15,7 @@ export default class BillingController {
   /** GET /dashboard/billing.csv: the whole ledger, exact amounts. */
   async csv({ response, auth }: HttpContext) {
     const user = auth.use('web').getUserOrFail()
-    await (await app.container.make('gateway')).meter.drain()
+    await settleMetering()
     response.header('content-type', 'text/csv; charset=utf-8')
     response.header('content-disposition', `attachment; filename="ledger-${new Date().toISOString().slice(0, 10)}.csv"`)
     return response.send(await ledgerCsv(user.id))

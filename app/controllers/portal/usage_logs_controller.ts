@@ -1,5 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
-import app from '@adonisjs/core/services/app'
+import { settleMetering } from '#services/settle_metering'
 import { DateTime } from 'luxon'
 import { errors as vineErrors } from '@vinejs/vine'
 import { usageFilterValidator } from '#validators/portal'
@@ -11,7 +11,7 @@ export default class UsageLogsController {
     const { view, auth } = ctx
     const user = auth.use('web').getUserOrFail()
     const { filters, page, query, errors } = await this.filters(ctx)
-    await (await app.container.make('gateway')).meter.drain()
+    await settleMetering()
     const [result, choices] = await Promise.all([usagePage(user.id, filters, page), usageFilterChoices(user.id)])
     return view.render('pages/portal/usage', { result, choices, query, errors })
   }
@@ -21,7 +21,7 @@ export default class UsageLogsController {
     const { response, auth } = ctx
     const user = auth.use('web').getUserOrFail()
     const { filters } = await this.filters(ctx)
-    await (await app.container.make('gateway')).meter.drain()
+    await settleMetering()
     response.header('content-type', 'text/csv; charset=utf-8')
     response.header('content-disposition', `attachment; filename="usage-${DateTime.utc().toFormat('yyyyLLdd-HHmm')}.csv"`)
     return response.send(await usageCsv(user.id, filters))

@@ -7,7 +7,7 @@ import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { apiActor, keyJson, keysetPage, managed } from '#services/management_api'
-import { settleMetering } from '#actions/update_api_key'
+import { settleMetering } from '#services/settle_metering'
 
 
 /** PATCH /api/admin/keys/:id: the fields given change (null clears a limit), the rest stay. */

@@ -12,7 +12,7 @@ import { apiActor, keysetPage, managed, money, userJson } from '#services/manage
 import db from '@adonisjs/lucid/services/db'
 import { currentPeriod } from '#gateway/types'
 import { fromPico, toPico } from '#gateway/metering/money'
-import { settleMetering } from '#actions/update_api_key'
+import { settleMetering } from '#services/settle_metering'
 
 
 /** PATCH /api/admin/users/:id: the fields given change, the rest stay. */
