@@ -66,4 +66,12 @@ export default await Env.create(new URL('../', import.meta.url), {
 
   /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
   HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),
+
+  /** Card top-ups through Stripe Checkout (off unless the secret key is set) */
+  STRIPE_SECRET_KEY: Env.schema.string.optional(),
+  STRIPE_WEBHOOK_SECRET: Env.schema.string.optional(),
+  STRIPE_API_BASE: Env.schema.string.optional(),
+  /** Bounds of one card top-up, USD */
+  TOPUP_MIN_USD: Env.schema.number.optional(),
+  TOPUP_MAX_USD: Env.schema.number.optional(),
 })

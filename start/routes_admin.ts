@@ -17,6 +17,7 @@ const UsageController = () => import('#controllers/admin/usage_controller')
 const AuditController = () => import('#controllers/admin/audit_controller')
 const ModelFallbacksController = () => import('#controllers/admin/model_fallbacks_controller')
 const RedemptionCodesController = () => import('#controllers/admin/redemption_codes_controller')
+const PaymentsController = () => import('#controllers/admin/payments_controller')
 
 router
   .group(() => {
@@ -66,6 +67,9 @@ router
     router.post('/redemptions', [RedemptionCodesController, 'store']).as('redemptions.store')
     router.post('/redemptions/disable-batch', [RedemptionCodesController, 'disableBatch']).as('redemptions.disable_batch')
     router.post('/redemptions/:id/disable', [RedemptionCodesController, 'disable']).as('redemptions.disable').where('id', router.matchers.number())
+
+    router.get('/payments', [PaymentsController, 'index']).as('payments.index')
+    router.post('/payments/:id/check', [PaymentsController, 'check']).as('payments.check').where('id', router.matchers.number())
 
     router.get('/usage', [UsageController, 'index']).as('usage.index')
     router.get('/usage/export.csv', [UsageController, 'export']).as('usage.export')

@@ -18,6 +18,8 @@ const UsageLogsController = () => import('#controllers/portal/usage_logs_control
 const PortalModelsController = () => import('#controllers/portal/models_controller')
 const PasswordController = () => import('#controllers/portal/password_controller')
 const RedemptionsController = () => import('#controllers/portal/redemptions_controller')
+const CheckoutController = () => import('#controllers/portal/checkout_controller')
+const StripeWebhookController = () => import('#controllers/webhooks/stripe_webhook_controller')
 
 const pageStack = () => [
   middleware.bodyparser(),
@@ -48,6 +50,8 @@ router
     router.get('/billing', [BillingController, 'show']).as('billing')
     router.get('/billing.csv', [BillingController, 'csv']).as('billing.csv')
     router.post('/billing/redeem', [RedemptionsController, 'store']).as('billing.redeem')
+    router.post('/billing/checkout', [CheckoutController, 'store']).as('billing.checkout')
+    router.get('/billing/checkout/return', [CheckoutController, 'return']).as('billing.checkout.return')
     router.get('/usage', [UsageLogsController, 'index']).as('usage')
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
     router.get('/models', [PortalModelsController, 'index']).as('models')
@@ -57,6 +61,12 @@ router
   .prefix('/dashboard')
   .as('portal')
   .use([...pageStack(), middleware.auth()])
+
+/**
+ * Stripe's webhook for card top-ups: no session, shield or body parser (the
+ * signature covers the body's exact bytes; Stripe is not a browser).
+ */
+router.post('/webhooks/stripe', [StripeWebhookController, 'handle']).as('webhooks.stripe')
 
 /** Seed 004's console paths. */
 router.on('/console').redirectToPath('/dashboard')

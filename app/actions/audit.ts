@@ -1,11 +1,11 @@
 import { userInfo } from 'node:os'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 
-/** Who made an admin change: an admin in the panel, or whoever ran an ace command. */
+/** Who made a change: an admin in the panel or the management API, whoever ran an ace command, a user in the portal, or Stripe (a payment's webhook). */
 export interface Actor {
   id: number | null
   label: string
-  source: 'panel' | 'cli' | 'portal' | 'api'
+  source: 'panel' | 'cli' | 'portal' | 'api' | 'stripe'
   ip?: string | null
 }
 

@@ -6,7 +6,9 @@
 export class PortalInputError extends Error {
   constructor(
     readonly code: string,
-    readonly field: string | null = null
+    readonly field: string | null = null,
+    /** Values the message names ({min}, {max}...) */
+    readonly params: Record<string, string | number> = {}
   ) {
     super(code)
     this.name = 'PortalInputError'

@@ -8,7 +8,7 @@ import type { PortalInputError } from '#actions/portal_input_error'
  */
 export function flashInputError({ session, i18n }: HttpContext, error: PortalInputError) {
   session.flashExcept(['_csrf', 'password', 'password_confirmation', 'current_password'])
-  const message = i18n.t(`errors.form.${error.code}`)
+  const message = i18n.t(`errors.form.${error.code}`, error.params)
   if (error.field) session.flash('inputErrorsBag', { [error.field]: [message] })
   else session.flash('error', message)
 }

@@ -61,3 +61,10 @@ export const redeemCodeValidator = vine.compile(
     code: vine.string().trim().minLength(1).maxLength(100),
   })
 )
+
+/** A card top-up: dollars and cents (the bounds are the operator's, checked by startCheckout). */
+export const checkoutValidator = vine.compile(
+  vine.object({
+    amount: vine.string().trim().regex(/^\d{1,7}(\.\d{1,2})?$/),
+  })
+)

@@ -1,15 +1,31 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { settleMetering } from '#services/settle_metering'
 import { balanceFigures, ledgerCsv, ledgerSummary } from '#services/portal_report'
+import { stripeSettings } from '#services/payments/stripe_settings'
+import Payment from '#models/payment'
+
+/** Card payments listed on the page: the latest few (the ledger has every paid one). */
+const RECENT_PAYMENTS = 5
 
 export default class BillingController {
-  /** GET /dashboard/billing: balance, the ledger (charges summed per day) and how to get a top-up. */
-  async show({ view, auth }: HttpContext) {
+  /** GET /dashboard/billing: balance, the ledger (charges summed per day), card top-ups when on, and codes. */
+  async show({ view, auth, request }: HttpContext) {
     const user = auth.use('web').getUserOrFail()
     // Charges still in the metering queue belong on this page (as on /v1/balance).
     await settleMetering()
-    const [figures, ledger] = await Promise.all([balanceFigures(user.id), ledgerSummary(user.id)])
-    return view.render('pages/portal/billing', { figures, ledger })
+    const settings = stripeSettings()
+    const [figures, ledger, payments] = await Promise.all([
+      balanceFigures(user.id),
+      ledgerSummary(user.id),
+      settings ? Payment.query().where('user_id', user.id).orderBy('id', 'desc').limit(RECENT_PAYMENTS) : [],
+    ])
+    return view.render('pages/portal/billing', {
+      figures,
+      ledger,
+      payments,
+      card: settings ? { min: settings.minUsd, max: settings.maxUsd } : null,
+      cancelled: request.input('checkout') === 'cancelled',
+    })
   }
 
   /** GET /dashboard/billing.csv: the whole ledger, exact amounts. */
