@@ -96,6 +96,11 @@ export default class GatewayProvider {
       }
       const env = (await import('#start/env')).default
       gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
+      const cacheMb = env.get('RESPONSE_CACHE_MB') ?? 64
+      if (cacheMb > 0) {
+        const { ResponseCache } = await import('#gateway/cache/response_cache')
+        gateway.service.responseCache = new ResponseCache(cacheMb * 1024 * 1024, env.get('RESPONSE_CACHE_MAX_TTL_S') ?? 86_400)
+      }
       await gateway.start()
     })()
     await gateway.booting

@@ -67,6 +67,10 @@ export default await Env.create(new URL('../', import.meta.url), {
   /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
   HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),
 
+  /** Exact-match response cache clients opt into (x-gateway-cache-ttl): memory bound (0: off) and longest TTL */
+  RESPONSE_CACHE_MB: Env.schema.number.optional(),
+  RESPONSE_CACHE_MAX_TTL_S: Env.schema.number.optional(),
+
   /** Card top-ups through Stripe Checkout (off unless the secret key is set) */
   STRIPE_SECRET_KEY: Env.schema.string.optional(),
   STRIPE_WEBHOOK_SECRET: Env.schema.string.optional(),

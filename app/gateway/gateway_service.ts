@@ -29,7 +29,8 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
-import type { Principal, TokenUsage } from '#gateway/types'
+import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
+import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -69,6 +70,8 @@ export class GatewayService {
   maxInFlight = 2048
   /** Requests admitted since start: the idle heap settle (start/settle_heap.ts) watches it for traffic */
   admitted = 0
+  /** The exact-match response cache clients opt into per request (null: RESPONSE_CACHE_MB=0) */
+  responseCache: ResponseCache | null = null
 
   constructor(
     private catalog: Catalog,
@@ -150,6 +153,7 @@ export class GatewayService {
 
   async generate(call: GenerateCall, account: RequestAccount): Promise<void> {
     const exchange = this.#begin(call, account)
+    if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
     const abort = account.abort
     const onClose = () => {
       if (!call.res.writableFinished) abort.abort()
@@ -191,11 +195,57 @@ export class GatewayService {
     account.model = call.model
     account.stream = call.stream
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
+    const cache = this.responseCache === null ? null : this.#cacheDirective(call, account)
+    if (cache !== null && !cache.refresh) {
+      // A stored answer needs no channel: nothing is routed, prepared or sent.
+      const hit = this.responseCache!.get(cache.key)
+      if (hit) return new Exchange(call, [], false, cache, hit)
+    }
     const asked = requestFallbacks(call.body, call.model)
-    const exchange = new Exchange(call, this.#route(call.model, account, asked), asked !== null)
+    const exchange = new Exchange(call, this.#route(call.model, account, asked), asked !== null, cache)
     // Translation errors surface here, as the client's 400, before any channel is tried.
     exchange.prepare()
     return exchange
+  }
+
+  /** What the request asked of the response cache: null without `x-gateway-cache-ttl` (one header lookup). */
+  #cacheDirective(call: GenerateCall, account: RequestAccount): CacheDirective | null {
+    return this.responseCache!.directive(call.req.headers, () =>
+      cacheKeyOf(account.principal.user.id, call.ingress, call.model, call.stream, call.jsonArray === true, call.rawBody)
+    )
+  }
+
+  /**
+   * Answers from the cache: the stored bytes in one write, `x-gateway-cache:
+   * HIT` and their `age`. The row says `cache_hit`; no provider was called,
+   * so no tokens are counted against the plan and nothing is charged.
+   */
+  #replay(exchange: Exchange, account: RequestAccount, hit: CachedAnswer) {
+    const { res } = exchange.call
+    account.cacheHit = true
+    account.markFirstByte()
+    if (!res.destroyed) {
+      const headers = hit.stream
+        ? exchange.streamHeaders(account, hit.contentType)
+        : exchange.jsonHeaders(account)
+      headers['content-length'] = String(hit.bytes.length)
+      headers['age'] = String(Math.floor((Date.now() - hit.storedAt) / 1000))
+      res.writeHead(200, headers)
+      res.end(hit.bytes)
+    }
+    account.close(200, null, ZERO_USAGE)
+  }
+
+  /** Keeps a complete 200 answer for the next identical request, when this one asked for it. */
+  #store(exchange: Exchange, stream: boolean, contentType: string, bytes: Buffer | null) {
+    const cache = exchange.cache
+    if (cache === null || bytes === null || this.responseCache === null) return
+    this.responseCache.set(cache.key, { stream, contentType, bytes }, cache.ttlMs)
+  }
+
+  /** A recorder for a stream the request wants cached (null otherwise: nothing kept). */
+  #recorder(exchange: Exchange) {
+    return exchange.cache === null || this.responseCache === null ? null : new StreamRecorder(this.responseCache.maxEntryBytes)
   }
 
   /**
@@ -258,7 +308,8 @@ export class GatewayService {
         bytes = Buffer.from(JSON.stringify(parsed))
       }
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
-      this.#answer(account, call.res, status, bytes, ingress)
+      this.#answer(exchange, account, status, bytes)
+      if (status === 200) this.#store(exchange, false, 'application/json', bytes)
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
@@ -268,24 +319,25 @@ export class GatewayService {
       // The upstream ignored `stream`: replay its answer as the client's stream.
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
+      out.recorder = this.#recorder(exchange)
       await out.write(eventsOfResponse(response).map((e) => encoder.push(e)).join('') + encoder.end())
       out.end()
+      if (!out.closedEarly) this.#store(exchange, true, encoder.contentType, out.recorder?.bytes() ?? null)
       return account.close(200, null, usage)
     }
-    this.#answer(account, call.res, status, Buffer.from(JSON.stringify(ingress.encodeResponse(response, exchange.publicModel))), ingress)
+    const encoded = Buffer.from(JSON.stringify(ingress.encodeResponse(response, exchange.publicModel)))
+    this.#answer(exchange, account, status, encoded)
+    if (status === 200) this.#store(exchange, false, 'application/json', encoded)
     account.close(status, null, usage)
   }
 
   /** A whole JSON answer, in one write. */
-  #answer(account: RequestAccount, res: GenerateCall['res'], status: number, bytes: Buffer, ingress: Dialect) {
+  #answer(exchange: Exchange, account: RequestAccount, status: number, bytes: Buffer) {
     account.markFirstByte()
+    const { res } = exchange.call
     if (res.destroyed) return
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'content-length': String(bytes.length),
-      'x-request-id': account.requestId,
-    }
-    if (ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
+    const headers = exchange.jsonHeaders(account)
+    headers['content-length'] = String(bytes.length)
     res.writeHead(status, headers)
     res.end(bytes)
   }
@@ -302,16 +354,20 @@ export class GatewayService {
     if (upstreamDialect === ingress) {
       const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
       const out = new ClientStream(call.res, exchange.streamHeaders(account, contentType), () => account.markFirstByte())
+      out.recorder = this.#recorder(exchange)
       outcome = await relayPassThroughStream(upstreamBody, ingress, {
         encoder: exchange.encoderOptions,
         clientModel: mapped ? exchange.publicModel : null,
         stream: out,
       })
+      if (out.recorder && !outcome.error && !outcome.clientClosed) this.#store(exchange, true, contentType, out.recorder.bytes())
     } else {
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
+      out.recorder = this.#recorder(exchange)
       const transform = customToolTransform(exchange.customTools())
       outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform)
+      if (out.recorder && !outcome.error && !outcome.clientClosed) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
     }
     const usage = await exchange.usageOfStream(outcome)
     if (outcome.clientClosed) account.close(499, 'client_closed', usage)
@@ -352,7 +408,11 @@ class Exchange {
   constructor(
     readonly call: GenerateCall,
     public candidates: RouteCandidate[],
-    routingFields = false
+    routingFields = false,
+    /** What the client asked of the response cache (null: nothing, the usual case) */
+    readonly cache: CacheDirective | null = null,
+    /** The stored answer that serves this request (no upstream call) */
+    readonly cachedAnswer: CachedAnswer | null = null
   ) {
     this.publicModel = call.model
     this.#routingFields = routingFields
@@ -496,7 +556,20 @@ class Exchange {
     const headers: Record<string, string> = { ...STREAM_HEADERS, 'content-type': contentType, 'x-request-id': account.requestId }
     // Anthropic's API names it request-id; its SDKs read that one (`_request_id`, Claude Code's error lines).
     if (this.ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
+    if (this.cache !== null) headers['x-gateway-cache'] = this.#cacheStatus()
     return headers
+  }
+
+  /** Headers of a whole JSON answer. */
+  jsonHeaders(account: RequestAccount): Record<string, string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': account.requestId }
+    if (this.ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
+    if (this.cache !== null) headers['x-gateway-cache'] = this.#cacheStatus()
+    return headers
+  }
+
+  #cacheStatus() {
+    return this.cachedAnswer ? 'HIT' : this.cache!.refresh ? 'REFRESH' : 'MISS'
   }
 
   /** Completion text of a same-dialect JSON answer (for counting when it had no usage). */

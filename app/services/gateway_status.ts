@@ -62,5 +62,20 @@ export async function gatewayStatus(gateway: Gateway) {
       replayed_total: gateway.meter.replayedTotal,
     },
     in_flight: gateway.service.inFlight,
+    response_cache: responseCacheStatus(gateway),
+  }
+}
+
+/** The exact-match response cache of this process: null when off (RESPONSE_CACHE_MB=0). */
+function responseCacheStatus(gateway: Gateway) {
+  const cache = gateway.service.responseCache
+  if (!cache) return null
+  return {
+    entries: cache.entries,
+    bytes: cache.bytes,
+    max_bytes: cache.maxBytes,
+    hits: cache.hits,
+    misses: cache.misses,
+    evicted: cache.evicted,
   }
 }

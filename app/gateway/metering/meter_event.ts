@@ -27,4 +27,6 @@ export interface MeterEvent {
   attemptCount: number
   /** Kept only when the path was not a single clean attempt (for the admin's "why") */
   attempts: AttemptRecord[] | null
+  /** Answered from the response cache (no provider call; tokens and cost 0) */
+  cacheHit?: boolean
 }

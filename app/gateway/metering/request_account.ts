@@ -78,6 +78,9 @@ export class RequestAccount {
     return this.#reservedPico
   }
 
+  /** Answered from the response cache: no provider call, nothing charged (the row says so) */
+  cacheHit = false
+
   markFirstByte() {
     if (this.ttftMs === null) this.ttftMs = Math.round(performance.now() - this.startedAt)
   }
@@ -111,6 +114,7 @@ export class RequestAccount {
       createdAt: this.createdAt,
       attemptCount: this.attempts.length,
       attempts: cleanPath ? null : this.attempts,
+      cacheHit: this.cacheHit,
     })
     this.onClosed?.(this, usage)
   }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import type { StreamRecorder } from '#gateway/cache/response_cache'
 
 /**
  * The client side of a streamed answer: headers go out with the first
@@ -7,6 +8,8 @@ import type { ServerResponse } from 'node:http'
  */
 export class ClientStream {
   #started = false
+  /** Keeps what the client receives for the response cache (only when the request asked for it) */
+  recorder: StreamRecorder | null = null
 
   constructor(
     private res: ServerResponse,
@@ -32,6 +35,7 @@ export class ClientStream {
   send(text: string | Buffer): Promise<void> | undefined {
     if (text.length === 0 || this.res.destroyed) return
     this.#open()
+    if (this.recorder) this.recorder.add(text)
     if (!this.res.write(text)) return drained(this.res)
   }
 
@@ -39,8 +43,10 @@ export class ClientStream {
   end(text?: string | Buffer) {
     if (this.res.destroyed || this.res.writableEnded) return
     this.#open()
-    if (text && text.length > 0) this.res.end(text)
-    else this.res.end()
+    if (text && text.length > 0) {
+      if (this.recorder) this.recorder.add(text)
+      this.res.end(text)
+    } else this.res.end()
   }
 
 

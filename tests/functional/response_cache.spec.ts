@@ -1,0 +1,148 @@
+import { test } from '@japa/runner'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { balanceAndLedger, baseUrl, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+
+const chat = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'cache-model', messages: [{ role: 'user', content }], ...extra })
+const messages = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'cache-model', max_tokens: 100, messages: [{ role: 'user', content }], ...extra })
+
+async function call(path: string, key: string, body: unknown, headers: Record<string, string> = {}) {
+  const auth: Record<string, string> = path.startsWith('/v1/messages') ? { 'x-api-key': key, 'anthropic-version': '2023-06-01' } : { authorization: `Bearer ${key}` }
+  const response = await post(path, body, { ...auth, ...headers })
+  return { status: response.status, headers: response.headers, text: await response.text() }
+}
+
+test.group('Response cache (x-gateway-cache-ttl)', (group) => {
+  let mock: MockUpstream
+  let received = () => 0
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock({ record: 50 })
+    await seedChannel({ name: 'cache-mock', baseUrl: `${mock.url}`, models: ['cache-*'] })
+    await seedPrice('cache-model', '1', '2')
+    received = () => [...mock.received.values()].reduce((a, b) => a + b, 0)
+    return () => mock.stop()
+  })
+  group.each.setup(async () => {
+    ;(await gateway()).service.responseCache!.clear()
+  })
+
+  test('an identical request within the TTL is answered from the cache: same bytes, no provider call, not charged', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const before = received()
+    const first = await call('/v1/chat/completions', user.key, chat('cache me'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('x-gateway-cache'), 'MISS')
+    const second = await call('/v1/chat/completions', user.key, chat('cache me'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(second.status, 200)
+    assert.equal(second.headers.get('x-gateway-cache'), 'HIT')
+    assert.equal(second.text, first.text)
+    assert.match(String(second.headers.get('age')), /^\d+$/)
+    const status = (await (await fetch(`${baseUrl()}/api/status`)).json()) as any
+    assert.equal(status.response_cache.entries, 1)
+    assert.isAtLeast(status.response_cache.hits, 1)
+    assert.notEqual(second.headers.get('x-request-id'), first.headers.get('x-request-id'))
+    assert.equal(received() - before, 1, 'the provider was called once')
+
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 2)
+    assert.isAbove(Number(rows[0].cost), 0)
+    assert.equal(Number(rows[1].cost), 0)
+    assert.equal(rows[1].prompt_tokens, 0)
+    assert.equal(rows[1].status, 200)
+    assert.isTrue(rows[1].cache_hit)
+    assert.isFalse(rows[0].cache_hit)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.ledger, money.balance)
+    assert.equal(Number(money.balance), 10 - Number(rows[0].cost))
+  })
+
+  test('without the header nothing is cached or said; another body, model or user is another entry', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const other = await seedUser({ balance: '10' })
+    const before = received()
+    const plain = await call('/v1/chat/completions', user.key, chat('plain'))
+    assert.isNull(plain.headers.get('x-gateway-cache'))
+    await call('/v1/chat/completions', user.key, chat('plain'))
+    assert.equal(received() - before, 2)
+
+    await call('/v1/chat/completions', user.key, chat('shared words'), { 'x-gateway-cache-ttl': '60' })
+    const otherUser = await call('/v1/chat/completions', other.key, chat('shared words'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(otherUser.headers.get('x-gateway-cache'), 'MISS', "one user's answers are never served to another")
+    const otherBody = await call('/v1/chat/completions', user.key, chat('shared words!'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(otherBody.headers.get('x-gateway-cache'), 'MISS')
+    const otherModel = await call('/v1/chat/completions', user.key, { ...chat('shared words'), model: 'cache-other' }, { 'x-gateway-cache-ttl': '60' })
+    assert.equal(otherModel.headers.get('x-gateway-cache'), 'MISS')
+    const again = await call('/v1/chat/completions', user.key, chat('shared words'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(again.headers.get('x-gateway-cache'), 'HIT')
+  })
+
+  test('streams are stored as the client received them and replayed whole', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const body = chat('stream me', { stream: true, stream_options: { include_usage: true } })
+    const before = received()
+    const first = await call('/v1/chat/completions', user.key, body, { 'x-gateway-cache-ttl': '60' })
+    assert.equal(first.headers.get('x-gateway-cache'), 'MISS')
+    assert.include(first.text, 'data: [DONE]')
+    const second = await call('/v1/chat/completions', user.key, body, { 'x-gateway-cache-ttl': '60' })
+    assert.equal(second.headers.get('x-gateway-cache'), 'HIT')
+    assert.match(String(second.headers.get('content-type')), /^text\/event-stream/)
+    assert.equal(second.text, first.text)
+    assert.equal(received() - before, 1)
+  })
+
+  test('translated answers (Anthropic clients on a chat channel), JSON and stream, are cached in the client\'s format', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    for (const body of [messages('translate me'), messages('translate me', { stream: true })]) {
+      const before = received()
+      const first = await call('/v1/messages', user.key, body, { 'x-gateway-cache-ttl': '60' })
+      assert.equal(first.status, 200)
+      const second = await call('/v1/messages', user.key, body, { 'x-gateway-cache-ttl': '60' })
+      assert.equal(second.headers.get('x-gateway-cache'), 'HIT')
+      assert.equal(second.text, first.text)
+      assert.isString(second.headers.get('request-id'))
+      assert.equal(received() - before, 1)
+    }
+  })
+
+  test('refresh calls the provider and stores the new answer; an expired entry is a miss', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    await call('/v1/chat/completions', user.key, chat('refresh me'), { 'x-gateway-cache-ttl': '1' })
+    const before = received()
+    const refreshed = await call('/v1/chat/completions', user.key, chat('refresh me'), { 'x-gateway-cache-ttl': '1', 'x-gateway-cache-refresh': 'true' })
+    assert.equal(refreshed.headers.get('x-gateway-cache'), 'REFRESH')
+    assert.equal(received() - before, 1)
+    const hit = await call('/v1/chat/completions', user.key, chat('refresh me'), { 'x-gateway-cache-ttl': '1' })
+    assert.equal(hit.headers.get('x-gateway-cache'), 'HIT')
+    await new Promise((r) => setTimeout(r, 1100))
+    const expired = await call('/v1/chat/completions', user.key, chat('refresh me'), { 'x-gateway-cache-ttl': '1' })
+    assert.equal(expired.headers.get('x-gateway-cache'), 'MISS')
+    assert.equal(received() - before, 2)
+  })
+
+  test('errors are never stored', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const before = received()
+    const failing = await call('/v1/chat/completions', user.key, chat('fail once', { mock: { status: 400 } }), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(failing.status, 400)
+    const again = await call('/v1/chat/completions', user.key, chat('fail once', { mock: { status: 400 } }), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(again.status, 400)
+    assert.equal(received() - before, 2)
+  })
+
+  test('a bad TTL is the client\'s 400 in its own format', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const openai = await call('/v1/chat/completions', user.key, chat('x'), { 'x-gateway-cache-ttl': 'soon' })
+    assert.equal(openai.status, 400)
+    const error = JSON.parse(openai.text).error
+    assert.equal(error.code, 'invalid_cache_ttl')
+    assert.include(error.message, 'whole number of seconds from 0 to 86400')
+    const anthropic = await call('/v1/messages', user.key, messages('x'), { 'x-gateway-cache-ttl': '999999999' })
+    assert.equal(anthropic.status, 400)
+    assert.equal(JSON.parse(anthropic.text).type, 'error')
+    // 0 turns the cache off for the request: no header, no entry.
+    const zero = await call('/v1/chat/completions', user.key, chat('zero'), { 'x-gateway-cache-ttl': '0' })
+    assert.equal(zero.status, 200)
+    assert.isNull(zero.headers.get('x-gateway-cache'))
+  })
+})
