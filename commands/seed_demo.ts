@@ -8,7 +8,8 @@ import { AdminCommand } from '#services/admin_command'
  * A demo data set for the admin panel's scale checks (dev only): users on
  * two plans with one key and a top-up each, four channels, prices, and N
  * usage rows spread over the last 30 days in time order (as metering writes
- * them), 3% of them errors, each with the meter's other effects (ledger
+ * them), 3% of them errors, 2% answered by claude-sonnet-4 as gpt-4o's
+ * fallback (requested_model), each with the meter's other effects (ledger
  * charge and balance, monthly counters, key spend and last use: the same
  * SQL). Written with set-based SQL in batches; then the daily rollups are
  * filled and the tables analysed.
@@ -79,7 +80,9 @@ export default class SeedDemo extends AdminCommand {
       )
     }
 
-    // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N). Each batch also
+    // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N). A tenth of the
+    // claude-sonnet-4 rows answered as gpt-4o's fallback: one run of `users` rows in ten (so every
+    // user who has them has some, bunched in time like an outage). Each batch also
     // writes what the meter writes with a request (METER_EFFECTS: the ledger charge, so balances
     // drop; monthly counters, so plan quotas show use; the key's spend and last use), or the pages
     // would show a key with 500 requests as "Spent $0.00, last used never".
@@ -92,10 +95,11 @@ export default class SeedDemo extends AdminCommand {
       const count = Math.min(batch, rows - offset)
       await db.rawQuery(
         `WITH ins AS (
-         INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model, served_model, endpoint, stream,
-                                    status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-                                    estimated, cost, latency_ms, ttft_ms, created_at)
-         SELECT gen_random_uuid(), u, u + ?, (?::bigint[])[1 + (i % ?)], 'custom', m, m, 'chat.completions', i % 3 = 0,
+         INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model, requested_model, served_model,
+                                    endpoint, stream, status, error_code, prompt_tokens, completion_tokens, total_tokens,
+                                    cached_tokens, estimated, cost, latency_ms, ttft_ms, created_at)
+         SELECT gen_random_uuid(), u, u + ?, (?::bigint[])[1 + (i % ?)], 'custom', m,
+                CASE WHEN m = 'claude-sonnet-4' AND (i / ?) % 10 = 3 THEN 'gpt-4o' END, m, 'chat.completions', i % 3 = 0,
                 CASE WHEN i % 33 = 0 THEN 502 WHEN i % 97 = 0 THEN 429 ELSE 200 END,
                 CASE WHEN i % 33 = 0 THEN 'provider_error' WHEN i % 97 = 0 THEN 'rate_limited' ELSE NULL END,
                 p, c, p + c, p / 4, false,
@@ -116,7 +120,7 @@ export default class SeedDemo extends AdminCommand {
          ),
          ${METER_EFFECTS}${LATE_DAYS_EFFECT}
          SELECT COUNT(*)::int AS inserted FROM ins`,
-        [keyOffset, channelIds, channelIds.length, rows, minUser, users, offset + 1, offset + count]
+        [keyOffset, channelIds, channelIds.length, users, rows, minUser, users, offset + 1, offset + count]
       )
       this.logger.info(`usage rows: ${Math.min(rows, offset + count).toLocaleString()} / ${rows.toLocaleString()}`)
     }

@@ -172,6 +172,7 @@ export function meterEvent(userId: number, model = 'meter-model'): MeterEvent {
     channelId: null,
     provider: 'custom',
     model,
+    requestedModel: null,
     servedModel: model,
     endpoint: 'chat_completions',
     stream: false,

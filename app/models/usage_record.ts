@@ -21,8 +21,13 @@ export default class UsageRecord extends BaseModel {
   @column()
   declare provider: string | null
 
+  /** The model that answered and was billed */
   @column()
   declare model: string
+
+  /** The model the client asked for, when a fallback model answered (else null) */
+  @column()
+  declare requestedModel: string | null
 
   @column()
   declare servedModel: string | null

@@ -26,7 +26,8 @@ function usageQuery(userId: number, filters: UsageFilters) {
     .from('usage_records as u')
     .leftJoin('api_keys as k', 'k.id', 'u.api_key_id')
     .where('u.user_id', userId)
-  if (filters.model) query.where('u.model', filters.model)
+  // Rows the model answered, and rows that asked for it and a fallback model answered.
+  if (filters.model) query.where((q) => q.where('u.model', filters.model!).orWhere('u.requested_model', filters.model!))
   if (filters.keyId) query.where('u.api_key_id', filters.keyId)
   if (filters.status === 'ok') query.where('u.status', '<', 400)
   if (filters.status === 'error') query.where('u.status', '>=', 400)
@@ -39,6 +40,7 @@ const USAGE_COLUMNS = [
   'u.id',
   'u.created_at',
   'u.model',
+  'u.requested_model',
   'u.endpoint',
   'u.stream',
   'u.status',
@@ -92,6 +94,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
     'cost_usd',
     'latency_ms',
     'estimated',
+    'requested_model',
   ]
   const lines = rows.map((r) =>
     [
@@ -108,6 +111,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
       r.cost,
       r.latency_ms,
       r.estimated,
+      r.requested_model,
     ]
       .map(csvField)
       .join(',')

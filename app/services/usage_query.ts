@@ -58,7 +58,8 @@ export function applyFilters(query: DatabaseQueryBuilderContract<any>, filters: 
   query.where(column('created_at'), '>=', start).where(column('created_at'), '<', end)
   if (userId !== null) query.where(column('user_id'), userId)
   if (/^\d+$/.test(filters.key)) query.where(column('api_key_id'), Number(filters.key))
-  if (filters.model) query.where(column('model'), filters.model)
+  // The model that answered, or the one asked for when a fallback answered (a bitmap OR of two indexes).
+  if (filters.model) query.where((q) => q.where(column('model'), filters.model).orWhere(column('requested_model'), filters.model))
   if (/^\d+$/.test(filters.channel)) query.where(column('channel_id'), Number(filters.channel))
   if (filters.status === 'ok') query.where(column('status'), '<', 400)
   else if (filters.status === 'error') query.where(column('status'), '>=', 400)

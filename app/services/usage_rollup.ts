@@ -4,7 +4,13 @@ import db from '@adonisjs/lucid/services/db'
 /** A past day is final once rolled up this long after it ended (late metering batches land first). */
 const SETTLE_MS = 10 * 60_000
 
-export type Dimension = 'model' | 'user' | 'channel'
+/**
+ * Dimensions a day is rolled up by. `requested` holds fallback rows only, by
+ * the model the client asked for (rows without requested_model are not in
+ * it): disjoint from `model` = X, so the two add up to "X answered or was
+ * asked for", what the usage pages' model filter matches.
+ */
+export type Dimension = 'model' | 'user' | 'channel' | 'requested'
 
 /** Upper bounds (ms) of the latency histogram's buckets; bucket i holds [bound[i-1], bound[i]). */
 export const LATENCY_BOUNDS_MS = [
@@ -17,11 +23,13 @@ const COLUMN: Record<Dimension, string> = {
   model: 'model',
   user: 'user_id::text',
   channel: "coalesce(channel_id::text, '')",
+  requested: 'requested_model',
 }
 
 /**
  * Makes sure usage_daily holds every finished day of [from, before): one
- * row per day and model, user and channel. A day is rolled up once it has
+ * row per day and model, user and channel, and per model asked for on
+ * fallback rows. A day is rolled up once it has
  * settled (and again if it was rolled up too early). Today is never rolled
  * up: readers add it live from usage_records, so figures are exact.
  * Each day is replaced in one transaction under an advisory lock.
@@ -52,14 +60,16 @@ export async function rollUpDay(day: DateTime) {
     await trx.from('usage_daily').where('day', key).delete()
     await trx.rawQuery(
       `WITH rows AS (
-         SELECT model, user_id, channel_id, status, prompt_tokens, completion_tokens, cost
+         SELECT model, requested_model, user_id, channel_id, status, prompt_tokens, completion_tokens, cost
            FROM usage_records WHERE created_at >= ? AND created_at < ?
        )
        INSERT INTO usage_daily (day, dim, key, requests, errors, input_tokens, output_tokens, cost)
        SELECT ?::date, d.dim, d.key, count(*), count(*) FILTER (WHERE status >= 400),
               coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(cost), 0)
          FROM rows
-        CROSS JOIN LATERAL (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, ''))) d(dim, key)
+        CROSS JOIN LATERAL (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
+                                   ('requested', requested_model)) d(dim, key)
+        WHERE d.key IS NOT NULL
         GROUP BY d.dim, d.key`,
       [start, end, key]
     )
@@ -99,14 +109,15 @@ const TOTALS = [
 /**
  * Per-day totals for [from, to] (whole days, UTC), zero-filled: finished
  * days from the rollups, today live. `only` restricts to one model, user or
- * channel.
+ * channel; a model's are the rows it answered and the fallback rows that
+ * asked for it (the usage filter's match).
  */
 export async function dailyTotals(from: DateTime, to: DateTime, only?: { dim: Dimension; key: string }): Promise<DayTotals[]> {
   const today = DateTime.utc().startOf('day')
   await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
   const past = db
     .from('usage_daily')
-    .where('dim', only?.dim ?? 'model')
+    .whereIn('dim', only?.dim === 'model' ? ['model', 'requested'] : [only?.dim ?? 'model'])
     .whereBetween('day', [from.toISODate()!, to.toISODate()!])
     .groupBy('day')
     .select('day')
@@ -123,7 +134,8 @@ export async function dailyTotals(from: DateTime, to: DateTime, only?: { dim: Di
       .from('usage_records')
       .where('created_at', '>=', today.toJSDate())
       .select(...TOTALS)
-    if (only) live.whereRaw(`${COLUMN[only.dim]} = ?`, [only.key])
+    if (only?.dim === 'model') live.where((q) => q.where('model', only.key).orWhere('requested_model', only.key))
+    else if (only) live.whereRaw(`${COLUMN[only.dim]} = ?`, [only.key])
     byDay.set(today.toISODate()!, await live.first())
   }
   return fillDays(byDay, from.startOf('day'), to)

@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
-import { mkdtempSync, readdirSync, readFileSync, copyFileSync, chmodSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, copyFileSync, chmodSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -108,6 +108,41 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.balance, money.ledger)
     assert.equal(Number(money.balance), 1 - 3 * 0.001, 'charged once per request')
+    await next.close()
+  }).timeout(20000)
+
+  test('requested_model goes through the spill file; a spill written before the column replays it as NULL', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const dir = spillDir()
+    const dead = await meter('postgres://postgres:x@127.0.0.1:9/gateway_test', dir)
+    const asked = { ...meterEvent(user.userId, 'spill-served'), requestedModel: 'spill-asked' }
+    const plain = meterEvent(user.userId, 'spill-served')
+    const old = { ...meterEvent(user.userId, 'spill-served'), requestedModel: 'spill-asked' }
+    for (const event of [asked, plain, old]) dead.record(event)
+    const original = process.stderr.write.bind(process.stderr)
+    process.stderr.write = (() => true) as any
+    try {
+      await dead.close(3000)
+    } finally {
+      process.stderr.write = original
+    }
+    const [file] = readdirSync(join(dir, 'meter-spill'))
+    const path = join(dir, 'meter-spill', file)
+    // The third record as a gateway before this column wrote it: no requested_model key at all.
+    const lines = readFileSync(path, 'utf8').trim().split('\n').map((line) => JSON.parse(line))
+    assert.equal(lines[0].e.requested_model, 'spill-asked')
+    delete lines[2].e.requested_model
+    writeFileSync(path, lines.map((line) => JSON.stringify(line)).join('\n') + '\n')
+
+    await new Promise((r) => setTimeout(r, 5))
+    const next = await meter(process.env.DATABASE_URL!, dir)
+    assert.equal(await next.replayOrphans(), 3)
+    const rows = await db.from('usage_records').where('user_id', user.userId).select('request_id', 'model', 'requested_model')
+    const byId = new Map(rows.map((row) => [row.request_id, row]))
+    assert.deepEqual(
+      [asked, plain, old].map((e) => byId.get(e.requestId)?.requested_model),
+      ['spill-asked', null, null]
+    )
     await next.close()
   }).timeout(20000)
 

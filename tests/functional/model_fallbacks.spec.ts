@@ -7,7 +7,10 @@ import { setModelFallbacks } from '#actions/set_model_fallbacks'
 import FallbackSet from '#commands/fallback_set'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { DateTime } from 'luxon'
+import { dailyTotals } from '#services/usage_rollup'
+import { baseUrl, gateway, meterEvent, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { htmlText, PageClient } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
 
 const hello = [{ role: 'user', content: 'hi' }]
@@ -22,7 +25,7 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     down = await startMock({ status: 503 })
     up = await startMock({ text: 'from the fallback' })
     anthropic = await startMock({ text: 'claude answers' })
-    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big', 'big-req'] })
+    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big', 'big-req', 'big-page'] })
     await seedChannel({ name: 'fallback-up', baseUrl: up.url, models: ['small-model', 'paid-small'] })
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: anthropic.url, models: ['claude-fallback'] })
     await seedPrice('big-*', '10', '10')
@@ -49,6 +52,7 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
 
     const [row] = await usageRows(user.userId)
     assert.equal(row.model, 'small-model')
+    assert.equal(row.requested_model, 'big-model', 'the row keeps the model the client asked for')
     assert.equal(row.status, 200)
     assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 1_000_000n + BigInt(row.completion_tokens) * 2_000_000n)
     const attempts = await db.from('request_attempts').where('request_id', row.request_id).orderBy('attempt')
@@ -134,6 +138,80 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     assert.equal(many.status, 400)
     const rows = await usageRows(user.userId)
     assert.deepEqual(rows.map((r: any) => r.status), [200, 200, 200, 400, 400], 'refusals are metered too')
+    assert.deepEqual(
+      rows.map((r: any) => [r.model, r.requested_model]),
+      [['small-model', 'big-req'], ['small-model', 'big-req'], ['small-model', null], ['big-req', null], ['big-req', null]],
+      'requested_model only on the rows a fallback answered'
+    )
+  })
+
+  test('the usage pages, their model filter and the CSV exports show the model asked for', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big-page', fallbacks: ['small-model'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const auth = { authorization: `Bearer ${user.key}` }
+    assert.equal((await post('/v1/chat/completions', { model: 'big-page', messages: hello }, auth)).status, 200)
+    assert.equal((await post('/v1/chat/completions', { model: 'small-model', messages: hello }, auth)).status, 200)
+    const [fallback, direct] = await usageRows(user.userId)
+    assert.deepEqual([fallback.model, fallback.requested_model, direct.model, direct.requested_model], ['small-model', 'big-page', 'small-model', null])
+
+    // Portal: the log says which model was asked for; filtering by it finds the row.
+    const portal = new PageClient()
+    await portal.login(user.email)
+    let page = await portal.get('/dashboard/usage')
+    assert.lengthOf([...page.body.matchAll(/data-usage-id=/g)], 2)
+    assert.lengthOf([...htmlText(page.body).matchAll(/via fallback from big-page/g)], 1)
+    page = await portal.get('/dashboard/usage?model=big-page')
+    assert.deepEqual([...page.body.matchAll(/data-usage-id="(\d+)"/g)].map((m) => Number(m[1])), [Number(fallback.id)])
+    assert.match(page.body, /<option value="big-page"\s+selected/, 'a model only asked for stays shown as the filter')
+    page = await portal.get('/dashboard/usage?model=small-model')
+    assert.lengthOf([...page.body.matchAll(/data-usage-id=/g)], 2)
+    const vi = new PageClient({ 'accept-language': 'vi' })
+    await vi.login(user.email)
+    assert.include(htmlText((await vi.get('/dashboard/usage')).body), 'dự phòng cho big-page')
+    const portalCsv = (await portal.get('/dashboard/usage.csv')).body.trim().split('\r\n')
+    assert.match(portalCsv[0], /,requested_model$/)
+    assert.deepEqual(portalCsv.slice(1).map((l) => l.split(',').at(-1)), ['', 'big-page'], 'newest first')
+
+    // Admin: the log, the request's page, the model filter (rows and totals) and the CSV.
+    const { user: admin } = await createUser({ email: `fb-usage-admin-${Date.now()}@test.local`, password: 'password123', role: 'admin' })
+    const panel = new PanelClient()
+    await panel.login(admin.email, 'password123')
+    const list = textOf((await panel.get(`/admin/usage?user=${user.userId}`)).html)
+    assert.lengthOf([...list.matchAll(/via fallback from big-page/g)], 1)
+    assert.include(textOf((await panel.get(`/admin/usage/${fallback.id}`)).html), 'Asked for big-page')
+    assert.notInclude(textOf((await panel.get(`/admin/usage/${direct.id}`)).html), 'Asked for')
+    const filtered = await panel.get('/admin/usage?model=big-page')
+    assert.include(filtered.html, `/admin/usage/${fallback.id}"`)
+    assert.notInclude(filtered.html, `/admin/usage/${direct.id}"`)
+    assert.match(textOf(filtered.html), /Requests 1\b/, 'the totals count the rows the filter lists')
+    const csv = await fetch(`${baseUrl()}/admin/usage/export.csv?user=${user.userId}`, {
+      headers: { cookie: [...panel.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+    })
+    const lines = (await csv.text()).trim().split('\n')
+    assert.match(lines[0], /,requested_model$/)
+    assert.deepEqual(lines.slice(1).map((l) => [l.split(',')[2], l.split(',').at(-1)]), [[direct.request_id, ''], [fallback.request_id, 'big-page']])
+  })
+
+  test("a model's daily totals count the finished days' fallback rows that asked for it, once", async ({ assert }) => {
+    const user = await seedUser()
+    const meter = (await gateway()).meter
+    const today = DateTime.utc().startOf('day')
+    const day = today.minus({ days: 3 })
+    const event = (model: string, requestedModel: string | null, createdAt: DateTime) => ({
+      ...meterEvent(user.userId, model),
+      requestedModel,
+      createdAt: createdAt.toJSDate(),
+    })
+    meter.record(event('rollup-served', 'rollup-asked', day.plus({ hours: 3 })))
+    meter.record(event('rollup-asked', null, day.plus({ hours: 4 })))
+    meter.record(event('rollup-served', 'rollup-asked', today))
+    await meter.drain()
+    const sum = (days: Array<{ requests: number }>) => days.reduce((n, d) => n + d.requests, 0)
+    const asked = await dailyTotals(day, today, { dim: 'model', key: 'rollup-asked' })
+    assert.deepEqual([asked[0].requests, asked.at(-1)!.requests], [2, 1], 'a finished day from the rollups, today live')
+    assert.equal(sum(await dailyTotals(day, today, { dim: 'model', key: 'rollup-served' })), 2)
+    assert.equal(sum(await dailyTotals(day, day)), 2, 'unfiltered, a fallback row counts once')
   })
 
   test('the panel and fallback:set set and remove fallbacks; bad lists are refused', async ({ assert }) => {

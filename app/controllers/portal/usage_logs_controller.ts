@@ -13,6 +13,8 @@ export default class UsageLogsController {
     const { filters, page, query, errors } = await this.filters(ctx)
     await settleMetering()
     const [result, choices] = await Promise.all([usagePage(user.id, filters, page), usageFilterChoices(user.id)])
+    // A model only ever asked for (a fallback answered each time) has no counters: keep the filter shown.
+    if (filters.model && !choices.models.includes(filters.model)) choices.models.push(filters.model)
     return view.render('pages/portal/usage', { result, choices, query, errors })
   }
 

@@ -8,8 +8,10 @@ export interface MeterEvent {
   apiKeyId: number | null
   channelId: number | null
   provider: string | null
-  /** Model the client asked for */
+  /** Model billed: the one the client asked for, or the fallback model that answered */
   model: string
+  /** Model the client asked for, only when a fallback model is `model` (else null: the usual row) */
+  requestedModel: string | null
   /** Model name sent upstream */
   servedModel: string | null
   endpoint: string

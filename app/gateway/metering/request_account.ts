@@ -17,6 +17,8 @@ export class RequestAccount {
   /** Time-ordered (UUIDv7), from the same clock reading as createdAt: see request_id.ts */
   readonly requestId = requestId(this.createdAt.getTime())
   model = ''
+  /** The client's model once a fallback model took its place in `model` (null until then) */
+  requestedModel: string | null = null
   stream = false
   channelId: number | null = null
   provider: string | null = null
@@ -49,8 +51,9 @@ export class RequestAccount {
     this.channelId = candidate.channel.id
     this.provider = candidate.channel.provider
     this.servedModel = candidate.upstreamModel
-    // A fallback model answers: the row is that model's, at its price.
+    // A fallback model answers: the row is that model's, at its price, and keeps the model asked for.
     if (candidate.publicModel !== undefined && candidate.publicModel !== this.model && this.repricer) {
+      this.requestedModel ??= this.model
       this.model = candidate.publicModel
       this.price = this.repricer(candidate.publicModel)
     }
@@ -102,6 +105,8 @@ export class RequestAccount {
       channelId: this.channelId,
       provider: this.provider,
       model: this.model || '(none)',
+      // A reference, no copy; null when the row's model is the one asked for (a fallback list may name it again).
+      requestedModel: this.requestedModel === this.model ? null : this.requestedModel,
       servedModel: this.servedModel,
       endpoint: this.endpoint,
       stream: this.stream,

@@ -13,6 +13,7 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'channel_id', type: 'bigint', encode: numberColumn },
   { name: 'provider', type: 'text', encode: textColumn },
   { name: 'model', type: 'text', encode: textColumn },
+  { name: 'requested_model', type: 'text', encode: textColumn },
   { name: 'served_model', type: 'text', encode: textColumn },
   { name: 'endpoint', type: 'text', encode: textColumn },
   { name: 'stream', type: 'boolean', encode: booleanColumn },
@@ -125,9 +126,9 @@ WITH e AS (
 ),
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
-    served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
+    requested_model, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
     total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
-  SELECT request_id, user_id, api_key_id, channel_id, provider, model, served_model, endpoint,
+  SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
     reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), estimated, cost, latency_ms, ttft_ms, created_at, attempts
   FROM e
@@ -576,6 +577,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       channel_id: e.channelId,
       provider: e.provider,
       model: e.model,
+      // Absent from spill files written before the column: NULL, as textColumn writes undefined.
+      requested_model: e.requestedModel,
       served_model: e.servedModel,
       endpoint: e.endpoint,
       stream: e.stream,
