@@ -29,6 +29,10 @@ export default class UsageRecord extends BaseModel {
   @column()
   declare requestedModel: string | null
 
+  /** Answered from the response cache: no provider call, 0 tokens, 0 cost */
+  @column()
+  declare cacheHit: boolean
+
   @column()
   declare servedModel: string | null
 

@@ -41,6 +41,7 @@ const USAGE_COLUMNS = [
   'u.created_at',
   'u.model',
   'u.requested_model',
+  'u.cache_hit',
   'u.endpoint',
   'u.stream',
   'u.status',
@@ -95,6 +96,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
     'latency_ms',
     'estimated',
     'requested_model',
+    'cache_hit',
   ]
   const lines = rows.map((r) =>
     [
@@ -112,6 +114,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
       r.latency_ms,
       r.estimated,
       r.requested_model,
+      r.cache_hit,
     ]
       .map(csvField)
       .join(',')

@@ -1,5 +1,8 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { createUser } from '#actions/create_user'
+import { PageClient } from '#tests/page_client'
+import { PanelClient } from '#tests/panel_client'
 import { balanceAndLedger, baseUrl, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 const chat = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'cache-model', messages: [{ role: 'user', content }], ...extra })
@@ -55,6 +58,29 @@ test.group('Response cache (x-gateway-cache-ttl)', (group) => {
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.ledger, money.balance)
     assert.equal(Number(money.balance), 10 - Number(rows[0].cost))
+  })
+
+  test('the usage pages and CSVs say which rows the cache answered', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    await call('/v1/chat/completions', user.key, chat('for the pages'), { 'x-gateway-cache-ttl': '60' })
+    await call('/v1/chat/completions', user.key, chat('for the pages'), { 'x-gateway-cache-ttl': '60' })
+    const portal = new PageClient()
+    await portal.login(user.email)
+    const page = await portal.get('/dashboard/usage')
+    assert.equal((page.body.match(/data-cache-hit/g) ?? []).length, 1)
+    const csv = (await portal.get('/dashboard/usage.csv')).body.trim().split(/\r?\n/)
+    assert.isTrue(csv[0].endsWith(',cache_hit'))
+    assert.deepEqual(csv.slice(1).map((l) => l.split(',').at(-1)).sort(), ['false', 'true'])
+
+    const adminEmail = `cache-admin-${Date.now()}@test.local`
+    await createUser({ email: adminEmail, password: 'password123', role: 'admin' })
+    const admin = new PanelClient()
+    await admin.login(adminEmail, 'password123')
+    const list = await admin.get(`/admin/usage?user=${encodeURIComponent(user.email)}`)
+    assert.equal((list.html.match(/data-cache-hit/g) ?? []).length, 1)
+    const exported = (await admin.get(`/admin/usage/export.csv?user=${encodeURIComponent(user.email)}`)).html.trim().split('\n')
+    assert.isTrue(exported[0].endsWith(',cache_hit'))
+    assert.includeMembers(exported.slice(1).map((l) => l.split(',').at(-1)), ['true', 'false'])
   })
 
   test('without the header nothing is cached or said; another body, model or user is another entry', async ({ assert }) => {

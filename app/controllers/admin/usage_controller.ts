@@ -21,7 +21,7 @@ export default class UsageController {
         .leftJoin('users', 'users.id', 'u.user_id')
         .leftJoin('channels', 'channels.id', 'u.channel_id')
         .leftJoin('api_keys', 'api_keys.id', 'u.api_key_id')
-        .select('u.id', 'u.created_at', 'u.model', 'u.requested_model', 'u.status', 'u.error_code', 'u.prompt_tokens', 'u.completion_tokens',
+        .select('u.id', 'u.created_at', 'u.model', 'u.requested_model', 'u.cache_hit', 'u.status', 'u.error_code', 'u.prompt_tokens', 'u.completion_tokens',
           'u.cached_tokens', 'u.cost', 'u.latency_ms', 'u.estimated', 'u.stream', 'u.endpoint', 'u.user_id', 'u.channel_id', 'u.api_key_id')
         .select('users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix')
         .orderBy('u.id', 'desc')

@@ -14,6 +14,7 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'provider', type: 'text', encode: textColumn },
   { name: 'model', type: 'text', encode: textColumn },
   { name: 'requested_model', type: 'text', encode: textColumn },
+  { name: 'cache_hit', type: 'boolean', encode: booleanColumn },
   { name: 'served_model', type: 'text', encode: textColumn },
   { name: 'endpoint', type: 'text', encode: textColumn },
   { name: 'stream', type: 'boolean', encode: booleanColumn },
@@ -126,9 +127,9 @@ WITH e AS (
 ),
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
-    requested_model, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
+    requested_model, cache_hit, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
     total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
-  SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, served_model, endpoint,
+  SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, COALESCE(cache_hit, false), served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
     reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), estimated, cost, latency_ms, ttft_ms, created_at, attempts
   FROM e
@@ -579,6 +580,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       model: e.model,
       // Absent from spill files written before the column: NULL, as textColumn writes undefined.
       requested_model: e.requestedModel,
+      // Only hits carry it (NULL otherwise, written as false; spill files from before the column too).
+      cache_hit: e.cacheHit ? true : undefined,
       served_model: e.servedModel,
       endpoint: e.endpoint,
       stream: e.stream,
