@@ -24,12 +24,16 @@ export function baseUrl() {
   return `http://${process.env.HOST}:${process.env.PORT}`
 }
 
-/** Empties every table (after committing pending metering) and reloads the caches. */
+/**
+ * Empties every table (after committing pending metering) and reloads the caches.
+ * The audit log too: ids restart, and a test reading an entry by its subject id
+ * must not find an earlier file's.
+ */
 export async function resetDatabase() {
   const gw = await gateway()
   await gw.meter.drain()
   await db.rawQuery(
-    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, model_fallbacks, plans, usage_daily, usage_daily_days RESTART IDENTITY CASCADE'
+    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, model_fallbacks, plans, usage_daily, usage_daily_days, audit_log RESTART IDENTITY CASCADE'
   )
   await gw.catalog.reload()
   // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,
