@@ -8,7 +8,8 @@ import type { EmbeddingsWire } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { ChannelRouter } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
-import type { Principal, TokenUsage } from '#gateway/types'
+import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
+import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
 
 export interface EmbeddingsCall {
   principal: Principal
@@ -88,9 +89,40 @@ function upstreamBody(call: EmbeddingsCall, wire: EmbeddingsWire, upstreamModel:
  * SDK asks for base64 by default: the answer honours `encoding_format`
  * whatever the upstream returned (little-endian float32).
  */
-export async function embeddings(catalog: Catalog, router: ChannelRouter, call: EmbeddingsCall, account: RequestAccount) {
+export async function embeddings(
+  catalog: Catalog,
+  router: ChannelRouter,
+  call: EmbeddingsCall,
+  account: RequestAccount,
+  responseCache: ResponseCache | null = null
+) {
   account.model = call.model
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
+  // The response cache, as for generations (gateway_service.ts): only when the client asked for it.
+  const cache =
+    responseCache === null
+      ? null
+      : responseCache.directive(call.req.headers, () =>
+          cacheKeyOf(account.principal.user.id, `embeddings/${call.ingress}/${call.geminiMethod ?? ''}`, call.model, false, false, call.rawBody)
+        )
+  if (cache !== null && !cache.refresh) {
+    const hit = responseCache!.get(cache.key)
+    if (hit) {
+      account.cacheHit = true
+      account.markFirstByte()
+      if (!call.res.destroyed) {
+        call.res.writeHead(200, {
+          'content-type': hit.contentType,
+          'content-length': String(hit.bytes.length),
+          'x-request-id': account.requestId,
+          'x-gateway-cache': 'HIT',
+          'age': String(Math.floor((Date.now() - hit.storedAt) / 1000)),
+        })
+        call.res.end(hit.bytes)
+      }
+      return account.close(200, null, ZERO_USAGE)
+    }
+  }
   const candidates = router.route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers embeddings`, 'unsupported_endpoint')
@@ -155,8 +187,11 @@ export async function embeddings(catalog: Catalog, router: ChannelRouter, call: 
   const bytes = Buffer.from(JSON.stringify(answer))
   account.markFirstByte()
   if (!call.res.destroyed) {
-    call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId })
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId }
+    if (cache !== null) headers['x-gateway-cache'] = cache.refresh ? 'REFRESH' : 'MISS'
+    call.res.writeHead(200, headers)
     call.res.end(bytes)
   }
+  if (cache !== null) responseCache!.set(cache.key, { stream: false, contentType: 'application/json', bytes }, cache.ttlMs)
   account.close(200, null, usage)
 }

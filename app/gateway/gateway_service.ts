@@ -140,7 +140,7 @@ export class GatewayService {
   }
 
   embeddings(call: EmbeddingsCall, account: RequestAccount): Promise<void> {
-    return embeddings(this.catalog, this.router(), call, account)
+    return embeddings(this.catalog, this.router(), call, account, this.responseCache)
   }
 
   images(call: ImagesCall, account: RequestAccount): Promise<void> {

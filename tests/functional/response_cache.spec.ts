@@ -131,6 +131,25 @@ test.group('Response cache (x-gateway-cache-ttl)', (group) => {
     }
   })
 
+  test('embeddings (OpenAI and Gemini wires) are cached the same way', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const before = received()
+    const body = { model: 'cache-model', input: ['one', 'two'] }
+    const first = await call('/v1/embeddings', user.key, body, { 'x-gateway-cache-ttl': '60' })
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('x-gateway-cache'), 'MISS')
+    const second = await call('/v1/embeddings', user.key, body, { 'x-gateway-cache-ttl': '60' })
+    assert.equal(second.headers.get('x-gateway-cache'), 'HIT')
+    assert.equal(second.text, first.text)
+    const gemini = { content: { parts: [{ text: 'one' }] } }
+    const g1 = await call('/v1beta/models/cache-model:embedContent', user.key, gemini, { 'x-gateway-cache-ttl': '60', 'x-goog-api-key': user.key })
+    assert.equal(g1.status, 200)
+    const g2 = await call('/v1beta/models/cache-model:embedContent', user.key, gemini, { 'x-gateway-cache-ttl': '60', 'x-goog-api-key': user.key })
+    assert.equal(g2.headers.get('x-gateway-cache'), 'HIT')
+    assert.equal(g2.text, g1.text)
+    assert.equal(received() - before, 2)
+  })
+
   test('refresh calls the provider and stores the new answer; an expired entry is a miss', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     await call('/v1/chat/completions', user.key, chat('refresh me'), { 'x-gateway-cache-ttl': '1' })
