@@ -15,8 +15,20 @@ import {
   type UserState,
 } from '#gateway/types'
 
-/** Deltas metered but not yet committed, per user (the meter provides them). */
-export type PendingDeltas = (userId: number) => { costPico: bigint; input: number; output: number }
+/**
+ * What is metered but not yet committed (the meter provides it): the caches
+ * add it to what they read from the database, so a reload loses none of it.
+ */
+export interface PendingSource {
+  pendingFor(userId: number): { costPico: bigint; input: number; output: number }
+  /** Cost through the key of calls begun at or after `sinceMs` (-Infinity: all) */
+  pendingKeyCost(keyId: number, sinceMs: number): bigint
+}
+
+const NOTHING_PENDING: PendingSource = {
+  pendingFor: () => ({ costPico: 0n, input: 0, output: 0 }),
+  pendingKeyCost: () => 0n,
+}
 
 const USER_TTL_MS = 15_000
 const KEY_TTL_MS = 60_000
@@ -51,10 +63,10 @@ export class Catalog {
   /** Model fallbacks, most specific glob first */
   fallbacks: Array<{ pattern: string; models: string[]; specificity: number }> = []
   #fallbacksByModel = new Map<string, readonly string[]>()
-  #pending: PendingDeltas = () => ({ costPico: 0n, input: 0, output: 0 })
+  #pending: PendingSource = NOTHING_PENDING
   #loaded = false
 
-  setPendingSource(source: PendingDeltas) {
+  setPendingSource(source: PendingSource) {
     this.#pending = source
   }
 
@@ -210,7 +222,7 @@ export class Catalog {
           rpm: row.rpm,
           tpm: row.tpm,
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
-          ...keySpend(row),
+          ...keySpend(row, this.#pending),
           manage: row.manage === true,
         }
       : null
@@ -265,7 +277,7 @@ export class Catalog {
       this.#users.delete(userId)
       return null
     }
-    const pending = this.#pending(userId)
+    const pending = this.#pending.pendingFor(userId)
     const state: UserState = {
       id: Number(row.id),
       role: row.role,
@@ -302,12 +314,18 @@ export class Catalog {
     state.outputTokens += output
   }
 
-  /** Adds a metered cost to the cached key's spend (for spend caps), in the key's current period. */
-  applyKeySpend(keyId: number, costPico: bigint) {
+  /**
+   * Adds a metered cost to the cached key's spend (for spend caps), in the
+   * key's current period. A call begun in an earlier period (before midnight,
+   * metered after it) counts in that one, as the meter's statement and a
+   * reload (keySpend) count it.
+   */
+  applyKeySpend(keyId: number, costPico: bigint, createdAtMs: number) {
     if (costPico === 0n) return
     const key = this.#keysById.get(keyId)
     if (!key) return
     rollSpendPeriod(key, Date.now())
+    if (createdAtMs < key.periodStartsAt) return
     key.spentPico += costPico
   }
 
@@ -353,17 +371,29 @@ export class Catalog {
 /**
  * What a key's spend cap counts, from its row: the whole spend, or, when the
  * cap resets, what it spent in the current period (0 when the row's period
- * is an older one: nothing metered yet in this one).
+ * is an older one: nothing metered yet in this one). Plus what the meter
+ * holds for the key and has not committed yet (queued, being written,
+ * spilled), of calls begun in the current period only: when those commit,
+ * the statement counts an older period's calls in the lifetime spend alone.
+ * Without it a reload (TTL, any api_keys change) would forget the queued
+ * cost until the next one, and the key could overrun its cap by it.
  */
-function keySpend(row: Record<string, any>) {
+function keySpend(row: Record<string, any>, pending: PendingSource) {
+  const id = Number(row.id)
   if (!isSpendPeriod(row.spend_period)) {
-    return { spentPico: toPico(String(row.spent ?? '0')), spendPeriod: null, periodEndsAt: Infinity }
+    return {
+      spentPico: toPico(String(row.spent ?? '0')) + pending.pendingKeyCost(id, -Infinity),
+      spendPeriod: null,
+      periodStartsAt: -Infinity,
+      periodEndsAt: Infinity,
+    }
   }
   const { start, end } = periodBounds(row.spend_period, Date.now())
   const rowStart = row.period_start ? periodStartMs(row.period_start) : null
   return {
-    spentPico: rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n,
+    spentPico: (rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n) + pending.pendingKeyCost(id, start),
     spendPeriod: row.spend_period,
+    periodStartsAt: start,
     periodEndsAt: end,
   }
 }

@@ -50,10 +50,11 @@ export class Gateway {
       spillDir: options.spillDir,
       onRecord: (event) => {
         this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
-        if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico)
+        if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
       },
     })
-    this.catalog.setPendingSource((userId) => this.meter.pendingFor(userId))
+    // A user or key (re)loaded from the database gets what the meter holds uncommitted added back.
+    this.catalog.setPendingSource(this.meter)
     this.service = new GatewayService(this.catalog, this.meter)
     this.health = new ChannelHealth(
       {

@@ -94,6 +94,8 @@ export interface KeyInfo {
   spentPico: bigint
   /** The cap resets each UTC day, week or month; null = the key's whole life */
   spendPeriod: SpendPeriod | null
+  /** epoch ms when the current period began (-Infinity without a period): see spend_period.ts */
+  periodStartsAt: number
   /** epoch ms when the current period ends (Infinity without a period): see spend_period.ts */
   periodEndsAt: number
   /** May call the management API (/api/admin), with an admin owner */

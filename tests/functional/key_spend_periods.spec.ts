@@ -4,6 +4,7 @@ import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
 import KeyCreate from '#commands/key_create'
 import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { periodBounds } from '#gateway/metering/spend_period'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
@@ -24,6 +25,23 @@ async function call(key: string, model = 'capped-model') {
 async function keyRow(keyId: number) {
   await (await gateway()).meter.drain()
   return db.from('api_keys').where('id', keyId).first()
+}
+
+/**
+ * Holds the meter's writes for a while: its statement updates the key's row
+ * (spend, last use), which this transaction locks until it ends. Calls made
+ * meanwhile stay in the meter (the batch being written, then the queue).
+ */
+async function holdKeyRow(keyId: number) {
+  const trx = await db.transaction()
+  await trx.from('api_keys').where('id', keyId).forUpdate().first()
+  return trx
+}
+
+/** The key's cap as /v1/balance reports it (the key is loaded from the database when not cached). */
+async function keyReport(key: string) {
+  const answer = await fetch(`${baseUrl()}/v1/balance`, { headers: { authorization: `Bearer ${key}` } })
+  return ((await answer.json()) as any).key
 }
 
 test.group('API keys: spend caps that reset each day, week or month', (group) => {
@@ -94,6 +112,71 @@ test.group('API keys: spend caps that reset each day, week or month', (group) =>
     const after = await keyRow(user.keyId)
     assert.equal(Number(after.spent), 0.003)
     assert.equal(Number(after.period_spent), 0.001)
+  })
+
+  test('a key reloaded while its calls are still being metered keeps their cost against its cap', async ({ assert }) => {
+    const user = await seedUser({ balance: '10', key: { spendLimit: '0.0015', spendPeriod: 'day' } })
+    const gw = await gateway()
+    const hash = hashApiKey(user.key)
+    const hold = await holdKeyRow(user.keyId)
+    try {
+      assert.equal((await call(user.key)).status, 200)
+      assert.equal((await call(user.key)).status, 200)
+      assert.equal(Number((await db.from('api_keys').where('id', user.keyId).first()).period_spent), 0, 'none committed')
+
+      // Another key is issued: the api_keys NOTIFY makes the gateway drop every cached key.
+      await createApiKey({ userRef: user.email, name: 'second' })
+      for (let i = 0; i < 300 && gw.catalog.cachedKey(hash) !== undefined; i++) await new Promise((r) => setTimeout(r, 10))
+      assert.isUndefined(gw.catalog.cachedKey(hash), 'the key was dropped from the cache')
+
+      // Reloaded from its row (no spend committed yet) plus what the meter holds: over the cap.
+      const refused = await call(user.key)
+      assert.equal(refused.status, 402)
+      assert.equal(refused.body.error.code, 'spend_limit_exceeded')
+      assert.equal(gw.catalog.cachedKey(hash)!.spentPico, 2_000_000_000n)
+      assert.equal(gw.meter.pendingKeyCost(user.keyId, -Infinity), 2_000_000_000n, 'both calls still in the meter')
+    } finally {
+      await hold.rollback()
+    }
+
+    // Committed: the row has it, the meter no longer, and a reload counts it once.
+    const row = await keyRow(user.keyId)
+    assert.equal(Number(row.period_spent), 0.002)
+    assert.equal(gw.meter.pendingKeyCost(user.keyId, -Infinity), 0n)
+    await refreshCaches()
+    assert.equal((await keyReport(user.key)).spent, 0.002)
+    assert.equal((await call(user.key)).status, 402)
+  })
+
+  test('a reloaded key with a period counts the uncommitted calls of this period only; a lifetime cap counts all', async ({ assert }) => {
+    const daily = await seedUser({ balance: '10', key: { spendLimit: '1', spendPeriod: 'day' } })
+    const lifetime = await seedUser({ balance: '10', key: { spendLimit: '1' } })
+    const gw = await gateway()
+    const beforeMidnight = new Date(periodBounds('day', Date.now()).start - 1000)
+    const holds = [await holdKeyRow(daily.keyId), await holdKeyRow(lifetime.keyId)]
+    try {
+      for (const user of [daily, lifetime]) {
+        assert.equal((await call(user.key)).status, 200)
+        // A call begun before midnight and metered now: yesterday's spend (see the meter's statement).
+        gw.meter.record({ ...meterEvent(user.userId, 'capped-model'), apiKeyId: user.keyId, createdAt: beforeMidnight })
+      }
+      // In memory as it was metered: today's call only for the daily cap.
+      assert.equal(gw.catalog.cachedKey(hashApiKey(daily.key))!.spentPico, 1_000_000_000n)
+      assert.equal(gw.catalog.cachedKey(hashApiKey(lifetime.key))!.spentPico, 2_000_000_000n)
+
+      // Reloaded (/v1/balance would wait for the meter: the catalog is asked directly).
+      await refreshCaches()
+      assert.equal((await gw.catalog.key(hashApiKey(daily.key)))!.spentPico, 1_000_000_000n, "today's pending call, not yesterday's")
+      assert.equal((await gw.catalog.key(hashApiKey(lifetime.key)))!.spentPico, 2_000_000_000n, 'both pending calls')
+    } finally {
+      for (const hold of holds) await hold.rollback()
+    }
+    const dailyRow = await keyRow(daily.keyId)
+    assert.equal(Number(dailyRow.period_spent), 0.001)
+    assert.equal(Number(dailyRow.spent), 0.002)
+    await refreshCaches()
+    assert.equal((await keyReport(daily.key)).spent, 0.001, 'the same once committed')
+    assert.equal((await keyReport(lifetime.key)).spent, 0.002)
   })
 
   test('a lifetime cap (no period) is unchanged; /v1/balance shows the key\'s cap', async ({ assert }) => {

@@ -146,29 +146,39 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     await next.close()
   }).timeout(20000)
 
-  test('a Postgres outage while running: records spilled, pending kept, replayed exactly once when it is back', async ({ assert }) => {
+  test('a Postgres outage while running: records spilled, pending kept, replayed exactly once when it is back', async ({ assert, cleanup }) => {
     const user = await seedUser({ balance: '1' })
     const proxy = await cuttableProxy(new URL(process.env.DATABASE_URL!))
     const dir = spillDir()
     const live = await meter(proxy.url, dir)
+    // Closed even when an assertion fails (an open proxy would keep the test process alive).
+    cleanup(async () => {
+      proxy.restore()
+      await live.close()
+      await proxy.close()
+    })
 
     live.record(meterEvent(user.userId, 'spill-model'))
     await live.drain()
     assert.equal(await rowsFor(user.userId), 1)
 
     proxy.cut()
-    for (let i = 0; i < 20; i++) live.record(meterEvent(user.userId, 'spill-model'))
+    // Through the user's key: its spend cap's pending cost follows the spill too.
+    const keyed = () => ({ ...meterEvent(user.userId, 'spill-model'), apiKeyId: user.keyId })
+    for (let i = 0; i < 20; i++) live.record(keyed())
     await live.drain()
     assert.isTrue(live.degraded)
     assert.equal(live.spilledPending, 20)
     assert.equal(await rowsFor(user.userId), 1)
     // Still counted against the user's cached balance while spilled.
     assert.equal(live.pendingFor(user.userId).costPico, 20n * 1_000_000_000n)
+    assert.equal(live.pendingKeyCost(user.keyId, -Infinity), 20n * 1_000_000_000n)
     // More traffic during the outage goes straight to disk; memory stays empty.
-    for (let i = 0; i < 5; i++) live.record(meterEvent(user.userId, 'spill-model'))
+    for (let i = 0; i < 5; i++) live.record(keyed())
     await live.drain()
     assert.equal(live.queued, 0)
     assert.equal(live.spilledPending, 25)
+    assert.equal(live.pendingKeyCost(user.keyId, -Infinity), 25n * 1_000_000_000n)
 
     proxy.restore()
     for (let i = 0; i < 100 && (live.degraded || live.spilledPending > 0); i++) {
@@ -178,12 +188,13 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     assert.isFalse(live.degraded)
     assert.equal(await rowsFor(user.userId), 26)
     assert.equal(live.pendingFor(user.userId).costPico, 0n)
+    assert.equal(live.pendingKeyCost(user.keyId, -Infinity), 0n, 'settled by the replay')
+    const keyRow = await db.from('api_keys').where('id', user.keyId).first()
+    assert.equal(Number(keyRow.spent), 25 * 0.001)
     assert.lengthOf(readdirSync(join(dir, 'meter-spill')), 0)
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.balance, money.ledger)
     assert.equal(Number(money.balance), 1 - 26 * 0.001)
-    await live.close()
-    await proxy.close()
   }).timeout(30000)
 
   test('the in-memory queue is bounded: beyond maxQueued the overflow is spilled', async ({ assert }) => {

@@ -15,13 +15,14 @@ test.group('Spend periods (UTC calendar)', () => {
   })
 
   test('a key rolls into a new period at its end, not before; a key without a period never rolls', ({ assert }) => {
-    const key = { spendPeriod: 'day' as const, spentPico: 5n, periodEndsAt: at('2026-12-05T00:00:00Z') }
+    const key = { spendPeriod: 'day' as const, spentPico: 5n, periodStartsAt: at('2026-12-04T00:00:00Z'), periodEndsAt: at('2026-12-05T00:00:00Z') }
     rollSpendPeriod(key, at('2026-12-04T23:59:59Z'))
     assert.equal(key.spentPico, 5n)
     rollSpendPeriod(key, at('2026-12-05T00:00:00Z'))
     assert.equal(key.spentPico, 0n)
+    assert.equal(key.periodStartsAt, at('2026-12-05T00:00:00Z'))
     assert.equal(key.periodEndsAt, at('2026-12-06T00:00:00Z'))
-    const lifetime = { spendPeriod: null, spentPico: 9n, periodEndsAt: Infinity }
+    const lifetime = { spendPeriod: null, spentPico: 9n, periodStartsAt: -Infinity, periodEndsAt: Infinity }
     rollSpendPeriod(lifetime, at('2030-01-01T00:00:00Z'))
     assert.equal(lifetime.spentPico, 9n)
   })

@@ -29,6 +29,7 @@ export function periodBounds(period: SpendPeriod, ms: number): { start: number; 
 interface PeriodicSpend {
   spendPeriod: SpendPeriod | null
   spentPico: bigint
+  periodStartsAt: number
   periodEndsAt: number
 }
 
@@ -38,8 +39,10 @@ interface PeriodicSpend {
  */
 export function rollSpendPeriod(key: PeriodicSpend, now: number) {
   if (key.spendPeriod === null || now < key.periodEndsAt) return
+  const { start, end } = periodBounds(key.spendPeriod, now)
   key.spentPico = 0n
-  key.periodEndsAt = periodBounds(key.spendPeriod, now).end
+  key.periodStartsAt = start
+  key.periodEndsAt = end
 }
 
 export function isSpendPeriod(value: unknown): value is SpendPeriod {

@@ -3,6 +3,7 @@ import type { Logger } from '@adonisjs/core/logger'
 import { fromPico } from '#gateway/metering/money'
 import { type ArrayColumn, booleanColumn, columnsOf, numberColumn, textColumn, unnestOf } from '#gateway/metering/pg_array'
 import type { MeterEvent } from '#gateway/metering/meter_event'
+import { PendingTotals, type UserPending } from '#gateway/metering/pending_totals'
 import { readSpill, removeSpill, SpillFile, type SpilledRecord } from '#gateway/metering/spill_file'
 
 /** The usage row's columns, in the order of the batch statement's parameters. */
@@ -117,9 +118,10 @@ late AS (
  * appended to a durable spill file in DATA_DIR (spill_file.ts) instead of
  * being retried forever in memory; the writer then probes the database and
  * replays the spill once it answers. Requests keep being served meanwhile:
- * their cost stays applied to the cached balances (pendingFor) until the
- * replay commits it. A shutdown flush is bounded: what it could not write in
- * time is spilled too, and replayed by the next start.
+ * their cost stays applied to the cached balances and key spends (pendingFor,
+ * pendingKeyCost) until the replay commits it. A shutdown flush is bounded:
+ * what it could not write in time is spilled too, and replayed by the next
+ * start.
  */
 const batchSql = (effects: string) => `
 WITH e AS (
@@ -161,12 +163,6 @@ export interface MeterOptions {
   onRecord?: (event: MeterEvent) => void
 }
 
-interface PendingTotals {
-  costPico: bigint
-  input: number
-  output: number
-}
-
 /** Quick retries of a failed batch before it is spilled (a dropped connection, a failover). */
 const RETRY_DELAYS_MS = [50, 250, 1000]
 /** While the database is unreachable, how often the writer checks it again */
@@ -177,9 +173,10 @@ export class UsageMeter {
   #queue: MeterEvent[] = []
   /** The batch being written now (spilled too if a bounded flush gives up on it) */
   #inFlight: MeterEvent[] = []
-  #pendingByUser = new Map<number, PendingTotals>()
+  /** Recorded and not yet committed (queued, being written, or spilled), per user and per key */
+  #pending = new PendingTotals()
   /** Of the pending totals, what sits in this process's spill file */
-  #spilledByUser = new Map<number, PendingTotals>()
+  #spilled = new PendingTotals()
   #writing: Promise<void> | null = null
   #timer: NodeJS.Timeout | null = null
   /** drain() is waiting: write batch after batch without pausing for the flush timer */
@@ -214,7 +211,7 @@ export class UsageMeter {
   /** Queues one request's accounting; it is durable once `drain()` resolves. */
   record(event: MeterEvent) {
     this.#queue.push(event)
-    addTotals(this.#pendingByUser, event)
+    this.#pending.add(event)
     this.options.onRecord?.(event)
     if (this.#spill && this.#queue.length >= (this.options.maxQueued ?? 20_000)) {
       // The database is too slow or away: memory stays bounded, the overflow goes to disk.
@@ -227,8 +224,17 @@ export class UsageMeter {
   }
 
   /** What is recorded for a user but not yet committed (caches add it to database values). */
-  pendingFor(userId: number): PendingTotals {
-    return this.#pendingByUser.get(userId) ?? { costPico: 0n, input: 0, output: 0 }
+  pendingFor(userId: number): UserPending {
+    return this.#pending.user(userId)
+  }
+
+  /**
+   * The cost recorded through a key but not yet committed, of calls begun at
+   * or after `sinceMs` (the start of the key's spend period; -Infinity for a
+   * lifetime cap): the key cache adds it to the spend it reads.
+   */
+  pendingKeyCost(keyId: number, sinceMs: number): bigint {
+    return this.#pending.keyCost(keyId, sinceMs)
   }
 
   get queued() {
@@ -369,7 +375,7 @@ export class UsageMeter {
         const written = await this.#writeRecords(batch.map(toRecord))
         this.#inFlight = []
         if (written) {
-          for (const event of batch) settle(this.#pendingByUser, event)
+          for (const event of batch) this.#pending.settle(event)
           if (this.#queue.length < this.options.batchSize && this.#draining === 0) break
         } else if (this.#spill) {
           await this.#spillEvents(batch)
@@ -444,8 +450,10 @@ export class UsageMeter {
 
   async #spillEvents(events: MeterEvent[]) {
     if (events.length === 0 || !this.#spill) return
+    // Tallied as the append is queued, not once it is done: a replay hands over the tally
+    // and queues the file's rotation in one step, so the tally always matches the file.
+    for (const event of events) this.#spilled.add(event)
     await this.#spill.append(events.map(toRecord))
-    for (const event of events) addTotals(this.#spilledByUser, event)
     this.spilledTotal += events.length
     // One warning per outage, not one per batch.
     if (!this.#outage) {
@@ -460,16 +468,16 @@ export class UsageMeter {
   async #replayOwnSpill() {
     // Counted as pending from before the hand-over until written (status readers see no gap).
     this.#replaying = this.#spill!.pending
-    // What the handed-over file holds, per user; later spills start a new tally.
-    const handedOver = this.#spilledByUser
-    this.#spilledByUser = new Map()
+    // What the handed-over file holds, per user and key; later spills start a new tally.
+    const handedOver = this.#spilled
+    this.#spilled = new PendingTotals()
     let written = false
     let records: SpilledRecord[] = []
     let path: string | null = null
     try {
       path = await this.#spill!.rotate()
       if (!path) {
-        for (const [userId, totals] of handedOver) addPending(this.#spilledByUser, userId, totals)
+        this.#spilled.addAll(handedOver)
         return
       }
       records = await readSpill(path)
@@ -484,20 +492,13 @@ export class UsageMeter {
         await this.#spill!.append(records)
         await removeSpill(path)
       }
-      for (const [userId, totals] of handedOver) addPending(this.#spilledByUser, userId, totals)
+      this.#spilled.addAll(handedOver)
       this.#enterOutage()
       return
     }
     await removeSpill(path)
     this.replayedTotal += records.length
-    for (const [userId, totals] of handedOver) {
-      const pending = this.#pendingByUser.get(userId)
-      if (!pending) continue
-      pending.costPico -= totals.costPico
-      pending.input -= totals.input
-      pending.output -= totals.output
-      if (pending.costPico === 0n && pending.input === 0 && pending.output === 0) this.#pendingByUser.delete(userId)
-    }
+    this.#pending.subtractAll(handedOver)
     this.options.logger.info({ replayed: records.length }, 'metering: database is back, spilled usage records written')
   }
 
@@ -534,31 +535,6 @@ function batchParameters(records: SpilledRecord[]): string[] {
 
 function isDataError(error: any): boolean {
   return typeof error?.code === 'string' && /^(22|23)/.test(error.code)
-}
-
-function addTotals(map: Map<number, PendingTotals>, event: MeterEvent) {
-  const totals = map.get(event.userId) ?? { costPico: 0n, input: 0, output: 0 }
-  totals.costPico += event.costPico
-  totals.input += event.usage.promptTokens
-  totals.output += event.usage.completionTokens
-  map.set(event.userId, totals)
-}
-
-function addPending(map: Map<number, PendingTotals>, userId: number, add: PendingTotals) {
-  const totals = map.get(userId) ?? { costPico: 0n, input: 0, output: 0 }
-  totals.costPico += add.costPico
-  totals.input += add.input
-  totals.output += add.output
-  map.set(userId, totals)
-}
-
-function settle(map: Map<number, PendingTotals>, event: MeterEvent) {
-  const totals = map.get(event.userId)
-  if (!totals) return
-  totals.costPico -= event.costPico
-  totals.input -= event.usage.promptTokens
-  totals.output -= event.usage.completionTokens
-  if (totals.costPico === 0n && totals.input === 0 && totals.output === 0) map.delete(event.userId)
 }
 
 /** Does the batch hold a row dated before today (UTC)? ISO strings in UTC compare as their times do. */

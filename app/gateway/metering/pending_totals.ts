@@ -1,0 +1,162 @@
+import type { MeterEvent } from '#gateway/metering/meter_event'
+
+const DAY_MS = 86_400_000
+
+/** What a user has recorded but not committed: cost and the month's tokens. */
+export interface UserPending {
+  costPico: bigint
+  input: number
+  output: number
+}
+
+const NOTHING_PENDING: UserPending = Object.freeze({ costPico: 0n, input: 0, output: 0 })
+
+/**
+ * One UTC day of a key's uncommitted cost: the calls that began that day
+ * (event.createdAt). A key's days form a short list, usually one node (today),
+ * two just after midnight, more only after a long outage's spill.
+ */
+interface KeyDay {
+  /** epoch ms of the day's UTC midnight */
+  day: number
+  costPico: bigint
+  next: KeyDay | null
+}
+
+/**
+ * Totals of metering events recorded but not yet committed, per user and per
+ * API key, so that the caches (catalog.ts) can add them to what they read from
+ * the database: a user's balance and tokens, a key's spend against its cap.
+ * The meter keeps one for everything pending and one for the part sitting in
+ * its spill file (usage_meter.ts).
+ *
+ * Keys are kept per UTC day rather than as one sum because a cap that resets
+ * (spend_period.ts) counts only calls begun in the current day, week or month,
+ * as the meter's statement does (a call begun before midnight counts in the
+ * period it began in). Every such period is a run of whole UTC days, so the
+ * pending cost in the current period is the sum of the days from its first
+ * one: exact at any boundary and for any period, without scanning the queue
+ * and without the meter knowing each key's period. Recording costs one Map
+ * read per user and one per key (a Map write and a small object only for the
+ * first event of a user, or of a key's day, since the last commit).
+ */
+export class PendingTotals {
+  readonly users = new Map<number, UserPending>()
+  /** Key id -> its days (zero-cost events are not kept: they change no spend) */
+  readonly keys = new Map<number, KeyDay>()
+
+  /** Adds one recorded event. */
+  add(event: MeterEvent) {
+    const totals = this.users.get(event.userId)
+    if (totals) {
+      totals.costPico += event.costPico
+      totals.input += event.usage.promptTokens
+      totals.output += event.usage.completionTokens
+    } else {
+      this.users.set(event.userId, {
+        costPico: event.costPico,
+        input: event.usage.promptTokens,
+        output: event.usage.completionTokens,
+      })
+    }
+    if (event.apiKeyId !== null && event.costPico !== 0n) {
+      this.#addKey(event.apiKeyId, dayOf(event.createdAt.getTime()), event.costPico)
+    }
+  }
+
+  /** Takes one event out again (its batch committed). */
+  settle(event: MeterEvent) {
+    this.#subtractUser(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
+    if (event.apiKeyId !== null && event.costPico !== 0n) {
+      this.#subtractKey(event.apiKeyId, dayOf(event.createdAt.getTime()), event.costPico)
+    }
+  }
+
+  /** Adds everything `other` holds (a spill tally handed back). */
+  addAll(other: PendingTotals) {
+    for (const [userId, add] of other.users) {
+      const totals = this.users.get(userId)
+      if (totals) {
+        totals.costPico += add.costPico
+        totals.input += add.input
+        totals.output += add.output
+      } else {
+        this.users.set(userId, { ...add })
+      }
+    }
+    for (const [keyId, head] of other.keys) {
+      for (let node: KeyDay | null = head; node; node = node.next) this.#addKey(keyId, node.day, node.costPico)
+    }
+  }
+
+  /** Takes out everything `other` holds (a replayed spill file, now committed). */
+  subtractAll(other: PendingTotals) {
+    for (const [userId, totals] of other.users) this.#subtractUser(userId, totals.costPico, totals.input, totals.output)
+    for (const [keyId, head] of other.keys) {
+      for (let node: KeyDay | null = head; node; node = node.next) this.#subtractKey(keyId, node.day, node.costPico)
+    }
+  }
+
+  /** The user's pending totals (do not modify). */
+  user(userId: number): UserPending {
+    return this.users.get(userId) ?? NOTHING_PENDING
+  }
+
+  /**
+   * The key's pending cost of calls begun at or after `sinceMs` (a period's
+   * start, a UTC midnight; -Infinity for the whole of it).
+   */
+  keyCost(keyId: number, sinceMs: number): bigint {
+    let sum = 0n
+    for (let node = this.keys.get(keyId) ?? null; node; node = node.next) {
+      if (node.day >= sinceMs) sum += node.costPico
+    }
+    return sum
+  }
+
+  #addKey(keyId: number, day: number, costPico: bigint) {
+    const head = this.keys.get(keyId)
+    if (!head) {
+      this.keys.set(keyId, { day, costPico, next: null })
+      return
+    }
+    let node: KeyDay = head
+    for (;;) {
+      if (node.day === day) {
+        node.costPico += costPico
+        return
+      }
+      if (!node.next) break
+      node = node.next
+    }
+    node.next = { day, costPico, next: null }
+  }
+
+  #subtractKey(keyId: number, day: number, costPico: bigint) {
+    let previous: KeyDay | null = null
+    for (let node = this.keys.get(keyId) ?? null; node; previous = node, node = node.next) {
+      if (node.day !== day) continue
+      node.costPico -= costPico
+      if (node.costPico !== 0n) return
+      // The day is settled: unlink it (and forget the key when it was its last day).
+      if (previous) previous.next = node.next
+      else if (node.next) this.keys.set(keyId, node.next)
+      else this.keys.delete(keyId)
+      return
+    }
+  }
+
+  #subtractUser(userId: number, costPico: bigint, input: number, output: number) {
+    const totals = this.users.get(userId)
+    if (!totals) return
+    totals.costPico -= costPico
+    totals.input -= input
+    totals.output -= output
+    if (totals.costPico === 0n && totals.input === 0 && totals.output === 0) this.users.delete(userId)
+  }
+}
+
+/** Epoch ms of the UTC midnight that begins the day holding `ms`. */
+function dayOf(ms: number): number {
+  return Math.floor(ms / DAY_MS) * DAY_MS
+}
