@@ -96,6 +96,16 @@ export default class GatewayProvider {
       }
       const env = (await import('#start/env')).default
       gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
+      const alertUrl = env.get('ALERT_WEBHOOK_URL')
+      if (alertUrl) {
+        const { AlertSender } = await import('#gateway/alerts/alert_sender')
+        gateway.alerts = new AlertSender({
+          url: alertUrl,
+          format: env.get('ALERT_WEBHOOK_FORMAT') ?? (/discord(app)?\.com\//.test(alertUrl) ? 'discord' : 'slack'),
+          repeatMs: (env.get('ALERT_REPEAT_MINUTES') ?? 60) * 60_000,
+          logger: await this.app.container.make('logger'),
+        })
+      }
       const cacheMb = env.get('RESPONSE_CACHE_MB') ?? 64
       if (cacheMb > 0) {
         const { ResponseCache } = await import('#gateway/cache/response_cache')

@@ -71,6 +71,11 @@ export default await Env.create(new URL('../', import.meta.url), {
   RESPONSE_CACHE_MB: Env.schema.number.optional(),
   RESPONSE_CACHE_MAX_TTL_S: Env.schema.number.optional(),
 
+  /** Operator alerts (channel disabled or failing, balance run out, key cap reached) to a chat webhook */
+  ALERT_WEBHOOK_URL: Env.schema.string.optional(),
+  ALERT_WEBHOOK_FORMAT: Env.schema.enum.optional(['slack', 'discord', 'json'] as const),
+  ALERT_REPEAT_MINUTES: Env.schema.number.optional(),
+
   /** Card top-ups through Stripe Checkout (off unless the secret key is set) */
   STRIPE_SECRET_KEY: Env.schema.string.optional(),
   STRIPE_WEBHOOK_SECRET: Env.schema.string.optional(),

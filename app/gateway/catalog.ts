@@ -301,7 +301,7 @@ export class Catalog {
   }
 
   /** Applies a metered request to the cached user state at once (before the write-behind commit). */
-  applyUsage(userId: number, costPico: bigint, input: number, output: number) {
+  applyUsage(userId: number, costPico: bigint, input: number, output: number): UserState | undefined {
     const state = this.#users.get(userId)
     if (!state) return
     if (state.period !== currentPeriod()) {
@@ -312,6 +312,7 @@ export class Catalog {
     state.balancePico -= costPico
     state.inputTokens += input
     state.outputTokens += output
+    return state
   }
 
   /**
@@ -320,13 +321,14 @@ export class Catalog {
    * metered after it) counts in that one, as the meter's statement and a
    * reload (keySpend) count it.
    */
-  applyKeySpend(keyId: number, costPico: bigint, createdAtMs: number) {
+  applyKeySpend(keyId: number, costPico: bigint, createdAtMs: number): KeyInfo | undefined {
     if (costPico === 0n) return
     const key = this.#keysById.get(keyId)
     if (!key) return
     rollSpendPeriod(key, Date.now())
     if (createdAtMs < key.periodStartsAt) return
     key.spentPico += costPico
+    return key
   }
 
   #forgetKeys() {

@@ -7,6 +7,11 @@ import { ChannelHealth, type HealthTransition } from '#gateway/routing/channel_h
 import { setDispatchPolicy } from '#gateway/upstream/dispatcher'
 import db from '@adonisjs/lucid/services/db'
 import type { Logger } from '@adonisjs/core/logger'
+import type { AlertSender } from '#gateway/alerts/alert_sender'
+import type { MeterEvent } from '#gateway/metering/meter_event'
+import type { KeyInfo, UserState } from '#gateway/types'
+import { displayUsd } from '#gateway/metering/money'
+import { appUrl } from '#config/app'
 
 export interface GatewayOptions {
   databaseUrl: string
@@ -40,6 +45,8 @@ export class Gateway {
   booting: Promise<void> = Promise.resolve()
   /** Set once the boot is over (caches loaded, heap settled): /api/status reports it as `ready` */
   ready = false
+  /** The operator's webhook for alerts (ALERT_WEBHOOK_URL); null when none */
+  alerts: AlertSender | null = null
 
   constructor(private options: GatewayOptions) {
     this.meter = new UsageMeter({
@@ -49,8 +56,10 @@ export class Gateway {
       logger: options.logger,
       spillDir: options.spillDir,
       onRecord: (event) => {
-        this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
-        if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
+        const user = this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
+        const key = event.apiKeyId === null ? undefined : this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
+        // Two comparisons per priced request: an alert only when this charge crossed a line.
+        if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user, key)
       },
     })
     // A user or key (re)loaded from the database gets what the meter holds uncommitted added back.
@@ -74,8 +83,47 @@ export class Gateway {
     })
   }
 
+  /** A charge that emptied the user's balance, or filled the key's cap, is told to the operator. */
+  #alertOnCharge(event: MeterEvent, user: UserState | undefined, key: KeyInfo | undefined) {
+    const alerts = this.alerts!
+    if (user && user.balancePico <= 0n && user.balancePico + event.costPico > 0n) {
+      alerts.notify('user.balance_exhausted', event.userId, async () => {
+        const row = await db.from('users').where('id', event.userId).select('email').first()
+        const balance = displayUsd(user.balancePico)
+        return {
+          text: `User ${row?.email ?? event.userId} has run out of balance ($${balance}): priced models answer 402 until a top-up. ${appUrl}/admin/users/${event.userId}`,
+          data: { user_id: event.userId, email: row?.email ?? null, balance },
+        }
+      })
+    }
+    if (key && key.spendLimitPico !== null && key.spentPico >= key.spendLimitPico && key.spentPico - event.costPico < key.spendLimitPico) {
+      alerts.notify('key.spend_cap_reached', key.id, async () => {
+        const row = await db.from('users').where('id', key.userId).select('email').first()
+        const cap = displayUsd(key.spendLimitPico!)
+        const per = key.spendPeriod ? ` per ${key.spendPeriod} (UTC)` : ''
+        return {
+          text: `Key "${key.name}" of ${row?.email ?? key.userId} reached its spend cap of $${cap}${per}: it answers 402 until ${key.spendPeriod ? 'the next period or ' : ''}the cap is raised. ${appUrl}/admin/keys/${key.id}`,
+          data: { key_id: key.id, key_name: key.name, user_id: key.userId, email: row?.email ?? null, spend_limit: cap, spend_period: key.spendPeriod },
+        }
+      })
+    }
+  }
+
+  /** A channel's name and provider for an alert's text. */
+  #channelLabel(channelId: number) {
+    const channel = this.catalog.channels.find((c) => c.id === channelId)
+    return channel ? `"${channel.name}" (#${channelId}, ${channel.provider})` : `#${channelId}`
+  }
+
   /** Circuit transitions are mirrored into the channels table, for admins (best effort). */
   #mirrorHealth(transition: HealthTransition) {
+    if (transition.state === 'open' && this.alerts !== null) {
+      const until = transition.until ? new Date(transition.until).toISOString().slice(11, 19) : 'later'
+      this.alerts.notify('channel.circuit_open', transition.channelId, async () => ({
+        text: `Channel ${this.#channelLabel(transition.channelId)} is failing: out of rotation until ${until} UTC, then tried again. Last error: ${transition.error ?? 'unknown'}. ${appUrl}/admin/channels/${transition.channelId}`,
+        data: { channel_id: transition.channelId, until: transition.until ? new Date(transition.until).toISOString() : null, error: transition.error },
+      }))
+    }
     db.from('channels')
       .where('id', transition.channelId)
       .update({
@@ -124,6 +172,10 @@ export class Gateway {
       this.catalog.channelsVersion++
     }
     this.options.logger.warn({ channelId, reason }, 'channel disabled')
+    this.alerts?.notify('channel.disabled', channelId, async () => ({
+      text: `Channel ${this.#channelLabel(channelId)} was disabled by the gateway: ${reason}. Fix its upstream key, then Test it on the panel (or channel:test) to put it back. ${appUrl}/admin/channels/${channelId}`,
+      data: { channel_id: channelId, reason },
+    }))
     db.from('channels')
       .where('id', channelId)
       .update({ enabled: false, disabled_reason: reason, auto_disabled_at: new Date(), last_error: reason, last_error_at: new Date() })

@@ -63,6 +63,8 @@ export async function gatewayStatus(gateway: Gateway) {
     },
     in_flight: gateway.service.inFlight,
     response_cache: responseCacheStatus(gateway),
+    // Counts only: the webhook's address and its errors are the operator's business (logs), not the public's.
+    alerts: gateway.alerts ? { sent: gateway.alerts.sent, failed: gateway.alerts.failed, dropped: gateway.alerts.dropped } : null,
   }
 }
 
