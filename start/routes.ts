@@ -16,6 +16,7 @@ const ResponsesController = () => import('#controllers/api/responses_controller'
 const GeminiController = () => import('#controllers/api/gemini_controller')
 const EmbeddingsController = () => import('#controllers/api/embeddings_controller')
 const ImagesController = () => import('#controllers/api/images_controller')
+const GenerationController = () => import('#controllers/api/generation_controller')
 
 router
   .group(() => {
@@ -31,6 +32,7 @@ router
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')
+    router.get('/generation', [GenerationController, 'show']).as('generation')
   })
   .prefix('/v1')
   .as('v1')
