@@ -9,6 +9,7 @@ import { middleware } from '#start/kernel'
 
 const DocsController = () => import('#controllers/pages/docs_controller')
 const StatusPageController = () => import('#controllers/pages/status_page_controller')
+const PricingController = () => import('#controllers/pages/pricing_controller')
 const LocaleController = () => import('#controllers/pages/locale_controller')
 const RegistrationController = () => import('#controllers/portal/registration_controller')
 const OverviewController = () => import('#controllers/portal/overview_controller')
@@ -33,6 +34,7 @@ router
   .group(() => {
     router.get('/docs', [DocsController, 'show']).as('docs')
     router.get('/status', [StatusPageController, 'show']).as('status.page')
+    router.get('/pricing', [PricingController, 'show']).as('pricing')
     router.get('/lang/:locale', [LocaleController, 'update']).as('locale.switch')
     router.get('/register', [RegistrationController, 'create']).as('register')
     router.post('/register', [RegistrationController, 'store']).as('register.store')
