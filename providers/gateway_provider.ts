@@ -96,6 +96,8 @@ export default class GatewayProvider {
       }
       const env = (await import('#start/env')).default
       gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
+      const logMode = env.get('LOG_BODIES') ?? 'off'
+      if (logMode !== 'off') await gateway.logBodies(logMode, (env.get('LOG_BODIES_MAX_KB') ?? 64) * 1024)
       const alertUrl = env.get('ALERT_WEBHOOK_URL')
       if (alertUrl) {
         const { AlertSender } = await import('#gateway/alerts/alert_sender')

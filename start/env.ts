@@ -71,6 +71,10 @@ export default await Env.create(new URL('../', import.meta.url), {
   RESPONSE_CACHE_MB: Env.schema.number.optional(),
   RESPONSE_CACHE_MAX_TTL_S: Env.schema.number.optional(),
 
+  /** Request and response bodies kept for debugging: off, errors (failed calls), all; each cut at this many KB */
+  LOG_BODIES: Env.schema.enum.optional(['off', 'errors', 'all'] as const),
+  LOG_BODIES_MAX_KB: Env.schema.number.optional(),
+
   /** Operator alerts (channel disabled or failing, balance run out, key cap reached) to a chat webhook */
   ALERT_WEBHOOK_URL: Env.schema.string.optional(),
   ALERT_WEBHOOK_FORMAT: Env.schema.enum.optional(['slack', 'discord', 'json'] as const),

@@ -185,6 +185,7 @@ export async function embeddings(
     answer = call.geminiMethod === 'embedContent' ? { embedding: { values: values[0] ?? [] } } : { embeddings: values.map((v) => ({ values: v })) }
   }
   const bytes = Buffer.from(JSON.stringify(answer))
+  if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (!call.res.destroyed) {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId }

@@ -8,6 +8,7 @@ import { setDispatchPolicy } from '#gateway/upstream/dispatcher'
 import db from '@adonisjs/lucid/services/db'
 import type { Logger } from '@adonisjs/core/logger'
 import type { AlertSender } from '#gateway/alerts/alert_sender'
+import { RequestLogWriter, type BodyLogMode } from '#gateway/logs/request_log_writer'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import type { KeyInfo, UserState } from '#gateway/types'
 import { displayUsd } from '#gateway/metering/money'
@@ -47,6 +48,8 @@ export class Gateway {
   ready = false
   /** The operator's webhook for alerts (ALERT_WEBHOOK_URL); null when none */
   alerts: AlertSender | null = null
+  /** Request and response bodies kept for debugging (LOG_BODIES); null when off */
+  requestLogs: RequestLogWriter | null = null
 
   constructor(private options: GatewayOptions) {
     this.meter = new UsageMeter({
@@ -196,6 +199,16 @@ export class Gateway {
       .catch((error) => this.options.logger.warn({ err: error }, 'could not record channel error'))
   }
 
+  /** Turns body logging on or off (LOG_BODIES at boot; tests). */
+  async logBodies(mode: BodyLogMode, maxBodyBytes = 64 * 1024) {
+    await this.requestLogs?.close()
+    this.requestLogs =
+      mode === 'off'
+        ? null
+        : new RequestLogWriter({ connectionString: this.options.databaseUrl, mode, maxBodyBytes, logger: this.options.logger })
+    this.service.bodyLog = this.requestLogs
+  }
+
   async start() {
     if (this.options.listen) {
       this.#listener = new ChangeListener(
@@ -222,6 +235,7 @@ export class Gateway {
     await this.#listener?.stop()
     if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
     await this.meter.close(this.options.meterShutdownFlushMs ?? 10_000)
+    await this.requestLogs?.close()
     await closePools()
   }
 }

@@ -30,6 +30,7 @@ import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
 import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
+import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
@@ -72,6 +73,8 @@ export class GatewayService {
   admitted = 0
   /** The exact-match response cache clients opt into per request (null: RESPONSE_CACHE_MB=0) */
   responseCache: ResponseCache | null = null
+  /** Where request and response bodies go when the operator logs them (LOG_BODIES; null: off) */
+  bodyLog: RequestLogWriter | null = null
 
   constructor(
     private catalog: Catalog,
@@ -223,6 +226,7 @@ export class GatewayService {
   #replay(exchange: Exchange, account: RequestAccount, hit: CachedAnswer) {
     const { res } = exchange.call
     account.cacheHit = true
+    if (account.loggedRequest !== null) account.loggedResponse = hit.bytes
     account.markFirstByte()
     if (!res.destroyed) {
       const headers = hit.stream
@@ -243,9 +247,19 @@ export class GatewayService {
     this.responseCache.set(cache.key, { stream, contentType, bytes }, cache.ttlMs)
   }
 
-  /** A recorder for a stream the request wants cached (null otherwise: nothing kept). */
-  #recorder(exchange: Exchange) {
-    return exchange.cache === null || this.responseCache === null ? null : new StreamRecorder(this.responseCache.maxEntryBytes)
+  /** A recorder for a stream the request wants cached or logged (null otherwise: nothing kept). */
+  #recorder(exchange: Exchange, account: RequestAccount) {
+    const caching = exchange.cache !== null && this.responseCache !== null
+    const logging = account.loggedRequest !== null
+    if (!caching && !logging) return null
+    // One byte past the log's limit tells the log the stream was longer.
+    const limit = Math.max(caching ? this.responseCache!.maxEntryBytes : 0, logging ? this.bodyLog!.options.maxBodyBytes + 1 : 0)
+    return new StreamRecorder(limit)
+  }
+
+  /** A logged call's streamed answer: what the client received, up to the log's limit. */
+  #logStream(account: RequestAccount, out: ClientStream) {
+    if (account.loggedRequest !== null && out.recorder !== null) account.loggedResponse = out.recorder.head()
   }
 
   /**
@@ -319,9 +333,10 @@ export class GatewayService {
       // The upstream ignored `stream`: replay its answer as the client's stream.
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
-      out.recorder = this.#recorder(exchange)
+      out.recorder = this.#recorder(exchange, account)
       await out.write(eventsOfResponse(response).map((e) => encoder.push(e)).join('') + encoder.end())
       out.end()
+      this.#logStream(account, out)
       if (!out.closedEarly) this.#store(exchange, true, encoder.contentType, out.recorder?.bytes() ?? null)
       return account.close(200, null, usage)
     }
@@ -333,6 +348,7 @@ export class GatewayService {
 
   /** A whole JSON answer, in one write. */
   #answer(exchange: Exchange, account: RequestAccount, status: number, bytes: Buffer) {
+    if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()
     const { res } = exchange.call
     if (res.destroyed) return
@@ -354,19 +370,21 @@ export class GatewayService {
     if (upstreamDialect === ingress) {
       const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
       const out = new ClientStream(call.res, exchange.streamHeaders(account, contentType), () => account.markFirstByte())
-      out.recorder = this.#recorder(exchange)
+      out.recorder = this.#recorder(exchange, account)
       outcome = await relayPassThroughStream(upstreamBody, ingress, {
         encoder: exchange.encoderOptions,
         clientModel: mapped ? exchange.publicModel : null,
         stream: out,
       })
+      this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed) this.#store(exchange, true, contentType, out.recorder.bytes())
     } else {
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
-      out.recorder = this.#recorder(exchange)
+      out.recorder = this.#recorder(exchange, account)
       const transform = customToolTransform(exchange.customTools())
       outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform)
+      this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
     }
     const usage = await exchange.usageOfStream(outcome)

@@ -1,3 +1,4 @@
+import app from '@adonisjs/core/services/app'
 import type { HttpContext } from '@adonisjs/core/http'
 import { notFound } from '#controllers/admin/panel'
 import db from '@adonisjs/lucid/services/db'
@@ -72,7 +73,7 @@ export default class UsageController {
       .select('u.*', 'users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix', 'api_keys.last_four as key_last_four')
       .first()
     if (!record) return notFound(ctx)
-    const [attempts, charge] = await Promise.all([
+    const [attempts, charge, bodies] = await Promise.all([
       db
         .from('request_attempts as a')
         .leftJoin('channels', 'channels.id', 'a.channel_id')
@@ -80,6 +81,7 @@ export default class UsageController {
         .orderBy('a.attempt')
         .select('a.*', 'channels.name as channel_name'),
       db.from('balance_ledger').where('usage_record_id', record.id).where('kind', 'charge').first(),
+      db.from('request_logs').where('request_id', record.request_id).first(),
     ])
     // A clean request (one attempt, answered) writes no attempts row: its one attempt is the record itself.
     if (attempts.length === 0 && record.channel_id && record.status < 400) {
@@ -93,7 +95,20 @@ export default class UsageController {
         error: null,
       })
     }
-    return view.render('admin/usage/show', { record, attempts, charge })
+    return view.render('admin/usage/show', {
+      record,
+      attempts,
+      charge,
+      bodies: bodies
+        ? {
+            request: readable(bodies.request_body, bodies.request_truncated),
+            requestTruncated: bodies.request_truncated,
+            response: bodies.response_body === null ? null : readable(bodies.response_body, bodies.response_truncated),
+            responseTruncated: bodies.response_truncated,
+          }
+        : null,
+      logging: (await app.container.make('gateway')).requestLogs?.mode ?? 'off',
+    })
   }
 }
 
@@ -127,4 +142,14 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<Day
     userId
   )
   return fillDays(new Map(rows.map((r: any) => [r.day, r])), from, to)
+}
+
+/** A logged body for reading: JSON indented when it is whole JSON, anything else (an event stream, a cut body) as it came. */
+function readable(text: string, truncated: boolean) {
+  if (truncated) return text
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2)
+  } catch {
+    return text
+  }
 }

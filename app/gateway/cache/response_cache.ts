@@ -145,8 +145,9 @@ export function cacheKeyOf(userId: number, ingress: string, model: string, strea
 }
 
 /**
- * A stream's bytes as the client receives them, kept for the cache while
- * they fit (a longer stream is relayed but not stored).
+ * A stream's bytes as the client receives them, up to a limit: the response
+ * cache stores them only when the whole stream fit (bytes()), the request log
+ * keeps the head of a longer one (head()).
  */
 export class StreamRecorder {
   #chunks: Buffer[] = []
@@ -157,18 +158,22 @@ export class StreamRecorder {
 
   add(chunk: string | Buffer) {
     if (this.#overflow || chunk.length === 0) return
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-    this.#length += bytes.length
-    if (this.#length > this.limit) {
+    let bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    if (this.#length + bytes.length > this.limit) {
       this.#overflow = true
-      this.#chunks = []
-      return
+      bytes = bytes.subarray(0, this.limit - this.#length)
     }
     this.#chunks.push(bytes)
+    this.#length += bytes.length
   }
 
   /** The whole stream, or null when it did not fit */
   bytes(): Buffer | null {
     return this.#overflow ? null : Buffer.concat(this.#chunks, this.#length)
+  }
+
+  /** What fit: the whole stream, or its first `limit` bytes */
+  head(): Buffer {
+    return Buffer.concat(this.#chunks, this.#length)
   }
 }

@@ -61,9 +61,11 @@ export async function withAccount(
     // keeps every local of a suspended async function alive, dead or not. A
     // coding agent's body is 20-200 KB parsed; the work drops it once the
     // upstream has it (GatewayService releases it), so nothing here may hold it.
-    await work(gw, account, await readParsedBody(call, endpoint, validator, account, modelFromPath))
+    await work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath))
   } catch (caught) {
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
+    // A logged call that failed before its answer: what it was told (the upstream's own error, or the gateway's).
+    if (account.loggedRequest !== null && account.loggedResponse === null) account.loggedResponse = loggedError(error)
     account.fail(error)
     // The failed call's usage row has this id: the client can quote it (Anthropic's SDKs read request-id).
     if (!call.res.headersSent) {
@@ -75,6 +77,7 @@ export async function withAccount(
 }
 
 async function readParsedBody(
+  gw: Gateway,
   call: ApiCall,
   endpoint: string,
   validator: EnvelopeValidator,
@@ -84,6 +87,12 @@ async function readParsedBody(
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
   if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
   const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  const bodyLog = gw.service.bodyLog
+  if (bodyLog !== null) {
+    // Body logging (LOG_BODIES): the client's bytes as sent, a reference held until the call is metered.
+    account.bodyLog = bodyLog
+    account.loggedRequest = rawBody
+  }
   const body = parseJsonObject(rawBody)
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
   assertStorableModel(model)
@@ -136,4 +145,12 @@ export function generate(
     (gw, account, parsed) => gw.service.generate(handOver(parsed, call, ingress, options), account),
     options.model
   )
+}
+
+/** A failure as the request log keeps it. */
+function loggedError(error: unknown): Buffer | string {
+  if (error instanceof GatewayError) {
+    return error.upstreamBody ?? JSON.stringify({ error: { code: error.code, type: error.type, message: error.message } })
+  }
+  return JSON.stringify({ error: { code: 'internal_error', message: 'Internal error' } })
 }

@@ -1,5 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { costOf } from '#gateway/metering/pricing'
+import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
 import { requestId } from '#gateway/metering/request_id'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
@@ -83,6 +84,10 @@ export class RequestAccount {
 
   /** Answered from the response cache: no provider call, nothing charged (the row says so) */
   cacheHit = false
+  /** Body logging (LOG_BODIES): the writer, the client's request bytes and what it got back; null when off */
+  bodyLog: RequestLogWriter | null = null
+  loggedRequest: Buffer | null = null
+  loggedResponse: Buffer | string | null = null
 
   markFirstByte() {
     if (this.ttftMs === null) this.ttftMs = Math.round(performance.now() - this.startedAt)
@@ -121,6 +126,11 @@ export class RequestAccount {
       attempts: cleanPath ? null : this.attempts,
       cacheHit: this.cacheHit,
     })
+    if (this.loggedRequest !== null) {
+      if (this.bodyLog!.wants(status, errorCode)) this.bodyLog!.record(this.requestId, this.createdAt, this.loggedRequest, this.loggedResponse)
+      this.loggedRequest = null
+      this.loggedResponse = null
+    }
     this.onClosed?.(this, usage)
   }
 
