@@ -81,13 +81,25 @@ async function signIn(email: string, code: string) {
   return { client, second }
 }
 
+/** The audit log outlives resetDatabase (and user ids restart): only rows written since the test began. */
+let auditFloor = 0
+async function markAuditLog() {
+  auditFloor = Number((await db.from('audit_log').max('id as id').first())?.id ?? 0)
+}
+
 async function audits(userId: number, action: string) {
-  return db.from('audit_log').where('subject_type', 'user').where('subject_id', userId).where('action', action)
+  return db
+    .from('audit_log')
+    .where('id', '>', auditFloor)
+    .where('subject_type', 'user')
+    .where('subject_id', userId)
+    .where('action', action)
 }
 
 test.group('Two-factor sign-in: enrolment and the two-step login', (group) => {
   group.each.setup(async () => {
     await resetDatabase()
+    await markAuditLog()
     await clearLoginThrottles('127.0.0.1')
     return () => clearLoginThrottles('127.0.0.1')
   })
@@ -317,6 +329,7 @@ test.group('Two-factor sign-in: enrolment and the two-step login', (group) => {
 test.group('Two-factor sign-in: administrators', (group) => {
   group.each.setup(async () => {
     await resetDatabase()
+    await markAuditLog()
     await clearLoginThrottles('127.0.0.1')
     return () => clearLoginThrottles('127.0.0.1')
   })
