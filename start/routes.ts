@@ -96,6 +96,8 @@ router
   .group(() => {
     router.get('/login', [SessionController, 'create']).as('login').use(middleware.guest())
     router.post('/login', [SessionController, 'store']).as('login.store').use(middleware.guest())
+    router.get('/login/two-factor', [SessionController, 'twoFactor']).as('login.two_factor').use(middleware.guest())
+    router.post('/login/two-factor', [SessionController, 'verifyTwoFactor']).as('login.two_factor.store').use(middleware.guest())
     router.post('/logout', [SessionController, 'destroy']).as('logout').use(middleware.auth())
   })
   .use([...webStack(), middleware.locale()])

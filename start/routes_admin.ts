@@ -29,6 +29,7 @@ router
     router.get('/users/:id', [UsersController, 'show']).as('users.show').where('id', router.matchers.number())
     router.post('/users/:id', [UsersController, 'update']).as('users.update').where('id', router.matchers.number())
     router.post('/users/:id/ledger', [UsersController, 'ledger']).as('users.ledger').where('id', router.matchers.number())
+    router.post('/users/:id/two-factor/reset', [UsersController, 'resetTwoFactor']).as('users.two_factor_reset').where('id', router.matchers.number())
 
     router.get('/plans', [PlansController, 'index']).as('plans.index')
     router.get('/plans/new', [PlansController, 'create']).as('plans.create')

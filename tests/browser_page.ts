@@ -15,13 +15,22 @@ export function launchChromium() {
   })
 }
 
-/** Signs in through /login. */
-export async function login(page: Page, email: string, password: string) {
+/**
+ * Signs in through /login (in any page language). For an account with
+ * two-factor sign-in on, `code` gives the code from the app for the second
+ * step (/login/two-factor); without it the page stays there.
+ */
+export async function login(page: Page, email: string, password: string, options: { code?: () => string } = {}) {
   await page.goto(`${baseUrl()}/login`)
   await page.locator('#f-email').fill(email)
   await page.locator('#f-password').fill(password)
-  await page.getByRole('button', { name: 'Log in' }).click()
+  await page.locator('form[action="/login"] button[type="submit"]').click()
   await page.waitForLoadState('load')
+  if (options.code && new URL(page.url()).pathname === '/login/two-factor') {
+    await page.locator('#f-code').fill(options.code())
+    await page.locator('form:has(#f-code) button[type="submit"]').click()
+    await page.waitForLoadState('load')
+  }
 }
 
 /** The page's full width: more than the viewport means it pans sideways. */

@@ -1,9 +1,33 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import User from '#models/user'
-import { loginValidator } from '#validators/session'
+import { loginCodeValidator, loginValidator } from '#validators/session'
 import { formatWait } from '#services/format'
 import { homeFor, safeNextPath } from '#services/home_path'
-import { clearFailedLogins, loginWait, recordFailedLogin } from '#services/login_throttle'
+import {
+  clearFailedLogins,
+  clearFailedTwoFactor,
+  loginWait,
+  recordFailedLogin,
+  recordFailedTwoFactor,
+  twoFactorWait,
+} from '#services/login_throttle'
+import { verifyTwoFactorLogin } from '#actions/verify_two_factor_login'
+
+/** A sign-in whose password was right, waiting for its second factor (in the encrypted session cookie). */
+const PENDING = 'login.twoFactor'
+const PENDING_MS = 5 * 60_000
+
+interface PendingLogin {
+  userId: number
+  email: string
+  until: number
+}
+
+function pendingLogin(session: HttpContext['session']): PendingLogin | null {
+  const pending = session.get(PENDING) as PendingLogin | undefined
+  if (!pending || typeof pending.userId !== 'number' || !(pending.until > Date.now())) return null
+  return pending
+}
 
 export default class SessionController {
   /** The login form. */
@@ -11,8 +35,13 @@ export default class SessionController {
     return view.render('pages/auth/login')
   }
 
-  /** Logs in with email and password (throttled per email and IP); admins land in /admin, users in /dashboard. */
-  async store({ request, response, session, auth, i18n }: HttpContext) {
+  /**
+   * Logs in with email and password (throttled per email and IP); admins
+   * land in /admin, users in /dashboard. With two-factor sign-in on, a right
+   * password only opens the second step (/login/two-factor) for 5 minutes.
+   */
+  async store(ctx: HttpContext) {
+    const { request, response, session, i18n } = ctx
     const { email, password } = await request.validateUsing(loginValidator, { messagesProvider: i18n.createMessagesProvider() })
     const ip = request.ip()
     const wait = await loginWait(email, ip)
@@ -36,9 +65,66 @@ export default class SessionController {
       return response.redirect().back()
     }
     await clearFailedLogins(email)
-    const next = safeNextPath(session.pull('login.next'))
-    await auth.use('web').login(user)
-    return response.redirect(next && (user.role === 'admin' || !next.startsWith('/admin')) ? next : homeFor(user))
+    if (user.hasTwoFactor) {
+      session.put(PENDING, { userId: user.id, email: user.email, until: Date.now() + PENDING_MS } satisfies PendingLogin)
+      return response.redirect('/login/two-factor')
+    }
+    session.forget(PENDING)
+    return this.#signIn(ctx, user)
+  }
+
+  /** The second step of a sign-in with two-factor on: the code form. */
+  async twoFactor({ view, session, response, i18n }: HttpContext) {
+    const pending = pendingLogin(session)
+    if (!pending) {
+      session.forget(PENDING)
+      session.flash('error', i18n.t('ui.two_factor.expired'))
+      return response.redirect('/login')
+    }
+    return view.render('pages/auth/two_factor', { email: pending.email })
+  }
+
+  /**
+   * Checks the code from the app, or a recovery code (used up), for the
+   * pending sign-in; wrong codes are throttled per account and IP. Only a
+   * right one signs in.
+   */
+  async verifyTwoFactor(ctx: HttpContext) {
+    const { request, response, session, i18n } = ctx
+    const pending = pendingLogin(session)
+    if (!pending) {
+      session.forget(PENDING)
+      session.flash('error', i18n.t('ui.two_factor.expired'))
+      return response.redirect('/login')
+    }
+    const input = await request.validateUsing(loginCodeValidator, { messagesProvider: i18n.createMessagesProvider() })
+    const code = input.code || input.recovery_code
+    if (!code) {
+      session.flash('error', i18n.t('ui.two_factor.invalid'))
+      return response.redirect('/login/two-factor')
+    }
+    const ip = request.ip()
+    const wait = await twoFactorWait(pending.userId, ip)
+    if (wait > 0) {
+      session.flash('error', i18n.t('ui.login.throttled', { wait: formatWait(wait, i18n.locale) }))
+      return response.redirect('/login/two-factor')
+    }
+    const { user, factor } = await verifyTwoFactorLogin(pending.userId, code, { source: 'portal', ip })
+    if (!user) {
+      session.forget(PENDING)
+      session.flash('error', i18n.t('ui.two_factor.expired'))
+      return response.redirect('/login')
+    }
+    if (!factor.ok) {
+      await recordFailedTwoFactor(user.id, ip)
+      session.flash('error', i18n.t(factor.reason === 'replayed' ? 'errors.form.two_factor_code_used' : 'ui.two_factor.invalid'))
+      return response.redirect('/login/two-factor')
+    }
+    await clearFailedTwoFactor(user.id)
+    session.forget(PENDING)
+    const signedIn = await this.#signIn(ctx, user)
+    if (factor.method === 'recovery') session.flash('info', i18n.t('ui.two_factor.recovery_used', { remaining: factor.remaining }))
+    return signedIn
   }
 
   /** Logs out and returns to the login page. */
@@ -46,5 +132,12 @@ export default class SessionController {
     await auth.use('web').logout()
     session.flash('success', i18n.t('ui.login.loggedOut'))
     return response.redirect('/login')
+  }
+
+  /** Starts the session; back to the page that asked for a login, else the account's home. */
+  async #signIn({ response, session, auth }: HttpContext, user: User) {
+    const next = safeNextPath(session.pull('login.next'))
+    await auth.use('web').login(user)
+    return response.redirect(next && (user.role === 'admin' || !next.startsWith('/admin')) ? next : homeFor(user))
   }
 }

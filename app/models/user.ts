@@ -42,6 +42,25 @@ export default class User extends compose(BaseModel, AuthFinder) {
   @column.dateTime()
   declare disabledAt: DateTime | null
 
+  /**
+   * Two-factor sign-in (app/services/two_factor.ts): the TOTP secret,
+   * encrypted with APP_KEY; set when enrolment starts, in force once
+   * `totpEnabledAt` is set.
+   */
+  @column({ serializeAs: null })
+  declare totpSecretEncrypted: string | null
+
+  @column.dateTime()
+  declare totpEnabledAt: DateTime | null
+
+  /** The last time step whose code was accepted (a code is taken once). */
+  @column({ serializeAs: null, consume: (v: string | number | null) => (v === null ? null : Number(v)) })
+  declare totpLastStep: number | null
+
+  /** SHA-256 hashes of the unused recovery codes. */
+  @column({ serializeAs: null, prepare: (v: string[]) => JSON.stringify(v ?? []) })
+  declare totpRecoveryCodes: string[]
+
   @belongsTo(() => Plan)
   declare plan: BelongsTo<typeof Plan>
 
@@ -56,5 +75,10 @@ export default class User extends compose(BaseModel, AuthFinder) {
 
   get isAdmin() {
     return this.role === 'admin'
+  }
+
+  /** Sign-in asks for a code from the authenticator app (or a recovery code) after the password. */
+  get hasTwoFactor() {
+    return this.totpEnabledAt !== null && this.totpEnabledAt !== undefined && !!this.totpSecretEncrypted
   }
 }

@@ -35,11 +35,23 @@ export async function throttledRedeem<T>(userId: number, redeem: () => Promise<T
   return { wait: 0, result: result as T }
 }
 
+/**
+ * The portal's two-factor forms (confirm, turn off, new recovery codes):
+ * wrong codes or passwords count, 5 per 10 minutes per user, shared by the
+ * three forms; a success clears the count. Same contract as throttledRedeem.
+ */
+export async function throttledTwoFactor<T>(userId: number, run: () => Promise<T>): Promise<{ wait: number; result?: T }> {
+  const [error, result] = await formLimiter().penalize(`2fa_${userId}`, run)
+  if (error) return { wait: Math.max(1, error.response.availableIn) }
+  return { wait: 0, result: result as T }
+}
+
 /** Tests start each case with fresh counters. */
 export async function clearFormThrottles(ip: string, userIds: number[] = []) {
   await formLimiter().delete(`register_${ip}`)
   for (const id of userIds) {
     await formLimiter().delete(`password_${id}`)
     await formLimiter().delete(`redeem_${id}`)
+    await formLimiter().delete(`2fa_${id}`)
   }
 }

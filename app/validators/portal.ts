@@ -68,3 +68,26 @@ export const checkoutValidator = vine.compile(
     amount: vine.string().trim().regex(/^\d{1,7}(\.\d{1,2})?$/),
   })
 )
+
+/**
+ * Turning two-factor sign-in off: the password and a current code (or a
+ * recovery code). Field names of their own: the page's password form has a
+ * current_password too.
+ */
+export const disableTwoFactorValidator = vine.compile(
+  vine.object({
+    disable_password: vine.string().maxLength(128),
+    disable_code: vine.string().trim().minLength(1).maxLength(64),
+  })
+)
+
+/**
+ * A current code from the authenticator app: confirming the set-up, new
+ * recovery codes (its own field name: the Billing page's "code" is a
+ * redemption code, and its label says so).
+ */
+export const appCodeValidator = vine.compile(
+  vine.object({
+    app_code: vine.string().trim().minLength(1).maxLength(64),
+  })
+)

@@ -119,11 +119,11 @@ test.group('User portal in a browser', (group) => {
     assert.equal((await page.locator('tr[data-kind="charge"] [data-amount]').getAttribute('data-amount'))?.replace(/0+$/, ''), `-${row.cost}`.replace(/0+$/, ''))
     await shoot(page, 'billing')
 
-    // Models, password, overview with traffic
+    // Models, security (password, two-factor sign-in), overview with traffic
     await page.getByRole('link', { name: 'Models' }).first().click()
     await shoot(page, 'models')
-    await page.getByRole('link', { name: 'Password' }).first().click()
-    await shoot(page, 'password')
+    await page.getByRole('link', { name: 'Security' }).first().click()
+    await shoot(page, 'security')
     await page.getByRole('link', { name: 'Overview' }).first().click()
     await page.waitForSelector('#requests-per-day canvas', { timeout: 5000 })
     await shoot(page, 'overview')
@@ -176,7 +176,7 @@ test.group('User portal in a browser', (group) => {
       ['/dashboard/usage', '用量日志', 'usage-zh'],
       ['/dashboard/billing', '账单', 'billing-zh'],
       ['/dashboard/models', '模型', 'models-zh'],
-      ['/dashboard/password', '修改密码', 'password-zh'],
+      ['/dashboard/security', '安全', 'security-zh'],
       ['/status', '系统状态', 'status-zh'],
     ]) {
       await page.goto(`${baseUrl()}${path}`)

@@ -7,6 +7,7 @@ import BalanceLedgerEntry from '#models/balance_ledger_entry'
 import { createUser } from '#actions/create_user'
 import { updateUser } from '#actions/update_user'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { resetTwoFactor } from '#actions/disable_two_factor'
 import { ledgerEntryValidator, panelCreateUserValidator, panelUpdateUserValidator } from '#validators/panel'
 import { optionalNumber, checkbox, panelActor, notFound } from '#controllers/admin/panel'
 import { formatUsd, formatUsdExact } from '#services/format'
@@ -93,6 +94,14 @@ export default class UsersController {
     )
     session.flash('success', `Saved ${user.email}.`)
     return response.redirect(`/admin/users/${user.id}`)
+  }
+
+  /** Turns two-factor sign-in off for a user who lost their device (audited); they can set it up again. */
+  async resetTwoFactor(ctx: HttpContext) {
+    const { response, session, params } = ctx
+    const user = await resetTwoFactor(String(Number(params.id)), panelActor(ctx))
+    session.flash('success', `Two-factor sign-in of ${user.email} is off: they sign in with their password and can set it up again.`)
+    return response.redirect(`/admin/users/${user.id}#two-factor`)
   }
 
   /** Top-up, refund or adjustment: one ledger entry with its note. */

@@ -4,11 +4,12 @@ import { PortalInputError } from '#actions/portal_input_error'
 import { changePasswordValidator } from '#validators/portal'
 import { passwordChangeAttempt } from '#services/form_throttle'
 import { flashInputError } from '#services/form_errors'
+import { renderSecurity } from '#controllers/portal/security_controller'
 
 export default class PasswordController {
-  /** GET /dashboard/password: the change-password form. */
-  async edit({ view }: HttpContext) {
-    return view.render('pages/portal/password')
+  /** GET /dashboard/password: the Security page, whose first form changes the password. */
+  async edit(ctx: HttpContext) {
+    return renderSecurity(ctx)
   }
 
   /** POST /dashboard/password: checks the current password, sets the new one (throttled per user). */
@@ -18,7 +19,7 @@ export default class PasswordController {
     const wait = await passwordChangeAttempt(user.id)
     if (wait > 0) {
       response.status(429).header('retry-after', String(wait))
-      return ctx.view.render('pages/portal/password', { error: i18n.t('errors.form.throttled', { seconds: wait }) })
+      return renderSecurity(ctx, { passwordError: i18n.t('errors.form.throttled', { seconds: wait }) })
     }
     const input = await request.validateUsing(changePasswordValidator, {
       messagesProvider: i18n.createMessagesProvider(),
