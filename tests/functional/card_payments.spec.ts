@@ -98,6 +98,19 @@ test.group('Card top-ups through Stripe Checkout', (group) => {
     assert.lengthOf(await topups(user.userId), 0, 'nothing is credited before Stripe says paid')
   })
 
+  test('behind a proxy, APP_URL is where Stripe sends the user back', async ({ assert }) => {
+    const user = await payer()
+    env.set('APP_URL', 'https://gateway.example.com/')
+    try {
+      await checkout(user.client, stripe, '10')
+    } finally {
+      env.set('APP_URL', '')
+    }
+    const form = stripe.calls.at(-1)!.form
+    assert.equal(form['success_url'], 'https://gateway.example.com/dashboard/billing/checkout/return?session_id={CHECKOUT_SESSION_ID}')
+    assert.equal(form['cancel_url'], 'https://gateway.example.com/dashboard/billing?checkout=cancelled')
+  })
+
   test('amounts outside the bounds or finer than cents are refused beside the field, and nothing reaches Stripe', async ({ assert }) => {
     const user = await payer()
     const before = stripe.calls.length

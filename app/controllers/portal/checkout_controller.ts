@@ -9,6 +9,7 @@ import { flashInputError } from '#services/form_errors'
 import { localeFormatters } from '#services/locale'
 import { StripeError } from '#services/payments/stripe_client'
 import { requestBaseUrl } from '#controllers/pages/docs_controller'
+import env from '#start/env'
 
 export default class CheckoutController {
   /** POST /dashboard/billing/checkout: a card top-up; the user goes on to Stripe's page. */
@@ -17,7 +18,9 @@ export default class CheckoutController {
     const user = auth.use('web').getUserOrFail()
     const input = await request.validateUsing(checkoutValidator, { messagesProvider: i18n.createMessagesProvider() })
     try {
-      const { url } = await startCheckout(user, Number(input.amount), requestBaseUrl(request))
+      // Stripe sends the user back to the public address: APP_URL when set, else the one they reached us at.
+      const siteBase = env.get('APP_URL')?.replace(/\/+$/, '') || requestBaseUrl(request)
+      const { url } = await startCheckout(user, Number(input.amount), siteBase)
       return response.redirect(url)
     } catch (error) {
       if (!(error instanceof PortalInputError)) throw error
