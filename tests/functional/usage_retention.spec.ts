@@ -1,4 +1,5 @@
 import { test } from '@japa/runner'
+import ace from '@adonisjs/core/services/ace'
 import db from '@adonisjs/lucid/services/db'
 import env from '#start/env'
 import pg from 'pg'
@@ -7,6 +8,7 @@ import { createUser } from '#actions/create_user'
 import { pruneUsage } from '#actions/prune_usage'
 import { dailyTotals, medianLatencySince, rollUpDay, topBy } from '#services/usage_rollup'
 import { ledgerCsv, ledgerSummary } from '#services/portal_report'
+import UsagePrune from '#commands/usage_prune'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import { gateway, meterEvent, resetDatabase, seedChannel, seedUser, type SeededUser } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
@@ -127,6 +129,17 @@ async function holdingTheLock<T>(work: () => Promise<T>): Promise<T> {
     await other.query(`SELECT pg_advisory_unlock(hashtext('usage_prune'), 0)`)
     await other.end()
   }
+}
+
+async function runPrune(args: string[]) {
+  const command = await ace.create(UsagePrune, args)
+  ace.ui.switchMode('raw')
+  await command.exec()
+  return { command, said: command.ui.logger.getLogs().map((l) => l.message).join('\n') }
+}
+
+function retentionOff() {
+  env.set('USAGE_RETENTION_DAYS', 0)
 }
 
 test.group('Usage log retention: pruning old usage rows', () => {
@@ -360,6 +373,60 @@ test.group('Usage log retention: pruning old usage rows', () => {
     const result = await prune
     assert.equal(result.rows, 5)
     assert.isBelow(metered, 2000)
+    assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 8)
+  })
+})
+
+test.group('Usage log retention: the usage:prune command', (group) => {
+  group.each.teardown(() => retentionOff())
+
+  test('usage:prune --dry-run prints what would go; then deletes it; refuses fewer than 31 days', async ({ assert }) => {
+    await history()
+    const since = today().minus({ days: 31 }).toISODate()
+    const dry = await runPrune(['--keep-days', '31', '--dry-run'])
+    assert.equal(dry.command.exitCode ?? 0, 0)
+    assert.include(dry.said, `Dry run: would delete 5 usage rows and 4 attempts of ${D40().toISODate()} to ${D35().toISODate()} (2 days)`)
+    assert.include(dry.said, `Oldest day kept: ${since} (31 days)`)
+    assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 8)
+
+    const real = await runPrune(['--keep-days', '31'])
+    assert.equal(real.command.exitCode ?? 0, 0)
+    assert.include(real.said, `Deleted 5 usage rows and 4 attempts of ${D40().toISODate()} to ${D35().toISODate()} (2 days); 2 day(s) rolled up first`)
+    assert.include(real.said, `Oldest day kept: ${since}`)
+    assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 3)
+
+    const short = await runPrune(['--keep-days', '7'])
+    assert.equal(short.command.exitCode, 1)
+    assert.include(short.said, 'at least 31')
+    const none = await runPrune([])
+    assert.equal(none.command.exitCode, 1)
+    assert.include(none.said, 'Give --keep-days N (or set USAGE_RETENTION_DAYS)')
+    // Without --keep-days, USAGE_RETENTION_DAYS is the default.
+    env.set('USAGE_RETENTION_DAYS', 40)
+    const fromEnv = await runPrune(['--dry-run'])
+    assert.include(fromEnv.said, `Oldest day kept: ${today().minus({ days: 40 }).toISODate()} (40 days)`)
+  })
+
+  test('npm run ace -- usage:prune in its own process (ace loads every command before booting)', async ({ assert }) => {
+    await history()
+    const { spawnSync } = await import('node:child_process')
+    const result = spawnSync(process.execPath, ['ace.js', 'usage:prune', '--keep-days', '31'], {
+      cwd: process.cwd(),
+      env: { ...process.env, LOG_LEVEL: 'info' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    assert.equal(result.status, 0, result.stderr)
+    assert.include(result.stdout, 'Deleted 5 usage rows and 4 attempts')
+    assert.include(result.stdout, `Oldest day kept: ${today().minus({ days: 31 }).toISODate()} (31 days)`)
+    assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 3)
+  }).timeout(90_000)
+
+  test('usage:prune while another prune runs says so, deletes nothing and exits 1', async ({ assert }) => {
+    await history()
+    const skipped = await holdingTheLock(() => runPrune(['--keep-days', '31']))
+    assert.equal(skipped.command.exitCode, 1)
+    assert.include(skipped.said, 'Another prune is running')
     assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 8)
   })
 })
