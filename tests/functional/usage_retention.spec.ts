@@ -8,6 +8,7 @@ import { createUser } from '#actions/create_user'
 import { pruneUsage } from '#actions/prune_usage'
 import { dailyTotals, medianLatencySince, rollUpDay, topBy } from '#services/usage_rollup'
 import { ledgerCsv, ledgerSummary } from '#services/portal_report'
+import { UsageRetentionTimer } from '#services/usage_retention_timer'
 import UsagePrune from '#commands/usage_prune'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import { gateway, meterEvent, resetDatabase, seedChannel, seedUser, type SeededUser } from '#tests/helpers'
@@ -427,6 +428,47 @@ test.group('Usage log retention: the usage:prune command', (group) => {
     const skipped = await holdingTheLock(() => runPrune(['--keep-days', '31']))
     assert.equal(skipped.command.exitCode, 1)
     assert.include(skipped.said, 'Another prune is running')
+    assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 8)
+  })
+})
+
+test.group('Usage log retention: the server\'s hourly timer', () => {
+  test('the server\'s hourly timer: a tick prunes with USAGE_RETENTION_DAYS and is audited as the system; off at 0', async ({ assert }) => {
+    await history()
+    const said: string[] = []
+    let days = 0
+    const timer = new UsageRetentionTimer({ days: () => days, log: (m) => said.push(m) })
+    assert.isNull(await timer.tick())
+    assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 8)
+
+    days = 31
+    const result = await timer.tick()
+    assert.include(result, { rows: 5, attempts: 4 })
+    assert.match(said.join('\n'), /usage retention \(31 days\): 5 usage rows and 4 attempts before \d{4}-\d{2}-\d{2} deleted in \d+ ms/)
+    const audit = await db.from('audit_log').where('action', 'usage.prune').first()
+    assert.include(audit, { actor: 'system:retention', source: 'system' })
+    await timer.stop()
+    assert.isNull(await timer.tick(), 'stopped: no more runs')
+  })
+
+  test('the timer runs by itself once started (unref\'d), and stop() waits for a run under way', async ({ assert }) => {
+    await history()
+    const said: string[] = []
+    const timer = new UsageRetentionTimer({ days: () => 31, firstDelayMs: 10, intervalMs: 60_000, log: (m) => said.push(m) })
+    timer.start()
+    const deadline = Date.now() + 10_000
+    while (!said.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    await timer.stop()
+    assert.match(said.join('\n'), /5 usage rows and 4 attempts/)
+    assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 3)
+  })
+
+  test('a tick while another process prunes skips and says so', async ({ assert }) => {
+    await history()
+    const said: string[] = []
+    const result = await holdingTheLock(() => new UsageRetentionTimer({ days: () => 31, log: (m) => said.push(m) }).tick())
+    assert.include(result, { skipped: true, rows: 0 })
+    assert.include(said.join('\n'), 'another process is pruning')
     assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 8)
   })
 })
