@@ -20,3 +20,10 @@ export function retentionDays(): number {
 export function oldestKeptDay(days: number, now: Date = new Date()): DateTime {
   return DateTime.fromJSDate(now, { zone: 'utc' }).startOf('day').minus({ days })
 }
+
+/** What the pages say about retention: null when rows are kept forever. */
+export function retentionNotice(now: Date = new Date()) {
+  const days = retentionDays()
+  if (days <= 0) return null
+  return { days, since: oldestKeptDay(days, now).toISODate()! }
+}
