@@ -17,6 +17,7 @@ declare module '@adonisjs/core/types' {
 export default class GatewayProvider {
   #gateway: Gateway | null = null
   #idleSettler: { stop(): void } | null = null
+  #retention: { stop(): Promise<void> } | null = null
 
   constructor(protected app: ApplicationService) {}
 
@@ -133,6 +134,14 @@ export default class GatewayProvider {
       })
       idleSettler.start()
       this.#idleSettler = idleSettler
+      // Usage log retention: an hourly prune in the background (USAGE_RETENTION_DAYS; off by default).
+      const { retentionDays } = await import('#services/usage_retention')
+      if (retentionDays() > 0) {
+        const { UsageRetentionTimer } = await import('#services/usage_retention_timer')
+        const retention = new UsageRetentionTimer({ days: retentionDays, log: (message) => logger.info(message) })
+        retention.start()
+        this.#retention = retention
+      }
     }
     gateway.ready = true
   }
@@ -144,6 +153,8 @@ export default class GatewayProvider {
     // (key:create's last line is the key): they log nothing here.
     const served = this.#gateway !== null
     this.#idleSettler?.stop()
+    // A prune under way stops after its batch, before the pools close.
+    await this.#retention?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     if (served) logger.info('shutdown: requests drained, metering flushed')
     const { runtimeState } = await import('#start/runtime')

@@ -64,6 +64,20 @@ export default await Env.create(new URL('../', import.meta.url), {
   METER_FLUSH_MS: Env.schema.number.optional(),
   METER_SHUTDOWN_FLUSH_MS: Env.schema.number.optional(),
 
+  /**
+   * Usage log retention: days of request rows kept (0 or unset: forever). The server prunes older
+   * ones hourly (app/services/usage_retention_timer.ts); at least 31 (MIN_RETENTION_DAYS in
+   * app/services/usage_retention.ts): a key's monthly spend cap and the portal's 30-day chart read the rows.
+   */
+  USAGE_RETENTION_DAYS: (key: string, value?: string): number | undefined => {
+    if (value === undefined || value.trim() === '') return undefined
+    const days = Number(value)
+    if (!Number.isInteger(days) || days < 0 || (days > 0 && days < 31)) {
+      throw new Error(`${key} must be 0 (keep every usage row) or a whole number of days, at least 31; got "${value}"`)
+    }
+    return days
+  },
+
   /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
   HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),
 

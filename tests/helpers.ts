@@ -32,8 +32,11 @@ export function baseUrl() {
 export async function resetDatabase() {
   const gw = await gateway()
   await gw.meter.drain()
+  await gw.requestLogs?.drain()
   await db.rawQuery(
-    'TRUNCATE balance_ledger, monthly_usage, usage_records, api_keys, users, channels, model_prices, model_fallbacks, plans, usage_daily, usage_daily_days, audit_log RESTART IDENTITY CASCADE'
+    'TRUNCATE balance_ledger, monthly_usage, usage_records, request_attempts, api_keys, users, channels, model_prices, model_fallbacks, plans, ' +
+      'usage_daily, usage_daily_days, usage_daily_stale, usage_daily_latency, usage_daily_pruned, usage_daily_latency_pruned, usage_pruned_days, ' +
+      'audit_log, request_logs RESTART IDENTITY CASCADE'
   )
   await gw.catalog.reload()
   // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,

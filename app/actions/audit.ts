@@ -1,11 +1,15 @@
 import { userInfo } from 'node:os'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 
-/** Who made a change: an admin in the panel or the management API, whoever ran an ace command, a user in the portal, or Stripe (a payment's webhook). */
+/**
+ * Who made a change: an admin in the panel or the management API, whoever ran
+ * an ace command, a user in the portal, Stripe (a payment's webhook), or the
+ * gateway itself (`system`: the hourly usage retention).
+ */
 export interface Actor {
   id: number | null
   label: string
-  source: 'panel' | 'cli' | 'portal' | 'api' | 'stripe'
+  source: 'panel' | 'cli' | 'portal' | 'api' | 'stripe' | 'system'
   ip?: string | null
 }
 

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 
 /** A past day is final once rolled up this long after it ended (late metering batches land first). */
 const SETTLE_MS = 10 * 60_000
@@ -17,7 +18,15 @@ export const LATENCY_BOUNDS_MS = [
   25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 15000, 20000, 30000,
   60000, 120000,
 ]
-const BOUNDS_SQL = `ARRAY[${LATENCY_BOUNDS_MS.join(',')}]::int[]`
+export const BOUNDS_SQL = `ARRAY[${LATENCY_BOUNDS_MS.join(',')}]::int[]`
+
+/**
+ * The dimensions of a usage row as (dim, key) pairs, for `CROSS JOIN LATERAL`
+ * over rows with model, requested_model, user_id and channel_id (a NULL key:
+ * not in that dimension). The rollup and the prune's totals both use it.
+ */
+export const DIMENSIONS_SQL = `(VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
+                                   ('requested', requested_model)) d(dim, key)`
 
 const COLUMN: Record<Dimension, string> = {
   model: 'model',
@@ -33,6 +42,8 @@ const COLUMN: Record<Dimension, string> = {
  * settled (and again if it was rolled up too early). Today is never rolled
  * up: readers add it live from usage_records, so figures are exact.
  * Each day is replaced in one transaction under an advisory lock.
+ * A day whose rows were pruned (app/actions/prune_usage.ts) is the totals
+ * of its rows left plus those of its deleted rows (usage_daily_pruned).
  */
 export async function ensureRollups(from: DateTime, before: DateTime) {
   const [done, stale] = await Promise.all([
@@ -42,10 +53,33 @@ export async function ensureRollups(from: DateTime, before: DateTime) {
   const computed = new Map(done.map((r) => [toDay(r.day), new Date(r.computed_at).getTime()]))
   const late = new Set(stale.map((r) => toDay(r.day)))
   for (let day = from.startOf('day'); day < before.startOf('day'); day = day.plus({ days: 1 })) {
-    const at = computed.get(day.toISODate()!)
-    const settled = day.plus({ days: 1 }).toMillis() + SETTLE_MS
-    if (at === undefined || late.has(day.toISODate()!) || (at < settled && Date.now() >= settled)) await rollUpDay(day)
+    if (needsRollup(day, computed.get(day.toISODate()!), late.has(day.toISODate()!))) await rollUpDay(day)
   }
+}
+
+/** Never rolled up, marked stale, or rolled up before it settled and settled since. */
+function needsRollup(day: DateTime, computedAt: number | undefined, stale: boolean) {
+  const settled = day.plus({ days: 1 }).toMillis() + SETTLE_MS
+  return computedAt === undefined || stale || (computedAt < settled && Date.now() >= settled)
+}
+
+/**
+ * Whether a finished day's rollup holds all its rows, read in the caller's
+ * transaction (the prune's, under the day's lock: a rollup of the day waits
+ * for it, and it for a rollup).
+ */
+export async function rollupComplete(trx: TransactionClientContract, day: DateTime) {
+  const key = day.toISODate()!
+  const [done, stale] = await Promise.all([
+    trx.from('usage_daily_days').where('day', key).select('computed_at').first(),
+    trx.from('usage_daily_stale').where('day', key).select('day').first(),
+  ])
+  return !needsRollup(day, done ? new Date(done.computed_at).getTime() : undefined, Boolean(stale))
+}
+
+/** The day's advisory lock: its rollup and the prune of its rows take it, one at a time. */
+export async function lockDay(trx: TransactionClientContract, day: DateTime) {
+  await trx.rawQuery('SELECT pg_advisory_xact_lock(hashtext(?))', [`usage_daily:${day.toISODate()}`])
 }
 
 export async function rollUpDay(day: DateTime) {
@@ -53,33 +87,45 @@ export async function rollUpDay(day: DateTime) {
   const end = day.startOf('day').plus({ days: 1 }).toJSDate()
   const key = day.toISODate()!
   await db.transaction(async (trx) => {
-    await trx.rawQuery('SELECT pg_advisory_xact_lock(hashtext(?))', [`usage_daily:${key}`])
+    await lockDay(trx, day)
     // The mark goes before the rows are read: a late batch committing from here on marks the day
     // again (its insert waits for this delete to commit), so no late row is ever left out.
     await trx.from('usage_daily_stale').where('day', key).delete()
     await trx.from('usage_daily').where('day', key).delete()
+    // The rows there are, plus what the day's pruned rows added up to (nothing, unless pruned).
     await trx.rawQuery(
       `WITH rows AS (
          SELECT model, requested_model, user_id, channel_id, status, prompt_tokens, completion_tokens, cost
            FROM usage_records WHERE created_at >= ? AND created_at < ?
+       ),
+       totals AS (
+         SELECT d.dim, d.key, count(*) AS requests, count(*) FILTER (WHERE status >= 400) AS errors,
+                coalesce(sum(prompt_tokens), 0) AS input_tokens, coalesce(sum(completion_tokens), 0) AS output_tokens,
+                coalesce(sum(cost), 0) AS cost
+           FROM rows
+          CROSS JOIN LATERAL ${DIMENSIONS_SQL}
+          WHERE d.key IS NOT NULL
+          GROUP BY d.dim, d.key
+         UNION ALL
+         SELECT dim, key, requests, errors, input_tokens, output_tokens, cost FROM usage_daily_pruned WHERE day = ?
        )
        INSERT INTO usage_daily (day, dim, key, requests, errors, input_tokens, output_tokens, cost)
-       SELECT ?::date, d.dim, d.key, count(*), count(*) FILTER (WHERE status >= 400),
-              coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(cost), 0)
-         FROM rows
-        CROSS JOIN LATERAL (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
-                                   ('requested', requested_model)) d(dim, key)
-        WHERE d.key IS NOT NULL
-        GROUP BY d.dim, d.key`,
-      [start, end, key]
+       SELECT ?::date, dim, key, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), sum(cost)
+         FROM totals
+        GROUP BY dim, key`,
+      [start, end, key, key]
     )
     await trx.from('usage_daily_latency').where('day', key).delete()
     await trx.rawQuery(
       `INSERT INTO usage_daily_latency (day, bucket, requests)
-       SELECT ?::date, width_bucket(latency_ms, ${BOUNDS_SQL}), count(*)
-         FROM usage_records WHERE created_at >= ? AND created_at < ?
-        GROUP BY 2`,
-      [key, start, end]
+       SELECT ?::date, bucket, sum(requests)
+         FROM (SELECT width_bucket(latency_ms, ${BOUNDS_SQL}) AS bucket, count(*) AS requests
+                 FROM usage_records WHERE created_at >= ? AND created_at < ?
+                GROUP BY 1
+               UNION ALL
+               SELECT bucket, requests FROM usage_daily_latency_pruned WHERE day = ?) buckets
+        GROUP BY bucket`,
+      [key, start, end, key]
     )
     await trx.rawQuery(
       `INSERT INTO usage_daily_days (day, computed_at) VALUES (?, now())

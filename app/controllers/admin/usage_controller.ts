@@ -6,6 +6,7 @@ import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
 import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
+import { retentionNotice } from '#services/usage_retention'
 
 const PAGE = 50
 
@@ -32,7 +33,7 @@ export default class UsageController {
     )
     if (before) page.where('u.id', '<', before)
 
-    const [rows, days, channels] = await Promise.all([
+    const [rows, { days, fromRows }, channels] = await Promise.all([
       page,
       perDay(filters, userId),
       db.from('channels').select('id', 'name').orderBy('name'),
@@ -51,7 +52,11 @@ export default class UsageController {
     )
     const chart = { labels: days.map((d) => d.day), requests: days.map((d) => d.requests), cost: days.map((d) => d.cost) }
     const params = Object.fromEntries(FILTER_NAMES.map((n) => [n, filters[n]]))
-    return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels })
+    // With retention on, rows before `since` are gone: the rollups still have their totals, a filter
+    // they cannot answer (key, status, several dimensions) counts only the rows kept.
+    const retention = retentionNotice()
+    const partialTotals = Boolean(retention && fromRows && filters.from < retention.since)
+    return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels, retention, partialTotals })
   }
 
   /** Streams the filtered rows as CSV (keyset batches, flat memory, backpressure respected). */
@@ -72,7 +77,7 @@ export default class UsageController {
       .where('u.id', Number(params.id))
       .select('u.*', 'users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix', 'api_keys.last_four as key_last_four')
       .first()
-    if (!record) return notFound(ctx)
+    if (!record) return (await prunedRequest(ctx, Number(params.id))) ?? notFound(ctx)
     const [attempts, charge, bodies] = await Promise.all([
       db
         .from('request_attempts as a')
@@ -118,7 +123,7 @@ export default class UsageController {
  * live); other filters aggregate the matching rows, which the indexes on
  * (user_id | channel_id | model, created_at) keep to the filtered set.
  */
-async function perDay(filters: UsageFilters, userId: number | null): Promise<DayTotals[]> {
+async function perDay(filters: UsageFilters, userId: number | null): Promise<{ days: DayTotals[]; fromRows: boolean }> {
   const from = DateTime.fromISO(filters.from, { zone: 'utc' })
   const to = DateTime.fromISO(filters.to, { zone: 'utc' })
   const dims = [
@@ -126,7 +131,7 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<Day
     userId !== null ? { dim: 'user' as const, key: String(userId) } : null,
     /^\d+$/.test(filters.channel) ? { dim: 'channel' as const, key: filters.channel } : null,
   ].filter((d) => d !== null)
-  if (!filters.key && !filters.status && dims.length <= 1) return dailyTotals(from, to, dims[0])
+  if (!filters.key && !filters.status && dims.length <= 1) return { days: await dailyTotals(from, to, dims[0]), fromRows: false }
 
   const rows = await applyFilters(
     db
@@ -141,7 +146,27 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<Day
     filters,
     userId
   )
-  return fillDays(new Map(rows.map((r: any) => [r.day, r])), from, to)
+  return { days: fillDays(new Map(rows.map((r: any) => [r.day, r])), from, to), fromRows: true }
+}
+
+/**
+ * The 404 of a request whose row the usage retention deleted: which day it
+ * was from and when it went (usage_pruned_days keeps each pruned day's id
+ * range), and that its cost is still in the ledger and the totals. Null for
+ * an id no prune took (the usual 404).
+ */
+async function prunedRequest(ctx: HttpContext, id: number) {
+  if (!Number.isSafeInteger(id) || id <= 0) return null
+  const day = await db
+    .from('usage_pruned_days')
+    .where('first_id', '<=', id)
+    .where('last_id', '>=', id)
+    .orderBy('day')
+    .select(db.raw(`to_char(day, 'YYYY-MM-DD') AS day`), 'pruned_at')
+    .first()
+  if (!day) return null
+  ctx.response.status(404)
+  return ctx.view.render('admin/usage/pruned', { id, day: day.day, prunedAt: day.pruned_at, retention: retentionNotice() })
 }
 
 /** A logged body for reading: JSON indented when it is whole JSON, anything else (an event stream, a cut body) as it came. */

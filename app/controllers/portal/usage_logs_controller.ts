@@ -4,6 +4,7 @@ import { DateTime } from 'luxon'
 import { errors as vineErrors } from '@vinejs/vine'
 import { usageFilterValidator } from '#validators/portal'
 import { usageCsv, usageFilterChoices, usagePage, type UsageFilters } from '#services/portal_report'
+import { retentionNotice } from '#services/usage_retention'
 
 export default class UsageLogsController {
   /** GET /dashboard/usage: the user's own requests with filters and paging. */
@@ -15,7 +16,7 @@ export default class UsageLogsController {
     const [result, choices] = await Promise.all([usagePage(user.id, filters, page), usageFilterChoices(user.id)])
     // A model only ever asked for (a fallback answered each time) has no counters: keep the filter shown.
     if (filters.model && !choices.models.includes(filters.model)) choices.models.push(filters.model)
-    return view.render('pages/portal/usage', { result, choices, query, errors })
+    return view.render('pages/portal/usage', { result, choices, query, errors, retention: retentionNotice() })
   }
 
   /** GET /dashboard/usage.csv: the same rows (filters applied) as a CSV download. */
