@@ -62,6 +62,8 @@ router.get('/api/status', [StatusController, 'show']).as('status')
 const ManagementUsersController = () => import('#controllers/api/management/users_controller')
 const ManagementKeysController = () => import('#controllers/api/management/keys_controller')
 const ManagementCodesController = () => import('#controllers/api/management/redemption_codes_controller')
+const ManagementUsageController = () => import('#controllers/api/management/usage_controller')
+const ManagementPaymentsController = () => import('#controllers/api/management/payments_controller')
 router
   .group(() => {
     router.get('/users', [ManagementUsersController, 'index']).as('users.index')
@@ -78,6 +80,8 @@ router
     router.get('/redemption-codes', [ManagementCodesController, 'index']).as('codes.index')
     router.post('/redemption-codes', [ManagementCodesController, 'store']).as('codes.store')
     router.post('/redemption-codes/disable', [ManagementCodesController, 'disable']).as('codes.disable')
+    router.get('/usage', [ManagementUsageController, 'index']).as('usage.index')
+    router.get('/payments', [ManagementPaymentsController, 'index']).as('payments.index')
   })
   .prefix('/api/admin')
   .as('management')

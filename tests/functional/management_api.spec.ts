@@ -211,4 +211,43 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     assert.isString(body.error.message)
     assert.equal((await api('GET', '/nothing-here')).status, 404)
   })
+
+  test('the request log as JSON: filters, keyset pages, exact costs; payments listed', async ({ assert }) => {
+    await createUser({ email: 'logged@test.local', password: 'password123' })
+    const key = (await createApiKey({ userRef: 'logged@test.local', name: 'app' })).key
+    await db.table('balance_ledger').insert({ user_id: (await db.from('users').where('email', 'logged@test.local').first()).id, kind: 'topup', amount: '5' })
+    await refreshCaches()
+    for (let i = 0; i < 3; i++) assert.equal(await chat(key), 200)
+    await post('/v1/chat/completions', { model: 'managed-model', messages: [{ role: 'user', content: 'x' }], mock: { status: 400 } }, { authorization: `Bearer ${key}` })
+
+    const all = await api('GET', '/usage?user=logged@test.local')
+    assert.equal(all.status, 200)
+    assert.equal(all.body.object, 'list')
+    assert.lengthOf(all.body.data, 4)
+    const [newest] = all.body.data
+    assert.equal(newest.object, 'usage_record')
+    assert.equal(newest.status, 400)
+    const ok = all.body.data.filter((r: any) => r.status === 200)
+    assert.lengthOf(ok, 3)
+    assert.equal(ok[0].model, 'managed-model')
+    assert.equal(ok[0].cost, '0.001')
+    assert.isFalse(ok[0].cache_hit)
+    assert.match(ok[0].request_id, /^[0-9a-f-]{36}$/)
+
+    const errors = await api('GET', '/usage?user=logged@test.local&status=error')
+    assert.lengthOf(errors.body.data, 1)
+    const stranger = await api('GET', '/usage?user=nobody@test.local')
+    assert.lengthOf(stranger.body.data, 0)
+    const older = await api('GET', `/usage?user=logged@test.local&before=${newest.id}`)
+    assert.lengthOf(older.body.data, 3)
+    assert.isNull(older.body.next_before)
+
+    const userId = (await db.from('users').where('email', 'logged@test.local').first()).id
+    await db.table('payments').insert({ user_id: userId, session_id: 'cs_test_listed', amount: '25', amount_cents: 2500, status: 'pending' })
+    const payments = await api('GET', `/payments?status=pending&user_id=${userId}`)
+    assert.equal(payments.status, 200)
+    assert.lengthOf(payments.body.data, 1)
+    assert.include(payments.body.data[0], { object: 'payment', session_id: 'cs_test_listed', amount: '25', status: 'pending', currency: 'usd' })
+    assert.lengthOf((await api('GET', '/payments?status=paid')).body.data, 0)
+  })
 })

@@ -1,0 +1,62 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import db from '@adonisjs/lucid/services/db'
+import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
+import { settleMetering } from '#services/settle_metering'
+import { keysetPage, money } from '#services/management_api'
+
+/**
+ * GET /api/admin/usage: the request log as JSON for billing systems and
+ * scripts (LiteLLM's /spend/logs): one object per request, newest first,
+ * with the admin Usage page's filters (`user` id or e-mail, `key`, `model`,
+ * `channel`, `status` ok|error|HTTP status|error code, `from`/`to` UTC days,
+ * default the last 7, at most a year) and keyset pages (`?before=`).
+ */
+export default class ManagementUsageController {
+  async index({ request }: HttpContext) {
+    const filters = parseFilters(request.qs())
+    const userId = await userIdOf(filters.user)
+    const before = Number(request.input('before')) || null
+    // Calls that just ended belong in the answer (the meter writes behind).
+    await settleMetering()
+    const page = await keysetPage(
+      (limit) => {
+        const query = applyFilters(
+          db.from('usage_records as u').select('u.*').orderBy('u.id', 'desc').limit(limit),
+          filters,
+          userId
+        )
+        if (before) query.where('u.id', '<', before)
+        return query
+      },
+      (r: any) => ({
+        id: Number(r.id),
+        object: 'usage_record',
+        request_id: r.request_id,
+        created_at: new Date(r.created_at).toISOString(),
+        user_id: Number(r.user_id),
+        key_id: r.api_key_id === null ? null : Number(r.api_key_id),
+        channel_id: r.channel_id === null ? null : Number(r.channel_id),
+        provider: r.provider,
+        endpoint: r.endpoint,
+        model: r.model,
+        requested_model: r.requested_model,
+        upstream_model: r.served_model,
+        stream: r.stream,
+        status: r.status,
+        error_code: r.error_code,
+        cache_hit: r.cache_hit,
+        prompt_tokens: r.prompt_tokens,
+        completion_tokens: r.completion_tokens,
+        cached_tokens: r.cached_tokens,
+        reasoning_tokens: r.reasoning_tokens,
+        images: r.images,
+        estimated: r.estimated,
+        cost: money(r.cost),
+        latency_ms: r.latency_ms,
+        ttft_ms: r.ttft_ms,
+        attempts: r.attempts,
+      })
+    )
+    return { ...page, from: filters.from, to: filters.to }
+  }
+}
