@@ -57,6 +57,7 @@ router
     router.get('/billing/checkout/return', [CheckoutController, 'return']).as('billing.checkout.return')
     router.get('/usage', [UsageLogsController, 'index']).as('usage')
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
+    router.get('/usage/:id', [UsageLogsController, 'show']).as('usage.show').where('id', router.matchers.number())
     router.get('/models', [PortalModelsController, 'index']).as('models')
     router.get('/security', [SecurityController, 'show']).as('security')
     router.post('/security/two-factor/start', [SecurityController, 'start']).as('two_factor.start')

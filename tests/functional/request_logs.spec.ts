@@ -5,6 +5,7 @@ import { cut } from '#gateway/logs/request_log_writer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
+import { PageClient, htmlText } from '#tests/page_client'
 
 async function send(path: string, key: string, body: unknown) {
   const headers: Record<string, string> = path.startsWith('/v1/messages') ? { 'x-api-key': key, 'anthropic-version': '2023-06-01' } : { authorization: `Bearer ${key}` }
@@ -108,5 +109,35 @@ test.group('Request and response bodies (LOG_BODIES)', (group) => {
     const other = await admin.get(`/admin/usage/${byId.get(unlogged.id)}`)
     assert.notInclude(other.html, 'data-body="request"')
     assert.include(textOf(other.html), 'Bodies are not kept. Set LOG_BODIES=errors')
+  })
+
+  test('a user opens one of their requests from the usage log: id, tokens, exact cost and, when kept, the bodies; not another user\'s', async ({ assert }) => {
+    const gw = await gateway()
+    await gw.logBodies('all', 64 * 1024)
+    const user = await seedUser({ balance: '1' })
+    const other = await seedUser()
+    const sent = await send('/v1/chat/completions', user.key, { model: 'logs-priced', messages: [{ role: 'user', content: 'mine' }] })
+    await logOf(sent.id)
+    await gw.logBodies('off')
+    const [row] = await usageRows(user.userId)
+
+    const portal = new PageClient()
+    await portal.login(user.email)
+    const list = await portal.get('/dashboard/usage')
+    assert.include(list.body, `href="/dashboard/usage/${row.id}"`)
+    const page = await portal.get(`/dashboard/usage/${row.id}`)
+    assert.equal(page.status, 200)
+    const text = htmlText(page.body)
+    assert.include(text, sent.id)
+    assert.include(text, '12 in · 5 out · 0 cached · 0 reasoning')
+    assert.include(page.body, 'data-cost="0.000022000000"')
+    assert.include(text, '"content": "mine"')
+    assert.include(page.body, 'data-body="response"')
+
+    const stranger = new PageClient()
+    await stranger.login(other.email)
+    const refused = await stranger.get(`/dashboard/usage/${row.id}`)
+    assert.equal(refused.status, 404)
+    assert.include(refused.body, 'No such request in your account.')
   })
 })

@@ -1,6 +1,7 @@
 import app from '@adonisjs/core/services/app'
 import type { HttpContext } from '@adonisjs/core/http'
 import { notFound } from '#controllers/admin/panel'
+import { readableBody } from '#services/readable_body'
 import db from '@adonisjs/lucid/services/db'
 import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
@@ -106,9 +107,9 @@ export default class UsageController {
       charge,
       bodies: bodies
         ? {
-            request: readable(bodies.request_body, bodies.request_truncated),
+            request: readableBody(bodies.request_body, bodies.request_truncated),
             requestTruncated: bodies.request_truncated,
-            response: bodies.response_body === null ? null : readable(bodies.response_body, bodies.response_truncated),
+            response: bodies.response_body === null ? null : readableBody(bodies.response_body, bodies.response_truncated),
             responseTruncated: bodies.response_truncated,
           }
         : null,
@@ -167,14 +168,4 @@ async function prunedRequest(ctx: HttpContext, id: number) {
   if (!day) return null
   ctx.response.status(404)
   return ctx.view.render('admin/usage/pruned', { id, day: day.day, prunedAt: day.pruned_at, retention: retentionNotice() })
-}
-
-/** A logged body for reading: JSON indented when it is whole JSON, anything else (an event stream, a cut body) as it came. */
-function readable(text: string, truncated: boolean) {
-  if (truncated) return text
-  try {
-    return JSON.stringify(JSON.parse(text), null, 2)
-  } catch {
-    return text
-  }
 }

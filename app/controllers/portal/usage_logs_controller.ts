@@ -5,6 +5,8 @@ import { errors as vineErrors } from '@vinejs/vine'
 import { usageFilterValidator } from '#validators/portal'
 import { usageCsv, usageFilterChoices, usagePage, type UsageFilters } from '#services/portal_report'
 import { retentionNotice } from '#services/usage_retention'
+import db from '@adonisjs/lucid/services/db'
+import { readableBody } from '#services/readable_body'
 
 export default class UsageLogsController {
   /** GET /dashboard/usage: the user's own requests with filters and paging. */
@@ -17,6 +19,37 @@ export default class UsageLogsController {
     // A model only ever asked for (a fallback answered each time) has no counters: keep the filter shown.
     if (filters.model && !choices.models.includes(filters.model)) choices.models.push(filters.model)
     return view.render('pages/portal/usage', { result, choices, query, errors, retention: retentionNotice() })
+  }
+
+  /**
+   * GET /dashboard/usage/:id: one of the user's own requests in full: its
+   * request id (to quote), tokens by kind, exact cost, timings, and, when
+   * the operator keeps bodies (LOG_BODIES), what was sent and what came
+   * back. Another user's id is a 404.
+   */
+  async show({ params, view, auth, response, i18n }: HttpContext) {
+    const user = auth.use('web').getUserOrFail()
+    await settleMetering()
+    const row = await db
+      .from('usage_records as u')
+      .leftJoin('api_keys as k', 'k.id', 'u.api_key_id')
+      .where('u.id', Number(params.id))
+      .where('u.user_id', user.id)
+      .select('u.*', 'k.name as key_name', 'k.prefix as key_prefix')
+      .first()
+    if (!row) return response.notFound(i18n.t('portal.usage.detail.not_found'))
+    const bodies = await db.from('request_logs').where('request_id', row.request_id).first()
+    return view.render('pages/portal/usage_show', {
+      row,
+      bodies: bodies
+        ? {
+            request: readableBody(bodies.request_body, bodies.request_truncated),
+            requestTruncated: bodies.request_truncated,
+            response: bodies.response_body === null ? null : readableBody(bodies.response_body, bodies.response_truncated),
+            responseTruncated: bodies.response_truncated,
+          }
+        : null,
+    })
   }
 
   /** GET /dashboard/usage.csv: the same rows (filters applied) as a CSV download. */
