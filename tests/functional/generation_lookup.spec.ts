@@ -1,5 +1,7 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { createUser } from '#actions/create_user'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { baseUrl, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 async function lookup(key: string | null, id: string) {
@@ -59,5 +61,23 @@ test.group('GET /v1/generation: one request\'s accounting (OpenRouter\'s shape)'
     assert.equal(malformed.status, 400)
     assert.include(malformed.json.error.message, 'x-request-id')
     assert.equal((await lookup(null, id)).status, 401)
+  })
+
+  test('an admin opens a request a user quotes by its id from the Usage page', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const answer = await post('/v1/chat/completions', { model: 'gen-priced', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+    await answer.text()
+    const id = answer.headers.get('x-request-id')!
+    const [row] = await usageRows(user.userId)
+    const email = `gen-admin-${Date.now()}@test.local`
+    await createUser({ email, password: 'password123', role: 'admin' })
+    const admin = new PanelClient()
+    await admin.login(email, 'password123')
+    const found = await admin.get(`/admin/usage?request_id=${id.toUpperCase()}`)
+    assert.equal(found.status, 302)
+    assert.equal(found.location, `/admin/usage/${row.id}`)
+    const missing = await admin.get('/admin/usage?request_id=01937b2e-0000-7000-8000-000000000000')
+    assert.equal(missing.location, '/admin/usage')
+    assert.include(textOf((await admin.get('/admin/usage')).html), 'No request 01937b2e-0000-7000-8000-000000000000')
   })
 })
