@@ -1,4 +1,5 @@
 import db from '@adonisjs/lucid/services/db'
+import app from '@adonisjs/core/services/app'
 import logger from '@adonisjs/core/services/logger'
 import BalanceLedgerEntry from '#models/balance_ledger_entry'
 import Payment from '#models/payment'
@@ -34,6 +35,7 @@ export async function settleCheckoutSession(session: CheckoutSession): Promise<{
       return { outcome: 'mismatch', payment: await payment.refresh() }
     }
     const credited = await credit(payment, session.id)
+    if (credited) await tellOperator(payment)
     return { outcome: credited ? 'credited' : 'already_paid', payment: await payment.refresh() }
   }
   if (payment.status === 'paid') return { outcome: 'already_paid', payment }
@@ -56,6 +58,18 @@ export async function syncPayment(payment: Payment) {
   const settings = stripeSettings()
   if (!settings || !payment.sessionId) return { outcome: payment.status as SettleOutcome, payment }
   return settleCheckoutSession(await retrieveCheckoutSession(settings, payment.sessionId))
+}
+
+/** A card payment is news for the operator's alert webhook, when there is one (after the commit: never for a rolled-back credit). */
+async function tellOperator(payment: Payment) {
+  const gateway = await app.container.make('gateway')
+  gateway.alerts?.notify('payment.received', payment.id, async () => {
+    const user = await User.find(payment.userId)
+    return {
+      text: `Card payment received: ${user?.email ?? payment.userId} paid ${formatUsd(payment.amount)}; their balance is ${formatUsd(user?.balance ?? '0')}.`,
+      data: { payment_id: payment.id, user_id: payment.userId, email: user?.email ?? null, amount: payment.amount, session_id: payment.sessionId },
+    }
+  })
 }
 
 /** By session id, or (a session made just before a crash, before its id was saved) by the metadata's payment id. */

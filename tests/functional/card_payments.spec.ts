@@ -2,10 +2,14 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import env from '#start/env'
 import { MockStripe, stripeEvent, type MockSession } from '#tests/fixtures/mock_stripe'
-import { balanceAndLedger, baseUrl, resetDatabase, seedUser } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, gateway, resetDatabase, seedUser } from '#tests/helpers'
 import { PageClient, htmlText } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { createUser } from '#actions/create_user'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import logger from '@adonisjs/core/services/logger'
+import { AlertSender } from '#gateway/alerts/alert_sender'
 import ace from '@adonisjs/core/services/ace'
 import PaymentsSync from '#commands/payments_sync'
 
@@ -160,6 +164,34 @@ test.group('Card top-ups through Stripe Checkout', (group) => {
     // The money is usable at once: the billing page (and the cache behind /v1) shows it.
     const page = await user.client.get('/dashboard/billing')
     assert.include(page.body, 'data-balance="40.000000000000"')
+  })
+
+  test('a credited payment is told to the operator\'s alert webhook, once', async ({ assert, cleanup }) => {
+    const received: any[] = []
+    const hook = createServer(async (req, res) => {
+      let raw = ''
+      for await (const chunk of req) raw += chunk
+      received.push(JSON.parse(raw))
+      res.writeHead(200).end()
+    })
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve))
+    const gw = await gateway()
+    gw.alerts = new AlertSender({ url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`, format: 'json', repeatMs: 60_000, logger })
+    cleanup(async () => {
+      gw.alerts = null
+      hook.closeAllConnections()
+      await new Promise((resolve) => hook.close(resolve))
+    })
+    const user = await payer()
+    const { session } = await checkout(user.client, stripe, '33')
+    stripe.pay(session!.id)
+    const event = stripeEvent('checkout.session.completed', session!, WEBHOOK_SECRET)
+    await deliver(event)
+    await deliver(event)
+    await gw.alerts.flush()
+    const alerts = received.filter((b) => b.event === 'payment.received')
+    assert.lengthOf(alerts, 1)
+    assert.include(alerts[0].text, `Card payment received: ${user.email} paid $33.00`)
   })
 
   test('the webhook and the user returning race: one credit', async ({ assert }) => {

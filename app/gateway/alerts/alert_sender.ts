@@ -7,7 +7,12 @@ import type { Logger } from '@adonisjs/core/logger'
  * rotation, a channel whose circuit opened, a user whose balance ran out, a
  * key that reached its spend cap.
  */
-export type AlertEvent = 'channel.disabled' | 'channel.circuit_open' | 'user.balance_exhausted' | 'key.spend_cap_reached'
+export type AlertEvent =
+  | 'channel.disabled'
+  | 'channel.circuit_open'
+  | 'user.balance_exhausted'
+  | 'key.spend_cap_reached'
+  | 'payment.received'
 
 /** The payload shapes chat webhooks take: Slack (and Mattermost, Google Chat) `text`, Discord `content`, or plain JSON. */
 export type AlertFormat = 'slack' | 'discord' | 'json'
