@@ -60,10 +60,30 @@ export function modelCatalogue(
       outputPerMillion: price ? trimZeros(formatDecimal(price.outputPico, 6)) : null,
       perImage: price?.perImagePico ? trimZeros(formatDecimal(price.perImagePico, 12)) : null,
       kind: kindOf(id),
-      contextTokens: CONTEXT_WINDOWS.find(([re]) => re.test(id))?.[1] ?? null,
+      contextTokens: contextWindowOf(id),
     })
   }
   return list.sort((a, b) => a.id.localeCompare(b.id))
+}
+
+/** The context window of a well-known model family, else null. */
+export function contextWindowOf(id: string): number | null {
+  return CONTEXT_WINDOWS.find(([re]) => re.test(id))?.[1] ?? null
+}
+
+/**
+ * A model's prices for a plan in OpenRouter's `/models` shape: USD per token
+ * (and per image) as decimal strings, "0" when unpriced; what the plan's users
+ * pay (list price times its multiplier).
+ */
+export function openRouterPricing(gateway: Gateway, id: string, plan: PlanInfo | null) {
+  const price = priceForPlan(gateway.catalog.priceFor(id), plan)
+  const perToken = (pico: bigint | undefined) => (pico ? trimZeros(formatDecimal(pico, 12)) : '0')
+  const pricing: Record<string, string> = { prompt: perToken(price?.inputPico), completion: perToken(price?.outputPico) }
+  if (price?.perImagePico) pricing.image = perToken(price.perImagePico)
+  if (price?.cacheReadPico !== undefined) pricing.input_cache_read = perToken(price.cacheReadPico)
+  if (price?.cacheWritePico !== undefined) pricing.input_cache_write = perToken(price.cacheWritePico)
+  return pricing
 }
 
 function trimZeros(decimal: string) {

@@ -26,6 +26,18 @@ test.group('GET /v1/models, /v1/usage, /v1/balance, /api/status', (group) => {
     assert.equal((await get('/v1/models')).status, 401)
   })
 
+  test("models carry OpenRouter's pricing (USD per token, the plan's prices) and the context length when known", async ({ assert }) => {
+    const user = await seedUser({ plan: { name: 'half-price', models: ['gpt-*', 'deepseek-*'], priceMultiplier: '0.5' } })
+    const body: any = await (await get('/v1/models', user.key)).json()
+    const gpt = body.data.find((m: any) => m.id === 'gpt-4o')
+    assert.deepEqual(gpt.pricing, { prompt: '0.000001', completion: '0.000004' })
+    assert.equal(gpt.context_length, 128000)
+    const free = body.data.find((m: any) => m.id === 'deepseek-chat')
+    assert.deepEqual(free.pricing, { prompt: '0', completion: '0' })
+    const one: any = await (await get('/v1/models/gpt-4o', user.key)).json()
+    assert.deepEqual(one.pricing, gpt.pricing)
+  })
+
   test('models through the OpenAI SDK: list, and retrieve a listed model, one a glob serves, an unknown one', async ({ assert }) => {
     const user = await seedUser({ plan: { name: 'sdk-openai', models: ['gpt-*', 'nex/*'] } })
     const client = openai(user.key)

@@ -3,6 +3,9 @@ import app from '@adonisjs/core/services/app'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelAllowed } from '#gateway/access_policy'
 import type { ChannelRouter } from '#gateway/routing/channel_router'
+import type { Gateway } from '#gateway/gateway'
+import type { Principal } from '#gateway/types'
+import { contextWindowOf, openRouterPricing } from '#services/model_catalogue'
 
 /**
  * `GET /v1/models` and `GET /v1/models/{model}`: the models this key may use.
@@ -24,23 +27,19 @@ export default class ModelsController {
       const data = models.map(({ id }) => anthropicModel(id, now))
       return response.json({ data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null })
     }
-    return response.json({ object: 'list', data: models.map(({ id, provider }) => openaiModel(id, provider, now)) })
+    return response.json({ object: 'list', data: models.map(({ id, provider }) => openaiModel(gateway, principal, id, provider, now)) })
   }
 
   /** One model: listed by a channel, or served through a glob or the prefix table. */
   async show({ principal, params, request, response }: HttpContext) {
     const id = (params['*'] as string[]).join('/')
     if (!modelAllowed(principal, id)) throw GatewayError.modelNotAllowed(id)
-    const router = await currentRouter()
-    const provider = providerServing(router, id)
+    const gateway = await app.container.make('gateway')
+    const provider = providerServing(gateway.service.router(), id)
     if (!provider) throw GatewayError.modelNotFound(id)
     const now = new Date()
-    return response.json(request.header('anthropic-version') ? anthropicModel(id, now) : openaiModel(id, provider, now))
+    return response.json(request.header('anthropic-version') ? anthropicModel(id, now) : openaiModel(gateway, principal, id, provider, now))
   }
-}
-
-async function currentRouter(): Promise<ChannelRouter> {
-  return (await app.container.make('gateway')).service.router()
 }
 
 /** The provider kind of the first channel that would serve the model, or null when none would. */
@@ -56,8 +55,21 @@ function providerServing(router: ChannelRouter, id: string): string | null {
   }
 }
 
-function openaiModel(id: string, provider: string, now: Date) {
-  return { id, object: 'model', created: Math.floor(now.getTime() / 1000), owned_by: provider }
+/**
+ * OpenAI's model object, with what OpenRouter's `/models` adds and tools
+ * that read it use (Cline, Roo Code, Open WebUI...): `pricing` (USD per
+ * token as strings, the prices this key's plan pays) and `context_length`
+ * when the family's is known. OpenAI's SDKs ignore fields they do not know.
+ */
+function openaiModel(gateway: Gateway, principal: Principal, id: string, provider: string, now: Date) {
+  return {
+    id,
+    object: 'model',
+    created: Math.floor(now.getTime() / 1000),
+    owned_by: provider,
+    pricing: openRouterPricing(gateway, id, principal.plan),
+    context_length: contextWindowOf(id),
+  }
 }
 
 function anthropicModel(id: string, now: Date) {
