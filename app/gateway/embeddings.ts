@@ -6,7 +6,7 @@ import { countTokens } from '#gateway/metering/tokenizer'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import type { EmbeddingsWire } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
-import type { ChannelRouter } from '#gateway/routing/channel_router'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
 import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
 import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
@@ -91,7 +91,8 @@ function upstreamBody(call: EmbeddingsCall, wire: EmbeddingsWire, upstreamModel:
  */
 export async function embeddings(
   catalog: Catalog,
-  router: ChannelRouter,
+  /** The model's candidates, then those of its fallback models (GatewayService.#route) */
+  route: (model: string) => RouteCandidate[],
   call: EmbeddingsCall,
   account: RequestAccount,
   responseCache: ResponseCache | null = null
@@ -123,7 +124,7 @@ export async function embeddings(
       return account.close(200, null, ZERO_USAGE)
     }
   }
-  const candidates = router.route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
+  const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers embeddings`, 'unsupported_endpoint')
   }
@@ -177,7 +178,8 @@ export async function embeddings(
         index,
         embedding: base64 ? (typeof v === 'string' ? v : floatsToBase64(v)) : typeof v === 'string' ? base64ToFloats(v) : v,
       })),
-      model: call.model,
+      // A fallback model answers as itself (as generations do).
+      model: candidate.publicModel ?? call.model,
       usage: { prompt_tokens: usage.promptTokens, total_tokens: usage.promptTokens },
     }
   } else {

@@ -143,7 +143,8 @@ export class GatewayService {
   }
 
   embeddings(call: EmbeddingsCall, account: RequestAccount): Promise<void> {
-    return embeddings(this.catalog, this.router(), call, account, this.responseCache)
+    // The model's channels, then its operator-set fallbacks' (as for generations).
+    return embeddings(this.catalog, (model) => this.#route(model, account, null), call, account, this.responseCache)
   }
 
   images(call: ImagesCall, account: RequestAccount): Promise<void> {

@@ -25,8 +25,8 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     down = await startMock({ status: 503 })
     up = await startMock({ text: 'from the fallback' })
     anthropic = await startMock({ text: 'claude answers' })
-    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big', 'big-req', 'big-page'] })
-    await seedChannel({ name: 'fallback-up', baseUrl: up.url, models: ['small-model', 'paid-small'] })
+    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big', 'big-req', 'big-page', 'big-embed'] })
+    await seedChannel({ name: 'fallback-up', baseUrl: up.url, models: ['small-model', 'paid-small', 'small-embed'] })
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: anthropic.url, models: ['claude-fallback'] })
     await seedPrice('big-*', '10', '10')
     await seedPrice('small-model', '1', '2')
@@ -37,6 +37,20 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
       await up.stop()
       await anthropic.stop()
     }
+  })
+
+  test('embeddings fall back too: the fallback model answers as itself, its row keeps the model asked for', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big-embed', fallbacks: ['small-embed'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const answer = await post('/v1/embeddings', { model: 'big-embed', input: ['one', 'two'] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    const body: any = await answer.json()
+    assert.lengthOf(body.data, 2)
+    assert.equal(body.model, 'small-embed')
+    assert.equal(JSON.parse(up.requests.at(-1)!.body).model, 'small-embed')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { model: 'small-embed', requested_model: 'big-embed', status: 200 })
   })
 
   test('the fallback answers as itself, billed at its price; the attempts show the failure', async ({ assert }) => {
