@@ -148,7 +148,7 @@ export class GatewayService {
   }
 
   images(call: ImagesCall, account: RequestAccount): Promise<void> {
-    return generateImages(this.catalog, this.router(), call, account)
+    return generateImages(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {

@@ -4,7 +4,7 @@ import { authorizeAndReserve } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { adapterFor } from '#gateway/providers/registry'
-import type { ChannelRouter } from '#gateway/routing/channel_router'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
 import type { Principal, TokenUsage } from '#gateway/types'
 
@@ -23,10 +23,16 @@ export interface ImagesCall {
  * image is billed at the model's per-image price, plus tokens when the
  * upstream reports them (gpt-image).
  */
-export async function generateImages(catalog: Catalog, router: ChannelRouter, call: ImagesCall, account: RequestAccount) {
+export async function generateImages(
+  catalog: Catalog,
+  /** The model's candidates, then those of its fallback models (GatewayService.#route) */
+  route: (model: string) => RouteCandidate[],
+  call: ImagesCall,
+  account: RequestAccount
+) {
   account.model = call.model
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
-  const candidates = router.route(call.model).filter((c) => adapterFor(c.channel.provider).images(c.channel))
+  const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).images(c.channel))
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' generates images`, 'unsupported_endpoint')
   }
@@ -62,6 +68,7 @@ export async function generateImages(catalog: Catalog, router: ChannelRouter, ca
     images: Array.isArray(parsed?.data) ? parsed.data.length : 0,
     estimated: false,
   }
+  if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (!call.res.destroyed) {
     call.res.writeHead(response.statusCode, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId })

@@ -25,8 +25,8 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     down = await startMock({ status: 503 })
     up = await startMock({ text: 'from the fallback' })
     anthropic = await startMock({ text: 'claude answers' })
-    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big', 'big-req', 'big-page', 'big-embed'] })
-    await seedChannel({ name: 'fallback-up', baseUrl: up.url, models: ['small-model', 'paid-small', 'small-embed'] })
+    await seedChannel({ name: 'primary-down', baseUrl: down.url, models: ['big-model', 'big-stream', 'big-claude', 'big-plan', 'big-4xx', 'free-big', 'big-req', 'big-page', 'big-embed', 'big-image'] })
+    await seedChannel({ name: 'fallback-up', baseUrl: up.url, models: ['small-model', 'paid-small', 'small-embed', 'small-image'] })
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: anthropic.url, models: ['claude-fallback'] })
     await seedPrice('big-*', '10', '10')
     await seedPrice('small-model', '1', '2')
@@ -51,6 +51,18 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     assert.equal(JSON.parse(up.requests.at(-1)!.body).model, 'small-embed')
     const [row] = await usageRows(user.userId)
     assert.include(row, { model: 'small-embed', requested_model: 'big-embed', status: 200 })
+  })
+
+  test('images fall back too, billed as the fallback model', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big-image', fallbacks: ['small-image'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const answer = await post('/v1/images/generations', { model: 'big-image', prompt: 'a cat', n: 1 }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    assert.lengthOf(((await answer.json()) as any).data, 1)
+    assert.equal(JSON.parse(up.requests.at(-1)!.body).model, 'small-image')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { model: 'small-image', requested_model: 'big-image', status: 200, images: 1 })
   })
 
   test('the fallback answers as itself, billed at its price; the attempts show the failure', async ({ assert }) => {
