@@ -1,7 +1,7 @@
 import app from '@adonisjs/core/services/app'
 import type { HttpContext } from '@adonisjs/core/http'
 import { notFound } from '#controllers/admin/panel'
-import { readableBody } from '#services/readable_body'
+import { loggedBodies } from '#services/logged_bodies'
 import db from '@adonisjs/lucid/services/db'
 import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
@@ -98,7 +98,7 @@ export default class UsageController {
         .orderBy('a.attempt')
         .select('a.*', 'channels.name as channel_name'),
       db.from('balance_ledger').where('usage_record_id', record.id).where('kind', 'charge').first(),
-      db.from('request_logs').where('request_id', record.request_id).first(),
+      loggedBodies(record.request_id),
     ])
     // A clean request (one attempt, answered) writes no attempts row: its one attempt is the record itself.
     if (attempts.length === 0 && record.channel_id && record.status < 400) {
@@ -116,14 +116,7 @@ export default class UsageController {
       record,
       attempts,
       charge,
-      bodies: bodies
-        ? {
-            request: readableBody(bodies.request_body, bodies.request_truncated),
-            requestTruncated: bodies.request_truncated,
-            response: bodies.response_body === null ? null : readableBody(bodies.response_body, bodies.response_truncated),
-            responseTruncated: bodies.response_truncated,
-          }
-        : null,
+      bodies,
       logging: (await app.container.make('gateway')).requestLogs?.mode ?? 'off',
     })
   }

@@ -6,7 +6,7 @@ import { usageFilterValidator } from '#validators/portal'
 import { usageCsv, usageFilterChoices, usagePage, type UsageFilters } from '#services/portal_report'
 import { retentionNotice } from '#services/usage_retention'
 import db from '@adonisjs/lucid/services/db'
-import { readableBody } from '#services/readable_body'
+import { loggedBodies } from '#services/logged_bodies'
 
 export default class UsageLogsController {
   /** GET /dashboard/usage: the user's own requests with filters and paging. */
@@ -38,17 +38,10 @@ export default class UsageLogsController {
       .select('u.*', 'k.name as key_name', 'k.prefix as key_prefix')
       .first()
     if (!row) return response.notFound(i18n.t('portal.usage.detail.not_found'))
-    const bodies = await db.from('request_logs').where('request_id', row.request_id).first()
+    const bodies = await loggedBodies(row.request_id)
     return view.render('pages/portal/usage_show', {
       row,
-      bodies: bodies
-        ? {
-            request: readableBody(bodies.request_body, bodies.request_truncated),
-            requestTruncated: bodies.request_truncated,
-            response: bodies.response_body === null ? null : readableBody(bodies.response_body, bodies.response_truncated),
-            responseTruncated: bodies.response_truncated,
-          }
-        : null,
+      bodies,
     })
   }
 
