@@ -37,6 +37,8 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'Only these client addresses may use the key: IPs and CIDR ranges, comma separated (e.g. "203.0.113.7,10.0.0.0/8")' })
   declare ips?: string
 
+  protected flagNames = { allowedIps: 'ips' }
+
   async execute() {
     const input = await createKeyValidator.validate({
       user: this.user,

@@ -39,6 +39,8 @@ export default class KeyUpdate extends AdminCommand {
   @flags.string({ description: 'Client addresses allowed to use the key: IPs and CIDR ranges, comma separated, or "none" for any address' })
   declare ips?: string
 
+  protected flagNames = { allowedIps: 'ips' }
+
   async execute() {
     const key = await findApiKey(this.key)
     const current = keySnapshot(key)

@@ -212,6 +212,7 @@ test.group('API keys: IP allowlists', (group) => {
 
     const refused = await runAce(KeyUpdate, ['--key', String(user.keyId), '--ips', '10.0.0.1,fe80::1%eth0'])
     assert.equal(refused.exitCode, 1)
+    refused.assertLog('[ red(error) ] --ips: "fe80::1%eth0" is not an IP address or CIDR range (such as 203.0.113.7, 10.0.0.0/8 or 2001:db8::/32).', 'stderr')
     assert.deepEqual((await ApiKey.findOrFail(user.keyId)).allowedIps, ['127.0.0.1'], 'nothing written')
     assert.equal((await runAce(KeyCreate, ['--user', user.email, '--ips', '300.1.1.1'])).exitCode, 1)
     assert.equal(await ApiKey.query().where('user_id', user.userId).count('* as n').first().then((r: any) => Number(r.$extras.n)), 1)
