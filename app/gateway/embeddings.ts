@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeAndReserve } from '#gateway/access_policy'
+import { authorizeAndReserve, authorizeCacheHit } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import { countTokens } from '#gateway/metering/tokenizer'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -98,7 +98,6 @@ export async function embeddings(
   responseCache: ResponseCache | null = null
 ) {
   account.model = call.model
-  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   // The response cache, as for generations (gateway_service.ts): only when the client asked for it.
   const cache =
     responseCache === null
@@ -107,6 +106,7 @@ export async function embeddings(
           cacheKeyOf(account.principal.user.id, `embeddings/${call.ingress}/${call.geminiMethod ?? ''}`, call.model, false, false, call.rawBody)
         )
   if (cache !== null && !cache.refresh) {
+    authorizeCacheHit(account.principal, call.model)
     const hit = responseCache!.get(cache.key)
     if (hit) {
       account.cacheHit = true
@@ -124,6 +124,7 @@ export async function embeddings(
       return account.close(200, null, ZERO_USAGE)
     }
   }
+  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers embeddings`, 'unsupported_endpoint')

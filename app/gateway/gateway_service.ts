@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeAndReserve, modelAllowed } from '#gateway/access_policy'
+import { authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
 import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
@@ -198,13 +198,14 @@ export class GatewayService {
   #begin(call: GenerateCall, account: RequestAccount): Exchange {
     account.model = call.model
     account.stream = call.stream
-    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const cache = this.responseCache === null ? null : this.#cacheDirective(call, account)
     if (cache !== null && !cache.refresh) {
-      // A stored answer needs no channel: nothing is routed, prepared or sent.
+      // A stored answer needs no channel and no money: nothing is routed, prepared, sent or charged.
+      authorizeCacheHit(account.principal, call.model)
       const hit = this.responseCache!.get(cache.key)
       if (hit) return new Exchange(call, [], false, cache, hit)
     }
+    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked), asked !== null, cache)
     // Translation errors surface here, as the client's 400, before any channel is tried.
