@@ -81,6 +81,7 @@ router
     router.post('/redemption-codes', [ManagementCodesController, 'store']).as('codes.store')
     router.post('/redemption-codes/disable', [ManagementCodesController, 'disable']).as('codes.disable')
     router.get('/usage', [ManagementUsageController, 'index']).as('usage.index')
+    router.get('/usage/:request_id', [ManagementUsageController, 'show']).as('usage.show')
     router.get('/payments', [ManagementPaymentsController, 'index']).as('payments.index')
   })
   .prefix('/api/admin')
