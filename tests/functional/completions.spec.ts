@@ -1,10 +1,13 @@
 import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { setModelFallbacks } from '#actions/set_model_fallbacks'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import {
   abortStreamAfter,
   balanceAndLedger,
   gateway,
   post,
+  refreshCaches,
   resetDatabase,
   seedChannel,
   seedPrice,
@@ -297,5 +300,40 @@ test.group('POST /v1/completions', (group) => {
     const rows = await usageRows(user.userId)
     assert.include(rows[1], { cache_hit: true, cost: '0.000000000000', prompt_tokens: 0 })
     assert.notEqual(rows[0].cost, '0.000000000000')
+  })
+
+  test('operator fallbacks: when every channel fails, the fallback model answers as itself, billed as itself', async ({ assert }) => {
+    await seedChannel({ name: 'broken-only', provider: 'custom', baseUrl: failing.url, models: ['big-fim'] })
+    await setModelFallbacks({ model: 'big-fim', fallbacks: ['fim-priced'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '1' })
+    const response = await post('/v1/completions', { model: 'big-fim', prompt: 'p' }, { authorization: `Bearer ${user.key}` })
+    assert.equal(response.status, 200)
+    assert.equal(((await response.json()) as any).model, 'fim-priced')
+    assert.equal(JSON.parse(mock.lastRequest()!.body).model, 'fim-priced')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { model: 'fim-priced', requested_model: 'big-fim', status: 200, prompt_tokens: 10, cost: '0.000022000000' })
+  })
+
+  test('LOG_BODIES keeps the client bytes and exactly what it got, JSON and stream', async ({ assert }) => {
+    const gw = await gateway()
+    await gw.logBodies('all', 64 * 1024)
+    try {
+      const user = await seedUser()
+      const logOf = async (requestId: string) => {
+        await gw.meter.drain()
+        await gw.requestLogs?.drain()
+        return db.from('request_logs').where('request_id', requestId).first()
+      }
+      for (const body of [{ model: 'fim-free', prompt: 'log me' }, { model: 'fim-free', prompt: 'log me', stream: true }]) {
+        const response = await post('/v1/completions', body, { authorization: `Bearer ${user.key}` })
+        const text = await response.text()
+        const row = await logOf(response.headers.get('x-request-id')!)
+        assert.equal(row.request_body, JSON.stringify(body))
+        assert.equal(row.response_body, text)
+      }
+    } finally {
+      await gw.logBodies('off')
+    }
   })
 })
