@@ -16,6 +16,7 @@ const ResponsesController = () => import('#controllers/api/responses_controller'
 const GeminiController = () => import('#controllers/api/gemini_controller')
 const EmbeddingsController = () => import('#controllers/api/embeddings_controller')
 const ImagesController = () => import('#controllers/api/images_controller')
+const CompletionsController = () => import('#controllers/api/completions_controller')
 const GenerationController = () => import('#controllers/api/generation_controller')
 
 router
@@ -28,6 +29,7 @@ router
     router.delete('/responses/:id', [ResponsesController, 'unsupported']).as('responses.destroy')
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
+    router.post('/completions', [CompletionsController, 'store']).as('completions')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/usage', [UsageController, 'show']).as('usage')

@@ -18,6 +18,7 @@ import { asClientError, decodeClientRequest } from '#gateway/dialects/client_req
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
+import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
@@ -151,6 +152,20 @@ export class GatewayService {
     return generateImages(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
+  /** Legacy text completions (`/v1/completions`, FIM): always passed through (completions.ts). */
+  completions(call: CompletionsCall, account: RequestAccount): Promise<void> {
+    return textCompletions(
+      {
+        catalog: this.catalog,
+        route: (model) => this.#route(model, account, null),
+        responseCache: this.responseCache,
+        recorder: (caching) => this.streamRecorder(caching, account),
+      },
+      call,
+      account
+    )
+  }
+
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
     return this.generate({ ...call, ingress: 'openai_chat' }, account)
   }
@@ -251,7 +266,12 @@ export class GatewayService {
 
   /** A recorder for a stream the request wants cached or logged (null otherwise: nothing kept). */
   #recorder(exchange: Exchange, account: RequestAccount) {
-    const caching = exchange.cache !== null && this.responseCache !== null
+    return this.streamRecorder(exchange.cache !== null, account)
+  }
+
+  /** A recorder for a stream whose request asked for the cache (`cached`) or is logged; null otherwise. */
+  streamRecorder(cached: boolean, account: RequestAccount): StreamRecorder | null {
+    const caching = cached && this.responseCache !== null
     const logging = account.loggedRequest !== null
     if (!caching && !logging) return null
     // One byte past the log's limit tells the log the stream was longer.

@@ -77,3 +77,26 @@ export const imagesEnvelope = withPlainCase(
   // Only a plain number in range: VineJS's own casting of strings is left to VineJS.
   (b) => isText(b.model) && isText(b.prompt) && (b.n === undefined || (typeof b.n === 'number' && b.n >= 1 && b.n <= 10))
 )
+
+/**
+ * Legacy text completions: the prompt's four forms are checked by the gateway
+ * (completions_wire.ts promptProblem, which names them); here only that it is
+ * there, and the fields it reads for an estimate and the stream.
+ */
+export const completionsEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({
+        model: vine.string().minLength(1),
+        prompt: vine.unionOfTypes([vine.string(), vine.array(vine.any())]),
+        suffix: vine.string().optional().nullable(),
+        stream,
+      })
+      .allowUnknownProperties()
+  ),
+  (b) =>
+    isText(b.model) &&
+    (typeof b.prompt === 'string' || isList(b.prompt)) &&
+    (b.suffix === undefined || b.suffix === null || typeof b.suffix === 'string') &&
+    isOptionalFlag(b.stream)
+)

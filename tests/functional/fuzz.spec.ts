@@ -244,6 +244,20 @@ const ENDPOINTS: Endpoint[] = [
     body: (random) => ({ contents: [{ role: 'user', parts: [{ text: text(random) }] }], generationConfig: { maxOutputTokens: 20 } }),
     models: GENERATION_MODELS,
   },
+  {
+    name: 'completions',
+    format: 'openai',
+    path: () => '/v1/completions',
+    headers: (key) => ({ authorization: `Bearer ${key}` }),
+    body: (random, model) => ({
+      model,
+      prompt: pick(random, [text(random), [text(random), 'second'], [1, 2, 3], [[1, 2], [3]]]),
+      suffix: random() < 0.5 ? 'return 1' : undefined,
+      max_tokens: 20,
+      stream: random() < 0.4,
+    }),
+    models: GENERATION_MODELS,
+  },
 ]
 
 /** Model names the gateway must refuse (or route) without storing garbage. */

@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import { validateEnvelope } from '#gateway/http/envelope'
 import { chatCompletionEnvelope } from '#validators/chat_completion'
 import {
+  completionsEnvelope,
   countTokensEnvelope,
   embeddingsEnvelope,
   geminiEnvelope,
@@ -29,6 +30,7 @@ const ENVELOPES: Array<[string, EnvelopeValidator, Record<string, unknown>]> = [
   ['gemini', geminiEnvelope, { contents: [{ parts: [] }], tools: [] }],
   ['embeddings', embeddingsEnvelope, { model: 'e', input: 'x', encoding_format: 'float' }],
   ['images', imagesEnvelope, { model: 'dall-e', prompt: 'a cat', n: 2 }],
+  ['completions', completionsEnvelope, { model: 'gpt-3.5-turbo-instruct', prompt: 'def f(', suffix: 'return 1', stream: true }],
 ]
 
 /** A small seeded generator: the same bodies on every run. */

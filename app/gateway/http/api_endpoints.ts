@@ -1,6 +1,7 @@
 import { type ApiCall, generate, withAccount } from '#gateway/http/generation_request'
 import { chatCompletionEnvelope } from '#validators/chat_completion'
 import {
+  completionsEnvelope,
   countTokensEnvelope,
   embeddingsEnvelope,
   imagesEnvelope,
@@ -52,6 +53,21 @@ export function imageGenerations(call: ApiCall) {
   )
 }
 
+export function completions(call: ApiCall) {
+  return withAccount(call, 'completions', completionsEnvelope, (gw, account, parsed) => {
+    // The call becomes the body's only holder (a stream lasts minutes): see handOver in generation_request.ts.
+    const { rawBody, body } = parsed
+    parsed.rawBody = EMPTY_BODY
+    parsed.body = {}
+    return gw.service.completions(
+      { principal: call.principal, rawBody, body, model: body.model, stream: body.stream === true, req: call.req, res: call.res },
+      account
+    )
+  })
+}
+
+const EMPTY_BODY = Buffer.alloc(0)
+
 /** Path -> endpoint, for the lane's one map lookup per request. */
 export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>([
   ['/v1/chat/completions', chatCompletions],
@@ -60,4 +76,5 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v1/responses', responses],
   ['/v1/embeddings', embeddings],
   ['/v1/images/generations', imageGenerations],
+  ['/v1/completions', completions],
 ])

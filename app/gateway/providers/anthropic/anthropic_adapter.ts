@@ -34,6 +34,10 @@ export class AnthropicAdapter implements ProviderAdapter {
     return false
   }
 
+  completions() {
+    return false
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {

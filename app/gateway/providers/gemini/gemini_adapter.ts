@@ -33,6 +33,10 @@ export class GeminiAdapter implements ProviderAdapter {
     return false
   }
 
+  completions() {
+    return false
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = { 'content-type': 'application/json' }
