@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeAndReserve } from '#gateway/access_policy'
+import { authorizeAndReserve, authorizeCacheHit } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import { cacheKeyOf, type CacheDirective, type ResponseCache, type StreamRecorder } from '#gateway/cache/response_cache'
 import { completionText, promptParts, promptProblem, textCompletionsFormat } from '#gateway/completions_wire'
@@ -14,7 +14,8 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
-import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
+import type { Principal, TokenUsage } from '#gateway/types'
+import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 
 export interface CompletionsCall {
   principal: Principal
@@ -53,8 +54,6 @@ export async function textCompletions(services: CompletionsServices, call: Compl
   account.stream = call.stream
   const problem = promptProblem(call.body.prompt)
   if (problem) throw GatewayError.invalidRequest(problem)
-  authorizeAndReserve(services.catalog, account, call.model, call.rawBody.length, call.body)
-
   const responseCache = services.responseCache
   const cache =
     responseCache === null
@@ -63,21 +62,12 @@ export async function textCompletions(services: CompletionsServices, call: Compl
           cacheKeyOf(account.principal.user.id, 'completions', call.model, call.stream, false, call.rawBody)
         )
   if (cache !== null && !cache.refresh) {
+    // A stored answer needs no channel and no money (gateway_service.ts #begin).
+    authorizeCacheHit(account.principal, call.model)
     const hit = responseCache!.get(cache.key)
-    if (hit) {
-      account.cacheHit = true
-      if (account.loggedRequest !== null) account.loggedResponse = hit.bytes
-      account.markFirstByte()
-      if (!call.res.destroyed) {
-        const headers = answerHeaders(account, hit.contentType, 'HIT')
-        headers['content-length'] = String(hit.bytes.length)
-        headers['age'] = String(Math.floor((Date.now() - hit.storedAt) / 1000))
-        call.res.writeHead(200, headers)
-        call.res.end(hit.bytes)
-      }
-      return account.close(200, null, ZERO_USAGE)
-    }
+    if (hit) return replayCachedAnswer(call.res, account, hit, answerHeaders(account, hit.contentType, null))
   }
+  authorizeAndReserve(services.catalog, account, call.model, call.rawBody.length, call.body)
 
   const candidates = services.route(call.model).filter((c) => adapterFor(c.channel.provider).completions(c.channel))
   if (candidates.length === 0) {

@@ -30,9 +30,10 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
-import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
+import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
+import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -235,26 +236,10 @@ export class GatewayService {
     )
   }
 
-  /**
-   * Answers from the cache: the stored bytes in one write, `x-gateway-cache:
-   * HIT` and their `age`. The row says `cache_hit`; no provider was called,
-   * so no tokens are counted against the plan and nothing is charged.
-   */
+  /** Answers from the cache in the dialect's own headers (cache_replay.ts). */
   #replay(exchange: Exchange, account: RequestAccount, hit: CachedAnswer) {
-    const { res } = exchange.call
-    account.cacheHit = true
-    if (account.loggedRequest !== null) account.loggedResponse = hit.bytes
-    account.markFirstByte()
-    if (!res.destroyed) {
-      const headers = hit.stream
-        ? exchange.streamHeaders(account, hit.contentType)
-        : exchange.jsonHeaders(account)
-      headers['content-length'] = String(hit.bytes.length)
-      headers['age'] = String(Math.floor((Date.now() - hit.storedAt) / 1000))
-      res.writeHead(200, headers)
-      res.end(hit.bytes)
-    }
-    account.close(200, null, ZERO_USAGE)
+    const headers = hit.stream ? exchange.streamHeaders(account, hit.contentType) : exchange.jsonHeaders(account)
+    replayCachedAnswer(exchange.call.res, account, hit, headers)
   }
 
   /** Keeps a complete 200 answer for the next identical request, when this one asked for it. */
