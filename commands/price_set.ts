@@ -19,6 +19,12 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per generated image (image models), e.g. 0.04' })
   declare perImage?: string
 
+  @flags.string({ description: 'USD per second of input audio (transcriptions, translations), e.g. 0.0001' })
+  declare perSecond?: string
+
+  @flags.string({ description: 'USD per input character (speech), e.g. 0.000015' })
+  declare perCharacter?: string
+
   @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
   declare cacheRead?: string
 
@@ -31,6 +37,8 @@ export default class PriceSet extends AdminCommand {
       input: this.input,
       output: this.output,
       perImage: this.perImage,
+      perSecond: this.perSecond,
+      perCharacter: this.perCharacter,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
     })
@@ -38,6 +46,8 @@ export default class PriceSet extends AdminCommand {
     this.logger.success(
       `Price for ${price.modelPattern}: $${input.input}/1M input, $${input.output}/1M output` +
         (input.perImage ? `, $${input.perImage}/image` : '') +
+        (input.perSecond ? `, $${input.perSecond}/second of audio` : '') +
+        (input.perCharacter ? `, $${input.perCharacter}/character` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '')
     )

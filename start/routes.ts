@@ -17,6 +17,7 @@ const GeminiController = () => import('#controllers/api/gemini_controller')
 const EmbeddingsController = () => import('#controllers/api/embeddings_controller')
 const ImagesController = () => import('#controllers/api/images_controller')
 const CompletionsController = () => import('#controllers/api/completions_controller')
+const AudioController = () => import('#controllers/api/audio_controller')
 const GenerationController = () => import('#controllers/api/generation_controller')
 
 router
@@ -30,6 +31,9 @@ router
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.post('/completions', [CompletionsController, 'store']).as('completions')
+    router.post('/audio/transcriptions', [AudioController, 'transcriptions']).as('audio.transcriptions')
+    router.post('/audio/translations', [AudioController, 'translations']).as('audio.translations')
+    router.post('/audio/speech', [AudioController, 'speech']).as('audio.speech')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/usage', [UsageController, 'show']).as('usage')

@@ -100,3 +100,9 @@ export const completionsEnvelope = withPlainCase(
     (b.suffix === undefined || b.suffix === null || typeof b.suffix === 'string') &&
     isOptionalFlag(b.stream)
 )
+
+/** `/v1/audio/speech`: the model and the text to speak (billed per character); voice and format are the upstream's. */
+export const speechEnvelope = withPlainCase(
+  vine.compile(vine.object({ model: vine.string().minLength(1), input: vine.string().minLength(1) }).allowUnknownProperties()),
+  (b) => isText(b.model) && isText(b.input)
+)

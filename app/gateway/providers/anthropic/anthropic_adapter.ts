@@ -38,6 +38,10 @@ export class AnthropicAdapter implements ProviderAdapter {
     return false
   }
 
+  audio() {
+    return false
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {

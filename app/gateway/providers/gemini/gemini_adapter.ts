@@ -37,6 +37,10 @@ export class GeminiAdapter implements ProviderAdapter {
     return false
   }
 
+  audio() {
+    return false
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = { 'content-type': 'application/json' }

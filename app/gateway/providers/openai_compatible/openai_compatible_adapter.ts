@@ -15,6 +15,9 @@ const PATHS: Record<string, string> = {
   embeddings: '/embeddings',
   images: '/images/generations',
   completions: '/completions',
+  audio_transcriptions: '/audio/transcriptions',
+  audio_translations: '/audio/translations',
+  audio_speech: '/audio/speech',
 }
 
 /**
@@ -48,11 +51,16 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     return VENDORS[channel.provider]?.textCompletions !== false
   }
 
+  audio() {
+    return true
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'accept': 'application/json, text/event-stream',
+      'content-type': call.contentType ?? 'application/json',
+      // Speech answers audio; a transcription text, srt or vtt when asked for.
+      'accept': call.operation.startsWith('audio_') ? '*/*' : 'application/json, text/event-stream',
     }
     if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
     withChannelHeaders(headers, channel, call.clientHeaders, VENDORS[channel.provider]?.forwardHeaders ?? [])
