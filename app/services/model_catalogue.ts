@@ -12,7 +12,10 @@ export interface CatalogueModel {
   outputPerMillion: string | null
   /** USD per generated image, or null */
   perImage: string | null
-  kind: 'chat' | 'embedding' | 'image'
+  /** USD per second of audio (transcriptions) / per input character (speech), or null */
+  perSecond: string | null
+  perCharacter: string | null
+  kind: 'chat' | 'embedding' | 'image' | 'audio'
   /** Context window in tokens when known for the family, else null */
   contextTokens: number | null
 }
@@ -33,6 +36,7 @@ const CONTEXT_WINDOWS: Array<[RegExp, number]> = [
 function kindOf(id: string): CatalogueModel['kind'] {
   if (/embed/i.test(id)) return 'embedding'
   if (/image|dall-e/i.test(id)) return 'image'
+  if (/whisper|transcribe|tts/i.test(id)) return 'audio'
   return 'chat'
 }
 
@@ -59,6 +63,8 @@ export function modelCatalogue(
       inputPerMillion: price ? trimZeros(formatDecimal(price.inputPico, 6)) : null,
       outputPerMillion: price ? trimZeros(formatDecimal(price.outputPico, 6)) : null,
       perImage: price?.perImagePico ? trimZeros(formatDecimal(price.perImagePico, 12)) : null,
+      perSecond: price?.perSecondPico ? trimZeros(formatDecimal(price.perSecondPico, 12)) : null,
+      perCharacter: price?.perCharacterPico ? trimZeros(formatDecimal(price.perCharacterPico, 12)) : null,
       kind: kindOf(id),
       contextTokens: contextWindowOf(id),
     })

@@ -1,5 +1,11 @@
 import { test } from '@japa/runner'
 import http from 'node:http'
+import ace from '@adonisjs/core/services/ace'
+import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import PriceSet from '#commands/price_set'
+import { PanelClient, textOf } from '#tests/panel_client'
+import { PageClient, htmlText } from '#tests/page_client'
 import { toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
@@ -308,5 +314,49 @@ test.group('POST /v1/audio/speech', (group) => {
     const rows = await usageRows(user.userId)
     assert.deepEqual(rows.map((r) => [r.status, r.error_code]), [[400, rows[0].error_code], [400, 'unsupported_endpoint']])
     assert.lengthOf(await usageRows(broke.userId), 1)
+  })
+})
+
+test.group('Audio prices: price:set, the panel, the pricing page', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['whisper-1', 'tts-1'] })
+    return () => mock.stop()
+  })
+
+  test('price:set --per-second / --per-character, the Prices form, and /pricing show them', async ({ assert }) => {
+    const run = async (args: string[]) => {
+      const command = await ace.create(PriceSet, args)
+      ace.ui.switchMode('raw')
+      await command.exec()
+      return command
+    }
+    ;(await run(['--model', 'tts-1', '--input', '0', '--output', '0', '--per-character', '0.000015'])).assertSucceeded()
+    ;(await run(['--model', 'whisper-1', '--input', '0', '--output', '0', '--per-second', '0.0000000001'])).assertFailed()
+    const tts = await db.from('model_prices').where('model_pattern', 'tts-1').first()
+    assert.equal(tts.per_character, '0.000015000')
+    assert.isNull(tts.per_second)
+
+    const email = `audio-admin-${Date.now()}@test.local`
+    await createUser({ email, password: 'admin-password', role: 'admin' })
+    const client = new PanelClient()
+    await client.login(email, 'admin-password')
+    await client.get('/admin/prices')
+    await client.post('/admin/prices', { model: 'whisper-1', input: '0', output: '0', perSecond: '0.0001' })
+    const whisper = await db.from('model_prices').where('model_pattern', 'whisper-1').first()
+    assert.equal(whisper.per_second, '0.000100000')
+    const list = textOf((await client.get('/admin/prices')).html)
+    assert.include(list, 'whisper-1 $0.00 $0.00 input / input — $0.0001 / second')
+    assert.include(list, 'tts-1 $0.00 $0.00 input / input — $0.000015 / character')
+    const edit = await client.get(`/admin/prices?edit=${tts.id}`)
+    assert.include(edit.html, 'value="0.000015"')
+
+    await refreshCaches()
+    const pricing = htmlText((await new PageClient().get('/pricing')).body)
+    assert.include(pricing, '$0.0001 per second of audio')
+    assert.include(pricing, '$0.000015 per character')
   })
 })
