@@ -1,5 +1,8 @@
 import { test } from '@japa/runner'
 import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import app from '@adonisjs/core/services/app'
+import { withApiLane } from '#gateway/http/api_lane'
 import ace from '@adonisjs/core/services/ace'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
@@ -255,6 +258,43 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
   })
 })
 
+test.group('Audio: failover and upstream errors', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'first', provider: 'openai', baseUrl: mock.url, models: ['whisper-1', 'tts-1'], apiKey: 'key-first', priority: 10 })
+    await seedChannel({ name: 'second', provider: 'openai', baseUrl: mock.url, models: ['whisper-1', 'tts-1'], apiKey: 'key-second', priority: 1 })
+    return () => mock.stop()
+  })
+
+  test('a 503 before the first byte moves the same upload to the next channel; a 4xx is relayed', async ({ assert }) => {
+    const user = await seedUser()
+    const form = multipart([['file', wavFile(100), 'a.wav'], ['model', 'whisper-1']])
+    mock.script({ status: 503 })
+    const before = mock.requests.length
+    const ok = await upload('/v1/audio/transcriptions', user.key, form)
+    assert.equal(ok.status, 200)
+    const [failed, served] = mock.requests.slice(before)
+    assert.deepEqual([failed.headers.authorization, served.headers.authorization], ['Bearer key-first', 'Bearer key-second'])
+    assert.isTrue(failed.bytes.equals(form.body) && served.bytes.equals(form.body), 'both attempts carried the client\'s bytes')
+
+    mock.script({ status: 400 })
+    const refused = await upload('/v1/audio/transcriptions', user.key, form)
+    assert.equal(refused.status, 400)
+    assert.deepEqual(((await refused.json()) as any).error, { message: 'mock upstream failure 400', type: 'invalid_request_error', code: 'mock_400', param: null })
+
+    mock.script({ status: 503 })
+    const speech = await post('/v1/audio/speech', { model: 'tts-1', voice: 'alloy', input: 'hi' }, { authorization: `Bearer ${user.key}` })
+    assert.equal(speech.status, 200)
+    assert.equal((await speech.arrayBuffer()).byteLength, mockSpeechBytes().length)
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.status, r.attempts]), [[200, 2], [400, 1], [200, 2]])
+  })
+})
+
 test.group('POST /v1/audio/speech', (group) => {
   let mock: MockUpstream
 
@@ -358,5 +398,69 @@ test.group('Audio prices: price:set, the panel, the pricing page', (group) => {
     const pricing = htmlText((await new PageClient().get('/pricing')).body)
     assert.include(pricing, '$0.0001 per second of audio')
     assert.include(pricing, '$0.000015 per character')
+  })
+})
+
+test.group('Audio: through the router (API_LANE=false) as through the lane; a client that hangs up', (group) => {
+  let mock: MockUpstream
+  let routed: { server: http.Server; url: string }
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['whisper-1', 'tts-1'] })
+    await setPrice({ model: 'tts-1', input: '0', output: '0', perCharacter: '0.000015' })
+    await refreshCaches()
+    const adonis = await app.container.make('server')
+    const server = http.createServer(withApiLane(adonis.handle.bind(adonis) as any, false))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    routed = { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+    return async () => {
+      await new Promise((resolve) => routed.server.close(resolve))
+      await mock.stop()
+    }
+  })
+
+  test('the same answers and rows either way', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const form = multipart([['file', wavFile(1000), 'a.wav'], ['model', 'whisper-1'], ['response_format', 'text']])
+    for (const base of [baseUrl(), routed.url]) {
+      const text = await fetch(`${base}/v1/audio/translations`, { method: 'POST', headers: { 'authorization': `Bearer ${user.key}`, 'content-type': form.contentType }, body: form.body })
+      assert.deepEqual([text.status, text.headers.get('content-type'), await text.text()], [200, 'text/plain; charset=utf-8', `(en) ${MOCK_TRANSCRIPT}\n`])
+      const speech = await fetch(`${base}/v1/audio/speech`, { method: 'POST', headers: { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tts-1', voice: 'alloy', input: 'four' }) })
+      assert.equal(speech.headers.get('content-type'), 'audio/mpeg')
+      assert.isTrue(Buffer.from(await speech.arrayBuffer()).equals(mockSpeechBytes()))
+    }
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.endpoint, r.status, r.audio_seconds, r.characters, r.cost]), [
+      ['audio.translations', 200, '1.000', null, '0.000000000000'],
+      ['audio.speech', 200, null, 4, '0.000060000000'],
+      ['audio.translations', 200, '1.000', null, '0.000000000000'],
+      ['audio.speech', 200, null, 4, '0.000060000000'],
+    ])
+  })
+
+  test('speech: a client that hangs up after the first chunk is a 499 row, its characters billed', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    await new Promise<void>((resolve, reject) => {
+      const url = new URL(`${baseUrl()}/v1/audio/speech`)
+      const req = http.request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' } },
+        (res) => {
+          res.once('data', () => {
+            req.destroy()
+            resolve()
+          })
+        }
+      )
+      req.on('error', (error) => ((error as any).code === 'ECONNRESET' ? undefined : reject(error)))
+      req.end(JSON.stringify({ model: 'tts-1', voice: 'alloy', input: 'hello' }))
+    })
+    let rows = await usageRows(user.userId)
+    for (let i = 0; i < 50 && rows.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      rows = await usageRows(user.userId)
+    }
+    assert.include(rows[0], { status: 499, error_code: 'client_closed', characters: 5, cost: '0.000075000000' })
   })
 })

@@ -147,11 +147,11 @@ async function relayTranscriptStream(call: TranscriptionCall, account: RequestAc
   } catch {
     if (stream.closedEarly) throw new ClientGoneError()
     failed = true
-    // The answer has begun: no error body can follow, the client sees the stream cut.
-    call.res.destroy()
   }
-  if (stream.closedEarly) throw new ClientGoneError()
-  stream.end()
+  if (!failed && stream.closedEarly) throw new ClientGoneError()
+  // A failure once the answer has begun: no error body can follow, the client sees the stream cut.
+  if (failed) call.res.destroy()
+  else stream.end()
   const usage = withSeconds(tokens, call)
   account.close(200, failed ? 'stream_interrupted' : null, usage)
 }
@@ -200,10 +200,10 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
     } catch {
       if (stream.closedEarly) throw new ClientGoneError()
       failed = true
-      call.res.destroy()
     }
-    if (stream.closedEarly) throw new ClientGoneError()
-    stream.end()
+    if (!failed && stream.closedEarly) throw new ClientGoneError()
+    if (failed) call.res.destroy()
+    else stream.end()
     if (account.loggedRequest !== null) account.loggedResponse = `(${headers['content-type']} audio)`
     account.close(200, failed ? 'stream_interrupted' : null, usage)
   })
