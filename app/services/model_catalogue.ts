@@ -57,6 +57,7 @@ export function modelCatalogue(
   for (const { id, provider } of served) {
     if (allowedGlobs && !anyGlobMatches(allowedGlobs, id)) continue
     const price = priceForPlan(gateway.catalog.priceFor(id), pricedFor)
+    const kind = kindOf(id)
     list.push({
       id,
       provider,
@@ -65,8 +66,9 @@ export function modelCatalogue(
       perImage: price?.perImagePico ? trimZeros(formatDecimal(price.perImagePico, 12)) : null,
       perSecond: price?.perSecondPico ? trimZeros(formatDecimal(price.perSecondPico, 12)) : null,
       perCharacter: price?.perCharacterPico ? trimZeros(formatDecimal(price.perCharacterPico, 12)) : null,
-      kind: kindOf(id),
-      contextTokens: contextWindowOf(id),
+      kind,
+      // A transcription model's name shares its chat family's (gpt-4o-transcribe), not its context window.
+      contextTokens: kind === 'audio' ? null : contextWindowOf(id),
     })
   }
   return list.sort((a, b) => a.id.localeCompare(b.id))
