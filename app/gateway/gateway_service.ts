@@ -18,6 +18,9 @@ import { asClientError, decodeClientRequest } from '#gateway/dialects/client_req
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
+import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
+import { RERANK } from '#gateway/rerank'
+import { MODERATIONS } from '#gateway/moderations'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
@@ -149,6 +152,14 @@ export class GatewayService {
 
   images(call: ImagesCall, account: RequestAccount): Promise<void> {
     return generateImages(this.catalog, (model) => this.#route(model, account, null), call, account)
+  }
+
+  rerank(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, RERANK)
+  }
+
+  moderations(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, MODERATIONS)
   }
 
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {

@@ -14,7 +14,7 @@ export interface UpstreamRequest {
 }
 
 /** What the gateway asks an upstream to do. */
-export type Operation = 'generate' | 'count_tokens' | 'embeddings' | 'images'
+export type Operation = 'generate' | 'count_tokens' | 'embeddings' | 'images' | 'rerank' | 'moderations'
 
 export interface UpstreamCall {
   operation: Operation
@@ -44,6 +44,10 @@ export interface ProviderAdapter {
   countsTokens(channel: ChannelInfo): boolean
   embeddings(channel: ChannelInfo): EmbeddingsWire | null
   images(channel: ChannelInfo): boolean
+  /** `{base}/rerank` (Jina / Cohere body: vLLM, Infinity, TEI, SiliconFlow, Jina, Cohere v2) */
+  rerank(channel: ChannelInfo): boolean
+  /** OpenAI's `{base}/moderations` */
+  moderations(channel: ChannelInfo): boolean
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest
   /** GET request listing upstream models (health checks, admin) */
   modelsPath(channel: ChannelInfo): UpstreamRequest

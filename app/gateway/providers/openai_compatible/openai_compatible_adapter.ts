@@ -14,6 +14,8 @@ const PATHS: Record<string, string> = {
   openai_responses: '/responses',
   embeddings: '/embeddings',
   images: '/images/generations',
+  rerank: '/rerank',
+  moderations: '/moderations',
 }
 
 /**
@@ -40,6 +42,14 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
   }
 
   images() {
+    return true
+  }
+
+  rerank() {
+    return true
+  }
+
+  moderations() {
     return true
   }
 
