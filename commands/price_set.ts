@@ -19,6 +19,9 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per generated image (image models), e.g. 0.04' })
   declare perImage?: string
 
+  @flags.string({ description: 'USD per request that succeeded, on top of the token prices (per-call pricing), e.g. 0.002' })
+  declare perRequest?: string
+
   @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
   declare cacheRead?: string
 
@@ -31,6 +34,7 @@ export default class PriceSet extends AdminCommand {
       input: this.input,
       output: this.output,
       perImage: this.perImage,
+      perRequest: this.perRequest,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
     })
@@ -38,6 +42,7 @@ export default class PriceSet extends AdminCommand {
     this.logger.success(
       `Price for ${price.modelPattern}: $${input.input}/1M input, $${input.output}/1M output` +
         (input.perImage ? `, $${input.perImage}/image` : '') +
+        (input.perRequest ? `, $${input.perRequest}/request` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '')
     )

@@ -18,6 +18,8 @@ const EmbeddingsController = () => import('#controllers/api/embeddings_controlle
 const ImagesController = () => import('#controllers/api/images_controller')
 const CompletionsController = () => import('#controllers/api/completions_controller')
 const GenerationController = () => import('#controllers/api/generation_controller')
+const RerankController = () => import('#controllers/api/rerank_controller')
+const ModerationsController = () => import('#controllers/api/moderations_controller')
 
 router
   .group(() => {
@@ -30,6 +32,8 @@ router
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.post('/completions', [CompletionsController, 'store']).as('completions')
+    router.post('/rerank', [RerankController, 'store']).as('rerank')
+    router.post('/moderations', [ModerationsController, 'store']).as('moderations')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/usage', [UsageController, 'show']).as('usage')
@@ -50,6 +54,10 @@ router
   .prefix('/v1beta')
   .as('v1beta')
   .use(middleware.apiKey())
+
+/** Rerank where Cohere's v2 SDK (/v2/rerank) and LiteLLM-style clients (/rerank) call it. */
+router.post('/v2/rerank', [RerankController, 'store']).as('v2.rerank').use(middleware.apiKey())
+router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.apiKey())
 
 /** Codex's WebSocket attempt: answered before key auth so it falls back to HTTP. */
 router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')

@@ -143,6 +143,7 @@ export class Catalog {
         inputPico: pricePerTokenPico(String(row.input_per_million)),
         outputPico: pricePerTokenPico(String(row.output_per_million)),
         perImagePico: row.per_image == null ? 0n : toPico(String(row.per_image)),
+        perRequestPico: row.per_request == null ? 0n : toPico(String(row.per_request)),
         cacheReadPico: row.cache_read_per_million == null ? undefined : pricePerTokenPico(String(row.cache_read_per_million)),
         cacheWritePico: row.cache_write_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_per_million)),
         specificity: globSpecificity(row.model_pattern),

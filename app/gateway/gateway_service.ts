@@ -19,6 +19,9 @@ import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
+import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
+import { RERANK } from '#gateway/rerank'
+import { MODERATIONS } from '#gateway/moderations'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
@@ -165,6 +168,14 @@ export class GatewayService {
       call,
       account
     )
+  }
+
+  rerank(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, RERANK)
+  }
+
+  moderations(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, MODERATIONS)
   }
 
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {

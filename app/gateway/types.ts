@@ -69,6 +69,11 @@ export interface PriceInfo {
   outputPico: bigint
   /** pico-USD per generated image (images.generations); 0 when not priced per image */
   perImagePico?: bigint
+  /**
+   * pico-USD per request that succeeded (new-api's per-call price), times the
+   * usage's requestUnits; 0 or undefined when not priced per request
+   */
+  perRequestPico?: bigint
   /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
   cacheReadPico?: bigint
   cacheWritePico?: bigint
@@ -137,6 +142,8 @@ export interface TokenUsage {
   cacheWriteTokens?: number
   /** Images generated (priced per image) */
   images?: number
+  /** Units of the per-request price (Cohere's rerank search units); absent = 1 */
+  requestUnits?: number
   /** Counted by the gateway's tokenizer rather than reported by the upstream */
   estimated: boolean
 }

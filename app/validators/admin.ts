@@ -84,6 +84,7 @@ export const setPriceValidator = vine.compile(
     input: usdPrice,
     output: usdPrice,
     perImage: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).optional(),
+    perRequest: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
   })

@@ -20,6 +20,7 @@ export default class PricesController {
       input: request.input('input') ?? '',
       output: request.input('output') ?? '',
       perImage: request.input('perImage') ?? undefined,
+      perRequest: request.input('perRequest') ?? undefined,
       cacheRead: request.input('cacheRead') ?? undefined,
       cacheWrite: request.input('cacheWrite') ?? undefined,
     })
@@ -27,6 +28,7 @@ export default class PricesController {
       {
         ...input,
         perImage: input.perImage ?? null,
+        perRequest: input.perRequest ?? null,
         cacheRead: input.cacheRead ?? null,
         cacheWrite: input.cacheWrite ?? null,
       },

@@ -52,7 +52,9 @@ export async function withAccount(
   endpoint: string,
   validator: EnvelopeValidator,
   work: (gateway: Gateway, account: RequestAccount, parsed: ParsedBody) => Promise<void>,
-  modelFromPath?: string
+  modelFromPath?: string,
+  /** The model of a body that names none (moderations: omni-moderation-latest); the validator then checks the body's own */
+  defaultModel?: string
 ): Promise<void> {
   const gw = gateway ?? (await gatewayInstance())
   const account = gw.service.openAccount(call.principal, endpoint)
@@ -61,7 +63,7 @@ export async function withAccount(
     // keeps every local of a suspended async function alive, dead or not. A
     // coding agent's body is 20-200 KB parsed; the work drops it once the
     // upstream has it (GatewayService releases it), so nothing here may hold it.
-    await work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath))
+    await work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath, defaultModel))
   } catch (caught) {
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
     // A logged call that failed before its answer: what it was told (the upstream's own error, or the gateway's).
@@ -82,7 +84,8 @@ async function readParsedBody(
   endpoint: string,
   validator: EnvelopeValidator,
   account: RequestAccount,
-  modelFromPath?: string
+  modelFromPath?: string,
+  defaultModel?: string
 ): Promise<ParsedBody> {
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
   if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
@@ -94,10 +97,11 @@ async function readParsedBody(
     account.loggedRequest = rawBody
   }
   const body = parseJsonObject(rawBody)
-  const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
+  const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
-  const checked = modelFromPath === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
+  const checked =
+    modelFromPath === undefined && defaultModel === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
   if (checked) await checked
   return { rawBody, body }
 }

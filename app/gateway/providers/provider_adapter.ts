@@ -14,7 +14,7 @@ export interface UpstreamRequest {
 }
 
 /** What the gateway asks an upstream to do. */
-export type Operation = 'generate' | 'count_tokens' | 'embeddings' | 'images' | 'completions'
+export type Operation = 'generate' | 'count_tokens' | 'embeddings' | 'images' | 'completions' | 'rerank' | 'moderations'
 
 export interface UpstreamCall {
   operation: Operation
@@ -46,6 +46,10 @@ export interface ProviderAdapter {
   images(channel: ChannelInfo): boolean
   /** OpenAI's legacy text completions (`/completions`: prompt, FIM `suffix`) */
   completions(channel: ChannelInfo): boolean
+  /** `{base}/rerank` (Jina / Cohere body: vLLM, Infinity, TEI, SiliconFlow, Jina, Cohere v2) */
+  rerank(channel: ChannelInfo): boolean
+  /** OpenAI's `{base}/moderations` */
+  moderations(channel: ChannelInfo): boolean
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest
   /** GET request listing upstream models (health checks, admin) */
   modelsPath(channel: ChannelInfo): UpstreamRequest

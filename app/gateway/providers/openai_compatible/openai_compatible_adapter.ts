@@ -15,6 +15,8 @@ const PATHS: Record<string, string> = {
   embeddings: '/embeddings',
   images: '/images/generations',
   completions: '/completions',
+  rerank: '/rerank',
+  moderations: '/moderations',
 }
 
 /**
@@ -46,6 +48,14 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
 
   completions(channel: ChannelInfo) {
     return VENDORS[channel.provider]?.textCompletions !== false
+  }
+
+  rerank() {
+    return true
+  }
+
+  moderations() {
+    return true
   }
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
