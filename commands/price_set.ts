@@ -25,6 +25,10 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per input character (speech), e.g. 0.000015' })
   declare perCharacter?: string
 
+
+  @flags.string({ description: 'USD per request that succeeded, on top of the token prices (per-call pricing), e.g. 0.002' })
+  declare perRequest?: string
+
   @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
   declare cacheRead?: string
 
@@ -39,6 +43,7 @@ export default class PriceSet extends AdminCommand {
       perImage: this.perImage,
       perSecond: this.perSecond,
       perCharacter: this.perCharacter,
+      perRequest: this.perRequest,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
     })
@@ -48,6 +53,7 @@ export default class PriceSet extends AdminCommand {
         (input.perImage ? `, $${input.perImage}/image` : '') +
         (input.perSecond ? `, $${input.perSecond}/second of audio` : '') +
         (input.perCharacter ? `, $${input.perCharacter}/character` : '') +
+        (input.perRequest ? `, $${input.perRequest}/request` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '')
     )

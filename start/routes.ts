@@ -19,6 +19,8 @@ const ImagesController = () => import('#controllers/api/images_controller')
 const CompletionsController = () => import('#controllers/api/completions_controller')
 const AudioController = () => import('#controllers/api/audio_controller')
 const GenerationController = () => import('#controllers/api/generation_controller')
+const RerankController = () => import('#controllers/api/rerank_controller')
+const ModerationsController = () => import('#controllers/api/moderations_controller')
 
 router
   .group(() => {
@@ -34,6 +36,8 @@ router
     router.post('/audio/transcriptions', [AudioController, 'transcriptions']).as('audio.transcriptions')
     router.post('/audio/translations', [AudioController, 'translations']).as('audio.translations')
     router.post('/audio/speech', [AudioController, 'speech']).as('audio.speech')
+    router.post('/rerank', [RerankController, 'store']).as('rerank')
+    router.post('/moderations', [ModerationsController, 'store']).as('moderations')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/usage', [UsageController, 'show']).as('usage')
@@ -54,6 +58,10 @@ router
   .prefix('/v1beta')
   .as('v1beta')
   .use(middleware.apiKey())
+
+/** Rerank where Cohere's v2 SDK (/v2/rerank) and LiteLLM-style clients (/rerank) call it. */
+router.post('/v2/rerank', [RerankController, 'store']).as('v2.rerank').use(middleware.apiKey())
+router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.apiKey())
 
 /** Codex's WebSocket attempt: answered before key auth so it falls back to HTTP. */
 router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')

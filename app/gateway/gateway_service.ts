@@ -20,6 +20,9 @@ import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
+import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
+import { RERANK } from '#gateway/rerank'
+import { MODERATIONS } from '#gateway/moderations'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
@@ -175,6 +178,14 @@ export class GatewayService {
 
   speech(call: SpeechCall, account: RequestAccount): Promise<void> {
     return speak(this.catalog, (model) => this.#route(model, account, null), call, account)
+  }
+
+  rerank(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, RERANK)
+  }
+
+  moderations(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, MODERATIONS)
   }
 
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {

@@ -73,6 +73,11 @@ export interface PriceInfo {
   perSecondPico?: bigint
   /** pico-USD per input character (speech); 0 when not priced so */
   perCharacterPico?: bigint
+  /**
+   * pico-USD per request that succeeded (new-api's per-call price), times the
+   * usage's requestUnits; 0 or undefined when not priced per request
+   */
+  perRequestPico?: bigint
   /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
   cacheReadPico?: bigint
   cacheWritePico?: bigint
@@ -145,6 +150,8 @@ export interface TokenUsage {
   audioMillis?: number
   /** Characters of input (speech; priced per character) */
   characters?: number
+  /** Units of the per-request price (Cohere's rerank search units); absent = 1 */
+  requestUnits?: number
   /** Counted by the gateway's tokenizer rather than reported by the upstream */
   estimated: boolean
 }

@@ -35,6 +35,10 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare perCharacter: string | null
 
+  /** USD per request that succeeded (new-api's per-call price), on top of the token prices, or null */
+  @column()
+  declare perRequest: string | null
+
   @column.dateTime({ autoCreate: true })
   declare createdAt: DateTime
 

@@ -15,7 +15,9 @@ export interface CatalogueModel {
   /** USD per second of audio (transcriptions) / per input character (speech), or null */
   perSecond: string | null
   perCharacter: string | null
-  kind: 'chat' | 'embedding' | 'image' | 'audio'
+  /** USD per request that succeeded (on top of the token prices), or null */
+  perRequest: string | null
+  kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation' | 'audio'
   /** Context window in tokens when known for the family, else null */
   contextTokens: number | null
 }
@@ -37,6 +39,8 @@ function kindOf(id: string): CatalogueModel['kind'] {
   if (/embed/i.test(id)) return 'embedding'
   if (/image|dall-e/i.test(id)) return 'image'
   if (/whisper|transcribe|tts/i.test(id)) return 'audio'
+  if (/rerank/i.test(id)) return 'rerank'
+  if (/moderation/i.test(id)) return 'moderation'
   return 'chat'
 }
 
@@ -69,6 +73,7 @@ export function modelCatalogue(
       kind,
       // A transcription model's name shares its chat family's (gpt-4o-transcribe), not its context window.
       contextTokens: kind === 'audio' ? null : contextWindowOf(id),
+      perRequest: price?.perRequestPico ? trimZeros(formatDecimal(price.perRequestPico, 12)) : null,
     })
   }
   return list.sort((a, b) => a.id.localeCompare(b.id))
@@ -81,7 +86,7 @@ export function contextWindowOf(id: string): number | null {
 
 /**
  * A model's prices for a plan in OpenRouter's `/models` shape: USD per token
- * (and per image) as decimal strings, "0" when unpriced; what the plan's users
+ * (and per image, per request) as decimal strings, "0" when unpriced; what the plan's users
  * pay (list price times its multiplier).
  */
 export function openRouterPricing(gateway: Gateway, id: string, plan: PlanInfo | null) {
@@ -89,6 +94,8 @@ export function openRouterPricing(gateway: Gateway, id: string, plan: PlanInfo |
   const perToken = (pico: bigint | undefined) => (pico ? trimZeros(formatDecimal(pico, 12)) : '0')
   const pricing: Record<string, string> = { prompt: perToken(price?.inputPico), completion: perToken(price?.outputPico) }
   if (price?.perImagePico) pricing.image = perToken(price.perImagePico)
+  // OpenRouter's own field for a fixed price per request.
+  if (price?.perRequestPico) pricing.request = perToken(price.perRequestPico)
   if (price?.cacheReadPico !== undefined) pricing.input_cache_read = perToken(price.cacheReadPico)
   if (price?.cacheWritePico !== undefined) pricing.input_cache_write = perToken(price.cacheWritePico)
   return pricing

@@ -4,7 +4,7 @@ import { heldOnKey } from '#gateway/metering/key_reservations'
 import { baseUrl, gateway, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
- * Issue 8: a seeded fuzz of the generation, token-counting and embeddings endpoints, so the
+ * Issue 8: a seeded fuzz of the generation, token-counting, embeddings, rerank and moderations endpoints, so the
  * hostile-input fixes stay fixed. Each case is a valid body of the endpoint
  * with random damage (a field's value swapped for a random JSON value, a
  * field dropped or added, a broken model name, raw bytes that are not the
@@ -210,6 +210,29 @@ const ENDPOINTS: Endpoint[] = [
     headers: (key) => ({ authorization: `Bearer ${key}` }),
     body: (random, model) => ({ model, input: random() < 0.5 ? text(random) : [text(random), 'second'], encoding_format: pick(random, ['float', 'base64']) }),
     models: ['fz-chat-embed', 'fz-gem-embed'],
+  },
+  {
+    name: 'rerank',
+    format: 'openai',
+    path: (random) => pick(random, ['/v1/rerank', '/v2/rerank', '/rerank']),
+    headers: (key) => ({ authorization: `Bearer ${key}` }),
+    body: (random, model) => ({
+      model,
+      query: text(random),
+      documents: random() < 0.5 ? [text(random), 'second'] : [{ text: text(random) }],
+      top_n: pick(random, [1, 2]),
+      return_documents: random() < 0.5,
+    }),
+    // A custom channel serves rerank; an Anthropic one does not (400 unsupported_endpoint).
+    models: ['fz-chat-rerank', 'fz-chat-cohere-rerank', 'fz-claude-a'],
+  },
+  {
+    name: 'moderations',
+    format: 'openai',
+    path: () => '/v1/moderations',
+    headers: (key) => ({ authorization: `Bearer ${key}` }),
+    body: (random, model) => ({ model, input: random() < 0.5 ? text(random) : [{ type: 'text', text: text(random) }, 'second'] }),
+    models: ['fz-chat-moderation', 'fz-claude-a'],
   },
   {
     name: 'gemini generate',

@@ -8,6 +8,8 @@ import {
   geminiEnvelope,
   imagesEnvelope,
   messagesEnvelope,
+  moderationsEnvelope,
+  rerankEnvelope,
   responsesEnvelope,
 } from '#validators/generation'
 import type { EnvelopeValidator } from '#validators/plain_envelope'
@@ -31,6 +33,8 @@ const ENVELOPES: Array<[string, EnvelopeValidator, Record<string, unknown>]> = [
   ['embeddings', embeddingsEnvelope, { model: 'e', input: 'x', encoding_format: 'float' }],
   ['images', imagesEnvelope, { model: 'dall-e', prompt: 'a cat', n: 2 }],
   ['completions', completionsEnvelope, { model: 'gpt-3.5-turbo-instruct', prompt: 'def f(', suffix: 'return 1', stream: true }],
+  ['rerank', rerankEnvelope, { model: 'r', query: 'q', documents: ['a', { text: 'b' }], top_n: 1, return_documents: true }],
+  ['moderations', moderationsEnvelope, { model: 'm', input: ['a', { type: 'text', text: 'b' }] }],
 ]
 
 /** A small seeded generator: the same bodies on every run. */
@@ -96,6 +100,8 @@ test.group('Envelope plain case', () => {
     assert.isTrue(geminiEnvelope.plainlyValid({ contents: [{ parts: [{ text: 'hi' }] }] }))
     assert.isTrue(embeddingsEnvelope.plainlyValid({ model: 'e', input: ['a', 'b'], encoding_format: 'float' }))
     assert.isTrue(imagesEnvelope.plainlyValid({ model: 'dall-e', prompt: 'a cat', n: 2 }))
+    assert.isTrue(rerankEnvelope.plainlyValid({ model: 'rerank-v3.5', query: 'q', documents: ['a', 'b'], top_n: 1 }))
+    assert.isTrue(moderationsEnvelope.plainlyValid({ input: 'hello' }))
   })
 
   test('a plainly valid body is accepted without a promise; others still get the VineJS message', async ({ assert }) => {

@@ -22,6 +22,7 @@ export default class PricesController {
       perImage: request.input('perImage') ?? undefined,
       perSecond: request.input('perSecond') ?? undefined,
       perCharacter: request.input('perCharacter') ?? undefined,
+      perRequest: request.input('perRequest') ?? undefined,
       cacheRead: request.input('cacheRead') ?? undefined,
       cacheWrite: request.input('cacheWrite') ?? undefined,
     })
@@ -31,6 +32,7 @@ export default class PricesController {
         perImage: input.perImage ?? null,
         perSecond: input.perSecond ?? null,
         perCharacter: input.perCharacter ?? null,
+        perRequest: input.perRequest ?? null,
         cacheRead: input.cacheRead ?? null,
         cacheWrite: input.cacheWrite ?? null,
       },

@@ -7,9 +7,12 @@ import {
   embeddingsEnvelope,
   imagesEnvelope,
   messagesEnvelope,
+  moderationsEnvelope,
+  rerankEnvelope,
   responsesEnvelope,
   speechEnvelope,
 } from '#validators/generation'
+import { DEFAULT_MODERATION_MODEL } from '#gateway/moderations'
 
 /**
  * The POST endpoints of /v1 whose path is fixed, each as one function of an
@@ -69,6 +72,28 @@ export function completions(call: ApiCall) {
 }
 
 const EMPTY_BODY = Buffer.alloc(0)
+/** Jina / Cohere rerank (also served at /v2/rerank, Cohere's v2 SDK, and /rerank). */
+export function rerank(call: ApiCall) {
+  return withAccount(call, 'rerank', rerankEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.rerank({ principal: call.principal, rawBody, body, model: body.model, req: call.req, res: call.res }, account)
+  )
+}
+
+/** OpenAI moderations; a body without `model` is for omni-moderation-latest (as at OpenAI). */
+export function moderations(call: ApiCall) {
+  return withAccount(
+    call,
+    'moderations',
+    moderationsEnvelope,
+    (gw, account, { rawBody, body }) =>
+      gw.service.moderations(
+        { principal: call.principal, rawBody, body, model: typeof body.model === 'string' ? body.model : DEFAULT_MODERATION_MODEL, req: call.req, res: call.res },
+        account
+      ),
+    undefined,
+    DEFAULT_MODERATION_MODEL
+  )
+}
 
 export function audioTranscriptions(call: ApiCall) {
   return accounted(call, 'audio.transcriptions', async (gw, account) =>
@@ -100,4 +125,8 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v1/audio/transcriptions', audioTranscriptions],
   ['/v1/audio/translations', audioTranslations],
   ['/v1/audio/speech', audioSpeech],
+  ['/v1/rerank', rerank],
+  ['/v2/rerank', rerank],
+  ['/rerank', rerank],
+  ['/v1/moderations', moderations],
 ])

@@ -52,14 +52,16 @@ export async function withAccount(
   endpoint: string,
   validator: EnvelopeValidator,
   work: (gateway: Gateway, account: RequestAccount, parsed: ParsedBody) => Promise<void>,
-  modelFromPath?: string
+  modelFromPath?: string,
+  /** The model of a body that names none (moderations: omni-moderation-latest); the validator then checks the body's own */
+  defaultModel?: string
 ): Promise<void> {
   // Read in a helper: this frame stays suspended for a whole stream, and V8
   // keeps every local of a suspended async function alive, dead or not. A
   // coding agent's body is 20-200 KB parsed; the work drops it once the
   // upstream has it (GatewayService releases it), so nothing here may hold it.
   return accounted(call, endpoint, async (gw, account) =>
-    work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath))
+    work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath, defaultModel))
   )
 }
 
@@ -98,7 +100,8 @@ async function readParsedBody(
   endpoint: string,
   validator: EnvelopeValidator,
   account: RequestAccount,
-  modelFromPath?: string
+  modelFromPath?: string,
+  defaultModel?: string
 ): Promise<ParsedBody> {
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
   if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
@@ -110,10 +113,11 @@ async function readParsedBody(
     account.loggedRequest = rawBody
   }
   const body = parseJsonObject(rawBody)
-  const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
+  const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
-  const checked = modelFromPath === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
+  const checked =
+    modelFromPath === undefined && defaultModel === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
   if (checked) await checked
   return { rawBody, body }
 }

@@ -28,6 +28,17 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   return cost
 }
 
+/**
+ * The fixed per-request price (new-api's per-call price) of a request that
+ * succeeded: per_request times its units (Cohere's search units for a
+ * rerank, else 1). Callers check `price.perRequestPico` first, so a model
+ * without one costs a single bigint test (RequestAccount.close).
+ */
+export function perRequestCostOf(price: PriceInfo, usage: TokenUsage): bigint {
+  const units = usage.requestUnits
+  return (price.perRequestPico ?? 0n) * BigInt(units === undefined || !(units > 0) ? 1 : Math.ceil(units))
+}
+
 /** A priced model is one with a non-zero price. */
 export function isPriced(price: PriceInfo | null): boolean {
   return (
@@ -35,6 +46,7 @@ export function isPriced(price: PriceInfo | null): boolean {
     (price.inputPico > 0n ||
       price.outputPico > 0n ||
       (price.perImagePico ?? 0n) > 0n ||
+      (price.perRequestPico ?? 0n) > 0n ||
       (price.perSecondPico ?? 0n) > 0n ||
       (price.perCharacterPico ?? 0n) > 0n)
   )
@@ -57,7 +69,7 @@ export function formatMultiplier(ratio: bigint | null): string {
   return fraction ? `${whole}.${fraction}` : String(whole)
 }
 
-/** pico-USD per token (or per image) times the ratio, to the nearest pico (half up). */
+/** pico-USD per token (or per image, per request) times the ratio, to the nearest pico (half up). */
 function scalePico(pico: bigint, ratio: bigint): bigint {
   return (pico * ratio + RATIO_ONE / 2n) / RATIO_ONE
 }
@@ -82,6 +94,7 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       perImagePico: price.perImagePico === undefined ? undefined : scalePico(price.perImagePico, ratio),
       perSecondPico: price.perSecondPico === undefined ? undefined : scalePico(price.perSecondPico, ratio),
       perCharacterPico: price.perCharacterPico === undefined ? undefined : scalePico(price.perCharacterPico, ratio),
+      perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
       specificity: price.specificity,

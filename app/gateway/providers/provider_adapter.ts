@@ -20,6 +20,8 @@ export type Operation =
   | 'embeddings'
   | 'images'
   | 'completions'
+  | 'rerank'
+  | 'moderations'
   | 'audio_transcriptions'
   | 'audio_translations'
   | 'audio_speech'
@@ -58,6 +60,10 @@ export interface ProviderAdapter {
   completions(channel: ChannelInfo): boolean
   /** OpenAI's audio endpoints: transcriptions, translations, speech */
   audio(channel: ChannelInfo): boolean
+  /** `{base}/rerank` (Jina / Cohere body: vLLM, Infinity, TEI, SiliconFlow, Jina, Cohere v2) */
+  rerank(channel: ChannelInfo): boolean
+  /** OpenAI's `{base}/moderations` */
+  moderations(channel: ChannelInfo): boolean
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest
   /** GET request listing upstream models (health checks, admin) */
   modelsPath(channel: ChannelInfo): UpstreamRequest

@@ -47,6 +47,18 @@ const expectations: Record<string, { curl: (out: string) => boolean; javascript:
     curl: (o) => JSON.parse(o).data.length === 1,
     javascript: (o) => o.trim().length > 0,
   },
+  completions: {
+    curl: (o) => typeof JSON.parse(o).choices[0].text === 'string' && JSON.parse(o).object === 'text_completion',
+    javascript: (o) => o.trim().length > 0,
+  },
+  rerank: {
+    curl: (o) => Array.isArray(JSON.parse(o).results) && typeof JSON.parse(o).results[0].relevance_score === 'number',
+    javascript: (o) => o.includes('relevance_score'),
+  },
+  moderations: {
+    curl: (o) => JSON.parse(o).results[0].flagged === false,
+    javascript: (o) => o.trim() === 'false',
+  },
   models: {
     curl: (o) => JSON.parse(o).data.some((m: any) => m.id === 'mock-chat'),
     javascript: (o) => JSON.parse(o).data.some((m: any) => m.id === 'mock-chat'),
@@ -68,7 +80,7 @@ test.group('/docs snippets run against the gateway', (group) => {
   group.setup(async () => {
     await resetDatabase()
     mock = await startMock({ text: 'Hello from the mock' })
-    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-chat', 'text-embedding-3-small', 'gpt-image-1'] })
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-chat', 'text-embedding-3-small', 'gpt-image-1', 'jina-reranker-v2-base-multilingual', 'omni-moderation-latest'] })
     await mkdir(scratch, { recursive: true })
     return async () => {
       await mock.stop()

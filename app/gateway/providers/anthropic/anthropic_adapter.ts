@@ -42,6 +42,14 @@ export class AnthropicAdapter implements ProviderAdapter {
     return false
   }
 
+  rerank() {
+    return false
+  }
+
+  moderations() {
+    return false
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {

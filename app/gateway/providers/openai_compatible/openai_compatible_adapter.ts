@@ -18,6 +18,8 @@ const PATHS: Record<string, string> = {
   audio_transcriptions: '/audio/transcriptions',
   audio_translations: '/audio/translations',
   audio_speech: '/audio/speech',
+  rerank: '/rerank',
+  moderations: '/moderations',
 }
 
 /**
@@ -52,6 +54,14 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
   }
 
   audio() {
+    return true
+  }
+
+  rerank() {
+    return true
+  }
+
+  moderations() {
     return true
   }
 
