@@ -389,8 +389,8 @@ test.group('Audio prices: price:set, the panel, the pricing page', (group) => {
     const whisper = await db.from('model_prices').where('model_pattern', 'whisper-1').first()
     assert.equal(whisper.per_second, '0.000100000')
     const list = textOf((await client.get('/admin/prices')).html)
-    assert.include(list, 'whisper-1 $0.00 $0.00 input / input — — $0.0001 / second')
-    assert.include(list, 'tts-1 $0.00 $0.00 input / input — — $0.000015 / character')
+    assert.include(list, 'whisper-1 $0.00 $0.00 input / input — — $0.0001 / s')
+    assert.include(list, 'tts-1 $0.00 $0.00 input / input — — $0.000015 / char')
     const edit = await client.get(`/admin/prices?edit=${tts.id}`)
     assert.include(edit.html, 'value="0.000015"')
 
