@@ -143,6 +143,8 @@ export class Catalog {
         inputPico: pricePerTokenPico(String(row.input_per_million)),
         outputPico: pricePerTokenPico(String(row.output_per_million)),
         perImagePico: row.per_image == null ? 0n : toPico(String(row.per_image)),
+        perSecondPico: row.per_second == null ? 0n : toPico(String(row.per_second)),
+        perCharacterPico: row.per_character == null ? 0n : toPico(String(row.per_character)),
         perRequestPico: row.per_request == null ? 0n : toPico(String(row.per_request)),
         cacheReadPico: row.cache_read_per_million == null ? undefined : pricePerTokenPico(String(row.cache_read_per_million)),
         cacheWritePico: row.cache_write_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_per_million)),

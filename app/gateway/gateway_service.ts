@@ -19,6 +19,7 @@ import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
+import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
 import { RERANK } from '#gateway/rerank'
 import { MODERATIONS } from '#gateway/moderations'
@@ -168,6 +169,15 @@ export class GatewayService {
       call,
       account
     )
+  }
+
+  /** Transcriptions and translations (multipart uploads) */
+  transcribe(operation: UploadOperation, call: TranscriptionCall, account: RequestAccount): Promise<void> {
+    return transcribe(this.catalog, (model) => this.#route(model, account, null), operation, call, account)
+  }
+
+  speech(call: SpeechCall, account: RequestAccount): Promise<void> {
+    return speak(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
   rerank(call: JsonOperationCall, account: RequestAccount): Promise<void> {

@@ -12,9 +12,12 @@ export interface CatalogueModel {
   outputPerMillion: string | null
   /** USD per generated image, or null */
   perImage: string | null
+  /** USD per second of audio (transcriptions) / per input character (speech), or null */
+  perSecond: string | null
+  perCharacter: string | null
   /** USD per request that succeeded (on top of the token prices), or null */
   perRequest: string | null
-  kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation'
+  kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation' | 'audio'
   /** Context window in tokens when known for the family, else null */
   contextTokens: number | null
 }
@@ -35,6 +38,7 @@ const CONTEXT_WINDOWS: Array<[RegExp, number]> = [
 function kindOf(id: string): CatalogueModel['kind'] {
   if (/embed/i.test(id)) return 'embedding'
   if (/image|dall-e/i.test(id)) return 'image'
+  if (/whisper|transcribe|tts/i.test(id)) return 'audio'
   if (/rerank/i.test(id)) return 'rerank'
   if (/moderation/i.test(id)) return 'moderation'
   return 'chat'
@@ -57,15 +61,19 @@ export function modelCatalogue(
   for (const { id, provider } of served) {
     if (allowedGlobs && !anyGlobMatches(allowedGlobs, id)) continue
     const price = priceForPlan(gateway.catalog.priceFor(id), pricedFor)
+    const kind = kindOf(id)
     list.push({
       id,
       provider,
       inputPerMillion: price ? trimZeros(formatDecimal(price.inputPico, 6)) : null,
       outputPerMillion: price ? trimZeros(formatDecimal(price.outputPico, 6)) : null,
       perImage: price?.perImagePico ? trimZeros(formatDecimal(price.perImagePico, 12)) : null,
+      perSecond: price?.perSecondPico ? trimZeros(formatDecimal(price.perSecondPico, 12)) : null,
+      perCharacter: price?.perCharacterPico ? trimZeros(formatDecimal(price.perCharacterPico, 12)) : null,
+      kind,
+      // A transcription model's name shares its chat family's (gpt-4o-transcribe), not its context window.
+      contextTokens: kind === 'audio' ? null : contextWindowOf(id),
       perRequest: price?.perRequestPico ? trimZeros(formatDecimal(price.perRequestPico, 12)) : null,
-      kind: kindOf(id),
-      contextTokens: contextWindowOf(id),
     })
   }
   return list.sort((a, b) => a.id.localeCompare(b.id))

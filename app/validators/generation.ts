@@ -101,6 +101,12 @@ export const completionsEnvelope = withPlainCase(
     isOptionalFlag(b.stream)
 )
 
+/** `/v1/audio/speech`: the model and the text to speak (billed per character); voice and format are the upstream's. */
+export const speechEnvelope = withPlainCase(
+  vine.compile(vine.object({ model: vine.string().minLength(1), input: vine.string().minLength(1) }).allowUnknownProperties()),
+  (b) => isText(b.model) && isText(b.input)
+)
+
 /** A rerank document: a string, or an object with its `text` (Jina, Cohere v1) */
 function isRerankDocument(item: unknown): boolean {
   return typeof item === 'string' || (!!item && typeof item === 'object' && !Array.isArray(item) && typeof (item as any).text === 'string')

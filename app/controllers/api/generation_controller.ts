@@ -52,6 +52,9 @@ export default class GenerationController {
         native_tokens_cached: row.cached_tokens,
         native_tokens_reasoning: row.reasoning_tokens,
         images: row.images,
+        /** Seconds of audio billed (transcriptions, translations) and characters (speech); null elsewhere */
+        audio_seconds: row.audio_seconds === null ? null : Number(row.audio_seconds),
+        characters: row.characters,
         /** Tokens counted by the gateway's tokenizer: the upstream reported none */
         estimated: row.estimated,
         latency,

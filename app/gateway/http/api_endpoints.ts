@@ -1,4 +1,5 @@
-import { type ApiCall, generate, withAccount } from '#gateway/http/generation_request'
+import { accounted, type ApiCall, generate, withAccount } from '#gateway/http/generation_request'
+import { readAudioUpload } from '#gateway/http/audio_upload'
 import { chatCompletionEnvelope } from '#validators/chat_completion'
 import {
   completionsEnvelope,
@@ -9,6 +10,7 @@ import {
   moderationsEnvelope,
   rerankEnvelope,
   responsesEnvelope,
+  speechEnvelope,
 } from '#validators/generation'
 import { DEFAULT_MODERATION_MODEL } from '#gateway/moderations'
 
@@ -93,6 +95,24 @@ export function moderations(call: ApiCall) {
   )
 }
 
+export function audioTranscriptions(call: ApiCall) {
+  return accounted(call, 'audio.transcriptions', async (gw, account) =>
+    gw.service.transcribe('audio_transcriptions', await readAudioUpload(call, 'audio.transcriptions', account), account)
+  )
+}
+
+export function audioTranslations(call: ApiCall) {
+  return accounted(call, 'audio.translations', async (gw, account) =>
+    gw.service.transcribe('audio_translations', await readAudioUpload(call, 'audio.translations', account), account)
+  )
+}
+
+export function audioSpeech(call: ApiCall) {
+  return withAccount(call, 'audio.speech', speechEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.speech({ principal: call.principal, rawBody, body, model: body.model, req: call.req, res: call.res }, account)
+  )
+}
+
 /** Path -> endpoint, for the lane's one map lookup per request. */
 export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>([
   ['/v1/chat/completions', chatCompletions],
@@ -102,6 +122,9 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v1/embeddings', embeddings],
   ['/v1/images/generations', imageGenerations],
   ['/v1/completions', completions],
+  ['/v1/audio/transcriptions', audioTranscriptions],
+  ['/v1/audio/translations', audioTranslations],
+  ['/v1/audio/speech', audioSpeech],
   ['/v1/rerank', rerank],
   ['/v2/rerank', rerank],
   ['/rerank', rerank],

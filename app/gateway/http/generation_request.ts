@@ -56,14 +56,30 @@ export async function withAccount(
   /** The model of a body that names none (moderations: omni-moderation-latest); the validator then checks the body's own */
   defaultModel?: string
 ): Promise<void> {
+  // Read in a helper: this frame stays suspended for a whole stream, and V8
+  // keeps every local of a suspended async function alive, dead or not. A
+  // coding agent's body is 20-200 KB parsed; the work drops it once the
+  // upstream has it (GatewayService releases it), so nothing here may hold it.
+  return accounted(call, endpoint, async (gw, account) =>
+    work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath, defaultModel))
+  )
+}
+
+/**
+ * Opens the request's account and runs `run` under it: any failure before
+ * the answer is accounted once (the one usage row) and rethrown, in the
+ * client's wire format, for the error renderer. withAccount (JSON bodies) and
+ * the audio uploads (multipart bodies, read by their endpoint) share it.
+ */
+export async function accounted(
+  call: ApiCall,
+  endpoint: string,
+  run: (gateway: Gateway, account: RequestAccount) => Promise<void>
+): Promise<void> {
   const gw = gateway ?? (await gatewayInstance())
   const account = gw.service.openAccount(call.principal, endpoint)
   try {
-    // Read in a helper: this frame stays suspended for a whole stream, and V8
-    // keeps every local of a suspended async function alive, dead or not. A
-    // coding agent's body is 20-200 KB parsed; the work drops it once the
-    // upstream has it (GatewayService releases it), so nothing here may hold it.
-    await work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath, defaultModel))
+    await run(gw, account)
   } catch (caught) {
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
     // A logged call that failed before its answer: what it was told (the upstream's own error, or the gateway's).

@@ -3,7 +3,8 @@ import { parseDecimal } from '#gateway/metering/money'
 
 /**
  * Exact cost in pico-USD: tokens times the model's per-token prices, plus
- * images times its per-image price; unpriced = 0. Prompt tokens read from or
+ * images times its per-image price, seconds of audio times its per-second
+ * price, characters times its per-character price; unpriced = 0. Prompt tokens read from or
  * written to the provider's cache (both included in promptTokens) use their
  * own prices when the model has them, else the input price.
  */
@@ -19,8 +20,12 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
       read * (price.cacheReadPico ?? price.inputPico) +
       written * (price.cacheWritePico ?? price.inputPico)
   }
-  const tokens = prompt + BigInt(usage.completionTokens) * price.outputPico
-  return usage.images ? tokens + BigInt(usage.images) * (price.perImagePico ?? 0n) : tokens
+  let cost = prompt + BigInt(usage.completionTokens) * price.outputPico
+  if (usage.images) cost += BigInt(usage.images) * (price.perImagePico ?? 0n)
+  // Seconds are metered in ms; a per-second price has at most 9 decimals, so this is exact (half up only for a plan's scaled price).
+  if (usage.audioMillis) cost += (BigInt(usage.audioMillis) * (price.perSecondPico ?? 0n) + 500n) / 1000n
+  if (usage.characters) cost += BigInt(usage.characters) * (price.perCharacterPico ?? 0n)
+  return cost
 }
 
 /**
@@ -38,7 +43,12 @@ export function perRequestCostOf(price: PriceInfo, usage: TokenUsage): bigint {
 export function isPriced(price: PriceInfo | null): boolean {
   return (
     !!price &&
-    (price.inputPico > 0n || price.outputPico > 0n || (price.perImagePico ?? 0n) > 0n || (price.perRequestPico ?? 0n) > 0n)
+    (price.inputPico > 0n ||
+      price.outputPico > 0n ||
+      (price.perImagePico ?? 0n) > 0n ||
+      (price.perRequestPico ?? 0n) > 0n ||
+      (price.perSecondPico ?? 0n) > 0n ||
+      (price.perCharacterPico ?? 0n) > 0n)
   )
 }
 
@@ -82,6 +92,8 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       inputPico: scalePico(price.inputPico, ratio),
       outputPico: scalePico(price.outputPico, ratio),
       perImagePico: price.perImagePico === undefined ? undefined : scalePico(price.perImagePico, ratio),
+      perSecondPico: price.perSecondPico === undefined ? undefined : scalePico(price.perSecondPico, ratio),
+      perCharacterPico: price.perCharacterPico === undefined ? undefined : scalePico(price.perCharacterPico, ratio),
       perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),

@@ -38,6 +38,10 @@ export class AnthropicAdapter implements ProviderAdapter {
     return false
   }
 
+  audio() {
+    return false
+  }
+
   rerank() {
     return false
   }

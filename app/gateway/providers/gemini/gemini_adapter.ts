@@ -37,6 +37,10 @@ export class GeminiAdapter implements ProviderAdapter {
     return false
   }
 
+  audio() {
+    return false
+  }
+
   rerank() {
     return false
   }

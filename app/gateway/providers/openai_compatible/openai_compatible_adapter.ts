@@ -15,6 +15,9 @@ const PATHS: Record<string, string> = {
   embeddings: '/embeddings',
   images: '/images/generations',
   completions: '/completions',
+  audio_transcriptions: '/audio/transcriptions',
+  audio_translations: '/audio/translations',
+  audio_speech: '/audio/speech',
   rerank: '/rerank',
   moderations: '/moderations',
 }
@@ -50,6 +53,10 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     return VENDORS[channel.provider]?.textCompletions !== false
   }
 
+  audio() {
+    return true
+  }
+
   rerank() {
     return true
   }
@@ -61,8 +68,9 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'accept': 'application/json, text/event-stream',
+      'content-type': call.contentType ?? 'application/json',
+      // Speech answers audio; a transcription text, srt or vtt when asked for.
+      'accept': call.operation.startsWith('audio_') ? '*/*' : 'application/json, text/event-stream',
     }
     if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
     withChannelHeaders(headers, channel, call.clientHeaders, VENDORS[channel.provider]?.forwardHeaders ?? [])
