@@ -248,6 +248,51 @@ console.log(image.data[0].url ?? image.data[0].b64_json.length)`,
       },
     },
     {
+      id: 'transcriptions',
+      method: 'POST',
+      path: '/v1/audio/transcriptions',
+      modelKind: null,
+      snippets: {
+        curl: `curl ${base}/v1/audio/transcriptions \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -F model=whisper-1 \\
+  -F file=@speech.wav`,
+        python: `${pyClient(base)}
+
+with open("speech.wav", "rb") as audio:
+    transcript = client.audio.transcriptions.create(model="whisper-1", file=audio)
+print(transcript.text)`,
+        javascript: `import fs from 'node:fs'
+${jsClient(base)}
+
+const transcript = await client.audio.transcriptions.create({ model: 'whisper-1', file: fs.createReadStream('speech.wav') })
+console.log(transcript.text)`,
+      },
+    },
+    {
+      id: 'speech',
+      method: 'POST',
+      path: '/v1/audio/speech',
+      modelKind: null,
+      snippets: {
+        curl: `curl ${base}/v1/audio/speech \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "tts-1", "voice": "alloy", "input": "Hello from the gateway"}' \\
+  --output hello.mp3`,
+        python: `${pyClient(base)}
+
+speech = client.audio.speech.create(model="tts-1", voice="alloy", input="Hello from the gateway")
+speech.write_to_file("hello.mp3")`,
+        javascript: `import fs from 'node:fs'
+${jsClient(base)}
+
+const speech = await client.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'Hello from the gateway' })
+fs.writeFileSync('hello.mp3', Buffer.from(await speech.arrayBuffer()))
+console.log(fs.statSync('hello.mp3').size)`,
+      },
+    },
+    {
       id: 'completions',
       method: 'POST',
       path: '/v1/completions',
