@@ -19,6 +19,16 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per generated image (image models), e.g. 0.04' })
   declare perImage?: string
 
+  @flags.string({ description: 'USD per second of input audio (transcriptions, translations), e.g. 0.0001' })
+  declare perSecond?: string
+
+  @flags.string({ description: 'USD per input character (speech), e.g. 0.000015' })
+  declare perCharacter?: string
+
+
+  @flags.string({ description: 'USD per request that succeeded, on top of the token prices (per-call pricing), e.g. 0.002' })
+  declare perRequest?: string
+
   @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
   declare cacheRead?: string
 
@@ -31,6 +41,9 @@ export default class PriceSet extends AdminCommand {
       input: this.input,
       output: this.output,
       perImage: this.perImage,
+      perSecond: this.perSecond,
+      perCharacter: this.perCharacter,
+      perRequest: this.perRequest,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
     })
@@ -38,6 +51,9 @@ export default class PriceSet extends AdminCommand {
     this.logger.success(
       `Price for ${price.modelPattern}: $${input.input}/1M input, $${input.output}/1M output` +
         (input.perImage ? `, $${input.perImage}/image` : '') +
+        (input.perSecond ? `, $${input.perSecond}/second of audio` : '') +
+        (input.perCharacter ? `, $${input.perCharacter}/character` : '') +
+        (input.perRequest ? `, $${input.perRequest}/request` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '')
     )

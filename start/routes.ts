@@ -16,7 +16,11 @@ const ResponsesController = () => import('#controllers/api/responses_controller'
 const GeminiController = () => import('#controllers/api/gemini_controller')
 const EmbeddingsController = () => import('#controllers/api/embeddings_controller')
 const ImagesController = () => import('#controllers/api/images_controller')
+const CompletionsController = () => import('#controllers/api/completions_controller')
+const AudioController = () => import('#controllers/api/audio_controller')
 const GenerationController = () => import('#controllers/api/generation_controller')
+const RerankController = () => import('#controllers/api/rerank_controller')
+const ModerationsController = () => import('#controllers/api/moderations_controller')
 
 router
   .group(() => {
@@ -28,6 +32,12 @@ router
     router.delete('/responses/:id', [ResponsesController, 'unsupported']).as('responses.destroy')
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
+    router.post('/completions', [CompletionsController, 'store']).as('completions')
+    router.post('/audio/transcriptions', [AudioController, 'transcriptions']).as('audio.transcriptions')
+    router.post('/audio/translations', [AudioController, 'translations']).as('audio.translations')
+    router.post('/audio/speech', [AudioController, 'speech']).as('audio.speech')
+    router.post('/rerank', [RerankController, 'store']).as('rerank')
+    router.post('/moderations', [ModerationsController, 'store']).as('moderations')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/usage', [UsageController, 'show']).as('usage')
@@ -48,6 +58,10 @@ router
   .prefix('/v1beta')
   .as('v1beta')
   .use(middleware.apiKey())
+
+/** Rerank where Cohere's v2 SDK (/v2/rerank) and LiteLLM-style clients (/rerank) call it. */
+router.post('/v2/rerank', [RerankController, 'store']).as('v2.rerank').use(middleware.apiKey())
+router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.apiKey())
 
 /** Codex's WebSocket attempt: answered before key auth so it falls back to HTTP. */
 router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')
@@ -81,6 +95,7 @@ router
     router.post('/redemption-codes', [ManagementCodesController, 'store']).as('codes.store')
     router.post('/redemption-codes/disable', [ManagementCodesController, 'disable']).as('codes.disable')
     router.get('/usage', [ManagementUsageController, 'index']).as('usage.index')
+    router.get('/usage/:request_id', [ManagementUsageController, 'show']).as('usage.show')
     router.get('/payments', [ManagementPaymentsController, 'index']).as('payments.index')
   })
   .prefix('/api/admin')

@@ -38,6 +38,7 @@ router
     router.post('/plans/:id', [PlansController, 'update']).as('plans.update').where('id', router.matchers.number())
     router.post('/plans/:id/delete', [PlansController, 'destroy']).as('plans.destroy').where('id', router.matchers.number())
     router.post('/settings/registration', [PlansController, 'registration']).as('settings.registration')
+    router.post('/settings/referrals', [PlansController, 'referrals']).as('settings.referrals')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')

@@ -137,13 +137,13 @@ export async function balanceAndLedger(userId: number) {
 }
 
 /**
- * Sends a chat completion and hangs up like a client that goes away: after
+ * Sends a chat completion (or a call to `path`) and hangs up like a client that goes away: after
  * `afterBytes` bytes of the answer, or (0) right after sending the request.
  * Resolves with the bytes received.
  */
-export function abortStreamAfter(key: string, body: unknown, afterBytes: number): Promise<number> {
+export function abortStreamAfter(key: string, body: unknown, afterBytes: number, path = '/v1/chat/completions'): Promise<number> {
   return new Promise((resolve) => {
-    const url = new URL(`${baseUrl()}/v1/chat/completions`)
+    const url = new URL(`${baseUrl()}${path}`)
     let received = 0
     const req = http.request(
       {

@@ -4,6 +4,7 @@ import BalanceLedgerEntry, { type LedgerKind } from '#models/balance_ledger_entr
 import User from '#models/user'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
+import { rewardInviter } from '#actions/referrals'
 
 /**
  * Moves money on a user's balance (top-up, refund, adjustment). The ledger
@@ -44,6 +45,8 @@ export async function postLedgerEntry(
       before: { balance: user.balance },
       after: { amount: input.amount, note: input.note ?? null },
     })
+    // Money brought in (not a refund or a correction) can be the first top-up an inviter is rewarded for.
+    if (input.kind === 'topup') await rewardInviter(trx, user.id)
     await user.refresh()
     return user
   })

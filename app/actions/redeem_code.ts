@@ -5,6 +5,7 @@ import User from '#models/user'
 import { hashRedemptionCode, normaliseRedemptionCode } from '#services/redemption_code_token'
 import { PortalInputError } from '#actions/portal_input_error'
 import { writeAudit, type Actor } from '#actions/audit'
+import { rewardInviter } from '#actions/referrals'
 
 /**
  * A user redeems a prepaid code: its amount becomes a top-up on their
@@ -35,6 +36,7 @@ export async function redeemCode(userId: number, typed: string, actor: Actor) {
       { client: trx }
     )
     await trx.from('redemption_codes').where('id', code.id).update({ ledger_entry_id: entry.id })
+    await rewardInviter(trx, userId)
     await writeAudit(trx, actor, {
       action: 'redemption.redeem',
       subjectType: 'user',

@@ -4,6 +4,7 @@ import { writeAudit } from '#actions/audit'
 import { PortalInputError } from '#actions/portal_input_error'
 import { defaultPlan } from '#actions/set_default_plan'
 import { registrationOpen } from '#services/app_settings'
+import { inviterOf, referralTerms, welcomeInvitee } from '#actions/referrals'
 
 /** Registration refused because an operator closed it. */
 export class RegistrationClosedError extends Error {
@@ -18,22 +19,27 @@ export class RegistrationClosedError extends Error {
  * balance (an admin tops it up). Input is validated by the caller
  * (app/validators/portal.ts); the e-mail is compared case-insensitively.
  */
-export async function registerUser(input: { email: string; password: string; ip?: string }) {
+export async function registerUser(input: { email: string; password: string; ip?: string; referralCode?: string | null }) {
   if (!(await registrationOpen())) throw new RegistrationClosedError()
   const email = input.email.trim().toLowerCase()
   if (await User.query().whereRaw('lower(email) = ?', [email]).first()) {
     throw new PortalInputError('email_taken', 'email')
   }
   const plan = await defaultPlan()
+  const terms = input.referralCode ? await referralTerms() : null
   return db.transaction(async (trx) => {
     const user = await User.create({ email, password: input.password, role: 'user', planId: plan?.id ?? null }, { client: trx })
-    await writeAudit(trx, { id: user.id, label: email, source: 'portal', ip: input.ip ?? null }, {
+    const actor = { id: user.id, label: email, source: 'portal', ip: input.ip ?? null } as const
+    await writeAudit(trx, actor, {
       action: 'user.register',
       subjectType: 'user',
       subjectId: user.id,
       summary: `${email} registered on plan ${plan?.name ?? '(none)'}`,
       after: { email, role: 'user', plan: plan?.name ?? null },
     })
+    // Signed up through someone's link: who invited them, and the welcome credit if the operator offers one.
+    const inviter = terms ? await inviterOf(input.referralCode, trx) : null
+    if (inviter && terms) await welcomeInvitee(trx, { id: user.id, email }, inviter, terms, actor)
     return user
   })
 }

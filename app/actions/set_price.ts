@@ -8,6 +8,9 @@ function priceSnapshot(price: ModelPrice | null) {
     input: price ? trim(price.inputPerMillion) : null,
     output: price ? trim(price.outputPerMillion) : null,
     perImage: price?.perImage ? trim(price.perImage) : null,
+    perSecond: price?.perSecond ? trim(price.perSecond) : null,
+    perCharacter: price?.perCharacter ? trim(price.perCharacter) : null,
+    perRequest: price?.perRequest ? trim(price.perRequest) : null,
     cacheRead: price?.cacheReadPerMillion ? trim(price.cacheReadPerMillion) : null,
     cacheWrite: price?.cacheWritePerMillion ? trim(price.cacheWritePerMillion) : null,
   }
@@ -19,13 +22,18 @@ function trim(value: string | number) {
   return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text
 }
 
-/** Sets (creates or replaces) the USD-per-1M-token prices (and optionally the per-image price) of a model glob. */
+/** Sets (creates or replaces) the USD-per-1M-token prices (and optionally the per-image, per-request, per-second and per-character prices) of a model glob. */
 export async function setPrice(
   input: {
     model: string
     input: string
     output: string
     perImage?: string | null
+    /** USD per second of audio / per input character; null = none, undefined = unchanged */
+    perSecond?: string | null
+    perCharacter?: string | null
+    /** USD per request that succeeded, on top of the token prices; null = none, undefined = unchanged */
+    perRequest?: string | null
     /** USD per 1M cached prompt tokens read / written; null = the input price, undefined = unchanged */
     cacheRead?: string | null
     cacheWrite?: string | null
@@ -40,6 +48,9 @@ export async function setPrice(
     price.inputPerMillion = input.input
     price.outputPerMillion = input.output
     if (input.perImage !== undefined) price.perImage = input.perImage
+    if (input.perSecond !== undefined) price.perSecond = input.perSecond
+    if (input.perCharacter !== undefined) price.perCharacter = input.perCharacter
+    if (input.perRequest !== undefined) price.perRequest = input.perRequest
     if (input.cacheRead !== undefined) price.cacheReadPerMillion = input.cacheRead
     if (input.cacheWrite !== undefined) price.cacheWritePerMillion = input.cacheWrite
     price.useTransaction(trx)

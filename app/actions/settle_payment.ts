@@ -8,6 +8,7 @@ import { writeAudit } from '#actions/audit'
 import { formatUsd } from '#services/format'
 import { stripeSettings } from '#services/payments/stripe_settings'
 import { retrieveCheckoutSession, type CheckoutSession } from '#services/payments/stripe_client'
+import { rewardInviter } from '#actions/referrals'
 
 export type SettleOutcome = 'credited' | 'already_paid' | 'pending' | 'expired' | 'failed' | 'mismatch' | 'unknown'
 
@@ -99,6 +100,7 @@ async function credit(payment: Payment, sessionId: string): Promise<boolean> {
       { client: trx }
     )
     await trx.from('payments').where('id', payment.id).update({ ledger_entry_id: entry.id })
+    await rewardInviter(trx, payment.userId)
     await writeAudit(trx, STRIPE_ACTOR, {
       action: 'payment.credit',
       subjectType: 'user',

@@ -5,7 +5,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { reportApiError, sendApiError } from '#gateway/http/api_errors'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
 
-const API_PREFIXES = ['/v1', '/api/']
+const API_PREFIXES = ['/v1', '/api/', '/v2/rerank', '/rerank']
 
 /**
  * API routes answer every error in the wire format of the endpoint called,

@@ -16,6 +16,16 @@ export function modelAllowed(principal: Principal, model: string): boolean {
 }
 
 /**
+ * What a cached answer still needs: the plan and the key must allow the
+ * model. Nothing else: a hit calls no provider, counts no tokens and costs
+ * nothing, so neither the balance, the key's cap nor the token limits hold
+ * it back (a user with an empty balance gets the answer they already paid for).
+ */
+export function authorizeCacheHit(principal: Principal, model: string) {
+  if (!modelAllowed(principal, model)) throw GatewayError.modelNotAllowed(model)
+}
+
+/**
  * The checks before any upstream call, in the order of the error table:
  * 403 model_not_allowed, 429 token_limit_exceeded, 402 spend_limit_exceeded
  * (the key's USD cap), 402 insufficient_balance. A priced model needs a

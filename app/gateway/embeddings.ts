@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeAndReserve } from '#gateway/access_policy'
+import { authorizeAndReserve, authorizeCacheHit } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import { countTokens } from '#gateway/metering/tokenizer'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -8,8 +8,9 @@ import type { EmbeddingsWire } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
-import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
+import type { Principal, TokenUsage } from '#gateway/types'
 import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
+import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 
 export interface EmbeddingsCall {
   principal: Principal
@@ -98,7 +99,6 @@ export async function embeddings(
   responseCache: ResponseCache | null = null
 ) {
   account.model = call.model
-  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   // The response cache, as for generations (gateway_service.ts): only when the client asked for it.
   const cache =
     responseCache === null
@@ -107,23 +107,11 @@ export async function embeddings(
           cacheKeyOf(account.principal.user.id, `embeddings/${call.ingress}/${call.geminiMethod ?? ''}`, call.model, false, false, call.rawBody)
         )
   if (cache !== null && !cache.refresh) {
+    authorizeCacheHit(account.principal, call.model)
     const hit = responseCache!.get(cache.key)
-    if (hit) {
-      account.cacheHit = true
-      account.markFirstByte()
-      if (!call.res.destroyed) {
-        call.res.writeHead(200, {
-          'content-type': hit.contentType,
-          'content-length': String(hit.bytes.length),
-          'x-request-id': account.requestId,
-          'x-gateway-cache': 'HIT',
-          'age': String(Math.floor((Date.now() - hit.storedAt) / 1000)),
-        })
-        call.res.end(hit.bytes)
-      }
-      return account.close(200, null, ZERO_USAGE)
-    }
+    if (hit) return replayCachedAnswer(call.res, account, hit, { 'content-type': hit.contentType, 'x-request-id': account.requestId })
   }
+  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers embeddings`, 'unsupported_endpoint')

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeAndReserve, modelAllowed } from '#gateway/access_policy'
+import { authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
 import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
@@ -18,6 +18,11 @@ import { asClientError, decodeClientRequest } from '#gateway/dialects/client_req
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { generateImages, type ImagesCall } from '#gateway/images'
+import { textCompletions, type CompletionsCall } from '#gateway/completions'
+import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
+import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
+import { RERANK } from '#gateway/rerank'
+import { MODERATIONS } from '#gateway/moderations'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
@@ -29,9 +34,10 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
-import { ZERO_USAGE, type Principal, type TokenUsage } from '#gateway/types'
+import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
+import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -151,6 +157,37 @@ export class GatewayService {
     return generateImages(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
+  /** Legacy text completions (`/v1/completions`, FIM): always passed through (completions.ts). */
+  completions(call: CompletionsCall, account: RequestAccount): Promise<void> {
+    return textCompletions(
+      {
+        catalog: this.catalog,
+        route: (model) => this.#route(model, account, null),
+        responseCache: this.responseCache,
+        recorder: (caching) => this.streamRecorder(caching, account),
+      },
+      call,
+      account
+    )
+  }
+
+  /** Transcriptions and translations (multipart uploads) */
+  transcribe(operation: UploadOperation, call: TranscriptionCall, account: RequestAccount): Promise<void> {
+    return transcribe(this.catalog, (model) => this.#route(model, account, null), operation, call, account)
+  }
+
+  speech(call: SpeechCall, account: RequestAccount): Promise<void> {
+    return speak(this.catalog, (model) => this.#route(model, account, null), call, account)
+  }
+
+  rerank(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, RERANK)
+  }
+
+  moderations(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, MODERATIONS)
+  }
+
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
     return this.generate({ ...call, ingress: 'openai_chat' }, account)
   }
@@ -198,13 +235,14 @@ export class GatewayService {
   #begin(call: GenerateCall, account: RequestAccount): Exchange {
     account.model = call.model
     account.stream = call.stream
-    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const cache = this.responseCache === null ? null : this.#cacheDirective(call, account)
     if (cache !== null && !cache.refresh) {
-      // A stored answer needs no channel: nothing is routed, prepared or sent.
+      // A stored answer needs no channel and no money: nothing is routed, prepared, sent or charged.
+      authorizeCacheHit(account.principal, call.model)
       const hit = this.responseCache!.get(cache.key)
       if (hit) return new Exchange(call, [], false, cache, hit)
     }
+    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked), asked !== null, cache)
     // Translation errors surface here, as the client's 400, before any channel is tried.
@@ -219,26 +257,10 @@ export class GatewayService {
     )
   }
 
-  /**
-   * Answers from the cache: the stored bytes in one write, `x-gateway-cache:
-   * HIT` and their `age`. The row says `cache_hit`; no provider was called,
-   * so no tokens are counted against the plan and nothing is charged.
-   */
+  /** Answers from the cache in the dialect's own headers (cache_replay.ts). */
   #replay(exchange: Exchange, account: RequestAccount, hit: CachedAnswer) {
-    const { res } = exchange.call
-    account.cacheHit = true
-    if (account.loggedRequest !== null) account.loggedResponse = hit.bytes
-    account.markFirstByte()
-    if (!res.destroyed) {
-      const headers = hit.stream
-        ? exchange.streamHeaders(account, hit.contentType)
-        : exchange.jsonHeaders(account)
-      headers['content-length'] = String(hit.bytes.length)
-      headers['age'] = String(Math.floor((Date.now() - hit.storedAt) / 1000))
-      res.writeHead(200, headers)
-      res.end(hit.bytes)
-    }
-    account.close(200, null, ZERO_USAGE)
+    const headers = hit.stream ? exchange.streamHeaders(account, hit.contentType) : exchange.jsonHeaders(account)
+    replayCachedAnswer(exchange.call.res, account, hit, headers)
   }
 
   /** Keeps a complete 200 answer for the next identical request, when this one asked for it. */
@@ -250,7 +272,12 @@ export class GatewayService {
 
   /** A recorder for a stream the request wants cached or logged (null otherwise: nothing kept). */
   #recorder(exchange: Exchange, account: RequestAccount) {
-    const caching = exchange.cache !== null && this.responseCache !== null
+    return this.streamRecorder(exchange.cache !== null, account)
+  }
+
+  /** A recorder for a stream whose request asked for the cache (`cached`) or is logged; null otherwise. */
+  streamRecorder(cached: boolean, account: RequestAccount): StreamRecorder | null {
+    const caching = cached && this.responseCache !== null
     const logging = account.loggedRequest !== null
     if (!caching && !logging) return null
     // One byte past the log's limit tells the log the stream was longer.

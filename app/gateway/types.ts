@@ -70,6 +70,15 @@ export interface PriceInfo {
   outputPico: bigint
   /** pico-USD per generated image (images.generations); 0 when not priced per image */
   perImagePico?: bigint
+  /** pico-USD per second of input audio (transcriptions, translations); 0 when not priced so */
+  perSecondPico?: bigint
+  /** pico-USD per input character (speech); 0 when not priced so */
+  perCharacterPico?: bigint
+  /**
+   * pico-USD per request that succeeded (new-api's per-call price), times the
+   * usage's requestUnits; 0 or undefined when not priced per request
+   */
+  perRequestPico?: bigint
   /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
   cacheReadPico?: bigint
   cacheWritePico?: bigint
@@ -143,6 +152,12 @@ export interface TokenUsage {
   cacheWriteTokens?: number
   /** Images generated (priced per image) */
   images?: number
+  /** Milliseconds of input audio (transcriptions, translations; priced per second) */
+  audioMillis?: number
+  /** Characters of input (speech; priced per character) */
+  characters?: number
+  /** Units of the per-request price (Cohere's rerank search units); absent = 1 */
+  requestUnits?: number
   /** Counted by the gateway's tokenizer rather than reported by the upstream */
   estimated: boolean
 }

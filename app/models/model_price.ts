@@ -27,6 +27,18 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare perImage: string | null
 
+  /** USD per second of input audio (transcriptions, translations), or null */
+  @column()
+  declare perSecond: string | null
+
+  /** USD per input character (speech), or null */
+  @column()
+  declare perCharacter: string | null
+
+  /** USD per request that succeeded (new-api's per-call price), on top of the token prices, or null */
+  @column()
+  declare perRequest: string | null
+
   @column.dateTime({ autoCreate: true })
   declare createdAt: DateTime
 

@@ -6,13 +6,14 @@ import env from '#start/env'
  * panel can change them at run time. Read on the pages that need them, never
  * on the API hot path.
  */
-export async function getSetting<T>(key: string, fallback: T): Promise<T> {
-  const row = await db.from('app_settings').where('key', key).first()
+export async function getSetting<T>(key: string, fallback: T, client: Pick<typeof db, 'from'> = db): Promise<T> {
+  const row = await client.from('app_settings').where('key', key).first()
   return row ? (row.value as T) : fallback
 }
 
-export async function putSetting(key: string, value: unknown) {
-  await db
+/** Writes a setting; `client` puts it in the caller's transaction (with its audit row). */
+export async function putSetting(key: string, value: unknown, client: Pick<typeof db, 'table'> = db) {
+  await client
     .table('app_settings')
     .insert({ key, value: JSON.stringify(value), updated_at: new Date() })
     .onConflict('key')

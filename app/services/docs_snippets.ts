@@ -26,6 +26,7 @@ interface SnippetContext {
   base: string
   embeddingModel: string
   imageModel: string
+  rerankModel: string
 }
 
 const pyClient = (base: string) => `from openai import OpenAI
@@ -53,7 +54,7 @@ console.log(JSON.stringify(await answer.json()))`,
 }
 
 /** Every endpoint the gateway serves, in the order of the page. */
-export function endpointDocs({ base, embeddingModel, imageModel }: SnippetContext): EndpointDoc[] {
+export function endpointDocs({ base, embeddingModel, imageModel, rerankModel }: SnippetContext): EndpointDoc[] {
   const M = MODEL_MARK
   return [
     {
@@ -244,6 +245,127 @@ const image = await client.images.generate({
   size: '1024x1024',
 })
 console.log(image.data[0].url ?? image.data[0].b64_json.length)`,
+      },
+    },
+    {
+      id: 'transcriptions',
+      method: 'POST',
+      path: '/v1/audio/transcriptions',
+      modelKind: null,
+      snippets: {
+        curl: `curl ${base}/v1/audio/transcriptions \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -F model=whisper-1 \\
+  -F file=@speech.wav`,
+        python: `${pyClient(base)}
+
+with open("speech.wav", "rb") as audio:
+    transcript = client.audio.transcriptions.create(model="whisper-1", file=audio)
+print(transcript.text)`,
+        javascript: `import fs from 'node:fs'
+${jsClient(base)}
+
+const transcript = await client.audio.transcriptions.create({ model: 'whisper-1', file: fs.createReadStream('speech.wav') })
+console.log(transcript.text)`,
+      },
+    },
+    {
+      id: 'speech',
+      method: 'POST',
+      path: '/v1/audio/speech',
+      modelKind: null,
+      snippets: {
+        curl: `curl ${base}/v1/audio/speech \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "tts-1", "voice": "alloy", "input": "Hello from the gateway"}' \\
+  --output hello.mp3`,
+        python: `${pyClient(base)}
+
+speech = client.audio.speech.create(model="tts-1", voice="alloy", input="Hello from the gateway")
+speech.write_to_file("hello.mp3")`,
+        javascript: `import fs from 'node:fs'
+${jsClient(base)}
+
+const speech = await client.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'Hello from the gateway' })
+fs.writeFileSync('hello.mp3', Buffer.from(await speech.arrayBuffer()))
+console.log(fs.statSync('hello.mp3').size)`,
+      },
+    },
+    {
+      id: 'completions',
+      method: 'POST',
+      path: '/v1/completions',
+      modelKind: 'chat',
+      snippets: {
+        curl: `curl ${base}/v1/completions \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "${M}", "prompt": "def fib(n):\\n    ", "suffix": "\\n    return a", "max_tokens": 64}'`,
+        python: `${pyClient(base)}
+
+completion = client.completions.create(
+    model="${M}",
+    prompt="def fib(n):\\n    ",
+    suffix="\\n    return a",
+    max_tokens=64,
+)
+print(completion.choices[0].text)`,
+        javascript: `${jsClient(base)}
+
+const completion = await client.completions.create({
+  model: '${M}',
+  prompt: 'def fib(n):\\n    ',
+  suffix: '\\n    return a',
+  max_tokens: 64,
+})
+console.log(completion.choices[0].text)`,
+      },
+    },
+    {
+      id: 'rerank',
+      method: 'POST',
+      path: '/v1/rerank',
+      modelKind: null,
+      snippets: {
+        curl: `curl ${base}/v1/rerank \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "${rerankModel}", "query": "capital of France", "documents": ["Paris is in France.", "Berlin is in Germany."], "top_n": 1}'`,
+        python: `import os, requests
+
+answer = requests.post(
+    "${base}/v1/rerank",
+    headers={"Authorization": f"Bearer {os.environ['${KEY_ENV}']}"},
+    json={"model": "${rerankModel}", "query": "capital of France", "documents": ["Paris is in France.", "Berlin is in Germany."], "top_n": 1},
+)
+print(answer.json()["results"])`,
+        javascript: `const answer = await fetch('${base}/v1/rerank', {
+  method: 'POST',
+  headers: { Authorization: \`Bearer \${process.env.${KEY_ENV}}\`, 'Content-Type': 'application/json' },
+  body: JSON.stringify({ model: '${rerankModel}', query: 'capital of France', documents: ['Paris is in France.', 'Berlin is in Germany.'], top_n: 1 }),
+})
+console.log((await answer.json()).results)`,
+      },
+    },
+    {
+      id: 'moderations',
+      method: 'POST',
+      path: '/v1/moderations',
+      modelKind: null,
+      snippets: {
+        curl: `curl ${base}/v1/moderations \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "omni-moderation-latest", "input": "I want to hug my cat"}'`,
+        python: `${pyClient(base)}
+
+result = client.moderations.create(model="omni-moderation-latest", input="I want to hug my cat")
+print(result.results[0].flagged)`,
+        javascript: `${jsClient(base)}
+
+const result = await client.moderations.create({ model: 'omni-moderation-latest', input: 'I want to hug my cat' })
+console.log(result.results[0].flagged)`,
       },
     },
     { id: 'models', method: 'GET', path: '/v1/models', modelKind: null, snippets: getJson(base, '/v1/models') },

@@ -9,14 +9,19 @@ export interface LoggedBodies {
   responseTruncated: boolean
 }
 
-/** The bodies kept for one request id, as the admin's and the user's request pages show them. */
-export async function loggedBodies(requestId: string): Promise<LoggedBodies | null> {
+/**
+ * The bodies kept for one request id: as the admin's and the user's request
+ * pages show them (whole JSON indented), or as they were sent (`asSent`, the
+ * management API's answer).
+ */
+export async function loggedBodies(requestId: string, asSent = false): Promise<LoggedBodies | null> {
   const row = await db.from('request_logs').where('request_id', requestId).first()
   if (!row) return null
+  const show = asSent ? (text: string) => text : readable
   return {
-    request: readable(row.request_body, row.request_truncated),
+    request: show(row.request_body, row.request_truncated),
     requestTruncated: row.request_truncated,
-    response: row.response_body === null ? null : readable(row.response_body, row.response_truncated),
+    response: row.response_body === null ? null : show(row.response_body, row.response_truncated),
     responseTruncated: row.response_truncated,
   }
 }

@@ -12,7 +12,12 @@ export interface CatalogueModel {
   outputPerMillion: string | null
   /** USD per generated image, or null */
   perImage: string | null
-  kind: 'chat' | 'embedding' | 'image'
+  /** USD per second of audio (transcriptions) / per input character (speech), or null */
+  perSecond: string | null
+  perCharacter: string | null
+  /** USD per request that succeeded (on top of the token prices), or null */
+  perRequest: string | null
+  kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation' | 'audio'
   /** Context window in tokens when known for the family, else null */
   contextTokens: number | null
 }
@@ -33,6 +38,9 @@ const CONTEXT_WINDOWS: Array<[RegExp, number]> = [
 function kindOf(id: string): CatalogueModel['kind'] {
   if (/embed/i.test(id)) return 'embedding'
   if (/image|dall-e/i.test(id)) return 'image'
+  if (/whisper|transcribe|tts/i.test(id)) return 'audio'
+  if (/rerank/i.test(id)) return 'rerank'
+  if (/moderation/i.test(id)) return 'moderation'
   return 'chat'
 }
 
@@ -53,14 +61,19 @@ export function modelCatalogue(
   for (const { id, provider } of served) {
     if (allowedGlobs && !anyGlobMatches(allowedGlobs, id)) continue
     const price = priceForPlan(gateway.catalog.priceFor(id), pricedFor)
+    const kind = kindOf(id)
     list.push({
       id,
       provider,
       inputPerMillion: price ? trimZeros(formatDecimal(price.inputPico, 6)) : null,
       outputPerMillion: price ? trimZeros(formatDecimal(price.outputPico, 6)) : null,
       perImage: price?.perImagePico ? trimZeros(formatDecimal(price.perImagePico, 12)) : null,
-      kind: kindOf(id),
-      contextTokens: contextWindowOf(id),
+      perSecond: price?.perSecondPico ? trimZeros(formatDecimal(price.perSecondPico, 12)) : null,
+      perCharacter: price?.perCharacterPico ? trimZeros(formatDecimal(price.perCharacterPico, 12)) : null,
+      kind,
+      // A transcription model's name shares its chat family's (gpt-4o-transcribe), not its context window.
+      contextTokens: kind === 'audio' ? null : contextWindowOf(id),
+      perRequest: price?.perRequestPico ? trimZeros(formatDecimal(price.perRequestPico, 12)) : null,
     })
   }
   return list.sort((a, b) => a.id.localeCompare(b.id))
@@ -73,7 +86,7 @@ export function contextWindowOf(id: string): number | null {
 
 /**
  * A model's prices for a plan in OpenRouter's `/models` shape: USD per token
- * (and per image) as decimal strings, "0" when unpriced; what the plan's users
+ * (and per image, per request) as decimal strings, "0" when unpriced; what the plan's users
  * pay (list price times its multiplier).
  */
 export function openRouterPricing(gateway: Gateway, id: string, plan: PlanInfo | null) {
@@ -81,6 +94,8 @@ export function openRouterPricing(gateway: Gateway, id: string, plan: PlanInfo |
   const perToken = (pico: bigint | undefined) => (pico ? trimZeros(formatDecimal(pico, 12)) : '0')
   const pricing: Record<string, string> = { prompt: perToken(price?.inputPico), completion: perToken(price?.outputPico) }
   if (price?.perImagePico) pricing.image = perToken(price.perImagePico)
+  // OpenRouter's own field for a fixed price per request.
+  if (price?.perRequestPico) pricing.request = perToken(price.perRequestPico)
   if (price?.cacheReadPico !== undefined) pricing.input_cache_read = perToken(price.cacheReadPico)
   if (price?.cacheWritePico !== undefined) pricing.input_cache_write = perToken(price.cacheWritePico)
   return pricing

@@ -85,6 +85,10 @@ export const setPriceValidator = vine.compile(
     input: usdPrice,
     output: usdPrice,
     perImage: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).optional(),
+    /** Audio prices are small (tts-1: 0.000015 per character): nine decimals */
+    perSecond: vine.string().trim().regex(/^\d+(\.\d{1,9})?$/).optional(),
+    perCharacter: vine.string().trim().regex(/^\d+(\.\d{1,9})?$/).optional(),
+    perRequest: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
   })

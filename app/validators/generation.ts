@@ -77,3 +77,97 @@ export const imagesEnvelope = withPlainCase(
   // Only a plain number in range: VineJS's own casting of strings is left to VineJS.
   (b) => isText(b.model) && isText(b.prompt) && (b.n === undefined || (typeof b.n === 'number' && b.n >= 1 && b.n <= 10))
 )
+
+/**
+ * Legacy text completions: the prompt's four forms are checked by the gateway
+ * (completions_wire.ts promptProblem, which names them); here only that it is
+ * there, and the fields it reads for an estimate and the stream.
+ */
+export const completionsEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({
+        model: vine.string().minLength(1),
+        prompt: vine.unionOfTypes([vine.string(), vine.array(vine.any())]),
+        suffix: vine.string().optional().nullable(),
+        stream,
+      })
+      .allowUnknownProperties()
+  ),
+  (b) =>
+    isText(b.model) &&
+    (typeof b.prompt === 'string' || isList(b.prompt)) &&
+    (b.suffix === undefined || b.suffix === null || typeof b.suffix === 'string') &&
+    isOptionalFlag(b.stream)
+)
+
+/** `/v1/audio/speech`: the model and the text to speak (billed per character); voice and format are the upstream's. */
+export const speechEnvelope = withPlainCase(
+  vine.compile(vine.object({ model: vine.string().minLength(1), input: vine.string().minLength(1) }).allowUnknownProperties()),
+  (b) => isText(b.model) && isText(b.input)
+)
+
+/** A rerank document: a string, or an object with its `text` (Jina, Cohere v1) */
+function isRerankDocument(item: unknown): boolean {
+  return typeof item === 'string' || (!!item && typeof item === 'object' && !Array.isArray(item) && typeof (item as any).text === 'string')
+}
+
+/** Jina / Cohere rerank (`/v1/rerank`, `/v2/rerank`): what the gateway reads to estimate tokens, and what clients get wrong. */
+export const rerankEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({
+        model: vine.string().minLength(1),
+        query: vine.string().minLength(1),
+        documents: vine
+          .array(
+            vine.union([
+              vine.union.if((value) => typeof value === 'string', vine.string()),
+              vine.union.else(vine.object({ text: vine.string() }).allowUnknownProperties()),
+            ])
+          )
+          .minLength(1),
+        top_n: vine.number({ strict: true }).withoutDecimals().min(1).optional().nullable(),
+        return_documents: vine.boolean({ strict: true }).optional().nullable(),
+      })
+      .allowUnknownProperties()
+  ),
+  (b) =>
+    isText(b.model) &&
+    isText(b.query) &&
+    Array.isArray(b.documents) &&
+    b.documents.length > 0 &&
+    b.documents.every(isRerankDocument) &&
+    (b.top_n === undefined || b.top_n === null || (Number.isInteger(b.top_n) && b.top_n >= 1)) &&
+    isOptionalFlag(b.return_documents)
+)
+
+/** A moderation input item: a string, or one of OpenAI's multimodal parts (`{type: 'text' | 'image_url', ...}`) */
+function isModerationItem(item: unknown): boolean {
+  return typeof item === 'string' || (!!item && typeof item === 'object' && !Array.isArray(item) && typeof (item as any).type === 'string')
+}
+
+/** OpenAI moderations: `model` is optional (omni-moderation-latest), `input` a string or a list. */
+export const moderationsEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({
+        model: vine.string().minLength(1).optional(),
+        input: vine.unionOfTypes([
+          vine.string().minLength(1),
+          vine
+            .array(
+              vine.union([
+                vine.union.if((value) => typeof value === 'string', vine.string()),
+                vine.union.else(vine.object({ type: vine.string() }).allowUnknownProperties()),
+              ])
+            )
+            .minLength(1),
+        ]),
+      })
+      .allowUnknownProperties()
+  ),
+  (b) =>
+    (b.model === undefined || isText(b.model)) &&
+    (isText(b.input) || (Array.isArray(b.input) && b.input.length > 0 && b.input.every(isModerationItem)))
+)

@@ -10,6 +10,8 @@ export const registerValidator = vine.compile(
   vine.object({
     email: vine.string().trim().email().maxLength(254),
     password: password().confirmed({ confirmationField: 'password_confirmation' }),
+    /** The referral code of the link the visitor came by (unknown codes are ignored) */
+    ref: vine.string().trim().maxLength(32).optional(),
   })
 )
 

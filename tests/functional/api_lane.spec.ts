@@ -25,7 +25,7 @@ async function adonisHandler() {
 /** What a client can see of an answer, ids and timestamps aside. */
 async function seen(response: Response) {
   const text = await response.text()
-  const normalised = text.replace(/"(id|created|created_at)":("[^"]*"|\d+)/g, '"$1":_').replace(/chatcmpl-[\w-]+/g, 'chatcmpl-_')
+  const normalised = text.replace(/"(id|created|created_at)": ?("[^"]*"|\d+)/g, '"$1":_').replace(/chatcmpl-[\w-]+/g, 'chatcmpl-_')
   return {
     status: response.status,
     contentType: response.headers.get('content-type'),
@@ -62,6 +62,13 @@ test.group('API lane: the same answers as the router', (group) => {
       { path: '/v1/messages', headers: auth, body: '{"model":' },
       { path: '/v1/chat/completions', headers: auth, body: JSON.stringify({ model: 'nothing-serves-this', messages: hello }) },
       { path: '/v1/embeddings', headers: auth, body: JSON.stringify({ input: 'x' }) },
+      { path: '/v1/completions', headers: auth, body: JSON.stringify({ model: 'mock-a', prompt: 'def f(', suffix: 'return 1' }) },
+      { path: '/v1/completions', headers: auth, body: JSON.stringify({ model: 'mock-a', prompt: 'p', stream: true }) },
+      { path: '/v1/completions', headers: auth, body: JSON.stringify({ model: 'mock-a', prompt: [{}] }) },
+      { path: '/v1/rerank', headers: auth, body: JSON.stringify({ model: 'mock-rerank', query: 'q', documents: ['a', { text: 'b' }] }) },
+      { path: '/v2/rerank', headers: auth, body: JSON.stringify({ model: 'mock-rerank', query: 'q', documents: [] }) },
+      { path: '/rerank', headers: auth, body: JSON.stringify({ model: 'mock-rerank', query: 'q', documents: ['a'], top_n: 1 }) },
+      { path: '/v1/moderations', headers: auth, body: JSON.stringify({ model: 'mock-moderation', input: 'hello' }) },
     ]
     const statuses: number[] = []
     for (const { path, headers, body } of cases) {
@@ -70,9 +77,9 @@ test.group('API lane: the same answers as the router', (group) => {
       assert.deepEqual(viaLane, viaRouter, `${path} ${body}`)
       statuses.push(viaLane.status)
     }
-    assert.deepEqual(statuses, [200, 200, 200, 200, 401, 400, 404, 400])
+    assert.deepEqual(statuses, [200, 200, 200, 200, 401, 400, 404, 400, 200, 200, 400, 200, 400, 200, 200])
     // Every authenticated request of each server has its usage row.
-    assert.lengthOf(await usageRows(user.userId), 2 * 7)
+    assert.lengthOf(await usageRows(user.userId), 2 * 14)
   })
 
   test('only the fixed-path POST endpoints take the lane; everything else reaches the router', async ({ assert }) => {

@@ -4,7 +4,7 @@ import { heldOnKey } from '#gateway/metering/key_reservations'
 import { baseUrl, gateway, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
- * Issue 8: a seeded fuzz of the generation, token-counting and embeddings endpoints, so the
+ * Issue 8: a seeded fuzz of the generation, token-counting, embeddings, rerank and moderations endpoints, so the
  * hostile-input fixes stay fixed. Each case is a valid body of the endpoint
  * with random damage (a field's value swapped for a random JSON value, a
  * field dropped or added, a broken model name, raw bytes that are not the
@@ -212,6 +212,29 @@ const ENDPOINTS: Endpoint[] = [
     models: ['fz-chat-embed', 'fz-gem-embed'],
   },
   {
+    name: 'rerank',
+    format: 'openai',
+    path: (random) => pick(random, ['/v1/rerank', '/v2/rerank', '/rerank']),
+    headers: (key) => ({ authorization: `Bearer ${key}` }),
+    body: (random, model) => ({
+      model,
+      query: text(random),
+      documents: random() < 0.5 ? [text(random), 'second'] : [{ text: text(random) }],
+      top_n: pick(random, [1, 2]),
+      return_documents: random() < 0.5,
+    }),
+    // A custom channel serves rerank; an Anthropic one does not (400 unsupported_endpoint).
+    models: ['fz-chat-rerank', 'fz-chat-cohere-rerank', 'fz-claude-a'],
+  },
+  {
+    name: 'moderations',
+    format: 'openai',
+    path: () => '/v1/moderations',
+    headers: (key) => ({ authorization: `Bearer ${key}` }),
+    body: (random, model) => ({ model, input: random() < 0.5 ? text(random) : [{ type: 'text', text: text(random) }, 'second'] }),
+    models: ['fz-chat-moderation', 'fz-claude-a'],
+  },
+  {
     name: 'gemini generate',
     format: 'google',
     path: (_random, model) => `/v1beta/models/${pathSegment(model)}:generateContent`,
@@ -242,6 +265,20 @@ const ENDPOINTS: Endpoint[] = [
     path: (random, model) => `/v1beta/models/${pathSegment(model)}:streamGenerateContent${random() < 0.7 ? '?alt=sse' : ''}`,
     headers: (key) => ({ 'x-goog-api-key': key }),
     body: (random) => ({ contents: [{ role: 'user', parts: [{ text: text(random) }] }], generationConfig: { maxOutputTokens: 20 } }),
+    models: GENERATION_MODELS,
+  },
+  {
+    name: 'completions',
+    format: 'openai',
+    path: () => '/v1/completions',
+    headers: (key) => ({ authorization: `Bearer ${key}` }),
+    body: (random, model) => ({
+      model,
+      prompt: pick(random, [text(random), [text(random), 'second'], [1, 2, 3], [[1, 2], [3]]]),
+      suffix: random() < 0.5 ? 'return 1' : undefined,
+      max_tokens: 20,
+      stream: random() < 0.4,
+    }),
     models: GENERATION_MODELS,
   },
 ]

@@ -64,6 +64,8 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
       { path: '/v1/messages', check: (b: any) => assert.deepEqual([b.type, b.error.type], ['error', 'request_too_large']) },
       { path: '/v1beta/models/gemini-x:generateContent', check: (b: any) => assert.equal(b.error.code, 413) },
       { path: '/v1/images/generations', check: (b: any) => assert.equal(b.error.code, 'request_too_large'), bytes: 2 * 1024 * 1024 },
+      // Rerank takes the embeddings limit (16 MB), not the generation one.
+      { path: '/v2/rerank', check: (b: any) => assert.equal(b.error.code, 'request_too_large'), bytes: 20 * 1024 * 1024 },
     ]
     for (const c of cases) {
       // 100 MB announced, 10 bytes sent: the answer must not wait for the rest.

@@ -8,7 +8,7 @@ import ace from '@adonisjs/core/services/ace'
 import KeyCreate from '#commands/key_create'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
+import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
 
 let adminKey = ''
 
@@ -249,5 +249,42 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     assert.lengthOf(payments.body.data, 1)
     assert.include(payments.body.data[0], { object: 'payment', session_id: 'cs_test_listed', amount: '25', status: 'pending', currency: 'usd' })
     assert.lengthOf((await api('GET', '/payments?status=paid')).body.data, 0)
+  })
+
+  test('one request by its x-request-id: the row, the attempts that failed on the way, the logged bodies as sent', async ({ assert }) => {
+    await createUser({ email: 'quoted@test.local', password: 'password123' })
+    const key = (await createApiKey({ userRef: 'quoted@test.local', name: 'app' })).key
+    await db.table('balance_ledger').insert({ user_id: (await db.from('users').where('email', 'quoted@test.local').first()).id, kind: 'topup', amount: '5' })
+    await refreshCaches()
+    const gw = await gateway()
+    const plain = await post('/v1/chat/completions', { model: 'managed-model', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${key}` })
+    const plainId = plain.headers.get('x-request-id')!
+    await plain.text()
+    const found = await api('GET', `/usage/${plainId.toUpperCase()}`)
+    assert.equal(found.status, 200)
+    assert.include(found.body, { object: 'usage_record', request_id: plainId, model: 'managed-model', status: 200, cost: '0.001' })
+    assert.deepEqual(found.body.attempt_log, [])
+    assert.isNull(found.body.bodies, 'nothing kept while LOG_BODIES is off')
+
+    await gw.logBodies('all', 64 * 1024)
+    try {
+      const sent = JSON.stringify({ model: 'managed-model', messages: [{ role: 'user', content: 'keep me' }] })
+      const logged = await fetch(`${baseUrl()}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: sent })
+      const answer = await logged.text()
+      await gw.meter.drain()
+      await gw.requestLogs?.drain()
+      const detail = await api('GET', `/usage/${logged.headers.get('x-request-id')}`)
+      assert.equal(detail.status, 200)
+      assert.equal(detail.body.bodies.request, sent, 'the bytes as sent, not re-indented')
+      assert.equal(detail.body.bodies.response, answer)
+      assert.isFalse(detail.body.bodies.request_truncated)
+    } finally {
+      await gw.logBodies('off')
+    }
+
+    assert.equal((await api('GET', '/usage/00000000-0000-7000-8000-000000000000')).status, 404)
+    const malformed = await api('GET', '/usage/not-a-request')
+    assert.equal(malformed.status, 400)
+    assert.equal(malformed.body.error.code, 'invalid_field')
   })
 })

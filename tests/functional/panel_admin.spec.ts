@@ -395,8 +395,8 @@ test.group('Admin panel pages', (group) => {
 
     // Prices as configured, the 1M + 1M sum exact (they were "$0.0750", "$0.3000", "$0.3750")
     const prices = textOf((await client.get('/admin/prices')).html)
-    assert.include(prices, 'cheap-* $0.075 $0.30 input / input — $0.375 ')
-    assert.include(prices, 'gpt-4o-mini $1,000.00 $2,000.00 input / input — $3,000.00 ')
+    assert.include(prices, 'cheap-* $0.075 $0.30 input / input — — — $0.375 ')
+    assert.include(prices, 'gpt-4o-mini $1,000.00 $2,000.00 input / input — — — $3,000.00 ')
 
     // A posted entry says the amount as typed and the balance in cents
     await client.get(`/admin/users/${user.id}`)

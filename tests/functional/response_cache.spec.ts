@@ -1,9 +1,11 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { PageClient } from '#tests/page_client'
 import { PanelClient } from '#tests/panel_client'
-import { balanceAndLedger, baseUrl, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 const chat = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'cache-model', messages: [{ role: 'user', content }], ...extra })
 const messages = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'cache-model', max_tokens: 100, messages: [{ role: 'user', content }], ...extra })
@@ -173,6 +175,43 @@ test.group('Response cache (x-gateway-cache-ttl)', (group) => {
     const again = await call('/v1/chat/completions', user.key, chat('fail once', { mock: { status: 400 } }), { 'x-gateway-cache-ttl': '60' })
     assert.equal(again.status, 400)
     assert.equal(received() - before, 2)
+  })
+
+  test('a hit needs no money: an empty balance still gets a stored answer, but not a new one, nor a model its key may not use', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const first = await call('/v1/chat/completions', user.key, chat('paid once'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(first.status, 200)
+    const embedded = await call('/v1/embeddings', user.key, { model: 'cache-model', input: 'paid once' }, { 'x-gateway-cache-ttl': '60' })
+    assert.equal(embedded.status, 200)
+    const { balance } = await balanceAndLedger(user.userId)
+    await postLedgerEntry({ userRef: user.email, kind: 'adjustment', amount: `-${balance}` })
+    await refreshCaches()
+    assert.equal(Number((await balanceAndLedger(user.userId)).balance), 0)
+
+    const hit = await call('/v1/chat/completions', user.key, chat('paid once'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(hit.status, 200)
+    assert.equal(hit.headers.get('x-gateway-cache'), 'HIT')
+    assert.equal(hit.text, first.text)
+    const embeddingHit = await call('/v1/embeddings', user.key, { model: 'cache-model', input: 'paid once' }, { 'x-gateway-cache-ttl': '60' })
+    assert.equal(embeddingHit.status, 200)
+    assert.equal(embeddingHit.headers.get('x-gateway-cache'), 'HIT')
+    const miss = await call('/v1/chat/completions', user.key, chat('never paid'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(miss.status, 402)
+    const refresh = await call('/v1/chat/completions', user.key, chat('paid once'), { 'x-gateway-cache-ttl': '60', 'x-gateway-cache-refresh': 'true' })
+    assert.equal(refresh.status, 402, 'a refresh calls the provider, so it needs money')
+
+    // Another key of the same user, kept to other models: the cache does not widen what a key may use.
+    const { key: narrow } = await createApiKey({ userRef: user.email, models: ['other-*'] })
+    await refreshCaches()
+    const refused = await call('/v1/chat/completions', narrow, chat('paid once'), { 'x-gateway-cache-ttl': '60' })
+    assert.equal(refused.status, 403)
+    assert.equal(JSON.parse(refused.text).error.code, 'model_not_allowed')
+
+    const rows = await usageRows(user.userId)
+    const hits = rows.filter((r: any) => r.cache_hit)
+    assert.lengthOf(hits, 2)
+    for (const row of hits) assert.equal(Number(row.cost), 0)
+    assert.equal(Number((await balanceAndLedger(user.userId)).balance), 0)
   })
 
   test('a bad TTL is the client\'s 400 in its own format', async ({ assert }) => {

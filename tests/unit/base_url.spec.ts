@@ -42,6 +42,8 @@ const CASES: [ProviderKind, string, string][] = [
   ['deepseek', 'https://api.deepseek.com', 'https://api.deepseek.com/v1'],
   ['deepseek', 'https://api.deepseek.com/v1/', 'https://api.deepseek.com/v1'],
   ['deepseek', 'https://api.deepseek.com/beta', 'https://api.deepseek.com/beta'],
+  ['deepseek', 'https://api.deepseek.com/beta/completions', 'https://api.deepseek.com/beta'],
+  ['openai', 'https://api.openai.com/v1/completions', 'https://api.openai.com/v1'],
   ['zai', 'https://api.z.ai', 'https://api.z.ai/api/paas/v4'],
   ['zai', 'https://api.z.ai/api/paas', 'https://api.z.ai/api/paas/v4'],
   ['zai', 'https://api.z.ai/api/paas/v4/', 'https://api.z.ai/api/paas/v4'],

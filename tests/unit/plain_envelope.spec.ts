@@ -2,11 +2,14 @@ import { test } from '@japa/runner'
 import { validateEnvelope } from '#gateway/http/envelope'
 import { chatCompletionEnvelope } from '#validators/chat_completion'
 import {
+  completionsEnvelope,
   countTokensEnvelope,
   embeddingsEnvelope,
   geminiEnvelope,
   imagesEnvelope,
   messagesEnvelope,
+  moderationsEnvelope,
+  rerankEnvelope,
   responsesEnvelope,
 } from '#validators/generation'
 import type { EnvelopeValidator } from '#validators/plain_envelope'
@@ -29,6 +32,9 @@ const ENVELOPES: Array<[string, EnvelopeValidator, Record<string, unknown>]> = [
   ['gemini', geminiEnvelope, { contents: [{ parts: [] }], tools: [] }],
   ['embeddings', embeddingsEnvelope, { model: 'e', input: 'x', encoding_format: 'float' }],
   ['images', imagesEnvelope, { model: 'dall-e', prompt: 'a cat', n: 2 }],
+  ['completions', completionsEnvelope, { model: 'gpt-3.5-turbo-instruct', prompt: 'def f(', suffix: 'return 1', stream: true }],
+  ['rerank', rerankEnvelope, { model: 'r', query: 'q', documents: ['a', { text: 'b' }], top_n: 1, return_documents: true }],
+  ['moderations', moderationsEnvelope, { model: 'm', input: ['a', { type: 'text', text: 'b' }] }],
 ]
 
 /** A small seeded generator: the same bodies on every run. */
@@ -94,6 +100,8 @@ test.group('Envelope plain case', () => {
     assert.isTrue(geminiEnvelope.plainlyValid({ contents: [{ parts: [{ text: 'hi' }] }] }))
     assert.isTrue(embeddingsEnvelope.plainlyValid({ model: 'e', input: ['a', 'b'], encoding_format: 'float' }))
     assert.isTrue(imagesEnvelope.plainlyValid({ model: 'dall-e', prompt: 'a cat', n: 2 }))
+    assert.isTrue(rerankEnvelope.plainlyValid({ model: 'rerank-v3.5', query: 'q', documents: ['a', 'b'], top_n: 1 }))
+    assert.isTrue(moderationsEnvelope.plainlyValid({ input: 'hello' }))
   })
 
   test('a plainly valid body is accepted without a promise; others still get the VineJS message', async ({ assert }) => {

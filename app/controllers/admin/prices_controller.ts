@@ -20,6 +20,9 @@ export default class PricesController {
       input: request.input('input') ?? '',
       output: request.input('output') ?? '',
       perImage: request.input('perImage') ?? undefined,
+      perSecond: request.input('perSecond') ?? undefined,
+      perCharacter: request.input('perCharacter') ?? undefined,
+      perRequest: request.input('perRequest') ?? undefined,
       cacheRead: request.input('cacheRead') ?? undefined,
       cacheWrite: request.input('cacheWrite') ?? undefined,
     })
@@ -27,6 +30,9 @@ export default class PricesController {
       {
         ...input,
         perImage: input.perImage ?? null,
+        perSecond: input.perSecond ?? null,
+        perCharacter: input.perCharacter ?? null,
+        perRequest: input.perRequest ?? null,
         cacheRead: input.cacheRead ?? null,
         cacheWrite: input.cacheWrite ?? null,
       },

@@ -8,11 +8,9 @@ import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters }
 import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
 import { retentionNotice } from '#services/usage_retention'
+import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 
 const PAGE = 50
-
-/** A request id as the gateway issues them (a UUID) */
-const REQUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export default class UsageController {
   /** The request log: filters, totals and a per-day chart for the filter, keyset pages of 50. */
@@ -20,9 +18,9 @@ export default class UsageController {
     // A request id a user quotes (every answer's x-request-id, every error's): straight to its page.
     const quoted = String(request.input('request_id', '') ?? '').trim().toLowerCase()
     if (quoted) {
-      const found = REQUEST_ID.test(quoted) ? await db.from('usage_records').where('request_id', quoted).select('id').first() : null
+      const found = REQUEST_ID_PATTERN.test(quoted) ? await db.from('usage_records').where('request_id', quoted).select('id').first() : null
       if (found) return response.redirect(`/admin/usage/${found.id}`)
-      session.flash('error', REQUEST_ID.test(quoted) ? `No request ${quoted} (never metered here, or pruned by the retention).` : 'A request id looks like 01937b2e-…: the x-request-id of an answer.')
+      session.flash('error', REQUEST_ID_PATTERN.test(quoted) ? `No request ${quoted} (never metered here, or pruned by the retention).` : 'A request id looks like 01937b2e-…: the x-request-id of an answer.')
       return response.redirect('/admin/usage')
     }
     const filters = parseFilters(request.qs())

@@ -64,12 +64,13 @@ export default class UsersController {
     const { params, view } = ctx
     const user = await User.query().where('id', Number(params.id)).preload('plan').first()
     if (!user) return notFound(ctx)
-    const [ledger, keys, plans] = await Promise.all([
+    const [ledger, keys, plans, referral] = await Promise.all([
       BalanceLedgerEntry.query().where('user_id', user.id).orderBy('id', 'desc').limit(50),
       ApiKey.query().where('user_id', user.id).orderBy('id', 'desc').limit(100),
       planOptions(),
+      referralOf(user.id),
     ])
-    return view.render('admin/users/show', { user, ledger, keys, plans })
+    return view.render('admin/users/show', { user, ledger, keys, plans, referral })
   }
 
   /** Saves role, plan, disabled, and an optional new password. */
@@ -121,4 +122,22 @@ export default class UsersController {
 export async function planOptions() {
   const plans = await Plan.query().orderBy('name')
   return [{ value: '', label: '— no plan —' }, ...plans.map((p) => ({ value: String(p.id), label: p.name }))]
+}
+
+/** Who invited the user (referrals), and how many they invited and were rewarded for. */
+async function referralOf(userId: number) {
+  const [inviter, invited] = await Promise.all([
+    db
+      .from('users as u')
+      .join('users as i', 'i.id', 'u.referred_by')
+      .where('u.id', userId)
+      .select('i.id', 'i.email', 'u.referral_rewarded_at as rewarded_at')
+      .first(),
+    db
+      .from('users')
+      .where('referred_by', userId)
+      .select(db.raw('count(*)::int AS total'), db.raw('COALESCE(SUM(referral_reward), 0)::text AS earned'))
+      .first(),
+  ])
+  return { inviter: inviter ?? null, invited: invited?.total ?? 0, earned: invited?.earned ?? '0' }
 }

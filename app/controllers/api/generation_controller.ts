@@ -2,9 +2,8 @@ import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
+import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 
-/** A request id as the gateway issues them (x-request-id: a UUID) */
-const REQUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export default class GenerationController {
   /**
@@ -15,7 +14,7 @@ export default class GenerationController {
    */
   async show({ principal, request, response }: HttpContext) {
     const id = String(request.input('id') ?? '').trim()
-    if (!REQUEST_ID.test(id)) {
+    if (!REQUEST_ID_PATTERN.test(id)) {
       throw GatewayError.invalidRequest('id: give the x-request-id of a request (a UUID), as ?id=', 'invalid_request')
     }
     const gateway = await app.container.make('gateway')
@@ -53,6 +52,9 @@ export default class GenerationController {
         native_tokens_cached: row.cached_tokens,
         native_tokens_reasoning: row.reasoning_tokens,
         images: row.images,
+        /** Seconds of audio billed (transcriptions, translations) and characters (speech); null elsewhere */
+        audio_seconds: row.audio_seconds === null ? null : Number(row.audio_seconds),
+        characters: row.characters,
         /** Tokens counted by the gateway's tokenizer: the upstream reported none */
         estimated: row.estimated,
         latency,

@@ -6,7 +6,7 @@ import { modelCatalogue } from '#services/model_catalogue'
 import { GATEWAY_ERRORS } from '#services/gateway_errors'
 
 /** Shown when the catalogue has no model of a kind (no channel lists one by name). */
-const FALLBACK_MODELS = { chat: 'gpt-4o-mini', embedding: 'text-embedding-3-small', image: 'gpt-image-1' }
+const FALLBACK_MODELS = { chat: 'gpt-4o-mini', embedding: 'text-embedding-3-small', image: 'gpt-image-1', rerank: 'jina-reranker-v2-base-multilingual' }
 
 /** The base URL the visitor reached (proxy headers only from TRUSTED_PROXIES). */
 export function requestBaseUrl(request: HttpContext['request']) {
@@ -34,6 +34,7 @@ export default class DocsController {
       base,
       embeddingModel: models.find((m) => m.kind === 'embedding')?.id ?? FALLBACK_MODELS.embedding,
       imageModel: models.find((m) => m.kind === 'image')?.id ?? FALLBACK_MODELS.image,
+      rerankModel: models.find((m) => m.kind === 'rerank')?.id ?? FALLBACK_MODELS.rerank,
     })
     const keys = user
       ? await ApiKey.query().where('user_id', user.id).whereNull('revoked_at').orderBy('id', 'desc').limit(5)

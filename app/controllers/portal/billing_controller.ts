@@ -3,6 +3,9 @@ import { settleMetering } from '#services/settle_metering'
 import { balanceFigures, ledgerCsv, ledgerSummary } from '#services/portal_report'
 import { stripeSettings } from '#services/payments/stripe_settings'
 import Payment from '#models/payment'
+import env from '#start/env'
+import { referralSummary, referralTerms, referralsOn } from '#actions/referrals'
+import { requestBaseUrl } from '#controllers/pages/docs_controller'
 
 /** Card payments listed on the page: the latest few (the ledger has every paid one). */
 const RECENT_PAYMENTS = 5
@@ -14,17 +17,22 @@ export default class BillingController {
     // Charges still in the metering queue belong on this page (as on /v1/balance).
     await settleMetering()
     const settings = stripeSettings()
-    const [figures, ledger, payments] = await Promise.all([
+    const terms = await referralTerms()
+    const [figures, ledger, payments, referrals] = await Promise.all([
       balanceFigures(user.id),
       ledgerSummary(user.id),
       settings ? Payment.query().where('user_id', user.id).orderBy('id', 'desc').limit(RECENT_PAYMENTS) : [],
+      referralsOn(terms) ? referralSummary(user.id) : null,
     ])
+    // The link goes to the public address: APP_URL when set, else the one the user reached us at.
+    const siteBase = env.get('APP_URL')?.replace(/\/+$/, '') || requestBaseUrl(request)
     return view.render('pages/portal/billing', {
       figures,
       ledger,
       payments,
       card: settings ? { min: settings.minUsd, max: settings.maxUsd } : null,
       cancelled: request.input('checkout') === 'cancelled',
+      referrals: referrals && { ...referrals, terms, link: `${siteBase}/register?ref=${referrals.code}` },
     })
   }
 

@@ -5,14 +5,15 @@ import { registerValidator } from '#validators/portal'
 import { registrationOpen } from '#services/app_settings'
 import { registrationAttempt } from '#services/form_throttle'
 import { flashInputError } from '#services/form_errors'
+import { referralTerms } from '#actions/referrals'
 
 export default class RegistrationController {
   /** GET /register: the sign-up form, or a notice when registration is closed. */
-  async create({ view, auth, response }: HttpContext) {
+  async create({ view, auth, response, request }: HttpContext) {
     if (await auth.check()) return response.redirect('/dashboard')
     const open = await registrationOpen()
     if (!open) response.status(403)
-    return view.render('pages/auth/register', { open })
+    return view.render('pages/auth/register', { open, ...(await invitation(request.input('ref'))) })
   }
 
   /** POST /register: creates the account on the default plan and signs it in (throttled per IP). */
@@ -24,13 +25,14 @@ export default class RegistrationController {
       return view.render('pages/auth/register', {
         open: true,
         error: i18n.t('errors.form.throttled', { seconds: wait }),
+        ...(await invitation(request.input('ref'))),
       })
     }
     const input = await request.validateUsing(registerValidator, {
       messagesProvider: i18n.createMessagesProvider(),
     })
     try {
-      const user = await registerUser({ ...input, ip: request.ip() })
+      const user = await registerUser({ email: input.email, password: input.password, referralCode: input.ref, ip: request.ip() })
       await auth.use('web').login(user)
       return response.redirect('/dashboard')
     } catch (error) {
@@ -45,4 +47,16 @@ export default class RegistrationController {
       throw error
     }
   }
+}
+
+/**
+ * The invitation a sign-up link carries (`?ref=`): kept in the form, and the
+ * welcome credit said when the operator offers one. Whether the code is
+ * known is not said (it would confirm codes to anyone guessing).
+ */
+async function invitation(ref: unknown) {
+  const code = typeof ref === 'string' ? ref.trim().slice(0, 32) : ''
+  if (!code) return { ref: null, welcomeCredit: null }
+  const terms = await referralTerms()
+  return { ref: code, welcomeCredit: Number(terms.inviteeCredit) > 0 ? terms.inviteeCredit : null }
 }

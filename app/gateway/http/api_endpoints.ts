@@ -1,12 +1,18 @@
-import { type ApiCall, generate, withAccount } from '#gateway/http/generation_request'
+import { accounted, type ApiCall, generate, withAccount } from '#gateway/http/generation_request'
+import { readAudioUpload } from '#gateway/http/audio_upload'
 import { chatCompletionEnvelope } from '#validators/chat_completion'
 import {
+  completionsEnvelope,
   countTokensEnvelope,
   embeddingsEnvelope,
   imagesEnvelope,
   messagesEnvelope,
+  moderationsEnvelope,
+  rerankEnvelope,
   responsesEnvelope,
+  speechEnvelope,
 } from '#validators/generation'
+import { DEFAULT_MODERATION_MODEL } from '#gateway/moderations'
 
 /**
  * The POST endpoints of /v1 whose path is fixed, each as one function of an
@@ -52,6 +58,61 @@ export function imageGenerations(call: ApiCall) {
   )
 }
 
+export function completions(call: ApiCall) {
+  return withAccount(call, 'completions', completionsEnvelope, (gw, account, parsed) => {
+    // The call becomes the body's only holder (a stream lasts minutes): see handOver in generation_request.ts.
+    const { rawBody, body } = parsed
+    parsed.rawBody = EMPTY_BODY
+    parsed.body = {}
+    return gw.service.completions(
+      { principal: call.principal, rawBody, body, model: body.model, stream: body.stream === true, req: call.req, res: call.res },
+      account
+    )
+  })
+}
+
+const EMPTY_BODY = Buffer.alloc(0)
+/** Jina / Cohere rerank (also served at /v2/rerank, Cohere's v2 SDK, and /rerank). */
+export function rerank(call: ApiCall) {
+  return withAccount(call, 'rerank', rerankEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.rerank({ principal: call.principal, rawBody, body, model: body.model, req: call.req, res: call.res }, account)
+  )
+}
+
+/** OpenAI moderations; a body without `model` is for omni-moderation-latest (as at OpenAI). */
+export function moderations(call: ApiCall) {
+  return withAccount(
+    call,
+    'moderations',
+    moderationsEnvelope,
+    (gw, account, { rawBody, body }) =>
+      gw.service.moderations(
+        { principal: call.principal, rawBody, body, model: typeof body.model === 'string' ? body.model : DEFAULT_MODERATION_MODEL, req: call.req, res: call.res },
+        account
+      ),
+    undefined,
+    DEFAULT_MODERATION_MODEL
+  )
+}
+
+export function audioTranscriptions(call: ApiCall) {
+  return accounted(call, 'audio.transcriptions', async (gw, account) =>
+    gw.service.transcribe('audio_transcriptions', await readAudioUpload(call, 'audio.transcriptions', account), account)
+  )
+}
+
+export function audioTranslations(call: ApiCall) {
+  return accounted(call, 'audio.translations', async (gw, account) =>
+    gw.service.transcribe('audio_translations', await readAudioUpload(call, 'audio.translations', account), account)
+  )
+}
+
+export function audioSpeech(call: ApiCall) {
+  return withAccount(call, 'audio.speech', speechEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.speech({ principal: call.principal, rawBody, body, model: body.model, req: call.req, res: call.res }, account)
+  )
+}
+
 /** Path -> endpoint, for the lane's one map lookup per request. */
 export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>([
   ['/v1/chat/completions', chatCompletions],
@@ -60,4 +121,12 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v1/responses', responses],
   ['/v1/embeddings', embeddings],
   ['/v1/images/generations', imageGenerations],
+  ['/v1/completions', completions],
+  ['/v1/audio/transcriptions', audioTranscriptions],
+  ['/v1/audio/translations', audioTranslations],
+  ['/v1/audio/speech', audioSpeech],
+  ['/v1/rerank', rerank],
+  ['/v2/rerank', rerank],
+  ['/rerank', rerank],
+  ['/v1/moderations', moderations],
 ])

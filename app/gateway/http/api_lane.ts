@@ -12,7 +12,7 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  * The API lane: the Node request handler in front of the Adonis router.
  *
  * The generation endpoints (`POST /v1/chat/completions`, `/v1/messages`,
- * `/v1/responses`, embeddings, images, count_tokens) are the hot path and
+ * `/v1/responses`, embeddings, images, rerank, moderations, count_tokens) are the hot path and
  * need nothing of the framework's request pipeline: no route params, no body
  * parser, no session, no HttpContext. For those, one map lookup on the path
  * replaces the router, the middleware runner, the context and its

@@ -17,10 +17,12 @@ function megabytes(name: string, fallback: number): number {
 
 /** Generation and token counting: whole conversations, base64 images and documents */
 const GENERATION_BYTES = megabytes('BODY_LIMIT_GENERATION_MB', 32)
-/** Embeddings: up to a few thousand inputs */
+/** Embeddings and rerank: up to a few thousand inputs / documents */
 const EMBEDDINGS_BYTES = megabytes('BODY_LIMIT_EMBEDDINGS_MB', 16)
 /** Image generation: a prompt and a few options */
 const IMAGES_BYTES = megabytes('BODY_LIMIT_IMAGES_MB', 1)
+/** Audio uploads (transcriptions, translations): OpenAI's own limit is 25 MB */
+const AUDIO_BYTES = megabytes('AUDIO_MAX_MB', 25)
 
 /**
  * Bytes of request bodies held at once by this instance (reading or in use).
@@ -37,8 +39,9 @@ export const bodyTiming = {
 
 /** The body limit of an endpoint (the names RequestAccount records). */
 export function bodyLimitFor(endpoint: string): number {
-  if (endpoint === 'embeddings' || endpoint.endsWith('mbedContents') || endpoint.endsWith('embedContent')) return EMBEDDINGS_BYTES
-  if (endpoint === 'images.generations') return IMAGES_BYTES
+  if (endpoint === 'embeddings' || endpoint === 'rerank' || endpoint.endsWith('mbedContents') || endpoint.endsWith('embedContent')) return EMBEDDINGS_BYTES
+  if (endpoint === 'images.generations' || endpoint === 'audio.speech') return IMAGES_BYTES
+  if (endpoint === 'audio.transcriptions' || endpoint === 'audio.translations') return AUDIO_BYTES
   return GENERATION_BYTES
 }
 

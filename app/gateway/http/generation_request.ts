@@ -52,16 +52,34 @@ export async function withAccount(
   endpoint: string,
   validator: EnvelopeValidator,
   work: (gateway: Gateway, account: RequestAccount, parsed: ParsedBody) => Promise<void>,
-  modelFromPath?: string
+  modelFromPath?: string,
+  /** The model of a body that names none (moderations: omni-moderation-latest); the validator then checks the body's own */
+  defaultModel?: string
+): Promise<void> {
+  // Read in a helper: this frame stays suspended for a whole stream, and V8
+  // keeps every local of a suspended async function alive, dead or not. A
+  // coding agent's body is 20-200 KB parsed; the work drops it once the
+  // upstream has it (GatewayService releases it), so nothing here may hold it.
+  return accounted(call, endpoint, async (gw, account) =>
+    work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath, defaultModel))
+  )
+}
+
+/**
+ * Opens the request's account and runs `run` under it: any failure before
+ * the answer is accounted once (the one usage row) and rethrown, in the
+ * client's wire format, for the error renderer. withAccount (JSON bodies) and
+ * the audio uploads (multipart bodies, read by their endpoint) share it.
+ */
+export async function accounted(
+  call: ApiCall,
+  endpoint: string,
+  run: (gateway: Gateway, account: RequestAccount) => Promise<void>
 ): Promise<void> {
   const gw = gateway ?? (await gatewayInstance())
   const account = gw.service.openAccount(call.principal, endpoint)
   try {
-    // Read in a helper: this frame stays suspended for a whole stream, and V8
-    // keeps every local of a suspended async function alive, dead or not. A
-    // coding agent's body is 20-200 KB parsed; the work drops it once the
-    // upstream has it (GatewayService releases it), so nothing here may hold it.
-    await work(gw, account, await readParsedBody(gw, call, endpoint, validator, account, modelFromPath))
+    await run(gw, account)
   } catch (caught) {
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
     // A logged call that failed before its answer: what it was told (the upstream's own error, or the gateway's).
@@ -82,7 +100,8 @@ async function readParsedBody(
   endpoint: string,
   validator: EnvelopeValidator,
   account: RequestAccount,
-  modelFromPath?: string
+  modelFromPath?: string,
+  defaultModel?: string
 ): Promise<ParsedBody> {
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
   if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
@@ -94,10 +113,11 @@ async function readParsedBody(
     account.loggedRequest = rawBody
   }
   const body = parseJsonObject(rawBody)
-  const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : '')
+  const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
-  const checked = modelFromPath === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
+  const checked =
+    modelFromPath === undefined && defaultModel === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
   if (checked) await checked
   return { rawBody, body }
 }

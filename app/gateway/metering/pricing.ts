@@ -3,7 +3,8 @@ import { parseDecimal } from '#gateway/metering/money'
 
 /**
  * Exact cost in pico-USD: tokens times the model's per-token prices, plus
- * images times its per-image price; unpriced = 0. Prompt tokens read from or
+ * images times its per-image price, seconds of audio times its per-second
+ * price, characters times its per-character price; unpriced = 0. Prompt tokens read from or
  * written to the provider's cache (both included in promptTokens) use their
  * own prices when the model has them, else the input price.
  */
@@ -19,13 +20,36 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
       read * (price.cacheReadPico ?? price.inputPico) +
       written * (price.cacheWritePico ?? price.inputPico)
   }
-  const tokens = prompt + BigInt(usage.completionTokens) * price.outputPico
-  return usage.images ? tokens + BigInt(usage.images) * (price.perImagePico ?? 0n) : tokens
+  let cost = prompt + BigInt(usage.completionTokens) * price.outputPico
+  if (usage.images) cost += BigInt(usage.images) * (price.perImagePico ?? 0n)
+  // Seconds are metered in ms; a per-second price has at most 9 decimals, so this is exact (half up only for a plan's scaled price).
+  if (usage.audioMillis) cost += (BigInt(usage.audioMillis) * (price.perSecondPico ?? 0n) + 500n) / 1000n
+  if (usage.characters) cost += BigInt(usage.characters) * (price.perCharacterPico ?? 0n)
+  return cost
+}
+
+/**
+ * The fixed per-request price (new-api's per-call price) of a request that
+ * succeeded: per_request times its units (Cohere's search units for a
+ * rerank, else 1). Callers check `price.perRequestPico` first, so a model
+ * without one costs a single bigint test (RequestAccount.close).
+ */
+export function perRequestCostOf(price: PriceInfo, usage: TokenUsage): bigint {
+  const units = usage.requestUnits
+  return (price.perRequestPico ?? 0n) * BigInt(units === undefined || !(units > 0) ? 1 : Math.ceil(units))
 }
 
 /** A priced model is one with a non-zero price. */
 export function isPriced(price: PriceInfo | null): boolean {
-  return !!price && (price.inputPico > 0n || price.outputPico > 0n || (price.perImagePico ?? 0n) > 0n)
+  return (
+    !!price &&
+    (price.inputPico > 0n ||
+      price.outputPico > 0n ||
+      (price.perImagePico ?? 0n) > 0n ||
+      (price.perRequestPico ?? 0n) > 0n ||
+      (price.perSecondPico ?? 0n) > 0n ||
+      (price.perCharacterPico ?? 0n) > 0n)
+  )
 }
 
 /** A plan's price multiplier as an integer ratio over 10^4 ("0.8" -> 8000n); null for 1 (list prices). */
@@ -45,7 +69,7 @@ export function formatMultiplier(ratio: bigint | null): string {
   return fraction ? `${whole}.${fraction}` : String(whole)
 }
 
-/** pico-USD per token (or per image) times the ratio, to the nearest pico (half up). */
+/** pico-USD per token (or per image, per request) times the ratio, to the nearest pico (half up). */
 function scalePico(pico: bigint, ratio: bigint): bigint {
   return (pico * ratio + RATIO_ONE / 2n) / RATIO_ONE
 }
@@ -68,6 +92,9 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       inputPico: scalePico(price.inputPico, ratio),
       outputPico: scalePico(price.outputPico, ratio),
       perImagePico: price.perImagePico === undefined ? undefined : scalePico(price.perImagePico, ratio),
+      perSecondPico: price.perSecondPico === undefined ? undefined : scalePico(price.perSecondPico, ratio),
+      perCharacterPico: price.perCharacterPico === undefined ? undefined : scalePico(price.perCharacterPico, ratio),
+      perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
       specificity: price.specificity,

@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { costOf } from '#gateway/metering/pricing'
+import { costOf, perRequestCostOf } from '#gateway/metering/pricing'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
 import { requestId } from '#gateway/metering/request_id'
@@ -102,6 +102,12 @@ export class RequestAccount {
       if (this.principal.key.spendLimitPico !== null) releaseOnKey(this.principal.key.id, this.#reservedPico)
       this.#reservedPico = 0n
     }
+    const price = this.price
+    let costPico = costOf(price, usage)
+    // The per-request price: only a request that succeeded pays it (not an error, a broken stream or a cache hit).
+    if (price?.perRequestPico && status >= 200 && status < 300 && errorCode === null && !this.cacheHit) {
+      costPico += perRequestCostOf(price, usage)
+    }
     const cleanPath = this.attempts.length <= 1 && this.attempts.every((a) => a.outcome === 'ok')
     this.meter.record({
       requestId: this.requestId,
@@ -118,7 +124,7 @@ export class RequestAccount {
       status,
       errorCode,
       usage,
-      costPico: costOf(this.price, usage),
+      costPico,
       latencyMs: Math.round(performance.now() - this.startedAt),
       ttftMs: this.ttftMs,
       createdAt: this.createdAt,

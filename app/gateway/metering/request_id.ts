@@ -68,3 +68,6 @@ export function requestId(now: number = Date.now()): string {
 export function requestIdTime(id: string): number {
   return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16)
 }
+
+/** A request id as the gateway issues them (x-request-id: a UUID), any case: what lookups by id accept. */
+export const REQUEST_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

@@ -4,7 +4,8 @@ import type { PriceInfo } from '#gateway/types'
  * What a request may cost, held on the balance while it runs. Cheap on
  * purpose (no tokenizer on the hot path): prompt tokens are bounded by the
  * body size (~1 token per 3 bytes of JSON is an over-estimate for text), the
- * completion by the request's own max_tokens, else a default allowance.
+ * completion by the request's own max_tokens, else a default allowance;
+ * plus the model's per-request price, if it has one.
  */
 export const DEFAULT_COMPLETION_ALLOWANCE = Number(process.env.RESERVE_COMPLETION_TOKENS) || 1024
 
@@ -17,7 +18,9 @@ export function estimateCostPico(price: PriceInfo | null, bodyBytes: number, bod
     positiveInt(body.max_output_tokens) ??
     positiveInt(body.generationConfig?.maxOutputTokens) ??
     DEFAULT_COMPLETION_ALLOWANCE
-  return promptTokens * price.inputPico + BigInt(maxTokens) * price.outputPico
+  const tokens = promptTokens * price.inputPico + BigInt(maxTokens) * price.outputPico
+  // A per-request price is held once (a Cohere rerank's extra search units are settled at close).
+  return price.perRequestPico ? tokens + price.perRequestPico : tokens
 }
 
 function positiveInt(value: unknown): number | null {

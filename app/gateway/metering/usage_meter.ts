@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { Logger } from '@adonisjs/core/logger'
-import { fromPico } from '#gateway/metering/money'
+import { formatDecimal, fromPico } from '#gateway/metering/money'
 import { type ArrayColumn, booleanColumn, columnsOf, numberColumn, textColumn, unnestOf } from '#gateway/metering/pg_array'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import { PendingTotals, type UserPending } from '#gateway/metering/pending_totals'
@@ -28,6 +28,8 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'reasoning_tokens', type: 'int', encode: numberColumn },
   { name: 'cache_write_tokens', type: 'int', encode: numberColumn },
   { name: 'images', type: 'int', encode: numberColumn },
+  { name: 'audio_seconds', type: 'numeric', encode: textColumn },
+  { name: 'characters', type: 'int', encode: numberColumn },
   { name: 'estimated', type: 'boolean', encode: booleanColumn },
   { name: 'cost', type: 'numeric', encode: textColumn },
   { name: 'latency_ms', type: 'int', encode: numberColumn },
@@ -130,10 +132,10 @@ WITH e AS (
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     requested_model, cache_hit, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
+    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, COALESCE(cache_hit, false), served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-    reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), estimated, cost, latency_ms, ttft_ms, created_at, attempts
+    reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts
   FROM e
   ON CONFLICT (request_id) DO NOTHING
   RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
@@ -570,6 +572,9 @@ function toRecord(e: MeterEvent): SpilledRecord {
       reasoning_tokens: e.usage.reasoningTokens,
       cache_write_tokens: e.usage.cacheWriteTokens ?? 0,
       images: e.usage.images ?? 0,
+      // NULL on every row but the audio endpoints' (and in spill files from before the columns).
+      audio_seconds: e.usage.audioMillis === undefined ? undefined : formatDecimal(BigInt(e.usage.audioMillis), 3),
+      characters: e.usage.characters,
       estimated: e.usage.estimated,
       cost: fromPico(e.costPico),
       latency_ms: e.latencyMs,

@@ -16,7 +16,7 @@ export class BaseUrlError extends Error {
  * https://x.services.ai.azure.com/models).
  */
 const PASTED_ENDPOINT =
-  /\/(?:chat\/completions|responses|embeddings|images\/generations|messages(?:\/count_tokens)?|models\/[^/]+:[A-Za-z]+)$|(?<=\/v\d+(?:alpha|beta)?)\/models$/
+  /\/(?:chat\/completions|completions|responses|embeddings|images\/generations|rerank|moderations|audio\/(?:transcriptions|translations|speech)|messages(?:\/count_tokens)?|models\/[^/]+:[A-Za-z]+)$|(?<=\/v\d+(?:alpha|beta)?)\/models$/
 
 /**
  * The one canonical form of a channel's base URL for its provider kind, the

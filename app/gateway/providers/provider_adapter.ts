@@ -14,7 +14,17 @@ export interface UpstreamRequest {
 }
 
 /** What the gateway asks an upstream to do. */
-export type Operation = 'generate' | 'count_tokens' | 'embeddings' | 'images'
+export type Operation =
+  | 'generate'
+  | 'count_tokens'
+  | 'embeddings'
+  | 'images'
+  | 'completions'
+  | 'rerank'
+  | 'moderations'
+  | 'audio_transcriptions'
+  | 'audio_translations'
+  | 'audio_speech'
 
 export interface UpstreamCall {
   operation: Operation
@@ -25,6 +35,8 @@ export interface UpstreamCall {
   stream: boolean
   body: string | Buffer
   clientHeaders: IncomingHttpHeaders
+  /** The body's content type when not JSON (an audio upload's multipart/form-data with its boundary) */
+  contentType?: string
 }
 
 /** The embeddings wire an upstream speaks. */
@@ -44,6 +56,14 @@ export interface ProviderAdapter {
   countsTokens(channel: ChannelInfo): boolean
   embeddings(channel: ChannelInfo): EmbeddingsWire | null
   images(channel: ChannelInfo): boolean
+  /** OpenAI's legacy text completions (`/completions`: prompt, FIM `suffix`) */
+  completions(channel: ChannelInfo): boolean
+  /** OpenAI's audio endpoints: transcriptions, translations, speech */
+  audio(channel: ChannelInfo): boolean
+  /** `{base}/rerank` (Jina / Cohere body: vLLM, Infinity, TEI, SiliconFlow, Jina, Cohere v2) */
+  rerank(channel: ChannelInfo): boolean
+  /** OpenAI's `{base}/moderations` */
+  moderations(channel: ChannelInfo): boolean
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest
   /** GET request listing upstream models (health checks, admin) */
   modelsPath(channel: ChannelInfo): UpstreamRequest

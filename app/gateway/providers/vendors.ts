@@ -1,5 +1,6 @@
 import type { DialectName } from '#gateway/dialects/canonical'
 import type { EncodeHints } from '#gateway/dialects/dialect'
+import type { Operation } from '#gateway/providers/provider_adapter'
 import type { ProviderKind } from '#gateway/types'
 
 /**
@@ -11,7 +12,7 @@ import type { ProviderKind } from '#gateway/types'
  * |------------|--------------------|------------------------------|-----------------------------------------------------------|
  * | openai     | openai_compatible  | chat, responses, embeddings, images | https://api.openai.com/v1                          |
  * | openrouter | openai_compatible  | chat                         | https://openrouter.ai/api/v1                              |
- * | deepseek   | openai_compatible  | chat                         | https://api.deepseek.com/v1                               |
+ * | deepseek   | openai_compatible  | chat (completions: /beta)    | https://api.deepseek.com/v1                               |
  * | zai        | openai_compatible  | chat                         | https://api.z.ai/api/paas/v4                              |
  * | gemini     | openai_compatible  | chat (Gemini's OpenAI endpoint) | https://generativelanguage.googleapis.com/v1beta/openai |
  * | google     | gemini (native)    | generateContent family       | https://generativelanguage.googleapis.com/v1beta          |
@@ -37,6 +38,15 @@ export interface VendorConfig {
   encodeHints?: EncodeHints
   /** How a pasted base URL is completed to the canonical one (base_url.ts) */
   baseUrl: BaseUrlForm
+  /** Serves OpenAI's legacy text completions (`/completions`, FIM); default true for the OpenAI-compatible kinds */
+  textCompletions?: boolean
+  /**
+   * Operations the vendor serves under another path than the channel's base
+   * URL: [pattern on the base path, its replacement], applied when the
+   * request is addressed (openai_compatible_adapter.ts). A base path the
+   * pattern does not match is kept as the operator set it.
+   */
+  operationBases?: Partial<Record<Operation, readonly [RegExp, string]>>
 }
 
 /**
@@ -89,6 +99,8 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     defaultModels: ['deepseek-*'],
     encodeHints: { reasoningContent: 'always' },
     baseUrl: { hostPath: '/v1', expected: 'https://api.deepseek.com/v1' },
+    // Completions and FIM (prompt + suffix) are DeepSeek's beta: https://api.deepseek.com/beta/completions.
+    operationBases: { completions: [/\/v1$/, '/beta'] },
   },
   zai: {
     defaultBaseUrl: 'https://api.z.ai/api/paas/v4',
@@ -110,6 +122,8 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: [],
     envKey: 'GEMINI_API_KEY',
     defaultModels: ['gemini-*'],
+    // Google's OpenAI-compatible endpoint has chat, embeddings and images, no legacy completions.
+    textCompletions: false,
     baseUrl: {
       hostPath: '/v1beta/openai',
       completions: [[VERSIONED, '/openai']],

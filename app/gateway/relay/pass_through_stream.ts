@@ -14,6 +14,13 @@ export interface PassThroughOptions {
   stream: ClientStream
 }
 
+/**
+ * What the relay needs of a wire format: its pass-through rules, and a stream
+ * decoder to count the text of a stream that ends without usage. A dialect
+ * is one; so is a format that is only ever passed through (legacy completions).
+ */
+export type PassThroughFormat = Pick<Dialect, 'passThrough' | 'streamDecoder'>
+
 export interface StreamOutcome {
   usage: CanonicalUsage | null
   /** The usage is the upstream's final count (not a partial one from a cut stream) */
@@ -34,7 +41,7 @@ export interface StreamOutcome {
  */
 export async function relayPassThroughStream(
   upstream: AsyncIterable<Buffer>,
-  dialect: Dialect,
+  dialect: PassThroughFormat,
   options: PassThroughOptions
 ): Promise<StreamOutcome> {
   const rules = dialect.passThrough
@@ -177,7 +184,7 @@ class KeptText {
   #text = new TextPieces()
   #since = performance.now()
 
-  constructor(private dialect: Dialect) {}
+  constructor(private dialect: PassThroughFormat) {}
 
   push(event: SseEvent) {
     if (this.#decoder) return this.#decode(event)

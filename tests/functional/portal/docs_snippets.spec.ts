@@ -1,13 +1,18 @@
 import { test } from '@japa/runner'
 import { execFile } from 'node:child_process'
+import { statSync } from 'node:fs'
 import { mkdir, writeFile, rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import app from '@adonisjs/core/services/app'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { htmlText } from '#tests/page_client'
+import { wavFile } from '#tests/fixtures/audio_files'
 
 const run = promisify(execFile)
+/** Where the snippets run: they read speech.wav and write hello.mp3 here. */
+const scratch = () => app.makePath('tmp/docs_snippets')
+const written = (name: string) => statSync(`${scratch()}/${name}`, { throwIfNoEntry: false })?.size ?? 0
 
 /** Every snippet of one language on the rendered page, by endpoint id. */
 function snippets(html: string, lang: string) {
@@ -47,6 +52,26 @@ const expectations: Record<string, { curl: (out: string) => boolean; javascript:
     curl: (o) => JSON.parse(o).data.length === 1,
     javascript: (o) => o.trim().length > 0,
   },
+  transcriptions: {
+    curl: (o) => typeof JSON.parse(o).text === 'string',
+    javascript: (o) => o.trim().length > 0,
+  },
+  speech: {
+    curl: () => written('hello.mp3') > 0,
+    javascript: (o) => Number(o.trim()) > 0 && written('hello.mp3') === Number(o.trim()),
+  },
+  completions: {
+    curl: (o) => typeof JSON.parse(o).choices[0].text === 'string' && JSON.parse(o).object === 'text_completion',
+    javascript: (o) => o.trim().length > 0,
+  },
+  rerank: {
+    curl: (o) => Array.isArray(JSON.parse(o).results) && typeof JSON.parse(o).results[0].relevance_score === 'number',
+    javascript: (o) => o.includes('relevance_score'),
+  },
+  moderations: {
+    curl: (o) => JSON.parse(o).results[0].flagged === false,
+    javascript: (o) => o.trim() === 'false',
+  },
   models: {
     curl: (o) => JSON.parse(o).data.some((m: any) => m.id === 'mock-chat'),
     javascript: (o) => JSON.parse(o).data.some((m: any) => m.id === 'mock-chat'),
@@ -63,16 +88,16 @@ const expectations: Record<string, { curl: (out: string) => boolean; javascript:
 
 test.group('/docs snippets run against the gateway', (group) => {
   let mock: MockUpstream
-  const scratch = app.makePath('tmp/docs_snippets')
 
   group.setup(async () => {
     await resetDatabase()
     mock = await startMock({ text: 'Hello from the mock' })
-    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-chat', 'text-embedding-3-small', 'gpt-image-1'] })
-    await mkdir(scratch, { recursive: true })
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-chat', 'text-embedding-3-small', 'gpt-image-1', 'jina-reranker-v2-base-multilingual', 'omni-moderation-latest', 'whisper-1', 'tts-1'] })
+    await mkdir(scratch(), { recursive: true })
+    await writeFile(`${scratch()}/speech.wav`, wavFile(1000))
     return async () => {
       await mock.stop()
-      await rm(scratch, { recursive: true, force: true })
+      await rm(scratch(), { recursive: true, force: true })
     }
   })
 
@@ -84,7 +109,9 @@ test.group('/docs snippets run against the gateway', (group) => {
     for (const [id, code] of curl) {
       assert.include(code, `${baseUrl()}`, id)
       assert.notInclude(code, user.key, 'the page never holds a key')
+      await rm(`${scratch()}/hello.mp3`, { force: true })
       const { stdout } = await run('bash', ['-c', `${code} --silent --show-error --fail-with-body`], {
+        cwd: scratch(),
         env: { ...process.env, GATEWAY_API_KEY: user.key },
         timeout: 20_000,
       })
@@ -100,9 +127,11 @@ test.group('/docs snippets run against the gateway', (group) => {
     const js = snippets(html, 'javascript')
     assert.sameMembers([...js.keys()], Object.keys(expectations))
     for (const [id, code] of js) {
-      const file = `${scratch}/${id}.mjs`
+      const file = `${scratch()}/${id}.mjs`
       await writeFile(file, code)
+      await rm(`${scratch()}/hello.mp3`, { force: true })
       const { stdout } = await run(process.execPath, [file], {
+        cwd: scratch(),
         env: { ...process.env, GATEWAY_API_KEY: user.key },
         timeout: 30_000,
       })
@@ -116,7 +145,7 @@ test.group('/docs snippets run against the gateway', (group) => {
     assert.sameMembers([...python.keys()], Object.keys(expectations))
     const files: string[] = []
     for (const [id, code] of python) {
-      files.push(`${scratch}/${id}.py`)
+      files.push(`${scratch()}/${id}.py`)
       await writeFile(files.at(-1)!, code)
       assert.include(code, `${baseUrl()}`, id)
       assert.include(code, 'os.environ', id)

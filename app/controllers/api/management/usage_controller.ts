@@ -3,6 +3,9 @@ import db from '@adonisjs/lucid/services/db'
 import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
 import { keysetPage, money } from '#services/management_api'
+import { loggedBodies } from '#services/logged_bodies'
+import { GatewayError } from '#exceptions/gateway_error'
+import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 
 /**
  * GET /api/admin/usage: the request log as JSON for billing systems and
@@ -28,35 +31,77 @@ export default class ManagementUsageController {
         if (before) query.where('u.id', '<', before)
         return query
       },
-      (r: any) => ({
-        id: Number(r.id),
-        object: 'usage_record',
-        request_id: r.request_id,
-        created_at: new Date(r.created_at).toISOString(),
-        user_id: Number(r.user_id),
-        key_id: r.api_key_id === null ? null : Number(r.api_key_id),
-        channel_id: r.channel_id === null ? null : Number(r.channel_id),
-        provider: r.provider,
-        endpoint: r.endpoint,
-        model: r.model,
-        requested_model: r.requested_model,
-        upstream_model: r.served_model,
-        stream: r.stream,
-        status: r.status,
-        error_code: r.error_code,
-        cache_hit: r.cache_hit,
-        prompt_tokens: r.prompt_tokens,
-        completion_tokens: r.completion_tokens,
-        cached_tokens: r.cached_tokens,
-        reasoning_tokens: r.reasoning_tokens,
-        images: r.images,
-        estimated: r.estimated,
-        cost: money(r.cost),
-        latency_ms: r.latency_ms,
-        ttft_ms: r.ttft_ms,
-        attempts: r.attempts,
-      })
+      usageRecordJson
     )
     return { ...page, from: filters.from, to: filters.to }
+  }
+
+  /**
+   * GET /api/admin/usage/:request_id: one request by the id its answer
+   * carried (`x-request-id`, the id a user quotes): its row, every attempt
+   * that did not go straight through (channel, status, outcome, error), and
+   * the bodies when LOG_BODIES kept them (as sent; `null` otherwise).
+   */
+  async show({ params }: HttpContext) {
+    const requestId = String(params.request_id).toLowerCase()
+    if (!REQUEST_ID_PATTERN.test(requestId)) {
+      throw GatewayError.invalidRequest('request_id: give the x-request-id of a request (a UUID)', 'invalid_field')
+    }
+    await settleMetering()
+    const record = await db.from('usage_records').where('request_id', requestId).first()
+    if (!record) throw new GatewayError(404, 'not_found', `No request "${requestId}" (unknown, or pruned by the retention)`, 'not_found_error')
+    const [attempts, bodies] = await Promise.all([
+      db.from('request_attempts').where('request_id', requestId).orderBy('attempt'),
+      loggedBodies(requestId, true),
+    ])
+    return {
+      ...usageRecordJson(record),
+      attempt_log: attempts.map((a: any) => ({
+        attempt: a.attempt,
+        channel_id: a.channel_id === null ? null : Number(a.channel_id),
+        status: a.status,
+        outcome: a.outcome,
+        error: a.error,
+        latency_ms: a.latency_ms,
+      })),
+      bodies: bodies && {
+        request: bodies.request,
+        request_truncated: bodies.requestTruncated,
+        response: bodies.response,
+        response_truncated: bodies.responseTruncated,
+      },
+    }
+  }
+}
+
+/** One usage row as the management API answers it (money as exact decimal strings). */
+function usageRecordJson(r: any) {
+  return {
+    id: Number(r.id),
+    object: 'usage_record',
+    request_id: r.request_id,
+    created_at: new Date(r.created_at).toISOString(),
+    user_id: Number(r.user_id),
+    key_id: r.api_key_id === null ? null : Number(r.api_key_id),
+    channel_id: r.channel_id === null ? null : Number(r.channel_id),
+    provider: r.provider,
+    endpoint: r.endpoint,
+    model: r.model,
+    requested_model: r.requested_model,
+    upstream_model: r.served_model,
+    stream: r.stream,
+    status: r.status,
+    error_code: r.error_code,
+    cache_hit: r.cache_hit,
+    prompt_tokens: r.prompt_tokens,
+    completion_tokens: r.completion_tokens,
+    cached_tokens: r.cached_tokens,
+    reasoning_tokens: r.reasoning_tokens,
+    images: r.images,
+    estimated: r.estimated,
+    cost: money(r.cost),
+    latency_ms: r.latency_ms,
+    ttft_ms: r.ttft_ms,
+    attempts: r.attempts,
   }
 }

@@ -34,6 +34,22 @@ export class AnthropicAdapter implements ProviderAdapter {
     return false
   }
 
+  completions() {
+    return false
+  }
+
+  audio() {
+    return false
+  }
+
+  rerank() {
+    return false
+  }
+
+  moderations() {
+    return false
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {

@@ -33,6 +33,22 @@ export class GeminiAdapter implements ProviderAdapter {
     return false
   }
 
+  completions() {
+    return false
+  }
+
+  audio() {
+    return false
+  }
+
+  rerank() {
+    return false
+  }
+
+  moderations() {
+    return false
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = { 'content-type': 'application/json' }

@@ -14,6 +14,12 @@ const PATHS: Record<string, string> = {
   openai_responses: '/responses',
   embeddings: '/embeddings',
   images: '/images/generations',
+  completions: '/completions',
+  audio_transcriptions: '/audio/transcriptions',
+  audio_translations: '/audio/translations',
+  audio_speech: '/audio/speech',
+  rerank: '/rerank',
+  moderations: '/moderations',
 }
 
 /**
@@ -43,16 +49,36 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     return true
   }
 
+  completions(channel: ChannelInfo) {
+    return VENDORS[channel.provider]?.textCompletions !== false
+  }
+
+  audio() {
+    return true
+  }
+
+  rerank() {
+    return true
+  }
+
+  moderations() {
+    return true
+  }
+
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'accept': 'application/json, text/event-stream',
+      'content-type': call.contentType ?? 'application/json',
+      // Speech answers audio; a transcription text, srt or vtt when asked for.
+      'accept': call.operation.startsWith('audio_') ? '*/*' : 'application/json, text/event-stream',
     }
     if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
     withChannelHeaders(headers, channel, call.clientHeaders, VENDORS[channel.provider]?.forwardHeaders ?? [])
-    const path = call.operation === 'generate' ? PATHS[call.dialect] : PATHS[call.operation]
-    return { origin, path: `${basePath}${path ?? PATHS.openai_chat}`, headers, body: call.body }
+    if (call.operation === 'generate') return { origin, path: `${basePath}${PATHS[call.dialect] ?? PATHS.openai_chat}`, headers, body: call.body }
+    // A vendor may serve an operation elsewhere than its base (DeepSeek's completions under /beta): configuration, vendors.ts.
+    const moved = VENDORS[channel.provider]?.operationBases?.[call.operation]
+    const base = moved ? basePath.replace(moved[0], moved[1]) : basePath
+    return { origin, path: `${base}${PATHS[call.operation] ?? PATHS.openai_chat}`, headers, body: call.body }
   }
 
   modelsPath(channel: ChannelInfo): UpstreamRequest {

@@ -1,0 +1,165 @@
+/**
+ * A small multipart/form-data reader for the audio uploads (RFC 7578 over
+ * RFC 2046). The gateway needs only a few text fields (`model`,
+ * `response_format`, `stream`) and the file's bytes for its duration, and
+ * must forward the client's bytes unchanged, or with only the `model` part's
+ * value replaced. So it finds where each part's headers and content lie in
+ * the buffer and copies nothing. (formidable, which the body parser brings,
+ * streams parts to disk and does not give byte offsets; busboy is not
+ * installed.)
+ */
+
+/** One part: offsets into the body (content is [bodyStart, bodyEnd)). */
+export interface MultipartPart {
+  name: string
+  filename: string | null
+  contentType: string | null
+  bodyStart: number
+  bodyEnd: number
+}
+
+export interface MultipartForm {
+  boundary: string
+  parts: MultipartPart[]
+}
+
+/** More parts than any audio form has: bounds the work a hostile body can ask for. */
+const MAX_PARTS = 256
+const MAX_HEADER_BYTES = 16 * 1024
+const HEADERS_END = Buffer.from('\r\n\r\n')
+
+/** The boundary of a `multipart/form-data` content type (quoted or not), or null. */
+export function boundaryOf(contentType: string | undefined): string | null {
+  if (!contentType) return null
+  const [type, ...params] = splitParams(contentType)
+  if (type.trim().toLowerCase() !== 'multipart/form-data') return null
+  for (const param of params) {
+    const eq = param.indexOf('=')
+    if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'boundary') continue
+    const value = unquote(param.slice(eq + 1).trim())
+    // RFC 2046: 1 to 70 characters.
+    return value.length >= 1 && value.length <= 70 ? value : null
+  }
+  return null
+}
+
+/** Thrown for a body that is not the multipart form it claims to be. */
+export class MultipartError extends Error {}
+
+/**
+ * The parts of a multipart body. Tolerates a preamble, transport padding
+ * after a delimiter and bare LF line ends in part headers; refuses a body
+ * without its closing delimiter (a truncated upload).
+ */
+export function readMultipart(body: Buffer, boundary: string): MultipartForm {
+  const dash = Buffer.from(`--${boundary}`)
+  const delimiter = Buffer.from(`\r\n--${boundary}`)
+  // The first delimiter may open the body without a CRLF before it.
+  let at = body.subarray(0, dash.length).equals(dash) ? 0 : body.indexOf(delimiter)
+  if (at < 0) throw new MultipartError('the body has no part delimited by the boundary of its content type')
+  if (at > 0) at += 2
+  const parts: MultipartPart[] = []
+  for (;;) {
+    let i = at + dash.length
+    if (body[i] === 0x2d && body[i + 1] === 0x2d) return { boundary, parts }
+    while (body[i] === 0x20 || body[i] === 0x09) i++
+    if (body[i] === 0x0d && body[i + 1] === 0x0a) i += 2
+    else if (body[i] === 0x0a) i += 1
+    else throw new MultipartError('a boundary line is not followed by a line break')
+    const next = body.indexOf(delimiter, i)
+    if (next < 0) throw new MultipartError('the body ends before its closing boundary')
+    if (parts.length === MAX_PARTS) throw new MultipartError(`more than ${MAX_PARTS} parts`)
+    parts.push(partAt(body, i, next))
+    at = next + 2
+  }
+}
+
+/** A part between `start` (after its boundary line) and `end` (the CRLF of the next delimiter). */
+function partAt(body: Buffer, start: number, end: number): MultipartPart {
+  let headersEnd: number
+  let bodyStart: number
+  if (body[start] === 0x0d && body[start + 1] === 0x0a) {
+    headersEnd = start
+    bodyStart = start + 2
+  } else {
+    const crlf = body.indexOf(HEADERS_END, start)
+    const lf = crlf >= 0 && crlf < end ? -1 : body.indexOf('\n\n', start)
+    if (crlf >= 0 && crlf < end) {
+      headersEnd = crlf
+      bodyStart = crlf + 4
+    } else if (lf >= 0 && lf < end) {
+      headersEnd = lf
+      bodyStart = lf + 2
+    } else throw new MultipartError('a part has no blank line after its headers')
+  }
+  if (headersEnd - start > MAX_HEADER_BYTES) throw new MultipartError('a part has too many header bytes')
+  let name: string | null = null
+  let filename: string | null = null
+  let contentType: string | null = null
+  for (const line of body.toString('utf8', start, headersEnd).split(/\r?\n/)) {
+    const colon = line.indexOf(':')
+    if (colon < 0) continue
+    const header = line.slice(0, colon).trim().toLowerCase()
+    const value = line.slice(colon + 1).trim()
+    if (header === 'content-type') contentType = value
+    else if (header === 'content-disposition') {
+      const [kind, ...params] = splitParams(value)
+      if (kind.trim().toLowerCase() !== 'form-data') continue
+      for (const param of params) {
+        const eq = param.indexOf('=')
+        if (eq < 0) continue
+        const key = param.slice(0, eq).trim().toLowerCase()
+        if (key === 'name') name = unquote(param.slice(eq + 1).trim())
+        else if (key === 'filename') filename = unquote(param.slice(eq + 1).trim())
+      }
+    }
+  }
+  if (name === null) throw new MultipartError('a part has no form-data name')
+  return { name, filename, contentType, bodyStart, bodyEnd: end }
+}
+
+/** The first part of that name, or undefined. */
+export function partNamed(form: MultipartForm, name: string): MultipartPart | undefined {
+  for (const part of form.parts) if (part.name === name) return part
+  return undefined
+}
+
+/** A text field's value (the first part of that name that is not a file), or undefined. */
+export function fieldValue(body: Buffer, form: MultipartForm, name: string): string | undefined {
+  for (const part of form.parts) {
+    if (part.name === name && part.filename === null) return body.toString('utf8', part.bodyStart, part.bodyEnd)
+  }
+  return undefined
+}
+
+/** The body with one part's content replaced; every other byte as it was. */
+export function replacePartContent(body: Buffer, part: MultipartPart, content: string): Buffer {
+  return Buffer.concat([body.subarray(0, part.bodyStart), Buffer.from(content, 'utf8'), body.subarray(part.bodyEnd)])
+}
+
+/** Splits `a; b="c;d"; e` on semicolons outside quotes. */
+function splitParams(value: string): string[] {
+  const out: string[] = []
+  let current = ''
+  let quoted = false
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]
+    if (quoted && c === '\\' && i + 1 < value.length) {
+      current += c + value[++i]
+      continue
+    }
+    if (c === '"') quoted = !quoted
+    if (c === ';' && !quoted) {
+      out.push(current)
+      current = ''
+    } else current += c
+  }
+  out.push(current)
+  return out
+}
+
+function unquote(value: string): string {
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) return value.slice(1, -1).replace(/\\(.)/g, '$1')
+  return value
+}
+

@@ -1,0 +1,203 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { authorizeAndReserve, authorizeCacheHit } from '#gateway/access_policy'
+import type { Catalog } from '#gateway/catalog'
+import { cacheKeyOf, type CacheDirective, type ResponseCache, type StreamRecorder } from '#gateway/cache/response_cache'
+import { completionText, promptParts, promptProblem, textCompletionsFormat } from '#gateway/completions_wire'
+import { toTokenUsage } from '#gateway/dialects/dialect'
+import { decodeChatUsage } from '#gateway/dialects/openai_chat/response'
+import { parseJsonObject } from '#gateway/http/raw_body'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import { countTokens } from '#gateway/metering/tokenizer'
+import { adapterFor } from '#gateway/providers/registry'
+import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
+import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
+import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
+import type { Principal, TokenUsage } from '#gateway/types'
+import { replayCachedAnswer } from '#gateway/cache/cache_replay'
+
+export interface CompletionsCall {
+  principal: Principal
+  /** The client's bytes: what goes upstream when the model is not mapped (stream_options aside) */
+  rawBody: Buffer
+  body: Record<string, any>
+  model: string
+  stream: boolean
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+/** What the flow needs of GatewayService. */
+export interface CompletionsServices {
+  catalog: Catalog
+  /** The model's candidates, then those of its fallback models (GatewayService.#route) */
+  route: (model: string) => RouteCandidate[]
+  responseCache: ResponseCache | null
+  /** A recorder for a stream the request wants cached (`caching`) or logged; null when nothing is kept */
+  recorder: (caching: boolean) => StreamRecorder | null
+}
+
+const CONTENT_TYPE_JSON = 'application/json'
+const RELEASED_BODY: Record<string, any> = Object.freeze({})
+
+/**
+ * `POST /v1/completions` (OpenAI's legacy text completions, FIM with
+ * `suffix`) on the OpenAI-compatible channels that serve it. Always a
+ * pass-through: the client's bytes go upstream (only `model` rewritten when
+ * mapped, `stream_options.include_usage` added to a stream, as for chat), and
+ * the answer comes back as the upstream's bytes, its stream relayed event by
+ * event. Usage is the upstream's, else the tokenizer's estimate.
+ */
+export async function textCompletions(services: CompletionsServices, call: CompletionsCall, account: RequestAccount) {
+  account.model = call.model
+  account.stream = call.stream
+  const problem = promptProblem(call.body.prompt)
+  if (problem) throw GatewayError.invalidRequest(problem)
+  const responseCache = services.responseCache
+  const cache =
+    responseCache === null
+      ? null
+      : responseCache.directive(call.req.headers, () =>
+          cacheKeyOf(account.principal.user.id, 'completions', call.model, call.stream, false, call.rawBody)
+        )
+  if (cache !== null && !cache.refresh) {
+    // A stored answer needs no channel and no money (gateway_service.ts #begin).
+    authorizeCacheHit(account.principal, call.model)
+    const hit = responseCache!.get(cache.key)
+    if (hit) return replayCachedAnswer(call.res, account, hit, answerHeaders(account, hit.contentType, null))
+  }
+  authorizeAndReserve(services.catalog, account, call.model, call.rawBody.length, call.body)
+
+  const candidates = services.route(call.model).filter((c) => adapterFor(c.channel.provider).completions(c.channel))
+  if (candidates.length === 0) {
+    throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers text completions`, 'unsupported_endpoint')
+  }
+  const includeUsage = call.body.stream_options?.include_usage === true
+  const abort = account.abort
+  const onClose = () => {
+    if (!call.res.writableFinished) abort.abort()
+  }
+  call.res.on('close', onClose)
+  try {
+    const { candidate, response, body } = await dispatch(
+      candidates,
+      (c) =>
+        adapterFor(c.channel.provider).request(c.channel, {
+          operation: 'completions',
+          dialect: 'openai_chat',
+          model: c.upstreamModel,
+          stream: call.stream,
+          body: upstreamBody(call, c.upstreamModel),
+          clientHeaders: call.req.headers,
+        }),
+      abort.signal,
+      account.dispatchHooks
+    )
+    // The upstream has the bytes: a stream can last minutes, the parsed body is not needed (an estimate re-reads the bytes).
+    call.body = RELEASED_BODY
+    // A fallback model answers as itself, as for generations.
+    const publicModel = candidate.publicModel ?? call.model
+    const clientModel = candidate.upstreamModel !== publicModel ? publicModel : null
+    const contentType = response.headers['content-type']
+    if (call.stream && typeof contentType === 'string' && contentType.includes('text/event-stream')) {
+      const headers = answerHeaders(account, STREAM_HEADERS['content-type'], cacheStatus(cache))
+      const out = new ClientStream(call.res, headers, () => account.markFirstByte())
+      out.recorder = services.recorder(cache !== null)
+      const outcome = await relayPassThroughStream(body, textCompletionsFormat, {
+        encoder: { model: publicModel, includeUsage },
+        clientModel,
+        stream: out,
+      })
+      if (account.loggedRequest !== null && out.recorder !== null) account.loggedResponse = out.recorder.head()
+      if (cache !== null && out.recorder !== null && !outcome.error && !outcome.clientClosed) {
+        const bytes = out.recorder.bytes()
+        if (bytes !== null) responseCache!.set(cache.key, { stream: true, contentType: STREAM_HEADERS['content-type'], bytes }, cache.ttlMs)
+      }
+      const usage = await usageOfStream(call, outcome)
+      if (outcome.clientClosed) return account.close(499, 'client_closed', usage)
+      return account.close(200, outcome.error ? 'stream_interrupted' : null, usage)
+    }
+
+    let bytes = await readBody(body)
+    let parsed: any
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'))
+    } catch {
+      throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
+    }
+    if (clientModel !== null && parsed && typeof parsed.model === 'string') {
+      parsed.model = clientModel
+      bytes = Buffer.from(JSON.stringify(parsed))
+    }
+    if (account.loggedRequest !== null) account.loggedResponse = bytes
+    account.markFirstByte()
+    if (!call.res.destroyed) {
+      const headers = answerHeaders(account, CONTENT_TYPE_JSON, cacheStatus(cache))
+      headers['content-length'] = String(bytes.length)
+      call.res.writeHead(response.statusCode, headers)
+      call.res.end(bytes)
+    }
+    if (cache !== null && response.statusCode === 200) responseCache!.set(cache.key, { stream: false, contentType: CONTENT_TYPE_JSON, bytes }, cache.ttlMs)
+    const found = decodeChatUsage(parsed?.usage)
+    account.close(response.statusCode, null, found ? toTokenUsage(found) : await estimate(call, completionText(parsed)))
+  } catch (error) {
+    if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
+      return account.close(499, 'client_closed', await estimate(call, ''))
+    }
+    throw error
+  } finally {
+    call.res.off('close', onClose)
+  }
+}
+
+/** The client's bytes, unless the model is mapped or a stream must ask for its usage (chat's rules). */
+function upstreamBody(call: CompletionsCall, upstreamModel: string): Buffer | string {
+  const changed = textCompletionsFormat.passThrough.upstreamBody(call.body, upstreamModel, call.model, call.stream, call.rawBody)
+  if (changed === null) return call.rawBody
+  return Buffer.isBuffer(changed) ? changed : JSON.stringify(changed)
+}
+
+/** The stream's usage: the upstream's final count, else completed with the tokenizer (a cut stream, no usage). */
+async function usageOfStream(call: CompletionsCall, outcome: StreamOutcome): Promise<TokenUsage> {
+  if (outcome.usage && outcome.usageFinal) return toTokenUsage(outcome.usage)
+  const estimated = await estimate(call, outcome.completionText())
+  if (!outcome.usage) return estimated
+  const partial = toTokenUsage(outcome.usage)
+  const promptTokens = partial.promptTokens || estimated.promptTokens
+  const completionTokens = Math.max(partial.completionTokens, estimated.completionTokens)
+  return { ...partial, promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, estimated: true }
+}
+
+/** The tokenizer's count of the prompt (and suffix) and of the completion, marked estimated. */
+async function estimate(call: CompletionsCall, completion: string): Promise<TokenUsage> {
+  let promptTokens: number
+  try {
+    const { text, tokenIds } = promptParts(call.body === RELEASED_BODY ? parseJsonObject(call.rawBody) : call.body)
+    promptTokens = tokenIds + (text ? await countTokens(text) : 0)
+  } catch {
+    promptTokens = Math.ceil(call.rawBody.length / 4)
+  }
+  const completionTokens = completion ? await countTokens(completion) : 0
+  return {
+    promptTokens,
+    completionTokens,
+    totalTokens: promptTokens + completionTokens,
+    cachedTokens: 0,
+    reasoningTokens: 0,
+    estimated: true,
+  }
+}
+
+/** The answer's headers: a stream's (SSE, no buffering by proxies) or a whole JSON answer's. */
+function answerHeaders(account: RequestAccount, contentType: string, cache: string | null): Record<string, string> {
+  const headers: Record<string, string> =
+    contentType === CONTENT_TYPE_JSON ? { 'content-type': contentType } : { ...STREAM_HEADERS, 'content-type': contentType }
+  headers['x-request-id'] = account.requestId
+  if (cache !== null) headers['x-gateway-cache'] = cache
+  return headers
+}
+
+function cacheStatus(cache: CacheDirective | null): string | null {
+  return cache === null ? null : cache.refresh ? 'REFRESH' : 'MISS'
+}

@@ -1,0 +1,91 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { authorizeAndReserve } from '#gateway/access_policy'
+import type { Catalog } from '#gateway/catalog'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import type { Operation, ProviderAdapter } from '#gateway/providers/provider_adapter'
+import { adapterFor } from '#gateway/providers/registry'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
+
+/** A call of a one-shot JSON endpoint relayed as it is (rerank, moderations). */
+export interface JsonOperationCall {
+  principal: Principal
+  rawBody: Buffer
+  body: Record<string, any>
+  model: string
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+/** What differs between the relayed JSON operations. */
+export interface JsonOperation {
+  operation: Operation
+  /** The client's 400 when none of the model's channels offers it: "No channel serving 'x' <offers ...>" */
+  unsupported: string
+  offers(adapter: ProviderAdapter, channel: ChannelInfo): boolean
+  /** The request's usage: what the upstream's answer reports, else counted from the request (estimated) */
+  usageOf(answer: any, call: JsonOperationCall): Promise<TokenUsage>
+}
+
+/**
+ * Authorize, route to the channels that offer the operation, send the
+ * client's bytes (re-serialised only when the upstream's model name differs),
+ * relay the upstream's answer as its own bytes, meter what it reports.
+ */
+export async function relayJsonOperation(
+  catalog: Catalog,
+  /** The model's candidates, then those of its fallback models (GatewayService.#route) */
+  route: (model: string) => RouteCandidate[],
+  call: JsonOperationCall,
+  account: RequestAccount,
+  op: JsonOperation
+) {
+  account.model = call.model
+  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
+  const candidates = route(call.model).filter((c) => op.offers(adapterFor(c.channel.provider), c.channel))
+  if (candidates.length === 0) {
+    throw GatewayError.invalidRequest(`No channel serving '${call.model}' ${op.unsupported}`, 'unsupported_endpoint')
+  }
+  const { response, body } = await dispatch(
+    candidates,
+    (c) =>
+      adapterFor(c.channel.provider).request(c.channel, {
+        operation: op.operation,
+        dialect: 'openai_chat',
+        model: c.upstreamModel,
+        stream: false,
+        body: c.upstreamModel === call.model && call.body.model === call.model ? call.rawBody : JSON.stringify({ ...call.body, model: c.upstreamModel }),
+        clientHeaders: call.req.headers,
+      }),
+    account.abort.signal,
+    account.dispatchHooks
+  )
+  const bytes = await readBody(body)
+  let answer: any
+  try {
+    answer = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
+  }
+  if (account.loggedRequest !== null) account.loggedResponse = bytes
+  account.markFirstByte()
+  if (!call.res.destroyed) {
+    call.res.writeHead(response.statusCode, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId })
+    call.res.end(bytes)
+  }
+  account.close(response.statusCode, null, await op.usageOf(answer, call))
+}
+
+/** A count an upstream reported: a finite number >= 0, else null. */
+export function reportedCount(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : null
+}
+
+/** Usage of prompt tokens only (rerank, moderations are billed at the input price). */
+export function promptUsage(tokens: number, estimated: boolean, requestUnits?: number): TokenUsage {
+  const usage: TokenUsage = { promptTokens: tokens, completionTokens: 0, totalTokens: tokens, cachedTokens: 0, reasoningTokens: 0, estimated }
+  if (requestUnits !== undefined) usage.requestUnits = requestUnits
+  return usage
+}
