@@ -34,6 +34,11 @@ export default class KeyCreate extends AdminCommand {
   @flags.boolean({ description: 'The key may call the management API (/api/admin); the owner must be an admin' })
   declare manage?: boolean
 
+  @flags.string({ description: 'Only these client addresses may use the key: IPs and CIDR ranges, comma separated (e.g. "203.0.113.7,10.0.0.0/8")' })
+  declare ips?: string
+
+  protected flagNames = { allowedIps: 'ips' }
+
   async execute() {
     const input = await createKeyValidator.validate({
       user: this.user,
@@ -45,6 +50,7 @@ export default class KeyCreate extends AdminCommand {
       spendLimit: this.spendLimit,
       spendPeriod: this.spendPeriod,
       manage: this.manage,
+      allowedIps: list(this.ips),
     })
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user })
     this.logger.success(`Created key "${apiKey.name}" (id ${apiKey.id}, ${apiKey.masked}); it is shown only once:`)

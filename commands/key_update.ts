@@ -10,7 +10,7 @@ const NONE = 'none'
 
 export default class KeyUpdate extends AdminCommand {
   static commandName = 'key:update'
-  static description = 'Change a key: name, models, last day, RPM/TPM, spend cap and its period ("none" clears a value; left-out flags keep theirs)'
+  static description = 'Change a key: name, models, last day, RPM/TPM, spend cap and its period, allowed IPs ("none" clears a value; left-out flags keep theirs)'
 
   @flags.string({ description: 'Key id, full key or display prefix', required: true })
   declare key: string
@@ -36,6 +36,11 @@ export default class KeyUpdate extends AdminCommand {
   @flags.string({ description: 'The cap resets every day, week or month (UTC), or "none"' })
   declare spendPeriod?: string
 
+  @flags.string({ description: 'Client addresses allowed to use the key: IPs and CIDR ranges, comma separated, or "none" for any address' })
+  declare ips?: string
+
+  protected flagNames = { allowedIps: 'ips' }
+
   async execute() {
     const key = await findApiKey(this.key)
     const current = keySnapshot(key)
@@ -51,6 +56,8 @@ export default class KeyUpdate extends AdminCommand {
       spendLimit,
       // Clearing the cap clears its period unless one is asked for (then refused: nothing to reset).
       spendPeriod: pick(this.spendPeriod, spendLimit === null ? null : key.spendPeriod, (v) => v as any),
+      // Left out: the list stays (undefined); "none": any address.
+      allowedIps: this.ips === undefined ? undefined : this.ips === NONE ? null : list(this.ips),
     })
     const saved = await updateApiKey(key.id, input)
     const changes = describeChanges(current, keySnapshot(saved))

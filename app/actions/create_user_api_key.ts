@@ -21,6 +21,8 @@ export async function createUserApiKey(
   /** USD */
   spendLimit?: string
   spendPeriod?: SpendPeriod
+  /** Addresses and CIDR ranges the key may be used from; empty = any */
+  allowedIps?: string[]
   },
   actor: Actor
 ) {
@@ -33,6 +35,7 @@ export async function createUserApiKey(
     expiresInDays: input.expiresInDays,
     spendLimit: input.spendLimit,
     spendPeriod: input.spendPeriod,
+    allowedIps: input.allowedIps,
   }, actor)
 }
 

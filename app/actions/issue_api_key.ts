@@ -5,6 +5,7 @@ import { issueApiKey } from '#gateway/auth/api_key_token'
 import { findUser } from '#actions/post_ledger_entry'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
 import { AdminInputError } from '#actions/admin_input_error'
+import { allowedIpsColumn } from '#actions/allowed_ips'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 
 /** Issues a key for a user. The clear key is returned here only; the database keeps its hash. */
@@ -22,12 +23,15 @@ export async function createApiKey(
     spendPeriod?: SpendPeriod | null
     /** May call the management API; the owner must be an admin */
     manage?: boolean
+    /** Addresses and CIDR ranges the key may be used from; empty or null = any */
+    allowedIps?: string[] | null
   },
   actor: Actor = cliActor()
 ) {
   if (input.spendPeriod && !input.spendLimit) {
     throw new AdminInputError('A spend cap that resets needs a spend cap', 'spendPeriod')
   }
+  const allowedIps = allowedIpsColumn(input.allowedIps)
   return db.transaction(async (trx) => {
     const user = await findUser(input.userRef, trx)
     if (input.manage && user.role !== 'admin') {
@@ -48,6 +52,7 @@ export async function createApiKey(
         spendLimit: input.spendLimit ?? null,
         spendPeriod: input.spendLimit ? (input.spendPeriod ?? null) : null,
         manage: input.manage ?? false,
+        allowedIps,
       },
       { client: trx }
     )
@@ -67,6 +72,7 @@ export async function createApiKey(
         spendLimit: apiKey.spendLimit,
         spendPeriod: apiKey.spendPeriod,
         manage: apiKey.manage,
+        allowedIps: apiKey.allowedIps,
       },
     })
     return { apiKey, key: issued.key }

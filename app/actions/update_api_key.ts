@@ -2,6 +2,7 @@ import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
 import { AdminInputError } from '#actions/admin_input_error'
+import { allowedIpsColumn } from '#actions/allowed_ips'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
 
@@ -16,6 +17,8 @@ export interface UpdateApiKeyInput {
   /** USD; null = no cap */
   spendLimit?: string | null
   spendPeriod?: SpendPeriod | null
+  /** Addresses and CIDR ranges the key may be used from; empty or null = any; undefined = unchanged */
+  allowedIps?: string[] | null
 }
 
 /** The fields of a key as the edit forms and the audit log show them. */
@@ -28,11 +31,13 @@ export function keySnapshot(key: ApiKey) {
     tpm: key.tpm,
     spendLimit: key.spendLimit === null ? null : String(Number(key.spendLimit)),
     spendPeriod: key.spendPeriod,
+    allowedIps: key.allowedIps,
   }
 }
 
 /**
- * Replaces a key's name, models, expiry, rate limits and spend cap (LiteLLM's
+ * Replaces a key's name, models, expiry, rate limits, spend cap and, when
+ * given, IP allowlist (LiteLLM's
  * /key/update, new-api's token edit). The key itself, its owner and its
  * spend stay. A revoked key is history: refused. When the cap starts to
  * reset (or resets on another period), what the key already spent in the
@@ -47,6 +52,7 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
   }
   const lastDay = input.expiresOn ? DateTime.fromISO(input.expiresOn, { zone: 'utc' }) : null
   if (lastDay && !lastDay.isValid) throw new AdminInputError('Last day it works must be a date such as 2027-01-31', 'expiresOn')
+  const allowedIps = input.allowedIps === undefined ? undefined : allowedIpsColumn(input.allowedIps)
   return db.transaction(async (trx) => {
     const key = await ApiKey.query({ client: trx }).where('id', id).preload('user').forUpdate().first()
     if (!key) throw AdminInputError.notFound(`No API key with id ${id}`)
@@ -62,6 +68,7 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
       spendLimit: input.spendLimit ?? null,
       spendPeriod,
     })
+    if (allowedIps !== undefined) key.allowedIps = allowedIps
     if (spendPeriod && spendPeriod !== before.spendPeriod) {
       const start = new Date(periodBounds(spendPeriod, Date.now()).start)
       const spent = await trx

@@ -8,7 +8,8 @@ import type { SpendPeriod } from '#gateway/metering/spend_period'
 
 /**
  * A user edits one of their own keys from the portal: name, models (inside
- * the plan), the last day it works, the spend cap and its period. Rate
+ * the plan), the last day it works, the spend cap and its period, the IP
+ * allowlist. Rate
  * limits are the operator's and stay as they are. Another user's key, or a
  * revoked one, is "not found".
  */
@@ -16,7 +17,15 @@ export async function updateUserApiKey(
   userId: number,
   planId: number | null,
   keyId: number,
-  input: { name: string; models?: string[]; expiresOn?: string; spendLimit?: string; spendPeriod?: SpendPeriod },
+  input: {
+    name: string
+    models?: string[]
+    expiresOn?: string
+    spendLimit?: string
+    spendPeriod?: SpendPeriod
+    /** Addresses and CIDR ranges the key may be used from; empty = any; undefined = unchanged */
+    allowedIps?: string[]
+  },
   actor: Actor
 ) {
   const key = await ApiKey.query().where('id', keyId).where('user_id', userId).whereNull('revoked_at').first()
@@ -36,6 +45,7 @@ export async function updateUserApiKey(
       tpm: key.tpm,
       spendLimit: input.spendLimit ?? null,
       spendPeriod: input.spendPeriod ?? null,
+      allowedIps: input.allowedIps,
     },
     actor
   )

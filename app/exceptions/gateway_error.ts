@@ -34,6 +34,18 @@ export class GatewayError extends Error {
     return new GatewayError(401, 'invalid_api_key', message, 'authentication_error')
   }
 
+  /** The key is limited to addresses its owner listed (api_keys.allowed_ips) and this one is not among them. */
+  static ipNotAllowed(address: string | undefined) {
+    // Behind a trusted proxy the address is X-Forwarded-For text the client wrote: cut to an address's length.
+    const seen = address ? address.slice(0, 64) : 'an unknown address'
+    return new GatewayError(
+      403,
+      'ip_not_allowed',
+      `This API key may not be used from ${seen}: the address is not on the key's IP allowlist`,
+      'permission_error'
+    )
+  }
+
   static invalidJson(message = 'Request body is not valid JSON') {
     return new GatewayError(400, 'invalid_json', message)
   }

@@ -1,6 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { globMatches, globSpecificity } from '#gateway/glob'
+import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
@@ -227,6 +228,7 @@ export class Catalog {
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
           ...keySpend(row, this.#pending),
           manage: row.manage === true,
+          allowedIps: compileIpAllowlist(row.allowed_ips),
         }
       : null
     if (!info && this.#keys.size > NEGATIVE_KEY_LIMIT) this.#forgetKeys()

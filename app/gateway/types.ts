@@ -1,3 +1,4 @@
+import type { BlockList } from 'node:net'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 /**
  * The shapes the hot path works with: immutable snapshots of configuration
@@ -109,6 +110,11 @@ export interface KeyInfo {
   periodEndsAt: number
   /** May call the management API (/api/admin), with an admin owner */
   manage: boolean
+  /**
+   * The addresses the key may be used from, compiled once per snapshot
+   * (auth/ip_allowlist.ts); null = any address (one comparison per request)
+   */
+  allowedIps: BlockList | null
 }
 
 export interface UserState {

@@ -34,6 +34,10 @@ export default class ApiKey extends BaseModel {
   @column()
   declare spendLimit: string | null
 
+  /** IPv4/IPv6 addresses and CIDR ranges the key may be used from (normalised); null = any address */
+  @column(jsonArray)
+  declare allowedIps: string[] | null
+
   /** USD spent through this key (metering keeps it) */
   @column()
   declare spent: string

@@ -13,13 +13,17 @@ export abstract class AdminCommand extends BaseCommand {
   /** The command's work; throw AdminInputError or a VineJS error to refuse input. */
   abstract execute(): Promise<void>
 
+  /** Validator fields whose flag is not their kebab-case name (allowedIps -> --ips), for the error line. */
+  protected flagNames: Record<string, string> = {}
+
   async run() {
     try {
       await this.execute()
     } catch (error) {
       if (error instanceof errors.E_VALIDATION_ERROR) {
         for (const m of error.messages as Array<{ field: string; message: string }>) {
-          this.logger.error(`--${kebab(m.field)}: ${m.message}`)
+          const field = m.field.replace(/\.\d+$/, '')
+          this.logger.error(`--${this.flagNames[field] ?? kebab(field)}: ${m.message}`)
         }
       } else if (error instanceof AdminInputError) {
         this.logger.error(error.message)

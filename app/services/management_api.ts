@@ -84,6 +84,7 @@ export function keyJson(key: ApiKey) {
     spend_limit: money(key.spendLimit),
     spend_period: key.spendPeriod,
     manage: key.manage,
+    allowed_ips: key.allowedIps,
     spent: money(key.spent),
     cap_spent: key.spendLimit ? money(key.capSpent) : null,
     expires_at: iso(key.expiresAt),

@@ -2,6 +2,7 @@ import vine, { errors } from '@vinejs/vine'
 import { PROVIDER_KINDS } from '#gateway/types'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { adminMessages } from '#validators/admin_messages'
+import { ipAllowlistArray } from '#validators/ip_allowlist'
 
 /**
  * Validators shared by the ace commands and the admin panel (one rule, one
@@ -112,6 +113,7 @@ export const createKeyValidator = vine.compile(
     spendLimit: usdPrice.optional(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional(),
     manage: vine.boolean().optional(),
+    allowedIps: ipAllowlistArray().optional(),
   })
 )
 
@@ -125,6 +127,8 @@ export const updateKeyValidator = vine.compile(
     tpm: vine.number().withoutDecimals().min(1).optional().nullable(),
     spendLimit: usdPrice.optional().nullable(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional().nullable(),
+    /** Left out: unchanged; empty or null: any address */
+    allowedIps: ipAllowlistArray().optional().nullable(),
   })
 )
 

@@ -1,5 +1,6 @@
 import vine from '@vinejs/vine'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
+import { ipAllowlistText } from '#validators/ip_allowlist'
 
 /** Forms of the user portal, compiled once. Messages come from resources/lang/<locale>/validator.json. */
 
@@ -32,6 +33,8 @@ export const createKeyValidator = vine.compile(
     models: vine.string().trim().maxLength(2000).optional(),
     spend_limit: vine.string().trim().regex(USD).optional(),
     spend_period: vine.enum(SPEND_PERIODS).optional(),
+    /** Addresses and CIDR ranges the key may be used from, comma or space separated; empty = any */
+    allowed_ips: ipAllowlistText().optional(),
   })
 )
 
@@ -43,6 +46,7 @@ export const updateKeyValidator = vine.compile(
     models: vine.string().trim().maxLength(2000).optional(),
     spend_limit: vine.string().trim().regex(USD).optional(),
     spend_period: vine.enum(SPEND_PERIODS).optional(),
+    allowed_ips: ipAllowlistText().optional(),
   })
 )
 

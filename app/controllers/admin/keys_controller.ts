@@ -53,6 +53,7 @@ export default class KeysController {
       spendLimit: request.input('spendLimit') ?? undefined,
       spendPeriod: request.input('spendPeriod') || undefined,
       manage: checkbox(request.input('manage')),
+      allowedIps: listField(request.input('allowedIps')),
     })
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, panelActor(ctx))
     session.flash('newKey', key)
@@ -75,7 +76,7 @@ export default class KeysController {
     return ctx.view.render('admin/keys/edit', { key, lastDay: lastDayOf(key.expiresAt) })
   }
 
-  /** Saves a key's name, models, expiry, rate limits and spend cap; caches everywhere hear of it. */
+  /** Saves a key's name, models, expiry, rate limits, spend cap and IP allowlist; caches everywhere hear of it. */
   async update(ctx: HttpContext) {
     const { request, response, session, params } = ctx
     const input = await updateKeyValidator.validate({
@@ -86,6 +87,7 @@ export default class KeysController {
       tpm: optionalNumber(request.input('tpm')) ?? null,
       spendLimit: request.input('spendLimit') || null,
       spendPeriod: request.input('spendPeriod') || null,
+      allowedIps: listField(request.input('allowedIps')),
     })
     await settleMetering()
     const key = await updateApiKey(Number(params.id), input, panelActor(ctx))

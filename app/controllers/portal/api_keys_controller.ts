@@ -9,6 +9,7 @@ import { updateUserApiKey } from '#actions/update_user_api_key'
 import { lastDayOf } from '#actions/update_api_key'
 import { settleMetering } from '#services/settle_metering'
 import { parseGlobList } from '#gateway/glob'
+import { splitIpText } from '#gateway/auth/ip_allowlist'
 import { flashInputError } from '#services/form_errors'
 import { modelCatalogue } from '#services/model_catalogue'
 import { portalActor } from '#services/portal_actor'
@@ -33,7 +34,7 @@ export default class ApiKeysController {
     })
   }
 
-  /** POST /dashboard/keys: creates a key (name, expiry, model subset, spend cap); the full key is shown once. */
+  /** POST /dashboard/keys: creates a key (name, expiry, model subset, spend cap, IP allowlist); the full key is shown once. */
   async store(ctx: HttpContext) {
     const { request, response, auth, i18n } = ctx
     const user = auth.use('web').getUserOrFail()
@@ -47,6 +48,7 @@ export default class ApiKeysController {
         models: parseGlobList(input.models),
         spendLimit: input.spend_limit,
         spendPeriod: input.spend_period,
+        allowedIps: splitIpText(input.allowed_ips ?? ''),
       }, portalActor(ctx))
       return this.render(ctx, key)
     } catch (error) {
@@ -86,6 +88,8 @@ export default class ApiKeysController {
           expiresOn: input.expires_on,
           spendLimit: input.spend_limit,
           spendPeriod: input.spend_period,
+          // The form always shows the list: an empty field clears it.
+          allowedIps: splitIpText(input.allowed_ips ?? ''),
         },
         portalActor(ctx)
       )

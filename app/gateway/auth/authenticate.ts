@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extractApiKey, resolvePrincipal } from '#gateway/auth/key_resolver'
+import { clientAddress } from '#gateway/auth/client_address'
+import { ipAllowed } from '#gateway/auth/ip_allowlist'
+import { GatewayError } from '#exceptions/gateway_error'
 import type { Gateway } from '#gateway/gateway'
 import { admit, hasLimits } from '#gateway/limits/rate_limits'
 import type { Principal } from '#gateway/types'
@@ -9,13 +12,23 @@ import type { Principal } from '#gateway/types'
  * clients use) to its key, owner and plan, from memory; then the key's and
  * plan's limits for calls that do work (POST; listing models or usage is
  * free). The limit headers go on the raw response, so they reach every
- * answer, relayed streams included. Run by the API key middleware and by the
- * API lane alike.
+ * answer, relayed streams included. Run by the API key middleware, the
+ * management API's and the API lane alike.
+ *
+ * A key with an IP allowlist is refused (403 ip_not_allowed) from any other
+ * address before its rate limits count the call; like a bad key's 401, the
+ * request is not admitted, so it has no usage row. A key without one pays a
+ * null comparison.
  */
 export async function authenticate(gateway: Gateway, req: IncomingMessage, res: ServerResponse): Promise<Principal> {
   // The server may accept connections before boot has loaded the catalog.
   if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
   const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
+  const allowedIps = principal.key.allowedIps
+  if (allowedIps !== null) {
+    const address = clientAddress(req)
+    if (!ipAllowed(allowedIps, address)) throw GatewayError.ipNotAllowed(address)
+  }
   if (req.method === 'POST' && hasLimits(principal)) {
     // Synchronous with the in-memory counters (the default store): no promise to wait for.
     const admitted = admit(principal, res)

@@ -6,6 +6,7 @@ import { findApiKey, revokeApiKey } from '#actions/revoke_api_key'
 import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
+import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { apiActor, keyJson, keysetPage, managed } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 
@@ -20,8 +21,12 @@ const patchKeyValidator = vine.compile(
     tpm: vine.number().withoutDecimals().min(1).nullable().optional(),
     spend_limit: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).nullable().optional(),
     spend_period: vine.enum(SPEND_PERIODS).nullable().optional(),
+    allowed_ips: ipAllowlistArray().nullable().optional(),
   })
 )
+
+/** POST's `allowed_ips`, checked under its own name before the shared validator (whose fields are camelCase). */
+const createAllowedIpsValidator = vine.compile(vine.object({ allowed_ips: ipAllowlistArray().nullable().optional() }))
 
 export default class ManagementKeysController {
   /** GET /api/admin/keys[?user=id][&before=id]: newest first, 100 a page. */
@@ -39,12 +44,14 @@ export default class ManagementKeysController {
 
   /**
    * POST /api/admin/keys (LiteLLM's /key/generate): {user (id or e-mail),
-   * name?, models?, expires_in_days?, rpm?, tpm?, spend_limit?, spend_period?}.
+   * name?, models?, expires_in_days?, rpm?, tpm?, spend_limit?, spend_period?,
+   * allowed_ips?}.
    * The clear key is in this answer only.
    */
   async store(ctx: HttpContext) {
     return managed(async () => {
       const body = ctx.request.body()
+      const { allowed_ips: allowedIps } = await createAllowedIpsValidator.validate({ allowed_ips: body.allowed_ips })
       const input = await createKeyValidator.validate({
         user: body.user === undefined ? undefined : String(body.user),
         name: body.name,
@@ -55,6 +62,7 @@ export default class ManagementKeysController {
         spendLimit: body.spend_limit === undefined || body.spend_limit === null ? undefined : String(body.spend_limit),
         spendPeriod: body.spend_period ?? undefined,
         manage: body.manage,
+        allowedIps: allowedIps ?? undefined,
       })
       const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, apiActor(ctx))
       ctx.response.status(201)
@@ -88,6 +96,7 @@ export default class ManagementKeysController {
         spendLimit,
         // Clearing the cap clears its period, unless a period is asked for (then refused).
         spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
+        allowedIps: patch.allowed_ips,
       })
       return keyJson(await updateApiKey(key.id, input, apiActor(ctx)))
     })
