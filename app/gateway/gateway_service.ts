@@ -17,7 +17,7 @@ import { dialectOf } from '#gateway/dialects/registry'
 import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
-import { generateImages, type ImagesCall } from '#gateway/images'
+import { IMAGES } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
@@ -153,8 +153,8 @@ export class GatewayService {
     return embeddings(this.catalog, (model) => this.#route(model, account, null), call, account, this.responseCache)
   }
 
-  images(call: ImagesCall, account: RequestAccount): Promise<void> {
-    return generateImages(this.catalog, (model) => this.#route(model, account, null), call, account)
+  images(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, IMAGES)
   }
 
   /** Legacy text completions (`/v1/completions`, FIM): always passed through (completions.ts). */

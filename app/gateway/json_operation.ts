@@ -9,7 +9,7 @@ import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
 import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
 
-/** A call of a one-shot JSON endpoint relayed as it is (rerank, moderations). */
+/** A call of a one-shot JSON endpoint relayed as it is (images, rerank, moderations). */
 export interface JsonOperationCall {
   principal: Principal
   rawBody: Buffer
