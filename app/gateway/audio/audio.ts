@@ -132,26 +132,14 @@ async function relayTranscriptStream(call: TranscriptionCall, account: RequestAc
   const stream = new ClientStream(call.res, { ...STREAM_HEADERS, 'x-request-id': account.requestId }, () => account.markFirstByte())
   const parser = new SseParser()
   let tokens: TokenUsage | null = null
-  let failed = false
-  try {
-    await forEachChunk(result.body, (chunk) => {
-      for (const event of parser.push(chunk)) {
-        if (!event.data.includes('"usage"')) continue
-        try {
-          tokens = tokenUsageOf(JSON.parse(event.data)?.usage) ?? tokens
-        } catch {}
-      }
-      if (stream.gone) return false
-      return stream.send(chunk)
-    })
-  } catch {
-    if (stream.closedEarly) throw new ClientGoneError()
-    failed = true
-  }
-  if (!failed && stream.closedEarly) throw new ClientGoneError()
-  // A failure once the answer has begun: no error body can follow, the client sees the stream cut.
-  if (failed) call.res.destroy()
-  else stream.end()
+  const failed = await relayChunks(call.res, stream, result.body, (chunk) => {
+    for (const event of parser.push(chunk)) {
+      if (!event.data.includes('"usage"')) continue
+      try {
+        tokens = tokenUsageOf(JSON.parse(event.data)?.usage) ?? tokens
+      } catch {}
+    }
+  })
   const usage = withSeconds(tokens, call)
   account.close(200, failed ? 'stream_interrupted' : null, usage)
 }
@@ -194,19 +182,33 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
     const length = headerOf(response.headers['content-length'])
     if (length !== undefined) headers['content-length'] = length
     const stream = new ClientStream(call.res, headers, () => account.markFirstByte())
-    let failed = false
-    try {
-      await forEachChunk(body, (chunk) => (stream.gone ? false : stream.send(chunk)))
-    } catch {
-      if (stream.closedEarly) throw new ClientGoneError()
-      failed = true
-    }
-    if (!failed && stream.closedEarly) throw new ClientGoneError()
-    if (failed) call.res.destroy()
-    else stream.end()
+    const failed = await relayChunks(call.res, stream, body)
     if (account.loggedRequest !== null) account.loggedResponse = `(${headers['content-type']} audio)`
     account.close(200, failed ? 'stream_interrupted' : null, usage)
   })
+}
+
+/**
+ * Sends the upstream's chunks to the client as they come (`onChunk` reads
+ * each first). Returns true when the upstream failed once the answer had
+ * begun: no error body can follow, so the client's stream is cut. A client
+ * gone is ClientGoneError (the caller's 499).
+ */
+async function relayChunks(res: ServerResponse, stream: ClientStream, body: AsyncIterable<Buffer>, onChunk?: (chunk: Buffer) => void) {
+  let failed = false
+  try {
+    await forEachChunk(body, (chunk) => {
+      onChunk?.(chunk)
+      return stream.gone ? false : stream.send(chunk)
+    })
+  } catch {
+    if (stream.closedEarly) throw new ClientGoneError()
+    failed = true
+  }
+  if (!failed && stream.closedEarly) throw new ClientGoneError()
+  if (failed) res.destroy()
+  else stream.end()
+  return failed
 }
 
 /**
