@@ -69,7 +69,7 @@ router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.u
 router.get('/api/status', [StatusController, 'show']).as('status')
 
 /**
- * The management API: users, balances, keys and redemption codes as JSON
+ * The management API: users, balances, keys, redemption codes, channels and prices as JSON
  * for scripts and billing systems (LiteLLM's /key/generate, /key/update...),
  * with an administrator's API key. The same actions as the panel and ace.
  */
@@ -78,6 +78,8 @@ const ManagementKeysController = () => import('#controllers/api/management/keys_
 const ManagementCodesController = () => import('#controllers/api/management/redemption_codes_controller')
 const ManagementUsageController = () => import('#controllers/api/management/usage_controller')
 const ManagementPaymentsController = () => import('#controllers/api/management/payments_controller')
+const ManagementChannelsController = () => import('#controllers/api/management/channels_controller')
+const ManagementPricesController = () => import('#controllers/api/management/prices_controller')
 router
   .group(() => {
     router.get('/users', [ManagementUsersController, 'index']).as('users.index')
@@ -97,6 +99,14 @@ router
     router.get('/usage', [ManagementUsageController, 'index']).as('usage.index')
     router.get('/usage/:request_id', [ManagementUsageController, 'show']).as('usage.show')
     router.get('/payments', [ManagementPaymentsController, 'index']).as('payments.index')
+    router.get('/channels', [ManagementChannelsController, 'index']).as('channels.index')
+    router.post('/channels', [ManagementChannelsController, 'store']).as('channels.store')
+    router.get('/channels/:id', [ManagementChannelsController, 'show']).as('channels.show')
+    router.patch('/channels/:id', [ManagementChannelsController, 'update']).as('channels.update')
+    router.post('/channels/:id/test', [ManagementChannelsController, 'test']).as('channels.test')
+    router.get('/prices', [ManagementPricesController, 'index']).as('prices.index')
+    router.post('/prices', [ManagementPricesController, 'store']).as('prices.store')
+    router.delete('/prices/:id', [ManagementPricesController, 'destroy']).as('prices.destroy')
   })
   .prefix('/api/admin')
   .as('management')

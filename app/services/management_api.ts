@@ -3,6 +3,8 @@ import { errors as vineErrors } from '@vinejs/vine'
 import type ApiKey from '#models/api_key'
 import type User from '#models/user'
 import type RedemptionCode from '#models/redemption_code'
+import type Channel from '#models/channel'
+import type ModelPrice from '#models/model_price'
 import { AdminInputError } from '#actions/admin_input_error'
 import type { Actor } from '#actions/audit'
 import { GatewayError } from '#exceptions/gateway_error'
@@ -106,5 +108,51 @@ export function codeJson(code: RedemptionCode) {
     redeemed_by: code.redeemedBy,
     redeemed_at: iso(code.redeemedAt),
     created_at: iso(code.createdAt),
+  }
+}
+
+export function channelJson(channel: Channel) {
+  return {
+    id: channel.id,
+    object: 'channel',
+    name: channel.name,
+    provider: channel.provider,
+    base_url: channel.baseUrl,
+    has_key: channel.apiKeyEncrypted !== null,
+    models: channel.models,
+    model_mapping: channel.modelMapping,
+    extra_headers: Object.keys(channel.extraHeaders ?? {}),
+    priority: channel.priority,
+    weight: channel.weight,
+    enabled: channel.enabled,
+    disabled_reason: channel.disabledReason,
+    auto_disabled_at: iso(channel.autoDisabledAt),
+    health: channel.health,
+    cooldown_until: iso(channel.cooldownUntil),
+    model_cooldowns: channel.modelCooldowns ?? {},
+    last_error: channel.lastError,
+    last_error_at: iso(channel.lastErrorAt),
+    connect_timeout_ms: channel.connectTimeoutMs,
+    first_byte_timeout_ms: channel.firstByteTimeoutMs,
+    idle_timeout_ms: channel.idleTimeoutMs,
+    total_timeout_ms: channel.totalTimeoutMs,
+    created_at: iso(channel.createdAt),
+  }
+}
+
+export function priceJson(price: ModelPrice) {
+  return {
+    id: price.id,
+    object: 'model_price',
+    model: price.modelPattern,
+    input: money(price.inputPerMillion),
+    output: money(price.outputPerMillion),
+    cache_read: money(price.cacheReadPerMillion),
+    cache_write: money(price.cacheWritePerMillion),
+    per_image: money(price.perImage),
+    per_second: money(price.perSecond),
+    per_character: money(price.perCharacter),
+    per_request: money(price.perRequest),
+    updated_at: iso(price.updatedAt),
   }
 }

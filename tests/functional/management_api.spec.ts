@@ -251,6 +251,81 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     assert.lengthOf((await api('GET', '/payments?status=paid')).body.data, 0)
   })
 
+  test('channels: add one, read it back without its key, change what is given, turn it off and on, test it; the gateway routes by it at once', async ({ assert }) => {
+    const created = await api('POST', '/channels', { name: 'api-made', provider: 'custom', base_url: mock.url, api_key: 'sk-upstream-secret', models: ['api-model'], priority: 5 })
+    assert.equal(created.status, 201)
+    assert.include(created.body, { object: 'channel', name: 'api-made', provider: 'custom', has_key: true, priority: 5, enabled: true })
+    assert.notInclude(JSON.stringify(created.body), 'sk-upstream-secret', 'the upstream key is write-only')
+    const id = created.body.id
+    assert.deepInclude((await api('GET', '/channels')).body.data.map((c: any) => c.name), 'api-made')
+
+    // The gateway hears of the channel through NOTIFY and routes its model.
+    await createUser({ email: 'channel-user@test.local', password: 'password123' })
+    const key = (await createApiKey({ userRef: 'channel-user@test.local' })).key
+    await refreshCaches()
+    const routed = async () => (await post('/v1/chat/completions', { model: 'api-model', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` })).status
+    assert.isTrue(await eventually(async () => (await routed()) === 200))
+
+    const patched = await api('PATCH', `/channels/${id}`, { models: ['api-model', 'api-other'], weight: 3, api_key: null })
+    assert.equal(patched.status, 200)
+    assert.include(patched.body, { name: 'api-made', priority: 5, weight: 3, has_key: false })
+    assert.deepEqual(patched.body.models, ['api-model', 'api-other'])
+
+    const off = await api('PATCH', `/channels/${id}`, { enabled: false, disabled_reason: 'maintenance window' })
+    assert.include(off.body, { enabled: false, disabled_reason: 'maintenance window' })
+    assert.isTrue(await eventually(async () => (await routed()) !== 200), 'a disabled channel is not routed')
+    const on = await api('PATCH', `/channels/${id}`, { enabled: true })
+    assert.include(on.body, { enabled: true, disabled_reason: null })
+    assert.isTrue(await eventually(async () => (await routed()) === 200))
+
+    const tested = await api('POST', `/channels/${id}/test`)
+    assert.equal(tested.status, 200)
+    assert.include(tested.body, { object: 'channel_test', channel_id: id, ok: true, model: 'api-model' })
+
+    const audit = await db.from('audit_log').where('subject_type', 'channel').where('subject_id', id).select('action', 'source')
+    assert.includeMembers(audit.map((a: any) => a.action), ['channel.create', 'channel.update', 'channel.disable', 'channel.enable'])
+    assert.isTrue(audit.every((a: any) => a.source === 'api'))
+
+    const bad = await api('POST', '/channels', { name: 'x', provider: 'nope', base_url: 'not a url', models: [] })
+    assert.equal(bad.status, 400)
+    assert.equal(bad.body.error.code, 'invalid_field')
+    assert.include(bad.body.error.message, 'provider')
+    assert.equal((await api('POST', '/channels', { name: 'api-made', provider: 'custom', base_url: mock.url, models: ['m'] })).status, 400, 'names are unique')
+    assert.equal((await api('GET', '/channels/999999')).status, 404)
+    assert.equal((await api('PATCH', '/channels/999999', { weight: 1 })).status, 404)
+  })
+
+  test('prices: set, list, remove one price or a whole glob; the next request is billed at the new price', async ({ assert }) => {
+    const set = await api('POST', '/prices', { model: 'priced-by-api', input: 1.5, output: '2', per_request: '0.01', per_image: '0.04' })
+    assert.equal(set.status, 200)
+    assert.include(set.body, { object: 'model_price', model: 'priced-by-api', input: '1.5', output: '2', per_request: '0.01', per_image: '0.04', per_second: null })
+    const cleared = await api('POST', '/prices', { model: 'priced-by-api', input: '1.5', output: '2', per_image: null })
+    assert.include(cleared.body, { per_image: null, per_request: '0.01' }, 'null removes a price, absent keeps it')
+    assert.deepInclude((await api('GET', '/prices')).body.data.map((p: any) => p.model), 'priced-by-api')
+
+    // managed-model was priced 50 / 80 by the set-up: 12 input and 5 output tokens from the mock.
+    await createUser({ email: 'price-user@test.local', password: 'password123' })
+    await db.table('balance_ledger').insert({ user_id: (await db.from('users').where('email', 'price-user@test.local').first()).id, kind: 'topup', amount: '5' })
+    const key = (await createApiKey({ userRef: 'price-user@test.local' })).key
+    await refreshCaches()
+    const repriced = await api('POST', '/prices', { model: 'managed-model', input: '100', output: '200' })
+    assert.equal(repriced.status, 200)
+    const costOfACall = async () => {
+      assert.equal(await chat(key), 200)
+      const usage = await api('GET', '/usage?user=price-user@test.local')
+      return usage.body.data[0].cost
+    }
+    assert.isTrue(await eventually(async () => (await costOfACall()) === '0.0022'), '12 x 100 + 5 x 200 per 1M')
+    await api('POST', '/prices', { model: 'managed-model', input: '50', output: '80' })
+
+    const bad = await api('POST', '/prices', { model: 'x', input: '-1', output: 'lots' })
+    assert.equal(bad.status, 400)
+    assert.include(bad.body.error.message, 'input')
+    const gone = await api('DELETE', `/prices/${encodeURIComponent('priced-by-api')}`)
+    assert.deepEqual(gone.body, { object: 'model_price', model: 'priced-by-api', deleted: true })
+    assert.equal((await api('DELETE', '/prices/priced-by-api')).status, 404)
+  })
+
   test('one request by its x-request-id: the row, the attempts that failed on the way, the logged bodies as sent', async ({ assert }) => {
     await createUser({ email: 'quoted@test.local', password: 'password123' })
     const key = (await createApiKey({ userRef: 'quoted@test.local', name: 'app' })).key

@@ -1,0 +1,126 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import Channel from '#models/channel'
+import { AdminInputError } from '#actions/admin_input_error'
+import { createChannel } from '#actions/create_channel'
+import { setChannelEnabled, updateChannel } from '#actions/update_channel'
+import { testChannel } from '#actions/test_channel'
+import { createChannelValidator } from '#validators/admin'
+import { apiActor, channelJson, managed } from '#services/management_api'
+
+/** The API's snake_case fields -> the shared channel validator's camelCase ones (absent stays absent). */
+const FIELDS: Record<string, string> = {
+  name: 'name',
+  provider: 'provider',
+  base_url: 'baseUrl',
+  api_key: 'apiKey',
+  models: 'models',
+  model_mapping: 'modelMapping',
+  extra_headers: 'extraHeaders',
+  priority: 'priority',
+  weight: 'weight',
+  enabled: 'enabled',
+  connect_timeout_ms: 'connectTimeoutMs',
+  first_byte_timeout_ms: 'firstByteTimeoutMs',
+  idle_timeout_ms: 'idleTimeoutMs',
+  total_timeout_ms: 'totalTimeoutMs',
+}
+
+function camelCase(body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [from, to] of Object.entries(FIELDS)) if (body[from] !== undefined && body[from] !== null) out[to] = body[from]
+  return out
+}
+
+async function channelOr404(id: unknown) {
+  const channel = Number.isSafeInteger(Number(id)) ? await Channel.find(Number(id)) : null
+  if (!channel) throw AdminInputError.notFound(`No channel ${id}`)
+  return channel
+}
+
+/**
+ * Channels over the management API (LiteLLM's /model/new, /model/info,
+ * /model/update): the same actions as the panel's Channels page and
+ * `channel:create`, audited with source `api`. The upstream key is
+ * write-only: answers say `has_key`, never the key.
+ */
+export default class ManagementChannelsController {
+  /** GET /api/admin/channels: every channel with its routing state. */
+  async index() {
+    const channels = await Channel.query().orderBy('id')
+    return { object: 'list', data: channels.map(channelJson) }
+  }
+
+  /** GET /api/admin/channels/:id */
+  async show({ params }: HttpContext) {
+    return managed(async () => channelJson(await channelOr404(params.id)))
+  }
+
+  /** POST /api/admin/channels: {name, provider, base_url, api_key?, models, model_mapping?, extra_headers?, priority?, weight?, enabled?, *_timeout_ms?} */
+  async store(ctx: HttpContext) {
+    return managed(async () => {
+      const input = await createChannelValidator.validate(camelCase(ctx.request.body()))
+      const channel = await createChannel(input, apiActor(ctx))
+      ctx.response.status(201)
+      return channelJson(channel)
+    })
+  }
+
+  /**
+   * PATCH /api/admin/channels/:id: the fields given change, the rest stay;
+   * `api_key` replaces the upstream key (`null` removes it); `enabled`
+   * turns the channel on (closing its circuit) or off (`disabled_reason`).
+   */
+  async update(ctx: HttpContext) {
+    return managed(async () => {
+      const channel = await channelOr404(ctx.params.id)
+      const body = ctx.request.body()
+      const current = {
+        name: channel.name,
+        provider: channel.provider,
+        baseUrl: channel.baseUrl,
+        models: channel.models,
+        modelMapping: channel.modelMapping,
+        extraHeaders: channel.extraHeaders,
+        priority: channel.priority,
+        weight: channel.weight,
+        connectTimeoutMs: channel.connectTimeoutMs ?? undefined,
+        firstByteTimeoutMs: channel.firstByteTimeoutMs ?? undefined,
+        idleTimeoutMs: channel.idleTimeoutMs ?? undefined,
+        totalTimeoutMs: channel.totalTimeoutMs ?? undefined,
+      }
+      const given = camelCase(body)
+      // A timeout given as null goes back to the gateway's default.
+      for (const field of ['connect_timeout_ms', 'first_byte_timeout_ms', 'idle_timeout_ms', 'total_timeout_ms']) {
+        if (body[field] === null) delete (current as Record<string, unknown>)[FIELDS[field]]
+      }
+      const input = await createChannelValidator.validate({ ...current, ...given })
+      const actor = apiActor(ctx)
+      const { enabled, ...configuration } = input
+      await updateChannel(channel.id, { ...configuration, apiKey: input.apiKey, clearApiKey: body.api_key === null }, actor)
+      if (enabled !== undefined) {
+        const reason = typeof body.disabled_reason === 'string' ? body.disabled_reason.slice(0, 200) : null
+        await setChannelEnabled(channel.id, enabled, reason, actor)
+      }
+      return channelJson(await channelOr404(channel.id))
+    })
+  }
+
+  /** POST /api/admin/channels/:id/test: one small request to the upstream, as the panel's Test button sends. */
+  async test({ params }: HttpContext) {
+    return managed(async () => {
+      const channel = await channelOr404(params.id)
+      const result = await testChannel(channel.id)
+      return {
+        object: 'channel_test',
+        channel_id: channel.id,
+        ok: result.ok,
+        model: result.model,
+        latency_ms: result.latencyMs,
+        status: result.status,
+        text: result.text,
+        error: result.error,
+        re_enabled: result.reEnabled,
+      }
+    })
+  }
+}
