@@ -18,6 +18,7 @@ const AuditController = () => import('#controllers/admin/audit_controller')
 const ModelFallbacksController = () => import('#controllers/admin/model_fallbacks_controller')
 const RedemptionCodesController = () => import('#controllers/admin/redemption_codes_controller')
 const PaymentsController = () => import('#controllers/admin/payments_controller')
+const SettingsController = () => import('#controllers/admin/settings_controller')
 
 router
   .group(() => {
@@ -37,8 +38,10 @@ router
     router.get('/plans/:id/edit', [PlansController, 'edit']).as('plans.edit').where('id', router.matchers.number())
     router.post('/plans/:id', [PlansController, 'update']).as('plans.update').where('id', router.matchers.number())
     router.post('/plans/:id/delete', [PlansController, 'destroy']).as('plans.destroy').where('id', router.matchers.number())
-    router.post('/settings/registration', [PlansController, 'registration']).as('settings.registration')
-    router.post('/settings/referrals', [PlansController, 'referrals']).as('settings.referrals')
+    router.get('/settings', [SettingsController, 'show']).as('settings.show')
+    router.post('/settings/registration', [SettingsController, 'registration']).as('settings.registration')
+    router.post('/settings/referrals', [SettingsController, 'referrals']).as('settings.referrals')
+    router.post('/settings/announcement', [SettingsController, 'announcement']).as('settings.announcement')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')

@@ -1,3 +1,4 @@
+import { currentAnnouncement } from '#actions/set_announcement'
 import { I18n } from '@adonisjs/i18n'
 import i18nManager from '@adonisjs/i18n/services/main'
 import type { NextFn } from '@adonisjs/core/types/http'
@@ -40,6 +41,8 @@ export function useRequestLocale(ctx: HttpContext) {
 export default class DetectUserLocaleMiddleware {
   async handle(ctx: HttpContext, next: NextFn) {
     useRequestLocale(ctx)
+    // The operator's announcement, on every portal and public page (cached a few seconds per process).
+    if ('view' in ctx) ctx.view.share({ announcement: await currentAnnouncement() })
     return next()
   }
 }

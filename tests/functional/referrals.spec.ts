@@ -127,7 +127,7 @@ test.group('Referrals: invitation links and rewards', (group) => {
     await createUser({ email: adminEmail, password: 'password123', role: 'admin' })
     const panel = new PanelClient()
     await panel.login(adminEmail, 'password123')
-    const plans = await panel.get('/admin/plans')
+    const plans = await panel.get('/admin/settings')
     assert.include(plans.html, 'data-referral-form')
     const saved = await panel.post('/admin/settings/referrals', { inviterCredit: '3', inviteeCredit: '0.5' })
     assert.equal(saved.status, 302)

@@ -6,8 +6,6 @@ import { deletePlan, updatePlan } from '#actions/update_plan'
 import { createPlanValidator } from '#validators/admin'
 import { checkbox, listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 import { setDefaultPlan } from '#actions/set_default_plan'
-import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
-import { referralTerms, setReferralTerms } from '#actions/referrals'
 
 /** The "default for new users" checkbox (hidden 0 + checkbox 1). */
 const defaultFlag = (request: HttpContext['request']) => checkbox(request.input('isDefault'))
@@ -31,12 +29,7 @@ export default class PlansController {
     const plans = await Plan.query().orderBy('name')
     const counts = await db.from('users').whereNotNull('plan_id').groupBy('plan_id').select('plan_id').count('* as total')
     const userCounts = new Map(counts.map((row) => [Number(row.plan_id), Number(row.total)]))
-    return view.render('admin/plans/index', {
-      plans,
-      userCounts,
-      registrationOpen: await registrationOpen(),
-      referralTerms: await referralTerms(),
-    })
+    return view.render('admin/plans/index', { plans, userCounts })
   }
 
   async create({ view }: HttpContext) {
@@ -73,23 +66,5 @@ export default class PlansController {
     const removed = await deletePlan(Number(ctx.params.id), panelActor(ctx))
     ctx.session.flash('success', `Plan ${removed.name} deleted.`)
     return ctx.response.redirect('/admin/plans')
-  }
-
-  /** Opens or closes self-service registration at /register (ALLOW_REGISTRATION=false still wins). */
-  async registration(ctx: HttpContext) {
-    const open = [ctx.request.input('open') ?? []].flat().includes('1')
-    await setRegistrationOpen(open)
-    ctx.session.flash('success', open ? 'Registration is open.' : 'Registration is closed.')
-    return ctx.response.redirect('/admin/plans')
-  }
-
-  /** Sets the referral rewards (0 and 0: no program). */
-  async referrals(ctx: HttpContext) {
-    const terms = await setReferralTerms(
-      { inviterCredit: String(ctx.request.input('inviterCredit') ?? ''), inviteeCredit: String(ctx.request.input('inviteeCredit') ?? '') },
-      panelActor(ctx)
-    )
-    ctx.session.flash('success', `Referral rewards saved: inviter ${terms.inviterCredit} USD, invitee ${terms.inviteeCredit} USD.`)
-    return ctx.response.redirect('/admin/plans#referrals')
   }
 }

@@ -1,0 +1,48 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import { panelActor } from '#controllers/admin/panel'
+import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
+import { referralTerms, setReferralTerms } from '#actions/referrals'
+import { currentAnnouncement, setAnnouncement } from '#actions/set_announcement'
+
+/**
+ * Operator settings kept in the database (app_settings), changed at run
+ * time: self-service registration, referral rewards, the announcement.
+ */
+export default class SettingsController {
+  /** GET /admin/settings */
+  async show({ view }: HttpContext) {
+    return view.render('admin/settings/show', {
+      registrationOpen: await registrationOpen(),
+      referralTerms: await referralTerms(),
+      announcement: await currentAnnouncement(),
+    })
+  }
+
+  /** Opens or closes self-service registration at /register (ALLOW_REGISTRATION=false still wins). */
+  async registration(ctx: HttpContext) {
+    const open = [ctx.request.input('open') ?? []].flat().includes('1')
+    await setRegistrationOpen(open)
+    ctx.session.flash('success', open ? 'Registration is open.' : 'Registration is closed.')
+    return ctx.response.redirect('/admin/settings')
+  }
+
+  /** Sets the referral rewards (0 and 0: no program). */
+  async referrals(ctx: HttpContext) {
+    const terms = await setReferralTerms(
+      { inviterCredit: String(ctx.request.input('inviterCredit') ?? ''), inviteeCredit: String(ctx.request.input('inviteeCredit') ?? '') },
+      panelActor(ctx)
+    )
+    ctx.session.flash('success', `Referral rewards saved: inviter ${terms.inviterCredit} USD, invitee ${terms.inviteeCredit} USD.`)
+    return ctx.response.redirect('/admin/settings#referrals')
+  }
+
+  /** Puts up, changes or (empty text) takes down the announcement on the portal and public pages. */
+  async announcement(ctx: HttpContext) {
+    const value = await setAnnouncement(
+      { text: String(ctx.request.input('text') ?? ''), level: String(ctx.request.input('level') ?? 'info'), link: ctx.request.input('link') ?? null },
+      panelActor(ctx)
+    )
+    ctx.session.flash('success', value ? 'The announcement is up.' : 'The announcement is down.')
+    return ctx.response.redirect('/admin/settings#announcement')
+  }
+}
