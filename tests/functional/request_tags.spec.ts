@@ -1,6 +1,10 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { PanelClient } from '#tests/panel_client'
+import { PageClient } from '#tests/page_client'
+import { baseUrl, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'tag-model', messages: [{ role: 'user', content: 'hi' }], ...extra })
 const bearer = (user: SeededUser, headers: Record<string, string> = {}) => ({ authorization: `Bearer ${user.key}`, ...headers })
@@ -97,5 +101,135 @@ test.group('Request tags: recorded on the usage row', (group) => {
       [400, 'invalid_tags', null, 0],
       [400, 'invalid_tags', null, 0],
     ])
+  })
+})
+
+test.group('Request tags: the usage pages, CSVs and management API filter and report by tag', (group) => {
+  let mock: MockUpstream
+  let adminKey = ''
+  let admin: PanelClient
+  let alice: SeededUser
+  let bob: SeededUser
+
+  async function api(path: string) {
+    const response = await fetch(`${baseUrl()}/api/admin${path}`, { headers: { authorization: `Bearer ${adminKey}` } })
+    return { status: response.status, body: (await response.json()) as any }
+  }
+
+  /** data-tags of each row of a usage page, newest first ('' for an untagged row's absence) */
+  const taggedRows = (html: string) => [...html.matchAll(/data-tags="([^"]*)"/g)].map((m) => m[1])
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'tag-report-mock', baseUrl: mock.url, models: ['tag-*'] })
+    // 12 prompt and 5 completion tokens per mock answer: 12 × 1.5 + 5 × 2.25 = 29.25 µUSD a request.
+    await seedPrice('tag-model', '1.5', '2.25')
+    const email = `tags-admin-${Date.now()}@test.local`
+    await createUser({ email, password: 'password123', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: email, name: 'tag-reports', manage: true })).key
+    admin = new PanelClient()
+    await admin.login(email, 'password123')
+    alice = await seedUser({ balance: '1' })
+    bob = await seedUser({ balance: '1' })
+    const send = async (user: SeededUser, headers: Record<string, string>) => {
+      const answer = await post('/v1/chat/completions', chat(), bearer(user, headers))
+      if (answer.status !== 200) throw new Error(`seed call: ${answer.status}`)
+      await answer.text()
+    }
+    await send(alice, { 'x-gateway-tags': 'team-a,feature:x' })
+    await send(alice, { 'x-gateway-tags': 'team-a' })
+    await send(alice, { 'x-litellm-tags': 'team-b' })
+    await send(alice, {})
+    await send(bob, { 'x-gateway-tags': 'team-a' })
+    return () => mock.stop()
+  })
+
+  test('GET /api/admin/spend/tags: requests, tokens and exact cost per tag, untagged as null, per user', async ({ assert }) => {
+    const all = await api('/spend/tags')
+    assert.equal(all.status, 200)
+    assert.deepEqual(all.body.data, [
+      { tag: 'team-a', requests: 3, input_tokens: 36, output_tokens: 15, cost: '0.00008775' },
+      { tag: 'feature:x', requests: 1, input_tokens: 12, output_tokens: 5, cost: '0.00002925' },
+      { tag: 'team-b', requests: 1, input_tokens: 12, output_tokens: 5, cost: '0.00002925' },
+      { tag: null, requests: 1, input_tokens: 12, output_tokens: 5, cost: '0.00002925' },
+    ])
+    const today = new Date().toISOString().slice(0, 10)
+    assert.deepEqual([all.body.from <= today, all.body.to], [true, today])
+    const forBob = await api(`/spend/tags?user=${encodeURIComponent(bob.email)}`)
+    assert.deepEqual(forBob.body.data, [{ tag: 'team-a', requests: 1, input_tokens: 12, output_tokens: 5, cost: '0.00002925' }])
+    assert.deepEqual((await api('/spend/tags?from=2020-01-01&to=2020-01-31')).body.data, [])
+  })
+
+  test('GET /api/admin/usage?tag= keeps the tagged requests; each object has its tags (null untagged)', async ({ assert }) => {
+    const tagged = await api('/usage?tag=team-a')
+    assert.equal(tagged.status, 200)
+    assert.deepEqual(
+      tagged.body.data.map((r: any) => [r.user_id, r.tags]),
+      [
+        [bob.userId, ['team-a']],
+        [alice.userId, ['team-a']],
+        [alice.userId, ['team-a', 'feature:x']],
+      ]
+    )
+    const mine = await api(`/usage?user=${alice.userId}`)
+    assert.deepEqual(mine.body.data.map((r: any) => r.tags), [null, ['team-b'], ['team-a'], ['team-a', 'feature:x']])
+    assert.deepEqual((await api('/usage?tag=nobody')).body.data, [])
+  })
+
+  test('the admin Usage page filters by tag and shows the tags; its CSV has them last', async ({ assert }) => {
+    const page = await admin.get('/admin/usage?tag=team-a')
+    assert.equal(page.status, 200)
+    assert.deepEqual(taggedRows(page.html), ['team-a', 'team-a', 'team-a,feature:x'])
+    assert.include(page.html, 'href="/admin/usage?tag=feature%3Ax')
+    assert.include(page.html, 'value="team-a"')
+    const everyone = await admin.get('/admin/usage')
+    assert.lengthOf(taggedRows(everyone.html), 4)
+    assert.lengthOf([...everyone.html.matchAll(/<td class="nowrap"><a href="\/admin\/usage\/\d+"/g)], 5, 'the untagged row has no tags')
+
+    const csv = (await admin.get(`/admin/usage/export.csv?user=${alice.userId}`)).html.trim().split('\n')
+    assert.isTrue(csv[0].endsWith(',cache_hit,tags'))
+    assert.deepEqual(csv.slice(1).map((l) => (l.endsWith('"') ? l.slice(l.lastIndexOf(',"') + 1) : l.split(',').at(-1))), [
+      '',
+      'team-b',
+      'team-a',
+      '"team-a,feature:x"',
+    ])
+    const filtered = (await admin.get('/admin/usage/export.csv?tag=team-b')).html.trim().split('\n')
+    assert.lengthOf(filtered, 2)
+    assert.isTrue(filtered[1].endsWith(',false,team-b'))
+  })
+
+  test('the portal usage log filters by tag and shows the tags; its CSV has them last; a bad tag is reported', async ({ assert }) => {
+    const portal = new PageClient()
+    await portal.login(alice.email)
+    const page = await portal.get('/dashboard/usage?tag=team-a')
+    assert.equal(page.status, 200)
+    assert.deepEqual(taggedRows(page.body), ['team-a', 'team-a,feature:x'])
+    const all = await portal.get('/dashboard/usage')
+    assert.deepEqual(taggedRows(all.body), ['team-b', 'team-a', 'team-a,feature:x'])
+    assert.include(all.body, 'id="f-tag"')
+
+    const csv = (await portal.get('/dashboard/usage.csv?tag=team-b')).body.trim().split('\r\n')
+    assert.isTrue(csv[0].endsWith(',cache_hit,tags'))
+    assert.lengthOf(csv, 2)
+    assert.isTrue(csv[1].endsWith(',false,team-b'))
+    const whole = (await portal.get('/dashboard/usage.csv')).body.trim().split('\r\n')
+    assert.isTrue(whole[1].endsWith(',false,'), 'an untagged request leaves the cell empty')
+
+    const bad = await portal.get('/dashboard/usage?tag=not%20a%20tag')
+    assert.equal(bad.status, 422)
+    assert.include(bad.body, 'flash--error')
+  })
+
+  test('GET /v1/generation gives a request\'s tags', async ({ assert }) => {
+    const answer = await post('/v1/chat/completions', chat(), bearer(alice, { 'x-gateway-tags': 'lookup' }))
+    await answer.text()
+    const lookup = async (id: string) =>
+      (await (await fetch(`${baseUrl()}/v1/generation?id=${id}`, { headers: { authorization: `Bearer ${alice.key}` } })).json()) as any
+    assert.deepEqual((await lookup(answer.headers.get('x-request-id')!)).data.tags, ['lookup'])
+    const plain = await post('/v1/chat/completions', chat(), bearer(alice))
+    await plain.text()
+    assert.isNull((await lookup(plain.headers.get('x-request-id')!)).data.tags)
   })
 })

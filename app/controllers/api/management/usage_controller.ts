@@ -11,7 +11,7 @@ import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
  * GET /api/admin/usage: the request log as JSON for billing systems and
  * scripts (LiteLLM's /spend/logs): one object per request, newest first,
  * with the admin Usage page's filters (`user` id or e-mail, `key`, `model`,
- * `channel`, `status` ok|error|HTTP status|error code, `from`/`to` UTC days,
+ * `channel`, `status` ok|error|HTTP status|error code, `tag`, `from`/`to` UTC days,
  * default the last 7, at most a year) and keyset pages (`?before=`).
  */
 export default class ManagementUsageController {
@@ -34,6 +34,46 @@ export default class ManagementUsageController {
       usageRecordJson
     )
     return { ...page, from: filters.from, to: filters.to }
+  }
+
+  /**
+   * GET /api/admin/spend/tags: spend per request tag over a period (LiteLLM's
+   * /spend/tags), with the usage filters (`from`/`to` UTC days, the last 7 by
+   * default; `user`, `key`, `model`, `channel`, `status`, `tag`). A request
+   * with several tags counts under each. Untagged requests are one entry with
+   * `tag: null`, last, so the period's whole spend is in the answer.
+   */
+  async spendByTag({ request }: HttpContext) {
+    const filters = parseFilters(request.qs())
+    const userId = await userIdOf(filters.user)
+    await settleMetering()
+    const rows = await applyFilters(
+      db
+        .from('usage_records as u')
+        // One row per (request, tag); an untagged request once, as NULL.
+        .joinRaw('CROSS JOIN LATERAL unnest(COALESCE(u.tags, ARRAY[NULL]::text[])) AS t(tag)')
+        .select('t.tag')
+        .select(db.raw('count(*)::int AS requests'))
+        .select(db.raw('coalesce(sum(u.prompt_tokens), 0)::bigint AS input_tokens'))
+        .select(db.raw('coalesce(sum(u.completion_tokens), 0)::bigint AS output_tokens'))
+        .select(db.raw('coalesce(sum(u.cost), 0)::text AS cost'))
+        .groupBy('t.tag')
+        .orderByRaw('t.tag IS NULL, sum(u.cost) DESC, t.tag'),
+      filters,
+      userId
+    )
+    return {
+      object: 'list',
+      from: filters.from,
+      to: filters.to,
+      data: rows.map((r: any) => ({
+        tag: r.tag,
+        requests: r.requests,
+        input_tokens: Number(r.input_tokens),
+        output_tokens: Number(r.output_tokens),
+        cost: money(r.cost),
+      })),
+    }
   }
 
   /**
@@ -103,5 +143,6 @@ function usageRecordJson(r: any) {
     latency_ms: r.latency_ms,
     ttft_ms: r.ttft_ms,
     attempts: r.attempts,
+    tags: r.tags ?? null,
   }
 }
