@@ -195,6 +195,8 @@ test.group('Request tags: the usage pages, CSVs and management API filter and re
       'team-a',
       '"team-a,feature:x"',
     ])
+    const [tagged] = await usageRows(bob.userId)
+    assert.deepEqual(taggedRows((await admin.get(`/admin/usage/${tagged.id}`)).html), ['team-a'], "the request's page")
     const filtered = (await admin.get('/admin/usage/export.csv?tag=team-b')).html.trim().split('\n')
     assert.lengthOf(filtered, 2)
     assert.isTrue(filtered[1].endsWith(',false,team-b'))
@@ -209,6 +211,8 @@ test.group('Request tags: the usage pages, CSVs and management API filter and re
     const all = await portal.get('/dashboard/usage')
     assert.deepEqual(taggedRows(all.body), ['team-b', 'team-a', 'team-a,feature:x'])
     assert.include(all.body, 'id="f-tag"')
+    const [first] = await usageRows(alice.userId)
+    assert.deepEqual(taggedRows((await portal.get(`/dashboard/usage/${first.id}`)).body), ['team-a,feature:x'], "the request's page")
 
     const csv = (await portal.get('/dashboard/usage.csv?tag=team-b')).body.trim().split('\r\n')
     assert.isTrue(csv[0].endsWith(',cache_hit,tags'))
