@@ -2,9 +2,12 @@ import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
-import { PanelClient } from '#tests/panel_client'
+import { DateTime } from 'luxon'
+import db from '@adonisjs/lucid/services/db'
+import { pruneUsage } from '#actions/prune_usage'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { PageClient } from '#tests/page_client'
-import { baseUrl, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
+import { baseUrl, gateway, meterEvent, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'tag-model', messages: [{ role: 'user', content: 'hi' }], ...extra })
 const bearer = (user: SeededUser, headers: Record<string, string> = {}) => ({ authorization: `Bearer ${user.key}`, ...headers })
@@ -235,5 +238,58 @@ test.group('Request tags: the usage pages, CSVs and management API filter and re
     const plain = await post('/v1/chat/completions', chat(), bearer(alice))
     await plain.text()
     assert.isNull((await lookup(plain.headers.get('x-request-id')!)).data.tags)
+  })
+
+  test('finished days come from the daily rollups (a tag row per tag and day), the same as from the rows, late rows too', async ({ assert }) => {
+    const user = await seedUser()
+    const meter = (await gateway()).meter
+    const day = DateTime.utc().startOf('day').minus({ days: 3 })
+    const at = (hours: number, tags: string[] | null) => ({ ...meterEvent(user.userId, 'tag-model'), tags, createdAt: day.plus({ hours }).toJSDate() })
+    // 10 in, 5 out, 0.001 USD each.
+    meter.record(at(1, ['roll-a', 'roll-b']))
+    meter.record(at(2, ['roll-a']))
+    meter.record(at(25, null))
+    await meter.drain()
+    const range = `from=${day.toISODate()}&to=${day.plus({ days: 1 }).toISODate()}`
+    const expected = [
+      { tag: 'roll-a', requests: 2, input_tokens: 20, output_tokens: 10, cost: '0.002' },
+      { tag: 'roll-b', requests: 1, input_tokens: 10, output_tokens: 5, cost: '0.001' },
+      { tag: null, requests: 1, input_tokens: 10, output_tokens: 5, cost: '0.001' },
+    ]
+    assert.deepEqual((await api(`/spend/tags?${range}`)).body.data, expected, 'from the rollups')
+    assert.deepEqual((await api(`/spend/tags?${range}&user=${user.userId}`)).body.data, expected, 'from the rows (a user filter)')
+    const rolled = await db.from('usage_daily').where('day', day.toISODate()!).whereIn('dim', ['tag', 'tagged']).orderBy(['dim', 'key']).select('dim', 'key', 'requests')
+    assert.deepEqual(rolled.map((r) => [r.dim, r.key, r.requests]), [['tag', 'roll-a', 2], ['tag', 'roll-b', 1], ['tagged', '', 2]])
+
+    // A late row for the rolled-up day marks it stale: the next read rolls it up again.
+    meter.record(at(3, ['roll-b']))
+    await meter.drain()
+    assert.deepEqual((await api(`/spend/tags?${range}`)).body.data.find((r: any) => r.tag === 'roll-b'), {
+      tag: 'roll-b', requests: 2, input_tokens: 20, output_tokens: 10, cost: '0.002',
+    })
+    const page = textOf((await admin.get(`/admin/usage?tag=roll-a&${range}`)).html)
+    assert.match(page, /Requests 2\b/, "the page's totals for a tag alone come from its rollups")
+  })
+
+  test('spend per tag outlives the usage retention: a pruned day keeps its tag totals', async ({ assert }) => {
+    const user = await seedUser()
+    const meter = (await gateway()).meter
+    const day = DateTime.utc().startOf('day').minus({ days: 40 })
+    const at = (hours: number, tags: string[] | null) => ({ ...meterEvent(user.userId, 'tag-model'), tags, createdAt: day.plus({ hours }).toJSDate() })
+    meter.record(at(1, ['old-a', 'old-b']))
+    meter.record(at(2, ['old-a']))
+    meter.record(at(3, null))
+    await meter.drain()
+    const range = `from=${day.toISODate()}&to=${day.toISODate()}`
+    const expected = [
+      { tag: 'old-a', requests: 2, input_tokens: 20, output_tokens: 10, cost: '0.002' },
+      { tag: 'old-b', requests: 1, input_tokens: 10, output_tokens: 5, cost: '0.001' },
+      { tag: null, requests: 1, input_tokens: 10, output_tokens: 5, cost: '0.001' },
+    ]
+    assert.deepEqual((await api(`/spend/tags?${range}`)).body.data, expected)
+    const pruned = await pruneUsage({ keepDays: 31 })
+    assert.equal(pruned.rows, 3)
+    assert.deepEqual((await api(`/spend/tags?${range}`)).body.data, expected, 'from the rollups, pruned rows included')
+    assert.deepEqual((await api(`/spend/tags?${range}&user=${user.userId}`)).body.data, [], 'the rows are gone')
   })
 })

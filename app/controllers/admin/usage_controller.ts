@@ -122,8 +122,8 @@ export default class UsageController {
 
 /**
  * Per-day totals of the filtered range (chart and totals). A date range with
- * at most one of model / user / channel reads the daily rollups (plus today
- * live); other filters aggregate the matching rows, which the indexes on
+ * at most one of model / user / channel / tag reads the daily rollups (plus
+ * today live); other filters aggregate the matching rows, which the indexes on
  * (user_id | channel_id | model, created_at) keep to the filtered set.
  */
 async function perDay(filters: UsageFilters, userId: number | null): Promise<{ days: DayTotals[]; fromRows: boolean }> {
@@ -135,6 +135,10 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<{ d
     /^\d+$/.test(filters.channel) ? { dim: 'channel' as const, key: filters.channel } : null,
   ].filter((d) => d !== null)
   if (!filters.key && !filters.status && !filters.tag && dims.length <= 1) return { days: await dailyTotals(from, to, dims[0]), fromRows: false }
+  // A tag alone: its rollup rows (the rollups hold one dimension at a time).
+  if (!filters.key && !filters.status && filters.tag && dims.length === 0) {
+    return { days: await dailyTotals(from, to, { dim: 'tag', key: filters.tag }), fromRows: false }
+  }
 
   const rows = await applyFilters(
     db

@@ -2,6 +2,7 @@ import type { HttpContext } from '@adonisjs/core/http'
 import db from '@adonisjs/lucid/services/db'
 import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
+import { spendByTag } from '#services/tag_spend'
 import { keysetPage, money } from '#services/management_api'
 import { loggedBodies } from '#services/logged_bodies'
 import { GatewayError } from '#exceptions/gateway_error'
@@ -39,41 +40,15 @@ export default class ManagementUsageController {
   /**
    * GET /api/admin/spend/tags: spend per request tag over a period (LiteLLM's
    * /spend/tags), with the usage filters (`from`/`to` UTC days, the last 7 by
-   * default; `user`, `key`, `model`, `channel`, `status`, `tag`). A request
-   * with several tags counts under each. Untagged requests are one entry with
-   * `tag: null`, last, so the period's whole spend is in the answer.
+   * default; `user`, `key`, `model`, `channel`, `status`, `tag`): see
+   * services/tag_spend.ts.
    */
   async spendByTag({ request }: HttpContext) {
     const filters = parseFilters(request.qs())
     const userId = await userIdOf(filters.user)
     await settleMetering()
-    const rows = await applyFilters(
-      db
-        .from('usage_records as u')
-        // One row per (request, tag); an untagged request once, as NULL.
-        .joinRaw('CROSS JOIN LATERAL unnest(COALESCE(u.tags, ARRAY[NULL]::text[])) AS t(tag)')
-        .select('t.tag')
-        .select(db.raw('count(*)::int AS requests'))
-        .select(db.raw('coalesce(sum(u.prompt_tokens), 0)::bigint AS input_tokens'))
-        .select(db.raw('coalesce(sum(u.completion_tokens), 0)::bigint AS output_tokens'))
-        .select(db.raw('coalesce(sum(u.cost), 0)::text AS cost'))
-        .groupBy('t.tag')
-        .orderByRaw('t.tag IS NULL, sum(u.cost) DESC, t.tag'),
-      filters,
-      userId
-    )
-    return {
-      object: 'list',
-      from: filters.from,
-      to: filters.to,
-      data: rows.map((r: any) => ({
-        tag: r.tag,
-        requests: r.requests,
-        input_tokens: Number(r.input_tokens),
-        output_tokens: Number(r.output_tokens),
-        cost: money(r.cost),
-      })),
-    }
+    const data = await spendByTag(filters, userId)
+    return { object: 'list', from: filters.from, to: filters.to, data: data.map((r) => ({ ...r, cost: money(r.cost) })) }
   }
 
   /**
