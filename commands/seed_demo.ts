@@ -82,7 +82,8 @@ export default class SeedDemo extends AdminCommand {
 
     // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N). Half the rows carry
     // request tags (x-gateway-tags): a team-a..e tag each (10% of rows a team), with env:prod or, on
-    // a fifth of them, one of 1,000 customers' cust:N (a rare tag, ~100 rows each). A tenth of the
+    // a fifth of them, one of 100 customers' cust:N (N = 0, 10, ... 990; a rarer tag, 0.1% of the rows
+    // each). A tenth of the
     // claude-sonnet-4 rows answered as gpt-4o's fallback: one run of `users` rows in ten (so every
     // user who has them has some, bunched in time like an outage). Each batch also
     // writes what the meter writes with a request (METER_EFFECTS: the ledger charge, so balances
