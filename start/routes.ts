@@ -98,6 +98,7 @@ router
     router.post('/redemption-codes/disable', [ManagementCodesController, 'disable']).as('codes.disable')
     router.get('/usage', [ManagementUsageController, 'index']).as('usage.index')
     router.get('/usage/:request_id', [ManagementUsageController, 'show']).as('usage.show')
+    router.get('/spend/tags', [ManagementUsageController, 'spendByTag']).as('spend.tags')
     router.get('/payments', [ManagementPaymentsController, 'index']).as('payments.index')
     router.get('/channels', [ManagementChannelsController, 'index']).as('channels.index')
     router.post('/channels', [ManagementChannelsController, 'store']).as('channels.store')

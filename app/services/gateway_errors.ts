@@ -7,6 +7,7 @@ export const GATEWAY_ERRORS: Array<{ status: number; code: string }> = [
   { status: 401, code: 'invalid_api_key' },
   { status: 400, code: 'invalid_json' },
   { status: 400, code: 'missing_model' },
+  { status: 400, code: 'invalid_tags' },
   { status: 403, code: 'ip_not_allowed' },
   { status: 403, code: 'model_not_allowed' },
   { status: 404, code: 'model_not_found' },

@@ -1,5 +1,6 @@
 import db from '@adonisjs/lucid/services/db'
 import { currentPeriod } from '#gateway/types'
+import { whereTagged } from '#services/usage_query'
 
 /**
  * Read-side queries behind the user portal. Every query is scoped by the
@@ -12,6 +13,8 @@ export interface UsageFilters {
   keyId?: number
   /** 'ok' (< 400) or 'error' (>= 400) */
   status?: 'ok' | 'error'
+  /** A request tag (x-gateway-tags): rows carrying it */
+  tag?: string
   /** ISO dates (YYYY-MM-DD), inclusive, UTC */
   from?: string
   to?: string
@@ -31,6 +34,7 @@ function usageQuery(userId: number, filters: UsageFilters) {
   if (filters.keyId) query.where('u.api_key_id', filters.keyId)
   if (filters.status === 'ok') query.where('u.status', '<', 400)
   if (filters.status === 'error') query.where('u.status', '>=', 400)
+  if (filters.tag) whereTagged(query, filters.tag)
   if (filters.from) query.where('u.created_at', '>=', `${filters.from}T00:00:00Z`)
   if (filters.to) query.whereRaw(`u.created_at < (?::date + 1)`, [filters.to])
   return query
@@ -53,6 +57,7 @@ const USAGE_COLUMNS = [
   'u.latency_ms',
   'u.estimated',
   'u.api_key_id',
+  'u.tags',
   'k.name as key_name',
   'k.prefix as key_prefix',
 ]
@@ -97,6 +102,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
     'estimated',
     'requested_model',
     'cache_hit',
+    'tags',
   ]
   const lines = rows.map((r) =>
     [
@@ -115,6 +121,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
       r.estimated,
       r.requested_model,
       r.cache_hit,
+      r.tags === null ? null : r.tags.join(','),
     ]
       .map(csvField)
       .join(',')

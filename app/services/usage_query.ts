@@ -15,11 +15,13 @@ export interface UsageFilters {
   channel: string
   /** ok | error | an HTTP status | an error code */
   status: string
+  /** A request tag (usage_records.tags contains it) */
+  tag: string
   from: string
   to: string
 }
 
-export const FILTER_NAMES = ['user', 'key', 'model', 'channel', 'status', 'from', 'to'] as const
+export const FILTER_NAMES = ['user', 'key', 'model', 'channel', 'status', 'tag', 'from', 'to'] as const
 
 export function parseFilters(input: Record<string, unknown>): UsageFilters {
   const text = (name: string) => String(input[name] ?? '').trim()
@@ -30,7 +32,7 @@ export function parseFilters(input: Record<string, unknown>): UsageFilters {
   // At most a year per view: totals and the chart stay bounded.
   const earliest = DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 366 }).toISODate()!
   if (from < earliest) from = earliest
-  return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), from, to }
+  return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), tag: text('tag'), from, to }
 }
 
 function isDate(value: string) {
@@ -65,5 +67,14 @@ export function applyFilters(query: DatabaseQueryBuilderContract<any>, filters: 
   else if (filters.status === 'error') query.where(column('status'), '>=', 400)
   else if (/^\d{3}$/.test(filters.status)) query.where(column('status'), Number(filters.status))
   else if (filters.status) query.where(column('error_code'), filters.status)
+  if (filters.tag) whereTagged(query, filters.tag, alias)
   return query
+}
+
+/**
+ * Rows carrying the tag: `tags @> ARRAY[tag]`, the form the GIN index on
+ * usage_records.tags answers (migration 981). Shared with the portal's queries.
+ */
+export function whereTagged(query: DatabaseQueryBuilderContract<any>, tag: string, alias = 'u') {
+  return query.whereRaw(`${alias}.tags @> ARRAY[?]::text[]`, [tag])
 }

@@ -12,6 +12,14 @@ const SETTLE_MS = 10 * 60_000
  * asked for", what the usage pages' model filter matches.
  */
 export type Dimension = 'model' | 'user' | 'channel' | 'requested'
+/**
+ * A request tag (`usage_records.tags`): one rollup row per day and tag (a
+ * request with two tags counts under both), and per day one `tagged` row
+ * (key '') counting the tagged requests once, so a day's untagged requests
+ * are its `model` totals minus its `tagged` ones (days rolled up before
+ * tags existed have none: all their requests are untagged, as they were).
+ */
+export type TagDimension = 'tag'
 
 /** Upper bounds (ms) of the latency histogram's buckets; bucket i holds [bound[i-1], bound[i]). */
 export const LATENCY_BOUNDS_MS = [
@@ -22,11 +30,12 @@ export const BOUNDS_SQL = `ARRAY[${LATENCY_BOUNDS_MS.join(',')}]::int[]`
 
 /**
  * The dimensions of a usage row as (dim, key) pairs, for `CROSS JOIN LATERAL`
- * over rows with model, requested_model, user_id and channel_id (a NULL key:
- * not in that dimension). The rollup and the prune's totals both use it.
+ * over rows with model, requested_model, user_id, channel_id and tags (a NULL
+ * key: not in that dimension; a row has one `tag` pair per tag). The rollup and the prune's totals both use it.
  */
-export const DIMENSIONS_SQL = `(VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
-                                   ('requested', requested_model)) d(dim, key)`
+export const DIMENSIONS_SQL = `(SELECT * FROM (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
+                                   ('requested', requested_model), ('tagged', CASE WHEN tags IS NULL THEN NULL ELSE '' END)) v(dim, key)
+                                 UNION ALL SELECT 'tag', tag FROM unnest(tags) tag) d(dim, key)`
 
 const COLUMN: Record<Dimension, string> = {
   model: 'model',
@@ -95,7 +104,7 @@ export async function rollUpDay(day: DateTime) {
     // The rows there are, plus what the day's pruned rows added up to (nothing, unless pruned).
     await trx.rawQuery(
       `WITH rows AS (
-         SELECT model, requested_model, user_id, channel_id, status, prompt_tokens, completion_tokens, cost
+         SELECT model, requested_model, user_id, channel_id, tags, status, prompt_tokens, completion_tokens, cost
            FROM usage_records WHERE created_at >= ? AND created_at < ?
        ),
        totals AS (
@@ -154,11 +163,15 @@ const TOTALS = [
 
 /**
  * Per-day totals for [from, to] (whole days, UTC), zero-filled: finished
- * days from the rollups, today live. `only` restricts to one model, user or
- * channel; a model's are the rows it answered and the fallback rows that
+ * days from the rollups, today live. `only` restricts to one model, user,
+ * channel or tag; a model's are the rows it answered and the fallback rows that
  * asked for it (the usage filter's match).
  */
-export async function dailyTotals(from: DateTime, to: DateTime, only?: { dim: Dimension; key: string }): Promise<DayTotals[]> {
+export async function dailyTotals(
+  from: DateTime,
+  to: DateTime,
+  only?: { dim: Dimension | TagDimension; key: string }
+): Promise<DayTotals[]> {
   const today = DateTime.utc().startOf('day')
   await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
   const past = db
@@ -181,6 +194,7 @@ export async function dailyTotals(from: DateTime, to: DateTime, only?: { dim: Di
       .where('created_at', '>=', today.toJSDate())
       .select(...TOTALS)
     if (only?.dim === 'model') live.where((q) => q.where('model', only.key).orWhere('requested_model', only.key))
+    else if (only?.dim === 'tag') live.whereRaw('tags @> ARRAY[?]::text[]', [only.key])
     else if (only) live.whereRaw(`${COLUMN[only.dim]} = ?`, [only.key])
     byDay.set(today.toISODate()!, await live.first())
   }

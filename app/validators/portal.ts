@@ -55,6 +55,8 @@ export const usageFilterValidator = vine.compile(
     model: vine.string().trim().maxLength(200).optional(),
     key: vine.number().withoutDecimals().min(1).optional(),
     status: vine.enum(['ok', 'error']).optional(),
+    // A request tag as the gateway accepts one (app/gateway/metering/request_tags.ts).
+    tag: vine.string().trim().regex(/^[A-Za-z0-9_.:/-]{1,64}$/).optional(),
     from: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),
     to: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),
     page: vine.number().withoutDecimals().min(1).max(100000).optional(),

@@ -61,6 +61,8 @@ export default class GenerationController {
         time_to_first_token: ttft,
         generation_time: ttft === null ? null : latency - ttft,
         attempts: row.attempts,
+        /** The request's cost-attribution tags (x-gateway-tags, x-litellm-tags, metadata.tags); null when untagged */
+        tags: row.tags ?? null,
       },
     })
   }

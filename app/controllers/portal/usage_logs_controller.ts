@@ -76,10 +76,11 @@ export default class UsageLogsController {
       model: input.model,
       keyId: input.key,
       status: input.status,
+      tag: input.tag,
       from: day(input.from),
       to: day(input.to),
     }
-    const query = { model: input.model ?? '', key: input.key ?? '', status: input.status ?? '', from: filters.from ?? '', to: filters.to ?? '' }
+    const query = { model: input.model ?? '', key: input.key ?? '', status: input.status ?? '', tag: input.tag ?? '', from: filters.from ?? '', to: filters.to ?? '' }
     return { filters, page: input.page ?? 1, query, errors }
   }
 }

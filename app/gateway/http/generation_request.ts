@@ -13,6 +13,7 @@ import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertStorableModel } from '#gateway/http/model_name'
 import { dialectForPath, inClientFormat } from '#gateway/http/error_renderers'
 import { GatewayError } from '#exceptions/gateway_error'
+import { tagsFromHeaders, withBodyTags } from '#gateway/metering/request_tags'
 
 let gateway: Gateway | undefined
 
@@ -79,6 +80,8 @@ export async function accounted(
   const gw = gateway ?? (await gatewayInstance())
   const account = gw.service.openAccount(call.principal, endpoint)
   try {
+    // Cost-attribution tags (request_tags.ts): a bad one is refused here, with its usage row like any refusal.
+    account.tags = tagsFromHeaders(call.req.headers)
     await run(gw, account)
   } catch (caught) {
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
@@ -116,6 +119,8 @@ async function readParsedBody(
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
+  // OpenAI's chat and Responses bodies may carry `metadata.tags` (kept in the body sent upstream).
+  if (endpoint === 'chat.completions' || endpoint === 'responses') account.tags = withBodyTags(account.tags, body)
   const checked =
     modelFromPath === undefined && defaultModel === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
   if (checked) await checked

@@ -31,4 +31,6 @@ export interface MeterEvent {
   attempts: AttemptRecord[] | null
   /** Answered from the response cache (no provider call; tokens and cost 0) */
   cacheHit?: boolean
+  /** Cost-attribution tags (request_tags.ts: no commas in a tag); null or absent when untagged */
+  tags?: string[] | null
 }

@@ -82,6 +82,8 @@ export class RequestAccount {
     return this.#reservedPico
   }
 
+  /** Cost-attribution tags (request_tags.ts); null when the request sent none */
+  tags: string[] | null = null
   /** Answered from the response cache: no provider call, nothing charged (the row says so) */
   cacheHit = false
   /** Body logging (LOG_BODIES): the writer, the client's request bytes and what it got back; null when off */
@@ -131,6 +133,7 @@ export class RequestAccount {
       attemptCount: this.attempts.length,
       attempts: cleanPath ? null : this.attempts,
       cacheHit: this.cacheHit,
+      tags: this.tags,
     })
     if (this.loggedRequest !== null) {
       if (this.bodyLog!.wants(status, errorCode)) this.bodyLog!.record(this.requestId, this.createdAt, this.loggedRequest, this.loggedResponse)

@@ -36,6 +36,8 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'ttft_ms', type: 'int', encode: numberColumn },
   { name: 'created_at', type: 'timestamptz', encode: textColumn },
   { name: 'attempts', type: 'int', encode: numberColumn },
+  // A row's tags joined by ',' (no tag holds one): unnest would flatten a text[][] parameter.
+  { name: 'tags', type: 'text', encode: textColumn },
 ]
 
 /** The attempt rows' columns (only requests that were not one clean attempt have any). */
@@ -132,10 +134,11 @@ WITH e AS (
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     requested_model, cache_hit, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts)
+    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, COALESCE(cache_hit, false), served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-    reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts
+    reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts,
+    string_to_array(tags, ',')
   FROM e
   ON CONFLICT (request_id) DO NOTHING
   RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
@@ -581,6 +584,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       ttft_ms: e.ttftMs,
       created_at: e.createdAt.toISOString(),
       attempts: e.attemptCount,
+      // NULL when untagged (and in spill files from before the column).
+      tags: e.tags ? e.tags.join(',') : undefined,
     },
     a: (e.attempts ?? []).map((a) => ({
       request_id: e.requestId,

@@ -2,6 +2,7 @@ import type { HttpContext } from '@adonisjs/core/http'
 import db from '@adonisjs/lucid/services/db'
 import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
+import { spendByTag } from '#services/tag_spend'
 import { keysetPage, money } from '#services/management_api'
 import { loggedBodies } from '#services/logged_bodies'
 import { GatewayError } from '#exceptions/gateway_error'
@@ -11,7 +12,7 @@ import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
  * GET /api/admin/usage: the request log as JSON for billing systems and
  * scripts (LiteLLM's /spend/logs): one object per request, newest first,
  * with the admin Usage page's filters (`user` id or e-mail, `key`, `model`,
- * `channel`, `status` ok|error|HTTP status|error code, `from`/`to` UTC days,
+ * `channel`, `status` ok|error|HTTP status|error code, `tag`, `from`/`to` UTC days,
  * default the last 7, at most a year) and keyset pages (`?before=`).
  */
 export default class ManagementUsageController {
@@ -34,6 +35,20 @@ export default class ManagementUsageController {
       usageRecordJson
     )
     return { ...page, from: filters.from, to: filters.to }
+  }
+
+  /**
+   * GET /api/admin/spend/tags: spend per request tag over a period (LiteLLM's
+   * /spend/tags), with the usage filters (`from`/`to` UTC days, the last 7 by
+   * default; `user`, `key`, `model`, `channel`, `status`, `tag`): see
+   * services/tag_spend.ts.
+   */
+  async spendByTag({ request }: HttpContext) {
+    const filters = parseFilters(request.qs())
+    const userId = await userIdOf(filters.user)
+    await settleMetering()
+    const data = await spendByTag(filters, userId)
+    return { object: 'list', from: filters.from, to: filters.to, data: data.map((r) => ({ ...r, cost: money(r.cost) })) }
   }
 
   /**
@@ -103,5 +118,6 @@ function usageRecordJson(r: any) {
     latency_ms: r.latency_ms,
     ttft_ms: r.ttft_ms,
     attempts: r.attempts,
+    tags: r.tags ?? null,
   }
 }
