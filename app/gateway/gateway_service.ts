@@ -244,7 +244,7 @@ export class GatewayService {
     }
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const asked = requestFallbacks(call.body, call.model)
-    const exchange = new Exchange(call, this.#route(call.model, account, asked), asked !== null, cache)
+    const exchange = new Exchange(call, this.#route(call.model, account, asked), carriesGatewayFields(call.body, asked), cache)
     // Translation errors surface here, as the client's 400, before any channel is tried.
     exchange.prepare()
     return exchange
@@ -712,8 +712,25 @@ export function requestFallbacks(body: Record<string, any>, model: string): stri
   return models
 }
 
-/** The client's body without the gateway's routing fields (a shallow copy). */
+/**
+ * Does the body carry fields that are the gateway's, not the provider's: a
+ * request's own fallbacks, or LiteLLM-style `metadata.tags` as a list (OpenAI
+ * takes only string values in `metadata` and refuses a list: LiteLLM keeps
+ * its metadata from the provider too). A string `metadata.tags` is valid
+ * OpenAI metadata and stays.
+ */
+function carriesGatewayFields(body: Record<string, any>, fallbacks: string[] | null): boolean {
+  return fallbacks !== null || Array.isArray(body.metadata?.tags)
+}
+
+/** The client's body without the gateway's fields (a shallow copy): routing fields, list tags. */
 function withoutRoutingFields(body: Record<string, any>): Record<string, any> {
   const { models: _models, fallbacks: _fallbacks, ...rest } = body
+  const metadata = rest.metadata
+  if (metadata !== null && typeof metadata === 'object' && Array.isArray(metadata.tags)) {
+    const { tags: _tags, ...others } = metadata
+    if (Object.keys(others).length > 0) rest.metadata = others
+    else delete rest.metadata
+  }
   return rest
 }

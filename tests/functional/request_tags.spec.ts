@@ -42,15 +42,21 @@ test.group('Request tags: recorded on the usage row', (group) => {
     assert.isTrue(rows.every((r) => r.status === 200))
   })
 
-  test('a chat body\'s metadata.tags are recorded and the body reaches the upstream with its metadata', async ({ assert }) => {
+  test('a chat body\'s metadata.tags are recorded; a list of tags is kept from the provider (OpenAI refuses it), other metadata and string tags go up', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
-    const answer = await post('/v1/chat/completions', chat({ metadata: { tags: ['cust:42', 'batch'] } }), bearer(user, { 'x-gateway-tags': 'hdr' }))
+    const answer = await post('/v1/chat/completions', chat({ metadata: { tags: ['cust:42', 'batch'], run: 'r1' } }), bearer(user, { 'x-gateway-tags': 'hdr' }))
     assert.equal(answer.status, 200)
     await answer.text()
     const sent = JSON.parse(mock.lastRequest()!.body.toString())
-    assert.deepEqual(sent.metadata, { tags: ['cust:42', 'batch'] })
-    const [row] = await usageRows(user.userId)
-    assert.deepEqual(row.tags, ['hdr', 'cust:42', 'batch'])
+    assert.deepEqual(sent.metadata, { run: 'r1' }, 'the list of tags is the gateway\'s; the rest of metadata is the provider\'s')
+    const onlyTags = await post('/v1/chat/completions', chat({ metadata: { tags: ['solo'] } }), bearer(user))
+    await onlyTags.text()
+    assert.notProperty(JSON.parse(mock.lastRequest()!.body.toString()), 'metadata')
+    const asString = await post('/v1/chat/completions', chat({ metadata: { tags: 'a,b' } }), bearer(user))
+    await asString.text()
+    assert.deepEqual(JSON.parse(mock.lastRequest()!.body.toString()).metadata, { tags: 'a,b' }, 'a string is valid OpenAI metadata: sent as is')
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => r.tags), [['hdr', 'cust:42', 'batch'], ['solo'], ['a', 'b']])
   })
 
   test('an Anthropic-format call with the header, and streams, are tagged', async ({ assert }) => {

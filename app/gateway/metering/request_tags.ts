@@ -40,7 +40,8 @@ export function tagsFromHeaders(headers: IncomingHttpHeaders): string[] | null {
  * Adds an OpenAI-format body's `metadata.tags` (an array of strings, or one
  * comma-separated string, which OpenAI's own `metadata` accepts: its values
  * are strings) to the header tags. The body is read only by the endpoints
- * that parse it anyway; `metadata` stays in the body sent upstream.
+ * that parse it anyway. A list of tags is taken out of the body sent
+ * upstream (GatewayService: OpenAI refuses a list in `metadata`); a string stays.
  */
 export function withBodyTags(tags: string[] | null, body: Record<string, any>): string[] | null {
   const metadata = body.metadata
