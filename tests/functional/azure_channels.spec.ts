@@ -4,6 +4,7 @@ import db from '@adonisjs/lucid/services/db'
 import ChannelCreate from '#commands/channel_create'
 import ChannelTest from '#commands/channel_test'
 import { apiVersion, deployment, type MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { firstRun } from '#services/first_run'
 import { gateway, openai, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 async function run(command: any, args: string[]) {
@@ -190,5 +191,21 @@ test.group('Azure OpenAI channels', (group) => {
       assert.equal(`${seen.method} ${seen.path}`, `GET ${path}`)
       assert.equal(seen.headers['api-key'], `cli-key-${i}`)
     }
+  })
+
+  test('first start: AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT creates an azure channel', async ({ assert }) => {
+    await resetDatabase()
+    process.env.AZURE_OPENAI_API_KEY = 'env-azure-key'
+    process.env.AZURE_OPENAI_ENDPOINT = 'https://my-resource.openai.azure.com/'
+    try {
+      await firstRun()
+    } finally {
+      delete process.env.AZURE_OPENAI_API_KEY
+      delete process.env.AZURE_OPENAI_ENDPOINT
+    }
+    const row = await db.from('channels').where('provider', 'azure').first()
+    assert.include(row, { name: 'azure', base_url: 'https://my-resource.openai.azure.com/openai', enabled: true })
+    assert.include(row.models, 'gpt-*')
+    await resetDatabase()
   })
 })
