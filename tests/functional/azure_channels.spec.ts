@@ -5,6 +5,8 @@ import ChannelCreate from '#commands/channel_create'
 import ChannelTest from '#commands/channel_test'
 import { apiVersion, deployment, type MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { firstRun } from '#services/first_run'
+import { createUser } from '#actions/create_user'
+import { PanelClient } from '#tests/panel_client'
 import { gateway, openai, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 async function run(command: any, args: string[]) {
@@ -207,5 +209,29 @@ test.group('Azure OpenAI channels', (group) => {
     assert.include(row, { name: 'azure', base_url: 'https://my-resource.openai.azure.com/openai', enabled: true })
     assert.include(row.models, 'gpt-*')
     await resetDatabase()
+  })
+
+  test('the panel offers azure with an example base URL and the two shapes explained; a pasted api-version is kept', async ({ assert }) => {
+    await createUser({ email: 'azure-admin@test.local', password: 'admin-password', role: 'admin' })
+    const client = new PanelClient()
+    await client.login('azure-admin@test.local', 'admin-password')
+    const form = await client.get('/admin/channels/new')
+    assert.include(form.html, '<option value="azure"')
+    assert.include(form.html, '&quot;azure&quot;:&quot;https://my-resource.openai.azure.com/openai&quot;')
+    assert.include(form.html, 'https://{resource}.openai.azure.com/openai for deployments')
+    assert.include(form.html, 'Azure deployments: gpt-4o = my-gpt4o-deployment')
+
+    const created = await client.post('/admin/channels', {
+      name: 'az-panel',
+      provider: 'azure',
+      baseUrl: `${mock.origin}/openai/?api-version=2024-06-01`,
+      apiKey: 'panel-key',
+      models: 'gpt-4o-mini',
+      modelMapping: 'gpt-4o-mini = mini-deployment',
+    })
+    assert.match(created.location ?? '', /^\/admin\/channels\/\d+$/)
+    const row = await db.from('channels').where('name', 'az-panel').first()
+    assert.equal(row.base_url, `${mock.origin}/openai?api-version=2024-06-01`)
+    assert.deepEqual(row.model_mapping, { 'gpt-4o-mini': 'mini-deployment' })
   })
 })

@@ -65,6 +65,8 @@ export interface BaseUrlForm {
   completions?: readonly (readonly [RegExp, string])[]
   /** The form the channel expects, shown when it answers 404 */
   expected: string
+  /** An example for the channel form when the kind has no default base URL */
+  example?: string
   /** Query parameters kept in the base URL (Azure's `api-version`); any other query is refused */
   query?: readonly string[]
 }
@@ -177,6 +179,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     baseUrl: {
       hostPath: '/openai',
       query: ['api-version'],
+      example: 'https://my-resource.openai.azure.com/openai',
       expected:
         'https://{resource}.openai.azure.com/openai (deployments, optional ?api-version=2024-10-21) or https://{resource}.openai.azure.com/openai/v1',
     },
@@ -191,6 +194,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     encodeHints: { reasoningContent: 'when_known' },
     baseUrl: {
       hostPath: '/v1',
+      example: 'http://localhost:8000/v1',
       expected:
         "the server's OpenAI-compatible base, usually ending in /v1 (vLLM http://host:8000/v1, Ollama http://host:11434/v1, LM Studio http://host:1234/v1)",
     },
