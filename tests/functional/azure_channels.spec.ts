@@ -4,7 +4,9 @@ import db from '@adonisjs/lucid/services/db'
 import ChannelCreate from '#commands/channel_create'
 import ChannelTest from '#commands/channel_test'
 import { apiVersion, deployment, type MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { toFile } from 'openai'
 import { firstRun } from '#services/first_run'
+import { wavFile } from '#tests/fixtures/audio_files'
 import { createUser } from '#actions/create_user'
 import { PanelClient } from '#tests/panel_client'
 import { gateway, openai, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
@@ -107,6 +109,40 @@ test.group('Azure OpenAI channels', (group) => {
     assert.equal(seen.headers['api-key'], 'upstream-secret')
   })
 
+  test('classic: Responses at {base}/responses with a preview api-version, audio through its deployment, no rerank', async ({ assert }) => {
+    await seedChannel({
+      name: 'az-more',
+      provider: 'azure',
+      baseUrl: `${mock.origin}/openai`,
+      models: ['codex-az', 'whisper-az', 'rerank-az'],
+      modelMapping: { 'codex-az': 'codex-deployment', 'whisper-az': 'whisper-deployment' },
+    })
+    const user = await seedUser()
+    const client = openai(user.key)
+
+    const answer = await client.responses.create({ model: 'codex-az', input: 'hi' })
+    assert.equal(answer.model, 'codex-az')
+    let seen = mock.lastRequest()!
+    assert.equal(seen.path, '/openai/responses?api-version=2025-03-01-preview')
+    assert.equal(JSON.parse(seen.body).model, 'codex-deployment')
+    assert.equal(seen.headers['api-key'], 'upstream-secret')
+
+    const transcript = await client.audio.transcriptions.create({ model: 'whisper-az', file: await toFile(wavFile(500), 'a.wav') })
+    assert.isString(transcript.text)
+    seen = mock.lastRequest()!
+    assert.equal(seen.path, '/openai/deployments/whisper-deployment/audio/transcriptions?api-version=2024-10-21')
+
+    const before = mock.requests.length
+    const rerank = await post(
+      '/v1/rerank',
+      { model: 'rerank-az', query: 'q', documents: ['a', 'b'] },
+      { authorization: `Bearer ${user.key}` }
+    )
+    assert.equal(rerank.status, 400)
+    assert.equal(((await rerank.json()) as any).error.code, 'unsupported_endpoint')
+    assert.equal(mock.requests.length, before, 'Azure has no rerank endpoint: nothing sent')
+  })
+
   test('an Anthropic client (Claude Code) is translated onto a classic deployment', async ({ assert }) => {
     await seedChannel({
       name: 'az-claude-code',
@@ -139,8 +175,10 @@ test.group('Azure OpenAI channels', (group) => {
 
   test('a content-filter refusal is relayed as a 400, not retried on another channel, not held against the channel', async ({
     assert,
+    cleanup,
   }) => {
     const other = await startMock()
+    cleanup(() => other.stop())
     const filtered = await seedChannel({ name: 'az-filter', provider: 'azure', baseUrl: `${mock.origin}/openai`, models: ['filtered-*'], priority: 10 })
     await seedChannel({ name: 'az-backup', provider: 'openai', baseUrl: other.url, models: ['filtered-*'], priority: 0 })
     const user = await seedUser()
@@ -164,7 +202,6 @@ test.group('Azure OpenAI channels', (group) => {
     assert.include(attempt, { status: 400, outcome: 'client_error' })
     assert.equal((await gateway()).health.stateOf(filtered.id).state, 'closed')
     assert.isTrue((await db.from('channels').where('id', filtered.id).first()).enabled)
-    await other.stop()
   })
 
   test('channel:create --provider azure completes pasted URLs; channel:test lists models with api-key and api-version', async ({
