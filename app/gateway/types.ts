@@ -12,6 +12,7 @@ export type ProviderKind =
   | 'gemini'
   | 'anthropic'
   | 'google'
+  | 'azure'
   | 'custom'
 
 export const PROVIDER_KINDS: readonly ProviderKind[] = [
@@ -22,6 +23,7 @@ export const PROVIDER_KINDS: readonly ProviderKind[] = [
   'gemini',
   'anthropic',
   'google',
+  'azure',
   'custom',
 ]
 

@@ -4,6 +4,7 @@ import logger from '@adonisjs/core/services/logger'
 import User from '#models/user'
 import Plan from '#models/plan'
 import Channel from '#models/channel'
+import { normaliseBaseUrl } from '#gateway/providers/base_url'
 import { VENDORS } from '#gateway/providers/vendors'
 import { PROVIDER_KINDS } from '#gateway/types'
 
@@ -32,14 +33,23 @@ export async function firstRun() {
   const created: string[] = []
   for (const kind of PROVIDER_KINDS) {
     const vendor = VENDORS[kind]
-    if (!vendor.envKey || !vendor.defaultBaseUrl) continue
+    // Azure has no default: its resource endpoint comes with the key (AZURE_OPENAI_ENDPOINT, as in LiteLLM and the SDKs).
+    const baseUrl = vendor.envBaseUrl ? process.env[vendor.envBaseUrl] : vendor.defaultBaseUrl
+    if (!vendor.envKey || !baseUrl) continue
     const apiKey = process.env[vendor.envKey]
     if (!apiKey) continue
+    let canonical: string
+    try {
+      canonical = normaliseBaseUrl(kind, baseUrl)
+    } catch (error) {
+      logger.warn(`first start: no ${kind} channel, ${vendor.envBaseUrl}: ${(error as Error).message}`)
+      continue
+    }
     const channel = new Channel()
     channel.fill({
       name: kind,
       provider: kind,
-      baseUrl: vendor.defaultBaseUrl,
+      baseUrl: canonical,
       models: [...vendor.defaultModels],
       modelMapping: {},
       extraHeaders: {},

@@ -1,7 +1,9 @@
 /*
  * Small touches on top of pages that work without JavaScript:
- * copy buttons (data-copy="#element-id"), and disabling a form's submit
- * button while it is being sent (no double submits).
+ * copy buttons (data-copy="#element-id"), disabling a form's submit
+ * button while it is being sent (no double submits), and the channel form's
+ * base URL example following the provider kind chosen
+ * (data-base-url-examples='{"kind": "url"}' around the field).
  */
 ;(function () {
   document.querySelectorAll('[data-copy]').forEach((button) => {
@@ -24,6 +26,13 @@
       button.textContent = button.dataset.copied || 'Copied'
       setTimeout(() => (button.textContent = label), 1500)
     })
+  })
+  document.querySelectorAll('[data-base-url-examples]').forEach((box) => {
+    const examples = JSON.parse(box.dataset.baseUrlExamples)
+    const input = box.querySelector('input')
+    const kind = box.closest('form')?.querySelector('select[name="provider"]')
+    if (!input || !kind) return
+    kind.addEventListener('change', () => (input.placeholder = examples[kind.value] || ''))
   })
   document.querySelectorAll('form[method="POST" i]').forEach((form) => {
     form.addEventListener('submit', () => {

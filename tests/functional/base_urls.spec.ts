@@ -34,12 +34,15 @@ const PASTED: Record<ProviderKind, ((o: string) => string)[]> = {
   openrouter: [(o) => o, (o) => `${o}/api`, (o) => `${o}/api/`, (o) => `${o}/api/v1`, (o) => `${o}/api/v1/`],
   deepseek: [(o) => o, (o) => `${o}/`, (o) => `${o}/v1`, (o) => `${o}/v1/`],
   zai: [(o) => o, (o) => `${o}/api/paas`, (o) => `${o}/api/paas/v4`, (o) => `${o}/api/paas/v4/`, (o) => `${o}/api/paas/v4/chat/completions`],
+  // Azure OpenAI: the resource host, /openai, a classic endpoint with its deployment (the v1 shape: azure_channels.spec.ts)
+  azure: [(o) => o, (o) => `${o}/`, (o) => `${o}/openai`, (o) => `${o}/openai/`, (o) => `${o}/openai/deployments/d/chat/completions`],
   // vLLM (http://host:8000/v1), Ollama (http://host:11434), LM Studio (http://host:1234/v1), with and without /v1
   custom: [(o) => o, (o) => `${o}/`, (o) => `${o}/v1`, (o) => `${o}/v1/`],
 }
 
 /** The path the kind's real provider serves under (from its default base URL). */
 function versionPath(kind: ProviderKind) {
+  if (kind === 'azure') return '/openai'
   const url = VENDORS[kind].defaultBaseUrl
   return url ? new URL(url).pathname : '/v1'
 }

@@ -57,6 +57,20 @@ const CASES: [ProviderKind, string, string][] = [
   ['custom', 'http://LocalHost:1234//v1//', 'http://localhost:1234/v1'],
   ['custom', 'https://x.services.ai.azure.com/models', 'https://x.services.ai.azure.com/models'],
   ['custom', ' https://api.example.com:443/v1 ', 'https://api.example.com/v1'],
+  // Azure OpenAI: the resource host gets /openai (classic); /openai/v1 is the v1 API; api-version is kept.
+  ['azure', 'https://res.openai.azure.com', 'https://res.openai.azure.com/openai'],
+  ['azure', 'https://Res.openai.azure.com/', 'https://res.openai.azure.com/openai'],
+  ['azure', 'https://res.openai.azure.com/openai/', 'https://res.openai.azure.com/openai'],
+  ['azure', 'https://res.openai.azure.com/openai/v1/', 'https://res.openai.azure.com/openai/v1'],
+  ['azure', 'https://res.openai.azure.com/openai/v1/chat/completions', 'https://res.openai.azure.com/openai/v1'],
+  ['azure', 'https://res.openai.azure.com/openai?api-version=2024-06-01', 'https://res.openai.azure.com/openai?api-version=2024-06-01'],
+  ['azure', 'https://res.openai.azure.com?api-version=2024-06-01', 'https://res.openai.azure.com/openai?api-version=2024-06-01'],
+  [
+    'azure',
+    'https://res.openai.azure.com/openai/deployments/my-gpt4o/chat/completions?api-version=2025-01-01-preview',
+    'https://res.openai.azure.com/openai?api-version=2025-01-01-preview',
+  ],
+  ['azure', 'https://res.cognitiveservices.azure.com/openai/deployments/emb/embeddings', 'https://res.cognitiveservices.azure.com/openai'],
 ]
 
 test.group('Base URLs as people paste them', () => {
@@ -87,6 +101,10 @@ test.group('Base URLs as people paste them', () => {
     assert.throws(() => normaliseBaseUrl('custom', 'ftp://example.com/v1'), /http:\/\/ or https:\/\//)
     assert.throws(() => normaliseBaseUrl('anthropic', 'api.anthropic.com'), /expected one like https:\/\/api\.anthropic\.com\/v1/)
     assert.throws(() => normaliseBaseUrl('custom', 'nope'), BaseUrlError)
+    // Only Azure keeps a query, and only its api-version.
+    assert.throws(() => normaliseBaseUrl('openai', 'https://api.openai.com/v1?api-version=2024-10-21'), /query string is not sent upstream/)
+    assert.throws(() => normaliseBaseUrl('azure', 'https://res.openai.azure.com/openai?api-version=1&x=2'), /query string is not sent upstream/)
+    assert.throws(() => normaliseBaseUrl('azure', 'https://res.openai.azure.com/openai?api-version=a b'), /not a version/)
   })
 
   test('a 404 names the URL called, the base URL and the form the kind expects', ({ assert }) => {

@@ -81,6 +81,10 @@ async function lastHourStats(channelId?: number) {
 
 const providerOptions = PROVIDER_KINDS.map((kind) => ({ value: kind, label: kind }))
 const defaultBaseUrls = Object.fromEntries(PROVIDER_KINDS.map((kind) => [kind, VENDORS[kind].defaultBaseUrl ?? '']))
+/** The base URL field's placeholder per kind (app.js swaps it when the kind changes) */
+const baseUrlExamples = Object.fromEntries(
+  PROVIDER_KINDS.map((kind) => [kind, VENDORS[kind].defaultBaseUrl ?? VENDORS[kind].baseUrl.example ?? ''])
+)
 
 export default class ChannelsController {
   /** Channels with their live state (circuit, cool-down, disabled reason, last error, last-hour success and p50). */
@@ -93,7 +97,7 @@ export default class ChannelsController {
   }
 
   async create({ view }: HttpContext) {
-    return view.render('admin/channels/form', { channel: null, providerOptions, defaultBaseUrls, pairsText, timeoutLimits: CHANNEL_TIMEOUT_LIMITS })
+    return view.render('admin/channels/form', { channel: null, providerOptions, defaultBaseUrls, baseUrlExamples, pairsText, timeoutLimits: CHANNEL_TIMEOUT_LIMITS })
   }
 
   /** Adds a channel. */
@@ -126,6 +130,7 @@ export default class ChannelsController {
       result: session.flashMessages.get('testResult') ?? null,
       providerOptions,
       defaultBaseUrls,
+      baseUrlExamples,
       pairsText,
       timeoutLimits: CHANNEL_TIMEOUT_LIMITS,
     })

@@ -13,10 +13,11 @@ export class BaseUrlError extends Error {
  * Endpoint paths people paste along with the base (from a curl example):
  * cut off, since the adapters append them. `/models` only after a version
  * segment (`.../v1/models`): some bases end in it (Azure AI's
- * https://x.services.ai.azure.com/models).
+ * https://x.services.ai.azure.com/models). Azure's classic endpoints come
+ * with their deployment (`/openai/deployments/{name}/chat/completions`).
  */
 const PASTED_ENDPOINT =
-  /\/(?:chat\/completions|completions|responses|embeddings|images\/generations|rerank|moderations|audio\/(?:transcriptions|translations|speech)|messages(?:\/count_tokens)?|models\/[^/]+:[A-Za-z]+)$|(?<=\/v\d+(?:alpha|beta)?)\/models$/
+  /\/(?:deployments\/[^/]+\/)?(?:chat\/completions|completions|responses|embeddings|images\/generations|rerank|moderations|audio\/(?:transcriptions|translations|speech)|messages(?:\/count_tokens)?|models\/[^/]+:[A-Za-z]+)$|(?<=\/v\d+(?:alpha|beta)?)\/models$/
 
 /**
  * The one canonical form of a channel's base URL for its provider kind, the
@@ -31,7 +32,8 @@ const PASTED_ENDPOINT =
  * unchanged.
  *
  * Throws BaseUrlError for what the gateway would silently not send: a query
- * string, a fragment, credentials in the URL, a scheme other than http(s).
+ * string (but the parameters the kind keeps, Azure's `api-version`), a
+ * fragment, credentials in the URL, a scheme other than http(s).
  */
 export function normaliseBaseUrl(kind: ProviderKind, input: string): string {
   let url: URL
@@ -46,13 +48,29 @@ export function normaliseBaseUrl(kind: ProviderKind, input: string): string {
   if (url.username || url.password) {
     throw new BaseUrlError("Credentials in the base URL are not sent upstream: give the key as the channel's API key")
   }
-  if (url.search || url.hash) {
+  const query = keptQuery(kind, url.searchParams)
+  if ((url.search && query === null) || url.hash) {
     throw new BaseUrlError(
-      `The base URL's ${url.search ? 'query string' : 'fragment'} is not sent upstream: remove it` +
+      `The base URL's ${url.hash ? 'fragment' : 'query string'} is not sent upstream: remove it` +
         (url.searchParams.has('key') ? " and give the key as the channel's API key" : '')
     )
   }
-  return `${url.protocol}//${url.host}${canonicalPath(kind, url.pathname)}`
+  return `${url.protocol}//${url.host}${canonicalPath(kind, url.pathname)}${query ?? ''}`
+}
+
+/**
+ * The query a kind keeps in its base URL (Azure's `?api-version=`, sent with
+ * every request), canonical: '' for none, null when it holds anything else.
+ */
+function keptQuery(kind: ProviderKind, params: URLSearchParams): string | null {
+  const allowed = (VENDORS[kind] ?? VENDORS.custom).baseUrl.query ?? []
+  const kept: string[] = []
+  for (const [name, value] of params) {
+    if (!allowed.includes(name)) return null
+    if (!/^[\w.-]+$/.test(value)) throw new BaseUrlError(`The base URL's ${name} "${value}" is not a version like 2024-10-21`)
+    kept.push(`${name}=${value}`)
+  }
+  return kept.length ? `?${kept.join('&')}` : ''
 }
 
 /** The base-URL form a provider kind expects, for error messages. */

@@ -17,6 +17,7 @@ import type { ProviderKind } from '#gateway/types'
  * | gemini     | openai_compatible  | chat (Gemini's OpenAI endpoint) | https://generativelanguage.googleapis.com/v1beta/openai |
  * | google     | gemini (native)    | generateContent family       | https://generativelanguage.googleapis.com/v1beta          |
  * | anthropic  | anthropic (native) | Messages API                 | https://api.anthropic.com/v1                              |
+ * | azure      | azure              | chat, responses, embeddings, images | (required: https://{resource}.openai.azure.com/openai[/v1]) |
  * | custom     | openai_compatible  | chat                         | (required)                                                |
  *
  * Base URLs are stored in the form above; `baseUrl` says how pasted shorter
@@ -32,6 +33,8 @@ export interface VendorConfig {
   forwardHeaders: readonly string[]
   /** Env var whose presence at first start creates a channel of this kind */
   envKey: string | null
+  /** Env var giving that first channel's base URL, for kinds without a default (Azure's resource endpoint) */
+  envBaseUrl?: string
   /** Globs a bootstrap channel of this kind serves */
   defaultModels: readonly string[]
   /** How translated requests must be phrased for this vendor */
@@ -62,6 +65,10 @@ export interface BaseUrlForm {
   completions?: readonly (readonly [RegExp, string])[]
   /** The form the channel expects, shown when it answers 404 */
   expected: string
+  /** An example for the channel form when the kind has no default base URL */
+  example?: string
+  /** Query parameters kept in the base URL (Azure's `api-version`); any other query is refused */
+  query?: readonly string[]
 }
 
 /** A path ending in an API version segment: /v1, /v4, /v1beta, /v1alpha */
@@ -71,15 +78,18 @@ const UNVERSIONED = /(?<!\/v\d+(?:alpha|beta)?)$/
 
 const CHAT: readonly DialectName[] = ['openai_chat']
 
+const OPENAI_MODELS = ['gpt-*', 'o1*', 'o3*', 'o4*', 'chatgpt-*', 'text-embedding-*', 'dall-e-*', 'gpt-image-*']
+// o1, o3, o4-mini, gpt-5*, codex-*: reasoning models; gpt-5-chat-latest and the GPT-4 family are not.
+const OPENAI_HINTS: EncodeHints = { maxTokensField: 'max_completion_tokens', reasoningModels: /^(o\d|gpt-5(?![\w.-]*-chat)|codex-)/i }
+
 export const VENDORS: Record<ProviderKind, VendorConfig> = {
   openai: {
     defaultBaseUrl: 'https://api.openai.com/v1',
     dialects: ['openai_chat', 'openai_responses'],
     forwardHeaders: ['openai-organization', 'openai-project'],
     envKey: 'OPENAI_API_KEY',
-    defaultModels: ['gpt-*', 'o1*', 'o3*', 'o4*', 'chatgpt-*', 'text-embedding-*', 'dall-e-*', 'gpt-image-*'],
-    // o1, o3, o4-mini, gpt-5*, codex-*: reasoning models; gpt-5-chat-latest and the GPT-4 family are not.
-    encodeHints: { maxTokensField: 'max_completion_tokens', reasoningModels: /^(o\d|gpt-5(?![\w.-]*-chat)|codex-)/i },
+    defaultModels: OPENAI_MODELS,
+    encodeHints: OPENAI_HINTS,
     baseUrl: { hostPath: '/v1', expected: 'https://api.openai.com/v1 (or another OpenAI-compatible base ending in /v1)' },
   },
   openrouter: {
@@ -156,6 +166,24 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
       expected: 'https://api.anthropic.com/v1 (or an Anthropic-compatible base ending in /v1)',
     },
   },
+  azure: {
+    // Per resource: https://{resource}.openai.azure.com/openai (classic deployments) or .../openai/v1 (v1 API).
+    defaultBaseUrl: null,
+    dialects: ['openai_chat', 'openai_responses'],
+    forwardHeaders: [],
+    envKey: 'AZURE_OPENAI_API_KEY',
+    envBaseUrl: 'AZURE_OPENAI_ENDPOINT',
+    defaultModels: OPENAI_MODELS,
+    encodeHints: OPENAI_HINTS,
+    // A bare resource host gets /openai (the classic shape, like the Azure SDKs' azure_endpoint).
+    baseUrl: {
+      hostPath: '/openai',
+      query: ['api-version'],
+      example: 'https://my-resource.openai.azure.com/openai',
+      expected:
+        'https://{resource}.openai.azure.com/openai (deployments, optional ?api-version=2024-10-21) or https://{resource}.openai.azure.com/openai/v1',
+    },
+  },
   custom: {
     defaultBaseUrl: null,
     dialects: CHAT,
@@ -166,6 +194,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     encodeHints: { reasoningContent: 'when_known' },
     baseUrl: {
       hostPath: '/v1',
+      example: 'http://localhost:8000/v1',
       expected:
         "the server's OpenAI-compatible base, usually ending in /v1 (vLLM http://host:8000/v1, Ollama http://host:11434/v1, LM Studio http://host:1234/v1)",
     },

@@ -9,7 +9,8 @@ import {
 import { VENDORS } from '#gateway/providers/vendors'
 import type { ChannelInfo } from '#gateway/types'
 
-const PATHS: Record<string, string> = {
+/** Endpoint paths under an OpenAI-compatible base, by dialect and operation (also Azure's). */
+export const OPENAI_PATHS: Record<string, string> = {
   openai_chat: '/chat/completions',
   openai_responses: '/responses',
   embeddings: '/embeddings',
@@ -74,11 +75,11 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     }
     if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
     withChannelHeaders(headers, channel, call.clientHeaders, VENDORS[channel.provider]?.forwardHeaders ?? [])
-    if (call.operation === 'generate') return { origin, path: `${basePath}${PATHS[call.dialect] ?? PATHS.openai_chat}`, headers, body: call.body }
+    if (call.operation === 'generate') return { origin, path: `${basePath}${OPENAI_PATHS[call.dialect] ?? OPENAI_PATHS.openai_chat}`, headers, body: call.body }
     // A vendor may serve an operation elsewhere than its base (DeepSeek's completions under /beta): configuration, vendors.ts.
     const moved = VENDORS[channel.provider]?.operationBases?.[call.operation]
     const base = moved ? basePath.replace(moved[0], moved[1]) : basePath
-    return { origin, path: `${base}${PATHS[call.operation] ?? PATHS.openai_chat}`, headers, body: call.body }
+    return { origin, path: `${base}${OPENAI_PATHS[call.operation] ?? OPENAI_PATHS.openai_chat}`, headers, body: call.body }
   }
 
   modelsPath(channel: ChannelInfo): UpstreamRequest {

@@ -1,0 +1,133 @@
+import type { DialectName } from '#gateway/dialects/canonical'
+import { OPENAI_PATHS } from '#gateway/providers/openai_compatible/openai_compatible_adapter'
+import {
+  splitBaseUrl,
+  withChannelHeaders,
+  type ProviderAdapter,
+  type UpstreamCall,
+  type UpstreamRequest,
+} from '#gateway/providers/provider_adapter'
+import { VENDORS } from '#gateway/providers/vendors'
+import type { ChannelInfo } from '#gateway/types'
+
+/** Azure's current GA data-plane version, for classic bases that name none */
+export const AZURE_DEFAULT_API_VERSION = '2024-10-21'
+/** The first version serving the Responses API on classic bases (preview only) */
+export const AZURE_RESPONSES_API_VERSION = '2025-03-01-preview'
+
+/** How one channel's requests are addressed, worked out once per channel snapshot. */
+export interface AzureAddressing {
+  origin: string
+  /** `/openai` (classic) or `/openai/v1` */
+  basePath: string
+  /** v1 API: OpenAI's paths, model in the body; classic: `/deployments/{model}/...` */
+  v1: boolean
+  /** Appended to every path: `?api-version=...` (classic always; v1 only when the base URL names one) */
+  query: string
+  /** The same for the Responses API, which classic serves only from 2025-03-01-preview on */
+  responsesQuery: string
+}
+
+/** Reads a channel's base URL: the shape from its path, the api-version from its query. */
+export function azureAddressing(baseUrl: string): AzureAddressing {
+  const { origin, basePath } = splitBaseUrl(baseUrl)
+  const pasted = new URL(baseUrl).searchParams.get('api-version')
+  const v1 = /\/openai\/v1$/.test(basePath)
+  if (v1) {
+    const query = pasted ? `?api-version=${pasted}` : ''
+    return { origin, basePath, v1, query, responsesQuery: query }
+  }
+  const version = pasted ?? AZURE_DEFAULT_API_VERSION
+  // Dated versions compare as strings; the pasted one wins when it serves Responses already.
+  const responses = pasted && pasted >= AZURE_RESPONSES_API_VERSION.slice(0, 10) ? pasted : AZURE_RESPONSES_API_VERSION
+  return { origin, basePath, v1, query: `?api-version=${version}`, responsesQuery: `?api-version=${responses}` }
+}
+
+const addressings = new WeakMap<ChannelInfo, AzureAddressing>()
+
+function addressingOf(channel: ChannelInfo): AzureAddressing {
+  let addressing = addressings.get(channel)
+  if (!addressing) {
+    addressing = azureAddressing(channel.baseUrl)
+    addressings.set(channel, addressing)
+  }
+  return addressing
+}
+
+/**
+ * The path of one call: the v1 API takes OpenAI's paths (model in the body);
+ * classic bases put the deployment (the channel's upstream model name, which
+ * the model mapping sets) in the path, except for the Responses API.
+ */
+export function azurePath(addressing: AzureAddressing, endpoint: string, model: string, responses = false): string {
+  if (responses) return `${addressing.basePath}${endpoint}${addressing.responsesQuery}`
+  if (addressing.v1) return `${addressing.basePath}${endpoint}${addressing.query}`
+  return `${addressing.basePath}/deployments/${encodeURIComponent(model)}${endpoint}${addressing.query}`
+}
+
+/**
+ * Azure OpenAI: OpenAI's bodies and answers, its own addressing (two URL
+ * shapes, see azureAddressing) and an `api-key` header. No rerank or
+ * moderations endpoint.
+ */
+export class AzureAdapter implements ProviderAdapter {
+  dialects(): readonly DialectName[] {
+    return VENDORS.azure.dialects
+  }
+
+  encodeHints() {
+    return VENDORS.azure.encodeHints
+  }
+
+  countsTokens() {
+    return false
+  }
+
+  embeddings() {
+    return 'openai' as const
+  }
+
+  images() {
+    return true
+  }
+
+  completions() {
+    return true
+  }
+
+  audio() {
+    return true
+  }
+
+  rerank() {
+    return false
+  }
+
+  moderations() {
+    return false
+  }
+
+  request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
+    const addressing = addressingOf(channel)
+    const headers: Record<string, string> = {
+      'content-type': call.contentType ?? 'application/json',
+      'accept': call.operation.startsWith('audio_') ? '*/*' : 'application/json, text/event-stream',
+    }
+    // Azure also takes `Authorization: Bearer` for Entra ID tokens; a resource key goes in api-key.
+    if (channel.apiKey) headers['api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, call.clientHeaders, VENDORS.azure.forwardHeaders)
+    const endpoint = OPENAI_PATHS[call.operation === 'generate' ? call.dialect : call.operation] ?? OPENAI_PATHS.openai_chat
+    const responses = call.operation === 'generate' && call.dialect === 'openai_responses'
+    return { origin: addressing.origin, path: azurePath(addressing, endpoint, call.model, responses), headers, body: call.body }
+  }
+
+  /** v1: `{base}/models`; classic: `{base}/models?api-version=...` (the resource's models). */
+  modelsPath(channel: ChannelInfo): UpstreamRequest {
+    const addressing = addressingOf(channel)
+    const headers: Record<string, string> = {}
+    if (channel.apiKey) headers['api-key'] = channel.apiKey
+    return { method: 'GET', origin: addressing.origin, path: `${addressing.basePath}/models${addressing.query}`, headers, body: '' }
+  }
+}
+
+export const azureAdapter = new AzureAdapter()

@@ -1,0 +1,83 @@
+import { test } from '@japa/runner'
+import { azureAdapter, azureAddressing, azurePath } from '#gateway/providers/azure/azure_adapter'
+import type { ChannelInfo } from '#gateway/types'
+import type { UpstreamCall } from '#gateway/providers/provider_adapter'
+
+function channel(baseUrl: string): ChannelInfo {
+  return {
+    id: 1,
+    name: 'az',
+    provider: 'azure',
+    baseUrl,
+    apiKey: 'azkey',
+    models: ['*'],
+    modelMapping: {},
+    extraHeaders: {},
+    priority: 0,
+    weight: 1,
+    enabled: true,
+    disabledReason: null,
+    timeouts: { connect: 1, firstByte: 1, idle: 1, total: 1 },
+  }
+}
+
+const call = (operation: UpstreamCall['operation'], dialect: UpstreamCall['dialect'] = 'openai_chat'): UpstreamCall => ({
+  operation,
+  dialect,
+  model: 'my-gpt4o',
+  stream: false,
+  body: '{}',
+  clientHeaders: { authorization: 'Bearer client-key' },
+})
+
+test.group('Azure OpenAI addressing', () => {
+  test('classic base: the deployment in the path, the default api-version, api-key auth', ({ assert }) => {
+    const c = channel('https://res.openai.azure.com/openai')
+    const request = azureAdapter.request(c, call('generate'))
+    assert.equal(request.origin, 'https://res.openai.azure.com')
+    assert.equal(request.path, '/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21')
+    assert.equal(request.headers['api-key'], 'azkey')
+    assert.notProperty(request.headers, 'authorization')
+    assert.equal(azureAdapter.request(c, call('embeddings')).path, '/openai/deployments/my-gpt4o/embeddings?api-version=2024-10-21')
+    assert.equal(azureAdapter.request(c, call('images')).path, '/openai/deployments/my-gpt4o/images/generations?api-version=2024-10-21')
+    assert.equal(azureAdapter.request(c, call('completions')).path, '/openai/deployments/my-gpt4o/completions?api-version=2024-10-21')
+    assert.equal(
+      azureAdapter.request(c, call('audio_transcriptions')).path,
+      '/openai/deployments/my-gpt4o/audio/transcriptions?api-version=2024-10-21'
+    )
+    assert.equal(azureAdapter.request(c, call('audio_speech')).path, '/openai/deployments/my-gpt4o/audio/speech?api-version=2024-10-21')
+    // Responses: no deployment in the path, a version that serves it.
+    assert.equal(azureAdapter.request(c, call('generate', 'openai_responses')).path, '/openai/responses?api-version=2025-03-01-preview')
+    const models = azureAdapter.modelsPath(c)
+    assert.equal(`${models.origin}${models.path}`, 'https://res.openai.azure.com/openai/models?api-version=2024-10-21')
+    assert.equal(models.headers['api-key'], 'azkey')
+  })
+
+  test('classic base with a pasted api-version: used for every call, Responses too when recent enough', ({ assert }) => {
+    const old = azureAddressing('https://res.openai.azure.com/openai?api-version=2024-06-01')
+    assert.equal(azurePath(old, '/chat/completions', 'd'), '/openai/deployments/d/chat/completions?api-version=2024-06-01')
+    assert.equal(azurePath(old, '/responses', 'd', true), '/openai/responses?api-version=2025-03-01-preview')
+    const recent = azureAddressing('https://res.openai.azure.com/openai?api-version=2025-04-01-preview')
+    assert.equal(azurePath(recent, '/responses', 'd', true), '/openai/responses?api-version=2025-04-01-preview')
+  })
+
+  test('v1 base: OpenAI paths with the model in the body, no api-version unless pasted', ({ assert }) => {
+    const c = channel('https://res.openai.azure.com/openai/v1')
+    assert.equal(azureAdapter.request(c, call('generate')).path, '/openai/v1/chat/completions')
+    assert.equal(azureAdapter.request(c, call('generate', 'openai_responses')).path, '/openai/v1/responses')
+    assert.equal(azureAdapter.request(c, call('embeddings')).path, '/openai/v1/embeddings')
+    assert.equal(azureAdapter.modelsPath(c).path, '/openai/v1/models')
+    const preview = azureAddressing('https://res.openai.azure.com/openai/v1?api-version=preview')
+    assert.equal(azurePath(preview, '/chat/completions', 'd'), '/openai/v1/chat/completions?api-version=preview')
+  })
+
+  test('no rerank or moderations; chat and responses spoken natively', ({ assert }) => {
+    const c = channel('https://res.openai.azure.com/openai')
+    assert.isFalse(azureAdapter.rerank())
+    assert.isFalse(azureAdapter.moderations())
+    assert.isTrue(azureAdapter.audio() && azureAdapter.images() && azureAdapter.completions())
+    assert.deepEqual([...azureAdapter.dialects()], ['openai_chat', 'openai_responses'])
+    assert.equal(azureAdapter.encodeHints()?.maxTokensField, 'max_completion_tokens')
+    void c
+  })
+})
