@@ -103,6 +103,27 @@ test.group('GET /v1/models, /v1/usage, /v1/balance, /api/status', (group) => {
     assert.match(balance.last_updated, /Z$/)
   })
 
+  test("OpenAI's old billing endpoints (NextChat's balance check): hard limit - usage / 100 = the balance, or the key's cap left", async ({ assert }) => {
+    const user = await seedUser({ balance: '42.5' })
+    for (let i = 0; i < 2; i++) await post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'a' }] }, { authorization: `Bearer ${user.key}` })
+    const subscription: any = await (await get('/v1/dashboard/billing/subscription', user.key)).json()
+    const usage: any = await (await get('/v1/dashboard/billing/usage?start_date=2026-11-01&end_date=2026-12-31', user.key)).json()
+    assert.equal(subscription.object, 'billing_subscription')
+    assert.equal(subscription.access_until, 0)
+    assert.equal(usage.object, 'list')
+    // 2 calls x (12 x $2/M + 5 x $8/M) = $0.000128 = 0.0128 cents
+    assert.closeTo(usage.total_usage, 0.0128, 1e-9)
+    assert.closeTo(subscription.hard_limit_usd - usage.total_usage / 100, 42.499872, 1e-9)
+
+    const capped = await seedUser({ balance: '10', key: { spendLimit: '3' } })
+    await post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'a' }] }, { authorization: `Bearer ${capped.key}` })
+    const capSubscription: any = await (await get('/v1/dashboard/billing/subscription', capped.key)).json()
+    const capUsage: any = await (await get('/v1/dashboard/billing/usage', capped.key)).json()
+    assert.equal(capSubscription.hard_limit_usd, 3)
+    assert.closeTo(capUsage.total_usage, 0.0064, 1e-9)
+    assert.equal((await get('/v1/dashboard/billing/usage')).status, 401)
+  })
+
   test('status: version, uptime and database health without a key', async ({ assert }) => {
     const response = await get('/api/status')
     assert.equal(response.status, 200)
