@@ -51,6 +51,7 @@ export default await Env.create(new URL('../', import.meta.url), {
   BODY_LIMIT_GENERATION_MB: Env.schema.number.optional(),
   BODY_LIMIT_EMBEDDINGS_MB: Env.schema.number.optional(),
   BODY_LIMIT_IMAGES_MB: Env.schema.number.optional(),
+  AUDIO_MAX_MB: Env.schema.number.optional(),
   BODY_INFLIGHT_MAX_MB: Env.schema.number.optional(),
   BODY_TIMEOUT_MS: Env.schema.number.optional(),
 
