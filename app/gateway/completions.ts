@@ -13,9 +13,10 @@ import { adapterFor } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
+import { whileClientListens } from '#gateway/relay/client_gone'
 
 export interface CompletionsCall {
   principal: Principal
@@ -69,17 +70,12 @@ export async function textCompletions(services: CompletionsServices, call: Compl
   }
   authorizeAndReserve(services.catalog, account, call.model, call.rawBody.length, call.body)
 
-  const candidates = services.route(call.model).filter((c) => adapterFor(c.channel.provider).completions(c.channel))
+  const candidates = services.route(call.model).filter((c) => adapterFor(c.channel.provider).offers(c.channel, 'completions'))
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers text completions`, 'unsupported_endpoint')
   }
   const includeUsage = call.body.stream_options?.include_usage === true
-  const abort = account.abort
-  const onClose = () => {
-    if (!call.res.writableFinished) abort.abort()
-  }
-  call.res.on('close', onClose)
-  try {
+  await whileClientListens(call.res, account, () => estimate(call, ''), async (signal) => {
     const { candidate, response, body } = await dispatch(
       candidates,
       (c) =>
@@ -91,7 +87,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
           body: upstreamBody(call, c.upstreamModel),
           clientHeaders: call.req.headers,
         }),
-      abort.signal,
+      signal,
       account.dispatchHooks
     )
     // The upstream has the bytes: a stream can last minutes, the parsed body is not needed (an estimate re-reads the bytes).
@@ -141,14 +137,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     if (cache !== null && response.statusCode === 200) responseCache!.set(cache.key, { stream: false, contentType: CONTENT_TYPE_JSON, bytes }, cache.ttlMs)
     const found = decodeChatUsage(parsed?.usage)
     account.close(response.statusCode, null, found ? toTokenUsage(found) : await estimate(call, completionText(parsed)))
-  } catch (error) {
-    if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
-      return account.close(499, 'client_closed', await estimate(call, ''))
-    }
-    throw error
-  } finally {
-    call.res.off('close', onClose)
-  }
+  })
 }
 
 /** The client's bytes, unless the model is mapped or a stream must ask for its usage (chat's rules). */

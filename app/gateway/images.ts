@@ -11,7 +11,6 @@ import type { TokenUsage } from '#gateway/types'
 export const IMAGES: JsonOperation = {
   operation: 'images',
   unsupported: 'generates images',
-  offers: (adapter, channel) => adapter.images(channel),
   usageOf: async (answer) => imagesUsage(answer),
 }
 

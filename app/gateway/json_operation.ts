@@ -3,11 +3,11 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeAndReserve } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
-import type { Operation, ProviderAdapter } from '#gateway/providers/provider_adapter'
+import type { Operation, RelayedService } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
-import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
+import type { Principal, TokenUsage } from '#gateway/types'
 
 /** A call of a one-shot JSON endpoint relayed as it is (images, rerank, moderations). */
 export interface JsonOperationCall {
@@ -21,10 +21,9 @@ export interface JsonOperationCall {
 
 /** What differs between the relayed JSON operations. */
 export interface JsonOperation {
-  operation: Operation
+  operation: Operation & RelayedService
   /** The client's 400 when none of the model's channels offers it: "No channel serving 'x' <offers ...>" */
   unsupported: string
-  offers(adapter: ProviderAdapter, channel: ChannelInfo): boolean
   /** The request's usage: what the upstream's answer reports, else counted from the request (estimated) */
   usageOf(answer: any, call: JsonOperationCall): Promise<TokenUsage>
 }
@@ -44,7 +43,7 @@ export async function relayJsonOperation(
 ) {
   account.model = call.model
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
-  const candidates = route(call.model).filter((c) => op.offers(adapterFor(c.channel.provider), c.channel))
+  const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).offers(c.channel, op.operation))
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' ${op.unsupported}`, 'unsupported_endpoint')
   }

@@ -14,7 +14,6 @@ export const DEFAULT_MODERATION_MODEL = 'omni-moderation-latest'
 export const MODERATIONS: JsonOperation = {
   operation: 'moderations',
   unsupported: 'offers moderations',
-  offers: (adapter, channel) => adapter.moderations(channel),
   usageOf: moderationUsage,
 }
 

@@ -11,7 +11,6 @@ import { countTokens } from '#gateway/metering/tokenizer'
 export const RERANK: JsonOperation = {
   operation: 'rerank',
   unsupported: 'offers rerank',
-  offers: (adapter, channel) => adapter.rerank(channel),
   usageOf: rerankUsage,
 }
 

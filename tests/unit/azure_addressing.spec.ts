@@ -73,9 +73,9 @@ test.group('Azure OpenAI addressing', () => {
 
   test('no rerank or moderations; chat and responses spoken natively', ({ assert }) => {
     const c = channel('https://res.openai.azure.com/openai')
-    assert.isFalse(azureAdapter.rerank())
-    assert.isFalse(azureAdapter.moderations())
-    assert.isTrue(azureAdapter.audio() && azureAdapter.images() && azureAdapter.completions())
+    assert.isFalse(azureAdapter.offers(c, 'rerank'))
+    assert.isFalse(azureAdapter.offers(c, 'moderations'))
+    assert.isTrue(azureAdapter.offers(c, 'audio') && azureAdapter.offers(c, 'images') && azureAdapter.offers(c, 'completions'))
     assert.deepEqual([...azureAdapter.dialects()], ['openai_chat', 'openai_responses'])
     assert.equal(azureAdapter.encodeHints()?.maxTokensField, 'max_completion_tokens')
     void c

@@ -79,7 +79,7 @@ test.group('Completions addressing', () => {
   })
 
   test('which kinds serve completions', ({ assert }) => {
-    const serves = (kind: ProviderKind) => adapterFor(kind).completions(channel(kind, 'https://x.example/v1'))
+    const serves = (kind: ProviderKind) => adapterFor(kind).offers(channel(kind, 'https://x.example/v1'), 'completions')
     assert.deepEqual(
       (['openai', 'openrouter', 'deepseek', 'zai', 'custom', 'gemini', 'google', 'anthropic'] as ProviderKind[]).filter(serves),
       ['openai', 'openrouter', 'deepseek', 'zai', 'custom']

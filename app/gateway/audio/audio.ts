@@ -12,6 +12,7 @@ import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { SseParser } from '#gateway/sse/sse_parser'
 import { ClientGoneError, dispatch, forEachChunk, readBody, type DispatchResult } from '#gateway/upstream/dispatcher'
 import type { PriceInfo, Principal, TokenUsage } from '#gateway/types'
+import { whileClientListens } from '#gateway/relay/client_gone'
 
 /** A transcription or translation upload, its form read (api_endpoints.ts audioUpload). */
 export interface TranscriptionCall {
@@ -42,7 +43,7 @@ export type UploadOperation = 'audio_transcriptions' | 'audio_translations'
 
 /** The route's candidates whose channels serve OpenAI's audio endpoints; none is the client's 400. */
 function audioCandidates(route: Route, model: string, what: string): RouteCandidate[] {
-  const candidates = route(model).filter((c) => adapterFor(c.channel.provider).audio(c.channel))
+  const candidates = route(model).filter((c) => adapterFor(c.channel.provider).offers(c.channel, 'audio'))
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${model}' offers ${what}`, 'unsupported_endpoint')
   }
@@ -90,7 +91,7 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
     if (!body) mapped.set(upstreamModel, (body = replacePartContent(call.rawBody, modelPart, upstreamModel)))
     return body
   }
-  await relayed(call.res, account, fileUsage(call), async (signal) => {
+  await whileClientListens(call.res, account, () => fileUsage(call), async (signal) => {
     const result = await dispatch(
       candidates,
       (c) =>
@@ -160,7 +161,7 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
   }
   const candidates = audioCandidates(route, call.model, 'speech')
   const usage: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, characters, estimated: false }
-  await relayed(call.res, account, usage, async (signal) => {
+  await whileClientListens(call.res, account, () => usage, async (signal) => {
     const { response, body } = await dispatch(
       candidates,
       (c) =>
@@ -209,29 +210,6 @@ async function relayChunks(res: ServerResponse, stream: ClientStream, body: Asyn
   if (failed) res.destroy()
   else stream.end()
   return failed
-}
-
-/**
- * Runs an audio call's upstream part with the client's disconnect wired to
- * the abort: a client gone before or during the answer is a 499 row that
- * bills `goneUsage` (the upstream worked on the audio all the same).
- */
-async function relayed(res: ServerResponse, account: RequestAccount, goneUsage: TokenUsage, work: (signal: AbortSignal) => Promise<void>) {
-  const abort = account.abort
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort()
-  }
-  res.on('close', onClose)
-  try {
-    await work(abort.signal)
-  } catch (error) {
-    if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
-      return account.close(499, 'client_closed', goneUsage)
-    }
-    throw error
-  } finally {
-    res.off('close', onClose)
-  }
 }
 
 /** What a transcription answer says it used; the file's own length when it does not say. */

@@ -39,6 +39,9 @@ export interface UpstreamCall {
   contentType?: string
 }
 
+/** OpenAI's endpoints besides generation and embeddings that channels may offer (ProviderAdapter.offers). */
+export type RelayedService = 'images' | 'completions' | 'audio' | 'rerank' | 'moderations'
+
 /** The embeddings wire an upstream speaks. */
 export type EmbeddingsWire = 'openai' | 'gemini'
 
@@ -55,15 +58,13 @@ export interface ProviderAdapter {
   /** Native token counting (else the gateway counts with its tokenizer) */
   countsTokens(channel: ChannelInfo): boolean
   embeddings(channel: ChannelInfo): EmbeddingsWire | null
-  images(channel: ChannelInfo): boolean
-  /** OpenAI's legacy text completions (`/completions`: prompt, FIM `suffix`) */
-  completions(channel: ChannelInfo): boolean
-  /** OpenAI's audio endpoints: transcriptions, translations, speech */
-  audio(channel: ChannelInfo): boolean
-  /** `{base}/rerank` (Jina / Cohere body: vLLM, Infinity, TEI, SiliconFlow, Jina, Cohere v2) */
-  rerank(channel: ChannelInfo): boolean
-  /** OpenAI's `{base}/moderations` */
-  moderations(channel: ChannelInfo): boolean
+  /**
+   * Whether the channel offers one of OpenAI's other endpoints, relayed as
+   * they are: images, legacy completions (FIM), audio (transcriptions,
+   * translations, speech), rerank (`{base}/rerank`: vLLM, Infinity, TEI,
+   * SiliconFlow, Jina, Cohere v2), moderations
+   */
+  offers(channel: ChannelInfo, service: RelayedService): boolean
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest
   /** GET request listing upstream models (health checks, admin) */
   modelsPath(channel: ChannelInfo): UpstreamRequest

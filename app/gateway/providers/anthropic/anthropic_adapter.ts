@@ -30,23 +30,8 @@ export class AnthropicAdapter implements ProviderAdapter {
     return null
   }
 
-  images() {
-    return false
-  }
-
-  completions() {
-    return false
-  }
-
-  audio() {
-    return false
-  }
-
-  rerank() {
-    return false
-  }
-
-  moderations() {
+  /** Only OpenAI's family offers the relayed services. */
+  offers() {
     return false
   }
 

@@ -6,6 +6,7 @@ import {
   type ProviderAdapter,
   type UpstreamCall,
   type UpstreamRequest,
+  type RelayedService,
 } from '#gateway/providers/provider_adapter'
 import { VENDORS } from '#gateway/providers/vendors'
 import type { ChannelInfo } from '#gateway/types'
@@ -87,24 +88,9 @@ export class AzureAdapter implements ProviderAdapter {
     return 'openai' as const
   }
 
-  images() {
-    return true
-  }
-
-  completions() {
-    return true
-  }
-
-  audio() {
-    return true
-  }
-
-  rerank() {
-    return false
-  }
-
-  moderations() {
-    return false
+  /** Azure serves images, completions and audio; it has no rerank or moderations endpoint. */
+  offers(_channel: ChannelInfo, service: RelayedService) {
+    return service !== 'rerank' && service !== 'moderations'
   }
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {

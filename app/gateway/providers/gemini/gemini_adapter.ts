@@ -29,23 +29,8 @@ export class GeminiAdapter implements ProviderAdapter {
     return 'gemini' as const
   }
 
-  images() {
-    return false
-  }
-
-  completions() {
-    return false
-  }
-
-  audio() {
-    return false
-  }
-
-  rerank() {
-    return false
-  }
-
-  moderations() {
+  /** Only OpenAI's family offers the relayed services. */
+  offers() {
     return false
   }
 

@@ -5,6 +5,7 @@ import {
   type ProviderAdapter,
   type UpstreamCall,
   type UpstreamRequest,
+  type RelayedService,
 } from '#gateway/providers/provider_adapter'
 import { VENDORS } from '#gateway/providers/vendors'
 import type { ChannelInfo } from '#gateway/types'
@@ -46,24 +47,9 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     return 'openai' as const
   }
 
-  images() {
-    return true
-  }
-
-  completions(channel: ChannelInfo) {
-    return VENDORS[channel.provider]?.textCompletions !== false
-  }
-
-  audio() {
-    return true
-  }
-
-  rerank() {
-    return true
-  }
-
-  moderations() {
-    return true
+  /** Every relayed service; legacy completions unless the vendor has none (vendors.ts: Gemini's OpenAI endpoint). */
+  offers(channel: ChannelInfo, service: RelayedService) {
+    return service !== 'completions' || VENDORS[channel.provider]?.textCompletions !== false
   }
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
