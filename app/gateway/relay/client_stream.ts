@@ -54,8 +54,23 @@ export class ClientStream {
     if (this.#started) return
     this.#started = true
     this.res.writeHead(200, this.headers)
+    flattenStoredHead(this.res)
     this.onFirstByte()
   }
+}
+
+/**
+ * Node builds a response's head (`_header`) by appending each header line to
+ * a string: a rope of ~50 small string nodes, kept until the response ends
+ * (`headersSent` reads it). A stream lasts minutes, so the rope was ~1.6 KB
+ * of every open stream (heap snapshot of 2,000 streams). `startsWith` makes
+ * V8 flatten the rope in place: one flat string of the head's ~400 bytes,
+ * the nodes garbage at once. `_header` is Node's (undocumented, stable since
+ * 0.x); when absent this does nothing.
+ */
+function flattenStoredHead(res: ServerResponse) {
+  const head = (res as unknown as { _header?: unknown })._header
+  if (typeof head === 'string') head.startsWith('HTTP/')
 }
 
 /** Resolves when the socket can take more, or when it closed. */

@@ -28,10 +28,14 @@ export class ChatStreamDecoder implements StreamDecoder {
   /** The chat index of the tool call streaming live as the open block, and that block's index */
   #live: number | undefined
   #liveBlock = 0
-  /** Calls started while the live one was open, by chat index (in arrival order) */
-  #pending = new Map<number, PendingCall>()
+  /**
+   * Calls started while the live one was open, by chat index (in arrival
+   * order). Made at the first tool call, like #closed: a text-only stream
+   * (most, and every slow one) keeps no empty hash tables for its whole life.
+   */
+  #pending: Map<number, PendingCall> | null = null
   /** Chat indices already emitted and closed: later pieces for them have no block to go to */
-  #closed = new Set<number>()
+  #closed: Set<number> | null = null
   /** A `refusal` delta came: the finish ("stop") is a refusal */
   #refused = false
 
@@ -91,17 +95,17 @@ export class ChatStreamDecoder implements StreamDecoder {
       if (args) out.push({ type: 'delta', index: this.#liveBlock, kind: 'arguments', value: args })
       return
     }
-    const pending = this.#pending.get(chatIndex)
+    const pending = this.#pending?.get(chatIndex)
     if (pending) {
       pending.args += args
       return
     }
-    if (this.#closed.has(chatIndex)) return
+    if (this.#closed?.has(chatIndex)) return
     // A server that gives no id: one unique per call (a count per answer repeats across a conversation)
     const id = call.id ? String(call.id) : newToolCallId()
     const name = String(call.function?.name ?? '')
     if (this.#live !== undefined) {
-      this.#pending.set(chatIndex, { id, name, args })
+      ;(this.#pending ??= new Map()).set(chatIndex, { id, name, args })
       return
     }
     this.#liveBlock = this.#blocks.open(out, { type: 'tool_call', id, name })
@@ -112,14 +116,16 @@ export class ChatStreamDecoder implements StreamDecoder {
   /** Closes the live call, then emits the gathered ones whole, in order. */
   #closeTools(out: CanonicalEvent[]) {
     if (this.#live === undefined) return
-    this.#closed.add(this.#live)
+    const closed = (this.#closed ??= new Set())
+    closed.add(this.#live)
     this.#live = undefined
     this.#blocks.close(out)
+    if (this.#pending === null) return
     for (const [chatIndex, call] of this.#pending) {
       const index = this.#blocks.open(out, { type: 'tool_call', id: call.id, name: call.name })
       if (call.args) out.push({ type: 'delta', index, kind: 'arguments', value: call.args })
       this.#blocks.close(out)
-      this.#closed.add(chatIndex)
+      closed.add(chatIndex)
     }
     this.#pending.clear()
   }
