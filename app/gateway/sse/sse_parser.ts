@@ -14,7 +14,15 @@ export interface SseEvent {
 export class SseParser {
   #decoder = new TextDecoder()
   #tail = ''
-  #data: string[] = []
+  /**
+   * The open event's data lines, joined by LF as they come; null between
+   * events. A string, not an array: `length = 0` drops an array's backing
+   * store, so every event allocated a new one that the (long-lived) parser
+   * held until the next event, on a slow stream a second later: promoted to
+   * V8's old generation, then garbage there (~150 bytes per chunk, for
+   * every open stream, until the next major GC).
+   */
+  #data: string | null = null
   #event: string | undefined
   #id: string | undefined
   #skipLeadingLf = false
@@ -24,7 +32,7 @@ export class SseParser {
    * the next byte the upstream sends starts a new event.
    */
   get atBoundary(): boolean {
-    return this.#tail === '' && this.#data.length === 0 && this.#event === undefined && !this.#skipLeadingLf
+    return this.#tail === '' && this.#data === null && this.#event === undefined && !this.#skipLeadingLf
   }
 
   /** Feeds a chunk; returns the events it completed. */
@@ -64,12 +72,8 @@ export class SseParser {
 
   #line(line: string, events: SseEvent[]) {
     if (line === '') {
-      if (this.#data.length > 0) {
-        events.push({ event: this.#event, data: this.#data.join('\n'), id: this.#id })
-      }
-      // Emptied, not replaced: a new array per event would live until the next
-      // chunk (a second, on a slow stream) and be promoted to the old generation.
-      this.#data.length = 0
+      if (this.#data !== null) events.push({ event: this.#event, data: this.#data, id: this.#id })
+      this.#data = null
       this.#event = undefined
       return
     }
@@ -80,7 +84,7 @@ export class SseParser {
     if (value.charCodeAt(0) === 32) value = value.slice(1)
     switch (field) {
       case 'data':
-        this.#data.push(value)
+        this.#data = this.#data === null ? value : `${this.#data}\n${value}`
         break
       case 'event':
         this.#event = value
