@@ -21,12 +21,14 @@ import { Pool } from 'undici'
 
 const port = Number(process.argv[2])
 const upstream = process.argv[3]
-if (!port || !upstream) {
-  console.error('usage: node bin/bare_proxy.js <port> <upstream origin>')
+// The slow-stream run (BENCH_SLOW_BARE=1) holds thousands of streams at once: one connection each.
+const connections = Number(process.argv[4] ?? 1024)
+if (!port || !upstream || !(connections > 0)) {
+  console.error('usage: node bin/bare_proxy.js <port> <upstream origin> [connections]')
   process.exit(2)
 }
 
-const pool = new Pool(upstream, { connections: 1024, pipelining: 1, keepAliveTimeout: 60_000 })
+const pool = new Pool(upstream, { connections, pipelining: 1, keepAliveTimeout: 60_000 })
 
 /** One exchange: the undici dispatch handler, writing straight to the client's response */
 class Relay {
@@ -80,7 +82,8 @@ const server = http.createServer((req, res) => {
   })
 })
 server.keepAliveTimeout = 60_000
-server.listen(port, '127.0.0.1', () => console.log(`bare relay on 127.0.0.1:${port} -> ${upstream}`))
+// The gateway's listen backlog (bin/server.ts): thousands of streams opened at once are not refused.
+server.listen(port, '127.0.0.1', 4096, () => console.log(`bare relay on 127.0.0.1:${port} -> ${upstream}`))
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {

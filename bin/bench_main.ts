@@ -66,6 +66,8 @@
 |   BENCH_SLOW_RAMP_MS     the streams are opened evenly over this long (default 2000)
 |   BENCH_SLOW_TIMEOUT_SECONDS  streams still open then are cut (default 3 x the stream's length)
 |   BENCH_SLOW_DIRECT=0    skip the direct slow-stream run (its delays are the baseline)
+|   BENCH_SLOW_BARE=1      also hold the slow streams through the bare relay (the memory floor:
+|                          node:http + undici and nothing else, one connection per stream)
 |   BENCH_SLOW_MOCK_PORT   fixed port of the slow mock upstream
 |   BENCH_SOAK=1           soak instead of everything else (`npm run soak`): for
 |                          BENCH_SOAK_SECONDS (default 600), BENCH_SOAK_STREAMS
@@ -1000,6 +1002,15 @@ async function main() {
     const slowTargets = targets.filter(
       (t) => t.name !== 'bare' && t.name !== 'gateway-msg' && (t !== direct || env.BENCH_SLOW_DIRECT !== '0') && (!SLOW_MESSAGES || t === direct || t === viaGateway)
     )
+    if (env.BENCH_SLOW_BARE === '1') {
+      // The floor for memory: the bare relay holding the same streams (its own instance, on the slow mock).
+      const port = await freePort()
+      const args = [...npmStartNodeFlags(), 'bin/bare_proxy.js', String(port), slowMockOrigin, String(SLOW_STREAMS + 100)]
+      const bareSlow = startChild('bare-slow', args, childEnv)
+      const target: Target = { name: 'bare-slow', answered: 0, sent: 0, url: `http://127.0.0.1:${port}/v1/chat/completions`, headers }
+      await waitFor('bare relay (slow)', bareSlow, 15_000, async () => bareSlow.lines.some((l) => l.includes('bare relay on')))
+      slowTargets.splice(slowTargets.indexOf(viaGateway) + 1, 0, target)
+    }
     for (const target of slowTargets) {
       await sleep(2000)
       const slowHeaders = target.name === 'portkey' ? { ...target.headers, 'x-portkey-custom-host': `${slowMockOrigin}/v1` } : target.headers
