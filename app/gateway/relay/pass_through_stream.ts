@@ -188,7 +188,16 @@ class KeptText {
 
   push(event: SseEvent) {
     if (this.#decoder) return this.#decode(event)
-    this.#events.push(event)
+    // A copy, not the parser's own event object. The parser makes one per
+    // event at one allocation site; V8 watches how many of a site's objects
+    // outlive young-generation collections and past a threshold allocates all
+    // of them directly in the old generation. Kept here for a second (a slow
+    // stream's first event waits for its second chunk), thousands of streams
+    // opening at once taught V8 that, and from then on every chunk's events
+    // of every stream were born old, holding the chunk's young text alive
+    // until a major GC: ~1.8 MB/s of old garbage at 5,000 streams, 60-80 MB
+    // of the peak (docs/benchmarks.md, sixteenth pass).
+    this.#events.push({ event: event.event, data: event.data })
     this.#bytes += event.data.length
     if (this.#bytes > KEPT_EVENT_BYTES || performance.now() - this.#since > KEPT_EVENT_MS) this.#switchToText()
   }
