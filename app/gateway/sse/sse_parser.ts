@@ -1,9 +1,14 @@
+import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
+
 /**
  * Incremental Server-Sent Events parser (WHATWG rules): accepts chunks split
  * anywhere (even inside a UTF-8 sequence or a CRLF), handles LF, CR and CRLF
  * line ends, multi-line `data`, comments and `event`/`id` fields. It keeps only
  * the unfinished tail between chunks: no re-splitting of the whole buffer.
+ * A line or event longer than the bound (answerLimits.eventChars) throws
+ * UpstreamAnswerTooLarge: the relay ends the stream with an error event.
  */
+
 export interface SseEvent {
   /** `event:` field, or undefined for the default "message" */
   event?: string
@@ -26,6 +31,12 @@ export class SseParser {
   #event: string | undefined
   #id: string | undefined
   #skipLeadingLf = false
+  /** An unfinished line or an event's data past this many characters ends the stream (answerLimits) */
+  readonly #maxChars: number
+
+  constructor(maxChars = answerLimits.eventChars) {
+    this.#maxChars = maxChars
+  }
 
   /**
    * Between two events: nothing of an unfinished line or event is held, so
@@ -40,24 +51,36 @@ export class SseParser {
     let text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true })
     if (this.#skipLeadingLf && text.startsWith('\n')) text = text.slice(1)
     this.#skipLeadingLf = false
-    const buffer = this.#tail + text
     const events: SseEvent[] = []
+    // Only the new text is scanned: the tail holds no line end, and a line
+    // that spans many chunks is joined once, when it ends (scanning tail +
+    // text every time was quadratic: a few MB in one line, as a base64 image
+    // comes, cost seconds of the event loop).
     let start = 0
-    const length = buffer.length
+    const length = text.length
     for (let i = 0; i < length; i++) {
-      const ch = buffer.charCodeAt(i)
+      const ch = text.charCodeAt(i)
       if (ch !== 10 && ch !== 13) continue
-      this.#line(buffer.slice(start, i), events)
+      let line = text.slice(start, i)
+      if (this.#tail !== '') {
+        line = this.#tail + line
+        this.#tail = ''
+      }
+      this.#line(line, events)
       if (ch === 13) {
         if (i + 1 < length) {
-          if (buffer.charCodeAt(i + 1) === 10) i++
+          if (text.charCodeAt(i + 1) === 10) i++
         } else {
           this.#skipLeadingLf = true
         }
       }
       start = i + 1
     }
-    this.#tail = buffer.slice(start)
+    if (start < length) {
+      const rest = start === 0 ? text : text.slice(start)
+      this.#tail = this.#tail === '' ? rest : this.#tail + rest
+      if (this.#tail.length > this.#maxChars) throw new UpstreamAnswerTooLarge('A line of the upstream\'s stream', this.#maxChars)
+    }
     return events
   }
 
@@ -85,6 +108,7 @@ export class SseParser {
     switch (field) {
       case 'data':
         this.#data = this.#data === null ? value : `${this.#data}\n${value}`
+        if (this.#data.length > this.#maxChars) throw new UpstreamAnswerTooLarge('An event of the upstream\'s stream', this.#maxChars)
         break
       case 'event':
         this.#event = value

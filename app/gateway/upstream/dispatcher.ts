@@ -7,6 +7,7 @@ import type { ChannelHealth } from '#gateway/routing/channel_health'
 import type { ChannelTimeouts } from '#gateway/types'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
+import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 
 export { UpstreamBody }
 
@@ -170,7 +171,7 @@ export async function dispatch(
       return { candidate, response, body: response }
     }
 
-    const bytes = await response.collect().catch(() => Buffer.alloc(0))
+    const bytes = await response.collectPrefix(answerLimits.errorBytes).catch(() => Buffer.alloc(0))
     guard.dispose()
     const failure = upstreamFailure(status, bytes)
     if (status === 401 || status === 403) {
@@ -373,11 +374,22 @@ export async function forEachChunk(upstream: AsyncIterable<Buffer>, sink: ChunkS
   }
 }
 
+/** A whole (non-streamed) answer's body, up to answerLimits.bodyBytes: past it, a 502 for the client. */
 export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer> {
-  if (upstream instanceof UpstreamBody) return upstream.collect()
-  const chunks: Buffer[] = []
-  for await (const chunk of upstream) chunks.push(chunk)
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+  try {
+    if (upstream instanceof UpstreamBody) return await upstream.collect()
+    const chunks: Buffer[] = []
+    let bytes = 0
+    for await (const chunk of upstream) {
+      bytes += chunk.length
+      if (bytes > answerLimits.bodyBytes) throw new UpstreamAnswerTooLarge("The upstream's answer", answerLimits.bodyBytes)
+      chunks.push(chunk)
+    }
+    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+  } catch (error) {
+    if (error instanceof UpstreamAnswerTooLarge) throw GatewayError.providerError(error.message)
+    throw error
+  }
 }
 
 /**

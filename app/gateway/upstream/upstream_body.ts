@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
+import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 
 /** What an upstream answer's body needs from its attempt: the idle clock and the end of the timers. */
 export interface BodyTimers {
@@ -166,13 +167,40 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     })
   }
 
-  /** The whole body. */
-  collect(): Promise<Buffer> {
+  /**
+   * The whole body; past `maxBytes` the read fails with
+   * UpstreamAnswerTooLarge and the upstream request ends.
+   */
+  collect(maxBytes = answerLimits.bodyBytes): Promise<Buffer> {
     const chunks: Buffer[] = []
+    let bytes = 0
     return new Promise((resolve, reject) => {
       this.#attach(
         (chunk) => {
+          bytes += chunk.length
+          if (bytes > maxBytes) throw new UpstreamAnswerTooLarge("The upstream's answer", maxBytes)
           chunks.push(chunk)
+        },
+        () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)),
+        reject
+      )
+    })
+  }
+
+  /**
+   * At most the first `maxBytes` of the body (an error answer, read for its
+   * message): the read stops there, ending the upstream request.
+   */
+  collectPrefix(maxBytes: number): Promise<Buffer> {
+    const chunks: Buffer[] = []
+    let bytes = 0
+    return new Promise((resolve, reject) => {
+      this.#attach(
+        (chunk) => {
+          const room = maxBytes - bytes
+          chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
+          bytes += Math.min(chunk.length, room)
+          if (bytes >= maxBytes) return false
         },
         () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)),
         reject

@@ -1,0 +1,44 @@
+/**
+ * How much of an upstream's answer the gateway holds at once. Upstreams are
+ * the operator's, but they are remote services and proxies that can be
+ * broken: an answer that never ends, or an SSE line that never does, would
+ * otherwise grow one request's memory until the process runs out of it,
+ * taking every other request and its unmetered usage with it. Streams are
+ * relayed as they come (no bound on their length, only on one event); a
+ * non-streamed answer is read whole, so it has a bound of its own.
+ *
+ * Generous: the largest real answers are base64 images (a batch of
+ * high-resolution images is tens of MB, one streamed partial image a few
+ * MB). Configurable in MB through the environment; mutable for tests.
+ */
+const MB = 1024 * 1024
+
+function megabytes(name: string, fallback: number): number {
+  const value = Number(process.env[name])
+  return Number.isFinite(value) && value > 0 ? Math.floor(value * MB) : fallback * MB
+}
+
+export const answerLimits = {
+  /** A non-streamed answer's body, in bytes (UPSTREAM_BODY_MAX_MB) */
+  bodyBytes: megabytes('UPSTREAM_BODY_MAX_MB', 128),
+  /** One event of a streamed answer (its unfinished line and data), in characters (UPSTREAM_EVENT_MAX_MB) */
+  eventChars: megabytes('UPSTREAM_EVENT_MAX_MB', 32),
+  /**
+   * An error answer's body, in bytes: only its message is read, so the rest
+   * is not waited for (the upstream request ends there).
+   */
+  errorBytes: 64 * 1024,
+}
+
+/** Shown as "32 MB" (or "0.5 MB" for the small bounds tests set). */
+export function describeBytes(bytes: number): string {
+  const mb = bytes / MB
+  return `${Number.isInteger(mb) ? mb : mb.toFixed(2)} MB`
+}
+
+/** An upstream answer (or one event of it) past its bound: the read stops there. */
+export class UpstreamAnswerTooLarge extends Error {
+  constructor(what: string, limit: number) {
+    super(`${what} is larger than ${describeBytes(limit)}, the gateway's limit`)
+  }
+}
