@@ -99,7 +99,7 @@ test.group('Upstream answers past the gateway\'s bounds', (group) => {
     const before = upstream.closedEarly()
     const response = await post('/v1/chat/completions', { model: 'huge-json', messages: hello }, auth())
     assert.equal(response.status, 502)
-    const body = await response.json()
+    const body = (await response.json()) as { error: { code: string; message: string } }
     assert.equal(body.error.code, 'provider_error')
     assert.include(body.error.message, 'larger than 1 MB')
     assert.isTrue(await eventually(() => upstream.closedEarly() === before + 1))
@@ -111,7 +111,7 @@ test.group('Upstream answers past the gateway\'s bounds', (group) => {
     const before = upstream.closedEarly()
     const response = await post('/v1/chat/completions', { model: 'huge-error', messages: hello }, auth())
     assert.equal(response.status, 400)
-    const body = await response.json()
+    const body = (await response.json()) as { error: { code: string; message: string } }
     // The message comes from the first 64 KB; the JSON around it is cut, so the gateway says what it could read.
     assert.include(body.error.message, 'bad things happened')
     assert.isTrue(await eventually(() => upstream.closedEarly() === before + 1))
