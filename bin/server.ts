@@ -70,5 +70,11 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
   .start((adonis) => withListenBacklog(createServer(withApiLane!(adonis))))
   .catch((error) => {
     process.exitCode = 1
+    if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {
+      // The usual first-start mistake, said in one line instead of a stack.
+      const where = `${process.env.HOST}:${process.env.PORT}`
+      process.stderr.write(`gateway: cannot listen on ${where}: the port is in use (another gateway, or another program). Set PORT (and HOST) to a free one.\n`)
+      return
+    }
     prettyPrintError(error)
   })
