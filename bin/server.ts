@@ -5,7 +5,7 @@
 */
 import 'reflect-metadata'
 import { createServer } from 'node:http'
-import { prepareRuntime } from '../start/runtime.js'
+import { prepareRuntime, StartupError } from '../start/runtime.js'
 
 await prepareRuntime({ database: true })
 
@@ -74,6 +74,10 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       // The usual first-start mistake, said in one line instead of a stack.
       const where = `${process.env.HOST}:${process.env.PORT}`
       process.stderr.write(`gateway: cannot listen on ${where}: the port is in use (another gateway, or another program). Set PORT (and HOST) to a free one.\n`)
+      return
+    }
+    if (error instanceof StartupError) {
+      process.stderr.write(`gateway: ${error.message}\n`)
       return
     }
     prettyPrintError(error)

@@ -49,8 +49,50 @@ export default class GatewayProvider {
   }
 
   async start() {
+    await this.#waitForDatabase()
     if (this.app.getEnvironment() === 'web') await this.#migrateInChild()
     await this.#migrate()
+  }
+
+  /**
+   * An external database (DATABASE_URL) may come up after the gateway (a
+   * compose file starting both): wait for it, up to DATABASE_WAIT_SECONDS
+   * (30; 0: not at all), saying once what is awaited, instead of failing on
+   * the first refused connection. A refusal that waiting cannot mend (a
+   * wrong password, a missing database) fails at once. The embedded
+   * Postgres is already up here (start/runtime.ts waits for it).
+   */
+  async #waitForDatabase() {
+    const { runtimeState, StartupError } = await import('#start/runtime')
+    if (!runtimeState()?.externalDatabase || this.app.getEnvironment() === 'test') return
+    const env = (await import('#start/env')).default
+    const url = env.get('DATABASE_URL')
+    const seconds = Number(process.env.DATABASE_WAIT_SECONDS ?? 30)
+    const deadline = Date.now() + (Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0)
+    const { default: pg } = await import('pg')
+    const where = describeDatabase(url)
+    let said = false
+    for (;;) {
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+      try {
+        await client.connect()
+        await client.query('SELECT 1')
+        if (said) process.stderr.write(`gateway: the database at ${where} answers\n`)
+        return
+      } catch (error: any) {
+        const reason = error?.code || error?.message || String(error)
+        // Postgres answered and refused (auth, missing database, ...): waiting will not help.
+        const refusedByPostgres = typeof error?.code === 'string' && /^[0-9A-Z]{5}$/.test(error.code) && !/^(57P03|08\w{3})$/.test(error.code)
+        if (refusedByPostgres || Date.now() >= deadline) {
+          throw new StartupError(`cannot use the database at ${where} (DATABASE_URL): ${error?.message || reason}`)
+        }
+        if (!said) process.stderr.write(`gateway: waiting for the database at ${where} (${reason}), up to ${seconds} s...\n`)
+        said = true
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+      } finally {
+        await client.end().catch(() => {})
+      }
+    }
   }
 
   /**
@@ -200,5 +242,15 @@ export default class GatewayProvider {
     if (!hasTable) return true
     const done = new Set((await db.from('adonis_schema').select('name')).map((row) => String(row.name).split('/').pop()))
     return files.some((file) => !done.has(file.replace(/\.(ts|js)$/, '')))
+  }
+}
+
+/** host:port/database of a connection URL, without its credentials (for messages). */
+function describeDatabase(url: string): string {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`
+  } catch {
+    return 'DATABASE_URL'
   }
 }

@@ -38,9 +38,14 @@ export interface RuntimeState {
   /** True when this process started the embedded Postgres and must stop it */
   ownsDatabase: boolean
   stopDatabase: () => Promise<void>
+  /** DATABASE_URL was given (an external database, which may still be starting) */
+  externalDatabase: boolean
 }
 
 let state: RuntimeState | undefined
+
+/** A start that cannot go on for a reason the operator mends (said in one line, no stack). */
+export class StartupError extends Error {}
 
 export function runtimeState(): RuntimeState | undefined {
   return state
@@ -323,7 +328,7 @@ export async function prepareRuntime(options: RuntimeOptions): Promise<RuntimeSt
   const secrets = loadSecrets(dataDir)
   process.env.APP_KEY ||= secrets.appKey
 
-  state = { dataDir, ownsDatabase: false, stopDatabase: async () => {} }
+  state = { dataDir, ownsDatabase: false, stopDatabase: async () => {}, externalDatabase: Boolean(process.env.DATABASE_URL) }
 
   if (options.database && !process.env.DATABASE_URL) {
     exitUnlessPostgresCanReach(dataDir)
