@@ -68,4 +68,36 @@ test.group('Server start on an empty database', () => {
       assert.equal(code, 0, output)
     }
   }).timeout(180_000)
+
+  /** Runs the production start with `env`; resolves with its exit code and everything it printed. */
+  async function startWith(env: Record<string, string>): Promise<{ code: number | null; output: string; ms: number }> {
+    const started = Date.now()
+    const child = spawn(process.execPath, ['bin/start.js'], {
+      env: { ...process.env, NODE_ENV: 'production', PORT: String(await freePort()), LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+    return { code, output, ms: Date.now() - started }
+  }
+
+  test('an external database that never answers: the start waits DATABASE_WAIT_SECONDS, then says why in one line', async ({ assert }) => {
+    const { code, output } = await startWith({ DATABASE_URL: `postgres://u:p@127.0.0.1:${await freePort()}/nowhere`, DATABASE_WAIT_SECONDS: '2' })
+    assert.equal(code, 1, output)
+    assert.match(output, /gateway: waiting for the database at 127\.0\.0\.1:\d+\/nowhere \(ECONNREFUSED\), up to 2 s/)
+    assert.match(output, /gateway: cannot use the database at 127\.0\.0\.1:\d+\/nowhere \(DATABASE_URL\): connect ECONNREFUSED/)
+    assert.notMatch(output, /\bat \w+.*\(.*:\d+:\d+\)/, 'no stack trace')
+    assert.notInclude(output, 'u:p@', 'no credentials in the messages')
+  }).timeout(180_000)
+
+  test('a database that refuses the password fails at once, in one line, without waiting', async ({ assert }) => {
+    const url = new URL(process.env.DATABASE_URL!)
+    url.password = 'not-the-password'
+    const { code, output } = await startWith({ DATABASE_URL: url.toString(), DATABASE_WAIT_SECONDS: '60' })
+    assert.equal(code, 1, output)
+    assert.match(output, /gateway: cannot use the database at 127\.0\.0\.1:\d+\/\w+ \(DATABASE_URL\): password authentication failed/)
+    assert.notInclude(output, 'waiting for the database')
+  }).timeout(180_000)
 })
