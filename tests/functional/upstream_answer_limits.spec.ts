@@ -35,7 +35,12 @@ async function brokenUpstream() {
         }
       }
       const piece = 'x'.repeat(64 * 1024)
-      if (model === 'huge-json') {
+      if (model === 'cut') {
+        // Headers, the start of the JSON, then the connection drops.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+        res.write('{"id":"chatcmpl-cut","choices":[')
+        setTimeout(() => res.socket?.destroy(), 20)
+      } else if (model === 'huge-json') {
         res.writeHead(200, { 'content-type': 'application/json' })
         res.write('{"id":"chatcmpl-huge","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"')
         await write(piece, 64) // 4 MB, past the test's 1 MB bound
@@ -148,5 +153,26 @@ test.group('Upstream answers past the gateway\'s bounds', (group) => {
     assert.isTrue(await eventually(() => upstream.closedEarly() === before + 1))
     const rows = await usageRows(user.userId)
     assert.include(rows.at(-1), { model: 'long-line-64', status: 200, error_code: 'stream_interrupted' })
+  })
+
+  test('an answer cut mid-body is a 502 in the client\'s format (not a 500), metered', async ({ assert }) => {
+    const chat = await post('/v1/chat/completions', { model: 'cut', messages: hello }, auth())
+    assert.equal(chat.status, 502)
+    const chatBody = (await chat.json()) as { error: { code: string; message: string } }
+    assert.equal(chatBody.error.code, 'provider_error')
+    assert.match(chatBody.error.message, /^Upstream answer failed before its end: UND_ERR_SOCKET/)
+    const messages = await post('/v1/messages', { model: 'cut', max_tokens: 10, messages: hello }, auth())
+    assert.equal(messages.status, 502)
+    const messagesBody = (await messages.json()) as { type: string; error: { type: string; message: string } }
+    assert.equal(messagesBody.type, 'error')
+    assert.match(messagesBody.error.message, /^Upstream answer failed before its end/)
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.slice(-2).map((r) => [r.endpoint, r.status, r.error_code]),
+      [
+        ['chat.completions', 502, 'provider_error'],
+        ['messages', 502, 'provider_error'],
+      ]
+    )
   })
 })

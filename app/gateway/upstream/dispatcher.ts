@@ -374,7 +374,12 @@ export async function forEachChunk(upstream: AsyncIterable<Buffer>, sink: ChunkS
   }
 }
 
-/** A whole (non-streamed) answer's body, up to answerLimits.bodyBytes: past it, a 502 for the client. */
+/**
+ * A whole (non-streamed) answer's body, up to answerLimits.bodyBytes. Past
+ * it, or when the upstream fails while sending it (the connection cut
+ * mid-answer, a timeout), a 502 for the client; the client going away stays
+ * what it is.
+ */
 export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer> {
   try {
     if (upstream instanceof UpstreamBody) return await upstream.collect()
@@ -388,7 +393,8 @@ export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer>
     return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
   } catch (error) {
     if (error instanceof UpstreamAnswerTooLarge) throw GatewayError.providerError(error.message)
-    throw error
+    if (error instanceof ClientGoneError || error instanceof GatewayError) throw error
+    throw GatewayError.providerError(`Upstream answer failed before its end: ${describe(error)}`)
   }
 }
 
