@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { HttpContext } from '@adonisjs/core/http'
 import db from '@adonisjs/lucid/services/db'
 import User from '#models/user'
@@ -70,7 +71,8 @@ export default class UsersController {
       planOptions(),
       referralOf(user.id),
     ])
-    return view.render('admin/users/show', { user, ledger, keys, plans, referral })
+    // One key per rendering of the entry form: a double click posts it twice, the money moves once.
+    return view.render('admin/users/show', { user, ledger, keys, plans, referral, ledgerKey: randomUUID() })
   }
 
   /** Saves role, plan, disabled, and an optional new password. */
@@ -110,7 +112,7 @@ export default class UsersController {
     const { request, response, session, params } = ctx
     const input = await request.validateUsing(ledgerEntryValidator)
     const user = await postLedgerEntry(
-      { userRef: String(Number(params.id)), kind: input.kind, amount: input.amount, note: input.note ?? null },
+      { userRef: String(Number(params.id)), kind: input.kind, amount: input.amount, note: input.note ?? null, idempotencyKey: input.idempotency_key },
       panelActor(ctx)
     )
     session.flash('success', `Posted ${input.kind} of ${formatUsdExact(input.amount)}; balance is now ${formatUsd(user.balance)}.`)
