@@ -4,7 +4,7 @@ import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
-import { estimateCostPico } from '#gateway/metering/reservation'
+import { completionTokenHold, estimateCostPico, promptTokenHold } from '#gateway/metering/reservation'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 
@@ -31,17 +31,19 @@ export function authorizeCacheHit(principal: Principal, model: string) {
  * (the key's USD cap), 402 insufficient_balance. A priced model needs a
  * balance above what requests in flight already hold (reservations), and a
  * capped key a spend below its cap counting the same holds, so concurrent
- * requests cannot overdraw either by more than one request's estimate.
+ * requests cannot overdraw either by more than one request's estimate; a
+ * plan's monthly tokens likewise count the tokens requests in flight hold.
  * Returns the model's price for this principal's plan (null = free) for metering.
  */
 export function authorizeModel(catalog: Catalog, principal: Principal, model: string): PriceInfo | null {
   if (!modelAllowed(principal, model)) throw GatewayError.modelNotAllowed(model)
   const { plan, user } = principal
   if (plan) {
-    if (plan.monthlyInputTokens !== null && user.inputTokens >= plan.monthlyInputTokens) {
+    // Tokens held by requests in flight count as used (authorizeAndReserve), like the balance's holds.
+    if (plan.monthlyInputTokens !== null && user.inputTokens + user.reservedInputTokens >= plan.monthlyInputTokens) {
       throw GatewayError.tokenLimitExceeded('input', plan.monthlyInputTokens)
     }
-    if (plan.monthlyOutputTokens !== null && user.outputTokens >= plan.monthlyOutputTokens) {
+    if (plan.monthlyOutputTokens !== null && user.outputTokens + user.reservedOutputTokens >= plan.monthlyOutputTokens) {
       throw GatewayError.tokenLimitExceeded('output', plan.monthlyOutputTokens)
     }
   }
@@ -63,7 +65,10 @@ export function authorizeModel(catalog: Catalog, principal: Principal, model: st
   return price
 }
 
-/** authorizeModel, then hold the request's estimated cost until the account closes. */
+/**
+ * authorizeModel, then hold the request's estimated cost (and, on a plan that
+ * limits monthly tokens, its estimated tokens) until the account closes.
+ */
 export function authorizeAndReserve(
   catalog: Catalog,
   account: RequestAccount,
@@ -74,5 +79,9 @@ export function authorizeAndReserve(
   const price = authorizeModel(catalog, account.principal, model)
   account.price = price
   if (isPriced(price)) account.reserve(estimateCostPico(price, rawBytes, body))
+  const { plan } = account.principal
+  if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) {
+    account.reserveTokens(promptTokenHold(rawBytes), completionTokenHold(body))
+  }
   return price
 }

@@ -289,7 +289,10 @@ export class Catalog {
       planId: row.plan_id === null ? null : Number(row.plan_id),
       disabled: row.disabled === true,
       balancePico: toPico(String(row.balance)) - pending.costPico,
+      // The holds belong to requests in flight, not to the row: they survive a reload.
       reservedPico: this.#users.get(userId)?.reservedPico ?? 0n,
+      reservedInputTokens: this.#users.get(userId)?.reservedInputTokens ?? 0,
+      reservedOutputTokens: this.#users.get(userId)?.reservedOutputTokens ?? 0,
       period,
       inputTokens: Number(row.input_tokens) + pending.input,
       outputTokens: Number(row.output_tokens) + pending.output,

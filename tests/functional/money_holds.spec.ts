@@ -1,0 +1,151 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { revokeApiKey } from '#actions/revoke_api_key'
+import { updateUser } from '#actions/update_user'
+import { estimateCostPico } from '#gateway/metering/reservation'
+import { heldOnKey } from '#gateway/metering/key_reservations'
+import { fromPico, toPico } from '#gateway/metering/money'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { ledgerProblems } from '#tests/money_checks'
+
+/**
+ * Many requests of one key at once against a balance, a key's cap or a
+ * plan's monthly tokens that cover only a couple of them: the holds taken
+ * at admission (access_policy.ts) bound how far past the limit the account
+ * can go, every admitted request is metered once, and every hold is
+ * released on every exit path (answer, stream, upstream failure).
+ */
+const hello = [{ role: 'user', content: 'hi' }]
+// $1,000 / $2,000 per 1M tokens: a call of the mock ("hi" -> 5 words) costs $0.0XX, its hold a few cents.
+const body = (extra: Record<string, unknown> = {}) => ({ model: 'held-a', messages: hello, max_tokens: 5, mock: { latency_ms: 150 }, ...extra })
+
+async function fire(key: string, count: number, make: (i: number) => Record<string, unknown>) {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      post('/v1/chat/completions', make(i), { authorization: `Bearer ${key}` }).then(async (r) => {
+        const text = await r.text()
+        return { status: r.status, text }
+      })
+    )
+  )
+}
+
+async function estimateOf(payload: Record<string, unknown>) {
+  const price = (await gateway()).catalog.priceFor(String(payload.model))
+  return estimateCostPico(price, Buffer.byteLength(JSON.stringify(payload)), payload)
+}
+
+async function reservedOf(userId: number) {
+  return (await gateway()).catalog.cachedUser(userId)?.reservedPico ?? 0n
+}
+
+async function balanceOf(userId: number) {
+  const row = await db.from('users').where('id', userId).select(db.raw('balance::text AS balance')).first()
+  return toPico(row.balance)
+}
+
+test.group('Money holds: concurrent requests against a limit', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    await seedPrice('held-*', '1000', '2000')
+    return () => mock.stop()
+  })
+
+  for (const stream of [false, true]) {
+    test(`balance for two ${stream ? 'streams' : 'calls'}, 30 at once: at most one hold past it, holds released`, async ({ assert }) => {
+      const payload = body(stream ? { stream: true, mock: { chunks: 5, chunk_delay_ms: 30 } } : {})
+      const estimate = await estimateOf(payload)
+      const user = await seedUser({ balance: fromPico(estimate * 2n) })
+      const answers = await fire(user.key, 30, () => payload)
+      const served = answers.filter((a) => a.status === 200).length
+      assert.deepEqual([...new Set(answers.map((a) => a.status))].sort(), [200, 402])
+      assert.isAtMost(served, 3)
+      for (const refused of answers.filter((a) => a.status === 402)) assert.include(refused.text, 'insufficient_balance')
+      assert.equal(await reservedOf(user.userId), 0n)
+      const rows = await usageRows(user.userId)
+      assert.lengthOf(rows, 30)
+      const balance = await balanceOf(user.userId)
+      assert.isTrue(balance >= -estimate, `balance ${fromPico(balance)} below minus one hold ${fromPico(estimate)}`)
+      assert.deepEqual(await ledgerProblems(), [])
+    })
+  }
+
+  test('30 calls failing upstream at once: holds released, nothing charged, each one row', async ({ assert }) => {
+    const estimate = await estimateOf(body())
+    const user = await seedUser({ balance: fromPico(estimate * 2n) })
+    const answers = await fire(user.key, 30, (i) => body({ stream: i % 2 === 0, mock: { status: 503, latency_ms: 100 } }))
+    const failed = answers.filter((a) => a.status === 502).length
+    assert.isAtLeast(failed, 1)
+    assert.equal(failed + answers.filter((a) => a.status === 402).length, 30)
+    assert.equal(await reservedOf(user.userId), 0n)
+    assert.lengthOf(await usageRows(user.userId), 30)
+    assert.equal(await balanceOf(user.userId), estimate * 2n)
+    // Released, the holds admit the next ones.
+    const next = await fire(user.key, 2, () => body({ mock: { latency_ms: 0 } }))
+    assert.deepEqual(next.map((a) => a.status), [200, 200])
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('a key capped at two calls, 30 streams at once: at most one hold past the cap, the key\'s holds released', async ({ assert }) => {
+    const payload = body({ stream: true, mock: { chunks: 5, chunk_delay_ms: 30 } })
+    const estimate = await estimateOf(payload)
+    const user = await seedUser({ balance: '100', key: { spendLimit: fromPico(estimate * 2n) } })
+    const answers = await fire(user.key, 30, () => payload)
+    assert.isAtMost(answers.filter((a) => a.status === 200).length, 3)
+    assert.equal(heldOnKey(user.keyId), 0n)
+    await usageRows(user.userId)
+    const key = await db.from('api_keys').where('id', user.keyId).select(db.raw('spent::text AS spent')).first()
+    assert.isTrue(toPico(key.spent) <= estimate * 3n, `spent ${key.spent}`)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('a plan with room for about two calls\' prompt tokens this month, 30 at once: few admitted, the rest 429', async ({ assert }) => {
+    const payload = body()
+    const promptHold = Math.ceil(Buffer.byteLength(JSON.stringify(payload)) / 3)
+    const user = await seedUser({ balance: '100', plan: { name: 'tight', monthlyInputTokens: 2 * promptHold } })
+    const answers = await fire(user.key, 30, () => payload)
+    const served = answers.filter((a) => a.status === 200).length
+    for (const refused of answers.filter((a) => a.status !== 200)) {
+      assert.equal(refused.status, 429)
+      assert.include(refused.text, 'token_limit_exceeded')
+    }
+    assert.isAtLeast(served, 1)
+    assert.isAtMost(served, 3)
+    const state = (await gateway()).catalog.cachedUser(user.userId)!
+    assert.equal(state.reservedInputTokens, 0)
+    assert.equal(state.reservedOutputTokens, 0)
+    assert.lengthOf(await usageRows(user.userId), 30)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('a key revoked and its user disabled while 10 calls are in flight: each still answered, metered and charged to that user', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const other = await seedUser({ balance: '10' })
+    const flying = fire(user.key, 10, (i) => body({ stream: i % 2 === 0, mock: { latency_ms: 300, chunks: 5, chunk_delay_ms: 60 } }))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await revokeApiKey(String(user.keyId))
+    await updateUser({ id: user.userId, role: 'user', planId: null, disabled: true })
+    const answers = await flying
+    assert.deepEqual([...new Set(answers.map((a) => a.status))], [200])
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 10)
+    for (const row of rows) {
+      assert.equal(Number(row.api_key_id), user.keyId)
+      assert.isTrue(toPico(row.cost) > 0n)
+    }
+    const charges = await db.from('balance_ledger').where('kind', 'charge').whereIn('usage_record_id', rows.map((r) => r.id)).select('user_id')
+    assert.deepEqual([...new Set(charges.map((c) => Number(c.user_id)))], [user.userId])
+    assert.lengthOf(charges, 10)
+    assert.lengthOf(await usageRows(other.userId), 0)
+    assert.equal(await reservedOf(user.userId), 0n)
+    // And then refused, with nothing charged.
+    const after = await post('/v1/chat/completions', body(), { authorization: `Bearer ${user.key}` })
+    assert.equal(after.status, 401)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+})
