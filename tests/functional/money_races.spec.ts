@@ -4,7 +4,9 @@ import { createUser } from '#actions/create_user'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { createRedemptionCodes } from '#actions/create_redemption_codes'
 import { redeemCode } from '#actions/redeem_code'
-import { setReferralTerms, welcomeInvitee, referralTerms } from '#actions/referrals'
+import { referralCodeOf, setReferralTerms, welcomeInvitee, referralTerms } from '#actions/referrals'
+import { registerUser } from '#actions/register_user'
+import { PortalInputError } from '#actions/portal_input_error'
 import { cliActor } from '#actions/audit'
 import { createApiKey } from '#actions/issue_api_key'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
@@ -83,6 +85,26 @@ test.group('Money races: credits land once', (group) => {
     assert.equal(row.reward, '2.000000000000')
     assert.deepEqual(await ledgerProblems(), [])
     assert.equal((await referralTerms()).inviterCredit, '2')
+  })
+
+  test('one sign-up sent 10 times at once through an invitation: one account, one welcome credit, the rest told the address is taken', async ({ assert }) => {
+    await setReferralTerms({ inviterCredit: '2', inviteeCredit: '1' }, cliActor())
+    const inviter = await newUser()
+    const code = await referralCodeOf(inviter.id)
+    const address = email()
+    const results = await all(10, () => registerUser({ email: address, password: 'password123', referralCode: code }))
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        assert.instanceOf(r.reason, PortalInputError)
+        assert.equal(r.reason.code, 'email_taken')
+      }
+    }
+    const users = await db.from('users').where('email', address).select('id')
+    assert.lengthOf(users, 1)
+    assert.deepEqual((await ledgerOf(Number(users[0].id))).map((e) => e.amount), ['1.000000000000'])
+    assert.lengthOf(await ledgerOf(inviter.id), 0)
+    assert.deepEqual(await ledgerProblems(), [])
   })
 
   test('top-ups posted while the user\'s requests are metered: ledger sum = balance, each charge once', async ({ assert }) => {
