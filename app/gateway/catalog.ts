@@ -24,12 +24,33 @@ export interface PendingSource {
   pendingFor(userId: number): { costPico: bigint; input: number; output: number }
   /** Cost through the key of calls begun at or after `sinceMs` (-Infinity: all) */
   pendingKeyCost(keyId: number, sinceMs: number): bigint
+  /** Bumped each time committed records leave the pending totals (see readSettled) */
+  readonly settledCount: number
 }
 
 const NOTHING_PENDING: PendingSource = {
   pendingFor: () => ({ costPico: 0n, input: 0, output: 0 }),
   pendingKeyCost: () => 0n,
+  settledCount: 0,
 }
+
+/**
+ * How often a reload reads its row again when the meter settled records
+ * while the read was out: the row may predate the commit and the pending
+ * totals no longer hold it, so the charge would be forgotten until the next
+ * reload. After that many tries the last read is kept (the next one fixes it).
+ */
+const SETTLE_RETRIES = 3
+
+/** A user's cached state: the row and this month's tokens (parameters: period, user id) */
+const USER_STATE_SQL = `
+  SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
+         COALESCE(SUM(m.input_tokens), 0) AS input_tokens,
+         COALESCE(SUM(m.output_tokens), 0) AS output_tokens
+    FROM users u
+    LEFT JOIN monthly_usage m ON m.user_id = u.id AND m.period = ?
+   WHERE u.id = ?
+   GROUP BY u.id`
 
 const USER_TTL_MS = 15_000
 const KEY_TTL_MS = 60_000
@@ -214,7 +235,7 @@ export class Catalog {
   }
 
   async #loadKey(hash: string): Promise<KeyInfo | null> {
-    const row = await db.from('api_keys').where('key_hash', hash).first()
+    const row = await this.#readSettled(() => db.from('api_keys').where('key_hash', hash).first())
     const info: KeyInfo | null = row
       ? {
           id: Number(row.id),
@@ -235,6 +256,22 @@ export class Catalog {
     this.#keys.set(hash, { info, loadedAt: Date.now() })
     if (info) this.#keysById.set(info.id, info)
     return info
+  }
+
+  /**
+   * A read of a row the meter also writes (a user's balance and tokens, a
+   * key's spend), to which the caller then adds the meter's pending totals.
+   * If the meter settled records while the read was out, the row may predate
+   * their commit while the totals no longer hold them: read again. (A commit
+   * before the read and a settle after it subtracts a charge twice until the
+   * next reload: a stricter balance for a moment, never a looser one.)
+   */
+  async #readSettled<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const settled = this.#pending.settledCount
+      const result = await read()
+      if (this.#pending.settledCount === settled || attempt >= SETTLE_RETRIES) return result
+    }
   }
 
   /** The user's live state from memory (undefined when not loaded); refreshed in the background when older than the TTL. */
@@ -267,16 +304,7 @@ export class Catalog {
 
   async #loadUser(userId: number): Promise<UserState | null> {
     const period = currentPeriod()
-    const result = await db.rawQuery(
-      `SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
-              COALESCE(SUM(m.input_tokens), 0) AS input_tokens,
-              COALESCE(SUM(m.output_tokens), 0) AS output_tokens
-         FROM users u
-         LEFT JOIN monthly_usage m ON m.user_id = u.id AND m.period = ?
-        WHERE u.id = ?
-        GROUP BY u.id`,
-      [period, userId]
-    )
+    const result = await this.#readSettled(() => db.rawQuery(USER_STATE_SQL, [period, userId]))
     const row = result.rows[0]
     if (!row) {
       this.#users.delete(userId)

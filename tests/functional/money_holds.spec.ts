@@ -123,6 +123,37 @@ test.group('Money holds: concurrent requests against a limit', (group) => {
     assert.deepEqual(await ledgerProblems(), [])
   })
 
+  test('a user reloaded while a call is metered: the cached balance neither forgets nor doubles its charge', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const gw = await gateway()
+    await gw.catalog.user(user.userId)
+    // The reload reads the row while the call runs; its answer is taken only after the call is metered and committed.
+    const call = post('/v1/chat/completions', body({ mock: { latency_ms: 200 } }), { authorization: `Bearer ${user.key}` }).then((r) => r.text())
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await withSlowRead(/FROM users u/, async () => {
+      await call
+      await gw.meter.drain()
+    }, () => gw.catalog.handleChange(`users:${user.userId}`))
+    assert.equal(gw.catalog.cachedUser(user.userId)!.balancePico, await balanceOf(user.userId))
+    assert.isTrue((await balanceOf(user.userId)) < toPico('10'))
+  })
+
+  test('a key reloaded while a call is metered: the cached spend keeps its cost', async ({ assert }) => {
+    const user = await seedUser({ balance: '10', key: { spendLimit: '5' } })
+    const gw = await gateway()
+    const call = post('/v1/chat/completions', body({ mock: { latency_ms: 200 } }), { authorization: `Bearer ${user.key}` }).then((r) => r.text())
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const hash = (await db.from('api_keys').where('id', user.keyId).first()).key_hash
+    await gw.catalog.handleChange(`api_keys:${user.keyId}`)
+    await withSlowRead(/FROM "api_keys"|from "api_keys"/i, async () => {
+      await call
+      await gw.meter.drain()
+    }, () => gw.catalog.key(hash))
+    const spent = (await db.from('api_keys').where('id', user.keyId).select(db.raw('spent::text AS spent')).first()).spent
+    assert.isTrue(toPico(spent) > 0n)
+    assert.equal(gw.catalog.cachedKey(hash)!.spentPico, toPico(spent))
+  })
+
   test('a key revoked and its user disabled while 10 calls are in flight: each still answered, metered and charged to that user', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const other = await seedUser({ balance: '10' })
@@ -149,3 +180,35 @@ test.group('Money holds: concurrent requests against a limit', (group) => {
     assert.deepEqual(await ledgerProblems(), [])
   })
 })
+
+/**
+ * Runs `load` with the first database read whose SQL matches `pattern`
+ * answered late: the read runs at once (its snapshot is taken then), and its
+ * rows are handed back only after `meanwhile` (the race a reload can lose to
+ * the meter's commit).
+ */
+async function withSlowRead<T>(pattern: RegExp, meanwhile: () => Promise<void>, load: () => Promise<T>): Promise<T> {
+  const rawQuery = db.rawQuery.bind(db)
+  const from = db.from.bind(db)
+  let armed = true
+  const delay = async <R>(run: () => Promise<R>, sql: string): Promise<R> => {
+    if (!armed || !pattern.test(sql)) return run()
+    armed = false
+    const rows = await run()
+    await meanwhile()
+    return rows
+  }
+  ;(db as any).rawQuery = (sql: string, bindings?: any) => delay(() => rawQuery(sql, bindings) as any, sql)
+  ;(db as any).from = (table: string) => {
+    const query: any = from(table)
+    const exec = query.exec.bind(query)
+    query.exec = () => delay(exec, query.toQuery())
+    return query
+  }
+  try {
+    return await load()
+  } finally {
+    ;(db as any).rawQuery = rawQuery
+    ;(db as any).from = from
+  }
+}
