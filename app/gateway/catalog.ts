@@ -80,6 +80,8 @@ export class Catalog {
   #keysById = new Map<number, KeyInfo>()
   #keyLoads = new Map<string, Promise<KeyInfo | null>>()
   #users = new Map<number, UserState>()
+  /** Users forgotten by reload() while requests of theirs held something (reused by their next load) */
+  #heldUsers = new Map<number, UserState>()
   #userLoads = new Map<number, Promise<UserState | null>>()
   #priceByModel = new Map<string, PriceInfo | null>()
   /** Model fallbacks, most specific glob first */
@@ -308,9 +310,11 @@ export class Catalog {
     const row = result.rows[0]
     if (!row) {
       this.#users.delete(userId)
+      this.#heldUsers.delete(userId)
       return null
     }
     const pending = this.#pending.pendingFor(userId)
+    const previous = this.#users.get(userId) ?? this.#heldUsers.get(userId)
     const state: UserState = {
       id: Number(row.id),
       role: row.role,
@@ -318,19 +322,20 @@ export class Catalog {
       disabled: row.disabled === true,
       balancePico: toPico(String(row.balance)) - pending.costPico,
       // The holds belong to requests in flight, not to the row: they survive a reload.
-      reservedPico: this.#users.get(userId)?.reservedPico ?? 0n,
-      reservedInputTokens: this.#users.get(userId)?.reservedInputTokens ?? 0,
-      reservedOutputTokens: this.#users.get(userId)?.reservedOutputTokens ?? 0,
+      reservedPico: previous?.reservedPico ?? 0n,
+      reservedInputTokens: previous?.reservedInputTokens ?? 0,
+      reservedOutputTokens: previous?.reservedOutputTokens ?? 0,
       period,
       inputTokens: Number(row.input_tokens) + pending.input,
       outputTokens: Number(row.output_tokens) + pending.output,
       loadedAt: Date.now(),
     }
     // Keep the same object identity when refreshing so in-flight requests see updates.
-    const existing = this.#users.get(userId)
-    if (existing) {
-      Object.assign(existing, state)
-      return existing
+    if (previous) {
+      Object.assign(previous, state)
+      this.#users.set(userId, previous)
+      this.#heldUsers.delete(userId)
+      return previous
     }
     this.#users.set(userId, state)
     return state
@@ -399,12 +404,20 @@ export class Catalog {
   /** Forgets everything (tests, and after reconnecting the change listener). */
   async reload() {
     this.#forgetKeys()
+    // Requests in flight hold money and tokens on their user's state object, and release them
+    // there: those objects are kept aside, and the user's next load refreshes the same object.
+    this.#heldUsers.clear()
+    for (const [id, state] of this.#users) if (holdsAnything(state)) this.#heldUsers.set(id, state)
     this.#users.clear()
     this.#loaded = false
     await this.ensureLoaded()
   }
 }
 
+/** Does a request in flight hold money or tokens on this user? */
+function holdsAnything(state: UserState) {
+  return state.reservedPico !== 0n || state.reservedInputTokens !== 0 || state.reservedOutputTokens !== 0
+}
 
 /**
  * What a key's spend cap counts, from its row: the whole spend, or, when the

@@ -154,6 +154,28 @@ test.group('Money holds: concurrent requests against a limit', (group) => {
     assert.equal(gw.catalog.cachedKey(hash)!.spentPico, toPico(spent))
   })
 
+  test('the caches reloaded (the change listener reconnected) while a call runs: its holds still count', async ({ assert }) => {
+    const payload = body({ mock: { latency_ms: 300 } })
+    const estimate = await estimateOf(payload)
+    const plan = { name: 'held', monthlyInputTokens: 1 }
+    const user = await seedUser({ balance: fromPico(estimate), plan })
+    const gw = await gateway()
+    const first = post('/v1/chat/completions', payload, { authorization: `Bearer ${user.key}` })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await gw.catalog.reload()
+    const second = await post('/v1/chat/completions', body(), { authorization: `Bearer ${user.key}` })
+    assert.equal(second.status, 429, 'the plan\'s tokens held by the first call count')
+    await db.from('plans').where('name', 'like', 'held-%').update({ monthly_input_tokens: null })
+    await gw.catalog.reload()
+    const third = await post('/v1/chat/completions', body(), { authorization: `Bearer ${user.key}` })
+    assert.equal(third.status, 402, 'the balance held by the first call counts')
+    assert.equal((await first).status, 200)
+    const state = gw.catalog.cachedUser(user.userId)!
+    assert.equal(state.reservedPico, 0n)
+    assert.equal(state.reservedInputTokens, 0)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
   test('a key revoked and its user disabled while 10 calls are in flight: each still answered, metered and charged to that user', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const other = await seedUser({ balance: '10' })
