@@ -7,7 +7,7 @@ import { heldOnKey } from '#gateway/metering/key_reservations'
 import { fromPico, toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
-import { ledgerProblems } from '#tests/money_checks'
+import { ledgerOf, ledgerProblems } from '#tests/money_checks'
 
 /**
  * Many requests of one key at once against a balance, a key's cap or a
@@ -173,6 +173,26 @@ test.group('Money holds: concurrent requests against a limit', (group) => {
     const state = gw.catalog.cachedUser(user.userId)!
     assert.equal(state.reservedPico, 0n)
     assert.equal(state.reservedInputTokens, 0)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('a key and, of another user, the account deleted in the database while their calls run: the rest of the batch lands', async ({ assert }) => {
+    // Nothing in the app deletes keys or users (they are revoked, disabled); an operator's SQL can.
+    const keyless = await seedUser({ balance: '10' })
+    const gone = await seedUser({ balance: '10' })
+    const bystander = await seedUser({ balance: '10' })
+    const slow = body({ mock: { latency_ms: 300 } })
+    const calls = [keyless, gone, bystander].map((u) => fire(u.key, 4, () => slow))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await db.from('api_keys').where('id', keyless.keyId).delete()
+    await db.from('users').where('id', gone.userId).delete()
+    for (const answers of await Promise.all(calls)) assert.deepEqual([...new Set(answers.map((a) => a.status))], [200])
+    // The key's calls are still the user's, charged once each; the deleted user's are dropped with it (logged).
+    assert.lengthOf(await usageRows(keyless.userId), 4)
+    assert.lengthOf(await ledgerOf(keyless.userId, 'charge'), 4)
+    assert.lengthOf(await usageRows(gone.userId), 0)
+    assert.lengthOf(await ledgerOf(gone.userId, 'charge'), 0)
+    assert.lengthOf(await usageRows(bystander.userId), 4)
     assert.deepEqual(await ledgerProblems(), [])
   })
 
