@@ -4,7 +4,7 @@ import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
-import { completionTokenHold, estimateCostPico, promptTokenHold } from '#gateway/metering/reservation'
+import { completionTokenHold, holdAtPrice, promptTokenHold } from '#gateway/metering/reservation'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 
@@ -78,10 +78,30 @@ export function authorizeAndReserve(
 ): PriceInfo | null {
   const price = authorizeModel(catalog, account.principal, model)
   account.price = price
-  if (isPriced(price)) account.reserve(estimateCostPico(price, rawBytes, body))
+  // Kept on the account: a fallback model's hold is the same tokens at its price (admitFallback).
+  const promptTokens = (account.promptTokenHold = promptTokenHold(rawBytes))
+  const completionTokens = (account.completionTokenHold = completionTokenHold(body))
+  if (isPriced(price)) account.reserve(holdAtPrice(price, promptTokens, completionTokens))
   const { plan } = account.principal
   if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) {
-    account.reserveTokens(promptTokenHold(rawBytes), completionTokenHold(body))
+    account.reserveTokens(promptTokens, completionTokens)
   }
   return price
+}
+
+/**
+ * May a fallback model at `price` serve this admitted request? A priced one
+ * needs what authorizeModel asks of a new request (a balance above what the
+ * other requests in flight hold), and raises the request's hold to its own
+ * estimate at once, so requests routed at the same moment see it: otherwise
+ * a free or cheap model falling back to a dear one held next to nothing, and
+ * concurrent calls overdrew the balance by all of their fallbacks' costs.
+ */
+export function admitFallback(account: RequestAccount, price: PriceInfo | null): boolean {
+  if (!isPriced(price)) return true
+  const { user } = account.principal
+  if (user.balancePico - (user.reservedPico - account.reservedPico) <= 0n) return false
+  const hold = holdAtPrice(price, account.promptTokenHold, account.completionTokenHold)
+  if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
+  return true
 }

@@ -223,6 +223,43 @@ test.group('Money holds: concurrent requests against a limit', (group) => {
   })
 })
 
+test.group('Money holds: fallbacks', (group) => {
+  let down: MockUpstream
+  let up: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    down = await startMock({ status: 503, latencyMs: 100 })
+    up = await startMock({ latencyMs: 100 })
+    await seedChannel({ name: 'down', baseUrl: down.url, models: ['hold-free', 'hold-cheap'] })
+    await seedChannel({ name: 'up', baseUrl: up.url, models: ['hold-paid'] })
+    await seedPrice('hold-paid', '1000', '2000')
+    await seedPrice('hold-cheap', '0.001', '0.001')
+    return async () => {
+      ;(await gateway()).health.reset()
+      await down.stop()
+      await up.stop()
+    }
+  })
+
+  for (const primary of ['hold-free', 'hold-cheap']) {
+    test(`${primary === 'hold-free' ? 'a free' : 'a cheap'} model falling back to a priced one, 30 calls at once on a balance for two: the fallback's holds bound them`, async ({ assert }) => {
+      const payload = { model: primary, models: [primary, 'hold-paid'], messages: hello, max_tokens: 5 }
+      const estimate = await estimateOf({ ...payload, model: 'hold-paid' })
+      const user = await seedUser({ balance: fromPico(estimate * 2n) })
+      const answers = await fire(user.key, 30, () => payload)
+      const served = answers.filter((a) => a.status === 200).length
+      assert.isAtLeast(served, 1)
+      assert.isAtMost(served, 3)
+      assert.equal(await reservedOf(user.userId), 0n)
+      assert.lengthOf(await usageRows(user.userId), 30)
+      const balance = await balanceOf(user.userId)
+      assert.isTrue(balance >= -estimate, `balance ${fromPico(balance)} below minus one hold ${fromPico(estimate)}`)
+      assert.deepEqual(await ledgerProblems(), [])
+    })
+  }
+})
+
 /**
  * Runs `load` with the first database read whose SQL matches `pattern`
  * answered late: the read runs at once (its snapshot is taken then), and its

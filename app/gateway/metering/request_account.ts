@@ -31,6 +31,9 @@ export class RequestAccount {
   attempts: AttemptRecord[] = []
   /** Aborts the upstream call: on client disconnect, or when shutdown's grace period ends */
   readonly abort = new AbortController()
+  /** The request's estimated tokens, as held (access_policy.ts): a fallback's hold is them at its price */
+  promptTokenHold = 0
+  completionTokenHold = 0
   /** pico-USD held on the user's balance until the request ends */
   #reservedPico = 0n
   /** This month's tokens held on the user while the request runs (plans with monthly limits only) */

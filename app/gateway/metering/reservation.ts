@@ -10,8 +10,13 @@ import type { PriceInfo } from '#gateway/types'
 export const DEFAULT_COMPLETION_ALLOWANCE = Number(process.env.RESERVE_COMPLETION_TOKENS) || 1024
 
 export function estimateCostPico(price: PriceInfo | null, bodyBytes: number, body: Record<string, any>): bigint {
+  return holdAtPrice(price, promptTokenHold(bodyBytes), completionTokenHold(body))
+}
+
+/** The hold for a request's estimated tokens at a price (a fallback model's price is another). */
+export function holdAtPrice(price: PriceInfo | null, promptTokens: number, completionTokens: number): bigint {
   if (!price) return 0n
-  const tokens = BigInt(promptTokenHold(bodyBytes)) * price.inputPico + BigInt(completionTokenHold(body)) * price.outputPico
+  const tokens = BigInt(promptTokens) * price.inputPico + BigInt(completionTokens) * price.outputPico
   // A per-request price is held once (a Cohere rerank's extra search units are settled at close).
   return price.perRequestPico ? tokens + price.perRequestPico : tokens
 }
