@@ -18,17 +18,21 @@ import { rewardInviter } from '#actions/referrals'
  * writes no second audit row and pays no second referral reward. The same
  * key for another entry is refused (AdminInputError.conflict).
  */
-export async function postLedgerEntry(
-  input: {
-    userRef: string
-    kind: Exclude<LedgerKind, 'charge'>
-    amount: string
-    note?: string | null
-    actorId?: number | null
-    idempotencyKey?: string | null
-  },
-  actor: Actor = cliActor()
-) {
+export async function postLedgerEntry(input: LedgerEntryInput, actor: Actor = cliActor()) {
+  return (await postLedgerEntryOnce(input, actor)).user
+}
+
+export interface LedgerEntryInput {
+  userRef: string
+  kind: Exclude<LedgerKind, 'charge'>
+  amount: string
+  note?: string | null
+  actorId?: number | null
+  idempotencyKey?: string | null
+}
+
+/** postLedgerEntry, saying whether this call posted the entry or found it posted under its key. */
+export async function postLedgerEntryOnce(input: LedgerEntryInput, actor: Actor = cliActor()) {
   if (/^-?0*(\.0*)?$/.test(input.amount)) throw new AdminInputError('The amount must not be zero', 'amount')
   // Top-ups and refunds add money; only an adjustment may take some away (the ledger's signs say which is which).
   if (input.kind !== 'adjustment' && input.amount.startsWith('-')) {
@@ -58,7 +62,7 @@ export async function postLedgerEntry(
       }
       // Read after the first post committed (the insert waited for it): the balance it left.
       await user.refresh()
-      return user
+      return { user, posted: false }
     }
     await writeAudit(trx, actor, {
       action: `balance.${input.kind}`,
@@ -71,7 +75,7 @@ export async function postLedgerEntry(
     // Money brought in (not a refund or a correction) can be the first top-up an inviter is rewarded for.
     if (input.kind === 'topup') await rewardInviter(trx, user.id)
     await user.refresh()
-    return user
+    return { user, posted: true }
   })
 }
 

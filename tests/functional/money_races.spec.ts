@@ -11,7 +11,7 @@ import { cliActor } from '#actions/audit'
 import { createApiKey } from '#actions/issue_api_key'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
-import { PanelClient } from '#tests/panel_client'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { all, ledgerOf, ledgerProblems } from '#tests/money_checks'
 
 /**
@@ -139,6 +139,9 @@ test.group('Money races: credits land once', (group) => {
     const fields = { ...form, kind: 'topup', amount: '25', note: 'invoice 9' }
     const posted = await Promise.all([client.post(`/admin/users/${user.id}/ledger`, fields), client.post(`/admin/users/${user.id}/ledger`, fields)])
     assert.deepEqual(posted.map((p) => p.status), [302, 302])
+    // Back and send again: nothing more, and the page says so.
+    const resent = textOf((await client.follow(await client.post(`/admin/users/${user.id}/ledger`, fields))).html)
+    assert.include(resent, 'This form was already sent, nothing added again: posted topup of $25')
     assert.deepEqual((await ledgerOf(user.id)).map((e) => e.amount), ['25.000000000000'])
     const audits = await db.from('audit_log').where('action', 'balance.topup').where('subject_id', user.id).count('* as n')
     assert.equal(Number(audits[0].n), 1)
