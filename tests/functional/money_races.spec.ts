@@ -167,6 +167,9 @@ test.group('Money races: credits land once', (group) => {
     await post(`/api/admin/users/${user.id}/ledger`, { kind: 'topup', amount: '3' }, { ...headers, 'idempotency-key': 'retry-2' })
     await post(`/api/admin/users/${user.id}/ledger`, { kind: 'topup', amount: '3' }, { authorization: headers.authorization })
     assert.lengthOf(await ledgerOf(user.id), 3)
+    // The key in the body works the same.
+    await post(`/api/admin/users/${user.id}/ledger`, { kind: 'topup', amount: '3', idempotency_key: 'retry-2' }, { authorization: headers.authorization })
+    assert.lengthOf(await ledgerOf(user.id), 3)
     // The same key for another amount is refused, not silently answered with the first entry.
     const clash = await post(`/api/admin/users/${user.id}/ledger`, { kind: 'topup', amount: '4' }, headers)
     assert.equal(clash.status, 409)

@@ -126,8 +126,8 @@ export default class ManagementUsersController {
           kind: input.kind,
           amount: input.amount,
           note: input.note ?? null,
-          // A client's retry with the same key posts nothing more (post_ledger_entry.ts).
-          idempotencyKey: idempotencyKeyOf(ctx),
+          // A client's retry with the same key posts nothing more (post_ledger_entry.ts); the panel form's field works too.
+          idempotencyKey: idempotencyKeyOf(ctx) ?? input.idempotency_key ?? null,
         },
         apiActor(ctx)
       )
