@@ -1,10 +1,11 @@
 /**
  * An admin action refused its input (unknown user, duplicate name...): shown
  * to the operator as is; on a panel form, beside `field` when given. The
- * management API answers 404 for `kind: 'not_found'`, else 400.
+ * management API answers 404 for `kind: 'not_found'`, 409 for `conflict`,
+ * else 400.
  */
 export class AdminInputError extends Error {
-  kind: 'invalid' | 'not_found' = 'invalid'
+  kind: 'invalid' | 'not_found' | 'conflict' = 'invalid'
 
   constructor(
     message: string,
@@ -18,6 +19,13 @@ export class AdminInputError extends Error {
   static notFound(message: string) {
     const error = new AdminInputError(message)
     error.kind = 'not_found'
+    return error
+  }
+
+  /** The request clashes with one already made (an idempotency key reused for other input). */
+  static conflict(message: string) {
+    const error = new AdminInputError(message)
+    error.kind = 'conflict'
     return error
   }
 }

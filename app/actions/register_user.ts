@@ -41,5 +41,17 @@ export async function registerUser(input: { email: string; password: string; ip?
     const inviter = terms ? await inviterOf(input.referralCode, trx) : null
     if (inviter && terms) await welcomeInvitee(trx, { id: user.id, email }, inviter, terms, actor)
     return user
-  })
+  }).catch(emailTakenMeanwhile)
+}
+
+/**
+ * The same address sent twice at once (a double click): the check above
+ * passed for both, the unique index lets one in, and the other is told the
+ * address is taken (its welcome credit rolled back with it), not a 500.
+ */
+function emailTakenMeanwhile(error: any): never {
+  if (error?.code === '23505' && String(error?.constraint ?? '').startsWith('users_email')) {
+    throw new PortalInputError('email_taken', 'email')
+  }
+  throw error
 }

@@ -4,7 +4,7 @@ import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
-import { estimateCostPico } from '#gateway/metering/reservation'
+import { completionTokenHold, holdAtPrice, promptTokenHold } from '#gateway/metering/reservation'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 
@@ -31,17 +31,19 @@ export function authorizeCacheHit(principal: Principal, model: string) {
  * (the key's USD cap), 402 insufficient_balance. A priced model needs a
  * balance above what requests in flight already hold (reservations), and a
  * capped key a spend below its cap counting the same holds, so concurrent
- * requests cannot overdraw either by more than one request's estimate.
+ * requests cannot overdraw either by more than one request's estimate; a
+ * plan's monthly tokens likewise count the tokens requests in flight hold.
  * Returns the model's price for this principal's plan (null = free) for metering.
  */
 export function authorizeModel(catalog: Catalog, principal: Principal, model: string): PriceInfo | null {
   if (!modelAllowed(principal, model)) throw GatewayError.modelNotAllowed(model)
   const { plan, user } = principal
   if (plan) {
-    if (plan.monthlyInputTokens !== null && user.inputTokens >= plan.monthlyInputTokens) {
+    // Tokens held by requests in flight count as used (authorizeAndReserve), like the balance's holds.
+    if (plan.monthlyInputTokens !== null && user.inputTokens + user.reservedInputTokens >= plan.monthlyInputTokens) {
       throw GatewayError.tokenLimitExceeded('input', plan.monthlyInputTokens)
     }
-    if (plan.monthlyOutputTokens !== null && user.outputTokens >= plan.monthlyOutputTokens) {
+    if (plan.monthlyOutputTokens !== null && user.outputTokens + user.reservedOutputTokens >= plan.monthlyOutputTokens) {
       throw GatewayError.tokenLimitExceeded('output', plan.monthlyOutputTokens)
     }
   }
@@ -63,7 +65,10 @@ export function authorizeModel(catalog: Catalog, principal: Principal, model: st
   return price
 }
 
-/** authorizeModel, then hold the request's estimated cost until the account closes. */
+/**
+ * authorizeModel, then hold the request's estimated cost (and, on a plan that
+ * limits monthly tokens, its estimated tokens) until the account closes.
+ */
 export function authorizeAndReserve(
   catalog: Catalog,
   account: RequestAccount,
@@ -73,6 +78,30 @@ export function authorizeAndReserve(
 ): PriceInfo | null {
   const price = authorizeModel(catalog, account.principal, model)
   account.price = price
-  if (isPriced(price)) account.reserve(estimateCostPico(price, rawBytes, body))
+  // Kept on the account: a fallback model's hold is the same tokens at its price (admitFallback).
+  const promptTokens = (account.promptTokenHold = promptTokenHold(rawBytes))
+  const completionTokens = (account.completionTokenHold = completionTokenHold(body))
+  if (isPriced(price)) account.reserve(holdAtPrice(price, promptTokens, completionTokens))
+  const { plan } = account.principal
+  if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) {
+    account.reserveTokens(promptTokens, completionTokens)
+  }
   return price
+}
+
+/**
+ * May a fallback model at `price` serve this admitted request? A priced one
+ * needs what authorizeModel asks of a new request (a balance above what the
+ * other requests in flight hold), and raises the request's hold to its own
+ * estimate at once, so requests routed at the same moment see it: otherwise
+ * a free or cheap model falling back to a dear one held next to nothing, and
+ * concurrent calls overdrew the balance by all of their fallbacks' costs.
+ */
+export function admitFallback(account: RequestAccount, price: PriceInfo | null): boolean {
+  if (!isPriced(price)) return true
+  const { user } = account.principal
+  if (user.balancePico - (user.reservedPico - account.reservedPico) <= 0n) return false
+  const hold = holdAtPrice(price, account.promptTokenHold, account.completionTokenHold)
+  if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
+  return true
 }

@@ -24,12 +24,33 @@ export interface PendingSource {
   pendingFor(userId: number): { costPico: bigint; input: number; output: number }
   /** Cost through the key of calls begun at or after `sinceMs` (-Infinity: all) */
   pendingKeyCost(keyId: number, sinceMs: number): bigint
+  /** Bumped each time committed records leave the pending totals (see readSettled) */
+  readonly settledCount: number
 }
 
 const NOTHING_PENDING: PendingSource = {
   pendingFor: () => ({ costPico: 0n, input: 0, output: 0 }),
   pendingKeyCost: () => 0n,
+  settledCount: 0,
 }
+
+/**
+ * How often a reload reads its row again when the meter settled records
+ * while the read was out: the row may predate the commit and the pending
+ * totals no longer hold it, so the charge would be forgotten until the next
+ * reload. After that many tries the last read is kept (the next one fixes it).
+ */
+const SETTLE_RETRIES = 3
+
+/** A user's cached state: the row and this month's tokens (parameters: period, user id) */
+const USER_STATE_SQL = `
+  SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
+         COALESCE(SUM(m.input_tokens), 0) AS input_tokens,
+         COALESCE(SUM(m.output_tokens), 0) AS output_tokens
+    FROM users u
+    LEFT JOIN monthly_usage m ON m.user_id = u.id AND m.period = ?
+   WHERE u.id = ?
+   GROUP BY u.id`
 
 const USER_TTL_MS = 15_000
 const KEY_TTL_MS = 60_000
@@ -59,6 +80,8 @@ export class Catalog {
   #keysById = new Map<number, KeyInfo>()
   #keyLoads = new Map<string, Promise<KeyInfo | null>>()
   #users = new Map<number, UserState>()
+  /** Users forgotten by reload() while requests of theirs held something (reused by their next load) */
+  #heldUsers = new Map<number, UserState>()
   #userLoads = new Map<number, Promise<UserState | null>>()
   #priceByModel = new Map<string, PriceInfo | null>()
   /** Model fallbacks, most specific glob first */
@@ -214,7 +237,7 @@ export class Catalog {
   }
 
   async #loadKey(hash: string): Promise<KeyInfo | null> {
-    const row = await db.from('api_keys').where('key_hash', hash).first()
+    const row = await this.#readSettled(() => db.from('api_keys').where('key_hash', hash).first())
     const info: KeyInfo | null = row
       ? {
           id: Number(row.id),
@@ -235,6 +258,22 @@ export class Catalog {
     this.#keys.set(hash, { info, loadedAt: Date.now() })
     if (info) this.#keysById.set(info.id, info)
     return info
+  }
+
+  /**
+   * A read of a row the meter also writes (a user's balance and tokens, a
+   * key's spend), to which the caller then adds the meter's pending totals.
+   * If the meter settled records while the read was out, the row may predate
+   * their commit while the totals no longer hold them: read again. (A commit
+   * before the read and a settle after it subtracts a charge twice until the
+   * next reload: a stricter balance for a moment, never a looser one.)
+   */
+  async #readSettled<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const settled = this.#pending.settledCount
+      const result = await read()
+      if (this.#pending.settledCount === settled || attempt >= SETTLE_RETRIES) return result
+    }
   }
 
   /** The user's live state from memory (undefined when not loaded); refreshed in the background when older than the TTL. */
@@ -267,39 +306,36 @@ export class Catalog {
 
   async #loadUser(userId: number): Promise<UserState | null> {
     const period = currentPeriod()
-    const result = await db.rawQuery(
-      `SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
-              COALESCE(SUM(m.input_tokens), 0) AS input_tokens,
-              COALESCE(SUM(m.output_tokens), 0) AS output_tokens
-         FROM users u
-         LEFT JOIN monthly_usage m ON m.user_id = u.id AND m.period = ?
-        WHERE u.id = ?
-        GROUP BY u.id`,
-      [period, userId]
-    )
+    const result = await this.#readSettled(() => db.rawQuery(USER_STATE_SQL, [period, userId]))
     const row = result.rows[0]
     if (!row) {
       this.#users.delete(userId)
+      this.#heldUsers.delete(userId)
       return null
     }
     const pending = this.#pending.pendingFor(userId)
+    const previous = this.#users.get(userId) ?? this.#heldUsers.get(userId)
     const state: UserState = {
       id: Number(row.id),
       role: row.role,
       planId: row.plan_id === null ? null : Number(row.plan_id),
       disabled: row.disabled === true,
       balancePico: toPico(String(row.balance)) - pending.costPico,
-      reservedPico: this.#users.get(userId)?.reservedPico ?? 0n,
+      // The holds belong to requests in flight, not to the row: they survive a reload.
+      reservedPico: previous?.reservedPico ?? 0n,
+      reservedInputTokens: previous?.reservedInputTokens ?? 0,
+      reservedOutputTokens: previous?.reservedOutputTokens ?? 0,
       period,
       inputTokens: Number(row.input_tokens) + pending.input,
       outputTokens: Number(row.output_tokens) + pending.output,
       loadedAt: Date.now(),
     }
     // Keep the same object identity when refreshing so in-flight requests see updates.
-    const existing = this.#users.get(userId)
-    if (existing) {
-      Object.assign(existing, state)
-      return existing
+    if (previous) {
+      Object.assign(previous, state)
+      this.#users.set(userId, previous)
+      this.#heldUsers.delete(userId)
+      return previous
     }
     this.#users.set(userId, state)
     return state
@@ -368,12 +404,20 @@ export class Catalog {
   /** Forgets everything (tests, and after reconnecting the change listener). */
   async reload() {
     this.#forgetKeys()
+    // Requests in flight hold money and tokens on their user's state object, and release them
+    // there: those objects are kept aside, and the user's next load refreshes the same object.
+    this.#heldUsers.clear()
+    for (const [id, state] of this.#users) if (holdsAnything(state)) this.#heldUsers.set(id, state)
     this.#users.clear()
     this.#loaded = false
     await this.ensureLoaded()
   }
 }
 
+/** Does a request in flight hold money or tokens on this user? */
+function holdsAnything(state: UserState) {
+  return state.reservedPico !== 0n || state.reservedInputTokens !== 0 || state.reservedOutputTokens !== 0
+}
 
 /**
  * What a key's spend cap counts, from its row: the whole spend, or, when the

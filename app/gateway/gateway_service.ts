@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
-import { isPriced, priceForPlan } from '#gateway/metering/pricing'
+import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
+import { priceForPlan } from '#gateway/metering/pricing'
 import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
 import {
@@ -293,7 +293,7 @@ export class GatewayService {
   /**
    * The model's channels, then, when an operator set fallbacks for it, the
    * channels of each fallback model the principal may use (its plan and key
-   * globs; a priced one only with money on the balance), tagged with that
+   * globs; a priced one only with money on the balance, its hold taken: admitFallback), tagged with that
    * model: dispatch gives each model its own attempts, the account bills the
    * model that answers, and the client is answered as that model. A model
    * without fallbacks costs one map lookup.
@@ -313,14 +313,14 @@ export class GatewayService {
     const { principal } = account
     for (const fallback of fallbacks) {
       if (!modelAllowed(principal, fallback)) continue
-      const price = priceForPlan(this.catalog.priceFor(fallback), principal.plan)
-      if (isPriced(price) && principal.user.balancePico <= 0n) continue
       let routed: RouteCandidate[]
       try {
         routed = this.router().route(fallback)
       } catch {
         continue
       }
+      // A priced fallback is admitted like a request, and its hold taken now (access_policy.ts).
+      if (!admitFallback(account, priceForPlan(this.catalog.priceFor(fallback), principal.plan))) continue
       for (const c of routed) candidates.push({ channel: c.channel, upstreamModel: c.upstreamModel, publicModel: fallback })
     }
     if (candidates.length === 0) throw failure

@@ -133,6 +133,13 @@ export interface UserState {
   period: string
   inputTokens: number
   outputTokens: number
+  /**
+   * This month's tokens held by requests in flight, when the plan limits them
+   * (settled when they end): the monthly limits count them as used, as the
+   * balance counts reservedPico, so concurrent requests see each other.
+   */
+  reservedInputTokens: number
+  reservedOutputTokens: number
   loadedAt: number
 }
 

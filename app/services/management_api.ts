@@ -20,7 +20,7 @@ export function apiActor(ctx: HttpContext): Actor {
   return { id: user.id, label: `api:${ctx.principal.key.name}`, source: 'api', ip: ctx.request.ip() }
 }
 
-/** Runs an action; validation errors and refused input become 400 (or 404) in the API's error shape. */
+/** Runs an action; validation errors and refused input become 400 (or 404, 409) in the API's error shape. */
 export async function managed<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work()
@@ -30,9 +30,9 @@ export async function managed<T>(work: () => Promise<T>): Promise<T> {
       throw GatewayError.invalidRequest(messages.map((m) => `${m.field}: ${m.message}`).join('; '), 'invalid_field')
     }
     if (error instanceof AdminInputError) {
-      throw error.kind === 'not_found'
-        ? new GatewayError(404, 'not_found', error.message, 'not_found_error')
-        : GatewayError.invalidRequest(error.message, 'invalid_field')
+      if (error.kind === 'not_found') throw new GatewayError(404, 'not_found', error.message, 'not_found_error')
+      if (error.kind === 'conflict') throw new GatewayError(409, 'conflict', error.message, 'invalid_request_error')
+      throw GatewayError.invalidRequest(error.message, 'invalid_field')
     }
     throw error
   }

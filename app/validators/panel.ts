@@ -35,6 +35,8 @@ export const ledgerEntryValidator = vine.compile(
       .trim()
       .regex(/^-?\d+(\.\d{1,12})?$/),
     note: vine.string().trim().maxLength(500).optional(),
+    /** The form's per-rendering key (post_ledger_entry.ts): a second post of the same form moves no money */
+    idempotency_key: vine.string().trim().maxLength(100).optional(),
   })
 )
 

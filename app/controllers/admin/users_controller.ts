@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { HttpContext } from '@adonisjs/core/http'
 import db from '@adonisjs/lucid/services/db'
 import User from '#models/user'
@@ -6,7 +7,7 @@ import ApiKey from '#models/api_key'
 import BalanceLedgerEntry from '#models/balance_ledger_entry'
 import { createUser } from '#actions/create_user'
 import { updateUser } from '#actions/update_user'
-import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { postLedgerEntryOnce } from '#actions/post_ledger_entry'
 import { resetTwoFactor } from '#actions/disable_two_factor'
 import { ledgerEntryValidator, panelCreateUserValidator, panelUpdateUserValidator } from '#validators/panel'
 import { optionalNumber, checkbox, panelActor, notFound } from '#controllers/admin/panel'
@@ -70,7 +71,8 @@ export default class UsersController {
       planOptions(),
       referralOf(user.id),
     ])
-    return view.render('admin/users/show', { user, ledger, keys, plans, referral })
+    // One key per rendering of the entry form: a double click posts it twice, the money moves once.
+    return view.render('admin/users/show', { user, ledger, keys, plans, referral, ledgerKey: randomUUID() })
   }
 
   /** Saves role, plan, disabled, and an optional new password. */
@@ -109,11 +111,13 @@ export default class UsersController {
   async ledger(ctx: HttpContext) {
     const { request, response, session, params } = ctx
     const input = await request.validateUsing(ledgerEntryValidator)
-    const user = await postLedgerEntry(
-      { userRef: String(Number(params.id)), kind: input.kind, amount: input.amount, note: input.note ?? null },
+    const { user, posted } = await postLedgerEntryOnce(
+      { userRef: String(Number(params.id)), kind: input.kind, amount: input.amount, note: input.note ?? null, idempotencyKey: input.idempotency_key },
       panelActor(ctx)
     )
-    session.flash('success', `Posted ${input.kind} of ${formatUsdExact(input.amount)}; balance is now ${formatUsd(user.balance)}.`)
+    // A second post of the same form (a double click, Back and resend) moved nothing: say so.
+    const what = posted ? 'Posted' : 'This form was already sent, nothing added again: posted'
+    session.flash('success', `${what} ${input.kind} of ${formatUsdExact(input.amount)}; balance is now ${formatUsd(user.balance)}.`)
     return response.redirect(`/admin/users/${user.id}#balance`)
   }
 }

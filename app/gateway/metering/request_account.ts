@@ -31,8 +31,14 @@ export class RequestAccount {
   attempts: AttemptRecord[] = []
   /** Aborts the upstream call: on client disconnect, or when shutdown's grace period ends */
   readonly abort = new AbortController()
+  /** The request's estimated tokens, as held (access_policy.ts): a fallback's hold is them at its price */
+  promptTokenHold = 0
+  completionTokenHold = 0
   /** pico-USD held on the user's balance until the request ends */
   #reservedPico = 0n
+  /** This month's tokens held on the user while the request runs (plans with monthly limits only) */
+  #heldInput = 0
+  #heldOutput = 0
   #closed = false
 
   constructor(
@@ -78,6 +84,19 @@ export class RequestAccount {
     if (this.principal.key.spendLimitPico !== null) holdOnKey(this.principal.key.id, estimatePico)
   }
 
+  /**
+   * Holds the request's estimated tokens against the plan's monthly limits
+   * (access_policy.ts), so concurrent requests see each other; released with
+   * the cost hold in close().
+   */
+  reserveTokens(input: number, output: number) {
+    if (this.#closed) return
+    this.#heldInput += input
+    this.#heldOutput += output
+    this.principal.user.reservedInputTokens += input
+    this.principal.user.reservedOutputTokens += output
+  }
+
   get reservedPico() {
     return this.#reservedPico
   }
@@ -103,6 +122,12 @@ export class RequestAccount {
       this.principal.user.reservedPico -= this.#reservedPico
       if (this.principal.key.spendLimitPico !== null) releaseOnKey(this.principal.key.id, this.#reservedPico)
       this.#reservedPico = 0n
+    }
+    if (this.#heldInput !== 0 || this.#heldOutput !== 0) {
+      this.principal.user.reservedInputTokens -= this.#heldInput
+      this.principal.user.reservedOutputTokens -= this.#heldOutput
+      this.#heldInput = 0
+      this.#heldOutput = 0
     }
     const price = this.price
     let costPico = costOf(price, usage)

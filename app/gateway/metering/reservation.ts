@@ -10,17 +10,31 @@ import type { PriceInfo } from '#gateway/types'
 export const DEFAULT_COMPLETION_ALLOWANCE = Number(process.env.RESERVE_COMPLETION_TOKENS) || 1024
 
 export function estimateCostPico(price: PriceInfo | null, bodyBytes: number, body: Record<string, any>): bigint {
+  return holdAtPrice(price, promptTokenHold(bodyBytes), completionTokenHold(body))
+}
+
+/** The hold for a request's estimated tokens at a price (a fallback model's price is another). */
+export function holdAtPrice(price: PriceInfo | null, promptTokens: number, completionTokens: number): bigint {
   if (!price) return 0n
-  const promptTokens = BigInt(Math.ceil(bodyBytes / 3))
-  const maxTokens =
+  const tokens = BigInt(promptTokens) * price.inputPico + BigInt(completionTokens) * price.outputPico
+  // A per-request price is held once (a Cohere rerank's extra search units are settled at close).
+  return price.perRequestPico ? tokens + price.perRequestPico : tokens
+}
+
+/** The prompt tokens a request may use, for the holds: at most one per 3 bytes of its body. */
+export function promptTokenHold(bodyBytes: number): number {
+  return Math.ceil(bodyBytes / 3)
+}
+
+/** The completion tokens a request may use, for the holds: its own max_tokens (any dialect's), else the default allowance. */
+export function completionTokenHold(body: Record<string, any>): number {
+  return (
     positiveInt(body.max_completion_tokens) ??
     positiveInt(body.max_tokens) ??
     positiveInt(body.max_output_tokens) ??
     positiveInt(body.generationConfig?.maxOutputTokens) ??
     DEFAULT_COMPLETION_ALLOWANCE
-  const tokens = promptTokens * price.inputPico + BigInt(maxTokens) * price.outputPico
-  // A per-request price is held once (a Cohere rerank's extra search units are settled at close).
-  return price.perRequestPico ? tokens + price.perRequestPico : tokens
+  )
 }
 
 function positiveInt(value: unknown): number | null {

@@ -200,6 +200,8 @@ export class UsageMeter {
   replayedTotal = 0
   /** Batch statements committed over this process's life (each one transaction) */
   batchesWritten = 0
+  /** Bumped whenever committed records leave the pending totals (catalog.ts reloads read it) */
+  settledCount = 0
 
   constructor(private options: MeterOptions) {
     this.#pool = new pg.Pool({
@@ -381,6 +383,7 @@ export class UsageMeter {
         this.#inFlight = []
         if (written) {
           for (const event of batch) this.#pending.settle(event)
+          this.settledCount++
           if (this.#queue.length < this.options.batchSize && this.#draining === 0) break
         } else if (this.#spill) {
           await this.#spillEvents(batch)
@@ -504,6 +507,7 @@ export class UsageMeter {
     await removeSpill(path)
     this.replayedTotal += records.length
     this.#pending.subtractAll(handedOver)
+    this.settledCount++
     this.options.logger.info({ replayed: records.length }, 'metering: database is back, spilled usage records written')
   }
 

@@ -6,6 +6,7 @@ import { createUser } from '#actions/create_user'
 import { updateUser } from '#actions/update_user'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { AdminInputError } from '#actions/admin_input_error'
+import { GatewayError } from '#exceptions/gateway_error'
 import { createUserValidator } from '#validators/admin'
 import { ledgerEntryValidator } from '#validators/panel'
 import { apiActor, keysetPage, managed, money, userJson } from '#services/management_api'
@@ -114,19 +115,34 @@ export default class ManagementUsersController {
     })
   }
 
-  /** POST /api/admin/users/:id/ledger: {kind: topup|refund|adjustment, amount, note?}: one ledger entry. */
+  /** POST /api/admin/users/:id/ledger: {kind: topup|refund|adjustment, amount, note?}: one ledger entry (once per `Idempotency-Key`). */
   async ledger(ctx: HttpContext) {
     return managed(async () => {
       const user = await findUser(ctx.params.id)
       const input = await ledgerEntryValidator.validate(ctx.request.body())
       const saved = await postLedgerEntry(
-        { userRef: String(user.id), kind: input.kind, amount: input.amount, note: input.note ?? null },
+        {
+          userRef: String(user.id),
+          kind: input.kind,
+          amount: input.amount,
+          note: input.note ?? null,
+          // A client's retry with the same key posts nothing more (post_ledger_entry.ts); the panel form's field works too.
+          idempotencyKey: idempotencyKeyOf(ctx) ?? input.idempotency_key ?? null,
+        },
         apiActor(ctx)
       )
       ctx.response.status(201)
       return userJson(saved, (await planNames()).get(saved.planId ?? 0) ?? null)
     })
   }
+}
+
+/** The `Idempotency-Key` header (at most 100 characters), or null. */
+function idempotencyKeyOf(ctx: HttpContext): string | null {
+  const key = ctx.request.header('idempotency-key')?.trim()
+  if (!key) return null
+  if (key.length > 100) throw GatewayError.invalidRequest('Idempotency-Key: at most 100 characters', 'invalid_header')
+  return key
 }
 
 /** A user by numeric id or e-mail. */
