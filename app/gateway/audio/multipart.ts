@@ -82,14 +82,20 @@ function partAt(body: Buffer, start: number, end: number): MultipartPart {
     headersEnd = start
     bodyStart = start + 2
   } else {
-    const crlf = body.indexOf(HEADERS_END, start)
-    const lf = crlf >= 0 && crlf < end ? -1 : body.indexOf('\n\n', start)
-    if (crlf >= 0 && crlf < end) {
-      headersEnd = crlf
-      bodyStart = crlf + 4
-    } else if (lf >= 0 && lf < end) {
-      headersEnd = lf
-      bodyStart = lf + 2
+    // Looked for within this part's first bytes only: searched up to the body's
+    // end, parts with bare-LF headers each scanned the rest of the upload
+    // (256 parts x 25 MB).
+    const head = body.subarray(start, Math.min(end, start + MAX_HEADER_BYTES + HEADERS_END.length))
+    const crlf = head.indexOf(HEADERS_END)
+    const lf = crlf >= 0 ? -1 : head.indexOf('\n\n')
+    if (crlf >= 0) {
+      headersEnd = start + crlf
+      bodyStart = start + crlf + 4
+    } else if (lf >= 0) {
+      headersEnd = start + lf
+      bodyStart = start + lf + 2
+    } else if (end - start > MAX_HEADER_BYTES) {
+      throw new MultipartError('a part has too many header bytes')
     } else throw new MultipartError('a part has no blank line after its headers')
   }
   if (headersEnd - start > MAX_HEADER_BYTES) throw new MultipartError('a part has too many header bytes')
