@@ -6,6 +6,7 @@
 */
 import router from '@adonisjs/core/services/router'
 import { middleware } from '#start/kernel'
+import { idMatcher } from '#services/record_id'
 
 const DocsController = () => import('#controllers/pages/docs_controller')
 const StatusPageController = () => import('#controllers/pages/status_page_controller')
@@ -47,9 +48,9 @@ router
     router.get('/', [OverviewController, 'show']).as('overview')
     router.get('/keys', [ApiKeysController, 'index']).as('keys')
     router.post('/keys', [ApiKeysController, 'store']).as('keys.store')
-    router.get('/keys/:id/edit', [ApiKeysController, 'edit']).as('keys.edit').where('id', router.matchers.number())
-    router.post('/keys/:id', [ApiKeysController, 'update']).as('keys.update').where('id', router.matchers.number())
-    router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', router.matchers.number())
+    router.get('/keys/:id/edit', [ApiKeysController, 'edit']).as('keys.edit').where('id', idMatcher)
+    router.post('/keys/:id', [ApiKeysController, 'update']).as('keys.update').where('id', idMatcher)
+    router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', idMatcher)
     router.get('/billing', [BillingController, 'show']).as('billing')
     router.get('/billing.csv', [BillingController, 'csv']).as('billing.csv')
     router.post('/billing/redeem', [RedemptionsController, 'store']).as('billing.redeem')
@@ -57,7 +58,7 @@ router
     router.get('/billing/checkout/return', [CheckoutController, 'return']).as('billing.checkout.return')
     router.get('/usage', [UsageLogsController, 'index']).as('usage')
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
-    router.get('/usage/:id', [UsageLogsController, 'show']).as('usage.show').where('id', router.matchers.number())
+    router.get('/usage/:id', [UsageLogsController, 'show']).as('usage.show').where('id', idMatcher)
     router.get('/models', [PortalModelsController, 'index']).as('models')
     router.get('/security', [SecurityController, 'show']).as('security')
     router.post('/security/two-factor/start', [SecurityController, 'start']).as('two_factor.start')

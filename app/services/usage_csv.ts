@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import db from '@adonisjs/lucid/services/db'
+import logger from '@adonisjs/core/services/logger'
 import { applyFilters, type UsageFilters } from '#services/usage_query'
 
 const BATCH = 5000
@@ -27,9 +28,21 @@ export function tagsCell(tags: string[] | null): string | null {
  * Writes the filtered usage rows to the raw response as CSV, newest first,
  * in keyset batches of 5,000: memory stays flat whatever the row count, and
  * a slow client pauses the reads (drain) instead of growing a buffer. A
- * client that hangs up stops the export.
+ * client that hangs up stops the export. A read that fails once the header
+ * is out cuts the download short (the error is logged): the status line is
+ * gone, and leaving the response open would hang the client.
  */
 export async function streamUsageCsv(res: ServerResponse, filters: UsageFilters, userId: number | null, filename: string) {
+  try {
+    await writeUsageCsv(res, filters, userId, filename)
+  } catch (error) {
+    if (!res.headersSent) throw error
+    logger.error({ err: error }, 'usage export: a read failed mid-download')
+    res.destroy()
+  }
+}
+
+async function writeUsageCsv(res: ServerResponse, filters: UsageFilters, userId: number | null, filename: string) {
   res.writeHead(200, {
     'content-type': 'text/csv; charset=utf-8',
     'content-disposition': `attachment; filename="${filename}"`,

@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import type { DatabaseQueryBuilderContract } from '@adonisjs/lucid/types/querybuilder'
+import { recordId } from '#services/record_id'
 
 /**
  * The usage log's filters, parsed once from a query string and applied to
@@ -35,8 +36,11 @@ export function parseFilters(input: Record<string, unknown>): UsageFilters {
   return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), tag: text('tag'), from, to }
 }
 
+/** No usage row predates 1970; Postgres refuses year 0 (`0000-01-01` would be a 500). */
+const EARLIEST_DAY = '1970-01-01'
+
 function isDate(value: string) {
-  return /^\d{4}-\d{2}-\d{2}$/.test(value) && DateTime.fromISO(value, { zone: 'utc' }).isValid
+  return /^\d{4}-\d{2}-\d{2}$/.test(value) && value >= EARLIEST_DAY && DateTime.fromISO(value, { zone: 'utc' }).isValid
 }
 
 /** [from 00:00, day after `to` 00:00) in UTC */
@@ -49,7 +53,8 @@ export function rangeOf(filters: UsageFilters) {
 /** Resolves a user filter given as email or id to an id (null: matches nobody). */
 export async function userIdOf(value: string): Promise<number | null> {
   if (!value) return null
-  if (/^\d+$/.test(value)) return Number(value)
+  // Digits that are no id (too many of them) match nobody, as an unknown email does.
+  if (/^\d+$/.test(value)) return recordId(value) ?? -1
   const row = await db.from('users').where('email', value).select('id').first()
   return row ? Number(row.id) : -1
 }
@@ -59,10 +64,10 @@ export function applyFilters(query: DatabaseQueryBuilderContract<any>, filters: 
   const { start, end } = rangeOf(filters)
   query.where(column('created_at'), '>=', start).where(column('created_at'), '<', end)
   if (userId !== null) query.where(column('user_id'), userId)
-  if (/^\d+$/.test(filters.key)) query.where(column('api_key_id'), Number(filters.key))
+  if (/^\d+$/.test(filters.key)) query.where(column('api_key_id'), recordId(filters.key) ?? 0)
   // The model that answered, or the one asked for when a fallback answered (a bitmap OR of two indexes).
   if (filters.model) query.where((q) => q.where(column('model'), filters.model).orWhere(column('requested_model'), filters.model))
-  if (/^\d+$/.test(filters.channel)) query.where(column('channel_id'), Number(filters.channel))
+  if (/^\d+$/.test(filters.channel)) query.where(column('channel_id'), recordId(filters.channel) ?? 0)
   if (filters.status === 'ok') query.where(column('status'), '<', 400)
   else if (filters.status === 'error') query.where(column('status'), '>=', 400)
   else if (/^\d{3}$/.test(filters.status)) query.where(column('status'), Number(filters.status))

@@ -25,6 +25,17 @@ export const CHANNEL_TIMEOUT_LIMITS = {
   totalTimeoutMs: { min: 1_000, max: 86_400_000 },
 } as const
 
+/**
+ * Numbers bound for their columns: rpm, tpm and priority are int4, token
+ * budgets bigint, money numeric(24,12) / prices numeric(20,6): a larger value
+ * is a validation message here, not a database error (a 500) later.
+ */
+const INT4_MAX = 2_147_483_647
+const int4 = () => vine.number().withoutDecimals().max(INT4_MAX)
+const tokenBudget = () => vine.number().withoutDecimals().min(0).max(Number.MAX_SAFE_INTEGER)
+/** A key's life in days: up to a hundred years */
+const lifeDays = () => vine.number().withoutDecimals().min(1).max(36_500)
+
 const timeout = (name: keyof typeof CHANNEL_TIMEOUT_LIMITS) =>
   vine.number().withoutDecimals().min(CHANNEL_TIMEOUT_LIMITS[name].min).max(CHANNEL_TIMEOUT_LIMITS[name].max).optional()
 
@@ -40,11 +51,11 @@ export const createUserValidator = vine.compile(
 export const createPlanValidator = vine.compile(
   vine.object({
     name: vine.string().trim().minLength(1).maxLength(100),
-    monthlyInputTokens: vine.number().withoutDecimals().min(0).optional().nullable(),
-    monthlyOutputTokens: vine.number().withoutDecimals().min(0).optional().nullable(),
+    monthlyInputTokens: tokenBudget().optional().nullable(),
+    monthlyOutputTokens: tokenBudget().optional().nullable(),
     models: modelGlobs().optional(),
-    rpm: vine.number().withoutDecimals().min(1).optional().nullable(),
-    tpm: vine.number().withoutDecimals().min(1).optional().nullable(),
+    rpm: int4().min(1).optional().nullable(),
+    tpm: int4().min(1).optional().nullable(),
     /** 0.0001 to 1000, four decimals (new-api's group ratio) */
     priceMultiplier: vine
       .string()
@@ -66,7 +77,7 @@ export const createChannelValidator = vine.compile(
     models: modelGlobs().notEmpty(),
     modelMapping: vine.record(vine.string().trim().minLength(1)).optional(),
     extraHeaders: vine.record(vine.string()).optional(),
-    priority: vine.number().withoutDecimals().optional(),
+    priority: int4().min(-INT4_MAX).optional(),
     weight: vine.number().withoutDecimals().min(0).max(1000).optional(),
     enabled: vine.boolean().optional(),
     connectTimeoutMs: timeout('connectTimeoutMs'),
@@ -76,18 +87,18 @@ export const createChannelValidator = vine.compile(
   })
 )
 
-const usdAmount = vine.string().trim().regex(/^-?\d+(\.\d{1,12})?$/)
-const usdPrice = vine.string().trim().regex(/^\d+(\.\d{1,6})?$/)
+const usdAmount = vine.string().trim().regex(/^-?\d{1,12}(\.\d{1,12})?$/)
+const usdPrice = vine.string().trim().regex(/^\d{1,12}(\.\d{1,6})?$/)
 
 export const setPriceValidator = vine.compile(
   vine.object({
     model: vine.string().trim().minLength(1).maxLength(200),
     input: usdPrice,
     output: usdPrice,
-    perImage: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).optional(),
+    perImage: usdPrice.optional(),
     /** Audio prices are small (tts-1: 0.000015 per character): nine decimals */
-    perSecond: vine.string().trim().regex(/^\d+(\.\d{1,9})?$/).optional(),
-    perCharacter: vine.string().trim().regex(/^\d+(\.\d{1,9})?$/).optional(),
+    perSecond: vine.string().trim().regex(/^\d{1,11}(\.\d{1,9})?$/).optional(),
+    perCharacter: vine.string().trim().regex(/^\d{1,11}(\.\d{1,9})?$/).optional(),
     perRequest: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
@@ -107,9 +118,9 @@ export const createKeyValidator = vine.compile(
     user: vine.string().trim().minLength(1),
     name: vine.string().trim().minLength(1).maxLength(100).optional(),
     models: modelGlobs().optional(),
-    expiresInDays: vine.number().withoutDecimals().min(1).optional(),
-    rpm: vine.number().withoutDecimals().min(1).optional(),
-    tpm: vine.number().withoutDecimals().min(1).optional(),
+    expiresInDays: lifeDays().optional(),
+    rpm: int4().min(1).optional(),
+    tpm: int4().min(1).optional(),
     spendLimit: usdPrice.optional(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional(),
     manage: vine.boolean().optional(),
@@ -123,8 +134,8 @@ export const updateKeyValidator = vine.compile(
     name: vine.string().trim().minLength(1).maxLength(100),
     models: modelGlobs().optional(),
     expiresOn: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).optional().nullable(),
-    rpm: vine.number().withoutDecimals().min(1).optional().nullable(),
-    tpm: vine.number().withoutDecimals().min(1).optional().nullable(),
+    rpm: int4().min(1).optional().nullable(),
+    tpm: int4().min(1).optional().nullable(),
     spendLimit: usdPrice.optional().nullable(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional().nullable(),
     /** Left out: unchanged; empty or null: any address */

@@ -7,7 +7,7 @@ import { adminMessages } from '#validators/admin_messages'
  * reuse the validators in ./admin.ts, shared with the ace commands.
  */
 
-const planId = vine.number().withoutDecimals().min(1).optional()
+const planId = vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER).optional()
 
 export const panelCreateUserValidator = vine.compile(
   vine.object({
@@ -33,7 +33,7 @@ export const ledgerEntryValidator = vine.compile(
     amount: vine
       .string()
       .trim()
-      .regex(/^-?\d+(\.\d{1,12})?$/),
+      .regex(/^-?\d{1,12}(\.\d{1,12})?$/),
     note: vine.string().trim().maxLength(500).optional(),
     /** The form's per-rendering key (post_ledger_entry.ts): a second post of the same form moves no money */
     idempotency_key: vine.string().trim().maxLength(100).optional(),

@@ -53,7 +53,8 @@ export const updateKeyValidator = vine.compile(
 export const usageFilterValidator = vine.compile(
   vine.object({
     model: vine.string().trim().maxLength(200).optional(),
-    key: vine.number().withoutDecimals().min(1).optional(),
+    // Ids are bigints; past 2^53 a JavaScript number is no id (and Postgres would refuse 1e20).
+    key: vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
     status: vine.enum(['ok', 'error']).optional(),
     // A request tag as the gateway accepts one (app/gateway/metering/request_tags.ts).
     tag: vine.string().trim().regex(/^[A-Za-z0-9_.:/-]{1,64}$/).optional(),

@@ -1,4 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { containsPattern, escapeLike, recordId } from '#services/record_id'
 import db from '@adonisjs/lucid/services/db'
 
 const PAGE = 50
@@ -9,14 +10,15 @@ export default class AuditController {
     const actor = String(request.input('actor', '') ?? '').trim()
     const action = String(request.input('action', '') ?? '').trim()
     const subject = String(request.input('subject', '') ?? '').trim()
-    const before = Number(request.input('before')) || null
+    const before = recordId(request.input('before'))
     const query = db.from('audit_log').orderBy('id', 'desc').limit(PAGE + 1)
-    if (actor) query.whereILike('actor', `%${actor}%`)
-    if (action) query.where((w) => w.where('action', action).orWhere('action', 'like', `${action}.%`))
+    if (actor) query.whereILike('actor', containsPattern(actor))
+    if (action) query.where((w) => w.where('action', action).orWhere('action', 'like', `${escapeLike(action)}.%`))
     if (subject) {
       const [type, id] = subject.split(':')
       query.where('subject_type', type)
-      if (/^\d+$/.test(id ?? '')) query.where('subject_id', Number(id))
+      // Digits that are no id (too many of them) name no row.
+      if (/^\d+$/.test(id ?? '')) query.where('subject_id', recordId(id) ?? 0)
     }
     if (before) query.where('id', '<', before)
     const rows = await query

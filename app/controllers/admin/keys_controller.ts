@@ -1,4 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { containsPattern, recordId } from '#services/record_id'
 import ApiKey from '#models/api_key'
 import User from '#models/user'
 import { createApiKey } from '#actions/issue_api_key'
@@ -15,13 +16,13 @@ export default class KeysController {
   async index({ request, view }: HttpContext) {
     const q = String(request.input('q', '') ?? '').trim()
     const status = String(request.input('status', '') ?? '')
-    const before = Number(request.input('before')) || null
+    const before = recordId(request.input('before'))
     const query = ApiKey.query().preload('user').orderBy('id', 'desc').limit(PAGE + 1)
     if (q) {
       query.where((w) => {
-        w.whereIn('user_id', User.query().whereILike('email', `%${q.replace(/[%_\\]/g, (c) => `\\${c}`)}%`).select('id'))
+        w.whereIn('user_id', User.query().whereILike('email', containsPattern(q)).select('id'))
           .orWhere('prefix', q)
-          .orWhereILike('name', `%${q}%`)
+          .orWhereILike('name', containsPattern(q))
       })
     }
     if (status === 'active') query.whereNull('revoked_at').where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
@@ -35,7 +36,7 @@ export default class KeysController {
 
   /** The new-key form (owner preselected with ?user=). */
   async create({ request, view }: HttpContext) {
-    const userId = Number(request.input('user')) || null
+    const userId = recordId(request.input('user'))
     const owner = userId ? await User.find(userId) : null
     return view.render('admin/keys/create', { owner })
   }

@@ -1,4 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { containsPattern, recordId } from '#services/record_id'
 import db from '@adonisjs/lucid/services/db'
 import logger from '@adonisjs/core/services/logger'
 import Payment from '#models/payment'
@@ -18,10 +19,10 @@ export default class PaymentsController {
   async index({ request, view }: HttpContext) {
     const status = STATUSES.find((s) => s === request.input('status')) ?? ''
     const email = String(request.input('email', '') ?? '').trim()
-    const before = Number(request.input('before')) || null
+    const before = recordId(request.input('before'))
     const query = Payment.query().preload('user').orderBy('id', 'desc').limit(PAGE + 1)
     if (status) query.where('status', status)
-    if (email) query.whereIn('user_id', db.from('users').select('id').whereILike('email', `%${email}%`))
+    if (email) query.whereIn('user_id', db.from('users').select('id').whereILike('email', containsPattern(email)))
     if (before) query.where('id', '<', before)
     const [rows, totals] = await Promise.all([query, monthTotals()])
     const payments = rows.slice(0, PAGE)

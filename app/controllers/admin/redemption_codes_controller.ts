@@ -1,4 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { recordId } from '#services/record_id'
 import db from '@adonisjs/lucid/services/db'
 import RedemptionCode from '#models/redemption_code'
 import { createRedemptionCodes } from '#actions/create_redemption_codes'
@@ -29,7 +30,7 @@ export default class RedemptionCodesController {
   async index({ request, view }: HttpContext) {
     const q = String(request.input('q', '') ?? '').trim()
     const status = STATUSES.find((s) => s === request.input('status')) ?? ''
-    const before = Number(request.input('before')) || null
+    const before = recordId(request.input('before'))
     const query = RedemptionCode.query().preload('redeemer').orderBy('id', 'desc').limit(PAGE + 1)
     if (q) {
       const normal = normaliseRedemptionCode(q)

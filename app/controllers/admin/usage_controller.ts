@@ -1,5 +1,6 @@
 import app from '@adonisjs/core/services/app'
 import type { HttpContext } from '@adonisjs/core/http'
+import { recordId } from '#services/record_id'
 import { notFound } from '#controllers/admin/panel'
 import { loggedBodies } from '#services/logged_bodies'
 import db from '@adonisjs/lucid/services/db'
@@ -25,7 +26,7 @@ export default class UsageController {
     }
     const filters = parseFilters(request.qs())
     const userId = await userIdOf(filters.user)
-    const before = Number(request.input('before')) || null
+    const before = recordId(request.input('before'))
 
     const page = applyFilters(
       db

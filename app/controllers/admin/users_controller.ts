@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { HttpContext } from '@adonisjs/core/http'
+import { containsPattern, recordId } from '#services/record_id'
 import db from '@adonisjs/lucid/services/db'
 import User from '#models/user'
 import Plan from '#models/plan'
@@ -19,9 +20,9 @@ export default class UsersController {
   /** Users, newest first: search by email, keyset pages of 50. */
   async index({ request, view }: HttpContext) {
     const q = String(request.input('q', '') ?? '').trim()
-    const before = Number(request.input('before')) || null
+    const before = recordId(request.input('before'))
     const query = User.query().preload('plan').orderBy('id', 'desc').limit(PAGE + 1)
-    if (q) query.whereILike('email', `%${q.replace(/[%_\\]/g, (c) => `\\${c}`)}%`)
+    if (q) query.whereILike('email', containsPattern(q))
     if (before) query.where('id', '<', before)
     const rows = await query
     const users = rows.slice(0, PAGE)

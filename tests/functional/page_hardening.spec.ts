@@ -1,0 +1,162 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import { clearLoginThrottles } from '#services/login_throttle'
+import { baseUrl, gateway, meterEvent, resetDatabase, seedUser } from '#tests/helpers'
+import { PanelClient, textOf } from '#tests/panel_client'
+
+/**
+ * The admin panel and portal against hostile input: ids and numbers past what
+ * the columns hold, LIKE wildcards, dates Postgres refuses, redirects off the
+ * site, a disabled account's session, spreadsheet formulas in CSV exports,
+ * and every route's guard (admin role, CSRF token).
+ */
+
+const HUGE = '99999999999999999999'
+
+async function signedIn(email: string, password: string) {
+  const client = new PanelClient()
+  const result = await client.login(email, password)
+  if (result.status !== 302) throw new Error(`login of ${email} failed: ${result.status}`)
+  return client
+}
+
+async function seedAccounts() {
+  await resetDatabase()
+  await clearLoginThrottles('127.0.0.1')
+  await createUser({ email: 'hard-admin@test.local', password: 'admin-password', role: 'admin' })
+  const alice = await seedUser({ balance: '5' })
+  const bob = await seedUser({ balance: '5' })
+  const gw = await gateway()
+  for (const u of [alice, bob]) gw.meter.record({ ...meterEvent(u.userId), apiKeyId: u.keyId })
+  await gw.meter.drain()
+  return {
+    admin: await signedIn('hard-admin@test.local', 'admin-password'),
+    alice: await signedIn(alice.email, 'password123'),
+    aliceUser: alice,
+    bobUser: bob,
+  }
+}
+
+test.group('Pages: hostile ids, numbers and dates', (group) => {
+  let accounts: Awaited<ReturnType<typeof seedAccounts>>
+  group.setup(async () => {
+    accounts = await seedAccounts()
+  })
+
+  test('admin lists take any ?before=, ?user=, ?key=, ?channel= and dates without a 500', async ({ assert }) => {
+    const paths = [
+      ...['/admin/users', '/admin/keys', '/admin/audit', '/admin/payments', '/admin/redemptions', '/admin/usage'].flatMap((p) => [
+        `${p}?before=1e20`,
+        `${p}?before=1.5`,
+        `${p}?before=-1`,
+        `${p}?before=abc`,
+        `${p}?before[]=1`,
+        `${p}?before=${HUGE}`,
+      ]),
+      `/admin/keys/new?user=${HUGE}`,
+      '/admin/keys/new?user=1.5',
+      `/admin/audit?subject=user:${HUGE}`,
+      `/admin/usage?user=${HUGE}`,
+      `/admin/usage?key=${HUGE}`,
+      `/admin/usage?channel=${HUGE}`,
+      `/admin/usage?channel=${HUGE}&model=m&user=1`,
+      '/admin/usage?from=0000-01-01&to=0000-01-02',
+      '/admin/usage?from=0000-01-01&model=m&user=1',
+      '/admin/usage?from=9999-12-31&to=9999-12-31',
+      '/admin/usage?from=2026-12-01&to=2020-01-01',
+      '/admin/usage?from=2026-13-45',
+      '/admin/usage?model[]=a&user[]=b&status=%5C&tag=%27%5C',
+    ]
+    for (const path of paths) {
+      const page = await accounts.admin.get(path)
+      assert.equal(page.status, 200, path)
+    }
+  }).timeout(60_000)
+
+  test('an id with more digits than any row has is a 404, in the panel and the portal', async ({ assert }) => {
+    for (const path of [
+      `/admin/users/${HUGE}`,
+      `/admin/keys/${HUGE}`,
+      `/admin/keys/${HUGE}/edit`,
+      `/admin/channels/${HUGE}`,
+      `/admin/plans/${HUGE}/edit`,
+      `/admin/usage/${HUGE}`,
+    ]) {
+      assert.equal((await accounts.admin.get(path)).status, 404, path)
+    }
+    for (const path of [`/dashboard/usage/${HUGE}`, `/dashboard/keys/${HUGE}/edit`]) {
+      assert.equal((await accounts.alice.get(path)).status, 404, path)
+    }
+    await accounts.admin.get('/admin/users')
+    assert.equal((await accounts.admin.post(`/admin/users/${HUGE}/ledger`, { kind: 'topup', amount: '1' })).status, 404)
+  })
+
+  test('the portal usage filters refuse a key id past 2^53 with a message (422), page and CSV alike', async ({ assert }) => {
+    const page = await accounts.alice.get(`/dashboard/usage?key=${HUGE}`)
+    assert.equal(page.status, 422)
+    assert.match(textOf(page.html), /key/i)
+    assert.equal((await accounts.alice.get(`/dashboard/usage.csv?key=${HUGE}`)).status, 422)
+    for (const path of ['/dashboard/usage?page=-1', '/dashboard/usage?page=1e20', '/dashboard/usage?page=abc', '/dashboard/usage?from=0000-01-01']) {
+      assert.equal((await accounts.alice.get(path)).status, 422, path)
+    }
+    for (const path of ['/dashboard/usage?page[]=1', '/dashboard/usage?per_page=1000000', '/dashboard/usage?model=%25%27%5C', '/dashboard/usage?from=2026-12-01&to=2020-01-01']) {
+      assert.equal((await accounts.alice.get(path)).status, 200, path)
+    }
+  })
+
+  test('the admin CSV export with an id no row has ends (header only), never hangs', async ({ assert }) => {
+    const response = await fetch(`${baseUrl()}/admin/usage/export.csv?user=${HUGE}`, {
+      headers: { cookie: [...accounts.admin.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+      signal: AbortSignal.timeout(10_000),
+    })
+    assert.equal(response.status, 200)
+    const lines = (await response.text()).trim().split('\n')
+    assert.lengthOf(lines, 1)
+    assert.match(lines[0], /^id,created_at,/)
+  })
+
+  test('admin forms refuse numbers their columns cannot hold with a message, not a 500', async ({ assert }) => {
+    const { admin } = accounts
+    await admin.get('/admin/plans/new')
+    const plan = await admin.post('/admin/plans', { name: 'huge-plan', rpm: '3000000000', isDefault: '0' })
+    assert.equal(plan.status, 302)
+    assert.include(textOf((await admin.follow(plan)).html), 'at most 2147483647')
+    assert.isNull(await db.from('plans').where('name', 'huge-plan').first())
+
+    await admin.get('/admin/prices')
+    const price = await admin.post('/admin/prices', { model: 'huge-*', input: '123456789012345678', output: '1' })
+    assert.equal(price.status, 302)
+    assert.include(textOf((await admin.follow(price)).html), 'must be a price in USD')
+
+    await admin.get(`/admin/users/${accounts.aliceUser.userId}`)
+    const ledger = await admin.post(`/admin/users/${accounts.aliceUser.userId}/ledger`, { kind: 'topup', amount: '12345678901234' })
+    assert.equal(ledger.status, 302)
+    assert.include(textOf((await admin.follow(ledger)).html), 'must be an amount in USD')
+  })
+})
+
+test.group('Pages: search boxes take % _ and \\ literally', (group) => {
+  let accounts: Awaited<ReturnType<typeof seedAccounts>>
+  group.setup(async () => {
+    accounts = await seedAccounts()
+  })
+
+  test('a % or _ in the key and audit searches matches only itself', async ({ assert }) => {
+    const { admin } = accounts
+    const everyKey = await admin.get('/admin/keys')
+    const keyIds = [accounts.aliceUser.keyId, accounts.bobUser.keyId]
+    for (const id of keyIds) assert.include(everyKey.html, `/admin/keys/${id}"`)
+    for (const q of ['%', '_', '%25', '\\']) {
+      const page = await admin.get(`/admin/keys?q=${encodeURIComponent(q)}`)
+      assert.equal(page.status, 200, q)
+      for (const id of keyIds) assert.notInclude(page.html, `/admin/keys/${id}"`, `q=${q} matched every key`)
+    }
+    // The audit log has the seed's entries (actor "cli"): "%" is no wildcard there either.
+    const audit = await admin.get('/admin/audit?actor=%25')
+    assert.equal(audit.status, 200)
+    assert.notInclude(textOf(audit.html), 'key.create')
+    const payments = await admin.get('/admin/payments?email=_')
+    assert.equal(payments.status, 200)
+  })
+})
