@@ -160,3 +160,19 @@ test.group('Pages: search boxes take % _ and \\ literally', (group) => {
     assert.equal(payments.status, 200)
   })
 })
+
+test.group('Pages: redirects stay on the site', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test('the language picker goes back only to a path of ours; a malformed Referer goes to /docs', async ({ assert }) => {
+    for (const referer of ['http://[', `${baseUrl()}//evil.com/x`, `${baseUrl()}/\\evil.com`, 'https://evil.com/x']) {
+      const response = await fetch(`${baseUrl()}/lang/en`, { redirect: 'manual', headers: { referer } })
+      assert.equal(response.status, 302, referer)
+      assert.equal(response.headers.get('location'), '/docs', referer)
+    }
+    const back = await fetch(`${baseUrl()}/lang/vi`, { redirect: 'manual', headers: { referer: `${baseUrl()}/pricing?q=gpt#top` } })
+    assert.equal(back.headers.get('location'), '/pricing?q=gpt#top')
+  })
+})
