@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { clearLoginThrottles } from '#services/login_throttle'
-import { baseUrl, gateway, meterEvent, resetDatabase, seedUser } from '#tests/helpers'
+import { baseUrl, gateway, meterEvent, resetDatabase, seedChannel, seedUser } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 
 /**
@@ -174,5 +174,29 @@ test.group('Pages: redirects stay on the site', (group) => {
     }
     const back = await fetch(`${baseUrl()}/lang/vi`, { redirect: 'manual', headers: { referer: `${baseUrl()}/pricing?q=gpt#top` } })
     assert.equal(back.headers.get('location'), '/pricing?q=gpt#top')
+  })
+})
+
+test.group('Pages: a disabled account', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+    await clearLoginThrottles('127.0.0.1')
+  })
+
+  test("an administrator disabled mid-session loses /status's admin columns and the session", async ({ assert }) => {
+    await seedChannel({ name: 'hidden-upstream', baseUrl: 'http://127.0.0.1:9/secret-upstream-path' })
+    const { user } = await createUser({ email: 'gone-admin@test.local', password: 'admin-password', role: 'admin' })
+    const client = await signedIn('gone-admin@test.local', 'admin-password')
+    assert.include((await client.get('/status')).html, 'secret-upstream-path')
+
+    await db.from('users').where('id', user.id).update({ disabled_at: new Date() })
+    for (const path of ['/status', '/docs', '/pricing']) {
+      const page = await client.get(path)
+      assert.notInclude(page.html, 'secret-upstream-path', path)
+      assert.notInclude(page.html, 'gone-admin@test.local', path)
+    }
+    // The session is over: re-enabling the account does not bring it back.
+    await db.from('users').where('id', user.id).update({ disabled_at: null })
+    assert.equal((await client.get('/admin')).location, '/login')
   })
 })

@@ -1,5 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
+import { signedInUser } from '#services/signed_in_user'
 import ApiKey from '#models/api_key'
 import { endpointDocs, MODEL_MARK, toolGuides, KEY_ENV } from '#services/docs_snippets'
 import { modelCatalogue } from '#services/model_catalogue'
@@ -19,9 +20,10 @@ export default class DocsController {
    * JavaScript snippets, model tags (the visitor's own models when logged
    * in), errors, rate limits, tool guides, live health.
    */
-  async show({ request, view, auth }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { request, view } = ctx
     const gateway = await app.container.make('gateway')
-    const user = (await auth.check()) ? auth.user! : null
+    const user = await signedInUser(ctx)
     // The shared layout shows who is signed in and the logout button.
     if (user) view.share({ currentUser: user })
     const plan = user?.planId ? gateway.catalog.plans.get(user.planId) : null

@@ -1,5 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
+import { signedInUser } from '#services/signed_in_user'
 import { defaultPlan } from '#actions/set_default_plan'
 import { modelCatalogue } from '#services/model_catalogue'
 import { registrationOpen } from '#services/app_settings'
@@ -12,9 +13,10 @@ export default class PricingController {
    * signed-in user's plan, else the plan new accounts get (its models and
    * its multiplier), else the list prices. From the in-memory catalogue.
    */
-  async show({ view, auth, request }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { view, request } = ctx
     const gateway = await app.container.make('gateway')
-    const user = (await auth.check()) ? auth.user! : null
+    const user = await signedInUser(ctx)
     if (user) view.share({ currentUser: user })
     // The plan registration gives (defaultPlan: the one marked default, else one named "default").
     const planId = user ? user.planId : ((await defaultPlan())?.id ?? null)

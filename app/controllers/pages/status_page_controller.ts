@@ -2,17 +2,19 @@ import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
 import { gatewayStatus } from '#services/gateway_status'
 import { channelStatuses } from '#services/channel_status'
+import { signedInUser } from '#services/signed_in_user'
 
 export default class StatusPageController {
   /**
    * GET /status: version, uptime, database latency and each channel's health
    * from recent requests. Upstream URLs only for administrators; never keys.
    */
-  async show({ view, auth, response }: HttpContext) {
+  async show(ctx: HttpContext) {
+    const { view, response } = ctx
     const gateway = await app.container.make('gateway')
-    const signedIn = await auth.check()
-    const isAdmin = signedIn && auth.user!.isAdmin
-    if (signedIn) view.share({ currentUser: auth.user })
+    const user = await signedInUser(ctx)
+    const isAdmin = user?.isAdmin ?? false
+    if (user) view.share({ currentUser: user })
     const status = await gatewayStatus(gateway)
     const channels = await channelStatuses(gateway, isAdmin)
     const up = status.uptime_seconds
