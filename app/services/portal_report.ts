@@ -1,6 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import { currentPeriod } from '#gateway/types'
 import { whereTagged } from '#services/usage_query'
+import { csvCell } from '#services/usage_csv'
 
 /**
  * Read-side queries behind the user portal. Every query is scoped by the
@@ -74,12 +75,6 @@ export async function usagePage(userId: number, filters: UsageFilters, page: num
   return { rows, total: count, page, pages: Math.max(1, Math.ceil(count / USAGE_PAGE_SIZE)) }
 }
 
-function csvField(value: unknown): string {
-  if (value === null || value === undefined) return ''
-  const text = value instanceof Date ? value.toISOString() : String(value)
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
-}
-
 /** The same rows as CSV (header + one line per request), newest first. */
 export async function usageCsv(userId: number, filters: UsageFilters): Promise<string> {
   const rows = await usageQuery(userId, filters)
@@ -123,7 +118,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
       r.cache_hit,
       r.tags === null ? null : r.tags.join(','),
     ]
-      .map(csvField)
+      .map(csvCell)
       .join(',')
   )
   return [header.join(','), ...lines].join('\r\n') + '\r\n'
@@ -177,7 +172,7 @@ export async function ledgerCsv(userId: number): Promise<string> {
   const lines = ['date,kind,requests,note,amount_usd']
   for (const e of entries) {
     const date = e.kind === 'charge' ? e.at.toISOString().slice(0, 10) : e.at.toISOString()
-    lines.push([date, e.kind, e.kind === 'charge' ? e.entries : '', e.note, e.amount].map(csvField).join(','))
+    lines.push([date, e.kind, e.kind === 'charge' ? e.entries : '', e.note, e.amount].map(csvCell).join(','))
   }
   return lines.join('\r\n') + '\r\n'
 }

@@ -13,9 +13,16 @@ const COLUMNS = [
   'cache_hit', 'tags',
 ] as const
 
-function cell(value: unknown): string {
+/**
+ * One CSV cell. Text a spreadsheet would run as a formula (a key named
+ * `=HYPERLINK(...)`, a model `@SUM(...)`) gets a leading apostrophe, so
+ * Excel or Sheets shows it as text; numbers, negative amounts included,
+ * stay numbers.
+ */
+export function csvCell(value: unknown): string {
   if (value === null || value === undefined) return ''
-  const text = value instanceof Date ? value.toISOString() : String(value)
+  let text = value instanceof Date ? value.toISOString() : String(value)
+  if (/^[=+\-@\t\r]/.test(text) && !/^-?\d+(\.\d+)?$/.test(text)) text = `'${text}`
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
 }
 
@@ -78,7 +85,7 @@ async function writeUsageCsv(res: ServerResponse, filters: UsageFilters, userId:
           r.cache_write_tokens, r.reasoning_tokens, r.images, r.audio_seconds, r.characters, r.estimated, r.cost, r.latency_ms, r.ttft_ms, r.attempts,
           r.requested_model, r.cache_hit, tagsCell(r.tags),
         ]
-          .map(cell)
+          .map(csvCell)
           .join(',') + '\n'
     }
     before = Number(rows[rows.length - 1].id)

@@ -200,3 +200,34 @@ test.group('Pages: a disabled account', (group) => {
     assert.equal((await client.get('/admin')).location, '/login')
   })
 })
+
+test.group('CSV exports: spreadsheet formulas stay text', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+    await clearLoginThrottles('127.0.0.1')
+  })
+
+  test('a key named =HYPERLINK(...) is exported with a leading apostrophe; negative amounts stay numbers', async ({ assert }) => {
+    await createUser({ email: 'csv-admin@test.local', password: 'admin-password', role: 'admin' })
+    const user = await seedUser({ balance: '5' })
+    const formula = '=HYPERLINK("http://evil.example","click")'
+    await db.from('api_keys').where('id', user.keyId).update({ name: formula })
+    const gw = await gateway()
+    gw.meter.record({ ...meterEvent(user.userId, '@SUM(A1)'), apiKeyId: user.keyId })
+    await gw.meter.drain()
+
+    const portal = await signedIn(user.email, 'password123')
+    const mine = (await portal.get('/dashboard/usage.csv')).html
+    assert.include(mine, `"'=HYPERLINK(""http://evil.example"",""click"")`)
+    assert.include(mine, "'@SUM(A1)")
+    assert.notMatch(mine, /(^|,)"?=HYPERLINK/m)
+
+    const ledger = (await portal.get('/dashboard/billing.csv')).html
+    assert.match(ledger, /,-0\.001(0*)?\r\n/, 'a charge stays a negative number')
+
+    const admin = await signedIn('csv-admin@test.local', 'admin-password')
+    const all = (await admin.get('/admin/usage/export.csv')).html
+    assert.include(all, "'@SUM(A1)")
+    assert.include(all, `"'=HYPERLINK(""http://evil.example"",""click"")"`)
+  })
+})
