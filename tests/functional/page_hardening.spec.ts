@@ -1,5 +1,6 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import router from '@adonisjs/core/services/router'
 import { createUser } from '#actions/create_user'
 import { clearLoginThrottles } from '#services/login_throttle'
 import { baseUrl, gateway, meterEvent, resetDatabase, seedChannel, seedUser } from '#tests/helpers'
@@ -230,4 +231,54 @@ test.group('CSV exports: spreadsheet formulas stay text', (group) => {
     assert.include(all, "'@SUM(A1)")
     assert.include(all, `"'=HYPERLINK(""http://evil.example"",""click"")"`)
   })
+})
+
+/** Every route of the running app: method and pattern, with :params filled with 1. */
+function sessionRoutes() {
+  const API = [/^\/v1(beta)?\//, /^\/v1$/, /^\/api\//, /^\/v2\/rerank/, /^\/rerank/, /^\/webhooks\//]
+  const routes: Array<{ method: string; path: string }> = []
+  for (const list of Object.values(router.toJSON())) {
+    for (const route of list as Array<{ pattern: string; methods: string[] }>) {
+      if (API.some((p) => p.test(route.pattern))) continue
+      const path = route.pattern.replace(/:[a-z_]+\??/g, '1').replace(/\*$/, 'x')
+      for (const method of route.methods) if (method !== 'HEAD') routes.push({ method, path })
+    }
+  }
+  return routes
+}
+
+test.group('Pages: every route is guarded', (group) => {
+  let accounts: Awaited<ReturnType<typeof seedAccounts>>
+  group.setup(async () => {
+    accounts = await seedAccounts()
+  })
+
+  test('a signed-in user gets 403 on every /admin route, GET and POST, and changes nothing', async ({ assert }) => {
+    const admin = sessionRoutes().filter((r) => r.path === '/admin' || r.path.startsWith('/admin/'))
+    assert.isAbove(admin.filter((r) => r.method === 'POST').length, 20)
+    const before = await db.from('audit_log').count('* as n').first()
+    await accounts.alice.get('/dashboard')
+    for (const { method, path } of admin) {
+      const result = method === 'GET' ? await accounts.alice.get(path) : await accounts.alice.post(path, { name: 'x', amount: '1', kind: 'topup' })
+      assert.equal(result.status, 403, `${method} ${path}`)
+    }
+    assert.deepEqual(await db.from('audit_log').count('* as n').first(), before)
+  }).timeout(60_000)
+
+  test('every state-changing page route refuses a form without the CSRF token', async ({ assert }) => {
+    const posts = sessionRoutes().filter((r) => r.method !== 'GET')
+    assert.isAbove(posts.length, 40)
+    for (const { method, path } of posts) {
+      assert.equal(method, 'POST', `${path}: the pages post forms; a ${method} route needs its own CSRF check here`)
+      const anonymous = ['/login', '/login/two-factor', '/register'].includes(path)
+      const client = anonymous ? new PanelClient() : path.startsWith('/admin') || path === '/logout' ? accounts.admin : accounts.alice
+      await client.get(anonymous ? '/login' : path.startsWith('/admin') ? '/admin' : '/dashboard')
+      const result = await client.post(path, { email: 'x@test.local', password: 'password123', name: 'x' }, { csrf: false })
+      assert.equal(result.status, 302, `${method} ${path}`)
+      const page = await client.follow(result)
+      assert.include(textOf(page.html), 'Invalid or expired CSRF token', `${method} ${path}`)
+    }
+    // Still signed in: the refused /logout did not log the admin out.
+    assert.equal((await accounts.admin.get('/admin')).status, 200)
+  }).timeout(60_000)
 })
