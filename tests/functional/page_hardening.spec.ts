@@ -2,6 +2,12 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import router from '@adonisjs/core/services/router'
 import { createUser } from '#actions/create_user'
+import { createPlan } from '#actions/create_plan'
+import { setChannelEnabled } from '#actions/update_channel'
+import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { createRedemptionCodes } from '#actions/create_redemption_codes'
+import { setAnnouncement } from '#actions/set_announcement'
+import { cliActor } from '#actions/audit'
 import { clearLoginThrottles } from '#services/login_throttle'
 import { baseUrl, gateway, meterEvent, resetDatabase, seedChannel, seedUser } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
@@ -280,5 +286,107 @@ test.group('Pages: every route is guarded', (group) => {
     }
     // Still signed in: the refused /logout did not log the admin out.
     assert.equal((await accounts.admin.get('/admin')).status, 200)
+  }).timeout(60_000)
+})
+
+test.group('Pages: user-controlled text is escaped everywhere it is shown', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+    await clearLoginThrottles('127.0.0.1')
+  })
+
+  test('names, models, tags, upstream errors, notes, batches and echoed filters never come back as markup', async ({ assert }) => {
+    const P = `<i>xss"'</i>`
+    const raw = /<i>xss/
+    const escaped = /&lt;i&gt;xss/
+    let shown = 0
+    await createUser({ email: 'xss-admin@test.local', password: 'admin-password', role: 'admin' })
+    const plan = await createPlan({ name: `plan ${P}`, models: ['*'] })
+    const user = await seedUser({ balance: '5' })
+    await db.from('users').where('id', user.userId).update({ plan_id: plan.id })
+    await db.from('api_keys').where('id', user.keyId).update({ name: `key ${P}` })
+    const channel = await seedChannel({ name: `channel ${P}`, baseUrl: 'http://127.0.0.1:9' })
+    await setChannelEnabled(channel.id, false, `reason ${P}`)
+    await postLedgerEntry({ userRef: user.email, kind: 'topup', amount: '1', note: `note ${P}` })
+    await createRedemptionCodes({ batch: `batch ${P}`, amount: '1', count: 1 })
+    await setAnnouncement({ text: `news ${P}`, level: 'warning', link: `https://x.example/"><i>xss` }, cliActor())
+    const gw = await gateway()
+    gw.meter.record({
+      ...meterEvent(user.userId, `model ${P}`),
+      apiKeyId: user.keyId,
+      channelId: channel.id,
+      requestedModel: `asked ${P}`,
+      status: 502,
+      errorCode: `code ${P}`,
+      tags: [`tag ${P}`],
+      attemptCount: 1,
+      attempts: [{ attempt: 1, channelId: channel.id, status: 502, outcome: 'http_error', error: `upstream said ${P}`, latencyMs: 3 }],
+    })
+    await gw.meter.drain()
+    const row = await db.from('usage_records').where('user_id', user.userId).first()
+    const q = encodeURIComponent(P)
+
+    const admin = await signedIn('xss-admin@test.local', 'admin-password')
+    const adminPages = [
+      ...sessionRoutes().filter((r) => r.method === 'GET' && r.path.startsWith('/admin') && !r.path.includes('/1') && !r.path.endsWith('.csv')).map((r) => r.path),
+      `/admin/users/${user.userId}`,
+      `/admin/keys/${user.keyId}`,
+      `/admin/keys/${user.keyId}/edit`,
+      `/admin/keys/new?user=${user.userId}`,
+      `/admin/channels/${channel.id}`,
+      `/admin/plans/${plan.id}/edit`,
+      `/admin/usage/${row.id}`,
+      `/admin/usage?model=${q}&tag=${q}&status=${q}&user=${q}`,
+      `/admin/audit?actor=${q}&action=${q}&subject=${q}`,
+      `/admin/keys?q=${q}`,
+      `/admin/users?q=${q}`,
+      `/admin/payments?email=${q}`,
+      `/admin/redemptions?q=${q}`,
+    ]
+    for (const path of adminPages) {
+      const page = await admin.get(path)
+      assert.oneOf(page.status, [200, 422], path)
+      assert.notMatch(page.html, raw, path)
+      if (escaped.test(page.html)) shown++
+    }
+    // The text is on the pages (escaped), so the checks above looked at it.
+    assert.isAbove(shown, 10)
+    // A flash message carrying the text.
+    await admin.get('/admin/channels')
+    const removed = await admin.post('/admin/fallbacks/delete', { model: `m ${P}` })
+    assert.notMatch((await admin.follow(removed)).html, raw, 'flash')
+
+    const portal = await signedIn(user.email, 'password123')
+    for (const path of [
+      '/dashboard',
+      '/dashboard/keys',
+      `/dashboard/keys/${user.keyId}/edit`,
+      '/dashboard/billing',
+      '/dashboard/usage',
+      `/dashboard/usage?model=${q}`,
+      `/dashboard/usage?tag=${q}`,
+      `/dashboard/usage/${row.id}`,
+      '/dashboard/models',
+      '/dashboard/security',
+      `/docs?model=${q}`,
+      `/pricing?q=${q}`,
+      '/status',
+    ]) {
+      const page = await portal.get(path)
+      assert.oneOf(page.status, [200, 422], path)
+      assert.notMatch(page.html, raw, path)
+      if (path.startsWith('/dashboard/usage/') || path === '/dashboard/keys') assert.match(page.html, escaped, path)
+    }
+    await portal.get('/dashboard/keys')
+    const created = await portal.post('/dashboard/keys', { name: `new ${P}` })
+    assert.notMatch(created.html, raw, 'the new key page')
+    for (const path of [`/register?ref=${q}`, '/login']) {
+      const page = await new PanelClient().get(path)
+      assert.notMatch(page.html, raw, path)
+    }
+    const login = new PanelClient()
+    await login.get('/login')
+    const refused = await login.post('/login', { email: `a${P}@x.y`, password: 'wrong-password' })
+    assert.notMatch((await login.follow(refused)).html, raw, 'login email echoed')
   }).timeout(60_000)
 })
