@@ -5,6 +5,7 @@ import User from '#models/user'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
 import { rewardInviter } from '#actions/referrals'
+import { recordId } from '#services/record_id'
 
 /**
  * Moves money on a user's balance (top-up, refund, adjustment). The ledger
@@ -42,14 +43,22 @@ export async function postLedgerEntryOnce(input: LedgerEntryInput, actor: Actor 
   const key = input.idempotencyKey || null
   return db.transaction(async (trx) => {
     const user = await findUser(input.userRef, trx)
-    const inserted = await trx.rawQuery(
-      `INSERT INTO balance_ledger (user_id, kind, amount, note, actor_id, idempotency_key, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, now())
-       ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING id`,
-      // node-pg sends null as NULL; Lucid's binding type does not list it.
-      [user.id, input.kind, input.amount, note, input.actorId ?? actor.id ?? null, key] as any[]
-    )
+    const inserted = await trx
+      .rawQuery(
+        `INSERT INTO balance_ledger (user_id, kind, amount, note, actor_id, idempotency_key, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, now())
+         ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id`,
+        // node-pg sends null as NULL; Lucid's binding type does not list it.
+        [user.id, input.kind, input.amount, note, input.actorId ?? actor.id ?? null, key] as any[]
+      )
+      .catch((error: { code?: string }) => {
+        // The trigger's new balance does not fit numeric(24,12): a refusal, not a 500.
+        if (error.code === NUMERIC_OVERFLOW) {
+          throw new AdminInputError(`The balance would go past ${MAX_BALANCE} USD (it is ${user.balance})`, 'amount')
+        }
+        throw error
+      })
     if (inserted.rows.length === 0) {
       // Posted already under this key (a double click, a retry): answer as the first one did.
       const first = await trx
@@ -79,11 +88,16 @@ export async function postLedgerEntryOnce(input: LedgerEntryInput, actor: Actor 
   })
 }
 
-/** A user by email or numeric id. */
+/** Postgres: a value too large for its numeric column */
+const NUMERIC_OVERFLOW = '22003'
+/** users.balance is numeric(24,12) */
+const MAX_BALANCE = '999999999999.99'
+
+/** A user by email or numeric id (digits that are no id, such as 20 of them, name nobody). */
 export async function findUser(ref: string, trx?: TransactionClientContract) {
   const options = trx ? { client: trx } : undefined
   const user = /^\d+$/.test(ref)
-    ? await User.find(Number(ref), options)
+    ? await User.find(recordId(ref) ?? 0, options)
     : await User.query(options).where('email', ref).first()
   if (!user) throw Object.assign(AdminInputError.notFound(`No user "${ref}"`), { field: 'user' })
   return user

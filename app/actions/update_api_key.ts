@@ -50,8 +50,8 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
   if (input.spendPeriod && !input.spendLimit) {
     throw new AdminInputError('A spend cap that resets needs a spend cap', 'spendPeriod')
   }
-  const lastDay = input.expiresOn ? DateTime.fromISO(input.expiresOn, { zone: 'utc' }) : null
-  if (lastDay && !lastDay.isValid) throw new AdminInputError('Last day it works must be a date such as 2027-01-31', 'expiresOn')
+  const lastDay = input.expiresOn ? lastDayFrom(input.expiresOn) : null
+  if (input.expiresOn && !lastDay) throw new AdminInputError('Last day it works must be a date such as 2027-01-31', 'expiresOn')
   const allowedIps = input.allowedIps === undefined ? undefined : allowedIpsColumn(input.allowedIps)
   return db.transaction(async (trx) => {
     const key = await ApiKey.query({ client: trx }).where('id', id).preload('user').forUpdate().first()
@@ -99,6 +99,16 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
     }
     return key
   })
+}
+
+/**
+ * A last working day as the forms and key:update give it (2027-01-31), or
+ * null when it is no day an expiry can be stored for: 2027-02-30, or a year
+ * Postgres refuses (0000) or no key lives in (before 1970).
+ */
+export function lastDayFrom(value: string): DateTime | null {
+  const day = DateTime.fromISO(value, { zone: 'utc' })
+  return day.isValid && day.year >= 1970 && day.year <= 9999 ? day : null
 }
 
 /** The last day a key works, as the edit form shows it (the day before a midnight expiry). */

@@ -1,6 +1,5 @@
-import { DateTime } from 'luxon'
 import ApiKey from '#models/api_key'
-import { updateApiKey } from '#actions/update_api_key'
+import { lastDayFrom, updateApiKey } from '#actions/update_api_key'
 import { assertInsidePlan } from '#actions/create_user_api_key'
 import { PortalInputError } from '#actions/portal_input_error'
 import type { Actor } from '#actions/audit'
@@ -31,7 +30,7 @@ export async function updateUserApiKey(
   const key = await ApiKey.query().where('id', keyId).where('user_id', userId).whereNull('revoked_at').first()
   if (!key) throw new PortalInputError('key_not_found')
   if (input.spendPeriod && !input.spendLimit) throw new PortalInputError('period_needs_cap', 'spend_period')
-  if (input.expiresOn && !DateTime.fromISO(input.expiresOn, { zone: 'utc' }).isValid) {
+  if (input.expiresOn && !lastDayFrom(input.expiresOn)) {
     throw new PortalInputError('invalid_date', 'expires_on')
   }
   await assertInsidePlan(planId, input.models)

@@ -141,6 +141,31 @@ test.group('Pages: hostile ids, numbers and dates', (group) => {
     assert.equal(ledger.status, 302)
     assert.include(textOf((await admin.follow(ledger)).html), 'must be an amount in USD')
   })
+
+  test('a last day in year 0, an owner id of 20 digits, a balance past numeric(24,12): a message, not a 500', async ({ assert }) => {
+    const { admin, alice, aliceUser } = accounts
+    await alice.get(`/dashboard/keys/${aliceUser.keyId}/edit`)
+    const portalEdit = await alice.post(`/dashboard/keys/${aliceUser.keyId}`, { name: 'year zero', expires_on: '0000-01-01' })
+    assert.equal(portalEdit.status, 302)
+    assert.notEqual((await db.from('api_keys').where('id', aliceUser.keyId).first()).name, 'year zero')
+
+    await admin.get(`/admin/keys/${aliceUser.keyId}/edit`)
+    const adminEdit = await admin.post(`/admin/keys/${aliceUser.keyId}`, { name: 'year zero', expiresOn: '0000-01-01' })
+    assert.equal(adminEdit.status, 302)
+    assert.include(textOf((await admin.follow(adminEdit)).html), 'Last day it works must be a date such as 2027-01-31')
+
+    await admin.get('/admin/keys/new')
+    const owner = await admin.post('/admin/keys', { user: HUGE, name: 'nobody' })
+    assert.equal(owner.status, 302)
+    assert.include(textOf((await admin.follow(owner)).html), `No user "${HUGE}"`)
+
+    const balance = (await db.from('users').where('id', aliceUser.userId).first()).balance
+    await admin.get(`/admin/users/${aliceUser.userId}`)
+    const overflow = await admin.post(`/admin/users/${aliceUser.userId}/ledger`, { kind: 'topup', amount: '999999999999' })
+    assert.equal(overflow.status, 302)
+    assert.include(textOf((await admin.follow(overflow)).html), 'The balance would go past 999999999999.99 USD')
+    assert.equal((await db.from('users').where('id', aliceUser.userId).first()).balance, balance)
+  })
 })
 
 test.group('Pages: search boxes take % _ and \\ literally', (group) => {
