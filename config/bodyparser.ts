@@ -17,13 +17,19 @@ const bodyParserConfig = defineConfig({
     trimWhitespaces: false,
     types: ['application/json'],
   },
+  /**
+   * Off: no page or management route takes a file (the audio endpoints read
+   * their own multipart bodies, outside this parser). Parsed, any POST (an
+   * anonymous /login, before the CSRF check) would write up to 20 MB of
+   * upload to the temp directory that nothing ever deletes.
+   */
   multipart: {
-    autoProcess: true,
+    autoProcess: false,
     convertEmptyStringsToNull: true,
     trimWhitespaces: true,
     processManually: [],
-    limit: '20mb',
-    types: ['multipart/form-data'],
+    limit: '1mb',
+    types: [],
   },
 })
 

@@ -1,4 +1,7 @@
 import { test } from '@japa/runner'
+import { readdirSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import db from '@adonisjs/lucid/services/db'
 import router from '@adonisjs/core/services/router'
 import { createUser } from '#actions/create_user'
@@ -414,4 +417,26 @@ test.group('Pages: user-controlled text is escaped everywhere it is shown', (gro
     const refused = await login.post('/login', { email: `a${P}@x.y`, password: 'wrong-password' })
     assert.notMatch((await login.follow(refused)).html, raw, 'login email echoed')
   }).timeout(60_000)
+})
+
+test.group('Pages: no route takes a file', () => {
+  test('a multipart upload to /login (anonymous, no CSRF token) leaves nothing in the temp directory', async ({ assert }) => {
+    // An odd size: a file of it in the temp directory can only be this upload.
+    const size = 1_234_567
+    const uploads = () => readdirSync(tmpdir()).filter((f) => {
+      try {
+        return statSync(join(tmpdir(), f)).size === size
+      } catch {
+        return false
+      }
+    })
+    const before = new Set(uploads())
+    const form = new FormData()
+    form.set('email', 'upload@test.local')
+    form.set('file', new Blob([new Uint8Array(size)]), 'big.bin')
+    const response = await fetch(`${baseUrl()}/login`, { method: 'POST', body: form, redirect: 'manual' })
+    assert.equal(response.status, 302)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.deepEqual(uploads().filter((f) => !before.has(f)), [])
+  })
 })
