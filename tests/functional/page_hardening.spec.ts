@@ -234,6 +234,18 @@ test.group('Pages: a disabled account', (group) => {
     await db.from('users').where('id', user.id).update({ disabled_at: null })
     assert.equal((await client.get('/admin')).location, '/login')
   })
+
+  test('a user disabled mid-session is signed out of the portal at the next request, POSTs included', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = await signedIn(user.email, 'password123')
+    await client.get('/dashboard/keys')
+    await db.from('users').where('id', user.userId).update({ disabled_at: new Date() })
+    const created = await client.post('/dashboard/keys', { name: 'after-disable' })
+    assert.equal(created.location, '/login')
+    assert.isNull(await db.from('api_keys').where('name', 'after-disable').first())
+    await db.from('users').where('id', user.userId).update({ disabled_at: null })
+    assert.equal((await client.get('/dashboard')).location, '/login')
+  })
 })
 
 test.group('CSV exports: spreadsheet formulas stay text', (group) => {
