@@ -452,3 +452,40 @@ test.group('Pages: no route takes a file', () => {
     assert.deepEqual(uploads().filter((f) => !before.has(f)), [])
   })
 })
+
+test.group('Pages: secrets shown once are not cached', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+    await clearLoginThrottles('127.0.0.1')
+  })
+
+  test('a new key, a generated password and a two-factor secret come with Cache-Control: no-store', async ({ assert }) => {
+    await createUser({ email: 'secret-admin@test.local', password: 'admin-password', role: 'admin' })
+    const user = await seedUser({ balance: '1' })
+    const noStore = (headers: Headers) => headers.get('cache-control') === 'no-store'
+
+    const portal = await signedIn(user.email, 'password123')
+    const keys = await portal.get('/dashboard/keys')
+    assert.isFalse(noStore(keys.headers), 'the keys page without a new key')
+    const created = await portal.post('/dashboard/keys', { name: 'shown once' })
+    assert.equal(created.status, 200)
+    assert.isTrue(noStore(created.headers), 'the page with the new key')
+    await portal.get('/dashboard/security')
+    await portal.post('/dashboard/security/two-factor/start', {})
+    assert.isTrue(noStore((await portal.get('/dashboard/security')).headers), 'the two-factor secret and QR code')
+
+    const admin = await signedIn('secret-admin@test.local', 'admin-password')
+    await admin.get('/admin/keys/new')
+    const issued = await admin.post('/admin/keys', { user: user.email, name: 'admin-issued' })
+    const keyPage = await admin.follow(issued)
+    assert.match(keyPage.html, /data-testid="new-key"/)
+    assert.isTrue(noStore(keyPage.headers), 'the admin key page with the full key')
+    assert.isFalse(noStore((await admin.get(issued.location!)).headers), 'the same page later')
+
+    await admin.get('/admin/users/new')
+    const made = await admin.post('/admin/users', { email: 'generated@test.local', role: 'user' })
+    const userPage = await admin.follow(made)
+    assert.match(userPage.html, /id="generated-password"/)
+    assert.isTrue(noStore(userPage.headers), 'the user page with the generated password')
+  })
+})

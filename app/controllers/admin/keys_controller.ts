@@ -67,6 +67,8 @@ export default class KeysController {
     const { params, view } = ctx
     const key = await ApiKey.query().where('id', Number(params.id)).preload('user').first()
     if (!key) return notFound(ctx)
+    // The full key, once: a page not to be kept by the browser or a proxy.
+    if (ctx.session.flashMessages.has('newKey')) ctx.response.header('cache-control', 'no-store')
     return view.render('admin/keys/show', { key })
   }
 

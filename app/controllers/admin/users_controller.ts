@@ -72,6 +72,8 @@ export default class UsersController {
       planOptions(),
       referralOf(user.id),
     ])
+    // A generated password, once: a page not to be kept by the browser or a proxy.
+    if (ctx.session.flashMessages.has('generatedPassword')) ctx.response.header('cache-control', 'no-store')
     // One key per rendering of the entry form: a double click posts it twice, the money moves once.
     return view.render('admin/users/show', { user, ledger, keys, plans, referral, ledgerKey: randomUUID() })
   }

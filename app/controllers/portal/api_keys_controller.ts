@@ -21,7 +21,9 @@ export default class ApiKeysController {
   }
 
   /** The keys page; `newKey` is the clear key just created, rendered in this response only (never in a cookie). */
-  private async render({ view, auth }: HttpContext, newKey: string | null) {
+  private async render({ view, auth, response }: HttpContext, newKey: string | null) {
+    // The full key, once: a page not to be kept by the browser or a proxy.
+    if (newKey) response.header('cache-control', 'no-store')
     const user = auth.use('web').getUserOrFail()
     const gateway = await app.container.make('gateway')
     const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null

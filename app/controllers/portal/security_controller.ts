@@ -31,6 +31,8 @@ export async function renderSecurity(
     const secret = secretOf(user)!
     enrolment = { secret: groupSecret(secret), ...enrolmentOf(secret, user.email, ctx.request.hostname() ?? '') }
   }
+  // Recovery codes or a secret being set up: a page not to be kept by the browser or a proxy.
+  if (extra.recoveryCodes || enrolment) ctx.response.header('cache-control', 'no-store')
   return ctx.view.render('pages/portal/security', {
     twoFactor: {
       state,
