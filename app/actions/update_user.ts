@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import User, { type UserRole } from '#models/user'
 import Plan from '#models/plan'
 import { AdminInputError } from '#actions/admin_input_error'
+import { endOtherSessions } from '#services/session_epoch'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 
 export interface UpdateUserInput {
@@ -39,7 +40,11 @@ export async function updateUser(input: UpdateUserInput, actor: Actor = cliActor
     user.planId = plan?.id ?? null
     if (input.disabled && !user.disabledAt) user.disabledAt = DateTime.now()
     if (!input.disabled) user.disabledAt = null
-    if (input.password) user.password = input.password
+    if (input.password) {
+      user.password = input.password
+      // A reset ends the account's sessions (one may be why it was reset).
+      endOtherSessions(user)
+    }
     user.useTransaction(trx)
     await user.save()
 

@@ -11,6 +11,7 @@ import {
   recordFailedTwoFactor,
   twoFactorWait,
 } from '#services/login_throttle'
+import { rememberSessionEpoch } from '#services/session_epoch'
 import { verifyTwoFactorLogin } from '#actions/verify_two_factor_login'
 
 /** A sign-in whose password was right, waiting for its second factor (in the encrypted session cookie). */
@@ -138,6 +139,7 @@ export default class SessionController {
   async #signIn({ response, session, auth }: HttpContext, user: User) {
     const next = safeNextPath(session.pull('login.next'))
     await auth.use('web').login(user)
+    rememberSessionEpoch(session, user)
     return response.redirect(next && (user.role === 'admin' || !next.startsWith('/admin')) ? next : homeFor(user))
   }
 }

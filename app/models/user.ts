@@ -42,6 +42,10 @@ export default class User extends compose(BaseModel, AuthFinder) {
   @column.dateTime()
   declare disabledAt: DateTime | null
 
+  /** Bumped by a password change or reset: sessions signed in before it are over (services/session_epoch.ts) */
+  @column()
+  declare sessionEpoch: number
+
   /**
    * Two-factor sign-in (app/services/two_factor.ts): the TOTP secret,
    * encrypted with APP_KEY; set when enrolment starts, in force once

@@ -5,6 +5,7 @@ import { changePasswordValidator } from '#validators/portal'
 import { passwordChangeAttempt } from '#services/form_throttle'
 import { flashInputError } from '#services/form_errors'
 import { renderSecurity } from '#controllers/portal/security_controller'
+import { rememberSessionEpoch } from '#services/session_epoch'
 
 export default class PasswordController {
   /** GET /dashboard/password: the Security page, whose first form changes the password. */
@@ -33,6 +34,8 @@ export default class PasswordController {
       }
       throw error
     }
+    // This session stays signed in; the account's others are over.
+    rememberSessionEpoch(session, user)
     session.flash('success', i18n.t('auth.password.changed'))
     return response.redirect('/dashboard/password')
   }

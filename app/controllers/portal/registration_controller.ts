@@ -5,6 +5,7 @@ import { registerValidator } from '#validators/portal'
 import { registrationOpen } from '#services/app_settings'
 import { registrationAttempt } from '#services/form_throttle'
 import { flashInputError } from '#services/form_errors'
+import { rememberSessionEpoch } from '#services/session_epoch'
 import { referralTerms } from '#actions/referrals'
 
 export default class RegistrationController {
@@ -34,6 +35,7 @@ export default class RegistrationController {
     try {
       const user = await registerUser({ email: input.email, password: input.password, referralCode: input.ref, ip: request.ip() })
       await auth.use('web').login(user)
+      rememberSessionEpoch(ctx.session, user)
       return response.redirect('/dashboard')
     } catch (error) {
       if (error instanceof RegistrationClosedError) {
