@@ -106,14 +106,15 @@ export async function relayPassThroughStream(
               usageFinal = true
               kept = null
             }
-            if (rules.isUnrequested?.(parsed, options.encoder)) {
-              // Dropped: the chunk cannot go as it came; what came before this event is framed now.
-              if (asIs) {
-                asIs = false
-                for (let j = 0; j < i; j++) text += frame(events[j])
-              }
-              continue
+          }
+          // Also when its counts were not believed (token_counts.ts): the client did not ask for it.
+          if (rules.isUnrequested?.(parsed, options.encoder)) {
+            // Dropped: the chunk cannot go as it came; what came before this event is framed now.
+            if (asIs) {
+              asIs = false
+              for (let j = 0; j < i; j++) text += frame(events[j])
             }
+            continue
           }
           if (options.clientModel && rules.rewriteModel(parsed, options.clientModel)) data = JSON.stringify(parsed)
         }

@@ -53,9 +53,12 @@ export class AnthropicStreamDecoder implements StreamDecoder {
             cache_read_input_tokens: usage.cache_read_input_tokens ?? known?.cacheReadTokens,
             cache_creation_input_tokens: usage.cache_creation_input_tokens ?? known?.cacheWriteTokens,
             output_tokens: usage.output_tokens ?? known?.outputTokens,
-          })!
-          this.#usage = merged
-          out.push({ type: 'usage', usage: merged })
+          })
+          // An unbelievable count (token_counts.ts) leaves what message_start said.
+          if (merged) {
+            this.#usage = merged
+            out.push({ type: 'usage', usage: merged })
+          }
         }
         if (payload.delta?.stop_reason) {
           out.push({ type: 'stop', reason: stopOfAnthropic(payload.delta.stop_reason), sequence: payload.delta.stop_sequence ?? undefined })
