@@ -8,7 +8,8 @@ import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { adapterFor } from '#gateway/providers/registry'
 import type { ChannelRouter } from '#gateway/routing/channel_router'
-import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { dispatch } from '#gateway/upstream/dispatcher'
+import { readAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal } from '#gateway/types'
 
 export interface CountTokensCall {
@@ -54,7 +55,7 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
       account.dispatchHooks
     )
     status = result.response.statusCode
-    bytes = await readBody(result.body)
+    bytes = await readAnswer(result.body)
   } else {
     const tokens = await countCanonicalPrompt(decodeClientRequest(ingress, call.body))
     bytes = Buffer.from(JSON.stringify(ingress.encodeTokenCount?.(tokens) ?? { tokens }))

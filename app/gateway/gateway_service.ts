@@ -33,7 +33,8 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
-import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
+import { answerProblem, decodeAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
@@ -337,13 +338,15 @@ export class GatewayService {
     mapped: boolean
   ) {
     const { call, ingress } = exchange
-    let bytes = await readBody(upstreamBody)
+    let bytes = await readAnswer(upstreamBody)
     let parsed: any
     try {
       parsed = JSON.parse(bytes.toString('utf8'))
     } catch {
       throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
     }
+    const problem = answerProblem(parsed)
+    if (problem !== null) throw GatewayError.providerError(problem)
     if (upstreamDialect === ingress) {
       if (mapped && parsed && typeof parsed.model === 'string') {
         parsed.model = exchange.publicModel
@@ -355,7 +358,7 @@ export class GatewayService {
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
-    const response = unwrapCustomCalls(upstreamDialect.decodeResponse(parsed), exchange.customTools())
+    const response = unwrapCustomCalls(decodeAnswer(() => upstreamDialect.decodeResponse(parsed)), exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
     if (call.stream) {
       // The upstream ignored `stream`: replay its answer as the client's stream.

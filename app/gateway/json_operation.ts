@@ -6,7 +6,8 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { Operation, RelayedService } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { dispatch } from '#gateway/upstream/dispatcher'
+import { readAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 
 /** A call of a one-shot JSON endpoint relayed as it is (images, rerank, moderations). */
@@ -61,7 +62,7 @@ export async function relayJsonOperation(
     account.abort.signal,
     account.dispatchHooks
   )
-  const bytes = await readBody(body)
+  const bytes = await readAnswer(body)
   let answer: any
   try {
     answer = JSON.parse(bytes.toString('utf8'))

@@ -144,3 +144,178 @@ test.group('Upstream misbehaviour: usage numbers', (group) => {
     assert.equal(money.balance, money.ledger)
   })
 })
+
+const anthropicEvent = (type: string, o: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`
+const anthropicStart = anthropicEvent('message_start', {
+  message: { id: 'm', type: 'message', role: 'assistant', model: 'x', content: [], usage: { input_tokens: 5, output_tokens: 1 } },
+})
+const anthropicText = (text: string) => [
+  anthropicEvent('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+  anthropicEvent('content_block_delta', { index: 0, delta: { type: 'text_delta', text } }),
+]
+const chatDelta = (content: string) => chatChunk({ choices: [{ index: 0, delta: { content }, finish_reason: null }] })
+const chatFinish = chatChunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })
+
+/** The client's error, read in its wire format. */
+function errorOf(format: 'openai' | 'anthropic' | 'gemini', body: any): string {
+  if (format === 'anthropic') {
+    assertShape(body?.type === 'error' && typeof body.error?.message === 'string', body)
+    return body.error.type
+  }
+  assertShape(typeof body?.error?.message === 'string', body)
+  return format === 'gemini' ? body.error.status : body.error.code
+}
+function assertShape(ok: boolean, body: unknown) {
+  if (!ok) throw new Error(`not an error in the client's format: ${JSON.stringify(body)}`)
+}
+
+test.group('Upstream misbehaviour: answers of the wrong shape with a success status', (group) => {
+  let mock: MockUpstream
+  let user: SeededUser
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'chat', provider: 'custom', baseUrl: mock.url, models: ['s-*'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['sclaude-*'] })
+    await seedChannel({ name: 'gemini', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['sgem-*'] })
+    user = await seedUser()
+    return () => mock.stop()
+  })
+
+  const auth = () => ({ 'authorization': `Bearer ${user.key}`, 'x-api-key': user.key })
+  /** One call: the raw answer goes to whichever upstream the route picks (scripted: translated bodies carry no `mock`). */
+  async function call(path: string, body: Record<string, unknown>, raw: Record<string, unknown>) {
+    mock.script({ raw })
+    const response = await post(path, body, auth())
+    const text = await response.text()
+    return { response, text, row: await rowOf(user) }
+  }
+  const chat = (model: string, stream = false) => ['/v1/chat/completions', { model, messages: hello, stream }] as const
+  const messages = (model: string, stream = false) => ['/v1/messages', { model, max_tokens: 20, messages: hello, stream }] as const
+  const gemini = (model: string) => [`/v1beta/models/${model}:generateContent`, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }] as const
+
+  test('JSON that is no answer, or an error body with 200: 502 provider_error in the client format, pass-through and translated', async ({ assert }) => {
+    const bodies = ['null', '[1,2]', '42', '{"error":{"message":"quota exhausted","type":"insufficient_quota"}}']
+    const calls: Array<[string, readonly [string, Record<string, unknown>], 'openai' | 'anthropic' | 'gemini']> = [
+      ['chat pass-through', chat('s-1'), 'openai'],
+      ['messages -> chat', messages('s-1'), 'anthropic'],
+      ['gemini -> chat', gemini('s-1'), 'gemini'],
+      ['chat -> anthropic', chat('sclaude-1'), 'openai'],
+    ]
+    for (const body of bodies) {
+      for (const [label, [path, request], format] of calls) {
+        const { response, text, row } = await call(path, request, { body })
+        assert.equal(response.status, 502, `${label} ${body}: ${text}`)
+        errorOf(format, JSON.parse(text))
+        assert.include(row, { status: 502, error_code: 'provider_error' }, `${label} ${body}`)
+        if (body.includes('quota')) assert.include(text, 'quota exhausted')
+      }
+    }
+    // Anthropic's own error shape, with 200, to an Anthropic client
+    const { response, row } = await call(...messages('sclaude-1'), { body: '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' })
+    assert.equal(response.status, 502)
+    assert.include(row, { status: 502, error_code: 'provider_error' })
+  })
+
+  test('members of the wrong type in a translated answer: 502, never a 500', async ({ assert }) => {
+    const body = '{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[null,{"function":5}]},"finish_reason":"tool_calls"}]}'
+    const { response, text, row } = await call(...messages('s-1'), { body })
+    assert.equal(response.status, 502, text)
+    assert.equal(errorOf('anthropic', JSON.parse(text)), 'api_error')
+    assert.notInclude(text, 'TypeError')
+    assert.include(row, { status: 502, error_code: 'provider_error' })
+  })
+
+  test('the connection closed mid-JSON: 502 provider_error in each client format, never a 500', async ({ assert }) => {
+    const raw = { body: '{"id":"x","choices":[{"index":0,"mess', then: 'destroy' }
+    for (const [label, [path, request], format] of [
+      ['chat pass-through', chat('s-1'), 'openai'],
+      ['messages -> chat', messages('s-1'), 'anthropic'],
+      ['messages pass-through', messages('sclaude-1'), 'anthropic'],
+      ['gemini pass-through', gemini('sgem-1'), 'gemini'],
+    ] as const) {
+      const { response, text, row } = await call(path, request, raw)
+      assert.equal(response.status, 502, `${label}: ${text}`)
+      errorOf(format, JSON.parse(text))
+      assert.include(text, 'cut off')
+      assert.notInclude(text, '127.0.0.1')
+      assert.include(row, { status: 502, error_code: 'provider_error' }, label)
+    }
+  })
+
+  test("a stream with the upstream's own error event: relayed, and the row says the stream was interrupted", async ({ assert }) => {
+    const chatError = { headers: SSE, chunks: [chatDelta('partial '), 'data: {"error":{"message":"overloaded mid-stream","type":"server_error"}}\n\n'] }
+    let result = await call(...chat('s-1', true), chatError)
+    assert.include(result.text, 'overloaded mid-stream')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted', estimated: true })
+
+    const anthropicError = { headers: SSE, chunks: [anthropicStart, ...anthropicText('partial '), anthropicEvent('error', { error: { type: 'overloaded_error', message: 'Overloaded' } })] }
+    result = await call(...messages('sclaude-1', true), anthropicError)
+    assert.include(result.text, 'event: error')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+
+    // Translated, the error is told in the client's format (the relay already did this).
+    result = await call(...chat('sclaude-1', true), anthropicError)
+    assert.include(result.text, 'Overloaded')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+  })
+
+  test('a stream that ends without [DONE] / message_stop: a translated client gets an error, not a clean end; the row says so', async ({ assert }) => {
+    // Pass-through: the client has the upstream's bytes as they came; the row is not a success.
+    let result = await call(...chat('s-1', true), { headers: SSE, chunks: [chatDelta('partial '), chatDelta('answer')] })
+    assert.include(result.text, 'partial ')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted', estimated: true })
+    result = await call(...messages('sclaude-1', true), { headers: SSE, chunks: [anthropicStart, ...anthropicText('partial ')] })
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+
+    // Translated: no finish reason came, so the gateway must not write message_stop / finish_reason "stop".
+    result = await call(...messages('s-1', true), { headers: SSE, chunks: [chatDelta('partial '), chatDelta('answer')] })
+    assert.include(result.text, 'partial ')
+    assert.include(result.text, 'event: error')
+    assert.notInclude(result.text, '"stop_reason":"end_turn"')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+    result = await call(...chat('sclaude-1', true), { headers: SSE, chunks: [anthropicStart, ...anthropicText('partial ')] })
+    assert.include(result.text, '"error"')
+    assert.notInclude(result.text, '"finish_reason":"stop"')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+
+    // A finish without [DONE] is a complete answer once translated.
+    result = await call(...messages('s-1', true), { headers: SSE, chunks: [chatDelta('whole'), chatFinish] })
+    assert.include(result.text, 'event: message_stop')
+    assert.notInclude(result.text, 'event: error')
+    assert.include(result.row, { status: 200, error_code: null })
+  })
+
+  test('events after [DONE] / message_stop are not part of the answer', async ({ assert }) => {
+    let result = await call(...messages('s-1', true), { headers: SSE, chunks: [chatDelta('a'), chatFinish, 'data: [DONE]\n\n', chatDelta('AFTER'), chatFinish] })
+    assert.notInclude(result.text, 'AFTER')
+    assert.equal(result.text.split('event: message_stop').length, 2)
+    assert.include(result.row, { status: 200, error_code: null })
+    const stop = [anthropicEvent('content_block_stop', { index: 0 }), anthropicEvent('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 3 } }), anthropicEvent('message_stop', {})]
+    result = await call(...chat('sclaude-1', true), { headers: SSE, chunks: [anthropicStart, ...anthropicText('a'), ...stop, ...anthropicText('AFTER')] })
+    assert.notInclude(result.text, 'AFTER')
+    assert.include(result.row, { status: 200, error_code: null, completion_tokens: 3 })
+    result = await call(...chat('s-1', true), { headers: SSE, chunks: [chatDelta('a'), chatFinish, 'data: [DONE]\n\n', chatDelta('AFTER')] })
+    assert.notInclude(result.text, 'AFTER')
+  })
+
+  test('a Content-Type that lies: JSON labelled as a stream, a stream labelled as JSON', async ({ assert }) => {
+    const json = '{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}'
+    // Not asked to stream: the JSON is read whatever its label says.
+    let result = await call(...chat('s-1'), { headers: SSE, body: json })
+    assert.equal(result.response.status, 200)
+    assert.include(result.row, { status: 200, error_code: null, prompt_tokens: 3 })
+    // Asked to stream: a body with no event in it is an error in the stream, not an empty success.
+    for (const [path, request] of [chat('s-1', true), messages('s-1', true)]) {
+      result = await call(path, request, { headers: SSE, body: json })
+      assert.equal(result.response.status, 200)
+      assert.match(result.text, /error/)
+      assert.include(result.row, { status: 200, error_code: 'stream_interrupted' }, path)
+    }
+    // An event stream labelled application/json: a clear 502.
+    result = await call(...chat('s-1'), { chunks: [chatDelta('a'), chatFinish, 'data: [DONE]\n\n'] })
+    assert.equal(result.response.status, 502)
+    assert.include(result.row, { status: 502, error_code: 'provider_error' })
+  })
+})
