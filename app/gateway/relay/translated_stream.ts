@@ -71,6 +71,10 @@ export async function relayTranslatedStream(
   }
 
   const clientClosed = out.closedEarly
+  // The upstream ended without saying it was done (no finish reason, no message_stop, a JSON
+  // body labelled as a stream): the client's format needs an end, and a clean one would pass
+  // a cut answer off as complete.
+  if (!error && upstreamError === null && !stopped && !clientClosed) upstreamError = 'Upstream stream ended before it was complete'
   if (!clientClosed) {
     const told = error ? `Upstream stream failed: ${error.message || 'connection reset'}` : upstreamError
     const failure = told === null ? null : redactAddresses(told)

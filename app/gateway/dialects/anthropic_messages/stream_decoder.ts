@@ -14,11 +14,18 @@ export class AnthropicStreamDecoder implements StreamDecoder {
   #next = 0
   #open = new Set<number>()
 
+  /** message_stop came: whatever a broken upstream sends after it is not part of the answer */
+  #done = false
+
   push(event: { event?: string; data: string }): CanonicalEvent[] {
+    if (this.#done) return []
     const payload = parseJson(event.data)
     if (!payload || typeof payload !== 'object') return []
     const type = payload.type ?? event.event
     switch (type) {
+      case 'message_stop':
+        this.#done = true
+        return []
       case 'message_start': {
         const message = payload.message ?? {}
         const out: CanonicalEvent[] = [{ type: 'start', id: String(message.id ?? ''), model: String(message.model ?? '') }]

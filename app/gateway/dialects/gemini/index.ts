@@ -1,4 +1,4 @@
-import type { Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, type Dialect } from '#gateway/dialects/dialect'
 import { decodeGeminiRequest, encodeGeminiRequest } from '#gateway/dialects/gemini/request'
 import { decodeGeminiResponse, decodeGeminiUsage, encodeGeminiResponse } from '#gateway/dialects/gemini/response'
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
@@ -25,6 +25,7 @@ export const gemini: Dialect = {
       return true
     },
     upstreamBody: () => null,
+    upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     errorEvent: (message) => ({ data: JSON.stringify({ error: { code: 500, message, status: 'INTERNAL' } }) }),
   },
 }
