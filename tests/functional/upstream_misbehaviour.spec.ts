@@ -1,6 +1,19 @@
 import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { balanceAndLedger, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
+import {
+  balanceAndLedger,
+  gateway,
+  post,
+  refreshCaches,
+  resetDatabase,
+  seedChannel,
+  seedPrice,
+  seedUser,
+  startMock,
+  usageRows,
+  type SeededUser,
+} from '#tests/helpers'
 
 /**
  * Upstreams are remote services and proxies that can be buggy or compromised:
@@ -127,7 +140,6 @@ test.group('Upstream misbehaviour: usage numbers', (group) => {
 
   test('one hostile row in a batch: every other row of the batch lands too', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
-    const gateway = (await import('#tests/helpers')).gateway
     const meter = (await gateway()).meter
     // Hold the meter's writes so the requests share one batch.
     const bodies = Array.from({ length: 6 }, (_, i) =>
@@ -317,5 +329,112 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     result = await call(...chat('s-1'), { chunks: [chatDelta('a'), chatFinish, 'data: [DONE]\n\n'] })
     assert.equal(result.response.status, 502)
     assert.include(result.row, { status: 502, error_code: 'provider_error' })
+  })
+})
+
+test.group('Upstream misbehaviour: status codes', (group) => {
+  let mock: MockUpstream
+  let elsewhere: MockUpstream
+  let user: SeededUser
+  const answer = chatAnswer('{"prompt_tokens":3,"completion_tokens":1}')
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    elsewhere = await startMock()
+    user = await seedUser()
+    return async () => {
+      await mock.stop()
+      await elsewhere.stop()
+    }
+  })
+  group.each.setup(async () => (await gateway()).health.reset())
+
+  const auth = () => ({ 'authorization': `Bearer ${user.key}`, 'x-api-key': user.key })
+  const attemptsOf = (requestId: string) => db.from('request_attempts').where('request_id', requestId).orderBy('attempt')
+
+  test('a redirect is never followed with the channel key, nor relayed: the next channel serves, the attempt says where it pointed', async ({ assert }) => {
+    const primary = await seedChannel({ name: 'redirecting', provider: 'custom', baseUrl: mock.url, models: ['r-*'], priority: 10 })
+    const backup = await seedChannel({ name: 'backup', provider: 'custom', baseUrl: elsewhere.url, models: ['r-*'], priority: 0 })
+    for (const status of [301, 302, 307, 308]) {
+      await (await gateway()).health.reset()
+      const before = elsewhere.requests.length
+      mock.script({ raw: { status, headers: { location: `${elsewhere.url}/stolen` }, body: answer } })
+      const response = await post('/v1/chat/completions', { model: 'r-1', messages: hello }, auth())
+      assert.equal(response.status, 200, String(status))
+      const row = await rowOf(user)
+      assert.include(row, { status: 200, channel_id: backup.id, attempts: 2 })
+      // The backup's own request only: nothing went to the redirect's target path.
+      assert.deepEqual(elsewhere.requests.slice(before).map((r) => r.path), ['/v1/chat/completions'])
+      const [first] = await attemptsOf(row.request_id)
+      assert.include(first, { channel_id: primary.id, status, outcome: 'http_error' })
+      assert.include(first.error, '/stolen')
+    }
+    // Nowhere else to go: 502 in the client's format, without the target's address.
+    await db.from('channels').where('id', backup.id).delete()
+    await refreshCaches()
+    mock.script({ raw: { status: 302, headers: { location: 'http://10.1.2.3:8080/v1/chat/completions' }, body: answer } })
+    const response = await post('/v1/messages', { model: 'r-1', max_tokens: 5, messages: hello }, auth())
+    const text = await response.text()
+    assert.equal(response.status, 502)
+    assert.equal(JSON.parse(text).error.type, 'api_error')
+    assert.notInclude(text, '10.1.2.3')
+    assert.include(await rowOf(user), { status: 502, error_code: 'provider_error' })
+  })
+
+  test('2xx other than 200 with an answer: the client gets 200 and the answer, the row says 200', async ({ assert }) => {
+    await seedChannel({ name: 'odd-2xx', provider: 'custom', baseUrl: mock.url, models: ['two-*'] })
+    for (const status of [201, 202, 205, 206, 299]) {
+      for (const path of ['/v1/chat/completions', '/v1/messages']) {
+        mock.script({ raw: { status, body: answer } })
+        const response = await post(path, { model: 'two-1', max_tokens: 5, messages: hello }, auth())
+        assert.equal(response.status, 200, `${status} ${path}`)
+        assert.include(await response.text(), 'hi there')
+        assert.include(await rowOf(user), { status: 200, error_code: null, prompt_tokens: 3 })
+      }
+    }
+    // 204 carries no body: a clear 502.
+    mock.script({ raw: { status: 204 } })
+    const response = await post('/v1/chat/completions', { model: 'two-1', messages: hello }, auth())
+    assert.equal(response.status, 502)
+  })
+
+  test('huge error messages are cut for the client, the attempt record and the channel', async ({ assert }) => {
+    await seedChannel({ name: 'verbose', provider: 'custom', baseUrl: mock.url, models: ['v-*'] })
+    const big = 'x'.repeat(200_000)
+    for (const [status, clientStatus] of [[500, 502], [400, 400]]) {
+      mock.script({ raw: { status, body: JSON.stringify({ error: { message: big, type: 'server_error' } }) } })
+      const response = await post('/v1/messages', { model: 'v-1', max_tokens: 5, messages: hello }, auth())
+      assert.equal(response.status, clientStatus)
+      const body: any = await response.json()
+      assert.isBelow(body.error.message.length, 2000)
+      const row = await rowOf(user)
+      const [attempt] = await attemptsOf(row.request_id)
+      assert.isBelow(attempt.error.length, 2000)
+    }
+    // Not JSON (an HTML page of a proxy): cut as before.
+    mock.script({ raw: { status: 503, headers: { 'content-type': 'text/html' }, body: `<html>${big}</html>` } })
+    const response = await post('/v1/chat/completions', { model: 'v-1', messages: hello }, auth())
+    assert.equal(response.status, 502)
+    assert.isBelow((await response.text()).length, 2000)
+  })
+
+  test('odd Retry-After values and 1xx heads: sane answers (checked, already fine)', async ({ assert }) => {
+    await seedChannel({ name: 'limited', provider: 'custom', baseUrl: mock.url, models: ['ra-*'] })
+    for (const [value, expected] of [['-5', null], ['1e308', null], ['99999999999', '600'], ['Wed, 21 Oct 2015 07:28:00 GMT', null], ['soon', null], ['0.001', '1']] as const) {
+      await (await gateway()).health.reset()
+      mock.script({ raw: { status: 429, headers: { 'retry-after': value }, body: '{}' } })
+      const response = await post('/v1/chat/completions', { model: 'ra-1', messages: hello }, auth())
+      assert.equal(response.status, 429, value)
+      assert.equal(response.headers.get('retry-after'), expected, value)
+    }
+    await (await gateway()).health.reset()
+    mock.script({ raw: { informational: [103], body: answer } })
+    assert.equal((await post('/v1/chat/completions', { model: 'ra-1', messages: hello }, auth())).status, 200)
+    // An unsolicited 100 Continue: undici drops the connection (UND_ERR_SOCKET); a network error, failed over like one.
+    mock.script({ raw: { informational: [100], body: answer } })
+    const response = await post('/v1/chat/completions', { model: 'ra-1', messages: hello }, auth())
+    assert.equal(response.status, 502)
+    assert.include(await rowOf(user), { status: 502, error_code: 'provider_error' })
   })
 })
