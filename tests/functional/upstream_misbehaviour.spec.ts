@@ -214,6 +214,7 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
       ['messages -> chat', messages('s-1'), 'anthropic'],
       ['gemini -> chat', gemini('s-1'), 'gemini'],
       ['chat -> anthropic', chat('sclaude-1'), 'openai'],
+      ['responses -> chat', ['/v1/responses', { model: 's-1', input: 'hi' }] as const, 'openai'],
     ]
     for (const body of bodies) {
       for (const [label, [path, request], format] of calls) {
@@ -286,6 +287,10 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     assert.include(result.text, 'partial ')
     assert.include(result.text, 'event: error')
     assert.notInclude(result.text, '"stop_reason":"end_turn"')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+    result = await call('/v1/responses', { model: 's-1', input: 'hi', stream: true }, { headers: SSE, chunks: [chatDelta('partial ')] })
+    assert.include(result.text, 'partial ')
+    assert.notInclude(result.text, 'response.completed')
     assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
     result = await call(...chat('sclaude-1', true), { headers: SSE, chunks: [anthropicStart, ...anthropicText('partial ')] })
     assert.include(result.text, '"error"')
@@ -436,5 +441,65 @@ test.group('Upstream misbehaviour: status codes', (group) => {
     const response = await post('/v1/chat/completions', { model: 'ra-1', messages: hello }, auth())
     assert.equal(response.status, 502)
     assert.include(await rowOf(user), { status: 502, error_code: 'provider_error' })
+  })
+})
+
+test.group('Upstream misbehaviour: timing', (group) => {
+  let mock: MockUpstream
+  let user: SeededUser
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'slow', provider: 'custom', baseUrl: mock.url, models: ['t-*'] })
+    await db.from('channels').update({ idle_timeout_ms: 300, total_timeout_ms: 1200 })
+    await refreshCaches()
+    user = await seedUser()
+    return () => mock.stop()
+  })
+
+  const auth = () => ({ 'authorization': `Bearer ${user.key}`, 'x-api-key': user.key })
+
+  test('headers, then silence: the idle limit ends it, 502 (non-stream) or an error event (stream), one row each', async ({ assert }) => {
+    for (const [path, body] of [
+      ['/v1/chat/completions', { model: 't-1', messages: hello }],
+      ['/v1/messages', { model: 't-1', max_tokens: 5, messages: hello }],
+    ] as const) {
+      mock.script({ raw: { body: '{"id":"x",', then: 'hang' } })
+      const started = Date.now()
+      const response = await post(path, body, auth())
+      const text = await response.text()
+      assert.equal(response.status, 502, text)
+      assert.include(text, 'idle timeout')
+      assert.isBelow(Date.now() - started, 1100)
+      assert.include(await rowOf(user), { status: 502, error_code: 'provider_error' })
+    }
+    mock.script({ raw: { headers: SSE, chunks: [chatDelta('partial ')], then: 'hang' } })
+    const response = await post('/v1/messages', { model: 't-1', max_tokens: 5, messages: hello, stream: true }, auth())
+    const text = await response.text()
+    assert.include(text, 'event: error')
+    assert.include(text, 'idle timeout')
+    assert.include(await rowOf(user), { status: 200, error_code: 'stream_interrupted' })
+  })
+
+  test('a body that trickles forever: the total limit ends it', async ({ assert }) => {
+    const trickle = Array.from({ length: 40 }, () => ' ')
+    mock.script({ raw: { chunks: ['{"id":"x"', ...trickle], chunk_delay_ms: 100, then: 'hang' } })
+    let started = Date.now()
+    let response = await post('/v1/chat/completions', { model: 't-1', messages: hello }, auth())
+    let text = await response.text()
+    assert.equal(response.status, 502, text)
+    assert.include(text, 'total timeout')
+    assert.isBelow(Date.now() - started, 2500)
+    assert.include(await rowOf(user), { status: 502, error_code: 'provider_error' })
+
+    const comments = Array.from({ length: 40 }, () => ': keep-alive\n\n')
+    mock.script({ raw: { headers: SSE, chunks: [chatDelta('partial '), ...comments], chunk_delay_ms: 100, then: 'hang' } })
+    started = Date.now()
+    response = await post('/v1/chat/completions', { model: 't-1', messages: hello, stream: true }, auth())
+    text = await response.text()
+    assert.include(text, 'total timeout')
+    assert.isBelow(Date.now() - started, 2500)
+    assert.include(await rowOf(user), { status: 200, error_code: 'stream_interrupted', estimated: true })
   })
 })
