@@ -14,7 +14,7 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch } from '#gateway/upstream/dispatcher'
-import { readAnswer } from '#gateway/upstream/upstream_answer'
+import { parseAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { whileClientListens } from '#gateway/relay/client_gone'
@@ -117,12 +117,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     }
 
     let bytes = await readAnswer(body)
-    let parsed: any
-    try {
-      parsed = JSON.parse(bytes.toString('utf8'))
-    } catch {
-      throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
-    }
+    const parsed = parseAnswer(bytes)
     if (clientModel !== null && parsed && typeof parsed.model === 'string') {
       parsed.model = clientModel
       bytes = Buffer.from(JSON.stringify(parsed))

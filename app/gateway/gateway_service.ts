@@ -34,7 +34,7 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
-import { answerProblem, decodeAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
+import { decodeAnswer, parseAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
@@ -339,14 +339,7 @@ export class GatewayService {
   ) {
     const { call, ingress } = exchange
     let bytes = await readAnswer(upstreamBody)
-    let parsed: any
-    try {
-      parsed = JSON.parse(bytes.toString('utf8'))
-    } catch {
-      throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
-    }
-    const problem = answerProblem(parsed)
-    if (problem !== null) throw GatewayError.providerError(problem)
+    const parsed = parseAnswer(bytes)
     if (upstreamDialect === ingress) {
       if (mapped && parsed && typeof parsed.model === 'string') {
         parsed.model = exchange.publicModel

@@ -7,7 +7,7 @@ import type { Operation, RelayedService } from '#gateway/providers/provider_adap
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch } from '#gateway/upstream/dispatcher'
-import { readAnswer } from '#gateway/upstream/upstream_answer'
+import { parseAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 
 /** A call of a one-shot JSON endpoint relayed as it is (images, rerank, moderations). */
@@ -63,12 +63,7 @@ export async function relayJsonOperation(
     account.dispatchHooks
   )
   const bytes = await readAnswer(body)
-  let answer: any
-  try {
-    answer = JSON.parse(bytes.toString('utf8'))
-  } catch {
-    throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
-  }
+  const answer = parseAnswer(bytes)
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (!call.res.destroyed) {

@@ -231,6 +231,26 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     assert.include(row, { status: 502, error_code: 'provider_error' })
   })
 
+  test('the other operations (completions, embeddings, rerank, images): an error body or a cut body with 200 is a 502 too', async ({ assert }) => {
+    const requests: Array<[string, Record<string, unknown>]> = [
+      ['/v1/completions', { model: 's-1', prompt: 'hi' }],
+      ['/v1/embeddings', { model: 's-1', input: 'hi' }],
+      ['/v1/rerank', { model: 's-1', query: 'q', documents: ['a', 'b'] }],
+      ['/v1/images/generations', { model: 's-1', prompt: 'a cat' }],
+    ]
+    for (const [path, request] of requests) {
+      for (const raw of [{ body: '{"error":{"message":"quota exhausted"}}' }, { body: '{"data":[{"embed', then: 'destroy' }, { body: 'null' }]) {
+        const { response, text, row } = await call(path, request, raw)
+        assert.equal(response.status, 502, `${path} ${raw.body}: ${text}`)
+        errorOf('openai', JSON.parse(text))
+        assert.include(row, { status: 502, error_code: 'provider_error' }, path)
+      }
+    }
+    // Embeddings whose `data` is no list: a 502, not a TypeError's 500.
+    const { response } = await call('/v1/embeddings', { model: 's-1', input: 'hi' }, { body: '{"object":"list","data":{"0":1}}' })
+    assert.equal(response.status, 502)
+  })
+
   test('members of the wrong type in a translated answer: 502, never a 500', async ({ assert }) => {
     const body = '{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[null,{"function":5}]},"finish_reason":"tool_calls"}]}'
     const { response, text, row } = await call(...messages('s-1'), { body })

@@ -36,6 +36,22 @@ export function decodeAnswer<T>(decode: () => T): T {
 }
 
 /**
+ * A whole 2xx answer's JSON: not JSON, or JSON that is no answer
+ * (answerProblem), is the upstream's failure, 502 provider_error.
+ */
+export function parseAnswer(bytes: Buffer): any {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
+  }
+  const problem = answerProblem(parsed)
+  if (problem !== null) throw GatewayError.providerError(problem)
+  return parsed
+}
+
+/**
  * Why a 2xx JSON answer is not an answer, or null: JSON that is no object
  * (`null`, a list, a number), or an error body sent with a success status
  * (buggy proxies do; a Responses answer that failed carries its error too).
