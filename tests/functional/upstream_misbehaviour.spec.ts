@@ -138,6 +138,26 @@ test.group('Upstream misbehaviour: usage numbers', (group) => {
     }
   })
 
+  test("translated Anthropic stream whose final count is unbelievable: billed by counting, not on message_start's partial count", async ({ assert }) => {
+    const event = (type: string, o: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`
+    const text = 'word '.repeat(40)
+    const chunks = [
+      event('message_start', { message: { id: 'm', type: 'message', role: 'assistant', model: 'x', content: [], usage: { input_tokens: 5, output_tokens: 1 } } }),
+      event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+      event('content_block_delta', { index: 0, delta: { type: 'text_delta', text } }),
+      event('content_block_stop', { index: 0 }),
+      event('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: -40 } }),
+      event('message_stop', {}),
+    ]
+    const user = await seedUser({ balance: '10' })
+    mock.script({ raw: { headers: SSE, chunks } })
+    const response = await post('/v1/chat/completions', { model: 'uclaude-1', messages: hello, stream: true }, { authorization: `Bearer ${user.key}` })
+    assert.include(await response.text(), 'word word')
+    const row = await rowOf(user)
+    assert.include(row, { status: 200, error_code: null, estimated: true })
+    assert.isAbove(row.completion_tokens, 20)
+  })
+
   test('one hostile row in a batch: every other row of the batch lands too', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const meter = (await gateway()).meter
