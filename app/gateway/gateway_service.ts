@@ -340,7 +340,9 @@ export class GatewayService {
     const { call, ingress } = exchange
     let bytes = await readAnswer(upstreamBody)
     const parsed = parseAnswer(bytes)
-    if (upstreamDialect === ingress) {
+    // A client that asked for a stream gets one, also from an upstream of its own format that
+    // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.
+    if (upstreamDialect === ingress && !call.stream) {
       if (mapped && parsed && typeof parsed.model === 'string') {
         parsed.model = exchange.publicModel
         bytes = Buffer.from(JSON.stringify(parsed))
@@ -354,7 +356,7 @@ export class GatewayService {
     const response = unwrapCustomCalls(decodeAnswer(() => upstreamDialect.decodeResponse(parsed)), exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
     if (call.stream) {
-      // The upstream ignored `stream`: replay its answer as the client's stream.
+      // The upstream ignored `stream` (or its stream came labelled as JSON): replay its answer as the client's stream.
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
       out.recorder = this.#recorder(exchange, account)

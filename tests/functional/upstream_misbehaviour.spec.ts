@@ -370,6 +370,21 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
       assert.match(result.text, /error/)
       assert.include(result.row, { status: 200, error_code: 'stream_interrupted' }, path)
     }
+    // Asked to stream, answered JSON (as JSON): the client of the same format gets a stream of that answer.
+    for (const [path, request, marker] of [
+      [...chat('s-1', true), 'data: [DONE]'],
+      [...messages('sclaude-1', true), 'event: message_stop'],
+    ] as const) {
+      const body = path === '/v1/messages'
+        ? '{"id":"m","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}'
+        : json
+      result = await call(path, request, { body })
+      assert.equal(result.response.status, 200)
+      assert.include(result.response.headers.get('content-type') ?? '', 'text/event-stream')
+      assert.include(result.text, marker)
+      assert.include(result.text, 'hi')
+      assert.include(result.row, { status: 200, error_code: null, prompt_tokens: 3, completion_tokens: 1, estimated: false })
+    }
     // An event stream labelled application/json: a clear 502.
     result = await call(...chat('s-1'), { chunks: [chatDelta('a'), chatFinish, 'data: [DONE]\n\n'] })
     assert.equal(result.response.status, 502)
