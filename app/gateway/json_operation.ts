@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { MAX_TOKEN_COUNT } from '#gateway/metering/token_counts'
 import { authorizeAndReserve } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -73,9 +74,9 @@ export async function relayJsonOperation(
   account.close(response.statusCode, null, await op.usageOf(answer, call))
 }
 
-/** A count an upstream reported: a finite number >= 0, else null. */
+/** A count an upstream reported: a number from 0 to MAX_TOKEN_COUNT (token_counts.ts), else null (not believed: counted instead). */
 export function reportedCount(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : null
+  return typeof value === 'number' && value >= 0 && value <= MAX_TOKEN_COUNT ? Math.floor(value) : null
 }
 
 /** Usage of prompt tokens only (rerank, moderations are billed at the input price). */

@@ -1,5 +1,6 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import { setPrice } from '#actions/set_price'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import {
   balanceAndLedger,
@@ -158,6 +159,20 @@ test.group('Upstream misbehaviour: usage numbers', (group) => {
     assert.isAbove(row.completion_tokens, 20)
   })
 
+  test('rerank: a token count or search units no request can have are not believed', async ({ assert }) => {
+    await setPrice({ model: 'u-rerank', input: '1', output: '0', perRequest: '0.002' })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const answer = '{"results":[{"index":0,"relevance_score":0.9}],"usage":{"prompt_tokens":1e300},"meta":{"billed_units":{"search_units":1e300}}}'
+    const response = await post('/v1/rerank', { model: 'u-rerank', query: 'q', documents: ['a', 'b'], mock: { raw: { body: answer } } }, { authorization: `Bearer ${user.key}` })
+    assert.equal(response.status, 200)
+    const row = await rowOf(user)
+    assert.include(row, { status: 200, estimated: true })
+    assert.isBelow(row.prompt_tokens, 100)
+    // The per-request price once (0.002) plus a few tokens at $1 per 1M.
+    assert.isBelow(Number(row.cost), 0.0021)
+  })
+
   test('one hostile row in a batch: every other row of the batch lands too', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const meter = (await gateway()).meter
@@ -306,6 +321,19 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     const anthropicError = { headers: SSE, chunks: [anthropicStart, ...anthropicText('partial '), anthropicEvent('error', { error: { type: 'overloaded_error', message: 'Overloaded' } })] }
     result = await call(...messages('sclaude-1', true), anthropicError)
     assert.include(result.text, 'event: error')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+
+    // Gemini's error chunk, to a Gemini client (pass-through) and to a chat client (translated).
+    const geminiChunk = (o: Record<string, unknown>) => `data: ${JSON.stringify(o)}\n\n`
+    const geminiError = {
+      headers: SSE,
+      chunks: [geminiChunk({ candidates: [{ content: { role: 'model', parts: [{ text: 'partial ' }] } }] }), geminiChunk({ error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL' } })],
+    }
+    result = await call('/v1beta/models/sgem-1:streamGenerateContent?alt=sse', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, geminiError)
+    assert.include(result.text, 'Internal error encountered.')
+    assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
+    result = await call(...chat('sgem-1', true), geminiError)
+    assert.include(result.text, 'Internal error encountered.')
     assert.include(result.row, { status: 200, error_code: 'stream_interrupted' })
 
     // Translated, the error is told in the client's format (the relay already did this).

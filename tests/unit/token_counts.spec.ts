@@ -51,5 +51,8 @@ test.group('Token counts an upstream reports', () => {
     assert.isBelow(huge.totalTokens, 2 ** 31 - 1)
     const fine: TokenUsage = { promptTokens: 10, completionTokens: 5, totalTokens: 15, cachedTokens: 2, reasoningTokens: 1, estimated: false }
     assert.strictEqual(saneUsage(fine), fine)
+    // Units of a per-request price out of range are not believed: one request's worth.
+    assert.notProperty(saneUsage({ ...fine, requestUnits: 1e300 }), 'requestUnits')
+    assert.equal(saneUsage({ ...fine, requestUnits: 3 }).requestUnits, 3)
   })
 })

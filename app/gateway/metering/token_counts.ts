@@ -107,10 +107,7 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
     const ms = Number(usage.audioMillis)
     repaired.audioMillis = ms > 0 ? Math.min(Math.floor(ms), MAX_AUDIO_MILLIS) : 0
   }
-  if (usage.requestUnits !== undefined) {
-    const units = tokenCount(Math.ceil(Number(usage.requestUnits)))
-    if (units > 0) repaired.requestUnits = units
-    else delete repaired.requestUnits
-  }
+  // Units out of range are not believed: the request pays its per-request price once.
+  if (usage.requestUnits !== undefined && !(usage.requestUnits > 0 && usage.requestUnits <= MAX_TOKEN_COUNT)) delete repaired.requestUnits
   return repaired
 }
