@@ -353,6 +353,7 @@ export class GatewayService {
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
+    if (!upstreamDialect.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
     const response = unwrapCustomCalls(decodeAnswer(() => upstreamDialect.decodeResponse(parsed)), exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
     if (call.stream) {

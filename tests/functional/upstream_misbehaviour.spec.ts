@@ -266,6 +266,27 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     assert.include(row, { status: 502, error_code: 'provider_error' })
   })
 
+  test('translated, an answer without its content member is a 502, not an empty answer; passed through, it is relayed as it came', async ({ assert }) => {
+    const cases: Array<[string, readonly [string, Record<string, unknown>], string]> = [
+      ['messages -> chat, no choices', messages('s-1'), '{"id":"x","object":"chat.completion"}'],
+      ['messages -> chat, choices: []', messages('s-1'), '{"id":"x","choices":[]}'],
+      ['chat -> anthropic, no content', chat('sclaude-1'), '{"id":"m","type":"message","role":"assistant"}'],
+      ['chat -> gemini, no candidates', chat('sgem-1'), '{"modelVersion":"x"}'],
+      ['messages -> chat, stream asked', messages('s-1', true), '{"id":"x","choices":[]}'],
+    ]
+    for (const [label, [path, request], body] of cases) {
+      const { response, text, row } = await call(path, request, { body })
+      assert.equal(response.status, 502, `${label}: ${text}`)
+      assert.include(row, { status: 502, error_code: 'provider_error' }, label)
+    }
+    // A blocked Gemini prompt has no candidate and is an answer.
+    const blocked = await call(...chat('sgem-1'), { body: '{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}' })
+    assert.equal(blocked.response.status, 200)
+    const passed = await call(...chat('s-1'), { body: '{"id":"x","choices":[]}' })
+    assert.equal(passed.response.status, 200)
+    assert.equal(passed.text, '{"id":"x","choices":[]}')
+  })
+
   test('the other operations (completions, embeddings, rerank, images): an error body or a cut body with 200 is a 502 too', async ({ assert }) => {
     const requests: Array<[string, Record<string, unknown>]> = [
       ['/v1/completions', { model: 's-1', prompt: 'hi' }],

@@ -118,6 +118,12 @@ export interface Dialect {
   streamEncoder(options: EncoderOptions): StreamEncoder
   /** Usage of a non-stream response body, without decoding all of it */
   usageOfBody(body: any): CanonicalUsage | null
+  /**
+   * Does a 2xx body hold the dialect's answer member (chat's `choices`, Anthropic's `content`,
+   * Gemini's `candidates` or a blocked prompt's `promptFeedback`, Responses' `output`)? One that
+   * does not is not translated into an empty answer: it is the upstream's failure.
+   */
+  isAnswer(body: any): boolean
   passThrough: PassThroughRules
   /** The dialect's answer to a token-counting call, when it has one */
   encodeTokenCount?(tokens: number): Record<string, unknown>

@@ -19,6 +19,7 @@ export const anthropicMessages: Dialect = {
   streamDecoder: () => new AnthropicStreamDecoder(),
   streamEncoder: (options) => new AnthropicStreamEncoder(options),
   usageOfBody: (body) => decodeAnthropicUsage(body?.usage),
+  isAnswer: (body) => Array.isArray(body?.content),
   encodeTokenCount: (tokens) => ({ input_tokens: tokens }),
   passThrough: {
     // Usage lives in message_start (input, cache) and message_delta (output).

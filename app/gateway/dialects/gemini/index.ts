@@ -14,6 +14,7 @@ export const gemini: Dialect = {
   streamDecoder: () => new GeminiStreamDecoder(),
   streamEncoder: (options) => new GeminiStreamEncoder(options),
   usageOfBody: (body) => decodeGeminiUsage(body?.usageMetadata),
+  isAnswer: (body) => Array.isArray(body?.candidates) || (body?.promptFeedback !== null && typeof body?.promptFeedback === 'object'),
   encodeTokenCount: (tokens) => ({ totalTokens: tokens }),
   passThrough: {
     // usageMetadata is cumulative: the chunk with finishReason has the final count (a blocked prompt's, its only chunk).

@@ -18,6 +18,7 @@ export const openAiChat: Dialect = {
   streamDecoder: () => new ChatStreamDecoder(),
   streamEncoder: (options) => new ChatStreamEncoder(options),
   usageOfBody: (body) => decodeChatUsage(body?.usage),
+  isAnswer: (body) => Array.isArray(body?.choices) && body.choices.length > 0,
   passThrough: {
     carriesUsage: (event) => event.data.includes('"usage"'),
     readUsage: (parsed, known) => decodeChatUsage(parsed?.usage) ?? known,

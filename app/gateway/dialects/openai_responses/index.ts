@@ -20,6 +20,7 @@ export const openAiResponses: Dialect = {
   streamDecoder: () => new ResponsesStreamDecoder(),
   streamEncoder: (options) => new ResponsesStreamEncoder(options),
   usageOfBody: (body) => decodeResponsesUsage(body?.usage),
+  isAnswer: (body) => Array.isArray(body?.output),
   passThrough: {
     // Usage comes once, on the terminal response.* event.
     carriesUsage: (event) =>
