@@ -345,7 +345,8 @@ export class GatewayService {
     if (upstreamDialect === ingress && !call.stream) {
       if (mapped && parsed && typeof parsed.model === 'string') {
         parsed.model = exchange.publicModel
-        bytes = Buffer.from(JSON.stringify(parsed))
+        // A body nested too deeply to serialise again (JSON.stringify recurses) is no answer the client can use.
+        bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
       }
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, bytes)

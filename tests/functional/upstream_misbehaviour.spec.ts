@@ -316,6 +316,16 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     assert.include(row, { status: 502, error_code: 'provider_error' })
   })
 
+  test('an answer nested too deeply to serialise again (a mapped model is rewritten in it): 502, never a 500', async ({ assert }) => {
+    await seedChannel({ name: 'mapped', provider: 'custom', baseUrl: mock.url, models: ['deep-public'], modelMapping: { 'deep-public': 'deep-upstream' } })
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000)
+    const body = `{"id":"x","model":"deep-upstream","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"extra":${deep}}`
+    const { response, text, row } = await call('/v1/chat/completions', { model: 'deep-public', messages: hello }, { body })
+    assert.equal(response.status, 502, text)
+    assert.notInclude(text, 'stack')
+    assert.include(row, { status: 502, error_code: 'provider_error' })
+  })
+
   test('the connection closed mid-JSON: 502 provider_error in each client format, never a 500', async ({ assert }) => {
     const raw = { body: '{"id":"x","choices":[{"index":0,"mess', then: 'destroy' }
     for (const [label, [path, request], format] of [
