@@ -13,8 +13,8 @@ import { adapterFor } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { dispatch } from '#gateway/upstream/dispatcher'
-import { decodeAnswer, parseAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { whileClientListens } from '#gateway/relay/client_gone'
@@ -116,7 +116,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
       return account.close(200, outcome.error ? 'stream_interrupted' : null, usage)
     }
 
-    let bytes = await readAnswer(body)
+    let bytes = await readBody(body)
     const parsed = parseAnswer(bytes)
     if (clientModel !== null && parsed && typeof parsed.model === 'string') {
       parsed.model = clientModel

@@ -8,8 +8,7 @@ import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { adapterFor } from '#gateway/providers/registry'
 import type { ChannelRouter } from '#gateway/routing/channel_router'
-import { dispatch } from '#gateway/upstream/dispatcher'
-import { readAnswer } from '#gateway/upstream/upstream_answer'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
 import type { Principal } from '#gateway/types'
 
 export interface CountTokensCall {
@@ -55,7 +54,7 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
       account.dispatchHooks
     )
     status = result.response.statusCode
-    bytes = await readAnswer(result.body)
+    bytes = await readBody(result.body)
   } else {
     const tokens = await countCanonicalPrompt(decodeClientRequest(ingress, call.body))
     bytes = Buffer.from(JSON.stringify(ingress.encodeTokenCount?.(tokens) ?? { tokens }))

@@ -7,8 +7,8 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { EmbeddingsWire } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { dispatch } from '#gateway/upstream/dispatcher'
-import { decodeAnswer, parseAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { holdsCount, reportedTokens } from '#gateway/metering/token_counts'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
@@ -141,7 +141,7 @@ export async function embeddings(
     account.dispatchHooks
   )
   const wire = adapterFor(candidate.channel.provider).embeddings(candidate.channel)!
-  const parsed = parseAnswer(await readAnswer(body))
+  const parsed = parseAnswer(await readBody(body))
   const vectors: Array<number[] | string> = decodeAnswer(() =>
     wire === 'openai' ? (parsed?.data ?? []).map((d: any) => d?.embedding) : (parsed?.embeddings ?? []).map((e: any) => e?.values ?? [])
   )

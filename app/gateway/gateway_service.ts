@@ -33,8 +33,8 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
-import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
-import { decodeAnswer, parseAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
+import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
@@ -338,7 +338,7 @@ export class GatewayService {
     mapped: boolean
   ) {
     const { call, ingress } = exchange
-    let bytes = await readAnswer(upstreamBody)
+    let bytes = await readBody(upstreamBody)
     const parsed = parseAnswer(bytes)
     // A client that asked for a stream gets one, also from an upstream of its own format that
     // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.

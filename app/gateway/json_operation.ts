@@ -7,8 +7,8 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { Operation, RelayedService } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { dispatch } from '#gateway/upstream/dispatcher'
-import { parseAnswer, readAnswer } from '#gateway/upstream/upstream_answer'
+import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 
 /** A call of a one-shot JSON endpoint relayed as it is (images, rerank, moderations). */
@@ -63,7 +63,7 @@ export async function relayJsonOperation(
     account.abort.signal,
     account.dispatchHooks
   )
-  const bytes = await readAnswer(body)
+  const bytes = await readBody(body)
   const answer = parseAnswer(bytes)
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()

@@ -337,7 +337,7 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
       const { response, text, row } = await call(path, request, raw)
       assert.equal(response.status, 502, `${label}: ${text}`)
       errorOf(format, JSON.parse(text))
-      assert.include(text, 'cut off')
+      assert.include(text, 'before its end')
       assert.notInclude(text, '127.0.0.1')
       assert.include(row, { status: 502, error_code: 'provider_error' }, label)
     }

@@ -10,8 +10,7 @@ import { adapterFor } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { SseParser } from '#gateway/sse/sse_parser'
-import { ClientGoneError, dispatch, forEachChunk, type DispatchResult } from '#gateway/upstream/dispatcher'
-import { readAnswer } from '#gateway/upstream/upstream_answer'
+import { ClientGoneError, dispatch, forEachChunk, readBody, type DispatchResult } from '#gateway/upstream/dispatcher'
 import type { PriceInfo, Principal, TokenUsage } from '#gateway/types'
 import { whileClientListens } from '#gateway/relay/client_gone'
 
@@ -111,7 +110,7 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
     mapped = null
     const contentType = headerOf(result.response.headers['content-type']) ?? 'application/json'
     if (call.stream && contentType.startsWith('text/event-stream')) return relayTranscriptStream(call, account, result)
-    const bytes = await readAnswer(result.body)
+    const bytes = await readBody(result.body)
     if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()
     if (!call.res.destroyed) {

@@ -1,25 +1,11 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { redactAddresses } from '#gateway/http/client_message'
-import { ClientGoneError, describe, readBody } from '#gateway/upstream/dispatcher'
 
 /**
- * A whole upstream answer's bytes, for the callers that relay or decode it
- * in one piece. Its head was fine, so dispatch() returned it; the body can
- * still fail: the connection reset mid-JSON, the idle or total limit
- * reached while it trickles. That is the upstream's failure, not the
- * gateway's: 502 provider_error in the client's format (an unexpected error
- * would be a 500 "Unexpected gateway error" with the stack in the log), and
- * the usage row says so. A client that went away stays a ClientGoneError
- * (its row is a 499).
+ * A whole 2xx answer, once its bytes are read (dispatcher.ts readBody: a body
+ * cut off or too large is already a 502 there): what makes it no answer the
+ * client can use is the upstream's failure too, 502 provider_error in the
+ * client's format, never a 500 and never a success on the usage row.
  */
-export async function readAnswer(body: AsyncIterable<Buffer>): Promise<Buffer> {
-  try {
-    return await readBody(body)
-  } catch (error) {
-    if (error instanceof ClientGoneError || error instanceof GatewayError) throw error
-    throw GatewayError.providerError(redactAddresses(`Upstream answer was cut off: ${describe(error)}`))
-  }
-}
 
 /**
  * Decodes an upstream answer that parsed as JSON but whose shape a decoder
