@@ -14,6 +14,7 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { whileClientListens } from '#gateway/relay/client_gone'
@@ -116,15 +117,10 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     }
 
     let bytes = await readBody(body)
-    let parsed: any
-    try {
-      parsed = JSON.parse(bytes.toString('utf8'))
-    } catch {
-      throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
-    }
+    const parsed = parseAnswer(bytes)
     if (clientModel !== null && parsed && typeof parsed.model === 'string') {
       parsed.model = clientModel
-      bytes = Buffer.from(JSON.stringify(parsed))
+      bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
     }
     if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()

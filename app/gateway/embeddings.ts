@@ -8,6 +8,8 @@ import type { EmbeddingsWire } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { holdsCount, reportedTokens } from '#gateway/metering/token_counts'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
@@ -139,17 +141,15 @@ export async function embeddings(
     account.dispatchHooks
   )
   const wire = adapterFor(candidate.channel.provider).embeddings(candidate.channel)!
-  let parsed: any
-  try {
-    parsed = JSON.parse((await readBody(body)).toString('utf8'))
-  } catch {
-    throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
-  }
-  const vectors: Array<number[] | string> =
+  const parsed = parseAnswer(await readBody(body))
+  const vectors: Array<number[] | string> = decodeAnswer(() =>
     wire === 'openai' ? (parsed?.data ?? []).map((d: any) => d?.embedding) : (parsed?.embeddings ?? []).map((e: any) => e?.values ?? [])
+  )
   let usage: TokenUsage
-  if (wire === 'openai' && parsed?.usage) {
-    const prompt = Number(parsed.usage.prompt_tokens ?? 0)
+  // A count that cannot be believed (token_counts.ts) is no count: the inputs are counted instead.
+  const reported = wire === 'openai' && holdsCount(parsed?.usage?.prompt_tokens) ? reportedTokens(parsed.usage.prompt_tokens) : Number.NaN
+  if (!Number.isNaN(reported)) {
+    const prompt = reported
     usage = { promptTokens: prompt, completionTokens: 0, totalTokens: prompt, cachedTokens: 0, reasoningTokens: 0, estimated: false }
   } else {
     const prompt = await countTokens(inputs().texts.map((t) => (typeof t === 'string' ? t : '')).join('\n'))

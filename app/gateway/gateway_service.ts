@@ -34,6 +34,7 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
@@ -338,16 +339,14 @@ export class GatewayService {
   ) {
     const { call, ingress } = exchange
     let bytes = await readBody(upstreamBody)
-    let parsed: any
-    try {
-      parsed = JSON.parse(bytes.toString('utf8'))
-    } catch {
-      throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
-    }
-    if (upstreamDialect === ingress) {
+    const parsed = parseAnswer(bytes)
+    // A client that asked for a stream gets one, also from an upstream of its own format that
+    // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.
+    if (upstreamDialect === ingress && !call.stream) {
       if (mapped && parsed && typeof parsed.model === 'string') {
         parsed.model = exchange.publicModel
-        bytes = Buffer.from(JSON.stringify(parsed))
+        // A body nested too deeply to serialise again (JSON.stringify recurses) is no answer the client can use.
+        bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
       }
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, bytes)
@@ -355,10 +354,11 @@ export class GatewayService {
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
-    const response = unwrapCustomCalls(upstreamDialect.decodeResponse(parsed), exchange.customTools())
+    if (!upstreamDialect.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
+    const response = unwrapCustomCalls(decodeAnswer(() => upstreamDialect.decodeResponse(parsed)), exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
     if (call.stream) {
-      // The upstream ignored `stream`: replay its answer as the client's stream.
+      // The upstream ignored `stream` (or its stream came labelled as JSON): replay its answer as the client's stream.
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
       out.recorder = this.#recorder(exchange, account)

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { MAX_TOKEN_COUNT } from '#gateway/metering/token_counts'
 import { authorizeAndReserve } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -7,6 +8,7 @@ import type { Operation, RelayedService } from '#gateway/providers/provider_adap
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 
 /** A call of a one-shot JSON endpoint relayed as it is (images, rerank, moderations). */
@@ -62,12 +64,7 @@ export async function relayJsonOperation(
     account.dispatchHooks
   )
   const bytes = await readBody(body)
-  let answer: any
-  try {
-    answer = JSON.parse(bytes.toString('utf8'))
-  } catch {
-    throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
-  }
+  const answer = parseAnswer(bytes)
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (!call.res.destroyed) {
@@ -77,9 +74,9 @@ export async function relayJsonOperation(
   account.close(response.statusCode, null, await op.usageOf(answer, call))
 }
 
-/** A count an upstream reported: a finite number >= 0, else null. */
+/** A count an upstream reported: a number from 0 to MAX_TOKEN_COUNT (token_counts.ts), else null (not believed: counted instead). */
 export function reportedCount(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : null
+  return typeof value === 'number' && value >= 0 && value <= MAX_TOKEN_COUNT ? Math.floor(value) : null
 }
 
 /** Usage of prompt tokens only (rerank, moderations are billed at the input price). */

@@ -1,3 +1,4 @@
+import { holdsCount, MAX_TOKEN_COUNT, reportedTokens } from '#gateway/metering/token_counts'
 import { GatewayError } from '#exceptions/gateway_error'
 
 /**
@@ -212,9 +213,29 @@ export const ZERO_CANONICAL_USAGE: Readonly<CanonicalUsage> = Object.freeze({
   reasoningTokens: 0,
 })
 
-export function num(value: unknown): number {
-  const n = Number(value)
-  return Number.isFinite(n) ? n : 0
+/** A token count an upstream reported: NaN when it cannot be believed (metering/token_counts.ts). */
+export const num = reportedTokens
+
+/** Does a usage report hold its main counts at all? `usage: {}` or all-null counts are no report (estimated instead of free). */
+export const countsReported = (input: unknown, output: unknown): boolean => holdsCount(input) || holdsCount(output)
+
+/**
+ * Canonical usage from counts read with `num`, or null when one of them
+ * cannot be believed (negative, beyond MAX_TOKEN_COUNT, the prompt with its
+ * cache parts added included): the answer is then billed on the gateway's
+ * own count. Parts are kept within their whole (cached within the prompt,
+ * reasoning within the output), so no encoder's subtraction goes negative.
+ */
+export function usageOfCounts(input: number, output: number, cacheRead: number, cacheWrite: number, reasoning: number): CanonicalUsage | null {
+  if (!(input <= MAX_TOKEN_COUNT && output <= MAX_TOKEN_COUNT && cacheRead >= 0 && cacheWrite >= 0 && reasoning >= 0)) return null
+  const cacheReadTokens = Math.min(cacheRead, input)
+  return {
+    inputTokens: input,
+    outputTokens: output,
+    cacheReadTokens,
+    cacheWriteTokens: Math.min(cacheWrite, input - cacheReadTokens),
+    reasoningTokens: Math.min(reasoning, output),
+  }
 }
 
 /** `data:image/png;base64,AAAA` -> { mediaType, data }; anything else is a URL. */

@@ -77,6 +77,12 @@ export interface PassThroughRules {
   /** The event that tells the client the upstream failed mid-stream */
   errorEvent(message: string): SseEvent
   /**
+   * The upstream's own mid-stream error (OpenAI's `{"error":...}` chunk,
+   * Anthropic's `event: error`): its message, else null. Relayed as it came;
+   * the usage row says the stream was interrupted. Cheap string checks first.
+   */
+  upstreamError?(event: SseEvent): string | null
+  /**
    * The body to send a same-dialect upstream when the client's bytes cannot
    * go as they are (another model name, usage to ask for); null when they can.
    * Given the client's bytes (`raw`), it may return the bytes to send, edited
@@ -112,6 +118,12 @@ export interface Dialect {
   streamEncoder(options: EncoderOptions): StreamEncoder
   /** Usage of a non-stream response body, without decoding all of it */
   usageOfBody(body: any): CanonicalUsage | null
+  /**
+   * Does a 2xx body hold the dialect's answer member (chat's `choices`, Anthropic's `content`,
+   * Gemini's `candidates` or a blocked prompt's `promptFeedback`, Responses' `output`)? One that
+   * does not is not translated into an empty answer: it is the upstream's failure.
+   */
+  isAnswer(body: any): boolean
   passThrough: PassThroughRules
   /** The dialect's answer to a token-counting call, when it has one */
   encodeTokenCount?(tokens: number): Record<string, unknown>
@@ -133,6 +145,14 @@ export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
 export function sse(data: unknown, event?: string): string {
   const payload = typeof data === 'string' ? data : JSON.stringify(data)
   return event ? `event: ${event}\ndata: ${payload}\n\n` : `data: ${payload}\n\n`
+}
+
+/** The message of an event whose JSON carries an `error` object (or is one, Anthropic's), else null. */
+export function errorMessageOf(data: string): string | null {
+  const parsed = parseJson(data)
+  const error = parsed?.error
+  if (!error || typeof error !== 'object') return null
+  return typeof error.message === 'string' && error.message ? error.message : 'upstream error'
 }
 
 /** Parses JSON text, or null. */

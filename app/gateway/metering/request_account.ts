@@ -1,5 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { costOf, perRequestCostOf } from '#gateway/metering/pricing'
+import { saneUsage } from '#gateway/metering/token_counts'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
 import { requestId } from '#gateway/metering/request_id'
@@ -129,6 +130,9 @@ export class RequestAccount {
       this.#heldInput = 0
       this.#heldOutput = 0
     }
+    // Whatever an upstream reported (or an endpoint read from its answer), the row and the bill
+    // get counts the columns hold and the money arithmetic takes: token_counts.ts.
+    usage = saneUsage(usage)
     const price = this.price
     let costPico = costOf(price, usage)
     // The per-request price: only a request that succeeded pays it (not an error, a broken stream or a cache hit).

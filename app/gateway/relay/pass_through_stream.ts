@@ -52,6 +52,10 @@ export async function relayPassThroughStream(
   let usageFinal = false
   let kept: KeptText | null = new KeptText(dialect)
   let error: Error | null = null
+  /** The upstream's own error event, relayed as it came (rules.upstreamError) */
+  let upstreamError: string | null = null
+  /** Events seen: none at all means the body was no event stream (a JSON answer labelled as one) */
+  let seen = 0
   let first = true
 
   const frame = (event: SseEvent): string => {
@@ -88,9 +92,11 @@ export async function relayPassThroughStream(
     if (asIs && !parser.atBoundary) asIs = false
     let text = ''
     let last = false
+    seen += events.length
     for (let i = 0; i < events.length; i++) {
       const event = events[i]
       if (rules.isLast?.(event)) last = true
+      if (upstreamError === null && rules.upstreamError) upstreamError = rules.upstreamError(event)
       if (event.data === rules.sentinel) {
         if (!asIs && !arrayFraming) text += `data: ${event.data}\n\n`
         continue
@@ -106,14 +112,15 @@ export async function relayPassThroughStream(
               usageFinal = true
               kept = null
             }
-            if (rules.isUnrequested?.(parsed, options.encoder)) {
-              // Dropped: the chunk cannot go as it came; what came before this event is framed now.
-              if (asIs) {
-                asIs = false
-                for (let j = 0; j < i; j++) text += frame(events[j])
-              }
-              continue
+          }
+          // Also when its counts were not believed (token_counts.ts): the client did not ask for it.
+          if (rules.isUnrequested?.(parsed, options.encoder)) {
+            // Dropped: the chunk cannot go as it came; what came before this event is framed now.
+            if (asIs) {
+              asIs = false
+              for (let j = 0; j < i; j++) text += frame(events[j])
             }
+            continue
           }
           if (options.clientModel && rules.rewriteModel(parsed, options.clientModel)) data = JSON.stringify(parsed)
         }
@@ -140,6 +147,8 @@ export async function relayPassThroughStream(
   }
 
   const clientClosed = out.closedEarly
+  // A body with no event in it: the client would get an empty stream and the row a success.
+  if (!ended && !error && !clientClosed && seen === 0) error = new Error('the answer is not an event stream')
   if (!ended) {
     if (error && !clientClosed) {
       const message = redactAddresses(`Upstream stream failed: ${error.message || 'connection reset'}`)
@@ -149,6 +158,13 @@ export async function relayPassThroughStream(
     out.end()
   }
 
+  // The upstream told the client itself, or stopped before its format's last event
+  // ([DONE], message_stop): the client has the upstream's bytes as they came; the row
+  // says the stream was interrupted (and its usage is completed by counting).
+  if (!error && !clientClosed) {
+    if (upstreamError !== null) error = new Error(upstreamError)
+    else if (rules.isLast && !ended && !arrayFraming) error = new Error('the stream ended before its last event')
+  }
   const text = kept
   return {
     usage,

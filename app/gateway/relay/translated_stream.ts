@@ -33,13 +33,24 @@ export async function relayTranslatedStream(
   let error: Error | null = null
   let upstreamError: string | null = null
   let stopped = false
+  /**
+   * The usage is the final count: it came with the stop (Anthropic's message_delta, Gemini's
+   * last chunk, Responses' response.completed) or after it (chat's usage chunk). A count that
+   * came only before, message_start's, is partial: a final one the decoder did not believe
+   * (token_counts.ts) leaves it, and it must not be billed as the whole answer.
+   */
+  let finalUsage = false
 
   const encode = (events: CanonicalEvent[]): string => {
     let bytes = ''
+    const stoppedBefore = stopped
+    let counted = false
     for (const original of events) {
       for (const event of transform ? transform(original) : [original]) {
-        if (event.type === 'usage') usage = event.usage
-        else if (event.type === 'stop') stopped = true
+        if (event.type === 'usage') {
+          usage = event.usage
+          counted = true
+        } else if (event.type === 'stop') stopped = true
         else if (event.type === 'delta') text.push(event.value)
         else if (event.type === 'error') {
           upstreamError = event.message
@@ -48,6 +59,7 @@ export async function relayTranslatedStream(
         bytes += encoder.push(event)
       }
     }
+    if (counted && (stoppedBefore || stopped)) finalUsage = true
     return bytes
   }
 
@@ -71,6 +83,10 @@ export async function relayTranslatedStream(
   }
 
   const clientClosed = out.closedEarly
+  // The upstream ended without saying it was done (no finish reason, no message_stop, a JSON
+  // body labelled as a stream): the client's format needs an end, and a clean one would pass
+  // a cut answer off as complete.
+  if (!error && upstreamError === null && !stopped && !clientClosed) upstreamError = 'Upstream stream ended before it was complete'
   if (!clientClosed) {
     const told = error ? `Upstream stream failed: ${error.message || 'connection reset'}` : upstreamError
     const failure = told === null ? null : redactAddresses(told)
@@ -81,7 +97,7 @@ export async function relayTranslatedStream(
   out.end()
   return {
     usage,
-    usageFinal: stopped && !error,
+    usageFinal: finalUsage && stopped && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
     completionText: () => text.text(),

@@ -164,11 +164,28 @@ export async function dispatch(
     }
 
     const status = response.statusCode
-    if (status < 400) {
+    if (status >= 200 && status < 300) {
       guard.headersArrived()
       health?.success(channelId, candidate.upstreamModel)
       record('ok', status, null)
+      // 201, 206, 299...: no provider answers a generation so; relayed, the client would get a
+      // status its SDK does not expect (and a 205's body would not reach it at all).
+      if (status !== 200) return { candidate, response: { statusCode: 200, headers: response.headers }, body: response }
       return { candidate, response, body: response }
+    }
+    if (status < 400) {
+      // A redirect (3xx; undici follows none): never followed with the channel's key to wherever
+      // it points, and its body is no answer. The channel's base URL is wrong (http for https, a
+      // moved endpoint): the attempt and the channel's last error say where it pointed, not the client.
+      response.abort(new Error('redirect not followed'))
+      guard.dispose()
+      const location = headerValue(response.headers.location)
+      const detail = `upstream answered HTTP ${status} (a redirect${location ? ` to ${location.slice(0, 300)}` : ''}); redirects are not followed: check the channel's base URL`
+      record('http_error', status, detail)
+      health?.failure(channelId, detail)
+      policy?.noteChannelError?.(channelId, detail)
+      lastFailure = GatewayError.providerError(`Upstream answered HTTP ${status} (a redirect, not followed)`)
+      continue
     }
 
     const bytes = await response.collectPrefix(answerLimits.errorBytes).catch(() => Buffer.alloc(0))
@@ -338,6 +355,10 @@ function isTimeout(error: unknown): boolean {
   )
 }
 
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
 /** Retry-After in seconds or as an HTTP date -> ms (capped at 10 minutes). */
 export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
   if (typeof value !== 'string' || !value) return undefined
@@ -403,6 +424,9 @@ export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer>
  * provider_error, but 529 (overloaded) 503 upstream_overloaded (529 to an
  * Anthropic-format client).
  */
+/** How much of an upstream's error message is kept */
+const MAX_MESSAGE = 1000
+
 export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
   let message = ''
   let code: string | null = null
@@ -410,7 +434,9 @@ export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
     const parsed = JSON.parse(bytes.toString('utf8'))
     const detail = Array.isArray(parsed) ? parsed[0] : parsed
     message = detail?.error?.message ?? detail?.message ?? ''
-    if (typeof message !== 'string') message = JSON.stringify(message)
+    if (typeof message !== 'string') message = JSON.stringify(message) ?? ''
+    // The client's message, the attempt's record and the channel's last error: not a 300 KB text each.
+    if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}...`
     if (typeof detail?.error?.code === 'string') code = detail.error.code
     else if (typeof detail?.error?.type === 'string') code = detail.error.type
   } catch {

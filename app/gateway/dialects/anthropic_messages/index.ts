@@ -1,5 +1,5 @@
 import type { CanonicalUsage } from '#gateway/dialects/canonical'
-import type { Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, type Dialect } from '#gateway/dialects/dialect'
 import { decodeAnthropicRequest, encodeAnthropicRequest } from '#gateway/dialects/anthropic_messages/request'
 import {
   decodeAnthropicResponse,
@@ -19,6 +19,7 @@ export const anthropicMessages: Dialect = {
   streamDecoder: () => new AnthropicStreamDecoder(),
   streamEncoder: (options) => new AnthropicStreamEncoder(options),
   usageOfBody: (body) => decodeAnthropicUsage(body?.usage),
+  isAnswer: (body) => Array.isArray(body?.content),
   encodeTokenCount: (tokens) => ({ input_tokens: tokens }),
   passThrough: {
     // Usage lives in message_start (input, cache) and message_delta (output).
@@ -36,6 +37,7 @@ export const anthropicMessages: Dialect = {
     },
     isFinal: (parsed) => parsed?.type === 'message_delta',
     isLast: (event) => event.event === 'message_stop',
+    upstreamError: (event) => (event.event === 'error' ? (errorMessageOf(event.data) ?? 'upstream error') : null),
     rewriteModel(parsed, model) {
       if (parsed?.type !== 'message_start' || typeof parsed.message?.model !== 'string') return false
       parsed.message.model = model

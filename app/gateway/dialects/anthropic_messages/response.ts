@@ -1,4 +1,4 @@
-import { num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import { toolInput } from '#gateway/dialects/anthropic_messages/request'
 import type { AnthropicBlock, AnthropicResponse, AnthropicUsage } from '#gateway/dialects/anthropic_messages/types'
 
@@ -17,16 +17,10 @@ export const anthropicStop = (reason: StopReason): string => (reason === 'conten
 
 /** Anthropic usage -> canonical: input_tokens excludes cache reads/writes, canonical input includes them. */
 export function decodeAnthropicUsage(usage: Partial<AnthropicUsage> | null | undefined): CanonicalUsage | null {
-  if (!usage || typeof usage !== 'object') return null
+  if (!usage || typeof usage !== 'object' || !countsReported(usage.input_tokens, usage.output_tokens)) return null
   const cacheRead = num(usage.cache_read_input_tokens)
   const cacheWrite = num(usage.cache_creation_input_tokens)
-  return {
-    inputTokens: num(usage.input_tokens) + cacheRead + cacheWrite,
-    outputTokens: num(usage.output_tokens),
-    cacheReadTokens: cacheRead,
-    cacheWriteTokens: cacheWrite,
-    reasoningTokens: 0,
-  }
+  return usageOfCounts(num(usage.input_tokens) + cacheRead + cacheWrite, num(usage.output_tokens), cacheRead, cacheWrite, 0)
 }
 
 export function encodeAnthropicUsage(usage: CanonicalUsage): AnthropicUsage {

@@ -14,11 +14,18 @@ export class AnthropicStreamDecoder implements StreamDecoder {
   #next = 0
   #open = new Set<number>()
 
+  /** message_stop came: whatever a broken upstream sends after it is not part of the answer */
+  #done = false
+
   push(event: { event?: string; data: string }): CanonicalEvent[] {
+    if (this.#done) return []
     const payload = parseJson(event.data)
     if (!payload || typeof payload !== 'object') return []
     const type = payload.type ?? event.event
     switch (type) {
+      case 'message_stop':
+        this.#done = true
+        return []
       case 'message_start': {
         const message = payload.message ?? {}
         const out: CanonicalEvent[] = [{ type: 'start', id: String(message.id ?? ''), model: String(message.model ?? '') }]
@@ -53,9 +60,12 @@ export class AnthropicStreamDecoder implements StreamDecoder {
             cache_read_input_tokens: usage.cache_read_input_tokens ?? known?.cacheReadTokens,
             cache_creation_input_tokens: usage.cache_creation_input_tokens ?? known?.cacheWriteTokens,
             output_tokens: usage.output_tokens ?? known?.outputTokens,
-          })!
-          this.#usage = merged
-          out.push({ type: 'usage', usage: merged })
+          })
+          // An unbelievable count (token_counts.ts) leaves what message_start said.
+          if (merged) {
+            this.#usage = merged
+            out.push({ type: 'usage', usage: merged })
+          }
         }
         if (payload.delta?.stop_reason) {
           out.push({ type: 'stop', reason: stopOfAnthropic(payload.delta.stop_reason), sequence: payload.delta.stop_sequence ?? undefined })

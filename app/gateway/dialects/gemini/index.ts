@@ -1,4 +1,4 @@
-import type { Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, type Dialect } from '#gateway/dialects/dialect'
 import { decodeGeminiRequest, encodeGeminiRequest } from '#gateway/dialects/gemini/request'
 import { decodeGeminiResponse, decodeGeminiUsage, encodeGeminiResponse } from '#gateway/dialects/gemini/response'
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
@@ -14,6 +14,7 @@ export const gemini: Dialect = {
   streamDecoder: () => new GeminiStreamDecoder(),
   streamEncoder: (options) => new GeminiStreamEncoder(options),
   usageOfBody: (body) => decodeGeminiUsage(body?.usageMetadata),
+  isAnswer: (body) => Array.isArray(body?.candidates) || (body?.promptFeedback !== null && typeof body?.promptFeedback === 'object'),
   encodeTokenCount: (tokens) => ({ totalTokens: tokens }),
   passThrough: {
     // usageMetadata is cumulative: the chunk with finishReason has the final count (a blocked prompt's, its only chunk).
@@ -25,6 +26,7 @@ export const gemini: Dialect = {
       return true
     },
     upstreamBody: () => null,
+    upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     errorEvent: (message) => ({ data: JSON.stringify({ error: { code: 500, message, status: 'INTERNAL' } }) }),
   },
 }

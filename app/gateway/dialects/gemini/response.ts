@@ -1,4 +1,4 @@
-import { newToolCallId, num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import type { GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -49,15 +49,10 @@ export function geminiFinish(stop: StopReason): string {
 
 /** Gemini usage -> canonical: thoughts are output tokens (and reasoning); cached content is part of the prompt. */
 export function decodeGeminiUsage(usage: GeminiUsage | null | undefined): CanonicalUsage | null {
-  if (!usage || typeof usage !== 'object') return null
+  if (!usage || typeof usage !== 'object' || !countsReported(usage.promptTokenCount, usage.candidatesTokenCount ?? usage.thoughtsTokenCount)) return null
   const thoughts = num(usage.thoughtsTokenCount)
-  return {
-    inputTokens: num(usage.promptTokenCount) + num(usage.toolUsePromptTokenCount),
-    outputTokens: num(usage.candidatesTokenCount) + thoughts,
-    cacheReadTokens: num(usage.cachedContentTokenCount),
-    cacheWriteTokens: 0,
-    reasoningTokens: thoughts,
-  }
+  const output = num(usage.candidatesTokenCount) + thoughts
+  return usageOfCounts(num(usage.promptTokenCount) + num(usage.toolUsePromptTokenCount), output, num(usage.cachedContentTokenCount), 0, thoughts)
 }
 
 export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {

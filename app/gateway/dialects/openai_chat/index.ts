@@ -1,4 +1,4 @@
-import type { Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, type Dialect } from '#gateway/dialects/dialect'
 import { decodeChatRequest, encodeChatRequest } from '#gateway/dialects/openai_chat/request'
 import {
   decodeChatResponse,
@@ -18,6 +18,7 @@ export const openAiChat: Dialect = {
   streamDecoder: () => new ChatStreamDecoder(),
   streamEncoder: (options) => new ChatStreamEncoder(options),
   usageOfBody: (body) => decodeChatUsage(body?.usage),
+  isAnswer: (body) => Array.isArray(body?.choices) && body.choices.length > 0,
   passThrough: {
     carriesUsage: (event) => event.data.includes('"usage"'),
     readUsage: (parsed, known) => decodeChatUsage(parsed?.usage) ?? known,
@@ -29,6 +30,7 @@ export const openAiChat: Dialect = {
     isUnrequested: (parsed, options) =>
       !options.includeUsage && Array.isArray(parsed?.choices) && parsed.choices.length === 0 && !!parsed.usage,
     errorEvent: (message) => ({ data: JSON.stringify({ error: { message, type: 'upstream_error', code: 'provider_error' } }) }),
+    upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     sentinel: '[DONE]',
     isLast: (event) => event.data === '[DONE]',
     upstreamBody(body, upstreamModel, clientModel, stream, raw) {

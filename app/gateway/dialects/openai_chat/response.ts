@@ -1,4 +1,4 @@
-import { newToolCallId, num, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import type { ChatCompletion, ChatUsage } from '#gateway/dialects/openai_chat/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -28,14 +28,14 @@ export const finishOfStop = (stop: StopReason): string => FINISH_REASONS[stop] ?
 
 /** OpenAI usage -> canonical (prompt_tokens already includes cached tokens). */
 export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalUsage | null {
-  if (!usage || typeof usage !== 'object') return null
-  return {
-    inputTokens: num(usage.prompt_tokens),
-    outputTokens: num(usage.completion_tokens),
-    cacheReadTokens: num(usage.prompt_tokens_details?.cached_tokens ?? usage.prompt_cache_hit_tokens),
-    cacheWriteTokens: num(usage.prompt_tokens_details?.cache_write_tokens),
-    reasoningTokens: num(usage.completion_tokens_details?.reasoning_tokens),
-  }
+  if (!usage || typeof usage !== 'object' || !countsReported(usage.prompt_tokens, usage.completion_tokens)) return null
+  return usageOfCounts(
+    num(usage.prompt_tokens),
+    num(usage.completion_tokens),
+    num(usage.prompt_tokens_details?.cached_tokens ?? usage.prompt_cache_hit_tokens),
+    num(usage.prompt_tokens_details?.cache_write_tokens),
+    num(usage.completion_tokens_details?.reasoning_tokens)
+  )
 }
 
 export function encodeChatUsage(usage: CanonicalUsage): ChatUsage {

@@ -39,8 +39,15 @@ export class ChatStreamDecoder implements StreamDecoder {
   /** A `refusal` delta came: the finish ("stop") is a refusal */
   #refused = false
 
+  /** [DONE] came: whatever a broken upstream sends after it is not part of the answer */
+  #done = false
+
   push(event: { data: string }): CanonicalEvent[] {
-    if (event.data === '[DONE]') return []
+    if (this.#done) return []
+    if (event.data === '[DONE]') {
+      this.#done = true
+      return []
+    }
     const chunk = parseJson(event.data) as ChatChunk | null
     if (!chunk || typeof chunk !== 'object') return []
     const out: CanonicalEvent[] = []

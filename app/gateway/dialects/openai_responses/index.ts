@@ -1,4 +1,4 @@
-import type { Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, parseJson, type Dialect } from '#gateway/dialects/dialect'
 import { decodeResponsesRequest, encodeResponsesRequest } from '#gateway/dialects/openai_responses/request'
 import {
   decodeResponsesResponse,
@@ -20,12 +20,18 @@ export const openAiResponses: Dialect = {
   streamDecoder: () => new ResponsesStreamDecoder(),
   streamEncoder: (options) => new ResponsesStreamEncoder(options),
   usageOfBody: (body) => decodeResponsesUsage(body?.usage),
+  isAnswer: (body) => Array.isArray(body?.output),
   passThrough: {
     // Usage comes once, on the terminal response.* event.
     carriesUsage: (event) =>
       event.event !== undefined ? FINAL_EVENTS.has(event.event) : event.data.includes('"response.completed"'),
     readUsage: (parsed, known) => decodeResponsesUsage(parsed?.response?.usage) ?? known,
     isLast: (event) => event.event !== undefined && FINAL_EVENTS.has(event.event),
+    upstreamError: (event) => {
+      if (event.event === 'error') return parseJson(event.data)?.message ?? errorMessageOf(event.data) ?? 'upstream error'
+      if (event.event === 'response.failed') return parseJson(event.data)?.response?.error?.message ?? 'upstream response failed'
+      return null
+    },
     rewriteModel(parsed, model) {
       if (typeof parsed?.response?.model !== 'string') return false
       parsed.response.model = model

@@ -1,5 +1,7 @@
 import {
   num,
+  usageOfCounts,
+  countsReported,
   type CanonicalResponse,
   type CanonicalUsage,
   type ReasoningPart,
@@ -10,14 +12,14 @@ import type { ResponsesItem, ResponsesResponse, ResponsesUsage } from '#gateway/
 
 /** Responses usage -> canonical (input_tokens includes cached tokens; output includes reasoning). */
 export function decodeResponsesUsage(usage: ResponsesUsage | null | undefined): CanonicalUsage | null {
-  if (!usage || typeof usage !== 'object') return null
-  return {
-    inputTokens: num(usage.input_tokens),
-    outputTokens: num(usage.output_tokens),
-    cacheReadTokens: num(usage.input_tokens_details?.cached_tokens),
-    cacheWriteTokens: 0,
-    reasoningTokens: num(usage.output_tokens_details?.reasoning_tokens),
-  }
+  if (!usage || typeof usage !== 'object' || !countsReported(usage.input_tokens, usage.output_tokens)) return null
+  return usageOfCounts(
+    num(usage.input_tokens),
+    num(usage.output_tokens),
+    num(usage.input_tokens_details?.cached_tokens),
+    0,
+    num(usage.output_tokens_details?.reasoning_tokens)
+  )
 }
 
 export function encodeResponsesUsage(usage: CanonicalUsage): ResponsesUsage {

@@ -14,7 +14,11 @@ export class ResponsesStreamDecoder implements StreamDecoder {
   #next = 0
   #sawTool = false
 
+  /** The terminal response.* event came: whatever a broken upstream sends after it is not part of the answer */
+  #done = false
+
   push(event: { event?: string; data: string }): CanonicalEvent[] {
+    if (this.#done) return []
     const payload = parseJson(event.data)
     if (!payload || typeof payload !== 'object') return []
     const type: string = payload.type ?? event.event ?? ''
@@ -47,10 +51,12 @@ export class ResponsesStreamDecoder implements StreamDecoder {
         const usage = decodeResponsesUsage(payload.response?.usage)
         if (usage) out.push({ type: 'usage', usage })
         out.push({ type: 'stop', reason: stopOfResponse(payload.response ?? {}, this.#sawTool) })
+        this.#done = true
         break
       }
       case 'response.failed':
         out.push({ type: 'error', message: String(payload.response?.error?.message ?? 'upstream response failed') })
+        this.#done = true
         break
       case 'error':
         out.push({ type: 'error', message: String(payload.message ?? payload.error?.message ?? 'upstream error') })

@@ -1,0 +1,53 @@
+import { GatewayError } from '#exceptions/gateway_error'
+
+/**
+ * A whole 2xx answer, once its bytes are read (dispatcher.ts readBody: a body
+ * cut off or too large is already a 502 there): what makes it no answer the
+ * client can use is the upstream's failure too, 502 provider_error in the
+ * client's format, never a 500 and never a success on the usage row.
+ */
+
+/**
+ * Decodes an upstream answer that parsed as JSON but whose shape a decoder
+ * could not take (a member of the wrong type, a list of nulls): the
+ * upstream's failure, told in the client's format, never a 500.
+ */
+export function decodeAnswer<T>(decode: () => T): T {
+  try {
+    return decode()
+  } catch (error) {
+    if (error instanceof GatewayError) throw error
+    throw GatewayError.providerError('Upstream returned an answer of an unexpected shape')
+  }
+}
+
+/**
+ * A whole 2xx answer's JSON: not JSON, or JSON that is no answer
+ * (answerProblem), is the upstream's failure, 502 provider_error.
+ */
+export function parseAnswer(bytes: Buffer): any {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    throw GatewayError.providerError('Upstream returned a response that is not valid JSON')
+  }
+  const problem = answerProblem(parsed)
+  if (problem !== null) throw GatewayError.providerError(problem)
+  return parsed
+}
+
+/**
+ * Why a 2xx JSON answer is not an answer, or null: JSON that is no object
+ * (`null`, a list, a number), or an error body sent with a success status
+ * (buggy proxies do; a Responses answer that failed carries its error too).
+ * Relayed, the client would get a 200 it cannot read, or an empty message
+ * once translated, and the row would say it succeeded.
+ */
+export function answerProblem(parsed: unknown): string | null {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'Upstream returned JSON that is not an answer'
+  const error = (parsed as { error?: unknown }).error
+  if (error === null || typeof error !== 'object') return null
+  const message = (error as { message?: unknown }).message
+  return `Upstream returned an error with a success status${typeof message === 'string' && message ? `: ${message.slice(0, 500)}` : ''}`
+}
