@@ -419,14 +419,14 @@ export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer>
   }
 }
 
+/** How much of an upstream's error message is kept */
+const MAX_MESSAGE = 1000
+
 /**
  * Upstream 4xx reach the client with their status and message; 5xx become 502
  * provider_error, but 529 (overloaded) 503 upstream_overloaded (529 to an
  * Anthropic-format client).
  */
-/** How much of an upstream's error message is kept */
-const MAX_MESSAGE = 1000
-
 export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
   let message = ''
   let code: string | null = null
