@@ -5,6 +5,8 @@
 */
 import router from '@adonisjs/core/services/router'
 import server from '@adonisjs/core/services/server'
+// Flashed form input kept within the session cookie's size (start/session_flash.ts).
+import '#start/session_flash'
 
 server.errorHandler(() => import('#exceptions/handler'))
 

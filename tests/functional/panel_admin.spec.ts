@@ -27,6 +27,21 @@ test.group('Admin panel pages', (group) => {
     return () => mock.stop()
   })
 
+  test('a refused form with a long field still comes back with its errors: the session cookie stays under 4 KB', async ({ assert }) => {
+    const { client } = await signedInAdmin()
+    await client.get('/admin/plans/new')
+    // A pasted model list of ~6 KB: flashed back whole, the signed cookie passed 4 KB and a browser
+    // dropped it, so the form came back with no error at all.
+    const models = Array.from({ length: 600 }, (_, i) => `model-${i}`).join(', ')
+    const bad = await client.post('/admin/plans', { name: '', rpm: '-3', models })
+    for (const cookie of bad.headers.getSetCookie()) assert.isBelow(cookie.length, 4096, cookie.slice(0, 40))
+    const form = await client.follow(bad)
+    assert.match(form.html, /id="f-name-error"/)
+    assert.match(form.html, /id="f-rpm-error"/)
+    assert.include(form.html, 'value="-3"', 'the short fields are kept')
+    assert.notInclude(form.html, 'model-599', 'the long one is left out')
+  })
+
   test('plans: create with validation errors beside fields, edit, delete refused while users are on it', async ({ assert }) => {
     const { client, email } = await signedInAdmin()
     assert.include(textOf((await client.get('/admin/plans')).html), 'No plans yet')
