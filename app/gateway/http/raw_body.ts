@@ -28,6 +28,28 @@ function timedOut(ms: number) {
   return error
 }
 
+function unsupportedEncoding(encoding: string) {
+  const error = new GatewayError(
+    415,
+    'unsupported_content_encoding',
+    `Content-Encoding '${encoding.slice(0, 32)}' is not supported: send the request body uncompressed`
+  )
+  error.headers = CLOSE
+  return error
+}
+
+/**
+ * A body with a Content-Encoding other than identity (gzip, br, zstd...)
+ * is refused unread: the gateway forwards the client's bytes and reads them
+ * as JSON, so a compressed body used to be a puzzling "not valid JSON" (and
+ * an uncompressed one labelled gzip went upstream with a header that lied).
+ */
+function encodingOf(req: IncomingMessage): string | null {
+  const encoding = req.headers['content-encoding']
+  if (encoding === undefined || encoding === '') return null
+  return encoding.trim().toLowerCase() === 'identity' ? null : encoding
+}
+
 /**
  * The request body as sent, bytes untouched (the /v1 routes bypass the body
  * parser so unknown fields reach the upstream exactly as the client wrote them).
@@ -49,6 +71,9 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
     bodyBudget.give(held)
     held = 0
   }
+
+  const encoding = encodingOf(req)
+  if (encoding !== null) return Promise.reject(unsupportedEncoding(encoding))
 
   const declared = req.headers['content-length']
   const declaredBytes = declared === undefined ? -1 : Number(declared)

@@ -86,9 +86,15 @@ function drained(res: ServerResponse): Promise<void> {
   })
 }
 
+/**
+ * No `connection` header: Node decides it from the request (keep-alive for
+ * HTTP/1.1, close when the client sent `Connection: close`). Forcing
+ * keep-alive here overrode a client's close, and a client that reads to the
+ * end of the connection then waited out the server's keep-alive timeout
+ * (about 5 s) after the last event of every stream.
+ */
 export const STREAM_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
-  'connection': 'keep-alive',
   'x-accel-buffering': 'no',
 }
