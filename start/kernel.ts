@@ -18,6 +18,8 @@ export const middleware = router.named({
   apiKey: () => import('#middleware/api_key_middleware'),
   /** The management API (/api/admin): an admin's API key */
   adminApiKey: () => import('#middleware/admin_api_key_middleware'),
+  /** The management API's JSON bodies: bounded and scanned like /v1's */
+  managementBody: () => import('#middleware/management_body_middleware'),
   bodyparser: () => import('@adonisjs/core/bodyparser_middleware'),
   session: () => import('@adonisjs/session/session_middleware'),
   shield: () => import('@adonisjs/shield/shield_middleware'),

@@ -114,7 +114,7 @@ router
   })
   .prefix('/api/admin')
   .as('management')
-  .use([middleware.adminApiKey(), middleware.bodyparser()])
+  .use([middleware.adminApiKey(), middleware.managementBody()])
 
 /** Clients probe the base URL (Claude Code sends HEAD /): answer cheaply. */
 router.route('/', ['GET', 'HEAD'], ({ response }) => response.json({ status: 'ok', api: '/v1' }))

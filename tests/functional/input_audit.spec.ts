@@ -1,8 +1,10 @@
 import { test } from '@japa/runner'
 import net from 'node:net'
 import { gzipSync } from 'node:zlib'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * A hostile-input audit of the client-facing API: what it found wrong, each
@@ -112,5 +114,63 @@ test.group('Input audit: the generation API', (group) => {
         [400, 'invalid_model'],
       ]
     )
+  })
+})
+
+test.group('Input audit: the management API', (group) => {
+  let adminKey = ''
+
+  group.setup(async () => {
+    await resetDatabase()
+    await createUser({ email: 'audit-ops@test.local', password: 'password123', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'audit-ops@test.local', name: 'audit', manage: true })).key
+    await refreshCaches()
+  })
+
+  async function call(method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}) {
+    const response = await fetch(`${baseUrl()}/api/admin${path}`, {
+      method,
+      headers: { 'authorization': `Bearer ${adminKey}`, 'content-type': 'application/json', ...headers },
+      body,
+    })
+    return { status: response.status, body: (await response.json()) as any }
+  }
+
+  test('bodies the framework parser answered with a 500 are 400s and 415s', async ({ assert }) => {
+    const deep = await call('POST', '/users', `{"email":${'['.repeat(100_000)}${']'.repeat(100_000)}}`)
+    assert.equal(deep.status, 400)
+    assert.equal(deep.body.error.code, 'json_too_deep')
+
+    const lying = await call('POST', '/users', JSON.stringify({ email: 'gz@test.local', password: 'password123' }), { 'content-encoding': 'gzip' })
+    assert.equal(lying.status, 415)
+    assert.equal(lying.body.error.code, 'unsupported_content_encoding')
+
+    for (const text of ['{"email":', 'null', '"x"', '[]']) {
+      const refused = await call('POST', '/users', text)
+      assert.equal(refused.status, 400, text)
+      assert.equal(refused.body.error.code, 'invalid_json', text)
+    }
+    // `__proto__` is dropped, as Adonis's parser drops it.
+    const poisoned = await call('POST', '/users', '{"email":"p@test.local","password":"password123","__proto__":{"role":"admin"}}')
+    assert.equal(poisoned.status, 201)
+    assert.notEqual(poisoned.body.role, 'admin')
+
+    // A well-formed body still works, and an empty one is an empty object.
+    const created = await call('POST', '/users', JSON.stringify({ email: 'fine@test.local', password: 'password123' }))
+    assert.equal(created.status, 201, JSON.stringify(created.body))
+    const empty = await call('POST', '/users', '')
+    assert.equal(empty.status, 400)
+    assert.equal(empty.body.error.code, 'invalid_field')
+  })
+
+  test('ids the database cannot read are the client\'s 400, not a 500', async ({ assert }) => {
+    for (const path of ['/users/99999999999999999999', '/users/%00', '/users/%00/usage', '/keys/99999999999999999999', '/channels/99999999999999999999']) {
+      const answer = await call('GET', path)
+      assert.oneOf(answer.status, [400, 404], `${path}: ${JSON.stringify(answer.body)}`)
+      assert.isString(answer.body.error.message)
+    }
+    const answer = await call('GET', '/users/99999999999999999999')
+    assert.equal(answer.status, 400)
+    assert.equal(answer.body.error.code, 'invalid_value')
   })
 })

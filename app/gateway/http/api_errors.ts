@@ -60,6 +60,10 @@ export function toGatewayError(error: unknown): GatewayError {
   if (e?.status && e.status >= 400 && e.status < 500) {
     return new GatewayError(e.status, (e.code || 'invalid_request').toLowerCase(), e.message || 'Bad request')
   }
+  if (isDataException(error)) {
+    // Postgres refused a value the client sent (an id past bigint, a NUL in a text): the client's 400, not a 500.
+    return GatewayError.invalidRequest('A value in the request is out of range or contains characters that cannot be stored', 'invalid_value')
+  }
   if (isDatabaseUnavailable(error)) {
     // A read the caches could not serve (a key not seen yet) during a Postgres outage.
     const unavailable = new GatewayError(503, 'database_unavailable', 'The gateway cannot reach its database; retry shortly', 'service_unavailable')
@@ -74,4 +78,14 @@ function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string }
   if (typeof e?.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[1-3]|08\d{3})$/.test(e.code)) return true
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(e?.message ?? '')
+}
+
+/**
+ * A PostgreSQL data exception (SQLSTATE class 22: numeric value out of range,
+ * invalid text representation, a NUL byte in a text...), raised by a value
+ * a request carried into a query.
+ */
+function isDataException(error: unknown): boolean {
+  const e = error as { code?: unknown; severity?: unknown }
+  return typeof e?.code === 'string' && typeof e.severity === 'string' && /^22[0-9A-Z]{3}$/.test(e.code)
 }
