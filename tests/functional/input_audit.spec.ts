@@ -117,6 +117,60 @@ test.group('Input audit: the generation API', (group) => {
   })
 })
 
+test.group('Input audit: audio uploads', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['whisper-*'] })
+    return () => mock.stop()
+  })
+
+  test('a form naming model, stream or file twice is refused: authorised as one model, an upstream could serve the other', async ({ assert }) => {
+    const user = await seedUser({ keyModels: ['whisper-cheap'] })
+    const before = mock.requests.length
+    const audio = new Blob([Buffer.from('RIFF....WAVEfmt ')], { type: 'audio/wav' })
+    const forms: Array<[string, FormData]> = []
+    const twoModels = new FormData()
+    twoModels.append('model', 'whisper-cheap')
+    twoModels.append('model', 'whisper-dear')
+    twoModels.append('file', audio, 'a.wav')
+    forms.push(['model', twoModels])
+    const twoStreams = new FormData()
+    twoStreams.append('model', 'whisper-cheap')
+    twoStreams.append('stream', 'true')
+    twoStreams.append('stream', 'false')
+    twoStreams.append('file', audio, 'a.wav')
+    forms.push(['stream', twoStreams])
+    const twoFiles = new FormData()
+    twoFiles.append('model', 'whisper-cheap')
+    twoFiles.append('file', audio, 'a.wav')
+    twoFiles.append('file', audio, 'b.wav')
+    forms.push(['file', twoFiles])
+    for (const [field, form] of forms) {
+      const response = await fetch(`${baseUrl()}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${user.key}` }, body: form })
+      assert.equal(response.status, 400, field)
+      const body: any = await response.json()
+      assert.equal(body.error.code, 'duplicate_field')
+      assert.include(body.error.message, `'${field}'`)
+    }
+    assert.equal(mock.requests.length, before)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 3)
+    assert.isTrue(rows.every((row) => row.status === 400 && row.error_code === 'duplicate_field'))
+
+    // One of each is served.
+    const fine = new FormData()
+    fine.append('model', 'whisper-cheap')
+    fine.append('timestamp_granularities[]', 'word')
+    fine.append('timestamp_granularities[]', 'segment')
+    fine.append('file', audio, 'a.wav')
+    const served = await fetch(`${baseUrl()}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${user.key}` }, body: fine })
+    assert.equal(served.status, 200)
+  })
+})
+
 test.group('Input audit: the management API', (group) => {
   let adminKey = ''
 

@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { TranscriptionCall } from '#gateway/audio/audio'
-import { boundaryOf, fieldValue, MultipartError, partNamed, readMultipart } from '#gateway/audio/multipart'
+import { boundaryOf, fieldValue, MultipartError, type MultipartForm, partNamed, readMultipart } from '#gateway/audio/multipart'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
@@ -33,6 +33,7 @@ export async function readAudioUpload(call: ApiCall, endpoint: string, account: 
     if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
     throw error
   }
+  refuseRepeatedFields(form)
   const model = fieldValue(rawBody, form, 'model')
   if (model === undefined || model === '') throw GatewayError.missingModel()
   assertStorableModel(model)
@@ -48,5 +49,26 @@ export async function readAudioUpload(call: ApiCall, endpoint: string, account: 
     stream: fieldValue(rawBody, form, 'stream') === 'true',
     req: call.req,
     res: call.res,
+  }
+}
+
+/** The parts the gateway reads: authorised, billed and relayed by their first occurrence */
+const READ_FIELDS = ['model', 'stream', 'file']
+
+/**
+ * A form that names a field the gateway reads twice is refused, as a JSON
+ * body with a key twice is (json_guard.ts): the gateway reads the first
+ * `model`, a server reading the last would serve a model the key was not
+ * authorised or billed for (and the second `stream` or `file` would be
+ * answered in a shape, or for a file, the gateway did not account).
+ */
+function refuseRepeatedFields(form: MultipartForm) {
+  for (const name of READ_FIELDS) {
+    let seen = 0
+    for (const part of form.parts) {
+      if (part.name === name && ++seen > 1) {
+        throw GatewayError.invalidRequest(`The form has more than one '${name}' part`, 'duplicate_field')
+      }
+    }
   }
 }
