@@ -42,7 +42,10 @@ export default class HttpExceptionHandler extends ExceptionHandler {
 
   async report(error: unknown, ctx: HttpContext) {
     if (error instanceof AdminInputError) return
-    if (error instanceof GatewayError) return reportApiError(error, ctx.logger)
+    // API errors log as the lane logs them (a client's bad value is not a stack trace in the log).
+    if (error instanceof GatewayError || API_PREFIXES.some((prefix) => ctx.request.url().startsWith(prefix))) {
+      return reportApiError(error, ctx.logger)
+    }
     return super.report(error, ctx)
   }
 }

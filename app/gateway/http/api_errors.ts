@@ -48,6 +48,8 @@ export function reportApiError(error: unknown, logger: Logger) {
   }
   const status = (error as { status?: number })?.status
   if (typeof status === 'number' && status < 500) return
+  // The client's value refused by the database (toGatewayError's 400): not the gateway's failure.
+  if (isDataException(error)) return
   logger.error({ err: error }, (error as Error)?.message ?? 'API request failed')
 }
 
