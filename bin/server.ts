@@ -37,6 +37,8 @@ function withListenBacklog(server: ReturnType<typeof createServer>) {
 
 /** The API lane (app/gateway/http/api_lane.ts): loaded once the app has booted, used to create the server. */
 let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
+/** Requests Node's HTTP parser refuses, answered in the API's error formats (app/gateway/http/client_errors.ts) */
+let answerClientErrors: typeof import('#gateway/http/client_errors').answerClientErrors | undefined
 
 new Ignitor(APP_ROOT, { importer: IMPORTER })
   .tap((app) => {
@@ -45,6 +47,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     })
     app.booted(async () => {
       ;({ withApiLane } = await import('#gateway/http/api_lane'))
+      ;({ answerClientErrors } = await import('#gateway/http/client_errors'))
     })
     // Graceful stop: refuse new API requests at once, give in-flight ones
     // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
@@ -67,7 +70,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     app.listen('SIGINT', stop)
   })
   .httpServer()
-  .start((adonis) => withListenBacklog(createServer(withApiLane!(adonis))))
+  .start((adonis) => answerClientErrors!(withListenBacklog(createServer(withApiLane!(adonis)))))
   .catch((error) => {
     process.exitCode = 1
     if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {

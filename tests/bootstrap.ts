@@ -47,7 +47,8 @@ export const configureSuite: Config['configureSuite'] = (suite) => {
     // The server as bin/server.ts creates it: the API lane in front of the router.
     return suite.setup(async () => {
       const { withApiLane } = await import('#gateway/http/api_lane')
-      return testUtils.httpServer().start((adonis) => createServer(withApiLane(adonis)))
+      const { answerClientErrors } = await import('#gateway/http/client_errors')
+      return testUtils.httpServer().start((adonis) => answerClientErrors(createServer(withApiLane(adonis))))
     })
   }
 }

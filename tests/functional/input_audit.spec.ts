@@ -117,6 +117,55 @@ test.group('Input audit: the generation API', (group) => {
   })
 })
 
+test.group('Input audit: requests the HTTP parser refuses', () => {
+  /** Bytes written as they are: a header Node's parser refuses cannot be sent through fetch */
+  function send(request: string): Promise<{ head: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const url = new URL(baseUrl())
+      const socket = net.connect(Number(url.port), url.hostname)
+      const chunks: Buffer[] = []
+      const timer = setTimeout(() => socket.destroy(), 5000)
+      socket.on('data', (chunk) => chunks.push(chunk))
+      socket.on('error', reject)
+      socket.on('close', () => {
+        clearTimeout(timer)
+        const text = Buffer.concat(chunks).toString('utf8')
+        const at = text.indexOf('\r\n\r\n')
+        resolve({ head: text.slice(0, at), body: text.slice(at + 4) })
+      })
+      socket.write(request)
+    })
+  }
+
+  test('a malformed header or Content-Length: 400 in the format of the endpoint named, not a bare status line', async ({ assert }) => {
+    const cases = [
+      { path: '/v1/chat/completions', header: 'content-length: abc', check: (b: any) => assert.equal(b.error.code, 'invalid_http_request') },
+      { path: '/v1/messages', header: 'x-api-key: a\rb', check: (b: any) => assert.equal(b.error.type, 'invalid_request_error') },
+      { path: '/v1beta/models/gemini-x:generateContent', header: 'x-goog-api-key: a\u0000b', check: (b: any) => assert.equal(b.error.status, 'INVALID_ARGUMENT') },
+    ]
+    for (const c of cases) {
+      const answer = await send(`POST ${c.path} HTTP/1.1\r\nHost: x\r\n${c.header}\r\n\r\n{}`)
+      assert.match(answer.head, /^HTTP\/1.1 400 /, c.path)
+      assert.match(answer.head, /x-should-retry: false/)
+      c.check(JSON.parse(answer.body))
+    }
+  })
+
+  test('headers over the size limit: 431 with an error body', async ({ assert }) => {
+    const answer = await send(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: ${'k'.repeat(40_000)}\r\ncontent-length: 2\r\n\r\n{}`)
+    assert.match(answer.head, /^HTTP\/1.1 431 /)
+    const body = JSON.parse(answer.body)
+    assert.equal(body.type, 'error')
+    assert.include(body.error.message, 'headers are too large')
+  })
+
+  test('pages keep the plain answer', async ({ assert }) => {
+    const answer = await send('GET /login HTTP/1.1\r\nHost: x\r\ncontent-length: abc\r\n\r\n')
+    assert.match(answer.head, /^HTTP\/1.1 400 /)
+    assert.equal(answer.body, '')
+  })
+})
+
 test.group('Input audit: audio uploads', (group) => {
   let mock: MockUpstream
 
