@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { modelNameProblem } from '#gateway/http/model_name'
 import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
 import { priceForPlan } from '#gateway/metering/pricing'
 import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
@@ -671,12 +672,12 @@ class Exchange {
  */
 function untranslatable(call: GenerateCall): string | null {
   const { body, model } = call
-  const elsewhere = `'${model}' is served through another API format here`
+  const elsewhere = `'${model}': it is served through another API format here`
   if (call.ingress === 'openai_responses' && body.previous_response_id) {
-    return `previous_response_id is not supported for ${elsewhere}, which keeps no stored responses: send the whole conversation in 'input'`
+    return `previous_response_id is not supported for ${elsewhere}, which keeps no stored responses; send the whole conversation in 'input'`
   }
   if (call.ingress === 'openai_chat' && typeof body.n === 'number' && body.n > 1) {
-    return `n > 1 is not supported for ${elsewhere}, which answers with one choice: send n: 1`
+    return `n > 1 is not supported for ${elsewhere}, which answers with one choice; send n: 1`
   }
   return null
 }
@@ -702,8 +703,13 @@ export function requestFallbacks(body: Record<string, any>, model: string): stri
   const list = body.models ?? body.fallbacks
   if (list === undefined) return null
   const field = body.models !== undefined ? 'models' : 'fallbacks'
-  if (!Array.isArray(list) || !list.every((m) => typeof m === 'string' && m.length > 0 && m.length <= 200)) {
+  if (!Array.isArray(list) || !list.every((m) => typeof m === 'string' && m.length > 0)) {
     throw GatewayError.invalidRequest(`'${field}' must be a list of model names`, 'invalid_fallbacks')
+  }
+  // A fallback that serves names the usage row and the answer: the same rules as the model's own name.
+  for (const name of list as string[]) {
+    const problem = modelNameProblem(name)
+    if (problem !== null) throw GatewayError.invalidRequest(`'${field}': each model name ${problem}`, 'invalid_fallbacks')
   }
   const models = [...new Set(list as string[])].filter((m) => m !== model)
   if (models.length > MAX_REQUEST_FALLBACKS) {

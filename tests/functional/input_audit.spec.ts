@@ -117,6 +117,47 @@ test.group('Input audit: the generation API', (group) => {
   })
 })
 
+test.group('Input audit: a request\'s own fallbacks', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'chat', provider: 'custom', baseUrl: mock.url, models: ['gpt-*'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    return () => mock.stop()
+  })
+
+  test('fallback names follow the model name\'s rules: a blank or NUL fallback was served and named the answer', async ({ assert }) => {
+    const user = await seedUser()
+    const before = mock.requests.length
+    for (const [field, names] of [
+      ['fallbacks', ['gpt-\u0000x']],
+      ['fallbacks', ['gpt-\ud800x']],
+      ['models', ['deepseek-none', '   ']],
+      ['fallbacks', ['gpt-' + 'x'.repeat(250)]],
+    ] as const) {
+      const response = await post('/v1/chat/completions', { model: 'deepseek-none', [field]: names, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+      assert.equal(response.status, 400, JSON.stringify(names))
+      const body: any = await response.json()
+      assert.equal(body.error.code, 'invalid_fallbacks')
+      assert.include(body.error.message, `'${field}'`)
+    }
+    assert.equal(mock.requests.length, before)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 4)
+    assert.isTrue(rows.every((row) => row.status === 400 && row.error_code === 'invalid_fallbacks'))
+  })
+
+  test('what no translation can carry is refused in a sentence that reads', async ({ assert }) => {
+    const user = await seedUser()
+    const response = await post('/v1/chat/completions', { model: 'claude-x', n: 2, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(response.status, 400)
+    const body: any = await response.json()
+    assert.equal(body.error.message, "n > 1 is not supported for 'claude-x': it is served through another API format here, which answers with one choice; send n: 1")
+  })
+})
+
 test.group('Input audit: requests the HTTP parser refuses', () => {
   /** Bytes written as they are: a header Node's parser refuses cannot be sent through fetch */
   function send(request: string): Promise<{ head: string; body: string }> {
