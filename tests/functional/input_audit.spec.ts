@@ -96,6 +96,24 @@ test.group('Input audit: the generation API', (group) => {
     assert.equal(plain.status, 200)
   })
 
+  test('a model that is not a string is named as such, not as missing', async ({ assert }) => {
+    const user = await seedUser()
+    for (const [model, kind] of [
+      [5, 'a number'],
+      [['gpt-x'], 'an array'],
+      [{ id: 'gpt-x' }, 'an object'],
+      [true, 'a boolean'],
+    ] as const) {
+      const response = await post('/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+      assert.equal(response.status, 400)
+      const body: any = await response.json()
+      assert.equal(body.error.code, 'invalid_model')
+      assert.equal(body.error.message, `model: must be a string, the model's name (got ${kind})`)
+    }
+    const absent = await post('/v1/messages', { max_tokens: 5, messages: [] }, { 'x-api-key': user.key })
+    assert.equal(((await absent.json()) as any).error.message, 'The model field is required')
+  })
+
   test('a blank model name is refused, not routed to a default channel by the prefix table', async ({ assert }) => {
     const user = await seedUser()
     const before = mock.requests.length

@@ -10,7 +10,11 @@ import type { EnvelopeValidator } from '#validators/plain_envelope'
  * error message.
  */
 export function validateEnvelope(validator: EnvelopeValidator, body: Record<string, any>): void | Promise<void> {
-  if (typeof body.model !== 'string' || body.model.length === 0) throw GatewayError.missingModel()
+  if (typeof body.model !== 'string' || body.model.length === 0) {
+    // Absent or empty: required. There but not a string (5, ["a"]): saying "required" would puzzle.
+    if (body.model === undefined || body.model === null || body.model === '') throw GatewayError.missingModel()
+    throw GatewayError.invalidRequest(`model: must be a string, the model's name (got ${kindOf(body.model)})`, 'invalid_model')
+  }
   if (validator.plainlyValid?.(body)) return
   return runValidator(validator, body)
 }
@@ -31,4 +35,8 @@ async function runValidator(validator: EnvelopeValidator, body: Record<string, a
     }
     throw error
   }
+}
+
+function kindOf(value: unknown): string {
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
