@@ -114,6 +114,22 @@ test.group('Input audit: the generation API', (group) => {
     assert.equal(((await absent.json()) as any).error.message, 'The model field is required')
   })
 
+  test('a key sent in the wrong scheme, and a body with a byte order mark, are told what is wrong', async ({ assert }) => {
+    const user = await seedUser()
+    const chat = JSON.stringify({ model: 'gpt-x', messages: [{ role: 'user', content: 'hi' }] })
+    for (const authorization of [user.key, `Basic ${Buffer.from(`x:${user.key}`).toString('base64')}`, 'Bearer ']) {
+      const response = await post('/v1/chat/completions', chat, { authorization })
+      assert.equal(response.status, 401)
+      assert.include(((await response.json()) as any).error.message, "must be 'Bearer <key>'")
+    }
+    const none = await post('/v1/chat/completions', chat)
+    assert.equal(((await none.json()) as any).error.message, 'Missing API key')
+
+    const bom = await post('/v1/messages', `\ufeff${chat}`, { 'x-api-key': user.key })
+    assert.equal(bom.status, 400)
+    assert.include(((await bom.json()) as any).error.message, 'byte order mark')
+  })
+
   test('a blank model name is refused, not routed to a default channel by the prefix table', async ({ assert }) => {
     const user = await seedUser()
     const before = mock.requests.length

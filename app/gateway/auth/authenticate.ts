@@ -23,7 +23,7 @@ import type { Principal } from '#gateway/types'
 export async function authenticate(gateway: Gateway, req: IncomingMessage, res: ServerResponse): Promise<Principal> {
   // The server may accept connections before boot has loaded the catalog.
   if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
-  const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url))
+  const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url), req.headers)
   const allowedIps = principal.key.allowedIps
   if (allowedIps !== null) {
     const address = clientAddress(req)

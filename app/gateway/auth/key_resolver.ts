@@ -32,8 +32,8 @@ export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefi
  * expired keys are invalid, and the client is told the same thing for each:
  * which one it is would tell whoever holds a leaked key that it once worked.
  */
-export async function resolvePrincipal(catalog: Catalog, rawKey: string | null): Promise<Principal> {
-  if (!rawKey) throw GatewayError.invalidApiKey('Missing API key')
+export async function resolvePrincipal(catalog: Catalog, rawKey: string | null, headers?: IncomingHttpHeaders): Promise<Principal> {
+  if (!rawKey) throw GatewayError.invalidApiKey(missingKeyMessage(headers))
   // From memory when cached (every call but the first): no promise of the catalog's per call.
   const hash = hashApiKey(rawKey)
   const cachedKey = catalog.cachedKey(hash)
@@ -46,4 +46,16 @@ export async function resolvePrincipal(catalog: Catalog, rawKey: string | null):
   if (user.disabled) throw GatewayError.invalidApiKey('The account owning this API key is disabled')
   const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? null)
   return { key, user, plan }
+}
+
+/**
+ * "Missing API key", or, when an Authorization header was sent in another
+ * scheme (Basic, a bare key, `Bearer` with no key), what it should be: the
+ * client did send something, and "missing" would send its author looking
+ * for the wrong mistake. Only on the refusal path.
+ */
+function missingKeyMessage(headers: IncomingHttpHeaders | undefined): string {
+  const authorization = headers?.['authorization']
+  if (typeof authorization !== 'string' || authorization.trim() === '') return 'Missing API key'
+  return "Missing API key: the Authorization header must be 'Bearer <key>' (or send the key in x-api-key)"
 }

@@ -143,6 +143,10 @@ export function parseJsonObject(raw: Buffer): Record<string, any> {
   try {
     parsed = JSON.parse(raw.toString('utf8'))
   } catch {
+    // A byte order mark (some Windows tools write one) is refused, not skipped: the body goes upstream as sent.
+    if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) {
+      throw GatewayError.invalidJson('Request body is not valid JSON: it starts with a UTF-8 byte order mark (EF BB BF); send it without one')
+    }
     throw GatewayError.invalidJson()
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
