@@ -130,6 +130,24 @@ test.group('Input audit: the generation API', (group) => {
     assert.include(((await bom.json()) as any).error.message, 'byte order mark')
   })
 
+  test('GET /v1beta/models/{model}: 404 for a model nothing serves and 405 for a method path, like /v1/models/{model}', async ({ assert }) => {
+    const user = await seedUser()
+    const get = async (path: string) => {
+      const response = await fetch(`${baseUrl()}${path}`, { headers: { 'x-goog-api-key': user.key } })
+      return { status: response.status, body: (await response.json()) as any }
+    }
+    const served = await get('/v1beta/models/gemini-x')
+    assert.equal(served.status, 200)
+    assert.equal(served.body.name, 'models/gemini-x')
+    const unserved = await get('/v1beta/models/nothing-serves-this')
+    assert.equal(unserved.status, 404)
+    assert.equal(unserved.body.error.status, 'NOT_FOUND')
+    assert.equal((await fetch(`${baseUrl()}/v1/models/nothing-serves-this`, { headers: { authorization: `Bearer ${user.key}` } })).status, 404)
+    const method = await get('/v1beta/models/gemini-x:generateContent')
+    assert.equal(method.status, 405)
+    assert.include(method.body.error.message, 'POST')
+  })
+
   test('a blank model name is refused, not routed to a default channel by the prefix table', async ({ assert }) => {
     const user = await seedUser()
     const before = mock.requests.length

@@ -3,6 +3,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { modelAllowed } from '#gateway/access_policy'
 import { apiCallOf, gatewayInstance, generate, withAccount } from '#gateway/http/generation_request'
 import { geminiEnvelope } from '#validators/generation'
+import { providerServing } from '#controllers/api/models_controller'
 
 const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents']
 
@@ -73,10 +74,20 @@ export default class GeminiController {
     return response.json({ models })
   }
 
-  /** GET /v1beta/models/{model} */
+  /**
+   * GET /v1beta/models/{model}: as GET /v1/models/{model}, a model no channel
+   * or prefix rule serves is a 404; a generation path asked with GET (`x:generateContent`)
+   * is a 405, not a model named after the method.
+   */
   async show({ principal, params, response }: HttpContext) {
     const id = decodePathPart(params.model).replace(/^models\//, '')
+    const at = id.lastIndexOf(':')
+    if (at > 0 && METHODS.includes(id.slice(at + 1))) {
+      throw new GatewayError(405, 'method_not_allowed', `${id.slice(at + 1)} is called with POST`, 'invalid_request_error')
+    }
     if (!modelAllowed(principal, id)) throw GatewayError.modelNotAllowed(id)
+    const gw = await gatewayInstance()
+    if (!providerServing(gw.service.router(), id)) throw GatewayError.modelNotFound(id)
     return response.json(modelInfo(id))
   }
 }

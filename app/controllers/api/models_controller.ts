@@ -42,8 +42,8 @@ export default class ModelsController {
   }
 }
 
-/** The provider kind of the first channel that would serve the model, or null when none would. */
-function providerServing(router: ChannelRouter, id: string): string | null {
+/** The provider kind of the first channel that would serve the model, or null when none would (Gemini's models.get asks too). */
+export function providerServing(router: ChannelRouter, id: string): string | null {
   try {
     return router.route(id)[0]?.channel.provider ?? null
   } catch (error) {
