@@ -39,6 +39,8 @@ function withListenBacklog(server: ReturnType<typeof createServer>) {
 let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
 /** Requests Node's HTTP parser refuses, answered in the API's error formats (app/gateway/http/client_errors.ts) */
 let answerClientErrors: typeof import('#gateway/http/client_errors').answerClientErrors | undefined
+/** CORS for browser clients of the API (app/gateway/http/cors.ts) */
+let withCors: typeof import('#gateway/http/cors').withCors | undefined
 
 new Ignitor(APP_ROOT, { importer: IMPORTER })
   .tap((app) => {
@@ -48,6 +50,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     app.booted(async () => {
       ;({ withApiLane } = await import('#gateway/http/api_lane'))
       ;({ answerClientErrors } = await import('#gateway/http/client_errors'))
+      ;({ withCors } = await import('#gateway/http/cors'))
     })
     // Graceful stop: refuse new API requests at once, give in-flight ones
     // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
@@ -70,7 +73,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     app.listen('SIGINT', stop)
   })
   .httpServer()
-  .start((adonis) => answerClientErrors!(withListenBacklog(createServer(withApiLane!(adonis)))))
+  .start((adonis) => answerClientErrors!(withListenBacklog(createServer(withCors!(withApiLane!(adonis))))))
   .catch((error) => {
     process.exitCode = 1
     if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {

@@ -48,7 +48,8 @@ export const configureSuite: Config['configureSuite'] = (suite) => {
     return suite.setup(async () => {
       const { withApiLane } = await import('#gateway/http/api_lane')
       const { answerClientErrors } = await import('#gateway/http/client_errors')
-      return testUtils.httpServer().start((adonis) => answerClientErrors(createServer(withApiLane(adonis))))
+      const { withCors } = await import('#gateway/http/cors')
+      return testUtils.httpServer().start((adonis) => answerClientErrors(createServer(withCors(withApiLane(adonis)))))
     })
   }
 }
