@@ -35,6 +35,8 @@ test.group('Sessions after a password change', (group) => {
     await here.get('/dashboard/password')
     const changed = await here.post('/dashboard/password', { current_password: 'password123', password: 'newpassword1', password_confirmation: 'newpassword1' })
     assert.equal(changed.location, '/dashboard/password')
+    const told = await here.follow(changed)
+    assert.include(textOf(told.html), 'Your other sessions (other browsers and devices) are signed out.')
     assert.equal((await here.get('/dashboard')).status, 200, 'the session that changed it stays signed in')
 
     const gone = await elsewhere.get('/dashboard/keys')
