@@ -51,6 +51,16 @@ export async function keysetPage<T extends { id: number }>(query: (limit: number
   return { object: 'list', data: page.map(toJson), next_before: rows.length > PAGE ? page[page.length - 1].id : null }
 }
 
+/**
+ * A JSON value a validator reads as text (a user id or e-mail, an amount):
+ * a number becomes its digits; anything else is handed over as it is, so an
+ * object or a list is refused as "must be a string" (String() made it
+ * "[object Object]", then a 404 for a user of that name).
+ */
+export function numberAsText(value: unknown): unknown {
+  return typeof value === 'number' ? String(value) : value
+}
+
 /** "12.500000000000" -> "12.5"; null stays null */
 export function money(value: string | null | undefined): string | null {
   if (value === null || value === undefined) return null

@@ -63,6 +63,24 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     assert.deepEqual(info.body.data.map((k: any) => [k.name, k.manage]).sort(), [['billing-system', true], ['laptop', false]])
   })
 
+  test('a user, an amount or a spend limit given as an object or a list is refused as such, not looked up as "[object Object]"', async ({ assert }) => {
+    const owner = await createUser({ email: 'shape-user@test.local', password: 'password123' })
+    for (const user of [{ id: 1 }, ['shape-user@test.local']]) {
+      const refused = await api('POST', '/keys', { user })
+      assert.equal(refused.status, 400, JSON.stringify(user))
+      assert.notInclude(refused.body.error.message, '[object Object]')
+      assert.match(refused.body.error.message, /must be text/)
+    }
+    const capped = await api('POST', '/keys', { user: owner.user.id, spend_limit: { usd: 5 } })
+    assert.equal(capped.status, 400)
+    const codes = await api('POST', '/redemption-codes', { per_code: [5], count: 1 })
+    assert.equal(codes.status, 400)
+    // Numbers stay welcome where a number is meant.
+    const created = await api('POST', '/keys', { user: owner.user.id, spend_limit: 5 })
+    assert.equal(created.status, 201)
+    assert.equal(Number(created.body.spend_limit), 5)
+  })
+
   test('the panel and key:create issue management keys to administrators only', async ({ assert }) => {
     const panel = new PanelClient()
     await panel.login('ops@test.local', 'password123')

@@ -7,7 +7,7 @@ import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
-import { apiActor, keyJson, keysetPage, managed } from '#services/management_api'
+import { apiActor, keyJson, keysetPage, managed, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 
 
@@ -53,13 +53,13 @@ export default class ManagementKeysController {
       const body = ctx.request.body()
       const { allowed_ips: allowedIps } = await createAllowedIpsValidator.validate({ allowed_ips: body.allowed_ips })
       const input = await createKeyValidator.validate({
-        user: body.user === undefined ? undefined : String(body.user),
+        user: numberAsText(body.user),
         name: body.name,
         models: body.models,
         expiresInDays: body.expires_in_days,
         rpm: body.rpm,
         tpm: body.tpm,
-        spendLimit: body.spend_limit === undefined || body.spend_limit === null ? undefined : String(body.spend_limit),
+        spendLimit: body.spend_limit === null ? undefined : numberAsText(body.spend_limit),
         spendPeriod: body.spend_period ?? undefined,
         manage: body.manage,
         allowedIps: allowedIps ?? undefined,

@@ -3,7 +3,7 @@ import RedemptionCode from '#models/redemption_code'
 import { createRedemptionCodes } from '#actions/create_redemption_codes'
 import { disableRedemptionCodes } from '#actions/disable_redemption_code'
 import { createRedemptionCodesValidator } from '#validators/admin'
-import { apiActor, codeJson, keysetPage, managed, money } from '#services/management_api'
+import { apiActor, codeJson, keysetPage, managed, money, numberAsText } from '#services/management_api'
 
 
 export default class ManagementRedemptionCodesController {
@@ -25,7 +25,7 @@ export default class ManagementRedemptionCodesController {
       const body = ctx.request.body()
       const input = await createRedemptionCodesValidator.validate({
         batch: body.batch,
-        perCode: body.per_code === undefined || body.per_code === null ? undefined : String(body.per_code),
+        perCode: body.per_code === null ? undefined : numberAsText(body.per_code),
         count: body.count ?? 1,
         expiresInDays: body.expires_in_days,
       })
