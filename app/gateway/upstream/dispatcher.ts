@@ -336,7 +336,15 @@ class AttemptGuard {
 
   #onClientAbort = () => this.#exchange?.abort(new ClientGoneError())
   #expireFirstByte = () => this.#expire('first byte')
-  #expireIdle = () => this.#expire('idle')
+  #expireIdle = () => {
+    // Paused because the client is not reading (back-pressure): the upstream is silent because the
+    // gateway stopped reading it. Not its idle time; the total limit still bounds a client that never reads.
+    if (this.#exchange?.waitingOnReader) {
+      this.#phase.refresh()
+      return
+    }
+    this.#expire('idle')
+  }
   #expireTotal = () => this.#expire('total')
 
   #expire(which: string) {

@@ -100,6 +100,14 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     this.#rejectHead(reason)
   }
 
+  /**
+   * The reader asked the body to wait (the client is not reading): the
+   * upstream is paused by the gateway, so its silence is not its own.
+   */
+  get waitingOnReader(): boolean {
+    return this.#waiting
+  }
+
   // --- undici's handler interface ---
 
   onRequestStart(controller: Dispatcher.DispatchController) {
