@@ -326,6 +326,21 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     assert.include(row, { status: 502, error_code: 'provider_error' })
   })
 
+  test("a streamed event the gateway's own code fails on says so generically, not with an engine message", async ({ assert }) => {
+    await seedChannel({ name: 'mapped-stream', provider: 'custom', baseUrl: mock.url, models: ['deep-stream'], modelMapping: { 'deep-stream': 'deep-stream-upstream' } })
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000)
+    const chunk = (content: string, extra = '') =>
+      `data: {"id":"x","object":"chat.completion.chunk","model":"deep-stream-upstream","choices":[{"index":0,"delta":{"content":"${content}"},"finish_reason":null}]${extra}}\n\n`
+    const raw = { headers: { 'content-type': 'text/event-stream' }, chunks: [chunk('hi '), chunk('there', `,"extra":${deep}`), 'data: [DONE]\n\n'] }
+    const { response, text, row } = await call('/v1/chat/completions', { model: 'deep-stream', messages: hello, stream: true }, raw)
+    assert.equal(response.status, 200)
+    assert.include(text, '"content":"hi "')
+    assert.include(text, 'The gateway could not relay the rest of the stream')
+    assert.notInclude(text, 'call stack')
+    assert.notInclude(text, 'RangeError')
+    assert.include(row, { status: 200, error_code: 'stream_interrupted' })
+  })
+
   test('the connection closed mid-JSON: 502 provider_error in each client format, never a 500', async ({ assert }) => {
     const raw = { body: '{"id":"x","choices":[{"index":0,"mess', then: 'destroy' }
     for (const [label, [path, request], format] of [

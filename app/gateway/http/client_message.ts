@@ -34,3 +34,25 @@ export function clientFacing(error: GatewayError): GatewayError {
   shown.headers = error.headers
   return shown
 }
+
+/** JavaScript's own error classes: thrown by the gateway's code, never by an upstream or the network. */
+const ENGINE_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError]
+
+/**
+ * What a client's stream says when relaying it failed part-way. The
+ * upstream's failures (a reset, a timeout, an answer past its bounds) are
+ * told with their addresses removed; a failure of the gateway's own code (a
+ * TypeError, a stack overflow on a pathological event) is not the upstream's
+ * and its message means nothing to the client: it is said generically and
+ * logged with its stack.
+ */
+export function streamFailureMessage(error: Error): string {
+  if (ENGINE_ERRORS.some((kind) => error instanceof kind)) {
+    // Lazily: the relays are also used where the app (and its logger) is not booted.
+    import('@adonisjs/core/services/logger')
+      .then(({ default: logger }) => logger.error({ err: error }, 'relaying a stream failed in the gateway'))
+      .catch(() => {})
+    return 'The gateway could not relay the rest of the stream'
+  }
+  return redactAddresses(`Upstream stream failed: ${error.message || 'connection reset'}`)
+}

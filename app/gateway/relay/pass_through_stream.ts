@@ -1,4 +1,4 @@
-import { redactAddresses } from '#gateway/http/client_message'
+import { streamFailureMessage } from '#gateway/http/client_message'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { ClientStream } from '#gateway/relay/client_stream'
@@ -151,7 +151,7 @@ export async function relayPassThroughStream(
   if (!ended && !error && !clientClosed && seen === 0) error = new Error('the answer is not an event stream')
   if (!ended) {
     if (error && !clientClosed) {
-      const message = redactAddresses(`Upstream stream failed: ${error.message || 'connection reset'}`)
+      const message = streamFailureMessage(error)
       await out.write(frame(rules.errorEvent(message))).catch(() => {})
     }
     if (arrayFraming) await out.write(first ? '[]' : ']').catch(() => {})

@@ -1,4 +1,4 @@
-import { redactAddresses } from '#gateway/http/client_message'
+import { redactAddresses, streamFailureMessage } from '#gateway/http/client_message'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } from '#gateway/dialects/canonical'
 import type { ClientStream } from '#gateway/relay/client_stream'
 import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
@@ -88,8 +88,7 @@ export async function relayTranslatedStream(
   // a cut answer off as complete.
   if (!error && upstreamError === null && !stopped && !clientClosed) upstreamError = 'Upstream stream ended before it was complete'
   if (!clientClosed) {
-    const told = error ? `Upstream stream failed: ${error.message || 'connection reset'}` : upstreamError
-    const failure = told === null ? null : redactAddresses(told)
+    const failure = error ? streamFailureMessage(error) : upstreamError === null ? null : redactAddresses(upstreamError)
     if (error) await out.write(encode(decoder.end())).catch(() => {})
     await out.write(encoder.end(failure ?? undefined)).catch(() => {})
     if (upstreamError && !error) error = new Error(upstreamError)
