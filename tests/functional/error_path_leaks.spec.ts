@@ -7,6 +7,7 @@ import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { poolFor, closePools } from '#gateway/upstream/upstream_pool'
 import type { OriginPool } from '#gateway/upstream/origin_pool'
+import { bodyBudget } from '#gateway/http/body_limits'
 
 /**
  * A long-running gateway whose requests take their error paths: clients gone
@@ -33,6 +34,24 @@ function hangUpAfter(key: string, body: unknown, ms: number): Promise<void> {
     req.on('close', () => resolve())
     req.end(JSON.stringify(body))
     setTimeout(() => req.destroy(), ms)
+  })
+}
+
+/** A client that declares a body, sends part of it, and hangs up. */
+function partialUpload(key: string): Promise<void> {
+  return new Promise((resolve) => {
+    const url = new URL(`${baseUrl()}/v1/chat/completions`)
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': '4000' },
+    })
+    req.on('error', () => resolve())
+    req.on('close', () => resolve())
+    req.write('{"model": "leak-0", "messages": [{"role": "user", "content": "')
+    setTimeout(() => req.destroy(), 20)
   })
 }
 
@@ -113,7 +132,7 @@ test.group('Error paths leave nothing behind', (group) => {
       },
     })
 
-    const kinds = 20
+    const kinds = 21
     const total = 2000
     let sent = 0
     const run = async (i: number) => {
@@ -139,7 +158,8 @@ test.group('Error paths leave nothing behind', (group) => {
         case 16: return send(user.key, { model: `hostile-${i}`, messages: hello, mock: { status: 503 } }, { 'x-gateway-cache-ttl': '60' })
         case 17: return send(user.key, { model: `hostile-${i}`, messages: hello, stream: true, mock: { reset_after: 1 } }, { 'x-gateway-cache-ttl': '60' })
         case 18: return hangUpAfter(user.key, { model: `slow-${i}`, messages: hello, stream: true, mock: { latency_ms: 50, chunk_delay_ms: 50 } }, 120)
-        default: return send(user.key, { model, messages: hello, mock: { status: 400 } })
+        case 19: return send(user.key, { model, messages: hello, mock: { status: 400 } })
+        default: return partialUpload(user.key)
       }
     }
 
@@ -157,6 +177,7 @@ test.group('Error paths leave nothing behind', (group) => {
     hook.disable()
 
     assert.equal(gw.service.inFlight, 0, 'requests still counted in flight')
+    assert.equal(bodyBudget.used, 0, 'body bytes still counted as held')
     for (const user of everyone) {
       const state = gw.catalog.cachedUser(user.userId)
       assert.equal(state?.reservedPico ?? 0n, 0n, `user ${user.userId} still holds money`)
