@@ -67,3 +67,30 @@ test.group('ChannelHealth: 403 policy', () => {
     assert.equal(health.forbidden(1, 'b', 'HTTP 403', now), 'cooldown')
   })
 })
+
+/** MAX_MODEL_COOLDOWNS in channel_health.ts */
+const CAP = 256
+
+test.group('ChannelHealth: cool-downs stay bounded', () => {
+  test('thousands of distinct models rate-limited for minutes (hostile names, an account-wide 429): the kept cool-downs are capped', ({ assert }) => {
+    const health = new ChannelHealth(options)
+    const now = Date.now()
+    for (let i = 0; i < 5000; i++) health.rateLimited(1, `hostile-${i}`, 'HTTP 429', 600_000, now + i)
+    const kept = health.modelCooldowns(1, now).length
+    assert.isAtMost(kept, CAP)
+    // The latest ones are kept: a model that keeps answering 429 stays cooled.
+    assert.isFalse(health.modelAvailable(1, 'hostile-4999', now + 5000))
+    assert.isTrue(health.modelAvailable(1, 'hostile-0', now + 5000))
+  })
+
+  test('a model cooled again moves to the newest end: the cap drops the models not heard of for longest', ({ assert }) => {
+    const health = new ChannelHealth(options)
+    const now = Date.now()
+    health.rateLimited(1, 'busy', 'HTTP 429', 600_000, now)
+    for (let i = 0; i < 3 * CAP; i++) {
+      health.rateLimited(1, `other-${i}`, 'HTTP 429', 600_000, now)
+      if (i % 50 === 0) health.rateLimited(1, 'busy', 'HTTP 429', 600_000, now)
+    }
+    assert.isFalse(health.modelAvailable(1, 'busy', now + 1))
+  })
+})

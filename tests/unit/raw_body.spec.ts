@@ -134,4 +134,31 @@ test.group('readRawBody', () => {
     })
     assert.deepEqual(seen, [{ complete: false }])
   })
+
+  test('a client gone before its body is read (during the key lookup): the budget it declared is given back', async ({ assert }) => {
+    const before = bodyBudget.used
+    let done!: (outcome: string) => void
+    const outcome = new Promise<string>((resolve) => (done = resolve))
+    await withServer(
+      (req, res) => {
+        // Read only once the response has closed, as a request whose key lookup outlived its client.
+        res.on('close', () => {
+          readRawBody(req, res, 1_000_000).then(
+            () => done('read'),
+            (error: GatewayError) => done(error.code)
+          )
+        })
+      },
+      async (port) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'POST', headers: { 'content-length': '5000' } })
+        req.on('error', () => {})
+        req.write('{"model":')
+        await settle()
+        req.destroy()
+        assert.equal(await outcome, 'client_closed')
+      }
+    )
+    await settle()
+    assert.equal(bodyBudget.used, before)
+  })
 })

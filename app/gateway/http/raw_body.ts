@@ -63,7 +63,16 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
   let held = 0
   const take = (bytes: number) => {
     if (!bodyBudget.tryTake(bytes)) return false
-    if (held === 0) res.once('close', release)
+    if (held === 0) {
+      // The client left while the request waited (its key or user was being loaded): the
+      // response's 'close' is already past, and a listener added now would never give the
+      // bytes back. The budget would shrink by each such request until it refused every body.
+      if (res.closed) {
+        bodyBudget.give(bytes)
+        return true
+      }
+      res.once('close', release)
+    }
     held += bytes
     return true
   }

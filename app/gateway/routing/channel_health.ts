@@ -56,6 +56,19 @@ export interface ModelCooldown {
 
 /** Distinct models answering 403 within this window = the key itself is refused */
 export const FORBIDDEN_WINDOW_MS = 10 * 60_000
+/**
+ * Cool-downs kept per channel. Model names come from clients: a channel that
+ * serves a glob, behind an upstream that rate-limits the whole account
+ * (429 with a Retry-After of minutes for every model), would otherwise keep
+ * one entry per distinct name sent for as long as the pause lasts, each
+ * insert scanning them all and each mirror write (gateway.ts) serialising
+ * them all. Past the cap, the models cooled longest ago go first: such a
+ * model is tried again early, and a 429 cools it again.
+ */
+export const MAX_MODEL_COOLDOWNS = 256
+/** Below this many, expired cool-downs are left to be replaced (no scan) */
+const SWEEP_COOLDOWNS_AT = 64
+
 /** First pause after a 429 without Retry-After (doubles per consecutive 429) */
 const RATE_LIMIT_BASE_MS = 1000
 
@@ -112,7 +125,7 @@ export class ChannelHealth {
     const strikes = previous?.kind === 'rate_limited' ? previous.strikes + 1 : 1
     const pause =
       retryAfterMs ?? Math.min(this.options.maxCooldownMs, RATE_LIMIT_BASE_MS * 2 ** (strikes - 1))
-    this.#coolModel(channelId, model, { until: now + pause, kind: 'rate_limited', reason, strikes })
+    this.#coolModel(channelId, model, { until: now + pause, kind: 'rate_limited', reason, strikes }, now)
   }
 
   /**
@@ -133,7 +146,7 @@ export class ChannelHealth {
     const previous = this.#models.get(channelId)?.get(model)
     const strikes = previous?.kind === 'forbidden' ? previous.strikes + 1 : 1
     const pause = Math.min(this.options.maxCooldownMs, this.options.baseCooldownMs * 2 ** (strikes - 1))
-    this.#coolModel(channelId, model, { until: now + pause, kind: 'forbidden', reason, strikes })
+    this.#coolModel(channelId, model, { until: now + pause, kind: 'forbidden', reason, strikes }, now)
     return 'cooldown'
   }
 
@@ -153,11 +166,22 @@ export class ChannelHealth {
     return ids
   }
 
-  #coolModel(channelId: number, model: string, cooldown: ModelCooldown) {
+  #coolModel(channelId: number, model: string, cooldown: ModelCooldown, now: number) {
     let models = this.#models.get(channelId)
     if (!models) this.#models.set(channelId, (models = new Map()))
-    // Keep the map small: expired entries leave when a new one arrives.
-    if (models.size > 64) for (const [name, c] of models) if (c.until <= Date.now()) models.delete(name)
+    // Insertion order is recency: a model cooled again moves to the newest end.
+    models.delete(model)
+    if (models.size >= SWEEP_COOLDOWNS_AT) {
+      for (const [name, c] of models) if (c.until <= now) models.delete(name)
+      // Still full of live pauses: drop the oldest quarter at once, so the next inserts scan nothing.
+      if (models.size >= MAX_MODEL_COOLDOWNS) {
+        let drop = models.size - Math.floor((MAX_MODEL_COOLDOWNS * 3) / 4)
+        for (const name of models.keys()) {
+          if (drop-- <= 0) break
+          models.delete(name)
+        }
+      }
+    }
     models.set(model, cooldown)
     this.onModelCooldown(channelId)
   }
