@@ -202,6 +202,8 @@ export class GatewayService {
       if (!call.res.writableFinished) abort.abort()
     }
     call.res.on('close', onClose)
+    // Gone already (while its key, user or body was read): its 'close' is past, and the upstream must not be called.
+    if (call.res.closed) onClose()
     try {
       const { candidate, response, body } = await dispatch(
         exchange.candidates,

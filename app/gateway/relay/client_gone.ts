@@ -22,6 +22,8 @@ export async function whileClientListens(
     if (!res.writableFinished) abort.abort()
   }
   res.on('close', onClose)
+  // Gone already (while its key, user or body was read): its 'close' is past.
+  if (res.closed) onClose()
   try {
     await work(abort.signal)
   } catch (error) {
