@@ -163,6 +163,8 @@ test.group('Error paths leave nothing behind', (group) => {
       }
     }
 
+    // Answers other test files cached stay cached: only this run's count.
+    const cachedBefore = gw.service.responseCache?.entries ?? 0
     hook.enable()
     const concurrency = 24
     await Promise.all(
@@ -181,8 +183,8 @@ test.group('Error paths leave nothing behind', (group) => {
     for (const user of everyone) {
       const state = gw.catalog.cachedUser(user.userId)
       assert.equal(state?.reservedPico ?? 0n, 0n, `user ${user.userId} still holds money`)
-      assert.equal(state?.reservedInputTokens ?? 0, 0)
-      assert.equal(state?.reservedOutputTokens ?? 0, 0)
+      assert.equal(state?.reservedInputTokens ?? 0, 0, `user ${user.userId} still holds input tokens`)
+      assert.equal(state?.reservedOutputTokens ?? 0, 0, `user ${user.userId} still holds output tokens`)
       assert.equal(heldOnKey(user.keyId), 0n, `key ${user.keyId} still holds money`)
       const pending = gw.meter.pendingFor(user.userId)
       assert.equal(pending.costPico, 0n)
@@ -193,7 +195,7 @@ test.group('Error paths leave nothing behind', (group) => {
     assert.isAbove(rows, total / 2)
 
     // Nothing cached from a failure (only the failing calls sent x-gateway-cache-ttl).
-    assert.equal(gw.service.responseCache?.entries ?? 0, 0)
+    assert.isAtMost(gw.service.responseCache?.entries ?? 0, cachedBefore, 'failures cached')
     // Timers: the gateway's own (meter flush, sweeps) may be pending; none per request.
     const byPlace = new Map<string, number>()
     for (const place of timers.values()) byPlace.set(place, (byPlace.get(place) ?? 0) + 1)
