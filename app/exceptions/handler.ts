@@ -3,9 +3,8 @@ import { type HttpContext, ExceptionHandler } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
 import { reportApiError, sendApiError } from '#gateway/http/api_errors'
+import { isApiPath } from '#gateway/http/api_paths'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
-
-const API_PREFIXES = ['/v1', '/api/', '/v2/rerank', '/rerank']
 
 /**
  * API routes answer every error in the wire format of the endpoint called,
@@ -23,7 +22,7 @@ export default class HttpExceptionHandler extends ExceptionHandler {
 
   async handle(error: unknown, ctx: HttpContext) {
     const path = ctx.request.url()
-    if (!API_PREFIXES.some((prefix) => path.startsWith(prefix))) {
+    if (!isApiPath(path)) {
       // A panel form refused by an action: back to the form with what was typed and the reason.
       if (error instanceof AdminInputError && 'session' in ctx && ctx.session) {
         ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey'])
@@ -43,7 +42,7 @@ export default class HttpExceptionHandler extends ExceptionHandler {
   async report(error: unknown, ctx: HttpContext) {
     if (error instanceof AdminInputError) return
     // API errors log as the lane logs them (a client's bad value is not a stack trace in the log).
-    if (error instanceof GatewayError || API_PREFIXES.some((prefix) => ctx.request.url().startsWith(prefix))) {
+    if (error instanceof GatewayError || isApiPath(ctx.request.url())) {
       return reportApiError(error, ctx.logger)
     }
     return super.report(error, ctx)

@@ -9,7 +9,7 @@ import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody } from '#gateway/upstream/dispatcher'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
-import { holdsCount, reportedTokens } from '#gateway/metering/token_counts'
+import { reportedCount } from '#gateway/metering/token_counts'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
@@ -147,8 +147,8 @@ export async function embeddings(
   )
   let usage: TokenUsage
   // A count that cannot be believed (token_counts.ts) is no count: the inputs are counted instead.
-  const reported = wire === 'openai' && holdsCount(parsed?.usage?.prompt_tokens) ? reportedTokens(parsed.usage.prompt_tokens) : Number.NaN
-  if (!Number.isNaN(reported)) {
+  const reported = wire === 'openai' ? reportedCount(parsed?.usage?.prompt_tokens) : null
+  if (reported !== null) {
     const prompt = reported
     usage = { promptTokens: prompt, completionTokens: 0, totalTokens: prompt, cachedTokens: 0, reasoningTokens: 0, estimated: false }
   } else {

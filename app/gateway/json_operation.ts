@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { MAX_TOKEN_COUNT } from '#gateway/metering/token_counts'
 import { authorizeAndReserve } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -72,11 +71,6 @@ export async function relayJsonOperation(
     call.res.end(bytes)
   }
   account.close(response.statusCode, null, await op.usageOf(answer, call))
-}
-
-/** A count an upstream reported: a number from 0 to MAX_TOKEN_COUNT (token_counts.ts), else null (not believed: counted instead). */
-export function reportedCount(value: unknown): number | null {
-  return typeof value === 'number' && value >= 0 && value <= MAX_TOKEN_COUNT ? Math.floor(value) : null
 }
 
 /** Usage of prompt tokens only (rerank, moderations are billed at the input price). */

@@ -1,5 +1,6 @@
 import type { JsonOperation, JsonOperationCall } from '#gateway/json_operation'
-import { promptUsage, reportedCount } from '#gateway/json_operation'
+import { promptUsage } from '#gateway/json_operation'
+import { reportedCount } from '#gateway/metering/token_counts'
 import { countTokens } from '#gateway/metering/tokenizer'
 
 /** The model of a moderation request that names none (OpenAI's default). */

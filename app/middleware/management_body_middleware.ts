@@ -1,9 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import type { NextFn } from '@adonisjs/core/types/http'
 import { safeParse } from '@poppinss/utils/json'
-import { GatewayError } from '#exceptions/gateway_error'
-import { checkJsonStructure } from '#gateway/http/json_guard'
-import { readRawBody } from '#gateway/http/raw_body'
+import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 
 /** A management call's body is a small JSON object (a user, a key, a channel) */
 const MANAGEMENT_BODY_BYTES = 1024 * 1024
@@ -22,20 +20,8 @@ export default class ManagementBodyMiddleware {
     const method = ctx.request.method()
     if (method !== 'GET' && method !== 'HEAD') {
       const raw = await readRawBody(ctx.request.request, ctx.response.response, MANAGEMENT_BODY_BYTES)
-      if (raw.length > 0) ctx.request.updateBody(parseBody(raw))
+      if (raw.length > 0) ctx.request.updateBody(parseJsonObject(raw, safeParse))
     }
     return next()
   }
-}
-
-function parseBody(raw: Buffer): Record<string, any> {
-  checkJsonStructure(raw)
-  let parsed: unknown
-  try {
-    parsed = safeParse(raw.toString('utf8'))
-  } catch {
-    throw GatewayError.invalidJson()
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw GatewayError.invalidJson('Request body must be a JSON object')
-  return parsed as Record<string, any>
 }

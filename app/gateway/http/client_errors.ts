@@ -2,6 +2,7 @@ import { STATUS_CODES, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { GatewayError } from '#exceptions/gateway_error'
 import { dialectForPath, renderError } from '#gateway/http/error_renderers'
+import { isApiPath } from '#gateway/http/api_paths'
 
 /** What Node's HTTP parser refuses, as Node's own default answer would classify it */
 function describe(error: NodeJS.ErrnoException): GatewayError {
@@ -29,8 +30,6 @@ function pathOf(rawPacket: unknown): string | null {
   return match ? match[1] : null
 }
 
-const API_PREFIXES = ['/v1', '/api/', '/v2/rerank', '/rerank']
-
 /**
  * A request Node's HTTP parser refuses before any handler sees it (a header
  * over the size limit, CR or NUL in a header value, a Content-Length that is
@@ -51,7 +50,7 @@ export function answerClientErrors(server: Server): Server {
     const refusal = describe(error)
     const path = pathOf(error.rawPacket)
     const statusLine = `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\n`
-    if (path === null || !API_PREFIXES.some((prefix) => path.startsWith(prefix))) {
+    if (path === null || !isApiPath(path)) {
       socket.end(`${statusLine}Connection: close\r\n\r\n`)
       return
     }

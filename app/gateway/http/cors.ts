@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isApiPath } from '#gateway/http/api_paths'
 
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
 
@@ -16,8 +17,6 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  * Only a request with an `Origin` header (what browsers send) is touched: a
  * server-side client costs one property read.
  */
-const API_PREFIXES = ['/v1/', '/v1beta/', '/api/', '/rerank', '/v2/rerank']
-
 /** Headers a browser script may read on an answer (the simple ones need no listing). */
 const EXPOSED = [
   'x-request-id',
@@ -52,11 +51,6 @@ export function corsPolicy(raw = process.env.CORS_ORIGINS): CorsPolicy | null {
     .map((o) => o.trim().replace(/\/+$/, '').toLowerCase())
     .filter(Boolean)
   return { origins: new Set(origins) }
-}
-
-function isApiPath(url: string): boolean {
-  for (const prefix of API_PREFIXES) if (url.startsWith(prefix)) return true
-  return false
 }
 
 /** The handler with CORS in front of it (or the handler itself when CORS is off). */

@@ -144,13 +144,17 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
   })
 }
 
-/** Parses a JSON object body; anything else is 400 invalid_json (too deep, duplicate keys: 400 too). */
-export function parseJsonObject(raw: Buffer): Record<string, any> {
+/**
+ * Parses a JSON object body; anything else is 400 invalid_json (too deep,
+ * duplicate keys: 400 too). `parse` is JSON.parse, or a stricter one (the
+ * management API refuses prototype keys, as Adonis's body parser did).
+ */
+export function parseJsonObject(raw: Buffer, parse: (text: string) => unknown = JSON.parse): Record<string, any> {
   if (raw.length === 0) throw GatewayError.invalidJson('Request body is empty; expected a JSON object')
   checkJsonStructure(raw)
   let parsed: unknown
   try {
-    parsed = JSON.parse(raw.toString('utf8'))
+    parsed = parse(raw.toString('utf8'))
   } catch {
     // A byte order mark (some Windows tools write one) is refused, not skipped: the body goes upstream as sent.
     if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) {

@@ -44,6 +44,18 @@ export function reportedTokens(value: unknown): number {
   return Math.floor(n)
 }
 
+/**
+ * A count an upstream reported, as the endpoints that read one field at a
+ * time take it (embeddings, rerank, moderations): the count when it is there
+ * and believed (reportedTokens), null when absent or not believed (the
+ * request is then counted by the gateway instead).
+ */
+export function reportedCount(value: unknown): number | null {
+  if (!holdsCount(value)) return null
+  const n = reportedTokens(value)
+  return Number.isNaN(n) ? null : n
+}
+
 /** Does this field hold a count at all (a number, or a string of one)? A report with none is no report. */
 export function holdsCount(value: unknown): boolean {
   return (typeof value === 'number' && !Number.isNaN(value)) || (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)))

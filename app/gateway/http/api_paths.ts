@@ -1,0 +1,11 @@
+/**
+ * The API's paths (/v1, /v1beta, the management API, rerank's aliases), as
+ * against the pages: errors there are answered in a wire format, not an HTML
+ * page (the exception handler, Node parser refusals), and browsers get CORS.
+ */
+const API_PREFIXES = ['/v1', '/api/', '/v2/rerank', '/rerank']
+
+export function isApiPath(path: string): boolean {
+  for (const prefix of API_PREFIXES) if (path.startsWith(prefix)) return true
+  return false
+}
