@@ -6,6 +6,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UsageMeter } from '#gateway/metering/usage_meter'
+import { pruneUsage } from '#actions/prune_usage'
 import { balanceAndLedger, meterEvent, resetDatabase, seedUser } from '#tests/helpers'
 
 function spillDir() {
@@ -195,6 +196,56 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.balance, money.ledger)
     assert.equal(Number(money.balance), 1 - 26 * 0.001)
+  }).timeout(30000)
+
+  test('a spill replayed after its day was pruned: what was already charged is not charged again, the rest is', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const dir = spillDir()
+    const dayOld = new Date(Date.now() - 40 * 86_400_000)
+    const at = (ms: number, cost = 1_000_000_000n) => ({
+      ...meterEvent(user.userId, 'pruned-model'),
+      createdAt: new Date(dayOld.getTime() + ms),
+      costPico: cost,
+    })
+    // Written (and charged) before the outage that left the spill: a batch that committed as
+    // the writer gave up on it. Twins: one user, one instant, one cost; only the first was written.
+    const written = at(1)
+    const twinWritten = at(2)
+    const twinNot = { ...at(2), requestId: crypto.randomUUID() }
+    const neverWritten = at(3)
+    const free = at(4, 0n)
+    const live = await meter(process.env.DATABASE_URL!, dir)
+    live.record(written)
+    live.record(twinWritten)
+    await live.close()
+    assert.equal(await rowsFor(user.userId), 2)
+
+    const dead = await meter('postgres://postgres:x@127.0.0.1:9/gateway_test', dir)
+    for (const event of [written, twinWritten, twinNot, neverWritten, written, free]) dead.record(event)
+    await dead.close(1000)
+    assert.lengthOf(readdirSync(join(dir, 'meter-spill')), 1)
+
+    // A month later the retention prune deletes that day's rows; the ledger keeps their charges.
+    const pruned = await pruneUsage({ keepDays: 31 })
+    assert.equal(pruned.rows, 2)
+    assert.equal(await rowsFor(user.userId), 0)
+
+    await new Promise((r) => setTimeout(r, 5))
+    const next = await meter(process.env.DATABASE_URL!, dir)
+    assert.equal(await next.replayOrphans(), 6)
+    await next.close()
+    const rows = await db.from('usage_records').where('user_id', user.userId).select('request_id', 'cost')
+    // Before the fix: all four costed records went in again (two of them charged twice). Of the
+    // twins, one goes in: the charge found says one of them was written, not which.
+    const ids = rows.map((r) => r.request_id)
+    assert.lengthOf(ids, 3)
+    assert.includeMembers(ids, [neverWritten.requestId, free.requestId])
+    assert.lengthOf(ids.filter((id) => id === twinNot.requestId || id === twinWritten.requestId), 1)
+    const charges = await db.from('balance_ledger').where({ user_id: user.userId, kind: 'charge' }).count('* as n').first()
+    assert.equal(Number(charges.n), 4, 'written, its twin, the other twin, the one never written: one charge each')
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(Number(money.balance), 10 - 4 * 0.001)
   }).timeout(30000)
 
   test('the in-memory queue is bounded: beyond maxQueued the overflow is spilled', async ({ assert }) => {

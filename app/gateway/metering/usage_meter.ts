@@ -5,6 +5,7 @@ import { type ArrayColumn, booleanColumn, columnsOf, numberColumn, textColumn, u
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import { PendingTotals, type UserPending } from '#gateway/metering/pending_totals'
 import { readSpill, removeSpill, SpillFile, type SpilledRecord } from '#gateway/metering/spill_file'
+import { withoutPrunedCharges } from '#gateway/metering/pruned_charges'
 
 /** The usage row's columns, in the order of the batch statement's parameters. */
 const USAGE_COLUMNS: readonly ArrayColumn[] = [
@@ -289,7 +290,7 @@ export class UsageMeter {
     let replayed = 0
     for (const path of await this.#spill.orphans()) {
       const records = await readSpill(path)
-      if (!(await this.#writeRecords(records))) {
+      if (!(await this.#replayRecords(records))) {
         this.options.logger.warn({ path }, 'metering spill could not be replayed yet (database unavailable)')
         return replayed
       }
@@ -402,6 +403,25 @@ export class UsageMeter {
     if (this.#queue.length > 0) this.#schedule()
   }
 
+  /** Writes spilled records, but not those charged before their day was pruned (pruned_charges.ts). */
+  async #replayRecords(records: SpilledRecord[]): Promise<boolean> {
+    let fresh: SpilledRecord[]
+    try {
+      const checked = await withoutPrunedCharges(this.#pool, records)
+      fresh = checked.records
+      if (checked.dropped > 0) {
+        this.options.logger.warn(
+          { skipped: checked.dropped },
+          'metering: spilled records of a pruned day were already charged; not written again'
+        )
+      }
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'metering spill check failed: the database is not answering')
+      return false
+    }
+    return this.#writeRecords(fresh)
+  }
+
   /**
    * One statement per batch of records, with a few quick retries. Data
    * errors isolate the offending row so the others are not held back. False
@@ -490,7 +510,7 @@ export class UsageMeter {
       }
       records = await readSpill(path)
       this.#replaying = records.length
-      written = await this.#writeRecords(records)
+      written = await this.#replayRecords(records)
     } finally {
       this.#replaying = 0
     }
