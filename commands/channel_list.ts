@@ -1,5 +1,6 @@
 import { AdminCommand } from '#services/admin_command'
 import db from '@adonisjs/lucid/services/db'
+import { readable, UNREADABLE_KEY_REASON } from '#services/app_key_check'
 
 export default class ChannelList extends AdminCommand {
   static commandName = 'channel:list'
@@ -16,7 +17,9 @@ export default class ChannelList extends AdminCommand {
     table.head(['id', 'name', 'provider', 'base url', 'models', 'prio/weight', 'state', 'models cooling down', 'last error'])
     const now = Date.now()
     for (const row of rows) {
-      const state = !row.enabled
+      const state = !readable(row.api_key_encrypted)
+        ? `out of rotation: ${UNREADABLE_KEY_REASON}`
+        : !row.enabled
         ? `disabled${row.auto_disabled_at ? ' by the gateway' : ''}: ${row.disabled_reason ?? 'by admin'}`
         : row.health === 'open' && row.cooldown_until && new Date(row.cooldown_until) > new Date()
           ? `cooling down until ${new Date(row.cooldown_until).toISOString()}`

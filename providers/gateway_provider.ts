@@ -136,6 +136,10 @@ export default class GatewayProvider {
       if (environment === 'web') {
         const { firstRun } = await import('#services/first_run')
         await firstRun()
+        // Secrets saved with another APP_KEY: said once at start (the panel says it per channel).
+        const { unreadableSecrets, unreadableSecretsWarning } = await import('#services/app_key_check')
+        const warning = unreadableSecretsWarning(await unreadableSecrets())
+        if (warning) (await this.app.container.make('logger')).warn(warning)
       }
       const env = (await import('#start/env')).default
       gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192

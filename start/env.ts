@@ -9,6 +9,8 @@ export default await Env.create(new URL('../', import.meta.url), {
   PORT: Env.schema.number(),
   HOST: Env.schema.string({ format: 'host' }),
   APP_KEY: Env.schema.secret(),
+  /** Keys secrets may still be saved with after an APP_KEY rotation (comma-separated; config/encryption.ts) */
+  APP_KEY_PREVIOUS: Env.schema.secret.optional(),
   APP_URL: Env.schema.string.optional(),
   LOG_LEVEL: Env.schema.string(),
   DATA_DIR: Env.schema.string(),

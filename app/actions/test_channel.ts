@@ -9,6 +9,7 @@ import { dialectOf } from '#gateway/dialects/registry'
 import { responseText } from '#gateway/dialects/canonical'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import type { ChannelInfo, ProviderKind } from '#gateway/types'
+import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 
 /**
  * Testing a channel, two ways: the panel's Test action sends a minimal
@@ -59,6 +60,11 @@ export async function testChannel(channelId: number, model?: string | null): Pro
   if (!channel) throw new AdminInputError(`No channel with id ${channelId}`)
   const publicModel = model || testModelFor(channel)
   if (!publicModel) throw new AdminInputError('Name a model this channel serves to test it with', 'model')
+  // Sent without its key, the upstream's 401 would say nothing of the cause.
+  if (channel.disabledReason === UNREADABLE_KEY_REASON) {
+    const reason = `Not sent: ${UNREADABLE_KEY_REASON}`
+    return { ok: false, model: publicModel, latencyMs: 0, status: null, text: null, error: reason, reEnabled: false }
+  }
   const upstreamModel = channel.modelMapping[publicModel] ?? publicModel
 
   const openAiBody = { model: publicModel, messages: [{ role: 'user', content: PROMPT }], max_tokens: 16, stream: false }
@@ -157,6 +163,9 @@ export async function checkChannelKey(ref: string | number, timeoutMs = 10_000):
       ? await Channel.find(Number(ref))
       : await Channel.findBy('name', ref)
   if (!channel) throw new AdminInputError(`No channel matches "${ref}"`)
+  if (channel.keyUnreadable) {
+    return { channelId: channel.id, ok: false, status: null, message: `not sent: ${UNREADABLE_KEY_REASON}`, latencyMs: 0, reEnabled: false }
+  }
 
   const upstream = adapterFor(channel.provider as ProviderKind).modelsPath(channelInfo(channel))
   const started = performance.now()

@@ -1,5 +1,6 @@
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
+import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { globMatches, globSpecificity } from '#gateway/glob'
 import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
@@ -136,26 +137,31 @@ export class Catalog {
 
   async loadChannels() {
     const rows = await db.from('channels').select('*').orderBy('id')
-    this.channels = rows.map((row) => ({
-      id: Number(row.id),
-      name: row.name,
-      provider: row.provider as ProviderKind,
-      baseUrl: String(row.base_url).replace(/\/+$/, ''),
-      apiKey: row.api_key_encrypted ? encryption.decrypt<string>(row.api_key_encrypted) : null,
-      models: row.models ?? [],
-      modelMapping: row.model_mapping ?? {},
-      extraHeaders: row.extra_headers ?? {},
-      priority: row.priority,
-      weight: Math.max(0, row.weight),
-      enabled: row.enabled,
-      disabledReason: row.disabled_reason,
-      timeouts: {
-        connect: row.connect_timeout_ms ?? DEFAULT_TIMEOUTS.connect,
-        firstByte: row.first_byte_timeout_ms ?? DEFAULT_TIMEOUTS.firstByte,
-        idle: row.idle_timeout_ms ?? DEFAULT_TIMEOUTS.idle,
-        total: row.total_timeout_ms ?? DEFAULT_TIMEOUTS.total,
-      },
-    }))
+    this.channels = rows.map((row) => {
+      const apiKey = row.api_key_encrypted ? encryption.decrypt<string>(row.api_key_encrypted) : null
+      // Saved with another APP_KEY: out of rotation rather than called without its key (app_key_check.ts).
+      const keyUnreadable = row.api_key_encrypted !== null && apiKey === null
+      return {
+        id: Number(row.id),
+        name: row.name,
+        provider: row.provider as ProviderKind,
+        baseUrl: String(row.base_url).replace(/\/+$/, ''),
+        apiKey,
+        models: row.models ?? [],
+        modelMapping: row.model_mapping ?? {},
+        extraHeaders: row.extra_headers ?? {},
+        priority: row.priority,
+        weight: Math.max(0, row.weight),
+        enabled: row.enabled && !keyUnreadable,
+        disabledReason: keyUnreadable ? UNREADABLE_KEY_REASON : row.disabled_reason,
+        timeouts: {
+          connect: row.connect_timeout_ms ?? DEFAULT_TIMEOUTS.connect,
+          firstByte: row.first_byte_timeout_ms ?? DEFAULT_TIMEOUTS.firstByte,
+          idle: row.idle_timeout_ms ?? DEFAULT_TIMEOUTS.idle,
+          total: row.total_timeout_ms ?? DEFAULT_TIMEOUTS.total,
+        },
+      }
+    })
     this.channelsVersion++
   }
 

@@ -87,9 +87,14 @@ export default class Channel extends BaseModel {
     this.apiKeyEncrypted = plain ? encryption.encrypt(plain) : null
   }
 
-  /** The upstream key in clear, or null. */
+  /** The upstream key in clear, or null (none, or not readable with this APP_KEY). */
   getApiKey(): string | null {
     if (!this.apiKeyEncrypted) return null
     return encryption.decrypt<string>(this.apiKeyEncrypted)
+  }
+
+  /** A key is stored but this APP_KEY cannot read it (see app/services/app_key_check.ts). */
+  get keyUnreadable(): boolean {
+    return this.apiKeyEncrypted !== null && this.getApiKey() === null
   }
 }

@@ -129,6 +129,8 @@ export function channelJson(channel: Channel) {
     provider: channel.provider,
     base_url: channel.baseUrl,
     has_key: channel.apiKeyEncrypted !== null,
+    /** false: stored, but saved with another APP_KEY (the channel is out of rotation: app_key_check.ts) */
+    key_readable: !channel.keyUnreadable,
     models: channel.models,
     model_mapping: channel.modelMapping,
     extra_headers: Object.keys(channel.extraHeaders ?? {}),

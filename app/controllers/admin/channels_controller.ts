@@ -10,6 +10,7 @@ import { CHANNEL_TIMEOUT_LIMITS, parsePairs, validateChannel } from '#validators
 import { disableChannelValidator, testChannelValidator } from '#validators/panel'
 import { PROVIDER_KINDS } from '#gateway/types'
 import { VENDORS } from '#gateway/providers/vendors'
+import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { checkbox, listField, optionalNumber, pairsText, panelActor, notFound } from '#controllers/admin/panel'
 
 /**
@@ -126,6 +127,7 @@ export default class ChannelsController {
       circuit: gateway.health.stateOf(channel.id),
       modelCooldowns: activeModelCooldowns(channel),
       keyHint: apiKey ? `••••${apiKey.slice(-4)}` : null,
+      unreadableKeyReason: UNREADABLE_KEY_REASON,
       testModel: testModelFor(channel) ?? lastServed?.model ?? '',
       result: session.flashMessages.get('testResult') ?? null,
       providerOptions,
