@@ -15,6 +15,7 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { whileClientListens } from '#gateway/relay/client_gone'
@@ -135,11 +136,16 @@ export async function textCompletions(services: CompletionsServices, call: Compl
 /**
  * dispatch()'s AnswerCheck: the whole answer read and parsed once in its
  * attempt (no JSON, an error body, no choices: the next candidate is tried),
- * the model named as the client knows it. Null for a stream (relayed as it comes).
+ * the model named as the client knows it. Null for a stream (relayed as it
+ * comes once its opening was checked: stream_opening.ts).
  */
 async function readAnswer(call: CompletionsCall, body: UpstreamBody, candidate: RouteCandidate): Promise<{ bytes: Buffer; parsed: any } | null> {
   const contentType = body.headers['content-type']
-  if (call.stream && typeof contentType === 'string' && contentType.includes('text/event-stream')) return null
+  if (call.stream && typeof contentType === 'string' && contentType.includes('text/event-stream')) {
+    // Nothing has reached the client yet: a stream that fails at once fails over too.
+    await checkStreamOpening(body, textCompletionsFormat.passThrough)
+    return null
+  }
   let bytes = await readBody(body)
   const parsed = parseAnswer(bytes)
   if (!Array.isArray(parsed.choices) || parsed.choices.length === 0) throw GatewayError.providerError('Upstream returned an answer without its content')

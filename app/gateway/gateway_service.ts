@@ -37,6 +37,7 @@ import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
@@ -576,14 +577,18 @@ class Exchange {
    * inside its attempt, so that one that is no answer (upstream_answer.ts;
    * no content: Dialect.isAnswer; a shape the decoder throws on) fails over
    * to the next candidate like a 5xx. Null for a stream the client asked for
-   * (relayed as it comes, unread here).
+   * (relayed as it comes once its opening was checked: stream_opening.ts).
    */
   async readAnswer(body: UpstreamBody, candidate: RouteCandidate): Promise<WholeAnswer | null> {
     const { call } = this
-    if (call.stream && isEventStream(body.headers['content-type'])) return null
+    const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
+    if (call.stream && isEventStream(body.headers['content-type'])) {
+      // Nothing has reached the client yet: a stream that fails at once fails over too.
+      await checkStreamOpening(body, upstream.passThrough)
+      return null
+    }
     let bytes = await readBody(body)
     const parsed = parseAnswer(bytes)
-    const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
     if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
     // A client that asked for a stream gets one, also from an upstream of its own format that
     // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.

@@ -23,6 +23,8 @@ const BROKEN: Array<[string, RawAnswer, string]> = [
   ['cut mid-body', { body: '{"id":"x","object":"chat.completion","choices":[{"index":0,"mess', then: 'destroy' }, 'before its end'],
 ]
 
+const SSE = { 'content-type': 'text/event-stream' }
+const chatChunk = (o: Record<string, unknown>) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', ...o })}\n\n`
 const chat = (model: string) => ['/v1/chat/completions', { model, messages: hello }] as const
 const messages = (model: string) => ['/v1/messages', { model, max_tokens: 20, messages: hello }] as const
 const gemini = (model: string) => [`/v1beta/models/${model}:generateContent`, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }] as const
@@ -200,6 +202,70 @@ test.group('Answer failover: a 2xx that is no answer fails over like a 5xx', (gr
       }
       assert.deepEqual(await ledgerProblems(), [])
     })
+
+  test('a stream that fails before its first event ({$self}) fails over: nothing had reached the client')
+    .with(['an error event first', 'no event at all', 'JSON labelled as a stream'])
+    .run(async ({ assert }, label) => {
+      broken = {
+        'an error event first': { headers: SSE, chunks: ['data: {"error":{"message":"quota exhausted","type":"insufficient_quota"}}\n\n'] },
+        'no event at all': { headers: SSE, body: '' },
+        'JSON labelled as a stream': { headers: SSE, body: '{"id":"x","object":"chat.completion","choices":[]}' },
+      }[label]!
+      const cases = [
+        ['/v1/chat/completions', { messages: hello, stream: true }, 'data: [DONE]'],
+        ['/v1/messages', { max_tokens: 20, messages: hello, stream: true }, 'event: message_stop'],
+        ['/v1/completions', { prompt: 'hi', stream: true }, 'data: [DONE]'],
+      ] as const
+      for (const [path, request, end] of cases) {
+        ;(await gateway()).health.reset()
+        const { model, primary, backup } = await pair(good)
+        const user = await seedUser({ balance: '10' })
+        const response = await post(path, { ...request, model }, { 'authorization': `Bearer ${user.key}`, 'x-api-key': user.key })
+        const text = await response.text()
+        assert.equal(response.status, 200, `${path}: ${text}`)
+        assert.include(text, end, path)
+        assert.notInclude(text, 'quota exhausted', path)
+        const [row] = await usageRows(user.userId)
+        assert.include(row, { channel_id: backup.id, status: 200, error_code: null, attempts: 2 }, path)
+        const attempts = await attemptsOf(row.request_id)
+        assert.deepEqual(attempts.map((a) => [a.channel_id, a.status, a.outcome]), [[primary.id, 200, 'invalid_answer'], [backup.id, 200, 'ok']], path)
+        assert.match(attempts[0].error, label === 'an error event first' ? /began with an error: quota exhausted/ : /ended before its first event/, path)
+        assert.equal((await gateway()).health.stateOf(primary.id).failures, 1, path)
+      }
+    })
+
+  test('a stream that fails after its first event stays the relay\'s: relayed, interrupted, not retried', async ({ assert }) => {
+    broken = { headers: SSE, chunks: [chatChunk({ choices: [{ index: 0, delta: { content: 'partial ' } }] }), 'data: {"error":{"message":"overloaded mid-stream"}}\n\n'] }
+    const { model, primary } = await pair(good)
+    const user = await seedUser({ balance: '10' })
+    const seen = good.requests.length
+    const response = await post('/v1/chat/completions', { model, messages: hello, stream: true }, { authorization: `Bearer ${user.key}` })
+    const text = await response.text()
+    assert.equal(response.status, 200)
+    assert.include(text, 'partial ')
+    assert.include(text, 'overloaded mid-stream')
+    assert.equal(good.requests.length, seen, 'the backup was not called: bytes had reached the client')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { channel_id: primary.id, status: 200, error_code: 'stream_interrupted', attempts: 1 })
+  })
+
+  test('a stream that opens with a keep-alive comment is relayed from its channel, not judged by it', async ({ assert }) => {
+    broken = { headers: SSE, chunks: [': keep-alive\n\n', chatChunk({ choices: [{ index: 0, delta: { content: 'kept alive' }, finish_reason: 'stop' }] }), 'data: [DONE]\n\n'], chunk_delay_ms: 400 }
+    const { model, primary } = await pair(good)
+    const user = await seedUser({ balance: '10' })
+    const response = await post('/v1/chat/completions', { model, messages: hello, stream: true }, { authorization: `Bearer ${user.key}` })
+    // The comment reaches the client on its own, 400 ms before the first event: the opening check did not hold it.
+    const reader = response.body!.getReader()
+    const decoder = new TextDecoder()
+    const first = decoder.decode((await reader.read()).value)
+    assert.include(first, ': keep-alive')
+    assert.notInclude(first, 'kept alive')
+    let text = first
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value)
+    assert.include(text, 'kept alive')
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { channel_id: primary.id, status: 200, error_code: null, attempts: 1 })
+  })
 
   test('legacy completions, embeddings, rerank and moderations fail over the same way', async ({ assert }) => {
     broken = BROKEN[1][1]

@@ -440,12 +440,13 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     let result = await call(...chat('s-1'), { headers: SSE, body: json })
     assert.equal(result.response.status, 200)
     assert.include(result.row, { status: 200, error_code: null, prompt_tokens: 3 })
-    // Asked to stream: a body with no event in it is an error in the stream, not an empty success.
-    for (const [path, request] of [chat('s-1', true), messages('s-1', true)]) {
+    // Asked to stream: a complete body with no event in it is no answer, known before any byte went
+    // to the client: the attempt fails (the next channel would be tried), never an empty success.
+    for (const [path, request, format] of [[...chat('s-1', true), 'openai'], [...messages('s-1', true), 'anthropic']] as const) {
       result = await call(path, request, { headers: SSE, body: json })
-      assert.equal(result.response.status, 200)
-      assert.match(result.text, /error/)
-      assert.include(result.row, { status: 200, error_code: 'stream_interrupted' }, path)
+      assert.equal(result.response.status, 502)
+      errorOf(format, JSON.parse(result.text))
+      assert.include(result.row, { status: 502, error_code: 'provider_error' }, path)
     }
     // Asked to stream, answered JSON (as JSON): the client of the same format gets a stream of that answer.
     for (const [path, request, marker] of [
