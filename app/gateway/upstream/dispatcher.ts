@@ -449,8 +449,8 @@ export async function forEachChunk(upstream: AsyncIterable<Buffer>, sink: ChunkS
 /**
  * A whole (non-streamed) answer's body, up to answerLimits.bodyBytes. Past
  * it, or when the upstream fails while sending it (the connection cut
- * mid-answer, a timeout), a 502 for the client; the client going away stays
- * what it is.
+ * mid-answer, a timeout), a provider_error (read in an AnswerCheck: the
+ * attempt fails over); the client going away stays what it is.
  */
 export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer> {
   try {
