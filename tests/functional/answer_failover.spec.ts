@@ -234,6 +234,31 @@ test.group('Answer failover: a 2xx that is no answer fails over like a 5xx', (gr
       }
     })
 
+  test('an Anthropic stream that opens with its own `event: error` fails over, passed through and translated', async ({ assert }) => {
+    broken = { headers: SSE, chunks: ['event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'] }
+    for (const [path, request, end] of [
+      ['/v1/messages', { max_tokens: 20, messages: hello, stream: true }, 'event: message_stop'],
+      ['/v1/chat/completions', { messages: hello, stream: true }, 'data: [DONE]'],
+    ] as const) {
+      ;(await gateway()).health.reset()
+      n++
+      const model = `af${n}-claude`
+      const primary = await seedChannel({ name: `claude-broken-${n}`, provider: 'anthropic', baseUrl: bad.url, models: [model], priority: 10 })
+      const backup = await seedChannel({ name: `claude-backup-${n}`, provider: 'anthropic', baseUrl: good.url, models: [model], priority: 0 })
+      const user = await seedUser()
+      const response = await post(path, { ...request, model }, { 'authorization': `Bearer ${user.key}`, 'x-api-key': user.key })
+      const text = await response.text()
+      assert.equal(response.status, 200, `${path}: ${text}`)
+      assert.include(text, end, path)
+      assert.notInclude(text, 'Overloaded', path)
+      const [row] = await usageRows(user.userId)
+      assert.include(row, { channel_id: backup.id, status: 200, error_code: null, attempts: 2 }, path)
+      const attempts = await attemptsOf(row.request_id)
+      assert.deepEqual(attempts.map((a) => [a.channel_id, a.outcome]), [[primary.id, 'invalid_answer'], [backup.id, 'ok']], path)
+      assert.include(attempts[0].error, 'began with an error: Overloaded', path)
+    }
+  })
+
   test('a stream that fails after its first event stays the relay\'s: relayed, interrupted, not retried', async ({ assert }) => {
     broken = { headers: SSE, chunks: [chatChunk({ choices: [{ index: 0, delta: { content: 'partial ' } }] }), 'data: {"error":{"message":"overloaded mid-stream"}}\n\n'] }
     const { model, primary } = await pair(good)
