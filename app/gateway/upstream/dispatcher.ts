@@ -27,12 +27,13 @@ export interface DispatchResult<A = undefined> {
 
 /**
  * Reads and checks a 2xx answer inside its attempt, before anything reaches
- * the client (whole, non-streamed answers): an answer that is no answer
- * (readBody's cut or oversized body, parseAnswer's not-JSON or error body, a
- * shape the dialect cannot take) is thrown as a GatewayError and fails the
- * attempt as a 5xx would: the channel's health counts it, the next candidate
- * is tried. What it returns (the parsed answer: parsed once) is handed on in
- * DispatchResult.answer. A stream it leaves unread (returns without reading).
+ * the client: an answer that is no answer (readBody's cut or oversized body,
+ * parseAnswer's not-JSON or error body, no content, a shape the dialect
+ * cannot take; a stream that fails before its first event: stream_opening.ts)
+ * is thrown as a GatewayError and fails the attempt as a 5xx would: the
+ * channel's health counts it, the next candidate is tried. What it returns
+ * (a whole answer parsed once) is handed on in DispatchResult.answer; a
+ * stream's bytes stay in the body for the relay.
  */
 export type AnswerCheck<A> = (body: UpstreamBody, candidate: RouteCandidate) => Promise<A>
 
