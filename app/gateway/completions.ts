@@ -13,8 +13,9 @@ import { adapterFor } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { whileClientListens } from '#gateway/relay/client_gone'
@@ -77,7 +78,8 @@ export async function textCompletions(services: CompletionsServices, call: Compl
   }
   const includeUsage = call.body.stream_options?.include_usage === true
   await whileClientListens(call.res, account, () => estimate(call, ''), async (signal) => {
-    const { candidate, response, body } = await dispatch(
+    // A whole answer is read and checked inside its attempt: one that is no answer fails over like a 5xx.
+    const { candidate, response, body, answer } = await dispatch(
       candidates,
       (c) =>
         adapterFor(c.channel.provider).request(c.channel, {
@@ -89,15 +91,15 @@ export async function textCompletions(services: CompletionsServices, call: Compl
           clientHeaders: call.req.headers,
         }),
       signal,
-      account.dispatchHooks
+      account.dispatchHooks,
+      (b, c) => readAnswer(call, b, c)
     )
     // The upstream has the bytes: a stream can last minutes, the parsed body is not needed (an estimate re-reads the bytes).
     call.body = RELEASED_BODY
     // A fallback model answers as itself, as for generations.
     const publicModel = candidate.publicModel ?? call.model
     const clientModel = candidate.upstreamModel !== publicModel ? publicModel : null
-    const contentType = response.headers['content-type']
-    if (call.stream && typeof contentType === 'string' && contentType.includes('text/event-stream')) {
+    if (answer === null) {
       const headers = answerHeaders(account, STREAM_HEADERS['content-type'], cacheStatus(cache))
       const out = new ClientStream(call.res, headers, () => account.markFirstByte())
       out.recorder = services.recorder(cache !== null)
@@ -116,12 +118,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
       return account.close(200, outcome.error ? 'stream_interrupted' : null, usage)
     }
 
-    let bytes = await readBody(body)
-    const parsed = parseAnswer(bytes)
-    if (clientModel !== null && parsed && typeof parsed.model === 'string') {
-      parsed.model = clientModel
-      bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
-    }
+    const { bytes, parsed } = answer
     if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()
     if (!call.res.destroyed) {
@@ -134,6 +131,30 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     const found = decodeChatUsage(parsed?.usage)
     account.close(response.statusCode, null, found ? toTokenUsage(found) : await estimate(call, completionText(parsed)))
   })
+}
+
+/**
+ * dispatch()'s AnswerCheck: the whole answer read and parsed once in its
+ * attempt (no JSON, an error body, no choices: the next candidate is tried),
+ * the model named as the client knows it. Null for a stream (relayed as it
+ * comes once its opening was checked: stream_opening.ts).
+ */
+async function readAnswer(call: CompletionsCall, body: UpstreamBody, candidate: RouteCandidate): Promise<{ bytes: Buffer; parsed: any } | null> {
+  const contentType = body.headers['content-type']
+  if (call.stream && typeof contentType === 'string' && contentType.includes('text/event-stream')) {
+    // Nothing has reached the client yet: a stream that fails at once fails over too.
+    await checkStreamOpening(body, textCompletionsFormat.passThrough)
+    return null
+  }
+  let bytes = await readBody(body)
+  const parsed = parseAnswer(bytes)
+  if (!Array.isArray(parsed.choices) || parsed.choices.length === 0) throw GatewayError.providerError('Upstream returned an answer without its content')
+  const publicModel = candidate.publicModel ?? call.model
+  if (candidate.upstreamModel !== publicModel && typeof parsed.model === 'string') {
+    parsed.model = publicModel
+    bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
+  }
+  return { bytes, parsed }
 }
 
 /** The client's bytes, unless the model is mapped or a stream must ask for its usage (chat's rules). */

@@ -7,7 +7,7 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { EmbeddingsWire } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { reportedCount } from '#gateway/metering/token_counts'
 import type { Principal, TokenUsage } from '#gateway/types'
@@ -87,6 +87,29 @@ function upstreamBody(call: EmbeddingsCall, wire: EmbeddingsWire, upstreamModel:
   })
 }
 
+/** An upstream's embeddings answer, as its attempt read it */
+interface Vectors {
+  wire: EmbeddingsWire
+  parsed: any
+  vectors: Array<number[] | string>
+}
+
+/**
+ * dispatch()'s AnswerCheck: the answer read and parsed once in its attempt;
+ * not JSON, an error body, or no list of vectors fails over to the next
+ * candidate like a 5xx.
+ */
+async function readVectors(body: UpstreamBody, candidate: RouteCandidate): Promise<Vectors> {
+  const wire = adapterFor(candidate.channel.provider).embeddings(candidate.channel)!
+  const parsed = parseAnswer(await readBody(body))
+  const list = wire === 'openai' ? parsed.data : parsed.embeddings
+  if (!Array.isArray(list)) throw GatewayError.providerError('Upstream returned an answer without its content')
+  const vectors: Array<number[] | string> = decodeAnswer(() =>
+    wire === 'openai' ? list.map((d: any) => d?.embedding) : list.map((e: any) => e?.values ?? [])
+  )
+  return { wire, parsed, vectors }
+}
+
 /**
  * Embeddings in either wire, from an upstream of either wire. The openai
  * SDK asks for base64 by default: the answer honours `encoding_format`
@@ -123,7 +146,8 @@ export async function embeddings(
   // Decoded before dispatch when any candidate needs it: a malformed input is the client's 400,
   // not a failure of the channel it was being translated for.
   if (call.ingress === 'gemini' || candidates.some((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== 'openai')) inputs()
-  const { candidate, body } = await dispatch(
+  // The answer is read and checked inside its attempt (readVectors): one that is no answer fails over like a 5xx.
+  const { candidate, answer: read } = await dispatch(
     candidates,
     (c) => {
       const adapter = adapterFor(c.channel.provider)
@@ -138,13 +162,10 @@ export async function embeddings(
       })
     },
     account.abort.signal,
-    account.dispatchHooks
+    account.dispatchHooks,
+    readVectors
   )
-  const wire = adapterFor(candidate.channel.provider).embeddings(candidate.channel)!
-  const parsed = parseAnswer(await readBody(body))
-  const vectors: Array<number[] | string> = decodeAnswer(() =>
-    wire === 'openai' ? (parsed?.data ?? []).map((d: any) => d?.embedding) : (parsed?.embeddings ?? []).map((e: any) => e?.values ?? [])
-  )
+  const { wire, parsed, vectors } = read
   let usage: TokenUsage
   // A count that cannot be believed (token_counts.ts) is no count: the inputs are counted instead.
   const reported = wire === 'openai' ? reportedCount(parsed?.usage?.prompt_tokens) : null

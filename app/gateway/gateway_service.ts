@@ -9,6 +9,7 @@ import {
   eventsOfResponse,
   responseText,
   type CanonicalRequest,
+  type CanonicalResponse,
   type CanonicalUsage,
   type DialectName,
 } from '#gateway/dialects/canonical'
@@ -34,8 +35,9 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
-import { ClientGoneError, dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
@@ -205,11 +207,13 @@ export class GatewayService {
     // Gone already (while its key, user or body was read): its 'close' is past, and the upstream must not be called.
     if (call.res.closed) onClose()
     try {
-      const { candidate, response, body } = await dispatch(
+      // A whole answer is read and checked inside its attempt (readAnswer): one that is no answer fails over.
+      const { candidate, response, body, answer } = await dispatch(
         exchange.candidates,
         (c) => exchange.upstreamRequest(c),
         abort.signal,
-        account.dispatchHooks
+        account.dispatchHooks,
+        (b, c) => exchange.readAnswer(b, c)
       )
       const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
       // The upstream has the request: keep what the answer needs, let the parsed body go (a stream can last minutes).
@@ -217,10 +221,8 @@ export class GatewayService {
       // A fallback model answers as itself (its name in the answer, as LiteLLM and OpenRouter do).
       if (candidate.publicModel !== undefined) exchange.answerAs(candidate.publicModel)
       const mapped = candidate.upstreamModel !== exchange.publicModel
-      if (call.stream && isEventStream(response.headers['content-type'])) {
-        return await this.#relayStream(exchange, account, body, upstream, mapped)
-      }
-      return await this.#relayJson(exchange, account, response.statusCode, body, upstream, mapped)
+      if (answer === null) return await this.#relayStream(exchange, account, body, upstream, mapped)
+      return await this.#relayJson(exchange, account, response.statusCode, answer)
     } catch (error) {
       if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
         return account.close(499, 'client_closed', await exchange.estimate(''))
@@ -332,33 +334,24 @@ export class GatewayService {
     return candidates
   }
 
+  /** A whole answer, read and checked in its attempt (Exchange.readAnswer) */
   async #relayJson(
     exchange: Exchange,
     account: RequestAccount,
     status: number,
-    upstreamBody: AsyncIterable<Buffer>,
-    upstreamDialect: Dialect,
-    mapped: boolean
+    answer: WholeAnswer
   ) {
     const { call, ingress } = exchange
-    let bytes = await readBody(upstreamBody)
-    const parsed = parseAnswer(bytes)
-    // A client that asked for a stream gets one, also from an upstream of its own format that
-    // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.
-    if (upstreamDialect === ingress && !call.stream) {
-      if (mapped && parsed && typeof parsed.model === 'string') {
-        parsed.model = exchange.publicModel
-        // A body nested too deeply to serialise again (JSON.stringify recurses) is no answer the client can use.
-        bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
-      }
+    if (answer.decoded === null) {
+      const parsed = answer.parsed
+      const bytes = answer.bytes!
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, bytes)
       if (status === 200) this.#store(exchange, false, 'application/json', bytes)
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
-    if (!upstreamDialect.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
-    const response = unwrapCustomCalls(decodeAnswer(() => upstreamDialect.decodeResponse(parsed)), exchange.customTools())
+    const response = unwrapCustomCalls(answer.decoded, exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
     if (call.stream) {
       // The upstream ignored `stream` (or its stream came labelled as JSON): replay its answer as the client's stream.
@@ -423,6 +416,15 @@ export class GatewayService {
     else if (outcome.error) account.close(200, 'stream_interrupted', usage)
     else account.close(200, null, usage)
   }
+}
+
+/** A whole answer as its attempt read and checked it (Exchange.readAnswer) */
+interface WholeAnswer {
+  /** The bytes the client gets and their JSON (passed through); null when translated */
+  bytes: Buffer | null
+  parsed: any
+  /** Translated (or replayed as a stream): the decoded answer; null when passed through */
+  decoded: CanonicalResponse | null
 }
 
 /** What a released call's body reads as: nothing (the Exchange re-reads the raw bytes when it must). */
@@ -568,6 +570,39 @@ class Exchange {
       body: (this.#sent = this.upstreamBody(candidate, dialect)),
       clientHeaders: call.req.headers,
     })
+  }
+
+  /**
+   * dispatch()'s AnswerCheck: a whole answer read, parsed once and checked
+   * inside its attempt, so that one that is no answer (upstream_answer.ts;
+   * no content: Dialect.isAnswer; a shape the decoder throws on) fails over
+   * to the next candidate like a 5xx. Null for a stream the client asked for
+   * (relayed as it comes once its opening was checked: stream_opening.ts).
+   */
+  async readAnswer(body: UpstreamBody, candidate: RouteCandidate): Promise<WholeAnswer | null> {
+    const { call } = this
+    const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
+    if (call.stream && isEventStream(body.headers['content-type'])) {
+      // Nothing has reached the client yet: a stream that fails at once fails over too.
+      await checkStreamOpening(body, upstream.passThrough)
+      return null
+    }
+    let bytes = await readBody(body)
+    const parsed = parseAnswer(bytes)
+    if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
+    // A client that asked for a stream gets one, also from an upstream of its own format that
+    // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.
+    if (upstream !== this.ingress || call.stream) {
+      return { bytes: null, parsed: null, decoded: decodeAnswer(() => upstream.decodeResponse(parsed)) }
+    }
+    // Passed through: the upstream's bytes, but the model named as the client knows it (a fallback's, or the asked one).
+    const publicModel = candidate.publicModel ?? call.model
+    if (candidate.upstreamModel !== publicModel && typeof parsed.model === 'string') {
+      parsed.model = publicModel
+      // A body nested too deeply to serialise again (JSON.stringify recurses) is no answer the client can use.
+      bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
+    }
+    return { bytes, parsed, decoded: null }
   }
 
   customTools(): Set<string> {

@@ -6,7 +6,7 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { Operation, RelayedService } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { Principal, TokenUsage } from '#gateway/types'
 
@@ -48,7 +48,8 @@ export async function relayJsonOperation(
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' ${op.unsupported}`, 'unsupported_endpoint')
   }
-  const { response, body } = await dispatch(
+  // The answer is read and parsed inside its attempt: not JSON or an error body fails over like a 5xx.
+  const { response, answer: read } = await dispatch(
     candidates,
     (c) =>
       adapterFor(c.channel.provider).request(c.channel, {
@@ -60,10 +61,10 @@ export async function relayJsonOperation(
         clientHeaders: call.req.headers,
       }),
     account.abort.signal,
-    account.dispatchHooks
+    account.dispatchHooks,
+    readAnswer
   )
-  const bytes = await readBody(body)
-  const answer = parseAnswer(bytes)
+  const { bytes, answer } = read
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (!call.res.destroyed) {
@@ -71,6 +72,12 @@ export async function relayJsonOperation(
     call.res.end(bytes)
   }
   account.close(response.statusCode, null, await op.usageOf(answer, call))
+}
+
+/** dispatch()'s AnswerCheck: the upstream's bytes (relayed as they are) and their JSON, parsed once. */
+async function readAnswer(body: UpstreamBody): Promise<{ bytes: Buffer; answer: any }> {
+  const bytes = await readBody(body)
+  return { bytes, answer: parseAnswer(bytes) }
 }
 
 /** Usage of prompt tokens only (rerank, moderations are billed at the input price). */

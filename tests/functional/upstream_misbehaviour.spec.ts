@@ -233,6 +233,8 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
   const auth = () => ({ 'authorization': `Bearer ${user.key}`, 'x-api-key': user.key })
   /** One call: the raw answer goes to whichever upstream the route picks (scripted: translated bodies carry no `mock`). */
   async function call(path: string, body: Record<string, unknown>, raw: Record<string, unknown>) {
+    // A broken answer counts against the channel's health now (it fails over like a 5xx): each call starts closed.
+    ;(await gateway()).health.reset()
     mock.script({ raw })
     const response = await post(path, body, auth())
     const text = await response.text()
@@ -266,7 +268,7 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     assert.include(row, { status: 502, error_code: 'provider_error' })
   })
 
-  test('translated, an answer without its content member is a 502, not an empty answer; passed through, it is relayed as it came', async ({ assert }) => {
+  test('an answer without its content member is a 502, not an empty answer, translated or passed through', async ({ assert }) => {
     const cases: Array<[string, readonly [string, Record<string, unknown>], string]> = [
       ['messages -> chat, no choices', messages('s-1'), '{"id":"x","object":"chat.completion"}'],
       ['messages -> chat, choices: []', messages('s-1'), '{"id":"x","choices":[]}'],
@@ -282,9 +284,10 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     // A blocked Gemini prompt has no candidate and is an answer.
     const blocked = await call(...chat('sgem-1'), { body: '{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}' })
     assert.equal(blocked.response.status, 200)
+    // Passed through too: the client's SDK would find no choice to read (the next channel would be tried).
     const passed = await call(...chat('s-1'), { body: '{"id":"x","choices":[]}' })
-    assert.equal(passed.response.status, 200)
-    assert.equal(passed.text, '{"id":"x","choices":[]}')
+    assert.equal(passed.response.status, 502)
+    assert.include(passed.row, { status: 502, error_code: 'provider_error' })
   })
 
   test('the other operations (completions, embeddings, rerank, images): an error body or a cut body with 200 is a 502 too', async ({ assert }) => {
@@ -437,12 +440,13 @@ test.group('Upstream misbehaviour: answers of the wrong shape with a success sta
     let result = await call(...chat('s-1'), { headers: SSE, body: json })
     assert.equal(result.response.status, 200)
     assert.include(result.row, { status: 200, error_code: null, prompt_tokens: 3 })
-    // Asked to stream: a body with no event in it is an error in the stream, not an empty success.
-    for (const [path, request] of [chat('s-1', true), messages('s-1', true)]) {
+    // Asked to stream: a complete body with no event in it is no answer, known before any byte went
+    // to the client: the attempt fails (the next channel would be tried), never an empty success.
+    for (const [path, request, format] of [[...chat('s-1', true), 'openai'], [...messages('s-1', true), 'anthropic']] as const) {
       result = await call(path, request, { headers: SSE, body: json })
-      assert.equal(result.response.status, 200)
-      assert.match(result.text, /error/)
-      assert.include(result.row, { status: 200, error_code: 'stream_interrupted' }, path)
+      assert.equal(result.response.status, 502)
+      errorOf(format, JSON.parse(result.text))
+      assert.include(result.row, { status: 502, error_code: 'provider_error' }, path)
     }
     // Asked to stream, answered JSON (as JSON): the client of the same format gets a stream of that answer.
     for (const [path, request, marker] of [

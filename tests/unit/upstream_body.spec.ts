@@ -166,4 +166,36 @@ test.group('UpstreamBody', () => {
     await assert.rejects(() => UpstreamBody.send(pool, GET, new Timers()))
     await shut(server, pool)
   })
+  test('held: waits for the first chunk without taking it; the reader still gets every byte', async ({ assert }) => {
+    const { server, pool } = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: 1\n\n')
+      setTimeout(() => res.end('data: 2\n\n'), 50)
+    })
+    const body = await UpstreamBody.send(pool, GET, new Timers())
+    const held = await body.held(0)
+    assert.equal(Buffer.concat(held).toString(), 'data: 1\n\n')
+    assert.isFalse(body.complete)
+    assert.equal((await body.collect()).toString(), 'data: 1\n\ndata: 2\n\n')
+    await shut(server, pool)
+  })
+
+  test('held: an empty body resolves with nothing, complete; a body cut before its first chunk rejects', async ({ assert }) => {
+    let { server, pool } = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.end()
+    })
+    let body = await UpstreamBody.send(pool, GET, new Timers())
+    assert.lengthOf(await body.held(0), 0)
+    assert.isTrue(body.complete)
+    await shut(server, pool)
+    ;({ server, pool } = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.flushHeaders()
+      setTimeout(() => res.socket?.destroy(), 20)
+    }))
+    body = await UpstreamBody.send(pool, GET, new Timers())
+    await assert.rejects(() => body.held(0))
+    await shut(server, pool)
+  })
 })

@@ -11,14 +11,31 @@ import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_l
 
 export { UpstreamBody }
 
-/** What the dispatcher returns: the channel that answered and its response (status < 400, body unread). */
-export interface DispatchResult {
+/**
+ * What the dispatcher returns: the channel that answered and its response
+ * (status < 400; the body unread unless an AnswerCheck read it).
+ */
+export interface DispatchResult<A = undefined> {
   candidate: RouteCandidate
   /** Status and headers */
   response: Pick<UpstreamBody, 'statusCode' | 'headers'>
   /** The body, under the channel's idle and total timeouts and the client's disconnect (the same object as response) */
   body: UpstreamBody
+  /** What the AnswerCheck made of the 2xx answer (undefined without one) */
+  answer: A
 }
+
+/**
+ * Reads and checks a 2xx answer inside its attempt, before anything reaches
+ * the client: an answer that is no answer (readBody's cut or oversized body,
+ * parseAnswer's not-JSON or error body, no content, a shape the dialect
+ * cannot take; a stream that fails before its first event: stream_opening.ts)
+ * is thrown as a GatewayError and fails the attempt as a 5xx would: the
+ * channel's health counts it, the next candidate is tried. What it returns
+ * (a whole answer parsed once) is handed on in DispatchResult.answer; a
+ * stream's bytes stay in the body for the relay.
+ */
+export type AnswerCheck<A> = (body: UpstreamBody, candidate: RouteCandidate) => Promise<A>
 
 /** Thrown when the client went away while waiting for the upstream. */
 export class ClientGoneError extends Error {
@@ -32,7 +49,8 @@ export interface AttemptRecord {
   attempt: number
   channelId: number
   status: number | null
-  outcome: 'ok' | 'http_error' | 'rate_limited' | 'auth_error' | 'network_error' | 'timeout' | 'client_error'
+  /** invalid_answer: a 2xx whose body is no answer (not JSON, an error body, no content, cut off) */
+  outcome: 'ok' | 'http_error' | 'invalid_answer' | 'rate_limited' | 'auth_error' | 'network_error' | 'timeout' | 'client_error'
   error: string | null
   latencyMs: number
 }
@@ -70,7 +88,8 @@ export function setDispatchPolicy(next: DispatchPolicy) {
  * the caller's dialect.
  *
  * Before any byte reaches the client, a network error, a timeout, a 5xx or a
- * 429 moves on to the next candidate (bounded attempts, short backoff).
+ * 429 moves on to the next candidate (bounded attempts, short backoff); so
+ * does a 2xx the caller's AnswerCheck finds no answer (counted as a 5xx).
  * Network errors, timeouts and 5xx feed the channel's circuit breaker; a 429
  * cools down only that (channel, upstream model), for its Retry-After:
  * providers rate-limit per model. An upstream 401 disables the channel (bad
@@ -88,12 +107,13 @@ export function setDispatchPolicy(next: DispatchPolicy) {
  * limit). When everything tried failed: the last failure (429 with
  * Retry-After, else 502 provider_error).
  */
-export async function dispatch(
+export async function dispatch<A = undefined>(
   candidates: RouteCandidate[],
   build: (candidate: RouteCandidate) => UpstreamRequest,
   clientSignal: AbortSignal,
-  hooksOrOnAttempt?: DispatchHooks | ((candidate: RouteCandidate) => void)
-): Promise<DispatchResult> {
+  hooksOrOnAttempt?: DispatchHooks | ((candidate: RouteCandidate) => void),
+  check?: AnswerCheck<A>
+): Promise<DispatchResult<A>> {
   const hooks: DispatchHooks =
     typeof hooksOrOnAttempt === 'function' ? { onAttempt: hooksOrOnAttempt } : (hooksOrOnAttempt ?? {})
   const health = policy?.health
@@ -166,12 +186,36 @@ export async function dispatch(
     const status = response.statusCode
     if (status >= 200 && status < 300) {
       guard.headersArrived()
+      let answer = undefined as A
+      if (check) {
+        try {
+          answer = await check(response, candidate)
+        } catch (error) {
+          guard.dispose()
+          if (error instanceof ClientGoneError || clientSignal.aborted) {
+            health?.release(channelId)
+            record('client_error', status, 'client closed the connection')
+            throw error instanceof ClientGoneError ? error : new ClientGoneError()
+          }
+          if (!(error instanceof GatewayError)) {
+            health?.release(channelId)
+            throw error
+          }
+          // The upstream's failure as much as a 502 of its own: counted so, and the next candidate tried.
+          const timedOut = guard.timedOut !== null
+          const message = timedOut ? `${guard.describeTimeout()} while the answer was read` : error.message
+          record(timedOut ? 'timeout' : 'invalid_answer', status, message)
+          health?.failure(channelId, `HTTP ${status}: ${message}`)
+          lastFailure = error
+          continue
+        }
+      }
       health?.success(channelId, candidate.upstreamModel)
       record('ok', status, null)
       // 201, 206, 299...: no provider answers a generation so; relayed, the client would get a
       // status its SDK does not expect (and a 205's body would not reach it at all).
-      if (status !== 200) return { candidate, response: { statusCode: 200, headers: response.headers }, body: response }
-      return { candidate, response, body: response }
+      if (status !== 200) return { candidate, response: { statusCode: 200, headers: response.headers }, body: response, answer }
+      return { candidate, response, body: response, answer }
     }
     if (status < 400) {
       // A redirect (3xx; undici follows none): never followed with the channel's key to wherever
@@ -406,8 +450,8 @@ export async function forEachChunk(upstream: AsyncIterable<Buffer>, sink: ChunkS
 /**
  * A whole (non-streamed) answer's body, up to answerLimits.bodyBytes. Past
  * it, or when the upstream fails while sending it (the connection cut
- * mid-answer, a timeout), a 502 for the client; the client going away stays
- * what it is.
+ * mid-answer, a timeout), a provider_error (read in an AnswerCheck: the
+ * attempt fails over); the client going away stays what it is.
  */
 export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer> {
   try {

@@ -2,9 +2,11 @@ import { GatewayError } from '#exceptions/gateway_error'
 
 /**
  * A whole 2xx answer, once its bytes are read (dispatcher.ts readBody: a body
- * cut off or too large is already a 502 there): what makes it no answer the
- * client can use is the upstream's failure too, 502 provider_error in the
- * client's format, never a 500 and never a success on the usage row.
+ * cut off or too large is already a provider_error there): what makes it no
+ * answer the client can use is the upstream's failure too. Thrown inside the
+ * attempt (an AnswerCheck), it fails over like a 5xx; with no candidate left
+ * it is the client's 502 provider_error in its format, never a 500 and never
+ * a success on the usage row.
  */
 
 /**

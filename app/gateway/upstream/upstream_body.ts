@@ -16,6 +16,8 @@ export type ChunkSink = (chunk: Buffer) => void | false | Promise<void>
 /** Chunks held before a reader attaches, past which the upstream is paused (undici's own stream default) */
 const PENDING_HIGH_WATER = 64 * 1024
 
+const NOTHING_HELD: readonly Buffer[] = Object.freeze([])
+
 /** The reader stopped on purpose (a client gone, the answer complete): ends the upstream request. */
 class ReadingStopped extends Error {
   constructor() {
@@ -60,6 +62,8 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
   /** 'open' until the body ended or failed; the failure is kept for a reader that attaches late */
   #state: 'open' | 'ended' | 'failed' = 'open'
   #failure: Error | null = null
+  /** Someone waits for what is held before a reader attaches (held()) */
+  #onHeld: (() => void) | null = null
 
   private constructor(timers: BodyTimers, resolve: (body: UpstreamBody) => void, reject: (error: Error) => void) {
     this.#timers = timers
@@ -140,12 +144,14 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     ;(this.#pending ??= []).push(chunk)
     this.#pendingBytes += chunk.length
     if (this.#pendingBytes > PENDING_HIGH_WATER) controller.pause()
+    this.#onHeld?.()
   }
 
   onResponseEnd() {
     if (this.#state !== 'open') return
     this.#state = 'ended'
     this.#timers.dispose()
+    this.#onHeld?.()
     // The read ends once the reader has had every chunk (and its last wait is over).
     if (this.#sink && !this.#waiting && this.#pending === null) this.#finish()
   }
@@ -156,6 +162,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     this.#failure = error
     this.#timers.dispose()
     this.#rejectHead(error)
+    this.#onHeld?.()
     if (this.#sink) this.#finish()
   }
 
@@ -173,6 +180,32 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     return new Promise((resolve, reject) => {
       this.#attach(onChunk, resolve, reject)
     })
+  }
+
+  /**
+   * Before a reader attaches: the chunks held so far, once more than `seen`
+   * of them are, the body ended (`complete`) or the hold is full. Nothing is
+   * taken: the reader gets every chunk. Rejects with the body's failure.
+   * (A stream's opening is looked at so, before any byte reaches the client:
+   * stream_opening.ts.)
+   */
+  held(seen: number): Promise<readonly Buffer[]> {
+    return new Promise((resolve, reject) => {
+      const settle = () => {
+        const chunks = this.#pending ?? NOTHING_HELD
+        if (this.#state === 'open' && chunks.length <= seen && this.#pendingBytes <= PENDING_HIGH_WATER) return false
+        this.#onHeld = null
+        if (this.#state === 'failed') reject(this.#failure)
+        else resolve(chunks)
+        return true
+      }
+      if (!settle()) this.#onHeld = settle
+    })
+  }
+
+  /** The whole body arrived (and no reader stopped it early) */
+  get complete(): boolean {
+    return this.#state === 'ended'
   }
 
   /**
