@@ -259,6 +259,28 @@ test.group('Answer failover: a 2xx that is no answer fails over like a 5xx', (gr
     }
   })
 
+  test('a stream refused at its opening that stays open upstream: its upstream request is ended, not left paused', async ({ assert }) => {
+    const hanging = await startMock({
+      faults: () => ({ raw: { headers: SSE, chunks: ['data: {"error":{"message":"quota exhausted","type":"insufficient_quota"}}\n\n'], then: 'hang' } }),
+    })
+    try {
+      n++
+      const model = `af${n}-hang`
+      await seedChannel({ name: `hanging-${n}`, baseUrl: hanging.url, models: [model], priority: 10 })
+      const backup = await seedChannel({ name: `backup-${n}`, baseUrl: good.url, models: [model], priority: 0 })
+      const user = await seedUser({ balance: '10' })
+      const response = await post('/v1/chat/completions', { model, messages: hello, stream: true }, { authorization: `Bearer ${user.key}` })
+      assert.include(await response.text(), 'data: [DONE]')
+      const [row] = await usageRows(user.userId)
+      assert.equal(row.channel_id, backup.id)
+      // Before: the refused body stayed open with its timers gone: the connection held until the upstream hung up.
+      for (let i = 0; i < 50 && hanging.openConnections > 0; i++) await new Promise((r) => setTimeout(r, 20))
+      assert.equal(hanging.openConnections, 0, 'the hanging upstream connection was closed')
+    } finally {
+      await hanging.stop()
+    }
+  })
+
   test('a stream that fails after its first event stays the relay\'s: relayed, interrupted, not retried', async ({ assert }) => {
     broken = { headers: SSE, chunks: [chatChunk({ choices: [{ index: 0, delta: { content: 'partial ' } }] }), 'data: {"error":{"message":"overloaded mid-stream"}}\n\n'] }
     const { model, primary } = await pair(good)

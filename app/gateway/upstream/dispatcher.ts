@@ -37,6 +37,13 @@ export interface DispatchResult<A = undefined> {
  */
 export type AnswerCheck<A> = (body: UpstreamBody, candidate: RouteCandidate) => Promise<A>
 
+/** Ends an upstream request whose 2xx answer an AnswerCheck refused (the next candidate is tried). */
+class AnswerRefused extends Error {
+  constructor() {
+    super('the gateway refused the answer and tried another channel')
+  }
+}
+
 /** Thrown when the client went away while waiting for the upstream. */
 export class ClientGoneError extends Error {
   constructor() {
@@ -192,6 +199,8 @@ export async function dispatch<A = undefined>(
           answer = await check(response, candidate)
         } catch (error) {
           guard.dispose()
+          // A refused stream opening leaves its body open (and, its timers gone, unwatched): ended here.
+          response.abort(new AnswerRefused())
           if (error instanceof ClientGoneError || clientSignal.aborted) {
             health?.release(channelId)
             record('client_error', status, 'client closed the connection')
