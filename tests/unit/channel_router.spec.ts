@@ -53,3 +53,45 @@ test.group('ChannelRouter', () => {
     ])
   })
 })
+
+test.group('ChannelRouter: what it remembers', () => {
+  test('a flood of unknown model names keeps the valid routes and no error objects', ({ assert }) => {
+    const router = new ChannelRouter([channel(1, {}), channel(2, { models: ['off-model'], enabled: false })])
+    const served = router.route('m-x')[0]
+    const long = 'z'.repeat(200)
+    for (let i = 0; i < 12_000; i++) {
+      assert.throws(() => router.route(`${long}-${i}`))
+    }
+    // The same candidate object: the route was remembered through the flood, not rebuilt.
+    assert.strictEqual(router.route('m-x')[0], served)
+    const { plans, refusals } = router.memoised
+    assert.equal(plans, 1)
+    assert.isAtMost(refusals, 1_000, 'refused names are remembered within their own bound')
+  })
+
+  test('a refused model gets the same error as before, a new one each time', ({ assert }) => {
+    const router = new ChannelRouter([channel(1, {}), channel(2, { models: ['off-model'], enabled: false })])
+    const errors: any[] = []
+    for (let i = 0; i < 2; i++) {
+      for (const model of ['nothing-serves-this', 'off-model']) {
+        try {
+          router.route(model)
+        } catch (error) {
+          errors.push(error)
+        }
+      }
+    }
+    assert.lengthOf(errors, 4)
+    const [notFound, unavailable, notFoundAgain] = errors
+    assert.deepEqual(
+      [notFound.status, notFound.code, notFound.message],
+      [404, 'model_not_found', "Model 'nothing-serves-this' was not found: no channel serves it"]
+    )
+    assert.deepEqual(
+      [unavailable.status, unavailable.code, unavailable.message],
+      [503, 'no_available_channel', "No available upstream channel for model 'off-model'"]
+    )
+    assert.notStrictEqual(notFound, notFoundAgain, 'an error a caller may add headers to is not shared')
+    assert.deepEqual([notFoundAgain.status, notFoundAgain.code, notFoundAgain.message], [notFound.status, notFound.code, notFound.message])
+  })
+})

@@ -17,26 +17,44 @@ interface RoutePlan {
 }
 
 /**
+ * Why a model has no route. Remembered as this word, and made into its
+ * GatewayError when answered: an Error kept per name held its stack and
+ * message (~1 KB for a long name), and the names are the client's to choose.
+ */
+type Refusal = 'model_not_found' | 'no_available_channel'
+
+/** Models with a route remembered (a glob or the prefix table serves names without end), oldest forgotten first */
+const PLAN_LIMIT = 10_000
+/** Names refused remembered, apart: a flood of unknown names pushes out only other refused names */
+const REFUSAL_LIMIT = 1_000
+
+/**
  * Model -> channels. Channels that list the model (by glob or mapping) win;
  * otherwise the prefix table picks a provider kind and any enabled channel of
  * that kind serves it. Plans are memoised per model and rebuilt when the
  * channel set changes.
  */
 export class ChannelRouter {
-  #plans = new Map<string, RoutePlan | GatewayError>()
+  #plans = new Map<string, RoutePlan>()
+  #refusals = new Map<string, Refusal>()
 
   constructor(private channels: ChannelInfo[]) {}
 
   /** Candidates in the order to try them: priority groups, weighted random inside each. */
   route(model: string): RouteCandidate[] {
     const plan = this.#plan(model)
-    if (plan instanceof GatewayError) throw plan
+    if (typeof plan === 'string') throw refusalError(plan, model)
     const ordered: RouteCandidate[] = []
     for (const group of plan.groups) {
       if (group.length === 1) ordered.push(group[0])
       else ordered.push(...weightedShuffle(group))
     }
     return ordered
+  }
+
+  /** How many routes and refusals are remembered (tests, diagnostics). */
+  get memoised(): { plans: number; refusals: number } {
+    return { plans: this.#plans.size, refusals: this.#refusals.size }
   }
 
   /** Concrete model names the channels advertise (globs cannot be listed). */
@@ -63,7 +81,7 @@ export class ChannelRouter {
     for (const name of names) {
       if (seen.has(name) || isGlob(name)) continue
       const plan = this.#plan(name)
-      const first = plan instanceof GatewayError ? undefined : plan.groups[0]?.[0]
+      const first = typeof plan === 'string' ? undefined : plan.groups[0]?.[0]
       if (!first) continue
       seen.add(name)
       models.push({ id: name, provider: first.channel.provider })
@@ -71,17 +89,18 @@ export class ChannelRouter {
     return models
   }
 
-  #plan(model: string): RoutePlan | GatewayError {
-    let plan = this.#plans.get(model)
-    if (!plan) {
-      plan = this.#build(model)
-      if (this.#plans.size > 10_000) this.#plans.clear()
-      this.#plans.set(model, plan)
-    }
-    return plan
+  #plan(model: string): RoutePlan | Refusal {
+    const plan = this.#plans.get(model)
+    if (plan !== undefined) return plan
+    const refusal = this.#refusals.get(model)
+    if (refusal !== undefined) return refusal
+    const built = this.#build(model)
+    if (typeof built === 'string') remember(this.#refusals, model, built, REFUSAL_LIMIT)
+    else remember(this.#plans, model, built, PLAN_LIMIT)
+    return built
   }
 
-  #build(model: string): RoutePlan | GatewayError {
+  #build(model: string): RoutePlan | Refusal {
     const listing = this.channels.filter(
       (c) => model in c.modelMapping || anyGlobMatches(c.models, model)
     )
@@ -90,15 +109,15 @@ export class ChannelRouter {
       candidates = listing
         .filter((c) => c.enabled)
         .map((channel) => ({ channel, upstreamModel: channel.modelMapping[model] ?? model }))
-      if (candidates.length === 0) return GatewayError.noAvailableChannel(model)
+      if (candidates.length === 0) return 'no_available_channel'
     } else {
       const prefix = routeByPrefix(model)
       const ofKind = this.channels.filter((c) => c.provider === prefix.provider)
-      if (ofKind.length === 0) return GatewayError.modelNotFound(model)
+      if (ofKind.length === 0) return 'model_not_found'
       candidates = ofKind
         .filter((c) => c.enabled)
         .map((channel) => ({ channel, upstreamModel: prefix.upstreamModel }))
-      if (candidates.length === 0) return GatewayError.noAvailableChannel(model)
+      if (candidates.length === 0) return 'no_available_channel'
     }
     const byPriority = new Map<number, RouteCandidate[]>()
     for (const candidate of candidates) {
@@ -110,6 +129,22 @@ export class ChannelRouter {
       groups: [...byPriority.entries()].sort((a, b) => b[0] - a[0]).map(([, group]) => group),
     }
   }
+}
+
+/** The client's error for a refused model: a new one each time (callers may add headers to it). */
+function refusalError(refusal: Refusal, model: string): GatewayError {
+  return refusal === 'model_not_found' ? GatewayError.modelNotFound(model) : GatewayError.noAvailableChannel(model)
+}
+
+/** Sets an entry of a bounded memo, forgetting its oldest entries (insertion order) once it is full. */
+function remember<V>(memo: Map<string, V>, key: string, value: V, limit: number) {
+  if (memo.size >= limit) {
+    for (const oldest of memo.keys()) {
+      memo.delete(oldest)
+      if (memo.size < limit) break
+    }
+  }
+  memo.set(key, value)
 }
 
 /** Weighted random order without replacement (weight 0 goes last). */
