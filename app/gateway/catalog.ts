@@ -55,11 +55,16 @@ const USER_STATE_SQL = `
 
 const USER_TTL_MS = 15_000
 const KEY_TTL_MS = 60_000
-const NEGATIVE_KEY_LIMIT = 10_000
+/**
+ * Unknown key hashes remembered (a client retrying a bad key costs no read),
+ * oldest forgotten first. They live apart from the real keys: a flood of
+ * random keys only ever pushes out other random keys.
+ */
+const UNKNOWN_KEY_LIMIT = 10_000
 const NO_FALLBACKS: readonly string[] = Object.freeze([])
 
 interface CachedKey {
-  info: KeyInfo | null
+  info: KeyInfo
   loadedAt: number
 }
 
@@ -77,6 +82,8 @@ export class Catalog {
   channelsVersion = 0
 
   #keys = new Map<string, CachedKey>()
+  /** Hashes no key has, with when that was read (a string and a number each, bounded by UNKNOWN_KEY_LIMIT) */
+  #unknownKeys = new Map<string, number>()
   /** The same keys by id: the meter adds each request's cost to its key's spend */
   #keysById = new Map<number, KeyInfo>()
   #keyLoads = new Map<string, Promise<KeyInfo | null>>()
@@ -227,7 +234,9 @@ export class Catalog {
    */
   cachedKey(hash: string): KeyInfo | null | undefined {
     const cached = this.#keys.get(hash)
-    return cached && Date.now() - cached.loadedAt < KEY_TTL_MS ? cached.info : undefined
+    if (cached !== undefined) return Date.now() - cached.loadedAt < KEY_TTL_MS ? cached.info : undefined
+    const unknownAt = this.#unknownKeys.get(hash)
+    return unknownAt !== undefined && Date.now() - unknownAt < KEY_TTL_MS ? null : undefined
   }
 
   /** Key by SHA-256 hash; null when unknown. Misses read the database once, concurrent misses share the read. */
@@ -260,10 +269,33 @@ export class Catalog {
           allowedIps: compileIpAllowlist(row.allowed_ips),
         }
       : null
-    if (!info && this.#keys.size > NEGATIVE_KEY_LIMIT) this.#forgetKeys()
-    this.#keys.set(hash, { info, loadedAt: Date.now() })
-    if (info) this.#keysById.set(info.id, info)
+    if (info) {
+      this.#unknownKeys.delete(hash)
+      this.#keys.set(hash, { info, loadedAt: Date.now() })
+      this.#keysById.set(info.id, info)
+    } else {
+      this.#rememberUnknown(hash)
+    }
     return info
+  }
+
+  /** A hash no key has (any more): remembered among the unknown ones, the oldest forgotten past the limit. */
+  #rememberUnknown(hash: string) {
+    const known = this.#keys.get(hash)
+    if (known) {
+      // Deleted since it was cached: out of the by-id map too, or the meter would keep adding to it.
+      this.#keys.delete(hash)
+      if (this.#keysById.get(known.info.id) === known.info) this.#keysById.delete(known.info.id)
+    }
+    // Deleted first so a refreshed entry moves to the young end.
+    this.#unknownKeys.delete(hash)
+    if (this.#unknownKeys.size >= UNKNOWN_KEY_LIMIT) {
+      for (const oldest of this.#unknownKeys.keys()) {
+        this.#unknownKeys.delete(oldest)
+        if (this.#unknownKeys.size < UNKNOWN_KEY_LIMIT) break
+      }
+    }
+    this.#unknownKeys.set(hash, Date.now())
   }
 
   /**
@@ -381,6 +413,7 @@ export class Catalog {
   #forgetKeys() {
     this.#keys.clear()
     this.#keysById.clear()
+    this.#unknownKeys.clear()
   }
 
   /** Reacts to `NOTIFY gateway_changes '<table>:<id>'`. */

@@ -1,0 +1,87 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { randomBytes } from 'node:crypto'
+import { hashApiKey } from '#gateway/auth/api_key_token'
+import { gateway, post, resetDatabase, seedUser } from '#tests/helpers'
+
+/**
+ * What hostile or changing input must not spoil in the gateway's memory:
+ * the key cache (a flood of unknown keys), and the upstream pools of
+ * channels that moved (pools.spec below).
+ */
+
+/** Counts the queries the application's database client sends while `run` runs. */
+async function queriesDuring(run: () => Promise<unknown>): Promise<string[]> {
+  const knex = db.connection().getReadClient()
+  const seen: string[] = []
+  const listener = (query: { sql: string }) => seen.push(query.sql)
+  knex.on('query', listener)
+  try {
+    await run()
+  } finally {
+    knex.off('query', listener)
+  }
+  return seen
+}
+
+const unknownHash = () => hashApiKey(`sk-${randomBytes(16).toString('hex')}`)
+
+test.group('Key cache: unknown keys', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test('more than 10,000 unknown keys leave the real keys cached (no database read for them)', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser()
+    const real = hashApiKey(user.key)
+    assert.equal((await gw.catalog.key(real))?.id, user.keyId)
+
+    // 10,500 distinct keys no one has: each is read once (and remembered as unknown).
+    const flood = Array.from({ length: 10_500 }, unknownHash)
+    for (let i = 0; i < flood.length; i += 100) {
+      const answers = await Promise.all(flood.slice(i, i + 100).map((hash) => gw.catalog.key(hash)))
+      assert.isTrue(answers.every((info) => info === null))
+    }
+
+    // (The counter sees a read: a key never seen costs one.)
+    assert.isNotEmpty(await queriesDuring(() => gw.catalog.key(unknownHash())))
+    assert.equal(gw.catalog.cachedKey(real)?.id, user.keyId, 'the real key is still in memory')
+    const reads = await queriesDuring(() => gw.catalog.key(real))
+    assert.deepEqual(reads, [], 'the real key resolves without a database read')
+
+    // The unknown ones are bounded on their own: the newest are remembered, the oldest forgotten.
+    assert.isNull(gw.catalog.cachedKey(flood[flood.length - 1]))
+    assert.isUndefined(gw.catalog.cachedKey(flood[0]))
+    assert.deepEqual(await queriesDuring(() => gw.catalog.key(flood[flood.length - 1])), [], 'a known-unknown key costs no read')
+
+    // And through HTTP: the real key answers, an unknown one is a 401.
+    assert.equal((await post('/v1/chat/completions', { model: 'x', messages: [] }, { authorization: 'Bearer sk-nobody' })).status, 401)
+    const known = await queriesDuring(async () => {
+      const r = await fetch(`http://${process.env.HOST}:${process.env.PORT}/v1/models`, { headers: { authorization: `Bearer ${user.key}` } })
+      assert.equal(r.status, 200)
+    })
+    assert.isFalse(known.some((sql) => sql.includes('api_keys')), 'no api_keys read for the real key')
+  }).timeout(120_000)
+
+  test('an api_keys change forgets known and unknown keys alike; a key created after it was unknown is found', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser()
+    const real = hashApiKey(user.key)
+    await gw.catalog.key(real)
+    const bad = unknownHash()
+    assert.isNull(await gw.catalog.key(bad))
+    assert.isNull(gw.catalog.cachedKey(bad))
+
+    await gw.catalog.handleChange('api_keys:0')
+    assert.isUndefined(gw.catalog.cachedKey(real))
+    assert.isUndefined(gw.catalog.cachedKey(bad))
+
+    // A key that was remembered as unknown, then created, is found (the change's NOTIFY, by hand here).
+    const later = `sk-${randomBytes(16).toString('hex')}`
+    assert.isNull(await gw.catalog.key(hashApiKey(later)))
+    await db.table('api_keys').insert({ user_id: user.userId, name: 'later', key_hash: hashApiKey(later), prefix: later.slice(0, 8), last_four: later.slice(-4) })
+    await gw.catalog.handleChange('api_keys:0')
+    assert.isNotNull(await gw.catalog.key(hashApiKey(later)))
+  })
+})
