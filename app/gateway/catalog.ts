@@ -4,6 +4,8 @@ import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { globMatches, globSpecificity } from '#gateway/glob'
 import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
+import { poolKey, retirePoolsExcept } from '#gateway/upstream/upstream_pool'
+import { baseOf } from '#gateway/providers/provider_adapter'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
 import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
@@ -170,6 +172,7 @@ export class Catalog {
       }
     })
     this.channelsVersion++
+    retirePoolsExcept(poolsInUse(this.channels))
   }
 
   async loadPrices() {
@@ -451,6 +454,19 @@ export class Catalog {
     this.#loaded = false
     await this.ensureLoaded()
   }
+}
+
+/** The upstream pools (upstream_pool.ts) these channels send to: one per origin and connect timeout. */
+function poolsInUse(channels: ChannelInfo[]): Set<string> {
+  const keys = new Set<string>()
+  for (const channel of channels) {
+    try {
+      keys.add(poolKey(baseOf(channel).origin, channel.timeouts.connect))
+    } catch {
+      // A base URL that does not parse has no pool (its requests fail before one is made).
+    }
+  }
+  return keys
 }
 
 /** Does a request in flight hold money or tokens on this user? */

@@ -2,12 +2,16 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { randomBytes } from 'node:crypto'
 import { hashApiKey } from '#gateway/auth/api_key_token'
-import { gateway, post, resetDatabase, seedUser } from '#tests/helpers'
+import { updateChannel } from '#actions/update_channel'
+import { pooledOrigins } from '#gateway/upstream/upstream_pool'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { gateway, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * What hostile or changing input must not spoil in the gateway's memory:
- * the key cache (a flood of unknown keys), and the upstream pools of
- * channels that moved (pools.spec below).
+ * the key cache (a flood of unknown keys; the router's refused model names
+ * are in tests/unit/channel_router.spec.ts), and the upstream pools of
+ * channels that moved.
  */
 
 /** Counts the queries the application's database client sends while `run` runs. */
@@ -84,4 +88,69 @@ test.group('Key cache: unknown keys', (group) => {
     await gw.catalog.handleChange('api_keys:0')
     assert.isNotNull(await gw.catalog.key(hashApiKey(later)))
   })
+})
+
+/** Polls `check` until it holds (true) or `ms` pass (false). */
+async function eventually(check: () => boolean, ms = 3000) {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 10))) {
+    if (check()) return true
+  }
+  return check()
+}
+
+test.group('Upstream pools: a channel that moves', (group) => {
+  let oldHome: MockUpstream
+  let newHome: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    oldHome = await startMock()
+    newHome = await startMock()
+    return async () => {
+      await oldHome.stop()
+      await newHome.stop()
+    }
+  })
+
+  test('a new base URL closes the old origin pool once its stream in flight has finished', async ({ assert }) => {
+    const channel = await seedChannel({ name: 'moving', baseUrl: oldHome.url, models: ['move-*'] })
+    const user = await seedUser({ balance: '10' })
+    const auth = { authorization: `Bearer ${user.key}` }
+
+    // A stream of 20 chunks, 50 ms apart, on the old origin.
+    const streaming = await post('/v1/chat/completions', { model: 'move-a', stream: true, messages: [{ role: 'user', content: 'hi' }], mock: { chunks: 20, chunk_delay_ms: 50 } }, auth)
+    assert.equal(streaming.status, 200)
+    const reader = streaming.body!.getReader()
+    const decoder = new TextDecoder()
+    let text = decoder.decode((await reader.read()).value)
+    let finished = false
+    const rest = (async () => {
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += decoder.decode(chunk.value, { stream: true })
+      finished = true
+    })()
+    assert.include(pooledOrigins(), oldHome.origin)
+
+    // The panel's action; the running gateway hears of it through NOTIFY and reloads its channels.
+    await updateChannel(channel.id, { name: 'moving', provider: 'custom', baseUrl: newHome.url, models: ['move-*'] })
+    assert.isTrue(await eventually(() => !pooledOrigins().includes(oldHome.origin)), 'the old origin leaves the pools')
+    assert.isFalse(finished, 'while the stream on it was still running')
+
+    await rest
+    const contents = text.split('\n').filter((line) => line.startsWith('data: {') && JSON.parse(line.slice(6)).choices?.[0]?.delta?.content)
+    assert.lengthOf(contents, 20, 'every chunk arrived')
+    assert.isTrue(text.trimEnd().endsWith('data: [DONE]'), 'the stream ended cleanly')
+
+    // The next call goes to the new origin, through a pool of its own.
+    const next = await post('/v1/chat/completions', { model: 'move-a', messages: [{ role: 'user', content: 'hi' }] }, auth)
+    assert.equal(next.status, 200)
+    await next.text()
+    assert.lengthOf(newHome.requests, 1)
+    assert.lengthOf(oldHome.requests, 1)
+    assert.includeMembers(pooledOrigins(), [newHome.origin])
+    assert.notInclude(pooledOrigins(), oldHome.origin)
+    // The old pool's connection closed once its stream was done (not kept alive for the pool's keep-alive).
+    assert.isTrue(await eventually(() => oldHome.openConnections === 0), `${oldHome.openConnections} connections still open to the old origin`)
+
+    assert.deepEqual((await usageRows(user.userId)).map((row) => row.status), [200, 200])
+  }).timeout(30_000)
 })

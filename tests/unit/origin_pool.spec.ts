@@ -129,7 +129,36 @@ test.group('OriginPool', () => {
     stop(server)
   })
 
-  test('closing fails the requests still waiting for a connection', async ({ assert }) => {
+  test('closing is graceful: the running request finishes, the waiting one runs, then the connections close', async ({ assert }) => {
+    const { server, origin, held } = await serveHeld()
+    const pool = new OriginPool(origin, { pipelining: 1, connections: 1 })
+    try {
+      const running = await UpstreamBody.send(pool, GET, timers())
+      const runningRead = running.collect()
+      const waiting = UpstreamBody.send(pool, GET, timers())
+      await sleep(20)
+      assert.equal(pool.queued, 1)
+      let closed = false
+      const closing = pool.close().then(() => (closed = true))
+      // A request after close is refused (the pool left the map before it was closed: none should come).
+      await assert.rejects(() => UpstreamBody.send(pool, GET, timers()), 'the upstream pool is closed')
+      await sleep(20)
+      assert.isFalse(closed)
+      held.shift()!.end(' one')
+      assert.equal((await runningRead).toString(), 'open one')
+      const second = await waiting
+      await waitFor(() => held.length === 1)
+      held.shift()!.end(' two')
+      assert.equal((await second.collect()).toString(), 'open two')
+      await closing
+      assert.equal(pool.size, 0)
+    } finally {
+      pool.destroy().catch(() => {})
+      stop(server)
+    }
+  })
+
+  test('destroying fails the requests still waiting for a connection', async ({ assert }) => {
     const { server, origin } = await serve((_req, res) => {
       res.writeHead(200)
       res.write('x')

@@ -46,6 +46,9 @@ export class OriginPool {
   #queue: Queued[] = []
   #queueHead = 0
   #closed = false
+  /** close() waiting for the queue to empty */
+  #queueEmptied: (() => void) | null = null
+  #closing: Promise<void> | null = null
 
   constructor(origin: string, options: ConnectionOptions & { connections?: number | null }) {
     const { connections, ...perClient } = options
@@ -84,9 +87,23 @@ export class OriginPool {
     return true
   }
 
-  async close(): Promise<void> {
+  /**
+   * Graceful, like undici's Pool: takes no new request, lets the running ones
+   * finish and the waiting ones run as connections free up, then closes every
+   * connection. (A channel's old origin is closed this way while streams may
+   * still be running on it: upstream_pool.ts retirePoolsExcept.)
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close() {
     this.#closed = true
-    this.#failQueued(new Error('the upstream pool is closed'))
+    if (this.queued > 0) {
+      // A client that drains hands its connection to the queue even now (see #drainedWhileClosing).
+      await new Promise<void>((resolve) => (this.#queueEmptied = resolve))
+    }
     await Promise.all([...this.#clients].map((client) => client.close().catch(() => {})))
     this.#forgetAll()
   }
@@ -139,7 +156,8 @@ export class OriginPool {
 
   /** A client finished its request(s): it takes a waiting request, or waits on the stack. */
   #drained(client: Client) {
-    if (this.#closed || client.closed || client.destroyed || !this.#clients.has(client)) return
+    if (client.closed || client.destroyed || !this.#clients.has(client)) return
+    if (this.#closed) return this.#drainedWhileClosing(client)
     while (this.queued > 0) {
       const next = this.#queue[this.#queueHead]
       this.#queue[this.#queueHead++] = undefined as any
@@ -152,6 +170,21 @@ export class OriginPool {
     // Its connection already closed (the upstream said keep-alive is over): nothing worth keeping.
     if (!this.#connected.has(client)) return this.#retire(client)
     this.#makeIdle(client)
+  }
+
+  /** Closing: the client takes the next waiting request, if any is left; the last one lets close() go on. */
+  #drainedWhileClosing(client: Client) {
+    while (this.queued > 0) {
+      const next = this.#queue[this.#queueHead]
+      this.#queue[this.#queueHead++] = undefined as any
+      if (!client.dispatch(next.options, next.handler)) break
+    }
+    if (this.queued === 0 && this.#queueEmptied) {
+      this.#queue = []
+      this.#queueHead = 0
+      this.#queueEmptied()
+      this.#queueEmptied = null
+    }
   }
 
   /**
@@ -178,5 +211,8 @@ export class OriginPool {
     for (let i = this.#queueHead; i < this.#queue.length; i++) this.#queue[i].handler.onResponseError?.(null as any, error)
     this.#queue = []
     this.#queueHead = 0
+    // destroy() while close() waited for the queue: nothing is left to wait for.
+    this.#queueEmptied?.()
+    this.#queueEmptied = null
   }
 }

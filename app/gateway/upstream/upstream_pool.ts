@@ -34,8 +34,13 @@ export function connectionCap(raw = process.env.UPSTREAM_MAX_CONNECTIONS): numbe
   return raw && Number.isInteger(value) && value > 0 ? value : null
 }
 
+/** A pool's name in the map: its origin, and its connect timeout unless it is the default. */
+export function poolKey(origin: string, connectTimeoutMs = 10_000): string {
+  return connectTimeoutMs === 10_000 ? origin : `${origin}#${connectTimeoutMs}`
+}
+
 export function poolFor(origin: string, connectTimeoutMs = 10_000): UpstreamPool {
-  const key = connectTimeoutMs === 10_000 ? origin : `${origin}#${connectTimeoutMs}`
+  const key = poolKey(origin, connectTimeoutMs)
   let pool = pools.get(key)
   if (!pool) {
     const cap = connectionCap()
@@ -71,6 +76,29 @@ export function waitingForConnection(pool: UpstreamPool): boolean {
   // counted whether their connections are open yet or still connecting.
   const stats = pool.stats
   return stats.queued > 0 || stats.size >= cap
+}
+
+/**
+ * Closes the pools whose key is not in `inUse` (the channels' origins and
+ * connect timeouts, after they were reloaded): a channel moved to another
+ * base URL, or deleted, would otherwise leave its pool and connections here
+ * for the life of the process. Out of the map at once (a later request to
+ * the origin gets a new pool); closed gracefully: requests running on it
+ * finish (a stream in flight goes on to its end), idle connections go.
+ * A request routed just before the reload may still make a pool for an old
+ * origin: it goes at the next reload.
+ */
+export function retirePoolsExcept(inUse: ReadonlySet<string>) {
+  for (const [key, pool] of pools) {
+    if (inUse.has(key)) continue
+    pools.delete(key)
+    pool.close().catch(() => {})
+  }
+}
+
+/** The keys of the pools open now (read-only view, for tests and diagnostics). */
+export function pooledOrigins(): string[] {
+  return [...pools.keys()]
 }
 
 export async function closePools() {
