@@ -153,4 +153,22 @@ test.group('Upstream pools: a channel that moves', (group) => {
 
     assert.deepEqual((await usageRows(user.userId)).map((row) => row.status), [200, 200])
   }).timeout(30_000)
+
+  test('a deleted channel takes its pool with it; a channel left on the origin keeps it', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const auth = { authorization: `Bearer ${user.key}` }
+    const gone = await seedChannel({ name: 'gone', baseUrl: oldHome.url, models: ['gone-*'] })
+    await seedChannel({ name: 'staying', baseUrl: newHome.url, models: ['stay-*'] })
+    for (const model of ['gone-a', 'stay-a']) {
+      const r = await post('/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] }, auth)
+      assert.equal(r.status, 200)
+      await r.text()
+    }
+    assert.includeMembers(pooledOrigins(), [oldHome.origin, newHome.origin])
+
+    // No action deletes channels: an operator's psql does (the trigger's NOTIFY reaches the gateway).
+    await db.from('channels').where('id', gone.id).delete()
+    assert.isTrue(await eventually(() => !pooledOrigins().includes(oldHome.origin)), 'the deleted channel origin leaves the pools')
+    assert.include(pooledOrigins(), newHome.origin)
+  })
 })
