@@ -23,6 +23,8 @@ export const middleware = router.named({
   bodyparser: () => import('@adonisjs/core/bodyparser_middleware'),
   session: () => import('@adonisjs/session/session_middleware'),
   shield: () => import('@adonisjs/shield/shield_middleware'),
+  /** Pages: Referrer-Policy (shield has no option for it) */
+  referrerPolicy: () => import('#middleware/referrer_policy_middleware'),
   initAuth: () => import('@adonisjs/auth/initialize_auth_middleware'),
   /** Pages: a signed-in account (redirects to /login) */
   auth: () => import('#middleware/auth_middleware'),
@@ -36,12 +38,14 @@ export const middleware = router.named({
 
 /**
  * The middleware every HTML page needs, in order: body parser, session,
- * shield (CSRF, frame and sniffing headers), auth initialisation. Route
+ * shield (CSRF, Content-Security-Policy with a per-request nonce, frame and
+ * sniffing headers), Referrer-Policy, auth initialisation. Route
  * groups of the panel and portal use this; /v1 never does.
  */
 export const webStack = () => [
   middleware.bodyparser(),
   middleware.session(),
   middleware.shield(),
+  middleware.referrerPolicy(),
   middleware.initAuth(),
 ]

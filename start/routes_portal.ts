@@ -5,7 +5,7 @@
 | auth run on these groups only, never on /v1.
 */
 import router from '@adonisjs/core/services/router'
-import { middleware } from '#start/kernel'
+import { middleware, webStack } from '#start/kernel'
 import { idMatcher } from '#services/record_id'
 
 const DocsController = () => import('#controllers/pages/docs_controller')
@@ -24,13 +24,8 @@ const RedemptionsController = () => import('#controllers/portal/redemptions_cont
 const CheckoutController = () => import('#controllers/portal/checkout_controller')
 const StripeWebhookController = () => import('#controllers/webhooks/stripe_webhook_controller')
 
-const pageStack = () => [
-  middleware.bodyparser(),
-  middleware.session(),
-  middleware.shield(),
-  middleware.initAuth(),
-  middleware.locale(),
-]
+/** The pages' stack (start/kernel.ts: CSP, Referrer-Policy, CSRF...) and the page language. */
+const pageStack = () => [...webStack(), middleware.locale()]
 
 router
   .group(() => {

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs'
-import { chromium, type Page } from 'playwright'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright'
 import { baseUrl } from '#tests/helpers'
 
 /** Helpers of the Chromium tests (tests/browser): Debian's chromium, the login form, screenshots at two widths. */
@@ -7,12 +7,43 @@ import { baseUrl } from '#tests/helpers'
 export const PHONE = { width: 390, height: 844 }
 export const LAPTOP = { width: 1366, height: 900 }
 
-/** Debian's /usr/bin/chromium, headless, a fresh profile, no background networking. */
-export function launchChromium() {
-  return chromium.launch({
+/**
+ * Debian's /usr/bin/chromium, headless, a fresh profile, no background
+ * networking. Every context it opens records the Content-Security-Policy
+ * violations Chromium reports in the console, and closing the browser fails
+ * when any were left unclaimed (takeCspViolations): a page broken by the CSP
+ * (a script or style it blocks) fails the test that visited it.
+ */
+export async function launchChromium() {
+  const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   })
+  const violations: string[] = []
+  cspViolations.set(browser, violations)
+  const watch = (context: BrowserContext) => {
+    context.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) violations.push(`${message.page()?.url() ?? '?'}: ${message.text()}`)
+    })
+    return context
+  }
+  const newContext = browser.newContext.bind(browser)
+  // Playwright's browser.newPage() opens its context through this.newContext too.
+  browser.newContext = async (...args) => watch(await newContext(...args))
+  const close = browser.close.bind(browser)
+  browser.close = async (...args) => {
+    await close(...args)
+    if (violations.length) throw new Error(`Content-Security-Policy violations:\n${violations.join('\n')}`)
+  }
+  return browser
+}
+
+const cspViolations = new WeakMap<Browser, string[]>()
+
+/** The CSP violations reported so far in this browser's pages, cleared (a test that provokes some claims them). */
+export function takeCspViolations(browser: Browser) {
+  const list = cspViolations.get(browser) ?? []
+  return list.splice(0, list.length)
 }
 
 /**

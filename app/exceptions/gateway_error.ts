@@ -19,6 +19,8 @@ export class GatewayError extends Error {
   headers?: Record<string, string>
   /** When set, the upstream's own error body, relayed as-is to a same-format client */
   upstreamBody?: Buffer
+  /** The request parameter at fault, when one is (OpenAI's `error.param`) */
+  param?: string
 
   constructor(
     public status: number,
@@ -54,8 +56,10 @@ export class GatewayError extends Error {
     return new GatewayError(400, 'missing_model', 'The model field is required')
   }
 
-  static invalidRequest(message: string, code = 'invalid_request') {
-    return new GatewayError(400, code, message)
+  static invalidRequest(message: string, code = 'invalid_request', param?: string) {
+    const error = new GatewayError(400, code, message)
+    if (param) error.param = param
+    return error
   }
 
   static modelNotAllowed(model: string) {

@@ -27,12 +27,12 @@ export async function managed<T>(work: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (error instanceof vineErrors.E_VALIDATION_ERROR) {
       const messages = error.messages as Array<{ field: string; message: string }>
-      throw GatewayError.invalidRequest(messages.map((m) => `${m.field}: ${m.message}`).join('; '), 'invalid_field')
+      throw GatewayError.invalidRequest(messages.map((m) => `${m.field}: ${m.message}`).join('; '), 'invalid_field', messages[0]?.field)
     }
     if (error instanceof AdminInputError) {
       if (error.kind === 'not_found') throw new GatewayError(404, 'not_found', error.message, 'not_found_error')
       if (error.kind === 'conflict') throw new GatewayError(409, 'conflict', error.message, 'invalid_request_error')
-      throw GatewayError.invalidRequest(error.message, 'invalid_field')
+      throw GatewayError.invalidRequest(error.message, 'invalid_field', error.field)
     }
     throw error
   }

@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import { mkdirSync } from 'node:fs'
-import { chromium, type Browser, type Page } from 'playwright'
+import type { Browser, Page } from 'playwright'
+import { launchChromium } from '#tests/browser_page'
 import User from '#models/user'
 import { createPlan } from '#actions/create_plan'
 import { setDefaultPlan } from '#actions/set_default_plan'
@@ -43,18 +44,7 @@ test.group('User portal in a browser', (group) => {
     const plan = await createPlan({ name: 'starter', monthlyInputTokens: 1_000_000, monthlyOutputTokens: 200_000 })
     await setDefaultPlan(plan.id)
     await refreshCaches()
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    })
+    browser = await launchChromium()
     return async () => {
       await browser.close()
       await mock.stop()

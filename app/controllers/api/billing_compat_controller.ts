@@ -47,7 +47,12 @@ export default class BillingCompatController {
     })
   }
 
-  /** GET /v1/dashboard/billing/usage[?start_date=&end_date=]: what was used, in cents (the dates are accepted and, as in new-api, not applied). */
+  /**
+   * GET /v1/dashboard/billing/usage[?start_date=&end_date=]: what was used, in
+   * cents (the dates are accepted and, as in new-api, not applied). Never
+   * checked, unlike the management API's dates: chat apps send odd values,
+   * and the answer does not depend on them.
+   */
   async usage({ principal, response }: HttpContext) {
     const { used } = await figures(principal)
     return response.json({ object: 'list', total_usage: round(used * 100, 4) })

@@ -75,6 +75,6 @@ export function renderError(dialect: ErrorDialect, error: GatewayError): Record<
         },
       }
     default:
-      return { error: { message: error.message, type: error.type, param: null, code: error.code } }
+      return { error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code } }
   }
 }

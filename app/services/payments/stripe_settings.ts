@@ -27,3 +27,24 @@ export function stripeSettings(): StripeSettings | null {
     maxUsd: Math.max(minUsd, env.get('TOPUP_MAX_USD') ?? DEFAULT_MAX_USD),
   }
 }
+
+/**
+ * Sources the pages' CSP `form-action` adds for card top-ups: Chromium checks
+ * form-action on the redirects that follow a form's POST too, so Billing's
+ * "Pay by card" form (POST here, 302 to the Checkout URL Stripe returned)
+ * needs Stripe's Checkout origin, and the origin of STRIPE_API_BASE when it
+ * points elsewhere (a test double serves its own checkout page). Empty when
+ * card top-ups are off. Read per page (the tests turn Stripe on at run time).
+ */
+export function checkoutFormSources(): string {
+  const settings = stripeSettings()
+  if (!settings) return ''
+  const sources = new Set(['https://checkout.stripe.com'])
+  try {
+    const api = new URL(settings.apiBase)
+    if (api.origin !== 'https://api.stripe.com') sources.add(api.origin)
+  } catch {
+    // A malformed STRIPE_API_BASE fails the checkout call itself, not every page.
+  }
+  return [...sources].join(' ')
+}

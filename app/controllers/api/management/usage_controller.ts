@@ -3,21 +3,32 @@ import db from '@adonisjs/lucid/services/db'
 import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
 import { spendByTag } from '#services/tag_spend'
-import { keysetPage, money } from '#services/management_api'
+import { keysetPage, managed, money } from '#services/management_api'
 import { loggedBodies } from '#services/logged_bodies'
 import { GatewayError } from '#exceptions/gateway_error'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
+import { datesOf, usageRangeValidator } from '#validators/usage_period'
+
+/**
+ * The usage filters of a query string, `from`/`to` checked first: a day that
+ * is not one (`2026-13-45`, `yesterday`) is a 400 naming the parameter, not
+ * the default range answered as if it were the one asked for.
+ */
+async function filtersOf(query: Record<string, unknown>) {
+  await managed(() => usageRangeValidator.validate(datesOf(query, ['from', 'to'])))
+  return parseFilters(query)
+}
 
 /**
  * GET /api/admin/usage: the request log as JSON for billing systems and
  * scripts (LiteLLM's /spend/logs): one object per request, newest first,
  * with the admin Usage page's filters (`user` id or e-mail, `key`, `model`,
- * `channel`, `status` ok|error|HTTP status|error code, `tag`, `from`/`to` UTC days,
- * default the last 7, at most a year) and keyset pages (`?before=`).
+ * `channel`, `status` ok|error|HTTP status|error code, `tag`, `from`/`to` UTC days
+ * as YYYY-MM-DD, default the last 7, at most a year; a malformed day is a 400) and keyset pages (`?before=`).
  */
 export default class ManagementUsageController {
   async index({ request }: HttpContext) {
-    const filters = parseFilters(request.qs())
+    const filters = await filtersOf(request.qs())
     const userId = await userIdOf(filters.user)
     const before = Number(request.input('before')) || null
     // Calls that just ended belong in the answer (the meter writes behind).
@@ -44,7 +55,7 @@ export default class ManagementUsageController {
    * services/tag_spend.ts.
    */
   async spendByTag({ request }: HttpContext) {
-    const filters = parseFilters(request.qs())
+    const filters = await filtersOf(request.qs())
     const userId = await userIdOf(filters.user)
     await settleMetering()
     const data = await spendByTag(filters, userId)

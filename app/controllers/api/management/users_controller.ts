@@ -9,6 +9,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { GatewayError } from '#exceptions/gateway_error'
 import { createUserValidator } from '#validators/admin'
 import { ledgerEntryValidator } from '#validators/panel'
+import { datesOf, usageMonthValidator } from '#validators/usage_period'
 import { apiActor, keysetPage, managed, money, userJson } from '#services/management_api'
 import db from '@adonisjs/lucid/services/db'
 import { currentPeriod } from '#gateway/types'
@@ -85,10 +86,7 @@ export default class ManagementUsersController {
   async usage(ctx: HttpContext) {
     return managed(async () => {
       const user = await findUser(ctx.params.id)
-      const month = String(ctx.request.input('month', '') ?? '')
-      if (month && !/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) {
-        throw new AdminInputError('month must look like 2026-12', 'month')
-      }
+      const { month } = await usageMonthValidator.validate(datesOf(ctx.request.qs(), ['month']))
       await settleMetering()
       const period = month ? `${month}-01` : currentPeriod()
       const rows = await db
