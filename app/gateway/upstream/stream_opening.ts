@@ -17,7 +17,7 @@ import type { UpstreamBody } from '#gateway/upstream/upstream_body'
  * Waits only for the first chunk that closes an event (or a comment: a
  * keep-alive must not be held back), which the relay would wait for anyway:
  * no latency added. A usual first chunk costs two byte scans; only one that
- * mentions an error, or a body already complete, is parsed.
+ * mentions an error, or a body complete without a whole event, is parsed.
  */
 export async function checkStreamOpening(body: UpstreamBody, rules: Pick<PassThroughRules, 'upstreamError'>): Promise<void> {
   let chunks: readonly Buffer[] = []
@@ -32,7 +32,9 @@ export async function checkStreamOpening(body: UpstreamBody, rules: Pick<PassThr
     throw GatewayError.providerError(`Upstream stream failed before its first event: ${describe(error)}`)
   }
   const complete = body.complete
-  if (!complete && !chunks.some(mentionsError)) return
+  // No error mentioned, and an event closed (or more to come): the opening is fine, unparsed.
+  // (A short answer often arrives whole in its first chunk: parsing it all here cost every such stream.)
+  if (!chunks.some(mentionsError) && (!complete || chunks.some(closesEvent))) return
   const first = firstEvent(chunks, complete)
   if (first === undefined) return
   if (first === null) throw GatewayError.providerError('Upstream stream ended before its first event')
