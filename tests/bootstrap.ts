@@ -16,23 +16,13 @@ export const plugins: Config['plugins'] = [
   apiClient(),
   pluginAdonisJS(app),
   // Browser tests drive Debian's /usr/bin/chromium (playwright downloads no browser here);
-  // playwright gives each launch a fresh temporary profile.
+  // playwright gives each launch a fresh temporary profile. The same launch as tests/browser_page.ts:
+  // a Content-Security-Policy violation on any page a test visits fails the run when the browser closes.
   browserClient({
     runInSuites: ['browser'],
     launcher: async () => {
-      const { chromium } = await import('playwright')
-      return chromium.launch({
-        executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-        headless: true,
-        args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-        ],
-      })
+      const { launchChromium } = await import('#tests/browser_page')
+      return launchChromium()
     },
   }),
 ]
@@ -42,7 +32,20 @@ export const runnerHooks: Required<Pick<Config, 'setup' | 'teardown'>> = {
   teardown: [],
 }
 
+/** A browser test fails when a page it visited broke the Content-Security-Policy (tests/browser_page.ts). */
+function failOnCspViolations(test: { cleanup(handler: () => void | Promise<void>): unknown }) {
+  test.cleanup(async () => {
+    const { takeAllCspViolations } = await import('#tests/browser_page')
+    const found = takeAllCspViolations()
+    if (found.length) throw new Error(`Content-Security-Policy violations:\n${found.join('\n')}`)
+  })
+}
+
 export const configureSuite: Config['configureSuite'] = (suite) => {
+  if (suite.name === 'browser') {
+    suite.onTest(failOnCspViolations)
+    suite.onGroup((group) => group.tap(failOnCspViolations))
+  }
   if (['browser', 'functional', 'e2e'].includes(suite.name)) {
     // The server as bin/server.ts creates it: the API lane in front of the router.
     return suite.setup(async () => {

@@ -16,11 +16,12 @@ export const LAPTOP = { width: 1366, height: 900 }
  */
 export async function launchChromium() {
   const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   })
   const violations: string[] = []
   cspViolations.set(browser, violations)
+  openLists.add(violations)
   const watch = (context: BrowserContext) => {
     context.on('console', (message) => {
       if (/Content Security Policy/i.test(message.text())) violations.push(`${message.page()?.url() ?? '?'}: ${message.text()}`)
@@ -33,12 +34,22 @@ export async function launchChromium() {
   const close = browser.close.bind(browser)
   browser.close = async (...args) => {
     await close(...args)
+    openLists.delete(violations)
     if (violations.length) throw new Error(`Content-Security-Policy violations:\n${violations.join('\n')}`)
   }
   return browser
 }
 
 const cspViolations = new WeakMap<Browser, string[]>()
+/** Every list of a browser still open (tests/bootstrap.ts checks them after each browser test) */
+const openLists = new Set<string[]>()
+
+/** The CSP violations reported in any open browser since the last call, cleared. */
+export function takeAllCspViolations(): string[] {
+  const all: string[] = []
+  for (const list of openLists) all.push(...list.splice(0, list.length))
+  return all
+}
 
 /** The CSP violations reported so far in this browser's pages, cleared (a test that provokes some claims them). */
 export function takeCspViolations(browser: Browser) {
