@@ -2,6 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { globMatches, globSpecificity } from '#gateway/glob'
+import { rememberBounded } from '#gateway/bounded_memo'
 import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { poolKey, retirePoolsExcept } from '#gateway/upstream/upstream_pool'
@@ -64,6 +65,8 @@ const KEY_TTL_MS = 60_000
  */
 const UNKNOWN_KEY_LIMIT = 10_000
 const NO_FALLBACKS: readonly string[] = Object.freeze([])
+/** Model names whose price and fallbacks are remembered (client-chosen names: bounded, oldest forgotten first) */
+const MODEL_MEMO_LIMIT = 10_000
 
 interface CachedKey {
   info: KeyInfo
@@ -208,8 +211,7 @@ export class Catalog {
     let models = this.#fallbacksByModel.get(model)
     if (models === undefined) {
       models = this.fallbacks.find((f) => globMatches(f.pattern, model))?.models.filter((m) => m !== model) ?? NO_FALLBACKS
-      if (this.#fallbacksByModel.size > 10_000) this.#fallbacksByModel.clear()
-      this.#fallbacksByModel.set(model, models)
+      rememberBounded(this.#fallbacksByModel, model, models, MODEL_MEMO_LIMIT)
     }
     return models
   }
@@ -225,8 +227,7 @@ export class Catalog {
           break
         }
       }
-      if (this.#priceByModel.size > 10_000) this.#priceByModel.clear()
-      this.#priceByModel.set(model, price)
+      rememberBounded(this.#priceByModel, model, price, MODEL_MEMO_LIMIT)
     }
     return price
   }

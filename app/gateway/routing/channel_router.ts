@@ -2,6 +2,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { anyGlobMatches, isGlob } from '#gateway/glob'
 import { routeByPrefix } from '#gateway/routing/prefix_rules'
 import type { ChannelInfo } from '#gateway/types'
+import { rememberBounded } from '#gateway/bounded_memo'
 
 /** One channel to try, with the model name to send it. */
 export interface RouteCandidate {
@@ -95,8 +96,8 @@ export class ChannelRouter {
     const refusal = this.#refusals.get(model)
     if (refusal !== undefined) return refusal
     const built = this.#build(model)
-    if (typeof built === 'string') remember(this.#refusals, model, built, REFUSAL_LIMIT)
-    else remember(this.#plans, model, built, PLAN_LIMIT)
+    if (typeof built === 'string') rememberBounded(this.#refusals, model, built, REFUSAL_LIMIT)
+    else rememberBounded(this.#plans, model, built, PLAN_LIMIT)
     return built
   }
 
@@ -134,17 +135,6 @@ export class ChannelRouter {
 /** The client's error for a refused model: a new one each time (callers may add headers to it). */
 function refusalError(refusal: Refusal, model: string): GatewayError {
   return refusal === 'model_not_found' ? GatewayError.modelNotFound(model) : GatewayError.noAvailableChannel(model)
-}
-
-/** Sets an entry of a bounded memo, forgetting its oldest entries (insertion order) once it is full. */
-function remember<V>(memo: Map<string, V>, key: string, value: V, limit: number) {
-  if (memo.size >= limit) {
-    for (const oldest of memo.keys()) {
-      memo.delete(oldest)
-      if (memo.size < limit) break
-    }
-  }
-  memo.set(key, value)
 }
 
 /** Weighted random order without replacement (weight 0 goes last). */
