@@ -61,7 +61,7 @@ export async function testChannel(channelId: number, model?: string | null): Pro
   const publicModel = model || testModelFor(channel)
   if (!publicModel) throw new AdminInputError('Name a model this channel serves to test it with', 'model')
   // Sent without its key, the upstream's 401 would say nothing of the cause.
-  if (channel.disabledReason === UNREADABLE_KEY_REASON) {
+  if (channel.keyUnreadable) {
     const reason = `Not sent: ${UNREADABLE_KEY_REASON}`
     return { ok: false, model: publicModel, latencyMs: 0, status: null, text: null, error: reason, reEnabled: false }
   }

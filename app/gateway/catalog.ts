@@ -159,6 +159,7 @@ export class Catalog {
         provider: row.provider as ProviderKind,
         baseUrl: String(row.base_url).replace(/\/+$/, ''),
         apiKey,
+        keyUnreadable,
         models: row.models ?? [],
         modelMapping: row.model_mapping ?? {},
         extraHeaders: row.extra_headers ?? {},

@@ -14,7 +14,7 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
-import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { answeredAs, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
@@ -146,15 +146,10 @@ async function readAnswer(call: CompletionsCall, body: UpstreamBody, candidate: 
     await checkStreamOpening(body, textCompletionsFormat.passThrough)
     return null
   }
-  let bytes = await readBody(body)
+  const bytes = await readBody(body)
   const parsed = parseAnswer(bytes)
   if (!Array.isArray(parsed.choices) || parsed.choices.length === 0) throw GatewayError.providerError('Upstream returned an answer without its content')
-  const publicModel = candidate.publicModel ?? call.model
-  if (candidate.upstreamModel !== publicModel && typeof parsed.model === 'string') {
-    parsed.model = publicModel
-    bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
-  }
-  return { bytes, parsed }
+  return { bytes: answeredAs(bytes, parsed, candidate.publicModel ?? call.model, candidate.upstreamModel), parsed }
 }
 
 /** The client's bytes, unless the model is mapped or a stream must ask for its usage (chat's rules). */

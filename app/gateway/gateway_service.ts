@@ -36,7 +36,7 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
-import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { answeredAs, decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
@@ -587,7 +587,7 @@ class Exchange {
       await checkStreamOpening(body, upstream.passThrough)
       return null
     }
-    let bytes = await readBody(body)
+    const bytes = await readBody(body)
     const parsed = parseAnswer(bytes)
     if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
     // A client that asked for a stream gets one, also from an upstream of its own format that
@@ -596,13 +596,7 @@ class Exchange {
       return { bytes: null, parsed: null, decoded: decodeAnswer(() => upstream.decodeResponse(parsed)) }
     }
     // Passed through: the upstream's bytes, but the model named as the client knows it (a fallback's, or the asked one).
-    const publicModel = candidate.publicModel ?? call.model
-    if (candidate.upstreamModel !== publicModel && typeof parsed.model === 'string') {
-      parsed.model = publicModel
-      // A body nested too deeply to serialise again (JSON.stringify recurses) is no answer the client can use.
-      bytes = Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
-    }
-    return { bytes, parsed, decoded: null }
+    return { bytes: answeredAs(bytes, parsed, candidate.publicModel ?? call.model, candidate.upstreamModel), parsed, decoded: null }
   }
 
   customTools(): Set<string> {

@@ -47,6 +47,8 @@ export interface ChannelInfo {
   provider: ProviderKind
   baseUrl: string
   apiKey: string | null
+  /** A key is stored but this APP_KEY cannot read it: out of rotation (app_key_check.ts) */
+  keyUnreadable?: boolean
   models: string[]
   modelMapping: Record<string, string>
   extraHeaders: Record<string, string>

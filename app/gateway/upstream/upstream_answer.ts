@@ -53,3 +53,15 @@ export function answerProblem(parsed: unknown): string | null {
   const message = (error as { message?: unknown }).message
   return `Upstream returned an error with a success status${typeof message === 'string' && message ? `: ${message.slice(0, 500)}` : ''}`
 }
+
+/**
+ * A passed-through answer's bytes, naming the model as the client knows it
+ * (a fallback's name, or the one asked for when the channel maps it to
+ * another): the upstream's bytes untouched when the names agree.
+ */
+export function answeredAs(bytes: Buffer, parsed: any, publicModel: string, upstreamModel: string): Buffer {
+  if (upstreamModel === publicModel || typeof parsed.model !== 'string') return bytes
+  parsed.model = publicModel
+  // A body nested too deeply to serialise again (JSON.stringify recurses) is no answer the client can use.
+  return Buffer.from(decodeAnswer(() => JSON.stringify(parsed)))
+}
