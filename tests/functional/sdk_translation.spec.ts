@@ -209,3 +209,187 @@ test.group('SDK translation fidelity: scripted upstream answers assembled by the
     }
   }
 })
+
+/** An upstream's 400 in its own format, with the message the client must see. */
+function upstreamError(kind: UpstreamKind, message: string) {
+  const body =
+    kind === 'anthropic'
+      ? { type: 'error', error: { type: 'invalid_request_error', message } }
+      : kind === 'gemini'
+        ? { error: { code: 400, message, status: 'INVALID_ARGUMENT' } }
+        : { error: { message, type: 'invalid_request_error', code: 'invalid_value' } }
+  return { status: 400, body: JSON.stringify(body) }
+}
+
+/** The second turn of a tool conversation, as each SDK sends it: system prompt, image, the call, its result, a forced tool. */
+async function secondTurn(client: Client, key: string, model: string, stream: boolean): Promise<string> {
+  const image = 'iVBORw0KGgo='
+  const args = { location: 'Paris' }
+  if (client === 'chat') {
+    const params: any = {
+      model,
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: PROMPT }, { type: 'image_url', image_url: { url: `data:image/png;base64,${image}` } }] },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_x1', type: 'function', function: { name: 'get_weather', arguments: JSON.stringify(args) } }] },
+        { role: 'tool', tool_call_id: 'call_x1', content: 'sunny, 21C' },
+      ],
+      tools: [{ type: 'function', function: { name: 'get_weather', parameters: WEATHER } }],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    }
+    if (stream) return (await openai(key).chat.completions.stream(params).finalChatCompletion()).choices[0].message.content ?? ''
+    return (await openai(key).chat.completions.create(params)).choices[0].message.content ?? ''
+  }
+  if (client === 'responses') {
+    const params: any = {
+      model,
+      instructions: 'Be brief.',
+      input: [
+        { role: 'user', content: [{ type: 'input_text', text: PROMPT }, { type: 'input_image', image_url: `data:image/png;base64,${image}`, detail: 'auto' }] },
+        { type: 'function_call', call_id: 'call_x1', name: 'get_weather', arguments: JSON.stringify(args) },
+        { type: 'function_call_output', call_id: 'call_x1', output: 'sunny, 21C' },
+      ],
+      tools: [{ type: 'function', name: 'get_weather', parameters: WEATHER, strict: false }],
+      tool_choice: { type: 'function', name: 'get_weather' },
+    }
+    if (stream) return (await openai(key).responses.stream(params).finalResponse()).output_text
+    return (await openai(key).responses.create(params)).output_text
+  }
+  if (client === 'anthropic') {
+    const params: any = {
+      model,
+      max_tokens: 100,
+      system: 'Be brief.',
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: PROMPT }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: image } }] },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'call_x1', name: 'get_weather', input: args }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_x1', content: 'sunny, 21C' }] },
+      ],
+      tools: [{ name: 'get_weather', input_schema: WEATHER }],
+      tool_choice: { type: 'tool', name: 'get_weather' },
+    }
+    const message: any = stream ? await anthropic(key).messages.stream(params).finalMessage() : await anthropic(key).messages.create(params)
+    return message.content.filter((b: any) => b.type === 'text').map((b: any) => b.text).join('')
+  }
+  const params: any = {
+    model,
+    contents: [
+      { role: 'user', parts: [{ text: PROMPT }, { inlineData: { mimeType: 'image/png', data: image } }] },
+      { role: 'model', parts: [{ functionCall: { id: 'call_x1', name: 'get_weather', args } }] },
+      { role: 'user', parts: [{ functionResponse: { id: 'call_x1', name: 'get_weather', response: { result: 'sunny, 21C' } } }] },
+    ],
+    config: {
+      systemInstruction: 'Be brief.',
+      tools: [{ functionDeclarations: [{ name: 'get_weather', parametersJsonSchema: WEATHER }] }],
+      toolConfig: { functionCallingConfig: { mode: 'ANY' as any, allowedFunctionNames: ['get_weather'] } },
+    },
+  }
+  const ai = genai(key)
+  if (!stream) return (await ai.models.generateContent(params)).text ?? ''
+  let text = ''
+  for await (const chunk of await ai.models.generateContentStream(params)) text += chunk.text ?? ''
+  return text
+}
+
+/** What an upstream request carries, read in its own format. */
+function upstreamTurn(kind: UpstreamKind, body: any) {
+  if (kind === 'chat') {
+    const tool = body.messages.find((m: any) => m.role === 'tool')
+    return {
+      system: body.messages.filter((m: any) => m.role === 'system').map((m: any) => m.content).join(''),
+      image: body.messages.some((m: any) => Array.isArray(m.content) && m.content.some((p: any) => p.type === 'image_url')),
+      callIds: body.messages.flatMap((m: any) => (m.tool_calls ?? []).map((c: any) => c.id)),
+      result: [tool?.tool_call_id, tool?.content],
+      forced: body.tool_choice?.function?.name,
+    }
+  }
+  if (kind === 'anthropic') {
+    const blocks = body.messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content : []))
+    const result = blocks.find((b: any) => b.type === 'tool_result')
+    const resultText = typeof result?.content === 'string' ? result.content : result?.content?.map((b: any) => b.text).join('')
+    return {
+      system: typeof body.system === 'string' ? body.system : body.system?.map((b: any) => b.text).join(''),
+      image: blocks.some((b: any) => b.type === 'image'),
+      callIds: blocks.filter((b: any) => b.type === 'tool_use').map((b: any) => b.id),
+      result: [result?.tool_use_id, resultText],
+      forced: body.tool_choice?.type === 'tool' ? body.tool_choice.name : undefined,
+    }
+  }
+  const parts = body.contents.flatMap((c: any) => c.parts)
+  const response = parts.find((p: any) => p.functionResponse)?.functionResponse
+  return {
+    system: body.systemInstruction?.parts?.map((p: any) => p.text).join(''),
+    image: parts.some((p: any) => p.inlineData),
+    callIds: parts.filter((p: any) => p.functionCall).map((p: any) => p.functionCall.id),
+    result: [response?.id, response?.response?.result],
+    forced: body.toolConfig?.functionCallingConfig?.allowedFunctionNames?.[0],
+  }
+}
+
+test.group('SDK translation fidelity: what the upstream receives, and its errors', (group) => {
+  let mock: MockUpstream
+  let user: SeededUser
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'chat', provider: 'custom', baseUrl: mock.url, models: ['gpt-*'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: mock.url, models: ['gemini-*'] })
+    user = await seedUser()
+    return () => mock.stop()
+  })
+
+  for (const client of Object.keys(UPSTREAMS) as Client[]) {
+    for (const upstream of UPSTREAMS[client]) {
+      test(`${client} -> ${upstream}: system prompt, image, tool call and result, forced tool reach the upstream`, async ({ assert }) => {
+        for (const stream of [false, true]) {
+          mock.script({ raw: scripted(upstream, { text: 'It is sunny.', stop: 'end_turn', usage: { input: 30, output: 4 } }, stream) })
+          const text = await secondTurn(client, user.key, MODELS[upstream], stream)
+          assert.equal(text, 'It is sunny.')
+          const sent = upstreamTurn(upstream, JSON.parse(mock.lastRequest()!.body))
+          assert.equal(sent.system, 'Be brief.')
+          assert.isTrue(sent.image, 'image')
+          assert.deepEqual(sent.callIds, ['call_x1'])
+          assert.equal(sent.result[0], 'call_x1')
+          assert.include(String(sent.result[1]), 'sunny, 21C')
+          assert.equal(sent.forced, 'get_weather')
+        }
+      })
+
+      test(`${client} <- ${upstream}: the upstream's 400 reaches the SDK as an API error with its message`, async ({ assert }) => {
+        for (const stream of [false, true]) {
+          mock.script({ raw: upstreamError(upstream, 'tools[0].name: scripted invalid') })
+          const error: any = await ask(client, user.key, MODELS[upstream], stream).then(
+            () => null,
+            (e) => e
+          )
+          assert.isNotNull(error, `${stream ? 'stream' : 'non-stream'}: no error`)
+          assert.equal(error.status ?? error.code, 400)
+          assert.include(String(error.message), 'tools[0].name: scripted invalid')
+        }
+      })
+    }
+  }
+
+  test('gemini candidateCount > 1 to another format: 400 in Google form, not one candidate passed off as all', async ({ assert }) => {
+    for (const model of [MODELS.chat, MODELS.anthropic]) {
+      const before = mock.requests.length
+      const error: any = await genai(user.key)
+        .models.generateContent({ model, contents: PROMPT, config: { candidateCount: 2 } })
+        .then(
+          () => null,
+          (e) => e
+        )
+      assert.isNotNull(error, model)
+      assert.equal(error.status, 400)
+      assert.include(error.message, 'candidateCount')
+      assert.equal(mock.requests.length, before, 'nothing sent upstream')
+    }
+    // Its own format carries it
+    mock.script({ raw: scripted('gemini', { text: 'one', stop: 'end_turn', usage: { input: 3, output: 1 } }, false) })
+    const answer = await genai(user.key).models.generateContent({ model: MODELS.gemini, contents: PROMPT, config: { candidateCount: 2 } })
+    assert.equal(answer.text, 'one')
+    assert.equal(JSON.parse(mock.lastRequest()!.body).generationConfig.candidateCount, 2)
+  })
+})
