@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { openai, resetDatabase, seedChannel, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 import { anthropic, genai } from '#tests/clients'
-import { scripted, type ScriptedAnswer, type UpstreamKind } from '#tests/fixtures/upstream_scripts'
+import { midStreamError, scripted, type ScriptedAnswer, type UpstreamKind } from '#tests/fixtures/upstream_scripts'
 
 /**
  * Cross-format translation as the real SDKs see it: every upstream answers
@@ -368,6 +368,27 @@ test.group('SDK translation fidelity: what the upstream receives, and its errors
           assert.equal(error.status ?? error.code, 400)
           assert.include(String(error.message), 'tools[0].name: scripted invalid')
         }
+      })
+    }
+  }
+
+  for (const client of Object.keys(UPSTREAMS) as Client[]) {
+    for (const upstream of UPSTREAMS[client]) {
+      test(`${client} <- ${upstream}: an error event mid-stream fails the SDK's stream, the row says so`, async ({ assert }) => {
+        mock.script({ raw: midStreamError(upstream, 'Partial answer here', 'overloaded mid-answer') })
+        const outcome: any = await ask(client, user.key, MODELS[upstream], true).then(
+          (answer) => ({ answer }),
+          (error) => ({ error })
+        )
+        if (client === 'responses') {
+          // The Responses stream says it with response.failed, which the SDK's finalResponse() returns
+          assert.isUndefined(outcome.error, String(outcome.error))
+        } else {
+          assert.exists(outcome.error, `${client}: the SDK took the cut stream for a whole answer`)
+          assert.include(String(outcome.error.message), 'overloaded mid-answer')
+        }
+        const rows = await usageRows(user.userId)
+        assert.include(rows[rows.length - 1], { error_code: 'stream_interrupted' })
       })
     }
   }
