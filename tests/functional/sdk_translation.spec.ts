@@ -139,12 +139,14 @@ async function ask(client: Client, key: string, model: string, stream: boolean):
 }
 
 /** What the client should have assembled from the scripted answer. */
-function expected(a: ScriptedAnswer): Assembled {
+function expected(a: ScriptedAnswer, client: Client, upstream: UpstreamKind): Assembled {
+  // Only Anthropic's format tells a stop sequence from a natural end (Anthropic to Anthropic: passed through)
+  const sequenceTold = client === 'anthropic' && upstream === 'anthropic'
   return {
     text: a.text ?? '',
     reasoning: a.reasoning ?? '',
     calls: (a.calls ?? []).map((c) => ({ id: c.id, name: c.name, args: JSON.parse(c.args) })),
-    stop: a.stop === 'stop_sequence' ? 'end_turn' : a.stop,
+    stop: a.stop === 'stop_sequence' && !sequenceTold ? 'end_turn' : a.stop,
     usage: { input: a.usage.input, output: a.usage.output, cacheRead: a.usage.cacheRead ?? 0, reasoning: a.usage.reasoning ?? 0 },
   }
 }
@@ -166,6 +168,8 @@ const CASES: Array<{ name: string; answer: ScriptedAnswer }> = [
   { name: 'cut at max tokens', answer: { text: 'The weather is', stop: 'max_tokens', usage: { input: 12, output: 4 } } },
   { name: 'content filter', answer: { text: 'I cannot', stop: 'content_filter', usage: { input: 12, output: 2 } } },
   { name: 'empty content', answer: { stop: 'end_turn', usage: { input: 12, output: 0 } } },
+  { name: 'stop sequence', answer: { text: 'Sunny', stop: 'stop_sequence', stopSequence: 'END', usage: { input: 12, output: 1 } } },
+  { name: 'cache writes', answer: { text: 'Sunny', stop: 'end_turn', usage: { input: 300, output: 1, cacheRead: 100, cacheWrite: 150 } } },
 ]
 
 test.group('SDK translation fidelity: scripted upstream answers assembled by the real SDKs', (group) => {
@@ -189,7 +193,7 @@ test.group('SDK translation fidelity: scripted upstream answers assembled by the
           test(`${client} <- ${upstream}${stream ? ' (stream)' : ''}: ${c.name}`, async ({ assert }) => {
             mock.script({ raw: scripted(upstream, c.answer, stream) })
             const got = await ask(client, user.key, MODELS[upstream], stream)
-            const want = expected(c.answer)
+            const want = expected(c.answer, client, upstream)
             assert.equal(got.text, want.text, 'text')
             assert.equal(got.reasoning, want.reasoning, 'reasoning')
             assert.deepEqual(got.calls, want.calls, 'tool calls')
@@ -199,8 +203,9 @@ test.group('SDK translation fidelity: scripted upstream answers assembled by the
             const row = rows[rows.length - 1]
             const u = c.answer.usage
             assert.deepEqual(
-              [row.status, row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.reasoning_tokens, row.estimated],
-              [200, u.input, u.output, u.cacheRead ?? 0, u.reasoning ?? 0, false],
+              [row.status, row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.cache_write_tokens, row.reasoning_tokens, row.estimated],
+              // Gemini reports no cache writes (its scripted answer has none)
+              [200, u.input, u.output, u.cacheRead ?? 0, upstream === 'gemini' ? 0 : (u.cacheWrite ?? 0), u.reasoning ?? 0, false],
               'usage row'
             )
           })
