@@ -419,3 +419,71 @@ test.group('SDK translation fidelity: what the upstream receives, and its errors
     assert.equal(JSON.parse(mock.lastRequest()!.body).generationConfig.candidateCount, 2)
   })
 })
+
+test.group('SDK translation fidelity: thinking through an Anthropic tool loop', (group) => {
+  let mock: MockUpstream
+  let user: SeededUser
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    user = await seedUser()
+    return () => mock.stop()
+  })
+
+  const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: WEATHER } }]
+  const call = { id: 'toolu_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"location":"Paris"}' } }
+
+  test('a chat client thinking (reasoning_effort) in a tool loop: its unsigned reasoning cannot go back, so thinking is off for that turn', async ({ assert }) => {
+    const completion = await openai(user.key).chat.completions.create({
+      model: 'claude-sonnet-x',
+      reasoning_effort: 'high',
+      tools,
+      messages: [
+        { role: 'user', content: PROMPT },
+        { role: 'assistant', content: null, tool_calls: [call], reasoning_content: 'I should call the tool.' } as any,
+        { role: 'tool', tool_call_id: 'toolu_1', content: 'sunny' },
+      ],
+    })
+    assert.equal(completion.choices[0].finish_reason, 'stop')
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.isUndefined(sent.thinking)
+    // A new question (no tool loop open) thinks again
+    await openai(user.key).chat.completions.create({ model: 'claude-sonnet-x', reasoning_effort: 'high', tools, messages: [{ role: 'user', content: PROMPT }] })
+    assert.equal(JSON.parse(mock.lastRequest()!.body).thinking?.type, 'enabled')
+  })
+
+  test('a Gemini client thinking in a tool loop (thoughts not kept): answered, thinking off for that turn', async ({ assert }) => {
+    const answer = await genai(user.key).models.generateContent({
+      model: 'claude-sonnet-x',
+      contents: [
+        { role: 'user', parts: [{ text: PROMPT }] },
+        { role: 'model', parts: [{ functionCall: { id: 'toolu_1', name: 'get_weather', args: { location: 'Paris' } } }] },
+        { role: 'user', parts: [{ functionResponse: { id: 'toolu_1', name: 'get_weather', response: { result: 'sunny' } } }] },
+      ],
+      config: { thinkingConfig: { includeThoughts: true, thinkingBudget: 4096 }, tools: [{ functionDeclarations: [{ name: 'get_weather', parametersJsonSchema: WEATHER }] }] },
+    })
+    assert.isString(answer.text)
+    assert.isUndefined(JSON.parse(mock.lastRequest()!.body).thinking)
+  })
+
+  test('signed thinking sent back (Responses encrypted_content from an Anthropic answer) keeps thinking on', async ({ assert }) => {
+    const response = await openai(user.key).responses.create({
+      model: 'claude-sonnet-x',
+      reasoning: { effort: 'high' },
+      tools: [{ type: 'function', name: 'get_weather', parameters: WEATHER, strict: false }],
+      input: [
+        { role: 'user', content: PROMPT },
+        { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'Call the tool.' }], encrypted_content: 'sig-anthropic' },
+        { type: 'function_call', call_id: 'toolu_1', name: 'get_weather', arguments: '{"location":"Paris"}' },
+        { type: 'function_call_output', call_id: 'toolu_1', output: 'sunny' },
+      ] as any,
+    })
+    assert.equal(response.status, 'completed')
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.equal(sent.thinking?.type, 'enabled')
+    assert.equal(sent.messages[1].content[0].type, 'thinking')
+    assert.equal(sent.messages[1].content[0].signature, 'sig-anthropic')
+  })
+})
