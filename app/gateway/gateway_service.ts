@@ -710,6 +710,11 @@ function untranslatable(call: GenerateCall): string | null {
   if (call.ingress === 'openai_chat' && typeof body.n === 'number' && body.n > 1) {
     return `n > 1 is not supported for ${elsewhere}, which answers with one choice; send n: 1`
   }
+  // Gemini's own n (also inside a batch-style generateContentRequest, as decodeGeminiRequest reads it)
+  const candidates = (body.generateContentRequest ?? body).generationConfig?.candidateCount
+  if (call.ingress === 'gemini' && typeof candidates === 'number' && candidates > 1) {
+    return `generationConfig.candidateCount > 1 is not supported for ${elsewhere}, which answers with one candidate; send candidateCount: 1`
+  }
   return null
 }
 

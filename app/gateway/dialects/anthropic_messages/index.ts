@@ -5,6 +5,7 @@ import {
   decodeAnthropicResponse,
   decodeAnthropicUsage,
   encodeAnthropicResponse,
+  mergeAnthropicUsage,
 } from '#gateway/dialects/anthropic_messages/response'
 import { AnthropicStreamDecoder } from '#gateway/dialects/anthropic_messages/stream_decoder'
 import { AnthropicStreamEncoder } from '#gateway/dialects/anthropic_messages/stream_encoder'
@@ -27,13 +28,7 @@ export const anthropicMessages: Dialect = {
     readUsage(parsed, known): CanonicalUsage | null {
       if (parsed?.type === 'message_start') return decodeAnthropicUsage(parsed.message?.usage) ?? known
       if (parsed?.type !== 'message_delta' || !parsed.usage) return known
-      const u = parsed.usage
-      return decodeAnthropicUsage({
-        input_tokens: u.input_tokens ?? (known ? known.inputTokens - known.cacheReadTokens - known.cacheWriteTokens : 0),
-        cache_read_input_tokens: u.cache_read_input_tokens ?? known?.cacheReadTokens,
-        cache_creation_input_tokens: u.cache_creation_input_tokens ?? known?.cacheWriteTokens,
-        output_tokens: u.output_tokens ?? known?.outputTokens,
-      })
+      return mergeAnthropicUsage(parsed.usage, known)
     },
     isFinal: (parsed) => parsed?.type === 'message_delta',
     isLast: (event) => event.event === 'message_stop',

@@ -200,9 +200,13 @@ export function encodeAnthropicRequest(request: CanonicalRequest, model: string)
   if (request.stop?.length) body.stop_sequences = request.stop
   if (request.user) body.metadata = { user_id: request.user }
   // Anthropic refuses thinking with a forced tool ("Thinking may not be enabled when tool_choice forces
-  // tool use"): the forced call is the client's contract, the thinking is not.
+  // tool use"): the forced call is the client's contract, the thinking is not. Likewise an open tool
+  // loop whose calls come back without their signed thinking (another format's reasoning has no
+  // Anthropic signature): Anthropic answers 400 "a final assistant message must start with a thinking
+  // block", and says to disable thinking instead.
   const forced = body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool'
-  const budget = request.reasoning && !forced ? (request.reasoning.budgetTokens ?? EFFORT_BUDGETS[request.reasoning.effort ?? 'medium']) : 0
+  const thinkable = request.reasoning && !forced && !unsignedToolLoop(messages)
+  const budget = thinkable ? (request.reasoning!.budgetTokens ?? EFFORT_BUDGETS[request.reasoning!.effort ?? 'medium']) : 0
   if (budget) {
     body.thinking = { type: 'enabled', budget_tokens: Math.max(1024, budget) }
     if (body.max_tokens! <= body.thinking.budget_tokens!) body.max_tokens = body.thinking.budget_tokens! + DEFAULT_MAX_TOKENS
@@ -219,6 +223,21 @@ export function encodeAnthropicRequest(request: CanonicalRequest, model: string)
     body.output_config = { format: { type: 'json_schema', schema: closedObjects(format.schema) } }
   }
   return body
+}
+
+/**
+ * Does the conversation end in a tool loop (the last assistant turn called tools, the user message after
+ * it holds their results) whose assistant turn does not start with thinking? Anthropic requires that
+ * turn's thinking, signed, when thinking is on.
+ */
+function unsignedToolLoop(messages: AnthropicMessage[]): boolean {
+  const last = messages[messages.length - 1]
+  const assistant = messages[messages.length - 2]
+  if (last?.role !== 'user' || assistant?.role !== 'assistant' || !Array.isArray(assistant.content)) return false
+  const results = Array.isArray(last.content) && last.content.some((b) => b.type === 'tool_result')
+  if (!results || !assistant.content.some((b) => b.type === 'tool_use')) return false
+  const first = assistant.content[0]?.type
+  return first !== 'thinking' && first !== 'redacted_thinking'
 }
 
 /**

@@ -15,21 +15,42 @@ const STOP_REASONS: Record<string, StopReason> = {
 export const stopOfAnthropic = (reason: string | null | undefined): StopReason => STOP_REASONS[reason ?? ''] ?? 'end_turn'
 export const anthropicStop = (reason: StopReason): string => (reason === 'content_filter' ? 'refusal' : reason)
 
-/** Anthropic usage -> canonical: input_tokens excludes cache reads/writes, canonical input includes them. */
+/**
+ * Anthropic usage -> canonical: input_tokens excludes cache reads/writes, canonical input includes them;
+ * `output_tokens_details.thinking_tokens` (the thinking within output_tokens) is the reasoning count.
+ */
 export function decodeAnthropicUsage(usage: Partial<AnthropicUsage> | null | undefined): CanonicalUsage | null {
   if (!usage || typeof usage !== 'object' || !countsReported(usage.input_tokens, usage.output_tokens)) return null
   const cacheRead = num(usage.cache_read_input_tokens)
   const cacheWrite = num(usage.cache_creation_input_tokens)
-  return usageOfCounts(num(usage.input_tokens) + cacheRead + cacheWrite, num(usage.output_tokens), cacheRead, cacheWrite, 0)
+  const thinking = num(usage.output_tokens_details?.thinking_tokens)
+  return usageOfCounts(num(usage.input_tokens) + cacheRead + cacheWrite, num(usage.output_tokens), cacheRead, cacheWrite, thinking)
+}
+
+/**
+ * Anthropic's message_delta usage is cumulative but may leave counts out (often all but output_tokens):
+ * what it leaves out is what message_start said (`known`).
+ */
+export function mergeAnthropicUsage(delta: Partial<AnthropicUsage>, known: CanonicalUsage | null): CanonicalUsage | null {
+  return decodeAnthropicUsage({
+    input_tokens: delta.input_tokens ?? (known ? known.inputTokens - known.cacheReadTokens - known.cacheWriteTokens : 0),
+    cache_read_input_tokens: delta.cache_read_input_tokens ?? known?.cacheReadTokens,
+    cache_creation_input_tokens: delta.cache_creation_input_tokens ?? known?.cacheWriteTokens,
+    output_tokens: delta.output_tokens ?? known?.outputTokens,
+    output_tokens_details: delta.output_tokens_details ?? (known ? { thinking_tokens: known.reasoningTokens } : undefined),
+  })
 }
 
 export function encodeAnthropicUsage(usage: CanonicalUsage): AnthropicUsage {
-  return {
+  const encoded: AnthropicUsage = {
     input_tokens: Math.max(0, usage.inputTokens - usage.cacheReadTokens - usage.cacheWriteTokens),
     output_tokens: usage.outputTokens,
     cache_creation_input_tokens: usage.cacheWriteTokens,
     cache_read_input_tokens: usage.cacheReadTokens,
   }
+  // The SDKs (@anthropic-ai/sdk 1.x Usage.output_tokens_details) read the reasoning here.
+  if (usage.reasoningTokens) encoded.output_tokens_details = { thinking_tokens: usage.reasoningTokens }
+  return encoded
 }
 
 export function decodeAnthropicResponse(body: AnthropicResponse): CanonicalResponse {

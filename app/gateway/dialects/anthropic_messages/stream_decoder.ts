@@ -1,6 +1,6 @@
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
-import { decodeAnthropicUsage, stopOfAnthropic } from '#gateway/dialects/anthropic_messages/response'
+import { decodeAnthropicUsage, mergeAnthropicUsage, stopOfAnthropic } from '#gateway/dialects/anthropic_messages/response'
 
 /**
  * Anthropic SSE -> canonical events. Usage arrives in two halves (input and
@@ -54,13 +54,7 @@ export class AnthropicStreamDecoder implements StreamDecoder {
         const out: CanonicalEvent[] = []
         const usage = payload.usage
         if (usage) {
-          const known = this.#usage
-          const merged = decodeAnthropicUsage({
-            input_tokens: usage.input_tokens ?? (known ? known.inputTokens - known.cacheReadTokens - known.cacheWriteTokens : 0),
-            cache_read_input_tokens: usage.cache_read_input_tokens ?? known?.cacheReadTokens,
-            cache_creation_input_tokens: usage.cache_creation_input_tokens ?? known?.cacheWriteTokens,
-            output_tokens: usage.output_tokens ?? known?.outputTokens,
-          })
+          const merged = mergeAnthropicUsage(usage, this.#usage)
           // An unbelievable count (token_counts.ts) leaves what message_start said.
           if (merged) {
             this.#usage = merged

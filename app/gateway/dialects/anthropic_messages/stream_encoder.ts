@@ -100,7 +100,8 @@ export class AnthropicStreamEncoder implements StreamEncoder {
   #start(id: string): string {
     if (this.#started) return ''
     this.#started = true
-    const usage = encodeAnthropicUsage(this.#usage ?? NO_USAGE)
+    // Nothing is output yet: no output count, and no reasoning within it.
+    const { output_tokens_details: _none, ...usage } = encodeAnthropicUsage(this.#usage ?? NO_USAGE)
     const message = {
       id: messageId(id),
       type: 'message',

@@ -90,6 +90,18 @@ export function responseId(id: string): string {
   return id.startsWith('resp_') ? id : `resp_${id.replace(/^(chatcmpl-|msg_)/, '') || Date.now().toString(36)}`
 }
 
+/**
+ * Why a Responses answer is `incomplete`, or null when it is `completed`. A refusal the output
+ * holds as a `refusal` part (OpenAI chat's) is a completed answer, as OpenAI gives it; a refusal
+ * stop with none (Anthropic's stop_reason "refusal": its classifier cut the answer, maybe
+ * mid-sentence) is incomplete for content_filter, as chat's finish_reason and Gemini's SAFETY say.
+ */
+export function incompleteReason(stop: StopReason | null, refusalInOutput: boolean): 'max_output_tokens' | 'content_filter' | null {
+  if (stop === 'max_tokens') return 'max_output_tokens'
+  if (stop === 'content_filter' || (stop === 'refusal' && !refusalInOutput)) return 'content_filter'
+  return null
+}
+
 /** The response object shared by non-stream answers and stream lifecycle events. */
 export function responseObject(
   id: string,
@@ -97,7 +109,7 @@ export function responseObject(
   status: ResponsesResponse['status'],
   output: ResponsesItem[],
   usage: CanonicalUsage | null,
-  stop: StopReason | null
+  incomplete: 'max_output_tokens' | 'content_filter' | null
 ): ResponsesResponse {
   return {
     id,
@@ -107,7 +119,7 @@ export function responseObject(
     model,
     output,
     usage: usage ? encodeResponsesUsage(usage) : null,
-    incomplete_details: status === 'incomplete' ? { reason: stop === 'content_filter' ? 'content_filter' : 'max_output_tokens' } : null,
+    incomplete_details: status === 'incomplete' ? { reason: incomplete ?? 'max_output_tokens' } : null,
     error: null,
     parallel_tool_calls: true,
     tool_choice: 'auto',
@@ -135,6 +147,7 @@ export function encodeResponsesResponse(response: CanonicalResponse, model: stri
     else output.push(toolItem(`fc_${response.id}_${n++}`, part))
   }
   flushText()
-  const incomplete = response.stopReason === 'max_tokens' || response.stopReason === 'content_filter'
-  return responseObject(responseId(response.id), model, incomplete ? 'incomplete' : 'completed', output, response.usage, response.stopReason)
+  const refused = response.content.some((p) => p.type === 'text' && p.refusal)
+  const incomplete = incompleteReason(response.stopReason, refused)
+  return responseObject(responseId(response.id), model, incomplete ? 'incomplete' : 'completed', output, response.usage, incomplete)
 }

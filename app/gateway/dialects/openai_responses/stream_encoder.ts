@@ -1,6 +1,7 @@
 import type { BlockInfo, CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
 import type { EncoderOptions } from '#gateway/dialects/dialect'
 import {
+  incompleteReason,
   messageItem,
   reasoningItem,
   refusalItem,
@@ -35,6 +36,8 @@ export class ResponsesStreamEncoder implements StreamEncoder {
   #output: ResponsesItem[] = []
   #usage: CanonicalUsage | null = null
   #stop: StopReason | null = null
+  /** A refusal item was written (a refusal stop is then a completed answer) */
+  #refused = false
 
   constructor(private options: EncoderOptions) {}
 
@@ -83,16 +86,21 @@ export class ResponsesStreamEncoder implements StreamEncoder {
       const response = { ...this.#response('failed'), error: { code: 'server_error', message: error } }
       return out + this.#event('response.failed', { response })
     }
-    const incomplete = this.#stop === 'max_tokens' || this.#stop === 'content_filter'
+    const incomplete = this.#incomplete()
     out += this.#event(incomplete ? 'response.incomplete' : 'response.completed', {
       response: this.#response(incomplete ? 'incomplete' : 'completed'),
     })
     return out
   }
 
+  #incomplete() {
+    return incompleteReason(this.#stop, this.#refused)
+  }
+
   #response(status: 'in_progress' | 'completed' | 'incomplete' | 'failed') {
     const final = status !== 'in_progress'
-    return responseObject(this.#id, this.options.model, status, final ? this.#output : [], final ? this.#usage : null, this.#stop)
+    const incomplete = status === 'incomplete' ? this.#incomplete() : null
+    return responseObject(this.#id, this.options.model, status, final ? this.#output : [], final ? this.#usage : null, incomplete)
   }
 
   #start(id: string): string {
@@ -141,6 +149,7 @@ export class ResponsesStreamEncoder implements StreamEncoder {
     let out = ''
     let done: ResponsesItem
     if (block.type === 'text' && block.refusal) {
+      this.#refused = true
       done = refusalItem(itemId, text)
       out += this.#event('response.refusal.done', { ...base, content_index: 0, refusal: text })
       out += this.#event('response.content_part.done', { ...base, content_index: 0, part: { type: 'refusal', refusal: text } })
