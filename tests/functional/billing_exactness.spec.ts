@@ -67,3 +67,55 @@ test.group('Billing exactness: which price applies', (group) => {
     assert.deepEqual(await ledgerProblems(), [])
   })
 })
+
+/** The same choices as a stream without usage: each chunk carries one choice under its index, as OpenAI streams n > 1. */
+function chatStream(texts: string[]) {
+  const chunk = (choice: Record<string, unknown>) =>
+    `data: ${JSON.stringify({ id: 'chatcmpl-raw', object: 'chat.completion.chunk', created: 1, model: 'raw', choices: [choice] })}\n\n`
+  const chunks: string[] = []
+  texts.forEach((text, index) => {
+    for (const word of text.split(/(?<= )/)) chunks.push(chunk({ index, delta: { content: word }, finish_reason: null }))
+    chunks.push(chunk({ index, delta: {}, finish_reason: 'stop' }))
+  })
+  chunks.push('data: [DONE]\n\n')
+  return { headers: { 'content-type': 'text/event-stream' }, chunks }
+}
+
+test.group('Billing exactness: answers without usage', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    await setPrice({ model: 'counted-*', input: '3', output: '15' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('n > 1 without usage: every choice is counted, whole or streamed alike', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const texts = ['The first answer is here.\n', 'A second, longer answer comes next.\n', 'And a third one ends it.\n']
+    const ask = async (body: Record<string, unknown>) => {
+      const answer = await post('/v1/chat/completions', { model: 'counted-n', messages: hello, ...body }, auth(user.key))
+      assert.equal(answer.status, 200)
+      await answer.text()
+      const rows = await usageRows(user.userId)
+      return rows[rows.length - 1]
+    }
+    const one = await ask({ mock: { raw: { body: chatAnswer(texts.slice(0, 1)) } } })
+    const whole = await ask({ n: 3, mock: { raw: { body: chatAnswer(texts) } } })
+    const streamed = await ask({ n: 3, stream: true, mock: { raw: chatStream(texts) } })
+    for (const row of [one, whole, streamed]) assert.isTrue(row.estimated)
+    // Three answers are three answers' tokens (the first alone is about a third), at the output price.
+    assert.isAbove(whole.completion_tokens, 2 * one.completion_tokens)
+    assert.equal(whole.completion_tokens, streamed.completion_tokens)
+    assert.equal(whole.prompt_tokens, streamed.prompt_tokens)
+    assert.equal(whole.cost, streamed.cost)
+    assert.equal(toPico(whole.cost), BigInt(whole.prompt_tokens) * 3_000_000n + BigInt(whole.completion_tokens) * 15_000_000n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(toPico(money.balance), toPico('1') - toPico(one.cost) - toPico(whole.cost) - toPico(streamed.cost))
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+})
+
