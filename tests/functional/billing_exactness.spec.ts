@@ -1,8 +1,10 @@
 import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { overview, usagePage } from '#services/portal_report'
 import { setPrice } from '#actions/set_price'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { balanceAndLedger, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, gateway, meterEvent, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 
 /**
@@ -116,6 +118,51 @@ test.group('Billing exactness: answers without usage', (group) => {
     const money = await balanceAndLedger(user.userId)
     assert.equal(toPico(money.balance), toPico('1') - toPico(one.cost) - toPico(whole.cost) - toPico(streamed.cost))
     assert.deepEqual(await ledgerProblems(), [])
+  })
+})
+
+test.group('Billing exactness: the portal counts UTC days and months whatever the database time zone', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  /** New connections of the app's pool get this session time zone (a Postgres set up with a local time zone). */
+  async function databaseTimeZone(zone: string | null) {
+    const { rows } = await db.rawQuery('SELECT current_database() AS name')
+    const name = `"${String(rows[0].name).replace(/"/g, '""')}"`
+    await db.rawQuery(zone === null ? `ALTER DATABASE ${name} RESET timezone` : `ALTER DATABASE ${name} SET timezone TO '${zone}'`)
+    // Lucid reconnects on the next query: the pool's sessions start again with the database's setting.
+    await db.manager.close('postgres')
+  }
+
+  test("the month's spend and a usage log's last day end at UTC midnight", async ({ assert, cleanup }) => {
+    const user = await seedUser({ balance: '1' })
+    const now = new Date()
+    const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)
+    const todayStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())
+    // Charged an hour into the month (UTC), and a minute into today (UTC).
+    const gw = await gateway()
+    const early = { ...meterEvent(user.userId), createdAt: new Date(Math.min(monthStart + 3_600_000, now.getTime())) }
+    const today = { ...meterEvent(user.userId), createdAt: new Date(Math.min(todayStart + 60_000, now.getTime())) }
+    gw.meter.record(early)
+    gw.meter.record(today)
+    await gw.meter.drain()
+
+    cleanup(() => databaseTimeZone(null))
+    // Honolulu is UTC-10: its midnight is 10:00 UTC.
+    await databaseTimeZone('Pacific/Honolulu')
+    const { rows } = await db.rawQuery('SHOW timezone')
+    assert.equal(rows[0].TimeZone, 'Pacific/Honolulu')
+
+    const [counters] = await db.from('monthly_usage').where('user_id', user.userId).select(db.raw('sum(cost)::text AS cost'))
+    assert.equal(counters.cost, '0.002000000000')
+    assert.equal((await overview(user.userId, now)).spend, counters.cost)
+
+    const yesterday = new Date(todayStart - 86_400_000).toISOString().slice(0, 10)
+    const monthFirst = new Date(monthStart).toISOString().slice(0, 10)
+    const untilYesterday = await usagePage(user.userId, { from: monthFirst, to: yesterday }, 1)
+    const expected = early.createdAt.getTime() < todayStart ? [early.createdAt.getTime()] : []
+    assert.deepEqual(untilYesterday.rows.map((r: any) => new Date(r.created_at).getTime()), expected)
   })
 })
 
