@@ -166,3 +166,47 @@ test.group('Billing exactness: the portal counts UTC days and months whatever th
   })
 })
 
+test.group('Billing exactness: holds on per-image prices', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    await setPrice({ model: 'held-image', input: '0', output: '0', perImage: '0.04' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('concurrent image requests hold their images: the balance is overdrawn by at most one request', async ({ assert }) => {
+    const user = await seedUser({ balance: '0.05' })
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        post('/v1/images/generations', { model: 'held-image', prompt: 'a cat', mock: { latency_ms: 300 } }, auth(user.key)).then(async (r) => {
+          await r.arrayBuffer()
+          return r.status
+        })
+      )
+    )
+    // $0.05 holds one image at $0.04 with money left, then a second: the rest are refused.
+    assert.equal(statuses.filter((s) => s === 200).length, 2)
+    assert.equal(statuses.filter((s) => s === 402).length, 6)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, '-0.030000000000')
+    assert.deepEqual(await ledgerProblems(), [])
+    // A request for n images holds n: back at $0.05, the first call for two holds $0.08 and the second is refused.
+    await (await import('#actions/post_ledger_entry')).postLedgerEntry({ userRef: user.email, kind: 'topup', amount: '0.08' })
+    await refreshCaches()
+    const pair = await Promise.all(
+      Array.from({ length: 2 }, () =>
+        post('/v1/images/generations', { model: 'held-image', prompt: 'two cats', n: 2, mock: { latency_ms: 300 } }, auth(user.key)).then(async (r) => {
+          await r.arrayBuffer()
+          return r.status
+        })
+      )
+    )
+    assert.deepEqual(pair.sort(), [200, 402])
+    assert.equal((await balanceAndLedger(user.userId)).balance, '-0.030000000000')
+  })
+})
+
