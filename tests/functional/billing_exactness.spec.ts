@@ -210,3 +210,61 @@ test.group('Billing exactness: holds on per-image prices', (group) => {
   })
 })
 
+test.group('Billing exactness: reasoning tokens', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'chat-server', baseUrl: mock.url, models: ['*'] })
+    // 1,000,000 pico-USD an input token, 10,000,000 an output token.
+    await setPrice({ model: 'thinker-*', input: '1', output: '10' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  /** A chat answer whose usage is `usage`, whole or as a stream ending with a usage chunk. */
+  function answerWith(usage: Record<string, unknown>, stream: boolean) {
+    if (!stream) return { body: JSON.stringify({ ...JSON.parse(chatAnswer(['Four.'])), usage }) }
+    const chunk = (extra: Record<string, unknown>) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'raw', ...extra })}\n\n`
+    return {
+      headers: { 'content-type': 'text/event-stream' },
+      chunks: [
+        chunk({ choices: [{ index: 0, delta: { role: 'assistant', content: 'Four.' }, finish_reason: null }] }),
+        chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }),
+        chunk({ choices: [], usage }),
+        'data: [DONE]\n\n',
+      ],
+    }
+  }
+
+  test('reasoning is billed as output once: inside completion_tokens (OpenAI) or beside it (xAI), whole or streamed', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    // OpenAI: 300 completion tokens of which 200 reasoning. xAI (Grok): 100 completion tokens and 200 reasoning beside them.
+    const openai = { prompt_tokens: 40, completion_tokens: 300, total_tokens: 340, completion_tokens_details: { reasoning_tokens: 200 } }
+    const xai = { prompt_tokens: 40, completion_tokens: 100, total_tokens: 340, completion_tokens_details: { reasoning_tokens: 200 } }
+    for (const usage of [openai, xai]) {
+      for (const stream of [false, true]) {
+        const answer = await post('/v1/chat/completions', { model: 'thinker-a', messages: hello, stream, mock: { raw: answerWith(usage, stream) } }, auth(user.key))
+        assert.equal(answer.status, 200)
+        await answer.text()
+        const rows = await usageRows(user.userId)
+        const row = rows[rows.length - 1]
+        const label = `${usage === openai ? 'openai' : 'xai'} stream=${stream}`
+        assert.include(row, { prompt_tokens: 40, completion_tokens: 300, reasoning_tokens: 200, estimated: false }, label)
+        assert.equal(toPico(row.cost), 40n * 1_000_000n + 300n * 10_000_000n, label)
+      }
+    }
+    // Translated for an Anthropic client: its output_tokens are the 300 billed.
+    mock.script({ raw: answerWith(xai, false) })
+    const translated = await post('/v1/messages', { model: 'thinker-b', max_tokens: 500, messages: hello }, { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' })
+    assert.equal(translated.status, 200)
+    assert.include((await translated.json()).usage, { input_tokens: 40, output_tokens: 300 })
+    const rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), 40n * 1_000_000n + 300n * 10_000_000n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+})
+
