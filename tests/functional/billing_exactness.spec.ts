@@ -268,3 +268,46 @@ test.group('Billing exactness: reasoning tokens', (group) => {
   })
 })
 
+test.group('Billing exactness: many tiny charges', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock({ text: 'one two three' })
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    // One pico-USD an input token (the smallest price), and an output price that no plan ratio divides evenly.
+    await setPrice({ model: 'tiny-model', input: '0.000001', output: '0.333333' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('rows, monthly counters, ledger, balance, key spend and the account endpoints agree to the pico', async ({ assert }) => {
+    const user = await seedUser({ balance: '1', plan: { name: 'odd', priceMultiplier: '1.0007' } })
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        post('/v1/chat/completions', { model: 'tiny-model', messages: hello, stream: i % 2 === 0 }, auth(user.key)).then((r) => r.text())
+      )
+    )
+    await (await gateway()).meter.drain()
+    const { rows } = await db.rawQuery(
+      `SELECT (SELECT sum(cost)::text FROM usage_records WHERE user_id = ?) AS rows,
+              (SELECT count(*)::int FROM usage_records WHERE user_id = ? AND status = 200) AS ok,
+              (SELECT sum(cost)::text FROM monthly_usage WHERE user_id = ?) AS counters,
+              (SELECT (-sum(amount))::text FROM balance_ledger WHERE user_id = ? AND kind = 'charge') AS charges,
+              (SELECT spent::text FROM api_keys WHERE user_id = ?) AS key_spent,
+              (SELECT balance::text FROM users WHERE id = ?) AS balance`,
+      Array(6).fill(user.userId)
+    )
+    const sums = rows[0]
+    assert.equal(sums.ok, 60)
+    // Per token at 1.0007x: 1 pico in (rounded), 333,566.3331 -> 333,566 pico out; 12 in and 3 out a request.
+    const perRequest = 12n * 1n + 3n * 333_566n
+    assert.equal(toPico(sums.rows), 60n * perRequest)
+    for (const figure of [sums.counters, sums.charges, sums.key_spent]) assert.equal(figure, sums.rows)
+    assert.equal(toPico(sums.balance), toPico('1') - 60n * perRequest)
+    const balance = await (await fetch(`http://127.0.0.1:${process.env.PORT}/v1/balance`, { headers: auth(user.key) })).json()
+    assert.equal(toPico(String(balance.total_spent)), 60n * perRequest)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+})
+
