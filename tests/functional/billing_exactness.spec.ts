@@ -259,7 +259,7 @@ test.group('Billing exactness: reasoning tokens', (group) => {
     mock.script({ raw: answerWith(xai, false) })
     const translated = await post('/v1/messages', { model: 'thinker-b', max_tokens: 500, messages: hello }, { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' })
     assert.equal(translated.status, 200)
-    assert.include((await translated.json()).usage, { input_tokens: 40, output_tokens: 300 })
+    assert.include(((await translated.json()) as any).usage, { input_tokens: 40, output_tokens: 300 })
     const rows = await usageRows(user.userId)
     assert.equal(toPico(rows[rows.length - 1].cost), 40n * 1_000_000n + 300n * 10_000_000n)
     const money = await balanceAndLedger(user.userId)
@@ -305,7 +305,7 @@ test.group('Billing exactness: many tiny charges', (group) => {
     assert.equal(toPico(sums.rows), 60n * perRequest)
     for (const figure of [sums.counters, sums.charges, sums.key_spent]) assert.equal(figure, sums.rows)
     assert.equal(toPico(sums.balance), toPico('1') - 60n * perRequest)
-    const balance = await (await fetch(`http://127.0.0.1:${process.env.PORT}/v1/balance`, { headers: auth(user.key) })).json()
+    const balance = (await (await fetch(`http://127.0.0.1:${process.env.PORT}/v1/balance`, { headers: auth(user.key) })).json()) as any
     assert.equal(toPico(String(balance.total_spent)), 60n * perRequest)
     assert.deepEqual(await ledgerProblems(), [])
   })
