@@ -74,14 +74,17 @@ export function authorizeAndReserve(
   account: RequestAccount,
   model: string,
   rawBytes: number,
-  body: Record<string, any>
+  body: Record<string, any>,
+  /** Images the request asks for (the images endpoint), held at the per-image price */
+  images = 0
 ): PriceInfo | null {
   const price = authorizeModel(catalog, account.principal, model)
   account.price = price
-  // Kept on the account: a fallback model's hold is the same tokens at its price (admitFallback).
+  // Kept on the account: a fallback model's hold is the same tokens (and images) at its price (admitFallback).
   const promptTokens = (account.promptTokenHold = promptTokenHold(rawBytes))
   const completionTokens = (account.completionTokenHold = completionTokenHold(body))
-  if (isPriced(price)) account.reserve(holdAtPrice(price, promptTokens, completionTokens))
+  account.imageHold = images
+  if (isPriced(price)) account.reserve(holdAtPrice(price, promptTokens, completionTokens, images))
   const { plan } = account.principal
   if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) {
     account.reserveTokens(promptTokens, completionTokens)
@@ -101,7 +104,7 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
   if (!isPriced(price)) return true
   const { user } = account.principal
   if (user.balancePico - (user.reservedPico - account.reservedPico) <= 0n) return false
-  const hold = holdAtPrice(price, account.promptTokenHold, account.completionTokenHold)
+  const hold = holdAtPrice(price, account.promptTokenHold, account.completionTokenHold, account.imageHold)
   if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
   return true
 }

@@ -46,6 +46,18 @@ const NOTHING_PENDING: PendingSource = {
  */
 const SETTLE_RETRIES = 3
 
+/**
+ * Which of the prices whose globs match a model applies: the most specific
+ * (most literal characters; an exact name beats any glob), and between two
+ * as specific (`gpt-*` and `*-4o` for gpt-4o) the pattern first in code-point
+ * order. The table's row order is no rule: an edit moves the edited row last,
+ * which flipped a tie to the other price.
+ */
+function byPrecedence(a: PriceInfo, b: PriceInfo): number {
+  if (a.specificity !== b.specificity) return b.specificity - a.specificity
+  return a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0
+}
+
 /** A user's cached state: the row and this month's tokens (parameters: period, user id) */
 const USER_STATE_SQL = `
   SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
@@ -194,7 +206,7 @@ export class Catalog {
         cacheWritePico: row.cache_write_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_per_million)),
         specificity: globSpecificity(row.model_pattern),
       }))
-      .sort((a, b) => b.specificity - a.specificity)
+      .sort(byPrecedence)
     this.#priceByModel.clear()
   }
 

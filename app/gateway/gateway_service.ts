@@ -650,9 +650,20 @@ class Exchange {
     return this.cachedAnswer ? 'HIT' : this.cache!.refresh ? 'REFRESH' : 'MISS'
   }
 
-  /** Completion text of a same-dialect JSON answer (for counting when it had no usage). */
+  /**
+   * Completion text of a same-dialect JSON answer (for counting when it had
+   * no usage): every choice's, for chat's `n` > 1 (the decoder reads the
+   * first only), as a stream of the same answer is counted (its chunks carry
+   * each choice under its index) and as legacy completions count.
+   */
   passThroughText(parsed: any): string {
     try {
+      const choices = parsed?.choices
+      if (this.call.ingress === 'openai_chat' && Array.isArray(choices) && choices.length > 1) {
+        let text = ''
+        for (const choice of choices) text += responseText(this.ingress.decodeResponse({ ...parsed, choices: [choice] }))
+        return text
+      }
       return responseText(this.ingress.decodeResponse(parsed))
     } catch {
       return ''

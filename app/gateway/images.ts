@@ -1,4 +1,5 @@
 import type { JsonOperation } from '#gateway/json_operation'
+import { imageHold } from '#gateway/metering/reservation'
 import type { TokenUsage } from '#gateway/types'
 
 /**
@@ -12,6 +13,7 @@ export const IMAGES: JsonOperation = {
   operation: 'images',
   unsupported: 'generates images',
   usageOf: async (answer) => imagesUsage(answer),
+  imagesAsked: imageHold,
 }
 
 export function imagesUsage(answer: any): TokenUsage {

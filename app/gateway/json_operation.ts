@@ -27,6 +27,8 @@ export interface JsonOperation {
   unsupported: string
   /** The request's usage: what the upstream's answer reports, else counted from the request (estimated) */
   usageOf(answer: any, call: JsonOperationCall): Promise<TokenUsage>
+  /** What the request asks to be billed per image (images: its `n`), held at the per-image price while it runs */
+  imagesAsked?(body: Record<string, any>): number
 }
 
 /**
@@ -43,7 +45,7 @@ export async function relayJsonOperation(
   op: JsonOperation
 ) {
   account.model = call.model
-  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
+  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body, op.imagesAsked?.(call.body) ?? 0)
   const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).offers(c.channel, op.operation))
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' ${op.unsupported}`, 'unsupported_endpoint')

@@ -37,7 +37,8 @@ function usageQuery(userId: number, filters: UsageFilters) {
   if (filters.status === 'error') query.where('u.status', '>=', 400)
   if (filters.tag) whereTagged(query, filters.tag)
   if (filters.from) query.where('u.created_at', '>=', `${filters.from}T00:00:00Z`)
-  if (filters.to) query.whereRaw(`u.created_at < (?::date + 1)`, [filters.to])
+  // The day after, at midnight UTC: a bare date would be midnight in the database session's time zone.
+  if (filters.to) query.whereRaw(`u.created_at < ((?::date + 1)::timestamp AT TIME ZONE 'UTC')`, [filters.to])
   return query
 }
 
@@ -202,7 +203,7 @@ export async function overview(userId: number, now = new Date()) {
   )
   const spend = await db.rawQuery(
     `SELECT COALESCE(-SUM(amount), 0)::text AS spend FROM balance_ledger
-      WHERE user_id = ? AND kind = 'charge' AND created_at >= ?::date`,
+      WHERE user_id = ? AND kind = 'charge' AND created_at >= (?::date::timestamp AT TIME ZONE 'UTC')`,
     [userId, period]
   )
   const days = await db.rawQuery(

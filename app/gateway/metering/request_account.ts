@@ -35,6 +35,8 @@ export class RequestAccount {
   /** The request's estimated tokens, as held (access_policy.ts): a fallback's hold is them at its price */
   promptTokenHold = 0
   completionTokenHold = 0
+  /** The images an images request asks for, held at the per-image price like the tokens */
+  imageHold = 0
   /** pico-USD held on the user's balance until the request ends */
   #reservedPico = 0n
   /** This month's tokens held on the user while the request runs (plans with monthly limits only) */

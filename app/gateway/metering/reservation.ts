@@ -13,12 +13,21 @@ export function estimateCostPico(price: PriceInfo | null, bodyBytes: number, bod
   return holdAtPrice(price, promptTokenHold(bodyBytes), completionTokenHold(body))
 }
 
-/** The hold for a request's estimated tokens at a price (a fallback model's price is another). */
-export function holdAtPrice(price: PriceInfo | null, promptTokens: number, completionTokens: number): bigint {
+/**
+ * The hold for a request's estimated tokens (and the images it asks for) at
+ * a price (a fallback model's price is another).
+ */
+export function holdAtPrice(price: PriceInfo | null, promptTokens: number, completionTokens: number, images = 0): bigint {
   if (!price) return 0n
-  const tokens = BigInt(promptTokens) * price.inputPico + BigInt(completionTokens) * price.outputPico
+  let hold = BigInt(promptTokens) * price.inputPico + BigInt(completionTokens) * price.outputPico
+  if (images > 0 && price.perImagePico) hold += BigInt(images) * price.perImagePico
   // A per-request price is held once (a Cohere rerank's extra search units are settled at close).
-  return price.perRequestPico ? tokens + price.perRequestPico : tokens
+  return price.perRequestPico ? hold + price.perRequestPico : hold
+}
+
+/** The images an images request asks for, for the holds: its `n` (OpenAI's default 1). */
+export function imageHold(body: Record<string, any>): number {
+  return positiveInt(body.n) ?? 1
 }
 
 /** The prompt tokens a request may use, for the holds: at most one per 3 bytes of its body. */

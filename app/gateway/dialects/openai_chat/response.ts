@@ -26,15 +26,25 @@ export const stopOfFinish = (finish: string | null | undefined, refused = false)
 }
 export const finishOfStop = (stop: StopReason): string => FINISH_REASONS[stop] ?? 'stop'
 
-/** OpenAI usage -> canonical (prompt_tokens already includes cached tokens). */
+/**
+ * OpenAI usage -> canonical (prompt_tokens already includes cached tokens).
+ * Reasoning tokens are part of completion_tokens at OpenAI, DeepSeek and
+ * most servers; xAI (Grok) reports them beside it instead, its total_tokens
+ * being prompt + completion + reasoning. When the total says so, they are
+ * added to the output: billed once either way, never left out.
+ */
 export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalUsage | null {
   if (!usage || typeof usage !== 'object' || !countsReported(usage.prompt_tokens, usage.completion_tokens)) return null
+  const prompt = num(usage.prompt_tokens)
+  const reasoning = num(usage.completion_tokens_details?.reasoning_tokens)
+  let completion = num(usage.completion_tokens)
+  if (reasoning > 0 && num(usage.total_tokens) === prompt + completion + reasoning) completion += reasoning
   return usageOfCounts(
-    num(usage.prompt_tokens),
-    num(usage.completion_tokens),
+    prompt,
+    completion,
     num(usage.prompt_tokens_details?.cached_tokens ?? usage.prompt_cache_hit_tokens),
     num(usage.prompt_tokens_details?.cache_write_tokens),
-    num(usage.completion_tokens_details?.reasoning_tokens)
+    reasoning
   )
 }
 
