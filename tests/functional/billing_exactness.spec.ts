@@ -311,3 +311,30 @@ test.group('Billing exactness: many tiny charges', (group) => {
   })
 })
 
+
+test.group('Billing exactness: a cost past what the columns hold', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    // The largest price the table takes: two images cost ~$2 * 10^12, past numeric(24,12).
+    await setPrice({ model: 'dear-image', input: '0', output: '0', perImage: '999999999999' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('is billed at $1,000,000,000: the row and its charge are written, not lost', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const answer = await post('/v1/images/generations', { model: 'dear-image', prompt: 'two cats', n: 2 }, auth(user.key))
+    assert.equal(answer.status, 200)
+    await answer.arrayBuffer()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.equal(rows[0].cost, '1000000000.000000000000')
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, '-999999999.000000000000')
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+})

@@ -39,6 +39,21 @@ export function perRequestCostOf(price: PriceInfo, usage: TokenUsage): bigint {
   return (price.perRequestPico ?? 0n) * BigInt(units === undefined || !(units > 0) ? 1 : Math.ceil(units))
 }
 
+/**
+ * The most one request is billed: $1,000,000,000. The price columns take up to
+ * $999,999,999,999 per unit, so a request at such a price (two images, or a
+ * million tokens) would cost more than the usage row's and the ledger's
+ * numeric(24,12) hold, and Postgres would refuse the row: the request's usage
+ * and charge lost. Capped here, far below the columns' $10^12, every row is
+ * written, and a thousand such charges still add up in the balance.
+ */
+export const MAX_REQUEST_COST_PICO = 10n ** 21n
+
+/** A request's cost within what its row and charge can hold (MAX_REQUEST_COST_PICO). */
+export function billable(costPico: bigint): bigint {
+  return costPico > MAX_REQUEST_COST_PICO ? MAX_REQUEST_COST_PICO : costPico
+}
+
 /** A priced model is one with a non-zero price. */
 export function isPriced(price: PriceInfo | null): boolean {
   return (

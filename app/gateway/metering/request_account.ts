@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { costOf, perRequestCostOf } from '#gateway/metering/pricing'
+import { billable, costOf, perRequestCostOf } from '#gateway/metering/pricing'
 import { saneUsage } from '#gateway/metering/token_counts'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
@@ -157,7 +157,7 @@ export class RequestAccount {
       status,
       errorCode,
       usage,
-      costPico,
+      costPico: billable(costPico),
       latencyMs: Math.round(performance.now() - this.startedAt),
       ttftMs: this.ttftMs,
       createdAt: this.createdAt,
