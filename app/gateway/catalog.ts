@@ -47,13 +47,13 @@ const NOTHING_PENDING: PendingSource = {
 const SETTLE_RETRIES = 3
 
 /**
- * Which of the prices whose globs match a model applies: the most specific
+ * Which of the prices (or fallback lists) whose globs match a model applies: the most specific
  * (most literal characters; an exact name beats any glob), and between two
  * as specific (`gpt-*` and `*-4o` for gpt-4o) the pattern first in code-point
  * order. The table's row order is no rule: an edit moves the edited row last,
  * which flipped a tie to the other price.
  */
-function byPrecedence(a: PriceInfo, b: PriceInfo): number {
+function byPrecedence(a: { pattern: string; specificity: number }, b: { pattern: string; specificity: number }): number {
   if (a.specificity !== b.specificity) return b.specificity - a.specificity
   return a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0
 }
@@ -214,7 +214,7 @@ export class Catalog {
     const rows = await db.from('model_fallbacks').select('model_pattern', 'fallbacks')
     this.fallbacks = rows
       .map((row) => ({ pattern: row.model_pattern as string, models: row.fallbacks as string[], specificity: globSpecificity(row.model_pattern) }))
-      .sort((a, b) => b.specificity - a.specificity)
+      .sort(byPrecedence)
     this.#fallbacksByModel.clear()
   }
 

@@ -38,6 +38,20 @@ test.group('Billing exactness: which price applies', (group) => {
     return () => mock.stop()
   })
 
+  test('two fallback globs as specific match a model: the same list applies before and after either is edited', async ({ assert }) => {
+    const { setModelFallbacks } = await import('#actions/set_model_fallbacks')
+    const catalog = (await gateway()).catalog
+    await setModelFallbacks({ model: 'fb-*', fallbacks: ['first-list'] })
+    await setModelFallbacks({ model: '*-zz', fallbacks: ['second-list'] })
+    await refreshCaches()
+    // "*-zz" comes first in code-point order, whichever row Postgres returns first.
+    assert.deepEqual([...catalog.fallbacksFor('fb-zz')], ['second-list'])
+    await setModelFallbacks({ model: '*-zz', fallbacks: ['second-list', 'more'] })
+    await setModelFallbacks({ model: 'fb-*', fallbacks: ['first-list', 'edited'] })
+    await refreshCaches()
+    assert.deepEqual([...catalog.fallbacksFor('fb-zz')], ['second-list', 'more'])
+  })
+
   test('two globs as specific match a model: the same one applies before and after either is edited', async ({ assert }) => {
     // Both have 3 literal characters. The rule: the pattern first in code-point order, "*-yz".
     await setPrice({ model: 'ab-*', input: '1', output: '1' })
