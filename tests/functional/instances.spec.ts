@@ -1,12 +1,13 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import pg from 'pg'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { createPlan } from '#actions/create_plan'
 import { updatePlan } from '#actions/update_plan'
 import { setModelFallbacks } from '#actions/set_model_fallbacks'
-import { resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
+import { gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 import { call, chat, startInstance, until, type Instance } from '#tests/instances_harness'
 
 /**
@@ -285,4 +286,39 @@ test.group('Instances: two gateways on one Postgres', (group) => {
     const heard = await onB(second.key, 401)
     assert.equal(heard.status, 401)
   }).timeout(30_000)
+})
+
+test.group('Instances: the charged notification', (group) => {
+  let mock: MockUpstream
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    await seedPrice('priced-*', '1', '2')
+    return () => mock.stop()
+  })
+
+  test("names the user and key, once per batch, from a backend the writing instance knows as its own meter's", async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    const listener = new pg.Client({ connectionString: process.env.DATABASE_URL })
+    await listener.connect()
+    const heard: Array<{ payload: string; pid: number }> = []
+    listener.on('notification', (m) => {
+      if (m.payload?.startsWith('charged:')) heard.push({ payload: m.payload, pid: m.processId })
+    })
+    await listener.query('LISTEN gateway_changes')
+    try {
+      const answer = await post('/v1/chat/completions', { model: 'priced-1', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+      assert.equal(answer.status, 200)
+      const gw = await gateway()
+      await gw.meter.drain()
+      const seen = await until(async () => heard, (h) => h.length > 0, 2_000)
+      assert.deepEqual(seen.map((h) => h.payload), [`charged:${user.userId}:${user.keyId}`])
+      // The test process's gateway wrote it: its change handler skips it (its cache has the charge already).
+      assert.isTrue(gw.meter.writesFrom(seen[0].pid))
+      assert.isFalse(gw.meter.writesFrom((listener as unknown as { processID: number }).processID))
+    } finally {
+      await listener.end()
+    }
+  })
 })
