@@ -104,6 +104,11 @@ export class Catalog {
   /** The same keys by id: the meter adds each request's cost to its key's spend */
   #keysById = new Map<number, KeyInfo>()
   #keyLoads = new Map<string, Promise<KeyInfo | null>>()
+  /** Hash of each cached key by id: another instance's charge names the key by id (`charged:`) */
+  #hashById = new Map<number, string>()
+  /** Users and keys charged again while their re-read was out: read once more when it ends */
+  #rereadUsers = new Set<number>()
+  #rereadKeys = new Set<string>()
   #users = new Map<number, UserState>()
   /** Users forgotten by reload() while requests of theirs held something (reused by their next load) */
   #heldUsers = new Map<number, UserState>()
@@ -260,12 +265,7 @@ export class Catalog {
   async key(hash: string): Promise<KeyInfo | null> {
     const cached = this.cachedKey(hash)
     if (cached !== undefined) return cached
-    let load = this.#keyLoads.get(hash)
-    if (!load) {
-      load = this.#loadKey(hash).finally(() => this.#keyLoads.delete(hash))
-      this.#keyLoads.set(hash, load)
-    }
-    return load
+    return this.#refreshKey(hash)
   }
 
   async #loadKey(hash: string): Promise<KeyInfo | null> {
@@ -290,6 +290,7 @@ export class Catalog {
       this.#unknownKeys.delete(hash)
       this.#keys.set(hash, { info, loadedAt: Date.now() })
       this.#keysById.set(info.id, info)
+      this.#hashById.set(info.id, hash)
     } else {
       this.#rememberUnknown(hash)
     }
@@ -302,7 +303,10 @@ export class Catalog {
     if (known) {
       // Deleted since it was cached: out of the by-id map too, or the meter would keep adding to it.
       this.#keys.delete(hash)
-      if (this.#keysById.get(known.info.id) === known.info) this.#keysById.delete(known.info.id)
+      if (this.#keysById.get(known.info.id) === known.info) {
+        this.#keysById.delete(known.info.id)
+        this.#hashById.delete(known.info.id)
+      }
     }
     // Deleted first so a refreshed entry moves to the young end.
     this.#unknownKeys.delete(hash)
@@ -430,6 +434,7 @@ export class Catalog {
   #forgetKeys() {
     this.#keys.clear()
     this.#keysById.clear()
+    this.#hashById.clear()
     this.#unknownKeys.clear()
   }
 
@@ -454,7 +459,49 @@ export class Catalog {
       case 'balance':
         if (this.#users.has(id)) await this.#refreshUser(id)
         return
+      case 'charged':
+        return this.#charged(id, Number(payload.split(':')[2]))
     }
+  }
+
+  /**
+   * Another instance committed usage of this user (and key): re-read the
+   * cached ones in the background (migration 996), so this instance does
+   * not let them spend again what the other one charged. A re-read already
+   * out may have been sent before that commit: one more follows it, however
+   * many charges arrive meanwhile (at most one read out and one waiting per
+   * user and key).
+   */
+  async #charged(userId: number, keyId: number) {
+    const reads: Promise<unknown>[] = []
+    if (this.#users.has(userId)) reads.push(this.#reread(this.#userLoads, this.#rereadUsers, userId, () => this.#users.has(userId) && this.#refreshUser(userId)))
+    const hash = this.#hashById.get(keyId)
+    if (hash !== undefined) reads.push(this.#reread(this.#keyLoads, this.#rereadKeys, hash, () => this.#keys.has(hash) && this.#refreshKey(hash)))
+    await Promise.all(reads)
+  }
+
+  /** Reads now, or once the read already out ends (one waiting at most: a second charge meanwhile joins it). */
+  #reread<K>(loads: Map<K, Promise<unknown>>, waiting: Set<K>, id: K, read: () => unknown): Promise<unknown> {
+    const out = loads.get(id)
+    if (!out) return Promise.resolve(read())
+    if (waiting.has(id)) return out
+    waiting.add(id)
+    return out
+      .catch(() => {})
+      .then(() => {
+        waiting.delete(id)
+        return read()
+      })
+  }
+
+  /** Reads a cached key again (concurrent reads of one hash share it). */
+  #refreshKey(hash: string): Promise<KeyInfo | null> {
+    let load = this.#keyLoads.get(hash)
+    if (!load) {
+      load = this.#loadKey(hash).finally(() => this.#keyLoads.delete(hash))
+      this.#keyLoads.set(hash, load)
+    }
+    return load
   }
 
   /** Forgets everything (tests, and after reconnecting the change listener). */

@@ -15,7 +15,8 @@ export class ChangeListener {
   constructor(
     private connectionString: string,
     private logger: Logger,
-    private onChange: (payload: string) => void | Promise<void>,
+    /** `pid`: the Postgres backend that sent it (the sender's own changes can be told apart) */
+    private onChange: (payload: string, pid: number) => void | Promise<void>,
     private onReconnect: () => void | Promise<void>
   ) {}
 
@@ -28,7 +29,7 @@ export class ChangeListener {
     const client = new pg.Client({ connectionString: this.connectionString })
     client.on('notification', (message) => {
       if (message.channel !== 'gateway_changes' || !message.payload) return
-      Promise.resolve(this.onChange(message.payload)).catch((error) =>
+      Promise.resolve(this.onChange(message.payload, message.processId)).catch((error) =>
         this.logger.warn({ err: error }, 'cache invalidation failed')
       )
     })

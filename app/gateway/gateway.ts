@@ -214,7 +214,8 @@ export class Gateway {
       this.#listener = new ChangeListener(
         this.options.databaseUrl,
         this.options.logger,
-        (payload) => this.catalog.handleChange(payload),
+        // Charges this instance's meter wrote are in its caches already (applied at record time).
+        (payload, pid) => (payload.startsWith('charged:') && this.meter.writesFrom(pid) ? undefined : this.catalog.handleChange(payload)),
         () => this.catalog.reload()
       )
       await this.#listener.start()

@@ -203,6 +203,13 @@ export class UsageMeter {
   batchesWritten = 0
   /** Bumped whenever committed records leave the pending totals (catalog.ts reloads read it) */
   settledCount = 0
+  /** Postgres backend pids of this meter's pool connections */
+  #backends = new Set<number>()
+
+  /** Did this meter's connection send a notification from backend `pid`? (its own charges, already applied here) */
+  writesFrom(pid: number): boolean {
+    return this.#backends.has(pid)
+  }
 
   constructor(private options: MeterOptions) {
     this.#pool = new pg.Pool({
@@ -213,6 +220,13 @@ export class UsageMeter {
       query_timeout: 30_000,
     })
     this.#pool.on('error', (error) => options.logger.warn({ err: error }, 'metering pool error'))
+    // The backends this meter writes through: their `charged:` notifications are this instance's own (migration 996).
+    this.#pool.on('connect', (client: pg.PoolClient & { processID?: number | null }) => {
+      if (client.processID) this.#backends.add(client.processID)
+    })
+    this.#pool.on('remove', (client: pg.PoolClient & { processID?: number | null }) => {
+      if (client.processID) this.#backends.delete(client.processID)
+    })
     this.#spill = options.spillDir ? new SpillFile(options.spillDir) : null
   }
 
