@@ -41,6 +41,8 @@ let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
 let answerClientErrors: typeof import('#gateway/http/client_errors').answerClientErrors | undefined
 /** CORS for browser clients of the API (app/gateway/http/cors.ts) */
 let withCors: typeof import('#gateway/http/cors').withCors | undefined
+/** The graceful stop (SIGTERM's), also run when the start fails once the server listens */
+let stopGateway: (() => Promise<void>) | undefined
 
 new Ignitor(APP_ROOT, { importer: IMPORTER })
   .tap((app) => {
@@ -71,10 +73,11 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     }
     app.listen('SIGTERM', stop)
     app.listen('SIGINT', stop)
+    stopGateway = stop
   })
   .httpServer()
   .start((adonis) => answerClientErrors!(withListenBacklog(createServer(withCors!(withApiLane!(adonis))))))
-  .catch((error) => {
+  .catch(async (error) => {
     process.exitCode = 1
     if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {
       // The usual first-start mistake, said in one line instead of a stack.
@@ -87,4 +90,11 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       return
     }
     prettyPrintError(error)
+    // A failure once the server listens (a provider's ready hook: the first
+    // start's bootstrap, the gateway's start) left it up and never ready, so a
+    // supervisor (systemd, a container's restart policy) never restarted it.
+    // Stop as on SIGTERM (the metering flushed, the embedded Postgres
+    // released) and exit 1.
+    process.stderr.write('gateway: the start failed (above); stopping\n')
+    await stopGateway?.().catch(() => {})
   })
