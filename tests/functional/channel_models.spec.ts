@@ -336,7 +336,7 @@ test.group('Channel model lists: panel and management API', (group) => {
     assert.equal(tested.status, 200)
     const text = textOf(tested.html)
     assert.include(text, 'Tested 2 channels: 2 passed, 0 failed')
-    assert.include(text, '1 disabled by the gateway are back in rotation')
+    assert.include(text, '1 channel the gateway had disabled is back in rotation')
     assert.match(tested.html, new RegExp(`data-testid="test-result-${good.id}">\\s*<span class="badge badge--ok">OK</span>`))
     assert.match(tested.html, new RegExp(`data-testid="test-result-${manual.id}">\\s*<span class="muted">not tested`))
     assert.isTrue((await db.from('channels').where('id', auto.id).first()).enabled)
