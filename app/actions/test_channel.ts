@@ -50,7 +50,12 @@ export function testModelFor(channel: { models: string[]; modelMapping: Record<s
  * timeouts, circuit breaker: a success closes an open circuit, a 401/403
  * disables the channel as it would for any request). Not metered.
  */
-export async function testChannel(channelId: number, model?: string | null): Promise<ChannelTestResult> {
+export async function testChannel(
+  channelId: number,
+  model?: string | null,
+  /** Ends the test early (Test all's per-channel limit); the channel's own timeouts apply too */
+  signal: AbortSignal = new AbortController().signal
+): Promise<ChannelTestResult> {
   const gateway = await app.container.make('gateway')
   let channel: ChannelInfo | undefined = gateway.catalog.channels.find((c) => c.id === channelId)
   if (!channel) {
@@ -96,7 +101,7 @@ export async function testChannel(channelId: number, model?: string | null): Pro
           body,
           clientHeaders: {},
         }),
-      new AbortController().signal,
+      signal,
       { onAttemptResult: (record) => (last = record) }
     )
     const text = (await result.body.collect()).toString('utf8')
@@ -157,9 +162,11 @@ export interface ChannelKeyCheck {
  * an admin disabled stays disabled. Callable from `channel:test` and the
  * admin panel.
  */
-export async function checkChannelKey(ref: string | number, timeoutMs = 10_000): Promise<ChannelKeyCheck> {
+export async function checkChannelKey(ref: string | number | Channel, timeoutMs = 10_000): Promise<ChannelKeyCheck> {
   const channel =
-    typeof ref === 'number' || /^\d+$/.test(String(ref))
+    ref instanceof Channel
+      ? ref
+      : typeof ref === 'number' || /^\d+$/.test(String(ref))
       ? await Channel.find(Number(ref))
       : await Channel.findBy('name', ref)
   if (!channel) throw new AdminInputError(`No channel matches "${ref}"`)

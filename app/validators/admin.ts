@@ -87,6 +87,14 @@ export const createChannelValidator = vine.compile(
   })
 )
 
+/** Chosen upstream ids to add to a channel's models, or to replace them with (channel_models.ts) */
+export const channelModelsValidator = vine.compile(
+  vine.object({
+    models: vine.array(vine.string().trim().minLength(1).maxLength(200)).minLength(1).maxLength(5000),
+    mode: vine.enum(['add', 'replace'] as const).optional(),
+  })
+)
+
 const usdAmount = vine.string().trim().regex(/^-?\d{1,12}(\.\d{1,12})?$/)
 const usdPrice = vine.string().trim().regex(/^\d{1,12}(\.\d{1,6})?$/)
 
@@ -171,6 +179,7 @@ for (const validator of [
   updateKeyValidator,
   setFallbacksValidator,
   createRedemptionCodesValidator,
+  channelModelsValidator,
 ]) {
   validator.messagesProvider = adminMessages
 }

@@ -6,7 +6,10 @@ import Channel from '#models/channel'
 import { createChannel } from '#actions/create_channel'
 import { setChannelEnabled, updateChannel } from '#actions/update_channel'
 import { testChannel, testModelFor } from '#actions/test_channel'
-import { CHANNEL_TIMEOUT_LIMITS, parsePairs, validateChannel } from '#validators/admin'
+import { testAllChannels, type ChannelTestRow } from '#actions/test_all_channels'
+import { fetchChannelModels, previewUpstreamModels, setChannelModels } from '#actions/channel_models'
+import { AdminInputError } from '#actions/admin_input_error'
+import { CHANNEL_TIMEOUT_LIMITS, channelModelsValidator, parsePairs, validateChannel } from '#validators/admin'
 import { disableChannelValidator, testChannelValidator } from '#validators/panel'
 import { PROVIDER_KINDS } from '#gateway/types'
 import { VENDORS } from '#gateway/providers/vendors'
@@ -89,12 +92,71 @@ const baseUrlExamples = Object.fromEntries(
 
 export default class ChannelsController {
   /** Channels with their live state (circuit, cool-down, disabled reason, last error, last-hour success and p50). */
-  async index({ view }: HttpContext) {
+  async index({ view }: HttpContext, testResults: Map<number, ChannelTestRow> | null = null) {
     const [channels, stats] = await Promise.all([Channel.query().orderBy('priority', 'desc').orderBy('id'), lastHourStats()])
     const gateway = await app.container.make('gateway')
     const circuits = new Map(channels.map((c) => [c.id, gateway.health.stateOf(c.id)]))
     const fallbacks = await db.from('model_fallbacks').orderBy('model_pattern').select('model_pattern', 'fallbacks')
-    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks })
+    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks, testResults })
+  }
+
+  /**
+   * Test all: the single Test for every channel in rotation or disabled by
+   * the gateway itself, a few at a time; the list is rendered with each
+   * result in this POST's answer (many results do not fit the session cookie).
+   */
+  async testAll(ctx: HttpContext) {
+    const rows = await testAllChannels({ kind: 'generate' })
+    return this.index(ctx, new Map(rows.map((row) => [row.channelId, row])))
+  }
+
+  /**
+   * The upstream's models for a saved channel, asked with its key: rendered
+   * in this POST's answer (thousands of ids do not fit the session cookie),
+   * each with a checkbox; the chosen ones are saved by saveModels.
+   */
+  async fetchModels(ctx: HttpContext) {
+    const channel = await Channel.find(Number(ctx.params.id))
+    if (!channel) return notFound(ctx)
+    const report = await fetchChannelModels(channel.id)
+    return ctx.view.render('admin/channels/models', { channel, report })
+  }
+
+  /** Adds the chosen ids to the channel's models, or replaces them (one audited update). */
+  async saveModels(ctx: HttpContext) {
+    const { models, mode } = await ctx.request.validateUsing(channelModelsValidator)
+    const { channel, added, removed } = await setChannelModels(Number(ctx.params.id), models, mode ?? 'add', panelActor(ctx))
+    const what = mode === 'replace' ? `models replaced (${added.length} added, ${removed.length} removed)` : `${added.length} models added`
+    ctx.session.flash('success', `Channel ${channel.name}: ${what}.`)
+    return ctx.response.redirect(`/admin/channels/${channel.id}`)
+  }
+
+  /**
+   * The new-channel form's "Fetch models" (app.js): the kind, base URL, key
+   * and headers typed, not saved; JSON for the page's script. An error is
+   * `{error}` with a 400, never a redirect the script cannot show.
+   */
+  async previewModels({ request, response }: HttpContext) {
+    try {
+      const provider = String(request.input('provider') ?? '')
+      if (!PROVIDER_KINDS.includes(provider as (typeof PROVIDER_KINDS)[number])) {
+        throw new AdminInputError('Choose a provider kind', 'provider')
+      }
+      const baseUrl = String(request.input('baseUrl') ?? '').trim()
+      if (!baseUrl) throw new AdminInputError('Type the base URL first', 'baseUrl')
+      const report = await previewUpstreamModels({
+        provider: provider as (typeof PROVIDER_KINDS)[number],
+        baseUrl,
+        apiKey: String(request.input('apiKey') ?? '').trim() || null,
+        extraHeaders: parsePairs('extraHeaders', request.input('extraHeaders'), ':').record,
+        models: listField(request.input('models')),
+        modelMapping: parsePairs('modelMapping', request.input('modelMapping'), '=').record,
+      })
+      return response.json({ models: report.models, truncated: report.truncated, latency_ms: report.latencyMs })
+    } catch (error) {
+      if (error instanceof AdminInputError) return response.status(400).json({ error: error.message, field: error.field ?? null })
+      throw error
+    }
   }
 
   async create({ view }: HttpContext) {

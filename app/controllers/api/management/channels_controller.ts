@@ -4,7 +4,11 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { createChannel } from '#actions/create_channel'
 import { setChannelEnabled, updateChannel } from '#actions/update_channel'
 import { testChannel } from '#actions/test_channel'
-import { createChannelValidator } from '#validators/admin'
+import { testAllChannels } from '#actions/test_all_channels'
+import { fetchChannelModels, setChannelModels } from '#actions/channel_models'
+import { UpstreamModelsError } from '#services/upstream_model_list'
+import { GatewayError } from '#exceptions/gateway_error'
+import { channelModelsValidator, createChannelValidator } from '#validators/admin'
 import { apiActor, channelJson, managed } from '#services/management_api'
 
 /** The API's snake_case fields -> the shared channel validator's camelCase ones (absent stays absent). */
@@ -121,6 +125,61 @@ export default class ManagementChannelsController {
         error: result.error,
         re_enabled: result.reEnabled,
       }
+    })
+  }
+
+  /** POST /api/admin/channels/test-all: the Test above for every channel in rotation or disabled by the gateway, 4 at a time. */
+  async testAll() {
+    const rows = await testAllChannels({ kind: 'generate' })
+    return {
+      object: 'list',
+      data: rows.map((row) => ({
+        object: 'channel_test',
+        channel_id: row.channelId,
+        name: row.name,
+        ok: row.ok,
+        model: row.model,
+        latency_ms: row.latencyMs,
+        status: row.status,
+        message: row.message,
+        re_enabled: row.reEnabled,
+        skipped: row.skipped,
+      })),
+    }
+  }
+
+  /**
+   * GET /api/admin/channels/:id/models: the upstream's model list, asked
+   * with the channel's key (new-api's "fetch model list"): each id with
+   * `served` (a glob or the mapping serves it) and `mapped_from`. The
+   * upstream's failure is a 502 `provider_error` saying what it answered.
+   */
+  async models({ params }: HttpContext) {
+    return managed(async () => {
+      const channel = await channelOr404(params.id)
+      try {
+        const report = await fetchChannelModels(channel.id)
+        return {
+          object: 'list',
+          channel_id: channel.id,
+          data: report.models.map((m) => ({ id: m.id, served: m.served, mapped_from: m.mappedFrom })),
+          truncated: report.truncated,
+          latency_ms: report.latencyMs,
+        }
+      } catch (error) {
+        if (error instanceof UpstreamModelsError) throw new GatewayError(502, 'provider_error', error.message, 'upstream_error')
+        throw error
+      }
+    })
+  }
+
+  /** POST /api/admin/channels/:id/models: `{models: [...], mode?: "add" | "replace"}`; the channel as saved. */
+  async setModels(ctx: HttpContext) {
+    return managed(async () => {
+      const channel = await channelOr404(ctx.params.id)
+      const { models, mode } = await channelModelsValidator.validate(ctx.request.body())
+      await setChannelModels(channel.id, models, mode ?? 'add', apiActor(ctx))
+      return channelJson(await channelOr404(channel.id))
     })
   }
 }

@@ -54,6 +54,7 @@ export class AnthropicAdapter implements ProviderAdapter {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = { 'anthropic-version': DEFAULT_ANTHROPIC_VERSION }
     if (channel.apiKey) headers['x-api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, {}, [])
     return { method: 'GET', origin, path: `${basePath}/models`, headers, body: '' }
   }
 }

@@ -112,6 +112,7 @@ export class AzureAdapter implements ProviderAdapter {
     const addressing = addressingOf(channel)
     const headers: Record<string, string> = {}
     if (channel.apiKey) headers['api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, {}, [])
     return { method: 'GET', origin: addressing.origin, path: `${addressing.basePath}/models${addressing.query}`, headers, body: '' }
   }
 }

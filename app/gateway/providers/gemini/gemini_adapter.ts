@@ -47,6 +47,7 @@ export class GeminiAdapter implements ProviderAdapter {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {}
     if (channel.apiKey) headers['x-goog-api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, {}, [])
     return { method: 'GET', origin, path: `${basePath}/models`, headers, body: '' }
   }
 }

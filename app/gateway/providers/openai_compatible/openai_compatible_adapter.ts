@@ -72,6 +72,7 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     const { origin, basePath } = baseOf(channel)
     const headers: Record<string, string> = {}
     if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
+    withChannelHeaders(headers, channel, {}, [])
     return { method: 'GET', origin, path: `${basePath}/models`, headers, body: '' }
   }
 }
