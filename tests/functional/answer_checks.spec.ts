@@ -132,13 +132,14 @@ test.group('Answer checks: audio, count_tokens and the channel test', (group) =>
   })
 
   test('speech: {$self} under a 200 is no audio: the next channel\'s audio is relayed, billed once')
-    .with(['a JSON error body', 'an empty audio body', 'a JSON error labelled audio/mpeg', 'a text page'])
+    .with(['a JSON error body', 'an empty audio body', 'a JSON error labelled audio/mpeg', 'a text page', 'a body cut before its first byte'])
     .run(async ({ assert }, label) => {
       const [raw, reason] = ({
         'a JSON error body': [JSON_ERROR, 'quota exhausted'],
         'an empty audio body': [{ headers: { 'content-type': 'audio/mpeg' }, body: '' }, 'no audio'],
         'a JSON error labelled audio/mpeg': [{ headers: { 'content-type': 'audio/mpeg' }, body: JSON_ERROR.body }, 'quota exhausted'],
         'a text page': [HTML, 'text/html instead of audio'],
+        'a body cut before its first byte': [{ headers: { 'content-type': 'audio/mpeg' }, then: 'destroy' }, 'failed before its first byte'],
       } as const)[label] as [RawAnswer, string]
       broken = raw
       const { model, primary, backup } = await pair('tts-ac', 'openai', good)
