@@ -3,7 +3,9 @@ import { request } from 'undici'
 import Channel from '#models/channel'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
-import { dispatch, type AttemptRecord } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody, type AttemptRecord, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import type { DialectName } from '#gateway/dialects/canonical'
 import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
 import { dialectOf } from '#gateway/dialects/registry'
 import { responseText } from '#gateway/dialects/canonical'
@@ -102,15 +104,11 @@ export async function testChannel(
           clientHeaders: {},
         }),
       signal,
-      { onAttemptResult: (record) => (last = record) }
+      { onAttemptResult: (record) => (last = record) },
+      // An answer that is no answer (an error body with 200, not JSON, no content) fails the test, as it fails a request.
+      (body) => readTestAnswer(body, dialect)
     )
-    const text = (await result.body.collect()).toString('utf8')
-    let answer: string
-    try {
-      answer = responseText(dialectOf(dialect).decodeResponse(JSON.parse(text)))
-    } catch {
-      answer = text
-    }
+    const answer = result.answer
     const latencyMs = elapsed()
     const row = await Channel.find(channelId)
     const reEnabled = row ? await reEnableIfAutoDisabled(row) : false
@@ -137,6 +135,19 @@ export async function testChannel(
       reEnabled: false,
     }
   }
+}
+
+/**
+ * The test's AnswerCheck: the whole answer read and judged as a client's
+ * request's is (gateway_service.ts readAnswer), its text returned. A
+ * failure is the attempt's `invalid_answer`: the test reports it, with the
+ * reason, and the channel's health counts it.
+ */
+async function readTestAnswer(body: UpstreamBody, dialect: DialectName): Promise<string> {
+  const upstream = dialectOf(dialect)
+  const parsed = parseAnswer(await readBody(body))
+  if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
+  return responseText(decodeAnswer(() => upstream.decodeResponse(parsed)))
 }
 
 function firstWords(text: string, words = 30) {
@@ -177,6 +188,8 @@ export async function checkChannelKey(ref: string | number | Channel, timeoutMs 
   const upstream = adapterFor(channel.provider as ProviderKind).modelsPath(channelInfo(channel))
   const started = performance.now()
   let status: number | null = null
+  /** Why a 2xx or 3xx is no list of models (a wrong base URL's web page, an error body with 200, a redirect) */
+  let problem: string | null = null
   let message: string
   try {
     const response = await request(`${upstream.origin}${upstream.path}`, {
@@ -186,15 +199,52 @@ export async function checkChannelKey(ref: string | number | Channel, timeoutMs 
     })
     status = response.statusCode
     const text = await response.body.text()
-    message = status < 400 ? 'upstream answered' : `upstream answered HTTP ${status}: ${text.slice(0, 300)}`
+    problem = status < 300 ? modelListProblem(text) : status < 400 ? redirectProblem(response.headers.location) : null
+    message =
+      status >= 400
+        ? `upstream answered HTTP ${status}: ${text.slice(0, 300)}`
+        : problem
+          ? `upstream answered HTTP ${status}, but ${problem}`
+          : 'upstream answered'
   } catch (error: any) {
     message = `upstream unreachable: ${error?.code ?? error?.name ?? 'error'}`
   }
   const latencyMs = Math.round(performance.now() - started)
-  const ok = status !== null && status < 400
+  const ok = status !== null && status < 400 && problem === null
 
   const reEnabled = ok ? await reEnableIfAutoDisabled(channel) : false
   return { channelId: channel.id, ok, status, message, latencyMs, reEnabled }
+}
+
+/**
+ * Why a 2xx answer to the models listing is not one, or null: every
+ * provider answers a JSON object with a list (`data`: OpenAI and the
+ * OpenAI-compatible servers, Anthropic, Azure; `models`: Gemini). A web page
+ * (a base URL that points at a site), an error body sent with 200 or an
+ * empty body means the key was not checked.
+ */
+export function modelListProblem(text: string): string | null {
+  let parsed: any
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    const start = text.trimStart().slice(0, 15).toLowerCase()
+    const looksHtml = start.startsWith('<!doctype html') || start.startsWith('<html')
+    return text.trim() === '' ? 'with an empty body, not a list of models' : `with ${looksHtml ? 'an HTML page' : 'a body that is not JSON'}, not a list of models: check the base URL`
+  }
+  const error = parsed?.error
+  if (error !== null && typeof error === 'object' && !Array.isArray(parsed)) {
+    const said = typeof error.message === 'string' && error.message ? `: ${error.message.slice(0, 300)}` : ''
+    return `with an error${said}`
+  }
+  if (!Array.isArray(parsed?.data) && !Array.isArray(parsed?.models)) return 'with JSON that is not a list of models'
+  return null
+}
+
+/** A redirect is not followed (the key would go wherever it points): the base URL is wrong. */
+function redirectProblem(location: string | string[] | undefined): string {
+  const target = Array.isArray(location) ? location[0] : location
+  return `with a redirect${target ? ` to ${target.slice(0, 300)}` : ''}, not followed: check the base URL`
 }
 
 /**

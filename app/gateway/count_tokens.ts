@@ -8,7 +8,9 @@ import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { adapterFor } from '#gateway/providers/registry'
 import type { ChannelRouter } from '#gateway/routing/channel_router'
-import { dispatch, readBody } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { parseAnswer } from '#gateway/upstream/upstream_answer'
+import type { Dialect } from '#gateway/dialects/dialect'
 import type { Principal } from '#gateway/types'
 
 export interface CountTokensCall {
@@ -51,10 +53,12 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
         })
       },
       account.abort.signal,
-      account.dispatchHooks
+      account.dispatchHooks,
+      // Read in its attempt: not JSON, an error body or no count fails over like a 5xx.
+      (body) => readCount(body, ingress)
     )
     status = result.response.statusCode
-    bytes = await readBody(result.body)
+    bytes = result.answer
   } else {
     const tokens = await countCanonicalPrompt(decodeClientRequest(ingress, call.body))
     bytes = Buffer.from(JSON.stringify(ingress.encodeTokenCount?.(tokens) ?? { tokens }))
@@ -69,4 +73,15 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
     call.res.end(bytes)
   }
   account.close(status, null)
+}
+
+/**
+ * dispatch()'s AnswerCheck: the upstream's count, relayed as its bytes once
+ * they read as the dialect's count (upstream_answer.ts for the rest).
+ */
+async function readCount(body: UpstreamBody, dialect: Dialect): Promise<Buffer> {
+  const bytes = await readBody(body)
+  const parsed = parseAnswer(bytes)
+  if (dialect.isTokenCount && !dialect.isTokenCount(parsed)) throw GatewayError.providerError('Upstream returned an answer without its token count')
+  return bytes
 }

@@ -2,6 +2,7 @@ import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import type { DatabaseQueryBuilderContract } from '@adonisjs/lucid/types/querybuilder'
 import { recordId } from '#services/record_id'
+import { MAX_RANGE_DAYS } from '#validators/usage_period'
 
 /**
  * The usage log's filters, parsed once from a query string and applied to
@@ -29,9 +30,10 @@ export function parseFilters(input: Record<string, unknown>): UsageFilters {
   const today = DateTime.utc().startOf('day')
   let to = isDate(text('to')) ? text('to') : today.toISODate()!
   let from = isDate(text('from')) ? text('from') : DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 6 }).toISODate()!
+  // The panel's form is forgiving; the management API refuses both cases first (validators/usage_period.ts).
   if (from > to) [from, to] = [to, from]
   // At most a year per view: totals and the chart stay bounded.
-  const earliest = DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 366 }).toISODate()!
+  const earliest = DateTime.fromISO(to, { zone: 'utc' }).minus({ days: MAX_RANGE_DAYS }).toISODate()!
   if (from < earliest) from = earliest
   return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), tag: text('tag'), from, to }
 }

@@ -7,37 +7,63 @@ import { DateTime } from 'luxon'
  * (`/api/admin/usage`, `/spend/tags`: `from`/`to`; `/users/{id}/usage`:
  * `month`). A value that is not a real day or month is refused (400 naming
  * the parameter) instead of falling back to the default range, which a
- * script would have read as the range it asked for. Absent or empty: the
- * documented default. Compiled once.
+ * script would have read as the range it asked for; so is a range the
+ * report would not answer as asked: `from` later than `to`, or more than
+ * a year (366 days) before it (services/usage_query.ts swaps and clamps
+ * those for the panel's form, which a script would not notice). Absent or
+ * empty: the documented default (`to` today). Compiled once.
  */
 
 /** No usage row predates 1970; Postgres refuses year 0 (see services/usage_query.ts). */
 const EARLIEST_YEAR = 1970
 
 /** A day that exists on the calendar (2026-02-30 and 2026-13-01 do not), from 1970 on. */
+function isCalendarDay(value: string): boolean {
+  const day = DateTime.fromISO(value, { zone: 'utc' })
+  return day.isValid && day.year >= EARLIEST_YEAR
+}
+
 const calendarDay = vine.createRule((value: unknown, _: undefined, field: FieldContext) => {
   if (typeof value !== 'string') return
-  const day = DateTime.fromISO(value, { zone: 'utc' })
-  if (!day.isValid || day.year < EARLIEST_YEAR) field.report('The {{ field }} field must be a real day from 1970-01-01 on', 'calendarDay', field)
+  if (!isCalendarDay(value)) field.report('The {{ field }} field must be a real day from 1970-01-01 on', 'calendarDay', field)
 })
 
-const day = () =>
-  vine
-    .string()
-    .trim()
-    .regex(/^\d{4}-\d{2}-\d{2}$/)
-    .use(calendarDay())
-    .optional()
+const DAY = /^\d{4}-\d{2}-\d{2}$/
+
+/** A report covers at most this many days before its `to` (services/usage_query.ts parseFilters) */
+export const MAX_RANGE_DAYS = 366
+
+/**
+ * `from` against `to` (the parent's, else today, as the report defaults it):
+ * not later, and not more than MAX_RANGE_DAYS before. A `to` that is no day
+ * is left to its own rule.
+ */
+const withinRange = vine.createRule((value: unknown, _: undefined, field: FieldContext) => {
+  if (typeof value !== 'string') return
+  const given = (field.parent as Record<string, unknown> | undefined)?.to
+  if (given !== undefined && (typeof given !== 'string' || !DAY.test(given.trim()) || !isCalendarDay(given.trim()))) return
+  const to = given === undefined ? DateTime.utc().toISODate()! : given.trim()
+  const toLabel = given === undefined ? `today, ${to}` : to
+  if (value > to) {
+    field.report('The {{ field }} field must not be later than to', 'fromAfterTo', field, { to: toLabel })
+  } else if (value < DateTime.fromISO(to, { zone: 'utc' }).minus({ days: MAX_RANGE_DAYS }).toISODate()!) {
+    field.report('The {{ field }} field must be at most a year before to', 'rangeTooLong', field, { to: toLabel })
+  }
+})
+
+const day = () => vine.string().trim().regex(DAY).use(calendarDay()).optional()
 
 const messages = new SimpleMessagesProvider({
   'string': 'must be one value, a UTC day as YYYY-MM-DD',
   'regex': 'must be a UTC day as YYYY-MM-DD, like 2026-12-01',
   'calendarDay': 'must be a real day from 1970-01-01 on, as YYYY-MM-DD',
+  'fromAfterTo': 'must not be later than to ({{ to }}): a range runs from an earlier or the same day to a later one',
+  'rangeTooLong': `must be at most ${MAX_RANGE_DAYS} days before to ({{ to }}): a report covers a year at most; ask for a longer period in several ranges`,
   'month.string': 'must be one value, a month as YYYY-MM',
   'month.regex': 'must be a month as YYYY-MM, like 2026-12',
 })
 
-export const usageRangeValidator = vine.compile(vine.object({ from: day(), to: day() }))
+export const usageRangeValidator = vine.compile(vine.object({ from: day().use(withinRange()), to: day() }))
 usageRangeValidator.messagesProvider = messages
 
 export const usageMonthValidator = vine.compile(

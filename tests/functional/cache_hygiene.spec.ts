@@ -154,6 +154,52 @@ test.group('Upstream pools: a channel that moves', (group) => {
     assert.deepEqual((await usageRows(user.userId)).map((row) => row.status), [200, 200])
   }).timeout(30_000)
 
+  test('a request routed before a reload that fails over to the moved channel\'s old origin: its pool is its own, closed after it', async ({ assert }) => {
+    // The first channel answers 500 after a while: long enough for the second channel to move meanwhile.
+    const slowFailure = await startMock({ latencyMs: 1500, status: 500 })
+    // A stream of 10 chunks, 30 ms apart, from the old origin: its pool closing must not cut it.
+    const before = await startMock({ chunks: 10, chunkDelayMs: 30 })
+    const after = await startMock()
+    try {
+      await seedChannel({ name: 'race-first', baseUrl: slowFailure.url, models: ['race-*'], priority: 10 })
+      const second = await seedChannel({ name: 'race-second', baseUrl: before.url, models: ['race-*'], priority: 0 })
+      const user = await seedUser({ balance: '10' })
+      const answer = post('/v1/chat/completions', { model: 'race-a', stream: true, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+      assert.isTrue(await eventually(() => slowFailure.requests.length === 1), 'the first attempt is running')
+
+      // Routed already (both channels, as they were); the second moves while the first attempt waits.
+      await updateChannel(second.id, { name: 'race-second', provider: 'custom', baseUrl: after.url, models: ['race-*'] })
+      const gw = await gateway()
+      assert.isTrue(await eventually(() => gw.catalog.channels.find((c) => c.id === second.id)?.baseUrl === after.url), 'the gateway reloaded its channels')
+
+      // The failover goes where the request was routed: the old origin, which still answers.
+      const response = await answer
+      assert.equal(response.status, 200)
+      const text = await response.text()
+      const contents = text.split('\n').filter((line) => line.startsWith('data: {') && JSON.parse(line.slice(6)).choices?.[0]?.delta?.content)
+      assert.lengthOf(contents, 10, 'every chunk arrived')
+      assert.isTrue(text.trimEnd().endsWith('data: [DONE]'), 'the stream ended cleanly')
+      assert.lengthOf(before.requests, 1)
+      const [row] = await usageRows(user.userId)
+      assert.include(row, { status: 200, error_code: null, channel_id: second.id, attempts: 2 })
+
+      // No shared pool was made for an origin no channel uses, and its connection did not stay open.
+      assert.notInclude(pooledOrigins(), before.origin)
+      assert.isTrue(await eventually(() => before.openConnections === 0), `${before.openConnections} connections still open to the old origin`)
+
+      // The origin in use is pooled as ever.
+      const next = await post('/v1/chat/completions', { model: 'race-a', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+      assert.equal(next.status, 200)
+      await next.text()
+      assert.include(pooledOrigins(), after.origin)
+    } finally {
+      ;(await gateway()).health.reset()
+      await slowFailure.stop()
+      await before.stop()
+      await after.stop()
+    }
+  }).timeout(30_000)
+
   test('a deleted channel takes its pool with it; a channel left on the origin keeps it', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const auth = { authorization: `Bearer ${user.key}` }

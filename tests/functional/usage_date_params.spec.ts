@@ -61,6 +61,38 @@ test.group('Usage reports: date parameters', (group) => {
       }
     })
 
+    test(`GET /api/admin${path}: from later than to, or more than a year before it, is a 400 naming from (not swapped, not clamped)`, async ({ assert }) => {
+      const inAYear = DateTime.utc().plus({ days: 1 }).toISODate()!
+      const yearAgo = DateTime.utc().minus({ days: 366 }).toISODate()!
+      const tooLongAgo = DateTime.utc().minus({ days: 367 }).toISODate()!
+      const cases: Array<[string, RegExp]> = [
+        ['from=2026-03-02&to=2026-03-01', /^from: must not be later than to \(2026-03-01\)/],
+        [`from=${inAYear}`, new RegExp(`^from: must not be later than to \\(today, ${today()}\\)`)],
+        ['from=2024-01-01&to=2025-01-02', /^from: must be at most 366 days before to \(2025-01-02\): a report covers a year at most/],
+        [`from=${tooLongAgo}`, new RegExp(`^from: must be at most 366 days before to \\(today, ${today()}\\)`)],
+        ['from=1970-01-01&to=2026-01-01', /^from: must be at most 366 days/],
+      ]
+      for (const [query, message] of cases) {
+        const { status, body } = await api(`${path}?${query}`)
+        assert.equal(status, 400, query)
+        assert.equal(body.error.code, 'invalid_field', query)
+        assert.equal(body.error.param, 'from', query)
+        assert.match(body.error.message, message, query)
+      }
+      // A malformed to is named as such, not compared.
+      const badTo = await api(`${path}?from=2026-03-02&to=2026-02-30`)
+      assert.equal(badTo.body.error.param, 'to')
+      assert.notInclude(badTo.body.error.message, 'later than')
+      // The edges are answered as asked: one day, exactly 366 days back.
+      for (const [from, to] of [['2026-03-01', '2026-03-01'], ['2024-01-01', '2025-01-01'], [yearAgo, today()]]) {
+        const { status, body } = await api(`${path}?from=${from}&to=${to}`)
+        assert.equal(status, 200, `${from}..${to}`)
+        assert.deepInclude(body, { from, to }, `${from}..${to}`)
+      }
+      const openEnded = await api(`${path}?from=${yearAgo}`)
+      assert.deepInclude(openEnded.body, { from: yearAgo, to: today() })
+    })
+
     test(`GET /api/admin${path}: a good range is applied; absent or empty, the last 7 days`, async ({ assert }) => {
       const rows = (body: any) => (path === '/usage' ? body.data.length : body.data.reduce((n: number, r: any) => n + r.requests, 0))
       const todays = await api(`${path}?from=${today()}&to=${today()}`)

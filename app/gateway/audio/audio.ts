@@ -3,14 +3,15 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import { audioDurationMs } from '#gateway/audio/audio_duration'
-import { partNamed, replacePartContent, type MultipartForm } from '#gateway/audio/multipart'
+import { checkSpeechOpening, readTranscript } from '#gateway/audio/audio_answer'
+import { fieldValue, partNamed, replacePartContent, type MultipartForm } from '#gateway/audio/multipart'
 import { isPriced } from '#gateway/metering/pricing'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { adapterFor } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { SseParser } from '#gateway/sse/sse_parser'
-import { ClientGoneError, dispatch, forEachChunk, readBody, type DispatchResult } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch, forEachChunk, type DispatchResult } from '#gateway/upstream/dispatcher'
 import type { PriceInfo, Principal, TokenUsage } from '#gateway/types'
 import { whileClientListens } from '#gateway/relay/client_gone'
 
@@ -91,7 +92,9 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
     if (!body) mapped.set(upstreamModel, (body = replacePartContent(call.rawBody, modelPart, upstreamModel)))
     return body
   }
+  const format = fieldValue(call.rawBody, call.form, 'response_format')
   await whileClientListens(call.res, account, () => fileUsage(call), async (signal) => {
+    // The answer is read (a stream's opening looked at) inside its attempt: one that is no answer fails over like a 5xx.
     const result = await dispatch(
       candidates,
       (c) =>
@@ -105,12 +108,12 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
           contentType: call.contentType,
         }),
       signal,
-      account.dispatchHooks
+      account.dispatchHooks,
+      (body) => readTranscript(body, format, call.stream)
     )
     mapped = null
-    const contentType = headerOf(result.response.headers['content-type']) ?? 'application/json'
-    if (call.stream && contentType.startsWith('text/event-stream')) return relayTranscriptStream(call, account, result)
-    const bytes = await readBody(result.body)
+    if (result.answer === null) return relayTranscriptStream(call, account, result)
+    const { bytes, contentType } = result.answer
     if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()
     if (!call.res.destroyed) {
@@ -129,7 +132,7 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
  * gpt-4o-transcribe's `stream=true`: the upstream's SSE bytes go out as they
  * arrive; only events are parsed, for the usage of `transcript.text.done`.
  */
-async function relayTranscriptStream(call: TranscriptionCall, account: RequestAccount, result: DispatchResult) {
+async function relayTranscriptStream(call: TranscriptionCall, account: RequestAccount, result: DispatchResult<unknown>) {
   const stream = new ClientStream(call.res, { ...STREAM_HEADERS, 'x-request-id': account.requestId }, () => account.markFirstByte())
   const parser = new SseParser()
   let tokens: TokenUsage | null = null
@@ -174,7 +177,9 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
           clientHeaders: call.req.headers,
         }),
       signal,
-      account.dispatchHooks
+      account.dispatchHooks,
+      // A JSON error or an empty body under a 200 fails over; the audio itself is never held.
+      checkSpeechOpening
     )
     const headers: Record<string, string> = {
       'content-type': headerOf(response.headers['content-type']) ?? 'audio/mpeg',

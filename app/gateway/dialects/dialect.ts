@@ -127,6 +127,11 @@ export interface Dialect {
   passThrough: PassThroughRules
   /** The dialect's answer to a token-counting call, when it has one */
   encodeTokenCount?(tokens: number): Record<string, unknown>
+  /**
+   * Does a 2xx token-counting body hold its count (Anthropic's `input_tokens`, Gemini's
+   * `totalTokens`)? One that does not is the upstream's failure (count_tokens.ts fails it over).
+   */
+  isTokenCount?(body: any): boolean
 }
 
 export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
@@ -162,4 +167,9 @@ export function parseJson(text: string): any {
   } catch {
     return null
   }
+}
+
+/** A token count an answer can be relayed with: a non-negative integer (not a string, not a fraction). */
+export function isCount(value: unknown): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }

@@ -27,6 +27,11 @@ export type UpstreamPool = Pool | OriginPool
 const pools = new Map<string, UpstreamPool>()
 /** The cap each undici Pool was created with (read from the environment when the pool is made) */
 const caps = new WeakMap<Pool, number>()
+/**
+ * The pool keys the channels use, as of the last channel reload
+ * (retirePoolsExcept); null until the first, when any origin may be pooled.
+ */
+let keysInUse: ReadonlySet<string> | null = null
 
 /** Connections per origin: null (no cap) unless UPSTREAM_MAX_CONNECTIONS is a positive number. */
 export function connectionCap(raw = process.env.UPSTREAM_MAX_CONNECTIONS): number | null {
@@ -39,27 +44,56 @@ export function poolKey(origin: string, connectTimeoutMs = 10_000): string {
   return connectTimeoutMs === 10_000 ? origin : `${origin}#${connectTimeoutMs}`
 }
 
+/**
+ * The pool a request to `origin` is sent through: the origin's shared pool
+ * (one map lookup), made on first use. An origin no channel uses any more
+ * (a request routed before a channel reload that moved or deleted its
+ * channel, which fails over to it after the reload) gets a pool of its own
+ * that is never shared and closes once its one request is over: the map
+ * only ever holds the origins of the channels, and nothing waits for the
+ * next reload to be closed. (The check is made only when a pool is made,
+ * never on the shared pools' path.)
+ */
 export function poolFor(origin: string, connectTimeoutMs = 10_000): UpstreamPool {
   const key = poolKey(origin, connectTimeoutMs)
   let pool = pools.get(key)
   if (!pool) {
-    const cap = connectionCap()
-    const perConnection = {
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 600_000,
-      headersTimeout: 300_000,
-      bodyTimeout: 300_000,
-      connectTimeout: connectTimeoutMs,
-    }
-    if (origin.startsWith('http:')) {
-      pool = new OriginPool(origin, { ...perConnection, connections: cap })
-    } else {
-      pool = new Pool(origin, { ...perConnection, connections: cap, allowH2: true })
-      if (cap !== null) caps.set(pool, cap)
-    }
+    pool = newPool(origin, connectTimeoutMs)
+    if (keysInUse !== null && !keysInUse.has(key)) return closedAfterOneRequest(pool)
     pools.set(key, pool)
   }
+  return pool
+}
+
+function newPool(origin: string, connectTimeoutMs: number): UpstreamPool {
+  const cap = connectionCap()
+  const perConnection = {
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    headersTimeout: 300_000,
+    bodyTimeout: 300_000,
+    connectTimeout: connectTimeoutMs,
+  }
+  if (origin.startsWith('http:')) return new OriginPool(origin, { ...perConnection, connections: cap })
+  const pool = new Pool(origin, { ...perConnection, connections: cap, allowH2: true })
+  if (cap !== null) caps.set(pool, cap)
+  return pool
+}
+
+/**
+ * A pool that closes itself, gracefully, as soon as it has been handed its
+ * first request (UpstreamBody.send dispatches at once): the request runs to
+ * its end, a stream included, then the connection goes; a second request
+ * would be refused (the dispatcher sends one per poolFor).
+ */
+function closedAfterOneRequest(pool: UpstreamPool): UpstreamPool {
+  const dispatch = pool.dispatch.bind(pool) as UpstreamPool['dispatch']
+  pool.dispatch = ((options, handler) => {
+    const accepted = dispatch(options, handler)
+    pool.close().catch(() => {})
+    return accepted
+  }) as UpstreamPool['dispatch']
   return pool
 }
 
@@ -85,10 +119,12 @@ export function waitingForConnection(pool: UpstreamPool): boolean {
  * for the life of the process. Out of the map at once (a later request to
  * the origin gets a new pool); closed gracefully: requests running on it
  * finish (a stream in flight goes on to its end), idle connections go.
- * A request routed just before the reload may still make a pool for an old
- * origin: it goes at the next reload.
+ * `inUse` is kept: a request routed just before the reload that still calls
+ * an old origin gets a pool for itself alone (poolFor), not a shared one
+ * left open until the next reload.
  */
 export function retirePoolsExcept(inUse: ReadonlySet<string>) {
+  keysInUse = inUse
   for (const [key, pool] of pools) {
     if (inUse.has(key)) continue
     pools.delete(key)

@@ -1,5 +1,5 @@
 import type { CanonicalUsage } from '#gateway/dialects/canonical'
-import { errorMessageOf, type Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, isCount, type Dialect } from '#gateway/dialects/dialect'
 import { decodeAnthropicRequest, encodeAnthropicRequest } from '#gateway/dialects/anthropic_messages/request'
 import {
   decodeAnthropicResponse,
@@ -22,6 +22,7 @@ export const anthropicMessages: Dialect = {
   usageOfBody: (body) => decodeAnthropicUsage(body?.usage),
   isAnswer: (body) => Array.isArray(body?.content),
   encodeTokenCount: (tokens) => ({ input_tokens: tokens }),
+  isTokenCount: (body) => isCount(body?.input_tokens),
   passThrough: {
     // Usage lives in message_start (input, cache) and message_delta (output).
     carriesUsage: (event) => event.event === 'message_start' || event.event === 'message_delta',

@@ -1,4 +1,4 @@
-import { errorMessageOf, type Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, isCount, type Dialect } from '#gateway/dialects/dialect'
 import { decodeGeminiRequest, encodeGeminiRequest } from '#gateway/dialects/gemini/request'
 import { decodeGeminiResponse, decodeGeminiUsage, encodeGeminiResponse } from '#gateway/dialects/gemini/response'
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
@@ -16,6 +16,8 @@ export const gemini: Dialect = {
   usageOfBody: (body) => decodeGeminiUsage(body?.usageMetadata),
   isAnswer: (body) => Array.isArray(body?.candidates) || (body?.promptFeedback !== null && typeof body?.promptFeedback === 'object'),
   encodeTokenCount: (tokens) => ({ totalTokens: tokens }),
+  // Google's JSON leaves out a field at its default: a count of 0 may come as no totalTokens.
+  isTokenCount: (body) => body?.totalTokens === undefined || isCount(body.totalTokens),
   passThrough: {
     // usageMetadata is cumulative: the chunk with finishReason has the final count (a blocked prompt's, its only chunk).
     carriesUsage: (event) => event.data.includes('"finishReason"') || event.data.includes('"blockReason"'),
