@@ -140,13 +140,15 @@ test.group('Billing exactness: the portal counts UTC days and months whatever th
     await resetDatabase()
   })
 
-  /** New connections of the app's pool get this session time zone (a Postgres set up with a local time zone). */
-  async function databaseTimeZone(zone: string | null) {
-    const { rows } = await db.rawQuery('SELECT current_database() AS name')
-    const name = `"${String(rows[0].name).replace(/"/g, '""')}"`
-    await db.rawQuery(zone === null ? `ALTER DATABASE ${name} RESET timezone` : `ALTER DATABASE ${name} SET timezone TO '${zone}'`)
-    // Lucid reconnects on the next query: the pool's sessions start again with the database's setting.
-    await db.manager.close('postgres')
+  /**
+   * The app's queries run in one transaction whose session time zone is `zone` (a Postgres set up
+   * with a local time zone). Not ALTER DATABASE and a reconnect: closing the Lucid connection breaks
+   * every query client made from it before (the limiter's database store keeps one), and with it
+   * every later test.
+   */
+  async function databaseTimeZone(zone: string) {
+    await db.beginGlobalTransaction()
+    await db.rawQuery(`SET LOCAL timezone TO '${zone}'`)
   }
 
   test("the month's spend and a usage log's last day end at UTC midnight", async ({ assert, cleanup }) => {
@@ -162,7 +164,7 @@ test.group('Billing exactness: the portal counts UTC days and months whatever th
     gw.meter.record(today)
     await gw.meter.drain()
 
-    cleanup(() => databaseTimeZone(null))
+    cleanup(() => db.rollbackGlobalTransaction())
     // Honolulu is UTC-10: its midnight is 10:00 UTC.
     await databaseTimeZone('Pacific/Honolulu')
     const { rows } = await db.rawQuery('SHOW timezone')
