@@ -83,7 +83,9 @@
     running?.abort()
     conversation++
     history = []
-    transcript.replaceChildren(element('p', 'transcript__empty muted', text.empty))
+    const empty = element('p', 'transcript__empty muted', text.empty)
+    empty.dataset.empty = ''
+    transcript.replaceChildren(empty)
     messageInput.focus()
   })
 
@@ -94,12 +96,14 @@
     return node
   }
 
-  /** One turn in the transcript: its role, its text (as text), room for notes under it. */
-  function addTurn(role, label, content) {
+  /** One turn in the transcript: who (and which model), its text (as text), room for notes under it. */
+  function addTurn(role, label, content, model) {
     transcript.querySelector('[data-empty]')?.remove()
     const turn = element('div', `turn turn--${role}`)
     turn.dataset.role = role
-    turn.append(element('div', 'turn__role', label), element('div', 'turn__text', content))
+    const head = element('div', 'turn__role', label)
+    if (model) head.append(' · ', element('span', 'turn__model', model))
+    turn.append(head, element('div', 'turn__text', content))
     transcript.append(turn)
     scrollDown()
     return turn
@@ -157,7 +161,7 @@
 
     const userTurn = addTurn('user', text.you, content)
     messageInput.value = ''
-    const turn = addTurn('assistant', `${text.assistant} · ${model}`, '')
+    const turn = addTurn('assistant', text.assistant, '', model)
     const answer = turn.querySelector('.turn__text')
     turn.setAttribute('aria-busy', 'true')
     const controller = new AbortController()
