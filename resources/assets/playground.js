@@ -105,12 +105,18 @@
     if (model) head.append(' · ', element('span', 'turn__model', model))
     turn.append(head, element('div', 'turn__text', content))
     transcript.append(turn)
-    scrollDown()
+    scrollDown(true)
     return turn
   }
 
-  function scrollDown() {
-    transcript.scrollTop = transcript.scrollHeight
+  /** Follows the answer down while the reader is at the end; leaves alone someone who scrolled up to read. */
+  let following = true
+  transcript.addEventListener('scroll', () => {
+    following = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 48
+  })
+  function scrollDown(always) {
+    if (always) following = true
+    if (following) transcript.scrollTop = transcript.scrollHeight
   }
 
   /** A problem before any call (no key, no model...): said in the transcript, nothing sent. */
