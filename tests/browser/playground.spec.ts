@@ -14,7 +14,8 @@ import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, st
  * the answer streams in (shown while the stream is still open), as text
  * (markup in it stays text), with the usage line and the request id that
  * opens the usage log entry; a second turn carries the first; Stop ends a
- * stream; without streaming; a wrong key shows the API's 401 message, a
+ * stream; a stream cut by the upstream keeps its words and says why;
+ * without streaming; a wrong key shows the API's 401 message, a
  * key's rate limit the 429 with its Retry-After. Screenshots at laptop and
  * phone widths in tmp/screenshots/playground.
  */
@@ -137,7 +138,7 @@ test.group('Playground in a browser', (group) => {
     assert.isTrue(sent.stream)
 
     // Stop: a slow stream, stopped after its first words; what came is kept and marked
-    mock.script({ chunkDelayMs: 400 })
+    mock.script({ chunk_delay_ms: 400 })
     await page.locator('#pg-message').fill('Take your time')
     await page.locator('#pg-message').press('Control+Enter')
     await untilStreaming(page, 2)
@@ -148,6 +149,15 @@ test.group('Playground in a browser', (group) => {
     assert.isBelow((await stopped.locator('.turn__text').innerText()).length, ANSWER.length)
     assert.isTrue(await page.locator('#pg-send').isEnabled())
 
+    // The upstream drops the connection mid-stream: the words that came stay, the gateway's error event under them
+    mock.script({ reset_after: 3 })
+    await page.locator('#pg-message').fill('Cut me off')
+    await page.locator('#pg-message').press('Control+Enter')
+    await untilCount(page, '.turn--assistant [data-meta]', 4)
+    const cut = page.locator('.turn--assistant').nth(3)
+    assert.equal(await cut.locator('.turn__text').textContent(), ANSWER.split(/(?<= )/).slice(0, 3).join(''))
+    assert.isNotEmpty((await cut.locator('.turn__error').innerText()).trim())
+
     // Without streaming, with temperature and max tokens
     await page.locator('#pg-stream').uncheck()
     await page.locator('#pg-temperature').fill('0.3')
@@ -155,8 +165,8 @@ test.group('Playground in a browser', (group) => {
     await page.locator('#pg-model').selectOption('mock-mini')
     await page.locator('#pg-message').fill('Once, whole')
     await page.locator('#pg-message').press('Control+Enter')
-    await untilCount(page, '.turn--assistant [data-meta]', 4)
-    const whole = page.locator('.turn--assistant').nth(3)
+    await untilCount(page, '.turn--assistant [data-meta]', 5)
+    const whole = page.locator('.turn--assistant').nth(4)
     assert.equal(await whole.locator('.turn__text').textContent(), ANSWER)
     assert.notInclude(await whole.locator('[data-meta]').innerText(), 'first token')
     const plain = JSON.parse(mock.requests.at(-1)!.body)
