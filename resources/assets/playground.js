@@ -133,7 +133,11 @@
     stopButton.hidden = !controller
   }
 
-  /** The optional number fields: a number within bounds, undefined when empty, null when invalid. */
+  /**
+   * The optional number fields: a number within the field's min and max,
+   * undefined when empty, null when invalid. Temperature takes any step
+   * (0.75 is a fine temperature).
+   */
   function numberField(input, integer) {
     const raw = input.value.trim()
     if (raw === '') return undefined

@@ -160,7 +160,7 @@ test.group('Playground in a browser', (group) => {
 
     // Without streaming, with temperature and max tokens
     await page.locator('#pg-stream').uncheck()
-    await page.locator('#pg-temperature').fill('0.3')
+    await page.locator('#pg-temperature').fill('0.35')
     await page.locator('#pg-max-tokens').fill('64')
     await page.locator('#pg-model').selectOption('mock-mini')
     await page.locator('#pg-message').fill('Once, whole')
@@ -172,7 +172,7 @@ test.group('Playground in a browser', (group) => {
     const plain = JSON.parse(mock.requests.at(-1)!.body)
     assert.equal(plain.model, 'mock-mini')
     assert.isUndefined(plain.stream_options)
-    assert.equal(plain.temperature, 0.3)
+    assert.equal(plain.temperature, 0.35)
     assert.equal(plain.max_tokens, 64)
 
     // The request id opens the user's usage log entry
@@ -195,10 +195,19 @@ test.group('Playground in a browser', (group) => {
     assert.equal(await page.locator('#pg-message').inputValue(), 'Who am I?')
     assert.equal(await shot(page, 'wrong-key'), PHONE.width)
 
-    // Clear empties the conversation
+    // Clear empties the conversation; Forget takes the key out of the tab
     await page.locator('#pg-clear').click()
     assert.equal(await page.locator('#pg-transcript .turn').count(), 0)
     assert.isTrue(await page.locator('[data-empty]').isVisible())
+    await page.locator('#pg-key-forget').click()
+    assert.equal(await page.locator('#pg-key').inputValue(), '')
+    assert.isNull(await page.evaluate(`sessionStorage.getItem('gateway.playground.key')`))
+    // Nothing sent without a key: the page says what is missing
+    await page.locator('#pg-message').fill('Anyone?')
+    const calls = mock.requests.length
+    await page.locator('#pg-send').click()
+    assert.include(await page.locator('.turn--error').innerText(), 'Paste an API key first')
+    assert.equal(mock.requests.length, calls)
     await context.close()
   }).timeout(120_000)
 

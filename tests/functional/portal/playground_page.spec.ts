@@ -51,6 +51,15 @@ test.group('Portal: Playground page', (group) => {
     const other = new PageClient()
     await other.login(open.email)
     assert.deepEqual(options((await other.get('/dashboard/playground')).body), ['mock-chat', 'mock-mini', 'other-chat', ''])
+    // A plan whose models nothing serves: only "Other", its name field shown, and a note.
+    const none = await seedUser({ plan: { name: 'unserved', models: ['nothing-*'] } })
+    const bare = new PageClient()
+    await bare.login(none.email)
+    const empty = (await bare.get('/dashboard/playground')).body
+    assert.deepEqual(options(empty), [''])
+    assert.match(empty, /<option value="" selected>/)
+    assert.notMatch(/<input id="pg-model-other"[^>]*>/.exec(empty)?.[0] ?? '', /hidden/)
+    assert.include(empty, 'No chat model is listed by name for your plan')
     // Beside Models in every portal page's nav.
     const models = await other.get('/dashboard/models')
     assert.match(models.body, /href="\/dashboard\/models"[^>]*>Models<\/a><\/li>\s*<li><a href="\/dashboard\/playground"/)
