@@ -194,15 +194,21 @@
         await showError(turn, response, result.requestId)
         return failed(userTurn, content)
       }
+      // One text node the pieces are appended to: no re-rendering of the whole answer per token.
+      let answerText = null
       const onText = (piece) => {
         if (result.firstToken === null) result.firstToken = performance.now() - started
+        if (!piece) return
         result.content += piece
-        answer.textContent = result.content
+        if (answerText) answerText.appendData(piece)
+        else answer.append((answerText = document.createTextNode(piece)))
         scrollDown()
       }
       const onReasoning = (piece) => {
         if (result.firstToken === null) result.firstToken = performance.now() - started
-        reasoningBox(turn).textContent += piece
+        const box = reasoningBox(turn)
+        if (box.firstChild) box.firstChild.appendData(piece)
+        else box.append(piece)
       }
       if (stream && (response.headers.get('content-type') || '').includes('text/event-stream')) {
         const streamError = await readStream(response.body, onText, onReasoning, (usage) => (result.usage = usage))

@@ -6,6 +6,7 @@ import { createApiKey } from '#actions/issue_api_key'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { clearFormThrottles } from '#services/form_throttle'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { THINKING_TEXT } from '#tests/fixtures/mock_upstream/scenario'
 import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -16,7 +17,8 @@ import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, st
  * opens the usage log entry; a second turn carries the first; Stop ends a
  * stream; a stream cut by the upstream keeps its words and says why;
  * without streaming; a wrong key shows the API's 401 message, a
- * key's rate limit the 429 with its Retry-After. Screenshots at laptop and
+ * key's rate limit the 429 with its Retry-After; a thinking model's
+ * reasoning folded apart from its answer. Screenshots at laptop and
  * phone widths in tmp/screenshots/playground.
  */
 const SHOTS = 'tmp/screenshots/playground'
@@ -52,12 +54,15 @@ const ANSWER = 'Hello <img src=x data-injected> from <b data-injected>the</b> mo
 test.group('Playground in a browser', (group) => {
   let browser: Browser
   let mock: MockUpstream
+  let thinker: MockUpstream
   let userId: number
 
   group.setup(async () => {
     await resetDatabase()
     mock = await startMock({ text: ANSWER, chunkDelayMs: 60 })
     await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-chat', 'mock-mini'] })
+    thinker = await startMock({ text: 'Four.', thinking: true })
+    await seedChannel({ name: 'thinker', baseUrl: thinker.url, models: ['mock-thinker'] })
     await seedPrice('mock-chat', '2', '8')
     const { user } = await createUser({ email: 'play-user@test.local', password: 'user-password', role: 'user' })
     userId = user.id
@@ -68,6 +73,7 @@ test.group('Playground in a browser', (group) => {
     return async () => {
       await browser.close()
       await mock.stop()
+      await thinker.stop()
     }
   })
 
@@ -88,7 +94,7 @@ test.group('Playground in a browser', (group) => {
     assert.equal(await page.locator('h1').innerText(), 'Playground')
     assert.include(await page.locator('[data-key-note]').innerText(), 'never to this page')
     assert.equal(await shot(page, 'empty'), PHONE.width)
-    assert.deepEqual(await page.locator('#pg-model option').evaluateAll((o) => o.map((x: any) => x.value)), ['mock-chat', 'mock-mini', ''])
+    assert.deepEqual(await page.locator('#pg-model option').evaluateAll((o) => o.map((x: any) => x.value)), ['mock-chat', 'mock-mini', 'mock-thinker', ''])
 
     // The key goes into this tab's sessionStorage, and survives a reload
     await page.locator('#pg-key').fill(key)
@@ -227,6 +233,31 @@ test.group('Playground in a browser', (group) => {
     const error = page.locator('.turn__error[data-status="429"]')
     await error.waitFor()
     assert.match(await error.innerText(), /Try again in \d+ s\./)
+    await context.close()
+  }).timeout(60_000)
+
+  test("a thinking model's reasoning shows apart from its answer, streamed or not", async ({ assert }) => {
+    const { key } = await createApiKey({ userRef: 'play-user@test.local', name: 'thinking' })
+    await refreshCaches()
+    const context = await browser.newContext({ locale: 'en-US', viewport: LAPTOP })
+    const page = await context.newPage()
+    await login(page, 'play-user@test.local', 'user-password')
+    await page.goto(`${baseUrl()}/dashboard/playground`)
+    await page.locator('#pg-key').fill(key)
+    await page.locator('#pg-model').selectOption('mock-thinker')
+    for (const [n, stream] of [[1, true], [2, false]] as const) {
+      await page.locator('#pg-stream').setChecked(stream)
+      await page.locator('#pg-message').fill('Two plus two?')
+      await page.locator('#pg-message').press('Control+Enter')
+      await untilCount(page, '.turn--assistant [data-meta]', n)
+      const turn = page.locator('.turn--assistant').nth(n - 1)
+      assert.equal(await turn.locator('.turn__reasoning pre').textContent(), THINKING_TEXT)
+      assert.isFalse(await turn.locator('.turn__reasoning').evaluate((d: any) => d.open), 'folded')
+      assert.equal(await turn.locator('.turn__text').textContent(), 'Four.')
+    }
+    // The reasoning is not sent back as part of the conversation
+    const sent = JSON.parse(thinker.requests.at(-1)!.body)
+    assert.deepEqual(sent.messages[1], { role: 'assistant', content: 'Four.' })
     await context.close()
   }).timeout(60_000)
 })
