@@ -18,7 +18,7 @@ import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedPrice, st
  * stream; a stream cut by the upstream keeps its words and says why;
  * without streaming; a wrong key shows the API's 401 message, a
  * key's rate limit the 429 with its Retry-After; a thinking model's
- * reasoning folded apart from its answer. Screenshots at laptop and
+ * reasoning folded apart from its answer; a failing provider's 5xx. Screenshots at laptop and
  * phone widths in tmp/screenshots/playground.
  */
 const SHOTS = 'tmp/screenshots/playground'
@@ -55,6 +55,7 @@ test.group('Playground in a browser', (group) => {
   let browser: Browser
   let mock: MockUpstream
   let thinker: MockUpstream
+  let broken: MockUpstream
   let userId: number
 
   group.setup(async () => {
@@ -63,6 +64,8 @@ test.group('Playground in a browser', (group) => {
     await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-chat', 'mock-mini'] })
     thinker = await startMock({ text: 'Four.', thinking: true })
     await seedChannel({ name: 'thinker', baseUrl: thinker.url, models: ['mock-thinker'] })
+    broken = await startMock({ status: 503 })
+    await seedChannel({ name: 'broken', baseUrl: broken.url, models: ['mock-broken'] })
     await seedPrice('mock-chat', '2', '8')
     const { user } = await createUser({ email: 'play-user@test.local', password: 'user-password', role: 'user' })
     userId = user.id
@@ -74,6 +77,7 @@ test.group('Playground in a browser', (group) => {
       await browser.close()
       await mock.stop()
       await thinker.stop()
+      await broken.stop()
     }
   })
 
@@ -94,7 +98,7 @@ test.group('Playground in a browser', (group) => {
     assert.equal(await page.locator('h1').innerText(), 'Playground')
     assert.include(await page.locator('[data-key-note]').innerText(), 'never to this page')
     assert.equal(await shot(page, 'empty'), PHONE.width)
-    assert.deepEqual(await page.locator('#pg-model option').evaluateAll((o) => o.map((x: any) => x.value)), ['mock-chat', 'mock-mini', 'mock-thinker', ''])
+    assert.deepEqual(await page.locator('#pg-model option').evaluateAll((o) => o.map((x: any) => x.value)), ['mock-broken', 'mock-chat', 'mock-mini', 'mock-thinker', ''])
 
     // The key goes into this tab's sessionStorage, and survives a reload
     await page.locator('#pg-key').fill(key)
@@ -103,6 +107,7 @@ test.group('Playground in a browser', (group) => {
     assert.equal(await page.locator('#pg-key').inputValue(), key)
 
     // Ctrl+Enter sends; the answer shows while the stream is still open
+    await page.locator('#pg-model').selectOption('mock-chat')
     await page.locator('#pg-system').fill('You are terse.')
     await page.locator('#pg-message').fill('Say hello')
     await page.locator('#pg-message').press('Control+Enter')
@@ -201,6 +206,16 @@ test.group('Playground in a browser', (group) => {
     assert.equal(await page.locator('#pg-message').inputValue(), 'Who am I?')
     assert.equal(await shot(page, 'wrong-key'), PHONE.width)
 
+    // A provider that fails: the gateway's 5xx message, what to do, the request id to quote
+    await page.locator('#pg-key').fill(key)
+    await page.locator('#pg-model').selectOption('mock-broken')
+    await page.locator('#pg-message').fill('Anyone there?')
+    await page.locator('#pg-send').click()
+    const failure = page.locator('.turn__error[data-status^="5"]')
+    await failure.waitFor()
+    assert.include(await failure.innerText(), 'The provider or the gateway failed')
+    assert.match(await failure.innerText(), /request [0-9a-f-]{36}/)
+
     // Clear empties the conversation; Forget takes the key out of the tab
     await page.locator('#pg-clear').click()
     assert.equal(await page.locator('#pg-transcript .turn').count(), 0)
@@ -225,6 +240,7 @@ test.group('Playground in a browser', (group) => {
     await login(page, 'play-user@test.local', 'user-password')
     await page.goto(`${baseUrl()}/dashboard/playground`)
     await page.locator('#pg-key').fill(key)
+    await page.locator('#pg-model').selectOption('mock-chat')
     for (const message of ['first', 'second']) {
       await page.locator('#pg-message').fill(message)
       await page.locator('#pg-message').press('Control+Enter')
