@@ -56,7 +56,7 @@ router
     router.get('/usage', [UsageLogsController, 'index']).as('usage')
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
     router.get('/usage/:id', [UsageLogsController, 'show']).as('usage.show').where('id', idMatcher)
-    router.get('/usage/request/:requestId', [UsageLogsController, 'byRequestId']).as('usage.request').where('requestId', REQUEST_ID_PATTERN)
+    router.get('/usage/request/:request_id', [UsageLogsController, 'byRequestId']).as('usage.request').where('request_id', REQUEST_ID_PATTERN)
     router.get('/models', [PortalModelsController, 'index']).as('models')
     router.get('/playground', [PlaygroundController, 'show']).as('playground')
     router.get('/security', [SecurityController, 'show']).as('security')
