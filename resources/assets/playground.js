@@ -280,6 +280,9 @@
       link.href = fill(text.requestLink, { id: encodeURIComponent(result.requestId) })
       link.title = text.requestTitle
       link.dataset.requestId = result.requestId
+      // In a new tab: the conversation lives in this page, and following the link here would end it.
+      link.target = '_blank'
+      link.rel = 'noopener'
       meta.append(link)
     }
     if (result.usage) {

@@ -186,12 +186,13 @@ test.group('Playground in a browser', (group) => {
     assert.equal(plain.temperature, 0.35)
     assert.equal(plain.max_tokens, 64)
 
-    // The request id opens the user's usage log entry
-    await meta.locator('a').click()
-    await page.waitForURL(/\/dashboard\/usage\/\d+$/)
-    assert.equal(await page.locator('[data-request-id]').innerText(), requestId)
-    await page.goBack()
-    await page.waitForURL(`${baseUrl()}/dashboard/playground`)
+    // The request id opens the user's usage log entry, in a new tab: the conversation stays
+    const [entry] = await Promise.all([context.waitForEvent('page'), meta.locator('a').click()])
+    await entry.waitForLoadState()
+    assert.match(entry.url(), /\/dashboard\/usage\/\d+$/)
+    assert.equal(await entry.locator('[data-request-id]').innerText(), requestId)
+    await entry.close()
+    assert.equal(await page.locator('.turn--assistant [data-meta]').count(), 5)
 
     // A wrong key: the API's own 401 message, the user's message put back in the box
     const expected: any = await (await post('/v1/chat/completions', { model: 'mock-chat', messages: [] }, { authorization: 'Bearer sk-gw-wrong' })).json()
