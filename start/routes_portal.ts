@@ -7,6 +7,7 @@
 import router from '@adonisjs/core/services/router'
 import { middleware, webStack } from '#start/kernel'
 import { idMatcher } from '#services/record_id'
+import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 
 const DocsController = () => import('#controllers/pages/docs_controller')
 const StatusPageController = () => import('#controllers/pages/status_page_controller')
@@ -18,6 +19,7 @@ const ApiKeysController = () => import('#controllers/portal/api_keys_controller'
 const BillingController = () => import('#controllers/portal/billing_controller')
 const UsageLogsController = () => import('#controllers/portal/usage_logs_controller')
 const PortalModelsController = () => import('#controllers/portal/models_controller')
+const PlaygroundController = () => import('#controllers/portal/playground_controller')
 const PasswordController = () => import('#controllers/portal/password_controller')
 const SecurityController = () => import('#controllers/portal/security_controller')
 const RedemptionsController = () => import('#controllers/portal/redemptions_controller')
@@ -54,7 +56,9 @@ router
     router.get('/usage', [UsageLogsController, 'index']).as('usage')
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
     router.get('/usage/:id', [UsageLogsController, 'show']).as('usage.show').where('id', idMatcher)
+    router.get('/usage/request/:request_id', [UsageLogsController, 'byRequestId']).as('usage.request').where('request_id', REQUEST_ID_PATTERN)
     router.get('/models', [PortalModelsController, 'index']).as('models')
+    router.get('/playground', [PlaygroundController, 'show']).as('playground')
     router.get('/security', [SecurityController, 'show']).as('security')
     router.post('/security/two-factor/start', [SecurityController, 'start']).as('two_factor.start')
     router.post('/security/two-factor/cancel', [SecurityController, 'cancel']).as('two_factor.cancel')

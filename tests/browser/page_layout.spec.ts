@@ -43,7 +43,7 @@ test.group('Page layout in a browser', (group) => {
     await page.locator('#f-name').fill('phone-key')
     await page.getByRole('button', { name: 'Create key' }).click()
     await page.waitForSelector('tr[data-key-id]')
-    const portalPaths = ['/dashboard/keys', '/dashboard', '/dashboard/usage', '/dashboard/billing', '/dashboard/models', '/dashboard/password', '/docs', '/status']
+    const portalPaths = ['/dashboard/keys', '/dashboard', '/dashboard/usage', '/dashboard/billing', '/dashboard/models', '/dashboard/playground', '/dashboard/password', '/docs', '/status']
     for (const path of [...portalPaths, '/login']) {
       await page.goto(`${baseUrl()}${path}`)
       assert.equal(await pageWidth(page), PHONE.width, `${path} is wider than the phone`)

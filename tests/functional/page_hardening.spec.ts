@@ -407,6 +407,7 @@ test.group('Pages: user-controlled text is escaped everywhere it is shown', (gro
       `/dashboard/usage?tag=${q}`,
       `/dashboard/usage/${row.id}`,
       '/dashboard/models',
+      '/dashboard/playground',
       '/dashboard/security',
       `/docs?model=${q}`,
       `/pricing?q=${q}`,

@@ -45,6 +45,20 @@ export default class UsageLogsController {
     })
   }
 
+  /**
+   * GET /dashboard/usage/request/:request_id: one of the user's requests by
+   * the id its answer carried (x-request-id; the Playground links each answer
+   * here), redirected to its page. Not (yet) metered, or another user's: 404.
+   */
+  async byRequestId({ params, response, auth, i18n }: HttpContext) {
+    const user = auth.use('web').getUserOrFail()
+    const requestId = String(params.request_id).toLowerCase()
+    await settleMetering()
+    const row = await db.from('usage_records').where('request_id', requestId).where('user_id', user.id).select('id').first()
+    if (!row) return response.notFound(i18n.t('portal.usage.detail.not_found'))
+    return response.redirect(`/dashboard/usage/${row.id}`)
+  }
+
   /** GET /dashboard/usage.csv: the same rows (filters applied) as a CSV download. */
   async csv(ctx: HttpContext) {
     const { response, auth } = ctx

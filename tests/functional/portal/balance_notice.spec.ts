@@ -12,7 +12,7 @@ test.group('Portal: an empty balance is said on every page', (group) => {
     const user = await seedUser()
     const client = new PageClient()
     await client.login(user.email)
-    for (const path of ['/dashboard', '/dashboard/keys', '/dashboard/usage', '/dashboard/models']) {
+    for (const path of ['/dashboard', '/dashboard/keys', '/dashboard/usage', '/dashboard/models', '/dashboard/playground']) {
       const page = await client.get(path)
       assert.include(page.body, 'data-balance-empty', path)
       assert.include(htmlText(page.body), 'Your balance is $0.00: requests to priced models are refused (402 insufficient_balance)', path)
