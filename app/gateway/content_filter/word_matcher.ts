@@ -182,6 +182,9 @@ export class WordMatcher {
 
 /** Adds the entries; true once `found` is full. */
 function report(ids: number[], found: Set<number>, limit: number): boolean {
-  for (const id of ids) found.add(id)
-  return found.size >= limit
+  for (const id of ids) {
+    found.add(id)
+    if (found.size >= limit) return true
+  }
+  return false
 }
