@@ -72,7 +72,7 @@ router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.u
 router.get('/api/status', [StatusController, 'show']).as('status')
 
 /**
- * The management API: users, balances, keys, redemption codes, channels and prices as JSON
+ * The management API: users, balances, keys, redemption codes, channels, prices and settings as JSON
  * for scripts and billing systems (LiteLLM's /key/generate, /key/update...),
  * with an administrator's API key. The same actions as the panel and ace.
  */
@@ -83,6 +83,7 @@ const ManagementUsageController = () => import('#controllers/api/management/usag
 const ManagementPaymentsController = () => import('#controllers/api/management/payments_controller')
 const ManagementChannelsController = () => import('#controllers/api/management/channels_controller')
 const ManagementPricesController = () => import('#controllers/api/management/prices_controller')
+const ManagementSettingsController = () => import('#controllers/api/management/settings_controller')
 router
   .group(() => {
     router.get('/users', [ManagementUsersController, 'index']).as('users.index')
@@ -114,6 +115,8 @@ router
     router.get('/prices', [ManagementPricesController, 'index']).as('prices.index')
     router.post('/prices', [ManagementPricesController, 'store']).as('prices.store')
     router.delete('/prices/:id', [ManagementPricesController, 'destroy']).as('prices.destroy')
+    router.get('/settings/sensitive-words', [ManagementSettingsController, 'sensitiveWords']).as('settings.sensitive_words')
+    router.patch('/settings/sensitive-words', [ManagementSettingsController, 'updateSensitiveWords']).as('settings.sensitive_words.update')
   })
   .prefix('/api/admin')
   .as('management')

@@ -43,6 +43,7 @@ router
     router.post('/settings/registration', [SettingsController, 'registration']).as('settings.registration')
     router.post('/settings/referrals', [SettingsController, 'referrals']).as('settings.referrals')
     router.post('/settings/announcement', [SettingsController, 'announcement']).as('settings.announcement')
+    router.post('/settings/sensitive-words', [SettingsController, 'sensitiveWords']).as('settings.sensitive_words')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')

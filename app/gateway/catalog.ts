@@ -4,6 +4,7 @@ import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { globMatches, globSpecificity } from '#gateway/glob'
 import { rememberBounded } from '#gateway/bounded_memo'
 import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
+import { WORD_FILTER_SETTING, WordFilter, wordFilterSettingsOf } from '#gateway/content_filter/word_filter'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { poolKey, retirePoolsExcept } from '#gateway/upstream/upstream_pool'
 import { baseOf } from '#gateway/providers/provider_adapter'
@@ -119,6 +120,10 @@ export class Catalog {
   #fallbacksByModel = new Map<string, readonly string[]>()
   #pending: PendingSource = NOTHING_PENDING
   #loaded = false
+  /** The sensitive-word filter (content_filter/word_filter.ts), compiled once per change; null when off */
+  wordFilter: WordFilter | null = null
+  /** Told when a stored word list does not compile (a hand edit): the filter then stays as it was */
+  onWordFilterError: (error: unknown) => void = () => {}
 
   setPendingSource(source: PendingSource) {
     this.#pending = source
@@ -134,7 +139,7 @@ export class Catalog {
   /** Loads plans, channels and prices once; concurrent callers share the load. */
   async ensureLoaded() {
     if (this.#loaded) return
-    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices(), this.loadFallbacks()])
+    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices(), this.loadFallbacks(), this.loadWordFilter()])
       .then(() => {
         this.#loaded = true
       })
@@ -221,6 +226,20 @@ export class Catalog {
       .map((row) => ({ pattern: row.model_pattern as string, models: row.fallbacks as string[], specificity: globSpecificity(row.model_pattern) }))
       .sort(byPrecedence)
     this.#fallbacksByModel.clear()
+  }
+
+  /**
+   * Compiles the stored sensitive-word setting. Saving checks the list
+   * (set_word_filter.ts), so a list that does not compile was written by
+   * hand: the last good filter is kept and the error reported.
+   */
+  async loadWordFilter() {
+    const row = await db.from('app_settings').where('key', WORD_FILTER_SETTING).first()
+    try {
+      this.wordFilter = WordFilter.of(wordFilterSettingsOf(row?.value ?? null))
+    } catch (error) {
+      this.onWordFilterError(error)
+    }
   }
 
   /** The models to try when every channel of `model` fails (the most specific glob's list); empty when none. */
@@ -451,6 +470,10 @@ export class Catalog {
         return this.loadPrices()
       case 'model_fallbacks':
         return this.loadFallbacks()
+      case 'app_settings':
+        // `app_settings:<key>` (migration 989): only the word filter is cached here.
+        if (rawId === WORD_FILTER_SETTING) return this.loadWordFilter()
+        return
       case 'api_keys':
         // Keys are cached by hash: drop them all (changes are rare).
         this.#forgetKeys()

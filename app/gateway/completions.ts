@@ -119,6 +119,17 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     }
 
     const { bytes, parsed } = answer
+    const wordFilter = services.catalog.wordFilter
+    if (!call.stream && wordFilter?.checkCompletions === true) {
+      // A listed word in the answer withholds it (word_filter.ts); the tokens used are still billed.
+      const text = completionText(parsed)
+      const refusal = wordFilter.screenCompletion(text)
+      if (refusal) {
+        const found = decodeChatUsage(parsed?.usage)
+        account.close(refusal.status, refusal.code, found ? toTokenUsage(found) : await estimate(call, text))
+        throw refusal
+      }
+    }
     if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()
     if (!call.res.destroyed) {

@@ -67,6 +67,8 @@ export class Gateway {
     })
     // A user or key (re)loaded from the database gets what the meter holds uncommitted added back.
     this.catalog.setPendingSource(this.meter)
+    this.catalog.onWordFilterError = (error) =>
+      options.logger.error({ err: error }, 'the stored sensitive-word list does not compile; the filter keeps its last good list')
     this.service = new GatewayService(this.catalog, this.meter)
     this.health = new ChannelHealth(
       {

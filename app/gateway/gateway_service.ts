@@ -345,6 +345,13 @@ export class GatewayService {
     if (answer.decoded === null) {
       const parsed = answer.parsed
       const bytes = answer.bytes!
+      if (this.catalog.wordFilter?.checkCompletions === true) {
+        const text = exchange.passThroughText(parsed)
+        await this.#screenCompletion(account, text, async () => {
+          const found = ingress.usageOfBody(parsed)
+          return found ? toTokenUsage(found) : exchange.estimate(text)
+        })
+      }
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, bytes)
       if (status === 200) this.#store(exchange, false, 'application/json', bytes)
@@ -353,6 +360,7 @@ export class GatewayService {
     }
     const response = unwrapCustomCalls(answer.decoded, exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
+    if (!call.stream && this.catalog.wordFilter?.checkCompletions === true) await this.#screenCompletion(account, responseText(response), async () => usage)
     if (call.stream) {
       // The upstream ignored `stream` (or its stream came labelled as JSON): replay its answer as the client's stream.
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
@@ -368,6 +376,19 @@ export class GatewayService {
     this.#answer(exchange, account, status, encoded)
     if (status === 200) this.#store(exchange, false, 'application/json', encoded)
     account.close(status, null, usage)
+  }
+
+  /**
+   * The sensitive-word check of a whole answer (when the operator asked for
+   * it): a listed word in its text withholds it. The client gets the 400 in
+   * its format instead; the tokens the upstream used are still metered and
+   * billed (the upstream was paid), on the row the error closes.
+   */
+  async #screenCompletion(account: RequestAccount, text: string, usage: () => Promise<TokenUsage>) {
+    const refusal = this.catalog.wordFilter?.screenCompletion(text)
+    if (!refusal) return
+    account.close(refusal.status, refusal.code, await usage())
+    throw refusal
   }
 
   /** A whole JSON answer, in one write. */

@@ -3,10 +3,13 @@ import { panelActor } from '#controllers/admin/panel'
 import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
 import { referralTerms, setReferralTerms } from '#actions/referrals'
 import { currentAnnouncement, setAnnouncement } from '#actions/set_announcement'
+import { setWordFilter, wordFilterSettings } from '#actions/set_word_filter'
+import { MAX_ENTRIES, MAX_ENTRY_LENGTH, MAX_PATTERNS } from '#gateway/content_filter/word_matcher'
 
 /**
  * Operator settings kept in the database (app_settings), changed at run
- * time: self-service registration, referral rewards, the announcement.
+ * time: self-service registration, referral rewards, the announcement, the
+ * sensitive-word filter.
  */
 export default class SettingsController {
   /** GET /admin/settings */
@@ -15,6 +18,8 @@ export default class SettingsController {
       registrationOpen: await registrationOpen(),
       referralTerms: await referralTerms(),
       announcement: await currentAnnouncement(),
+      wordFilter: await wordFilterSettings(),
+      wordLimits: { entries: MAX_ENTRIES, length: MAX_ENTRY_LENGTH, patterns: MAX_PATTERNS },
     })
   }
 
@@ -44,5 +49,21 @@ export default class SettingsController {
     )
     ctx.session.flash('success', value ? 'The announcement is up.' : 'The announcement is down.')
     return ctx.response.redirect('/admin/settings#announcement')
+  }
+
+  /** The sensitive-word filter: on/off, the list, answers checked too, matches hidden. */
+  async sensitiveWords(ctx: HttpContext) {
+    const checked = (name: string) => [ctx.request.input(name) ?? []].flat().includes('1')
+    const saved = await setWordFilter(
+      {
+        enabled: checked('enabled'),
+        words: String(ctx.request.input('words') ?? ''),
+        checkCompletions: ctx.request.input('scope') === 'prompt_and_completion',
+        hideMatches: checked('hideMatches'),
+      },
+      panelActor(ctx)
+    )
+    ctx.session.flash('success', saved.enabled ? `The sensitive-word filter is on (${saved.words.length} entries).` : 'The sensitive-word filter is off.')
+    return ctx.response.redirect('/admin/settings#sensitive-words')
   }
 }

@@ -124,6 +124,9 @@ async function readParsedBody(
   const checked =
     modelFromPath === undefined && defaultModel === undefined ? validateEnvelope(validator, body) : validateShape(validator, body)
   if (checked) await checked
+  // Sensitive words (content_filter/word_filter.ts): refused before routing, nothing held, sent or charged. Off: one null check.
+  const wordFilter = gw.catalog.wordFilter
+  if (wordFilter !== null) wordFilter.screenPrompt(endpoint, body)
   return { rawBody, body }
 }
 
