@@ -640,7 +640,9 @@ class Exchange {
       if (dialect === call.ingress) {
         // The routing fields are the gateway's: an upstream would refuse them (OpenAI: unrecognized argument).
         const body = this.#routingFields ? withoutRoutingFields(call.body) : call.body
-        const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, this.#routingFields ? undefined : call.rawBody)
+        // The vendor's hints only when a rename may apply (maxTokensRenamed): one property test otherwise.
+        const hints = call.ingress === 'openai_chat' && body.max_tokens !== undefined ? adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel) : undefined
+        const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, this.#routingFields ? undefined : call.rawBody, hints)
         if (!changed) return this.#routingFields ? Buffer.from(JSON.stringify(body)) : call.rawBody
         return Buffer.isBuffer(changed) ? changed : Buffer.from(JSON.stringify(changed))
       }

@@ -93,7 +93,9 @@ export interface PassThroughRules {
     upstreamModel: string,
     clientModel: string,
     stream: boolean,
-    raw?: Buffer
+    raw?: Buffer,
+    /** The channel's vendor hints, given when the body may need one of their renames (a `max_tokens`) */
+    hints?: EncodeHints
   ): Record<string, any> | Buffer | null
   /** A final sentinel the relay writes through verbatim (`[DONE]`) */
   sentinel?: string

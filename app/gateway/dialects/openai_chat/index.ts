@@ -1,4 +1,4 @@
-import { errorMessageOf, type Dialect } from '#gateway/dialects/dialect'
+import { errorMessageOf, type Dialect, type EncodeHints } from '#gateway/dialects/dialect'
 import { decodeChatRequest, encodeChatRequest } from '#gateway/dialects/openai_chat/request'
 import {
   decodeChatResponse,
@@ -33,23 +33,43 @@ export const openAiChat: Dialect = {
     upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     sentinel: '[DONE]',
     isLast: (event) => event.data === '[DONE]',
-    upstreamBody(body, upstreamModel, clientModel, stream, raw) {
+    upstreamBody(body, upstreamModel, clientModel, stream, raw, hints) {
       const needsModel = upstreamModel !== clientModel
       // Usage is always asked for on streams, so it can be metered exactly.
       const needsUsage = stream && body.stream_options?.include_usage !== true
-      if (!needsModel && !needsUsage) return null
+      const renamesMaxTokens = hints !== undefined && maxTokensRenamed(body, upstreamModel, hints)
+      if (!needsModel && !needsUsage && !renamesMaxTokens) return null
       // The usual case (a stream, no stream_options of the client's): add the member to the bytes, instead of
       // serialising a conversation of maybe 200 KB again. (Client bodies have no duplicate keys: parseJsonObject.)
-      if (!needsModel && raw && body.stream_options === undefined) return withFirstMember(raw, ASK_FOR_USAGE)
+      if (!needsModel && !renamesMaxTokens && raw && body.stream_options === undefined) return withFirstMember(raw, ASK_FOR_USAGE)
       const copy = { ...body }
       if (needsModel) copy.model = upstreamModel
       if (needsUsage) copy.stream_options = { ...(body.stream_options ?? {}), include_usage: true }
+      if (renamesMaxTokens) {
+        copy.max_completion_tokens = body.max_tokens
+        delete copy.max_tokens
+      }
       return copy
     },
   },
 }
 
 const ASK_FOR_USAGE = Buffer.from('"stream_options":{"include_usage":true},')
+
+/**
+ * OpenAI's reasoning models (o-series, gpt-5) refuse `max_tokens` with a 400
+ * ("Use 'max_completion_tokens' instead"), which most clients and tools still
+ * send: on a channel whose vendor says so (OpenAI, Azure), it goes as
+ * `max_completion_tokens`, as LiteLLM renames it. Other models keep it.
+ */
+function maxTokensRenamed(body: Record<string, any>, upstreamModel: string, hints: EncodeHints): boolean {
+  return (
+    hints.maxTokensField === 'max_completion_tokens' &&
+    body.max_tokens !== undefined &&
+    body.max_completion_tokens === undefined &&
+    hints.reasoningModels?.test(upstreamModel) === true
+  )
+}
 
 /** A JSON object's bytes with one more member first (the object has members: a body always has its model). */
 function withFirstMember(raw: Buffer, member: Buffer): Buffer {
