@@ -129,7 +129,8 @@ export async function testChannel(
       ok: false,
       model: publicModel,
       latencyMs: record?.latencyMs ?? elapsed(),
-      status: record?.status ?? (error instanceof GatewayError ? error.status : null),
+      // The upstream's status: none when it never answered (a refused connection is no "HTTP 502" of the upstream's).
+      status: record ? record.status : error instanceof GatewayError ? error.status : null,
       text: null,
       error: message,
       reEnabled: false,
