@@ -35,15 +35,28 @@ export function promptTokenHold(bodyBytes: number): number {
   return Math.ceil(bodyBytes / 3)
 }
 
-/** The completion tokens a request may use, for the holds: its own max_tokens (any dialect's), else the default allowance. */
+/**
+ * The completion tokens a request may use, for the holds: its own max_tokens
+ * (any dialect's), else the default allowance, for each choice it asks for
+ * (chat's and completions' `n`, Gemini's `candidateCount`: max_tokens bounds
+ * one choice, and every choice is billed).
+ */
 export function completionTokenHold(body: Record<string, any>): number {
-  return (
+  const perChoice =
     positiveInt(body.max_completion_tokens) ??
     positiveInt(body.max_tokens) ??
     positiveInt(body.max_output_tokens) ??
     positiveInt(body.generationConfig?.maxOutputTokens) ??
     DEFAULT_COMPLETION_ALLOWANCE
-  )
+  return perChoice * choicesAsked(body)
+}
+
+/** OpenAI answers at most 128 choices: a larger `n` is refused upstream, and must not hold more. */
+const MAX_CHOICES = 128
+
+function choicesAsked(body: Record<string, any>): number {
+  const n = positiveInt(body.n) ?? positiveInt(body.generationConfig?.candidateCount) ?? 1
+  return n > MAX_CHOICES ? MAX_CHOICES : n
 }
 
 function positiveInt(value: unknown): number | null {
