@@ -48,6 +48,8 @@ function calls(text: string, user: SeededUser): Array<{ name: string; path: stri
     { name: 'gemini stream systemInstruction', path: '/v1beta/models/word-model:streamGenerateContent?alt=sse', format: 'google', headers: { 'x-goog-api-key': user.key }, body: { systemInstruction: { parts: [{ text }] }, contents: [{ role: 'user', parts: [{ text: 'hello' }] }] } },
     { name: 'legacy completions', path: '/v1/completions', format: 'openai', headers: bearer(user), body: { model: 'word-model', prompt: text, max_tokens: 8 } },
     { name: 'embeddings', path: '/v1/embeddings', format: 'openai', headers: bearer(user), body: { model: 'word-embed', input: ['fine', text] } },
+    { name: 'image prompt', path: '/v1/images/generations', format: 'openai', headers: bearer(user), body: { model: 'word-image', prompt: text } },
+    { name: 'speech input', path: '/v1/audio/speech', format: 'openai', headers: bearer(user), body: { model: 'word-tts', input: text, voice: 'alloy' } },
   ]
 }
 

@@ -128,6 +128,16 @@ function geminiBatchEmbed(body: Record<string, any>, visit: TextVisitor): boolea
   return false
 }
 
+/** Image generation: the prompt describing the image. */
+function imagePrompt(body: Record<string, any>, visit: TextVisitor): boolean {
+  return typeof body.prompt === 'string' && visit(body.prompt)
+}
+
+/** Speech: the text to be read out (and the voice instructions some models take). */
+function speechInput(body: Record<string, any>, visit: TextVisitor): boolean {
+  return (typeof body.input === 'string' && visit(body.input)) || (typeof body.instructions === 'string' && visit(body.instructions))
+}
+
 /** The endpoints whose prompts are checked (withAccount's endpoint names), with their walkers. */
 export const PROMPT_TEXTS = new Map<string, (body: Record<string, any>, visit: TextVisitor) => boolean>([
   ['chat.completions', chat],
@@ -139,4 +149,6 @@ export const PROMPT_TEXTS = new Map<string, (body: Record<string, any>, visit: T
   ['embeddings', embeddings],
   ['gemini.embedContent', geminiEmbed],
   ['gemini.batchEmbedContents', geminiBatchEmbed],
+  ['images.generations', imagePrompt],
+  ['audio.speech', speechInput],
 ])
