@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import pg from 'pg'
 import { createServer, type AddressInfo } from 'node:net'
 
 /**
@@ -136,4 +137,24 @@ export async function call(
 /** One small non-streamed chat completion. */
 export function chat(instance: Instance, key: string, model = 'gpt-4o-mini', extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   return call(instance, 'POST', '/v1/chat/completions', key, { model, messages: [{ role: 'user', content: 'hi' }], ...extra }, headers)
+}
+
+/**
+ * An empty database on the test cluster (a fresh install's), named `name`:
+ * its URL, and `drop()` to remove it (forcing out any connection left).
+ */
+export async function emptyDatabase(name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const url = new URL(process.env.DATABASE_URL!)
+  const admin = new pg.Client({ connectionString: url.toString() })
+  await admin.connect()
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  await admin.query(`CREATE DATABASE ${name}`)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    async drop() {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.end()
+    },
+  }
 }

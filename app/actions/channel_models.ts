@@ -1,7 +1,7 @@
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
 import { channelBaseUrl } from '#actions/create_channel'
-import { updateChannel } from '#actions/update_channel'
+import { currentChannelInput, updateChannel } from '#actions/update_channel'
 import { cliActor, type Actor } from '#actions/audit'
 import { createChannelValidator } from '#validators/admin'
 import { anyGlobMatches } from '#gateway/glob'
@@ -137,20 +137,7 @@ export async function setChannelModels(ref: string | number, chosen: string[], m
   if (!picked.length) throw new AdminInputError('Choose at least one model', 'models')
   const current = channel.models ?? []
   const models = mode === 'replace' ? picked : [...current, ...picked.filter((id) => !current.includes(id))]
-  const input = await createChannelValidator.validate({
-    name: channel.name,
-    provider: channel.provider,
-    baseUrl: channel.baseUrl,
-    models,
-    modelMapping: channel.modelMapping ?? {},
-    extraHeaders: channel.extraHeaders ?? {},
-    priority: channel.priority,
-    weight: channel.weight,
-    connectTimeoutMs: channel.connectTimeoutMs ?? undefined,
-    firstByteTimeoutMs: channel.firstByteTimeoutMs ?? undefined,
-    idleTimeoutMs: channel.idleTimeoutMs ?? undefined,
-    totalTimeoutMs: channel.totalTimeoutMs ?? undefined,
-  })
+  const input = await createChannelValidator.validate({ ...currentChannelInput(channel), models })
   const { enabled: _enabled, apiKey: _apiKey, ...configuration } = input
   const saved = await updateChannel(channel.id, configuration, actor)
   return { channel: saved, added: models.filter((id) => !current.includes(id)), removed: current.filter((id) => !models.includes(id)) }

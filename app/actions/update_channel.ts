@@ -12,6 +12,28 @@ export interface UpdateChannelInput extends Omit<CreateChannelInput, 'enabled'> 
 }
 
 /** Replaces a channel's configuration; the upstream key changes only when a new one is given. */
+/**
+ * A saved channel's configuration as an edit's input (its key and enabled
+ * state left out): what a partial edit (the management API's PATCH, a model
+ * list change) starts from before it is validated like any edit.
+ */
+export function currentChannelInput(channel: Channel) {
+  return {
+    name: channel.name,
+    provider: channel.provider,
+    baseUrl: channel.baseUrl,
+    models: channel.models ?? [],
+    modelMapping: channel.modelMapping ?? {},
+    extraHeaders: channel.extraHeaders ?? {},
+    priority: channel.priority,
+    weight: channel.weight,
+    connectTimeoutMs: channel.connectTimeoutMs ?? undefined,
+    firstByteTimeoutMs: channel.firstByteTimeoutMs ?? undefined,
+    idleTimeoutMs: channel.idleTimeoutMs ?? undefined,
+    totalTimeoutMs: channel.totalTimeoutMs ?? undefined,
+  }
+}
+
 export async function updateChannel(id: number, input: UpdateChannelInput, actor: Actor = cliActor()) {
   const baseUrl = channelBaseUrl(input.provider, input.baseUrl)
   return db.transaction(async (trx) => {

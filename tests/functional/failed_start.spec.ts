@@ -1,6 +1,5 @@
 import { test } from '@japa/runner'
-import pg from 'pg'
-import { spawnInstance } from '#tests/instances_harness'
+import { emptyDatabase, spawnInstance } from '#tests/instances_harness'
 
 /**
  * A start that fails once the HTTP server listens (here the first start's
@@ -10,15 +9,9 @@ import { spawnInstance } from '#tests/instances_harness'
  */
 test.group('A start that fails after the server listens', () => {
   test('exits 1 after stopping cleanly', async ({ assert }) => {
-    const name = `gw_failed_start_${process.pid}`
-    const url = new URL(process.env.DATABASE_URL!)
-    const admin = new pg.Client({ connectionString: url.toString() })
-    await admin.connect()
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.query(`CREATE DATABASE ${name}`)
-    url.pathname = `/${name}`
+    const database = await emptyDatabase(`gw_failed_start_${process.pid}`)
     const instance = await spawnInstance('failing', {
-      DATABASE_URL: url.toString(),
+      DATABASE_URL: database.url,
       ADMIN_EMAIL: `${'a'.repeat(300)}@example.com`,
       LOG_LEVEL: 'info',
     })
@@ -29,8 +22,7 @@ test.group('A start that fails after the server listens', () => {
       assert.include(instance.output(), 'gateway: the start failed (above); stopping')
     } finally {
       await instance.stop()
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await admin.end()
+      await database.drop()
     }
   }).timeout(180_000)
 })

@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import pg from 'pg'
 import { readdirSync } from 'node:fs'
-import { spawnInstance, waitReady } from '#tests/instances_harness'
+import { emptyDatabase, spawnInstance, waitReady } from '#tests/instances_harness'
 
 /**
  * Two replicas started at the same moment on an empty database (a compose
@@ -11,15 +11,9 @@ import { spawnInstance, waitReady } from '#tests/instances_harness'
  */
 test.group('Instances: two starts at once on an empty database', () => {
   test('migrations once, one administrator, one default plan, one channel per provider key; both serve', async ({ assert }) => {
-    const name = `gw_instances_boot_${process.pid}`
-    const url = new URL(process.env.DATABASE_URL!)
-    const admin = new pg.Client({ connectionString: url.toString() })
-    await admin.connect()
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.query(`CREATE DATABASE ${name}`)
-    url.pathname = `/${name}`
+    const database = await emptyDatabase(`gw_instances_boot_${process.pid}`)
     const env = {
-      DATABASE_URL: url.toString(),
+      DATABASE_URL: database.url,
       ADMIN_EMAIL: 'ops@example.com',
       ADMIN_PASSWORD: 'correct-horse-battery',
       // A provider key in the environment: the first start makes a channel of it, once.
@@ -28,7 +22,7 @@ test.group('Instances: two starts at once on an empty database', () => {
     }
     const a = await spawnInstance('A', env)
     const b = await spawnInstance('B', env)
-    const fresh = new pg.Client({ connectionString: url.toString() })
+    const fresh = new pg.Client({ connectionString: database.url })
     try {
       await Promise.all([waitReady(a), waitReady(b)])
       await fresh.connect()
@@ -48,8 +42,7 @@ test.group('Instances: two starts at once on an empty database', () => {
     } finally {
       const codes = await Promise.all([a.stop(), b.stop()])
       await fresh.end().catch(() => {})
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await admin.end()
+      await database.drop()
       assert.deepEqual(codes, [0, 0], a.output() + b.output())
     }
   }).timeout(240_000)

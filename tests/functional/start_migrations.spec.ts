@@ -1,17 +1,8 @@
 import { test } from '@japa/runner'
 import { spawn } from 'node:child_process'
 import { readdirSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import pg from 'pg'
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
+import { emptyDatabase, freePort } from '#tests/instances_harness'
 
 /**
  * The web server hands pending migrations to a short-lived `ace
@@ -23,16 +14,10 @@ function freePort(): Promise<number> {
  */
 test.group('Server start on an empty database', () => {
   test('pending migrations are applied by a child process, then the server serves', async ({ assert }) => {
-    const name = `gw_start_migrations_${process.pid}`
-    const url = new URL(process.env.DATABASE_URL!)
-    const admin = new pg.Client({ connectionString: url.toString() })
-    await admin.connect()
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.query(`CREATE DATABASE ${name}`)
-    url.pathname = `/${name}`
+    const database = await emptyDatabase(`gw_start_migrations_${process.pid}`)
     const port = await freePort()
     const child = spawn(process.execPath, ['bin/start.js'], {
-      env: { ...process.env, DATABASE_URL: url.toString(), NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '1000' },
+      env: { ...process.env, DATABASE_URL: database.url, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '1000' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
@@ -52,7 +37,7 @@ test.group('Server start on an empty database', () => {
       assert.notMatch(output, /applying the migrations in the server process/)
 
       const migrations = readdirSync('database/migrations').filter((f) => /\.(ts|js)$/.test(f))
-      const fresh = new pg.Client({ connectionString: url.toString() })
+      const fresh = new pg.Client({ connectionString: database.url })
       await fresh.connect()
       try {
         const { rows } = await fresh.query('SELECT COUNT(*)::int AS n FROM adonis_schema')
@@ -63,8 +48,7 @@ test.group('Server start on an empty database', () => {
     } finally {
       child.kill('SIGTERM')
       const code = await exited
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await admin.end()
+      await database.drop()
       assert.equal(code, 0, output)
     }
   }).timeout(180_000)

@@ -2,7 +2,7 @@ import type { HttpContext } from '@adonisjs/core/http'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
 import { createChannel } from '#actions/create_channel'
-import { setChannelEnabled, updateChannel } from '#actions/update_channel'
+import { currentChannelInput, setChannelEnabled, updateChannel } from '#actions/update_channel'
 import { testChannel } from '#actions/test_channel'
 import { testAllChannels } from '#actions/test_all_channels'
 import { fetchChannelModels, setChannelModels } from '#actions/channel_models'
@@ -78,20 +78,7 @@ export default class ManagementChannelsController {
     return managed(async () => {
       const channel = await channelOr404(ctx.params.id)
       const body = ctx.request.body()
-      const current = {
-        name: channel.name,
-        provider: channel.provider,
-        baseUrl: channel.baseUrl,
-        models: channel.models,
-        modelMapping: channel.modelMapping,
-        extraHeaders: channel.extraHeaders,
-        priority: channel.priority,
-        weight: channel.weight,
-        connectTimeoutMs: channel.connectTimeoutMs ?? undefined,
-        firstByteTimeoutMs: channel.firstByteTimeoutMs ?? undefined,
-        idleTimeoutMs: channel.idleTimeoutMs ?? undefined,
-        totalTimeoutMs: channel.totalTimeoutMs ?? undefined,
-      }
+      const current = currentChannelInput(channel)
       const given = camelCase(body)
       // A timeout given as null goes back to the gateway's default.
       for (const field of ['connect_timeout_ms', 'first_byte_timeout_ms', 'idle_timeout_ms', 'total_timeout_ms']) {
