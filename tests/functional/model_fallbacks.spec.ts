@@ -171,6 +171,21 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     )
   })
 
+  test("a Gemini-format request names its own fallbacks the same way (the body's `fallbacks`), translated or not", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const answer = await post(
+      '/v1beta/models/big-req:generateContent',
+      { contents: [{ role: 'user', parts: [{ text: 'hi' }] }], fallbacks: ['small-model'] },
+      { 'x-goog-api-key': user.key }
+    )
+    assert.equal(answer.status, 200)
+    const body = (await answer.json()) as any
+    assert.equal(body.candidates[0].content.parts[0].text, 'from the fallback')
+    assert.notProperty(JSON.parse(up.requests.at(-1)!.body), 'fallbacks')
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r: any) => [r.status, r.model, r.requested_model]), [[200, 'small-model', 'big-req']])
+  })
+
   test('the usage pages, their model filter and the CSV exports show the model asked for', async ({ assert }) => {
     await setModelFallbacks({ model: 'big-page', fallbacks: ['small-model'] })
     await refreshCaches()
