@@ -196,3 +196,16 @@ export function meterEvent(userId: number, model = 'meter-model'): MeterEvent {
     attempts: null,
   }
 }
+
+/** A multipart body as a client writes it (fields: name, value, optional file name), with its content type. */
+export function multipartBody(fields: Array<[string, string | Buffer, string?]>, boundary = '----gatewayTestBoundary7MA4YWxk') {
+  const chunks: Buffer[] = []
+  for (const [name, value, filename] of fields) {
+    const head = filename
+      ? `Content-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream`
+      : `Content-Disposition: form-data; name="${name}"`
+    chunks.push(Buffer.from(`--${boundary}\r\n${head}\r\n\r\n`), Buffer.from(value), Buffer.from('\r\n'))
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`))
+  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` }
+}

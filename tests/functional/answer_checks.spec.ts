@@ -6,7 +6,7 @@ import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import type { RawAnswer } from '#tests/fixtures/mock_upstream/raw_answer'
 import { MOCK_TRANSCRIPT, mockSpeechBytes } from '#tests/fixtures/mock_upstream/openai_audio'
 import { wavFile } from '#tests/fixtures/audio_files'
-import { balanceAndLedger, baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, gateway, multipartBody, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 
 /**
@@ -23,22 +23,8 @@ const JSON_ERROR: RawAnswer = { body: '{"error":{"message":"quota exhausted","ty
 const EMPTY_JSON: RawAnswer = { body: '' }
 const HTML: RawAnswer = { headers: { 'content-type': 'text/html' }, body: '<!DOCTYPE html><html>Bad gateway</html>' }
 
-/** A multipart upload as a client sends it */
-function multipart(fields: Array<[string, string | Buffer, string?]>) {
-  const boundary = '----answerChecksBoundary'
-  const chunks: Buffer[] = []
-  for (const [name, value, filename] of fields) {
-    const head = filename
-      ? `Content-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream`
-      : `Content-Disposition: form-data; name="${name}"`
-    chunks.push(Buffer.from(`--${boundary}\r\n${head}\r\n\r\n`), Buffer.from(value), Buffer.from('\r\n'))
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`))
-  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` }
-}
-
 function upload(path: string, key: string, fields: Array<[string, string | Buffer, string?]>) {
-  const form = multipart(fields)
+  const form = multipartBody(fields)
   return fetch(`${baseUrl()}${path}`, { method: 'POST', headers: { 'authorization': `Bearer ${key}`, 'content-type': form.contentType }, body: form.body })
 }
 

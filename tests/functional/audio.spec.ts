@@ -14,7 +14,7 @@ import { setPrice } from '#actions/set_price'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { MOCK_TRANSCRIPT, mockSpeechBytes } from '#tests/fixtures/mock_upstream/openai_audio'
 import { mp3File, mp3Ms, wavFile } from '#tests/fixtures/audio_files'
-import { balanceAndLedger, baseUrl, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, multipartBody, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * OpenAI's audio endpoints through the gateway: multipart uploads passed
@@ -23,19 +23,6 @@ import { balanceAndLedger, baseUrl, openai, post, refreshCaches, resetDatabase, 
  * and each request's one usage row billed in LiteLLM's units (per second of
  * audio, per character, plus tokens when reported).
  */
-
-/** A multipart body as a client writes it, with its content type. */
-function multipart(fields: Array<[string, string | Buffer, string?]>, boundary = '----gatewayTestBoundary7MA4YWxk') {
-  const chunks: Buffer[] = []
-  for (const [name, value, filename] of fields) {
-    const head = filename
-      ? `Content-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream`
-      : `Content-Disposition: form-data; name="${name}"`
-    chunks.push(Buffer.from(`--${boundary}\r\n${head}\r\n\r\n`), Buffer.from(value), Buffer.from('\r\n'))
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`))
-  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` }
-}
 
 async function upload(path: string, key: string, form: { body: Buffer; contentType: string }) {
   return fetch(`${baseUrl()}${path}`, {
@@ -120,18 +107,18 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
   test('text, srt, vtt and verbose_json come back as the upstream wrote them; text billed from the WAV header', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const wav = wavFile(2500)
-    const text = await upload('/v1/audio/transcriptions', user.key, multipart([['file', wav, 'a.wav'], ['model', 'whisper-1'], ['response_format', 'text']]))
+    const text = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', wav, 'a.wav'], ['model', 'whisper-1'], ['response_format', 'text']]))
     assert.equal(text.status, 200)
     assert.equal(text.headers.get('content-type'), 'text/plain; charset=utf-8')
     assert.equal(await text.text(), `${MOCK_TRANSCRIPT}\n`)
-    const srt = await upload('/v1/audio/transcriptions', user.key, multipart([['file', mp3File(100), 'a.mp3'], ['model', 'whisper-1'], ['response_format', 'srt']]))
+    const srt = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', mp3File(100), 'a.mp3'], ['model', 'whisper-1'], ['response_format', 'srt']]))
     assert.equal(srt.headers.get('content-type'), 'application/x-subrip')
     assert.match(await srt.text(), /^1\n00:00:00,000 --> /)
-    const vtt = await upload('/v1/audio/transcriptions', user.key, multipart([['file', wav, 'a.wav'], ['model', 'whisper-1'], ['response_format', 'vtt']]))
+    const vtt = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', wav, 'a.wav'], ['model', 'whisper-1'], ['response_format', 'vtt']]))
     assert.match(await vtt.text(), /^WEBVTT/)
-    const verbose = await upload('/v1/audio/transcriptions', user.key, multipart([['file', wav, 'a.wav'], ['model', 'whisper-1'], ['response_format', 'verbose_json']]))
+    const verbose = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', wav, 'a.wav'], ['model', 'whisper-1'], ['response_format', 'verbose_json']]))
     assert.equal(((await verbose.json()) as any).duration, 7.25)
-    const ogg = await upload('/v1/audio/transcriptions', user.key, multipart([['file', Buffer.from('OggS\0\x02not parsed'), 'a.ogg'], ['model', 'whisper-1'], ['response_format', 'text']]))
+    const ogg = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', Buffer.from('OggS\0\x02not parsed'), 'a.ogg'], ['model', 'whisper-1'], ['response_format', 'text']]))
     assert.equal(ogg.status, 200)
 
     const rows = await usageRows(user.userId)
@@ -158,15 +145,15 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
       ['timestamp_granularities[]', 'word'],
       ['response_format', 'json'],
     ]
-    const sent = multipart(fields)
+    const sent = multipartBody(fields)
     const response = await upload('/v1/audio/transcriptions', user.key, sent)
     assert.equal(response.status, 200)
     const upstream = mock.lastRequest()!
-    const expected = multipart(fields.map(([name, value, filename]) => [name, name === 'model' ? 'whisper-large-v3' : value, filename]))
+    const expected = multipartBody(fields.map(([name, value, filename]) => [name, name === 'model' ? 'whisper-large-v3' : value, filename]))
     assert.isTrue(upstream.bytes.equals(expected.body), 'the upstream saw the client\'s bytes with the model part replaced')
     assert.equal(upstream.headers['content-type'], sent.contentType)
     // And without a mapping, the client's bytes themselves.
-    const plain = multipart([['model', 'whisper-1'], ['file', wavFile(10), 'b.wav']], 'other-boundary')
+    const plain = multipartBody([['model', 'whisper-1'], ['file', wavFile(10), 'b.wav']], 'other-boundary')
     await upload('/v1/audio/transcriptions', user.key, plain)
     assert.isTrue(mock.lastRequest()!.bytes.equals(plain.body))
 
@@ -188,10 +175,10 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
   test('gpt-4o-transcribe: tokens at token prices plus the MP3\'s seconds; its SSE stream relayed', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const mp3 = mp3File(383, { id3: true })
-    const json = await upload('/v1/audio/transcriptions', user.key, multipart([['file', mp3, 'a.mp3'], ['model', 'gpt-4o-transcribe']]))
+    const json = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', mp3, 'a.mp3'], ['model', 'gpt-4o-transcribe']]))
     assert.deepEqual(((await json.json()) as any).usage, { type: 'tokens', input_tokens: 140, output_tokens: 12, total_tokens: 152 })
 
-    const streamed = await upload('/v1/audio/transcriptions', user.key, multipart([['file', mp3, 'a.mp3'], ['model', 'gpt-4o-transcribe'], ['stream', 'true']]))
+    const streamed = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', mp3, 'a.mp3'], ['model', 'gpt-4o-transcribe'], ['stream', 'true']]))
     assert.equal(streamed.headers.get('content-type'), 'text/event-stream; charset=utf-8')
     const events = (await streamed.text()).split('\n\n').filter(Boolean).map((e) => JSON.parse(e.slice('data: '.length)))
     assert.deepEqual(events.map((e) => e.type), ['transcript.text.delta', 'transcript.text.delta', 'transcript.text.done'])
@@ -209,7 +196,7 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
   test('refusals, each in OpenAI\'s shape with its usage row', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const before = mock.requests.length
-    const noModel = await upload('/v1/audio/transcriptions', user.key, multipart([['file', wavFile(10), 'a.wav']]))
+    const noModel = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', wavFile(10), 'a.wav']]))
     assert.equal(noModel.status, 400)
     assert.equal(((await noModel.json()) as any).error.code, 'missing_model')
     const json = await post('/v1/audio/transcriptions', { model: 'whisper-1', file: 'x' }, { authorization: `Bearer ${user.key}` })
@@ -219,7 +206,7 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
     assert.equal(jsonError.type, 'invalid_request_error')
     const broken = await upload('/v1/audio/translations', user.key, { body: Buffer.from('--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1'), contentType: 'multipart/form-data; boundary=b' })
     assert.equal(((await broken.json()) as any).error.code, 'invalid_multipart')
-    const claude = await upload('/v1/audio/transcriptions', user.key, multipart([['file', wavFile(10), 'a.wav'], ['model', 'claude-x']]))
+    const claude = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', wavFile(10), 'a.wav'], ['model', 'claude-x']]))
     assert.equal(claude.status, 400)
     assert.equal(((await claude.json()) as any).error.code, 'unsupported_endpoint')
     // 26 MB announced, a few bytes sent: refused before the body is read.
@@ -249,7 +236,7 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
   test('a priced model with an empty balance is 402 before any upstream call', async ({ assert }) => {
     const user = await seedUser()
     const before = mock.requests.length
-    const response = await upload('/v1/audio/transcriptions', user.key, multipart([['file', wavFile(10), 'a.wav'], ['model', 'whisper-1']]))
+    const response = await upload('/v1/audio/transcriptions', user.key, multipartBody([['file', wavFile(10), 'a.wav'], ['model', 'whisper-1']]))
     assert.equal(response.status, 402)
     assert.equal(((await response.json()) as any).error.code, 'insufficient_balance')
     assert.equal(mock.requests.length, before)
@@ -271,7 +258,7 @@ test.group('Audio: failover and upstream errors', (group) => {
 
   test('a 503 before the first byte moves the same upload to the next channel; a 4xx is relayed', async ({ assert }) => {
     const user = await seedUser()
-    const form = multipart([['file', wavFile(100), 'a.wav'], ['model', 'whisper-1']])
+    const form = multipartBody([['file', wavFile(100), 'a.wav'], ['model', 'whisper-1']])
     mock.script({ status: 503 })
     const before = mock.requests.length
     const ok = await upload('/v1/audio/transcriptions', user.key, form)
@@ -423,7 +410,7 @@ test.group('Audio: through the router (API_LANE=false) as through the lane; a cl
 
   test('the same answers and rows either way', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
-    const form = multipart([['file', wavFile(1000), 'a.wav'], ['model', 'whisper-1'], ['response_format', 'text']])
+    const form = multipartBody([['file', wavFile(1000), 'a.wav'], ['model', 'whisper-1'], ['response_format', 'text']])
     for (const base of [baseUrl(), routed.url]) {
       const text = await fetch(`${base}/v1/audio/translations`, { method: 'POST', headers: { 'authorization': `Bearer ${user.key}`, 'content-type': form.contentType }, body: form.body })
       assert.deepEqual([text.status, text.headers.get('content-type'), await text.text()], [200, 'text/plain; charset=utf-8', `(en) ${MOCK_TRANSCRIPT}\n`])
