@@ -209,3 +209,13 @@ export function multipartBody(fields: Array<[string, string | Buffer, string?]>,
   chunks.push(Buffer.from(`--${boundary}--\r\n`))
   return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` }
 }
+
+/** One call to the management API (/api/admin) with a management key: the status and the parsed JSON answer. */
+export async function adminApi(method: string, path: string, key: string, body?: unknown) {
+  const response = await fetch(`${baseUrl()}/api/admin${path}`, {
+    method,
+    headers: { 'authorization': `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  return { status: response.status, body: (await response.json()) as any }
+}

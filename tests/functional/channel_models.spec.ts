@@ -9,7 +9,7 @@ import { createApiKey } from '#actions/issue_api_key'
 import { fetchChannelModels, previewUpstreamModels, setChannelModels } from '#actions/channel_models'
 import { testAllChannels } from '#actions/test_all_channels'
 import { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, refreshCaches, resetDatabase, seedChannel, startMock } from '#tests/helpers'
+import { adminApi, baseUrl, refreshCaches, resetDatabase, seedChannel, startMock } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 
 async function run(command: any, args: string[]) {
@@ -238,12 +238,7 @@ test.group('Channel model lists: panel and management API', (group) => {
   })
 
   async function api(method: string, path: string, body?: unknown, key = adminKey) {
-    const response = await fetch(`${baseUrl()}/api/admin${path}`, {
-      method,
-      headers: { 'authorization': `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    return { status: response.status, body: (await response.json()) as any }
+    return adminApi(method, path, key, body)
   }
 
   test('panel: Fetch models lists the ids with served marks; the chosen ones are saved through the update (audited)', async ({ assert }) => {

@@ -10,7 +10,7 @@ import { createApiKey } from '#actions/issue_api_key'
 import { updateApiKey } from '#actions/update_api_key'
 import { trustedProxies } from '#services/trusted_proxies'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { adminApi, baseUrl, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { PageClient, htmlText } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
 
@@ -52,12 +52,7 @@ async function runAce(command: typeof KeyCreate | typeof KeyUpdate, args: string
 }
 
 async function api(method: string, path: string, key: string, body?: unknown) {
-  const response = await fetch(`${baseUrl()}/api/admin${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  return { status: response.status, body: (await response.json()) as any }
+  return adminApi(method, path, key, body)
 }
 
 /** The server's own http config (the object request.ip() and the API lane both read): TRUSTED_PROXIES for a test. */

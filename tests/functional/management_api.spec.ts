@@ -8,17 +8,12 @@ import ace from '@adonisjs/core/services/ace'
 import KeyCreate from '#commands/key_create'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
+import { adminApi, baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
 
 let adminKey = ''
 
 async function api(method: string, path: string, body?: unknown, key = adminKey) {
-  const response = await fetch(`${baseUrl()}/api/admin${path}`, {
-    method,
-    headers: { 'authorization': `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  return { status: response.status, body: (await response.json()) as any }
+  return adminApi(method, path, key, body)
 }
 
 async function chat(key: string) {
