@@ -61,9 +61,62 @@ export async function ensureRollups(from: DateTime, before: DateTime) {
   ])
   const computed = new Map(done.map((r) => [toDay(r.day), new Date(r.computed_at).getTime()]))
   const late = new Set(stale.map((r) => toDay(r.day)))
+  const due: DateTime[] = []
   for (let day = from.startOf('day'); day < before.startOf('day'); day = day.plus({ days: 1 })) {
-    if (needsRollup(day, computed.get(day.toISODate()!), late.has(day.toISODate()!))) await rollUpDay(day)
+    if (needsRollup(day, computed.get(day.toISODate()!), late.has(day.toISODate()!))) due.push(day)
   }
+  for (let i = 0; i < due.length; i += EMPTY_DAYS_PER_TRANSACTION) {
+    const days = due.slice(i, i + EMPTY_DAYS_PER_TRANSACTION)
+    for (const day of days.length > 1 ? await rollUpEmptyDays(days) : days) await rollUpDay(day)
+  }
+}
+
+/** Days settled as empty in one transaction (each holds its advisory lock until the commit). */
+const EMPTY_DAYS_PER_TRANSACTION = 366
+
+/**
+ * Rolls up, in one transaction, those of `days` that have no usage and no
+ * pruned totals (nothing to add up: their rollup is the mark alone), and
+ * returns the others for rollUpDay. A year's range on a database that is a
+ * few weeks old is mostly such days: one transaction each made the first
+ * read of that range take seconds. Same order as rollUpDay: each day's lock,
+ * then its stale mark goes, then its rows are looked for, so a late row
+ * committed from then on marks the day again.
+ */
+async function rollUpEmptyDays(days: DateTime[]): Promise<DateTime[]> {
+  const keys = days.map((day) => day.toISODate()!)
+  const busy = await db.transaction(async (trx) => {
+    await trx.rawQuery(
+      `SELECT pg_advisory_xact_lock(hashtext('usage_daily:' || d)) FROM unnest(?::text[]) WITH ORDINALITY AS t(d, n) ORDER BY n`,
+      [keys]
+    )
+    const unmarked = await trx.from('usage_daily_stale').whereIn('day', keys).delete().returning('day')
+    // A day has something to add up when it has rows or pruned totals; BRIN answers an empty day without the heap.
+    const found = await trx.rawQuery(
+      `SELECT d::text AS day FROM unnest(?::date[]) AS d
+        WHERE EXISTS (SELECT 1 FROM usage_records
+                       WHERE created_at >= d::timestamp AT TIME ZONE 'UTC' AND created_at < (d + 1)::timestamp AT TIME ZONE 'UTC')
+           OR EXISTS (SELECT 1 FROM usage_daily_pruned p WHERE p.day = d)
+           OR EXISTS (SELECT 1 FROM usage_daily_latency_pruned p WHERE p.day = d)`,
+      [keys]
+    )
+    const withUsage = new Set<string>(found.rows.map((r: { day: string }) => r.day))
+    const empty = keys.filter((key) => !withUsage.has(key))
+    if (empty.length > 0) {
+      await trx.from('usage_daily').whereIn('day', empty).delete()
+      await trx.from('usage_daily_latency').whereIn('day', empty).delete()
+      await trx.rawQuery(
+        `INSERT INTO usage_daily_days (day, computed_at) SELECT d, now() FROM unnest(?::date[]) AS d
+         ON CONFLICT (day) DO UPDATE SET computed_at = excluded.computed_at`,
+        [empty]
+      )
+    }
+    // A busy day keeps its mark until rollUpDay has counted it (a stop in between must not forget the late row).
+    const remark = unmarked.map((r) => toDay(r.day)).filter((key) => withUsage.has(key))
+    if (remark.length > 0) await trx.table('usage_daily_stale').multiInsert(remark.map((day) => ({ day })))
+    return withUsage
+  })
+  return days.filter((day) => busy.has(day.toISODate()!))
 }
 
 /** Never rolled up, marked stale, or rolled up before it settled and settled since. */

@@ -276,6 +276,54 @@ test.group('Usage log retention: pruning old usage rows', () => {
     assert.deepEqual(await dailyTotals(D35(), D35()), [after])
   })
 
+  test('a year read at once: the empty days are settled together, the days with usage rolled up from their rows', async ({ assert }) => {
+    const h = await history()
+    await pruneUsage({ keepDays: 31 })
+    // Forget every rollup: days 40 and 35 now hold pruned totals only, day 10 its rows.
+    for (const table of ['usage_daily_days', 'usage_daily', 'usage_daily_latency', 'usage_daily_stale']) await db.from(table).delete()
+
+    const year = await dailyTotals(day(365), today())
+    assert.lengthOf(year, 366)
+    const busy = year.filter((d) => d.requests > 0).map((d) => [d.day, d.requests])
+    assert.deepEqual(busy, [
+      [D40().toISODate(), 3],
+      [D35().toISODate(), 2],
+      [D10().toISODate(), 2],
+      [today().toISODate(), 1],
+    ])
+    assert.lengthOf(await db.from('usage_daily_days').select('day'), 365, 'every finished day marked rolled up')
+    const rolled = await db.from('usage_daily').distinct('day').orderBy('day')
+    assert.deepEqual(rolled.map((r) => DateTime.fromJSDate(r.day, { zone: 'utc' }).toISODate()), [
+      D40().toISODate(),
+      D35().toISODate(),
+      D10().toISODate(),
+    ])
+    const histogram = await db.from('usage_daily_latency').distinct('day')
+    assert.lengthOf(histogram, 3, 'a latency histogram for each day with usage, none for the empty ones')
+
+    // A late row for a day settled as empty marks it; the next read counts it.
+    const meter = (await gateway()).meter
+    meter.record({ ...meterEvent(h.bob.userId, 'old-model'), createdAt: day(200).plus({ hours: 3 }).toJSDate() })
+    await meter.drain()
+    const [late] = await dailyTotals(day(200), day(200))
+    assert.include(late, { requests: 1 })
+    assert.lengthOf(await db.from('usage_daily_stale').select('day'), 0)
+  })
+
+  test('a late row on a day with usage, read among days to settle, is counted and its mark cleared', async ({ assert }) => {
+    const h = await history()
+    const [first] = await dailyTotals(D10(), D10())
+    assert.equal(first.requests, 2)
+    const meter = (await gateway()).meter
+    meter.record({ ...meterEvent(h.ann.userId, 'old-model'), createdAt: D10().plus({ hours: 23 }).toJSDate() })
+    await meter.drain()
+    // Read with days around it that need a rollup: the batch that settles the empty ones keeps day 10's mark.
+    await db.from('usage_daily_days').where('day', '<', D10().toISODate()!).delete()
+    const totals = await dailyTotals(day(20), D10())
+    assert.include(totals.at(-1)!, { day: D10().toISODate()!, requests: 3 })
+    assert.lengthOf(await db.from('usage_daily_stale').where('day', D10().toISODate()!), 0)
+  })
+
   test('dry run counts what would go and changes nothing', async ({ assert }) => {
     const h = await history()
     const stateBefore = {
