@@ -233,6 +233,31 @@ test.group('Sensitive words: streamed answers checked as they stream', (group) =
     assert.include(rows[0], { error_code: 'sensitive_words_detected', prompt_tokens: 12, completion_tokens: 20, estimated: false })
   })
 
+  test('a stream request the upstream answers whole (it ignored `stream`): withheld before any byte, as a non-streamed answer is', async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    await filterOn(['secretsauce'])
+    const whole = scripted('chat', { text: ANSWER, stop: 'end_turn', usage: USAGE }, false)
+    mock.script({ raw: whole })
+    const chat = await post('/v1/chat/completions', { model: MODELS.chat, stream: true, messages: [{ role: 'user', content: 'recipe?' }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(chat.status, 400)
+    assert.equal(((await chat.json()) as any).error.code, 'sensitive_words_detected')
+    mock.script({ raw: whole })
+    const messages = await post('/v1/messages', { model: MODELS.chat, stream: true, max_tokens: 100, messages: [{ role: 'user', content: 'recipe?' }] }, { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' })
+    assert.equal(messages.status, 400)
+    assert.equal(((await messages.json()) as any).error.type, 'invalid_request_error')
+    const legacy = JSON.stringify({ id: 'cmpl-s', object: 'text_completion', created: 1, model: 'up-model', choices: [{ text: ANSWER, index: 0, logprobs: null, finish_reason: 'stop' }], usage: { prompt_tokens: 12, completion_tokens: 20, total_tokens: 32 } })
+    mock.script({ raw: { status: 200, body: legacy } })
+    const completions = await post('/v1/completions', { model: MODELS.chat, stream: true, prompt: 'recipe?', max_tokens: 30 }, { authorization: `Bearer ${user.key}` })
+    assert.equal(completions.status, 400)
+    await completions.arrayBuffer()
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.status, r.error_code, Number(r.completion_tokens)]), [
+      [400, 'sensitive_words_detected', 20],
+      [400, 'sensitive_words_detected', 20],
+      [400, 'sensitive_words_detected', 20],
+    ])
+  })
+
   test('off, or prompts only: a streamed answer holding the word passes unchanged, byte for byte', async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     const auth = { authorization: `Bearer ${user.key}` }
