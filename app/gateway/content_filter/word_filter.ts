@@ -5,8 +5,9 @@ import { MatchState, WordMatcher } from '#gateway/content_filter/word_matcher'
 /**
  * Sensitive-word filtering (new-api's CheckSensitiveWords; Portkey's and
  * LiteLLM's banned-words guardrail): an operator who sells access refuses
- * prompts that hold words they list, and may withhold non-streamed answers
- * that do. The setting lives in app_settings (`sensitive_words`); the
+ * prompts that hold words they list, and may withhold answers that do (a
+ * whole answer before it is sent; a streamed one stopped at the word:
+ * StreamScreen). The setting lives in app_settings (`sensitive_words`); the
  * catalog compiles it when it loads and when a NOTIFY says it changed, so
  * the hot path reads no database: `catalog.wordFilter` is null when the
  * filter is off (one null check per request) and a compiled WordFilter
@@ -21,7 +22,7 @@ export interface WordFilterSettings {
   enabled: boolean
   /** One entry per item: a word or phrase, or `re:` and a pattern */
   words: string[]
-  /** Also check the text of non-streamed answers (new-api's CheckSensitiveOnCompletion); prompts are always checked */
+  /** Also check the text of answers, whole or streamed (new-api's CheckSensitiveOnCompletion, StopOnSensitiveEnabled); prompts are always checked */
   checkCompletions: boolean
   /** Refusals do not say which words matched */
   hideMatches: boolean
