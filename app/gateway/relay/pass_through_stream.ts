@@ -7,6 +7,7 @@ import { ClientStream } from '#gateway/relay/client_stream'
 import { TextPieces } from '#gateway/relay/text_pieces'
 import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
+import type { ChunkSink } from '#gateway/upstream/upstream_body'
 
 export interface PassThroughOptions {
   /** What the client asked for (usage chunk, framing) */
@@ -178,39 +179,45 @@ export async function relayPassThroughStream(
   if (screen !== null) kept = null
   let withheld = false
 
-  /** A chunk of a checked answer: relayed up to the event that completes a listed word, then the format's clean end. */
-  const relayScreened = (chunk: Buffer): void | false | Promise<void> => {
-    if (ended) return
-    const events = parse(chunk)
-    for (let i = 0; i < events.length; i++) {
-      const decoded = decoder!.push(events[i])
-      if (screenedAt(screen!, decoded, screenedText!) === -1) {
-        cut!.seen(events[i], decoded)
-        continue
-      }
-      // Not relayed: the client gets what came before it, and the end.
-      let piece = frameEvents(chunk, events, false, i) as string
-      if (last) return send(piece)
-      // The usage it carried is the upstream's count so far (final when it came with the stop).
-      let stop = false
-      for (const event of decoded) {
-        if (event.type === 'usage') usage = event.usage
-        else if (event.type === 'stop') stop = true
-      }
-      usageFinal = stop && usage !== null
-      for (const event of cut!.end(usage, options.clientModel)) piece += frame(event)
-      if (arrayFraming) piece += first ? '[]' : ']'
-      withheld = true
-      ended = true
-      out.end(piece)
-      // The upstream request ends here (UpstreamBody: a sink's false aborts it).
-      return false
-    }
-    return send(frameEvents(chunk, events, chunkAsIs, events.length))
-  }
+  /**
+   * A chunk of a checked answer: relayed up to the event that completes a
+   * listed word, then the format's clean end. Made only for a checked stream
+   * (a stream lasts minutes: an unchecked one holds no function it never calls).
+   */
+  const relayScreened: ChunkSink | null =
+    screen === null
+      ? null
+      : (chunk) => {
+          if (ended) return
+          const events = parse(chunk)
+          for (let i = 0; i < events.length; i++) {
+            const decoded = decoder!.push(events[i])
+            if (screenedAt(screen!, decoded, screenedText!) === -1) {
+              cut!.seen(events[i], decoded)
+              continue
+            }
+            // Not relayed: the client gets what came before it, and the end.
+            let piece = frameEvents(chunk, events, false, i) as string
+            // The usage it carried is the upstream's count so far (final when it came with the stop).
+            let stop = false
+            for (const event of decoded) {
+              if (event.type === 'usage') usage = event.usage
+              else if (event.type === 'stop') stop = true
+            }
+            usageFinal = stop && usage !== null
+            for (const event of cut!.end(usage, options.clientModel)) piece += frame(event)
+            if (arrayFraming) piece += first ? '[]' : ']'
+            withheld = true
+            ended = true
+            out.end(piece)
+            // The upstream request ends here (UpstreamBody: a sink's false aborts it).
+            return false
+          }
+          return send(frameEvents(chunk, events, chunkAsIs, events.length))
+        }
 
   try {
-    await forEachChunk(upstream, screen === null ? relayChunk : relayScreened)
+    await forEachChunk(upstream, relayScreened ?? relayChunk)
   } catch (caught) {
     // After the last event the answer is complete: a failure while draining the rest is not the client's.
     if (!ended) error = caught as Error

@@ -7,6 +7,7 @@ import { screenedAt } from '#gateway/relay/answer_screen'
 import { TextPieces } from '#gateway/relay/text_pieces'
 import { SseParser } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
+import type { ChunkSink } from '#gateway/upstream/upstream_body'
 
 /** A canonical-to-canonical step between decoder and encoder (e.g. custom-tool unwrapping). */
 export type EventTransform = (event: CanonicalEvent) => CanonicalEvent[]
@@ -84,48 +85,57 @@ export async function relayTranslatedStream(
    * and the encoder's end, in one last write. The usage the rest of the
    * upstream's event carried is kept (final when it came with the stop).
    */
-  const withhold = (events: CanonicalEvent[], at: number) => {
-    const cutEvent = events[at] as { value?: string }
-    if (typeof cutEvent.value === 'string') text.push(cutEvent.value)
-    let piece = encode(events.slice(0, at))
-    let stop = false
-    for (let i = at + 1; i < events.length; i++) {
-      const event = events[i]
-      if (event.type === 'usage') {
-        usage = event.usage
-        piece += encoder.push(event)
-      } else if (event.type === 'stop') stop = true
-    }
-    finalUsage = stop && usage !== null
-    piece += encoder.push({ type: 'stop', reason: 'content_filter' }) + encoder.end()
-    withheld = true
-    out.end(piece)
-  }
+  const withhold =
+    screen === null
+      ? null
+      : (events: CanonicalEvent[], at: number) => {
+          const cutEvent = events[at] as { value?: string }
+          if (typeof cutEvent.value === 'string') text.push(cutEvent.value)
+          let piece = encode(events.slice(0, at))
+          let stop = false
+          for (let i = at + 1; i < events.length; i++) {
+            const event = events[i]
+            if (event.type === 'usage') {
+              usage = event.usage
+              piece += encoder.push(event)
+            } else if (event.type === 'stop') stop = true
+          }
+          finalUsage = stop && usage !== null
+          piece += encoder.push({ type: 'stop', reason: 'content_filter' }) + encoder.end()
+          withheld = true
+          out.end(piece)
+        }
 
-  /** A chunk of a checked answer (chosen once per stream: an unchecked one pays nothing for it). */
-  const relayScreened = (chunk: Buffer): void | false | Promise<void> => {
-    const events: CanonicalEvent[] = []
-    for (const event of parser.push(chunk)) events.push(...decoder.push(event))
-    const at = screenedAt(screen!, events, null)
-    if (at === -1) {
-      const wait = out.send(encode(events))
-      if (out.gone) return false
-      return wait
-    }
-    withhold(events, at)
-    // The upstream request ends here (UpstreamBody: a sink's false aborts it).
-    return false
-  }
+  /**
+   * A chunk of a checked answer. Made only for a checked stream (a stream
+   * lasts minutes: an unchecked one holds no function it never calls).
+   */
+  const relayScreened: ChunkSink | null =
+    screen === null
+      ? null
+      : (chunk) => {
+          const events: CanonicalEvent[] = []
+          for (const event of parser.push(chunk)) events.push(...decoder.push(event))
+          const at = screenedAt(screen, events, null)
+          if (at === -1) {
+            const wait = out.send(encode(events))
+            if (out.gone) return false
+            return wait
+          }
+          withhold!(events, at)
+          // The upstream request ends here (UpstreamBody: a sink's false aborts it).
+          return false
+        }
 
   try {
-    await forEachChunk(upstream, screen === null ? relayChunk : relayScreened)
+    await forEachChunk(upstream, relayScreened ?? relayChunk)
     if (!withheld) {
       const tail: CanonicalEvent[] = []
       for (const event of parser.end()) tail.push(...decoder.push(event))
       tail.push(...decoder.end())
       const at = screen === null ? -1 : screenedAt(screen, tail, null)
       if (at === -1) await out.write(encode(tail))
-      else withhold(tail, at)
+      else withhold!(tail, at)
     }
   } catch (caught) {
     error = caught as Error
