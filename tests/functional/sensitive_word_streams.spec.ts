@@ -222,6 +222,25 @@ test.group('Sensitive words: streamed answers checked as they stream', (group) =
     assert.include(rows[0], { status: 200, error_code: 'sensitive_words_detected' })
   })
 
+  test('a word in a tool call\'s arguments stops the stream mid-call; the SDKs still assemble the answer', async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    await filterOn(['secretsauce'])
+    const answer: ScriptedAnswer = { text: 'Looking it up.', calls: [{ id: 'call_1', name: 'lookup', args: '{"query":"the secretsauce recipe"}' }], stop: 'tool_use', usage: USAGE }
+    mock.script({ raw: scripted('chat', answer, true) })
+    const tools = [{ type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: { query: { type: 'string' } } } } }]
+    const completion = await openai(user.key).chat.completions.stream({ model: MODELS.chat, messages: [{ role: 'user', content: 'recipe?' }], tools }).finalChatCompletion()
+    assert.equal(completion.choices[0].finish_reason, 'content_filter')
+    const args = completion.choices[0].message.tool_calls![0]
+    assert.equal(args.type === 'function' ? args.function.arguments : '', '{"query":"the secretsauc', 'the arguments up to the piece that completed the word')
+    // Translated: an Anthropic client gets the open tool_use block closed, then the refusal.
+    mock.script({ raw: scripted('chat', answer, true) })
+    const message = await anthropic(user.key).messages.stream({ model: MODELS.chat, max_tokens: 100, messages: [{ role: 'user', content: 'recipe?' }], tools: [{ name: 'lookup', input_schema: { type: 'object', properties: { query: { type: 'string' } } } }] }).finalMessage()
+    assert.equal(message.stop_reason, 'refusal')
+    assert.deepEqual(message.content.map((b) => b.type), ['text', 'tool_use'])
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => r.error_code), ['sensitive_words_detected', 'sensitive_words_detected'])
+  })
+
   test("a word in the upstream's last event: its usage, final, is billed as reported", async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     await filterOn(['secretsauce'])
