@@ -21,7 +21,7 @@ export default class WordsSet extends AdminCommand {
   @flags.string({ description: 'A file with the list, one entry per line; replaces the list' })
   declare file?: string
 
-  @flags.string({ description: 'What is checked: prompt (default) or prompt_and_completion (also non-streamed answers)' })
+  @flags.string({ description: 'What is checked: prompt (default) or prompt_and_completion (also answers, streamed ones as they stream)' })
   declare check?: string
 
   @flags.boolean({ description: 'Refusals do not name the matched words' })
@@ -44,7 +44,7 @@ export default class WordsSet extends AdminCommand {
     if (this.hideMatches || this.showMatches) input.hideMatches = this.hideMatches === true
     const saved = await setWordFilter(input, cliActor())
     this.logger.success(
-      `Sensitive-word filter ${saved.enabled ? 'on' : 'off'}: ${saved.words.length} entries, checking ${saved.checkCompletions ? 'prompts and non-streamed answers' : 'prompts'}${saved.hideMatches ? ', matches hidden' : ''}`
+      `Sensitive-word filter ${saved.enabled ? 'on' : 'off'}: ${saved.words.length} entries, checking ${saved.checkCompletions ? 'prompts and answers' : 'prompts'}${saved.hideMatches ? ', matches hidden' : ''}`
     )
   }
 }

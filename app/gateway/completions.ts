@@ -19,6 +19,7 @@ import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { whileClientListens } from '#gateway/relay/client_gone'
+import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
 
 export interface CompletionsCall {
   principal: Principal
@@ -107,20 +108,24 @@ export async function textCompletions(services: CompletionsServices, call: Compl
         encoder: { model: publicModel, includeUsage },
         clientModel,
         stream: out,
+        // The answer check, decided once per stream (null: off or prompts only)
+        screen: services.catalog.wordFilter?.streamScreen() ?? null,
       })
       if (account.loggedRequest !== null && out.recorder !== null) account.loggedResponse = out.recorder.head()
-      if (cache !== null && out.recorder !== null && !outcome.error && !outcome.clientClosed) {
+      if (cache !== null && out.recorder !== null && !outcome.error && !outcome.clientClosed && !outcome.withheld) {
         const bytes = out.recorder.bytes()
         if (bytes !== null) responseCache!.set(cache.key, { stream: true, contentType: STREAM_HEADERS['content-type'], bytes }, cache.ttlMs)
       }
       const usage = await usageOfStream(call, outcome)
+      if (outcome.withheld) return account.close(200, SENSITIVE_WORDS_CODE, usage)
       if (outcome.clientClosed) return account.close(499, 'client_closed', usage)
       return account.close(200, outcome.error ? 'stream_interrupted' : null, usage)
     }
 
     const { bytes, parsed } = answer
     const wordFilter = services.catalog.wordFilter
-    if (!call.stream && wordFilter?.checkCompletions === true) {
+    // A stream request the upstream answered whole is checked the same way: nothing is sent yet.
+    if (wordFilter?.checkCompletions === true) {
       // A listed word in the answer withholds it (word_filter.ts); the tokens used are still billed.
       const text = completionText(parsed)
       const refusal = wordFilter.screenCompletion(text)

@@ -1,7 +1,8 @@
 import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
-import { parseJson } from '#gateway/dialects/dialect'
+import { parseJson, type StreamCut } from '#gateway/dialects/dialect'
 import { openAiChat } from '#gateway/dialects/openai_chat/index'
 import type { PassThroughFormat } from '#gateway/relay/pass_through_stream'
+import type { SseEvent } from '#gateway/sse/sse_parser'
 
 /**
  * OpenAI's legacy text completions (`POST /v1/completions`, FIM with
@@ -88,6 +89,35 @@ export class CompletionStreamDecoder implements StreamDecoder {
 }
 
 /**
+ * A completions stream stopped by the gateway (a listed word in the answer):
+ * a last chunk with finish_reason "content_filter" under the stream's id and
+ * model, then `[DONE]`, as chat's (ChatStreamCut). Its decoder makes no
+ * start event: the first chunk is read for them, once.
+ */
+class CompletionStreamCut implements StreamCut {
+  #id: string | null = null
+  #model = ''
+
+  seen(event: SseEvent) {
+    if (this.#id !== null) return
+    const chunk = parseJson(event.data)
+    this.#id = typeof chunk?.id === 'string' ? chunk.id : ''
+    if (typeof chunk?.model === 'string') this.#model = chunk.model
+  }
+
+  end(_usage: unknown, model: string | null): SseEvent[] {
+    const chunk = {
+      id: this.#id || `cmpl-${Date.now().toString(36)}`,
+      object: 'text_completion',
+      created: Math.floor(Date.now() / 1000),
+      model: model ?? this.#model,
+      choices: [{ text: '', index: 0, logprobs: null, finish_reason: 'content_filter' }],
+    }
+    return [{ data: JSON.stringify(chunk) }, { data: '[DONE]' }]
+  }
+}
+
+/**
  * How a completions stream is relayed. Its chunks are chat's in everything
  * the relay reads (`model`, a `usage` member, OpenAI's usage-only chunk with
  * `choices: []` after `stream_options.include_usage`, `[DONE]`), and so are
@@ -96,6 +126,6 @@ export class CompletionStreamDecoder implements StreamDecoder {
  * dropping the usage chunk the client did not ask for.
  */
 export const textCompletionsFormat: PassThroughFormat = {
-  passThrough: openAiChat.passThrough,
+  passThrough: { ...openAiChat.passThrough, streamCut: () => new CompletionStreamCut() },
   streamDecoder: () => new CompletionStreamDecoder(),
 }

@@ -42,6 +42,7 @@ import type { Principal, TokenUsage } from '#gateway/types'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
+import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -360,7 +361,8 @@ export class GatewayService {
     }
     const response = unwrapCustomCalls(answer.decoded, exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
-    if (!call.stream && this.catalog.wordFilter?.checkCompletions === true) await this.#screenCompletion(account, responseText(response), async () => usage)
+    // Also an answer that came whole to a stream request (replayed below as a stream): nothing is sent yet, so it is withheld as a non-streamed one is.
+    if (this.catalog.wordFilter?.checkCompletions === true) await this.#screenCompletion(account, responseText(response), async () => usage)
     if (call.stream) {
       // The upstream ignored `stream` (or its stream came labelled as JSON): replay its answer as the client's stream.
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
@@ -411,6 +413,8 @@ export class GatewayService {
     mapped: boolean
   ) {
     const { call, ingress } = exchange
+    // The answer check, decided once per stream (null: off or prompts only; no chunk pays for it).
+    const screen = this.catalog.wordFilter?.streamScreen() ?? null
     let outcome: StreamOutcome
     if (upstreamDialect === ingress) {
       const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
@@ -420,20 +424,23 @@ export class GatewayService {
         encoder: exchange.encoderOptions,
         clientModel: mapped ? exchange.publicModel : null,
         stream: out,
+        screen,
       })
       this.#logStream(account, out)
-      if (out.recorder && !outcome.error && !outcome.clientClosed) this.#store(exchange, true, contentType, out.recorder.bytes())
+      if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, contentType, out.recorder.bytes())
     } else {
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
       out.recorder = this.#recorder(exchange, account)
       const transform = customToolTransform(exchange.customTools())
-      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform)
+      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen)
       this.#logStream(account, out)
-      if (out.recorder && !outcome.error && !outcome.clientClosed) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
+      if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
     }
     const usage = await exchange.usageOfStream(outcome)
-    if (outcome.clientClosed) account.close(499, 'client_closed', usage)
+    // Stopped by the answer check: billed as a stream cut short (the tokens seen), the row marked as a withheld answer is.
+    if (outcome.withheld) account.close(200, SENSITIVE_WORDS_CODE, usage)
+    else if (outcome.clientClosed) account.close(499, 'client_closed', usage)
     else if (outcome.error) account.close(200, 'stream_interrupted', usage)
     else account.close(200, null, usage)
   }

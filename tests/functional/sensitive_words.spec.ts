@@ -162,7 +162,7 @@ test.group('Sensitive words: prompts refused before routing', (group) => {
     assert.equal(await chat(), 400, 'the last good list still applies')
   })
 
-  test('answers: with "prompts and non-streamed answers", a listed word in an answer withholds it; its tokens are still billed', async ({ assert }) => {
+  test('answers: with "prompts and answers", a listed word in a whole answer withholds it; its tokens are still billed', async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     await filterOn(['secretsauce'], { checkCompletions: true })
     mock.script({ text: 'the recipe is SecretSauce indeed' })
@@ -178,14 +178,16 @@ test.group('Sensitive words: prompts refused before routing', (group) => {
     const legacy = await post('/v1/completions', { model: 'word-model', prompt: 'recipe?', max_tokens: 8 }, bearer(user))
     assert.equal(legacy.status, 400)
     assert.equal(((await legacy.json()) as any).error.code, 'sensitive_words_detected')
-    // A streamed answer is not checked (only non-streamed ones are).
+    // A streamed answer is checked as it streams (sensitive_word_streams.spec.ts): stopped at the word, the row marked.
     mock.script({ text: 'the recipe is SecretSauce indeed' })
     const streamed = await post('/v1/chat/completions', { model: 'word-model', stream: true, messages: [{ role: 'user', content: 'recipe?' }] }, bearer(user))
     assert.equal(streamed.status, 200)
-    assert.include(await streamed.text(), 'SecretSauce')
+    const streamedText = await streamed.text()
+    assert.notInclude(streamedText, 'SecretSauce')
+    assert.include(streamedText, '"finish_reason":"content_filter"')
 
     const rows = await usageRows(user.userId)
-    assert.deepEqual(rows.map((r) => [r.status, r.error_code]), [[400, 'sensitive_words_detected'], [400, 'sensitive_words_detected'], [400, 'sensitive_words_detected'], [200, null]])
+    assert.deepEqual(rows.map((r) => [r.status, r.error_code]), [[400, 'sensitive_words_detected'], [400, 'sensitive_words_detected'], [400, 'sensitive_words_detected'], [200, 'sensitive_words_detected']])
     for (const row of rows.slice(0, 3)) {
       assert.isAbove(Number(row.completion_tokens), 0)
       assert.isAbove(Number(row.cost), 0, 'the upstream was paid: the tokens are billed')

@@ -1,12 +1,13 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { PROMPT_TEXTS, type TextVisitor } from '#gateway/content_filter/prompt_texts'
-import { WordMatcher } from '#gateway/content_filter/word_matcher'
+import { MatchState, WordMatcher } from '#gateway/content_filter/word_matcher'
 
 /**
  * Sensitive-word filtering (new-api's CheckSensitiveWords; Portkey's and
  * LiteLLM's banned-words guardrail): an operator who sells access refuses
- * prompts that hold words they list, and may withhold non-streamed answers
- * that do. The setting lives in app_settings (`sensitive_words`); the
+ * prompts that hold words they list, and may withhold answers that do (a
+ * whole answer before it is sent; a streamed one stopped at the word:
+ * StreamScreen). The setting lives in app_settings (`sensitive_words`); the
  * catalog compiles it when it loads and when a NOTIFY says it changed, so
  * the hot path reads no database: `catalog.wordFilter` is null when the
  * filter is off (one null check per request) and a compiled WordFilter
@@ -21,7 +22,7 @@ export interface WordFilterSettings {
   enabled: boolean
   /** One entry per item: a word or phrase, or `re:` and a pattern */
   words: string[]
-  /** Also check the text of non-streamed answers (new-api's CheckSensitiveOnCompletion); prompts are always checked */
+  /** Also check the text of answers, whole or streamed (new-api's CheckSensitiveOnCompletion, StopOnSensitiveEnabled); prompts are always checked */
   checkCompletions: boolean
   /** Refusals do not say which words matched */
   hideMatches: boolean
@@ -82,6 +83,23 @@ export class WordFilter {
     return named === null ? null : this.#refusal('The answer was withheld: it contains', named)
   }
 
+  /**
+   * A streamed answer's screen (null when answers are not checked): made once
+   * per stream, so a stream pays this one flag check and nothing per chunk
+   * when the check is off.
+   */
+  streamScreen(): StreamScreen | null {
+    return this.checkCompletions ? new StreamScreen(this) : null
+  }
+
+  /** A stream's next piece of text, from where its last piece left the automata: true once a listed entry completes. */
+  feedStream(text: string, at: MatchState): boolean {
+    const hit = this.matcher.feed(text, at, this.#found, this.#limit)
+    // The entries are not kept: the stream ends on the first one, and its row says why (the code).
+    this.#found.clear()
+    return hit
+  }
+
   /** The entries found (and the set emptied for the next request; matching is synchronous). */
   #takeFound(): string[] | null {
     if (this.#found.size === 0) return null
@@ -95,5 +113,23 @@ export class WordFilter {
       ? `${opening} words this service does not allow`
       : `${opening} sensitive words: ${named.join(', ')}`
     return new GatewayError(400, SENSITIVE_WORDS_CODE, message)
+  }
+}
+
+/**
+ * The answer check of one streamed answer: its text, piece by piece as the
+ * upstream sends it, through the filter's automata from where the previous
+ * piece left them (a word split across events or chunks is found when its
+ * last character comes). Nothing is re-read and nothing of the answer kept:
+ * two numbers per stream.
+ */
+export class StreamScreen {
+  readonly #at = new MatchState()
+
+  constructor(readonly filter: WordFilter) {}
+
+  /** True once the answer's text so far holds a listed word or pattern. */
+  push(text: string): boolean {
+    return this.filter.feedStream(text, this.#at)
   }
 }

@@ -143,6 +143,22 @@ export class WordMatcher {
    * stopping once `found` holds `limit`. One pass, no allocation but `found`'s.
    */
   scan(text: string, found: Set<number>, limit: number): void {
+    this.#run(text, null, found, limit, false)
+  }
+
+  /**
+   * A stream's next piece of text, read from where the last piece left the
+   * automata (`at`): a word split across pieces is found when its last unit
+   * comes, and no piece is read twice. True when an entry completes in this
+   * piece; the entries that complete at that unit are added to `found` (at
+   * most `limit`), and the rest of the piece is not read.
+   */
+  feed(text: string, at: MatchState, found: Set<number>, limit: number): boolean {
+    return this.#run(text, at, found, limit, true)
+  }
+
+  /** The one loop over a text's units; true when it stopped on a match (stopAtFirst or `found` full). */
+  #run(text: string, at: MatchState | null, found: Set<number>, limit: number, stopAtFirst: boolean): boolean {
     const rootNext = this.#rootNext
     const patterns = this.#patterns
     const fold = foldTable()
@@ -153,10 +169,11 @@ export class WordMatcher {
     const classes = patterns?.classes ?? 0
     const next = patterns?.next
     const accepts = patterns?.accepts
-    let node = 0
-    let state = 0
+    let node = at === null ? 0 : at.node
+    let state = at === null ? 0 : at.state
     for (let i = 0; i < text.length; i++) {
       const unit = text.charCodeAt(i)
+      let matched = false
       if (rootNext !== null) {
         if (node === 0) node = rootNext[unit]
         else {
@@ -169,15 +186,33 @@ export class WordMatcher {
           node = child ?? rootNext[unit]
         }
         const ends = out[node]
-        if (ends !== null && report(ends, found, limit)) return
+        if (ends !== null) {
+          if (report(ends, found, limit)) return true
+          matched = true
+        }
       }
       if (patterns !== null) {
         state = next![state * classes + classOf![unit]]
         const ends = accepts![state]
-        if (ends !== null && report(ends, found, limit)) return
+        if (ends !== null) {
+          if (report(ends, found, limit)) return true
+          matched = true
+        }
       }
+      if (matched && stopAtFirst) return true
     }
+    if (at !== null) {
+      at.node = node
+      at.state = state
+    }
+    return false
   }
+}
+
+/** Where a stream's text left the automata: the word trie's node and the patterns' DFA state. */
+export class MatchState {
+  node = 0
+  state = 0
 }
 
 /** Adds the entries; true once `found` is full. */

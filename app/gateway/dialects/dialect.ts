@@ -1,4 +1,5 @@
 import type {
+  CanonicalEvent,
   CanonicalRequest,
   CanonicalResponse,
   CanonicalUsage,
@@ -104,6 +105,28 @@ export interface PassThroughRules {
    * writes it together with the end of the response, one write instead of two.
    */
   isLast?(event: SseEvent): boolean
+  /**
+   * How a stream of this format the gateway stops early ends cleanly (the
+   * sensitive-word answer check: content_filter_stream.ts). One per stream,
+   * made only when answers are checked.
+   */
+  streamCut(): StreamCut
+}
+
+/**
+ * The clean end of a same-format stream the gateway stops before the
+ * upstream did: it sees each event relayed (with what the format's decoder
+ * made of it) and then writes the events that end the stream in the
+ * format, with a stop its SDKs read as a content filter (chat's
+ * finish_reason "content_filter", Anthropic's stop_reason "refusal",
+ * Gemini's finishReason "SAFETY", Responses' response.incomplete), as the
+ * translated stream's encoder writes a canonical content_filter stop.
+ */
+export interface StreamCut {
+  /** An event that went to the client, and its canonical events */
+  seen(event: SseEvent, decoded: readonly CanonicalEvent[]): void
+  /** The events that end the stream: the usage known so far (null: none), the model the client knows (null: the upstream's) */
+  end(usage: CanonicalUsage | null, model: string | null): SseEvent[]
 }
 
 /**

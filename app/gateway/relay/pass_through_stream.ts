@@ -1,10 +1,13 @@
 import { streamFailureMessage } from '#gateway/http/client_message'
+import type { StreamScreen } from '#gateway/content_filter/word_filter'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
+import { screenedAt } from '#gateway/relay/answer_screen'
 import { ClientStream } from '#gateway/relay/client_stream'
 import { TextPieces } from '#gateway/relay/text_pieces'
 import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
+import type { ChunkSink } from '#gateway/upstream/upstream_body'
 
 export interface PassThroughOptions {
   /** What the client asked for (usage chunk, framing) */
@@ -12,6 +15,8 @@ export interface PassThroughOptions {
   /** Rewrite the model in events to the client's name (model mapping) */
   clientModel: string | null
   stream: ClientStream
+  /** The sensitive-word answer check (null: answers are not checked, the usual case) */
+  screen?: StreamScreen | null
 }
 
 /**
@@ -30,6 +35,12 @@ export interface StreamOutcome {
   /** Upstream failure after the stream started, if any */
   error: Error | null
   clientClosed: boolean
+  /**
+   * The answer check stopped the stream: a listed word completed in the
+   * answer, the event that completed it was not relayed, the client got a
+   * clean content-filter end, and the upstream request was ended.
+   */
+  withheld: boolean
 }
 
 /**
@@ -82,18 +93,15 @@ export async function relayPassThroughStream(
   // part of a UTF-8 character) wait in the parser for this one.
   let previousEndedEvent = true
 
-  /** One upstream chunk: its events relayed in one write. A promise: wait before the next chunk; false: stop. */
-  const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
-    if (ended) return
-    const endsEvent = endsWithBlankLine(chunk)
-    let asIs = bytesAllowed && previousEndedEvent && endsEvent && parser.atBoundary
-    previousEndedEvent = endsEvent
-    const events = parser.push(chunk)
-    if (asIs && !parser.atBoundary) asIs = false
+  /** What the last frameEvents() call relayed includes the format's last event */
+  let last = false
+
+  /** `count` of a chunk's events, framed (or the chunk as it came, `asIs`); their usage read. */
+  const frameEvents = (chunk: Buffer, events: SseEvent[], asIs: boolean, count: number): string | Buffer => {
     let text = ''
-    let last = false
-    seen += events.length
-    for (let i = 0; i < events.length; i++) {
+    last = false
+    seen += count
+    for (let i = 0; i < count; i++) {
       const event = events[i]
       if (rules.isLast?.(event)) last = true
       if (upstreamError === null && rules.upstreamError) upstreamError = rules.upstreamError(event)
@@ -128,7 +136,11 @@ export async function relayPassThroughStream(
       kept?.push(event)
       if (!asIs) text += frame(data === event.data ? event : { event: event.event, data })
     }
-    const piece = asIs ? chunk : text
+    return asIs ? chunk : text
+  }
+
+  /** Writes a chunk's relayed piece. A promise: wait before the next chunk; false: stop. */
+  const send = (piece: string | Buffer): void | false | Promise<void> => {
     if (last && !arrayFraming) {
       out.end(piece)
       ended = true
@@ -139,8 +151,73 @@ export async function relayPassThroughStream(
     return wait
   }
 
+  /** Takes a chunk into the parser; whether it may go as it came is left in `chunkAsIs`. */
+  let chunkAsIs = false
+  const parse = (chunk: Buffer): SseEvent[] => {
+    const endsEvent = endsWithBlankLine(chunk)
+    chunkAsIs = bytesAllowed && previousEndedEvent && endsEvent && parser.atBoundary
+    previousEndedEvent = endsEvent
+    const events = parser.push(chunk)
+    if (chunkAsIs && !parser.atBoundary) chunkAsIs = false
+    return events
+  }
+
+  /** One upstream chunk: its events relayed in one write. A promise: wait before the next chunk; false: stop. */
+  const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
+    if (ended) return
+    const events = parse(chunk)
+    return send(frameEvents(chunk, events, chunkAsIs, events.length))
+  }
+
+  // The answer check (chosen once per stream: without it, a chunk pays nothing for it). Each
+  // event is decoded by the format's decoder, its text goes through the screen from where the
+  // last piece left it, and the text is kept for the count as KeptText would have kept it.
+  const screen = options.screen ?? null
+  const cut = screen === null ? null : rules.streamCut()
+  const decoder = screen === null ? null : dialect.streamDecoder()
+  const screenedText = screen === null ? null : new TextPieces()
+  if (screen !== null) kept = null
+  let withheld = false
+
+  /**
+   * A chunk of a checked answer: relayed up to the event that completes a
+   * listed word, then the format's clean end. Made only for a checked stream
+   * (a stream lasts minutes: an unchecked one holds no function it never calls).
+   */
+  const relayScreened: ChunkSink | null =
+    screen === null
+      ? null
+      : (chunk) => {
+          if (ended) return
+          const events = parse(chunk)
+          for (let i = 0; i < events.length; i++) {
+            const decoded = decoder!.push(events[i])
+            if (screenedAt(screen!, decoded, screenedText!) === -1) {
+              cut!.seen(events[i], decoded)
+              continue
+            }
+            // Not relayed: the client gets what came before it, and the end.
+            let piece = frameEvents(chunk, events, false, i) as string
+            // The usage it carried is the upstream's count so far (final when it came with the stop).
+            let stop = false
+            for (const event of decoded) {
+              if (event.type === 'usage') usage = event.usage
+              else if (event.type === 'stop') stop = true
+            }
+            usageFinal = stop && usage !== null
+            for (const event of cut!.end(usage, options.clientModel)) piece += frame(event)
+            if (arrayFraming) piece += first ? '[]' : ']'
+            withheld = true
+            ended = true
+            out.end(piece)
+            // The upstream request ends here (UpstreamBody: a sink's false aborts it).
+            return false
+          }
+          return send(frameEvents(chunk, events, chunkAsIs, events.length))
+        }
+
   try {
-    await forEachChunk(upstream, relayChunk)
+    await forEachChunk(upstream, relayScreened ?? relayChunk)
   } catch (caught) {
     // After the last event the answer is complete: a failure while draining the rest is not the client's.
     if (!ended) error = caught as Error
@@ -171,7 +248,8 @@ export async function relayPassThroughStream(
     usageFinal: usageFinal && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: () => (text ? text.finish() : ''),
+    completionText: screenedText !== null ? () => screenedText.text() : () => (text ? text.finish() : ''),
+    withheld,
   }
 }
 

@@ -1,10 +1,13 @@
 import { redactAddresses, streamFailureMessage } from '#gateway/http/client_message'
+import type { StreamScreen } from '#gateway/content_filter/word_filter'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } from '#gateway/dialects/canonical'
 import type { ClientStream } from '#gateway/relay/client_stream'
 import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
+import { screenedAt } from '#gateway/relay/answer_screen'
 import { TextPieces } from '#gateway/relay/text_pieces'
 import { SseParser } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
+import type { ChunkSink } from '#gateway/upstream/upstream_body'
 
 /** A canonical-to-canonical step between decoder and encoder (e.g. custom-tool unwrapping). */
 export type EventTransform = (event: CanonicalEvent) => CanonicalEvent[]
@@ -25,7 +28,9 @@ export async function relayTranslatedStream(
   decoder: StreamDecoder,
   encoder: StreamEncoder,
   out: ClientStream,
-  transform?: EventTransform
+  transform?: EventTransform,
+  /** The sensitive-word answer check (null: answers are not checked, the usual case) */
+  screen: StreamScreen | null = null
 ): Promise<StreamOutcome> {
   const parser = new SseParser()
   let usage: CanonicalUsage | null = null
@@ -72,16 +77,80 @@ export async function relayTranslatedStream(
     return wait
   }
 
+  let withheld = false
+
+  /**
+   * The answer check stopped the stream at `events[at]` (its text completed a
+   * listed word): what came before it is encoded, then a content_filter stop
+   * and the encoder's end, in one last write. The usage the rest of the
+   * upstream's event carried is kept (final when it came with the stop).
+   */
+  const withhold =
+    screen === null
+      ? null
+      : (events: CanonicalEvent[], at: number) => {
+          const cutEvent = events[at] as { value?: string }
+          if (typeof cutEvent.value === 'string') text.push(cutEvent.value)
+          let piece = encode(events.slice(0, at))
+          let stop = false
+          for (let i = at + 1; i < events.length; i++) {
+            const event = events[i]
+            if (event.type === 'usage') {
+              usage = event.usage
+              piece += encoder.push(event)
+            } else if (event.type === 'stop') stop = true
+          }
+          finalUsage = stop && usage !== null
+          piece += encoder.push({ type: 'stop', reason: 'content_filter' }) + encoder.end()
+          withheld = true
+          out.end(piece)
+        }
+
+  /**
+   * A chunk of a checked answer. Made only for a checked stream (a stream
+   * lasts minutes: an unchecked one holds no function it never calls).
+   */
+  const relayScreened: ChunkSink | null =
+    screen === null
+      ? null
+      : (chunk) => {
+          const events: CanonicalEvent[] = []
+          for (const event of parser.push(chunk)) events.push(...decoder.push(event))
+          const at = screenedAt(screen, events, null)
+          if (at === -1) {
+            const wait = out.send(encode(events))
+            if (out.gone) return false
+            return wait
+          }
+          withhold!(events, at)
+          // The upstream request ends here (UpstreamBody: a sink's false aborts it).
+          return false
+        }
+
   try {
-    await forEachChunk(upstream, relayChunk)
-    const tail: CanonicalEvent[] = []
-    for (const event of parser.end()) tail.push(...decoder.push(event))
-    tail.push(...decoder.end())
-    await out.write(encode(tail))
+    await forEachChunk(upstream, relayScreened ?? relayChunk)
+    if (!withheld) {
+      const tail: CanonicalEvent[] = []
+      for (const event of parser.end()) tail.push(...decoder.push(event))
+      tail.push(...decoder.end())
+      const at = screen === null ? -1 : screenedAt(screen, tail, null)
+      if (at === -1) await out.write(encode(tail))
+      else withhold!(tail, at)
+    }
   } catch (caught) {
     error = caught as Error
   }
 
+  if (withheld) {
+    return {
+      usage,
+      usageFinal: finalUsage,
+      error: null,
+      clientClosed: false,
+      completionText: () => text.text(),
+      withheld,
+    }
+  }
   const clientClosed = out.closedEarly
   // The upstream ended without saying it was done (no finish reason, no message_stop, a JSON
   // body labelled as a stream): the client's format needs an end, and a clean one would pass
@@ -100,5 +169,6 @@ export async function relayTranslatedStream(
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
     completionText: () => text.text(),
+    withheld,
   }
 }

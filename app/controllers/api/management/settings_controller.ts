@@ -19,8 +19,9 @@ export default class ManagementSettingsController {
    * PATCH /api/admin/settings/sensitive-words: {enabled?, words?, check?,
    * hide_matches?}; the fields given change. `words`: a list of entries (or
    * one string, one entry per line); `check`: `prompt` or
-   * `prompt_and_completion`. A list that does not compile is a 400
-   * `invalid_field` naming `words` and the entry.
+   * `prompt_and_completion` (answers too, streamed ones as they stream). A
+   * list that does not compile is a 400 `invalid_field` naming `words` and
+   * the entry.
    */
   async updateSensitiveWords(ctx: HttpContext) {
     return managed(async () => {

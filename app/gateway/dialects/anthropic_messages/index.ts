@@ -9,6 +9,7 @@ import {
 } from '#gateway/dialects/anthropic_messages/response'
 import { AnthropicStreamDecoder } from '#gateway/dialects/anthropic_messages/stream_decoder'
 import { AnthropicStreamEncoder } from '#gateway/dialects/anthropic_messages/stream_encoder'
+import { AnthropicStreamCut } from '#gateway/dialects/anthropic_messages/stream_cut'
 
 /** Anthropic Messages (`POST /v1/messages`). */
 export const anthropicMessages: Dialect = {
@@ -33,6 +34,7 @@ export const anthropicMessages: Dialect = {
     },
     isFinal: (parsed) => parsed?.type === 'message_delta',
     isLast: (event) => event.event === 'message_stop',
+    streamCut: () => new AnthropicStreamCut(),
     upstreamError: (event) => (event.event === 'error' ? (errorMessageOf(event.data) ?? 'upstream error') : null),
     rewriteModel(parsed, model) {
       if (parsed?.type !== 'message_start' || typeof parsed.message?.model !== 'string') return false

@@ -3,6 +3,7 @@ import { decodeGeminiRequest, encodeGeminiRequest } from '#gateway/dialects/gemi
 import { decodeGeminiResponse, decodeGeminiUsage, encodeGeminiResponse } from '#gateway/dialects/gemini/response'
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
 import { GeminiStreamEncoder } from '#gateway/dialects/gemini/stream_encoder'
+import { GeminiStreamCut } from '#gateway/dialects/gemini/stream_cut'
 
 /** Gemini generateContent family (`/v1beta/models/{model}:generateContent` etc.). The model is in the path. */
 export const gemini: Dialect = {
@@ -28,6 +29,7 @@ export const gemini: Dialect = {
       return true
     },
     upstreamBody: () => null,
+    streamCut: () => new GeminiStreamCut(),
     upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     errorEvent: (message) => ({ data: JSON.stringify({ error: { code: 500, message, status: 'INTERNAL' } }) }),
   },

@@ -7,6 +7,7 @@ import {
 } from '#gateway/dialects/openai_chat/response'
 import { ChatStreamDecoder } from '#gateway/dialects/openai_chat/stream_decoder'
 import { ChatStreamEncoder } from '#gateway/dialects/openai_chat/stream_encoder'
+import { ChatStreamCut } from '#gateway/dialects/openai_chat/stream_cut'
 
 /** OpenAI chat completions (`POST /v1/chat/completions`), the dialect of the whole OpenAI-compatible family. */
 export const openAiChat: Dialect = {
@@ -33,6 +34,7 @@ export const openAiChat: Dialect = {
     upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     sentinel: '[DONE]',
     isLast: (event) => event.data === '[DONE]',
+    streamCut: () => new ChatStreamCut(),
     upstreamBody(body, upstreamModel, clientModel, stream, raw, hints) {
       const needsModel = upstreamModel !== clientModel
       // Usage is always asked for on streams, so it can be metered exactly.

@@ -7,6 +7,7 @@ import {
 } from '#gateway/dialects/openai_responses/response'
 import { ResponsesStreamDecoder } from '#gateway/dialects/openai_responses/stream_decoder'
 import { ResponsesStreamEncoder } from '#gateway/dialects/openai_responses/stream_encoder'
+import { ResponsesStreamCut } from '#gateway/dialects/openai_responses/stream_cut'
 
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
 
@@ -27,6 +28,7 @@ export const openAiResponses: Dialect = {
       event.event !== undefined ? FINAL_EVENTS.has(event.event) : event.data.includes('"response.completed"'),
     readUsage: (parsed, known) => decodeResponsesUsage(parsed?.response?.usage) ?? known,
     isLast: (event) => event.event !== undefined && FINAL_EVENTS.has(event.event),
+    streamCut: () => new ResponsesStreamCut(),
     upstreamError: (event) => {
       if (event.event === 'error') return parseJson(event.data)?.message ?? errorMessageOf(event.data) ?? 'upstream error'
       if (event.event === 'response.failed') return parseJson(event.data)?.response?.error?.message ?? 'upstream response failed'
