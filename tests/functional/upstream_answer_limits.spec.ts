@@ -43,7 +43,9 @@ async function brokenUpstream() {
       } else if (model === 'huge-json') {
         res.writeHead(200, { 'content-type': 'application/json' })
         res.write('{"id":"chatcmpl-huge","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"')
-        await write(piece, 64) // 4 MB, past the test's 1 MB bound
+        // 64 MB, far past the test's 1 MB bound and more than loopback's socket buffers hold (tcp_rmem can
+        // grow to 32 MB): the upstream is still writing when the gateway hangs up.
+        await write(piece, 1024)
         res.end('"},"finish_reason":"stop"}]}')
       } else if (model === 'huge-error') {
         res.writeHead(400, { 'content-type': 'application/json' })
@@ -57,14 +59,13 @@ async function brokenUpstream() {
           JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta: { content }, finish_reason: null }] })
         res.write(`data: ${chunk('first ')}\n\n`)
         const pieces = Number(model.split('-').at(-1))
-        const json = chunk(piece.repeat(pieces))
-        // Sent in 16 KB writes: the line reaches the gateway in many chunks.
-        for (let at = 0; at < json.length && !res.destroyed; at += 16 * 1024) {
-          const part = json.slice(at, at + 16 * 1024)
-          if (!res.write(at === 0 ? `data: ${part}` : part)) await new Promise((resolve) => res.once('drain', resolve))
-        }
+        // The line's content is written as it goes (a 64 MB line is not built first), in 16 KB writes:
+        // the line reaches the gateway in many chunks.
+        const [head, tail] = chunk('@@').split('@@')
+        res.write(`data: ${head}`)
+        await write('x'.repeat(16 * 1024), pieces * 4)
         if (res.destroyed) return
-        res.write('\n\n')
+        res.write(`${tail}\n\n`)
         res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [], usage: { prompt_tokens: 3, completion_tokens: 7, total_tokens: 10 } })}\n\n`)
         res.end('data: [DONE]\n\n')
       }
@@ -144,7 +145,8 @@ test.group('Upstream answers past the gateway\'s bounds', (group) => {
 
   test('an SSE line past the bound ends the stream with an error event, metered as interrupted', async ({ assert }) => {
     const before = upstream.closedEarly()
-    const response = await post('/v1/chat/completions', { model: 'long-line-64', messages: hello, stream: true }, auth())
+    // 64 MB: more than loopback's socket buffers hold, so the upstream is still writing when the gateway hangs up.
+    const response = await post('/v1/chat/completions', { model: 'long-line-1024', messages: hello, stream: true }, auth())
     assert.equal(response.status, 200)
     const text = await response.text()
     assert.include(text, '"content":"first "')
@@ -152,7 +154,7 @@ test.group('Upstream answers past the gateway\'s bounds', (group) => {
     assert.notInclude(text, '[DONE]')
     assert.isTrue(await eventually(() => upstream.closedEarly() === before + 1))
     const rows = await usageRows(user.userId)
-    assert.include(rows.at(-1), { model: 'long-line-64', status: 200, error_code: 'stream_interrupted' })
+    assert.include(rows.at(-1), { model: 'long-line-1024', status: 200, error_code: 'stream_interrupted' })
   })
 
   test('an answer cut mid-body is a 502 in the client\'s format (not a 500), metered', async ({ assert }) => {
