@@ -22,6 +22,7 @@ test.group("LiteLLM clients' request fields", (group) => {
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['o3-mini', 'gpt-4o'] })
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
     await seedChannel({ name: 'vllm', provider: 'custom', baseUrl: mock.url, models: ['qwen-*'] })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-2*'] })
     const user = await seedUser()
     key = user.key
     userId = user.userId
@@ -67,7 +68,7 @@ test.group("LiteLLM clients' request fields", (group) => {
     assert.equal(mock.lastRequest()!.body, plain)
   })
 
-  test("chat's thinking reaches a Claude channel as Anthropic's extended thinking, and its reasoning comes back", async ({ assert }) => {
+  test("chat's thinking reaches Claude as Anthropic's extended thinking (its reasoning comes back) and Gemini as its thinking budget", async ({ assert }) => {
     const { status, text, upstream } = await upstreamOf('/v1/chat/completions', {
       model: 'claude-sonnet',
       messages: [{ role: 'user', content: 'think' }],
@@ -88,6 +89,14 @@ test.group("LiteLLM clients' request fields", (group) => {
     })
     assert.deepEqual(streamed.upstream.thinking, { type: 'enabled', budget_tokens: 2048 })
     assert.include(streamed.text, '"reasoning_content"')
+
+    const gemini = await upstreamOf('/v1/chat/completions', {
+      model: 'gemini-2.5-pro',
+      messages: [{ role: 'user', content: 'think' }],
+      thinking: { type: 'enabled', budget_tokens: 3000 },
+    })
+    assert.equal(gemini.status, 200)
+    assert.equal(gemini.upstream.generationConfig.thinkingConfig.thinkingBudget, 3000)
 
     const off = await upstreamOf('/v1/chat/completions', { model: 'claude-sonnet', messages: [{ role: 'user', content: 'hi' }], thinking: { type: 'disabled' } })
     assert.equal(off.status, 200)
