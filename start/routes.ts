@@ -62,6 +62,29 @@ router
   .as('v1beta')
   .use(middleware.apiKey())
 
+/**
+ * The OpenAI paths without /v1, as LiteLLM serves them: clients set up for a
+ * LiteLLM proxy use its base URL as LiteLLM's docs give it (`http://host:4000`)
+ * and the OpenAI SDKs append `/chat/completions` to it. Same endpoints, same
+ * answers (the API lane serves the POSTs; these routes with API_LANE=false).
+ */
+router
+  .group(() => {
+    router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
+    router.post('/completions', [CompletionsController, 'store']).as('completions')
+    router.post('/responses', [ResponsesController, 'store']).as('responses')
+    router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
+    router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
+    router.post('/audio/transcriptions', [AudioController, 'transcriptions']).as('audio.transcriptions')
+    router.post('/audio/translations', [AudioController, 'translations']).as('audio.translations')
+    router.post('/audio/speech', [AudioController, 'speech']).as('audio.speech')
+    router.post('/moderations', [ModerationsController, 'store']).as('moderations')
+    router.get('/models', [ModelsController, 'index']).as('models')
+    router.get('/models/*', [ModelsController, 'show']).as('models.show')
+  })
+  .as('unversioned')
+  .use(middleware.apiKey())
+
 /** Rerank where Cohere's v2 SDK (/v2/rerank) and LiteLLM-style clients (/rerank) call it. */
 router.post('/v2/rerank', [RerankController, 'store']).as('v2.rerank').use(middleware.apiKey())
 router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.apiKey())

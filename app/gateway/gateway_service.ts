@@ -647,8 +647,11 @@ class Exchange {
       if (dialect === call.ingress) {
         // The routing fields are the gateway's: an upstream would refuse them (OpenAI: unrecognized argument).
         const body = this.#routingFields ? withoutRoutingFields(call.body) : call.body
-        // The vendor's hints only when a rename may apply (maxTokensRenamed): one property test otherwise.
-        const hints = call.ingress === 'openai_chat' && body.max_tokens !== undefined ? adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel) : undefined
+        // The vendor's hints only when a rename may apply (maxTokensRenamed, thinking): two property tests otherwise.
+        const hints =
+          call.ingress === 'openai_chat' && (body.max_tokens !== undefined || body.thinking !== undefined)
+            ? adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
+            : undefined
         const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, this.#routingFields ? undefined : call.rawBody, hints)
         if (!changed) return this.#routingFields ? Buffer.from(JSON.stringify(body)) : call.rawBody
         return Buffer.isBuffer(changed) ? changed : Buffer.from(JSON.stringify(changed))
@@ -796,19 +799,32 @@ export function requestFallbacks(body: Record<string, any>, model: string): stri
 }
 
 /**
+ * Request fields that only a LiteLLM proxy reads, which clients set up for
+ * one send (Cline's LiteLLM provider: `drop_params` and `litellm_session_id`
+ * on every request). LiteLLM never sends them on to a provider, and OpenAI
+ * refuses them ("Unrecognized request argument supplied"): they are the
+ * gateway's, like `fallbacks`. (`drop_params` needs no counterpart here: the
+ * gateway already leaves out or renames what a vendor refuses where it knows.)
+ */
+const LITELLM_FIELDS = ['drop_params', 'additional_drop_params', 'num_retries', 'litellm_session_id', 'litellm_trace_id', 'litellm_metadata'] as const
+
+/**
  * Does the body carry fields that are the gateway's, not the provider's: a
- * request's own fallbacks, or LiteLLM-style `metadata.tags` as a list (OpenAI
- * takes only string values in `metadata` and refuses a list: LiteLLM keeps
- * its metadata from the provider too). A string `metadata.tags` is valid
- * OpenAI metadata and stays.
+ * request's own fallbacks, LiteLLM's own fields, or LiteLLM-style
+ * `metadata.tags` as a list (OpenAI takes only string values in `metadata`
+ * and refuses a list: LiteLLM keeps its metadata from the provider too). A
+ * string `metadata.tags` is valid OpenAI metadata and stays.
  */
 function carriesGatewayFields(body: Record<string, any>, fallbacks: string[] | null): boolean {
-  return fallbacks !== null || Array.isArray(body.metadata?.tags)
+  if (fallbacks !== null || Array.isArray(body.metadata?.tags)) return true
+  for (const field of LITELLM_FIELDS) if (body[field] !== undefined) return true
+  return false
 }
 
-/** The client's body without the gateway's fields (a shallow copy): routing fields, list tags. */
+/** The client's body without the gateway's fields (a shallow copy): routing fields, LiteLLM's fields, list tags. */
 function withoutRoutingFields(body: Record<string, any>): Record<string, any> {
   const { models: _models, fallbacks: _fallbacks, ...rest } = body
+  for (const field of LITELLM_FIELDS) delete rest[field]
   const metadata = rest.metadata
   if (metadata !== null && typeof metadata === 'object' && Array.isArray(metadata.tags)) {
     const { tags: _tags, ...others } = metadata

@@ -7,7 +7,9 @@ import type { Principal } from '#gateway/types'
 /**
  * The API key of a request, from whichever header its client uses:
  * `Authorization: Bearer`, `X-API-Key` (seed docs, Anthropic SDKs),
- * `x-goog-api-key` or `?key=` (Google clients).
+ * `x-goog-api-key` or `?key=` (Google clients), LiteLLM's
+ * `x-litellm-api-key` (clients set up for a LiteLLM proxy, e.g. Cline's
+ * model-info call).
  */
 export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefined): string | null {
   const authorization = headers['authorization']
@@ -19,6 +21,12 @@ export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefi
   if (typeof xApiKey === 'string' && xApiKey) return xApiKey.trim()
   const google = headers['x-goog-api-key']
   if (typeof google === 'string' && google) return google.trim()
+  const litellm = headers['x-litellm-api-key']
+  if (typeof litellm === 'string' && litellm) {
+    // LiteLLM takes it with or without the Bearer scheme.
+    const value = litellm.trim()
+    return value.slice(0, 7).toLowerCase() === 'bearer ' ? value.slice(7).trim() || null : value
+  }
   if (url && url.includes('key=')) {
     const query = url.slice(url.indexOf('?') + 1)
     const key = new URLSearchParams(query).get('key')

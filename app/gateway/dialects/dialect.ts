@@ -40,6 +40,14 @@ export interface EncodeHints {
    * there); `when_known`: only where the client sent reasoning back.
    */
   reasoningContent?: 'always' | 'when_known'
+  /**
+   * The vendor's chat API refuses Anthropic-style `thinking` (OpenAI, Azure:
+   * "Unrecognized request argument supplied: thinking"), which clients set up
+   * for LiteLLM send on chat completions (Cline). Passed through, it is taken
+   * out, and its budget goes to the vendor's reasoning models as
+   * `reasoning_effort` (unless the client set one), as LiteLLM maps it.
+   */
+  refusesThinking?: boolean
 }
 
 /** What a translated request may carry to this upstream model (see EncodeHints.reasoningModels). */

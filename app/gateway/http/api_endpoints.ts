@@ -129,4 +129,15 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v2/rerank', rerank],
   ['/rerank', rerank],
   ['/v1/moderations', moderations],
+  // LiteLLM's paths without /v1: clients set up for a LiteLLM proxy use its base URL
+  // as its docs give it (`http://host:4000`, no /v1), and the OpenAI SDKs append the path to it.
+  ['/chat/completions', chatCompletions],
+  ['/completions', completions],
+  ['/responses', responses],
+  ['/embeddings', embeddings],
+  ['/images/generations', imageGenerations],
+  ['/audio/transcriptions', audioTranscriptions],
+  ['/audio/translations', audioTranslations],
+  ['/audio/speech', audioSpeech],
+  ['/moderations', moderations],
 ])

@@ -1,9 +1,24 @@
 /**
- * The API's paths (/v1, /v1beta, the management API, rerank's aliases), as
- * against the pages: errors there are answered in a wire format, not an HTML
- * page (the exception handler, Node parser refusals), and browsers get CORS.
+ * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
+ * OpenAI paths without /v1 that LiteLLM also serves), as against the pages:
+ * errors there are answered in a wire format, not an HTML page (the
+ * exception handler, Node parser refusals, a malformed URL), and browsers
+ * get CORS.
  */
-const API_PREFIXES = ['/v1', '/api/', '/v2/rerank', '/rerank']
+const API_PREFIXES = [
+  '/v1',
+  '/api/',
+  '/v2/rerank',
+  '/rerank',
+  '/chat/completions',
+  '/completions',
+  '/responses',
+  '/embeddings',
+  '/images/generations',
+  '/audio/',
+  '/moderations',
+  '/models',
+]
 
 export function isApiPath(path: string): boolean {
   for (const prefix of API_PREFIXES) if (path.startsWith(prefix)) return true

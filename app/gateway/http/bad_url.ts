@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { isApiPath } from '#gateway/http/api_paths'
 import { dialectForPath, renderError } from '#gateway/http/error_renderers'
 
 /**
@@ -10,7 +11,7 @@ import { dialectForPath, renderError } from '#gateway/http/error_renderers'
  */
 export function answerBadUrl(req: IncomingMessage, res: ServerResponse) {
   const path = req.url ?? '/'
-  if (!path.startsWith('/v1') && !path.startsWith('/api/')) {
+  if (!isApiPath(path)) {
     // Pages keep the framework's plain answer.
     res.writeHead(400, { 'content-type': 'text/plain' })
     res.end('Bad Request')

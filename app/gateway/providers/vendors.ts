@@ -80,7 +80,11 @@ const CHAT: readonly DialectName[] = ['openai_chat']
 
 const OPENAI_MODELS = ['gpt-*', 'o1*', 'o3*', 'o4*', 'chatgpt-*', 'text-embedding-*', 'dall-e-*', 'gpt-image-*']
 // o1, o3, o4-mini, gpt-5*, codex-*: reasoning models; gpt-5-chat-latest and the GPT-4 family are not.
-const OPENAI_HINTS: EncodeHints = { maxTokensField: 'max_completion_tokens', reasoningModels: /^(o\d|gpt-5(?![\w.-]*-chat)|codex-)/i }
+const OPENAI_HINTS: EncodeHints = {
+  maxTokensField: 'max_completion_tokens',
+  reasoningModels: /^(o\d|gpt-5(?![\w.-]*-chat)|codex-)/i,
+  refusesThinking: true,
+}
 
 export const VENDORS: Record<ProviderKind, VendorConfig> = {
   openai: {

@@ -1,5 +1,5 @@
 import { errorMessageOf, type Dialect, type EncodeHints } from '#gateway/dialects/dialect'
-import { decodeChatRequest, encodeChatRequest } from '#gateway/dialects/openai_chat/request'
+import { decodeChatRequest, effortOfBudget, encodeChatRequest, thinkingBudget } from '#gateway/dialects/openai_chat/request'
 import {
   decodeChatResponse,
   decodeChatUsage,
@@ -40,10 +40,11 @@ export const openAiChat: Dialect = {
       // Usage is always asked for on streams, so it can be metered exactly.
       const needsUsage = stream && body.stream_options?.include_usage !== true
       const renamesMaxTokens = hints !== undefined && maxTokensRenamed(body, upstreamModel, hints)
-      if (!needsModel && !needsUsage && !renamesMaxTokens) return null
+      const convertsThinking = hints?.refusesThinking === true && body.thinking !== undefined
+      if (!needsModel && !needsUsage && !renamesMaxTokens && !convertsThinking) return null
       // The usual case (a stream, no stream_options of the client's): add the member to the bytes, instead of
       // serialising a conversation of maybe 200 KB again. (Client bodies have no duplicate keys: parseJsonObject.)
-      if (!needsModel && !renamesMaxTokens && raw && body.stream_options === undefined) return withFirstMember(raw, ASK_FOR_USAGE)
+      if (!needsModel && !renamesMaxTokens && !convertsThinking && raw && body.stream_options === undefined) return withFirstMember(raw, ASK_FOR_USAGE)
       const copy = { ...body }
       if (needsModel) copy.model = upstreamModel
       if (needsUsage) copy.stream_options = { ...(body.stream_options ?? {}), include_usage: true }
@@ -51,6 +52,7 @@ export const openAiChat: Dialect = {
         copy.max_completion_tokens = body.max_tokens
         delete copy.max_tokens
       }
+      if (convertsThinking) thinkingAsEffort(copy, upstreamModel, hints!)
       return copy
     },
   },
@@ -71,6 +73,20 @@ function maxTokensRenamed(body: Record<string, any>, upstreamModel: string, hint
     body.max_completion_tokens === undefined &&
     hints.reasoningModels?.test(upstreamModel) === true
   )
+}
+
+/**
+ * `thinking` for a vendor that refuses it (EncodeHints.refusesThinking):
+ * taken out; its budget becomes `reasoning_effort` on the vendor's reasoning
+ * models when the client set none (other models take no effort: GPT-4o
+ * answers 400 to it).
+ */
+function thinkingAsEffort(copy: Record<string, any>, upstreamModel: string, hints: EncodeHints) {
+  const budget = thinkingBudget(copy.thinking)
+  delete copy.thinking
+  if (budget !== null && copy.reasoning_effort === undefined && hints.reasoningModels?.test(upstreamModel) === true) {
+    copy.reasoning_effort = effortOfBudget(budget)
+  }
 }
 
 /** A JSON object's bytes with one more member first (the object has members: a body always has its model). */

@@ -65,6 +65,11 @@ export function decodeChatRequest(body: ChatRequest): CanonicalRequest {
     user: body.user,
   }
   if (body.reasoning_effort && body.reasoning_effort !== 'none') request.reasoning = { effort: body.reasoning_effort }
+  else {
+    // Anthropic-style thinking on chat, as LiteLLM takes it (Cline's LiteLLM provider sends it for Claude).
+    const budget = thinkingBudget(body.thinking)
+    if (budget !== null) request.reasoning = { budgetTokens: budget }
+  }
   const format = body.response_format
   if (format?.type === 'json_object') request.responseFormat = { type: 'json_object' }
   if (format?.type === 'json_schema' && format.json_schema?.schema) {
@@ -180,6 +185,18 @@ export function encodeChatRequest(request: CanonicalRequest, model: string, hint
   }
   if (request.user) body.user = request.user
   return body
+}
+
+/**
+ * The budget of LiteLLM's (Anthropic's) `thinking` on a chat request:
+ * `{type: "enabled", budget_tokens}`; null when thinking is not asked for
+ * (absent, `disabled`, or no positive whole budget).
+ */
+export function thinkingBudget(thinking: unknown): number | null {
+  if (thinking === null || typeof thinking !== 'object') return null
+  const { type, budget_tokens: budget } = thinking as { type?: unknown; budget_tokens?: unknown }
+  if (type !== 'enabled' || typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget <= 0) return null
+  return budget
 }
 
 export function effortOfBudget(budget: number): string {

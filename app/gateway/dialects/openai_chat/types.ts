@@ -48,6 +48,8 @@ export interface ChatRequest {
   top_p?: number
   stop?: string | string[]
   reasoning_effort?: string
+  /** Anthropic-style extended thinking, as LiteLLM takes it on chat (not OpenAI's: read, never sent to OpenAI) */
+  thinking?: { type?: string; budget_tokens?: number }
   response_format?: { type: string; json_schema?: { name?: string; schema?: Record<string, unknown>; strict?: boolean } }
   user?: string
 }
