@@ -361,7 +361,12 @@ test.group('Channel model lists: panel and management API', (group) => {
     await refreshCaches()
     const list = await panel.get('/admin/channels')
     assert.include(textOf(list.html), 'Test all')
-    const tested = await panel.post('/admin/channels/test-all')
+    // Post/redirect/get: the results come to the list through the flash, so a refresh there runs nothing again.
+    const posted = await panel.post('/admin/channels/test-all')
+    assert.equal(posted.status, 302)
+    assert.equal(posted.location, '/admin/channels')
+    const generations = mock.requests.filter((r) => r.method === 'POST').length
+    const tested = await panel.follow(posted)
     assert.equal(tested.status, 200)
     const text = textOf(tested.html)
     assert.include(text, 'Tested 2 channels: 2 passed, 0 failed')
@@ -370,8 +375,30 @@ test.group('Channel model lists: panel and management API', (group) => {
     assert.match(tested.html, new RegExp(`data-testid="test-result-${manual.id}">\\s*<span class="muted">not tested`))
     assert.isTrue((await db.from('channels').where('id', auto.id).first()).enabled)
     assert.isFalse((await db.from('channels').where('id', manual.id).first()).enabled)
-    assert.notEqual((await panel.post('/admin/channels/test-all', {}, { csrf: false })).status, 200)
+    const refreshed = await panel.get('/admin/channels')
+    assert.notInclude(refreshed.html, 'test-all-summary', 'the results were shown once')
+    assert.equal(mock.requests.filter((r) => r.method === 'POST').length, generations, 'and nothing was tested again')
+    await panel.post('/admin/channels/test-all', {}, { csrf: false })
+    assert.equal(mock.requests.filter((r) => r.method === 'POST').length, generations, 'no CSRF token, no test')
   })
+
+  test('panel: Test all of many failing channels fits the session cookie; the counts stay exact', async ({ assert }) => {
+    const closed = await startMock()
+    const url = closed.url
+    await closed.stop()
+    for (let i = 0; i < 60; i++) await seedChannel({ name: `down-${String(i).padStart(2, '0')}-${'x'.repeat(40)}`, baseUrl: url, models: [`m-${i}`] })
+    await seedChannel({ name: 'up', baseUrl: mock.url, models: ['gpt-4o-mini'] })
+    await refreshCaches()
+    await panel.get('/admin/channels')
+    const posted = await panel.post('/admin/channels/test-all')
+    assert.equal(posted.status, 302)
+    // A browser drops a cookie past 4,096 bytes (name and value): the session, flash and all, would be lost.
+    const sizes = posted.headers.getSetCookie().map((cookie) => cookie.split(';')[0].length)
+    for (const length of sizes) assert.isBelow(length, 4096)
+    const text = textOf((await panel.follow(posted)).html)
+    assert.include(text, 'Tested 61 channels: 1 passed, 60 failed')
+    assert.include(text, 'ECONNREFUSED')
+  }).timeout(60_000)
 
   test('management API: GET and POST /channels/{id}/models, 502 for the upstream failure, 404, 403 for a user key; test-all', async ({ assert }) => {
     const channel = await seedChannel({ name: 'api', baseUrl: mock.url, models: ['mock-*'] })
