@@ -76,6 +76,7 @@ test.group('Usage pages: a date range refused beside its fields', (group) => {
     assert.equal(valueOf(page.html, 'f-from'), '2026-03-02')
     assert.equal(valueOf(page.html, 'f-to'), '2026-03-01')
     assert.notInclude(page.html, 'data-usage-id=')
+    assert.notInclude(page.html, '/dashboard/usage.csv', 'no export of filters refused')
     // Before: a 200 with an empty list, nothing said.
     const csv = await portal.get('/dashboard/usage.csv?from=2026-03-02&to=2026-03-01')
     assert.equal(csv.status, 422)
