@@ -8,7 +8,7 @@ import { anyGlobMatches } from '#gateway/glob'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import type { ChannelTimeouts, ProviderKind } from '#gateway/types'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
-import { listUpstreamModels, UpstreamModelsError } from '#services/upstream_model_list'
+import { listUpstreamModels, UpstreamModelsError, type ModelListTarget } from '#services/upstream_model_list'
 
 /**
  * The upstream's model list for a channel (new-api's "fetch model list"):
@@ -68,21 +68,23 @@ export async function findChannel(ref: string | number): Promise<Channel> {
   return channel
 }
 
+/** Where a saved channel's model list is asked: its kind, base URL, key, headers and timeouts. */
+export function modelListTargetOf(channel: Channel): ModelListTarget {
+  return {
+    provider: channel.provider as ProviderKind,
+    baseUrl: channel.baseUrl,
+    apiKey: channel.getApiKey(),
+    extraHeaders: channel.extraHeaders ?? {},
+    timeouts: timeoutsOf(channel),
+  }
+}
+
 /** Asks a saved channel's upstream for its models, with the channel's key, adapter and timeouts. */
 export async function fetchChannelModels(ref: string | number, signal?: AbortSignal): Promise<ChannelModelsReport> {
   const channel = await findChannel(ref)
   // Sent without its key, the upstream's 401 would say nothing of the cause.
   if (channel.keyUnreadable) throw new AdminInputError(`Not sent: ${UNREADABLE_KEY_REASON}`)
-  const list = await listUpstreamModels(
-    {
-      provider: channel.provider as ProviderKind,
-      baseUrl: channel.baseUrl,
-      apiKey: channel.getApiKey(),
-      extraHeaders: channel.extraHeaders ?? {},
-      timeouts: timeoutsOf(channel),
-    },
-    signal
-  )
+  const list = await listUpstreamModels(modelListTargetOf(channel), { signal })
   return {
     channelId: channel.id,
     models: servedState(list.ids, channel.models ?? [], channel.modelMapping ?? {}),

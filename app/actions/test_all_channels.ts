@@ -19,7 +19,7 @@ export interface ChannelTestRow {
   model: string | null
   latencyMs: number
   status: number | null
-  /** What went wrong (or, when ok, the start of the answer / "upstream answered") */
+  /** What went wrong (or, when ok, the start of the answer / "upstream listed N models") */
   message: string
   reEnabled: boolean
   /** Not run: the run's time budget was spent before its turn */

@@ -1,5 +1,4 @@
 import app from '@adonisjs/core/services/app'
-import { request } from 'undici'
 import Channel from '#models/channel'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
@@ -9,9 +8,10 @@ import type { DialectName } from '#gateway/dialects/canonical'
 import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
 import { dialectOf } from '#gateway/dialects/registry'
 import { responseText } from '#gateway/dialects/canonical'
-import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
-import type { ChannelInfo, ProviderKind } from '#gateway/types'
+import type { ChannelInfo } from '#gateway/types'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
+import { listUpstreamModels, UpstreamModelsError } from '#services/upstream_model_list'
+import { findChannel, modelListTargetOf } from '#actions/channel_models'
 
 /**
  * Testing a channel, two ways: the panel's Test action sends a minimal
@@ -168,84 +168,39 @@ export interface ChannelKeyCheck {
 }
 
 /**
- * `channel:test`: checks a channel's key by listing the upstream's models (cheap, billed by no
- * provider). A channel the gateway disabled itself (a 401, or 403s for
- * several models) goes back into rotation when the test succeeds; a channel
- * an admin disabled stays disabled. Callable from `channel:test` and the
- * admin panel.
+ * `channel:test`: checks a channel's key by listing the upstream's models
+ * (cheap, billed by no provider), through the same client as Fetch models
+ * (services/upstream_model_list.ts) limited to its first page: the same
+ * request, bounds, masked key and judgement of the answer (a web page at a
+ * wrong base URL, an error body with 200 or a redirect is no pass). A
+ * channel the gateway disabled itself (a 401, or 403s for several models)
+ * goes back into rotation when the test succeeds; a channel an admin
+ * disabled stays disabled. Callable from `channel:test` and Test all.
  */
 export async function checkChannelKey(ref: string | number | Channel, timeoutMs = 10_000): Promise<ChannelKeyCheck> {
-  const channel =
-    ref instanceof Channel
-      ? ref
-      : typeof ref === 'number' || /^\d+$/.test(String(ref))
-      ? await Channel.find(Number(ref))
-      : await Channel.findBy('name', ref)
-  if (!channel) throw new AdminInputError(`No channel matches "${ref}"`)
+  const channel = ref instanceof Channel ? ref : await findChannel(ref)
   if (channel.keyUnreadable) {
     return { channelId: channel.id, ok: false, status: null, message: `not sent: ${UNREADABLE_KEY_REASON}`, latencyMs: 0, reEnabled: false }
   }
 
-  const upstream = adapterFor(channel.provider as ProviderKind).modelsPath(channelInfo(channel))
   const started = performance.now()
-  let status: number | null = null
-  /** Why a 2xx or 3xx is no list of models (a wrong base URL's web page, an error body with 200, a redirect) */
-  let problem: string | null = null
+  let status: number | null
   let message: string
+  let ok = false
   try {
-    const response = await request(`${upstream.origin}${upstream.path}`, {
-      method: 'GET',
-      headers: upstream.headers,
-      signal: AbortSignal.timeout(timeoutMs),
-    })
-    status = response.statusCode
-    const text = await response.body.text()
-    problem = status < 300 ? modelListProblem(text) : status < 400 ? redirectProblem(response.headers.location) : null
-    message =
-      status >= 400
-        ? `upstream answered HTTP ${status}: ${text.slice(0, 300)}`
-        : problem
-          ? `upstream answered HTTP ${status}, but ${problem}`
-          : 'upstream answered'
-  } catch (error: any) {
-    message = `upstream unreachable: ${error?.code ?? error?.name ?? 'error'}`
+    const list = await listUpstreamModels(modelListTargetOf(channel), { maxPages: 1, totalMs: timeoutMs })
+    ok = true
+    status = list.status
+    message = `upstream listed ${list.ids.length}${list.truncated ? '+' : ''} models`
+  } catch (error) {
+    if (!(error instanceof UpstreamModelsError)) throw error
+    status = error.status
+    message = error.reason
   }
   const latencyMs = Math.round(performance.now() - started)
-  const ok = status !== null && status < 400 && problem === null
 
   const reEnabled = ok ? await reEnableIfAutoDisabled(channel) : false
   return { channelId: channel.id, ok, status, message, latencyMs, reEnabled }
-}
-
-/**
- * Why a 2xx answer to the models listing is not one, or null: every
- * provider answers a JSON object with a list (`data`: OpenAI and the
- * OpenAI-compatible servers, Anthropic, Azure; `models`: Gemini). A web page
- * (a base URL that points at a site), an error body sent with 200 or an
- * empty body means the key was not checked.
- */
-export function modelListProblem(text: string): string | null {
-  let parsed: any
-  try {
-    parsed = JSON.parse(text)
-  } catch {
-    const start = text.trimStart().slice(0, 15).toLowerCase()
-    const looksHtml = start.startsWith('<!doctype html') || start.startsWith('<html')
-    return text.trim() === '' ? 'with an empty body, not a list of models' : `with ${looksHtml ? 'an HTML page' : 'a body that is not JSON'}, not a list of models: check the base URL`
-  }
-  const error = parsed?.error
-  if (error !== null && typeof error === 'object' && !Array.isArray(parsed)) {
-    const said = typeof error.message === 'string' && error.message ? `: ${error.message.slice(0, 300)}` : ''
-    return `with an error${said}`
-  }
-  if (!Array.isArray(parsed?.data) && !Array.isArray(parsed?.models)) return 'with JSON that is not a list of models'
-  return null
-}
-
-/** A redirect is not followed (the key would go wherever it points): the base URL is wrong. */
-function redirectProblem(location: string | string[] | undefined): string {
-  const target = Array.isArray(location) ? location[0] : location
-  return `with a redirect${target ? ` to ${target.slice(0, 300)}` : ''}, not followed: check the base URL`
 }
 
 /**
@@ -258,23 +213,4 @@ async function reEnableIfAutoDisabled(channel: Channel): Promise<boolean> {
   channel.modelCooldowns = {}
   await channel.save()
   return true
-}
-
-/** The routing snapshot of one channel row (what the provider adapter reads). */
-function channelInfo(channel: Channel): ChannelInfo {
-  return {
-    id: channel.id,
-    name: channel.name,
-    provider: channel.provider as ProviderKind,
-    baseUrl: channel.baseUrl.replace(/\/+$/, ''),
-    apiKey: channel.getApiKey(),
-    models: channel.models ?? [],
-    modelMapping: channel.modelMapping ?? {},
-    extraHeaders: channel.extraHeaders ?? {},
-    priority: channel.priority,
-    weight: channel.weight,
-    enabled: channel.enabled,
-    disabledReason: channel.disabledReason,
-    timeouts: DEFAULT_TIMEOUTS,
-  }
 }

@@ -17,9 +17,14 @@ import { AdminInputError } from '#actions/admin_input_error'
  *   embed content (the rest cannot be served through a channel).
  *
  * Bounded: the channel's timeouts (each capped at ADMIN_WAIT_MS: an admin
- * waits on the page), MAX_MODEL_IDS ids, MAX_PAGES pages, MAX_PAGE_BYTES a
- * page. Whatever goes wrong is an UpstreamModelsError with a message fit to
- * show; the key is masked out of any upstream text quoted in it.
+ * waits on the page), MAX_MODEL_IDS ids, MAX_PAGES pages (fewer when the
+ * caller asks: the key check reads one), MAX_PAGE_BYTES a page. Whatever
+ * goes wrong is an UpstreamModelsError with a message fit to show; the key
+ * is masked out of any upstream text quoted in it. A 2xx that is no model
+ * list (a web page at a wrong base URL, an error body sent with 200, an
+ * empty body) and a redirect (never followed) are failures too: the one
+ * client for Fetch models and the key check (`channel:test`), so both judge
+ * an answer alike.
  */
 
 export const MAX_MODEL_IDS = 5000
@@ -42,9 +47,20 @@ export interface ModelListTarget {
 export interface UpstreamModelList {
   /** Distinct ids, sorted */
   ids: string[]
-  /** More than MAX_MODEL_IDS (or MAX_PAGES pages): the rest were not read */
+  /** More than MAX_MODEL_IDS (or the pages allowed): the rest were not read */
   truncated: boolean
   latencyMs: number
+  /** The HTTP status of the last page read (a 2xx) */
+  status: number
+}
+
+export interface ListOptions {
+  /** Ends the listing early (the caller's own limit or a client gone) */
+  signal?: AbortSignal
+  /** Pages read at most (MAX_PAGES when absent): the key check needs one */
+  maxPages?: number
+  /** The whole listing's limit when shorter than the channel's total timeout (ms) */
+  totalMs?: number
 }
 
 /**
@@ -54,11 +70,12 @@ export interface UpstreamModelList {
  */
 export class UpstreamModelsError extends AdminInputError {
   constructor(
-    message: string,
+    /** What went wrong, without the "Model list:" the message starts with (the key check's own line) */
+    public reason: string,
     /** The upstream's HTTP status, null when none came */
     public status: number | null = null
   ) {
-    super(`Model list: ${message}`)
+    super(`Model list: ${reason}`)
     this.name = 'UpstreamModelsError'
   }
 }
@@ -74,7 +91,7 @@ function pagingOf(provider: ProviderKind): Paging {
 /** Google's methods a channel can serve a model through */
 const GOOGLE_SERVED_METHODS = ['generateContent', 'embedContent']
 
-export async function listUpstreamModels(target: ModelListTarget, signal?: AbortSignal): Promise<UpstreamModelList> {
+export async function listUpstreamModels(target: ModelListTarget, options: ListOptions = {}): Promise<UpstreamModelList> {
   const channel: ChannelInfo = {
     id: 0,
     name: '',
@@ -99,23 +116,27 @@ export async function listUpstreamModels(target: ModelListTarget, signal?: Abort
     headersTimeout: wait(target.timeouts.firstByte),
     bodyTimeout: wait(target.timeouts.idle),
   })
-  const total = AbortSignal.timeout(wait(target.timeouts.total))
-  const stop = signal ? AbortSignal.any([signal, total]) : total
+  const totalMs = Math.min(wait(target.timeouts.total), wait(options.totalMs ?? ADMIN_WAIT_MS))
+  const total = AbortSignal.timeout(totalMs)
+  const stop = options.signal ? AbortSignal.any([options.signal, total]) : total
   const mask = (text: string) => (target.apiKey ? text.split(target.apiKey).join('••••') : text)
+  const maxPages = Math.max(1, Math.min(options.maxPages ?? MAX_PAGES, MAX_PAGES))
 
   const ids = new Set<string>()
   let truncated = false
   let cursor: string | null = null
+  let status = 0
   const started = performance.now()
   try {
     for (let page = 0; ; page++) {
-      if (page === MAX_PAGES) {
+      if (page === maxPages) {
         truncated = true
         break
       }
       const path = withQuery(upstream.path, pageQuery(paging, cursor))
-      const answer = await fetchPage(agent, upstream.origin, path, upstream.headers, stop, mask, wait(target.timeouts.total))
-      const found = readPage(paging, answer)
+      const answer = await fetchPage(agent, upstream.origin, path, upstream.headers, stop, mask, totalMs)
+      status = answer.status
+      const found = readPage(paging, answer.body)
       for (const id of found.ids) {
         if (ids.size >= MAX_MODEL_IDS) {
           truncated = true
@@ -129,7 +150,7 @@ export async function listUpstreamModels(target: ModelListTarget, signal?: Abort
   } finally {
     agent.destroy().catch(() => {})
   }
-  return { ids: [...ids].sort(), truncated, latencyMs: Math.round(performance.now() - started) }
+  return { ids: [...ids].sort(), truncated, latencyMs: Math.round(performance.now() - started), status }
 }
 
 function pageQuery(paging: Paging, cursor: string | null): string {
@@ -151,7 +172,7 @@ async function fetchPage(
   signal: AbortSignal,
   mask: (text: string) => string,
   totalMs: number
-): Promise<unknown> {
+): Promise<{ status: number; body: unknown }> {
   let response: Awaited<ReturnType<typeof request>>
   try {
     response = await request(`${origin}${path}`, {
@@ -168,22 +189,46 @@ async function fetchPage(
   try {
     text = await readBounded(response.body)
   } catch (error) {
-    if (error instanceof UpstreamModelsError) throw error
+    if (error instanceof UpstreamModelsError) throw new UpstreamModelsError(error.reason, status)
     throw new UpstreamModelsError(networkFailure(error, signal, totalMs), status)
   }
   if (status >= 300 && status < 400) {
     // Never followed: the key would go wherever the upstream points.
-    throw new UpstreamModelsError(`upstream answered HTTP ${status} (a redirect, not followed)`, status)
+    const location = [response.headers.location].flat()[0]
+    const to = location ? ` to ${excerpt(mask(String(location)))}` : ''
+    throw new UpstreamModelsError(`upstream answered HTTP ${status}, a redirect${to}, not followed: check the base URL`, status)
   }
   if (status >= 400) {
     throw new UpstreamModelsError(`upstream answered HTTP ${status}: ${excerpt(mask(text))}`, status)
   }
-  try {
-    return JSON.parse(text)
-  } catch {
-    const type = String(response.headers['content-type'] ?? 'no content type')
-    throw new UpstreamModelsError(`upstream answered HTTP ${status} with ${type}, not JSON: ${excerpt(mask(text))}`, status)
+  if (text.trim() === '') {
+    throw new UpstreamModelsError(`upstream answered HTTP ${status} with an empty body, not a model list: check the base URL`, status)
   }
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    // A web page (the base URL points at a site, or a proxy's error page) or plain text.
+    const type = String(response.headers['content-type'] ?? 'no content type')
+    throw new UpstreamModelsError(`upstream answered HTTP ${status} with ${type}, not JSON (check the base URL): ${excerpt(mask(text))}`, status)
+  }
+  const said = errorIn(body)
+  if (said !== null) throw new UpstreamModelsError(`upstream answered HTTP ${status} with an error${said ? `: ${excerpt(mask(said))}` : ''}`, status)
+  return { status, body }
+}
+
+/**
+ * The error an answer carries under a 2xx, or null: `{"error": {...}}` (OpenAI's,
+ * Google's and most servers' shape) or `{"error": "..."}`; "" when it says
+ * nothing more. Such a body is no list, whatever else it holds.
+ */
+function errorIn(body: unknown): string | null {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return null
+  const error = (body as Record<string, unknown>).error
+  if (typeof error === 'string' && error) return error
+  if (error === null || typeof error !== 'object') return null
+  const message = (error as Record<string, unknown>).message
+  return typeof message === 'string' ? message : ''
 }
 
 async function readBounded(body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown }): Promise<string> {

@@ -30,7 +30,8 @@ export function parseFilters(input: Record<string, unknown>): UsageFilters {
   const today = DateTime.utc().startOf('day')
   let to = isDate(text('to')) ? text('to') : today.toISODate()!
   let from = isDate(text('from')) ? text('from') : DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 6 }).toISODate()!
-  // The panel's form is forgiving; the management API refuses both cases first (validators/usage_period.ts).
+  // The panel and the API refuse both cases before they get here (validators/usage_period.ts usageRangeErrors):
+  // what remains is a guard for a caller that did not ask, keeping every view bounded.
   if (from > to) [from, to] = [to, from]
   // At most a year per view: totals and the chart stay bounded.
   const earliest = DateTime.fromISO(to, { zone: 'utc' }).minus({ days: MAX_RANGE_DAYS }).toISODate()!

@@ -58,7 +58,8 @@ export const usageFilterValidator = vine.compile(
     status: vine.enum(['ok', 'error']).optional(),
     // A request tag as the gateway accepts one (app/gateway/metering/request_tags.ts).
     tag: vine.string().trim().regex(/^[A-Za-z0-9_.:/-]{1,64}$/).optional(),
-    from: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),
+    // Not after `to`: the page says so beside the date fields (as the admin panel's Usage page does), never an empty list.
+    from: vine.date({ formats: ['YYYY-MM-DD'] }).beforeOrSameAs('to').optional(),
     to: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),
     page: vine.number().withoutDecimals().min(1).max(100000).optional(),
   })

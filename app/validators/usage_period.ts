@@ -1,4 +1,4 @@
-import vine, { SimpleMessagesProvider } from '@vinejs/vine'
+import vine, { SimpleMessagesProvider, errors as vineErrors } from '@vinejs/vine'
 import type { FieldContext } from '@vinejs/vine/types'
 import { DateTime } from 'luxon'
 
@@ -9,8 +9,9 @@ import { DateTime } from 'luxon'
  * the parameter) instead of falling back to the default range, which a
  * script would have read as the range it asked for; so is a range the
  * report would not answer as asked: `from` later than `to`, or more than
- * a year (366 days) before it (services/usage_query.ts swaps and clamps
- * those for the panel's form, which a script would not notice). Absent or
+ * a year (366 days) before it. The admin panel's Usage page refuses the
+ * same ranges with the same words beside its date fields
+ * (usageRangeErrors), never swapping or clamping what was typed. Absent or
  * empty: the documented default (`to` today). Compiled once.
  */
 
@@ -89,4 +90,23 @@ export function datesOf<const K extends string>(query: Record<string, unknown>, 
     if (value !== undefined && !(typeof value === 'string' && value.trim() === '')) picked[name] = value
   }
   return picked
+}
+
+/**
+ * What is wrong with a query string's `from`/`to`, by parameter (empty when
+ * nothing is): the validator's messages, for a page to show beside its
+ * date fields with the values as typed (the API answers them as a 400).
+ */
+export async function usageRangeErrors(query: Record<string, unknown>): Promise<Partial<Record<'from' | 'to', string>>> {
+  try {
+    await usageRangeValidator.validate(datesOf(query, ['from', 'to']))
+    return {}
+  } catch (error) {
+    if (!(error instanceof vineErrors.E_VALIDATION_ERROR)) throw error
+    const found: Partial<Record<'from' | 'to', string>> = {}
+    for (const { field, message } of error.messages as Array<{ field: string; message: string }>) {
+      if ((field === 'from' || field === 'to') && !found[field]) found[field] = message
+    }
+    return found
+  }
 }

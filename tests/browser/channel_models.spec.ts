@@ -69,6 +69,12 @@ test.group('Channel model lists in a browser', (group) => {
     await page.locator('[data-testid="test-all-summary"]').waitFor()
     assert.include(await page.locator('[data-testid="test-all-summary"]').textContent(), '1 passed, 0 failed')
     assert.include(await page.locator(`[data-testid="test-result-${channel.id}"]`).textContent(), 'OK')
+    // The results page is the list reached by a redirect: reloading it sends no form again and tests nothing again.
+    assert.equal(new URL(page.url()).pathname, '/admin/channels')
+    const generations = mock.requests.filter((r) => r.method === 'POST').length
+    await page.reload()
+    assert.equal(await page.locator('[data-testid="test-all-summary"]').count(), 0)
+    assert.equal(mock.requests.filter((r) => r.method === 'POST').length, generations)
     await page.close()
   })
 })

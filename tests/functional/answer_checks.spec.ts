@@ -229,21 +229,24 @@ test.group('Answer checks: audio, count_tokens and the channel test', (group) =>
   test('channel:test: a 2xx that is no list of models, or a redirect, fails with its reason; a list passes', async ({ assert }) => {
     n++
     const channel = await seedChannel({ name: `ac-key-${n}`, baseUrl: bad.url, models: ['x'] })
+    // The key check's wording is the model list client's (services/upstream_model_list.ts), shared with Fetch models.
     for (const [raw, reason] of [
-      [HTML, 'an HTML page'],
-      [JSON_ERROR, 'with an error: quota exhausted'],
-      [{ body: '{"object":"list"}' }, 'not a list of models'],
-      [EMPTY_JSON, 'an empty body'],
-      [{ status: 302, headers: { location: 'https://example.test/login' }, body: '' }, 'a redirect to https://example.test/login'],
+      [HTML, 'upstream answered HTTP 200 with text/html, not JSON (check the base URL): <!DOCTYPE html>'],
+      [JSON_ERROR, 'upstream answered HTTP 200 with an error: quota exhausted'],
+      [{ body: '{"object":"list"}' }, 'no model list (no "data" array)'],
+      [EMPTY_JSON, 'upstream answered HTTP 200 with an empty body, not a model list: check the base URL'],
+      [{ status: 302, headers: { location: 'https://example.test/login' }, body: '' }, 'upstream answered HTTP 302, a redirect to https://example.test/login, not followed'],
     ] as const) {
       broken = raw
       const checked = await checkChannelKey(channel.id)
       assert.isFalse(checked.ok, reason)
       assert.include(checked.message, reason)
+      assert.notInclude(checked.message, 'Model list:', 'the check says its own line, without the Fetch models prefix')
     }
     const fine = await seedChannel({ name: `ac-key-fine-${n}`, baseUrl: good.url, models: ['x'] })
     const passed = await checkChannelKey(fine.id)
     assert.isTrue(passed.ok)
-    assert.equal(passed.message, 'upstream answered')
+    assert.equal(passed.status, 200)
+    assert.equal(passed.message, 'upstream listed 2 models')
   })
 })

@@ -8,6 +8,7 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { fetchChannelModels, previewUpstreamModels, setChannelModels } from '#actions/channel_models'
 import { testAllChannels } from '#actions/test_all_channels'
+import { checkChannelKey } from '#actions/test_channel'
 import { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, refreshCaches, resetDatabase, seedChannel, startMock } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
@@ -118,6 +119,39 @@ test.group('Channel model lists: fetched through the channel adapter', (group) =
     assert.include(await failure(fetchChannelModels(gone.id)), 'upstream unreachable: ECONNREFUSED')
   })
 
+  test('an error body or a redirect under a 2xx/3xx says what came, the redirect target masked like the rest', async ({ assert }) => {
+    const key = 'sk-in-the-location-42'
+    const channel = await seedChannel({ name: 'odd', baseUrl: mock.url, apiKey: key, models: ['x'] })
+    mock.script({ raw: { status: 200, body: '{"error":{"message":"quota exhausted","type":"insufficient_quota"}}' } })
+    assert.include(await failure(fetchChannelModels(channel.id)), 'Model list: upstream answered HTTP 200 with an error: quota exhausted')
+    mock.script({ raw: { status: 302, headers: { location: `https://example.test/login?key=${key}` }, body: '' } })
+    const redirected = await failure(fetchChannelModels(channel.id))
+    assert.include(redirected, 'upstream answered HTTP 302, a redirect to https://example.test/login?key=••••, not followed: check the base URL')
+    assert.notInclude(redirected, key)
+  })
+
+  test('channel:test asks through the same client, one page only: the key masked, 16 MB a page, the status kept', async ({ assert }) => {
+    // One page: Anthropic's list has a second page (the mock pages by two), which the key check does not read.
+    const claude = await seedChannel({ name: 'claude-key', provider: 'anthropic', baseUrl: mock.url, apiKey: 'sk-ant-1', models: ['claude-*'] })
+    const passed = await checkChannelKey(claude.id)
+    assert.include(passed, { ok: true, status: 200, message: 'upstream listed 2+ models' })
+    assert.deepEqual(GET_MODELS(mock).map((r) => r.path), ['/v1/models?limit=1000'])
+    assert.equal(GET_MODELS(mock)[0].headers['x-api-key'], 'sk-ant-1')
+
+    const key = 'sk-echoed-back-987654'
+    const channel = await seedChannel({ name: 'echo', baseUrl: mock.url, apiKey: key, models: ['x'] })
+    mock.script({ raw: { status: 401, body: JSON.stringify({ error: { message: `Incorrect API key provided: ${key}` } }) } })
+    const denied = await checkChannelKey(channel.id)
+    assert.include(denied, { ok: false, status: 401 })
+    assert.include(denied.message, 'upstream answered HTTP 401: {"error":{"message":"Incorrect API key provided: ••••"}}')
+    assert.notInclude(denied.message, key)
+
+    // A body past 16 MB is cut there, not read whole into memory.
+    mock.script({ raw: { status: 200, body: `{"data":[${'"x",'.repeat(4.5 * 1024 * 1024)}"y"]}` } })
+    const huge = await checkChannelKey(channel.id)
+    assert.include(huge, { ok: false, status: 200, message: 'the model list is larger than 16 MB a page' })
+  }).timeout(30_000)
+
   test('a key saved with another APP_KEY is refused with its reason, and nothing is sent', async ({ assert }) => {
     const channel = await seedChannel({ name: 'moved', baseUrl: mock.url, models: ['x'] })
     const other = new AES256GCM({ id: 'gcm', key: 'another-app-key-another-app-key-42' })
@@ -183,7 +217,7 @@ test.group('Channel model lists: fetched through the channel adapter', (group) =
     await db.from('channels').where('id', manual.id).update({ enabled: false, disabled_reason: 'maintenance' })
     const { instance, said } = await run(ChannelTest, ['--all'])
     instance.assertSucceeded()
-    assert.include(said, `channel ${good.id} (good): upstream answered`)
+    assert.include(said, `channel ${good.id} (good): upstream listed 2 models`)
     assert.include(said, `channel ${auto.id} is back in rotation`)
     assert.notInclude(said, 'admin-off')
     assert.include(said, '2 of 2 channels passed')
@@ -327,7 +361,12 @@ test.group('Channel model lists: panel and management API', (group) => {
     await refreshCaches()
     const list = await panel.get('/admin/channels')
     assert.include(textOf(list.html), 'Test all')
-    const tested = await panel.post('/admin/channels/test-all')
+    // Post/redirect/get: the results come to the list through the flash, so a refresh there runs nothing again.
+    const posted = await panel.post('/admin/channels/test-all')
+    assert.equal(posted.status, 302)
+    assert.equal(posted.location, '/admin/channels')
+    const generations = mock.requests.filter((r) => r.method === 'POST').length
+    const tested = await panel.follow(posted)
     assert.equal(tested.status, 200)
     const text = textOf(tested.html)
     assert.include(text, 'Tested 2 channels: 2 passed, 0 failed')
@@ -336,8 +375,30 @@ test.group('Channel model lists: panel and management API', (group) => {
     assert.match(tested.html, new RegExp(`data-testid="test-result-${manual.id}">\\s*<span class="muted">not tested`))
     assert.isTrue((await db.from('channels').where('id', auto.id).first()).enabled)
     assert.isFalse((await db.from('channels').where('id', manual.id).first()).enabled)
-    assert.notEqual((await panel.post('/admin/channels/test-all', {}, { csrf: false })).status, 200)
+    const refreshed = await panel.get('/admin/channels')
+    assert.notInclude(refreshed.html, 'test-all-summary', 'the results were shown once')
+    assert.equal(mock.requests.filter((r) => r.method === 'POST').length, generations, 'and nothing was tested again')
+    await panel.post('/admin/channels/test-all', {}, { csrf: false })
+    assert.equal(mock.requests.filter((r) => r.method === 'POST').length, generations, 'no CSRF token, no test')
   })
+
+  test('panel: Test all of many failing channels fits the session cookie; the counts stay exact', async ({ assert }) => {
+    const closed = await startMock()
+    const url = closed.url
+    await closed.stop()
+    for (let i = 0; i < 60; i++) await seedChannel({ name: `down-${String(i).padStart(2, '0')}-${'x'.repeat(40)}`, baseUrl: url, models: [`m-${i}`] })
+    await seedChannel({ name: 'up', baseUrl: mock.url, models: ['gpt-4o-mini'] })
+    await refreshCaches()
+    await panel.get('/admin/channels')
+    const posted = await panel.post('/admin/channels/test-all')
+    assert.equal(posted.status, 302)
+    // A browser drops a cookie past 4,096 bytes (name and value): the session, flash and all, would be lost.
+    const sizes = posted.headers.getSetCookie().map((cookie) => cookie.split(';')[0].length)
+    for (const length of sizes) assert.isBelow(length, 4096)
+    const text = textOf((await panel.follow(posted)).html)
+    assert.include(text, 'Tested 61 channels: 1 passed, 60 failed')
+    assert.include(text, 'ECONNREFUSED')
+  }).timeout(60_000)
 
   test('management API: GET and POST /channels/{id}/models, 502 for the upstream failure, 404, 403 for a user key; test-all', async ({ assert }) => {
     const channel = await seedChannel({ name: 'api', baseUrl: mock.url, models: ['mock-*'] })

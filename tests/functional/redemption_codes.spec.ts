@@ -232,14 +232,30 @@ test.group('Redemption codes: the admin panel and ace', (group) => {
     await admin.login('codes-admin@test.local', 'password123')
   })
 
+  /** Opens the new-batch form; its token, which makes one batch */
+  async function newBatchForm() {
+    const form = await admin.get('/admin/redemptions/new')
+    return /name="formToken" value="([^"]+)"/.exec(form.html)![1]
+  }
+
   test('an admin makes a batch, sees the codes once, finds and disables them', async ({ assert }) => {
-    await admin.get('/admin/redemptions/new')
-    const made = await admin.post('/admin/redemptions', { batch: 'panel-batch', perCode: '10', count: '3', expiresInDays: '30' })
+    const formToken = await newBatchForm()
+    const form = { formToken, batch: 'panel-batch', perCode: '10', count: '3', expiresInDays: '30' }
+    const made = await admin.post('/admin/redemptions', form)
     assert.equal(made.status, 200)
     assert.equal(made.headers.get('cache-control'), 'no-store')
     const codes = /<textarea[^>]*data-codes[^>]*>([^<]*)<\/textarea>/.exec(made.html)![1].trim().split('\n')
     assert.lengthOf(codes, 3)
     assert.include(textOf(made.html), 'not be shown again')
+
+    // A refresh of the codes page sends the same form again: nothing more is made, and the list says why.
+    const again = await admin.post('/admin/redemptions', form)
+    assert.equal(again.status, 302)
+    assert.equal(again.location, '/admin/redemptions')
+    assert.include(textOf((await admin.follow(again)).html), 'Nothing made: this form had made its batch already')
+    assert.lengthOf(await db.from('redemption_codes').where('batch', 'panel-batch'), 3)
+    const audits = await db.from('audit_log').where('action', 'redemption.create').whereRaw(`after->>'batch' = ?`, ['panel-batch'])
+    assert.lengthOf(audits, 1)
 
     const index = await admin.get('/admin/redemptions')
     assert.equal(index.status, 200)
@@ -275,15 +291,16 @@ test.group('Redemption codes: the admin panel and ace', (group) => {
   })
 
   test('the form refuses bad input beside the fields and makes nothing', async ({ assert }) => {
-    await admin.get('/admin/redemptions/new')
-    const refused = await admin.post('/admin/redemptions', { batch: '', perCode: 'ten', count: '0' })
+    const formToken = await newBatchForm()
+    const refused = await admin.post('/admin/redemptions', { formToken, batch: '', perCode: 'ten', count: '0' })
     assert.equal(refused.status, 302)
     const form = await admin.follow(refused)
     const text = textOf(form.html)
     assert.include(text, 'Batch name is required')
     assert.include(text, 'Amount per code must be an amount in USD')
     assert.include(text, 'Number of codes must be at least 1')
-    const zero = await admin.post('/admin/redemptions', { batch: 'zero', perCode: '0.00', count: '1' })
+    // A refused form can be corrected and sent again: its token is spent only by a batch made.
+    const zero = await admin.post('/admin/redemptions', { formToken, batch: 'zero', perCode: '0.00', count: '1' })
     assert.include(textOf((await admin.follow(zero)).html), 'The amount per code must be more than zero')
     assert.lengthOf(await db.from('redemption_codes').whereIn('batch', ['', 'zero']), 0)
   })

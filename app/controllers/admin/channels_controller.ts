@@ -6,7 +6,8 @@ import Channel from '#models/channel'
 import { createChannel } from '#actions/create_channel'
 import { setChannelEnabled, updateChannel } from '#actions/update_channel'
 import { testChannel, testModelFor } from '#actions/test_channel'
-import { testAllChannels, type ChannelTestRow } from '#actions/test_all_channels'
+import { testAllChannels } from '#actions/test_all_channels'
+import { FLASH_KEY as TEST_ALL_FLASH, packTestAll, unpackTestAll } from '#services/test_all_flash'
 import { fetchChannelModels, previewUpstreamModels, setChannelModels } from '#actions/channel_models'
 import { AdminInputError } from '#actions/admin_input_error'
 import { CHANNEL_TIMEOUT_LIMITS, channelModelsValidator, parsePairs, validateChannel } from '#validators/admin'
@@ -91,23 +92,28 @@ const baseUrlExamples = Object.fromEntries(
 )
 
 export default class ChannelsController {
-  /** Channels with their live state (circuit, cool-down, disabled reason, last error, last-hour success and p50). */
-  async index({ view }: HttpContext, testResults: Map<number, ChannelTestRow> | null = null) {
+  /**
+   * Channels with their live state (circuit, cool-down, disabled reason, last error, last-hour success and p50),
+   * and right after Test all each channel's result.
+   */
+  async index({ view, session }: HttpContext) {
     const [channels, stats] = await Promise.all([Channel.query().orderBy('priority', 'desc').orderBy('id'), lastHourStats()])
     const gateway = await app.container.make('gateway')
     const circuits = new Map(channels.map((c) => [c.id, gateway.health.stateOf(c.id)]))
     const fallbacks = await db.from('model_fallbacks').orderBy('model_pattern').select('model_pattern', 'fallbacks')
-    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks, testResults })
+    const testAll = unpackTestAll(session.flashMessages.get(TEST_ALL_FLASH))
+    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks, testAll })
   }
 
   /**
    * Test all: the single Test for every channel in rotation or disabled by
-   * the gateway itself, a few at a time; the list is rendered with each
-   * result in this POST's answer (many results do not fit the session cookie).
+   * the gateway itself, a few at a time; the results go to the list through
+   * the flash (post/redirect/get: a refresh does not test them all again).
    */
   async testAll(ctx: HttpContext) {
     const rows = await testAllChannels({ kind: 'generate' })
-    return this.index(ctx, new Map(rows.map((row) => [row.channelId, row])))
+    ctx.session.flash(TEST_ALL_FLASH, packTestAll(rows))
+    return ctx.response.redirect('/admin/channels')
   }
 
   /**

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { HttpContext } from '@adonisjs/core/http'
 import { recordId } from '#services/record_id'
 import db from '@adonisjs/lucid/services/db'
@@ -9,6 +10,14 @@ import { hashRedemptionCode, normaliseRedemptionCode } from '#services/redemptio
 import { optionalNumber, panelActor } from '#controllers/admin/panel'
 
 const PAGE = 50
+/**
+ * The new-batch forms rendered and not used yet (one token each, a few tabs'
+ * worth): the codes page answers the POST itself, since its clear codes go
+ * in no cookie, so a refresh there sends the POST again; its token is spent
+ * by then, and no second batch is made.
+ */
+const FORM_TOKENS = 'redemptionForms'
+const OPEN_FORMS = 5
 const STATUSES = ['unused', 'redeemed', 'expired', 'disabled'] as const
 
 /** One batch's totals, for the table at the top of the page. */
@@ -52,14 +61,24 @@ export default class RedemptionCodesController {
     return view.render('admin/redemptions/index', { codes, batches, q, status, before, next })
   }
 
-  /** The new-batch form. */
-  async create({ view }: HttpContext) {
-    return view.render('admin/redemptions/create')
+  /** The new-batch form, with the token that makes one batch. */
+  async create({ view, session }: HttpContext) {
+    const formToken = randomUUID()
+    session.put(FORM_TOKENS, [...openForms(session), formToken].slice(-OPEN_FORMS))
+    return view.render('admin/redemptions/create', { formToken })
   }
 
-  /** Makes a batch; the clear codes are rendered in this response only (never stored, never in a cookie). */
+  /**
+   * Makes a batch; the clear codes are rendered in this response only (never stored, never in a cookie).
+   * Once per form: the same form sent again (a refresh of the codes page) makes nothing and says so.
+   */
   async store(ctx: HttpContext) {
-    const { request, view, response } = ctx
+    const { request, view, response, session } = ctx
+    const formToken = String(request.input('formToken') ?? '')
+    if (!openForms(session).includes(formToken)) {
+      session.flash('error', 'Nothing made: this form had made its batch already (a refresh of the codes page sends it again). Its codes were shown once; for more, open New batch.')
+      return response.redirect('/admin/redemptions')
+    }
     const input = await createRedemptionCodesValidator.validate({
       batch: request.input('batch') ?? '',
       perCode: request.input('perCode') ?? '',
@@ -70,6 +89,7 @@ export default class RedemptionCodesController {
       { batch: input.batch, amount: input.perCode, count: input.count, expiresInDays: input.expiresInDays },
       panelActor(ctx)
     )
+    session.put(FORM_TOKENS, openForms(session).filter((token) => token !== formToken))
     // A page holding secrets: not to be kept by the browser or a proxy.
     response.header('cache-control', 'no-store')
     return view.render('admin/redemptions/created', { made, perCode: input.perCode })
@@ -114,4 +134,10 @@ async function batchSummaries(): Promise<BatchSummary[]> {
     unusedValue: r.unused_value,
     createdAt: r.created_at,
   }))
+}
+
+/** The tokens of the new-batch forms this session may still send. */
+function openForms(session: HttpContext['session']): string[] {
+  const tokens = session.get(FORM_TOKENS, [])
+  return Array.isArray(tokens) ? tokens.map(String) : []
 }

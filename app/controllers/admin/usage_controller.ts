@@ -10,6 +10,7 @@ import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
 import { retentionNotice } from '#services/usage_retention'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
+import { usageRangeErrors } from '#validators/usage_period'
 
 const PAGE = 50
 
@@ -23,6 +24,15 @@ export default class UsageController {
       if (found) return response.redirect(`/admin/usage/${found.id}`)
       session.flash('error', REQUEST_ID_PATTERN.test(quoted) ? `No request ${quoted} (never metered here, or pruned by the retention).` : 'A request id looks like 01937b2e-…: the x-request-id of an answer.')
       return response.redirect('/admin/usage')
+    }
+    // A range the report would not answer as typed (from after to, over a year, not a day): said beside
+    // the date fields with the values kept, as the management API refuses it (400); nothing is read.
+    const rangeErrors = await usageRangeErrors(request.qs())
+    if (rangeErrors.from || rangeErrors.to) {
+      response.status(422)
+      const typed = { ...parseFilters(request.qs()), from: typedValue(request.qs().from), to: typedValue(request.qs().to) }
+      const channels = await db.from('channels').select('id', 'name').orderBy('name')
+      return view.render('admin/usage/index', { filters: typed, rangeErrors, channels, retention: retentionNotice() })
     }
     const filters = parseFilters(request.qs())
     const userId = await userIdOf(filters.user)
@@ -72,6 +82,9 @@ export default class UsageController {
 
   /** Streams the filtered rows as CSV (keyset batches, flat memory, backpressure respected). */
   async export({ request, response }: HttpContext) {
+    // A refused range is explained on the page (the link is not offered there), not exported as another range.
+    const rangeErrors = await usageRangeErrors(request.qs())
+    if (rangeErrors.from || rangeErrors.to) return response.redirect(`/admin/usage?${request.url(true).split('?')[1] ?? ''}`)
     const filters = parseFilters(request.qs())
     const userId = await userIdOf(filters.user)
     await streamUsageCsv(response.response, filters, userId, `usage-${filters.from}-to-${filters.to}.csv`)
@@ -119,6 +132,11 @@ export default class UsageController {
       logging: (await app.container.make('gateway')).requestLogs?.mode ?? 'off',
     })
   }
+}
+
+/** A query parameter as the user typed it, for the form (the first of a repeated one). */
+function typedValue(value: unknown): string {
+  return String((Array.isArray(value) ? value[0] : value) ?? '')
 }
 
 /**

@@ -13,12 +13,13 @@ export default class UsageLogsController {
   async index(ctx: HttpContext) {
     const { view, auth } = ctx
     const user = auth.use('web').getUserOrFail()
-    const { filters, page, query, errors } = await this.filters(ctx)
+    const { filters, page, query, errors, fieldErrors, refused } = await this.filters(ctx)
     await settleMetering()
-    const [result, choices] = await Promise.all([usagePage(user.id, filters, page), usageFilterChoices(user.id)])
+    // Filters refused: the form with the messages and what was typed, no list of another range or filter.
+    const [result, choices] = await Promise.all([refused ? null : usagePage(user.id, filters, page), usageFilterChoices(user.id)])
     // A model only ever asked for (a fallback answered each time) has no counters: keep the filter shown.
     if (filters.model && !choices.models.includes(filters.model)) choices.models.push(filters.model)
-    return view.render('pages/portal/usage', { result, choices, query, errors, retention: retentionNotice() })
+    return view.render('pages/portal/usage', { result, choices, query, errors, fieldErrors, retention: retentionNotice() })
   }
 
   /**
@@ -63,7 +64,9 @@ export default class UsageLogsController {
   async csv(ctx: HttpContext) {
     const { response, auth } = ctx
     const user = auth.use('web').getUserOrFail()
-    const { filters } = await this.filters(ctx)
+    const { filters, refused, errors, fieldErrors } = await this.filters(ctx)
+    // Refused filters (422): what is wrong, not the rows of filters not applied.
+    if (refused) return response.header('content-type', 'text/plain; charset=utf-8').send([...Object.values(fieldErrors), ...errors].join('\n'))
     await settleMetering()
     response.header('content-type', 'text/csv; charset=utf-8')
     response.header('content-disposition', `attachment; filename="usage-${DateTime.utc().toFormat('yyyyLLdd-HHmm')}.csv"`)
@@ -72,17 +75,25 @@ export default class UsageLogsController {
 
   /**
    * Query-string filters, validated. A bad value is reported on the page
-   * (status 422) and ignored, never redirected back to itself.
+   * (status 422; a date's message beside its field, the others above the
+   * form) with the values as typed, and nothing is listed; never redirected
+   * back to itself.
    */
   private async filters({ request, response, i18n }: HttpContext) {
     const raw = Object.fromEntries(Object.entries(request.qs()).filter(([, v]) => v !== ''))
     let input: Awaited<ReturnType<typeof usageFilterValidator.validate>> = {}
-    let errors: string[] = []
+    const errors: string[] = []
+    const fieldErrors: Partial<Record<'from' | 'to', string>> = {}
+    let refused = false
     try {
       input = await usageFilterValidator.validate(raw, { messagesProvider: i18n.createMessagesProvider() })
     } catch (error) {
       if (!(error instanceof vineErrors.E_VALIDATION_ERROR)) throw error
-      errors = error.messages.map((m: { message: string }) => m.message)
+      for (const { field, message } of error.messages as Array<{ field: string; message: string }>) {
+        if (field === 'from' || field === 'to') fieldErrors[field] ??= message
+        else errors.push(message)
+      }
+      refused = true
       response.status(422)
     }
     const day = (d?: Date) => (d ? DateTime.fromJSDate(d).toISODate()! : undefined)
@@ -94,7 +105,10 @@ export default class UsageLogsController {
       from: day(input.from),
       to: day(input.to),
     }
-    const query = { model: input.model ?? '', key: input.key ?? '', status: input.status ?? '', tag: input.tag ?? '', from: filters.from ?? '', to: filters.to ?? '' }
-    return { filters, page: input.page ?? 1, query, errors }
+    const typed = (name: string) => String([raw[name]].flat()[0] ?? '')
+    const query = refused
+      ? { model: typed('model'), key: typed('key'), status: typed('status'), tag: typed('tag'), from: typed('from'), to: typed('to') }
+      : { model: input.model ?? '', key: input.key ?? '', status: input.status ?? '', tag: input.tag ?? '', from: filters.from ?? '', to: filters.to ?? '' }
+    return { filters, page: input.page ?? 1, query, errors, fieldErrors, refused }
   }
 }
