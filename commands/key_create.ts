@@ -25,6 +25,9 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'Tokens per minute for this key' })
   declare tpm?: string
 
+  @flags.string({ description: 'Requests in flight at once through this key (per gateway instance)' })
+  declare maxParallel?: string
+
   @flags.string({ description: 'Spend cap in USD for this key' })
   declare spendLimit?: string
 
@@ -47,6 +50,7 @@ export default class KeyCreate extends AdminCommand {
       expiresInDays: num(this.expiresInDays),
       rpm: num(this.rpm),
       tpm: num(this.tpm),
+      maxParallel: num(this.maxParallel),
       spendLimit: this.spendLimit,
       spendPeriod: this.spendPeriod,
       manage: this.manage,

@@ -30,6 +30,9 @@ export default class KeyUpdate extends AdminCommand {
   @flags.string({ description: 'Tokens per minute, or "none" for the plan\'s' })
   declare tpm?: string
 
+  @flags.string({ description: 'Requests in flight at once (per gateway instance), or "none" for no cap' })
+  declare maxParallel?: string
+
   @flags.string({ description: 'Spend cap in USD, or "none"' })
   declare spendLimit?: string
 
@@ -53,6 +56,7 @@ export default class KeyUpdate extends AdminCommand {
       expiresOn: pick(this.expiresOn, lastDayOf(key.expiresAt), (v) => v),
       rpm: pick(this.rpm, key.rpm, (v) => num(v) ?? null),
       tpm: pick(this.tpm, key.tpm, (v) => num(v) ?? null),
+      maxParallel: pick(this.maxParallel, key.maxParallel, (v) => num(v) ?? null),
       spendLimit,
       // Clearing the cap clears its period unless one is asked for (then refused: nothing to reset).
       spendPeriod: pick(this.spendPeriod, spendLimit === null ? null : key.spendPeriod, (v) => v as any),

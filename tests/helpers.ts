@@ -74,7 +74,7 @@ export async function seedUser(
     balance?: string
     keyModels?: string[]
     email?: string
-    key?: { rpm?: number; tpm?: number; spendLimit?: string; spendPeriod?: 'day' | 'week' | 'month' }
+    key?: { rpm?: number; tpm?: number; maxParallel?: number; spendLimit?: string; spendPeriod?: 'day' | 'week' | 'month' }
   } = {}
 ): Promise<SeededUser> {
   counter++

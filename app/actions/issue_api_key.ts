@@ -17,6 +17,8 @@ export async function createApiKey(
     expiresInDays?: number
     rpm?: number
     tpm?: number
+    /** Requests in flight at once; undefined or null = no cap */
+    maxParallel?: number | null
     /** USD */
     spendLimit?: string
     /** The cap resets each UTC day, week or month (needs spendLimit) */
@@ -49,6 +51,7 @@ export async function createApiKey(
         expiresAt: input.expiresInDays ? DateTime.now().plus({ days: input.expiresInDays }) : null,
         rpm: input.rpm ?? null,
         tpm: input.tpm ?? null,
+        maxParallel: input.maxParallel ?? null,
         spendLimit: input.spendLimit ?? null,
         spendPeriod: input.spendLimit ? (input.spendPeriod ?? null) : null,
         manage: input.manage ?? false,
@@ -69,6 +72,7 @@ export async function createApiKey(
         expiresAt: apiKey.expiresAt?.toISO() ?? null,
         rpm: apiKey.rpm,
         tpm: apiKey.tpm,
+        maxParallel: apiKey.maxParallel,
         spendLimit: apiKey.spendLimit,
         spendPeriod: apiKey.spendPeriod,
         manage: apiKey.manage,

@@ -14,6 +14,8 @@ export interface UpdateApiKeyInput {
   expiresOn?: string | null
   rpm?: number | null
   tpm?: number | null
+  /** Requests in flight at once; null = no cap; undefined = unchanged */
+  maxParallel?: number | null
   /** USD; null = no cap */
   spendLimit?: string | null
   spendPeriod?: SpendPeriod | null
@@ -29,6 +31,7 @@ export function keySnapshot(key: ApiKey) {
     expires: key.expiresAt?.toUTC().toFormat("yyyy-LL-dd HH:mm 'UTC'") ?? null,
     rpm: key.rpm,
     tpm: key.tpm,
+    maxParallel: key.maxParallel,
     spendLimit: key.spendLimit === null ? null : String(Number(key.spendLimit)),
     spendPeriod: key.spendPeriod,
     allowedIps: key.allowedIps,
@@ -69,6 +72,7 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
       spendPeriod,
     })
     if (allowedIps !== undefined) key.allowedIps = allowedIps
+    if (input.maxParallel !== undefined) key.maxParallel = input.maxParallel
     if (spendPeriod && spendPeriod !== before.spendPeriod) {
       const start = new Date(periodBounds(spendPeriod, Date.now()).start)
       const spent = await trx

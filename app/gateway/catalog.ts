@@ -299,6 +299,7 @@ export class Catalog {
           revoked: row.revoked_at !== null,
           rpm: row.rpm,
           tpm: row.tpm,
+          maxParallel: row.max_parallel ?? null,
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
           ...keySpend(row, this.#pending),
           manage: row.manage === true,

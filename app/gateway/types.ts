@@ -99,6 +99,8 @@ export interface KeyInfo {
   revoked: boolean
   rpm: number | null
   tpm: number | null
+  /** Requests in flight at once through this key in this process; null = no cap (limits/parallel_requests.ts) */
+  maxParallel: number | null
   /** pico-USD; null = no cap */
   spendLimitPico: bigint | null
   /**

@@ -63,6 +63,10 @@ export default class ApiKey extends BaseModel {
   @column()
   declare tpm: number | null
 
+  /** Requests in flight at once (LiteLLM's max_parallel_requests); null = no cap */
+  @column()
+  declare maxParallel: number | null
+
   @column.dateTime()
   declare expiresAt: DateTime | null
 

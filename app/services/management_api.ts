@@ -93,6 +93,7 @@ export function keyJson(key: ApiKey) {
     models: key.allowedModels,
     rpm: key.rpm,
     tpm: key.tpm,
+    max_parallel_requests: key.maxParallel,
     spend_limit: money(key.spendLimit),
     spend_period: key.spendPeriod,
     manage: key.manage,

@@ -129,6 +129,7 @@ export const createKeyValidator = vine.compile(
     expiresInDays: lifeDays().optional(),
     rpm: int4().min(1).optional(),
     tpm: int4().min(1).optional(),
+    maxParallel: int4().min(1).optional(),
     spendLimit: usdPrice.optional(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional(),
     manage: vine.boolean().optional(),
@@ -144,6 +145,8 @@ export const updateKeyValidator = vine.compile(
     expiresOn: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).optional().nullable(),
     rpm: int4().min(1).optional().nullable(),
     tpm: int4().min(1).optional().nullable(),
+    /** Left out: unchanged; null: no cap */
+    maxParallel: int4().min(1).optional().nullable(),
     spendLimit: usdPrice.optional().nullable(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional().nullable(),
     /** Left out: unchanged; empty or null: any address */

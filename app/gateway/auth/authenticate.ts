@@ -5,6 +5,7 @@ import { ipAllowed } from '#gateway/auth/ip_allowlist'
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Gateway } from '#gateway/gateway'
 import { admit, hasLimits } from '#gateway/limits/rate_limits'
+import { enterParallel } from '#gateway/limits/parallel_requests'
 import type { Principal } from '#gateway/types'
 
 /**
@@ -14,6 +15,10 @@ import type { Principal } from '#gateway/types'
  * free). The limit headers go on the raw response, so they reach every
  * answer, relayed streams included. Run by the API key middleware, the
  * management API's and the API lane alike.
+ *
+ * A key with a cap on calls in flight (max_parallel) is refused 429
+ * concurrency_limit_exceeded while that many of its calls run
+ * (limits/parallel_requests.ts), before its rate windows count the call.
  *
  * A key with an IP allowlist is refused (403 ip_not_allowed) from any other
  * address before its rate limits count the call; like a bad key's 401, the
@@ -29,10 +34,15 @@ export async function authenticate(gateway: Gateway, req: IncomingMessage, res: 
     const address = clientAddress(req)
     if (!ipAllowed(allowedIps, address)) throw GatewayError.ipNotAllowed(address)
   }
-  if (req.method === 'POST' && hasLimits(principal)) {
-    // Synchronous with the in-memory counters (the default store): no promise to wait for.
-    const admitted = admit(principal, res)
-    if (admitted) await admitted
+  if (req.method === 'POST') {
+    // A key's cap on calls in flight: its place is given back when the response closes.
+    const maxParallel = principal.key.maxParallel
+    if (maxParallel !== null) enterParallel(principal.key, maxParallel, res)
+    if (hasLimits(principal)) {
+      // Synchronous with the in-memory counters (the default store): no promise to wait for.
+      const admitted = admit(principal, res)
+      if (admitted) await admitted
+    }
   }
   return principal
 }

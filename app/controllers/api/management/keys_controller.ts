@@ -19,6 +19,7 @@ const patchKeyValidator = vine.compile(
     expires_on: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).nullable().optional(),
     rpm: vine.number().withoutDecimals().min(1).nullable().optional(),
     tpm: vine.number().withoutDecimals().min(1).nullable().optional(),
+    max_parallel_requests: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
     spend_limit: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).nullable().optional(),
     spend_period: vine.enum(SPEND_PERIODS).nullable().optional(),
     allowed_ips: ipAllowlistArray().nullable().optional(),
@@ -44,8 +45,8 @@ export default class ManagementKeysController {
 
   /**
    * POST /api/admin/keys (LiteLLM's /key/generate): {user (id or e-mail),
-   * name?, models?, expires_in_days?, rpm?, tpm?, spend_limit?, spend_period?,
-   * allowed_ips?}.
+   * name?, models?, expires_in_days?, rpm?, tpm?, max_parallel_requests?,
+   * spend_limit?, spend_period?, allowed_ips?}.
    * The clear key is in this answer only.
    */
   async store(ctx: HttpContext) {
@@ -59,6 +60,7 @@ export default class ManagementKeysController {
         expiresInDays: body.expires_in_days,
         rpm: body.rpm,
         tpm: body.tpm,
+        maxParallel: body.max_parallel_requests ?? undefined,
         spendLimit: body.spend_limit === null ? undefined : numberAsText(body.spend_limit),
         spendPeriod: body.spend_period ?? undefined,
         manage: body.manage,
@@ -93,6 +95,7 @@ export default class ManagementKeysController {
         expiresOn: patch.expires_on === undefined ? lastDayOf(key.expiresAt) : patch.expires_on,
         rpm: patch.rpm === undefined ? key.rpm : patch.rpm,
         tpm: patch.tpm === undefined ? key.tpm : patch.tpm,
+        maxParallel: patch.max_parallel_requests,
         spendLimit,
         // Clearing the cap clears its period, unless a period is asked for (then refused).
         spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
