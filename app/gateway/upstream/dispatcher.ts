@@ -424,7 +424,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 
 /**
  * An upstream's wait -> ms (capped at 10 minutes): its `retry-after-ms` when
- * it sends one (OpenAI's API does; exact), else Retry-After in seconds or as
+ * it sends one (Azure OpenAI's does; exact), else Retry-After in seconds or as
  * an HTTP date.
  */
 export function parseRetryAfter(value: string | string[] | undefined, exactMs?: string | string[]): number | undefined {
