@@ -22,6 +22,7 @@ const GenerationController = () => import('#controllers/api/generation_controlle
 const BillingCompatController = () => import('#controllers/api/billing_compat_controller')
 const RerankController = () => import('#controllers/api/rerank_controller')
 const ModerationsController = () => import('#controllers/api/moderations_controller')
+const ModelInfoController = () => import('#controllers/api/model_info_controller')
 
 router
   .group(() => {
@@ -41,6 +42,8 @@ router
     router.post('/moderations', [ModerationsController, 'store']).as('moderations')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
+    router.get('/model/info', [ModelInfoController, 'index']).as('model_info')
+    router.get('/model_group/info', [ModelInfoController, 'groups']).as('model_group_info')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')
     router.get('/generation', [GenerationController, 'show']).as('generation')
@@ -81,6 +84,9 @@ router
     router.post('/moderations', [ModerationsController, 'store']).as('moderations')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
+    // LiteLLM's model info, where Roo Code and Kilo Code (`{base}/v1/model/info`) and curl users of LiteLLM's docs call it
+    router.get('/model/info', [ModelInfoController, 'index']).as('model_info')
+    router.get('/model_group/info', [ModelInfoController, 'groups']).as('model_group_info')
   })
   .as('unversioned')
   .use(middleware.apiKey())

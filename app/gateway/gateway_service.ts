@@ -43,6 +43,7 @@ import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
+import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -799,16 +800,6 @@ export function requestFallbacks(body: Record<string, any>, model: string): stri
 }
 
 /**
- * Request fields that only a LiteLLM proxy reads, which clients set up for
- * one send (Cline's LiteLLM provider: `drop_params` and `litellm_session_id`
- * on every request). LiteLLM never sends them on to a provider, and OpenAI
- * refuses them ("Unrecognized request argument supplied"): they are the
- * gateway's, like `fallbacks`. (`drop_params` needs no counterpart here: the
- * gateway already leaves out or renames what a vendor refuses where it knows.)
- */
-const LITELLM_FIELDS = ['drop_params', 'additional_drop_params', 'num_retries', 'litellm_session_id', 'litellm_trace_id', 'litellm_metadata'] as const
-
-/**
  * Does the body carry fields that are the gateway's, not the provider's: a
  * request's own fallbacks, LiteLLM's own fields, or LiteLLM-style
  * `metadata.tags` as a list (OpenAI takes only string values in `metadata`
@@ -817,14 +808,13 @@ const LITELLM_FIELDS = ['drop_params', 'additional_drop_params', 'num_retries', 
  */
 function carriesGatewayFields(body: Record<string, any>, fallbacks: string[] | null): boolean {
   if (fallbacks !== null || Array.isArray(body.metadata?.tags)) return true
-  for (const field of LITELLM_FIELDS) if (body[field] !== undefined) return true
-  return false
+  return carriesLiteLLMFields(body)
 }
 
 /** The client's body without the gateway's fields (a shallow copy): routing fields, LiteLLM's fields, list tags. */
 function withoutRoutingFields(body: Record<string, any>): Record<string, any> {
   const { models: _models, fallbacks: _fallbacks, ...rest } = body
-  for (const field of LITELLM_FIELDS) delete rest[field]
+  deleteLiteLLMFields(rest)
   const metadata = rest.metadata
   if (metadata !== null && typeof metadata === 'object' && Array.isArray(metadata.tags)) {
     const { tags: _tags, ...others } = metadata

@@ -35,7 +35,7 @@ const CONTEXT_WINDOWS: Array<[RegExp, number]> = [
   [/^(deepseek\/)?deepseek-/i, 128_000],
 ]
 
-function kindOf(id: string): CatalogueModel['kind'] {
+export function kindOf(id: string): CatalogueModel['kind'] {
   if (/embed/i.test(id)) return 'embedding'
   if (/image|dall-e/i.test(id)) return 'image'
   if (/whisper|transcribe|tts/i.test(id)) return 'audio'

@@ -49,6 +49,7 @@ test.group('API keys: requests in flight at once', (group) => {
     const third = await post('/v1/chat/completions', { model: 'm', messages: hello }, auth)
     assert.equal(third.status, 429)
     assert.equal(third.headers.get('retry-after'), '1')
+    assert.equal(third.headers.get('retry-after-ms'), '1000')
     const body: any = await third.json()
     assert.deepInclude(body.error, { code: 'concurrency_limit_exceeded', type: 'rate_limit_error' })
     assert.include(body.error.message, 'it may run 2 at once')

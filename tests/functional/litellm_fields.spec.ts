@@ -23,6 +23,13 @@ test.group("LiteLLM clients' request fields", (group) => {
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
     await seedChannel({ name: 'vllm', provider: 'custom', baseUrl: mock.url, models: ['qwen-*'] })
     await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-2*'] })
+    await seedChannel({
+      name: 'media',
+      provider: 'openai',
+      baseUrl: mock.url,
+      models: ['text-embedding-3-small', 'dall-e-3', 'gpt-3.5-turbo-instruct', 'tts-1', 'omni-moderation-latest'],
+    })
+    await seedChannel({ name: 'rerankers', provider: 'custom', baseUrl: mock.url, models: ['jina-reranker-*'] })
     const user = await seedUser()
     key = user.key
     userId = user.userId
@@ -158,4 +165,36 @@ test.group("LiteLLM clients' request fields", (group) => {
     const rows = await usageRows(userId)
     assert.equal(rows.at(-1)!.status, 200)
   })
+
+  test('the relayed endpoints (embeddings, images, completions, rerank, moderations, speech, count_tokens) send them up neither', async ({ assert }) => {
+    const anthropic = { 'anthropic-version': '2023-06-01' }
+    const cases: Array<[string, Record<string, unknown>, Record<string, string>?]> = [
+      ['/v1/embeddings', { model: 'text-embedding-3-small', input: 'hi', dimensions: 8 }],
+      ['/embeddings', { model: 'text-embedding-3-small', input: ['a', 'b'] }],
+      ['/v1/images/generations', { model: 'dall-e-3', prompt: 'a cat', n: 1 }],
+      ['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'def f(', suffix: 'return 1', max_tokens: 8 }],
+      ['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'def f(', stream: true }],
+      ['/v1/rerank', { model: 'jina-reranker-v2', query: 'q', documents: ['a', 'b'], top_n: 1 }],
+      ['/rerank', { model: 'jina-reranker-v2', query: 'q', documents: ['a'] }],
+      ['/v1/moderations', { model: 'omni-moderation-latest', input: 'hello' }],
+      ['/v1/audio/speech', { model: 'tts-1', input: 'hello', voice: 'alloy' }],
+      ['/v1/messages/count_tokens', { model: 'claude-x', messages: [{ role: 'user', content: 'hi' }] }, anthropic],
+    ]
+    for (const [path, body, headers] of cases) {
+      const { status, text, upstream } = await upstreamOf(path, { ...body, ...LITELLM }, headers)
+      assert.equal(status, 200, `${path}: ${text.slice(0, 200)}`)
+      for (const field of Object.keys(LITELLM)) assert.notProperty(upstream, field, `${path} sent ${field}`)
+      // The rest of the body as the client sent it (a stream also asks for its usage, as before).
+      const { stream_options: _asked, ...sent } = upstream
+      assert.deepEqual(sent, body, path)
+      // Without them, the client's own bytes go up, not a serialisation of them.
+      const plain = JSON.stringify(body)
+      assert.equal((await post(path, plain, { authorization: `Bearer ${key}`, ...headers })).status, 200, path)
+      if (body.stream !== true) assert.equal(mock.lastRequest()!.body, plain, path)
+    }
+    // What was refused is refused as before: a LiteLLM field does not hide the body's own problem.
+    const bad = await post('/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 7, ...LITELLM }, { authorization: `Bearer ${key}` })
+    assert.equal(bad.status, 400)
+  })
 })
+

@@ -3,6 +3,7 @@ import type { Logger } from '@adonisjs/core/logger'
 import { GatewayError } from '#exceptions/gateway_error'
 import { dialectForPath, renderError } from '#gateway/http/error_renderers'
 import { clientFacing } from '#gateway/http/client_message'
+import { retryAfterHeaders } from '#gateway/http/retry_after'
 
 /**
  * An API error as the client gets it, written on the raw response: status,
@@ -69,7 +70,7 @@ export function toGatewayError(error: unknown): GatewayError {
   if (isDatabaseUnavailable(error)) {
     // A read the caches could not serve (a key not seen yet) during a Postgres outage.
     const unavailable = new GatewayError(503, 'database_unavailable', 'The gateway cannot reach its database; retry shortly', 'service_unavailable')
-    unavailable.headers = { 'retry-after': '5' }
+    unavailable.headers = retryAfterHeaders(5000)
     return unavailable
   }
   return GatewayError.internal()

@@ -18,6 +18,8 @@ const API_PREFIXES = [
   '/audio/',
   '/moderations',
   '/models',
+  '/model/info',
+  '/model_group/info',
 ]
 
 export function isApiPath(path: string): boolean {

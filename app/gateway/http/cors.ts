@@ -22,6 +22,7 @@ const EXPOSED = [
   'x-request-id',
   'request-id',
   'retry-after',
+  'retry-after-ms',
   'x-should-retry',
   'x-gateway-cache',
   'x-ratelimit-limit-requests',

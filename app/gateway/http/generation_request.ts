@@ -14,6 +14,7 @@ import { assertStorableModel } from '#gateway/http/model_name'
 import { dialectForPath, inClientFormat } from '#gateway/http/error_renderers'
 import { GatewayError } from '#exceptions/gateway_error'
 import { tagsFromHeaders, withBodyTags } from '#gateway/metering/request_tags'
+import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
 
 let gateway: Gateway | undefined
 
@@ -127,8 +128,22 @@ async function readParsedBody(
   // Sensitive words (content_filter/word_filter.ts): refused before routing, nothing held, sent or charged. Off: one null check.
   const wordFilter = gw.catalog.wordFilter
   if (wordFilter !== null) wordFilter.screenPrompt(endpoint, body)
+  // LiteLLM's own fields (litellm_fields.ts) on an endpoint whose body goes up as the client's bytes: taken
+  // out once here, for every attempt. One look per field; only a body that carries them is serialised again.
+  // (The request log keeps what the client sent: loggedRequest above.)
+  if (RELAYED_BODIES.has(endpoint) && carriesLiteLLMFields(body)) {
+    deleteLiteLLMFields(body)
+    return { rawBody: Buffer.from(JSON.stringify(body)), body }
+  }
   return { rawBody, body }
 }
+
+/**
+ * The endpoints whose JSON body is relayed as the client's bytes (only `model` rewritten when mapped),
+ * Anthropic's count_tokens included. Generations are not here: GatewayService builds their upstream
+ * bodies and leaves the fields out there. (Gemini's embeddings are always rebuilt for the upstream.)
+ */
+const RELAYED_BODIES = new Set(['embeddings', 'images.generations', 'completions', 'rerank', 'moderations', 'audio.speech', 'messages.count_tokens'])
 
 /**
  * The generation call made of a parsed body, which gives its contents up: from

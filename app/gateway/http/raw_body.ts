@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { bodyBudget, bodyTiming } from '#gateway/http/body_limits'
 import { checkJsonStructure } from '#gateway/http/json_guard'
+import { retryAfterHeaders } from '#gateway/http/retry_after'
 
 /** Refusals that leave the body unread: the connection closes after the answer so the upload stops. */
 const CLOSE = { connection: 'close' }
@@ -18,7 +19,7 @@ function tooLarge(limit: number) {
 
 function budgetExhausted() {
   const error = new GatewayError(503, 'overloaded', 'Too many large requests in flight; retry shortly', 'service_unavailable')
-  error.headers = { ...CLOSE, 'retry-after': '1' }
+  error.headers = { ...CLOSE, ...retryAfterHeaders(1000) }
   return error
 }
 

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { retryAfterHeaders } from '#gateway/http/retry_after'
 import type { KeyInfo } from '#gateway/types'
 
 /**
@@ -44,6 +45,6 @@ function refused(limit: number) {
     'rate_limit_error'
   )
   // No window resets: a place frees when a request ends; clients' retry back-off starts at this.
-  error.headers = { 'retry-after': '1' }
+  error.headers = retryAfterHeaders(1000)
   return error
 }

@@ -5,6 +5,7 @@ import type { Limiter } from '@adonisjs/limiter'
 import env from '#start/env'
 import { GatewayError } from '#exceptions/gateway_error'
 import { MinuteWindows, secondsLeft } from '#gateway/limits/minute_windows'
+import { retryAfterHeaders } from '#gateway/http/retry_after'
 import type { Principal } from '#gateway/types'
 
 /**
@@ -109,7 +110,7 @@ function consider(limit: number, left: number, reset: number) {
 /** Counts the request in one window; 429 when that takes it past its limit (the hit still counts). */
 function countRequest(windows: MinuteWindows, id: number, limit: number, now: number) {
   const window = windows.add(id, 1, now)
-  if (window.used > limit) throw refused('requests', limit, secondsLeft(window, now))
+  if (window.used > limit) throw refused('requests', limit, window.endsAt - now)
   consider(limit, limit - window.used, secondsLeft(window, now))
 }
 
@@ -118,7 +119,7 @@ function checkTokens(windows: MinuteWindows, id: number, limit: number, now: num
   const window = windows.peek(id, now)
   const left = window ? Math.max(0, limit - window.used) : limit
   const reset = window ? secondsLeft(window, now) : 60
-  if (left <= 0) throw refused('tokens', limit, reset)
+  if (left <= 0) throw refused('tokens', limit, window ? window.endsAt - now : 60_000)
   consider(limit, left, reset)
 }
 
@@ -172,7 +173,8 @@ async function admitShared(p: Principal, res: ServerResponse) {
       }
     } catch (error) {
       if (error instanceof errors.E_TOO_MANY_REQUESTS) {
-        throw refused('requests', window.limit, Math.max(1, error.response.availableIn))
+        // The shared store counts in whole seconds: that is as exact as its wait gets.
+        throw refused('requests', window.limit, Math.max(1, error.response.availableIn) * 1000)
       }
       throw error
     }
@@ -182,7 +184,7 @@ async function admitShared(p: Principal, res: ServerResponse) {
     const response = await perMinute(window.limit).get(window.key)
     const remaining = response ? Math.max(0, response.remaining) : window.limit
     const reset = response ? response.availableIn : 60
-    if (remaining <= 0) throw refused('tokens', window.limit, Math.max(1, reset))
+    if (remaining <= 0) throw refused('tokens', window.limit, Math.max(1, reset) * 1000)
     if (!tokens || remaining < tokens.remaining) tokens = { limit: window.limit, remaining, reset }
   }
   if (tightest) setWindowHeaders(res, 'requests', tightest.limit, tightest.remaining, tightest.reset)
@@ -211,23 +213,19 @@ function setWindowHeaders(res: ServerResponse, kind: Kind, limit: number, remain
   res.setHeader(resetName, `${resetSeconds}s`)
 }
 
-/** 429 for a spent window, with Retry-After and that window's headers at zero. */
-function refused(kind: Kind, limit: number, retryAfter: number) {
+/**
+ * 429 for a spent window (`waitMs`: until it ends), with Retry-After and
+ * retry-after-ms (retry_after.ts) and that window's headers at zero.
+ */
+function refused(kind: Kind, limit: number, waitMs: number) {
   const [limitName, remainingName, resetName] = HEADER_NAMES[kind]
-  return tooMany(kind, limit, retryAfter, {
-    [limitName]: String(limit),
-    [remainingName]: '0',
-    [resetName]: `${retryAfter}s`,
-  })
-}
-
-function tooMany(kind: Kind, limit: number, retryAfter: number, headers: Record<string, string>) {
+  const wait = retryAfterHeaders(waitMs)
   const error = new GatewayError(
     429,
     'rate_limit_exceeded',
-    `Rate limit exceeded: ${limit} ${kind} per minute. Retry after ${retryAfter}s.`,
+    `Rate limit exceeded: ${limit} ${kind} per minute. Retry after ${wait['retry-after']}s.`,
     'rate_limit_error'
   )
-  error.headers = { 'retry-after': String(retryAfter), ...headers }
+  error.headers = { ...wait, [limitName]: String(limit), [remainingName]: '0', [resetName]: `${wait['retry-after']}s` }
   return error
 }

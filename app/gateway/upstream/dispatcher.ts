@@ -8,6 +8,7 @@ import type { ChannelTimeouts } from '#gateway/types'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
+import { retryAfterHeaders } from '#gateway/http/retry_after'
 
 export { UpstreamBody }
 
@@ -261,11 +262,11 @@ export async function dispatch<A = undefined>(
       continue
     }
     if (status === 429) {
-      const retryAfterMs = parseRetryAfter(response.headers['retry-after'])
+      const retryAfterMs = parseRetryAfter(response.headers['retry-after'], response.headers['retry-after-ms'])
       record('rate_limited', status, failure.message)
       health?.release(channelId)
       health?.rateLimited(channelId, candidate.upstreamModel, `HTTP 429: ${failure.message}`.slice(0, 500), retryAfterMs)
-      if (retryAfterMs !== undefined) failure.headers = { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) }
+      if (retryAfterMs !== undefined) failure.headers = retryAfterHeaders(retryAfterMs)
       lastFailure = failure
       continue
     }
@@ -292,7 +293,8 @@ export async function dispatch<A = undefined>(
 
   if (attempts === 0) {
     const model = candidates[0]?.upstreamModel ?? 'model'
-    const waitSeconds = Number.isFinite(soonest) ? Math.max(1, Math.ceil((soonest - Date.now()) / 1000)) : 1
+    const wait = retryAfterHeaders(Number.isFinite(soonest) ? soonest - Date.now() : 1000)
+    const waitSeconds = Number(wait['retry-after'])
     let error: GatewayError
     if (skipped > 0 && skippedRateLimited === skipped) {
       error = GatewayError.upstreamRateLimited(model, waitSeconds)
@@ -300,7 +302,7 @@ export async function dispatch<A = undefined>(
       error = GatewayError.noAvailableChannel(model)
       error.message = `No available upstream channel for '${model}': every channel is cooling down; retry in ${waitSeconds} s`
     }
-    error.headers = { 'retry-after': String(waitSeconds) }
+    error.headers = wait
     throw error
   }
   throw lastFailure ?? GatewayError.providerError('Upstream request failed')
@@ -420,8 +422,16 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
 
-/** Retry-After in seconds or as an HTTP date -> ms (capped at 10 minutes). */
-export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+/**
+ * An upstream's wait -> ms (capped at 10 minutes): its `retry-after-ms` when
+ * it sends one (Azure OpenAI's does; exact), else Retry-After in seconds or as
+ * an HTTP date.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, exactMs?: string | string[]): number | undefined {
+  if (typeof exactMs === 'string' && exactMs) {
+    const ms = Number(exactMs)
+    if (Number.isFinite(ms) && ms > 0) return Math.min(ms, 600_000)
+  }
   if (typeof value !== 'string' || !value) return undefined
   const seconds = Number(value)
   const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
