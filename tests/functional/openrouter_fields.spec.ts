@@ -62,6 +62,8 @@ test.group("OpenRouter clients' chat fields", (group) => {
     ;({ status, upstream } = await upstreamOf({ model: 'claude-sonnet', messages: hello, reasoning: { effort: 'low' } }))
     assert.equal(status, 200)
     assert.deepEqual(upstream.thinking, { type: 'enabled', budget_tokens: 2048 })
+    ;({ upstream } = await upstreamOf({ model: 'claude-sonnet', messages: hello, reasoning: { effort: 'xhigh' } }))
+    assert.deepEqual(upstream.thinking, { type: 'enabled', budget_tokens: 32_000 })
     // enabled alone: OpenRouter's default effort (medium)
     ;({ upstream } = await upstreamOf({ model: 'claude-sonnet', messages: hello, reasoning: { enabled: true } }))
     assert.deepEqual(upstream.thinking, { type: 'enabled', budget_tokens: 8192 })
@@ -188,6 +190,24 @@ test.group("OpenRouter clients' chat fields", (group) => {
     assert.notInclude(answer.text, 'Hidden')
     assert.equal(JSON.parse(answer.text).choices[0].message.content, 'Shown.')
     assert.equal((await usageRows(userId)).at(-1)!.completion_tokens, 9)
+  })
+
+  test("reasoning.exclude on an OpenRouter channel: its stream (\"reasoning\": null in each delta) is relayed as its own bytes", async ({ assert }) => {
+    // Spaced JSON: any chunk the gateway re-framed would come back without the spaces.
+    const chunk = (delta: string, finish = 'null') =>
+      `data: {"id": "gen-1", "object": "chat.completion.chunk", "model": "nex/r1", "choices": [{"index": 0, "delta": ${delta}, "finish_reason": ${finish}}]}\n\n`
+    const chunks = [
+      chunk('{"role": "assistant", "content": "", "reasoning": null}'),
+      chunk('{"content": "Hi", "reasoning": null}'),
+      chunk('{"content": "", "reasoning": null}', '"stop"'),
+      'data: {"id": "gen-1", "object": "chat.completion.chunk", "model": "nex/r1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}\n\n',
+      'data: [DONE]\n\n',
+    ]
+    mock.script({ raw: { status: 200, headers: { 'content-type': 'text/event-stream' }, chunks } })
+    const { status, text, upstream } = await upstreamOf({ model: 'nex/r1', messages: hello, stream: true, stream_options: { include_usage: true }, reasoning: { exclude: true } })
+    assert.equal(status, 200)
+    assert.deepEqual(upstream.reasoning, { exclude: true })
+    assert.equal(text, chunks.join(''))
   })
 
   /** The last usage row's cost as the number of USD OpenRouter's usage.cost is */

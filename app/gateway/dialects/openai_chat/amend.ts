@@ -27,7 +27,8 @@ export function amendChat(parsed: any, options: EncoderOptions, usage: Canonical
       const part = choice?.delta ?? choice?.message
       if (part === null || typeof part !== 'object') continue
       for (const field of REASONING_FIELDS) {
-        if (part[field] === undefined) continue
+        // OpenRouter writes "reasoning": null in every delta: nothing to leave out, no re-framing for it.
+        if (part[field] === undefined || part[field] === null) continue
         delete part[field]
         changed = true
       }
