@@ -254,6 +254,23 @@ test.group("OpenRouter clients' chat fields", (group) => {
     assert.notProperty(last.usage, 'is_byok')
   })
 
+  test('an answer stating its cost is not kept in the response cache: a replay would be charged nothing', async ({ assert }) => {
+    const body = { model: 'gpt-4o', messages: [{ role: 'user', content: 'cache me with cost' }], usage: { include: true } }
+    for (const stream of [false, true]) {
+      const headers = { authorization: `Bearer ${key}`, 'x-gateway-cache-ttl': '60' }
+      const first = await post('/v1/chat/completions', { ...body, stream }, headers)
+      await first.text()
+      assert.equal(first.headers.get('x-gateway-cache'), 'MISS')
+      const second = await post('/v1/chat/completions', { ...body, stream }, headers)
+      const text = await second.text()
+      assert.equal(second.headers.get('x-gateway-cache'), 'MISS')
+      assert.include(text, '"cost"')
+      const row = (await usageRows(userId)).at(-1)!
+      assert.isFalse(row.cache_hit)
+      assert.isAbove(Number(row.cost), 0)
+    }
+  })
+
   test('without usage accounting the answer is unchanged: no cost, and no usage chunk the client did not ask for', async ({ assert }) => {
     const whole = await upstreamOf({ model: 'gpt-4o', messages: hello })
     assert.notProperty(JSON.parse(whole.text).usage, 'cost')
