@@ -3,6 +3,8 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
 import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
 import { priceForPlan } from '#gateway/metering/pricing'
+import { fromPico } from '#gateway/metering/money'
+import { reasoningExcluded } from '#gateway/dialects/openai_chat/request'
 import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
 import {
@@ -253,6 +255,7 @@ export class GatewayService {
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked), carriesGatewayFields(call.body, asked), cache)
+    if (exchange.accountsUsage) exchange.encoderOptions.usageCost = (usage) => usdOf(account.successCost(toTokenUsage(usage)))
     // Translation errors surface here, as the client's 400, before any channel is tried.
     exchange.prepare()
     return exchange
@@ -275,6 +278,8 @@ export class GatewayService {
   #store(exchange: Exchange, stream: boolean, contentType: string, bytes: Buffer | null) {
     const cache = exchange.cache
     if (cache === null || bytes === null || this.responseCache === null) return
+    // An answer that states its cost is this request's: a replay is charged nothing, and would say otherwise.
+    if (exchange.encoderOptions.usageCost) return
     this.responseCache.set(cache.key, { stream, contentType, bytes }, cache.ttlMs)
   }
 
@@ -354,9 +359,12 @@ export class GatewayService {
           return found ? toTokenUsage(found) : exchange.estimate(text)
         })
       }
+      // Asked with OpenRouter's fields (reasoning left out, usage's cost): re-framed, only then.
+      const amended = exchange.amends && ingress.passThrough.amend!(parsed, exchange.encoderOptions, ingress.usageOfBody(parsed))
+      const sent = amended ? Buffer.from(JSON.stringify(parsed)) : bytes
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
-      this.#answer(exchange, account, status, bytes)
-      if (status === 200) this.#store(exchange, false, 'application/json', bytes)
+      this.#answer(exchange, account, status, sent)
+      if (status === 200) this.#store(exchange, false, 'application/json', sent)
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
@@ -375,7 +383,9 @@ export class GatewayService {
       if (!out.closedEarly) this.#store(exchange, true, encoder.contentType, out.recorder?.bytes() ?? null)
       return account.close(200, null, usage)
     }
-    const encoded = Buffer.from(JSON.stringify(ingress.encodeResponse(response, exchange.publicModel)))
+    const whole = ingress.encodeResponse(response, exchange.publicModel)
+    if (exchange.amends) ingress.passThrough.amend!(whole, exchange.encoderOptions, response.usage)
+    const encoded = Buffer.from(JSON.stringify(whole))
     this.#answer(exchange, account, status, encoded)
     if (status === 200) this.#store(exchange, false, 'application/json', encoded)
     account.close(status, null, usage)
@@ -497,11 +507,22 @@ class Exchange {
     this.publicModel = call.model
     this.#routingFields = routingFields
     this.ingress = dialectOf(call.ingress)
+    // OpenRouter's usage accounting asks for the usage (and its cost) in the answer, the stream's last chunk too.
+    this.accountsUsage = call.ingress === 'openai_chat' && call.body.usage !== undefined && call.body.usage?.include === true
     this.encoderOptions = {
       model: call.model,
-      includeUsage: call.body.stream_options?.include_usage === true,
+      includeUsage: call.body.stream_options?.include_usage === true || this.accountsUsage,
       jsonArray: call.jsonArray,
     }
+    if (call.ingress === 'openai_chat' && call.body.reasoning !== undefined && reasoningExcluded(call.body)) this.encoderOptions.reasoningExcluded = true
+  }
+
+  /** The client asked for OpenRouter's usage accounting (`usage: {include: true}`): the answer's usage gets its cost */
+  readonly accountsUsage: boolean
+
+  /** An answer is to be amended as the client asked (PassThroughRules.amend): reasoning left out, usage's cost */
+  get amends(): boolean {
+    return this.encoderOptions.reasoningExcluded === true || this.accountsUsage
   }
 
   /** A fallback model answered: the answer (and a translated stream's events) carry its name. */
@@ -646,15 +667,18 @@ class Exchange {
     const { call } = this
     try {
       if (dialect === call.ingress) {
-        // The routing fields are the gateway's: an upstream would refuse them (OpenAI: unrecognized argument).
-        const body = this.#routingFields ? withoutRoutingFields(call.body) : call.body
-        // The vendor's hints only when a rename may apply (maxTokensRenamed, thinking): two property tests otherwise.
+        const chat = call.ingress === 'openai_chat'
+        // The vendor's hints only when a rename may apply (maxTokensRenamed, thinking, reasoning) or the
+        // body has gateway fields (OpenRouter keeps its own): three property tests otherwise.
         const hints =
-          call.ingress === 'openai_chat' && (body.max_tokens !== undefined || body.thinking !== undefined)
+          this.#routingFields || (chat && (call.body.max_tokens !== undefined || call.body.thinking !== undefined || call.body.reasoning !== undefined))
             ? adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
             : undefined
-        const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, this.#routingFields ? undefined : call.rawBody, hints)
-        if (!changed) return this.#routingFields ? Buffer.from(JSON.stringify(body)) : call.rawBody
+        // The routing fields are the gateway's: an upstream would refuse them (OpenAI: unrecognized argument).
+        const body = this.#routingFields ? withoutRoutingFields(call.body, hints?.openRouterFields === true) : call.body
+        const stripped = body !== call.body
+        const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, stripped ? undefined : call.rawBody, hints)
+        if (!changed) return stripped ? Buffer.from(JSON.stringify(body)) : call.rawBody
         return Buffer.isBuffer(changed) ? changed : Buffer.from(JSON.stringify(changed))
       }
       const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
@@ -768,6 +792,11 @@ function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
   if (hasLimits(account.principal)) addTokens(account.principal, usage.totalTokens)?.catch(() => {})
 }
 
+/** pico-USD as the JSON number of USD OpenRouter's `usage.cost` is */
+function usdOf(pico: bigint): number {
+  return Number(fromPico(pico))
+}
+
 function isEventStream(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.includes('text/event-stream')
 }
@@ -800,21 +829,45 @@ export function requestFallbacks(body: Record<string, any>, model: string): stri
 }
 
 /**
+ * Request fields only OpenRouter reads, which apps written against it send
+ * (the openai SDK with OpenRouter's base URL): provider routing
+ * preferences, message transforms, plugins (web search, file parser), its
+ * usage accounting switch, and `route` (its fallback strategy for
+ * `models`). An `openrouter` channel gets them as sent; every other vendor
+ * never sees them (OpenAI: 400 "Unrecognized request argument"). `models`
+ * (and `route` with it) is the gateway's own fallback list and goes to no
+ * one: the gateway's model names need not be OpenRouter's, and a second
+ * fallback upstream would answer with a model the gateway did not bill.
+ * `usage` is read by the gateway itself (usage accounting: the cost it
+ * bills). `reasoning` is the chat dialect's business (openai_chat/index.ts).
+ */
+const OPENROUTER_FIELDS = ['provider', 'transforms', 'plugins', 'usage'] as const
+
+/**
  * Does the body carry fields that are the gateway's, not the provider's: a
- * request's own fallbacks, LiteLLM's own fields, or LiteLLM-style
+ * request's own fallbacks, LiteLLM's own fields, OpenRouter's, or LiteLLM-style
  * `metadata.tags` as a list (OpenAI takes only string values in `metadata`
  * and refuses a list: LiteLLM keeps its metadata from the provider too). A
  * string `metadata.tags` is valid OpenAI metadata and stays.
  */
 function carriesGatewayFields(body: Record<string, any>, fallbacks: string[] | null): boolean {
-  if (fallbacks !== null || Array.isArray(body.metadata?.tags)) return true
-  return carriesLiteLLMFields(body)
+  if (fallbacks !== null || body.route !== undefined || Array.isArray(body.metadata?.tags)) return true
+  if (carriesLiteLLMFields(body)) return true
+  for (const field of OPENROUTER_FIELDS) if (body[field] !== undefined) return true
+  return false
 }
 
-/** The client's body without the gateway's fields (a shallow copy): routing fields, LiteLLM's fields, list tags. */
-function withoutRoutingFields(body: Record<string, any>): Record<string, any> {
-  const { models: _models, fallbacks: _fallbacks, ...rest } = body
+/**
+ * The client's body without the gateway's fields (a shallow copy): routing
+ * fields, LiteLLM's fields, list tags, and OpenRouter's unless the channel
+ * is OpenRouter (`openRouter`). The body itself when nothing goes (an
+ * OpenRouter channel and only OpenRouter's fields): its bytes can go as sent.
+ */
+function withoutRoutingFields(body: Record<string, any>, openRouter: boolean): Record<string, any> {
+  if (openRouter && body.models === undefined && body.fallbacks === undefined && body.route === undefined && !Array.isArray(body.metadata?.tags) && !carriesLiteLLMFields(body)) return body
+  const { models: _models, fallbacks: _fallbacks, route: _route, ...rest } = body
   deleteLiteLLMFields(rest)
+  if (!openRouter) for (const field of OPENROUTER_FIELDS) delete rest[field]
   const metadata = rest.metadata
   if (metadata !== null && typeof metadata === 'object' && Array.isArray(metadata.tags)) {
     const { tags: _tags, ...others } = metadata

@@ -48,6 +48,14 @@ export interface EncodeHints {
    * `reasoning_effort` (unless the client set one), as LiteLLM maps it.
    */
   refusesThinking?: boolean
+  /**
+   * The vendor is OpenRouter, which reads its own chat fields (`reasoning`,
+   * `provider`, `transforms`, `plugins`, `usage`): they go to it as the
+   * client sent them. Every other vendor gets them taken out (OpenAI answers
+   * 400 "Unrecognized request argument"), `reasoning` turned into
+   * `reasoning_effort` where the model takes one.
+   */
+  openRouterFields?: boolean
 }
 
 /** What a translated request may carry to this upstream model (see EncodeHints.reasoningModels). */
@@ -65,6 +73,14 @@ export interface EncoderOptions {
   includeUsage?: boolean
   /** Gemini: stream as one JSON array instead of SSE */
   jsonArray?: boolean
+  /** OpenAI chat: OpenRouter's `reasoning.exclude`: the reasoning text is left out of the answer (still billed) */
+  reasoningExcluded?: boolean
+  /**
+   * OpenAI chat: OpenRouter's usage accounting (`usage: {include: true}`):
+   * the answer's usage gets `cost`, USD, what the gateway bills for these
+   * counts. Null or absent when the client did not ask (nothing added).
+   */
+  usageCost?: ((usage: CanonicalUsage) => number) | null
 }
 
 /**
@@ -83,6 +99,18 @@ export interface PassThroughRules {
   rewriteModel(parsed: any, model: string): boolean
   /** An event the client did not ask for (OpenAI's usage-only chunk) */
   isUnrequested?(parsed: any, options: EncoderOptions): boolean
+  /**
+   * Might this event need amend() (cheap string checks only)? Asked only
+   * when the client wants something amended (EncoderOptions.reasoningExcluded,
+   * usageCost), so an ordinary stream pays nothing for it.
+   */
+  mayAmend?(event: SseEvent, options: EncoderOptions): boolean
+  /**
+   * Changes a parsed event, or a whole answer, as the client asked:
+   * reasoning left out, usage with its cost (`usage`: the counts known so
+   * far, as the meter bills them). True when something changed.
+   */
+  amend?(parsed: any, options: EncoderOptions, usage: CanonicalUsage | null): boolean
   /** The event that tells the client the upstream failed mid-stream */
   errorEvent(message: string): SseEvent
   /**

@@ -135,12 +135,7 @@ export class RequestAccount {
     // Whatever an upstream reported (or an endpoint read from its answer), the row and the bill
     // get counts the columns hold and the money arithmetic takes: token_counts.ts.
     usage = saneUsage(usage)
-    const price = this.price
-    let costPico = costOf(price, usage)
-    // The per-request price: only a request that succeeded pays it (not an error, a broken stream or a cache hit).
-    if (price?.perRequestPico && status >= 200 && status < 300 && errorCode === null && !this.cacheHit) {
-      costPico += perRequestCostOf(price, usage)
-    }
+    const costPico = this.#costOf(usage, status >= 200 && status < 300 && errorCode === null)
     const cleanPath = this.attempts.length <= 1 && this.attempts.every((a) => a.outcome === 'ok')
     this.meter.record({
       requestId: this.requestId,
@@ -157,7 +152,7 @@ export class RequestAccount {
       status,
       errorCode,
       usage,
-      costPico: billable(costPico),
+      costPico,
       latencyMs: Math.round(performance.now() - this.startedAt),
       ttftMs: this.ttftMs,
       createdAt: this.createdAt,
@@ -172,6 +167,24 @@ export class RequestAccount {
       this.loggedResponse = null
     }
     this.onClosed?.(this, usage)
+  }
+
+  /**
+   * What the request is billed for `usage` if it ends in success: the
+   * figure its usage row will hold (OpenRouter's usage accounting tells the
+   * client this in the answer, before the row is written). pico-USD.
+   */
+  successCost(usage: TokenUsage): bigint {
+    return this.#costOf(saneUsage(usage), true)
+  }
+
+  /** The cost of counts already made sane, at the price of the model that answered. */
+  #costOf(usage: TokenUsage, succeeded: boolean): bigint {
+    const price = this.price
+    let costPico = costOf(price, usage)
+    // The per-request price: only a request that succeeded pays it (not an error, a broken stream or a cache hit).
+    if (price?.perRequestPico && succeeded && !this.cacheHit) costPico += perRequestCostOf(price, usage)
+    return billable(costPico)
   }
 
   /** Records a request that failed with an error before or without any usage. */

@@ -102,7 +102,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     forwardHeaders: ['http-referer', 'x-title', 'x-openrouter-title'],
     envKey: 'OPENROUTER_API_KEY',
     defaultModels: ['*/*'],
-    encodeHints: { cacheControl: true },
+    encodeHints: { cacheControl: true, openRouterFields: true },
     baseUrl: { hostPath: '/api/v1', completions: [[/^\/api$/, '/v1']], expected: 'https://openrouter.ai/api/v1' },
   },
   deepseek: {

@@ -93,6 +93,10 @@ export async function relayPassThroughStream(
   // part of a UTF-8 character) wait in the parser for this one.
   let previousEndedEvent = true
 
+  // The client asked for events amended (chat: reasoning left out, usage's cost): chosen once per
+  // stream, so an ordinary one pays nothing for it.
+  const amending = rules.amend !== undefined && (options.encoder.reasoningExcluded === true || !!options.encoder.usageCost)
+
   /** What the last frameEvents() call relayed includes the format's last event */
   let last = false
 
@@ -110,7 +114,7 @@ export async function relayPassThroughStream(
         continue
       }
       let data = event.data
-      if (options.clientModel || rules.carriesUsage(event)) {
+      if (options.clientModel || rules.carriesUsage(event) || (amending && rules.mayAmend!(event, options.encoder))) {
         const parsed = parseJson(data)
         if (parsed && typeof parsed === 'object') {
           const found = rules.readUsage(parsed, usage)
@@ -130,7 +134,16 @@ export async function relayPassThroughStream(
             }
             continue
           }
-          if (options.clientModel && rules.rewriteModel(parsed, options.clientModel)) data = JSON.stringify(parsed)
+          let changed = options.clientModel !== null && rules.rewriteModel(parsed, options.clientModel)
+          if (amending && rules.amend!(parsed, options.encoder, usage)) {
+            changed = true
+            // Changed: the chunk cannot go as it came; what came before this event is framed now.
+            if (asIs) {
+              asIs = false
+              for (let j = 0; j < i; j++) text += frame(events[j])
+            }
+          }
+          if (changed) data = JSON.stringify(parsed)
         }
       }
       kept?.push(event)

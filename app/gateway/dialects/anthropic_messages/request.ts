@@ -17,7 +17,8 @@ import type {
   AnthropicTool,
 } from '#gateway/dialects/anthropic_messages/types'
 
-const EFFORT_BUDGETS: Record<string, number> = { minimal: 1024, low: 2048, medium: 8192, high: 24_576, max: 32_000 }
+// xhigh: OpenAI's effort above high (gpt-5.x), which OpenRouter's reasoning.effort also takes.
+const EFFORT_BUDGETS: Record<string, number> = { minimal: 1024, low: 2048, medium: 8192, high: 24_576, xhigh: 32_000, max: 32_000 }
 const DEFAULT_MAX_TOKENS = 8192
 
 /** Anthropic Messages request -> canonical. A role:"system" message inside messages stays in place. */

@@ -1,5 +1,5 @@
-import { errorMessageOf, type Dialect, type EncodeHints } from '#gateway/dialects/dialect'
-import { decodeChatRequest, effortOfBudget, encodeChatRequest, thinkingBudget } from '#gateway/dialects/openai_chat/request'
+import { errorMessageOf, reasoningRules, type Dialect, type EncodeHints } from '#gateway/dialects/dialect'
+import { decodeChatRequest, effortOfBudget, encodeChatRequest, openRouterReasoning, thinkingBudget } from '#gateway/dialects/openai_chat/request'
 import {
   decodeChatResponse,
   decodeChatUsage,
@@ -8,6 +8,7 @@ import {
 import { ChatStreamDecoder } from '#gateway/dialects/openai_chat/stream_decoder'
 import { ChatStreamEncoder } from '#gateway/dialects/openai_chat/stream_encoder'
 import { ChatStreamCut } from '#gateway/dialects/openai_chat/stream_cut'
+import { amendChat, chatMayAmend } from '#gateway/dialects/openai_chat/amend'
 
 /** OpenAI chat completions (`POST /v1/chat/completions`), the dialect of the whole OpenAI-compatible family. */
 export const openAiChat: Dialect = {
@@ -30,6 +31,8 @@ export const openAiChat: Dialect = {
     },
     isUnrequested: (parsed, options) =>
       !options.includeUsage && Array.isArray(parsed?.choices) && parsed.choices.length === 0 && !!parsed.usage,
+    mayAmend: chatMayAmend,
+    amend: amendChat,
     errorEvent: (message) => ({ data: JSON.stringify({ error: { message, type: 'upstream_error', code: 'provider_error' } }) }),
     upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     sentinel: '[DONE]',
@@ -41,10 +44,13 @@ export const openAiChat: Dialect = {
       const needsUsage = stream && body.stream_options?.include_usage !== true
       const renamesMaxTokens = hints !== undefined && maxTokensRenamed(body, upstreamModel, hints)
       const convertsThinking = hints?.refusesThinking === true && body.thinking !== undefined
-      if (!needsModel && !needsUsage && !renamesMaxTokens && !convertsThinking) return null
+      // OpenRouter's reasoning object: OpenRouter reads it; any other vendor gets it as reasoning_effort.
+      const convertsReasoning = body.reasoning !== undefined && hints?.openRouterFields !== true
+      const edits = renamesMaxTokens || convertsThinking || convertsReasoning
+      if (!needsModel && !needsUsage && !edits) return null
       // The usual case (a stream, no stream_options of the client's): add the member to the bytes, instead of
       // serialising a conversation of maybe 200 KB again. (Client bodies have no duplicate keys: parseJsonObject.)
-      if (!needsModel && !renamesMaxTokens && !convertsThinking && raw && body.stream_options === undefined) return withFirstMember(raw, ASK_FOR_USAGE)
+      if (!needsModel && !edits && raw && body.stream_options === undefined) return withFirstMember(raw, ASK_FOR_USAGE)
       const copy = { ...body }
       if (needsModel) copy.model = upstreamModel
       if (needsUsage) copy.stream_options = { ...(body.stream_options ?? {}), include_usage: true }
@@ -53,6 +59,7 @@ export const openAiChat: Dialect = {
         delete copy.max_tokens
       }
       if (convertsThinking) thinkingAsEffort(copy, upstreamModel, hints!)
+      if (convertsReasoning) reasoningAsEffort(copy, upstreamModel, hints)
       return copy
     },
   },
@@ -87,6 +94,20 @@ function thinkingAsEffort(copy: Record<string, any>, upstreamModel: string, hint
   if (budget !== null && copy.reasoning_effort === undefined && hints.reasoningModels?.test(upstreamModel) === true) {
     copy.reasoning_effort = effortOfBudget(budget)
   }
+}
+
+/**
+ * OpenRouter's `reasoning` for a vendor that is not OpenRouter: taken out
+ * (OpenAI refuses the unknown field); what it asks for becomes
+ * `reasoning_effort` (a budget as the effort it is closest to) when the
+ * client set none and the model takes one (reasoningRules: the vendor's
+ * reasoning models, or any model of a vendor that names none).
+ */
+function reasoningAsEffort(copy: Record<string, any>, upstreamModel: string, hints: EncodeHints | undefined) {
+  const asked = openRouterReasoning(copy.reasoning)
+  delete copy.reasoning
+  if (asked === null || copy.reasoning_effort !== undefined || !reasoningRules(upstreamModel, hints).effort) return
+  copy.reasoning_effort = asked.effort ?? effortOfBudget(asked.budgetTokens!)
 }
 
 /** A JSON object's bytes with one more member first (the object has members: a body always has its model). */

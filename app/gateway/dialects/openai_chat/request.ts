@@ -14,12 +14,13 @@ import {
   type CanonicalTool,
   type ContentPart,
   type FilePart,
+  type ReasoningConfig,
   type ImagePart,
   type TextPart,
   type ToolChoice,
 } from '#gateway/dialects/canonical'
 import { reasoningRules, type EncodeHints } from '#gateway/dialects/dialect'
-import type { ChatContentPart, ChatMessage, ChatRequest, ChatTool } from '#gateway/dialects/openai_chat/types'
+import type { ChatContentPart, ChatMessage, ChatRequest, ChatTool, OpenRouterReasoning } from '#gateway/dialects/openai_chat/types'
 
 /** OpenAI chat request -> canonical. Leading system/developer messages become the system prompt. */
 export function decodeChatRequest(body: ChatRequest): CanonicalRequest {
@@ -65,7 +66,11 @@ export function decodeChatRequest(body: ChatRequest): CanonicalRequest {
     user: body.user,
   }
   if (body.reasoning_effort && body.reasoning_effort !== 'none') request.reasoning = { effort: body.reasoning_effort }
-  else {
+  else if (body.reasoning !== undefined && !body.reasoning_effort) {
+    // OpenRouter's reasoning object (apps written against OpenRouter send it for every model).
+    const asked = openRouterReasoning(body.reasoning)
+    if (asked !== null) request.reasoning = asked
+  } else {
     // Anthropic-style thinking on chat, as LiteLLM takes it (Cline's LiteLLM provider sends it for Claude).
     const budget = thinkingBudget(body.thinking)
     if (budget !== null) request.reasoning = { budgetTokens: budget }
@@ -197,6 +202,28 @@ export function thinkingBudget(thinking: unknown): number | null {
   const { type, budget_tokens: budget } = thinking as { type?: unknown; budget_tokens?: unknown }
   if (type !== 'enabled' || typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget <= 0) return null
   return budget
+}
+
+/**
+ * The reasoning OpenRouter's `reasoning` object asks for: a token budget
+ * (`max_tokens`, Anthropic-style), an effort (OpenAI-style), or `enabled:
+ * true` alone (OpenRouter's default, medium). Null when it asks for none:
+ * `enabled: false`, effort "none", or only `exclude` (which hides reasoning,
+ * and turns none on). https://openrouter.ai/docs/use-cases/reasoning-tokens
+ */
+export function openRouterReasoning(reasoning: unknown): ReasoningConfig | null {
+  if (reasoning === null || typeof reasoning !== 'object' || Array.isArray(reasoning)) return null
+  const { effort, max_tokens: budget, enabled } = reasoning as OpenRouterReasoning
+  if (enabled === false || effort === 'none') return null
+  if (typeof budget === 'number' && Number.isSafeInteger(budget) && budget > 0) return { budgetTokens: budget }
+  if (typeof effort === 'string' && effort !== '') return { effort }
+  return enabled === true ? { effort: 'medium' } : null
+}
+
+/** OpenRouter's `reasoning.exclude`: the client wants no reasoning text back. */
+export function reasoningExcluded(body: { reasoning?: unknown }): boolean {
+  const reasoning = body.reasoning as OpenRouterReasoning | undefined
+  return reasoning !== null && typeof reasoning === 'object' && reasoning.exclude === true
 }
 
 export function effortOfBudget(budget: number): string {

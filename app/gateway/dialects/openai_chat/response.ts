@@ -48,12 +48,14 @@ export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalU
   )
 }
 
-export function encodeChatUsage(usage: CanonicalUsage): ChatUsage {
+/** Canonical usage -> OpenAI's; with its `cost` when the client asked for usage accounting (EncoderOptions.usageCost). */
+export function encodeChatUsage(usage: CanonicalUsage, cost?: ((usage: CanonicalUsage) => number) | null): ChatUsage {
   const encoded: ChatUsage = {
     prompt_tokens: usage.inputTokens,
     completion_tokens: usage.outputTokens,
     total_tokens: usage.inputTokens + usage.outputTokens,
   }
+  if (cost) encoded.cost = cost(usage)
   if (usage.cacheReadTokens || usage.cacheWriteTokens) {
     encoded.prompt_tokens_details = { cached_tokens: usage.cacheReadTokens }
     if (usage.cacheWriteTokens) encoded.prompt_tokens_details.cache_write_tokens = usage.cacheWriteTokens
@@ -102,7 +104,11 @@ export function encodeChatResponse(response: CanonicalResponse, model: string): 
     content: text || (calls.length > 0 ? null : ''),
     refusal: null,
   }
-  if (reasoning) message.reasoning_content = reasoning
+  // Under both names, as a stream carries it (stream_encoder.ts: reasoningDelta).
+  if (reasoning) {
+    message.reasoning_content = reasoning
+    message.reasoning = reasoning
+  }
   if (calls.length > 0) message.tool_calls = calls
   const completion: ChatCompletion = {
     id: chatId(response.id),

@@ -3,8 +3,19 @@ import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
 import { chatId, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_chat/response'
 
 /**
+ * Reasoning text under both names chat clients read it by: `reasoning`
+ * (OpenRouter's, which apps written against it read, as do the AI SDK's
+ * OpenRouter provider and vLLM's newer servers) and `reasoning_content`
+ * (DeepSeek's, which LiteLLM writes and Cline, the openai-compatible SDKs
+ * and DeepSeek clients read). Only reasoning deltas carry the second copy.
+ */
+function reasoningDelta(text: string): Record<string, string> {
+  return { reasoning_content: text, reasoning: text }
+}
+
+/**
  * Canonical events -> OpenAI chat chunks: a role chunk first, content /
- * reasoning_content / tool_calls deltas, a finish chunk, the usage chunk when
+ * reasoning (reasoningDelta) / tool_calls deltas, a finish chunk, the usage chunk when
  * the client asked for it, then `[DONE]`.
  */
 export class ChatStreamEncoder implements StreamEncoder {
@@ -38,7 +49,11 @@ export class ChatStreamEncoder implements StreamEncoder {
         }
       case 'delta':
         if (event.kind === 'text') return this.#start('') + this.#chunk({ content: event.value })
-        if (event.kind === 'reasoning') return this.#start('') + this.#chunk({ reasoning_content: event.value })
+        if (event.kind === 'reasoning') {
+          // Asked to be left out (OpenRouter's reasoning.exclude): not sent, still billed.
+          if (this.options.reasoningExcluded) return this.#start('')
+          return this.#start('') + this.#chunk(reasoningDelta(event.value))
+        }
         return (
           this.#start('') +
           this.#chunk({ tool_calls: [{ index: this.#tools.get(event.index) ?? 0, function: { arguments: event.value } }] })
@@ -70,7 +85,7 @@ export class ChatStreamEncoder implements StreamEncoder {
         created: this.#created,
         model: this.options.model,
         choices: [],
-        usage: encodeChatUsage(this.#usage),
+        usage: encodeChatUsage(this.#usage, this.options.usageCost),
       })
     }
     return out + 'data: [DONE]\n\n'

@@ -50,8 +50,20 @@ export interface ChatRequest {
   reasoning_effort?: string
   /** Anthropic-style extended thinking, as LiteLLM takes it on chat (not OpenAI's: read, never sent to OpenAI) */
   thinking?: { type?: string; budget_tokens?: number }
+  /** OpenRouter's reasoning control (not OpenAI's: read, sent only to OpenRouter) */
+  reasoning?: OpenRouterReasoning
+  /** OpenRouter's usage accounting: `{include: true}` asks for the usage's cost */
+  usage?: { include?: boolean }
   response_format?: { type: string; json_schema?: { name?: string; schema?: Record<string, unknown>; strict?: boolean } }
   user?: string
+}
+
+/** OpenRouter's `reasoning` on a chat request: an effort or a token budget (not both), `exclude`, `enabled` */
+export interface OpenRouterReasoning {
+  effort?: string
+  max_tokens?: number
+  exclude?: boolean
+  enabled?: boolean
 }
 
 export interface ChatUsage {
@@ -62,6 +74,8 @@ export interface ChatUsage {
   completion_tokens_details?: { reasoning_tokens?: number }
   /** DeepSeek */
   prompt_cache_hit_tokens?: number
+  /** OpenRouter's usage accounting: USD (here: what the gateway bills), only when the client asked */
+  cost?: number
 }
 
 export interface ChatCompletion {
