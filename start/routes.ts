@@ -41,6 +41,8 @@ router
     router.post('/moderations', [ModerationsController, 'store']).as('moderations')
     router.get('/models', [ModelsController, 'index']).as('models')
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
+    // Gemini's native calls under /v1 (@google/genai with apiVersion 'v1'); GET /v1/models/* stays OpenAI's.
+    router.post('/models/:target', [GeminiController, 'call']).as('gemini.call')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')
     router.get('/generation', [GenerationController, 'show']).as('generation')
