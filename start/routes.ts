@@ -22,6 +22,7 @@ const GenerationController = () => import('#controllers/api/generation_controlle
 const BillingCompatController = () => import('#controllers/api/billing_compat_controller')
 const RerankController = () => import('#controllers/api/rerank_controller')
 const ModerationsController = () => import('#controllers/api/moderations_controller')
+const AzureController = () => import('#controllers/api/azure_controller')
 
 router
   .group(() => {
@@ -86,6 +87,25 @@ router
   })
   .as('unversioned')
   .use(middleware.apiKey())
+
+/**
+ * Azure OpenAI's paths, for clients set up for Azure (AzureOpenAI, LangChain's
+ * AzureChatOpenAI, Semantic Kernel): `/openai/deployments/{deployment}/...`
+ * (the deployment is the model), the v1 API's `/openai/v1/...`, and
+ * `/openai/responses`. The POSTs resolve through azure_endpoints.ts, as in the
+ * API lane; the model lists are the /v1 ones.
+ */
+router.post('/openai/*', [AzureController, 'call']).as('azure.call').use(middleware.apiKey())
+for (const prefix of ['/openai/v1', '/openai']) {
+  router
+    .group(() => {
+      router.get('/models', [ModelsController, 'index']).as('models')
+      router.get('/models/*', [ModelsController, 'show']).as('models.show')
+    })
+    .prefix(prefix)
+    .as(prefix === '/openai' ? 'azure' : 'azure.v1')
+    .use(middleware.apiKey())
+}
 
 /** Rerank where Cohere's v2 SDK (/v2/rerank) and LiteLLM-style clients (/rerank) call it. */
 router.post('/v2/rerank', [RerankController, 'store']).as('v2.rerank').use(middleware.apiKey())
