@@ -2,10 +2,12 @@ import { test } from '@japa/runner'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import app from '@adonisjs/core/services/app'
-import OpenAI, { AzureOpenAI } from 'openai'
+import OpenAI, { AzureOpenAI, toFile } from 'openai'
 import { withApiLane } from '#gateway/http/api_lane'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { MOCK_TRANSCRIPT } from '#tests/fixtures/mock_upstream/openai_audio'
+import { wavFile } from '#tests/fixtures/audio_files'
+import { baseUrl, multipartBody, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * Clients configured for Azure OpenAI (the openai package's `AzureOpenAI`,
@@ -32,6 +34,7 @@ test.group('Azure OpenAI clients: /openai/deployments/{deployment} and /openai/v
     await resetDatabase()
     mock = await startMock()
     await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-a', 'mock-*', 'team/mock-s'] })
+    await seedChannel({ name: 'audio', provider: 'openai', baseUrl: mock.url, models: ['whisper-*', 'tts-*'] })
     return () => mock.stop()
   })
 
@@ -104,6 +107,54 @@ test.group('Azure OpenAI clients: /openai/deployments/{deployment} and /openai/v
         ['chat.completions', 'mock-a'],
         ['chat.completions', 'team/mock-s'],
         ['chat.completions', 'team/mock-s'],
+      ]
+    )
+  })
+
+  test('audio under a deployment: the form names the deployment (a model part added, or replaced), speech too', async ({ assert }) => {
+    const user = await seedUser()
+    const transcript = await azure(user.key).audio.transcriptions.create({ model: 'whisper-1', file: await toFile(wavFile(500), 'a.wav') })
+    assert.equal(transcript.text, MOCK_TRANSCRIPT)
+    assert.equal(mock.lastRequest()!.path, '/v1/audio/transcriptions')
+
+    const wav = wavFile(500)
+    const noModel = multipartBody([['file', wav, 'a.wav'], ['response_format', 'text']])
+    const bare = await fetch(`${baseUrl()}/openai/deployments/whisper-2/audio/transcriptions?api-version=${API_VERSION}`, {
+      method: 'POST',
+      headers: { 'api-key': user.key, 'content-type': noModel.contentType },
+      body: noModel.body,
+    })
+    assert.equal(bare.status, 200)
+    assert.equal(await bare.text(), `${MOCK_TRANSCRIPT}\n`)
+    let sent = mock.lastRequest()!
+    assert.include(sent.body, 'name="model"\r\n\r\nwhisper-2\r\n')
+    assert.isAbove(sent.bytes.indexOf(wav), 0, 'the file reached the upstream whole')
+
+    const otherModel = multipartBody([['model', 'whisper-1'], ['file', wav, 'a.wav']])
+    const replaced = await fetch(`${baseUrl()}/openai/deployments/whisper-3/audio/translations`, {
+      method: 'POST',
+      headers: { 'api-key': user.key, 'content-type': otherModel.contentType },
+      body: otherModel.body,
+    })
+    assert.equal(replaced.status, 200)
+    sent = mock.lastRequest()!
+    assert.equal(sent.path, '/v1/audio/translations')
+    assert.include(sent.body, 'name="model"\r\n\r\nwhisper-3\r\n')
+    assert.notInclude(sent.body, 'whisper-1')
+
+    const speech = await post(`/openai/deployments/tts-1/audio/speech?api-version=${API_VERSION}`, { input: 'Hello', voice: 'alloy' }, { 'api-key': user.key })
+    assert.equal(speech.status, 200)
+    assert.isAbove((await speech.arrayBuffer()).byteLength, 0)
+    assert.equal(upstreamBody(mock).model, 'tts-1')
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r) => [r.endpoint, r.model, r.status]),
+      [
+        ['audio.transcriptions', 'whisper-1', 200],
+        ['audio.transcriptions', 'whisper-2', 200],
+        ['audio.translations', 'whisper-3', 200],
+        ['audio.speech', 'tts-1', 200],
       ]
     )
   })
