@@ -34,7 +34,7 @@ test.group('Azure OpenAI clients: /openai/deployments/{deployment} and /openai/v
     await resetDatabase()
     mock = await startMock()
     await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-a', 'mock-*', 'team/mock-s'] })
-    await seedChannel({ name: 'audio', provider: 'openai', baseUrl: mock.url, models: ['whisper-*', 'tts-*'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['whisper-*', 'tts-*', 'gpt-image-*'] })
     return () => mock.stop()
   })
 
@@ -76,6 +76,11 @@ test.group('Azure OpenAI clients: /openai/deployments/{deployment} and /openai/v
     assert.equal(((await bare.json()) as any).object, 'chat.completion')
     assert.equal(upstreamBody(mock).model, 'mock-a')
 
+    // The member is added to the client's bytes: after the brace, whatever whitespace comes before it.
+    const spaced = await post(`/openai/deployments/mock-a/chat/completions`, ' \n {"messages":[{"role":"user","content":"hi"}]}', headers)
+    assert.equal(spaced.status, 200)
+    assert.equal(mock.lastRequest()!.body, ' \n {"model":"mock-a","messages":[{"role":"user","content":"hi"}]}')
+
     const embed = await post(`/openai/deployments/mock-embed/embeddings?api-version=${API_VERSION}`, { input: ['a', 'b'] }, headers)
     assert.equal(embed.status, 200)
     assert.equal(upstreamBody(mock).model, 'mock-embed')
@@ -84,6 +89,11 @@ test.group('Azure OpenAI clients: /openai/deployments/{deployment} and /openai/v
     assert.equal(legacy.status, 200)
     assert.equal(((await legacy.json()) as any).object, 'text_completion')
     assert.equal(upstreamBody(mock).model, 'mock-a')
+
+    const image = await post(`/openai/deployments/gpt-image-1/images/generations?api-version=${API_VERSION}`, { prompt: 'a cat' }, headers)
+    assert.equal(image.status, 200)
+    assert.isAbove(((await image.json()) as any).data.length, 0)
+    assert.equal(upstreamBody(mock).model, 'gpt-image-1')
 
     // The SDK with a client-level deployment sends the call's model in the body; Azure serves the deployment.
     const pinned = azure(user.key, { deployment: 'mock-a' })
@@ -102,8 +112,10 @@ test.group('Azure OpenAI clients: /openai/deployments/{deployment} and /openai/v
       rows.map((r) => [r.endpoint, r.model]),
       [
         ['chat.completions', 'mock-a'],
+        ['chat.completions', 'mock-a'],
         ['embeddings', 'mock-embed'],
         ['completions', 'mock-a'],
+        ['images.generations', 'gpt-image-1'],
         ['chat.completions', 'mock-a'],
         ['chat.completions', 'team/mock-s'],
         ['chat.completions', 'team/mock-s'],
