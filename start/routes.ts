@@ -23,6 +23,7 @@ const BillingCompatController = () => import('#controllers/api/billing_compat_co
 const RerankController = () => import('#controllers/api/rerank_controller')
 const ModerationsController = () => import('#controllers/api/moderations_controller')
 const ModelInfoController = () => import('#controllers/api/model_info_controller')
+const AzureController = () => import('#controllers/api/azure_controller')
 
 router
   .group(() => {
@@ -44,6 +45,8 @@ router
     router.get('/models/*', [ModelsController, 'show']).as('models.show')
     router.get('/model/info', [ModelInfoController, 'index']).as('model_info')
     router.get('/model_group/info', [ModelInfoController, 'groups']).as('model_group_info')
+    // Gemini's native calls under /v1 (@google/genai with apiVersion 'v1'); GET /v1/models/* stays OpenAI's.
+    router.post('/models/:target', [GeminiController, 'call']).as('gemini.call')
     router.get('/usage', [UsageController, 'show']).as('usage')
     router.get('/balance', [BalanceController, 'show']).as('balance')
     router.get('/generation', [GenerationController, 'show']).as('generation')
@@ -90,6 +93,25 @@ router
   })
   .as('unversioned')
   .use(middleware.apiKey())
+
+/**
+ * Azure OpenAI's paths, for clients set up for Azure (AzureOpenAI, LangChain's
+ * AzureChatOpenAI, Semantic Kernel): `/openai/deployments/{deployment}/...`
+ * (the deployment is the model), the v1 API's `/openai/v1/...`, and
+ * `/openai/responses`. The POSTs resolve through azure_endpoints.ts, as in the
+ * API lane; the model lists are the /v1 ones.
+ */
+router.post('/openai/*', [AzureController, 'call']).as('azure.call').use(middleware.apiKey())
+for (const prefix of ['/openai/v1', '/openai']) {
+  router
+    .group(() => {
+      router.get('/models', [ModelsController, 'index']).as('models')
+      router.get('/models/*', [ModelsController, 'show']).as('models.show')
+    })
+    .prefix(prefix)
+    .as(prefix === '/openai' ? 'azure' : 'azure.v1')
+    .use(middleware.apiKey())
+}
 
 /** Rerank where Cohere's v2 SDK (/v2/rerank) and LiteLLM-style clients (/rerank) call it. */
 router.post('/v2/rerank', [RerankController, 'store']).as('v2.rerank').use(middleware.apiKey())

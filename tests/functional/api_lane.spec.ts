@@ -106,4 +106,34 @@ test.group('API lane: the same answers as the router', (group) => {
       await new Promise((resolve) => server.close(resolve))
     }
   })
+
+  test("Azure OpenAI's POST paths take the lane once the /v1 map missed; other /openai/ paths reach the router", async ({ assert }) => {
+    const reached: string[] = []
+    const lane = withApiLane((req, res) => {
+      reached.push(`${req.method} ${req.url}`)
+      res.end()
+    })
+    const { server, url } = await listen(lane)
+    try {
+      const user = await seedUser()
+      const headers = { 'api-key': user.key, 'content-type': 'application/json' }
+      const hello = [{ role: 'user', content: 'hi' }]
+      const deployment = await fetch(`${url}/openai/deployments/mock-a/chat/completions?api-version=2024-10-21`, { method: 'POST', headers, body: JSON.stringify({ messages: hello }) })
+      assert.equal(deployment.status, 200)
+      assert.equal(((await deployment.json()) as any).model, 'mock-a')
+      const v1 = await fetch(`${url}/openai/v1/embeddings`, { method: 'POST', headers, body: JSON.stringify({ model: 'mock-embed', input: 'x' }) })
+      assert.equal(v1.status, 200)
+      for (const path of ['/openai/deployments/mock-a/fine_tuning/jobs', '/openai/deployments//chat/completions', '/openai/files', '/openai/v1/messages']) {
+        await (await fetch(`${url}${path}`, { method: 'POST', headers, body: '{}' })).arrayBuffer()
+      }
+      assert.deepEqual(reached, [
+        'POST /openai/deployments/mock-a/fine_tuning/jobs',
+        'POST /openai/deployments//chat/completions',
+        'POST /openai/files',
+        'POST /openai/v1/messages',
+      ])
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
 })

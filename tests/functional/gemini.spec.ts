@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import type Anthropic from '@anthropic-ai/sdk'
+import { GoogleGenAI } from '@google/genai'
 import { anthropic, genai, parseSse } from '#tests/clients'
 import { upstreamTurns } from '#tests/conformance/upstream_turns'
 import { baseUrl, openai, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
@@ -47,6 +48,41 @@ test.group('Gemini /v1beta: native pass-through to a google channel', (group) =>
     const rows = await usageRows(user.userId)
     assert.deepEqual(rows.map((r) => r.endpoint), ['gemini.generateContent', 'gemini.streamGenerateContent', 'gemini.countTokens'])
     assert.include(rows[1], { stream: true, prompt_tokens: 12, completion_tokens: 5, estimated: false })
+  })
+
+  test("under /v1 too (@google/genai with apiVersion 'v1'); GET /v1/models/{model} stays OpenAI's", async ({ assert }) => {
+    const user = await seedUser()
+    const ai = new GoogleGenAI({ apiKey: user.key, httpOptions: { baseUrl: baseUrl(), apiVersion: 'v1' } })
+    const answer = await ai.models.generateContent({ model: 'gemini-2.5-flash', contents: 'Hello!' })
+    assert.equal(answer.text, 'tok0 tok1 tok2 tok3 tok4 ')
+    // The channel is called at its own base URL's version whatever the client's.
+    assert.equal(mock.lastRequest()!.path, '/v1beta/models/gemini-2.5-flash:generateContent')
+
+    let text = ''
+    for await (const chunk of await ai.models.generateContentStream({ model: 'gemini-2.5-flash', contents: 'Count' })) text += chunk.text ?? ''
+    assert.equal(text, 'tok0 tok1 tok2 tok3 tok4 ')
+    const counted = await ai.models.countTokens({ model: 'gemini-2.5-flash', contents: 'Hello!' })
+    assert.equal(counted.totalTokens, 12)
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r) => [r.endpoint, r.model, r.status]),
+      [
+        ['gemini.generateContent', 'gemini-2.5-flash', 200],
+        ['gemini.streamGenerateContent', 'gemini-2.5-flash', 200],
+        ['gemini.countTokens', 'gemini-2.5-flash', 200],
+      ]
+    )
+
+    // Errors there are Google's; OpenAI's model retrieve keeps its path and shape (a fine-tuned name's colons too).
+    const bad = await post('/v1/models/gemini-2.5-flash:generateContent', { contents: [] }, { 'x-goog-api-key': 'nope' })
+    assert.equal(bad.status, 401)
+    assert.deepEqual(await bad.json(), { error: { code: 401, message: 'Invalid API key', status: 'UNAUTHENTICATED' } })
+    const one = await fetch(`${baseUrl()}/v1/models/gemini-2.5-flash`, { headers: { authorization: `Bearer ${user.key}` } })
+    assert.include((await one.json()) as any, { id: 'gemini-2.5-flash', object: 'model' })
+    const fineTuned = await fetch(`${baseUrl()}/v1/models/ft:gpt-4o-mini:org::abc`, { headers: { authorization: `Bearer ${user.key}` } })
+    assert.equal(fineTuned.status, 404)
+    assert.equal(((await fineTuned.json()) as any).error.code, 'model_not_found')
   })
 
   test('the JSON-array stream form, ?key= auth, function calls keep their thoughtSignature', async ({ assert }) => {

@@ -143,6 +143,21 @@ export function replacePartContent(body: Buffer, part: MultipartPart, content: s
   return Buffer.concat([body.subarray(0, part.bodyStart), Buffer.from(content, 'utf8'), body.subarray(part.bodyEnd)])
 }
 
+/**
+ * The body with the text field `name` set to `value`: its first part's
+ * content replaced, or, without one, a part added before the first part (the
+ * preamble, if any, stays first). The form must be re-read after.
+ */
+export function withFieldValue(body: Buffer, form: MultipartForm, name: string, value: string): Buffer {
+  const part = partNamed(form, name)
+  if (part !== undefined) return replacePartContent(body, part, value)
+  const dash = Buffer.from(`--${form.boundary}`)
+  // Where the first delimiter's dashes start (readMultipart found it, so it is there).
+  const first = body.subarray(0, dash.length).equals(dash) ? 0 : body.indexOf(`\r\n--${form.boundary}`) + 2
+  const added = Buffer.from(`--${form.boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`, 'utf8')
+  return Buffer.concat([body.subarray(0, first), added, body.subarray(first)])
+}
+
 /** Splits `a; b="c;d"; e` on semicolons outside quotes. */
 function splitParams(value: string): string[] {
   const out: string[] = []

@@ -9,7 +9,8 @@ import type { Principal } from '#gateway/types'
  * `Authorization: Bearer`, `X-API-Key` (seed docs, Anthropic SDKs),
  * `x-goog-api-key` or `?key=` (Google clients), LiteLLM's
  * `x-litellm-api-key` (clients set up for a LiteLLM proxy, e.g. Cline's
- * model-info call).
+ * model-info call), Azure OpenAI's `api-key` (the `AzureOpenAI` SDK
+ * clients, LangChain's `AzureChatOpenAI`, Semantic Kernel).
  */
 export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefined): string | null {
   const authorization = headers['authorization']
@@ -27,6 +28,8 @@ export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefi
     const value = litellm.trim()
     return value.slice(0, 7).toLowerCase() === 'bearer ' ? value.slice(7).trim() || null : value
   }
+  const azure = headers['api-key']
+  if (typeof azure === 'string' && azure) return azure.trim() || null
   if (url && url.includes('key=')) {
     const query = url.slice(url.indexOf('?') + 1)
     const key = new URLSearchParams(query).get('key')

@@ -3,6 +3,7 @@ import logger from '@adonisjs/core/services/logger'
 import { authenticate } from '#gateway/auth/authenticate'
 import { POST_ENDPOINTS } from '#gateway/http/api_endpoints'
 import { reportApiError, sendApiError } from '#gateway/http/api_errors'
+import { azureEndpoint } from '#gateway/http/azure_endpoints'
 import { gatewayInstance, type ApiCall } from '#gateway/http/generation_request'
 import type { Gateway } from '#gateway/gateway'
 
@@ -12,7 +13,8 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  * The API lane: the Node request handler in front of the Adonis router.
  *
  * The generation endpoints (`POST /v1/chat/completions`, `/v1/messages`,
- * `/v1/responses`, embeddings, images, rerank, moderations, count_tokens) are the hot path and
+ * `/v1/responses`, embeddings, images, rerank, moderations, count_tokens; their
+ * aliases without /v1 and Azure OpenAI's `/openai/...` paths) are the hot path and
  * need nothing of the framework's request pipeline: no route params, no body
  * parser, no session, no HttpContext. For those, one map lookup on the path
  * replaces the router, the middleware runner, the context and its
@@ -35,18 +37,32 @@ export function withApiLane(adonis: NodeHandler, enabled = process.env.API_LANE 
       const path = query < 0 ? url : url.slice(0, query)
       const endpoint = POST_ENDPOINTS.get(path)
       if (endpoint) {
-        void serve(endpoint, path, req, res)
+        void serve(endpoint, path, req, res, undefined)
         return
+      }
+      // Azure OpenAI's paths (azure_endpoints.ts): looked at only when the /v1 map missed.
+      if (path.startsWith('/openai/')) {
+        const azure = azureEndpoint(path)
+        if (azure !== undefined) {
+          void serve(azure.endpoint, path, req, res, azure.deployment)
+          return
+        }
       }
     }
     return adonis(req, res)
   }
 
-  async function serve(endpoint: (call: ApiCall) => Promise<void>, path: string, req: IncomingMessage, res: ServerResponse) {
+  async function serve(
+    endpoint: (call: ApiCall) => Promise<void>,
+    path: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    deployment: string | undefined
+  ) {
     try {
       gateway ??= await gatewayInstance()
       const principal = await authenticate(gateway, req, res)
-      await endpoint({ principal, req, res })
+      await endpoint(deployment === undefined ? { principal, req, res } : { principal, req, res, deployment })
       // What the router's response.finish() does for a handler that wrote nothing.
       if (!res.headersSent && !res.writableEnded) res.end()
     } catch (error) {

@@ -1,9 +1,9 @@
 /**
  * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
- * OpenAI paths without /v1 that LiteLLM also serves), as against the pages:
- * errors there are answered in a wire format, not an HTML page (the
- * exception handler, Node parser refusals, a malformed URL), and browsers
- * get CORS.
+ * OpenAI paths without /v1 that LiteLLM also serves, Azure OpenAI's
+ * `/openai/...`), as against the pages: errors there are answered in a wire
+ * format, not an HTML page (the exception handler, Node parser refusals, a
+ * malformed URL), and browsers get CORS.
  */
 const API_PREFIXES = [
   '/v1',
@@ -20,6 +20,7 @@ const API_PREFIXES = [
   '/models',
   '/model/info',
   '/model_group/info',
+  '/openai/',
 ]
 
 export function isApiPath(path: string): boolean {

@@ -1,6 +1,15 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { TranscriptionCall } from '#gateway/audio/audio'
-import { boundaryOf, fieldValue, MultipartError, type MultipartForm, partNamed, readMultipart } from '#gateway/audio/multipart'
+import {
+  boundaryOf,
+  fieldValue,
+  MultipartError,
+  type MultipartForm,
+  partNamed,
+  readMultipart,
+  withFieldValue,
+} from '#gateway/audio/multipart'
+import { deploymentName } from '#gateway/http/deployment_model'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
@@ -25,15 +34,17 @@ export async function readAudioUpload(call: ApiCall, endpoint: string, account: 
     error.headers = { connection: 'close' }
     throw error
   }
-  const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
-  let form
-  try {
-    form = readMultipart(rawBody, boundary)
-  } catch (error) {
-    if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
-    throw error
-  }
+  // Azure's deployment path names the model (deployment_model.ts): checked before the upload is read.
+  const deployment = call.deployment === undefined ? undefined : deploymentName(call.deployment)
+  if (deployment !== undefined) account.model = deployment
+  let rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  let form = readForm(rawBody, boundary)
   refuseRepeatedFields(form)
+  if (deployment !== undefined && fieldValue(rawBody, form, 'model') !== deployment) {
+    // The form then names the deployment, as a JSON body does: an OpenAI-compatible upstream reads the model part.
+    rawBody = withFieldValue(rawBody, form, 'model', deployment)
+    form = readForm(rawBody, boundary)
+  }
   const model = fieldValue(rawBody, form, 'model')
   if (model === undefined || model === '') throw GatewayError.missingModel()
   assertStorableModel(model)
@@ -49,6 +60,15 @@ export async function readAudioUpload(call: ApiCall, endpoint: string, account: 
     stream: fieldValue(rawBody, form, 'stream') === 'true',
     req: call.req,
     res: call.res,
+  }
+}
+
+function readForm(rawBody: Buffer, boundary: string): MultipartForm {
+  try {
+    return readMultipart(rawBody, boundary)
+  } catch (error) {
+    if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
+    throw error
   }
 }
 

@@ -35,7 +35,7 @@ const EXPOSED = [
 
 const METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS'
 /** Asked for when a preflight names none (it always does, but a default keeps the answer useful) */
-const DEFAULT_HEADERS = 'authorization, content-type, x-api-key, x-goog-api-key, anthropic-version, anthropic-beta'
+const DEFAULT_HEADERS = 'authorization, content-type, x-api-key, x-goog-api-key, api-key, anthropic-version, anthropic-beta'
 
 export interface CorsPolicy {
   /** null: any origin */

@@ -9,7 +9,22 @@ export type ErrorDialect = 'openai' | 'anthropic' | 'google'
 export function dialectForPath(path: string): ErrorDialect {
   if (path.startsWith('/v1/messages')) return 'anthropic'
   if (path.startsWith('/v1beta')) return 'google'
+  if (path.startsWith('/v1/models/') && isGeminiCall(path)) return 'google'
   return 'openai'
+}
+
+const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents'])
+
+/**
+ * `/v1/models/{model}:{method}`: Gemini's native call under /v1 (@google/genai
+ * with apiVersion 'v1'), as against OpenAI's `/v1/models/{model}`, whose
+ * fine-tuned names have colons too (`ft:gpt-4o-mini:org::id`) but never end
+ * in a Gemini method.
+ */
+function isGeminiCall(path: string): boolean {
+  const query = path.indexOf('?')
+  const bare = query < 0 ? path : path.slice(0, query)
+  return GEMINI_METHODS.has(bare.slice(bare.lastIndexOf(':') + 1))
 }
 
 const ANTHROPIC_TYPES: Record<number, string> = {

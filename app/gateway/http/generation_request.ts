@@ -11,6 +11,7 @@ import type { EnvelopeValidator } from '#validators/plain_envelope'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertStorableModel } from '#gateway/http/model_name'
+import { deploymentName, withDeploymentModel } from '#gateway/http/deployment_model'
 import { dialectForPath, inClientFormat } from '#gateway/http/error_renderers'
 import { GatewayError } from '#exceptions/gateway_error'
 import { tagsFromHeaders, withBodyTags } from '#gateway/metering/request_tags'
@@ -33,6 +34,8 @@ export interface ApiCall {
   principal: Principal
   req: IncomingMessage
   res: ServerResponse
+  /** Azure's `/openai/deployments/{deployment}/...`: the path's segment (percent-encoded), the call's model (deployment_model.ts) */
+  deployment?: string
 }
 
 export function apiCallOf(ctx: HttpContext): ApiCall {
@@ -109,7 +112,10 @@ async function readParsedBody(
 ): Promise<ParsedBody> {
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
   if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
-  const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  const deployment = call.deployment === undefined ? undefined : deploymentName(call.deployment)
+  // Known before the body is read: a body refused after this is the deployment's row.
+  if (deployment !== undefined) account.model = deployment
+  let rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
   const bodyLog = gw.service.bodyLog
   if (bodyLog !== null) {
     // Body logging (LOG_BODIES): the client's bytes as sent, a reference held until the call is metered.
@@ -117,6 +123,8 @@ async function readParsedBody(
     account.loggedRequest = rawBody
   }
   const body = parseJsonObject(rawBody)
+  // Logged above as sent; from here the body names the deployment it was sent to.
+  if (deployment !== undefined) rawBody = withDeploymentModel(rawBody, body, deployment)
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
