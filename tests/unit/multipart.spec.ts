@@ -1,5 +1,5 @@
 import { test } from '@japa/runner'
-import { readMultipart } from '#gateway/audio/multipart'
+import { readMultipart } from '#gateway/http/multipart'
 
 const B = 'XyZ'
 

@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { TranscriptionCall } from '#gateway/audio/audio'
-import { boundaryOf, fieldValue, MultipartError, type MultipartForm, partNamed, readMultipart } from '#gateway/audio/multipart'
+import { boundaryOf, fieldValue, MultipartError, type MultipartForm, partNamed, readMultipart } from '#gateway/http/multipart'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
