@@ -391,6 +391,41 @@ test.group('Image uploads: failover, answers that are none, Azure, the router', 
     assert.include(row, { status: 200, attempts: 2, stream: true, images: 1 })
   })
 
+  test('a client that hangs up during a streamed edit: a 499 row billed the images completed before it left', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const completed = { type: 'image_edit.completed', b64_json: 'aW1hZ2U=', usage: { input_tokens: 120, output_tokens: 272, total_tokens: 392 } }
+    mock.script({
+      raw: {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+        chunks: [`event: image_edit.completed\ndata: ${JSON.stringify(completed)}\n\n`, `event: image_edit.completed\ndata: ${JSON.stringify(completed)}\n\n`],
+        chunk_delay_ms: 400,
+      },
+    })
+    const form = multipartBody([['model', 'gpt-image-1'], ['prompt', 'p'], ['n', '2'], ['stream', 'true'], ['image', pngFile(8), 'a.png']])
+    await new Promise<void>((resolve, reject) => {
+      const url = new URL(`${baseUrl()}/v1/images/edits`)
+      const req = http.request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'authorization': `Bearer ${user.key}`, 'content-type': form.contentType } },
+        (res) => {
+          res.once('data', () => {
+            req.destroy()
+            resolve()
+          })
+        }
+      )
+      req.on('error', (error) => ((error as any).code === 'ECONNRESET' ? undefined : reject(error)))
+      req.end(form.body)
+    })
+    let rows = await usageRows(user.userId)
+    for (let i = 0; i < 50 && rows.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      rows = await usageRows(user.userId)
+    }
+    assert.include(rows[0], { status: 499, error_code: 'client_closed', stream: true, images: 1, prompt_tokens: 120, completion_tokens: 272 })
+    assert.equal(rows[0].cost, usd(120n * INPUT_PICO + 272n * OUTPUT_PICO + IMAGE_PICO))
+  })
+
   test("a variation's default model mapped by a channel: the model part is added in front, the rest as sent", async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const form = multipartBody([['image', pngFile(8), 'a.png'], ['n', '1']])
