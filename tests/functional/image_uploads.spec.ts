@@ -228,6 +228,8 @@ test.group('POST /v1/images/edits and /v1/images/variations', (group) => {
       ['/v1/images/edits', multipartBody([['model', 'gpt-image-1'], ['model', 'dall-e-2'], ['prompt', 'p'], ['image', png, 'a.png']]), 400, 'duplicate_field'],
       ['/v1/images/edits', multipartBody([['model', 'claude-x'], ['prompt', 'p'], ['image', png, 'a.png']]), 400, 'unsupported_endpoint'],
       ['/v1/images/variations', multipartBody([['model', 'dall-e-2'], ['n', '1']]), 400, 'missing_file'],
+      // A model sent as a file: not read as the model by the gateway (it would bill dall-e-2), maybe by an upstream.
+      ['/v1/images/variations', multipartBody([['model', 'gpt-image-1', 'model.txt'], ['image', png, 'a.png']]), 400, 'invalid_multipart'],
       ['/v1/images/variations', { body: Buffer.from('--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ndall-e-2'), contentType: 'multipart/form-data; boundary=b' }, 400, 'invalid_multipart'],
     ]
     for (const [path, form, status, code] of cases) {

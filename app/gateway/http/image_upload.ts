@@ -106,20 +106,26 @@ function imagesAsked(value: string | undefined): number {
 
 /** The parts the gateway reads: authorised, billed and relayed by their first occurrence */
 const READ_FIELDS = ['model', 'stream', 'n', 'prompt', 'mask']
+/** Of those, the text fields: read only as text (fieldValue skips a file part) */
+const TEXT_FIELDS = new Set(['model', 'stream', 'n', 'prompt'])
 
 /**
  * A form that names a field the gateway reads twice is refused, as the
  * audio uploads' are (audio_upload.ts): the gateway reads the first `model`
  * or `n`, a server reading the last would serve a model the key was not
  * authorised for or more images than were held (and a second prompt would be
- * one the sensitive-word filter never saw).
+ * one the sensitive-word filter never saw). So is a text field sent as a file
+ * part, which the gateway does not read as the field: a variation's `model`
+ * file would be billed as dall-e-2 and read upstream as another model.
  */
 function refuseRepeatedFields(form: MultipartForm) {
   for (const name of READ_FIELDS) {
     let seen = 0
     for (const part of form.parts) {
-      if (part.name === name && ++seen > 1) {
-        throw GatewayError.invalidRequest(`The form has more than one '${name}' part`, 'duplicate_field')
+      if (part.name !== name) continue
+      if (++seen > 1) throw GatewayError.invalidRequest(`The form has more than one '${name}' part`, 'duplicate_field')
+      if (part.filename !== null && TEXT_FIELDS.has(name)) {
+        throw GatewayError.invalidRequest(`'${name}' must be a text field, not a file`, 'invalid_multipart', name)
       }
     }
   }
