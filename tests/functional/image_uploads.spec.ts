@@ -281,6 +281,20 @@ test.group('POST /v1/images/edits and /v1/images/variations', (group) => {
     assert.equal((await balanceAndLedger(user.userId)).balance, '1.000000000000')
   })
 
+  test("the key's RPM counts uploads: the second edit in a minute is 429 in OpenAI's shape, not sent", async ({ assert }) => {
+    const user = await seedUser({ balance: '1', key: { rpm: 1 } })
+    const form = multipartBody([['model', 'gpt-image-1'], ['prompt', 'p'], ['image', pngFile(4), 'a.png']])
+    const first = await upload('/v1/images/edits', user.key, form)
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('x-ratelimit-remaining-requests'), '0')
+    await first.arrayBuffer()
+    const before = mock.requests.length
+    const second = await upload('/v1/images/variations', user.key, multipartBody([['image', pngFile(4), 'a.png']]))
+    assert.equal(second.status, 429)
+    assert.deepInclude(((await second.json()) as any).error, { code: 'rate_limit_exceeded', type: 'rate_limit_error' })
+    assert.equal(mock.requests.length, before)
+  })
+
   test('a priced model with an empty balance is 402 before any upstream call', async ({ assert }) => {
     const user = await seedUser()
     const before = mock.requests.length
