@@ -99,7 +99,9 @@ export async function relayImageUpload(
       account.dispatchHooks,
       (body) => readImagesAnswer(body, call.stream)
     )
+    // The upstream has the upload: neither the copies nor the client's bytes (up to IMAGE_UPLOAD_MAX_MB) are kept for the answer.
     bodies.release()
+    call.rawBody = RELEASED_BODY
     if (result.answer === null) return relayImageStream(call, account, result.body, streamed)
     const { bytes, answer } = result.answer
     account.markFirstByte()
@@ -199,6 +201,8 @@ async function relayImageStream(call: ImageUploadCall, account: RequestAccount, 
   else stream.end()
   account.close(200, failed ? 'stream_interrupted' : null, usage)
 }
+
+const RELEASED_BODY = Buffer.alloc(0)
 
 /** No image and no token: a request that ended before its answer (the client gone) */
 function noImages(): TokenUsage {
