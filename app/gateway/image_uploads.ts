@@ -47,8 +47,8 @@ export interface ImageUploadCall {
  * input picture as image tokens (a few hundred at low input fidelity, some
  * thousands at high); 8,192 is over what one costs, so the hold is over the
  * bill rather than under it. The bytes of the upload say nothing of this
- * (a PNG's size is not its tokens): held by bytes, a 4 MB upload held 1.4
- * million tokens.
+ * (a PNG's size is not its tokens): held by bytes as JSON bodies are (one
+ * token per 3), a 4 MB upload would hold 1.4 million tokens.
  */
 const INPUT_IMAGE_TOKENS = 8192
 
