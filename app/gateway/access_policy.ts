@@ -78,11 +78,28 @@ export function authorizeAndReserve(
   /** Images the request asks for (the images endpoint), held at the per-image price */
   images = 0
 ): PriceInfo | null {
+  return authorizeAndHold(catalog, account, model, promptTokenHold(rawBytes), completionTokenHold(body), images)
+}
+
+/**
+ * authorizeModel, then hold these tokens and images at the model's price (and
+ * the tokens on a plan that limits monthly tokens) until the account closes.
+ * For requests whose size says little of their tokens (an image upload's
+ * bytes are pictures, not text): they count their own.
+ */
+export function authorizeAndHold(
+  catalog: Catalog,
+  account: RequestAccount,
+  model: string,
+  promptTokens: number,
+  completionTokens: number,
+  images: number
+): PriceInfo | null {
   const price = authorizeModel(catalog, account.principal, model)
   account.price = price
   // Kept on the account: a fallback model's hold is the same tokens (and images) at its price (admitFallback).
-  const promptTokens = (account.promptTokenHold = promptTokenHold(rawBytes))
-  const completionTokens = (account.completionTokenHold = completionTokenHold(body))
+  account.promptTokenHold = promptTokens
+  account.completionTokenHold = completionTokens
   account.imageHold = images
   if (isPriced(price)) account.reserve(holdAtPrice(price, promptTokens, completionTokens, images))
   const { plan } = account.principal

@@ -25,6 +25,7 @@ import { IMAGES } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
+import { relayImageUpload, type ImageUploadCall, type ImageUploadOperation } from '#gateway/image_uploads'
 import { RERANK } from '#gateway/rerank'
 import { MODERATIONS } from '#gateway/moderations'
 import { countTokens as countTokensFor, type CountTokensCall } from '#gateway/count_tokens'
@@ -163,6 +164,11 @@ export class GatewayService {
 
   images(call: JsonOperationCall, account: RequestAccount): Promise<void> {
     return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, IMAGES)
+  }
+
+  /** Image edits and variations (multipart uploads), relayed as they came (image_uploads.ts) */
+  imageUpload(operation: ImageUploadOperation, call: ImageUploadCall, account: RequestAccount): Promise<void> {
+    return relayImageUpload(this.catalog, (model) => this.#route(model, account, null), operation, call, account)
   }
 
   /** Legacy text completions (`/v1/completions`, FIM): always passed through (completions.ts). */

@@ -248,6 +248,33 @@ console.log(image.data[0].url ?? image.data[0].b64_json.length)`,
       },
     },
     {
+      id: 'image_edits',
+      method: 'POST',
+      path: '/v1/images/edits',
+      modelKind: 'image',
+      snippets: {
+        curl: `curl ${base}/v1/images/edits \\
+  -H "Authorization: Bearer $${KEY_ENV}" \\
+  -F model=${imageModel} \\
+  -F image=@cat.png \\
+  -F prompt="give the cat a red hat"`,
+        python: `${pyClient(base)}
+
+with open("cat.png", "rb") as image:
+    edited = client.images.edit(model="${imageModel}", image=image, prompt="give the cat a red hat")
+print(edited.data[0].url or len(edited.data[0].b64_json))`,
+        javascript: `import fs from 'node:fs'
+${jsClient(base)}
+
+const edited = await client.images.edit({
+  model: '${imageModel}',
+  image: fs.createReadStream('cat.png'),
+  prompt: 'give the cat a red hat',
+})
+console.log(edited.data[0].url ?? edited.data[0].b64_json.length)`,
+      },
+    },
+    {
       id: 'transcriptions',
       method: 'POST',
       path: '/v1/audio/transcriptions',

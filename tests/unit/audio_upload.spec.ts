@@ -1,5 +1,5 @@
 import { test } from '@japa/runner'
-import { boundaryOf, fieldValue, MultipartError, partNamed, readMultipart, replacePartContent } from '#gateway/audio/multipart'
+import { boundaryOf, fieldValue, MultipartError, partNamed, readMultipart, replacePartContent } from '#gateway/http/multipart'
 import { audioDurationMs, mp3DurationMs, mp3FrameAt, wavDurationMs } from '#gateway/audio/audio_duration'
 import { mp3File, mp3Ms, wavFile } from '#tests/fixtures/audio_files'
 

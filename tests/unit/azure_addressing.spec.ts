@@ -71,6 +71,21 @@ test.group('Azure OpenAI addressing', () => {
     assert.equal(azurePath(preview, '/chat/completions', 'd'), '/openai/v1/chat/completions?api-version=preview')
   })
 
+  test('image edits: the deployment in the path at a version that serves them (2025-04-01-preview on); v1 as OpenAI', ({ assert }) => {
+    const classic = channel('https://res.openai.azure.com/openai')
+    assert.equal(azureAdapter.request(classic, call('image_edits')).path, '/openai/deployments/my-gpt4o/images/edits?api-version=2025-04-01-preview')
+    const old = channel('https://res.openai.azure.com/openai?api-version=2024-06-01')
+    assert.equal(azureAdapter.request(old, call('image_edits')).path, '/openai/deployments/my-gpt4o/images/edits?api-version=2025-04-01-preview')
+    // The pasted version still addresses the other calls.
+    assert.equal(azureAdapter.request(old, call('images')).path, '/openai/deployments/my-gpt4o/images/generations?api-version=2024-06-01')
+    const recent = channel('https://res.openai.azure.com/openai?api-version=2025-06-01-preview')
+    assert.equal(azureAdapter.request(recent, call('image_edits')).path, '/openai/deployments/my-gpt4o/images/edits?api-version=2025-06-01-preview')
+    assert.equal(azureAdapter.request(channel('https://res.openai.azure.com/openai/v1'), call('image_edits')).path, '/openai/v1/images/edits')
+    // dall-e-2 (variations) is not deployed on Azure.
+    assert.isFalse(azureAdapter.offers(classic, 'image_variations'))
+    assert.isTrue(azureAdapter.offers(classic, 'image_edits'))
+  })
+
   test('no rerank or moderations; chat and responses spoken natively', ({ assert }) => {
     const c = channel('https://res.openai.azure.com/openai')
     assert.isFalse(azureAdapter.offers(c, 'rerank'))

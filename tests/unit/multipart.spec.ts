@@ -1,5 +1,5 @@
 import { test } from '@japa/runner'
-import { readMultipart } from '#gateway/audio/multipart'
+import { fieldValue, readMultipart, withLeadingField } from '#gateway/http/multipart'
 
 const B = 'XyZ'
 
@@ -18,6 +18,20 @@ test.group('readMultipart', () => {
         ['file', 'a.mp3', 'audio/mpeg', 'BYTES'],
       ]
     )
+  })
+
+  test('a field added in front: after the preamble, before the first part, every other byte as it was', ({ assert }) => {
+    const parts = `--${B}\r\nContent-Disposition: form-data; name="image"; filename="--${B}.png"\r\n\r\nPNG\r\n--${B}--\r\n`
+    for (const preamble of ['', 'ignored preamble\r\n']) {
+      const body = Buffer.from(preamble + parts)
+      const form = readMultipart(body, B)
+      assert.equal(form.start, preamble.length)
+      const added = withLeadingField(body, form, 'model', 'dall-e-2-upstream')
+      assert.equal(added.toString(), `${preamble}--${B}\r\nContent-Disposition: form-data; name="model"\r\n\r\ndall-e-2-upstream\r\n${parts}`)
+      const again = readMultipart(added, B)
+      assert.deepEqual(again.parts.map((p) => p.name), ['model', 'image'])
+      assert.equal(fieldValue(added, again, 'model'), 'dall-e-2-upstream')
+    }
   })
 
   test('a part whose blank line comes only in a later part is refused, not matched across parts', ({ assert }) => {

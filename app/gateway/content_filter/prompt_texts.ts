@@ -128,7 +128,7 @@ function geminiBatchEmbed(body: Record<string, any>, visit: TextVisitor): boolea
   return false
 }
 
-/** Image generation: the prompt describing the image. */
+/** Image generation and edits: the prompt describing the image (an edit's multipart `prompt` field, image_upload.ts). */
 function imagePrompt(body: Record<string, any>, visit: TextVisitor): boolean {
   return typeof body.prompt === 'string' && visit(body.prompt)
 }
@@ -150,5 +150,6 @@ export const PROMPT_TEXTS = new Map<string, (body: Record<string, any>, visit: T
   ['gemini.embedContent', geminiEmbed],
   ['gemini.batchEmbedContents', geminiBatchEmbed],
   ['images.generations', imagePrompt],
+  ['images.edits', imagePrompt],
   ['audio.speech', speechInput],
 ])

@@ -1,5 +1,6 @@
 import { accounted, type ApiCall, generate, withAccount } from '#gateway/http/generation_request'
 import { readAudioUpload } from '#gateway/http/audio_upload'
+import { readImageUpload } from '#gateway/http/image_upload'
 import { chatCompletionEnvelope } from '#validators/chat_completion'
 import {
   completionsEnvelope,
@@ -55,6 +56,20 @@ export function imageGenerations(call: ApiCall) {
       { principal: call.principal, rawBody, body, model: body.model, req: call.req, res: call.res },
       account
     )
+  )
+}
+
+/** Image edits: a multipart upload (image or image[], mask, prompt, model...), billed per image like generations. */
+export function imageEdits(call: ApiCall) {
+  return accounted(call, 'images.edits', async (gw, account) =>
+    gw.service.imageUpload('image_edits', await readImageUpload(call, 'images.edits', account, gw.catalog), account)
+  )
+}
+
+/** Image variations (dall-e-2): a multipart upload of one image, billed per image. */
+export function imageVariations(call: ApiCall) {
+  return accounted(call, 'images.variations', async (gw, account) =>
+    gw.service.imageUpload('image_variations', await readImageUpload(call, 'images.variations', account, gw.catalog), account)
   )
 }
 
@@ -121,6 +136,8 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v1/responses', responses],
   ['/v1/embeddings', embeddings],
   ['/v1/images/generations', imageGenerations],
+  ['/v1/images/edits', imageEdits],
+  ['/v1/images/variations', imageVariations],
   ['/v1/completions', completions],
   ['/v1/audio/transcriptions', audioTranscriptions],
   ['/v1/audio/translations', audioTranslations],
@@ -136,6 +153,8 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/responses', responses],
   ['/embeddings', embeddings],
   ['/images/generations', imageGenerations],
+  ['/images/edits', imageEdits],
+  ['/images/variations', imageVariations],
   ['/audio/transcriptions', audioTranscriptions],
   ['/audio/translations', audioTranslations],
   ['/audio/speech', audioSpeech],

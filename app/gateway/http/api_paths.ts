@@ -14,7 +14,7 @@ const API_PREFIXES = [
   '/completions',
   '/responses',
   '/embeddings',
-  '/images/generations',
+  '/images/',
   '/audio/',
   '/moderations',
   '/models',

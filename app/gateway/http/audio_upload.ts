@@ -8,7 +8,7 @@ import {
   partNamed,
   readMultipart,
   withFieldValue,
-} from '#gateway/audio/multipart'
+} from '#gateway/http/multipart'
 import { deploymentName } from '#gateway/http/deployment_model'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import type { ApiCall } from '#gateway/http/generation_request'

@@ -6,6 +6,7 @@ import {
   chatCompletions,
   completions,
   embeddings,
+  imageEdits,
   imageGenerations,
   responses,
 } from '#gateway/http/api_endpoints'
@@ -34,6 +35,7 @@ const FIXED = new Map<string, Endpoint>([
   ['/openai/v1/responses', responses],
   ['/openai/v1/embeddings', embeddings],
   ['/openai/v1/images/generations', imageGenerations],
+  ['/openai/v1/images/edits', imageEdits],
   ['/openai/v1/audio/transcriptions', audioTranscriptions],
   ['/openai/v1/audio/translations', audioTranslations],
   ['/openai/v1/audio/speech', audioSpeech],

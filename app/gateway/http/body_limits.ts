@@ -23,6 +23,8 @@ const EMBEDDINGS_BYTES = megabytes('BODY_LIMIT_EMBEDDINGS_MB', 16)
 const IMAGES_BYTES = megabytes('BODY_LIMIT_IMAGES_MB', 1)
 /** Audio uploads (transcriptions, translations): OpenAI's own limit is 25 MB */
 const AUDIO_BYTES = megabytes('AUDIO_MAX_MB', 25)
+/** Image edits and variations (multipart uploads): OpenAI takes GPT image files up to 50 MB each (dall-e-2's: 4 MB) */
+const IMAGE_UPLOAD_BYTES = megabytes('IMAGE_UPLOAD_MAX_MB', 50)
 
 /**
  * Bytes of request bodies held at once by this instance (reading or in use).
@@ -42,6 +44,7 @@ export function bodyLimitFor(endpoint: string): number {
   if (endpoint === 'embeddings' || endpoint === 'rerank' || endpoint.endsWith('mbedContents') || endpoint.endsWith('embedContent')) return EMBEDDINGS_BYTES
   if (endpoint === 'images.generations' || endpoint === 'audio.speech') return IMAGES_BYTES
   if (endpoint === 'audio.transcriptions' || endpoint === 'audio.translations') return AUDIO_BYTES
+  if (endpoint === 'images.edits' || endpoint === 'images.variations') return IMAGE_UPLOAD_BYTES
   return GENERATION_BYTES
 }
 

@@ -25,6 +25,8 @@ export type Operation =
   | 'audio_transcriptions'
   | 'audio_translations'
   | 'audio_speech'
+  | 'image_edits'
+  | 'image_variations'
 
 export interface UpstreamCall {
   operation: Operation
@@ -35,12 +37,12 @@ export interface UpstreamCall {
   stream: boolean
   body: string | Buffer
   clientHeaders: IncomingHttpHeaders
-  /** The body's content type when not JSON (an audio upload's multipart/form-data with its boundary) */
+  /** The body's content type when not JSON (an audio or image upload's multipart/form-data with its boundary) */
   contentType?: string
 }
 
 /** OpenAI's endpoints besides generation and embeddings that channels may offer (ProviderAdapter.offers). */
-export type RelayedService = 'images' | 'completions' | 'audio' | 'rerank' | 'moderations'
+export type RelayedService = 'images' | 'image_edits' | 'image_variations' | 'completions' | 'audio' | 'rerank' | 'moderations'
 
 /** The embeddings wire an upstream speaks. */
 export type EmbeddingsWire = 'openai' | 'gemini'
@@ -60,7 +62,7 @@ export interface ProviderAdapter {
   embeddings(channel: ChannelInfo): EmbeddingsWire | null
   /**
    * Whether the channel offers one of OpenAI's other endpoints, relayed as
-   * they are: images, legacy completions (FIM), audio (transcriptions,
+   * they are: images, image edits and variations (multipart uploads), legacy completions (FIM), audio (transcriptions,
    * translations, speech), rerank (`{base}/rerank`: vLLM, Infinity, TEI,
    * SiliconFlow, Jina, Cohere v2), moderations
    */

@@ -8,9 +8,10 @@ import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { htmlText } from '#tests/page_client'
 import { wavFile } from '#tests/fixtures/audio_files'
+import { pngFile } from '#tests/fixtures/image_files'
 
 const run = promisify(execFile)
-/** Where the snippets run: they read speech.wav and write hello.mp3 here. */
+/** Where the snippets run: they read speech.wav and cat.png and write hello.mp3 here. */
 const scratch = () => app.makePath('tmp/docs_snippets')
 const written = (name: string) => statSync(`${scratch()}/${name}`, { throwIfNoEntry: false })?.size ?? 0
 
@@ -49,6 +50,10 @@ const expectations: Record<string, { curl: (out: string) => boolean; javascript:
     javascript: (o) => Number(o.trim()) > 0,
   },
   images: {
+    curl: (o) => JSON.parse(o).data.length === 1,
+    javascript: (o) => o.trim().length > 0,
+  },
+  image_edits: {
     curl: (o) => JSON.parse(o).data.length === 1,
     javascript: (o) => o.trim().length > 0,
   },
@@ -95,6 +100,7 @@ test.group('/docs snippets run against the gateway', (group) => {
     await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['mock-chat', 'text-embedding-3-small', 'gpt-image-1', 'jina-reranker-v2-base-multilingual', 'omni-moderation-latest', 'whisper-1', 'tts-1'] })
     await mkdir(scratch(), { recursive: true })
     await writeFile(`${scratch()}/speech.wav`, wavFile(1000))
+    await writeFile(`${scratch()}/cat.png`, pngFile(8))
     return async () => {
       await mock.stop()
       await rm(scratch(), { recursive: true, force: true })

@@ -15,6 +15,8 @@ import type { ChannelInfo } from '#gateway/types'
 export const AZURE_DEFAULT_API_VERSION = '2024-10-21'
 /** The first version serving the Responses API on classic bases (preview only) */
 export const AZURE_RESPONSES_API_VERSION = '2025-03-01-preview'
+/** The first version serving image edits (`/images/edits`, gpt-image-1) on classic bases (preview only) */
+export const AZURE_IMAGE_EDITS_API_VERSION = '2025-04-01-preview'
 
 /** How one channel's requests are addressed, worked out once per channel snapshot. */
 export interface AzureAddressing {
@@ -27,6 +29,8 @@ export interface AzureAddressing {
   query: string
   /** The same for the Responses API, which classic serves only from 2025-03-01-preview on */
   responsesQuery: string
+  /** The same for image edits, which classic serves only from 2025-04-01-preview on */
+  imageEditsQuery: string
 }
 
 /** Reads a channel's base URL: the shape from its path, the api-version from its query. */
@@ -36,12 +40,19 @@ export function azureAddressing(baseUrl: string): AzureAddressing {
   const v1 = /\/openai\/v1$/.test(basePath)
   if (v1) {
     const query = pasted ? `?api-version=${pasted}` : ''
-    return { origin, basePath, v1, query, responsesQuery: query }
+    return { origin, basePath, v1, query, responsesQuery: query, imageEditsQuery: query }
   }
   const version = pasted ?? AZURE_DEFAULT_API_VERSION
-  // Dated versions compare as strings; the pasted one wins when it serves Responses already.
-  const responses = pasted && pasted >= AZURE_RESPONSES_API_VERSION.slice(0, 10) ? pasted : AZURE_RESPONSES_API_VERSION
-  return { origin, basePath, v1, query: `?api-version=${version}`, responsesQuery: `?api-version=${responses}` }
+  // Dated versions compare as strings; the pasted one wins when it serves the operation already.
+  const atLeast = (first: string) => `?api-version=${pasted && pasted >= first.slice(0, 10) ? pasted : first}`
+  return {
+    origin,
+    basePath,
+    v1,
+    query: `?api-version=${version}`,
+    responsesQuery: atLeast(AZURE_RESPONSES_API_VERSION),
+    imageEditsQuery: atLeast(AZURE_IMAGE_EDITS_API_VERSION),
+  }
 }
 
 const addressings = new WeakMap<ChannelInfo, AzureAddressing>()
@@ -60,16 +71,16 @@ function addressingOf(channel: ChannelInfo): AzureAddressing {
  * classic bases put the deployment (the channel's upstream model name, which
  * the model mapping sets) in the path, except for the Responses API.
  */
-export function azurePath(addressing: AzureAddressing, endpoint: string, model: string, responses = false): string {
+export function azurePath(addressing: AzureAddressing, endpoint: string, model: string, responses = false, query = addressing.query): string {
   if (responses) return `${addressing.basePath}${endpoint}${addressing.responsesQuery}`
-  if (addressing.v1) return `${addressing.basePath}${endpoint}${addressing.query}`
-  return `${addressing.basePath}/deployments/${encodeURIComponent(model)}${endpoint}${addressing.query}`
+  if (addressing.v1) return `${addressing.basePath}${endpoint}${query}`
+  return `${addressing.basePath}/deployments/${encodeURIComponent(model)}${endpoint}${query}`
 }
 
 /**
  * Azure OpenAI: OpenAI's bodies and answers, its own addressing (two URL
- * shapes, see azureAddressing) and an `api-key` header. No rerank or
- * moderations endpoint.
+ * shapes, see azureAddressing) and an `api-key` header. No rerank,
+ * moderations or image variations endpoint (dall-e-2 is not deployed there).
  */
 export class AzureAdapter implements ProviderAdapter {
   dialects(): readonly DialectName[] {
@@ -88,9 +99,9 @@ export class AzureAdapter implements ProviderAdapter {
     return 'openai' as const
   }
 
-  /** Azure serves images, completions and audio; it has no rerank or moderations endpoint. */
+  /** Azure serves images (generations and edits), completions and audio; it has no rerank, moderations or image variations. */
   offers(_channel: ChannelInfo, service: RelayedService) {
-    return service !== 'rerank' && service !== 'moderations'
+    return service !== 'rerank' && service !== 'moderations' && service !== 'image_variations'
   }
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
@@ -104,7 +115,8 @@ export class AzureAdapter implements ProviderAdapter {
     withChannelHeaders(headers, channel, call.clientHeaders, VENDORS.azure.forwardHeaders)
     const endpoint = OPENAI_PATHS[call.operation === 'generate' ? call.dialect : call.operation] ?? OPENAI_PATHS.openai_chat
     const responses = call.operation === 'generate' && call.dialect === 'openai_responses'
-    return { origin: addressing.origin, path: azurePath(addressing, endpoint, call.model, responses), headers, body: call.body }
+    const query = call.operation === 'image_edits' ? addressing.imageEditsQuery : addressing.query
+    return { origin: addressing.origin, path: azurePath(addressing, endpoint, call.model, responses, query), headers, body: call.body }
   }
 
   /** v1: `{base}/models`; classic: `{base}/models?api-version=...` (the resource's models). */

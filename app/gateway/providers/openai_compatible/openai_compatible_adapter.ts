@@ -16,6 +16,8 @@ export const OPENAI_PATHS: Record<string, string> = {
   openai_responses: '/responses',
   embeddings: '/embeddings',
   images: '/images/generations',
+  image_edits: '/images/edits',
+  image_variations: '/images/variations',
   completions: '/completions',
   audio_transcriptions: '/audio/transcriptions',
   audio_translations: '/audio/translations',

@@ -1,9 +1,10 @@
 /**
- * A small multipart/form-data reader for the audio uploads (RFC 7578 over
- * RFC 2046). The gateway needs only a few text fields (`model`,
- * `response_format`, `stream`) and the file's bytes for its duration, and
- * must forward the client's bytes unchanged, or with only the `model` part's
- * value replaced. So it finds where each part's headers and content lie in
+ * A small multipart/form-data reader for the uploads (audio transcriptions
+ * and translations, image edits and variations; RFC 7578 over RFC 2046). The
+ * gateway needs only a few text fields (`model`, `response_format`,
+ * `stream`, an edit's `prompt` and `n`), an audio file's bytes for its
+ * duration, and must forward the client's bytes unchanged, or with only the
+ * `model` part's value replaced (or, for a form that names no model, added). So it finds where each part's headers and content lie in
  * the buffer and copies nothing. (formidable, which the body parser brings,
  * streams parts to disk and does not give byte offsets; busboy is not
  * installed.)
@@ -20,10 +21,12 @@ export interface MultipartPart {
 
 export interface MultipartForm {
   boundary: string
+  /** Where the first delimiter line (`--boundary`) begins, after any preamble */
+  start: number
   parts: MultipartPart[]
 }
 
-/** More parts than any audio form has: bounds the work a hostile body can ask for. */
+/** More parts than any audio or image form has: bounds the work a hostile body can ask for. */
 const MAX_PARTS = 256
 const MAX_HEADER_BYTES = 16 * 1024
 const HEADERS_END = Buffer.from('\r\n\r\n')
@@ -58,10 +61,11 @@ export function readMultipart(body: Buffer, boundary: string): MultipartForm {
   let at = body.subarray(0, dash.length).equals(dash) ? 0 : body.indexOf(delimiter)
   if (at < 0) throw new MultipartError('the body has no part delimited by the boundary of its content type')
   if (at > 0) at += 2
+  const start = at
   const parts: MultipartPart[] = []
   for (;;) {
     let i = at + dash.length
-    if (body[i] === 0x2d && body[i + 1] === 0x2d) return { boundary, parts }
+    if (body[i] === 0x2d && body[i + 1] === 0x2d) return { boundary, start, parts }
     while (body[i] === 0x20 || body[i] === 0x09) i++
     if (body[i] === 0x0d && body[i + 1] === 0x0a) i += 2
     else if (body[i] === 0x0a) i += 1
@@ -145,17 +149,25 @@ export function replacePartContent(body: Buffer, part: MultipartPart, content: s
 
 /**
  * The body with the text field `name` set to `value`: its first part's
- * content replaced, or, without one, a part added before the first part (the
- * preamble, if any, stays first). The form must be re-read after.
+ * content replaced, or, without one, a part added first (withLeadingField).
+ * The form must be re-read after. (An Azure deployment names an audio form's model.)
  */
 export function withFieldValue(body: Buffer, form: MultipartForm, name: string, value: string): Buffer {
   const part = partNamed(form, name)
   if (part !== undefined) return replacePartContent(body, part, value)
-  const dash = Buffer.from(`--${form.boundary}`)
-  // Where the first delimiter's dashes start (readMultipart found it, so it is there).
-  const first = body.subarray(0, dash.length).equals(dash) ? 0 : body.indexOf(`\r\n--${form.boundary}`) + 2
-  const added = Buffer.from(`--${form.boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`, 'utf8')
-  return Buffer.concat([body.subarray(0, first), added, body.subarray(first)])
+  return withLeadingField(body, form, name, value)
+}
+
+/**
+ * The body with one more text field, put first (right after the preamble,
+ * if any): every byte of the client's parts as it was. For a form that names
+ * no model when the channel needs one named (an image variation's default
+ * model, mapped to another name upstream).
+ */
+export function withLeadingField(body: Buffer, form: MultipartForm, name: string, value: string): Buffer {
+  const at = form.start
+  const part = Buffer.from(`--${form.boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`, 'utf8')
+  return Buffer.concat([body.subarray(0, at), part, body.subarray(at)])
 }
 
 /** Splits `a; b="c;d"; e` on semicolons outside quotes. */
