@@ -696,7 +696,8 @@ class Exchange {
   /** The stream's usage; a partial count (cut stream) is completed with the tokenizer. */
   async usageOfStream(outcome: StreamOutcome): Promise<TokenUsage> {
     if (outcome.usage && outcome.usageFinal) return toTokenUsage(outcome.usage)
-    const estimated = await this.estimate(outcome.completionText())
+    const completion = outcome.completionText()
+    const estimated = await this.estimate(completion.text, completion.chars)
     if (!outcome.usage) return estimated
     const partial: CanonicalUsage = {
       ...outcome.usage,
@@ -706,7 +707,8 @@ class Exchange {
     return { ...toTokenUsage(partial), estimated: true }
   }
 
-  async estimate(completion: string): Promise<TokenUsage> {
+  /** The tokenizer's count; `completionChars`: the completion's whole length when `completion` is only its start (a stream's kept text). */
+  async estimate(completion: string, completionChars = completion.length): Promise<TokenUsage> {
     let promptTokens: number
     try {
       promptTokens =
@@ -717,7 +719,7 @@ class Exchange {
       // A pass-through body the decoder cannot read was still served: bill it by its size.
       promptTokens = Math.ceil((this.#sentPrompt?.bytes ?? this.call.rawBody).length / 4)
     }
-    const completionTokens = await countTokens(completion)
+    const completionTokens = await countTokens(completion, completionChars)
     return {
       promptTokens,
       completionTokens,

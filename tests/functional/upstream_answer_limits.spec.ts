@@ -45,6 +45,14 @@ async function brokenUpstream() {
         res.write('{"id":"chatcmpl-huge","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"')
         await write(piece, 64) // 4 MB, past the test's 1 MB bound
         res.end('"},"finish_reason":"stop"}]}')
+      } else if (model.startsWith('endless-')) {
+        // A stream that reports no usage and goes on and on (`endless-N`: N MB of text), then ends.
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        const event = `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] })}\n\n`
+        await write(event, Number(model.split('-').at(-1)) * 16)
+        if (res.destroyed) return
+        res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`)
+        res.end('data: [DONE]\n\n')
       } else if (model === 'huge-error') {
         res.writeHead(400, { 'content-type': 'application/json' })
         res.write('{"error":{"message":"bad things happened ","type":"invalid_request_error","code":"bad"},"pad":"')
@@ -154,6 +162,39 @@ test.group('Upstream answers past the gateway\'s bounds', (group) => {
     const rows = await usageRows(user.userId)
     assert.include(rows.at(-1), { model: 'long-line-64', status: 200, error_code: 'stream_interrupted' })
   })
+
+  test('a stream without usage longer than a string can be: billed by its length, not a 500 row charged nothing', async ({ assert }) => {
+    // 600 MB of text, past V8's longest string (~512 M characters): the relays kept all of it (the
+    // process's memory grew by as much) and joining it to count it threw, so the row was a 500
+    // internal_error with nothing charged, for an answer the client had whole. Passed through
+    // and translated (to an Anthropic client): each keeps the start of the text and its length.
+    for (const [path, body] of [
+      ['/v1/chat/completions', { model: 'endless-600', messages: hello, stream: true }],
+      ['/v1/messages', { model: 'endless-600', max_tokens: 10, messages: hello, stream: true }],
+    ] as const) {
+      const before = (await usageRows(user.userId)).length
+      const response = await post(path, body, auth())
+      assert.equal(response.status, 200)
+      let bytes = 0
+      let tail = ''
+      for await (const chunk of response.body!) {
+        bytes += chunk.length
+        tail = (tail + Buffer.from(chunk).toString()).slice(-200)
+      }
+      assert.isAbove(bytes, 600 * MB)
+      assert.match(tail, path === '/v1/messages' ? /message_stop/ : /\[DONE\]/)
+      // The row is written once the text is counted, a moment after the client has its end.
+      let rows = await usageRows(user.userId)
+      for (let i = 0; i < 100 && rows.length === before; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        rows = await usageRows(user.userId)
+      }
+      const row = rows.at(-1)
+      assert.include(row, { model: 'endless-600', status: 200, error_code: null, estimated: true }, path)
+      // 'x' x 600 M: a token per ~8 characters counted whole, scaled from the kept start.
+      assert.isAbove(row.completion_tokens, 600 * MB / 64, path)
+    }
+  }).timeout(180_000)
 
   test('an answer cut mid-body is a 502 in the client\'s format (not a 500), metered', async ({ assert }) => {
     const chat = await post('/v1/chat/completions', { model: 'cut', messages: hello }, auth())

@@ -2,7 +2,7 @@ import { streamFailureMessage } from '#gateway/http/client_message'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { ClientStream } from '#gateway/relay/client_stream'
-import { TextPieces } from '#gateway/relay/text_pieces'
+import { TextPieces, type KeptText as CompletionText } from '#gateway/relay/text_pieces'
 import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 
@@ -25,8 +25,8 @@ export interface StreamOutcome {
   usage: CanonicalUsage | null
   /** The usage is the upstream's final count (not a partial one from a cut stream) */
   usageFinal: boolean
-  /** Streamed completion text, for counting when the upstream reported no usage */
-  completionText: () => string
+  /** Streamed completion text, for counting when the upstream reported no usage (its first KEPT_TEXT_CHARS, and its length) */
+  completionText: () => CompletionText
   /** Upstream failure after the stream started, if any */
   error: Error | null
   clientClosed: boolean
@@ -171,9 +171,11 @@ export async function relayPassThroughStream(
     usageFinal: usageFinal && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: () => (text ? text.finish() : ''),
+    completionText: () => (text ? text.finish() : NO_TEXT),
   }
 }
+
+const NO_TEXT: CompletionText = Object.freeze({ text: '', chars: 0 })
 
 /** Raw event bytes kept as they came (a short answer, the usual case, is never decoded). */
 const KEPT_EVENT_BYTES = 2048
@@ -219,10 +221,10 @@ class KeptText {
   }
 
   /** The completion text of everything pushed, through the dialect's own decoder. */
-  finish(): string {
+  finish(): CompletionText {
     if (!this.#decoder) this.#switchToText()
     for (const event of this.#decoder!.end()) take(event, this.#text)
-    return this.#text.text()
+    return this.#text.kept()
   }
 
   #switchToText() {

@@ -99,6 +99,6 @@ export async function relayTranslatedStream(
     usageFinal: finalUsage && stopped && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: () => text.text(),
+    completionText: () => text.kept(),
   }
 }
