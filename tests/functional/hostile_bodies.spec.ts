@@ -104,23 +104,24 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
     const capacity = bodyBudget.capacity
     bodyBudget.capacity = bodyBudget.used + 64 * 1024
     try {
-      // The first request holds 40 KB of the budget while it uploads slowly.
+      // The first request holds the 40 KB it has sent while it uploads the rest slowly.
       let finish!: () => void
       const first = rawRequest(
         '/v1/chat/completions',
-        { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(40 * 1024) },
+        { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(48 * 1024) },
         (req) => {
           const body = JSON.stringify({ model: 'mock-a', messages: hello, pad: '' })
-          const padded = body.slice(0, -2) + 'x'.repeat(40 * 1024 - body.length) + '"}'
-          req.write(padded.slice(0, 100))
-          finish = () => req.end(padded.slice(100))
+          const padded = body.slice(0, -2) + 'x'.repeat(48 * 1024 - body.length) + '"}'
+          req.write(padded.slice(0, 40 * 1024))
+          finish = () => req.end(padded.slice(40 * 1024))
         }
       )
       await new Promise((resolve) => setTimeout(resolve, 100))
+      // The second's 40 KB, as they arrive, go past what is left.
       const second = await rawRequest(
         '/v1/messages',
         { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(40 * 1024) },
-        (req) => req.write('{')
+        (req) => req.write('{' + ' '.repeat(40 * 1024 - 1))
       )
       assert.equal(second.status, 503)
       assert.equal(second.body.type, 'error')
@@ -131,6 +132,33 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
       const after = await post('/v1/chat/completions', { model: 'mock-a', messages: hello, pad: 'x'.repeat(40 * 1024) }, { authorization: `Bearer ${key}` })
       assert.equal(after.status, 200)
     } finally {
+      bodyBudget.capacity = capacity
+    }
+  })
+
+  test('a body announced but not sent holds none of the budget: slow senders cannot lock everyone out', async ({ assert }) => {
+    // Eight connections announcing 32 MB and sending a byte held the whole 256 MB budget, so every
+    // other request with a body was a 503 until the body timeout (and again as they reconnected).
+    const capacity = bodyBudget.capacity
+    bodyBudget.capacity = bodyBudget.used + 64 * 1024
+    const stalled: http.ClientRequest[] = []
+    try {
+      for (let i = 0; i < 4; i++) {
+        void rawRequest(
+          '/v1/chat/completions',
+          // Together they announce the whole budget (the test's 64 KB, as eight 32 MB bodies do 256 MB).
+          { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(16 * 1024) },
+          (req) => {
+            req.write('{')
+            stalled.push(req)
+          }
+        ).catch(() => {})
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const served = await post('/v1/chat/completions', { model: 'mock-a', messages: hello, pad: 'x'.repeat(8 * 1024) }, { authorization: `Bearer ${key}` })
+      assert.equal(served.status, 200)
+    } finally {
+      for (const req of stalled) req.destroy()
       bodyBudget.capacity = capacity
     }
   })
