@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import http from 'node:http'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, gateway, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { bodyBudget, bodyTiming } from '#gateway/http/body_limits'
 
 /**
@@ -160,6 +160,46 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
     } finally {
       for (const req of stalled) req.destroy()
       bodyBudget.capacity = capacity
+    }
+  })
+
+  test('requests still sending their body do not take the in-flight slots (MAX_INFLIGHT)', async ({ assert }) => {
+    // 8,192 connections of one key, each sending a byte of its body, held every slot for the body
+    // timeout: every other request was a 503 overloaded. Here: three slots, three slow senders.
+    const service = (await gateway()).service
+    const saved = service.maxInFlight
+    // The earlier tests' hung-up uploads are accounted a moment after they close.
+    for (let i = 0; i < 200 && service.inFlight > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    const base = service.inFlight
+    service.maxInFlight = base + 3
+    const stalled: http.ClientRequest[] = []
+    try {
+      for (let i = 0; i < 3; i++) {
+        void rawRequest(
+          i === 0 ? '/v1/audio/transcriptions' : '/v1/chat/completions',
+          {
+            'authorization': `Bearer ${key}`,
+            'content-type': i === 0 ? 'multipart/form-data; boundary=x' : 'application/json',
+            'content-length': '1000',
+          },
+          (req) => {
+            req.write(i === 0 ? '--x' : '{')
+            stalled.push(req)
+          }
+        ).catch(() => {})
+      }
+      // Wait until the three are admitted (their accounts open, their bodies awaited).
+      for (let i = 0; i < 50 && service.inFlight < base + 3; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      const served = await post('/v1/chat/completions', { model: 'mock-a', messages: hello }, { authorization: `Bearer ${key}` })
+      assert.equal(served.status, 200)
+      // The cap still holds for requests whose body is in.
+      service.maxInFlight = 0
+      const refused = await post('/v1/chat/completions', { model: 'mock-a', messages: hello }, { authorization: `Bearer ${key}` })
+      assert.equal(refused.status, 503)
+      assert.equal(((await refused.json()) as any).error.code, 'overloaded')
+    } finally {
+      for (const req of stalled) req.destroy()
+      service.maxInFlight = saved
     }
   })
 

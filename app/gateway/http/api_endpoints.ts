@@ -97,13 +97,13 @@ export function moderations(call: ApiCall) {
 
 export function audioTranscriptions(call: ApiCall) {
   return accounted(call, 'audio.transcriptions', async (gw, account) =>
-    gw.service.transcribe('audio_transcriptions', await readAudioUpload(call, 'audio.transcriptions', account), account)
+    gw.service.transcribe('audio_transcriptions', await readAudioUpload(gw.service, call, 'audio.transcriptions', account), account)
   )
 }
 
 export function audioTranslations(call: ApiCall) {
   return accounted(call, 'audio.translations', async (gw, account) =>
-    gw.service.transcribe('audio_translations', await readAudioUpload(call, 'audio.translations', account), account)
+    gw.service.transcribe('audio_translations', await readAudioUpload(gw.service, call, 'audio.translations', account), account)
   )
 }
 

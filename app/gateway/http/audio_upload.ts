@@ -6,6 +6,7 @@ import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
 import { readRawBody } from '#gateway/http/raw_body'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import type { GatewayService } from '#gateway/gateway_service'
 
 /**
  * Reads a transcription or translation upload: the multipart body's bytes
@@ -13,7 +14,12 @@ import type { RequestAccount } from '#gateway/metering/request_account'
  * every body), then only the fields the gateway needs. No JSON parsing; the
  * bytes go upstream as sent.
  */
-export async function readAudioUpload(call: ApiCall, endpoint: string, account: RequestAccount): Promise<TranscriptionCall> {
+export async function readAudioUpload(
+  service: Pick<GatewayService, 'receiveBody'>,
+  call: ApiCall,
+  endpoint: string,
+  account: RequestAccount
+): Promise<TranscriptionCall> {
   const contentType = call.req.headers['content-type'] ?? ''
   const boundary = boundaryOf(contentType)
   if (boundary === null) {
@@ -25,7 +31,7 @@ export async function readAudioUpload(call: ApiCall, endpoint: string, account: 
     error.headers = { connection: 'close' }
     throw error
   }
-  const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  const rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
   let form
   try {
     form = readMultipart(rawBody, boundary)

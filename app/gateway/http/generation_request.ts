@@ -108,7 +108,7 @@ async function readParsedBody(
 ): Promise<ParsedBody> {
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
   if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
-  const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  const rawBody = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
   const bodyLog = gw.service.bodyLog
   if (bodyLog !== null) {
     // Body logging (LOG_BODIES): the client's bytes as sent, a reference held until the call is metered.
