@@ -216,6 +216,9 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
       assert.equal(answer.status, 408)
       assert.deepEqual(answer.body.error, { code: 408, message: answer.body.error.message, status: 'DEADLINE_EXCEEDED' })
       assert.isBelow(performance.now() - started, 5000)
+      // The model is in the path: the row names it (it said '(none)').
+      const rows = await usageRows(userId)
+      assert.include(rows.at(-1), { model: 'gemini-x', status: 408, error_code: 'request_timeout' })
     } finally {
       bodyTiming.timeoutMs = timeout
     }

@@ -107,7 +107,11 @@ async function readParsedBody(
   defaultModel?: string
 ): Promise<ParsedBody> {
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
-  if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
+  // Named on the row from here: an upload that times out or is abandoned says which model it was for.
+  if (modelFromPath !== undefined) {
+    assertStorableModel(modelFromPath)
+    account.model = modelFromPath
+  }
   const rawBody = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
   const bodyLog = gw.service.bodyLog
   if (bodyLog !== null) {
