@@ -2,14 +2,16 @@
 const PIECES_BEFORE_JOIN = 64
 
 /**
- * Characters of a stream's completion text kept for counting: about four
- * times the longest answer a model writes (128k tokens is ~512k characters).
- * Past it only the length is counted on: an upstream that streams without
- * usage and without end (a broken or hostile one, until the total timeout)
- * held its whole text, gigabytes, until the join at the end threw "Invalid
- * string length" and the row was a 500 with nothing charged.
+ * Characters of a stream's completion text kept for counting: what the
+ * tokenizer counts exactly (tokenizer.ts MAX_EXACT; past it, it samples), so
+ * a longer text is counted from its start and scaled to its length. Past it
+ * only the length is kept on: an upstream that streams without usage and
+ * without end (a broken or hostile one, until the total timeout) held its
+ * whole text, gigabytes, until the join at the end threw "Invalid string
+ * length" and the row was a 500 with nothing charged. (A translated stream
+ * keeps its text to the end: at most this much per stream.)
  */
-export const KEPT_TEXT_CHARS = 2 * 1024 * 1024
+export const KEPT_TEXT_CHARS = 131_072
 
 /** A stream's completion text as kept: `text` is its first characters, `chars` how many it had in all. */
 export interface KeptText {
