@@ -178,7 +178,8 @@ function upstreamBody(call: CompletionsCall, upstreamModel: string): Buffer | st
 /** The stream's usage: the upstream's final count, else completed with the tokenizer (a cut stream, no usage). */
 async function usageOfStream(call: CompletionsCall, outcome: StreamOutcome): Promise<TokenUsage> {
   if (outcome.usage && outcome.usageFinal) return toTokenUsage(outcome.usage)
-  const estimated = await estimate(call, outcome.completionText())
+  const completion = outcome.completionText()
+  const estimated = await estimate(call, completion.text, completion.chars)
   if (!outcome.usage) return estimated
   const partial = toTokenUsage(outcome.usage)
   const promptTokens = partial.promptTokens || estimated.promptTokens
@@ -187,7 +188,7 @@ async function usageOfStream(call: CompletionsCall, outcome: StreamOutcome): Pro
 }
 
 /** The tokenizer's count of the prompt (and suffix) and of the completion, marked estimated. */
-async function estimate(call: CompletionsCall, completion: string): Promise<TokenUsage> {
+async function estimate(call: CompletionsCall, completion: string, completionChars = completion.length): Promise<TokenUsage> {
   let promptTokens: number
   try {
     const { text, tokenIds } = promptParts(call.body === RELEASED_BODY ? parseJsonObject(call.rawBody) : call.body)
@@ -195,7 +196,7 @@ async function estimate(call: CompletionsCall, completion: string): Promise<Toke
   } catch {
     promptTokens = Math.ceil(call.rawBody.length / 4)
   }
-  const completionTokens = completion ? await countTokens(completion) : 0
+  const completionTokens = completion ? await countTokens(completion, completionChars) : 0
   return {
     promptTokens,
     completionTokens,

@@ -107,9 +107,7 @@ export class GatewayService {
   /** Starts the accounting of a request that passed key authentication. */
   openAccount(principal: Principal, endpoint: string): RequestAccount {
     if (this.#draining) throw new GatewayError(503, 'shutting_down', 'The gateway is shutting down', 'service_unavailable')
-    if (this.#inFlight.size >= this.maxInFlight) {
-      throw new GatewayError(503, 'overloaded', 'Too many requests in flight; retry shortly', 'service_unavailable')
-    }
+    if (this.#inFlight.size - this.#receiving >= this.maxInFlight) throw tooManyInFlight()
     const account = new RequestAccount(this.meter, principal, endpoint, (closed, usage) => {
       this.#inFlight.delete(closed)
       if (this.#inFlight.size === 0) this.#drained?.()
@@ -122,6 +120,28 @@ export class GatewayService {
 
   get inFlight(): number {
     return this.#inFlight.size
+  }
+
+  /** Requests in flight whose body is still arriving (receiveBody) */
+  #receiving = 0
+
+  /**
+   * A request's body upload, outside the in-flight cap: a connection sending
+   * its body slowly holds what it has sent (the body budget and timeout bound
+   * that), not one of MAX_INFLIGHT's slots. 8,192 connections of one key each
+   * sending a byte of their body held every slot for the body timeout, every
+   * other request a 503. The cap applies again once the body is in.
+   */
+  async receiveBody(upload: Promise<Buffer>): Promise<Buffer> {
+    this.#receiving++
+    let body: Buffer
+    try {
+      body = await upload
+    } finally {
+      this.#receiving--
+    }
+    if (this.#inFlight.size - this.#receiving > this.maxInFlight) throw tooManyInFlight()
+    return body
   }
 
   /**
@@ -737,7 +757,8 @@ class Exchange {
   /** The stream's usage; a partial count (cut stream) is completed with the tokenizer. */
   async usageOfStream(outcome: StreamOutcome): Promise<TokenUsage> {
     if (outcome.usage && outcome.usageFinal) return toTokenUsage(outcome.usage)
-    const estimated = await this.estimate(outcome.completionText())
+    const completion = outcome.completionText()
+    const estimated = await this.estimate(completion.text, completion.chars)
     if (!outcome.usage) return estimated
     const partial: CanonicalUsage = {
       ...outcome.usage,
@@ -747,7 +768,8 @@ class Exchange {
     return { ...toTokenUsage(partial), estimated: true }
   }
 
-  async estimate(completion: string): Promise<TokenUsage> {
+  /** The tokenizer's count; `completionChars`: the completion's whole length when `completion` is only its start (a stream's kept text). */
+  async estimate(completion: string, completionChars = completion.length): Promise<TokenUsage> {
     let promptTokens: number
     try {
       promptTokens =
@@ -758,7 +780,7 @@ class Exchange {
       // A pass-through body the decoder cannot read was still served: bill it by its size.
       promptTokens = Math.ceil((this.#sentPrompt?.bytes ?? this.call.rawBody).length / 4)
     }
-    const completionTokens = await countTokens(completion)
+    const completionTokens = await countTokens(completion, completionChars)
     return {
       promptTokens,
       completionTokens,
@@ -791,6 +813,11 @@ function untranslatable(call: GenerateCall): string | null {
     return `generationConfig.candidateCount > 1 is not supported for ${elsewhere}, which answers with one candidate; send candidateCount: 1`
   }
   return null
+}
+
+/** MAX_INFLIGHT reached: the request is refused before its upstream call */
+function tooManyInFlight() {
+  return new GatewayError(503, 'overloaded', 'Too many requests in flight; retry shortly', 'service_unavailable')
 }
 
 /** Counts tokens against TPM windows (only principals that have any). */

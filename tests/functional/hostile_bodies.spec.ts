@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import http from 'node:http'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, gateway, post, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { bodyBudget, bodyTiming } from '#gateway/http/body_limits'
 
 /**
@@ -104,23 +104,24 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
     const capacity = bodyBudget.capacity
     bodyBudget.capacity = bodyBudget.used + 64 * 1024
     try {
-      // The first request holds 40 KB of the budget while it uploads slowly.
+      // The first request holds the 40 KB it has sent while it uploads the rest slowly.
       let finish!: () => void
       const first = rawRequest(
         '/v1/chat/completions',
-        { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(40 * 1024) },
+        { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(48 * 1024) },
         (req) => {
           const body = JSON.stringify({ model: 'mock-a', messages: hello, pad: '' })
-          const padded = body.slice(0, -2) + 'x'.repeat(40 * 1024 - body.length) + '"}'
-          req.write(padded.slice(0, 100))
-          finish = () => req.end(padded.slice(100))
+          const padded = body.slice(0, -2) + 'x'.repeat(48 * 1024 - body.length) + '"}'
+          req.write(padded.slice(0, 40 * 1024))
+          finish = () => req.end(padded.slice(40 * 1024))
         }
       )
       await new Promise((resolve) => setTimeout(resolve, 100))
+      // The second's 40 KB, as they arrive, go past what is left.
       const second = await rawRequest(
         '/v1/messages',
         { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(40 * 1024) },
-        (req) => req.write('{')
+        (req) => req.write('{' + ' '.repeat(40 * 1024 - 1))
       )
       assert.equal(second.status, 503)
       assert.equal(second.body.type, 'error')
@@ -132,6 +133,73 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
       assert.equal(after.status, 200)
     } finally {
       bodyBudget.capacity = capacity
+    }
+  })
+
+  test('a body announced but not sent holds none of the budget: slow senders cannot lock everyone out', async ({ assert }) => {
+    // Eight connections announcing 32 MB and sending a byte held the whole 256 MB budget, so every
+    // other request with a body was a 503 until the body timeout (and again as they reconnected).
+    const capacity = bodyBudget.capacity
+    bodyBudget.capacity = bodyBudget.used + 64 * 1024
+    const stalled: http.ClientRequest[] = []
+    try {
+      for (let i = 0; i < 4; i++) {
+        void rawRequest(
+          '/v1/chat/completions',
+          // Together they announce the whole budget (the test's 64 KB, as eight 32 MB bodies do 256 MB).
+          { 'authorization': `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(16 * 1024) },
+          (req) => {
+            req.write('{')
+            stalled.push(req)
+          }
+        ).catch(() => {})
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const served = await post('/v1/chat/completions', { model: 'mock-a', messages: hello, pad: 'x'.repeat(8 * 1024) }, { authorization: `Bearer ${key}` })
+      assert.equal(served.status, 200)
+    } finally {
+      for (const req of stalled) req.destroy()
+      bodyBudget.capacity = capacity
+    }
+  })
+
+  test('requests still sending their body do not take the in-flight slots (MAX_INFLIGHT)', async ({ assert }) => {
+    // 8,192 connections of one key, each sending a byte of its body, held every slot for the body
+    // timeout: every other request was a 503 overloaded. Here: three slots, three slow senders.
+    const service = (await gateway()).service
+    const saved = service.maxInFlight
+    // The earlier tests' hung-up uploads are accounted a moment after they close.
+    for (let i = 0; i < 200 && service.inFlight > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    const base = service.inFlight
+    service.maxInFlight = base + 3
+    const stalled: http.ClientRequest[] = []
+    try {
+      for (let i = 0; i < 3; i++) {
+        void rawRequest(
+          i === 0 ? '/v1/audio/transcriptions' : '/v1/chat/completions',
+          {
+            'authorization': `Bearer ${key}`,
+            'content-type': i === 0 ? 'multipart/form-data; boundary=x' : 'application/json',
+            'content-length': '1000',
+          },
+          (req) => {
+            req.write(i === 0 ? '--x' : '{')
+            stalled.push(req)
+          }
+        ).catch(() => {})
+      }
+      // Wait until the three are admitted (their accounts open, their bodies awaited).
+      for (let i = 0; i < 50 && service.inFlight < base + 3; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      const served = await post('/v1/chat/completions', { model: 'mock-a', messages: hello }, { authorization: `Bearer ${key}` })
+      assert.equal(served.status, 200)
+      // The cap still holds for requests whose body is in.
+      service.maxInFlight = 0
+      const refused = await post('/v1/chat/completions', { model: 'mock-a', messages: hello }, { authorization: `Bearer ${key}` })
+      assert.equal(refused.status, 503)
+      assert.equal(((await refused.json()) as any).error.code, 'overloaded')
+    } finally {
+      for (const req of stalled) req.destroy()
+      service.maxInFlight = saved
     }
   })
 
@@ -148,6 +216,9 @@ test.group('Issue 8: request body limits (413 before the body is read, budget, t
       assert.equal(answer.status, 408)
       assert.deepEqual(answer.body.error, { code: 408, message: answer.body.error.message, status: 'DEADLINE_EXCEEDED' })
       assert.isBelow(performance.now() - started, 5000)
+      // The model is in the path: the row names it (it said '(none)').
+      const rows = await usageRows(userId)
+      assert.include(rows.at(-1), { model: 'gemini-x', status: 408, error_code: 'request_timeout' })
     } finally {
       bodyTiming.timeoutMs = timeout
     }

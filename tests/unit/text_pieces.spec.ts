@@ -18,3 +18,24 @@ test.group('TextPieces', () => {
     }
   })
 })
+
+test.group('TextPieces past its limit', () => {
+  test('keeps the start of the text and counts the length of all of it', ({ assert }) => {
+    const pieces = new TextPieces(100)
+    for (let i = 0; i < 50; i++) pieces.push('0123456789')
+    const kept = pieces.kept()
+    // Whole pieces are kept until the limit is reached: the kept text is a prefix, never a torn piece.
+    assert.equal(kept.text, '0123456789'.repeat(10))
+    assert.equal(kept.chars, 500)
+  })
+})
+
+test.group('countTokens of a kept start', () => {
+  test('is scaled to the whole length', async ({ assert }) => {
+    const { countTokens } = await import('#gateway/metering/tokenizer')
+    const start = 'The quick brown fox jumps over the lazy dog. '.repeat(20)
+    const whole = await countTokens(start)
+    assert.equal(await countTokens(start, start.length), whole)
+    assert.equal(await countTokens(start, start.length * 10), whole * 10)
+  })
+})

@@ -62,14 +62,14 @@ export function imageGenerations(call: ApiCall) {
 /** Image edits: a multipart upload (image or image[], mask, prompt, model...), billed per image like generations. */
 export function imageEdits(call: ApiCall) {
   return accounted(call, 'images.edits', async (gw, account) =>
-    gw.service.imageUpload('image_edits', await readImageUpload(call, 'images.edits', account, gw.catalog), account)
+    gw.service.imageUpload('image_edits', await readImageUpload(gw.service, call, 'images.edits', account, gw.catalog), account)
   )
 }
 
 /** Image variations (dall-e-2): a multipart upload of one image, billed per image. */
 export function imageVariations(call: ApiCall) {
   return accounted(call, 'images.variations', async (gw, account) =>
-    gw.service.imageUpload('image_variations', await readImageUpload(call, 'images.variations', account, gw.catalog), account)
+    gw.service.imageUpload('image_variations', await readImageUpload(gw.service, call, 'images.variations', account, gw.catalog), account)
   )
 }
 
@@ -112,13 +112,13 @@ export function moderations(call: ApiCall) {
 
 export function audioTranscriptions(call: ApiCall) {
   return accounted(call, 'audio.transcriptions', async (gw, account) =>
-    gw.service.transcribe('audio_transcriptions', await readAudioUpload(call, 'audio.transcriptions', account), account)
+    gw.service.transcribe('audio_transcriptions', await readAudioUpload(gw.service, call, 'audio.transcriptions', account), account)
   )
 }
 
 export function audioTranslations(call: ApiCall) {
   return accounted(call, 'audio.translations', async (gw, account) =>
-    gw.service.transcribe('audio_translations', await readAudioUpload(call, 'audio.translations', account), account)
+    gw.service.transcribe('audio_translations', await readAudioUpload(gw.service, call, 'audio.translations', account), account)
   )
 }
 

@@ -15,6 +15,7 @@ import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
 import { readRawBody } from '#gateway/http/raw_body'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import type { GatewayService } from '#gateway/gateway_service'
 
 /**
  * Reads a transcription or translation upload: the multipart body's bytes
@@ -22,7 +23,12 @@ import type { RequestAccount } from '#gateway/metering/request_account'
  * every body), then only the fields the gateway needs. No JSON parsing; the
  * bytes go upstream as sent.
  */
-export async function readAudioUpload(call: ApiCall, endpoint: string, account: RequestAccount): Promise<TranscriptionCall> {
+export async function readAudioUpload(
+  service: Pick<GatewayService, 'receiveBody'>,
+  call: ApiCall,
+  endpoint: string,
+  account: RequestAccount
+): Promise<TranscriptionCall> {
   const contentType = call.req.headers['content-type'] ?? ''
   const boundary = boundaryOf(contentType)
   if (boundary === null) {
@@ -37,7 +43,7 @@ export async function readAudioUpload(call: ApiCall, endpoint: string, account: 
   // Azure's deployment path names the model (deployment_model.ts): checked before the upload is read.
   const deployment = call.deployment === undefined ? undefined : deploymentName(call.deployment)
   if (deployment !== undefined) account.model = deployment
-  let rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  let rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
   let form = readForm(rawBody, boundary)
   refuseRepeatedFields(form)
   if (deployment !== undefined && fieldValue(rawBody, form, 'model') !== deployment) {

@@ -49,9 +49,10 @@ export function bodyLimitFor(endpoint: string): number {
 }
 
 /**
- * The instance-wide budget of body bytes. A request takes its share (its
- * Content-Length, or what it has sent so far) before the bytes are buffered
- * and gives it back when its response ends.
+ * The instance-wide budget of body bytes. A request takes its share as its
+ * bytes arrive, before they are buffered (what it has sent so far, never
+ * what its Content-Length announces), and gives it back when its response
+ * ends.
  */
 class BodyBudget {
   used = 0

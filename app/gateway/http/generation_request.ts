@@ -111,11 +111,15 @@ async function readParsedBody(
   defaultModel?: string
 ): Promise<ParsedBody> {
   // A model in the path is checked before the body is read: nothing of it is needed to refuse.
-  if (modelFromPath !== undefined) assertStorableModel(modelFromPath)
+  // Named on the row from here: an upload that times out or is abandoned says which model it was for.
+  if (modelFromPath !== undefined) {
+    assertStorableModel(modelFromPath)
+    account.model = modelFromPath
+  }
   const deployment = call.deployment === undefined ? undefined : deploymentName(call.deployment)
   // Known before the body is read: a body refused after this is the deployment's row.
   if (deployment !== undefined) account.model = deployment
-  let rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  let rawBody = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
   const bodyLog = gw.service.bodyLog
   if (bodyLog !== null) {
     // Body logging (LOG_BODIES): the client's bytes as sent, a reference held until the call is metered.

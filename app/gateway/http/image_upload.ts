@@ -7,6 +7,7 @@ import { assertStorableModel } from '#gateway/http/model_name'
 import { readRawBody } from '#gateway/http/raw_body'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import type { GatewayService } from '#gateway/gateway_service'
 
 /** A variation's model when the form names none: OpenAI's only one (and its default) */
 export const DEFAULT_VARIATION_MODEL = 'dall-e-2'
@@ -21,6 +22,7 @@ const MAX_IMAGES = 10
  * images; the bytes go upstream as sent.
  */
 export async function readImageUpload(
+  service: Pick<GatewayService, 'receiveBody'>,
   call: ApiCall,
   endpoint: 'images.edits' | 'images.variations',
   account: RequestAccount,
@@ -38,7 +40,8 @@ export async function readImageUpload(
     error.headers = { connection: 'close' }
     throw error
   }
-  const rawBody = await readRawBody(call.req, call.res, bodyLimitFor(endpoint))
+  // Outside the in-flight cap while it arrives (GatewayService.receiveBody), as every body upload.
+  const rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
   let form: MultipartForm
   try {
     form = readMultipart(rawBody, boundary)

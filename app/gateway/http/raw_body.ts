@@ -57,8 +57,13 @@ function encodingOf(req: IncomingMessage): string | null {
  *
  * Bounded three ways: the endpoint's size limit (a declared Content-Length
  * over it is refused before a byte is read), the instance-wide budget of body
- * bytes held at once (released when the response ends), and a time limit for
- * the whole body (slow senders).
+ * bytes held at once (taken as the bytes arrive, released when the response
+ * ends), and a time limit for the whole body (slow senders).
+ *
+ * The budget counts bytes received, not bytes announced: taking a declared
+ * Content-Length up front let eight connections announcing 32 MB and sending
+ * one byte hold the whole 256 MB for the body timeout, every other request
+ * with a body answered 503 meanwhile (and again as they reconnected).
  */
 export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
   let held = 0
@@ -86,9 +91,7 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
   if (encoding !== null) return Promise.reject(unsupportedEncoding(encoding))
 
   const declared = req.headers['content-length']
-  const declaredBytes = declared === undefined ? -1 : Number(declared)
-  if (declaredBytes > limit) return Promise.reject(tooLarge(limit))
-  if (declaredBytes > 0 && !take(declaredBytes)) return Promise.reject(budgetExhausted())
+  if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit))
 
   // A small body usually arrives in the packet of the headers: by the time the
   // key is resolved, the parser has already buffered all of it and ended the
@@ -97,7 +100,7 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
   if (req.complete && !req.readableEnded && !req.readableFlowing) {
     const whole = (req.read() as Buffer | null) ?? Buffer.alloc(0)
     if (whole.length > limit) return Promise.reject(tooLarge(limit))
-    if (declaredBytes < 0 && whole.length > 0 && !take(whole.length)) return Promise.reject(budgetExhausted())
+    if (whole.length > 0 && !take(whole.length)) return Promise.reject(budgetExhausted())
     return Promise.resolve(whole)
   }
 
@@ -113,8 +116,7 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
     const onData = (chunk: Buffer) => {
       size += chunk.length
       if (size > limit) return fail(tooLarge(limit))
-      // Without a Content-Length (chunked), the budget is taken as bytes arrive.
-      if (declaredBytes < 0 && !take(chunk.length)) return fail(budgetExhausted())
+      if (!take(chunk.length)) return fail(budgetExhausted())
       chunks.push(chunk)
     }
     const onEnd = () => {

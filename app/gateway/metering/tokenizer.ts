@@ -86,10 +86,15 @@ function countRange(count: EncoderCount, text: string, start: number, end: numbe
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
-/** Tokens of a text. Never holds the event loop for more than one slice. */
-export async function countTokens(text: string): Promise<number> {
+/**
+ * Tokens of a text. Never holds the event loop for more than one slice.
+ * `ofChars`: the length of the whole text when `text` is only its start (a
+ * stream's kept completion, relay/text_pieces.ts): the count is scaled to it.
+ */
+export async function countTokens(text: string, ofChars = text.length): Promise<number> {
   if (!text) return 0
   const count = await load()
+  if (ofChars > text.length) return Math.ceil(((await countTokens(text)) * ofChars) / text.length)
   if (text.length > MAX_EXACT) return estimateFromSamples(count, text)
   let tokens = 0
   let at = 0

@@ -4,7 +4,7 @@ import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dia
 import { parseJson, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { screenedAt } from '#gateway/relay/answer_screen'
 import { ClientStream } from '#gateway/relay/client_stream'
-import { TextPieces } from '#gateway/relay/text_pieces'
+import { TextPieces, type KeptText as CompletionText } from '#gateway/relay/text_pieces'
 import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import type { ChunkSink } from '#gateway/upstream/upstream_body'
@@ -30,8 +30,8 @@ export interface StreamOutcome {
   usage: CanonicalUsage | null
   /** The usage is the upstream's final count (not a partial one from a cut stream) */
   usageFinal: boolean
-  /** Streamed completion text, for counting when the upstream reported no usage */
-  completionText: () => string
+  /** Streamed completion text, for counting when the upstream reported no usage (its first KEPT_TEXT_CHARS, and its length) */
+  completionText: () => CompletionText
   /** Upstream failure after the stream started, if any */
   error: Error | null
   clientClosed: boolean
@@ -261,10 +261,12 @@ export async function relayPassThroughStream(
     usageFinal: usageFinal && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: screenedText !== null ? () => screenedText.text() : () => (text ? text.finish() : ''),
+    completionText: screenedText !== null ? () => screenedText.kept() : () => (text ? text.finish() : NO_TEXT),
     withheld,
   }
 }
+
+const NO_TEXT: CompletionText = Object.freeze({ text: '', chars: 0 })
 
 /** Raw event bytes kept as they came (a short answer, the usual case, is never decoded). */
 const KEPT_EVENT_BYTES = 2048
@@ -310,10 +312,10 @@ class KeptText {
   }
 
   /** The completion text of everything pushed, through the dialect's own decoder. */
-  finish(): string {
+  finish(): CompletionText {
     if (!this.#decoder) this.#switchToText()
     for (const event of this.#decoder!.end()) take(event, this.#text)
-    return this.#text.text()
+    return this.#text.kept()
   }
 
   #switchToText() {

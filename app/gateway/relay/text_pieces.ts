@@ -2,6 +2,24 @@
 const PIECES_BEFORE_JOIN = 64
 
 /**
+ * Characters of a stream's completion text kept for counting: what the
+ * tokenizer counts exactly (tokenizer.ts MAX_EXACT; past it, it samples), so
+ * a longer text is counted from its start and scaled to its length. Past it
+ * only the length is kept on: an upstream that streams without usage and
+ * without end (a broken or hostile one, until the total timeout) held its
+ * whole text, gigabytes, until the join at the end threw "Invalid string
+ * length" and the row was a 500 with nothing charged. (A translated stream
+ * keeps its text to the end: at most this much per stream.)
+ */
+export const KEPT_TEXT_CHARS = 131_072
+
+/** A stream's completion text as kept: `text` is its first characters, `chars` how many it had in all. */
+export interface KeptText {
+  text: string
+  chars: number
+}
+
+/**
  * A stream's completion text, kept piece by piece while the stream lasts, to
  * count it should the stream end without the upstream's usage. Shared by both
  * stream relays.
@@ -10,13 +28,22 @@ const PIECES_BEFORE_JOIN = 64
  * joined once, when the text is read. (Joining the new pieces onto all the
  * text so far, as this did before, copied the whole text again every 64
  * pieces: a translated 64,000-token answer spent ~200 ms of the event loop
- * on it, 256,000 tokens 4.6 s.)
+ * on it, 256,000 tokens 4.6 s.) Past `limit` characters, pieces are only
+ * counted (`chars`), not kept: the tokenizer scales the kept text's count
+ * (tokenizer.ts, countTokens' `ofChars`), as it samples any long text anyway.
  */
 export class TextPieces {
   #pieces: string[] = []
   #blocks: string[] | null = null
+  #kept = 0
+  #chars = 0
+
+  constructor(private limit = KEPT_TEXT_CHARS) {}
 
   push(piece: string) {
+    this.#chars += piece.length
+    if (this.#kept >= this.limit) return
+    this.#kept += piece.length
     this.#pieces.push(piece)
     if (this.#pieces.length >= PIECES_BEFORE_JOIN) {
       ;(this.#blocks ??= []).push(this.#pieces.join(''))
@@ -24,8 +51,14 @@ export class TextPieces {
     }
   }
 
+  /** The kept text (every piece while under the limit) */
   text(): string {
     const rest = this.#pieces.join('')
     return this.#blocks === null ? rest : this.#blocks.join('') + rest
+  }
+
+  /** The kept text and the length of all that was pushed */
+  kept(): KeptText {
+    return { text: this.text(), chars: this.#chars }
   }
 }

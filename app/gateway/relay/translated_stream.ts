@@ -147,7 +147,7 @@ export async function relayTranslatedStream(
       usageFinal: finalUsage,
       error: null,
       clientClosed: false,
-      completionText: () => text.text(),
+      completionText: () => text.kept(),
       withheld,
     }
   }
@@ -168,7 +168,7 @@ export async function relayTranslatedStream(
     usageFinal: finalUsage && stopped && !error,
     error,
     clientClosed: clientClosed || (error !== null && out.gone),
-    completionText: () => text.text(),
+    completionText: () => text.kept(),
     withheld,
   }
 }

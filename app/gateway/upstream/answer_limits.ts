@@ -28,6 +28,28 @@ export const answerLimits = {
    * is not waited for (the upstream request ends there).
    */
   errorBytes: 64 * 1024,
+  /**
+   * Bytes of whole answers being read at once by the instance, past the
+   * first MB of each (UPSTREAM_INFLIGHT_MAX_MB): the bound above is one
+   * answer's, and twenty 100 MB answers read at once (a broken upstream
+   * answering every call so) took the process to 4 GB of memory and every
+   * other request's latency to seconds. Past it, the answer being read is
+   * refused with a 503 `overloaded` (answerBudget below).
+   */
+  inflightBytes: megabytes('UPSTREAM_INFLIGHT_MAX_MB', 512),
+}
+
+/** Every whole answer may hold this much without asking the budget: ordinary answers never touch it. */
+export const FREE_ANSWER_BYTES = MB
+
+/** What whole answers being read hold past their free first MB (UpstreamBody.collect takes and gives back). */
+export const answerBudget = { used: 0 }
+
+/** The instance already reads as many large answers as answerLimits.inflightBytes allows. */
+export class UpstreamAnswersOverBudget extends Error {
+  constructor() {
+    super('Too many large upstream answers are being read at once; retry shortly')
+  }
 }
 
 /** Shown as "32 MB" (or "0.5 MB" for the small bounds tests set). */

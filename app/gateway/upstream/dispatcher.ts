@@ -7,7 +7,7 @@ import type { ChannelHealth } from '#gateway/routing/channel_health'
 import type { ChannelTimeouts } from '#gateway/types'
 import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
-import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
+import { answerLimits, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 
 export { UpstreamBody }
@@ -58,7 +58,7 @@ export interface AttemptRecord {
   channelId: number
   status: number | null
   /** invalid_answer: a 2xx whose body is no answer (not JSON, an error body, no content, cut off) */
-  outcome: 'ok' | 'http_error' | 'invalid_answer' | 'rate_limited' | 'auth_error' | 'network_error' | 'timeout' | 'client_error'
+  outcome: 'ok' | 'http_error' | 'invalid_answer' | 'rate_limited' | 'auth_error' | 'network_error' | 'timeout' | 'client_error' | 'overloaded'
   error: string | null
   latencyMs: number
 }
@@ -207,8 +207,9 @@ export async function dispatch<A = undefined>(
             record('client_error', status, 'client closed the connection')
             throw error instanceof ClientGoneError ? error : new ClientGoneError()
           }
-          if (!(error instanceof GatewayError)) {
+          if (!(error instanceof GatewayError) || isOverBudget(error)) {
             health?.release(channelId)
+            if (isOverBudget(error)) record('overloaded', status, (error as GatewayError).message)
             throw error
           }
           // The upstream's failure as much as a 502 of its own: counted so, and the next candidate tried.
@@ -485,9 +486,26 @@ export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer>
     return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
   } catch (error) {
     if (error instanceof UpstreamAnswerTooLarge) throw GatewayError.providerError(error.message)
+    if (error instanceof UpstreamAnswersOverBudget) throw answersOverBudget(error)
     if (error instanceof ClientGoneError || error instanceof GatewayError) throw error
     throw GatewayError.providerError(`Upstream answer failed before its end: ${describe(error)}`)
   }
+}
+
+/**
+ * The gateway's own memory bound on answers read at once (answer_limits.ts):
+ * a 503 `overloaded` like the request bodies' budget, never the channel's
+ * failure (dispatch() neither counts it nor tries another channel, which
+ * would read one more such answer).
+ */
+function answersOverBudget(error: UpstreamAnswersOverBudget): GatewayError {
+  const refusal = new GatewayError(503, 'overloaded', error.message, 'service_unavailable')
+  refusal.headers = { 'retry-after': '1' }
+  return refusal
+}
+
+function isOverBudget(error: unknown): boolean {
+  return error instanceof GatewayError && error.status === 503 && error.code === 'overloaded'
 }
 
 /** How much of an upstream's error message is kept */

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
-import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
+import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 
 /** What an upstream answer's body needs from its attempt: the idle clock and the end of the timers. */
 export interface BodyTimers {
@@ -210,20 +210,41 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
 
   /**
    * The whole body; past `maxBytes` the read fails with
-   * UpstreamAnswerTooLarge and the upstream request ends.
+   * UpstreamAnswerTooLarge and the upstream request ends. Past its first
+   * MB, the body's bytes are taken from the instance's budget of answers
+   * being read (answerLimits.inflightBytes) while it is read, and given
+   * back when the read ends; when the budget is spent the read fails with
+   * UpstreamAnswersOverBudget.
    */
   collect(maxBytes = answerLimits.bodyBytes): Promise<Buffer> {
     const chunks: Buffer[] = []
     let bytes = 0
+    let taken = 0
+    const giveBack = () => {
+      answerBudget.used -= taken
+      taken = 0
+    }
     return new Promise((resolve, reject) => {
       this.#attach(
         (chunk) => {
           bytes += chunk.length
           if (bytes > maxBytes) throw new UpstreamAnswerTooLarge("The upstream's answer", maxBytes)
+          if (bytes > FREE_ANSWER_BYTES) {
+            const more = bytes - FREE_ANSWER_BYTES - taken
+            if (answerBudget.used + more > answerLimits.inflightBytes) throw new UpstreamAnswersOverBudget()
+            answerBudget.used += more
+            taken += more
+          }
           chunks.push(chunk)
         },
-        () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)),
-        reject
+        () => {
+          giveBack()
+          resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+        },
+        (error) => {
+          giveBack()
+          reject(error)
+        }
       )
     })
   }
