@@ -1,6 +1,9 @@
 import { test } from '@japa/runner'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { createUser } from '#actions/create_user'
+import { htmlText, PageClient } from '#tests/page_client'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { baseUrl, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -13,6 +16,7 @@ test.group('Thinking by model name (suffixes)', (group) => {
   let mock: MockUpstream
   let key: string
   let userId: number
+  let email: string
 
   group.setup(async () => {
     await resetDatabase()
@@ -28,6 +32,7 @@ test.group('Thinking by model name (suffixes)', (group) => {
     const user = await seedUser({ balance: '100' })
     key = user.key
     userId = user.userId
+    email = user.email
     return () => mock.stop()
   })
 
@@ -178,5 +183,21 @@ test.group('Thinking by model name (suffixes)', (group) => {
     assert.includeMembers(ids, ['o3-mini', 'gpt-4o-high', 'claude-sonnet-4-5', 'claude-opus-4-1-thinking'])
     const suffixed = ids.filter((id) => /-(thinking(-\d+)?|nothinking|high|medium|low)$/.test(id))
     assert.sameMembers(suffixed, ['gpt-4o-high', 'claude-opus-4-1-thinking'])
+  })
+
+  test('the usage logs say the row was asked as the suffixed name, not that a fallback answered', async ({ assert }) => {
+    const row = (await usageRows(userId)).find((r) => r.requested_model === 'claude-sonnet-4-5-thinking')!
+    const portal = new PageClient()
+    await portal.login(email)
+    const page = htmlText((await portal.get('/dashboard/usage')).body)
+    assert.include(page, 'asked as claude-sonnet-4-5-thinking')
+    assert.notInclude(page, 'via fallback')
+    const { user: admin } = await createUser({ email: `suffix-admin-${Date.now()}@test.local`, password: 'password123', role: 'admin' })
+    const panel = new PanelClient()
+    await panel.login(admin.email, 'password123')
+    const list = textOf((await panel.get(`/admin/usage?user=${userId}`)).html)
+    assert.include(list, 'asked as claude-sonnet-4-5-thinking')
+    assert.notInclude(list, 'via fallback')
+    assert.include(textOf((await panel.get(`/admin/usage/${row.id}`)).html), 'a thinking suffix')
   })
 })
