@@ -23,6 +23,8 @@ test.group('Thinking by model name (suffixes)', (group) => {
     mock = await startMock()
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
     await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
+    // Google's OpenAI-compatible endpoint (the `gemini` kind), under names of its own here.
+    await seedChannel({ name: 'google-openai', provider: 'gemini', baseUrl: mock.url, models: ['gcompat-*'] })
     // gpt-4o-high is a real model of this channel: its name is never taken apart.
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['o3-mini', 'gpt-4o', 'gpt-4o-high'] })
     await seedPrice('claude-*', '1', '1')
@@ -121,6 +123,15 @@ test.group('Thinking by model name (suffixes)', (group) => {
     assert.deepEqual(upstream.generationConfig.thinkingConfig, { thinkingBudget: 0 })
     ;({ upstream } = await sent('/v1/chat/completions', { model: 'gemini-2.5-pro-thinking', messages: hello }))
     assert.deepEqual(upstream.generationConfig.thinkingConfig, { includeThoughts: true, thinkingBudget: -1 })
+
+    // Google's OpenAI-compatible endpoint: a budget as its effort, thinking off as reasoning_effort "none".
+    ;({ status, upstream, path } = await sent('/v1/chat/completions', { model: 'gcompat-flash-nothinking', messages: hello, reasoning_effort: 'high' }))
+    assert.equal(status, 200)
+    assert.match(path, /\/chat\/completions$/)
+    assert.equal(upstream.model, 'gcompat-flash')
+    assert.equal(upstream.reasoning_effort, 'none')
+    ;({ upstream } = await sent('/v1/chat/completions', { model: 'gcompat-flash-thinking-1000', messages: hello }))
+    assert.equal(upstream.reasoning_effort, 'low')
   })
 
   test('OpenAI: -high / -low become reasoning_effort on a reasoning model; a channel’s own model named …-high is left whole', async ({ assert }) => {

@@ -24,13 +24,13 @@ function channel(id: number, overrides: Partial<ChannelInfo>): ChannelInfo {
 
 test.group('Model-name thinking suffixes', () => {
   test('the suffixes new-api reads, and names that only look like them', ({ assert }) => {
-    assert.deepEqual(parseModelSuffix('claude-sonnet-4-5-thinking'), { base: 'claude-sonnet-4-5', reasoning: {} })
-    assert.deepEqual(parseModelSuffix('gemini-2.5-flash-thinking-8192'), { base: 'gemini-2.5-flash', reasoning: { budgetTokens: 8192 } })
-    assert.deepEqual(parseModelSuffix('gemini-2.5-flash-thinking-0'), { base: 'gemini-2.5-flash', reasoning: { budgetTokens: 0 } })
-    assert.deepEqual(parseModelSuffix('gemini-2.5-flash-NoThinking'), { base: 'gemini-2.5-flash', reasoning: { budgetTokens: 0 } })
-    assert.deepEqual(parseModelSuffix('o3-mini-high'), { base: 'o3-mini', reasoning: { effort: 'high' } })
-    assert.deepEqual(parseModelSuffix('gpt-5-medium'), { base: 'gpt-5', reasoning: { effort: 'medium' } })
-    assert.deepEqual(parseModelSuffix('o4-mini-low'), { base: 'o4-mini', reasoning: { effort: 'low' } })
+    assert.deepEqual(parseModelSuffix('claude-sonnet-4-5-thinking'), { base: 'claude-sonnet-4-5', reasoning: {}, kind: 'thinking' })
+    assert.deepEqual(parseModelSuffix('gemini-2.5-flash-thinking-8192'), { base: 'gemini-2.5-flash', reasoning: { budgetTokens: 8192 }, kind: 'thinking' })
+    assert.deepEqual(parseModelSuffix('gemini-2.5-flash-thinking-0'), { base: 'gemini-2.5-flash', reasoning: { budgetTokens: 0 }, kind: 'thinking' })
+    assert.deepEqual(parseModelSuffix('gemini-2.5-flash-NoThinking'), { base: 'gemini-2.5-flash', reasoning: { budgetTokens: 0 }, kind: 'thinking' })
+    assert.deepEqual(parseModelSuffix('o3-mini-high'), { base: 'o3-mini', reasoning: { effort: 'high' }, kind: 'effort' })
+    assert.deepEqual(parseModelSuffix('gpt-5-medium'), { base: 'gpt-5', reasoning: { effort: 'medium' }, kind: 'effort' })
+    assert.deepEqual(parseModelSuffix('o4-mini-low'), { base: 'o4-mini', reasoning: { effort: 'low' }, kind: 'effort' })
     for (const name of ['-thinking', '-high', 'thinking', 'gpt-4o', 'm-thinking-', 'm-thinking-08', 'm-thinking-12345678', 'm-thinking-1e3', 'm-highest', 'mhigh', 'm-4096']) {
       assert.isNull(parseModelSuffix(name), name)
     }
@@ -38,7 +38,7 @@ test.group('Model-name thinking suffixes', () => {
 
   test('a name a channel serves itself is never taken apart; a glob that takes its base too says nothing', ({ assert }) => {
     const router = new ChannelRouter([
-      channel(1, { models: ['vendor-*'] }),
+      channel(1, { provider: 'anthropic', models: ['vendor-*'] }),
       channel(2, { models: ['real-high', 'real'] }),
       channel(3, { models: ['only-*-low'] }),
       channel(4, { models: ['base'], modelMapping: { 'mapped-high': 'upstream-mapped' } }),
@@ -59,5 +59,24 @@ test.group('Model-name thinking suffixes', () => {
     assert.equal(router.candidatesOf(router.resolve('mapped-high'), 'mapped-high')[0].upstreamModel, 'upstream-mapped')
     // Its base unserved, the name routes as it would have (here: refused).
     assert.equal(router.resolve('unknown-high'), 'model_not_found')
+  })
+
+  test('a suffix applies only on the kinds of channel it is made for: OpenRouter and self-hosted names stay whole', ({ assert }) => {
+    const router = new ChannelRouter([
+      channel(1, { provider: 'openrouter', models: ['openai/*', 'moonshotai/*'] }),
+      channel(2, { provider: 'custom', models: ['local-*'] }),
+      channel(3, { provider: 'gemini', models: ['gemini-*'] }),
+    ])
+    // OpenRouter has real `openai/o3-mini-high` and `moonshotai/kimi-k2-thinking` models.
+    for (const name of ['openai/o3-mini-high', 'moonshotai/kimi-k2-thinking', 'local-kimi-k2-thinking']) {
+      const plan = router.resolve(name)
+      assert.isTrue(typeof plan === 'object' && plan.suffix === undefined, name)
+      assert.equal(router.candidatesOf(plan, name)[0].upstreamModel, name)
+    }
+    // Efforts on a self-hosted server (gpt-oss on vLLM takes reasoning_effort); thinking on Google's OpenAI-compatible endpoint.
+    for (const [name, base] of [['local-gpt-oss-high', 'local-gpt-oss'], ['gemini-2.5-flash-nothinking', 'gemini-2.5-flash']]) {
+      const plan = router.resolve(name)
+      assert.equal(typeof plan === 'object' ? plan.suffix?.base : plan, base)
+    }
   })
 })

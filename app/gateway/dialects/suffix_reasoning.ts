@@ -86,7 +86,8 @@ function chat(copy: Record<string, any>, reasoning: ReasoningConfig, bare: boole
     return
   }
   delete copy.reasoning
-  if (effort === null) delete copy.reasoning_effort
+  if (effort === null && hints?.thinkingOffEffort !== undefined) copy.reasoning_effort = hints.thinkingOffEffort
+  else if (effort === null) delete copy.reasoning_effort
   // A model that takes no effort (GPT-4o answers 400 to one) gets none.
   else if (reasoningRules(upstreamModel, hints).effort) copy.reasoning_effort = effort
 }

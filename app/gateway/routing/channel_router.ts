@@ -4,7 +4,7 @@ import { routeByPrefix } from '#gateway/routing/prefix_rules'
 import type { ChannelInfo } from '#gateway/types'
 import { rememberBounded } from '#gateway/bounded_memo'
 import type { ReasoningConfig } from '#gateway/dialects/canonical'
-import { parseModelSuffix, type ModelSuffix } from '#gateway/routing/model_suffix'
+import { parseModelSuffix, suffixAppliesTo, type ModelSuffix } from '#gateway/routing/model_suffix'
 
 /** One channel to try, with the model name to send it. */
 export interface RouteCandidate {
@@ -134,8 +134,9 @@ export class ChannelRouter {
    * A name's plan, a thinking suffix considered: when no channel serves the
    * name itself (lists it, maps it, or has a glob that takes it and not its
    * base: a channel may have a real `...-high`) and its base has a route, the
-   * base's candidates with the suffix's reasoning. A glob or the prefix table
-   * that takes both names says nothing of which is real: the suffix wins.
+   * base's candidates of the kinds the suffix is made for (suffixAppliesTo),
+   * with the suffix's reasoning. A glob or the prefix table that takes both
+   * names says nothing of which is real: the suffix wins.
    */
   #buildNamed(model: string): RoutePlan | Refusal {
     const plain = this.#build(model)
@@ -144,7 +145,13 @@ export class ChannelRouter {
     const base = this.#plan(suffix.base)
     if (typeof base === 'string') return plain
     const reasoning = suffix.reasoning
-    const groups = base.groups.map((group) => group.map((c) => ({ channel: c.channel, upstreamModel: c.upstreamModel, reasoning })))
+    const groups: RouteCandidate[][] = []
+    for (const group of base.groups) {
+      const taking = group.filter((c) => suffixAppliesTo(suffix, c.channel.provider))
+      if (taking.length > 0) groups.push(taking.map((c) => ({ channel: c.channel, upstreamModel: c.upstreamModel, reasoning })))
+    }
+    // No channel of the base is of a kind the suffix is made for: the name is taken as it is.
+    if (groups.length === 0) return plain
     return { groups, suffix, plain }
   }
 
