@@ -92,6 +92,16 @@ test.group('Thinking by model name (suffixes)', (group) => {
     assert.notProperty(upstream, 'thinking')
   })
 
+  test('count_tokens counts a suffixed name at its base model (Claude Code counts with the model it is set up with)', async ({ assert }) => {
+    const headers = { 'x-api-key': key, 'anthropic-version': '2023-06-01' }
+    const { status, text, upstream, path } = await sent('/v1/messages/count_tokens', { model: 'claude-sonnet-4-5-thinking', messages: hello }, headers)
+    assert.equal(status, 200, text)
+    assert.match(path, /\/messages\/count_tokens$/)
+    assert.equal(upstream.model, 'claude-sonnet-4-5')
+    assert.isNumber(JSON.parse(text).input_tokens)
+    assert.include(await lastRow(), { model: 'claude-sonnet-4-5', requested_model: 'claude-sonnet-4-5-thinking' })
+  })
+
   test('a price set for the suffixed name wins over the base model’s', async ({ assert }) => {
     const { status } = await sent('/v1/chat/completions', { model: 'claude-opus-4-1-thinking', messages: hello })
     assert.equal(status, 200)
