@@ -82,6 +82,24 @@ test.group('Thinking by model name (suffixes)', (group) => {
       assert.include(text, 'claude-sonnet-4-5-thinking-2048')
       assert.include(await lastRow(), { model: 'claude-sonnet-4-5', requested_model: 'claude-sonnet-4-5-thinking-2048', stream })
     }
+    // A tool loop whose assistant turn came back without signed thinking: Anthropic would answer 400 to thinking.
+    const loop = await sent(
+      '/v1/messages',
+      {
+        model: 'claude-sonnet-4-5-thinking',
+        max_tokens: 1000,
+        tools: [{ name: 'ls', description: 'list', input_schema: { type: 'object', properties: {} } }],
+        messages: [
+          { role: 'user', content: 'list' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'ls', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'a b' }] },
+        ],
+      },
+      headers
+    )
+    assert.equal(loop.status, 200, loop.text)
+    assert.equal(loop.upstream.model, 'claude-sonnet-4-5')
+    assert.notProperty(loop.upstream, 'thinking')
     // -nothinking takes the client's own thinking out.
     const { upstream } = await sent(
       '/v1/messages',

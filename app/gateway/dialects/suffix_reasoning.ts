@@ -1,6 +1,6 @@
 import type { DialectName, ReasoningConfig } from '#gateway/dialects/canonical'
 import { reasoningRules, type EncodeHints } from '#gateway/dialects/dialect'
-import { anthropicThinkingBudget, maxTokensAbove } from '#gateway/dialects/anthropic_messages/request'
+import { anthropicThinkingBudget, maxTokensAbove, unsignedToolLoop } from '#gateway/dialects/anthropic_messages/request'
 import { geminiThinkingConfig } from '#gateway/dialects/gemini/request'
 import { effortOfBudget } from '#gateway/dialects/openai_chat/request'
 
@@ -46,9 +46,11 @@ export function withSuffixReasoning(
 function anthropic(copy: Record<string, any>, reasoning: ReasoningConfig, bare: boolean) {
   const asked = copy.thinking?.type
   if (bare && (asked === 'enabled' || asked === 'adaptive')) return
-  // Anthropic refuses thinking with a forced tool (the request's contract wins, as when translating).
+  // Anthropic refuses thinking with a forced tool, and in a tool loop whose assistant turn came back
+  // without its signed thinking (a client that does not keep it): the request's contract wins, as
+  // when translating (encodeAnthropicRequest).
   const forced = copy.tool_choice?.type === 'any' || copy.tool_choice?.type === 'tool'
-  const budget = forced ? 0 : anthropicThinkingBudget(reasoning)
+  const budget = forced || endsInUnsignedToolLoop(copy.messages) ? 0 : anthropicThinkingBudget(reasoning)
   if (budget === 0) {
     delete copy.thinking
     return
@@ -59,6 +61,16 @@ function anthropic(copy: Record<string, any>, reasoning: ReasoningConfig, bare: 
   delete copy.temperature
   delete copy.top_k
   if (typeof copy.top_p === 'number' && copy.top_p < 0.95) delete copy.top_p
+}
+
+/** unsignedToolLoop over the client's messages, whose blocks may be anything (a malformed one: no) */
+function endsInUnsignedToolLoop(messages: unknown): boolean {
+  if (!Array.isArray(messages)) return false
+  try {
+    return unsignedToolLoop(messages)
+  } catch {
+    return false
+  }
 }
 
 function gemini(copy: Record<string, any>, reasoning: ReasoningConfig, bare: boolean) {

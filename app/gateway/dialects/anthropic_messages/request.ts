@@ -243,7 +243,7 @@ export function encodeAnthropicRequest(request: CanonicalRequest, model: string)
  * it holds their results) whose assistant turn does not start with thinking? Anthropic requires that
  * turn's thinking, signed, when thinking is on.
  */
-function unsignedToolLoop(messages: AnthropicMessage[]): boolean {
+export function unsignedToolLoop(messages: AnthropicMessage[]): boolean {
   const last = messages[messages.length - 1]
   const assistant = messages[messages.length - 2]
   if (last?.role !== 'user' || assistant?.role !== 'assistant' || !Array.isArray(assistant.content)) return false
