@@ -35,7 +35,13 @@ export function authorizeCacheHit(principal: Principal, model: string) {
  * plan's monthly tokens likewise count the tokens requests in flight hold.
  * Returns the model's price for this principal's plan (null = free) for metering.
  */
-export function authorizeModel(catalog: Catalog, principal: Principal, model: string): PriceInfo | null {
+export function authorizeModel(
+  catalog: Catalog,
+  principal: Principal,
+  model: string,
+  /** A thinking suffix's base model (model_suffix.ts): priced as it, unless the suffixed name has its own price */
+  base?: string
+): PriceInfo | null {
   if (!modelAllowed(principal, model)) throw GatewayError.modelNotAllowed(model)
   const { plan, user } = principal
   if (plan) {
@@ -60,7 +66,7 @@ export function authorizeModel(catalog: Catalog, principal: Principal, model: st
     }
   }
   // The plan's multiplier applies to everything priced from here: the hold, the bill, the row.
-  const price = priceForPlan(catalog.priceFor(model), plan)
+  const price = priceForPlan(base === undefined ? catalog.priceFor(model) : catalog.priceForSuffixed(model, base), plan)
   if (isPriced(price) && user.balancePico - user.reservedPico <= 0n) throw GatewayError.insufficientBalance()
   return price
 }
@@ -76,9 +82,11 @@ export function authorizeAndReserve(
   rawBytes: number,
   body: Record<string, any>,
   /** Images the request asks for (the images endpoint), held at the per-image price */
-  images = 0
+  images = 0,
+  /** A thinking suffix's base model (see authorizeModel) */
+  base?: string
 ): PriceInfo | null {
-  return authorizeAndHold(catalog, account, model, promptTokenHold(rawBytes), completionTokenHold(body), images)
+  return authorizeAndHold(catalog, account, model, promptTokenHold(rawBytes), completionTokenHold(body), images, base)
 }
 
 /**
@@ -93,9 +101,10 @@ export function authorizeAndHold(
   model: string,
   promptTokens: number,
   completionTokens: number,
-  images: number
+  images: number,
+  base?: string
 ): PriceInfo | null {
-  const price = authorizeModel(catalog, account.principal, model)
+  const price = authorizeModel(catalog, account.principal, model, base)
   account.price = price
   // Kept on the account: a fallback model's hold is the same tokens (and images) at its price (admitFallback).
   account.promptTokenHold = promptTokens

@@ -1,7 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
-import { globMatches, globSpecificity } from '#gateway/glob'
+import { globMatches, globSpecificity, isGlob } from '#gateway/glob'
 import { rememberBounded } from '#gateway/bounded_memo'
 import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
 import { WORD_FILTER_SETTING, WordFilter, wordFilterSettingsOf } from '#gateway/content_filter/word_filter'
@@ -267,6 +267,22 @@ export class Catalog {
       rememberBounded(this.#priceByModel, model, price, MODEL_MEMO_LIMIT)
     }
     return price
+  }
+
+  /**
+   * The price of a name served as its base model by a thinking suffix
+   * (routing/model_suffix.ts): the base model's, unless the price table has
+   * one for the suffixed name that is more specific than the base's (glob
+   * order, byPrecedence): `claude-x-thinking` priced exactly, or `*-thinking`
+   * over a base priced only by `*`. A glob that takes both names is the same
+   * price either way.
+   */
+  priceForSuffixed(model: string, base: string): PriceInfo | null {
+    const own = this.priceFor(model)
+    const ofBase = this.priceFor(base)
+    if (own === null || own === ofBase) return ofBase
+    if (ofBase === null || !isGlob(own.pattern) || own.specificity > ofBase.specificity) return own
+    return ofBase
   }
 
   /**

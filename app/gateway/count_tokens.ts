@@ -32,7 +32,13 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
   account.model = call.model
   if (!modelAllowed(call.principal, call.model)) throw GatewayError.modelNotAllowed(call.model)
   const ingress = dialectOf(call.ingress)
-  const native = router.route(call.model).filter((c) => {
+  // Resolved as a generation is: a client set up with `claude-…-thinking` counts it at its base model.
+  const plan = router.resolve(call.model)
+  if (typeof plan === 'object' && plan.suffix !== undefined) {
+    account.model = plan.suffix.base
+    account.requestedModel = call.model
+  }
+  const native = router.candidatesOf(plan, call.model).filter((c) => {
     const adapter = adapterFor(c.channel.provider)
     return adapter.countsTokens(c.channel) && adapter.dialects(c.channel).includes(call.ingress)
   })

@@ -18,6 +18,7 @@ import {
 import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gateway/dialects/custom_tools'
 import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
+import { withSuffixReasoning } from '#gateway/dialects/suffix_reasoning'
 import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
@@ -37,7 +38,7 @@ import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
-import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_router'
+import { ChannelRouter, type Refusal, type RouteCandidate, type RoutePlan } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
@@ -278,9 +279,17 @@ export class GatewayService {
       const hit = this.responseCache!.get(cache.key)
       if (hit) return new Exchange(call, [], false, cache, hit)
     }
-    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body)
+    // Resolved once here (memoised per name): a thinking suffix (`-thinking`, `-high`...) on a name no
+    // channel serves is its base model's route, and the row is the base model's (routing/model_suffix.ts).
+    const plan = this.router().resolve(call.model)
+    const suffix = typeof plan === 'object' ? plan.suffix : undefined
+    if (suffix !== undefined) {
+      account.model = suffix.base
+      account.requestedModel = call.model
+    }
+    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body, 0, suffix?.base)
     const asked = requestFallbacks(call.body, call.model)
-    const exchange = new Exchange(call, this.#route(call.model, account, asked), carriesGatewayFields(call.body, asked), cache)
+    const exchange = new Exchange(call, this.#route(call.model, account, asked, plan), carriesGatewayFields(call.body, asked), cache)
     if (exchange.accountsUsage) exchange.encoderOptions.usageCost = (usage) => usdOf(account.successCost(toTokenUsage(usage)))
     // Translation errors surface here, as the client's 400, before any channel is tried.
     exchange.prepare()
@@ -337,15 +346,21 @@ export class GatewayService {
    * model that answers, and the client is answered as that model. A model
    * without fallbacks costs one map lookup.
    */
-  #route(model: string, account: RequestAccount, asked: readonly string[] | null): RouteCandidate[] {
+  #route(
+    model: string,
+    account: RequestAccount,
+    asked: readonly string[] | null,
+    /** Generation's plan, resolved before (a thinking suffix's included); other operations route the name as it is */
+    plan?: RoutePlan | Refusal
+  ): RouteCandidate[] {
     const configured = this.catalog.fallbacksFor(model)
-    if (configured.length === 0 && asked === null) return this.router().route(model)
+    if (configured.length === 0 && asked === null) return plan === undefined ? this.router().route(model) : this.router().candidatesOf(plan, model)
     // The client's own list first (OpenRouter's `models`, LiteLLM's `fallbacks`), then the operator's.
     const fallbacks = asked === null ? configured : [...new Set([...asked, ...configured])]
     let candidates: RouteCandidate[] = []
     let failure: unknown = null
     try {
-      candidates = this.router().route(model)
+      candidates = plan === undefined ? this.router().route(model) : this.router().candidatesOf(plan, model)
     } catch (error) {
       failure = error
     }
@@ -675,6 +690,20 @@ class Exchange {
     return { bytes: answeredAs(bytes, parsed, candidate.publicModel ?? call.model, candidate.upstreamModel), parsed, decoded: null }
   }
 
+  /**
+   * The canonical request a candidate is encoded from: a model-name suffix's
+   * reasoning in place of the client's (bare `-thinking` keeps thinking the
+   * client asked for itself). A shallow copy: other candidates get theirs.
+   */
+  #canonicalFor(candidate: RouteCandidate): CanonicalRequest {
+    const canonical = this.canonical()
+    const { reasoning } = candidate
+    if (reasoning === undefined) return canonical
+    const bare = reasoning.effort === undefined && reasoning.budgetTokens === undefined
+    if (bare && canonical.reasoning !== undefined) return canonical
+    return { ...canonical, reasoning }
+  }
+
   customTools(): Set<string> {
     return this.#customTools ?? customToolNames(this.canonical())
   }
@@ -694,21 +723,26 @@ class Exchange {
     try {
       if (dialect === call.ingress) {
         const chat = call.ingress === 'openai_chat'
-        // The vendor's hints only when a rename may apply (maxTokensRenamed, thinking, reasoning) or the
-        // body has gateway fields (OpenRouter keeps its own): three property tests otherwise.
+        const { reasoning } = candidate
+        // The vendor's hints only when a rename may apply (maxTokensRenamed, thinking, reasoning), the
+        // body has gateway fields (OpenRouter keeps its own) or a suffix sets reasoning: property tests otherwise.
         const hints =
-          this.#routingFields || (chat && (call.body.max_tokens !== undefined || call.body.thinking !== undefined || call.body.reasoning !== undefined))
+          this.#routingFields ||
+          reasoning !== undefined ||
+          (chat && (call.body.max_tokens !== undefined || call.body.thinking !== undefined || call.body.reasoning !== undefined))
             ? adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
             : undefined
         // The routing fields are the gateway's: an upstream would refuse them (OpenAI: unrecognized argument).
-        const body = this.#routingFields ? withoutRoutingFields(call.body, hints?.openRouterFields === true) : call.body
+        let body = this.#routingFields ? withoutRoutingFields(call.body, hints?.openRouterFields === true) : call.body
+        // A model-name suffix's reasoning, in the vendor's own field.
+        if (reasoning !== undefined) body = withSuffixReasoning(dialect, body, reasoning, candidate.upstreamModel, hints)
         const stripped = body !== call.body
         const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, stripped ? undefined : call.rawBody, hints)
         if (!changed) return stripped ? Buffer.from(JSON.stringify(body)) : call.rawBody
         return Buffer.isBuffer(changed) ? changed : Buffer.from(JSON.stringify(changed))
       }
       const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
-      return Buffer.from(JSON.stringify(dialectOf(dialect).encodeRequest(this.canonical(), candidate.upstreamModel, hints)))
+      return Buffer.from(JSON.stringify(dialectOf(dialect).encodeRequest(this.#canonicalFor(candidate), candidate.upstreamModel, hints)))
     } catch (error) {
       throw asClientError(error)
     }

@@ -112,6 +112,7 @@ export type ToolChoice = { type: 'auto' | 'none' | 'required' } | { type: 'tool'
 
 export interface ReasoningConfig {
   effort?: string
+  /** Tokens to think with; 0 is thinking off (only a `-nothinking` model name asks it: routing/model_suffix.ts) */
   budgetTokens?: number
   summary?: string
 }

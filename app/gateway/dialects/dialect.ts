@@ -56,6 +56,12 @@ export interface EncodeHints {
    * `reasoning_effort` where the model takes one.
    */
   openRouterFields?: boolean
+  /**
+   * The `reasoning_effort` that turns thinking off on the vendor's chat API
+   * (Google's OpenAI-compatible endpoint: `none`), for a `-nothinking` model
+   * name (routing/model_suffix.ts); without it no effort is sent.
+   */
+  thinkingOffEffort?: string
 }
 
 /** What a translated request may carry to this upstream model (see EncodeHints.reasoningModels). */

@@ -133,6 +133,8 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
   gemini: {
     defaultBaseUrl: 'https://generativelanguage.googleapis.com/v1beta/openai',
     dialects: CHAT,
+    // https://ai.google.dev/gemini-api/docs/openai: reasoning_effort "none" turns thinking off.
+    encodeHints: { thinkingOffEffort: 'none' },
     forwardHeaders: [],
     envKey: 'GEMINI_API_KEY',
     defaultModels: ['gemini-*'],

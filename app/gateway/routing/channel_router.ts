@@ -1,8 +1,10 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { anyGlobMatches, isGlob } from '#gateway/glob'
+import { anyGlobMatches, globMatches, isGlob } from '#gateway/glob'
 import { routeByPrefix } from '#gateway/routing/prefix_rules'
 import type { ChannelInfo } from '#gateway/types'
 import { rememberBounded } from '#gateway/bounded_memo'
+import type { ReasoningConfig } from '#gateway/dialects/canonical'
+import { parseModelSuffix, suffixAppliesTo, type ModelSuffix } from '#gateway/routing/model_suffix'
 
 /** One channel to try, with the model name to send it. */
 export interface RouteCandidate {
@@ -10,11 +12,20 @@ export interface RouteCandidate {
   upstreamModel: string
   /** A fallback model's candidate: the model the client is answered and billed as (see gateway_service.ts) */
   publicModel?: string
+  /** A model-name suffix's candidate (`-thinking`, `-high`...): the reasoning its body must carry (model_suffix.ts) */
+  reasoning?: ReasoningConfig
 }
 
 /** Candidates grouped by priority (highest first); the order inside a group is drawn per request. */
-interface RoutePlan {
+export interface RoutePlan {
   groups: RouteCandidate[][]
+  /**
+   * The name is its base model's with a thinking suffix: `groups` are the
+   * base's candidates carrying the suffix's reasoning (generation only), and
+   * `plain` what the name routes to as it is, for every other operation.
+   */
+  suffix?: ModelSuffix
+  plain?: RoutePlan | Refusal
 }
 
 /**
@@ -22,7 +33,7 @@ interface RoutePlan {
  * GatewayError when answered: an Error kept per name held its stack and
  * message (~1 KB for a long name), and the names are the client's to choose.
  */
-type Refusal = 'model_not_found' | 'no_available_channel'
+export type Refusal = 'model_not_found' | 'no_available_channel'
 
 /** Models with a route remembered (a glob or the prefix table serves names without end), oldest forgotten first */
 const PLAN_LIMIT = 10_000
@@ -41,9 +52,27 @@ export class ChannelRouter {
 
   constructor(private channels: ChannelInfo[]) {}
 
-  /** Candidates in the order to try them: priority groups, weighted random inside each. */
+  /**
+   * Candidates in the order to try them: priority groups, weighted random
+   * inside each. The name as it is: a thinking suffix is generation's
+   * (resolve, then candidatesOf), not embeddings' or images'.
+   */
   route(model: string): RouteCandidate[] {
     const plan = this.#plan(model)
+    return this.candidatesOf(typeof plan === 'object' && plan.suffix !== undefined ? plan.plain! : plan, model)
+  }
+
+  /**
+   * The memoised plan of a generation request's model: its own, or its base
+   * model's when only a thinking suffix makes it servable (plan.suffix). One
+   * map lookup once the name was seen.
+   */
+  resolve(model: string): RoutePlan | Refusal {
+    return this.#plan(model)
+  }
+
+  /** A resolved plan's candidates in the order to try them (a refusal thrown as its error). */
+  candidatesOf(plan: RoutePlan | Refusal, model: string): RouteCandidate[] {
     if (typeof plan === 'string') throw refusalError(plan, model)
     const ordered: RouteCandidate[] = []
     for (const group of plan.groups) {
@@ -95,10 +124,46 @@ export class ChannelRouter {
     if (plan !== undefined) return plan
     const refusal = this.#refusals.get(model)
     if (refusal !== undefined) return refusal
-    const built = this.#build(model)
+    const built = this.#buildNamed(model)
     if (typeof built === 'string') rememberBounded(this.#refusals, model, built, REFUSAL_LIMIT)
     else rememberBounded(this.#plans, model, built, PLAN_LIMIT)
     return built
+  }
+
+  /**
+   * A name's plan, a thinking suffix considered: when no channel serves the
+   * name itself (lists it, maps it, or has a glob that takes it and not its
+   * base: a channel may have a real `...-high`) and its base has a route, the
+   * base's candidates of the kinds the suffix is made for (suffixAppliesTo),
+   * with the suffix's reasoning. A glob or the prefix table that takes both
+   * names says nothing of which is real: the suffix wins.
+   */
+  #buildNamed(model: string): RoutePlan | Refusal {
+    const plain = this.#build(model)
+    const suffix = parseModelSuffix(model)
+    if (suffix === null || this.#servesItself(model, suffix.base)) return plain
+    const base = this.#plan(suffix.base)
+    if (typeof base === 'string') return plain
+    const reasoning = suffix.reasoning
+    const groups: RouteCandidate[][] = []
+    for (const group of base.groups) {
+      const taking = group.filter((c) => suffixAppliesTo(suffix, c.channel.provider))
+      if (taking.length > 0) groups.push(taking.map((c) => ({ channel: c.channel, upstreamModel: c.upstreamModel, reasoning })))
+    }
+    // No channel of the base is of a kind the suffix is made for: the name is taken as it is.
+    if (groups.length === 0) return plain
+    return { groups, suffix, plain }
+  }
+
+  /** Does a channel serve this name as itself, not as a glob that also takes its base? */
+  #servesItself(model: string, base: string): boolean {
+    for (const channel of this.channels) {
+      if (model in channel.modelMapping) return true
+      for (const pattern of channel.models) {
+        if (globMatches(pattern, model) && (!isGlob(pattern) || !globMatches(pattern, base))) return true
+      }
+    }
+    return false
   }
 
   #build(model: string): RoutePlan | Refusal {

@@ -7,6 +7,7 @@ import {
   type ContentPart,
   type FilePart,
   type ImagePart,
+  type ReasoningConfig,
   type TextPart,
   type ToolChoice,
 } from '#gateway/dialects/canonical'
@@ -20,6 +21,17 @@ import type {
 // xhigh: OpenAI's effort above high (gpt-5.x), which OpenRouter's reasoning.effort also takes.
 const EFFORT_BUDGETS: Record<string, number> = { minimal: 1024, low: 2048, medium: 8192, high: 24_576, xhigh: 32_000, max: 32_000 }
 const DEFAULT_MAX_TOKENS = 8192
+
+/** The thinking budget a reasoning asks of Anthropic (0: none): its budget, else its effort's (medium by default), at least Anthropic's 1,024. */
+export function anthropicThinkingBudget(reasoning: ReasoningConfig): number {
+  const budget = reasoning.budgetTokens ?? EFFORT_BUDGETS[reasoning.effort ?? 'medium']
+  return budget ? Math.max(1024, budget) : 0
+}
+
+/** Anthropic requires max_tokens above the thinking budget: a smaller one (or none) becomes the budget plus the default. */
+export function maxTokensAbove(maxTokens: number | undefined, budget: number): number {
+  return typeof maxTokens === 'number' && maxTokens > budget ? maxTokens : budget + DEFAULT_MAX_TOKENS
+}
 
 /** Anthropic Messages request -> canonical. A role:"system" message inside messages stays in place. */
 export function decodeAnthropicRequest(body: AnthropicRequest): CanonicalRequest {
@@ -207,10 +219,10 @@ export function encodeAnthropicRequest(request: CanonicalRequest, model: string)
   // block", and says to disable thinking instead.
   const forced = body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool'
   const thinkable = request.reasoning && !forced && !unsignedToolLoop(messages)
-  const budget = thinkable ? (request.reasoning!.budgetTokens ?? EFFORT_BUDGETS[request.reasoning!.effort ?? 'medium']) : 0
+  const budget = thinkable ? anthropicThinkingBudget(request.reasoning!) : 0
   if (budget) {
-    body.thinking = { type: 'enabled', budget_tokens: Math.max(1024, budget) }
-    if (body.max_tokens! <= body.thinking.budget_tokens!) body.max_tokens = body.thinking.budget_tokens! + DEFAULT_MAX_TOKENS
+    body.thinking = { type: 'enabled', budget_tokens: budget }
+    body.max_tokens = maxTokensAbove(body.max_tokens, budget)
   } else {
     // Sampling parameters are rejected alongside thinking. Anthropic's temperature runs 0-1 (OpenAI's
     // 0-2, Gemini's 0-2), and its current models refuse temperature and top_p together: temperature wins.
@@ -231,7 +243,7 @@ export function encodeAnthropicRequest(request: CanonicalRequest, model: string)
  * it holds their results) whose assistant turn does not start with thinking? Anthropic requires that
  * turn's thinking, signed, when thinking is on.
  */
-function unsignedToolLoop(messages: AnthropicMessage[]): boolean {
+export function unsignedToolLoop(messages: AnthropicMessage[]): boolean {
   const last = messages[messages.length - 1]
   const assistant = messages[messages.length - 2]
   if (last?.role !== 'user' || assistant?.role !== 'assistant' || !Array.isArray(assistant.content)) return false

@@ -4,6 +4,7 @@ import {
   type CanonicalTool,
   type ContentPart,
   type FilePart,
+  type ReasoningConfig,
   type TextPart,
   type ToolChoice,
   mediaTypeOfName,
@@ -14,6 +15,12 @@ import {
 import type { GeminiContent, GeminiPart, GeminiRequest } from '#gateway/dialects/gemini/types'
 
 const EFFORT_BUDGETS: Record<string, number> = { minimal: 512, low: 2048, medium: 8192, high: 24_576 }
+
+/** The thinkingConfig a reasoning asks of Gemini: its budget, else its effort's, else dynamic (-1); budget 0 is thinking off. */
+export function geminiThinkingConfig(reasoning: ReasoningConfig): { includeThoughts?: boolean; thinkingBudget: number } {
+  const budget = reasoning.budgetTokens ?? EFFORT_BUDGETS[reasoning.effort ?? ''] ?? -1
+  return budget === 0 ? { thinkingBudget: 0 } : { includeThoughts: true, thinkingBudget: budget }
+}
 
 /**
  * Ids for function calls that came without one, paired with their responses by
@@ -279,10 +286,7 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
   if (request.topP !== undefined) config.topP = request.topP
   if (request.topK !== undefined) config.topK = request.topK
   if (request.stop?.length) config.stopSequences = request.stop
-  if (request.reasoning) {
-    const budget = request.reasoning.budgetTokens ?? EFFORT_BUDGETS[request.reasoning.effort ?? ''] ?? -1
-    config.thinkingConfig = { includeThoughts: true, thinkingBudget: budget }
-  }
+  if (request.reasoning) config.thinkingConfig = geminiThinkingConfig(request.reasoning)
   if (request.responseFormat) {
     config.responseMimeType = 'application/json'
     if (request.responseFormat.type === 'json_schema') config.responseJsonSchema = request.responseFormat.schema

@@ -183,6 +183,7 @@ export function encodeChatRequest(request: CanonicalRequest, model: string, hint
   if (request.stop?.length) body.stop = request.stop
   if (rules.effort && request.reasoning?.effort) body.reasoning_effort = request.reasoning.effort
   else if (rules.effort && request.reasoning?.budgetTokens) body.reasoning_effort = effortOfBudget(request.reasoning.budgetTokens)
+  else if (request.reasoning?.budgetTokens === 0 && hints.thinkingOffEffort) body.reasoning_effort = hints.thinkingOffEffort
   if (request.responseFormat?.type === 'json_object') body.response_format = { type: 'json_object' }
   if (request.responseFormat?.type === 'json_schema') {
     const { name, schema, strict } = request.responseFormat

@@ -18,6 +18,7 @@ import {
   type ToolResultPart,
 } from '#gateway/dialects/canonical'
 import type { ResponsesContentPart, ResponsesItem, ResponsesRequest, ResponsesTool } from '#gateway/dialects/openai_responses/types'
+import { effortOfBudget } from '#gateway/dialects/openai_chat/request'
 
 /**
  * Responses request -> canonical. `instructions` and leading system /
@@ -219,8 +220,10 @@ export function encodeResponsesRequest(request: CanonicalRequest, model: string)
   if (request.maxTokens !== undefined) body.max_output_tokens = request.maxTokens
   if (request.temperature !== undefined) body.temperature = request.temperature
   if (request.topP !== undefined) body.top_p = request.topP
-  if (request.reasoning) {
-    body.reasoning = { effort: request.reasoning.effort ?? 'medium', summary: request.reasoning.summary ?? 'auto' }
+  // A budget of 0 is thinking off (a `-nothinking` model name: routing/model_suffix.ts).
+  if (request.reasoning && request.reasoning.budgetTokens !== 0) {
+    const { effort, budgetTokens, summary } = request.reasoning
+    body.reasoning = { effort: effort ?? (budgetTokens ? effortOfBudget(budgetTokens) : 'medium'), summary: summary ?? 'auto' }
     body.include = ['reasoning.encrypted_content']
   }
   const format = request.responseFormat
