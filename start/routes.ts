@@ -24,6 +24,7 @@ const RerankController = () => import('#controllers/api/rerank_controller')
 const ModerationsController = () => import('#controllers/api/moderations_controller')
 const ModelInfoController = () => import('#controllers/api/model_info_controller')
 const AzureController = () => import('#controllers/api/azure_controller')
+const HealthController = () => import('#controllers/api/health_controller')
 
 router
   .group(() => {
@@ -125,6 +126,11 @@ router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.
 router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')
 
 router.get('/api/status', [StatusController, 'show']).as('status')
+
+/** LiteLLM's probe paths (Kubernetes manifests copied from a LiteLLM deployment): no key, as probes send none. */
+router.get('/health/liveliness', [HealthController, 'liveness']).as('health.liveliness')
+router.get('/health/liveness', [HealthController, 'liveness']).as('health.liveness')
+router.get('/health/readiness', [HealthController, 'readiness']).as('health.readiness')
 
 /**
  * The management API: users, balances, keys, redemption codes, channels, prices and settings as JSON
