@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
+import type { PostgreConfig } from '@adonisjs/lucid/types/database'
 import { withApiLane } from '#gateway/http/api_lane'
 import { baseUrl, gateway } from '#tests/helpers'
 
@@ -41,12 +42,13 @@ test.group("LiteLLM's /health/liveliness and /health/readiness", () => {
     // The default connection pointed at a port nothing listens on: the database is unreachable for the probe.
     await gw.meter.drain()
     const name = db.primaryConnectionName
-    const config = db.manager.get(name)!.config
+    const config = db.manager.get(name)!.config as PostgreConfig
     const closed = createServer()
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
     const port = (closed.address() as AddressInfo).port
     await new Promise((resolve) => closed.close(resolve))
-    db.manager.patch(name, { ...config, connection: { connectionString: `postgres://nobody:x@127.0.0.1:${port}/none` } })
+    const unreachable: PostgreConfig = { ...config, connection: { connectionString: `postgres://nobody:x@127.0.0.1:${port}/none` } }
+    db.manager.patch(name, unreachable)
     try {
       const down = await fetch(`${baseUrl()}/health/readiness`)
       assert.equal(down.status, 503)
