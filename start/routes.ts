@@ -72,6 +72,23 @@ router
   .use(middleware.apiKey())
 
 /**
+ * Google's OpenAI compatibility base (`.../v1beta/openai/`): clients set up for
+ * Gemini through the OpenAI SDKs, with only the host changed. The /v1 endpoints,
+ * OpenAI's errors (the API lane serves the POSTs; these routes with API_LANE=false).
+ */
+router
+  .group(() => {
+    router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
+    router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
+    router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
+    router.get('/models', [ModelsController, 'index']).as('models')
+    router.get('/models/*', [ModelsController, 'show']).as('models.show')
+  })
+  .prefix('/v1beta/openai')
+  .as('v1beta.openai')
+  .use(middleware.apiKey())
+
+/**
  * The OpenAI paths without /v1, as LiteLLM serves them: clients set up for a
  * LiteLLM proxy use its base URL as LiteLLM's docs give it (`http://host:4000`)
  * and the OpenAI SDKs append `/chat/completions` to it. Same endpoints, same
