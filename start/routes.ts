@@ -25,6 +25,7 @@ const ModerationsController = () => import('#controllers/api/moderations_control
 const ModelInfoController = () => import('#controllers/api/model_info_controller')
 const AzureController = () => import('#controllers/api/azure_controller')
 const HealthController = () => import('#controllers/api/health_controller')
+const OpenRouterAccountController = () => import('#controllers/api/openrouter_account_controller')
 
 router
   .group(() => {
@@ -55,6 +56,10 @@ router
     router.get('/generation', [GenerationController, 'show']).as('generation')
     router.get('/dashboard/billing/subscription', [BillingCompatController, 'subscription']).as('billing.subscription')
     router.get('/dashboard/billing/usage', [BillingCompatController, 'usage']).as('billing.usage')
+    // OpenRouter's key and credits checks, for an app whose OpenRouter base URL became the gateway's /v1.
+    router.get('/key', [OpenRouterAccountController, 'key']).as('openrouter.key')
+    router.get('/auth/key', [OpenRouterAccountController, 'key']).as('openrouter.auth_key')
+    router.get('/credits', [OpenRouterAccountController, 'credits']).as('openrouter.credits')
   })
   .prefix('/v1')
   .as('v1')
@@ -143,6 +148,21 @@ router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.
 router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')
 
 router.get('/api/status', [StatusController, 'show']).as('status')
+
+/**
+ * OpenRouter's account checks where openrouter.ai serves them (`/api/v1/key`, its older
+ * `/api/v1/auth/key`, `/api/v1/credits`), for apps that keep OpenRouter's paths with the host
+ * changed: the API's key auth (the management API is /api/admin, its own prefix).
+ */
+router
+  .group(() => {
+    router.get('/key', [OpenRouterAccountController, 'key']).as('key')
+    router.get('/auth/key', [OpenRouterAccountController, 'key']).as('auth_key')
+    router.get('/credits', [OpenRouterAccountController, 'credits']).as('credits')
+  })
+  .prefix('/api/v1')
+  .as('openrouter')
+  .use(middleware.apiKey())
 
 /** LiteLLM's probe paths (Kubernetes manifests copied from a LiteLLM deployment): no key, as probes send none. */
 router.get('/health/liveliness', [HealthController, 'liveness']).as('health.liveliness')
