@@ -2,10 +2,10 @@ import { test } from '@japa/runner'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import app from '@adonisjs/core/services/app'
-import db from '@adonisjs/lucid/services/db'
-import type { PostgreConfig } from '@adonisjs/lucid/types/database'
 import { withApiLane } from '#gateway/http/api_lane'
 import { baseUrl, gateway } from '#tests/helpers'
+import { cuttableProxy } from '#tests/fixtures/cuttable_proxy'
+import { startInstance, until } from '#tests/instances_harness'
 
 /**
  * LiteLLM's probe paths, as Kubernetes manifests copied from a LiteLLM
@@ -28,7 +28,7 @@ test.group("LiteLLM's /health/liveliness and /health/readiness", () => {
     assert.match(unknown.headers.get('content-type') ?? '', /application\/json/)
   })
 
-  test('readiness is 503 before the boot is over, and while the database does not answer; liveness stays 200', async ({ assert, cleanup }) => {
+  test('readiness is 503 before the boot is over', async ({ assert, cleanup }) => {
     const gw = await gateway()
     gw.ready = false
     cleanup(() => {
@@ -38,29 +38,33 @@ test.group("LiteLLM's /health/liveliness and /health/readiness", () => {
     assert.equal(booting.status, 503)
     assert.deepInclude((await booting.json()) as any, { status: 'unhealthy', ready: false, db: 'connected' })
     gw.ready = true
-
-    // The default connection pointed at a port nothing listens on: the database is unreachable for the probe.
-    await gw.meter.drain()
-    const name = db.primaryConnectionName
-    const config = db.manager.get(name)!.config as PostgreConfig
-    const closed = createServer()
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
-    const port = (closed.address() as AddressInfo).port
-    await new Promise((resolve) => closed.close(resolve))
-    const unreachable: PostgreConfig = { ...config, connection: { connectionString: `postgres://nobody:x@127.0.0.1:${port}/none` } }
-    db.manager.patch(name, unreachable)
-    try {
-      const down = await fetch(`${baseUrl()}/health/readiness`)
-      assert.equal(down.status, 503)
-      assert.deepInclude((await down.json()) as any, { status: 'unhealthy', ready: true, db: 'unavailable' })
-      const live = await fetch(`${baseUrl()}/health/liveliness`)
-      assert.equal(live.status, 200)
-    } finally {
-      db.manager.patch(name, config)
-    }
-    const back = await fetch(`${baseUrl()}/health/readiness`)
-    assert.equal(back.status, 200)
   })
+
+  test('a gateway whose database stops answering: readiness 503 while it does not, 200 again after; liveness 200 throughout', async ({ assert, cleanup }) => {
+    // A production gateway reaching the test database through a proxy that can be cut: a real outage for it alone.
+    const proxy = await cuttableProxy(new URL(process.env.DATABASE_URL!))
+    const instance = await startInstance('probed', { DATABASE_URL: proxy.url })
+    cleanup(async () => {
+      proxy.restore()
+      await instance.stop()
+      await proxy.close()
+    })
+    const probe = async (path: string) => {
+      const response = await fetch(`${instance.url}${path}`)
+      return { status: response.status, body: (await response.json()) as any }
+    }
+    assert.equal((await probe('/health/readiness')).status, 200)
+
+    proxy.cut()
+    const down = await until(() => probe('/health/readiness'), (r) => r.status === 503)
+    assert.equal(down.status, 503)
+    assert.deepInclude(down.body, { status: 'unhealthy', ready: true, db: 'unavailable' })
+    assert.deepEqual(await probe('/health/liveliness'), { status: 200, body: "I'm alive!" })
+
+    proxy.restore()
+    const back = await until(() => probe('/health/readiness'), (r) => r.status === 200, 10_000)
+    assert.deepInclude(back.body, { status: 'healthy', db: 'connected' })
+  }).timeout(180_000)
 
   test('the router serves them alike with the API lane off', async ({ assert }) => {
     const server = await app.container.make('server')
