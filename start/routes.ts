@@ -24,6 +24,8 @@ const RerankController = () => import('#controllers/api/rerank_controller')
 const ModerationsController = () => import('#controllers/api/moderations_controller')
 const ModelInfoController = () => import('#controllers/api/model_info_controller')
 const AzureController = () => import('#controllers/api/azure_controller')
+const HealthController = () => import('#controllers/api/health_controller')
+const OpenRouterAccountController = () => import('#controllers/api/openrouter_account_controller')
 
 router
   .group(() => {
@@ -54,6 +56,10 @@ router
     router.get('/generation', [GenerationController, 'show']).as('generation')
     router.get('/dashboard/billing/subscription', [BillingCompatController, 'subscription']).as('billing.subscription')
     router.get('/dashboard/billing/usage', [BillingCompatController, 'usage']).as('billing.usage')
+    // OpenRouter's key and credits checks, for an app whose OpenRouter base URL became the gateway's /v1.
+    router.get('/key', [OpenRouterAccountController, 'key']).as('openrouter.key')
+    router.get('/auth/key', [OpenRouterAccountController, 'key']).as('openrouter.auth_key')
+    router.get('/credits', [OpenRouterAccountController, 'credits']).as('openrouter.credits')
   })
   .prefix('/v1')
   .as('v1')
@@ -68,6 +74,23 @@ router
   })
   .prefix('/v1beta')
   .as('v1beta')
+  .use(middleware.apiKey())
+
+/**
+ * Google's OpenAI compatibility base (`.../v1beta/openai/`): clients set up for
+ * Gemini through the OpenAI SDKs, with only the host changed. The /v1 endpoints,
+ * OpenAI's errors (the API lane serves the POSTs; these routes with API_LANE=false).
+ */
+router
+  .group(() => {
+    router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
+    router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
+    router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
+    router.get('/models', [ModelsController, 'index']).as('models')
+    router.get('/models/*', [ModelsController, 'show']).as('models.show')
+  })
+  .prefix('/v1beta/openai')
+  .as('v1beta.openai')
   .use(middleware.apiKey())
 
 /**
@@ -125,6 +148,26 @@ router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.
 router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')
 
 router.get('/api/status', [StatusController, 'show']).as('status')
+
+/**
+ * OpenRouter's account checks where openrouter.ai serves them (`/api/v1/key`, its older
+ * `/api/v1/auth/key`, `/api/v1/credits`), for apps that keep OpenRouter's paths with the host
+ * changed: the API's key auth (the management API is /api/admin, its own prefix).
+ */
+router
+  .group(() => {
+    router.get('/key', [OpenRouterAccountController, 'key']).as('key')
+    router.get('/auth/key', [OpenRouterAccountController, 'key']).as('auth_key')
+    router.get('/credits', [OpenRouterAccountController, 'credits']).as('credits')
+  })
+  .prefix('/api/v1')
+  .as('openrouter')
+  .use(middleware.apiKey())
+
+/** LiteLLM's probe paths (Kubernetes manifests copied from a LiteLLM deployment): no key, as probes send none. */
+router.get('/health/liveliness', [HealthController, 'liveness']).as('health.liveliness')
+router.get('/health/liveness', [HealthController, 'liveness']).as('health.liveness')
+router.get('/health/readiness', [HealthController, 'readiness']).as('health.readiness')
 
 /**
  * The management API: users, balances, keys, redemption codes, channels, prices and settings as JSON

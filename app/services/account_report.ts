@@ -1,5 +1,6 @@
 import db from '@adonisjs/lucid/services/db'
 import { currentPeriod, type PlanInfo } from '#gateway/types'
+import { toPico } from '#gateway/metering/money'
 
 /** Read-side reports over the metering tables (usage and balance endpoints, portal, admin). */
 export async function monthlyUsageReport(userId: number, plan: PlanInfo | null, now = new Date()) {
@@ -48,5 +49,31 @@ export async function balanceReport(userId: number) {
     currency: 'USD',
     total_spent: Number(row?.spent ?? 0),
     last_updated: new Date(lastUpdated).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  }
+}
+
+/**
+ * What OpenRouter's `/api/v1/key` and `/api/v1/credits` need of the database,
+ * in one read (after the meter's queue is drained, as /v1/balance reads it):
+ * the user's balance and total spent (the same sums as balanceReport),
+ * whether money was ever brought in (a ledger top-up: card, code, operator),
+ * and the key's lifetime spend (api_keys.spent, which the meter keeps whole
+ * even when the key's cap counts a period). Amounts as exact pico-USD.
+ */
+export async function creditReport(userId: number, keyId: number) {
+  const result = await db.rawQuery(
+    `SELECT u.balance,
+            COALESCE((SELECT -SUM(amount) FROM balance_ledger WHERE user_id = u.id AND kind IN ('charge','refund')), 0) AS spent,
+            EXISTS (SELECT 1 FROM balance_ledger WHERE user_id = u.id AND kind = 'topup') AS paid,
+            (SELECT k.spent FROM api_keys k WHERE k.id = ? AND k.user_id = u.id) AS key_spent
+       FROM users u WHERE u.id = ?`,
+    [keyId, userId]
+  )
+  const row = result.rows[0]
+  return {
+    balancePico: toPico(String(row?.balance ?? '0')),
+    spentPico: toPico(String(row?.spent ?? '0')),
+    paid: row?.paid === true,
+    keySpentPico: toPico(String(row?.key_spent ?? '0')),
   }
 }

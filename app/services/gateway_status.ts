@@ -33,18 +33,31 @@ function modelCooldowns(gateway: Gateway) {
 }
 
 /**
+ * One round trip to the database: `ok` with its latency, or `unavailable`
+ * (the driver's error stays in the logs: the answer is public). What
+ * /api/status reports and the readiness probe (/health/readiness) requires.
+ */
+export async function databaseHealth(): Promise<{ status: 'ok' | 'unavailable'; latency_ms?: number; error?: string }> {
+  const started = performance.now()
+  try {
+    await db.rawQuery('SELECT 1')
+    return { status: 'ok', latency_ms: Math.round((performance.now() - started) * 100) / 100 }
+  } catch {
+    return { status: 'unavailable', error: 'database did not answer' }
+  }
+}
+
+/** The running version (package.json), for the status answers. */
+export function gatewayVersion(): string {
+  return version
+}
+
+/**
  * Liveness, version, uptime, database round trip, channel counts, per-model
  * cool-downs and the metering queue: GET /api/status and the /status page.
  */
 export async function gatewayStatus(gateway: Gateway) {
-  const started = performance.now()
-  let database: { status: string; latency_ms?: number; error?: string }
-  try {
-    await db.rawQuery('SELECT 1')
-    database = { status: 'ok', latency_ms: Math.round((performance.now() - started) * 100) / 100 }
-  } catch {
-    database = { status: 'unavailable', error: 'database did not answer' }
-  }
+  const database = await databaseHealth()
   return {
     status: database.status === 'ok' ? 'ok' : 'degraded',
     version,

@@ -233,6 +233,43 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
     )
   })
 
+  test("a model or stream sent as a file part is refused as image uploads refuse it, not read as the field", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const before = mock.requests.length
+    const wav = wavFile(10)
+    const forms = [
+      // The gateway does not read a file part as the model: without this it answered missing_model, an upstream may read it.
+      multipartBody([['model', 'whisper-1', 'model.txt'], ['file', wav, 'a.wav']]),
+      // Nor as stream: a stream the upstream reads as true would answer SSE where the gateway accounts one JSON answer.
+      multipartBody([['model', 'whisper-1'], ['stream', 'true', 'stream.txt'], ['file', wav, 'a.wav']]),
+    ]
+    for (const [i, form] of forms.entries()) {
+      const response = await upload(i === 0 ? '/v1/audio/transcriptions' : '/v1/audio/translations', user.key, form)
+      assert.equal(response.status, 400)
+      const error = ((await response.json()) as any).error
+      assert.deepInclude(error, { code: 'invalid_multipart', type: 'invalid_request_error', param: i === 0 ? 'model' : 'stream' })
+    }
+    // Under an Azure deployment too: the deployment is not written into the file part.
+    const azure = forms[0]
+    const deployed = await fetch(`${baseUrl()}/openai/deployments/whisper-1/audio/transcriptions?api-version=2024-10-21`, {
+      method: 'POST',
+      headers: { 'api-key': user.key, 'content-type': azure.contentType },
+      body: azure.body,
+    })
+    assert.equal(deployed.status, 400)
+    assert.equal(((await deployed.json()) as any).error.code, 'invalid_multipart')
+    assert.equal(mock.requests.length, before, 'nothing reached the upstream')
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r) => [r.endpoint, r.status, r.error_code]),
+      [
+        ['audio.transcriptions', 400, 'invalid_multipart'],
+        ['audio.translations', 400, 'invalid_multipart'],
+        ['audio.transcriptions', 400, 'invalid_multipart'],
+      ]
+    )
+  })
+
   test('a priced model with an empty balance is 402 before any upstream call', async ({ assert }) => {
     const user = await seedUser()
     const before = mock.requests.length

@@ -3,7 +3,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
-import { toFile } from 'openai'
+import { AzureOpenAI, toFile } from 'openai'
 import { withApiLane } from '#gateway/http/api_lane'
 import { setPrice } from '#actions/set_price'
 import { setWordFilter } from '#actions/set_word_filter'
@@ -486,6 +486,46 @@ test.group('Image uploads: failover, answers that are none, Azure, the router', 
     assert.equal(variation.status, 400)
     assert.deepInclude(((await variation.json()) as any).error, { code: 'unsupported_endpoint', message: "No channel serving 'az-image' offers image variations" })
     assert.equal(mock.requests.length, before)
+  })
+
+  test("an Azure client's deployment path (/openai/deployments/{d}/images/edits): the form names the deployment, lane and router alike", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const png = pngFile(8)
+    // AzureOpenAI with a deployment posts the edit under it; the form's own model is another, the deployment wins (as Azure and LiteLLM).
+    const client = new AzureOpenAI({ endpoint: baseUrl(), apiKey: user.key, apiVersion: '2025-04-01-preview', deployment: 'gpt-image-1', maxRetries: 0 })
+    const answer = await client.images.edit({ model: 'dall-e-2', image: await toFile(png, 'a.png', { type: 'image/png' }), prompt: 'a hat' })
+    assert.equal(answer.data![0].b64_json, 'aW1hZ2U=')
+    let sent = mock.lastRequest()!
+    assert.equal(sent.path, '/v1/images/edits')
+    let fields = formParts(sent.bytes, sent.headers['content-type'])
+    assert.deepEqual(fields.filter((p) => p.name === 'model').map((p) => p.data.toString()), ['gpt-image-1'])
+    assert.isTrue(fields.find((p) => p.name === 'image')!.data.equals(png), 'the image arrived byte for byte')
+
+    // A form without a model part (as Azure clients send it) gets one, in front; through the router too, and to an Azure channel.
+    const bare = multipartBody([['prompt', 'a hat'], ['image', png, 'a.png']])
+    for (const [base, deployment] of [[baseUrl(), 'gpt-image-1'], [routed.url, 'gpt-image-1'], [routed.url, 'az-image']]) {
+      const response = await fetch(`${base}/openai/deployments/${deployment}/images/edits?api-version=2025-04-01-preview`, {
+        method: 'POST',
+        headers: { 'api-key': user.key, 'content-type': bare.contentType },
+        body: bare.body,
+      })
+      assert.equal(response.status, 200, `${base} ${deployment}`)
+      sent = mock.lastRequest()!
+      const expected = multipartBody([['model', deployment], ['prompt', 'a hat'], ['image', png, 'a.png']])
+      assert.isTrue(sent.bytes.equals(expected.body), `the model part was added in front (${deployment})`)
+    }
+    assert.equal(sent.path, '/openai/deployments/az-image/images/edits?api-version=2025-04-01-preview')
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r) => [r.endpoint, r.model, r.status, r.images]),
+      [
+        ['images.edits', 'gpt-image-1', 200, 1],
+        ['images.edits', 'gpt-image-1', 200, 1],
+        ['images.edits', 'gpt-image-1', 200, 1],
+        ['images.edits', 'az-image', 200, 1],
+      ]
+    )
   })
 
   test('through the router (API_LANE=false), and at the paths without /v1, the same answers and rows', async ({ assert }) => {

@@ -2,12 +2,12 @@ import { test } from '@japa/runner'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
 import { mkdtempSync, readdirSync, readFileSync, copyFileSync, chmodSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UsageMeter } from '#gateway/metering/usage_meter'
 import { pruneUsage } from '#actions/prune_usage'
 import { balanceAndLedger, meterEvent, resetDatabase, seedUser } from '#tests/helpers'
+import { cuttableProxy } from '#tests/fixtures/cuttable_proxy'
 
 function spillDir() {
   const dir = mkdtempSync(join(tmpdir(), 'gw-spill-'))
@@ -18,43 +18,6 @@ function spillDir() {
 async function meter(connectionString: string, dir: string) {
   const logger = await app.container.make('logger')
   return new UsageMeter({ connectionString, batchSize: 50, flushMs: 5, logger, spillDir: dir })
-}
-
-/**
- * A TCP proxy to the test database that can be cut (connections dropped,
- * new ones refused) and restored: a Postgres outage for one meter only.
- */
-async function cuttableProxy(target: URL) {
-  const sockets = new Set<net.Socket>()
-  let open = true
-  const server = net.createServer((client) => {
-    if (!open) return client.destroy()
-    const upstream = net.connect(Number(target.port), target.hostname)
-    sockets.add(client).add(upstream)
-    client.pipe(upstream).pipe(client)
-    const drop = () => {
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('error', drop).on('close', drop)
-    upstream.on('error', drop).on('close', drop)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as net.AddressInfo).port
-  const url = new URL(target.href)
-  url.port = String(port)
-  return {
-    url: url.href,
-    cut() {
-      open = false
-      for (const s of sockets) s.destroy()
-      sockets.clear()
-    },
-    restore() {
-      open = true
-    },
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  }
 }
 
 async function rowsFor(userId: number) {

@@ -159,4 +159,9 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/audio/translations', audioTranslations],
   ['/audio/speech', audioSpeech],
   ['/moderations', moderations],
+  // Google's OpenAI compatibility base (`https://generativelanguage.googleapis.com/v1beta/openai/`), which
+  // clients set up for Gemini through the OpenAI SDKs keep with only the host changed: the /v1 endpoints.
+  ['/v1beta/openai/chat/completions', chatCompletions],
+  ['/v1beta/openai/embeddings', embeddings],
+  ['/v1beta/openai/images/generations', imageGenerations],
 ])

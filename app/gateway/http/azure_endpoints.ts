@@ -53,6 +53,7 @@ const DEPLOYMENT_OPERATIONS: Array<[string, Endpoint]> = [
   ['/completions', completions],
   ['/embeddings', embeddings],
   ['/images/generations', imageGenerations],
+  ['/images/edits', imageEdits],
   ['/audio/transcriptions', audioTranscriptions],
   ['/audio/translations', audioTranslations],
   ['/audio/speech', audioSpeech],

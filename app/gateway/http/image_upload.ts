@@ -1,6 +1,7 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { ImageUploadCall, ImageUploadOperation } from '#gateway/image_uploads'
-import { boundaryOf, fieldValue, MultipartError, type MultipartForm, readMultipart } from '#gateway/http/multipart'
+import { boundaryOf, fieldValue, MultipartError, type MultipartForm, readMultipart, withFieldValue } from '#gateway/http/multipart'
+import { deploymentName } from '#gateway/http/deployment_model'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
@@ -40,16 +41,18 @@ export async function readImageUpload(
     error.headers = { connection: 'close' }
     throw error
   }
+  // Azure's deployment path names the model (deployment_model.ts), as for audio: checked before the upload is read.
+  const deployment = call.deployment === undefined ? undefined : deploymentName(call.deployment)
+  if (deployment !== undefined) account.model = deployment
   // Outside the in-flight cap while it arrives (GatewayService.receiveBody), as every body upload.
-  const rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
-  let form: MultipartForm
-  try {
-    form = readMultipart(rawBody, boundary)
-  } catch (error) {
-    if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
-    throw error
-  }
+  let rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
+  let form = readForm(rawBody, boundary)
   refuseRepeatedFields(form)
+  if (deployment !== undefined && fieldValue(rawBody, form, 'model') !== deployment) {
+    // The form then names the deployment (its model part added or replaced), as audio_upload.ts does.
+    rawBody = withFieldValue(rawBody, form, 'model', deployment)
+    form = readForm(rawBody, boundary)
+  }
   const named = fieldValue(rawBody, form, 'model')
   // An edit names its model (OpenAI's default changes with its releases, and the gateway bills the model it routes);
   // a variation is dall-e-2's, OpenAI's only variation model.
@@ -77,6 +80,15 @@ export async function readImageUpload(
     stream: operation === 'image_edits' && fieldValue(rawBody, form, 'stream') === 'true',
     req: call.req,
     res: call.res,
+  }
+}
+
+function readForm(rawBody: Buffer, boundary: string): MultipartForm {
+  try {
+    return readMultipart(rawBody, boundary)
+  } catch (error) {
+    if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
+    throw error
   }
 }
 

@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import { createUser } from '#actions/create_user'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { post, resetDatabase, seedChannel, seedUser, startMock, refreshCaches, usageRows } from '#tests/helpers'
+import { baseUrl, post, resetDatabase, seedChannel, seedUser, startMock, refreshCaches, usageRows } from '#tests/helpers'
 import { PageClient, htmlText } from '#tests/page_client'
 import { resetChannelStatusMemo } from '#services/channel_status'
 import { GATEWAY_ERRORS } from '#services/gateway_errors'
@@ -30,6 +30,33 @@ test.group('/docs, /status and languages', (group) => {
     assert.include(text, 'Retry-After')
     for (const tool of ['Claude Code', 'Codex CLI', 'Gemini CLI', 'Cursor', 'OpenCode']) assert.include(text, tool)
     assert.include(page.body, 'data-status-url="/api/status"')
+  })
+
+  test("/docs: the authentication table lists every header the gateway reads (Azure's api-key, LiteLLM's too), each one working, in every language", async ({ assert }) => {
+    const user = await seedUser()
+    const languages: Array<[string, string, string]> = [
+      ['en', 'Azure OpenAI clients', 'LiteLLM proxy'],
+      ['vi', 'Client Azure OpenAI', 'proxy LiteLLM'],
+      ['zh-CN', 'Azure OpenAI 客户端', 'LiteLLM 代理'],
+    ]
+    for (const [language, azure, litellm] of languages) {
+      const page = await new PageClient({ 'accept-language': language }).get('/docs')
+      const table = page.body.slice(page.body.indexOf('id="auth-title"'), page.body.indexOf('</table>', page.body.indexOf('id="auth-title"')))
+      const headers = [...table.matchAll(/<code>([^<]+)<\/code>/g)].map((m) => m[1])
+      assert.deepEqual(headers, ['Authorization: Bearer sk-…', 'x-api-key: sk-…', 'x-goog-api-key: sk-…', '?key=sk-…', 'api-key: sk-…', 'x-litellm-api-key: sk-…'], language)
+      const text = htmlText(table)
+      assert.include(text, azure, language)
+      assert.include(text, litellm, language)
+      if (language !== 'en') continue
+      // Each way the table names carries the key.
+      for (const header of headers) {
+        const withKey = header.replace('sk-…', user.key)
+        const response = withKey.startsWith('?')
+          ? await fetch(`${baseUrl()}/v1/models${withKey}`)
+          : await fetch(`${baseUrl()}/v1/models`, { headers: { [withKey.slice(0, withKey.indexOf(':'))]: withKey.slice(withKey.indexOf(':') + 1).trim() } })
+        assert.equal(response.status, 200, header)
+      }
+    }
   })
 
   test('/docs: model tags are the public catalogue; ?model= selects one and rewrites the snippets', async ({ assert }) => {
