@@ -9,6 +9,7 @@ import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
+import { concealChannel } from '#gateway/upstream/channel_secrets'
 
 export { UpstreamBody }
 
@@ -187,7 +188,7 @@ export async function dispatch<A = undefined>(
       const message = guard.timedOut ? guard.describeTimeout() : timedOut ? `timeout (${describe(error)})` : describe(error)
       record(timedOut ? 'timeout' : 'network_error', null, message)
       health?.failure(channelId, message)
-      lastFailure = GatewayError.providerError(`Upstream request failed: ${message}`)
+      lastFailure = concealChannel(GatewayError.providerError(`Upstream request failed: ${message}`), candidate.channel)
       continue
     }
 
@@ -212,6 +213,8 @@ export async function dispatch<A = undefined>(
             throw error
           }
           // The upstream's failure as much as a 502 of its own: counted so, and the next candidate tried.
+          // Its words (an error body sent with 2xx) may repeat the channel's key or address.
+          concealChannel(error, candidate.channel)
           const timedOut = guard.timedOut !== null
           const message = timedOut ? `${guard.describeTimeout()} while the answer was read` : error.message
           record(timedOut ? 'timeout' : 'invalid_answer', status, message)
@@ -244,7 +247,8 @@ export async function dispatch<A = undefined>(
 
     const bytes = await response.collectPrefix(answerLimits.errorBytes).catch(() => Buffer.alloc(0))
     guard.dispose()
-    const failure = upstreamFailure(status, bytes)
+    // The upstream's message goes to the client (a 4xx as it said it): never with the channel's key or address.
+    const failure = concealChannel(upstreamFailure(status, bytes), candidate.channel)
     if (status === 401 || status === 403) {
       record('auth_error', status, failure.message)
       health?.release(channelId)
