@@ -365,9 +365,11 @@ export class GatewayService {
           return found ? toTokenUsage(found) : exchange.estimate(text)
         })
       }
-      // Asked with OpenRouter's fields (reasoning left out, usage's cost): re-framed, only then.
+      // The upstream's own bill taken out (upstream_cost.ts); asked with OpenRouter's fields (reasoning left out,
+      // usage's cost): amended. Re-framed only then.
+      const dropped = ingress.passThrough.dropUpstreamCost?.(parsed) === true
       const amended = exchange.amends && ingress.passThrough.amend!(parsed, exchange.encoderOptions, ingress.usageOfBody(parsed))
-      const sent = amended ? Buffer.from(JSON.stringify(parsed)) : bytes
+      const sent = amended || dropped ? Buffer.from(JSON.stringify(parsed)) : bytes
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, sent)
       if (status === 200) this.#store(exchange, false, 'application/json', sent)

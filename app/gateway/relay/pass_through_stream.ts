@@ -135,7 +135,10 @@ export async function relayPassThroughStream(
             continue
           }
           let changed = options.clientModel !== null && rules.rewriteModel(parsed, options.clientModel)
-          if (amending && rules.amend!(parsed, options.encoder, usage)) {
+          // The upstream's own bill first (it never goes out); then what the client asked for (its cost, the gateway's).
+          const dropped = rules.dropUpstreamCost?.(parsed) === true
+          const amended = amending && rules.amend!(parsed, options.encoder, usage)
+          if (dropped || amended) {
             changed = true
             // Changed: the chunk cannot go as it came; what came before this event is framed now.
             if (asIs) {
