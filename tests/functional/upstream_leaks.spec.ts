@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { chatJson, chatStream, type ScriptedAnswer } from '#tests/fixtures/upstream_scripts'
 import { pngFile } from '#tests/fixtures/image_files'
+import { wavFile } from '#tests/fixtures/audio_files'
 import { baseUrl, gateway, multipartBody, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
@@ -230,5 +231,124 @@ test.group("OpenRouter's own cost fields are not relayed", (group) => {
     mock.script({ raw })
     const response = await post('/v1/chat/completions', { model: 'vendor/model', messages: hello }, auth())
     assert.equal(await response.text(), raw.body)
+  })
+})
+
+/**
+ * An upstream's response headers describe the operator's account with the
+ * provider (OpenAI's organization and project, its rate limits and those of
+ * Anthropic, Anthropic's organization id), the provider's infrastructure
+ * (Cloudflare's ray, cookies, server, via) and its request ids. None is the
+ * client's: its rate limits are the gateway's own x-ratelimit-* for its key
+ * (an SDK would otherwise pace itself by the operator's account), its request
+ * id the gateway's. Every endpoint, answered or refused, in each format.
+ */
+test.group("The upstream's response headers are not relayed", (group) => {
+  let mock: MockUpstream
+  let key: string
+  const UPSTREAM_HEADERS: Record<string, string> = {
+    'openai-organization': 'org-operator-account',
+    'openai-project': 'proj_operator',
+    'openai-processing-ms': '4321',
+    'openai-version': '2020-10-01',
+    'x-ratelimit-limit-requests': '77777',
+    'x-ratelimit-remaining-requests': '77776',
+    'x-ratelimit-limit-tokens': '8888888',
+    'x-ratelimit-reset-requests': '7ms',
+    'anthropic-ratelimit-requests-limit': '66666',
+    'anthropic-ratelimit-tokens-remaining': '6666666',
+    'anthropic-organization-id': 'anthropic-org-operator',
+    'request-id': 'req_upstream_0001',
+    'x-request-id': 'upstream-request-0001',
+    'cf-ray': '8f0c0ffee-SJC',
+    'cf-cache-status': 'DYNAMIC',
+    'set-cookie': '__cf_bm=operator-cookie; path=/',
+    'server': 'cloudflare',
+    'via': '1.1 upstream-proxy',
+    'x-envoy-upstream-service-time': '321',
+    'x-litellm-response-cost': '0.0123',
+    'x-generation-id': 'gen-operator-0001',
+    'strict-transport-security': 'max-age=31536000',
+    'alt-svc': 'h3=":443"; ma=86400',
+  }
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'hdr-openai', provider: 'openai', baseUrl: mock.url, models: ['hdr-*', 'tts-1', 'whisper-1'] })
+    await seedChannel({ name: 'hdr-claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-hdr'] })
+    await seedChannel({ name: 'hdr-google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-hdr'] })
+    key = (await seedUser({ balance: '10' })).key
+    return () => mock.stop()
+  })
+
+  const bearer = () => ({ authorization: `Bearer ${key}` })
+  const anthropic = () => ({ 'x-api-key': key, 'anthropic-version': '2023-06-01' })
+  const chat = { model: 'hdr-chat', messages: [{ role: 'user', content: 'hi' }] }
+  const messages = { model: 'claude-hdr', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] }
+  const gemini = { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }
+
+  const calls: Array<{ name: string; path: string; body: unknown; headers: () => Record<string, string>; status?: number; mock?: Record<string, unknown> }> = [
+    { name: 'chat', path: '/v1/chat/completions', body: chat, headers: bearer },
+    { name: 'chat stream', path: '/v1/chat/completions', body: { ...chat, stream: true }, headers: bearer },
+    { name: 'chat translated to Anthropic', path: '/v1/chat/completions', body: { ...chat, model: 'claude-hdr' }, headers: bearer },
+    { name: 'responses stream', path: '/v1/responses', body: { model: 'hdr-chat', input: 'hi', stream: true }, headers: bearer },
+    { name: 'messages', path: '/v1/messages', body: messages, headers: anthropic },
+    { name: 'messages stream', path: '/v1/messages', body: { ...messages, stream: true }, headers: anthropic },
+    { name: 'count_tokens', path: '/v1/messages/count_tokens', body: { model: 'claude-hdr', messages: messages.messages }, headers: anthropic },
+    { name: 'gemini', path: '/v1beta/models/gemini-hdr:generateContent', body: gemini, headers: () => ({ 'x-goog-api-key': key }) },
+    { name: 'gemini stream', path: '/v1beta/models/gemini-hdr:streamGenerateContent?alt=sse', body: gemini, headers: () => ({ 'x-goog-api-key': key }) },
+    { name: 'completions', path: '/v1/completions', body: { model: 'hdr-chat', prompt: 'hi' }, headers: bearer },
+    { name: 'embeddings', path: '/v1/embeddings', body: { model: 'hdr-embed', input: 'hi' }, headers: bearer },
+    { name: 'images', path: '/v1/images/generations', body: { model: 'hdr-image', prompt: 'a cat' }, headers: bearer },
+    { name: 'rerank', path: '/v1/rerank', body: { model: 'hdr-rerank', query: 'q', documents: ['a', 'b'] }, headers: bearer },
+    { name: 'moderations', path: '/v1/moderations', body: { model: 'hdr-moderation', input: 'hi' }, headers: bearer },
+    { name: 'speech', path: '/v1/audio/speech', body: { model: 'tts-1', input: 'hello', voice: 'alloy' }, headers: bearer },
+    { name: 'a relayed 400', path: '/v1/chat/completions', body: chat, headers: bearer, status: 400, mock: { status: 400 } },
+    { name: 'an Anthropic 400', path: '/v1/messages', body: messages, headers: anthropic, status: 400, mock: { status: 400 } },
+    // Last: the model then cools down for a second.
+    { name: 'a 429 after every channel', path: '/v1/chat/completions', body: chat, headers: bearer, status: 429, mock: { status: 429, retry_after: 1 } },
+  ]
+
+  function assertNoneRelayed(assert: any, response: Response, name: string) {
+    for (const [header, value] of Object.entries(UPSTREAM_HEADERS)) {
+      assert.notEqual(response.headers.get(header), value, `${name}: the upstream's ${header} reached the client`)
+    }
+    assert.isNull(response.headers.get('set-cookie'), `${name}: a cookie of the upstream's`)
+    assert.isNull(response.headers.get('server'), name)
+    assert.isNull(response.headers.get('via'), name)
+  }
+
+  test('every endpoint, answered or refused', async ({ assert }) => {
+    // The upstream does send them (else the test proves nothing).
+    const sent = await fetch(`${mock.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...chat, mock: { answer_headers: UPSTREAM_HEADERS } }),
+    })
+    await sent.arrayBuffer()
+    assert.equal(sent.headers.get('openai-organization'), UPSTREAM_HEADERS['openai-organization'])
+    assert.equal(sent.headers.get('x-ratelimit-limit-requests'), UPSTREAM_HEADERS['x-ratelimit-limit-requests'])
+    for (const call of calls) {
+      mock.script({ ...call.mock, answer_headers: UPSTREAM_HEADERS })
+      const before = mock.requests.length
+      const response = await post(call.path, call.body, call.headers())
+      await response.arrayBuffer()
+      assert.equal(response.status, call.status ?? 200, call.name)
+      assert.isAbove(mock.requests.length, before, `${call.name}: the upstream was called`)
+      assertNoneRelayed(assert, response, call.name)
+    }
+    // The client's own rate-limit headers and request id are the gateway's.
+    const response = await post('/v1/chat/completions', chat, bearer())
+    assert.match(response.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/)
+  })
+
+  test('an audio upload, answered whole', async ({ assert }) => {
+    mock.script({ answer_headers: UPSTREAM_HEADERS })
+    const form = multipartBody([['file', wavFile(1500), 'a.wav'], ['model', 'whisper-1']])
+    const response = await fetch(`${baseUrl()}/v1/audio/transcriptions`, { method: 'POST', headers: { ...bearer(), 'content-type': form.contentType }, body: form.body })
+    await response.arrayBuffer()
+    assert.equal(response.status, 200)
+    assertNoneRelayed(assert, response, 'transcription')
   })
 })
