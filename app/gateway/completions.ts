@@ -16,6 +16,7 @@ import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
+import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
@@ -111,6 +112,8 @@ export async function textCompletions(services: CompletionsServices, call: Compl
         stream: out,
         // The answer check, decided once per stream (null: off or prompts only)
         screen: services.catalog.wordFilter?.streamScreen() ?? null,
+        // The upstream's own error event, without the channel's key and address
+        conceal: (text) => withoutChannelSecrets(text, candidate.channel),
       })
       if (account.loggedRequest !== null && out.recorder !== null) account.loggedResponse = out.recorder.head()
       if (cache !== null && out.recorder !== null && !outcome.error && !outcome.clientClosed && !outcome.withheld) {

@@ -41,7 +41,8 @@ import { ChannelRouter, type RouteCandidate } from '#gateway/routing/channel_rou
 import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
-import type { Principal, TokenUsage } from '#gateway/types'
+import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
+import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
@@ -231,7 +232,7 @@ export class GatewayService {
       // A fallback model answers as itself (its name in the answer, as LiteLLM and OpenRouter do).
       if (candidate.publicModel !== undefined) exchange.answerAs(candidate.publicModel)
       const mapped = candidate.upstreamModel !== exchange.publicModel
-      if (answer === null) return await this.#relayStream(exchange, account, body, upstream, mapped)
+      if (answer === null) return await this.#relayStream(exchange, account, body, upstream, mapped, candidate.channel)
       return await this.#relayJson(exchange, account, response.statusCode, answer)
     } catch (error) {
       if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
@@ -429,11 +430,14 @@ export class GatewayService {
     account: RequestAccount,
     upstreamBody: AsyncIterable<Buffer>,
     upstreamDialect: Dialect,
-    mapped: boolean
+    mapped: boolean,
+    channel: ChannelInfo
   ) {
     const { call, ingress } = exchange
     // The answer check, decided once per stream (null: off or prompts only; no chunk pays for it).
     const screen = this.catalog.wordFilter?.streamScreen() ?? null
+    // The upstream's own error event reaches the client: without the channel's key and address (asked of that event only).
+    const conceal = (text: string) => withoutChannelSecrets(text, channel)
     let outcome: StreamOutcome
     if (upstreamDialect === ingress) {
       const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
@@ -444,6 +448,7 @@ export class GatewayService {
         clientModel: mapped ? exchange.publicModel : null,
         stream: out,
         screen,
+        conceal,
       })
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, contentType, out.recorder.bytes())
@@ -452,7 +457,7 @@ export class GatewayService {
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
       out.recorder = this.#recorder(exchange, account)
       const transform = customToolTransform(exchange.customTools())
-      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen)
+      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen, conceal)
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
     }

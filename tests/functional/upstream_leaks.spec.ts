@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { chatJson, chatStream, type ScriptedAnswer } from '#tests/fixtures/upstream_scripts'
+import { chatJson, chatStream, midStreamError, type ScriptedAnswer } from '#tests/fixtures/upstream_scripts'
 import { pngFile } from '#tests/fixtures/image_files'
 import { wavFile } from '#tests/fixtures/audio_files'
 import { baseUrl, gateway, multipartBody, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
@@ -29,13 +29,13 @@ test.group('Upstream errors do not carry the channel key or base URL', (group) =
     await resetDatabase()
     mock = await startMock()
     for (const [i, apiKey] of KEYS.chat.entries()) {
-      await seedChannel({ name: `leak-chat-${i}`, provider: 'custom', baseUrl: mock.url, apiKey, models: ['leak-chat'], extraHeaders: { 'x-proxy-auth': PROXY_SECRET } })
+      await seedChannel({ name: `leak-chat-${i}`, provider: 'custom', baseUrl: mock.url, apiKey, models: i === 0 ? ['leak-chat', 'solo-chat'] : ['leak-chat'], extraHeaders: { 'x-proxy-auth': PROXY_SECRET } })
     }
     for (const [i, apiKey] of KEYS.anthropic.entries()) {
-      await seedChannel({ name: `leak-claude-${i}`, provider: 'anthropic', baseUrl: mock.url, apiKey, models: ['claude-leak'] })
+      await seedChannel({ name: `leak-claude-${i}`, provider: 'anthropic', baseUrl: mock.url, apiKey, models: i === 0 ? ['claude-leak', 'claude-solo'] : ['claude-leak'] })
     }
     for (const [i, apiKey] of KEYS.google.entries()) {
-      await seedChannel({ name: `leak-google-${i}`, provider: 'google', baseUrl: `${mock.origin}/v1beta`, apiKey, models: ['gemini-leak'] })
+      await seedChannel({ name: `leak-google-${i}`, provider: 'google', baseUrl: `${mock.origin}/v1beta`, apiKey, models: i === 0 ? ['gemini-leak', 'gemini-solo'] : ['gemini-leak'] })
     }
     key = (await seedUser({ balance: '10' })).key
     const gw = await gateway()
@@ -69,6 +69,41 @@ test.group('Upstream errors do not carry the channel key or base URL', (group) =
     await gw.requestLogs?.drain()
     return (await db.from('request_logs').where('request_id', requestId).first())?.response_body ?? ''
   }
+
+  const streamed = {
+    chat: { ...calls[0], body: { ...calls[0].body, stream: true } },
+    anthropic: { ...calls[1], body: { ...calls[1].body, stream: true } },
+    google: { ...calls[2], path: '/v1beta/models/gemini-leak:streamGenerateContent?alt=sse' },
+  }
+
+  test('an error event mid-stream, passed through or translated, loses the key and the address', async ({ assert }) => {
+    const kinds = { chat: 'chat', anthropic: 'anthropic', google: 'gemini' } as const
+    for (const client of Object.values(streamed)) {
+      for (const upstream of Object.keys(kinds) as Array<keyof typeof kinds>) {
+        const said = `overloaded at ${mock.url}/x (sent with Bearer ${KEYS[upstream][0]})`
+        mock.script({ raw: midStreamError(kinds[upstream], 'Hello there', said) })
+        // A model only the first channel of that format serves: the one whose key the upstream repeats.
+        const model = { chat: 'solo-chat', anthropic: 'claude-solo', google: 'gemini-solo' }[upstream]
+        const body = client.path.startsWith('/v1beta') ? client.body : { ...client.body, model }
+        const path = client.path.startsWith('/v1beta') ? client.path.replace('gemini-leak', model) : client.path
+        const response = await post(path, body, client.headers())
+        const text = await response.text()
+        const where = `${client.format} client, ${upstream} upstream`
+        assert.equal(response.status, 200, where)
+        assert.include(text, 'Hel', where)
+        assert.include(text, 'overloaded at', `${where}: the upstream's words still reach the client`)
+        for (const secret of [...KEYS.chat, ...KEYS.anthropic, ...KEYS.google]) assert.notInclude(text, secret, where)
+        assert.notInclude(text, mock.origin.replace('http://', ''), where)
+      }
+    }
+    // Legacy completions' stream is passed through the same way.
+    mock.script({ raw: midStreamError('chat', 'Hello there', `overloaded at ${mock.url} (Bearer ${KEYS.chat[0]})`) })
+    const response = await post('/v1/completions', { model: 'solo-chat', prompt: 'hi', stream: true }, calls[0].headers())
+    const text = await response.text()
+    assert.include(text, 'overloaded at')
+    assert.notInclude(text, KEYS.chat[0])
+    assert.notInclude(text, mock.origin.replace('http://', ''))
+  })
 
   for (const call of calls) {
     test(`${call.format}: a relayed 400 that echoes the credentials and host`, async ({ assert }) => {
