@@ -105,6 +105,33 @@ test.group('Upstream errors do not carry the channel key or base URL', (group) =
     assert.notInclude(text, mock.origin.replace('http://', ''))
   })
 
+  test("an upstream 429 gives the client the wait, not the operator account's limits", async ({ assert }) => {
+    const said = {
+      chat: 'Rate limit reached for gpt-4o in organization org-OPERATOR0123 on tokens per min (TPM): Limit 30000, Used 29500, Requested 900.',
+      anthropic: 'This request would exceed the rate limit for your organization (9f1c0ffe-0000-4000-8000-operator0123) of 50,000 input tokens per minute.',
+      google: 'Quota exceeded for quota metric GenerateContent requests per minute of project projects/operator-project-0123.',
+    }
+    const solo = { chat: 'solo-chat', anthropic: 'claude-solo', google: 'gemini-solo' }
+    for (const call of calls) {
+      const body = call.format === 'google' ? { error: { code: 429, message: said.google, status: 'RESOURCE_EXHAUSTED' } }
+        : call.format === 'anthropic' ? { type: 'error', error: { type: 'rate_limit_error', message: said.anthropic } }
+        : { error: { message: said.chat, type: 'tokens', code: 'rate_limit_exceeded' } }
+      mock.script({ raw: { status: 429, headers: { 'retry-after': '1' }, body: JSON.stringify(body) } })
+      const path = call.path.replace('gemini-leak', solo.google)
+      const sent = call.format === 'google' ? call.body : { ...call.body, model: solo[call.format] }
+      const response = await post(path, sent, call.headers())
+      const text = await response.text()
+      assert.equal(response.status, 429, call.format)
+      assert.equal(response.headers.get('retry-after'), '1')
+      assert.include(text, 'rate limiting')
+      for (const word of ['org-OPERATOR0123', 'operator0123', 'operator-project-0123', 'Limit 30000', '50,000']) {
+        assert.notInclude(text, word, call.format)
+        assert.notInclude(await loggedResponse(response.headers.get('x-request-id')!), word, `${call.format}: the request log`)
+      }
+      if (call.format === 'chat') assert.equal(JSON.parse(text).error.code, 'upstream_rate_limited')
+    }
+  })
+
   for (const call of calls) {
     test(`${call.format}: a relayed 400 that echoes the credentials and host`, async ({ assert }) => {
       mock.script({ status: 400, echo_credentials: true })

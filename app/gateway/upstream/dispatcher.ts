@@ -270,8 +270,7 @@ export async function dispatch<A = undefined>(
       record('rate_limited', status, failure.message)
       health?.release(channelId)
       health?.rateLimited(channelId, candidate.upstreamModel, `HTTP 429: ${failure.message}`.slice(0, 500), retryAfterMs)
-      if (retryAfterMs !== undefined) failure.headers = retryAfterHeaders(retryAfterMs)
-      lastFailure = failure
+      lastFailure = rateLimitedFor(candidate.upstreamModel, retryAfterMs)
       continue
     }
     if (status >= 500) {
@@ -526,6 +525,28 @@ export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
   const error = new GatewayError(status, code ?? upstreamCode(status), message || `Upstream returned HTTP ${status}`)
   error.upstreamBody = bytes
   if (status === 429) error.type = 'rate_limit_error'
+  return error
+}
+
+/**
+ * The client's error for an upstream 429: the gateway's words and the wait,
+ * not the provider's message, which describes the operator's account
+ * (OpenAI: "Rate limit reached for gpt-4o in organization org-… on tokens
+ * per min (TPM): Limit 30000, Used 29500"; "You exceeded your current quota,
+ * please check your plan and billing details"; Anthropic: "…the rate limit
+ * for your organization (…) of 50,000 input tokens per minute"). That stays
+ * in the attempt's record and the cool-down's reason, for the operator; the
+ * request log keeps the gateway's error, not the provider's body.
+ */
+function rateLimitedFor(model: string, retryAfterMs: number | undefined): GatewayError {
+  const wait = retryAfterMs === undefined ? null : retryAfterHeaders(retryAfterMs)
+  const error = new GatewayError(
+    429,
+    'upstream_rate_limited',
+    `The upstream provider is rate limiting '${model}'${wait ? `; retry in ${wait['retry-after']} s` : ''}`,
+    'rate_limit_error'
+  )
+  if (wait) error.headers = wait
   return error
 }
 
