@@ -15,6 +15,8 @@ import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
+import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
@@ -110,6 +112,8 @@ export async function textCompletions(services: CompletionsServices, call: Compl
         stream: out,
         // The answer check, decided once per stream (null: off or prompts only)
         screen: services.catalog.wordFilter?.streamScreen() ?? null,
+        // The upstream's own error event, without the channel's key and address
+        conceal: (text) => withoutChannelSecrets(text, candidate.channel),
       })
       if (account.loggedRequest !== null && out.recorder !== null) account.loggedResponse = out.recorder.head()
       if (cache !== null && out.recorder !== null && !outcome.error && !outcome.clientClosed && !outcome.withheld) {
@@ -165,7 +169,8 @@ async function readAnswer(call: CompletionsCall, body: UpstreamBody, candidate: 
   const bytes = await readBody(body)
   const parsed = parseAnswer(bytes)
   if (!Array.isArray(parsed.choices) || parsed.choices.length === 0) throw GatewayError.providerError('Upstream returned an answer without its content')
-  return { bytes: answeredAs(bytes, parsed, candidate.publicModel ?? call.model, candidate.upstreamModel), parsed }
+  // The upstream's own bill is not the client's (upstream_cost.ts); the model named as the client knows it.
+  return { bytes: answeredAs(withoutUpstreamCost(bytes, parsed), parsed, candidate.publicModel ?? call.model, candidate.upstreamModel), parsed }
 }
 
 /** The client's bytes, unless the model is mapped or a stream must ask for its usage (chat's rules). */

@@ -42,7 +42,8 @@ import { ChannelRouter, type Refusal, type RouteCandidate, type RoutePlan } from
 import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
-import type { Principal, TokenUsage } from '#gateway/types'
+import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
+import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
@@ -252,7 +253,7 @@ export class GatewayService {
       // A fallback model answers as itself (its name in the answer, as LiteLLM and OpenRouter do).
       if (candidate.publicModel !== undefined) exchange.answerAs(candidate.publicModel)
       const mapped = candidate.upstreamModel !== exchange.publicModel
-      if (answer === null) return await this.#relayStream(exchange, account, body, upstream, mapped)
+      if (answer === null) return await this.#relayStream(exchange, account, body, upstream, mapped, candidate.channel)
       return await this.#relayJson(exchange, account, response.statusCode, answer)
     } catch (error) {
       if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
@@ -400,9 +401,11 @@ export class GatewayService {
           return found ? toTokenUsage(found) : exchange.estimate(text)
         })
       }
-      // Asked with OpenRouter's fields (reasoning left out, usage's cost): re-framed, only then.
+      // The upstream's own bill taken out (upstream_cost.ts); asked with OpenRouter's fields (reasoning left out,
+      // usage's cost): amended. Re-framed only then.
+      const dropped = ingress.passThrough.dropUpstreamCost?.(parsed) === true
       const amended = exchange.amends && ingress.passThrough.amend!(parsed, exchange.encoderOptions, ingress.usageOfBody(parsed))
-      const sent = amended ? Buffer.from(JSON.stringify(parsed)) : bytes
+      const sent = amended || dropped ? Buffer.from(JSON.stringify(parsed)) : bytes
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, sent)
       if (status === 200) this.#store(exchange, false, 'application/json', sent)
@@ -462,11 +465,14 @@ export class GatewayService {
     account: RequestAccount,
     upstreamBody: AsyncIterable<Buffer>,
     upstreamDialect: Dialect,
-    mapped: boolean
+    mapped: boolean,
+    channel: ChannelInfo
   ) {
     const { call, ingress } = exchange
     // The answer check, decided once per stream (null: off or prompts only; no chunk pays for it).
     const screen = this.catalog.wordFilter?.streamScreen() ?? null
+    // The upstream's own error event reaches the client: without the channel's key and address (asked of that event only).
+    const conceal = (text: string) => withoutChannelSecrets(text, channel)
     let outcome: StreamOutcome
     if (upstreamDialect === ingress) {
       const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
@@ -477,6 +483,7 @@ export class GatewayService {
         clientModel: mapped ? exchange.publicModel : null,
         stream: out,
         screen,
+        conceal,
       })
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, contentType, out.recorder.bytes())
@@ -485,7 +492,7 @@ export class GatewayService {
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
       out.recorder = this.#recorder(exchange, account)
       const transform = customToolTransform(exchange.customTools())
-      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen)
+      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen, conceal)
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
     }

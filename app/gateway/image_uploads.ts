@@ -15,6 +15,7 @@ import { SseParser } from '#gateway/sse/sse_parser'
 import { ClientGoneError, dispatch, forEachChunk, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import { parseAnswer } from '#gateway/upstream/upstream_answer'
+import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
 import type { Principal, TokenUsage } from '#gateway/types'
 
 export type ImageUploadOperation = 'image_edits' | 'image_variations'
@@ -161,7 +162,9 @@ async function readImagesAnswer(body: UpstreamBody, stream: boolean): Promise<{ 
     return null
   }
   const bytes = await readBody(body)
-  return { bytes, answer: parseAnswer(bytes) }
+  const answer = parseAnswer(bytes)
+  // Relayed as they are, but for the upstream's own bill (upstream_cost.ts).
+  return { bytes: withoutUpstreamCost(bytes, answer), answer }
 }
 
 /**

@@ -8,6 +8,7 @@ import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { parseAnswer } from '#gateway/upstream/upstream_answer'
+import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
 import type { Principal, TokenUsage } from '#gateway/types'
 
 /** A call of a one-shot JSON endpoint relayed as it is (images, rerank, moderations). */
@@ -76,10 +77,14 @@ export async function relayJsonOperation(
   account.close(response.statusCode, null, await op.usageOf(answer, call))
 }
 
-/** dispatch()'s AnswerCheck: the upstream's bytes (relayed as they are) and their JSON, parsed once. */
+/**
+ * dispatch()'s AnswerCheck: the upstream's bytes (relayed as they are, but
+ * for the upstream's own bill: upstream_cost.ts) and their JSON, parsed once.
+ */
 async function readAnswer(body: UpstreamBody): Promise<{ bytes: Buffer; answer: any }> {
   const bytes = await readBody(body)
-  return { bytes, answer: parseAnswer(bytes) }
+  const answer = parseAnswer(bytes)
+  return { bytes: withoutUpstreamCost(bytes, answer), answer }
 }
 
 /** Usage of prompt tokens only (rerank, moderations are billed at the input price). */

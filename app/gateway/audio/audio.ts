@@ -12,6 +12,7 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { SseParser } from '#gateway/sse/sse_parser'
 import { ClientGoneError, dispatch, forEachChunk, type DispatchResult } from '#gateway/upstream/dispatcher'
+import { relayedUpstreamHeader } from '#gateway/upstream/relayed_headers'
 import type { PriceInfo, Principal, TokenUsage } from '#gateway/types'
 import { whileClientListens } from '#gateway/relay/client_gone'
 
@@ -182,10 +183,11 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
       checkSpeechOpening
     )
     const headers: Record<string, string> = {
-      'content-type': headerOf(response.headers['content-type']) ?? 'audio/mpeg',
+      // The upstream's content type and length describe the bytes relayed: the only headers of its own that follow them (relayed_headers.ts).
+      'content-type': relayedUpstreamHeader(response.headers, 'content-type') ?? 'audio/mpeg',
       'x-request-id': account.requestId,
     }
-    const length = headerOf(response.headers['content-length'])
+    const length = relayedUpstreamHeader(response.headers, 'content-length')
     if (length !== undefined) headers['content-length'] = length
     const stream = new ClientStream(call.res, headers, () => account.markFirstByte())
     const failed = await relayChunks(call.res, stream, body)
@@ -274,8 +276,4 @@ export function countCharacters(input: unknown): number {
     if (c < 0xd800 || c > 0xdbff || i + 1 === input.length) count++
   }
   return count
-}
-
-function headerOf(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
 }

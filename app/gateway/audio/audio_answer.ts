@@ -5,6 +5,7 @@ import { ClientGoneError, describe, readBody } from '#gateway/upstream/dispatche
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import { answerProblem, parseAnswer } from '#gateway/upstream/upstream_answer'
 import type { UpstreamBody } from '#gateway/upstream/upstream_body'
+import { relayedUpstreamHeader } from '#gateway/upstream/relayed_headers'
 
 /**
  * The audio endpoints' AnswerChecks (dispatcher.ts): a 2xx that is no
@@ -34,7 +35,8 @@ const JSON_FORMATS = new Set(['json', 'verbose_json', 'diarized_json'])
  * the client asked for, once its opening was checked (stream_opening.ts).
  */
 export async function readTranscript(body: UpstreamBody, format: string | undefined, stream: boolean): Promise<TranscriptAnswer | null> {
-  const contentType = headerOf(body.headers['content-type']) ?? 'application/json'
+  // Relayed with the transcript (relayed_headers.ts): json, text, srt or vtt as the upstream labelled it.
+  const contentType = relayedUpstreamHeader(body.headers, 'content-type') ?? 'application/json'
   if (stream && contentType.startsWith('text/event-stream')) {
     // gpt-4o-transcribe's SSE: an error event first, or no event at all, fails over like chat's.
     await checkStreamOpening(body, dialectOf('openai_chat').passThrough)

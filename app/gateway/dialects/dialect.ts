@@ -117,6 +117,13 @@ export interface PassThroughRules {
    * far, as the meter bills them). True when something changed.
    */
   amend?(parsed: any, options: EncoderOptions, usage: CanonicalUsage | null): boolean
+  /**
+   * Takes out of a parsed event, or a whole answer, what the upstream says of
+   * its own bill to the operator (upstream/upstream_cost.ts), whatever the
+   * client asked; true when something was taken. Called on events parsed
+   * anyway (usage, a mapped model): an ordinary chunk pays nothing for it.
+   */
+  dropUpstreamCost?(parsed: any): boolean
   /** The event that tells the client the upstream failed mid-stream */
   errorEvent(message: string): SseEvent
   /**

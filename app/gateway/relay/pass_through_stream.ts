@@ -17,6 +17,12 @@ export interface PassThroughOptions {
   stream: ClientStream
   /** The sensitive-word answer check (null: answers are not checked, the usual case) */
   screen?: StreamScreen | null
+  /**
+   * The upstream's own error event is relayed as it came, but without the
+   * channel's key and address (upstream/channel_secrets.ts): asked of that one
+   * event only.
+   */
+  conceal?: ((text: string) => string) | null
 }
 
 /**
@@ -106,9 +112,21 @@ export async function relayPassThroughStream(
     last = false
     seen += count
     for (let i = 0; i < count; i++) {
-      const event = events[i]
+      let event = events[i]
       if (rules.isLast?.(event)) last = true
-      if (upstreamError === null && rules.upstreamError) upstreamError = rules.upstreamError(event)
+      if (upstreamError === null && rules.upstreamError) {
+        upstreamError = rules.upstreamError(event)
+        const data = upstreamError !== null && options.conceal ? options.conceal(event.data) : event.data
+        if (data !== event.data) {
+          upstreamError = options.conceal!(upstreamError!)
+          event = { event: event.event, data }
+          // Changed: the chunk cannot go as it came; what came before this event is framed now.
+          if (asIs) {
+            asIs = false
+            for (let j = 0; j < i; j++) text += frame(events[j])
+          }
+        }
+      }
       if (event.data === rules.sentinel) {
         if (!asIs && !arrayFraming) text += `data: ${event.data}\n\n`
         continue
@@ -135,7 +153,10 @@ export async function relayPassThroughStream(
             continue
           }
           let changed = options.clientModel !== null && rules.rewriteModel(parsed, options.clientModel)
-          if (amending && rules.amend!(parsed, options.encoder, usage)) {
+          // The upstream's own bill first (it never goes out); then what the client asked for (its cost, the gateway's).
+          const dropped = rules.dropUpstreamCost?.(parsed) === true
+          const amended = amending && rules.amend!(parsed, options.encoder, usage)
+          if (dropped || amended) {
             changed = true
             // Changed: the chunk cannot go as it came; what came before this event is framed now.
             if (asIs) {

@@ -30,7 +30,9 @@ export async function relayTranslatedStream(
   out: ClientStream,
   transform?: EventTransform,
   /** The sensitive-word answer check (null: answers are not checked, the usual case) */
-  screen: StreamScreen | null = null
+  screen: StreamScreen | null = null,
+  /** The upstream's own error message without the channel's key and address (upstream/channel_secrets.ts) */
+  conceal: ((text: string) => string) | null = null
 ): Promise<StreamOutcome> {
   const parser = new SseParser()
   let usage: CanonicalUsage | null = null
@@ -58,7 +60,7 @@ export async function relayTranslatedStream(
         } else if (event.type === 'stop') stopped = true
         else if (event.type === 'delta') text.push(event.value)
         else if (event.type === 'error') {
-          upstreamError = event.message
+          upstreamError = conceal ? conceal(event.message) : event.message
           continue
         }
         bytes += encoder.push(event)

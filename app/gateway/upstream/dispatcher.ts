@@ -9,6 +9,7 @@ import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
+import { concealChannel } from '#gateway/upstream/channel_secrets'
 
 export { UpstreamBody }
 
@@ -187,7 +188,7 @@ export async function dispatch<A = undefined>(
       const message = guard.timedOut ? guard.describeTimeout() : timedOut ? `timeout (${describe(error)})` : describe(error)
       record(timedOut ? 'timeout' : 'network_error', null, message)
       health?.failure(channelId, message)
-      lastFailure = GatewayError.providerError(`Upstream request failed: ${message}`)
+      lastFailure = concealChannel(GatewayError.providerError(`Upstream request failed: ${message}`), candidate.channel)
       continue
     }
 
@@ -213,6 +214,8 @@ export async function dispatch<A = undefined>(
             throw error
           }
           // The upstream's failure as much as a 502 of its own: counted so, and the next candidate tried.
+          // Its words (an error body sent with 2xx) may repeat the channel's key or address.
+          concealChannel(error, candidate.channel)
           const timedOut = guard.timedOut !== null
           const message = timedOut ? `${guard.describeTimeout()} while the answer was read` : error.message
           record(timedOut ? 'timeout' : 'invalid_answer', status, message)
@@ -245,7 +248,8 @@ export async function dispatch<A = undefined>(
 
     const bytes = await response.collectPrefix(answerLimits.errorBytes).catch(() => Buffer.alloc(0))
     guard.dispose()
-    const failure = upstreamFailure(status, bytes)
+    // The upstream's message goes to the client (a 4xx as it said it): never with the channel's key or address.
+    const failure = concealChannel(upstreamFailure(status, bytes), candidate.channel)
     if (status === 401 || status === 403) {
       record('auth_error', status, failure.message)
       health?.release(channelId)
@@ -267,8 +271,7 @@ export async function dispatch<A = undefined>(
       record('rate_limited', status, failure.message)
       health?.release(channelId)
       health?.rateLimited(channelId, candidate.upstreamModel, `HTTP 429: ${failure.message}`.slice(0, 500), retryAfterMs)
-      if (retryAfterMs !== undefined) failure.headers = retryAfterHeaders(retryAfterMs)
-      lastFailure = failure
+      lastFailure = rateLimitedFor(candidate.upstreamModel, retryAfterMs)
       continue
     }
     if (status >= 500) {
@@ -540,6 +543,28 @@ export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
   const error = new GatewayError(status, code ?? upstreamCode(status), message || `Upstream returned HTTP ${status}`)
   error.upstreamBody = bytes
   if (status === 429) error.type = 'rate_limit_error'
+  return error
+}
+
+/**
+ * The client's error for an upstream 429: the gateway's words and the wait,
+ * not the provider's message, which describes the operator's account
+ * (OpenAI: "Rate limit reached for gpt-4o in organization org-… on tokens
+ * per min (TPM): Limit 30000, Used 29500"; "You exceeded your current quota,
+ * please check your plan and billing details"; Anthropic: "…the rate limit
+ * for your organization (…) of 50,000 input tokens per minute"). That stays
+ * in the attempt's record and the cool-down's reason, for the operator; the
+ * request log keeps the gateway's error, not the provider's body.
+ */
+function rateLimitedFor(model: string, retryAfterMs: number | undefined): GatewayError {
+  const wait = retryAfterMs === undefined ? null : retryAfterHeaders(retryAfterMs)
+  const error = new GatewayError(
+    429,
+    'upstream_rate_limited',
+    `The upstream provider is rate limiting '${model}'${wait ? `; retry in ${wait['retry-after']} s` : ''}`,
+    'rate_limit_error'
+  )
+  if (wait) error.headers = wait
   return error
 }
 

@@ -17,8 +17,8 @@ export function chatMayAmend(event: SseEvent, options: EncoderOptions): boolean 
  * A chat chunk or whole answer as the client asked for it with OpenRouter's
  * fields: without reasoning text (`reasoning.exclude`), and with the
  * usage's `cost` (usage accounting), what the gateway bills for `usage`.
- * An OpenRouter upstream's own cost breakdown (`cost_details`, `is_byok`)
- * is its bill to the operator, not the client's: it goes with it.
+ * An OpenRouter upstream's own cost fields are already gone, asked or not
+ * (upstream/upstream_cost.ts, applied first).
  */
 export function amendChat(parsed: any, options: EncoderOptions, usage: CanonicalUsage | null): boolean {
   let changed = false
@@ -37,8 +37,6 @@ export function amendChat(parsed: any, options: EncoderOptions, usage: Canonical
   const counts = parsed?.usage
   if (options.usageCost && usage !== null && counts !== null && typeof counts === 'object' && !Array.isArray(counts)) {
     counts.cost = options.usageCost(usage)
-    delete counts.cost_details
-    delete counts.is_byok
     changed = true
   }
   return changed

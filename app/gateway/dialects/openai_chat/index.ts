@@ -9,6 +9,7 @@ import { ChatStreamDecoder } from '#gateway/dialects/openai_chat/stream_decoder'
 import { ChatStreamEncoder } from '#gateway/dialects/openai_chat/stream_encoder'
 import { ChatStreamCut } from '#gateway/dialects/openai_chat/stream_cut'
 import { amendChat, chatMayAmend } from '#gateway/dialects/openai_chat/amend'
+import { dropUpstreamCost } from '#gateway/upstream/upstream_cost'
 
 /** OpenAI chat completions (`POST /v1/chat/completions`), the dialect of the whole OpenAI-compatible family. */
 export const openAiChat: Dialect = {
@@ -33,6 +34,7 @@ export const openAiChat: Dialect = {
       !options.includeUsage && Array.isArray(parsed?.choices) && parsed.choices.length === 0 && !!parsed.usage,
     mayAmend: chatMayAmend,
     amend: amendChat,
+    dropUpstreamCost,
     errorEvent: (message) => ({ data: JSON.stringify({ error: { message, type: 'upstream_error', code: 'provider_error' } }) }),
     upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     sentinel: '[DONE]',
