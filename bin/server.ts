@@ -59,7 +59,11 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     const stop = async () => {
       if (app.container.hasBinding('gateway')) {
         const gateway = await app.container.make('gateway')
-        gateway.service.startDraining(Number(process.env.SHUTDOWN_GRACE_MS) || 30_000)
+        const graceMs = Number(process.env.SHUTDOWN_GRACE_MS) || 30_000
+        gateway.service.startDraining(graceMs)
+        // The moment new requests start being refused: operators (and the shutdown test) wait on this line.
+        const logger = await app.container.make('logger')
+        logger.info(`shutdown: refusing new requests, ${gateway.service.inFlight} in flight, grace ${graceMs} ms`)
         // Signalled during boot: let the boot finish (bounded) before closing what it uses.
         await Promise.race([gateway.booting.catch(() => {}), new Promise((r) => setTimeout(r, 15_000).unref())])
       }

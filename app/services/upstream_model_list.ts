@@ -111,11 +111,15 @@ export async function listUpstreamModels(target: ModelListTarget, options: ListO
   const paging = pagingOf(target.provider)
   const wait = (ms: number) => Math.max(1, Math.min(ms, ADMIN_WAIT_MS))
   // One agent for this listing: the channel's connect timeout is a dispatcher setting in undici.
+  // The first-byte limit is a plain timer per page (fetchPage), as in the dispatcher: undici's
+  // headersTimeout runs on its coarse clock, which fires up to ~0.5 s late when idle and later
+  // still on a loaded machine (the clock advances by ticks, whatever time passed).
   const agent = new Agent({
     connect: { timeout: wait(target.timeouts.connect) },
-    headersTimeout: wait(target.timeouts.firstByte),
+    headersTimeout: 0,
     bodyTimeout: wait(target.timeouts.idle),
   })
+  const firstByteMs = wait(target.timeouts.firstByte)
   const totalMs = Math.min(wait(target.timeouts.total), wait(options.totalMs ?? ADMIN_WAIT_MS))
   const total = AbortSignal.timeout(totalMs)
   const stop = options.signal ? AbortSignal.any([options.signal, total]) : total
@@ -134,7 +138,7 @@ export async function listUpstreamModels(target: ModelListTarget, options: ListO
         break
       }
       const path = withQuery(upstream.path, pageQuery(paging, cursor))
-      const answer = await fetchPage(agent, upstream.origin, path, upstream.headers, stop, mask, totalMs)
+      const answer = await fetchPage(agent, upstream.origin, path, upstream.headers, stop, mask, totalMs, firstByteMs)
       status = answer.status
       const found = readPage(paging, answer.body)
       for (const id of found.ids) {
@@ -171,18 +175,24 @@ async function fetchPage(
   headers: Record<string, string>,
   signal: AbortSignal,
   mask: (text: string) => string,
-  totalMs: number
+  totalMs: number,
+  firstByteMs: number
 ): Promise<{ status: number; body: unknown }> {
   let response: Awaited<ReturnType<typeof request>>
+  const firstByte = new AbortController()
+  const timer = setTimeout(() => firstByte.abort(), firstByteMs)
   try {
     response = await request(`${origin}${path}`, {
       method: 'GET',
       headers: { accept: 'application/json', ...headers },
       dispatcher: agent,
-      signal,
+      signal: AbortSignal.any([signal, firstByte.signal]),
     })
   } catch (error) {
+    if (firstByte.signal.aborted && !signal.aborted) throw new UpstreamModelsError(FIRST_BYTE_TIMEOUT)
     throw new UpstreamModelsError(networkFailure(error, signal, totalMs))
+  } finally {
+    clearTimeout(timer)
   }
   const status = response.statusCode
   let text: string
@@ -245,11 +255,12 @@ async function readBounded(body: AsyncIterable<Buffer> & { destroy(error?: Error
   return Buffer.concat(chunks).toString('utf8')
 }
 
+const FIRST_BYTE_TIMEOUT = 'upstream sent no answer in time (first byte timeout)'
+
 function networkFailure(error: unknown, signal: AbortSignal, totalMs: number): string {
   const e = error as { code?: string; name?: string } | null
   if (signal.aborted || e?.name === 'AbortError' || e?.name === 'TimeoutError') return `no answer within ${totalMs} ms`
   if (e?.code === 'UND_ERR_CONNECT_TIMEOUT') return 'upstream unreachable: connect timeout'
-  if (e?.code === 'UND_ERR_HEADERS_TIMEOUT') return 'upstream sent no answer in time (first byte timeout)'
   if (e?.code === 'UND_ERR_BODY_TIMEOUT') return 'upstream stopped sending the list (idle timeout)'
   return `upstream unreachable: ${e?.code ?? e?.name ?? 'error'}`
 }

@@ -106,9 +106,14 @@ test.group('Metering: one transaction per request, on every exit path', (group) 
 
   test('200 concurrent requests: exactly 200 rows, ledger sum = balance change', async ({ assert }) => {
     const user = await seedUser({ balance: '100' })
+    // Each call holds its estimate while it runs (reservation.ts). Without max_tokens that is the
+    // 1,024-token default allowance, ~$2.08 here, and 49 calls in flight at once hold more than the
+    // $100: the next ones are refused 402 by design (money_holds.spec.ts). How many of the 200 are in
+    // flight at once depends on scheduling (5-17 on an idle machine, all of them under load), so the
+    // calls bound their answers to what the mock sends (5 tokens): ~$0.044 held each, 200 fit.
     const responses = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        post('/v1/chat/completions', { model: 'priced-d', messages: hello, stream: i % 2 === 0 }, { authorization: `Bearer ${user.key}` }).then(async (r) => {
+        post('/v1/chat/completions', { model: 'priced-d', messages: hello, max_tokens: 5, stream: i % 2 === 0 }, { authorization: `Bearer ${user.key}` }).then(async (r) => {
           await r.arrayBuffer()
           return r.status
         })

@@ -44,22 +44,34 @@ test.group('A signal to the whole process group', (group) => {
       await seedChannelSql(seed, { name: 'mock', provider: 'custom', baseUrl: mock.url, models: ['*'] })
       await seedPriceSql(seed, 'group-*', '1', '1')
       const user = await seedAccount(seed, 'group@test.local', '1')
+      const probe = await seedAccount(seed, 'group-probe@test.local', '1')
       await seed.end()
-      await new Promise((r) => setTimeout(r, 300)) // NOTIFY reaches the server's channel cache
 
-      const call = (body: unknown) =>
+      const call = (body: unknown, key = user.key) =>
         fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
           method: 'POST',
-          headers: { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' },
+          headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' },
           body: JSON.stringify(body),
         })
-      const streams = Array.from({ length: 6 }, () =>
-        call({ model: 'group-1', stream: true, messages: [{ role: 'user', content: 'hi' }], mock: { chunks: 20, chunk_delay_ms: 60 } }).then((r) => r.text())
+      // The channel and the price reach the server's caches through NOTIFY: wait until it serves the
+      // model and prices it (another account's call, the answer's usage.cost), not a guessed 300 ms.
+      const priced = async () => {
+        const r = await call({ model: 'group-1', messages: [{ role: 'user', content: 'hi' }], usage: { include: true } }, probe.key)
+        return r.status === 200 && ((await r.json()) as any).usage?.cost > 0
+      }
+      let ready = false
+      for (let i = 0; i < 300 && !(ready = await priced()); i++) await new Promise((r) => setTimeout(r, 100))
+      assert.isTrue(ready, 'the server serves group-1 at its price')
+      // The six streams are admitted and running (their answers' heads came) when the signal is sent.
+      const streams = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          call({ model: 'group-1', stream: true, messages: [{ role: 'user', content: 'hi' }], mock: { chunks: 20, chunk_delay_ms: 60 } })
+        )
       )
-      await new Promise((r) => setTimeout(r, 400))
       process.kill(-server.child.pid!, signal)
 
-      const texts = await Promise.all(streams)
+      for (const r of streams) assert.equal(r.status, 200)
+      const texts = await Promise.all(streams.map((r) => r.text()))
       for (const text of texts) assert.include(text, 'data: [DONE]')
       const exit = await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))])
       assert.deepEqual(exit, { code: 0, signal: null }, server.output())

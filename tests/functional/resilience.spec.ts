@@ -15,6 +15,7 @@ import {
   startMock,
   usageRows,
 } from '#tests/helpers'
+import { until } from '#tests/instances_harness'
 
 const hello = [{ role: 'user', content: 'hi' }]
 let n = 0
@@ -186,9 +187,8 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
     assert.equal(flaky.requests.length, 3)
     const status: any = await (await fetch(`${baseUrl()}/api/status`)).json()
     assert.equal(status.channels.cooling_down, 1)
-    // Mirrored for admins
-    await new Promise((r) => setTimeout(r, 50))
-    const stored = await db.from('channels').where('id', channel.id).first()
+    // Mirrored for admins (written in the background: waited for, not given a fixed 50 ms)
+    const stored = await until(() => db.from('channels').where('id', channel.id).first(), (row) => row.health === 'open' && String(row.last_error).includes('HTTP 500'))
     assert.equal(stored.health, 'open')
     assert.include(stored.last_error, 'HTTP 500')
 
@@ -208,8 +208,8 @@ test.group('Failover before the first byte, circuit breaker, timeouts', (group) 
     assert.equal((await post('/v1/chat/completions', { model, messages: hello }, auth)).status, 200)
     assert.equal((await post('/v1/chat/completions', { model, messages: hello }, auth)).status, 200)
     assert.equal(badKey.requests.length, 1)
-    await new Promise((r) => setTimeout(r, 50))
-    const stored = await db.from('channels').where('id', primary.id).first()
+    // The disabling is written in the background: waited for, not given a fixed 50 ms.
+    const stored = await until(() => db.from('channels').where('id', primary.id).first(), (row) => row.enabled === false && String(row.disabled_reason).includes('HTTP 401'))
     assert.isFalse(stored.enabled)
     assert.include(stored.disabled_reason, 'HTTP 401')
     const rows = await usageRows(user.userId)

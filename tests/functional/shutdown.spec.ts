@@ -19,7 +19,9 @@ function freePort(): Promise<number> {
  */
 async function startServer(port: number) {
   const child = spawn(process.execPath, ['bin/start.js'], {
-    env: { ...process.env, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '3000' },
+    // LOG_LEVEL info: the test waits on the line the server logs when it starts refusing requests.
+    // A grace far past the streams' ~2 s: a loaded machine slows them, and the grace would cut them.
+    env: { ...process.env, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '15000' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
@@ -37,6 +39,18 @@ async function startServer(port: number) {
   }
   child.kill('SIGKILL')
   throw new Error(`server did not start:\n${output}`)
+}
+
+/** Resolves with the first output line containing `text` (bounded: the test's timeout). */
+async function outputLine(output: () => string, text: string, exited: Promise<unknown>): Promise<string> {
+  let done = false
+  exited.then(() => (done = true))
+  for (;;) {
+    const line = output().split('\n').find((l) => l.includes(text))
+    if (line !== undefined) return line
+    if (done) throw new Error(`the server exited without logging "${text}":\n${output()}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
 }
 
 test.group('Graceful shutdown', (group) => {
@@ -60,22 +74,28 @@ test.group('Graceful shutdown', (group) => {
         headers: { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
       })
-    // Three streams of ~1 s each are running when SIGTERM arrives.
-    const streams = [1, 2, 3].map(() =>
-      call({ model: 'slow-1', stream: true, messages: [{ role: 'user', content: 'hi' }], mock: { chunks: 20, chunk_delay_ms: 50 } }).then((r) => r.text())
+    // Three streams of ~2 s each are running when SIGTERM arrives: their answers' heads came back
+    // (admitted, the upstream streaming) before the signal is sent, not after a guessed delay.
+    const streams = await Promise.all(
+      [1, 2, 3].map(() =>
+        call({ model: 'slow-1', stream: true, messages: [{ role: 'user', content: 'hi' }], mock: { chunks: 40, chunk_delay_ms: 50 } })
+      )
     )
-    await new Promise((r) => setTimeout(r, 300))
+    const texts = Promise.all(streams.map((r) => r.text()))
     server.child.kill('SIGTERM')
-    await new Promise((r) => setTimeout(r, 100))
+    // A request sent once the server has taken the signal in (its log line says so), however long
+    // a loaded machine took to schedule it, is refused; the three streams were still running then.
+    const draining = await outputLine(server.output, 'shutdown: refusing new requests', server.exited)
+    assert.include(draining, '3 in flight')
     const late = await call({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }).then(
       (r) => r.status,
       () => 'refused'
     )
     assert.oneOf(late, ['refused', 503])
 
-    const texts = await Promise.all(streams)
-    for (const text of texts) {
-      assert.include(text, 'tok19 ')
+    for (const [i, text] of (await texts).entries()) {
+      assert.equal(streams[i].status, 200)
+      assert.include(text, 'tok39 ')
       assert.include(text, 'data: [DONE]')
     }
     assert.equal(await server.exited, 0, server.output())

@@ -90,6 +90,40 @@ test.group('UpstreamBody', () => {
     await shut(server, pool)
   })
 
+  test('the idle clock restarts when the reader stops waiting, before the upstream sends again', async ({ assert }) => {
+    // The upstream sends one chunk and then nothing: it is waiting on the gateway.
+    let finish: () => void = () => {}
+    const { server, pool } = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.write('first')
+      finish = () => res.end('last')
+    })
+    try {
+      const timers = new Timers()
+      const body = await UpstreamBody.send(pool, GET, timers)
+      let release: () => void = () => {}
+      let touchesWhileWaiting = -1
+      let chunks = 0
+      const read = body.forEach(() => {
+        if (chunks++ > 0) return
+        touchesWhileWaiting = timers.touches
+        // The client is not reading: the body waits on this promise, the upstream held back.
+        return new Promise<void>((resolve) => (release = resolve))
+      })
+      for (let i = 0; i < 100 && touchesWhileWaiting < 0; i++) await sleep(10)
+      assert.isAtLeast(touchesWhileWaiting, 1)
+      release()
+      await sleep(20)
+      // No byte came meanwhile: the touch is the gateway reading again, the upstream's idle time starting.
+      assert.equal(timers.touches, touchesWhileWaiting + 1)
+      finish()
+      await read
+      assert.equal(chunks, 2)
+    } finally {
+      await shut(server, pool)
+    }
+  })
+
   test('a reader that returns false ends the upstream request and resolves', async ({ assert }) => {
     const { server, pool, closes } = await serve((res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' })

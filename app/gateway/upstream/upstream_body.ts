@@ -4,7 +4,7 @@ import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudge
 
 /** What an upstream answer's body needs from its attempt: the idle clock and the end of the timers. */
 export interface BodyTimers {
-  /** A body chunk arrived */
+  /** A body chunk arrived, or the gateway reads the upstream again after waiting on its reader: the idle clock restarts */
   touch(): void
   /** The body ended, failed or was dropped */
   dispose(): void
@@ -352,6 +352,10 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
       next.then(
         () => {
           this.#waiting = false
+          // The upstream was silent because the gateway held it back: its own silence counts from
+          // now. Without this the idle limit ran on from the last refresh while waiting, and fired
+          // before the upstream's next chunk could arrive (a loaded machine: a stream cut as idle).
+          this.#timers.touch()
           if (this.#sink === sink) this.#drain(sink)
         },
         (error: Error) => {
