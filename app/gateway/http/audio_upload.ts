@@ -1,19 +1,9 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { TranscriptionCall } from '#gateway/audio/audio'
-import {
-  boundaryOf,
-  fieldValue,
-  MultipartError,
-  type MultipartForm,
-  partNamed,
-  readMultipart,
-  withFieldValue,
-} from '#gateway/http/multipart'
-import { deploymentName } from '#gateway/http/deployment_model'
-import { bodyLimitFor } from '#gateway/http/body_limits'
+import { fieldValue, type MultipartForm, partNamed } from '#gateway/http/multipart'
+import { readUploadForm } from '#gateway/http/upload_form'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
-import { readRawBody } from '#gateway/http/raw_body'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import type { GatewayService } from '#gateway/gateway_service'
 
@@ -29,28 +19,7 @@ export async function readAudioUpload(
   endpoint: string,
   account: RequestAccount
 ): Promise<TranscriptionCall> {
-  const contentType = call.req.headers['content-type'] ?? ''
-  const boundary = boundaryOf(contentType)
-  if (boundary === null) {
-    const error = GatewayError.invalidRequest(
-      'This endpoint takes a multipart/form-data body (fields file and model), as OpenAI does',
-      'invalid_content_type'
-    )
-    // Refused unread: the connection closes after the answer so the upload stops.
-    error.headers = { connection: 'close' }
-    throw error
-  }
-  // Azure's deployment path names the model (deployment_model.ts): checked before the upload is read.
-  const deployment = call.deployment === undefined ? undefined : deploymentName(call.deployment)
-  if (deployment !== undefined) account.model = deployment
-  let rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
-  let form = readForm(rawBody, boundary)
-  refuseRepeatedFields(form)
-  if (deployment !== undefined && fieldValue(rawBody, form, 'model') !== deployment) {
-    // The form then names the deployment, as a JSON body does: an OpenAI-compatible upstream reads the model part.
-    rawBody = withFieldValue(rawBody, form, 'model', deployment)
-    form = readForm(rawBody, boundary)
-  }
+  const { rawBody, form, contentType } = await readUploadForm(service, call, endpoint, account, 'file and model', refuseRepeatedFields)
   const model = fieldValue(rawBody, form, 'model')
   if (model === undefined || model === '') throw GatewayError.missingModel()
   assertStorableModel(model)
@@ -66,15 +35,6 @@ export async function readAudioUpload(
     stream: fieldValue(rawBody, form, 'stream') === 'true',
     req: call.req,
     res: call.res,
-  }
-}
-
-function readForm(rawBody: Buffer, boundary: string): MultipartForm {
-  try {
-    return readMultipart(rawBody, boundary)
-  } catch (error) {
-    if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
-    throw error
   }
 }
 

@@ -1,11 +1,9 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { ImageUploadCall, ImageUploadOperation } from '#gateway/image_uploads'
-import { boundaryOf, fieldValue, MultipartError, type MultipartForm, readMultipart, withFieldValue } from '#gateway/http/multipart'
-import { deploymentName } from '#gateway/http/deployment_model'
-import { bodyLimitFor } from '#gateway/http/body_limits'
+import { fieldValue, type MultipartForm } from '#gateway/http/multipart'
+import { readUploadForm } from '#gateway/http/upload_form'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
-import { readRawBody } from '#gateway/http/raw_body'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import type { GatewayService } from '#gateway/gateway_service'
@@ -30,29 +28,8 @@ export async function readImageUpload(
   catalog: Catalog
 ): Promise<ImageUploadCall> {
   const operation: ImageUploadOperation = endpoint === 'images.edits' ? 'image_edits' : 'image_variations'
-  const contentType = call.req.headers['content-type'] ?? ''
-  const boundary = boundaryOf(contentType)
-  if (boundary === null) {
-    const error = GatewayError.invalidRequest(
-      `This endpoint takes a multipart/form-data body (fields image${operation === 'image_edits' ? ', prompt' : ''} and model), as OpenAI does`,
-      'invalid_content_type'
-    )
-    // Refused unread: the connection closes after the answer so the upload stops.
-    error.headers = { connection: 'close' }
-    throw error
-  }
-  // Azure's deployment path names the model (deployment_model.ts), as for audio: checked before the upload is read.
-  const deployment = call.deployment === undefined ? undefined : deploymentName(call.deployment)
-  if (deployment !== undefined) account.model = deployment
-  // Outside the in-flight cap while it arrives (GatewayService.receiveBody), as every body upload.
-  let rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
-  let form = readForm(rawBody, boundary)
-  refuseRepeatedFields(form)
-  if (deployment !== undefined && fieldValue(rawBody, form, 'model') !== deployment) {
-    // The form then names the deployment (its model part added or replaced), as audio_upload.ts does.
-    rawBody = withFieldValue(rawBody, form, 'model', deployment)
-    form = readForm(rawBody, boundary)
-  }
+  const fields = `image${operation === 'image_edits' ? ', prompt' : ''} and model`
+  const { rawBody, form, contentType } = await readUploadForm(service, call, endpoint, account, fields, refuseRepeatedFields)
   const named = fieldValue(rawBody, form, 'model')
   // An edit names its model (OpenAI's default changes with its releases, and the gateway bills the model it routes);
   // a variation is dall-e-2's, OpenAI's only variation model.
@@ -80,15 +57,6 @@ export async function readImageUpload(
     stream: operation === 'image_edits' && fieldValue(rawBody, form, 'stream') === 'true',
     req: call.req,
     res: call.res,
-  }
-}
-
-function readForm(rawBody: Buffer, boundary: string): MultipartForm {
-  try {
-    return readMultipart(rawBody, boundary)
-  } catch (error) {
-    if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
-    throw error
   }
 }
 
