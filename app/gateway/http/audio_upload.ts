@@ -1,7 +1,7 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { TranscriptionCall } from '#gateway/audio/audio'
-import { fieldValue, type MultipartForm, partNamed } from '#gateway/http/multipart'
-import { readUploadForm } from '#gateway/http/upload_form'
+import { fieldValue, partNamed } from '#gateway/http/multipart'
+import { type ReadFields, readUploadForm } from '#gateway/http/upload_form'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -19,7 +19,7 @@ export async function readAudioUpload(
   endpoint: string,
   account: RequestAccount
 ): Promise<TranscriptionCall> {
-  const { rawBody, form, contentType } = await readUploadForm(service, call, endpoint, account, 'file and model', refuseRepeatedFields)
+  const { rawBody, form, contentType } = await readUploadForm(service, call, endpoint, account, 'file and model', READ_FIELDS)
   const model = fieldValue(rawBody, form, 'model')
   if (model === undefined || model === '') throw GatewayError.missingModel()
   assertStorableModel(model)
@@ -38,31 +38,5 @@ export async function readAudioUpload(
   }
 }
 
-/** The parts the gateway reads: authorised, billed and relayed by their first occurrence */
-const READ_FIELDS = ['model', 'stream', 'file']
-/** Of those, the text fields: read only as text (fieldValue skips a file part) */
-const TEXT_FIELDS = new Set(['model', 'stream'])
-
-/**
- * A form that names a field the gateway reads twice is refused, as a JSON
- * body with a key twice is (json_guard.ts): the gateway reads the first
- * `model`, a server reading the last would serve a model the key was not
- * authorised or billed for (and the second `stream` or `file` would be
- * answered in a shape, or for a file, the gateway did not account). So is a
- * text field sent as a file part, as image uploads refuse it
- * (image_upload.ts): the gateway does not read it as the field, an upstream
- * may (a `stream` file read as true upstream would answer an SSE stream the
- * gateway accounts as one JSON answer).
- */
-function refuseRepeatedFields(form: MultipartForm) {
-  for (const name of READ_FIELDS) {
-    let seen = 0
-    for (const part of form.parts) {
-      if (part.name !== name) continue
-      if (++seen > 1) throw GatewayError.invalidRequest(`The form has more than one '${name}' part`, 'duplicate_field')
-      if (part.filename !== null && TEXT_FIELDS.has(name)) {
-        throw GatewayError.invalidRequest(`'${name}' must be a text field, not a file`, 'invalid_multipart', name)
-      }
-    }
-  }
-}
+/** The parts the gateway reads: authorised, billed and relayed by their first occurrence; of those, the text fields */
+const READ_FIELDS: ReadFields = { all: ['model', 'stream', 'file'], text: new Set(['model', 'stream']) }

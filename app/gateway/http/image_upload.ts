@@ -1,7 +1,7 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { ImageUploadCall, ImageUploadOperation } from '#gateway/image_uploads'
 import { fieldValue, type MultipartForm } from '#gateway/http/multipart'
-import { readUploadForm } from '#gateway/http/upload_form'
+import { type ReadFields, readUploadForm } from '#gateway/http/upload_form'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
 import type { Catalog } from '#gateway/catalog'
@@ -29,7 +29,7 @@ export async function readImageUpload(
 ): Promise<ImageUploadCall> {
   const operation: ImageUploadOperation = endpoint === 'images.edits' ? 'image_edits' : 'image_variations'
   const fields = `image${operation === 'image_edits' ? ', prompt' : ''} and model`
-  const { rawBody, form, contentType } = await readUploadForm(service, call, endpoint, account, fields, refuseRepeatedFields)
+  const { rawBody, form, contentType } = await readUploadForm(service, call, endpoint, account, fields, READ_FIELDS)
   const named = fieldValue(rawBody, form, 'model')
   // An edit names its model (OpenAI's default changes with its releases, and the gateway bills the model it routes);
   // a variation is dall-e-2's, OpenAI's only variation model.
@@ -87,29 +87,5 @@ function imagesAsked(value: string | undefined): number {
   return n
 }
 
-/** The parts the gateway reads: authorised, billed and relayed by their first occurrence */
-const READ_FIELDS = ['model', 'stream', 'n', 'prompt', 'mask']
-/** Of those, the text fields: read only as text (fieldValue skips a file part) */
-const TEXT_FIELDS = new Set(['model', 'stream', 'n', 'prompt'])
-
-/**
- * A form that names a field the gateway reads twice is refused, as the
- * audio uploads' are (audio_upload.ts): the gateway reads the first `model`
- * or `n`, a server reading the last would serve a model the key was not
- * authorised for or more images than were held (and a second prompt would be
- * one the sensitive-word filter never saw). So is a text field sent as a file
- * part, which the gateway does not read as the field: a variation's `model`
- * file would be billed as dall-e-2 and read upstream as another model.
- */
-function refuseRepeatedFields(form: MultipartForm) {
-  for (const name of READ_FIELDS) {
-    let seen = 0
-    for (const part of form.parts) {
-      if (part.name !== name) continue
-      if (++seen > 1) throw GatewayError.invalidRequest(`The form has more than one '${name}' part`, 'duplicate_field')
-      if (part.filename !== null && TEXT_FIELDS.has(name)) {
-        throw GatewayError.invalidRequest(`'${name}' must be a text field, not a file`, 'invalid_multipart', name)
-      }
-    }
-  }
-}
+/** The parts the gateway reads: authorised, billed and relayed by their first occurrence; of those, the text fields */
+const READ_FIELDS: ReadFields = { all: ['model', 'stream', 'n', 'prompt', 'mask'], text: new Set(['model', 'stream', 'n', 'prompt']) }

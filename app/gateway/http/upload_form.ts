@@ -19,8 +19,8 @@ export interface UploadForm {
  * variations): refused unread without a boundary (`fields` names what the
  * endpoint takes), the bytes bounded by the endpoint's limit, the instance
  * budget and the upload timeout, outside the in-flight cap while they arrive
- * (GatewayService.receiveBody); `checkForm` refuses what the endpoint cannot
- * take (fields given twice, a field sent as a file). Under an Azure
+ * (GatewayService.receiveBody); a field the gateway reads given twice, or a
+ * text field sent as a file, is refused (refuseAmbiguousFields). Under an Azure
  * deployment path the deployment names the model (deployment_model.ts): on
  * the row before the upload is read, and as the form's `model` part (added
  * or replaced), as a JSON body gets it: an OpenAI-compatible upstream reads
@@ -32,7 +32,7 @@ export async function readUploadForm(
   endpoint: string,
   account: RequestAccount,
   fields: string,
-  checkForm: (form: MultipartForm) => void
+  read: ReadFields
 ): Promise<UploadForm> {
   const contentType = call.req.headers['content-type'] ?? ''
   const boundary = boundaryOf(contentType)
@@ -46,7 +46,7 @@ export async function readUploadForm(
   if (deployment !== undefined) account.model = deployment
   let rawBody = await service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor(endpoint)))
   let form = readForm(rawBody, boundary)
-  checkForm(form)
+  refuseAmbiguousFields(form, read)
   if (deployment !== undefined && fieldValue(rawBody, form, 'model') !== deployment) {
     rawBody = withFieldValue(rawBody, form, 'model', deployment)
     form = readForm(rawBody, boundary)
@@ -60,5 +60,34 @@ function readForm(rawBody: Buffer, boundary: string): MultipartForm {
   } catch (error) {
     if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
     throw error
+  }
+}
+
+/** The parts an endpoint reads (authorised, billed and relayed by their first occurrence), and which of them are text */
+export interface ReadFields {
+  all: readonly string[]
+  text: ReadonlySet<string>
+}
+
+/**
+ * A form that names a field the gateway reads twice is refused, as a JSON
+ * body with a key twice is (json_guard.ts): the gateway reads the first
+ * `model`, a server reading the last would serve a model the key was not
+ * authorised or billed for (and a second `stream`, `n` or file would be
+ * answered in a shape, count or for a file the gateway did not account). So
+ * is a text field sent as a file part: the gateway does not read it as the
+ * field, an upstream may (a `stream` file read as true upstream would answer
+ * an SSE stream the gateway accounts as one JSON answer).
+ */
+function refuseAmbiguousFields(form: MultipartForm, read: ReadFields) {
+  for (const name of read.all) {
+    let seen = 0
+    for (const part of form.parts) {
+      if (part.name !== name) continue
+      if (++seen > 1) throw GatewayError.invalidRequest(`The form has more than one '${name}' part`, 'duplicate_field')
+      if (part.filename !== null && read.text.has(name)) {
+        throw GatewayError.invalidRequest(`'${name}' must be a text field, not a file`, 'invalid_multipart', name)
+      }
+    }
   }
 }
