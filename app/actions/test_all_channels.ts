@@ -1,6 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { checkChannelKey, testChannel, testModelFor } from '#actions/test_channel'
+import { cliActor, type Actor } from '#actions/audit'
 
 /**
  * "Test all channels" (new-api's button on its channel list, `channel:test
@@ -36,6 +37,8 @@ export interface TestAllOptions {
   concurrency?: number
   perChannelMs?: number
   budgetMs?: number
+  /** Who ran it: named in the audit row of each channel a passing test puts back in rotation */
+  actor?: Actor
 }
 
 export const TEST_ALL_DEFAULTS = { concurrency: 4, perChannelMs: 20_000, budgetMs: 90_000 }
@@ -65,24 +68,24 @@ export async function testAllChannels(options: TestAllOptions): Promise<ChannelT
         rows[index] = skippedRow(channel, budgetMs)
         continue
       }
-      rows[index] = await testOne(channel, options.kind, perChannelMs)
+      rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor())
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, channels.length) }, worker))
   return rows
 }
 
-async function testOne(channel: Channel, kind: TestAllOptions['kind'], perChannelMs: number): Promise<ChannelTestRow> {
+async function testOne(channel: Channel, kind: TestAllOptions['kind'], perChannelMs: number, actor: Actor): Promise<ChannelTestRow> {
   const base = { channelId: channel.id, name: channel.name, skipped: false }
   const model = kind === 'generate' ? await modelToTest(channel) : null
   if (model === null) {
-    const check = await checkChannelKey(channel, perChannelMs)
+    const check = await checkChannelKey(channel, perChannelMs, actor)
     return { ...base, ok: check.ok, model: null, latencyMs: check.latencyMs, status: check.status, message: check.message, reEnabled: check.reEnabled }
   }
   const limit = new AbortController()
   const timer = setTimeout(() => limit.abort(new Error(`no answer within ${perChannelMs} ms`)), perChannelMs)
   try {
-    const result = await testChannel(channel.id, model, limit.signal)
+    const result = await testChannel(channel.id, model, limit.signal, actor)
     const message = result.ok ? (result.text ?? '') : (result.error ?? 'failed')
     return { ...base, ok: result.ok, model, latencyMs: result.latencyMs, status: result.status, message, reEnabled: result.reEnabled }
   } catch (error) {

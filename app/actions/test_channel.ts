@@ -1,4 +1,6 @@
 import app from '@adonisjs/core/services/app'
+import db from '@adonisjs/lucid/services/db'
+import { cliActor, writeAudit, type Actor } from '#actions/audit'
 import Channel from '#models/channel'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
@@ -56,7 +58,9 @@ export async function testChannel(
   channelId: number,
   model?: string | null,
   /** Ends the test early (Test all's per-channel limit); the channel's own timeouts apply too */
-  signal: AbortSignal = new AbortController().signal
+  signal: AbortSignal = new AbortController().signal,
+  /** Who ran the test: named in the audit row when it puts the channel back in rotation */
+  actor: Actor = cliActor()
 ): Promise<ChannelTestResult> {
   const gateway = await app.container.make('gateway')
   let channel: ChannelInfo | undefined = gateway.catalog.channels.find((c) => c.id === channelId)
@@ -111,7 +115,7 @@ export async function testChannel(
     const answer = result.answer
     const latencyMs = elapsed()
     const row = await Channel.find(channelId)
-    const reEnabled = row ? await reEnableIfAutoDisabled(row) : false
+    const reEnabled = row ? await reEnableIfAutoDisabled(row, actor, `a test request answered in ${latencyMs} ms`) : false
     return {
       ok: true,
       model: publicModel,
@@ -177,7 +181,11 @@ export interface ChannelKeyCheck {
  * goes back into rotation when the test succeeds; a channel an admin
  * disabled stays disabled. Callable from `channel:test` and Test all.
  */
-export async function checkChannelKey(ref: string | number | Channel, timeoutMs = 10_000): Promise<ChannelKeyCheck> {
+export async function checkChannelKey(
+  ref: string | number | Channel,
+  timeoutMs = 10_000,
+  actor: Actor = cliActor()
+): Promise<ChannelKeyCheck> {
   const channel = ref instanceof Channel ? ref : await findChannel(ref)
   if (channel.keyUnreadable) {
     return { channelId: channel.id, ok: false, status: null, message: `not sent: ${UNREADABLE_KEY_REASON}`, latencyMs: 0, reEnabled: false }
@@ -199,18 +207,32 @@ export async function checkChannelKey(ref: string | number | Channel, timeoutMs 
   }
   const latencyMs = Math.round(performance.now() - started)
 
-  const reEnabled = ok ? await reEnableIfAutoDisabled(channel) : false
+  const reEnabled = ok ? await reEnableIfAutoDisabled(channel, actor, message) : false
   return { channelId: channel.id, ok, status, message, latencyMs, reEnabled }
 }
 
 /**
  * A channel the gateway disabled itself (a 401, or 403s for several models)
  * goes back into rotation once a test passes; one an admin disabled stays off.
+ * The audit log says who ran the test and what the gateway had disabled it
+ * for: a channel coming back is a change like an admin's Enable.
  */
-async function reEnableIfAutoDisabled(channel: Channel): Promise<boolean> {
+async function reEnableIfAutoDisabled(channel: Channel, actor: Actor, passed: string): Promise<boolean> {
   if (channel.enabled || !channel.autoDisabledAt) return false
-  channel.merge({ enabled: true, disabledReason: null, autoDisabledAt: null, health: 'closed', cooldownUntil: null })
-  channel.modelCooldowns = {}
-  await channel.save()
+  const wasReason = channel.disabledReason
+  await db.transaction(async (trx) => {
+    channel.useTransaction(trx)
+    channel.merge({ enabled: true, disabledReason: null, autoDisabledAt: null, health: 'closed', cooldownUntil: null })
+    channel.modelCooldowns = {}
+    await channel.save()
+    await writeAudit(trx, actor, {
+      action: 'channel.enable',
+      subjectType: 'channel',
+      subjectId: channel.id,
+      summary: `Channel ${channel.name} back in rotation after a passing test (${passed.slice(0, 200)}); the gateway had disabled it: ${(wasReason ?? 'no reason recorded').slice(0, 300)}`,
+      before: { enabled: false, disabled_reason: wasReason },
+      after: { enabled: true },
+    })
+  })
   return true
 }

@@ -225,6 +225,11 @@ test.group('Channel model lists: fetched through the channel adapter', (group) =
     assert.include(said, '2 of 2 channels passed')
     assert.isTrue((await db.from('channels').where('id', auto.id).first()).enabled)
     assert.isFalse((await db.from('channels').where('id', manual.id).first()).enabled)
+    const audit = await db.from('audit_log').where({ action: 'channel.enable', subject_id: auto.id }).first()
+    assert.equal(audit.source, 'cli')
+    assert.include(audit.summary, 'upstream listed 2 models')
+    assert.include(audit.summary, 'the gateway had disabled it: upstream answered HTTP 401')
+    assert.notExists(await db.from('audit_log').where({ action: 'channel.enable', subject_id: good.id }).first())
 
     mock.script({ status: 500 })
     const failed = await run(ChannelTest, ['--all'])

@@ -337,6 +337,11 @@ test.group('Admin panel pages', (group) => {
     const row = await db.from('channels').where('id', channel.id).first()
     assert.isTrue(row.enabled)
     assert.isNull(row.auto_disabled_at)
+    // Coming back is a change like an admin's Enable: audited, with who tested and why it had been off.
+    const audit = await db.from('audit_log').where({ action: 'channel.enable', subject_id: channel.id }).first()
+    assert.equal(audit.source, 'panel')
+    assert.include(audit.summary, 'back in rotation after a passing test')
+    assert.include(audit.summary, 'the gateway had disabled it: upstream answered HTTP 403 for several models')
   })
 
   test('prices: set, list with the 1M+1M preview, delete; audit rows', async ({ assert }) => {

@@ -111,7 +111,7 @@ export default class ChannelsController {
    * the flash (post/redirect/get: a refresh does not test them all again).
    */
   async testAll(ctx: HttpContext) {
-    const rows = await testAllChannels({ kind: 'generate' })
+    const rows = await testAllChannels({ kind: 'generate', actor: panelActor(ctx) })
     ctx.session.flash(TEST_ALL_FLASH, packTestAll(rows))
     return ctx.response.redirect('/admin/channels')
   }
@@ -235,7 +235,7 @@ export default class ChannelsController {
   /** Sends a minimal request through this channel and shows latency and the answer, or the upstream's error. */
   async test(ctx: HttpContext) {
     const { model } = await ctx.request.validateUsing(testChannelValidator)
-    const result = await testChannel(Number(ctx.params.id), model)
+    const result = await testChannel(Number(ctx.params.id), model, undefined, panelActor(ctx))
     ctx.session.flash('testResult', result)
     return ctx.response.redirect(`/admin/channels/${ctx.params.id}#test`)
   }

@@ -97,10 +97,10 @@ export default class ManagementChannelsController {
   }
 
   /** POST /api/admin/channels/:id/test: one small request to the upstream, as the panel's Test button sends. */
-  async test({ params }: HttpContext) {
+  async test(ctx: HttpContext) {
     return managed(async () => {
-      const channel = await channelOr404(params.id)
-      const result = await testChannel(channel.id)
+      const channel = await channelOr404(ctx.params.id)
+      const result = await testChannel(channel.id, undefined, undefined, apiActor(ctx))
       return {
         object: 'channel_test',
         channel_id: channel.id,
@@ -116,8 +116,8 @@ export default class ManagementChannelsController {
   }
 
   /** POST /api/admin/channels/test-all: the Test above for every channel in rotation or disabled by the gateway, 4 at a time. */
-  async testAll() {
-    const rows = await testAllChannels({ kind: 'generate' })
+  async testAll(ctx: HttpContext) {
+    const rows = await testAllChannels({ kind: 'generate', actor: apiActor(ctx) })
     return {
       object: 'list',
       data: rows.map((row) => ({
