@@ -39,6 +39,8 @@ function withListenBacklog(server: ReturnType<typeof createServer>) {
 let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
 /** Requests Node's HTTP parser refuses, answered in the API's error formats (app/gateway/http/client_errors.ts) */
 let answerClientErrors: typeof import('#gateway/http/client_errors').answerClientErrors | undefined
+/** `Expect: 100-continue` answered once the body is wanted (app/gateway/http/expect_continue.ts) */
+let deferExpectContinue: typeof import('#gateway/http/expect_continue').deferExpectContinue | undefined
 /** CORS for browser clients of the API (app/gateway/http/cors.ts) */
 let withCors: typeof import('#gateway/http/cors').withCors | undefined
 /** The graceful stop (SIGTERM's), also run when the start fails once the server listens */
@@ -53,6 +55,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       ;({ withApiLane } = await import('#gateway/http/api_lane'))
       ;({ answerClientErrors } = await import('#gateway/http/client_errors'))
       ;({ withCors } = await import('#gateway/http/cors'))
+      ;({ deferExpectContinue } = await import('#gateway/http/expect_continue'))
     })
     // Graceful stop: refuse new API requests at once, give in-flight ones
     // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
@@ -80,7 +83,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     stopGateway = stop
   })
   .httpServer()
-  .start((adonis) => answerClientErrors!(withListenBacklog(createServer(withCors!(withApiLane!(adonis))))))
+  .start((adonis) => answerClientErrors!(deferExpectContinue!(withListenBacklog(createServer(withCors!(withApiLane!(adonis)))))))
   .catch(async (error) => {
     process.exitCode = 1
     if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {

@@ -370,3 +370,75 @@ test.group('Input audit: the management API', (group) => {
     assert.equal(answer.body.error.code, 'invalid_value')
   })
 })
+
+test.group('Input audit: Expect: 100-continue', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'chat', provider: 'custom', baseUrl: mock.url, models: ['gpt-*'] })
+    return () => mock.stop()
+  })
+
+  /**
+   * A client as curl is for large bodies: the headers with `Expect: 100-continue`, then the
+   * body only once the server says `100 Continue`. Returns the status lines in the order they
+   * came and whether the body was sent.
+   */
+  function expectContinue(path: string, headers: Record<string, string>, body: string, declaredLength = Buffer.byteLength(body)) {
+    return new Promise<{ statuses: string[]; sentBody: boolean; final: string }>((resolve, reject) => {
+      const url = new URL(baseUrl())
+      const socket = net.connect(Number(url.port), url.hostname)
+      let text = ''
+      let sentBody = false
+      const timer = setTimeout(() => socket.destroy(), 5000)
+      let head = `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\nExpect: 100-continue\r\ncontent-length: ${declaredLength}\r\n`
+      for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`
+      socket.on('data', (chunk) => {
+        text += chunk.toString('utf8')
+        if (!sentBody && text.startsWith('HTTP/1.1 100 ')) {
+          sentBody = true
+          socket.write(body)
+        }
+      })
+      socket.on('error', reject)
+      socket.on('close', () => {
+        clearTimeout(timer)
+        const statuses = [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1])
+        resolve({ statuses, sentBody, final: text.slice(text.lastIndexOf('HTTP/1.1 ')) })
+      })
+      socket.write(`${head}\r\n`)
+    })
+  }
+
+  const chat = JSON.stringify({ model: 'gpt-x', messages: [{ role: 'user', content: 'hi' }] })
+
+  test('a request the headers refuse is answered without 100 Continue: the body is never uploaded', async ({ assert }) => {
+    const user = await seedUser()
+    const badKey = await expectContinue('/v1/chat/completions', { authorization: 'Bearer sk-nope', 'content-type': 'application/json' }, chat)
+    assert.deepEqual(badKey.statuses, ['401'])
+    assert.isFalse(badKey.sentBody)
+    assert.include(badKey.final, 'invalid_api_key')
+
+    // 60 MB declared on a 32 MB endpoint: refused on the declaration, in the endpoint's format.
+    const tooLarge = await expectContinue('/v1/messages', { 'x-api-key': user.key, 'content-type': 'application/json' }, '', 60 * 1024 * 1024)
+    assert.deepEqual(tooLarge.statuses, ['413'])
+    assert.isFalse(tooLarge.sentBody)
+    assert.include(tooLarge.final, '"type":"error"')
+  })
+
+  test('an accepted request gets 100 Continue, then its answer; pages too', async ({ assert }) => {
+    const user = await seedUser()
+    const served = await expectContinue('/v1/chat/completions', { authorization: `Bearer ${user.key}`, 'content-type': 'application/json' }, chat)
+    assert.deepEqual(served.statuses, ['100', '200'])
+    assert.include(served.final, '"choices"')
+    assert.lengthOf(await usageRows(user.userId), 1)
+
+    // Adonis reads these bodies itself: the 100 comes before it does.
+    const login = await expectContinue('/login', { 'content-type': 'application/x-www-form-urlencoded' }, 'email=a%40b.c&password=x')
+    assert.equal(login.statuses[0], '100')
+    assert.isTrue(login.sentBody)
+    assert.notEqual(login.statuses.at(-1), '100')
+  })
+})

@@ -4,6 +4,7 @@ import { authenticate } from '#gateway/auth/authenticate'
 import { POST_ENDPOINTS } from '#gateway/http/api_endpoints'
 import { reportApiError, sendApiError } from '#gateway/http/api_errors'
 import { azureEndpoint } from '#gateway/http/azure_endpoints'
+import { continueIfAwaited } from '#gateway/http/expect_continue'
 import { gatewayInstance, type ApiCall } from '#gateway/http/generation_request'
 import type { Gateway } from '#gateway/gateway'
 
@@ -29,7 +30,12 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  * `API_LANE=false` sends everything through the router (for A/B measurement).
  */
 export function withApiLane(adonis: NodeHandler, enabled = process.env.API_LANE !== 'false'): NodeHandler {
-  if (!enabled) return adonis
+  if (!enabled) {
+    return (req, res) => {
+      continueIfAwaited(req, res)
+      return adonis(req, res)
+    }
+  }
   let gateway: Gateway | undefined
   return (req, res) => {
     if (req.method === 'POST') {
@@ -50,6 +56,8 @@ export function withApiLane(adonis: NodeHandler, enabled = process.env.API_LANE 
         }
       }
     }
+    // Adonis reads bodies its own way (pages, webhooks): a client waiting to send one is told to now.
+    continueIfAwaited(req, res)
     return adonis(req, res)
   }
 

@@ -3,6 +3,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { bodyBudget, bodyTiming } from '#gateway/http/body_limits'
 import { checkJsonStructure } from '#gateway/http/json_guard'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
+import { continueIfAwaited } from '#gateway/http/expect_continue'
 
 /** Refusals that leave the body unread: the connection closes after the answer so the upload stops. */
 const CLOSE = { connection: 'close' }
@@ -92,6 +93,8 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
 
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit))
+  // Everything the headers decide is decided: a client waiting on `Expect: 100-continue` may send.
+  continueIfAwaited(req, res)
 
   // A small body usually arrives in the packet of the headers: by the time the
   // key is resolved, the parser has already buffered all of it and ended the
