@@ -41,6 +41,8 @@ let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
 let answerClientErrors: typeof import('#gateway/http/client_errors').answerClientErrors | undefined
 /** `Expect: 100-continue` answered once the body is wanted (app/gateway/http/expect_continue.ts) */
 let deferExpectContinue: typeof import('#gateway/http/expect_continue').deferExpectContinue | undefined
+/** Connections that never send a byte are closed (app/gateway/http/silent_sockets.ts) */
+let closeSilentSockets: typeof import('#gateway/http/silent_sockets').closeSilentSockets | undefined
 /** CORS for browser clients of the API (app/gateway/http/cors.ts) */
 let withCors: typeof import('#gateway/http/cors').withCors | undefined
 /** The graceful stop (SIGTERM's), also run when the start fails once the server listens */
@@ -56,6 +58,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       ;({ answerClientErrors } = await import('#gateway/http/client_errors'))
       ;({ withCors } = await import('#gateway/http/cors'))
       ;({ deferExpectContinue } = await import('#gateway/http/expect_continue'))
+      ;({ closeSilentSockets } = await import('#gateway/http/silent_sockets'))
     })
     // Graceful stop: refuse new API requests at once, give in-flight ones
     // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
@@ -83,7 +86,9 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     stopGateway = stop
   })
   .httpServer()
-  .start((adonis) => answerClientErrors!(deferExpectContinue!(withListenBacklog(createServer(withCors!(withApiLane!(adonis)))))))
+  .start((adonis) =>
+    answerClientErrors!(closeSilentSockets!(deferExpectContinue!(withListenBacklog(createServer(withCors!(withApiLane!(adonis)))))))
+  )
   .catch(async (error) => {
     process.exitCode = 1
     if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {

@@ -53,7 +53,10 @@ export const configureSuite: Config['configureSuite'] = (suite) => {
       const { answerClientErrors } = await import('#gateway/http/client_errors')
       const { withCors } = await import('#gateway/http/cors')
       const { deferExpectContinue } = await import('#gateway/http/expect_continue')
-      return testUtils.httpServer().start((adonis) => answerClientErrors(deferExpectContinue(createServer(withCors(withApiLane(adonis))))))
+      const { closeSilentSockets } = await import('#gateway/http/silent_sockets')
+      return testUtils
+        .httpServer()
+        .start((adonis) => answerClientErrors(closeSilentSockets(deferExpectContinue(createServer(withCors(withApiLane(adonis)))))))
     })
   }
 }

@@ -252,6 +252,38 @@ test.group('Input audit: requests the HTTP parser refuses', () => {
     assert.include(body.error.message, 'headers are too large')
   })
 
+  test('a connection that never sends a byte is closed; one that spoke is not', async ({ assert }) => {
+    const { silentSockets } = await import('#gateway/http/silent_sockets')
+    const saved = silentSockets.timeoutMs
+    silentSockets.timeoutMs = 300
+    const url = new URL(baseUrl())
+    const silent = net.connect(Number(url.port), url.hostname)
+    const talker = net.connect(Number(url.port), url.hostname)
+    try {
+      const opened = Date.now()
+      const silentClosed = new Promise<number>((resolve) => silent.on('close', () => resolve(Date.now() - opened)))
+      silent.on('error', () => {})
+      // Half a request line before the timer fires, the rest after it: the parser read bytes, so it is kept.
+      let answer = ''
+      talker.on('data', (chunk) => (answer += chunk.toString('utf8')))
+      const talkerClosed = new Promise<void>((resolve) => talker.on('close', () => resolve()))
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      talker.write('GET /health/liveliness HTT')
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      talker.write('P/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+      await talkerClosed
+      assert.match(answer, /^HTTP\/1.1 200 /)
+      const closedAfter = await Promise.race([silentClosed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 3000))])
+      assert.isAbove(closedAfter, 250, 'closed by the timer, not at once')
+      assert.isBelow(closedAfter, 1500)
+    } finally {
+      silentSockets.timeoutMs = saved
+      // Left open, a socket the fix failed to close would hold the server's shutdown forever.
+      silent.destroy()
+      talker.destroy()
+    }
+  })
+
   test('pages keep the plain answer', async ({ assert }) => {
     const answer = await send('GET /login HTTP/1.1\r\nHost: x\r\ncontent-length: abc\r\n\r\n')
     assert.match(answer.head, /^HTTP\/1.1 400 /)
