@@ -24,6 +24,7 @@ const RerankController = () => import('#controllers/api/rerank_controller')
 const ModerationsController = () => import('#controllers/api/moderations_controller')
 const ModelInfoController = () => import('#controllers/api/model_info_controller')
 const AzureController = () => import('#controllers/api/azure_controller')
+const EnginesController = () => import('#controllers/api/engines_controller')
 const HealthController = () => import('#controllers/api/health_controller')
 const OpenRouterAccountController = () => import('#controllers/api/openrouter_account_controller')
 
@@ -139,6 +140,14 @@ for (const prefix of ['/openai/v1', '/openai']) {
     .as(prefix === '/openai' ? 'azure' : 'azure.v1')
     .use(middleware.apiKey())
 }
+
+/**
+ * OpenAI's legacy engine paths (`/v1/engines/{model}/completions`, `/chat/completions`,
+ * `/embeddings`) and LiteLLM's aliases without /v1: the engine is the model. The POSTs
+ * resolve through engine_endpoints.ts, as in the API lane.
+ */
+router.post('/v1/engines/*', [EnginesController, 'call']).as('v1.engines.call').use(middleware.apiKey())
+router.post('/engines/*', [EnginesController, 'call']).as('engines.call').use(middleware.apiKey())
 
 /** Rerank where Cohere's v2 SDK (/v2/rerank) and LiteLLM-style clients (/rerank) call it. */
 router.post('/v2/rerank', [RerankController, 'store']).as('v2.rerank').use(middleware.apiKey())

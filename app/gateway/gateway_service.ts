@@ -248,6 +248,8 @@ export class GatewayService {
         (b, c) => exchange.readAnswer(b, c)
       )
       const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
+      // A translated answer's encoder writes what only this upstream gives (chat's reasoning_details)
+      exchange.encoderOptions.upstream = upstream.name
       // The upstream has the request: keep what the answer needs, let the parsed body go (a stream can last minutes).
       exchange.releaseRequest(upstream !== exchange.ingress ? upstream.name : null)
       // A fallback model answers as itself (its name in the answer, as LiteLLM and OpenRouter do).
@@ -427,7 +429,7 @@ export class GatewayService {
       if (!out.closedEarly) this.#store(exchange, true, encoder.contentType, out.recorder?.bytes() ?? null)
       return account.close(200, null, usage)
     }
-    const whole = ingress.encodeResponse(response, exchange.publicModel)
+    const whole = ingress.encodeResponse(response, exchange.publicModel, exchange.encoderOptions.upstream)
     if (exchange.amends) ingress.passThrough.amend!(whole, exchange.encoderOptions, response.usage)
     const encoded = Buffer.from(JSON.stringify(whole))
     this.#answer(exchange, account, status, encoded)

@@ -1,6 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import { currentPeriod, type PlanInfo } from '#gateway/types'
 import { toPico } from '#gateway/metering/money'
+import { periodBounds } from '#gateway/metering/spend_period'
 
 /** Read-side reports over the metering tables (usage and balance endpoints, portal, admin). */
 export async function monthlyUsageReport(userId: number, plan: PlanInfo | null, now = new Date()) {
@@ -75,5 +76,35 @@ export async function creditReport(userId: number, keyId: number) {
     spentPico: toPico(String(row?.spent ?? '0')),
     paid: row?.paid === true,
     keySpentPico: toPico(String(row?.key_spent ?? '0')),
+  }
+}
+
+/**
+ * What a key spent in the current UTC day, week (from Monday) and month,
+ * for OpenRouter's `usage_daily` / `usage_weekly` / `usage_monthly`, as
+ * exact pico-USD. No rollup keeps spend per key and period (usage_daily's
+ * dimensions are model, user, channel and tags; monthly_usage is per user
+ * and model; api_keys keeps the lifetime `spent` and only its cap's
+ * period), so this is one sum over the key's own usage rows since the
+ * earliest of the three starts (at most 37 days), on the
+ * (api_key_id, created_at) index; those rows are kept (retention keeps at
+ * least 31 days, and the month's rows with them).
+ */
+export async function keyPeriodSpend(keyId: number, now = Date.now()) {
+  const day = new Date(periodBounds('day', now).start)
+  const week = new Date(periodBounds('week', now).start)
+  const month = new Date(periodBounds('month', now).start)
+  const result = await db.rawQuery(
+    `SELECT COALESCE(SUM(cost) FILTER (WHERE created_at >= ?), 0) AS daily,
+            COALESCE(SUM(cost) FILTER (WHERE created_at >= ?), 0) AS weekly,
+            COALESCE(SUM(cost) FILTER (WHERE created_at >= ?), 0) AS monthly
+       FROM usage_records WHERE api_key_id = ? AND created_at >= ?`,
+    [day, week, month, keyId, week < month ? week : month]
+  )
+  const row = result.rows[0]
+  return {
+    dailyPico: toPico(String(row?.daily ?? '0')),
+    weeklyPico: toPico(String(row?.weekly ?? '0')),
+    monthlyPico: toPico(String(row?.monthly ?? '0')),
   }
 }

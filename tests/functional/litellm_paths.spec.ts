@@ -72,6 +72,57 @@ test.group('LiteLLM-style base URL: the OpenAI paths without /v1', (group) => {
     assert.equal(((await completions.json()) as any).object, 'text_completion')
   })
 
+  test("OpenAI's legacy engine paths, under /v1 and without: the engine is the model, over the body's", async ({ assert }) => {
+    const user = await seedUser()
+    const auth = { authorization: `Bearer ${user.key}` }
+    const sentModel = () => JSON.parse(mock.lastRequest()!.body).model
+
+    const chat = await post('/v1/engines/mock-a/chat/completions', { messages: [{ role: 'user', content: 'hi' }] }, auth)
+    assert.equal(chat.status, 200)
+    assert.equal(((await chat.json()) as any).object, 'chat.completion')
+    assert.equal(mock.lastRequest()!.path, '/v1/chat/completions')
+    assert.equal(sentModel(), 'mock-a')
+    const streamed = await post('/engines/mock-b/chat/completions?api-version=1', { model: 'mock-a', messages: [{ role: 'user', content: 'hi' }], stream: true }, auth)
+    assert.equal(streamed.status, 200)
+    assert.include(await streamed.text(), 'data: [DONE]')
+    assert.equal(sentModel(), 'mock-b')
+    const completion = await post('/v1/engines/mock-a/completions', { prompt: 'hi' }, auth)
+    assert.equal(completion.status, 200)
+    assert.equal(((await completion.json()) as any).object, 'text_completion')
+    assert.equal(mock.lastRequest()!.path, '/v1/completions')
+    const bare = await post('/engines/mock-a/completions', { prompt: 'hi' }, auth)
+    assert.equal(bare.status, 200)
+    const vectors = await post('/v1/engines/mock-embed/embeddings', { input: 'hello' }, auth)
+    assert.equal(vectors.status, 200)
+    assert.isAbove(((await vectors.json()) as any).data[0].embedding.length, 0)
+    assert.equal(sentModel(), 'mock-embed')
+    assert.equal((await post('/engines/mock-embed/embeddings', { input: 'hello' }, auth)).status, 200)
+
+    // An operation engines never had, an empty engine: OpenAI's 404 in JSON; a malformed engine name: 400.
+    for (const path of ['/v1/engines/mock-a/edits', '/engines//completions', '/v1/engines/mock-a/images/generations']) {
+      const missing = await post(path, { prompt: 'hi' }, auth)
+      assert.equal(missing.status, 404, path)
+      assert.equal(((await missing.json()) as any).error.code, 'not_found', path)
+    }
+    const malformed = await post('/v1/engines/%zz/completions', { prompt: 'hi' }, auth)
+    assert.equal(malformed.status, 400)
+    assert.equal(((await malformed.json()) as any).error.code, 'invalid_url')
+
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r) => [r.endpoint, r.model, r.status]),
+      [
+        ['chat.completions', 'mock-a', 200],
+        ['chat.completions', 'mock-b', 200],
+        ['completions', 'mock-a', 200],
+        ['completions', 'mock-a', 200],
+        ['embeddings', 'mock-embed', 200],
+        ['embeddings', 'mock-embed', 200],
+        ['completions', '(none)', 400],
+      ]
+    )
+  })
+
   test("errors there are OpenAI's JSON, never the pages' HTML", async ({ assert }) => {
     const badKey = await post('/chat/completions', { model: 'mock-a', messages: [] }, { authorization: 'Bearer sk-gw-nope' })
     assert.equal(badKey.status, 401)
@@ -124,6 +175,16 @@ test.group('LiteLLM-style base URL: the OpenAI paths without /v1', (group) => {
       const badKey = await fetch(`${url}/embeddings`, { method: 'POST', headers: { authorization: 'Bearer sk-gw-nope' }, body: '{}' })
       assert.equal(badKey.status, 401)
       assert.equal(((await badKey.json()) as any).error.code, 'invalid_api_key')
+      // The legacy engine paths, resolved by the router's routes as by the lane
+      const headers = { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' }
+      for (const path of ['/v1/engines/mock-c/chat/completions', '/engines/mock-c/chat/completions']) {
+        const engine = await fetch(`${url}${path}`, { method: 'POST', headers, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }) })
+        assert.equal(engine.status, 200, path)
+        assert.equal(JSON.parse(mock.lastRequest()!.body).model, 'mock-c')
+      }
+      const unknown = await fetch(`${url}/v1/engines/mock-c/edits`, { method: 'POST', headers, body: '{}' })
+      assert.equal(unknown.status, 404)
+      assert.equal(((await unknown.json()) as any).error.code, 'not_found')
     } finally {
       await new Promise((resolve) => routed.close(resolve))
     }

@@ -5,6 +5,7 @@ import app from '@adonisjs/core/services/app'
 import { withApiLane } from '#gateway/http/api_lane'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import db from '@adonisjs/lucid/services/db'
+import { DateTime } from 'luxon'
 import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
 
 const get = (path: string, key?: string, base = baseUrl()) => fetch(`${base}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} })
@@ -41,6 +42,14 @@ test.group("OpenRouter's GET /api/v1/key and /api/v1/credits", (group) => {
       limit_reset: 'monthly',
       limit_remaining: 2.999872,
       usage: 0.000128,
+      usage_daily: 0.000128,
+      usage_weekly: 0.000128,
+      usage_monthly: 0.000128,
+      byok_usage: 0,
+      byok_usage_daily: 0,
+      byok_usage_weekly: 0,
+      byok_usage_monthly: 0,
+      include_byok_in_limit: false,
       is_free_tier: false,
       expires_at: null,
       rate_limit: { requests: 30, interval: '1m' },
@@ -67,6 +76,35 @@ test.group("OpenRouter's GET /api/v1/key and /api/v1/credits", (group) => {
     assert.include(key, { limit: 2, limit_reset: 'daily', limit_remaining: 1.999936, usage: 1.500064 })
   })
 
+  test("usage_daily, usage_weekly and usage_monthly: the key's spend in the current UTC day, week (from Monday) and month", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const other = await seedUser({ balance: '10' })
+    for (const key of [user.key, user.key, user.key, user.key, other.key]) {
+      const chat = await post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'a' }] }, { authorization: `Bearer ${key}` })
+      assert.equal(chat.status, 200)
+    }
+    await (await gateway()).meter.drain()
+    // Each call $0.000064. One stays today; the others go back: to the last moment of yesterday, of the
+    // day before the month began, and 40 days back.
+    const now = DateTime.utc()
+    const day = now.startOf('day')
+    const week = now.startOf('week')
+    const month = now.startOf('month')
+    const times = [now, day.minus({ milliseconds: 1 }), month.minus({ days: 1 }), now.minus({ days: 40 })]
+    const ids = (await db.from('usage_records').where('api_key_id', user.keyId).orderBy('id').select('id')).map((r) => r.id)
+    assert.lengthOf(ids, 4)
+    for (let i = 1; i < 4; i++) await db.from('usage_records').where('id', ids[i]).update({ created_at: times[i].toJSDate() })
+    const spent = (from: DateTime) => Math.round(times.filter((t) => t >= from).length * 64) / 1e6
+    const key = await json('/api/v1/key', user.key)
+    assert.include(key, { usage: 0.000256, usage_daily: 0.000064, usage_weekly: spent(week), usage_monthly: spent(month) })
+    // Whatever today's date: yesterday's last moment is this week's unless today is Monday, this month's unless it is the 1st.
+    // (the day before the month began is this week's when the week began in the last month)
+    assert.equal(key.usage_weekly, (64 + (now.weekday === 1 ? 0 : 64) + (month.minus({ days: 1 }) >= week ? 64 : 0)) / 1e6)
+    assert.equal(key.usage_monthly, now.day === 1 ? 0.000064 : 0.000128)
+    // Another key's spend is its own.
+    assert.include(await json('/api/v1/key', other.key), { usage: 0.000064, usage_daily: 0.000064, usage_weekly: 0.000064, usage_monthly: 0.000064 })
+  })
+
   test('an account never topped up, a key without cap or rate limit: nulls, the free tier, -1 requests', async ({ assert }) => {
     const user = await seedUser()
     assert.deepEqual(await json('/api/v1/key', user.key), {
@@ -75,6 +113,14 @@ test.group("OpenRouter's GET /api/v1/key and /api/v1/credits", (group) => {
       limit_reset: null,
       limit_remaining: null,
       usage: 0,
+      usage_daily: 0,
+      usage_weekly: 0,
+      usage_monthly: 0,
+      byok_usage: 0,
+      byok_usage_daily: 0,
+      byok_usage_weekly: 0,
+      byok_usage_monthly: 0,
+      include_byok_in_limit: false,
       is_free_tier: true,
       expires_at: null,
       rate_limit: { requests: -1, interval: '1m' },

@@ -1,6 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
-import { creditReport } from '#services/account_report'
+import { creditReport, keyPeriodSpend } from '#services/account_report'
 import { fromPico } from '#gateway/metering/money'
 import { rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
 import type { Principal } from '#gateway/types'
@@ -12,9 +12,13 @@ const LIMIT_RESETS: Record<SpendPeriod, string> = { day: 'daily', week: 'weekly'
 const usd = (pico: bigint) => Number(fromPico(pico))
 
 /** The figures are exact once the meter's queue is written (a call that just ended may still be in it). */
-async function figures(principal: Principal) {
+async function drained() {
   const gateway = await app.container.make('gateway')
   await gateway.meter.drain()
+}
+
+async function figures(principal: Principal) {
+  await drained()
   return creditReport(principal.user.id, principal.key.id)
 }
 
@@ -39,12 +43,15 @@ export default class OpenRouterAccountController {
   /**
    * GET /api/v1/key: the calling key. `limit` its spend cap (null without),
    * `limit_reset` the cap's period, `limit_remaining` what the cap has left in
-   * it; `usage` what the key spent in its life; `is_free_tier` while the
+   * it; `usage` what the key spent in its life, `usage_daily` / `_weekly` /
+   * `_monthly` in the current UTC day, week (from Monday) and month;
+   * `byok_usage*` 0 (no bring-your-own-key billing); `is_free_tier` while the
    * account never had a top-up; `rate_limit` the tightest requests-per-minute
    * window (-1: none).
    */
   async key({ principal, response }: HttpContext) {
-    const report = await figures(principal)
+    await drained()
+    const [report, periods] = await Promise.all([creditReport(principal.user.id, principal.key.id), keyPeriodSpend(principal.key.id)])
     const key = principal.key
     let limit: number | null = null
     let remaining: number | null = null
@@ -61,6 +68,15 @@ export default class OpenRouterAccountController {
         limit_reset: key.spendLimitPico !== null && key.spendPeriod !== null ? LIMIT_RESETS[key.spendPeriod] : null,
         limit_remaining: remaining,
         usage: usd(report.keySpentPico),
+        usage_daily: usd(periods.dailyPico),
+        usage_weekly: usd(periods.weeklyPico),
+        usage_monthly: usd(periods.monthlyPico),
+        // Bring-your-own-key usage (OpenRouter billing a provider key of the user's): none here; its SDKs require the fields.
+        byok_usage: 0,
+        byok_usage_daily: 0,
+        byok_usage_weekly: 0,
+        byok_usage_monthly: 0,
+        include_byok_in_limit: false,
         is_free_tier: !report.paid,
         expires_at: key.expiresAt === null ? null : new Date(key.expiresAt).toISOString(),
         rate_limit: { requests: requestsPerMinute(principal), interval: '1m' },

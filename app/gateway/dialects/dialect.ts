@@ -87,6 +87,12 @@ export interface EncoderOptions {
    * counts. Null or absent when the client did not ask (nothing added).
    */
   usageCost?: ((usage: CanonicalUsage) => number) | null
+  /**
+   * The dialect a translated answer comes from: OpenAI chat writes Claude's
+   * thinking signatures and redacted thinking, and Gemini's call
+   * signatures, as OpenRouter's `reasoning_details` by it.
+   */
+  upstream?: DialectName
 }
 
 /**
@@ -187,7 +193,8 @@ export interface Dialect {
   decodeRequest(body: Record<string, any>): CanonicalRequest
   encodeRequest(request: CanonicalRequest, model: string, hints?: EncodeHints): Record<string, unknown>
   decodeResponse(body: any): CanonicalResponse
-  encodeResponse(response: CanonicalResponse, model: string): Record<string, unknown>
+  /** `upstream`: the dialect the answer was translated from (OpenAI chat writes its reasoning's signatures by it) */
+  encodeResponse(response: CanonicalResponse, model: string, upstream?: DialectName): Record<string, unknown>
   streamDecoder(): StreamDecoder
   streamEncoder(options: EncoderOptions): StreamEncoder
   /** Usage of a non-stream response body, without decoding all of it */

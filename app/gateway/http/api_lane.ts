@@ -4,6 +4,7 @@ import { authenticate } from '#gateway/auth/authenticate'
 import { POST_ENDPOINTS } from '#gateway/http/api_endpoints'
 import { reportApiError, sendApiError } from '#gateway/http/api_errors'
 import { azureEndpoint } from '#gateway/http/azure_endpoints'
+import { engineEndpoint } from '#gateway/http/engine_endpoints'
 import { continueIfAwaited } from '#gateway/http/expect_continue'
 import { gatewayInstance, type ApiCall } from '#gateway/http/generation_request'
 import type { Gateway } from '#gateway/gateway'
@@ -15,8 +16,8 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  *
  * The generation endpoints (`POST /v1/chat/completions`, `/v1/messages`,
  * `/v1/responses`, embeddings, images, rerank, moderations, count_tokens; their
- * aliases without /v1, under Google's OpenAI compatibility base `/v1beta/openai/`
- * and Azure OpenAI's `/openai/...` paths) are the hot path and
+ * aliases without /v1, under Google's OpenAI compatibility base `/v1beta/openai/`,
+ * Azure OpenAI's `/openai/...` paths and OpenAI's legacy `/v1/engines/{model}/...`) are the hot path and
  * need nothing of the framework's request pipeline: no route params, no body
  * parser, no session, no HttpContext. For those, one map lookup on the path
  * replaces the router, the middleware runner, the context and its
@@ -47,13 +48,12 @@ export function withApiLane(adonis: NodeHandler, enabled = process.env.API_LANE 
         void serve(endpoint, path, req, res, undefined)
         return
       }
-      // Azure OpenAI's paths (azure_endpoints.ts): looked at only when the /v1 map missed.
-      if (path.startsWith('/openai/')) {
-        const azure = azureEndpoint(path)
-        if (azure !== undefined) {
-          void serve(azure.endpoint, path, req, res, azure.deployment)
-          return
-        }
+      // Azure OpenAI's paths (azure_endpoints.ts), OpenAI's legacy engine paths (engine_endpoints.ts):
+      // looked at only when the /v1 map missed.
+      const named = path.startsWith('/openai/') ? azureEndpoint(path) : engineEndpoint(path)
+      if (named !== undefined) {
+        void serve(named.endpoint, path, req, res, named.deployment)
+        return
       }
     }
     // Adonis reads bodies its own way (pages, webhooks): a client waiting to send one is told to now.

@@ -1,7 +1,7 @@
 /**
  * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
  * OpenAI paths without /v1 that LiteLLM also serves, Azure OpenAI's
- * `/openai/...`, LiteLLM's `/health/...` probes), as against the pages: errors there are answered in a wire
+ * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health/...` probes), as against the pages: errors there are answered in a wire
  * format, not an HTML page (the exception handler, Node parser refusals, a
  * malformed URL), and browsers get CORS.
  */
@@ -21,6 +21,7 @@ const API_PREFIXES = [
   '/model/info',
   '/model_group/info',
   '/openai/',
+  '/engines/',
   '/health/',
 ]
 

@@ -11,6 +11,8 @@ import {
   responses,
 } from '#gateway/http/api_endpoints'
 
+import { modelInPath } from '#gateway/http/deployment_model'
+
 type Endpoint = (call: ApiCall) => Promise<void>
 
 /**
@@ -73,12 +75,6 @@ export interface AzureTarget {
 export function azureEndpoint(path: string): AzureTarget | undefined {
   const fixed = FIXED.get(path)
   if (fixed !== undefined) return { endpoint: fixed, deployment: undefined }
-  if (!path.startsWith(DEPLOYMENTS)) return undefined
-  for (const [operation, endpoint] of DEPLOYMENT_OPERATIONS) {
-    if (!path.endsWith(operation)) continue
-    const deployment = path.slice(DEPLOYMENTS.length, path.length - operation.length)
-    // Not an empty segment (`/openai/deployments//chat/completions` is no deployment called `/chat`).
-    if (deployment !== '' && deployment[0] !== '/' && deployment.at(-1) !== '/') return { endpoint, deployment }
-  }
-  return undefined
+  // Not an empty segment (`/openai/deployments//chat/completions` is no deployment called `/chat`).
+  return modelInPath(path, DEPLOYMENTS, DEPLOYMENT_OPERATIONS)
 }

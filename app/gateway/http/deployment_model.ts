@@ -3,7 +3,8 @@ import { assertStorableModel } from '#gateway/http/model_name'
 
 /**
  * Azure OpenAI's classic paths name the model in the path
- * (`/openai/deployments/{deployment}/chat/completions`), and Azure clients'
+ * (`/openai/deployments/{deployment}/chat/completions`), as OpenAI's legacy
+ * engine paths do (`/v1/engines/{model}/completions`), and such clients'
  * bodies usually name none. The deployment is the model, also over a `model`
  * the body names: Azure serves the deployment whatever the body says, and
  * LiteLLM, whose Azure paths these clients were set up for, takes the path's
@@ -11,6 +12,24 @@ import { assertStorableModel } from '#gateway/http/model_name'
  * from there the call is an ordinary /v1 call (routing, the envelope's check,
  * the bytes an OpenAI-compatible upstream gets, the cache key, the usage row).
  */
+
+/**
+ * The operation and model segment of a path that names its model between a
+ * prefix and the operation (`{prefix}{model}{operation}`), or undefined: the
+ * model may hold slashes (`openai/gpt-4o`, as LiteLLM's `{model:path}`
+ * takes it), not be empty or start or end with one. `operations` lists the
+ * longer of two paths ending alike first (`/chat/completions` before
+ * `/completions`). The segment is still percent-encoded (deploymentName).
+ */
+export function modelInPath<E>(path: string, prefix: string, operations: ReadonlyArray<readonly [string, E]>): { endpoint: E; deployment: string } | undefined {
+  if (!path.startsWith(prefix)) return undefined
+  for (const [operation, endpoint] of operations) {
+    if (!path.endsWith(operation)) continue
+    const deployment = path.slice(prefix.length, path.length - operation.length)
+    if (deployment !== '' && deployment[0] !== '/' && deployment.at(-1) !== '/') return { endpoint, deployment }
+  }
+  return undefined
+}
 
 /** The deployment segment of the path as a model name: percent-decoded once; malformed or unstorable is a 400. */
 export function deploymentName(segment: string): string {

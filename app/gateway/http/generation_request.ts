@@ -34,7 +34,10 @@ export interface ApiCall {
   principal: Principal
   req: IncomingMessage
   res: ServerResponse
-  /** Azure's `/openai/deployments/{deployment}/...`: the path's segment (percent-encoded), the call's model (deployment_model.ts) */
+  /**
+   * The model named in the path (percent-encoded), the call's model (deployment_model.ts): Azure's
+   * `/openai/deployments/{deployment}/...`, OpenAI's legacy `/v1/engines/{engine}/...`
+   */
   deployment?: string
 }
 

@@ -17,8 +17,10 @@ import {
   type ReasoningConfig,
   type ImagePart,
   type TextPart,
+  type ToolCallPart,
   type ToolChoice,
 } from '#gateway/dialects/canonical'
+import { partsOfDetails } from '#gateway/dialects/openai_chat/reasoning_details'
 import { reasoningRules, type EncodeHints } from '#gateway/dialects/dialect'
 import type { ChatContentPart, ChatMessage, ChatRequest, ChatTool, OpenRouterReasoning } from '#gateway/dialects/openai_chat/types'
 
@@ -108,17 +110,21 @@ function resultParts(content: ChatMessage['content']): Array<TextPart | ImagePar
 }
 
 function assistantParts(message: ChatMessage): ContentPart[] {
-  const parts: ContentPart[] = []
-  const reasoning = message.reasoning_content ?? message.reasoning
-  if (typeof reasoning === 'string' && reasoning) parts.push({ type: 'reasoning', text: reasoning })
-  for (const part of userParts(message.content)) if (part.type === 'text' && part.text) parts.push(part)
+  const calls: ToolCallPart[] = []
   for (const call of message.tool_calls ?? []) {
     if (call.type === 'custom' && call.custom) {
-      parts.push({ type: 'tool_call', id: call.id, name: call.custom.name, arguments: call.custom.input, custom: true })
+      calls.push({ type: 'tool_call', id: call.id, name: call.custom.name, arguments: call.custom.input, custom: true })
     } else if (call.function) {
-      parts.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments ?? '' })
+      calls.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: call.function.arguments ?? '' })
     }
   }
+  // OpenRouter's reasoning_details, sent back as they came: Claude's signed and redacted thinking, Gemini's
+  // call signatures. They hold the reasoning text too, so the plain `reasoning` is read only without them.
+  const parts: ContentPart[] = message.reasoning_details === undefined ? [] : partsOfDetails(message.reasoning_details, calls)
+  const reasoning = message.reasoning_content ?? message.reasoning
+  if (parts.length === 0 && typeof reasoning === 'string' && reasoning) parts.push({ type: 'reasoning', text: reasoning })
+  for (const part of userParts(message.content)) if (part.type === 'text' && part.text) parts.push(part)
+  parts.push(...calls)
   return parts
 }
 

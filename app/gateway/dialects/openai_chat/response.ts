@@ -1,4 +1,5 @@
-import { newToolCallId, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type DialectName, type StopReason } from '#gateway/dialects/canonical'
+import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatUsage } from '#gateway/dialects/openai_chat/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -89,7 +90,8 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
   }
 }
 
-export function encodeChatResponse(response: CanonicalResponse, model: string): ChatCompletion {
+/** `upstream`: the dialect the answer was translated from, whose reasoning details it carries (reasoning_details.ts) */
+export function encodeChatResponse(response: CanonicalResponse, model: string, upstream?: DialectName): ChatCompletion {
   let text = ''
   let reasoning = ''
   const calls: NonNullable<ChatCompletion['choices'][0]['message']['tool_calls']> = []
@@ -108,6 +110,12 @@ export function encodeChatResponse(response: CanonicalResponse, model: string): 
   if (reasoning) {
     message.reasoning_content = reasoning
     message.reasoning = reasoning
+  }
+  // OpenRouter's structured form, for Claude's signatures and redacted thinking and Gemini's call signatures.
+  const format = reasoningFormatOf(upstream)
+  if (format !== null) {
+    const details = detailsOfResponse(response.content, format)
+    if (details.length > 0) message.reasoning_details = details
   }
   if (calls.length > 0) message.tool_calls = calls
   const completion: ChatCompletion = {

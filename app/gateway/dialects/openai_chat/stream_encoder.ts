@@ -1,6 +1,7 @@
 import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
 import { chatId, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_chat/response'
+import { encryptedDetail, reasoningFormatOf, textDetail, type ReasoningDetail, type ReasoningFormat } from '#gateway/dialects/openai_chat/reasoning_details'
 
 /**
  * Reasoning text under both names chat clients read it by: `reasoning`
@@ -9,7 +10,7 @@ import { chatId, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_
  * (DeepSeek's, which LiteLLM writes and Cline, the openai-compatible SDKs
  * and DeepSeek clients read). Only reasoning deltas carry the second copy.
  */
-function reasoningDelta(text: string): Record<string, string> {
+function reasoningDelta(text: string): Record<string, unknown> {
   return { reasoning_content: text, reasoning: text }
 }
 
@@ -23,11 +24,19 @@ export class ChatStreamEncoder implements StreamEncoder {
   #id = ''
   #created = Math.floor(Date.now() / 1000)
   #started = false
-  #tools = new Map<number, number>()
+  /** Tool-call blocks: their position among the answer's calls, and their id (a Gemini signature names it) */
+  #tools = new Map<number, { position: number; id: string }>()
   #stop: StopReason | null = null
   #usage: CanonicalUsage | null = null
+  /** The reasoning_details format of the upstream's answer; null: none written (reasoning_details.ts) */
+  readonly #format: ReasoningFormat | null
+  /** The canonical block the latest detail index went to, and that index (details are numbered in answer order) */
+  #detailBlock = -1
+  #detailIndex = -1
 
-  constructor(private options: EncoderOptions) {}
+  constructor(private options: EncoderOptions) {
+    this.#format = options.reasoningExcluded ? null : reasoningFormatOf(options.upstream)
+  }
 
   push(event: CanonicalEvent): string {
     switch (event.type) {
@@ -37,7 +46,7 @@ export class ChatStreamEncoder implements StreamEncoder {
         if (event.block.type !== 'tool_call') return this.#start('')
         {
           const toolIndex = this.#tools.size
-          this.#tools.set(event.index, toolIndex)
+          this.#tools.set(event.index, { position: toolIndex, id: event.block.id })
           return (
             this.#start('') +
             this.#chunk({
@@ -52,12 +61,18 @@ export class ChatStreamEncoder implements StreamEncoder {
         if (event.kind === 'reasoning') {
           // Asked to be left out (OpenRouter's reasoning.exclude): not sent, still billed.
           if (this.options.reasoningExcluded) return this.#start('')
-          return this.#start('') + this.#chunk(reasoningDelta(event.value))
+          const delta = reasoningDelta(event.value)
+          // As OpenRouter streams it: each piece also as a text detail, the block's signature in a later one.
+          if (this.#format !== null) delta.reasoning_details = [textDetail(event.value, undefined, this.#format, this.#detailOf(event.index))]
+          return this.#start('') + this.#chunk(delta)
         }
         return (
           this.#start('') +
-          this.#chunk({ tool_calls: [{ index: this.#tools.get(event.index) ?? 0, function: { arguments: event.value } }] })
+          this.#chunk({ tool_calls: [{ index: this.#tools.get(event.index)?.position ?? 0, function: { arguments: event.value } }] })
         )
+      case 'signature':
+      case 'redacted':
+        return this.#format === null ? '' : this.#signed(event.type, event.index, event.value)
       case 'usage':
         this.#usage = event.usage
         return ''
@@ -89,6 +104,37 @@ export class ChatStreamEncoder implements StreamEncoder {
       })
     }
     return out + 'data: [DONE]\n\n'
+  }
+
+  /**
+   * A signature or redacted thinking as its detail: Claude's signature on
+   * its thinking's text detail (the same index), its redacted thinking as
+   * encrypted, Gemini's call signature as encrypted naming the call.
+   */
+  #signed(kind: 'signature' | 'redacted', block: number, value: string): string {
+    const format = this.#format!
+    const call = this.#tools.get(block)
+    let detail: ReasoningDetail
+    if (call !== undefined) {
+      if (kind !== 'signature' || format !== 'google-gemini-v1') return ''
+      detail = encryptedDetail(value, format, this.#detailOf(block), call.id)
+    } else if (kind === 'redacted') {
+      detail = encryptedDetail(value, format, this.#detailOf(block))
+    } else {
+      // A Gemini thought's own signature is not sent back (the Gemini encoder sends no thoughts).
+      if (format !== 'anthropic-claude-v1') return ''
+      detail = textDetail('', value, format, this.#detailOf(block))
+    }
+    return this.#start('') + this.#chunk({ reasoning_details: [detail] })
+  }
+
+  /** The detail index of a canonical block: the next one for a block not seen yet. */
+  #detailOf(block: number): number {
+    if (block !== this.#detailBlock) {
+      this.#detailBlock = block
+      this.#detailIndex++
+    }
+    return this.#detailIndex
   }
 
   #start(id: string): string {

@@ -1,3 +1,5 @@
+import type { ReasoningDetail } from '#gateway/dialects/openai_chat/reasoning_details'
+
 /** OpenAI chat-completions wire types (the parts the gateway reads or writes). */
 
 export interface ChatContentPart {
@@ -26,6 +28,8 @@ export interface ChatMessage {
   tool_call_id?: string
   reasoning_content?: string
   reasoning?: string
+  /** OpenRouter's structured reasoning (reasoning_details.ts): written on translated answers, read back on assistant messages */
+  reasoning_details?: ReasoningDetail[]
 }
 
 export interface ChatTool {
@@ -105,6 +109,7 @@ export interface ChatChunk {
       refusal?: string | null
       reasoning_content?: string
       reasoning?: string
+      reasoning_details?: ReasoningDetail[]
       tool_calls?: ChatToolCallDelta[]
     }
     logprobs?: unknown
