@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { setModelFallbacks } from '#actions/set_model_fallbacks'
-import { testChannel } from '#actions/test_channel'
+import { checkChannelKey, testChannel } from '#actions/test_channel'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import type { RawAnswer } from '#tests/fixtures/mock_upstream/raw_answer'
 import { balanceAndLedger, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
@@ -137,13 +137,13 @@ async function attemptsOf(requestId: string) {
 test.group('Upstream account problems: failover, the channel out of rotation', (group) => {
   let bad: MockUpstream
   let good: MockUpstream
-  /** What the broken account answers to every request */
-  let answer: RawAnswer = {}
+  /** What the broken account answers to every request (null: it answers as a working upstream) */
+  let answer: RawAnswer | null = {}
   let n = 0
 
   group.setup(async () => {
     await resetDatabase()
-    bad = await startMock({ faults: () => ({ raw: answer }) })
+    bad = await startMock({ faults: () => (answer ? { raw: answer } : undefined) })
     good = await startMock({ text: 'from the backup' })
     return async () => {
       ;(await gateway()).health.reset()
@@ -323,7 +323,7 @@ test.group('Upstream account problems: failover, the channel out of rotation', (
     assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === primary.id)!.enabled)
   })
 
-  test('the panel\'s Test puts a channel disabled for its account back once it answers', async ({ assert }) => {
+  test('the panel\'s Test puts a channel disabled for its account back once it answers; channel:test\'s model list does not', async ({ assert }) => {
     answerWith(FAMILIES[0])
     const { model, primary } = await pair('custom')
     const user = await seedUser({ balance: '10' })
@@ -336,8 +336,15 @@ test.group('Upstream account problems: failover, the channel out of rotation', (
     assert.isFalse(failed.reEnabled)
     assert.include(failed.error, 'exceeded your current quota')
 
-    // Topped up: the Test passes and puts it back.
-    answer = { status: 200, body: JSON.stringify({ id: 'x', object: 'chat.completion', model, choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }) }
+    // The key works (its model list is served, credit or not): channel:test says so and leaves the channel out.
+    answer = null
+    const checked = await checkChannelKey(primary.id)
+    assert.isTrue(checked.ok, checked.message)
+    assert.isFalse(checked.reEnabled)
+    assert.include(checked.message, 'left disabled')
+    assert.isFalse((await db.from('channels').where('id', primary.id).first()).enabled)
+
+    // Topped up: the Test (a generation) passes and puts it back.
     const passed = await testChannel(primary.id)
     assert.isTrue(passed.ok, passed.error ?? '')
     assert.isTrue(passed.reEnabled)

@@ -74,6 +74,14 @@ export const ACCOUNT_PROBLEM_RULES: AccountProblemRule[] = [
   { name: 'key reported as leaked', statuses: [403], message: /^\s*your api key was reported as leaked/i },
 ]
 
+/** How the dispatcher's disabled reason for an account problem begins (the key check reads it back). */
+export const ACCOUNT_PROBLEM_REASON = 'upstream account problem'
+
+/** The channel was disabled for its upstream account (credit, billing, deactivated), not for its key. */
+export function disabledForAccount(reason: string | null | undefined): boolean {
+  return typeof reason === 'string' && reason.startsWith(ACCOUNT_PROBLEM_REASON)
+}
+
 /** What the rules look at in an upstream's error body. */
 interface ErrorFacts {
   codes: Set<string>

@@ -10,7 +10,7 @@ import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 import { concealChannel } from '#gateway/upstream/channel_secrets'
-import { accountProblem } from '#gateway/upstream/account_problems'
+import { ACCOUNT_PROBLEM_REASON, accountProblem } from '#gateway/upstream/account_problems'
 
 export { UpstreamBody }
 
@@ -279,7 +279,7 @@ export async function dispatch<A = undefined>(
     if (problem !== null) {
       record('account_error', status, failure.message)
       health?.release(channelId)
-      policy?.disableChannel(channelId, `upstream account problem (${problem}): HTTP ${status}: ${failure.message}`.slice(0, 500), 'account')
+      policy?.disableChannel(channelId, `${ACCOUNT_PROBLEM_REASON} (${problem}): HTTP ${status}: ${failure.message}`.slice(0, 500), 'account')
       lastFailure = channelsUnusable(candidate.upstreamModel)
       continue
     }
