@@ -85,6 +85,7 @@ export class Gateway {
       maxBackoffMs: options.maxBackoffMs,
       disableChannel: (channelId, reason, cause) => this.#disableChannel(channelId, reason, cause),
       noteChannelError: (channelId, message) => this.#noteChannelError(channelId, message),
+      accountProblemKeywords: () => this.catalog.accountProblemKeywords,
     })
   }
 

@@ -2,6 +2,9 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { setModelFallbacks } from '#actions/set_model_fallbacks'
 import { checkChannelKey, testChannel } from '#actions/test_channel'
+import { accountProblemKeywords } from '#actions/set_account_problem_keywords'
+import { createUser } from '#actions/create_user'
+import { PanelClient } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import type { RawAnswer } from '#tests/fixtures/mock_upstream/raw_answer'
 import { balanceAndLedger, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
@@ -351,5 +354,77 @@ test.group('Upstream account problems: failover, the channel out of rotation', (
     const stored = await db.from('channels').where('id', primary.id).first()
     assert.isTrue(stored.enabled)
     assert.isNull(stored.disabled_reason)
+  })
+})
+
+test.group('Upstream account problems: the operator\'s extra phrases (Settings page)', (group) => {
+  let bad: MockUpstream
+  let good: MockUpstream
+  let n = 0
+
+  group.setup(async () => {
+    await resetDatabase()
+    // A provider the built-in list does not know: a 400 about its account.
+    bad = await startMock({ faults: () => ({ raw: { status: 400, body: JSON.stringify({ code: 30011, message: 'Sorry, your account balance is insufficient' }) } }) })
+    good = await startMock({ text: 'from the backup' })
+    return async () => {
+      await resetDatabase()
+      await bad.stop()
+      await good.stop()
+    }
+  })
+
+  async function pair() {
+    n++
+    const model = `kw${n}-model`
+    const primary = await seedChannel({ name: `kw-broke-${n}`, baseUrl: bad.url, models: [model], priority: 10 })
+    await seedChannel({ name: `kw-backup-${n}`, baseUrl: good.url, models: [model], priority: 0 })
+    return { model, primary }
+  }
+
+  test('saved on the Settings page (audited, short phrases refused), they make such an answer an account problem', async ({ assert }) => {
+    const user = await seedUser()
+    // Unknown phrase: the 400 is the client's, relayed, the channel kept.
+    const before = await pair()
+    const relayed = await post('/v1/chat/completions', { model: before.model, messages: hello }, authOf(user.key))
+    assert.equal(relayed.status, 400)
+    assert.include(await relayed.text(), 'balance is insufficient')
+    assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === before.primary.id)!.enabled)
+
+    await createUser({ email: 'kw-admin@test.local', password: 'password123', role: 'admin' })
+    const panel = new PanelClient()
+    await panel.login('kw-admin@test.local', 'password123')
+    assert.include((await panel.get('/admin/settings')).html, 'data-account-keywords-form')
+    const refused = await panel.follow(await panel.post('/admin/settings/account-keywords', { keywords: 'key' }))
+    assert.include(refused.html, 'shorter than 4 characters')
+    assert.deepEqual(await accountProblemKeywords(), [], 'nothing saved')
+    const saved = await panel.post('/admin/settings/account-keywords', { keywords: '  Balance is INSUFFICIENT \r\n\r\naccount has been suspended\n' })
+    assert.equal(saved.location, '/admin/settings#account-keywords')
+    assert.deepEqual(await accountProblemKeywords(), ['balance is insufficient', 'account has been suspended'])
+    assert.include((await panel.get('/admin/settings')).html, 'balance is insufficient\naccount has been suspended')
+    const audit = await db.from('audit_log').where('action', 'settings.account_problem_keywords')
+    assert.lengthOf(audit, 1)
+
+    // The gateway has it (the setting's NOTIFY; reloaded here rather than waited for).
+    await (await gateway()).catalog.loadAccountProblemKeywords()
+    const { model, primary } = await pair()
+    const response = await post('/v1/chat/completions', { model, messages: hello }, authOf(user.key))
+    const text = await response.text()
+    assert.equal(response.status, 200, text)
+    assert.include(text, 'from the backup')
+    const [, row] = await usageRows(user.userId)
+    const attempts = await attemptsOf(row.request_id)
+    assert.deepEqual(attempts.map((a) => [a.channel_id, a.status, a.outcome]), [[primary.id, 400, 'account_error'], [row.channel_id, 200, 'ok']])
+    const stored = await until(() => db.from('channels').where('id', primary.id).first(), (r) => r.enabled === false)
+    assert.include(stored.disabled_reason, 'keyword "balance is insufficient"')
+  })
+
+  test('the catalog follows the setting through its NOTIFY', async ({ assert }) => {
+    const gw = await gateway()
+    await db.from('app_settings').where('key', 'account_problem_keywords').delete()
+    await until(async () => gw.catalog.accountProblemKeywords, (k) => k.length === 0)
+    await db.table('app_settings').insert({ key: 'account_problem_keywords', value: JSON.stringify(['out of money']), updated_at: new Date() })
+    const loaded = await until(async () => gw.catalog.accountProblemKeywords, (k) => k.length === 1)
+    assert.deepEqual(loaded, ['out of money'])
   })
 })

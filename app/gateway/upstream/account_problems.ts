@@ -74,6 +74,26 @@ export const ACCOUNT_PROBLEM_RULES: AccountProblemRule[] = [
   { name: 'key reported as leaked', statuses: [403], message: /^\s*your api key was reported as leaked/i },
 ]
 
+/**
+ * The operator's extra phrases (app_settings key below; new-api's
+ * AutomaticDisableKeywords): set on the Settings page, cached by the
+ * catalog (reloaded on the setting's NOTIFY), read only on the error path.
+ */
+export const ACCOUNT_KEYWORDS_SETTING = 'account_problem_keywords'
+export const ACCOUNT_KEYWORD_LIMITS = { entries: 50, minLength: 4, maxLength: 200 }
+
+/** A stored (or typed) list as the matcher takes it: trimmed, lowercase, no blanks or repeats. */
+export function accountKeywordsOf(value: unknown): string[] {
+  const lines = typeof value === 'string' ? value.split(/\r?\n/) : Array.isArray(value) ? value : []
+  const keywords: string[] = []
+  for (const line of lines) {
+    if (typeof line !== 'string') continue
+    const keyword = line.trim().toLowerCase()
+    if (keyword && !keywords.includes(keyword)) keywords.push(keyword)
+  }
+  return keywords
+}
+
 /** How the dispatcher's disabled reason for an account problem begins (the key check reads it back). */
 export const ACCOUNT_PROBLEM_REASON = 'upstream account problem'
 
