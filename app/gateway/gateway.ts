@@ -186,7 +186,7 @@ export class Gateway {
         cause === 'account'
           ? `Channel ${this.#channelLabel(channelId)} was disabled by the gateway: ${reason}. Top up or fix its upstream account, then Test it on the panel to put it back. ${appUrl}/admin/channels/${channelId}`
           : `Channel ${this.#channelLabel(channelId)} was disabled by the gateway: ${reason}. Fix its upstream key, then Test it on the panel (or channel:test) to put it back. ${appUrl}/admin/channels/${channelId}`,
-      data: { channel_id: channelId, reason },
+      data: { channel_id: channelId, reason, cause },
     }))
     db.from('channels')
       .where('id', channelId)
