@@ -270,6 +270,30 @@ test.group('Upstream account problems: failover, the channel out of rotation', (
       assert.deepEqual(await ledgerProblems(), [])
     })
 
+  test('embeddings, images, legacy completions and count_tokens fail over and disable the same way', async ({ assert }) => {
+    answerWith(FAMILIES[3])
+    const requests: Array<[Provider, string, Record<string, unknown>]> = [
+      ['custom', '/v1/embeddings', { input: 'hi' }],
+      ['custom', '/v1/images/generations', { prompt: 'a cat' }],
+      ['custom', '/v1/completions', { prompt: 'hi' }],
+      ['anthropic', '/v1/messages/count_tokens', { messages: hello }],
+    ]
+    for (const [provider, path, request] of requests) {
+      const { model, primary, backup } = await pair(provider)
+      const user = await seedUser({ balance: '10' })
+      const response = await post(path, { ...request, model }, authOf(user.key))
+      const text = await response.text()
+      assert.equal(response.status, 200, `${path}: ${text}`)
+      assert.notInclude(text, 'Insufficient credits', path)
+      assert.isFalse((await gateway()).catalog.channels.find((c) => c.id === primary.id)!.enabled, path)
+      if (path.endsWith('count_tokens')) continue
+      const [row] = await usageRows(user.userId)
+      assert.include(row, { channel_id: backup.id, status: 200, attempts: 2 }, path)
+      const attempts = await attemptsOf(row.request_id)
+      assert.deepEqual(attempts.map((a) => [a.channel_id, a.outcome]), [[primary.id, 'account_error'], [backup.id, 'ok']], path)
+    }
+  })
+
   test('a fallback model serves when the model\'s only channel is out of credit', async ({ assert }) => {
     answerWith(FAMILIES[3])
     n++
