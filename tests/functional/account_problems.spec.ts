@@ -7,7 +7,8 @@ import { createUser } from '#actions/create_user'
 import { PanelClient } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import type { RawAnswer } from '#tests/fixtures/mock_upstream/raw_answer'
-import { balanceAndLedger, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { createApiKey } from '#actions/issue_api_key'
+import { adminApi, balanceAndLedger, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { until } from '#tests/instances_harness'
 import { ledgerProblems } from '#tests/money_checks'
 
@@ -441,6 +442,22 @@ test.group('Upstream account problems: the operator\'s extra phrases (Settings p
     assert.deepEqual(attempts.map((a) => [a.channel_id, a.status, a.outcome]), [[primary.id, 400, 'account_error'], [row.channel_id, 200, 'ok']])
     const stored = await until(() => db.from('channels').where('id', primary.id).first(), (r) => r.enabled === false)
     assert.include(stored.disabled_reason, 'keyword "balance is insufficient"')
+  })
+
+  test('GET and PATCH /api/admin/settings/account-keywords', async ({ assert }) => {
+    await createUser({ email: 'kw-ops@test.local', password: 'password123', role: 'admin' })
+    const key = (await createApiKey({ userRef: 'kw-ops@test.local', name: 'ops', manage: true })).key
+    await refreshCaches()
+    const patched = await adminApi('PATCH', '/settings/account-keywords', key, { keywords: ['Account Suspended', 'account suspended', 'wallet is empty'] })
+    assert.deepEqual(patched, { status: 200, body: { object: 'account_keywords', keywords: ['account suspended', 'wallet is empty'] } })
+    assert.deepEqual((await adminApi('GET', '/settings/account-keywords', key)).body, { object: 'account_keywords', keywords: ['account suspended', 'wallet is empty'] })
+    const refused = await adminApi('PATCH', '/settings/account-keywords', key, { keywords: ['ok'] })
+    assert.equal(refused.status, 400)
+    assert.include(refused.body.error, { code: 'invalid_field', param: 'keywords' })
+    assert.equal((await adminApi('PATCH', '/settings/account-keywords', key, { keywords: 5 })).status, 400)
+    assert.deepEqual((await adminApi('PATCH', '/settings/account-keywords', key, { keywords: [] })).body.keywords, [])
+    const sources = await db.from('audit_log').where('action', 'settings.account_problem_keywords').orderBy('id').select('source')
+    assert.deepEqual(sources.map((r: any) => r.source), ['panel', 'api', 'api'])
   })
 
   test('the catalog follows the setting through its NOTIFY', async ({ assert }) => {
