@@ -124,7 +124,7 @@ export function accountProblem(status: number, body: Buffer | string, keywords: 
   if (!couldBeAccountProblem(status)) return null
   const facts = readFacts(body)
   for (const rule of ACCOUNT_PROBLEM_RULES) {
-    if (rule.statuses ? !rule.statuses.includes(status) : false) continue
+    if (rule.statuses && !rule.statuses.includes(status)) continue
     if (rule.codes && !rule.codes.some((code) => facts.codes.has(code))) continue
     if (rule.googleStatus && facts.googleStatus !== rule.googleStatus) continue
     if (rule.message && !rule.message.test(facts.message)) continue
