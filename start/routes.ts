@@ -224,6 +224,8 @@ router
     router.delete('/prices/:id', [ManagementPricesController, 'destroy']).as('prices.destroy')
     router.get('/settings/sensitive-words', [ManagementSettingsController, 'sensitiveWords']).as('settings.sensitive_words')
     router.patch('/settings/sensitive-words', [ManagementSettingsController, 'updateSensitiveWords']).as('settings.sensitive_words.update')
+    router.get('/settings/account-keywords', [ManagementSettingsController, 'accountKeywords']).as('settings.account_keywords')
+    router.patch('/settings/account-keywords', [ManagementSettingsController, 'updateAccountKeywords']).as('settings.account_keywords.update')
   })
   .prefix('/api/admin')
   .as('management')

@@ -44,6 +44,7 @@ router
     router.post('/settings/referrals', [SettingsController, 'referrals']).as('settings.referrals')
     router.post('/settings/announcement', [SettingsController, 'announcement']).as('settings.announcement')
     router.post('/settings/sensitive-words', [SettingsController, 'sensitiveWords']).as('settings.sensitive_words')
+    router.post('/settings/account-keywords', [SettingsController, 'accountKeywords']).as('settings.account_keywords')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')

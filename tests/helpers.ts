@@ -38,8 +38,9 @@ export async function resetDatabase() {
       'usage_daily, usage_daily_days, usage_daily_stale, usage_daily_latency, usage_daily_pruned, usage_daily_latency_pruned, usage_pruned_days, ' +
       'audit_log, request_logs RESTART IDENTITY CASCADE'
   )
-  // The one operator setting the API path obeys: a test that turned the word filter on must not filter the next file's prompts.
-  await db.from('app_settings').where('key', 'sensitive_words').delete()
+  // The operator settings the API path obeys: a test that turned the word filter on must not filter the next
+  // file's prompts, nor one that listed account-problem phrases disable the next file's channels.
+  await db.from('app_settings').whereIn('key', ['sensitive_words', 'account_problem_keywords']).delete()
   await gw.catalog.reload()
   // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,
   await gw.health.reset()

@@ -14,6 +14,7 @@ import type { ChannelInfo } from '#gateway/types'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { listUpstreamModels, UpstreamModelsError } from '#services/upstream_model_list'
 import { findChannel, modelListTargetOf } from '#actions/channel_models'
+import { disabledForAccount } from '#gateway/upstream/account_problems'
 
 /**
  * Testing a channel, two ways: the panel's Test action sends a minimal
@@ -179,7 +180,10 @@ export interface ChannelKeyCheck {
  * wrong base URL, an error body with 200 or a redirect is no pass). A
  * channel the gateway disabled itself (a 401, or 403s for several models)
  * goes back into rotation when the test succeeds; a channel an admin
- * disabled stays disabled. Callable from `channel:test` and Test all.
+ * disabled stays disabled, and so does one disabled for its upstream account
+ * (out of credit, billing, deactivated): a model list is served to a key
+ * whose account cannot pay for a generation, so only the panel's Test (a
+ * generation) puts that one back. Callable from `channel:test` and Test all.
  */
 export async function checkChannelKey(
   ref: string | number | Channel,
@@ -207,6 +211,10 @@ export async function checkChannelKey(
   }
   const latencyMs = Math.round(performance.now() - started)
 
+  if (ok && !channel.enabled && channel.autoDisabledAt && disabledForAccount(channel.disabledReason)) {
+    message += "; left disabled: it was disabled for its upstream account (credit, billing), which a model list does not show; the panel's Test (a generation) puts it back"
+    return { channelId: channel.id, ok, status, message, latencyMs, reEnabled: false }
+  }
   const reEnabled = ok ? await reEnableIfAutoDisabled(channel, actor, message) : false
   return { channelId: channel.id, ok, status, message, latencyMs, reEnabled }
 }

@@ -2,6 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { globMatches, globSpecificity, isGlob } from '#gateway/glob'
+import { ACCOUNT_KEYWORDS_SETTING, accountKeywordsOf } from '#gateway/upstream/account_problems'
 import { rememberBounded } from '#gateway/bounded_memo'
 import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
 import { WORD_FILTER_SETTING, WordFilter, wordFilterSettingsOf } from '#gateway/content_filter/word_filter'
@@ -122,6 +123,8 @@ export class Catalog {
   #loaded = false
   /** The sensitive-word filter (content_filter/word_filter.ts), compiled once per change; null when off */
   wordFilter: WordFilter | null = null
+  /** The operator's extra account-problem phrases (account_problems.ts), read on the error path only */
+  accountProblemKeywords: readonly string[] = []
   /** Told when a stored word list does not compile (a hand edit): the filter then stays as it was */
   onWordFilterError: (error: unknown) => void = () => {}
 
@@ -139,7 +142,7 @@ export class Catalog {
   /** Loads plans, channels and prices once; concurrent callers share the load. */
   async ensureLoaded() {
     if (this.#loaded) return
-    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices(), this.loadFallbacks(), this.loadWordFilter()])
+    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices(), this.loadFallbacks(), this.loadWordFilter(), this.loadAccountProblemKeywords()])
       .then(() => {
         this.#loaded = true
       })
@@ -240,6 +243,12 @@ export class Catalog {
     } catch (error) {
       this.onWordFilterError(error)
     }
+  }
+
+  /** The operator's extra phrases that mark an upstream 4xx as an account problem (Settings page). */
+  async loadAccountProblemKeywords() {
+    const row = await db.from('app_settings').where('key', ACCOUNT_KEYWORDS_SETTING).first()
+    this.accountProblemKeywords = accountKeywordsOf(row?.value ?? null)
   }
 
   /** The models to try when every channel of `model` fails (the most specific glob's list); empty when none. */
@@ -488,8 +497,9 @@ export class Catalog {
       case 'model_fallbacks':
         return this.loadFallbacks()
       case 'app_settings':
-        // `app_settings:<key>` (migration 989): only the word filter is cached here.
+        // `app_settings:<key>` (migration 989): the word filter and the account-problem phrases are cached here.
         if (rawId === WORD_FILTER_SETTING) return this.loadWordFilter()
+        if (rawId === ACCOUNT_KEYWORDS_SETTING) return this.loadAccountProblemKeywords()
         return
       case 'api_keys':
         // Keys are cached by hash: drop them all (changes are rare).

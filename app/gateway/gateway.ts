@@ -83,8 +83,9 @@ export class Gateway {
       health: this.health,
       maxAttempts: options.maxAttempts,
       maxBackoffMs: options.maxBackoffMs,
-      disableChannel: (channelId, reason) => this.#disableChannel(channelId, reason),
+      disableChannel: (channelId, reason, cause) => this.#disableChannel(channelId, reason, cause),
       noteChannelError: (channelId, message) => this.#noteChannelError(channelId, message),
+      accountProblemKeywords: () => this.catalog.accountProblemKeywords,
     })
   }
 
@@ -168,8 +169,11 @@ export class Gateway {
     this.#modelMirrorDirty.clear()
   }
 
-  /** A bad upstream key: out of rotation at once here, and for every instance via the database. */
-  #disableChannel(channelId: number, reason: string) {
+  /**
+   * A bad upstream key, or an upstream account that cannot serve (out of credit, billing,
+   * deactivated): out of rotation at once here, and for every instance via the database.
+   */
+  #disableChannel(channelId: number, reason: string, cause: 'key' | 'account' = 'key') {
     const channel = this.catalog.channels.find((c) => c.id === channelId)
     if (channel?.enabled) {
       channel.enabled = false
@@ -178,8 +182,11 @@ export class Gateway {
     }
     this.options.logger.warn({ channelId, reason }, 'channel disabled')
     this.alerts?.notify('channel.disabled', channelId, async () => ({
-      text: `Channel ${this.#channelLabel(channelId)} was disabled by the gateway: ${reason}. Fix its upstream key, then Test it on the panel (or channel:test) to put it back. ${appUrl}/admin/channels/${channelId}`,
-      data: { channel_id: channelId, reason },
+      text:
+        cause === 'account'
+          ? `Channel ${this.#channelLabel(channelId)} was disabled by the gateway: ${reason}. Top up or fix its upstream account, then Test it on the panel to put it back. ${appUrl}/admin/channels/${channelId}`
+          : `Channel ${this.#channelLabel(channelId)} was disabled by the gateway: ${reason}. Fix its upstream key, then Test it on the panel (or channel:test) to put it back. ${appUrl}/admin/channels/${channelId}`,
+      data: { channel_id: channelId, reason, cause },
     }))
     db.from('channels')
       .where('id', channelId)

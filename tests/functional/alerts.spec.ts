@@ -99,6 +99,24 @@ test.group('Operator alerts to a webhook', (group) => {
     }
   })
 
+  test('a channel disabled for its upstream account (out of credit) is told so: top it up', async ({ assert }) => {
+    const broke = await startMock({ faults: () => ({ raw: { status: 402, body: JSON.stringify({ error: { code: 402, message: 'Insufficient credits' } }) } }) })
+    try {
+      const channel = await seedChannel({ name: 'alert-broke', baseUrl: broke.url, models: ['broke-*'] })
+      const user = await seedUser()
+      await post('/v1/chat/completions', { model: 'broke-1', messages: hello }, { authorization: `Bearer ${user.key}` })
+      await (await gateway()).alerts!.flush()
+      const alerts = receiver.bodies.filter((b) => b.event === 'channel.disabled' && b.data.channel_id === channel.id)
+      assert.lengthOf(alerts, 1)
+      assert.include(alerts[0].text, `Channel "alert-broke" (#${channel.id}, custom) was disabled by the gateway`)
+      assert.include(alerts[0].text, 'Top up or fix its upstream account')
+      assert.include(alerts[0].data, { cause: 'account' })
+      assert.include(alerts[0].data.reason, 'Insufficient credits')
+    } finally {
+      await broke.stop()
+    }
+  })
+
   test('a channel whose circuit opens is told once per repeat window', async ({ assert }) => {
     const failing = await startMock({ status: 500 })
     try {

@@ -5,11 +5,13 @@ import { referralTerms, setReferralTerms } from '#actions/referrals'
 import { currentAnnouncement, setAnnouncement } from '#actions/set_announcement'
 import { setWordFilter, wordFilterSettings } from '#actions/set_word_filter'
 import { MAX_ENTRIES, MAX_ENTRY_LENGTH, MAX_PATTERNS } from '#gateway/content_filter/word_matcher'
+import { accountProblemKeywords, setAccountProblemKeywords } from '#actions/set_account_problem_keywords'
+import { ACCOUNT_KEYWORD_LIMITS } from '#gateway/upstream/account_problems'
 
 /**
  * Operator settings kept in the database (app_settings), changed at run
  * time: self-service registration, referral rewards, the announcement, the
- * sensitive-word filter.
+ * sensitive-word filter, the extra phrases that disable a channel.
  */
 export default class SettingsController {
   /** GET /admin/settings */
@@ -20,6 +22,8 @@ export default class SettingsController {
       announcement: await currentAnnouncement(),
       wordFilter: await wordFilterSettings(),
       wordLimits: { entries: MAX_ENTRIES, length: MAX_ENTRY_LENGTH, patterns: MAX_PATTERNS },
+      accountKeywords: await accountProblemKeywords(),
+      accountKeywordLimits: ACCOUNT_KEYWORD_LIMITS,
     })
   }
 
@@ -65,5 +69,12 @@ export default class SettingsController {
     )
     ctx.session.flash('success', saved.enabled ? `The sensitive-word filter is on (${saved.words.length} entries).` : 'The sensitive-word filter is off.')
     return ctx.response.redirect('/admin/settings#sensitive-words')
+  }
+
+  /** Extra phrases that mark an upstream error as its account's (new-api's AutomaticDisableKeywords). */
+  async accountKeywords(ctx: HttpContext) {
+    const saved = await setAccountProblemKeywords(String(ctx.request.input('keywords') ?? ''), panelActor(ctx))
+    ctx.session.flash('success', saved.length ? `Saved ${saved.length} phrase${saved.length === 1 ? '' : 's'} that disable a channel.` : 'No extra phrases: the built-in list only.')
+    return ctx.response.redirect('/admin/settings#account-keywords')
   }
 }

@@ -10,6 +10,7 @@ import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 import { concealChannel } from '#gateway/upstream/channel_secrets'
+import { ACCOUNT_PROBLEM_REASON, accountProblem } from '#gateway/upstream/account_problems'
 
 export { UpstreamBody }
 
@@ -58,8 +59,21 @@ export interface AttemptRecord {
   attempt: number
   channelId: number
   status: number | null
-  /** invalid_answer: a 2xx whose body is no answer (not JSON, an error body, no content, cut off) */
-  outcome: 'ok' | 'http_error' | 'invalid_answer' | 'rate_limited' | 'auth_error' | 'network_error' | 'timeout' | 'client_error' | 'overloaded'
+  /**
+   * invalid_answer: a 2xx whose body is no answer (not JSON, an error body, no content, cut off);
+   * account_error: the channel's upstream account cannot serve (out of credit, billing, deactivated: account_problems.ts)
+   */
+  outcome:
+    | 'ok'
+    | 'http_error'
+    | 'invalid_answer'
+    | 'rate_limited'
+    | 'auth_error'
+    | 'account_error'
+    | 'network_error'
+    | 'timeout'
+    | 'client_error'
+    | 'overloaded'
   error: string | null
   latencyMs: number
 }
@@ -73,8 +87,13 @@ export interface DispatchPolicy {
   maxAttempts: number
   /** Upper bound of the pause between two attempts (ms); the n-th waits min(bound, 25 x 2^n) */
   maxBackoffMs: number
-  /** Evidence the channel's key is bad (a 401, or 403s across models): take the channel out of rotation */
-  disableChannel: (channelId: number, reason: string) => void
+  /**
+   * Evidence the channel's key is bad (a 401, or 403s across models) or its upstream account cannot
+   * serve (`cause` 'account': out of credit, billing, deactivated): take the channel out of rotation
+   */
+  disableChannel: (channelId: number, reason: string, cause?: 'key' | 'account') => void
+  /** The operator's extra phrases (lowercase) that mark an upstream 4xx as an account problem */
+  accountProblemKeywords?: () => readonly string[]
 }
 
 export interface DispatchHooks {
@@ -104,8 +123,14 @@ export function setDispatchPolicy(next: DispatchPolicy) {
  * providers rate-limit per model. An upstream 401 disables the channel (bad
  * upstream key); a 403 cools that (channel, model) down, and disables the
  * channel only when it answers 403 for a second model too (see
- * ChannelHealth.forbidden). Other 4xx are the client's problem: returned as
- * GatewayError with the upstream's status and message.
+ * ChannelHealth.forbidden). A 4xx that says the channel's upstream account
+ * cannot serve (out of credit, billing, deactivated: account_problems.ts)
+ * disables the channel and moves on, whatever its status (an OpenAI 429
+ * `insufficient_quota` is no rate limit); with no candidate left the client
+ * gets 503 no_available_channel in the gateway's words, never the provider's
+ * (the operator's billing is not the client's business). Other 4xx are the
+ * client's problem: returned as GatewayError with the upstream's status and
+ * message.
  *
  * When nothing could be tried (every candidate cooling down), with
  * Retry-After = the soonest a candidate may be tried again: 429
@@ -250,6 +275,14 @@ export async function dispatch<A = undefined>(
     guard.dispose()
     // The upstream's message goes to the client (a 4xx as it said it): never with the channel's key or address.
     const failure = concealChannel(upstreamFailure(status, bytes), candidate.channel)
+    const problem = status < 500 ? accountProblem(status, bytes, policy?.accountProblemKeywords?.()) : null
+    if (problem !== null) {
+      record('account_error', status, failure.message)
+      health?.release(channelId)
+      policy?.disableChannel(channelId, `${ACCOUNT_PROBLEM_REASON} (${problem}): HTTP ${status}: ${failure.message}`.slice(0, 500), 'account')
+      lastFailure = channelsUnusable(candidate.upstreamModel)
+      continue
+    }
     if (status === 401 || status === 403) {
       record('auth_error', status, failure.message)
       health?.release(channelId)
@@ -565,6 +598,19 @@ function rateLimitedFor(model: string, retryAfterMs: number | undefined): Gatewa
     'rate_limit_error'
   )
   if (wait) error.headers = wait
+  return error
+}
+
+/**
+ * The client's error when the channel's upstream account could not serve (out of credit, billing,
+ * deactivated) and no other channel did: "no available channel", as when every channel is out of
+ * rotation, and nothing of the provider's words ("Your credit balance is too low", "check your plan
+ * and billing details"), which describe the operator's account. They stay in the attempt's record
+ * and the channel's disabled reason.
+ */
+function channelsUnusable(model: string): GatewayError {
+  const error = GatewayError.noAvailableChannel(model)
+  error.message = `No available upstream channel for model '${model}': the channels that serve it cannot take requests now`
   return error
 }
 

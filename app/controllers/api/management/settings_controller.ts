@@ -3,11 +3,12 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { setWordFilter, wordFilterSettings, type WordFilterInput } from '#actions/set_word_filter'
 import type { WordFilterSettings } from '#gateway/content_filter/word_filter'
 import { apiActor, managed } from '#services/management_api'
+import { accountProblemKeywords, setAccountProblemKeywords } from '#actions/set_account_problem_keywords'
 
 /**
  * Operator settings over the management API: the sensitive-word filter
- * (the Settings page's section, `words:set`), the same action, audited with
- * source `api`.
+ * (the Settings page's section, `words:set`) and the phrases that disable a
+ * channel (account_problems.ts), the same actions, audited with source `api`.
  */
 export default class ManagementSettingsController {
   /** GET /api/admin/settings/sensitive-words */
@@ -41,6 +42,25 @@ export default class ManagementSettingsController {
         input.words = words
       }
       return wordFilterJson(await setWordFilter(input, apiActor(ctx)))
+    })
+  }
+
+  /** GET /api/admin/settings/account-keywords */
+  async accountKeywords() {
+    return { object: 'account_keywords', keywords: await accountProblemKeywords() }
+  }
+
+  /**
+   * PATCH /api/admin/settings/account-keywords: {keywords}: a list of phrases
+   * (or one string, a phrase per line) replacing the list; [] clears it.
+   */
+  async updateAccountKeywords(ctx: HttpContext) {
+    return managed(async () => {
+      const keywords = ctx.request.body().keywords
+      if (typeof keywords !== 'string' && !(Array.isArray(keywords) && keywords.every((k) => typeof k === 'string'))) {
+        throw new AdminInputError('keywords: a list of strings, or one string with a phrase per line', 'keywords')
+      }
+      return { object: 'account_keywords', keywords: await setAccountProblemKeywords(keywords, apiActor(ctx)) }
     })
   }
 }
