@@ -339,6 +339,29 @@ test.group('Upstream account problems: failover, the channel out of rotation', (
     assert.isFalse((await gateway()).health.modelAvailable(primary.id, model))
   })
 
+  test('OpenRouter\'s 402 for one request over the credit left ("can only afford N"): failed over, the channel kept', async ({ assert }) => {
+    answer = {
+      status: 402,
+      body: JSON.stringify({
+        error: {
+          code: 402,
+          message: 'This request requires more credits, or fewer max_tokens. You requested up to 64000 tokens, but can only afford 5017. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account',
+        },
+      }),
+    }
+    const { model, primary, backup } = await pair('custom')
+    const user = await seedUser({ balance: '10' })
+    const response = await post('/v1/chat/completions', { model, messages: hello, max_tokens: 64000 }, authOf(user.key))
+    assert.equal(response.status, 200)
+    const [row] = await usageRows(user.userId)
+    assert.equal(row.channel_id, backup.id)
+    const attempts = await attemptsOf(row.request_id)
+    assert.deepEqual(attempts.map((a) => [a.channel_id, a.outcome]), [[primary.id, 'account_error'], [backup.id, 'ok']])
+    // Smaller requests still fit the account's credit: one client's large max_tokens takes it from no one.
+    assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === primary.id)!.enabled)
+    assert.isTrue((await db.from('channels').where('id', primary.id).first()).enabled)
+  })
+
   test('an ordinary 400 is still the client\'s: relayed, no failover, the channel kept', async ({ assert }) => {
     answer = { status: 400, body: JSON.stringify({ error: { message: "Invalid value for 'temperature': must be at most 2.", type: 'invalid_request_error', code: null } }) }
     const { model, primary } = await pair('custom')

@@ -138,6 +138,20 @@ export function accountProblem(status: number, body: Buffer | string, keywords: 
   return null
 }
 
+/**
+ * OpenRouter's 402 for one request too costly for the credit left ("This
+ * request requires more credits, or fewer max_tokens. You requested up to
+ * 16384 tokens, but can only afford 5017."): the account still serves
+ * smaller requests, so the attempt fails over but the channel stays in
+ * rotation (disabled, one client's large max_tokens would have taken it
+ * away from every client).
+ */
+const REQUEST_OVER_CREDIT = /^\s*this request requires more credits|\bcan only afford \d+/i
+
+export function requestOverCredit(status: number, body: Buffer | string): boolean {
+  return status === 402 && REQUEST_OVER_CREDIT.test(readFacts(body).message)
+}
+
 function readFacts(body: Buffer | string): ErrorFacts {
   const text = typeof body === 'string' ? body : body.toString('utf8')
   const codes = new Set<string>()

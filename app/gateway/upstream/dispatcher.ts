@@ -10,7 +10,7 @@ import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 import { concealChannel } from '#gateway/upstream/channel_secrets'
-import { ACCOUNT_PROBLEM_REASON, accountProblem } from '#gateway/upstream/account_problems'
+import { ACCOUNT_PROBLEM_REASON, accountProblem, requestOverCredit } from '#gateway/upstream/account_problems'
 
 export { UpstreamBody }
 
@@ -276,6 +276,14 @@ export async function dispatch<A = undefined>(
     // The upstream's message goes to the client (a 4xx as it said it): never with the channel's key or address.
     const failure = concealChannel(upstreamFailure(status, bytes), candidate.channel)
     const problem = status < 500 ? accountProblem(status, bytes, policy?.accountProblemKeywords?.()) : null
+    if (problem !== null && requestOverCredit(status, bytes)) {
+      // The account is short for this request only (OpenRouter's "can only afford N tokens"): next channel, this one kept.
+      record('account_error', status, failure.message)
+      health?.release(channelId)
+      policy?.noteChannelError?.(channelId, `upstream account short of credit for a request: HTTP ${status}: ${failure.message}`.slice(0, 500))
+      lastFailure = channelsUnusable(candidate.upstreamModel)
+      continue
+    }
     if (problem !== null) {
       record('account_error', status, failure.message)
       health?.release(channelId)
