@@ -25,6 +25,8 @@ const IMAGES_BYTES = megabytes('BODY_LIMIT_IMAGES_MB', 1)
 const AUDIO_BYTES = megabytes('AUDIO_MAX_MB', 25)
 /** Image edits and variations (multipart uploads): OpenAI takes GPT image files up to 50 MB each (dall-e-2's: 4 MB) */
 const IMAGE_UPLOAD_BYTES = megabytes('IMAGE_UPLOAD_MAX_MB', 50)
+/** Files API uploads (batch input files, JSONL): OpenAI takes up to 200 MB a batch file */
+const FILE_UPLOAD_BYTES = megabytes('FILE_UPLOAD_MAX_MB', 200)
 
 /**
  * Bytes of request bodies held at once by this instance (reading or in use).
@@ -45,6 +47,7 @@ export function bodyLimitFor(endpoint: string): number {
   if (endpoint === 'images.generations' || endpoint === 'audio.speech') return IMAGES_BYTES
   if (endpoint === 'audio.transcriptions' || endpoint === 'audio.translations') return AUDIO_BYTES
   if (endpoint === 'images.edits' || endpoint === 'images.variations') return IMAGE_UPLOAD_BYTES
+  if (endpoint === 'files') return FILE_UPLOAD_BYTES
   return GENERATION_BYTES
 }
 

@@ -1,0 +1,158 @@
+import type { Logger } from '@adonisjs/core/logger'
+import type { Catalog } from '#gateway/catalog'
+import type { UsageMeter } from '#gateway/metering/usage_meter'
+import { fromPico } from '#gateway/metering/money'
+import { priceForPlan } from '#gateway/metering/pricing'
+import { BatchHolds } from '#gateway/batches/batch_holds'
+import { batchCost } from '#gateway/batches/batch_pricing'
+import { billedUsage, sumOutputUsage, tokenUsageOf, type OutputUsage } from '#gateway/batches/batch_output'
+import {
+  claimBilling,
+  recordSeen,
+  registerBatchFile,
+  unbilledBatches,
+  type BatchObjectRow,
+} from '#gateway/batches/batch_store'
+import { callChannel, holdingChannel, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
+
+/** A batch's statuses after which nothing more runs upstream: it is billed then. */
+export const FINISHED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled'])
+
+/** Batches looked at per sweep (the rest wait for the next one, longest unpolled first) */
+const SWEEP_LIMIT = 100
+
+/**
+ * The Batch API's life after creation: what the gateway learns of a batch
+ * (a client's GET or cancel, or the sweep), the output and error files it
+ * names registered as its owner's, and, once it is finished (completed,
+ * failed, expired, cancelled), its bill: the usage summed from its output
+ * file at the batch price (batch_pricing.ts), written as ONE usage row
+ * (endpoint `batch`, request id the batch's `request_id`) through the meter,
+ * like any request's, then its hold released. Billed once: the row's
+ * billed_at claim (batch_store.ts claimBilling) lets one caller, in any
+ * instance, write it; this process also runs one bill per batch at a time.
+ */
+export class BatchService {
+  readonly holds: BatchHolds
+  /** Bills under way in this process, by batch row id */
+  #billing = new Map<number, Promise<void>>()
+
+  constructor(
+    private catalog: Catalog,
+    private meter: UsageMeter,
+    private logger: Logger
+  ) {
+    this.holds = new BatchHolds(catalog)
+  }
+
+  /**
+   * The upstream's batch object as the client sees it (the gateway's ids:
+   * its own, its input file's, its output and error files' once registered
+   * as the owner's), kept as the row's object; a finished batch is billed
+   * before this returns.
+   */
+  async settle(row: BatchObjectRow, upstream: Record<string, any>): Promise<Record<string, any>> {
+    const status = typeof upstream.status === 'string' ? upstream.status : row.status
+    const output = isId(upstream.output_file_id) ? await registerBatchFile(row, upstream.output_file_id, 'batch_output') : null
+    const errors = isId(upstream.error_file_id) ? await registerBatchFile(row, upstream.error_file_id, 'batch_output') : null
+    const view = {
+      ...upstream,
+      id: row.public_id,
+      object: 'batch',
+      input_file_id: row.input_file_id,
+      output_file_id: output,
+      error_file_id: errors,
+    }
+    await recordSeen(row.id, status, view)
+    if (FINISHED_STATUSES.has(status) && row.billed_at === null) await this.bill(row, status, upstream)
+    return view
+  }
+
+  /** Bills a finished batch (once; a bill of it already under way here is waited for). */
+  bill(row: BatchObjectRow, status: string, upstream: Record<string, any>): Promise<void> {
+    let running = this.#billing.get(row.id)
+    if (!running) {
+      running = this.#billOnce(row, status, upstream).finally(() => this.#billing.delete(row.id))
+      this.#billing.set(row.id, running)
+    }
+    return running
+  }
+
+  async #billOnce(row: BatchObjectRow, status: string, upstream: Record<string, any>) {
+    const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
+    let sums: OutputUsage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, requests: 0 }
+    // Read before the claim: a download that fails leaves the batch unbilled, for the next look.
+    if (isId(upstream.output_file_id)) {
+      const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
+      const result = await sendToChannel(candidate, { method: 'GET', path }, NEVER)
+      sums = await sumOutputUsage(result.body)
+    }
+    // The owner's plan prices it now, as a request is priced when it runs.
+    const user = await this.catalog.user(row.user_id)
+    const plan = user?.planId ? (this.catalog.plans.get(user.planId) ?? null) : null
+    const price = priceForPlan(this.catalog.priceFor(row.model ?? ''), plan)
+    const cost = batchCost(price, billedUsage(sums), sums.requests)
+    const claimed = await claimBilling(row.id, {
+      cost: fromPico(cost),
+      promptTokens: sums.promptTokens,
+      completionTokens: sums.completionTokens,
+      cachedTokens: sums.cachedTokens,
+    })
+    if (claimed) {
+      const now = new Date()
+      this.meter.record({
+        requestId: row.request_id!,
+        userId: row.user_id,
+        apiKeyId: row.api_key_id,
+        channelId: row.channel_id,
+        provider: candidate.channel.provider,
+        model: row.model ?? '(none)',
+        requestedModel: null,
+        servedModel: row.served_model,
+        endpoint: 'batch',
+        stream: false,
+        status: 200,
+        // A batch that did not complete is billed for what it answered; the row says how it ended.
+        errorCode: status === 'completed' ? null : `batch_${status}`,
+        usage: tokenUsageOf(sums),
+        costPico: cost,
+        latencyMs: Math.min(now.getTime() - new Date(row.created_at).getTime(), 2_147_483_647),
+        ttftMs: null,
+        createdAt: now,
+        attemptCount: 1,
+        attempts: null,
+        tags: null,
+      })
+      this.logger.info({ batch: row.public_id, status, cost: fromPico(cost) }, 'batch billed')
+    }
+    // Billed here or elsewhere: nothing is held for it any more.
+    this.holds.release(row.id)
+  }
+
+  /**
+   * One sweep: the holds made what the table says, then the unbilled
+   * batches polled longest ago (at most SWEEP_LIMIT) asked for upstream and
+   * billed when finished. Errors are logged, never thrown: the next sweep
+   * tries again. Returns how many batches were looked at.
+   */
+  async sweep(): Promise<number> {
+    await this.holds.sync()
+    const rows = await unbilledBatches(SWEEP_LIMIT)
+    for (const row of rows) {
+      try {
+        const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
+        const upstream = await callChannel(candidate, { method: 'GET', path: `/batches/${encodeURIComponent(row.upstream_id)}` }, NEVER)
+        await this.settle(row, upstream)
+      } catch (error) {
+        // Polled all the same: a batch that keeps failing goes behind the others.
+        await recordSeen(row.id, row.status, row.object ?? {}).catch(() => {})
+        this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not look at the batch upstream')
+      }
+    }
+    return rows.length
+  }
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && value.length <= 255
+}
