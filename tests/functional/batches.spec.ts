@@ -1,9 +1,11 @@
 import { test } from '@japa/runner'
+import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
 import OpenAI, { toFile } from 'openai'
 import { createApiKey } from '#actions/issue_api_key'
 import { setPrice } from '#actions/set_price'
 import { BatchHolds } from '#gateway/batches/batch_holds'
+import { BatchService } from '#gateway/batches/batch_service'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockUsageOf } from '#tests/fixtures/mock_upstream/openai_batches'
 import { PageClient, htmlText } from '#tests/page_client'
@@ -205,6 +207,31 @@ test.group('Files and Batch API', (group) => {
     await gw.batches.sweep()
     assert.lengthOf(await usageRows(user.userId), 1)
     assert.equal((await balanceAndLedger(user.userId)).balance, (1 - Number(expectedCost(4))).toFixed(12))
+  })
+
+  test('two instances and a client looking at a finished batch at once bill it once', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const file = await upload(client, jsonl(3))
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    // Another gateway instance on the same database: its own bills in flight, its own holds.
+    const other = new BatchService(gw.catalog, gw.meter, await app.container.make('logger'))
+    try {
+      await Promise.all([gw.batches.sweep(), other.sweep(), client.batches.retrieve(batch.id), gw.batches.sweep()])
+    } finally {
+      gw.catalog.standingHolds = (id) => gw.batches.holds.heldFor(id)
+    }
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.equal(rows[0].cost, expectedCost(3))
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, (1 - Number(expectedCost(3))).toFixed(12))
+    assert.equal(money.ledger, money.balance)
+    // Charged once in this instance's cached balance too, and nothing held any more.
+    const cached = (await gw.catalog.user(user.userId))!
+    assert.equal(cached.balancePico, BigInt(money.balance.replace('.', '')))
+    assert.equal(cached.reservedPico, 0n)
   })
 
   test('a restarted process finds the holds of unbilled batches in the table', async ({ assert }) => {
