@@ -234,6 +234,28 @@ test.group('Files and Batch API', (group) => {
     assert.equal(cached.reservedPico, 0n)
   })
 
+  test('a batch whose channel is deleted is closed by the sweep: a row billing nothing, its hold released', async ({ assert }) => {
+    const gw = await gateway()
+    const channel = await seedChannel({ name: 'doomed', provider: 'custom', baseUrl: mock.url, models: ['doomed-model'] })
+    await setPrice({ model: 'doomed-model', input: String(INPUT), output: String(OUTPUT) })
+    await refreshCaches()
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const file = await upload(client, jsonl(2, 'doomed-model'))
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    assert.isAbove(Number(gw.batches.holds.heldFor(user.userId)), 0)
+    await db.from('channels').where('id', channel.id).delete()
+    await refreshCaches()
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', error_code: 'batch_channel_deleted', cost: '0.000000000000', channel_id: null })
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    assert.equal((await client.batches.retrieve(batch.id)).id, batch.id)
+    await gw.batches.sweep()
+    assert.lengthOf(await usageRows(user.userId), 1)
+  })
+
   test('a restarted process finds the holds of unbilled batches in the table', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })

@@ -69,7 +69,7 @@ export class BatchService {
   }
 
   /** Bills a finished batch (once; a bill of it already under way here is waited for). */
-  bill(row: BatchObjectRow, status: string, upstream: Record<string, any>): Promise<void> {
+  bill(row: BatchObjectRow, status: string, upstream: Record<string, any> | null): Promise<void> {
     let running = this.#billing.get(row.id)
     if (!running) {
       running = this.#billOnce(row, status, upstream).finally(() => this.#billing.delete(row.id))
@@ -78,14 +78,18 @@ export class BatchService {
     return running
   }
 
-  async #billOnce(row: BatchObjectRow, status: string, upstream: Record<string, any>) {
-    const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
+  async #billOnce(row: BatchObjectRow, status: string, upstream: Record<string, any> | null) {
     let sums: OutputUsage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, requests: 0 }
-    // Read before the claim: a download that fails leaves the batch unbilled, for the next look.
-    if (isId(upstream.output_file_id)) {
-      const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
-      const result = await sendToChannel(candidate, { method: 'GET', path }, NEVER)
-      sums = await sumOutputUsage(result.body)
+    let provider: string | null = null
+    if (upstream !== null) {
+      const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
+      provider = candidate.channel.provider
+      // Read before the claim: a download that fails leaves the batch unbilled, for the next look.
+      if (isId(upstream.output_file_id)) {
+        const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
+        const result = await sendToChannel(candidate, { method: 'GET', path }, NEVER)
+        sums = await sumOutputUsage(result.body)
+      }
     }
     // The owner's plan prices it now, as a request is priced when it runs.
     const user = await this.catalog.user(row.user_id)
@@ -105,7 +109,7 @@ export class BatchService {
         userId: row.user_id,
         apiKeyId: row.api_key_id,
         channelId: row.channel_id,
-        provider: candidate.channel.provider,
+        provider,
         model: row.model ?? '(none)',
         requestedModel: null,
         servedModel: row.served_model,
@@ -139,6 +143,13 @@ export class BatchService {
     await this.holds.sync()
     const rows = await unbilledBatches(SWEEP_LIMIT)
     for (const row of rows) {
+      // Its channel was deleted: nothing can say how it ended. Closed with a row billing nothing, so its hold ends.
+      if (row.channel_id === null) {
+        await this.bill(row, 'channel_deleted', null).catch((error) =>
+          this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not close a batch whose channel was deleted')
+        )
+        continue
+      }
       try {
         const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
         const upstream = await callChannel(candidate, { method: 'GET', path: `/batches/${encodeURIComponent(row.upstream_id)}` }, NEVER)
