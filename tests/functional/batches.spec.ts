@@ -9,6 +9,8 @@ import { BatchService } from '#gateway/batches/batch_service'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockUsageOf } from '#tests/fixtures/mock_upstream/openai_batches'
 import { PageClient, htmlText } from '#tests/page_client'
+import { PanelClient, textOf } from '#tests/panel_client'
+import { createUser } from '#actions/create_user'
 import {
   balanceAndLedger,
   baseUrl,
@@ -324,7 +326,7 @@ test.group('Files and Batch API', (group) => {
         const { status, error } = await failure(call())
         assert.equal(status, 404)
         assert.equal(error.type, 'invalid_request_error')
-        assert.match(error.message, /^No such (File|Batch) object: (file-gw|batch_gw)/)
+        assert.match(error.message, /^(No such File object: file-gw|No batch found with id 'batch_gw)/)
       }
       assert.lengthOf((await client.files.list()).data, 0)
       assert.lengthOf((await client.batches.list()).data, 0)
@@ -425,5 +427,14 @@ test.group('Files and Batch API', (group) => {
     const detail = await portal.get(`/dashboard/usage/${row.id}`)
     assert.equal(detail.status, 200)
     assert.include(htmlText(detail.body), 'gpt-4o-mini · batch')
+
+    const { user: admin } = await createUser({ email: `batch-admin-${Date.now()}@test.local`, password: 'password123', role: 'admin' })
+    const panel = new PanelClient()
+    await panel.login(admin.email, 'password123')
+    const list = await panel.get(`/admin/usage?user=${user.userId}`)
+    assert.include(list.html, `/admin/usage/${row.id}"`)
+    const shown = textOf((await panel.get(`/admin/usage/${row.id}`)).html)
+    assert.include(shown, 'batch')
+    assert.include(shown, row.request_id)
   })
 })

@@ -60,12 +60,10 @@ export async function insertObject(values: NewBatchObject): Promise<BatchObjectR
 /** What a client is told of an object that is not its key's: what OpenAI says of one that does not exist. */
 export function notFound(kind: 'file' | 'batch', id: string): GatewayError {
   const shown = id.slice(0, 100)
-  const error = new GatewayError(
-    404,
-    'not_found',
-    kind === 'file' ? `No such File object: ${shown}` : `No such Batch object: ${shown}`,
-    'invalid_request_error'
-  )
+  const error =
+    kind === 'file'
+      ? new GatewayError(404, 'not_found', `No such File object: ${shown}`, 'invalid_request_error')
+      : new GatewayError(404, 'batch_not_found', `No batch found with id '${shown}'.`, 'invalid_request_error')
   error.param = 'id'
   return error
 }
