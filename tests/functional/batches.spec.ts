@@ -211,6 +211,25 @@ test.group('Files and Batch API', (group) => {
     assert.equal((await balanceAndLedger(user.userId)).balance, (1 - Number(expectedCost(4))).toFixed(12))
   })
 
+  test('an output file that cannot be read yet leaves the batch unbilled and held; the next look bills it', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const file = await upload(client, jsonl(2))
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    // The batch's GET answers; the output file's download fails.
+    mock.script({}).script({ status: 500 })
+    const seen = await client.batches.retrieve(batch.id)
+    assert.equal(seen.status, 'completed')
+    assert.lengthOf(await usageRows(user.userId), 0)
+    assert.isAbove(Number(gw.batches.holds.heldFor(user.userId)), 0)
+    await client.batches.retrieve(batch.id)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.equal(rows[0].cost, expectedCost(2))
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+  })
+
   test('two instances and a client looking at a finished batch at once bill it once', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })

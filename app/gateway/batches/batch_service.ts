@@ -64,7 +64,13 @@ export class BatchService {
       error_file_id: errors,
     }
     await recordSeen(row.id, status, view)
-    if (FINISHED_STATUSES.has(status) && row.billed_at === null) await this.bill(row, status, upstream)
+    if (FINISHED_STATUSES.has(status) && row.billed_at === null) {
+      // A bill that cannot be made now (the output file's download failed) is made at the next look or sweep:
+      // the client still gets the batch as the upstream described it.
+      await this.bill(row, status, upstream).catch((error) =>
+        this.logger.warn({ err: error, batch: row.public_id }, 'batch finished but not billed yet: tried again at the next look')
+      )
+    }
     return view
   }
 

@@ -6,7 +6,7 @@ import { fieldValue, partNamed } from '#gateway/http/multipart'
 import { readUploadForm, type ReadFields } from '#gateway/http/upload_form'
 import { ClientStream } from '#gateway/relay/client_stream'
 import { relayedUpstreamHeader } from '#gateway/upstream/relayed_headers'
-import { ClientGoneError, dispatch, forEachChunk } from '#gateway/upstream/dispatcher'
+import { dispatch, forEachChunk } from '#gateway/upstream/dispatcher'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
 import { deleteObject, findOwned, insertObject, listOwned, recordSeen, type BatchObjectRow } from '#gateway/batches/batch_store'
 import {
@@ -159,10 +159,10 @@ export async function fileContent(gw: Gateway, call: ApiCall, id: string) {
   const stream = new ClientStream(call.res, headers, () => {})
   try {
     await forEachChunk(body, (chunk) => (stream.gone ? false : stream.send(chunk)))
-  } catch (error) {
-    if (stream.closedEarly) throw new ClientGoneError()
-    // The answer has begun: no error can follow it, the client's copy is cut.
-    call.res.destroy()
+  } catch {
+    // The client went away (nothing to answer), or the upstream failed once the answer had begun:
+    // no error can follow it, the client's copy is cut.
+    if (!call.res.destroyed) call.res.destroy()
     return
   }
   stream.end()
