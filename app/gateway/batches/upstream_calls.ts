@@ -2,7 +2,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { baseOf, withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { ChannelInfo, ProviderKind } from '#gateway/types'
-import { dispatch, readBody, type DispatchResult, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch, readBody, type DispatchResult, type UpstreamBody } from '#gateway/upstream/dispatcher'
 
 /**
  * The channel kinds whose upstream has OpenAI's Files and Batch API at
@@ -80,3 +80,16 @@ export function holdingChannel(channels: readonly ChannelInfo[], channelId: numb
 
 /** A signal that never aborts: the sweep's calls, which no client waits for. */
 export const NEVER = new AbortController().signal
+
+/**
+ * A client's call that ends with the client gone (its upstream call aborted
+ * with it) is nothing to answer nor an error to log: undefined.
+ */
+export async function unlessClientGone<T>(work: Promise<T>): Promise<T | undefined> {
+  try {
+    return await work
+  } catch (error) {
+    if (error instanceof ClientGoneError) return undefined
+    throw error
+  }
+}
