@@ -13,8 +13,9 @@ import { BaseSchema } from '@adonisjs/lucid/schema'
  * it is billed: `billed_at` is set once, by the one UPDATE guarded by
  * `billed_at IS NULL` that wins, and only the winner writes the usage row
  * (whose request id is `request_id`: unique in usage_records, so even a
- * repeated write could not charge twice). The partial index serves the
- * periodic sweep of batches not billed yet and the holds read at boot.
+ * repeated write could not charge twice). The partial indexes serve the
+ * periodic sweep of batches not billed yet, the holds read at boot, and the
+ * sweep's look for a recent bill whose usage row a crash lost.
  */
 export default class extends BaseSchema {
   protected tableName = 'batch_objects'
@@ -49,12 +50,13 @@ export default class extends BaseSchema {
       /** A batch's usage row id; what it holds on the balance (pico-USD as USD, like the ledger) */
       table.uuid('request_id').nullable()
       table.decimal('hold', 24, 12).notNullable().defaultTo(0)
-      /** Billed once: when, what, and the tokens summed from its output file */
+      /** Billed once: when, what, and the tokens summed from its output file (the usage row's, kept to write it again if it was lost) */
       table.timestamp('billed_at', { useTz: true }).nullable()
       table.decimal('billed_cost', 24, 12).nullable()
       table.bigInteger('prompt_tokens').nullable()
       table.bigInteger('completion_tokens').nullable()
       table.bigInteger('cached_tokens').nullable()
+      table.bigInteger('reasoning_tokens').nullable()
       table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(this.now())
       table.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(this.now())
       table.timestamp('polled_at', { useTz: true }).nullable()
@@ -66,6 +68,8 @@ export default class extends BaseSchema {
     // One gateway row per upstream object of a channel: a batch's output file registered twice is one file.
     this.schema.raw('CREATE UNIQUE INDEX batch_objects_upstream ON batch_objects (channel_id, kind, upstream_id)')
     this.schema.raw("CREATE INDEX batch_objects_unbilled ON batch_objects (polled_at NULLS FIRST, id) WHERE kind = 'batch' AND billed_at IS NULL")
+    // The sweep's check that every recent bill has its usage row (batch_service.ts repairBills).
+    this.schema.raw("CREATE INDEX batch_objects_billed ON batch_objects (billed_at) WHERE kind = 'batch' AND billed_at IS NOT NULL")
   }
 
   async down() {

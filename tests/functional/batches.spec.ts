@@ -230,6 +230,41 @@ test.group('Files and Batch API', (group) => {
     assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
   })
 
+  test('a bill whose usage row a crash lost (claimed, never metered) is written by the sweep, once', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const file = await upload(client, jsonl(3))
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
+    // What a process that died right after its claim left: the batch billed, no usage row.
+    const usage = mockUsageOf(3)
+    const billedAt = new Date(Date.now() - 11 * 60_000)
+    await db.from('batch_objects').where('public_id', batch.id).update({
+      status: 'completed',
+      billed_at: billedAt,
+      billed_cost: expectedCost(3),
+      prompt_tokens: usage.prompt_tokens,
+      completion_tokens: usage.completion_tokens,
+      cached_tokens: usage.cached_tokens,
+      reasoning_tokens: 0,
+    })
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', cost: expectedCost(3), prompt_tokens: usage.prompt_tokens, error_code: null })
+    assert.equal(new Date(rows[0].created_at).getTime(), billedAt.getTime(), 'dated when it was billed')
+    await gw.batches.sweep()
+    assert.lengthOf(await usageRows(user.userId), 1)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, (1 - Number(expectedCost(3))).toFixed(12))
+    assert.equal(money.ledger, money.balance)
+    // The hold of a batch billed elsewhere ends at the sweep's sync; the cached balance is charged once.
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    const cached = (await gw.catalog.user(user.userId))!
+    assert.equal(cached.balancePico, BigInt(money.balance.replace('.', '')))
+    assert.equal(cached.reservedPico, 0n)
+  })
+
   test('two instances and a client looking at a finished batch at once bill it once', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })

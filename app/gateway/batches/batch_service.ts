@@ -1,12 +1,13 @@
 import type { Logger } from '@adonisjs/core/logger'
 import type { Catalog } from '#gateway/catalog'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
-import { fromPico } from '#gateway/metering/money'
+import { fromPico, toPico } from '#gateway/metering/money'
 import { priceForPlan } from '#gateway/metering/pricing'
 import { BatchHolds } from '#gateway/batches/batch_holds'
 import { batchCost } from '#gateway/batches/batch_pricing'
 import { billedUsage, sumOutputUsage, tokenUsageOf, type OutputUsage } from '#gateway/batches/batch_output'
 import {
+  billsWithoutRow,
   claimBilling,
   recordSeen,
   registerBatchFile,
@@ -20,6 +21,8 @@ export const FINISHED_STATUSES: ReadonlySet<string> = new Set(['completed', 'fai
 
 /** Batches looked at per sweep (the rest wait for the next one, longest unpolled first) */
 const SWEEP_LIMIT = 100
+/** A bill older than this without its usage row lost it (the meter writes within milliseconds, or spills) */
+const REPAIR_AFTER_MS = 10 * 60_000
 
 /**
  * The Batch API's life after creation: what the gateway learns of a batch
@@ -86,10 +89,8 @@ export class BatchService {
 
   async #billOnce(row: BatchObjectRow, status: string, upstream: Record<string, any> | null) {
     let sums: OutputUsage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, requests: 0 }
-    let provider: string | null = null
     if (upstream !== null) {
       const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
-      provider = candidate.channel.provider
       // Read before the claim: a download that fails leaves the batch unbilled, for the next look.
       if (isId(upstream.output_file_id)) {
         const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
@@ -102,41 +103,75 @@ export class BatchService {
     const plan = user?.planId ? (this.catalog.plans.get(user.planId) ?? null) : null
     const price = priceForPlan(this.catalog.priceFor(row.model ?? ''), plan)
     const cost = batchCost(price, billedUsage(sums), sums.requests)
+    const billedAt = new Date()
     const claimed = await claimBilling(row.id, {
+      status,
+      billedAt,
       cost: fromPico(cost),
       promptTokens: sums.promptTokens,
       completionTokens: sums.completionTokens,
       cachedTokens: sums.cachedTokens,
+      reasoningTokens: sums.reasoningTokens,
     })
     if (claimed) {
-      const now = new Date()
-      this.meter.record({
-        requestId: row.request_id!,
-        userId: row.user_id,
-        apiKeyId: row.api_key_id,
-        channelId: row.channel_id,
-        provider,
-        model: row.model ?? '(none)',
-        requestedModel: null,
-        servedModel: row.served_model,
-        endpoint: 'batch',
-        stream: false,
-        status: 200,
-        // A batch that did not complete is billed for what it answered; the row says how it ended.
-        errorCode: status === 'completed' ? null : `batch_${status}`,
-        usage: tokenUsageOf(sums),
-        costPico: cost,
-        latencyMs: Math.min(now.getTime() - new Date(row.created_at).getTime(), 2_147_483_647),
-        ttftMs: null,
-        createdAt: now,
-        attemptCount: 1,
-        attempts: null,
-        tags: null,
-      })
+      this.#record(row, status, billedAt, cost, sums)
       this.logger.info({ batch: row.public_id, status, cost: fromPico(cost) }, 'batch billed')
     }
     // Billed here or elsewhere: nothing is held for it any more.
     this.holds.release(row.id)
+  }
+
+  /** The batch's one usage row, through the meter like any request's (its `request_id` is unique: never two). */
+  #record(row: BatchObjectRow, status: string, billedAt: Date, cost: bigint, sums: OutputUsage) {
+    const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)
+    this.meter.record({
+      requestId: row.request_id!,
+      userId: row.user_id,
+      apiKeyId: row.api_key_id,
+      channelId: row.channel_id,
+      provider: channel?.provider ?? null,
+      model: row.model ?? '(none)',
+      requestedModel: null,
+      servedModel: row.served_model,
+      endpoint: 'batch',
+      stream: false,
+      status: 200,
+      // A batch that did not complete is billed for what it answered; the row says how it ended.
+      errorCode: status === 'completed' ? null : `batch_${status}`.slice(0, 64),
+      usage: tokenUsageOf(sums),
+      costPico: cost,
+      latencyMs: Math.max(0, Math.min(billedAt.getTime() - new Date(row.created_at).getTime(), 2_147_483_647)),
+      ttftMs: null,
+      createdAt: billedAt,
+      attemptCount: 1,
+      attempts: null,
+      tags: null,
+    })
+  }
+
+  /**
+   * A bill whose usage row a crash lost (the claim committed, the process
+   * ended within the meter's flush window): written again from the figures
+   * the claim kept, at its billing time. Only while this meter has nothing
+   * waiting for the database (a spilled row of its own is not lost, and
+   * would be applied to the cached balance twice); the row's unique
+   * request id makes a row that appeared meanwhile a no-op in the database.
+   */
+  async repairBills(olderThanMs = REPAIR_AFTER_MS): Promise<number> {
+    if (this.meter.degraded || this.meter.spilledPending > 0) return 0
+    const rows = await billsWithoutRow(olderThanMs, SWEEP_LIMIT)
+    for (const row of rows) {
+      const sums: OutputUsage = {
+        promptTokens: Number(row.prompt_tokens ?? 0),
+        completionTokens: Number(row.completion_tokens ?? 0),
+        cachedTokens: Number(row.cached_tokens ?? 0),
+        reasoningTokens: Number(row.reasoning_tokens ?? 0),
+        requests: 0,
+      }
+      this.#record(row, row.status, new Date(row.billed_at!), toPico(String(row.billed_cost ?? '0')), sums)
+      this.logger.warn({ batch: row.public_id }, 'batch billed before a crash without its usage row: the row is written now')
+    }
+    return rows.length
   }
 
   /**
@@ -166,6 +201,7 @@ export class BatchService {
         this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not look at the batch upstream')
       }
     }
+    await this.repairBills().catch((error) => this.logger.warn({ err: error }, 'batch sweep: could not check bills for lost usage rows'))
     return rows.length
   }
 }

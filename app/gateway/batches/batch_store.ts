@@ -27,12 +27,27 @@ export interface BatchObjectRow {
   hold: string
   billed_at: Date | null
   billed_cost: string | null
+  prompt_tokens: number | null
+  completion_tokens: number | null
+  cached_tokens: number | null
+  reasoning_tokens: number | null
   created_at: Date
 }
 
 export type NewBatchObject = Omit<
   BatchObjectRow,
-  'id' | 'public_id' | 'hold' | 'billed_at' | 'billed_cost' | 'created_at' | 'object' | 'request_id'
+  | 'id'
+  | 'public_id'
+  | 'hold'
+  | 'billed_at'
+  | 'billed_cost'
+  | 'prompt_tokens'
+  | 'completion_tokens'
+  | 'cached_tokens'
+  | 'reasoning_tokens'
+  | 'created_at'
+  | 'object'
+  | 'request_id'
 > & { object: Record<string, any>; hold?: string; request_id?: string | null }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
@@ -154,10 +169,14 @@ export async function unbilledBatches(limit: number): Promise<BatchObjectRow[]> 
 }
 
 export interface BilledFigures {
+  /** How the batch ended (its last status) */
+  status: string
+  billedAt: Date
   cost: string
   promptTokens: number
   completionTokens: number
   cachedTokens: number
+  reasoningTokens: number
 }
 
 /**
@@ -171,13 +190,33 @@ export async function claimBilling(id: number, figures: BilledFigures): Promise<
     .where('id', id)
     .whereNull('billed_at')
     .update({
-      billed_at: new Date(),
+      status: figures.status.slice(0, 32),
+      billed_at: figures.billedAt,
       billed_cost: figures.cost,
       prompt_tokens: figures.promptTokens,
       completion_tokens: figures.completionTokens,
       cached_tokens: figures.cachedTokens,
-      updated_at: new Date(),
+      reasoning_tokens: figures.reasoningTokens,
+      updated_at: figures.billedAt,
     })
     .returning('id')
   return updated.length === 1
+}
+
+/**
+ * Batches billed between `olderThanMs` and two days ago whose usage row is
+ * not in the table: the claim committed and the process ended before the
+ * meter wrote the row (its flush window). Two days: long before the
+ * retention prune (31 days at least) could have taken the row.
+ */
+export async function billsWithoutRow(olderThanMs: number, limit: number): Promise<BatchObjectRow[]> {
+  const result = await db.rawQuery(
+    `SELECT b.* FROM batch_objects b
+      WHERE b.kind = 'batch' AND b.billed_at IS NOT NULL
+        AND b.billed_at < now() - make_interval(secs => ?) AND b.billed_at > now() - interval '2 days'
+        AND NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.request_id = b.request_id)
+      ORDER BY b.billed_at LIMIT ?`,
+    [olderThanMs / 1000, limit]
+  )
+  return result.rows as BatchObjectRow[]
 }
