@@ -18,6 +18,7 @@ export default class GatewayProvider {
   #gateway: Gateway | null = null
   #idleSettler: { stop(): void } | null = null
   #retention: { stop(): Promise<void> } | null = null
+  #batchSweeper: { stop(): Promise<void> } | null = null
 
   constructor(protected app: ApplicationService) {}
 
@@ -188,6 +189,11 @@ export default class GatewayProvider {
         retention.start()
         this.#retention = retention
       }
+      // Unfinished batches looked at upstream every BATCH_POLL_SECONDS: billed once finished, their holds released.
+      const { BatchSweeper, batchPollMs } = await import('#gateway/batches/batch_sweeper')
+      const sweeper = new BatchSweeper(gateway.batches, batchPollMs(), (message) => logger.warn(message))
+      sweeper.start()
+      this.#batchSweeper = sweeper
     }
     gateway.ready = true
   }
@@ -201,6 +207,8 @@ export default class GatewayProvider {
     this.#idleSettler?.stop()
     // A prune under way stops after its batch, before the pools close.
     await this.#retention?.stop()
+    // A sweep under way ends before the meter is flushed and closed.
+    await this.#batchSweeper?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     if (served) logger.info('shutdown: requests drained, metering flushed')
     const { runtimeState } = await import('#start/runtime')

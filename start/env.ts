@@ -54,6 +54,8 @@ export default await Env.create(new URL('../', import.meta.url), {
   BODY_LIMIT_EMBEDDINGS_MB: Env.schema.number.optional(),
   BODY_LIMIT_IMAGES_MB: Env.schema.number.optional(),
   AUDIO_MAX_MB: Env.schema.number.optional(),
+  /** Files API uploads (batch input files), MB */
+  FILE_UPLOAD_MAX_MB: Env.schema.number.optional(),
   BODY_INFLIGHT_MAX_MB: Env.schema.number.optional(),
   BODY_TIMEOUT_MS: Env.schema.number.optional(),
 
@@ -61,6 +63,10 @@ export default await Env.create(new URL('../', import.meta.url), {
   ALLOW_REGISTRATION: Env.schema.boolean.optional(),
   /** Proxies whose X-Forwarded-Proto/Host are believed (/docs base URL): "loopback", "true", or IPs/CIDRs */
   TRUSTED_PROXIES: Env.schema.string.optional(),
+
+  /** Batch API: the share of the model's price a batch pays (percent, 50 as OpenAI), and how often unfinished batches are polled (s) */
+  BATCH_PRICE_PERCENT: Env.schema.number.optional(),
+  BATCH_POLL_SECONDS: Env.schema.number.optional(),
 
   /** Metering write-behind: max events per transaction and max wait (ms) */
   METER_BATCH_SIZE: Env.schema.number.optional(),

@@ -27,6 +27,21 @@ const AzureController = () => import('#controllers/api/azure_controller')
 const EnginesController = () => import('#controllers/api/engines_controller')
 const HealthController = () => import('#controllers/api/health_controller')
 const OpenRouterAccountController = () => import('#controllers/api/openrouter_account_controller')
+const FilesController = () => import('#controllers/api/files_controller')
+const BatchesController = () => import('#controllers/api/batches_controller')
+
+/** OpenAI's Files and Batch API (app/gateway/batches/): under /v1, and without it as LiteLLM serves them. */
+function batchRoutes() {
+  router.post('/files', [FilesController, 'store']).as('files.store')
+  router.get('/files', [FilesController, 'index']).as('files.index')
+  router.get('/files/:id', [FilesController, 'show']).as('files.show')
+  router.get('/files/:id/content', [FilesController, 'content']).as('files.content')
+  router.delete('/files/:id', [FilesController, 'destroy']).as('files.destroy')
+  router.post('/batches', [BatchesController, 'store']).as('batches.store')
+  router.get('/batches', [BatchesController, 'index']).as('batches.index')
+  router.get('/batches/:id', [BatchesController, 'show']).as('batches.show')
+  router.post('/batches/:id/cancel', [BatchesController, 'cancel']).as('batches.cancel')
+}
 
 router
   .group(() => {
@@ -61,6 +76,7 @@ router
     router.get('/key', [OpenRouterAccountController, 'key']).as('openrouter.key')
     router.get('/auth/key', [OpenRouterAccountController, 'key']).as('openrouter.auth_key')
     router.get('/credits', [OpenRouterAccountController, 'credits']).as('openrouter.credits')
+    batchRoutes()
   })
   .prefix('/v1')
   .as('v1')
@@ -118,6 +134,7 @@ router
     // LiteLLM's model info, where Roo Code and Kilo Code (`{base}/v1/model/info`) and curl users of LiteLLM's docs call it
     router.get('/model/info', [ModelInfoController, 'index']).as('model_info')
     router.get('/model_group/info', [ModelInfoController, 'groups']).as('model_group_info')
+    batchRoutes()
   })
   .as('unversioned')
   .use(middleware.apiKey())

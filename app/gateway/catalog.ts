@@ -132,6 +132,22 @@ export class Catalog {
     this.#pending = source
   }
 
+  /**
+   * Money held on a user by something that outlives requests (a batch until
+   * it is billed: batches/batch_holds.ts): a state loaded fresh starts with
+   * it held. Read on a user's first load only, never per request.
+   */
+  standingHolds: (userId: number) => bigint = () => 0n
+
+  /**
+   * The user's state object if loaded, or kept aside by a reload while
+   * something held money on it: where a hold is added or released. No read,
+   * no refresh.
+   */
+  loadedUser(userId: number): UserState | undefined {
+    return this.#users.get(userId) ?? this.#heldUsers.get(userId)
+  }
+
   #loading: Promise<void> | null = null
 
   /** True once plans, channels and prices are in memory (the hot path checks this, no await). */
@@ -425,8 +441,8 @@ export class Catalog {
       planId: row.plan_id === null ? null : Number(row.plan_id),
       disabled: row.disabled === true,
       balancePico: toPico(String(row.balance)) - pending.costPico,
-      // The holds belong to requests in flight, not to the row: they survive a reload.
-      reservedPico: previous?.reservedPico ?? 0n,
+      // The holds belong to requests in flight (and batches), not to the row: they survive a reload.
+      reservedPico: previous?.reservedPico ?? this.standingHolds(userId),
       reservedInputTokens: previous?.reservedInputTokens ?? 0,
       reservedOutputTokens: previous?.reservedOutputTokens ?? 0,
       period,

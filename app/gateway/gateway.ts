@@ -13,6 +13,7 @@ import type { MeterEvent } from '#gateway/metering/meter_event'
 import type { KeyInfo, UserState } from '#gateway/types'
 import { displayUsd } from '#gateway/metering/money'
 import { appUrl } from '#config/app'
+import { BatchService } from '#gateway/batches/batch_service'
 
 export interface GatewayOptions {
   databaseUrl: string
@@ -41,6 +42,8 @@ export class Gateway {
   readonly meter: UsageMeter
   readonly service: GatewayService
   readonly health: ChannelHealth
+  /** The Files and Batch API's batches: their holds, bills and sweep (batches/) */
+  readonly batches: BatchService
   #listener: ChangeListener | null = null
   /** The boot in progress (first run, caches, spill replay); a stop waits for it */
   booting: Promise<void> = Promise.resolve()
@@ -70,6 +73,7 @@ export class Gateway {
     this.catalog.onWordFilterError = (error) =>
       options.logger.error({ err: error }, 'the stored sensitive-word list does not compile; the filter keeps its last good list')
     this.service = new GatewayService(this.catalog, this.meter)
+    this.batches = new BatchService(this.catalog, this.meter, options.logger)
     this.health = new ChannelHealth(
       {
         failureThreshold: options.circuitFailures,
@@ -230,6 +234,8 @@ export class Gateway {
       await this.#listener.start()
     }
     await this.catalog.ensureLoaded()
+    // Unbilled batches hold money on their owners from the first request on, across restarts.
+    await this.batches.holds.sync()
     // Usage a previous run could not write (crash, outage at shutdown) is committed before serving.
     await this.meter.replayOrphans()
   }

@@ -1,7 +1,7 @@
 /**
  * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
  * OpenAI paths without /v1 that LiteLLM also serves, Azure OpenAI's
- * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health/...` probes), as against the pages: errors there are answered in a wire
+ * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health/...` probes, the Files and Batch API's `/files`, `/batches`), as against the pages: errors there are answered in a wire
  * format, not an HTML page (the exception handler, Node parser refusals, a
  * malformed URL), and browsers get CORS.
  */
@@ -17,6 +17,8 @@ const API_PREFIXES = [
   '/images/',
   '/audio/',
   '/moderations',
+  '/files',
+  '/batches',
   '/models',
   '/model/info',
   '/model_group/info',

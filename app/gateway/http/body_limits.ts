@@ -19,12 +19,14 @@ function megabytes(name: string, fallback: number): number {
 const GENERATION_BYTES = megabytes('BODY_LIMIT_GENERATION_MB', 32)
 /** Embeddings and rerank: up to a few thousand inputs / documents */
 const EMBEDDINGS_BYTES = megabytes('BODY_LIMIT_EMBEDDINGS_MB', 16)
-/** Image generation: a prompt and a few options */
+/** Image generation, speech and a batch's creation: a prompt (a file id) and a few options */
 const IMAGES_BYTES = megabytes('BODY_LIMIT_IMAGES_MB', 1)
 /** Audio uploads (transcriptions, translations): OpenAI's own limit is 25 MB */
 const AUDIO_BYTES = megabytes('AUDIO_MAX_MB', 25)
 /** Image edits and variations (multipart uploads): OpenAI takes GPT image files up to 50 MB each (dall-e-2's: 4 MB) */
 const IMAGE_UPLOAD_BYTES = megabytes('IMAGE_UPLOAD_MAX_MB', 50)
+/** Files API uploads (batch input files, JSONL): OpenAI takes up to 200 MB a batch file */
+const FILE_UPLOAD_BYTES = megabytes('FILE_UPLOAD_MAX_MB', 200)
 
 /**
  * Bytes of request bodies held at once by this instance (reading or in use).
@@ -42,9 +44,10 @@ export const bodyTiming = {
 /** The body limit of an endpoint (the names RequestAccount records). */
 export function bodyLimitFor(endpoint: string): number {
   if (endpoint === 'embeddings' || endpoint === 'rerank' || endpoint.endsWith('mbedContents') || endpoint.endsWith('embedContent')) return EMBEDDINGS_BYTES
-  if (endpoint === 'images.generations' || endpoint === 'audio.speech') return IMAGES_BYTES
+  if (endpoint === 'images.generations' || endpoint === 'audio.speech' || endpoint === 'batches') return IMAGES_BYTES
   if (endpoint === 'audio.transcriptions' || endpoint === 'audio.translations') return AUDIO_BYTES
   if (endpoint === 'images.edits' || endpoint === 'images.variations') return IMAGE_UPLOAD_BYTES
+  if (endpoint === 'files') return FILE_UPLOAD_BYTES
   return GENERATION_BYTES
 }
 

@@ -30,7 +30,8 @@ export async function readUploadForm(
   service: Pick<GatewayService, 'receiveBody'>,
   call: ApiCall,
   endpoint: string,
-  account: RequestAccount,
+  /** Named the deployment's model under an Azure path (the Files API has no account: nothing is metered per upload) */
+  account: Pick<RequestAccount, 'model'>,
   fields: string,
   read: ReadFields
 ): Promise<UploadForm> {

@@ -5,8 +5,8 @@ import type { ChannelInfo } from '#gateway/types'
 
 /** A ready-to-send upstream HTTP request. */
 export interface UpstreamRequest {
-  /** Default POST */
-  method?: 'GET' | 'POST'
+  /** Default POST (DELETE: the Files API's, app/gateway/batches/) */
+  method?: 'GET' | 'POST' | 'DELETE'
   origin: string
   path: string
   headers: Record<string, string>

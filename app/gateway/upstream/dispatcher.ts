@@ -363,7 +363,7 @@ function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelT
       method: request.method ?? 'POST',
       path: request.path,
       headers: request.headers,
-      body: request.method === 'GET' ? undefined : request.body,
+      body: request.method === 'GET' || request.method === 'DELETE' ? undefined : request.body,
       // The guard's timers own the first-byte, idle and total limits (on time, and
       // visible in the attempt's record); undici's would be a second pair of timers
       // per request, set and cleared for nothing.

@@ -1,0 +1,105 @@
+import { GatewayError } from '#exceptions/gateway_error'
+import { completionTokenHold } from '#gateway/metering/reservation'
+import { modelNameProblem } from '#gateway/http/model_name'
+
+/**
+ * A batch input file (JSONL: one request a line, `{custom_id, method, url,
+ * body}`), read once at upload for what the gateway must know of it: the one
+ * model its lines name (OpenAI's rule too: a batch file is for one model;
+ * the gateway routes, authorises and bills that model), the one endpoint
+ * they call, and how many completion tokens they may use (each line's
+ * max_tokens, else the default allowance: reservation.ts), for the batch's
+ * hold.
+ */
+export interface BatchInput {
+  model: string
+  /** The lines' `url` (`/v1/chat/completions`...) */
+  endpoint: string
+  lines: number
+  completionHold: number
+}
+
+/** The endpoints a batch line may call (OpenAI's Batch API's, embeddings included). */
+export const BATCH_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/responses', '/v1/embeddings', '/v1/completions'])
+
+/** OpenAI's own limit of requests in one batch file */
+export const MAX_BATCH_LINES = 50_000
+
+function refused(message: string, code = 'invalid_batch_file') {
+  return GatewayError.invalidRequest(message, code, 'file')
+}
+
+export function readBatchInput(bytes: Buffer): BatchInput {
+  let model: string | null = null
+  let endpoint: string | null = null
+  let lines = 0
+  let completionHold = 0
+  const customIds = new Set<string>()
+  forEachLine(bytes, (text, number) => {
+    let line: any
+    try {
+      line = JSON.parse(text)
+    } catch {
+      throw refused(`Line ${number} of the file is not valid JSON`)
+    }
+    if (line === null || typeof line !== 'object' || Array.isArray(line)) throw refused(`Line ${number} is not a JSON object`)
+    if (typeof line.custom_id !== 'string' || line.custom_id === '') throw refused(`Line ${number} has no custom_id`)
+    if (customIds.has(line.custom_id)) throw refused(`Line ${number} repeats the custom_id '${line.custom_id.slice(0, 100)}': each must be unique`)
+    customIds.add(line.custom_id)
+    if (line.method !== 'POST') throw refused(`Line ${number}: method must be POST`)
+    if (typeof line.url !== 'string' || !BATCH_ENDPOINTS.has(line.url)) {
+      throw refused(`Line ${number}: url must be one of ${[...BATCH_ENDPOINTS].join(', ')}`)
+    }
+    if (endpoint !== null && line.url !== endpoint) {
+      throw refused(`Line ${number} calls ${line.url}, line 1 ${endpoint}: a batch file calls one endpoint`, 'mixed_endpoints')
+    }
+    endpoint = line.url
+    const body = line.body
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw refused(`Line ${number} has no body object`)
+    if (typeof body.model !== 'string' || body.model === '') throw refused(`Line ${number}: body.model is required`)
+    const problem = modelNameProblem(body.model)
+    if (problem) throw refused(`Line ${number}: ${problem}`)
+    if (model !== null && body.model !== model) {
+      throw refused(
+        `Line ${number} names the model '${body.model.slice(0, 100)}', line 1 '${model.slice(0, 100)}': a batch file is for one model (as at OpenAI), which the gateway routes to one channel`,
+        'mixed_models'
+      )
+    }
+    model = body.model
+    if (++lines > MAX_BATCH_LINES) throw refused(`The file has more than ${MAX_BATCH_LINES} requests`)
+    // Embeddings answer no completion tokens.
+    if (line.url !== '/v1/embeddings') completionHold += completionTokenHold(body)
+  })
+  if (model === null || endpoint === null) throw refused('The file holds no request line')
+  return { model, endpoint, lines, completionHold }
+}
+
+/**
+ * The file with each line's `body.model` renamed (a channel that maps the
+ * client's name to another upstream): only those lines are written again,
+ * every other byte as it was.
+ */
+export function withModel(bytes: Buffer, model: string): Buffer {
+  const out: string[] = []
+  forEachLine(bytes, (text) => {
+    const line = JSON.parse(text)
+    line.body.model = model
+    out.push(JSON.stringify(line))
+  })
+  return Buffer.from(`${out.join('\n')}\n`, 'utf8')
+}
+
+/** Each non-blank line's text and its 1-based number. */
+function forEachLine(bytes: Buffer, each: (text: string, number: number) => void) {
+  const text = bytes.toString('utf8')
+  let start = 0
+  let number = 0
+  while (start <= text.length) {
+    let end = text.indexOf('\n', start)
+    if (end < 0) end = text.length
+    number++
+    const line = text.slice(start, end).trim()
+    if (line !== '') each(line, number)
+    start = end + 1
+  }
+}

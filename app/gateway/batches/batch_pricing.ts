@@ -1,0 +1,46 @@
+import { billable, costOf } from '#gateway/metering/pricing'
+import { holdAtPrice, promptTokenHold } from '#gateway/metering/reservation'
+import type { PriceInfo, TokenUsage } from '#gateway/types'
+
+/**
+ * What a batch pays of the model's price, in percent: BATCH_PRICE_PERCENT,
+ * 50 by default (OpenAI bills the Batch API at half its prices). 100 bills
+ * batches at the list price. Read at each use: an operator may change it
+ * between two starts, tests within one.
+ */
+export function batchPricePercent(): bigint {
+  const raw = process.env.BATCH_PRICE_PERCENT
+  if (raw === undefined || raw.trim() === '') return 50n
+  const value = Number(raw)
+  return Number.isInteger(value) && value >= 0 && value <= 100 ? BigInt(value) : 50n
+}
+
+/** pico-USD at the batch's percentage, to the nearest pico-USD (half up). */
+function discounted(pico: bigint): bigint {
+  return (pico * batchPricePercent() + 50n) / 100n
+}
+
+/**
+ * What a batch is billed for the usage summed from its output file: the
+ * tokens at the model's price (its plan's), plus its per-request price once
+ * per request answered, all at the batch percentage.
+ */
+export function batchCost(price: PriceInfo | null, usage: TokenUsage, requests: number): bigint {
+  if (!price) return 0n
+  let cost = costOf(price, usage)
+  if (price.perRequestPico) cost += price.perRequestPico * BigInt(requests)
+  return billable(discounted(cost))
+}
+
+/**
+ * What a batch holds on the balance until it is billed, as a request does
+ * (reservation.ts): its prompt tokens bounded by the file's bytes, its
+ * completion tokens by each line's max_tokens or the default allowance, and
+ * the per-request price once per line, at the batch percentage.
+ */
+export function batchHold(price: PriceInfo | null, bytes: number, completionTokens: number, lines: number): bigint {
+  if (!price) return 0n
+  let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens)
+  if (price.perRequestPico && lines > 1) hold += price.perRequestPico * BigInt(lines - 1)
+  return billable(discounted(hold))
+}

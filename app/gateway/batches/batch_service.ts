@@ -1,0 +1,211 @@
+import type { Logger } from '@adonisjs/core/logger'
+import type { Catalog } from '#gateway/catalog'
+import type { UsageMeter } from '#gateway/metering/usage_meter'
+import { fromPico, toPico } from '#gateway/metering/money'
+import { priceForPlan } from '#gateway/metering/pricing'
+import { BatchHolds } from '#gateway/batches/batch_holds'
+import { batchCost } from '#gateway/batches/batch_pricing'
+import { billedUsage, sumOutputUsage, tokenUsageOf, type OutputUsage } from '#gateway/batches/batch_output'
+import {
+  billsWithoutRow,
+  claimBilling,
+  recordSeen,
+  registerBatchFile,
+  unbilledBatches,
+  type BatchObjectRow,
+} from '#gateway/batches/batch_store'
+import { callChannel, holdingChannel, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
+
+/** A batch's statuses after which nothing more runs upstream: it is billed then. */
+export const FINISHED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled'])
+
+/** Batches looked at per sweep (the rest wait for the next one, longest unpolled first) */
+const SWEEP_LIMIT = 100
+/** A bill older than this without its usage row lost it (the meter writes within milliseconds, or spills) */
+const REPAIR_AFTER_MS = 10 * 60_000
+
+/**
+ * The Batch API's life after creation: what the gateway learns of a batch
+ * (a client's GET or cancel, or the sweep), the output and error files it
+ * names registered as its owner's, and, once it is finished (completed,
+ * failed, expired, cancelled), its bill: the usage summed from its output
+ * file at the batch price (batch_pricing.ts), written as ONE usage row
+ * (endpoint `batch`, request id the batch's `request_id`) through the meter,
+ * like any request's, then its hold released. Billed once: the row's
+ * billed_at claim (batch_store.ts claimBilling) lets one caller, in any
+ * instance, write it; this process also runs one bill per batch at a time.
+ */
+export class BatchService {
+  readonly holds: BatchHolds
+  /** Bills under way in this process, by batch row id */
+  #billing = new Map<number, Promise<void>>()
+
+  constructor(
+    private catalog: Catalog,
+    private meter: UsageMeter,
+    private logger: Logger
+  ) {
+    this.holds = new BatchHolds(catalog)
+  }
+
+  /**
+   * The upstream's batch object as the client sees it (the gateway's ids:
+   * its own, its input file's, its output and error files' once registered
+   * as the owner's), kept as the row's object; a finished batch is billed
+   * before this returns.
+   */
+  async settle(row: BatchObjectRow, upstream: Record<string, any>): Promise<Record<string, any>> {
+    const status = typeof upstream.status === 'string' ? upstream.status : row.status
+    const output = isId(upstream.output_file_id) ? await registerBatchFile(row, upstream.output_file_id, 'batch_output') : null
+    const errors = isId(upstream.error_file_id) ? await registerBatchFile(row, upstream.error_file_id, 'batch_output') : null
+    const view = {
+      ...upstream,
+      id: row.public_id,
+      object: 'batch',
+      input_file_id: row.input_file_id,
+      output_file_id: output,
+      error_file_id: errors,
+    }
+    await recordSeen(row.id, status, view)
+    if (FINISHED_STATUSES.has(status) && row.billed_at === null) {
+      // A bill that cannot be made now (the output file's download failed) is made at the next look or sweep:
+      // the client still gets the batch as the upstream described it.
+      await this.bill(row, status, upstream).catch((error) =>
+        this.logger.warn({ err: error, batch: row.public_id }, 'batch finished but not billed yet: tried again at the next look')
+      )
+    }
+    return view
+  }
+
+  /** Bills a finished batch (once; a bill of it already under way here is waited for). */
+  bill(row: BatchObjectRow, status: string, upstream: Record<string, any> | null): Promise<void> {
+    let running = this.#billing.get(row.id)
+    if (!running) {
+      running = this.#billOnce(row, status, upstream).finally(() => this.#billing.delete(row.id))
+      this.#billing.set(row.id, running)
+    }
+    return running
+  }
+
+  async #billOnce(row: BatchObjectRow, status: string, upstream: Record<string, any> | null) {
+    let sums: OutputUsage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, requests: 0 }
+    if (upstream !== null) {
+      const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
+      // Read before the claim: a download that fails leaves the batch unbilled, for the next look.
+      if (isId(upstream.output_file_id)) {
+        const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
+        const result = await sendToChannel(candidate, { method: 'GET', path }, NEVER)
+        sums = await sumOutputUsage(result.body)
+      }
+    }
+    // The owner's plan prices it now, as a request is priced when it runs.
+    const user = await this.catalog.user(row.user_id)
+    const plan = user?.planId ? (this.catalog.plans.get(user.planId) ?? null) : null
+    const price = priceForPlan(this.catalog.priceFor(row.model ?? ''), plan)
+    const cost = batchCost(price, billedUsage(sums), sums.requests)
+    const billedAt = new Date()
+    const claimed = await claimBilling(row.id, {
+      status,
+      billedAt,
+      cost: fromPico(cost),
+      promptTokens: sums.promptTokens,
+      completionTokens: sums.completionTokens,
+      cachedTokens: sums.cachedTokens,
+      reasoningTokens: sums.reasoningTokens,
+    })
+    if (claimed) {
+      this.#record(row, status, billedAt, cost, sums)
+      this.logger.info({ batch: row.public_id, status, cost: fromPico(cost) }, 'batch billed')
+    }
+    // Billed here or elsewhere: nothing is held for it any more.
+    this.holds.release(row.id)
+  }
+
+  /** The batch's one usage row, through the meter like any request's (its `request_id` is unique: never two). */
+  #record(row: BatchObjectRow, status: string, billedAt: Date, cost: bigint, sums: OutputUsage) {
+    const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)
+    this.meter.record({
+      requestId: row.request_id!,
+      userId: row.user_id,
+      apiKeyId: row.api_key_id,
+      channelId: row.channel_id,
+      provider: channel?.provider ?? null,
+      model: row.model ?? '(none)',
+      requestedModel: null,
+      servedModel: row.served_model,
+      endpoint: 'batch',
+      stream: false,
+      status: 200,
+      // A batch that did not complete is billed for what it answered; the row says how it ended.
+      errorCode: status === 'completed' ? null : `batch_${status}`.slice(0, 64),
+      usage: tokenUsageOf(sums),
+      costPico: cost,
+      latencyMs: Math.max(0, Math.min(billedAt.getTime() - new Date(row.created_at).getTime(), 2_147_483_647)),
+      ttftMs: null,
+      createdAt: billedAt,
+      attemptCount: 1,
+      attempts: null,
+      tags: null,
+    })
+  }
+
+  /**
+   * A bill whose usage row a crash lost (the claim committed, the process
+   * ended within the meter's flush window): written again from the figures
+   * the claim kept, at its billing time. Only while this meter has nothing
+   * waiting for the database (a spilled row of its own is not lost, and
+   * would be applied to the cached balance twice); the row's unique
+   * request id makes a row that appeared meanwhile a no-op in the database.
+   */
+  async repairBills(olderThanMs = REPAIR_AFTER_MS): Promise<number> {
+    if (this.meter.degraded || this.meter.spilledPending > 0) return 0
+    const rows = await billsWithoutRow(olderThanMs, SWEEP_LIMIT)
+    for (const row of rows) {
+      const sums: OutputUsage = {
+        promptTokens: Number(row.prompt_tokens ?? 0),
+        completionTokens: Number(row.completion_tokens ?? 0),
+        cachedTokens: Number(row.cached_tokens ?? 0),
+        reasoningTokens: Number(row.reasoning_tokens ?? 0),
+        requests: 0,
+      }
+      this.#record(row, row.status, new Date(row.billed_at!), toPico(String(row.billed_cost ?? '0')), sums)
+      this.logger.warn({ batch: row.public_id }, 'batch billed before a crash without its usage row: the row is written now')
+    }
+    return rows.length
+  }
+
+  /**
+   * One sweep: the holds made what the table says, then the unbilled
+   * batches polled longest ago (at most SWEEP_LIMIT) asked for upstream and
+   * billed when finished. Errors are logged, never thrown: the next sweep
+   * tries again. Returns how many batches were looked at.
+   */
+  async sweep(): Promise<number> {
+    await this.holds.sync()
+    const rows = await unbilledBatches(SWEEP_LIMIT)
+    for (const row of rows) {
+      // Its channel was deleted: nothing can say how it ended. Closed with a row billing nothing, so its hold ends.
+      if (row.channel_id === null) {
+        await this.bill(row, 'channel_deleted', null).catch((error) =>
+          this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not close a batch whose channel was deleted')
+        )
+        continue
+      }
+      try {
+        const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
+        const upstream = await callChannel(candidate, { method: 'GET', path: `/batches/${encodeURIComponent(row.upstream_id)}` }, NEVER)
+        await this.settle(row, upstream)
+      } catch (error) {
+        // Polled all the same: a batch that keeps failing goes behind the others.
+        await recordSeen(row.id, row.status, row.object ?? {}).catch(() => {})
+        this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not look at the batch upstream')
+      }
+    }
+    await this.repairBills().catch((error) => this.logger.warn({ err: error }, 'batch sweep: could not check bills for lost usage rows'))
+    return rows.length
+  }
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && value.length <= 255
+}

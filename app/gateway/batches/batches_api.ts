@@ -1,0 +1,159 @@
+import { GatewayError } from '#exceptions/gateway_error'
+import { authorizeModel } from '#gateway/access_policy'
+import type { Gateway } from '#gateway/gateway'
+import type { ApiCall } from '#gateway/http/generation_request'
+import { bodyLimitFor } from '#gateway/http/body_limits'
+import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
+import { heldOnKey } from '#gateway/metering/key_reservations'
+import { displayUsd, fromPico } from '#gateway/metering/money'
+import { isPriced } from '#gateway/metering/pricing'
+import { requestId } from '#gateway/metering/request_id'
+import { batchHold } from '#gateway/batches/batch_pricing'
+import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
+import { callChannel, holdingChannel } from '#gateway/batches/upstream_calls'
+import { closeSignal } from '#gateway/batches/files_api'
+import { listPage, type ListParams } from '#gateway/batches/list_params'
+
+/** Holds of batches being created (before their row exists): negative ids, never a row's */
+let creating = 0
+
+/**
+ * `POST /v1/batches` {input_file_id, endpoint, completion_window, metadata}:
+ * the key's file (404 otherwise), its endpoint, its model authorised as any
+ * request's (plan and key globs, monthly tokens, spend cap), then a hold of
+ * the batch's estimated cost at the batch price (batch_pricing.ts): refused
+ * with 402 when the balance (less what is held already) cannot cover it, or
+ * the key's cap. The hold is taken before the upstream is asked, so batches
+ * created at once see each other, and kept until the batch is billed.
+ */
+export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<string, any>> {
+  const raw = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('batches')))
+  const body = parseJsonObject(raw)
+  const inputFileId = requiredString(body, 'input_file_id')
+  const endpoint = requiredString(body, 'endpoint')
+  const window = body.completion_window ?? '24h'
+  if (window !== '24h') throw GatewayError.invalidRequest("completion_window must be '24h'", 'invalid_value', 'completion_window')
+  const metadata = body.metadata
+  if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
+    throw GatewayError.invalidRequest('metadata must be an object of strings', 'invalid_type', 'metadata')
+  }
+  const file = await findOwned(call.principal, 'file', inputFileId)
+  if (file.purpose !== 'batch' || file.model === null) {
+    throw GatewayError.invalidRequest(`The file ${inputFileId} is not a batch input file`, 'invalid_value', 'input_file_id')
+  }
+  if (endpoint !== file.endpoint) {
+    throw GatewayError.invalidRequest(
+      `The file's requests call ${file.endpoint}, not ${endpoint.slice(0, 64)}: a batch's endpoint is its requests' url`,
+      'invalid_value',
+      'endpoint'
+    )
+  }
+  const candidate = holdingChannel(gw.catalog.channels, file.channel_id, file.served_model)
+  const { principal } = call
+  const price = authorizeModel(gw.catalog, principal, file.model)
+  const hold = batchHold(price, Number(file.bytes ?? 0), Number(file.completion_hold ?? 0), Number(file.lines ?? 0))
+  if (isPriced(price)) {
+    const { user, key } = principal
+    if (user.balancePico - user.reservedPico < hold) {
+      throw new GatewayError(
+        402,
+        'insufficient_balance',
+        `Insufficient balance: this batch holds up to $${displayUsd(hold)} (its ${file.lines} requests' estimated cost at the batch price) until it is billed; top up your account`,
+        'insufficient_quota'
+      )
+    }
+    if (key.spendLimitPico !== null && key.spentPico + heldOnKey(key.id) + hold > key.spendLimitPico) {
+      throw new GatewayError(
+        402,
+        'spend_limit_exceeded',
+        `This batch holds up to $${displayUsd(hold)}, more than this API key's spend limit has left`,
+        'insufficient_quota'
+      )
+    }
+  }
+  const pending = --creating
+  gw.batches.holds.hold(pending, principal.user.id, principal.key.id, hold)
+  try {
+    const upstream = await callChannel(
+      candidate,
+      {
+        method: 'POST',
+        path: '/batches',
+        body: JSON.stringify({
+          input_file_id: file.upstream_id,
+          endpoint,
+          completion_window: window,
+          ...(metadata ? { metadata } : {}),
+        }),
+      },
+      closeSignal(call)
+    )
+    if (typeof upstream.id !== 'string' || upstream.id === '') throw GatewayError.providerError('The upstream answered the batch without an id')
+    const row = await insertObject({
+      kind: 'batch',
+      upstream_id: upstream.id,
+      user_id: principal.user.id,
+      api_key_id: principal.key.id,
+      channel_id: file.channel_id,
+      model: file.model,
+      served_model: file.served_model,
+      purpose: null,
+      endpoint,
+      filename: null,
+      bytes: file.bytes,
+      lines: file.lines,
+      completion_hold: file.completion_hold,
+      input_file_id: file.public_id,
+      status: typeof upstream.status === 'string' ? upstream.status : 'validating',
+      object: upstream,
+      request_id: requestId(),
+      hold: fromPico(hold),
+    })
+    // The hold moves to the row (synchronously: no moment without it).
+    gw.batches.holds.release(pending)
+    gw.batches.holds.hold(row.id, row.user_id, row.api_key_id, hold)
+    return await gw.batches.settle(row, upstream)
+  } finally {
+    gw.batches.holds.release(pending)
+  }
+}
+
+/**
+ * `GET /v1/batches/{id}`: asked of the upstream while the batch is not
+ * billed (a finished one is billed before the answer); a billed one is
+ * answered as last seen.
+ */
+export async function showBatch(gw: Gateway, call: ApiCall, id: string) {
+  const row = await findOwned(call.principal, 'batch', id)
+  if (row.billed_at !== null) return batchView(row)
+  const candidate = holdingChannel(gw.catalog.channels, row.channel_id, row.served_model)
+  const upstream = await callChannel(candidate, { method: 'GET', path: `/batches/${encodeURIComponent(row.upstream_id)}` }, closeSignal(call))
+  return gw.batches.settle(row, upstream)
+}
+
+/** `POST /v1/batches/{id}/cancel`: cancelled upstream; billed once the upstream says it is cancelled. */
+export async function cancelBatch(gw: Gateway, call: ApiCall, id: string) {
+  const row = await findOwned(call.principal, 'batch', id)
+  const candidate = holdingChannel(gw.catalog.channels, row.channel_id, row.served_model)
+  const upstream = await callChannel(
+    candidate,
+    { method: 'POST', path: `/batches/${encodeURIComponent(row.upstream_id)}/cancel`, body: '{}' },
+    closeSignal(call)
+  )
+  return gw.batches.settle(row, upstream)
+}
+
+/** `GET /v1/batches`: this key's batches, newest first, as last seen (`after`, `limit`). */
+export async function listBatches(call: ApiCall, params: ListParams) {
+  return listPage(await listOwned(call.principal, 'batch', { after: params.after, limit: params.limit }), params.limit, batchView)
+}
+
+function batchView(row: BatchObjectRow): Record<string, any> {
+  return { ...(row.object ?? {}), id: row.public_id, object: 'batch' }
+}
+
+function requiredString(body: Record<string, any>, name: string): string {
+  const value = body[name]
+  if (typeof value !== 'string' || value === '') throw GatewayError.invalidRequest(`'${name}' is required`, 'missing_required_parameter', name)
+  return value
+}

@@ -1,0 +1,95 @@
+import { GatewayError } from '#exceptions/gateway_error'
+import { baseOf, withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
+import type { ChannelInfo, ProviderKind } from '#gateway/types'
+import { ClientGoneError, dispatch, readBody, type DispatchResult, type UpstreamBody } from '#gateway/upstream/dispatcher'
+
+/**
+ * The channel kinds whose upstream has OpenAI's Files and Batch API at
+ * `{base}/files` and `{base}/batches`: OpenAI itself and OpenAI-compatible
+ * servers (vLLM, a LiteLLM proxy...). Azure addresses them its own way
+ * (`?api-version=`, deployments) and Anthropic's message batches are another
+ * API: neither is served (400 unsupported_endpoint).
+ */
+export const BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom'])
+
+/** One call to a channel's Files / Batch API. */
+export interface ChannelCall {
+  method: 'GET' | 'POST' | 'DELETE'
+  /** Under the channel's base (`/files`, `/batches/{id}`...) */
+  path: string
+  body?: Buffer | string
+  /** The body's type when it is not JSON (a file upload's multipart/form-data with its boundary) */
+  contentType?: string
+}
+
+/** The request for a call: the channel's base, its key as a Bearer token, its extra headers. */
+export function channelRequest(channel: ChannelInfo, call: ChannelCall): UpstreamRequest {
+  const { origin, basePath } = baseOf(channel)
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (call.body !== undefined) headers['content-type'] = call.contentType ?? 'application/json'
+  if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
+  withChannelHeaders(headers, channel, {}, [])
+  return { method: call.method, origin, path: `${basePath}${call.path}`, headers, body: call.body ?? '' }
+}
+
+/**
+ * Sends a call to the channel through the dispatcher (its timeouts, circuit
+ * and error mapping: an upstream 4xx comes back with its status and words, a
+ * 5xx as 502), to this channel only: the object lives there. The answer's
+ * body is left unread.
+ */
+export function sendToChannel(candidate: RouteCandidate, call: ChannelCall, signal: AbortSignal): Promise<DispatchResult> {
+  return dispatch([candidate], (c) => channelRequest(c.channel, call), signal)
+}
+
+/** An upstream's JSON object answer, read whole (bounded like every answer) inside its attempt. */
+export async function jsonAnswer(body: UpstreamBody): Promise<Record<string, any>> {
+  const bytes = await readBody(body)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    throw GatewayError.providerError('The upstream answered the Files / Batch API call with something that is not JSON')
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw GatewayError.providerError('The upstream answered the Files / Batch API call with JSON that is not an object')
+  }
+  return parsed as Record<string, any>
+}
+
+/** sendToChannel for a JSON answer: the answer read and checked inside the attempt. */
+export async function callChannel(candidate: RouteCandidate, call: ChannelCall, signal: AbortSignal): Promise<Record<string, any>> {
+  const result = await dispatch([candidate], (c) => channelRequest(c.channel, call), signal, undefined, jsonAnswer)
+  return result.answer
+}
+
+/** The channel that holds an object, as a route candidate; refused when it is gone, disabled or of another kind now. */
+export function holdingChannel(channels: readonly ChannelInfo[], channelId: number | null, servedModel: string | null): RouteCandidate {
+  const channel = channelId === null ? undefined : channels.find((c) => c.id === channelId)
+  if (!channel || !channel.enabled || !BATCH_CHANNEL_KINDS.has(channel.provider)) {
+    throw new GatewayError(
+      503,
+      'no_available_channel',
+      'The channel that holds this object is no longer available: it was deleted, disabled or changed kind',
+      'service_unavailable'
+    )
+  }
+  return { channel, upstreamModel: servedModel ?? '' }
+}
+
+/** A signal that never aborts: the sweep's calls, which no client waits for. */
+export const NEVER = new AbortController().signal
+
+/**
+ * A client's call that ends with the client gone (its upstream call aborted
+ * with it) is nothing to answer nor an error to log: undefined.
+ */
+export async function unlessClientGone<T>(work: Promise<T>): Promise<T | undefined> {
+  try {
+    return await work
+  } catch (error) {
+    if (error instanceof ClientGoneError) return undefined
+    throw error
+  }
+}

@@ -1,0 +1,151 @@
+import { test } from '@japa/runner'
+import { GatewayError } from '#exceptions/gateway_error'
+import { readBatchInput, withModel } from '#gateway/batches/batch_input'
+import { sumOutputUsage, tokenUsageOf } from '#gateway/batches/batch_output'
+import { batchCost, batchHold } from '#gateway/batches/batch_pricing'
+import { BatchSweeper } from '#gateway/batches/batch_sweeper'
+import { DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
+import type { PriceInfo } from '#gateway/types'
+
+/**
+ * The Batch API's pure parts: the input file's reading (one model, one
+ * endpoint, the completion tokens its lines may use), the output file's
+ * usage summed as it streams (lines cut anywhere between chunks), the batch
+ * price, and the sweep's timer.
+ */
+
+function line(custom: string, body: Record<string, unknown>, url = '/v1/chat/completions') {
+  return JSON.stringify({ custom_id: custom, method: 'POST', url, body })
+}
+
+function refusal(run: () => unknown): GatewayError {
+  try {
+    run()
+  } catch (error) {
+    if (error instanceof GatewayError) return error
+    throw error
+  }
+  throw new Error('not refused')
+}
+
+test.group('batch input files', () => {
+  test('one model and endpoint; completion tokens by max_tokens or the default allowance; blank lines and CRLF skipped', ({ assert }) => {
+    const file = Buffer.from(
+      [line('a', { model: 'm', max_tokens: 10 }), '', line('b', { model: 'm', max_completion_tokens: 7, n: 2 }), line('c', { model: 'm' })].join('\r\n') + '\r\n'
+    )
+    assert.deepEqual(readBatchInput(file), { model: 'm', endpoint: '/v1/chat/completions', lines: 3, completionHold: 10 + 14 + DEFAULT_COMPLETION_ALLOWANCE })
+    const embeddings = Buffer.from(line('a', { model: 'e', input: 'x' }, '/v1/embeddings'))
+    assert.deepEqual(readBatchInput(embeddings), { model: 'e', endpoint: '/v1/embeddings', lines: 1, completionHold: 0 })
+  })
+
+  test('refusals say which line and why', ({ assert }) => {
+    const cases: Array<[string, string, string]> = [
+      [`${line('a', { model: 'm' })}\n${line('b', { model: 'n' })}`, 'mixed_models', "Line 2 names the model 'n'"],
+      [`${line('a', { model: 'm' })}\n${line('b', { model: 'm' }, '/v1/embeddings')}`, 'mixed_endpoints', 'Line 2 calls /v1/embeddings'],
+      [`${line('a', { model: 'm' })}\n${line('a', { model: 'm' })}`, 'invalid_batch_file', "Line 2 repeats the custom_id 'a'"],
+      [line('a', { model: 'm' }, '/v1/images/generations'), 'invalid_batch_file', 'Line 1: url must be one of'],
+      [line('a', { messages: [] }), 'invalid_batch_file', 'Line 1: body.model is required'],
+      ['\n\n', 'invalid_batch_file', 'The file holds no request line'],
+      ['[1]', 'invalid_batch_file', 'Line 1 is not a JSON object'],
+    ]
+    for (const [text, code, message] of cases) {
+      const error = refusal(() => readBatchInput(Buffer.from(text)))
+      assert.equal(error.status, 400)
+      assert.equal(error.code, code)
+      assert.include(error.message, message)
+    }
+  })
+
+  test("withModel renames each line's body.model and nothing else", ({ assert }) => {
+    const file = Buffer.from(`${line('a', { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 })}\n`)
+    const renamed = withModel(file, 'upstream-m').toString('utf8').trim().split('\n').map((l) => JSON.parse(l))
+    assert.deepEqual(renamed, [{ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: { model: 'upstream-m', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 } }])
+  })
+})
+
+test.group('batch output files', () => {
+  async function* chunks(text: string, size: number) {
+    const bytes = Buffer.from(text)
+    for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size)
+  }
+
+  const OUTPUT = [
+    { custom_id: 'a', response: { status_code: 200, body: { usage: { prompt_tokens: 11, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 4 } } } } },
+    { custom_id: 'b', response: { status_code: 200, body: { usage: { input_tokens: 20, output_tokens: 9, output_tokens_details: { reasoning_tokens: 3 } } } } },
+    { custom_id: 'c', response: { status_code: 400, body: { error: { message: 'bad' } } } },
+    { custom_id: 'd', response: null, error: { code: 'batch_expired' } },
+  ]
+    .map((l) => JSON.stringify(l))
+    .join('\n')
+
+  test('sums every line whichever chunk boundaries cut it (chat, Responses; errors add nothing)', async ({ assert }) => {
+    for (const size of [1, 7, 64, 100_000]) {
+      const sums = await sumOutputUsage(chunks(`${OUTPUT}\nnot json\n`, size))
+      assert.deepEqual(sums, { promptTokens: 31, completionTokens: 14, cachedTokens: 4, reasoningTokens: 3, requests: 2 }, `chunks of ${size}`)
+    }
+    // No newline after the last line: still read.
+    assert.equal((await sumOutputUsage(chunks(OUTPUT, 5))).promptTokens, 31)
+  })
+
+  test("a row's counts are capped to what its columns hold; the bill is not", ({ assert }) => {
+    const huge = { promptTokens: 3_000_000_000, completionTokens: 10, cachedTokens: 0, reasoningTokens: 0, requests: 50_000 }
+    assert.include(tokenUsageOf(huge), { promptTokens: 1_000_000_000, completionTokens: 10, totalTokens: 1_000_000_010 })
+  })
+})
+
+test.group('batch price', (group) => {
+  const price: PriceInfo = { pattern: 'm', inputPico: 2_000_000n, outputPico: 8_000_000n, specificity: 1 }
+  let saved: string | undefined
+  group.each.setup(() => {
+    saved = process.env.BATCH_PRICE_PERCENT
+    return () => {
+      if (saved === undefined) delete process.env.BATCH_PRICE_PERCENT
+      else process.env.BATCH_PRICE_PERCENT = saved
+    }
+  })
+
+  test('half the price by default, BATCH_PRICE_PERCENT otherwise; the hold at the same share', ({ assert }) => {
+    delete process.env.BATCH_PRICE_PERCENT
+    const usage = { promptTokens: 303, completionTokens: 63, totalTokens: 366, cachedTokens: 0, reasoningTokens: 0, estimated: false }
+    assert.equal(batchCost(price, usage, 3), 555_000_000n)
+    assert.equal(batchHold(price, 300, 150, 3), (100n * 2_000_000n + 150n * 8_000_000n) / 2n)
+    process.env.BATCH_PRICE_PERCENT = '100'
+    assert.equal(batchCost(price, usage, 3), 1_110_000_000n)
+    process.env.BATCH_PRICE_PERCENT = 'nonsense'
+    assert.equal(batchCost(price, usage, 3), 555_000_000n)
+    assert.equal(batchCost(null, usage, 3), 0n)
+    // A per-request price: once per answered request.
+    const perRequest = { ...price, perRequestPico: 1_000n }
+    delete process.env.BATCH_PRICE_PERCENT
+    assert.equal(batchCost(perRequest, usage, 3), 555_000_000n + 1_500n)
+    assert.equal(batchHold(perRequest, 300, 150, 3), (100n * 2_000_000n + 150n * 8_000_000n + 3_000n) / 2n)
+  })
+})
+
+test.group('batch sweeper', () => {
+  test('sweeps every interval until stopped; stop waits for the sweep under way', async ({ assert }) => {
+    let sweeps = 0
+    let release: () => void = () => {}
+    const sweeper = new BatchSweeper(
+      {
+        sweep: async () => {
+          sweeps++
+          if (sweeps === 2) await new Promise<void>((resolve) => (release = resolve))
+          return 0
+        },
+      },
+      10,
+      () => {}
+    )
+    sweeper.start()
+    while (sweeps < 2) await new Promise((resolve) => setTimeout(resolve, 5))
+    let stopped = false
+    const stopping = sweeper.stop().then(() => (stopped = true))
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    assert.isFalse(stopped, 'stop waits for the sweep under way')
+    release()
+    await stopping
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    assert.equal(sweeps, 2, 'no sweep after stop')
+  })
+})
