@@ -41,6 +41,8 @@ let withApiLane: typeof import('#gateway/http/api_lane').withApiLane | undefined
 let answerClientErrors: typeof import('#gateway/http/client_errors').answerClientErrors | undefined
 /** CORS for browser clients of the API (app/gateway/http/cors.ts) */
 let withCors: typeof import('#gateway/http/cors').withCors | undefined
+/** OpenAI's Realtime API: WebSocket upgrades of /v1/realtime (app/gateway/realtime/realtime_upgrade.ts) */
+let withRealtime: typeof import('#gateway/realtime/realtime_upgrade').withRealtime | undefined
 /** The graceful stop (SIGTERM's), also run when the start fails once the server listens */
 let stopGateway: (() => Promise<void>) | undefined
 
@@ -53,6 +55,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       ;({ withApiLane } = await import('#gateway/http/api_lane'))
       ;({ answerClientErrors } = await import('#gateway/http/client_errors'))
       ;({ withCors } = await import('#gateway/http/cors'))
+      ;({ withRealtime } = await import('#gateway/realtime/realtime_upgrade'))
     })
     // Graceful stop: refuse new API requests at once, give in-flight ones
     // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
@@ -80,7 +83,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
     stopGateway = stop
   })
   .httpServer()
-  .start((adonis) => answerClientErrors!(withListenBacklog(createServer(withCors!(withApiLane!(adonis))))))
+  .start((adonis) => withRealtime!(answerClientErrors!(withListenBacklog(createServer(withCors!(withApiLane!(adonis)))))))
   .catch(async (error) => {
     process.exitCode = 1
     if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {

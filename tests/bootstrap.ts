@@ -52,7 +52,8 @@ export const configureSuite: Config['configureSuite'] = (suite) => {
       const { withApiLane } = await import('#gateway/http/api_lane')
       const { answerClientErrors } = await import('#gateway/http/client_errors')
       const { withCors } = await import('#gateway/http/cors')
-      return testUtils.httpServer().start((adonis) => answerClientErrors(createServer(withCors(withApiLane(adonis)))))
+      const { withRealtime } = await import('#gateway/realtime/realtime_upgrade')
+      return testUtils.httpServer().start((adonis) => withRealtime(answerClientErrors(createServer(withCors(withApiLane(adonis))))))
     })
   }
 }
