@@ -53,9 +53,13 @@ export function withRealtime(server: Server): Server {
 
 /** The client side's WebSocket server: handshakes only (no listening, no client list). */
 let sockets: WebSocketServer | undefined
+let socketsMaxPayload = 0
 
 function socketServer(): WebSocketServer {
-  sockets ??= new WebSocketServer({
+  // Made again only when the message limit changed (tests): ws fixes it when the server is made.
+  if (sockets !== undefined && socketsMaxPayload === realtimeLimits.maxMessageBytes) return sockets
+  socketsMaxPayload = realtimeLimits.maxMessageBytes
+  sockets = new WebSocketServer({
     noServer: true,
     clientTracking: false,
     maxPayload: realtimeLimits.maxMessageBytes,
