@@ -13,6 +13,7 @@ import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { ZERO_USAGE, type Principal } from '#gateway/types'
 import { errorEvent, readResponseDone, watchedEventOf } from '#gateway/realtime/realtime_events'
 import type { RealtimeLimits } from '#gateway/realtime/realtime_limits'
+import type { UpstreamConnection } from '#gateway/realtime/upstream_socket'
 
 /** How a session ends when the gateway ends it: the close code and, for the client, an `error` event first. */
 interface Ending {
@@ -87,16 +88,21 @@ export class RealtimeSession implements InFlightWork {
     private limits: RealtimeLimits
   ) {}
 
-  /** Relays and meters from now on; the client's handshake is complete and the upstream's open. */
-  start(client: WebSocket, upstream: WebSocket, candidate: RouteCandidate) {
+  /** Relays and meters from now on; the client's handshake is complete and the upstream's open (and paused). */
+  start(client: WebSocket, connection: UpstreamConnection) {
+    const upstream = connection.socket
     this.#client = client
     this.#upstream = upstream
-    this.#candidate = candidate
+    this.#candidate = connection.candidate
     client.on('message', (data, isBinary) => this.#forward(client, upstream, data, isBinary))
-    upstream.on('message', (data, isBinary) => {
+    const fromUpstream = (data: RawData, isBinary: boolean) => {
       this.#forward(upstream, client, data, isBinary)
       if (!isBinary) this.#observe(data as Buffer)
-    })
+    }
+    connection.stopCollecting()
+    for (const frame of connection.early) fromUpstream(frame.data, frame.isBinary)
+    upstream.on('message', fromUpstream)
+    upstream.resume()
     client.on('pong', () => (this.#alive.client = true))
     upstream.on('pong', () => (this.#alive.upstream = true))
     // A 'close' follows every error.

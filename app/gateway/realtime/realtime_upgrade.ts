@@ -147,15 +147,15 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     return refuse(error, handshake, res, socket)
   }
   res.detachSocket(socket)
-  const { socket: upstreamSocket, candidate } = upstream
+  const connection = upstream
   let started = false
   socketServer().handleUpgrade(req, socket, head, (client) => {
     started = true
-    session!.start(client, upstreamSocket, candidate)
+    session!.start(client, connection)
   })
   // ws refused the handshake after all (it answered the client): the upstream is not needed.
   if (!started) {
-    upstreamSocket.terminate()
+    connection.socket.terminate()
     session!.release()
   }
 }

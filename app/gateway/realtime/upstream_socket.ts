@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { WebSocket } from 'ws'
+import { WebSocket, type RawData } from 'ws'
 import { GatewayError } from '#exceptions/gateway_error'
 import { adapterFor } from '#gateway/providers/registry'
 import type { UpstreamSocketRequest } from '#gateway/providers/provider_adapter'
@@ -24,7 +24,12 @@ const REFUSAL_BYTES = 16 * 1024
 
 export interface UpstreamConnection {
   candidate: RouteCandidate
+  /** Paused from its handshake on (the relay resumes it); frames already parsed then are in `early` */
   socket: WebSocket
+  /** Frames the upstream sent before the relay took over (its `session.created` comes at once) */
+  early: Array<{ data: RawData; isBinary: boolean }>
+  /** Stops collecting early frames (the relay's own listener takes over) */
+  stopCollecting(): void
 }
 
 export interface ConnectOptions {
@@ -73,7 +78,7 @@ export async function connectUpstream(candidates: RouteCandidate[], options: Con
     if (outcome.socket) {
       health?.success(channelId, candidate.upstreamModel)
       record('ok', 101, null)
-      return { candidate, socket: outcome.socket }
+      return { candidate, socket: outcome.socket, early: outcome.early!, stopCollecting: outcome.stopCollecting! }
     }
     if (outcome.clientGone) {
       health?.release(channelId)
@@ -123,6 +128,8 @@ export async function connectUpstream(candidates: RouteCandidate[], options: Con
 
 interface HandshakeOutcome {
   socket?: WebSocket
+  early?: UpstreamConnection['early']
+  stopCollecting?: () => void
   /** The upstream answered the upgrade with an HTTP status instead */
   status?: number
   headers?: IncomingMessage['headers']
@@ -162,7 +169,12 @@ function handshake(request: UpstreamSocketRequest, timeoutMs: number, maxPayload
     })
     socket.once('open', () => {
       if (settled) return socket.terminate()
-      settle({ socket })
+      // The upstream speaks first (session.created): nothing it says may be lost before the relay listens.
+      socket.pause()
+      const early: UpstreamConnection['early'] = []
+      const collect = (data: RawData, isBinary: boolean) => early.push({ data, isBinary })
+      socket.on('message', collect)
+      settle({ socket, early, stopCollecting: () => socket.off('message', collect) })
     })
     socket.once('unexpected-response', (upgrade, response) => {
       const chunks: Buffer[] = []
