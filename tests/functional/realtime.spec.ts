@@ -276,6 +276,25 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     await session.closed
   })
 
+  test('Azure channels: classic bases at /openai/realtime?api-version=&deployment=, v1 bases at /openai/v1/realtime?model=, with api-key', async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    await seedChannel({ name: 'azure-classic', provider: 'azure', baseUrl: `${mock.origin}/openai`, apiKey: 'azure-secret', models: ['azure-realtime'] })
+    await seedChannel({ name: 'azure-v1', provider: 'azure', baseUrl: `${backup.origin}/openai/v1`, apiKey: 'azure-secret', models: ['azure-v1-realtime'] })
+    for (const [model, upstreamMock, path] of [
+      ['azure-realtime', mock, '/openai/realtime?api-version=2025-04-01-preview&deployment=azure-realtime'],
+      ['azure-v1-realtime', backup, '/openai/v1/realtime?model=azure-v1-realtime'],
+    ] as const) {
+      const session = await connect(`/v1/realtime?model=${model}`, { headers: { authorization: `Bearer ${user.key}` } })
+      await session.next('session.created')
+      const upstream = upstreamMock.realtime.connections.at(-1)!
+      assert.equal(upstream.path, path)
+      assert.equal(upstream.headers['api-key'], 'azure-secret')
+      assert.isUndefined(upstream.headers.authorization)
+      session.ws.close()
+      await session.closed
+    }
+  })
+
   test("the openai SDK's realtime WebSocket clients (GA and beta) converse through the gateway", async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     const client = new OpenAI({ apiKey: user.key, baseURL: `${baseUrl()}/v1`, maxRetries: 0 })

@@ -101,6 +101,7 @@ export class RealtimeSession implements InFlightWork {
     }
     connection.stopCollecting()
     for (const frame of connection.early) fromUpstream(frame.data, frame.isBinary)
+    connection.early.length = 0
     upstream.on('message', fromUpstream)
     upstream.resume()
     client.on('pong', () => (this.#alive.client = true))
@@ -126,10 +127,15 @@ export class RealtimeSession implements InFlightWork {
     ).unref()
     // The shutdown's grace is over: everything ends now, nothing more is waited for.
     this.abort.signal.addEventListener('abort', () => this.#finish({ status: 503, code: 'shutting_down' }, 1001, 'gateway shutting down'))
+    // A shutdown began while the upstream was being opened.
+    if (this.#draining) this.onDrain()
   }
 
-  /** A shutdown started: the session ends at once, a response in progress first cancelled and metered. */
+  #draining = false
+
+  /** A shutdown started: the session ends now (1001), a response in progress first cancelled and metered. */
   onDrain() {
+    this.#draining = true
     if (this.#client === null) return
     this.#end({ closeCode: 1001, reason: 'gateway shutting down' })
   }
