@@ -169,6 +169,11 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.equal(noRealtime.status, 400)
     assert.deepInclude(noRealtime.body.error, { code: 'unsupported_endpoint' })
 
+    // Not a WebSocket: 426, and how to connect.
+    const plain = await fetch(`${baseUrl()}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${user.key}` } })
+    assert.equal(plain.status, 426)
+    assert.equal(((await plain.json()) as any).error.code, 'upgrade_required')
+
     const noModel = await refused('/v1/realtime', { headers: { authorization: `Bearer ${user.key}` } })
     assert.equal(noModel.status, 400)
     assert.deepInclude(noModel.body.error, { code: 'missing_model' })
