@@ -471,6 +471,19 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     await third.closed
   })
 
+  test('a client that stops answering pings is dropped, and its upstream closed', async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    realtimeLimits.heartbeatMs = 100
+    const session = await connect('/v1/realtime?model=gpt-realtime', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    const upstream = mock.realtime.connections.at(-1)!
+    // A dead network path: nothing the gateway sends is read, no pong comes back.
+    ;(session.ws as any)._socket.pause()
+    await until(() => upstream.closed !== null, 'the upstream of an unresponsive client to close')
+    assert.equal((await gateway()).service.inFlight, 0)
+    session.ws.terminate()
+  })
+
   test('a slow client pauses the upstream instead of filling the gateway (backpressure)', async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     realtimeLimits.highWaterBytes = 64 * 1024

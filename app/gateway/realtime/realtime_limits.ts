@@ -21,7 +21,8 @@ function positive(name: string, fallback: number): number {
 }
 
 export const realtimeLimits: RealtimeLimits = {
-  maxSessionMs: positive('REALTIME_MAX_SESSION_MINUTES', 60) * 60_000,
+  // A timer longer than 2^31-1 ms would fire at once: about 24 days at most.
+  maxSessionMs: Math.min(positive('REALTIME_MAX_SESSION_MINUTES', 60) * 60_000, 2 ** 31 - 1),
   maxMessageBytes: Math.floor(positive('REALTIME_MAX_MESSAGE_MB', 16) * 1024 * 1024),
   heartbeatMs: 30_000,
   cancelWaitMs: 5_000,

@@ -159,6 +159,8 @@ export class RealtimeSession implements InFlightWork {
     for (const side of ['client', 'upstream'] as const) {
       const socket = side === 'client' ? this.#client : this.#upstream
       if (socket === null || socket.readyState !== WebSocket.OPEN) continue
+      // Paused for backpressure: its pong is not read either, and its peer's slowness is not its death.
+      if (socket.isPaused) continue
       // No answer to the last ping: the peer is gone without a close (a dead network path).
       if (!this.#alive[side]) {
         socket.terminate()
@@ -239,7 +241,9 @@ export class RealtimeSession implements InFlightWork {
           principal.user.reservedPico += held
         }
       } catch (error) {
-        const refusal = clientFacing(error instanceof GatewayError ? error : GatewayError.internal())
+        // Only a refusal ends the session; a check that could not run (the database away) lets it go on.
+        if (!(error instanceof GatewayError)) return
+        const refusal = clientFacing(error)
         this.#end({
           closeCode: 1008,
           reason: refusal.code.slice(0, 100),
@@ -305,8 +309,7 @@ export class RealtimeSession implements InFlightWork {
     if (this.#cancelWait) clearTimeout(this.#cancelWait)
     for (const account of this.#responses.values()) account.close(cut.status, cut.code, ZERO_USAGE)
     this.#responses.clear()
-    // A close reason is at most 123 bytes.
-    const said = Buffer.from(reason, 'utf8').subarray(0, 123).toString('utf8')
+    const said = closeReason(reason)
     closeSocket(this.#client, closeCode, said)
     // The upstream gets the client's own close; a session the gateway ended closes it normally.
     closeSocket(this.#upstream, this.#clientGone ? closeCode : 1000, this.#clientGone ? said : '')
@@ -317,6 +320,13 @@ export class RealtimeSession implements InFlightWork {
 /** Close codes a peer may send (1005, 1006 and 1015 are only ever reported, never sent). */
 function sendable(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999)
+}
+
+/** A close reason is at most 123 bytes of UTF-8: longer ones are cut between characters. */
+function closeReason(reason: string): string {
+  let said = reason
+  while (Buffer.byteLength(said, 'utf8') > 123) said = said.slice(0, -1)
+  return said
 }
 
 function closeSocket(socket: WebSocket | null, code: number, reason: string) {
