@@ -208,6 +208,14 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.equal(session.frames.find((f) => f.toString().includes('mock.echo'))!.toString(), odd)
     assert.deepEqual([...session.events.find((e) => e.binary).binary], [0, 1, 2, 250, 255])
 
+    // The upstream's own error event is relayed without the channel's key and address.
+    session.ws.send(JSON.stringify({ type: 'mock.error' }))
+    const upstreamError = await session.next('error')
+    assert.equal(upstreamError.error.code, 'invalid_api_key')
+    assert.include(upstreamError.error.message, '[redacted]')
+    assert.notInclude(upstreamError.error.message, 'upstream-secret')
+    assert.notInclude(upstreamError.error.message, '127.0.0.1')
+
     session.ws.send(JSON.stringify({ type: 'response.create' }))
     await session.next('response.done')
     session.ws.send(JSON.stringify({ type: 'response.create', mock: { usage: { total_tokens: 30, input_tokens: 20, output_tokens: 10 } } }))

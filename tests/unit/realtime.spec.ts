@@ -20,6 +20,8 @@ test.group('Realtime: reading the upstream events metering watches', () => {
     assert.equal(watchedEventOf(frame('{"event_id":"e1","type":"response.done","response":{}}')), 'response.done')
     assert.equal(watchedEventOf(frame('{ "type" : "response.created" }')), 'response.created')
     assert.isNull(watchedEventOf(frame('{"event_id":"e1","type":"x","note":"response.done"}')))
+    assert.equal(watchedEventOf(frame({ type: 'error', error: { message: 'x' } })), 'error')
+    assert.equal(watchedEventOf(frame('{"event_id":"e1","type":"error"}')), 'error')
     assert.isNull(watchedEventOf(frame('not json "response.done"')))
   })
 

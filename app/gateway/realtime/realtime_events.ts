@@ -1,17 +1,19 @@
 import type { TokenUsage } from '#gateway/types'
 
 /**
- * Reading the upstream's server events, as little as metering needs. Most
+ * Reading the upstream's server events, as little as metering (and the
+ * concealment of the channel in the upstream's `error` events) needs. Most
  * frames are audio deltas (tens of KB of base64 each) and none of them is
  * parsed: OpenAI writes `type` first, so the type is read from the frame's
  * opening bytes; a frame that does not open so is parsed only when it names
  * one of the events metering watches.
  */
-export type WatchedEvent = 'response.created' | 'response.done'
+export type WatchedEvent = 'response.created' | 'response.done' | 'error'
 
 const TYPE_OPENING = Buffer.from('{"type":"')
 const CREATED = Buffer.from('"response.created"')
 const DONE = Buffer.from('"response.done"')
+const ERROR = Buffer.from('"error"')
 
 /** The watched event a text frame is, or null (without parsing it, as a rule: see above). */
 export function watchedEventOf(frame: Buffer): WatchedEvent | null {
@@ -21,8 +23,8 @@ export function watchedEventOf(frame: Buffer): WatchedEvent | null {
     if (end < 0) return null
     return asWatched(frame.toString('latin1', start, end))
   }
-  // Keys in another order (another server): parsed only when it may be one of the two.
-  if (frame.indexOf(DONE) < 0 && frame.indexOf(CREATED) < 0) return null
+  // Keys in another order (another server): parsed only when it may be one of them.
+  if (frame.indexOf(DONE) < 0 && frame.indexOf(CREATED) < 0 && frame.indexOf(ERROR) < 0) return null
   try {
     return asWatched(JSON.parse(frame.toString('utf8'))?.type)
   } catch {
@@ -31,7 +33,7 @@ export function watchedEventOf(frame: Buffer): WatchedEvent | null {
 }
 
 function asWatched(type: unknown): WatchedEvent | null {
-  return type === 'response.done' || type === 'response.created' ? type : null
+  return type === 'response.done' || type === 'response.created' || type === 'error' ? type : null
 }
 
 /** What a `response.done` says: the response's final status and its usage (null when it reports none). */

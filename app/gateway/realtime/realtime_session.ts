@@ -33,7 +33,8 @@ interface Cut {
  * both ways frame for frame (text and binary, untouched), and metered per
  * response.
  *
- * Relay: a frame goes on as it came; when the receiving side's send buffer
+ * Relay: a frame goes on as it came (an upstream `error` event without the
+ * channel's key and address, as HTTP relays conceal them); when the receiving side's send buffer
  * passes `highWaterBytes` the sending side is paused until that frame is
  * flushed, so a slow reader slows its peer instead of filling the gateway's
  * memory. Each side's pings are answered by ws; the gateway pings both every
@@ -96,8 +97,12 @@ export class RealtimeSession implements InFlightWork {
     this.#candidate = connection.candidate
     client.on('message', (data, isBinary) => this.#forward(client, upstream, data, isBinary))
     const fromUpstream = (data: RawData, isBinary: boolean) => {
+      const event = isBinary ? null : watchedEventOf(data as Buffer)
+      // The upstream's own error reaches the client without the channel's key and address (as HTTP's error events).
+      if (event === 'error') return this.#forward(upstream, client, this.#concealed(data as Buffer), false)
       this.#forward(upstream, client, data, isBinary)
-      if (!isBinary) this.#observe(data as Buffer)
+      if (event === 'response.created') this.#responseCreated(data as Buffer)
+      else if (event === 'response.done') this.#responseDone(data as Buffer)
     }
     connection.stopCollecting()
     for (const frame of connection.early) fromUpstream(frame.data, frame.isBinary)
@@ -171,12 +176,11 @@ export class RealtimeSession implements InFlightWork {
     }
   }
 
-  /** The upstream's text frames metering watches: response.created and response.done. */
-  #observe(frame: Buffer) {
-    const event = watchedEventOf(frame)
-    if (event === null) return
-    if (event === 'response.created') this.#responseCreated(frame)
-    else this.#responseDone(frame)
+  /** An upstream error event's bytes, rewritten only when they name the channel's key, extra headers or address. */
+  #concealed(frame: Buffer): Buffer {
+    const text = frame.toString('utf8')
+    const concealed = withoutChannelSecrets(text, this.#candidate!.channel)
+    return concealed === text ? frame : Buffer.from(concealed)
   }
 
   #responseCreated(frame: Buffer) {
