@@ -120,8 +120,12 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
       throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
     }
     session = new RealtimeSession(gw, principal, rawKey!, model, tags, realtimeLimits)
-    // In flight like a request: refused while draining or at the bound; a shutdown waits for it.
-    session.release = gw.service.admitSession(session)
+    try {
+      // In flight like a request: refused while draining or at the bound (no row, as an HTTP call's 503); a shutdown waits for it.
+      session.release = gw.service.admitSession(session)
+    } catch (error) {
+      return refuse(error, handshake, res, socket)
+    }
     const connecting = new AbortController()
     const gone = () => connecting.abort()
     socket.once('close', gone)
