@@ -1,5 +1,10 @@
 import { test } from '@japa/runner'
 import net from 'node:net'
+import ace from '@adonisjs/core/services/ace'
+import db from '@adonisjs/lucid/services/db'
+import PriceSet from '#commands/price_set'
+import { createUser } from '#actions/create_user'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { WebSocket } from 'ws'
 import OpenAI from 'openai'
 import { OpenAIRealtimeWS } from 'openai/realtime/ws'
@@ -8,7 +13,7 @@ import { parallelInFlight } from '#gateway/limits/parallel_requests'
 import { realtimeLimits } from '#gateway/realtime/realtime_limits'
 import { DEFAULT_REALTIME_USAGE } from '#tests/fixtures/mock_upstream/openai_realtime'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { balanceAndLedger, baseUrl, gateway, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, gateway, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 
 /** A WebSocket client of the gateway with every event it received, in order. */
@@ -123,7 +128,7 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     await resetDatabase()
     mock = await startMock()
     backup = await startMock()
-    await seedChannel({ name: 'realtime-main', baseUrl: mock.url, models: ['gpt-realtime', 'gpt-4o-realtime-preview'], priority: 10, modelMapping: { 'gpt-4o-realtime-preview': 'gpt-4o-realtime-preview-2025-06-03' } })
+    await seedChannel({ name: 'realtime-main', baseUrl: mock.url, models: ['gpt-realtime', 'gpt-4o-realtime-preview', 'gpt-realtime-mini'], priority: 10, modelMapping: { 'gpt-4o-realtime-preview': 'gpt-4o-realtime-preview-2025-06-03' } })
     await seedChannel({ name: 'realtime-backup', baseUrl: backup.url, models: ['gpt-realtime'], priority: 1 })
     await seedChannel({ name: 'chat-only', provider: 'openrouter', baseUrl: mock.url, models: ['chat-model'] })
     await seedPrice('gpt-realtime', '4', '16')
@@ -240,6 +245,40 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.equal(ledger, balance)
     assert.deepEqual(await ledgerProblems(), [])
     assert.equal(DEFAULT_REALTIME_USAGE.input_tokens, 1200)
+  })
+
+  test("audio tokens at the model's audio prices (price:set --audio-input / --audio-output, the panel's Prices form)", async ({ assert }) => {
+    const command = await ace.create(PriceSet, ['--model', 'gpt-realtime-mini', '--input', '5', '--output', '20', '--cache-read', '2.5', '--audio-input', '40', '--audio-output', '80'])
+    ace.ui.switchMode('raw')
+    await command.exec()
+    command.assertSucceeded()
+    await refreshCaches()
+    const user = await seedUser({ balance: '5' })
+    const session = await connect('/v1/realtime?model=gpt-realtime-mini', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    session.ws.send(JSON.stringify({ type: 'response.create' }))
+    await session.next('response.done')
+    session.ws.close()
+    await session.closed
+    const [row] = await usageRows(user.userId)
+    // 1,200 in (200 text, 1,000 audio; 300 cached: 100 text, 200 audio), 640 out (40 text, 600 audio):
+    // 100 text x $5 + 800 audio x $40 + 300 cached x $2.5, 40 text x $20 + 600 audio x $80 (per 1M).
+    const cost = (100n * 5n + 800n * 40n) * 1_000_000n + 300n * 2_500_000n + (40n * 20n + 600n * 80n) * 1_000_000n
+    assert.equal(row.cost, usd(cost))
+    assert.equal(row.cost, '0.082050000000')
+    assert.deepEqual(await ledgerProblems(), [])
+
+    // The panel's form sets them, lists them and carries them into its edit form.
+    const email = `realtime-admin-${Date.now()}@test.local`
+    await createUser({ email, password: 'admin-password', role: 'admin' })
+    const panel = new PanelClient()
+    await panel.login(email, 'admin-password')
+    await panel.get('/admin/prices')
+    await panel.post('/admin/prices', { model: 'gpt-realtime-panel', input: '4', output: '16', audioInput: '32', audioOutput: '64' })
+    const saved = await db.from('model_prices').where('model_pattern', 'gpt-realtime-panel').first()
+    assert.deepInclude(saved, { audio_input_per_million: '32.000000', audio_output_per_million: '64.000000' })
+    assert.include(textOf((await panel.get('/admin/prices')).html), '$32.00 / $64.00 per 1M tokens')
+    assert.include((await panel.get(`/admin/prices?edit=${saved.id}`)).html, 'value="32"')
   })
 
   test("a mapped model goes up as the channel's name; the beta header goes up when the client sent it", async ({ assert }) => {

@@ -4,6 +4,8 @@ import type { Catalog } from '#gateway/catalog'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { readResponseDone, realtimeUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
 import { chooseProtocol } from '#gateway/realtime/realtime_handshake'
+import { costOf, isPriced, priceForPlan } from '#gateway/metering/pricing'
+import type { PlanInfo, PriceInfo, TokenUsage } from '#gateway/types'
 
 const frame = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value))
 
@@ -45,7 +47,17 @@ test.group('Realtime: reading the upstream events metering watches', () => {
     assert.deepEqual(done, {
       id: 'resp_1',
       status: 'cancelled',
-      usage: { promptTokens: 1200, completionTokens: 640, totalTokens: 1840, cachedTokens: 300, reasoningTokens: 0, estimated: false },
+      usage: {
+        promptTokens: 1200,
+        completionTokens: 640,
+        totalTokens: 1840,
+        cachedTokens: 300,
+        reasoningTokens: 0,
+        audioPromptTokens: 1000,
+        cachedAudioTokens: 0,
+        audioCompletionTokens: 600,
+        estimated: false,
+      },
     })
     assert.isNull(realtimeUsage(null))
     assert.deepInclude(realtimeUsage({ input_tokens: -5, output_tokens: 'x', input_token_details: { cached_tokens: 9 } })!, {
@@ -60,6 +72,45 @@ test.group('Realtime: reading the upstream events metering watches', () => {
     assert.equal(chooseProtocol(new Set(['openai-insecure-api-key.sk-1', 'realtime', 'openai-beta.realtime-v1'])), 'realtime')
     assert.equal(chooseProtocol(new Set(['openai-insecure-api-key.sk-1', 'openai-beta.realtime-v1'])), 'openai-beta.realtime-v1')
     assert.isFalse(chooseProtocol(new Set(['openai-insecure-api-key.sk-1'])))
+  })
+})
+
+test.group('Realtime: audio token prices', () => {
+  const M = 1_000_000n
+  const usage: TokenUsage = {
+    promptTokens: 1200,
+    completionTokens: 640,
+    totalTokens: 1840,
+    cachedTokens: 300,
+    reasoningTokens: 0,
+    audioPromptTokens: 1000,
+    cachedAudioTokens: 200,
+    audioCompletionTokens: 600,
+    estimated: false,
+  }
+  const text: PriceInfo = { pattern: 'm', inputPico: 5n * M, outputPico: 20n * M, specificity: 1 }
+
+  test('without audio prices, audio tokens cost the token prices', ({ assert }) => {
+    assert.equal(costOf(text, usage), 1200n * 5n * M + 640n * 20n * M)
+  })
+
+  test('with them, audio tokens cost the audio prices; cached ones the cache-read price when set, else the audio input price', ({ assert }) => {
+    const audio = { ...text, audioInputPico: 40n * M, audioOutputPico: 80n * M }
+    assert.equal(costOf(audio, usage), (200n * 5n + 1000n * 40n + 40n * 20n + 600n * 80n) * M)
+    const cached = { ...audio, cacheReadPico: 2_500_000n }
+    assert.equal(costOf(cached, usage), (100n * 5n + 800n * 40n + 40n * 20n + 600n * 80n) * M + 300n * 2_500_000n)
+    // Only an output audio price: audio input at the input price.
+    assert.equal(costOf({ ...text, audioOutputPico: 80n * M }, usage), (1200n * 5n + 40n * 20n + 600n * 80n) * M)
+    // Counts past their totals are not believed past them.
+    assert.equal(costOf(audio, { ...usage, audioPromptTokens: 9999, audioCompletionTokens: 9999 }), (1200n * 40n + 640n * 80n) * M)
+  })
+
+  test('audio prices alone make a model priced, and a plan multiplier scales them', ({ assert }) => {
+    assert.isTrue(isPriced({ pattern: 'm', inputPico: 0n, outputPico: 0n, audioInputPico: 1n, specificity: 1 }))
+    const plan = { priceRatio: 5000n, scaledPrices: new WeakMap() } as unknown as PlanInfo
+    const scaled = priceForPlan({ ...text, audioInputPico: 40n * M, audioOutputPico: 80n * M }, plan)!
+    assert.equal(scaled.audioInputPico, 20n * M)
+    assert.equal(scaled.audioOutputPico, 40n * M)
   })
 })
 

@@ -59,21 +59,26 @@ export function readResponseDone(frame: Buffer): ResponseDone {
 /**
  * `response.usage` of the Realtime API as the meter's counts: input_tokens
  * (text, audio and image tokens, the cached ones included) and output_tokens
- * (text and audio), cached_tokens from input_token_details. Audio tokens
- * are in these totals and billed at the model's token prices (README,
- * "Realtime metering").
+ * (text and audio), cached_tokens from input_token_details; the audio
+ * tokens among them (input_token_details.audio_tokens, its
+ * cached_tokens_details.audio_tokens, output_token_details.audio_tokens),
+ * billed at the model's audio prices when it has them (pricing.ts).
  */
 export function realtimeUsage(usage: any): TokenUsage | null {
   if (usage === null || typeof usage !== 'object') return null
   const input = count(usage.input_tokens)
   const output = count(usage.output_tokens)
-  const total = count(usage.total_tokens)
+  const cached = Math.min(count(usage.input_token_details?.cached_tokens), input)
+  const audioInput = Math.min(count(usage.input_token_details?.audio_tokens), input)
   return {
     promptTokens: input,
     completionTokens: output,
-    totalTokens: total > 0 ? total : input + output,
-    cachedTokens: Math.min(count(usage.input_token_details?.cached_tokens), input),
+    totalTokens: input + output,
+    cachedTokens: cached,
     reasoningTokens: 0,
+    audioPromptTokens: audioInput,
+    cachedAudioTokens: Math.min(count(usage.input_token_details?.cached_tokens_details?.audio_tokens), cached, audioInput),
+    audioCompletionTokens: Math.min(count(usage.output_token_details?.audio_tokens), output),
     estimated: false,
   }
 }

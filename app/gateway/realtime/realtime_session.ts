@@ -219,7 +219,11 @@ export class RealtimeSession implements InFlightWork {
     account.attempts.push({ attempt: 1, channelId: candidate.channel.id, status: 101, outcome: 'ok', error: null, latencyMs: 0 })
     const price = priceForPlan(this.gateway.catalog.priceFor(this.model), this.principal.plan)
     account.price = price
-    if (isPriced(price)) account.reserve(holdAtPrice(price, 0, DEFAULT_COMPLETION_ALLOWANCE))
+    // A response may be all audio: its estimate is held at the dearer of the output prices.
+    if (isPriced(price)) {
+      const audio = price!.audioOutputPico
+      account.reserve(holdAtPrice(audio !== undefined && audio > price!.outputPico ? { ...price!, outputPico: audio } : price, 0, DEFAULT_COMPLETION_ALLOWANCE))
+    }
     const { plan } = this.principal
     if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) account.reserveTokens(0, DEFAULT_COMPLETION_ALLOWANCE)
     return account
