@@ -5,6 +5,7 @@ import db from '@adonisjs/lucid/services/db'
 import PriceSet from '#commands/price_set'
 import { createUser } from '#actions/create_user'
 import { PanelClient, textOf } from '#tests/panel_client'
+import { PageClient, htmlText } from '#tests/page_client'
 import { WebSocket } from 'ws'
 import OpenAI from 'openai'
 import { OpenAIRealtimeWS } from 'openai/realtime/ws'
@@ -279,6 +280,9 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.deepInclude(saved, { audio_input_per_million: '32.000000', audio_output_per_million: '64.000000' })
     assert.include(textOf((await panel.get('/admin/prices')).html), '$32.00 / $64.00 per 1M tokens')
     assert.include((await panel.get(`/admin/prices?edit=${saved.id}`)).html, 'value="32"')
+    // The public pricing page says what audio costs.
+    await refreshCaches()
+    assert.include(htmlText((await new PageClient().get('/pricing')).body), 'audio $40.00 in / $80.00 out per million tokens')
   })
 
   test("a mapped model goes up as the channel's name; the beta header goes up when the client sent it", async ({ assert }) => {
