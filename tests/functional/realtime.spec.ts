@@ -4,6 +4,7 @@ import ace from '@adonisjs/core/services/ace'
 import db from '@adonisjs/lucid/services/db'
 import PriceSet from '#commands/price_set'
 import { createUser } from '#actions/create_user'
+import { setPrice } from '#actions/set_price'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { PageClient, htmlText } from '#tests/page_client'
 import { WebSocket } from 'ws'
@@ -283,6 +284,36 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     // The public pricing page says what audio costs.
     await refreshCaches()
     assert.include(htmlText((await new PageClient().get('/pricing')).body), 'audio $40.00 in / $80.00 out per million tokens')
+  })
+
+  test("the transcription of the user's audio is metered apart, at the transcription model's prices", async ({ assert }) => {
+    await seedPrice('gpt-4o-transcribe', '2.5', '10')
+    await setPrice({ model: 'whisper-1', input: '0', output: '0', perSecond: '0.0001' })
+    await refreshCaches()
+    const user = await seedUser({ balance: '5' })
+    const session = await connect('/v1/realtime?model=gpt-realtime', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    // The GA shape of the setting; the upstream's session.updated says which model transcribes.
+    session.ws.send(JSON.stringify({ type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } } }))
+    await session.next('session.updated')
+    session.ws.send(JSON.stringify({ type: 'mock.transcribe' }))
+    await session.next('conversation.item.input_audio_transcription.completed')
+    // The beta shape, whisper-1, billed per second.
+    session.ws.send(JSON.stringify({ type: 'session.update', session: { input_audio_transcription: { model: 'whisper-1' } } }))
+    await until(() => session.events.filter((e) => e.type === 'session.updated').length === 2, 'the second session.updated')
+    session.ws.send(JSON.stringify({ type: 'mock.transcribe', usage: { type: 'duration', seconds: 2.5 } }))
+    await until(() => session.events.filter((e) => e.type === 'conversation.item.input_audio_transcription.completed').length === 2, 'the second transcription')
+    session.ws.close()
+    await session.closed
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(
+      rows.map((r: any) => [r.endpoint, r.model, r.prompt_tokens, r.completion_tokens, r.audio_seconds, r.cost]),
+      [
+        ['realtime.transcription', 'gpt-4o-transcribe', 50, 10, null, usd(50n * 2_500_000n + 10n * 10_000_000n)],
+        ['realtime.transcription', 'whisper-1', 0, 0, '2.500', usd(2500n * 100_000_000n / 1000n)],
+      ]
+    )
+    assert.deepEqual(await ledgerProblems(), [])
   })
 
   test("a mapped model goes up as the channel's name; the beta header goes up when the client sent it", async ({ assert }) => {

@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import { GatewayService } from '#gateway/gateway_service'
 import type { Catalog } from '#gateway/catalog'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
-import { readResponseDone, realtimeUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
+import { readResponseDone, realtimeUsage, transcriptionModelOf, transcriptionUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
 import { chooseProtocol } from '#gateway/realtime/realtime_handshake'
 import { costOf, isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { PlanInfo, PriceInfo, TokenUsage } from '#gateway/types'
@@ -72,6 +72,26 @@ test.group('Realtime: reading the upstream events metering watches', () => {
     assert.equal(chooseProtocol(new Set(['openai-insecure-api-key.sk-1', 'realtime', 'openai-beta.realtime-v1'])), 'realtime')
     assert.equal(chooseProtocol(new Set(['openai-insecure-api-key.sk-1', 'openai-beta.realtime-v1'])), 'openai-beta.realtime-v1')
     assert.isFalse(chooseProtocol(new Set(['openai-insecure-api-key.sk-1'])))
+  })
+})
+
+test.group('Realtime: session settings and transcription usage', () => {
+  test('the transcription model of a session event, GA or beta shape', ({ assert }) => {
+    assert.equal(transcriptionModelOf(frame({ type: 'session.updated', session: { audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } } })), 'gpt-4o-transcribe')
+    assert.equal(transcriptionModelOf(frame({ type: 'session.created', session: { input_audio_transcription: { model: 'whisper-1' } } })), 'whisper-1')
+    assert.isNull(transcriptionModelOf(frame({ type: 'session.updated', session: { input_audio_transcription: null } })))
+    assert.isNull(transcriptionModelOf(frame({ type: 'session.updated', session: { audio: { input: { transcription: null } } } })))
+    assert.isUndefined(transcriptionModelOf(frame({ type: 'session.updated', session: { instructions: 'x' } })))
+  })
+
+  test('a transcription reports tokens or seconds', ({ assert }) => {
+    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'tokens', input_tokens: 50, output_tokens: 10, input_token_details: { audio_tokens: 50 } } }))!, {
+      promptTokens: 50,
+      completionTokens: 10,
+      audioPromptTokens: 50,
+    })
+    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'duration', seconds: 2.5 } }))!, { audioMillis: 2500, promptTokens: 0 })
+    assert.isNull(transcriptionUsage(frame({ transcript: 'x' })))
   })
 })
 

@@ -6,14 +6,24 @@ import type { TokenUsage } from '#gateway/types'
  * frames are audio deltas (tens of KB of base64 each) and none of them is
  * parsed: OpenAI writes `type` first, so the type is read from the frame's
  * opening bytes; a frame that does not open so is parsed only when it names
- * one of the events metering watches.
+ * one of the events metering watches. Only the few watched events (a
+ * response's start and end, the session's settings, a transcription's
+ * usage, errors) are ever parsed.
  */
-export type WatchedEvent = 'response.created' | 'response.done' | 'error'
+/** The server events the gateway reads; every other frame is relayed unread. */
+const WATCHED = [
+  'response.created',
+  'response.done',
+  'error',
+  'session.created',
+  'session.updated',
+  'conversation.item.input_audio_transcription.completed',
+] as const
+export type WatchedEvent = (typeof WATCHED)[number]
 
+const WATCHED_TYPES = new Set<string>(WATCHED)
 const TYPE_OPENING = Buffer.from('{"type":"')
-const CREATED = Buffer.from('"response.created"')
-const DONE = Buffer.from('"response.done"')
-const ERROR = Buffer.from('"error"')
+const QUOTED_TYPES = WATCHED.map((type) => Buffer.from(`"${type}"`))
 
 /** The watched event a text frame is, or null (without parsing it, as a rule: see above). */
 export function watchedEventOf(frame: Buffer): WatchedEvent | null {
@@ -24,7 +34,7 @@ export function watchedEventOf(frame: Buffer): WatchedEvent | null {
     return asWatched(frame.toString('latin1', start, end))
   }
   // Keys in another order (another server): parsed only when it may be one of them.
-  if (frame.indexOf(DONE) < 0 && frame.indexOf(CREATED) < 0 && frame.indexOf(ERROR) < 0) return null
+  if (!QUOTED_TYPES.some((quoted) => frame.indexOf(quoted) >= 0)) return null
   try {
     return asWatched(JSON.parse(frame.toString('utf8'))?.type)
   } catch {
@@ -33,7 +43,58 @@ export function watchedEventOf(frame: Buffer): WatchedEvent | null {
 }
 
 function asWatched(type: unknown): WatchedEvent | null {
-  return type === 'response.done' || type === 'response.created' || type === 'error' ? type : null
+  return typeof type === 'string' && WATCHED_TYPES.has(type) ? (type as WatchedEvent) : null
+}
+
+/**
+ * The input audio transcription model a `session.created` / `session.updated`
+ * names: the GA shape's `session.audio.input.transcription.model`, the
+ * beta's `session.input_audio_transcription.model`; null when transcription
+ * is off, undefined when the event does not say.
+ */
+export function transcriptionModelOf(frame: Buffer): string | null | undefined {
+  let session: any
+  try {
+    session = JSON.parse(frame.toString('utf8'))?.session
+  } catch {
+    return undefined
+  }
+  if (session === null || typeof session !== 'object') return undefined
+  const setting = session.audio?.input !== undefined ? session.audio.input.transcription : session.input_audio_transcription
+  if (setting === undefined) return undefined
+  return typeof setting?.model === 'string' && setting.model !== '' ? setting.model : null
+}
+
+/**
+ * The usage a `conversation.item.input_audio_transcription.completed`
+ * reports (OpenAI bills the transcription of the user's audio apart, at the
+ * transcription model's prices): tokens (gpt-4o-transcribe: input tokens,
+ * audio among them, and output tokens) or seconds of audio (whisper-1);
+ * null when it reports none.
+ */
+export function transcriptionUsage(frame: Buffer): TokenUsage | null {
+  let usage: any
+  try {
+    usage = JSON.parse(frame.toString('utf8'))?.usage
+  } catch {
+    return null
+  }
+  if (usage === null || typeof usage !== 'object') return null
+  if (usage.type === 'duration') {
+    const seconds = typeof usage.seconds === 'number' && Number.isFinite(usage.seconds) && usage.seconds > 0 ? usage.seconds : 0
+    return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, audioMillis: Math.round(seconds * 1000), estimated: false }
+  }
+  const input = count(usage.input_tokens)
+  const output = count(usage.output_tokens)
+  return {
+    promptTokens: input,
+    completionTokens: output,
+    totalTokens: input + output,
+    cachedTokens: 0,
+    reasoningTokens: 0,
+    audioPromptTokens: Math.min(count(usage.input_token_details?.audio_tokens), input),
+    estimated: false,
+  }
 }
 
 /** What a `response.done` says: the response's final status and its usage (null when it reports none). */

@@ -11,7 +11,7 @@ import { clientFacing } from '#gateway/http/client_message'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { ZERO_USAGE, type Principal } from '#gateway/types'
-import { errorEvent, readResponseDone, watchedEventOf } from '#gateway/realtime/realtime_events'
+import { errorEvent, readResponseDone, transcriptionModelOf, transcriptionUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
 import type { RealtimeLimits } from '#gateway/realtime/realtime_limits'
 import type { UpstreamConnection } from '#gateway/realtime/upstream_socket'
 
@@ -103,6 +103,11 @@ export class RealtimeSession implements InFlightWork {
       this.#forward(upstream, client, data, isBinary)
       if (event === 'response.created') this.#responseCreated(data as Buffer)
       else if (event === 'response.done') this.#responseDone(data as Buffer)
+      else if (event === 'conversation.item.input_audio_transcription.completed') this.#transcribed(data as Buffer)
+      else if (event === 'session.created' || event === 'session.updated') {
+        const model = transcriptionModelOf(data as Buffer)
+        if (model !== undefined) this.#transcriptionModel = model
+      }
     }
     connection.stopCollecting()
     for (const frame of connection.early) fromUpstream(frame.data, frame.isBinary)
@@ -206,6 +211,31 @@ export class RealtimeSession implements InFlightWork {
     this.#checkStanding()
   }
 
+  /** The input audio transcription model the upstream says the session uses (session.created / updated) */
+  #transcriptionModel: string | null = null
+
+  /**
+   * The transcription of the user's audio, which OpenAI bills apart at the
+   * transcription model's prices (tokens, or seconds for whisper-1): its own
+   * row (endpoint `realtime.transcription`), named after that model (the
+   * session's model when the upstream never said which).
+   */
+  #transcribed(frame: Buffer) {
+    const usage = transcriptionUsage(frame)
+    if (usage === null) return
+    const model = this.#transcriptionModel ?? this.model
+    const account = this.gateway.service.responseAccount(this.principal, 'realtime.transcription')
+    const candidate = this.#candidate!
+    account.model = model
+    account.tags = this.tags
+    account.channelId = candidate.channel.id
+    account.provider = candidate.channel.provider
+    account.servedModel = model
+    account.attempts.push({ attempt: 1, channelId: candidate.channel.id, status: 101, outcome: 'ok', error: null, latencyMs: 0 })
+    account.price = priceForPlan(this.gateway.catalog.priceFor(model), this.principal.plan)
+    account.close(200, null, usage)
+  }
+
   /** The account of one response, priced and holding its estimate as an HTTP call of the model would. */
   #openResponse(): RequestAccount {
     const account = this.gateway.service.responseAccount(this.principal, 'realtime')
@@ -276,9 +306,12 @@ export class RealtimeSession implements InFlightWork {
   }
 
   #upstreamClosed(code: number, reason: Buffer) {
-    const said = withoutChannelSecrets(reason.toString('utf8'), this.#candidate!.channel)
     // A response the upstream never finished: nothing reported, nothing to bill.
-    this.#finish({ status: 502, code: 'upstream_closed' }, sendable(code) ? code : code === 1005 ? 1000 : 1014, said || 'upstream closed the connection')
+    const cut = { status: 502, code: 'upstream_closed' }
+    // Closed while the gateway was ending the session: the client gets the gateway's reason.
+    if (this.#ending !== null) return this.#finish(cut, this.#ending.closeCode, this.#ending.reason)
+    const said = withoutChannelSecrets(reason.toString('utf8'), this.#candidate!.channel)
+    this.#finish(cut, sendable(code) ? code : code === 1005 ? 1000 : 1014, said || 'upstream closed the connection')
   }
 
   /**
