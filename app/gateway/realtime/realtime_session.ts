@@ -7,6 +7,7 @@ import type { InFlightWork } from '#gateway/gateway_service'
 import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { DEFAULT_COMPLETION_ALLOWANCE, holdAtPrice } from '#gateway/metering/reservation'
+import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
 import { clientFacing } from '#gateway/http/client_message'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
@@ -270,13 +271,19 @@ export class RealtimeSession implements InFlightWork {
       try {
         const principal = await resolvePrincipal(this.gateway.catalog, this.rawKey)
         this.principal = principal
-        // authorizeModel counts the holds of the responses in progress: this session's own are not others'.
+        // authorizeModel counts what requests in flight hold: this session's own responses are not others'.
+        const { user, key, plan } = principal
         const held = this.#heldHere()
-        principal.user.reservedPico -= held
+        const heldTokens = plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null) ? this.#responses.size * DEFAULT_COMPLETION_ALLOWANCE : 0
+        user.reservedPico -= held
+        user.reservedOutputTokens -= heldTokens
+        if (key.spendLimitPico !== null) releaseOnKey(key.id, held)
         try {
           authorizeModel(this.gateway.catalog, principal, this.model)
         } finally {
-          principal.user.reservedPico += held
+          user.reservedPico += held
+          user.reservedOutputTokens += heldTokens
+          if (key.spendLimitPico !== null) holdOnKey(key.id, held)
         }
       } catch (error) {
         // Only a refusal ends the session; a check that could not run (the database away) lets it go on.
