@@ -523,7 +523,8 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     await session.next('session.created')
     const upstream = mock.realtime.connections.at(-1)!
     for (let i = 1; i <= 4; i++) {
-      session.ws.send(JSON.stringify({ type: 'response.create' }))
+      // Events 30 ms apart: the check when a response starts runs while it is in progress (its hold taken).
+      session.ws.send(JSON.stringify({ type: 'response.create', mock: { delay_ms: 30 } }))
       await until(() => session.events.filter((e) => e.type === 'response.done').length === i, `response ${i}`)
     }
     const error = await session.next('error')
