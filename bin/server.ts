@@ -45,6 +45,8 @@ let deferExpectContinue: typeof import('#gateway/http/expect_continue').deferExp
 let closeSilentSockets: typeof import('#gateway/http/silent_sockets').closeSilentSockets | undefined
 /** CORS for browser clients of the API (app/gateway/http/cors.ts) */
 let withCors: typeof import('#gateway/http/cors').withCors | undefined
+/** OpenAI's Realtime API: WebSocket upgrades of /v1/realtime (app/gateway/realtime/realtime_upgrade.ts) */
+let withRealtime: typeof import('#gateway/realtime/realtime_upgrade').withRealtime | undefined
 /** The graceful stop (SIGTERM's), also run when the start fails once the server listens */
 let stopGateway: (() => Promise<void>) | undefined
 
@@ -59,6 +61,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       ;({ withCors } = await import('#gateway/http/cors'))
       ;({ deferExpectContinue } = await import('#gateway/http/expect_continue'))
       ;({ closeSilentSockets } = await import('#gateway/http/silent_sockets'))
+      ;({ withRealtime } = await import('#gateway/realtime/realtime_upgrade'))
     })
     // Graceful stop: refuse new API requests at once, give in-flight ones
     // SHUTDOWN_GRACE_MS to finish, then the provider flushes metering.
@@ -87,7 +90,7 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
   })
   .httpServer()
   .start((adonis) =>
-    answerClientErrors!(closeSilentSockets!(deferExpectContinue!(withListenBacklog(createServer(withCors!(withApiLane!(adonis)))))))
+    withRealtime!(answerClientErrors!(closeSilentSockets!(deferExpectContinue!(withListenBacklog(createServer(withCors!(withApiLane!(adonis))))))))
   )
   .catch(async (error) => {
     process.exitCode = 1

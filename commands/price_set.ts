@@ -35,6 +35,12 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per 1M prompt tokens written to the provider cache (default: the input price)' })
   declare cacheWrite?: string
 
+  @flags.string({ description: 'USD per 1M audio input tokens (realtime models; default: the input price), e.g. 32' })
+  declare audioInput?: string
+
+  @flags.string({ description: 'USD per 1M audio output tokens (realtime models; default: the output price), e.g. 64' })
+  declare audioOutput?: string
+
   async execute() {
     const input = await setPriceValidator.validate({
       model: this.model,
@@ -46,6 +52,8 @@ export default class PriceSet extends AdminCommand {
       perRequest: this.perRequest,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
+      audioInput: this.audioInput,
+      audioOutput: this.audioOutput,
     })
     const price = await setPrice(input)
     this.logger.success(
@@ -55,7 +63,9 @@ export default class PriceSet extends AdminCommand {
         (input.perCharacter ? `, $${input.perCharacter}/character` : '') +
         (input.perRequest ? `, $${input.perRequest}/request` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
-        (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '')
+        (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '') +
+        (input.audioInput ? `, $${input.audioInput}/1M audio input` : '') +
+        (input.audioOutput ? `, $${input.audioOutput}/1M audio output` : '')
     )
   }
 }

@@ -13,6 +13,7 @@ const BalanceController = () => import('#controllers/api/balance_controller')
 const StatusController = () => import('#controllers/api/status_controller')
 const MessagesController = () => import('#controllers/api/messages_controller')
 const ResponsesController = () => import('#controllers/api/responses_controller')
+const RealtimeController = () => import('#controllers/api/realtime_controller')
 const GeminiController = () => import('#controllers/api/gemini_controller')
 const EmbeddingsController = () => import('#controllers/api/embeddings_controller')
 const ImagesController = () => import('#controllers/api/images_controller')
@@ -172,6 +173,9 @@ router.post('/rerank', [RerankController, 'store']).as('rerank').use(middleware.
 
 /** Codex's WebSocket attempt: answered before key auth so it falls back to HTTP. */
 router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.upgrade')
+
+/** The Realtime API asked without a WebSocket upgrade (the upgrades never reach the router). */
+router.get('/v1/realtime', [RealtimeController, 'withoutUpgrade']).as('v1.realtime.without_upgrade')
 
 router.get('/api/status', [StatusController, 'show']).as('status')
 

@@ -54,9 +54,10 @@ export const configureSuite: Config['configureSuite'] = (suite) => {
       const { withCors } = await import('#gateway/http/cors')
       const { deferExpectContinue } = await import('#gateway/http/expect_continue')
       const { closeSilentSockets } = await import('#gateway/http/silent_sockets')
+      const { withRealtime } = await import('#gateway/realtime/realtime_upgrade')
       return testUtils
         .httpServer()
-        .start((adonis) => answerClientErrors(closeSilentSockets(deferExpectContinue(createServer(withCors(withApiLane(adonis)))))))
+        .start((adonis) => withRealtime(answerClientErrors(closeSilentSockets(deferExpectContinue(createServer(withCors(withApiLane(adonis))))))))
     })
   }
 }

@@ -13,6 +13,8 @@ function priceSnapshot(price: ModelPrice | null) {
     perRequest: price?.perRequest ? trim(price.perRequest) : null,
     cacheRead: price?.cacheReadPerMillion ? trim(price.cacheReadPerMillion) : null,
     cacheWrite: price?.cacheWritePerMillion ? trim(price.cacheWritePerMillion) : null,
+    audioInput: price?.audioInputPerMillion ? trim(price.audioInputPerMillion) : null,
+    audioOutput: price?.audioOutputPerMillion ? trim(price.audioOutputPerMillion) : null,
   }
 }
 
@@ -37,6 +39,9 @@ export async function setPrice(
     /** USD per 1M cached prompt tokens read / written; null = the input price, undefined = unchanged */
     cacheRead?: string | null
     cacheWrite?: string | null
+    /** USD per 1M audio input / output tokens (realtime); null = the token prices, undefined = unchanged */
+    audioInput?: string | null
+    audioOutput?: string | null
   },
   actor: Actor = cliActor()
 ) {
@@ -53,6 +58,8 @@ export async function setPrice(
     if (input.perRequest !== undefined) price.perRequest = input.perRequest
     if (input.cacheRead !== undefined) price.cacheReadPerMillion = input.cacheRead
     if (input.cacheWrite !== undefined) price.cacheWritePerMillion = input.cacheWrite
+    if (input.audioInput !== undefined) price.audioInputPerMillion = input.audioInput
+    if (input.audioOutput !== undefined) price.audioOutputPerMillion = input.audioOutput
     price.useTransaction(trx)
     await price.save()
     const after = priceSnapshot(price)

@@ -80,8 +80,8 @@ export type ChatCall = Omit<GenerateCall, 'ingress'>
 export class GatewayService {
   #router: ChannelRouter | null = null
   #routerVersion = -1
-  /** Requests admitted and not yet metered (graceful shutdown waits for them) */
-  #inFlight = new Set<RequestAccount>()
+  /** Requests admitted and not yet metered, and realtime sessions open (graceful shutdown waits for them) */
+  #inFlight = new Set<InFlightWork>()
   #draining = false
   #drained: (() => void) | null = null
   /** Admission bound: requests beyond it are refused with 503 */
@@ -124,6 +124,33 @@ export class GatewayService {
     return this.#inFlight.size
   }
 
+  /**
+   * A realtime session (WebSocket /v1/realtime): admitted like a request (503
+   * while draining or at the in-flight bound), held in flight until `release`
+   * is called, aborted when a shutdown's grace ends; `onDrain` is told when a
+   * shutdown starts (a session ends at its next quiet moment). Its responses
+   * are metered on accounts of their own (responseAccount).
+   */
+  admitSession(session: InFlightWork): () => void {
+    if (this.#draining) throw new GatewayError(503, 'shutting_down', 'The gateway is shutting down', 'service_unavailable')
+    if (this.#inFlight.size - this.#receiving >= this.maxInFlight) throw tooManyInFlight()
+    this.#inFlight.add(session)
+    this.admitted++
+    return () => {
+      if (!this.#inFlight.delete(session)) return
+      if (this.#inFlight.size === 0) this.#drained?.()
+    }
+  }
+
+  /**
+   * The account of one response of an admitted realtime session: metered as
+   * any request is (its row, its charge, the key's token windows), outside the
+   * in-flight count (the session holds that place) and never refused.
+   */
+  responseAccount(principal: Principal, endpoint: string): RequestAccount {
+    return new RequestAccount(this.meter, principal, endpoint, onAccountClosed)
+  }
+
   /** Requests in flight whose body is still arriving (receiveBody) */
   #receiving = 0
 
@@ -154,6 +181,7 @@ export class GatewayService {
   startDraining(graceMs?: number) {
     if (this.#draining) return
     this.#draining = true
+    for (const work of this.#inFlight) work.onDrain?.()
     if (graceMs !== undefined) {
       setTimeout(() => {
         for (const account of this.#inFlight) account.abort.abort()
@@ -505,6 +533,14 @@ export class GatewayService {
     else if (outcome.error) account.close(200, 'stream_interrupted', usage)
     else account.close(200, null, usage)
   }
+}
+
+/** What is in flight: a request's account, or a realtime session (admitSession). */
+export interface InFlightWork {
+  /** Aborted when a shutdown's grace period ends */
+  readonly abort: AbortController
+  /** A shutdown started: new work is refused, this should end soon */
+  onDrain?(): void
 }
 
 /** A whole answer as its attempt read and checked it (Exchange.readAnswer) */

@@ -86,6 +86,9 @@ export interface PriceInfo {
   /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
   cacheReadPico?: bigint
   cacheWritePico?: bigint
+  /** pico-USD per audio input / output token (realtime); undefined = the input / output price */
+  audioInputPico?: bigint
+  audioOutputPico?: bigint
   specificity: number
 }
 
@@ -169,6 +172,12 @@ export interface TokenUsage {
   audioMillis?: number
   /** Characters of input (speech; priced per character) */
   characters?: number
+  /** Audio tokens among the prompt tokens (the Realtime API's), cached ones included */
+  audioPromptTokens?: number
+  /** Audio tokens among the cached prompt tokens */
+  cachedAudioTokens?: number
+  /** Audio tokens among the completion tokens */
+  audioCompletionTokens?: number
   /** Units of the per-request price (Cohere's rerank search units); absent = 1 */
   requestUnits?: number
   /** Counted by the gateway's tokenizer rather than reported by the upstream */

@@ -23,6 +23,13 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare cacheWritePerMillion: string | null
 
+  /** USD per 1M audio input / output tokens (the Realtime API's audio); null = the token prices */
+  @column()
+  declare audioInputPerMillion: string | null
+
+  @column()
+  declare audioOutputPerMillion: string | null
+
   /** USD per generated image, or null */
   @column()
   declare perImage: string | null

@@ -64,6 +64,8 @@ function entryOf(id: string, provider: string, price: PriceInfo | null): LiteLLM
   if (price?.perImagePico) info.output_cost_per_image = perUnit(price.perImagePico)
   if (price?.perSecondPico) info.input_cost_per_second = perUnit(price.perSecondPico)
   if (price?.perCharacterPico) info.input_cost_per_character = perUnit(price.perCharacterPico)
+  if (price?.audioInputPico !== undefined) info.input_cost_per_audio_token = perUnit(price.audioInputPico)
+  if (price?.audioOutputPico !== undefined) info.output_cost_per_audio_token = perUnit(price.audioOutputPico)
   return { model_name: id, litellm_params: { model: id }, model_info: info }
 }
 

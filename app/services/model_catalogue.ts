@@ -17,6 +17,9 @@ export interface CatalogueModel {
   perCharacter: string | null
   /** USD per request that succeeded (on top of the token prices), or null */
   perRequest: string | null
+  /** USD per 1M audio input / output tokens (realtime models), or null when the token prices apply */
+  audioInputPerMillion: string | null
+  audioOutputPerMillion: string | null
   kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation' | 'audio'
   /** Context window in tokens when known for the family, else null */
   contextTokens: number | null
@@ -74,6 +77,8 @@ export function modelCatalogue(
       // A transcription model's name shares its chat family's (gpt-4o-transcribe), not its context window.
       contextTokens: kind === 'audio' ? null : contextWindowOf(id),
       perRequest: price?.perRequestPico ? trimZeros(formatDecimal(price.perRequestPico, 12)) : null,
+      audioInputPerMillion: price?.audioInputPico !== undefined ? trimZeros(formatDecimal(price.audioInputPico, 6)) : null,
+      audioOutputPerMillion: price?.audioOutputPico !== undefined ? trimZeros(formatDecimal(price.audioOutputPico, 6)) : null,
     })
   }
   return list.sort((a, b) => a.id.localeCompare(b.id))

@@ -110,6 +110,8 @@ export const setPriceValidator = vine.compile(
     perRequest: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
+    audioInput: usdPrice.optional(),
+    audioOutput: usdPrice.optional(),
   })
 )
 

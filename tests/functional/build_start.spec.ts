@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
+import { WebSocket } from 'ws'
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -83,6 +84,14 @@ test.group('npm start (compiled build)', () => {
         assert.equal(response.status, 200, asset)
         assert.isAbove((await response.arrayBuffer()).byteLength, 100, asset)
       }
+      // The Realtime API's upgrades reach their handler on the server bin/server.ts makes: a keyless one is refused as OpenAI does.
+      const refusal = await new Promise<number | undefined>((resolve, reject) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`)
+        socket.on('error', () => {})
+        socket.once('open', () => reject(new Error('a keyless realtime session was accepted')))
+        socket.once('unexpected-response', (_req, res) => resolve(res.statusCode))
+      })
+      assert.equal(refusal, 401)
     } finally {
       rmSync(lock, { recursive: true, force: true })
       // What npm does with a SIGTERM (docker stop, systemd): forward it to the script's shell. It must

@@ -312,6 +312,8 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     const set = await api('POST', '/prices', { model: 'priced-by-api', input: 1.5, output: '2', per_request: '0.01', per_image: '0.04' })
     assert.equal(set.status, 200)
     assert.include(set.body, { object: 'model_price', model: 'priced-by-api', input: '1.5', output: '2', per_request: '0.01', per_image: '0.04', per_second: null })
+    const audio = await api('POST', '/prices', { model: 'realtime-by-api', input: '4', output: '16', audio_input: '32', audio_output: 64 })
+    assert.include(audio.body, { audio_input: '32', audio_output: '64' })
     const cleared = await api('POST', '/prices', { model: 'priced-by-api', input: '1.5', output: '2', per_image: null })
     assert.include(cleared.body, { per_image: null, per_request: '0.01' }, 'null removes a price, absent keeps it')
     assert.deepInclude((await api('GET', '/prices')).body.data.map((p: any) => p.model), 'priced-by-api')

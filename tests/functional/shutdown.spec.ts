@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import { spawn } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
+import { WebSocket } from 'ws'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, balanceAndLedger } from '#tests/helpers'
 
@@ -103,5 +104,39 @@ test.group('Graceful shutdown', (group) => {
     assert.lengthOf(rows.filter((r) => r.status === 200), 3)
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.balance, money.ledger)
+  }).timeout(90_000)
+
+  test('SIGTERM: a realtime session ends at once (1001), its running response cancelled upstream and metered', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const port = await freePort()
+    const server = await startServer(port)
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/realtime?model=slow-realtime`, { headers: { authorization: `Bearer ${user.key}` } })
+    ws.on('error', () => {})
+    const types: string[] = []
+    const running = new Promise<void>((resolve) =>
+      ws.on('message', (data) => {
+        const type = JSON.parse(data.toString()).type
+        types.push(type)
+        if (type === 'response.output_audio.delta') resolve()
+      })
+    )
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
+    await new Promise((resolve) => ws.once('open', resolve))
+    // A response that would never end on its own: only the gateway's response.cancel ends it.
+    ws.send(JSON.stringify({ type: 'response.create', mock: { hang: true, usage: { total_tokens: 3, input_tokens: 2, output_tokens: 1 } } }))
+    await running
+    const started = Date.now()
+    server.child.kill('SIGTERM')
+    assert.equal(await closed, 1001)
+    assert.equal(types.at(-1), 'response.done')
+    assert.equal(await server.exited, 0, server.output())
+    // Not held for the grace (15 s): the session ended when the shutdown began.
+    assert.isBelow(Date.now() - started, 10_000)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.deepInclude(rows[0], { endpoint: 'realtime', error_code: 'response_cancelled', prompt_tokens: 2, completion_tokens: 1 })
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(money.balance, '0.999997000000')
   }).timeout(90_000)
 })

@@ -25,6 +25,8 @@ export default class PricesController {
       perRequest: request.input('perRequest') ?? undefined,
       cacheRead: request.input('cacheRead') ?? undefined,
       cacheWrite: request.input('cacheWrite') ?? undefined,
+      audioInput: request.input('audioInput') ?? undefined,
+      audioOutput: request.input('audioOutput') ?? undefined,
     })
     const price = await setPrice(
       {
@@ -35,6 +37,8 @@ export default class PricesController {
         perRequest: input.perRequest ?? null,
         cacheRead: input.cacheRead ?? null,
         cacheWrite: input.cacheWrite ?? null,
+        audioInput: input.audioInput ?? null,
+        audioOutput: input.audioOutput ?? null,
       },
       panelActor(ctx)
     )

@@ -5,7 +5,7 @@ import { ipAllowed } from '#gateway/auth/ip_allowlist'
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Gateway } from '#gateway/gateway'
 import { admit, hasLimits } from '#gateway/limits/rate_limits'
-import { enterParallel } from '#gateway/limits/parallel_requests'
+import { enterParallel, type ClosesOnce } from '#gateway/limits/parallel_requests'
 import type { Principal } from '#gateway/types'
 
 /**
@@ -25,24 +25,36 @@ import type { Principal } from '#gateway/types'
  * request is not admitted, so it has no usage row. A key without one pays a
  * null comparison.
  */
-export async function authenticate(gateway: Gateway, req: IncomingMessage, res: ServerResponse): Promise<Principal> {
+export async function authenticate(
+  gateway: Gateway,
+  req: IncomingMessage,
+  res: ServerResponse,
+  /** The key, when the caller found it elsewhere than the headers (a realtime browser client's subprotocol) */
+  rawKey: string | null = extractApiKey(req.headers, req.url)
+): Promise<Principal> {
   // The server may accept connections before boot has loaded the catalog.
   if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
-  const principal = await resolvePrincipal(gateway.catalog, extractApiKey(req.headers, req.url), req.headers)
+  const principal = await resolvePrincipal(gateway.catalog, rawKey, req.headers)
   const allowedIps = principal.key.allowedIps
   if (allowedIps !== null) {
     const address = clientAddress(req)
     if (!ipAllowed(allowedIps, address)) throw GatewayError.ipNotAllowed(address)
   }
   if (req.method === 'POST') {
-    // A key's cap on calls in flight: its place is given back when the response closes.
-    const maxParallel = principal.key.maxParallel
-    if (maxParallel !== null) enterParallel(principal.key, maxParallel, res)
-    if (hasLimits(principal)) {
-      // Synchronous with the in-memory counters (the default store): no promise to wait for.
-      const admitted = admit(principal, res)
-      if (admitted) await admitted
-    }
+    // Synchronous with the in-memory counters (the default store): no promise to wait for.
+    const admitted = admitCall(principal, res, res)
+    if (admitted) await admitted
   }
   return principal
+}
+
+/**
+ * A call that does work counted against the key: its place among the key's
+ * calls in flight (given back when `holder` closes: the response, or a
+ * realtime session's socket), then the key's and plan's rate windows.
+ */
+export function admitCall(principal: Principal, res: ServerResponse, holder: ClosesOnce): void | Promise<void> {
+  const maxParallel = principal.key.maxParallel
+  if (maxParallel !== null) enterParallel(principal.key, maxParallel, holder)
+  if (hasLimits(principal)) return admit(principal, res)
 }

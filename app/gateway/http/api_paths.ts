@@ -13,6 +13,7 @@ const API_PREFIXES = [
   '/chat/completions',
   '/completions',
   '/responses',
+  '/realtime',
   '/embeddings',
   '/images/',
   '/audio/',

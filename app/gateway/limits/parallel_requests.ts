@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 import type { KeyInfo } from '#gateway/types'
@@ -13,12 +12,18 @@ import type { KeyInfo } from '#gateway/types'
  * A request holds its place from admission until its response closes
  * (answered, streamed to the end, failed, or the client gone), which every
  * admitted request reaches whatever path it takes, so no place is lost.
- * Keys without a cap pay one comparison (authenticate.ts).
+ * Keys without a cap pay one comparison (authenticate.ts). A realtime
+ * session (WebSocket /v1/realtime) holds its place until its socket closes.
  */
 const inFlight = new Map<number, number>()
 
+/** What a place is held by: a response, or a realtime session's socket; the place frees at its 'close'. */
+export interface ClosesOnce {
+  once(event: 'close', listener: () => void): unknown
+}
+
 /** Takes a place for this request, or throws 429 concurrency_limit_exceeded when the key's are all taken. */
-export function enterParallel(key: KeyInfo, limit: number, res: ServerResponse): void {
+export function enterParallel(key: KeyInfo, limit: number, res: ClosesOnce): void {
   const id = key.id
   const taken = inFlight.get(id) ?? 0
   if (taken >= limit) throw refused(limit)

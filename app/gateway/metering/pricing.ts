@@ -6,7 +6,8 @@ import { parseDecimal } from '#gateway/metering/money'
  * images times its per-image price, seconds of audio times its per-second
  * price, characters times its per-character price; unpriced = 0. Prompt tokens read from or
  * written to the provider's cache (both included in promptTokens) use their
- * own prices when the model has them, else the input price.
+ * own prices when the model has them, else the input price; audio tokens
+ * (realtime) the audio prices when the model has them.
  */
 export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   if (!price) return 0n
@@ -21,11 +22,35 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
       written * (price.cacheWritePico ?? price.inputPico)
   }
   let cost = prompt + BigInt(usage.completionTokens) * price.outputPico
+  // Realtime audio tokens, when the model has audio prices: one branch for everything else.
+  if ((usage.audioPromptTokens || usage.audioCompletionTokens) && (price.audioInputPico !== undefined || price.audioOutputPico !== undefined)) {
+    cost += audioPriceDifference(price, usage)
+  }
   if (usage.images) cost += BigInt(usage.images) * (price.perImagePico ?? 0n)
   // Seconds are metered in ms; a per-second price has at most 9 decimals, so this is exact (half up only for a plan's scaled price).
   if (usage.audioMillis) cost += (BigInt(usage.audioMillis) * (price.perSecondPico ?? 0n) + 500n) / 1000n
   if (usage.characters) cost += BigInt(usage.characters) * (price.perCharacterPico ?? 0n)
   return cost
+}
+
+/**
+ * What a usage's audio tokens cost beyond their count at the token prices
+ * (already in the cost): uncached audio input tokens at the audio input
+ * price, cached ones too when the model has no cache-read price (with one,
+ * every cached token takes it), audio output tokens at the audio output
+ * price. Counts beyond their totals are not believed past them.
+ */
+function audioPriceDifference(price: PriceInfo, usage: TokenUsage): bigint {
+  let difference = 0n
+  if (price.audioInputPico !== undefined && usage.audioPromptTokens) {
+    const audio = Math.min(usage.audioPromptTokens, usage.promptTokens)
+    const cachedAudio = price.cacheReadPico !== undefined ? Math.min(usage.cachedAudioTokens || 0, usage.cachedTokens || 0, audio) : 0
+    difference += BigInt(audio - cachedAudio) * (price.audioInputPico - price.inputPico)
+  }
+  if (price.audioOutputPico !== undefined && usage.audioCompletionTokens) {
+    difference += BigInt(Math.min(usage.audioCompletionTokens, usage.completionTokens)) * (price.audioOutputPico - price.outputPico)
+  }
+  return difference
 }
 
 /**
@@ -63,7 +88,9 @@ export function isPriced(price: PriceInfo | null): boolean {
       (price.perImagePico ?? 0n) > 0n ||
       (price.perRequestPico ?? 0n) > 0n ||
       (price.perSecondPico ?? 0n) > 0n ||
-      (price.perCharacterPico ?? 0n) > 0n)
+      (price.perCharacterPico ?? 0n) > 0n ||
+      (price.audioInputPico ?? 0n) > 0n ||
+      (price.audioOutputPico ?? 0n) > 0n)
   )
 }
 
@@ -112,6 +139,8 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
+      audioInputPico: price.audioInputPico === undefined ? undefined : scalePico(price.audioInputPico, ratio),
+      audioOutputPico: price.audioOutputPico === undefined ? undefined : scalePico(price.audioOutputPico, ratio),
       specificity: price.specificity,
     }
     plan.scaledPrices.set(price, scaled)

@@ -13,6 +13,12 @@ export interface UpstreamRequest {
   body: string | Buffer
 }
 
+/** A realtime session's upstream WebSocket: where to connect (ws: or wss:) and the handshake's headers. */
+export interface UpstreamSocketRequest {
+  url: string
+  headers: Record<string, string>
+}
+
 /** What the gateway asks an upstream to do. */
 export type Operation =
   | 'generate'
@@ -70,6 +76,13 @@ export interface ProviderAdapter {
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest
   /** GET request listing upstream models (health checks, admin) */
   modelsPath(channel: ChannelInfo): UpstreamRequest
+  /** OpenAI's Realtime API for this channel and upstream model; null (or absent) when the channel has none */
+  realtime?(channel: ChannelInfo, model: string): UpstreamSocketRequest | null
+}
+
+/** The WebSocket origin of an HTTP one: http -> ws, https -> wss. */
+export function socketOrigin(origin: string): string {
+  return origin.startsWith('https:') ? `wss:${origin.slice(6)}` : origin.startsWith('http:') ? `ws:${origin.slice(5)}` : origin
 }
 
 /** Splits a base URL into the pool origin and the path prefix requests are appended to. */

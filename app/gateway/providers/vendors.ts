@@ -43,6 +43,8 @@ export interface VendorConfig {
   baseUrl: BaseUrlForm
   /** Serves OpenAI's legacy text completions (`/completions`, FIM); default true for the OpenAI-compatible kinds */
   textCompletions?: boolean
+  /** Serves OpenAI's Realtime API (WebSocket `{base}/realtime?model=`): only OpenAI and custom servers do */
+  realtime?: boolean
   /**
    * Operations the vendor serves under another path than the channel's base
    * URL: [pattern on the base path, its replacement], applied when the
@@ -95,6 +97,7 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
     defaultModels: OPENAI_MODELS,
     encodeHints: OPENAI_HINTS,
     baseUrl: { hostPath: '/v1', expected: 'https://api.openai.com/v1 (or another OpenAI-compatible base ending in /v1)' },
+    realtime: true,
   },
   openrouter: {
     defaultBaseUrl: 'https://openrouter.ai/api/v1',
@@ -204,5 +207,6 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
       expected:
         "the server's OpenAI-compatible base, usually ending in /v1 (vLLM http://host:8000/v1, Ollama http://host:11434/v1, LM Studio http://host:1234/v1)",
     },
+    realtime: true,
   },
 }

@@ -597,7 +597,7 @@ export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
  * in the attempt's record and the cool-down's reason, for the operator; the
  * request log keeps the gateway's error, not the provider's body.
  */
-function rateLimitedFor(model: string, retryAfterMs: number | undefined): GatewayError {
+export function rateLimitedFor(model: string, retryAfterMs: number | undefined): GatewayError {
   const wait = retryAfterMs === undefined ? null : retryAfterHeaders(retryAfterMs)
   const error = new GatewayError(
     429,

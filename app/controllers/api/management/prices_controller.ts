@@ -13,6 +13,8 @@ const OPTIONAL: Record<string, string> = {
   per_request: 'perRequest',
   cache_read: 'cacheRead',
   cache_write: 'cacheWrite',
+  audio_input: 'audioInput',
+  audio_output: 'audioOutput',
 }
 
 /**
@@ -30,7 +32,8 @@ export default class ManagementPricesController {
 
   /**
    * POST /api/admin/prices: {model, input, output, per_image?, per_second?,
-   * per_character?, per_request?, cache_read?, cache_write?}: sets the
+   * per_character?, per_request?, cache_read?, cache_write?, audio_input?,
+   * audio_output?}: sets the
    * glob's prices (creates or replaces); an optional price left out stays,
    * `null` removes it. The gateways apply it to the next request.
    */

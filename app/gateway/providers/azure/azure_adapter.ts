@@ -1,12 +1,14 @@
 import type { DialectName } from '#gateway/dialects/canonical'
 import { OPENAI_PATHS } from '#gateway/providers/openai_compatible/openai_compatible_adapter'
 import {
+  socketOrigin,
   splitBaseUrl,
   withChannelHeaders,
   type ProviderAdapter,
   type UpstreamCall,
   type UpstreamRequest,
   type RelayedService,
+  type UpstreamSocketRequest,
 } from '#gateway/providers/provider_adapter'
 import { VENDORS } from '#gateway/providers/vendors'
 import type { ChannelInfo } from '#gateway/types'
@@ -17,6 +19,9 @@ export const AZURE_DEFAULT_API_VERSION = '2024-10-21'
 export const AZURE_RESPONSES_API_VERSION = '2025-03-01-preview'
 /** The first version serving image edits (`/images/edits`, gpt-image-1) on classic bases (preview only) */
 export const AZURE_IMAGE_EDITS_API_VERSION = '2025-04-01-preview'
+
+/** The Realtime API's version on classic bases (preview only there) */
+export const AZURE_REALTIME_API_VERSION = '2025-04-01-preview'
 
 /** How one channel's requests are addressed, worked out once per channel snapshot. */
 export interface AzureAddressing {
@@ -117,6 +122,25 @@ export class AzureAdapter implements ProviderAdapter {
     const responses = call.operation === 'generate' && call.dialect === 'openai_responses'
     const query = call.operation === 'image_edits' ? addressing.imageEditsQuery : addressing.query
     return { origin: addressing.origin, path: azurePath(addressing, endpoint, call.model, responses, query), headers, body: call.body }
+  }
+
+  /**
+   * The Realtime API: v1 bases at `{base}/realtime?model=`; classic at
+   * `{base}/realtime?api-version=&deployment=` (the deployment is the upstream
+   * model), with the pasted api-version when it is a preview from 2024-10-01
+   * on (the GA versions have no realtime), else AZURE_REALTIME_API_VERSION.
+   */
+  realtime(channel: ChannelInfo, model: string): UpstreamSocketRequest {
+    const addressing = addressingOf(channel)
+    const headers: Record<string, string> = {}
+    if (channel.apiKey) headers['api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, {}, [])
+    const base = `${socketOrigin(addressing.origin)}${addressing.basePath}/realtime`
+    const name = encodeURIComponent(model)
+    if (addressing.v1) return { url: `${base}${addressing.query ? `${addressing.query}&` : '?'}model=${name}`, headers }
+    const pasted = new URL(channel.baseUrl).searchParams.get('api-version')
+    const version = pasted && pasted.endsWith('-preview') && pasted >= '2024-10-01' ? pasted : AZURE_REALTIME_API_VERSION
+    return { url: `${base}?api-version=${encodeURIComponent(version)}&deployment=${name}`, headers }
   }
 
   /** v1: `{base}/models`; classic: `{base}/models?api-version=...` (the resource's models). */

@@ -1,11 +1,13 @@
 import type { DialectName } from '#gateway/dialects/canonical'
 import {
   baseOf,
+  socketOrigin,
   withChannelHeaders,
   type ProviderAdapter,
   type UpstreamCall,
   type UpstreamRequest,
   type RelayedService,
+  type UpstreamSocketRequest,
 } from '#gateway/providers/provider_adapter'
 import { VENDORS } from '#gateway/providers/vendors'
 import type { ChannelInfo } from '#gateway/types'
@@ -68,6 +70,16 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     const moved = VENDORS[channel.provider]?.operationBases?.[call.operation]
     const base = moved ? basePath.replace(moved[0], moved[1]) : basePath
     return { origin, path: `${base}${OPENAI_PATHS[call.operation] ?? OPENAI_PATHS.openai_chat}`, headers, body: call.body }
+  }
+
+  /** `{base}/realtime?model=` over ws(s), Bearer key: OpenAI and custom servers (vendors.ts `realtime`) */
+  realtime(channel: ChannelInfo, model: string): UpstreamSocketRequest | null {
+    if (VENDORS[channel.provider]?.realtime !== true) return null
+    const { origin, basePath } = baseOf(channel)
+    const headers: Record<string, string> = {}
+    if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
+    withChannelHeaders(headers, channel, {}, [])
+    return { url: `${socketOrigin(origin)}${basePath}/realtime?model=${encodeURIComponent(model)}`, headers }
   }
 
   modelsPath(channel: ChannelInfo): UpstreamRequest {

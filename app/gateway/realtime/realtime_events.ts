@@ -1,0 +1,158 @@
+import type { TokenUsage } from '#gateway/types'
+
+/**
+ * Reading the upstream's server events, as little as metering (and the
+ * concealment of the channel in the upstream's `error` events) needs. Most
+ * frames are audio deltas (tens of KB of base64 each) and none of them is
+ * parsed: OpenAI writes `type` first, so the type is read from the frame's
+ * opening bytes; a frame that does not open so is parsed only when it names
+ * one of the events metering watches. Only the few watched events (a
+ * response's start and end, the session's settings, a transcription's
+ * usage, errors) are ever parsed.
+ */
+/** The server events the gateway reads; every other frame is relayed unread. */
+const WATCHED = [
+  'response.created',
+  'response.done',
+  'error',
+  'session.created',
+  'session.updated',
+  'conversation.item.input_audio_transcription.completed',
+] as const
+export type WatchedEvent = (typeof WATCHED)[number]
+
+const WATCHED_TYPES = new Set<string>(WATCHED)
+const TYPE_OPENING = Buffer.from('{"type":"')
+const QUOTED_TYPES = WATCHED.map((type) => Buffer.from(`"${type}"`))
+
+/** The watched event a text frame is, or null (without parsing it, as a rule: see above). */
+export function watchedEventOf(frame: Buffer): WatchedEvent | null {
+  if (frame.length > TYPE_OPENING.length && frame.compare(TYPE_OPENING, 0, TYPE_OPENING.length, 0, TYPE_OPENING.length) === 0) {
+    const start = TYPE_OPENING.length
+    const end = frame.indexOf(0x22, start)
+    if (end < 0) return null
+    return asWatched(frame.toString('latin1', start, end))
+  }
+  // Keys in another order (another server): parsed only when it may be one of them.
+  if (!QUOTED_TYPES.some((quoted) => frame.indexOf(quoted) >= 0)) return null
+  try {
+    return asWatched(JSON.parse(frame.toString('utf8'))?.type)
+  } catch {
+    return null
+  }
+}
+
+function asWatched(type: unknown): WatchedEvent | null {
+  return typeof type === 'string' && WATCHED_TYPES.has(type) ? (type as WatchedEvent) : null
+}
+
+/**
+ * The input audio transcription model a `session.created` / `session.updated`
+ * names: the GA shape's `session.audio.input.transcription.model`, the
+ * beta's `session.input_audio_transcription.model`; null when transcription
+ * is off, undefined when the event does not say.
+ */
+export function transcriptionModelOf(frame: Buffer): string | null | undefined {
+  let session: any
+  try {
+    session = JSON.parse(frame.toString('utf8'))?.session
+  } catch {
+    return undefined
+  }
+  if (session === null || typeof session !== 'object') return undefined
+  const setting = session.audio?.input !== undefined ? session.audio.input.transcription : session.input_audio_transcription
+  if (setting === undefined) return undefined
+  return typeof setting?.model === 'string' && setting.model !== '' ? setting.model : null
+}
+
+/**
+ * The usage a `conversation.item.input_audio_transcription.completed`
+ * reports (OpenAI bills the transcription of the user's audio apart, at the
+ * transcription model's prices): tokens (gpt-4o-transcribe: input tokens,
+ * audio among them, and output tokens) or seconds of audio (whisper-1);
+ * null when it reports none.
+ */
+export function transcriptionUsage(frame: Buffer): TokenUsage | null {
+  let usage: any
+  try {
+    usage = JSON.parse(frame.toString('utf8'))?.usage
+  } catch {
+    return null
+  }
+  if (usage === null || typeof usage !== 'object') return null
+  if (usage.type === 'duration') {
+    const seconds = typeof usage.seconds === 'number' && Number.isFinite(usage.seconds) && usage.seconds > 0 ? usage.seconds : 0
+    return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, audioMillis: Math.round(seconds * 1000), estimated: false }
+  }
+  const input = count(usage.input_tokens)
+  const output = count(usage.output_tokens)
+  return {
+    promptTokens: input,
+    completionTokens: output,
+    totalTokens: input + output,
+    cachedTokens: 0,
+    reasoningTokens: 0,
+    audioPromptTokens: Math.min(count(usage.input_token_details?.audio_tokens), input),
+    estimated: false,
+  }
+}
+
+/** What a `response.done` says: the response's final status and its usage (null when it reports none). */
+export interface ResponseDone {
+  /** The response's id ('' when it has none) */
+  id: string
+  status: string
+  usage: TokenUsage | null
+}
+
+export function readResponseDone(frame: Buffer): ResponseDone {
+  let event: any
+  try {
+    event = JSON.parse(frame.toString('utf8'))
+  } catch {
+    return { id: '', status: 'unreadable', usage: null }
+  }
+  const response = event?.response
+  const status = typeof response?.status === 'string' ? response.status : 'completed'
+  return { id: String(response?.id ?? ''), status, usage: realtimeUsage(response?.usage) }
+}
+
+/**
+ * `response.usage` of the Realtime API as the meter's counts: input_tokens
+ * (text, audio and image tokens, the cached ones included) and output_tokens
+ * (text and audio), cached_tokens from input_token_details; the audio
+ * tokens among them (input_token_details.audio_tokens, its
+ * cached_tokens_details.audio_tokens, output_token_details.audio_tokens),
+ * billed at the model's audio prices when it has them (pricing.ts).
+ */
+export function realtimeUsage(usage: any): TokenUsage | null {
+  if (usage === null || typeof usage !== 'object') return null
+  const input = count(usage.input_tokens)
+  const output = count(usage.output_tokens)
+  const cached = Math.min(count(usage.input_token_details?.cached_tokens), input)
+  const audioInput = Math.min(count(usage.input_token_details?.audio_tokens), input)
+  return {
+    promptTokens: input,
+    completionTokens: output,
+    totalTokens: input + output,
+    cachedTokens: cached,
+    reasoningTokens: 0,
+    audioPromptTokens: audioInput,
+    cachedAudioTokens: Math.min(count(usage.input_token_details?.cached_tokens_details?.audio_tokens), cached, audioInput),
+    audioCompletionTokens: Math.min(count(usage.output_token_details?.audio_tokens), output),
+    estimated: false,
+  }
+}
+
+function count(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0
+}
+
+/** An `error` server event in OpenAI's shape (what the gateway tells a client before it closes the session). */
+export function errorEvent(type: string, code: string, message: string): string {
+  return JSON.stringify({
+    type: 'error',
+    event_id: `event_gw_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
+    error: { type, code, message, param: null, event_id: null },
+  })
+}

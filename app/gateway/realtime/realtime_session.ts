@@ -1,0 +1,387 @@
+import { WebSocket, type RawData } from 'ws'
+import { GatewayError } from '#exceptions/gateway_error'
+import { authorizeModel } from '#gateway/access_policy'
+import { resolvePrincipal } from '#gateway/auth/key_resolver'
+import type { Gateway } from '#gateway/gateway'
+import type { InFlightWork } from '#gateway/gateway_service'
+import { isPriced, priceForPlan } from '#gateway/metering/pricing'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import { DEFAULT_COMPLETION_ALLOWANCE, holdAtPrice } from '#gateway/metering/reservation'
+import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
+import { clientFacing } from '#gateway/http/client_message'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
+import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
+import { ZERO_USAGE, type Principal } from '#gateway/types'
+import { errorEvent, readResponseDone, transcriptionModelOf, transcriptionUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
+import type { RealtimeLimits } from '#gateway/realtime/realtime_limits'
+import type { UpstreamConnection } from '#gateway/realtime/upstream_socket'
+
+/** How a session ends when the gateway ends it: the close code and, for the client, an `error` event first. */
+interface Ending {
+  closeCode: number
+  reason: string
+  error?: { type: string; code: string; message: string }
+}
+
+/** What an in-progress response's row says when the session ends before its response.done. */
+interface Cut {
+  status: number
+  code: string
+}
+
+/**
+ * One realtime session: the client's WebSocket and the upstream's, relayed
+ * both ways frame for frame (text and binary, untouched), and metered per
+ * response.
+ *
+ * Relay: a frame goes on as it came (an upstream `error` event without the
+ * channel's key and address, as HTTP relays conceal them); when the receiving side's send buffer
+ * passes `highWaterBytes` the sending side is paused until that frame is
+ * flushed, so a slow reader slows its peer instead of filling the gateway's
+ * memory. Each side's pings are answered by ws; the gateway pings both every
+ * `heartbeatMs` and drops a side that did not answer the previous one. A
+ * close on one side closes the other with the same code (1005/1006, which
+ * cannot be sent, become a plain close toward the upstream and 1014 toward
+ * the client when the upstream vanished).
+ *
+ * Metering: `response.created` opens an account for that response (holding
+ * DEFAULT_COMPLETION_ALLOWANCE output tokens at the model's price, as an HTTP
+ * call holds its estimate); `response.done` closes it with the usage it
+ * reports: one usage row per response (endpoint `realtime`), through the
+ * meter, with its ledger charge. After each response (and before a new one
+ * runs) the key, the model's permission, the key's cap, the plan's monthly
+ * tokens and the balance are checked again: a session that may not go on gets
+ * an `error` event in OpenAI's shape and is closed (1008).
+ *
+ * Ending: when the client leaves, the session hits REALTIME_MAX_SESSION_MINUTES,
+ * the balance runs out or the gateway shuts down while a response runs, the
+ * upstream is asked to cancel it (`response.cancel`) and its response.done
+ * (which carries the usage of what was generated) is waited for up to
+ * `cancelWaitMs`, so the tokens the provider bills are billed too. A response
+ * whose done never came is recorded with no usage (499 client_closed, 502
+ * upstream_closed, 503 shutting_down).
+ */
+export class RealtimeSession implements InFlightWork {
+  readonly abort = new AbortController()
+  /** Gives the session's in-flight place back (GatewayService.admitSession) */
+  release: () => void = () => {}
+  #client: WebSocket | null = null
+  #upstream: WebSocket | null = null
+  #candidate: RouteCandidate | null = null
+  /** Responses in progress, by the upstream's response id */
+  #responses = new Map<string, RequestAccount>()
+  #ending: Ending | null = null
+  #finished = false
+  #clientGone = false
+  #heartbeat: NodeJS.Timeout | null = null
+  #lifetime: NodeJS.Timeout | null = null
+  #cancelWait: NodeJS.Timeout | null = null
+  #alive = { client: true, upstream: true }
+  /** A check of the key and balance running (one at a time: they come after responses, seconds apart) */
+  #checking: Promise<void> | null = null
+
+  constructor(
+    private gateway: Gateway,
+    private principal: Principal,
+    /** The client's key, kept to re-read it from the catalog after each response (revoked, expired, disabled) */
+    private rawKey: string,
+    readonly model: string,
+    private tags: string[] | null,
+    private limits: RealtimeLimits
+  ) {}
+
+  /** Relays and meters from now on; the client's handshake is complete and the upstream's open (and paused). */
+  start(client: WebSocket, connection: UpstreamConnection) {
+    const upstream = connection.socket
+    this.#client = client
+    this.#upstream = upstream
+    this.#candidate = connection.candidate
+    client.on('message', (data, isBinary) => this.#forward(client, upstream, data, isBinary))
+    const fromUpstream = (data: RawData, isBinary: boolean) => {
+      const event = isBinary ? null : watchedEventOf(data as Buffer)
+      // The upstream's own error reaches the client without the channel's key and address (as HTTP's error events).
+      if (event === 'error') return this.#forward(upstream, client, this.#concealed(data as Buffer), false)
+      this.#forward(upstream, client, data, isBinary)
+      if (event === 'response.created') this.#responseCreated(data as Buffer)
+      else if (event === 'response.done') this.#responseDone(data as Buffer)
+      else if (event === 'conversation.item.input_audio_transcription.completed') this.#transcribed(data as Buffer)
+      else if (event === 'session.created' || event === 'session.updated') {
+        const model = transcriptionModelOf(data as Buffer)
+        if (model !== undefined) this.#transcriptionModel = model
+      }
+    }
+    connection.stopCollecting()
+    for (const frame of connection.early) fromUpstream(frame.data, frame.isBinary)
+    connection.early.length = 0
+    upstream.on('message', fromUpstream)
+    upstream.resume()
+    client.on('pong', () => (this.#alive.client = true))
+    upstream.on('pong', () => (this.#alive.upstream = true))
+    // A 'close' follows every error.
+    client.on('error', () => {})
+    upstream.on('error', () => {})
+    client.on('close', (code, reason) => this.#clientClosed(code, reason))
+    upstream.on('close', (code, reason) => this.#upstreamClosed(code, reason))
+    this.#heartbeat = setInterval(() => this.#ping(), this.limits.heartbeatMs).unref()
+    this.#lifetime = setTimeout(
+      () =>
+        this.#end({
+          closeCode: 1000,
+          reason: 'session length limit reached',
+          error: {
+            type: 'invalid_request_error',
+            code: 'session_expired',
+            message: `The session reached its maximum duration (${Math.round(this.limits.maxSessionMs / 60_000)} minutes on this gateway)`,
+          },
+        }),
+      this.limits.maxSessionMs
+    ).unref()
+    // The shutdown's grace is over: everything ends now, nothing more is waited for.
+    this.abort.signal.addEventListener('abort', () => this.#finish({ status: 503, code: 'shutting_down' }, 1001, 'gateway shutting down'))
+    // A shutdown began while the upstream was being opened.
+    if (this.#draining) this.onDrain()
+  }
+
+  #draining = false
+
+  /** A shutdown started: the session ends now (1001), a response in progress first cancelled and metered. */
+  onDrain() {
+    this.#draining = true
+    if (this.#client === null) return
+    this.#end({ closeCode: 1001, reason: 'gateway shutting down' })
+  }
+
+  get responsesInProgress(): number {
+    return this.#responses.size
+  }
+
+  #forward(from: WebSocket, to: WebSocket, data: RawData, isBinary: boolean) {
+    if (to.readyState !== WebSocket.OPEN) return
+    if (to.bufferedAmount < this.limits.highWaterBytes) {
+      to.send(data as Buffer, { binary: isBinary })
+      return
+    }
+    // The reader is behind: stop reading its peer until this frame (and all before it) is flushed.
+    from.pause()
+    to.send(data as Buffer, { binary: isBinary }, () => from.resume())
+  }
+
+  #ping() {
+    for (const side of ['client', 'upstream'] as const) {
+      const socket = side === 'client' ? this.#client : this.#upstream
+      if (socket === null || socket.readyState !== WebSocket.OPEN) continue
+      // Paused for backpressure: its pong is not read either, and its peer's slowness is not its death.
+      if (socket.isPaused) continue
+      // No answer to the last ping: the peer is gone without a close (a dead network path).
+      if (!this.#alive[side]) {
+        socket.terminate()
+        continue
+      }
+      this.#alive[side] = false
+      socket.ping()
+    }
+  }
+
+  /** An upstream error event's bytes, rewritten only when they name the channel's key, extra headers or address. */
+  #concealed(frame: Buffer): Buffer {
+    const text = frame.toString('utf8')
+    const concealed = withoutChannelSecrets(text, this.#candidate!.channel)
+    return concealed === text ? frame : Buffer.from(concealed)
+  }
+
+  #responseCreated(frame: Buffer) {
+    let id = ''
+    try {
+      id = String(JSON.parse(frame.toString('utf8'))?.response?.id ?? '')
+    } catch {}
+    if (this.#responses.has(id)) return
+    this.#responses.set(id, this.#openResponse())
+    // A response that starts when the session may no longer spend (another call emptied the balance) is cancelled.
+    if (this.#ending === null) this.#checkStanding()
+  }
+
+  #responseDone(frame: Buffer) {
+    const done = readResponseDone(frame)
+    const account = this.#responses.get(done.id) ?? this.#openResponse()
+    this.#responses.delete(done.id)
+    account.close(200, done.status === 'completed' ? null : `response_${done.status}`, done.usage ?? ZERO_USAGE)
+    if (this.#ending !== null) {
+      if (this.#responses.size === 0) this.#afterCancelWait()
+      return
+    }
+    this.#checkStanding()
+  }
+
+  /** The input audio transcription model the upstream says the session uses (session.created / updated) */
+  #transcriptionModel: string | null = null
+
+  /**
+   * The transcription of the user's audio, which OpenAI bills apart at the
+   * transcription model's prices (tokens, or seconds for whisper-1): its own
+   * row (endpoint `realtime.transcription`), named after that model (the
+   * session's model when the upstream never said which).
+   */
+  #transcribed(frame: Buffer) {
+    const usage = transcriptionUsage(frame)
+    if (usage === null) return
+    const model = this.#transcriptionModel ?? this.model
+    const account = this.gateway.service.responseAccount(this.principal, 'realtime.transcription')
+    const candidate = this.#candidate!
+    account.model = model
+    account.tags = this.tags
+    account.channelId = candidate.channel.id
+    account.provider = candidate.channel.provider
+    account.servedModel = model
+    account.attempts.push({ attempt: 1, channelId: candidate.channel.id, status: 101, outcome: 'ok', error: null, latencyMs: 0 })
+    account.price = priceForPlan(this.gateway.catalog.priceFor(model), this.principal.plan)
+    account.close(200, null, usage)
+  }
+
+  /** The account of one response, priced and holding its estimate as an HTTP call of the model would. */
+  #openResponse(): RequestAccount {
+    const account = this.gateway.service.responseAccount(this.principal, 'realtime')
+    const candidate = this.#candidate!
+    account.model = this.model
+    account.stream = true
+    account.tags = this.tags
+    account.channelId = candidate.channel.id
+    account.provider = candidate.channel.provider
+    account.servedModel = candidate.upstreamModel
+    account.attempts.push({ attempt: 1, channelId: candidate.channel.id, status: 101, outcome: 'ok', error: null, latencyMs: 0 })
+    const price = priceForPlan(this.gateway.catalog.priceFor(this.model), this.principal.plan)
+    account.price = price
+    // A response may be all audio: its estimate is held at the dearer of the output prices.
+    if (isPriced(price)) {
+      const audio = price!.audioOutputPico
+      account.reserve(holdAtPrice(audio !== undefined && audio > price!.outputPico ? { ...price!, outputPico: audio } : price, 0, DEFAULT_COMPLETION_ALLOWANCE))
+    }
+    const { plan } = this.principal
+    if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) account.reserveTokens(0, DEFAULT_COMPLETION_ALLOWANCE)
+    return account
+  }
+
+  /**
+   * May the session go on? The key as the catalog has it now (revoked,
+   * expired, its owner disabled), the model still allowed, the key's cap,
+   * the plan's monthly tokens, the balance: what an HTTP call is asked.
+   */
+  #checkStanding() {
+    if (this.#checking !== null) return
+    this.#checking = (async () => {
+      try {
+        const principal = await resolvePrincipal(this.gateway.catalog, this.rawKey)
+        this.principal = principal
+        // authorizeModel counts what requests in flight hold: this session's own responses are not others'.
+        const { user, key, plan } = principal
+        const held = this.#heldHere()
+        const heldTokens = plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null) ? this.#responses.size * DEFAULT_COMPLETION_ALLOWANCE : 0
+        user.reservedPico -= held
+        user.reservedOutputTokens -= heldTokens
+        if (key.spendLimitPico !== null) releaseOnKey(key.id, held)
+        try {
+          authorizeModel(this.gateway.catalog, principal, this.model)
+        } finally {
+          user.reservedPico += held
+          user.reservedOutputTokens += heldTokens
+          if (key.spendLimitPico !== null) holdOnKey(key.id, held)
+        }
+      } catch (error) {
+        // Only a refusal ends the session; a check that could not run (the database away) lets it go on.
+        if (!(error instanceof GatewayError)) return
+        const refusal = clientFacing(error)
+        this.#end({
+          closeCode: 1008,
+          reason: refusal.code.slice(0, 100),
+          error: { type: refusal.type, code: refusal.code, message: refusal.message },
+        })
+      } finally {
+        this.#checking = null
+      }
+    })()
+  }
+
+  #heldHere(): bigint {
+    let held = 0n
+    for (const account of this.#responses.values()) held += account.reservedPico
+    return held
+  }
+
+  #clientClosed(code: number, reason: Buffer) {
+    this.#clientGone = true
+    if (this.#ending === null) this.#end({ closeCode: sendable(code) ? code : 1000, reason: reason.toString('utf8') })
+    else if (this.#responses.size === 0) this.#afterCancelWait()
+  }
+
+  #upstreamClosed(code: number, reason: Buffer) {
+    // A response the upstream never finished: nothing reported, nothing to bill.
+    const cut = { status: 502, code: 'upstream_closed' }
+    // Closed while the gateway was ending the session: the client gets the gateway's reason.
+    if (this.#ending !== null) return this.#finish(cut, this.#ending.closeCode, this.#ending.reason)
+    const said = withoutChannelSecrets(reason.toString('utf8'), this.#candidate!.channel)
+    this.#finish(cut, sendable(code) ? code : code === 1005 ? 1000 : 1014, said || 'upstream closed the connection')
+  }
+
+  /**
+   * The gateway ends the session: the client is told why (an `error` event),
+   * a response in progress is cancelled upstream and its response.done (with
+   * its usage) waited for, up to cancelWaitMs; then both sides close.
+   */
+  #end(ending: Ending) {
+    if (this.#ending !== null || this.#finished) return
+    this.#ending = ending
+    const client = this.#client
+    if (ending.error && client !== null && client.readyState === WebSocket.OPEN) {
+      client.send(errorEvent(ending.error.type, ending.error.code, ending.error.message))
+    }
+    const upstream = this.#upstream
+    if (this.#responses.size === 0 || upstream === null || upstream.readyState !== WebSocket.OPEN) return this.#afterCancelWait()
+    for (const id of this.#responses.keys()) {
+      upstream.send(JSON.stringify(id ? { type: 'response.cancel', response_id: id } : { type: 'response.cancel' }))
+    }
+    this.#cancelWait = setTimeout(() => this.#afterCancelWait(), this.limits.cancelWaitMs).unref()
+  }
+
+  #afterCancelWait() {
+    const ending = this.#ending!
+    // A response whose done did not come in time: the client left, or the gateway ended the session.
+    const cut = this.#clientGone ? { status: 499, code: 'client_closed' } : { status: 504, code: 'response_unfinished' }
+    this.#finish(cut, ending.closeCode, ending.reason)
+  }
+
+  /** Closes both sides and every account still open; gives the session's place back. Once. */
+  #finish(cut: Cut, closeCode: number, reason: string) {
+    if (this.#finished) return
+    this.#finished = true
+    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    if (this.#lifetime) clearTimeout(this.#lifetime)
+    if (this.#cancelWait) clearTimeout(this.#cancelWait)
+    for (const account of this.#responses.values()) account.close(cut.status, cut.code, ZERO_USAGE)
+    this.#responses.clear()
+    const said = closeReason(reason)
+    closeSocket(this.#client, closeCode, said)
+    // The upstream gets the client's own close; a session the gateway ended closes it normally.
+    closeSocket(this.#upstream, this.#clientGone ? closeCode : 1000, this.#clientGone ? said : '')
+    this.release()
+  }
+}
+
+/** Close codes a peer may send (1005, 1006 and 1015 are only ever reported, never sent). */
+function sendable(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999)
+}
+
+/** A close reason is at most 123 bytes of UTF-8: longer ones are cut between characters. */
+function closeReason(reason: string): string {
+  let said = reason
+  while (Buffer.byteLength(said, 'utf8') > 123) said = said.slice(0, -1)
+  return said
+}
+
+function closeSocket(socket: WebSocket | null, code: number, reason: string) {
+  if (socket === null || socket.readyState === WebSocket.CLOSED || socket.readyState === WebSocket.CLOSING) return
+  try {
+    socket.close(sendable(code) ? code : 1000, reason)
+  } catch {
+    socket.terminate()
+  }
+}

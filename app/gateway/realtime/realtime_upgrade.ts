@@ -1,0 +1,201 @@
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer } from 'ws'
+import logger from '@adonisjs/core/services/logger'
+import { GatewayError } from '#exceptions/gateway_error'
+import { authorizeModel } from '#gateway/access_policy'
+import { admitCall, authenticate } from '#gateway/auth/authenticate'
+import { extractApiKey } from '#gateway/auth/key_resolver'
+import type { Gateway } from '#gateway/gateway'
+import { reportApiError, sendApiError } from '#gateway/http/api_errors'
+import { gatewayInstance } from '#gateway/http/generation_request'
+import { assertStorableModel } from '#gateway/http/model_name'
+import { tagsFromHeaders } from '#gateway/metering/request_tags'
+import { adapterFor } from '#gateway/providers/registry'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
+import type { Principal } from '#gateway/types'
+import { ClientGoneError, type AttemptRecord } from '#gateway/upstream/dispatcher'
+import { chooseProtocol, isRealtimeUpgrade, readHandshake, type RealtimeHandshake } from '#gateway/realtime/realtime_handshake'
+import { realtimeLimits } from '#gateway/realtime/realtime_limits'
+import { RealtimeSession } from '#gateway/realtime/realtime_session'
+import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
+
+/**
+ * OpenAI's Realtime API on the gateway's HTTP server: `GET /v1/realtime?model=`
+ * upgraded to a WebSocket (also `/realtime`, Azure's `/openai/realtime?deployment=`
+ * and `/openai/v1/realtime`).
+ *
+ * A separate 'upgrade' event: the HTTP lane and the router never see these
+ * requests, and an HTTP request pays nothing for them. The server's
+ * shouldUpgradeCallback takes only WebSocket upgrades of those paths; any
+ * other upgrade request (Codex's WebSocket attempt at /v1/responses) stays an
+ * ordinary request, answered as before.
+ *
+ * Before the client's handshake is answered: the key (`Authorization: Bearer`,
+ * `api-key`, any header HTTP calls take, or a browser's
+ * `openai-insecure-api-key.<key>` subprotocol) with the same checks as HTTP
+ * (IP allowlist, its cap on calls in flight, held until the socket closes,
+ * rate windows), then the model (plan and key globs, the key's cap, monthly
+ * tokens, balance), the route (openai, custom and azure channels) and the
+ * upstream's own handshake, failing over between channels. A refusal is a
+ * plain HTTP answer in OpenAI's error JSON (401, 403, 402, 429, 404, 400,
+ * 502, 503); one after the key was accepted has its usage row, as an HTTP
+ * call's. Only then is the client's handshake completed, with the subprotocol
+ * OpenAI answers (`realtime`, or the beta one).
+ */
+export function withRealtime(server: Server): Server {
+  // Node 24's option, an instance property read per upgrade request (not in Server's typings).
+  ;(server as Server & { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = isRealtimeUpgrade
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void acceptRealtime(req, socket as Socket, head))
+  return server
+}
+
+/** The client side's WebSocket server: handshakes only (no listening, no client list). */
+let sockets: WebSocketServer | undefined
+let socketsMaxPayload = 0
+
+function socketServer(): WebSocketServer {
+  // Made again only when the message limit changed (tests): ws fixes it when the server is made.
+  if (sockets !== undefined && socketsMaxPayload === realtimeLimits.maxMessageBytes) return sockets
+  socketsMaxPayload = realtimeLimits.maxMessageBytes
+  sockets = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    maxPayload: realtimeLimits.maxMessageBytes,
+    perMessageDeflate: false,
+    handleProtocols: (offered) => chooseProtocol(offered),
+  })
+  return sockets
+}
+
+let gateway: Gateway | undefined
+
+/** A Sec-WebSocket-Key is 16 bytes in base64 (RFC 6455): what ws would refuse after the upstream was opened. */
+const SOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/
+
+async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer) {
+  // A reset during the handshake is the client's; nothing to report.
+  socket.on('error', () => {})
+  // The refusals are ordinary HTTP answers: written through a response on the upgrade's socket.
+  const res = new ServerResponse(req)
+  res.assignSocket(socket)
+  res.shouldKeepAlive = false
+  const handshake = readHandshake(req)
+  const key = req.headers['sec-websocket-key']
+  const version = req.headers['sec-websocket-version']
+  if (req.method !== 'GET' || typeof key !== 'string' || !SOCKET_KEY.test(key) || (version !== '13' && version !== '8')) {
+    return refuse(GatewayError.invalidRequest('Not a valid WebSocket handshake (GET with Sec-WebSocket-Key and Sec-WebSocket-Version 13)', 'invalid_websocket_handshake'), handshake, res, socket)
+  }
+  let gw: Gateway
+  let principal: Principal
+  let rawKey: string | null
+  try {
+    gw = gateway ??= await gatewayInstance()
+    rawKey = extractApiKey(req.headers, req.url) ?? handshake.protocolKey
+    principal = await authenticate(gw, req, res, rawKey)
+    // A session does work: the key's place among its calls in flight is held until the socket closes.
+    const admitted = admitCall(principal, res, socket)
+    if (admitted) await admitted
+  } catch (error) {
+    // No key, a bad one, another address, a rate window: not admitted, no usage row (as HTTP).
+    return refuse(error, handshake, res, socket)
+  }
+  const attempts: AttemptRecord[] = []
+  let tried: RouteCandidate | null = null
+  let session: RealtimeSession | null = null
+  let upstream: UpstreamConnection | null = null
+  try {
+    const model = handshake.model
+    if (model === '') throw GatewayError.invalidRequest("The 'model' query parameter is required (?model=...)", 'missing_model', 'model')
+    assertStorableModel(model)
+    const tags = tagsFromHeaders(req.headers)
+    // What an HTTP call of the model is asked: 403 model_not_allowed, 429 token_limit_exceeded, 402 spend cap / balance.
+    authorizeModel(gw.catalog, principal, model)
+    const candidates = gw.service
+      .router()
+      .route(model)
+      .filter((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
+    if (candidates.length === 0) {
+      throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
+    }
+    session = new RealtimeSession(gw, principal, rawKey!, model, tags, realtimeLimits)
+    try {
+      // In flight like a request: refused while draining or at the bound (no row, as an HTTP call's 503); a shutdown waits for it.
+      session.release = gw.service.admitSession(session)
+    } catch (error) {
+      return refuse(error, handshake, res, socket)
+    }
+    const connecting = new AbortController()
+    const gone = () => connecting.abort()
+    socket.once('close', gone)
+    session.abort.signal.addEventListener('abort', gone)
+    try {
+      upstream = await connectUpstream(candidates, {
+        beta: handshake.beta,
+        maxPayload: realtimeLimits.maxMessageBytes,
+        signal: connecting.signal,
+        health: gw.health,
+        hooks: { onAttempt: (c) => (tried = c), onAttemptResult: (r) => attempts.push(r) },
+      })
+    } finally {
+      socket.off('close', gone)
+      session.abort.signal.removeEventListener('abort', gone)
+    }
+    if (socket.destroyed || !socket.writable) throw new ClientGoneError()
+  } catch (error) {
+    upstream?.socket.terminate()
+    session?.release()
+    recordRefusal(gw, principal, handshake.model, tried, attempts, error, res)
+    if (error instanceof ClientGoneError) return socket.destroy()
+    return refuse(error, handshake, res, socket)
+  }
+  res.detachSocket(socket)
+  const connection = upstream
+  let started = false
+  socketServer().handleUpgrade(req, socket, head, (client) => {
+    started = true
+    session!.start(client, connection)
+  })
+  // ws refused the handshake after all (it answered the client): the upstream is not needed.
+  if (!started) {
+    connection.socket.terminate()
+    session!.release()
+  }
+}
+
+/**
+ * The usage row of a session refused after its key was accepted (as an HTTP
+ * call's: the model, the channel tried, the attempts, the error), or 499
+ * client_closed for a client that left while the upstream was being opened.
+ */
+function recordRefusal(
+  gw: Gateway,
+  principal: Principal,
+  model: string,
+  tried: RouteCandidate | null,
+  attempts: AttemptRecord[],
+  error: unknown,
+  res: ServerResponse
+) {
+  const account = gw.service.responseAccount(principal, 'realtime')
+  account.model = model.length <= 200 ? model : ''
+  account.stream = true
+  if (tried !== null) {
+    account.channelId = tried.channel.id
+    account.provider = tried.channel.provider
+    account.servedModel = tried.upstreamModel
+  }
+  account.attempts = attempts
+  if (error instanceof ClientGoneError) account.close(499, 'client_closed')
+  else account.fail(error)
+  res.setHeader('x-request-id', account.requestId)
+}
+
+/** An HTTP answer in OpenAI's error format instead of the upgrade; the connection closes after it. */
+function refuse(error: unknown, handshake: RealtimeHandshake, res: ServerResponse, socket: Socket) {
+  reportApiError(error, logger)
+  if (socket.destroyed) return
+  res.once('finish', () => socket.end())
+  sendApiError(error, handshake.path, res)
+}
