@@ -134,3 +134,18 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
   if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
   return true
 }
+
+/**
+ * What the balance (and the key's spend cap, when it has one) still has
+ * beyond every hold of requests in flight, this one's included: what a
+ * stream that outgrows its hold may take more (stream_hold.ts). Negative
+ * when the holds already pass it (admission asks only for a balance above
+ * the holds, so a hold may be larger than what was left).
+ */
+export function roomBeyondHolds(account: RequestAccount): { balance: bigint; key: bigint | null } {
+  const { user, key } = account.principal
+  const balance = user.balancePico - user.reservedPico
+  if (key.spendLimitPico === null) return { balance, key: null }
+  if (key.spendPeriod !== null) rollSpendPeriod(key, Date.now())
+  return { balance, key: key.spendLimitPico - key.spentPico - heldOnKey(key.id) }
+}

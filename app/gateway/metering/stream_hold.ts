@@ -1,0 +1,194 @@
+import { GatewayError } from '#exceptions/gateway_error'
+import { roomBeyondHolds } from '#gateway/access_policy'
+import type { CanonicalUsage } from '#gateway/dialects/canonical'
+import { costOf } from '#gateway/metering/pricing'
+import { DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import { countTokens, countTokensNow, warmTokenizer } from '#gateway/metering/tokenizer'
+import type { TextPieces } from '#gateway/relay/text_pieces'
+import type { TokenUsage } from '#gateway/types'
+
+/**
+ * Tokens per character of answer text assumed between two checks. o200k
+ * counts English at ~0.25 and CJK at ~0.7-1 per character; only rarer text
+ * (emoji runs, scripts outside the vocabulary: up to 3, one per UTF-8 byte)
+ * is denser, and a check counts it exactly when it comes.
+ */
+const TOKENS_PER_CHAR = 1n
+
+/**
+ * The hold of one streamed answer, kept ahead of what the answer costs as
+ * it streams (the gap docs/reliability.md used to list: a stream longer
+ * than its hold was relayed and billed whole, whatever the balance).
+ *
+ * The relays count the answer's characters anyway (relay/text_pieces.ts);
+ * `next` is how many the hold covers at TOKENS_PER_CHAR, so a chunk within
+ * it costs the relay one comparison. Past it, check() counts the text that
+ * came since the last check with the tokenizer, prices what the stream has
+ * used (the prompt as held, or as the upstream reported it), and raises the
+ * hold by another RESERVE_COMPLETION_TOKENS' worth against what the balance
+ * and the key's spend cap still have beyond every other request's hold
+ * (synchronously: no other request takes the same room in between). Only
+ * when the text does not fit in what is then held is the stream cut: the
+ * chunk is not relayed, the text billed is what the client got, and
+ * billable() keeps the bill within the hold.
+ *
+ * A hold admitted larger than what the balance had left (admission asks only
+ * for a balance above the other holds) is worth here only what the balance
+ * covers: the ceiling is the hold less what the balance, or the key's cap,
+ * lacks to cover every hold. So concurrent streams of one account, which
+ * each see the others' holds, never take more than the balance together.
+ */
+export class StreamHold {
+  /** Answer characters (TextPieces.chars) past which the relay calls check() before relaying more */
+  next: number
+  /** Why the stream was cut (the row's code and the client's error), null while it may go on */
+  stopped: GatewayError | null = null
+  /** Tokens counted in the text up to #countedChars */
+  #tokens = 0
+  #countedChars = 0
+  /** The most the request may cost now: its hold, less what the balance or the key's cap lacks to cover the holds */
+  #ceiling = 0n
+  /** The key's cap, not the balance, is what is short */
+  #keyShort = false
+  readonly #step: bigint
+
+  private constructor(
+    private account: RequestAccount,
+    private output: bigint
+  ) {
+    this.#step = BigInt(DEFAULT_COMPLETION_ALLOWANCE) * output
+    this.#ceiling = this.#limit()
+    this.next = this.#charsWithin(this.#costOf(0, null))
+  }
+
+  /** The hold of a stream about to be relayed; null when its answer's tokens cost nothing (no check needed). */
+  static open(account: RequestAccount): StreamHold | null {
+    const price = account.price
+    if (price === null || price.outputPico <= 0n || account.reservedPico <= 0n || account.closed) return null
+    // The checks count with the tokenizer: loaded now, it is there when the first one comes.
+    warmTokenizer()
+    return new StreamHold(account, price.outputPico)
+  }
+
+  /**
+   * Called by a relay when `text.chars` passed `next`, before it relays the
+   * text pushed since character `before` (the chunk, or the event, that
+   * passed it). True: relay it (the hold covers it, raised if need be).
+   * False: the stream is cut here; `text` is taken back to `before` and
+   * `stopped` says why. A promise when the count must wait for the
+   * tokenizer (not loaded yet, or more than a slice to count).
+   */
+  check(text: TextPieces, before: number, usage: CanonicalUsage | null): boolean | Promise<boolean> {
+    const relayed = this.#count(text, this.#countedChars, before)
+    const pending = this.#count(text, before, text.chars)
+    if (typeof relayed === 'number' && typeof pending === 'number') return this.#decide(text, before, relayed, pending, usage)
+    return Promise.all([relayed, pending]).then(([a, b]) => this.#decide(text, before, a, b, usage))
+  }
+
+  /**
+   * A cut stream's usage as billed: what it counted, within the ceiling. The
+   * checks keep the relayed text within it; text denser than they assume
+   * (past TOKENS_PER_CHAR between two checks) is billed up to it.
+   */
+  billable(usage: TokenUsage): TokenUsage {
+    const price = this.account.price!
+    if (costOf(price, usage) <= this.#ceiling) return usage
+    const room = this.#ceiling - costOf(price, { ...usage, completionTokens: 0 })
+    const completionTokens = room <= 0n ? 0 : Math.min(usage.completionTokens, Number(room / price.outputPico))
+    return { ...usage, completionTokens, totalTokens: usage.promptTokens + completionTokens, estimated: true }
+  }
+
+  #decide(text: TextPieces, before: number, relayed: number, pending: number, usage: CanonicalUsage | null): boolean {
+    const tokens = this.#tokens + relayed + pending
+    const cost = this.#costOf(tokens, usage)
+    // One more allowance's worth ahead of what the answer costs, as far as the balance and the key's cap have room.
+    this.#raiseTo(cost + this.#step)
+    if (cost <= this.#ceiling) {
+      this.#tokens = tokens
+      this.#countedChars = text.chars
+      this.next = this.#charsWithin(cost)
+      return true
+    }
+    this.#tokens += relayed
+    this.#countedChars = before
+    text.truncate(before)
+    this.next = Number.POSITIVE_INFINITY
+    this.stopped = this.#keyShort
+      ? new GatewayError(
+          402,
+          'spend_limit_exceeded',
+          'This API key reached its spend limit during the answer: the answer was stopped here (what was sent is billed)',
+          'insufficient_quota'
+        )
+      : new GatewayError(
+          402,
+          'insufficient_balance',
+          'The balance ran out during the answer: the answer was stopped here (what was sent is billed). Top up your account to continue',
+          'insufficient_quota'
+        )
+    return false
+  }
+
+  /** Raises the request's hold toward `wanted`, by what the balance and the key's cap have beyond all holds. */
+  #raiseTo(wanted: bigint) {
+    const held = this.account.reservedPico
+    if (wanted > held) {
+      const room = roomBeyondHolds(this.account)
+      let more = wanted - held
+      if (room.balance < more) more = room.balance
+      if (room.key !== null && room.key < more) more = room.key
+      if (more > 0n) this.account.reserve(more)
+    }
+    this.#ceiling = this.#limit()
+  }
+
+  /** The hold, less what the balance (or the key's cap) lacks to cover every request's hold */
+  #limit(): bigint {
+    const room = roomBeyondHolds(this.account)
+    // The tighter of the two is what a cut is told as.
+    this.#keyShort = room.key !== null && room.key < room.balance
+    const tightest = this.#keyShort ? room.key! : room.balance
+    return tightest < 0n ? this.account.reservedPico + tightest : this.account.reservedPico
+  }
+
+  /** The answer character past which the next check is due: what the ceiling leaves at TOKENS_PER_CHAR */
+  #charsWithin(cost: bigint): number {
+    if (cost >= this.#ceiling) return this.#countedChars
+    const chars = (this.#ceiling - cost) / (this.output * TOKENS_PER_CHAR)
+    return this.#countedChars + (chars > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(chars))
+  }
+
+  /** What the stream costs with `tokens` of answer: the prompt as held (or as the upstream reported it), and the per-request price. */
+  #costOf(tokens: number, usage: CanonicalUsage | null): bigint {
+    const price = this.account.price!
+    const cost = costOf(price, {
+      promptTokens: usage?.inputTokens || this.account.promptTokenHold,
+      completionTokens: usage !== null && usage.outputTokens > tokens ? usage.outputTokens : tokens,
+      totalTokens: 0,
+      cachedTokens: usage?.cacheReadTokens ?? 0,
+      cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+      reasoningTokens: 0,
+      estimated: true,
+    })
+    return price.perRequestPico ? cost + price.perRequestPico : cost
+  }
+
+  /**
+   * Tokens of the text between two characters: the kept part counted (at once
+   * when short and the tokenizer is loaded), what is past the kept text (a
+   * stream over 128 K characters) at the density counted so far.
+   */
+  #count(text: TextPieces, from: number, to: number): number | Promise<number> {
+    if (to <= from) return 0
+    const keptTo = to < text.keptChars ? to : text.keptChars
+    const beyond = to - (from > keptTo ? from : keptTo)
+    const density = this.#countedChars > 0 ? this.#tokens / this.#countedChars : 1
+    const estimated = beyond > 0 ? Math.ceil(beyond * density) : 0
+    if (from >= keptTo) return estimated
+    const part = text.since(from).slice(0, keptTo - from)
+    const now = countTokensNow(part)
+    if (now !== null) return now + estimated
+    return countTokens(part).then((counted) => counted + estimated)
+  }
+}
