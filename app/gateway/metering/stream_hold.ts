@@ -4,7 +4,7 @@ import type { CanonicalUsage } from '#gateway/dialects/canonical'
 import { costOf } from '#gateway/metering/pricing'
 import { DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
 import type { RequestAccount } from '#gateway/metering/request_account'
-import { countTokens, countTokensNow, warmTokenizer } from '#gateway/metering/tokenizer'
+import { countTokens, countTokensNow } from '#gateway/metering/tokenizer'
 import type { TextPieces } from '#gateway/relay/text_pieces'
 import type { TokenUsage } from '#gateway/types'
 
@@ -24,10 +24,12 @@ const TOKENS_PER_CHAR = 1n
  * The relays count the answer's characters anyway (relay/text_pieces.ts);
  * `next` is how many the hold covers at TOKENS_PER_CHAR, so a chunk within
  * it costs the relay one comparison. Past it, check() counts the text that
- * came since the last check with the tokenizer, prices what the stream has
- * used (the prompt as held, or as the upstream reported it), and raises the
- * hold by another RESERVE_COMPLETION_TOKENS' worth against what the balance
- * and the key's spend cap still have beyond every other request's hold
+ * came since the last check with the tokenizer (loaded on the first check of
+ * the process, if nothing loaded it before), prices what the stream has
+ * used (the prompt as held, or as the upstream reported it), and, when the
+ * hold is less than half an allowance ahead of that, raises it to a whole
+ * RESERVE_COMPLETION_TOKENS' worth ahead against what the balance and the
+ * key's spend cap still have beyond every other request's hold
  * (synchronously: no other request takes the same room in between). Only
  * when the text does not fit in what is then held is the stream cut: the
  * chunk is not relayed, the text billed is what the client got, and
@@ -66,8 +68,6 @@ export class StreamHold {
   static open(account: RequestAccount): StreamHold | null {
     const price = account.price
     if (price === null || price.outputPico <= 0n || account.reservedPico <= 0n || account.closed) return null
-    // The checks count with the tokenizer: loaded now, it is there when the first one comes.
-    warmTokenizer()
     return new StreamHold(account, price.outputPico)
   }
 
@@ -102,8 +102,10 @@ export class StreamHold {
   #decide(text: TextPieces, before: number, relayed: number, pending: number, usage: CanonicalUsage | null): boolean {
     const tokens = this.#tokens + relayed + pending
     const cost = this.#costOf(tokens, usage)
-    // One more allowance's worth ahead of what the answer costs, as far as the balance and the key's cap have room.
-    this.#raiseTo(cost + this.#step)
+    // Less than half an allowance ahead of what the answer costs: raised to a whole one ahead, as far as
+    // the balance and the key's cap have room (so a stream raises its hold every few hundred tokens, not each check).
+    if (this.account.reservedPico - cost < this.#step / 2n) this.#raiseTo(cost + this.#step)
+    else this.#ceiling = this.#limit()
     if (cost <= this.#ceiling) {
       this.#tokens = tokens
       this.#countedChars = text.chars

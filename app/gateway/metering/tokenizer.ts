@@ -86,11 +86,6 @@ function countRange(count: EncoderCount, text: string, start: number, end: numbe
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
-/** Starts loading the encoder (once per process) without waiting for it: a stream's hold checks count with it. */
-export function warmTokenizer() {
-  if (!encoderCount) load().catch(() => {})
-}
-
 /**
  * Tokens of a short text at once, without leaving the event loop: null when
  * the encoder is not loaded yet or the text is longer than one slice (then
