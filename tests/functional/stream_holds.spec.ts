@@ -9,6 +9,8 @@ import { ledgerProblems } from '#tests/money_checks'
 import { countTokens } from '#gateway/metering/tokenizer'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { toPico } from '#gateway/metering/money'
+import { setWordFilter } from '#actions/set_word_filter'
+import { cliActor } from '#actions/audit'
 
 /**
  * A streamed answer longer than its hold (no max_tokens: 1,024 tokens held)
@@ -234,5 +236,25 @@ test.group('Stream holds: an answer that outgrows its hold', (group) => {
     assert.equal(heldOnKey(user.keyId), 0n)
     const key = await db.from('api_keys').where('id', user.keyId).select(db.raw('spent::text AS spent')).first()
     assert.isTrue(toPico(key.spent) <= toPico(POOR), `spent ${key.spent}`)
+  })
+
+  test('with the answer check on (sensitive words, the screened relays): cut the same way, passed through and translated', async ({ assert }) => {
+    await setWordFilter({ enabled: true, words: ['casino'], checkCompletions: true, hideMatches: false }, cliActor())
+    const gw = await gateway()
+    await until(() => gw.catalog.wordFilter?.checkCompletions === true, 'the filter reached the gateway')
+    try {
+      for (const model of [MODELS.chat, MODELS.anthropic]) {
+        const user = await seedUser({ balance: POOR })
+        mock.script({ raw: upstreamAnswer(model === MODELS.chat ? 'chat' : 'anthropic', LONG, 1) })
+        const got = await askWithSdk('chat', user.key, model)
+        assert.deepEqual(got.error, QUOTA_ERROR.chat)
+        const rows = await moneyIsRight(assert, user.userId, POOR)
+        assert.include(rows[0], { status: 200, error_code: 'insufficient_balance' })
+        assert.equal(Number(rows[0].completion_tokens), await countTokens(got.text), 'billed the text the client got')
+      }
+    } finally {
+      await db.from('app_settings').where('key', 'sensitive_words').delete()
+      await until(() => gw.catalog.wordFilter === null, 'the filter is off')
+    }
   })
 })
