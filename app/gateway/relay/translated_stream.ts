@@ -187,8 +187,10 @@ export async function relayTranslatedStream(
       for (const event of parser.end()) tail.push(...decoder.push(event))
       tail.push(...decoder.end())
       const at = screen === null ? -1 : screenedAt(screen, tail, null)
-      if (at === -1) await out.write(encode(tail))
-      else withhold!(tail, at)
+      if (at !== -1) withhold!(tail, at)
+      else if (hold === null) await out.write(encode(tail))
+      // The last, unterminated event's text is held like any other (a cut here ends the stream too).
+      else await relayHeld(transform ? tail.flatMap(transform) : tail, 0, false)
     }
   } catch (caught) {
     error = caught as Error
