@@ -149,3 +149,14 @@ export function roomBeyondHolds(account: RequestAccount): { balance: bigint; key
   if (key.spendPeriod !== null) rollSpendPeriod(key, Date.now())
   return { balance, key: key.spendLimitPico - key.spentPico - heldOnKey(key.id) }
 }
+
+/**
+ * The output tokens the plan's monthly limit still has beyond what every
+ * request in flight holds (this one's included); null when the plan sets
+ * none. Negative when the holds already pass it.
+ */
+export function outputTokensBeyondHolds(account: RequestAccount): number | null {
+  const { plan, user } = account.principal
+  if (!plan || plan.monthlyOutputTokens === null) return null
+  return plan.monthlyOutputTokens - user.outputTokens - user.reservedOutputTokens
+}

@@ -257,4 +257,21 @@ test.group('Stream holds: an answer that outgrows its hold', (group) => {
       await until(() => gw.catalog.wordFilter === null, 'the filter is off')
     }
   })
+
+  for (const [what, model] of [['a priced', MODELS.chat], ['a free', 'sh-gpt-free']]) {
+    test(`a plan with 300 output tokens left this month, ${what} model: cut with token_limit_exceeded, the month's tokens within the limit`, async ({ assert }) => {
+      const user = await seedUser({ balance: '10', plan: { name: `month-300-${model}`, monthlyOutputTokens: 300 } })
+      mock.script({ raw: upstreamAnswer('chat', LONG, 1) })
+      const got = await askWithSdk('chat', user.key, model)
+      assert.deepEqual(got.error, QUOTA_ERROR.chat)
+      assert.isAbove(got.text.length, 100)
+      const rows = await moneyIsRight(assert, user.userId, '10')
+      assert.include(rows[0], { status: 200, error_code: 'token_limit_exceeded' })
+      assert.isAtMost(Number(rows[0].completion_tokens), 300)
+      assert.equal(Number(rows[0].completion_tokens), await countTokens(got.text))
+      const cached = (await gateway()).catalog.cachedUser(user.userId)
+      assert.equal(cached?.reservedOutputTokens ?? 0, 0, 'the held tokens released')
+      assert.isAtLeast(Number(rows[0].completion_tokens), 250, 'most of the month was used')
+    })
+  }
 })

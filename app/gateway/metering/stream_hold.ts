@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { roomBeyondHolds } from '#gateway/access_policy'
+import { outputTokensBeyondHolds, roomBeyondHolds } from '#gateway/access_policy'
 import type { CanonicalUsage } from '#gateway/dialects/canonical'
 import { costOf } from '#gateway/metering/pricing'
 import { DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
@@ -35,6 +35,10 @@ const TOKENS_PER_CHAR = 1n
  * chunk is not relayed, the text billed is what the client got, and
  * billable() keeps the bill within the hold.
  *
+ * On a plan with monthly output tokens, the tokens held against the month
+ * follow the answer the same way (also on a free model), and a month used up
+ * cuts the stream as an empty balance does (token_limit_exceeded).
+ *
  * A hold admitted larger than what the balance had left (admission asks only
  * for a balance above the other holds) is worth here only what the balance
  * covers: the ceiling is the hold less what the balance, or the key's cap,
@@ -53,22 +57,30 @@ export class StreamHold {
   #ceiling = 0n
   /** The key's cap, not the balance, is what is short */
   #keyShort = false
+  /** pico-USD per answer token; 0 for a free model (only the plan's monthly tokens are followed) */
+  readonly #output: bigint
   readonly #step: bigint
+  /** The plan's monthly output tokens (null: no limit) and the most this answer may use of them now */
+  readonly #tokenLimit: number | null
+  #tokenCeiling = Number.POSITIVE_INFINITY
 
-  private constructor(
-    private account: RequestAccount,
-    private output: bigint
-  ) {
-    this.#step = BigInt(DEFAULT_COMPLETION_ALLOWANCE) * output
-    this.#ceiling = this.#limit()
-    this.next = this.#charsWithin(this.#costOf(0, null))
+  private constructor(private account: RequestAccount) {
+    this.#output = account.price?.outputPico ?? 0n
+    this.#step = BigInt(DEFAULT_COMPLETION_ALLOWANCE) * this.#output
+    this.#tokenLimit = account.principal.plan?.monthlyOutputTokens ?? null
+    this.#limits()
+    this.next = this.#charsWithin(this.#costOf(0, null), 0)
   }
 
-  /** The hold of a stream about to be relayed; null when its answer's tokens cost nothing (no check needed). */
+  /**
+   * The hold of a stream about to be relayed; null when nothing bounds its
+   * answer's tokens (a free model on a plan without monthly output tokens).
+   */
   static open(account: RequestAccount): StreamHold | null {
-    const price = account.price
-    if (price === null || price.outputPico <= 0n || account.reservedPico <= 0n || account.closed) return null
-    return new StreamHold(account, price.outputPico)
+    if (account.closed) return null
+    const priced = account.price !== null && account.price.outputPico > 0n && account.reservedPico > 0n
+    const limited = account.principal.plan !== null && account.principal.plan.monthlyOutputTokens !== null
+    return priced || limited ? new StreamHold(account) : null
   }
 
   /**
@@ -87,86 +99,134 @@ export class StreamHold {
   }
 
   /**
-   * A cut stream's usage as billed: what it counted, within the ceiling. The
-   * checks keep the relayed text within it; text denser than they assume
-   * (past TOKENS_PER_CHAR between two checks) is billed up to it.
+   * A cut stream's usage as billed: what it counted, within the ceiling (and
+   * the plan's tokens). The checks keep the relayed text within it; text
+   * denser than they assume (past TOKENS_PER_CHAR between two checks) is
+   * billed up to it.
    */
   billable(usage: TokenUsage): TokenUsage {
-    const price = this.account.price!
-    if (costOf(price, usage) <= this.#ceiling) return usage
-    const room = this.#ceiling - costOf(price, { ...usage, completionTokens: 0 })
-    const completionTokens = room <= 0n ? 0 : Math.min(usage.completionTokens, Number(room / price.outputPico))
+    let completionTokens = usage.completionTokens
+    if (completionTokens > this.#tokenCeiling) completionTokens = Math.max(0, this.#tokenCeiling)
+    const price = this.account.price
+    if (price !== null && this.#output > 0n && costOf(price, { ...usage, completionTokens }) > this.#ceiling) {
+      const room = this.#ceiling - costOf(price, { ...usage, completionTokens: 0 })
+      completionTokens = room <= 0n ? 0 : Math.min(completionTokens, Number(room / this.#output))
+    }
+    if (completionTokens === usage.completionTokens) return usage
     return { ...usage, completionTokens, totalTokens: usage.promptTokens + completionTokens, estimated: true }
   }
 
   #decide(text: TextPieces, before: number, relayed: number, pending: number, usage: CanonicalUsage | null): boolean {
     const tokens = this.#tokens + relayed + pending
+    const answered = this.#answered(tokens, usage)
     const cost = this.#costOf(tokens, usage)
-    // Less than half an allowance ahead of what the answer costs: raised to a whole one ahead, as far as
-    // the balance and the key's cap have room (so a stream raises its hold every few hundred tokens, not each check).
-    if (this.account.reservedPico - cost < this.#step / 2n) this.#raiseTo(cost + this.#step)
-    else this.#ceiling = this.#limit()
-    if (cost <= this.#ceiling) {
+    // Less than half an allowance ahead of what the answer costs (or uses of the month's tokens): raised to a
+    // whole one ahead, as far as the balance, the key's cap and the plan have room (so a stream raises its
+    // hold every few hundred tokens, not at each check).
+    if (this.#output > 0n && this.account.reservedPico - cost < this.#step / 2n) this.#raiseTo(cost + this.#step)
+    if (this.#tokenLimit !== null && this.account.heldOutputTokens - answered < DEFAULT_COMPLETION_ALLOWANCE / 2) {
+      this.#raiseTokensTo(answered + DEFAULT_COMPLETION_ALLOWANCE)
+    }
+    this.#limits()
+    const tokensFit = answered <= this.#tokenCeiling
+    if (tokensFit && cost <= this.#ceiling) {
       this.#tokens = tokens
       this.#countedChars = text.chars
-      this.next = this.#charsWithin(cost)
+      this.next = this.#charsWithin(cost, answered)
       return true
     }
     this.#tokens += relayed
     this.#countedChars = before
     text.truncate(before)
     this.next = Number.POSITIVE_INFINITY
-    this.stopped = this.#keyShort
+    this.stopped = !tokensFit
       ? new GatewayError(
-          402,
-          'spend_limit_exceeded',
-          'This API key reached its spend limit during the answer: the answer was stopped here (what was sent is billed)',
+          429,
+          'token_limit_exceeded',
+          `This month's output token quota (${this.#tokenLimit} tokens) was reached during the answer: the answer was stopped here (what was sent is billed)`,
           'insufficient_quota'
         )
-      : new GatewayError(
-          402,
-          'insufficient_balance',
-          'The balance ran out during the answer: the answer was stopped here (what was sent is billed). Top up your account to continue',
-          'insufficient_quota'
-        )
+      : this.#keyShort
+        ? new GatewayError(
+            402,
+            'spend_limit_exceeded',
+            'This API key reached its spend limit during the answer: the answer was stopped here (what was sent is billed)',
+            'insufficient_quota'
+          )
+        : new GatewayError(
+            402,
+            'insufficient_balance',
+            'The balance ran out during the answer: the answer was stopped here (what was sent is billed). Top up your account to continue',
+            'insufficient_quota'
+          )
     return false
   }
 
   /** Raises the request's hold toward `wanted`, by what the balance and the key's cap have beyond all holds. */
   #raiseTo(wanted: bigint) {
     const held = this.account.reservedPico
-    if (wanted > held) {
-      const room = roomBeyondHolds(this.account)
-      let more = wanted - held
-      if (room.balance < more) more = room.balance
-      if (room.key !== null && room.key < more) more = room.key
-      if (more > 0n) this.account.reserve(more)
-    }
-    this.#ceiling = this.#limit()
-  }
-
-  /** The hold, less what the balance (or the key's cap) lacks to cover every request's hold */
-  #limit(): bigint {
+    if (wanted <= held) return
     const room = roomBeyondHolds(this.account)
-    // The tighter of the two is what a cut is told as.
-    this.#keyShort = room.key !== null && room.key < room.balance
-    const tightest = this.#keyShort ? room.key! : room.balance
-    return tightest < 0n ? this.account.reservedPico + tightest : this.account.reservedPico
+    let more = wanted - held
+    if (room.balance < more) more = room.balance
+    if (room.key !== null && room.key < more) more = room.key
+    if (more > 0n) this.account.reserve(more)
   }
 
-  /** The answer character past which the next check is due: what the ceiling leaves at TOKENS_PER_CHAR */
-  #charsWithin(cost: bigint): number {
-    if (cost >= this.#ceiling) return this.#countedChars
-    const chars = (this.#ceiling - cost) / (this.output * TOKENS_PER_CHAR)
-    return this.#countedChars + (chars > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(chars))
+  /** Raises the request's hold on this month's output tokens toward `wanted`, by what the plan has beyond all holds. */
+  #raiseTokensTo(wanted: number) {
+    const held = this.account.heldOutputTokens
+    const room = outputTokensBeyondHolds(this.account)
+    if (wanted <= held || room === null) return
+    const more = Math.min(wanted - held, room)
+    if (more > 0) this.account.reserveTokens(0, more)
+  }
+
+  /**
+   * The ceilings: the money hold, less what the balance (or the key's cap)
+   * lacks to cover every request's hold; the output tokens held, less what
+   * the plan's month lacks to cover every hold.
+   */
+  #limits() {
+    if (this.#output > 0n) {
+      const room = roomBeyondHolds(this.account)
+      // The tighter of the two is what a cut is told as.
+      this.#keyShort = room.key !== null && room.key < room.balance
+      const tightest = this.#keyShort ? room.key! : room.balance
+      this.#ceiling = tightest < 0n ? this.account.reservedPico + tightest : this.account.reservedPico
+    }
+    const tokenRoom = outputTokensBeyondHolds(this.account)
+    if (tokenRoom !== null) this.#tokenCeiling = this.account.heldOutputTokens + (tokenRoom < 0 ? tokenRoom : 0)
+  }
+
+  /**
+   * The answer character past which the next check is due: what the ceiling
+   * (and the plan's tokens) leave at TOKENS_PER_CHAR
+   */
+  #charsWithin(cost: bigint, answered: number): number {
+    let chars = Number.MAX_SAFE_INTEGER
+    if (this.#output > 0n) {
+      if (cost >= this.#ceiling) return this.#countedChars
+      const left = (this.#ceiling - cost) / (this.#output * TOKENS_PER_CHAR)
+      if (left < BigInt(chars)) chars = Number(left)
+    }
+    // One character per token at most (TOKENS_PER_CHAR is 1): the tokens left are the characters left.
+    if (this.#tokenCeiling - answered < chars) chars = Math.max(0, this.#tokenCeiling - answered)
+    return this.#countedChars + chars
+  }
+
+  /** The answer's tokens as billed: counted, or what the upstream reported so far when more */
+  #answered(tokens: number, usage: CanonicalUsage | null): number {
+    return usage !== null && usage.outputTokens > tokens ? usage.outputTokens : tokens
   }
 
   /** What the stream costs with `tokens` of answer: the prompt as held (or as the upstream reported it), and the per-request price. */
   #costOf(tokens: number, usage: CanonicalUsage | null): bigint {
-    const price = this.account.price!
+    const price = this.account.price
+    if (price === null || this.#output === 0n) return 0n
     const cost = costOf(price, {
       promptTokens: usage?.inputTokens || this.account.promptTokenHold,
-      completionTokens: usage !== null && usage.outputTokens > tokens ? usage.outputTokens : tokens,
+      completionTokens: this.#answered(tokens, usage),
       totalTokens: 0,
       cachedTokens: usage?.cacheReadTokens ?? 0,
       cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
