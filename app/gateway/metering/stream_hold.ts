@@ -15,6 +15,13 @@ import type { TokenUsage } from '#gateway/types'
  * is denser, and a check counts it exactly when it comes.
  */
 const TOKENS_PER_CHAR = 1n
+/**
+ * The most o200k makes of one UTF-16 character: one token per UTF-8 byte,
+ * three for a BMP character (an astral one is two UTF-16 units for its four
+ * bytes). Assumed once the account has less than an allowance of room left,
+ * so the last stretch before a cut never relays more than the hold pays for.
+ */
+const MAX_TOKENS_PER_CHAR = 3n
 
 /**
  * The hold of one streamed answer, kept ahead of what the answer costs as
@@ -22,8 +29,10 @@ const TOKENS_PER_CHAR = 1n
  * than its hold was relayed and billed whole, whatever the balance).
  *
  * The relays count the answer's characters anyway (relay/text_pieces.ts);
- * `next` is how many the hold covers at TOKENS_PER_CHAR, so a chunk within
- * it costs the relay one comparison. Past it, check() counts the text that
+ * `next` is how many the hold covers at TOKENS_PER_CHAR (at
+ * MAX_TOKENS_PER_CHAR once less than an allowance of room is left: the last
+ * stretch before a cut never relays more than the hold pays for), so a
+ * chunk within it costs the relay one comparison. Past it, check() counts the text that
  * came since the last check with the tokenizer (loaded on the first check of
  * the process, if nothing loaded it before), prices what the stream has
  * used (the prompt as held, or as the upstream reported it), and, when the
@@ -57,6 +66,8 @@ export class StreamHold {
   #ceiling = 0n
   /** The key's cap, not the balance, is what is short */
   #keyShort = false
+  /** Less than an allowance of room left (balance, key's cap or month): the next check assumes MAX_TOKENS_PER_CHAR */
+  #tight = false
   /** pico-USD per answer token; 0 for a free model (only the plan's monthly tokens are followed) */
   readonly #output: bigint
   readonly #step: bigint
@@ -188,30 +199,37 @@ export class StreamHold {
    * the plan's month lacks to cover every hold.
    */
   #limits() {
+    this.#tight = false
     if (this.#output > 0n) {
       const room = roomBeyondHolds(this.account)
       // The tighter of the two is what a cut is told as.
       this.#keyShort = room.key !== null && room.key < room.balance
       const tightest = this.#keyShort ? room.key! : room.balance
       this.#ceiling = tightest < 0n ? this.account.reservedPico + tightest : this.account.reservedPico
+      this.#tight = tightest < this.#step
     }
     const tokenRoom = outputTokensBeyondHolds(this.account)
-    if (tokenRoom !== null) this.#tokenCeiling = this.account.heldOutputTokens + (tokenRoom < 0 ? tokenRoom : 0)
+    if (tokenRoom !== null) {
+      this.#tokenCeiling = this.account.heldOutputTokens + (tokenRoom < 0 ? tokenRoom : 0)
+      if (tokenRoom < DEFAULT_COMPLETION_ALLOWANCE) this.#tight = true
+    }
   }
 
   /**
    * The answer character past which the next check is due: what the ceiling
-   * (and the plan's tokens) leave at TOKENS_PER_CHAR
+   * (and the plan's tokens) leave at TOKENS_PER_CHAR, or at
+   * MAX_TOKENS_PER_CHAR when the room is nearly spent
    */
   #charsWithin(cost: bigint, answered: number): number {
+    const perChar = this.#tight ? MAX_TOKENS_PER_CHAR : TOKENS_PER_CHAR
     let chars = Number.MAX_SAFE_INTEGER
     if (this.#output > 0n) {
       if (cost >= this.#ceiling) return this.#countedChars
-      const left = (this.#ceiling - cost) / (this.#output * TOKENS_PER_CHAR)
+      const left = (this.#ceiling - cost) / (this.#output * perChar)
       if (left < BigInt(chars)) chars = Number(left)
     }
-    // One character per token at most (TOKENS_PER_CHAR is 1): the tokens left are the characters left.
-    if (this.#tokenCeiling - answered < chars) chars = Math.max(0, this.#tokenCeiling - answered)
+    const tokensLeft = Math.floor((this.#tokenCeiling - answered) / Number(perChar))
+    if (tokensLeft < chars) chars = Math.max(0, tokensLeft)
     return this.#countedChars + chars
   }
 
