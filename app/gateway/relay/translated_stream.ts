@@ -111,22 +111,27 @@ export async function relayTranslatedStream(
    * request ends (false).
    */
   const relayHeld = (events: CanonicalEvent[], from: number, admitted: boolean): void | false | Promise<void | false> => {
-    const wait = out.send(encode(events, from, true, admitted))
-    if (out.gone) return false
-    if (checkAt === -1) return wait
-    const at = checkAt
-    const before = text.chars
-    text.push((events[at] as { value: string }).value)
-    const verdict = hold!.check(text, before, usage)
-    const go = (admit: boolean) => {
-      if (admit) return relayHeld(events, at, true)
-      outOfFunds = hold!.stopped
-      out.end(encoder.end(outOfFunds!.message, 'quota'))
-      return false as const
+    for (;;) {
+      const wait = out.send(encode(events, from, true, admitted))
+      if (out.gone) return false
+      if (checkAt === -1) return wait
+      const at = checkAt
+      const before = text.chars
+      text.push((events[at] as { value: string }).value)
+      const verdict = hold!.check(text, before, usage)
+      if (verdict === false) return cutForFunds()
+      if (verdict !== true || wait) return Promise.all([verdict, wait]).then(([admit]) => (admit ? relayHeld(events, at, true) : cutForFunds()))
+      // Admitted at once: on from that delta (a loop, not a call per check: a chunk may hold many deltas).
+      from = at
+      admitted = true
     }
-    if (verdict === true && !wait) return go(true)
-    if (verdict === false) return go(false)
-    return Promise.all([verdict, wait]).then(([admit]) => go(admit))
+  }
+
+  /** The stream ends with the quota error in the client's format, and the upstream request with it (false). */
+  const cutForFunds = (): false => {
+    outOfFunds = hold!.stopped
+    out.end(encoder.end(outOfFunds!.message, 'quota'))
+    return false
   }
 
   let withheld = false
