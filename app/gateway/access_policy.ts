@@ -134,3 +134,29 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
   if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
   return true
 }
+
+/**
+ * What the balance (and the key's spend cap, when it has one) still has
+ * beyond every hold of requests in flight, this one's included: what a
+ * stream that outgrows its hold may take more (stream_hold.ts). Negative
+ * when the holds already pass it (admission asks only for a balance above
+ * the holds, so a hold may be larger than what was left).
+ */
+export function roomBeyondHolds(account: RequestAccount): { balance: bigint; key: bigint | null } {
+  const { user, key } = account.principal
+  const balance = user.balancePico - user.reservedPico
+  if (key.spendLimitPico === null) return { balance, key: null }
+  if (key.spendPeriod !== null) rollSpendPeriod(key, Date.now())
+  return { balance, key: key.spendLimitPico - key.spentPico - heldOnKey(key.id) }
+}
+
+/**
+ * The output tokens the plan's monthly limit still has beyond what every
+ * request in flight holds (this one's included); null when the plan sets
+ * none. Negative when the holds already pass it.
+ */
+export function outputTokensBeyondHolds(account: RequestAccount): number | null {
+  const { plan, user } = account.principal
+  if (!plan || plan.monthlyOutputTokens === null) return null
+  return plan.monthlyOutputTokens - user.outputTokens - user.reservedOutputTokens
+}

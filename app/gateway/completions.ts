@@ -12,6 +12,7 @@ import { countTokens } from '#gateway/metering/tokenizer'
 import { adapterFor } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
+import { StreamHold } from '#gateway/metering/stream_hold'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, parseAnswer } from '#gateway/upstream/upstream_answer'
@@ -106,6 +107,8 @@ export async function textCompletions(services: CompletionsServices, call: Compl
       const headers = answerHeaders(account, STREAM_HEADERS['content-type'], cacheStatus(cache))
       const out = new ClientStream(call.res, headers, () => account.markFirstByte())
       out.recorder = services.recorder(cache !== null)
+      // The answer's hold, kept ahead of what it costs as it streams (null: its tokens cost nothing).
+      const hold = StreamHold.open(account)
       const outcome = await relayPassThroughStream(body, textCompletionsFormat, {
         encoder: { model: publicModel, includeUsage },
         clientModel,
@@ -114,6 +117,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
         screen: services.catalog.wordFilter?.streamScreen() ?? null,
         // The upstream's own error event, without the channel's key and address
         conceal: (text) => withoutChannelSecrets(text, candidate.channel),
+        hold,
       })
       if (account.loggedRequest !== null && out.recorder !== null) account.loggedResponse = out.recorder.head()
       if (cache !== null && out.recorder !== null && !outcome.error && !outcome.clientClosed && !outcome.withheld) {
@@ -123,6 +127,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
       const usage = await usageOfStream(call, outcome)
       if (outcome.withheld) return account.close(200, SENSITIVE_WORDS_CODE, usage)
       if (outcome.clientClosed) return account.close(499, 'client_closed', usage)
+      if (outcome.outOfFunds) return account.close(200, outcome.outOfFunds.code, hold!.billable(usage))
       return account.close(200, outcome.error ? 'stream_interrupted' : null, usage)
     }
 

@@ -38,6 +38,7 @@ import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
+import { StreamHold } from '#gateway/metering/stream_hold'
 import { ChannelRouter, type Refusal, type RouteCandidate, type RoutePlan } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
@@ -503,6 +504,8 @@ export class GatewayService {
     const screen = this.catalog.wordFilter?.streamScreen() ?? null
     // The upstream's own error event reaches the client: without the channel's key and address (asked of that event only).
     const conceal = (text: string) => withoutChannelSecrets(text, channel)
+    // The answer's hold, kept ahead of what it costs as it streams (null: its tokens cost nothing).
+    const hold = StreamHold.open(account)
     let outcome: StreamOutcome
     if (upstreamDialect === ingress) {
       const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
@@ -514,6 +517,7 @@ export class GatewayService {
         stream: out,
         screen,
         conceal,
+        hold,
       })
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, contentType, out.recorder.bytes())
@@ -522,7 +526,7 @@ export class GatewayService {
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
       out.recorder = this.#recorder(exchange, account)
       const transform = customToolTransform(exchange.customTools())
-      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen, conceal)
+      outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen, conceal, hold)
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
     }
@@ -530,6 +534,8 @@ export class GatewayService {
     // Stopped by the answer check: billed as a stream cut short (the tokens seen), the row marked as a withheld answer is.
     if (outcome.withheld) account.close(200, SENSITIVE_WORDS_CODE, usage)
     else if (outcome.clientClosed) account.close(499, 'client_closed', usage)
+    // Cut when the balance (or the key's cap) could not cover more: billed what was relayed, within the hold.
+    else if (outcome.outOfFunds) account.close(200, outcome.outOfFunds.code, hold!.billable(usage))
     else if (outcome.error) account.close(200, 'stream_interrupted', usage)
     else account.close(200, null, usage)
   }

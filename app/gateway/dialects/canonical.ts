@@ -198,12 +198,24 @@ export interface StreamDecoder {
   end(): CanonicalEvent[]
 }
 
+/**
+ * Why a stream ends with an error event: the upstream failed (`upstream`),
+ * or the balance or the key's spend cap ran out while it streamed (`quota`),
+ * told as each format tells an exhausted quota (OpenAI's insufficient_quota,
+ * Anthropic's billing_error, Google's 402 as the gateway answers it).
+ */
+export type StreamFailureKind = 'upstream' | 'quota'
+
 /** Turns canonical events into the client's wire bytes, keeping its own per-stream state. */
 export interface StreamEncoder {
   readonly contentType: string
   push(event: CanonicalEvent): string
-  /** Final bytes; `error` when the upstream failed mid-stream */
-  end(error?: string): string
+  /**
+   * Final bytes; `error` when the stream ends in failure: the upstream's
+   * (`upstream`, the default), or the request's money ran out mid-stream
+   * (`quota`: the balance or the key's spend cap, metering/stream_hold.ts)
+   */
+  end(error?: string, kind?: StreamFailureKind): string
 }
 
 export const ZERO_CANONICAL_USAGE: Readonly<CanonicalUsage> = Object.freeze({

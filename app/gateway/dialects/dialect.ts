@@ -6,6 +6,7 @@ import type {
   DialectName,
   StreamDecoder,
   StreamEncoder,
+  StreamFailureKind,
 } from '#gateway/dialects/canonical'
 import type { SseEvent } from '#gateway/sse/sse_parser'
 import type { TokenUsage } from '#gateway/types'
@@ -130,8 +131,8 @@ export interface PassThroughRules {
    * anyway (usage, a mapped model): an ordinary chunk pays nothing for it.
    */
   dropUpstreamCost?(parsed: any): boolean
-  /** The event that tells the client the upstream failed mid-stream */
-  errorEvent(message: string): SseEvent
+  /** The event that tells the client the stream failed mid-way: the upstream did (the default), or the money ran out (`quota`) */
+  errorEvent(message: string, kind?: StreamFailureKind): SseEvent
   /**
    * The upstream's own mid-stream error (OpenAI's `{"error":...}` chunk,
    * Anthropic's `event: error`): its message, else null. Relayed as it came;

@@ -104,6 +104,11 @@ export class RequestAccount {
     return this.#reservedPico
   }
 
+  /** This month's output tokens the request holds (plans with monthly limits only) */
+  get heldOutputTokens() {
+    return this.#heldOutput
+  }
+
   /** Cost-attribution tags (request_tags.ts); null when the request sent none */
   tags: string[] | null = null
   /** Answered from the response cache: no provider call, nothing charged (the row says so) */

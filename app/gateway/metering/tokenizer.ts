@@ -87,6 +87,18 @@ function countRange(count: EncoderCount, text: string, start: number, end: numbe
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
 /**
+ * Tokens of a short text at once, without leaving the event loop: null when
+ * the encoder is not loaded yet or the text is longer than one slice (then
+ * countTokens). What a stream's hold check (stream_hold.ts) counts between
+ * two chunks: usually a few hundred characters.
+ */
+export function countTokensNow(text: string): number | null {
+  if (!text) return 0
+  if (!encoderCount || text.length > SLICE) return null
+  return countRange(encoderCount, text, 0, text.length).tokens
+}
+
+/**
  * Tokens of a text. Never holds the event loop for more than one slice.
  * `ofChars`: the length of the whole text when `text` is only its start (a
  * stream's kept completion, relay/text_pieces.ts): the count is scaled to it.

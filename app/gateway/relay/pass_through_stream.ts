@@ -8,6 +8,8 @@ import { TextPieces, type KeptText as CompletionText } from '#gateway/relay/text
 import { endsWithBlankLine, SseParser, type SseEvent } from '#gateway/sse/sse_parser'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import type { ChunkSink } from '#gateway/upstream/upstream_body'
+import type { StreamHold } from '#gateway/metering/stream_hold'
+import type { GatewayError } from '#exceptions/gateway_error'
 
 export interface PassThroughOptions {
   /** What the client asked for (usage chunk, framing) */
@@ -23,6 +25,8 @@ export interface PassThroughOptions {
    * event only.
    */
   conceal?: ((text: string) => string) | null
+  /** The answer's hold on the balance, kept ahead of its cost (null: its tokens cost nothing) */
+  hold?: StreamHold | null
 }
 
 /**
@@ -47,6 +51,13 @@ export interface StreamOutcome {
    * clean content-filter end, and the upstream request was ended.
    */
   withheld: boolean
+  /**
+   * The balance (or the key's spend cap) could not cover the answer's next
+   * text (metering/stream_hold.ts): the stream was cut before it, the client
+   * got the quota error in its format, the upstream request was ended. Why
+   * (also in `error`); null otherwise.
+   */
+  outOfFunds: GatewayError | null
 }
 
 /**
@@ -196,11 +207,44 @@ export async function relayPassThroughStream(
     return events
   }
 
+  const hold = options.hold ?? null
+  let outOfFunds: GatewayError | null = null
+
   /** One upstream chunk: its events relayed in one write. A promise: wait before the next chunk; false: stop. */
-  const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
+  const relayChunk = (chunk: Buffer): void | false | Promise<void | false> => {
     if (ended) return
     const events = parse(chunk)
-    return send(frameEvents(chunk, events, chunkAsIs, events.length))
+    if (hold === null || kept === null) return send(frameEvents(chunk, events, chunkAsIs, events.length))
+    kept.mark()
+    const piece = frameEvents(chunk, events, chunkAsIs, events.length)
+    // Null now when the chunk brought the final usage: the count is the upstream's.
+    const counted = kept as KeptText | null
+    if (counted === null || counted.chars <= hold.next) return send(piece)
+    const { text, before } = counted.decoded()
+    return relayChecked(piece, text, before)
+  }
+
+  /**
+   * A chunk whose text took the answer past its hold's `next`: the hold
+   * checked (and raised, as the balance allows) before it goes out; when it
+   * cannot cover it, the stream ends here with the quota error.
+   */
+  const relayChecked = (piece: string | Buffer, text: TextPieces, before: number): void | false | Promise<void | false> => {
+    if (text.chars <= hold!.next) return send(piece)
+    const verdict = hold!.check(text, before, usage)
+    if (verdict === true) return send(piece)
+    if (verdict === false) return cutForFunds()
+    return verdict.then((admit) => (admit ? send(piece) : cutForFunds()))
+  }
+
+  /** The chunk is not relayed: the quota error in the client's format ends the stream, and the upstream request (false). */
+  const cutForFunds = (): false => {
+    outOfFunds = hold!.stopped
+    ended = true
+    let piece = frame(rules.errorEvent(outOfFunds!.message, 'quota'))
+    if (arrayFraming) piece += ']'
+    out.end(piece)
+    return false
   }
 
   // The answer check (chosen once per stream: without it, a chunk pays nothing for it). Each
@@ -224,6 +268,7 @@ export async function relayPassThroughStream(
       : (chunk) => {
           if (ended) return
           const events = parse(chunk)
+          const before = screenedText!.chars
           for (let i = 0; i < events.length; i++) {
             const decoded = decoder!.push(events[i])
             if (screenedAt(screen!, decoded, screenedText!) === -1) {
@@ -247,7 +292,9 @@ export async function relayPassThroughStream(
             // The upstream request ends here (UpstreamBody: a sink's false aborts it).
             return false
           }
-          return send(frameEvents(chunk, events, chunkAsIs, events.length))
+          const piece = frameEvents(chunk, events, chunkAsIs, events.length)
+          if (hold !== null && screenedText!.chars > hold.next) return relayChecked(piece, screenedText!, before)
+          return send(piece)
         }
 
   try {
@@ -276,14 +323,18 @@ export async function relayPassThroughStream(
     if (upstreamError !== null) error = new Error(upstreamError)
     else if (rules.isLast && !ended && !arrayFraming) error = new Error('the stream ended before its last event')
   }
+  // Cut for the balance: the text counted is what the client got (the check took back the rest).
+  if (outOfFunds !== null) error = outOfFunds
   const text = kept
   return {
     usage,
     usageFinal: usageFinal && !error,
     error,
-    clientClosed: clientClosed || (error !== null && out.gone),
+    // A cut stream ended itself (the client may close its side right after the last write).
+    clientClosed: outOfFunds === null && (clientClosed || (error !== null && out.gone)),
     completionText: screenedText !== null ? () => screenedText.kept() : () => (text ? text.finish() : NO_TEXT),
     withheld,
+    outOfFunds,
   }
 }
 
@@ -313,8 +364,28 @@ class KeptText {
   #decoder: StreamDecoder | null = null
   #text = new TextPieces()
   #since = performance.now()
+  /** Where the chunk being relayed began in the text (mark()); kept as an event index until the events are decoded */
+  #mark = 0
+  #markEvent = -1
 
   constructor(private dialect: PassThroughFormat) {}
+
+  /** Characters of text so far: exact once decoding, else the kept events' data length (never fewer) */
+  get chars(): number {
+    return this.#decoder ? this.#text.chars : this.#bytes
+  }
+
+  /** A chunk's events come next: where they begin in the text is kept (for a hold check that cuts before them). */
+  mark() {
+    if (this.#decoder) this.#mark = this.#text.chars
+    else this.#markEvent = this.#events.length
+  }
+
+  /** The text, decoded now if it was not yet, and where the last marked chunk began in it */
+  decoded(): { text: TextPieces; before: number } {
+    if (!this.#decoder) this.#switchToText()
+    return { text: this.#text, before: this.#mark }
+  }
 
   push(event: SseEvent) {
     if (this.#decoder) return this.#decode(event)
@@ -341,7 +412,13 @@ class KeptText {
 
   #switchToText() {
     this.#decoder = this.dialect.streamDecoder()
-    for (const event of this.#events) this.#decode(event)
+    const events = this.#events
+    for (let i = 0; i < events.length; i++) {
+      if (i === this.#markEvent) this.#mark = this.#text.chars
+      this.#decode(events[i])
+    }
+    if (this.#markEvent >= events.length) this.#mark = this.#text.chars
+    this.#markEvent = -1
     this.#events = []
   }
 

@@ -51,6 +51,54 @@ export class TextPieces {
     }
   }
 
+  /** Characters pushed in all (kept or not) */
+  get chars(): number {
+    return this.#chars
+  }
+
+  /** Characters kept (the text() length) */
+  get keptChars(): number {
+    return this.#kept
+  }
+
+  /**
+   * The kept text from character `from` to the end: the blocks and pieces
+   * before it are not joined (a stream's hold check reads what came since
+   * its last check: stream_hold.ts).
+   */
+  since(from: number): string {
+    if (from >= this.#kept) return ''
+    const parts: string[] = []
+    let at = this.#kept
+    for (let i = this.#pieces.length - 1; i >= 0 && at > from; i--) {
+      parts.push(this.#pieces[i])
+      at -= this.#pieces[i].length
+    }
+    if (this.#blocks !== null) {
+      for (let i = this.#blocks.length - 1; i >= 0 && at > from; i--) {
+        parts.push(this.#blocks[i])
+        at -= this.#blocks[i].length
+      }
+    }
+    const text = parts.length === 1 ? parts[0] : parts.reverse().join('')
+    return at === from ? text : text.slice(from - at)
+  }
+
+  /**
+   * Forgets what was pushed past character `chars` (a stream cut before its
+   * last chunk went out: the text billed is what the client got).
+   */
+  truncate(chars: number) {
+    if (chars >= this.#chars) return
+    if (chars < this.#kept) {
+      const text = this.text().slice(0, chars)
+      this.#blocks = null
+      this.#pieces = [text]
+      this.#kept = chars
+    }
+    this.#chars = chars
+  }
+
   /** The kept text (every piece while under the limit) */
   text(): string {
     const rest = this.#pieces.join('')

@@ -3,6 +3,8 @@ import type { StreamScreen } from '#gateway/content_filter/word_filter'
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder, StreamEncoder } from '#gateway/dialects/canonical'
 import type { ClientStream } from '#gateway/relay/client_stream'
 import type { StreamOutcome } from '#gateway/relay/pass_through_stream'
+import type { StreamHold } from '#gateway/metering/stream_hold'
+import type { GatewayError } from '#exceptions/gateway_error'
 import { screenedAt } from '#gateway/relay/answer_screen'
 import { TextPieces } from '#gateway/relay/text_pieces'
 import { SseParser } from '#gateway/sse/sse_parser'
@@ -32,7 +34,9 @@ export async function relayTranslatedStream(
   /** The sensitive-word answer check (null: answers are not checked, the usual case) */
   screen: StreamScreen | null = null,
   /** The upstream's own error message without the channel's key and address (upstream/channel_secrets.ts) */
-  conceal: ((text: string) => string) | null = null
+  conceal: ((text: string) => string) | null = null,
+  /** The answer's hold on the balance, kept ahead of its cost (null: its tokens cost nothing) */
+  hold: StreamHold | null = null
 ): Promise<StreamOutcome> {
   const parser = new SseParser()
   let usage: CanonicalUsage | null = null
@@ -48,18 +52,34 @@ export async function relayTranslatedStream(
    */
   let finalUsage = false
 
-  const encode = (events: CanonicalEvent[]): string => {
+  /** Where the last encode() stopped: the delta a hold check must admit first (-1: none) */
+  let checkAt = -1
+
+  /**
+   * Encodes events from `from` on. `held`: the events are already transformed,
+   * and encoding stops before a delta that takes the text past the hold's
+   * `next` (checkAt); `admitted`: the first one's text was pushed and checked.
+   */
+  const encode = (events: CanonicalEvent[], from = 0, held = false, admitted = false): string => {
     let bytes = ''
     const stoppedBefore = stopped
     let counted = false
-    for (const original of events) {
-      for (const event of transform ? transform(original) : [original]) {
+    checkAt = -1
+    outer: for (let i = from; i < events.length; i++) {
+      const original = events[i]
+      for (const event of held || !transform ? [original] : transform(original)) {
         if (event.type === 'usage') {
           usage = event.usage
           counted = true
         } else if (event.type === 'stop') stopped = true
-        else if (event.type === 'delta') text.push(event.value)
-        else if (event.type === 'error') {
+        else if (event.type === 'delta') {
+          if (!held) text.push(event.value)
+          else if (admitted && i === from) admitted = false
+          else if (text.chars + event.value.length > hold!.next) {
+            checkAt = i
+            break outer
+          } else text.push(event.value)
+        } else if (event.type === 'error') {
           upstreamError = conceal ? conceal(event.message) : event.message
           continue
         }
@@ -71,12 +91,47 @@ export async function relayTranslatedStream(
   }
 
   /** One upstream chunk, translated and written. A promise: wait before the next chunk; false: stop. */
-  const relayChunk = (chunk: Buffer): void | false | Promise<void> => {
+  const relayChunk = (chunk: Buffer): void | false | Promise<void | false> => {
     const events: CanonicalEvent[] = []
     for (const event of parser.push(chunk)) events.push(...decoder.push(event))
+    if (hold !== null) return relayHeld(transform ? events.flatMap(transform) : events, 0, false)
     const wait = out.send(encode(events))
     if (out.gone) return false
     return wait
+  }
+
+  /** The balance (or the key's cap) could not cover the answer's next text: why, once cut */
+  let outOfFunds: GatewayError | null = null
+
+  /**
+   * A chunk's (transformed) events from `from` on, with the hold checked
+   * before each delta that takes the text past it (metering/stream_hold.ts):
+   * relayed up to there, then on if the check admits it, else the stream
+   * ends with the quota error in the client's format and the upstream
+   * request ends (false).
+   */
+  const relayHeld = (events: CanonicalEvent[], from: number, admitted: boolean): void | false | Promise<void | false> => {
+    for (;;) {
+      const wait = out.send(encode(events, from, true, admitted))
+      if (out.gone) return false
+      if (checkAt === -1) return wait
+      const at = checkAt
+      const before = text.chars
+      text.push((events[at] as { value: string }).value)
+      const verdict = hold!.check(text, before, usage)
+      if (verdict === false) return cutForFunds()
+      if (verdict !== true || wait) return Promise.all([verdict, wait]).then(([admit]) => (admit ? relayHeld(events, at, true) : cutForFunds()))
+      // Admitted at once: on from that delta (a loop, not a call per check: a chunk may hold many deltas).
+      from = at
+      admitted = true
+    }
+  }
+
+  /** The stream ends with the quota error in the client's format, and the upstream request with it (false). */
+  const cutForFunds = (): false => {
+    outOfFunds = hold!.stopped
+    out.end(encoder.end(outOfFunds!.message, 'quota'))
+    return false
   }
 
   let withheld = false
@@ -120,6 +175,7 @@ export async function relayTranslatedStream(
           for (const event of parser.push(chunk)) events.push(...decoder.push(event))
           const at = screenedAt(screen, events, null)
           if (at === -1) {
+            if (hold !== null) return relayHeld(transform ? events.flatMap(transform) : events, 0, false)
             const wait = out.send(encode(events))
             if (out.gone) return false
             return wait
@@ -131,13 +187,15 @@ export async function relayTranslatedStream(
 
   try {
     await forEachChunk(upstream, relayScreened ?? relayChunk)
-    if (!withheld) {
+    if (!withheld && outOfFunds === null) {
       const tail: CanonicalEvent[] = []
       for (const event of parser.end()) tail.push(...decoder.push(event))
       tail.push(...decoder.end())
       const at = screen === null ? -1 : screenedAt(screen, tail, null)
-      if (at === -1) await out.write(encode(tail))
-      else withhold!(tail, at)
+      if (at !== -1) withhold!(tail, at)
+      else if (hold === null) await out.write(encode(tail))
+      // The last, unterminated event's text is held like any other (a cut here ends the stream too).
+      else await relayHeld(transform ? tail.flatMap(transform) : tail, 0, false)
     }
   } catch (caught) {
     error = caught as Error
@@ -151,7 +209,13 @@ export async function relayTranslatedStream(
       clientClosed: false,
       completionText: () => text.kept(),
       withheld,
+      outOfFunds: null,
     }
+  }
+  if (outOfFunds !== null) {
+    // Cut for the balance: the text counted is what the client got (the check took back the rest).
+    const cut: GatewayError = outOfFunds
+    return { usage, usageFinal: false, error: cut, clientClosed: false, completionText: () => text.kept(), withheld, outOfFunds: cut }
   }
   const clientClosed = out.closedEarly
   // The upstream ended without saying it was done (no finish reason, no message_stop, a JSON
@@ -172,5 +236,6 @@ export async function relayTranslatedStream(
     clientClosed: clientClosed || (error !== null && out.gone),
     completionText: () => text.kept(),
     withheld,
+    outOfFunds: null,
   }
 }

@@ -507,7 +507,7 @@ export async function forEachChunk(upstream: AsyncIterable<Buffer>, sink: ChunkS
   for await (const chunk of upstream) {
     const next = sink(chunk)
     if (next === false) break
-    if (next) await next
+    if (next && (await next) === false) break
   }
 }
 

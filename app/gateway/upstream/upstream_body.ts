@@ -11,7 +11,12 @@ export interface BodyTimers {
 }
 
 /** A reader's callback: a promise makes the body wait (the client is not reading); false stops reading. */
-export type ChunkSink = (chunk: Buffer) => void | false | Promise<void>
+/**
+ * A reader of the body, chunk by chunk: false stops the read and ends the
+ * upstream request; a promise makes the body wait for it, and one that
+ * resolves to false stops it then (a check that had to wait: stream_hold.ts).
+ */
+export type ChunkSink = (chunk: Buffer) => void | false | Promise<void | false>
 
 /** Chunks held before a reader attaches, past which the upstream is paused (undici's own stream default) */
 const PENDING_HIGH_WATER = 64 * 1024
@@ -339,7 +344,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
   }
 
   #deliver(sink: ChunkSink, chunk: Buffer) {
-    let next: void | false | Promise<void>
+    let next: void | false | Promise<void | false>
     try {
       next = sink(chunk)
     } catch (error) {
@@ -350,8 +355,9 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
       this.#waiting = true
       this.#controller?.pause()
       next.then(
-        () => {
+        (go) => {
           this.#waiting = false
+          if (go === false) return this.#stop()
           // The upstream was silent because the gateway held it back: its own silence counts from
           // now. Without this the idle limit ran on from the last refresh while waiting, and fired
           // before the upstream's next chunk could arrive (a loaded machine: a stream cut as idle).

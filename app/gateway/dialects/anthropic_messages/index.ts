@@ -10,6 +10,7 @@ import {
 import { AnthropicStreamDecoder } from '#gateway/dialects/anthropic_messages/stream_decoder'
 import { AnthropicStreamEncoder } from '#gateway/dialects/anthropic_messages/stream_encoder'
 import { AnthropicStreamCut } from '#gateway/dialects/anthropic_messages/stream_cut'
+import { anthropicStreamError } from '#gateway/dialects/stream_failure'
 
 /** Anthropic Messages (`POST /v1/messages`). */
 export const anthropicMessages: Dialect = {
@@ -43,9 +44,6 @@ export const anthropicMessages: Dialect = {
     },
     upstreamBody: (body, upstreamModel, clientModel) =>
       upstreamModel === clientModel ? null : { ...body, model: upstreamModel },
-    errorEvent: (message) => ({
-      event: 'error',
-      data: JSON.stringify({ type: 'error', error: { type: 'api_error', message } }),
-    }),
+    errorEvent: (message, kind) => ({ event: 'error', data: JSON.stringify(anthropicStreamError(message, kind)) }),
   },
 }

@@ -1,4 +1,5 @@
-import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
+import { anthropicStreamError } from '#gateway/dialects/stream_failure'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
 import { anthropicStop, encodeAnthropicUsage, messageId } from '#gateway/dialects/anthropic_messages/response'
 
@@ -82,9 +83,9 @@ export class AnthropicStreamEncoder implements StreamEncoder {
     }
   }
 
-  end(error?: string): string {
+  end(error?: string, kind?: StreamFailureKind): string {
     let out = this.#start('') + this.#closeOpen()
-    if (error) return out + sse({ type: 'error', error: { type: 'api_error', message: error } }, 'error')
+    if (error) return out + sse(anthropicStreamError(error, kind), 'error')
     const stop = this.#stop ?? (this.#sawTool ? 'tool_use' : 'end_turn')
     out += sse(
       {

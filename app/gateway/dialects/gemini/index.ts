@@ -4,6 +4,7 @@ import { decodeGeminiResponse, decodeGeminiUsage, encodeGeminiResponse } from '#
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
 import { GeminiStreamEncoder } from '#gateway/dialects/gemini/stream_encoder'
 import { GeminiStreamCut } from '#gateway/dialects/gemini/stream_cut'
+import { geminiStreamError } from '#gateway/dialects/stream_failure'
 
 /** Gemini generateContent family (`/v1beta/models/{model}:generateContent` etc.). The model is in the path. */
 export const gemini: Dialect = {
@@ -31,6 +32,6 @@ export const gemini: Dialect = {
     upstreamBody: () => null,
     streamCut: () => new GeminiStreamCut(),
     upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
-    errorEvent: (message) => ({ data: JSON.stringify({ error: { code: 500, message, status: 'INTERNAL' } }) }),
+    errorEvent: (message, kind) => ({ data: JSON.stringify(geminiStreamError(message, kind)) }),
   },
 }

@@ -1,4 +1,5 @@
-import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
+import { geminiStreamError } from '#gateway/dialects/stream_failure'
 import type { EncoderOptions } from '#gateway/dialects/dialect'
 import { encodeGeminiUsage, geminiFinish, toolCallPart } from '#gateway/dialects/gemini/response'
 import type { GeminiPart, GeminiResponse } from '#gateway/dialects/gemini/types'
@@ -67,9 +68,9 @@ export class GeminiStreamEncoder implements StreamEncoder {
     }
   }
 
-  end(error?: string): string {
+  end(error?: string, kind?: StreamFailureKind): string {
     if (error) {
-      const payload = JSON.stringify({ error: { code: 500, message: error, status: 'INTERNAL' } })
+      const payload = JSON.stringify(geminiStreamError(error, kind))
       return this.options.jsonArray ? `${this.#first ? '[' : ',\r\n'}${payload}]` : `data: ${payload}\r\n\r\n`
     }
     const final: GeminiResponse = {

@@ -10,6 +10,7 @@ import { ChatStreamEncoder } from '#gateway/dialects/openai_chat/stream_encoder'
 import { ChatStreamCut } from '#gateway/dialects/openai_chat/stream_cut'
 import { amendChat, chatMayAmend } from '#gateway/dialects/openai_chat/amend'
 import { dropUpstreamCost } from '#gateway/upstream/upstream_cost'
+import { chatStreamError } from '#gateway/dialects/stream_failure'
 
 /** OpenAI chat completions (`POST /v1/chat/completions`), the dialect of the whole OpenAI-compatible family. */
 export const openAiChat: Dialect = {
@@ -35,7 +36,7 @@ export const openAiChat: Dialect = {
     mayAmend: chatMayAmend,
     amend: amendChat,
     dropUpstreamCost,
-    errorEvent: (message) => ({ data: JSON.stringify({ error: { message, type: 'upstream_error', code: 'provider_error' } }) }),
+    errorEvent: (message, kind) => ({ data: JSON.stringify(chatStreamError(message, kind)) }),
     upstreamError: (event) => (event.data.includes('"error"') ? errorMessageOf(event.data) : null),
     sentinel: '[DONE]',
     isLast: (event) => event.data === '[DONE]',

@@ -1,4 +1,5 @@
-import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
+import { chatStreamError } from '#gateway/dialects/stream_failure'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
 import { chatId, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_chat/response'
 import { encryptedDetail, reasoningFormatOf, textDetail, type ReasoningDetail, type ReasoningFormat } from '#gateway/dialects/openai_chat/reasoning_details'
@@ -87,9 +88,9 @@ export class ChatStreamEncoder implements StreamEncoder {
     }
   }
 
-  end(error?: string): string {
+  end(error?: string, kind?: StreamFailureKind): string {
     if (error) {
-      return this.#start('') + sse({ error: { message: error, type: 'upstream_error', code: 'provider_error' } })
+      return this.#start('') + sse(chatStreamError(error, kind))
     }
     let out = this.#start('')
     if (!this.#stop) out += this.#chunk({}, this.#tools.size > 0 ? 'tool_calls' : 'stop')

@@ -8,6 +8,7 @@ import {
 import { ResponsesStreamDecoder } from '#gateway/dialects/openai_responses/stream_decoder'
 import { ResponsesStreamEncoder } from '#gateway/dialects/openai_responses/stream_encoder'
 import { ResponsesStreamCut } from '#gateway/dialects/openai_responses/stream_cut'
+import { responsesStreamError } from '#gateway/dialects/stream_failure'
 
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
 
@@ -41,11 +42,11 @@ export const openAiResponses: Dialect = {
     },
     upstreamBody: (body, upstreamModel, clientModel) =>
       upstreamModel === clientModel ? null : { ...body, model: upstreamModel },
-    errorEvent: (message) => ({
+    errorEvent: (message, kind) => ({
       event: 'response.failed',
       data: JSON.stringify({
         type: 'response.failed',
-        response: { object: 'response', status: 'failed', output: [], error: { code: 'server_error', message } },
+        response: { object: 'response', status: 'failed', output: [], error: responsesStreamError(message, kind) },
       }),
     }),
   },

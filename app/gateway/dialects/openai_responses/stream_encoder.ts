@@ -1,4 +1,5 @@
-import type { BlockInfo, CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder } from '#gateway/dialects/canonical'
+import type { BlockInfo, CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
+import { responsesStreamError } from '#gateway/dialects/stream_failure'
 import type { EncoderOptions } from '#gateway/dialects/dialect'
 import {
   incompleteReason,
@@ -80,10 +81,10 @@ export class ResponsesStreamEncoder implements StreamEncoder {
     }
   }
 
-  end(error?: string): string {
+  end(error?: string, kind?: StreamFailureKind): string {
     let out = this.#start('') + this.#closeOpen()
     if (error) {
-      const response = { ...this.#response('failed'), error: { code: 'server_error', message: error } }
+      const response = { ...this.#response('failed'), error: responsesStreamError(error, kind) }
       return out + this.#event('response.failed', { response })
     }
     const incomplete = this.#incomplete()
