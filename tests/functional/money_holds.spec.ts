@@ -132,8 +132,10 @@ test.group('Money holds: concurrent requests against a limit', (group) => {
     const gw = await gateway()
     await gw.catalog.user(user.userId)
     // The reload reads the row while the call runs; its answer is taken only after the call is metered and committed.
+    const seen = upstreamCalls(mock)
     const call = post('/v1/chat/completions', body({ mock: { latency_ms: 200 } }), { authorization: `Bearer ${user.key}` }).then((r) => r.text())
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The call admitted and upstream (not a fixed 50 ms: under a loaded CI host it may not have been authenticated yet).
+    await settle(() => upstreamCalls(mock) > seen)
     await withSlowRead(/FROM users u/, async () => {
       await call
       await gw.meter.drain()
@@ -145,8 +147,10 @@ test.group('Money holds: concurrent requests against a limit', (group) => {
   test('a key reloaded while a call is metered: the cached spend keeps its cost', async ({ assert }) => {
     const user = await seedUser({ balance: '10', key: { spendLimit: '5' } })
     const gw = await gateway()
+    const seen = upstreamCalls(mock)
     const call = post('/v1/chat/completions', body({ mock: { latency_ms: 200 } }), { authorization: `Bearer ${user.key}` }).then((r) => r.text())
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The call admitted and upstream (not a fixed 50 ms: under a loaded CI host it may not have been authenticated yet).
+    await settle(() => upstreamCalls(mock) > seen)
     const hash = (await db.from('api_keys').where('id', user.keyId).first()).key_hash
     await gw.catalog.handleChange(`api_keys:${user.keyId}`)
     await withSlowRead(/FROM "api_keys"|from "api_keys"/i, async () => {
@@ -269,6 +273,18 @@ test.group('Money holds: fallbacks', (group) => {
  * rows are handed back only after `meanwhile` (the race a reload can lose to
  * the meter's commit).
  */
+/** Generation requests the mock has received in all (its recorded list keeps only the last 100) */
+function upstreamCalls(mock: MockUpstream) {
+  let total = 0
+  for (const count of mock.received.values()) total += count
+  return total
+}
+
+async function settle(check: () => boolean, ms = 5000) {
+  const until = Date.now() + ms
+  while (!check() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
 async function withSlowRead<T>(pattern: RegExp, meanwhile: () => Promise<void>, load: () => Promise<T>): Promise<T> {
   const rawQuery = db.rawQuery.bind(db)
   const from = db.from.bind(db)
