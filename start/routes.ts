@@ -225,6 +225,7 @@ router
     router.get('/keys/:id', [ManagementKeysController, 'show']).as('keys.show')
     router.patch('/keys/:id', [ManagementKeysController, 'update']).as('keys.update')
     router.delete('/keys/:id', [ManagementKeysController, 'destroy']).as('keys.destroy')
+    router.post('/keys/:id/regenerate', [ManagementKeysController, 'regenerate']).as('keys.regenerate')
     router.get('/redemption-codes', [ManagementCodesController, 'index']).as('codes.index')
     router.post('/redemption-codes', [ManagementCodesController, 'store']).as('codes.store')
     router.post('/redemption-codes/disable', [ManagementCodesController, 'disable']).as('codes.disable')

@@ -4,7 +4,7 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
+import { adminApi, baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
 
 /**
  * LiteLLM's key, spend and user management paths (/key/*, /spend/logs,
@@ -298,5 +298,27 @@ test.group('LiteLLM key, spend and user management (/key/*, /spend/logs, /user/*
     const unknownPath = await litellm('GET', '/key/nothing-here')
     assert.equal(unknownPath.status, 404)
     assert.equal(unknownPath.body.error.code, '404')
+  })
+
+  test('the management API does the same: PATCH /api/admin/keys/{id} {blocked}, POST /api/admin/keys/{id}/regenerate', async ({ assert }) => {
+    const made = await adminApi('POST', '/keys', adminKey, { user: customerId, name: 'native' })
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 200))
+    const blocked = await adminApi('PATCH', `/keys/${made.body.id}`, adminKey, { blocked: true })
+    assert.equal(blocked.status, 200)
+    assert.isString(blocked.body.blocked_at)
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 401))
+    const badValue = await adminApi('PATCH', `/keys/${made.body.id}`, adminKey, { blocked: 'yes' })
+    assert.equal(badValue.status, 400)
+    const unblocked = await adminApi('PATCH', `/keys/${made.body.id}`, adminKey, { blocked: false, name: 'native-2' })
+    assert.deepEqual([unblocked.body.blocked_at, unblocked.body.name], [null, 'native-2'])
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 200))
+    const regenerated = await adminApi('POST', `/keys/${made.body.id}/regenerate`, adminKey)
+    assert.equal(regenerated.status, 200)
+    assert.equal(regenerated.body.id, made.body.id)
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 401))
+    assert.equal((await chat(regenerated.body.key)).status, 200)
+    await adminApi('DELETE', `/keys/${made.body.id}`, adminKey)
+    const revoked = await adminApi('POST', `/keys/${made.body.id}/regenerate`, adminKey)
+    assert.equal(revoked.status, 400, 'a revoked key is history')
   })
 })

@@ -5,10 +5,15 @@ import { createApiKey } from '#actions/issue_api_key'
 import { findApiKey, revokeApiKey } from '#actions/revoke_api_key'
 import { createKeyValidator } from '#validators/admin'
 import { patchApiKey } from '#services/key_patch'
+import { setApiKeyBlocked } from '#actions/block_api_key'
+import { regenerateApiKey } from '#actions/regenerate_api_key'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { apiActor, keyJson, keysetPage, managed, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 
+
+/** PATCH's `blocked`: a key blocked for now, or unblocked */
+const blockedValidator = vine.compile(vine.object({ blocked: vine.boolean({ strict: true }).optional() }))
 
 /** POST's `allowed_ips`, checked under its own name before the shared validator (whose fields are camelCase). */
 const createAllowedIpsValidator = vine.compile(vine.object({ allowed_ips: ipAllowlistArray().nullable().optional() }))
@@ -65,11 +70,27 @@ export default class ManagementKeysController {
     })
   }
 
-  /** PATCH /api/admin/keys/:id (LiteLLM's /key/update): the fields given change (null clears a limit), the rest stay. */
+  /**
+   * PATCH /api/admin/keys/:id (LiteLLM's /key/update): the fields given change
+   * (null clears a limit), the rest stay; `blocked` true / false blocks the key
+   * or lifts the block (LiteLLM's /key/block, /key/unblock).
+   */
   async update(ctx: HttpContext) {
     return managed(async () => {
       const key = await findApiKey(ctx.params.id)
-      return keyJson(await patchApiKey(key, ctx.request.body(), apiActor(ctx)))
+      const { blocked } = await blockedValidator.validate({ blocked: ctx.request.body().blocked })
+      const actor = apiActor(ctx)
+      const saved = await patchApiKey(key, ctx.request.body(), actor)
+      return keyJson(blocked === undefined ? saved : await setApiKeyBlocked(String(key.id), blocked, actor))
+    })
+  }
+
+  /** POST /api/admin/keys/:id/regenerate (LiteLLM's /key/regenerate): a new value for the same key, in this answer only; the old one is refused. */
+  async regenerate(ctx: HttpContext) {
+    return managed(async () => {
+      const { apiKey, key } = await regenerateApiKey(ctx.params.id, apiActor(ctx))
+      await settleMetering()
+      return { ...keyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })
   }
 
