@@ -71,6 +71,7 @@ export default class LiteLLMKeysController {
       if (body.user_id === undefined || body.user_id === null || body.user_id === '') {
         throw fieldError('user_id', 'required: the user (id or e-mail) the key belongs to, whose balance pays for it')
       }
+      if (body.blocked !== undefined && body.blocked !== null && typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
       const spendPeriod = budgetPeriod(body.budget_duration)
       const expiresInDays = durationDays(body.duration)
       const { allowed_ips: allowedIps } = await allowedIpsValidator.validate({ allowed_ips: body.allowed_ips })
@@ -171,7 +172,9 @@ export default class LiteLLMKeysController {
   async list(ctx: HttpContext) {
     return litellmManaged(async () => {
       const qs = ctx.request.qs()
-      const input = await listValidator.validate({ ...qs, return_full_object: qs.return_full_object === undefined ? undefined : qs.return_full_object === 'true' })
+      // `true` as LiteLLM's clients send it (Python's `True` too)
+      const full = qs.return_full_object === undefined ? undefined : String(qs.return_full_object).toLowerCase() === 'true'
+      const input = await listValidator.validate({ ...qs, return_full_object: full })
       const page = input.page ?? 1
       const size = input.size ?? 10
       // A user by id or e-mail; an unknown one matches no key (-1).

@@ -9,7 +9,7 @@ import { updateUser } from '#actions/update_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { findUser } from '#actions/post_ledger_entry'
 import { AdminInputError } from '#actions/admin_input_error'
-import { createUserValidator } from '#validators/admin'
+import { createKeyValidator, createUserValidator } from '#validators/admin'
 import { apiActor, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { fieldError, litellmKeyJson, litellmManaged, litellmUserJson, roleOf } from '#services/litellm_management'
@@ -64,12 +64,12 @@ export default class LiteLLMUsersController {
       const role = roleOf(body.user_role)
       if (body.auto_create_key !== undefined && typeof body.auto_create_key !== 'boolean') throw fieldError('auto_create_key', 'true or false')
       const input = await createUserValidator.validate({ email, role, plan: body.plan, password: body.password })
+      // The key's fields are checked before the user is made: a bad alias creates nothing.
+      const keyInput = body.auto_create_key === false ? null : await createKeyValidator.validate({ user: input.email, name: body.key_alias ?? undefined, models: body.models ?? undefined })
       const actor = apiActor(ctx)
       const { user, password } = await createUser(input, actor)
       let issued: { key: string; apiKey: ApiKey } | null = null
-      if (body.auto_create_key !== false) {
-        issued = await createApiKey({ userRef: String(user.id), name: body.key_alias ?? undefined, models: Array.isArray(body.models) ? body.models : undefined }, actor)
-      }
+      if (keyInput) issued = await createApiKey({ userRef: String(user.id), name: keyInput.name, models: keyInput.models }, actor)
       await user.refresh()
       return {
         ...litellmUserJson(user, { plan: await planName(user.planId), spend: 0 }),
