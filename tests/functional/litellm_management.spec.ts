@@ -3,6 +3,8 @@ import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { PageClient } from '#tests/page_client'
+import { PanelClient } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, startMock } from '#tests/helpers'
 
@@ -167,6 +169,14 @@ test.group('LiteLLM key, spend and user management (/key/*, /spend/logs, /user/*
     assert.equal(refused.body.error.code, 'invalid_api_key')
     assert.equal(refused.body.error.message, 'This API key is blocked')
     assert.equal((await audit('key.block', Number(made.token))).source, 'api')
+    // The owner's portal and the admin panel say so (not "Expired", not "active").
+    const owner = new PageClient()
+    await owner.login('customer@lite.local')
+    const portal = await owner.get('/dashboard/keys')
+    assert.match(portal.body, /badge--bad">Blocked</)
+    const panel = new PanelClient()
+    await panel.login('ops@lite.local', 'password123')
+    assert.include((await panel.get(`/admin/keys/${made.token}`)).html, 'badge--bad">blocked<')
 
     const unblocked = await litellm('POST', '/key/unblock', { key: made.token })
     assert.equal(unblocked.status, 200)
