@@ -111,10 +111,22 @@ export function budgetPeriod(value: unknown): SpendPeriod | null {
 
 const BUDGET_DURATIONS: Record<SpendPeriod, string> = { day: '1d', week: '7d', month: '1mo' }
 
-/** A JSON number or numeric text as our decimal text (max_budget); null stays null, absent undefined */
+/**
+ * A JSON number or numeric text as our decimal text (max_budget); null stays
+ * null, absent undefined. A number is kept to the micro-dollar (the cap's
+ * precision): a client's float sum (0.1 + 0.2) is 0.3, not refused for its
+ * seventeen decimals.
+ */
 export function budgetText(value: unknown): unknown {
   if (value === undefined || value === null) return value
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value < 1e12) return String(Number(value.toFixed(6)))
   return numberAsText(value)
+}
+
+/** LiteLLM's `models`: `all-proxy-models` in the list (or an empty list) means every model the plan allows */
+export function modelGlobs(value: unknown): unknown {
+  if (Array.isArray(value) && value.includes('all-proxy-models')) return []
+  return value
 }
 
 const iso = (value: DateTime | null | undefined) => value?.toISO() ?? null

@@ -16,7 +16,7 @@ import { patchApiKey } from '#services/key_patch'
 import { apiActor, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { userIdOf } from '#services/usage_query'
-import { budgetPeriod, budgetText, durationDays, fieldError, litellmKeyJson, litellmManaged } from '#services/litellm_management'
+import { budgetPeriod, budgetText, durationDays, fieldError, litellmKeyJson, litellmManaged, modelGlobs } from '#services/litellm_management'
 
 const allowedIpsValidator = vine.compile(vine.object({ allowed_ips: ipAllowlistArray().nullable().optional() }))
 
@@ -78,7 +78,7 @@ export default class LiteLLMKeysController {
       const input = await createKeyValidator.validate({
         user: numberAsText(body.user_id),
         name: body.key_alias ?? undefined,
-        models: body.models ?? undefined,
+        models: modelGlobs(body.models) ?? undefined,
         expiresInDays: expiresInDays ?? undefined,
         rpm: body.rpm_limit ?? undefined,
         tpm: body.tpm_limit ?? undefined,
@@ -101,7 +101,7 @@ export default class LiteLLMKeysController {
       const key = await liveKey(keyRef(body.key))
       const patch: Record<string, unknown> = {}
       if ('key_alias' in body) patch.name = body.key_alias ?? undefined
-      if ('models' in body) patch.models = body.models
+      if ('models' in body) patch.models = modelGlobs(body.models)
       if ('duration' in body) {
         const days = durationDays(body.duration)
         patch.expires_on = days === null ? null : lastDayOf(DateTime.utc().plus({ days }))

@@ -12,7 +12,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { createKeyValidator, createUserValidator } from '#validators/admin'
 import { apiActor, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
-import { fieldError, litellmKeyJson, litellmManaged, litellmUserJson, roleOf } from '#services/litellm_management'
+import { fieldError, litellmKeyJson, litellmManaged, litellmUserJson, modelGlobs, roleOf } from '#services/litellm_management'
 
 const listValidator = vine.compile(
   vine.object({
@@ -65,7 +65,7 @@ export default class LiteLLMUsersController {
       if (body.auto_create_key !== undefined && typeof body.auto_create_key !== 'boolean') throw fieldError('auto_create_key', 'true or false')
       const input = await createUserValidator.validate({ email, role, plan: body.plan, password: body.password })
       // The key's fields are checked before the user is made: a bad alias creates nothing.
-      const keyInput = body.auto_create_key === false ? null : await createKeyValidator.validate({ user: input.email, name: body.key_alias ?? undefined, models: body.models ?? undefined })
+      const keyInput = body.auto_create_key === false ? null : await createKeyValidator.validate({ user: input.email, name: body.key_alias ?? undefined, models: modelGlobs(body.models) ?? undefined })
       const actor = apiActor(ctx)
       const { user, password } = await createUser(input, actor)
       let issued: { key: string; apiKey: ApiKey } | null = null
