@@ -181,6 +181,8 @@ test.group('LiteLLM key, spend and user management (/key/*, /spend/logs, /user/*
     const panel = new PanelClient()
     await panel.login('ops@lite.local', 'password123')
     assert.include((await panel.get(`/admin/keys/${made.token}`)).html, 'badge--bad">blocked<')
+    assert.include((await panel.get('/admin/keys?status=blocked')).html, `/admin/keys/${made.token}"`)
+    assert.notInclude((await panel.get('/admin/keys?status=active')).html, `/admin/keys/${made.token}"`)
 
     const unblocked = await litellm('POST', '/key/unblock', { key: made.token })
     assert.equal(unblocked.status, 200)
