@@ -3,6 +3,9 @@ import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
+import ace from '@adonisjs/core/services/ace'
+import KeyBlock from '#commands/key_block'
+import KeyRegenerate from '#commands/key_regenerate'
 import { PageClient } from '#tests/page_client'
 import { PanelClient } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
@@ -344,5 +347,35 @@ test.group('LiteLLM key, spend and user management (/key/*, /spend/logs, /user/*
     await adminApi('DELETE', `/keys/${made.body.id}`, adminKey)
     const revoked = await adminApi('POST', `/keys/${made.body.id}/regenerate`, adminKey)
     assert.equal(revoked.status, 400, 'a revoked key is history')
+  })
+
+  test('ace key:block [--unblock] and key:regenerate: the same actions, audited as cli', async ({ assert }) => {
+    const made = await adminApi('POST', '/keys', adminKey, { user: customerId, name: 'from-cli' })
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 200))
+    const run = async (command: any, args: string[]) => {
+      const instance = await ace.create(command, args)
+      ace.ui.switchMode('raw')
+      await instance.exec()
+      instance.assertSucceeded()
+    }
+    await run(KeyBlock, ['--key', String(made.body.id)])
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 401))
+    assert.equal((await audit('key.block', made.body.id)).source, 'cli')
+    await run(KeyBlock, ['--key', String(made.body.id), '--unblock'])
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 200))
+    assert.equal((await audit('key.unblock', made.body.id)).source, 'cli')
+    const lines: string[] = []
+    const original = console.log
+    console.log = (...args: any[]) => lines.push(args.join(' '))
+    try {
+      await run(KeyRegenerate, ['--key', made.body.key])
+    } finally {
+      console.log = original
+    }
+    const fresh = lines.at(-1)!
+    assert.match(fresh, /^sk-gw-/)
+    assert.isTrue(await eventually(async () => (await chat(made.body.key)).status === 401))
+    assert.equal((await chat(fresh)).status, 200)
+    assert.equal((await audit('key.regenerate', made.body.id)).source, 'cli')
   })
 })
