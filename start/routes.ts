@@ -225,6 +225,7 @@ router
     router.get('/keys/:id', [ManagementKeysController, 'show']).as('keys.show')
     router.patch('/keys/:id', [ManagementKeysController, 'update']).as('keys.update')
     router.delete('/keys/:id', [ManagementKeysController, 'destroy']).as('keys.destroy')
+    router.post('/keys/:id/regenerate', [ManagementKeysController, 'regenerate']).as('keys.regenerate')
     router.get('/redemption-codes', [ManagementCodesController, 'index']).as('codes.index')
     router.post('/redemption-codes', [ManagementCodesController, 'store']).as('codes.store')
     router.post('/redemption-codes/disable', [ManagementCodesController, 'disable']).as('codes.disable')
@@ -250,6 +251,35 @@ router
   })
   .prefix('/api/admin')
   .as('management')
+  .use([middleware.adminApiKey(), middleware.managementBody()])
+
+/**
+ * LiteLLM's key, spend and user management under its own paths, for scripts and dashboards
+ * written against a LiteLLM proxy: thin controllers over the actions of the management API
+ * above (same auth: the management key, also in `x-litellm-api-key`; errors in LiteLLM's shape).
+ * `GET /key/info` takes any key (without `?key=`: itself), as LiteLLM allows.
+ */
+const LiteLLMKeysController = () => import('#controllers/api/litellm/keys_controller')
+const LiteLLMSpendController = () => import('#controllers/api/litellm/spend_controller')
+const LiteLLMUsersController = () => import('#controllers/api/litellm/users_controller')
+router.get('/key/info', [LiteLLMKeysController, 'info']).as('litellm.key.info').use(middleware.apiKey())
+router
+  .group(() => {
+    router.post('/key/generate', [LiteLLMKeysController, 'generate']).as('key.generate')
+    router.post('/key/update', [LiteLLMKeysController, 'update']).as('key.update')
+    router.post('/key/delete', [LiteLLMKeysController, 'destroy']).as('key.delete')
+    router.get('/key/list', [LiteLLMKeysController, 'list']).as('key.list')
+    router.post('/key/block', [LiteLLMKeysController, 'block']).as('key.block')
+    router.post('/key/unblock', [LiteLLMKeysController, 'unblock']).as('key.unblock')
+    router.post('/key/regenerate', [LiteLLMKeysController, 'regenerate']).as('key.regenerate')
+    router.post('/key/:key/regenerate', [LiteLLMKeysController, 'regenerate']).as('key.regenerate_path')
+    router.get('/spend/logs', [LiteLLMSpendController, 'logs']).as('spend.logs')
+    router.post('/user/new', [LiteLLMUsersController, 'store']).as('user.new')
+    router.get('/user/info', [LiteLLMUsersController, 'show']).as('user.info')
+    router.post('/user/update', [LiteLLMUsersController, 'update']).as('user.update')
+    router.get('/user/list', [LiteLLMUsersController, 'index']).as('user.list')
+  })
+  .as('litellm')
   .use([middleware.adminApiKey(), middleware.managementBody()])
 
 /** Clients probe the base URL (Claude Code sends HEAD /): answer cheaply. */

@@ -99,7 +99,10 @@ export interface KeyInfo {
   allowedModels: string[] | null
   /** epoch ms, or null */
   expiresAt: number | null
+  /** Revoked, or blocked for now: refused either way (one test on the request path) */
   revoked: boolean
+  /** Blocked (LiteLLM's /key/block), not revoked: read only to word the refusal */
+  blocked?: boolean
   rpm: number | null
   tpm: number | null
   /** Requests in flight at once through this key in this process; null = no cap (limits/parallel_requests.ts) */

@@ -73,6 +73,10 @@ export default class ApiKey extends BaseModel {
   @column.dateTime()
   declare revokedAt: DateTime | null
 
+  /** Blocked for now (LiteLLM's /key/block): refused until unblocked; null = not blocked */
+  @column.dateTime()
+  declare blockedAt: DateTime | null
+
   @column.dateTime()
   declare lastUsedAt: DateTime | null
 
@@ -101,7 +105,7 @@ export default class ApiKey extends BaseModel {
   }
 
   get isActive() {
-    if (this.revokedAt) return false
+    if (this.revokedAt || this.blockedAt) return false
     return !this.expiresAt || this.expiresAt > DateTime.now()
   }
 }

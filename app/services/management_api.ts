@@ -102,6 +102,7 @@ export function keyJson(key: ApiKey) {
     cap_spent: key.spendLimit ? money(key.capSpent) : null,
     expires_at: iso(key.expiresAt),
     revoked_at: iso(key.revokedAt),
+    blocked_at: iso(key.blockedAt),
     last_used_at: iso(key.lastUsedAt),
     created_at: iso(key.createdAt),
   }

@@ -25,7 +25,8 @@ export default class KeysController {
           .orWhereILike('name', containsPattern(q))
       })
     }
-    if (status === 'active') query.whereNull('revoked_at').where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
+    if (status === 'active') query.whereNull('revoked_at').whereNull('blocked_at').where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
+    if (status === 'blocked') query.whereNull('revoked_at').whereNotNull('blocked_at')
     if (status === 'revoked') query.whereNotNull('revoked_at')
     if (before) query.where('id', '<', before)
     const rows = await query

@@ -50,7 +50,8 @@ export async function resolvePrincipal(catalog: Catalog, rawKey: string | null, 
   const cachedKey = catalog.cachedKey(hash)
   const key = cachedKey !== undefined ? cachedKey : await catalog.key(hash)
   if (!key || key.revoked || (key.expiresAt !== null && key.expiresAt <= Date.now())) {
-    throw GatewayError.invalidApiKey('Invalid API key')
+    // A block is an operator's, meant to be told (LiteLLM says it too); the other cases stay alike.
+    throw GatewayError.invalidApiKey(key?.blocked ? 'This API key is blocked' : 'Invalid API key')
   }
   const user = catalog.cachedUser(key.userId) ?? (await catalog.user(key.userId))
   if (!user) throw GatewayError.invalidApiKey('Invalid API key')

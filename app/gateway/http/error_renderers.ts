@@ -4,7 +4,7 @@ import type { GatewayError } from '#exceptions/gateway_error'
  * One gateway error, rendered in each wire format's own error shape.
  * The dialect is chosen by the endpoint the client called.
  */
-export type ErrorDialect = 'openai' | 'anthropic' | 'google'
+export type ErrorDialect = 'openai' | 'anthropic' | 'google' | 'litellm'
 
 /**
  * The error format of a path: Anthropic's under /v1/messages, Google's under
@@ -15,7 +15,25 @@ export function dialectForPath(path: string): ErrorDialect {
   if (path.startsWith('/v1/messages')) return 'anthropic'
   if (path.startsWith('/v1beta')) return path.startsWith('/v1beta/openai/') ? 'openai' : 'google'
   if (path.startsWith('/v1/models/') && isGeminiCall(path)) return 'google'
+  if (isLiteLLMManagementPath(path)) return 'litellm'
   return 'openai'
+}
+
+/** LiteLLM's key, spend and user management paths (controllers/api/litellm/): errors in LiteLLM's shape. */
+export function isLiteLLMManagementPath(path: string): boolean {
+  return path.startsWith('/key/') || path.startsWith('/spend/') || path.startsWith('/user/')
+}
+
+/** LiteLLM's ProxyException types by status (its `error.type`) */
+const LITELLM_TYPES: Record<number, string> = {
+  400: 'bad_request_error',
+  401: 'auth_error',
+  403: 'auth_error',
+  404: 'not_found_error',
+  409: 'bad_request_error',
+  413: 'bad_request_error',
+  415: 'bad_request_error',
+  429: 'rate_limit_error',
 }
 
 const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents'])
@@ -92,6 +110,16 @@ export function renderError(dialect: ErrorDialect, error: GatewayError): Record<
           code: error.status,
           message: error.message,
           status: GOOGLE_STATUSES[error.status] ?? (error.status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT'),
+        },
+      }
+    case 'litellm':
+      // LiteLLM's proxy answers {"error": {message, type, param, code}} with the status as a string in `code`.
+      return {
+        error: {
+          message: error.message,
+          type: LITELLM_TYPES[error.status] ?? (error.status >= 500 ? 'internal_server_error' : 'bad_request_error'),
+          param: error.param ?? null,
+          code: String(error.status),
         },
       }
     default:

@@ -3,28 +3,17 @@ import vine from '@vinejs/vine'
 import ApiKey from '#models/api_key'
 import { createApiKey } from '#actions/issue_api_key'
 import { findApiKey, revokeApiKey } from '#actions/revoke_api_key'
-import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
-import { createKeyValidator, updateKeyValidator } from '#validators/admin'
-import { SPEND_PERIODS } from '#gateway/metering/spend_period'
+import { createKeyValidator } from '#validators/admin'
+import { patchApiKey } from '#services/key_patch'
+import { setApiKeyBlocked } from '#actions/block_api_key'
+import { regenerateApiKey } from '#actions/regenerate_api_key'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { apiActor, keyJson, keysetPage, managed, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 
 
-/** PATCH /api/admin/keys/:id: the fields given change (null clears a limit), the rest stay. */
-const patchKeyValidator = vine.compile(
-  vine.object({
-    name: vine.string().trim().minLength(1).maxLength(100).optional(),
-    models: vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500).nullable().optional(),
-    expires_on: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).nullable().optional(),
-    rpm: vine.number().withoutDecimals().min(1).nullable().optional(),
-    tpm: vine.number().withoutDecimals().min(1).nullable().optional(),
-    max_parallel_requests: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
-    spend_limit: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).nullable().optional(),
-    spend_period: vine.enum(SPEND_PERIODS).nullable().optional(),
-    allowed_ips: ipAllowlistArray().nullable().optional(),
-  })
-)
+/** PATCH's `blocked`: a key blocked for now, or unblocked */
+const blockedValidator = vine.compile(vine.object({ blocked: vine.boolean({ strict: true }).optional() }))
 
 /** POST's `allowed_ips`, checked under its own name before the shared validator (whose fields are camelCase). */
 const createAllowedIpsValidator = vine.compile(vine.object({ allowed_ips: ipAllowlistArray().nullable().optional() }))
@@ -81,27 +70,27 @@ export default class ManagementKeysController {
     })
   }
 
-  /** PATCH /api/admin/keys/:id (LiteLLM's /key/update). */
+  /**
+   * PATCH /api/admin/keys/:id (LiteLLM's /key/update): the fields given change
+   * (null clears a limit), the rest stay; `blocked` true / false blocks the key
+   * or lifts the block (LiteLLM's /key/block, /key/unblock).
+   */
   async update(ctx: HttpContext) {
     return managed(async () => {
       const key = await findApiKey(ctx.params.id)
-      const patch = await patchKeyValidator.validate(ctx.request.body())
+      const { blocked } = await blockedValidator.validate({ blocked: ctx.request.body().blocked })
+      const actor = apiActor(ctx)
+      const saved = await patchApiKey(key, ctx.request.body(), actor)
+      return keyJson(blocked === undefined ? saved : await setApiKeyBlocked(String(key.id), blocked, actor))
+    })
+  }
+
+  /** POST /api/admin/keys/:id/regenerate (LiteLLM's /key/regenerate): a new value for the same key, in this answer only; the old one is refused. */
+  async regenerate(ctx: HttpContext) {
+    return managed(async () => {
+      const { apiKey, key } = await regenerateApiKey(ctx.params.id, apiActor(ctx))
       await settleMetering()
-      const current = keySnapshot(key)
-      const spendLimit = patch.spend_limit === undefined ? current.spendLimit : patch.spend_limit
-      const input = await updateKeyValidator.validate({
-        name: patch.name ?? key.name,
-        models: (patch.models === undefined ? key.allowedModels : patch.models) ?? undefined,
-        expiresOn: patch.expires_on === undefined ? lastDayOf(key.expiresAt) : patch.expires_on,
-        rpm: patch.rpm === undefined ? key.rpm : patch.rpm,
-        tpm: patch.tpm === undefined ? key.tpm : patch.tpm,
-        maxParallel: patch.max_parallel_requests,
-        spendLimit,
-        // Clearing the cap clears its period, unless a period is asked for (then refused).
-        spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
-        allowedIps: patch.allowed_ips,
-      })
-      return keyJson(await updateApiKey(key.id, input, apiActor(ctx)))
+      return { ...keyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })
   }
 

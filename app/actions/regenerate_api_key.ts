@@ -1,0 +1,34 @@
+import db from '@adonisjs/lucid/services/db'
+import { issueApiKey } from '#gateway/auth/api_key_token'
+import { AdminInputError } from '#actions/admin_input_error'
+import { cliActor, writeAudit, type Actor } from '#actions/audit'
+import { findApiKey } from '#actions/revoke_api_key'
+
+/**
+ * Gives a key a new secret (LiteLLM's /key/regenerate): the same key (id,
+ * owner, name, limits, spend, usage) answers to a new value from now on, and
+ * the old value is refused at once on every gateway (the key_hash change goes
+ * through the api_keys trigger). The clear key is returned here only. A
+ * revoked key is history: refused.
+ */
+export async function regenerateApiKey(ref: string, actor: Actor = cliActor()) {
+  return db.transaction(async (trx) => {
+    const key = await findApiKey(ref, trx)
+    if (key.revokedAt) throw new AdminInputError(`Key ${key.masked} is revoked: issue a new key instead`, 'key')
+    const before = key.masked
+    const issued = issueApiKey()
+    key.merge({ keyHash: issued.hash, prefix: issued.prefix, lastFour: issued.lastFour })
+    key.useTransaction(trx)
+    await key.save()
+    const owner = await trx.from('users').where('id', key.userId).select('email').first()
+    await writeAudit(trx, actor, {
+      action: 'key.regenerate',
+      subjectType: 'api_key',
+      subjectId: key.id,
+      summary: `key ${before} "${key.name}" of ${owner?.email ?? `user ${key.userId}`} regenerated as ${key.masked}`,
+      before: { display: before },
+      after: { display: key.masked },
+    })
+    return { apiKey: key, key: issued.key }
+  })
+}

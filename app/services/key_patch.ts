@@ -1,0 +1,48 @@
+import vine from '@vinejs/vine'
+import type ApiKey from '#models/api_key'
+import type { Actor } from '#actions/audit'
+import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
+import { updateKeyValidator } from '#validators/admin'
+import { SPEND_PERIODS } from '#gateway/metering/spend_period'
+import { ipAllowlistArray } from '#validators/ip_allowlist'
+import { settleMetering } from '#services/settle_metering'
+
+/**
+ * A key changed by the fields given, the rest kept (null clears a limit): the
+ * management API's PATCH /api/admin/keys/:id and LiteLLM's /key/update, both
+ * in the management API's snake_case names.
+ */
+export const patchKeyValidator = vine.compile(
+  vine.object({
+    name: vine.string().trim().minLength(1).maxLength(100).optional(),
+    models: vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500).nullable().optional(),
+    expires_on: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).nullable().optional(),
+    rpm: vine.number().withoutDecimals().min(1).nullable().optional(),
+    tpm: vine.number().withoutDecimals().min(1).nullable().optional(),
+    max_parallel_requests: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
+    spend_limit: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).nullable().optional(),
+    spend_period: vine.enum(SPEND_PERIODS).nullable().optional(),
+    allowed_ips: ipAllowlistArray().nullable().optional(),
+  })
+)
+
+/** Validates `patch`, merges it over the stored key and saves it through updateApiKey (audited). */
+export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
+  const patch = await patchKeyValidator.validate(body)
+  await settleMetering()
+  const current = keySnapshot(key)
+  const spendLimit = patch.spend_limit === undefined ? current.spendLimit : patch.spend_limit
+  const input = await updateKeyValidator.validate({
+    name: patch.name ?? key.name,
+    models: (patch.models === undefined ? key.allowedModels : patch.models) ?? undefined,
+    expiresOn: patch.expires_on === undefined ? lastDayOf(key.expiresAt) : patch.expires_on,
+    rpm: patch.rpm === undefined ? key.rpm : patch.rpm,
+    tpm: patch.tpm === undefined ? key.tpm : patch.tpm,
+    maxParallel: patch.max_parallel_requests,
+    spendLimit,
+    // Clearing the cap clears its period, unless a period is asked for (then refused).
+    spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
+    allowedIps: patch.allowed_ips,
+  })
+  return updateApiKey(key.id, input, actor)
+}
