@@ -53,6 +53,8 @@ router
     router.get('/keys/:id/edit', [KeysController, 'edit']).as('keys.edit').where('id', idMatcher)
     router.post('/keys/:id', [KeysController, 'update']).as('keys.update').where('id', idMatcher)
     router.post('/keys/:id/revoke', [KeysController, 'revoke']).as('keys.revoke').where('id', idMatcher)
+    router.post('/keys/:id/block', [KeysController, 'block']).as('keys.block').where('id', idMatcher)
+    router.post('/keys/:id/unblock', [KeysController, 'unblock']).as('keys.unblock').where('id', idMatcher)
 
     router.get('/channels', [ChannelsController, 'index']).as('channels.index')
     router.get('/channels/new', [ChannelsController, 'create']).as('channels.create')

@@ -223,6 +223,23 @@ test.group('Admin panel pages', (group) => {
     assert.notInclude(JSON.stringify(created), key)
 
     const row = await db.from('api_keys').where('user_id', user.id).first()
+    // Blocked for now: refused with a reason, the page says so and offers Unblock; unblocked, it works again.
+    await client.get(`/admin/keys/${row.id}`)
+    const blocked = textOf((await client.follow(await client.post(`/admin/keys/${row.id}/block`))).html)
+    assert.include(blocked, `blocked: requests with it are refused until it is unblocked`)
+    assert.include(blocked, 'Unblock')
+    assert.isNotNull((await db.from('api_keys').where('id', row.id).first()).blocked_at)
+    assert.equal((await audit('key.block')).subject_id, row.id)
+    await refreshCaches()
+    const refused = await fetch(`${baseUrl()}/v1/models`, { headers: { authorization: `Bearer ${key}` } })
+    assert.equal(refused.status, 401)
+    assert.include(await refused.text(), 'This API key is blocked')
+    await client.post(`/admin/keys/${row.id}/unblock`)
+    assert.isNull((await db.from('api_keys').where('id', row.id).first()).blocked_at)
+    assert.equal((await audit('key.unblock')).subject_id, row.id)
+    await refreshCaches()
+    assert.equal((await fetch(`${baseUrl()}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status, 200)
+
     await client.get('/admin/keys')
     await client.post(`/admin/keys/${row.id}/revoke`)
     assert.isNotNull((await db.from('api_keys').where('id', row.id).first()).revoked_at)

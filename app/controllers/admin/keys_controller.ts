@@ -4,6 +4,7 @@ import ApiKey from '#models/api_key'
 import User from '#models/user'
 import { createApiKey } from '#actions/issue_api_key'
 import { revokeApiKey } from '#actions/revoke_api_key'
+import { setApiKeyBlocked } from '#actions/block_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
 import { lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { settleMetering } from '#services/settle_metering'
@@ -105,6 +106,20 @@ export default class KeysController {
   async revoke(ctx: HttpContext) {
     const key = await revokeApiKey(String(Number(ctx.params.id)), panelActor(ctx))
     ctx.session.flash('success', `Key ${key.masked} revoked.`)
+    return ctx.response.redirect().back()
+  }
+
+  /** Blocks a key for now (LiteLLM's /key/block): refused until unblocked, its settings and spend kept. */
+  async block(ctx: HttpContext) {
+    const key = await setApiKeyBlocked(String(Number(ctx.params.id)), true, panelActor(ctx))
+    ctx.session.flash('success', `Key ${key.masked} blocked: requests with it are refused until it is unblocked.`)
+    return ctx.response.redirect().back()
+  }
+
+  /** Lifts a key's block: it works again as it did. */
+  async unblock(ctx: HttpContext) {
+    const key = await setApiKeyBlocked(String(Number(ctx.params.id)), false, panelActor(ctx))
+    ctx.session.flash('success', `Key ${key.masked} unblocked.`)
     return ctx.response.redirect().back()
   }
 }
