@@ -121,7 +121,7 @@ export default class SeedDemo extends AdminCommand {
                     50 + (i * 48271) % 4000 AS p, 10 + (i * 16807) % 900 AS c
                FROM generate_series(?::bigint, ?::bigint) i
            ) s
-         RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
+         RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user
          ),
          ${METER_EFFECTS}${LATE_DAYS_EFFECT}
          SELECT COUNT(*)::int AS inserted FROM ins`,

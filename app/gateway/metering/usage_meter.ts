@@ -39,6 +39,7 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'attempts', type: 'int', encode: numberColumn },
   // A row's tags joined by ',' (no tag holds one): unnest would flatten a text[][] parameter.
   { name: 'tags', type: 'text', encode: textColumn },
+  { name: 'end_user', type: 'text', encode: textColumn },
 ]
 
 /** The attempt rows' columns (only requests that were not one clean attempt have any). */
@@ -55,12 +56,14 @@ const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
 /**
  * What a metered request changes besides its usage row, as CTEs over `ins`
  * (the inserted usage rows: id, user_id, api_key_id, model, provider,
- * prompt_tokens, completion_tokens, cost, created_at): the ledger charge
+ * prompt_tokens, completion_tokens, cost, created_at, end_user): the ledger charge
  * (users.balance follows by trigger), the month's counters per user and
  * model, and the key's spend and last use (and, for a cap that resets, its
  * spend in its newest UTC day/week/month: rows of an older period, from a
  * replayed spill or a call that began before midnight, change only the
- * lifetime spend; only keys with a period pay for that sum). The batch writer below and
+ * lifetime spend; only keys with a period pay for that sum), and the spend in
+ * its newest UTC month of each end user its owner listed in end_users (rows
+ * without an end user add nothing to that join). The batch writer below and
  * `seed:demo` (demo rows must add up like real ones) share it.
  */
 export const METER_EFFECTS = `
@@ -93,6 +96,17 @@ touched AS (
     FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
            WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
    WHERE k.id = t.api_key_id
+),
+end_user_spend AS (
+  UPDATE end_users e SET
+    period_spent = (CASE WHEN e.period_start = GREATEST(e.period_start, t.period) THEN e.period_spent ELSE 0 END)
+      + (SELECT COALESCE(SUM(i.cost), 0) FROM ins i
+          WHERE i.user_id = e.user_id AND i.end_user = e.end_user
+            AND date_trunc('month', i.created_at AT TIME ZONE 'UTC')::date = GREATEST(e.period_start, t.period)),
+    period_start = GREATEST(e.period_start, t.period)
+    FROM (SELECT user_id, end_user, MAX(date_trunc('month', created_at AT TIME ZONE 'UTC')::date) AS period FROM ins
+           WHERE end_user IS NOT NULL AND cost > 0 GROUP BY user_id, end_user) t
+   WHERE e.user_id = t.user_id AND e.end_user = t.end_user
 )`
 
 /**
@@ -135,14 +149,14 @@ WITH e AS (
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     requested_model, cache_hit, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags)
+    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags, end_user)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, COALESCE(cache_hit, false), served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
     reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts,
-    string_to_array(tags, ',')
+    string_to_array(tags, ','), end_user
   FROM e
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
+  RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user
 ),
 attempt_log AS (
   INSERT INTO request_attempts (request_id, attempt, channel_id, status, outcome, error, latency_ms, created_at)
@@ -257,6 +271,11 @@ export class UsageMeter {
    */
   pendingKeyCost(keyId: number, sinceMs: number): bigint {
     return this.#pending.keyCost(keyId, sinceMs)
+  }
+
+  /** The cost recorded for an owner's end user but not yet committed, of calls begun at or after `sinceMs`. */
+  pendingEndUserCost(userId: number, endUser: string, sinceMs: number): bigint {
+    return this.#pending.endUserCost(userId, endUser, sinceMs)
   }
 
   get queued() {
@@ -624,6 +643,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       attempts: e.attemptCount,
       // NULL when untagged (and in spill files from before the column).
       tags: e.tags ? e.tags.join(',') : undefined,
+      // NULL when the request named no end user (and in spill files from before the column).
+      end_user: e.endUser ?? undefined,
     },
     a: (e.attempts ?? []).map((a) => ({
       request_id: e.requestId,
