@@ -4,6 +4,8 @@ import { cliActor, writeAudit, type Actor } from '#actions/audit'
 import { findUser } from '#actions/post_ledger_entry'
 import { isEndUser, MAX_END_USER_LENGTH } from '#gateway/end_users/end_user_id'
 import { parseDecimal, PICO_DECIMALS } from '#gateway/metering/money'
+import { periodBounds } from '#gateway/metering/spend_period'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 
 /**
  * An owner's settings for one of their end users (LiteLLM's customers):
@@ -37,6 +39,8 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
   const limit = input.monthlyLimit === undefined || input.monthlyLimit === null ? input.monthlyLimit : checkedLimit(input.monthlyLimit)
   return db.transaction(async (trx) => {
     const owner = await findUser(input.userRef, trx)
+    // The owner's row locked: a metering batch that charges them meanwhile waits, then its rows are in the sum below.
+    await trx.from('users').where('id', owner.id).forUpdate().select('id')
     const before = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
     const changes: Record<string, unknown> = { updated_at: new Date() }
     if (input.blocked !== undefined) changes.blocked = input.blocked
@@ -45,7 +49,7 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
       ? await trx.from('end_users').where('id', before.id).update(changes).returning('*')
       : await trx
           .table('end_users')
-          .insert({ user_id: owner.id, end_user: endUser, blocked: input.blocked ?? false, monthly_limit: limit ?? null })
+          .insert({ user_id: owner.id, end_user: endUser, blocked: input.blocked ?? false, monthly_limit: limit ?? null, ...(await monthSpent(trx, owner.id, endUser)) })
           .returning('*')
     await writeAudit(trx, actor, {
       action: before ? 'end_user.update' : 'end_user.create',
@@ -55,7 +59,7 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
       before: before ? settingsOf(before) : null,
       after: settingsOf(row),
     })
-    return { owner, endUser: row as EndUserRow }
+    return { owner, endUser: row as EndUserRow, created: !before }
   })
 }
 
@@ -73,6 +77,22 @@ export async function deleteEndUser(userRef: string, endUser: string, actor: Act
       before: settingsOf(removed[0]),
     })
   })
+}
+
+/**
+ * What the end user spent this UTC month before it was listed: a limit set
+ * mid-month counts it (from then on the meter's statement adds each charge).
+ */
+async function monthSpent(trx: TransactionClientContract, userId: number, endUser: string) {
+  const start = new Date(periodBounds('month', Date.now()).start)
+  const row = await trx
+    .from('usage_records')
+    .where('end_user', endUser)
+    .where('user_id', userId)
+    .where('created_at', '>=', start)
+    .select(db.raw('coalesce(sum(cost), 0)::text AS spent'))
+    .first()
+  return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
 }
 
 function settingsOf(row: Record<string, any>) {

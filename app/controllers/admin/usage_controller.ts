@@ -45,7 +45,7 @@ export default class UsageController {
         .leftJoin('channels', 'channels.id', 'u.channel_id')
         .leftJoin('api_keys', 'api_keys.id', 'u.api_key_id')
         .select('u.id', 'u.created_at', 'u.model', 'u.requested_model', 'u.cache_hit', 'u.status', 'u.error_code', 'u.prompt_tokens', 'u.completion_tokens',
-          'u.cached_tokens', 'u.cost', 'u.latency_ms', 'u.estimated', 'u.stream', 'u.endpoint', 'u.user_id', 'u.channel_id', 'u.api_key_id', 'u.tags')
+          'u.cached_tokens', 'u.cost', 'u.latency_ms', 'u.estimated', 'u.stream', 'u.endpoint', 'u.user_id', 'u.channel_id', 'u.api_key_id', 'u.tags', 'u.end_user')
         .select('users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix')
         .orderBy('u.id', 'desc')
         .limit(PAGE + 1),
@@ -153,9 +153,10 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<{ d
     userId !== null ? { dim: 'user' as const, key: String(userId) } : null,
     /^\d+$/.test(filters.channel) ? { dim: 'channel' as const, key: filters.channel } : null,
   ].filter((d) => d !== null)
-  if (!filters.key && !filters.status && !filters.tag && dims.length <= 1) return { days: await dailyTotals(from, to, dims[0]), fromRows: false }
+  // An end user is in no rollup: its rows, through their partial index.
+  if (!filters.key && !filters.status && !filters.tag && !filters.end_user && dims.length <= 1) return { days: await dailyTotals(from, to, dims[0]), fromRows: false }
   // A tag alone: its rollup rows (the rollups hold one dimension at a time).
-  if (!filters.key && !filters.status && filters.tag && dims.length === 0) {
+  if (!filters.key && !filters.status && !filters.end_user && filters.tag && dims.length === 0) {
     return { days: await dailyTotals(from, to, { dim: 'tag', key: filters.tag }), fromRows: false }
   }
 
