@@ -2,7 +2,11 @@ import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import db from '@adonisjs/lucid/services/db'
 import { setEndUser, deleteEndUser } from '#actions/end_users'
-import { baseUrl, gateway, multipartBody, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { PanelClient, textOf } from '#tests/panel_client'
+import { PageClient } from '#tests/page_client'
+import { adminApi, baseUrl, gateway, multipartBody, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'eu-model', messages: [{ role: 'user', content: 'hi' }], ...extra })
 const messages = (extra: Record<string, unknown> = {}) => ({ model: 'eu-model', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }], ...extra })
@@ -227,5 +231,176 @@ test.group('End users: blocked and monthly limits at admission', (group) => {
     const statuses = answers.map((a) => a.status).sort()
     await Promise.all(answers.map((a) => a.text()))
     assert.deepEqual(statuses, [200, 402, 402, 402])
+  })
+})
+
+test.group('End users: usage pages, CSVs, spend per end user, management API, panel', (group) => {
+  let mock: MockUpstream
+  let adminKey = ''
+  let admin: PanelClient
+  let alice: SeededUser
+  let bob: SeededUser
+
+  /** data-end-user of each usage row, newest first */
+  const endUserRows = (html: string) => [...html.matchAll(/<div class="small muted[^"]*" data-end-user="([^"]*)"/g)].map((m) => m[1])
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'eu-report-mock', baseUrl: mock.url, models: ['eu-*'] })
+    // 12 prompt and 5 completion tokens a call: 12 × 1 + 5 × 2 = 22 µUSD.
+    await seedPrice('eu-model', '1', '2')
+    const email = `eu-admin-${Date.now()}@test.local`
+    await createUser({ email, password: 'password123', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: email, name: 'eu-reports', manage: true })).key
+    admin = new PanelClient()
+    await admin.login(email, 'password123')
+    alice = await seedUser({ balance: '1' })
+    bob = await seedUser({ balance: '1' })
+    const send = async (user: SeededUser, endUser: string | null) => {
+      const answer = await post('/v1/chat/completions', chat(endUser === null ? {} : { user: endUser }), bearer(user))
+      if (answer.status !== 200) throw new Error(`seed call: ${answer.status}`)
+      await answer.text()
+    }
+    await send(alice, 'cust-a')
+    await send(alice, 'cust-a')
+    await send(alice, 'cust "b" <i>')
+    await send(alice, null)
+    await send(bob, 'cust-a')
+    return () => mock.stop()
+  })
+
+  test('the admin Usage page filters by end user (rows and totals), shows each row\'s end user and, for one user, spend per end user', async ({ assert }) => {
+    const page = await admin.get(`/admin/usage?user=${alice.userId}`)
+    assert.equal(page.status, 200)
+    assert.deepEqual(endUserRows(page.html), ['cust &quot;b&quot; &lt;i&gt;', 'cust-a', 'cust-a'])
+    assert.notInclude(page.html, '<i>', 'the client\'s text is escaped')
+    const spend = page.html.slice(page.html.indexOf('data-end-user-spend'), page.html.indexOf('</details>'))
+    assert.match(textOf(spend), /cust-a 2 24 10 \$0\.000044/)
+    assert.include(textOf(spend), 'cust "b" <i> 1 12 5')
+
+    const filtered = await admin.get('/admin/usage?end_user=cust-a')
+    assert.deepEqual(endUserRows(filtered.html), ['cust-a', 'cust-a', 'cust-a'], 'both owners\' cust-a')
+    assert.match(textOf(filtered.html), /Requests 3\b/, 'the totals count the rows the filter lists')
+    assert.include(filtered.html, 'value="cust-a"')
+    const mine = await admin.get(`/admin/usage?user=${alice.userId}&end_user=cust-a`)
+    assert.deepEqual(endUserRows(mine.html), ['cust-a', 'cust-a'])
+    assert.match(textOf(mine.html), /Requests 2\b/)
+    assert.lengthOf(endUserRows((await admin.get('/admin/usage?end_user=nobody')).html), 0)
+    assert.notInclude((await admin.get('/admin/usage')).html, 'data-end-user-spend', 'spend per end user is one account\'s')
+
+    const csv = (await admin.get(`/admin/usage/export.csv?user=${alice.userId}`)).html.trim().split('\n')
+    assert.isTrue(csv[0].endsWith(',tags,end_user'))
+    assert.deepEqual([csv[1].endsWith(','), csv[3].endsWith(',cust-a'), csv[4].endsWith(',cust-a')], [true, true, true])
+    assert.isTrue(csv[2].endsWith(',"cust ""b"" <i>"'))
+    const one = (await admin.get('/admin/usage/export.csv?end_user=cust-a')).html.trim().split('\n')
+    assert.lengthOf(one, 4)
+  })
+
+  test('the portal usage log filters by end user and shows spend per end user; its CSV has it last; a control character is refused', async ({ assert }) => {
+    const portal = new PageClient()
+    await portal.login(alice.email)
+    const all = await portal.get('/dashboard/usage')
+    assert.equal(all.status, 200)
+    assert.deepEqual(endUserRows(all.body), ['cust &quot;b&quot; &lt;i&gt;', 'cust-a', 'cust-a'])
+    const spend = all.body.slice(all.body.indexOf('data-end-user-spend'), all.body.indexOf('</details>'))
+    assert.include(textOf(spend), 'cust-a')
+    assert.notInclude(spend, bob.email)
+    assert.match(spend, /data-cost="0\.000044/)
+    const filtered = await portal.get('/dashboard/usage?end_user=cust-a')
+    assert.deepEqual(endUserRows(filtered.body), ['cust-a', 'cust-a'], 'only alice\'s own rows')
+    const csv = (await portal.get('/dashboard/usage.csv?end_user=cust-a')).body.trim().split('\r\n')
+    assert.isTrue(csv[0].endsWith(',tags,end_user'))
+    assert.deepEqual(csv.slice(1).map((l) => l.split(',').at(-1)), ['cust-a', 'cust-a'])
+    const bad = await portal.get('/dashboard/usage?end_user=a%01b')
+    assert.equal(bad.status, 422)
+  })
+
+  test('management API: ?end_user= on /usage, end_user on each object, GET /spend/end-users', async ({ assert }) => {
+    const rows = await adminApi('GET', '/usage?end_user=cust-a', adminKey)
+    assert.equal(rows.status, 200)
+    assert.deepEqual(rows.body.data.map((r: any) => [r.user_id, r.end_user]), [[bob.userId, 'cust-a'], [alice.userId, 'cust-a'], [alice.userId, 'cust-a']])
+    const spend = await adminApi('GET', '/spend/end-users', adminKey)
+    assert.equal(spend.status, 200)
+    assert.deepEqual(spend.body.data, [
+      { user_id: alice.userId, user_email: alice.email, end_user: 'cust-a', requests: 2, input_tokens: 24, output_tokens: 10, cost: '0.000044' },
+      { user_id: alice.userId, user_email: alice.email, end_user: 'cust "b" <i>', requests: 1, input_tokens: 12, output_tokens: 5, cost: '0.000022' },
+      { user_id: bob.userId, user_email: bob.email, end_user: 'cust-a', requests: 1, input_tokens: 12, output_tokens: 5, cost: '0.000022' },
+    ])
+    const forBob = await adminApi('GET', `/spend/end-users?user=${encodeURIComponent(bob.email)}`, adminKey)
+    assert.lengthOf(forBob.body.data, 1)
+    assert.equal((await adminApi('GET', '/spend/end-users?from=2026-13-01', adminKey)).status, 400)
+  })
+
+  test('management API: /end-users lists an owner\'s end users with this month\'s spend, creates, changes and deletes settings', async ({ assert }) => {
+    const listed = await adminApi('GET', `/end-users?user=${alice.userId}`, adminKey)
+    assert.equal(listed.status, 200)
+    assert.deepEqual(listed.body.data.map((e: any) => [e.end_user, e.listed, e.requests_this_month, e.spent_this_month]), [
+      ['cust-a', false, 2, '0.000044'],
+      ['cust "b" <i>', false, 1, '0.000022'],
+    ])
+    // A limit set mid-month counts the month's spend so far.
+    const created = await adminApi('POST', '/end-users', adminKey, { user: alice.email, end_user: 'cust-a', monthly_limit: '0.00005' })
+    assert.equal(created.status, 201)
+    assert.deepInclude(created.body, { end_user: 'cust-a', listed: true, blocked: false, monthly_limit: '0.00005', spent_this_month: '0.000044' })
+    const blocked = await adminApi('POST', '/end-users', adminKey, { user: alice.userId, end_user: 'cust-a', blocked: true })
+    assert.equal(blocked.status, 200)
+    assert.deepInclude(blocked.body, { blocked: true, monthly_limit: '0.00005' }, 'fields not given stay')
+    const unlimited = await adminApi('POST', '/end-users', adminKey, { user: alice.userId, end_user: 'cust-a', monthly_limit: null, blocked: false })
+    assert.deepInclude(unlimited.body, { blocked: false, monthly_limit: null })
+    for (const [body, param] of [
+      [{ user: alice.userId, end_user: 'x'.repeat(129) }, 'end_user'],
+      [{ user: alice.userId, end_user: 'x', monthly_limit: '-1' }, 'monthly_limit'],
+      [{ user: alice.userId, end_user: 'x', blocked: 'yes' }, 'blocked'],
+      [{ end_user: 'x' }, 'user'],
+    ] as const) {
+      const refused = await adminApi('POST', '/end-users', adminKey, body)
+      assert.equal(refused.status, 400, JSON.stringify(body))
+      assert.equal(refused.body.error.param, param)
+    }
+    assert.equal((await adminApi('POST', '/end-users', adminKey, { user: 'nobody@test.local', end_user: 'x' })).status, 404)
+    const removed = await adminApi('DELETE', `/end-users?user=${alice.userId}&end_user=cust-a`, adminKey)
+    assert.deepEqual(removed, { status: 200, body: { object: 'end_user', end_user: 'cust-a', deleted: true } })
+    assert.equal((await adminApi('DELETE', `/end-users?user=${alice.userId}&end_user=cust-a`, adminKey)).status, 404)
+    const audit = await db.from('audit_log').where('action', 'like', 'end_user.%').orderBy('id').select('action', 'source')
+    assert.deepEqual(audit.map((a) => a.action), ['end_user.create', 'end_user.update', 'end_user.update', 'end_user.delete'])
+    assert.isTrue(audit.every((a) => a.source === 'api'))
+  })
+
+  test('the panel: a user\'s end users with spend this month; block, set a limit, add one, remove; the gateway refuses at once', async ({ assert }) => {
+    const page = await admin.get(`/admin/users/${alice.userId}/end-users`)
+    assert.equal(page.status, 200)
+    assert.include(page.html, 'data-end-user="cust-a"')
+    assert.include(textOf(page.html), 'cust "b" <i>')
+    assert.include((await admin.get(`/admin/users/${alice.userId}`)).html, `/admin/users/${alice.userId}/end-users`)
+
+    const block = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'cust-a', blocked: '1' })
+    assert.equal(block.status, 302)
+    assert.include(textOf((await admin.follow(block)).html), 'Added end user cust-a: blocked, no monthly limit.')
+    await refreshCaches()
+    const refused = await post('/v1/chat/completions', chat({ user: 'cust-a' }), bearer(alice))
+    assert.equal(refused.status, 403)
+    await refused.text()
+
+    const limit = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'cust-a', monthly_limit: '2.5' })
+    assert.include(textOf((await admin.follow(limit)).html), 'Saved end user cust-a: blocked, a limit of $2.5 a month.')
+    const unblock = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'cust-a', blocked: '0' })
+    await admin.follow(unblock)
+    const row = await db.from('end_users').where('user_id', alice.userId).where('end_user', 'cust-a').first()
+    assert.deepInclude(row, { blocked: false, monthly_limit: '2.500000000000' })
+
+    const bad = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'new-one', monthly_limit: 'lots' })
+    assert.equal(bad.status, 302)
+    assert.include(textOf((await admin.follow(bad)).html), 'The monthly limit is an amount in USD')
+    const added = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'new-one', monthly_limit: '', blocked: ['0', '1'] })
+    const after = await admin.follow(added)
+    assert.include(textOf(after.html), 'Added end user new-one: blocked, no monthly limit.')
+    assert.include(after.html, 'data-end-user="new-one"')
+
+    const removed = await admin.post(`/admin/users/${alice.userId}/end-users/remove`, { end_user: 'new-one' })
+    assert.include(textOf((await admin.follow(removed)).html), 'Removed the settings of end user new-one')
+    assert.notInclude((await admin.get(`/admin/users/${alice.userId}/end-users`)).html, 'data-end-user="new-one"')
+    assert.equal((await admin.get('/admin/users/999999/end-users')).status, 404)
+    await refreshCaches()
   })
 })

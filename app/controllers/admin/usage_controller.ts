@@ -8,11 +8,14 @@ import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
 import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
+import { spendByEndUser } from '#services/end_user_spend'
 import { retentionNotice } from '#services/usage_retention'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 import { usageRangeErrors } from '#validators/usage_period'
 
 const PAGE = 50
+/** End users listed under a user's usage (the costliest); the management API's /spend/end-users has 100 */
+const END_USERS_SHOWN = 20
 
 export default class UsageController {
   /** The request log: filters, totals and a per-day chart for the filter, keyset pages of 50. */
@@ -54,10 +57,12 @@ export default class UsageController {
     )
     if (before) page.where('u.id', '<', before)
 
-    const [rows, { days, fromRows }, channels] = await Promise.all([
+    const [rows, { days, fromRows }, channels, endUsers] = await Promise.all([
       page,
       perDay(filters, userId),
       db.from('channels').select('id', 'name').orderBy('name'),
+      // Spend per end user for one account's rows (a reseller's customers): the user's rows in the range.
+      userId !== null ? spendByEndUser(filters, userId, END_USERS_SHOWN) : null,
     ])
     const records = rows.slice(0, PAGE)
     const next = rows.length > PAGE ? records[records.length - 1].id : null
@@ -77,7 +82,7 @@ export default class UsageController {
     // they cannot answer (key, status, several dimensions) counts only the rows kept.
     const retention = retentionNotice()
     const partialTotals = Boolean(retention && fromRows && filters.from < retention.since)
-    return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels, retention, partialTotals })
+    return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels, retention, partialTotals, endUsers })
   }
 
   /** Streams the filtered rows as CSV (keyset batches, flat memory, backpressure respected). */
