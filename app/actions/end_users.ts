@@ -39,7 +39,8 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
   const limit = input.monthlyLimit === undefined || input.monthlyLimit === null ? input.monthlyLimit : checkedLimit(input.monthlyLimit)
   return db.transaction(async (trx) => {
     const owner = await findUser(input.userRef, trx)
-    // The owner's row locked: a metering batch that charges them meanwhile waits, then its rows are in the sum below.
+    // The owner's row locked: a batch that committed its charges to them is in the sum below, one started later
+    // sees this row. (One whose statement began before and commits after is in neither: architecture.md "End users".)
     await trx.from('users').where('id', owner.id).forUpdate().select('id')
     const before = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
     const changes: Record<string, unknown> = { updated_at: new Date() }
