@@ -372,6 +372,13 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     assert.equal(page.status, 200)
     assert.include(page.html, 'data-end-user="cust-a"')
     assert.include(textOf(page.html), 'cust "b" <i>')
+    assert.notInclude(textOf(page.html), '@end', 'every Edge tag closed')
+    assert.include(page.html, 'Add an end user')
+    const [first] = await usageRows(alice.userId)
+    assert.include((await admin.get(`/admin/usage/${first.id}`)).html, 'data-end-user="cust-a"', "the request's page")
+    const portal = new PageClient()
+    await portal.login(alice.email)
+    assert.include((await portal.get(`/dashboard/usage/${first.id}`)).body, 'data-end-user="cust-a"', "the portal's request page")
     assert.include((await admin.get(`/admin/users/${alice.userId}`)).html, `/admin/users/${alice.userId}/end-users`)
 
     const block = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'cust-a', blocked: '1' })

@@ -76,7 +76,8 @@ export class EndUserPolicies {
    * it), else null.
    */
   admit(userId: number, endUser: string): EndUserPolicy | null {
-    if (Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
+    // Stale: read again in the background, once (not queued behind a read already out).
+    if (this.#loading === null && Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
     const policy = this.#byOwner.get(userId)?.get(endUser)
     if (policy === undefined) return null
     if (policy.blocked) {
