@@ -6,7 +6,7 @@ import { deleteEndUser, plain, setEndUser } from '#actions/end_users'
 export default class EndUserSet extends AdminCommand {
   static commandName = 'enduser:set'
   static description =
-    "Block or limit one of a user's end users (the request's `user`): --block / --unblock, --limit USD a month / --no-limit, or --remove"
+    "Block or limit one of a user's end users (the request's `user`): --block / --unblock, --limit USD a month (none: no limit), or --remove"
 
   @args.string({ description: 'The owner: user e-mail or id (whose keys send the end user)' })
   declare user: string
@@ -20,11 +20,8 @@ export default class EndUserSet extends AdminCommand {
   @flags.boolean({ description: 'Serve its requests again' })
   declare unblock?: boolean
 
-  @flags.string({ description: 'Monthly spend limit in USD (UTC month; 402 end_user_budget_exceeded once reached)' })
+  @flags.string({ description: 'Monthly spend limit in USD (UTC month; 402 end_user_budget_exceeded once reached), or none' })
   declare limit?: string
-
-  @flags.boolean({ description: 'Remove the monthly limit' })
-  declare noLimit?: boolean
 
   @flags.boolean({ description: 'Remove the settings of this end user (its usage stays)' })
   declare remove?: boolean
@@ -36,12 +33,11 @@ export default class EndUserSet extends AdminCommand {
       return
     }
     if (this.block && this.unblock) throw new AdminInputError('Give --block or --unblock, not both')
-    if (this.limit !== undefined && this.noLimit) throw new AdminInputError('Give --limit or --no-limit, not both')
     const { owner, endUser } = await setEndUser({
       userRef: this.user,
       endUser: this.endUser,
       blocked: this.block ? true : this.unblock ? false : undefined,
-      monthlyLimit: this.noLimit ? null : this.limit,
+      monthlyLimit: this.limit === 'none' ? null : this.limit,
     })
     const limit = endUser.monthly_limit === null ? 'no monthly limit' : `limit $${plain(endUser.monthly_limit)} a month`
     this.logger.success(`End user ${endUser.end_user} of ${owner.email}: ${endUser.blocked ? 'blocked' : 'allowed'}, ${limit}`)

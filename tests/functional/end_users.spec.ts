@@ -6,6 +6,8 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { PageClient } from '#tests/page_client'
+import ace from '@adonisjs/core/services/ace'
+import EndUserSet from '#commands/enduser_set'
 import { adminApi, baseUrl, gateway, multipartBody, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'eu-model', messages: [{ role: 'user', content: 'hi' }], ...extra })
@@ -267,6 +269,8 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     await send(alice, 'cust "b" <i>')
     await send(alice, null)
     await send(bob, 'cust-a')
+    // The admin pages read what is committed (the meter writes behind the answers).
+    await (await gateway()).meter.drain()
     return () => mock.stop()
   })
 
@@ -409,5 +413,40 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     assert.notInclude((await admin.get(`/admin/users/${alice.userId}/end-users`)).html, 'data-end-user="new-one"')
     assert.equal((await admin.get('/admin/users/999999/end-users')).status, 404)
     await refreshCaches()
+  })
+})
+
+test.group('End users: enduser:set', (group) => {
+  group.setup(() => resetDatabase())
+
+  async function run(args: string[]) {
+    const command = await ace.create(EndUserSet, args)
+    ace.ui.switchMode('raw')
+    await command.exec()
+    return command
+  }
+
+  test('blocks, limits, clears and removes; bad input fails with a clear line and exit code 1', async ({ assert }) => {
+    const user = await seedUser()
+    const block = await run([user.email, 'cust-9', '--block', '--limit', '12.5'])
+    block.assertSucceeded()
+    block.assertLog(`[ green(success) ] End user cust-9 of ${user.email}: blocked, limit $12.5 a month`)
+    const row = () => db.from('end_users').where('user_id', user.userId).where('end_user', 'cust-9').first()
+    assert.deepInclude(await row(), { blocked: true, monthly_limit: '12.500000000000' })
+    ;(await run([String(user.userId), 'cust-9', '--unblock', '--limit', 'none'])).assertSucceeded()
+    assert.deepInclude(await row(), { blocked: false, monthly_limit: null })
+    const badLimit = await run([user.email, 'cust-9', '--limit', 'ten'])
+    badLimit.assertFailed()
+    badLimit.assertLog('[ red(error) ] The monthly limit is an amount in USD such as 25 or 0.50 (at most 12 decimals)', 'stderr')
+    const both = await run([user.email, 'cust-9', '--block', '--unblock'])
+    both.assertFailed()
+    assert.equal(both.exitCode, 1)
+    ;(await run([user.email, 'cust-9', '--remove'])).assertSucceeded()
+    assert.isNull(await row())
+    const gone = await run([user.email, 'cust-9', '--remove'])
+    gone.assertFailed()
+    gone.assertLog(`[ red(error) ] No end user "cust-9" set for ${user.email}`, 'stderr')
+    const audit = await db.from('audit_log').where('action', 'like', 'end_user.%').orderBy('id').select('action', 'source')
+    assert.deepEqual(audit.map((a) => [a.action, a.source]), [['end_user.create', 'cli'], ['end_user.update', 'cli'], ['end_user.delete', 'cli']])
   })
 })

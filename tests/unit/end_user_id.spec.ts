@@ -4,6 +4,7 @@ import { endUserFromBody, endUserFromHeaders, isEndUser } from '#gateway/end_use
 import { PendingTotals } from '#gateway/metering/pending_totals'
 import { ZERO_USAGE } from '#gateway/types'
 import type { MeterEvent } from '#gateway/metering/meter_event'
+import { assertWithinLimit, type EndUserPolicy } from '#gateway/end_users/end_user_policies'
 
 function refusal(run: () => unknown): GatewayError {
   try {
@@ -91,5 +92,38 @@ test.group('pending end-user cost', () => {
     totals.settle(march)
     assert.equal(totals.endUserCost(1, 'alice', -Infinity), 0n)
     assert.isFalse(totals.endUsers.has('1:alice'))
+  })
+})
+
+test.group('end user monthly limit', () => {
+  const policy = (spent: bigint, held: bigint, limit: bigint | null, periodEndsAt = Date.now() + 86_400_000): EndUserPolicy => ({
+    id: 1,
+    userId: 1,
+    endUser: 'cust',
+    blocked: false,
+    monthlyLimitPico: limit,
+    spentPico: spent,
+    spendPeriod: 'month',
+    periodStartsAt: periodEndsAt - 30 * 86_400_000,
+    periodEndsAt,
+    heldPico: held,
+  })
+
+  test('spend plus holds below the limit passes; at it, 402 end_user_budget_exceeded', ({ assert }) => {
+    assert.doesNotThrow(() => assertWithinLimit(policy(4n, 5n, 10n)))
+    assert.doesNotThrow(() => assertWithinLimit(policy(100n, 0n, null)))
+    const refused = refusal(() => assertWithinLimit(policy(4n, 6n, 10n)))
+    assert.equal(refused.status, 402)
+    assert.equal(refused.code, 'end_user_budget_exceeded')
+    assert.equal(refused.type, 'insufficient_quota')
+    const limitOf = policy(10_500_000_000_000n, 0n, 10_500_000_000_000n)
+    assert.include(refusal(() => assertWithinLimit(limitOf)).message, '$10.5;')
+  })
+
+  test('a new UTC month starts the spend at 0 (holds stay: they are requests in flight)', ({ assert }) => {
+    const lastMonth = policy(50n, 0n, 10n, Date.now() - 1000)
+    assert.doesNotThrow(() => assertWithinLimit(lastMonth))
+    assert.equal(lastMonth.spentPico, 0n)
+    assert.isAbove(lastMonth.periodEndsAt, Date.now())
   })
 })
