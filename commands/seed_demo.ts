@@ -91,7 +91,7 @@ export default class SeedDemo extends AdminCommand {
     // drop; monthly counters, so plan quotas show use; the key's spend and last use), or the pages
     // would show a key with 500 requests as "Spent $0.00, last used never".
     // Imported here: ace imports every command file to list them, before booting.
-    const { METER_EFFECTS, LATE_DAYS_EFFECT } = await import('#gateway/metering/usage_meter')
+    const { METER_EFFECTS, LATE_DAYS_EFFECT, END_USER_SPEND_EFFECT } = await import('#gateway/metering/usage_meter')
     const keyRows = await db.from('api_keys').whereBetween('user_id', [minUser, maxUser]).select('id', 'user_id').orderBy('user_id')
     const keyOffset = Number(keyRows[0]?.id ?? 0) - minUser
     const batch = 100_000
@@ -125,7 +125,7 @@ export default class SeedDemo extends AdminCommand {
            ) s
          RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user
          ),
-         ${METER_EFFECTS}${LATE_DAYS_EFFECT}
+         ${METER_EFFECTS}${LATE_DAYS_EFFECT}${END_USER_SPEND_EFFECT}
          SELECT COUNT(*)::int AS inserted FROM ins`,
         [keyOffset, channelIds, channelIds.length, users, rows, minUser, users, offset + 1, offset + count]
       )

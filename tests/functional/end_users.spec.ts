@@ -222,6 +222,40 @@ test.group('End users: blocked and monthly limits at admission', (group) => {
     assert.isUndefined((await gateway()).catalog.endUsers.policyOf(user.userId, 'capped'))
   })
 
+  test('a change made anywhere reaches the cache through NOTIFY (no reload asked); the meter\'s spend writes do not reload it', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const endUsers = (await gateway()).catalog.endUsers
+    // Written the way another process (an ace command, another instance) writes it: straight to the table.
+    await db.table('end_users').insert({ user_id: user.userId, end_user: 'from-elsewhere', blocked: true })
+    const deadline = Date.now() + 5000
+    while (endUsers.policyOf(user.userId, 'from-elsewhere') === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    assert.isTrue(endUsers.policyOf(user.userId, 'from-elsewhere')?.blocked, 'end_users:<id> reloaded the table')
+    const refused = await post('/v1/chat/completions', chat({ user: 'from-elsewhere' }), bearer(user))
+    assert.equal(refused.status, 403)
+    await refused.text()
+
+    // The meter's statement writes end_users.period_spent on every batch that charges a listed end user: no reload for it.
+    await setEndUser({ userRef: user.email, endUser: 'spender', monthlyLimit: '100' })
+    await refreshCaches()
+    const reload = endUsers.reload
+    let reloads = 0
+    endUsers.reload = function () {
+      reloads++
+      return reload.call(this)
+    }
+    try {
+      const answer = await post('/v1/chat/completions', chat({ user: 'spender' }), bearer(user))
+      assert.equal(answer.status, 200)
+      await answer.text()
+      await (await gateway()).meter.drain()
+      await new Promise((r) => setTimeout(r, 300))
+      assert.equal(Number((await db.from('end_users').where('end_user', 'spender').first()).period_spent), 0.022)
+      assert.equal(reloads, 0)
+    } finally {
+      endUsers.reload = reload
+    }
+  })
+
   test('requests in flight hold against the limit: concurrent calls of a capped end user cannot all pass', async ({ assert }) => {
     const user = await seedUser({ balance: '100' })
     // The hold of one call (body bytes / 3 prompt tokens + 1,024 completion tokens) is ~$2: a $1 limit admits one at a time.
