@@ -3,6 +3,7 @@ import { currentPeriod } from '#gateway/types'
 import { whereTagged } from '#services/usage_query'
 import { csvCell } from '#services/usage_csv'
 import { endUserTotals, type EndUserSpend } from '#services/end_user_spend'
+import { periodBounds } from '#gateway/metering/spend_period'
 
 /**
  * Read-side queries behind the user portal. Every query is scoped by the
@@ -81,9 +82,15 @@ export async function usagePage(userId: number, filters: UsageFilters, page: num
   return { rows, total: count, page, pages: Math.max(1, Math.ceil(count / USAGE_PAGE_SIZE)) }
 }
 
-/** Spend per end user of the filtered rows (the user's own), the costliest first. */
+/**
+ * Spend per end user of the filtered rows (the user's own), the costliest
+ * first. Without a `from` date it covers this UTC month: the log itself has
+ * no default range, and a reseller's whole history grouped on every view of
+ * the page would grow with it.
+ */
 export function endUserSpendOf(userId: number, filters: UsageFilters): Promise<EndUserSpend[]> {
-  return endUserTotals(usageQuery(userId, filters))
+  const from = filters.from ?? new Date(periodBounds('month', Date.now()).start).toISOString().slice(0, 10)
+  return endUserTotals(usageQuery(userId, { ...filters, from }))
 }
 
 /** The same rows as CSV (header + one line per request), newest first. */

@@ -8,7 +8,7 @@ import { PanelClient, textOf } from '#tests/panel_client'
 import { PageClient } from '#tests/page_client'
 import ace from '@adonisjs/core/services/ace'
 import EndUserSet from '#commands/enduser_set'
-import { adminApi, baseUrl, gateway, multipartBody, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
+import { adminApi, baseUrl, gateway, meterEvent, multipartBody, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'eu-model', messages: [{ role: 'user', content: 'hi' }], ...extra })
 const messages = (extra: Record<string, unknown> = {}) => ({ model: 'eu-model', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }], ...extra })
@@ -447,6 +447,24 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     assert.notInclude((await admin.get(`/admin/users/${alice.userId}/end-users`)).html, 'data-end-user="new-one"')
     assert.equal((await admin.get('/admin/users/999999/end-users')).status, 404)
     await refreshCaches()
+  })
+
+  test('the portal\'s spend per end user covers this UTC month unless a From date is set', async ({ assert }) => {
+    const carol = await seedUser({ balance: '1' })
+    const meter = (await gateway()).meter
+    const lastMonth = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1) - 86_400_000)
+    meter.record({ ...meterEvent(carol.userId, 'eu-model'), apiKeyId: carol.keyId, endUser: 'old-customer', createdAt: lastMonth })
+    meter.record({ ...meterEvent(carol.userId, 'eu-model'), apiKeyId: carol.keyId, endUser: 'new-customer' })
+    await meter.drain()
+    const portal = new PageClient()
+    await portal.login(carol.email)
+    const spendOf = (html: string) => textOf(html.slice(html.indexOf('data-end-user-spend'), html.indexOf('</details>')))
+    const page = await portal.get('/dashboard/usage')
+    assert.include(spendOf(page.body), 'new-customer')
+    assert.notInclude(spendOf(page.body), 'old-customer')
+    assert.include(page.body, 'data-end-user="old-customer"', 'the log itself lists every row')
+    const from = lastMonth.toISOString().slice(0, 10)
+    assert.include(spendOf((await portal.get(`/dashboard/usage?from=${from}`)).body), 'old-customer')
   })
 })
 
