@@ -83,14 +83,15 @@ export default class SeedDemo extends AdminCommand {
     // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N). Half the rows carry
     // request tags (x-gateway-tags): a team-a..e tag each (10% of rows a team), with env:prod or, on
     // a fifth of them, one of 100 customers' cust:N (N = 0, 10, ... 990; a rarer tag, 0.1% of the rows
-    // each). A tenth of the
+    // each). A quarter of the rows name an end user (the request's `user`), one of 200 names
+    // end-user-0..199 (0.125% of the rows each, spread over the users). A tenth of the
     // claude-sonnet-4 rows answered as gpt-4o's fallback: one run of `users` rows in ten (so every
     // user who has them has some, bunched in time like an outage). Each batch also
     // writes what the meter writes with a request (METER_EFFECTS: the ledger charge, so balances
     // drop; monthly counters, so plan quotas show use; the key's spend and last use), or the pages
     // would show a key with 500 requests as "Spent $0.00, last used never".
     // Imported here: ace imports every command file to list them, before booting.
-    const { METER_EFFECTS, LATE_DAYS_EFFECT } = await import('#gateway/metering/usage_meter')
+    const { METER_EFFECTS, LATE_DAYS_EFFECT, END_USER_SPEND_EFFECT } = await import('#gateway/metering/usage_meter')
     const keyRows = await db.from('api_keys').whereBetween('user_id', [minUser, maxUser]).select('id', 'user_id').orderBy('user_id')
     const keyOffset = Number(keyRows[0]?.id ?? 0) - minUser
     const batch = 100_000
@@ -100,7 +101,7 @@ export default class SeedDemo extends AdminCommand {
         `WITH ins AS (
          INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model, requested_model, served_model,
                                     endpoint, stream, status, error_code, prompt_tokens, completion_tokens, total_tokens,
-                                    cached_tokens, estimated, cost, latency_ms, ttft_ms, created_at, tags)
+                                    cached_tokens, estimated, cost, latency_ms, ttft_ms, created_at, tags, end_user)
          SELECT gen_random_uuid(), u, u + ?, (?::bigint[])[1 + (i % ?)], 'custom', m,
                 CASE WHEN m = 'claude-sonnet-4' AND (i / ?) % 10 = 3 THEN 'gpt-4o' END, m, 'chat.completions', i % 3 = 0,
                 CASE WHEN i % 33 = 0 THEN 502 WHEN i % 97 = 0 THEN 429 ELSE 200 END,
@@ -114,16 +115,17 @@ export default class SeedDemo extends AdminCommand {
                 200 + (i * 7919) % 2800, 80 + (i * 104729) % 600,
                 now() - interval '30 days' * (1 - i::float8 / ?),
                 CASE WHEN i % 2 = 0 THEN ARRAY['team-' || chr(97 + ((i / 2) % 5)::int),
-                  CASE WHEN i % 10 = 0 THEN 'cust:' || (i % 1000) ELSE 'env:prod' END] END
+                  CASE WHEN i % 10 = 0 THEN 'cust:' || (i % 1000) ELSE 'env:prod' END] END,
+                CASE WHEN i % 4 = 1 THEN 'end-user-' || ((i / 4) % 200) END
            FROM (
              SELECT i, ? + (i * 2654435761) % ? AS u,
                     (ARRAY['gpt-4o-mini','gpt-4o-mini','gpt-4o','deepseek-chat','claude-sonnet-4'])[1 + (i % 5)] AS m,
                     50 + (i * 48271) % 4000 AS p, 10 + (i * 16807) % 900 AS c
                FROM generate_series(?::bigint, ?::bigint) i
            ) s
-         RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at
+         RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user
          ),
-         ${METER_EFFECTS}${LATE_DAYS_EFFECT}
+         ${METER_EFFECTS}${LATE_DAYS_EFFECT}${END_USER_SPEND_EFFECT}
          SELECT COUNT(*)::int AS inserted FROM ins`,
         [keyOffset, channelIds, channelIds.length, users, rows, minUser, users, offset + 1, offset + count]
       )

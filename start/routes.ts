@@ -212,6 +212,7 @@ const ManagementPaymentsController = () => import('#controllers/api/management/p
 const ManagementChannelsController = () => import('#controllers/api/management/channels_controller')
 const ManagementPricesController = () => import('#controllers/api/management/prices_controller')
 const ManagementSettingsController = () => import('#controllers/api/management/settings_controller')
+const ManagementEndUsersController = () => import('#controllers/api/management/end_users_controller')
 router
   .group(() => {
     router.get('/users', [ManagementUsersController, 'index']).as('users.index')
@@ -232,6 +233,10 @@ router
     router.get('/usage', [ManagementUsageController, 'index']).as('usage.index')
     router.get('/usage/:request_id', [ManagementUsageController, 'show']).as('usage.show')
     router.get('/spend/tags', [ManagementUsageController, 'spendByTag']).as('spend.tags')
+    router.get('/spend/end-users', [ManagementUsageController, 'spendByEndUser']).as('spend.end_users')
+    router.get('/end-users', [ManagementEndUsersController, 'index']).as('end_users.index')
+    router.post('/end-users', [ManagementEndUsersController, 'store']).as('end_users.store')
+    router.delete('/end-users', [ManagementEndUsersController, 'destroy']).as('end_users.destroy')
     router.get('/payments', [ManagementPaymentsController, 'index']).as('payments.index')
     router.get('/channels', [ManagementChannelsController, 'index']).as('channels.index')
     router.post('/channels', [ManagementChannelsController, 'store']).as('channels.store')

@@ -20,6 +20,7 @@ const ModelFallbacksController = () => import('#controllers/admin/model_fallback
 const RedemptionCodesController = () => import('#controllers/admin/redemption_codes_controller')
 const PaymentsController = () => import('#controllers/admin/payments_controller')
 const SettingsController = () => import('#controllers/admin/settings_controller')
+const EndUsersController = () => import('#controllers/admin/end_users_controller')
 
 router
   .group(() => {
@@ -32,6 +33,9 @@ router
     router.post('/users/:id', [UsersController, 'update']).as('users.update').where('id', idMatcher)
     router.post('/users/:id/ledger', [UsersController, 'ledger']).as('users.ledger').where('id', idMatcher)
     router.post('/users/:id/two-factor/reset', [UsersController, 'resetTwoFactor']).as('users.two_factor_reset').where('id', idMatcher)
+    router.get('/users/:id/end-users', [EndUsersController, 'index']).as('users.end_users').where('id', idMatcher)
+    router.post('/users/:id/end-users', [EndUsersController, 'store']).as('users.end_users.store').where('id', idMatcher)
+    router.post('/users/:id/end-users/remove', [EndUsersController, 'destroy']).as('users.end_users.destroy').where('id', idMatcher)
 
     router.get('/plans', [PlansController, 'index']).as('plans.index')
     router.get('/plans/new', [PlansController, 'create']).as('plans.create')

@@ -7,6 +7,7 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import { completionTokenHold, holdAtPrice, promptTokenHold } from '#gateway/metering/reservation'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
+import { assertWithinLimit } from '#gateway/end_users/end_user_policies'
 
 /** May this principal use the model at all? (plan globs, then the key's own globs) */
 export function modelAllowed(principal: Principal, model: string): boolean {
@@ -72,6 +73,16 @@ export function authorizeModel(
 }
 
 /**
+ * An end user with a monthly limit (end_users/end_user_policies.ts): checked
+ * again beside the request's hold, with no await between them, as the key's
+ * cap is (admission checked it once already, before the body was validated).
+ * Every operation that takes a hold calls it right before.
+ */
+export function authorizeEndUser(account: RequestAccount) {
+  if (account.endUserPolicy !== null) assertWithinLimit(account.endUserPolicy)
+}
+
+/**
  * authorizeModel, then hold the request's estimated cost (and, on a plan that
  * limits monthly tokens, its estimated tokens) until the account closes.
  */
@@ -105,6 +116,7 @@ export function authorizeAndHold(
   base?: string
 ): PriceInfo | null {
   const price = authorizeModel(catalog, account.principal, model, base)
+  authorizeEndUser(account)
   account.price = price
   // Kept on the account: a fallback model's hold is the same tokens (and images) at its price (admitFallback).
   account.promptTokenHold = promptTokens

@@ -12,6 +12,7 @@ import { baseOf } from '#gateway/providers/provider_adapter'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
 import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
+import { EndUserPolicies } from '#gateway/end_users/end_user_policies'
 import {
   currentPeriod,
   type ChannelInfo,
@@ -30,6 +31,8 @@ export interface PendingSource {
   pendingFor(userId: number): { costPico: bigint; input: number; output: number }
   /** Cost through the key of calls begun at or after `sinceMs` (-Infinity: all) */
   pendingKeyCost(keyId: number, sinceMs: number): bigint
+  /** Cost of an owner's end user of calls begun at or after `sinceMs` */
+  pendingEndUserCost(userId: number, endUser: string, sinceMs: number): bigint
   /** Bumped each time committed records leave the pending totals (see readSettled) */
   readonly settledCount: number
 }
@@ -37,6 +40,7 @@ export interface PendingSource {
 const NOTHING_PENDING: PendingSource = {
   pendingFor: () => ({ costPico: 0n, input: 0, output: 0 }),
   pendingKeyCost: () => 0n,
+  pendingEndUserCost: () => 0n,
   settledCount: 0,
 }
 
@@ -128,8 +132,12 @@ export class Catalog {
   /** Told when a stored word list does not compile (a hand edit): the filter then stays as it was */
   onWordFilterError: (error: unknown) => void = () => {}
 
+  /** End users' blocks and monthly limits (end_users/end_user_policies.ts), loaded whole */
+  readonly endUsers = new EndUserPolicies()
+
   setPendingSource(source: PendingSource) {
     this.#pending = source
+    this.endUsers.setPendingSource(source)
   }
 
   /**
@@ -158,7 +166,15 @@ export class Catalog {
   /** Loads plans, channels and prices once; concurrent callers share the load. */
   async ensureLoaded() {
     if (this.#loaded) return
-    this.#loading ??= Promise.all([this.loadPlans(), this.loadChannels(), this.loadPrices(), this.loadFallbacks(), this.loadWordFilter(), this.loadAccountProblemKeywords()])
+    this.#loading ??= Promise.all([
+      this.loadPlans(),
+      this.loadChannels(),
+      this.loadPrices(),
+      this.loadFallbacks(),
+      this.loadWordFilter(),
+      this.loadAccountProblemKeywords(),
+      this.endUsers.reload(),
+    ])
       .then(() => {
         this.#loaded = true
       })
@@ -528,7 +544,11 @@ export class Catalog {
       case 'balance':
         if (this.#users.has(id)) await this.#refreshUser(id)
         return
+      case 'end_users':
+        return this.endUsers.reload()
       case 'charged':
+        // Another instance's charge of an owner with end-user limits: their spend is read again too.
+        if (this.endUsers.hasOwner(id)) this.endUsers.reload().catch(() => {})
         return this.#charged(id, Number(payload.split(':')[2]))
     }
   }

@@ -64,6 +64,8 @@ export class Gateway {
       onRecord: (event) => {
         const user = this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
         const key = event.apiKeyId === null ? undefined : this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
+        // An end user's monthly spend (end_user_policies.ts): only rows that name one look.
+        if (event.endUser) this.catalog.endUsers.applySpend(event.userId, event.endUser, event.costPico, event.createdAt.getTime())
         // Two comparisons per priced request: an alert only when this charge crossed a line.
         if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user, key)
       },

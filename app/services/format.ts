@@ -89,6 +89,12 @@ export function formatUsdExact(value: unknown): string {
   return formatMoney(value, 'exact')
 }
 
+/** An amount as a form field shows it: 25.000000000000 -> "25", 0.500000000000 -> "0.5" */
+export function plainAmount(value: unknown): string {
+  const text = String(value ?? '')
+  return text.includes('.') ? text.replace(/\.?0+$/, '') || '0' : text
+}
+
 /** The exact sum of decimal strings (prices: input + output per 1M), as a decimal string. */
 export function sumUsd(...values: Array<string | number | null | undefined>): string {
   return fromPico(values.reduce<bigint>((sum, v) => sum + toPico(v ?? 0), 0n))

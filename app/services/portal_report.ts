@@ -2,6 +2,8 @@ import db from '@adonisjs/lucid/services/db'
 import { currentPeriod } from '#gateway/types'
 import { whereTagged } from '#services/usage_query'
 import { csvCell } from '#services/usage_csv'
+import { endUserTotals, type EndUserSpend } from '#services/end_user_spend'
+import { periodBounds } from '#gateway/metering/spend_period'
 
 /**
  * Read-side queries behind the user portal. Every query is scoped by the
@@ -16,6 +18,8 @@ export interface UsageFilters {
   status?: 'ok' | 'error'
   /** A request tag (x-gateway-tags): rows carrying it */
   tag?: string
+  /** An end user (the request's `user`): its rows */
+  end_user?: string
   /** ISO dates (YYYY-MM-DD), inclusive, UTC */
   from?: string
   to?: string
@@ -36,6 +40,7 @@ function usageQuery(userId: number, filters: UsageFilters) {
   if (filters.status === 'ok') query.where('u.status', '<', 400)
   if (filters.status === 'error') query.where('u.status', '>=', 400)
   if (filters.tag) whereTagged(query, filters.tag)
+  if (filters.end_user) query.where('u.end_user', filters.end_user)
   if (filters.from) query.where('u.created_at', '>=', `${filters.from}T00:00:00Z`)
   // The day after, at midnight UTC: a bare date would be midnight in the database session's time zone.
   if (filters.to) query.whereRaw(`u.created_at < ((?::date + 1)::timestamp AT TIME ZONE 'UTC')`, [filters.to])
@@ -60,6 +65,7 @@ const USAGE_COLUMNS = [
   'u.estimated',
   'u.api_key_id',
   'u.tags',
+  'u.end_user',
   'k.name as key_name',
   'k.prefix as key_prefix',
 ]
@@ -74,6 +80,17 @@ export async function usagePage(userId: number, filters: UsageFilters, page: num
     .offset((page - 1) * USAGE_PAGE_SIZE)
   const count = Number(total)
   return { rows, total: count, page, pages: Math.max(1, Math.ceil(count / USAGE_PAGE_SIZE)) }
+}
+
+/**
+ * Spend per end user of the filtered rows (the user's own), the costliest
+ * first. Without a `from` date it covers this UTC month: the log itself has
+ * no default range, and a reseller's whole history grouped on every view of
+ * the page would grow with it.
+ */
+export function endUserSpendOf(userId: number, filters: UsageFilters): Promise<EndUserSpend[]> {
+  const from = filters.from ?? new Date(periodBounds('month', Date.now()).start).toISOString().slice(0, 10)
+  return endUserTotals(usageQuery(userId, { ...filters, from }))
 }
 
 /** The same rows as CSV (header + one line per request), newest first. */
@@ -99,6 +116,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
     'requested_model',
     'cache_hit',
     'tags',
+    'end_user',
   ]
   const lines = rows.map((r) =>
     [
@@ -118,6 +136,7 @@ export async function usageCsv(userId: number, filters: UsageFilters): Promise<s
       r.requested_model,
       r.cache_hit,
       r.tags === null ? null : r.tags.join(','),
+      r.end_user,
     ]
       .map(csvCell)
       .join(',')

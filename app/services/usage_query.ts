@@ -19,11 +19,13 @@ export interface UsageFilters {
   status: string
   /** A request tag (usage_records.tags contains it) */
   tag: string
+  /** An end user (usage_records.end_user: the request's `user`, end_users/end_user_id.ts) */
+  end_user: string
   from: string
   to: string
 }
 
-export const FILTER_NAMES = ['user', 'key', 'model', 'channel', 'status', 'tag', 'from', 'to'] as const
+export const FILTER_NAMES = ['user', 'key', 'model', 'channel', 'status', 'tag', 'end_user', 'from', 'to'] as const
 
 export function parseFilters(input: Record<string, unknown>): UsageFilters {
   const text = (name: string) => String(input[name] ?? '').trim()
@@ -36,7 +38,7 @@ export function parseFilters(input: Record<string, unknown>): UsageFilters {
   // At most a year per view: totals and the chart stay bounded.
   const earliest = DateTime.fromISO(to, { zone: 'utc' }).minus({ days: MAX_RANGE_DAYS }).toISODate()!
   if (from < earliest) from = earliest
-  return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), tag: text('tag'), from, to }
+  return { user: text('user'), key: text('key'), model: text('model'), channel: text('channel'), status: text('status'), tag: text('tag'), end_user: text('end_user'), from, to }
 }
 
 /** No usage row predates 1970; Postgres refuses year 0 (`0000-01-01` would be a 500). */
@@ -76,6 +78,8 @@ export function applyFilters(query: DatabaseQueryBuilderContract<any>, filters: 
   else if (/^\d{3}$/.test(filters.status)) query.where(column('status'), Number(filters.status))
   else if (filters.status) query.where(column('error_code'), filters.status)
   if (filters.tag) whereTagged(query, filters.tag, alias)
+  // The partial index (end_user, created_at) WHERE end_user IS NOT NULL answers it (migration 998).
+  if (filters.end_user) query.where(column('end_user'), filters.end_user)
   return query
 }
 

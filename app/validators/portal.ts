@@ -58,6 +58,8 @@ export const usageFilterValidator = vine.compile(
     status: vine.enum(['ok', 'error']).optional(),
     // A request tag as the gateway accepts one (app/gateway/metering/request_tags.ts).
     tag: vine.string().trim().regex(/^[A-Za-z0-9_.:/-]{1,64}$/).optional(),
+    // An end user as the gateway records one (app/gateway/end_users/end_user_id.ts): no control characters.
+    end_user: vine.string().trim().maxLength(128).regex(/^[^\u0000-\u001f\u007f]+$/).optional(),
     // Not after `to`: the page says so beside the date fields (as the admin panel's Usage page does), never an empty list.
     from: vine.date({ formats: ['YYYY-MM-DD'] }).beforeOrSameAs('to').optional(),
     to: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),

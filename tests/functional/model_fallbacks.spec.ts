@@ -211,8 +211,8 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
     await vi.login(user.email)
     assert.include(htmlText((await vi.get('/dashboard/usage')).body), 'dự phòng cho big-page')
     const portalCsv = (await portal.get('/dashboard/usage.csv')).body.trim().split('\r\n')
-    assert.match(portalCsv[0], /,requested_model,cache_hit,tags$/)
-    assert.deepEqual(portalCsv.slice(1).map((l) => l.split(',').at(-3)), ['', 'big-page'], 'newest first')
+    assert.match(portalCsv[0], /,requested_model,cache_hit,tags,end_user$/)
+    assert.deepEqual(portalCsv.slice(1).map((l) => l.split(',').at(-4)), ['', 'big-page'], 'newest first')
 
     // Admin: the log, the request's page, the model filter (rows and totals) and the CSV.
     const { user: admin } = await createUser({ email: `fb-usage-admin-${Date.now()}@test.local`, password: 'password123', role: 'admin' })
@@ -230,8 +230,8 @@ test.group('Model fallbacks: when every channel of a model fails', (group) => {
       headers: { cookie: [...panel.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
     })
     const lines = (await csv.text()).trim().split('\n')
-    assert.match(lines[0], /,requested_model,cache_hit,tags$/)
-    assert.deepEqual(lines.slice(1).map((l) => [l.split(',')[2], l.split(',').at(-3)]), [[direct.request_id, ''], [fallback.request_id, 'big-page']])
+    assert.match(lines[0], /,requested_model,cache_hit,tags,end_user$/)
+    assert.deepEqual(lines.slice(1).map((l) => [l.split(',')[2], l.split(',').at(-4)]), [[direct.request_id, ''], [fallback.request_id, 'big-page']])
   })
 
   test("a model's daily totals count the finished days' fallback rows that asked for it, once", async ({ assert }) => {

@@ -197,8 +197,9 @@ test.group('Request tags: the usage pages, CSVs and management API filter and re
     assert.lengthOf([...everyone.html.matchAll(/<td class="nowrap"><a href="\/admin\/usage\/\d+"/g)], 5, 'the untagged row has no tags')
 
     const csv = (await admin.get(`/admin/usage/export.csv?user=${alice.userId}`)).html.trim().split('\n')
-    assert.isTrue(csv[0].endsWith(',cache_hit,tags'))
-    assert.deepEqual(csv.slice(1).map((l) => (l.endsWith('"') ? l.slice(l.lastIndexOf(',"') + 1) : l.split(',').at(-1))), [
+    assert.isTrue(csv[0].endsWith(',cache_hit,tags,end_user'))
+    // The tags' cell, before the (empty) end user's.
+    assert.deepEqual(csv.slice(1).map((l) => l.slice(0, -1)).map((l) => (l.endsWith('"') ? l.slice(l.lastIndexOf(',"') + 1) : l.split(',').at(-1))), [
       '',
       'team-b',
       'team-a',
@@ -208,7 +209,7 @@ test.group('Request tags: the usage pages, CSVs and management API filter and re
     assert.deepEqual(taggedRows((await admin.get(`/admin/usage/${tagged.id}`)).html), ['team-a'], "the request's page")
     const filtered = (await admin.get('/admin/usage/export.csv?tag=team-b')).html.trim().split('\n')
     assert.lengthOf(filtered, 2)
-    assert.isTrue(filtered[1].endsWith(',false,team-b'))
+    assert.isTrue(filtered[1].endsWith(',false,team-b,'))
   })
 
   test('the portal usage log filters by tag and shows the tags; its CSV has them last; a bad tag is reported', async ({ assert }) => {
@@ -224,11 +225,11 @@ test.group('Request tags: the usage pages, CSVs and management API filter and re
     assert.deepEqual(taggedRows((await portal.get(`/dashboard/usage/${first.id}`)).body), ['team-a,feature:x'], "the request's page")
 
     const csv = (await portal.get('/dashboard/usage.csv?tag=team-b')).body.trim().split('\r\n')
-    assert.isTrue(csv[0].endsWith(',cache_hit,tags'))
+    assert.isTrue(csv[0].endsWith(',cache_hit,tags,end_user'))
     assert.lengthOf(csv, 2)
-    assert.isTrue(csv[1].endsWith(',false,team-b'))
+    assert.isTrue(csv[1].endsWith(',false,team-b,'))
     const whole = (await portal.get('/dashboard/usage.csv')).body.trim().split('\r\n')
-    assert.isTrue(whole[1].endsWith(',false,'), 'an untagged request leaves the cell empty')
+    assert.isTrue(whole[1].endsWith(',false,,'), 'an untagged request leaves the cell empty')
 
     const bad = await portal.get('/dashboard/usage?tag=not%20a%20tag')
     assert.equal(bad.status, 422)

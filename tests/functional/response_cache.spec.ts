@@ -71,9 +71,9 @@ test.group('Response cache (x-gateway-cache-ttl)', (group) => {
     const page = await portal.get('/dashboard/usage')
     assert.equal((page.body.match(/data-cache-hit/g) ?? []).length, 1)
     const csv = (await portal.get('/dashboard/usage.csv')).body.trim().split(/\r?\n/)
-    // cache_hit, then the request tags (last; empty for these untagged calls).
-    assert.isTrue(csv[0].endsWith(',cache_hit,tags'))
-    assert.deepEqual(csv.slice(1).map((l) => l.split(',').at(-2)).sort(), ['false', 'true'])
+    // cache_hit, then the request tags and the end user (last; empty for these calls).
+    assert.isTrue(csv[0].endsWith(',cache_hit,tags,end_user'))
+    assert.deepEqual(csv.slice(1).map((l) => l.split(',').at(-3)).sort(), ['false', 'true'])
 
     const adminEmail = `cache-admin-${Date.now()}@test.local`
     await createUser({ email: adminEmail, password: 'password123', role: 'admin' })
@@ -82,8 +82,8 @@ test.group('Response cache (x-gateway-cache-ttl)', (group) => {
     const list = await admin.get(`/admin/usage?user=${encodeURIComponent(user.email)}`)
     assert.equal((list.html.match(/data-cache-hit/g) ?? []).length, 1)
     const exported = (await admin.get(`/admin/usage/export.csv?user=${encodeURIComponent(user.email)}`)).html.trim().split('\n')
-    assert.isTrue(exported[0].endsWith(',cache_hit,tags'))
-    assert.includeMembers(exported.slice(1).map((l) => l.split(',').at(-2)), ['true', 'false'])
+    assert.isTrue(exported[0].endsWith(',cache_hit,tags,end_user'))
+    assert.includeMembers(exported.slice(1).map((l) => l.split(',').at(-3)), ['true', 'false'])
   })
 
   test('without the header nothing is cached or said; another body, model or user is another entry', async ({ assert }) => {

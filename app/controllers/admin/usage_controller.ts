@@ -8,11 +8,14 @@ import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
 import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
+import { spendByEndUser } from '#services/end_user_spend'
 import { retentionNotice } from '#services/usage_retention'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 import { usageRangeErrors } from '#validators/usage_period'
 
 const PAGE = 50
+/** End users listed under a user's usage (the costliest); the management API's /spend/end-users has 100 */
+const END_USERS_SHOWN = 20
 
 export default class UsageController {
   /** The request log: filters, totals and a per-day chart for the filter, keyset pages of 50. */
@@ -45,7 +48,7 @@ export default class UsageController {
         .leftJoin('channels', 'channels.id', 'u.channel_id')
         .leftJoin('api_keys', 'api_keys.id', 'u.api_key_id')
         .select('u.id', 'u.created_at', 'u.model', 'u.requested_model', 'u.cache_hit', 'u.status', 'u.error_code', 'u.prompt_tokens', 'u.completion_tokens',
-          'u.cached_tokens', 'u.cost', 'u.latency_ms', 'u.estimated', 'u.stream', 'u.endpoint', 'u.user_id', 'u.channel_id', 'u.api_key_id', 'u.tags')
+          'u.cached_tokens', 'u.cost', 'u.latency_ms', 'u.estimated', 'u.stream', 'u.endpoint', 'u.user_id', 'u.channel_id', 'u.api_key_id', 'u.tags', 'u.end_user')
         .select('users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name', 'api_keys.prefix as key_prefix')
         .orderBy('u.id', 'desc')
         .limit(PAGE + 1),
@@ -54,10 +57,12 @@ export default class UsageController {
     )
     if (before) page.where('u.id', '<', before)
 
-    const [rows, { days, fromRows }, channels] = await Promise.all([
+    const [rows, { days, fromRows }, channels, endUsers] = await Promise.all([
       page,
       perDay(filters, userId),
       db.from('channels').select('id', 'name').orderBy('name'),
+      // Spend per end user for one account's rows (a reseller's customers): the user's rows in the range.
+      userId !== null ? spendByEndUser(filters, userId, END_USERS_SHOWN) : null,
     ])
     const records = rows.slice(0, PAGE)
     const next = rows.length > PAGE ? records[records.length - 1].id : null
@@ -77,7 +82,7 @@ export default class UsageController {
     // they cannot answer (key, status, several dimensions) counts only the rows kept.
     const retention = retentionNotice()
     const partialTotals = Boolean(retention && fromRows && filters.from < retention.since)
-    return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels, retention, partialTotals })
+    return view.render('admin/usage/index', { filters, params, records, next, before, totals, chart, channels, retention, partialTotals, endUsers })
   }
 
   /** Streams the filtered rows as CSV (keyset batches, flat memory, backpressure respected). */
@@ -153,9 +158,10 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<{ d
     userId !== null ? { dim: 'user' as const, key: String(userId) } : null,
     /^\d+$/.test(filters.channel) ? { dim: 'channel' as const, key: filters.channel } : null,
   ].filter((d) => d !== null)
-  if (!filters.key && !filters.status && !filters.tag && dims.length <= 1) return { days: await dailyTotals(from, to, dims[0]), fromRows: false }
+  // An end user is in no rollup: its rows, through their partial index.
+  if (!filters.key && !filters.status && !filters.tag && !filters.end_user && dims.length <= 1) return { days: await dailyTotals(from, to, dims[0]), fromRows: false }
   // A tag alone: its rollup rows (the rollups hold one dimension at a time).
-  if (!filters.key && !filters.status && filters.tag && dims.length === 0) {
+  if (!filters.key && !filters.status && !filters.end_user && filters.tag && dims.length === 0) {
     return { days: await dailyTotals(from, to, { dim: 'tag', key: filters.tag }), fromRows: false }
   }
 

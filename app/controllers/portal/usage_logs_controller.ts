@@ -3,7 +3,7 @@ import { settleMetering } from '#services/settle_metering'
 import { DateTime } from 'luxon'
 import { errors as vineErrors } from '@vinejs/vine'
 import { usageFilterValidator } from '#validators/portal'
-import { usageCsv, usageFilterChoices, usagePage, type UsageFilters } from '#services/portal_report'
+import { endUserSpendOf, usageCsv, usageFilterChoices, usagePage, type UsageFilters } from '#services/portal_report'
 import { retentionNotice } from '#services/usage_retention'
 import db from '@adonisjs/lucid/services/db'
 import { loggedBodies } from '#services/logged_bodies'
@@ -16,10 +16,14 @@ export default class UsageLogsController {
     const { filters, page, query, errors, fieldErrors, refused } = await this.filters(ctx)
     await settleMetering()
     // Filters refused: the form with the messages and what was typed, no list of another range or filter.
-    const [result, choices] = await Promise.all([refused ? null : usagePage(user.id, filters, page), usageFilterChoices(user.id)])
+    const [result, choices, endUsers] = await Promise.all([
+      refused ? null : usagePage(user.id, filters, page),
+      usageFilterChoices(user.id),
+      refused ? [] : endUserSpendOf(user.id, filters),
+    ])
     // A model only ever asked for (a fallback answered each time) has no counters: keep the filter shown.
     if (filters.model && !choices.models.includes(filters.model)) choices.models.push(filters.model)
-    return view.render('pages/portal/usage', { result, choices, query, errors, fieldErrors, retention: retentionNotice() })
+    return view.render('pages/portal/usage', { result, choices, endUsers, query, errors, fieldErrors, retention: retentionNotice() })
   }
 
   /**
@@ -102,13 +106,14 @@ export default class UsageLogsController {
       keyId: input.key,
       status: input.status,
       tag: input.tag,
+      end_user: input.end_user,
       from: day(input.from),
       to: day(input.to),
     }
     const typed = (name: string) => String([raw[name]].flat()[0] ?? '')
     const query = refused
-      ? { model: typed('model'), key: typed('key'), status: typed('status'), tag: typed('tag'), from: typed('from'), to: typed('to') }
-      : { model: input.model ?? '', key: input.key ?? '', status: input.status ?? '', tag: input.tag ?? '', from: filters.from ?? '', to: filters.to ?? '' }
+      ? { model: typed('model'), key: typed('key'), status: typed('status'), tag: typed('tag'), end_user: typed('end_user'), from: typed('from'), to: typed('to') }
+      : { model: input.model ?? '', key: input.key ?? '', status: input.status ?? '', tag: input.tag ?? '', end_user: input.end_user ?? '', from: filters.from ?? '', to: filters.to ?? '' }
     return { filters, page: input.page ?? 1, query, errors, fieldErrors, refused }
   }
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeModel } from '#gateway/access_policy'
+import { authorizeEndUser, authorizeModel } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import { audioDurationMs } from '#gateway/audio/audio_duration'
 import { checkSpeechOpening, readTranscript } from '#gateway/audio/audio_answer'
@@ -81,6 +81,7 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
   account.model = call.model
   account.stream = call.stream
   account.price = authorizeModel(catalog, account.principal, call.model)
+  authorizeEndUser(account)
   reserveUpload(account, account.price, call.rawBody.length)
   const candidates = audioCandidates(route, call.model, operation === 'audio_translations' ? 'audio translations' : 'audio transcriptions')
   const modelPart = partNamed(call.form, 'model')!
@@ -160,6 +161,7 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
   account.stream = true
   const characters = countCharacters(call.body.input)
   const price = (account.price = authorizeModel(catalog, account.principal, call.model))
+  authorizeEndUser(account)
   if (isPriced(price)) {
     account.reserve(BigInt(characters) * (price!.perCharacterPico ?? 0n) + BigInt(Math.ceil(call.rawBody.length / 3)) * price!.inputPico)
   }

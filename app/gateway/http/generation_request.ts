@@ -16,6 +16,7 @@ import { dialectForPath, inClientFormat } from '#gateway/http/error_renderers'
 import { GatewayError } from '#exceptions/gateway_error'
 import { tagsFromHeaders, withBodyTags } from '#gateway/metering/request_tags'
 import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
+import { endUserFromBody, endUserFromHeaders } from '#gateway/end_users/end_user_id'
 
 let gateway: Gateway | undefined
 
@@ -89,6 +90,9 @@ export async function accounted(
   try {
     // Cost-attribution tags (request_tags.ts): a bad one is refused here, with its usage row like any refusal.
     account.tags = tagsFromHeaders(call.req.headers)
+    // LiteLLM's end-user header (end_user_id.ts): admitted before the body is read. One header lookup when absent.
+    const endUser = endUserFromHeaders(call.req.headers)
+    if (endUser !== null) admitEndUser(gw, account, endUser)
     await run(gw, account)
   } catch (caught) {
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
@@ -102,6 +106,15 @@ export async function accounted(
     }
     throw error
   }
+}
+
+/**
+ * The request names an end user: on its usage row whatever happens, refused when its owner blocked
+ * it or it reached its monthly limit (end_user_policies.ts: a Map lookup or two, no read).
+ */
+function admitEndUser(gw: Gateway, account: RequestAccount, endUser: string) {
+  account.endUser = endUser
+  account.endUserPolicy = gw.catalog.endUsers.admit(account.principal.user.id, endUser)
 }
 
 async function readParsedBody(
@@ -135,6 +148,11 @@ async function readParsedBody(
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
+  // The body's end user (`user`, `litellm_metadata.user`, `metadata.user_id`) unless the header named one.
+  if (account.endUser === null) {
+    const endUser = endUserFromBody(body)
+    if (endUser !== null) admitEndUser(gw, account, endUser)
+  }
   // OpenAI's chat and Responses bodies may carry `metadata.tags` (kept in the body sent upstream).
   if (endpoint === 'chat.completions' || endpoint === 'responses') account.tags = withBodyTags(account.tags, body)
   const checked =

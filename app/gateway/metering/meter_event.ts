@@ -33,4 +33,6 @@ export interface MeterEvent {
   cacheHit?: boolean
   /** Cost-attribution tags (request_tags.ts: no commas in a tag); null or absent when untagged */
   tags?: string[] | null
+  /** The end user the request named (end_users/end_user_id.ts); null or absent when none */
+  endUser?: string | null
 }

@@ -44,6 +44,11 @@ export class PendingTotals {
   readonly users = new Map<number, UserPending>()
   /** Key id -> its days (zero-cost events are not kept: they change no spend) */
   readonly keys = new Map<number, KeyDay>()
+  /**
+   * `<user id>:<end user>` -> its days, as keys' (an end user's monthly limit,
+   * end_user_policies.ts). Only events that name an end user and cost something.
+   */
+  readonly endUsers = new Map<string, KeyDay>()
 
   /** Adds one recorded event. */
   add(event: MeterEvent) {
@@ -62,6 +67,9 @@ export class PendingTotals {
     if (event.apiKeyId !== null && event.costPico !== 0n) {
       this.#addKey(event.apiKeyId, dayOf(event.createdAt.getTime()), event.costPico)
     }
+    if (event.endUser && event.costPico !== 0n) {
+      addDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
+    }
   }
 
   /** Takes one event out again (its batch committed). */
@@ -69,6 +77,9 @@ export class PendingTotals {
     this.#subtractUser(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
     if (event.apiKeyId !== null && event.costPico !== 0n) {
       this.#subtractKey(event.apiKeyId, dayOf(event.createdAt.getTime()), event.costPico)
+    }
+    if (event.endUser && event.costPico !== 0n) {
+      subtractDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
     }
   }
 
@@ -87,6 +98,9 @@ export class PendingTotals {
     for (const [keyId, head] of other.keys) {
       for (let node: KeyDay | null = head; node; node = node.next) this.#addKey(keyId, node.day, node.costPico)
     }
+    for (const [key, head] of other.endUsers) {
+      for (let node: KeyDay | null = head; node; node = node.next) addDay(this.endUsers, key, node.day, node.costPico)
+    }
   }
 
   /** Takes out everything `other` holds (a replayed spill file, now committed). */
@@ -94,6 +108,9 @@ export class PendingTotals {
     for (const [userId, totals] of other.users) this.#subtractUser(userId, totals.costPico, totals.input, totals.output)
     for (const [keyId, head] of other.keys) {
       for (let node: KeyDay | null = head; node; node = node.next) this.#subtractKey(keyId, node.day, node.costPico)
+    }
+    for (const [key, head] of other.endUsers) {
+      for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.endUsers, key, node.day, node.costPico)
     }
   }
 
@@ -114,36 +131,21 @@ export class PendingTotals {
     return sum
   }
 
+  /** The end user's pending cost of calls begun at or after `sinceMs` (see keyCost). */
+  endUserCost(userId: number, endUser: string, sinceMs: number): bigint {
+    let sum = 0n
+    for (let node = this.endUsers.get(endUserKey(userId, endUser)) ?? null; node; node = node.next) {
+      if (node.day >= sinceMs) sum += node.costPico
+    }
+    return sum
+  }
+
   #addKey(keyId: number, day: number, costPico: bigint) {
-    const head = this.keys.get(keyId)
-    if (!head) {
-      this.keys.set(keyId, { day, costPico, next: null })
-      return
-    }
-    let node: KeyDay = head
-    for (;;) {
-      if (node.day === day) {
-        node.costPico += costPico
-        return
-      }
-      if (!node.next) break
-      node = node.next
-    }
-    node.next = { day, costPico, next: null }
+    addDay(this.keys, keyId, day, costPico)
   }
 
   #subtractKey(keyId: number, day: number, costPico: bigint) {
-    let previous: KeyDay | null = null
-    for (let node = this.keys.get(keyId) ?? null; node; previous = node, node = node.next) {
-      if (node.day !== day) continue
-      node.costPico -= costPico
-      if (node.costPico !== 0n) return
-      // The day is settled: unlink it (and forget the key when it was its last day).
-      if (previous) previous.next = node.next
-      else if (node.next) this.keys.set(keyId, node.next)
-      else this.keys.delete(keyId)
-      return
-    }
+    subtractDay(this.keys, keyId, day, costPico)
   }
 
   #subtractUser(userId: number, costPico: bigint, input: number, output: number) {
@@ -153,6 +155,43 @@ export class PendingTotals {
     totals.input -= input
     totals.output -= output
     if (totals.costPico === 0n && totals.input === 0 && totals.output === 0) this.users.delete(userId)
+  }
+}
+
+/** The endUsers map's key: an end user is its owner's (two owners' `alice` are two end users). */
+function endUserKey(userId: number, endUser: string): string {
+  return `${userId}:${endUser}`
+}
+
+function addDay<K>(map: Map<K, KeyDay>, key: K, day: number, costPico: bigint) {
+  const head = map.get(key)
+  if (!head) {
+    map.set(key, { day, costPico, next: null })
+    return
+  }
+  let node: KeyDay = head
+  for (;;) {
+    if (node.day === day) {
+      node.costPico += costPico
+      return
+    }
+    if (!node.next) break
+    node = node.next
+  }
+  node.next = { day, costPico, next: null }
+}
+
+function subtractDay<K>(map: Map<K, KeyDay>, key: K, day: number, costPico: bigint) {
+  let previous: KeyDay | null = null
+  for (let node = map.get(key) ?? null; node; previous = node, node = node.next) {
+    if (node.day !== day) continue
+    node.costPico -= costPico
+    if (node.costPico !== 0n) return
+    // The day is settled: unlink it (and forget the key when it was its last day).
+    if (previous) previous.next = node.next
+    else if (node.next) map.set(key, node.next)
+    else map.delete(key)
+    return
   }
 }
 

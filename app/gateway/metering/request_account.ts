@@ -8,6 +8,7 @@ import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { ZERO_USAGE, type PriceInfo, type Principal, type TokenUsage } from '#gateway/types'
 import type { AttemptRecord, DispatchHooks } from '#gateway/upstream/dispatcher'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
+import type { EndUserPolicy } from '#gateway/end_users/end_user_policies'
 
 /**
  * The accounting of one API request, filled in as the request progresses and
@@ -85,6 +86,7 @@ export class RequestAccount {
     this.#reservedPico += estimatePico
     this.principal.user.reservedPico += estimatePico
     if (this.principal.key.spendLimitPico !== null) holdOnKey(this.principal.key.id, estimatePico)
+    if (this.endUserPolicy !== null) this.endUserPolicy.heldPico += estimatePico
   }
 
   /**
@@ -111,6 +113,10 @@ export class RequestAccount {
 
   /** Cost-attribution tags (request_tags.ts); null when the request sent none */
   tags: string[] | null = null
+  /** The end user the request named (end_users/end_user_id.ts); null when none */
+  endUser: string | null = null
+  /** The end user's policy when it has a monthly limit: the request's hold counts against it */
+  endUserPolicy: EndUserPolicy | null = null
   /** Answered from the response cache: no provider call, nothing charged (the row says so) */
   cacheHit = false
   /** Body logging (LOG_BODIES): the writer, the client's request bytes and what it got back; null when off */
@@ -129,6 +135,7 @@ export class RequestAccount {
     if (this.#reservedPico > 0n) {
       this.principal.user.reservedPico -= this.#reservedPico
       if (this.principal.key.spendLimitPico !== null) releaseOnKey(this.principal.key.id, this.#reservedPico)
+      if (this.endUserPolicy !== null) this.endUserPolicy.heldPico -= this.#reservedPico
       this.#reservedPico = 0n
     }
     if (this.#heldInput !== 0 || this.#heldOutput !== 0) {
@@ -165,6 +172,7 @@ export class RequestAccount {
       attempts: cleanPath ? null : this.attempts,
       cacheHit: this.cacheHit,
       tags: this.tags,
+      endUser: this.endUser,
     })
     if (this.loggedRequest !== null) {
       if (this.bodyLog!.wants(status, errorCode)) this.bodyLog!.record(this.requestId, this.createdAt, this.loggedRequest, this.loggedResponse)

@@ -294,7 +294,7 @@ test.group('Portal: pages of a signed-in user', (group) => {
     const csv = await user.client.get('/dashboard/usage.csv?model=mock-chat')
     assert.equal(csv.headers.get('content-type'), 'text/csv; charset=utf-8')
     const lines = csv.body.trim().split('\r\n')
-    assert.match(lines[0], /^time,model,endpoint,stream,key,status,error_code,input_tokens,output_tokens,cached_tokens,cost_usd,latency_ms,estimated,requested_model,cache_hit,tags$/)
+    assert.match(lines[0], /^time,model,endpoint,stream,key,status,error_code,input_tokens,output_tokens,cached_tokens,cost_usd,latency_ms,estimated,requested_model,cache_hit,tags,end_user$/)
     assert.lengthOf(lines, 4)
     assert.isTrue(lines.slice(1).every((l) => l.split(',')[1] === 'mock-chat'))
   })

@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
 import { spendByTag } from '#services/tag_spend'
+import { spendByEndUser } from '#services/end_user_spend'
 import { keysetPage, managed, money } from '#services/management_api'
 import { loggedBodies } from '#services/logged_bodies'
 import { GatewayError } from '#exceptions/gateway_error'
@@ -59,6 +60,20 @@ export default class ManagementUsageController {
     const userId = await userIdOf(filters.user)
     await settleMetering()
     const data = await spendByTag(filters, userId)
+    return { object: 'list', from: filters.from, to: filters.to, data: data.map((r) => ({ ...r, cost: money(r.cost) })) }
+  }
+
+  /**
+   * GET /api/admin/spend/end-users: spend per end user (the request's `user`)
+   * over a period, with the usage filters (`from`/`to`, the last 7 days by
+   * default; `user`, `key`, `model`, `channel`, `status`, `tag`, `end_user`):
+   * the costliest 100, each with its owner (services/end_user_spend.ts).
+   */
+  async spendByEndUser({ request }: HttpContext) {
+    const filters = await filtersOf(request.qs())
+    const userId = await userIdOf(filters.user)
+    await settleMetering()
+    const data = await spendByEndUser(filters, userId)
     return { object: 'list', from: filters.from, to: filters.to, data: data.map((r) => ({ ...r, cost: money(r.cost) })) }
   }
 
@@ -130,5 +145,6 @@ function usageRecordJson(r: any) {
     ttft_ms: r.ttft_ms,
     attempts: r.attempts,
     tags: r.tags ?? null,
+    end_user: r.end_user ?? null,
   }
 }

@@ -1,0 +1,124 @@
+import db from '@adonisjs/lucid/services/db'
+import { AdminInputError } from '#actions/admin_input_error'
+import { cliActor, writeAudit, type Actor } from '#actions/audit'
+import { findUser } from '#actions/post_ledger_entry'
+import { isEndUser, MAX_END_USER_LENGTH } from '#gateway/end_users/end_user_id'
+import { parseDecimal, PICO_DECIMALS } from '#gateway/metering/money'
+import { periodBounds } from '#gateway/metering/spend_period'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
+
+/**
+ * An owner's settings for one of their end users (LiteLLM's customers):
+ * blocked, and a monthly spend limit in USD (null: none). The panel, the
+ * management API and `enduser:set` share these; the gateways' caches hear
+ * of a change through NOTIFY (end_users_notify_change, migration 998).
+ */
+export interface EndUserSettings {
+  /** The owner: a user's id or e-mail */
+  userRef: string
+  endUser: string
+  /** Left as it is when undefined (a new row: false) */
+  blocked?: boolean
+  /** USD a UTC month as a decimal string; null removes the limit; undefined leaves it (a new row: none) */
+  monthlyLimit?: string | null
+}
+
+export interface EndUserRow {
+  id: number
+  user_id: number
+  end_user: string
+  blocked: boolean
+  monthly_limit: string | null
+  period_spent: string
+  period_start: string | null
+}
+
+/** Creates the owner's end user or changes what is given of it. */
+export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor()) {
+  const endUser = checkedName(input.endUser)
+  const limit = input.monthlyLimit === undefined || input.monthlyLimit === null ? input.monthlyLimit : checkedLimit(input.monthlyLimit)
+  return db.transaction(async (trx) => {
+    const owner = await findUser(input.userRef, trx)
+    // The owner's row locked: a batch that committed its charges to them is in the sum below, one started later
+    // sees this row. (One whose statement began before and commits after is in neither: architecture.md "End users".)
+    await trx.from('users').where('id', owner.id).forUpdate().select('id')
+    const before = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
+    const changes: Record<string, unknown> = { updated_at: new Date() }
+    if (input.blocked !== undefined) changes.blocked = input.blocked
+    if (limit !== undefined) changes.monthly_limit = limit
+    const [row] = before
+      ? await trx.from('end_users').where('id', before.id).update(changes).returning('*')
+      : await trx
+          .table('end_users')
+          .insert({ user_id: owner.id, end_user: endUser, blocked: input.blocked ?? false, monthly_limit: limit ?? null, ...(await monthSpent(trx, owner.id, endUser)) })
+          .returning('*')
+    await writeAudit(trx, actor, {
+      action: before ? 'end_user.update' : 'end_user.create',
+      subjectType: 'user',
+      subjectId: owner.id,
+      summary: `end user ${endUser} of ${owner.email}: ${row.blocked ? 'blocked' : 'allowed'}, ${row.monthly_limit === null ? 'no monthly limit' : `limit $${plain(row.monthly_limit)} a month`}`,
+      before: before ? settingsOf(before) : null,
+      after: settingsOf(row),
+    })
+    return { owner, endUser: row as EndUserRow, created: !before }
+  })
+}
+
+/** Removes the owner's settings for the end user (its usage rows stay). */
+export async function deleteEndUser(userRef: string, endUser: string, actor: Actor = cliActor()) {
+  return db.transaction(async (trx) => {
+    const owner = await findUser(userRef, trx)
+    const removed = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).delete().returning('*')
+    if (removed.length === 0) throw AdminInputError.notFound(`No end user "${endUser}" set for ${owner.email}`)
+    await writeAudit(trx, actor, {
+      action: 'end_user.delete',
+      subjectType: 'user',
+      subjectId: owner.id,
+      summary: `end user ${endUser} of ${owner.email} removed`,
+      before: settingsOf(removed[0]),
+    })
+  })
+}
+
+/**
+ * What the end user spent this UTC month before it was listed: a limit set
+ * mid-month counts it (from then on the meter's statement adds each charge).
+ */
+async function monthSpent(trx: TransactionClientContract, userId: number, endUser: string) {
+  const start = new Date(periodBounds('month', Date.now()).start)
+  const row = await trx
+    .from('usage_records')
+    .where('end_user', endUser)
+    .where('user_id', userId)
+    .where('created_at', '>=', start)
+    .select(db.raw('coalesce(sum(cost), 0)::text AS spent'))
+    .first()
+  return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
+}
+
+function settingsOf(row: Record<string, any>) {
+  return { end_user: row.end_user, blocked: row.blocked, monthly_limit: row.monthly_limit }
+}
+
+function checkedName(value: string): string {
+  if (typeof value !== 'string' || !isEndUser(value)) {
+    throw new AdminInputError(`An end user id is 1 to ${MAX_END_USER_LENGTH} characters without control characters`, 'end_user')
+  }
+  return value
+}
+
+/** A monthly limit: a non-negative USD amount the numeric(24,12) column holds, as a decimal string. */
+function checkedLimit(value: string): string {
+  const text = String(value).trim()
+  if (!/^\d{1,12}(\.\d{1,12})?$/.test(text)) {
+    throw new AdminInputError('The monthly limit is an amount in USD such as 25 or 0.50 (at most 12 decimals)', 'monthly_limit')
+  }
+  parseDecimal(text, PICO_DECIMALS)
+  return text
+}
+
+/** 25.000000000000 -> 25, 0.500000000000 -> 0.5 */
+export function plain(amount: string | null): string {
+  if (amount === null) return ''
+  return String(amount).includes('.') ? String(amount).replace(/\.?0+$/, '') : String(amount)
+}

@@ -1,0 +1,53 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import User from '#models/user'
+import { checkbox, notFound, panelActor } from '#controllers/admin/panel'
+import { deleteEndUser, plain, setEndUser, type EndUserSettings } from '#actions/end_users'
+import { endUsersOf } from '#services/end_user_spend'
+import { settleMetering } from '#services/settle_metering'
+
+/**
+ * A user's end users (the `user` their apps send with each request): this
+ * month's spend and requests, and the settings an operator makes for one
+ * (blocked, a monthly limit), through app/actions/end_users.ts like the
+ * management API and `enduser:set`. A refused input (a limit that is no
+ * amount) comes back to the form with the reason (AdminInputError).
+ */
+export default class EndUsersController {
+  /** GET /admin/users/:id/end-users */
+  async index(ctx: HttpContext) {
+    const user = await User.find(Number(ctx.params.id))
+    if (!user) return notFound(ctx)
+    // The month's spend includes the calls that just ended (the meter writes behind).
+    await settleMetering()
+    const endUsers = await endUsersOf(user.id)
+    const month = new Date().toISOString().slice(0, 7)
+    return ctx.view.render('admin/users/end_users', { user, endUsers, month })
+  }
+
+  /**
+   * POST /admin/users/:id/end-users: creates or changes one end user's
+   * settings; only the fields the form posted change (the Block button
+   * posts `blocked` alone, the limit form `monthly_limit` alone; an empty
+   * limit removes it).
+   */
+  async store(ctx: HttpContext) {
+    const { request, response, session, params } = ctx
+    const input: EndUserSettings = { userRef: String(Number(params.id)), endUser: String(request.input('end_user') ?? '') }
+    if (request.input('blocked') !== undefined && request.input('blocked') !== null) input.blocked = checkbox(request.input('blocked'))
+    const limit = request.input('monthly_limit')
+    if (limit !== undefined && limit !== null) input.monthlyLimit = String(limit).trim() === '' ? null : String(limit)
+    const { owner, endUser, created } = await setEndUser(input, panelActor(ctx))
+    const limitText = endUser.monthly_limit === null ? 'no monthly limit' : `a limit of $${plain(endUser.monthly_limit)} a month`
+    session.flash('success', `${created ? 'Added' : 'Saved'} end user ${endUser.end_user}: ${endUser.blocked ? 'blocked' : 'allowed'}, ${limitText}.`)
+    return response.redirect(`/admin/users/${owner.id}/end-users`)
+  }
+
+  /** POST /admin/users/:id/end-users/remove: forgets the settings (its usage stays, and it is served again) */
+  async destroy(ctx: HttpContext) {
+    const { request, response, session, params } = ctx
+    const endUser = String(request.input('end_user') ?? '')
+    await deleteEndUser(String(Number(params.id)), endUser, panelActor(ctx))
+    session.flash('success', `Removed the settings of end user ${endUser}: served without limit.`)
+    return response.redirect(`/admin/users/${Number(params.id)}/end-users`)
+  }
+}
