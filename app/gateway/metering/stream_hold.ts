@@ -110,6 +110,27 @@ export class StreamHold {
   }
 
   /**
+   * A passed-through stream whose events are still kept undecoded (their
+   * data's length is an upper bound of the text's characters): covers up to
+   * `chars` characters by raising the hold, without counting, when the room
+   * allows it (not near the end of the room, where counting is what keeps a
+   * cut exact). True: `next` is at least `chars` now. Decoding a short
+   * answer's events only to learn that a few words fit cost a short stream
+   * ~20 µs (docs/benchmarks.md, twenty-first pass); a raise is a few BigInt
+   * additions, held like check()'s until the stream closes.
+   */
+  coverUncounted(chars: number): boolean {
+    if (this.#tight || this.stopped !== null) return false
+    const tokens = this.#tokens + (chars - this.#countedChars) * Number(TOKENS_PER_CHAR)
+    if (this.#output > 0n) this.#raiseTo(this.#costOf(tokens, null))
+    if (this.#tokenLimit !== null) this.#raiseTokensTo(tokens)
+    this.#limits()
+    if (this.#tight) return false
+    this.next = this.#charsWithin(this.#costOf(this.#tokens, null), this.#tokens)
+    return this.next >= chars
+  }
+
+  /**
    * A cut stream's usage as billed: what it counted, within the ceiling (and
    * the plan's tokens). The checks keep the relayed text within it; text
    * denser than they assume (past TOKENS_PER_CHAR between two checks) is

@@ -220,6 +220,8 @@ export async function relayPassThroughStream(
     // Null now when the chunk brought the final usage: the count is the upstream's.
     const counted = kept as KeptText | null
     if (counted === null || counted.chars <= hold.next) return send(piece)
+    // Still raw events (a short answer): covered by a raise to the most they can hold, not decoded to be counted.
+    if (counted.raw && hold.coverUncounted(KEPT_EVENT_BYTES > counted.chars ? KEPT_EVENT_BYTES : counted.chars)) return send(piece)
     const { text, before } = counted.decoded()
     return relayChecked(piece, text, before)
   }
@@ -373,6 +375,11 @@ class KeptText {
   /** Characters of text so far: exact once decoding, else the kept events' data length (never fewer) */
   get chars(): number {
     return this.#decoder ? this.#text.chars : this.#bytes
+  }
+
+  /** Events kept as they came, not decoded yet: `chars` is their data's length, an upper bound of the text's */
+  get raw(): boolean {
+    return this.#decoder === null
   }
 
   /** A chunk's events come next: where they begin in the text is kept (for a hold check that cuts before them). */
