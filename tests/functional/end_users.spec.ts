@@ -84,29 +84,30 @@ test.group('End users: recorded on the usage row', (group) => {
     assert.deepEqual(rows.map((r) => [r.endpoint, r.end_user]), [['images.edits', 'cust-upload']])
   })
 
-  test('an end user over 128 characters or with a control character is a 400 invalid_end_user in the endpoint\'s format, with its row; nothing goes upstream', async ({ assert }) => {
+  test('an end user over 128 characters or with a control character: refused in the gateway\'s header, kept bounded from the providers\' fields (Claude Code\'s long metadata.user_id passes)', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const before = mock.requests.length
-    const long = await post('/v1/chat/completions', chat({ user: 'x'.repeat(129) }), bearer(user))
-    assert.equal(long.status, 400)
-    const longError: any = await long.json()
-    assert.equal(longError.error.code, 'invalid_end_user')
-    assert.equal(longError.error.param, 'user')
+    const refused = await post('/v1/chat/completions', chat(), { ...bearer(user), 'x-litellm-end-user-id': 'x'.repeat(129) })
+    assert.equal(refused.status, 400)
+    const refusedError: any = await refused.json()
+    assert.equal(refusedError.error.code, 'invalid_end_user')
+    assert.equal(refusedError.error.param, 'x-litellm-end-user-id')
+    const claudeId = JSON.stringify({ device_id: 'd'.repeat(64), account_uuid: 'a'.repeat(36), session_id: 's'.repeat(36) })
+    const claude = await post('/v1/messages', messages({ metadata: { user_id: claudeId } }), anthropic(user))
+    assert.equal(claude.status, 200)
+    await claude.text()
     const control = await post('/v1/messages', messages({ metadata: { user_id: 'a\u0000b' } }), anthropic(user))
-    assert.equal(control.status, 400)
-    const controlError: any = await control.json()
-    assert.equal(controlError.type, 'error')
-    assert.include(controlError.error.message, 'metadata.user_id')
+    assert.equal(control.status, 200)
+    await control.text()
     const exactly = await post('/v1/chat/completions', chat({ user: 'y'.repeat(128) }), bearer(user))
     assert.equal(exactly.status, 200)
     await exactly.text()
-    assert.equal(mock.requests.length, before + 1)
+    assert.equal(mock.requests.length, before + 3)
     const rows = await usageRows(user.userId)
-    assert.deepEqual(rows.map((r) => [r.status, r.error_code, r.end_user]), [
-      [400, 'invalid_end_user', null],
-      [400, 'invalid_end_user', null],
-      [200, null, 'y'.repeat(128)],
-    ])
+    assert.deepEqual(rows.map((r) => [r.status, r.error_code]), [[400, 'invalid_end_user'], [200, null], [200, null], [200, null]])
+    assert.isTrue(rows[1].end_user.startsWith(claudeId.slice(0, 96)) && rows[1].end_user.length <= 128)
+    assert.isTrue(rows[2].end_user.startsWith('a?b…'))
+    assert.equal(rows[3].end_user, 'y'.repeat(128))
   })
 })
 

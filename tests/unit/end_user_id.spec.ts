@@ -36,16 +36,31 @@ test.group('end user id of a request', () => {
     assert.equal(endUserFromBody({ user: 'é'.repeat(128) }), 'é'.repeat(128))
   })
 
-  test('over 128 characters or a control character: 400 invalid_end_user naming where it came from', ({ assert }) => {
-    const long = refusal(() => endUserFromBody({ user: 'x'.repeat(129) }))
+  test('the gateway\'s own fields over 128 characters or with a control character: 400 invalid_end_user naming where it came from', ({ assert }) => {
+    const long = refusal(() => endUserFromBody({ litellm_metadata: { user: 'x'.repeat(129) } }))
     assert.equal(long.status, 400)
     assert.equal(long.code, 'invalid_end_user')
-    assert.equal(long.param, 'user')
+    assert.equal(long.param, 'litellm_metadata.user')
     assert.include(long.message, '128')
-    assert.equal(refusal(() => endUserFromBody({ metadata: { user_id: 'a\nb' } })).param, 'metadata.user_id')
     assert.equal(refusal(() => endUserFromBody({ litellm_metadata: { user: 'a\u0000' } })).param, 'litellm_metadata.user')
     assert.equal(refusal(() => endUserFromHeaders({ 'x-litellm-end-user-id': 'a\u007f' })).param, 'x-litellm-end-user-id')
     assert.isTrue(isEndUser('ok'))
+  })
+
+  test('the providers\' fields are never refused: a long or odd id is kept bounded, distinct from ids that only begin alike', ({ assert }) => {
+    // Claude Code's metadata.user_id: a JSON of device, account and session ids, ~200 characters.
+    const claude = JSON.stringify({ device_id: 'd'.repeat(64), account_uuid: '0f8e2a3c-1111-2222-3333-444455556666', session_id: '9a1b2c3d-aaaa-bbbb-cccc-ddddeeeeffff' })
+    const kept = endUserFromBody({ metadata: { user_id: claude } })!
+    assert.isAtMost(kept.length, 128)
+    assert.isTrue(isEndUser(kept))
+    assert.isTrue(kept.startsWith(claude.slice(0, 96)))
+    assert.equal(endUserFromBody({ metadata: { user_id: claude } }), kept, 'the same id, the same end user')
+    const other = endUserFromBody({ metadata: { user_id: claude.replace('9a1b', '9a1c') } })!
+    assert.notEqual(other, kept)
+    assert.equal(endUserFromBody({ user: 'x'.repeat(129) })!.length, 96 + 1 + 16)
+    const odd = endUserFromBody({ user: 'a\nb' })!
+    assert.isTrue(isEndUser(odd))
+    assert.isTrue(odd.startsWith('a?b…'))
     assert.isFalse(isEndUser(''))
     assert.isFalse(isEndUser('x'.repeat(129)))
   })
