@@ -1,7 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
-import { GatewayError } from '#exceptions/gateway_error'
 import { azureEndpoint } from '#gateway/http/azure_endpoints'
-import { apiCallOf } from '#gateway/http/generation_request'
+import { callByPath } from '#gateway/http/generation_request'
 
 export default class AzureController {
   /**
@@ -10,12 +9,6 @@ export default class AzureController {
    * them, so the router (API_LANE=false, or a path the lane passed on) answers alike.
    */
   async call(ctx: HttpContext) {
-    const url = ctx.request.request.url ?? '/'
-    const query = url.indexOf('?')
-    const target = azureEndpoint(query < 0 ? url : url.slice(0, query))
-    if (target === undefined) throw new GatewayError(404, 'not_found', 'Unknown Azure OpenAI operation', 'not_found_error')
-    const call = apiCallOf(ctx)
-    if (target.deployment !== undefined) call.deployment = target.deployment
-    await target.endpoint(call)
+    await callByPath(ctx, azureEndpoint, 'Unknown Azure OpenAI operation')
   }
 }

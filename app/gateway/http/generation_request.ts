@@ -46,6 +46,24 @@ export function apiCallOf(ctx: HttpContext): ApiCall {
   return { principal: ctx.principal, req: ctx.request.request, res: ctx.response.response }
 }
 
+/** An endpoint whose path names the model (Azure's deployments, OpenAI's legacy engines), as its resolver reads the path. */
+export type PathEndpoint = { endpoint: (call: ApiCall) => Promise<void>; deployment?: string }
+
+/**
+ * The router's side of the paths that name their model (API_LANE=false, or
+ * a path the lane passed on): resolved by the same function as in the
+ * lane, so both answer alike; 404 when the path names no operation.
+ */
+export async function callByPath(ctx: HttpContext, resolve: (path: string) => PathEndpoint | undefined, unknown: string) {
+  const url = ctx.request.request.url ?? '/'
+  const query = url.indexOf('?')
+  const target = resolve(query < 0 ? url : url.slice(0, query))
+  if (target === undefined) throw new GatewayError(404, 'not_found', unknown, 'not_found_error')
+  const call = apiCallOf(ctx)
+  if (target.deployment !== undefined) call.deployment = target.deployment
+  await target.endpoint(call)
+}
+
 export interface ParsedBody {
   rawBody: Buffer
   body: Record<string, any>
