@@ -32,9 +32,12 @@ const MAX_TOKENS_PER_CHAR = 3n
  * `next` is how many the hold covers at TOKENS_PER_CHAR (at
  * MAX_TOKENS_PER_CHAR once less than an allowance of room is left: the last
  * stretch before a cut never relays more than the hold pays for), so a
- * chunk within it costs the relay one comparison. Past it, check() counts the text that
- * came since the last check with the tokenizer (loaded on the first check of
- * the process, if nothing loaded it before), prices what the stream has
+ * chunk within it costs the relay one comparison. Past it, while the room
+ * has more than an allowance to spare, check() takes the new text at
+ * TOKENS_PER_CHAR and raises the hold for it uncounted (#fitsUncounted: no
+ * tokenizer, whose ~80 MB and time per check 5,000 slow streams showed);
+ * within the last allowance it counts the text with the tokenizer (from the
+ * start, once, so an over-estimate never cuts), prices what the stream has
  * used (the prompt as held, or as the upstream reported it), and, when the
  * hold is less than half an allowance ahead of that, raises it to a whole
  * RESERVE_COMPLETION_TOKENS' worth ahead against what the balance and the
@@ -68,6 +71,8 @@ export class StreamHold {
   #keyShort = false
   /** Less than an allowance of room left (balance, key's cap or month): the next check assumes MAX_TOKENS_PER_CHAR */
   #tight = false
+  /** #tokens holds text taken at TOKENS_PER_CHAR, not counted (room to spare: #fitsUncounted) */
+  #uncounted = false
   /** pico-USD per answer token; 0 for a free model (only the plan's monthly tokens are followed) */
   readonly #output: bigint
   readonly #step: bigint
@@ -103,6 +108,16 @@ export class StreamHold {
    * tokenizer (not loaded yet, or more than a slice to count).
    */
   check(text: TextPieces, before: number, usage: CanonicalUsage | null): boolean | Promise<boolean> {
+    // Room to spare: the text is taken at TOKENS_PER_CHAR (more than English or code makes) and the hold
+    // raised for it, uncounted. The tokenizer (~80 MB once loaded) and its time per check are for the
+    // end of the room, where a cut must be exact (5,000 slow streams passing their hold: RSS 367 -> 443 MB).
+    if (!this.#tight && this.#fitsUncounted(text, usage)) return true
+    if (this.#uncounted) {
+      // What was taken uncounted is counted now, from the start: the stream is not cut on an over-estimate.
+      this.#uncounted = false
+      this.#tokens = 0
+      this.#countedChars = 0
+    }
     const relayed = this.#count(text, this.#countedChars, before)
     const pending = this.#count(text, before, text.chars)
     if (typeof relayed === 'number' && typeof pending === 'number') return this.#decide(text, before, relayed, pending, usage)
@@ -146,6 +161,28 @@ export class StreamHold {
     }
     if (completionTokens === usage.completionTokens) return usage
     return { ...usage, completionTokens, totalTokens: usage.promptTokens + completionTokens, estimated: true }
+  }
+
+  /**
+   * The text since the last check taken at TOKENS_PER_CHAR: the hold raised
+   * for it as check() would; true when it fits with room to spare still
+   * (then `next` moves on), false to count it (nothing cut here).
+   */
+  #fitsUncounted(text: TextPieces, usage: CanonicalUsage | null): boolean {
+    const tokens = this.#tokens + (text.chars - this.#countedChars) * Number(TOKENS_PER_CHAR)
+    const answered = this.#answered(tokens, usage)
+    const cost = this.#costOf(tokens, usage)
+    if (this.#output > 0n && this.account.reservedPico - cost < this.#step / 2n) this.#raiseTo(cost + this.#step)
+    if (this.#tokenLimit !== null && this.account.heldOutputTokens - answered < DEFAULT_COMPLETION_ALLOWANCE / 2) {
+      this.#raiseTokensTo(answered + DEFAULT_COMPLETION_ALLOWANCE)
+    }
+    this.#limits()
+    if (this.#tight || answered > this.#tokenCeiling || cost > this.#ceiling) return false
+    this.#uncounted = true
+    this.#tokens = tokens
+    this.#countedChars = text.chars
+    this.next = this.#charsWithin(cost, answered)
+    return true
   }
 
   #decide(text: TextPieces, before: number, relayed: number, pending: number, usage: CanonicalUsage | null): boolean {
