@@ -31,6 +31,9 @@ test.group('end user id of a request', () => {
     assert.equal(endUserFromBody({ user: 'a', litellm_metadata: { user: 'b' }, metadata: { user_id: 'c' } }), 'a')
     assert.equal(endUserFromBody({ litellm_metadata: { user: 'b' }, metadata: { user_id: 'c' } }), 'b')
     assert.equal(endUserFromBody({ metadata: { user_id: 'c' } }), 'c')
+    // OpenAI's newer field: after `user`, before LiteLLM's and Anthropic's.
+    assert.equal(endUserFromBody({ safety_identifier: 's', litellm_metadata: { user: 'b' } }), 's')
+    assert.equal(endUserFromBody({ user: 'a', safety_identifier: 's' }), 'a')
     // Kept as sent: case and inner spaces are the app's.
     assert.equal(endUserFromBody({ user: 'Alice Smith@example.com' }), 'Alice Smith@example.com')
     assert.equal(endUserFromBody({ user: 'é'.repeat(128) }), 'é'.repeat(128))

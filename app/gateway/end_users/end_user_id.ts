@@ -10,7 +10,8 @@ import { rememberBounded } from '#gateway/bounded_memo'
  *
  * - LiteLLM's `x-litellm-end-user-id` header (any endpoint, uploads too);
  * - OpenAI's (and OpenRouter's) `user` body field: chat, Responses,
- *   embeddings, images, completions, moderations, speech;
+ *   embeddings, images, completions, moderations, speech; then OpenAI's
+ *   `safety_identifier` (its newer name on chat and Responses);
  * - LiteLLM's `litellm_metadata.user` (taken out of what goes upstream with
  *   the rest of litellm_metadata: litellm_fields.ts);
  * - Anthropic's `metadata.user_id` (Messages, count_tokens).
@@ -48,6 +49,9 @@ export function endUserFromHeaders(headers: IncomingHttpHeaders): string | null 
 export function endUserFromBody(body: Record<string, any>): string | null {
   const user = body.user
   if (typeof user === 'string' && user !== '') return boundedEndUser(user)
+  // OpenAI's newer name for it (chat, Responses): `user` is deprecated in favour of safety_identifier.
+  const safety = body.safety_identifier
+  if (typeof safety === 'string' && safety !== '') return boundedEndUser(safety)
   const litellm = body.litellm_metadata
   if (litellm !== null && typeof litellm === 'object' && typeof litellm.user === 'string' && litellm.user !== '') {
     return checkedEndUser(litellm.user, 'litellm_metadata.user')
