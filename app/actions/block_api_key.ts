@@ -2,7 +2,7 @@ import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
-import { findApiKey } from '#actions/revoke_api_key'
+import { findApiKey, keyLabel } from '#actions/revoke_api_key'
 
 /**
  * Blocks a key for now, or lifts the block (LiteLLM's /key/block and
@@ -20,12 +20,11 @@ export async function setApiKeyBlocked(ref: string, blocked: boolean, actor: Act
       key.blockedAt = blocked ? DateTime.now() : null
       key.useTransaction(trx)
       await key.save()
-      const owner = await trx.from('users').where('id', key.userId).select('email').first()
       await writeAudit(trx, actor, {
         action: blocked ? 'key.block' : 'key.unblock',
         subjectType: 'api_key',
         subjectId: key.id,
-        summary: `key ${key.masked} "${key.name}" of ${owner?.email ?? `user ${key.userId}`} ${blocked ? 'blocked' : 'unblocked'}`,
+        summary: `${await keyLabel(trx, key)} ${blocked ? 'blocked' : 'unblocked'}`,
         before: { blocked: !blocked },
         after: { blocked },
       })

@@ -2,7 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import { issueApiKey } from '#gateway/auth/api_key_token'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
-import { findApiKey } from '#actions/revoke_api_key'
+import { findApiKey, keyLabel } from '#actions/revoke_api_key'
 
 /**
  * Gives a key a new secret (LiteLLM's /key/regenerate): the same key (id,
@@ -15,18 +15,18 @@ export async function regenerateApiKey(ref: string, actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
     const key = await findApiKey(ref, trx)
     if (key.revokedAt) throw new AdminInputError(`Key ${key.masked} is revoked: issue a new key instead`, 'key')
-    const before = key.masked
+    const masked = key.masked
+    const before = await keyLabel(trx, key)
     const issued = issueApiKey()
     key.merge({ keyHash: issued.hash, prefix: issued.prefix, lastFour: issued.lastFour })
     key.useTransaction(trx)
     await key.save()
-    const owner = await trx.from('users').where('id', key.userId).select('email').first()
     await writeAudit(trx, actor, {
       action: 'key.regenerate',
       subjectType: 'api_key',
       subjectId: key.id,
-      summary: `key ${before} "${key.name}" of ${owner?.email ?? `user ${key.userId}`} regenerated as ${key.masked}`,
-      before: { display: before },
+      summary: `${before} regenerated as ${key.masked}`,
+      before: { display: masked },
       after: { display: key.masked },
     })
     return { apiKey: key, key: issued.key }

@@ -18,12 +18,11 @@ export async function revokeApiKey(ref: string, actor: Actor = cliActor()) {
       key.revokedAt = DateTime.now()
       key.useTransaction(trx)
       await key.save()
-      const owner = await trx.from('users').where('id', key.userId).select('email').first()
       await writeAudit(trx, actor, {
         action: 'key.revoke',
         subjectType: 'api_key',
         subjectId: key.id,
-        summary: `key ${key.masked} "${key.name}" of ${owner?.email ?? `user ${key.userId}`} revoked`,
+        summary: `${await keyLabel(trx, key)} revoked`,
         before: { revoked: false },
         after: { revoked: true },
       })
@@ -48,4 +47,10 @@ export async function findApiKey(ref: string, trx?: TransactionClientContract): 
   }
   if (!key) throw AdminInputError.notFound(`No API key matches "${ref}"`)
   return key
+}
+
+/** How the audit log names a key: `key sk-gw-AbCd…wxyz "name" of owner@example.com` (its owner read in the change's transaction). */
+export async function keyLabel(trx: TransactionClientContract, key: ApiKey): Promise<string> {
+  const owner = await trx.from('users').where('id', key.userId).select('email').first()
+  return `key ${key.masked} "${key.name}" of ${owner?.email ?? `user ${key.userId}`}`
 }

@@ -172,11 +172,7 @@ export class StreamHold {
     const tokens = this.#tokens + (text.chars - this.#countedChars) * Number(TOKENS_PER_CHAR)
     const answered = this.#answered(tokens, usage)
     const cost = this.#costOf(tokens, usage)
-    if (this.#output > 0n && this.account.reservedPico - cost < this.#step / 2n) this.#raiseTo(cost + this.#step)
-    if (this.#tokenLimit !== null && this.account.heldOutputTokens - answered < DEFAULT_COMPLETION_ALLOWANCE / 2) {
-      this.#raiseTokensTo(answered + DEFAULT_COMPLETION_ALLOWANCE)
-    }
-    this.#limits()
+    this.#keepAhead(cost, answered)
     if (this.#tight || answered > this.#tokenCeiling || cost > this.#ceiling) return false
     this.#uncounted = true
     this.#tokens = tokens
@@ -189,14 +185,7 @@ export class StreamHold {
     const tokens = this.#tokens + relayed + pending
     const answered = this.#answered(tokens, usage)
     const cost = this.#costOf(tokens, usage)
-    // Less than half an allowance ahead of what the answer costs (or uses of the month's tokens): raised to a
-    // whole one ahead, as far as the balance, the key's cap and the plan have room (so a stream raises its
-    // hold every few hundred tokens, not at each check).
-    if (this.#output > 0n && this.account.reservedPico - cost < this.#step / 2n) this.#raiseTo(cost + this.#step)
-    if (this.#tokenLimit !== null && this.account.heldOutputTokens - answered < DEFAULT_COMPLETION_ALLOWANCE / 2) {
-      this.#raiseTokensTo(answered + DEFAULT_COMPLETION_ALLOWANCE)
-    }
-    this.#limits()
+    this.#keepAhead(cost, answered)
     const tokensFit = answered <= this.#tokenCeiling
     if (tokensFit && cost <= this.#ceiling) {
       this.#tokens = tokens
@@ -229,6 +218,19 @@ export class StreamHold {
             'insufficient_quota'
           )
     return false
+  }
+
+  /**
+   * Less than half an allowance ahead of what the answer costs (or uses of the month's tokens): raised to a
+   * whole one ahead, as far as the balance, the key's cap and the plan have room (so a stream raises its
+   * hold every few hundred tokens, not at each check); then the ceilings read again.
+   */
+  #keepAhead(cost: bigint, answered: number) {
+    if (this.#output > 0n && this.account.reservedPico - cost < this.#step / 2n) this.#raiseTo(cost + this.#step)
+    if (this.#tokenLimit !== null && this.account.heldOutputTokens - answered < DEFAULT_COMPLETION_ALLOWANCE / 2) {
+      this.#raiseTokensTo(answered + DEFAULT_COMPLETION_ALLOWANCE)
+    }
+    this.#limits()
   }
 
   /** Raises the request's hold toward `wanted`, by what the balance and the key's cap have beyond all holds. */
