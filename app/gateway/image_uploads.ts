@@ -12,11 +12,12 @@ import { whileClientListens } from '#gateway/relay/client_gone'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { SseParser } from '#gateway/sse/sse_parser'
-import { ClientGoneError, dispatch, forEachChunk, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, forEachChunk, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import { parseAnswer } from '#gateway/upstream/upstream_answer'
 import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
 import type { Principal, TokenUsage } from '#gateway/types'
+import { answerUpload, dispatchUpload, UploadBodies } from '#gateway/upload_dispatch'
 
 export type ImageUploadOperation = 'image_edits' | 'image_variations'
 
@@ -79,73 +80,22 @@ export async function relayImageUpload(
     const what = operation === 'image_edits' ? 'image edits' : 'image variations'
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers ${what}`, 'unsupported_endpoint')
   }
-  const bodies = new UpstreamBodies(call)
+  const bodies = new UploadBodies(call, (upstreamModel) => {
+    const part = call.modelNamed ? partNamed(call.form, 'model') : undefined
+    return part ? replacePartContent(call.rawBody, part, upstreamModel) : withLeadingField(call.rawBody, call.form, 'model', upstreamModel)
+  })
   // What a stream has delivered so far is what a client that hangs up is billed (a whole answer it left: nothing).
   const streamed = noImages()
   await whileClientListens(call.res, account, () => streamed, async (signal) => {
-    // The answer is read (a stream's opening looked at) inside its attempt: one that is no answer fails over like a 5xx.
-    const result = await dispatch(
-      candidates,
-      (c) =>
-        adapterFor(c.channel.provider).request(c.channel, {
-          operation,
-          dialect: 'openai_chat',
-          model: c.upstreamModel,
-          stream: call.stream,
-          body: bodies.for(c.upstreamModel),
-          clientHeaders: call.req.headers,
-          contentType: call.contentType,
-        }),
-      signal,
-      account.dispatchHooks,
-      (body) => readImagesAnswer(body, call.stream)
-    )
+    const result = await dispatchUpload(call, candidates, operation, bodies, account, signal, (body) => readImagesAnswer(body, call.stream))
     // The upstream has the upload: neither the copies nor the client's bytes (up to IMAGE_UPLOAD_MAX_MB) are kept for the answer.
     bodies.release()
     call.rawBody = RELEASED_BODY
     if (result.answer === null) return relayImageStream(call, account, result.body, streamed)
     const { bytes, answer } = result.answer
-    account.markFirstByte()
-    if (!call.res.destroyed) {
-      call.res.writeHead(result.response.statusCode, {
-        'content-type': 'application/json',
-        'content-length': String(bytes.length),
-        'x-request-id': account.requestId,
-      })
-      call.res.end(bytes)
-    }
+    answerUpload(call.res, account, result.response.statusCode, bytes, 'application/json')
     account.close(result.response.statusCode, null, imagesUsage(answer))
   })
-}
-
-/**
- * The body each candidate gets: the client's bytes when the channel takes
- * the model's own name; with the `model` part's value replaced when it maps
- * the name (added in front when the form named none: a variation's default
- * model); one rebuilt body per name, however many candidates share it.
- */
-class UpstreamBodies {
-  #mapped: Map<string, Buffer> | null = null
-
-  constructor(private call: ImageUploadCall) {}
-
-  for(upstreamModel: string): Buffer {
-    const { call } = this
-    if (upstreamModel === call.model) return call.rawBody
-    this.#mapped ??= new Map()
-    let body = this.#mapped.get(upstreamModel)
-    if (!body) {
-      const part = call.modelNamed ? partNamed(call.form, 'model') : undefined
-      body = part ? replacePartContent(call.rawBody, part, upstreamModel) : withLeadingField(call.rawBody, call.form, 'model', upstreamModel)
-      this.#mapped.set(upstreamModel, body)
-    }
-    return body
-  }
-
-  /** The upstream has its bytes: the copies go (an upload may be tens of MB) */
-  release() {
-    this.#mapped = null
-  }
 }
 
 /**

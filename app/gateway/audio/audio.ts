@@ -15,6 +15,7 @@ import { ClientGoneError, dispatch, forEachChunk, type DispatchResult } from '#g
 import { relayedUpstreamHeader } from '#gateway/upstream/relayed_headers'
 import type { PriceInfo, Principal, TokenUsage } from '#gateway/types'
 import { whileClientListens } from '#gateway/relay/client_gone'
+import { answerUpload, dispatchUpload, UploadBodies } from '#gateway/upload_dispatch'
 
 /** A transcription or translation upload, its form read (api_endpoints.ts audioUpload). */
 export interface TranscriptionCall {
@@ -85,47 +86,14 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
   reserveUpload(account, account.price, call.rawBody.length)
   const candidates = audioCandidates(route, call.model, operation === 'audio_translations' ? 'audio translations' : 'audio transcriptions')
   const modelPart = partNamed(call.form, 'model')!
-  /** Bodies rebuilt for mapped names, one per name however many candidates share it */
-  let mapped: Map<string, Buffer> | null = null
-  const bodyFor = (upstreamModel: string): Buffer => {
-    if (upstreamModel === call.model) return call.rawBody
-    mapped ??= new Map()
-    let body = mapped.get(upstreamModel)
-    if (!body) mapped.set(upstreamModel, (body = replacePartContent(call.rawBody, modelPart, upstreamModel)))
-    return body
-  }
+  const bodies = new UploadBodies(call, (upstreamModel) => replacePartContent(call.rawBody, modelPart, upstreamModel))
   const format = fieldValue(call.rawBody, call.form, 'response_format')
   await whileClientListens(call.res, account, () => fileUsage(call), async (signal) => {
-    // The answer is read (a stream's opening looked at) inside its attempt: one that is no answer fails over like a 5xx.
-    const result = await dispatch(
-      candidates,
-      (c) =>
-        adapterFor(c.channel.provider).request(c.channel, {
-          operation,
-          dialect: 'openai_chat',
-          model: c.upstreamModel,
-          stream: call.stream,
-          body: bodyFor(c.upstreamModel),
-          clientHeaders: call.req.headers,
-          contentType: call.contentType,
-        }),
-      signal,
-      account.dispatchHooks,
-      (body) => readTranscript(body, format, call.stream)
-    )
-    mapped = null
+    const result = await dispatchUpload(call, candidates, operation, bodies, account, signal, (body) => readTranscript(body, format, call.stream))
+    bodies.release()
     if (result.answer === null) return relayTranscriptStream(call, account, result)
     const { bytes, contentType } = result.answer
-    if (account.loggedRequest !== null) account.loggedResponse = bytes
-    account.markFirstByte()
-    if (!call.res.destroyed) {
-      call.res.writeHead(result.response.statusCode, {
-        'content-type': contentType,
-        'content-length': String(bytes.length),
-        'x-request-id': account.requestId,
-      })
-      call.res.end(bytes)
-    }
+    answerUpload(call.res, account, result.response.statusCode, bytes, contentType)
     account.close(result.response.statusCode, null, transcriptionUsage(bytes, contentType, call))
   })
 }
