@@ -3,6 +3,7 @@ import { findUser } from '#actions/post_ledger_entry'
 import { plain } from '#actions/end_users'
 import type { EndUserEntry } from '#services/end_user_spend'
 import { budgetText, fieldError } from '#services/litellm_management'
+import { isEndUser, MAX_END_USER_LENGTH } from '#gateway/end_users/end_user_id'
 
 /**
  * LiteLLM's customers (/customer/*) over the gateway's end users
@@ -28,6 +29,8 @@ export async function customerOwner(ctx: HttpContext) {
 export function customerId(value: unknown, field = 'user_id'): string {
   if (typeof value === 'number' && Number.isFinite(value)) return String(value)
   if (typeof value !== 'string' || value === '') throw fieldError(field, 'required: the customer\'s id (the `user` its requests send)')
+  // Checked before anything changes: a bad id in a list blocks or deletes none of the others.
+  if (!isEndUser(value)) throw fieldError(field, `a customer id is 1 to ${MAX_END_USER_LENGTH} characters without control characters`)
   return value
 }
 

@@ -147,6 +147,7 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
       ['POST', '/customer/new', { user_id: 'cust-a', owner: owner.userId }, 'user_id'],
       ['POST', '/customer/block', { user_ids: 'cust-a' }, 'user_ids'],
       ['POST', '/customer/block', { user_ids: [] }, 'user_ids'],
+      ['POST', '/customer/block', { user_ids: ['x2', 'bad\u0007id'], owner: owner.userId }, 'user_ids'],
       ['POST', '/customer/delete', {}, 'user_ids'],
       ['GET', '/customer/info', undefined, 'end_user_id'],
     ]
@@ -155,7 +156,7 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
       assertLiteLLMError(assert, answer, 400, param)
       assert.equal(answer.body.error.type, 'bad_request_error')
     }
-    assert.isNull(await db.from('end_users').where('end_user', 'x1').first(), 'nothing is created')
+    assert.isNull(await db.from('end_users').whereIn('end_user', ['x1', 'x2']).first(), 'nothing is created, nor blocked before the bad id')
     assertLiteLLMError(assert, await litellm('GET', `/customer/info?end_user_id=nobody&owner=${owner.userId}`), 404)
     assertLiteLLMError(assert, await litellm('POST', '/customer/update', { user_id: 'nobody', owner: owner.userId, blocked: true }), 404)
     assertLiteLLMError(assert, await litellm('POST', '/customer/unblock', { user_ids: ['nobody'], owner: owner.userId }), 404)
