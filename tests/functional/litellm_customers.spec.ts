@@ -4,6 +4,7 @@ import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { setEndUser } from '#actions/end_users'
+import { pruneUsage } from '#actions/prune_usage'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, gateway, meterEvent, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -327,5 +328,22 @@ test.group('LiteLLM /spend/tags and /global/spend/*', (group) => {
     assert.deepEqual((await litellm('GET', `/global/spend/report?${range}&group_by=team`)).body, [])
     assertLiteLLMError(assert, await litellm('GET', `/global/spend/report?${range}&group_by=org`), 400, 'group_by')
     assertLiteLLMError(assert, await litellm('GET', '/global/spend/report?end_date=yesterday'), 400, 'end_date')
+  })
+
+  test('a day\'s spend per key survives the usage retention: the pruned rows\' key totals stay in the report by api_key', async ({ assert }) => {
+    const meter = (await gateway()).meter
+    const old = today.minus({ days: 40 })
+    for (const [who, model] of [[alice, 'model-a'], [alice, 'model-b'], [bob, 'model-a']] as const) {
+      meter.record({ ...meterEvent(who.userId, model), apiKeyId: who.keyId, createdAt: old.plus({ hours: 2 }).toJSDate() })
+    }
+    await meter.drain()
+    const range = `start_date=${old.toISODate()}&end_date=${old.toISODate()}&group_by=api_key`
+    const before = (await litellm('GET', `/global/spend/report?${range}`)).body
+    assert.deepEqual(before.map((k: any) => [k.api_key, k.total_cost]), [[String(alice.keyId), 0.002], [String(bob.keyId), 0.001]])
+    // Not rolled up again from rows that are gone: a stale mark makes the next read redo the day.
+    const pruned = await pruneUsage({ keepDays: 31 })
+    assert.equal(pruned.rows, 3)
+    await db.table('usage_daily_stale').insert({ day: old.toISODate() }).onConflict('day').ignore()
+    assert.deepEqual((await litellm('GET', `/global/spend/report?${range}`)).body, before)
   })
 })
