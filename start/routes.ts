@@ -262,12 +262,16 @@ router
  * LiteLLM's key, spend and user management under its own paths, for scripts and dashboards
  * written against a LiteLLM proxy: thin controllers over the actions of the management API
  * above (same auth: the management key, also in `x-litellm-api-key`; errors in LiteLLM's shape).
- * `GET /key/info` takes any key (without `?key=`: itself), as LiteLLM allows.
+ * `GET /key/info` takes any key (without `?key=`: itself), as LiteLLM allows; so does `POST /key/health`
+ * (about the calling key). Customers, /spend/tags, /global/spend/* and /user/delete too.
  */
 const LiteLLMKeysController = () => import('#controllers/api/litellm/keys_controller')
 const LiteLLMSpendController = () => import('#controllers/api/litellm/spend_controller')
 const LiteLLMUsersController = () => import('#controllers/api/litellm/users_controller')
+const LiteLLMCustomersController = () => import('#controllers/api/litellm/customers_controller')
+const LiteLLMGlobalSpendController = () => import('#controllers/api/litellm/global_spend_controller')
 router.get('/key/info', [LiteLLMKeysController, 'info']).as('litellm.key.info').use(middleware.apiKey())
+router.post('/key/health', [LiteLLMKeysController, 'health']).as('litellm.key.health').use(middleware.apiKey())
 router
   .group(() => {
     router.post('/key/generate', [LiteLLMKeysController, 'generate']).as('key.generate')
@@ -283,6 +287,19 @@ router
     router.get('/user/info', [LiteLLMUsersController, 'show']).as('user.info')
     router.post('/user/update', [LiteLLMUsersController, 'update']).as('user.update')
     router.get('/user/list', [LiteLLMUsersController, 'index']).as('user.list')
+    router.post('/user/delete', [LiteLLMUsersController, 'destroy']).as('user.delete')
+    router.get('/spend/tags', [LiteLLMSpendController, 'tags']).as('spend.tags')
+    router.post('/customer/new', [LiteLLMCustomersController, 'store']).as('customer.new')
+    router.get('/customer/info', [LiteLLMCustomersController, 'show']).as('customer.info')
+    router.post('/customer/update', [LiteLLMCustomersController, 'update']).as('customer.update')
+    router.post('/customer/delete', [LiteLLMCustomersController, 'destroy']).as('customer.delete')
+    router.post('/customer/block', [LiteLLMCustomersController, 'block']).as('customer.block')
+    router.post('/customer/unblock', [LiteLLMCustomersController, 'unblock']).as('customer.unblock')
+    router.get('/customer/list', [LiteLLMCustomersController, 'index']).as('customer.list')
+    router.get('/global/spend/logs', [LiteLLMGlobalSpendController, 'logs']).as('global.spend.logs')
+    router.get('/global/spend/keys', [LiteLLMGlobalSpendController, 'keys']).as('global.spend.keys')
+    router.get('/global/spend/models', [LiteLLMGlobalSpendController, 'models']).as('global.spend.models')
+    router.get('/global/spend/report', [LiteLLMGlobalSpendController, 'report']).as('global.spend.report')
   })
   .as('litellm')
   .use([middleware.adminApiKey(), middleware.managementBody()])

@@ -122,3 +122,43 @@ function dayOf(value: Date | string): string {
   if (typeof value === 'string') return value.slice(0, 10)
   return `${value.getFullYear()}-${String(value.getMonth() + 1).padStart(2, '0')}-${String(value.getDate()).padStart(2, '0')}`
 }
+
+/** Rows of (day, owner, end user, model, key) a daily report reads at most */
+export const END_USER_DAILY_LIMIT = 10_000
+
+export interface EndUserDaySpend {
+  day: string
+  user_id: number
+  end_user: string
+  model: string
+  api_key_id: number | null
+  tokens: number
+  cost: string
+}
+
+/**
+ * Spend per UTC day, owner, end user, model and key over the filters' range
+ * (LiteLLM's /global/spend/report?group_by=customer): rows that named an end
+ * user, on the partial index (end_user, created_at) of migration 998, as the
+ * other end-user reports; at most END_USER_DAILY_LIMIT groups, oldest days first.
+ */
+export async function endUserDailySpend(filters: UsageFilters): Promise<EndUserDaySpend[]> {
+  const rows = await applyFilters(db.from('usage_records as u'), filters, null)
+    .whereNotNull('u.end_user')
+    .groupByRaw('1, u.user_id, u.end_user, u.model, u.api_key_id')
+    .select(db.raw(`to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day`))
+    .select('u.user_id', 'u.end_user', 'u.model', 'u.api_key_id')
+    .select(db.raw('coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)::bigint AS tokens'))
+    .select(db.raw('coalesce(sum(u.cost), 0)::text AS cost'))
+    .orderByRaw('1, sum(u.cost) DESC')
+    .limit(END_USER_DAILY_LIMIT)
+  return rows.map((r: any) => ({
+    day: r.day,
+    user_id: Number(r.user_id),
+    end_user: r.end_user,
+    model: r.model,
+    api_key_id: r.api_key_id === null ? null : Number(r.api_key_id),
+    tokens: Number(r.tokens),
+    cost: r.cost,
+  }))
+}

@@ -34,6 +34,8 @@ const LITELLM_FIELDS: Record<string, string> = {
   from: 'start_date',
   to: 'end_date',
   page_size: 'page_size',
+  end_user: 'user_id',
+  monthly_limit: 'max_budget',
 }
 
 /**

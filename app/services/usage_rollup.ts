@@ -29,12 +29,22 @@ export const LATENCY_BOUNDS_MS = [
 export const BOUNDS_SQL = `ARRAY[${LATENCY_BOUNDS_MS.join(',')}]::int[]`
 
 /**
+ * A key and the model it was billed for (LiteLLM's spend per key, and per key
+ * and model): `<key id> <model>`, cut to the key column's 200 characters (a
+ * model name over ~180 characters may share its row with a longer one). Rows
+ * without a key (none today) are not in it.
+ */
+export type KeyModelDimension = 'key_model'
+const KEY_MODEL_SQL = `CASE WHEN api_key_id IS NULL THEN NULL ELSE left(api_key_id::text || ' ' || model, 200) END`
+
+/**
  * The dimensions of a usage row as (dim, key) pairs, for `CROSS JOIN LATERAL`
- * over rows with model, requested_model, user_id, channel_id and tags (a NULL
+ * over rows with model, requested_model, user_id, channel_id, api_key_id and tags (a NULL
  * key: not in that dimension; a row has one `tag` pair per tag). The rollup and the prune's totals both use it.
  */
 export const DIMENSIONS_SQL = `(SELECT * FROM (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
-                                   ('requested', requested_model), ('tagged', CASE WHEN tags IS NULL THEN NULL ELSE '' END)) v(dim, key)
+                                   ('requested', requested_model), ('tagged', CASE WHEN tags IS NULL THEN NULL ELSE '' END),
+                                   ('key_model', ${KEY_MODEL_SQL})) v(dim, key)
                                  UNION ALL SELECT 'tag', tag FROM unnest(tags) tag) d(dim, key)`
 
 const COLUMN: Record<Dimension, string> = {
@@ -157,7 +167,7 @@ export async function rollUpDay(day: DateTime) {
     // The rows there are, plus what the day's pruned rows added up to (nothing, unless pruned).
     await trx.rawQuery(
       `WITH rows AS (
-         SELECT model, requested_model, user_id, channel_id, tags, status, prompt_tokens, completion_tokens, cost
+         SELECT model, requested_model, user_id, channel_id, api_key_id, tags, status, prompt_tokens, completion_tokens, cost
            FROM usage_records WHERE created_at >= ? AND created_at < ?
        ),
        totals AS (
@@ -354,4 +364,50 @@ export function medianOfHistogram(counts: number[]): number | null {
 function toDay(value: unknown): string {
   if (value instanceof Date) return DateTime.fromJSDate(value, { zone: 'utc' }).toISODate()!
   return String(value).slice(0, 10)
+}
+
+export interface KeyModelSpend {
+  keyId: number
+  model: string
+  input_tokens: number
+  output_tokens: number
+  /** Exact decimal (numeric as Postgres adds it) */
+  cost: string
+}
+
+/**
+ * Spend per key and model over the UTC days [from, to] (LiteLLM's
+ * /global/spend/keys and its report by api_key): finished days from the
+ * rollups' `key_model` rows, today live from its rows. A day rolled up
+ * before the dimension existed is rolled up again (migration 1001 marked it).
+ */
+export async function spendByKeyModel(from: DateTime, to: DateTime): Promise<KeyModelSpend[]> {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
+  const result = await db.rawQuery(
+    `WITH parts AS (
+       SELECT split_part(key, ' ', 1) AS key_id, substr(key, strpos(key, ' ') + 1) AS model, input_tokens, output_tokens, cost
+         FROM usage_daily WHERE dim = 'key_model' AND day >= ? AND day <= ?
+       UNION ALL
+       SELECT api_key_id::text, model, prompt_tokens, completion_tokens, cost
+         FROM usage_records WHERE api_key_id IS NOT NULL AND created_at >= ? AND created_at < ?
+     )
+     SELECT key_id, model, coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+            coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(cost), 0)::text AS cost
+       FROM parts GROUP BY key_id, model ORDER BY sum(cost) DESC, key_id, model`,
+    [
+      from.toISODate(),
+      (to < today ? to : today.minus({ days: 1 })).toISODate(),
+      // Today's rows only when the range reaches today (an empty range otherwise).
+      (to >= today ? today : to.plus({ days: 1 })).toJSDate(),
+      to.plus({ days: 1 }).startOf('day').toJSDate(),
+    ]
+  )
+  return result.rows.map((r: any) => ({
+    keyId: Number(r.key_id),
+    model: r.model,
+    input_tokens: Number(r.input_tokens),
+    output_tokens: Number(r.output_tokens),
+    cost: r.cost,
+  }))
 }

@@ -19,9 +19,15 @@ export function dialectForPath(path: string): ErrorDialect {
   return 'openai'
 }
 
-/** LiteLLM's key, spend and user management paths (controllers/api/litellm/): errors in LiteLLM's shape. */
+/** LiteLLM's key, spend, user and customer management paths (controllers/api/litellm/): errors in LiteLLM's shape. */
 export function isLiteLLMManagementPath(path: string): boolean {
-  return path.startsWith('/key/') || path.startsWith('/spend/') || path.startsWith('/user/')
+  return (
+    path.startsWith('/key/') ||
+    path.startsWith('/spend/') ||
+    path.startsWith('/user/') ||
+    path.startsWith('/customer/') ||
+    path.startsWith('/global/spend/')
+  )
 }
 
 /** LiteLLM's ProxyException types by status (its `error.type`) */

@@ -168,6 +168,15 @@ export default class LiteLLMKeysController {
     })
   }
 
+  /**
+   * POST /key/health: LiteLLM's check of the calling key's logging callbacks.
+   * Keys here have none: a key that passes authentication (not revoked,
+   * blocked, expired, nor its owner disabled) is healthy.
+   */
+  async health() {
+    return { key: 'healthy', logging_callbacks: null }
+  }
+
   /** GET /key/list[?page=&size=&user_id=&key_alias=&return_full_object=]: keys not deleted, newest first. */
   async list(ctx: HttpContext) {
     return litellmManaged(async () => {

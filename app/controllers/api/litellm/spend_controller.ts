@@ -7,6 +7,7 @@ import { settleMetering } from '#services/settle_metering'
 import { datesOf, usageRangeValidator } from '#validators/usage_period'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 import { fieldError, litellmManaged } from '#services/litellm_management'
+import { spendByTag } from '#services/tag_spend'
 
 /** Rows one answer holds by default, and at most (`page_size`) */
 const DEFAULT_ROWS = 100
@@ -52,6 +53,26 @@ export default class LiteLLMSpendController {
       const page = rows.slice(0, pageSize)
       if (rows.length > pageSize) ctx.response.header('x-next-before', String(page[page.length - 1].id))
       return page.map(spendLogJson)
+    })
+  }
+
+  /**
+   * GET /spend/tags[?start_date=&end_date=]: spend per request tag as LiteLLM
+   * answers it, `[{individual_request_tag, log_count, total_spend}]`, the
+   * costliest first, over the spend-per-tag report of /api/admin/spend/tags
+   * (daily rollups for finished days). UTC days; the last 7 by default, at
+   * most a year. Untagged requests are not a tag (LiteLLM leaves them out).
+   */
+  async tags(ctx: HttpContext) {
+    return litellmManaged(async () => {
+      const qs = ctx.request.qs()
+      const dates = { from: qs.start_date, to: qs.end_date }
+      await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
+      await settleMetering()
+      const rows = await spendByTag(parseFilters(dates), null)
+      return rows
+        .filter((r) => r.tag !== null)
+        .map((r) => ({ individual_request_tag: r.tag, log_count: r.requests, total_spend: Number(r.cost) }))
     })
   }
 }

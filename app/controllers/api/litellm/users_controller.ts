@@ -117,6 +117,31 @@ export default class LiteLLMUsersController {
     })
   }
 
+  /**
+   * POST /user/delete {user_ids}: users here are never deleted (their ledger,
+   * usage and audit rows stay): each is disabled, as the panel's Disable does,
+   * which refuses its keys at once. Every id is resolved first: an unknown one
+   * disables nobody; the management key's own user is refused.
+   */
+  async destroy(ctx: HttpContext) {
+    return litellmManaged(async () => {
+      const ids = ctx.request.body().user_ids
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > 100) throw fieldError('user_ids', 'a list of 1 to 100 user ids (or e-mails)')
+      const users: User[] = []
+      for (const ref of ids) {
+        const text = numberAsText(ref)
+        if (typeof text !== 'string' || text.trim() === '') throw fieldError('user_ids', 'each a user id or e-mail')
+        users.push(await findUser(text.trim()))
+      }
+      if (users.some((u) => u.id === ctx.principal.user.id)) throw fieldError('user_ids', 'the management key\'s own user cannot be disabled')
+      const actor = apiActor(ctx)
+      for (const user of users) {
+        if (!user.disabledAt) await updateUser({ id: user.id, role: user.role, planId: user.planId, disabled: true }, actor)
+      }
+      return { deleted_users: users.map((u) => String(u.id)), disabled: true }
+    })
+  }
+
   /** GET /user/list[?page=&page_size=]: users newest first, 25 a page (at most 100). */
   async index(ctx: HttpContext) {
     return litellmManaged(async () => {
