@@ -161,6 +161,20 @@ test.group('Metering spill file: bounded flush, outage, replay', (group) => {
     assert.equal(Number(money.balance), 1 - 26 * 0.001)
   }).timeout(30000)
 
+  test('a batch in flight when a close gives up is spilled once, not again when its retries fail later', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const dir = spillDir()
+    const dead = await meter('postgres://postgres:x@127.0.0.1:9/gateway_test', dir)
+    for (let i = 0; i < 3; i++) dead.record(meterEvent(user.userId, 'spill-model'))
+    // The writer's retries (50, 250, 1000 ms) outlast this close: it spills the batch in flight.
+    await dead.close(100)
+    // Then the retries fail; before the fix the writer spilled the same batch a second time.
+    await new Promise((r) => setTimeout(r, 1600))
+    const files = readdirSync(join(dir, 'meter-spill'))
+    assert.lengthOf(files, 1)
+    assert.lengthOf(readFileSync(join(dir, 'meter-spill', files[0]), 'utf8').trim().split('\n'), 3)
+  }).timeout(30000)
+
   test('a spill replayed after its day was pruned: what was already charged is not charged again, the rest is', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const dir = spillDir()

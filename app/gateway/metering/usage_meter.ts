@@ -206,6 +206,8 @@ export class UsageMeter {
   #queue: MeterEvent[] = []
   /** The batch being written now (spilled too if a bounded flush gives up on it) */
   #inFlight: MeterEvent[] = []
+  /** The batch a timed-out close spilled while it was in flight: the write loop, failing it later, does not spill it again */
+  #spilledAtClose: MeterEvent[] | null = null
   /** Recorded and not yet committed (queued, being written, or spilled), per user and per key */
   #pending = new PendingTotals()
   /** Of the pending totals, what sits in this process's spill file */
@@ -366,6 +368,7 @@ export class UsageMeter {
     if (timedOut) {
       // The batch in flight may still commit: spilling it too is safe (replay is idempotent).
       const rest = [...this.#inFlight, ...this.#queue]
+      this.#spilledAtClose = this.#inFlight
       this.#queue = []
       if (this.#spill) await this.#spillEvents(rest)
       else if (rest.length > 0) {
@@ -433,7 +436,8 @@ export class UsageMeter {
           this.settledCount++
           if (this.#queue.length < this.options.batchSize && this.#draining === 0) break
         } else if (this.#spill) {
-          await this.#spillEvents(batch)
+          // Spilled already if a close gave up waiting for it (twice in the file, the replay would count it twice).
+          if (batch !== this.#spilledAtClose) await this.#spillEvents(batch)
           this.#enterOutage()
         } else {
           // Nowhere durable to put it: keep it queued and try again later.
