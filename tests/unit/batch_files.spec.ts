@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import { GatewayError } from '#exceptions/gateway_error'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
-import { sumOutputUsage, tokenUsageOf } from '#gateway/batches/batch_output'
+import { sumOutputUsage, sumResultsUsage, tokenUsageOf } from '#gateway/batches/batch_output'
 import { batchCost, batchHold } from '#gateway/batches/batch_pricing'
 import { BatchSweeper } from '#gateway/batches/batch_sweeper'
 import { DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
@@ -81,15 +81,39 @@ test.group('batch output files', () => {
   test('sums every line whichever chunk boundaries cut it (chat, Responses; errors add nothing)', async ({ assert }) => {
     for (const size of [1, 7, 64, 100_000]) {
       const sums = await sumOutputUsage(chunks(`${OUTPUT}\nnot json\n`, size))
-      assert.deepEqual(sums, { promptTokens: 31, completionTokens: 14, cachedTokens: 4, reasoningTokens: 3, requests: 2 }, `chunks of ${size}`)
+      assert.deepEqual(sums, { promptTokens: 31, completionTokens: 14, cachedTokens: 4, reasoningTokens: 3, cacheWriteTokens: 0, requests: 2 }, `chunks of ${size}`)
     }
     // No newline after the last line: still read.
     assert.equal((await sumOutputUsage(chunks(OUTPUT, 5))).promptTokens, 31)
   })
 
   test("a row's counts are capped to what its columns hold; the bill is not", ({ assert }) => {
-    const huge = { promptTokens: 3_000_000_000, completionTokens: 10, cachedTokens: 0, reasoningTokens: 0, requests: 50_000 }
+    const huge = { promptTokens: 3_000_000_000, completionTokens: 10, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0, requests: 50_000 }
     assert.include(tokenUsageOf(huge), { promptTokens: 1_000_000_000, completionTokens: 10, totalTokens: 1_000_000_010 })
+  })
+
+  const RESULTS = [
+    {
+      custom_id: 'a',
+      result: {
+        type: 'succeeded',
+        message: { usage: { input_tokens: 10, cache_read_input_tokens: 30, cache_creation_input_tokens: 7, output_tokens: 5, output_tokens_details: { thinking_tokens: 2 } } },
+      },
+    },
+    { custom_id: 'b', result: { type: 'succeeded', message: { usage: { input_tokens: 4, output_tokens: 1 } } } },
+    { custom_id: 'c', result: { type: 'errored', error: { type: 'error', error: { type: 'invalid_request_error', message: 'bad' } } } },
+    { custom_id: 'd', result: { type: 'canceled' } },
+    { custom_id: 'e', result: { type: 'expired' } },
+  ]
+    .map((l) => JSON.stringify(l))
+    .join('\n')
+
+  test("a message batch's results: each succeeded message's usage as /v1/messages reads it (cache reads and writes in the prompt)", async ({ assert }) => {
+    for (const size of [1, 13, 100_000]) {
+      const sums = await sumResultsUsage(chunks(`${RESULTS}\nnot json\n`, size))
+      assert.deepEqual(sums, { promptTokens: 51, completionTokens: 6, cachedTokens: 30, reasoningTokens: 2, cacheWriteTokens: 7, requests: 2 }, `chunks of ${size}`)
+    }
+    assert.include(tokenUsageOf(await sumResultsUsage(chunks(RESULTS, 9))), { promptTokens: 51, cachedTokens: 30, cacheWriteTokens: 7, totalTokens: 57 })
   })
 })
 
