@@ -234,8 +234,13 @@ export class BatchService {
    * waiting for the database (a spilled row of its own is not lost, and
    * would be applied to the cached balance twice); the row's unique
    * request id makes a row that appeared meanwhile a no-op in the database.
+   * The meter's queue is written first: a row this process repaired (or
+   * billed) moments ago and still holds is then in the table, not written a
+   * second time (the database would drop it, but the cached balance and
+   * counters would be charged twice).
    */
   async repairBills(olderThanMs = REPAIR_AFTER_MS): Promise<number> {
+    await this.meter.drain()
     if (this.meter.degraded || this.meter.spilledPending > 0) return 0
     const rows = await billsWithoutRow(olderThanMs, SWEEP_LIMIT)
     for (const row of rows) {
