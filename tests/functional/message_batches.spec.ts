@@ -431,6 +431,27 @@ test.group('Message Batches API', (group) => {
     assert.equal(((await bad.json()) as any).error.type, 'invalid_request_error')
   })
 
+  test("results before the batch ends: the upstream's refusal in Anthropic's shape; the SDK's beta paths (?beta=true) answer alike", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const batch = await client.beta.messages.batches.create({ requests: requests(2), mock_polls: 1, betas: ['message-batches-2024-09-24'] } as any)
+    assert.match(batch.id, /^msgbatch_gw/)
+    // The client's beta flags go up with its requests, as /v1/messages forwards them.
+    assert.equal(mock.lastRequest()!.headers['anthropic-beta'], 'message-batches-2024-09-24')
+    const early = await fetch(`${baseUrl()}/v1/messages/batches/${batch.id}/results`, { headers: { 'x-api-key': user.key } })
+    assert.equal(early.status, 400)
+    const refusal = (await early.json()) as any
+    assert.equal(refusal.type, 'error')
+    assert.match(refusal.error.message, /still in_progress/)
+    assert.lengthOf(await usageRows(user.userId), 0)
+    assert.equal((await client.beta.messages.batches.retrieve(batch.id)).processing_status, 'ended')
+    const lines: string[] = []
+    for await (const line of await client.beta.messages.batches.results(batch.id)) lines.push(line.custom_id)
+    assert.deepEqual(lines, ['req-0', 'req-1'])
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { endpoint: 'messages.batch', cost: expectedCost(range(2)) })
+  })
+
   test("the batch's usage row shows on the portal's and the panel's usage pages", async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const client = anthropic(user.key)

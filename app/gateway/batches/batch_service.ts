@@ -200,8 +200,8 @@ export class BatchService {
   /** The batch's one usage row, through the meter like any request's (its `request_id` is unique: never two). */
   #record(row: BatchObjectRow, status: string, billedAt: Date, cost: bigint, sums: OutputUsage) {
     const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)
-    // A message batch is `ended` however it ended: its last upstream object says how.
-    const end = isMessageBatch(row) && status === 'ended' ? messageBatchEnd(row.object ?? {}) : status
+    // A message batch is `ended` however it ended (and `deleted` after): its last upstream object says how.
+    const end = isMessageBatch(row) && status !== 'channel_deleted' ? messageBatchEnd(row.object ?? {}) : status
     this.meter.record({
       requestId: row.request_id!,
       userId: row.user_id,

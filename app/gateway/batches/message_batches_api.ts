@@ -2,7 +2,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel } from '#gateway/access_policy'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
-import { bodyLimitFor } from '#gateway/http/body_limits'
+import { MESSAGE_BATCH_BYTES } from '#gateway/http/body_limits'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { fromPico } from '#gateway/metering/money'
 import { requestId } from '#gateway/metering/request_id'
@@ -52,7 +52,7 @@ import {
  * bytes as sent.
  */
 export async function createMessageBatch(gw: Gateway, call: ApiCall, base: string): Promise<Record<string, any>> {
-  const raw = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('messages.batches')))
+  const raw = await gw.service.receiveBody(readRawBody(call.req, call.res, MESSAGE_BATCH_BYTES))
   const body = parseJsonObject(raw)
   const input = readMessageBatch(body)
   const { principal } = call

@@ -30,9 +30,10 @@ const FILE_UPLOAD_BYTES = megabytes('FILE_UPLOAD_MAX_MB', 200)
 /**
  * A message batch's creation (Anthropic's requests inline, JSON): Anthropic
  * takes 256 MB, but the body is parsed whole here (about three times its size
- * in memory) under the instance's body budget: 100 MB unless raised.
+ * in memory) under the instance's body budget: 100 MB unless raised. Not in
+ * bodyLimitFor: the generation endpoints' lookup stays as it was.
  */
-const MESSAGE_BATCH_BYTES = megabytes('MESSAGE_BATCH_MAX_MB', 100)
+export const MESSAGE_BATCH_BYTES = megabytes('MESSAGE_BATCH_MAX_MB', 100)
 
 /**
  * Bytes of request bodies held at once by this instance (reading or in use).
@@ -54,7 +55,6 @@ export function bodyLimitFor(endpoint: string): number {
   if (endpoint === 'audio.transcriptions' || endpoint === 'audio.translations') return AUDIO_BYTES
   if (endpoint === 'images.edits' || endpoint === 'images.variations') return IMAGE_UPLOAD_BYTES
   if (endpoint === 'files') return FILE_UPLOAD_BYTES
-  if (endpoint === 'messages.batches') return MESSAGE_BATCH_BYTES
   return GENERATION_BYTES
 }
 
