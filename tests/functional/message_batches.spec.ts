@@ -225,6 +225,17 @@ test.group('Message Batches API', (group) => {
     assert.include(rows[0], { endpoint: 'messages.batch', cost: expectedCost([0, 2]), ...expectedTokens([0, 2]) })
   })
 
+  test('a batch whose requests expired: billed for what succeeded, the row says it expired; Bearer auth as /v1/messages', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = new Anthropic({ authToken: user.key, apiKey: null, baseURL: baseUrl(), maxRetries: 0 })
+    const batch = await create(client, requests(3, 'claude-sonnet-4', (i) => (i === 2 ? 'expire-2' : `req-${i}`)))
+    const ended = await client.messages.batches.retrieve(batch.id)
+    assert.deepEqual(ended.request_counts, { processing: 0, succeeded: 2, errored: 0, canceled: 0, expired: 1 })
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'messages.batch', error_code: 'batch_expired', cost: expectedCost([0, 1]) })
+  })
+
   test('the sweep bills a batch nobody asks about; two instances and a client at once bill it once', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })
