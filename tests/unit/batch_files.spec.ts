@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import { GatewayError } from '#exceptions/gateway_error'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
+import { MAX_MESSAGE_BATCH_REQUESTS, readMessageBatch, withUpstreamModel } from '#gateway/batches/message_batch_input'
 import { sumOutputUsage, sumResultsUsage, tokenUsageOf } from '#gateway/batches/batch_output'
 import { batchCost, batchHold } from '#gateway/batches/batch_pricing'
 import { BatchSweeper } from '#gateway/batches/batch_sweeper'
@@ -60,6 +61,44 @@ test.group('batch input files', () => {
     const file = Buffer.from(`${line('a', { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 })}\n`)
     const renamed = withModel(file, 'upstream-m').toString('utf8').trim().split('\n').map((l) => JSON.parse(l))
     assert.deepEqual(renamed, [{ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: { model: 'upstream-m', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 } }])
+  })
+})
+
+test.group('message batch bodies', () => {
+  const request = (custom_id: unknown, params: Record<string, unknown> = { model: 'claude-x', max_tokens: 10 }) => ({ custom_id, params })
+
+  test('one model; output tokens by each max_tokens or the default allowance', ({ assert }) => {
+    const body = { requests: [request('a'), request('b-2_C', { model: 'claude-x', max_tokens: 7 }), request('c', { model: 'claude-x' })] }
+    assert.deepEqual(readMessageBatch(body), { model: 'claude-x', requests: 3, completionHold: 10 + 7 + DEFAULT_COMPLETION_ALLOWANCE })
+    const renamed = JSON.parse(withUpstreamModel({ ...body, extra: 1 }, 'claude-x-2025'))
+    assert.deepEqual(renamed.requests.map((r: any) => r.params.model), ['claude-x-2025', 'claude-x-2025', 'claude-x-2025'])
+    assert.equal(renamed.extra, 1, 'every other field as sent')
+    assert.equal(renamed.requests[1].params.max_tokens, 7)
+  })
+
+  test("refusals say which request and why; custom ids as Anthropic's (1 to 64 of [a-zA-Z0-9_-], unique)", ({ assert }) => {
+    const cases: Array<[unknown, string, string]> = [
+      [{ requests: [request('a'), request('b', { model: 'claude-y' })] }, 'mixed_models', "requests.1.params.model is 'claude-y', requests.0's 'claude-x'"],
+      [{ requests: [request('a'), request('a')] }, 'invalid_message_batch', "requests.1.custom_id: 'a' is used by another request"],
+      [{ requests: [request('a b')] }, 'invalid_message_batch', 'requests.0.custom_id: 1 to 64'],
+      [{ requests: [request('x'.repeat(65))] }, 'invalid_message_batch', 'requests.0.custom_id: 1 to 64'],
+      [{ requests: [request('')] }, 'invalid_message_batch', 'requests.0.custom_id'],
+      [{ requests: [request(7)] }, 'invalid_message_batch', 'requests.0.custom_id'],
+      [{ requests: [request('a', { max_tokens: 3 })] }, 'invalid_message_batch', 'requests.0.params.model: a model is required'],
+      [{ requests: [{ custom_id: 'a' }] }, 'invalid_message_batch', 'requests.0.params: an object is required'],
+      [{ requests: [] }, 'invalid_message_batch', 'at least one'],
+      [{}, 'invalid_message_batch', 'at least one'],
+      [{ requests: [1] }, 'invalid_message_batch', 'requests.0: an object'],
+    ]
+    for (const [body, code, message] of cases) {
+      const error = refusal(() => readMessageBatch(body as Record<string, any>))
+      assert.equal(error.status, 400)
+      assert.equal(error.code, code)
+      assert.equal(error.param, 'requests')
+      assert.include(error.message, message)
+    }
+    const many = { requests: Array.from({ length: MAX_MESSAGE_BATCH_REQUESTS + 1 }, (_, i) => request(`r${i}`)) }
+    assert.include(refusal(() => readMessageBatch(many)).message, `at most ${MAX_MESSAGE_BATCH_REQUESTS} requests`)
   })
 })
 
