@@ -168,15 +168,14 @@ export class BatchService {
    * URL the upstream named).
    */
   async #usageOf(row: BatchObjectRow, upstream: Record<string, any>): Promise<OutputUsage> {
-    const candidate = this.holdingChannelOf(row)
     if (isMessageBatch(row)) {
       if (!upstream.results_url) return noUsage()
-      const result = await sendToChannel(candidate, { method: 'GET', path: messageBatchPath(row.upstream_id, '/results') }, NEVER)
-      return sumResultsUsage(result.body)
+      const path = messageBatchPath(row.upstream_id, '/results')
+      return sumResultsUsage((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, NEVER)).body)
     }
     if (!isId(upstream.output_file_id)) return noUsage()
-    const result = await sendToChannel(candidate, { method: 'GET', path: `/files/${encodeURIComponent(upstream.output_file_id)}/content` }, NEVER)
-    return sumOutputUsage(result.body)
+    const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
+    return sumOutputUsage((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, NEVER)).body)
   }
 
   /** The channel a batch lives on, of the kinds its API is on (refused when gone, disabled or of another kind now). */
