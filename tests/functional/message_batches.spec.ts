@@ -334,6 +334,27 @@ test.group('Message Batches API', (group) => {
     assert.equal(money.balance, (1 - Number(expectedCost([0, 1]))).toFixed(12))
   })
 
+  test('a batch whose channel is deleted is closed by the sweep: a row billing nothing, its hold released', async ({ assert }) => {
+    const gw = await gateway()
+    const channel = await seedChannel({ name: 'doomed-claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-doomed'] })
+    await setPrice({ model: 'claude-doomed', input: String(INPUT), output: String(OUTPUT) })
+    await refreshCaches()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const batch = await create(client, requests(2, 'claude-doomed'), 5)
+    assert.isAbove(Number(gw.batches.holds.heldFor(user.userId)), 0)
+    await db.from('channels').where('id', channel.id).delete()
+    await refreshCaches()
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'messages.batch', error_code: 'batch_channel_deleted', cost: '0.000000000000', channel_id: null })
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    assert.equal((await client.messages.batches.retrieve(batch.id)).id, batch.id, 'still its key\'s, as last seen')
+    await gw.batches.sweep()
+    assert.lengthOf(await usageRows(user.userId), 1)
+  })
+
   test("another key's message batches are not there for it: Anthropic's 404", async ({ assert }) => {
     const owner = await seedUser({ balance: '1' })
     const other = await seedUser({ balance: '1' })
