@@ -56,6 +56,8 @@ export default await Env.create(new URL('../', import.meta.url), {
   AUDIO_MAX_MB: Env.schema.number.optional(),
   /** Files API uploads (batch input files), MB */
   FILE_UPLOAD_MAX_MB: Env.schema.number.optional(),
+  /** A message batch's creation body (POST /v1/messages/batches), MB */
+  MESSAGE_BATCH_MAX_MB: Env.schema.number.optional(),
   /** Realtime sessions (WebSocket /v1/realtime): longest session, largest frame (app/gateway/realtime/realtime_limits.ts) */
   REALTIME_MAX_SESSION_MINUTES: Env.schema.number.optional(),
   REALTIME_MAX_MESSAGE_MB: Env.schema.number.optional(),

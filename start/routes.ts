@@ -30,6 +30,7 @@ const HealthController = () => import('#controllers/api/health_controller')
 const OpenRouterAccountController = () => import('#controllers/api/openrouter_account_controller')
 const FilesController = () => import('#controllers/api/files_controller')
 const BatchesController = () => import('#controllers/api/batches_controller')
+const MessageBatchesController = () => import('#controllers/api/message_batches_controller')
 
 /** OpenAI's Files and Batch API (app/gateway/batches/): under /v1, and without it as LiteLLM serves them. */
 function batchRoutes() {
@@ -49,6 +50,13 @@ router
     router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
     router.post('/messages', [MessagesController, 'store']).as('messages')
     router.post('/messages/count_tokens', [MessagesController, 'countTokens']).as('messages.count_tokens')
+    // Anthropic's Message Batches (app/gateway/batches/message_batches_api.ts); only under /v1, where Anthropic's SDKs call.
+    router.post('/messages/batches', [MessageBatchesController, 'store']).as('messages.batches.store')
+    router.get('/messages/batches', [MessageBatchesController, 'index']).as('messages.batches.index')
+    router.get('/messages/batches/:id', [MessageBatchesController, 'show']).as('messages.batches.show')
+    router.post('/messages/batches/:id/cancel', [MessageBatchesController, 'cancel']).as('messages.batches.cancel')
+    router.get('/messages/batches/:id/results', [MessageBatchesController, 'results']).as('messages.batches.results')
+    router.delete('/messages/batches/:id', [MessageBatchesController, 'destroy']).as('messages.batches.destroy')
     router.post('/responses', [ResponsesController, 'store']).as('responses')
     router.get('/responses/:id', [ResponsesController, 'unsupported']).as('responses.show')
     router.delete('/responses/:id', [ResponsesController, 'unsupported']).as('responses.destroy')

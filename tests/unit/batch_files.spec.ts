@@ -1,7 +1,8 @@
 import { test } from '@japa/runner'
 import { GatewayError } from '#exceptions/gateway_error'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
-import { sumOutputUsage, tokenUsageOf } from '#gateway/batches/batch_output'
+import { MAX_MESSAGE_BATCH_REQUESTS, readMessageBatch, withUpstreamModel } from '#gateway/batches/message_batch_input'
+import { sumOutputUsage, sumResultsUsage, tokenUsageOf } from '#gateway/batches/batch_output'
 import { batchCost, batchHold } from '#gateway/batches/batch_pricing'
 import { BatchSweeper } from '#gateway/batches/batch_sweeper'
 import { DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
@@ -63,6 +64,44 @@ test.group('batch input files', () => {
   })
 })
 
+test.group('message batch bodies', () => {
+  const request = (custom_id: unknown, params: Record<string, unknown> = { model: 'claude-x', max_tokens: 10 }) => ({ custom_id, params })
+
+  test('one model; output tokens by each max_tokens or the default allowance', ({ assert }) => {
+    const body = { requests: [request('a'), request('b-2_C', { model: 'claude-x', max_tokens: 7 }), request('c', { model: 'claude-x' })] }
+    assert.deepEqual(readMessageBatch(body), { model: 'claude-x', requests: 3, completionHold: 10 + 7 + DEFAULT_COMPLETION_ALLOWANCE })
+    const renamed = JSON.parse(withUpstreamModel({ ...body, extra: 1 }, 'claude-x-2025'))
+    assert.deepEqual(renamed.requests.map((r: any) => r.params.model), ['claude-x-2025', 'claude-x-2025', 'claude-x-2025'])
+    assert.equal(renamed.extra, 1, 'every other field as sent')
+    assert.equal(renamed.requests[1].params.max_tokens, 7)
+  })
+
+  test("refusals say which request and why; custom ids as Anthropic's (1 to 64 of [a-zA-Z0-9_-], unique)", ({ assert }) => {
+    const cases: Array<[unknown, string, string]> = [
+      [{ requests: [request('a'), request('b', { model: 'claude-y' })] }, 'mixed_models', "requests.1.params.model is 'claude-y', requests.0's 'claude-x'"],
+      [{ requests: [request('a'), request('a')] }, 'invalid_message_batch', "requests.1.custom_id: 'a' is used by another request"],
+      [{ requests: [request('a b')] }, 'invalid_message_batch', 'requests.0.custom_id: 1 to 64'],
+      [{ requests: [request('x'.repeat(65))] }, 'invalid_message_batch', 'requests.0.custom_id: 1 to 64'],
+      [{ requests: [request('')] }, 'invalid_message_batch', 'requests.0.custom_id'],
+      [{ requests: [request(7)] }, 'invalid_message_batch', 'requests.0.custom_id'],
+      [{ requests: [request('a', { max_tokens: 3 })] }, 'invalid_message_batch', 'requests.0.params.model: a model is required'],
+      [{ requests: [{ custom_id: 'a' }] }, 'invalid_message_batch', 'requests.0.params: an object is required'],
+      [{ requests: [] }, 'invalid_message_batch', 'at least one'],
+      [{}, 'invalid_message_batch', 'at least one'],
+      [{ requests: [1] }, 'invalid_message_batch', 'requests.0: an object'],
+    ]
+    for (const [body, code, message] of cases) {
+      const error = refusal(() => readMessageBatch(body as Record<string, any>))
+      assert.equal(error.status, 400)
+      assert.equal(error.code, code)
+      assert.equal(error.param, 'requests')
+      assert.include(error.message, message)
+    }
+    const many = { requests: Array.from({ length: MAX_MESSAGE_BATCH_REQUESTS + 1 }, (_, i) => request(`r${i}`)) }
+    assert.include(refusal(() => readMessageBatch(many)).message, `at most ${MAX_MESSAGE_BATCH_REQUESTS} requests`)
+  })
+})
+
 test.group('batch output files', () => {
   async function* chunks(text: string, size: number) {
     const bytes = Buffer.from(text)
@@ -81,15 +120,39 @@ test.group('batch output files', () => {
   test('sums every line whichever chunk boundaries cut it (chat, Responses; errors add nothing)', async ({ assert }) => {
     for (const size of [1, 7, 64, 100_000]) {
       const sums = await sumOutputUsage(chunks(`${OUTPUT}\nnot json\n`, size))
-      assert.deepEqual(sums, { promptTokens: 31, completionTokens: 14, cachedTokens: 4, reasoningTokens: 3, requests: 2 }, `chunks of ${size}`)
+      assert.deepEqual(sums, { promptTokens: 31, completionTokens: 14, cachedTokens: 4, reasoningTokens: 3, cacheWriteTokens: 0, requests: 2 }, `chunks of ${size}`)
     }
     // No newline after the last line: still read.
     assert.equal((await sumOutputUsage(chunks(OUTPUT, 5))).promptTokens, 31)
   })
 
   test("a row's counts are capped to what its columns hold; the bill is not", ({ assert }) => {
-    const huge = { promptTokens: 3_000_000_000, completionTokens: 10, cachedTokens: 0, reasoningTokens: 0, requests: 50_000 }
+    const huge = { promptTokens: 3_000_000_000, completionTokens: 10, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0, requests: 50_000 }
     assert.include(tokenUsageOf(huge), { promptTokens: 1_000_000_000, completionTokens: 10, totalTokens: 1_000_000_010 })
+  })
+
+  const RESULTS = [
+    {
+      custom_id: 'a',
+      result: {
+        type: 'succeeded',
+        message: { usage: { input_tokens: 10, cache_read_input_tokens: 30, cache_creation_input_tokens: 7, output_tokens: 5, output_tokens_details: { thinking_tokens: 2 } } },
+      },
+    },
+    { custom_id: 'b', result: { type: 'succeeded', message: { usage: { input_tokens: 4, output_tokens: 1 } } } },
+    { custom_id: 'c', result: { type: 'errored', error: { type: 'error', error: { type: 'invalid_request_error', message: 'bad' } } } },
+    { custom_id: 'd', result: { type: 'canceled' } },
+    { custom_id: 'e', result: { type: 'expired' } },
+  ]
+    .map((l) => JSON.stringify(l))
+    .join('\n')
+
+  test("a message batch's results: each succeeded message's usage as /v1/messages reads it (cache reads and writes in the prompt)", async ({ assert }) => {
+    for (const size of [1, 13, 100_000]) {
+      const sums = await sumResultsUsage(chunks(`${RESULTS}\nnot json\n`, size))
+      assert.deepEqual(sums, { promptTokens: 51, completionTokens: 6, cachedTokens: 30, reasoningTokens: 2, cacheWriteTokens: 7, requests: 2 }, `chunks of ${size}`)
+    }
+    assert.include(tokenUsageOf(await sumResultsUsage(chunks(RESULTS, 9))), { promptTokens: 51, cachedTokens: 30, cacheWriteTokens: 7, totalTokens: 57 })
   })
 })
 

@@ -1,7 +1,36 @@
 import db from '@adonisjs/lucid/services/db'
+import { GatewayError } from '#exceptions/gateway_error'
 import type { Catalog } from '#gateway/catalog'
-import { holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
-import { toPico } from '#gateway/metering/money'
+import { heldOnKey, holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
+import { displayUsd, toPico } from '#gateway/metering/money'
+import { isPriced } from '#gateway/metering/pricing'
+import type { PriceInfo, Principal } from '#gateway/types'
+
+/**
+ * A new batch's hold refused (402) when the balance, less what requests and
+ * other batches hold, cannot cover it, or the key's spend cap less its holds.
+ * Nothing is held for a free model.
+ */
+export function refuseUncoveredHold(principal: Principal, price: PriceInfo | null, hold: bigint, requests: number) {
+  if (!isPriced(price)) return
+  const { user, key } = principal
+  if (user.balancePico - user.reservedPico < hold) {
+    throw new GatewayError(
+      402,
+      'insufficient_balance',
+      `Insufficient balance: this batch holds up to $${displayUsd(hold)} (its ${requests} requests' estimated cost at the batch price) until it is billed; top up your account`,
+      'insufficient_quota'
+    )
+  }
+  if (key.spendLimitPico !== null && key.spentPico + heldOnKey(key.id) + hold > key.spendLimitPico) {
+    throw new GatewayError(
+      402,
+      'spend_limit_exceeded',
+      `This batch holds up to $${displayUsd(hold)}, more than this API key's spend limit has left`,
+      'insufficient_quota'
+    )
+  }
+}
 
 interface Hold {
   userId: number
@@ -28,6 +57,8 @@ export class BatchHolds {
   #byUser = new Map<number, bigint>()
   /** Batches released here, and when: a sync whose read began before that still sees them unbilled */
   #released = new Map<number, number>()
+  /** Holds of batches being created (before their row exists): negative ids, never a row's */
+  #creating = 0
 
   constructor(private catalog: Catalog) {
     catalog.standingHolds = (userId) => this.#byUser.get(userId) ?? 0n
@@ -46,6 +77,30 @@ export class BatchHolds {
     const state = this.catalog.loadedUser(userId)
     if (state) state.reservedPico += pico
     if (keyId !== null) holdOnKey(keyId, pico)
+  }
+
+  /**
+   * Holds `pico` while `create` asks the upstream for the batch and stores its
+   * row, then on that row (synchronously: no moment without it); released if
+   * the creation fails. Taken before the upstream is asked, so batches
+   * created at once see each other's holds.
+   */
+  async holdWhileCreating<T extends { id: number; user_id: number; api_key_id: number | null }>(
+    userId: number,
+    keyId: number | null,
+    pico: bigint,
+    create: () => Promise<T>
+  ): Promise<T> {
+    const pending = --this.#creating
+    this.hold(pending, userId, keyId, pico)
+    try {
+      const row = await create()
+      this.release(pending)
+      this.hold(row.id, row.user_id, row.api_key_id, pico)
+      return row
+    } finally {
+      this.release(pending)
+    }
   }
 
   /** Releases the batch's hold (billed, or its creation failed); a batch not held is a no-op. */

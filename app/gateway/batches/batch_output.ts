@@ -1,15 +1,26 @@
 import { MAX_TOKEN_COUNT, tokenCount } from '#gateway/metering/token_counts'
+import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import type { TokenUsage } from '#gateway/types'
 
-/** What a batch's output file says it used: the sums of its lines' `response.body.usage`. */
+/**
+ * What a batch's output says it used: the sums of its lines' usage (OpenAI's
+ * output file's `response.body.usage`, Anthropic's results' `result.message.usage`).
+ */
 export interface OutputUsage {
+  /** Every prompt token, those read from and written to the cache included */
   promptTokens: number
   completionTokens: number
   cachedTokens: number
   reasoningTokens: number
-  /** Lines answered with a 2xx (the per-request price's units) */
+  /** Prompt tokens written to the cache (Anthropic's cache_creation_input_tokens) */
+  cacheWriteTokens: number
+  /** Lines answered with a 2xx, or Anthropic's `succeeded` results (the per-request price's units) */
   requests: number
+}
+
+export function noUsage(): OutputUsage {
+  return { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0, requests: 0 }
 }
 
 /**
@@ -21,8 +32,24 @@ export interface OutputUsage {
  * `output_tokens`...), embeddings (`prompt_tokens`). A line that is not JSON
  * or carries no usage adds nothing.
  */
-export async function sumOutputUsage(body: AsyncIterable<Buffer>): Promise<OutputUsage> {
-  const sums: OutputUsage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, requests: 0 }
+export function sumOutputUsage(body: AsyncIterable<Buffer>): Promise<OutputUsage> {
+  return sumLines(body, addLine)
+}
+
+/**
+ * Reads a message batch's results (JSONL, one `{custom_id, result: {type:
+ * succeeded | errored | canceled | expired, message | error}}` a line) as
+ * they stream in, and sums each succeeded message's usage as /v1/messages
+ * reads it (decodeAnthropicUsage: input, cache reads and writes, output,
+ * thinking).
+ */
+export function sumResultsUsage(body: AsyncIterable<Buffer>): Promise<OutputUsage> {
+  return sumLines(body, addResultLine)
+}
+
+/** Each line of a JSONL stream given to `add`, never holding more than the line being read. */
+async function sumLines(body: AsyncIterable<Buffer>, add: (sums: OutputUsage, bytes: Buffer) => void): Promise<OutputUsage> {
+  const sums = noUsage()
   const pending: Buffer[] = []
   await forEachChunk(body, (chunk) => {
     let start = 0
@@ -33,23 +60,27 @@ export async function sumOutputUsage(body: AsyncIterable<Buffer>): Promise<Outpu
         return
       }
       const piece = chunk.subarray(start, newline)
-      addLine(sums, pending.length > 0 ? Buffer.concat([...pending, piece]) : piece)
+      add(sums, pending.length > 0 ? Buffer.concat([...pending, piece]) : piece)
       pending.length = 0
       start = newline + 1
     }
   })
-  if (pending.length > 0) addLine(sums, Buffer.concat(pending))
+  if (pending.length > 0) add(sums, Buffer.concat(pending))
   return sums
 }
 
-function addLine(sums: OutputUsage, bytes: Buffer) {
-  if (bytes.length === 0) return
-  let line: any
+/** A line's JSON, or undefined for a blank line or one that is not JSON (it adds nothing). */
+function parsedLine(bytes: Buffer): any {
+  if (bytes.length === 0) return undefined
   try {
-    line = JSON.parse(bytes.toString('utf8'))
+    return JSON.parse(bytes.toString('utf8'))
   } catch {
-    return
+    return undefined
   }
+}
+
+function addLine(sums: OutputUsage, bytes: Buffer) {
+  const line = parsedLine(bytes)
   const response = line?.response
   const status = Number(response?.status_code)
   if (status >= 200 && status < 300) sums.requests++
@@ -59,6 +90,19 @@ function addLine(sums: OutputUsage, bytes: Buffer) {
   sums.completionTokens += tokenCount(usage.completion_tokens ?? usage.output_tokens)
   sums.cachedTokens += tokenCount(usage.prompt_tokens_details?.cached_tokens ?? usage.input_tokens_details?.cached_tokens)
   sums.reasoningTokens += tokenCount(usage.completion_tokens_details?.reasoning_tokens ?? usage.output_tokens_details?.reasoning_tokens)
+}
+
+function addResultLine(sums: OutputUsage, bytes: Buffer) {
+  const result = parsedLine(bytes)?.result
+  if (result?.type !== 'succeeded') return
+  sums.requests++
+  const usage = decodeAnthropicUsage(result.message?.usage)
+  if (!usage) return
+  sums.promptTokens += tokenCount(usage.inputTokens)
+  sums.completionTokens += tokenCount(usage.outputTokens)
+  sums.cachedTokens += tokenCount(usage.cacheReadTokens)
+  sums.cacheWriteTokens += tokenCount(usage.cacheWriteTokens)
+  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
 }
 
 /**
@@ -76,6 +120,7 @@ export function tokenUsageOf(sums: OutputUsage): TokenUsage {
     completionTokens,
     totalTokens: promptTokens + completionTokens,
     cachedTokens,
+    cacheWriteTokens: Math.min(cap(sums.cacheWriteTokens), promptTokens - cachedTokens),
     reasoningTokens: Math.min(cap(sums.reasoningTokens), completionTokens),
     requestUnits: sums.requests,
     estimated: false,
@@ -89,6 +134,7 @@ export function billedUsage(sums: OutputUsage): TokenUsage {
     completionTokens: sums.completionTokens,
     totalTokens: sums.promptTokens + sums.completionTokens,
     cachedTokens: Math.min(sums.cachedTokens, sums.promptTokens),
+    cacheWriteTokens: Math.min(sums.cacheWriteTokens, Math.max(0, sums.promptTokens - sums.cachedTokens)),
     reasoningTokens: sums.reasoningTokens,
     estimated: false,
   }

@@ -5,19 +5,43 @@ import { fromPico, toPico } from '#gateway/metering/money'
 import { priceForPlan } from '#gateway/metering/pricing'
 import { BatchHolds } from '#gateway/batches/batch_holds'
 import { batchCost } from '#gateway/batches/batch_pricing'
-import { billedUsage, sumOutputUsage, tokenUsageOf, type OutputUsage } from '#gateway/batches/batch_output'
+import { billedUsage, noUsage, sumOutputUsage, sumResultsUsage, tokenUsageOf, type OutputUsage } from '#gateway/batches/batch_output'
 import {
   billsWithoutRow,
   claimBilling,
+  isMessageBatch,
   recordSeen,
   registerBatchFile,
   unbilledBatches,
   type BatchObjectRow,
 } from '#gateway/batches/batch_store'
-import { callChannel, holdingChannel, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
+import {
+  BATCH_CHANNEL_KINDS,
+  callChannel,
+  holdingChannel,
+  MESSAGE_BATCH_CHANNEL_KINDS,
+  messageBatchPath,
+  NEVER,
+  sendToChannel,
+} from '#gateway/batches/upstream_calls'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
 
 /** A batch's statuses after which nothing more runs upstream: it is billed then. */
 export const FINISHED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled'])
+
+/** How a finished batch ended that is no error on its usage row (OpenAI's `completed`, a message batch that `ended` whole) */
+const CLEAN_ENDS: ReadonlySet<string> = new Set(['completed', 'ended'])
+
+/**
+ * How an ended message batch ended, for its usage row's error code:
+ * `canceled` once a cancel was asked, `expired` when requests expired (the 24
+ * hours ran out), else `ended` (no error).
+ */
+function messageBatchEnd(upstream: Record<string, any>): string {
+  if (upstream.cancel_initiated_at) return 'canceled'
+  if (Number(upstream.request_counts?.expired) > 0) return 'expired'
+  return 'ended'
+}
 
 /** Batches looked at per sweep (the rest wait for the next one, longest unpolled first) */
 const SWEEP_LIMIT = 100
@@ -34,6 +58,10 @@ const REPAIR_AFTER_MS = 10 * 60_000
  * like any request's, then its hold released. Billed once: the row's
  * billed_at claim (batch_store.ts claimBilling) lets one caller, in any
  * instance, write it; this process also runs one bill per batch at a time.
+ *
+ * Anthropic's message batches (message_batches_api.ts) live the same life:
+ * settleMessageBatch instead of settle, billed once `processing_status` is
+ * `ended` from their results' usage (endpoint `messages.batch`).
  */
 export class BatchService {
   readonly holds: BatchHolds
@@ -77,6 +105,24 @@ export class BatchService {
     return view
   }
 
+  /**
+   * The upstream's message batch kept as the row's object (its ids the
+   * upstream's: the client's view is made from it per answer); an ended one is
+   * billed before this returns.
+   */
+  async settleMessageBatch(row: BatchObjectRow, upstream: Record<string, any>): Promise<void> {
+    const status = typeof upstream.processing_status === 'string' ? upstream.processing_status : row.status
+    await recordSeen(row.id, status, upstream)
+    row.status = status
+    // The row's object is what the bill reads how it ended from (and a repaired bill, from the table).
+    row.object = upstream
+    if (status === 'ended' && row.billed_at === null) {
+      await this.bill(row, status, upstream).catch((error) =>
+        this.logger.warn({ err: error, batch: row.public_id }, 'message batch ended but not billed yet: tried again at the next look')
+      )
+    }
+  }
+
   /** Bills a finished batch (once; a bill of it already under way here is waited for). */
   bill(row: BatchObjectRow, status: string, upstream: Record<string, any> | null): Promise<void> {
     let running = this.#billing.get(row.id)
@@ -88,16 +134,8 @@ export class BatchService {
   }
 
   async #billOnce(row: BatchObjectRow, status: string, upstream: Record<string, any> | null) {
-    let sums: OutputUsage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, requests: 0 }
-    if (upstream !== null) {
-      const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
-      // Read before the claim: a download that fails leaves the batch unbilled, for the next look.
-      if (isId(upstream.output_file_id)) {
-        const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
-        const result = await sendToChannel(candidate, { method: 'GET', path }, NEVER)
-        sums = await sumOutputUsage(result.body)
-      }
-    }
+    // Read before the claim: a download that fails leaves the batch unbilled, for the next look.
+    const sums = upstream === null ? noUsage() : await this.#usageOf(row, upstream)
     // The owner's plan prices it now, as a request is priced when it runs.
     const user = await this.catalog.user(row.user_id)
     const plan = user?.planId ? (this.catalog.plans.get(user.planId) ?? null) : null
@@ -112,18 +150,57 @@ export class BatchService {
       completionTokens: sums.completionTokens,
       cachedTokens: sums.cachedTokens,
       reasoningTokens: sums.reasoningTokens,
+      cacheWriteTokens: sums.cacheWriteTokens,
     })
     if (claimed) {
       this.#record(row, status, billedAt, cost, sums)
       this.logger.info({ batch: row.public_id, status, cost: fromPico(cost) }, 'batch billed')
     }
+    // Billed, here or (the claim found it billed) elsewhere: the caller's row says so.
+    row.billed_at ??= billedAt
     // Billed here or elsewhere: nothing is held for it any more.
     this.holds.release(row.id)
+  }
+
+  /**
+   * What a finished batch used, read as it streams: an OpenAI batch's output
+   * file, a message batch's results (the channel's own path for them, never a
+   * URL the upstream named).
+   */
+  async #usageOf(row: BatchObjectRow, upstream: Record<string, any>): Promise<OutputUsage> {
+    if (isMessageBatch(row)) {
+      if (!upstream.results_url) return noUsage()
+      const path = messageBatchPath(row.upstream_id, '/results')
+      return sumResultsUsage((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, NEVER)).body)
+    }
+    if (!isId(upstream.output_file_id)) return noUsage()
+    const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
+    return sumOutputUsage((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, NEVER)).body)
+  }
+
+  /** The channel a batch lives on, of the kinds its API is on (refused when gone, disabled or of another kind now). */
+  holdingChannelOf(row: BatchObjectRow): RouteCandidate {
+    const kinds = isMessageBatch(row) ? MESSAGE_BATCH_CHANNEL_KINDS : BATCH_CHANNEL_KINDS
+    return holdingChannel(this.catalog.channels, row.channel_id, row.served_model, kinds)
+  }
+
+  /** The upstream's word on a batch now, settled (a finished one billed): what a client's look and the sweep do. */
+  async poll(row: BatchObjectRow, signal: AbortSignal): Promise<Record<string, any>> {
+    const candidate = this.holdingChannelOf(row)
+    if (isMessageBatch(row)) {
+      const upstream = await callChannel(candidate, { method: 'GET', path: messageBatchPath(row.upstream_id) }, signal)
+      await this.settleMessageBatch(row, upstream)
+      return upstream
+    }
+    const upstream = await callChannel(candidate, { method: 'GET', path: `/batches/${encodeURIComponent(row.upstream_id)}` }, signal)
+    return this.settle(row, upstream)
   }
 
   /** The batch's one usage row, through the meter like any request's (its `request_id` is unique: never two). */
   #record(row: BatchObjectRow, status: string, billedAt: Date, cost: bigint, sums: OutputUsage) {
     const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)
+    // A message batch is `ended` however it ended (and `deleted` after): its last upstream object says how.
+    const end = isMessageBatch(row) && status !== 'channel_deleted' ? messageBatchEnd(row.object ?? {}) : status
     this.meter.record({
       requestId: row.request_id!,
       userId: row.user_id,
@@ -133,11 +210,11 @@ export class BatchService {
       model: row.model ?? '(none)',
       requestedModel: null,
       servedModel: row.served_model,
-      endpoint: 'batch',
+      endpoint: isMessageBatch(row) ? 'messages.batch' : 'batch',
       stream: false,
       status: 200,
       // A batch that did not complete is billed for what it answered; the row says how it ended.
-      errorCode: status === 'completed' ? null : `batch_${status}`.slice(0, 64),
+      errorCode: CLEAN_ENDS.has(end) ? null : `batch_${end}`.slice(0, 64),
       usage: tokenUsageOf(sums),
       costPico: cost,
       latencyMs: Math.max(0, Math.min(billedAt.getTime() - new Date(row.created_at).getTime(), 2_147_483_647)),
@@ -156,8 +233,13 @@ export class BatchService {
    * waiting for the database (a spilled row of its own is not lost, and
    * would be applied to the cached balance twice); the row's unique
    * request id makes a row that appeared meanwhile a no-op in the database.
+   * The meter's queue is written first: a row this process repaired (or
+   * billed) moments ago and still holds is then in the table, not written a
+   * second time (the database would drop it, but the cached balance and
+   * counters would be charged twice).
    */
   async repairBills(olderThanMs = REPAIR_AFTER_MS): Promise<number> {
+    await this.meter.drain()
     if (this.meter.degraded || this.meter.spilledPending > 0) return 0
     const rows = await billsWithoutRow(olderThanMs, SWEEP_LIMIT)
     for (const row of rows) {
@@ -166,6 +248,7 @@ export class BatchService {
         completionTokens: Number(row.completion_tokens ?? 0),
         cachedTokens: Number(row.cached_tokens ?? 0),
         reasoningTokens: Number(row.reasoning_tokens ?? 0),
+        cacheWriteTokens: Number(row.cache_write_tokens ?? 0),
         requests: 0,
       }
       this.#record(row, row.status, new Date(row.billed_at!), toPico(String(row.billed_cost ?? '0')), sums)
@@ -192,9 +275,7 @@ export class BatchService {
         continue
       }
       try {
-        const candidate = holdingChannel(this.catalog.channels, row.channel_id, row.served_model)
-        const upstream = await callChannel(candidate, { method: 'GET', path: `/batches/${encodeURIComponent(row.upstream_id)}` }, NEVER)
-        await this.settle(row, upstream)
+        await this.poll(row, NEVER)
       } catch (error) {
         // Polled all the same: a batch that keeps failing goes behind the others.
         await recordSeen(row.id, row.status, row.object ?? {}).catch(() => {})

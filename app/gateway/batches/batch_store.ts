@@ -1,9 +1,27 @@
 import { randomBytes } from 'node:crypto'
 import db from '@adonisjs/lucid/services/db'
+import type { DatabaseQueryBuilderContract } from '@adonisjs/lucid/types/querybuilder'
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Principal } from '#gateway/types'
 
-/** One row of batch_objects (migration 993), as node-pg returns it (numeric columns as strings). */
+/**
+ * A batch row's `endpoint` when it is one of Anthropic's Message Batches
+ * (message_batches_api.ts) rather than OpenAI's Batch API: the same table,
+ * holds, bill and sweep, told apart by the endpoint its requests call.
+ */
+export const MESSAGE_BATCH_ENDPOINT = '/v1/messages'
+
+/** A message batch its owner deleted: kept for its bill's figures (repairBills), never shown again. */
+export const DELETED_STATUS = 'deleted'
+
+/** What a client names: a file, one of OpenAI's batches, or one of Anthropic's message batches. */
+export type ObjectKind = 'file' | 'batch' | 'message_batch'
+
+export function isMessageBatch(row: Pick<BatchObjectRow, 'kind' | 'endpoint'>): boolean {
+  return row.kind === 'batch' && row.endpoint === MESSAGE_BATCH_ENDPOINT
+}
+
+/** One row of batch_objects (migrations 993, 1000), as node-pg returns it (numeric columns as strings). */
 export interface BatchObjectRow {
   id: number
   kind: 'file' | 'batch'
@@ -31,6 +49,7 @@ export interface BatchObjectRow {
   completion_tokens: number | null
   cached_tokens: number | null
   reasoning_tokens: number | null
+  cache_write_tokens: number | null
   created_at: Date
 }
 
@@ -45,6 +64,7 @@ export type NewBatchObject = Omit<
   | 'completion_tokens'
   | 'cached_tokens'
   | 'reasoning_tokens'
+  | 'cache_write_tokens'
   | 'created_at'
   | 'object'
   | 'request_id'
@@ -52,29 +72,34 @@ export type NewBatchObject = Omit<
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
+const ID_PREFIXES: Record<ObjectKind, string> = { file: 'file-gw', batch: 'batch_gw', message_batch: 'msgbatch_gw' }
+
 /**
  * The id a client sees: the gateway's own (`file-gw…`, `batch_gw…`, OpenAI's
- * prefixes), 24 random characters, never the upstream's, so two channels that
- * mint the same id (two vLLM servers) cannot collide.
+ * prefixes; `msgbatch_gw…`, Anthropic's), 24 random characters, never the
+ * upstream's, so two channels that mint the same id (two vLLM servers) cannot
+ * collide.
  */
-export function mintId(kind: 'file' | 'batch'): string {
+export function mintId(kind: ObjectKind): string {
   const bytes = randomBytes(24)
   let out = ''
   for (const byte of bytes) out += ALPHABET[byte % ALPHABET.length]
-  return `${kind === 'file' ? 'file-gw' : 'batch_gw'}${out}`
+  return `${ID_PREFIXES[kind]}${out}`
 }
 
 export async function insertObject(values: NewBatchObject): Promise<BatchObjectRow> {
+  const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : values.kind
   const [row] = await db
     .table('batch_objects')
-    .insert({ ...values, public_id: mintId(values.kind), object: JSON.stringify(values.object) })
+    .insert({ ...values, public_id: mintId(kind), object: JSON.stringify(values.object) })
     .returning('*')
   return row as BatchObjectRow
 }
 
-/** What a client is told of an object that is not its key's: what OpenAI says of one that does not exist. */
-export function notFound(kind: 'file' | 'batch', id: string): GatewayError {
+/** What a client is told of an object that is not its key's: what OpenAI (or Anthropic) says of one that does not exist. */
+export function notFound(kind: ObjectKind, id: string): GatewayError {
   const shown = id.slice(0, 100)
+  if (kind === 'message_batch') return new GatewayError(404, 'not_found', `No message batch found with id '${shown}'`, 'not_found_error')
   const error =
     kind === 'file'
       ? new GatewayError(404, 'not_found', `No such File object: ${shown}`, 'invalid_request_error')
@@ -83,39 +108,52 @@ export function notFound(kind: 'file' | 'batch', id: string): GatewayError {
   return error
 }
 
-/** The object of that id made through this key (404 in OpenAI's words for any other: another key's is not there for it). */
-export async function findOwned(principal: Principal, kind: 'file' | 'batch', publicId: string): Promise<BatchObjectRow> {
-  const row = await db
-    .from('batch_objects')
-    .where({ public_id: publicId, kind, user_id: principal.user.id, api_key_id: principal.key.id })
-    .first()
+/** The rows of a kind: OpenAI's batches and Anthropic's message batches share `kind = 'batch'`, told apart by endpoint. */
+function ofKind(query: DatabaseQueryBuilderContract<any>, kind: ObjectKind): DatabaseQueryBuilderContract<any> {
+  if (kind === 'file') return query.where('kind', 'file')
+  query.where('kind', 'batch')
+  if (kind === 'batch') return query.whereRaw('endpoint IS DISTINCT FROM ?', [MESSAGE_BATCH_ENDPOINT])
+  return query.where('endpoint', MESSAGE_BATCH_ENDPOINT).whereNot('status', DELETED_STATUS)
+}
+
+/** The object of that id made through this key (404 in OpenAI's or Anthropic's words for any other: another key's is not there for it). */
+export async function findOwned(principal: Principal, kind: ObjectKind, publicId: string): Promise<BatchObjectRow> {
+  const row = await ofKind(db.from('batch_objects').where({ public_id: publicId, user_id: principal.user.id, api_key_id: principal.key.id }), kind).first()
   if (!row) throw notFound(kind, publicId)
   return row as BatchObjectRow
 }
 
 export interface ListQuery {
-  /** The id of the last object of the previous page (newest first) */
+  /** The id of the last object of the previous page (newest first): the page of older ones */
   after?: string
+  /** The id of the first object of the next page (Anthropic's before_id): the page of newer ones */
+  before?: string
   limit: number
   purpose?: string
 }
 
-/** This key's objects of a kind, newest first, one more than `limit` (has_more). */
-export async function listOwned(principal: Principal, kind: 'file' | 'batch', query: ListQuery): Promise<BatchObjectRow[]> {
-  const rows = db
-    .from('batch_objects')
-    .where({ kind, user_id: principal.user.id, api_key_id: principal.key.id })
-    .orderBy('id', 'desc')
+/**
+ * This key's objects of a kind, one more than `limit` (has_more): newest
+ * first, or with `before` the ones just newer than it, oldest first (the
+ * caller turns the page around).
+ */
+export async function listOwned(principal: Principal, kind: ObjectKind, query: ListQuery): Promise<BatchObjectRow[]> {
+  const owner = { user_id: principal.user.id, api_key_id: principal.key.id }
+  const rows = ofKind(db.from('batch_objects').where(owner), kind)
+    .orderBy('id', query.before === undefined ? 'desc' : 'asc')
     .limit(query.limit + 1)
   if (query.purpose !== undefined) rows.where('purpose', query.purpose)
-  if (query.after !== undefined) {
-    rows.where(
-      'id',
-      '<',
-      db.from('batch_objects').where({ public_id: query.after, kind, user_id: principal.user.id, api_key_id: principal.key.id }).select('id')
-    )
+  const cursor = query.before ?? query.after
+  if (cursor !== undefined) {
+    const at = ofKind(db.from('batch_objects').where({ ...owner, public_id: cursor }), kind).select('id')
+    rows.where('id', query.before === undefined ? '<' : '>', at)
   }
   return (await rows) as BatchObjectRow[]
+}
+
+/** A message batch its owner deleted (kept for its bill's figures; gone for every look). */
+export async function markDeleted(id: number) {
+  await db.from('batch_objects').where('id', id).update({ status: DELETED_STATUS, updated_at: new Date() })
 }
 
 /** The upstream's latest word on an object. */
@@ -177,6 +215,7 @@ export interface BilledFigures {
   completionTokens: number
   cachedTokens: number
   reasoningTokens: number
+  cacheWriteTokens: number
 }
 
 /**
@@ -197,6 +236,7 @@ export async function claimBilling(id: number, figures: BilledFigures): Promise<
       completion_tokens: figures.completionTokens,
       cached_tokens: figures.cachedTokens,
       reasoning_tokens: figures.reasoningTokens,
+      cache_write_tokens: figures.cacheWriteTokens,
       updated_at: figures.billedAt,
     })
     .returning('id')

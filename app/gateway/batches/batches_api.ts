@@ -4,18 +4,14 @@ import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
-import { heldOnKey } from '#gateway/metering/key_reservations'
-import { displayUsd, fromPico } from '#gateway/metering/money'
-import { isPriced } from '#gateway/metering/pricing'
+import { fromPico } from '#gateway/metering/money'
 import { requestId } from '#gateway/metering/request_id'
 import { batchHold } from '#gateway/batches/batch_pricing'
+import { refuseUncoveredHold } from '#gateway/batches/batch_holds'
 import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
 import { callChannel, holdingChannel } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
-
-/** Holds of batches being created (before their row exists): negative ids, never a row's */
-let creating = 0
 
 /**
  * `POST /v1/batches` {input_file_id, endpoint, completion_window, metadata}:
@@ -52,29 +48,10 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   const { principal } = call
   const price = authorizeModel(gw.catalog, principal, file.model)
   const hold = batchHold(price, Number(file.bytes ?? 0), Number(file.completion_hold ?? 0), Number(file.lines ?? 0))
-  if (isPriced(price)) {
-    const { user, key } = principal
-    if (user.balancePico - user.reservedPico < hold) {
-      throw new GatewayError(
-        402,
-        'insufficient_balance',
-        `Insufficient balance: this batch holds up to $${displayUsd(hold)} (its ${file.lines} requests' estimated cost at the batch price) until it is billed; top up your account`,
-        'insufficient_quota'
-      )
-    }
-    if (key.spendLimitPico !== null && key.spentPico + heldOnKey(key.id) + hold > key.spendLimitPico) {
-      throw new GatewayError(
-        402,
-        'spend_limit_exceeded',
-        `This batch holds up to $${displayUsd(hold)}, more than this API key's spend limit has left`,
-        'insufficient_quota'
-      )
-    }
-  }
-  const pending = --creating
-  gw.batches.holds.hold(pending, principal.user.id, principal.key.id, hold)
-  try {
-    const upstream = await callChannel(
+  refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0))
+  let upstream: Record<string, any> = {}
+  const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, hold, async () => {
+    upstream = await callChannel(
       candidate,
       {
         method: 'POST',
@@ -89,7 +66,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       closeSignal(call)
     )
     if (typeof upstream.id !== 'string' || upstream.id === '') throw GatewayError.providerError('The upstream answered the batch without an id')
-    const row = await insertObject({
+    return insertObject({
       kind: 'batch',
       upstream_id: upstream.id,
       user_id: principal.user.id,
@@ -109,13 +86,8 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       request_id: requestId(),
       hold: fromPico(hold),
     })
-    // The hold moves to the row (synchronously: no moment without it).
-    gw.batches.holds.release(pending)
-    gw.batches.holds.hold(row.id, row.user_id, row.api_key_id, hold)
-    return await gw.batches.settle(row, upstream)
-  } finally {
-    gw.batches.holds.release(pending)
-  }
+  })
+  return gw.batches.settle(row, upstream)
 }
 
 /**
@@ -126,9 +98,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
 export async function showBatch(gw: Gateway, call: ApiCall, id: string) {
   const row = await findOwned(call.principal, 'batch', id)
   if (row.billed_at !== null) return batchView(row)
-  const candidate = holdingChannel(gw.catalog.channels, row.channel_id, row.served_model)
-  const upstream = await callChannel(candidate, { method: 'GET', path: `/batches/${encodeURIComponent(row.upstream_id)}` }, closeSignal(call))
-  return gw.batches.settle(row, upstream)
+  return gw.batches.poll(row, closeSignal(call))
 }
 
 /** `POST /v1/batches/{id}/cancel`: cancelled upstream; billed once the upstream says it is cancelled. */

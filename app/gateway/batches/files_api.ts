@@ -6,7 +6,7 @@ import { fieldValue, partNamed } from '#gateway/http/multipart'
 import { readUploadForm, type ReadFields } from '#gateway/http/upload_form'
 import { ClientStream } from '#gateway/relay/client_stream'
 import { relayedUpstreamHeader } from '#gateway/upstream/relayed_headers'
-import { dispatch, forEachChunk } from '#gateway/upstream/dispatcher'
+import { dispatch, forEachChunk, type DispatchResult } from '#gateway/upstream/dispatcher'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
 import { deleteObject, findOwned, insertObject, listOwned, recordSeen, type BatchObjectRow } from '#gateway/batches/batch_store'
 import {
@@ -153,7 +153,16 @@ export async function fileContent(gw: Gateway, call: ApiCall, id: string) {
     { method: 'GET', path: `/files/${encodeURIComponent(row.upstream_id)}/content` },
     closeSignal(call)
   )
-  const headers: Record<string, string> = { 'content-type': relayedUpstreamHeader(response.headers, 'content-type') ?? 'application/octet-stream' }
+  await relayBytes(call, response, body, 'application/octet-stream')
+}
+
+/**
+ * An upstream's answer relayed to the client as it comes, never held whole
+ * (a batch's output or results can be hundreds of MB), with its content type
+ * (`fallbackType` when it names none) and length.
+ */
+export async function relayBytes(call: ApiCall, response: DispatchResult['response'], body: DispatchResult['body'], fallbackType: string) {
+  const headers: Record<string, string> = { 'content-type': relayedUpstreamHeader(response.headers, 'content-type') ?? fallbackType }
   const length = relayedUpstreamHeader(response.headers, 'content-length')
   if (length !== undefined) headers['content-length'] = length
   const stream = new ClientStream(call.res, headers, () => {})

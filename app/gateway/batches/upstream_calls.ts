@@ -1,5 +1,8 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { DEFAULT_ANTHROPIC_VERSION } from '#gateway/providers/anthropic/anthropic_adapter'
 import { baseOf, withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { VENDORS } from '#gateway/providers/vendors'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { ChannelInfo, ProviderKind } from '#gateway/types'
 import { ClientGoneError, dispatch, readBody, type DispatchResult, type UpstreamBody } from '#gateway/upstream/dispatcher'
@@ -8,10 +11,17 @@ import { ClientGoneError, dispatch, readBody, type DispatchResult, type Upstream
  * The channel kinds whose upstream has OpenAI's Files and Batch API at
  * `{base}/files` and `{base}/batches`: OpenAI itself and OpenAI-compatible
  * servers (vLLM, a LiteLLM proxy...). Azure addresses them its own way
- * (`?api-version=`, deployments) and Anthropic's message batches are another
- * API: neither is served (400 unsupported_endpoint).
+ * (`?api-version=`, deployments): not served (400 unsupported_endpoint).
  */
 export const BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom'])
+
+/** The channel kinds whose upstream has Anthropic's Message Batches at `{base}/messages/batches` */
+export const MESSAGE_BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['anthropic'])
+
+/** A message batch's path under its channel's base (`/messages/batches/{id}`, then `/cancel` or `/results`) */
+export function messageBatchPath(upstreamId: string, then = ''): string {
+  return `/messages/batches/${encodeURIComponent(upstreamId)}${then}`
+}
 
 /** One call to a channel's Files / Batch API. */
 export interface ChannelCall {
@@ -21,15 +31,27 @@ export interface ChannelCall {
   body?: Buffer | string
   /** The body's type when it is not JSON (a file upload's multipart/form-data with its boundary) */
   contentType?: string
+  /** The client's headers, for those its channel's kind forwards (Anthropic's `anthropic-version` and `anthropic-beta`) */
+  clientHeaders?: IncomingHttpHeaders
 }
 
-/** The request for a call: the channel's base, its key as a Bearer token, its extra headers. */
+/**
+ * The request for a call: the channel's base, its key (a Bearer token, or
+ * Anthropic's `x-api-key` with an `anthropic-version`, as the adapter sends
+ * them), its extra headers.
+ */
 export function channelRequest(channel: ChannelInfo, call: ChannelCall): UpstreamRequest {
   const { origin, basePath } = baseOf(channel)
   const headers: Record<string, string> = { accept: 'application/json' }
   if (call.body !== undefined) headers['content-type'] = call.contentType ?? 'application/json'
-  if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
-  withChannelHeaders(headers, channel, {}, [])
+  if (channel.provider === 'anthropic') {
+    if (channel.apiKey) headers['x-api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, call.clientHeaders ?? {}, VENDORS.anthropic.forwardHeaders)
+    headers['anthropic-version'] ??= DEFAULT_ANTHROPIC_VERSION
+  } else {
+    if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
+    withChannelHeaders(headers, channel, {}, [])
+  }
   return { method: call.method, origin, path: `${basePath}${call.path}`, headers, body: call.body ?? '' }
 }
 
@@ -65,9 +87,14 @@ export async function callChannel(candidate: RouteCandidate, call: ChannelCall, 
 }
 
 /** The channel that holds an object, as a route candidate; refused when it is gone, disabled or of another kind now. */
-export function holdingChannel(channels: readonly ChannelInfo[], channelId: number | null, servedModel: string | null): RouteCandidate {
+export function holdingChannel(
+  channels: readonly ChannelInfo[],
+  channelId: number | null,
+  servedModel: string | null,
+  kinds: ReadonlySet<ProviderKind> = BATCH_CHANNEL_KINDS
+): RouteCandidate {
   const channel = channelId === null ? undefined : channels.find((c) => c.id === channelId)
-  if (!channel || !channel.enabled || !BATCH_CHANNEL_KINDS.has(channel.provider)) {
+  if (!channel || !channel.enabled || !kinds.has(channel.provider)) {
     throw new GatewayError(
       503,
       'no_available_channel',
