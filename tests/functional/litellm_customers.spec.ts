@@ -109,6 +109,8 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
     assert.equal(blocked.status, 200)
     assert.deepEqual(blocked.body, { blocked_users: ['cust-b', 'cust-c'] })
     assert.isTrue(await eventually(async () => (await chat(owner.key, { 'x-litellm-end-user-id': 'cust-b' })).status === 403))
+    // Each block is its own change notice: the cache may hear of cust-b's before cust-c's.
+    assert.isTrue(await eventually(async () => (await chat(owner.key, { 'x-litellm-end-user-id': 'cust-c' })).status === 403))
     const refused = await chat(owner.key, { 'x-litellm-end-user-id': 'cust-c' })
     assert.equal(refused.status, 403)
     assert.equal(refused.body.error.code, 'end_user_blocked')
