@@ -26,6 +26,8 @@ import { IMAGES } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
+import { compactResponses, type CompactCall } from '#gateway/responses_compact'
+import { asksCompactionV2 } from '#gateway/dialects/openai_responses/compaction'
 import { relayImageUpload, type ImageUploadCall, type ImageUploadOperation } from '#gateway/image_uploads'
 import { RERANK } from '#gateway/rerank'
 import { MODERATIONS } from '#gateway/moderations'
@@ -251,6 +253,11 @@ export class GatewayService {
 
   moderations(call: JsonOperationCall, account: RequestAccount): Promise<void> {
     return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, MODERATIONS)
+  }
+
+  /** Codex's remote compaction (`/v1/responses/compact`): relayed to Responses channels, else emulated (responses_compact.ts). */
+  compactResponses(call: CompactCall, account: RequestAccount): Promise<void> {
+    return compactResponses(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
@@ -888,6 +895,13 @@ function untranslatable(call: GenerateCall): string | null {
   const elsewhere = `'${model}': it is served through another API format here`
   if (call.ingress === 'openai_responses' && body.previous_response_id) {
     return `previous_response_id is not supported for ${elsewhere}, which keeps no stored responses; send the whole conversation in 'input'`
+  }
+  if (call.ingress === 'openai_responses' && asksCompactionV2(body)) {
+    return (
+      `a compaction_trigger item (Codex's remote compaction v2) is not supported for ${elsewhere}: its answer is an ` +
+      `encrypted compaction item only OpenAI can write. Turn Codex's remote_compaction_v2 feature off: the gateway ` +
+      `serves POST /v1/responses/compact for every model`
+    )
   }
   if (call.ingress === 'openai_chat' && typeof body.n === 'number' && body.n > 1) {
     return `n > 1 is not supported for ${elsewhere}, which answers with one choice; send n: 1`

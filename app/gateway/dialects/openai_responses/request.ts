@@ -25,7 +25,7 @@ import { effortOfBudget } from '#gateway/dialects/openai_chat/request'
  * developer items are the system prompt; function calls, their outputs and
  * reasoning items (with encrypted_content as the signature) join the turns
  * they belong to. Items with no canonical form (additional_tools, built-in
- * tool calls, item references) are dropped.
+ * tool calls, item references, OpenAI's encrypted `compaction` items) are dropped.
  */
 export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest {
   const system: TextPart[] = body.instructions ? [{ type: 'text', text: body.instructions }] : []
@@ -77,6 +77,13 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
       case 'additional_tools':
         // Codex declares its own models' tools here (namespaced), with tools: [] at the top level.
         extraTools.push(...collectTools((item as any).tools))
+        break
+      case 'compaction':
+      case 'compaction_summary':
+        // OpenAI's compaction (from /responses/compact or compaction v2): a summary only OpenAI can decrypt.
+        // Dropped, deliberately: refusing it would end the Codex session that carries it for good (it stays
+        // in Codex's history), while the turns after it still read. What it summarised is lost to this
+        // model; a compaction done through the gateway on such a channel answers plain messages instead.
         break
       case 'reasoning': {
         const text = (item.summary ?? []).map((s) => s.text).join('\n\n')

@@ -1,0 +1,205 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import { authorizeAndReserve } from '#gateway/access_policy'
+import type { Catalog } from '#gateway/catalog'
+import type { CanonicalRequest, CanonicalResponse } from '#gateway/dialects/canonical'
+import { toTokenUsage } from '#gateway/dialects/dialect'
+import { dialectOf } from '#gateway/dialects/registry'
+import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
+import { decodeResponsesUsage } from '#gateway/dialects/openai_responses/response'
+import { compactionAnswer, replacementHistory, summarisationRequest } from '#gateway/dialects/openai_responses/compaction'
+import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
+import { countTokens } from '#gateway/metering/tokenizer'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
+import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
+import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
+import type { Principal, TokenUsage } from '#gateway/types'
+
+/** A parsed `POST /v1/responses/compact` (Codex's remote compaction). */
+export interface CompactCall {
+  principal: Principal
+  rawBody: Buffer
+  body: Record<string, any>
+  model: string
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+/**
+ * Codex's remote compaction, `POST /v1/responses/compact`: one non-stream
+ * call, one usage row (`responses.compact`), admitted as /v1/responses is
+ * (the endpoint's account: key, limits, in-flight cap, end user; then the
+ * model's globs, quota, balance and hold here).
+ *
+ * - Channels that speak Responses natively get the body as it came (the model
+ *   renamed when mapped) at their own `/responses/compact`, and their answer
+ *   (OpenAI's encrypted `compaction` item) goes back as its bytes.
+ * - When none does, or the one tried has no such endpoint (a 404: many
+ *   OpenAI-compatible servers serve /responses only), the compaction is
+ *   emulated over the whole route: the history and a summarisation prompt sent
+ *   as one ordinary generation in the channel's own format, the answer built
+ *   from the summary as Codex's local compaction builds its history
+ *   (openai_responses/compaction.ts).
+ *
+ * Not on the hot path: /v1/responses and /v1/chat/completions never come here.
+ */
+export async function compactResponses(
+  catalog: Catalog,
+  /** The model's candidates, then those of its fallback models (GatewayService.#route) */
+  route: (model: string) => RouteCandidate[],
+  call: CompactCall,
+  account: RequestAccount
+): Promise<void> {
+  account.model = call.model
+  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
+  const candidates = route(call.model)
+  const abort = account.abort
+  const onClose = () => {
+    if (!call.res.writableFinished) abort.abort()
+  }
+  call.res.on('close', onClose)
+  if (call.res.closed) onClose()
+  try {
+    const native = candidates.filter((c) => speaksResponses(c))
+    if (native.length > 0) {
+      try {
+        return await relayNative(native, call, account)
+      } catch (error) {
+        // An upstream without the endpoint: the summary is asked for through an ordinary call instead.
+        if (!(error instanceof GatewayError && error.status === 404 && !abort.signal.aborted)) throw error
+      }
+    }
+    await emulate(candidates, call, account)
+  } catch (error) {
+    if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
+      return account.close(499, 'client_closed', promptEstimate(call))
+    }
+    throw error
+  } finally {
+    call.res.off('close', onClose)
+  }
+}
+
+/** A channel whose adapter speaks OpenAI Responses itself (openai, azure, custom with responses...). */
+function speaksResponses(candidate: RouteCandidate): boolean {
+  return upstreamDialect(candidate.channel, 'openai_responses') === 'openai_responses'
+}
+
+/**
+ * The channel's compaction request: its Responses request with `/compact`
+ * after the `/responses` path (OpenAI `/v1/responses/compact`, Azure
+ * `{base}/responses/compact?api-version=...`), the body as the client sent it.
+ */
+function compactRequest(candidate: RouteCandidate, call: CompactCall): UpstreamRequest {
+  const body = candidate.upstreamModel === call.model ? call.rawBody : Buffer.from(JSON.stringify({ ...call.body, model: candidate.upstreamModel }))
+  const request = adapterFor(candidate.channel.provider).request(candidate.channel, {
+    operation: 'generate',
+    dialect: 'openai_responses',
+    model: candidate.upstreamModel,
+    stream: false,
+    body,
+    clientHeaders: call.req.headers,
+  })
+  const query = request.path.indexOf('?')
+  const path = query < 0 ? request.path : request.path.slice(0, query)
+  request.path = `${path}/compact${query < 0 ? '' : request.path.slice(query)}`
+  return request
+}
+
+async function relayNative(candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
+  const { answer } = await dispatch(candidates, (c) => compactRequest(c, call), account.abort.signal, account.dispatchHooks, readCompaction)
+  const { bytes, parsed } = answer
+  answerJson(call, account, bytes)
+  const usage = decodeResponsesUsage(parsed.usage)
+  account.close(200, null, usage ? toTokenUsage(usage) : promptEstimate(call))
+}
+
+/** dispatch()'s AnswerCheck for a native compaction: JSON with an `output` list, else the next candidate. */
+async function readCompaction(body: UpstreamBody): Promise<{ bytes: Buffer; parsed: any }> {
+  const bytes = await readBody(body)
+  const parsed = parseAnswer(bytes)
+  if (!Array.isArray(parsed?.output)) throw GatewayError.providerError('Upstream returned a compaction without its output')
+  return { bytes: withoutUpstreamCost(bytes, parsed), parsed }
+}
+
+/**
+ * The compaction emulated: one ordinary call to the routed model (in the
+ * channel's format) asking for the summary, answered as a compaction.
+ */
+async function emulate(candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
+  const request = summarisationRequest(call.body)
+  const canonical = decodeClientRequest(dialectOf('openai_responses'), request)
+  canonical.stream = false
+  // Built before dispatch: a body the codecs cannot carry is the client's 400, not a channel's failure.
+  const bodies = new Map<RouteCandidate, Buffer>()
+  for (const candidate of candidates) bodies.set(candidate, summarisationBody(candidate, request, canonical))
+  const { answer: response } = await dispatch(
+    candidates,
+    (c) =>
+      adapterFor(c.channel.provider).request(c.channel, {
+        operation: 'generate',
+        dialect: upstreamDialect(c.channel, 'openai_responses'),
+        model: c.upstreamModel,
+        stream: false,
+        body: bodies.get(c)!,
+        clientHeaders: call.req.headers,
+      }),
+    account.abort.signal,
+    account.dispatchHooks,
+    readSummary
+  )
+  const summary = summaryText(response)
+  const usage = response.usage ?? (await estimatedUsage(canonical, summary))
+  const output = replacementHistory(call.body.input, summary)
+  answerJson(call, account, Buffer.from(JSON.stringify(compactionAnswer(`cmp_${account.requestId.replaceAll('-', '')}`, output, usage))))
+  account.close(200, null, response.usage ? toTokenUsage(response.usage) : { ...toTokenUsage(usage), estimated: true })
+}
+
+function summarisationBody(candidate: RouteCandidate, request: Record<string, any>, canonical: CanonicalRequest): Buffer {
+  const dialect = upstreamDialect(candidate.channel, 'openai_responses')
+  try {
+    if (dialect === 'openai_responses') return Buffer.from(JSON.stringify({ ...request, model: candidate.upstreamModel }))
+    const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
+    return Buffer.from(JSON.stringify(dialectOf(dialect).encodeRequest(canonical, candidate.upstreamModel, hints)))
+  } catch (error) {
+    throw asClientError(error)
+  }
+}
+
+/** dispatch()'s AnswerCheck for the summarisation call: an answer of the channel's format, decoded. */
+async function readSummary(body: UpstreamBody, candidate: RouteCandidate): Promise<CanonicalResponse> {
+  const upstream = dialectOf(upstreamDialect(candidate.channel, 'openai_responses'))
+  const parsed = parseAnswer(await readBody(body))
+  if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
+  return decodeAnswer(() => upstream.decodeResponse(parsed))
+}
+
+/** The answer's text (its reasoning and any tool call left out: the summary is what it said). */
+function summaryText(response: CanonicalResponse): string {
+  let text = ''
+  for (const part of response.content) if (part.type === 'text') text += part.text
+  return text
+}
+
+async function estimatedUsage(canonical: CanonicalRequest, summary: string) {
+  const inputTokens = await countCanonicalPrompt(canonical)
+  return { inputTokens, outputTokens: await countTokens(summary), cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 }
+}
+
+/** What a compaction that got no answer is billed: its prompt, counted from its size. */
+function promptEstimate(call: CompactCall): TokenUsage {
+  const promptTokens = Math.ceil(call.rawBody.length / 4)
+  return { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedTokens: 0, reasoningTokens: 0, estimated: true }
+}
+
+function answerJson(call: CompactCall, account: RequestAccount, bytes: Buffer) {
+  if (account.loggedRequest !== null) account.loggedResponse = bytes
+  account.markFirstByte()
+  if (call.res.destroyed) return
+  call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId })
+  call.res.end(bytes)
+}
