@@ -73,7 +73,7 @@ export async function compactResponses(
         if (!(error instanceof GatewayError && error.status === 404 && !abort.signal.aborted)) throw error
       }
     }
-    await emulate(candidates, call, account)
+    await emulate(catalog, candidates, call, account)
   } catch (error) {
     if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
       return account.close(499, 'client_closed', promptEstimate(call))
@@ -130,7 +130,7 @@ async function readCompaction(body: UpstreamBody): Promise<{ bytes: Buffer; pars
  * The compaction emulated: one ordinary call to the routed model (in the
  * channel's format) asking for the summary, answered as a compaction.
  */
-async function emulate(candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
+async function emulate(catalog: Catalog, candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
   const request = summarisationRequest(call.body)
   const canonical = decodeClientRequest(dialectOf('openai_responses'), request)
   canonical.stream = false
@@ -154,9 +154,18 @@ async function emulate(candidates: RouteCandidate[], call: CompactCall, account:
   )
   const summary = summaryText(response)
   const usage = response.usage ?? (await estimatedUsage(canonical, summary))
+  const billed = response.usage ? toTokenUsage(response.usage) : { ...toTokenUsage(usage), estimated: true }
+  // The summary is the model's answer, in plain text: the operator's answer check applies (the upstream was paid: billed).
+  if (catalog.wordFilter?.checkCompletions === true) {
+    const refusal = catalog.wordFilter.screenCompletion(summary)
+    if (refusal) {
+      account.close(refusal.status, refusal.code, billed)
+      throw refusal
+    }
+  }
   const output = replacementHistory(call.body.input, summary)
   answerJson(call, account, Buffer.from(JSON.stringify(compactionAnswer(`cmp_${account.requestId.replaceAll('-', '')}`, output, usage))))
-  account.close(200, null, response.usage ? toTokenUsage(response.usage) : { ...toTokenUsage(usage), estimated: true })
+  account.close(200, null, billed)
 }
 
 function summarisationBody(candidate: RouteCandidate, request: Record<string, any>, canonical: CanonicalRequest): Buffer {

@@ -1,7 +1,10 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { SUMMARISATION_PROMPT, SUMMARY_PREFIX } from '#gateway/dialects/openai_responses/compaction'
-import { balanceAndLedger, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import db from '@adonisjs/lucid/services/db'
+import { setWordFilter } from '#actions/set_word_filter'
+import { cliActor } from '#actions/audit'
+import { balanceAndLedger, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /** A Codex session's history as Codex sends it to /responses/compact (CompactionInput). */
 const history = [
@@ -17,6 +20,12 @@ const shellTool = { type: 'function', name: 'shell', description: 'Run a command
 
 function compactBody(model: string, extra: Record<string, unknown> = {}) {
   return { model, input: history, instructions: 'You are Codex.', tools: [shellTool], parallel_tool_calls: false, ...extra }
+}
+
+/** Waits for a setting to reach the running gateway (NOTIFY). */
+async function until(check: () => boolean) {
+  for (let i = 0; i < 60 && !check(); i++) await new Promise((r) => setTimeout(r, 50))
+  if (!check()) throw new Error('the setting never reached the gateway')
 }
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` })
@@ -285,6 +294,25 @@ test.group('POST /v1/responses/compact: emulated on Anthropic and chat-only chan
         { role: 'user', content: 'fix the failing test' },
         { role: 'user', content: 'continue' },
       ])
+    }
+  })
+
+  test('the operator\'s answer check reads an emulated summary: withheld with the word filter\'s 400, the call billed', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const gw = await gateway()
+    await setWordFilter({ enabled: true, words: ['bug'], checkCompletions: true, hideMatches: false }, cliActor())
+    await until(() => gw.catalog.wordFilter?.checkCompletions === true)
+    try {
+      const response = await post('/v1/responses/compact', compactBody('claude-sonnet-4-5'), auth(user.key))
+      assert.equal(response.status, 400)
+      const error = ((await response.json()) as any).error
+      assert.equal(error.code, 'sensitive_words_detected')
+      const [row] = await usageRows(user.userId)
+      assert.include(row, { endpoint: 'responses.compact', status: 400, error_code: 'sensitive_words_detected', prompt_tokens: mock.lastUsage!.input })
+      assert.isAbove(Number(row.cost), 0)
+    } finally {
+      await db.from('app_settings').where('key', 'sensitive_words').delete()
+      await until(() => gw.catalog.wordFilter === null)
     }
   })
 
