@@ -14,7 +14,7 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch, readBody, type DispatchHooks, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
 import type { Principal, TokenUsage } from '#gateway/types'
@@ -65,15 +65,22 @@ export async function compactResponses(
   if (call.res.closed) onClose()
   try {
     const native = candidates.filter((c) => speaksResponses(c))
+    let emulatedOn = candidates
     if (native.length > 0) {
       try {
         return await relayNative(native, call, account)
       } catch (error) {
-        // An upstream without the endpoint: the summary is asked for through an ordinary call instead.
-        if (!(error instanceof GatewayError && error.status === 404 && !abort.signal.aborted)) throw error
+        if (!(error instanceof GatewayError) || abort.signal.aborted) throw error
+        const others = candidates.filter((c) => !native.includes(c))
+        // An upstream without the endpoint (404, or 405 for a POST it does not route): the summary is
+        // asked for through an ordinary call instead, on the same channels first.
+        if (error.status === 404 || error.status === 405) emulatedOn = candidates
+        // Every Responses channel failed as a failover would pass them by: the others, emulated.
+        else if (others.length > 0 && (error.status >= 500 || error.status === 429)) emulatedOn = others
+        else throw error
       }
     }
-    await emulate(catalog, candidates, call, account)
+    await emulate(catalog, emulatedOn, call, account)
   } catch (error) {
     if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
       return account.close(499, 'client_closed', promptEstimate(call))
@@ -149,7 +156,7 @@ async function emulate(catalog: Catalog, candidates: RouteCandidate[], call: Com
         clientHeaders: call.req.headers,
       }),
     account.abort.signal,
-    account.dispatchHooks,
+    continuedHooks(account),
     readSummary
   )
   const summary = summaryText(response)
@@ -166,6 +173,16 @@ async function emulate(catalog: Catalog, candidates: RouteCandidate[], call: Com
   const output = replacementHistory(call.body.input, summary)
   answerJson(call, account, Buffer.from(JSON.stringify(compactionAnswer(`cmp_${account.requestId.replaceAll('-', '')}`, output, usage))))
   account.close(200, null, billed)
+}
+
+/** The account's dispatch hooks, attempts numbered on after a first dispatch's (the native try). */
+function continuedHooks(account: RequestAccount): DispatchHooks {
+  const before = account.attempts.length
+  if (before === 0) return account.dispatchHooks
+  return {
+    onAttempt: (candidate) => account.onAttempt(candidate),
+    onAttemptResult: (record) => account.onAttemptResult({ ...record, attempt: record.attempt + before }),
+  }
 }
 
 function summarisationBody(candidate: RouteCandidate, request: Record<string, any>, canonical: CanonicalRequest): Buffer {

@@ -164,7 +164,39 @@ test.group('POST /v1/responses/compact: an OpenAI-compatible upstream without it
     assert.include(answer.usage, { input_tokens: 24, output_tokens: 5 })
     const rows = await usageRows(user.userId)
     assert.lengthOf(rows, 1)
-    assert.include(rows[0], { endpoint: 'responses.compact', status: 200, prompt_tokens: 24, completion_tokens: 5, estimated: false })
+    assert.include(rows[0], { endpoint: 'responses.compact', status: 200, prompt_tokens: 24, completion_tokens: 5, estimated: false, attempts: 2 })
+    // Both calls on the row's attempts, numbered in turn: the 404, then the summary.
+    const attempts = await db.from('request_attempts').where('request_id', rows[0].request_id).orderBy('attempt')
+    assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.outcome]), [[1, 404, 'client_error'], [2, 200, 'ok']])
+  })
+})
+
+test.group('POST /v1/responses/compact: a Responses channel failing over to a translated one', (group) => {
+  let down: MockUpstream
+  let claude: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    down = await startMock({ status: 503 })
+    claude = await startMock()
+    await seedChannel({ name: 'openai-down', provider: 'openai', baseUrl: down.url, models: ['mix-model'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: claude.url, models: ['mix-model'] })
+    return async () => {
+      await down.stop()
+      await claude.stop()
+    }
+  })
+
+  test('the native call fails as a failover passes a channel by: the compaction is emulated on the other', async ({ assert }) => {
+    const user = await seedUser()
+    const response = await post('/v1/responses/compact', compactBody('mix-model'), auth(user.key))
+    assert.equal(response.status, 200)
+    const answer: any = await response.json()
+    assert.equal(down.lastRequest()!.path, '/v1/responses/compact')
+    assert.equal(claude.lastRequest()!.path, '/v1/messages')
+    assert.equal(texts(answer.output).at(-1), `${SUMMARY_PREFIX}\ntok0 tok1 tok2 tok3 tok4 `)
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { endpoint: 'responses.compact', status: 200, provider: 'anthropic', prompt_tokens: claude.lastUsage!.input })
   })
 })
 
