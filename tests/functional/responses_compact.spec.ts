@@ -1,10 +1,11 @@
 import { test } from '@japa/runner'
+import http from 'node:http'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { SUMMARISATION_PROMPT, SUMMARY_PREFIX } from '#gateway/dialects/openai_responses/compaction'
 import db from '@adonisjs/lucid/services/db'
 import { setWordFilter } from '#actions/set_word_filter'
 import { cliActor } from '#actions/audit'
-import { balanceAndLedger, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /** A Codex session's history as Codex sends it to /responses/compact (CompactionInput). */
 const history = [
@@ -26,6 +27,16 @@ function compactBody(model: string, extra: Record<string, unknown> = {}) {
 async function until(check: () => boolean) {
   for (let i = 0; i < 60 && !check(); i++) await new Promise((r) => setTimeout(r, 50))
   if (!check()) throw new Error('the setting never reached the gateway')
+}
+
+/** The user's rows once `count` are written (a hung-up call is metered when the gateway sees it go). */
+async function waitForRows(userId: number, count: number) {
+  for (let i = 0; i < 60; i++) {
+    const rows = await usageRows(userId)
+    if (rows.length >= count) return rows
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return usageRows(userId)
 }
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` })
@@ -104,6 +115,21 @@ test.group('POST /v1/responses/compact: relayed to a Responses channel', (group)
     assert.equal(mock.requests.length, before)
     const rows = await usageRows(poor.userId)
     assert.include(rows[0], { endpoint: 'responses.compact', status: 402 })
+  })
+
+  test('a client that goes away while the upstream works: the upstream call ended, one 499 row', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const url = new URL(`${baseUrl()}/v1/responses/compact`)
+    await new Promise<void>((resolve) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...auth(user.key), 'content-type': 'application/json' } })
+      req.on('error', () => resolve())
+      req.on('close', () => resolve())
+      req.end(JSON.stringify(compactBody('gpt-5-codex', { mock: { latency_ms: 3000 } })))
+      setTimeout(() => req.destroy(), 300)
+    })
+    const rows = await waitForRows(user.userId, 1)
+    assert.include(rows[0], { endpoint: 'responses.compact', status: 499, error_code: 'client_closed' })
+    assert.isTrue(mock.lastRequest()!.clientGone === true)
   })
 
   test('a malformed body is a 400 in OpenAI\'s words, before any upstream call', async ({ assert }) => {
