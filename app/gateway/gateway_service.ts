@@ -26,7 +26,7 @@ import { IMAGES } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
-import { compactResponses, type CompactCall } from '#gateway/responses_compact'
+import { compactResponses, compactionV2, translatedOnly, type CompactCall } from '#gateway/responses_compact'
 import { asksCompactionV2 } from '#gateway/dialects/openai_responses/compaction'
 import { relayImageUpload, type ImageUploadCall, type ImageUploadOperation } from '#gateway/image_uploads'
 import { RERANK } from '#gateway/rerank'
@@ -265,6 +265,11 @@ export class GatewayService {
   }
 
   async generate(call: GenerateCall, account: RequestAccount): Promise<void> {
+    // Codex's compaction v2 for a model only other formats serve: emulated (one comparison for other calls).
+    if (call.ingress === 'openai_responses' && asksCompactionV2(call.body)) {
+      const emulated = this.#compactionV2(call, account)
+      if (emulated !== null) return emulated
+    }
     const exchange = this.#begin(call, account)
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
     const abort = account.abort
@@ -301,6 +306,18 @@ export class GatewayService {
     } finally {
       call.res.off('close', onClose)
     }
+  }
+
+  /** The v2 emulation (responses_compact.ts) when no channel of the model speaks Responses; null otherwise. */
+  #compactionV2(call: GenerateCall, account: RequestAccount): Promise<void> | null {
+    let candidates: RouteCandidate[]
+    try {
+      candidates = this.router().route(call.model)
+    } catch {
+      return null
+    }
+    if (!translatedOnly(candidates)) return null
+    return compactionV2(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
   /**
@@ -897,11 +914,8 @@ function untranslatable(call: GenerateCall): string | null {
     return `previous_response_id is not supported for ${elsewhere}, which keeps no stored responses; send the whole conversation in 'input'`
   }
   if (call.ingress === 'openai_responses' && asksCompactionV2(body)) {
-    return (
-      `a compaction_trigger item (Codex's remote compaction v2) is not supported for ${elsewhere}: its answer is an ` +
-      `encrypted compaction item only OpenAI can write. Turn Codex's remote_compaction_v2 feature off: the gateway ` +
-      `serves POST /v1/responses/compact for every model`
-    )
+    // Reached only on a route that mixes formats (a model served only elsewhere is emulated: generate()).
+    return `a compaction_trigger item (Codex's remote compaction v2) is not supported for ${elsewhere}; POST /v1/responses/compact is served for every model`
   }
   if (call.ingress === 'openai_chat' && typeof body.n === 'number' && body.n > 1) {
     return `n > 1 is not supported for ${elsewhere}, which answers with one choice; send n: 1`

@@ -6,8 +6,9 @@ import type { CanonicalRequest, CanonicalResponse } from '#gateway/dialects/cano
 import { toTokenUsage } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
 import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
-import { decodeResponsesUsage } from '#gateway/dialects/openai_responses/response'
-import { compactionAnswer, replacementHistory, summarisationRequest } from '#gateway/dialects/openai_responses/compaction'
+import { decodeResponsesUsage, encodeResponsesUsage } from '#gateway/dialects/openai_responses/response'
+import { STREAM_HEADERS } from '#gateway/relay/client_stream'
+import { compactionAnswer, compactionV2Events, replacementHistory, sealedSummary, summarisationRequest } from '#gateway/dialects/openai_responses/compaction'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countTokens } from '#gateway/metering/tokenizer'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -135,9 +136,21 @@ async function readCompaction(body: UpstreamBody): Promise<{ bytes: Buffer; pars
 
 /**
  * The compaction emulated: one ordinary call to the routed model (in the
- * channel's format) asking for the summary, answered as a compaction.
+ * channel's format) asking for the summary, answered as a compaction of plain messages.
  */
 async function emulate(catalog: Catalog, candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
+  const { summary, usage, billed } = await summarise(catalog, candidates, call, account)
+  const output = replacementHistory(call.body.input, summary)
+  answerJson(call, account, Buffer.from(JSON.stringify(compactionAnswer(`cmp_${account.requestId.replaceAll('-', '')}`, output, usage))))
+  account.close(200, null, billed)
+}
+
+/**
+ * The summarisation call: the history and the prompt, one non-stream call in
+ * the channel's own format (failover as any call), the answer's text checked
+ * by the operator's answer filter (a refusal is thrown, the call billed).
+ */
+async function summarise(catalog: Catalog, candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
   const request = summarisationRequest(call.body)
   const canonical = decodeClientRequest(dialectOf('openai_responses'), request)
   canonical.stream = false
@@ -161,7 +174,7 @@ async function emulate(catalog: Catalog, candidates: RouteCandidate[], call: Com
   )
   const summary = summaryText(response)
   const usage = response.usage ?? (await estimatedUsage(canonical, summary))
-  const billed = response.usage ? toTokenUsage(response.usage) : { ...toTokenUsage(usage), estimated: true }
+  const billed: TokenUsage = response.usage ? toTokenUsage(response.usage) : { ...toTokenUsage(usage), estimated: true }
   // The summary is the model's answer, in plain text: the operator's answer check applies (the upstream was paid: billed).
   if (catalog.wordFilter?.checkCompletions === true) {
     const refusal = catalog.wordFilter.screenCompletion(summary)
@@ -170,9 +183,63 @@ async function emulate(catalog: Catalog, candidates: RouteCandidate[], call: Com
       throw refusal
     }
   }
-  const output = replacementHistory(call.body.input, summary)
-  answerJson(call, account, Buffer.from(JSON.stringify(compactionAnswer(`cmp_${account.requestId.replaceAll('-', '')}`, output, usage))))
-  account.close(200, null, billed)
+  return { summary, usage, billed }
+}
+
+/**
+ * Codex's compaction v2 (an ordinary `/responses` call whose input ends with
+ * `compaction_trigger`) for a model no Responses channel serves: the
+ * summary asked for as the v1 emulation asks it, answered as Codex requires
+ * (codex-rs/core/src/compact_remote_v2.rs): exactly one `compaction` output
+ * item, then `response.completed`. Codex keeps the user's messages itself and
+ * sends the item back on every later turn; its `encrypted_content` is the
+ * gateway's own sealed summary (compaction.ts sealedSummary: the summary's
+ * text, encoded, not encrypted), which the Responses decoder turns back into
+ * a summary message for a translated channel.
+ *
+ * Streamed when asked (Codex always streams): the whole stream written once
+ * the summary is in (nothing goes out before, so a failure is an ordinary
+ * error answer). Metered on the call's own row (endpoint `responses`).
+ */
+export async function compactionV2(
+  catalog: Catalog,
+  route: (model: string) => RouteCandidate[],
+  call: CompactCall & { stream: boolean },
+  account: RequestAccount
+): Promise<void> {
+  account.model = call.model
+  account.stream = call.stream
+  authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
+  const candidates = route(call.model)
+  const abort = account.abort
+  const onClose = () => {
+    if (!call.res.writableFinished) abort.abort()
+  }
+  call.res.on('close', onClose)
+  if (call.res.closed) onClose()
+  try {
+    // The history is what comes before the trigger.
+    const history = { ...call.body, input: (call.body.input as unknown[]).slice(0, -1) }
+    const { summary, usage, billed } = await summarise(catalog, candidates, { ...call, body: history }, account)
+    const id = `resp_${account.requestId.replaceAll('-', '')}`
+    const item = { type: 'compaction', id: `cmp_${account.requestId.replaceAll('-', '')}`, encrypted_content: sealedSummary(summary) }
+    const response = { id, object: 'response', created_at: Math.floor(Date.now() / 1000), status: 'completed', model: call.model, output: [item], usage: encodeResponsesUsage(usage), error: null, incomplete_details: null }
+    if (call.stream) answerStream(call, account, compactionV2Events(response, item))
+    else answerJson(call, account, Buffer.from(JSON.stringify(response)))
+    account.close(200, null, billed)
+  } catch (error) {
+    if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
+      return account.close(499, 'client_closed', promptEstimate(call))
+    }
+    throw error
+  } finally {
+    call.res.off('close', onClose)
+  }
+}
+
+/** Whether every channel of a model speaks another format than Responses (the v2 emulation's case). */
+export function translatedOnly(candidates: RouteCandidate[]): boolean {
+  return candidates.length > 0 && !candidates.some(speaksResponses)
 }
 
 /** The account's dispatch hooks, attempts numbered on after a first dispatch's (the native try). */
@@ -220,6 +287,15 @@ async function estimatedUsage(canonical: CanonicalRequest, summary: string) {
 function promptEstimate(call: CompactCall): TokenUsage {
   const promptTokens = Math.ceil(call.rawBody.length / 4)
   return { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedTokens: 0, reasoningTokens: 0, estimated: true }
+}
+
+function answerStream(call: CompactCall, account: RequestAccount, text: string) {
+  const bytes = Buffer.from(text)
+  if (account.loggedRequest !== null) account.loggedResponse = bytes
+  account.markFirstByte()
+  if (call.res.destroyed) return
+  call.res.writeHead(200, { ...STREAM_HEADERS, 'x-request-id': account.requestId })
+  call.res.end(bytes)
 }
 
 function answerJson(call: CompactCall, account: RequestAccount, bytes: Buffer) {

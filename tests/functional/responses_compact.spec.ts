@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import http from 'node:http'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { SUMMARISATION_PROMPT, SUMMARY_PREFIX } from '#gateway/dialects/openai_responses/compaction'
+import { parseSse } from '#tests/clients'
 import db from '@adonisjs/lucid/services/db'
 import { setWordFilter } from '#actions/set_word_filter'
 import { cliActor } from '#actions/audit'
@@ -374,15 +375,59 @@ test.group('POST /v1/responses/compact: emulated on Anthropic and chat-only chan
     }
   })
 
-  test('compaction v2 (compaction_trigger) on a translated channel is a clear 400, nothing sent', async ({ assert }) => {
+  test('compaction v2 on Anthropic: one summary call, exactly one compaction item streamed, read back on the next turn', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
-    const before = mock.requests.length
-    const response = await post('/v1/responses', { model: 'claude-sonnet-4-5', stream: true, input: [...history, { type: 'compaction_trigger' }] }, auth(user.key))
-    assert.equal(response.status, 400)
-    const error = ((await response.json()) as any).error
-    assert.equal(error.type, 'invalid_request_error')
-    assert.include(error.message, 'compaction_trigger')
-    assert.include(error.message, '/v1/responses/compact')
-    assert.equal(mock.requests.length, before)
+    const response = await post(
+      '/v1/responses',
+      { model: 'claude-sonnet-4-5', instructions: 'You are Codex.', stream: true, store: false, tools: [shellTool], input: [...history, { type: 'compaction_trigger' }] },
+      auth(user.key)
+    )
+    assert.equal(response.status, 200)
+    assert.include(response.headers.get('content-type')!, 'text/event-stream')
+    const events = parseSse(await response.text())
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['response.created', 'response.in_progress', 'response.output_item.added', 'response.output_item.done', 'response.completed']
+    )
+    const done = events.filter((e) => e.event === 'response.output_item.done').map((e) => e.data.item)
+    assert.lengthOf(done, 1)
+    assert.equal(done[0].type, 'compaction')
+    assert.match(done[0].encrypted_content, /^gateway-summary-v1:/)
+    const completed = events.at(-1)!.data.response
+    assert.deepEqual(completed.output, done)
+    const usage = mock.lastUsage!
+    assert.include(completed.usage, { input_tokens: usage.input, output_tokens: usage.output })
+
+    assert.equal(mock.lastRequest()!.path, '/v1/messages')
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.notInclude(mock.lastRequest()!.body, 'compaction_trigger')
+    assert.deepEqual(sent.messages.at(-1).content.at(-1), { type: 'text', text: SUMMARISATION_PROMPT })
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { endpoint: 'responses', stream: true, status: 200, prompt_tokens: usage.input, completion_tokens: usage.output })
+
+    // Codex's next turn: the user's messages it kept, the compaction item, a new message.
+    const next = await post(
+      '/v1/responses',
+      { model: 'claude-sonnet-4-5', stream: true, input: [history[1], done[0], { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'continue' }] }] },
+      auth(user.key)
+    )
+    assert.equal(next.status, 200)
+    await next.text()
+    const turn = JSON.parse(mock.lastRequest()!.body)
+    const said = turn.messages.flatMap((m: any) => (typeof m.content === 'string' ? [m.content] : m.content.map((p: any) => p.text)))
+    assert.deepEqual(said, ['fix the failing test', `${SUMMARY_PREFIX}\nGoal: fix add. Done: found the bug. Next: changelog.`, 'continue'])
+  })
+
+  test('compaction v2 on a chat-only channel, not streamed: the response object with the one item', async ({ assert }) => {
+    const user = await seedUser()
+    const response = await post('/v1/responses', { model: 'deepseek-chat', input: [...history, { type: 'compaction_trigger' }] }, auth(user.key))
+    assert.equal(response.status, 200)
+    const answer: any = await response.json()
+    assert.equal(answer.object, 'response')
+    assert.equal(answer.status, 'completed')
+    assert.lengthOf(answer.output, 1)
+    assert.equal(answer.output[0].type, 'compaction')
+    assert.equal(mock.lastRequest()!.path, '/v1/chat/completions')
+    assert.deepEqual(JSON.parse(mock.lastRequest()!.body).messages.at(-1), { role: 'user', content: SUMMARISATION_PROMPT })
   })
 })

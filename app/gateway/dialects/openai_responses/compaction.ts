@@ -96,14 +96,49 @@ export function replacementHistory(input: readonly unknown[], summary: string): 
   }
   kept.reverse()
   const history: ResponsesItem[] = kept.map((text) => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text }] }))
-  const body = summary.trim().length > 0 ? summary : '(no summary available)'
-  history.push({ type: 'message', role: 'user', content: [{ type: 'input_text', text: `${SUMMARY_PREFIX}\n${body}` }] })
+  history.push({ type: 'message', role: 'user', content: [{ type: 'input_text', text: summaryMessage(summary) }] })
   return history
 }
 
 /** The compaction's answer (`object: "response.compaction"`), with the summarisation call's usage. */
 export function compactionAnswer(id: string, output: ResponsesItem[], usage: CanonicalUsage) {
   return { id, object: 'response.compaction', created_at: Math.floor(Date.now() / 1000), output, usage: encodeResponsesUsage(usage) }
+}
+
+/**
+ * The `encrypted_content` of a compaction item the gateway wrote (compaction v2 emulated): the
+ * summary's UTF-8 bytes in base64 after a marker. Encoded, not encrypted: it is the client's own
+ * conversation, and only the gateway's Responses decoder reads it back (unsealedSummary).
+ */
+const SEALED = 'gateway-summary-v1:'
+
+export function sealedSummary(summary: string): string {
+  return SEALED + Buffer.from(summary, 'utf8').toString('base64')
+}
+
+/** The summary in a compaction item's content the gateway wrote, or null (OpenAI's own: unreadable). */
+export function unsealedSummary(content: unknown): string | null {
+  if (typeof content !== 'string' || !content.startsWith(SEALED)) return null
+  return Buffer.from(content.slice(SEALED.length), 'base64').toString('utf8')
+}
+
+/** A sealed summary as the message it stands for in a translated conversation. */
+export function summaryMessage(summary: string): string {
+  return `${SUMMARY_PREFIX}\n${summary.trim().length > 0 ? summary : '(no summary available)'}`
+}
+
+/** The SSE events of an emulated v2 compaction: created, the one item added and done, completed. */
+export function compactionV2Events(response: Record<string, any>, item: Record<string, unknown>): string {
+  let sequence = 0
+  const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...data })}\n\n`
+  const opening = { ...response, status: 'in_progress', output: [], usage: null }
+  return (
+    event('response.created', { response: opening }) +
+    event('response.in_progress', { response: opening }) +
+    event('response.output_item.added', { output_index: 0, item }) +
+    event('response.output_item.done', { output_index: 0, item }) +
+    event('response.completed', { response })
+  )
 }
 
 /** A user message's text (its text parts joined by newlines), or null for anything else. */

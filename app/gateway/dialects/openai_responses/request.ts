@@ -19,6 +19,7 @@ import {
 } from '#gateway/dialects/canonical'
 import type { ResponsesContentPart, ResponsesItem, ResponsesRequest, ResponsesTool } from '#gateway/dialects/openai_responses/types'
 import { effortOfBudget } from '#gateway/dialects/openai_chat/request'
+import { summaryMessage, unsealedSummary } from '#gateway/dialects/openai_responses/compaction'
 
 /**
  * Responses request -> canonical. `instructions` and leading system /
@@ -79,12 +80,18 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
         extraTools.push(...collectTools((item as any).tools))
         break
       case 'compaction':
-      case 'compaction_summary':
-        // OpenAI's compaction (from /responses/compact or compaction v2): a summary only OpenAI can decrypt.
-        // Dropped, deliberately: refusing it would end the Codex session that carries it for good (it stays
-        // in Codex's history), while the turns after it still read. What it summarised is lost to this
-        // model; a compaction done through the gateway on such a channel answers plain messages instead.
+      case 'compaction_summary': {
+        // The gateway's own (compaction v2 emulated): the summary it stands for, as Codex's summary message.
+        const summary = unsealedSummary(item.encrypted_content)
+        if (summary !== null) {
+          messages.push({ role: 'user', content: [{ type: 'text', text: summaryMessage(summary) }] })
+          break
+        }
+        // OpenAI's (from /responses/compact or compaction v2): a summary only OpenAI can decrypt. Dropped,
+        // deliberately: refusing it would end the Codex session that carries it for good (it stays in
+        // Codex's history), while the turns after it still read. What it summarised is lost to this model.
         break
+      }
       case 'reasoning': {
         const text = (item.summary ?? []).map((s) => s.text).join('\n\n')
         push('assistant', { type: 'reasoning', text, signature: item.encrypted_content ?? undefined, id: item.id }, true)
