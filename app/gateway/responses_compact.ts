@@ -39,12 +39,14 @@ export interface CompactCall {
  * - Channels that speak Responses natively get the body as it came (the model
  *   renamed when mapped) at their own `/responses/compact`, and their answer
  *   (OpenAI's encrypted `compaction` item) goes back as its bytes.
- * - When none does, or the one tried has no such endpoint (a 404: many
- *   OpenAI-compatible servers serve /responses only), the compaction is
+ * - When none does, or the one tried has no such endpoint (a 404 or 405:
+ *   many OpenAI-compatible servers serve /responses only), the compaction is
  *   emulated over the whole route: the history and a summarisation prompt sent
  *   as one ordinary generation in the channel's own format, the answer built
  *   from the summary as Codex's local compaction builds its history
- *   (openai_responses/compaction.ts).
+ *   (openai_responses/compaction.ts). When the Responses channels all fail as
+ *   failover passes a channel by (5xx, 429, timeouts), the route's other
+ *   channels get the emulation.
  *
  * Not on the hot path: /v1/responses and /v1/chat/completions never come here.
  */
@@ -58,20 +60,14 @@ export async function compactResponses(
   account.model = call.model
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   const candidates = route(call.model)
-  const abort = account.abort
-  const onClose = () => {
-    if (!call.res.writableFinished) abort.abort()
-  }
-  call.res.on('close', onClose)
-  if (call.res.closed) onClose()
-  try {
+  await untilClientGone(call, account, async () => {
     const native = candidates.filter((c) => speaksResponses(c))
     let emulatedOn = candidates
     if (native.length > 0) {
       try {
         return await relayNative(native, call, account)
       } catch (error) {
-        if (!(error instanceof GatewayError) || abort.signal.aborted) throw error
+        if (!(error instanceof GatewayError) || account.abort.signal.aborted) throw error
         const others = candidates.filter((c) => !native.includes(c))
         // An upstream without the endpoint (404, or 405 for a POST it does not route): the summary is
         // asked for through an ordinary call instead, on the same channels first.
@@ -82,6 +78,24 @@ export async function compactResponses(
       }
     }
     await emulate(catalog, emulatedOn, call, account)
+  })
+}
+
+/**
+ * Runs the calls of a compaction with the client watched: gone, the upstream
+ * call is aborted and the row is 499 client_closed, billed the prompt as counted
+ * from its size (what the upstream may have read), as a generation's is.
+ */
+async function untilClientGone(call: CompactCall, account: RequestAccount, run: () => Promise<void>) {
+  const abort = account.abort
+  const onClose = () => {
+    if (!call.res.writableFinished) abort.abort()
+  }
+  call.res.on('close', onClose)
+  // Gone already (while its key, user or body was read): its 'close' is past.
+  if (call.res.closed) onClose()
+  try {
+    await run()
   } catch (error) {
     if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
       return account.close(499, 'client_closed', promptEstimate(call))
@@ -211,13 +225,7 @@ export async function compactionV2(
   account.stream = call.stream
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   const candidates = route(call.model)
-  const abort = account.abort
-  const onClose = () => {
-    if (!call.res.writableFinished) abort.abort()
-  }
-  call.res.on('close', onClose)
-  if (call.res.closed) onClose()
-  try {
+  await untilClientGone(call, account, async () => {
     // The history is what comes before the trigger.
     const history = { ...call.body, input: (call.body.input as unknown[]).slice(0, -1) }
     const { summary, usage, billed } = await summarise(catalog, candidates, { ...call, body: history }, account)
@@ -227,14 +235,7 @@ export async function compactionV2(
     if (call.stream) answerStream(call, account, compactionV2Events(response, item))
     else answerJson(call, account, Buffer.from(JSON.stringify(response)))
     account.close(200, null, billed)
-  } catch (error) {
-    if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
-      return account.close(499, 'client_closed', promptEstimate(call))
-    }
-    throw error
-  } finally {
-    call.res.off('close', onClose)
-  }
+  })
 }
 
 /** Whether every channel of a model speaks another format than Responses (the v2 emulation's case). */

@@ -7,12 +7,14 @@ import { encodeResponsesUsage } from '#gateway/dialects/openai_responses/respons
  * served through another format: what the summarisation call asks, and the
  * replacement history answered in the compaction's shape.
  *
- * The answer carries plain `message` items only, never a `compaction` item:
- * its `encrypted_content` is OpenAI's and nothing else can write or read it.
- * Codex replaces its history with `output` as it comes (codex-api
- * CompactClient reads `output: Vec<ResponseItem>`; a message's content may be
- * input_text / output_text / input_image only), and these items are ordinary
- * Responses input on the next turn, here or anywhere.
+ * The v1 answer carries plain `message` items only, never a `compaction`
+ * item: OpenAI's `encrypted_content` is nothing the gateway can write. Codex
+ * replaces its history with `output` as it comes (codex-api CompactClient
+ * reads `output: Vec<ResponseItem>`; a message's content may be input_text /
+ * output_text / input_image only), and these items are ordinary Responses
+ * input on the next turn, here or anywhere. Compaction v2 requires exactly
+ * one `compaction` item: the gateway's sealed summary (sealedSummary), which
+ * only the gateway reads back.
  *
  * The history built is the one Codex's own local compaction builds
  * (codex-rs/core/src/compact.rs): the user's messages, newest first within a
@@ -45,9 +47,6 @@ export const SUMMARY_PREFIX =
 /** The user messages kept: Codex's own bound (COMPACT_USER_MESSAGE_MAX_TOKENS), at its 4 bytes a token. */
 const KEPT_USER_TOKENS = 20_000
 const BYTES_PER_TOKEN = 4
-
-/** The item types that are a compaction's output, not something a model other than OpenAI's can read. */
-export const COMPACTION_ITEM_TYPES = new Set(['compaction', 'compaction_summary'])
 
 /**
  * Codex's compaction v2 asks through an ordinary `/responses` call whose input ends with this item; the
