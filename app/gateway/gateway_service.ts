@@ -26,6 +26,8 @@ import { IMAGES } from '#gateway/images'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
+import { compactResponses, compactionV2, translatedOnly, type CompactCall } from '#gateway/responses_compact'
+import { asksCompactionV2 } from '#gateway/dialects/openai_responses/compaction'
 import { relayImageUpload, type ImageUploadCall, type ImageUploadOperation } from '#gateway/image_uploads'
 import { RERANK } from '#gateway/rerank'
 import { MODERATIONS } from '#gateway/moderations'
@@ -253,11 +255,21 @@ export class GatewayService {
     return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, MODERATIONS)
   }
 
+  /** Codex's remote compaction (`/v1/responses/compact`): relayed to Responses channels, else emulated (responses_compact.ts). */
+  compactResponses(call: CompactCall, account: RequestAccount): Promise<void> {
+    return compactResponses(this.catalog, (model) => this.#route(model, account, null), call, account)
+  }
+
   chatCompletions(call: ChatCall, account: RequestAccount): Promise<void> {
     return this.generate({ ...call, ingress: 'openai_chat' }, account)
   }
 
   async generate(call: GenerateCall, account: RequestAccount): Promise<void> {
+    // Codex's compaction v2 for a model only other formats serve: emulated (one comparison for other calls).
+    if (call.ingress === 'openai_responses' && asksCompactionV2(call.body)) {
+      const emulated = this.#compactionV2(call, account)
+      if (emulated !== null) return emulated
+    }
     const exchange = this.#begin(call, account)
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
     const abort = account.abort
@@ -294,6 +306,18 @@ export class GatewayService {
     } finally {
       call.res.off('close', onClose)
     }
+  }
+
+  /** The v2 emulation (responses_compact.ts) when no channel of the model speaks Responses; null otherwise. */
+  #compactionV2(call: GenerateCall, account: RequestAccount): Promise<void> | null {
+    let candidates: RouteCandidate[]
+    try {
+      candidates = this.router().route(call.model)
+    } catch {
+      return null
+    }
+    if (!translatedOnly(candidates)) return null
+    return compactionV2(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
   /**
@@ -888,6 +912,10 @@ function untranslatable(call: GenerateCall): string | null {
   const elsewhere = `'${model}': it is served through another API format here`
   if (call.ingress === 'openai_responses' && body.previous_response_id) {
     return `previous_response_id is not supported for ${elsewhere}, which keeps no stored responses; send the whole conversation in 'input'`
+  }
+  if (call.ingress === 'openai_responses' && asksCompactionV2(body)) {
+    // Reached only on a route that mixes formats (a model served only elsewhere is emulated: generate()).
+    return `a compaction_trigger item (Codex's remote compaction v2) is not supported for ${elsewhere}; POST /v1/responses/compact is served for every model`
   }
   if (call.ingress === 'openai_chat' && typeof body.n === 'number' && body.n > 1) {
     return `n > 1 is not supported for ${elsewhere}, which answers with one choice; send n: 1`

@@ -46,6 +46,19 @@ export const responsesEnvelope = withPlainCase(
   (b) => isText(b.model) && isOptionalTextOrList(b.input) && isOptionalList(b.tools) && isOptionalFlag(b.stream)
 )
 
+/**
+ * Responses compaction (`/v1/responses/compact`, Codex's remote compaction): the whole history is
+ * required, as a list of items (OpenAI refuses a compaction of nothing; the emulation needs turns).
+ */
+export const responsesCompactEnvelope = withPlainCase(
+  vine.compile(
+    vine
+      .object({ model: vine.string().minLength(1), input: vine.array(vine.any()), instructions: vine.string().optional().nullable(), tools: list() })
+      .allowUnknownProperties()
+  ),
+  (b) => isText(b.model) && isList(b.input) && (b.instructions === undefined || b.instructions === null || typeof b.instructions === 'string') && isOptionalList(b.tools)
+)
+
 export const geminiEnvelope = withPlainCase(
   vine.compile(vine.object({ contents: vine.array(vine.any()), tools: list() }).allowUnknownProperties()),
   (b) => isList(b.contents) && isOptionalList(b.tools)

@@ -69,6 +69,12 @@ test.group('API lane: the same answers as the router', (group) => {
       { path: '/v2/rerank', headers: auth, body: JSON.stringify({ model: 'mock-rerank', query: 'q', documents: [] }) },
       { path: '/rerank', headers: auth, body: JSON.stringify({ model: 'mock-rerank', query: 'q', documents: ['a'], top_n: 1 }) },
       { path: '/v1/moderations', headers: auth, body: JSON.stringify({ model: 'mock-moderation', input: 'hello' }) },
+      // Codex's compaction: v1 at its own paths (emulated on this chat channel), v2 through /v1/responses
+      { path: '/v1/responses/compact', headers: auth, body: JSON.stringify({ model: 'mock-a', input: [{ role: 'user', content: 'hi' }] }) },
+      { path: '/responses/compact', headers: auth, body: JSON.stringify({ model: 'mock-a', input: [{ role: 'user', content: 'hi' }] }) },
+      { path: '/openai/v1/responses/compact', headers: auth, body: JSON.stringify({ model: 'mock-a', input: [{ role: 'user', content: 'hi' }] }) },
+      { path: '/v1/responses/compact', headers: auth, body: JSON.stringify({ model: 'mock-a', input: 'hi' }) },
+      { path: '/v1/responses', headers: auth, body: JSON.stringify({ model: 'mock-a', stream: true, input: [{ role: 'user', content: 'hi' }, { type: 'compaction_trigger' }] }) },
     ]
     const statuses: number[] = []
     for (const { path, headers, body } of cases) {
@@ -77,9 +83,9 @@ test.group('API lane: the same answers as the router', (group) => {
       assert.deepEqual(viaLane, viaRouter, `${path} ${body}`)
       statuses.push(viaLane.status)
     }
-    assert.deepEqual(statuses, [200, 200, 200, 200, 401, 400, 404, 400, 200, 200, 400, 200, 400, 200, 200])
+    assert.deepEqual(statuses, [200, 200, 200, 200, 401, 400, 404, 400, 200, 200, 400, 200, 400, 200, 200, 200, 200, 200, 400, 200])
     // Every authenticated request of each server has its usage row.
-    assert.lengthOf(await usageRows(user.userId), 2 * 14)
+    assert.lengthOf(await usageRows(user.userId), 2 * 19)
   })
 
   test('only the fixed-path POST endpoints take the lane; everything else reaches the router', async ({ assert }) => {

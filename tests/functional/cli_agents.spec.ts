@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { MockUpstream, RecordedRequest } from '#tests/fixtures/mock_upstream/server'
 import { upstreamTurns } from '#tests/conformance/upstream_turns'
 import { baseUrl, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { SUMMARISATION_PROMPT, SUMMARY_PREFIX } from '#gateway/dialects/openai_responses/compaction'
 
 /**
  * The coding agents themselves (Claude Code, Codex CLI, Gemini CLI,
@@ -381,4 +382,55 @@ test.group('Coding agents through the gateway on DeepSeek in thinking mode (run 
     { agent: 'gemini', model: 'gemini-2.5-flash', upstream: '/v1/chat/completions', title: 'the tool turn is answered though it kept no thoughts, Gemini -> chat', check: reasoningSentBack('') },
   ]
   for (const c of cases) agentTest(() => mock, c)
+})
+
+/**
+ * `codex exec` on Codex's own OpenAI provider pointed at the gateway (`openai_base_url`), with an
+ * auto-compaction limit so low that the turn compacts after its first answer: Codex's remote
+ * compaction (v2: `compaction_trigger` through /v1/responses) reaches the gateway mid-turn.
+ */
+function codexCompacting(key: string, model: string): Promise<string> {
+  const home = freshHome()
+  writeFileSync(
+    join(home, 'config.toml'),
+    [
+      `model = "${model}"`,
+      `openai_base_url = "${baseUrl()}/v1"`,
+      'model_auto_compact_token_limit = 1',
+      'check_for_update_on_startup = false',
+      '[analytics]',
+      'enabled = false',
+    ].join('\n')
+  )
+  return run('codex', ['exec', '--skip-git-repo-check', 'say hi'], { HOME: home, CODEX_HOME: home, OPENAI_API_KEY: key, CODEX_API_KEY: key }, home)
+}
+
+test.group('Codex compaction through the gateway (run only when installed)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    // The tool call ends once the summary is in the conversation (else every turn compacts again at this limit).
+    mock = await startMock({ text: 'hello from the mock ', noToolCallsAfter: SUMMARY_PREFIX.slice(0, 60) })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['gpt-5-codex'] })
+    return () => mock.stop()
+  })
+
+  test('Codex CLI: a remote compaction (v2) on an Anthropic channel, emulated; the turn goes on from the summary', async ({ assert }) => {
+    const user = await seedUser()
+    const from = mock.requests.length
+    const out = await codexCompacting(user.key, 'gpt-5-codex')
+    assert.include(out, 'context compacted', out)
+    assert.include(out, 'hello from the mock', out)
+    const bodies = mock.requests.slice(from).map((r) => r.body)
+    // The summary was asked for (the history, then the gateway's prompt), and the next call carried it.
+    const asked = bodies.findIndex((b) => b.includes(JSON.stringify(SUMMARISATION_PROMPT).slice(1, 60)))
+    assert.isAtLeast(asked, 0, 'no summarisation call reached the upstream')
+    assert.isTrue(bodies.slice(asked + 1).some((b) => b.includes(SUMMARY_PREFIX.slice(0, 60))), 'the summary never came back')
+    const rows = await usageRows(user.userId)
+    assert.isAtLeast(rows.length, 3)
+    for (const row of rows) assert.isTrue(row.endpoint === 'responses' && row.status === 200, `${row.endpoint} ${row.status}`)
+  })
+    .skip(!installed('codex'), 'codex (Codex CLI) is not installed')
+    .timeout(180_000)
 })

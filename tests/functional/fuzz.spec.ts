@@ -204,6 +204,25 @@ const ENDPOINTS: Endpoint[] = [
     models: GENERATION_MODELS,
   },
   {
+    name: 'responses compact',
+    format: 'openai',
+    path: () => '/v1/responses/compact',
+    headers: (key) => ({ authorization: `Bearer ${key}` }),
+    body: (random, model) => ({
+      model,
+      instructions: 'Be brief.',
+      input: [
+        { type: 'message', role: 'user', content: [{ type: 'input_text', text: text(random) }] },
+        { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' },
+        { type: 'function_call_output', call_id: 'c1', output: 'ok' },
+        { type: 'compaction', encrypted_content: 'gAAAA-opaque' },
+      ],
+      tools: [{ type: 'function', name: 'f', parameters: { type: 'object', properties: {} } }],
+      parallel_tool_calls: false,
+    }),
+    models: GENERATION_MODELS,
+  },
+  {
     name: 'embeddings',
     format: 'openai',
     path: () => '/v1/embeddings',

@@ -10,6 +10,7 @@ import {
   messagesEnvelope,
   moderationsEnvelope,
   rerankEnvelope,
+  responsesCompactEnvelope,
   responsesEnvelope,
 } from '#validators/generation'
 import type { EnvelopeValidator } from '#validators/plain_envelope'
@@ -29,6 +30,7 @@ const ENVELOPES: Array<[string, EnvelopeValidator, Record<string, unknown>]> = [
   ['messages', messagesEnvelope, { model: 'claude', messages, system: 'x', tools: [], stream: false }],
   ['count_tokens', countTokensEnvelope, { model: 'claude', messages, system: [{ type: 'text' }], tools: [] }],
   ['responses', responsesEnvelope, { model: 'gpt-4o', input: 'hi', tools: [], stream: true }],
+  ['responses compact', responsesCompactEnvelope, { model: 'gpt-5-codex', input: [{ type: 'message' }], instructions: 'x', tools: [] }],
   ['gemini', geminiEnvelope, { contents: [{ parts: [] }], tools: [] }],
   ['embeddings', embeddingsEnvelope, { model: 'e', input: 'x', encoding_format: 'float' }],
   ['images', imagesEnvelope, { model: 'dall-e', prompt: 'a cat', n: 2 }],

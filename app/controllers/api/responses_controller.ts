@@ -1,11 +1,16 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { apiCallOf } from '#gateway/http/generation_request'
-import { responses } from '#gateway/http/api_endpoints'
+import { responses, responsesCompact } from '#gateway/http/api_endpoints'
 
 export default class ResponsesController {
   /** POST /v1/responses: OpenAI Responses, passed through to OpenAI or translated for chat-only channels. */
   async store(ctx: HttpContext) {
     await responses(apiCallOf(ctx))
+  }
+
+  /** POST /v1/responses/compact: Codex's remote compaction (responses_compact.ts). */
+  async compact(ctx: HttpContext) {
+    await responsesCompact(apiCallOf(ctx))
   }
 
   /** GET /v1/responses: Codex tries a WebSocket here first; 426 sends it to HTTP + SSE. */

@@ -142,6 +142,8 @@ function speechInput(body: Record<string, any>, visit: TextVisitor): boolean {
 export const PROMPT_TEXTS = new Map<string, (body: Record<string, any>, visit: TextVisitor) => boolean>([
   ['chat.completions', chat],
   ['responses', responses],
+  // Codex's remote compaction: the same body (instructions, input items); its summary is the model's answer.
+  ['responses.compact', responses],
   ['messages', messages],
   ['gemini.generateContent', gemini],
   ['gemini.streamGenerateContent', gemini],

@@ -10,6 +10,7 @@ import {
   messagesEnvelope,
   moderationsEnvelope,
   rerankEnvelope,
+  responsesCompactEnvelope,
   responsesEnvelope,
   speechEnvelope,
 } from '#validators/generation'
@@ -39,6 +40,13 @@ export function countMessageTokens(call: ApiCall) {
 
 export function responses(call: ApiCall) {
   return generate(call, 'responses', 'openai_responses', responsesEnvelope)
+}
+
+/** Codex's remote compaction: the same admission as /v1/responses (the endpoint's account), one non-stream call. */
+export function responsesCompact(call: ApiCall) {
+  return withAccount(call, 'responses.compact', responsesCompactEnvelope, (gw, account, { rawBody, body }) =>
+    gw.service.compactResponses({ principal: call.principal, rawBody, body, model: body.model, req: call.req, res: call.res }, account)
+  )
 }
 
 export function embeddings(call: ApiCall) {
@@ -134,6 +142,7 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v1/messages', messages],
   ['/v1/messages/count_tokens', countMessageTokens],
   ['/v1/responses', responses],
+  ['/v1/responses/compact', responsesCompact],
   ['/v1/embeddings', embeddings],
   ['/v1/images/generations', imageGenerations],
   ['/v1/images/edits', imageEdits],
@@ -151,6 +160,7 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/chat/completions', chatCompletions],
   ['/completions', completions],
   ['/responses', responses],
+  ['/responses/compact', responsesCompact],
   ['/embeddings', embeddings],
   ['/images/generations', imageGenerations],
   ['/images/edits', imageEdits],

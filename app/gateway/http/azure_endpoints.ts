@@ -9,6 +9,7 @@ import {
   imageEdits,
   imageGenerations,
   responses,
+  responsesCompact,
 } from '#gateway/http/api_endpoints'
 
 import { modelInPath } from '#gateway/http/deployment_model'
@@ -35,6 +36,7 @@ const FIXED = new Map<string, Endpoint>([
   ['/openai/v1/chat/completions', chatCompletions],
   ['/openai/v1/completions', completions],
   ['/openai/v1/responses', responses],
+  ['/openai/v1/responses/compact', responsesCompact],
   ['/openai/v1/embeddings', embeddings],
   ['/openai/v1/images/generations', imageGenerations],
   ['/openai/v1/images/edits', imageEdits],
@@ -42,6 +44,7 @@ const FIXED = new Map<string, Endpoint>([
   ['/openai/v1/audio/translations', audioTranslations],
   ['/openai/v1/audio/speech', audioSpeech],
   ['/openai/responses', responses],
+  ['/openai/responses/compact', responsesCompact],
 ])
 
 const DEPLOYMENTS = '/openai/deployments/'

@@ -19,13 +19,14 @@ import {
 } from '#gateway/dialects/canonical'
 import type { ResponsesContentPart, ResponsesItem, ResponsesRequest, ResponsesTool } from '#gateway/dialects/openai_responses/types'
 import { effortOfBudget } from '#gateway/dialects/openai_chat/request'
+import { summaryMessage, unsealedSummary } from '#gateway/dialects/openai_responses/compaction'
 
 /**
  * Responses request -> canonical. `instructions` and leading system /
  * developer items are the system prompt; function calls, their outputs and
  * reasoning items (with encrypted_content as the signature) join the turns
  * they belong to. Items with no canonical form (additional_tools, built-in
- * tool calls, item references) are dropped.
+ * tool calls, item references, OpenAI's encrypted `compaction` items) are dropped.
  */
 export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest {
   const system: TextPart[] = body.instructions ? [{ type: 'text', text: body.instructions }] : []
@@ -78,6 +79,19 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
         // Codex declares its own models' tools here (namespaced), with tools: [] at the top level.
         extraTools.push(...collectTools((item as any).tools))
         break
+      case 'compaction':
+      case 'compaction_summary': {
+        // The gateway's own (compaction v2 emulated): the summary it stands for, as Codex's summary message.
+        const summary = unsealedSummary(item.encrypted_content)
+        if (summary !== null) {
+          messages.push({ role: 'user', content: [{ type: 'text', text: summaryMessage(summary) }] })
+          break
+        }
+        // OpenAI's (from /responses/compact or compaction v2): a summary only OpenAI can decrypt. Dropped,
+        // deliberately: refusing it would end the Codex session that carries it for good (it stays in
+        // Codex's history), while the turns after it still read. What it summarised is lost to this model.
+        break
+      }
       case 'reasoning': {
         const text = (item.summary ?? []).map((s) => s.text).join('\n\n')
         push('assistant', { type: 'reasoning', text, signature: item.encrypted_content ?? undefined, id: item.id }, true)
