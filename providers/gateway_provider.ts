@@ -38,6 +38,8 @@ export default class GatewayProvider {
         maxBackoffMs: env.get('ROUTE_MAX_BACKOFF_MS') ?? 1000,
         circuitFailures: env.get('CIRCUIT_FAILURES') ?? 3,
         circuitCooldownMs: env.get('CIRCUIT_COOLDOWN_MS') ?? 30_000,
+        responsesStoreDays: env.get('RESPONSES_STORE_DAYS') ?? 30,
+        responsesStoreMaxBytes: (env.get('RESPONSES_STORE_MAX_KB') ?? 1024) * 1024,
       })
       return this.#gateway
     })

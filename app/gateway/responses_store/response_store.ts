@@ -1,0 +1,295 @@
+import db from '@adonisjs/lucid/services/db'
+
+/**
+ * One stored Responses answer (table stored_responses, migration 1004).
+ * 'gateway': answered on a translated channel, the conversation kept here;
+ * 'upstream': answered by a Responses-native channel, which keeps it (only
+ * the channel that holds it is known here).
+ */
+export interface StoredResponse {
+  id: string
+  kind: 'gateway' | 'upstream'
+  userId: number
+  apiKeyId: number | null
+  channelId: number | null
+  model: string
+  previousResponseId: string | null
+  /** The request's own input items (a string input as one user message) */
+  inputItems: unknown[] | null
+  instructions: string | null
+  outputItems: unknown[] | null
+  /** Responses' usage object */
+  usage: Record<string, unknown> | null
+  status: string
+  createdAt: Date
+  expiresAt: Date
+}
+
+export interface ResponseStoreOptions {
+  /** Days a stored response is kept (RESPONSES_STORE_DAYS; 0: nothing is stored) */
+  days: number
+  /** Largest input + output JSON of one response kept, bytes (RESPONSES_STORE_MAX_KB) */
+  maxBytes: number
+  log: (message: string) => void
+  /** Rows per INSERT (default 200) and wait before a write (default 10 ms: the answers of a burst go in one) */
+  batchSize?: number
+  flushMs?: number
+}
+
+/** Responses of a chain read for one follow-up at most (`previous_response_chain_too_long` beyond) */
+export const MAX_CHAIN = 256
+
+/** Where each Responses-native answer is held, remembered without a read (id -> owner, channel) */
+const STICKY_ENTRIES = 50_000
+
+/** A queued row: its JSON serialised once, when it was saved (the bound is checked on those bytes) */
+interface PendingRow {
+  record: StoredResponse
+  input: string | null
+  output: string | null
+}
+
+/**
+ * The stored responses: written behind the answer (save() queues; a timer
+ * writes the queue in one INSERT), read on a follow-up or a GET. A queued
+ * response is found before it reaches the table (a follow-up that comes
+ * right after its answer). A failed write is logged and dropped: the client
+ * already has its answer, and a later previous_response_id to it is a
+ * not-found.
+ */
+export class ResponseStore {
+  #pending = new Map<string, PendingRow>()
+  /** Rows of the INSERT under way (a DELETE of one then also runs after it) */
+  #writing = new Set<string>()
+  #deletedWhileWriting = new Set<string>()
+  #timer: NodeJS.Timeout | null = null
+  #flushing: Promise<void> | null = null
+  /** Responses-native answers: id -> where it is held (an insertion-ordered Map: the oldest go first) */
+  #sticky = new Map<string, { userId: number; channelId: number | null }>()
+
+  constructor(readonly options: ResponseStoreOptions) {}
+
+  get enabled(): boolean {
+    return this.options.days > 0
+  }
+
+  /**
+   * Queues a response (after its answer was sent). Returns false, and keeps
+   * nothing, when its input and output together exceed the bound.
+   */
+  save(record: Omit<StoredResponse, 'expiresAt'>): boolean {
+    if (!this.enabled) return false
+    const input = record.inputItems === null ? null : JSON.stringify(record.inputItems)
+    const output = record.outputItems === null ? null : JSON.stringify(record.outputItems)
+    const bytes = (input?.length ?? 0) + (output?.length ?? 0) + (record.instructions?.length ?? 0)
+    if (bytes > this.options.maxBytes) {
+      this.options.log(`stored responses: ${record.id} not stored, ${bytes} bytes of items exceed RESPONSES_STORE_MAX_KB`)
+      return false
+    }
+    const expiresAt = new Date(record.createdAt.getTime() + this.options.days * 86_400_000)
+    this.#pending.set(record.id, { record: { ...record, expiresAt }, input, output })
+    if (record.kind === 'upstream') this.#remember(record.id, record.userId, record.channelId)
+    if (this.#pending.size >= (this.options.batchSize ?? 200)) this.#flushSoon(0)
+    else this.#flushSoon(this.options.flushMs ?? 10)
+    return true
+  }
+
+  /**
+   * The response `id` and the ones before it (newest first, at most
+   * MAX_CHAIN; an earlier one expired or deleted ends the chain), or null
+   * when `id` is unknown. `owner` is null when the id is another user's.
+   */
+  async chain(id: string, userId: number): Promise<{ owner: boolean; responses: StoredResponse[] } | null> {
+    const responses: StoredResponse[] = []
+    let next: string | null = id
+    // The newest may still be queued (a follow-up sent right after its answer).
+    while (next !== null && responses.length < MAX_CHAIN) {
+      const queued = this.#pending.get(next)
+      if (!queued) break
+      if (queued.record.userId !== userId) return { owner: false, responses: [] }
+      responses.push(fromPending(queued))
+      next = queued.record.kind === 'gateway' ? queued.record.previousResponseId : null
+    }
+    if (next !== null && responses.length < MAX_CHAIN) {
+      // A sticky entry answers an upstream-held id without a read.
+      const held = responses.length === 0 ? this.#sticky.get(next) : undefined
+      if (held !== undefined) {
+        if (held.userId !== userId) return { owner: false, responses: [] }
+        return { owner: true, responses: [stickyRecord(next, held)] }
+      }
+      const rows = await db.rawQuery(CHAIN_SQL, [next, MAX_CHAIN - responses.length])
+      for (const row of rows.rows) {
+        // Another user's id: unknown to this one, as at OpenAI (checked on the first; the rest follow the owner).
+        if (row.user_id !== String(userId) && Number(row.user_id) !== userId) {
+          if (responses.length === 0) return { owner: false, responses: [] }
+          break
+        }
+        responses.push(fromRow(row))
+      }
+      const first = responses[0]
+      if (first?.kind === 'upstream') this.#remember(first.id, first.userId, first.channelId)
+    }
+    if (responses.length === 0) return null
+    return { owner: true, responses }
+  }
+
+  /** One response of this user (null: unknown, expired, or another user's). */
+  async find(id: string, userId: number): Promise<StoredResponse | null> {
+    const queued = this.#pending.get(id)
+    if (queued) return queued.record.userId === userId ? fromPending(queued) : null
+    const rows = await db.rawQuery('SELECT * FROM stored_responses WHERE id = ? AND expires_at > now()', [id])
+    const row = rows.rows[0]
+    return row && Number(row.user_id) === userId ? fromRow(row) : null
+  }
+
+  /** Deletes a response of this user; false when there was none. */
+  async delete(id: string, userId: number): Promise<boolean> {
+    const queued = this.#pending.get(id)
+    if (queued && queued.record.userId === userId) {
+      this.#pending.delete(id)
+      this.#sticky.delete(id)
+      return true
+    }
+    if (this.#writing.has(id)) this.#deletedWhileWriting.add(id)
+    const rows = await db.rawQuery('DELETE FROM stored_responses WHERE id = ? AND user_id = ? RETURNING id', [id, userId])
+    if (rows.rows.length === 0) {
+      this.#deletedWhileWriting.delete(id)
+      return false
+    }
+    this.#sticky.delete(id)
+    return true
+  }
+
+  /** Writes what is queued now (shutdown, tests). */
+  async flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = null
+    while (this.#flushing) await this.#flushing
+    if (this.#pending.size === 0) return
+    this.#flushing = this.#write().finally(() => (this.#flushing = null))
+    await this.#flushing
+  }
+
+  #flushSoon(ms: number) {
+    if (this.#timer && ms > 0) return
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      void this.flush()
+    }, ms)
+    this.#timer.unref()
+  }
+
+  async #write() {
+    const batch = [...this.#pending.values()].slice(0, this.options.batchSize ?? 200)
+    for (const row of batch) this.#writing.add(row.record.id)
+    try {
+      await db
+        .table('stored_responses')
+        .multiInsert(batch.map(toColumns))
+        .onConflict('id')
+        .ignore()
+    } catch (error) {
+      this.options.log(`stored responses: ${batch.length} could not be written: ${error instanceof Error ? error.message : String(error)}`)
+    } finally {
+      for (const row of batch) {
+        // A newer save of the same id (none is expected) stays queued.
+        if (this.#pending.get(row.record.id) === row) this.#pending.delete(row.record.id)
+        this.#writing.delete(row.record.id)
+      }
+    }
+    if (this.#deletedWhileWriting.size > 0) {
+      const ids = [...this.#deletedWhileWriting]
+      this.#deletedWhileWriting.clear()
+      await db.rawQuery('DELETE FROM stored_responses WHERE id = ANY(?)', [ids]).catch(() => {})
+    }
+    if (this.#pending.size > 0) this.#flushSoon(0)
+  }
+
+  #remember(id: string, userId: number, channelId: number | null) {
+    this.#sticky.delete(id)
+    this.#sticky.set(id, { userId, channelId })
+    if (this.#sticky.size > STICKY_ENTRIES) this.#sticky.delete(this.#sticky.keys().next().value!)
+  }
+
+  /** Forgets what is cached in memory (tests: as another instance, or after a restart, would see it). */
+  forgetCached() {
+    this.#sticky.clear()
+  }
+}
+
+/**
+ * The chain from one id back through previous_response_id, one read: the
+ * rows not expired, each earlier one of the same owner and kept here (an
+ * upstream-held response has no earlier one recorded).
+ */
+const CHAIN_SQL = `
+WITH RECURSIVE chain AS (
+  SELECT s.*, 1 AS depth FROM stored_responses s WHERE s.id = ? AND s.expires_at > now()
+  UNION ALL
+  SELECT p.*, c.depth + 1 FROM stored_responses p JOIN chain c ON p.id = c.previous_response_id
+   WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ?
+)
+SELECT * FROM chain ORDER BY depth`
+
+function toColumns({ record, input, output }: PendingRow) {
+  return {
+    id: record.id,
+    kind: record.kind,
+    user_id: record.userId,
+    api_key_id: record.apiKeyId,
+    channel_id: record.channelId,
+    model: record.model,
+    previous_response_id: record.previousResponseId,
+    input_items: input,
+    instructions: record.instructions,
+    output_items: output,
+    usage: record.usage === null ? null : JSON.stringify(record.usage),
+    status: record.status,
+    created_at: record.createdAt,
+    expires_at: record.expiresAt,
+  }
+}
+
+function fromPending(row: PendingRow): StoredResponse {
+  return row.record
+}
+
+function fromRow(row: any): StoredResponse {
+  return {
+    id: row.id,
+    kind: row.kind,
+    userId: Number(row.user_id),
+    apiKeyId: row.api_key_id === null ? null : Number(row.api_key_id),
+    channelId: row.channel_id === null ? null : Number(row.channel_id),
+    model: row.model,
+    previousResponseId: row.previous_response_id,
+    inputItems: row.input_items,
+    instructions: row.instructions,
+    outputItems: row.output_items,
+    usage: row.usage,
+    status: row.status,
+    createdAt: new Date(row.created_at),
+    expiresAt: new Date(row.expires_at),
+  }
+}
+
+/** What a sticky entry says of an upstream-held response (enough to route a follow-up) */
+function stickyRecord(id: string, held: { userId: number; channelId: number | null }): StoredResponse {
+  return {
+    id,
+    kind: 'upstream',
+    userId: held.userId,
+    apiKeyId: null,
+    channelId: held.channelId,
+    model: '',
+    previousResponseId: null,
+    inputItems: null,
+    instructions: null,
+    outputItems: null,
+    usage: null,
+    status: 'completed',
+    createdAt: new Date(0),
+    expiresAt: new Date(0),
+  }
+}
