@@ -44,14 +44,20 @@ function batchRoutes() {
   router.post('/batches/:id/cancel', [BatchesController, 'cancel']).as('batches.cancel')
 }
 
+/** Stored Responses (app/gateway/responses_store/): under /v1, without it, and at Azure's Responses paths. */
+function responsesRoutes() {
+  router.get('/responses/:id', [ResponsesController, 'show']).as('responses.show')
+  router.delete('/responses/:id', [ResponsesController, 'destroy']).as('responses.destroy')
+  router.get('/responses/:id/input_items', [ResponsesController, 'inputItems']).as('responses.input_items')
+}
+
 router
   .group(() => {
     router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
     router.post('/messages', [MessagesController, 'store']).as('messages')
     router.post('/messages/count_tokens', [MessagesController, 'countTokens']).as('messages.count_tokens')
     router.post('/responses', [ResponsesController, 'store']).as('responses')
-    router.get('/responses/:id', [ResponsesController, 'unsupported']).as('responses.show')
-    router.delete('/responses/:id', [ResponsesController, 'unsupported']).as('responses.destroy')
+    responsesRoutes()
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.post('/images/edits', [ImagesController, 'edits']).as('images.edits')
@@ -122,6 +128,7 @@ router
     router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
     router.post('/completions', [CompletionsController, 'store']).as('completions')
     router.post('/responses', [ResponsesController, 'store']).as('responses')
+    responsesRoutes()
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.post('/images/edits', [ImagesController, 'edits']).as('images.edits')
@@ -153,6 +160,7 @@ for (const prefix of ['/openai/v1', '/openai']) {
     .group(() => {
       router.get('/models', [ModelsController, 'index']).as('models')
       router.get('/models/*', [ModelsController, 'show']).as('models.show')
+      responsesRoutes()
     })
     .prefix(prefix)
     .as(prefix === '/openai' ? 'azure' : 'azure.v1')
