@@ -1,0 +1,253 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+
+/**
+ * Stored Responses (app/gateway/responses_store/): `previous_response_id` on
+ * translated channels (the gateway keeps the conversation), on
+ * Responses-native ones (the follow-up goes back to the channel that holds
+ * it), and GET/DELETE /v1/responses/{id}, /input_items.
+ */
+
+/** The conversation an upstream received: its system text and its turns as [role, text] */
+function conversationOf(body: any): { system: string; turns: Array<[string, string]> } {
+  const textOf = (content: any): string =>
+    typeof content === 'string' ? content : (content ?? []).map((p: any) => p.text ?? '').join('')
+  if (Array.isArray(body.system) || typeof body.system === 'string') {
+    return { system: textOf(body.system), turns: body.messages.map((m: any) => [m.role, textOf(m.content).trim()]) }
+  }
+  const system = body.messages.filter((m: any) => m.role === 'system').map((m: any) => textOf(m.content)).join('\n')
+  const turns = body.messages.filter((m: any) => m.role !== 'system').map((m: any) => [m.role, textOf(m.content).trim()])
+  return { system, turns }
+}
+
+/** One turn through the openai SDK, streamed or not: the response object the client got. */
+async function turn(key: string, stream: boolean, body: Record<string, any>): Promise<any> {
+  const client = openai(key)
+  if (!stream) return client.responses.create(body as any)
+  const events = await client.responses.create({ ...body, stream: true } as any)
+  let completed: any = null
+  for await (const event of events as any) if (event.type === 'response.completed') completed = event.response
+  return completed
+}
+
+function get(path: string, key: string, method = 'GET') {
+  return fetch(`${baseUrl()}${path}`, { method, headers: { authorization: `Bearer ${key}` } })
+}
+
+test.group('Stored Responses on translated channels (Anthropic, chat-only)', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedChannel({ name: 'deepseek', provider: 'deepseek', baseUrl: mock.url, models: ['deepseek-*'] })
+    return () => mock.stop()
+  })
+
+  for (const [model, path] of [['claude-x', '/v1/messages'], ['deepseek-chat', '/v1/chat/completions']] as const) {
+    for (const stream of [false, true]) {
+      test(`a 3-turn conversation by previous_response_id on ${model} (${stream ? 'stream' : 'non-stream'}): the upstream gets the whole history, only this turn's instructions`, async ({ assert }) => {
+        const user = await seedUser()
+        const first = await turn(user.key, stream, { model, instructions: 'Be brief', input: 'First question' })
+        assert.match(first.id, /^resp_[0-9a-f]{48}$/)
+        assert.isTrue(first.store)
+        assert.isNull(first.previous_response_id)
+        const answer = first.output[0].content[0].text.trim()
+
+        const second = await turn(user.key, stream, { model, instructions: 'Be precise', input: 'Second question', previous_response_id: first.id })
+        assert.equal(mock.lastRequest()!.path, path)
+        let sent = conversationOf(JSON.parse(mock.lastRequest()!.body))
+        assert.equal(sent.system, 'Be precise')
+        assert.deepEqual(sent.turns, [['user', 'First question'], ['assistant', answer], ['user', 'Second question']])
+        assert.equal(second.previous_response_id, first.id)
+        assert.notEqual(second.id, first.id)
+
+        // The third reads the two earlier ones from the table (written, nothing left in memory).
+        await (await gateway()).responses.flush()
+        await turn(user.key, stream, { model, input: [{ role: 'user', content: 'Third question' }], previous_response_id: second.id })
+        sent = conversationOf(JSON.parse(mock.lastRequest()!.body))
+        assert.equal(sent.system, '')
+        assert.deepEqual(sent.turns, [
+          ['user', 'First question'],
+          ['assistant', answer],
+          ['user', 'Second question'],
+          ['assistant', answer],
+          ['user', 'Third question'],
+        ])
+        const rows = await usageRows(user.userId)
+        assert.deepEqual(rows.map((r: any) => r.status), [200, 200, 200])
+      })
+    }
+  }
+
+  test('store:false is not kept: a follow-up to it is OpenAI\'s 400 previous_response_not_found, upstream untouched', async ({ assert }) => {
+    const user = await seedUser()
+    const unstored = await openai(user.key).responses.create({ model: 'claude-x', input: 'Hi', store: false })
+    assert.notMatch(unstored.id, /^resp_[0-9a-f]{48}$/)
+    assert.isFalse((unstored as any).store)
+    await (await gateway()).responses.flush()
+    const before = mock.requests.length
+    const response = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: unstored.id }, { authorization: `Bearer ${user.key}` })
+    assert.equal(response.status, 400)
+    const body: any = await response.json()
+    assert.deepEqual(body.error, {
+      message: `Previous response with id '${unstored.id}' not found.`,
+      type: 'invalid_request_error',
+      param: 'previous_response_id',
+      code: 'previous_response_not_found',
+    })
+    assert.equal(mock.requests.length, before)
+  })
+
+  test('retrieve, input_items, delete: then the id is unknown to GET and to previous_response_id', async ({ assert }) => {
+    const user = await seedUser()
+    const client = openai(user.key)
+    const created = await client.responses.create({
+      model: 'deepseek-chat',
+      instructions: 'Be brief',
+      input: [
+        { role: 'user', content: 'One' },
+        { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Two' }] },
+      ],
+    })
+    const fetched = await client.responses.retrieve(created.id)
+    assert.equal(fetched.id, created.id)
+    assert.equal(fetched.object, 'response')
+    assert.equal(fetched.status, 'completed')
+    assert.equal(fetched.instructions, 'Be brief')
+    assert.deepEqual(fetched.output, created.output)
+    assert.deepEqual(fetched.usage, created.usage)
+
+    const items = await client.responses.inputItems.list(created.id, { order: 'asc' })
+    assert.deepEqual(
+      items.data.map((i: any) => [i.type, i.role, i.content[0].text]),
+      [['message', 'user', 'One'], ['message', 'user', 'Two']]
+    )
+    const page: any = await (await get(`/v1/responses/${created.id}/input_items?limit=1`, user.key)).json()
+    assert.equal(page.object, 'list')
+    assert.equal(page.order, 'desc')
+    assert.isTrue(page.has_more)
+    assert.equal(page.data[0].content[0].text, 'Two')
+    const rest: any = await (await get(`/v1/responses/${created.id}/input_items?limit=1&after=${page.last_id}`, user.key)).json()
+    assert.deepEqual([rest.data[0].content[0].text, rest.has_more], ['One', false])
+
+    const deleted = await (await get(`/v1/responses/${created.id}`, user.key, 'DELETE')).json()
+    assert.deepEqual(deleted, { id: created.id, object: 'response', deleted: true })
+    const gone = await get(`/v1/responses/${created.id}`, user.key)
+    assert.equal(gone.status, 404)
+    assert.equal(((await gone.json()) as any).error.type, 'invalid_request_error')
+    const followUp = await post('/v1/responses', { model: 'deepseek-chat', input: 'And?', previous_response_id: created.id }, { authorization: `Bearer ${user.key}` })
+    assert.equal(followUp.status, 400)
+    assert.equal(((await followUp.json()) as any).error.code, 'previous_response_not_found')
+    // Also once written (the delete reaches the table, not only the queue).
+    const again = await client.responses.create({ model: 'deepseek-chat', input: 'Three' })
+    await (await gateway()).responses.flush()
+    assert.equal((await get(`/responses/${again.id}`, user.key, 'DELETE')).status, 200)
+    assert.equal((await get(`/v1/responses/${again.id}`, user.key)).status, 404)
+  })
+
+  test('another user\'s response: 404 to GET, DELETE and input_items, 400 to previous_response_id', async ({ assert }) => {
+    const owner = await seedUser()
+    const other = await seedUser()
+    const created = await openai(owner.key).responses.create({ model: 'claude-x', input: 'Mine' })
+    for (const queued of [true, false]) {
+      if (!queued) await (await gateway()).responses.flush()
+      assert.equal((await get(`/v1/responses/${created.id}`, other.key)).status, 404)
+      assert.equal((await get(`/v1/responses/${created.id}/input_items`, other.key)).status, 404)
+      assert.equal((await get(`/v1/responses/${created.id}`, other.key, 'DELETE')).status, 404)
+      const followUp = await post('/v1/responses', { model: 'claude-x', input: 'Yours?', previous_response_id: created.id }, { authorization: `Bearer ${other.key}` })
+      assert.equal(followUp.status, 400)
+      assert.equal(((await followUp.json()) as any).error.code, 'previous_response_not_found')
+    }
+    assert.equal((await get(`/v1/responses/${created.id}`, owner.key)).status, 200)
+  })
+})
+
+test.group('Stored Responses on Responses-native channels (sticky)', (group) => {
+  let first: MockUpstream
+  let second: MockUpstream
+  let secondChannel: { id: number }
+
+  group.setup(async () => {
+    await resetDatabase()
+    first = await startMock()
+    second = await startMock()
+    await seedChannel({ name: 'openai-a', provider: 'openai', baseUrl: first.url, models: ['gpt-*'], priority: 10 })
+    secondChannel = await seedChannel({ name: 'openai-b', provider: 'openai', baseUrl: second.url, models: ['gpt-*'], priority: 0, apiKey: 'key-b' })
+    return async () => {
+      await first.stop()
+      await second.stop()
+    }
+  })
+
+  for (const stream of [false, true]) {
+    test(`two openai channels: the follow-up reaches the one that answered first (${stream ? 'stream' : 'non-stream'}), also after a restart`, async ({ assert }) => {
+      const user = await seedUser()
+      // The preferred channel fails: the second one answers, and holds the response.
+      first.script({ status: 500 })
+      const created = await turn(user.key, stream, { model: 'gpt-5', input: 'Hello' })
+      assert.isTrue(second.storedResponses.responses.has(created.id))
+      const seenByFirst = first.requests.length
+
+      await turn(user.key, stream, { model: 'gpt-5', input: 'And then?', previous_response_id: created.id })
+      assert.equal(first.requests.length, seenByFirst)
+      assert.equal(JSON.parse(second.lastRequest()!.body).previous_response_id, created.id)
+
+      // Read back from the table: what memory held is gone (a restart, another instance).
+      const gw = await gateway()
+      await gw.responses.flush()
+      gw.responses.forgetCached()
+      await turn(user.key, stream, { model: 'gpt-5', input: 'And after?', previous_response_id: created.id })
+      assert.equal(first.requests.length, seenByFirst)
+      assert.equal(second.lastRequest()!.headers.authorization, 'Bearer key-b')
+    })
+  }
+
+  test('GET, input_items and DELETE are relayed to the holding channel with its key; another user gets 404', async ({ assert }) => {
+    const user = await seedUser()
+    const other = await seedUser()
+    first.script({ status: 500 })
+    const created = await openai(user.key).responses.create({ model: 'gpt-5', input: 'Hello' })
+    const fetched = await openai(user.key).responses.retrieve(created.id)
+    assert.equal(fetched.id, created.id)
+    assert.equal(second.lastRequest()!.path, `/v1/responses/${created.id}`)
+    assert.equal(second.lastRequest()!.headers.authorization, 'Bearer key-b')
+    const items: any = await (await get(`/v1/responses/${created.id}/input_items`, user.key)).json()
+    assert.equal(items.object, 'list')
+    assert.match(second.lastRequest()!.path, new RegExp(`^/v1/responses/${created.id}/input_items\\?`))
+    assert.equal((await get(`/v1/responses/${created.id}`, other.key)).status, 404)
+    const deleted: any = await (await get(`/v1/responses/${created.id}`, user.key, 'DELETE')).json()
+    assert.deepEqual(deleted, { id: created.id, object: 'response', deleted: true })
+    assert.isFalse(second.storedResponses.responses.has(created.id))
+    assert.equal((await get(`/v1/responses/${created.id}`, user.key)).status, 404)
+  })
+
+  test('the holding channel disabled: the follow-up is OpenAI\'s not-found, never the other account', async ({ assert }) => {
+    const user = await seedUser()
+    first.script({ status: 500 })
+    const created = await openai(user.key).responses.create({ model: 'gpt-5', input: 'Hello' })
+    await db.from('channels').where('id', secondChannel.id).update({ enabled: false })
+    await refreshCaches()
+    try {
+      const seenByFirst = first.requests.length
+      const response = await post('/v1/responses', { model: 'gpt-5', input: 'And?', previous_response_id: created.id }, { authorization: `Bearer ${user.key}` })
+      assert.equal(response.status, 400)
+      assert.equal(((await response.json()) as any).error.code, 'previous_response_not_found')
+      assert.equal(first.requests.length, seenByFirst)
+    } finally {
+      await db.from('channels').where('id', secondChannel.id).update({ enabled: true })
+      await refreshCaches()
+    }
+  })
+
+  test('store:false on a native channel records nothing: a later follow-up goes where routing sends it', async ({ assert }) => {
+    const user = await seedUser()
+    await openai(user.key).responses.create({ model: 'gpt-5', input: 'Hello', store: false })
+    await (await gateway()).responses.flush()
+    const [{ count }] = await db.from('stored_responses').where('user_id', user.userId).count('* as count')
+    assert.equal(Number(count), 0)
+  })
+})
