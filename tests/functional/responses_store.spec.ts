@@ -1,6 +1,8 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { UsageRetentionTimer } from '#services/usage_retention_timer'
+import { pruneStoredResponses } from '#actions/prune_stored_responses'
 import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -147,6 +149,27 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     await (await gateway()).responses.flush()
     assert.equal((await get(`/responses/${again.id}`, user.key, 'DELETE')).status, 200)
     assert.equal((await get(`/v1/responses/${again.id}`, user.key)).status, 404)
+  })
+
+  test('RESPONSES_STORE_DAYS: an expired response is unknown at once, and the hourly retention run deletes it (usage retention off)', async ({ assert }) => {
+    const user = await seedUser()
+    const kept = await openai(user.key).responses.create({ model: 'claude-x', input: 'Kept' })
+    const old = await openai(user.key).responses.create({ model: 'claude-x', input: 'Old' })
+    await (await gateway()).responses.flush()
+    const expiry: any = await db.from('stored_responses').where('id', kept.id).select('created_at', 'expires_at').first()
+    assert.equal(new Date(expiry.expires_at).getTime() - new Date(expiry.created_at).getTime(), 30 * 86_400_000)
+    await db.from('stored_responses').where('id', old.id).update({ expires_at: new Date(Date.now() - 1000) })
+    assert.equal((await get(`/v1/responses/${old.id}`, user.key)).status, 404)
+    const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: old.id }, { authorization: `Bearer ${user.key}` })
+    assert.equal(followUp.status, 400)
+    assert.equal(await pruneStoredResponses({ dryRun: true }), 1)
+
+    const said: string[] = []
+    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), pruneResponses: () => pruneStoredResponses() })
+    assert.isNull(await timer.tick())
+    await timer.stop()
+    assert.include(said.join('\n'), 'stored responses retention: 1 expired responses deleted')
+    assert.deepEqual((await db.from('stored_responses').where('user_id', user.userId).select('id')).map((r: any) => r.id), [kept.id])
   })
 
   test('another user\'s response: 404 to GET, DELETE and input_items, 400 to previous_response_id', async ({ assert }) => {
