@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
-import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
+import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed, raisePromptHold } from '#gateway/access_policy'
 import { priceForPlan } from '#gateway/metering/pricing'
 import { fromPico } from '#gateway/metering/money'
 import { reasoningExcluded } from '#gateway/dialects/openai_chat/request'
@@ -362,6 +362,7 @@ export class GatewayService {
         call.body.input = next.input
         delete call.body.previous_response_id
         call.rawBody = Buffer.from(JSON.stringify(call.body))
+        raisePromptHold(account, call.rawBody.length)
       } else {
         exchange.candidates = next.candidates
       }

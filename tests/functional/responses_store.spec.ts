@@ -3,7 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { UsageRetentionTimer } from '#services/usage_retention_timer'
 import { pruneStoredResponses } from '#actions/prune_stored_responses'
-import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * Stored Responses (app/gateway/responses_store/): `previous_response_id` on
@@ -149,6 +149,44 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     await (await gateway()).responses.flush()
     assert.equal((await get(`/responses/${again.id}`, user.key, 'DELETE')).status, 200)
     assert.equal((await get(`/v1/responses/${again.id}`, user.key)).status, 404)
+  })
+
+  test('a follow-up holds its whole conversation on the balance while it runs, not only its own small body', async ({ assert }) => {
+    await seedPrice('claude-priced', '1', '1')
+    const user = await seedUser({ balance: '100' })
+    const gw = await gateway()
+    const first = await openai(user.key).responses.create({ model: 'claude-priced', input: 'x'.repeat(30_000) })
+    /** What the user holds while a slow answer to `body` runs */
+    const heldDuring = async (body: Record<string, any>) => {
+      mock.script({ latency_ms: 400 })
+      const answer = openai(user.key).responses.create({ model: 'claude-priced', ...body })
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const held = (await gw.catalog.user(user.userId))!.reservedPico
+      await answer
+      return held
+    }
+    const alone = await heldDuring({ input: 'More' })
+    const followUp = await heldDuring({ input: 'More', previous_response_id: first.id })
+    // 30 KB of conversation is some 10,000 prompt tokens at $1 per million: 10^10 pico-USD more.
+    assert.isAbove(Number(followUp - alone), 9_000 * 1_000_000)
+  })
+
+  test('a response larger than RESPONSES_STORE_MAX_KB is answered but not stored: a follow-up to it is not found', async ({ assert }) => {
+    const user = await seedUser()
+    const store = (await gateway()).responses
+    const bound = store.options.maxBytes
+    store.options.maxBytes = 2_000
+    try {
+      const big = await openai(user.key).responses.create({ model: 'claude-x', input: 'y'.repeat(3_000) })
+      assert.equal(big.status, 'completed')
+      const small = await openai(user.key).responses.create({ model: 'claude-x', input: 'Small' })
+      const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: big.id }, { authorization: `Bearer ${user.key}` })
+      assert.equal(followUp.status, 400)
+      assert.equal(((await followUp.json()) as any).error.code, 'previous_response_not_found')
+      assert.equal((await get(`/v1/responses/${small.id}`, user.key)).status, 200)
+    } finally {
+      store.options.maxBytes = bound
+    }
   })
 
   test('RESPONSES_STORE_DAYS: an expired response is unknown at once, and the hourly retention run deletes it (usage retention off)', async ({ assert }) => {
