@@ -370,11 +370,6 @@ export class GatewayService {
     exchange.prepare()
   }
 
-  /**
-   * Queues a Responses answer for the store, once it was sent (setImmediate:
-   * its serialisation is not the last byte's wait). `response`: the response
-   * object the client got (translated), or null (held upstream: `upstreamId`).
-   */
   /** A streamed Responses answer: the finished response its encoder left (translated), or the upstream's id (held there). */
   #storeStreamed(exchange: Exchange, account: RequestAccount, upstreamId: string | null) {
     const stored = exchange.encoderOptions.stored
@@ -383,6 +378,11 @@ export class GatewayService {
     } else if (upstreamId !== null) this.#storeResponse(exchange, account, null, responseId(upstreamId))
   }
 
+  /**
+   * Queues a Responses answer for the store, once it was sent (setImmediate:
+   * its serialisation is not the last byte's wait). `response`: the response
+   * object the client got (translated), or null (held upstream: `upstreamId`).
+   */
   #storeResponse(exchange: Exchange, account: RequestAccount, response: Record<string, any> | null, upstreamId?: unknown) {
     const storing = exchange.storing
     const store = this.responses

@@ -210,6 +210,29 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     assert.deepEqual((await db.from('stored_responses').where('user_id', user.userId).select('id')).map((r: any) => r.id), [kept.id])
   })
 
+  test('deleted while its write is under way: gone at once, and from the table once the write is over', async ({ assert }) => {
+    const user = await seedUser()
+    const store = (await gateway()).responses
+    const flushMs = store.options.flushMs
+    store.options.flushMs = 60_000
+    try {
+      const created = await openai(user.key).responses.create({ model: 'claude-x', input: 'Racing' })
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.isNotNull(await store.find(created.id, user.userId), 'queued')
+      // Its INSERT starts; the delete comes before it is over (what DELETE /v1/responses/{id} calls).
+      const writing = store.flush()
+      assert.isTrue(await store.delete(created.id, user.userId))
+      assert.equal((await get(`/v1/responses/${created.id}`, user.key)).status, 404)
+      await writing
+      await store.flush()
+      assert.equal((await get(`/v1/responses/${created.id}`, user.key)).status, 404)
+      const [{ count }] = await db.from('stored_responses').where('id', created.id).count('* as count')
+      assert.equal(Number(count), 0)
+    } finally {
+      store.options.flushMs = flushMs
+    }
+  })
+
   test('another user\'s response: 404 to GET, DELETE and input_items, 400 to previous_response_id', async ({ assert }) => {
     const owner = await seedUser()
     const other = await seedUser()

@@ -59,9 +59,13 @@ interface PendingRow {
  */
 export class ResponseStore {
   #pending = new Map<string, PendingRow>()
-  /** Rows of the INSERT under way (a DELETE of one then also runs after it) */
+  /** Rows of the INSERT under way */
   #writing = new Set<string>()
-  #deletedWhileWriting = new Set<string>()
+  /**
+   * Deleted while their INSERT was under way: it may still land them, so they
+   * are deleted again once it is over, and read as gone until then.
+   */
+  #tombstones = new Set<string>()
   #timer: NodeJS.Timeout | null = null
   #flushing: Promise<void> | null = null
   /** Responses-native answers: id -> where it is held (an insertion-ordered Map: the oldest go first) */
@@ -104,13 +108,14 @@ export class ResponseStore {
     let next: string | null = id
     // The newest may still be queued (a follow-up sent right after its answer).
     while (next !== null && responses.length < MAX_CHAIN) {
+      if (this.#tombstones.has(next)) break
       const queued = this.#pending.get(next)
       if (!queued) break
       if (queued.record.userId !== userId) return { owner: false, responses: [] }
       responses.push(fromPending(queued))
       next = queued.record.kind === 'gateway' ? queued.record.previousResponseId : null
     }
-    if (next !== null && responses.length < MAX_CHAIN) {
+    if (next !== null && responses.length < MAX_CHAIN && !this.#tombstones.has(next)) {
       // A sticky entry answers an upstream-held id without a read.
       const held = responses.length === 0 ? this.#sticky.get(next) : undefined
       if (held !== undefined) {
@@ -119,6 +124,7 @@ export class ResponseStore {
       }
       const rows = await db.rawQuery(CHAIN_SQL, [next, MAX_CHAIN - responses.length])
       for (const row of rows.rows) {
+        if (this.#tombstones.has(row.id)) break
         // Another user's id: unknown to this one, as at OpenAI (checked on the first; the rest follow the owner).
         if (row.user_id !== String(userId) && Number(row.user_id) !== userId) {
           if (responses.length === 0) return { owner: false, responses: [] }
@@ -135,6 +141,7 @@ export class ResponseStore {
 
   /** One response of this user (null: unknown, expired, or another user's). */
   async find(id: string, userId: number): Promise<StoredResponse | null> {
+    if (this.#tombstones.has(id)) return null
     const queued = this.#pending.get(id)
     if (queued) return queued.record.userId === userId ? fromPending(queued) : null
     const rows = await db.rawQuery('SELECT * FROM stored_responses WHERE id = ? AND expires_at > now()', [id])
@@ -145,17 +152,17 @@ export class ResponseStore {
   /** Deletes a response of this user; false when there was none. */
   async delete(id: string, userId: number): Promise<boolean> {
     const queued = this.#pending.get(id)
-    if (queued && queued.record.userId === userId) {
+    if (this.#tombstones.has(id)) return false
+    if (queued) {
+      if (queued.record.userId !== userId) return false
       this.#pending.delete(id)
       this.#sticky.delete(id)
+      // Its INSERT is under way: deleted again once that is over (#write).
+      if (this.#writing.has(id)) this.#tombstones.add(id)
       return true
     }
-    if (this.#writing.has(id)) this.#deletedWhileWriting.add(id)
     const rows = await db.rawQuery('DELETE FROM stored_responses WHERE id = ? AND user_id = ? RETURNING id', [id, userId])
-    if (rows.rows.length === 0) {
-      this.#deletedWhileWriting.delete(id)
-      return false
-    }
+    if (rows.rows.length === 0) return false
     this.#sticky.delete(id)
     return true
   }
@@ -198,10 +205,14 @@ export class ResponseStore {
         this.#writing.delete(row.record.id)
       }
     }
-    if (this.#deletedWhileWriting.size > 0) {
-      const ids = [...this.#deletedWhileWriting]
-      this.#deletedWhileWriting.clear()
-      await db.rawQuery('DELETE FROM stored_responses WHERE id = ANY(?)', [ids]).catch(() => {})
+    if (this.#tombstones.size > 0) {
+      const ids = [...this.#tombstones]
+      try {
+        await db.rawQuery('DELETE FROM stored_responses WHERE id = ANY(?)', [ids])
+      } catch (error) {
+        this.options.log(`stored responses: ${ids.length} deleted ones could not be deleted: ${error instanceof Error ? error.message : String(error)}`)
+      }
+      for (const id of ids) this.#tombstones.delete(id)
     }
     if (this.#pending.size > 0) this.#flushSoon(0)
   }
