@@ -242,8 +242,16 @@ export class Gateway {
         this.options.databaseUrl,
         this.options.logger,
         // Charges this instance's meter wrote are in its caches already (applied at record time).
-        (payload, pid) => (payload.startsWith('charged:') && this.meter.writesFrom(pid) ? undefined : this.catalog.handleChange(payload)),
-        () => this.catalog.reload()
+        (payload, pid) => {
+          // A stored response deleted (responses_store/): not the catalog's business.
+          if (payload.startsWith('stored_responses:')) return this.responses.forget(payload.slice('stored_responses:'.length))
+          return payload.startsWith('charged:') && this.meter.writesFrom(pid) ? undefined : this.catalog.handleChange(payload)
+        },
+        () => {
+          // Deletes told while the listener was away are unknown: what the store remembers goes too.
+          this.responses.forgetCached()
+          return this.catalog.reload()
+        }
       )
       await this.#listener.start()
     }

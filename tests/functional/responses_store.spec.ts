@@ -68,7 +68,9 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
         assert.notEqual(second.id, first.id)
 
         // The third reads the two earlier ones from the table (written, nothing left in memory).
-        await (await gateway()).responses.flush()
+        const store = (await gateway()).responses
+        await store.flush()
+        store.forgetCached()
         await turn(user.key, stream, { model, input: [{ role: 'user', content: 'Third question' }], previous_response_id: second.id })
         sent = conversationOf(JSON.parse(mock.lastRequest()!.body))
         assert.equal(sent.system, '')
@@ -197,6 +199,8 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     const expiry: any = await db.from('stored_responses').where('id', kept.id).select('created_at', 'expires_at').first()
     assert.equal(new Date(expiry.expires_at).getTime() - new Date(expiry.created_at).getTime(), 30 * 86_400_000)
     await db.from('stored_responses').where('id', old.id).update({ expires_at: new Date(Date.now() - 1000) })
+    // Its expiry moved by hand: what memory holds of it (the expiry it was saved with) goes too.
+    ;(await gateway()).responses.forgetCached()
     assert.equal((await get(`/v1/responses/${old.id}`, user.key)).status, 404)
     const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: old.id }, { authorization: `Bearer ${user.key}` })
     assert.equal(followUp.status, 400)
@@ -231,6 +235,27 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     } finally {
       store.options.flushMs = flushMs
     }
+  })
+
+  test('deleted by another instance: this one forgets what it remembered of it (NOTIFY)', async ({ assert }) => {
+    const user = await seedUser()
+    const created = await openai(user.key).responses.create({ model: 'claude-x', input: 'Remembered' })
+    const store = (await gateway()).responses
+    await store.flush()
+    assert.equal((await get(`/v1/responses/${created.id}`, user.key)).status, 200)
+    // What another instance's DELETE runs (ResponseStore.delete)
+    await db.rawQuery(
+      `WITH gone AS (DELETE FROM stored_responses WHERE id = ? RETURNING id) SELECT pg_notify('gateway_changes', 'stored_responses:' || id) FROM gone`,
+      [created.id]
+    )
+    let status = 200
+    for (let i = 0; i < 100 && status === 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      status = (await get(`/v1/responses/${created.id}`, user.key)).status
+    }
+    assert.equal(status, 404)
+    const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: created.id }, { authorization: `Bearer ${user.key}` })
+    assert.equal(followUp.status, 400)
   })
 
   test('another user\'s response: 404 to GET, DELETE and input_items, 400 to previous_response_id', async ({ assert }) => {

@@ -42,6 +42,9 @@ export const MAX_CHAIN = 256
 /** Where each Responses-native answer is held, remembered without a read (id -> owner, channel) */
 const STICKY_ENTRIES = 50_000
 
+/** Bytes of items of the gateway-kept responses remembered (a conversation's next turn reads them without the table) */
+const RECENT_BYTES = 32 * 1024 * 1024
+
 /** A queued row: its JSON serialised once, when it was saved (the bound is checked on those bytes) */
 interface PendingRow {
   record: StoredResponse
@@ -70,6 +73,15 @@ export class ResponseStore {
   #flushing: Promise<void> | null = null
   /** Responses-native answers: id -> where it is held (an insertion-ordered Map: the oldest go first) */
   #sticky = new Map<string, { userId: number; channelId: number | null }>()
+  /**
+   * Gateway-kept responses saved or read lately, least recently used out
+   * first beyond RECENT_BYTES: an agent's next turn names the response this
+   * instance just answered, and reads its conversation from here. A delete
+   * (here, or on another instance: NOTIFY `stored_responses:<id>`, forget())
+   * drops the entry.
+   */
+  #recent = new Map<string, { record: StoredResponse; bytes: number }>()
+  #recentBytes = 0
 
   constructor(readonly options: ResponseStoreOptions) {}
 
@@ -91,8 +103,10 @@ export class ResponseStore {
       return false
     }
     const expiresAt = new Date(record.createdAt.getTime() + this.options.days * 86_400_000)
-    this.#pending.set(record.id, { record: { ...record, expiresAt }, input, output })
+    const stored = { ...record, expiresAt }
+    this.#pending.set(record.id, { record: stored, input, output })
     if (record.kind === 'upstream') this.#remember(record.id, record.userId, record.channelId)
+    else this.#keepRecent(stored, bytes)
     if (this.#pending.size >= (this.options.batchSize ?? 200)) this.#flushSoon(0)
     else this.#flushSoon(this.options.flushMs ?? 10)
     return true
@@ -106,14 +120,15 @@ export class ResponseStore {
   async chain(id: string, userId: number): Promise<{ owner: boolean; responses: StoredResponse[] } | null> {
     const responses: StoredResponse[] = []
     let next: string | null = id
-    // The newest may still be queued (a follow-up sent right after its answer).
+    // The newest may still be queued (a follow-up sent right after its answer), or remembered.
+    const now = Date.now()
     while (next !== null && responses.length < MAX_CHAIN) {
       if (this.#tombstones.has(next)) break
-      const queued = this.#pending.get(next)
-      if (!queued) break
-      if (queued.record.userId !== userId) return { owner: false, responses: [] }
-      responses.push(fromPending(queued))
-      next = queued.record.kind === 'gateway' ? queued.record.previousResponseId : null
+      const known: StoredResponse | undefined = this.#pending.get(next)?.record ?? this.#recentRecord(next, now)
+      if (!known) break
+      if (known.userId !== userId) return { owner: false, responses: [] }
+      responses.push(known)
+      next = known.kind === 'gateway' ? known.previousResponseId : null
     }
     if (next !== null && responses.length < MAX_CHAIN && !this.#tombstones.has(next)) {
       // A sticky entry answers an upstream-held id without a read.
@@ -130,7 +145,9 @@ export class ResponseStore {
           if (responses.length === 0) return { owner: false, responses: [] }
           break
         }
-        responses.push(fromRow(row))
+        const record = fromRow(row)
+        responses.push(record)
+        if (record.kind === 'gateway') this.#keepRecent(record, Number(row.bytes ?? 0))
       }
       const first = responses[0]
       if (first?.kind === 'upstream') this.#remember(first.id, first.userId, first.channelId)
@@ -142,8 +159,8 @@ export class ResponseStore {
   /** One response of this user (null: unknown, expired, or another user's). */
   async find(id: string, userId: number): Promise<StoredResponse | null> {
     if (this.#tombstones.has(id)) return null
-    const queued = this.#pending.get(id)
-    if (queued) return queued.record.userId === userId ? fromPending(queued) : null
+    const queued = this.#pending.get(id)?.record ?? this.#recentRecord(id, Date.now())
+    if (queued) return queued.userId === userId ? queued : null
     const rows = await db.rawQuery('SELECT * FROM stored_responses WHERE id = ? AND expires_at > now()', [id])
     const row = rows.rows[0]
     return row && Number(row.user_id) === userId ? fromRow(row) : null
@@ -157,13 +174,19 @@ export class ResponseStore {
       if (queued.record.userId !== userId) return false
       this.#pending.delete(id)
       this.#sticky.delete(id)
+      this.#forgetRecent(id)
       // Its INSERT is under way: deleted again once that is over (#write).
       if (this.#writing.has(id)) this.#tombstones.add(id)
       return true
     }
-    const rows = await db.rawQuery('DELETE FROM stored_responses WHERE id = ? AND user_id = ? RETURNING id', [id, userId])
+    // Other instances forget what they remember of it (gateway.ts hands the NOTIFY to forget()).
+    const rows = await db.rawQuery(
+      `WITH gone AS (DELETE FROM stored_responses WHERE id = ? AND user_id = ? RETURNING id)
+       SELECT id, pg_notify('gateway_changes', 'stored_responses:' || id) FROM gone`,
+      [id, userId]
+    )
     if (rows.rows.length === 0) return false
-    this.#sticky.delete(id)
+    this.forget(id)
     return true
   }
 
@@ -223,9 +246,45 @@ export class ResponseStore {
     if (this.#sticky.size > STICKY_ENTRIES) this.#sticky.delete(this.#sticky.keys().next().value!)
   }
 
+  /** A response deleted (here or on another instance): nothing of it is remembered any more. */
+  forget(id: string) {
+    this.#sticky.delete(id)
+    this.#forgetRecent(id)
+  }
+
   /** Forgets what is cached in memory (tests: as another instance, or after a restart, would see it). */
   forgetCached() {
     this.#sticky.clear()
+    this.#recent.clear()
+    this.#recentBytes = 0
+  }
+
+  #recentRecord(id: string, now: number): StoredResponse | undefined {
+    const entry = this.#recent.get(id)
+    if (!entry) return undefined
+    if (entry.record.expiresAt.getTime() <= now) {
+      this.#forgetRecent(id)
+      return undefined
+    }
+    // Used: the most recent again.
+    this.#recent.delete(id)
+    this.#recent.set(id, entry)
+    return entry.record
+  }
+
+  #keepRecent(record: StoredResponse, bytes: number) {
+    if (bytes > RECENT_BYTES / 8) return
+    this.#forgetRecent(record.id)
+    this.#recent.set(record.id, { record, bytes })
+    this.#recentBytes += bytes
+    while (this.#recentBytes > RECENT_BYTES) this.#forgetRecent(this.#recent.keys().next().value!)
+  }
+
+  #forgetRecent(id: string) {
+    const entry = this.#recent.get(id)
+    if (!entry) return
+    this.#recent.delete(id)
+    this.#recentBytes -= entry.bytes
   }
 }
 
@@ -241,7 +300,7 @@ WITH RECURSIVE chain AS (
   SELECT p.*, c.depth + 1 FROM stored_responses p JOIN chain c ON p.id = c.previous_response_id
    WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ?
 )
-SELECT * FROM chain ORDER BY depth`
+SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes FROM chain ORDER BY depth`
 
 function toColumns({ record, input, output }: PendingRow) {
   return {
@@ -260,10 +319,6 @@ function toColumns({ record, input, output }: PendingRow) {
     created_at: record.createdAt,
     expires_at: record.expiresAt,
   }
-}
-
-function fromPending(row: PendingRow): StoredResponse {
-  return row.record
 }
 
 function fromRow(row: any): StoredResponse {
