@@ -334,6 +334,21 @@ test.group('Stored Responses on Responses-native channels (sticky)', (group) => 
     assert.equal((await get(`/v1/responses/${created.id}`, user.key)).status, 404)
   })
 
+  test('held by an Azure OpenAI channel: the follow-up goes there; GET and input_items relayed with its api-key and Responses api-version', async ({ assert }) => {
+    const user = await seedUser()
+    await seedChannel({ name: 'azure', provider: 'azure', baseUrl: `${first.origin}/openai`, apiKey: 'az-key', models: ['az-*'] })
+    const created = await openai(user.key).responses.create({ model: 'az-model', input: 'Hello' })
+    assert.match(first.lastRequest()!.path, /^\/openai\/responses\?api-version=/)
+    await openai(user.key).responses.create({ model: 'az-model', input: 'And?', previous_response_id: created.id })
+    assert.equal(JSON.parse(first.lastRequest()!.body).previous_response_id, created.id)
+    const fetched = await openai(user.key).responses.retrieve(created.id)
+    assert.equal(fetched.id, created.id)
+    assert.equal(first.lastRequest()!.path, `/openai/responses/${created.id}?api-version=2025-03-01-preview`)
+    assert.equal(first.lastRequest()!.headers['api-key'], 'az-key')
+    await openai(user.key).responses.inputItems.list(created.id)
+    assert.equal(first.lastRequest()!.path, `/openai/responses/${created.id}/input_items?api-version=2025-03-01-preview&limit=20&order=desc`)
+  })
+
   test('the holding channel disabled: the follow-up is OpenAI\'s not-found, never the other account', async ({ assert }) => {
     const user = await seedUser()
     first.script({ status: 500 })

@@ -1,7 +1,11 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
-import { callChannel } from '#gateway/batches/upstream_calls'
+import { channelRequest, jsonAnswer } from '#gateway/batches/upstream_calls'
+import { azureAddressing } from '#gateway/providers/azure/azure_adapter'
+import { withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { dispatch } from '#gateway/upstream/dispatcher'
+import type { ChannelInfo } from '#gateway/types'
 import { responseObject } from '#gateway/dialects/openai_responses/response'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { StoredResponse } from '#gateway/responses_store/response_store'
@@ -39,7 +43,7 @@ export async function listInputItems(gw: Gateway, call: ApiCall, id: string, que
   if (stored.kind === 'upstream') {
     const search = new URLSearchParams({ limit: String(params.limit), order: params.order })
     if (params.after !== null) search.set('after', params.after)
-    return relay(gw, call, stored, 'GET', `/input_items?${search}`)
+    return relay(gw, call, stored, 'GET', '/input_items', search)
   }
   let items = (stored.inputItems ?? []).map((item, index) => inputItemView(item, stored.id, index))
   if (params.order === 'desc') items.reverse()
@@ -115,7 +119,7 @@ function notFound(id: string): GatewayError {
  * A call to the channel that holds an upstream-kept response, with its key.
  * Gone or disabled since: 404, as for an unknown id (never another account).
  */
-async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method: 'GET' | 'DELETE', suffix: string) {
+async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method: 'GET' | 'DELETE', suffix: string, search?: URLSearchParams) {
   const channel = gw.catalog.channels.find((c) => c.id === stored.channelId)
   if (!channel || !channel.enabled) throw notFound(stored.id)
   const candidate: RouteCandidate = { channel, upstreamModel: stored.model }
@@ -123,8 +127,29 @@ async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method:
   const onClose = () => abort.abort()
   call.res.once('close', onClose)
   try {
-    return await callChannel(candidate, { method, path: `/responses/${encodeURIComponent(stored.id)}${suffix}` }, abort.signal)
+    const path = `/responses/${encodeURIComponent(stored.id)}${suffix}`
+    const result = await dispatch([candidate], () => responsesRequest(channel, method, path, search), abort.signal, undefined, jsonAnswer)
+    return result.answer
   } finally {
     call.res.off('close', onClose)
   }
+}
+
+/**
+ * A call to a channel's Responses API: under its base with its key as a
+ * Bearer token (OpenAI and compatible servers), or, for Azure OpenAI, its
+ * `api-key` and the api-version its Responses API needs.
+ */
+function responsesRequest(channel: ChannelInfo, method: 'GET' | 'DELETE', path: string, search?: URLSearchParams): UpstreamRequest {
+  if (channel.provider !== 'azure') {
+    const query = search === undefined ? '' : `?${search}`
+    return channelRequest(channel, { method, path: `${path}${query}` })
+  }
+  const addressing = azureAddressing(channel.baseUrl)
+  let query = addressing.responsesQuery
+  if (search !== undefined) query += `${query === '' ? '?' : '&'}${search}`
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (channel.apiKey) headers['api-key'] = channel.apiKey
+  withChannelHeaders(headers, channel, {}, [])
+  return { method, origin: addressing.origin, path: `${addressing.basePath}${path}${query}`, headers, body: '' }
 }
