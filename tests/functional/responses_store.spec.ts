@@ -258,18 +258,18 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     assert.equal(followUp.status, 400)
   })
 
-  test('the store cannot be read (database outage): a 503 in OpenAI\'s format, nothing of the cause', async ({ assert }) => {
+  test('the store cannot be read (database outage): the gateway\'s 503 database_unavailable in OpenAI\'s format, nothing of the cause', async ({ assert }) => {
     const user = await seedUser()
     const store = (await gateway()).responses as any
     store.chain = async () => {
-      throw new Error('connect ECONNREFUSED 127.0.0.1:5432')
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
     }
     store.find = store.chain
     try {
       const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: 'resp_x' }, { authorization: `Bearer ${user.key}` })
       assert.equal(followUp.status, 503)
       const body: any = await followUp.json()
-      assert.equal(body.error.code, 'store_unavailable')
+      assert.equal(body.error.code, 'database_unavailable')
       assert.notInclude(JSON.stringify(body), 'ECONNREFUSED')
       const fetched = await get('/v1/responses/resp_x', user.key)
       assert.equal(fetched.status, 503)

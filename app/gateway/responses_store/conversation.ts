@@ -10,12 +10,6 @@ export function previousResponseNotFound(id: string, why = ''): GatewayError {
   return error
 }
 
-/** The database could not be read (an outage): a 503 to retry, not an internal error. */
-export function storeUnavailable(error: unknown): never {
-  if (error instanceof GatewayError) throw error
-  throw new GatewayError(503, 'store_unavailable', 'Stored responses cannot be read right now; retry shortly', 'service_unavailable')
-}
-
 /** A Responses-native channel (the Responses request passes through; the upstream stores) */
 export function nativeResponses(candidate: RouteCandidate): boolean {
   return upstreamDialect(candidate.channel, 'openai_responses') === 'openai_responses'
@@ -51,7 +45,7 @@ export async function continuationOf(
   input: unknown,
   candidates: RouteCandidate[]
 ): Promise<Continuation> {
-  const found = await store.chain(id, userId).catch(storeUnavailable)
+  const found = await store.chain(id, userId)
   if (found === null || !found.owner) {
     const native = found === null ? candidates.filter(nativeResponses) : []
     if (native.length === 0) throw previousResponseNotFound(id)

@@ -9,7 +9,6 @@ import type { ChannelInfo } from '#gateway/types'
 import { responseObject } from '#gateway/dialects/openai_responses/response'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { StoredResponse } from '#gateway/responses_store/response_store'
-import { storeUnavailable } from '#gateway/responses_store/conversation'
 
 /**
  * `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` and
@@ -27,7 +26,7 @@ export async function showResponse(gw: Gateway, call: ApiCall, id: string): Prom
 export async function deleteResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
   const stored = await owned(gw, call, id)
   if (stored.kind === 'upstream') await relay(gw, call, stored, 'DELETE', '')
-  if (!(await gw.responses.delete(id, call.principal.user.id).catch(storeUnavailable))) throw notFound(id)
+  if (!(await gw.responses.delete(id, call.principal.user.id))) throw notFound(id)
   return { id, object: 'response', deleted: true }
 }
 
@@ -107,7 +106,7 @@ function listParams(query: InputItemsQuery): { limit: number; order: 'asc' | 'de
 }
 
 async function owned(gw: Gateway, call: ApiCall, id: string): Promise<StoredResponse> {
-  const stored = id.length > 128 ? null : await gw.responses.find(id, call.principal.user.id).catch(storeUnavailable)
+  const stored = id.length > 128 ? null : await gw.responses.find(id, call.principal.user.id)
   if (stored === null) throw notFound(id)
   return stored
 }
