@@ -97,7 +97,7 @@ export class GatewayService {
   responseCache: ResponseCache | null = null
   /** Where request and response bodies go when the operator logs them (LOG_BODIES; null: off) */
   bodyLog: RequestLogWriter | null = null
-  /** Stored Responses (`store`, previous_response_id; responses_store/); null: not kept (ace commands) */
+  /** Stored Responses (`store`, previous_response_id; responses_store/); set by Gateway (null: none kept) */
   responses: ResponseStore | null = null
 
   constructor(
