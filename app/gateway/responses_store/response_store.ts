@@ -115,7 +115,7 @@ export class ResponseStore {
   /**
    * The response `id` and the ones before it (newest first, at most
    * MAX_CHAIN; an earlier one expired or deleted ends the chain), or null
-   * when `id` is unknown. `owner` is null when the id is another user's.
+   * when `id` is unknown. `owner` is false when the id is another user's.
    */
   async chain(id: string, userId: number): Promise<{ owner: boolean; responses: StoredResponse[] } | null> {
     const responses: StoredResponse[] = []
