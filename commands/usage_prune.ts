@@ -27,6 +27,12 @@ export default class UsagePrune extends AdminCommand {
     const keepDays = this.keepDays ?? (retentionDays() || undefined)
     if (keepDays === undefined) throw new AdminInputError('Give --keep-days N (or set USAGE_RETENTION_DAYS)')
     const result = await pruneUsage({ keepDays, dryRun: this.dryRun ?? false })
+    // Stored Responses past RESPONSES_STORE_DAYS (their own expiry, whatever --keep-days says)
+    const { pruneStoredResponses } = await import('#actions/prune_stored_responses')
+    const responses = await pruneStoredResponses({ dryRun: this.dryRun ?? false })
+    if (responses > 0) {
+      this.logger.info(`${this.dryRun ? 'Would delete' : 'Deleted'} ${responses.toLocaleString('en-US')} expired stored responses`)
+    }
     if (result.skipped) {
       this.logger.warning('Another prune is running (a gateway\'s hourly retention or another usage:prune): nothing done')
       this.exitCode = 1

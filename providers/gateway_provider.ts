@@ -38,6 +38,8 @@ export default class GatewayProvider {
         maxBackoffMs: env.get('ROUTE_MAX_BACKOFF_MS') ?? 1000,
         circuitFailures: env.get('CIRCUIT_FAILURES') ?? 3,
         circuitCooldownMs: env.get('CIRCUIT_COOLDOWN_MS') ?? 30_000,
+        responsesStoreDays: env.get('RESPONSES_STORE_DAYS') ?? 30,
+        responsesStoreMaxBytes: (env.get('RESPONSES_STORE_MAX_KB') ?? 1024) * 1024,
       })
       return this.#gateway
     })
@@ -181,11 +183,17 @@ export default class GatewayProvider {
       })
       idleSettler.start()
       this.#idleSettler = idleSettler
-      // Usage log retention: an hourly prune in the background (USAGE_RETENTION_DAYS; off by default).
+      // Usage log retention: an hourly prune in the background (USAGE_RETENTION_DAYS; off by default),
+      // and of the stored Responses past RESPONSES_STORE_DAYS (on while responses are stored).
       const { retentionDays } = await import('#services/usage_retention')
-      if (retentionDays() > 0) {
+      if (retentionDays() > 0 || gateway.responses.enabled) {
         const { UsageRetentionTimer } = await import('#services/usage_retention_timer')
-        const retention = new UsageRetentionTimer({ days: retentionDays, log: (message) => logger.info(message) })
+        const { pruneStoredResponses } = await import('#actions/prune_stored_responses')
+        const retention = new UsageRetentionTimer({
+          days: retentionDays,
+          log: (message) => logger.info(message),
+          pruneResponses: gateway.responses.enabled ? () => pruneStoredResponses() : undefined,
+        })
         retention.start()
         this.#retention = retention
       }

@@ -92,6 +92,14 @@ export default await Env.create(new URL('../', import.meta.url), {
     return days
   },
 
+  /**
+   * Stored Responses (app/gateway/responses_store/): days a response the gateway stored is kept
+   * (default 30; 0: nothing stored, previous_response_id only on Responses-native channels), and
+   * the largest one kept (its input + output items, KB; default 1024: a larger one is not stored)
+   */
+  RESPONSES_STORE_DAYS: Env.schema.number.optional(),
+  RESPONSES_STORE_MAX_KB: Env.schema.number.optional(),
+
   /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
   HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),
 

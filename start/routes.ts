@@ -45,6 +45,13 @@ function batchRoutes() {
   router.post('/batches/:id/cancel', [BatchesController, 'cancel']).as('batches.cancel')
 }
 
+/** Stored Responses (app/gateway/responses_store/): under /v1, without it, and at Azure's Responses paths. */
+function responsesRoutes() {
+  router.get('/responses/:id', [ResponsesController, 'show']).as('responses.show')
+  router.delete('/responses/:id', [ResponsesController, 'destroy']).as('responses.destroy')
+  router.get('/responses/:id/input_items', [ResponsesController, 'inputItems']).as('responses.input_items')
+}
+
 router
   .group(() => {
     router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
@@ -59,8 +66,7 @@ router
     router.delete('/messages/batches/:id', [MessageBatchesController, 'destroy']).as('messages.batches.destroy')
     router.post('/responses', [ResponsesController, 'store']).as('responses')
     router.post('/responses/compact', [ResponsesController, 'compact']).as('responses.compact')
-    router.get('/responses/:id', [ResponsesController, 'unsupported']).as('responses.show')
-    router.delete('/responses/:id', [ResponsesController, 'unsupported']).as('responses.destroy')
+    responsesRoutes()
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.post('/images/edits', [ImagesController, 'edits']).as('images.edits')
@@ -132,6 +138,7 @@ router
     router.post('/completions', [CompletionsController, 'store']).as('completions')
     router.post('/responses', [ResponsesController, 'store']).as('responses')
     router.post('/responses/compact', [ResponsesController, 'compact']).as('responses.compact')
+    responsesRoutes()
     router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
     router.post('/images/generations', [ImagesController, 'store']).as('images.generations')
     router.post('/images/edits', [ImagesController, 'edits']).as('images.edits')
@@ -163,6 +170,7 @@ for (const prefix of ['/openai/v1', '/openai']) {
     .group(() => {
       router.get('/models', [ModelsController, 'index']).as('models')
       router.get('/models/*', [ModelsController, 'show']).as('models.show')
+      responsesRoutes()
     })
     .prefix(prefix)
     .as(prefix === '/openai' ? 'azure' : 'azure.v1')

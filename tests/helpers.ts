@@ -33,6 +33,9 @@ export async function resetDatabase() {
   const gw = await gateway()
   await gw.meter.drain()
   await gw.requestLogs?.drain()
+  // Stored responses queued are written (or fail) before their users go; what memory holds of them goes too.
+  await gw.responses.flush()
+  gw.responses.forgetCached()
   await db.rawQuery(
     'TRUNCATE balance_ledger, monthly_usage, usage_records, request_attempts, api_keys, users, channels, model_prices, model_fallbacks, plans, ' +
       'usage_daily, usage_daily_days, usage_daily_stale, usage_daily_latency, usage_daily_pruned, usage_daily_latency_pruned, usage_pruned_days, ' +

@@ -131,6 +131,27 @@ export function authorizeAndHold(
 }
 
 /**
+ * The prompt grew after admission (a Responses follow-up's conversation, put
+ * in front of its input from the store): the request's prompt hold (money,
+ * and a plan's monthly tokens) is raised to the new size, as if it had come
+ * that size. Nothing is refused here: admission asked for a balance above the
+ * holds, as for any request whose estimate proves short.
+ */
+export function raisePromptHold(account: RequestAccount, rawBytes: number) {
+  const tokens = promptTokenHold(rawBytes)
+  const extra = tokens - account.promptTokenHold
+  if (extra <= 0) return
+  account.promptTokenHold = tokens
+  const price = account.price
+  if (isPriced(price)) {
+    const hold = holdAtPrice(price, tokens, account.completionTokenHold, account.imageHold)
+    if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
+  }
+  const { plan } = account.principal
+  if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) account.reserveTokens(extra, 0)
+}
+
+/**
  * May a fallback model at `price` serve this admitted request? A priced one
  * needs what authorizeModel asks of a new request (a balance above what the
  * other requests in flight hold), and raises the request's hold to its own

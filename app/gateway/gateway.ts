@@ -14,6 +14,7 @@ import type { KeyInfo, UserState } from '#gateway/types'
 import { displayUsd } from '#gateway/metering/money'
 import { appUrl } from '#config/app'
 import { BatchService } from '#gateway/batches/batch_service'
+import { ResponseStore } from '#gateway/responses_store/response_store'
 
 export interface GatewayOptions {
   databaseUrl: string
@@ -31,6 +32,9 @@ export interface GatewayOptions {
   maxBackoffMs: number
   circuitFailures: number
   circuitCooldownMs: number
+  /** Stored Responses: days kept (RESPONSES_STORE_DAYS, default 30; 0: none) and bytes per response (RESPONSES_STORE_MAX_KB) */
+  responsesStoreDays?: number
+  responsesStoreMaxBytes?: number
 }
 
 /**
@@ -44,6 +48,8 @@ export class Gateway {
   readonly health: ChannelHealth
   /** The Files and Batch API's batches: their holds, bills and sweep (batches/) */
   readonly batches: BatchService
+  /** Stored Responses: previous_response_id on every channel, GET/DELETE /v1/responses/{id} (responses_store/) */
+  readonly responses: ResponseStore
   #listener: ChangeListener | null = null
   /** The boot in progress (first run, caches, spill replay); a stop waits for it */
   booting: Promise<void> = Promise.resolve()
@@ -75,6 +81,12 @@ export class Gateway {
     this.catalog.onWordFilterError = (error) =>
       options.logger.error({ err: error }, 'the stored sensitive-word list does not compile; the filter keeps its last good list')
     this.service = new GatewayService(this.catalog, this.meter)
+    this.responses = new ResponseStore({
+      days: options.responsesStoreDays ?? 30,
+      maxBytes: options.responsesStoreMaxBytes ?? 1024 * 1024,
+      log: (message) => options.logger.warn(message),
+    })
+    this.service.responses = this.responses
     this.batches = new BatchService(this.catalog, this.meter, options.logger)
     this.health = new ChannelHealth(
       {
@@ -230,8 +242,16 @@ export class Gateway {
         this.options.databaseUrl,
         this.options.logger,
         // Charges this instance's meter wrote are in its caches already (applied at record time).
-        (payload, pid) => (payload.startsWith('charged:') && this.meter.writesFrom(pid) ? undefined : this.catalog.handleChange(payload)),
-        () => this.catalog.reload()
+        (payload, pid) => {
+          // A stored response deleted (responses_store/): not the catalog's business.
+          if (payload.startsWith('stored_responses:')) return this.responses.forget(payload.slice('stored_responses:'.length))
+          return payload.startsWith('charged:') && this.meter.writesFrom(pid) ? undefined : this.catalog.handleChange(payload)
+        },
+        () => {
+          // Deletes told while the listener was away are unknown: what the store remembers goes too.
+          this.responses.forgetCached()
+          return this.catalog.reload()
+        }
       )
       await this.#listener.start()
     }
@@ -252,6 +272,7 @@ export class Gateway {
     this.options.logger.info('shutdown: in-flight requests done')
     await this.#listener?.stop()
     if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
+    await this.responses.flush().catch(() => {})
     await this.meter.close(this.options.meterShutdownFlushMs ?? 10_000)
     await this.requestLogs?.close()
     await closePools()

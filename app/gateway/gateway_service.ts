@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
-import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed } from '#gateway/access_policy'
+import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed, raisePromptHold } from '#gateway/access_policy'
 import { priceForPlan } from '#gateway/metering/pricing'
 import { fromPico } from '#gateway/metering/money'
 import { reasoningExcluded } from '#gateway/dialects/openai_chat/request'
@@ -19,6 +19,7 @@ import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gatewa
 import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
 import { withSuffixReasoning } from '#gateway/dialects/suffix_reasoning'
+import { responseId, storedResponseObject } from '#gateway/dialects/openai_responses/response'
 import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
@@ -52,6 +53,9 @@ import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, typ
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
 import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
+import type { ResponseStore } from '#gateway/responses_store/response_store'
+import { continuationOf, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
+import { mintResponseId } from '#gateway/responses_store/response_ids'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -95,6 +99,8 @@ export class GatewayService {
   responseCache: ResponseCache | null = null
   /** Where request and response bodies go when the operator logs them (LOG_BODIES; null: off) */
   bodyLog: RequestLogWriter | null = null
+  /** Stored Responses (`store`, previous_response_id; responses_store/); set by Gateway (null: none kept) */
+  responses: ResponseStore | null = null
 
   constructor(
     private catalog: Catalog,
@@ -272,6 +278,8 @@ export class GatewayService {
     }
     const exchange = this.#begin(call, account)
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
+    // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
+    if (exchange.previousId !== null) await this.#continue(exchange, account)
     const abort = account.abort
     const onClose = () => {
       if (!call.res.writableFinished) abort.abort()
@@ -291,6 +299,8 @@ export class GatewayService {
       const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
       // A translated answer's encoder writes what only this upstream gives (chat's reasoning_details)
       exchange.encoderOptions.upstream = upstream.name
+      // A Responses answer to store: translated, kept here under the gateway's id; else held by the upstream.
+      if (exchange.storing !== null) exchange.answeredOn(candidate.channel, upstream === exchange.ingress)
       // The upstream has the request: keep what the answer needs, let the parsed body go (a stream can last minutes).
       exchange.releaseRequest(upstream !== exchange.ingress ? upstream.name : null)
       // A fallback model answers as itself (its name in the answer, as LiteLLM and OpenRouter do).
@@ -346,10 +356,82 @@ export class GatewayService {
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body, 0, suffix?.base)
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked, plan), carriesGatewayFields(call.body, asked), cache)
+    // Responses: a follow-up, an answer to store (`store` not false; Codex sends false: two property tests).
+    if (call.ingress === 'openai_responses') exchange.readResponsesState(this.responses?.enabled === true)
     if (exchange.accountsUsage) exchange.encoderOptions.usageCost = (usage) => usdOf(account.successCost(toTokenUsage(usage)))
-    // Translation errors surface here, as the client's 400, before any channel is tried.
-    exchange.prepare()
+    // Translation errors surface here, as the client's 400, before any channel is tried
+    // (a follow-up's once its conversation is read: #continue).
+    if (exchange.previousId === null) exchange.prepare()
     return exchange
+  }
+
+  /**
+   * A Responses follow-up: the conversation `previous_response_id` names.
+   * Kept here: the body's input becomes the whole conversation (any channel
+   * serves it). Held by a Responses-native channel: only that channel is
+   * tried. Unknown or another user's: OpenAI's 400 (an unknown id still goes
+   * to the route's Responses-native channels, which may hold it).
+   */
+  async #continue(exchange: Exchange, account: RequestAccount) {
+    const { call } = exchange
+    const id = exchange.previousId!
+    const store = this.responses
+    if (store === null || !store.enabled) {
+      const native = exchange.candidates.filter(nativeResponses)
+      if (native.length === 0) throw previousResponseNotFound(id)
+      exchange.candidates = native
+    } else {
+      const next = await continuationOf(store, id, account.principal.user.id, call.body.input, exchange.candidates)
+      if (next.kind === 'gateway') {
+        call.body.input = next.input
+        delete call.body.previous_response_id
+        call.rawBody = Buffer.from(JSON.stringify(call.body))
+        raisePromptHold(account, call.rawBody.length)
+      } else {
+        exchange.candidates = next.candidates
+      }
+    }
+    exchange.prepare()
+  }
+
+  /** A streamed Responses answer: the finished response its encoder left (translated), or the upstream's id (held there). */
+  #storeStreamed(exchange: Exchange, account: RequestAccount, upstreamId: string | null) {
+    const stored = exchange.encoderOptions.stored
+    if (stored) {
+      if (stored.final) this.#storeResponse(exchange, account, stored.final)
+    } else if (upstreamId !== null) this.#storeResponse(exchange, account, null, responseId(upstreamId))
+  }
+
+  /**
+   * Queues a Responses answer for the store, once it was sent (setImmediate:
+   * its serialisation is not the last byte's wait). `response`: the response
+   * object the client got (translated), or null (held upstream: `upstreamId`).
+   */
+  #storeResponse(exchange: Exchange, account: RequestAccount, response: Record<string, any> | null, upstreamId?: unknown) {
+    const storing = exchange.storing
+    const store = this.responses
+    if (storing === null || store === null || storing.channel === null) return
+    const { principal } = account
+    const common = { userId: principal.user.id, apiKeyId: principal.key.id, channelId: storing.channel.id, model: exchange.publicModel, createdAt: new Date() }
+    if (response === null) {
+      if (typeof upstreamId !== 'string' || upstreamId === '' || upstreamId.length > 128) return
+      const record = { ...common, id: upstreamId, kind: 'upstream' as const, previousResponseId: null, inputItems: null, instructions: null, outputItems: null, usage: null, status: 'completed' }
+      setImmediate(() => store.save(record))
+      return
+    }
+    if (response.status !== 'completed' && response.status !== 'incomplete') return
+    const record = {
+      ...common,
+      id: String(response.id),
+      kind: 'gateway' as const,
+      previousResponseId: storing.previousId,
+      inputItems: inputItemsOf(storing.input),
+      instructions: storing.instructions,
+      outputItems: Array.isArray(response.output) ? response.output : [],
+      usage: response.usage ?? null,
+      status: response.status,
+    }
+    setImmediate(() => store.save(record))
   }
 
   /** What the request asked of the response cache: null without `x-gateway-cache-ttl` (one header lookup). */
@@ -464,6 +546,8 @@ export class GatewayService {
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, sent)
       if (status === 200) this.#store(exchange, false, 'application/json', sent)
+      // Held by the Responses-native upstream: its id remembered with the channel (follow-ups go back there).
+      if (status === 200 && exchange.storing !== null) this.#storeResponse(exchange, account, null, parsed?.id)
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
@@ -480,13 +564,19 @@ export class GatewayService {
       out.end()
       this.#logStream(account, out)
       if (!out.closedEarly) this.#store(exchange, true, encoder.contentType, out.recorder?.bytes() ?? null)
+      if (!out.closedEarly && exchange.storing !== null) this.#storeStreamed(exchange, account, response.id)
       return account.close(200, null, usage)
     }
-    const whole = ingress.encodeResponse(response, exchange.publicModel, exchange.encoderOptions.upstream)
+    const stored = exchange.encoderOptions.stored
+    // Stored here: answered under the gateway's own id (responses_store/response_ids.ts).
+    if (stored) response.id = stored.id
+    let whole = ingress.encodeResponse(response, exchange.publicModel, exchange.encoderOptions.upstream)
+    if (stored) whole = storedResponseObject(whole, stored)
     if (exchange.amends) ingress.passThrough.amend!(whole, exchange.encoderOptions, response.usage)
     const encoded = Buffer.from(JSON.stringify(whole))
     this.#answer(exchange, account, status, encoded)
     if (status === 200) this.#store(exchange, false, 'application/json', encoded)
+    if (status === 200 && stored) this.#storeResponse(exchange, account, whole)
     account.close(status, null, usage)
   }
 
@@ -535,6 +625,9 @@ export class GatewayService {
       const contentType = call.jsonArray ? 'application/json' : STREAM_HEADERS['content-type']
       const out = new ClientStream(call.res, exchange.streamHeaders(account, contentType), () => account.markFirstByte())
       out.recorder = this.#recorder(exchange, account)
+      // A Responses answer held upstream: its id read from the final event (parsed anyway for its usage).
+      let heldId: unknown
+      const onParsed = exchange.storing === null ? null : (parsed: Record<string, any>) => (heldId = parsed.response?.id ?? heldId)
       outcome = await relayPassThroughStream(upstreamBody, ingress, {
         encoder: exchange.encoderOptions,
         clientModel: mapped ? exchange.publicModel : null,
@@ -542,9 +635,11 @@ export class GatewayService {
         screen,
         conceal,
         hold,
+        onParsed,
       })
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, contentType, out.recorder.bytes())
+      if (onParsed !== null && !outcome.error && !outcome.withheld) this.#storeResponse(exchange, account, null, heldId)
     } else {
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
@@ -553,6 +648,10 @@ export class GatewayService {
       outcome = await relayTranslatedStream(upstreamBody, upstreamDialect.streamDecoder(), encoder, out, transform, screen, conceal, hold)
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, encoder.contentType, out.recorder.bytes())
+      // A whole stream the client got: its response stored (a cut or failed one is not).
+      if (exchange.storing !== null && !outcome.error && !outcome.clientClosed && !outcome.withheld && !outcome.outOfFunds) {
+        this.#storeStreamed(exchange, account, null)
+      }
     }
     const usage = await exchange.usageOfStream(outcome)
     // Stopped by the answer check: billed as a stream cut short (the tokens seen), the row marked as a withheld answer is.
@@ -582,6 +681,15 @@ interface WholeAnswer {
   decoded: CanonicalResponse | null
 }
 
+/** What a stored Responses answer keeps of its request (Exchange.readResponsesState) */
+interface StoringRequest {
+  input: unknown
+  instructions: string | null
+  previousId: string | null
+  /** The channel that answered (set once dispatch returns) */
+  channel: ChannelInfo | null
+}
+
 /** What a released call's body reads as: nothing (the Exchange re-reads the raw bytes when it must). */
 const RELEASED_BODY: Record<string, any> = Object.freeze({})
 /** A translated call's raw bytes once released (its prompt is read from the bytes sent upstream). */
@@ -608,6 +716,10 @@ class Exchange {
 
   /** The model the client is answered as: the one it asked for, or the fallback model that answered */
   publicModel: string
+  /** Responses: the `previous_response_id` the request continues (null: none, the usual case) */
+  previousId: string | null = null
+  /** Responses with `store` not false: what the stored response keeps of the request (null: nothing stored) */
+  storing: StoringRequest | null = null
   /** The body carries fallback models (`models`, `fallbacks`): not for the upstream */
   #routingFields: boolean
 
@@ -639,6 +751,27 @@ class Exchange {
   /** An answer is to be amended as the client asked (PassThroughRules.amend): reasoning left out, usage's cost */
   get amends(): boolean {
     return this.encoderOptions.reasoningExcluded === true || this.accountsUsage
+  }
+
+  /**
+   * A Responses request: the response it continues, and, when it is to be
+   * stored, its own input and instructions (references, kept until the answer
+   * is stored: the input before a follow-up's conversation is put in front).
+   */
+  readResponsesState(storeEnabled: boolean) {
+    const { body } = this.call
+    const previous = body.previous_response_id
+    if (typeof previous === 'string' && previous !== '') this.previousId = previous
+    if (!storeEnabled || body.store === false) return
+    const instructions = typeof body.instructions === 'string' ? body.instructions : null
+    this.storing = { input: body.input, instructions, previousId: this.previousId, channel: null }
+  }
+
+  /** The channel that answered a request to store: translated, the answer gets the gateway's id; else the upstream keeps it. */
+  answeredOn(channel: ChannelInfo, native: boolean) {
+    const storing = this.storing!
+    storing.channel = channel
+    if (!native) this.encoderOptions.stored = { id: mintResponseId(), previousResponseId: storing.previousId, instructions: storing.instructions }
   }
 
   /** A fallback model answered: the answer (and a translated stream's events) carry its name. */
@@ -903,16 +1036,14 @@ class Exchange {
 
 /**
  * What a request asks that no translation can give, so that answering it
- * translated would silently answer something else: the conversation state a
- * provider keeps (Responses' `previous_response_id`), several choices (chat's
- * `n`). LiteLLM and OpenAI refuse such a request rather than drop the field.
+ * translated would silently answer something else: several choices (chat's
+ * `n`, Gemini's candidateCount). LiteLLM and OpenAI refuse such a request
+ * rather than drop the field. (Responses' `previous_response_id` is served on
+ * every channel: responses_store/.)
  */
 function untranslatable(call: GenerateCall): string | null {
   const { body, model } = call
   const elsewhere = `'${model}': it is served through another API format here`
-  if (call.ingress === 'openai_responses' && body.previous_response_id) {
-    return `previous_response_id is not supported for ${elsewhere}, which keeps no stored responses; send the whole conversation in 'input'`
-  }
   if (call.ingress === 'openai_responses' && asksCompactionV2(body)) {
     // Reached only on a route that mixes formats (a model served only elsewhere is emulated: generate()).
     return `a compaction_trigger item (Codex's remote compaction v2) is not supported for ${elsewhere}; POST /v1/responses/compact is served for every model`

@@ -14,6 +14,8 @@ export interface RetentionTimerOptions {
   log: (message: string) => void
   /** The prune (tests give their own) */
   prune?: (options: PruneOptions) => Promise<PruneResult>
+  /** Expired stored Responses deleted at each run, whatever the usage retention (responses_store/; absent: none) */
+  pruneResponses?: () => Promise<number>
 }
 
 /**
@@ -52,6 +54,7 @@ export class UsageRetentionTimer {
    * error must not stop the server; the next run tries again).
    */
   async tick(): Promise<PruneResult | null> {
+    if (this.options.pruneResponses && !this.#stopped) await this.#pruneResponses(this.options.pruneResponses)
     const keepDays = this.options.days()
     if (keepDays <= 0 || this.#running || this.#stopped) return null
     const prune = this.options.prune ?? pruneUsage
@@ -78,6 +81,15 @@ export class UsageRetentionTimer {
       return await this.#running
     } finally {
       this.#running = null
+    }
+  }
+
+  async #pruneResponses(prune: () => Promise<number>) {
+    try {
+      const deleted = await prune()
+      if (deleted > 0) this.options.log(`stored responses retention: ${deleted} expired responses deleted`)
+    } catch (error) {
+      this.options.log(`stored responses retention failed: ${error instanceof Error ? error.message : String(error)}`)
     }
   }
 

@@ -73,7 +73,7 @@ test.group('POST /v1/responses: native pass-through to an openai channel', (grou
     assert.equal(mock.lastRequest()!.body, raw)
   })
 
-  test('GET /v1/responses (WebSocket attempt) answers 426; GET/DELETE /v1/responses/{id} answer 501', async ({ assert }) => {
+  test('GET /v1/responses (WebSocket attempt) answers 426; GET/DELETE /v1/responses/{id} of an unknown id answer 404', async ({ assert }) => {
     const user = await seedUser()
     const status = await new Promise<number>((resolve, reject) => {
       const url = new URL(`${baseUrl()}/v1/responses`)
@@ -90,8 +90,8 @@ test.group('POST /v1/responses: native pass-through to an openai channel', (grou
     })
     assert.equal(status, 426)
     const auth = { authorization: `Bearer ${user.key}` }
-    assert.equal((await fetch(`${baseUrl()}/v1/responses/resp_1`, { headers: auth })).status, 501)
-    assert.equal((await fetch(`${baseUrl()}/v1/responses/resp_1`, { method: 'DELETE', headers: auth })).status, 501)
+    assert.equal((await fetch(`${baseUrl()}/v1/responses/resp_1`, { headers: auth })).status, 404)
+    assert.equal((await fetch(`${baseUrl()}/v1/responses/resp_1`, { method: 'DELETE', headers: auth })).status, 404)
   })
 })
 
@@ -285,22 +285,25 @@ test.group('What a translation cannot carry is refused, not dropped', (group) =>
     return () => mock.stop()
   })
 
-  test('previous_response_id on a model only a chat channel serves: 400 in OpenAI format, upstream untouched, metered', async ({ assert }) => {
+  test('an unknown previous_response_id on a model only a chat channel serves: OpenAI\'s 400, upstream untouched, metered', async ({ assert }) => {
     const user = await seedUser()
     const before = mock.requests.length
     const response = await post('/v1/responses', { model: 'deepseek-chat', input: 'And then?', previous_response_id: 'resp_123' }, { authorization: `Bearer ${user.key}` })
     assert.equal(response.status, 400)
     const body: any = await response.json()
     assert.equal(body.error.type, 'invalid_request_error')
-    assert.include(body.error.message, 'previous_response_id')
-    assert.include(body.error.message, "send the whole conversation in 'input'")
+    assert.equal(body.error.code, 'previous_response_not_found')
+    assert.equal(body.error.param, 'previous_response_id')
+    assert.equal(body.error.message, "Previous response with id 'resp_123' not found.")
     assert.equal(mock.requests.length, before)
     const rows = await usageRows(user.userId)
-    assert.deepEqual(rows.map((r: any) => [r.status, r.error_code]), [[400, 'invalid_request']])
+    assert.deepEqual(rows.map((r: any) => [r.status, r.error_code]), [[400, 'previous_response_not_found']])
   })
 
-  test('previous_response_id on a model an OpenAI channel also serves: that channel answers, in its own format', async ({ assert }) => {
+  test('a previous_response_id the gateway does not know, on a model an OpenAI channel also serves: that channel (which may hold it) answers', async ({ assert }) => {
     const user = await seedUser()
+    // Held by the upstream, stored there before the gateway recorded where (an older gateway, a direct call).
+    mock.storedResponses.responses.set('resp_123', { response: { id: 'resp_123', object: 'response', output: [] }, input: [] })
     await openai(user.key).responses.create({ model: 'mix-1', input: 'Hello' })
     assert.equal(mock.lastRequest()!.path, '/v1/chat/completions')
     await openai(user.key).responses.create({ model: 'mix-1', input: 'And then?', previous_response_id: 'resp_123' })

@@ -1,5 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
-import { apiCallOf } from '#gateway/http/generation_request'
+import { apiCallOf, gatewayInstance } from '#gateway/http/generation_request'
+import { deleteResponse, listInputItems, showResponse } from '#gateway/responses_store/responses_api'
+import { unlessClientGone } from '#gateway/batches/upstream_calls'
 import { responses, responsesCompact } from '#gateway/http/api_endpoints'
 
 export default class ResponsesController {
@@ -21,11 +23,23 @@ export default class ResponsesController {
     })
   }
 
-  /** GET/DELETE /v1/responses/:id: the gateway stores no responses (clients send store:false). */
-  async unsupported({ response, request }: HttpContext) {
-    response.status(501)
-    return response.json({
-      error: { message: `${request.method()} /v1/responses/{id} is not supported: the gateway does not store responses`, type: 'invalid_request_error', param: null, code: 'not_implemented' },
-    })
+  /** GET /v1/responses/:id: a stored response (responses_store/responses_api.ts) */
+  async show(ctx: HttpContext) {
+    return answer(ctx, await unlessClientGone(showResponse(await gatewayInstance(), apiCallOf(ctx), ctx.params.id)))
   }
+
+  /** DELETE /v1/responses/:id */
+  async destroy(ctx: HttpContext) {
+    return answer(ctx, await unlessClientGone(deleteResponse(await gatewayInstance(), apiCallOf(ctx), ctx.params.id)))
+  }
+
+  /** GET /v1/responses/:id/input_items (limit, order, after) */
+  async inputItems(ctx: HttpContext) {
+    return answer(ctx, await unlessClientGone(listInputItems(await gatewayInstance(), apiCallOf(ctx), ctx.params.id, ctx.request.qs())))
+  }
+}
+
+/** The JSON answer, or nothing for a client that went away. */
+function answer(ctx: HttpContext, body: Record<string, any> | undefined) {
+  if (body !== undefined) ctx.response.json(body)
 }

@@ -94,6 +94,21 @@ export interface EncoderOptions {
    * signatures, as OpenRouter's `reasoning_details` by it.
    */
   upstream?: DialectName
+  /**
+   * Responses, translated, `store` not false (responses_store/): the answer
+   * is stored under this gateway id, says `store: true` and its
+   * previous_response_id and instructions; a stream's encoder leaves the
+   * finished response object in `final` (for the store, once it is sent).
+   */
+  stored?: StoredAnswer
+}
+
+/** A Responses answer the gateway stores (EncoderOptions.stored) */
+export interface StoredAnswer {
+  id: string
+  previousResponseId: string | null
+  instructions: string | null
+  final?: Record<string, any>
 }
 
 /**

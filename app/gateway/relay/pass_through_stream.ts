@@ -27,6 +27,8 @@ export interface PassThroughOptions {
   conceal?: ((text: string) => string) | null
   /** The answer's hold on the balance, kept ahead of its cost (null: its tokens cost nothing) */
   hold?: StreamHold | null
+  /** Told each event the relay parsed anyway (a stored Responses answer's id, on its final event); absent: nothing more is done */
+  onParsed?: ((parsed: Record<string, any>) => void) | null
 }
 
 /**
@@ -146,6 +148,7 @@ export async function relayPassThroughStream(
       if (options.clientModel || rules.carriesUsage(event) || (amending && rules.mayAmend!(event, options.encoder))) {
         const parsed = parseJson(data)
         if (parsed && typeof parsed === 'object') {
+          options.onParsed?.(parsed)
           const found = rules.readUsage(parsed, usage)
           if (found && found !== usage) {
             usage = found

@@ -128,6 +128,14 @@ export function responseObject(
   }
 }
 
+/** A response the gateway stores (responses_store/): `store: true`, the conversation it continues, its instructions. */
+export function storedResponseObject<T extends Record<string, any>>(
+  response: T,
+  stored: { previousResponseId: string | null; instructions: string | null }
+): T {
+  return { ...response, store: true, previous_response_id: stored.previousResponseId, instructions: stored.instructions }
+}
+
 export function encodeResponsesResponse(response: CanonicalResponse, model: string): ResponsesResponse {
   const output: ResponsesItem[] = []
   let n = 0

@@ -8,6 +8,7 @@ import {
   refusalItem,
   responseId,
   responseObject,
+  storedResponseObject,
   toolItem,
 } from '#gateway/dialects/openai_responses/response'
 import type { ResponsesItem } from '#gateway/dialects/openai_responses/types'
@@ -88,9 +89,10 @@ export class ResponsesStreamEncoder implements StreamEncoder {
       return out + this.#event('response.failed', { response })
     }
     const incomplete = this.#incomplete()
-    out += this.#event(incomplete ? 'response.incomplete' : 'response.completed', {
-      response: this.#response(incomplete ? 'incomplete' : 'completed'),
-    })
+    const response = this.#response(incomplete ? 'incomplete' : 'completed')
+    out += this.#event(incomplete ? 'response.incomplete' : 'response.completed', { response })
+    // Stored (responses_store/): the finished response, for the store once the stream is sent.
+    if (this.options.stored) this.options.stored.final = response
     return out
   }
 
@@ -101,13 +103,14 @@ export class ResponsesStreamEncoder implements StreamEncoder {
   #response(status: 'in_progress' | 'completed' | 'incomplete' | 'failed') {
     const final = status !== 'in_progress'
     const incomplete = status === 'incomplete' ? this.#incomplete() : null
-    return responseObject(this.#id, this.options.model, status, final ? this.#output : [], final ? this.#usage : null, incomplete)
+    const response = responseObject(this.#id, this.options.model, status, final ? this.#output : [], final ? this.#usage : null, incomplete)
+    return this.options.stored ? storedResponseObject(response, this.options.stored) : response
   }
 
   #start(id: string): string {
     if (this.#started) return ''
     this.#started = true
-    this.#id = responseId(id)
+    this.#id = this.options.stored?.id ?? responseId(id)
     return (
       this.#event('response.created', { response: this.#response('in_progress') }) +
       this.#event('response.in_progress', { response: this.#response('in_progress') })

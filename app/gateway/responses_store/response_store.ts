@@ -1,0 +1,361 @@
+import db from '@adonisjs/lucid/services/db'
+
+/**
+ * One stored Responses answer (table stored_responses, migration 1004).
+ * 'gateway': answered on a translated channel, the conversation kept here;
+ * 'upstream': answered by a Responses-native channel, which keeps it (only
+ * the channel that holds it is known here).
+ */
+export interface StoredResponse {
+  id: string
+  kind: 'gateway' | 'upstream'
+  userId: number
+  apiKeyId: number | null
+  channelId: number | null
+  model: string
+  previousResponseId: string | null
+  /** The request's own input items (a string input as one user message) */
+  inputItems: unknown[] | null
+  instructions: string | null
+  outputItems: unknown[] | null
+  /** Responses' usage object */
+  usage: Record<string, unknown> | null
+  status: string
+  createdAt: Date
+  expiresAt: Date
+}
+
+export interface ResponseStoreOptions {
+  /** Days a stored response is kept (RESPONSES_STORE_DAYS; 0: nothing is stored) */
+  days: number
+  /** Largest input + output JSON of one response kept, bytes (RESPONSES_STORE_MAX_KB) */
+  maxBytes: number
+  log: (message: string) => void
+  /** Rows per INSERT (default 200) and wait before a write (default 10 ms: the answers of a burst go in one) */
+  batchSize?: number
+  flushMs?: number
+}
+
+/** Responses of a chain read for one follow-up at most (`previous_response_chain_too_long` beyond) */
+export const MAX_CHAIN = 256
+
+/** Where each Responses-native answer is held, remembered without a read (id -> owner, channel) */
+const STICKY_ENTRIES = 50_000
+
+/** Bytes of items of the gateway-kept responses remembered (a conversation's next turn reads them without the table) */
+const RECENT_BYTES = 32 * 1024 * 1024
+
+/** A queued row: its JSON serialised once, when it was saved (the bound is checked on those bytes) */
+interface PendingRow {
+  record: StoredResponse
+  input: string | null
+  output: string | null
+}
+
+/**
+ * The stored responses: written behind the answer (save() queues; a timer
+ * writes the queue in one INSERT), read on a follow-up or a GET. A queued
+ * response is found before it reaches the table (a follow-up that comes
+ * right after its answer). A failed write is logged and dropped: the client
+ * already has its answer, and a later previous_response_id to it is a
+ * not-found.
+ */
+export class ResponseStore {
+  #pending = new Map<string, PendingRow>()
+  /** Rows of the INSERT under way */
+  #writing = new Set<string>()
+  /**
+   * Deleted while their INSERT was under way: it may still land them, so they
+   * are deleted again once it is over, and read as gone until then.
+   */
+  #tombstones = new Set<string>()
+  #timer: NodeJS.Timeout | null = null
+  #flushing: Promise<void> | null = null
+  /** Responses-native answers: id -> where it is held (an insertion-ordered Map: the oldest go first) */
+  #sticky = new Map<string, { userId: number; channelId: number | null }>()
+  /**
+   * Gateway-kept responses saved or read lately, least recently used out
+   * first beyond RECENT_BYTES: an agent's next turn names the response this
+   * instance just answered, and reads its conversation from here. A delete
+   * (here, or on another instance: NOTIFY `stored_responses:<id>`, forget())
+   * drops the entry.
+   */
+  #recent = new Map<string, { record: StoredResponse; bytes: number }>()
+  #recentBytes = 0
+
+  constructor(readonly options: ResponseStoreOptions) {}
+
+  get enabled(): boolean {
+    return this.options.days > 0
+  }
+
+  /**
+   * Queues a response (after its answer was sent). Returns false, and keeps
+   * nothing, when its input and output together exceed the bound.
+   */
+  save(record: Omit<StoredResponse, 'expiresAt'>): boolean {
+    if (!this.enabled) return false
+    const input = record.inputItems === null ? null : JSON.stringify(record.inputItems)
+    const output = record.outputItems === null ? null : JSON.stringify(record.outputItems)
+    const bytes = (input?.length ?? 0) + (output?.length ?? 0) + (record.instructions?.length ?? 0)
+    if (bytes > this.options.maxBytes) {
+      this.options.log(`stored responses: ${record.id} not stored, ${bytes} bytes of items exceed RESPONSES_STORE_MAX_KB`)
+      return false
+    }
+    const expiresAt = new Date(record.createdAt.getTime() + this.options.days * 86_400_000)
+    const stored = { ...record, expiresAt }
+    this.#pending.set(record.id, { record: stored, input, output })
+    if (record.kind === 'upstream') this.#remember(record.id, record.userId, record.channelId)
+    else this.#keepRecent(stored, bytes)
+    if (this.#pending.size >= (this.options.batchSize ?? 200)) this.#flushSoon(0)
+    else this.#flushSoon(this.options.flushMs ?? 10)
+    return true
+  }
+
+  /**
+   * The response `id` and the ones before it (newest first, at most
+   * MAX_CHAIN; an earlier one expired or deleted ends the chain), or null
+   * when `id` is unknown. `owner` is false when the id is another user's.
+   */
+  async chain(id: string, userId: number): Promise<{ owner: boolean; responses: StoredResponse[] } | null> {
+    const responses: StoredResponse[] = []
+    let next: string | null = id
+    // The newest may still be queued (a follow-up sent right after its answer), or remembered.
+    const now = Date.now()
+    while (next !== null && responses.length < MAX_CHAIN) {
+      if (this.#tombstones.has(next)) break
+      const known: StoredResponse | undefined = this.#pending.get(next)?.record ?? this.#recentRecord(next, now)
+      if (!known) break
+      if (known.userId !== userId) return { owner: false, responses: [] }
+      responses.push(known)
+      next = known.kind === 'gateway' ? known.previousResponseId : null
+    }
+    if (next !== null && responses.length < MAX_CHAIN && !this.#tombstones.has(next)) {
+      // A sticky entry answers an upstream-held id without a read.
+      const held = responses.length === 0 ? this.#sticky.get(next) : undefined
+      if (held !== undefined) {
+        if (held.userId !== userId) return { owner: false, responses: [] }
+        return { owner: true, responses: [stickyRecord(next, held)] }
+      }
+      const rows = await db.rawQuery(CHAIN_SQL, [next, MAX_CHAIN - responses.length])
+      for (const row of rows.rows) {
+        if (this.#tombstones.has(row.id)) break
+        // Another user's id: unknown to this one, as at OpenAI (checked on the first; the rest follow the owner).
+        if (row.user_id !== String(userId) && Number(row.user_id) !== userId) {
+          if (responses.length === 0) return { owner: false, responses: [] }
+          break
+        }
+        const record = fromRow(row)
+        responses.push(record)
+        if (record.kind === 'gateway') this.#keepRecent(record, Number(row.bytes ?? 0))
+      }
+      const first = responses[0]
+      if (first?.kind === 'upstream') this.#remember(first.id, first.userId, first.channelId)
+    }
+    if (responses.length === 0) return null
+    return { owner: true, responses }
+  }
+
+  /** One response of this user (null: unknown, expired, or another user's). */
+  async find(id: string, userId: number): Promise<StoredResponse | null> {
+    if (this.#tombstones.has(id)) return null
+    const queued = this.#pending.get(id)?.record ?? this.#recentRecord(id, Date.now())
+    if (queued) return queued.userId === userId ? queued : null
+    const rows = await db.rawQuery('SELECT * FROM stored_responses WHERE id = ? AND expires_at > now()', [id])
+    const row = rows.rows[0]
+    return row && Number(row.user_id) === userId ? fromRow(row) : null
+  }
+
+  /** Deletes a response of this user; false when there was none. */
+  async delete(id: string, userId: number): Promise<boolean> {
+    const queued = this.#pending.get(id)
+    if (this.#tombstones.has(id)) return false
+    if (queued) {
+      if (queued.record.userId !== userId) return false
+      this.#pending.delete(id)
+      this.#sticky.delete(id)
+      this.#forgetRecent(id)
+      // Its INSERT is under way: deleted again once that is over (#write).
+      if (this.#writing.has(id)) this.#tombstones.add(id)
+      return true
+    }
+    // Other instances forget what they remember of it (gateway.ts hands the NOTIFY to forget()).
+    const rows = await db.rawQuery(
+      `WITH gone AS (DELETE FROM stored_responses WHERE id = ? AND user_id = ? RETURNING id)
+       SELECT id, pg_notify('gateway_changes', 'stored_responses:' || id) FROM gone`,
+      [id, userId]
+    )
+    if (rows.rows.length === 0) return false
+    this.forget(id)
+    return true
+  }
+
+  /** Writes what is queued now (shutdown, tests). */
+  async flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = null
+    while (this.#flushing) await this.#flushing
+    if (this.#pending.size === 0) return
+    this.#flushing = this.#write().finally(() => (this.#flushing = null))
+    await this.#flushing
+  }
+
+  #flushSoon(ms: number) {
+    if (this.#timer && ms > 0) return
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      void this.flush()
+    }, ms)
+    this.#timer.unref()
+  }
+
+  async #write() {
+    const batch = [...this.#pending.values()].slice(0, this.options.batchSize ?? 200)
+    for (const row of batch) this.#writing.add(row.record.id)
+    try {
+      await db
+        .table('stored_responses')
+        .multiInsert(batch.map(toColumns))
+        .onConflict('id')
+        .ignore()
+    } catch (error) {
+      this.options.log(`stored responses: ${batch.length} could not be written: ${error instanceof Error ? error.message : String(error)}`)
+    } finally {
+      for (const row of batch) {
+        // A newer save of the same id (none is expected) stays queued.
+        if (this.#pending.get(row.record.id) === row) this.#pending.delete(row.record.id)
+        this.#writing.delete(row.record.id)
+      }
+    }
+    if (this.#tombstones.size > 0) {
+      const ids = [...this.#tombstones]
+      try {
+        await db.rawQuery('DELETE FROM stored_responses WHERE id = ANY(?)', [ids])
+      } catch (error) {
+        this.options.log(`stored responses: ${ids.length} deleted ones could not be deleted: ${error instanceof Error ? error.message : String(error)}`)
+      }
+      for (const id of ids) this.#tombstones.delete(id)
+    }
+    if (this.#pending.size > 0) this.#flushSoon(0)
+  }
+
+  #remember(id: string, userId: number, channelId: number | null) {
+    this.#sticky.delete(id)
+    this.#sticky.set(id, { userId, channelId })
+    if (this.#sticky.size > STICKY_ENTRIES) this.#sticky.delete(this.#sticky.keys().next().value!)
+  }
+
+  /** A response deleted (here or on another instance): nothing of it is remembered any more. */
+  forget(id: string) {
+    this.#sticky.delete(id)
+    this.#forgetRecent(id)
+  }
+
+  /** Forgets what is cached in memory (tests: as another instance, or after a restart, would see it). */
+  forgetCached() {
+    this.#sticky.clear()
+    this.#recent.clear()
+    this.#recentBytes = 0
+  }
+
+  #recentRecord(id: string, now: number): StoredResponse | undefined {
+    const entry = this.#recent.get(id)
+    if (!entry) return undefined
+    if (entry.record.expiresAt.getTime() <= now) {
+      this.#forgetRecent(id)
+      return undefined
+    }
+    // Used: the most recent again.
+    this.#recent.delete(id)
+    this.#recent.set(id, entry)
+    return entry.record
+  }
+
+  #keepRecent(record: StoredResponse, bytes: number) {
+    if (bytes > RECENT_BYTES / 8) return
+    this.#forgetRecent(record.id)
+    this.#recent.set(record.id, { record, bytes })
+    this.#recentBytes += bytes
+    while (this.#recentBytes > RECENT_BYTES) this.#forgetRecent(this.#recent.keys().next().value!)
+  }
+
+  #forgetRecent(id: string) {
+    const entry = this.#recent.get(id)
+    if (!entry) return
+    this.#recent.delete(id)
+    this.#recentBytes -= entry.bytes
+  }
+}
+
+/**
+ * The chain from one id back through previous_response_id, one read: the
+ * rows not expired, each earlier one of the same owner and kept here (an
+ * upstream-held response has no earlier one recorded).
+ */
+const CHAIN_SQL = `
+WITH RECURSIVE chain AS (
+  SELECT s.*, 1 AS depth FROM stored_responses s WHERE s.id = ? AND s.expires_at > now()
+  UNION ALL
+  SELECT p.*, c.depth + 1 FROM stored_responses p JOIN chain c ON p.id = c.previous_response_id
+   WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ?
+)
+SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes FROM chain ORDER BY depth`
+
+function toColumns({ record, input, output }: PendingRow) {
+  return {
+    id: record.id,
+    kind: record.kind,
+    user_id: record.userId,
+    api_key_id: record.apiKeyId,
+    channel_id: record.channelId,
+    model: record.model,
+    previous_response_id: record.previousResponseId,
+    input_items: input,
+    instructions: record.instructions,
+    output_items: output,
+    usage: record.usage === null ? null : JSON.stringify(record.usage),
+    status: record.status,
+    created_at: record.createdAt,
+    expires_at: record.expiresAt,
+  }
+}
+
+function fromRow(row: any): StoredResponse {
+  return {
+    id: row.id,
+    kind: row.kind,
+    userId: Number(row.user_id),
+    apiKeyId: row.api_key_id === null ? null : Number(row.api_key_id),
+    channelId: row.channel_id === null ? null : Number(row.channel_id),
+    model: row.model,
+    previousResponseId: row.previous_response_id,
+    inputItems: row.input_items,
+    instructions: row.instructions,
+    outputItems: row.output_items,
+    usage: row.usage,
+    status: row.status,
+    createdAt: new Date(row.created_at),
+    expiresAt: new Date(row.expires_at),
+  }
+}
+
+/** What a sticky entry says of an upstream-held response (enough to route a follow-up) */
+function stickyRecord(id: string, held: { userId: number; channelId: number | null }): StoredResponse {
+  return {
+    id,
+    kind: 'upstream',
+    userId: held.userId,
+    apiKeyId: null,
+    channelId: held.channelId,
+    model: '',
+    previousResponseId: null,
+    inputItems: null,
+    instructions: null,
+    outputItems: null,
+    usage: null,
+    status: 'completed',
+    createdAt: new Date(0),
+    expiresAt: new Date(0),
+  }
+}

@@ -1,0 +1,155 @@
+import { GatewayError } from '#exceptions/gateway_error'
+import type { Gateway } from '#gateway/gateway'
+import type { ApiCall } from '#gateway/http/generation_request'
+import { channelRequest, jsonAnswer } from '#gateway/batches/upstream_calls'
+import { azureAddressing } from '#gateway/providers/azure/azure_adapter'
+import { withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { dispatch } from '#gateway/upstream/dispatcher'
+import type { ChannelInfo } from '#gateway/types'
+import { responseObject } from '#gateway/dialects/openai_responses/response'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
+import type { StoredResponse } from '#gateway/responses_store/response_store'
+
+/**
+ * `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` and
+ * `GET /v1/responses/{id}/input_items`: from the store for a response the
+ * gateway keeps (translated answers); relayed, with that channel's key, to
+ * the Responses-native channel that holds one it answered. Unknown, expired
+ * or another user's id: OpenAI's 404.
+ */
+export async function showResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
+  const stored = await owned(gw, call, id)
+  if (stored.kind === 'upstream') return relay(gw, call, stored, 'GET', '')
+  return responseView(stored)
+}
+
+export async function deleteResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
+  const stored = await owned(gw, call, id)
+  if (stored.kind === 'upstream') await relay(gw, call, stored, 'DELETE', '')
+  if (!(await gw.responses.delete(id, call.principal.user.id))) throw notFound(id)
+  return { id, object: 'response', deleted: true }
+}
+
+export interface InputItemsQuery {
+  limit?: unknown
+  order?: unknown
+  after?: unknown
+  include?: unknown
+}
+
+export async function listInputItems(gw: Gateway, call: ApiCall, id: string, query: InputItemsQuery): Promise<Record<string, any>> {
+  const params = listParams(query)
+  const stored = await owned(gw, call, id)
+  if (stored.kind === 'upstream') {
+    const search = new URLSearchParams({ limit: String(params.limit), order: params.order })
+    if (params.after !== null) search.set('after', params.after)
+    return relay(gw, call, stored, 'GET', '/input_items', search)
+  }
+  let items = (stored.inputItems ?? []).map((item, index) => inputItemView(item, stored.id, index))
+  if (params.order === 'desc') items.reverse()
+  if (params.after !== null) {
+    const at = items.findIndex((item) => item.id === params.after)
+    items = at < 0 ? [] : items.slice(at + 1)
+  }
+  const data = items.slice(0, params.limit)
+  return {
+    object: 'list',
+    data,
+    first_id: data[0]?.id ?? null,
+    last_id: data[data.length - 1]?.id ?? null,
+    has_more: items.length > data.length,
+    limit: params.limit,
+    order: params.order,
+    after: params.after,
+  }
+}
+
+/** The response object of a stored response, as OpenAI's GET answers it. */
+export function responseView(stored: StoredResponse): Record<string, any> {
+  const status = stored.status === 'incomplete' ? 'incomplete' : 'completed'
+  const base = responseObject(stored.id, stored.model, status, (stored.outputItems ?? []) as any[], null, status === 'incomplete' ? 'max_output_tokens' : null)
+  return {
+    ...base,
+    created_at: Math.floor(stored.createdAt.getTime() / 1000),
+    usage: stored.usage,
+    instructions: stored.instructions,
+    previous_response_id: stored.previousResponseId,
+    store: true,
+    metadata: {},
+  }
+}
+
+/**
+ * An input item as OpenAI lists it: an id (the client's, or one made of the
+ * response's id and the item's place: stable, so `after` pages), a message's
+ * type and its text as a content part.
+ */
+function inputItemView(item: any, responseId: string, index: number): Record<string, any> {
+  const view: Record<string, any> = item !== null && typeof item === 'object' ? { ...item } : { content: String(item) }
+  view.type ??= 'message'
+  view.id ??= `${view.type === 'message' ? 'msg' : 'item'}_${responseId.replace(/^resp_/, '')}_${index}`
+  if (view.type === 'message' && typeof view.content === 'string') {
+    view.content = [{ type: view.role === 'assistant' ? 'output_text' : 'input_text', text: view.content }]
+  }
+  return view
+}
+
+function listParams(query: InputItemsQuery): { limit: number; order: 'asc' | 'desc'; after: string | null } {
+  const limit = query.limit === undefined ? 20 : Number(query.limit)
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+    throw GatewayError.invalidRequest("'limit' must be a whole number from 1 to 100", 'invalid_value', 'limit')
+  }
+  const order = query.order === undefined ? 'desc' : query.order
+  if (order !== 'asc' && order !== 'desc') throw GatewayError.invalidRequest("'order' must be 'asc' or 'desc'", 'invalid_value', 'order')
+  const after = typeof query.after === 'string' && query.after !== '' ? query.after : null
+  return { limit, order, after }
+}
+
+async function owned(gw: Gateway, call: ApiCall, id: string): Promise<StoredResponse> {
+  const stored = id.length > 128 ? null : await gw.responses.find(id, call.principal.user.id)
+  if (stored === null) throw notFound(id)
+  return stored
+}
+
+function notFound(id: string): GatewayError {
+  return new GatewayError(404, 'not_found', `Response with id '${id.slice(0, 128)}' not found.`, 'invalid_request_error')
+}
+
+/**
+ * A call to the channel that holds an upstream-kept response, with its key.
+ * Gone or disabled since: 404, as for an unknown id (never another account).
+ */
+async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method: 'GET' | 'DELETE', suffix: string, search?: URLSearchParams) {
+  const channel = gw.catalog.channels.find((c) => c.id === stored.channelId)
+  if (!channel || !channel.enabled) throw notFound(stored.id)
+  const candidate: RouteCandidate = { channel, upstreamModel: stored.model }
+  const abort = new AbortController()
+  const onClose = () => abort.abort()
+  call.res.once('close', onClose)
+  try {
+    const path = `/responses/${encodeURIComponent(stored.id)}${suffix}`
+    const result = await dispatch([candidate], () => responsesRequest(channel, method, path, search), abort.signal, undefined, jsonAnswer)
+    return result.answer
+  } finally {
+    call.res.off('close', onClose)
+  }
+}
+
+/**
+ * A call to a channel's Responses API: under its base with its key as a
+ * Bearer token (OpenAI and compatible servers), or, for Azure OpenAI, its
+ * `api-key` and the api-version its Responses API needs.
+ */
+function responsesRequest(channel: ChannelInfo, method: 'GET' | 'DELETE', path: string, search?: URLSearchParams): UpstreamRequest {
+  if (channel.provider !== 'azure') {
+    const query = search === undefined ? '' : `?${search}`
+    return channelRequest(channel, { method, path: `${path}${query}` })
+  }
+  const addressing = azureAddressing(channel.baseUrl)
+  let query = addressing.responsesQuery
+  if (search !== undefined) query += `${query === '' ? '?' : '&'}${search}`
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (channel.apiKey) headers['api-key'] = channel.apiKey
+  withChannelHeaders(headers, channel, {}, [])
+  return { method, origin: addressing.origin, path: `${addressing.basePath}${path}${query}`, headers, body: '' }
+}
