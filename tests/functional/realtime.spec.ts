@@ -316,6 +316,47 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.deepEqual(await ledgerProblems(), [])
   })
 
+  test("a key's model globs hold for the transcription model a session.update names: an error event, nothing sent up", async ({ assert }) => {
+    const user = await seedUser({ balance: '5', keyModels: ['gpt-realtime', 'gpt-4o-mini-transcribe'] })
+    const session = await connect('/v1/realtime?model=gpt-realtime', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    const upstream = mock.realtime.connections.at(-1)!
+    const errors = () => session.events.filter((e) => e.type === 'error')
+    const refusedUpdates = [
+      // GA shape, beta shape, the key spelled with a JSON escape, and a model repeated (the last one is what JSON.parse reads).
+      { frame: JSON.stringify({ type: 'session.update', event_id: 'evt_ga', session: { type: 'realtime', audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } } }), param: 'session.audio.input.transcription.model', eventId: 'evt_ga' },
+      { frame: JSON.stringify({ type: 'session.update', event_id: 'evt_beta', session: { input_audio_transcription: { model: 'whisper-1' } } }), param: 'session.input_audio_transcription.model', eventId: 'evt_beta' },
+      { frame: '{"type":"session.update","session":{"input_audio_\\u0074ranscription":{"model":"whisper-1"}}}', param: 'session.input_audio_transcription.model', eventId: null },
+      { frame: '{"type":"session.update","session":{"input_audio_transcription":{"model":"gpt-4o-mini-transcribe","model":"whisper-1"}}}', param: 'session.input_audio_transcription.model', eventId: null },
+    ]
+    for (const [i, { frame, param, eventId }] of refusedUpdates.entries()) {
+      session.ws.send(frame)
+      await until(() => errors().length === i + 1, `the error event of update ${i + 1}`)
+      assert.deepInclude(errors()[i].error, { type: 'invalid_request_error', code: 'model_not_allowed', param, event_id: eventId })
+      assert.match(errors()[i].error.message, /^Model '(gpt-4o-transcribe|whisper-1)' is not permitted on your plan or key/)
+    }
+    // Binary or broken, an event that may set it and cannot be read is not sent on either.
+    session.ws.send(Buffer.from('{"type":"session.update","session":{"input_audio_transcription":{"model":"whisper-1"}},}'), { binary: true })
+    await until(() => errors().length === refusedUpdates.length + 1, 'the error event of the broken update')
+    assert.equal(errors().at(-1).error.code, 'invalid_json')
+    // An allowed one goes up (as the gateway read it), and the session goes on.
+    session.ws.send(JSON.stringify({ type: 'session.update', session: { input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } } }))
+    const updated = await session.next('session.updated')
+    assert.equal(updated.session.input_audio_transcription.model, 'gpt-4o-mini-transcribe')
+    assert.deepEqual(
+      upstream.received.filter((e) => e.type === 'session.update').map((e) => e.session.input_audio_transcription?.model ?? e.session.audio?.input?.transcription?.model),
+      ['gpt-4o-mini-transcribe']
+    )
+    // Text that only mentions the word is relayed untouched.
+    session.ws.send(JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'what is a transcription?' }] } }))
+    await until(() => upstream.received.some((e) => e.type === 'conversation.item.create'), 'the conversation item upstream')
+    session.ws.send(JSON.stringify({ type: 'response.create' }))
+    await session.next('response.done')
+    session.ws.close()
+    await session.closed
+    assert.lengthOf(await usageRows(user.userId), 1)
+  })
+
   test("a mapped model goes up as the channel's name; the beta header goes up when the client sent it", async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     const session = await connect('/v1/realtime?model=gpt-4o-realtime-preview', {
