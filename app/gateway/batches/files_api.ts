@@ -47,6 +47,8 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   }
   const file = partNamed(form, 'file')
   if (!file || file.filename === null) throw GatewayError.invalidRequest("'file' is required: a JSONL file part", 'missing_required_parameter', 'file')
+  // Refused before the upload: the name is stored, and a NUL cannot be (the file would be left upstream, unlisted).
+  if (file.filename.includes('\0')) throw GatewayError.invalidRequest("The file's name contains a NUL character", 'invalid_value', 'file')
   const bytes = rawBody.subarray(file.bodyStart, file.bodyEnd)
   const input = readBatchInput(bytes)
   if (!modelAllowed(call.principal, input.model)) throw GatewayError.modelNotAllowed(input.model)
