@@ -86,4 +86,45 @@ test.group('Hostile input (pass 22): Files and Batch API', (group) => {
     assert.equal(mock.batches.files.size, before)
     assert.deepEqual(await orphans(), [])
   })
+
+  test('metadata that is no object of strings, or holds a NUL, is refused before the upstream makes a batch', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const file = await upload(user.key, line(1, 'gpt-4o-mini'))
+    const made = mock.batches.batches.size
+    for (const [metadata, code] of [
+      [{ note: 'a\u0000b' }, 'invalid_value'],
+      [{ 'n\u0000': 'x' }, 'invalid_value'],
+      [{ count: 5 }, 'invalid_type'],
+      [{ nested: { a: '1' } }, 'invalid_type'],
+      [['a'], 'invalid_type'],
+    ] as const) {
+      const refused = await api('POST', '/v1/batches', user.key, JSON.stringify({ input_file_id: file.body.id, endpoint: '/v1/chat/completions', metadata }), 'application/json')
+      assert.equal(refused.status, 400, JSON.stringify(metadata))
+      assert.include(refused.body.error, { type: 'invalid_request_error', code, param: 'metadata' })
+    }
+    assert.equal(mock.batches.batches.size, made, 'no batch runs upstream')
+    assert.equal((await gateway()).batches.holds.heldFor(user.userId), 0n)
+  })
+
+  test('an upstream batch whose object carries a NUL is stored without it, and billed once when it ends', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const file = await upload(user.key, [line(1, 'gpt-4o-mini'), line(2, 'gpt-4o-mini')].join('\n'))
+    const created = await api('POST', '/v1/batches', user.key, JSON.stringify({ input_file_id: file.body.id, endpoint: '/v1/chat/completions', metadata: { mock_polls: '2' } }), 'application/json')
+    assert.equal(created.status, 200)
+    const upstreamId = (await db.from('batch_objects').where('public_id', created.body.id).first()).upstream_id
+    // The upstream (a proxy echoing bytes, a hostile one) now puts a NUL in what it says of the batch.
+    mock.batches.batches.get(upstreamId)!.metadata = { mock_polls: '2', 'note\u0000': 'a\u0000b' }
+    for (let look = 0; look < 4; look++) {
+      const seen = await api('GET', `/v1/batches/${created.body.id}`, user.key)
+      assert.equal(seen.status, 200)
+      if (seen.body.status === 'completed') break
+    }
+    const stored = await db.from('batch_objects').where('public_id', created.body.id).first()
+    assert.deepEqual(stored.object.metadata, { mock_polls: '2', note: 'ab' })
+    assert.isNotNull(stored.billed_at)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', error_code: null })
+    assert.equal((await gateway()).batches.holds.heldFor(user.userId), 0n)
+  })
 })
