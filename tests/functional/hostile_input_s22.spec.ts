@@ -1,5 +1,7 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
 import { setPrice } from '#actions/set_price'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, gateway, multipartBody, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
@@ -126,5 +128,50 @@ test.group('Hostile input (pass 22): Files and Batch API', (group) => {
     assert.lengthOf(rows, 1)
     assert.include(rows[0], { endpoint: 'batch', error_code: null })
     assert.equal((await gateway()).batches.holds.heldFor(user.userId), 0n)
+  })
+})
+
+test.group('Hostile input (pass 22): LiteLLM management', (group) => {
+  let adminKey = ''
+
+  group.setup(async () => {
+    await resetDatabase()
+    await createUser({ email: 'ops@s22.local', password: 'password123', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'ops@s22.local', name: 'master', manage: true })).key
+    await refreshCaches()
+  })
+
+  async function litellm(method: string, path: string, body?: unknown) {
+    return api(method, path, adminKey, body === undefined ? undefined : JSON.stringify(body), body === undefined ? undefined : 'application/json')
+  }
+
+  test("a key named by an id past a bigint's digits, or with a NUL, is LiteLLM's 404, not a generic 400", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    for (const [method, path, body] of [
+      ['POST', '/key/block', { key: '99999999999999999999' }],
+      ['POST', '/key/unblock', { key: '99999999999999999999' }],
+      ['POST', '/key/update', { key: '99999999999999999999', rpm_limit: 5 }],
+      ['POST', '/key/delete', { keys: ['99999999999999999999'] }],
+      ['POST', '/key/99999999999999999999/regenerate', {}],
+      ['GET', '/key/info?key=99999999999999999999', undefined],
+      ['GET', '/spend/logs?api_key=99999999999999999999', undefined],
+      ['POST', '/key/block', { key: 'sk-gw-\u0000' }],
+      ['GET', '/spend/logs?api_key=%00', undefined],
+    ] as const) {
+      const answer = await litellm(method, path, body)
+      assert.equal(answer.status, 404, `${method} ${path} ${JSON.stringify(body)}`)
+      assert.include(answer.body.error, { type: 'not_found_error', code: '404' })
+      assert.match(answer.body.error.message, /^No API key matches "/)
+    }
+    // The key itself is untouched and still found by its token.
+    const info = await litellm('GET', `/key/info?key=${user.keyId}`)
+    assert.equal(info.status, 200)
+    assert.equal(info.body.info.blocked, false)
+  })
+
+  test("/spend/logs' before past an id's digits is a 400 naming it", async ({ assert }) => {
+    const answer = await litellm('GET', '/spend/logs?before=99999999999999999999')
+    assert.equal(answer.status, 400)
+    assert.include(answer.body.error, { param: 'before', code: '400' })
   })
 })
