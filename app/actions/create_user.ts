@@ -44,5 +44,17 @@ export async function createUser(input: CreateUserInput, actor: Actor = cliActor
       after: { email: user.email, role: user.role, plan: plan?.name ?? null },
     })
     return { user, password: input.password ? null : password }
-  })
+  }).catch((error) => emailTakenMeanwhile(error, input.email))
+}
+
+/**
+ * The same address created twice at once (a script's retry, two admins):
+ * both passed the check above, the unique index let one in; the other is
+ * told the address exists, as it would have been a moment later, not a 500.
+ */
+function emailTakenMeanwhile(error: any, email: string): never {
+  if (error?.code === '23505' && String(error?.constraint ?? '').startsWith('users_email')) {
+    throw new AdminInputError(`A user with email ${email} already exists`, 'email')
+  }
+  throw error
 }

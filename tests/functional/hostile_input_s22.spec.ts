@@ -169,6 +169,18 @@ test.group('Hostile input (pass 22): LiteLLM management', (group) => {
     assert.equal(info.body.info.blocked, false)
   })
 
+  test('/user/new sent six times at once with one e-mail: one user, the others told it exists (no 500)', async ({ assert }) => {
+    const answers = await Promise.all(Array.from({ length: 6 }, () => litellm('POST', '/user/new', { user_email: 'race@s22.local' })))
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 400, 400, 400, 400, 400])
+    for (const refused of answers.filter((a) => a.status === 400)) {
+      assert.include(refused.body.error, { param: 'user_email', message: 'A user with email race@s22.local already exists' })
+    }
+    const users = await db.from('users').where('email', 'race@s22.local')
+    assert.lengthOf(users, 1)
+    // One key made, for the one user.
+    assert.lengthOf(await db.from('api_keys').where('user_id', users[0].id), 1)
+  })
+
   test("/spend/logs' before past an id's digits is a 400 naming it", async ({ assert }) => {
     const answer = await litellm('GET', '/spend/logs?before=99999999999999999999')
     assert.equal(answer.status, 400)
