@@ -4,6 +4,7 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { setPrice } from '#actions/set_price'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { PanelClient } from '#tests/panel_client'
 import { baseUrl, gateway, multipartBody, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -185,5 +186,37 @@ test.group('Hostile input (pass 22): LiteLLM management', (group) => {
     const answer = await litellm('GET', '/spend/logs?before=99999999999999999999')
     assert.equal(answer.status, 400)
     assert.include(answer.body.error, { param: 'before', code: '400' })
+  })
+})
+
+test.group('Hostile input (pass 22): end users in the panel and the management API', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+    await createUser({ email: 'admin@s22.local', password: 'admin-password', role: 'admin' })
+    await refreshCaches()
+  })
+
+  /** The flash messages of the page a form redirected to */
+  async function flashes(client: PanelClient, result: { status: number; location: string | null }) {
+    if (result.status !== 302) return [`status ${result.status}`]
+    const page = await client.follow(result)
+    return [...page.html.matchAll(/class="flash flash--(\w+)"[^>]*>([^<]*)</g)].map((m) => `${m[1]}: ${m[2].replace(/&quot;/g, '"')}`)
+  }
+
+  test('an end user name with a NUL, or sent twice in one form, is refused with the reason (was a 500, or "a,b" saved)', async ({ assert }) => {
+    const client = new PanelClient()
+    await client.login('admin@s22.local', 'admin-password')
+    const user = await seedUser({ balance: '1' })
+    await client.get(`/admin/users/${user.userId}/end-users`)
+    const refusal = 'error: An end user id is 1 to 128 characters without control characters'
+    assert.deepEqual(await flashes(client, await client.post(`/admin/users/${user.userId}/end-users/remove`, { end_user: 'a\u0000' })), [refusal])
+    assert.deepEqual(await flashes(client, await client.post(`/admin/users/${user.userId}/end-users`, { end_user: ['a', 'b'], blocked: '1' })), [refusal])
+    assert.lengthOf(await db.from('end_users').where('user_id', user.userId), 0)
+
+    const { key: adminKey } = await createApiKey({ userRef: 'admin@s22.local', name: 'm', manage: true })
+    await refreshCaches()
+    const removed = await api('DELETE', `/api/admin/end-users?user=${user.userId}&end_user=%00`, adminKey)
+    assert.equal(removed.status, 400)
+    assert.include(removed.body.error, { param: 'end_user', code: 'invalid_field' })
   })
 })
