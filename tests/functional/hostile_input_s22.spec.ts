@@ -109,6 +109,44 @@ test.group('Hostile input (pass 22): Files and Batch API', (group) => {
     assert.equal((await gateway()).batches.holds.heldFor(user.userId), 0n)
   })
 
+  test('a client that leaves while the upstream makes its batch: the batch is recorded, held and billed all the same', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const file = await upload(user.key, line(1, 'gpt-4o-mini'))
+    const made = mock.batches.batches.size
+    // The upstream takes 400 ms; the client hangs up after 100.
+    mock.script({ latency_ms: 400 })
+    const abort = new AbortController()
+    const leaving = fetch(`${baseUrl()}/v1/batches`, {
+      method: 'POST',
+      headers: { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ input_file_id: file.body.id, endpoint: '/v1/chat/completions', metadata: { mock_polls: '5' } }),
+      signal: abort.signal,
+    }).catch(() => null)
+    setTimeout(() => abort.abort(), 100)
+    assert.isNull(await leaving)
+    for (let i = 0; i < 40 && mock.batches.batches.size === made; i++) await new Promise((r) => setTimeout(r, 25))
+    assert.equal(mock.batches.batches.size, made + 1, 'the upstream made the batch')
+    const upstreamId = [...mock.batches.batches.keys()].at(-1)!
+    let row: any = null
+    for (let i = 0; i < 40 && !row; i++) {
+      row = await db.from('batch_objects').where({ kind: 'batch', upstream_id: upstreamId }).first()
+      if (!row) await new Promise((r) => setTimeout(r, 25))
+    }
+    assert.isOk(row, 'the gateway recorded it')
+    assert.isAbove(Number(row.hold), 0)
+    assert.equal((await gateway()).batches.holds.heldFor(user.userId), BigInt(Math.round(Number(row.hold) * 1e12)))
+    // The client comes back with the id (the batch list has it) and finds it billed once it ends.
+    const listed = await api('GET', '/v1/batches', user.key)
+    assert.equal(listed.body.data[0].id, row.public_id)
+    for (let look = 0; look < 8; look++) {
+      if ((await api('GET', `/v1/batches/${row.public_id}`, user.key)).body.status === 'completed') break
+    }
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.equal(rows[0].endpoint, 'batch')
+    assert.equal((await gateway()).batches.holds.heldFor(user.userId), 0n)
+  })
+
   test('an upstream batch whose object carries a NUL is stored without it, and billed once when it ends', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const file = await upload(user.key, [line(1, 'gpt-4o-mini'), line(2, 'gpt-4o-mini')].join('\n'))

@@ -10,7 +10,7 @@ import { isPriced } from '#gateway/metering/pricing'
 import { requestId } from '#gateway/metering/request_id'
 import { batchHold } from '#gateway/batches/batch_pricing'
 import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
-import { callChannel, holdingChannel } from '#gateway/batches/upstream_calls'
+import { callChannel, holdingChannel, NEVER } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
 
@@ -90,7 +90,9 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
           ...(metadata ? { metadata } : {}),
         }),
       },
-      closeSignal(call)
+      // Not aborted when the client leaves: the upstream may have made the batch already, and one the gateway
+      // never recorded would run there unbilled. The batch is recorded, held and billed, answered or not.
+      NEVER
     )
     if (typeof upstream.id !== 'string' || upstream.id === '') throw GatewayError.providerError('The upstream answered the batch without an id')
     const row = await insertObject({
