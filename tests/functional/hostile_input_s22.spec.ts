@@ -147,6 +147,18 @@ test.group('Hostile input (pass 22): Files and Batch API', (group) => {
     assert.equal((await gateway()).batches.holds.heldFor(user.userId), 0n)
   })
 
+  test("a sweep while a batch is being created (its upstream call slow) keeps that batch's hold", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const holds = (await gateway()).batches.holds
+    // What createBatch holds before its row exists (a negative id), taken before the sweep's read.
+    holds.hold(-1_000_000, user.userId, user.keyId, 5_000_000n)
+    await new Promise((r) => setTimeout(r, 5))
+    await holds.sync()
+    assert.equal(holds.heldFor(user.userId), 5_000_000n)
+    holds.release(-1_000_000)
+    assert.equal(holds.heldFor(user.userId), 0n)
+  })
+
   test('an upstream batch whose object carries a NUL is stored without it, and billed once when it ends', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const file = await upload(user.key, [line(1, 'gpt-4o-mini'), line(2, 'gpt-4o-mini')].join('\n'))
