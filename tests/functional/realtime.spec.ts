@@ -357,6 +357,30 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.lengthOf(await usageRows(user.userId), 1)
   })
 
+  test("a session.update naming another session model is refused with an error event (each response is metered as the session's model)", async ({ assert }) => {
+    const user = await seedUser({ balance: '5', keyModels: ['gpt-realtime'] })
+    const session = await connect('/v1/realtime?model=gpt-realtime', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    const upstream = mock.realtime.connections.at(-1)!
+    const errors = () => session.events.filter((e) => e.type === 'error')
+    // An OpenAI-compatible server (LocalAI) switches models on it: another model, even spelled with an escape, is not sent.
+    for (const [i, frame] of [
+      JSON.stringify({ type: 'session.update', event_id: 'evt_1', session: { type: 'realtime', model: 'gpt-realtime-mini' } }),
+      '{"type":"session.update","session":{"mod\\u0065l":"gpt-4o-realtime-preview"}}',
+    ].entries()) {
+      session.ws.send(frame)
+      await until(() => errors().length === i + 1, `the error event of update ${i + 1}`)
+      assert.deepInclude(errors()[i].error, { type: 'invalid_request_error', code: 'model_change_not_supported', param: 'session.model', event_id: i === 0 ? 'evt_1' : null })
+    }
+    // The session's own model (as clients repeat it) goes up with the rest of the update.
+    session.ws.send(JSON.stringify({ type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime', instructions: 'Be brief.' } }))
+    const updated = await session.next('session.updated')
+    assert.equal(updated.session.instructions, 'Be brief.')
+    assert.deepEqual(upstream.received.filter((e) => e.type === 'session.update').map((e) => e.session.model), ['gpt-realtime'])
+    session.ws.close()
+    await session.closed
+  })
+
   test("a mapped model goes up as the channel's name; the beta header goes up when the client sent it", async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     const session = await connect('/v1/realtime?model=gpt-4o-realtime-preview', {

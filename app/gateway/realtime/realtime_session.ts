@@ -15,7 +15,7 @@ import { ZERO_USAGE, type Principal } from '#gateway/types'
 import {
   errorEvent,
   readResponseDone,
-  requestedTranscription,
+  requestedModels,
   transcriptionModelOf,
   transcriptionUsage,
   watchedEventOf,
@@ -174,15 +174,18 @@ export class RealtimeSession implements InFlightWork {
   }
 
   /**
-   * A client's frame goes up as it came, unless it sets the input audio
-   * transcription: its model is billed apart (#transcribed), so it must be
-   * one the plan's and the key's globs allow, as the session's own model;
-   * one that is not is answered with an `error` event (as OpenAI answers a
-   * session.update it refuses) and not sent, the session going on as it was.
-   * One that is allowed goes up as the gateway read it.
+   * A client's frame goes up as it came, unless it sets a model of the
+   * session. The input audio transcription's is billed apart (#transcribed):
+   * it must be one the plan's and the key's globs allow, as the session's
+   * own model. The session's model stays the one it was opened with (each
+   * response is metered as it; OpenAI refuses a change, an OpenAI-compatible
+   * server such as LocalAI would switch). A refused event is answered with
+   * an `error` event (as OpenAI answers a session.update it refuses) and
+   * not sent, the session going on as it was; an allowed one goes up as the
+   * gateway read it.
    */
   #fromClient(client: WebSocket, upstream: WebSocket, data: Buffer, isBinary: boolean) {
-    const requested = requestedTranscription(data)
+    const requested = requestedModels(data)
     if (requested === null) return this.#forward(client, upstream, data, isBinary)
     const refuse = (code: string, message: string, param: string | null, eventId: string | null) => {
       if (client.readyState === WebSocket.OPEN) client.send(errorEvent('invalid_request_error', code, message, param, eventId))
@@ -190,10 +193,19 @@ export class RealtimeSession implements InFlightWork {
     if (requested === 'unreadable') {
       return refuse('invalid_json', 'The event is not a JSON object the gateway can read: it was not sent on', null, null)
     }
-    for (const { model, param } of requested.models) {
+    const { sessionModel, eventId } = requested
+    if (sessionModel !== null && sessionModel !== this.model && sessionModel !== this.#candidate!.upstreamModel) {
+      return refuse(
+        'model_change_not_supported',
+        `The session's model is the one it was opened with ('${this.model}'): open a new session for '${sessionModel.slice(0, 200)}'`,
+        'session.model',
+        eventId
+      )
+    }
+    for (const { model, param } of requested.transcription) {
       if (model !== '' && !modelAllowed(this.principal, model)) {
         const refusal = GatewayError.modelNotAllowed(model.slice(0, 200))
-        return refuse(refusal.code, `${refusal.message}: the input audio transcription stays as it was`, param, requested.eventId)
+        return refuse(refusal.code, `${refusal.message}: the input audio transcription stays as it was`, param, eventId)
       }
     }
     this.#forward(client, upstream, Buffer.from(JSON.stringify(requested.event)), false)
