@@ -253,6 +253,21 @@ test.group('Hostile input (pass 22): end users in the panel and the management A
     return [...page.html.matchAll(/class="flash flash--(\w+)"[^>]*>([^<]*)</g)].map((m) => `${m[1]}: ${m[2].replace(/&quot;/g, '"')}`)
   }
 
+  test("an admin whose sessions were ended elsewhere (password reset): the panel's next form is the sign-in page with the reason, not a 500, and changes nothing", async ({ assert }) => {
+    await createUser({ email: 'other-admin@s22.local', password: 'admin-password', role: 'admin' })
+    const client = new PanelClient()
+    await client.login('other-admin@s22.local', 'admin-password')
+    const user = await seedUser({ balance: '1' })
+    await client.get(`/admin/keys/${user.keyId}`)
+    // Another admin resets this one's password: its session epoch moves on.
+    await db.from('users').where('email', 'other-admin@s22.local').increment('session_epoch', 1)
+    const blocked = await client.post(`/admin/keys/${user.keyId}/block`)
+    assert.equal(blocked.status, 302)
+    assert.equal(blocked.location, '/login')
+    assert.deepEqual(await flashes(client, blocked), ['error: The password of this account was changed: sign in again.'])
+    assert.isNull((await db.from('api_keys').where('id', user.keyId).first()).blocked_at)
+  })
+
   test('an end user name with a NUL, or sent twice in one form, is refused with the reason (was a 500, or "a,b" saved)', async ({ assert }) => {
     const client = new PanelClient()
     await client.login('admin@s22.local', 'admin-password')
