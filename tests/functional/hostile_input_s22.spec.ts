@@ -79,6 +79,31 @@ test.group('Hostile input (pass 22): Files and Batch API', (group) => {
     assert.equal((await gateway()).batches.holds.heldFor(user.userId), 0n)
   })
 
+  test('a client that leaves while its file goes upstream: the file is recorded (listed), not left upstream unknown', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const before = mock.batches.files.size
+    mock.script({ latency_ms: 400 })
+    const form = uploadForm(line(1, 'gpt-4o-mini'), 'left.jsonl')
+    const abort = new AbortController()
+    const leaving = fetch(`${baseUrl()}/v1/files`, {
+      method: 'POST',
+      headers: { 'authorization': `Bearer ${user.key}`, 'content-type': form.contentType },
+      body: form.body,
+      signal: abort.signal,
+    }).catch(() => null)
+    setTimeout(() => abort.abort(), 100)
+    assert.isNull(await leaving)
+    for (let i = 0; i < 40 && mock.batches.files.size === before; i++) await new Promise((r) => setTimeout(r, 25))
+    assert.equal(mock.batches.files.size, before + 1, 'the upstream stored the file')
+    let listed: any[] = []
+    for (let i = 0; i < 40 && listed.length === 0; i++) {
+      listed = (await api('GET', '/v1/files', user.key)).body.data
+      if (listed.length === 0) await new Promise((r) => setTimeout(r, 25))
+    }
+    assert.deepEqual(listed.map((f) => f.filename), ['left.jsonl'])
+    assert.deepEqual(await orphans(), [])
+  })
+
   test('a file name with a NUL is refused before the upload', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const before = mock.batches.files.size

@@ -15,6 +15,7 @@ import {
   channelRequest,
   holdingChannel,
   jsonAnswer,
+  NEVER,
   sendToChannel,
 } from '#gateway/batches/upstream_calls'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
@@ -73,7 +74,9 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   const result = await dispatch(
     candidates,
     (c) => channelRequest(c.channel, { method: 'POST', path: '/files', body: bodyFor(c.upstreamModel), contentType }),
-    closeSignal(call),
+    // Not aborted when the client leaves (its whole body is here): a file the upstream stored and the gateway never
+    // recorded would stay there, unlisted and undeletable. It is recorded; GET /v1/files lists it.
+    NEVER,
     undefined,
     jsonAnswer
   )
