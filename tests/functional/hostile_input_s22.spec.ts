@@ -245,7 +245,7 @@ test.group('Hostile input (pass 22): LiteLLM management', (group) => {
     assert.equal(info.body.info.blocked, false)
   })
 
-  test('/user/new sent six times at once with one e-mail: one user, the others told it exists (no 500)', async ({ assert }) => {
+  test('/user/new sent six times at once with one e-mail: one user, the others told it exists (no 500); the address in capitals is the same address', async ({ assert }) => {
     const answers = await Promise.all(Array.from({ length: 6 }, () => litellm('POST', '/user/new', { user_email: 'race@s22.local' })))
     assert.deepEqual(answers.map((a) => a.status).sort(), [200, 400, 400, 400, 400, 400])
     for (const refused of answers.filter((a) => a.status === 400)) {
@@ -255,6 +255,11 @@ test.group('Hostile input (pass 22): LiteLLM management', (group) => {
     assert.lengthOf(users, 1)
     // One key made, for the one user.
     assert.lengthOf(await db.from('api_keys').where('user_id', users[0].id), 1)
+    // The same address in other letters is the same address (as registration has it), not a second account.
+    const upper = await litellm('POST', '/user/new', { user_email: 'RACE@s22.local' })
+    assert.equal(upper.status, 400)
+    assert.include(upper.body.error, { param: 'user_email', message: 'A user with email RACE@s22.local (as race@s22.local) already exists' })
+    assert.lengthOf(await db.from('users').whereRaw('lower(email) = ?', ['race@s22.local']), 1)
   })
 
   test("/spend/logs' before past an id's digits is a 400 naming it", async ({ assert }) => {
