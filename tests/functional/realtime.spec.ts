@@ -335,10 +335,15 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
       assert.deepInclude(errors()[i].error, { type: 'invalid_request_error', code: 'model_not_allowed', param, event_id: eventId })
       assert.match(errors()[i].error.message, /^Model '(gpt-4o-transcribe|whisper-1)' is not permitted on your plan or key/)
     }
-    // Binary or broken, an event that may set it and cannot be read is not sent on either.
-    session.ws.send(Buffer.from('{"type":"session.update","session":{"input_audio_transcription":{"model":"whisper-1"}},}'), { binary: true })
+    // Broken, an event that may set it and cannot be read is not sent on either.
+    session.ws.send('{"type":"session.update","session":{"input_audio_transcription":{"model":"whisper-1"}},}')
     await until(() => errors().length === refusedUpdates.length + 1, 'the error event of the broken update')
     assert.equal(errors().at(-1).error.code, 'invalid_json')
+    // A binary frame that is no JSON (raw audio) goes up untouched, whatever bytes it holds.
+    const audio = Buffer.from([0x00, 0x5c, 0x75, 0xff, 0x22, 0x6d, 0x6f, 0x64, 0x65, 0x6c, 0x22])
+    session.ws.send(audio, { binary: true })
+    await until(() => upstream.received.some((e) => e.binary !== undefined), 'the binary frame upstream')
+    assert.deepEqual(upstream.received.find((e) => e.binary !== undefined).binary, audio)
     // An allowed one goes up (as the gateway read it), and the session goes on.
     session.ws.send(JSON.stringify({ type: 'session.update', session: { input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } } }))
     const updated = await session.next('session.updated')

@@ -191,6 +191,8 @@ export class RealtimeSession implements InFlightWork {
       if (client.readyState === WebSocket.OPEN) client.send(errorEvent('invalid_request_error', code, message, param, eventId))
     }
     if (requested === 'unreadable') {
+      // A binary frame is no JSON event (audio to a server that takes it raw): its bytes may hold a `\u` by chance.
+      if (isBinary) return this.#forward(client, upstream, data, isBinary)
       return refuse('invalid_json', 'The event is not a JSON object the gateway can read: it was not sent on', null, null)
     }
     const { sessionModel, eventId } = requested
