@@ -18,8 +18,11 @@ export interface CreateUserInput {
 /** Creates a user; a password is generated when none is given (returned once). One transaction with its audit row. */
 export async function createUser(input: CreateUserInput, actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
-    if (await User.query({ client: trx }).where('email', input.email).first()) {
-      throw new AdminInputError(`A user with email ${input.email} already exists`, 'email')
+    // Compared as registration compares (register_user.ts): Dup@x.io is dup@x.io's address, not a second account.
+    const existing = await User.query({ client: trx }).whereRaw('lower(email) = lower(?)', [input.email]).first()
+    if (existing) {
+      const named = existing.email === input.email ? input.email : `${input.email} (as ${existing.email})`
+      throw new AdminInputError(`A user with email ${named} already exists`, 'email')
     }
     let plan: Plan | null = null
     if (input.planId !== undefined) {
@@ -44,5 +47,17 @@ export async function createUser(input: CreateUserInput, actor: Actor = cliActor
       after: { email: user.email, role: user.role, plan: plan?.name ?? null },
     })
     return { user, password: input.password ? null : password }
-  })
+  }).catch((error) => emailTakenMeanwhile(error, input.email))
+}
+
+/**
+ * The same address created twice at once (a script's retry, two admins):
+ * both passed the check above, the unique index let one in; the other is
+ * told the address exists, as it would have been a moment later, not a 500.
+ */
+function emailTakenMeanwhile(error: any, email: string): never {
+  if (error?.code === '23505' && String(error?.constraint ?? '').startsWith('users_email')) {
+    throw new AdminInputError(`A user with email ${email} already exists`, 'email')
+  }
+  throw error
 }

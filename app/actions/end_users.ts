@@ -66,6 +66,8 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
 
 /** Removes the owner's settings for the end user (its usage rows stay). */
 export async function deleteEndUser(userRef: string, endUser: string, actor: Actor = cliActor()) {
+  // No such name can be set (a NUL, which the text column refuses, was a 500): refused as setEndUser refuses it.
+  checkedName(endUser)
   return db.transaction(async (trx) => {
     const owner = await findUser(userRef, trx)
     const removed = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).delete().returning('*')

@@ -4,6 +4,7 @@ import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import ApiKey from '#models/api_key'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { AdminInputError } from '#actions/admin_input_error'
+import { recordId } from '#services/record_id'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
 
 /**
@@ -38,9 +39,12 @@ export async function revokeApiKey(ref: string, actor: Actor = cliActor()) {
 export async function findApiKey(ref: string, trx?: TransactionClientContract): Promise<ApiKey> {
   const query = () => (trx ? ApiKey.query({ client: trx }).forUpdate() : ApiKey.query())
   let key: ApiKey | null = null
-  if (/^\d+$/.test(ref)) key = await query().where('id', Number(ref)).first()
+  // An id past 15 digits names no row (Postgres refused it as a bigint: a generic error instead of this 404).
+  const id = recordId(ref)
+  if (id !== null) key = await query().where('id', id).first()
   if (!key) key = await query().where('key_hash', hashApiKey(ref)).first()
-  if (!key) {
+  // A prefix is printable text: a NUL (which a text column refuses) matches none.
+  if (!key && !ref.includes('\0')) {
     const matches = await (trx ? ApiKey.query({ client: trx }) : ApiKey.query()).whereNull('revoked_at').where('prefix', ref).limit(2)
     if (matches.length > 1) throw new AdminInputError(`Prefix ${ref} matches several keys: use the key id`)
     key = matches[0] ?? null

@@ -1,6 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import type { NextFn } from '@adonisjs/core/types/http'
 import { sessionEpochCurrent } from '#services/session_epoch'
+import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
 
 /**
  * Pages that need a signed-in account (admin panel, user portal). An
@@ -24,7 +25,8 @@ export default class AuthMiddleware {
     if (!sessionEpochCurrent(ctx.session, user)) {
       // The password changed since this session signed in (here or by an admin's reset).
       await ctx.auth.use('web').logout()
-      ctx.session.flash('error', ctx.i18n.t('auth.password.signed_out'))
+      // The panel's routes do not run the locale middleware: its language is set here (ctx.i18n was undefined: a 500).
+      ctx.session.flash('error', useRequestLocale(ctx).t('auth.password.signed_out'))
       if (ctx.request.method() === 'GET') ctx.session.put('login.next', ctx.request.url(true))
       return ctx.response.redirect('/login')
     }

@@ -316,6 +316,76 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.deepEqual(await ledgerProblems(), [])
   })
 
+  test("a key's model globs hold for the transcription model a session.update names: an error event, nothing sent up", async ({ assert }) => {
+    const user = await seedUser({ balance: '5', keyModels: ['gpt-realtime', 'gpt-4o-mini-transcribe'] })
+    const session = await connect('/v1/realtime?model=gpt-realtime', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    const upstream = mock.realtime.connections.at(-1)!
+    const errors = () => session.events.filter((e) => e.type === 'error')
+    const refusedUpdates = [
+      // GA shape, beta shape, the key spelled with a JSON escape, and a model repeated (the last one is what JSON.parse reads).
+      { frame: JSON.stringify({ type: 'session.update', event_id: 'evt_ga', session: { type: 'realtime', audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } } }), param: 'session.audio.input.transcription.model', eventId: 'evt_ga' },
+      { frame: JSON.stringify({ type: 'session.update', event_id: 'evt_beta', session: { input_audio_transcription: { model: 'whisper-1' } } }), param: 'session.input_audio_transcription.model', eventId: 'evt_beta' },
+      { frame: '{"type":"session.update","session":{"input_audio_\\u0074ranscription":{"model":"whisper-1"}}}', param: 'session.input_audio_transcription.model', eventId: null },
+      { frame: '{"type":"session.update","session":{"input_audio_transcription":{"model":"gpt-4o-mini-transcribe","model":"whisper-1"}}}', param: 'session.input_audio_transcription.model', eventId: null },
+    ]
+    for (const [i, { frame, param, eventId }] of refusedUpdates.entries()) {
+      session.ws.send(frame)
+      await until(() => errors().length === i + 1, `the error event of update ${i + 1}`)
+      assert.deepInclude(errors()[i].error, { type: 'invalid_request_error', code: 'model_not_allowed', param, event_id: eventId })
+      assert.match(errors()[i].error.message, /^Model '(gpt-4o-transcribe|whisper-1)' is not permitted on your plan or key/)
+    }
+    // Broken, an event that may set it and cannot be read is not sent on either.
+    session.ws.send('{"type":"session.update","session":{"input_audio_transcription":{"model":"whisper-1"}},}')
+    await until(() => errors().length === refusedUpdates.length + 1, 'the error event of the broken update')
+    assert.equal(errors().at(-1).error.code, 'invalid_json')
+    // A binary frame that is no JSON (raw audio) goes up untouched, whatever bytes it holds.
+    const audio = Buffer.from([0x00, 0x5c, 0x75, 0xff, 0x22, 0x6d, 0x6f, 0x64, 0x65, 0x6c, 0x22])
+    session.ws.send(audio, { binary: true })
+    await until(() => upstream.received.some((e) => e.binary !== undefined), 'the binary frame upstream')
+    assert.deepEqual(upstream.received.find((e) => e.binary !== undefined).binary, audio)
+    // An allowed one goes up (as the gateway read it), and the session goes on.
+    session.ws.send(JSON.stringify({ type: 'session.update', session: { input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } } }))
+    const updated = await session.next('session.updated')
+    assert.equal(updated.session.input_audio_transcription.model, 'gpt-4o-mini-transcribe')
+    assert.deepEqual(
+      upstream.received.filter((e) => e.type === 'session.update').map((e) => e.session.input_audio_transcription?.model ?? e.session.audio?.input?.transcription?.model),
+      ['gpt-4o-mini-transcribe']
+    )
+    // Text that only mentions the word is relayed untouched.
+    session.ws.send(JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'what is a transcription?' }] } }))
+    await until(() => upstream.received.some((e) => e.type === 'conversation.item.create'), 'the conversation item upstream')
+    session.ws.send(JSON.stringify({ type: 'response.create' }))
+    await session.next('response.done')
+    session.ws.close()
+    await session.closed
+    assert.lengthOf(await usageRows(user.userId), 1)
+  })
+
+  test("a session.update naming another session model is refused with an error event (each response is metered as the session's model)", async ({ assert }) => {
+    const user = await seedUser({ balance: '5', keyModels: ['gpt-realtime'] })
+    const session = await connect('/v1/realtime?model=gpt-realtime', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    const upstream = mock.realtime.connections.at(-1)!
+    const errors = () => session.events.filter((e) => e.type === 'error')
+    // An OpenAI-compatible server (LocalAI) switches models on it: another model, even spelled with an escape, is not sent.
+    for (const [i, frame] of [
+      JSON.stringify({ type: 'session.update', event_id: 'evt_1', session: { type: 'realtime', model: 'gpt-realtime-mini' } }),
+      '{"type":"session.update","session":{"mod\\u0065l":"gpt-4o-realtime-preview"}}',
+    ].entries()) {
+      session.ws.send(frame)
+      await until(() => errors().length === i + 1, `the error event of update ${i + 1}`)
+      assert.deepInclude(errors()[i].error, { type: 'invalid_request_error', code: 'model_change_not_supported', param: 'session.model', event_id: i === 0 ? 'evt_1' : null })
+    }
+    // The session's own model (as clients repeat it) goes up with the rest of the update.
+    session.ws.send(JSON.stringify({ type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime', instructions: 'Be brief.' } }))
+    const updated = await session.next('session.updated')
+    assert.equal(updated.session.instructions, 'Be brief.')
+    assert.deepEqual(upstream.received.filter((e) => e.type === 'session.update').map((e) => e.session.model), ['gpt-realtime'])
+    session.ws.close()
+    await session.closed
+  })
+
   test("a mapped model goes up as the channel's name; the beta header goes up when the client sent it", async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     const session = await connect('/v1/realtime?model=gpt-4o-realtime-preview', {

@@ -32,7 +32,7 @@ export default class EndUsersController {
    */
   async store(ctx: HttpContext) {
     const { request, response, session, params } = ctx
-    const input: EndUserSettings = { userRef: String(Number(params.id)), endUser: String(request.input('end_user') ?? '') }
+    const input: EndUserSettings = { userRef: String(Number(params.id)), endUser: textInput(request.input('end_user')) }
     if (request.input('blocked') !== undefined && request.input('blocked') !== null) input.blocked = checkbox(request.input('blocked'))
     const limit = request.input('monthly_limit')
     if (limit !== undefined && limit !== null) input.monthlyLimit = String(limit).trim() === '' ? null : String(limit)
@@ -45,9 +45,14 @@ export default class EndUsersController {
   /** POST /admin/users/:id/end-users/remove: forgets the settings (its usage stays, and it is served again) */
   async destroy(ctx: HttpContext) {
     const { request, response, session, params } = ctx
-    const endUser = String(request.input('end_user') ?? '')
+    const endUser = textInput(request.input('end_user'))
     await deleteEndUser(String(Number(params.id)), endUser, panelActor(ctx))
     session.flash('success', `Removed the settings of end user ${endUser}: served without limit.`)
     return response.redirect(`/admin/users/${Number(params.id)}/end-users`)
   }
+}
+
+/** A form field as text; a repeated one (`end_user=a&end_user=b`, an array) is no end user's name: '' (refused). */
+function textInput(value: unknown): string {
+  return typeof value === 'string' ? value : ''
 }

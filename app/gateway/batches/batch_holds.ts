@@ -135,7 +135,8 @@ export class BatchHolds {
       if (this.#released.has(id)) continue
       this.hold(id, Number(row.user_id), row.api_key_id === null ? null : Number(row.api_key_id), toPico(row.hold))
     }
-    for (const [id, hold] of this.#holds) if (!unbilled.has(id) && hold.since < started) this.release(id)
+    // A batch being created (a negative id, batches_api.ts) has no row yet: its hold stays until its creation ends.
+    for (const [id, hold] of this.#holds) if (id > 0 && !unbilled.has(id) && hold.since < started) this.release(id)
     // A release older than this read is in it (billed_at set): no later sync can hold it again.
     for (const [id, at] of this.#released) if (at < started) this.#released.delete(id)
   }

@@ -25,6 +25,14 @@ export const BATCH_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/chat/completio
 /** OpenAI's own limit of requests in one batch file */
 export const MAX_BATCH_LINES = 50_000
 
+/**
+ * The completion tokens a file may hold at most: its lines' max_tokens are
+ * the client's numbers (1e19 is an integer to JSON), summed past what a
+ * bigint column or an exact JS number keeps. A file at this bound holds more
+ * than any balance can cover: its batch is refused with 402, not stored wrong.
+ */
+export const MAX_COMPLETION_HOLD = Number.MAX_SAFE_INTEGER
+
 function refused(message: string, code = 'invalid_batch_file') {
   return GatewayError.invalidRequest(message, code, 'file')
 }
@@ -68,7 +76,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     model = body.model
     if (++lines > MAX_BATCH_LINES) throw refused(`The file has more than ${MAX_BATCH_LINES} requests`)
     // Embeddings answer no completion tokens.
-    if (line.url !== '/v1/embeddings') completionHold += completionTokenHold(body)
+    if (line.url !== '/v1/embeddings') completionHold = Math.min(completionHold + completionTokenHold(body), MAX_COMPLETION_HOLD)
   })
   if (model === null || endpoint === null) throw refused('The file holds no request line')
   return { model, endpoint, lines, completionHold }

@@ -83,7 +83,8 @@ export class BatchService {
    * before this returns.
    */
   async settle(row: BatchObjectRow, upstream: Record<string, any>): Promise<Record<string, any>> {
-    const status = typeof upstream.status === 'string' ? upstream.status : row.status
+    // Stored and written on the usage row: without the NUL a hostile upstream could put in it (jsonb and text refuse it).
+    const status = typeof upstream.status === 'string' ? upstream.status.replaceAll('\0', '') : row.status
     const output = isId(upstream.output_file_id) ? await registerBatchFile(row, upstream.output_file_id, 'batch_output') : null
     const errors = isId(upstream.error_file_id) ? await registerBatchFile(row, upstream.error_file_id, 'batch_output') : null
     const view = {
@@ -288,5 +289,5 @@ export class BatchService {
 }
 
 function isId(value: unknown): value is string {
-  return typeof value === 'string' && value !== '' && value.length <= 255
+  return typeof value === 'string' && value !== '' && value.length <= 255 && !value.includes('\0')
 }

@@ -87,11 +87,32 @@ export function mintId(kind: ObjectKind): string {
   return `${ID_PREFIXES[kind]}${out}`
 }
 
+/**
+ * An upstream's object as jsonb keeps it: without NUL characters, which
+ * jsonb refuses (an upstream echoing a client's bytes, a hostile proxy).
+ * Refused, the object would never be stored: a batch not recorded runs
+ * upstream unbilled, a finished one is never billed.
+ */
+export function storable(value: unknown): unknown {
+  if (typeof value === 'string') return value.includes('\0') ? value.replaceAll('\0', '') : value
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(storable)
+  const out: Record<string, unknown> = {}
+  for (const [name, item] of Object.entries(value)) out[storable(name) as string] = storable(item)
+  return out
+}
+
+function objectJson(object: Record<string, any>): string {
+  const text = JSON.stringify(object)
+  // JSON.stringify writes a NUL as this escape: the walk is only for the rare object that has one.
+  return text.includes('\\u0000') ? JSON.stringify(storable(object)) : text
+}
+
 export async function insertObject(values: NewBatchObject): Promise<BatchObjectRow> {
   const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : values.kind
   const [row] = await db
     .table('batch_objects')
-    .insert({ ...values, public_id: mintId(kind), object: JSON.stringify(values.object) })
+    .insert({ ...values, public_id: mintId(kind), object: objectJson(values.object) })
     .returning('*')
   return row as BatchObjectRow
 }
@@ -161,7 +182,7 @@ export async function recordSeen(id: number, status: string, object: Record<stri
   await db
     .from('batch_objects')
     .where('id', id)
-    .update({ status: status.slice(0, 32), object: JSON.stringify(object), updated_at: new Date(), polled_at: new Date() })
+    .update({ status: storable(status.slice(0, 32)), object: objectJson(object), updated_at: new Date(), polled_at: new Date() })
 }
 
 export async function deleteObject(id: number) {

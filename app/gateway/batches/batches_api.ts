@@ -9,7 +9,7 @@ import { requestId } from '#gateway/metering/request_id'
 import { batchHold } from '#gateway/batches/batch_pricing'
 import { refuseUncoveredHold } from '#gateway/batches/batch_holds'
 import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
-import { callChannel, holdingChannel } from '#gateway/batches/upstream_calls'
+import { callChannel, holdingChannel, NEVER } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
 
@@ -30,8 +30,12 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   const window = body.completion_window ?? '24h'
   if (window !== '24h') throw GatewayError.invalidRequest("completion_window must be '24h'", 'invalid_value', 'completion_window')
   const metadata = body.metadata
-  if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
+  if (metadata !== undefined && metadata !== null && !isStringMap(metadata)) {
     throw GatewayError.invalidRequest('metadata must be an object of strings', 'invalid_type', 'metadata')
+  }
+  // The upstream echoes it in the batch, which is stored: a NUL refused there would leave a batch running unbilled.
+  if (metadata && Object.entries(metadata).some(([name, value]) => name.includes('\0') || (value as string).includes('\0'))) {
+    throw GatewayError.invalidRequest('metadata must not contain NUL characters', 'invalid_value', 'metadata')
   }
   const file = await findOwned(call.principal, 'file', inputFileId)
   if (file.purpose !== 'batch' || file.model === null) {
@@ -63,7 +67,9 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
           ...(metadata ? { metadata } : {}),
         }),
       },
-      closeSignal(call)
+      // Not aborted when the client leaves: the upstream may have made the batch already, and one the gateway
+      // never recorded would run there unbilled. The batch is recorded, held and billed, answered or not.
+      NEVER
     )
     if (typeof upstream.id !== 'string' || upstream.id === '') throw GatewayError.providerError('The upstream answered the batch without an id')
     return insertObject({
@@ -120,6 +126,10 @@ export async function listBatches(call: ApiCall, params: ListParams) {
 
 function batchView(row: BatchObjectRow): Record<string, any> {
   return { ...(row.object ?? {}), id: row.public_id, object: 'batch' }
+}
+
+function isStringMap(value: unknown): value is Record<string, string> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string')
 }
 
 function requiredString(body: Record<string, any>, name: string): string {

@@ -15,6 +15,7 @@ import {
   channelRequest,
   holdingChannel,
   jsonAnswer,
+  NEVER,
   sendToChannel,
 } from '#gateway/batches/upstream_calls'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
@@ -47,6 +48,8 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   }
   const file = partNamed(form, 'file')
   if (!file || file.filename === null) throw GatewayError.invalidRequest("'file' is required: a JSONL file part", 'missing_required_parameter', 'file')
+  // Refused before the upload: the name is stored, and a NUL cannot be (the file would be left upstream, unlisted).
+  if (file.filename.includes('\0')) throw GatewayError.invalidRequest("The file's name contains a NUL character", 'invalid_value', 'file')
   const bytes = rawBody.subarray(file.bodyStart, file.bodyEnd)
   const input = readBatchInput(bytes)
   if (!modelAllowed(call.principal, input.model)) throw GatewayError.modelNotAllowed(input.model)
@@ -71,7 +74,9 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   const result = await dispatch(
     candidates,
     (c) => channelRequest(c.channel, { method: 'POST', path: '/files', body: bodyFor(c.upstreamModel), contentType }),
-    closeSignal(call),
+    // Not aborted when the client leaves (its whole body is here): a file the upstream stored and the gateway never
+    // recorded would stay there, unlisted and undeletable. It is recorded; GET /v1/files lists it.
+    NEVER,
     undefined,
     jsonAnswer
   )

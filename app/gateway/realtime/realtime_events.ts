@@ -65,6 +65,63 @@ export function transcriptionModelOf(frame: Buffer): string | null | undefined {
   return typeof setting?.model === 'string' && setting.model !== '' ? setting.model : null
 }
 
+/** What a client's event sets of the session's models (see requestedModels). */
+export interface RequestedModels {
+  /** The event, parsed: what goes upstream (re-serialized, so the upstream reads exactly what was checked) */
+  event: Record<string, any>
+  /** The input audio transcription models it names (string values only: any other is the upstream's to refuse), and where */
+  transcription: Array<{ model: string; param: string }>
+  /** `session.model`, when it names one (OpenAI refuses a change; an OpenAI-compatible server may switch) */
+  sessionModel: string | null
+  /** The client's event_id, for the error event that answers it */
+  eventId: string | null
+}
+
+const TRANSCRIPTION = Buffer.from('transcription')
+const MODEL_KEY = Buffer.from('"model"')
+const UNICODE_ESCAPE = Buffer.from('\\u')
+
+/**
+ * Does a client's frame set a model of the session? The input audio
+ * transcription's (billed apart: it must be one the key may use), in
+ * `session.update`'s GA `session.audio.input.transcription` or beta
+ * `session.input_audio_transcription`, or the session's own `session.model`
+ * (metered as the model the session was opened with), whatever the
+ * event's type says. Audio appends (most frames, tens of KB) are never
+ * parsed: a frame without the word `transcription`, the key `"model"`
+ * (quoted: inside a JSON string a quote is escaped) or a `\u` escape (the
+ * only way JSON can spell those otherwise) cannot set one. null: the frame
+ * sets none; 'unreadable': it might, but is no JSON object the gateway can
+ * read (refused: what the upstream would read of it is unknown).
+ */
+export function requestedModels(frame: Buffer): RequestedModels | null | 'unreadable' {
+  if (frame.indexOf(TRANSCRIPTION) < 0 && frame.indexOf(MODEL_KEY) < 0 && frame.indexOf(UNICODE_ESCAPE) < 0) return null
+  let event: any
+  try {
+    event = JSON.parse(frame.toString('utf8'))
+  } catch {
+    return 'unreadable'
+  }
+  if (event === null || typeof event !== 'object' || Array.isArray(event)) return 'unreadable'
+  const session = event.session
+  if (session === null || typeof session !== 'object') return null
+  const settings: Array<[unknown, string]> = [
+    [session.audio?.input?.transcription, 'session.audio.input.transcription.model'],
+    [session.input_audio_transcription, 'session.input_audio_transcription.model'],
+  ]
+  let named = false
+  const transcription: RequestedModels['transcription'] = []
+  for (const [setting, param] of settings) {
+    if (setting === undefined) continue
+    named = true
+    const model = (setting as any)?.model
+    if (typeof model === 'string') transcription.push({ model, param })
+  }
+  const sessionModel = typeof session.model === 'string' ? session.model : null
+  if (!named && sessionModel === null) return null
+  return { event, transcription, sessionModel, eventId: typeof event.event_id === 'string' ? event.event_id.slice(0, 100) : null }
+}
+
 /**
  * The usage a `conversation.item.input_audio_transcription.completed`
  * reports (OpenAI bills the transcription of the user's audio apart, at the
@@ -149,10 +206,10 @@ function count(value: unknown): number {
 }
 
 /** An `error` server event in OpenAI's shape (what the gateway tells a client before it closes the session). */
-export function errorEvent(type: string, code: string, message: string): string {
+export function errorEvent(type: string, code: string, message: string, param: string | null = null, eventId: string | null = null): string {
   return JSON.stringify({
     type: 'error',
     event_id: `event_gw_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
-    error: { type, code, message, param: null, event_id: null },
+    error: { type, code, message, param, event_id: eventId },
   })
 }

@@ -1,6 +1,6 @@
 import { WebSocket, type RawData } from 'ws'
 import { GatewayError } from '#exceptions/gateway_error'
-import { authorizeModel } from '#gateway/access_policy'
+import { authorizeModel, modelAllowed } from '#gateway/access_policy'
 import { resolvePrincipal } from '#gateway/auth/key_resolver'
 import type { Gateway } from '#gateway/gateway'
 import type { InFlightWork } from '#gateway/gateway_service'
@@ -12,7 +12,14 @@ import { clientFacing } from '#gateway/http/client_message'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { ZERO_USAGE, type Principal } from '#gateway/types'
-import { errorEvent, readResponseDone, transcriptionModelOf, transcriptionUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
+import {
+  errorEvent,
+  readResponseDone,
+  requestedModels,
+  transcriptionModelOf,
+  transcriptionUsage,
+  watchedEventOf,
+} from '#gateway/realtime/realtime_events'
 import type { RealtimeLimits } from '#gateway/realtime/realtime_limits'
 import type { UpstreamConnection } from '#gateway/realtime/upstream_socket'
 
@@ -96,7 +103,7 @@ export class RealtimeSession implements InFlightWork {
     this.#client = client
     this.#upstream = upstream
     this.#candidate = connection.candidate
-    client.on('message', (data, isBinary) => this.#forward(client, upstream, data, isBinary))
+    client.on('message', (data, isBinary) => this.#fromClient(client, upstream, data as Buffer, isBinary))
     const fromUpstream = (data: RawData, isBinary: boolean) => {
       const event = isBinary ? null : watchedEventOf(data as Buffer)
       // The upstream's own error reaches the client without the channel's key and address (as HTTP's error events).
@@ -164,6 +171,46 @@ export class RealtimeSession implements InFlightWork {
     // The reader is behind: stop reading its peer until this frame (and all before it) is flushed.
     from.pause()
     to.send(data as Buffer, { binary: isBinary }, () => from.resume())
+  }
+
+  /**
+   * A client's frame goes up as it came, unless it sets a model of the
+   * session. The input audio transcription's is billed apart (#transcribed):
+   * it must be one the plan's and the key's globs allow, as the session's
+   * own model. The session's model stays the one it was opened with (each
+   * response is metered as it; OpenAI refuses a change, an OpenAI-compatible
+   * server such as LocalAI would switch). A refused event is answered with
+   * an `error` event (as OpenAI answers a session.update it refuses) and
+   * not sent, the session going on as it was; an allowed one goes up as the
+   * gateway read it.
+   */
+  #fromClient(client: WebSocket, upstream: WebSocket, data: Buffer, isBinary: boolean) {
+    const requested = requestedModels(data)
+    if (requested === null) return this.#forward(client, upstream, data, isBinary)
+    const refuse = (code: string, message: string, param: string | null, eventId: string | null) => {
+      if (client.readyState === WebSocket.OPEN) client.send(errorEvent('invalid_request_error', code, message, param, eventId))
+    }
+    if (requested === 'unreadable') {
+      // A binary frame is no JSON event (audio to a server that takes it raw): its bytes may hold a `\u` by chance.
+      if (isBinary) return this.#forward(client, upstream, data, isBinary)
+      return refuse('invalid_json', 'The event is not a JSON object the gateway can read: it was not sent on', null, null)
+    }
+    const { sessionModel, eventId } = requested
+    if (sessionModel !== null && sessionModel !== this.model && sessionModel !== this.#candidate!.upstreamModel) {
+      return refuse(
+        'model_change_not_supported',
+        `The session's model is the one it was opened with ('${this.model}'): open a new session for '${sessionModel.slice(0, 200)}'`,
+        'session.model',
+        eventId
+      )
+    }
+    for (const { model, param } of requested.transcription) {
+      if (model !== '' && !modelAllowed(this.principal, model)) {
+        const refusal = GatewayError.modelNotAllowed(model.slice(0, 200))
+        return refuse(refusal.code, `${refusal.message}: the input audio transcription stays as it was`, param, eventId)
+      }
+    }
+    this.#forward(client, upstream, Buffer.from(JSON.stringify(requested.event)), false)
   }
 
   #ping() {

@@ -16,7 +16,8 @@ const MAX_ROWS = 1000
 const pageValidator = vine.compile(
   vine.object({
     page_size: vine.number().withoutDecimals().min(1).max(MAX_ROWS).optional(),
-    before: vine.number().withoutDecimals().min(1).optional(),
+    // A row id is exact as a JS number up to 15 digits (record_id.ts): a larger one is refused here, not by Postgres.
+    before: vine.number().withoutDecimals().min(1).max(999_999_999_999_999).optional(),
   })
 )
 
