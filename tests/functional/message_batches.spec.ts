@@ -355,6 +355,41 @@ test.group('Message Batches API', (group) => {
     assert.lengthOf(await usageRows(user.userId), 1)
   })
 
+  test('a client that leaves while the upstream makes its batch: the batch is recorded, held and billed all the same', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const made = mock.messageBatches.batches.size
+    // The upstream takes 400 ms; the client hangs up after 100.
+    mock.script({ latency_ms: 400 })
+    const abort = new AbortController()
+    const leaving = fetch(`${baseUrl()}/v1/messages/batches`, {
+      method: 'POST',
+      headers: { 'x-api-key': user.key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ requests: requests(2), mock_polls: 1 }),
+      signal: abort.signal,
+    }).catch(() => null)
+    setTimeout(() => abort.abort(), 100)
+    assert.isNull(await leaving)
+    for (let i = 0; i < 40 && mock.messageBatches.batches.size === made; i++) await new Promise((r) => setTimeout(r, 25))
+    assert.equal(mock.messageBatches.batches.size, made + 1, 'the upstream made the batch')
+    const upstreamId = [...mock.messageBatches.batches.keys()].at(-1)!
+    let row: any = null
+    for (let i = 0; i < 40 && !row; i++) {
+      row = await db.from('batch_objects').where({ kind: 'batch', upstream_id: upstreamId }).first()
+      if (!row) await new Promise((r) => setTimeout(r, 25))
+    }
+    assert.isOk(row, 'the gateway recorded it (before the fix the call was aborted with the client: never recorded, never billed)')
+    assert.isTrue(gw.batches.holds.heldFor(user.userId) > 0n, "held while it runs")
+    const client = anthropic(user.key)
+    for (let look = 0; look < 4; look++) {
+      if ((await client.messages.batches.retrieve(row.public_id)).processing_status === 'ended') break
+    }
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.equal(rows[0].endpoint, 'messages.batch')
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+  })
+
   test("another key's message batches are not there for it: Anthropic's 404", async ({ assert }) => {
     const owner = await seedUser({ balance: '1' })
     const other = await seedUser({ balance: '1' })

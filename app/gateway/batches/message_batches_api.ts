@@ -18,6 +18,7 @@ import {
   type BatchObjectRow,
 } from '#gateway/batches/batch_store'
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
+import { NEVER } from '#gateway/batches/upstream_calls'
 import { readMessageBatch, withUpstreamModel } from '#gateway/batches/message_batch_input'
 import {
   callChannel,
@@ -84,7 +85,9 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
       candidates,
       (c) =>
         channelRequest(c.channel, { method: 'POST', path: '/messages/batches', body: bodyFor(c.upstreamModel), clientHeaders: call.req.headers }),
-      closeSignal(call),
+      // Not aborted when the client leaves: the upstream may have made the batch already, and one the gateway
+      // never recorded would run there unbilled (as OpenAI batches, batches_api.ts). Recorded, held and billed.
+      NEVER,
       undefined,
       jsonAnswer
     )
