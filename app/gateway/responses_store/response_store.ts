@@ -36,6 +36,9 @@ export interface ResponseStoreOptions {
   flushMs?: number
 }
 
+/** A user's latest gateway-kept responses searched for an item id that names no response (item_references.ts) */
+export const ITEM_SEARCH_DEPTH = 1000
+
 /** Responses of a chain read for one follow-up at most (`previous_response_chain_too_long` beyond) */
 export const MAX_CHAIN = 256
 
@@ -164,6 +167,25 @@ export class ResponseStore {
     const rows = await db.rawQuery('SELECT * FROM stored_responses WHERE id = ? AND expires_at > now()', [id])
     const row = rows.rows[0]
     return row && Number(row.user_id) === userId ? fromRow(row) : null
+  }
+
+  /**
+   * Items with these ids among the inputs and outputs of this user's latest
+   * ITEM_SEARCH_DEPTH gateway-kept responses (the queue first, then one read
+   * on the user's index): for item ids that do not name their response.
+   */
+  async findItems(ids: Set<string>, userId: number): Promise<Map<string, unknown>> {
+    const found = new Map<string, unknown>()
+    for (const { record } of this.#pending.values()) {
+      if (record.userId === userId && record.kind === 'gateway') collectItems(found, ids, record.outputItems, record.inputItems)
+    }
+    const missing = [...ids].filter((id) => !found.has(id))
+    if (missing.length === 0) return found
+    const rows = await db.rawQuery(ITEMS_SQL, [userId, ITEM_SEARCH_DEPTH, missing])
+    for (const row of rows.rows) {
+      if (!found.has(row.item.id) && !this.#tombstones.has(row.response_id)) found.set(row.item.id, row.item)
+    }
+    return found
   }
 
   /** Deletes a response of this user; false when there was none. */
@@ -301,6 +323,24 @@ WITH RECURSIVE chain AS (
    WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ?
 )
 SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes FROM chain ORDER BY depth`
+
+/** Items by id in a user's latest gateway-kept responses (index stored_responses_user_recent), outputs before inputs */
+const ITEMS_SQL = `
+SELECT s.id AS response_id, item FROM (
+  SELECT id, input_items, output_items, created_at FROM stored_responses
+   WHERE user_id = ? AND kind = 'gateway' AND expires_at > now() ORDER BY created_at DESC LIMIT ?
+) s, LATERAL jsonb_array_elements(coalesce(s.output_items, '[]'::jsonb) || coalesce(s.input_items, '[]'::jsonb)) item
+WHERE item->>'id' = ANY(?) ORDER BY s.created_at DESC`
+
+/** Puts the items of `lists` whose id is asked for (and not found yet) in `found` */
+export function collectItems(found: Map<string, unknown>, ids: Set<string>, ...lists: Array<unknown[] | null>) {
+  for (const list of lists) {
+    for (const item of list ?? []) {
+      const id = (item as { id?: unknown } | null)?.id
+      if (typeof id === 'string' && ids.has(id) && !found.has(id) && (item as { type?: unknown }).type !== 'item_reference') found.set(id, item)
+    }
+  }
+}
 
 function toColumns({ record, input, output }: PendingRow) {
   return {
