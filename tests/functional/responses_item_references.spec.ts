@@ -72,7 +72,7 @@ test.group('Responses item_reference on translated channels', (group) => {
     await openai(user.key).responses.create({
       model: 'claude-x',
       input: [{ type: 'message', id: 'msg_client_note', role: 'user', content: [{ type: 'input_text', text: 'The code is 42' }] }],
-    })
+    } as any)
     const input = [{ type: 'item_reference', id: 'msg_client_note' }, { role: 'user', content: 'What is the code?' }]
     await openai(user.key).responses.create({ model: 'claude-x', input } as any)
     assert.deepEqual(turnsOf(JSON.parse(mock.lastRequest()!.body)), [['user', 'The code is 42What is the code?']])
