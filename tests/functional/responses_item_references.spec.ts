@@ -1,5 +1,6 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { responseOfItem } from '#gateway/responses_store/item_references'
 import { baseUrl, gateway, openai, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
@@ -33,6 +34,7 @@ test.group('Responses item_reference on translated channels', (group) => {
     mock = await startMock()
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-*'] })
+    await seedChannel({ name: 'deepseek', provider: 'deepseek', baseUrl: mock.url, models: ['deepseek-*'] })
     return () => mock.stop()
   })
 
@@ -66,6 +68,36 @@ test.group('Responses item_reference on translated channels', (group) => {
       assert.deepEqual(listed.data[1], item)
     })
   }
+
+  test('references to the items of several earlier responses, after a restart: all resolved, in input order', async ({ assert }) => {
+    const user = await seedUser()
+    const first = await turn(user.key, false, { model: 'claude-x', input: 'One' })
+    const second = await turn(user.key, true, { model: 'deepseek-chat', input: 'Two' })
+    // Their output item ids name them (a whole answer's and a stream's): read by key, not searched for.
+    assert.equal(responseOfItem(first.output[0].id), first.id)
+    assert.equal(responseOfItem(second.output[0].id), second.id)
+    const store = (await gateway()).responses
+    await store.flush()
+    store.forgetCached()
+    await openai(user.key).responses.create({
+      model: 'claude-x',
+      input: [
+        { role: 'user', content: 'One' },
+        { type: 'item_reference', id: first.output[0].id },
+        { role: 'user', content: 'Two' },
+        { type: 'item_reference', id: second.output[0].id },
+        { role: 'user', content: 'Three' },
+      ],
+    } as any)
+    const answer = (r: any) => r.output[0].content[0].text.trim()
+    assert.deepEqual(turnsOf(JSON.parse(mock.lastRequest()!.body)), [
+      ['user', 'One'],
+      ['assistant', answer(first)],
+      ['user', 'Two'],
+      ['assistant', answer(second)],
+      ['user', 'Three'],
+    ])
+  })
 
   test('an item id the client gave in an earlier stored input is found among its latest responses (queued, then in the table)', async ({ assert }) => {
     const user = await seedUser()

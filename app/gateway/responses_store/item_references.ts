@@ -30,21 +30,23 @@ export function responseOfItem(itemId: string): string | null {
 /**
  * The items the ids name, by id, among this user's stored responses: first
  * in `input` itself (a follow-up's conversation, read already from the
- * chain), then in the response a minted id names (memory, the queue, or one
- * read by key), then among the user's latest responses (one read: ids the
+ * chain), then in the responses minted ids name (memory, the queue, the rest
+ * in one read by key), then among the user's latest responses (one read: ids the
  * client gave). Ids not found are absent from the map.
  */
 export async function findReferencedItems(store: ResponseStore, ids: string[], userId: number, input: unknown[]): Promise<Map<string, unknown>> {
   const wanted = new Set(ids)
   const found = new Map<string, unknown>()
   collectItems(found, wanted, input)
-  const searched = new Set<string>()
+  const named = new Set<string>()
   for (const id of wanted) {
     const responseId = found.has(id) ? null : responseOfItem(id)
-    if (responseId === null || searched.has(responseId)) continue
-    searched.add(responseId)
-    const response = await store.find(responseId, userId)
-    if (response?.kind === 'gateway') collectItems(found, wanted, response.outputItems, response.inputItems)
+    if (responseId !== null) named.add(responseId)
+  }
+  if (named.size > 0) {
+    for (const response of await store.findMany([...named], userId)) {
+      if (response.kind === 'gateway') collectItems(found, wanted, response.outputItems, response.inputItems)
+    }
   }
   if (found.size < wanted.size) {
     const rest = new Set([...wanted].filter((id) => !found.has(id)))

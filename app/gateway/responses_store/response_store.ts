@@ -170,6 +170,33 @@ export class ResponseStore {
   }
 
   /**
+   * Several responses of this user (the queue and memory first, the rest in
+   * one read, then remembered as chain() remembers what it reads: an agent's
+   * next turn names the same ones). Unknown, expired, deleted or another
+   * user's: left out.
+   */
+  async findMany(ids: string[], userId: number): Promise<StoredResponse[]> {
+    const now = Date.now()
+    const found: StoredResponse[] = []
+    const missing: string[] = []
+    for (const id of ids) {
+      if (this.#tombstones.has(id)) continue
+      const known = this.#pending.get(id)?.record ?? this.#recentRecord(id, now)
+      if (known === undefined) missing.push(id)
+      else if (known.userId === userId) found.push(known)
+    }
+    if (missing.length === 0) return found
+    const rows = await db.rawQuery(FIND_MANY_SQL, [missing, userId])
+    for (const row of rows.rows) {
+      if (this.#tombstones.has(row.id)) continue
+      const record = fromRow(row)
+      found.push(record)
+      if (record.kind === 'gateway') this.#keepRecent(record, Number(row.bytes ?? 0))
+    }
+    return found
+  }
+
+  /**
    * Items with these ids among the inputs and outputs of this user's latest
    * ITEM_SEARCH_DEPTH gateway-kept responses (the queue first, then one read
    * on the user's index): for item ids that do not name their response.
@@ -323,6 +350,11 @@ WITH RECURSIVE chain AS (
    WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ?
 )
 SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes FROM chain ORDER BY depth`
+
+/** Responses by id, of one user, not expired, with the size memory counts them at */
+const FIND_MANY_SQL = `
+SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes
+  FROM stored_responses WHERE id = ANY(?) AND user_id = ? AND expires_at > now()`
 
 /** Items by id in a user's latest gateway-kept responses (index stored_responses_user_recent), outputs before inputs */
 const ITEMS_SQL = `
