@@ -144,6 +144,22 @@ test.group('Responses item_reference on translated channels', (group) => {
     }
   })
 
+  test('RESPONSES_STORE_DAYS=0 (nothing stored): a reference is the 400, saying to send the item itself', async ({ assert }) => {
+    const user = await seedUser()
+    const first = await openai(user.key).responses.create({ model: 'claude-x', input: 'Hi' })
+    const store = (await gateway()).responses
+    store.options.days = 0
+    try {
+      const response = await post('/v1/responses', { model: 'claude-x', input: [{ type: 'item_reference', id: first.output[0].id }, { role: 'user', content: 'Go on' }] }, { authorization: `Bearer ${user.key}` })
+      assert.equal(response.status, 400)
+      const body: any = await response.json()
+      assert.equal(body.error.code, 'item_not_found')
+      assert.include(body.error.message, `Item with id '${first.output[0].id}' not found. Responses are not stored by this gateway`)
+    } finally {
+      store.options.days = 30
+    }
+  })
+
   test('on a Responses-native channel the reference passes as sent (the upstream holds the item)', async ({ assert }) => {
     const user = await seedUser()
     const input = [{ type: 'item_reference', id: 'msg_upstream_1' }, { role: 'user', content: 'Go on' }]
