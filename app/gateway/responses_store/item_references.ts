@@ -31,8 +31,8 @@ export function responseOfItem(itemId: string): string | null {
  * The items the ids name, by id, among this user's stored responses: first
  * in `input` itself (a follow-up's conversation, read already from the
  * chain), then in the responses minted ids name (memory, the queue, the rest
- * in one read by key), then among the user's latest responses (one read: ids the
- * client gave). Ids not found are absent from the map.
+ * in one read by key), then in the inputs of the user's latest responses
+ * (one read: ids the client gave). Ids not found are absent from the map.
  */
 export async function findReferencedItems(store: ResponseStore, ids: string[], userId: number, input: unknown[]): Promise<Map<string, unknown>> {
   const wanted = new Set(ids)

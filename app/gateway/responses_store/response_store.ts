@@ -36,8 +36,14 @@ export interface ResponseStoreOptions {
   flushMs?: number
 }
 
-/** A user's latest gateway-kept responses searched for an item id that names no response (item_references.ts) */
-export const ITEM_SEARCH_DEPTH = 1000
+/**
+ * A user's latest gateway-kept responses whose inputs are searched for an item
+ * id that names no response (item_references.ts): a client's own ids. Their
+ * outputs need no search (the ids the gateway mints name their response).
+ * Bounded: an id nobody holds here (an upstream's) is searched for on every
+ * request that sends it.
+ */
+export const ITEM_SEARCH_DEPTH = 100
 
 /** Responses of a chain read for one follow-up at most (`previous_response_chain_too_long` beyond) */
 export const MAX_CHAIN = 256
@@ -197,14 +203,14 @@ export class ResponseStore {
   }
 
   /**
-   * Items with these ids among the inputs and outputs of this user's latest
+   * Items with these ids among the inputs of this user's latest
    * ITEM_SEARCH_DEPTH gateway-kept responses (the queue first, then one read
    * on the user's index): for item ids that do not name their response.
    */
   async findItems(ids: Set<string>, userId: number): Promise<Map<string, unknown>> {
     const found = new Map<string, unknown>()
     for (const { record } of this.#pending.values()) {
-      if (record.userId === userId && record.kind === 'gateway') collectItems(found, ids, record.outputItems, record.inputItems)
+      if (record.userId === userId && record.kind === 'gateway') collectItems(found, ids, record.inputItems)
     }
     const missing = [...ids].filter((id) => !found.has(id))
     if (missing.length === 0) return found
@@ -356,12 +362,12 @@ const FIND_MANY_SQL = `
 SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes
   FROM stored_responses WHERE id = ANY(?) AND user_id = ? AND expires_at > now()`
 
-/** Items by id in a user's latest gateway-kept responses (index stored_responses_user_recent), outputs before inputs */
+/** Input items by id in a user's latest gateway-kept responses (index stored_responses_user_recent), newest first */
 const ITEMS_SQL = `
 SELECT s.id AS response_id, item FROM (
-  SELECT id, input_items, output_items, created_at FROM stored_responses
+  SELECT id, input_items, created_at FROM stored_responses
    WHERE user_id = ? AND kind = 'gateway' AND expires_at > now() ORDER BY created_at DESC LIMIT ?
-) s, LATERAL jsonb_array_elements(coalesce(s.output_items, '[]'::jsonb) || coalesce(s.input_items, '[]'::jsonb)) item
+) s, LATERAL jsonb_array_elements(coalesce(s.input_items, '[]'::jsonb)) item
 WHERE item->>'id' = ANY(?) ORDER BY s.created_at DESC`
 
 /** Puts the items of `lists` whose id is asked for (and not found yet) in `found` */
