@@ -55,6 +55,7 @@ import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
 import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
 import type { ResponseStore } from '#gateway/responses_store/response_store'
 import { continuationOf, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
+import { findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
@@ -280,6 +281,9 @@ export class GatewayService {
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
     // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
     if (exchange.previousId !== null) await this.#continue(exchange, account)
+    // Responses item references a translated channel cannot resolve (listed by the decoder while preparing; none: nothing done).
+    const references = exchange.itemReferences
+    if (references !== undefined) await this.#resolveReferences(exchange, account, references)
     const abort = account.abort
     const onClose = () => {
       if (!call.res.writableFinished) abort.abort()
@@ -392,6 +396,34 @@ export class GatewayService {
       }
     }
     exchange.prepare()
+  }
+
+  /**
+   * Responses `item_reference`s on a route with translated channels: each
+   * becomes the stored item it names (this user's; item_references.ts), for
+   * every candidate, and the request is prepared again. One not found: only
+   * the route's Responses-native channels may hold it (they get the request
+   * as it is); none: the 400.
+   */
+  async #resolveReferences(exchange: Exchange, account: RequestAccount, ids: string[]) {
+    const { call } = exchange
+    const store = this.responses
+    const input: unknown[] = Array.isArray(call.body.input) ? call.body.input : []
+    const found = store !== null && store.enabled ? await findReferencedItems(store, ids, account.principal.user.id, input) : new Map<string, unknown>()
+    const missing = ids.find((id) => !found.has(id))
+    if (missing !== undefined) {
+      const native = exchange.candidates.filter(nativeResponses)
+      if (native.length === 0) throw itemNotFound(missing, store?.enabled ? '' : ' Responses are not stored by this gateway: send the item itself (store: false in the client).')
+      exchange.candidates = native
+      return
+    }
+    call.body.input = withReferencedItems(input, found)
+    // The stored response keeps the items, not the references (its input_items, a later conversation).
+    const storing = exchange.storing
+    if (storing !== null && Array.isArray(storing.input)) storing.input = withReferencedItems(storing.input, found)
+    call.rawBody = Buffer.from(JSON.stringify(call.body))
+    raisePromptHold(account, call.rawBody.length)
+    exchange.prepareAgain()
   }
 
   /** A streamed Responses answer: the finished response its encoder left (translated), or the upstream's id (held there). */
@@ -772,6 +804,18 @@ class Exchange {
     const storing = this.storing!
     storing.channel = channel
     if (!native) this.encoderOptions.stored = { id: mintResponseId(), previousResponseId: storing.previousId, instructions: storing.instructions }
+  }
+
+  /** Responses item references the request's decoding met (undefined: none, or not decoded: no translated candidate) */
+  get itemReferences(): string[] | undefined {
+    return this.#canonical?.itemReferences
+  }
+
+  /** The body changed before dispatch (item references resolved): decoded and prepared again. */
+  prepareAgain() {
+    this.#canonical = null
+    this.#prepared = []
+    this.prepare()
   }
 
   /** A fallback model answered: the answer (and a translated stream's events) carry its name. */

@@ -138,6 +138,13 @@ export interface CanonicalRequest {
   reasoning?: ReasoningConfig
   responseFormat?: ResponseFormat
   user?: string
+  /**
+   * Responses' `item_reference` ids, in input order (absent: none, the usual
+   * case). Set by the Responses decoder, which drops the references; the
+   * gateway puts the stored items in their place and decodes again
+   * (responses_store/item_references.ts).
+   */
+  itemReferences?: string[]
 }
 
 export type StopReason =

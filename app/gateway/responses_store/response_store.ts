@@ -36,6 +36,15 @@ export interface ResponseStoreOptions {
   flushMs?: number
 }
 
+/**
+ * A user's latest gateway-kept responses whose inputs are searched for an item
+ * id that names no response (item_references.ts): a client's own ids. Their
+ * outputs need no search (the ids the gateway mints name their response).
+ * Bounded: an id nobody holds here (an upstream's) is searched for on every
+ * request that sends it.
+ */
+export const ITEM_SEARCH_DEPTH = 100
+
 /** Responses of a chain read for one follow-up at most (`previous_response_chain_too_long` beyond) */
 export const MAX_CHAIN = 256
 
@@ -164,6 +173,52 @@ export class ResponseStore {
     const rows = await db.rawQuery('SELECT * FROM stored_responses WHERE id = ? AND expires_at > now()', [id])
     const row = rows.rows[0]
     return row && Number(row.user_id) === userId ? fromRow(row) : null
+  }
+
+  /**
+   * Several responses of this user (the queue and memory first, the rest in
+   * one read, then remembered as chain() remembers what it reads: an agent's
+   * next turn names the same ones). Unknown, expired, deleted or another
+   * user's: left out.
+   */
+  async findMany(ids: string[], userId: number): Promise<StoredResponse[]> {
+    const now = Date.now()
+    const found: StoredResponse[] = []
+    const missing: string[] = []
+    for (const id of ids) {
+      if (this.#tombstones.has(id)) continue
+      const known = this.#pending.get(id)?.record ?? this.#recentRecord(id, now)
+      if (known === undefined) missing.push(id)
+      else if (known.userId === userId) found.push(known)
+    }
+    if (missing.length === 0) return found
+    const rows = await db.rawQuery(FIND_MANY_SQL, [missing, userId])
+    for (const row of rows.rows) {
+      if (this.#tombstones.has(row.id)) continue
+      const record = fromRow(row)
+      found.push(record)
+      if (record.kind === 'gateway') this.#keepRecent(record, Number(row.bytes ?? 0))
+    }
+    return found
+  }
+
+  /**
+   * Items with these ids among the inputs of this user's latest
+   * ITEM_SEARCH_DEPTH gateway-kept responses (the queue first, then one read
+   * on the user's index): for item ids that do not name their response.
+   */
+  async findItems(ids: Set<string>, userId: number): Promise<Map<string, unknown>> {
+    const found = new Map<string, unknown>()
+    for (const { record } of this.#pending.values()) {
+      if (record.userId === userId && record.kind === 'gateway') collectItems(found, ids, record.inputItems)
+    }
+    const missing = [...ids].filter((id) => !found.has(id))
+    if (missing.length === 0) return found
+    const rows = await db.rawQuery(ITEMS_SQL, [userId, ITEM_SEARCH_DEPTH, missing])
+    for (const row of rows.rows) {
+      if (!found.has(row.item.id) && !this.#tombstones.has(row.response_id)) found.set(row.item.id, row.item)
+    }
+    return found
   }
 
   /** Deletes a response of this user; false when there was none. */
@@ -301,6 +356,29 @@ WITH RECURSIVE chain AS (
    WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ?
 )
 SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes FROM chain ORDER BY depth`
+
+/** Responses by id, of one user, not expired, with the size memory counts them at */
+const FIND_MANY_SQL = `
+SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes
+  FROM stored_responses WHERE id = ANY(?) AND user_id = ? AND expires_at > now()`
+
+/** Input items by id in a user's latest gateway-kept responses (index stored_responses_user_recent), newest first */
+const ITEMS_SQL = `
+SELECT s.id AS response_id, item FROM (
+  SELECT id, input_items, created_at FROM stored_responses
+   WHERE user_id = ? AND kind = 'gateway' AND expires_at > now() ORDER BY created_at DESC LIMIT ?
+) s, LATERAL jsonb_array_elements(coalesce(s.input_items, '[]'::jsonb)) item
+WHERE item->>'id' = ANY(?) ORDER BY s.created_at DESC`
+
+/** Puts the items of `lists` whose id is asked for (and not found yet) in `found` */
+export function collectItems(found: Map<string, unknown>, ids: Set<string>, ...lists: Array<unknown[] | null>) {
+  for (const list of lists) {
+    for (const item of list ?? []) {
+      const id = (item as { id?: unknown } | null)?.id
+      if (typeof id === 'string' && ids.has(id) && !found.has(id) && (item as { type?: unknown }).type !== 'item_reference') found.set(id, item)
+    }
+  }
+}
 
 function toColumns({ record, input, output }: PendingRow) {
   return {

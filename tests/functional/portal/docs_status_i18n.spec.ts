@@ -27,6 +27,13 @@ test.group('/docs, /status and languages', (group) => {
       for (const lang of ['curl', 'python', 'javascript']) assert.include(page.body, `data-endpoint="${id}" data-lang="${lang}"`)
     }
     for (const { code } of GATEWAY_ERRORS) assert.include(page.body, `id="error-${code}"`)
+    // The newest endpoints, listed with what they do (the Files and Batch API, Message Batches, compaction, stored responses, LiteLLM's).
+    for (const id of ['stored', 'compact', 'batches', 'message-batches', 'customers', 'global-spend']) assert.include(page.body, `id="more-${id}"`)
+    for (const path of ['previous_response_id', 'GET /v1/responses/{id}', 'DELETE /v1/responses/{id}', '/v1/responses/{id}/input_items', 'POST /v1/responses/compact', 'POST /v1/files', 'POST /v1/batches', 'POST /v1/messages/batches', '/customer/new', '/customer/list', 'GET /global/spend/logs', 'GET /global/spend/report']) {
+      assert.include(text, path)
+    }
+    assert.notInclude(text, 'previous_response_id is not supported')
+    assert.include(text, 'item_reference')
     assert.include(text, 'Retry-After')
     for (const tool of ['Claude Code', 'Codex CLI', 'Gemini CLI', 'Cursor', 'OpenCode']) assert.include(text, tool)
     assert.include(page.body, 'data-status-url="/api/status"')

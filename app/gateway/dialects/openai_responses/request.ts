@@ -26,7 +26,9 @@ import { summaryMessage, unsealedSummary } from '#gateway/dialects/openai_respon
  * developer items are the system prompt; function calls, their outputs and
  * reasoning items (with encrypted_content as the signature) join the turns
  * they belong to. Items with no canonical form (additional_tools, built-in
- * tool calls, item references, OpenAI's encrypted `compaction` items) are dropped.
+ * tool calls, OpenAI's encrypted `compaction` items) are dropped. Item
+ * references are dropped too, their ids listed in `itemReferences`: the
+ * gateway resolves them from its store and decodes the resolved input again.
  */
 export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest {
   const system: TextPart[] = body.instructions ? [{ type: 'text', text: body.instructions }] : []
@@ -39,6 +41,7 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
   const items: ResponsesItem[] = typeof body.input === 'string' ? [{ role: 'user', content: body.input }] : (body.input ?? [])
   let leading = true
   const extraTools: CanonicalTool[] = []
+  let references: string[] | undefined
   for (const item of items) {
     if (!item || typeof item !== 'object') continue
     const type = item.type ?? 'message'
@@ -97,6 +100,10 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
         push('assistant', { type: 'reasoning', text, signature: item.encrypted_content ?? undefined, id: item.id }, true)
         break
       }
+      case 'item_reference':
+        // An earlier output item sent back by id (the AI SDK, the Agents SDK with store on).
+        ;(references ??= []).push(typeof item.id === 'string' ? item.id : String(item.id))
+        break
     }
   }
   const request: CanonicalRequest = {
@@ -112,6 +119,7 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
     topP: body.top_p,
     user: body.user,
   }
+  if (references) request.itemReferences = references
   if (body.reasoning?.effort && body.reasoning.effort !== 'none') {
     request.reasoning = { effort: body.reasoning.effort, summary: body.reasoning.summary }
   }
