@@ -71,7 +71,16 @@ test.group('Batches pages (panel and portal)', (group) => {
     for (const model of ['gpt-4o-mini', 'claude-sonnet-4']) await setPrice({ model, input: '2', output: '8' })
     await createUser({ ...ADMIN, role: 'admin' })
     await refreshCaches()
-    return () => mock.stop()
+    return async () => {
+      await mock.stop()
+      // The next file starts on fresh tables whose ids restart: no hold of a batch made here, nor the memory of
+      // one released, may stay in this process's BatchHolds (a sync releases the holds, the next forgets them).
+      await db.from('batch_objects').delete()
+      const { holds } = (await gateway()).batches
+      await holds.sync()
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      await holds.sync()
+    }
   })
 
   test('the list: newest first, both kinds, owner, key, model, status, hold; filters by owner, kind and status', async ({ assert }) => {
@@ -85,7 +94,8 @@ test.group('Batches pages (panel and portal)', (group) => {
     assert.equal(page.status, 200)
     const ids = listed(page.html)
     assert.isBelow(ids.indexOf(second.id), ids.indexOf(first.id), 'newest first')
-    const text = textOf(page.html)
+    // An e-mail may break before its @ (<wbr>)
+    const text = textOf(page.html.replace(/<wbr>/g, ''))
     assert.include(text, alice.email)
     assert.include(text, bob.email)
     assert.include(page.html, `href="/admin/users/${alice.userId}"`)
