@@ -260,6 +260,25 @@ test.group('Batches pages (panel and portal)', (group) => {
     assert.exists(await db.from('audit_log').where({ action: 'batch.cancel', subject_id: row.id }).first())
   })
 
+  test('a Cancel the upstream cannot take (its channel gone) is said beside the button; nothing audited, still held', async ({ assert }) => {
+    const gw = await gateway()
+    const lee = await seedUser({ balance: '5' })
+    const batch = await openaiBatch(openai(lee.key))
+    const row = await rowOf(batch.id)
+    // As when its channel is deleted (channel_id SET NULL), before the sweep closes it
+    await db.from('batch_objects').where('id', row.id).update({ channel_id: null })
+    const panel = await adminPanel()
+    await panel.get(`/admin/batches/${row.id}`)
+    const refused = await panel.post(`/admin/batches/${row.id}/cancel`)
+    assert.equal(refused.status, 302)
+    const shown = textOf((await panel.follow(refused)).html)
+    assert.include(shown, `The upstream did not cancel batch ${batch.id}`)
+    assert.include(shown, 'no longer available')
+    assert.notExists(await db.from('audit_log').where({ action: 'batch.cancel', subject_id: row.id }).first())
+    assert.equal((await rowOf(batch.id)).status, 'validating')
+    assert.isTrue(gw.batches.holds.heldFor(lee.userId) > 0n)
+  })
+
   test('a Cancel without the form\'s CSRF token cancels nothing', async ({ assert }) => {
     const gus = await seedUser({ balance: '5' })
     const batch = await openaiBatch(openai(gus.key))
