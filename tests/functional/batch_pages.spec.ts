@@ -105,6 +105,8 @@ test.group('Batches pages (panel and portal)', (group) => {
     const held = (await rowOf(first.id)).hold
     assert.include(page.html, `data-held="${held}"`, 'a running batch shows what it holds')
 
+    // The owner's page links their batches
+    assert.include((await panel.get(`/admin/users/${alice.userId}`)).html, `href="/admin/batches?owner=${alice.userId}"`)
     const byOwner = await panel.get(`/admin/batches?owner=${encodeURIComponent(alice.email.toUpperCase())}`)
     assert.deepEqual(listed(byOwner.html), [first.id])
     assert.deepEqual(listed((await panel.get(`/admin/batches?owner=${bob.userId}`)).html), [second.id])
