@@ -21,6 +21,7 @@ const RedemptionCodesController = () => import('#controllers/admin/redemption_co
 const PaymentsController = () => import('#controllers/admin/payments_controller')
 const SettingsController = () => import('#controllers/admin/settings_controller')
 const EndUsersController = () => import('#controllers/admin/end_users_controller')
+const BatchesController = () => import('#controllers/admin/batches_controller')
 
 router
   .group(() => {
@@ -92,6 +93,10 @@ router
     router.get('/usage', [UsageController, 'index']).as('usage.index')
     router.get('/usage/export.csv', [UsageController, 'export']).as('usage.export')
     router.get('/usage/:id', [UsageController, 'show']).as('usage.show').where('id', idMatcher)
+
+    router.get('/batches', [BatchesController, 'index']).as('batches.index')
+    router.get('/batches/:id', [BatchesController, 'show']).as('batches.show').where('id', idMatcher)
+    router.post('/batches/:id/cancel', [BatchesController, 'cancel']).as('batches.cancel').where('id', idMatcher)
 
     router.get('/audit', [AuditController, 'index']).as('audit.index')
   })

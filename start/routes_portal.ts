@@ -24,6 +24,7 @@ const PasswordController = () => import('#controllers/portal/password_controller
 const SecurityController = () => import('#controllers/portal/security_controller')
 const RedemptionsController = () => import('#controllers/portal/redemptions_controller')
 const CheckoutController = () => import('#controllers/portal/checkout_controller')
+const PortalBatchesController = () => import('#controllers/portal/batches_controller')
 const StripeWebhookController = () => import('#controllers/webhooks/stripe_webhook_controller')
 
 /** The pages' stack (start/kernel.ts: CSP, Referrer-Policy, CSRF...) and the page language. */
@@ -57,6 +58,7 @@ router
     router.get('/usage.csv', [UsageLogsController, 'csv']).as('usage.csv')
     router.get('/usage/:id', [UsageLogsController, 'show']).as('usage.show').where('id', idMatcher)
     router.get('/usage/request/:request_id', [UsageLogsController, 'byRequestId']).as('usage.request').where('request_id', REQUEST_ID_PATTERN)
+    router.get('/batches', [PortalBatchesController, 'index']).as('batches')
     router.get('/models', [PortalModelsController, 'index']).as('models')
     router.get('/playground', [PlaygroundController, 'show']).as('playground')
     router.get('/security', [SecurityController, 'show']).as('security')

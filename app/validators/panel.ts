@@ -1,5 +1,6 @@
-import vine from '@vinejs/vine'
+import vine, { SimpleMessagesProvider } from '@vinejs/vine'
 import { adminMessages } from '#validators/admin_messages'
+import { BATCH_STATUS_FILTERS } from '#services/batch_statuses'
 
 /**
  * Admin panel forms whose shape differs from the ace flags (ids from
@@ -55,3 +56,27 @@ export const testChannelValidator = vine.compile(
 for (const validator of [panelCreateUserValidator, panelUpdateUserValidator, ledgerEntryValidator, disableChannelValidator, testChannelValidator]) {
   validator.messagesProvider = adminMessages
 }
+
+/**
+ * The Batches page's query string (owner: an id or an e-mail; status; kind;
+ * the keyset cursor). A value it refuses is said above the form, with what
+ * was typed, and nothing is listed.
+ */
+export const batchFiltersValidator = vine.compile(
+  vine.object({
+    owner: vine.string().trim().maxLength(254).optional(),
+    status: vine.enum(BATCH_STATUS_FILTERS).optional(),
+    kind: vine.enum(['openai', 'anthropic'] as const).optional(),
+    before: vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  })
+)
+batchFiltersValidator.messagesProvider = new SimpleMessagesProvider({
+  'owner.maxLength': 'Owner must be a user id or an e-mail address (at most 254 characters).',
+  'status.enum': `Status must be one of: ${BATCH_STATUS_FILTERS.join(', ')}.`,
+  'kind.enum': 'Kind must be openai or anthropic.',
+  'before.number': 'The page cursor (before) must be a batch id.',
+  'before.withoutDecimals': 'The page cursor (before) must be a batch id.',
+  'before.min': 'The page cursor (before) must be a batch id.',
+  'before.max': 'The page cursor (before) must be a batch id.',
+  'string': '{{ field }} must be text, given once.',
+})

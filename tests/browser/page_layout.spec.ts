@@ -43,7 +43,7 @@ test.group('Page layout in a browser', (group) => {
     await page.locator('#f-name').fill('phone-key')
     await page.getByRole('button', { name: 'Create key' }).click()
     await page.waitForSelector('tr[data-key-id]')
-    const portalPaths = ['/dashboard/keys', '/dashboard', '/dashboard/usage', '/dashboard/billing', '/dashboard/models', '/dashboard/playground', '/dashboard/password', '/docs', '/status']
+    const portalPaths = ['/dashboard/keys', '/dashboard', '/dashboard/usage', '/dashboard/batches', '/dashboard/billing', '/dashboard/models', '/dashboard/playground', '/dashboard/password', '/docs', '/status']
     for (const path of [...portalPaths, '/login']) {
       await page.goto(`${baseUrl()}${path}`)
       assert.equal(await pageWidth(page), PHONE.width, `${path} is wider than the phone`)
@@ -83,7 +83,7 @@ test.group('Page layout in a browser', (group) => {
     assert.equal(clipped, 0, 'a table scrolls inside its box')
     assert.equal(await page.locator('.table-wrap').count() >= 3, true)
     await page.setViewportSize(PHONE)
-    for (const path of ['/admin', '/admin/keys', '/admin/users', '/admin/usage', '/admin/channels', '/admin/redemptions', '/admin/plans']) {
+    for (const path of ['/admin', '/admin/keys', '/admin/users', '/admin/usage', '/admin/batches', '/admin/channels', '/admin/redemptions', '/admin/plans']) {
       await page.goto(`${baseUrl()}${path}`)
       assert.equal(await pageWidth(page), PHONE.width, `${path} is wider than the phone`)
     }

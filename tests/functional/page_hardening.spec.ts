@@ -373,6 +373,22 @@ test.group('Pages: user-controlled text is escaped everywhere it is shown', (gro
     await gw.meter.drain()
     const row = await db.from('usage_records').where('user_id', user.userId).first()
     const q = encodeURIComponent(P)
+    // A batch whose model, upstream id, metadata and upstream errors carry the text (the Batches pages)
+    const [batch] = await db
+      .table('batch_objects')
+      .insert({
+        kind: 'batch',
+        public_id: 'batch_gwxss',
+        upstream_id: `up ${P}`,
+        user_id: user.userId,
+        api_key_id: user.keyId,
+        channel_id: channel.id,
+        model: `model ${P}`,
+        endpoint: '/v1/chat/completions',
+        status: 'failed',
+        object: JSON.stringify({ status: 'failed', metadata: { [`k ${P}`]: `v ${P}` }, errors: { data: [{ code: `c ${P}`, message: `m ${P}`, line: 1 }] } }),
+      })
+      .returning('id')
 
     const admin = await signedIn('xss-admin@test.local', 'admin-password')
     const adminPages = [
@@ -390,11 +406,14 @@ test.group('Pages: user-controlled text is escaped everywhere it is shown', (gro
       `/admin/users?q=${q}`,
       `/admin/payments?email=${q}`,
       `/admin/redemptions?q=${q}`,
+      `/admin/batches/${batch.id}`,
+      `/admin/batches?owner=${q}`,
     ]
     for (const path of adminPages) {
       const page = await admin.get(path)
       assert.oneOf(page.status, [200, 422], path)
       assert.notMatch(page.html, raw, path)
+      if (path.startsWith('/admin/batches/')) assert.lengthOf(page.html.match(/&lt;i&gt;xss/g) ?? [], 8, 'model, upstream id, key, channel, metadata name and value, error code and message')
       if (escaped.test(page.html)) shown++
     }
     // The text is on the pages (escaped), so the checks above looked at it.
@@ -414,6 +433,7 @@ test.group('Pages: user-controlled text is escaped everywhere it is shown', (gro
       `/dashboard/usage?model=${q}`,
       `/dashboard/usage?tag=${q}`,
       `/dashboard/usage/${row.id}`,
+      '/dashboard/batches',
       '/dashboard/models',
       '/dashboard/playground',
       '/dashboard/security',
@@ -424,7 +444,7 @@ test.group('Pages: user-controlled text is escaped everywhere it is shown', (gro
       const page = await portal.get(path)
       assert.oneOf(page.status, [200, 422], path)
       assert.notMatch(page.html, raw, path)
-      if (path.startsWith('/dashboard/usage/') || path === '/dashboard/keys') assert.match(page.html, escaped, path)
+      if (path.startsWith('/dashboard/usage/') || path === '/dashboard/keys' || path === '/dashboard/batches') assert.match(page.html, escaped, path)
     }
     await portal.get('/dashboard/keys')
     const created = await portal.post('/dashboard/keys', { name: `new ${P}` })

@@ -197,6 +197,23 @@ export class BatchService {
     return this.settle(row, upstream)
   }
 
+  /**
+   * Asks the upstream to cancel a batch and settles its answer (billed when
+   * that answer says it has ended): what `POST /v1/batches/{id}/cancel`, `POST
+   * /v1/messages/batches/{id}/cancel` and the panel's Cancel button all do.
+   * Returns the upstream's answer (an OpenAI batch's with the gateway's ids).
+   */
+  async cancel(row: BatchObjectRow, signal: AbortSignal): Promise<Record<string, any>> {
+    const candidate = this.holdingChannelOf(row)
+    if (isMessageBatch(row)) {
+      const upstream = await callChannel(candidate, { method: 'POST', path: messageBatchPath(row.upstream_id, '/cancel') }, signal)
+      await this.settleMessageBatch(row, upstream)
+      return upstream
+    }
+    const upstream = await callChannel(candidate, { method: 'POST', path: `/batches/${encodeURIComponent(row.upstream_id)}/cancel`, body: '{}' }, signal)
+    return this.settle(row, upstream)
+  }
+
   /** The batch's one usage row, through the meter like any request's (its `request_id` is unique: never two). */
   #record(row: BatchObjectRow, status: string, billedAt: Date, cost: bigint, sums: OutputUsage) {
     const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)

@@ -107,16 +107,10 @@ export async function showBatch(gw: Gateway, call: ApiCall, id: string) {
   return gw.batches.poll(row, closeSignal(call))
 }
 
-/** `POST /v1/batches/{id}/cancel`: cancelled upstream; billed once the upstream says it is cancelled. */
+/** `POST /v1/batches/{id}/cancel`: cancelled upstream; billed once the upstream says it is cancelled (BatchService.cancel). */
 export async function cancelBatch(gw: Gateway, call: ApiCall, id: string) {
   const row = await findOwned(call.principal, 'batch', id)
-  const candidate = holdingChannel(gw.catalog.channels, row.channel_id, row.served_model)
-  const upstream = await callChannel(
-    candidate,
-    { method: 'POST', path: `/batches/${encodeURIComponent(row.upstream_id)}/cancel`, body: '{}' },
-    closeSignal(call)
-  )
-  return gw.batches.settle(row, upstream)
+  return gw.batches.cancel(row, closeSignal(call))
 }
 
 /** `GET /v1/batches`: this key's batches, newest first, as last seen (`after`, `limit`). */

@@ -129,12 +129,10 @@ export async function showMessageBatch(gw: Gateway, call: ApiCall, id: string, b
   return messageBatchView(row, base)
 }
 
-/** `POST /v1/messages/batches/{id}/cancel`: canceled upstream; billed once the upstream says it ended. */
+/** `POST /v1/messages/batches/{id}/cancel`: canceled upstream; billed once the upstream says it ended (BatchService.cancel). */
 export async function cancelMessageBatch(gw: Gateway, call: ApiCall, id: string, base: string) {
   const row = await findOwned(call.principal, 'message_batch', id)
-  const candidate = gw.batches.holdingChannelOf(row)
-  const upstream = await callChannel(candidate, { method: 'POST', path: messageBatchPath(row.upstream_id, '/cancel') }, closeSignal(call))
-  await gw.batches.settleMessageBatch(row, upstream)
+  await gw.batches.cancel(row, closeSignal(call))
   return messageBatchView(row, base)
 }
 
