@@ -43,8 +43,20 @@ new Ignitor(APP_ROOT, { importer: IMPORTER })
       },
     })
   })
-  .run(() => run())
+  .run(async (app) => {
+    await run()
+    // A spec that fails to import (a syntax error, a missing module) ends the run before the runner's
+    // teardown: the app was never terminated, its pools and sockets kept the process alive, and
+    // `npm test` (CI) waited forever instead of failing. Terminated here; and whatever still holds the
+    // process is not waited for past 15 s (unref'd: a run that ends on its own is not held by it).
+    if (!app.isTerminating && !app.isTerminated) await app.terminate()
+    setTimeout(() => process.exit(), 15_000).unref()
+  })
   .catch((error) => {
     process.exitCode = 1
     prettyPrintError(error)
+    // A spec that fails to import (a syntax error, a missing module) rejects the run before the runner's
+    // teardown: the app is terminated, but a handle the tests opened can keep the process alive, and
+    // `npm test` (CI) would wait forever instead of failing. Unref'd: a run that ends on its own is not held.
+    setTimeout(() => process.exit(1), 15_000).unref()
   })
