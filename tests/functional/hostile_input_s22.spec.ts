@@ -262,6 +262,15 @@ test.group('Hostile input (pass 22): LiteLLM management', (group) => {
     assert.lengthOf(await db.from('users').whereRaw('lower(email) = ?', ['race@s22.local']), 1)
   })
 
+  test('/user/new sent at once with one address in different letter cases: one user, the others told it exists (no second account)', async ({ assert }) => {
+    const spellings = ['case@s22.local', 'CASE@s22.local', 'Case@s22.local', 'cAsE@S22.LOCAL', 'case@S22.local', 'CASE@S22.LOCAL']
+    const answers = await Promise.all(spellings.map((email) => litellm('POST', '/user/new', { user_email: email })))
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 400, 400, 400, 400, 400])
+    for (const refused of answers.filter((a) => a.status === 400)) assert.equal(refused.body.error.param, 'user_email')
+    // Before the lower(email) index, the exact-case index let every spelling in when they passed the check together.
+    assert.lengthOf(await db.from('users').whereRaw('lower(email) = ?', ['case@s22.local']), 1)
+  })
+
   test("/spend/logs' before past an id's digits is a 400 naming it", async ({ assert }) => {
     const answer = await litellm('GET', '/spend/logs?before=99999999999999999999')
     assert.equal(answer.status, 400)
