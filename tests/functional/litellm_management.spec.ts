@@ -187,6 +187,12 @@ test.group('LiteLLM key, spend and user management (/key/*, /spend/logs, /user/*
     assert.include((await panel.get('/admin/keys?status=blocked')).html, `/admin/keys/${made.token}"`)
     assert.notInclude((await panel.get('/admin/keys?status=active')).html, `/admin/keys/${made.token}"`)
 
+    // `blocked: null` (LiteLLM's clients send unset fields as null) changes nothing, as on /key/generate.
+    const untouched = await litellm('POST', '/key/update', { key: made.token, blocked: null, rpm_limit: 7 })
+    assert.equal(untouched.status, 200)
+    assert.isTrue(untouched.body.blocked)
+    assert.equal(untouched.body.rpm_limit, 7)
+
     const unblocked = await litellm('POST', '/key/unblock', { key: made.token })
     assert.equal(unblocked.status, 200)
     assert.isFalse(unblocked.body.blocked)

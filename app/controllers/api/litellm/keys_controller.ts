@@ -113,7 +113,8 @@ export default class LiteLLMKeysController {
       if ('budget_duration' in body) patch.spend_period = budgetPeriod(body.budget_duration)
       if ('allowed_ips' in body) patch.allowed_ips = body.allowed_ips
       const actor = apiActor(ctx)
-      if ('blocked' in body && typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
+      // null is "not given", as on /key/generate (LiteLLM's own clients send the field as null)
+      if (body.blocked !== undefined && body.blocked !== null && typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
       await patchApiKey(key, patch, actor)
       if (typeof body.blocked === 'boolean') await setApiKeyBlocked(String(key.id), body.blocked, actor)
       await settleMetering()
