@@ -123,13 +123,14 @@ test.group('Message Batches API', (group) => {
       name: 'claude',
       provider: 'anthropic',
       baseUrl: mock.url,
-      models: ['claude-sonnet-4', 'claude-haiku-4', 'claude-alias'],
+      models: ['claude-sonnet-4', 'claude-haiku-4', 'claude-alias', 'claude-free'],
       modelMapping: { 'claude-alias': 'claude-sonnet-4-20250514' },
     })
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o-mini'] })
     for (const model of ['claude-sonnet-4', 'claude-haiku-4', 'claude-alias', 'gpt-4o-mini']) {
       await setPrice({ model, input: String(INPUT), output: String(OUTPUT), cacheRead: '0.3', cacheWrite: '3.75' })
     }
+    await setPrice({ model: 'claude-free', input: '0', output: '0' })
     await refreshCaches()
     return () => mock.stop()
   })
@@ -439,6 +440,21 @@ test.group('Message Batches API', (group) => {
     const empty = await failure(client.messages.batches.create({ requests: [] }))
     assert.equal(empty.status, 400)
     assert.equal(mock.messageBatches.batches.size, before, 'nothing reached the upstream')
+  })
+
+  test('max_tokens of 1e300 (an integer to JSON): a free model\'s batch is recorded, not a 500 leaving it unrecorded upstream; a priced one 402', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const huge = (model: string) => requests(2, model).map((r) => ({ ...r, params: { ...r.params, max_tokens: 1e300 } }))
+    const before = mock.messageBatches.batches.size
+    const batch = await create(client, huge('claude-free'))
+    assert.equal(mock.messageBatches.batches.size, before + 1)
+    const row = await batchRow(batch.id)
+    assert.exists(row, 'the batch made upstream is recorded')
+    assert.equal(Number(row.completion_hold), Number.MAX_SAFE_INTEGER)
+    const priced = await failure(create(client, huge('claude-sonnet-4')))
+    assert.equal(priced.status, 402)
+    assert.equal(mock.messageBatches.batches.size, before + 1, 'nothing more went upstream')
   })
 
   test('a batch the balance cannot cover: 402 billing_error, as /v1/messages answers; nothing sent upstream', async ({ assert }) => {
