@@ -457,6 +457,29 @@ test.group('Message Batches API', (group) => {
     assert.equal(mock.messageBatches.batches.size, before + 1, 'nothing more went upstream')
   })
 
+  test("an upstream's create answer the row cannot hold as sent: a status past 32 characters is kept cut (the batch recorded, held); an id past 255 or with a NUL is the upstream's fault (502), not the client's (400)", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const answer = (fields: Record<string, unknown>) =>
+      mock.script({ raw: { status: 200, body: JSON.stringify({ type: 'message_batch', created_at: '2026-12-05T00:00:00Z', ...fields }) } })
+    answer({ id: 'msgbatch_longstatus', processing_status: 'in_progress_and_then_some_more_words' })
+    const batch = await create(client, requests(1))
+    const row = await batchRow(batch.id)
+    assert.exists(row, 'the batch made upstream is recorded')
+    assert.equal(row.status, 'in_progress_and_then_some_more_w')
+    assert.isAbove(Number(row.hold), 0)
+    const held = gw.batches.holds.heldFor(user.userId)
+    for (const id of ['msgbatch_' + 'x'.repeat(300), 'msgbatch_\u0000nul']) {
+      answer({ id, processing_status: 'in_progress' })
+      const refused = await failure(create(client, requests(1)))
+      assert.equal(refused.status, 502, JSON.stringify(refused.error))
+      assert.equal(refused.error.type, 'error')
+      assert.equal(refused.error.error.type, 'api_error')
+    }
+    assert.equal(gw.batches.holds.heldFor(user.userId), held, 'a refused create holds nothing more')
+  })
+
   test('a batch the balance cannot cover: 402 billing_error, as /v1/messages answers; nothing sent upstream', async ({ assert }) => {
     const gw = await gateway()
     const poor = await seedUser({ balance: '0.0001' })

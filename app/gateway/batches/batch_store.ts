@@ -112,7 +112,9 @@ export async function insertObject(values: NewBatchObject): Promise<BatchObjectR
   const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : values.kind
   const [row] = await db
     .table('batch_objects')
-    .insert({ ...values, public_id: mintId(kind), object: objectJson(values.object) })
+    // The status is the upstream's word: cut to its column as recordSeen does (a longer one failed the insert after the
+    // upstream had made the object, which was then never recorded, held or billed).
+    .insert({ ...values, status: storable(String(values.status).slice(0, 32)), public_id: mintId(kind), object: objectJson(values.object) })
     .returning('*')
   return row as BatchObjectRow
 }
