@@ -139,6 +139,15 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
     assert.equal((await db.from('audit_log').where('action', 'end_user.delete').count('* as n').first()).n, '2')
   })
 
+  test('/customer/delete with an id given twice counts and names each customer once (a list a script built with a repeat)', async ({ assert }) => {
+    await setEndUser({ userRef: owner.email, endUser: 'cust-twice', blocked: true })
+    const deleted = await litellm('POST', '/customer/delete', { user_ids: ['cust-twice', 'cust-twice'], owner: owner.userId })
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body))
+    assert.equal(deleted.body.deleted_customers, 1)
+    assert.equal(deleted.body.message, 'Deleted customers: cust-twice')
+    assert.isNull(await db.from('end_users').where('end_user', 'cust-twice').first())
+  })
+
   test('bad input: 400 in LiteLLM\'s shape naming the field; unknown customers and owners 404', async ({ assert }) => {
     const cases: Array<[string, string, unknown, string]> = [
       ['POST', '/customer/new', { max_budget: 5 }, 'user_id'],
