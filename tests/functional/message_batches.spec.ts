@@ -420,6 +420,22 @@ test.group('Message Batches API', (group) => {
     assert.equal((await anthropic(owner.key).messages.batches.retrieve(batch.id)).id, batch.id)
   })
 
+  test("an id or a list cursor with a NUL names no batch: Anthropic's 404, an empty page (not a 400 about storage)", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    await create(anthropic(user.key), requests(1))
+    const headers = { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    for (const [method, path] of [['GET', '/v1/messages/batches/a%00b'], ['GET', '/v1/messages/batches/a%00b/results'], ['POST', '/v1/messages/batches/a%00b/cancel'], ['DELETE', '/v1/messages/batches/a%00b']]) {
+      const response = await fetch(`${baseUrl()}${path}`, { method, headers })
+      assert.equal(response.status, 404, `${method} ${path}`)
+      assert.deepEqual(await response.json(), { type: 'error', error: { type: 'not_found_error', message: "No message batch found with id 'a\u0000b'" } })
+    }
+    for (const cursor of ['after_id', 'before_id']) {
+      const response = await fetch(`${baseUrl()}/v1/messages/batches?${cursor}=a%00b`, { headers })
+      assert.equal(response.status, 200, cursor)
+      assert.deepEqual(await response.json(), { data: [], has_more: false, first_id: null, last_id: null })
+    }
+  })
+
   test('mixed models, a non-Anthropic model, bad custom ids: a clear 400 before anything goes upstream', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const client = anthropic(user.key)

@@ -141,6 +141,8 @@ function ofKind(query: DatabaseQueryBuilderContract<any>, kind: ObjectKind): Dat
 
 /** The object of that id made through this key (404 in OpenAI's or Anthropic's words for any other: another key's is not there for it). */
 export async function findOwned(principal: Principal, kind: ObjectKind, publicId: string): Promise<BatchObjectRow> {
+  // No id holds a NUL (text refuses it): one that does names nothing, and Postgres would refuse the query as bad input
+  if (publicId.includes('\0')) throw notFound(kind, publicId)
   const row = await ofKind(db.from('batch_objects').where({ public_id: publicId, user_id: principal.user.id, api_key_id: principal.key.id }), kind).first()
   if (!row) throw notFound(kind, publicId)
   return row as BatchObjectRow
@@ -167,6 +169,8 @@ export async function listOwned(principal: Principal, kind: ObjectKind, query: L
     .limit(query.limit + 1)
   if (query.purpose !== undefined) rows.where('purpose', query.purpose)
   const cursor = query.before ?? query.after
+  // A cursor that names no object gives an empty page; one with a NUL names none (and Postgres would refuse it)
+  if (cursor?.includes('\0')) return []
   if (cursor !== undefined) {
     const at = ofKind(db.from('batch_objects').where({ ...owner, public_id: cursor }), kind).select('id')
     rows.where('id', query.before === undefined ? '<' : '>', at)
