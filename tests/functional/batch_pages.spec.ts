@@ -367,7 +367,7 @@ test.group('Batches pages (panel and portal)', (group) => {
       assert.include(textOf(page.html), message, query)
       assert.notInclude(page.html, 'data-table="batches"', query)
     }
-    for (const owner of ['nobody@test.local', '99999999999999999999', '999999']) {
+    for (const owner of ['nobody@test.local', '99999999999999999999', '999999', 'a\u0000b@test.local']) {
       const page = await panel.get(`/admin/batches?owner=${encodeURIComponent(owner)}`)
       assert.equal(page.status, 200, owner)
       assert.include(textOf(page.html), `No user has the id or e-mail "${owner}"`)
