@@ -496,6 +496,22 @@ test.group('Message Batches API', (group) => {
     assert.equal(gw.batches.holds.heldFor(user.userId), held, 'a refused create holds nothing more')
   })
 
+  test("an upstream that answers a create with the id of a batch the gateway has already: the upstream's fault (502), nothing more held, the first batch untouched", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const first = await create(client, requests(1), 5)
+    const row = await batchRow(first.id)
+    const held = gw.batches.holds.heldFor(user.userId)
+    mock.script({ raw: { status: 200, body: JSON.stringify({ id: row.upstream_id, type: 'message_batch', processing_status: 'in_progress' }) } })
+    const refused = await failure(create(client, requests(1)))
+    assert.equal(refused.status, 502, JSON.stringify(refused.error))
+    assert.equal(refused.error.error.type, 'api_error')
+    assert.match(refused.error.error.message, /already/)
+    assert.equal(gw.batches.holds.heldFor(user.userId), held)
+    assert.equal((await db.from('batch_objects').where('upstream_id', row.upstream_id).count('* as n').first()).n, '1')
+  })
+
   test('a batch the balance cannot cover: 402 billing_error, as /v1/messages answers; nothing sent upstream', async ({ assert }) => {
     const gw = await gateway()
     const poor = await seedUser({ balance: '0.0001' })

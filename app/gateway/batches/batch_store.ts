@@ -110,13 +110,22 @@ function objectJson(object: Record<string, any>): string {
 
 export async function insertObject(values: NewBatchObject): Promise<BatchObjectRow> {
   const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : values.kind
-  const [row] = await db
-    .table('batch_objects')
-    // The status is the upstream's word: cut to its column as recordSeen does (a longer one failed the insert after the
-    // upstream had made the object, which was then never recorded, held or billed).
-    .insert({ ...values, status: storable(String(values.status).slice(0, 32)), public_id: mintId(kind), object: objectJson(values.object) })
-    .returning('*')
-  return row as BatchObjectRow
+  try {
+    const [row] = await db
+      .table('batch_objects')
+      // The status is the upstream's word: cut to its column as recordSeen does (a longer one failed the insert after
+      // the upstream had made the object, which was then never recorded, held or billed).
+      .insert({ ...values, status: storable(String(values.status).slice(0, 32)), public_id: mintId(kind), object: objectJson(values.object) })
+      .returning('*')
+    return row as BatchObjectRow
+  } catch (error: any) {
+    // An upstream that answers a create with the id of an object already here (its mistake, or a proxy's): the
+    // upstream's fault in the client's words, not an unexpected 500; the first object stays as it was.
+    if (error?.code === '23505' && error?.constraint === 'batch_objects_upstream') {
+      throw GatewayError.providerError(`The upstream answered with the id of an object the gateway has already (${String(values.upstream_id).slice(0, 100)})`)
+    }
+    throw error
+  }
 }
 
 /** What a client is told of an object that is not its key's: what OpenAI (or Anthropic) says of one that does not exist. */
