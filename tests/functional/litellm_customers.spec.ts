@@ -231,6 +231,15 @@ test.group('LiteLLM /user/delete and /key/health', (group) => {
     assert.isTrue(info.body.user_info.disabled)
   })
 
+  test('/user/delete naming one user twice (id and e-mail) disables and audits them once', async ({ assert }) => {
+    const c = await seedUser({ balance: '1' })
+    const deleted = await litellm('POST', '/user/delete', { user_ids: [String(c.userId), c.email] })
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body))
+    assert.deepEqual(deleted.body, { deleted_users: [String(c.userId)], disabled: true })
+    assert.isNotNull((await db.from('users').where('id', c.userId).first()).disabled_at)
+    assert.equal((await db.from('audit_log').where('action', 'user.disable').where('subject_id', c.userId).count('* as n').first()).n, '1')
+  })
+
   test('/key/health: any working key is healthy (LiteLLM\'s shape); none or a blocked one is a 401', async ({ assert }) => {
     const user = await seedUser()
     for (const key of [user.key, adminKey]) {
