@@ -238,6 +238,7 @@ test.group('LiteLLM /user/delete and /key/health', (group) => {
     assert.deepEqual(deleted.body, { deleted_users: [String(c.userId)], disabled: true })
     assert.isNotNull((await db.from('users').where('id', c.userId).first()).disabled_at)
     assert.equal((await db.from('audit_log').where('action', 'user.disable').where('subject_id', c.userId).count('* as n').first()).n, '1')
+    assert.isNull(await db.from('audit_log').where('action', 'user.update').where('subject_id', c.userId).first(), 'no second, empty change audited')
   })
 
   test('/key/health: any working key is healthy (LiteLLM\'s shape); none or a blocked one is a 401', async ({ assert }) => {
