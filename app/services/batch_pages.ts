@@ -164,12 +164,12 @@ function countsOf(value: unknown): BatchSummary['counts'] {
 
 /** An upstream time: unix seconds (OpenAI) or an RFC 3339 string (Anthropic); null for anything else */
 export function dateOf(value: unknown): Date | null {
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return new Date(value * 1000)
-  if (typeof value === 'string' && value !== '') {
-    const date = new Date(value)
-    return Number.isNaN(date.getTime()) ? null : date
-  }
-  return null
+  let date: Date
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) date = new Date(value * 1000)
+  else if (typeof value === 'string' && value !== '') date = new Date(value)
+  else return null
+  // Unix seconds past what a Date holds (1e20) make an Invalid Date, which the portal's Intl formatting throws on.
+  return Number.isNaN(date.getTime()) ? null : date
 }
 
 /**

@@ -367,10 +367,59 @@ test.group('Batches pages (panel and portal)', (group) => {
       assert.include(textOf(page.html), message, query)
       assert.notInclude(page.html, 'data-table="batches"', query)
     }
-    for (const owner of ['nobody@test.local', '99999999999999999999', '999999']) {
+    for (const owner of ['nobody@test.local', '99999999999999999999', '999999', 'a\u0000b@test.local']) {
       const page = await panel.get(`/admin/batches?owner=${encodeURIComponent(owner)}`)
       assert.equal(page.status, 200, owner)
       assert.include(textOf(page.html), `No user has the id or e-mail "${owner}"`)
     }
+  })
+})
+
+test.group('Batches pages: an upstream object with times out of range (hostile pass 23b)', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+    await createUser({ ...ADMIN, role: 'admin' })
+    return async () => {
+      await db.from('batch_objects').delete()
+    }
+  })
+
+  test('unix seconds past what a Date holds (1e20) show as no time, on the panel list, the batch page and the portal: never a 500', async ({ assert }) => {
+    const dan = await seedUser({ balance: '1' })
+    const rows = []
+    for (const [endpoint, object] of [
+      ['/v1/chat/completions', { status: 'completed', created_at: 1e20, completed_at: 1e20, expires_at: 1e300 }],
+      ['/v1/messages', { processing_status: 'ended', created_at: 1e20, ended_at: 1e20 }],
+    ] as const) {
+      const row = await insertObject({
+        kind: 'batch',
+        upstream_id: `far-${randomUUID()}`,
+        user_id: dan.userId,
+        api_key_id: dan.keyId,
+        channel_id: null,
+        model: 'gpt-4o-mini',
+        served_model: 'gpt-4o-mini',
+        purpose: null,
+        endpoint,
+        filename: null,
+        bytes: 10,
+        lines: 1,
+        completion_hold: 1,
+        input_file_id: null,
+        status: endpoint === '/v1/messages' ? 'ended' : 'completed',
+        object,
+        request_id: randomUUID(),
+      })
+      await db.from('batch_objects').where('id', row.id).update({ billed_at: new Date(), billed_cost: '0' })
+      rows.push(row)
+    }
+    const panel = await adminPanel()
+    assert.equal((await panel.get('/admin/batches')).status, 200)
+    for (const row of rows) assert.equal((await panel.get(`/admin/batches/${row.id}`)).status, 200)
+    const portal = new PageClient()
+    await portal.login(dan.email)
+    const page = await portal.get('/dashboard/batches')
+    assert.equal(page.status, 200, page.body.slice(0, 500))
+    assert.deepEqual(listed(page.body), rows.map((r) => r.public_id).reverse())
   })
 })

@@ -139,6 +139,15 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
     assert.equal((await db.from('audit_log').where('action', 'end_user.delete').count('* as n').first()).n, '2')
   })
 
+  test('/customer/delete with an id given twice counts and names each customer once (a list a script built with a repeat)', async ({ assert }) => {
+    await setEndUser({ userRef: owner.email, endUser: 'cust-twice', blocked: true })
+    const deleted = await litellm('POST', '/customer/delete', { user_ids: ['cust-twice', 'cust-twice'], owner: owner.userId })
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body))
+    assert.equal(deleted.body.deleted_customers, 1)
+    assert.equal(deleted.body.message, 'Deleted customers: cust-twice')
+    assert.isNull(await db.from('end_users').where('end_user', 'cust-twice').first())
+  })
+
   test('bad input: 400 in LiteLLM\'s shape naming the field; unknown customers and owners 404', async ({ assert }) => {
     const cases: Array<[string, string, unknown, string]> = [
       ['POST', '/customer/new', { max_budget: 5 }, 'user_id'],
@@ -220,6 +229,16 @@ test.group('LiteLLM /user/delete and /key/health', (group) => {
     assert.isTrue(await eventually(async () => (await chat(a.key)).status === 401))
     const info = await litellm('GET', `/user/info?user_id=${a.userId}`)
     assert.isTrue(info.body.user_info.disabled)
+  })
+
+  test('/user/delete naming one user twice (id and e-mail) disables and audits them once', async ({ assert }) => {
+    const c = await seedUser({ balance: '1' })
+    const deleted = await litellm('POST', '/user/delete', { user_ids: [String(c.userId), c.email] })
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body))
+    assert.deepEqual(deleted.body, { deleted_users: [String(c.userId)], disabled: true })
+    assert.isNotNull((await db.from('users').where('id', c.userId).first()).disabled_at)
+    assert.equal((await db.from('audit_log').where('action', 'user.disable').where('subject_id', c.userId).count('* as n').first()).n, '1')
+    assert.isNull(await db.from('audit_log').where('action', 'user.update').where('subject_id', c.userId).first(), 'no second, empty change audited')
   })
 
   test('/key/health: any working key is healthy (LiteLLM\'s shape); none or a blocked one is a 401', async ({ assert }) => {

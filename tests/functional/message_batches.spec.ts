@@ -123,13 +123,14 @@ test.group('Message Batches API', (group) => {
       name: 'claude',
       provider: 'anthropic',
       baseUrl: mock.url,
-      models: ['claude-sonnet-4', 'claude-haiku-4', 'claude-alias'],
+      models: ['claude-sonnet-4', 'claude-haiku-4', 'claude-alias', 'claude-free'],
       modelMapping: { 'claude-alias': 'claude-sonnet-4-20250514' },
     })
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o-mini'] })
     for (const model of ['claude-sonnet-4', 'claude-haiku-4', 'claude-alias', 'gpt-4o-mini']) {
       await setPrice({ model, input: String(INPUT), output: String(OUTPUT), cacheRead: '0.3', cacheWrite: '3.75' })
     }
+    await setPrice({ model: 'claude-free', input: '0', output: '0' })
     await refreshCaches()
     return () => mock.stop()
   })
@@ -419,6 +420,22 @@ test.group('Message Batches API', (group) => {
     assert.equal((await anthropic(owner.key).messages.batches.retrieve(batch.id)).id, batch.id)
   })
 
+  test("an id or a list cursor with a NUL names no batch: Anthropic's 404, an empty page (not a 400 about storage)", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    await create(anthropic(user.key), requests(1))
+    const headers = { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    for (const [method, path] of [['GET', '/v1/messages/batches/a%00b'], ['GET', '/v1/messages/batches/a%00b/results'], ['POST', '/v1/messages/batches/a%00b/cancel'], ['DELETE', '/v1/messages/batches/a%00b']]) {
+      const response = await fetch(`${baseUrl()}${path}`, { method, headers })
+      assert.equal(response.status, 404, `${method} ${path}`)
+      assert.deepEqual(await response.json(), { type: 'error', error: { type: 'not_found_error', message: "No message batch found with id 'a\u0000b'" } })
+    }
+    for (const cursor of ['after_id', 'before_id']) {
+      const response = await fetch(`${baseUrl()}/v1/messages/batches?${cursor}=a%00b`, { headers })
+      assert.equal(response.status, 200, cursor)
+      assert.deepEqual(await response.json(), { data: [], has_more: false, first_id: null, last_id: null })
+    }
+  })
+
   test('mixed models, a non-Anthropic model, bad custom ids: a clear 400 before anything goes upstream', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const client = anthropic(user.key)
@@ -439,6 +456,60 @@ test.group('Message Batches API', (group) => {
     const empty = await failure(client.messages.batches.create({ requests: [] }))
     assert.equal(empty.status, 400)
     assert.equal(mock.messageBatches.batches.size, before, 'nothing reached the upstream')
+  })
+
+  test('max_tokens of 1e300 (an integer to JSON): a free model\'s batch is recorded, not a 500 leaving it unrecorded upstream; a priced one 402', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const huge = (model: string) => requests(2, model).map((r) => ({ ...r, params: { ...r.params, max_tokens: 1e300 } }))
+    const before = mock.messageBatches.batches.size
+    const batch = await create(client, huge('claude-free'))
+    assert.equal(mock.messageBatches.batches.size, before + 1)
+    const row = await batchRow(batch.id)
+    assert.exists(row, 'the batch made upstream is recorded')
+    assert.equal(Number(row.completion_hold), Number.MAX_SAFE_INTEGER)
+    const priced = await failure(create(client, huge('claude-sonnet-4')))
+    assert.equal(priced.status, 402)
+    assert.equal(mock.messageBatches.batches.size, before + 1, 'nothing more went upstream')
+  })
+
+  test("an upstream's create answer the row cannot hold as sent: a status past 32 characters is kept cut (the batch recorded, held); an id past 255 or with a NUL is the upstream's fault (502), not the client's (400)", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const answer = (fields: Record<string, unknown>) =>
+      mock.script({ raw: { status: 200, body: JSON.stringify({ type: 'message_batch', created_at: '2026-12-05T00:00:00Z', ...fields }) } })
+    answer({ id: 'msgbatch_longstatus', processing_status: 'in_progress_and_then_some_more_words' })
+    const batch = await create(client, requests(1))
+    const row = await batchRow(batch.id)
+    assert.exists(row, 'the batch made upstream is recorded')
+    assert.equal(row.status, 'in_progress_and_then_some_more_w')
+    assert.isAbove(Number(row.hold), 0)
+    const held = gw.batches.holds.heldFor(user.userId)
+    for (const id of ['msgbatch_' + 'x'.repeat(300), 'msgbatch_\u0000nul']) {
+      answer({ id, processing_status: 'in_progress' })
+      const refused = await failure(create(client, requests(1)))
+      assert.equal(refused.status, 502, JSON.stringify(refused.error))
+      assert.equal(refused.error.type, 'error')
+      assert.equal(refused.error.error.type, 'api_error')
+    }
+    assert.equal(gw.batches.holds.heldFor(user.userId), held, 'a refused create holds nothing more')
+  })
+
+  test("an upstream that answers a create with the id of a batch the gateway has already: the upstream's fault (502), nothing more held, the first batch untouched", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const first = await create(client, requests(1), 5)
+    const row = await batchRow(first.id)
+    const held = gw.batches.holds.heldFor(user.userId)
+    mock.script({ raw: { status: 200, body: JSON.stringify({ id: row.upstream_id, type: 'message_batch', processing_status: 'in_progress' }) } })
+    const refused = await failure(create(client, requests(1)))
+    assert.equal(refused.status, 502, JSON.stringify(refused.error))
+    assert.equal(refused.error.error.type, 'api_error')
+    assert.match(refused.error.error.message, /already/)
+    assert.equal(gw.batches.holds.heldFor(user.userId), held)
+    assert.equal((await db.from('batch_objects').where('upstream_id', row.upstream_id).count('* as n').first()).n, '1')
   })
 
   test('a batch the balance cannot cover: 402 billing_error, as /v1/messages answers; nothing sent upstream', async ({ assert }) => {

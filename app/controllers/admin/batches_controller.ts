@@ -67,6 +67,8 @@ export default class BatchesController {
 
 /** A user id, or an e-mail (any case), to the user's id; null when nobody has it. */
 async function ownerOf(value: string): Promise<number | null> {
+  // No e-mail holds a NUL (text refuses it, and Postgres would refuse the query: a 500)
+  if (value.includes('\0')) return null
   if (/^\d+$/.test(value)) {
     const id = recordId(value)
     const user = id === null ? null : await db.from('users').where('id', id).select('id').first()

@@ -110,11 +110,22 @@ function objectJson(object: Record<string, any>): string {
 
 export async function insertObject(values: NewBatchObject): Promise<BatchObjectRow> {
   const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : values.kind
-  const [row] = await db
-    .table('batch_objects')
-    .insert({ ...values, public_id: mintId(kind), object: objectJson(values.object) })
-    .returning('*')
-  return row as BatchObjectRow
+  try {
+    const [row] = await db
+      .table('batch_objects')
+      // The status is the upstream's word: cut to its column as recordSeen does (a longer one failed the insert after
+      // the upstream had made the object, which was then never recorded, held or billed).
+      .insert({ ...values, status: storable(String(values.status).slice(0, 32)), public_id: mintId(kind), object: objectJson(values.object) })
+      .returning('*')
+    return row as BatchObjectRow
+  } catch (error: any) {
+    // An upstream that answers a create with the id of an object already here (its mistake, or a proxy's): the
+    // upstream's fault in the client's words, not an unexpected 500; the first object stays as it was.
+    if (error?.code === '23505' && error?.constraint === 'batch_objects_upstream') {
+      throw GatewayError.providerError(`The upstream answered with the id of an object the gateway has already (${String(values.upstream_id).slice(0, 100)})`)
+    }
+    throw error
+  }
 }
 
 /** What a client is told of an object that is not its key's: what OpenAI (or Anthropic) says of one that does not exist. */
@@ -139,6 +150,8 @@ function ofKind(query: DatabaseQueryBuilderContract<any>, kind: ObjectKind): Dat
 
 /** The object of that id made through this key (404 in OpenAI's or Anthropic's words for any other: another key's is not there for it). */
 export async function findOwned(principal: Principal, kind: ObjectKind, publicId: string): Promise<BatchObjectRow> {
+  // No id holds a NUL (text refuses it): one that does names nothing, and Postgres would refuse the query as bad input
+  if (publicId.includes('\0')) throw notFound(kind, publicId)
   const row = await ofKind(db.from('batch_objects').where({ public_id: publicId, user_id: principal.user.id, api_key_id: principal.key.id }), kind).first()
   if (!row) throw notFound(kind, publicId)
   return row as BatchObjectRow
@@ -165,6 +178,8 @@ export async function listOwned(principal: Principal, kind: ObjectKind, query: L
     .limit(query.limit + 1)
   if (query.purpose !== undefined) rows.where('purpose', query.purpose)
   const cursor = query.before ?? query.after
+  // A cursor that names no object gives an empty page; one with a NUL names none (and Postgres would refuse it)
+  if (cursor?.includes('\0')) return []
   if (cursor !== undefined) {
     const at = ofKind(db.from('batch_objects').where({ ...owner, public_id: cursor }), kind).select('id')
     rows.where('id', query.before === undefined ? '<' : '>', at)

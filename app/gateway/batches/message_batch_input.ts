@@ -1,6 +1,7 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
 import { completionTokenHold } from '#gateway/metering/reservation'
+import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
 
 /**
  * A message batch's creation body (`{requests: [{custom_id, params}]}`),
@@ -55,7 +56,9 @@ export function readMessageBatch(body: Record<string, any>): MessageBatchInput {
       )
     }
     model = params.model
-    completionHold += completionTokenHold(params)
+    // Bounded as a batch file's (batch_input.ts): max_tokens 1e300 is an integer to JSON, and a sum past the bigint
+    // column failed the insert after the upstream had made the batch (a free model holds nothing, so no 402 first).
+    completionHold = Math.min(completionHold + completionTokenHold(params), MAX_COMPLETION_HOLD)
   }
   return { model: model!, requests: requests.length, completionHold }
 }

@@ -92,7 +92,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
       jsonAnswer
     )
     upstream = result.answer
-    if (typeof upstream.id !== 'string' || upstream.id === '') throw GatewayError.providerError('The upstream answered the message batch without an id')
+    if (!isStorableUpstreamId(upstream.id)) throw GatewayError.providerError('The upstream answered the message batch without a usable id')
     return insertObject({
       kind: 'batch',
       upstream_id: upstream.id,
@@ -116,6 +116,11 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
   })
   await gw.batches.settleMessageBatch(row, upstream)
   return messageBatchView(row, base)
+}
+
+/** An upstream id the row keeps as sent (upstream_id is 255 characters, text without NUL): polled, canceled and billed by it */
+function isStorableUpstreamId(id: unknown): id is string {
+  return typeof id === 'string' && id !== '' && id.length <= 255 && !id.includes('\0')
 }
 
 /**

@@ -68,8 +68,10 @@ export default class LiteLLMCustomersController {
       const listed = new Set((await endUsersOf(owner.id)).filter((e) => e.listed).map((e) => e.end_user))
       for (const id of ids) if (!listed.has(id)) throw unknown(id)
       const actor = apiActor(ctx)
-      for (const id of new Set(ids)) await deleteEndUser(String(owner.id), id, actor)
-      return { deleted_customers: ids.length, message: `Deleted customers: ${ids.join(', ')}` }
+      // An id given twice is one customer, deleted (and counted) once
+      const unique = [...new Set(ids)]
+      for (const id of unique) await deleteEndUser(String(owner.id), id, actor)
+      return { deleted_customers: unique.length, message: `Deleted customers: ${unique.join(', ')}` }
     })
   }
 

@@ -131,7 +131,9 @@ export default class LiteLLMUsersController {
       for (const ref of ids) {
         const text = numberAsText(ref)
         if (typeof text !== 'string' || text.trim() === '') throw fieldError('user_ids', 'each a user id or e-mail')
-        users.push(await findUser(text.trim()))
+        const user = await findUser(text.trim())
+        // One user named twice (its id and its e-mail) is disabled, audited and answered once
+        if (!users.some((u) => u.id === user.id)) users.push(user)
       }
       if (users.some((u) => u.id === ctx.principal.user.id)) throw fieldError('user_ids', 'the management key\'s own user cannot be disabled')
       const actor = apiActor(ctx)
