@@ -142,7 +142,7 @@ export interface EndUserDaySpend {
  * user, on the partial index (end_user, created_at) of migration 998, as the
  * other end-user reports; at most END_USER_DAILY_LIMIT groups, oldest days first.
  */
-export async function endUserDailySpend(filters: UsageFilters): Promise<EndUserDaySpend[]> {
+export async function endUserDailySpend(filters: UsageFilters, limit = END_USER_DAILY_LIMIT): Promise<EndUserDaySpend[]> {
   const rows = await applyFilters(db.from('usage_records as u'), filters, null)
     .whereNotNull('u.end_user')
     .groupByRaw('1, u.user_id, u.end_user, u.model, u.api_key_id')
@@ -151,7 +151,7 @@ export async function endUserDailySpend(filters: UsageFilters): Promise<EndUserD
     .select(db.raw('coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)::bigint AS tokens'))
     .select(db.raw('coalesce(sum(u.cost), 0)::text AS cost'))
     .orderByRaw('1, sum(u.cost) DESC')
-    .limit(END_USER_DAILY_LIMIT)
+    .limit(limit)
   return rows.map((r: any) => ({
     day: r.day,
     user_id: Number(r.user_id),

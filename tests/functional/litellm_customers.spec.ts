@@ -348,8 +348,21 @@ test.group('LiteLLM /spend/tags and /global/spend/*', (group) => {
     assert.deepEqual((await litellm('GET', `/global/spend/report?${range}`)).body, [])
     assert.deepEqual((await litellm('GET', `/global/spend/report?${range}&group_by=team`)).body, [])
     assertLiteLLMError(assert, await litellm('GET', `/global/spend/report?${range}&group_by=org`), 400, 'group_by')
+    // By customer it reads usage rows: at most 31 days (a year at 1M rows took over a second).
+    const year = `start_date=${today.minus({ days: 364 }).toISODate()}&end_date=${today.toISODate()}`
+    assertLiteLLMError(assert, await litellm('GET', `/global/spend/report?${year}&group_by=customer`), 400, 'end_date')
+    assert.equal((await litellm('GET', `/global/spend/report?${year}&group_by=api_key`)).status, 200, 'by key: from the rollups')
     assertLiteLLMError(assert, await litellm('GET', '/global/spend/report?end_date=yesterday'), 400, 'end_date')
   })
+
+  test('/global/spend/report by customer: more groups than it answers is a 400 asking for fewer days, not a list cut short', async ({ assert }) => {
+    const meter = (await gateway()).meter
+    const day = today.minus({ days: 1 }).plus({ hours: 3 }).toJSDate()
+    for (let i = 0; i <= 10_000; i++) meter.record({ ...meterEvent(alice.userId, 'model-a'), endUser: `many-${i}`, createdAt: day })
+    await meter.drain()
+    const range = `start_date=${today.minus({ days: 1 }).toISODate()}&end_date=${today.minus({ days: 1 }).toISODate()}`
+    assertLiteLLMError(assert, await litellm('GET', `/global/spend/report?${range}&group_by=customer`), 400, 'end_date')
+  }).timeout(60_000)
 
   test('a day\'s spend per key survives the usage retention: the pruned rows\' key totals stay in the report by api_key', async ({ assert }) => {
     const meter = (await gateway()).meter
