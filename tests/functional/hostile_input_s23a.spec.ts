@@ -1,5 +1,8 @@
 import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { ResponseStore } from '#gateway/responses_store/response_store'
+import { mintResponseId } from '#gateway/responses_store/response_ids'
 import { post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
@@ -46,5 +49,48 @@ test.group('Hostile input s23a: stored Responses', (group) => {
       assert.equal(body.error.type, 'invalid_request_error')
       assert.include(body.error.message, 'store')
     }
+  })
+})
+
+test.group('Hostile input s23a: the store\'s write-behind queue', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  /** A gateway-kept response of this user, as the service saves one */
+  function record(userId: number) {
+    const id = mintResponseId()
+    return {
+      id,
+      kind: 'gateway' as const,
+      userId,
+      apiKeyId: null,
+      channelId: null,
+      model: 'claude-x',
+      previousResponseId: null,
+      inputItems: [{ type: 'message', role: 'user', content: 'hi' }],
+      instructions: null,
+      outputItems: [{ type: 'message', role: 'assistant', content: 'hello' }],
+      usage: null,
+      status: 'completed',
+      createdAt: new Date(),
+    }
+  }
+
+  test('flush() (shutdown) writes the whole queue, not one batch of it: nothing left to a timer after the pools close', async ({ assert }) => {
+    const user = await seedUser()
+    const logged: string[] = []
+    const store = new ResponseStore({ days: 1, maxBytes: 1 << 20, log: (m) => logged.push(m), batchSize: 2, flushMs: 60_000 })
+    const ids: string[] = []
+    // Saved in a burst: each full batch asks for a write at once, the last ones wait for it.
+    for (let i = 0; i < 7; i++) {
+      const r = record(user.userId)
+      ids.push(r.id)
+      store.save(r)
+    }
+    await store.flush()
+    const rows = await db.from('stored_responses').whereIn('id', ids).count('* as n')
+    assert.equal(Number(rows[0].n), 7)
+    assert.deepEqual(logged, [])
   })
 })

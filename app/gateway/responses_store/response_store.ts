@@ -245,14 +245,21 @@ export class ResponseStore {
     return true
   }
 
-  /** Writes what is queued now (shutdown, tests). */
+  /**
+   * Writes what is queued now (shutdown, tests), in as many INSERTs as it
+   * takes: one write takes a batch, and what a timer would write later is lost
+   * at shutdown (the pools close right after). Bounded by the queue's size
+   * when called: answers saved meanwhile do not keep it going.
+   */
   async flush(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
-    while (this.#flushing) await this.#flushing
-    if (this.#pending.size === 0) return
-    this.#flushing = this.#write().finally(() => (this.#flushing = null))
-    await this.#flushing
+    for (let batches = Math.ceil(this.#pending.size / (this.options.batchSize ?? 200)) + 1; batches > 0; batches--) {
+      while (this.#flushing) await this.#flushing
+      if (this.#pending.size === 0) return
+      this.#flushing = this.#write().finally(() => (this.#flushing = null))
+      await this.#flushing
+    }
   }
 
   #flushSoon(ms: number) {
