@@ -93,4 +93,19 @@ test.group('Hostile input s23a: the store\'s write-behind queue', (group) => {
     assert.equal(Number(rows[0].n), 7)
     assert.deepEqual(logged, [])
   })
+
+  test('the queue is bounded in bytes (a database that hangs): answers past the bound are not stored, logged once, not per answer', async ({ assert }) => {
+    const user = await seedUser()
+    const logged: string[] = []
+    // 106 bytes of items a response: the bound holds three of them.
+    const store = new ResponseStore({ days: 1, maxBytes: 1 << 20, maxQueuedBytes: 350, log: (m) => logged.push(m), batchSize: 1000, flushMs: 60_000 })
+    const saved = Array.from({ length: 6 }, () => store.save(record(user.userId)))
+    assert.deepEqual(saved, [true, true, true, false, false, false])
+    assert.lengthOf(logged, 1)
+    assert.include(logged[0], 'queue')
+    // Written: room again.
+    await store.flush()
+    assert.isTrue(store.save(record(user.userId)))
+    await store.flush()
+  })
 })

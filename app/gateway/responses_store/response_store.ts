@@ -34,6 +34,8 @@ export interface ResponseStoreOptions {
   /** Rows per INSERT (default 200) and wait before a write (default 10 ms: the answers of a burst go in one) */
   batchSize?: number
   flushMs?: number
+  /** Bytes of items the queue holds at most (default 64 MB): a database that hangs does not take the memory */
+  maxQueuedBytes?: number
 }
 
 /**
@@ -59,6 +61,7 @@ interface PendingRow {
   record: StoredResponse
   input: string | null
   output: string | null
+  bytes: number
 }
 
 /**
@@ -71,6 +74,9 @@ interface PendingRow {
  */
 export class ResponseStore {
   #pending = new Map<string, PendingRow>()
+  #pendingBytes = 0
+  /** The queue was full and an answer was not stored: logged once, until a write empties it */
+  #overflowLogged = false
   /** Rows of the INSERT under way */
   #writing = new Set<string>()
   /**
@@ -111,9 +117,17 @@ export class ResponseStore {
       this.options.log(`stored responses: ${record.id} not stored, ${bytes} bytes of items exceed RESPONSES_STORE_MAX_KB`)
       return false
     }
+    // A database that hangs (writes wait for a connection): the queue does not grow without end.
+    if (this.#pendingBytes + bytes > (this.options.maxQueuedBytes ?? 64 * 1024 * 1024)) {
+      if (!this.#overflowLogged) this.options.log(`stored responses: the write queue is full (database slow or unreachable); answers are not stored until it drains`)
+      this.#overflowLogged = true
+      return false
+    }
     const expiresAt = new Date(record.createdAt.getTime() + this.options.days * 86_400_000)
     const stored = { ...record, expiresAt }
-    this.#pending.set(record.id, { record: stored, input, output })
+    this.#unqueue(record.id)
+    this.#pending.set(record.id, { record: stored, input, output, bytes })
+    this.#pendingBytes += bytes
     if (record.kind === 'upstream') this.#remember(record.id, record.userId, record.channelId)
     else this.#keepRecent(stored, bytes)
     if (this.#pending.size >= (this.options.batchSize ?? 200)) this.#flushSoon(0)
@@ -227,7 +241,7 @@ export class ResponseStore {
     if (this.#tombstones.has(id)) return false
     if (queued) {
       if (queued.record.userId !== userId) return false
-      this.#pending.delete(id)
+      this.#unqueue(id)
       this.#sticky.delete(id)
       this.#forgetRecent(id)
       // Its INSERT is under way: deleted again once that is over (#write).
@@ -286,7 +300,7 @@ export class ResponseStore {
     } finally {
       for (const row of batch) {
         // A newer save of the same id (none is expected) stays queued.
-        if (this.#pending.get(row.record.id) === row) this.#pending.delete(row.record.id)
+        if (this.#pending.get(row.record.id) === row) this.#unqueue(row.record.id)
         this.#writing.delete(row.record.id)
       }
     }
@@ -300,6 +314,14 @@ export class ResponseStore {
       for (const id of ids) this.#tombstones.delete(id)
     }
     if (this.#pending.size > 0) this.#flushSoon(0)
+    else this.#overflowLogged = false
+  }
+
+  #unqueue(id: string) {
+    const row = this.#pending.get(id)
+    if (row === undefined) return
+    this.#pending.delete(id)
+    this.#pendingBytes -= row.bytes
   }
 
   #remember(id: string, userId: number, channelId: number | null) {
