@@ -54,7 +54,8 @@ import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
 import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
 import type { ResponseStore } from '#gateway/responses_store/response_store'
-import { continuationOf, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
+import { continuationOf, conversationTooLarge, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
+import { bodyLimitFor } from '#gateway/http/body_limits'
 import { findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
 
@@ -390,6 +391,8 @@ export class GatewayService {
         call.body.input = next.input
         delete call.body.previous_response_id
         call.rawBody = Buffer.from(JSON.stringify(call.body))
+        // No larger than a body the client could send whole (the upstream call, the pass-through hold it).
+        if (call.rawBody.length > bodyLimitFor('responses')) throw conversationTooLarge()
         raisePromptHold(account, call.rawBody.length)
       } else {
         exchange.candidates = next.candidates

@@ -3,7 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { ResponseStore } from '#gateway/responses_store/response_store'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
-import { post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { gateway, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
  * Hostile and sloppy clients of stored Responses, item references and Codex
@@ -38,6 +38,30 @@ test.group('Hostile input s23a: stored Responses', (group) => {
     const none = await post('/v1/responses', { model: 'claude-x', input: 'hi', previous_response_id: null }, auth)
     assert.equal(none.status, 200)
   })
+
+  test('a follow-up whose stored conversation is larger than a request body may be: 413 naming previous_response_id, nothing sent upstream', async ({ assert }) => {
+    const user = await seedUser()
+    const store = (await gateway()).responses
+    // 34 stored turns of about 1 MB each (each under RESPONSES_STORE_MAX_KB), chained: 34 MB, over the 32 MB body limit.
+    let previous: string | null = null
+    for (let i = 0; i < 34; i++) {
+      const id = mintResponseId()
+      store.save({
+        id, kind: 'gateway', userId: user.userId, apiKeyId: null, channelId: null, model: 'claude-x', previousResponseId: previous,
+        inputItems: [{ type: 'message', role: 'user', content: `${i} ${'x'.repeat(1_000_000)}` }], instructions: null,
+        outputItems: [{ type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'ok' }] }], usage: null, status: 'completed', createdAt: new Date(),
+      })
+      previous = id
+    }
+    await store.flush()
+    const before = mock.lastRequest()
+    const res = await post('/v1/responses', { model: 'claude-x', input: 'And now?', previous_response_id: previous }, { authorization: `Bearer ${user.key}` })
+    assert.equal(res.status, 413)
+    const body = (await res.json()) as any
+    assert.equal(body.error.param, 'previous_response_id')
+    assert.equal(body.error.code, 'request_too_large')
+    assert.strictEqual(mock.lastRequest(), before, 'nothing sent upstream')
+  }).timeout(60_000)
 
   test('store of a wrong type ("false") is the 400 naming it, never stored against the client\'s wish', async ({ assert }) => {
     const user = await seedUser()
