@@ -56,7 +56,7 @@ import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fiel
 import type { ResponseStore } from '#gateway/responses_store/response_store'
 import { continuationOf, conversationTooLarge, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
 import { bodyLimitFor } from '#gateway/http/body_limits'
-import { findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
+import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
@@ -420,6 +420,7 @@ export class GatewayService {
       exchange.candidates = native
       return
     }
+    assertReferencesFit(input, found, call.rawBody.length, bodyLimitFor('responses'))
     call.body.input = withReferencedItems(input, found)
     // The stored response keeps the items, not the references (its input_items, a later conversation).
     const storing = exchange.storing

@@ -63,6 +63,30 @@ test.group('Hostile input s23a: stored Responses', (group) => {
     assert.strictEqual(mock.lastRequest(), before, 'nothing sent upstream')
   }).timeout(60_000)
 
+  test('item_references that would make a body larger than a request body may be (one 1 MB item named 40 times): 413, nothing sent upstream', async ({ assert }) => {
+    const user = await seedUser()
+    const store = (await gateway()).responses
+    const id = mintResponseId()
+    store.save({
+      id, kind: 'gateway', userId: user.userId, apiKeyId: null, channelId: null, model: 'claude-x', previousResponseId: null,
+      inputItems: [{ type: 'message', role: 'user', content: 'Write a lot' }], instructions: null,
+      outputItems: [{ type: 'message', id: `msg_${id}_0`, role: 'assistant', content: [{ type: 'output_text', text: 'y'.repeat(1_000_000) }] }],
+      usage: null, status: 'completed', createdAt: new Date(),
+    })
+    await store.flush()
+    const before = mock.lastRequest()
+    const input = [...Array.from({ length: 40 }, () => ({ type: 'item_reference', id: `msg_${id}_0` })), { role: 'user', content: 'Again?' }]
+    const res = await post('/v1/responses', { model: 'claude-x', input }, { authorization: `Bearer ${user.key}` })
+    assert.equal(res.status, 413)
+    const body = (await res.json()) as any
+    assert.equal(body.error.code, 'request_too_large')
+    assert.equal(body.error.param, 'input')
+    assert.strictEqual(mock.lastRequest(), before, 'nothing sent upstream')
+    // A few references to it are served.
+    const few = await post('/v1/responses', { model: 'claude-x', input: [{ type: 'item_reference', id: `msg_${id}_0` }, { role: 'user', content: 'Again?' }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(few.status, 200)
+  }).timeout(60_000)
+
   test('store of a wrong type ("false") is the 400 naming it, never stored against the client\'s wish', async ({ assert }) => {
     const user = await seedUser()
     const auth = { authorization: `Bearer ${user.key}` }
