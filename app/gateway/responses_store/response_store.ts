@@ -290,13 +290,8 @@ export class ResponseStore {
     const batch = [...this.#pending.values()].slice(0, this.options.batchSize ?? 200)
     for (const row of batch) this.#writing.add(row.record.id)
     try {
-      await db
-        .table('stored_responses')
-        .multiInsert(batch.map(toColumns))
-        .onConflict('id')
-        .ignore()
-    } catch (error) {
-      this.options.log(`stored responses: ${batch.length} could not be written: ${error instanceof Error ? error.message : String(error)}`)
+      const { lost, error } = await this.#insert(batch)
+      if (lost > 0) this.options.log(`stored responses: ${lost} could not be written: ${error instanceof Error ? error.message : String(error)}`)
     } finally {
       for (const row of batch) {
         // A newer save of the same id (none is expected) stays queued.
@@ -315,6 +310,26 @@ export class ResponseStore {
     }
     if (this.#pending.size > 0) this.#flushSoon(0)
     else this.#overflowLogged = false
+  }
+
+  /**
+   * One INSERT of the rows; refused for a row's data (a NUL in an item's
+   * text, which jsonb cannot hold; a key or channel deleted since the answer),
+   * the batch is split in halves until only the rows refused are left out:
+   * one client's bad row never loses the other answers of its batch. A
+   * database that cannot be reached loses the batch at once (no retries).
+   */
+  async #insert(rows: PendingRow[]): Promise<{ lost: number; error?: unknown }> {
+    try {
+      await db.table('stored_responses').multiInsert(rows.map(toColumns)).onConflict('id').ignore()
+      return { lost: 0 }
+    } catch (error) {
+      if (rows.length === 1 || !refusedForData(error)) return { lost: rows.length, error }
+      const half = Math.ceil(rows.length / 2)
+      const first = await this.#insert(rows.slice(0, half))
+      const second = await this.#insert(rows.slice(half))
+      return { lost: first.lost + second.lost, error: second.error ?? first.error }
+    }
   }
 
   #unqueue(id: string) {
@@ -398,6 +413,12 @@ SELECT s.id AS response_id, item FROM (
    WHERE user_id = ? AND kind = 'gateway' AND expires_at > now() ORDER BY created_at DESC LIMIT ?
 ) s, LATERAL jsonb_array_elements(coalesce(s.input_items, '[]'::jsonb)) item
 WHERE item->>'id' = ANY(?) ORDER BY s.created_at DESC`
+
+/** A row refused for its values (SQLSTATE classes 22 data exception, 23 integrity constraint), not for the connection */
+function refusedForData(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
+}
 
 /** Puts the items of `lists` whose id is asked for (and not found yet) in `found` */
 export function collectItems(found: Map<string, unknown>, ids: Set<string>, ...lists: Array<unknown[] | null>) {
