@@ -171,4 +171,25 @@ test.group('Hostile input s23a: the store\'s write-behind queue', (group) => {
     assert.lengthOf(logged, 1)
     assert.include(logged[0], '2 ')
   })
+
+  test('the table cannot be written (an outage): logged once, not per write, then how many were lost once it can again', async ({ assert }) => {
+    const user = await seedUser()
+    const logged: string[] = []
+    const store = new ResponseStore({ days: 1, maxBytes: 1 << 20, log: (m) => logged.push(m), batchSize: 1, flushMs: 60_000 })
+    await db.rawQuery('ALTER TABLE stored_responses RENAME TO stored_responses_away')
+    try {
+      for (let i = 0; i < 3; i++) store.save(record(user.userId))
+      await store.flush()
+    } finally {
+      await db.rawQuery('ALTER TABLE stored_responses_away RENAME TO stored_responses')
+    }
+    assert.lengthOf(logged, 1)
+    const back = record(user.userId)
+    store.save(back)
+    await store.flush()
+    assert.lengthOf(logged, 2)
+    assert.include(logged[1], '3')
+    const rows = await db.from('stored_responses').where('id', back.id)
+    assert.lengthOf(rows, 1)
+  })
 })

@@ -77,6 +77,8 @@ export class ResponseStore {
   #pendingBytes = 0
   /** The queue was full and an answer was not stored: logged once, until a write empties it */
   #overflowLogged = false
+  /** Rows lost since writes began to fail whole (an outage: logged once, then counted) */
+  #lostInOutage = 0
   /** Rows of the INSERT under way */
   #writing = new Set<string>()
   /**
@@ -291,7 +293,7 @@ export class ResponseStore {
     for (const row of batch) this.#writing.add(row.record.id)
     try {
       const { lost, error } = await this.#insert(batch)
-      if (lost > 0) this.options.log(`stored responses: ${lost} could not be written: ${error instanceof Error ? error.message : String(error)}`)
+      this.#reportWrite(lost, lost > 0 && !refusedForData(error) ? error : undefined, error)
     } finally {
       for (const row of batch) {
         // A newer save of the same id (none is expected) stays queued.
@@ -330,6 +332,27 @@ export class ResponseStore {
       const second = await this.#insert(rows.slice(half))
       return { lost: first.lost + second.lost, error: second.error ?? first.error }
     }
+  }
+
+  /**
+   * Logs what a write lost. A write that failed for the connection or the
+   * table (the database unreachable, every flush failing) is logged once, then counted until a
+   * write goes through, which logs how many were lost meanwhile: an outage is
+   * two lines, not one every 10 ms. Rows refused for their data are logged as
+   * they come (rare, and each a different cause).
+   */
+  #reportWrite(lost: number, outage: unknown, error: unknown) {
+    const reason = (e: unknown) => (e instanceof Error ? e.message : String(e))
+    if (outage !== undefined) {
+      if (this.#lostInOutage === 0) this.options.log(`stored responses: ${lost} could not be written (${reason(outage)}); further failures counted until a write succeeds`)
+      this.#lostInOutage += lost
+      return
+    }
+    if (this.#lostInOutage > 0) {
+      this.options.log(`stored responses: writes succeed again; ${this.#lostInOutage} responses were not stored meanwhile`)
+      this.#lostInOutage = 0
+    }
+    if (lost > 0) this.options.log(`stored responses: ${lost} could not be written: ${reason(error)}`)
   }
 
   #unqueue(id: string) {
