@@ -332,7 +332,44 @@ export class GatewayService {
       return null
     }
     if (!translatedOnly(candidates)) return null
-    return compactionV2(this.catalog, (model) => this.#route(model, account, null), call, account)
+    return this.#compactionV2History(call, account, candidates).then((history) =>
+      compactionV2(this.catalog, (model) => this.#route(model, account, null), history, account)
+    )
+  }
+
+  /**
+   * The v2 emulation's history as a follow-up's: the conversation
+   * `previous_response_id` names put in front of the input (the summary call
+   * is one the store never sees: without it, the summary would be of the
+   * last turn alone), item references resolved. Unknown ids are OpenAI's 400s.
+   */
+  async #compactionV2History(call: GenerateCall, account: RequestAccount, candidates: RouteCandidate[]): Promise<GenerateCall> {
+    const previous = call.body.previous_response_id
+    const hasReference = call.body.input.some((item: any) => item?.type === 'item_reference')
+    if ((typeof previous !== 'string' || previous === '') && !hasReference) return call
+    const store = this.responses !== null && this.responses.enabled ? this.responses : null
+    const userId = account.principal.user.id
+    let input: unknown[] = call.body.input
+    if (typeof previous === 'string' && previous !== '') {
+      if (store === null) throw previousResponseNotFound(previous)
+      const next = await continuationOf(store, previous, userId, input, candidates)
+      // Translated channels only: an upstream-held or unknown id was refused already.
+      if (next.kind !== 'gateway') throw previousResponseNotFound(previous)
+      input = next.input
+    }
+    const ids = input.flatMap((item: any) => (item?.type === 'item_reference' ? [String(item.id)] : []))
+    if (ids.length > 0) {
+      const found = store !== null ? await findReferencedItems(store, ids, userId, input) : new Map<string, unknown>()
+      const missing = ids.find((id) => !found.has(id))
+      if (missing !== undefined) throw itemNotFound(missing)
+      assertReferencesFit(input, found, call.rawBody.length, bodyLimitFor('responses'))
+      input = withReferencedItems(input, found)
+    }
+    const body: Record<string, any> = { ...call.body, input }
+    delete body.previous_response_id
+    const rawBody = Buffer.from(JSON.stringify(body))
+    if (rawBody.length > bodyLimitFor('responses')) throw conversationTooLarge()
+    return { ...call, body, rawBody }
   }
 
   /**

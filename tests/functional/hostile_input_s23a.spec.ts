@@ -87,6 +87,24 @@ test.group('Hostile input s23a: stored Responses', (group) => {
     assert.equal(few.status, 200)
   }).timeout(60_000)
 
+  test('compaction v2 emulated with previous_response_id: the summary is asked of the whole stored conversation; an unknown id is the 400', async ({ assert }) => {
+    const user = await seedUser()
+    const auth = { authorization: `Bearer ${user.key}` }
+    const first = (await (await post('/v1/responses', { model: 'claude-x', input: 'The secret word is PLUM' }, auth)).json()) as any
+    const res = await post('/v1/responses', { model: 'claude-x', previous_response_id: first.id, input: [{ role: 'user', content: 'Go on' }, { type: 'compaction_trigger' }] }, auth)
+    assert.equal(res.status, 200)
+    const answer = (await res.json()) as any
+    assert.equal(answer.output[0].type, 'compaction')
+    const sent = mock.lastRequest()!.body
+    assert.include(sent, 'The secret word is PLUM')
+    assert.include(sent, 'Go on')
+    const before = mock.lastRequest()
+    const unknown = await post('/v1/responses', { model: 'claude-x', previous_response_id: 'resp_unknown', input: [{ type: 'compaction_trigger' }] }, auth)
+    assert.equal(unknown.status, 400)
+    assert.equal(((await unknown.json()) as any).error.code, 'previous_response_not_found')
+    assert.strictEqual(mock.lastRequest(), before)
+  })
+
   test('store of a wrong type ("false") is the 400 naming it, never stored against the client\'s wish', async ({ assert }) => {
     const user = await seedUser()
     const auth = { authorization: `Bearer ${user.key}` }
