@@ -98,6 +98,10 @@ test.group('Hostile input s23a: stored Responses', (group) => {
     const sent = mock.lastRequest()!.body
     assert.include(sent, 'The secret word is PLUM')
     assert.include(sent, 'Go on')
+    // An item reference in the history: the item it names is summarised.
+    const byReference = await post('/v1/responses', { model: 'claude-x', input: [{ type: 'item_reference', id: first.output[0].id }, { type: 'compaction_trigger' }] }, auth)
+    assert.equal(byReference.status, 200)
+    assert.include(mock.lastRequest()!.body, first.output[0].content[0].text.trim())
     const before = mock.lastRequest()
     const unknown = await post('/v1/responses', { model: 'claude-x', previous_response_id: 'resp_unknown', input: [{ type: 'compaction_trigger' }] }, auth)
     assert.equal(unknown.status, 400)
