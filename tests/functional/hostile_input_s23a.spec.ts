@@ -109,6 +109,17 @@ test.group('Hostile input s23a: stored Responses', (group) => {
     assert.strictEqual(mock.lastRequest(), before)
   })
 
+  test('an item_reference whose id is not a string (or is empty) is the 400 naming it, not "Item with id \'[object Object]\' not found"', async ({ assert }) => {
+    const user = await seedUser()
+    for (const id of [5, { id: 'msg_x' }, null, '']) {
+      const res = await post('/v1/responses', { model: 'claude-x', input: [{ role: 'user', content: 'q' }, { type: 'item_reference', id }] }, { authorization: `Bearer ${user.key}` })
+      assert.equal(res.status, 400, JSON.stringify(id))
+      const body = (await res.json()) as any
+      assert.equal(body.error.code, 'invalid_type')
+      assert.equal(body.error.param, 'input[1].id')
+    }
+  })
+
   test('store of a wrong type ("false") is the 400 naming it, never stored against the client\'s wish', async ({ assert }) => {
     const user = await seedUser()
     const auth = { authorization: `Bearer ${user.key}` }
