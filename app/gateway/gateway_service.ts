@@ -264,7 +264,15 @@ export class GatewayService {
   }
 
   /** Codex's remote compaction (`/v1/responses/compact`): relayed to Responses channels, else emulated (responses_compact.ts). */
-  compactResponses(call: CompactCall, account: RequestAccount): Promise<void> {
+  async compactResponses(call: CompactCall, account: RequestAccount): Promise<void> {
+    // Emulated (translated channels only): a previous_response_id or item_reference is resolved here, as for v2.
+    if (typeof call.body.previous_response_id === 'string' || call.body.input.some((item: any) => item?.type === 'item_reference')) {
+      let candidates: RouteCandidate[] = []
+      try {
+        candidates = this.router().route(call.model)
+      } catch {}
+      if (translatedOnly(candidates)) call = await this.#storedHistory(call, account, candidates)
+    }
     return compactResponses(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
@@ -332,18 +340,19 @@ export class GatewayService {
       return null
     }
     if (!translatedOnly(candidates)) return null
-    return this.#compactionV2History(call, account, candidates).then((history) =>
+    return this.#storedHistory(call, account, candidates).then((history) =>
       compactionV2(this.catalog, (model) => this.#route(model, account, null), history, account)
     )
   }
 
   /**
-   * The v2 emulation's history as a follow-up's: the conversation
-   * `previous_response_id` names put in front of the input (the summary call
-   * is one the store never sees: without it, the summary would be of the
-   * last turn alone), item references resolved. Unknown ids are OpenAI's 400s.
+   * An emulated compaction's history (v1 or v2) as a follow-up's: the
+   * conversation `previous_response_id` names put in front of the input (the
+   * summary call is one the store never sees: without it, the summary would
+   * be of the last turn alone), item references resolved. Unknown ids are
+   * OpenAI's 400s.
    */
-  async #compactionV2History(call: GenerateCall, account: RequestAccount, candidates: RouteCandidate[]): Promise<GenerateCall> {
+  async #storedHistory<C extends { body: Record<string, any>; rawBody: Buffer }>(call: C, account: RequestAccount, candidates: RouteCandidate[]): Promise<C> {
     const previous = call.body.previous_response_id
     const hasReference = call.body.input.some((item: any) => item?.type === 'item_reference')
     if ((typeof previous !== 'string' || previous === '') && !hasReference) return call

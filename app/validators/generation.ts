@@ -66,10 +66,21 @@ export const responsesEnvelope = withPlainCase(
 export const responsesCompactEnvelope = withPlainCase(
   vine.compile(
     vine
-      .object({ model: vine.string().minLength(1), input: vine.array(vine.any()), instructions: vine.string().optional().nullable(), tools: list() })
+      .object({
+        model: vine.string().minLength(1),
+        input: vine.array(vine.any()),
+        instructions: vine.string().optional().nullable(),
+        tools: list(),
+        previous_response_id: vine.string().optional().nullable(),
+      })
       .allowUnknownProperties()
   ),
-  (b) => isText(b.model) && isList(b.input) && (b.instructions === undefined || b.instructions === null || typeof b.instructions === 'string') && isOptionalList(b.tools)
+  (b) =>
+    isText(b.model) &&
+    isList(b.input) &&
+    (b.instructions === undefined || b.instructions === null || typeof b.instructions === 'string') &&
+    isOptionalList(b.tools) &&
+    (b.previous_response_id === undefined || b.previous_response_id === null || typeof b.previous_response_id === 'string')
 )
 
 export const geminiEnvelope = withPlainCase(

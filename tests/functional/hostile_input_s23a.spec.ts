@@ -120,6 +120,23 @@ test.group('Hostile input s23a: stored Responses', (group) => {
     }
   })
 
+  test('POST /v1/responses/compact emulated with previous_response_id: the stored conversation is summarised; unknown or of a wrong type, the 400', async ({ assert }) => {
+    const user = await seedUser()
+    const auth = { authorization: `Bearer ${user.key}` }
+    const first = (await (await post('/v1/responses', { model: 'claude-x', input: 'The secret word is FIG' }, auth)).json()) as any
+    const res = await post('/v1/responses/compact', { model: 'claude-x', previous_response_id: first.id, input: [{ role: 'user', content: 'Go on' }] }, auth)
+    assert.equal(res.status, 200)
+    assert.include(mock.lastRequest()!.body, 'The secret word is FIG')
+    const before = mock.lastRequest()
+    const unknown = await post('/v1/responses/compact', { model: 'claude-x', previous_response_id: 'resp_unknown', input: [] }, auth)
+    assert.equal(unknown.status, 400)
+    assert.equal(((await unknown.json()) as any).error.code, 'previous_response_not_found')
+    const wrong = await post('/v1/responses/compact', { model: 'claude-x', previous_response_id: 7, input: [] }, auth)
+    assert.equal(wrong.status, 400)
+    assert.include(((await wrong.json()) as any).error.message, 'previous_response_id')
+    assert.strictEqual(mock.lastRequest(), before)
+  })
+
   test('store of a wrong type ("false") is the 400 naming it, never stored against the client\'s wish', async ({ assert }) => {
     const user = await seedUser()
     const auth = { authorization: `Bearer ${user.key}` }
