@@ -54,8 +54,9 @@ import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
 import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
 import type { ResponseStore } from '#gateway/responses_store/response_store'
-import { continuationOf, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
-import { findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
+import { continuationOf, conversationTooLarge, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
+import { bodyLimitFor } from '#gateway/http/body_limits'
+import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
@@ -263,7 +264,15 @@ export class GatewayService {
   }
 
   /** Codex's remote compaction (`/v1/responses/compact`): relayed to Responses channels, else emulated (responses_compact.ts). */
-  compactResponses(call: CompactCall, account: RequestAccount): Promise<void> {
+  async compactResponses(call: CompactCall, account: RequestAccount): Promise<void> {
+    // Emulated (translated channels only): a previous_response_id or item_reference is resolved here, as for v2.
+    if (typeof call.body.previous_response_id === 'string' || call.body.input.some((item: any) => item?.type === 'item_reference')) {
+      let candidates: RouteCandidate[] = []
+      try {
+        candidates = this.router().route(call.model)
+      } catch {}
+      if (translatedOnly(candidates)) call = await this.#storedHistory(call, account, candidates)
+    }
     return compactResponses(this.catalog, (model) => this.#route(model, account, null), call, account)
   }
 
@@ -331,7 +340,45 @@ export class GatewayService {
       return null
     }
     if (!translatedOnly(candidates)) return null
-    return compactionV2(this.catalog, (model) => this.#route(model, account, null), call, account)
+    return this.#storedHistory(call, account, candidates).then((history) =>
+      compactionV2(this.catalog, (model) => this.#route(model, account, null), history, account)
+    )
+  }
+
+  /**
+   * An emulated compaction's history (v1 or v2) as a follow-up's: the
+   * conversation `previous_response_id` names put in front of the input (the
+   * summary call is one the store never sees: without it, the summary would
+   * be of the last turn alone), item references resolved. Unknown ids are
+   * OpenAI's 400s.
+   */
+  async #storedHistory<C extends { body: Record<string, any>; rawBody: Buffer }>(call: C, account: RequestAccount, candidates: RouteCandidate[]): Promise<C> {
+    const previous = call.body.previous_response_id
+    const hasReference = call.body.input.some((item: any) => item?.type === 'item_reference')
+    if ((typeof previous !== 'string' || previous === '') && !hasReference) return call
+    const store = this.responses !== null && this.responses.enabled ? this.responses : null
+    const userId = account.principal.user.id
+    let input: unknown[] = call.body.input
+    if (typeof previous === 'string' && previous !== '') {
+      if (store === null) throw previousResponseNotFound(previous)
+      const next = await continuationOf(store, previous, userId, input, candidates)
+      // Translated channels only: an upstream-held or unknown id was refused already.
+      if (next.kind !== 'gateway') throw previousResponseNotFound(previous)
+      input = next.input
+    }
+    const ids = input.flatMap((item: any) => (item?.type === 'item_reference' ? [String(item.id)] : []))
+    if (ids.length > 0) {
+      const found = store !== null ? await findReferencedItems(store, ids, userId, input) : new Map<string, unknown>()
+      const missing = ids.find((id) => !found.has(id))
+      if (missing !== undefined) throw itemNotFound(missing)
+      assertReferencesFit(input, found, call.rawBody.length, bodyLimitFor('responses'))
+      input = withReferencedItems(input, found)
+    }
+    const body: Record<string, any> = { ...call.body, input }
+    delete body.previous_response_id
+    const rawBody = Buffer.from(JSON.stringify(body))
+    if (rawBody.length > bodyLimitFor('responses')) throw conversationTooLarge()
+    return { ...call, body, rawBody }
   }
 
   /**
@@ -390,6 +437,8 @@ export class GatewayService {
         call.body.input = next.input
         delete call.body.previous_response_id
         call.rawBody = Buffer.from(JSON.stringify(call.body))
+        // No larger than a body the client could send whole (the upstream call, the pass-through hold it).
+        if (call.rawBody.length > bodyLimitFor('responses')) throw conversationTooLarge()
         raisePromptHold(account, call.rawBody.length)
       } else {
         exchange.candidates = next.candidates
@@ -417,6 +466,7 @@ export class GatewayService {
       exchange.candidates = native
       return
     }
+    assertReferencesFit(input, found, call.rawBody.length, bodyLimitFor('responses'))
     call.body.input = withReferencedItems(input, found)
     // The stored response keeps the items, not the references (its input_items, a later conversation).
     const storing = exchange.storing

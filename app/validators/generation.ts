@@ -39,11 +39,24 @@ export const countTokensEnvelope = withPlainCase(
   (b) => isText(b.model) && isList(b.messages) && isOptionalTextOrList(b.system) && isOptionalList(b.tools)
 )
 
+/**
+ * Responses: `previous_response_id` and `store` are the gateway's own (stored responses): a wrong
+ * type is refused by name, never read as "no follow-up" (an answer without its conversation) or
+ * as "store" (a body with `store: "false"` kept against the client's wish).
+ */
 export const responsesEnvelope = withPlainCase(
   vine.compile(
-    vine.object({ model: vine.string().minLength(1), input: textOrList(), tools: list(), stream }).allowUnknownProperties()
+    vine
+      .object({ model: vine.string().minLength(1), input: textOrList(), tools: list(), stream, store: stream, previous_response_id: vine.string().optional().nullable() })
+      .allowUnknownProperties()
   ),
-  (b) => isText(b.model) && isOptionalTextOrList(b.input) && isOptionalList(b.tools) && isOptionalFlag(b.stream)
+  (b) =>
+    isText(b.model) &&
+    isOptionalTextOrList(b.input) &&
+    isOptionalList(b.tools) &&
+    isOptionalFlag(b.stream) &&
+    isOptionalFlag(b.store) &&
+    (b.previous_response_id === undefined || b.previous_response_id === null || typeof b.previous_response_id === 'string')
 )
 
 /**
@@ -53,10 +66,21 @@ export const responsesEnvelope = withPlainCase(
 export const responsesCompactEnvelope = withPlainCase(
   vine.compile(
     vine
-      .object({ model: vine.string().minLength(1), input: vine.array(vine.any()), instructions: vine.string().optional().nullable(), tools: list() })
+      .object({
+        model: vine.string().minLength(1),
+        input: vine.array(vine.any()),
+        instructions: vine.string().optional().nullable(),
+        tools: list(),
+        previous_response_id: vine.string().optional().nullable(),
+      })
       .allowUnknownProperties()
   ),
-  (b) => isText(b.model) && isList(b.input) && (b.instructions === undefined || b.instructions === null || typeof b.instructions === 'string') && isOptionalList(b.tools)
+  (b) =>
+    isText(b.model) &&
+    isList(b.input) &&
+    (b.instructions === undefined || b.instructions === null || typeof b.instructions === 'string') &&
+    isOptionalList(b.tools) &&
+    (b.previous_response_id === undefined || b.previous_response_id === null || typeof b.previous_response_id === 'string')
 )
 
 export const geminiEnvelope = withPlainCase(

@@ -10,6 +10,21 @@ export function previousResponseNotFound(id: string, why = ''): GatewayError {
   return error
 }
 
+/**
+ * A follow-up whose conversation, read from the store, is larger than a
+ * request body may be (BODY_LIMIT_GENERATION_MB): the 413 of a body too large,
+ * naming previous_response_id (start a new conversation, or compact it).
+ */
+export function conversationTooLarge(): GatewayError {
+  const error = new GatewayError(
+    413,
+    'request_too_large',
+    'The conversation previous_response_id names is larger than a request body may be; start a new one or compact it'
+  )
+  error.param = 'previous_response_id'
+  return error
+}
+
 /** A Responses-native channel (the Responses request passes through; the upstream stores) */
 export function nativeResponses(candidate: RouteCandidate): boolean {
   return upstreamDialect(candidate.channel, 'openai_responses') === 'openai_responses'

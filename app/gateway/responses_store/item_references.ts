@@ -55,6 +55,30 @@ export async function findReferencedItems(store: ResponseStore, ids: string[], u
   return found
 }
 
+/**
+ * Refuses references that would make the request larger than a body may be
+ * (`limit`): a small body naming one big stored item thousands of times
+ * would otherwise be built whole in memory (gigabytes, or past the longest
+ * string) and sent upstream. Each distinct item is measured once.
+ */
+export function assertReferencesFit(input: unknown[], found: Map<string, unknown>, bodyBytes: number, limit: number) {
+  const sizes = new Map<string, number>()
+  let bytes = bodyBytes
+  for (const item of input) {
+    const ref = item as { type?: unknown; id?: unknown } | null
+    if (ref?.type !== 'item_reference') continue
+    const id = String(ref.id)
+    let size = sizes.get(id)
+    if (size === undefined) sizes.set(id, (size = JSON.stringify(found.get(id) ?? null).length))
+    bytes += size
+    if (bytes > limit) {
+      const error = new GatewayError(413, 'request_too_large', 'The items the input references make it larger than a request body may be; send fewer references')
+      error.param = 'input'
+      throw error
+    }
+  }
+}
+
 /** The input with each reference replaced by the item it names (a new array; `found` holds them all) */
 export function withReferencedItems(input: unknown[], found: Map<string, unknown>): unknown[] {
   return input.map((item) => {

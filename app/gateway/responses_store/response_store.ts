@@ -34,6 +34,8 @@ export interface ResponseStoreOptions {
   /** Rows per INSERT (default 200) and wait before a write (default 10 ms: the answers of a burst go in one) */
   batchSize?: number
   flushMs?: number
+  /** Bytes of items the queue holds at most (default 64 MB): a database that hangs does not take the memory */
+  maxQueuedBytes?: number
 }
 
 /**
@@ -59,6 +61,7 @@ interface PendingRow {
   record: StoredResponse
   input: string | null
   output: string | null
+  bytes: number
 }
 
 /**
@@ -71,6 +74,11 @@ interface PendingRow {
  */
 export class ResponseStore {
   #pending = new Map<string, PendingRow>()
+  #pendingBytes = 0
+  /** The queue was full and an answer was not stored: logged once, until a write empties it */
+  #overflowLogged = false
+  /** Rows lost since writes began to fail whole (an outage: logged once, then counted) */
+  #lostInOutage = 0
   /** Rows of the INSERT under way */
   #writing = new Set<string>()
   /**
@@ -111,9 +119,17 @@ export class ResponseStore {
       this.options.log(`stored responses: ${record.id} not stored, ${bytes} bytes of items exceed RESPONSES_STORE_MAX_KB`)
       return false
     }
+    // A database that hangs (writes wait for a connection): the queue does not grow without end.
+    if (this.#pendingBytes + bytes > (this.options.maxQueuedBytes ?? 64 * 1024 * 1024)) {
+      if (!this.#overflowLogged) this.options.log(`stored responses: the write queue is full (database slow or unreachable); answers are not stored until it drains`)
+      this.#overflowLogged = true
+      return false
+    }
     const expiresAt = new Date(record.createdAt.getTime() + this.options.days * 86_400_000)
     const stored = { ...record, expiresAt }
-    this.#pending.set(record.id, { record: stored, input, output })
+    this.#unqueue(record.id)
+    this.#pending.set(record.id, { record: stored, input, output, bytes })
+    this.#pendingBytes += bytes
     if (record.kind === 'upstream') this.#remember(record.id, record.userId, record.channelId)
     else this.#keepRecent(stored, bytes)
     if (this.#pending.size >= (this.options.batchSize ?? 200)) this.#flushSoon(0)
@@ -227,7 +243,7 @@ export class ResponseStore {
     if (this.#tombstones.has(id)) return false
     if (queued) {
       if (queued.record.userId !== userId) return false
-      this.#pending.delete(id)
+      this.#unqueue(id)
       this.#sticky.delete(id)
       this.#forgetRecent(id)
       // Its INSERT is under way: deleted again once that is over (#write).
@@ -245,14 +261,21 @@ export class ResponseStore {
     return true
   }
 
-  /** Writes what is queued now (shutdown, tests). */
+  /**
+   * Writes what is queued now (shutdown, tests), in as many INSERTs as it
+   * takes: one write takes a batch, and what a timer would write later is lost
+   * at shutdown (the pools close right after). Bounded by the queue's size
+   * when called: answers saved meanwhile do not keep it going.
+   */
   async flush(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
-    while (this.#flushing) await this.#flushing
-    if (this.#pending.size === 0) return
-    this.#flushing = this.#write().finally(() => (this.#flushing = null))
-    await this.#flushing
+    for (let batches = Math.ceil(this.#pending.size / (this.options.batchSize ?? 200)) + 1; batches > 0; batches--) {
+      while (this.#flushing) await this.#flushing
+      if (this.#pending.size === 0) return
+      this.#flushing = this.#write().finally(() => (this.#flushing = null))
+      await this.#flushing
+    }
   }
 
   #flushSoon(ms: number) {
@@ -269,17 +292,12 @@ export class ResponseStore {
     const batch = [...this.#pending.values()].slice(0, this.options.batchSize ?? 200)
     for (const row of batch) this.#writing.add(row.record.id)
     try {
-      await db
-        .table('stored_responses')
-        .multiInsert(batch.map(toColumns))
-        .onConflict('id')
-        .ignore()
-    } catch (error) {
-      this.options.log(`stored responses: ${batch.length} could not be written: ${error instanceof Error ? error.message : String(error)}`)
+      const { lost, error } = await this.#insert(batch)
+      this.#reportWrite(lost, lost > 0 && !refusedForData(error) ? error : undefined, error)
     } finally {
       for (const row of batch) {
         // A newer save of the same id (none is expected) stays queued.
-        if (this.#pending.get(row.record.id) === row) this.#pending.delete(row.record.id)
+        if (this.#pending.get(row.record.id) === row) this.#unqueue(row.record.id)
         this.#writing.delete(row.record.id)
       }
     }
@@ -293,6 +311,55 @@ export class ResponseStore {
       for (const id of ids) this.#tombstones.delete(id)
     }
     if (this.#pending.size > 0) this.#flushSoon(0)
+    else this.#overflowLogged = false
+  }
+
+  /**
+   * One INSERT of the rows; refused for a row's data (a NUL in an item's
+   * text, which jsonb cannot hold; a key or channel deleted since the answer),
+   * the batch is split in halves until only the rows refused are left out:
+   * one client's bad row never loses the other answers of its batch. A
+   * database that cannot be reached loses the batch at once (no retries).
+   */
+  async #insert(rows: PendingRow[]): Promise<{ lost: number; error?: unknown }> {
+    try {
+      await db.table('stored_responses').multiInsert(rows.map(toColumns)).onConflict('id').ignore()
+      return { lost: 0 }
+    } catch (error) {
+      if (rows.length === 1 || !refusedForData(error)) return { lost: rows.length, error }
+      const half = Math.ceil(rows.length / 2)
+      const first = await this.#insert(rows.slice(0, half))
+      const second = await this.#insert(rows.slice(half))
+      return { lost: first.lost + second.lost, error: second.error ?? first.error }
+    }
+  }
+
+  /**
+   * Logs what a write lost. A write that failed for the connection or the
+   * table (the database unreachable, every flush failing) is logged once, then counted until a
+   * write goes through, which logs how many were lost meanwhile: an outage is
+   * two lines, not one every 10 ms. Rows refused for their data are logged as
+   * they come (rare, and each a different cause).
+   */
+  #reportWrite(lost: number, outage: unknown, error: unknown) {
+    const reason = (e: unknown) => (e instanceof Error ? e.message : String(e))
+    if (outage !== undefined) {
+      if (this.#lostInOutage === 0) this.options.log(`stored responses: ${lost} could not be written (${reason(outage)}); further failures counted until a write succeeds`)
+      this.#lostInOutage += lost
+      return
+    }
+    if (this.#lostInOutage > 0) {
+      this.options.log(`stored responses: writes succeed again; ${this.#lostInOutage} responses were not stored meanwhile`)
+      this.#lostInOutage = 0
+    }
+    if (lost > 0) this.options.log(`stored responses: ${lost} could not be written: ${reason(error)}`)
+  }
+
+  #unqueue(id: string) {
+    const row = this.#pending.get(id)
+    if (row === undefined) return
+    this.#pending.delete(id)
+    this.#pendingBytes -= row.bytes
   }
 
   #remember(id: string, userId: number, channelId: number | null) {
@@ -369,6 +436,12 @@ SELECT s.id AS response_id, item FROM (
    WHERE user_id = ? AND kind = 'gateway' AND expires_at > now() ORDER BY created_at DESC LIMIT ?
 ) s, LATERAL jsonb_array_elements(coalesce(s.input_items, '[]'::jsonb)) item
 WHERE item->>'id' = ANY(?) ORDER BY s.created_at DESC`
+
+/** A row refused for its values (SQLSTATE classes 22 data exception, 23 integrity constraint), not for the connection */
+function refusedForData(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
+}
 
 /** Puts the items of `lists` whose id is asked for (and not found yet) in `found` */
 export function collectItems(found: Map<string, unknown>, ids: Set<string>, ...lists: Array<unknown[] | null>) {

@@ -1,3 +1,4 @@
+import { GatewayError } from '#exceptions/gateway_error'
 import {
   attachmentFromData,
   fileName,
@@ -42,7 +43,8 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
   let leading = true
   const extraTools: CanonicalTool[] = []
   let references: string[] | undefined
-  for (const item of items) {
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index]
     if (!item || typeof item !== 'object') continue
     const type = item.type ?? 'message'
     if (type === 'message') {
@@ -102,7 +104,11 @@ export function decodeResponsesRequest(body: ResponsesRequest): CanonicalRequest
       }
       case 'item_reference':
         // An earlier output item sent back by id (the AI SDK, the Agents SDK with store on).
-        ;(references ??= []).push(typeof item.id === 'string' ? item.id : String(item.id))
+        // Its id is what is looked up: anything but a string is the client's mistake, said as such.
+        if (typeof item.id !== 'string' || item.id === '') {
+          throw GatewayError.invalidRequest(`An item_reference's 'id' must be a non-empty string`, 'invalid_type', `input[${index}].id`)
+        }
+        ;(references ??= []).push(item.id)
         break
     }
   }
