@@ -60,6 +60,8 @@ export async function userIdOf(value: string): Promise<number | null> {
   if (!value) return null
   // Digits that are no id (too many of them) match nobody, as an unknown email does.
   if (/^\d+$/.test(value)) return recordId(value) ?? -1
+  // No address holds a NUL (and Postgres cannot compare one): nobody.
+  if (value.includes('\u0000')) return -1
   const row = await db.from('users').where('email', value).select('id').first()
   return row ? Number(row.id) : -1
 }

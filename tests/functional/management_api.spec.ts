@@ -251,6 +251,10 @@ test.group('Management API (/api/admin) with an administrator key', (group) => {
     assert.lengthOf(errors.body.data, 1)
     const stranger = await api('GET', '/usage?user=nobody@test.local')
     assert.lengthOf(stranger.body.data, 0)
+    // A NUL in the user names nobody (Postgres cannot compare it: was a generic error from the query).
+    const nul = await api('GET', '/usage?user=logged%00@test.local')
+    assert.equal(nul.status, 200)
+    assert.lengthOf(nul.body.data, 0)
     const older = await api('GET', `/usage?user=logged@test.local&before=${newest.id}`)
     assert.lengthOf(older.body.data, 3)
     assert.isNull(older.body.next_before)
