@@ -59,6 +59,7 @@ router
     router.get('/usage/:id', [UsageLogsController, 'show']).as('usage.show').where('id', idMatcher)
     router.get('/usage/request/:request_id', [UsageLogsController, 'byRequestId']).as('usage.request').where('request_id', REQUEST_ID_PATTERN)
     router.get('/batches', [PortalBatchesController, 'index']).as('batches')
+    router.post('/batches/:id/cancel', [PortalBatchesController, 'cancel']).as('batches.cancel').where('id', idMatcher)
     router.get('/models', [PortalModelsController, 'index']).as('models')
     router.get('/playground', [PlaygroundController, 'show']).as('playground')
     router.get('/security', [SecurityController, 'show']).as('security')

@@ -15,11 +15,12 @@ import { findBatch } from '#services/batch_pages'
  * the upstream took the cancel.
  *
  * Refused (AdminInputError, shown beside the button): a batch already billed
- * or no longer running, or the upstream's refusal in its own words.
+ * or no longer running, or the upstream's refusal in its own words. `ownerId`
+ * (the portal): another user's batch is not there (not found).
  */
-export async function cancelBatch(id: number, actor: Actor) {
+export async function cancelBatch(id: number, actor: Actor, ownerId?: number) {
   const found = await findBatch(id)
-  if (!found) throw AdminInputError.notFound(`No batch ${id}`)
+  if (!found || (ownerId !== undefined && found.summary.userId !== ownerId)) throw AdminInputError.notFound(`No batch ${id}`)
   const { summary, row } = found
   if (!summary.cancellable) {
     throw new AdminInputError(

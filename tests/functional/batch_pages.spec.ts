@@ -322,6 +322,47 @@ test.group('Batches pages (panel and portal)', (group) => {
     assert.equal((await portal.get('/dashboard/batches?before=abc')).status, 422)
   })
 
+  test("the portal's Cancel: the user's own running batch, through the panel's action (audited as the user); another user's batch is not there", async ({ assert }) => {
+    const gw = await gateway()
+    const kim = await seedUser({ balance: '5' })
+    const lou = await seedUser({ balance: '5' })
+    const batch = await openaiBatch(openai(kim.key), 4, 5)
+    const theirs = await openaiBatch(openai(lou.key), 4, 5)
+    const row = await rowOf(batch.id)
+    const theirRow = await rowOf(theirs.id)
+    const portal = new PageClient()
+    await portal.login(kim.email)
+    const page = await portal.get('/dashboard/batches')
+    assert.include(page.body, `/dashboard/batches/${row.id}/cancel`, 'a running batch offers Cancel')
+
+    // Another user's batch: 404, nothing asked upstream.
+    const foreign = await portal.post(`/dashboard/batches/${theirRow.id}/cancel`, {})
+    assert.equal(foreign.status, 404)
+    assert.equal((await rowOf(theirs.id)).status, 'validating')
+    // Without the form's token: nothing.
+    await portal.post(`/dashboard/batches/${row.id}/cancel`, {}, { csrf: false })
+    assert.equal((await rowOf(batch.id)).status, 'validating')
+
+    await portal.get('/dashboard/batches')
+    const cancelled = await portal.post(`/dashboard/batches/${row.id}/cancel`, {})
+    assert.equal(cancelled.status, 302)
+    assert.equal(cancelled.location, '/dashboard/batches')
+    assert.equal((await rowOf(batch.id)).status, 'cancelling')
+    assert.include(htmlText((await portal.get('/dashboard/batches')).body), `Cancel asked of batch ${batch.id}`)
+    const audit = await db.from('audit_log').where({ action: 'batch.cancel', subject_id: row.id }).first()
+    assert.include(audit, { actor: kim.email, source: 'portal' })
+
+    // Once it stops it is billed once, as any cancel; a second Cancel is refused with the reason.
+    await openai(kim.key).batches.retrieve(batch.id)
+    const rows = await usageRows(kim.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', error_code: 'batch_cancelled' })
+    assert.equal(gw.batches.holds.heldFor(kim.userId), 0n)
+    const again = await portal.post(`/dashboard/batches/${row.id}/cancel`, {})
+    assert.equal(again.status, 302)
+    assert.include(htmlText((await portal.get('/dashboard/batches')).body), 'The batch was not cancelled')
+  })
+
   test('a user who is no admin gets the panel\'s 403, for the list, a batch and its Cancel', async ({ assert }) => {
     const jay = await seedUser({ balance: '5' })
     const batch = await openaiBatch(openai(jay.key))

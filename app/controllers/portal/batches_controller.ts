@@ -1,6 +1,9 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { batchPage } from '#services/batch_pages'
 import { recordId } from '#services/record_id'
+import { cancelBatch } from '#actions/cancel_batch'
+import { AdminInputError } from '#actions/admin_input_error'
+import { portalActor } from '#services/portal_actor'
 
 export default class BatchesController {
   /**
@@ -18,5 +21,25 @@ export default class BatchesController {
     }
     const { batches, next } = await batchPage({ userId: user.id, before: before ?? undefined, withDeleted: false })
     return view.render('pages/portal/batches', { batches, next, before, error: null })
+  }
+
+  /**
+   * POST /dashboard/batches/:id/cancel: the user's own running batch, through
+   * the same action as the panel's Cancel (BatchService.cancel, audited as the
+   * user). Another user's batch is not there (404); one that cannot be
+   * cancelled says why.
+   */
+  async cancel(ctx: HttpContext) {
+    const { params, response, auth, i18n, session } = ctx
+    const user = auth.use('web').getUserOrFail()
+    try {
+      const { summary } = await cancelBatch(Number(params.id), portalActor(ctx), user.id)
+      session.flash('success', i18n.t('portal.batches.cancelled', { id: summary.publicId }))
+    } catch (error) {
+      if (!(error instanceof AdminInputError)) throw error
+      if (error.kind === 'not_found') return response.notFound(i18n.t('portal.batches.not_found'))
+      session.flash('error', i18n.t('portal.batches.cancel_failed', { reason: error.message }))
+    }
+    return response.redirect('/dashboard/batches')
   }
 }
