@@ -15,7 +15,8 @@ import type { RequestAccount } from '#gateway/metering/request_account'
 import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { adapterFor, upstreamDialect } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { ClientGoneError, dispatch, readBody, type DispatchHooks, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody, type DispatchHooks, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { whileClientListens } from '#gateway/relay/client_gone'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
 import type { Principal, TokenUsage } from '#gateway/types'
@@ -60,7 +61,8 @@ export async function compactResponses(
   account.model = call.model
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   const candidates = route(call.model)
-  await untilClientGone(call, account, async () => {
+  // The client watched: gone, the upstream call ends and the row is 499, billed the prompt as counted from its size.
+  await whileClientListens(call.res, account, () => promptEstimate(call), async () => {
     const native = candidates.filter((c) => speaksResponses(c))
     let emulatedOn = candidates
     if (native.length > 0) {
@@ -79,31 +81,6 @@ export async function compactResponses(
     }
     await emulate(catalog, emulatedOn, call, account)
   })
-}
-
-/**
- * Runs the calls of a compaction with the client watched: gone, the upstream
- * call is aborted and the row is 499 client_closed, billed the prompt as counted
- * from its size (what the upstream may have read), as a generation's is.
- */
-async function untilClientGone(call: CompactCall, account: RequestAccount, run: () => Promise<void>) {
-  const abort = account.abort
-  const onClose = () => {
-    if (!call.res.writableFinished) abort.abort()
-  }
-  call.res.on('close', onClose)
-  // Gone already (while its key, user or body was read): its 'close' is past.
-  if (call.res.closed) onClose()
-  try {
-    await run()
-  } catch (error) {
-    if (error instanceof ClientGoneError || (abort.signal.aborted && !(error instanceof GatewayError))) {
-      return account.close(499, 'client_closed', promptEstimate(call))
-    }
-    throw error
-  } finally {
-    call.res.off('close', onClose)
-  }
 }
 
 /** A channel whose adapter speaks OpenAI Responses itself (openai, azure, custom with responses...). */
@@ -225,7 +202,8 @@ export async function compactionV2(
   account.stream = call.stream
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   const candidates = route(call.model)
-  await untilClientGone(call, account, async () => {
+  // The client watched: gone, the upstream call ends and the row is 499, billed the prompt as counted from its size.
+  await whileClientListens(call.res, account, () => promptEstimate(call), async () => {
     // The history is what comes before the trigger.
     const history = { ...call.body, input: (call.body.input as unknown[]).slice(0, -1) }
     const { summary, usage, billed } = await summarise(catalog, candidates, { ...call, body: history }, account)
