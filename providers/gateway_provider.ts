@@ -186,13 +186,17 @@ export default class GatewayProvider {
       // Usage log retention: an hourly prune in the background (USAGE_RETENTION_DAYS; off by default),
       // and of the stored Responses past RESPONSES_STORE_DAYS (on while responses are stored).
       const { retentionDays } = await import('#services/usage_retention')
-      if (retentionDays() > 0 || gateway.responses.enabled) {
+      // Always on: days marked stale (an upgrade that adds a rollup dimension marks a whole history) are rolled up here,
+      // in the background, rather than in the first request that reads a long range.
+      {
         const { UsageRetentionTimer } = await import('#services/usage_retention_timer')
         const { pruneStoredResponses } = await import('#actions/prune_stored_responses')
+        const { rollUpStaleDays } = await import('#services/usage_rollup')
         const retention = new UsageRetentionTimer({
           days: retentionDays,
           log: (message) => logger.info(message),
           pruneResponses: gateway.responses.enabled ? () => pruneStoredResponses() : undefined,
+          rollUpStale: (signal) => rollUpStaleDays(400, signal),
         })
         retention.start()
         this.#retention = retention

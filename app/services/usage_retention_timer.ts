@@ -16,6 +16,8 @@ export interface RetentionTimerOptions {
   prune?: (options: PruneOptions) => Promise<PruneResult>
   /** Expired stored Responses deleted at each run, whatever the usage retention (responses_store/; absent: none) */
   pruneResponses?: () => Promise<number>
+  /** Days marked stale rolled up at each run, whatever the usage retention (usage_rollup.ts rollUpStaleDays; absent: none) */
+  rollUpStale?: (signal: AbortSignal) => Promise<number>
 }
 
 /**
@@ -29,6 +31,7 @@ export interface RetentionTimerOptions {
 export class UsageRetentionTimer {
   #timer: NodeJS.Timeout | null = null
   #running: Promise<PruneResult | null> | null = null
+  #rolling: Promise<void> | null = null
   #abort = new AbortController()
   #stopped = false
 
@@ -55,6 +58,7 @@ export class UsageRetentionTimer {
    */
   async tick(): Promise<PruneResult | null> {
     if (this.options.pruneResponses && !this.#stopped) await this.#pruneResponses(this.options.pruneResponses)
+    if (this.options.rollUpStale && !this.#stopped) await this.#rollUpStale(this.options.rollUpStale)
     const keepDays = this.options.days()
     if (keepDays <= 0 || this.#running || this.#stopped) return null
     const prune = this.options.prune ?? pruneUsage
@@ -93,12 +97,26 @@ export class UsageRetentionTimer {
     }
   }
 
-  /** No more runs; a run in progress stops after its current batch, and is waited for. */
+  /** Stale days rolled up (after an upgrade, a whole history: in the background, not in a reader's request). */
+  async #rollUpStale(rollUp: (signal: AbortSignal) => Promise<number>) {
+    this.#rolling = (async () => {
+      try {
+        const rolled = await rollUp(this.#abort.signal)
+        if (rolled > 0) this.options.log(`usage rollups: ${rolled} days marked stale rolled up again`)
+      } catch (error) {
+        this.options.log(`usage rollups of stale days failed: ${error instanceof Error ? error.message : String(error)}`)
+      }
+    })()
+    await this.#rolling
+    this.#rolling = null
+  }
+
+  /** No more runs; a run in progress stops after its current batch (or day), and is waited for. */
   async stop() {
     this.#stopped = true
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
     this.#abort.abort()
-    await this.#running
+    await Promise.all([this.#running, this.#rolling])
   }
 }
