@@ -65,8 +65,7 @@ export default class LiteLLMCustomersController {
     return litellmManaged(async () => {
       const ids = customerIds(ctx.request.body().user_ids)
       const owner = await customerOwner(ctx)
-      const listed = new Set((await endUsersOf(owner.id)).filter((e) => e.listed).map((e) => e.end_user))
-      for (const id of ids) if (!listed.has(id)) throw unknown(id)
+      await assertListed(owner.id, ids)
       const actor = apiActor(ctx)
       // An id given twice is one customer, deleted (and counted) once
       const unique = [...new Set(ids)]
@@ -91,8 +90,7 @@ export default class LiteLLMCustomersController {
     return litellmManaged(async () => {
       const ids = customerIds(ctx.request.body().user_ids)
       const owner = await customerOwner(ctx)
-      const listed = new Set((await endUsersOf(owner.id)).filter((e) => e.listed).map((e) => e.end_user))
-      for (const id of ids) if (!listed.has(id)) throw unknown(id)
+      await assertListed(owner.id, ids)
       const actor = apiActor(ctx)
       for (const id of ids) await setEndUser({ userRef: String(owner.id), endUser: id, blocked: false }, actor)
       return { unblocked_users: ids }
@@ -117,6 +115,12 @@ function settingsOf(body: Record<string, unknown>, userRef: string, endUser: str
   const limit = customerMonthlyLimit(body)
   if (limit !== undefined) input.monthlyLimit = limit
   return input
+}
+
+/** Every id is one of the owner's listed customers (checked before anything changes: one unknown id changes nothing). */
+async function assertListed(ownerId: number, ids: string[]) {
+  const listed = new Set((await endUsersOf(ownerId)).filter((e) => e.listed).map((e) => e.end_user))
+  for (const id of ids) if (!listed.has(id)) throw unknown(id)
 }
 
 function unknown(id: string) {
