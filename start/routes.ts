@@ -281,13 +281,15 @@ router
  * written against a LiteLLM proxy: thin controllers over the actions of the management API
  * above (same auth: the management key, also in `x-litellm-api-key`; errors in LiteLLM's shape).
  * `GET /key/info` takes any key (without `?key=`: itself), as LiteLLM allows; so does `POST /key/health`
- * (about the calling key). Customers, /spend/tags, /global/spend/* and /user/delete too.
+ * (about the calling key). Customers, /spend/tags, /global/spend/*, /user/delete and the model health check
+ * (`GET /health`: a test generation per channel) too.
  */
 const LiteLLMKeysController = () => import('#controllers/api/litellm/keys_controller')
 const LiteLLMSpendController = () => import('#controllers/api/litellm/spend_controller')
 const LiteLLMUsersController = () => import('#controllers/api/litellm/users_controller')
 const LiteLLMCustomersController = () => import('#controllers/api/litellm/customers_controller')
 const LiteLLMGlobalSpendController = () => import('#controllers/api/litellm/global_spend_controller')
+const LiteLLMModelHealthController = () => import('#controllers/api/litellm/model_health_controller')
 router.get('/key/info', [LiteLLMKeysController, 'info']).as('litellm.key.info').use(middleware.apiKey())
 router.post('/key/health', [LiteLLMKeysController, 'health']).as('litellm.key.health').use(middleware.apiKey())
 router
@@ -318,6 +320,7 @@ router
     router.get('/global/spend/keys', [LiteLLMGlobalSpendController, 'keys']).as('global.spend.keys')
     router.get('/global/spend/models', [LiteLLMGlobalSpendController, 'models']).as('global.spend.models')
     router.get('/global/spend/report', [LiteLLMGlobalSpendController, 'report']).as('global.spend.report')
+    router.get('/health', [LiteLLMModelHealthController, 'show']).as('health.models')
   })
   .as('litellm')
   .use([middleware.adminApiKey(), middleware.managementBody()])

@@ -39,6 +39,10 @@ export interface TestAllOptions {
   budgetMs?: number
   /** Who ran it: named in the audit row of each channel a passing test puts back in rotation */
   actor?: Actor
+  /** The channels to test (default: channelsToTest()) */
+  channels?: Channel[]
+  /** The model every generation test asks for (default: each channel's own test model) */
+  model?: string
 }
 
 export const TEST_ALL_DEFAULTS = { concurrency: 4, perChannelMs: 20_000, budgetMs: 90_000 }
@@ -55,7 +59,7 @@ export async function testAllChannels(options: TestAllOptions): Promise<ChannelT
   const concurrency = Math.max(1, options.concurrency ?? TEST_ALL_DEFAULTS.concurrency)
   const perChannelMs = options.perChannelMs ?? TEST_ALL_DEFAULTS.perChannelMs
   const budgetMs = options.budgetMs ?? TEST_ALL_DEFAULTS.budgetMs
-  const channels = await channelsToTest()
+  const channels = options.channels ?? (await channelsToTest())
   const deadline = Date.now() + budgetMs
   const rows: ChannelTestRow[] = new Array(channels.length)
   let next = 0
@@ -68,16 +72,22 @@ export async function testAllChannels(options: TestAllOptions): Promise<ChannelT
         rows[index] = skippedRow(channel, budgetMs)
         continue
       }
-      rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor())
+      rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model)
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, channels.length) }, worker))
   return rows
 }
 
-async function testOne(channel: Channel, kind: TestAllOptions['kind'], perChannelMs: number, actor: Actor): Promise<ChannelTestRow> {
+async function testOne(
+  channel: Channel,
+  kind: TestAllOptions['kind'],
+  perChannelMs: number,
+  actor: Actor,
+  asked?: string
+): Promise<ChannelTestRow> {
   const base = { channelId: channel.id, name: channel.name, skipped: false }
-  const model = kind === 'generate' ? await modelToTest(channel) : null
+  const model = kind === 'generate' ? (asked ?? (await modelToTest(channel))) : null
   if (model === null) {
     const check = await checkChannelKey(channel, perChannelMs, actor)
     return { ...base, ok: check.ok, model: null, latencyMs: check.latencyMs, status: check.status, message: check.message, reEnabled: check.reEnabled }

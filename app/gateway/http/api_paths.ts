@@ -1,7 +1,7 @@
 /**
  * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
  * OpenAI paths without /v1 that LiteLLM also serves, Azure OpenAI's
- * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health/...` probes and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/global/spend/` management, the Files and Batch API's `/files`, `/batches`), as against the pages: errors there are answered in a wire
+ * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health` and `/health/...` probes and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/global/spend/` management, the Files and Batch API's `/files`, `/batches`), as against the pages: errors there are answered in a wire
  * format, not an HTML page (the exception handler, Node parser refusals, a
  * malformed URL), and browsers get CORS.
  */
@@ -35,6 +35,8 @@ const API_PREFIXES = [
 ]
 
 export function isApiPath(path: string): boolean {
+  // LiteLLM's model health check (its probes are under /health/)
+  if (path === '/health' || path.startsWith('/health?')) return true
   for (const prefix of API_PREFIXES) if (path.startsWith(prefix)) return true
   return false
 }

@@ -19,9 +19,11 @@ export function dialectForPath(path: string): ErrorDialect {
   return 'openai'
 }
 
-/** LiteLLM's key, spend, user and customer management paths (controllers/api/litellm/): errors in LiteLLM's shape. */
+/** LiteLLM's key, spend, user and customer management paths and its model health check (controllers/api/litellm/): errors in LiteLLM's shape. */
 export function isLiteLLMManagementPath(path: string): boolean {
   return (
+    path === '/health' ||
+    path.startsWith('/health?') ||
     path.startsWith('/key/') ||
     path.startsWith('/spend/') ||
     path.startsWith('/user/') ||

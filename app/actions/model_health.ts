@@ -1,0 +1,65 @@
+import app from '@adonisjs/core/services/app'
+import Channel from '#models/channel'
+import { AdminInputError } from '#actions/admin_input_error'
+import { channelsToTest, testAllChannels, type ChannelTestRow } from '#actions/test_all_channels'
+import type { Actor } from '#actions/audit'
+import { GatewayError } from '#exceptions/gateway_error'
+
+/**
+ * LiteLLM's model health check (`GET /health`, optionally `?model=`): a
+ * minimal generation through every channel in rotation (or every channel that
+ * serves the model), the panel's "Test all" run. It costs each upstream a
+ * few tokens, so monitors that poll it share one run: a call made while a
+ * run for the same model is under way gets that run's answer.
+ */
+
+export interface ModelHealth {
+  healthy: ChannelTestRow[]
+  unhealthy: ChannelTestRow[]
+  /** Base URL per channel id, for LiteLLM's `api_base` */
+  baseUrls: Map<number, string>
+}
+
+const running = new Map<string, Promise<ModelHealth>>()
+
+export function modelHealth(model: string | null, actor: Actor): Promise<ModelHealth> {
+  const key = model ?? ''
+  let run = running.get(key)
+  if (!run) {
+    run = check(model, actor).finally(() => running.delete(key))
+    running.set(key, run)
+  }
+  return run
+}
+
+async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
+  const channels = model === null ? await channelsToTest() : await channelsServing(model)
+  const rows = await testAllChannels({ kind: 'generate', actor, channels, model: model ?? undefined })
+  return {
+    healthy: rows.filter((row) => row.ok),
+    unhealthy: rows.filter((row) => !row.ok),
+    baseUrls: new Map(channels.map((channel) => [channel.id, channel.baseUrl])),
+  }
+}
+
+/**
+ * The channels a request for `model` could reach, as the router picks them
+ * (globs, mappings, the prefix table), not its fallbacks' channels: those
+ * serve other models, checked under their own names.
+ */
+async function channelsServing(model: string): Promise<Channel[]> {
+  const gateway = await app.container.make('gateway')
+  let ids: number[]
+  try {
+    ids = gateway.service
+      .router()
+      .route(model)
+      .filter((candidate) => candidate.publicModel === undefined)
+      .map((candidate) => candidate.channel.id)
+  } catch (error) {
+    if (error instanceof GatewayError) throw AdminInputError.notFound(`No channel in rotation serves the model "${model}"`)
+    throw error
+  }
+  if (ids.length === 0) throw AdminInputError.notFound(`No channel in rotation serves the model "${model}"`)
+  return Channel.query().whereIn('id', [...new Set(ids)]).orderBy('priority', 'desc').orderBy('id')
+}
