@@ -1,7 +1,7 @@
-import { Agent, request } from 'undici'
 import { adapterFor } from '#gateway/providers/registry'
 import type { ChannelInfo, ChannelTimeouts, ProviderKind } from '#gateway/types'
 import { AdminInputError } from '#actions/admin_input_error'
+import { AdminGetSession } from '#services/upstream_admin_get'
 
 /**
  * Asks an upstream which models it has (new-api's "fetch model list"), with
@@ -30,8 +30,6 @@ import { AdminInputError } from '#actions/admin_input_error'
 export const MAX_MODEL_IDS = 5000
 const MAX_PAGES = 50
 const MAX_PAGE_BYTES = 16 * 1024 * 1024
-/** No wait of an admin's call is longer than this, whatever the channel allows a generation */
-export const ADMIN_WAIT_MS = 30_000
 /** Longest model name kept (the channel's model globs take 200 characters) */
 const MAX_ID_LENGTH = 200
 
@@ -109,21 +107,14 @@ export async function listUpstreamModels(target: ModelListTarget, options: ListO
   }
   const upstream = adapterFor(target.provider).modelsPath(channel)
   const paging = pagingOf(target.provider)
-  const wait = (ms: number) => Math.max(1, Math.min(ms, ADMIN_WAIT_MS))
-  // One agent for this listing: the channel's connect timeout is a dispatcher setting in undici.
-  // The first-byte limit is a plain timer per page (fetchPage), as in the dispatcher: undici's
-  // headersTimeout runs on its coarse clock, which fires up to ~0.5 s late when idle and later
-  // still on a loaded machine (the clock advances by ticks, whatever time passed).
-  const agent = new Agent({
-    connect: { timeout: wait(target.timeouts.connect) },
-    headersTimeout: 0,
-    bodyTimeout: wait(target.timeouts.idle),
+  const session = new AdminGetSession(target, {
+    what: 'model list',
+    maxBytes: MAX_PAGE_BYTES,
+    maxBytesLabel: `${MAX_PAGE_BYTES / 1024 / 1024} MB a page`,
+    failure: (reason, status) => new UpstreamModelsError(reason, status),
+    signal: options.signal,
+    totalMs: options.totalMs,
   })
-  const firstByteMs = wait(target.timeouts.firstByte)
-  const totalMs = Math.min(wait(target.timeouts.total), wait(options.totalMs ?? ADMIN_WAIT_MS))
-  const total = AbortSignal.timeout(totalMs)
-  const stop = options.signal ? AbortSignal.any([options.signal, total]) : total
-  const mask = (text: string) => (target.apiKey ? text.split(target.apiKey).join('••••') : text)
   const maxPages = Math.max(1, Math.min(options.maxPages ?? MAX_PAGES, MAX_PAGES))
 
   const ids = new Set<string>()
@@ -138,7 +129,7 @@ export async function listUpstreamModels(target: ModelListTarget, options: ListO
         break
       }
       const path = withQuery(upstream.path, pageQuery(paging, cursor))
-      const answer = await fetchPage(agent, upstream.origin, path, upstream.headers, stop, mask, totalMs, firstByteMs)
+      const answer = await session.getJson(`${upstream.origin}${path}`, upstream.headers)
       status = answer.status
       const found = readPage(paging, answer.body)
       for (const id of found.ids) {
@@ -152,7 +143,7 @@ export async function listUpstreamModels(target: ModelListTarget, options: ListO
       cursor = found.next
     }
   } finally {
-    agent.destroy().catch(() => {})
+    session.close()
   }
   return { ids: [...ids].sort(), truncated, latencyMs: Math.round(performance.now() - started), status }
 }
@@ -166,109 +157,6 @@ function pageQuery(paging: Paging, cursor: string | null): string {
 function withQuery(path: string, query: string): string {
   if (!query) return path
   return `${path}${path.includes('?') ? '&' : '?'}${query}`
-}
-
-async function fetchPage(
-  agent: Agent,
-  origin: string,
-  path: string,
-  headers: Record<string, string>,
-  signal: AbortSignal,
-  mask: (text: string) => string,
-  totalMs: number,
-  firstByteMs: number
-): Promise<{ status: number; body: unknown }> {
-  let response: Awaited<ReturnType<typeof request>>
-  const firstByte = new AbortController()
-  const timer = setTimeout(() => firstByte.abort(), firstByteMs)
-  try {
-    response = await request(`${origin}${path}`, {
-      method: 'GET',
-      headers: { accept: 'application/json', ...headers },
-      dispatcher: agent,
-      signal: AbortSignal.any([signal, firstByte.signal]),
-    })
-  } catch (error) {
-    if (firstByte.signal.aborted && !signal.aborted) throw new UpstreamModelsError(FIRST_BYTE_TIMEOUT)
-    throw new UpstreamModelsError(networkFailure(error, signal, totalMs))
-  } finally {
-    clearTimeout(timer)
-  }
-  const status = response.statusCode
-  let text: string
-  try {
-    text = await readBounded(response.body)
-  } catch (error) {
-    if (error instanceof UpstreamModelsError) throw new UpstreamModelsError(error.reason, status)
-    throw new UpstreamModelsError(networkFailure(error, signal, totalMs), status)
-  }
-  if (status >= 300 && status < 400) {
-    // Never followed: the key would go wherever the upstream points.
-    const location = [response.headers.location].flat()[0]
-    const to = location ? ` to ${excerpt(mask(String(location)))}` : ''
-    throw new UpstreamModelsError(`upstream answered HTTP ${status}, a redirect${to}, not followed: check the base URL`, status)
-  }
-  if (status >= 400) {
-    throw new UpstreamModelsError(`upstream answered HTTP ${status}: ${excerpt(mask(text))}`, status)
-  }
-  if (text.trim() === '') {
-    throw new UpstreamModelsError(`upstream answered HTTP ${status} with an empty body, not a model list: check the base URL`, status)
-  }
-  let body: unknown
-  try {
-    body = JSON.parse(text)
-  } catch {
-    // A web page (the base URL points at a site, or a proxy's error page) or plain text.
-    const type = String(response.headers['content-type'] ?? 'no content type')
-    throw new UpstreamModelsError(`upstream answered HTTP ${status} with ${type}, not JSON (check the base URL): ${excerpt(mask(text))}`, status)
-  }
-  const said = errorIn(body)
-  if (said !== null) throw new UpstreamModelsError(`upstream answered HTTP ${status} with an error${said ? `: ${excerpt(mask(said))}` : ''}`, status)
-  return { status, body }
-}
-
-/**
- * The error an answer carries under a 2xx, or null: `{"error": {...}}` (OpenAI's,
- * Google's and most servers' shape) or `{"error": "..."}`; "" when it says
- * nothing more. Such a body is no list, whatever else it holds.
- */
-function errorIn(body: unknown): string | null {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return null
-  const error = (body as Record<string, unknown>).error
-  if (typeof error === 'string' && error) return error
-  if (error === null || typeof error !== 'object') return null
-  const message = (error as Record<string, unknown>).message
-  return typeof message === 'string' ? message : ''
-}
-
-async function readBounded(body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown }): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += chunk.length
-    if (size > MAX_PAGE_BYTES) {
-      body.destroy()
-      throw new UpstreamModelsError(`the model list is larger than ${MAX_PAGE_BYTES / 1024 / 1024} MB a page`)
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
-}
-
-const FIRST_BYTE_TIMEOUT = 'upstream sent no answer in time (first byte timeout)'
-
-function networkFailure(error: unknown, signal: AbortSignal, totalMs: number): string {
-  const e = error as { code?: string; name?: string } | null
-  if (signal.aborted || e?.name === 'AbortError' || e?.name === 'TimeoutError') return `no answer within ${totalMs} ms`
-  if (e?.code === 'UND_ERR_CONNECT_TIMEOUT') return 'upstream unreachable: connect timeout'
-  if (e?.code === 'UND_ERR_BODY_TIMEOUT') return 'upstream stopped sending the list (idle timeout)'
-  return `upstream unreachable: ${e?.code ?? e?.name ?? 'error'}`
-}
-
-/** The start of an upstream's text, on one line. */
-function excerpt(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim()
-  return line.length > 300 ? `${line.slice(0, 300)}…` : line || '(empty body)'
 }
 
 /** The ids of one page and the cursor of the next (null: last page). */
