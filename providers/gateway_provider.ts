@@ -19,6 +19,7 @@ export default class GatewayProvider {
   #idleSettler: { stop(): void } | null = null
   #retention: { stop(): Promise<void> } | null = null
   #batchSweeper: { stop(): Promise<void> } | null = null
+  #balanceTimer: { stop(): Promise<void> } | null = null
 
   constructor(protected app: ApplicationService) {}
 
@@ -206,6 +207,19 @@ export default class GatewayProvider {
       const sweeper = new BatchSweeper(gateway.batches, batchPollMs(), (message) => logger.warn(message))
       sweeper.start()
       this.#batchSweeper = sweeper
+      // Channel balances asked of their upstreams every CHANNEL_BALANCE_REFRESH_MINUTES (off unless set).
+      const balanceMinutes = env.get('CHANNEL_BALANCE_REFRESH_MINUTES') ?? 0
+      if (balanceMinutes > 0) {
+        const { ChannelBalanceTimer } = await import('#services/channel_balance_timer')
+        const { lowBalanceObserver } = await import('#services/channel_balance_alert')
+        const balances = new ChannelBalanceTimer({
+          intervalMs: Math.max(5, balanceMinutes) * 60_000,
+          observe: lowBalanceObserver(gateway),
+          log: (message) => logger.warn(message),
+        })
+        balances.start()
+        this.#balanceTimer = balances
+      }
     }
     gateway.ready = true
   }
@@ -221,6 +235,7 @@ export default class GatewayProvider {
     await this.#retention?.stop()
     // A sweep under way ends before the meter is flushed and closed.
     await this.#batchSweeper?.stop()
+    await this.#balanceTimer?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     if (served) logger.info('shutdown: requests drained, metering flushed')
     const { runtimeState } = await import('#start/runtime')

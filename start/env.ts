@@ -115,6 +115,13 @@ export default await Env.create(new URL('../', import.meta.url), {
   ALERT_WEBHOOK_URL: Env.schema.string.optional(),
   ALERT_WEBHOOK_FORMAT: Env.schema.enum.optional(['slack', 'discord', 'json'] as const),
   ALERT_REPEAT_MINUTES: Env.schema.number.optional(),
+  /**
+   * Channel balances (app/actions/channel_balance.ts): minutes between background checks of every
+   * channel whose provider publishes one (0 or unset: only when asked), and the amount below which a
+   * check sends the `channel.low_balance` alert (in the balance's currency; unset: no alert)
+   */
+  CHANNEL_BALANCE_REFRESH_MINUTES: Env.schema.number.optional(),
+  CHANNEL_BALANCE_ALERT_BELOW: Env.schema.number.optional(),
 
   /** Card top-ups through Stripe Checkout (off unless the secret key is set) */
   STRIPE_SECRET_KEY: Env.schema.string.optional(),

@@ -10,6 +10,7 @@ import type { Logger } from '@adonisjs/core/logger'
 export type AlertEvent =
   | 'channel.disabled'
   | 'channel.circuit_open'
+  | 'channel.low_balance'
   | 'user.balance_exhausted'
   | 'key.spend_cap_reached'
   | 'payment.received'
