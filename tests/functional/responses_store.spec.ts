@@ -280,6 +280,35 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     }
   })
 
+  test('RESPONSES_STORE_DAYS=0: nothing is read back (GET and input_items 404, as previous_response_id\'s 400); DELETE still removes a row kept before', async ({ assert }) => {
+    const user = await seedUser()
+    const client = openai(user.key)
+    const kept = await client.responses.create({ model: 'claude-x', input: 'Kept before' })
+    const other = await client.responses.create({ model: 'claude-x', input: 'Also kept before' })
+    const store = (await gateway()).responses
+    await store.flush()
+    assert.equal((await get(`/v1/responses/${kept.id}`, user.key)).status, 200)
+    const days = store.options.days
+    store.options.days = 0
+    try {
+      for (const path of [`/v1/responses/${kept.id}`, `/v1/responses/${kept.id}/input_items`]) {
+        const response = await get(path, user.key)
+        assert.equal(response.status, 404, `${path}: before, the row kept before was read back while the store was off`)
+        assert.equal(((await response.json()) as any).error.message, `Response with id '${kept.id}' not found.`)
+      }
+      const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: kept.id }, { authorization: `Bearer ${user.key}` })
+      assert.equal(followUp.status, 400)
+      assert.equal(((await followUp.json()) as any).error.code, 'previous_response_not_found')
+      const deleted: any = await (await get(`/v1/responses/${other.id}`, user.key, 'DELETE')).json()
+      assert.deepEqual(deleted, { id: other.id, object: 'response', deleted: true })
+      assert.lengthOf(await db.from('stored_responses').where('id', other.id), 0)
+    } finally {
+      store.options.days = days
+    }
+    // On again: the row kept before is there until its expiry.
+    assert.equal((await get(`/v1/responses/${kept.id}`, user.key)).status, 200)
+  })
+
   test('another user\'s response: 404 to GET, DELETE and input_items, 400 to previous_response_id', async ({ assert }) => {
     const owner = await seedUser()
     const other = await seedUser()
@@ -354,6 +383,47 @@ test.group('Stored Responses on Responses-native channels (sticky)', (group) => 
     assert.deepEqual(deleted, { id: created.id, object: 'response', deleted: true })
     assert.isFalse(second.storedResponses.responses.has(created.id))
     assert.equal((await get(`/v1/responses/${created.id}`, user.key)).status, 404)
+  })
+
+  test('DELETE of a response whose channel is disabled, deleted, or failing: the gateway\'s record is deleted (200), the upstream copy left there', async ({ assert }) => {
+    const user = await seedUser()
+    // A channel of its own (on the second mock), so the other tests' channels and their health stay as they were.
+    const holding = await seedChannel({ name: 'openai-holding', provider: 'openai', baseUrl: second.url, models: ['held-*'] })
+    await refreshCaches()
+    const held = async (model = 'held-model') => {
+      const created = await openai(user.key).responses.create({ model, input: 'Hello' })
+      assert.isTrue(second.storedResponses.responses.has(created.id))
+      await (await gateway()).responses.flush()
+      return created.id
+    }
+    const deleteAndCheck = async (id: string, why: string) => {
+      const response = await get(`/v1/responses/${id}`, user.key, 'DELETE')
+      assert.equal(response.status, 200, `${why}: before, a 404 (or the upstream's error) until it expired`)
+      assert.deepEqual(await response.json(), { id, object: 'response', deleted: true })
+      assert.lengthOf(await db.from('stored_responses').where('id', id), 0, why)
+      assert.equal((await get(`/v1/responses/${id}`, user.key)).status, 404)
+      assert.isTrue(second.storedResponses.responses.has(id), `${why}: the upstream copy is left there`)
+    }
+
+    // The upstream fails the delete (its 5xx): the owner's delete stands.
+    const failing = await held()
+    second.script({ status: 500 })
+    await deleteAndCheck(failing, 'upstream failing')
+
+    const disabled = await held()
+    await db.from('channels').where('id', holding.id).update({ enabled: false })
+    await refreshCaches()
+    const seen = second.requests.length
+    await deleteAndCheck(disabled, 'channel disabled')
+    assert.equal(second.requests.length, seen, 'nothing sent to a disabled channel')
+
+    // Its channel deleted (the row's channel_id set to NULL).
+    await db.from('channels').where('id', holding.id).update({ enabled: true })
+    await refreshCaches()
+    const orphan = await held()
+    await db.from('channels').where('id', holding.id).delete()
+    await refreshCaches()
+    await deleteAndCheck(orphan, 'channel deleted')
   })
 
   test('held by an Azure OpenAI channel: the follow-up goes there; GET and input_items relayed with its api-key and Responses api-version', async ({ assert }) => {
