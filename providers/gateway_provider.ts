@@ -185,7 +185,7 @@ export default class GatewayProvider {
       idleSettler.start()
       this.#idleSettler = idleSettler
       // Usage log retention: an hourly prune in the background (USAGE_RETENTION_DAYS; off by default),
-      // and of the stored Responses past RESPONSES_STORE_DAYS (on while responses are stored).
+      // and of the stored Responses past their expiry (also with the store off: rows kept before it was turned off expire).
       const { retentionDays } = await import('#services/usage_retention')
       // Always on: days marked stale (an upgrade that adds a rollup dimension marks a whole history) are rolled up here,
       // in the background, rather than in the first request that reads a long range.
@@ -196,7 +196,7 @@ export default class GatewayProvider {
         const retention = new UsageRetentionTimer({
           days: retentionDays,
           log: (message) => logger.info(message),
-          pruneResponses: gateway.responses.enabled ? () => pruneStoredResponses() : undefined,
+          pruneResponses: () => pruneStoredResponses(),
           rollUpStale: (signal) => rollUpStaleDays(400, signal),
         })
         retention.start()

@@ -72,6 +72,7 @@ export default await Env.create(new URL('../', import.meta.url), {
   /** Batch API: the share of the model's price a batch pays (percent, 50 as OpenAI), and how often unfinished batches are polled (s) */
   BATCH_PRICE_PERCENT: Env.schema.number.optional(),
   BATCH_POLL_SECONDS: Env.schema.number.optional(),
+  BATCH_READ_DEADLINE_SECONDS: Env.schema.number.optional(),
 
   /** Metering write-behind: max events per transaction and max wait (ms) */
   METER_BATCH_SIZE: Env.schema.number.optional(),

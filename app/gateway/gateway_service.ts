@@ -54,6 +54,7 @@ import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
 import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
 import type { ResponseStore } from '#gateway/responses_store/response_store'
+import { holdBuiltBody } from '#gateway/http/built_body_hold'
 import { continuationOf, conversationTooLarge, inputItemsOf, nativeResponses, previousResponseNotFound } from '#gateway/responses_store/conversation'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
@@ -352,18 +353,23 @@ export class GatewayService {
    * be of the last turn alone), item references resolved. Unknown ids are
    * OpenAI's 400s.
    */
-  async #storedHistory<C extends { body: Record<string, any>; rawBody: Buffer }>(call: C, account: RequestAccount, candidates: RouteCandidate[]): Promise<C> {
+  async #storedHistory<C extends { body: Record<string, any>; rawBody: Buffer; res: ServerResponse }>(call: C, account: RequestAccount, candidates: RouteCandidate[]): Promise<C> {
     const previous = call.body.previous_response_id
     const hasReference = call.body.input.some((item: any) => item?.type === 'item_reference')
     if ((typeof previous !== 'string' || previous === '') && !hasReference) return call
     const store = this.responses !== null && this.responses.enabled ? this.responses : null
     const userId = account.principal.user.id
     let input: unknown[] = call.body.input
+    /** Bytes of the built body counted in the body budget so far */
+    let held = 0
     if (typeof previous === 'string' && previous !== '') {
       if (store === null) throw previousResponseNotFound(previous)
-      const next = await continuationOf(store, previous, userId, input, candidates)
+      const next = await continuationOf(store, previous, userId, input, candidates, bodyLimitFor('responses'))
       // Translated channels only: an upstream-held or unknown id was refused already.
       if (next.kind !== 'gateway') throw previousResponseNotFound(previous)
+      // Counted before the body is built of it (a refusal costs no serialisation), topped up after.
+      holdBuiltBody(call.res, next.itemBytes)
+      held = next.itemBytes
       input = next.input
     }
     const ids = input.flatMap((item: any) => (item?.type === 'item_reference' ? [String(item.id)] : []))
@@ -378,6 +384,7 @@ export class GatewayService {
     delete body.previous_response_id
     const rawBody = Buffer.from(JSON.stringify(body))
     if (rawBody.length > bodyLimitFor('responses')) throw conversationTooLarge()
+    holdBuiltBody(call.res, rawBody.length - held)
     return { ...call, body, rawBody }
   }
 
@@ -432,13 +439,16 @@ export class GatewayService {
       if (native.length === 0) throw previousResponseNotFound(id)
       exchange.candidates = native
     } else {
-      const next = await continuationOf(store, id, account.principal.user.id, call.body.input, exchange.candidates)
+      const next = await continuationOf(store, id, account.principal.user.id, call.body.input, exchange.candidates, bodyLimitFor('responses'))
       if (next.kind === 'gateway') {
+        // In the body budget while the request lasts: its earlier items before the body is built, then the rest.
+        holdBuiltBody(call.res, next.itemBytes)
         call.body.input = next.input
         delete call.body.previous_response_id
         call.rawBody = Buffer.from(JSON.stringify(call.body))
         // No larger than a body the client could send whole (the upstream call, the pass-through hold it).
         if (call.rawBody.length > bodyLimitFor('responses')) throw conversationTooLarge()
+        holdBuiltBody(call.res, call.rawBody.length - next.itemBytes)
         raisePromptHold(account, call.rawBody.length)
       } else {
         exchange.candidates = next.candidates
@@ -472,6 +482,7 @@ export class GatewayService {
     const storing = exchange.storing
     if (storing !== null && Array.isArray(storing.input)) storing.input = withReferencedItems(storing.input, found)
     call.rawBody = Buffer.from(JSON.stringify(call.body))
+    holdBuiltBody(call.res, call.rawBody.length)
     raisePromptHold(account, call.rawBody.length)
     exchange.prepareAgain()
   }

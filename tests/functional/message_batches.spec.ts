@@ -6,6 +6,8 @@ import { createApiKey } from '#actions/issue_api_key'
 import { setPrice } from '#actions/set_price'
 import { createUser } from '#actions/create_user'
 import { BatchService } from '#gateway/batches/batch_service'
+import { batchReadTiming } from '#gateway/batches/read_deadline'
+import { answerBudget, answerLimits } from '#gateway/upstream/answer_limits'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockResultUsage } from '#tests/fixtures/mock_upstream/anthropic_batches'
 import { anthropic } from '#tests/clients'
@@ -267,6 +269,91 @@ test.group('Message Batches API', (group) => {
     const cached = (await gw.catalog.user(user.userId))!
     assert.equal(cached.balancePico, BigInt(money.balance.replace('.', '')))
     assert.equal(cached.reservedPico, 0n)
+  })
+
+  test('a results line that never ends: the bill\'s read stops at the line bound (a whole answer\'s), the batch stays unbilled and held; billed once when its results read whole', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const bound = answerLimits.bodyBytes
+    answerLimits.bodyBytes = 1024 * 1024
+    try {
+      // 16 MB of one line, then the end: before, read whole into one buffer, found no JSON and billed at nothing.
+      const batch = await client.messages.batches.create({ requests: requests(2), mock_polls: 0, mock_results: { endless_line: 16 * 1024 * 1024 } } as any)
+      const upstream = [...mock.messageBatches.batches.values()].at(-1)!
+      const held = gw.batches.holds.heldFor(user.userId)
+      assert.isAbove(Number(held), 0)
+      const ended = await client.messages.batches.retrieve(batch.id)
+      assert.equal(ended.processing_status, 'ended')
+      assert.lengthOf(await usageRows(user.userId), 0, 'not billed from results it could not read')
+      assert.isNull((await batchRow(batch.id)).billed_at)
+      assert.equal(gw.batches.holds.heldFor(user.userId), held, 'still held: billable at the next look')
+      for (let i = 0; i < 50 && upstream.resultsAbandoned === 0; i++) await new Promise((r) => setTimeout(r, 20))
+      assert.equal(upstream.resultsAbandoned, 1, 'the gateway hung up on the endless line')
+      assert.equal(answerBudget.used, 0, 'what the line took of the answers\' budget is given back')
+      // A delete waits for the bill, as for any batch whose results could not be read yet.
+      const early = await failure(client.messages.batches.delete(batch.id))
+      assert.equal(early.status, 503)
+
+      upstream.resultsFault = undefined
+      await gw.batches.sweep()
+      await gw.batches.sweep()
+      const rows = await usageRows(user.userId)
+      assert.lengthOf(rows, 1)
+      assert.include(rows[0], { endpoint: 'messages.batch', cost: expectedCost(range(2)) })
+      assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+      const money = await balanceAndLedger(user.userId)
+      assert.equal(money.balance, (1 - Number(expectedCost(range(2)))).toFixed(12))
+      assert.equal(money.ledger, money.balance)
+    } finally {
+      answerLimits.bodyBytes = bound
+    }
+  })
+
+  test('results that drip in a byte at a time: the read ends at BATCH_READ_DEADLINE_SECONDS, unbilled and held; the sweep bills another batch meanwhile', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    // The slow one first: the sweep looks at it before the other (longest unpolled first).
+    const slow = await client.messages.batches.create({ requests: requests(2), mock_polls: 0, mock_results: { drip_ms: 50 } } as any)
+    const slowUpstream = [...mock.messageBatches.batches.values()].at(-1)!
+    const slowHold = gw.batches.holds.heldFor(user.userId)
+    await create(client, requests(3), 0)
+    const deadline = batchReadTiming.deadlineMs
+    batchReadTiming.deadlineMs = 3000
+    try {
+      const started = Date.now()
+      const sweeping = gw.batches.sweep()
+      let rows: any[] = []
+      for (let i = 0; i < 150 && rows.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20))
+        rows = await usageRows(user.userId)
+      }
+      const billedAfter = Date.now() - started
+      assert.lengthOf(rows, 1)
+      assert.include(rows[0], { endpoint: 'messages.batch', cost: expectedCost(range(3)) })
+      // Before: the sweep read the dripping results first (its idle limit never trips) and billed the other after.
+      assert.isBelow(billedAfter, 2000, 'billed while the other batch\'s results were still dripping in')
+      await sweeping
+      const took = Date.now() - started
+      assert.isAtLeast(took, 2900, 'the dripping read ran to the deadline')
+      assert.isBelow(took, 8000, 'and ended there')
+      assert.isNull((await batchRow(slow.id)).billed_at)
+      assert.equal(gw.batches.holds.heldFor(user.userId), slowHold, 'the slow batch is still held')
+      for (let i = 0; i < 50 && slowUpstream.resultsAbandoned === 0; i++) await new Promise((r) => setTimeout(r, 20))
+      assert.equal(slowUpstream.resultsAbandoned, 1, 'the gateway ended the dripping download')
+
+      slowUpstream.resultsFault = undefined
+      await gw.batches.sweep()
+      rows = await usageRows(user.userId)
+      assert.lengthOf(rows, 2)
+      assert.include(rows[1], { endpoint: 'messages.batch', cost: expectedCost(range(2)) })
+      assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+      const money = await balanceAndLedger(user.userId)
+      assert.equal(money.ledger, money.balance)
+    } finally {
+      batchReadTiming.deadlineMs = deadline
+    }
   })
 
   test('a bill whose usage row a crash lost is written by the sweep with its cache writes, once', async ({ assert }) => {

@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { UsageRetentionTimer } from '#services/usage_retention_timer'
 import { pruneStoredResponses } from '#actions/prune_stored_responses'
+import { bodyBudget, bodyLimitFor } from '#gateway/http/body_limits'
 import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -32,6 +33,27 @@ async function turn(key: string, stream: boolean, body: Record<string, any>): Pr
   let completed: any = null
   for await (const event of events as any) if (event.type === 'response.completed') completed = event.response
   return completed
+}
+
+/**
+ * A chain of `count` gateway-kept responses of ~1 MB of input each, written
+ * by the database itself (repeat(): nothing to send, little stored); the
+ * newest is `${prefix}${count}`.
+ */
+async function storeChain(userId: number, prefix: string, count: number) {
+  await db.rawQuery(
+    `INSERT INTO stored_responses (id, kind, user_id, model, previous_response_id, input_items, output_items, status, created_at, expires_at)
+     SELECT ? || n, 'gateway', ?, 'claude-x', CASE WHEN n = 1 THEN NULL ELSE ? || (n - 1) END,
+            jsonb_build_array(jsonb_build_object('type', 'message', 'role', 'user', 'content', repeat('x', 1000000))),
+            '[]'::jsonb, 'completed', now(), now() + interval '1 day'
+       FROM generate_series(1, ?) n`,
+    [prefix, userId, prefix, count]
+  )
+}
+
+/** Until `done` holds or three seconds passed (a response's 'close' comes a moment after the client has it) */
+async function eventually(done: () => boolean) {
+  for (let i = 0; i < 300 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
 }
 
 function get(path: string, key: string, method = 'GET') {
@@ -173,6 +195,87 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     assert.isAbove(Number(followUp - alone), 9_000 * 1_000_000)
   })
 
+  test('a follow-up on a conversation far larger than a body may be: the 413, its chain read only up to the bound, not whole', async ({ assert }) => {
+    const user = await seedUser()
+    const prefix = `resp_big${user.userId}_`
+    // 100 MB of conversation; the bound (BODY_LIMIT_GENERATION_MB) is 32 MB.
+    await storeChain(user.userId, prefix, 100)
+    const rowsRead: number[] = []
+    const rawQuery = db.rawQuery
+    ;(db as any).rawQuery = async function (this: unknown, sql: string, bindings?: unknown) {
+      const result: any = await rawQuery.call(db, sql, bindings as any)
+      if (String(sql).includes('WITH RECURSIVE chain')) rowsRead.push(result.rows.length)
+      return result
+    }
+    try {
+      const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: `${prefix}100` }, { authorization: `Bearer ${user.key}` })
+      assert.equal(followUp.status, 413)
+      const body: any = await followUp.json()
+      assert.include(body.error, { code: 'request_too_large', param: 'previous_response_id' })
+    } finally {
+      delete (db as any).rawQuery
+    }
+    const perRow = 1_000_000
+    assert.lengthOf(rowsRead, 1)
+    // Before: all 100 rows (100 MB) were read, then the body built, then found too large.
+    assert.isAtMost(rowsRead[0], Math.ceil(bodyLimitFor('responses') / perRow) + 1, 'read to the bound and one row past it')
+    assert.isAtLeast(rowsRead[0], Math.floor(bodyLimitFor('responses') / (perRow + 100)))
+  })
+
+  test("a follow-up's rebuilt conversation counts in the body budget (BODY_INFLIGHT_MAX_MB) while it runs; given back when it ends: answered, client gone, refused", async ({ assert }) => {
+    const user = await seedUser()
+    const prefix = `resp_budget${user.userId}_`
+    await storeChain(user.userId, prefix, 4)
+    const followUp = { model: 'claude-x', input: 'And?', previous_response_id: `${prefix}4` }
+    const headers = { authorization: `Bearer ${user.key}` }
+    const base = bodyBudget.used
+
+    // Answered (the upstream takes 500 ms): held meanwhile.
+    let sent = mock.requests.length
+    mock.script({ latency_ms: 500 })
+    const answered = post('/v1/responses', followUp, headers)
+    // Held from before the upstream call until the end: looked at once the upstream has it.
+    await eventually(() => mock.requests.length > sent)
+    assert.isAtLeast(bodyBudget.used - base, 4_000_000, 'the rebuilt body is in the budget (before: only the few bytes sent)')
+    assert.equal((await answered).status, 200)
+    await eventually(() => bodyBudget.used === base)
+    assert.equal(bodyBudget.used, base)
+
+    // The client leaves while the upstream answers.
+    sent = mock.requests.length
+    mock.script({ latency_ms: 1000 })
+    const abort = new AbortController()
+    const leaving = fetch(`${baseUrl()}/v1/responses`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(followUp), signal: abort.signal }).catch(() => null)
+    await eventually(() => mock.requests.length > sent)
+    assert.isAtLeast(bodyBudget.used - base, 4_000_000)
+    abort.abort()
+    await leaving
+    await eventually(() => bodyBudget.used === base)
+    assert.equal(bodyBudget.used, base)
+
+    // The budget has no room for it: 503 overloaded, nothing sent upstream.
+    const capacity = bodyBudget.capacity
+    bodyBudget.capacity = base + 2_000_000
+    try {
+      const before = mock.requests.length
+      const refused = await post('/v1/responses', followUp, headers)
+      assert.equal(refused.status, 503)
+      assert.equal(refused.headers.get('retry-after'), '1')
+      assert.equal(((await refused.json()) as any).error.code, 'overloaded')
+      assert.equal(mock.requests.length, before)
+    } finally {
+      bodyBudget.capacity = capacity
+    }
+    await eventually(() => bodyBudget.used === base)
+    assert.equal(bodyBudget.used, base)
+    let rows: any[] = []
+    for (let i = 0; i < 30 && rows.length < 3; i++) {
+      rows = await usageRows(user.userId)
+      if (rows.length < 3) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.deepEqual(rows.map((r: any) => r.status).sort(), [200, 499, 503], 'one usage row each')
+  })
+
   test('a response larger than RESPONSES_STORE_MAX_KB is answered but not stored: a follow-up to it is not found', async ({ assert }) => {
     const user = await seedUser()
     const store = (await gateway()).responses
@@ -280,6 +383,35 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     }
   })
 
+  test('RESPONSES_STORE_DAYS=0: nothing is read back (GET and input_items 404, as previous_response_id\'s 400); DELETE still removes a row kept before', async ({ assert }) => {
+    const user = await seedUser()
+    const client = openai(user.key)
+    const kept = await client.responses.create({ model: 'claude-x', input: 'Kept before' })
+    const other = await client.responses.create({ model: 'claude-x', input: 'Also kept before' })
+    const store = (await gateway()).responses
+    await store.flush()
+    assert.equal((await get(`/v1/responses/${kept.id}`, user.key)).status, 200)
+    const days = store.options.days
+    store.options.days = 0
+    try {
+      for (const path of [`/v1/responses/${kept.id}`, `/v1/responses/${kept.id}/input_items`]) {
+        const response = await get(path, user.key)
+        assert.equal(response.status, 404, `${path}: before, the row kept before was read back while the store was off`)
+        assert.equal(((await response.json()) as any).error.message, `Response with id '${kept.id}' not found.`)
+      }
+      const followUp = await post('/v1/responses', { model: 'claude-x', input: 'And?', previous_response_id: kept.id }, { authorization: `Bearer ${user.key}` })
+      assert.equal(followUp.status, 400)
+      assert.equal(((await followUp.json()) as any).error.code, 'previous_response_not_found')
+      const deleted: any = await (await get(`/v1/responses/${other.id}`, user.key, 'DELETE')).json()
+      assert.deepEqual(deleted, { id: other.id, object: 'response', deleted: true })
+      assert.lengthOf(await db.from('stored_responses').where('id', other.id), 0)
+    } finally {
+      store.options.days = days
+    }
+    // On again: the row kept before is there until its expiry.
+    assert.equal((await get(`/v1/responses/${kept.id}`, user.key)).status, 200)
+  })
+
   test('another user\'s response: 404 to GET, DELETE and input_items, 400 to previous_response_id', async ({ assert }) => {
     const owner = await seedUser()
     const other = await seedUser()
@@ -354,6 +486,47 @@ test.group('Stored Responses on Responses-native channels (sticky)', (group) => 
     assert.deepEqual(deleted, { id: created.id, object: 'response', deleted: true })
     assert.isFalse(second.storedResponses.responses.has(created.id))
     assert.equal((await get(`/v1/responses/${created.id}`, user.key)).status, 404)
+  })
+
+  test('DELETE of a response whose channel is disabled, deleted, or failing: the gateway\'s record is deleted (200), the upstream copy left there', async ({ assert }) => {
+    const user = await seedUser()
+    // A channel of its own (on the second mock), so the other tests' channels and their health stay as they were.
+    const holding = await seedChannel({ name: 'openai-holding', provider: 'openai', baseUrl: second.url, models: ['held-*'] })
+    await refreshCaches()
+    const held = async (model = 'held-model') => {
+      const created = await openai(user.key).responses.create({ model, input: 'Hello' })
+      assert.isTrue(second.storedResponses.responses.has(created.id))
+      await (await gateway()).responses.flush()
+      return created.id
+    }
+    const deleteAndCheck = async (id: string, why: string) => {
+      const response = await get(`/v1/responses/${id}`, user.key, 'DELETE')
+      assert.equal(response.status, 200, `${why}: before, a 404 (or the upstream's error) until it expired`)
+      assert.deepEqual(await response.json(), { id, object: 'response', deleted: true })
+      assert.lengthOf(await db.from('stored_responses').where('id', id), 0, why)
+      assert.equal((await get(`/v1/responses/${id}`, user.key)).status, 404)
+      assert.isTrue(second.storedResponses.responses.has(id), `${why}: the upstream copy is left there`)
+    }
+
+    // The upstream fails the delete (its 5xx): the owner's delete stands.
+    const failing = await held()
+    second.script({ status: 500 })
+    await deleteAndCheck(failing, 'upstream failing')
+
+    const disabled = await held()
+    await db.from('channels').where('id', holding.id).update({ enabled: false })
+    await refreshCaches()
+    const seen = second.requests.length
+    await deleteAndCheck(disabled, 'channel disabled')
+    assert.equal(second.requests.length, seen, 'nothing sent to a disabled channel')
+
+    // Its channel deleted (the row's channel_id set to NULL).
+    await db.from('channels').where('id', holding.id).update({ enabled: true })
+    await refreshCaches()
+    const orphan = await held()
+    await db.from('channels').where('id', holding.id).delete()
+    await refreshCaches()
+    await deleteAndCheck(orphan, 'channel deleted')
   })
 
   test('held by an Azure OpenAI channel: the follow-up goes there; GET and input_items relayed with its api-key and Responses api-version', async ({ assert }) => {

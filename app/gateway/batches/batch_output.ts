@@ -1,6 +1,7 @@
 import { MAX_TOKEN_COUNT, tokenCount } from '#gateway/metering/token_counts'
 import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
+import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import type { TokenUsage } from '#gateway/types'
 
 /**
@@ -47,25 +48,61 @@ export function sumResultsUsage(body: AsyncIterable<Buffer>): Promise<OutputUsag
   return sumLines(body, addResultLine)
 }
 
-/** Each line of a JSONL stream given to `add`, never holding more than the line being read. */
+/**
+ * Each line of a JSONL stream given to `add`, never holding more than the
+ * line being read. A line is one request's answer, so it is bounded as one
+ * whole answer is (answerLimits.bodyBytes, UPSTREAM_BODY_MAX_MB), and what it
+ * holds past its first MB is taken from the instance's budget of answers
+ * being read (UPSTREAM_INFLIGHT_MAX_MB) while it is held: an upstream sending
+ * one endless line grew the buffer without bound before. Past either, the
+ * read fails (UpstreamAnswerTooLarge, UpstreamAnswersOverBudget) and the
+ * upstream request ends: the caller's bill is not made (tried again later).
+ */
 async function sumLines(body: AsyncIterable<Buffer>, add: (sums: OutputUsage, bytes: Buffer) => void): Promise<OutputUsage> {
   const sums = noUsage()
   const pending: Buffer[] = []
-  await forEachChunk(body, (chunk) => {
-    let start = 0
-    for (;;) {
-      const newline = chunk.indexOf(0x0a, start)
-      if (newline < 0) {
-        if (start < chunk.length) pending.push(chunk.subarray(start))
-        return
-      }
-      const piece = chunk.subarray(start, newline)
-      add(sums, pending.length > 0 ? Buffer.concat([...pending, piece]) : piece)
-      pending.length = 0
-      start = newline + 1
+  let pendingBytes = 0
+  /** Bytes of the line held taken from answerBudget */
+  let taken = 0
+  const giveBack = () => {
+    answerBudget.used -= taken
+    taken = 0
+  }
+  const lineGrows = (bytes: number) => {
+    pendingBytes += bytes
+    if (pendingBytes > answerLimits.bodyBytes) throw new UpstreamAnswerTooLarge('A line of the batch results', answerLimits.bodyBytes)
+    if (pendingBytes > FREE_ANSWER_BYTES) {
+      const more = pendingBytes - FREE_ANSWER_BYTES - taken
+      if (answerBudget.used + more > answerLimits.inflightBytes) throw new UpstreamAnswersOverBudget()
+      answerBudget.used += more
+      taken += more
     }
-  })
-  if (pending.length > 0) add(sums, Buffer.concat(pending))
+  }
+  try {
+    await forEachChunk(body, (chunk) => {
+      let start = 0
+      for (;;) {
+        const newline = chunk.indexOf(0x0a, start)
+        if (newline < 0) {
+          if (start < chunk.length) {
+            lineGrows(chunk.length - start)
+            pending.push(chunk.subarray(start))
+          }
+          return
+        }
+        const piece = chunk.subarray(start, newline)
+        if (pending.length > 0) lineGrows(piece.length)
+        add(sums, pending.length > 0 ? Buffer.concat([...pending, piece]) : piece)
+        pending.length = 0
+        pendingBytes = 0
+        giveBack()
+        start = newline + 1
+      }
+    })
+    if (pending.length > 0) add(sums, Buffer.concat(pending))
+  } finally {
+    giveBack()
+  }
   return sums
 }
 

@@ -21,10 +21,10 @@ import {
   holdingChannel,
   MESSAGE_BATCH_CHANNEL_KINDS,
   messageBatchPath,
-  NEVER,
   sendToChannel,
 } from '#gateway/batches/upstream_calls'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
+import { withinReadDeadline } from '#gateway/batches/read_deadline'
 
 /** A batch's statuses after which nothing more runs upstream: it is billed then. */
 export const FINISHED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled'])
@@ -45,6 +45,13 @@ function messageBatchEnd(upstream: Record<string, any>): string {
 
 /** Batches looked at per sweep (the rest wait for the next one, longest unpolled first) */
 const SWEEP_LIMIT = 100
+/**
+ * Batches a sweep looks at at once. Not one: a batch whose upstream is slow
+ * (a results file dripping in) held every other one behind it, billed only
+ * when that read ended. A few: each look is an upstream call, a few writes,
+ * and for a finished batch a results file read, bounded in memory per line.
+ */
+const SWEEP_CONCURRENCY = 4
 /** A bill older than this without its usage row lost it (the meter writes within milliseconds, or spills) */
 const REPAIR_AFTER_MS = 10 * 60_000
 
@@ -172,11 +179,17 @@ export class BatchService {
     if (isMessageBatch(row)) {
       if (!upstream.results_url) return noUsage()
       const path = messageBatchPath(row.upstream_id, '/results')
-      return sumResultsUsage((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, NEVER)).body)
+      return this.#readUsage(row, path, sumResultsUsage)
     }
     if (!isId(upstream.output_file_id)) return noUsage()
-    const path = `/files/${encodeURIComponent(upstream.output_file_id)}/content`
-    return sumOutputUsage((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, NEVER)).body)
+    return this.#readUsage(row, `/files/${encodeURIComponent(upstream.output_file_id)}/content`, sumOutputUsage)
+  }
+
+  /** A results or output file read and summed within the read deadline (read_deadline.ts): a dripping upstream ends there. */
+  #readUsage(row: BatchObjectRow, path: string, sum: (body: AsyncIterable<Buffer>) => Promise<OutputUsage>): Promise<OutputUsage> {
+    return withinReadDeadline(`Reading the results of batch ${row.public_id} for its bill`, async (signal) =>
+      sum((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, signal)).body)
+    )
   }
 
   /** The channel a batch lives on, of the kinds its API is on (refused when gone, disabled or of another kind now). */
@@ -277,31 +290,39 @@ export class BatchService {
 
   /**
    * One sweep: the holds made what the table says, then the unbilled
-   * batches polled longest ago (at most SWEEP_LIMIT) asked for upstream and
-   * billed when finished. Errors are logged, never thrown: the next sweep
-   * tries again. Returns how many batches were looked at.
+   * batches polled longest ago (at most SWEEP_LIMIT, SWEEP_CONCURRENCY at
+   * once) asked for upstream and billed when finished. Errors are logged,
+   * never thrown: the next sweep tries again. Returns how many batches were
+   * looked at.
    */
   async sweep(): Promise<number> {
     await this.holds.sync()
     const rows = await unbilledBatches(SWEEP_LIMIT)
-    for (const row of rows) {
-      // Its channel was deleted: nothing can say how it ended. Closed with a row billing nothing, so its hold ends.
-      if (row.channel_id === null) {
-        await this.bill(row, 'channel_deleted', null).catch((error) =>
-          this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not close a batch whose channel was deleted')
-        )
-        continue
-      }
-      try {
-        await this.poll(row, NEVER)
-      } catch (error) {
-        // Polled all the same: a batch that keeps failing goes behind the others.
-        await recordSeen(row.id, row.status, row.object ?? {}).catch(() => {})
-        this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not look at the batch upstream')
-      }
+    let next = 0
+    const worker = async () => {
+      while (next < rows.length) await this.#sweepOne(rows[next++])
     }
+    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, rows.length) }, worker))
     await this.repairBills().catch((error) => this.logger.warn({ err: error }, 'batch sweep: could not check bills for lost usage rows'))
     return rows.length
+  }
+
+  /** The sweep's look at one batch; never throws. Its upstream call ends at the read deadline, as its bill's read does. */
+  async #sweepOne(row: BatchObjectRow) {
+    // Its channel was deleted: nothing can say how it ended. Closed with a row billing nothing, so its hold ends.
+    if (row.channel_id === null) {
+      await this.bill(row, 'channel_deleted', null).catch((error) =>
+        this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not close a batch whose channel was deleted')
+      )
+      return
+    }
+    try {
+      await withinReadDeadline(`Asking the upstream about batch ${row.public_id}`, (signal) => this.poll(row, signal))
+    } catch (error) {
+      // Polled all the same: a batch that keeps failing goes behind the others.
+      await recordSeen(row.id, row.status, row.object ?? {}).catch(() => {})
+      this.logger.warn({ err: error, batch: row.public_id }, 'batch sweep: could not look at the batch upstream')
+    }
   }
 }
 

@@ -40,8 +40,8 @@ export function inputItemsOf(input: unknown): unknown[] {
 export type Continuation =
   /** Held by a Responses-native channel: only that channel's candidates (the body as sent) */
   | { kind: 'upstream'; candidates: RouteCandidate[] }
-  /** Kept here: the body's input becomes the whole conversation; any channel serves it */
-  | { kind: 'gateway'; input: unknown[] }
+  /** Kept here: the body's input becomes the whole conversation (its earlier items `itemBytes` at least); any channel serves it */
+  | { kind: 'gateway'; input: unknown[]; itemBytes: number }
   /** Unknown here: a Responses-native channel may hold it (stored before the gateway recorded it) */
   | { kind: 'unknown'; candidates: RouteCandidate[] }
 
@@ -51,16 +51,19 @@ export type Continuation =
  * (an unknown one is still passed to the route's Responses-native channels,
  * if any: they may hold it). An upstream-held one whose channel no longer
  * serves this model (deleted, disabled, model moved): also not found, never
- * another account.
+ * another account. A kept conversation whose items alone pass `maxBytes`
+ * (the body limit) is the 413, found while its chain is read: the read
+ * stops there.
  */
 export async function continuationOf(
   store: ResponseStore,
   id: string,
   userId: number,
   input: unknown,
-  candidates: RouteCandidate[]
+  candidates: RouteCandidate[],
+  maxBytes: number
 ): Promise<Continuation> {
-  const found = await store.chain(id, userId)
+  const found = await store.chain(id, userId, maxBytes)
   if (found === null || !found.owner) {
     const native = found === null ? candidates.filter(nativeResponses) : []
     if (native.length === 0) throw previousResponseNotFound(id)
@@ -72,7 +75,8 @@ export async function continuationOf(
     if (holding.length === 0) throw previousResponseNotFound(id, ' The channel that holds it does not serve this model any more.')
     return { kind: 'upstream', candidates: holding }
   }
-  return { kind: 'gateway', input: conversationInput(found.responses, input) }
+  if (found.tooLarge) throw conversationTooLarge()
+  return { kind: 'gateway', input: conversationInput(found.responses, input), itemBytes: found.itemBytes }
 }
 
 /**

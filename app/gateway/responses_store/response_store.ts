@@ -62,6 +62,28 @@ interface PendingRow {
   input: string | null
   output: string | null
   bytes: number
+  /** Its input and output items' JSON, what a follow-up's body carries of it (not its instructions) */
+  itemBytes: number
+}
+
+/** A response remembered in memory, with what memory counts it at and its items' size in a follow-up's body */
+interface RecentEntry {
+  record: StoredResponse
+  bytes: number
+  itemBytes: number
+}
+
+/**
+ * What a follow-up reads of a conversation: the responses newest first, and
+ * `tooLarge` when their items alone passed the size asked for (the walk
+ * stopped there: the rest was not read).
+ */
+export interface Chain {
+  owner: boolean
+  responses: StoredResponse[]
+  tooLarge?: boolean
+  /** The responses' items, in bytes at least (what the follow-up's body will carry of them) */
+  itemBytes: number
 }
 
 /**
@@ -97,7 +119,7 @@ export class ResponseStore {
    * (here, or on another instance: NOTIFY `stored_responses:<id>`, forget())
    * drops the entry.
    */
-  #recent = new Map<string, { record: StoredResponse; bytes: number }>()
+  #recent = new Map<string, RecentEntry>()
   #recentBytes = 0
 
   constructor(readonly options: ResponseStoreOptions) {}
@@ -128,10 +150,11 @@ export class ResponseStore {
     const expiresAt = new Date(record.createdAt.getTime() + this.options.days * 86_400_000)
     const stored = { ...record, expiresAt }
     this.#unqueue(record.id)
-    this.#pending.set(record.id, { record: stored, input, output, bytes })
+    const itemBytes = (input?.length ?? 0) + (output?.length ?? 0)
+    this.#pending.set(record.id, { record: stored, input, output, bytes, itemBytes })
     this.#pendingBytes += bytes
     if (record.kind === 'upstream') this.#remember(record.id, record.userId, record.channelId)
-    else this.#keepRecent(stored, bytes)
+    else this.#keepRecent(stored, bytes, itemBytes)
     if (this.#pending.size >= (this.options.batchSize ?? 200)) this.#flushSoon(0)
     else this.#flushSoon(this.options.flushMs ?? 10)
     return true
@@ -141,44 +164,52 @@ export class ResponseStore {
    * The response `id` and the ones before it (newest first, at most
    * MAX_CHAIN; an earlier one expired or deleted ends the chain), or null
    * when `id` is unknown. `owner` is false when the id is another user's.
+   * The walk counts the items' bytes as it goes and stops once they pass
+   * `maxBytes` (`tooLarge`): a follow-up's body cannot hold them, and reading
+   * a chain of 256 responses of a MB each to find that out cost 256 MB.
    */
-  async chain(id: string, userId: number): Promise<{ owner: boolean; responses: StoredResponse[] } | null> {
+  async chain(id: string, userId: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Chain | null> {
     const responses: StoredResponse[] = []
+    let itemBytes = 0
     let next: string | null = id
     // The newest may still be queued (a follow-up sent right after its answer), or remembered.
     const now = Date.now()
     while (next !== null && responses.length < MAX_CHAIN) {
       if (this.#tombstones.has(next)) break
-      const known: StoredResponse | undefined = this.#pending.get(next)?.record ?? this.#recentRecord(next, now)
+      const known: { record: StoredResponse; itemBytes: number } | undefined = this.#pending.get(next) ?? this.#recentEntry(next, now)
       if (!known) break
-      if (known.userId !== userId) return { owner: false, responses: [] }
-      responses.push(known)
-      next = known.kind === 'gateway' ? known.previousResponseId : null
+      if (known.record.userId !== userId) return { owner: false, responses: [], itemBytes: 0 }
+      responses.push(known.record)
+      itemBytes += known.itemBytes
+      if (itemBytes > maxBytes) return { owner: true, responses, tooLarge: true, itemBytes }
+      next = known.record.kind === 'gateway' ? known.record.previousResponseId : null
     }
     if (next !== null && responses.length < MAX_CHAIN && !this.#tombstones.has(next)) {
       // A sticky entry answers an upstream-held id without a read.
       const held = responses.length === 0 ? this.#sticky.get(next) : undefined
       if (held !== undefined) {
-        if (held.userId !== userId) return { owner: false, responses: [] }
-        return { owner: true, responses: [stickyRecord(next, held)] }
+        if (held.userId !== userId) return { owner: false, responses: [], itemBytes: 0 }
+        return { owner: true, responses: [stickyRecord(next, held)], itemBytes: 0 }
       }
-      const rows = await db.rawQuery(CHAIN_SQL, [next, MAX_CHAIN - responses.length])
+      const rows = await db.rawQuery(CHAIN_SQL, [next, MAX_CHAIN - responses.length, maxBytes - itemBytes])
       for (const row of rows.rows) {
         if (this.#tombstones.has(row.id)) break
         // Another user's id: unknown to this one, as at OpenAI (checked on the first; the rest follow the owner).
         if (row.user_id !== String(userId) && Number(row.user_id) !== userId) {
-          if (responses.length === 0) return { owner: false, responses: [] }
+          if (responses.length === 0) return { owner: false, responses: [], itemBytes: 0 }
           break
         }
         const record = fromRow(row)
+        const bytes = Number(row.bytes ?? 0)
         responses.push(record)
-        if (record.kind === 'gateway') this.#keepRecent(record, Number(row.bytes ?? 0))
+        itemBytes += bytes
+        if (record.kind === 'gateway') this.#keepRecent(record, bytes, bytes)
       }
       const first = responses[0]
       if (first?.kind === 'upstream') this.#remember(first.id, first.userId, first.channelId)
     }
     if (responses.length === 0) return null
-    return { owner: true, responses }
+    return itemBytes > maxBytes ? { owner: true, responses, tooLarge: true, itemBytes } : { owner: true, responses, itemBytes }
   }
 
   /** One response of this user (null: unknown, expired, or another user's). */
@@ -213,7 +244,7 @@ export class ResponseStore {
       if (this.#tombstones.has(row.id)) continue
       const record = fromRow(row)
       found.push(record)
-      if (record.kind === 'gateway') this.#keepRecent(record, Number(row.bytes ?? 0))
+      if (record.kind === 'gateway') this.#keepRecent(record, Number(row.bytes ?? 0), Number(row.bytes ?? 0))
     }
     return found
   }
@@ -382,6 +413,10 @@ export class ResponseStore {
   }
 
   #recentRecord(id: string, now: number): StoredResponse | undefined {
+    return this.#recentEntry(id, now)?.record
+  }
+
+  #recentEntry(id: string, now: number): RecentEntry | undefined {
     const entry = this.#recent.get(id)
     if (!entry) return undefined
     if (entry.record.expiresAt.getTime() <= now) {
@@ -391,13 +426,13 @@ export class ResponseStore {
     // Used: the most recent again.
     this.#recent.delete(id)
     this.#recent.set(id, entry)
-    return entry.record
+    return entry
   }
 
-  #keepRecent(record: StoredResponse, bytes: number) {
+  #keepRecent(record: StoredResponse, bytes: number, itemBytes: number) {
     if (bytes > RECENT_BYTES / 8) return
     this.#forgetRecent(record.id)
-    this.#recent.set(record.id, { record, bytes })
+    this.#recent.set(record.id, { record, bytes, itemBytes })
     this.#recentBytes += bytes
     while (this.#recentBytes > RECENT_BYTES) this.#forgetRecent(this.#recent.keys().next().value!)
   }
@@ -411,22 +446,38 @@ export class ResponseStore {
 }
 
 /**
+ * The JSON of a row's items, in bytes at least: jsonb's text writes a space
+ * after each `:` and `,` that JSON.stringify does not, so those are taken out
+ * (one inside a string too: a lower bound). Numbers jsonb writes longer than
+ * JavaScript does (1e300 in full) are the one way past it: a conversation
+ * made of them may meet its 413 a little early.
+ */
+const ITEM_BYTES = (row: string) =>
+  `coalesce(octet_length(replace(replace(${row}.input_items::text, ', ', ','), ': ', ':')), 0)
+ + coalesce(octet_length(replace(replace(${row}.output_items::text, ', ', ','), ': ', ':')), 0)`
+
+/**
  * The chain from one id back through previous_response_id, one read: the
  * rows not expired, each earlier one of the same owner and kept here (an
- * upstream-held response has no earlier one recorded).
+ * upstream-held response has no earlier one recorded), at most ? deep, and
+ * no further once the items read pass ? bytes (`total`, counted as the
+ * recursion goes: the database reads no more than that and one row either).
  */
 const CHAIN_SQL = `
 WITH RECURSIVE chain AS (
-  SELECT s.*, 1 AS depth FROM stored_responses s WHERE s.id = ? AND s.expires_at > now()
+  SELECT s.*, 1 AS depth, z.bytes, z.bytes AS total
+    FROM stored_responses s, LATERAL (SELECT (${ITEM_BYTES('s')})::bigint AS bytes) z
+   WHERE s.id = ? AND s.expires_at > now()
   UNION ALL
-  SELECT p.*, c.depth + 1 FROM stored_responses p JOIN chain c ON p.id = c.previous_response_id
-   WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ?
+  SELECT p.*, c.depth + 1, z.bytes, c.total + z.bytes
+    FROM chain c JOIN stored_responses p ON p.id = c.previous_response_id, LATERAL (SELECT (${ITEM_BYTES('p')})::bigint AS bytes) z
+   WHERE c.kind = 'gateway' AND p.user_id = c.user_id AND p.expires_at > now() AND c.depth < ? AND c.total <= ?
 )
-SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes FROM chain ORDER BY depth`
+SELECT * FROM chain ORDER BY depth`
 
 /** Responses by id, of one user, not expired, with the size memory counts them at */
 const FIND_MANY_SQL = `
-SELECT *, coalesce(octet_length(input_items::text), 0) + coalesce(octet_length(output_items::text), 0) AS bytes
+SELECT *, ${ITEM_BYTES('stored_responses')} AS bytes
   FROM stored_responses WHERE id = ANY(?) AND user_id = ? AND expires_at > now()`
 
 /** Input items by id in a user's latest gateway-kept responses (index stored_responses_user_recent), newest first */

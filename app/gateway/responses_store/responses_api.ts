@@ -4,7 +4,7 @@ import type { ApiCall } from '#gateway/http/generation_request'
 import { channelRequest, jsonAnswer } from '#gateway/batches/upstream_calls'
 import { azureAddressing } from '#gateway/providers/azure/azure_adapter'
 import { withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
-import { dispatch } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
 import type { ChannelInfo } from '#gateway/types'
 import { responseObject } from '#gateway/dialects/openai_responses/response'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
@@ -15,19 +15,48 @@ import type { StoredResponse } from '#gateway/responses_store/response_store'
  * `GET /v1/responses/{id}/input_items`: from the store for a response the
  * gateway keeps (translated answers); relayed, with that channel's key, to
  * the Responses-native channel that holds one it answered. Unknown, expired
- * or another user's id: OpenAI's 404.
+ * or another user's id: OpenAI's 404. With the store off
+ * (RESPONSES_STORE_DAYS=0) nothing is read back, as previous_response_id
+ * reads nothing then: GET and input_items are the 404 for every id (rows kept
+ * before stay until they expire); DELETE still removes one.
  */
 export async function showResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
-  const stored = await owned(gw, call, id)
+  const stored = await readable(gw, call, id)
   if (stored.kind === 'upstream') return relay(gw, call, stored, 'GET', '')
   return responseView(stored)
 }
 
 export async function deleteResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
   const stored = await owned(gw, call, id)
-  if (stored.kind === 'upstream') await relay(gw, call, stored, 'DELETE', '')
+  if (stored.kind === 'upstream') await deleteUpstreamCopy(gw, call, stored)
   if (!(await gw.responses.delete(id, call.principal.user.id))) throw notFound(id)
   return { id, object: 'response', deleted: true }
+}
+
+/**
+ * A Responses-native answer's upstream copy, deleted through the channel that
+ * holds it when that can be done. When it cannot (the channel deleted or
+ * disabled, the upstream failing or not answering), the gateway's record is
+ * deleted all the same: before, its owner got a 404 (or the upstream's
+ * error) until it expired. The upstream copy then stays with that channel's
+ * account until the provider expires it (logged for the operator). A client
+ * gone meanwhile: nothing deleted.
+ */
+async function deleteUpstreamCopy(gw: Gateway, call: ApiCall, stored: StoredResponse) {
+  const channel = gw.catalog.channels.find((c) => c.id === stored.channelId)
+  if (!channel || !channel.enabled) {
+    gw.responses.options.log(`stored responses: ${stored.id} deleted by its owner; its channel is ${channel ? 'disabled' : 'gone'}, so its copy upstream was not deleted`)
+    return
+  }
+  try {
+    await relay(gw, call, stored, 'DELETE', '')
+  } catch (error) {
+    if (error instanceof ClientGoneError) throw error
+    // Its 404: gone upstream already. Else the upstream could not delete it now: the owner's delete stands.
+    if (error instanceof GatewayError && error.status === 404) return
+    const reason = error instanceof Error ? error.message : String(error)
+    gw.responses.options.log(`stored responses: ${stored.id} deleted by its owner; its copy upstream (channel ${channel.id}) could not be deleted: ${reason.slice(0, 300)}`)
+  }
 }
 
 export interface InputItemsQuery {
@@ -39,7 +68,7 @@ export interface InputItemsQuery {
 
 export async function listInputItems(gw: Gateway, call: ApiCall, id: string, query: InputItemsQuery): Promise<Record<string, any>> {
   const params = listParams(query)
-  const stored = await owned(gw, call, id)
+  const stored = await readable(gw, call, id)
   if (stored.kind === 'upstream') {
     const search = new URLSearchParams({ limit: String(params.limit), order: params.order })
     if (params.after !== null) search.set('after', params.after)
@@ -103,6 +132,12 @@ function listParams(query: InputItemsQuery): { limit: number; order: 'asc' | 'de
   if (order !== 'asc' && order !== 'desc') throw GatewayError.invalidRequest("'order' must be 'asc' or 'desc'", 'invalid_value', 'order')
   const after = typeof query.after === 'string' && query.after !== '' ? query.after : null
   return { limit, order, after }
+}
+
+/** A response of this user that may be read back: none while the store is off (RESPONSES_STORE_DAYS=0). */
+async function readable(gw: Gateway, call: ApiCall, id: string): Promise<StoredResponse> {
+  if (!gw.responses.enabled) throw notFound(id)
+  return owned(gw, call, id)
 }
 
 async function owned(gw: Gateway, call: ApiCall, id: string): Promise<StoredResponse> {
