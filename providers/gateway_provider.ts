@@ -233,7 +233,9 @@ export default class GatewayProvider {
     this.#idleSettler?.stop()
     // A prune under way stops after its batch, before the pools close.
     await this.#retention?.stop()
-    // A sweep under way ends before the meter is flushed and closed.
+    // A sweep under way ends before the meter is flushed and closed; its upstream reads are ended first
+    // (a dripping upstream would hold the shutdown for the read deadline).
+    this.#gateway?.batches.stopReads()
     await this.#batchSweeper?.stop()
     await this.#balanceTimer?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)

@@ -356,6 +356,34 @@ test.group('Message Batches API', (group) => {
     }
   })
 
+  test('shutdown ends a sweep held by dripping results at once; the batch stays held and is billed after', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const slow = await client.messages.batches.create({ requests: requests(2), mock_polls: 0, mock_results: { drip_ms: 50 } } as any)
+    const slowUpstream = [...mock.messageBatches.batches.values()].at(-1)!
+    const held = gw.batches.holds.heldFor(user.userId)
+    try {
+      const started = Date.now()
+      const sweeping = gw.batches.sweep()
+      await new Promise((r) => setTimeout(r, 300))
+      gw.batches.stopReads()
+      await sweeping
+      // Before: the shutdown waited for the read deadline (300 s by default).
+      assert.isBelow(Date.now() - started, 2000, 'the sweep ended with the shutdown')
+      assert.isNull((await batchRow(slow.id)).billed_at)
+      assert.equal(gw.batches.holds.heldFor(user.userId), held, 'still held: billed after the restart')
+    } finally {
+      gw.batches.resumeReads()
+    }
+    slowUpstream.resultsFault = undefined
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'messages.batch', cost: expectedCost(range(2)) })
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+  })
+
   test('a bill whose usage row a crash lost is written by the sweep with its cache writes, once', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })

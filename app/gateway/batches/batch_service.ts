@@ -74,6 +74,8 @@ export class BatchService {
   readonly holds: BatchHolds
   /** Bills under way in this process, by batch row id */
   #billing = new Map<number, Promise<void>>()
+  /** Aborted at shutdown: the looks and results reads under way end (read_deadline.ts), retried after the restart */
+  #reads = new AbortController()
 
   constructor(
     private catalog: Catalog,
@@ -187,9 +189,25 @@ export class BatchService {
 
   /** A results or output file read and summed within the read deadline (read_deadline.ts): a dripping upstream ends there. */
   #readUsage(row: BatchObjectRow, path: string, sum: (body: AsyncIterable<Buffer>) => Promise<OutputUsage>): Promise<OutputUsage> {
-    return withinReadDeadline(`Reading the results of batch ${row.public_id} for its bill`, async (signal) =>
-      sum((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, signal)).body)
+    return withinReadDeadline(
+      `Reading the results of batch ${row.public_id} for its bill`,
+      async (signal) => sum((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, signal)).body),
+      this.#reads.signal
     )
+  }
+
+  /**
+   * Ends the looks at batches and the results reads under way, and any made
+   * after (shutdown: a dripping upstream would hold it for the read deadline,
+   * 300 s). The batches stay unbilled and held, looked at again after the
+   * restart. `resumeReads` undoes it for a server that stays up (tests).
+   */
+  stopReads() {
+    this.#reads.abort()
+  }
+
+  resumeReads() {
+    if (this.#reads.signal.aborted) this.#reads = new AbortController()
   }
 
   /** The channel a batch lives on, of the kinds its API is on (refused when gone, disabled or of another kind now). */
@@ -317,7 +335,7 @@ export class BatchService {
       return
     }
     try {
-      await withinReadDeadline(`Asking the upstream about batch ${row.public_id}`, (signal) => this.poll(row, signal))
+      await withinReadDeadline(`Asking the upstream about batch ${row.public_id}`, (signal) => this.poll(row, signal), this.#reads.signal)
     } catch (error) {
       // Polled all the same: a batch that keeps failing goes behind the others.
       await recordSeen(row.id, row.status, row.object ?? {}).catch(() => {})

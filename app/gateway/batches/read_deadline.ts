@@ -24,22 +24,36 @@ export class BatchReadDeadline extends Error {
   }
 }
 
+/** A look at a batch upstream was ended by the server's shutdown: tried again after the restart. */
+export class BatchReadStopped extends Error {
+  constructor(what: string) {
+    super(`${what} was ended by the shutdown: tried again after the restart`)
+  }
+}
+
 /**
  * Runs `work` with a signal that aborts at the deadline (the dispatcher ends
- * the upstream request then, the body's read included); an abort it caused
- * is thrown as BatchReadDeadline, saying what took too long.
+ * the upstream request then, the body's read included), or when `stop`
+ * aborts (the shutdown: a dripping upstream must not hold it for the
+ * deadline); an abort it caused is thrown as BatchReadDeadline or
+ * BatchReadStopped, saying what was ended.
  */
-export async function withinReadDeadline<T>(what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withinReadDeadline<T>(what: string, work: (signal: AbortSignal) => Promise<T>, stop?: AbortSignal): Promise<T> {
   const ms = batchReadTiming.deadlineMs
   const controller = new AbortController()
   const timer = setTimeout(() => controller.abort(), ms)
   timer.unref()
+  const onStop = () => controller.abort()
+  if (stop?.aborted) controller.abort()
+  else stop?.addEventListener('abort', onStop, { once: true })
   try {
     return await work(controller.signal)
   } catch (error) {
+    if (stop?.aborted) throw new BatchReadStopped(what)
     if (controller.signal.aborted) throw new BatchReadDeadline(what, ms)
     throw error
   } finally {
     clearTimeout(timer)
+    stop?.removeEventListener('abort', onStop)
   }
 }
