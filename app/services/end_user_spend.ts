@@ -80,8 +80,8 @@ function scopeOf(filters: UsageFilters, userId: number | null): EndUserScope | n
 
 /**
  * The rows named by an end user over the UTC days [from, to], as
- * `(day, user_id, end_user, model, api_key_id, requests, input_tokens,
- * output_tokens, cost)` parts to group: finished days from the end-user
+ * `(day, user_id, end_user, model, api_key_id, requests, errors,
+ * input_tokens, output_tokens, cost)` parts to group: finished days from the end-user
  * rollup (usage_daily_end_users, rolled up first when due, as every rollup
  * reader), today from its rows (the partial end-user index), so the sums are
  * exact. `api_key_id` 0: no key.
@@ -103,14 +103,14 @@ async function endUserParts(from: DateTime, to: DateTime, scope: EndUserScope) {
   if (scope.endUser !== undefined) both('end_user = ?', 'end_user = ?', scope.endUser)
   if (scope.keyId !== undefined) both('api_key_id = ?', 'api_key_id = ?', scope.keyId)
   if (scope.model !== undefined) both('(model = ? OR requested_model = ?)', '(model = ? OR requested_model = ?)', scope.model, scope.model)
-  const sql = `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, end_user, model, api_key_id, requests, input_tokens, output_tokens, cost
+  const sql = `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, end_user, model, api_key_id, requests, errors, input_tokens, output_tokens, cost
                  FROM usage_daily_end_users WHERE ${pastWhere}`
   // Today's rows only when the range reaches today.
   if (to < today || from > today) return { sql, bindings: past }
   return {
     sql: `${sql}
           UNION ALL
-          SELECT ?, user_id, end_user, model, coalesce(api_key_id, 0), 1, prompt_tokens, completion_tokens, cost
+          SELECT ?, user_id, end_user, model, coalesce(api_key_id, 0), 1, CASE WHEN status >= 400 THEN 1 ELSE 0 END, prompt_tokens, completion_tokens, cost
             FROM usage_records WHERE ${liveWhere}`,
     bindings: [...past, today.toISODate()!, ...live],
   }
@@ -136,6 +136,24 @@ export async function endUserRangeTotals(from: DateTime, to: DateTime, scope: En
     output_tokens: Number(r.output_tokens),
     cost: r.cost,
   }))
+}
+
+/**
+ * Per-day totals (the Usage page's totals and chart) of the usage filters
+ * when they name an end user and the end-user rollup answers the rest
+ * (owner, key, model); null otherwise (the caller reads the rows).
+ */
+export async function endUserDailyTotals(filters: UsageFilters, userId: number | null): Promise<Map<string, any> | null> {
+  const scope = scopeOf(filters, userId)
+  if (!scope || scope.endUser === undefined) return null
+  const parts = await endUserParts(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' }), scope)
+  const result = await db.rawQuery(
+    `SELECT day, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors, coalesce(sum(input_tokens), 0)::bigint AS input,
+            coalesce(sum(output_tokens), 0)::bigint AS output, coalesce(sum(cost), 0)::text AS cost
+       FROM (${parts.sql}) parts GROUP BY day`,
+    parts.bindings
+  )
+  return new Map(result.rows.map((r: any) => [r.day, r]))
 }
 
 /** The admin side: the usage filters (`user`, `key`, `model`, ..., `from`/`to`), with each owner's e-mail. */

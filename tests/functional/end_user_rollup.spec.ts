@@ -6,6 +6,8 @@ import { createApiKey } from '#actions/issue_api_key'
 import { pruneUsage } from '#actions/prune_usage'
 import { money } from '#services/management_api'
 import { rollUpStaleDays } from '#services/usage_rollup'
+import { endUserDailyTotals } from '#services/end_user_spend'
+import { parseFilters } from '#services/usage_query'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { adminApi, baseUrl, gateway, meterEvent, resetDatabase, seedUser, type SeededUser } from '#tests/helpers'
 
@@ -160,6 +162,11 @@ test.group('End-user rollups', (group) => {
     const report = `start_date=${D40.toISODate()}&end_date=${D40.toISODate()}&group_by=customer`
     const before = await adminApi('GET', `/spend/end-users?${range}`, adminKey)
     const beforeReport = (await litellm(`/global/spend/report?${report}`)).body
+    // The Usage page's totals and chart for an end user (the end-user rollup).
+    const pageFilters = parseFilters({ end_user: 'cust-1', from: D40.toISODate(), to: D40.toISODate() })
+    const beforeDays = await endUserDailyTotals(pageFilters, null)
+    const d40 = beforeDays?.get(D40.toISODate()!)
+    assert.deepEqual([Number(d40.requests), Number(d40.errors), Number(d40.input), Number(d40.output), d40.cost], [3, 0, 30, 15, '0.336567901227'])
     assert.lengthOf(before.body.data, 3)
     const pruned = await pruneUsage({ keepDays: 31 })
     assert.equal(pruned.rows, 4)
@@ -170,6 +177,7 @@ test.group('End-user rollups', (group) => {
     await db.table('usage_daily_stale').insert({ day: D40.toISODate() }).onConflict('day').ignore()
     assert.deepEqual((await adminApi('GET', `/spend/end-users?${range}`, adminKey)).body.data, before.body.data)
     assert.deepEqual((await litellm(`/global/spend/report?${report}`)).body, beforeReport)
+    assert.deepEqual(await endUserDailyTotals(pageFilters, null), beforeDays)
   })
 
   test('/customer/info finds a customer that sent requests this month beyond the owner\'s 100 costliest', async ({ assert }) => {
