@@ -140,6 +140,7 @@ export default class SeedDemo extends AdminCommand {
     const { ensureRollups } = await import('#services/usage_rollup')
     await ensureRollups(today.minus({ days: 30 }) < monthStart ? today.minus({ days: 30 }) : monthStart, today)
     await db.rawQuery('ANALYZE usage_daily')
+    await db.rawQuery('ANALYZE usage_daily_end_users')
     this.logger.success(
       `Seeded ${users} users (password "demo-password"), ${channelIds.length} channels, ${rows.toLocaleString()} usage rows in ${((Date.now() - started) / 1000).toFixed(1)} s`
     )

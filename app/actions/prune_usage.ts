@@ -4,7 +4,7 @@ import db from '@adonisjs/lucid/services/db'
 import env from '#start/env'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
-import { BOUNDS_SQL, DIMENSIONS_SQL, lockDay, rollUpDay, rollupComplete } from '#services/usage_rollup'
+import { BOUNDS_SQL, DIMENSIONS_SQL, END_USER_KEY_COLUMNS, lockDay, rollUpDay, rollupComplete } from '#services/usage_rollup'
 import { MIN_RETENTION_DAYS, oldestKeptDay } from '#services/usage_retention'
 
 export interface PruneOptions {
@@ -58,7 +58,8 @@ const LOCK = `hashtext('usage_prune'), 0`
 
 /**
  * One batch of a day's rows, oldest ids first: deleted with their attempts,
- * and what they added up to moved to usage_daily_pruned /
+ * and what they added up to moved to usage_daily_pruned (and per end user
+ * to usage_daily_end_users_pruned) /
  * usage_daily_latency_pruned, so the day's rollup (its rows left plus
  * those) is unchanged, now and whenever it is redone. The ledger is not
  * touched: its charges keep their usage_record_id (the transaction sets
@@ -73,7 +74,7 @@ WITH doomed AS (
 ),
 gone AS (
   DELETE FROM usage_records u USING doomed WHERE u.id = doomed.id
-  RETURNING u.id, u.request_id, u.model, u.requested_model, u.user_id, u.channel_id, u.api_key_id, u.tags, u.status,
+  RETURNING u.id, u.request_id, u.model, u.requested_model, u.user_id, u.channel_id, u.api_key_id, u.tags, u.end_user, u.status,
             u.prompt_tokens, u.completion_tokens, u.cost, u.latency_ms, u.ctid
 ),
 attempts AS (
@@ -88,6 +89,19 @@ totals AS (
    WHERE d.key IS NOT NULL
    GROUP BY d.dim, d.key
   ON CONFLICT (day, dim, key) DO UPDATE SET
+    requests = p.requests + excluded.requests, errors = p.errors + excluded.errors,
+    input_tokens = p.input_tokens + excluded.input_tokens, output_tokens = p.output_tokens + excluded.output_tokens,
+    cost = p.cost + excluded.cost
+),
+end_users AS (
+  INSERT INTO usage_daily_end_users_pruned AS p (day, ${END_USER_KEY_COLUMNS}, requests, errors, input_tokens, output_tokens, cost)
+  SELECT ?::date, user_id, end_user, model, coalesce(requested_model, ''), coalesce(api_key_id, 0),
+         count(*), count(*) FILTER (WHERE status >= 400),
+         coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(cost), 0)
+    FROM gone
+   WHERE end_user IS NOT NULL
+   GROUP BY 2, 3, 4, 5, 6
+  ON CONFLICT (day, ${END_USER_KEY_COLUMNS}) DO UPDATE SET
     requests = p.requests + excluded.requests, errors = p.errors + excluded.errors,
     input_tokens = p.input_tokens + excluded.input_tokens, output_tokens = p.output_tokens + excluded.output_tokens,
     cost = p.cost + excluded.cost
@@ -257,7 +271,7 @@ async function prune(cutoff: DateTime, days: DayRange[], batchSize: number, opti
         // Under the lock a rollup of the day waits for this batch, and this batch for it.
         if (!(await rollupComplete(trx, range.day))) return null
         await trx.rawQuery(`SELECT set_config('gateway.usage_prune', 'on', true)`)
-        const deleted = await trx.rawQuery(DELETE_BATCH_SQL, [fromId, range.lastId, start, end, batchSize, day.day, day.day, day.day])
+        const deleted = await trx.rawQuery(DELETE_BATCH_SQL, [fromId, range.lastId, start, end, batchSize, day.day, day.day, day.day, day.day])
         return deleted.rows[0] as BatchResult
       })
       if (batch === null) {

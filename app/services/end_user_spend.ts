@@ -1,6 +1,9 @@
 import type { DatabaseQueryBuilderContract } from '@adonisjs/lucid/types/querybuilder'
 import db from '@adonisjs/lucid/services/db'
+import { DateTime } from 'luxon'
 import { applyFilters, type UsageFilters } from '#services/usage_query'
+import { recordId } from '#services/record_id'
+import { ensureRollups } from '#services/usage_rollup'
 import { periodBounds } from '#gateway/metering/spend_period'
 
 export interface EndUserSpend {
@@ -51,9 +54,115 @@ export async function endUserTotals(
   }))
 }
 
+/**
+ * What the end-user rollup can answer of the usage filters: owner, key,
+ * model (answered or asked for, as the usage filter matches), end user.
+ * Null when a filter needs the rows (channel, status, tag: not in that
+ * rollup's key).
+ */
+export interface EndUserScope {
+  userId?: number | null
+  endUser?: string
+  keyId?: number
+  model?: string
+}
+
+function scopeOf(filters: UsageFilters, userId: number | null): EndUserScope | null {
+  if (/^\d+$/.test(filters.channel) || filters.status || filters.tag) return null
+  return {
+    userId,
+    endUser: filters.end_user || undefined,
+    // A key id past the column's range matches no key (-1: 0 is the rollup's "no key").
+    keyId: /^\d+$/.test(filters.key) ? (recordId(filters.key) ?? -1) : undefined,
+    model: filters.model || undefined,
+  }
+}
+
+/**
+ * The rows named by an end user over the UTC days [from, to], as
+ * `(day, user_id, end_user, model, api_key_id, requests, errors,
+ * input_tokens, output_tokens, cost)` parts to group: finished days from the end-user
+ * rollup (usage_daily_end_users, rolled up first when due, as every rollup
+ * reader), today from its rows (the partial end-user index), so the sums are
+ * exact. `api_key_id` 0: no key.
+ */
+async function endUserParts(from: DateTime, to: DateTime, scope: EndUserScope) {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
+  const past: unknown[] = [from.toISODate()!, (to < today ? to : today.minus({ days: 1 })).toISODate()!]
+  let pastWhere = 'day >= ? AND day <= ?'
+  let liveWhere = 'end_user IS NOT NULL AND created_at >= ? AND created_at < ?'
+  const live: unknown[] = [today.toJSDate(), today.plus({ days: 1 }).toJSDate()]
+  const both = (sql: string, liveSql: string, ...values: unknown[]) => {
+    pastWhere += ` AND ${sql}`
+    liveWhere += ` AND ${liveSql}`
+    past.push(...values)
+    live.push(...values)
+  }
+  if (scope.userId !== null && scope.userId !== undefined) both('user_id = ?', 'user_id = ?', scope.userId)
+  if (scope.endUser !== undefined) both('end_user = ?', 'end_user = ?', scope.endUser)
+  if (scope.keyId !== undefined) both('api_key_id = ?', 'api_key_id = ?', scope.keyId)
+  if (scope.model !== undefined) both('(model = ? OR requested_model = ?)', '(model = ? OR requested_model = ?)', scope.model, scope.model)
+  const sql = `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, end_user, model, api_key_id, requests, errors, input_tokens, output_tokens, cost
+                 FROM usage_daily_end_users WHERE ${pastWhere}`
+  // Today's rows only when the range reaches today.
+  if (to < today || from > today) return { sql, bindings: past }
+  return {
+    sql: `${sql}
+          UNION ALL
+          SELECT ?, user_id, end_user, model, coalesce(api_key_id, 0), 1, CASE WHEN status >= 400 THEN 1 ELSE 0 END, prompt_tokens, completion_tokens, cost
+            FROM usage_records WHERE ${liveWhere}`,
+    bindings: [...past, today.toISODate()!, ...live],
+  }
+}
+
+/** Spend per owner and end user over [from, to] within `scope`, the costliest `limit` first (rollups + today). */
+export async function endUserRangeTotals(from: DateTime, to: DateTime, scope: EndUserScope, limit = END_USER_REPORT_LIMIT): Promise<EndUserSpend[]> {
+  const parts = await endUserParts(from, to, scope)
+  const result = await db.rawQuery(
+    `SELECT user_id, end_user, sum(requests)::bigint AS requests, coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+            coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(cost), 0)::text AS cost
+       FROM (${parts.sql}) parts
+      GROUP BY user_id, end_user
+      ORDER BY sum(cost) DESC, end_user, user_id
+      LIMIT ?`,
+    [...parts.bindings, limit]
+  )
+  return result.rows.map((r: any) => ({
+    user_id: Number(r.user_id),
+    end_user: r.end_user,
+    requests: Number(r.requests),
+    input_tokens: Number(r.input_tokens),
+    output_tokens: Number(r.output_tokens),
+    cost: r.cost,
+  }))
+}
+
+/**
+ * Per-day totals (the Usage page's totals and chart) of the usage filters
+ * when they name an end user and the end-user rollup answers the rest
+ * (owner, key, model); null otherwise (the caller reads the rows).
+ */
+export async function endUserDailyTotals(filters: UsageFilters, userId: number | null): Promise<Map<string, any> | null> {
+  const scope = scopeOf(filters, userId)
+  if (!scope || scope.endUser === undefined) return null
+  const parts = await endUserParts(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' }), scope)
+  const result = await db.rawQuery(
+    `SELECT day, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors, coalesce(sum(input_tokens), 0)::bigint AS input,
+            coalesce(sum(output_tokens), 0)::bigint AS output, coalesce(sum(cost), 0)::text AS cost
+       FROM (${parts.sql}) parts GROUP BY day`,
+    parts.bindings
+  )
+  return new Map(result.rows.map((r: any) => [r.day, r]))
+}
+
 /** The admin side: the usage filters (`user`, `key`, `model`, ..., `from`/`to`), with each owner's e-mail. */
 export async function spendByEndUser(filters: UsageFilters, userId: number | null, limit = END_USER_REPORT_LIMIT): Promise<EndUserSpend[]> {
-  const totals = await endUserTotals(applyFilters(db.from('usage_records as u'), filters, userId), limit)
+  // The end-user rollup for what it can answer; a channel, status or tag filter reads the rows of the range.
+  const scope = scopeOf(filters, userId)
+  const totals = scope
+    ? await endUserRangeTotals(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' }), scope, limit)
+    : await endUserTotals(applyFilters(db.from('usage_records as u'), filters, userId), limit)
   if (totals.length === 0) return totals
   const owners = await db.from('users').whereIn('id', [...new Set(totals.map((t) => t.user_id))]).select('id', 'email')
   const emails = new Map(owners.map((o: any) => [Number(o.id), o.email as string]))
@@ -78,14 +187,17 @@ export interface EndUserEntry {
 /**
  * An owner's end users: every listed one, and the others that sent requests
  * this UTC month (the costliest END_USER_REPORT_LIMIT), listed ones first,
- * then by spend. One query over the owner's month of rows that named an end
- * user, one over their end_users rows.
+ * then by spend; with `only`, that end user alone (listed, or any that sent
+ * requests this month, however many others spent more). The month's
+ * requests and spend: the end-user rollup's finished days plus today's rows.
  */
-export async function endUsersOf(userId: number): Promise<EndUserEntry[]> {
+export async function endUsersOf(userId: number, only?: string): Promise<EndUserEntry[]> {
   const monthStart = new Date(periodBounds('month', Date.now()).start)
+  const listedQuery = db.from('end_users').where('user_id', userId).orderBy('end_user')
+  if (only !== undefined) listedQuery.where('end_user', only)
   const [listed, month] = await Promise.all([
-    db.from('end_users').where('user_id', userId).orderBy('end_user'),
-    endUserTotals(db.from('usage_records as u').where('u.user_id', userId).where('u.created_at', '>=', monthStart)),
+    listedQuery,
+    endUserRangeTotals(DateTime.fromJSDate(monthStart, { zone: 'utc' }), DateTime.utc().startOf('day'), { userId, endUser: only }),
   ])
   const byName = new Map(month.map((m) => [m.end_user, m]))
   const monthDay = monthStart.toISOString().slice(0, 10)
@@ -138,11 +250,34 @@ export interface EndUserDaySpend {
 
 /**
  * Spend per UTC day, owner, end user, model and key over the filters' range
- * (LiteLLM's /global/spend/report?group_by=customer): rows that named an end
- * user, on the partial index (end_user, created_at) of migration 998, as the
- * other end-user reports; at most END_USER_DAILY_LIMIT groups, oldest days first.
+ * (LiteLLM's /global/spend/report?group_by=customer): finished days from the
+ * end-user rollup, today from its rows (a channel, status or tag filter:
+ * the rows of the range, on the partial index (end_user, created_at) of
+ * migration 998); at most `limit` groups, oldest days first.
  */
 export async function endUserDailySpend(filters: UsageFilters, limit = END_USER_DAILY_LIMIT): Promise<EndUserDaySpend[]> {
+  const scope = scopeOf(filters, null)
+  if (scope) {
+    const parts = await endUserParts(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' }), scope)
+    const result = await db.rawQuery(
+      `SELECT day, user_id, end_user, model, api_key_id,
+              coalesce(sum(input_tokens + output_tokens), 0)::bigint AS tokens, coalesce(sum(cost), 0)::text AS cost
+         FROM (${parts.sql}) parts
+        GROUP BY day, user_id, end_user, model, api_key_id
+        ORDER BY day, sum(cost) DESC
+        LIMIT ?`,
+      [...parts.bindings, limit]
+    )
+    return result.rows.map((r: any) => ({
+      day: r.day,
+      user_id: Number(r.user_id),
+      end_user: r.end_user,
+      model: r.model,
+      api_key_id: Number(r.api_key_id) === 0 ? null : Number(r.api_key_id),
+      tokens: Number(r.tokens),
+      cost: r.cost,
+    }))
+  }
   const rows = await applyFilters(db.from('usage_records as u'), filters, null)
     .whereNotNull('u.end_user')
     .groupByRaw('1, u.user_id, u.end_user, u.model, u.api_key_id')

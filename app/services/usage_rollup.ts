@@ -137,6 +137,7 @@ async function rollUpEmptyDays(days: DateTime[]): Promise<DateTime[]> {
     if (empty.length > 0) {
       await trx.from('usage_daily').whereIn('day', empty).delete()
       await trx.from('usage_daily_latency').whereIn('day', empty).delete()
+      await trx.from('usage_daily_end_users').whereIn('day', empty).delete()
       await trx.rawQuery(
         `INSERT INTO usage_daily_days (day, computed_at) SELECT d, now() FROM unnest(?::date[]) AS d
          ON CONFLICT (day) DO UPDATE SET computed_at = excluded.computed_at`,
@@ -209,6 +210,7 @@ export async function rollUpDay(day: DateTime) {
         GROUP BY dim, key`,
       [start, end, key, key]
     )
+    await rollUpEndUsers(trx, key, start, end)
     await trx.from('usage_daily_latency').where('day', key).delete()
     await trx.rawQuery(
       `INSERT INTO usage_daily_latency (day, bucket, requests)
@@ -227,6 +229,34 @@ export async function rollUpDay(day: DateTime) {
       [key]
     )
   })
+}
+
+/** The columns an end-user rollup row is keyed by (migration 1008), in usage_daily_end_users and its _pruned twin */
+export const END_USER_KEY_COLUMNS = 'user_id, end_user, model, requested_model, api_key_id'
+
+/**
+ * The day's end-user dimension (usage_daily_end_users): its rows that named
+ * an end user, per owner, end user, model, model asked for ('' without a
+ * fallback) and key (0: none), plus what its pruned ones added up to. In
+ * rollUpDay's transaction, under the day's lock.
+ */
+async function rollUpEndUsers(trx: TransactionClientContract, key: string, start: Date, end: Date) {
+  await trx.from('usage_daily_end_users').where('day', key).delete()
+  await trx.rawQuery(
+    `INSERT INTO usage_daily_end_users (day, ${END_USER_KEY_COLUMNS}, requests, errors, input_tokens, output_tokens, cost)
+     SELECT ?::date, ${END_USER_KEY_COLUMNS}, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), sum(cost)
+       FROM (SELECT user_id, end_user, model, coalesce(requested_model, '') AS requested_model, coalesce(api_key_id, 0) AS api_key_id,
+                    count(*) AS requests, count(*) FILTER (WHERE status >= 400) AS errors,
+                    coalesce(sum(prompt_tokens), 0) AS input_tokens, coalesce(sum(completion_tokens), 0) AS output_tokens,
+                    coalesce(sum(cost), 0) AS cost
+               FROM usage_records WHERE created_at >= ? AND created_at < ? AND end_user IS NOT NULL
+              GROUP BY 1, 2, 3, 4, 5
+             UNION ALL
+             SELECT ${END_USER_KEY_COLUMNS}, requests, errors, input_tokens, output_tokens, cost
+               FROM usage_daily_end_users_pruned WHERE day = ?) totals
+      GROUP BY ${END_USER_KEY_COLUMNS}`,
+    [key, start, end, key]
+  )
 }
 
 export interface DayTotals {

@@ -8,7 +8,7 @@ import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
 import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
-import { spendByEndUser } from '#services/end_user_spend'
+import { endUserDailyTotals, spendByEndUser } from '#services/end_user_spend'
 import { retentionNotice } from '#services/usage_retention'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 import { usageRangeErrors } from '#validators/usage_period'
@@ -147,7 +147,8 @@ function typedValue(value: unknown): string {
 /**
  * Per-day totals of the filtered range (chart and totals). A date range with
  * at most one of model / user / channel / tag reads the daily rollups (plus
- * today live); other filters aggregate the matching rows, which the indexes on
+ * today live), an end user with or without user / key / model the end-user
+ * rollup; other filters aggregate the matching rows, which the indexes on
  * (user_id | channel_id | model, created_at) keep to the filtered set.
  */
 async function perDay(filters: UsageFilters, userId: number | null): Promise<{ days: DayTotals[]; fromRows: boolean }> {
@@ -158,8 +159,10 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<{ d
     userId !== null ? { dim: 'user' as const, key: String(userId) } : null,
     /^\d+$/.test(filters.channel) ? { dim: 'channel' as const, key: filters.channel } : null,
   ].filter((d) => d !== null)
-  // An end user is in no rollup: its rows, through their partial index.
   if (!filters.key && !filters.status && !filters.tag && !filters.end_user && dims.length <= 1) return { days: await dailyTotals(from, to, dims[0]), fromRows: false }
+  // An end user, with or without an owner, key or model: the end-user rollup (usage_daily_end_users) and today's rows.
+  const endUserDays = await endUserDailyTotals(filters, userId)
+  if (endUserDays) return { days: fillDays(endUserDays, from, to), fromRows: false }
   // A tag alone: its rollup rows (the rollups hold one dimension at a time).
   if (!filters.key && !filters.status && !filters.end_user && filters.tag && dims.length === 0) {
     return { days: await dailyTotals(from, to, { dim: 'tag', key: filters.tag }), fromRows: false }

@@ -21,7 +21,7 @@ export default class LiteLLMCustomersController {
       const id = customerId(body.user_id)
       const owner = await customerOwner(ctx)
       const input = settingsOf(body, String(owner.id), id)
-      const listed = (await endUsersOf(owner.id)).find((e) => e.end_user === id && e.listed)
+      const listed = (await endUsersOf(owner.id, id)).find((e) => e.listed)
       if (listed) throw fieldError('user_id', `customer "${id}" already exists: change it with /customer/update`)
       return this.#saved(ctx, owner.id, input)
     })
@@ -34,18 +34,18 @@ export default class LiteLLMCustomersController {
       const id = customerId(body.user_id)
       const owner = await customerOwner(ctx)
       const input = settingsOf(body, String(owner.id), id)
-      if (!(await endUsersOf(owner.id)).some((e) => e.end_user === id)) throw unknown(id)
+      if ((await endUsersOf(owner.id, id)).length === 0) throw unknown(id)
       return this.#saved(ctx, owner.id, input)
     })
   }
 
-  /** GET /customer/info?end_user_id=[&owner=] */
+  /** GET /customer/info?end_user_id=[&owner=]: a listed customer, or any that sent requests this month */
   async show(ctx: HttpContext) {
     return litellmManaged(async () => {
       const id = customerId(ctx.request.input('end_user_id'), 'end_user_id')
       const owner = await customerOwner(ctx)
       await settleMetering()
-      const entry = (await endUsersOf(owner.id)).find((e) => e.end_user === id)
+      const [entry] = await endUsersOf(owner.id, id)
       if (!entry) throw unknown(id)
       return litellmCustomerJson(owner.id, entry)
     })
@@ -100,7 +100,7 @@ export default class LiteLLMCustomersController {
   async #saved(ctx: HttpContext, ownerId: number, input: EndUserSettings) {
     const { endUser } = await setEndUser(input, apiActor(ctx))
     await settleMetering()
-    const entry = (await endUsersOf(ownerId)).find((e) => e.end_user === endUser.end_user)!
+    const [entry] = await endUsersOf(ownerId, endUser.end_user)
     return litellmCustomerJson(ownerId, entry)
   }
 }

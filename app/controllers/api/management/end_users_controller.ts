@@ -48,7 +48,7 @@ export default class ManagementEndUsersController {
       }
       const { owner, endUser, created } = await setEndUser(input, apiActor(ctx))
       await settleMetering()
-      const entry = (await endUsersOf(owner.id)).find((e) => e.end_user === endUser.end_user)!
+      const [entry] = await endUsersOf(owner.id, endUser.end_user)
       ctx.response.status(created ? 201 : 200)
       return endUserJson(owner.id, entry)
     })
