@@ -10,6 +10,17 @@ import Channel from '#models/channel'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, startMock } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
+import { toFile } from 'openai'
+
+/** The error an SDK call fails with (status and the API's error object). */
+async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
+  try {
+    await call
+  } catch (error: any) {
+    return { status: error.status, error: error.error }
+  }
+  throw new Error('the call succeeded')
+}
 
 /**
  * Channel groups (new-api's groups): a channel open only to some plans.
@@ -203,6 +214,26 @@ test.group('Channel groups: a channel open only to some plans', (group) => {
     const audits = await db.from('audit_log').where('action', 'channel.update').where('subject_id', vipChannel.id).orderBy('id')
     assert.isAtLeast(audits.length, 2)
     assert.match(audits.at(-1).summary, /planIds/)
+  })
+  test('batches: an input file for a model only the vip channel serves; a batch from a file whose channel closed since', async ({ assert }) => {
+    const basic = await userOn('basic')
+    const vip = await userOn('vip')
+    const bytes = Buffer.from(JSON.stringify({ custom_id: 'r1', method: 'POST', url: '/v1/chat/completions', body: { model: 'vip-model', messages: hello } }) + '\n')
+    const refused = await failure(openai(basic).files.create({ file: await toFile(bytes, 'requests.jsonl'), purpose: 'batch' }))
+    assert.equal(refused.status, 404)
+    assert.equal(refused.error.code, 'model_not_found')
+    const file = await openai(vip).files.create({ file: await toFile(bytes, 'requests.jsonl'), purpose: 'batch' })
+    const vipChannel = await Channel.findByOrFail('name', 'vip-only')
+    const elsewhere = (await createPlan({ name: 'elsewhere' })).id
+    await setPlans(vipChannel.id, [elsewhere])
+    const seen = vipMock.requests.length
+    const closed = await failure(openai(vip).batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }))
+    assert.equal(closed.status, 503)
+    assert.equal(closed.error.code, 'no_available_channel')
+    assert.equal(vipMock.requests.length, seen, 'no batch made on the closed channel')
+    await setPlans(vipChannel.id, [vipPlan])
+    const made = await openai(vip).batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    assert.equal(made.status, 'validating')
   })
 })
 
