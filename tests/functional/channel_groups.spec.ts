@@ -33,12 +33,16 @@ let counter = 0
 
 /** A user on the plan (null: none) with a key. */
 async function userOn(plan: string | null) {
+  return (await userWithEmailOn(plan)).key
+}
+
+async function userWithEmailOn(plan: string | null) {
   counter++
   const email = `groups${counter}@test.local`
   await createUser({ email, password: 'password123', plan: plan ?? undefined })
   const { key } = await createApiKey({ userRef: email })
   await refreshCaches()
-  return key
+  return { key, email }
 }
 
 /** Sets a saved channel's plans as an edit does (every other field as saved). */
@@ -168,6 +172,21 @@ test.group('Channel groups: a channel open only to some plans', (group) => {
     assert.equal((await get('/v1/models/vip-model', basic)).status, 404)
     assert.equal((await get('/v1beta/models/vip-model', basic)).status, 404)
     assert.equal((await get('/v1/models/vip-model', vip)).status, 200)
+  })
+
+  test("the portal's Models page, Playground and /docs list only the plan's reachable models", async ({ assert }) => {
+    for (const [plan, sees] of [['basic', false], ['vip', true]] as const) {
+      const { email } = await userWithEmailOn(plan)
+      const client = new PanelClient()
+      await client.login(email, 'password123')
+      for (const page of ['/dashboard/models', '/dashboard/playground', '/docs']) {
+        const { status, html } = await client.get(page)
+        assert.equal(status, 200, page)
+        assert.include(html, 'shared-model', page)
+        if (sees) assert.include(html, 'vip-model', page)
+        else assert.notInclude(html, 'vip-model', page)
+      }
+    }
   })
 
   test('failover and fallbacks stay within the open channels', async ({ assert }) => {
