@@ -11,6 +11,8 @@ import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, startMock } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { toFile } from 'openai'
+import ace from '@adonisjs/core/services/ace'
+import ChannelCreate from '#commands/channel_create'
 
 /** The error an SDK call fails with (status and the API's error object). */
 async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
@@ -335,6 +337,23 @@ test.group('Channel groups: the management API and the panel', (group) => {
     assert.equal(audit.source, 'api')
   })
 
+  test('channel:create --plans: by plan names; an unknown name refused, naming it', async ({ assert }) => {
+    const run = async (args: string[]) => {
+      const instance = await ace.create(ChannelCreate, args)
+      ace.ui.switchMode('raw')
+      await instance.exec()
+      return instance
+    }
+    const base = ['--provider', 'custom', '--base-url', mock.url, '--models', 'ace-*']
+    const unknown = await run(['--name', 'ace-bad', ...base, '--plans', 'vip-m,nosuch'])
+    unknown.assertFailed()
+    unknown.assertLog('[ red(error) ] --plans: no plan named nosuch', 'stderr')
+    assert.isNull(await Channel.findBy('name', 'ace-bad'))
+    const made = await run(['--name', 'ace-vip', ...base, '--plans', 'vip-m'])
+    made.assertSucceeded()
+    assert.deepEqual((await Channel.findByOrFail('name', 'ace-vip')).planIds, [vipPlan])
+  })
+
   test('the panel form saves and clears the plans; the list and the plans page show them', async ({ assert }) => {
     const client = new PanelClient()
     await client.login('ops-groups@test.local', 'admin-password')
@@ -352,8 +371,11 @@ test.group('Channel groups: the management API and the panel', (group) => {
     const list = await client.get('/admin/channels')
     assert.match(list.html, new RegExp(`data-testid="channel-plans-${channel.id}">vip-m<`))
     const plans = await client.get('/admin/plans')
+    // Every channel here is open to all plans or limited to vip-m: vip-m reaches all, those limited "for it".
     const total = Number((await db.from('channels').count('* as n').first()).n)
-    assert.match(plans.html, new RegExp(`data-testid="plan-channels-${vipPlan}"><a href="/admin/channels">${total} of ${total}</a> \\(1 for it\\)`))
+    const limited = Number((await db.from('channels').whereNotNull('plan_ids').count('* as n').first()).n)
+    assert.isAbove(limited, 0)
+    assert.match(plans.html, new RegExp(`data-testid="plan-channels-${vipPlan}"><a href="/admin/channels">${total} of ${total}</a> \\(${limited} for it\\)`))
 
     // An unknown plan id posted by hand: the form's error, nothing saved.
     await client.get(`/admin/channels/${channel.id}`)
