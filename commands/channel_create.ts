@@ -2,6 +2,17 @@ import { flags } from '@adonisjs/core/ace'
 import { AdminCommand, list, num } from '#services/admin_command'
 import { parsePairs, validateChannel } from '#validators/admin'
 import { createChannel } from '#actions/create_channel'
+import { AdminInputError } from '#actions/admin_input_error'
+import Plan from '#models/plan'
+
+/** Plan names -> ids; an unknown name is the operator's error, naming it. */
+async function planIdsNamed(names: string[]): Promise<number[]> {
+  if (names.length === 0) return []
+  const plans = await Plan.query().whereIn('name', names).select('id', 'name')
+  const unknown = names.filter((name) => !plans.some((p) => p.name === name))
+  if (unknown.length > 0) throw new AdminInputError(`--plans: no plan named ${unknown.join(', ')}`, 'planIds')
+  return plans.map((p) => p.id)
+}
 
 export default class ChannelCreate extends AdminCommand {
   static commandName = 'channel:create'
@@ -43,6 +54,9 @@ export default class ChannelCreate extends AdminCommand {
   @flags.string({ description: 'Whole upstream request (ms)' })
   declare totalTimeoutMs?: string
 
+  @flags.string({ description: 'Plans the channel is open to (channel groups), names comma separated; default every plan' })
+  declare plans?: string
+
   async execute() {
     // The panel's rules (validators/admin.ts): every problem reported at once.
     const mapping = parsePairs('modelMapping', this.mapping, '=', /,/)
@@ -60,6 +74,7 @@ export default class ChannelCreate extends AdminCommand {
         firstByteTimeoutMs: num(this.firstByteTimeoutMs),
         idleTimeoutMs: num(this.idleTimeoutMs),
         totalTimeoutMs: num(this.totalTimeoutMs),
+        planIds: await planIdsNamed(list(this.plans) ?? []),
       },
       mapping.problems
     )

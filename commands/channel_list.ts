@@ -13,8 +13,9 @@ export default class ChannelList extends AdminCommand {
       this.logger.info('No channels yet: npm run ace -- channel:create ...')
       return
     }
+    const planNames = new Map((await db.from('plans').select('id', 'name')).map((p) => [Number(p.id), p.name as string]))
     const table = this.ui.table()
-    table.head(['id', 'name', 'provider', 'base url', 'models', 'prio/weight', 'state', 'models cooling down', 'last error'])
+    table.head(['id', 'name', 'provider', 'base url', 'models', 'plans', 'prio/weight', 'state', 'models cooling down', 'last error'])
     const now = Date.now()
     for (const row of rows) {
       const state = !readable(row.api_key_encrypted)
@@ -30,6 +31,8 @@ export default class ChannelList extends AdminCommand {
         row.provider,
         row.base_url,
         (row.models as string[]).join(', ') || '(prefix routing)',
+        // Channel groups: the plans it is open to (none named: every plan).
+        row.plan_ids?.length ? (row.plan_ids as string[]).map((id) => planNames.get(Number(id)) ?? `#${id}`).join(', ') : 'all',
         `${row.priority}/${row.weight}`,
         state,
         modelCooldowns(row.model_cooldowns, now),

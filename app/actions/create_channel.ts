@@ -1,4 +1,5 @@
 import db from '@adonisjs/lucid/services/db'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
@@ -20,6 +21,8 @@ export interface CreateChannelInput {
   firstByteTimeoutMs?: number
   idleTimeoutMs?: number
   totalTimeoutMs?: number
+  /** The plans the channel is open to (channel groups); absent or empty = every plan */
+  planIds?: number[]
 }
 
 /**
@@ -43,6 +46,7 @@ export function channelSnapshot(channel: Channel) {
     firstByteTimeoutMs: channel.firstByteTimeoutMs,
     idleTimeoutMs: channel.idleTimeoutMs,
     totalTimeoutMs: channel.totalTimeoutMs,
+    planIds: channel.planIds ?? 'all',
   }
 }
 
@@ -61,6 +65,24 @@ export function channelAttributes(input: Omit<CreateChannelInput, 'enabled'>, ca
     firstByteTimeoutMs: input.firstByteTimeoutMs ?? null,
     idleTimeoutMs: input.idleTimeoutMs ?? null,
     totalTimeoutMs: input.totalTimeoutMs ?? null,
+    // Stored sorted and once each; none is NULL (every plan), never an empty set.
+    planIds: input.planIds?.length ? [...new Set(input.planIds)].sort((a, b) => a - b) : null,
+  }
+}
+
+/**
+ * The plans a channel is to be open to must exist: an unknown id is the
+ * operator's error, naming it. Read FOR SHARE, so a plan's delete (which
+ * refuses while a channel names it, under the plan's row lock) waits for
+ * this edit and then sees it.
+ */
+export async function assertPlansExist(trx: TransactionClientContract, planIds: number[] | undefined) {
+  if (!planIds?.length) return
+  const rows = await trx.from('plans').whereIn('id', planIds).forShare().select('id')
+  const found = new Set(rows.map((r) => Number(r.id)))
+  const unknown = planIds.filter((id) => !found.has(id))
+  if (unknown.length > 0) {
+    throw new AdminInputError(`Plans: no plan with id ${[...new Set(unknown)].join(', ')}`, 'planIds')
   }
 }
 
@@ -75,6 +97,7 @@ export async function createChannel(input: CreateChannelInput, actor: Actor = cl
     if (await Channel.query({ client: trx }).where('name', input.name).first()) {
       throw new AdminInputError(`A channel named "${input.name}" already exists`, 'name')
     }
+    await assertPlansExist(trx, input.planIds)
     const channel = new Channel()
     channel.fill({ ...channelAttributes(input, baseUrl), enabled: input.enabled ?? true })
     channel.setApiKey(input.apiKey ?? null)

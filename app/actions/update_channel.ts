@@ -1,7 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
-import { channelAttributes, channelBaseUrl, channelSnapshot, type CreateChannelInput } from '#actions/create_channel'
+import { assertPlansExist, channelAttributes, channelBaseUrl, channelSnapshot, type CreateChannelInput } from '#actions/create_channel'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 
 export interface UpdateChannelInput extends Omit<CreateChannelInput, 'enabled'> {
@@ -31,6 +31,7 @@ export function currentChannelInput(channel: Channel) {
     firstByteTimeoutMs: channel.firstByteTimeoutMs ?? undefined,
     idleTimeoutMs: channel.idleTimeoutMs ?? undefined,
     totalTimeoutMs: channel.totalTimeoutMs ?? undefined,
+    planIds: channel.planIds ?? [],
   }
 }
 
@@ -41,6 +42,7 @@ export async function updateChannel(id: number, input: UpdateChannelInput, actor
     if (!channel) throw new AdminInputError(`No channel with id ${id}`)
     const clash = await Channel.query({ client: trx }).where('name', input.name).whereNot('id', id).first()
     if (clash) throw new AdminInputError(`A channel named "${input.name}" already exists`, 'name')
+    await assertPlansExist(trx, input.planIds)
     const before = channelSnapshot(channel)
     const oldHeaders = JSON.stringify(channel.extraHeaders ?? {})
     channel.merge(channelAttributes(input, baseUrl))

@@ -39,7 +39,13 @@ export async function updatePlan(id: number, input: CreatePlanInput, actor: Acto
   })
 }
 
-/** Deletes a plan, refused while any user is on it (the row lock keeps users from joining meanwhile). */
+/**
+ * Deletes a plan, refused while any user is on it or any channel is open to
+ * it (the row lock keeps users from joining and channels from naming it
+ * meanwhile: channel edits read the plans they name FOR SHARE). Taking the
+ * plan out of a channel's set instead would open a channel set to that plan
+ * alone to every plan.
+ */
 export async function deletePlan(id: number, actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
     const plan = await Plan.query({ client: trx }).where('id', id).forUpdate().first()
@@ -49,6 +55,13 @@ export async function deletePlan(id: number, actor: Actor = cliActor()) {
     if (users > 0) {
       throw new AdminInputError(
         `Plan ${plan.name} still has ${users} user${users === 1 ? '' : 's'}: move them to another plan first`
+      )
+    }
+    const channels = await trx.from('channels').whereRaw('plan_ids @> ARRAY[?]::bigint[]', [id]).orderBy('id').select('name')
+    if (channels.length > 0) {
+      const names = channels.slice(0, 5).map((c) => c.name).join(', ') + (channels.length > 5 ? ', ...' : '')
+      throw new AdminInputError(
+        `Plan ${plan.name} is named by ${channels.length} channel${channels.length === 1 ? '' : 's'} (${names}): take it out of their Plans first`
       )
     }
     const before = planSnapshot(plan)

@@ -64,6 +64,12 @@ function byPrecedence(a: { pattern: string; specificity: number }, b: { pattern:
   return a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0
 }
 
+/** A channel's plan set as the router reads it: null (every plan) for NULL or empty; bigint[] comes as strings. */
+export function planIdsOf(value: unknown): number[] | null {
+  if (!Array.isArray(value) || value.length === 0) return null
+  return value.map(Number)
+}
+
 /** A user's cached state: the row and this month's tokens (parameters: period, user id) */
 const USER_STATE_SQL = `
   SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
@@ -230,6 +236,7 @@ export class Catalog {
           idle: row.idle_timeout_ms ?? DEFAULT_TIMEOUTS.idle,
           total: row.total_timeout_ms ?? DEFAULT_TIMEOUTS.total,
         },
+        planIds: planIdsOf(row.plan_ids),
       }
     })
     this.channelsVersion++

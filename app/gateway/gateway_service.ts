@@ -42,11 +42,12 @@ import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { relayPassThroughStream, type StreamOutcome } from '#gateway/relay/pass_through_stream'
 import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { StreamHold } from '#gateway/metering/stream_hold'
-import { ChannelRouter, type Refusal, type RouteCandidate, type RoutePlan } from '#gateway/routing/channel_router'
+import { PlanRouters } from '#gateway/routing/plan_routers'
+import { type ChannelRouter, type Refusal, type RouteCandidate, type RoutePlan } from '#gateway/routing/channel_router'
 import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { answeredAs, decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
-import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
+import type { ChannelInfo, PlanInfo, Principal, TokenUsage } from '#gateway/types'
 import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import type { RequestLogWriter } from '#gateway/logs/request_log_writer'
 import { cacheKeyOf, StreamRecorder, type CacheDirective, type CachedAnswer, type ResponseCache } from '#gateway/cache/response_cache'
@@ -88,7 +89,7 @@ export type ChatCall = Omit<GenerateCall, 'ingress'>
  * ends in exactly one metering record.
  */
 export class GatewayService {
-  #router: ChannelRouter | null = null
+  #routers: PlanRouters | null = null
   #routerVersion = -1
   /** Requests admitted and not yet metered, and realtime sessions open (graceful shutdown waits for them) */
   #inFlight = new Set<InFlightWork>()
@@ -110,12 +111,17 @@ export class GatewayService {
     private meter: UsageMeter
   ) {}
 
-  router(): ChannelRouter {
-    if (!this.#router || this.#routerVersion !== this.catalog.channelsVersion) {
-      this.#router = new ChannelRouter(this.catalog.channels)
+  /**
+   * The router of a caller on this plan (null: a user without one): only the
+   * channels open to the plan (channel groups, routing/plan_routers.ts).
+   * Built again when the channels change; one map lookup otherwise.
+   */
+  router(plan: PlanInfo | null): ChannelRouter {
+    if (!this.#routers || this.#routerVersion !== this.catalog.channelsVersion) {
+      this.#routers = new PlanRouters(this.catalog.channels)
       this.#routerVersion = this.catalog.channelsVersion
     }
-    return this.#router
+    return this.#routers.for(plan)
   }
 
   /** Starts the accounting of a request that passed key authentication. */
@@ -216,7 +222,7 @@ export class GatewayService {
   }
 
   countTokens(call: CountTokensCall, account: RequestAccount): Promise<void> {
-    return countTokensFor(this.router(), call, account)
+    return countTokensFor(this.router(account.principal.plan), call, account)
   }
 
   embeddings(call: EmbeddingsCall, account: RequestAccount): Promise<void> {
@@ -270,7 +276,7 @@ export class GatewayService {
     if (typeof call.body.previous_response_id === 'string' || call.body.input.some((item: any) => item?.type === 'item_reference')) {
       let candidates: RouteCandidate[] = []
       try {
-        candidates = this.router().route(call.model)
+        candidates = this.router(account.principal.plan).route(call.model)
       } catch {}
       if (translatedOnly(candidates)) call = await this.#storedHistory(call, account, candidates)
     }
@@ -336,7 +342,7 @@ export class GatewayService {
   #compactionV2(call: GenerateCall, account: RequestAccount): Promise<void> | null {
     let candidates: RouteCandidate[]
     try {
-      candidates = this.router().route(call.model)
+      candidates = this.router(account.principal.plan).route(call.model)
     } catch {
       return null
     }
@@ -405,7 +411,7 @@ export class GatewayService {
     }
     // Resolved once here (memoised per name): a thinking suffix (`-thinking`, `-high`...) on a name no
     // channel serves is its base model's route, and the row is the base model's (routing/model_suffix.ts).
-    const plan = this.router().resolve(call.model)
+    const plan = this.router(account.principal.plan).resolve(call.model)
     const suffix = typeof plan === 'object' ? plan.suffix : undefined
     if (suffix !== undefined) {
       account.model = suffix.base
@@ -585,13 +591,15 @@ export class GatewayService {
     plan?: RoutePlan | Refusal
   ): RouteCandidate[] {
     const configured = this.catalog.fallbacksFor(model)
-    if (configured.length === 0 && asked === null) return plan === undefined ? this.router().route(model) : this.router().candidatesOf(plan, model)
+    // The channels open to the caller's plan only, for the model and every fallback alike.
+    const router = this.router(account.principal.plan)
+    if (configured.length === 0 && asked === null) return plan === undefined ? router.route(model) : router.candidatesOf(plan, model)
     // The client's own list first (OpenRouter's `models`, LiteLLM's `fallbacks`), then the operator's.
     const fallbacks = asked === null ? configured : [...new Set([...asked, ...configured])]
     let candidates: RouteCandidate[] = []
     let failure: unknown = null
     try {
-      candidates = plan === undefined ? this.router().route(model) : this.router().candidatesOf(plan, model)
+      candidates = plan === undefined ? router.route(model) : router.candidatesOf(plan, model)
     } catch (error) {
       failure = error
     }
@@ -600,7 +608,7 @@ export class GatewayService {
       if (!modelAllowed(principal, fallback)) continue
       let routed: RouteCandidate[]
       try {
-        routed = this.router().route(fallback)
+        routed = router.route(fallback)
       } catch {
         continue
       }

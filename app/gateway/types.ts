@@ -57,6 +57,8 @@ export interface ChannelInfo {
   enabled: boolean
   disabledReason: string | null
   timeouts: ChannelTimeouts
+  /** The plans the channel is open to (channel groups); null or absent = every plan, and users without one */
+  planIds?: readonly number[] | null
 }
 
 /** Per-channel upstream timeouts, ms (defaults filled in by the catalog) */

@@ -55,6 +55,10 @@ export default class Channel extends BaseModel {
   @column()
   declare totalTimeoutMs: number | null
 
+  /** The plans the channel is open to (channel groups); null = every plan. bigint[]: pg gives strings */
+  @column({ consume: (v: unknown) => (Array.isArray(v) && v.length > 0 ? v.map(Number) : null) })
+  declare planIds: number[] | null
+
   /** Circuit breaker state, mirrored by the gateway: closed | open | half_open */
   @column()
   declare health: string

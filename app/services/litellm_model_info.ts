@@ -27,7 +27,7 @@ export interface LiteLLMModelEntry {
 }
 
 export function liteLLMModelInfo(gateway: Gateway, principal: Principal): LiteLLMModelEntry[] {
-  const served = gateway.service.router().servedModels(gateway.catalog.prices.map((p) => p.pattern))
+  const served = gateway.service.router(principal.plan).servedModels(gateway.catalog.prices.map((p) => p.pattern))
   const entries: LiteLLMModelEntry[] = []
   for (const { id, provider } of served) {
     if (!modelAllowed(principal, id)) continue

@@ -150,6 +150,8 @@ export function channelJson(channel: Channel) {
     first_byte_timeout_ms: channel.firstByteTimeoutMs,
     idle_timeout_ms: channel.idleTimeoutMs,
     total_timeout_ms: channel.totalTimeoutMs,
+    /** Channel groups: the plans it is open to; null = every plan */
+    plan_ids: channel.planIds,
     created_at: iso(channel.createdAt),
   }
 }

@@ -50,16 +50,19 @@ export function kindOf(id: string): CatalogueModel['kind'] {
 /**
  * The models a channel serves (names the channels list, and priced model
  * names a channel's glob or the prefix table serves: the list GET /v1/models
- * gives), optionally narrowed to a plan's globs, with their prices (the
- * prices `pricedFor`'s users pay: list prices times its multiplier).
+ * gives) on the channels open to `reachedBy` (channel groups: a user on
+ * that plan, null a user without one), optionally narrowed to a plan's
+ * globs, with their prices (the prices `pricedFor`'s users pay: list prices
+ * times its multiplier).
  * Built from the gateway's in-memory catalogue: no database read.
  */
 export function modelCatalogue(
   gateway: Gateway,
+  reachedBy: PlanInfo | null,
   allowedGlobs: string[] | null = null,
   pricedFor: PlanInfo | null = null
 ): CatalogueModel[] {
-  const served = gateway.service.router().servedModels(gateway.catalog.prices.map((p) => p.pattern))
+  const served = gateway.service.router(reachedBy).servedModels(gateway.catalog.prices.map((p) => p.pattern))
   const list: CatalogueModel[] = []
   for (const { id, provider } of served) {
     if (allowedGlobs && !anyGlobMatches(allowedGlobs, id)) continue

@@ -84,6 +84,8 @@ export const createChannelValidator = vine.compile(
     firstByteTimeoutMs: timeout('firstByteTimeoutMs'),
     idleTimeoutMs: timeout('idleTimeoutMs'),
     totalTimeoutMs: timeout('totalTimeoutMs'),
+    /** Channel groups: the plans it is open to (ids; the action checks they exist); empty = every plan */
+    planIds: vine.array(vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER)).maxLength(1000).optional(),
   })
 )
 

@@ -192,7 +192,7 @@ test.group('Thinking by model name (suffixes)', (group) => {
   })
 
   test('an ordinary name is routed as before; a suffixed name is resolved once and memoised', async ({ assert }) => {
-    const router = (await gateway()).service.router()
+    const router = (await gateway()).service.router(null)
     await sent('/v1/chat/completions', { model: 'o3-mini-high', messages: hello })
     const before = router.memoised.plans
     for (let i = 0; i < 3; i++) await sent('/v1/chat/completions', { model: 'o3-mini-high', messages: hello })

@@ -39,6 +39,8 @@ async function validateChannelForm(request: HttpContext['request'], extra: { ena
     firstByteTimeoutMs: optionalNumber(request.input('firstByteTimeoutMs')),
     idleTimeoutMs: optionalNumber(request.input('idleTimeoutMs')),
     totalTimeoutMs: optionalNumber(request.input('totalTimeoutMs')),
+    // Channel groups: the ticked plans (none ticked posts nothing: every plan).
+    planIds: [request.input('planIds') ?? []].flat(),
     ...extra,
   }
   return validateChannel(data, [...mapping.problems, ...headers.problems])
@@ -84,6 +86,12 @@ async function lastHourStats(channelId?: number) {
   return stats
 }
 
+/** The plans a channel form offers (channel groups), by name */
+async function planChoices(): Promise<Array<{ id: number; name: string }>> {
+  const rows = await db.from('plans').orderBy('name').select('id', 'name')
+  return rows.map((row) => ({ id: Number(row.id), name: String(row.name) }))
+}
+
 const providerOptions = PROVIDER_KINDS.map((kind) => ({ value: kind, label: kind }))
 const defaultBaseUrls = Object.fromEntries(PROVIDER_KINDS.map((kind) => [kind, VENDORS[kind].defaultBaseUrl ?? '']))
 /** The base URL field's placeholder per kind (app.js swaps it when the kind changes) */
@@ -102,7 +110,9 @@ export default class ChannelsController {
     const circuits = new Map(channels.map((c) => [c.id, gateway.health.stateOf(c.id)]))
     const fallbacks = await db.from('model_fallbacks').orderBy('model_pattern').select('model_pattern', 'fallbacks')
     const testAll = unpackTestAll(session.flashMessages.get(TEST_ALL_FLASH))
-    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks, testAll })
+    // Channel groups: the names of the plans a channel is open to.
+    const planNames = new Map((await planChoices()).map((p) => [p.id, p.name]))
+    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks, testAll, planNames })
   }
 
   /**
@@ -166,7 +176,7 @@ export default class ChannelsController {
   }
 
   async create({ view }: HttpContext) {
-    return view.render('admin/channels/form', { channel: null, providerOptions, defaultBaseUrls, baseUrlExamples, pairsText, timeoutLimits: CHANNEL_TIMEOUT_LIMITS })
+    return view.render('admin/channels/form', { channel: null, plans: await planChoices(), providerOptions, defaultBaseUrls, baseUrlExamples, pairsText, timeoutLimits: CHANNEL_TIMEOUT_LIMITS })
   }
 
   /** Adds a channel. */
@@ -198,6 +208,7 @@ export default class ChannelsController {
       unreadableKeyReason: UNREADABLE_KEY_REASON,
       testModel: testModelFor(channel) ?? lastServed?.model ?? '',
       result: session.flashMessages.get('testResult') ?? null,
+      plans: await planChoices(),
       providerOptions,
       defaultBaseUrls,
       baseUrlExamples,

@@ -23,13 +23,28 @@ function planData(request: HttpContext['request']) {
   }
 }
 
+/**
+ * Channel groups: how many channels each plan reaches. `open`: channels open
+ * to every plan; `named`: per plan, the channels limited to plans that name
+ * it. A plan reaches open + named of total.
+ */
+async function channelsOpenToPlans() {
+  const [row] = await db.from('channels').select(db.raw('count(*)::int AS total'), db.raw('count(*) FILTER (WHERE plan_ids IS NULL)::int AS open'))
+  const named = await db.rawQuery('SELECT unnest(plan_ids) AS plan_id, count(*)::int AS channels FROM channels WHERE plan_ids IS NOT NULL GROUP BY 1')
+  return {
+    total: Number(row.total),
+    open: Number(row.open),
+    named: new Map<number, number>(named.rows.map((r: { plan_id: string; channels: number }) => [Number(r.plan_id), r.channels])),
+  }
+}
+
 export default class PlansController {
-  /** Plans with how many users are on each. */
+  /** Plans with how many users are on each, and how many channels each reaches. */
   async index({ view }: HttpContext) {
     const plans = await Plan.query().orderBy('name')
     const counts = await db.from('users').whereNotNull('plan_id').groupBy('plan_id').select('plan_id').count('* as total')
     const userCounts = new Map(counts.map((row) => [Number(row.plan_id), Number(row.total)]))
-    return view.render('admin/plans/index', { plans, userCounts })
+    return view.render('admin/plans/index', { plans, userCounts, channelsOpen: await channelsOpenToPlans() })
   }
 
   async create({ view }: HttpContext) {
@@ -61,7 +76,7 @@ export default class PlansController {
     return ctx.response.redirect('/admin/plans')
   }
 
-  /** Deletes a plan nobody is on. */
+  /** Deletes a plan nobody is on and no channel names. */
   async destroy(ctx: HttpContext) {
     const removed = await deletePlan(Number(ctx.params.id), panelActor(ctx))
     ctx.session.flash('success', `Plan ${removed.name} deleted.`)

@@ -67,7 +67,7 @@ export default class GeminiController {
   async index({ principal, response }: HttpContext) {
     const gw = await gatewayInstance()
     const models = gw.service
-      .router()
+      .router(principal.plan)
       .servedModels(gw.catalog.prices.map((p) => p.pattern))
       .filter(({ id }) => modelAllowed(principal, id))
       .map(({ id }) => modelInfo(id))
@@ -87,7 +87,7 @@ export default class GeminiController {
     }
     if (!modelAllowed(principal, id)) throw GatewayError.modelNotAllowed(id)
     const gw = await gatewayInstance()
-    if (!providerServing(gw.service.router(), id)) throw GatewayError.modelNotFound(id)
+    if (!providerServing(gw.service.router(principal.plan), id)) throw GatewayError.modelNotFound(id)
     return response.json(modelInfo(id))
   }
 }

@@ -19,7 +19,7 @@ export default class ModelsController {
   async index({ principal, request, response }: HttpContext) {
     const gateway = await app.container.make('gateway')
     const models = gateway.service
-      .router()
+      .router(principal.plan)
       .servedModels(gateway.catalog.prices.map((p) => p.pattern))
       .filter(({ id }) => modelAllowed(principal, id))
     const now = new Date()
@@ -35,7 +35,7 @@ export default class ModelsController {
     const id = (params['*'] as string[]).join('/')
     if (!modelAllowed(principal, id)) throw GatewayError.modelNotAllowed(id)
     const gateway = await app.container.make('gateway')
-    const provider = providerServing(gateway.service.router(), id)
+    const provider = providerServing(gateway.service.router(principal.plan), id)
     if (!provider) throw GatewayError.modelNotFound(id)
     const now = new Date()
     return response.json(request.header('anthropic-version') ? anthropicModel(id, now) : openaiModel(gateway, principal, id, provider, now))

@@ -4,6 +4,7 @@ import { signedInUser } from '#services/signed_in_user'
 import ApiKey from '#models/api_key'
 import { endpointDocs, MODEL_MARK, toolGuides, KEY_ENV } from '#services/docs_snippets'
 import { modelCatalogue } from '#services/model_catalogue'
+import { defaultPlan } from '#actions/set_default_plan'
 import { GATEWAY_ERRORS } from '#services/gateway_errors'
 
 /** Shown when the catalogue has no model of a kind (no channel lists one by name). */
@@ -26,8 +27,10 @@ export default class DocsController {
     const user = await signedInUser(ctx)
     // The shared layout shows who is signed in and the logout button.
     if (user) view.share({ currentUser: user })
-    const plan = user?.planId ? gateway.catalog.plans.get(user.planId) : null
-    const models = modelCatalogue(gateway, user ? (plan?.allowedModels ?? ['*']) : null)
+    const plan = user?.planId ? (gateway.catalog.plans.get(user.planId) ?? null) : null
+    // A visitor sees the models of the plan registration gives (channel groups: the channels open to it), as /pricing does.
+    const reachedBy = user ? plan : (gateway.catalog.plans.get(Number((await defaultPlan())?.id)) ?? null)
+    const models = modelCatalogue(gateway, reachedBy, user ? (plan?.allowedModels ?? ['*']) : null)
     const chatModels = models.filter((m) => m.kind === 'chat').map((m) => m.id)
     const asked = request.qs().model
     const model = typeof asked === 'string' && chatModels.includes(asked) ? asked : (chatModels[0] ?? FALLBACK_MODELS.chat)

@@ -22,7 +22,7 @@ export default class PricingController {
     const planId = user ? user.planId : ((await defaultPlan())?.id ?? null)
     const plan = planId ? (gateway.catalog.plans.get(Number(planId)) ?? null) : null
     const q = String(request.input('q', '') ?? '').trim().toLowerCase().slice(0, 100)
-    const all = modelCatalogue(gateway, plan?.allowedModels ?? null, plan)
+    const all = modelCatalogue(gateway, plan, plan?.allowedModels ?? null, plan)
     const models = q ? all.filter((m) => m.id.toLowerCase().includes(q) || m.provider.toLowerCase().includes(q)) : all
     return view.render('pages/pricing/show', {
       models,

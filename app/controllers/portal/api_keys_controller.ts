@@ -26,12 +26,12 @@ export default class ApiKeysController {
     if (newKey) response.header('cache-control', 'no-store')
     const user = auth.use('web').getUserOrFail()
     const gateway = await app.container.make('gateway')
-    const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
+    const plan = user.planId ? (gateway.catalog.plans.get(user.planId) ?? null) : null
     const keys = await ApiKey.query().where('user_id', user.id).orderBy('id', 'desc')
     return view.render('pages/portal/keys', {
       keys,
       planModels: plan?.allowedModels ?? ['*'],
-      models: modelCatalogue(gateway, plan?.allowedModels ?? ['*']).map((m) => m.id),
+      models: modelCatalogue(gateway, plan, plan?.allowedModels ?? ['*']).map((m) => m.id),
       newKey,
     })
   }

@@ -10,7 +10,7 @@ export default class ModelsController {
     const gateway = await app.container.make('gateway')
     const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
     return view.render('pages/portal/models', {
-      models: modelCatalogue(gateway, plan?.allowedModels ?? ['*'], plan ?? null),
+      models: modelCatalogue(gateway, plan ?? null, plan?.allowedModels ?? ['*'], plan ?? null),
       planName: plan?.name ?? null,
       /** "0.8" when the plan's prices differ from the list prices, else null */
       multiplier: plan?.priceRatio ? formatMultiplier(plan.priceRatio) : null,

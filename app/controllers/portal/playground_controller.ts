@@ -15,7 +15,7 @@ export default class PlaygroundController {
     const user = auth.use('web').getUserOrFail()
     const gateway = await app.container.make('gateway')
     const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
-    const models = modelCatalogue(gateway, plan?.allowedModels ?? ['*'], plan ?? null)
+    const models = modelCatalogue(gateway, plan ?? null, plan?.allowedModels ?? ['*'], plan ?? null)
       .filter((model) => model.kind === 'chat')
       .map((model) => model.id)
     return view.render('pages/portal/playground', { models })

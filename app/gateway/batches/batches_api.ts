@@ -48,8 +48,9 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       'endpoint'
     )
   }
-  const candidate = holdingChannel(gw.catalog.channels, file.channel_id, file.served_model)
   const { principal } = call
+  // A new batch is new work: on the file's channel only while it is open to the caller's plan (channel groups).
+  const candidate = holdingChannel(gw.catalog.channels, file.channel_id, file.served_model, undefined, principal.plan)
   const price = authorizeModel(gw.catalog, principal, file.model)
   const hold = batchHold(price, Number(file.bytes ?? 0), Number(file.completion_hold ?? 0), Number(file.lines ?? 0))
   refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0))

@@ -54,7 +54,7 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   const input = readBatchInput(bytes)
   if (!modelAllowed(call.principal, input.model)) throw GatewayError.modelNotAllowed(input.model)
   const candidates = gw.service
-    .router()
+    .router(call.principal.plan)
     .route(input.model)
     .filter((c) => BATCH_CHANNEL_KINDS.has(c.channel.provider))
   if (candidates.length === 0) {

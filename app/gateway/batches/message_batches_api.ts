@@ -59,7 +59,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
   const { principal } = call
   const price = authorizeModel(gw.catalog, principal, input.model)
   const candidates = gw.service
-    .router()
+    .router(principal.plan)
     .route(input.model)
     .filter((c) => MESSAGE_BATCH_CHANNEL_KINDS.has(c.channel.provider))
   if (candidates.length === 0) {

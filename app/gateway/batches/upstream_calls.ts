@@ -4,7 +4,8 @@ import { DEFAULT_ANTHROPIC_VERSION } from '#gateway/providers/anthropic/anthropi
 import { baseOf, withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { VENDORS } from '#gateway/providers/vendors'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import type { ChannelInfo, ProviderKind } from '#gateway/types'
+import type { ChannelInfo, PlanInfo, ProviderKind } from '#gateway/types'
+import { openToPlan } from '#gateway/routing/plan_routers'
 import { ClientGoneError, dispatch, readBody, type DispatchResult, type UpstreamBody } from '#gateway/upstream/dispatcher'
 
 /**
@@ -91,10 +92,12 @@ export function holdingChannel(
   channels: readonly ChannelInfo[],
   channelId: number | null,
   servedModel: string | null,
-  kinds: ReadonlySet<ProviderKind> = BATCH_CHANNEL_KINDS
+  kinds: ReadonlySet<ProviderKind> = BATCH_CHANNEL_KINDS,
+  /** Given for new work on the object (a batch from an uploaded file): the channel must be open to this plan */
+  plan?: PlanInfo | null
 ): RouteCandidate {
   const channel = channelId === null ? undefined : channels.find((c) => c.id === channelId)
-  if (!channel || !channel.enabled || !kinds.has(channel.provider)) {
+  if (!channel || !channel.enabled || !kinds.has(channel.provider) || (plan !== undefined && !openToPlan(channel, plan))) {
     throw new GatewayError(
       503,
       'no_available_channel',

@@ -113,7 +113,7 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     // What an HTTP call of the model is asked: 403 model_not_allowed, 429 token_limit_exceeded, 402 spend cap / balance.
     authorizeModel(gw.catalog, principal, model)
     const candidates = gw.service
-      .router()
+      .router(principal.plan)
       .route(model)
       .filter((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
     if (candidates.length === 0) {

@@ -8,6 +8,7 @@ import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
 import type { ChannelInfo } from '#gateway/types'
 import { responseObject } from '#gateway/dialects/openai_responses/response'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
+import { openToPlan } from '#gateway/routing/plan_routers'
 import type { StoredResponse } from '#gateway/responses_store/response_store'
 
 /**
@@ -152,11 +153,12 @@ function notFound(id: string): GatewayError {
 
 /**
  * A call to the channel that holds an upstream-kept response, with its key.
- * Gone or disabled since: 404, as for an unknown id (never another account).
+ * Gone or disabled since, or no longer open to the caller's plan (channel
+ * groups): 404, as for an unknown id (never another account).
  */
 async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method: 'GET' | 'DELETE', suffix: string, search?: URLSearchParams) {
   const channel = gw.catalog.channels.find((c) => c.id === stored.channelId)
-  if (!channel || !channel.enabled) throw notFound(stored.id)
+  if (!channel || !channel.enabled || !openToPlan(channel, call.principal.plan)) throw notFound(stored.id)
   const candidate: RouteCandidate = { channel, upstreamModel: stored.model }
   const abort = new AbortController()
   const onClose = () => abort.abort()

@@ -45,12 +45,21 @@ const REFUSAL_LIMIT = 1_000
  * otherwise the prefix table picks a provider kind and any enabled channel of
  * that kind serves it. Plans are memoised per model and rebuilt when the
  * channel set changes.
+ *
+ * One router serves the callers of one set of open channels (channel groups:
+ * plan_routers.ts). `closed` are the channels not open to them: never a
+ * candidate, and a name only they list or map is model_not_found here, as a
+ * name no channel serves (not the prefix table's route to an open channel of
+ * the kind, nor a 503 that tells of channels the caller cannot use).
  */
 export class ChannelRouter {
   #plans = new Map<string, RoutePlan>()
   #refusals = new Map<string, Refusal>()
 
-  constructor(private channels: ChannelInfo[]) {}
+  constructor(
+    private channels: readonly ChannelInfo[],
+    private closed: readonly ChannelInfo[] = []
+  ) {}
 
   /**
    * Candidates in the order to try them: priority groups, weighted random
@@ -171,6 +180,9 @@ export class ChannelRouter {
       (c) => model in c.modelMapping || anyGlobMatches(c.models, model)
     )
     let candidates: RouteCandidate[]
+    if (listing.length === 0 && this.closed.some((c) => model in c.modelMapping || anyGlobMatches(c.models, model))) {
+      return 'model_not_found'
+    }
     if (listing.length > 0) {
       candidates = listing
         .filter((c) => c.enabled)

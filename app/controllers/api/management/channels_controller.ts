@@ -27,6 +27,7 @@ const FIELDS: Record<string, string> = {
   first_byte_timeout_ms: 'firstByteTimeoutMs',
   idle_timeout_ms: 'idleTimeoutMs',
   total_timeout_ms: 'totalTimeoutMs',
+  plan_ids: 'planIds',
 }
 
 function camelCase(body: Record<string, unknown>): Record<string, unknown> {
@@ -59,7 +60,7 @@ export default class ManagementChannelsController {
     return managed(async () => channelJson(await channelOr404(params.id)))
   }
 
-  /** POST /api/admin/channels: {name, provider, base_url, api_key?, models, model_mapping?, extra_headers?, priority?, weight?, enabled?, *_timeout_ms?} */
+  /** POST /api/admin/channels: {name, provider, base_url, api_key?, models, model_mapping?, extra_headers?, priority?, weight?, enabled?, *_timeout_ms?, plan_ids?} */
   async store(ctx: HttpContext) {
     return managed(async () => {
       const input = await createChannelValidator.validate(camelCase(ctx.request.body()))
@@ -71,7 +72,8 @@ export default class ManagementChannelsController {
 
   /**
    * PATCH /api/admin/channels/:id: the fields given change, the rest stay;
-   * `api_key` replaces the upstream key (`null` removes it); `enabled`
+   * `api_key` replaces the upstream key (`null` removes it); `plan_ids`
+   * the plans it is open to (`null` or `[]`: every plan); `enabled`
    * turns the channel on (closing its circuit) or off (`disabled_reason`).
    */
   async update(ctx: HttpContext) {
@@ -80,6 +82,8 @@ export default class ManagementChannelsController {
       const body = ctx.request.body()
       const current = currentChannelInput(channel)
       const given = camelCase(body)
+      // Channel groups: `plan_ids: null` (or []) opens the channel to every plan again.
+      if (body.plan_ids === null) given.planIds = []
       // A timeout given as null goes back to the gateway's default.
       for (const field of ['connect_timeout_ms', 'first_byte_timeout_ms', 'idle_timeout_ms', 'total_timeout_ms']) {
         if (body[field] === null) delete (current as Record<string, unknown>)[FIELDS[field]]
