@@ -4,6 +4,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { channelsToTest, testAllChannels, type ChannelTestRow } from '#actions/test_all_channels'
 import type { Actor } from '#actions/audit'
 import { GatewayError } from '#exceptions/gateway_error'
+import { ChannelRouter } from '#gateway/routing/channel_router'
 
 /**
  * LiteLLM's model health check (`GET /health`, optionally `?model=`): a
@@ -44,15 +45,15 @@ async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
 
 /**
  * The channels a request for `model` could reach, as the router picks them
- * (globs, mappings, the prefix table), not its fallbacks' channels: those
- * serve other models, checked under their own names.
+ * (globs, mappings, the prefix table), on any plan, not its fallbacks'
+ * channels: those serve other models, checked under their own names.
  */
 async function channelsServing(model: string): Promise<Channel[]> {
   const gateway = await app.container.make('gateway')
   let ids: number[]
   try {
-    ids = gateway.service
-      .router()
+    // Every channel, whatever plans it is open to: the operator checks them all.
+    ids = new ChannelRouter(gateway.catalog.channels)
       .route(model)
       .filter((candidate) => candidate.publicModel === undefined)
       .map((candidate) => candidate.channel.id)
