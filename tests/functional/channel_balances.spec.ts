@@ -11,6 +11,7 @@ import { lowBalanceObserver } from '#services/channel_balance_alert'
 import { ChannelBalanceTimer } from '#services/channel_balance_timer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, gateway, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { PanelClient, textOf } from '#tests/panel_client'
 
 /**
  * Channel balances (new-api's "update balance"): what each upstream account
@@ -149,6 +150,35 @@ test.group('Channel balances', (group) => {
       hook.closeAllConnections()
       await new Promise<void>((resolve) => hook.close(() => resolve()))
     }
+  })
+
+  test('panel: the Channels list shows each balance with its age; Update asks one, Update balances all; no CSRF token, nothing asked', async ({ assert }) => {
+    const panel = new PanelClient()
+    await panel.login('root@balance.test', 'password123')
+    const fresh = await seedChannel({ name: 'panel-or', provider: 'openrouter', baseUrl: mock.url, models: ['pan-*'] })
+    const list = await panel.get('/admin/channels')
+    assert.include(textOf(list.html), 'Update balances')
+    assert.match(list.html, new RegExp(`data-testid="balance-${fresh.id}">\\s*<div class="muted">not asked yet`))
+    const claude = (await db.from('channels').where('name', 'claude').first()).id
+    assert.match(list.html, new RegExp(`data-testid="balance-${claude}">\\s*<span class="muted" title="anthropic publishes no balance`))
+
+    const before = mock.requests.length
+    await panel.post(`/admin/channels/${fresh.id}/balance`, {}, { csrf: false })
+    assert.equal(mock.requests.length, before, 'no CSRF token, no upstream call')
+    const posted = await panel.post(`/admin/channels/${fresh.id}/balance`)
+    assert.equal(posted.status, 302)
+    const shown = await panel.follow(posted)
+    assert.include(textOf(shown.html), 'Channel panel-or: 17.875000 USD left upstream.')
+    assert.match(shown.html, new RegExp(`data-testid="balance-${fresh.id}">\\s*<span class="" title="read [^"]+">17.875 USD</span>`))
+
+    mock.script({ status: 401 })
+    const failed = await panel.follow(await panel.post(`/admin/channels/${fresh.id}/balance`))
+    assert.include(textOf(failed.html), 'Channel panel-or: the balance could not be read: upstream answered HTTP 401')
+    assert.include(textOf(failed.html), 'last check failed')
+
+    const all = await panel.follow(await panel.post('/admin/channels/balances'))
+    assert.match(textOf(all.html), /Balances asked of \d+ channels: \d+ read, \d+ failed\./)
+    assert.equal((await panel.post('/admin/channels/999999/balance')).status, 404)
   })
 
   test('the background check runs at most once per half interval across instances', async ({ assert }) => {

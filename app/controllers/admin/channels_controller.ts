@@ -7,6 +7,8 @@ import { createChannel } from '#actions/create_channel'
 import { setChannelEnabled, updateChannel } from '#actions/update_channel'
 import { testChannel, testModelFor } from '#actions/test_channel'
 import { testAllChannels } from '#actions/test_all_channels'
+import { channelBalances, hasBalanceSource, updateAllChannelBalances, updateChannelBalance } from '#actions/channel_balance'
+import { lowBalanceObserver } from '#services/channel_balance_alert'
 import { FLASH_KEY as TEST_ALL_FLASH, packTestAll, unpackTestAll } from '#services/test_all_flash'
 import { fetchChannelModels, previewUpstreamModels, setChannelModels } from '#actions/channel_models'
 import { AdminInputError } from '#actions/admin_input_error'
@@ -112,7 +114,9 @@ export default class ChannelsController {
     const testAll = unpackTestAll(session.flashMessages.get(TEST_ALL_FLASH))
     // Channel groups: the names of the plans a channel is open to.
     const planNames = new Map((await planChoices()).map((p) => [p.id, p.name]))
-    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks, testAll, planNames })
+    const balances = await channelBalances()
+    const withBalance = new Set(channels.filter((c) => hasBalanceSource(c.provider)).map((c) => c.id))
+    return view.render('admin/channels/index', { channels, stats, circuits, fallbacks, testAll, planNames, balances, withBalance })
   }
 
   /**
@@ -123,6 +127,28 @@ export default class ChannelsController {
   async testAll(ctx: HttpContext) {
     const rows = await testAllChannels({ kind: 'generate', actor: panelActor(ctx) })
     ctx.session.flash(TEST_ALL_FLASH, packTestAll(rows))
+    return ctx.response.redirect('/admin/channels')
+  }
+
+  /** Update balance: asks the channel's upstream what its account has left (actions/channel_balance.ts). */
+  async updateBalance(ctx: HttpContext) {
+    const channel = await Channel.find(Number(ctx.params.id))
+    if (!channel) return notFound(ctx)
+    const check = await updateChannelBalance(channel.id, { observe: lowBalanceObserver(await app.container.make('gateway')) })
+    if (check.ok) ctx.session.flash('success', `Channel ${channel.name}: ${check.amount} ${check.currency} left upstream.`)
+    else ctx.session.flash('error', `Channel ${channel.name}: the balance could not be read: ${check.error}`)
+    return ctx.response.redirect('/admin/channels')
+  }
+
+  /** Update balances: every channel whose provider publishes one, 4 at a time. */
+  async updateBalances(ctx: HttpContext) {
+    const { checks, skipped } = await updateAllChannelBalances({ observe: lowBalanceObserver(await app.container.make('gateway')) })
+    const failed = checks.filter((check) => !check.ok).length
+    const summary =
+      `Balances asked of ${checks.length} channel${checks.length === 1 ? '' : 's'}: ${checks.length - failed} read, ${failed} failed` +
+      (skipped ? `, ${skipped} not reached in time` : '') +
+      '.'
+    ctx.session.flash(failed || skipped ? 'error' : 'success', summary)
     return ctx.response.redirect('/admin/channels')
   }
 
