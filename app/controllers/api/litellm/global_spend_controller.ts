@@ -4,7 +4,7 @@ import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
 import { findApiKey } from '#actions/revoke_api_key'
-import { dailyTotals, spendByKeyModel, topBy } from '#services/usage_rollup'
+import { dailyTotals, spendByKeyModel, spendByTeamDay, topBy, type TeamDaySpend } from '#services/usage_rollup'
 import { END_USER_DAILY_LIMIT, endUserDailySpend } from '#services/end_user_spend'
 import { parseFilters } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
@@ -102,7 +102,8 @@ export default class LiteLLMGlobalSpendController {
    * LiteLLM's spend report over UTC days (the last 7 by default, at most a
    * year). `customer`: per day, each end user's spend with its models and
    * keys; `api_key`: per key over the range, with its models; `team` (LiteLLM's
-   * default): an empty list, there are no teams here.
+   * default): per day, each team's spend with its models (keys counted for
+   * the team they are in now; keys in no team left out).
    */
   async report(ctx: HttpContext) {
     return litellmManaged(async () => {
@@ -112,8 +113,8 @@ export default class LiteLLMGlobalSpendController {
       const dates = { from: qs.start_date, to: qs.end_date }
       await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
       const filters = parseFilters(dates)
-      if (groupBy === 'team') return []
       await settleMetering()
+      if (groupBy === 'team') return teamReport(await spendByTeamDay(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' })))
       if (groupBy === 'customer') {
         // Read from the rows (no rollup keeps end users): a year of a busy gateway's took over a second at 1M rows.
         const days = DateTime.fromISO(filters.to, { zone: 'utc' }).diff(DateTime.fromISO(filters.from, { zone: 'utc' }), 'days').days + 1
@@ -140,6 +141,23 @@ export default class LiteLLMGlobalSpendController {
       return [...byKey.values()].sort((a, b) => b.total_cost - a.total_cost)
     })
   }
+}
+
+/** Rows per (day, team, model) as LiteLLM's `[{group_by_day, teams: [{team_name, team_id, total_spend, metadata: [{model, spend, total_tokens}]}]}]` */
+function teamReport(rows: TeamDaySpend[]) {
+  const days = new Map<string, Map<number, { team_name: string; team_id: string; total_spend: number; metadata: Array<{ model: string; spend: number; total_tokens: number }> }>>()
+  for (const r of rows) {
+    let teams = days.get(r.day)
+    if (!teams) days.set(r.day, (teams = new Map()))
+    let team = teams.get(r.teamId)
+    if (!team) teams.set(r.teamId, (team = { team_name: r.alias, team_id: String(r.teamId), total_spend: 0, metadata: [] }))
+    team.total_spend += Number(r.cost)
+    team.metadata.push({ model: r.model, spend: Number(r.cost), total_tokens: r.tokens })
+  }
+  return [...days].map(([day, teams]) => ({
+    group_by_day: day,
+    teams: [...teams.values()].sort((a, b) => b.total_spend - a.total_spend),
+  }))
 }
 
 /** Rows per (day, owner, end user, model, key) as LiteLLM's `[{group_by_day, customers: [{customer, total_spend, metadata}]}]` */
