@@ -19,13 +19,14 @@ export function dialectForPath(path: string): ErrorDialect {
   return 'openai'
 }
 
-/** LiteLLM's key, spend, user and customer management paths (controllers/api/litellm/): errors in LiteLLM's shape. */
+/** LiteLLM's key, spend, user, customer and team management paths (controllers/api/litellm/): errors in LiteLLM's shape. */
 export function isLiteLLMManagementPath(path: string): boolean {
   return (
     path.startsWith('/key/') ||
     path.startsWith('/spend/') ||
     path.startsWith('/user/') ||
     path.startsWith('/customer/') ||
+    path.startsWith('/team/') ||
     path.startsWith('/global/spend/')
   )
 }
