@@ -1,4 +1,7 @@
 import { test } from '@japa/runner'
+import ace from '@adonisjs/core/services/ace'
+import TeamCreate from '#commands/team_create'
+import KeyTeam from '#commands/key_team'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
@@ -394,5 +397,37 @@ test.group('Teams over the management API (/api/admin/teams)', (group) => {
     const key = await setKeyTeam(String(erin.keyId), team.id)
     assert.equal(key.teamId, team.id)
     assert.equal((await db.from('audit_log').where('action', 'key.team').orderBy('id', 'desc').first()).subject_id, erin.keyId)
+  })
+})
+
+test.group('Teams: team:create and key:team', (group) => {
+  group.setup(() => resetDatabase())
+
+  async function run(command: typeof TeamCreate | typeof KeyTeam, args: string[]) {
+    const made = await ace.create(command, args)
+    ace.ui.switchMode('raw')
+    await made.exec()
+    return made
+  }
+
+  test('creates a team and puts a key in it (audited as cli); bad input fails with a clear line', async ({ assert }) => {
+    const frank = await seedUser()
+    const created = await run(TeamCreate, ['Ops', '--budget', '20', '--period', 'month', '--models', 'gpt-*, claude-*', '--rpm', '60'])
+    created.assertSucceeded()
+    const team = await db.from('teams').where('alias', 'Ops').first()
+    assert.deepInclude(team, { max_budget: '20.000000000000', budget_period: 'month', rpm: 60 })
+    assert.deepEqual(team.allowed_models, ['gpt-*', 'claude-*'])
+    ;(await run(KeyTeam, [String(frank.keyId), String(team.id)])).assertSucceeded()
+    assert.equal((await db.from('api_keys').where('id', frank.keyId).first()).team_id, team.id)
+    ;(await run(KeyTeam, [String(frank.keyId), 'none'])).assertSucceeded()
+    assert.isNull((await db.from('api_keys').where('id', frank.keyId).first()).team_id)
+    const bad = await run(TeamCreate, ['Bad', '--budget', 'ten'])
+    bad.assertFailed()
+    assert.match(JSON.stringify(bad.ui.logger.getLogs()), /--budget/)
+    const unknown = await run(KeyTeam, [String(frank.keyId), '999999'])
+    unknown.assertFailed()
+    unknown.assertLog('[ red(error) ] No team "999999"', 'stderr')
+    const audit = await db.from('audit_log').whereIn('action', ['team.create', 'key.team']).orderBy('id').select('action', 'source')
+    assert.deepEqual(audit.map((a) => [a.action, a.source]), [['team.create', 'cli'], ['key.team', 'cli'], ['key.team', 'cli']])
   })
 })
