@@ -348,3 +348,14 @@ function dayText(value: string | Date | null): string | null {
   if (typeof value === 'string') return value.slice(0, 10)
   return `${value.getFullYear()}-${String(value.getMonth() + 1).padStart(2, '0')}-${String(value.getDate()).padStart(2, '0')}`
 }
+
+/** The teams a user is a member of, oldest membership first. */
+export async function teamsOfUser(userId: number): Promise<TeamRow[]> {
+  const rows = await db
+    .from('teams as t')
+    .join('team_members as m', 'm.team_id', 't.id')
+    .where('m.user_id', userId)
+    .orderBy('m.created_at')
+    .select('t.*')
+  return rows.map(normalised)
+}

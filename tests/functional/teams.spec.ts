@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import ace from '@adonisjs/core/services/ace'
 import TeamCreate from '#commands/team_create'
 import KeyTeam from '#commands/key_team'
+import { PanelClient, textOf } from '#tests/panel_client'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
@@ -252,6 +253,10 @@ test.group('LiteLLM /team/* and team_id on /key/*', (group) => {
     assert.deepEqual(added.body.updated_users, [{ user_id: String(bob.userId), user_email: 'bob@teams.local' }])
     assert.deepEqual(added.body.members, [String(bob.userId)])
 
+    const userInfo = await call('GET', `/user/info?user_id=${bob.userId}`)
+    assert.deepEqual(userInfo.body.user_info.teams, [teamId])
+    assert.deepEqual(userInfo.body.teams.map((t: any) => t.team_alias), ['QA Prod Bot'])
+
     const info = await call('GET', `/team/info?team_id=${teamId}`)
     assert.equal(info.status, 200)
     assert.equal(info.body.team_id, teamId)
@@ -429,5 +434,77 @@ test.group('Teams: team:create and key:team', (group) => {
     unknown.assertLog('[ red(error) ] No team "999999"', 'stderr')
     const audit = await db.from('audit_log').whereIn('action', ['team.create', 'key.team']).orderBy('id').select('action', 'source')
     assert.deepEqual(audit.map((a) => [a.action, a.source]), [['team.create', 'cli'], ['key.team', 'cli'], ['key.team', 'cli']])
+  })
+})
+
+test.group('Teams in the admin panel', (group) => {
+  group.setup(() => resetDatabase())
+
+  /** The text of a field's error (form/field.edge: <small id="f-NAME-error">). */
+  function fieldError(html: string, name: string) {
+    const match = html.match(new RegExp(`id="f-${name}-error">([^<]*)<`))
+    return match ? textOf(match[1]).trim() : null
+  }
+
+  test('create (field errors beside the field), edit, a key put in the team from its form, members, block and unblock; audited as the admin', async ({ assert }) => {
+    await createUser({ email: 'panel@teams.local', password: 'admin-password', role: 'admin' })
+    const owner = await seedUser({ email: 'keyowner@teams.local' })
+    const client = new PanelClient()
+    await client.login('panel@teams.local', 'admin-password')
+
+    const empty = await client.get('/admin/teams')
+    assert.equal(empty.status, 200)
+    assert.include(textOf(empty.html), 'No teams yet')
+
+    await client.get('/admin/teams/new')
+    const refused = await client.follow(await client.post('/admin/teams', { alias: 'Research', maxBudget: '1,5', budgetPeriod: 'month' }))
+    assert.equal(fieldError(refused.html, 'maxBudget'), 'Budget must be an amount in USD such as 5 or 0.50, with at most 6 decimals.')
+    assert.lengthOf(await db.from('teams'), 0)
+
+    const created = await client.post('/admin/teams', { alias: 'Research', maxBudget: '50', budgetPeriod: 'month', models: 'gpt-*, claude-*', rpm: '100', tpm: '' })
+    assert.equal(created.status, 302)
+    const team = await db.from('teams').where('alias', 'Research').first()
+    assert.deepInclude(team, { max_budget: '50.000000000000', budget_period: 'month', rpm: 100, tpm: null })
+    const page = await client.follow(created)
+    assert.include(textOf(page.html), 'Team Research created')
+    assert.match(textOf(page.html), /\$0(\.00)? of \$50(\.00)? this month/)
+
+    // The key form's team select puts the key in the team.
+    const edit = await client.get(`/admin/keys/${owner.keyId}/edit`)
+    assert.include(edit.html, `<option value="${team.id}"`)
+    const saved = await client.post(`/admin/keys/${owner.keyId}`, { name: 'owner key', teamId: String(team.id) })
+    assert.equal(saved.status, 302, saved.html.slice(0, 500))
+    assert.equal((await db.from('api_keys').where('id', owner.keyId).first()).team_id, team.id)
+    const keyPage = await client.follow(saved)
+    assert.include(keyPage.html, `href="/admin/teams/${team.id}">Research</a>`)
+
+    const added = await client.follow(await client.post(`/admin/teams/${team.id}/members`, { user: 'keyowner@teams.local', role: 'admin' }))
+    assert.include(textOf(added.html), 'keyowner@teams.local is in team Research (admin)')
+    assert.include(added.html, `/admin/keys/${owner.keyId}`)
+    const unknownMember = await client.follow(await client.post(`/admin/teams/${team.id}/members`, { user: 'nobody@teams.local' }))
+    assert.include(textOf(unknownMember.html), 'No user')
+
+    await client.follow(await client.post(`/admin/teams/${team.id}/block`))
+    assert.isNotNull((await db.from('teams').where('id', team.id).first()).blocked_at)
+    await client.follow(await client.post(`/admin/teams/${team.id}/unblock`))
+    assert.isNull((await db.from('teams').where('id', team.id).first()).blocked_at)
+
+    await client.get(`/admin/teams/${team.id}/edit`)
+    await client.follow(await client.post(`/admin/teams/${team.id}`, { alias: 'Research', maxBudget: '', budgetPeriod: '', models: '', rpm: '', tpm: '' }))
+    assert.deepInclude(await db.from('teams').where('id', team.id).first(), { max_budget: null, budget_period: null, allowed_models: null, rpm: null })
+
+    await client.follow(await client.post(`/admin/teams/${team.id}/members/remove`, { user: String(owner.userId) }))
+    assert.lengthOf(await db.from('team_members').where('team_id', team.id), 0)
+    const gone = await client.post(`/admin/teams/${team.id}/delete`)
+    assert.equal(gone.location, '/admin/teams')
+    assert.isNull((await db.from('api_keys').where('id', owner.keyId).first()).team_id)
+    assert.equal((await client.get('/admin/teams/999999')).status, 404)
+
+    const audit = await db.from('audit_log').where('subject_type', 'team').orWhere('action', 'key.team').orderBy('id').select('action', 'source', 'actor')
+    assert.deepEqual(
+      audit.map((a) => a.action),
+      ['team.create', 'key.team', 'team.member_add', 'team.update', 'team.update', 'team.update', 'team.member_delete', 'team.delete']
+    )
+    assert.isTrue(audit.every((a) => a.source === 'panel' && a.actor === 'panel@teams.local'))
   })
 })
