@@ -327,6 +327,7 @@ function snapshot(team: TeamRow) {
     rpm: team.rpm,
     tpm: team.tpm,
     blocked: team.blocked_at !== null,
+    metadata: team.metadata,
   }
 }
 

@@ -275,6 +275,9 @@ test.group('LiteLLM /team/* and team_id on /key/*', (group) => {
 
     const list = await call('GET', '/team/list')
     assert.deepEqual(list.body.map((t: any) => t.team_id), [teamId])
+    assert.deepEqual((await call('GET', `/team/list?user_id=${bob.email}`)).body.map((t: any) => t.team_id), [teamId])
+    assert.deepEqual((await call('GET', `/team/list?user_id=${alice.userId}`)).body, [])
+    assert.deepEqual((await call('GET', `/key/list?team_id=${teamId}`)).body.keys, [key.body.token])
 
     // /key/update team_id: null takes the key out.
     const out = await call('POST', '/key/update', { key: key.body.token, team_id: null })

@@ -36,6 +36,7 @@ const listValidator = vine.compile(
     size: vine.number().withoutDecimals().min(1).max(100).optional(),
     user_id: vine.string().trim().minLength(1).optional(),
     key_alias: vine.string().trim().minLength(1).maxLength(100).optional(),
+    team_id: vine.string().trim().regex(/^\d{1,15}$/).optional(),
     return_full_object: vine.boolean().optional(),
   })
 )
@@ -191,7 +192,7 @@ export default class LiteLLMKeysController {
     return { key: 'healthy', logging_callbacks: null }
   }
 
-  /** GET /key/list[?page=&size=&user_id=&key_alias=&return_full_object=]: keys not deleted, newest first. */
+  /** GET /key/list[?page=&size=&user_id=&key_alias=&team_id=&return_full_object=]: keys not deleted, newest first. */
   async list(ctx: HttpContext) {
     return litellmManaged(async () => {
       const qs = ctx.request.qs()
@@ -206,6 +207,7 @@ export default class LiteLLMKeysController {
         const query = ApiKey.query().whereNull('revoked_at')
         if (userId !== null) query.where('user_id', userId)
         if (input.key_alias) query.where('name', input.key_alias)
+        if (input.team_id) query.where('team_id', input.team_id)
         return query
       }
       await settleMetering()

@@ -9,9 +9,11 @@ import {
   removeTeamMembers,
   setTeamBlocked,
   teamMembers,
+  teamsOfUser,
   updateTeam,
   type TeamRow,
 } from '#actions/teams'
+import { findUser } from '#actions/post_ledger_entry'
 import { apiActor } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { fieldError, litellmManaged } from '#services/litellm_management'
@@ -49,11 +51,12 @@ export default class LiteLLMTeamsController {
     })
   }
 
-  /** GET /team/list: every team, newest first */
-  async index() {
+  /** GET /team/list[?user_id=]: every team, newest first; with user_id (id or e-mail) the teams it is a member of */
+  async index(ctx: HttpContext) {
     return litellmManaged(async () => {
       await settleMetering()
-      const teams = await listTeams()
+      const userRef = ctx.request.input('user_id')
+      const teams = userRef ? await teamsOfUser((await findUser(String(userRef))).id) : await listTeams()
       const members = await teamMembers(teams.map((t) => t.id))
       return teams.map((t) => litellmTeamJson(t, members.get(t.id) ?? []))
     })
