@@ -182,6 +182,20 @@ test.group('Teams on the request path', (group) => {
     assert.equal((await chat(other.key)).status, 200)
   })
 
+  test('another instance\'s charge through a team\'s key (charged:<user>:<key>) reads the team\'s spend again', async ({ assert }) => {
+    const { teamId, a } = await teamOfTwo({ max_budget: 1 })
+    assert.equal((await chat(a.key)).status, 200)
+    const { catalog, meter } = await gateway()
+    await meter.drain()
+    // What another instance's meter would have committed: the team's spend grows in the table only.
+    await db.from('teams').where('id', teamId).update({ spent: db.raw('spent + 5') })
+    assert.equal(catalog.teams.get(Number(teamId))!.spentPico, toPico('0.022'))
+    await catalog.handleChange(`charged:${a.userId}:${a.keyId}`)
+    assert.isTrue(await eventually(async () => catalog.teams.get(Number(teamId))!.spentPico === toPico('5.022')))
+    const refused = await chat(a.key)
+    assert.equal(refused.status, 402)
+  })
+
   test('a deleted team leaves its keys working, in no team', async ({ assert }) => {
     const { teamId, a } = await teamOfTwo({ models: ['nothing-*'] })
     assert.equal((await chat(a.key)).status, 403)
