@@ -22,6 +22,7 @@ const PaymentsController = () => import('#controllers/admin/payments_controller'
 const SettingsController = () => import('#controllers/admin/settings_controller')
 const EndUsersController = () => import('#controllers/admin/end_users_controller')
 const BatchesController = () => import('#controllers/admin/batches_controller')
+const TeamsController = () => import('#controllers/admin/teams_controller')
 
 router
   .group(() => {
@@ -60,6 +61,18 @@ router
     router.post('/keys/:id/revoke', [KeysController, 'revoke']).as('keys.revoke').where('id', idMatcher)
     router.post('/keys/:id/block', [KeysController, 'block']).as('keys.block').where('id', idMatcher)
     router.post('/keys/:id/unblock', [KeysController, 'unblock']).as('keys.unblock').where('id', idMatcher)
+
+    router.get('/teams', [TeamsController, 'index']).as('teams.index')
+    router.get('/teams/new', [TeamsController, 'create']).as('teams.create')
+    router.post('/teams', [TeamsController, 'store']).as('teams.store')
+    router.get('/teams/:id', [TeamsController, 'show']).as('teams.show').where('id', idMatcher)
+    router.get('/teams/:id/edit', [TeamsController, 'edit']).as('teams.edit').where('id', idMatcher)
+    router.post('/teams/:id', [TeamsController, 'update']).as('teams.update').where('id', idMatcher)
+    router.post('/teams/:id/block', [TeamsController, 'block']).as('teams.block').where('id', idMatcher)
+    router.post('/teams/:id/unblock', [TeamsController, 'unblock']).as('teams.unblock').where('id', idMatcher)
+    router.post('/teams/:id/delete', [TeamsController, 'destroy']).as('teams.destroy').where('id', idMatcher)
+    router.post('/teams/:id/members', [TeamsController, 'addMember']).as('teams.members.add').where('id', idMatcher)
+    router.post('/teams/:id/members/remove', [TeamsController, 'removeMember']).as('teams.members.remove').where('id', idMatcher)
 
     router.get('/channels', [ChannelsController, 'index']).as('channels.index')
     router.get('/channels/new', [ChannelsController, 'create']).as('channels.create')

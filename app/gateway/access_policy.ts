@@ -8,11 +8,14 @@ import { completionTokenHold, holdAtPrice, promptTokenHold } from '#gateway/mete
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 import { assertWithinLimit } from '#gateway/end_users/end_user_policies'
+import { assertTeamBudget, teamRoom } from '#gateway/teams/team_policies'
 
-/** May this principal use the model at all? (plan globs, then the key's own globs) */
+/** May this principal use the model at all? (plan globs, then the key's own globs, then its team's) */
 export function modelAllowed(principal: Principal, model: string): boolean {
   if (principal.plan && !anyGlobMatches(principal.plan.allowedModels, model)) return false
   if (principal.key.allowedModels && !anyGlobMatches(principal.key.allowedModels, model)) return false
+  const team = principal.team
+  if (team !== null && team.allowedModels !== null && !anyGlobMatches(team.allowedModels, model)) return false
   return true
 }
 
@@ -66,6 +69,8 @@ export function authorizeModel(
       throw new GatewayError(402, 'spend_limit_exceeded', message, 'insufficient_quota')
     }
   }
+  // The team's budget, shared by its keys, counts every key's holds the same way (team_policies.ts).
+  if (principal.team !== null) assertTeamBudget(principal.team)
   // The plan's multiplier applies to everything priced from here: the hold, the bill, the row.
   const price = priceForPlan(base === undefined ? catalog.priceFor(model) : catalog.priceForSuffixed(model, base), plan)
   if (isPriced(price) && user.balancePico - user.reservedPico <= 0n) throw GatewayError.insufficientBalance()
@@ -169,18 +174,21 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
 }
 
 /**
- * What the balance (and the key's spend cap, when it has one) still has
+ * What the balance (and the key's spend cap or its team's budget, when it has one) still has
  * beyond every hold of requests in flight, this one's included: what a
  * stream that outgrows its hold may take more (stream_hold.ts). Negative
  * when the holds already pass it (admission asks only for a balance above
  * the holds, so a hold may be larger than what was left).
  */
 export function roomBeyondHolds(account: RequestAccount): { balance: bigint; key: bigint | null } {
-  const { user, key } = account.principal
+  const { user, key, team } = account.principal
   const balance = user.balancePico - user.reservedPico
-  if (key.spendLimitPico === null) return { balance, key: null }
+  // The team's budget is a cap on the key too: the tighter of the two is the key's room.
+  const ofTeam = team === null ? null : teamRoom(team)
+  if (key.spendLimitPico === null) return { balance, key: ofTeam }
   if (key.spendPeriod !== null) rollSpendPeriod(key, Date.now())
-  return { balance, key: key.spendLimitPico - key.spentPico - heldOnKey(key.id) }
+  const ofKey = key.spendLimitPico - key.spentPico - heldOnKey(key.id)
+  return { balance, key: ofTeam !== null && ofTeam < ofKey ? ofTeam : ofKey }
 }
 
 /**

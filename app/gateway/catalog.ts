@@ -13,6 +13,7 @@ import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
 import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
 import { EndUserPolicies } from '#gateway/end_users/end_user_policies'
+import { TeamPolicies } from '#gateway/teams/team_policies'
 import {
   currentPeriod,
   type ChannelInfo,
@@ -33,6 +34,8 @@ export interface PendingSource {
   pendingKeyCost(keyId: number, sinceMs: number): bigint
   /** Cost of an owner's end user of calls begun at or after `sinceMs` */
   pendingEndUserCost(userId: number, endUser: string, sinceMs: number): bigint
+  /** Cost through a team's keys of calls begun at or after `sinceMs` */
+  pendingTeamCost(teamId: number, sinceMs: number): bigint
   /** Bumped each time committed records leave the pending totals (see readSettled) */
   readonly settledCount: number
 }
@@ -41,6 +44,7 @@ const NOTHING_PENDING: PendingSource = {
   pendingFor: () => ({ costPico: 0n, input: 0, output: 0 }),
   pendingKeyCost: () => 0n,
   pendingEndUserCost: () => 0n,
+  pendingTeamCost: () => 0n,
   settledCount: 0,
 }
 
@@ -141,9 +145,13 @@ export class Catalog {
   /** End users' blocks and monthly limits (end_users/end_user_policies.ts), loaded whole */
   readonly endUsers = new EndUserPolicies()
 
+  /** Teams' budgets, models, limits and blocks (teams/team_policies.ts), loaded whole */
+  readonly teams = new TeamPolicies()
+
   setPendingSource(source: PendingSource) {
     this.#pending = source
     this.endUsers.setPendingSource(source)
+    this.teams.setPendingSource(source)
   }
 
   /**
@@ -180,6 +188,7 @@ export class Catalog {
       this.loadWordFilter(),
       this.loadAccountProblemKeywords(),
       this.endUsers.reload(),
+      this.teams.reload(),
     ])
       .then(() => {
         this.#loaded = true
@@ -371,6 +380,7 @@ export class Catalog {
           ...keySpend(row, this.#pending),
           manage: row.manage === true,
           allowedIps: compileIpAllowlist(row.allowed_ips),
+          teamId: row.team_id === null || row.team_id === undefined ? null : Number(row.team_id),
         }
       : null
     if (info) {
@@ -553,10 +563,16 @@ export class Catalog {
         return
       case 'end_users':
         return this.endUsers.reload()
-      case 'charged':
+      case 'teams':
+        return this.teams.reload()
+      case 'charged': {
         // Another instance's charge of an owner with end-user limits: their spend is read again too.
         if (this.endUsers.hasOwner(id)) this.endUsers.reload().catch(() => {})
-        return this.#charged(id, Number(payload.split(':')[2]))
+        // ...and of a key in a team: the teams' spend.
+        const keyId = Number(payload.split(':')[2])
+        if (this.teams.size > 0 && this.#keysById.get(keyId)?.teamId != null) this.teams.reload().catch(() => {})
+        return this.#charged(id, keyId)
+      }
     }
   }
 

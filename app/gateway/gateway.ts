@@ -72,6 +72,8 @@ export class Gateway {
         const key = event.apiKeyId === null ? undefined : this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
         // An end user's monthly spend (end_user_policies.ts): only rows that name one look.
         if (event.endUser) this.catalog.endUsers.applySpend(event.userId, event.endUser, event.costPico, event.createdAt.getTime())
+        // A team's budget (teams/team_policies.ts): only rows of a team's key look.
+        if (event.teamId != null) this.catalog.teams.applySpend(event.teamId, event.costPico, event.createdAt.getTime())
         // Two comparisons per priced request: an alert only when this charge crossed a line.
         if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user, key)
       },

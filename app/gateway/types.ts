@@ -1,3 +1,4 @@
+import type { TeamPolicy } from '#gateway/teams/team_policies'
 import type { BlockList } from 'node:net'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 /**
@@ -129,6 +130,8 @@ export interface KeyInfo {
    * (auth/ip_allowlist.ts); null = any address (one comparison per request)
    */
   allowedIps: BlockList | null
+  /** The key's team (api_keys.team_id), whose budget, models, limits and block apply too; null = none */
+  teamId: number | null
 }
 
 export interface UserState {
@@ -160,6 +163,8 @@ export interface Principal {
   key: KeyInfo
   user: UserState
   plan: PlanInfo | null
+  /** The key's team (teams/team_policies.ts); null for a key in none, the usual case */
+  team: TeamPolicy | null
 }
 
 export interface TokenUsage {

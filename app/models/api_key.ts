@@ -80,6 +80,10 @@ export default class ApiKey extends BaseModel {
   @column.dateTime()
   declare lastUsedAt: DateTime | null
 
+  /** The key's team (teams, app/actions/teams.ts): its budget, models, limits and block apply too; null = none */
+  @column()
+  declare teamId: number | null
+
   @belongsTo(() => User)
   declare user: BelongsTo<typeof User>
 

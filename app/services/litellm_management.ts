@@ -36,6 +36,9 @@ const LITELLM_FIELDS: Record<string, string> = {
   page_size: 'page_size',
   end_user: 'user_id',
   monthly_limit: 'max_budget',
+  alias: 'team_alias',
+  maxBudget: 'max_budget',
+  budgetPeriod: 'budget_duration',
 }
 
 /**
@@ -111,7 +114,7 @@ export function budgetPeriod(value: unknown): SpendPeriod | null {
   )
 }
 
-const BUDGET_DURATIONS: Record<SpendPeriod, string> = { day: '1d', week: '7d', month: '1mo' }
+export const BUDGET_DURATIONS: Record<SpendPeriod, string> = { day: '1d', week: '7d', month: '1mo' }
 
 /**
  * A JSON number or numeric text as our decimal text (max_budget); null stays
@@ -148,7 +151,7 @@ export function litellmKeyJson(key: ApiKey) {
     key_alias: key.name,
     key_name: key.masked,
     user_id: String(key.userId),
-    team_id: null,
+    team_id: key.teamId === null || key.teamId === undefined ? null : String(key.teamId),
     models: key.allowedModels ?? [],
     spend: Number(period ? key.capSpent : key.spent),
     max_budget: amount(key.spendLimit),

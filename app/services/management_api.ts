@@ -103,6 +103,7 @@ export function keyJson(key: ApiKey) {
     expires_at: iso(key.expiresAt),
     revoked_at: iso(key.revokedAt),
     blocked_at: iso(key.blockedAt),
+    team_id: key.teamId ?? null,
     last_used_at: iso(key.lastUsedAt),
     created_at: iso(key.createdAt),
   }

@@ -463,3 +463,50 @@ export async function spendByKeyModel(from: DateTime, to: DateTime): Promise<Key
     cost: r.cost,
   }))
 }
+
+export interface TeamDaySpend {
+  day: string
+  teamId: number
+  alias: string
+  model: string
+  tokens: number
+  /** Exact decimal */
+  cost: string
+}
+
+/**
+ * Spend per UTC day, team and model over [from, to] (LiteLLM's
+ * /global/spend/report?group_by=team): spendByKeyModel's sources per day,
+ * each key's spend counted for the team the key is in now (usage rows keep
+ * no team). Keys in no team are left out.
+ */
+export async function spendByTeamDay(from: DateTime, to: DateTime): Promise<TeamDaySpend[]> {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
+  const result = await db.rawQuery(
+    `WITH parts AS (
+       SELECT day, split_part(key, ' ', 1) AS key_id, substr(key, strpos(key, ' ') + 1) AS model, input_tokens + output_tokens AS tokens, cost
+         FROM usage_daily WHERE dim = 'key_model' AND day >= ? AND day <= ?
+       UNION ALL
+       SELECT (created_at AT TIME ZONE 'UTC')::date, api_key_id::text, model, prompt_tokens + completion_tokens, cost
+         FROM usage_records WHERE api_key_id IS NOT NULL AND created_at >= ? AND created_at < ?
+     )
+     SELECT p.day::text AS day, t.id AS team_id, t.alias, p.model, coalesce(sum(p.tokens), 0)::bigint AS tokens, coalesce(sum(p.cost), 0)::text AS cost
+       FROM parts p JOIN api_keys k ON k.id = p.key_id::bigint JOIN teams t ON t.id = k.team_id
+      GROUP BY p.day, t.id, t.alias, p.model ORDER BY p.day, sum(p.cost) DESC, t.id, p.model`,
+    [
+      from.toISODate(),
+      (to < today ? to : today.minus({ days: 1 })).toISODate(),
+      (to >= today ? today : to.plus({ days: 1 })).toJSDate(),
+      to.plus({ days: 1 }).startOf('day').toJSDate(),
+    ]
+  )
+  return result.rows.map((r: any) => ({
+    day: toDay(r.day),
+    teamId: Number(r.team_id),
+    alias: r.alias,
+    model: r.model,
+    tokens: Number(r.tokens),
+    cost: r.cost,
+  }))
+}

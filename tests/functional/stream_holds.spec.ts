@@ -11,6 +11,8 @@ import { heldOnKey } from '#gateway/metering/key_reservations'
 import { toPico } from '#gateway/metering/money'
 import { setWordFilter } from '#actions/set_word_filter'
 import { cliActor } from '#actions/audit'
+import { createTeam, setKeyTeam } from '#actions/teams'
+import { refreshCaches } from '#tests/helpers'
 
 /**
  * A streamed answer longer than its hold (no max_tokens: 1,024 tokens held)
@@ -236,6 +238,23 @@ test.group('Stream holds: an answer that outgrows its hold', (group) => {
     assert.equal(heldOnKey(user.keyId), 0n)
     const key = await db.from('api_keys').where('id', user.keyId).select(db.raw('spent::text AS spent')).first()
     assert.isTrue(toPico(key.spent) <= toPico(POOR), `spent ${key.spent}`)
+  })
+
+  test('a key whose team\'s budget runs out mid-stream: cut with spend_limit_exceeded as a key\'s cap, the team\'s holds released, its spend within the budget', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const team = await createTeam({ alias: 'streamers', maxBudget: POOR })
+    await setKeyTeam(String(user.keyId), team.id)
+    await refreshCaches()
+    mock.script({ raw: upstreamAnswer('chat', LONG, 1) })
+    const got = await askWithSdk('chat', user.key, MODELS.chat)
+    assert.deepEqual(got.error, QUOTA_ERROR.chat)
+    const rows = await moneyIsRight(assert, user.userId, '10')
+    assert.include(rows[0], { status: 200, error_code: 'spend_limit_exceeded' })
+    const gw = await gateway()
+    assert.equal(gw.catalog.teams.get(team.id)!.heldPico, 0n)
+    const row = await db.from('teams').where('id', team.id).select(db.raw('spent::text AS spent')).first()
+    assert.isTrue(toPico(row.spent) <= toPico(POOR), `spent ${row.spent}`)
+    assert.isTrue(toPico(row.spent) > 0n, 'the stream was billed to the team')
   })
 
   test('with the answer check on (sensitive words, the screened relays): cut the same way, passed through and translated', async ({ assert }) => {

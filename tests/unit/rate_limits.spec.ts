@@ -97,6 +97,23 @@ for (const store of ['memory', 'database'] as const) {
       assert.equal(refused.headers['x-ratelimit-remaining-tokens'], '0')
       assert.isUndefined(refused.headers['x-ratelimit-limit-requests'])
     })
+
+    test('a team\'s RPM and TPM are one window shared by its keys', async ({ assert }) => {
+      const team = { id: nextId++, rpm: 2, tpm: 100 }
+      const a = { ...principal({}), team } as Principal
+      const b = { ...principal({}), team } as Principal
+      assert.equal((await tryAdmit(a)).headers['x-ratelimit-remaining-requests'], '1')
+      assert.equal((await tryAdmit(b)).headers['x-ratelimit-remaining-requests'], '0')
+      const refused = await tryAdmit(a)
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers['x-ratelimit-limit-requests'], '2')
+      // Tokens metered through one key are spent for the other (a new team: a fresh request window).
+      const tokens = { id: nextId++, rpm: null, tpm: 100 }
+      const c = { ...principal({}), team: tokens } as Principal
+      const d = { ...principal({}), team: tokens } as Principal
+      await addTokens(c, 100)
+      assert.equal((await tryAdmit(d)).status, 429)
+    })
   })
 }
 

@@ -1,6 +1,8 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { containsPattern, recordId } from '#services/record_id'
 import ApiKey from '#models/api_key'
+import db from '@adonisjs/lucid/services/db'
+import { AdminInputError } from '#actions/admin_input_error'
 import User from '#models/user'
 import { createApiKey } from '#actions/issue_api_key'
 import { revokeApiKey } from '#actions/revoke_api_key'
@@ -8,9 +10,27 @@ import { setApiKeyBlocked } from '#actions/block_api_key'
 import { createKeyValidator, updateKeyValidator } from '#validators/admin'
 import { lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { settleMetering } from '#services/settle_metering'
+import { findTeam, listTeams, setKeyTeam } from '#actions/teams'
 import { checkbox, listField, optionalNumber, panelActor, notFound } from '#controllers/admin/panel'
 
 const PAGE = 50
+
+/** The key form's team select: none, then every team by name. */
+async function teamOptions() {
+  const teams = await listTeams()
+  return [{ value: '', label: 'No team' }, ...teams.sort((a, b) => a.alias.localeCompare(b.alias)).map((t) => ({ value: String(t.id), label: t.alias }))]
+}
+
+/** The team the form chose (its id), or null for none; a team that no longer exists is refused beside the field. */
+async function chosenTeam(value: unknown): Promise<number | null> {
+  if (value === undefined || value === null || value === '') return null
+  try {
+    return (await findTeam(value)).id
+  } catch (error) {
+    if (error instanceof AdminInputError) throw new AdminInputError('This team does not exist (any more)', 'teamId')
+    throw error
+  }
+}
 
 export default class KeysController {
   /** Every key (owner, name, prefix, created, last used, spend, status); filter by owner email or status. */
@@ -40,7 +60,7 @@ export default class KeysController {
   async create({ request, view }: HttpContext) {
     const userId = recordId(request.input('user'))
     const owner = userId ? await User.find(userId) : null
-    return view.render('admin/keys/create', { owner })
+    return view.render('admin/keys/create', { owner, teamOptions: await teamOptions() })
   }
 
   /** Issues a key; the full key is shown once on the next page. */
@@ -59,7 +79,10 @@ export default class KeysController {
       manage: checkbox(request.input('manage')),
       allowedIps: listField(request.input('allowedIps')),
     })
+    // The team chosen must exist before the key is made (a team deleted meanwhile: the form says so).
+    const team = await chosenTeam(request.input('teamId'))
     const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, panelActor(ctx))
+    if (team !== null) await setKeyTeam(String(apiKey.id), team, panelActor(ctx))
     session.flash('newKey', key)
     session.flash('success', `Key "${apiKey.name}" issued. Copy it now: it will not be shown again.`)
     return response.redirect(`/admin/keys/${apiKey.id}`)
@@ -72,14 +95,15 @@ export default class KeysController {
     if (!key) return notFound(ctx)
     // The full key, once: a page not to be kept by the browser or a proxy.
     if (ctx.session.flashMessages.has('newKey')) ctx.response.header('cache-control', 'no-store')
-    return view.render('admin/keys/show', { key })
+    const team = key.teamId === null ? null : await db.from('teams').where('id', key.teamId).select('id', 'alias').first()
+    return view.render('admin/keys/show', { key, team })
   }
 
   /** The edit form of a key that is not revoked. */
   async edit(ctx: HttpContext) {
     const key = await ApiKey.query().where('id', Number(ctx.params.id)).preload('user').first()
     if (!key || key.revokedAt) return notFound(ctx)
-    return ctx.view.render('admin/keys/edit', { key, lastDay: lastDayOf(key.expiresAt) })
+    return ctx.view.render('admin/keys/edit', { key, lastDay: lastDayOf(key.expiresAt), teamOptions: await teamOptions() })
   }
 
   /** Saves a key's name, models, expiry, rate limits, spend cap and IP allowlist; caches everywhere hear of it. */
@@ -96,8 +120,10 @@ export default class KeysController {
       spendPeriod: request.input('spendPeriod') || null,
       allowedIps: listField(request.input('allowedIps')),
     })
+    const team = await chosenTeam(request.input('teamId'))
     await settleMetering()
     const key = await updateApiKey(Number(params.id), input, panelActor(ctx))
+    await setKeyTeam(String(key.id), team, panelActor(ctx))
     session.flash('success', `Key ${key.masked} saved.`)
     return response.redirect(`/admin/keys/${key.id}`)
   }

@@ -9,8 +9,9 @@ import { retryAfterHeaders } from '#gateway/http/retry_after'
 import type { Principal } from '#gateway/types'
 
 /**
- * Requests-per-minute and tokens-per-minute, per key (api_keys.rpm/tpm) and
- * per plan (plans.rpm/tpm, counted per user across their keys). Requests are
+ * Requests-per-minute and tokens-per-minute, per key (api_keys.rpm/tpm),
+ * per plan (plans.rpm/tpm, counted per user across their keys) and per team
+ * (teams.rpm/tpm, counted across the team's keys). Requests are
  * counted on admission; tokens when the request is metered, and a new
  * request is refused while the minute's tokens are spent. A principal with
  * no limits costs nothing here.
@@ -43,12 +44,12 @@ export function useLimiterStore(store: Store) {
  * the same id.
  */
 export async function resetRateLimits() {
-  for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser]) windows.clear()
+  for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser, rpmByTeam, tpmByTeam]) windows.clear()
   await limiter.clear()
 }
 
 export function hasLimits(p: Principal): boolean {
-  return !!(p.key.rpm || p.key.tpm || p.plan?.rpm || p.plan?.tpm)
+  return !!(p.key.rpm || p.key.tpm || p.plan?.rpm || p.plan?.tpm || (p.team !== null && (p.team.rpm || p.team.tpm)))
 }
 
 /**
@@ -67,6 +68,7 @@ export function addTokens(p: Principal, tokens: number): void | Promise<void> {
   const now = Date.now()
   if (p.key.tpm) tpmByKey.add(p.key.id, tokens, now)
   if (p.plan?.tpm) tpmByUser.add(p.user.id, tokens, now)
+  if (p.team?.tpm) tpmByTeam.add(p.team.id, tokens, now)
 }
 
 // ---- in memory ----------------------------------------------------------
@@ -75,6 +77,9 @@ const rpmByKey = new MinuteWindows()
 const rpmByUser = new MinuteWindows()
 const tpmByKey = new MinuteWindows()
 const tpmByUser = new MinuteWindows()
+/** A team's windows, shared by all of its keys */
+const rpmByTeam = new MinuteWindows()
+const tpmByTeam = new MinuteWindows()
 let sweeper: NodeJS.Timeout | undefined
 
 function admitInMemory(p: Principal, res: ServerResponse) {
@@ -84,11 +89,13 @@ function admitInMemory(p: Principal, res: ServerResponse) {
   tightest.limit = -1
   if (p.key.rpm) countRequest(rpmByKey, p.key.id, p.key.rpm, now)
   if (p.plan?.rpm) countRequest(rpmByUser, p.user.id, p.plan.rpm, now)
+  if (p.team?.rpm) countRequest(rpmByTeam, p.team.id, p.team.rpm, now)
   if (tightest.limit >= 0) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
 
   tightest.limit = -1
   if (p.key.tpm) checkTokens(tpmByKey, p.key.id, p.key.tpm, now)
   if (p.plan?.tpm) checkTokens(tpmByUser, p.user.id, p.plan.tpm, now)
+  if (p.team?.tpm) checkTokens(tpmByTeam, p.team.id, p.team.tpm, now)
   if (tightest.limit >= 0) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
 }
 
@@ -129,6 +136,8 @@ function sweep() {
   rpmByUser.sweep(now)
   tpmByKey.sweep(now)
   tpmByUser.sweep(now)
+  rpmByTeam.sweep(now)
+  tpmByTeam.sweep(now)
 }
 
 // ---- through @adonisjs/limiter (a store several instances share) ----------
@@ -153,6 +162,7 @@ function requestWindows(p: Principal): Window[] {
   const windows: Window[] = []
   if (p.key.rpm) windows.push({ key: `rpm:key:${p.key.id}`, limit: p.key.rpm })
   if (p.plan?.rpm) windows.push({ key: `rpm:user:${p.user.id}`, limit: p.plan.rpm })
+  if (p.team?.rpm) windows.push({ key: `rpm:team:${p.team.id}`, limit: p.team.rpm })
   return windows
 }
 
@@ -160,6 +170,7 @@ function tokenWindows(p: Principal): Window[] {
   const windows: Window[] = []
   if (p.key.tpm) windows.push({ key: `tpm:key:${p.key.id}`, limit: p.key.tpm })
   if (p.plan?.tpm) windows.push({ key: `tpm:user:${p.user.id}`, limit: p.plan.tpm })
+  if (p.team?.tpm) windows.push({ key: `tpm:team:${p.team.id}`, limit: p.team.tpm })
   return windows
 }
 

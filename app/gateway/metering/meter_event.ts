@@ -35,4 +35,6 @@ export interface MeterEvent {
   tags?: string[] | null
   /** The end user the request named (end_users/end_user_id.ts); null or absent when none */
   endUser?: string | null
+  /** The key's team when the call was admitted (its budget counts the cost); null or absent when none */
+  teamId?: number | null
 }

@@ -49,6 +49,8 @@ export class PendingTotals {
    * end_user_policies.ts). Only events that name an end user and cost something.
    */
   readonly endUsers = new Map<string, KeyDay>()
+  /** Team id -> its days, as keys' (a team's budget, teams/team_policies.ts). Only events of a team's key that cost something. */
+  readonly teams = new Map<number, KeyDay>()
 
   /** Adds one recorded event. */
   add(event: MeterEvent) {
@@ -70,6 +72,7 @@ export class PendingTotals {
     if (event.endUser && event.costPico !== 0n) {
       addDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
     }
+    if (event.teamId != null && event.costPico !== 0n) addDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
   /** Takes one event out again (its batch committed). */
@@ -81,6 +84,7 @@ export class PendingTotals {
     if (event.endUser && event.costPico !== 0n) {
       subtractDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
     }
+    if (event.teamId != null && event.costPico !== 0n) subtractDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
   /** Adds everything `other` holds (a spill tally handed back). */
@@ -101,6 +105,9 @@ export class PendingTotals {
     for (const [key, head] of other.endUsers) {
       for (let node: KeyDay | null = head; node; node = node.next) addDay(this.endUsers, key, node.day, node.costPico)
     }
+    for (const [teamId, head] of other.teams) {
+      for (let node: KeyDay | null = head; node; node = node.next) addDay(this.teams, teamId, node.day, node.costPico)
+    }
   }
 
   /** Takes out everything `other` holds (a replayed spill file, now committed). */
@@ -111,6 +118,9 @@ export class PendingTotals {
     }
     for (const [key, head] of other.endUsers) {
       for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.endUsers, key, node.day, node.costPico)
+    }
+    for (const [teamId, head] of other.teams) {
+      for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.teams, teamId, node.day, node.costPico)
     }
   }
 
@@ -135,6 +145,15 @@ export class PendingTotals {
   endUserCost(userId: number, endUser: string, sinceMs: number): bigint {
     let sum = 0n
     for (let node = this.endUsers.get(endUserKey(userId, endUser)) ?? null; node; node = node.next) {
+      if (node.day >= sinceMs) sum += node.costPico
+    }
+    return sum
+  }
+
+  /** A team's pending cost of calls begun at or after `sinceMs` (see keyCost). */
+  teamCost(teamId: number, sinceMs: number): bigint {
+    let sum = 0n
+    for (let node = this.teams.get(teamId) ?? null; node; node = node.next) {
       if (node.day >= sinceMs) sum += node.costPico
     }
     return sum

@@ -87,6 +87,8 @@ export class RequestAccount {
     this.principal.user.reservedPico += estimatePico
     if (this.principal.key.spendLimitPico !== null) holdOnKey(this.principal.key.id, estimatePico)
     if (this.endUserPolicy !== null) this.endUserPolicy.heldPico += estimatePico
+    // Always on the team (its budget may be set while the request runs: the release must match).
+    if (this.principal.team !== null) this.principal.team.heldPico += estimatePico
   }
 
   /**
@@ -136,6 +138,7 @@ export class RequestAccount {
       this.principal.user.reservedPico -= this.#reservedPico
       if (this.principal.key.spendLimitPico !== null) releaseOnKey(this.principal.key.id, this.#reservedPico)
       if (this.endUserPolicy !== null) this.endUserPolicy.heldPico -= this.#reservedPico
+      if (this.principal.team !== null) this.principal.team.heldPico -= this.#reservedPico
       this.#reservedPico = 0n
     }
     if (this.#heldInput !== 0 || this.#heldOutput !== 0) {
@@ -173,6 +176,7 @@ export class RequestAccount {
       cacheHit: this.cacheHit,
       tags: this.tags,
       endUser: this.endUser,
+      teamId: this.principal.team === null ? null : this.principal.team.id,
     })
     if (this.loggedRequest !== null) {
       if (this.bodyLog!.wants(status, errorCode)) this.bodyLog!.record(this.requestId, this.createdAt, this.loggedRequest, this.loggedResponse)

@@ -40,6 +40,8 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   // A row's tags joined by ',' (no tag holds one): unnest would flatten a text[][] parameter.
   { name: 'tags', type: 'text', encode: textColumn },
   { name: 'end_user', type: 'text', encode: textColumn },
+  // Not a usage_records column: the key's team for TEAM_SPEND_EFFECT, read from `e` (NULL: none).
+  { name: 'team_id', type: 'bigint', encode: numberColumn },
 ]
 
 /** The attempt rows' columns (only requests that were not one clean attempt have any). */
@@ -117,6 +119,33 @@ end_user_spend AS (
 )`
 
 /**
+ * The spend of each team whose keys are in the batch (teams/team_policies.ts:
+ * budgets), as the key's spend in METER_EFFECTS: the lifetime spend, and, for
+ * a budget that resets, the spend in its newest UTC day/week/month. The team
+ * is the one the call was admitted under (`e.team_id`, not stored in the
+ * usage row); only inserted rows count (`ins`: a replayed row is not counted
+ * twice). Appended only to a batch holding a team's row.
+ */
+export const TEAM_SPEND_EFFECT = `,
+team_rows AS (
+  SELECT e.team_id, i.cost, i.created_at FROM ins i JOIN e ON e.request_id = i.request_id WHERE e.team_id IS NOT NULL
+),
+team_spend AS (
+  UPDATE teams t SET spent = t.spent + s.cost,
+    period_spent = CASE WHEN t.budget_period IS NULL THEN 0 ELSE
+        (CASE WHEN t.period_start = GREATEST(t.period_start, date_trunc(t.budget_period, s.last_at AT TIME ZONE 'UTC')::date)
+              THEN t.period_spent ELSE 0 END)
+      + (SELECT COALESCE(SUM(r.cost), 0) FROM team_rows r
+          WHERE r.team_id = t.id
+            AND date_trunc(t.budget_period, r.created_at AT TIME ZONE 'UTC')::date
+              = GREATEST(t.period_start, date_trunc(t.budget_period, s.last_at AT TIME ZONE 'UTC')::date))
+      END,
+    period_start = GREATEST(t.period_start, date_trunc(t.budget_period, s.last_at AT TIME ZONE 'UTC')::date)
+    FROM (SELECT team_id, MAX(created_at) AS last_at, SUM(cost) AS cost FROM team_rows GROUP BY team_id) s
+   WHERE t.id = s.team_id
+)`
+
+/**
  * Rows of a finished day (a replayed spill, a call metered just after
  * midnight, demo rows) mark it, so its daily rollup is redone
  * (app/services/usage_rollup.ts). Appended after METER_EFFECTS only to a
@@ -176,12 +205,17 @@ SELECT COUNT(*)::int AS inserted FROM ins`
 /**
  * The batch statements by what their rows hold (bit 1: a row of a finished
  * day, LATE_DAYS_EFFECT; bit 2: a row that names an end user,
- * END_USER_SPEND_EFFECT), each a named statement planned once per connection.
+ * END_USER_SPEND_EFFECT; bit 4: a row of a team's key, TEAM_SPEND_EFFECT),
+ * each a named statement planned once per connection.
  */
-const WRITE_BATCH_SQL = [0, 1, 2, 3].map((kind) =>
-  batchSql(METER_EFFECTS + (kind & 1 ? LATE_DAYS_EFFECT : '') + (kind & 2 ? END_USER_SPEND_EFFECT : ''))
+const WRITE_BATCH_SQL = [0, 1, 2, 3, 4, 5, 6, 7].map((kind) =>
+  batchSql(
+    METER_EFFECTS + (kind & 1 ? LATE_DAYS_EFFECT : '') + (kind & 2 ? END_USER_SPEND_EFFECT : '') + (kind & 4 ? TEAM_SPEND_EFFECT : '')
+  )
 )
-const BATCH_NAMES = ['gateway_meter_batch', 'gateway_meter_batch_late', 'gateway_meter_batch_end_users', 'gateway_meter_batch_late_end_users']
+const BATCH_NAMES = [0, 1, 2, 3, 4, 5, 6, 7].map(
+  (kind) => `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}`
+)
 
 export interface MeterOptions {
   connectionString: string
@@ -286,6 +320,11 @@ export class UsageMeter {
    */
   pendingKeyCost(keyId: number, sinceMs: number): bigint {
     return this.#pending.keyCost(keyId, sinceMs)
+  }
+
+  /** The cost recorded through a team's keys but not yet committed, of calls begun at or after `sinceMs`. */
+  pendingTeamCost(teamId: number, sinceMs: number): bigint {
+    return this.#pending.teamCost(teamId, sinceMs)
   }
 
   /** The cost recorded for an owner's end user but not yet committed, of calls begun at or after `sinceMs`. */
@@ -517,7 +556,7 @@ export class UsageMeter {
   }
 
   #query(records: SpilledRecord[]) {
-    const kind = (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0)
+    const kind = (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | (ofTeam(records) ? 4 : 0)
     // Named: parsed and planned once per connection, not per batch.
     return this.#pool.query({
       name: BATCH_NAMES[kind],
@@ -623,6 +662,12 @@ function namesEndUser(records: SpilledRecord[]): boolean {
   return false
 }
 
+/** Does the batch hold a row of a team's key? (see TEAM_SPEND_EFFECT) */
+function ofTeam(records: SpilledRecord[]): boolean {
+  for (const record of records) if (record.e.team_id != null) return true
+  return false
+}
+
 function holdsFinishedDay(records: SpilledRecord[]): boolean {
   const today = new Date().toISOString().slice(0, 10)
   for (const record of records) if (String(record.e.created_at) < today) return true
@@ -668,6 +713,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       tags: e.tags ? e.tags.join(',') : undefined,
       // NULL when the request named no end user (and in spill files from before the column).
       end_user: e.endUser ?? undefined,
+      // NULL for a key in no team (and in spill files from before teams).
+      team_id: e.teamId ?? undefined,
     },
     a: (e.attempts ?? []).map((a) => ({
       request_id: e.requestId,

@@ -4,7 +4,7 @@ import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
 import { findApiKey } from '#actions/revoke_api_key'
-import { dailyTotals, spendByKeyModel, topBy } from '#services/usage_rollup'
+import { dailyTotals, spendByKeyModel, spendByTeamDay, topBy, type TeamDaySpend } from '#services/usage_rollup'
 import { END_USER_DAILY_LIMIT, endUserDailySpend } from '#services/end_user_spend'
 import { parseFilters } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
@@ -100,7 +100,8 @@ export default class LiteLLMGlobalSpendController {
    * year). `customer`: per day, each end user's spend with its models and
    * keys (at most END_USER_DAILY_LIMIT day, customer, model and key groups:
    * a 400 beyond, never a cut answer); `api_key`: per key over the range, with its models; `team` (LiteLLM's
-   * default): an empty list, there are no teams here.
+   * default): per day, each team's spend with its models (keys counted for
+   * the team they are in now; keys in no team left out).
    */
   async report(ctx: HttpContext) {
     return litellmManaged(async () => {
@@ -110,8 +111,8 @@ export default class LiteLLMGlobalSpendController {
       const dates = { from: qs.start_date, to: qs.end_date }
       await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
       const filters = parseFilters(dates)
-      if (groupBy === 'team') return []
       await settleMetering()
+      if (groupBy === 'team') return teamReport(await spendByTeamDay(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' })))
       if (groupBy === 'customer') {
         // Finished days from the end-user rollup, today live: any range the validator allows (a year at most).
         const rows = await endUserDailySpend(filters, END_USER_DAILY_LIMIT + 1)
@@ -134,6 +135,23 @@ export default class LiteLLMGlobalSpendController {
       return [...byKey.values()].sort((a, b) => b.total_cost - a.total_cost)
     })
   }
+}
+
+/** Rows per (day, team, model) as LiteLLM's `[{group_by_day, teams: [{team_name, team_id, total_spend, metadata: [{model, spend, total_tokens}]}]}]` */
+function teamReport(rows: TeamDaySpend[]) {
+  const days = new Map<string, Map<number, { team_name: string; team_id: string; total_spend: number; metadata: Array<{ model: string; spend: number; total_tokens: number }> }>>()
+  for (const r of rows) {
+    let teams = days.get(r.day)
+    if (!teams) days.set(r.day, (teams = new Map()))
+    let team = teams.get(r.teamId)
+    if (!team) teams.set(r.teamId, (team = { team_name: r.alias, team_id: String(r.teamId), total_spend: 0, metadata: [] }))
+    team.total_spend += Number(r.cost)
+    team.metadata.push({ model: r.model, spend: Number(r.cost), total_tokens: r.tokens })
+  }
+  return [...days].map(([day, teams]) => ({
+    group_by_day: day,
+    teams: [...teams.values()].sort((a, b) => b.total_spend - a.total_spend),
+  }))
 }
 
 /** Rows per (day, owner, end user, model, key) as LiteLLM's `[{group_by_day, customers: [{customer, total_spend, metadata}]}]` */

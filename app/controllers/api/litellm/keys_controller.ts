@@ -16,6 +16,7 @@ import { patchApiKey } from '#services/key_patch'
 import { apiActor, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { userIdOf } from '#services/usage_query'
+import { findTeam, setKeyTeam } from '#actions/teams'
 import { budgetPeriod, budgetText, durationDays, fieldError, litellmKeyJson, litellmManaged, modelGlobs } from '#services/litellm_management'
 
 const allowedIpsValidator = vine.compile(vine.object({ allowed_ips: ipAllowlistArray().nullable().optional() }))
@@ -35,6 +36,7 @@ const listValidator = vine.compile(
     size: vine.number().withoutDecimals().min(1).max(100).optional(),
     user_id: vine.string().trim().minLength(1).optional(),
     key_alias: vine.string().trim().minLength(1).maxLength(100).optional(),
+    team_id: vine.string().trim().regex(/^\d{1,15}$/).optional(),
     return_full_object: vine.boolean().optional(),
   })
 )
@@ -44,6 +46,12 @@ function keyRef(value: unknown): string {
   if (typeof value === 'number' && Number.isInteger(value)) return String(value)
   if (typeof value !== 'string' || value.trim() === '') throw fieldError('key', 'required: the key, or its token')
   return value.trim()
+}
+
+/** LiteLLM's team_id (our team id as text or a number): 404 when no team has it */
+async function litellmTeam(value: unknown) {
+  if (typeof value !== 'string' && typeof value !== 'number') throw fieldError('team_id', 'a team id (text)')
+  return findTeam(value)
 }
 
 /** A key LiteLLM would still know: a revoked key is deleted there (404) */
@@ -87,8 +95,11 @@ export default class LiteLLMKeysController {
         spendPeriod: spendPeriod ?? undefined,
         allowedIps: allowedIps ?? undefined,
       })
+      // LiteLLM's team_id must name a team (404 before the key is made); the owner need not be a member.
+      const teamId = body.team_id === undefined || body.team_id === null ? null : (await litellmTeam(body.team_id)).id
       const actor = apiActor(ctx)
       const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, actor)
+      if (teamId !== null) await setKeyTeam(String(apiKey.id), teamId, actor)
       if (body.blocked === true) await setApiKeyBlocked(String(apiKey.id), true, actor)
       return { ...litellmKeyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })
@@ -115,7 +126,10 @@ export default class LiteLLMKeysController {
       const actor = apiActor(ctx)
       // null is "not given", as on /key/generate (LiteLLM's own clients send the field as null)
       if (body.blocked !== undefined && body.blocked !== null && typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
+      if (body.team_id !== undefined && body.team_id !== null) await litellmTeam(body.team_id)
       await patchApiKey(key, patch, actor)
+      // `team_id: null` takes the key out of its team, as LiteLLM's update does
+      if (body.team_id !== undefined) await setKeyTeam(String(key.id), body.team_id, actor)
       if (typeof body.blocked === 'boolean') await setApiKeyBlocked(String(key.id), body.blocked, actor)
       await settleMetering()
       return litellmKeyJson(await ApiKey.findOrFail(key.id))
@@ -178,7 +192,7 @@ export default class LiteLLMKeysController {
     return { key: 'healthy', logging_callbacks: null }
   }
 
-  /** GET /key/list[?page=&size=&user_id=&key_alias=&return_full_object=]: keys not deleted, newest first. */
+  /** GET /key/list[?page=&size=&user_id=&key_alias=&team_id=&return_full_object=]: keys not deleted, newest first. */
   async list(ctx: HttpContext) {
     return litellmManaged(async () => {
       const qs = ctx.request.qs()
@@ -193,6 +207,7 @@ export default class LiteLLMKeysController {
         const query = ApiKey.query().whereNull('revoked_at')
         if (userId !== null) query.where('user_id', userId)
         if (input.key_alias) query.where('name', input.key_alias)
+        if (input.team_id) query.where('team_id', input.team_id)
         return query
       }
       await settleMetering()

@@ -12,6 +12,8 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { createKeyValidator, createUserValidator } from '#validators/admin'
 import { apiActor, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
+import { teamMembers, teamsOfUser } from '#actions/teams'
+import { litellmTeamJson } from '#services/litellm_teams'
 import { fieldError, litellmKeyJson, litellmManaged, litellmUserJson, modelGlobs, roleOf } from '#services/litellm_management'
 
 const listValidator = vine.compile(
@@ -80,7 +82,7 @@ export default class LiteLLMUsersController {
     })
   }
 
-  /** GET /user/info?user_id=: the user, its keys (not deleted; 100 newest) and teams (none); without user_id, the caller. */
+  /** GET /user/info?user_id=: the user, its keys (not deleted; 100 newest) and the teams it is a member of; without user_id, the caller. */
   async show(ctx: HttpContext) {
     return litellmManaged(async () => {
       const ref = ctx.request.input('user_id') ?? ctx.request.input('user_email')
@@ -88,11 +90,13 @@ export default class LiteLLMUsersController {
       await settleMetering()
       const keys = await ApiKey.query().where('user_id', user.id).whereNull('revoked_at').orderBy('id', 'desc').limit(INFO_KEYS)
       const spend = (await spendOf([user.id])).get(user.id) ?? '0'
+      const teams = await teamsOfUser(user.id)
+      const members = await teamMembers(teams.map((t) => t.id))
       return {
         user_id: String(user.id),
-        user_info: litellmUserJson(user, { plan: await planName(user.planId), spend }),
+        user_info: { ...litellmUserJson(user, { plan: await planName(user.planId), spend }), teams: teams.map((t) => String(t.id)) },
         keys: keys.map(litellmKeyJson),
-        teams: [],
+        teams: teams.map((t) => litellmTeamJson(t, members.get(t.id) ?? [])),
       }
     })
   }

@@ -10,6 +10,7 @@ import { regenerateApiKey } from '#actions/regenerate_api_key'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { apiActor, keyJson, keysetPage, managed, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
+import { findTeam, setKeyTeam } from '#actions/teams'
 
 
 /** PATCH's `blocked`: a key blocked for now, or unblocked */
@@ -35,7 +36,7 @@ export default class ManagementKeysController {
   /**
    * POST /api/admin/keys (LiteLLM's /key/generate): {user (id or e-mail),
    * name?, models?, expires_in_days?, rpm?, tpm?, max_parallel_requests?,
-   * spend_limit?, spend_period?, allowed_ips?}.
+   * spend_limit?, spend_period?, allowed_ips?, team_id?}.
    * The clear key is in this answer only.
    */
   async store(ctx: HttpContext) {
@@ -55,7 +56,11 @@ export default class ManagementKeysController {
         manage: body.manage,
         allowedIps: allowedIps ?? undefined,
       })
-      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, apiActor(ctx))
+      // A team named must exist (404) before the key is made.
+      const teamId = body.team_id === undefined || body.team_id === null ? null : (await findTeam(body.team_id)).id
+      const actor = apiActor(ctx)
+      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, actor)
+      if (teamId !== null) await setKeyTeam(String(apiKey.id), teamId, actor)
       ctx.response.status(201)
       return { ...keyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })
@@ -73,14 +78,18 @@ export default class ManagementKeysController {
   /**
    * PATCH /api/admin/keys/:id (LiteLLM's /key/update): the fields given change
    * (null clears a limit), the rest stay; `blocked` true / false blocks the key
-   * or lifts the block (LiteLLM's /key/block, /key/unblock).
+   * or lifts the block (LiteLLM's /key/block, /key/unblock); `team_id` puts
+   * it in a team (null: in none).
    */
   async update(ctx: HttpContext) {
     return managed(async () => {
       const key = await findApiKey(ctx.params.id)
-      const { blocked } = await blockedValidator.validate({ blocked: ctx.request.body().blocked })
+      const body = ctx.request.body()
+      const { blocked } = await blockedValidator.validate({ blocked: body.blocked })
+      if (body.team_id !== undefined && body.team_id !== null) await findTeam(body.team_id)
       const actor = apiActor(ctx)
-      const saved = await patchApiKey(key, ctx.request.body(), actor)
+      let saved = await patchApiKey(key, body, actor)
+      if (body.team_id !== undefined) saved = await setKeyTeam(String(key.id), body.team_id, actor)
       return keyJson(blocked === undefined ? saved : await setApiKeyBlocked(String(key.id), blocked, actor))
     })
   }

@@ -1,0 +1,362 @@
+import db from '@adonisjs/lucid/services/db'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
+import { AdminInputError } from '#actions/admin_input_error'
+import { cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
+import { findUser } from '#actions/post_ledger_entry'
+import { findApiKey, keyLabel } from '#actions/revoke_api_key'
+import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
+import { recordId } from '#services/record_id'
+import { teamMemberValidator, teamSettingsValidator } from '#validators/team'
+
+/**
+ * Teams (LiteLLM's /team/*): a policy over a set of keys (api_keys.team_id):
+ * a shared budget per UTC day/week/month or for the team's life, model
+ * globs, rpm/tpm shared by its keys, a block. Billing stays on each key's
+ * owner. Members are users with a role; membership is a record (LiteLLM's
+ * members_with_roles), it does not decide which keys may join (the master
+ * key adds any key to any team in LiteLLM too).
+ *
+ * The one implementation behind the panel, the management API
+ * (/api/admin/teams), LiteLLM's /team/* and `team:create`; every change is
+ * audited (subject `team`). The gateways' caches hear of a change through
+ * the teams and api_keys triggers (migration 1003).
+ */
+export interface TeamSettings {
+  alias?: string
+  /** USD as a decimal string; null: no budget */
+  maxBudget?: string | null
+  budgetPeriod?: SpendPeriod | null
+  /** Model globs; null or []: every model the key and plan allow */
+  models?: string[] | null
+  rpm?: number | null
+  tpm?: number | null
+  blocked?: boolean
+  /** Kept and answered back (LiteLLM's metadata); the gateway reads nothing in it */
+  metadata?: Record<string, unknown> | null
+}
+
+export interface TeamRow {
+  id: number
+  alias: string
+  max_budget: string | null
+  budget_period: SpendPeriod | null
+  spent: string
+  period_spent: string
+  period_start: string | Date | null
+  allowed_models: string[] | null
+  rpm: number | null
+  tpm: number | null
+  blocked_at: Date | null
+  metadata: Record<string, unknown>
+  created_at: Date
+  updated_at: Date
+}
+
+export interface TeamMember {
+  user_id: number
+  email: string
+  role: 'admin' | 'user'
+}
+
+export type MemberRole = 'admin' | 'user'
+
+/** A team by id (a number or its digits); 404 otherwise. Locked when read in a transaction. */
+export async function findTeam(ref: unknown, trx?: TransactionClientContract): Promise<TeamRow> {
+  const id = recordId(ref)
+  const query = (trx ?? db).from('teams').where('id', id ?? 0)
+  const row = id === null ? null : await (trx ? query.forUpdate() : query).first()
+  if (!row) throw AdminInputError.notFound(`No team "${String(ref ?? '')}"`)
+  return normalised(row)
+}
+
+export async function createTeam(input: TeamSettings, actor: Actor = cliActor()): Promise<TeamRow> {
+  const settings = await checked(input)
+  if (!settings.alias) throw new AdminInputError('A team needs an alias (its name)', 'alias')
+  return db.transaction(async (trx) => {
+    const [row] = await trx
+      .table('teams')
+      .insert({
+        alias: settings.alias,
+        ...columnsOf(settings),
+        blocked_at: settings.blocked ? new Date() : null,
+        metadata: JSON.stringify(input.metadata ?? {}),
+      })
+      .returning('*')
+    const team = normalised(row)
+    await writeAudit(trx, actor, {
+      action: 'team.create',
+      subjectType: 'team',
+      subjectId: team.id,
+      summary: `team ${team.alias} created: ${describe(team)}`,
+      after: snapshot(team),
+    })
+    return team
+  })
+}
+
+/** Changes the settings given (the rest kept); null clears a budget or limit. */
+export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor = cliActor()): Promise<TeamRow> {
+  const settings = await checked(input)
+  return db.transaction(async (trx) => {
+    const before = await findTeam(ref, trx)
+    const changes: Record<string, unknown> = { ...columnsOf(settings), updated_at: new Date() }
+    if (settings.alias !== undefined) changes.alias = settings.alias
+    if (settings.blocked !== undefined && settings.blocked !== (before.blocked_at !== null)) {
+      changes.blocked_at = settings.blocked ? new Date() : null
+    }
+    if (input.metadata !== undefined) changes.metadata = JSON.stringify(input.metadata ?? {})
+    // Clearing the budget clears its period (a period alone means nothing).
+    if (settings.maxBudget === null && settings.budgetPeriod === undefined) changes.budget_period = null
+    const period = changes.budget_period === undefined ? before.budget_period : (changes.budget_period as SpendPeriod | null)
+    if (period !== before.budget_period && period !== null) {
+      // A new period starts with what the team's keys spent in it so far (then the meter adds each charge).
+      Object.assign(changes, await periodSpent(trx, before.id, period))
+    }
+    const [row] = await trx.from('teams').where('id', before.id).update(changes).returning('*')
+    const team = normalised(row)
+    const described = describeChanges(snapshot(before), snapshot(team))
+    if (described !== '') {
+      await writeAudit(trx, actor, {
+        action: 'team.update',
+        subjectType: 'team',
+        subjectId: team.id,
+        summary: `team ${team.alias}: ${described}`,
+        before: snapshot(before),
+        after: snapshot(team),
+      })
+    }
+    return team
+  })
+}
+
+/** Blocks the team's keys for now (401 in each wire format, as a blocked key), or lifts it. */
+export async function setTeamBlocked(ref: unknown, blocked: boolean, actor: Actor = cliActor()) {
+  return updateTeam(ref, { blocked }, actor)
+}
+
+/**
+ * Deletes teams (every id checked first: one unknown deletes none). Their
+ * keys stay, in no team (api_keys.team_id ON DELETE SET NULL); usage rows stay.
+ */
+export async function deleteTeams(refs: unknown[], actor: Actor = cliActor()): Promise<TeamRow[]> {
+  return db.transaction(async (trx) => {
+    const teams: TeamRow[] = []
+    for (const ref of refs) {
+      const team = await findTeam(ref, trx)
+      if (!teams.some((t) => t.id === team.id)) teams.push(team)
+    }
+    for (const team of teams) {
+      const keys = await trx.from('api_keys').where('team_id', team.id).count('* as n').first()
+      await trx.from('teams').where('id', team.id).delete()
+      await writeAudit(trx, actor, {
+        action: 'team.delete',
+        subjectType: 'team',
+        subjectId: team.id,
+        summary: `team ${team.alias} deleted (${Number(keys?.n ?? 0)} key(s) left in no team)`,
+        before: snapshot(team),
+      })
+    }
+    return teams
+  })
+}
+
+/** Adds users to the team, or changes their role when already in it. */
+export async function addTeamMembers(ref: unknown, members: Array<{ user: string; role?: MemberRole }>, actor: Actor = cliActor()) {
+  const checkedMembers: Array<{ user: string; role?: MemberRole }> = []
+  for (const member of members) checkedMembers.push(await teamMemberValidator.validate(member))
+  return db.transaction(async (trx) => {
+    const team = await findTeam(ref, trx)
+    const added: TeamMember[] = []
+    for (const member of checkedMembers) {
+      const user = await findUser(member.user, trx)
+      const role = member.role ?? 'user'
+      await trx.rawQuery(
+        `INSERT INTO team_members (team_id, user_id, role) VALUES (?, ?, ?)
+         ON CONFLICT (team_id, user_id) DO UPDATE SET role = EXCLUDED.role`,
+        [team.id, user.id, role]
+      )
+      added.push({ user_id: user.id, email: user.email, role })
+    }
+    await writeAudit(trx, actor, {
+      action: 'team.member_add',
+      subjectType: 'team',
+      subjectId: team.id,
+      summary: `team ${team.alias}: ${added.map((m) => `${m.email} (${m.role})`).join(', ')} added`,
+      after: { members: added.map((m) => ({ user_id: m.user_id, role: m.role })) },
+    })
+    return { team, added }
+  })
+}
+
+/** Takes users out of the team (each must be a member: one who is not removes none). Their keys stay in it. */
+export async function removeTeamMembers(ref: unknown, users: string[], actor: Actor = cliActor()) {
+  return db.transaction(async (trx) => {
+    const team = await findTeam(ref, trx)
+    const removed: Array<{ user_id: number; email: string }> = []
+    for (const ref of users) {
+      const user = await findUser(ref, trx)
+      const row = await trx.from('team_members').where('team_id', team.id).where('user_id', user.id).first()
+      if (!row) throw AdminInputError.notFound(`${user.email} is not a member of team ${team.alias}`)
+      if (!removed.some((r) => r.user_id === user.id)) removed.push({ user_id: user.id, email: user.email })
+    }
+    await trx.from('team_members').where('team_id', team.id).whereIn('user_id', removed.map((r) => r.user_id)).delete()
+    await writeAudit(trx, actor, {
+      action: 'team.member_delete',
+      subjectType: 'team',
+      subjectId: team.id,
+      summary: `team ${team.alias}: ${removed.map((r) => r.email).join(', ')} removed`,
+      before: { members: removed.map((r) => r.user_id) },
+    })
+    return { team, removed }
+  })
+}
+
+/**
+ * Puts a key in a team (null: in none). Its owner need not be a member (as
+ * with LiteLLM's master key). Spend the key made before counts for the team
+ * only from now on.
+ */
+export async function setKeyTeam(keyRef: string, teamRef: unknown, actor: Actor = cliActor()) {
+  return db.transaction(async (trx) => {
+    const key = await findApiKey(keyRef, trx)
+    const team = teamRef === null || teamRef === undefined || teamRef === '' ? null : await findTeam(teamRef, trx)
+    const teamId = team?.id ?? null
+    if ((key.teamId ?? null) === teamId) return key
+    const before = key.teamId ?? null
+    key.teamId = teamId
+    key.useTransaction(trx)
+    await key.save()
+    await writeAudit(trx, actor, {
+      action: 'key.team',
+      subjectType: 'api_key',
+      subjectId: key.id,
+      summary: `${await keyLabel(trx, key)} ${team ? `put in team ${team.alias}` : 'taken out of its team'}`,
+      before: { team_id: before },
+      after: { team_id: teamId },
+    })
+    return key
+  })
+}
+
+/** The team's members, oldest first. */
+export async function teamMembers(teamIds: number[]): Promise<Map<number, TeamMember[]>> {
+  const byTeam = new Map<number, TeamMember[]>()
+  if (teamIds.length === 0) return byTeam
+  const rows = await db
+    .from('team_members as m')
+    .join('users as u', 'u.id', 'm.user_id')
+    .whereIn('m.team_id', teamIds)
+    .orderBy('m.created_at')
+    .select('m.team_id', 'm.user_id', 'u.email', 'm.role')
+  for (const row of rows) {
+    const list = byTeam.get(Number(row.team_id)) ?? []
+    list.push({ user_id: Number(row.user_id), email: row.email, role: row.role })
+    byTeam.set(Number(row.team_id), list)
+  }
+  return byTeam
+}
+
+/** Teams, newest first (operators have tens or hundreds). */
+export async function listTeams(): Promise<TeamRow[]> {
+  const rows = await db.from('teams').orderBy('id', 'desc').limit(1000)
+  return rows.map(normalised)
+}
+
+/** What the team's budget counts now: this period's spend (0 when the row's period is an older one), or the whole. */
+export function teamBudgetSpent(team: TeamRow): string {
+  if (!team.budget_period) return team.spent
+  const start = new Date(periodBounds(team.budget_period, Date.now()).start).toISOString().slice(0, 10)
+  return dayText(team.period_start) === start ? team.period_spent : '0'
+}
+
+/** When the team's budget resets (null without a period). */
+export function teamBudgetResetsAt(team: TeamRow): string | null {
+  return team.budget_period ? new Date(periodBounds(team.budget_period, Date.now()).end).toISOString() : null
+}
+
+async function checked(input: TeamSettings) {
+  return teamSettingsValidator.validate({
+    alias: input.alias,
+    maxBudget: input.maxBudget,
+    budgetPeriod: input.budgetPeriod,
+    models: input.models,
+    rpm: input.rpm,
+    tpm: input.tpm,
+    blocked: input.blocked,
+  })
+}
+
+/** The settings' columns (given ones only). */
+function columnsOf(settings: Awaited<ReturnType<typeof checked>>) {
+  const columns: Record<string, unknown> = {}
+  if (settings.maxBudget !== undefined) columns.max_budget = settings.maxBudget
+  if (settings.budgetPeriod !== undefined) columns.budget_period = settings.budgetPeriod
+  if (settings.models !== undefined) columns.allowed_models = settings.models && settings.models.length > 0 ? JSON.stringify(settings.models) : null
+  if (settings.rpm !== undefined) columns.rpm = settings.rpm
+  if (settings.tpm !== undefined) columns.tpm = settings.tpm
+  return columns
+}
+
+/** What the team's keys spent in the current `period` (usage rows of keys now in it): a new period's start. */
+async function periodSpent(trx: TransactionClientContract, teamId: number, period: SpendPeriod) {
+  const start = new Date(periodBounds(period, Date.now()).start)
+  const row = await trx
+    .from('usage_records')
+    .whereIn('api_key_id', trx.from('api_keys').where('team_id', teamId).select('id'))
+    .where('created_at', '>=', start)
+    .select(db.raw('coalesce(sum(cost), 0)::text AS spent'))
+    .first()
+  return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
+}
+
+function normalised(row: Record<string, any>): TeamRow {
+  return {
+    ...row,
+    id: Number(row.id),
+    allowed_models: Array.isArray(row.allowed_models) && row.allowed_models.length > 0 ? row.allowed_models : null,
+    metadata: row.metadata ?? {},
+  } as TeamRow
+}
+
+function snapshot(team: TeamRow) {
+  return {
+    alias: team.alias,
+    max_budget: team.max_budget,
+    budget_period: team.budget_period,
+    models: team.allowed_models,
+    rpm: team.rpm,
+    tpm: team.tpm,
+    blocked: team.blocked_at !== null,
+    metadata: team.metadata,
+  }
+}
+
+function describe(team: TeamRow) {
+  const parts = [team.max_budget === null ? 'no budget' : `budget $${plain(team.max_budget)}${team.budget_period ? ` a ${team.budget_period}` : ''}`]
+  if (team.allowed_models) parts.push(`models ${team.allowed_models.join(', ')}`)
+  if (team.rpm) parts.push(`${team.rpm} rpm`)
+  if (team.tpm) parts.push(`${team.tpm} tpm`)
+  if (team.blocked_at) parts.push('blocked')
+  return parts.join(', ')
+}
+
+function plain(amount: string) {
+  return amount.includes('.') ? amount.replace(/\.?0+$/, '') : amount
+}
+
+function dayText(value: string | Date | null): string | null {
+  if (value === null) return null
+  if (typeof value === 'string') return value.slice(0, 10)
+  return `${value.getFullYear()}-${String(value.getMonth() + 1).padStart(2, '0')}-${String(value.getDate()).padStart(2, '0')}`
+}
+
+/** The teams a user is a member of, oldest membership first. */
+export async function teamsOfUser(userId: number): Promise<TeamRow[]> {
+  const rows = await db
+    .from('teams as t')
+    .join('team_members as m', 'm.team_id', 't.id')
+    .where('m.user_id', userId)
+    .orderBy('m.created_at')
+    .select('t.*')
+  return rows.map(normalised)
+}

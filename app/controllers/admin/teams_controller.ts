@@ -1,0 +1,146 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import db from '@adonisjs/lucid/services/db'
+import ApiKey from '#models/api_key'
+import {
+  addTeamMembers,
+  createTeam,
+  deleteTeams,
+  findTeam,
+  listTeams,
+  removeTeamMembers,
+  setTeamBlocked,
+  teamBudgetResetsAt,
+  teamBudgetSpent,
+  teamMembers,
+  updateTeam,
+  type TeamSettings,
+} from '#actions/teams'
+import { AdminInputError } from '#actions/admin_input_error'
+import { recordId } from '#services/record_id'
+import { settleMetering } from '#services/settle_metering'
+import { listField, notFound, optionalNumber, panelActor } from '#controllers/admin/panel'
+
+/** Form fields -> the team actions' settings (empty = none). */
+function teamSettings(request: HttpContext['request']): TeamSettings {
+  const budget = String(request.input('maxBudget') ?? '').trim()
+  const models = listField(request.input('models'))
+  return {
+    alias: String(request.input('alias') ?? '').trim(),
+    maxBudget: budget === '' ? null : budget,
+    budgetPeriod: request.input('budgetPeriod') || null,
+    models: models.length > 0 ? models : null,
+    rpm: optionalNumber(request.input('rpm')) ?? null,
+    tpm: optionalNumber(request.input('tpm')) ?? null,
+  }
+}
+
+/**
+ * Teams (LiteLLM's): a shared budget, models, rate limits and a block over
+ * the keys put in them; members are users. The same actions as the
+ * management API, LiteLLM's /team/* and `team:create` (app/actions/teams.ts),
+ * audited as the signed-in admin.
+ */
+export default class TeamsController {
+  /** Every team with its budget and what it spent this period, its keys and members. */
+  async index({ view }: HttpContext) {
+    await settleMetering()
+    const teams = await listTeams()
+    const ids = teams.map((t) => t.id)
+    const keyCounts = new Map<number, number>()
+    const memberCounts = new Map<number, number>()
+    if (ids.length > 0) {
+      for (const row of await db.from('api_keys').whereIn('team_id', ids).whereNull('revoked_at').groupBy('team_id').select('team_id').count('* as n')) {
+        keyCounts.set(Number(row.team_id), Number(row.n))
+      }
+      for (const row of await db.from('team_members').whereIn('team_id', ids).groupBy('team_id').select('team_id').count('* as n')) {
+        memberCounts.set(Number(row.team_id), Number(row.n))
+      }
+    }
+    const rows = teams.map((t) => ({ team: t, spent: teamBudgetSpent(t), keys: keyCounts.get(t.id) ?? 0, members: memberCounts.get(t.id) ?? 0 }))
+    return view.render('admin/teams/index', { rows })
+  }
+
+  async create({ view }: HttpContext) {
+    return view.render('admin/teams/form', { team: null })
+  }
+
+  async store(ctx: HttpContext) {
+    const team = await createTeam(teamSettings(ctx.request), panelActor(ctx))
+    ctx.session.flash('success', `Team ${team.alias} created. Put keys in it from their edit form.`)
+    return ctx.response.redirect(`/admin/teams/${team.id}`)
+  }
+
+  /** A team: its settings, spend this period, members (add, remove) and keys. */
+  async show(ctx: HttpContext) {
+    const team = await this.#team(ctx)
+    if (!team) return notFound(ctx)
+    await settleMetering()
+    const fresh = await findTeam(team.id)
+    const [members, keys] = await Promise.all([
+      teamMembers([team.id]),
+      ApiKey.query().where('team_id', team.id).whereNull('revoked_at').preload('user').orderBy('id', 'desc').limit(200),
+    ])
+    return ctx.view.render('admin/teams/show', {
+      team: fresh,
+      spent: teamBudgetSpent(fresh),
+      resetsAt: teamBudgetResetsAt(fresh),
+      members: members.get(team.id) ?? [],
+      keys,
+    })
+  }
+
+  async edit(ctx: HttpContext) {
+    const team = await this.#team(ctx)
+    if (!team) return notFound(ctx)
+    return ctx.view.render('admin/teams/form', { team })
+  }
+
+  async update(ctx: HttpContext) {
+    const team = await updateTeam(Number(ctx.params.id), teamSettings(ctx.request), panelActor(ctx))
+    ctx.session.flash('success', `Team ${team.alias} saved.`)
+    return ctx.response.redirect(`/admin/teams/${team.id}`)
+  }
+
+  async block(ctx: HttpContext) {
+    const team = await setTeamBlocked(Number(ctx.params.id), true, panelActor(ctx))
+    ctx.session.flash('success', `Team ${team.alias} blocked: its keys are refused until it is unblocked.`)
+    return ctx.response.redirect(`/admin/teams/${team.id}`)
+  }
+
+  async unblock(ctx: HttpContext) {
+    const team = await setTeamBlocked(Number(ctx.params.id), false, panelActor(ctx))
+    ctx.session.flash('success', `Team ${team.alias} unblocked.`)
+    return ctx.response.redirect(`/admin/teams/${team.id}`)
+  }
+
+  async destroy(ctx: HttpContext) {
+    const [team] = await deleteTeams([Number(ctx.params.id)], panelActor(ctx))
+    ctx.session.flash('success', `Team ${team.alias} deleted; its keys are in no team now.`)
+    return ctx.response.redirect('/admin/teams')
+  }
+
+  async addMember(ctx: HttpContext) {
+    const user = String(ctx.request.input('user') ?? '').trim()
+    if (user === '') throw new AdminInputError('Give a user\'s e-mail or id', 'user')
+    const role = ctx.request.input('role') === 'admin' ? 'admin' : 'user'
+    const { team, added } = await addTeamMembers(Number(ctx.params.id), [{ user, role }], panelActor(ctx))
+    ctx.session.flash('success', `${added[0].email} is in team ${team.alias} (${role}).`)
+    return ctx.response.redirect(`/admin/teams/${team.id}`)
+  }
+
+  async removeMember(ctx: HttpContext) {
+    const userId = recordId(ctx.request.input('user'))
+    const { team, removed } = await removeTeamMembers(Number(ctx.params.id), [String(userId ?? '')], panelActor(ctx))
+    ctx.session.flash('success', `${removed[0].email} left team ${team.alias}.`)
+    return ctx.response.redirect(`/admin/teams/${team.id}`)
+  }
+
+  async #team(ctx: HttpContext) {
+    try {
+      return await findTeam(ctx.params.id)
+    } catch (error) {
+      if (error instanceof AdminInputError) return null
+      throw error
+    }
+  }
+}

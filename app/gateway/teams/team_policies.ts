@@ -1,0 +1,186 @@
+import db from '@adonisjs/lucid/services/db'
+import { GatewayError } from '#exceptions/gateway_error'
+import { toPico } from '#gateway/metering/money'
+import { isSpendPeriod, periodBounds, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
+
+/**
+ * A team (table teams, migration 1003) as the hot path sees it: a policy over
+ * the keys whose api_keys.team_id names it. Billing stays on each key's
+ * owner; the team adds a shared budget, model globs, shared rpm/tpm windows
+ * and a block.
+ */
+export interface TeamPolicy {
+  id: number
+  alias: string
+  blocked: boolean
+  allowedModels: string[] | null
+  rpm: number | null
+  tpm: number | null
+  /** pico-USD per period (or for the team's whole life without one); null = no budget */
+  maxBudgetPico: bigint | null
+  /** Spent in the current period (committed + recorded, not held), as a key's spentPico */
+  spentPico: bigint
+  spendPeriod: SpendPeriod | null
+  periodStartsAt: number
+  periodEndsAt: number
+  /** What requests in flight through the team's keys hold (survives a reload: the object is kept) */
+  heldPico: bigint
+}
+
+/** The meter's uncommitted cost per team (PendingTotals), added to what a load reads. */
+export interface TeamPendingSource {
+  pendingTeamCost(teamId: number, sinceMs: number): bigint
+  readonly settledCount: number
+}
+
+const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, settledCount: 0 }
+
+/** Other instances' spend reaches here by `charged:` notifications of a team's key; without a listener, by this TTL. */
+const TTL_MS = 60_000
+/** As Catalog's reads of rows the meter writes: read again if the meter settled records meanwhile. */
+const SETTLE_RETRIES = 3
+
+/**
+ * The teams table in memory, by id. Loaded whole (operators write these rows:
+ * tens or hundreds), again on `teams:<id>` notifications, on another
+ * instance's charge through a team's key, and after TTL_MS. A key without a
+ * team never reaches here (KeyInfo.teamId null: one test per request).
+ */
+export class TeamPolicies {
+  #byId = new Map<number, TeamPolicy>()
+  #pending: TeamPendingSource = NOTHING_PENDING
+  #loadedAt = 0
+  #loading: Promise<void> | null = null
+  /** A reload asked for while one was out (its read may predate the change): one more follows */
+  #again = false
+
+  setPendingSource(source: TeamPendingSource) {
+    this.#pending = source
+  }
+
+  /** The team of a key that has one (undefined when deleted since: the key then works without it). */
+  get(teamId: number): TeamPolicy | undefined {
+    // Stale: read again in the background, once (not queued behind a read already out).
+    if (this.#loading === null && Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
+    return this.#byId.get(teamId)
+  }
+
+  get size() {
+    return this.#byId.size
+  }
+
+  /** A recorded request's cost (the meter's onRecord), in the period its call began. */
+  applySpend(teamId: number, costPico: bigint, createdAtMs: number) {
+    if (costPico === 0n) return
+    const team = this.#byId.get(teamId)
+    if (team === undefined) return
+    rollSpendPeriod(team, Date.now())
+    if (createdAtMs >= team.periodStartsAt) team.spentPico += costPico
+  }
+
+  /** Reads the table again; concurrent callers share a read, and a call during one gets one more after it. */
+  reload(): Promise<void> {
+    if (this.#loading) {
+      this.#again = true
+      return this.#loading
+    }
+    this.#loading = this.#load()
+      .finally(() => {
+        this.#loading = null
+      })
+      .then(() => {
+        if (!this.#again) return
+        this.#again = false
+        return this.reload()
+      })
+    return this.#loading
+  }
+
+  async #load() {
+    let rows: any[] = []
+    for (let attempt = 0; ; attempt++) {
+      const settled = this.#pending.settledCount
+      rows = await db
+        .from('teams')
+        .select('id', 'alias', 'blocked_at', 'allowed_models', 'rpm', 'tpm', 'max_budget', 'budget_period', 'spent', 'period_spent', 'period_start')
+      if (this.#pending.settledCount === settled || attempt >= SETTLE_RETRIES) break
+    }
+    const now = Date.now()
+    const byId = new Map<number, TeamPolicy>()
+    for (const row of rows) {
+      const id = Number(row.id)
+      const loaded: TeamPolicy = {
+        id,
+        alias: row.alias,
+        blocked: row.blocked_at !== null,
+        allowedModels: Array.isArray(row.allowed_models) && row.allowed_models.length > 0 ? row.allowed_models : null,
+        rpm: row.rpm ?? null,
+        tpm: row.tpm ?? null,
+        maxBudgetPico: row.max_budget === null ? null : toPico(String(row.max_budget)),
+        ...teamSpend(row, this.#pending, now),
+        heldPico: 0n,
+      }
+      // The same object as before: requests in flight hold on it and release there.
+      const previous = this.#byId.get(id)
+      byId.set(id, previous ? Object.assign(previous, loaded, { heldPico: previous.heldPico }) : loaded)
+    }
+    this.#byId = byId
+    this.#loadedAt = now
+  }
+}
+
+/**
+ * What a team's budget counts, from its row (as catalog.ts keySpend): the
+ * whole spend, or the current period's, plus what the meter holds
+ * uncommitted of calls begun in it.
+ */
+function teamSpend(row: Record<string, any>, pending: TeamPendingSource, now: number) {
+  const id = Number(row.id)
+  if (!isSpendPeriod(row.budget_period)) {
+    return {
+      spentPico: toPico(String(row.spent ?? '0')) + pending.pendingTeamCost(id, -Infinity),
+      spendPeriod: null,
+      periodStartsAt: -Infinity,
+      periodEndsAt: Infinity,
+    }
+  }
+  const { start, end } = periodBounds(row.budget_period, now)
+  const rowStart = row.period_start ? dayStartMs(row.period_start) : null
+  return {
+    spentPico: (rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n) + pending.pendingTeamCost(id, start),
+    spendPeriod: row.budget_period as SpendPeriod,
+    periodStartsAt: start,
+    periodEndsAt: end,
+  }
+}
+
+/**
+ * 402 spend_limit_exceeded, the key cap's code and wording, when the team's
+ * spend plus what requests in flight hold reached its budget. Checked where
+ * the key's cap is (access_policy.ts authorizeModel), in the same synchronous
+ * step as the request's hold.
+ */
+export function assertTeamBudget(team: TeamPolicy) {
+  if (team.maxBudgetPico === null) return
+  if (team.spendPeriod !== null) rollSpendPeriod(team, Date.now())
+  if (team.spentPico + team.heldPico >= team.maxBudgetPico) {
+    const message =
+      team.spendPeriod === null
+        ? `This API key's team '${team.alias}' reached its budget`
+        : `This API key's team '${team.alias}' reached its budget for this ${team.spendPeriod} (UTC); it resets at ${new Date(team.periodEndsAt).toISOString()}`
+    throw new GatewayError(402, 'spend_limit_exceeded', message, 'insufficient_quota')
+  }
+}
+
+/** What the team's budget still has beyond every hold (null: no budget). */
+export function teamRoom(team: TeamPolicy): bigint | null {
+  if (team.maxBudgetPico === null) return null
+  if (team.spendPeriod !== null) rollSpendPeriod(team, Date.now())
+  return team.maxBudgetPico - team.spentPico - team.heldPico
+}
+
+/** A `date` column as node-pg returns it (a Date at local midnight, or a string) -> epoch ms of that UTC day. */
+function dayStartMs(value: Date | string): number {
+  if (typeof value === 'string') return Date.parse(`${value.slice(0, 10)}T00:00:00Z`)
+  return Date.UTC(value.getFullYear(), value.getMonth(), value.getDate())
+}

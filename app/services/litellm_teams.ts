@@ -1,0 +1,100 @@
+import type ApiKey from '#models/api_key'
+import { teamBudgetResetsAt, teamBudgetSpent, type MemberRole, type TeamMember, type TeamRow, type TeamSettings } from '#actions/teams'
+import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmKeyJson, modelGlobs } from '#services/litellm_management'
+
+/**
+ * LiteLLM's teams (/team/*) over the gateway's (app/actions/teams.ts): field
+ * names and shapes only. `team_id` is our team id as text. Fields we keep:
+ * team_alias, max_budget, budget_duration, models, tpm_limit, rpm_limit,
+ * blocked, metadata, members_with_roles; others (organization_id, tags,
+ * guardrails, team_member_budget, model_aliases, soft_budget, a chosen
+ * team_id...) are ignored.
+ */
+
+/** LiteLLM's team_id: our id as text (or a number): 400 when absent or not text */
+export function teamIdOf(value: unknown, field = 'team_id'): string {
+  if (typeof value === 'number' && Number.isInteger(value)) return String(value)
+  if (typeof value !== 'string' || value.trim() === '') throw fieldError(field, 'required: the team id')
+  return value.trim()
+}
+
+/** /team/new and /team/update's settings (the fields given only) */
+export function teamSettingsOf(body: Record<string, unknown>): TeamSettings {
+  const settings: TeamSettings = {}
+  if ('team_alias' in body && body.team_alias !== null) {
+    if (typeof body.team_alias !== 'string') throw fieldError('team_alias', 'the team\'s name, as text')
+    settings.alias = body.team_alias
+  }
+  if ('max_budget' in body) {
+    const text = budgetText(body.max_budget)
+    if (text !== null && typeof text !== 'string') throw fieldError('max_budget', 'an amount in USD, or null')
+    settings.maxBudget = text as string | null
+  }
+  if ('budget_duration' in body) settings.budgetPeriod = budgetPeriod(body.budget_duration)
+  if ('models' in body) {
+    const models = modelGlobs(body.models)
+    if (models !== null && !Array.isArray(models)) throw fieldError('models', 'a list of model names or globs')
+    settings.models = models as string[] | null
+  }
+  if ('tpm_limit' in body) settings.tpm = body.tpm_limit as number | null
+  if ('rpm_limit' in body) settings.rpm = body.rpm_limit as number | null
+  if ('blocked' in body && body.blocked !== null) {
+    if (typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
+    settings.blocked = body.blocked
+  }
+  if ('metadata' in body) {
+    const metadata = body.metadata
+    if (metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) throw fieldError('metadata', 'an object')
+    settings.metadata = metadata as Record<string, unknown> | null
+  }
+  return settings
+}
+
+/** LiteLLM's Member ({user_id | user_email, role}), one or a list (`member`, `members_with_roles`), as our user refs */
+export function membersOf(value: unknown, field: string): Array<{ user: string; role: MemberRole }> {
+  const list = Array.isArray(value) ? value : [value]
+  if (list.length === 0 || list.length > 100) throw fieldError(field, 'one member, or a list of 1 to 100')
+  return list.map((member) => {
+    if (typeof member !== 'object' || member === null) throw fieldError(field, 'a member is {user_id or user_email, role}')
+    const m = member as Record<string, unknown>
+    const ref = m.user_id ?? m.user_email
+    if ((typeof ref !== 'string' || ref === '') && typeof ref !== 'number') throw fieldError(field, 'each member needs user_id or user_email')
+    const role = m.role ?? 'user'
+    if (role !== 'admin' && role !== 'user') throw fieldError(field, 'a member\'s role is admin or user')
+    return { user: String(ref), role }
+  })
+}
+
+const iso = (value: Date | null) => (value ? new Date(value).toISOString() : null)
+
+/** A team as LiteLLM answers it (LiteLLM_TeamTable), with `spend` what the budget counts now */
+export function litellmTeamJson(team: TeamRow, members: TeamMember[]) {
+  return {
+    team_id: String(team.id),
+    team_alias: team.alias,
+    members_with_roles: members.map((m) => ({ user_id: String(m.user_id), user_email: m.email, role: m.role })),
+    admins: members.filter((m) => m.role === 'admin').map((m) => String(m.user_id)),
+    members: members.filter((m) => m.role === 'user').map((m) => String(m.user_id)),
+    max_budget: team.max_budget === null ? null : Number(team.max_budget),
+    budget_duration: team.budget_period ? BUDGET_DURATIONS[team.budget_period] : null,
+    budget_reset_at: teamBudgetResetsAt(team),
+    spend: Number(teamBudgetSpent(team)),
+    models: team.allowed_models ?? [],
+    tpm_limit: team.tpm,
+    rpm_limit: team.rpm,
+    blocked: team.blocked_at !== null,
+    metadata: team.metadata,
+    created_at: iso(team.created_at),
+    updated_at: iso(team.updated_at),
+  }
+}
+
+/** /team/info's answer: {team_id, team_info, keys, team_memberships} */
+export function litellmTeamInfo(team: TeamRow, members: TeamMember[], keys: ApiKey[]) {
+  return {
+    team_id: String(team.id),
+    team_info: litellmTeamJson(team, members),
+    keys: keys.map(litellmKeyJson),
+    team_memberships: members.map((m) => ({ team_id: String(team.id), user_id: String(m.user_id), role: m.role })),
+  }
+}

@@ -1,0 +1,31 @@
+import vine from '@vinejs/vine'
+import { SPEND_PERIODS } from '#gateway/metering/spend_period'
+import { adminMessages } from '#validators/admin_messages'
+
+/**
+ * A team's settings (app/actions/teams.ts), shared by the panel, the
+ * management API, LiteLLM's /team/* and `team:create`. Left out: unchanged
+ * (a new team: none); null: no budget / no limit / every model.
+ */
+export const teamSettingsValidator = vine.compile(
+  vine.object({
+    alias: vine.string().trim().minLength(1).maxLength(100).optional(),
+    /** USD, kept to the micro-dollar as a key's cap */
+    maxBudget: vine.string().trim().regex(/^\d{1,12}(\.\d{1,6})?$/).nullable().optional(),
+    budgetPeriod: vine.enum(SPEND_PERIODS).nullable().optional(),
+    models: vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500).nullable().optional(),
+    rpm: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
+    tpm: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
+    blocked: vine.boolean().optional(),
+  })
+)
+teamSettingsValidator.messagesProvider = adminMessages
+
+/** A team member: a user (id or e-mail) and LiteLLM's role (admin or user) */
+export const teamMemberValidator = vine.compile(
+  vine.object({
+    user: vine.string().trim().minLength(1).maxLength(254),
+    role: vine.enum(['admin', 'user'] as const).optional(),
+  })
+)
+teamMemberValidator.messagesProvider = adminMessages
