@@ -169,8 +169,13 @@ function errorIn(body: unknown): string | null {
   return typeof message === 'string' ? message : ''
 }
 
-/** The start of an upstream's text, on one line. */
+/**
+ * The start of an upstream's text, on one line. Other control characters
+ * become U+FFFD: a NUL would make Postgres refuse the row that keeps the
+ * reason (a balance check's `error`), and the admin would get a 400 for it.
+ */
 export function excerpt(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim()
+  // eslint-disable-next-line no-control-regex
+  const line = text.replace(/\s+/g, ' ').replace(/[\u0000-\u001f\u007f]/g, '\uFFFD').trim()
   return line.length > 300 ? `${line.slice(0, 300)}…` : line || '(empty body)'
 }

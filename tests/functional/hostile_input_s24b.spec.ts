@@ -1,0 +1,42 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { adminApi, resetDatabase, seedChannel, startMock } from '#tests/helpers'
+
+/**
+ * Hostile input, this pass's merges: channel balances, LiteLLM's model
+ * health check, the end-user rollup. Each test here failed before its fix.
+ */
+test.group('Hostile input s24b', (group) => {
+  let mock: MockUpstream
+  let adminKey = ''
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await createUser({ email: 'root@h24b.test', password: 'password123', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'root@h24b.test', name: 'ops', manage: true })).key
+    return () => mock.stop()
+  })
+
+  test('a balance answer with NUL bytes is a failed check with its reason kept, not a 400 blaming the admin', async ({ assert }) => {
+    const channel = await seedChannel({ name: 'nul', provider: 'openrouter', baseUrl: mock.url, apiKey: 'sk-nul-secret', models: ['nul-*'] })
+    mock.script({ raw: { status: 500, body: 'bad\u0000thing for sk-nul-secret' } })
+    const failed = await adminApi('POST', `/channels/${channel.id}/balance`, adminKey)
+    assert.equal(failed.status, 200, JSON.stringify(failed.body))
+    assert.deepInclude(failed.body, { ok: false, amount: null })
+    assert.include(failed.body.error, 'HTTP 500')
+    assert.notInclude(failed.body.error, '\u0000')
+    assert.notInclude(failed.body.error, 'sk-nul-secret')
+
+    // A 2xx whose JSON error message decodes to a NUL
+    mock.script({ raw: { status: 200, body: '{"error":{"message":"quota\\u0000gone"}}' } })
+    const said = await adminApi('POST', `/channels/${channel.id}/balance`, adminKey)
+    assert.equal(said.status, 200, JSON.stringify(said.body))
+    assert.include(said.body.error, 'quota')
+    const row = await db.from('channel_balances').where('channel_id', channel.id).first()
+    assert.equal(row.error, said.body.error, 'the check is kept')
+  })
+})
