@@ -39,4 +39,21 @@ test.group('Hostile input s24b', (group) => {
     const row = await db.from('channel_balances').where('channel_id', channel.id).first()
     assert.equal(row.error, said.body.error, 'the check is kept')
   })
+
+  test('a channel id on the management paths is digits: 0x.., 1e.., 2.0 name no channel (they named the channel of that number)', async ({ assert }) => {
+    const channel = await seedChannel({ name: 'ids', provider: 'openrouter', baseUrl: mock.url, models: ['ids-*'] })
+    const lookalikes = [`0x${channel.id.toString(16)}`, `${channel.id}e0`, `${channel.id}.0`, `+${channel.id}`, `0b${channel.id.toString(2)}`]
+    for (const id of lookalikes) {
+      for (const [method, path] of [['GET', `/channels/${id}/balance`], ['POST', `/channels/${id}/balance`], ['GET', `/channels/${id}`], ['GET', `/channels/${id}/models`]]) {
+        const answer = await adminApi(method, path, adminKey)
+        assert.equal(answer.status, 404, `${method} ${path}: ${JSON.stringify(answer.body)}`)
+        assert.equal(answer.body.error.type, 'not_found_error')
+      }
+    }
+    for (const id of ['-1', '0', '99999999999', '12345678901234567890']) {
+      assert.equal((await adminApi('POST', `/channels/${id}/balance`, adminKey)).status, 404, id)
+      assert.equal((await adminApi('GET', `/channels/${id}`, adminKey)).status, 404, id)
+    }
+    assert.equal((await adminApi('GET', `/channels/${channel.id}/balance`, adminKey)).status, 200)
+  })
 })
