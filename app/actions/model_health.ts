@@ -1,7 +1,8 @@
 import app from '@adonisjs/core/services/app'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
-import { channelsToTest, testAllChannels, type ChannelTestRow } from '#actions/test_all_channels'
+import { channelsToTest, testAllChannels, TEST_ALL_DEFAULTS, type ChannelTestRow } from '#actions/test_all_channels'
+import { TestSlots } from '#actions/test_slots'
 import type { Actor } from '#actions/audit'
 import { GatewayError } from '#exceptions/gateway_error'
 
@@ -22,6 +23,13 @@ export interface ModelHealth {
 
 const running = new Map<string, Promise<ModelHealth>>()
 
+/**
+ * The upstream calls of every run under way, together: runs for different
+ * models do not share an answer, and each making Test all's 4 at once let
+ * monitors polling many models fan out without bound (16 models, 64 calls).
+ */
+const slots = new TestSlots(TEST_ALL_DEFAULTS.concurrency)
+
 export function modelHealth(model: string | null, actor: Actor): Promise<ModelHealth> {
   const key = model ?? ''
   let run = running.get(key)
@@ -34,7 +42,7 @@ export function modelHealth(model: string | null, actor: Actor): Promise<ModelHe
 
 async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
   const channels = model === null ? await channelsToTest() : await channelsServing(model)
-  const rows = await testAllChannels({ kind: 'generate', actor, channels, model: model ?? undefined })
+  const rows = await testAllChannels({ kind: 'generate', actor, channels, model: model ?? undefined, slots })
   return {
     healthy: rows.filter((row) => row.ok),
     unhealthy: rows.filter((row) => !row.ok),

@@ -2,6 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { checkChannelKey, testChannel, testModelFor } from '#actions/test_channel'
 import { cliActor, type Actor } from '#actions/audit'
+import type { TestSlots } from '#actions/test_slots'
 
 /**
  * "Test all channels" (new-api's button on its channel list, `channel:test
@@ -43,6 +44,8 @@ export interface TestAllOptions {
   channels?: Channel[]
   /** The model every generation test asks for (default: each channel's own test model) */
   model?: string
+  /** Places shared with other runs, one taken per upstream call (the run's own concurrency still applies) */
+  slots?: TestSlots
 }
 
 export const TEST_ALL_DEFAULTS = { concurrency: 4, perChannelMs: 20_000, budgetMs: 90_000 }
@@ -68,11 +71,17 @@ export async function testAllChannels(options: TestAllOptions): Promise<ChannelT
     while (next < channels.length) {
       const index = next++
       const channel = channels[index]
-      if (Date.now() >= deadline) {
-        rows[index] = skippedRow(channel, budgetMs)
-        continue
+      await options.slots?.acquire()
+      try {
+        // The wait for a shared place counts in the run's budget: its answer stays bounded in time.
+        if (Date.now() >= deadline) {
+          rows[index] = skippedRow(channel, budgetMs)
+          continue
+        }
+        rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model)
+      } finally {
+        options.slots?.release()
       }
-      rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model)
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, channels.length) }, worker))

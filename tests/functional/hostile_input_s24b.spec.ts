@@ -1,9 +1,11 @@
 import { test } from '@japa/runner'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { adminApi, resetDatabase, seedChannel, startMock } from '#tests/helpers'
+import { adminApi, baseUrl, resetDatabase, seedChannel, startMock } from '#tests/helpers'
 
 /**
  * Hostile input, this pass's merges: channel balances, LiteLLM's model
@@ -55,5 +57,40 @@ test.group('Hostile input s24b', (group) => {
       assert.equal((await adminApi('GET', `/channels/${id}`, adminKey)).status, 404, id)
     }
     assert.equal((await adminApi('GET', `/channels/${channel.id}/balance`, adminKey)).status, 200)
+  })
+
+  test('GET /health: monitors asking for different models at once share 4 upstream calls in all, each still answered', async ({ assert }) => {
+    let inflight = 0
+    let most = 0
+    let calls = 0
+    const upstream: Server = createServer((req, res) => {
+      inflight++
+      calls++
+      most = Math.max(most, inflight)
+      req.resume()
+      setTimeout(() => {
+        inflight--
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ id: 'h', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }))
+      }, 150)
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', () => resolve()))
+    try {
+      const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`
+      for (let i = 0; i < 3; i++) await seedChannel({ name: `glob${i}`, baseUrl: url, models: ['probe-*'] })
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          fetch(`${baseUrl()}/health?model=probe-${i}`, { headers: { authorization: `Bearer ${adminKey}` } }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }))
+        )
+      )
+      for (const answer of answers) {
+        assert.equal(answer.status, 200)
+        assert.equal(answer.body.healthy_count, 3, JSON.stringify(answer.body))
+      }
+      assert.equal(calls, 24, 'each model through each of its channels')
+      assert.isAtMost(most, 4, 'upstream calls at once over every run')
+    } finally {
+      upstream.close()
+    }
   })
 })
