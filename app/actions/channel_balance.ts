@@ -51,14 +51,30 @@ export async function updateChannelBalance(ref: string | number, options: { sign
   return check(channel, options.signal, options.observe)
 }
 
+type UpdateAllOptions = { concurrency?: number; perChannelMs?: number; budgetMs?: number; observe?: BalanceObserver }
+type UpdateAllResult = { checks: BalanceCheck[]; skipped: number }
+
+/** The update-all run under way in this process, if any */
+let runningAll: Promise<UpdateAllResult> | null = null
+
 /**
  * Every channel whose kind publishes a balance, enabled or not (an account
  * runs dry whether or not it is in rotation), a few at a time, each within
- * `perChannelMs`, none started after `budgetMs`.
+ * `perChannelMs`, none started after `budgetMs`. A call made while a run is
+ * under way gets that run's answer: admins pressing the button at once, a
+ * script retrying and the timer ask each upstream once, `concurrency` at a
+ * time in all (they made a run each, every account asked once per call).
  */
-export async function updateAllChannelBalances(
-  options: { concurrency?: number; perChannelMs?: number; budgetMs?: number; observe?: BalanceObserver } = {}
-): Promise<{ checks: BalanceCheck[]; skipped: number }> {
+export function updateAllChannelBalances(options: UpdateAllOptions = {}): Promise<UpdateAllResult> {
+  if (!runningAll) {
+    runningAll = runAll(options).finally(() => {
+      runningAll = null
+    })
+  }
+  return runningAll
+}
+
+async function runAll(options: UpdateAllOptions): Promise<UpdateAllResult> {
   const { concurrency, perChannelMs, budgetMs } = { ...BALANCE_ALL_DEFAULTS, ...options }
   const channels = (await Channel.query().orderBy('priority', 'desc').orderBy('id')).filter((c) => hasBalanceSource(c.provider))
   const deadline = Date.now() + budgetMs

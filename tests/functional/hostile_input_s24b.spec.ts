@@ -93,4 +93,38 @@ test.group('Hostile input s24b', (group) => {
       upstream.close()
     }
   })
+
+  test('update all balances: calls made while a run is under way share it (each upstream asked once, never more than 4 at once)', async ({ assert }) => {
+    let inflight = 0
+    let most = 0
+    const asked = new Map<string, number>()
+    const upstream: Server = createServer((req, res) => {
+      inflight++
+      most = Math.max(most, inflight)
+      const who = String(req.headers.authorization)
+      asked.set(who, (asked.get(who) ?? 0) + 1)
+      req.resume()
+      setTimeout(() => {
+        inflight--
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('{"data":{"total_credits":10,"total_usage":1}}')
+      }, 150)
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', () => resolve()))
+    try {
+      await db.from('channels').delete()
+      const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/api/v1`
+      for (let i = 0; i < 3; i++) await seedChannel({ name: `acct${i}`, provider: 'openrouter', baseUrl: url, apiKey: `sk-acct-${i}`, models: [`acct${i}-*`] })
+      const answers = await Promise.all(Array.from({ length: 6 }, () => adminApi('POST', '/channels/balances', adminKey)))
+      for (const answer of answers) {
+        assert.equal(answer.status, 200, JSON.stringify(answer.body))
+        assert.lengthOf(answer.body.data, 3)
+        assert.isTrue(answer.body.data.every((check: any) => check.ok && check.amount === '9.000000'))
+      }
+      assert.deepEqual([...asked.values()], [1, 1, 1], 'each account asked once')
+      assert.isAtMost(most, 4)
+    } finally {
+      upstream.close()
+    }
+  })
 })
