@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
+import { ChannelBalanceTimer } from '#services/channel_balance_timer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, resetDatabase, seedChannel, startMock } from '#tests/helpers'
 
@@ -125,6 +126,33 @@ test.group('Hostile input s24b', (group) => {
       assert.isAtMost(most, 4)
     } finally {
       upstream.close()
+    }
+  })
+
+  test('the background balance check ends at once when the gateway stops, a hanging upstream or not; the cut check keeps the last reading', async ({ assert }) => {
+    let asked = 0
+    const hanging: Server = createServer((req) => {
+      asked++
+      req.resume()
+    })
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', () => resolve()))
+    try {
+      await db.from('channels').delete()
+      const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/api/v1`
+      const channel = await seedChannel({ name: 'hangs', provider: 'openrouter', baseUrl: url, models: ['hang-*'] })
+      const logs: string[] = []
+      const timer = new ChannelBalanceTimer({ intervalMs: 3_600_000, firstDelayMs: 0, log: (m) => logs.push(m) })
+      timer.start()
+      const until = Date.now() + 5000
+      while (asked === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.equal(asked, 1, 'the run asked the upstream')
+      const started = Date.now()
+      await timer.stop()
+      assert.isBelow(Date.now() - started, 2000, 'stop() waited for the hanging upstream')
+      assert.isNull(await db.from('channel_balances').where('channel_id', channel.id).first(), 'a check cut by the stop is not recorded as the upstream failing')
+    } finally {
+      hanging.closeAllConnections()
+      hanging.close()
     }
   })
 })
