@@ -41,8 +41,21 @@ export function modelHealth(model: string | null, actor: Actor): Promise<ModelHe
 }
 
 async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
-  const channels = model === null ? await channelsToTest() : await channelsServing(model)
-  const rows = await testAllChannels({ kind: 'generate', actor, channels, model: model ?? undefined, slots })
+  const gateway = await app.container.make('gateway')
+  // In flight as a request is: refused (503) once a shutdown started, and ended when one starts. Else the
+  // run (hanging channels, 20 s each) held the HTTP server's close, the shutdown, past its grace.
+  const ended = new AbortController()
+  const release = gateway.service.admitSession({ abort: ended, onDrain: () => ended.abort() })
+  let rows: ChannelTestRow[]
+  let channels: Channel[]
+  try {
+    channels = model === null ? await channelsToTest() : await channelsServing(model)
+    rows = await testAllChannels({ kind: 'generate', actor, channels, model: model ?? undefined, slots, signal: ended.signal })
+  } finally {
+    release()
+  }
+  // Cut short, its rows would report healthy channels as failing.
+  if (ended.signal.aborted) throw new GatewayError(503, 'shutting_down', 'The gateway is shutting down', 'service_unavailable')
   return {
     healthy: rows.filter((row) => row.ok),
     unhealthy: rows.filter((row) => !row.ok),

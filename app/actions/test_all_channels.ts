@@ -46,6 +46,8 @@ export interface TestAllOptions {
   model?: string
   /** Places shared with other runs, one taken per upstream call (the run's own concurrency still applies) */
   slots?: TestSlots
+  /** Ends the run (a shutdown): tests under way are cut, the others not started (rows marked skipped) */
+  signal?: AbortSignal
 }
 
 export const TEST_ALL_DEFAULTS = { concurrency: 4, perChannelMs: 20_000, budgetMs: 90_000 }
@@ -74,11 +76,11 @@ export async function testAllChannels(options: TestAllOptions): Promise<ChannelT
       await options.slots?.acquire()
       try {
         // The wait for a shared place counts in the run's budget: its answer stays bounded in time.
-        if (Date.now() >= deadline) {
+        if (Date.now() >= deadline || options.signal?.aborted) {
           rows[index] = skippedRow(channel, budgetMs)
           continue
         }
-        rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model)
+        rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model, options.signal)
       } finally {
         options.slots?.release()
       }
@@ -93,7 +95,8 @@ async function testOne(
   kind: TestAllOptions['kind'],
   perChannelMs: number,
   actor: Actor,
-  asked?: string
+  asked?: string,
+  ended?: AbortSignal
 ): Promise<ChannelTestRow> {
   const base = { channelId: channel.id, name: channel.name, skipped: false }
   const model = kind === 'generate' ? (asked ?? (await modelToTest(channel))) : null
@@ -104,7 +107,7 @@ async function testOne(
   const limit = new AbortController()
   const timer = setTimeout(() => limit.abort(new Error(`no answer within ${perChannelMs} ms`)), perChannelMs)
   try {
-    const result = await testChannel(channel.id, model, limit.signal, actor)
+    const result = await testChannel(channel.id, model, ended ? AbortSignal.any([limit.signal, ended]) : limit.signal, actor)
     const message = result.ok ? (result.text ?? '') : (result.error ?? 'failed')
     return { ...base, ok: result.ok, model, latencyMs: result.latencyMs, status: result.status, message, reEnabled: result.reEnabled }
   } catch (error) {

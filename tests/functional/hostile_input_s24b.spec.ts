@@ -1,5 +1,7 @@
 import { test } from '@japa/runner'
+import { spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
@@ -7,6 +9,15 @@ import { createApiKey } from '#actions/issue_api_key'
 import { ChannelBalanceTimer } from '#services/channel_balance_timer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, resetDatabase, seedChannel, startMock } from '#tests/helpers'
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
 
 /**
  * Hostile input, this pass's merges: channel balances, LiteLLM's model
@@ -155,4 +166,48 @@ test.group('Hostile input s24b', (group) => {
       hanging.close()
     }
   })
+
+  test('SIGTERM during a GET /health run: the run ends at once (503 shutting down), the shutdown keeps its grace', async ({ assert }) => {
+    let asked = 0
+    const hanging: Server = createServer((req) => {
+      asked++
+      req.resume()
+    })
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', () => resolve()))
+    const port = await freePort()
+    // A grace of 3 s; 6 hanging channels tested 4 at a time for 20 s each held the stop ~43 s.
+    const child = spawn(process.execPath, ['bin/start.js'], {
+      env: { ...process.env, NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '3000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    try {
+      await db.from('channels').delete()
+      const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/v1`
+      for (let i = 0; i < 6; i++) await seedChannel({ name: `hang${i}`, baseUrl: url, models: ['hang-m'] })
+      let up = false
+      for (let i = 0; i < 1200 && !up && child.exitCode === null; i++) {
+        up = await fetch(`http://127.0.0.1:${port}/api/status`).then((r) => r.ok, () => false)
+        if (!up) await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      assert.isTrue(up, `the server did not start:\n${output}`)
+      const health = fetch(`http://127.0.0.1:${port}/health`, { headers: { authorization: `Bearer ${adminKey}` } }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }))
+      while (asked < 4) await new Promise((resolve) => setTimeout(resolve, 20))
+      const signalled = Date.now()
+      child.kill('SIGTERM')
+      const answer = await health
+      assert.equal(answer.status, 503, JSON.stringify(answer.body))
+      assert.include(answer.body.error.message, 'shutting down', JSON.stringify(answer.body))
+      const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('running'), 15_000))])
+      assert.equal(code, 0, output)
+      assert.isBelow(Date.now() - signalled, 10_000)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      hanging.closeAllConnections()
+      hanging.close()
+    }
+  }).timeout(120_000)
 })
