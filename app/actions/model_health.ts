@@ -49,8 +49,9 @@ async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
   let rows: ChannelTestRow[]
   let channels: Channel[]
   try {
-    channels = model === null ? await channelsToTest() : await channelsServing(model)
-    rows = await testAllChannels({ kind: 'generate', actor, channels, model: model ?? undefined, slots, signal: ended.signal })
+    const serving = model === null ? null : await channelsServing(model)
+    channels = serving?.channels ?? (await channelsToTest())
+    rows = await testAllChannels({ kind: 'generate', actor, channels, model: serving?.model, slots, signal: ended.signal })
   } finally {
     release()
   }
@@ -64,17 +65,21 @@ async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
 }
 
 /**
- * The channels a request for `model` could reach, as the router picks them
- * (globs, mappings, the prefix table), not its fallbacks' channels: those
- * serve other models, checked under their own names.
+ * The channels a generation request for `model` could reach, as the router
+ * picks them (globs, mappings, the prefix table, a thinking suffix), not its
+ * fallbacks' channels: those serve other models, checked under their own
+ * names; and the model to test them with: a suffixed name (`o3-mini-high`,
+ * `claude-x-thinking`) is its base model's, the name the upstream knows (sent
+ * as asked, the upstream's 404 made a servable model unhealthy).
  */
-async function channelsServing(model: string): Promise<Channel[]> {
+async function channelsServing(model: string): Promise<{ channels: Channel[]; model: string }> {
   const gateway = await app.container.make('gateway')
+  const router = gateway.service.router()
+  const plan = router.resolve(model)
   let ids: number[]
   try {
-    ids = gateway.service
-      .router()
-      .route(model)
+    ids = router
+      .candidatesOf(plan, model)
       .filter((candidate) => candidate.publicModel === undefined)
       .map((candidate) => candidate.channel.id)
   } catch (error) {
@@ -82,5 +87,6 @@ async function channelsServing(model: string): Promise<Channel[]> {
     throw error
   }
   if (ids.length === 0) throw AdminInputError.notFound(`No channel in rotation serves the model "${model}"`)
-  return Channel.query().whereIn('id', [...new Set(ids)]).orderBy('priority', 'desc').orderBy('id')
+  const channels = await Channel.query().whereIn('id', [...new Set(ids)]).orderBy('priority', 'desc').orderBy('id')
+  return { channels, model: typeof plan === 'object' && plan.suffix !== undefined ? plan.suffix.base : model }
 }

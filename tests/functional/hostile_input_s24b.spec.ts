@@ -210,4 +210,22 @@ test.group('Hostile input s24b', (group) => {
       hanging.close()
     }
   }).timeout(120_000)
+
+  test('GET /health?model= with a thinking suffix tests the model a request of that name reaches (the base), not the suffixed name', async ({ assert }) => {
+    await db.from('channels').delete()
+    const openai = await seedChannel({ name: 'o', provider: 'openai', baseUrl: mock.url, models: ['o3-mini'] })
+    const claude = await seedChannel({ name: 'a', provider: 'anthropic', baseUrl: mock.url, models: ['claude-x'] })
+    for (const [asked, base, channelId] of [
+      ['o3-mini-high', 'o3-mini', openai.id],
+      ['claude-x-thinking', 'claude-x', claude.id],
+    ] as const) {
+      const before = mock.requests.length
+      const response = await fetch(`${baseUrl()}/health?model=${asked}`, { headers: { authorization: `Bearer ${adminKey}` } })
+      const body = (await response.json()) as any
+      assert.equal(response.status, 200, JSON.stringify(body))
+      assert.deepEqual(body.healthy_endpoints.map((e: any) => e.channel_id), [channelId], JSON.stringify(body))
+      const sent = mock.requests.slice(before).map((r) => JSON.parse(r.body).model)
+      assert.deepEqual(sent, [base], `${asked}: the upstream knows no model of that name`)
+    }
+  })
 })
