@@ -228,4 +228,29 @@ test.group('Hostile input s24b', (group) => {
       assert.deepEqual(sent, [base], `${asked}: the upstream knows no model of that name`)
     }
   })
+
+  test("an upstream echoing the channel's extra headers: their values (write-only, as the key) are masked in a balance check's and a model list's error", async ({ assert }) => {
+    const channel = await seedChannel({
+      name: 'echoes',
+      provider: 'openrouter',
+      baseUrl: mock.url,
+      apiKey: 'sk-echo-key-1',
+      extraHeaders: { 'x-proxy-secret': 'proxy-secret-value-123' },
+      models: ['echo-*'],
+    })
+    mock.script({ status: 401, echo_credentials: true })
+    const check = await adminApi('POST', `/channels/${channel.id}/balance`, adminKey)
+    assert.equal(check.status, 200)
+    assert.isFalse(check.body.ok)
+    assert.include(check.body.error, 'x-proxy-secret', 'the upstream did echo the headers')
+    assert.notInclude(check.body.error, 'proxy-secret-value-123')
+    assert.notInclude(check.body.error, 'sk-echo-key-1')
+    const row = await db.from('channel_balances').where('channel_id', channel.id).first()
+    assert.notInclude(row.error, 'proxy-secret-value-123')
+
+    mock.script({ status: 401, echo_credentials: true })
+    const models = await adminApi('GET', `/channels/${channel.id}/models`, adminKey)
+    assert.equal(models.status, 502, JSON.stringify(models.body))
+    assert.notInclude(JSON.stringify(models.body), 'proxy-secret-value-123')
+  })
 })
