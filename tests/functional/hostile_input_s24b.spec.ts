@@ -7,6 +7,7 @@ import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { ChannelBalanceTimer } from '#services/channel_balance_timer'
+import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, resetDatabase, seedChannel, startMock } from '#tests/helpers'
 
@@ -252,5 +253,20 @@ test.group('Hostile input s24b', (group) => {
     const models = await adminApi('GET', `/channels/${channel.id}/models`, adminKey)
     assert.equal(models.status, 502, JSON.stringify(models.body))
     assert.notInclude(JSON.stringify(models.body), 'proxy-secret-value-123')
+  })
+
+  test('a usage filter holding a NUL (end user, model, tag, status) matches no row: the Usage page is no 500, the API no 400 about storing', async ({ assert }) => {
+    const admin = new PanelClient()
+    await admin.login('root@h24b.test', 'password123')
+    for (const name of ['end_user', 'model', 'tag', 'status']) {
+      const page = await admin.get(`/admin/usage?${name}=a%00b`)
+      assert.equal(page.status, 200, `/admin/usage?${name}=: ${textOf(page.html).slice(0, 200)}`)
+      const api = await adminApi('GET', `/usage?${name}=a%00b`, adminKey)
+      assert.equal(api.status, 200, `/api/admin/usage?${name}=: ${JSON.stringify(api.body)}`)
+      assert.deepEqual(api.body.data, [])
+    }
+    const spend = await adminApi('GET', '/spend/end-users?end_user=%00', adminKey)
+    assert.equal(spend.status, 200, JSON.stringify(spend.body))
+    assert.deepEqual(spend.body.data, [])
   })
 })
