@@ -269,4 +269,13 @@ test.group('Hostile input s24b', (group) => {
     assert.equal(spend.status, 200, JSON.stringify(spend.body))
     assert.deepEqual(spend.body.data, [])
   })
+
+  test('DeepSeek: a currency sent in lower case or padded is still its currency, not relabelled CNY', async ({ assert }) => {
+    const channel = await seedChannel({ name: 'ds-case', provider: 'deepseek', baseUrl: mock.url, models: ['dsc-*'] })
+    mock.script({ raw: { status: 200, body: '{"balance_infos":[{"currency":"cny","total_balance":"70"},{"currency":" usd ","total_balance":"3"}]}' } })
+    const check = await adminApi('POST', `/channels/${channel.id}/balance`, adminKey)
+    assert.deepInclude(check.body, { ok: true, amount: '3.000000', currency: 'USD' })
+    mock.script({ raw: { status: 200, body: '{"balance_infos":[{"currency":"eur","total_balance":"5"}]}' } })
+    assert.deepInclude((await adminApi('POST', `/channels/${channel.id}/balance`, adminKey)).body, { amount: '5.000000', currency: 'EUR' })
+  })
 })
