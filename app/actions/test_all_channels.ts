@@ -73,16 +73,17 @@ export async function testAllChannels(options: TestAllOptions): Promise<ChannelT
     while (next < channels.length) {
       const index = next++
       const channel = channels[index]
-      await options.slots?.acquire()
+      // The wait for a shared place counts in the run's budget (none came before it: skipped), so the
+      // run's answer stays bounded in time however many runs queue for the places.
+      const placed = options.slots ? await options.slots.acquire(deadline) : true
       try {
-        // The wait for a shared place counts in the run's budget: its answer stays bounded in time.
-        if (Date.now() >= deadline || options.signal?.aborted) {
+        if (!placed || Date.now() >= deadline || options.signal?.aborted) {
           rows[index] = skippedRow(channel, budgetMs)
           continue
         }
         rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model, options.signal)
       } finally {
-        options.slots?.release()
+        if (placed) options.slots?.release()
       }
     }
   }

@@ -7,6 +7,9 @@ import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { ChannelBalanceTimer } from '#services/channel_balance_timer'
+import Channel from '#models/channel'
+import { testAllChannels } from '#actions/test_all_channels'
+import { TestSlots } from '#actions/test_slots'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, resetDatabase, seedChannel, startMock } from '#tests/helpers'
@@ -277,5 +280,27 @@ test.group('Hostile input s24b', (group) => {
     assert.deepInclude(check.body, { ok: true, amount: '3.000000', currency: 'USD' })
     mock.script({ raw: { status: 200, body: '{"balance_infos":[{"currency":"eur","total_balance":"5"}]}' } })
     assert.deepInclude((await adminApi('POST', `/channels/${channel.id}/balance`, adminKey)).body, { amount: '5.000000', currency: 'EUR' })
+  })
+
+  test('a run waiting for a shared test place keeps its budget: past it, its channels are skipped without waiting for a place', async ({ assert }) => {
+    const hanging: Server = createServer((req) => req.resume())
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', () => resolve()))
+    try {
+      await db.from('channels').delete()
+      const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/v1`
+      const slow = await Channel.findOrFail((await seedChannel({ name: 'slow', baseUrl: url, models: ['slow-m'] })).id)
+      const other = await Channel.findOrFail((await seedChannel({ name: 'other', baseUrl: url, models: ['other-m'] })).id)
+      const slots = new TestSlots(1)
+      const holding = testAllChannels({ kind: 'generate', channels: [slow], perChannelMs: 1500, slots })
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const started = Date.now()
+      const rows = await testAllChannels({ kind: 'generate', channels: [other], perChannelMs: 1500, budgetMs: 200, slots })
+      assert.isBelow(Date.now() - started, 1000, 'waited for the other run to give its place back')
+      assert.isTrue(rows[0].skipped)
+      await holding
+    } finally {
+      hanging.closeAllConnections()
+      hanging.close()
+    }
   })
 })
