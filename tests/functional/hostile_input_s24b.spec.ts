@@ -303,4 +303,13 @@ test.group('Hostile input s24b', (group) => {
       hanging.close()
     }
   })
+
+  test('an end user\'s owner named with a NUL is no user (404 naming it), not a 400 about storing', async ({ assert }) => {
+    const litellm = await fetch(`${baseUrl()}/customer/list?owner=a%00b`, { headers: { authorization: `Bearer ${adminKey}` } })
+    const body = (await litellm.json()) as any
+    assert.equal(litellm.status, 404, JSON.stringify(body))
+    assert.include(body.error.message, 'No user')
+    const api = await adminApi('GET', '/end-users?user=a%00b', adminKey)
+    assert.equal(api.status, 404, JSON.stringify(api.body))
+  })
 })
