@@ -51,23 +51,57 @@ export async function updateChannelBalance(ref: string | number, options: { sign
   return check(channel, options.signal, options.observe)
 }
 
+type UpdateAllOptions = {
+  concurrency?: number
+  perChannelMs?: number
+  budgetMs?: number
+  observe?: BalanceObserver
+  /** Ends the run (the background timer's stop at shutdown): checks under way are cut and not recorded, none starts */
+  signal?: AbortSignal
+}
+type UpdateAllResult = { checks: BalanceCheck[]; skipped: number }
+
+/** The update-all run under way in this process, if any, and what ends it */
+let runningAll: { result: Promise<UpdateAllResult>; stop: AbortController } | null = null
+
 /**
  * Every channel whose kind publishes a balance, enabled or not (an account
  * runs dry whether or not it is in rotation), a few at a time, each within
- * `perChannelMs`, none started after `budgetMs`.
+ * `perChannelMs`, none started after `budgetMs`. A call made while a run is
+ * under way gets that run's answer: admins pressing the button at once, a
+ * script retrying and the timer ask each upstream once, `concurrency` at a
+ * time in all (they made a run each, every account asked once per call).
  */
-export async function updateAllChannelBalances(
-  options: { concurrency?: number; perChannelMs?: number; budgetMs?: number; observe?: BalanceObserver } = {}
-): Promise<{ checks: BalanceCheck[]; skipped: number }> {
+export function updateAllChannelBalances(options: UpdateAllOptions = {}): Promise<UpdateAllResult> {
+  if (!runningAll) {
+    const stop = new AbortController()
+    const result = runAll(options, stop.signal).finally(() => {
+      runningAll = null
+    })
+    runningAll = { result, stop }
+  }
+  const run = runningAll
+  const { signal } = options
+  if (signal) {
+    // The timer's stop ends the run it waits on, whoever started it (a shutdown waited up to the run's 110 s).
+    const end = () => run.stop.abort()
+    if (signal.aborted) end()
+    signal.addEventListener('abort', end, { once: true })
+    void run.result.finally(() => signal.removeEventListener('abort', end)).catch(() => {})
+  }
+  return run.result
+}
+
+async function runAll(options: UpdateAllOptions, stopped: AbortSignal): Promise<UpdateAllResult> {
   const { concurrency, perChannelMs, budgetMs } = { ...BALANCE_ALL_DEFAULTS, ...options }
   const channels = (await Channel.query().orderBy('priority', 'desc').orderBy('id')).filter((c) => hasBalanceSource(c.provider))
   const deadline = Date.now() + budgetMs
   const checks: Array<BalanceCheck | undefined> = new Array(channels.length)
   let next = 0
   const worker = async () => {
-    while (next < channels.length && Date.now() < deadline) {
+    while (next < channels.length && Date.now() < deadline && !stopped.aborted) {
       const index = next++
-      checks[index] = await check(channels[index], AbortSignal.timeout(perChannelMs), options.observe)
+      checks[index] = await check(channels[index], AbortSignal.any([stopped, AbortSignal.timeout(perChannelMs)]), options.observe, stopped)
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, channels.length) }, worker))
@@ -89,7 +123,10 @@ export async function lastBalanceCheck(): Promise<Date | null> {
   return row?.at ? new Date(row.at) : null
 }
 
-async function check(channel: Channel, signal: AbortSignal | undefined, observe: BalanceObserver | undefined): Promise<BalanceCheck> {
+/** One channel's check, kept; undefined when `stopped` cut it (what it would say is no news of the upstream) */
+async function check(channel: Channel, signal: AbortSignal | undefined, observe: BalanceObserver | undefined, stopped: AbortSignal): Promise<BalanceCheck | undefined>
+async function check(channel: Channel, signal: AbortSignal | undefined, observe: BalanceObserver | undefined): Promise<BalanceCheck>
+async function check(channel: Channel, signal: AbortSignal | undefined, observe: BalanceObserver | undefined, stopped?: AbortSignal): Promise<BalanceCheck | undefined> {
   let amount: string | null = null
   let currency: string | null = null
   let error: string | null = null
@@ -104,6 +141,7 @@ async function check(channel: Channel, signal: AbortSignal | undefined, observe:
       latencyMs = balance.latencyMs
     } catch (failure) {
       if (!(failure instanceof UpstreamBalanceError)) throw failure
+      if (stopped?.aborted) return undefined
       error = failure.reason.slice(0, 500)
     }
   }

@@ -1,7 +1,8 @@
 import app from '@adonisjs/core/services/app'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
-import { channelsToTest, testAllChannels, type ChannelTestRow } from '#actions/test_all_channels'
+import { channelsToTest, testAllChannels, TEST_ALL_DEFAULTS, type ChannelTestRow } from '#actions/test_all_channels'
+import { TestSlots } from '#actions/test_slots'
 import type { Actor } from '#actions/audit'
 import { GatewayError } from '#exceptions/gateway_error'
 import { ChannelRouter } from '#gateway/routing/channel_router'
@@ -23,6 +24,13 @@ export interface ModelHealth {
 
 const running = new Map<string, Promise<ModelHealth>>()
 
+/**
+ * The upstream calls of every run under way, together: runs for different
+ * models do not share an answer, and each making Test all's 4 at once let
+ * monitors polling many models fan out without bound (16 models, 64 calls).
+ */
+const slots = new TestSlots(TEST_ALL_DEFAULTS.concurrency)
+
 export function modelHealth(model: string | null, actor: Actor): Promise<ModelHealth> {
   const key = model ?? ''
   let run = running.get(key)
@@ -34,8 +42,22 @@ export function modelHealth(model: string | null, actor: Actor): Promise<ModelHe
 }
 
 async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
-  const channels = model === null ? await channelsToTest() : await channelsServing(model)
-  const rows = await testAllChannels({ kind: 'generate', actor, channels, model: model ?? undefined })
+  const gateway = await app.container.make('gateway')
+  // In flight as a request is: refused (503) once a shutdown started, and ended when one starts. Else the
+  // run (hanging channels, 20 s each) held the HTTP server's close, the shutdown, past its grace.
+  const ended = new AbortController()
+  const release = gateway.service.admitSession({ abort: ended, onDrain: () => ended.abort() })
+  let rows: ChannelTestRow[]
+  let channels: Channel[]
+  try {
+    const serving = model === null ? null : await channelsServing(model)
+    channels = serving?.channels ?? (await channelsToTest())
+    rows = await testAllChannels({ kind: 'generate', actor, channels, model: serving?.model, slots, signal: ended.signal })
+  } finally {
+    release()
+  }
+  // Cut short, its rows would report healthy channels as failing.
+  if (ended.signal.aborted) throw new GatewayError(503, 'shutting_down', 'The gateway is shutting down', 'service_unavailable')
   return {
     healthy: rows.filter((row) => row.ok),
     unhealthy: rows.filter((row) => !row.ok),
@@ -44,17 +66,22 @@ async function check(model: string | null, actor: Actor): Promise<ModelHealth> {
 }
 
 /**
- * The channels a request for `model` could reach, as the router picks them
- * (globs, mappings, the prefix table), on any plan, not its fallbacks'
- * channels: those serve other models, checked under their own names.
+ * The channels a generation request for `model` could reach, as the router
+ * picks them (globs, mappings, the prefix table, a thinking suffix) on any plan, not its
+ * fallbacks' channels: those serve other models, checked under their own
+ * names; and the model to test them with: a suffixed name (`o3-mini-high`,
+ * `claude-x-thinking`) is its base model's, the name the upstream knows (sent
+ * as asked, the upstream's 404 made a servable model unhealthy).
  */
-async function channelsServing(model: string): Promise<Channel[]> {
+async function channelsServing(model: string): Promise<{ channels: Channel[]; model: string }> {
   const gateway = await app.container.make('gateway')
+  // Every channel, whatever plans it is open to: the operator checks them all.
+  const router = new ChannelRouter(gateway.catalog.channels)
+  const plan = router.resolve(model)
   let ids: number[]
   try {
-    // Every channel, whatever plans it is open to: the operator checks them all.
-    ids = new ChannelRouter(gateway.catalog.channels)
-      .route(model)
+    ids = router
+      .candidatesOf(plan, model)
       .filter((candidate) => candidate.publicModel === undefined)
       .map((candidate) => candidate.channel.id)
   } catch (error) {
@@ -62,5 +89,6 @@ async function channelsServing(model: string): Promise<Channel[]> {
     throw error
   }
   if (ids.length === 0) throw AdminInputError.notFound(`No channel in rotation serves the model "${model}"`)
-  return Channel.query().whereIn('id', [...new Set(ids)]).orderBy('priority', 'desc').orderBy('id')
+  const channels = await Channel.query().whereIn('id', [...new Set(ids)]).orderBy('priority', 'desc').orderBy('id')
+  return { channels, model: typeof plan === 'object' && plan.suffix !== undefined ? plan.suffix.base : model }
 }

@@ -96,9 +96,12 @@ const MAX_BALANCE = '999999999999.99'
 /** A user by email or numeric id (digits that are no id, such as 20 of them, name nobody). */
 export async function findUser(ref: string, trx?: TransactionClientContract) {
   const options = trx ? { client: trx } : undefined
+  // No address holds a NUL (and Postgres cannot compare one: a 400 saying the value cannot be stored): nobody.
   const user = /^\d+$/.test(ref)
     ? await User.find(recordId(ref) ?? 0, options)
-    : await User.query(options).where('email', ref).first()
+    : ref.includes('\u0000')
+      ? null
+      : await User.query(options).where('email', ref).first()
   if (!user) throw Object.assign(AdminInputError.notFound(`No user "${ref}"`), { field: 'user' })
   return user
 }

@@ -2,6 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import Channel from '#models/channel'
 import { checkChannelKey, testChannel, testModelFor } from '#actions/test_channel'
 import { cliActor, type Actor } from '#actions/audit'
+import type { TestSlots } from '#actions/test_slots'
 
 /**
  * "Test all channels" (new-api's button on its channel list, `channel:test
@@ -43,6 +44,10 @@ export interface TestAllOptions {
   channels?: Channel[]
   /** The model every generation test asks for (default: each channel's own test model) */
   model?: string
+  /** Places shared with other runs, one taken per upstream call (the run's own concurrency still applies) */
+  slots?: TestSlots
+  /** Ends the run (a shutdown): tests under way are cut, the others not started (rows marked skipped) */
+  signal?: AbortSignal
 }
 
 export const TEST_ALL_DEFAULTS = { concurrency: 4, perChannelMs: 20_000, budgetMs: 90_000 }
@@ -68,11 +73,18 @@ export async function testAllChannels(options: TestAllOptions): Promise<ChannelT
     while (next < channels.length) {
       const index = next++
       const channel = channels[index]
-      if (Date.now() >= deadline) {
-        rows[index] = skippedRow(channel, budgetMs)
-        continue
+      // The wait for a shared place counts in the run's budget (none came before it: skipped), so the
+      // run's answer stays bounded in time however many runs queue for the places.
+      const placed = options.slots ? await options.slots.acquire(deadline) : true
+      try {
+        if (!placed || Date.now() >= deadline || options.signal?.aborted) {
+          rows[index] = skippedRow(channel, budgetMs)
+          continue
+        }
+        rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model, options.signal)
+      } finally {
+        if (placed) options.slots?.release()
       }
-      rows[index] = await testOne(channel, options.kind, perChannelMs, options.actor ?? cliActor(), options.model)
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, channels.length) }, worker))
@@ -84,7 +96,8 @@ async function testOne(
   kind: TestAllOptions['kind'],
   perChannelMs: number,
   actor: Actor,
-  asked?: string
+  asked?: string,
+  ended?: AbortSignal
 ): Promise<ChannelTestRow> {
   const base = { channelId: channel.id, name: channel.name, skipped: false }
   const model = kind === 'generate' ? (asked ?? (await modelToTest(channel))) : null
@@ -95,7 +108,7 @@ async function testOne(
   const limit = new AbortController()
   const timer = setTimeout(() => limit.abort(new Error(`no answer within ${perChannelMs} ms`)), perChannelMs)
   try {
-    const result = await testChannel(channel.id, model, limit.signal, actor)
+    const result = await testChannel(channel.id, model, ended ? AbortSignal.any([limit.signal, ended]) : limit.signal, actor)
     const message = result.ok ? (result.text ?? '') : (result.error ?? 'failed')
     return { ...base, ok: result.ok, model, latencyMs: result.latencyMs, status: result.status, message, reEnabled: result.reEnabled }
   } catch (error) {

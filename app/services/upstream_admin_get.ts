@@ -7,7 +7,8 @@ import type { ChannelTimeouts } from '#gateway/types'
  * upstream balance (upstream_balance.ts). Bounded by the channel's timeouts,
  * each capped at ADMIN_WAIT_MS, and by the size of the answer. Whatever goes
  * wrong is thrown as the caller's own error (`failure(reason, status)`), with
- * a reason fit to show an admin: the key masked out of any upstream text
+ * a reason fit to show an admin: the key and the extra headers' values
+ * masked out of any upstream text
  * quoted, a redirect never followed (the key would go wherever it points), a
  * 2xx that is no JSON, is empty, or carries an error refused.
  */
@@ -17,8 +18,13 @@ export const ADMIN_WAIT_MS = 30_000
 
 export interface AdminGetTarget {
   apiKey: string | null
+  /** The channel's extra headers: their values are credentials too (write-only, as the key), masked as it is */
+  extraHeaders?: Record<string, string>
   timeouts: ChannelTimeouts
 }
+
+/** Shorter extra-header values are no secrets (a version, a flag) and would mangle ordinary words (as channel_secrets.ts) */
+const SHORTEST_SECRET = 8
 
 export interface AdminGetOptions {
   /** What is asked for, in the reasons ("model list", "balance") */
@@ -63,11 +69,17 @@ export class AdminGetSession {
     this.#totalMs = Math.min(wait(target.timeouts.total), wait(options.totalMs ?? ADMIN_WAIT_MS))
     const total = AbortSignal.timeout(this.#totalMs)
     this.#stop = options.signal ? AbortSignal.any([options.signal, total]) : total
-    const key = target.apiKey
-    this.#mask = (text: string) => (key ? text.split(key).join('••••') : text)
+    // Longest first: a value that contains another is masked whole.
+    const secrets = [...new Set([target.apiKey ?? '', ...Object.values(target.extraHeaders ?? {}).filter((v) => v.length >= SHORTEST_SECRET)])]
+      .filter(Boolean)
+      .sort((a, b) => b.length - a.length)
+    this.#mask = (text: string) => {
+      for (const secret of secrets) if (text.includes(secret)) text = text.split(secret).join('••••')
+      return text
+    }
   }
 
-  /** The key masked out of an upstream's text */
+  /** The key and the extra headers' values masked out of an upstream's text */
   mask(text: string): string {
     return this.#mask(text)
   }
@@ -169,8 +181,13 @@ function errorIn(body: unknown): string | null {
   return typeof message === 'string' ? message : ''
 }
 
-/** The start of an upstream's text, on one line. */
+/**
+ * The start of an upstream's text, on one line. Other control characters
+ * become U+FFFD: a NUL would make Postgres refuse the row that keeps the
+ * reason (a balance check's `error`), and the admin would get a 400 for it.
+ */
 export function excerpt(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim()
+  // eslint-disable-next-line no-control-regex
+  const line = text.replace(/\s+/g, ' ').replace(/[\u0000-\u001f\u007f]/g, '\uFFFD').trim()
   return line.length > 300 ? `${line.slice(0, 300)}…` : line || '(empty body)'
 }

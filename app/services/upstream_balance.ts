@@ -95,10 +95,9 @@ async function read(
     const { body } = await session.getJson(`${origin}${basePath.replace(/\/v1$/, '')}/user/balance`, headers)
     const infos = field(body, 'balance_infos')
     if (!Array.isArray(infos) || infos.length === 0) throw new UpstreamBalanceError('the answer holds no balance (no "balance_infos")')
-    const chosen = infos.find((info) => field(info, 'currency') === 'USD') ?? infos[0]
-    const currency = field(chosen, 'currency')
+    const chosen = infos.find((info) => currencyOf(info) === 'USD') ?? infos[0]
     const amount = numberIn(field(chosen, 'total_balance'), 'balance_infos[].total_balance')
-    return { amount: decimal(amount), currency: typeof currency === 'string' && /^[A-Z]{3}$/.test(currency) ? currency : 'CNY' }
+    return { amount: decimal(amount), currency: currencyOf(chosen) ?? 'CNY' }
   }
   const { body: subscription } = await session.getJson(`${origin}${basePath}/dashboard/billing/subscription`, headers)
   const limit = numberIn(field(subscription, 'hard_limit_usd'), 'hard_limit_usd')
@@ -111,6 +110,14 @@ async function read(
   const { body: usage } = await session.getJson(`${origin}${basePath}/dashboard/billing/usage?${query}`, headers)
   const used = numberIn(field(usage, 'total_usage'), 'total_usage')
   return { amount: decimal(limit - used / 100), currency: 'USD' }
+}
+
+/** An entry's ISO currency code, as sent or in another case or padded ("usd", " USD "); null when none */
+function currencyOf(info: unknown): string | null {
+  const currency = field(info, 'currency')
+  if (typeof currency !== 'string') return null
+  const code = currency.trim().toUpperCase()
+  return /^[A-Z]{3}$/.test(code) ? code : null
 }
 
 function field(value: unknown, name: string): unknown {

@@ -28,7 +28,10 @@ export interface UsageFilters {
 export const FILTER_NAMES = ['user', 'key', 'model', 'channel', 'status', 'tag', 'end_user', 'from', 'to'] as const
 
 export function parseFilters(input: Record<string, unknown>): UsageFilters {
-  const text = (name: string) => String(input[name] ?? '').trim()
+  // Postgres text holds no NUL, so no row has one, and a bound value with one fails the query (the Usage
+  // page's end-user, model, tag or status filter was a 500): as U+FFFD, what an unstorable character
+  // becomes, the filter matches no row.
+  const text = (name: string) => String(input[name] ?? '').trim().replaceAll('\u0000', '\uFFFD')
   const today = DateTime.utc().startOf('day')
   let to = isDate(text('to')) ? text('to') : today.toISODate()!
   let from = isDate(text('from')) ? text('from') : DateTime.fromISO(to, { zone: 'utc' }).minus({ days: 6 }).toISODate()!

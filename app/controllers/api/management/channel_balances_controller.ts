@@ -4,6 +4,7 @@ import { channelBalances, updateAllChannelBalances, updateChannelBalance, type C
 import { findChannel } from '#actions/channel_models'
 import { AdminInputError } from '#actions/admin_input_error'
 import { managed } from '#services/management_api'
+import { recordId } from '#services/record_id'
 import { lowBalanceObserver } from '#services/channel_balance_alert'
 
 /**
@@ -42,9 +43,10 @@ export default class ManagementChannelBalancesController {
   }
 }
 
+/** Digits only: Number() read "0x10" and "1e3" as the channels 16 and 1000 */
 function channelId(value: unknown): number {
-  const id = Number(value)
-  if (!Number.isSafeInteger(id) || id < 1) throw AdminInputError.notFound(`No channel ${String(value).slice(0, 40)}`)
+  const id = recordId(value)
+  if (id === null) throw AdminInputError.notFound(`No channel ${String(value).slice(0, 40)}`)
   return id
 }
 

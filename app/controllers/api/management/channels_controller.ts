@@ -10,6 +10,7 @@ import { UpstreamModelsError } from '#services/upstream_model_list'
 import { GatewayError } from '#exceptions/gateway_error'
 import { channelModelsValidator, createChannelValidator } from '#validators/admin'
 import { apiActor, channelJson, managed } from '#services/management_api'
+import { recordId } from '#services/record_id'
 
 /** The API's snake_case fields -> the shared channel validator's camelCase ones (absent stays absent). */
 const FIELDS: Record<string, string> = {
@@ -37,7 +38,9 @@ function camelCase(body: Record<string, unknown>): Record<string, unknown> {
 }
 
 async function channelOr404(id: unknown) {
-  const channel = Number.isSafeInteger(Number(id)) ? await Channel.find(Number(id)) : null
+  // Digits only: Number() read "0x10" and "1e3" as the channels 16 and 1000.
+  const ref = recordId(id)
+  const channel = ref === null ? null : await Channel.find(ref)
   if (!channel) throw AdminInputError.notFound(`No channel ${id}`)
   return channel
 }
