@@ -1,0 +1,54 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { createPlan } from '#actions/create_plan'
+import { createTeam } from '#actions/teams'
+import { PanelClient, textOf } from '#tests/panel_client'
+import { adminApi, baseUrl, refreshCaches, resetDatabase } from '#tests/helpers'
+
+/**
+ * Hostile and sloppy input against channel groups and teams (both on the
+ * request path): values of the wrong type are refused in the endpoint's
+ * format, never taken for something else, and never a 500.
+ */
+let adminKey = ''
+
+async function litellm(path: string, body: unknown) {
+  const response = await fetch(`${baseUrl()}${path}`, {
+    method: 'POST',
+    headers: { 'authorization': `Bearer ${adminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  return { status: response.status, body: (await response.json()) as any }
+}
+
+test.group('Hostile input (s24a): channel groups and teams', (group) => {
+  let planId = 0
+
+  group.setup(async () => {
+    await resetDatabase()
+    planId = (await createPlan({ name: 'vip-s24a' })).id
+    await createUser({ email: 'ops-s24a@test.local', password: 'admin-password', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'ops-s24a@test.local', name: 'ops', manage: true })).key
+    await refreshCaches()
+  })
+
+  test('plan_ids that are no plan ids (true, [1], "0x1") are refused, not read as plan 1', async ({ assert }) => {
+    assert.equal(planId, 1, 'the plan these values would be read as')
+    const base = { provider: 'custom', base_url: 'http://127.0.0.1:9', models: ['s24a-*'] }
+    for (const [i, planIds] of [[true], [[1]], ['0x1'], [1.5], [{}]].entries()) {
+      const refused = await adminApi('POST', '/channels', adminKey, { ...base, name: `typed-${i}`, plan_ids: planIds })
+      assert.equal(refused.status, 400, JSON.stringify(planIds))
+      assert.equal(refused.body.error.code, 'invalid_field')
+      assert.equal(refused.body.error.param, 'planIds')
+    }
+    assert.lengthOf(await db.from('channels').whereLike('name', 'typed-%'), 0)
+    // Ids as numbers or as their digits stay accepted (a form's values are text).
+    const created = await adminApi('POST', '/channels', adminKey, { ...base, name: 'typed-ok', plan_ids: [planId, String(planId)] })
+    assert.equal(created.status, 201, JSON.stringify(created.body))
+    assert.deepEqual(created.body.plan_ids, [planId])
+    const patched = await adminApi('PATCH', `/channels/${created.body.id}`, adminKey, { plan_ids: [true] })
+    assert.equal(patched.status, 400)
+  })
+})
