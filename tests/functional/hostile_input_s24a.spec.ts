@@ -51,4 +51,26 @@ test.group('Hostile input (s24a): channel groups and teams', (group) => {
     const patched = await adminApi('PATCH', `/channels/${created.body.id}`, adminKey, { plan_ids: [true] })
     assert.equal(patched.status, 400)
   })
+
+  test('a team rpm/tpm of true or a list is refused on /team/* and /api/admin/teams, not read as 1', async ({ assert }) => {
+    for (const [field, value] of [['rpm_limit', true], ['tpm_limit', true], ['rpm_limit', [5]], ['tpm_limit', { n: 5 }]] as const) {
+      const refused = await litellm('/team/new', { team_alias: `typed-${field}`, [field]: value })
+      assert.equal(refused.status, 400, `${field}: ${JSON.stringify(value)} -> ${JSON.stringify(refused.body)}`)
+      assert.equal(refused.body.error.param, field)
+    }
+    const team = await createTeam({ alias: 'typed-update' })
+    const update = await litellm('/team/update', { team_id: String(team.id), rpm_limit: true })
+    assert.equal(update.status, 400)
+    for (const field of ['rpm', 'tpm']) {
+      const refused = await adminApi('POST', '/teams', adminKey, { alias: `typed-api-${field}`, [field]: true })
+      assert.equal(refused.status, 400, JSON.stringify(refused.body))
+      assert.equal(refused.body.error.param, field)
+    }
+    assert.lengthOf(await db.from('teams').whereLike('alias', 'typed-%').whereNot('alias', 'typed-update'), 0)
+    // Numbers and numeric text stay accepted (LiteLLM's clients send both).
+    const made = await litellm('/team/new', { team_alias: 'limits-ok', rpm_limit: '10', tpm_limit: 2000 })
+    assert.equal(made.status, 200)
+    assert.equal(made.body.rpm_limit, 10)
+    assert.equal(made.body.tpm_limit, 2000)
+  })
 })
