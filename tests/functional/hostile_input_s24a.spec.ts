@@ -73,4 +73,19 @@ test.group('Hostile input (s24a): channel groups and teams', (group) => {
     assert.equal(made.body.rpm_limit, 10)
     assert.equal(made.body.tpm_limit, 2000)
   })
+
+  test('a positive max_budget below a micro-dollar is refused, not stored as a budget of 0 that refuses every call', async ({ assert }) => {
+    for (const tiny of [1e-7, 1e-13, 5e-324]) {
+      const refused = await litellm('/team/new', { team_alias: 'tiny', max_budget: tiny })
+      assert.equal(refused.status, 400, `${tiny} -> ${JSON.stringify(refused.body)}`)
+      assert.equal(refused.body.error.param, 'max_budget')
+    }
+    assert.lengthOf(await db.from('teams').where('alias', 'tiny'), 0)
+    // A key's budget reads the same amounts.
+    const key = await litellm('/key/generate', { user_id: 'ops-s24a@test.local', max_budget: 1e-7 })
+    assert.equal(key.status, 400, JSON.stringify(key.body))
+    // 0 stays a budget of 0, and a float sum is rounded to the micro-dollar as before.
+    assert.equal((await litellm('/team/new', { team_alias: 'zero', max_budget: 0 })).body.max_budget, 0)
+    assert.equal((await litellm('/team/new', { team_alias: 'sum', max_budget: 0.1 + 0.2 })).body.max_budget, 0.3)
+  })
 })
