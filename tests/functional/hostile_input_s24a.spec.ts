@@ -88,4 +88,22 @@ test.group('Hostile input (s24a): channel groups and teams', (group) => {
     assert.equal((await litellm('/team/new', { team_alias: 'zero', max_budget: 0 })).body.max_budget, 0)
     assert.equal((await litellm('/team/new', { team_alias: 'sum', max_budget: 0.1 + 0.2 })).body.max_budget, 0.3)
   })
+
+  test("a NUL in a panel team form goes back to the form with a message, not a 500", async ({ assert }) => {
+    const client = new PanelClient()
+    await client.login('ops-s24a@test.local', 'admin-password')
+    await client.get('/admin/teams/new')
+    const refused = await client.post('/admin/teams', { alias: 'a\u0000b' })
+    assert.equal(refused.status, 302, refused.html.slice(0, 300))
+    assert.equal(new URL(refused.location!, baseUrl()).pathname, '/admin/teams/new')
+    const form = await client.follow(refused)
+    assert.include(textOf(form.html), 'contains characters that cannot be stored')
+    assert.lengthOf(await db.from('teams').whereLike('alias', 'a%b'), 0)
+
+    const team = await createTeam({ alias: 'nul-members' })
+    await client.get(`/admin/teams/${team.id}`)
+    const member = await client.post(`/admin/teams/${team.id}/members`, { user: 'x\u0000' })
+    assert.equal(member.status, 302)
+    assert.equal(new URL(member.location!, baseUrl()).pathname, `/admin/teams/${team.id}`)
+  })
 })
