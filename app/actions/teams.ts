@@ -6,6 +6,7 @@ import { findUser } from '#actions/post_ledger_entry'
 import { findApiKey, keyLabel } from '#actions/revoke_api_key'
 import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
 import { recordId } from '#services/record_id'
+import type ApiKey from '#models/api_key'
 import { teamMemberValidator, teamSettingsValidator } from '#validators/team'
 
 /**
@@ -220,22 +221,31 @@ export async function setKeyTeam(keyRef: string, teamRef: unknown, actor: Actor 
   return db.transaction(async (trx) => {
     const key = await findApiKey(keyRef, trx)
     const team = teamRef === null || teamRef === undefined || teamRef === '' ? null : await findTeam(teamRef, trx)
-    const teamId = team?.id ?? null
-    if ((key.teamId ?? null) === teamId) return key
-    const before = key.teamId ?? null
-    key.teamId = teamId
-    key.useTransaction(trx)
-    await key.save()
-    await writeAudit(trx, actor, {
-      action: 'key.team',
-      subjectType: 'api_key',
-      subjectId: key.id,
-      summary: `${await keyLabel(trx, key)} ${team ? `put in team ${team.alias}` : 'taken out of its team'}`,
-      before: { team_id: before },
-      after: { team_id: teamId },
-    })
-    return key
+    return putKeyInTeam(trx, key, team, actor)
   })
+}
+
+/**
+ * setKeyTeam in the caller's transaction, the team already read (and locked)
+ * in it: a key made into a team (createApiKey) is one change with its team,
+ * so a team deleted meanwhile leaves no key behind that the client never got.
+ */
+export async function putKeyInTeam(trx: TransactionClientContract, key: ApiKey, team: TeamRow | null, actor: Actor) {
+  const teamId = team?.id ?? null
+  if ((key.teamId ?? null) === teamId) return key
+  const before = key.teamId ?? null
+  key.teamId = teamId
+  key.useTransaction(trx)
+  await key.save()
+  await writeAudit(trx, actor, {
+    action: 'key.team',
+    subjectType: 'api_key',
+    subjectId: key.id,
+    summary: `${await keyLabel(trx, key)} ${team ? `put in team ${team.alias}` : 'taken out of its team'}`,
+    before: { team_id: before },
+    after: { team_id: teamId },
+  })
+  return key
 }
 
 /** The team's members, oldest first. */

@@ -106,4 +106,31 @@ test.group('Hostile input (s24a): channel groups and teams', (group) => {
     assert.equal(member.status, 302)
     assert.equal(new URL(member.location!, baseUrl()).pathname, `/admin/teams/${team.id}`)
   })
+
+  test('/key/generate into a team another admin deletes meanwhile: 404 and no key made (the key and its team are one change)', async ({ assert }) => {
+    const team = await createTeam({ alias: 'deleted-meanwhile' })
+    const keysBefore = (await db.from('api_keys')).length
+    // Another admin's delete holds the team's row while /key/generate runs, and commits once the key is being put in it.
+    const trx = await db.transaction()
+    await trx.from('teams').where('id', team.id).forUpdate().first()
+    const generating = litellm('/key/generate', { user_id: 'ops-s24a@test.local', key_alias: 'into-deleted', team_id: String(team.id) })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await trx.from('teams').where('id', team.id).delete()
+    await trx.commit()
+    const answer = await generating
+    assert.equal(answer.status, 404, JSON.stringify(answer.body))
+    assert.lengthOf(await db.from('api_keys').where('name', 'into-deleted'), 0, 'no key made that the client never got')
+    assert.equal((await db.from('api_keys')).length, keysBefore)
+
+    // The management API's POST /api/admin/keys alike.
+    const other = await createTeam({ alias: 'deleted-meanwhile-api' })
+    const trx2 = await db.transaction()
+    await trx2.from('teams').where('id', other.id).forUpdate().first()
+    const creating = adminApi('POST', '/keys', adminKey, { user: 'ops-s24a@test.local', name: 'into-deleted-api', team_id: other.id })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await trx2.from('teams').where('id', other.id).delete()
+    await trx2.commit()
+    assert.equal((await creating).status, 404)
+    assert.lengthOf(await db.from('api_keys').where('name', 'into-deleted-api'), 0)
+  })
 })
