@@ -111,7 +111,7 @@ export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor
     const period = changes.budget_period === undefined ? before.budget_period : (changes.budget_period as SpendPeriod | null)
     if (period !== before.budget_period && period !== null) {
       // A new period starts with what the team's keys spent in it so far (then the meter adds each charge).
-      Object.assign(changes, await periodSpent(trx, before.id, period))
+      Object.assign(changes, await periodSpent(trx, before, period))
     }
     const [row] = await trx.from('teams').where('id', before.id).update(changes).returning('*')
     const team = normalised(row)
@@ -307,14 +307,21 @@ function columnsOf(settings: Awaited<ReturnType<typeof checked>>) {
   return columns
 }
 
-/** What the team's keys spent in the current `period` (usage rows of keys now in it): a new period's start. */
-async function periodSpent(trx: TransactionClientContract, teamId: number, period: SpendPeriod) {
+/**
+ * A new period's start: what the team's keys spent in the current `period`.
+ * Usage rows name no team, only a key, and a key may have spent in another
+ * team (or none) before it joined: rows from before the team existed are not
+ * counted, and the sum is never above what the meter charged the team in its
+ * whole life (teams.spent), so another team's spend is not counted again here.
+ */
+async function periodSpent(trx: TransactionClientContract, team: TeamRow, period: SpendPeriod) {
   const start = new Date(periodBounds(period, Date.now()).start)
+  const createdAt = new Date(team.created_at)
   const row = await trx
     .from('usage_records')
-    .whereIn('api_key_id', trx.from('api_keys').where('team_id', teamId).select('id'))
-    .where('created_at', '>=', start)
-    .select(db.raw('coalesce(sum(cost), 0)::text AS spent'))
+    .whereIn('api_key_id', trx.from('api_keys').where('team_id', team.id).select('id'))
+    .where('created_at', '>=', createdAt > start ? createdAt : start)
+    .select(db.raw('least(coalesce(sum(cost), 0), ?::numeric)::text AS spent', [team.spent]))
     .first()
   return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
 }

@@ -5,7 +5,9 @@ import { createApiKey } from '#actions/issue_api_key'
 import { createPlan } from '#actions/create_plan'
 import { createTeam } from '#actions/teams'
 import { PanelClient, textOf } from '#tests/panel_client'
-import { adminApi, baseUrl, refreshCaches, resetDatabase } from '#tests/helpers'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { toPico } from '#gateway/metering/money'
+import { adminApi, baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
 
 /**
  * Hostile and sloppy input against channel groups and teams (both on the
@@ -132,5 +134,47 @@ test.group('Hostile input (s24a): channel groups and teams', (group) => {
     await trx2.commit()
     assert.equal((await creating).status, 404)
     assert.lengthOf(await db.from('api_keys').where('name', 'into-deleted-api'), 0)
+  })
+})
+
+test.group('Hostile input (s24a): a team budget on the request path', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    // 12 prompt and 5 completion tokens a call (the mock's usage): $0.012 + $0.010 = $0.022.
+    await seedPrice('s24a-model', '1000', '2000')
+    await createUser({ email: 'ops-s24a-budget@test.local', password: 'admin-password', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'ops-s24a-budget@test.local', name: 'ops', manage: true })).key
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  function chat(key: string) {
+    return post('/v1/chat/completions', { model: 's24a-model', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` })
+  }
+
+  test("a period set on a team does not count what a key spent today before it joined (another team's spend)", async ({ assert }) => {
+    const before = await litellm('/team/new', { team_alias: 'joined-later' })
+    const earlier = await litellm('/team/new', { team_alias: 'spent-in' })
+    const owner = await seedUser({ balance: '10' })
+    await litellm('/key/update', { key: String(owner.keyId), team_id: earlier.body.team_id })
+    await refreshCaches()
+    assert.equal((await chat(owner.key)).status, 200)
+    await (await gateway()).meter.drain()
+
+    // The key moves to a team that has spent nothing, which then gets a daily budget below what the key spent in the other.
+    await litellm('/key/update', { key: String(owner.keyId), team_id: before.body.team_id })
+    const updated = await litellm('/team/update', { team_id: before.body.team_id, max_budget: 0.03, budget_duration: '1d' })
+    assert.equal(updated.status, 200)
+    assert.equal(updated.body.data.spend, 0, 'the new period holds none of the other team\'s spend')
+    const team = await db.from('teams').where('id', before.body.team_id).first()
+    assert.equal(toPico(String(team.period_spent)), 0n)
+    await refreshCaches()
+    assert.equal((await chat(owner.key)).status, 200, 'the team budget has room: its keys spent nothing in it')
+    // The team it was spent in keeps it.
+    assert.equal(toPico(String((await db.from('teams').where('id', earlier.body.team_id).first()).spent)), toPico('0.022'))
   })
 })
