@@ -177,4 +177,22 @@ test.group('Hostile input (s24a): a team budget on the request path', (group) =>
     // The team it was spent in keeps it.
     assert.equal(toPico(String((await db.from('teams').where('id', earlier.body.team_id).first()).spent)), toPico('0.022'))
   })
+
+  test('a key in a team the gateway has not heard of yet (its NOTIFY lost or late) is held to the team, not served without it', async ({ assert }) => {
+    const owner = await seedUser({ balance: '10' })
+    await refreshCaches()
+    // A blocked team written with its trigger (and so its NOTIFY) off: as on an instance whose listener missed it.
+    const team = await db.transaction(async (trx) => {
+      await trx.rawQuery("SET LOCAL session_replication_role = 'replica'")
+      const [row] = await trx.table('teams').insert({ alias: 'unheard', blocked_at: new Date(), metadata: '{}' }).returning('id')
+      return Number(row.id)
+    })
+    // The key's change is heard (its row is read again on its next call); the team's is not.
+    await db.from('api_keys').where('id', owner.keyId).update({ team_id: team })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.isUndefined((await gateway()).catalog.teams.get(team))
+    const refused = await chat(owner.key)
+    assert.equal(refused.status, 401, 'the blocked team refuses its key')
+    assert.include(((await refused.json()) as any).error.message, "team 'unheard' is blocked")
+  })
 })
