@@ -163,6 +163,8 @@ export async function deleteTeams(refs: unknown[], actor: Actor = cliActor()): P
 
 /** Adds users to the team, or changes their role when already in it. */
 export async function addTeamMembers(ref: unknown, members: Array<{ user: string; role?: MemberRole }>, actor: Actor = cliActor()) {
+  // None given is a mistake of the caller's, not a change to audit.
+  if (members.length === 0) throw new AdminInputError('Give at least one member (a user id or e-mail)', 'user')
   const checkedMembers: Array<{ user: string; role?: MemberRole }> = []
   for (const member of members) checkedMembers.push(await teamMemberValidator.validate(member))
   return db.transaction(async (trx) => {

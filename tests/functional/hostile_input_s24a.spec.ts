@@ -109,6 +109,15 @@ test.group('Hostile input (s24a): channel groups and teams', (group) => {
     assert.equal(new URL(member.location!, baseUrl()).pathname, `/admin/teams/${team.id}`)
   })
 
+  test('POST /api/admin/teams/:id/members with an empty list is refused, not an audited change of nobody', async ({ assert }) => {
+    const team = await createTeam({ alias: 'no-members' })
+    const audits = (await db.from('audit_log').where('subject_type', 'team')).length
+    const refused = await adminApi('POST', `/teams/${team.id}/members`, adminKey, { members: [] })
+    assert.equal(refused.status, 400, JSON.stringify(refused.body))
+    assert.equal(refused.body.error.param, 'user')
+    assert.equal((await db.from('audit_log').where('subject_type', 'team')).length, audits)
+  })
+
   test('/key/generate into a team another admin deletes meanwhile: 404 and no key made (the key and its team are one change)', async ({ assert }) => {
     const team = await createTeam({ alias: 'deleted-meanwhile' })
     const keysBefore = (await db.from('api_keys')).length
