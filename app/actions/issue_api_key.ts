@@ -5,6 +5,7 @@ import { issueApiKey } from '#gateway/auth/api_key_token'
 import { findUser } from '#actions/post_ledger_entry'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
 import { AdminInputError } from '#actions/admin_input_error'
+import { findTeam, putKeyInTeam } from '#actions/teams'
 import { allowedIpsColumn } from '#actions/allowed_ips'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 
@@ -27,6 +28,8 @@ export async function createApiKey(
     manage?: boolean
     /** Addresses and CIDR ranges the key may be used from; empty or null = any */
     allowedIps?: string[] | null
+    /** The team the key is made in (an id, or its digits); 404 when it does not exist by the time the key is made */
+    team?: unknown
   },
   actor: Actor = cliActor()
 ) {
@@ -39,6 +42,8 @@ export async function createApiKey(
     if (input.manage && user.role !== 'admin') {
       throw new AdminInputError('Only an administrator\'s key can have the management scope', 'manage')
     }
+    // Read and locked in this transaction: a team deleted meanwhile fails the whole change (no key left behind).
+    const team = input.team === undefined || input.team === null ? null : await findTeam(input.team, trx)
     const issued = issueApiKey()
     const apiKey = await ApiKey.create(
       {
@@ -79,6 +84,7 @@ export async function createApiKey(
         allowedIps: apiKey.allowedIps,
       },
     })
+    if (team !== null) await putKeyInTeam(trx, apiKey, team, actor)
     return { apiKey, key: issued.key }
   })
 }

@@ -6,6 +6,7 @@ import { findUser } from '#actions/post_ledger_entry'
 import { findApiKey, keyLabel } from '#actions/revoke_api_key'
 import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
 import { recordId } from '#services/record_id'
+import type ApiKey from '#models/api_key'
 import { teamMemberValidator, teamSettingsValidator } from '#validators/team'
 
 /**
@@ -110,7 +111,7 @@ export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor
     const period = changes.budget_period === undefined ? before.budget_period : (changes.budget_period as SpendPeriod | null)
     if (period !== before.budget_period && period !== null) {
       // A new period starts with what the team's keys spent in it so far (then the meter adds each charge).
-      Object.assign(changes, await periodSpent(trx, before.id, period))
+      Object.assign(changes, await periodSpent(trx, before, period))
     }
     const [row] = await trx.from('teams').where('id', before.id).update(changes).returning('*')
     const team = normalised(row)
@@ -162,6 +163,8 @@ export async function deleteTeams(refs: unknown[], actor: Actor = cliActor()): P
 
 /** Adds users to the team, or changes their role when already in it. */
 export async function addTeamMembers(ref: unknown, members: Array<{ user: string; role?: MemberRole }>, actor: Actor = cliActor()) {
+  // None given is a mistake of the caller's, not a change to audit.
+  if (members.length === 0) throw new AdminInputError('Give at least one member (a user id or e-mail)', 'user')
   const checkedMembers: Array<{ user: string; role?: MemberRole }> = []
   for (const member of members) checkedMembers.push(await teamMemberValidator.validate(member))
   return db.transaction(async (trx) => {
@@ -220,22 +223,31 @@ export async function setKeyTeam(keyRef: string, teamRef: unknown, actor: Actor 
   return db.transaction(async (trx) => {
     const key = await findApiKey(keyRef, trx)
     const team = teamRef === null || teamRef === undefined || teamRef === '' ? null : await findTeam(teamRef, trx)
-    const teamId = team?.id ?? null
-    if ((key.teamId ?? null) === teamId) return key
-    const before = key.teamId ?? null
-    key.teamId = teamId
-    key.useTransaction(trx)
-    await key.save()
-    await writeAudit(trx, actor, {
-      action: 'key.team',
-      subjectType: 'api_key',
-      subjectId: key.id,
-      summary: `${await keyLabel(trx, key)} ${team ? `put in team ${team.alias}` : 'taken out of its team'}`,
-      before: { team_id: before },
-      after: { team_id: teamId },
-    })
-    return key
+    return putKeyInTeam(trx, key, team, actor)
   })
+}
+
+/**
+ * setKeyTeam in the caller's transaction, the team already read (and locked)
+ * in it: a key made into a team (createApiKey) is one change with its team,
+ * so a team deleted meanwhile leaves no key behind that the client never got.
+ */
+export async function putKeyInTeam(trx: TransactionClientContract, key: ApiKey, team: TeamRow | null, actor: Actor) {
+  const teamId = team?.id ?? null
+  if ((key.teamId ?? null) === teamId) return key
+  const before = key.teamId ?? null
+  key.teamId = teamId
+  key.useTransaction(trx)
+  await key.save()
+  await writeAudit(trx, actor, {
+    action: 'key.team',
+    subjectType: 'api_key',
+    subjectId: key.id,
+    summary: `${await keyLabel(trx, key)} ${team ? `put in team ${team.alias}` : 'taken out of its team'}`,
+    before: { team_id: before },
+    after: { team_id: teamId },
+  })
+  return key
 }
 
 /** The team's members, oldest first. */
@@ -297,14 +309,21 @@ function columnsOf(settings: Awaited<ReturnType<typeof checked>>) {
   return columns
 }
 
-/** What the team's keys spent in the current `period` (usage rows of keys now in it): a new period's start. */
-async function periodSpent(trx: TransactionClientContract, teamId: number, period: SpendPeriod) {
+/**
+ * A new period's start: what the team's keys spent in the current `period`.
+ * Usage rows name no team, only a key, and a key may have spent in another
+ * team (or none) before it joined: rows from before the team existed are not
+ * counted, and the sum is never above what the meter charged the team in its
+ * whole life (teams.spent), so another team's spend is not counted again here.
+ */
+async function periodSpent(trx: TransactionClientContract, team: TeamRow, period: SpendPeriod) {
   const start = new Date(periodBounds(period, Date.now()).start)
+  const createdAt = new Date(team.created_at)
   const row = await trx
     .from('usage_records')
-    .whereIn('api_key_id', trx.from('api_keys').where('team_id', teamId).select('id'))
-    .where('created_at', '>=', start)
-    .select(db.raw('coalesce(sum(cost), 0)::text AS spent'))
+    .whereIn('api_key_id', trx.from('api_keys').where('team_id', team.id).select('id'))
+    .where('created_at', '>=', createdAt > start ? createdAt : start)
+    .select(db.raw('least(coalesce(sum(cost), 0), ?::numeric)::text AS spent', [team.spent]))
     .first()
   return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
 }

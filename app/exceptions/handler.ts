@@ -2,7 +2,7 @@ import app from '@adonisjs/core/services/app'
 import { type HttpContext, ExceptionHandler } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
-import { reportApiError, sendApiError } from '#gateway/http/api_errors'
+import { isDataException, reportApiError, sendApiError } from '#gateway/http/api_errors'
 import { isApiPath } from '#gateway/http/api_paths'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
 
@@ -30,6 +30,12 @@ export default class HttpExceptionHandler extends ExceptionHandler {
         ctx.session.flash('error', error.message)
         return ctx.response.redirect().back()
       }
+      // A form value Postgres refused (a NUL in a text, a number past its column): the form again with why, not a 500.
+      if (isDataException(error) && ctx.request.method() === 'POST' && 'session' in ctx && ctx.session) {
+        ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey'])
+        ctx.session.flash('error', 'A value in the form is out of range or contains characters that cannot be stored')
+        return ctx.response.redirect().back()
+      }
       // Error pages in the visitor's language, also where the locale middleware did not run
       // (a path no route matches, the panel).
       useRequestLocale(ctx)
@@ -41,6 +47,8 @@ export default class HttpExceptionHandler extends ExceptionHandler {
 
   async report(error: unknown, ctx: HttpContext) {
     if (error instanceof AdminInputError) return
+    // A panel form's value the database refused went back to the form (handle): the visitor's input, not a failure.
+    if (isDataException(error) && ctx.request.method() === 'POST' && !isApiPath(ctx.request.url())) return
     // API errors log as the lane logs them (a client's bad value is not a stack trace in the log).
     if (error instanceof GatewayError || isApiPath(ctx.request.url())) {
       return reportApiError(error, ctx.logger)

@@ -124,7 +124,11 @@ export const BUDGET_DURATIONS: Record<SpendPeriod, string> = { day: '1d', week: 
  */
 export function budgetText(value: unknown): unknown {
   if (value === undefined || value === null) return value
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value < 1e12) return String(Number(value.toFixed(6)))
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value < 1e12) {
+    const rounded = Number(value.toFixed(6))
+    // A positive amount below half a micro-dollar is no budget of 0 (which refuses every call): its own text, refused as the string would be.
+    return value > 0 && rounded === 0 ? String(value) : String(rounded)
+  }
   return numberAsText(value)
 }
 

@@ -1,5 +1,6 @@
 import type ApiKey from '#models/api_key'
 import { teamBudgetResetsAt, teamBudgetSpent, type MemberRole, type TeamMember, type TeamRow, type TeamSettings } from '#actions/teams'
+import { isLimitInput } from '#validators/team'
 import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmKeyJson, modelGlobs } from '#services/litellm_management'
 
 /**
@@ -35,6 +36,9 @@ export function teamSettingsOf(body: Record<string, unknown>): TeamSettings {
     const models = modelGlobs(body.models)
     if (models !== null && !Array.isArray(models)) throw fieldError('models', 'a list of model names or globs')
     settings.models = models as string[] | null
+  }
+  for (const field of ['tpm_limit', 'rpm_limit'] as const) {
+    if (field in body && !isLimitInput(body[field])) throw fieldError(field, 'a whole number, or null')
   }
   if ('tpm_limit' in body) settings.tpm = body.tpm_limit as number | null
   if ('rpm_limit' in body) settings.rpm = body.rpm_limit as number | null

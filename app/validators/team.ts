@@ -21,6 +21,15 @@ export const teamSettingsValidator = vine.compile(
 )
 teamSettingsValidator.messagesProvider = adminMessages
 
+/**
+ * Is this JSON value one the rpm/tpm rules may read: a number, its text, or
+ * null? The validator reads values as Number() does (the panel posts text),
+ * which makes `true` 1 and `[5]` 5: the JSON APIs refuse those first.
+ */
+export function isLimitInput(value: unknown): boolean {
+  return value === null || typeof value === 'number' || typeof value === 'string'
+}
+
 /** A team member: a user (id or e-mail) and LiteLLM's role (admin or user) */
 export const teamMemberValidator = vine.compile(
   vine.object({

@@ -81,8 +81,7 @@ export default class KeysController {
     })
     // The team chosen must exist before the key is made (a team deleted meanwhile: the form says so).
     const team = await chosenTeam(request.input('teamId'))
-    const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, panelActor(ctx))
-    if (team !== null) await setKeyTeam(String(apiKey.id), team, panelActor(ctx))
+    const { apiKey, key } = await createApiKey({ ...input, userRef: input.user, team }, panelActor(ctx))
     session.flash('newKey', key)
     session.flash('success', `Key "${apiKey.name}" issued. Copy it now: it will not be shown again.`)
     return response.redirect(`/admin/keys/${apiKey.id}`)

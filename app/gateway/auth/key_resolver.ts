@@ -57,8 +57,8 @@ export async function resolvePrincipal(catalog: Catalog, rawKey: string | null, 
   if (!user) throw GatewayError.invalidApiKey('Invalid API key')
   if (user.disabled) throw GatewayError.invalidApiKey('The account owning this API key is disabled')
   const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? null)
-  // A key in no team (the usual case) pays this one test; a team deleted since leaves the key without one.
-  const team = key.teamId === null ? null : (catalog.teams.get(key.teamId) ?? null)
+  // A key in no team (the usual case) pays this one test; a team not heard of yet is read; one deleted since leaves the key without one.
+  const team = key.teamId === null ? null : (catalog.teams.get(key.teamId) ?? (await catalog.teams.unheard(key.teamId)) ?? null)
   if (team !== null && team.blocked) throw GatewayError.invalidApiKey(`This API key's team '${team.alias}' is blocked`)
   return { key, user, plan, team }
 }

@@ -88,7 +88,7 @@ function isDatabaseUnavailable(error: unknown): boolean {
  * invalid text representation, a NUL byte in a text...), raised by a value
  * a request carried into a query.
  */
-function isDataException(error: unknown): boolean {
+export function isDataException(error: unknown): boolean {
   const e = error as { code?: unknown; severity?: unknown }
   return typeof e?.code === 'string' && typeof e.severity === 'string' && /^22[0-9A-Z]{3}$/.test(e.code)
 }

@@ -35,6 +35,17 @@ export interface TeamPendingSource {
 
 const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, settledCount: 0 }
 
+/** An unknown team id a key names is read for at most this often (unheard) */
+const UNKNOWN_RECHECK_MS = 1_000
+/** Unknown ids remembered (only ids of teams deleted since, or keys' stale rows: few) */
+const UNKNOWN_LIMIT = 1_000
+
+function rememberUnknown(unknown: Map<number, number>, teamId: number) {
+  unknown.delete(teamId)
+  if (unknown.size >= UNKNOWN_LIMIT) unknown.delete(unknown.keys().next().value!)
+  unknown.set(teamId, Date.now())
+}
+
 /** Other instances' spend reaches here by `charged:` notifications of a team's key; without a listener, by this TTL. */
 const TTL_MS = 60_000
 /** As Catalog's reads of rows the meter writes: read again if the meter settled records meanwhile. */
@@ -53,6 +64,8 @@ export class TeamPolicies {
   #loading: Promise<void> | null = null
   /** A reload asked for while one was out (its read may predate the change): one more follows */
   #again = false
+  /** Team ids keys named that a read did not find, and when (unheard) */
+  #unknown = new Map<number, number>()
 
   setPendingSource(source: TeamPendingSource) {
     this.#pending = source
@@ -63,6 +76,22 @@ export class TeamPolicies {
     // Stale: read again in the background, once (not queued behind a read already out).
     if (this.#loading === null && Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
     return this.#byId.get(teamId)
+  }
+
+  /**
+   * The team of a key whose team this map does not hold: created (or the key
+   * moved into it) on another instance whose notice has not arrived, or was
+   * lost. Read again and held to it, not served without its block, budget
+   * or models. An id still unknown after a read (a team deleted, the key's
+   * row not read again yet) is read for again at most once a second.
+   */
+  async unheard(teamId: number): Promise<TeamPolicy | undefined> {
+    const checked = this.#unknown.get(teamId)
+    if (checked !== undefined && Date.now() - checked < UNKNOWN_RECHECK_MS) return undefined
+    await this.reload()
+    const team = this.#byId.get(teamId)
+    if (team === undefined) rememberUnknown(this.#unknown, teamId)
+    return team
   }
 
   get size() {

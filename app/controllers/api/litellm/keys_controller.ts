@@ -98,8 +98,7 @@ export default class LiteLLMKeysController {
       // LiteLLM's team_id must name a team (404 before the key is made); the owner need not be a member.
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await litellmTeam(body.team_id)).id
       const actor = apiActor(ctx)
-      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, actor)
-      if (teamId !== null) await setKeyTeam(String(apiKey.id), teamId, actor)
+      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user, team: teamId }, actor)
       if (body.blocked === true) await setApiKeyBlocked(String(apiKey.id), true, actor)
       return { ...litellmKeyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })

@@ -32,9 +32,24 @@ const FIELDS: Record<string, string> = {
 }
 
 function camelCase(body: Record<string, unknown>): Record<string, unknown> {
+  assertPlanIds(body.plan_ids)
   const out: Record<string, unknown> = {}
   for (const [from, to] of Object.entries(FIELDS)) if (body[from] !== undefined && body[from] !== null) out[to] = body[from]
   return out
+}
+
+/**
+ * plan_ids hold plan ids: whole numbers, or their digits. The shared
+ * validator reads a value as Number() does (it also takes the panel's text),
+ * so `true`, `[1]` or "0x1" would become plan 1 and close the channel to
+ * every other plan: refused here, in the API's JSON, before it.
+ */
+function assertPlanIds(value: unknown) {
+  if (!Array.isArray(value)) return
+  const wrong = value.find((id) => !(typeof id === 'number' && Number.isInteger(id)) && !(typeof id === 'string' && /^\s*\d+\s*$/.test(id)))
+  if (wrong !== undefined) {
+    throw new AdminInputError(`Plans: a plan id is a whole number (or its digits), not ${JSON.stringify(wrong) ?? String(wrong)}`, 'planIds')
+  }
 }
 
 async function channelOr404(id: unknown) {

@@ -59,8 +59,7 @@ export default class ManagementKeysController {
       // A team named must exist (404) before the key is made.
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await findTeam(body.team_id)).id
       const actor = apiActor(ctx)
-      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user }, actor)
-      if (teamId !== null) await setKeyTeam(String(apiKey.id), teamId, actor)
+      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user, team: teamId }, actor)
       ctx.response.status(201)
       return { ...keyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })

@@ -17,6 +17,7 @@ import {
 } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
 import { apiActor, managed, money, numberAsText } from '#services/management_api'
+import { isLimitInput } from '#validators/team'
 import { settleMetering } from '#services/settle_metering'
 
 /**
@@ -100,6 +101,9 @@ function settingsOf(body: Record<string, any>): TeamSettings {
   if (body.max_budget !== undefined) settings.maxBudget = numberAsText(body.max_budget) as string | null
   if (body.budget_period !== undefined) settings.budgetPeriod = body.budget_period
   if (body.models !== undefined) settings.models = body.models
+  for (const field of ['rpm', 'tpm'] as const) {
+    if (body[field] !== undefined && !isLimitInput(body[field])) throw new AdminInputError(`${field}: a whole number, or null`, field)
+  }
   if (body.rpm !== undefined) settings.rpm = body.rpm
   if (body.tpm !== undefined) settings.tpm = body.tpm
   if (body.blocked !== undefined) settings.blocked = body.blocked
