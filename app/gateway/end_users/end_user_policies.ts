@@ -2,6 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { toPico, fromPico } from '#gateway/metering/money'
 import { periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
+import { SharedReload } from '#gateway/shared_reload'
 
 /**
  * What an owner (a gateway user) set for one of their end users (table
@@ -50,9 +51,7 @@ export class EndUserPolicies {
   #byOwner = new Map<number, Map<string, EndUserPolicy>>()
   #pending: EndUserPendingSource = NOTHING_PENDING
   #loadedAt = 0
-  #loading: Promise<void> | null = null
-  /** A reload asked for while one was out (its read may predate the change): one more follows */
-  #again = false
+  #reloads = new SharedReload(() => this.#load())
 
   setPendingSource(source: EndUserPendingSource) {
     this.#pending = source
@@ -77,7 +76,7 @@ export class EndUserPolicies {
    */
   admit(userId: number, endUser: string): EndUserPolicy | null {
     // Stale: read again in the background, once (not queued behind a read already out).
-    if (this.#loading === null && Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
+    if (!this.#reloads.running && Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
     const policy = this.#byOwner.get(userId)?.get(endUser)
     if (policy === undefined) return null
     if (policy.blocked) {
@@ -99,20 +98,7 @@ export class EndUserPolicies {
 
   /** Reads the table again; concurrent callers share a read, and a call during one gets one more after it. */
   reload(): Promise<void> {
-    if (this.#loading) {
-      this.#again = true
-      return this.#loading
-    }
-    this.#loading = this.#load()
-      .finally(() => {
-        this.#loading = null
-      })
-      .then(() => {
-        if (!this.#again) return
-        this.#again = false
-        return this.reload()
-      })
-    return this.#loading
+    return this.#reloads.run()
   }
 
   async #load() {

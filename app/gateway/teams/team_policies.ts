@@ -2,6 +2,7 @@ import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { toPico } from '#gateway/metering/money'
 import { isSpendPeriod, periodBounds, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
+import { SharedReload } from '#gateway/shared_reload'
 
 /**
  * A team (table teams, migration 1003) as the hot path sees it: a policy over
@@ -61,9 +62,7 @@ export class TeamPolicies {
   #byId = new Map<number, TeamPolicy>()
   #pending: TeamPendingSource = NOTHING_PENDING
   #loadedAt = 0
-  #loading: Promise<void> | null = null
-  /** A reload asked for while one was out (its read may predate the change): one more follows */
-  #again = false
+  #reloads = new SharedReload(() => this.#load())
   /** Team ids keys named that a read did not find, and when (unheard) */
   #unknown = new Map<number, number>()
 
@@ -74,7 +73,7 @@ export class TeamPolicies {
   /** The team of a key that has one (undefined when deleted since: the key then works without it). */
   get(teamId: number): TeamPolicy | undefined {
     // Stale: read again in the background, once (not queued behind a read already out).
-    if (this.#loading === null && Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
+    if (!this.#reloads.running && Date.now() - this.#loadedAt > TTL_MS) this.reload().catch(() => {})
     return this.#byId.get(teamId)
   }
 
@@ -109,20 +108,7 @@ export class TeamPolicies {
 
   /** Reads the table again; concurrent callers share a read, and a call during one gets one more after it. */
   reload(): Promise<void> {
-    if (this.#loading) {
-      this.#again = true
-      return this.#loading
-    }
-    this.#loading = this.#load()
-      .finally(() => {
-        this.#loading = null
-      })
-      .then(() => {
-        if (!this.#again) return
-        this.#again = false
-        return this.reload()
-      })
-    return this.#loading
+    return this.#reloads.run()
   }
 
   async #load() {
