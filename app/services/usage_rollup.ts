@@ -418,6 +418,20 @@ function toDay(value: unknown): string {
   return String(value).slice(0, 10)
 }
 
+/**
+ * The bounds of a range read from the rollups' finished days and today's
+ * rows: the first and last rolled-up day, then the live rows' [start, end)
+ * (an empty range unless the range reaches today).
+ */
+function rolledAndLiveBounds(from: DateTime, to: DateTime, today: DateTime): [string, string, Date, Date] {
+  return [
+    from.toISODate()!,
+    (to < today ? to : today.minus({ days: 1 })).toISODate()!,
+    (to >= today ? today : to.plus({ days: 1 })).toJSDate(),
+    to.plus({ days: 1 }).startOf('day').toJSDate(),
+  ]
+}
+
 export interface KeyModelSpend {
   keyId: number
   model: string
@@ -447,13 +461,7 @@ export async function spendByKeyModel(from: DateTime, to: DateTime): Promise<Key
      SELECT key_id, model, coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
             coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(cost), 0)::text AS cost
        FROM parts GROUP BY key_id, model ORDER BY sum(cost) DESC, key_id, model`,
-    [
-      from.toISODate(),
-      (to < today ? to : today.minus({ days: 1 })).toISODate(),
-      // Today's rows only when the range reaches today (an empty range otherwise).
-      (to >= today ? today : to.plus({ days: 1 })).toJSDate(),
-      to.plus({ days: 1 }).startOf('day').toJSDate(),
-    ]
+    rolledAndLiveBounds(from, to, today)
   )
   return result.rows.map((r: any) => ({
     keyId: Number(r.key_id),
@@ -494,12 +502,7 @@ export async function spendByTeamDay(from: DateTime, to: DateTime): Promise<Team
      SELECT p.day::text AS day, t.id AS team_id, t.alias, p.model, coalesce(sum(p.tokens), 0)::bigint AS tokens, coalesce(sum(p.cost), 0)::text AS cost
        FROM parts p JOIN api_keys k ON k.id = p.key_id::bigint JOIN teams t ON t.id = k.team_id
       GROUP BY p.day, t.id, t.alias, p.model ORDER BY p.day, sum(p.cost) DESC, t.id, p.model`,
-    [
-      from.toISODate(),
-      (to < today ? to : today.minus({ days: 1 })).toISODate(),
-      (to >= today ? today : to.plus({ days: 1 })).toJSDate(),
-      to.plus({ days: 1 }).startOf('day').toJSDate(),
-    ]
+    rolledAndLiveBounds(from, to, today)
   )
   return result.rows.map((r: any) => ({
     day: toDay(r.day),
