@@ -80,7 +80,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
     return renamed
   }
   let upstream: Record<string, any> = {}
-  const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, hold, async () => {
+  const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, principal.team?.id ?? null, hold, async () => {
     const result = await dispatch(
       candidates,
       (c) =>
@@ -108,6 +108,9 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
       lines: input.requests,
       completion_hold: input.completionHold,
       input_file_id: null,
+      customIds: { digests: input.customIds },
+      // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).
+      team_id: principal.team?.id ?? null,
       status: typeof upstream.processing_status === 'string' ? upstream.processing_status : 'in_progress',
       object: upstream,
       request_id: requestId(),

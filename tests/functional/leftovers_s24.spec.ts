@@ -1,0 +1,163 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import Anthropic from '@anthropic-ai/sdk'
+import OpenAI, { toFile } from 'openai'
+import { setPrice } from '#actions/set_price'
+import { createTeam, setKeyTeam } from '#actions/teams'
+import { toPico } from '#gateway/metering/money'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { anthropic } from '#tests/clients'
+import { gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+
+/**
+ * Leftovers of the 24th pass: billing exactness of batches (each custom id's
+ * usage once, none of an id the batch never had) and batches under a team's
+ * budget.
+ */
+
+function jsonl(ids: string[], model = 'gpt-4o-mini'): Buffer {
+  const lines = ids.map((id) =>
+    JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: id }], max_tokens: 50 } })
+  )
+  return Buffer.from(`${lines.join('\n')}\n`, 'utf8')
+}
+
+function messageRequests(ids: string[]) {
+  return ids.map((id) => ({ custom_id: id, params: { model: 'claude-sonnet-4', max_tokens: 50, messages: [{ role: 'user' as const, content: id }] } }))
+}
+
+async function upload(client: OpenAI, bytes: Buffer) {
+  return client.files.create({ file: await toFile(bytes, 'requests.jsonl'), purpose: 'batch' })
+}
+
+/** An OpenAI batch of `ids`, run to its end; `tamper` changes the upstream's copy of the input before it answers (the output's lines). */
+async function openaiBatch(mock: MockUpstream, client: OpenAI, ids: string[], tamper?: (text: string) => string) {
+  const file = await upload(client, jsonl(ids))
+  const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '1' } })
+  assert(await client.batches.retrieve(batch.id), 'in_progress')
+  if (tamper) {
+    const stored = mock.batches.files.get([...mock.batches.batches.values()].at(-1)!.input_file_id)!
+    stored.bytes = Buffer.from(tamper(stored.bytes.toString('utf8')))
+  }
+  assert(await client.batches.retrieve(batch.id), 'completed')
+  return batch
+}
+
+function assert(batch: { status: string }, status: string) {
+  if (batch.status !== status) throw new Error(`batch is ${batch.status}, expected ${status}`)
+}
+
+test.group('Batch bills: each custom id once', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o-mini'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-sonnet-4'] })
+    await setPrice({ model: 'gpt-4o-mini', input: '2', output: '8' })
+    await setPrice({ model: 'claude-sonnet-4', input: '3', output: '15' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('an OpenAI batch output repeating a custom id, or naming one the batch never had, is billed for the batch\'s own lines once', async ({ assert: a }) => {
+    const gw = await gateway()
+    const clean = await seedUser({ balance: '1' })
+    await openaiBatch(mock, openai(clean.key), ['c-0', 'c-1'])
+    const [reference] = await usageRows(clean.userId)
+
+    const user = await seedUser({ balance: '1' })
+    // The upstream answers line 0 twice and a line the client never sent (its usage: lines 2 and 3 of the mock's).
+    await openaiBatch(mock, openai(user.key), ['c-0', 'c-1'], (text) => {
+      const [first] = text.split('\n')
+      return `${text}${first}\n${first.replace('"c-0"', '"c-999"')}\n`
+    })
+    const upstreamOutput = [...mock.batches.files.values()].at(-1)!.bytes.toString().trim().split('\n')
+    a.deepEqual(upstreamOutput.map((l) => JSON.parse(l).custom_id), ['c-0', 'c-1', 'c-0', 'c-999'], 'the upstream did repeat and invent')
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    a.lengthOf(rows, 1)
+    a.include(rows[0], { prompt_tokens: reference.prompt_tokens, completion_tokens: reference.completion_tokens, cost: reference.cost })
+  })
+
+  test('a message batch whose results repeat a custom id or name another is billed for its own requests once', async ({ assert: a }) => {
+    const gw = await gateway()
+    const clean = await seedUser({ balance: '1' })
+    const cleanClient = anthropic(clean.key)
+    const first = await cleanClient.messages.batches.create({ requests: messageRequests(['m-0', 'm-1']), mock_polls: 0 } as any)
+    await cleanClient.messages.batches.retrieve(first.id)
+    const [reference] = await usageRows(clean.userId)
+    a.isDefined(reference)
+
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const batch = await client.messages.batches.create({ requests: messageRequests(['m-0', 'm-1']), mock_polls: 1 } as any)
+    const upstream = [...mock.messageBatches.batches.values()].at(-1)!
+    // Its results will hold m-0 twice and an m-2 nobody asked for (the mock answers each of its requests).
+    upstream.requests.push(upstream.requests[0], { ...upstream.requests[1], custom_id: 'm-2' })
+    await client.messages.batches.retrieve(batch.id)
+    const ended = await client.messages.batches.retrieve(batch.id)
+    a.equal(ended.processing_status, 'ended')
+    a.lengthOf(upstream.results, 4)
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    a.lengthOf(rows, 1)
+    a.include(rows[0], { prompt_tokens: reference.prompt_tokens, completion_tokens: reference.completion_tokens, cost: reference.cost })
+  })
+})
+
+test.group('Batches and team budgets', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o-mini'] })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-sonnet-4'] })
+    await setPrice({ model: 'gpt-4o-mini', input: '2', output: '8' })
+    await setPrice({ model: 'claude-sonnet-4', input: '3', output: '15' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test("a batch's hold counts against its key's team budget (402 past it) and its bill in the team's spend", async ({ assert: a }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '10' })
+    // Two requests of max_tokens 50: a hold of about 0.0004 USD at half price; the budget leaves less.
+    const tight = await createTeam({ alias: 'tight', maxBudget: '0.0001' })
+    await setKeyTeam(String(user.keyId), tight.id)
+    await refreshCaches()
+    const client = openai(user.key)
+    const file = await upload(client, jsonl(['t-0', 't-1']))
+    const refused = await client.batches
+      .create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+      .then(() => null, (error) => error)
+    a.equal(refused?.status, 402)
+    a.equal(refused?.error?.code, 'spend_limit_exceeded')
+    a.include(refused?.error?.message, "team 'tight'")
+    const messages = await anthropic(user.key)
+      .messages.batches.create({ requests: messageRequests(['t-0', 't-1']) })
+      .then(() => null, (error) => error)
+    a.equal(messages?.status, 402)
+    a.lengthOf(mock.batches.batches, 0, 'nothing made upstream')
+
+    // A roomy team: the hold is on it while the batch runs, its bill in the team's spend after.
+    const roomy = await createTeam({ alias: 'roomy', maxBudget: '5' })
+    await setKeyTeam(String(user.keyId), roomy.id)
+    await refreshCaches()
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '1' } })
+    const team = gw.catalog.teams.get(Number(roomy.id))!
+    const held = gw.batches.holds.heldFor(user.userId)
+    a.isAbove(Number(held), 0)
+    a.equal(team.heldPico, held, "the batch's hold is on the team's budget")
+    a.equal((await db.from('batch_objects').where('public_id', batch.id).first()).team_id, String(roomy.id))
+    await client.batches.retrieve(batch.id)
+    await client.batches.retrieve(batch.id)
+    const [row] = await usageRows(user.userId)
+    a.equal(row.endpoint, 'batch')
+    a.equal(team.heldPico, 0n, 'released with the bill')
+    a.equal(team.spentPico, toPico(row.cost), "the bill is in the team's spend (cache)")
+    a.equal((await db.from('teams').where('id', roomy.id).first()).spent, row.cost, "and in the team's row")
+  })
+})
