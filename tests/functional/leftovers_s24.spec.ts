@@ -1,13 +1,13 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
-import Anthropic from '@anthropic-ai/sdk'
 import OpenAI, { toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
 import { createTeam, setKeyTeam } from '#actions/teams'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { anthropic } from '#tests/clients'
-import { gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
+import { gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * Leftovers of the 24th pass: billing exactness of batches (each custom id's
@@ -159,5 +159,57 @@ test.group('Batches and team budgets', (group) => {
     a.equal(team.heldPico, 0n, 'released with the bill')
     a.equal(team.spentPico, toPico(row.cost), "the bill is in the team's spend (cache)")
     a.equal((await db.from('teams').where('id', roomy.id).first()).spent, row.cost, "and in the team's row")
+  })
+})
+
+test.group("LiteLLM's POST /utils/token_counter", (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mapped', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o-mini', 'alias-model'], modelMapping: { 'alias-model': 'gpt-4o-2024' } })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('counts messages or a prompt with the gateway tokenizer, in LiteLLM\'s shape; a key is required; errors in LiteLLM\'s shape', async ({ assert: a }) => {
+    const user = await seedUser({ keyModels: ['gpt-4o-mini', 'alias-model', 'unserved-*'] })
+    const auth = { authorization: `Bearer ${user.key}` }
+    const messages = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'How many tokens is this sentence?' },
+    ]
+    const counted = await post('/utils/token_counter', { model: 'alias-model', messages }, auth)
+    a.equal(counted.status, 200, await counted.clone().text())
+    a.deepEqual(await counted.json(), {
+      total_tokens: await countChatPromptTokens(messages),
+      request_model: 'alias-model',
+      model_used: 'gpt-4o-2024',
+      tokenizer_type: 'openai_tokenizer',
+      original_response: null,
+      error: false,
+      error_message: null,
+      status_code: null,
+    })
+    const prompt = await (await post('/utils/token_counter', { model: 'gpt-4o-mini', prompt: 'Hello there, world' }, auth)).json()
+    a.include(prompt, { total_tokens: await countTokens('Hello there, world'), request_model: 'gpt-4o-mini', model_used: 'gpt-4o-mini' })
+    const unserved = await (await post('/utils/token_counter', { model: 'unserved-1', prompt: 'hi' }, auth)).json()
+    a.include(unserved, { model_used: 'unserved-1' })
+
+    const anonymous = await post('/utils/token_counter', { model: 'gpt-4o-mini', prompt: 'hi' })
+    a.equal(anonymous.status, 401)
+    a.match(anonymous.headers.get('content-type') ?? '', /json/)
+    const missing = await post('/utils/token_counter', { model: 'gpt-4o-mini' }, auth)
+    a.equal(missing.status, 400)
+    const error = ((await missing.json()) as any).error
+    a.include(error.message, 'prompt or messages')
+    a.equal(error.type, 'bad_request_error', "LiteLLM's error type")
+    const refused = await post('/utils/token_counter', { model: 'gpt-4o', prompt: 'hi' }, auth)
+    a.equal(refused.status, 403)
+    a.equal(((await refused.json()) as any).error.type, 'auth_error')
+    const badJson = await post('/utils/token_counter', '{not json', auth)
+    a.equal(badJson.status, 400)
+    a.match(badJson.headers.get('content-type') ?? '', /json/)
   })
 })
