@@ -6,8 +6,11 @@ import { createTeam, setKeyTeam } from '#actions/teams'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { anthropic } from '#tests/clients'
+import { createUser } from '#actions/create_user'
+import { createPlan } from '#actions/create_plan'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
-import { gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * Leftovers of the 24th pass: billing exactness of batches (each custom id's
@@ -211,5 +214,71 @@ test.group("LiteLLM's POST /utils/token_counter", (group) => {
     const badJson = await post('/utils/token_counter', '{not json', auth)
     a.equal(badJson.status, 400)
     a.match(badJson.headers.get('content-type') ?? '', /json/)
+  })
+})
+
+/** The text of a field's error (form/field.edge: <small id="f-NAME-error">). */
+function fieldError(html: string, name: string) {
+  const match = html.match(new RegExp(`id="f-${name}-error">([^<]*)<`))
+  return match ? textOf(match[1]).trim() : null
+}
+
+test.group('Numbers in digits only', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test("the panel's key, plan, team and channel forms refuse 0x10, 1e3 and the like, naming the field", async ({ assert: a }) => {
+    await createUser({ email: 'digits-admin@test.local', password: 'admin-password', role: 'admin' })
+    const owner = await createUser({ email: 'digits-owner@test.local' })
+    const plan = await createPlan({ name: 'digits-plan' })
+    const client = new PanelClient()
+    await client.login('digits-admin@test.local', 'admin-password')
+
+    for (const rpm of ['0x10', '1e3', '16.', '+16', '0b1']) {
+      await client.get('/admin/plans/new')
+      const planForm = await client.follow(await client.post('/admin/plans', { name: `p-${rpm}`, rpm }))
+      a.equal(fieldError(planForm.html, 'rpm'), 'Requests per minute must be a number.', `plan rpm ${rpm}`)
+    }
+    a.lengthOf(await db.from('plans').whereLike('name', 'p-%'), 0)
+
+    await client.get('/admin/keys/new')
+    const keyForm = await client.follow(await client.post('/admin/keys', { user: owner.user.email, name: 'k', rpm: '0x10', tpm: '1e3' }))
+    a.equal(fieldError(keyForm.html, 'rpm'), 'Requests per minute must be a number.')
+    a.isNotNull(fieldError(keyForm.html, 'tpm'))
+    a.lengthOf(await db.from('api_keys').where('user_id', owner.user.id), 0)
+
+    await client.get('/admin/teams/new')
+    const teamForm = await client.follow(await client.post('/admin/teams', { alias: 'digits', rpm: '1e3' }))
+    a.include(textOf(teamForm.html), 'must be a number')
+    a.lengthOf(await db.from('teams').where('alias', 'digits'), 0)
+
+    await client.get('/admin/channels/new')
+    const channelForm = await client.follow(
+      await client.post('/admin/channels', { name: 'digits-ch', provider: 'custom', baseUrl: 'http://127.0.0.1:9/v1', models: 'm', planIds: [`0x${plan.id.toString(16)}`] })
+    )
+    a.include(textOf(channelForm.html), 'must be a number')
+    a.lengthOf(await db.from('channels').where('name', 'digits-ch'), 0)
+
+    // Digits still work.
+    await client.get('/admin/plans/new')
+    await client.follow(await client.post('/admin/plans', { name: 'plain', rpm: '16' }))
+    a.equal((await db.from('plans').where('name', 'plain').first())?.rpm, 16)
+  })
+
+  test('list limits take digits only: input_items, batches, files, message batches (400 naming limit)', async ({ assert: a }) => {
+    const user = await seedUser()
+    const auth = { authorization: `Bearer ${user.key}`, 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    for (const path of ['/v1/responses/resp_none/input_items', '/v1/batches', '/v1/files', '/v1/messages/batches']) {
+      for (const query of ['limit=0x10', 'limit=1e1', 'limit[]=5', 'limit=%205']) {
+        const answer = await fetch(`${baseUrl()}${path}?${query}`, { headers: auth })
+        a.equal(answer.status, 400, `${path}?${query}`)
+        const body: any = await answer.json()
+        const error = body.error
+        a.isTrue(error.param === 'limit' || /limit/.test(error.message), `${path}?${query}: ${JSON.stringify(body)}`)
+      }
+      const plain = await fetch(`${baseUrl()}${path}?limit=5`, { headers: auth })
+      a.notEqual(plain.status, 400, `${path}?limit=5`)
+    }
   })
 })

@@ -1,4 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
+import { wholeNumber } from '#gateway/http/whole_number'
 import { authorizeModel } from '#gateway/access_policy'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
@@ -202,8 +203,8 @@ export interface MessageBatchListParams {
 export function messageBatchListParams(query: Record<string, unknown>): MessageBatchListParams {
   const params: MessageBatchListParams = { limit: 20 }
   if (query.limit !== undefined) {
-    const n = Number(query.limit)
-    if (typeof query.limit !== 'string' || !Number.isInteger(n) || n < 1 || n > 1000) {
+    const n = wholeNumber(query.limit)
+    if (!Number.isInteger(n) || n < 1 || n > 1000) {
       throw GatewayError.invalidRequest('limit must be an integer from 1 to 1000', 'invalid_value', 'limit')
     }
     params.limit = n
