@@ -6,6 +6,9 @@ import { createTeam, setKeyTeam } from '#actions/teams'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { anthropic } from '#tests/clients'
+import ace from '@adonisjs/core/services/ace'
+import ChannelCreate from '#commands/channel_create'
+import PlanCreate from '#commands/plan_create'
 import { createUser } from '#actions/create_user'
 import { createPlan } from '#actions/create_plan'
 import { PanelClient, textOf } from '#tests/panel_client'
@@ -280,5 +283,39 @@ test.group('Numbers in digits only', (group) => {
       const plain = await fetch(`${baseUrl()}${path}?limit=5`, { headers: auth })
       a.notEqual(plain.status, 400, `${path}?limit=5`)
     }
+  })
+})
+
+test.group('channel:create --plans', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  async function run(command: any, args: string[]) {
+    const instance = await ace.create(command, args)
+    ace.ui.switchMode('raw')
+    await instance.exec()
+    return instance
+  }
+
+  test('an empty list given explicitly is refused, not a channel open to every plan; numeric flags take digits only', async ({ assert: a }) => {
+    for (const plans of [' ', ',', ' , ']) {
+      const refused = await run(ChannelCreate, ['--name', 'blank-plans', '--provider', 'custom', '--base-url', 'http://127.0.0.1:9/v1', '--models', 'm', '--plans', plans])
+      refused.assertFailed()
+      refused.assertLog('[ red(error) ] --plans: name at least one plan (leave the flag out for a channel open to every plan)', 'stderr')
+    }
+    a.lengthOf(await db.from('channels').where('name', 'blank-plans'), 0)
+
+    ;(await run(PlanCreate, ['--name', 'hex', '--rpm', '0x10'])).assertFailed()
+    a.lengthOf(await db.from('plans').where('name', 'hex'), 0)
+    ;(await run(ChannelCreate, ['--name', 'hex-priority', '--provider', 'custom', '--base-url', 'http://127.0.0.1:9/v1', '--models', 'm', '--priority', '1e1'])).assertFailed()
+
+    ;(await run(PlanCreate, ['--name', 'gold'])).assertSucceeded()
+    ;(await run(ChannelCreate, ['--name', 'gold-only', '--provider', 'custom', '--base-url', 'http://127.0.0.1:9/v1', '--models', 'm', '--plans', 'gold', '--priority', '-2'])).assertSucceeded()
+    const channel = await db.from('channels').where('name', 'gold-only').first()
+    a.lengthOf(channel.plan_ids, 1)
+    a.equal(channel.priority, -2)
+    ;(await run(ChannelCreate, ['--name', 'every-plan', '--provider', 'custom', '--base-url', 'http://127.0.0.1:9/v1', '--models', 'm'])).assertSucceeded()
+    a.isNull((await db.from('channels').where('name', 'every-plan').first()).plan_ids)
   })
 })

@@ -1,7 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import type { Actor } from '#actions/audit'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
-import { wholeNumber } from '#gateway/http/whole_number'
+import { signedWholeNumber, wholeNumber } from '#gateway/http/whole_number'
 
 /** Helpers the panel's controllers share: who is acting, and form-field parsing. */
 
@@ -34,8 +34,7 @@ export function pairsText(record: Record<string, string> | null | undefined, sep
  */
 export function optionalNumber(value: unknown): number | undefined {
   if (value === null || value === undefined || value === '') return undefined
-  if (typeof value === 'string' && value.startsWith('-')) return -wholeNumber(value.slice(1))
-  return wholeNumber(value)
+  return signedWholeNumber(value)
 }
 
 /** Checked ids of a checkbox list (the channel form's plans), each digits only (NaN otherwise: refused by the validator). */

@@ -6,7 +6,13 @@
  * (a form error, a 400) naming its field.
  */
 export function wholeNumber(value: unknown): number {
-  // Past 16 digits the value is no exact number: a validator's maximum refuses it as too large, not as "no number".
   if (typeof value !== 'string' || !/^[0-9]{1,30}$/.test(value)) return Number.NaN
   return Number(value)
 }
+
+/** wholeNumber, or its negative after a leading minus (a channel's priority). */
+export function signedWholeNumber(value: unknown): number {
+  if (typeof value === 'string' && value.startsWith('-')) return -wholeNumber(value.slice(1))
+  return wholeNumber(value)
+}
+
