@@ -241,26 +241,26 @@ test.group('Numbers in digits only', (group) => {
     for (const rpm of ['0x10', '1e3', '16.', '+16', '0b1']) {
       await client.get('/admin/plans/new')
       const planForm = await client.follow(await client.post('/admin/plans', { name: `p-${rpm}`, rpm }))
-      a.equal(fieldError(planForm.html, 'rpm'), 'Requests per minute must be a number.', `plan rpm ${rpm}`)
+      a.equal(fieldError(planForm.html, 'rpm'), 'Requests per minute must be a whole number.', `plan rpm ${rpm}`)
     }
     a.lengthOf(await db.from('plans').whereLike('name', 'p-%'), 0)
 
     await client.get('/admin/keys/new')
     const keyForm = await client.follow(await client.post('/admin/keys', { user: owner.user.email, name: 'k', rpm: '0x10', tpm: '1e3' }))
-    a.equal(fieldError(keyForm.html, 'rpm'), 'Requests per minute must be a number.')
+    a.equal(fieldError(keyForm.html, 'rpm'), 'Requests per minute must be a whole number.')
     a.isNotNull(fieldError(keyForm.html, 'tpm'))
     a.lengthOf(await db.from('api_keys').where('user_id', owner.user.id), 0)
 
     await client.get('/admin/teams/new')
     const teamForm = await client.follow(await client.post('/admin/teams', { alias: 'digits', rpm: '1e3' }))
-    a.include(textOf(teamForm.html), 'must be a number')
+    a.include(textOf(teamForm.html), 'must be a whole number')
     a.lengthOf(await db.from('teams').where('alias', 'digits'), 0)
 
     await client.get('/admin/channels/new')
     const channelForm = await client.follow(
       await client.post('/admin/channels', { name: 'digits-ch', provider: 'custom', baseUrl: 'http://127.0.0.1:9/v1', models: 'm', planIds: [`0x${plan.id.toString(16)}`] })
     )
-    a.include(textOf(channelForm.html), 'must be a number')
+    a.include(textOf(channelForm.html), 'must be a whole number')
     a.lengthOf(await db.from('channels').where('name', 'digits-ch'), 0)
 
     // Digits still work.
