@@ -14,6 +14,19 @@ async function planIdsNamed(names: string[]): Promise<number[]> {
   return plans.map((p) => p.id)
 }
 
+/**
+ * --plans as names: absent is every plan; given, at least one name (`--plans " "`
+ * or `--plans ,` opened the channel to every plan without a word).
+ */
+function plansGiven(flag: string | undefined): string[] {
+  const names = list(flag)
+  if (names === undefined) return []
+  if (names.length === 0) {
+    throw new AdminInputError('--plans: name at least one plan (leave the flag out for a channel open to every plan)', 'planIds')
+  }
+  return names
+}
+
 export default class ChannelCreate extends AdminCommand {
   static commandName = 'channel:create'
   static description = 'Add an upstream channel (provider account) that serves model globs'
@@ -74,7 +87,7 @@ export default class ChannelCreate extends AdminCommand {
         firstByteTimeoutMs: num(this.firstByteTimeoutMs),
         idleTimeoutMs: num(this.idleTimeoutMs),
         totalTimeoutMs: num(this.totalTimeoutMs),
-        planIds: await planIdsNamed(list(this.plans) ?? []),
+        planIds: await planIdsNamed(plansGiven(this.plans)),
       },
       mapping.problems
     )

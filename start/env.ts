@@ -3,6 +3,7 @@
 | are filled in by start/runtime.ts before this file runs.
 */
 import { Env } from '@adonisjs/core/env'
+import { parseBalanceAlertThresholds } from '#services/balance_alert_thresholds'
 
 export default await Env.create(new URL('../', import.meta.url), {
   NODE_ENV: Env.schema.enum(['development', 'production', 'test'] as const),
@@ -122,7 +123,9 @@ export default await Env.create(new URL('../', import.meta.url), {
    * check sends the `channel.low_balance` alert (in the balance's currency; unset: no alert)
    */
   CHANNEL_BALANCE_REFRESH_MINUTES: Env.schema.number.optional(),
-  CHANNEL_BALANCE_ALERT_BELOW: Env.schema.number.optional(),
+  /** `10` (USD) or `USD:10,CNY:70` (per currency): app/services/balance_alert_thresholds.ts */
+  CHANNEL_BALANCE_ALERT_BELOW: (key: string, value?: string) =>
+    value === undefined || value.trim() === '' ? undefined : parseBalanceAlertThresholds(key, value),
 
   /** Card top-ups through Stripe Checkout (off unless the secret key is set) */
   STRIPE_SECRET_KEY: Env.schema.string.optional(),

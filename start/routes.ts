@@ -303,8 +303,14 @@ const LiteLLMCustomersController = () => import('#controllers/api/litellm/custom
 const LiteLLMGlobalSpendController = () => import('#controllers/api/litellm/global_spend_controller')
 const LiteLLMModelHealthController = () => import('#controllers/api/litellm/model_health_controller')
 const LiteLLMTeamsController = () => import('#controllers/api/litellm/teams_controller')
+const LiteLLMUtilsController = () => import('#controllers/api/litellm/utils_controller')
 router.get('/key/info', [LiteLLMKeysController, 'info']).as('litellm.key.info').use(middleware.apiKey())
 router.post('/key/health', [LiteLLMKeysController, 'health']).as('litellm.key.health').use(middleware.apiKey())
+// LiteLLM's token counter: any key, for a model it may use; a JSON body of 1 MB at most (errors in LiteLLM's shape: error_renderers.ts).
+router
+  .post('/utils/token_counter', [LiteLLMUtilsController, 'tokenCounter'])
+  .as('litellm.utils.token_counter')
+  .use([middleware.apiKey(), middleware.managementBody()])
 router
   .group(() => {
     router.post('/key/generate', [LiteLLMKeysController, 'generate']).as('key.generate')

@@ -2,6 +2,7 @@ import { BaseCommand } from '@adonisjs/core/ace'
 import type { CommandOptions } from '@adonisjs/core/types/ace'
 import { errors } from '@vinejs/vine'
 import { AdminInputError } from '#actions/admin_input_error'
+import { signedWholeNumber } from '#gateway/http/whole_number'
 
 /**
  * Base of the scriptable admin commands: boots the app (database), and turns
@@ -48,8 +49,8 @@ export function list(value: string | undefined): string[] | undefined {
     .filter(Boolean)
 }
 
-/** A numeric flag given as text: undefined when absent, NaN-safe for the validator. */
+/** A numeric flag given as text: undefined when absent; digits only (NaN for `0x10`, `1e3`: the validator refuses it, naming the flag). */
 export function num(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined
-  return Number(value)
+  return signedWholeNumber(value)
 }

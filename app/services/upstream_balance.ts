@@ -87,8 +87,8 @@ async function read(
   if (source === 'openrouter_credits') {
     const { body } = await session.getJson(`${origin}${basePath}/credits`, headers)
     const data = field(body, 'data')
-    const credits = numberIn(field(data, 'total_credits'), 'data.total_credits')
-    const usage = numberIn(field(data, 'total_usage'), 'data.total_usage')
+    const credits = amountIn(field(data, 'total_credits'), 'data.total_credits')
+    const usage = amountIn(field(data, 'total_usage'), 'data.total_usage')
     return { amount: decimal(credits - usage), currency: 'USD' }
   }
   if (source === 'deepseek_balance') {
@@ -100,7 +100,7 @@ async function read(
     return { amount: decimal(amount), currency: currencyOf(chosen) ?? 'CNY' }
   }
   const { body: subscription } = await session.getJson(`${origin}${basePath}/dashboard/billing/subscription`, headers)
-  const limit = numberIn(field(subscription, 'hard_limit_usd'), 'hard_limit_usd')
+  const limit = amountIn(field(subscription, 'hard_limit_usd'), 'hard_limit_usd')
   const now = new Date()
   const start =
     field(subscription, 'has_payment_method') === false
@@ -108,7 +108,7 @@ async function read(
       : `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}-01`
   const query = `start_date=${start}&end_date=${day(new Date(now.getTime() + 86_400_000))}`
   const { body: usage } = await session.getJson(`${origin}${basePath}/dashboard/billing/usage?${query}`, headers)
-  const used = numberIn(field(usage, 'total_usage'), 'total_usage')
+  const used = amountIn(field(usage, 'total_usage'), 'total_usage')
   return { amount: decimal(limit - used / 100), currency: 'USD' }
 }
 
@@ -130,6 +130,18 @@ function numberIn(value: unknown, name: string): number {
   if (typeof number !== 'number' || !Number.isFinite(number) || Math.abs(number) >= 1e12) {
     throw new UpstreamBalanceError(`the answer holds no balance ("${name}" is not a number)`)
   }
+  return number
+}
+
+/**
+ * A credit, limit or usage figure: never below zero. A negative usage added
+ * to the balance (credits 10, usage -1000: 1010 left), a negative limit or
+ * credit took it away: neither is a balance. Usage beyond the credits is
+ * kept (a negative balance: an account overdrawn, below any alert line).
+ */
+function amountIn(value: unknown, name: string): number {
+  const number = numberIn(value, name)
+  if (number < 0) throw new UpstreamBalanceError(`the answer holds no balance ("${name}" is negative)`)
   return number
 }
 

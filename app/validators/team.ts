@@ -1,6 +1,7 @@
 import vine from '@vinejs/vine'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { adminMessages } from '#validators/admin_messages'
+import { wholeNumber } from '#gateway/http/whole_number'
 
 /**
  * A team's settings (app/actions/teams.ts), shared by the panel, the
@@ -22,12 +23,13 @@ export const teamSettingsValidator = vine.compile(
 teamSettingsValidator.messagesProvider = adminMessages
 
 /**
- * Is this JSON value one the rpm/tpm rules may read: a number, its text, or
- * null? The validator reads values as Number() does (the panel posts text),
- * which makes `true` 1 and `[5]` 5: the JSON APIs refuse those first.
+ * Is this JSON value one the rpm/tpm rules may read: a number, its text in
+ * digits (wholeNumber), or null? The validator reads values as Number() does
+ * (the panel posts text), which makes `true` 1, `[5]` 5 and `"0x10"` 16: the
+ * JSON APIs refuse those first.
  */
 export function isLimitInput(value: unknown): boolean {
-  return value === null || typeof value === 'number' || typeof value === 'string'
+  return value === null || typeof value === 'number' || (typeof value === 'string' && !Number.isNaN(wholeNumber(value)))
 }
 
 /** A team member: a user (id or e-mail) and LiteLLM's role (admin or user) */

@@ -8,6 +8,7 @@ import { createApiKey } from '#actions/issue_api_key'
 import { updateAllChannelBalances, updateChannelBalance } from '#actions/channel_balance'
 import { AlertSender } from '#gateway/alerts/alert_sender'
 import { lowBalanceObserver } from '#services/channel_balance_alert'
+import { parseBalanceAlertThresholds } from '#services/balance_alert_thresholds'
 import { ChannelBalanceTimer } from '#services/channel_balance_timer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, gateway, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
@@ -82,6 +83,45 @@ test.group('Channel balances', (group) => {
     assert.approximately((Date.now() - start) / 86_400_000, 100, 1.01)
   })
 
+  test('a negative usage, credit or limit is no balance (it raised or cut the amount); usage beyond the credits is an overdrawn account', async ({ assert }) => {
+    const or = await seedChannel({ name: 'or-negative', provider: 'openrouter', baseUrl: mock.url, models: ['orn-*'] })
+    mock.account.credits = { total_credits: 10, total_usage: -1000 }
+    const raised = await updateChannelBalance(or.id)
+    assert.isFalse(raised.ok)
+    assert.include(raised.error, '"data.total_usage" is negative')
+    assert.isNull((await db.from('channel_balances').where('channel_id', or.id).first()).amount)
+    mock.account.credits = { total_credits: -5, total_usage: 0 }
+    assert.include((await updateChannelBalance(or.id)).error, '"data.total_credits" is negative')
+    mock.account.credits = { total_credits: 10, total_usage: 12.5 }
+    assert.deepInclude(await updateChannelBalance(or.id), { ok: true, amount: '-2.500000' })
+
+    const resold = await seedChannel({ name: 'resold-negative', provider: 'custom', baseUrl: mock.url, models: ['rn-*'] })
+    mock.account.billing = { hard_limit_usd: 40, total_usage: -99_900, has_payment_method: true }
+    const billing = await updateChannelBalance(resold.id)
+    assert.isFalse(billing.ok)
+    assert.include(billing.error, '"total_usage" is negative')
+    // Gone again: the alert test below counts the low accounts of the channels there are.
+    await db.from('channels').whereIn('id', [or.id, resold.id]).delete()
+  })
+
+  test('CHANNEL_BALANCE_ALERT_BELOW: an amount in USD, or CURRENCY:AMOUNT pairs; anything else fails the boot saying why', ({ assert }) => {
+    const read = (value: string) => [...parseBalanceAlertThresholds('CHANNEL_BALANCE_ALERT_BELOW', value)]
+    assert.deepEqual(read('10'), [['USD', 10]])
+    assert.deepEqual(read(' 2.5 '), [['USD', 2.5]])
+    assert.deepEqual(read('USD:10,cny:70'), [['USD', 10], ['CNY', 70]])
+    for (const [value, why] of [
+      ['-1', 'is not CURRENCY:AMOUNT'],
+      ['0x10', 'is not CURRENCY:AMOUNT'],
+      ['USD:1e3', 'is not an amount'],
+      ['USD:10,USD:20', 'USD is given twice'],
+      ['DOLLAR:10', 'is not a 3-letter currency code'],
+      ['USD:10:1', 'is not CURRENCY:AMOUNT'],
+      ['USD:', 'is not an amount'],
+    ]) {
+      assert.throws(() => read(value), new RegExp(`CHANNEL_BALANCE_ALERT_BELOW must be .*${why}`), value)
+    }
+  })
+
   test('a channel chained to another gateway of this kind reads the account balance it answers', async ({ assert }) => {
     const customer = await seedUser({ balance: '12.34' })
     const channel = await seedChannel({ name: 'chained', provider: 'openai', baseUrl: `${baseUrl()}/v1`, apiKey: customer.key, models: ['chain-*'] })
@@ -135,7 +175,8 @@ test.group('Channel balances', (group) => {
       assert.sameMembers(all.body.data.map((row: any) => row.channel_id), expected)
       assert.equal(all.body.skipped, 0)
 
-      const observe = lowBalanceObserver(gw, 20)
+      // `20`: USD only (the 110 CNY account is not compared with it).
+      const observe = lowBalanceObserver(gw, parseBalanceAlertThresholds('CHANNEL_BALANCE_ALERT_BELOW', '20'))
       await updateAllChannelBalances({ observe })
       await updateAllChannelBalances({ observe })
       await gw.alerts.flush()
@@ -145,6 +186,15 @@ test.group('Channel balances', (group) => {
       assert.deepEqual(names, ['chained', 'flaky', 'or'])
       // Two runs, one alert per channel within the repeat window.
       assert.include(low.find((body) => body.data.name === 'or').text, 'has 17.875000 USD left upstream')
+
+      // One threshold per currency: the CNY account is low below 200 CNY, the USD ones are not below 10 USD.
+      const perCurrency = lowBalanceObserver(gw, parseBalanceAlertThresholds('CHANNEL_BALANCE_ALERT_BELOW', 'usd:10, CNY:200'))
+      await updateAllChannelBalances({ observe: perCurrency })
+      await gw.alerts.flush()
+      const cny = received.filter((body) => body.event === 'channel.low_balance' && body.data.currency === 'CNY')
+      assert.lengthOf(cny, 1)
+      assert.include(cny[0].data, { amount: '110.000000', below: 200 })
+      assert.include(cny[0].text, 'alert below 200 CNY')
     } finally {
       gw.alerts = null
       hook.closeAllConnections()

@@ -17,7 +17,7 @@ import { disableChannelValidator, testChannelValidator } from '#validators/panel
 import { PROVIDER_KINDS } from '#gateway/types'
 import { VENDORS } from '#gateway/providers/vendors'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
-import { checkbox, listField, optionalNumber, pairsText, panelActor, notFound } from '#controllers/admin/panel'
+import { checkbox, idList, listField, optionalNumber, pairsText, panelActor, notFound } from '#controllers/admin/panel'
 
 /**
  * Form fields -> the shared channel validator, which reports every error of
@@ -42,7 +42,7 @@ async function validateChannelForm(request: HttpContext['request'], extra: { ena
     idleTimeoutMs: optionalNumber(request.input('idleTimeoutMs')),
     totalTimeoutMs: optionalNumber(request.input('totalTimeoutMs')),
     // Channel groups: the ticked plans (none ticked posts nothing: every plan).
-    planIds: [request.input('planIds') ?? []].flat(),
+    planIds: idList(request.input('planIds')),
     ...extra,
   }
   return validateChannel(data, [...mapping.problems, ...headers.problems])

@@ -1,6 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import type { Actor } from '#actions/audit'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
+import { signedWholeNumber, wholeNumber } from '#gateway/http/whole_number'
 
 /** Helpers the panel's controllers share: who is acting, and form-field parsing. */
 
@@ -26,10 +27,20 @@ export function pairsText(record: Record<string, string> | null | undefined, sep
     .join('\n')
 }
 
-/** Form numbers: '' or null -> undefined, so optional limits stay unset. */
+/**
+ * Form numbers: '' or null -> undefined, so optional limits stay unset; else
+ * digits only (wholeNumber: `0x10`, `1e3` are NaN, which the validator refuses
+ * naming the field). A negative channel priority keeps its minus sign.
+ */
 export function optionalNumber(value: unknown): number | undefined {
   if (value === null || value === undefined || value === '') return undefined
-  return Number(value)
+  return signedWholeNumber(value)
+}
+
+/** Checked ids of a checkbox list (the channel form's plans), each digits only (NaN otherwise: refused by the validator). */
+export function idList(value: unknown): number[] {
+  if (value === null || value === undefined) return []
+  return [value].flat().map(wholeNumber)
 }
 
 /**

@@ -5,11 +5,14 @@ import { heldOnKey, holdOnKey, releaseOnKey } from '#gateway/metering/key_reserv
 import { displayUsd, toPico } from '#gateway/metering/money'
 import { isPriced } from '#gateway/metering/pricing'
 import type { PriceInfo, Principal } from '#gateway/types'
+import { teamRoom, type TeamPolicy } from '#gateway/teams/team_policies'
 
 /**
  * A new batch's hold refused (402) when the balance, less what requests and
- * other batches hold, cannot cover it, or the key's spend cap less its holds.
- * Nothing is held for a free model.
+ * other batches hold, cannot cover it, or the key's spend cap less its holds,
+ * or the budget of the key's team less what its keys' requests and batches
+ * hold (the code and wording of a generation refused by it). Nothing is held
+ * for a free model.
  */
 export function refuseUncoveredHold(principal: Principal, price: PriceInfo | null, hold: bigint, requests: number) {
   if (!isPriced(price)) return
@@ -30,11 +33,22 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
       'insufficient_quota'
     )
   }
+  const room = principal.team === null ? null : teamRoom(principal.team)
+  if (room !== null && room < hold) {
+    throw new GatewayError(
+      402,
+      'spend_limit_exceeded',
+      `This batch holds up to $${displayUsd(hold)}, more than the budget of this API key's team '${principal.team!.alias}' has left`,
+      'insufficient_quota'
+    )
+  }
 }
 
 interface Hold {
   userId: number
   keyId: number | null
+  /** The team policy whose heldPico counts it (the same object is released, whatever reloads happen meanwhile) */
+  team: TeamPolicy | null
   pico: bigint
   /** When this process took it (epoch ms): a sync started before then cannot know it */
   since: number
@@ -69,10 +83,16 @@ export class BatchHolds {
     return this.#byUser.get(userId) ?? 0n
   }
 
-  /** Holds `pico` for the batch (once: a second hold of the same batch is ignored). */
-  hold(batchId: number, userId: number, keyId: number | null, pico: bigint) {
+  /**
+   * Holds `pico` for the batch (once: a second hold of the same batch is
+   * ignored), on its owner's balance, its key's cap and its team's budget
+   * (the team it was created in, when this process has it loaded).
+   */
+  hold(batchId: number, userId: number, keyId: number | null, pico: bigint, teamId: number | null = null) {
     if (pico <= 0n || this.#holds.has(batchId) || this.#released.has(batchId)) return
-    this.#holds.set(batchId, { userId, keyId, pico, since: Date.now() })
+    const team = teamId === null ? null : (this.catalog.teams.get(teamId) ?? null)
+    this.#holds.set(batchId, { userId, keyId, team, pico, since: Date.now() })
+    if (team !== null) team.heldPico += pico
     this.#byUser.set(userId, this.heldFor(userId) + pico)
     const state = this.catalog.loadedUser(userId)
     if (state) state.reservedPico += pico
@@ -85,18 +105,19 @@ export class BatchHolds {
    * the creation fails. Taken before the upstream is asked, so batches
    * created at once see each other's holds.
    */
-  async holdWhileCreating<T extends { id: number; user_id: number; api_key_id: number | null }>(
+  async holdWhileCreating<T extends { id: number; user_id: number; api_key_id: number | null; team_id: number | string | null }>(
     userId: number,
     keyId: number | null,
+    teamId: number | null,
     pico: bigint,
     create: () => Promise<T>
   ): Promise<T> {
     const pending = --this.#creating
-    this.hold(pending, userId, keyId, pico)
+    this.hold(pending, userId, keyId, pico, teamId)
     try {
       const row = await create()
       this.release(pending)
-      this.hold(row.id, row.user_id, row.api_key_id, pico)
+      this.hold(row.id, row.user_id, row.api_key_id, pico, row.team_id === null ? null : Number(row.team_id))
       return row
     } finally {
       this.release(pending)
@@ -115,6 +136,7 @@ export class BatchHolds {
     const state = this.catalog.loadedUser(hold.userId)
     if (state) state.reservedPico -= hold.pico
     if (hold.keyId !== null) releaseOnKey(hold.keyId, hold.pico)
+    if (hold.team !== null) hold.team.heldPico -= hold.pico
   }
 
   /**
@@ -125,7 +147,7 @@ export class BatchHolds {
   async sync() {
     const started = Date.now()
     const result = await db.rawQuery(
-      `SELECT id, user_id, api_key_id, hold::text AS hold FROM batch_objects
+      `SELECT id, user_id, api_key_id, team_id, hold::text AS hold FROM batch_objects
         WHERE kind = 'batch' AND billed_at IS NULL AND hold > 0`
     )
     const unbilled = new Set<number>()
@@ -133,7 +155,13 @@ export class BatchHolds {
       const id = Number(row.id)
       unbilled.add(id)
       if (this.#released.has(id)) continue
-      this.hold(id, Number(row.user_id), row.api_key_id === null ? null : Number(row.api_key_id), toPico(row.hold))
+      this.hold(
+        id,
+        Number(row.user_id),
+        row.api_key_id === null ? null : Number(row.api_key_id),
+        toPico(row.hold),
+        row.team_id === null ? null : Number(row.team_id)
+      )
     }
     // A batch being created (a negative id, batches_api.ts) has no row yet: its hold stays until its creation ends.
     for (const [id, hold] of this.#holds) if (id > 0 && !unbilled.has(id) && hold.since < started) this.release(id)

@@ -1,6 +1,7 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { completionTokenHold } from '#gateway/metering/reservation'
 import { modelNameProblem } from '#gateway/http/model_name'
+import { CustomIdDigests } from '#gateway/batches/custom_ids'
 
 /**
  * A batch input file (JSONL: one request a line, `{custom_id, method, url,
@@ -17,6 +18,8 @@ export interface BatchInput {
   endpoint: string
   lines: number
   completionHold: number
+  /** The lines' custom ids, kept for the bill (custom_ids.ts: each billed once, no other) */
+  customIds: Buffer
 }
 
 /** The endpoints a batch line may call (OpenAI's Batch API's, embeddings included). */
@@ -43,6 +46,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
   let lines = 0
   let completionHold = 0
   const customIds = new Set<string>()
+  const digests = new CustomIdDigests()
   forEachLine(bytes, (text, number) => {
     let line: any
     try {
@@ -54,6 +58,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     if (typeof line.custom_id !== 'string' || line.custom_id === '') throw refused(`Line ${number} has no custom_id`)
     if (customIds.has(line.custom_id)) throw refused(`Line ${number} repeats the custom_id '${line.custom_id.slice(0, 100)}': each must be unique`)
     customIds.add(line.custom_id)
+    digests.add(line.custom_id)
     if (line.method !== 'POST') throw refused(`Line ${number}: method must be POST`)
     if (typeof line.url !== 'string' || !BATCH_ENDPOINTS.has(line.url)) {
       throw refused(`Line ${number}: url must be one of ${[...BATCH_ENDPOINTS].join(', ')}`)
@@ -79,7 +84,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     if (line.url !== '/v1/embeddings') completionHold = Math.min(completionHold + completionTokenHold(body), MAX_COMPLETION_HOLD)
   })
   if (model === null || endpoint === null) throw refused('The file holds no request line')
-  return { model, endpoint, lines, completionHold }
+  return { model, endpoint, lines, completionHold, customIds: digests.toBuffer() }
 }
 
 /**

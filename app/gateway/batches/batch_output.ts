@@ -3,6 +3,7 @@ import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/respo
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import type { TokenUsage } from '#gateway/types'
+import type { BilledOnce } from '#gateway/batches/custom_ids'
 
 /**
  * What a batch's output says it used: the sums of its lines' usage (OpenAI's
@@ -31,10 +32,11 @@ export function noUsage(): OutputUsage {
  * and completions (`prompt_tokens`, `completion_tokens`,
  * `prompt_tokens_details.cached_tokens`), Responses (`input_tokens`,
  * `output_tokens`...), embeddings (`prompt_tokens`). A line that is not JSON
- * or carries no usage adds nothing.
+ * or carries no usage adds nothing, and so does a line `once` refuses (a
+ * custom id already billed, or one the batch never had).
  */
-export function sumOutputUsage(body: AsyncIterable<Buffer>): Promise<OutputUsage> {
-  return sumLines(body, addLine)
+export function sumOutputUsage(body: AsyncIterable<Buffer>, once: BilledOnce): Promise<OutputUsage> {
+  return sumLines(body, (sums, bytes) => addLine(sums, bytes, once))
 }
 
 /**
@@ -42,10 +44,10 @@ export function sumOutputUsage(body: AsyncIterable<Buffer>): Promise<OutputUsage
  * succeeded | errored | canceled | expired, message | error}}` a line) as
  * they stream in, and sums each succeeded message's usage as /v1/messages
  * reads it (decodeAnthropicUsage: input, cache reads and writes, output,
- * thinking).
+ * thinking), each custom id's once (as sumOutputUsage).
  */
-export function sumResultsUsage(body: AsyncIterable<Buffer>): Promise<OutputUsage> {
-  return sumLines(body, addResultLine)
+export function sumResultsUsage(body: AsyncIterable<Buffer>, once: BilledOnce): Promise<OutputUsage> {
+  return sumLines(body, (sums, bytes) => addResultLine(sums, bytes, once))
 }
 
 /**
@@ -116,8 +118,9 @@ function parsedLine(bytes: Buffer): any {
   }
 }
 
-function addLine(sums: OutputUsage, bytes: Buffer) {
+function addLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   const line = parsedLine(bytes)
+  if (line === undefined || !once.admit(line?.custom_id)) return
   const response = line?.response
   const status = Number(response?.status_code)
   if (status >= 200 && status < 300) sums.requests++
@@ -129,8 +132,10 @@ function addLine(sums: OutputUsage, bytes: Buffer) {
   sums.reasoningTokens += tokenCount(usage.completion_tokens_details?.reasoning_tokens ?? usage.output_tokens_details?.reasoning_tokens)
 }
 
-function addResultLine(sums: OutputUsage, bytes: Buffer) {
-  const result = parsedLine(bytes)?.result
+function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
+  const line = parsedLine(bytes)
+  if (line === undefined || !once.admit(line?.custom_id)) return
+  const result = line?.result
   if (result?.type !== 'succeeded') return
   sums.requests++
   const usage = decodeAnthropicUsage(result.message?.usage)

@@ -12,6 +12,7 @@ import {
   isMessageBatch,
   recordSeen,
   registerBatchFile,
+  storedCustomIds,
   unbilledBatches,
   type BatchObjectRow,
 } from '#gateway/batches/batch_store'
@@ -25,6 +26,7 @@ import {
 } from '#gateway/batches/upstream_calls'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { withinReadDeadline } from '#gateway/batches/read_deadline'
+import { BilledOnce } from '#gateway/batches/custom_ids'
 
 /** A batch's statuses after which nothing more runs upstream: it is billed then. */
 export const FINISHED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled'])
@@ -187,13 +189,30 @@ export class BatchService {
     return this.#readUsage(row, `/files/${encodeURIComponent(upstream.output_file_id)}/content`, sumOutputUsage)
   }
 
-  /** A results or output file read and summed within the read deadline (read_deadline.ts): a dripping upstream ends there. */
-  #readUsage(row: BatchObjectRow, path: string, sum: (body: AsyncIterable<Buffer>) => Promise<OutputUsage>): Promise<OutputUsage> {
-    return withinReadDeadline(
+  /**
+   * A results or output file read and summed within the read deadline
+   * (read_deadline.ts): a dripping upstream ends there. Each custom id the
+   * batch was created with is billed once (its first line); repeated lines
+   * and lines of ids it never had are left out, and logged.
+   */
+  async #readUsage(
+    row: BatchObjectRow,
+    path: string,
+    sum: (body: AsyncIterable<Buffer>, once: BilledOnce) => Promise<OutputUsage>
+  ): Promise<OutputUsage> {
+    const once = new BilledOnce(await storedCustomIds(row.id), Number(row.lines ?? 0))
+    const sums = await withinReadDeadline(
       `Reading the results of batch ${row.public_id} for its bill`,
-      async (signal) => sum((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, signal)).body),
+      async (signal) => sum((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, signal)).body, once),
       this.#reads.signal
     )
+    if (once.repeated > 0 || once.unknown > 0) {
+      this.logger.warn(
+        { batch: row.public_id, repeated: once.repeated, unknown: once.unknown },
+        "batch results repeat custom ids or name ones the batch never had: those lines are not billed"
+      )
+    }
+    return sums
   }
 
   /**
@@ -254,6 +273,8 @@ export class BatchService {
       requestId: row.request_id!,
       userId: row.user_id,
       apiKeyId: row.api_key_id,
+      // The team the key was in when the batch was made: its spend counts the bill (TEAM_SPEND_EFFECT).
+      teamId: row.team_id === null ? null : Number(row.team_id),
       channelId: row.channel_id,
       provider: channel?.provider ?? null,
       model: row.model ?? '(none)',

@@ -50,6 +50,8 @@ export interface BatchObjectRow {
   cached_tokens: number | null
   reasoning_tokens: number | null
   cache_write_tokens: number | null
+  /** The team the creating key was in (migration 1013): its budget holds and its spend counts the batch; null: none */
+  team_id: number | string | null
   created_at: Date
 }
 
@@ -68,7 +70,15 @@ export type NewBatchObject = Omit<
   | 'created_at'
   | 'object'
   | 'request_id'
-> & { object: Record<string, any>; hold?: string; request_id?: string | null }
+  | 'team_id'
+> & {
+  object: Record<string, any>
+  hold?: string
+  request_id?: string | null
+  team_id?: number | null
+  /** The requests' custom ids (custom_ids.ts): given, or copied from the input file of that row id */
+  customIds?: { digests: Buffer } | { fromObject: number }
+}
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
@@ -110,14 +120,26 @@ function objectJson(object: Record<string, any>): string {
 
 export async function insertObject(values: NewBatchObject): Promise<BatchObjectRow> {
   const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : values.kind
+  const { customIds, ...columns } = values
   try {
-    const [row] = await db
-      .table('batch_objects')
-      // The status is the upstream's word: cut to its column as recordSeen does (a longer one failed the insert after
-      // the upstream had made the object, which was then never recorded, held or billed).
-      .insert({ ...values, status: storable(String(values.status).slice(0, 32)), public_id: mintId(kind), object: objectJson(values.object) })
-      .returning('*')
-    return row as BatchObjectRow
+    // One transaction: a batch is never recorded without the ids its bill counts by.
+    return await db.transaction(async (trx) => {
+      const [row] = await trx
+        .table('batch_objects')
+        // The status is the upstream's word: cut to its column as recordSeen does (a longer one failed the insert after
+        // the upstream had made the object, which was then never recorded, held or billed).
+        .insert({ ...columns, status: storable(String(values.status).slice(0, 32)), public_id: mintId(kind), object: objectJson(values.object) })
+        .returning('*')
+      if (customIds !== undefined && 'digests' in customIds) {
+        await trx.table('batch_custom_ids').insert({ object_id: row.id, digests: customIds.digests })
+      } else if (customIds !== undefined) {
+        await trx.rawQuery('INSERT INTO batch_custom_ids (object_id, digests) SELECT ?, digests FROM batch_custom_ids WHERE object_id = ?', [
+          row.id,
+          customIds.fromObject,
+        ])
+      }
+      return row as BatchObjectRow
+    })
   } catch (error: any) {
     // An upstream that answers a create with the id of an object already here (its mistake, or a proxy's): the
     // upstream's fault in the client's words, not an unexpected 500; the first object stays as it was.
@@ -230,6 +252,12 @@ export async function registerBatchFile(batch: BatchObjectRow, upstreamId: strin
   if (inserted.rows[0]) return inserted.rows[0].public_id
   const row = await db.from('batch_objects').where({ channel_id: batch.channel_id, kind: 'file', upstream_id: upstreamId }).select('public_id').first()
   return row.public_id
+}
+
+/** The custom ids a batch was created with (custom_ids.ts), or null for one created before they were kept. */
+export async function storedCustomIds(id: number): Promise<Buffer | null> {
+  const row = await db.from('batch_custom_ids').where('object_id', id).select('digests').first()
+  return row ? (row.digests as Buffer) : null
 }
 
 /** Unbilled batches, those polled longest ago first (the sweep). */

@@ -55,7 +55,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   const hold = batchHold(price, Number(file.bytes ?? 0), Number(file.completion_hold ?? 0), Number(file.lines ?? 0))
   refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0))
   let upstream: Record<string, any> = {}
-  const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, hold, async () => {
+  const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, principal.team?.id ?? null, hold, async () => {
     upstream = await callChannel(
       candidate,
       {
@@ -88,6 +88,9 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       lines: file.lines,
       completion_hold: file.completion_hold,
       input_file_id: file.public_id,
+      customIds: { fromObject: file.id },
+      // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).
+      team_id: principal.team?.id ?? null,
       status: typeof upstream.status === 'string' ? upstream.status : 'validating',
       object: upstream,
       request_id: requestId(),

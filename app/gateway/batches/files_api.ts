@@ -97,6 +97,8 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
     lines: input.lines,
     completion_hold: input.completionHold,
     input_file_id: null,
+    // Copied to each batch made of the file: its bill counts these ids' lines, each once.
+    customIds: { digests: input.customIds },
     status: typeof upstream.status === 'string' ? upstream.status : 'processed',
     object: upstream,
   })

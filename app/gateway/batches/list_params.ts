@@ -1,4 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
+import { wholeNumber } from '#gateway/http/whole_number'
 import type { BatchObjectRow } from '#gateway/batches/batch_store'
 
 export interface ListParams {
@@ -15,8 +16,8 @@ export function listParams(query: Record<string, unknown>, defaultLimit: number,
   const params: ListParams = { limit: defaultLimit }
   const limit = query.limit
   if (limit !== undefined) {
-    const n = Number(limit)
-    if (typeof limit !== 'string' || !Number.isInteger(n) || n < 1 || n > max) {
+    const n = wholeNumber(limit)
+    if (!Number.isInteger(n) || n < 1 || n > max) {
       throw GatewayError.invalidRequest(`limit must be an integer from 1 to ${max}`, 'invalid_value', 'limit')
     }
     params.limit = n

@@ -2,6 +2,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
 import { completionTokenHold } from '#gateway/metering/reservation'
 import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
+import { CustomIdDigests } from '#gateway/batches/custom_ids'
 
 /**
  * A message batch's creation body (`{requests: [{custom_id, params}]}`),
@@ -15,6 +16,8 @@ export interface MessageBatchInput {
   model: string
   requests: number
   completionHold: number
+  /** The requests' custom ids, kept for the bill (custom_ids.ts: each billed once, no other) */
+  customIds: Buffer
 }
 
 /** Anthropic's own limit of requests in one message batch */
@@ -34,6 +37,7 @@ export function readMessageBatch(body: Record<string, any>): MessageBatchInput {
   let model: string | null = null
   let completionHold = 0
   const customIds = new Set<string>()
+  const digests = new CustomIdDigests()
   for (let i = 0; i < requests.length; i++) {
     const request = requests[i]
     const at = `requests.${i}`
@@ -44,6 +48,7 @@ export function readMessageBatch(body: Record<string, any>): MessageBatchInput {
     }
     if (customIds.has(customId)) throw refused(`${at}.custom_id: '${customId}' is used by another request; each must be unique`)
     customIds.add(customId)
+    digests.add(customId)
     const params = request.params
     if (params === null || typeof params !== 'object' || Array.isArray(params)) throw refused(`${at}.params: an object is required`)
     if (typeof params.model !== 'string' || params.model === '') throw refused(`${at}.params.model: a model is required`)
@@ -60,7 +65,7 @@ export function readMessageBatch(body: Record<string, any>): MessageBatchInput {
     // column failed the insert after the upstream had made the batch (a free model holds nothing, so no 402 first).
     completionHold = Math.min(completionHold + completionTokenHold(params), MAX_COMPLETION_HOLD)
   }
-  return { model: model!, requests: requests.length, completionHold }
+  return { model: model!, requests: requests.length, completionHold, customIds: digests.toBuffer() }
 }
 
 /** The body with every request's `params.model` renamed (a channel that maps the client's name to another upstream). */

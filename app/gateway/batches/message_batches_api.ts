@@ -1,4 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
+import { wholeNumber } from '#gateway/http/whole_number'
 import { authorizeModel } from '#gateway/access_policy'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
@@ -80,7 +81,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
     return renamed
   }
   let upstream: Record<string, any> = {}
-  const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, hold, async () => {
+  const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, principal.team?.id ?? null, hold, async () => {
     const result = await dispatch(
       candidates,
       (c) =>
@@ -108,6 +109,9 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
       lines: input.requests,
       completion_hold: input.completionHold,
       input_file_id: null,
+      customIds: { digests: input.customIds },
+      // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).
+      team_id: principal.team?.id ?? null,
       status: typeof upstream.processing_status === 'string' ? upstream.processing_status : 'in_progress',
       object: upstream,
       request_id: requestId(),
@@ -199,8 +203,8 @@ export interface MessageBatchListParams {
 export function messageBatchListParams(query: Record<string, unknown>): MessageBatchListParams {
   const params: MessageBatchListParams = { limit: 20 }
   if (query.limit !== undefined) {
-    const n = Number(query.limit)
-    if (typeof query.limit !== 'string' || !Number.isInteger(n) || n < 1 || n > 1000) {
+    const n = wholeNumber(query.limit)
+    if (!Number.isInteger(n) || n < 1 || n > 1000) {
       throw GatewayError.invalidRequest('limit must be an integer from 1 to 1000', 'invalid_value', 'limit')
     }
     params.limit = n

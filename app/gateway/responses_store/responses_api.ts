@@ -10,6 +10,7 @@ import { responseObject } from '#gateway/dialects/openai_responses/response'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { openToPlan } from '#gateway/routing/plan_routers'
 import type { StoredResponse } from '#gateway/responses_store/response_store'
+import { wholeNumber } from '#gateway/http/whole_number'
 
 /**
  * `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` and
@@ -125,7 +126,7 @@ function inputItemView(item: any, responseId: string, index: number): Record<str
 }
 
 function listParams(query: InputItemsQuery): { limit: number; order: 'asc' | 'desc'; after: string | null } {
-  const limit = query.limit === undefined ? 20 : Number(query.limit)
+  const limit = query.limit === undefined ? 20 : wholeNumber(query.limit)
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
     throw GatewayError.invalidRequest("'limit' must be a whole number from 1 to 100", 'invalid_value', 'limit')
   }

@@ -1,0 +1,53 @@
+import type { HttpContext } from '@adonisjs/core/http'
+import app from '@adonisjs/core/services/app'
+import { GatewayError } from '#exceptions/gateway_error'
+import { modelAllowed } from '#gateway/access_policy'
+import { modelNameProblem } from '#gateway/http/model_name'
+import { countChatPromptTokens, countTokens } from '#gateway/metering/tokenizer'
+import { fieldError } from '#services/litellm_management'
+
+/**
+ * LiteLLM's `POST /utils/token_counter` {model, messages | prompt}: the
+ * tokens of a prompt as the gateway counts them when an upstream reports no
+ * usage (metering/tokenizer.ts: o200k_base, chat framing as OpenAI bills
+ * it), in LiteLLM's shape. Any key, for a model it may use; no upstream
+ * call, no usage row. `model_used` is the name the model's first channel is
+ * sent (its mapping), the request's own when no channel serves it.
+ */
+export default class UtilsController {
+  async tokenCounter({ principal, request, response }: HttpContext) {
+    const body = request.body()
+    const model = body.model
+    if (typeof model !== 'string' || model === '') throw fieldError('model', 'a model name is required')
+    const problem = modelNameProblem(model)
+    if (problem) throw fieldError('model', problem)
+    if (!modelAllowed(principal, model)) throw GatewayError.modelNotAllowed(model)
+    let total: number
+    if (body.messages !== undefined && body.messages !== null) {
+      if (!Array.isArray(body.messages)) throw fieldError('messages', 'a list of chat messages is expected')
+      total = await countChatPromptTokens(body.messages)
+    } else if (body.prompt !== undefined && body.prompt !== null) {
+      if (typeof body.prompt !== 'string') throw fieldError('prompt', 'a string is expected')
+      total = await countTokens(body.prompt)
+    } else {
+      throw GatewayError.invalidRequest('prompt or messages is required: the text to count', 'missing_required_parameter', 'messages')
+    }
+    const gateway = await app.container.make('gateway')
+    let used = model
+    try {
+      used = gateway.service.router(principal.plan).route(model)[0]?.upstreamModel ?? model
+    } catch {
+      // No channel serves it (or not for this plan): counted all the same, under the name asked for.
+    }
+    return response.json({
+      total_tokens: total,
+      request_model: model,
+      model_used: used,
+      tokenizer_type: 'openai_tokenizer',
+      original_response: null,
+      error: false,
+      error_message: null,
+      status_code: null,
+    })
+  }
+}
