@@ -8,8 +8,9 @@ import type { SpendPeriod } from '#gateway/metering/spend_period'
 /**
  * A user creates one of their own keys from the portal. A model subset must
  * stay inside the plan: a model name the plan's globs match, or a glob the
- * plan itself lists (a plan allowing "*" allows any glob). The clear key is
- * returned once.
+ * plan itself lists (a plan allowing "*" allows any glob). A team is one the
+ * user is an `admin` member of, checked in the key's transaction. The clear
+ * key is returned once.
  */
 export async function createUserApiKey(
   input: {
@@ -23,6 +24,8 @@ export async function createUserApiKey(
   spendPeriod?: SpendPeriod
   /** Addresses and CIDR ranges the key may be used from; empty = any */
   allowedIps?: string[]
+  /** A team the user is an `admin` member of (LiteLLM's team admin); any other team is refused */
+  teamId?: number
   },
   actor: Actor
 ) {
@@ -36,6 +39,8 @@ export async function createUserApiKey(
     spendLimit: input.spendLimit,
     spendPeriod: input.spendPeriod,
     allowedIps: input.allowedIps,
+    team: input.teamId,
+    teamAdminOnly: true,
   }, actor)
 }
 

@@ -5,7 +5,7 @@ import { issueApiKey } from '#gateway/auth/api_key_token'
 import { findUser } from '#actions/post_ledger_entry'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
 import { AdminInputError } from '#actions/admin_input_error'
-import { findTeam, putKeyInTeam } from '#actions/teams'
+import { findTeam, findTeamAdministeredBy, putKeyInTeam } from '#actions/teams'
 import { allowedIpsColumn } from '#actions/allowed_ips'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 
@@ -30,6 +30,8 @@ export async function createApiKey(
     allowedIps?: string[] | null
     /** The team the key is made in (an id, or its digits); 404 when it does not exist by the time the key is made */
     team?: unknown
+    /** The owner must be an `admin` member of `team` (a key a user makes in the portal); anything else is refused */
+    teamAdminOnly?: boolean
   },
   actor: Actor = cliActor()
 ) {
@@ -43,7 +45,12 @@ export async function createApiKey(
       throw new AdminInputError('Only an administrator\'s key can have the management scope', 'manage')
     }
     // Read and locked in this transaction: a team deleted meanwhile fails the whole change (no key left behind).
-    const team = input.team === undefined || input.team === null ? null : await findTeam(input.team, trx)
+    const team =
+      input.team === undefined || input.team === null
+        ? null
+        : input.teamAdminOnly
+          ? await findTeamAdministeredBy(input.team, user.id, trx)
+          : await findTeam(input.team, trx)
     const issued = issueApiKey()
     const apiKey = await ApiKey.create(
       {

@@ -5,6 +5,8 @@ import { cliActor, describeChanges, writeAudit, type Actor } from '#actions/audi
 import { findUser } from '#actions/post_ledger_entry'
 import { findApiKey, keyLabel } from '#actions/revoke_api_key'
 import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
+import { toPico } from '#gateway/metering/money'
+import { PortalInputError } from '#actions/portal_input_error'
 import { recordId } from '#services/record_id'
 import type ApiKey from '#models/api_key'
 import { teamMemberValidator, teamSettingsValidator } from '#validators/team'
@@ -378,4 +380,138 @@ export async function teamsOfUser(userId: number): Promise<TeamRow[]> {
     .orderBy('m.created_at')
     .select('t.*')
   return rows.map(normalised)
+}
+
+/** One of the user's own keys in a team, as the portal lists it (never another member's). */
+export interface PortalTeamKey {
+  id: number
+  name: string
+  masked: string
+  spent: string
+  lastUsedAt: Date | null
+  state: 'active' | 'blocked' | 'expired'
+}
+
+/** A team as one of its members (or the owner of a key in it) sees it in the portal. */
+export interface PortalTeam {
+  team: TeamRow
+  /** The user's role; null: not a member, only the owner of a key in it */
+  role: MemberRole | null
+  /** What the budget counts now (teamBudgetSpent) */
+  spent: string
+  resetsAt: string | null
+  /** Its budget is spent: its keys are refused (402) until it resets or is raised */
+  budgetReached: boolean
+  /** The user's own active keys in it, newest first */
+  keys: PortalTeamKey[]
+}
+
+/**
+ * The teams a user is a member of or owns an active key in, with the user's
+ * own keys in each (one query: a team row per key of the user's in it, or
+ * one without a key). Another member's keys are not read. `teamId` narrows it
+ * to that team (empty when the user is neither member nor owner of a key in it).
+ */
+export async function portalTeams(userId: number, teamId?: number): Promise<PortalTeam[]> {
+  const query = db
+    .from('teams as t')
+    .leftJoin('team_members as m', (join) => join.on('m.team_id', 't.id').andOnVal('m.user_id', userId))
+    .leftJoin('api_keys as k', (join) => join.on('k.team_id', 't.id').andOnVal('k.user_id', userId).andOnNull('k.revoked_at'))
+    .where((where) => where.whereNotNull('m.user_id').orWhereNotNull('k.id'))
+    .orderBy('t.alias')
+    .orderBy('t.id')
+    .orderBy('k.id', 'desc')
+    .select(
+      't.*',
+      'm.role as member_role',
+      'k.id as key_id',
+      'k.name as key_name',
+      'k.prefix as key_prefix',
+      'k.last_four as key_last_four',
+      'k.spent as key_spent',
+      'k.last_used_at as key_last_used_at',
+      'k.blocked_at as key_blocked_at',
+      'k.expires_at as key_expires_at'
+    )
+  if (teamId !== undefined) query.where('t.id', teamId)
+  const byId = new Map<number, PortalTeam>()
+  const now = Date.now()
+  for (const row of await query) {
+    const id = Number(row.id)
+    let entry = byId.get(id)
+    if (!entry) {
+      const { member_role: role, key_id: _k, key_name: _n, key_prefix: _p, key_last_four: _l, key_spent: _s, key_last_used_at: _u, key_blocked_at: _b, key_expires_at: _e, ...columns } = row
+      const team = normalised(columns)
+      const spent = teamBudgetSpent(team)
+      entry = {
+        team,
+        role: role ?? null,
+        spent,
+        resetsAt: teamBudgetResetsAt(team),
+        budgetReached: team.max_budget !== null && toPico(String(spent)) >= toPico(String(team.max_budget)),
+        keys: [],
+      }
+      byId.set(id, entry)
+    }
+    if (row.key_id !== null) {
+      const expired = row.key_expires_at !== null && new Date(row.key_expires_at).getTime() <= now
+      entry.keys.push({
+        id: Number(row.key_id),
+        name: row.key_name,
+        masked: `${row.key_prefix}…${row.key_last_four}`,
+        spent: row.key_spent,
+        lastUsedAt: row.key_last_used_at,
+        state: row.key_blocked_at !== null ? 'blocked' : expired ? 'expired' : 'active',
+      })
+    }
+  }
+  return [...byId.values()]
+}
+
+/** Whether the portal's nav shows Teams: the user is a member of a team or owns an active key in one (two index probes). */
+export async function inAnyTeam(userId: number): Promise<boolean> {
+  const result = await db.rawQuery(
+    `SELECT EXISTS (SELECT 1 FROM team_members WHERE user_id = ?)
+         OR EXISTS (SELECT 1 FROM api_keys WHERE user_id = ? AND team_id IS NOT NULL AND revoked_at IS NULL) AS in_team`,
+    [userId, userId]
+  )
+  return result.rows[0]?.in_team === true
+}
+
+/** The teams the user may make keys in from the portal: those they are an `admin` member of, by name. */
+export async function teamsAdministeredBy(userId: number): Promise<Array<{ id: number; alias: string }>> {
+  const rows = await db
+    .from('teams as t')
+    .join('team_members as m', 'm.team_id', 't.id')
+    .where('m.user_id', userId)
+    .where('m.role', 'admin')
+    .orderBy('t.alias')
+    .select('t.id', 't.alias')
+  return rows.map((row) => ({ id: Number(row.id), alias: row.alias }))
+}
+
+/**
+ * The team a user makes a key in from the portal, read and locked in the
+ * key's transaction: only a team the user is an `admin` member of. Anything
+ * else (not a member, a plain member, no such team) is the same refusal, so
+ * the answer does not tell which teams exist. removeTeamMembers locks the team
+ * row first too: a membership taken away meanwhile is seen here.
+ */
+export async function findTeamAdministeredBy(ref: unknown, userId: number, trx: TransactionClientContract): Promise<TeamRow> {
+  const id = recordId(ref)
+  const row =
+    id === null
+      ? null
+      : await trx
+          .from('teams as t')
+          .join('team_members as m', 'm.team_id', 't.id')
+          .where('t.id', id)
+          .where('m.user_id', userId)
+          .where('m.role', 'admin')
+          .forUpdate('t')
+          .select('t.*')
+          .first()
+  // Said above the form (not beside a field: a user who administers no team has no team field).
+  if (!row) throw new PortalInputError('team_not_allowed')
+  return normalised(row)
 }

@@ -35,6 +35,8 @@ export const createKeyValidator = vine.compile(
     spend_period: vine.enum(SPEND_PERIODS).optional(),
     /** Addresses and CIDR ranges the key may be used from, comma or space separated; empty = any */
     allowed_ips: ipAllowlistText().optional(),
+    /** A team the user is an admin member of (checked by the action); empty: none */
+    team: vine.number().withoutDecimals().min(1).optional(),
   })
 )
 
