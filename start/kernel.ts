@@ -28,6 +28,8 @@ export const middleware = router.named({
   initAuth: () => import('@adonisjs/auth/initialize_auth_middleware'),
   /** Pages: a signed-in account (redirects to /login) */
   auth: () => import('#middleware/auth_middleware'),
+  /** Portal pages: the nav items that depend on the account (Teams); after `auth` */
+  portalNav: () => import('#middleware/portal_nav_middleware'),
   /** Pages: role admin (403 otherwise); after `auth` */
   admin: () => import('#middleware/admin_middleware'),
   /** Pages for signed-out visitors (login): signed-in accounts go home */

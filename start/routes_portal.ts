@@ -24,6 +24,7 @@ const PasswordController = () => import('#controllers/portal/password_controller
 const SecurityController = () => import('#controllers/portal/security_controller')
 const RedemptionsController = () => import('#controllers/portal/redemptions_controller')
 const CheckoutController = () => import('#controllers/portal/checkout_controller')
+const PortalTeamsController = () => import('#controllers/portal/teams_controller')
 const PortalBatchesController = () => import('#controllers/portal/batches_controller')
 const StripeWebhookController = () => import('#controllers/webhooks/stripe_webhook_controller')
 
@@ -49,6 +50,8 @@ router
     router.get('/keys/:id/edit', [ApiKeysController, 'edit']).as('keys.edit').where('id', idMatcher)
     router.post('/keys/:id', [ApiKeysController, 'update']).as('keys.update').where('id', idMatcher)
     router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', idMatcher)
+    router.get('/teams', [PortalTeamsController, 'index']).as('teams')
+    router.get('/teams/:id', [PortalTeamsController, 'show']).as('teams.show').where('id', idMatcher)
     router.get('/billing', [BillingController, 'show']).as('billing')
     router.get('/billing.csv', [BillingController, 'csv']).as('billing.csv')
     router.post('/billing/redeem', [RedemptionsController, 'store']).as('billing.redeem')
@@ -74,7 +77,7 @@ router
   })
   .prefix('/dashboard')
   .as('portal')
-  .use([...pageStack(), middleware.auth()])
+  .use([...pageStack(), middleware.auth(), middleware.portalNav()])
 
 /**
  * Stripe's webhook for card top-ups: no session, shield or body parser (the

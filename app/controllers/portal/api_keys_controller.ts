@@ -13,6 +13,7 @@ import { splitIpText } from '#gateway/auth/ip_allowlist'
 import { flashInputError } from '#services/form_errors'
 import { modelCatalogue } from '#services/model_catalogue'
 import { portalActor } from '#services/portal_actor'
+import { teamsAdministeredBy } from '#actions/teams'
 
 export default class ApiKeysController {
   /** GET /dashboard/keys: the user's keys (prefix, last used, spend) and the create form. */
@@ -27,16 +28,28 @@ export default class ApiKeysController {
     const user = auth.use('web').getUserOrFail()
     const gateway = await app.container.make('gateway')
     const plan = user.planId ? (gateway.catalog.plans.get(user.planId) ?? null) : null
-    const keys = await ApiKey.query().where('user_id', user.id).orderBy('id', 'desc')
+    // A key in a team shows the team's name (the same query); the form offers the teams the user is an admin of.
+    const [keys, adminTeams] = await Promise.all([
+      ApiKey.query()
+        .where('api_keys.user_id', user.id)
+        .leftJoin('teams', 'teams.id', 'api_keys.team_id')
+        .select('api_keys.*', 'teams.alias as team_alias')
+        .orderBy('api_keys.id', 'desc'),
+      teamsAdministeredBy(user.id),
+    ])
     return view.render('pages/portal/keys', {
       keys,
+      adminTeams,
       planModels: plan?.allowedModels ?? ['*'],
       models: modelCatalogue(gateway, plan, plan?.allowedModels ?? ['*']).map((m) => m.id),
       newKey,
     })
   }
 
-  /** POST /dashboard/keys: creates a key (name, expiry, model subset, spend cap, IP allowlist); the full key is shown once. */
+  /**
+   * POST /dashboard/keys: creates a key (name, expiry, model subset, spend cap, IP allowlist, a team the
+   * user is an admin of); the full key is shown once.
+   */
   async store(ctx: HttpContext) {
     const { request, response, auth, i18n } = ctx
     const user = auth.use('web').getUserOrFail()
@@ -51,6 +64,7 @@ export default class ApiKeysController {
         spendLimit: input.spend_limit,
         spendPeriod: input.spend_period,
         allowedIps: splitIpText(input.allowed_ips ?? ''),
+        teamId: input.team,
       }, portalActor(ctx))
       return this.render(ctx, key)
     } catch (error) {
