@@ -112,6 +112,8 @@ test.group('Portal: teams', (group) => {
 
   test('another team, or none, is 404', async ({ assert }) => {
     const client = await signedIn(admin)
+    // Their own team opens: the 404s below are refusals, not a page that is not there.
+    assert.equal((await client.get(`/dashboard/teams/${team.id}`)).status, 200)
     assert.equal((await client.get(`/dashboard/teams/${other.id}`)).status, 404)
     assert.equal((await client.get('/dashboard/teams/999999')).status, 404)
     const stranger = await seedUser({ balance: '1' })
