@@ -417,7 +417,12 @@ export async function portalTeams(userId: number, teamId?: number): Promise<Port
     .from('teams as t')
     .leftJoin('team_members as m', (join) => join.on('m.team_id', 't.id').andOnVal('m.user_id', userId))
     .leftJoin('api_keys as k', (join) => join.on('k.team_id', 't.id').andOnVal('k.user_id', userId).andOnNull('k.revoked_at'))
-    .where((where) => where.whereNotNull('m.user_id').orWhereNotNull('k.id'))
+    // Driven from the user's side (index probes), not by scanning every team.
+    .whereRaw(
+      `t.id IN (SELECT team_id FROM team_members WHERE user_id = ?
+                UNION SELECT team_id FROM api_keys WHERE user_id = ? AND team_id IS NOT NULL AND revoked_at IS NULL)`,
+      [userId, userId]
+    )
     .orderBy('t.alias')
     .orderBy('t.id')
     .orderBy('k.id', 'desc')
