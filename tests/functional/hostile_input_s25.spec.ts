@@ -93,4 +93,47 @@ test.group('Hostile input (s25): whole numbers in the management API and LiteLLM
     assert.equal(codes.status, 201, JSON.stringify(codes.body))
     assert.lengthOf(codes.body.codes, 2)
   })
+
+  test('list filters and cursors that are no id are a 400 naming them, not every row (?user=an e-mail) or row 16 (0x10)', async ({ assert }) => {
+    await createUser({ email: 'other-s25@test.local', password: 'other-password' })
+    const other = await db.from('users').where('email', 'other-s25@test.local').firstOrFail()
+    await createApiKey({ userRef: 'other-s25@test.local', name: 'other-key' })
+    for (const [path, name] of [
+      ['/keys?user=ops-s25@test.local', 'user'],
+      ['/keys?user=0x1', 'user'],
+      ['/keys?before=0x10', 'before'],
+      ['/users?before=1e3', 'before'],
+      ['/usage?before=true', 'before'],
+      ['/payments?user_id=abc', 'user_id'],
+      ['/redemption-codes?before=%205', 'before'],
+    ]) {
+      const refused = await adminApi('GET', path, adminKey)
+      assert.equal(refused.status, 400, `${path}: ${JSON.stringify(refused.body).slice(0, 200)}`)
+      assert.equal(refused.body.error.param, name, path)
+    }
+    const mine = await adminApi('GET', `/keys?user=${other.id}&before=`, adminKey)
+    assert.equal(mine.status, 200)
+    assert.deepEqual(mine.body.data.map((k: any) => k.name), ['other-key'])
+    for (const query of ['page=0x2', 'size=1e1', 'page=%201']) {
+      const listed = await fetch(`${baseUrl()}/key/list?${query}`, { headers: { authorization: `Bearer ${adminKey}` } })
+      assert.equal(listed.status, 400, query)
+    }
+    const logs = await fetch(`${baseUrl()}/spend/logs?page_size=0x10`, { headers: { authorization: `Bearer ${adminKey}` } })
+    assert.equal(logs.status, 400)
+  })
+
+  test('disabling a redemption code by an id that is no id ("0x1", true, [1]) disables nothing', async ({ assert }) => {
+    const made = await adminApi('POST', '/redemption-codes', adminKey, { batch: 'keep', per_code: '1', count: 2 })
+    assert.equal(made.status, 201)
+    const first = made.body.codes[0].id
+    for (const id of [`0x${first.toString(16)}`, true, [first], `${first}.0`, 'abc']) {
+      const refused = await adminApi('POST', '/redemption-codes/disable', adminKey, { id })
+      assert.equal(refused.status, 400, `${JSON.stringify(id)}: ${JSON.stringify(refused.body)}`)
+      assert.equal(refused.body.error.param, 'id')
+    }
+    assert.lengthOf(await db.from('redemption_codes').where('batch', 'keep').whereNotNull('disabled_at'), 0)
+    const disabled = await adminApi('POST', '/redemption-codes/disable', adminKey, { id: String(first) })
+    assert.equal(disabled.status, 200)
+    assert.equal(disabled.body.disabled.length ?? disabled.body.disabled, 1)
+  })
 })
