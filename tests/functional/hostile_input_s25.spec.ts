@@ -136,4 +136,40 @@ test.group('Hostile input (s25): whole numbers in the management API and LiteLLM
     assert.equal(disabled.status, 200)
     assert.equal(disabled.body.disabled.length ?? disabled.body.disabled, 1)
   })
+
+  test('/utils/token_counter: messages of the wrong shape are a 400 naming them, not a count of framing', async ({ assert }) => {
+    const { key } = await createApiKey({ userRef: 'ops-s25@test.local', name: 'counter' })
+    const count = async (body: unknown) => {
+      const response = await fetch(`${baseUrl()}/utils/token_counter`, {
+        method: 'POST',
+        headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return { status: response.status, body: (await response.json()) as any }
+    }
+    for (const [messages, param] of [
+      [[1], 'messages[0]'],
+      [[{ role: 'user', content: 'hi' }, null], 'messages[1]'],
+      [['hi'], 'messages[0]'],
+      [[[{ role: 'user', content: 'hi' }]], 'messages[0]'],
+      [[{ role: 'user', content: 5 }], 'messages[0].content'],
+      [[{ role: 'user', content: { text: 'hi' } }], 'messages[0].content'],
+      [[{ role: 'assistant', tool_calls: { function: { name: 'f' } } }], 'messages[0].tool_calls'],
+      [[{ role: 'user', content: 'x', name: 5 }], 'messages[0].name'],
+    ] as const) {
+      const refused = await count({ model: 'gpt-4o', messages })
+      assert.equal(refused.status, 400, `${JSON.stringify(messages)}: ${JSON.stringify(refused.body)}`)
+      assert.equal(refused.body.error.param, param)
+    }
+    // Parts that carry no text (an image) and tool calls are counted as before.
+    const counted = await count({
+      model: 'gpt-4o',
+      messages: [
+        { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, { type: 'text', text: 'hi' }] },
+        { role: 'assistant', content: null, tool_calls: [{ function: { name: 'f', arguments: '{}' } }] },
+      ],
+    })
+    assert.equal(counted.status, 200, JSON.stringify(counted.body))
+    assert.isAbove(counted.body.total_tokens, 6)
+  })
 })
