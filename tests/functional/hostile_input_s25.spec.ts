@@ -2,7 +2,10 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
-import { adminApi, baseUrl, refreshCaches, resetDatabase } from '#tests/helpers'
+import { toFile } from 'openai'
+import { setPrice } from '#actions/set_price'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { adminApi, baseUrl, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
  * Hostile and sloppy input against the last merges (batch custom ids, team
@@ -173,3 +176,41 @@ test.group('Hostile input (s25): whole numbers in the management API and LiteLLM
     assert.isAbove(counted.body.total_tokens, 6)
   })
 })
+
+function jsonl(ids: string[]): Buffer {
+  const lines = ids.map((id) =>
+    JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 50 } })
+  )
+  return Buffer.from(`${lines.join('\n')}\n`, 'utf8')
+}
+
+test.group('Hostile input (s25): batch custom ids', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o-mini'] })
+    await setPrice({ model: 'gpt-4o-mini', input: '2', output: '8' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('custom ids that differ only in lone surrogates are refused at upload: their digests were one, so only one line was billed', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    // Every lone surrogate is U+FFFD in UTF-8: 'x\ud800' and 'x\ud801' were two ids with one digest.
+    for (const ids of [['x\ud800', 'x\ud801'], ['\udc00'], ['ok', 'pair-\ud83d']]) {
+      const refused = await client.files.create({ file: await toFile(jsonl(ids), 'requests.jsonl'), purpose: 'batch' }).catch((error) => error)
+      assert.equal(refused.status, 400, JSON.stringify(ids))
+      assert.match(refused.error.message, /custom_id/)
+    }
+    // Unicode ids that are text (an emoji's pair, CJK, 200 characters) are kept as before.
+    const kept = await client.files.create({ file: await toFile(jsonl(['\ud83d\ude00', '中文', 'é'.repeat(200)]), 'requests.jsonl'), purpose: 'batch' })
+    assert.equal(kept.status ?? 'processed', 'processed')
+    // A repeated id with a NUL in it is refused as a repeat (400), not a 500 storing the message.
+    const repeated = await client.files.create({ file: await toFile(jsonl(['a\u0000b', 'a\u0000b']), 'requests.jsonl'), purpose: 'batch' }).catch((error) => error)
+    assert.equal(repeated.status, 400)
+  })
+})
+
