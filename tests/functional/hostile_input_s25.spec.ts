@@ -4,8 +4,9 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
+import { createTeam, deleteTeams, setKeyTeam } from '#actions/teams'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { adminApi, baseUrl, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { adminApi, baseUrl, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
  * Hostile and sloppy input against the last merges (batch custom ids, team
@@ -211,6 +212,51 @@ test.group('Hostile input (s25): batch custom ids', (group) => {
     // A repeated id with a NUL in it is refused as a repeat (400), not a 500 storing the message.
     const repeated = await client.files.create({ file: await toFile(jsonl(['a\u0000b', 'a\u0000b']), 'requests.jsonl'), purpose: 'batch' }).catch((error) => error)
     assert.equal(repeated.status, 400)
+  })
+
+  test("a key moved to another team, or its team deleted, while its batches run: each hold is released from the team it was taken on, once", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '10' })
+    const first = await createTeam({ alias: 's25-first', maxBudget: '5' })
+    const second = await createTeam({ alias: 's25-second', maxBudget: '5' })
+    await setKeyTeam(String(user.keyId), first.id)
+    await refreshCaches()
+    const client = openai(user.key)
+    const file = await client.files.create({ file: await toFile(jsonl(['m-0', 'm-1']), 'requests.jsonl'), purpose: 'batch' })
+    const create = () => client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '2' } })
+    const one = await create()
+    const teamOne = gw.catalog.teams.get(Number(first.id))!
+    const teamTwo = gw.catalog.teams.get(Number(second.id))!
+    const hold = teamOne.heldPico
+    assert.isAbove(Number(hold), 0)
+
+    // Moved: the running batch stays held (and billed) on the first team; a new one is held on the second.
+    await setKeyTeam(String(user.keyId), second.id)
+    await refreshCaches()
+    const two = await create()
+    assert.equal(teamOne.heldPico, hold)
+    assert.equal(teamTwo.heldPico, hold)
+    assert.equal(gw.batches.holds.heldFor(user.userId), 2n * hold)
+
+    // The second team deleted while its batch runs: the batch bills its owner only, its hold leaves no trace.
+    await deleteTeams([second.id])
+    await refreshCaches()
+    assert.isNull((await db.from('batch_objects').where('public_id', two.id).first()).team_id)
+    for (let i = 0; i < 3; i++) {
+      await client.batches.retrieve(one.id)
+      await client.batches.retrieve(two.id)
+    }
+    await gw.batches.sweep()
+    const rows = await db.from('usage_records').where('user_id', user.userId).where('endpoint', 'batch').orderBy('id')
+    assert.lengthOf(rows, 2)
+    assert.equal(teamOne.heldPico, 0n, 'released once from the first team')
+    assert.equal(teamTwo.heldPico, 0n, 'released once from the deleted team')
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    assert.equal((await db.from('teams').where('id', first.id).first()).spent, rows[0].cost, 'the first bill in the first team')
+    // A sweep after: nothing held again, nothing billed twice.
+    await gw.batches.sweep()
+    assert.equal(teamOne.heldPico, 0n)
+    assert.lengthOf(await db.from('usage_records').where('user_id', user.userId).where('endpoint', 'batch'), 2)
   })
 })
 
