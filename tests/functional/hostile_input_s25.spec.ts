@@ -4,6 +4,7 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
+import { toPico } from '#gateway/metering/money'
 import { createTeam, deleteTeams, setKeyTeam } from '#actions/teams'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
@@ -257,6 +258,33 @@ test.group('Hostile input (s25): batch custom ids', (group) => {
     await gw.batches.sweep()
     assert.equal(teamOne.heldPico, 0n)
     assert.lengthOf(await db.from('usage_records').where('user_id', user.userId).where('endpoint', 'batch'), 2)
+  })
+
+  test("a batch of a team this instance has not heard of yet (made on another instance) is held on that team's budget at the next sync", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '10' })
+    await refreshCaches()
+    // Another instance's team whose notice never came: inserted with the change trigger off.
+    const teamId = await db.transaction(async (trx) => {
+      await trx.rawQuery('SET LOCAL session_replication_role = replica')
+      const [row] = await trx.table('teams').insert({ alias: 's25-unheard', max_budget: '5' }).returning('id')
+      return Number(row.id)
+    })
+    assert.isUndefined(gw.catalog.teams.get(teamId), 'not loaded here')
+    const [batch] = await db
+      .table('batch_objects')
+      .insert({ kind: 'batch', public_id: 'batch_s25_unheard', upstream_id: 'batch_up_s25', user_id: user.userId, api_key_id: user.keyId, status: 'in_progress', hold: '0.5', team_id: teamId })
+      .returning('id')
+    await gw.batches.holds.sync()
+    const team = gw.catalog.teams.get(teamId)
+    assert.exists(team, 'read when a batch named it')
+    assert.equal(team!.heldPico, toPico('0.5'), "the other instance's batch holds on the team's budget here too")
+    // Billed elsewhere: the next sync releases it from the team.
+    await db.from('batch_objects').where('id', batch.id).update({ billed_at: new Date() })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await gw.batches.holds.sync()
+    assert.equal(team!.heldPico, 0n)
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
   })
 })
 
