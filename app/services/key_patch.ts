@@ -5,6 +5,7 @@ import { keySnapshot, lastDayOf, updateApiKey } from '#actions/update_api_key'
 import { updateKeyValidator } from '#validators/admin'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
+import { wholeNumberField } from '#validators/whole_number_field'
 import { settleMetering } from '#services/settle_metering'
 
 /**
@@ -17,9 +18,9 @@ export const patchKeyValidator = vine.compile(
     name: vine.string().trim().minLength(1).maxLength(100).optional(),
     models: vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500).nullable().optional(),
     expires_on: vine.string().trim().regex(/^\d{4}-\d{2}-\d{2}$/).nullable().optional(),
-    rpm: vine.number().withoutDecimals().min(1).nullable().optional(),
-    tpm: vine.number().withoutDecimals().min(1).nullable().optional(),
-    max_parallel_requests: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
+    rpm: wholeNumberField().min(1).max(2_147_483_647).nullable().optional(),
+    tpm: wholeNumberField().min(1).max(2_147_483_647).nullable().optional(),
+    max_parallel_requests: wholeNumberField().min(1).max(2_147_483_647).nullable().optional(),
     spend_limit: vine.string().trim().regex(/^\d+(\.\d{1,6})?$/).nullable().optional(),
     spend_period: vine.enum(SPEND_PERIODS).nullable().optional(),
     allowed_ips: ipAllowlistArray().nullable().optional(),

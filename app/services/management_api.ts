@@ -8,6 +8,7 @@ import type ModelPrice from '#models/model_price'
 import { AdminInputError } from '#actions/admin_input_error'
 import type { Actor } from '#actions/audit'
 import { GatewayError } from '#exceptions/gateway_error'
+import { recordId } from '#services/record_id'
 
 /**
  * Shared pieces of the management API (/api/admin, app/controllers/api/management):
@@ -36,6 +37,20 @@ export async function managed<T>(work: () => Promise<T>): Promise<T> {
     }
     throw error
   }
+}
+
+/**
+ * A list's id filter or cursor (`?user=`, `?user_id=`, `?before=`), or a
+ * body's record id: absent or empty is none; anything but an id (recordId:
+ * digits) is a 400 naming it. Number() read `0x10` as 16 and `true` as 1,
+ * and made `abc` or an e-mail "no filter": every user's keys instead of one's.
+ */
+export function filterId(value: unknown, name: string): number | null {
+  if (value === undefined || value === null || value === '') return null
+  // recordId trims (a route's segment); a filter is read as written: " 5" is no id.
+  const id = typeof value === 'string' && value.trim() !== value ? null : recordId(value)
+  if (id === null) throw GatewayError.invalidRequest(`${name} must be an id (digits), not ${JSON.stringify(value)?.slice(0, 60)}`, 'invalid_field', name)
+  return id
 }
 
 /** Rows a list answers at most; `next_before` asks for the next ones. */

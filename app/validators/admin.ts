@@ -3,6 +3,7 @@ import { PROVIDER_KINDS } from '#gateway/types'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { adminMessages } from '#validators/admin_messages'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
+import { wholeNumberField } from '#validators/whole_number_field'
 
 /**
  * Validators shared by the ace commands and the admin panel (one rule, one
@@ -31,13 +32,13 @@ export const CHANNEL_TIMEOUT_LIMITS = {
  * is a validation message here, not a database error (a 500) later.
  */
 const INT4_MAX = 2_147_483_647
-const int4 = () => vine.number().withoutDecimals().max(INT4_MAX)
-const tokenBudget = () => vine.number().withoutDecimals().min(0).max(Number.MAX_SAFE_INTEGER)
+const int4 = (signed = false) => wholeNumberField(signed).max(INT4_MAX)
+const tokenBudget = () => wholeNumberField().min(0).max(Number.MAX_SAFE_INTEGER)
 /** A key's life in days: up to a hundred years */
-const lifeDays = () => vine.number().withoutDecimals().min(1).max(36_500)
+const lifeDays = () => wholeNumberField().min(1).max(36_500)
 
 const timeout = (name: keyof typeof CHANNEL_TIMEOUT_LIMITS) =>
-  vine.number().withoutDecimals().min(CHANNEL_TIMEOUT_LIMITS[name].min).max(CHANNEL_TIMEOUT_LIMITS[name].max).optional()
+  wholeNumberField().min(CHANNEL_TIMEOUT_LIMITS[name].min).max(CHANNEL_TIMEOUT_LIMITS[name].max).optional()
 
 export const createUserValidator = vine.compile(
   vine.object({
@@ -77,15 +78,15 @@ export const createChannelValidator = vine.compile(
     models: modelGlobs().notEmpty(),
     modelMapping: vine.record(vine.string().trim().minLength(1)).optional(),
     extraHeaders: vine.record(vine.string()).optional(),
-    priority: int4().min(-INT4_MAX).optional(),
-    weight: vine.number().withoutDecimals().min(0).max(1000).optional(),
+    priority: int4(true).min(-INT4_MAX).optional(),
+    weight: wholeNumberField().min(0).max(1000).optional(),
     enabled: vine.boolean().optional(),
     connectTimeoutMs: timeout('connectTimeoutMs'),
     firstByteTimeoutMs: timeout('firstByteTimeoutMs'),
     idleTimeoutMs: timeout('idleTimeoutMs'),
     totalTimeoutMs: timeout('totalTimeoutMs'),
     /** Channel groups: the plans it is open to (ids; the action checks they exist); empty = every plan */
-    planIds: vine.array(vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER)).maxLength(1000).optional(),
+    planIds: vine.array(wholeNumberField().min(1).max(Number.MAX_SAFE_INTEGER)).maxLength(1000).optional(),
   })
 )
 
@@ -171,8 +172,8 @@ export const createRedemptionCodesValidator = vine.compile(
   vine.object({
     batch: vine.string().trim().minLength(1).maxLength(100),
     perCode: vine.string().trim().regex(/^\d{1,9}(\.\d{1,6})?$/),
-    count: vine.number().withoutDecimals().min(1).max(1000),
-    expiresInDays: vine.number().withoutDecimals().min(1).max(3650).optional(),
+    count: wholeNumberField().min(1).max(1000),
+    expiresInDays: wholeNumberField().min(1).max(3650).optional(),
   })
 )
 

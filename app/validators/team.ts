@@ -2,6 +2,7 @@ import vine from '@vinejs/vine'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { adminMessages } from '#validators/admin_messages'
 import { wholeNumber } from '#gateway/http/whole_number'
+import { wholeNumberField } from '#validators/whole_number_field'
 
 /**
  * A team's settings (app/actions/teams.ts), shared by the panel, the
@@ -15,8 +16,8 @@ export const teamSettingsValidator = vine.compile(
     maxBudget: vine.string().trim().regex(/^\d{1,12}(\.\d{1,6})?$/).nullable().optional(),
     budgetPeriod: vine.enum(SPEND_PERIODS).nullable().optional(),
     models: vine.array(vine.string().trim().minLength(1).maxLength(200)).maxLength(500).nullable().optional(),
-    rpm: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
-    tpm: vine.number().withoutDecimals().min(1).max(2_147_483_647).nullable().optional(),
+    rpm: wholeNumberField().min(1).max(2_147_483_647).nullable().optional(),
+    tpm: wholeNumberField().min(1).max(2_147_483_647).nullable().optional(),
     blocked: vine.boolean().optional(),
   })
 )

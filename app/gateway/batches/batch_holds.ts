@@ -150,6 +150,13 @@ export class BatchHolds {
       `SELECT id, user_id, api_key_id, team_id, hold::text AS hold FROM batch_objects
         WHERE kind = 'batch' AND billed_at IS NULL AND hold > 0`
     )
+    // A batch of a team this process has not loaded (made on another instance in a team created there, its
+    // notice late or lost): the team read first, or the hold, taken once, would never count against its budget here.
+    for (const row of result.rows) {
+      const teamId = row.team_id === null ? null : Number(row.team_id)
+      if (teamId === null || this.#holds.has(Number(row.id)) || this.catalog.teams.get(teamId) !== undefined) continue
+      await this.catalog.teams.unheard(teamId)
+    }
     const unbilled = new Set<number>()
     for (const row of result.rows) {
       const id = Number(row.id)

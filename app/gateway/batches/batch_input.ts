@@ -40,6 +40,9 @@ function refused(message: string, code = 'invalid_batch_file') {
   return GatewayError.invalidRequest(message, code, 'file')
 }
 
+/** A UTF-16 surrogate not part of a pair (with the u flag, a pair is one code point and does not match) */
+const LONE_SURROGATE = /\p{Cs}/u
+
 export function readBatchInput(bytes: Buffer): BatchInput {
   let model: string | null = null
   let endpoint: string | null = null
@@ -56,6 +59,8 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     }
     if (line === null || typeof line !== 'object' || Array.isArray(line)) throw refused(`Line ${number} is not a JSON object`)
     if (typeof line.custom_id !== 'string' || line.custom_id === '') throw refused(`Line ${number} has no custom_id`)
+    // A lone surrogate is U+FFFD in UTF-8: 'x\ud800' and 'x\ud801' would be two ids of one digest (custom_ids.ts), one line billed.
+    if (LONE_SURROGATE.test(line.custom_id)) throw refused(`Line ${number}: custom_id is not valid Unicode text (a lone surrogate)`)
     if (customIds.has(line.custom_id)) throw refused(`Line ${number} repeats the custom_id '${line.custom_id.slice(0, 100)}': each must be unique`)
     customIds.add(line.custom_id)
     digests.add(line.custom_id)

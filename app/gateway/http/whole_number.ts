@@ -16,3 +16,16 @@ export function signedWholeNumber(value: unknown): number {
   return wholeNumber(value)
 }
 
+
+/**
+ * A JSON body's whole-number field (management API, LiteLLM's /key/* and
+ * /team/*) read by the same rule as a form's: a JSON number as sent (its
+ * validator checks it is whole and in range), text as wholeNumber reads it;
+ * null and absent as they are. Anything else (`true`, `[5]`, an object) is
+ * NaN: without this the validators read them as Number() does, `true` as 1
+ * and `[5]` as 5. `signed` allows a leading minus (a channel's priority).
+ */
+export function jsonWholeNumber(value: unknown, signed = false): unknown {
+  if (value === undefined || value === null || typeof value === 'number') return value
+  return signed ? signedWholeNumber(value) : wholeNumber(value)
+}

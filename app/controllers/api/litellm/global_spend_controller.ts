@@ -1,5 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
+import { wholeNumberField } from '#validators/whole_number_field'
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
@@ -14,7 +15,7 @@ import { fieldError, litellmManaged } from '#services/litellm_management'
 /** LiteLLM's /global/spend/* views cover the last 30 days (from the UTC day 30 days before today) */
 const WINDOW_DAYS = 30
 
-const limitValidator = vine.compile(vine.object({ limit: vine.number().withoutDecimals().min(1).max(1000).optional() }))
+const limitValidator = vine.compile(vine.object({ limit: wholeNumberField().min(1).max(1000).optional() }))
 
 /** From 30 days before today to today, UTC days */
 function lastThirtyDays() {

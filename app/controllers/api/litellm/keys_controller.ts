@@ -1,5 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
+import { wholeNumberField } from '#validators/whole_number_field'
 import { DateTime } from 'luxon'
 import ApiKey from '#models/api_key'
 import type { Principal } from '#gateway/types'
@@ -32,8 +33,8 @@ const deleteValidator = vine.compile(
 /** /key/list's paging: LiteLLM's `page` (from 1) and `size` (at most 100 here) */
 const listValidator = vine.compile(
   vine.object({
-    page: vine.number().withoutDecimals().min(1).max(100_000).optional(),
-    size: vine.number().withoutDecimals().min(1).max(100).optional(),
+    page: wholeNumberField().min(1).max(100_000).optional(),
+    size: wholeNumberField().min(1).max(100).optional(),
     user_id: vine.string().trim().minLength(1).optional(),
     key_alias: vine.string().trim().minLength(1).maxLength(100).optional(),
     team_id: vine.string().trim().regex(/^\d{1,15}$/).optional(),

@@ -1,5 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
+import { wholeNumberField } from '#validators/whole_number_field'
 import db from '@adonisjs/lucid/services/db'
 import { findApiKey } from '#actions/revoke_api_key'
 import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
@@ -15,9 +16,9 @@ const MAX_ROWS = 1000
 
 const pageValidator = vine.compile(
   vine.object({
-    page_size: vine.number().withoutDecimals().min(1).max(MAX_ROWS).optional(),
+    page_size: wholeNumberField().min(1).max(MAX_ROWS).optional(),
     // A row id is exact as a JS number up to 15 digits (record_id.ts): a larger one is refused here, not by Postgres.
-    before: vine.number().withoutDecimals().min(1).max(999_999_999_999_999).optional(),
+    before: wholeNumberField().min(1).max(999_999_999_999_999).optional(),
   })
 )
 

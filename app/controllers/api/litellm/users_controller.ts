@@ -1,5 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
+import { wholeNumberField } from '#validators/whole_number_field'
 import db from '@adonisjs/lucid/services/db'
 import User from '#models/user'
 import Plan from '#models/plan'
@@ -18,8 +19,8 @@ import { fieldError, litellmKeyJson, litellmManaged, litellmUserJson, modelGlobs
 
 const listValidator = vine.compile(
   vine.object({
-    page: vine.number().withoutDecimals().min(1).max(100_000).optional(),
-    page_size: vine.number().withoutDecimals().min(1).max(100).optional(),
+    page: wholeNumberField().min(1).max(100_000).optional(),
+    page_size: wholeNumberField().min(1).max(100).optional(),
   })
 )
 

@@ -25,6 +25,7 @@ export default class UtilsController {
     let total: number
     if (body.messages !== undefined && body.messages !== null) {
       if (!Array.isArray(body.messages)) throw fieldError('messages', 'a list of chat messages is expected')
+      assertChatMessages(body.messages)
       total = await countChatPromptTokens(body.messages)
     } else if (body.prompt !== undefined && body.prompt !== null) {
       if (typeof body.prompt !== 'string') throw fieldError('prompt', 'a string is expected')
@@ -50,4 +51,23 @@ export default class UtilsController {
       status_code: null,
     })
   }
+}
+
+/**
+ * Each message an object whose content is text, a list of parts or absent,
+ * and whose tool calls a list: the tokenizer skipped anything else, so
+ * `[1, "x", null]` or `content: 5` was answered as a count (of framing
+ * only) that no upstream would ever bill, where a generation refuses it.
+ */
+function assertChatMessages(messages: unknown[]) {
+  messages.forEach((message, i) => {
+    const at = `messages[${i}]`
+    if (message === null || typeof message !== 'object' || Array.isArray(message)) throw fieldError(at, 'a chat message object is expected')
+    const { content, tool_calls: toolCalls, name } = message as Record<string, unknown>
+    if (content !== undefined && content !== null && typeof content !== 'string' && !Array.isArray(content)) {
+      throw fieldError(`${at}.content`, 'text or a list of content parts is expected')
+    }
+    if (toolCalls !== undefined && toolCalls !== null && !Array.isArray(toolCalls)) throw fieldError(`${at}.tool_calls`, 'a list is expected')
+    if (name !== undefined && name !== null && typeof name !== 'string') throw fieldError(`${at}.name`, 'a string is expected')
+  })
 }

@@ -8,7 +8,7 @@ import { patchApiKey } from '#services/key_patch'
 import { setApiKeyBlocked } from '#actions/block_api_key'
 import { regenerateApiKey } from '#actions/regenerate_api_key'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
-import { apiActor, keyJson, keysetPage, managed, numberAsText } from '#services/management_api'
+import { apiActor, filterId, keyJson, keysetPage, managed, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { findTeam, setKeyTeam } from '#actions/teams'
 
@@ -23,8 +23,8 @@ export default class ManagementKeysController {
   /** GET /api/admin/keys[?user=id][&before=id]: newest first, 100 a page. */
   async index({ request }: HttpContext) {
     await settleMetering()
-    const user = Number(request.input('user')) || null
-    const before = Number(request.input('before')) || null
+    const user = filterId(request.input('user'), 'user')
+    const before = filterId(request.input('before'), 'before')
     return keysetPage((limit) => {
       const query = ApiKey.query().orderBy('id', 'desc').limit(limit)
       if (user) query.where('user_id', user)

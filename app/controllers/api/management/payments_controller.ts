@@ -1,6 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import Payment from '#models/payment'
-import { keysetPage, money } from '#services/management_api'
+import { filterId, keysetPage, money } from '#services/management_api'
 
 const STATUSES = new Set(['pending', 'paid', 'expired', 'failed'])
 
@@ -8,8 +8,8 @@ export default class ManagementPaymentsController {
   /** GET /api/admin/payments[?status=][&user_id=][&before=id]: card top-ups, newest first. */
   async index({ request }: HttpContext) {
     const status = String(request.input('status', '') ?? '')
-    const userId = Number(request.input('user_id')) || null
-    const before = Number(request.input('before')) || null
+    const userId = filterId(request.input('user_id'), 'user_id')
+    const before = filterId(request.input('before'), 'before')
     return keysetPage(
       (limit) => {
         const query = Payment.query().orderBy('id', 'desc').limit(limit)

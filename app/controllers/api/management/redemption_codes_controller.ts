@@ -3,14 +3,14 @@ import RedemptionCode from '#models/redemption_code'
 import { createRedemptionCodes } from '#actions/create_redemption_codes'
 import { disableRedemptionCodes } from '#actions/disable_redemption_code'
 import { createRedemptionCodesValidator } from '#validators/admin'
-import { apiActor, codeJson, keysetPage, managed, money, numberAsText } from '#services/management_api'
+import { apiActor, codeJson, filterId, keysetPage, managed, money, numberAsText } from '#services/management_api'
 
 
 export default class ManagementRedemptionCodesController {
   /** GET /api/admin/redemption-codes[?batch=name][&before=id]: the codes' hints and states, never the codes. */
   async index({ request }: HttpContext) {
     const batch = String(request.input('batch', '') ?? '').trim()
-    const before = Number(request.input('before')) || null
+    const before = filterId(request.input('before'), 'before')
     return keysetPage((limit) => {
       const query = RedemptionCode.query().orderBy('id', 'desc').limit(limit)
       if (batch) query.where('batch', batch)
@@ -48,7 +48,7 @@ export default class ManagementRedemptionCodesController {
   async disable(ctx: HttpContext) {
     return managed(async () => {
       const body = ctx.request.body()
-      const target = body.id !== undefined ? { id: Number(body.id) } : { batch: String(body.batch ?? '') }
+      const target = body.id !== undefined ? { id: filterId(body.id, 'id') ?? 0 } : { batch: String(body.batch ?? '') }
       const disabled = await disableRedemptionCodes(target, apiActor(ctx))
       return { object: 'redemption_disable', disabled }
     })

@@ -4,7 +4,7 @@ import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
 import { spendByTag } from '#services/tag_spend'
 import { spendByEndUser } from '#services/end_user_spend'
-import { keysetPage, managed, money } from '#services/management_api'
+import { filterId, keysetPage, managed, money } from '#services/management_api'
 import { loggedBodies } from '#services/logged_bodies'
 import { GatewayError } from '#exceptions/gateway_error'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
@@ -31,7 +31,7 @@ export default class ManagementUsageController {
   async index({ request }: HttpContext) {
     const filters = await filtersOf(request.qs())
     const userId = await userIdOf(filters.user)
-    const before = Number(request.input('before')) || null
+    const before = filterId(request.input('before'), 'before')
     // Calls that just ended belong in the answer (the meter writes behind).
     await settleMetering()
     const page = await keysetPage(

@@ -10,7 +10,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { createUserValidator } from '#validators/admin'
 import { ledgerEntryValidator } from '#validators/panel'
 import { datesOf, usageMonthValidator } from '#validators/usage_period'
-import { apiActor, keysetPage, managed, money, userJson } from '#services/management_api'
+import { apiActor, filterId, keysetPage, managed, money, userJson } from '#services/management_api'
 import db from '@adonisjs/lucid/services/db'
 import { currentPeriod } from '#gateway/types'
 import { fromPico, toPico } from '#gateway/metering/money'
@@ -31,7 +31,7 @@ export default class ManagementUsersController {
   /** GET /api/admin/users[?email=part][&before=id]: newest first, 100 a page. */
   async index({ request }: HttpContext) {
     const email = String(request.input('email', '') ?? '').trim()
-    const before = Number(request.input('before')) || null
+    const before = filterId(request.input('before'), 'before')
     const plans = await planNames()
     return keysetPage((limit) => {
       const query = User.query().orderBy('id', 'desc').limit(limit)
