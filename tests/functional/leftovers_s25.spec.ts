@@ -1,6 +1,10 @@
 import http from 'node:http'
 import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import { createPlan } from '#actions/create_plan'
 import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 
 /**
@@ -82,5 +86,78 @@ test.group('Leftovers (s25): /utils/token_counter in flight', (group) => {
     } finally {
       stalled?.destroy()
     }
+  })
+})
+
+/** Written as a query string, each was a number to Vine's number() (Number()): 16, 1000, 5. */
+const LOOSE_DIGITS = ['0x10', '1e3', ' 5']
+/** The same in a form (whose fields the body parser trims: " 5" is 5 there, as typed into a field) */
+const LOOSE_FORM_DIGITS = ['0x10', '1e3', '+5', '0b1']
+
+test.group('Leftovers (s25): whole numbers in the portal and the panel', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test("the portal's key form refuses 0x10, 1e3, +5 or 0b1 as days or team; an empty field is no expiry", async ({ assert }) => {
+    const user = await seedUser()
+    const portal = new PanelClient()
+    await portal.login(user.email, 'password123')
+    const keys = async () => Number((await db.from('api_keys').where('user_id', user.userId).count('* as n'))[0].n)
+    const before = await keys()
+    for (const value of LOOSE_FORM_DIGITS) {
+      for (const field of ['expires_in_days', 'team']) {
+        await portal.get('/dashboard/keys')
+        const answer = await portal.post('/dashboard/keys', { name: `loose-${field}`, [field]: value })
+        assert.equal(answer.status, 302, `${field}=${JSON.stringify(value)}`)
+        assert.equal(await keys(), before, `${field}=${JSON.stringify(value)} made a key`)
+      }
+    }
+    await portal.get('/dashboard/keys')
+    const made = await portal.post('/dashboard/keys', { name: 'no-expiry', expires_in_days: '', team: '' })
+    assert.equal(made.status, 200, 'the page with the new key')
+    const row = await db.from('api_keys').where('user_id', user.userId).where('name', 'no-expiry').first()
+    assert.isNull(row.expires_at)
+    assert.isNull(row.team_id)
+  })
+
+  test('the portal usage filters refuse ?key=0x10 and ?page=1e3 (422); an empty ?key= or ?page= is no filter', async ({ assert }) => {
+    const user = await seedUser()
+    const portal = new PanelClient()
+    await portal.login(user.email, 'password123')
+    for (const value of LOOSE_DIGITS) {
+      for (const field of ['key', 'page']) {
+        const path = `/dashboard/usage?${field}=${encodeURIComponent(value)}`
+        const page = await portal.get(path)
+        assert.equal(page.status, 422, path)
+        assert.equal((await portal.get(path.replace('/usage?', '/usage.csv?'))).status, 422, `${path} (CSV)`)
+      }
+    }
+    assert.equal((await portal.get('/dashboard/usage?key=&page=&model=&status=')).status, 200)
+    assert.equal((await portal.get(`/dashboard/usage?key=${user.keyId}&page=1`)).status, 200)
+  })
+
+  test("the panel's batch list refuses ?before=0x10 (422); an empty ?before= is the first page; a user's plan given loosely is refused, an empty one is none", async ({ assert }) => {
+    await createUser({ email: 'digits25-admin@test.local', password: 'admin-password', role: 'admin' })
+    const plan = await createPlan({ name: 'digits25-plan' })
+    const panel = new PanelClient()
+    await panel.login('digits25-admin@test.local', 'admin-password')
+    for (const value of LOOSE_DIGITS) {
+      const page = await panel.get(`/admin/batches?before=${encodeURIComponent(value)}`)
+      assert.equal(page.status, 422, value)
+      assert.include(textOf(page.html), 'must be a batch id')
+    }
+    assert.equal((await panel.get('/admin/batches?before=&owner=&status=&kind=')).status, 200)
+
+    for (const value of [`0x${plan.id.toString(16)}`, `${plan.id}e0`, `+${plan.id}`]) {
+      await panel.get('/admin/users/new')
+      await panel.post('/admin/users', { email: `loose-${value.trim()}@test.local`, role: 'user', planId: value })
+      assert.isNull(await db.from('users').where('email', `loose-${value.trim()}@test.local`).first(), value)
+    }
+    await panel.get('/admin/users/new')
+    await panel.post('/admin/users', { email: 'planless25@test.local', role: 'user', planId: '' })
+    const planless = await db.from('users').where('email', 'planless25@test.local').first()
+    assert.isNotNull(planless)
+    assert.isNull(planless.plan_id)
   })
 })
