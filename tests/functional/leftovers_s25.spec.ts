@@ -3,7 +3,10 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createPlan } from '#actions/create_plan'
-import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { createApiKey } from '#actions/issue_api_key'
+import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { toPico } from '#gateway/metering/money'
+import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 
@@ -159,5 +162,64 @@ test.group('Leftovers (s25): whole numbers in the portal and the panel', (group)
     const planless = await db.from('users').where('email', 'planless25@test.local').first()
     assert.isNotNull(planless)
     assert.isNull(planless.plan_id)
+  })
+})
+
+test.group('Leftovers (s25): a plan this instance has not loaded yet', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock({ text: 'priced answer' })
+    await seedChannel({ name: 'priced', baseUrl: mock.url, models: ['priced-model'] })
+    // $3 / $15 per 1M tokens: 3,000,000 and 15,000,000 pico-USD per token.
+    await seedPrice('priced-model', '3', '15')
+    return () => mock.stop()
+  })
+
+  test("a user on a plan whose notice never came is priced with the plan's multiplier and held to its models; the plans read for all the calls, not per call", async ({ assert }) => {
+    const gw = await gateway()
+    // Another instance's plan (or a notice still on its way): inserted with the change trigger off.
+    const planId = await db.transaction(async (trx) => {
+      await trx.rawQuery('SET LOCAL session_replication_role = replica')
+      const [row] = await trx.table('plans').insert({ name: 's25-unheard-plan', price_multiplier: '2', allowed_models: JSON.stringify(['priced-*']) }).returning('id')
+      return Number(row.id)
+    })
+    assert.isUndefined(gw.catalog.plans.get(planId), 'not loaded here')
+    const { user } = await createUser({ email: 's25-plan@test.local', password: 'password123', plan: 's25-unheard-plan' })
+    const { key } = await createApiKey({ userRef: 's25-plan@test.local' })
+    await postLedgerEntry({ userRef: 's25-plan@test.local', kind: 'topup', amount: '10' })
+
+    // Several calls at once: the plans read for all of them, not once each.
+    let planReads = 0
+    const load = gw.catalog.loadPlans.bind(gw.catalog)
+    gw.catalog.loadPlans = async () => {
+      planReads++
+      return load()
+    }
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => post('/v1/chat/completions', { model: 'priced-model', messages: [{ role: 'user', content: 'hello there' }] }, { authorization: `Bearer ${key}` }))
+      )
+      for (const answer of answers) assert.equal(answer.status, 200, await answer.clone().text())
+      // Shared: the first miss's read, and at most one after it for those that came while it was out (SharedReload).
+      assert.isAtLeast(planReads, 1)
+      assert.isAtMost(planReads, 2, 'the concurrent misses shared the reads')
+      const reads = planReads
+      // Known now: no read for the next call.
+      const refused = await post('/v1/chat/completions', { model: 'other-model', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` })
+      assert.equal(refused.status, 403, "the plan's model globs apply")
+      assert.equal(planReads, reads, 'a known plan is never read per request')
+    } finally {
+      delete (gw.catalog as any).loadPlans
+    }
+    const rows = await usageRows(user.id)
+    const priced = rows.filter((row: any) => row.model === 'priced-model')
+    assert.lengthOf(priced, 6)
+    for (const row of priced) {
+      const list = BigInt(row.prompt_tokens) * 3_000_000n + BigInt(row.completion_tokens) * 15_000_000n
+      assert.isAbove(Number(list), 0)
+      assert.equal(toPico(row.cost), list * 2n, "priced with the plan's multiplier")
+    }
   })
 })
