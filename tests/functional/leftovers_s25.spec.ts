@@ -223,3 +223,28 @@ test.group('Leftovers (s25): a plan this instance has not loaded yet', (group) =
     }
   })
 })
+
+test.group('Leftovers (s25): /api/status names no model of a channel closed to some plans', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test('per-model cool-downs are listed for channels open to every plan only', async ({ assert }) => {
+    const gw = await gateway()
+    const plan = await createPlan({ name: 's25-status-plan' })
+    const closed = await seedChannel({ name: 's25-closed', baseUrl: 'http://127.0.0.1:9', models: ['s25-private-*'], planIds: [plan.id] })
+    const open = await seedChannel({ name: 's25-open', baseUrl: 'http://127.0.0.1:9', models: ['s25-public-*'] })
+    gw.health.rateLimited(closed.id, 's25-private-model', 'HTTP 429', 60_000)
+    gw.health.rateLimited(open.id, 's25-public-model', 'HTTP 429', 60_000)
+    try {
+      const answer = await fetch(`${baseUrl()}/api/status`)
+      const text = await answer.text()
+      const status = JSON.parse(text)
+      assert.deepInclude(status.model_cooldowns.map((c: any) => [c.channel_id, c.model]), [open.id, 's25-public-model'])
+      assert.notInclude(text, 's25-private-model', 'a model only some plans reach is not named publicly')
+      assert.notInclude(status.model_cooldowns.map((c: any) => c.channel_id), closed.id)
+    } finally {
+      await gw.health.reset()
+    }
+  })
+})
