@@ -248,3 +248,33 @@ test.group('Leftovers (s25): /api/status names no model of a channel closed to s
     }
   })
 })
+
+test.group('Leftovers (s25): stored-response ids no response can have', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test('GET, DELETE and input_items of an id with NUL or control characters: OpenAI\'s not-found error naming response_id', async ({ assert }) => {
+    const user = await seedUser()
+    const auth = { authorization: `Bearer ${user.key}` }
+    // (A lone surrogate cannot come this way: its percent-encoding is no UTF-8, the URL's own 400 invalid_url.)
+    for (const id of ['%00', 'resp_%00abc', 'resp_%01', 'resp_%1F', 'resp_%7F', '%0A']) {
+      for (const [method, suffix] of [['GET', ''], ['DELETE', ''], ['GET', '/input_items']]) {
+        for (const prefix of ['/v1', '']) {
+          const label = `${method} ${prefix}/responses/${id}${suffix}`
+          const answer = await fetch(`${baseUrl()}${prefix}/responses/${id}${suffix}`, { method, headers: auth })
+          const text = await answer.text()
+          assert.equal(answer.status, 404, `${label}: ${text}`)
+          const body = JSON.parse(text)
+          assert.include(body.error, { type: 'invalid_request_error', param: 'response_id', code: 'not_found' }, label)
+          assert.match(body.error.message, /^Response with id '.*' not found\.$/, label)
+          assert.notMatch(body.error.message, /[\u0000-\u001f\u007f]/, label)
+        }
+      }
+    }
+    // An ordinary unknown id: the same error.
+    const unknown = await fetch(`${baseUrl()}/v1/responses/resp_unknown`, { headers: auth })
+    assert.equal(unknown.status, 404)
+    assert.include(((await unknown.json()) as any).error, { type: 'invalid_request_error', param: 'response_id', code: 'not_found' })
+  })
+})
