@@ -190,7 +190,8 @@ export class Catalog {
   async ensureLoaded() {
     if (this.#loaded) return
     this.#loading ??= Promise.all([
-      this.loadPlans(),
+      // Through the shared reload: a notice's or a miss's read out meanwhile is never overtaken by an older one.
+      this.#planReloads.run(),
       this.loadChannels(),
       this.loadPrices(),
       this.loadFallbacks(),
