@@ -5,7 +5,7 @@
  * out only the oldest entries, never the whole map (the names in use are
  * looked up again at once and go back in at the young end).
  */
-export function rememberBounded<V>(memo: Map<string, V>, key: string, value: V, limit: number) {
+export function rememberBounded<K, V>(memo: Map<K, V>, key: K, value: V, limit: number) {
   if (memo.size >= limit) {
     for (const oldest of memo.keys()) {
       memo.delete(oldest)

@@ -14,6 +14,7 @@ import { priceRatioOf } from '#gateway/metering/pricing'
 import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
 import { EndUserPolicies } from '#gateway/end_users/end_user_policies'
 import { TeamPolicies } from '#gateway/teams/team_policies'
+import { SharedReload } from '#gateway/shared_reload'
 import {
   currentPeriod,
   type ChannelInfo,
@@ -92,6 +93,10 @@ const KEY_TTL_MS = 60_000
  * random keys only ever pushes out other random keys.
  */
 const UNKNOWN_KEY_LIMIT = 10_000
+/** A plan id users name that a read did not find is read for at most this often (unheardPlan) */
+const UNKNOWN_PLAN_RECHECK_MS = 1_000
+/** Unknown plan ids remembered (only a deleted plan a cached user still names: few) */
+const UNKNOWN_PLAN_LIMIT = 1_000
 const NO_FALLBACKS: readonly string[] = Object.freeze([])
 /** Model names whose price and fallbacks are remembered (client-chosen names: bounded, oldest forgotten first) */
 const MODEL_MEMO_LIMIT = 10_000
@@ -109,6 +114,10 @@ interface CachedKey {
  */
 export class Catalog {
   plans = new Map<number, PlanInfo>()
+  /** Reads of the plans table on notices and misses: shared, and one asked for during a read gets one more after it */
+  #planReloads = new SharedReload(() => this.loadPlans())
+  /** Plan ids users named that a read did not find, and when (unheardPlan) */
+  #unknownPlans = new Map<number, number>()
   channels: ChannelInfo[] = []
   prices: PriceInfo[] = []
   /** Bumped whenever channels change, so dependants (the router) rebuild */
@@ -181,7 +190,8 @@ export class Catalog {
   async ensureLoaded() {
     if (this.#loaded) return
     this.#loading ??= Promise.all([
-      this.loadPlans(),
+      // Through the shared reload: a notice's or a miss's read out meanwhile is never overtaken by an older one.
+      this.#planReloads.run(),
       this.loadChannels(),
       this.loadPrices(),
       this.loadFallbacks(),
@@ -217,6 +227,24 @@ export class Catalog {
       })
     }
     this.plans = plans
+  }
+
+  /**
+   * The plan of a user whose plan this map does not hold: created (or the
+   * user moved onto it) moments ago, its notice not applied yet, or lost.
+   * Read again, not served as planless (fewer channels, no model globs, no
+   * price multiplier). Concurrent misses share one read; an id still unknown
+   * after a read (a plan deleted since) is read for at most once a second.
+   * A known plan never gets here: one map lookup per request.
+   */
+  async unheardPlan(planId: number): Promise<PlanInfo | undefined> {
+    const checked = this.#unknownPlans.get(planId)
+    if (checked !== undefined && Date.now() - checked < UNKNOWN_PLAN_RECHECK_MS) return undefined
+    await this.#planReloads.run()
+    const plan = this.plans.get(planId)
+    this.#unknownPlans.delete(planId)
+    if (plan === undefined) rememberBounded(this.#unknownPlans, planId, Date.now(), UNKNOWN_PLAN_LIMIT)
+    return plan
   }
 
   async loadChannels() {
@@ -541,7 +569,7 @@ export class Catalog {
     const id = Number(rawId)
     switch (table) {
       case 'plans':
-        return this.loadPlans()
+        return this.#planReloads.run()
       case 'channels':
         return this.loadChannels()
       case 'model_prices':

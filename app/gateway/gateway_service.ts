@@ -161,6 +161,20 @@ export class GatewayService {
   }
 
   /**
+   * A request the gateway answers itself with no usage row (LiteLLM's token
+   * counter: tokenizer work, no upstream): admitted like a request (503 while
+   * draining or at the in-flight bound), its place held until its response
+   * closes. Without it, a key's calls to it ran beside MAX_INFLIGHT, and on
+   * through a shutdown.
+   */
+  admitUnmetered(res: ServerResponse): void {
+    const release = this.admitSession({ abort: new AbortController() })
+    // A client gone while its body was read: its 'close' has been and gone.
+    if (res.destroyed) release()
+    else res.once('close', release)
+  }
+
+  /**
    * The account of one response of an admitted realtime session: metered as
    * any request is (its row, its charge, the key's token windows), outside the
    * in-flight count (the session holds that place) and never refused.

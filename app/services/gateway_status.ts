@@ -19,12 +19,16 @@ function channelCounts(gateway: Gateway) {
 
 /**
  * (channel, upstream model) pairs cooling down after a 429 or a 403, with the
- * wait left; the upstream's message stays in channel:list and the panel.
+ * wait left; the upstream's message stays in channel:list and the panel. Only
+ * channels open to every plan: the answer is public, and a model served only
+ * to some plans (channels.plan_ids) is not named to anyone who asks.
  */
 function modelCooldowns(gateway: Gateway) {
   const now = Date.now()
   const out: Array<{ channel_id: number; model: string; reason: string; retry_after_seconds: number }> = []
+  const openToAll = new Set(gateway.catalog.channels.filter((c) => c.planIds == null || c.planIds.length === 0).map((c) => c.id))
   for (const channelId of gateway.health.channelsWithModelCooldowns(now)) {
+    if (!openToAll.has(channelId)) continue
     for (const c of gateway.health.modelCooldowns(channelId, now)) {
       out.push({ channel_id: channelId, model: c.model, reason: c.kind, retry_after_seconds: Math.ceil((c.until - now) / 1000) })
     }

@@ -1,6 +1,7 @@
 import vine, { SimpleMessagesProvider } from '@vinejs/vine'
 import { adminMessages } from '#validators/admin_messages'
 import { BATCH_STATUS_FILTERS } from '#services/batch_statuses'
+import { wholeNumberField } from '#validators/whole_number_field'
 
 /**
  * Admin panel forms whose shape differs from the ace flags (ids from
@@ -8,7 +9,8 @@ import { BATCH_STATUS_FILTERS } from '#services/batch_statuses'
  * reuse the validators in ./admin.ts, shared with the ace commands.
  */
 
-const planId = vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER).optional()
+/** Digits only (whole_number_field.ts); the select's "no plan" is null (the body parser), so absent. */
+const planId = wholeNumberField().min(1).max(Number.MAX_SAFE_INTEGER).optional()
 
 export const panelCreateUserValidator = vine.compile(
   vine.object({
@@ -67,7 +69,8 @@ export const batchFiltersValidator = vine.compile(
     owner: vine.string().trim().maxLength(254).optional(),
     status: vine.enum(BATCH_STATUS_FILTERS).optional(),
     kind: vine.enum(['openai', 'anthropic'] as const).optional(),
-    before: vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    // Digits only: ?before=0x10 was page 16's cursor. An empty value is dropped by the controller (no cursor).
+    before: wholeNumberField().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   })
 )
 batchFiltersValidator.messagesProvider = new SimpleMessagesProvider({

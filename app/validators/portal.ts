@@ -1,8 +1,14 @@
 import vine from '@vinejs/vine'
 import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { ipAllowlistText } from '#validators/ip_allowlist'
+import { wholeNumberField } from '#validators/whole_number_field'
 
-/** Forms of the user portal, compiled once. Messages come from resources/lang/<locale>/validator.json. */
+/**
+ * Forms of the user portal, compiled once. Messages come from resources/lang/<locale>/validator.json.
+ * Whole numbers are digits only (whole_number_field.ts): `0x10`, `1e3` or ` 5` are refused, not read
+ * as Number() reads them. An empty field never reaches them: a form's is null (the body parser), and
+ * the usage filters drop an empty query value (?key= is "any key").
+ */
 
 const password = () => vine.string().minLength(8).maxLength(128)
 
@@ -28,7 +34,7 @@ const USD = /^\d{1,12}(\.\d{1,6})?$/
 export const createKeyValidator = vine.compile(
   vine.object({
     name: vine.string().trim().minLength(1).maxLength(100),
-    expires_in_days: vine.number().withoutDecimals().min(1).max(3650).optional(),
+    expires_in_days: wholeNumberField().min(1).max(3650).optional(),
     /** Comma-separated model names or globs, inside the plan */
     models: vine.string().trim().maxLength(2000).optional(),
     spend_limit: vine.string().trim().regex(USD).optional(),
@@ -36,7 +42,7 @@ export const createKeyValidator = vine.compile(
     /** Addresses and CIDR ranges the key may be used from, comma or space separated; empty = any */
     allowed_ips: ipAllowlistText().optional(),
     /** A team the user is an admin member of (checked by the action); empty: none */
-    team: vine.number().withoutDecimals().min(1).optional(),
+    team: wholeNumberField().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   })
 )
 
@@ -56,7 +62,7 @@ export const usageFilterValidator = vine.compile(
   vine.object({
     model: vine.string().trim().maxLength(200).optional(),
     // Ids are bigints; past 2^53 a JavaScript number is no id (and Postgres would refuse 1e20).
-    key: vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    key: wholeNumberField().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
     status: vine.enum(['ok', 'error']).optional(),
     // A request tag as the gateway accepts one (app/gateway/metering/request_tags.ts).
     tag: vine.string().trim().regex(/^[A-Za-z0-9_.:/-]{1,64}$/).optional(),
@@ -65,7 +71,7 @@ export const usageFilterValidator = vine.compile(
     // Not after `to`: the page says so beside the date fields (as the admin panel's Usage page does), never an empty list.
     from: vine.date({ formats: ['YYYY-MM-DD'] }).beforeOrSameAs('to').optional(),
     to: vine.date({ formats: ['YYYY-MM-DD'] }).optional(),
-    page: vine.number().withoutDecimals().min(1).max(100000).optional(),
+    page: wholeNumberField().min(1).max(100000).optional(),
   })
 )
 

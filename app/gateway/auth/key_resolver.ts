@@ -56,7 +56,8 @@ export async function resolvePrincipal(catalog: Catalog, rawKey: string | null, 
   const user = catalog.cachedUser(key.userId) ?? (await catalog.user(key.userId))
   if (!user) throw GatewayError.invalidApiKey('Invalid API key')
   if (user.disabled) throw GatewayError.invalidApiKey('The account owning this API key is disabled')
-  const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? null)
+  // A plan not loaded here yet (made or assigned moments ago, its notice late or lost) is read, once for all who ask.
+  const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? (await catalog.unheardPlan(user.planId)) ?? null)
   // A key in no team (the usual case) pays this one test; a team not heard of yet is read; one deleted since leaves the key without one.
   const team = key.teamId === null ? null : (catalog.teams.get(key.teamId) ?? (await catalog.teams.unheard(key.teamId)) ?? null)
   if (team !== null && team.blocked) throw GatewayError.invalidApiKey(`This API key's team '${team.alias}' is blocked`)

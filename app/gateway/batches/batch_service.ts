@@ -150,7 +150,7 @@ export class BatchService {
     const sums = upstream === null ? noUsage() : await this.#usageOf(row, upstream)
     // The owner's plan prices it now, as a request is priced when it runs.
     const user = await this.catalog.user(row.user_id)
-    const plan = user?.planId ? (this.catalog.plans.get(user.planId) ?? null) : null
+    const plan = user?.planId ? (this.catalog.plans.get(user.planId) ?? (await this.catalog.unheardPlan(user.planId)) ?? null) : null
     const price = priceForPlan(this.catalog.priceFor(row.model ?? ''), plan)
     const cost = batchCost(price, billedUsage(sums), sums.requests)
     const billedAt = new Date()

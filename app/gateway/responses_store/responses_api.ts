@@ -143,13 +143,27 @@ async function readable(gw: Gateway, call: ApiCall, id: string): Promise<StoredR
 }
 
 async function owned(gw: Gateway, call: ApiCall, id: string): Promise<StoredResponse> {
-  const stored = id.length > 128 ? null : await gw.responses.find(id, call.principal.user.id)
+  const stored = mayExist(id) ? await gw.responses.find(id, call.principal.user.id) : null
   if (stored === null) throw notFound(id)
   return stored
 }
 
+/**
+ * Could a response have this id? Ours and the upstreams' are short ASCII. One
+ * longer than 128, with a control character or a lone surrogate is unknown
+ * without a read: a NUL reached Postgres, whose refusal was answered as the
+ * generic 400 invalid_value instead of OpenAI's not found.
+ */
+function mayExist(id: string): boolean {
+  return id.length <= 128 && !/[\u0000-\u001f\u007f]/.test(id) && id.isWellFormed()
+}
+
+/** OpenAI's answer for an unknown id (its control characters and lone surrogates shown as U+FFFD). */
 function notFound(id: string): GatewayError {
-  return new GatewayError(404, 'not_found', `Response with id '${id.slice(0, 128)}' not found.`, 'invalid_request_error')
+  const shown = id.slice(0, 128).replace(/[\u0000-\u001f\u007f]/g, '\uFFFD').toWellFormed()
+  const error = new GatewayError(404, 'not_found', `Response with id '${shown}' not found.`, 'invalid_request_error')
+  error.param = 'response_id'
+  return error
 }
 
 /**

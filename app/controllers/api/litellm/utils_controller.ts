@@ -16,6 +16,9 @@ import { fieldError } from '#services/litellm_management'
  */
 export default class UtilsController {
   async tokenCounter({ principal, request, response }: HttpContext) {
+    const gateway = await app.container.make('gateway')
+    // In flight like the /v1 calls (the key's max_parallel was taken at auth): the global bound, refused while draining.
+    gateway.service.admitUnmetered(response.response)
     const body = request.body()
     const model = body.model
     if (typeof model !== 'string' || model === '') throw fieldError('model', 'a model name is required')
@@ -33,7 +36,6 @@ export default class UtilsController {
     } else {
       throw GatewayError.invalidRequest('prompt or messages is required: the text to count', 'missing_required_parameter', 'messages')
     }
-    const gateway = await app.container.make('gateway')
     let used = model
     try {
       used = gateway.service.router(principal.plan).route(model)[0]?.upstreamModel ?? model
