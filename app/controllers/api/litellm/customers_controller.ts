@@ -21,6 +21,8 @@ export default class LiteLLMCustomersController {
       const id = customerId(body.user_id)
       const owner = await customerOwner(ctx)
       const input = settingsOf(body, String(owner.id), id)
+      // LiteLLM: a max_budget without a budget_duration never resets (the end user's whole life).
+      if (input.monthlyLimit !== undefined && !('budget_duration' in body)) input.budgetPeriod = null
       const listed = (await endUsersOf(owner.id, id)).find((e) => e.listed)
       if (listed) throw fieldError('user_id', `customer "${id}" already exists: change it with /customer/update`)
       return this.#saved(ctx, owner.id, input)
