@@ -233,6 +233,7 @@ const ManagementPricesController = () => import('#controllers/api/management/pri
 const ManagementSettingsController = () => import('#controllers/api/management/settings_controller')
 const ManagementEndUsersController = () => import('#controllers/api/management/end_users_controller')
 const ManagementTeamsController = () => import('#controllers/api/management/teams_controller')
+const ManagementBudgetsController = () => import('#controllers/api/management/budgets_controller')
 router
   .group(() => {
     router.get('/users', [ManagementUsersController, 'index']).as('users.index')
@@ -257,6 +258,11 @@ router
     router.get('/end-users', [ManagementEndUsersController, 'index']).as('end_users.index')
     router.post('/end-users', [ManagementEndUsersController, 'store']).as('end_users.store')
     router.delete('/end-users', [ManagementEndUsersController, 'destroy']).as('end_users.destroy')
+    router.get('/budgets', [ManagementBudgetsController, 'index']).as('budgets.index')
+    router.post('/budgets', [ManagementBudgetsController, 'store']).as('budgets.store')
+    router.get('/budgets/:budget_id', [ManagementBudgetsController, 'show']).as('budgets.show')
+    router.patch('/budgets/:budget_id', [ManagementBudgetsController, 'update']).as('budgets.update')
+    router.delete('/budgets/:budget_id', [ManagementBudgetsController, 'destroy']).as('budgets.destroy')
     router.get('/teams', [ManagementTeamsController, 'index']).as('teams.index')
     router.post('/teams', [ManagementTeamsController, 'store']).as('teams.store')
     router.get('/teams/:id', [ManagementTeamsController, 'show']).as('teams.show')

@@ -127,7 +127,9 @@ test.group('LiteLLM budgets (/budget/*) and customer limits', (group) => {
     assert.equal((await chat(owner.key, 's-2')).status, 200)
     // $0.022 each spent: a budget of $0.02 refuses both, with no request to either customer's settings.
     await litellm('POST', '/budget/update', { budget_id: 'shared', max_budget: 0.02 })
-    assert.isTrue(await eventually(async () => (await chat(owner.key, 's-1')).status === 402))
+    // Neither customer's row changed: the budget's notice alone reloads them (no chat meanwhile: each would spend).
+    for (const id of ['s-1', 's-2']) assert.isTrue(await loaded(owner.userId, id, (p) => p.maxBudgetPico === 20_000_000_000n))
+    assert.equal((await chat(owner.key, 's-1')).status, 402)
     const openai = await chat(owner.key, 's-2')
     assert.equal(openai.status, 402)
     assert.equal(openai.body.error.code, 'end_user_budget_exceeded')
@@ -138,7 +140,8 @@ test.group('LiteLLM budgets (/budget/*) and customer limits', (group) => {
     // A daily budget: this month's spend was today's, still over.
     const daily = await litellm('POST', '/budget/update', { budget_id: 'shared', max_budget: 0.03, budget_duration: '1d' })
     assert.equal(daily.status, 200, JSON.stringify(daily.body))
-    assert.isTrue(await eventually(async () => (await chat(owner.key, 's-1')).status === 200))
+    assert.isTrue(await loaded(owner.userId, 's-1', (p) => p.spendPeriod === 'day' && p.maxBudgetPico === 30_000_000_000n))
+    assert.equal((await chat(owner.key, 's-1')).status, 200)
     const info = await litellm('GET', `/customer/info?end_user_id=s-1&owner=${owner.userId}`)
     assert.deepInclude(info.body.litellm_budget_table, { budget_id: 'shared', budget_duration: '1d', max_budget: 0.03 })
   })
@@ -153,6 +156,13 @@ test.group('LiteLLM budgets (/budget/*) and customer limits', (group) => {
     assert.isAtMost(burst.filter((r) => r.status === 200).length, 2, JSON.stringify(burst.map((r) => r.status)))
     assert.isTrue(burst.filter((r) => r.status !== 200).every((r) => r.status === 402))
     assert.isTrue(await eventually(async () => (await chat(owner.key, 'daily')).status === 402))
+    // The meter's statement keeps the day's spend (not the month's) and the lifetime spend on the row.
+    await (await gateway()).meter.drain()
+    const row = await db.from('end_users').where('end_user', 'daily').first()
+    const today = new Date().toISOString().slice(0, 10)
+    assert.equal(new Date(Date.UTC(row.period_start.getFullYear(), row.period_start.getMonth(), row.period_start.getDate())).toISOString().slice(0, 10), today)
+    assert.equal(Number(row.period_spent), Number(row.spent))
+    assert.isAbove(Number(row.spent), 0.04)
     // Lifetime (no budget_duration): counts the spend before it was listed.
     await chat(owner.key, 'lifer')
     const lifer = await litellm('POST', '/customer/new', { user_id: 'lifer', owner: owner.userId, max_budget: 0.03 })
@@ -174,5 +184,38 @@ test.group('LiteLLM budgets (/budget/*) and customer limits', (group) => {
     assert.equal((await chat(owner.key, 'other')).status, 200)
     const none = await post('/v1/chat/completions', { model: 'bud-model', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${owner.key}` })
     assert.equal(none.status, 200)
+  })
+
+  test('management API: /api/admin/budgets CRUD, end users link and show period, rpm, tpm; hostile input refused', async ({ assert }) => {
+    const made = await litellm('POST', '/api/admin/budgets', { budget_id: 'team/pro tier', max_budget: '12.5', budget_period: 'week', rpm: 30, tpm: '5000' })
+    assert.equal(made.status, 201, JSON.stringify(made.body))
+    assert.deepInclude(made.body, { budget_id: 'team/pro tier', max_budget: '12.5', budget_period: 'week', rpm: 30, tpm: 5000, end_users: 0 })
+    const path = `/api/admin/budgets/${encodeURIComponent('team/pro tier')}`
+    for (const [field, bad] of [['rpm', '0x10'], ['rpm', '1e3'], ['tpm', true], ['tpm', [5]], ['max_budget', -2], ['budget_period', 'year'], ['rpm', -1]] as const) {
+      const answer = await litellm('PATCH', path, { [field]: bad })
+      assert.equal(answer.status, 400, `${field} ${JSON.stringify(bad)}: ${JSON.stringify(answer.body)}`)
+      assert.isObject(answer.body.error)
+    }
+    assert.equal((await litellm('POST', '/api/admin/budgets', { budget_id: 'x\u0000' })).status, 400)
+    const patched = await litellm('PATCH', path, { rpm: null, max_budget: 20 })
+    assert.deepInclude(patched.body, { rpm: null, max_budget: '20', budget_period: 'week' })
+
+    const linked = await litellm('POST', '/api/admin/end-users', { user: owner.userId, end_user: 'mgmt-1', budget_id: 'team/pro tier' })
+    assert.equal(linked.status, 201, JSON.stringify(linked.body))
+    assert.deepInclude(linked.body, { budget_id: 'team/pro tier', budget_period: 'week', tpm: 5000, monthly_limit: '20' })
+    const own = await litellm('POST', '/api/admin/end-users', { user: owner.userId, end_user: 'mgmt-2', monthly_limit: '3', budget_period: 'day', rpm: '7' })
+    assert.deepInclude(own.body, { budget_id: null, budget_period: 'day', rpm: 7, monthly_limit: '3' })
+    for (const bad of [{ rpm: '0x10' }, { tpm: true }, { budget_period: 'hour' }, { budget_id: 'missing' }, { monthly_limit: '-1' }]) {
+      const answer = await litellm('POST', '/api/admin/end-users', { user: owner.userId, end_user: 'mgmt-2', ...bad })
+      assert.oneOf(answer.status, [400, 404], JSON.stringify(bad))
+    }
+    assert.equal((await litellm('POST', '/api/admin/end-users', { user: owner.userId, end_user: 'mgmt-2', budget_id: 'missing' })).status, 404)
+    const listed = await litellm('GET', `/api/admin/end-users?user=${owner.userId}`)
+    assert.deepInclude(listed.body.data.find((e: any) => e.end_user === 'mgmt-2'), { rpm: 7, budget_period: 'day' })
+
+    assert.equal((await litellm('DELETE', path)).status, 400)
+    await litellm('POST', '/api/admin/end-users', { user: owner.userId, end_user: 'mgmt-1', budget_id: null })
+    assert.equal((await litellm('DELETE', path)).status, 200)
+    assert.equal((await litellm('GET', path)).status, 404)
   })
 })
