@@ -418,7 +418,7 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     assert.include(page.html, 'data-end-user="cust-a"')
     assert.include(textOf(page.html), 'cust "b" <i>')
     assert.notInclude(textOf(page.html), '@end', 'every Edge tag closed')
-    assert.include(page.html, 'Add an end user')
+    assert.include(page.html, 'Add or change an end user')
     const [first] = await usageRows(alice.userId)
     assert.include((await admin.get(`/admin/usage/${first.id}`)).html, 'data-end-user="cust-a"', "the request's page")
     const portal = new PageClient()
@@ -428,7 +428,7 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
 
     const block = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'cust-a', blocked: '1' })
     assert.equal(block.status, 302)
-    assert.include(textOf((await admin.follow(block)).html), 'Added end user cust-a: blocked, no monthly limit.')
+    assert.include(textOf((await admin.follow(block)).html), 'Added end user cust-a: blocked, no limit.')
     await refreshCaches()
     const refused = await post('/v1/chat/completions', chat({ user: 'cust-a' }), bearer(alice))
     assert.equal(refused.status, 403)
@@ -446,7 +446,7 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     assert.include(textOf((await admin.follow(bad)).html), 'The monthly limit is an amount in USD')
     const added = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'new-one', monthly_limit: '', blocked: ['0', '1'] })
     const after = await admin.follow(added)
-    assert.include(textOf(after.html), 'Added end user new-one: blocked, no monthly limit.')
+    assert.include(textOf(after.html), 'Added end user new-one: blocked, no limit.')
     assert.include(after.html, 'data-end-user="new-one"')
 
     const removed = await admin.post(`/admin/users/${alice.userId}/end-users/remove`, { end_user: 'new-one' })

@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
+import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -217,5 +218,36 @@ test.group('LiteLLM budgets (/budget/*) and customer limits', (group) => {
     await litellm('POST', '/api/admin/end-users', { user: owner.userId, end_user: 'mgmt-1', budget_id: null })
     assert.equal((await litellm('DELETE', path)).status, 200)
     assert.equal((await litellm('GET', path)).status, 404)
+  })
+
+  test('the panel: Budgets page creates, edits, deletes; End users form sets period, rpm, tpm and links a budget', async ({ assert }) => {
+    await createUser({ email: 'panel@bud.local', password: 'password123', role: 'admin' })
+    const admin = new PanelClient()
+    await admin.login('panel@bud.local', 'password123')
+    const made = await admin.post('/admin/budgets', { budget_id: 'panel-tier', max_budget: '7.5', budget_period: 'week', rpm: '20', tpm: '' })
+    assert.include(textOf((await admin.follow(made)).html), 'Created budget panel-tier.')
+    const bad = await admin.post('/admin/budgets/update', { budget_id: 'panel-tier', max_budget: '-1', budget_period: 'week', rpm: '0x10', tpm: '' })
+    assert.equal(bad.status, 302)
+    assert.deepInclude(await db.from('budgets').where('budget_id', 'panel-tier').first(), { max_budget: '7.500000000000', rpm: 20 })
+    const edited = await admin.post('/admin/budgets/update', { budget_id: 'panel-tier', max_budget: '9', budget_period: 'day', rpm: '', tpm: '900' })
+    assert.include(textOf((await admin.follow(edited)).html), 'Saved budget panel-tier')
+
+    const linked = await admin.post(`/admin/users/${owner.userId}/end-users`, { end_user: 'panel-1', monthly_limit: '', budget_period: 'week', rpm: '', tpm: '', budget_id: 'panel-tier' })
+    assert.include(textOf((await admin.follow(linked)).html), 'Added end user panel-1: allowed, the limits of its budget.')
+    const own = await admin.post(`/admin/users/${owner.userId}/end-users`, { end_user: 'panel-2', monthly_limit: '4', budget_period: 'day', rpm: '12', tpm: '', budget_id: '' })
+    assert.include(textOf((await admin.follow(own)).html), 'a limit of $4 a day')
+    const page = await admin.get(`/admin/users/${owner.userId}/end-users`)
+    assert.include(textOf(page.html), 'budget panel-tier')
+    assert.include(textOf(page.html), '12 rpm')
+    assert.notInclude(textOf(page.html), '@end')
+
+    const budgets = await admin.get('/admin/budgets')
+    assert.include(budgets.html, 'data-budget="panel-tier"')
+    const refused = await admin.post('/admin/budgets/remove', { budget_id: 'panel-tier' })
+    assert.include(textOf((await admin.follow(refused)).html), 'linked to 1 customer')
+    const unlinked = await admin.post(`/admin/users/${owner.userId}/end-users`, { end_user: 'panel-1', budget_id: '' })
+    assert.include(textOf((await admin.follow(unlinked)).html), 'Saved end user panel-1: allowed, no limit.')
+    const removed = await admin.post('/admin/budgets/remove', { budget_id: 'panel-tier' })
+    assert.include(textOf((await admin.follow(removed)).html), 'Deleted budget panel-tier.')
   })
 })
