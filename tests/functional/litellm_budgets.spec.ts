@@ -236,6 +236,9 @@ test.group('LiteLLM budgets (/budget/*) and customer limits', (group) => {
     assert.include(textOf((await admin.follow(linked)).html), 'Added end user panel-1: allowed, the limits of its budget.')
     const own = await admin.post(`/admin/users/${owner.userId}/end-users`, { end_user: 'panel-2', monthly_limit: '4', budget_period: 'day', rpm: '12', tpm: '', budget_id: '' })
     assert.include(textOf((await admin.follow(own)).html), 'a limit of $4 a day')
+    // The table's Set with the field emptied removes the limit (the form's empty text arrives as null).
+    await admin.post(`/admin/users/${owner.userId}/end-users`, { end_user: 'panel-2', monthly_limit: '' })
+    assert.deepInclude(await db.from('end_users').where('end_user', 'panel-2').first(), { monthly_limit: null, rpm: 12, budget_period: 'day' })
     const page = await admin.get(`/admin/users/${owner.userId}/end-users`)
     assert.include(textOf(page.html), 'budget panel-tier')
     assert.include(textOf(page.html), '12 rpm')

@@ -35,8 +35,6 @@ export default class EndUsersController {
     const { request, response, session, params } = ctx
     const input: EndUserSettings = { userRef: String(Number(params.id)), endUser: textInput(request.input('end_user')) }
     if (request.input('blocked') !== undefined && request.input('blocked') !== null) input.blocked = checkbox(request.input('blocked'))
-    const limit = request.input('monthly_limit')
-    if (limit !== undefined && limit !== null) input.monthlyLimit = String(limit).trim() === '' ? null : String(limit)
     // The add/change form's other fields (the table's inline forms do not post them): empty is none / never / unlinked.
     // Posted but empty arrives as null (the body parser's empty strings): `in` tells it from a field not posted.
     const posted = request.all()
@@ -44,6 +42,8 @@ export default class EndUsersController {
       const value = posted[field]
       return value === null || value === undefined || value === '' ? null : value
     }
+    // An emptied limit removes it (it was read as "not posted" and left as it was).
+    if ('monthly_limit' in posted) input.monthlyLimit = given('monthly_limit') === null ? null : String(posted.monthly_limit)
     if ('budget_period' in posted) input.budgetPeriod = given('budget_period')
     if ('rpm' in posted) input.rpm = given('rpm')
     if ('tpm' in posted) input.tpm = given('tpm')
