@@ -39,6 +39,14 @@ export interface BudgetRow {
   end_users: number
 }
 
+/** A budget_id to look up: as the validator takes them (a NUL in a query is a Postgres error, i.e. a 500), else 400. */
+function checkedId(budgetId: string): string {
+  if (typeof budgetId !== 'string' || !/^[^\u0000-\u001f\u007f]{1,128}$/.test(budgetId)) {
+    throw new AdminInputError('A budget id is 1 to 128 characters without control characters', 'budget_id')
+  }
+  return budgetId
+}
+
 export async function listBudgets(): Promise<BudgetRow[]> {
   const rows = await db
     .from('budgets as b')
@@ -51,7 +59,7 @@ export async function listBudgets(): Promise<BudgetRow[]> {
 export async function findBudget(budgetId: string, trx?: TransactionClientContract): Promise<BudgetRow> {
   const row = await (trx ?? db)
     .from('budgets as b')
-    .where('b.budget_id', budgetId)
+    .where('b.budget_id', checkedId(budgetId))
     .select('b.*', db.raw('(SELECT COUNT(*)::int FROM end_users e WHERE e.budget_id = b.id) AS end_users'))
     .first()
   if (!row) throw AdminInputError.notFound(`No budget "${budgetId}"`)
@@ -79,7 +87,7 @@ export async function createBudget(input: BudgetSettings, actor: Actor = cliActo
 export async function updateBudget(budgetId: string, input: BudgetSettings, actor: Actor = cliActor()): Promise<BudgetRow> {
   const settings = await budgetSettingsValidator.validate(input)
   return db.transaction(async (trx) => {
-    const before = await trx.from('budgets').where('budget_id', budgetId).forUpdate().first()
+    const before = await trx.from('budgets').where('budget_id', checkedId(budgetId)).forUpdate().first()
     if (!before) throw AdminInputError.notFound(`No budget "${budgetId}"`)
     const changes = columnsOf(settings)
     if (settings.budgetId !== undefined && settings.budgetId !== budgetId) {
@@ -105,7 +113,7 @@ export async function updateBudget(budgetId: string, input: BudgetSettings, acto
 /** Deletes a budget no end user is linked to (a linked one: 400 naming how many, nothing changed). */
 export async function deleteBudget(budgetId: string, actor: Actor = cliActor()): Promise<BudgetRow> {
   return db.transaction(async (trx) => {
-    const before = await trx.from('budgets').where('budget_id', budgetId).forUpdate().first()
+    const before = await trx.from('budgets').where('budget_id', checkedId(budgetId)).forUpdate().first()
     if (!before) throw AdminInputError.notFound(`No budget "${budgetId}"`)
     const linked = await trx.from('end_users').where('budget_id', before.id).count('* as n').first()
     const count = Number(linked?.n ?? 0)

@@ -110,6 +110,13 @@ test.group('LiteLLM budgets (/budget/*) and customer limits', (group) => {
     assert.include(unknown.body.error.message, 'nope')
     assert.equal((await litellm('POST', '/budget/update', { budget_id: 'nope', max_budget: 1 })).status, 404)
     assert.equal((await litellm('POST', '/budget/new', { budget_id: 'a\u0000b' })).status, 400)
+    // Looked up with a NUL (a Postgres error if it reached the query): 400 on every path that names a budget.
+    assert.equal((await litellm('POST', '/budget/info', { budgets: ['a\u0000b'] })).status, 400)
+    assert.equal((await litellm('POST', '/budget/delete', { id: 'a\u0000b' })).status, 400)
+    assert.equal((await litellm('POST', '/budget/update', { budget_id: 'a\u0000b', max_budget: 1 })).status, 400)
+    assert.equal((await litellm('GET', '/budget/settings?budget_id=a%00b')).status, 400)
+    assert.equal((await litellm('GET', '/api/admin/budgets/a%00b')).status, 400)
+    assert.equal((await litellm('POST', '/customer/new', { user_id: 'h-4', owner: owner.userId, budget_id: 'a\u0000b' })).status, 400)
     assert.equal((await litellm('POST', '/budget/new', { budget_id: 'neg', max_budget: -1 })).status, 400)
     for (const bad of ['0x10', '1e3', true, [5], 1.5, -3, 0]) {
       const answer = await litellm('POST', '/budget/new', { budget_id: 'odd', rpm_limit: bad })
