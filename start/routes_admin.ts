@@ -21,6 +21,7 @@ const RedemptionCodesController = () => import('#controllers/admin/redemption_co
 const PaymentsController = () => import('#controllers/admin/payments_controller')
 const SettingsController = () => import('#controllers/admin/settings_controller')
 const EndUsersController = () => import('#controllers/admin/end_users_controller')
+const BudgetsController = () => import('#controllers/admin/budgets_controller')
 const BatchesController = () => import('#controllers/admin/batches_controller')
 const TeamsController = () => import('#controllers/admin/teams_controller')
 
@@ -38,6 +39,10 @@ router
     router.get('/users/:id/end-users', [EndUsersController, 'index']).as('users.end_users').where('id', idMatcher)
     router.post('/users/:id/end-users', [EndUsersController, 'store']).as('users.end_users.store').where('id', idMatcher)
     router.post('/users/:id/end-users/remove', [EndUsersController, 'destroy']).as('users.end_users.destroy').where('id', idMatcher)
+    router.get('/budgets', [BudgetsController, 'index']).as('budgets.index')
+    router.post('/budgets', [BudgetsController, 'store']).as('budgets.store')
+    router.post('/budgets/update', [BudgetsController, 'update']).as('budgets.update')
+    router.post('/budgets/remove', [BudgetsController, 'destroy']).as('budgets.destroy')
 
     router.get('/plans', [PlansController, 'index']).as('plans.index')
     router.get('/plans/new', [PlansController, 'create']).as('plans.create')

@@ -4,7 +4,8 @@ import { cliActor, writeAudit, type Actor } from '#actions/audit'
 import { findUser } from '#actions/post_ledger_entry'
 import { isEndUser, MAX_END_USER_LENGTH } from '#gateway/end_users/end_user_id'
 import { parseDecimal, PICO_DECIMALS } from '#gateway/metering/money'
-import { periodBounds } from '#gateway/metering/spend_period'
+import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
+import { endUserLimitsValidator } from '#validators/budget'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 
 /**
@@ -19,8 +20,15 @@ export interface EndUserSettings {
   endUser: string
   /** Left as it is when undefined (a new row: false) */
   blocked?: boolean
-  /** USD a UTC month as a decimal string; null removes the limit; undefined leaves it (a new row: none) */
+  /** USD per budgetPeriod as a decimal string; null removes the limit; undefined leaves it (a new row: none) */
   monthlyLimit?: string | null
+  /** The limit's period; null: the end user's whole life; undefined leaves it (a new row: month) */
+  budgetPeriod?: SpendPeriod | null
+  /** Requests / tokens a minute; null: none; undefined leaves it */
+  rpm?: number | null
+  tpm?: number | null
+  /** A shared budget's budget_id to link to (its limits replace these); null unlinks; undefined leaves it */
+  budgetId?: string | null
 }
 
 export interface EndUserRow {
@@ -29,6 +37,11 @@ export interface EndUserRow {
   end_user: string
   blocked: boolean
   monthly_limit: string | null
+  budget_period: SpendPeriod | null
+  rpm: number | null
+  tpm: number | null
+  budget_id: number | null
+  spent: string
   period_spent: string
   period_start: string | null
 }
@@ -37,31 +50,67 @@ export interface EndUserRow {
 export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor()) {
   const endUser = checkedName(input.endUser)
   const limit = input.monthlyLimit === undefined || input.monthlyLimit === null ? input.monthlyLimit : checkedLimit(input.monthlyLimit)
+  const limits = await endUserLimitsValidator.validate({ budgetPeriod: input.budgetPeriod, rpm: input.rpm, tpm: input.tpm, budgetId: input.budgetId })
   return db.transaction(async (trx) => {
     const owner = await findUser(input.userRef, trx)
     // The owner's row locked: a batch that committed its charges to them is in the sum below, one started later
     // sees this row. (One whose statement began before and commits after is in neither: architecture.md "End users".)
     await trx.from('users').where('id', owner.id).forUpdate().select('id')
     const before = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
+    let budget: { id: number; budget_period: SpendPeriod | null } | null | undefined
+    if (limits.budgetId !== undefined && limits.budgetId !== null) {
+      // Locked: a budget being deleted is not linked meanwhile.
+      budget = await trx.from('budgets').where('budget_id', limits.budgetId).forShare().select('id', 'budget_period').first()
+      if (!budget) throw AdminInputError.notFound(`No budget "${limits.budgetId}": create it first (/budget/new)`)
+    } else if (limits.budgetId === null) budget = null
     const changes: Record<string, unknown> = { updated_at: new Date() }
     if (input.blocked !== undefined) changes.blocked = input.blocked
     if (limit !== undefined) changes.monthly_limit = limit
+    if (limits.budgetPeriod !== undefined) changes.budget_period = limits.budgetPeriod
+    if (limits.rpm !== undefined) changes.rpm = limits.rpm
+    if (limits.tpm !== undefined) changes.tpm = limits.tpm
+    if (budget !== undefined) changes.budget_id = budget === null ? null : budget.id
+    // The period its limit counts in: its budget's when linked, else its own.
+    const ownPeriod = changes.budget_period !== undefined ? (changes.budget_period as SpendPeriod | null) : before ? before.budget_period : 'month'
+    const linkedTo = budget !== undefined ? budget : before?.budget_id ? await trx.from('budgets').where('id', before.budget_id).select('id', 'budget_period').first() : null
+    const period: SpendPeriod | null = linkedTo ? linkedTo.budget_period : ownPeriod
+    const beforePeriod: SpendPeriod | null | undefined = before
+      ? before.budget_id
+        ? (await trx.from('budgets').where('id', before.budget_id).select('budget_period').first())?.budget_period
+        : before.budget_period
+      : undefined
+    // A new row, or a new period: its spend in the period, from its usage rows (the meter adds from here on).
+    if (!before || period !== beforePeriod) Object.assign(changes, await periodSpent(trx, owner.id, endUser, period))
     const [row] = before
       ? await trx.from('end_users').where('id', before.id).update(changes).returning('*')
       : await trx
           .table('end_users')
-          .insert({ user_id: owner.id, end_user: endUser, blocked: input.blocked ?? false, monthly_limit: limit ?? null, ...(await monthSpent(trx, owner.id, endUser)) })
+          .insert({
+            user_id: owner.id,
+            end_user: endUser,
+            blocked: false,
+            monthly_limit: null,
+            budget_period: 'month',
+            ...changes,
+            ...(await lifetimeSpent(trx, owner.id, endUser)),
+          })
           .returning('*')
     await writeAudit(trx, actor, {
       action: before ? 'end_user.update' : 'end_user.create',
       subjectType: 'user',
       subjectId: owner.id,
-      summary: `end user ${endUser} of ${owner.email}: ${row.blocked ? 'blocked' : 'allowed'}, ${row.monthly_limit === null ? 'no monthly limit' : `limit $${plain(row.monthly_limit)} a month`}`,
+      summary: `end user ${endUser} of ${owner.email}: ${row.blocked ? 'blocked' : 'allowed'}, ${limitText(row, linkedTo ? limits.budgetId ?? null : null)}`,
       before: before ? settingsOf(before) : null,
       after: settingsOf(row),
     })
     return { owner, endUser: row as EndUserRow, created: !before }
   })
+}
+
+function limitText(row: Record<string, any>, budgetId: string | null): string {
+  if (row.budget_id !== null) return budgetId ? `linked to budget ${budgetId}` : 'linked to a budget'
+  if (row.monthly_limit === null) return 'no limit'
+  return `limit $${plain(row.monthly_limit)} ${row.budget_period === null ? 'in all' : `a ${row.budget_period}`}`
 }
 
 /** Removes the owner's settings for the end user (its usage rows stay). */
@@ -83,11 +132,14 @@ export async function deleteEndUser(userRef: string, endUser: string, actor: Act
 }
 
 /**
- * What the end user spent this UTC month before it was listed: a limit set
- * mid-month counts it (from then on the meter's statement adds each charge).
+ * What the end user spent in the current `period` before it was listed or
+ * its period changed: a limit set mid-period counts it (from then on the
+ * meter's statement adds each charge). Without a period, only the lifetime
+ * spend counts (lifetimeSpent).
  */
-async function monthSpent(trx: TransactionClientContract, userId: number, endUser: string) {
-  const start = new Date(periodBounds('month', Date.now()).start)
+async function periodSpent(trx: TransactionClientContract, userId: number, endUser: string, period: SpendPeriod | null) {
+  if (period === null) return { period_spent: '0', period_start: null }
+  const start = new Date(periodBounds(period, Date.now()).start)
   const row = await trx
     .from('usage_records')
     .where('end_user', endUser)
@@ -98,8 +150,27 @@ async function monthSpent(trx: TransactionClientContract, userId: number, endUse
   return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
 }
 
+/** Everything the end user spent before it was listed (a lifetime limit counts it). */
+async function lifetimeSpent(trx: TransactionClientContract, userId: number, endUser: string) {
+  const row = await trx
+    .from('usage_records')
+    .where('end_user', endUser)
+    .where('user_id', userId)
+    .select(db.raw('coalesce(sum(cost), 0)::text AS spent'))
+    .first()
+  return { spent: row?.spent ?? '0' }
+}
+
 function settingsOf(row: Record<string, any>) {
-  return { end_user: row.end_user, blocked: row.blocked, monthly_limit: row.monthly_limit }
+  return {
+    end_user: row.end_user,
+    blocked: row.blocked,
+    monthly_limit: row.monthly_limit,
+    budget_period: row.budget_period,
+    rpm: row.rpm,
+    tpm: row.tpm,
+    budget_id: row.budget_id,
+  }
 }
 
 function checkedName(value: string): string {

@@ -590,6 +590,8 @@ export class Catalog {
         if (this.#users.has(id)) await this.#refreshUser(id)
         return
       case 'end_users':
+      // A shared budget changed: every end user linked to it takes the new limits (end_user_policies.ts).
+      case 'budgets':
         return this.endUsers.reload()
       case 'teams':
         return this.teams.reload()

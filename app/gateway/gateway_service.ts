@@ -5,7 +5,7 @@ import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed, ra
 import { priceForPlan } from '#gateway/metering/pricing'
 import { fromPico } from '#gateway/metering/money'
 import { reasoningExcluded } from '#gateway/dialects/openai_chat/request'
-import { addTokens, hasLimits } from '#gateway/limits/rate_limits'
+import { addEndUserTokens, addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
 import {
   eventsOfResponse,
@@ -1194,6 +1194,8 @@ function tooManyInFlight() {
 /** Counts tokens against TPM windows (only principals that have any). */
 function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
   if (hasLimits(account.principal)) addTokens(account.principal, usage.totalTokens)?.catch(() => {})
+  // An end user with a tpm (end_user_policies.ts): one null test for every other request.
+  if (account.endUserPolicy !== null) addEndUserTokens(account.endUserPolicy, usage.totalTokens)?.catch(() => {})
 }
 
 /** pico-USD as the JSON number of USD OpenRouter's `usage.cost` is */

@@ -4,7 +4,7 @@ import { DateTime } from 'luxon'
 import { applyFilters, type UsageFilters } from '#services/usage_query'
 import { recordId } from '#services/record_id'
 import { ensureRollups } from '#services/usage_rollup'
-import { periodBounds } from '#gateway/metering/spend_period'
+import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
 
 export interface EndUserSpend {
   user_id: number
@@ -177,8 +177,18 @@ export interface EndUserEntry {
   blocked: boolean
   /** USD a month, exact decimal; null: no limit */
   monthly_limit: string | null
-  /** Spent this UTC month: what the limit counts for a listed end user, the usage rows' sum for the others */
+  /** Spent this UTC month: the meter's count for a listed monthly end user, the usage rows' sum for the others */
   spent_this_month: string
+  /** The limit's period (its budget's when linked); null: whole life */
+  budget_period: SpendPeriod | null
+  rpm: number | null
+  tpm: number | null
+  /** The linked shared budget's budget_id (its limit, period, rpm, tpm apply) */
+  budget_id: string | null
+  /** What the limit counts now: this period's spend, or the lifetime spend without a period */
+  spent_this_period: string
+  /** When the period's spend restarts (null: never) */
+  budget_reset_at: Date | null
   /** Requests this UTC month (usage rows) */
   requests_this_month: number
   updated_at: Date | null
@@ -193,8 +203,13 @@ export interface EndUserEntry {
  */
 export async function endUsersOf(userId: number, only?: string): Promise<EndUserEntry[]> {
   const monthStart = new Date(periodBounds('month', Date.now()).start)
-  const listedQuery = db.from('end_users').where('user_id', userId).orderBy('end_user')
-  if (only !== undefined) listedQuery.where('end_user', only)
+  const listedQuery = db
+    .from('end_users as e')
+    .leftJoin('budgets as b', 'b.id', 'e.budget_id')
+    .where('e.user_id', userId)
+    .orderBy('e.end_user')
+    .select('e.*', 'b.budget_id as b_name', 'b.max_budget as b_max_budget', 'b.budget_period as b_budget_period', 'b.rpm as b_rpm', 'b.tpm as b_tpm')
+  if (only !== undefined) listedQuery.where('e.end_user', only)
   const [listed, month] = await Promise.all([
     listedQuery,
     endUserRangeTotals(DateTime.fromJSDate(monthStart, { zone: 'utc' }), DateTime.utc().startOf('day'), { userId, endUser: only }),
@@ -204,13 +219,24 @@ export async function endUsersOf(userId: number, only?: string): Promise<EndUser
   const entries: EndUserEntry[] = listed.map((row: any) => {
     const rows = byName.get(row.end_user)
     byName.delete(row.end_user)
-    const current = row.period_start !== null && dayOf(row.period_start) === monthDay
+    // Linked to a shared budget: its limits are the ones that apply.
+    const linked = row.budget_id !== null
+    const period: SpendPeriod | null = linked ? row.b_budget_period : row.budget_period
+    const bounds = period === null ? null : periodBounds(period, Date.now())
+    const inPeriod = bounds !== null && row.period_start !== null && dayOf(row.period_start) === new Date(bounds.start).toISOString().slice(0, 10)
+    const current = period === 'month' && row.period_start !== null && dayOf(row.period_start) === monthDay
     return {
       end_user: row.end_user,
       listed: true,
       blocked: row.blocked,
-      monthly_limit: row.monthly_limit,
-      spent_this_month: current ? row.period_spent : '0',
+      monthly_limit: linked ? row.b_max_budget : row.monthly_limit,
+      spent_this_month: period === 'month' ? (current ? row.period_spent : '0') : (rows?.cost ?? '0'),
+      budget_period: period,
+      rpm: linked ? row.b_rpm : row.rpm,
+      tpm: linked ? row.b_tpm : row.tpm,
+      budget_id: linked ? row.b_name : null,
+      spent_this_period: bounds === null ? row.spent : inPeriod ? row.period_spent : '0',
+      budget_reset_at: bounds === null ? null : new Date(bounds.end),
       requests_this_month: rows?.requests ?? 0,
       updated_at: row.updated_at,
     }
@@ -222,6 +248,12 @@ export async function endUsersOf(userId: number, only?: string): Promise<EndUser
       blocked: false,
       monthly_limit: null,
       spent_this_month: rows.cost,
+      budget_period: null,
+      rpm: null,
+      tpm: null,
+      budget_id: null,
+      spent_this_period: rows.cost,
+      budget_reset_at: null,
       requests_this_month: rows.requests,
       updated_at: null,
     })

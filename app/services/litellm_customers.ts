@@ -1,8 +1,9 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { findUser } from '#actions/post_ledger_entry'
-import { plain } from '#actions/end_users'
+import { plain, type EndUserSettings } from '#actions/end_users'
+import { isLimitInput } from '#validators/team'
 import type { EndUserEntry } from '#services/end_user_spend'
-import { budgetText, fieldError } from '#services/litellm_management'
+import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError } from '#services/litellm_management'
 import { isEndUser, MAX_END_USER_LENGTH } from '#gateway/end_users/end_user_id'
 
 /**
@@ -41,43 +42,62 @@ export function customerIds(value: unknown): string[] {
 }
 
 /**
- * LiteLLM's `max_budget` + `budget_duration` as the end user's monthly limit:
- * end users' limits reset each UTC calendar month, so a budget maps when its
- * duration is a month ("30d", "1mo"); `max_budget: null` removes the limit.
- * Returns undefined when neither field is given (the limit stays).
+ * A /customer/new or /update body's limits as the end user's settings:
+ * `max_budget` (USD, null: none) per `budget_duration` (mapped as /key/* and
+ * /team/* map it: "1d"/"24h" a UTC day, "7d"/"1w" a week, "30d"/"1mo" a
+ * calendar month; null: the customer's whole life), `rpm_limit`, `tpm_limit`
+ * (whole numbers or null), `budget_id` (a shared budget to link: its limits
+ * replace these; null unlinks). Only the fields given are returned.
  */
-export function customerMonthlyLimit(body: Record<string, unknown>): string | null | undefined {
-  if (!('max_budget' in body) && !('budget_duration' in body)) return undefined
-  const duration = body.budget_duration
-  if (duration !== undefined && duration !== null && duration !== '30d' && duration !== '1mo') {
-    throw fieldError('budget_duration', `a customer's budget here resets each UTC calendar month: give "30d" or "1mo", not "${String(duration)}"`)
+export function customerLimits(body: Record<string, unknown>): Omit<EndUserSettings, 'userRef' | 'endUser'> {
+  const input: Omit<EndUserSettings, 'userRef' | 'endUser'> = {}
+  if ('max_budget' in body) {
+    const text = budgetText(body.max_budget)
+    if (text !== null && typeof text !== 'string') throw fieldError('max_budget', 'an amount in USD, or null')
+    input.monthlyLimit = text as string | null
   }
-  if (body.max_budget === undefined) throw fieldError('max_budget', 'give the monthly budget in USD (or null for none) with budget_duration')
-  if (body.max_budget === null) return null
-  if (duration === undefined || duration === null) {
-    throw fieldError('budget_duration', 'required with max_budget: a customer\'s budget here resets each UTC calendar month ("30d" or "1mo")')
+  if ('budget_duration' in body) input.budgetPeriod = budgetPeriod(body.budget_duration)
+  for (const [field, name] of [['rpm_limit', 'rpm'], ['tpm_limit', 'tpm']] as const) {
+    if (!(field in body)) continue
+    if (!isLimitInput(body[field])) throw fieldError(field, 'a whole number, or null')
+    input[name] = body[field] as number | null
   }
-  const text = budgetText(body.max_budget)
-  if (typeof text !== 'string') throw fieldError('max_budget', 'an amount in USD, or null')
-  return text
+  if ('budget_id' in body) {
+    const id = body.budget_id
+    if (id !== null && typeof id !== 'string') throw fieldError('budget_id', 'a budget_id made with /budget/new, or null')
+    input.budgetId = id as string | null
+  }
+  return input
 }
 
 /**
  * An end user as LiteLLM's customer (LiteLLM_EndUserTable): `user_id` its id,
- * `spend` what it spent this UTC month (what the limit counts), `blocked`,
- * `litellm_budget_table` the monthly limit (null without); `alias`,
+ * `spend` what its limit counts (this period's spend, or its lifetime spend
+ * without a period), `blocked`, `litellm_budget_table` its limits (its shared
+ * budget's when linked: `budget_id`; null without any); `alias`,
  * `allowed_model_region`, `default_model` are not kept (null). Plus ours:
  * `owner` (the user id it belongs to) and `requests_this_month`.
  */
 export function litellmCustomerJson(ownerId: number, e: EndUserEntry) {
+  const limited = e.monthly_limit !== null || e.rpm !== null || e.tpm !== null || e.budget_id !== null
   return {
     user_id: e.end_user,
     alias: null,
-    spend: Number(e.spent_this_month),
+    spend: Number(e.spent_this_period),
     blocked: e.blocked,
     allowed_model_region: null,
     default_model: null,
-    litellm_budget_table: e.monthly_limit === null ? null : { max_budget: Number(plain(e.monthly_limit)), budget_duration: '1mo' },
+    budget_id: e.budget_id,
+    litellm_budget_table: limited
+      ? {
+          budget_id: e.budget_id,
+          max_budget: e.monthly_limit === null ? null : Number(plain(e.monthly_limit)),
+          budget_duration: e.budget_period === null ? null : BUDGET_DURATIONS[e.budget_period],
+          rpm_limit: e.rpm,
+          tpm_limit: e.tpm,
+          budget_reset_at: e.budget_reset_at === null ? null : e.budget_reset_at.toISOString(),
+        }
+      : null,
     owner: String(ownerId),
     requests_this_month: e.requests_this_month,
   }

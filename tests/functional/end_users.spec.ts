@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import db from '@adonisjs/lucid/services/db'
+import { createBudget } from '#actions/budgets'
 import { setEndUser, deleteEndUser } from '#actions/end_users'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
@@ -418,7 +419,7 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     assert.include(page.html, 'data-end-user="cust-a"')
     assert.include(textOf(page.html), 'cust "b" <i>')
     assert.notInclude(textOf(page.html), '@end', 'every Edge tag closed')
-    assert.include(page.html, 'Add an end user')
+    assert.include(page.html, 'Add or change an end user')
     const [first] = await usageRows(alice.userId)
     assert.include((await admin.get(`/admin/usage/${first.id}`)).html, 'data-end-user="cust-a"', "the request's page")
     const portal = new PageClient()
@@ -428,7 +429,7 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
 
     const block = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'cust-a', blocked: '1' })
     assert.equal(block.status, 302)
-    assert.include(textOf((await admin.follow(block)).html), 'Added end user cust-a: blocked, no monthly limit.')
+    assert.include(textOf((await admin.follow(block)).html), 'Added end user cust-a: blocked, no limit.')
     await refreshCaches()
     const refused = await post('/v1/chat/completions', chat({ user: 'cust-a' }), bearer(alice))
     assert.equal(refused.status, 403)
@@ -446,7 +447,7 @@ test.group('End users: usage pages, CSVs, spend per end user, management API, pa
     assert.include(textOf((await admin.follow(bad)).html), 'The monthly limit is an amount in USD')
     const added = await admin.post(`/admin/users/${alice.userId}/end-users`, { end_user: 'new-one', monthly_limit: '', blocked: ['0', '1'] })
     const after = await admin.follow(added)
-    assert.include(textOf(after.html), 'Added end user new-one: blocked, no monthly limit.')
+    assert.include(textOf(after.html), 'Added end user new-one: blocked, no limit.')
     assert.include(after.html, 'data-end-user="new-one"')
 
     const removed = await admin.post(`/admin/users/${alice.userId}/end-users/remove`, { end_user: 'new-one' })
@@ -507,5 +508,25 @@ test.group('End users: enduser:set', (group) => {
     gone.assertLog(`[ red(error) ] No end user "cust-9" set for ${user.email}`, 'stderr')
     const audit = await db.from('audit_log').where('action', 'like', 'end_user.%').orderBy('id').select('action', 'source')
     assert.deepEqual(audit.map((a) => [a.action, a.source]), [['end_user.create', 'cli'], ['end_user.update', 'cli'], ['end_user.delete', 'cli']])
+  })
+
+  test('--period, --rpm, --tpm, --budget; hostile numbers and an unknown budget fail with exit code 1', async ({ assert }) => {
+    const user = await seedUser()
+    const set = await run([user.email, 'cust-p', '--limit', '3', '--period', 'week', '--rpm', '40', '--tpm', '9000'])
+    set.assertSucceeded()
+    set.assertLog(`[ green(success) ] End user cust-p of ${user.email}: allowed, limit $3 a week`)
+    const row = () => db.from('end_users').where('user_id', user.userId).where('end_user', 'cust-p').first()
+    assert.deepInclude(await row(), { budget_period: 'week', rpm: 40, tpm: 9000 })
+    ;(await run([user.email, 'cust-p', '--period', 'never', '--rpm', 'none'])).assertSucceeded()
+    assert.deepInclude(await row(), { budget_period: null, rpm: null })
+    for (const bad of [['--rpm', '0x10'], ['--tpm', '1e3'], ['--period', 'year'], ['--budget', 'nope']]) {
+      const refused = await run([user.email, 'cust-p', ...bad])
+      refused.assertFailed()
+      assert.equal(refused.exitCode, 1, bad.join(' '))
+    }
+    await createBudget({ budgetId: 'cli-tier', maxBudget: '1', budgetPeriod: 'day' })
+    const linked = await run([user.email, 'cust-p', '--budget', 'cli-tier'])
+    linked.assertSucceeded()
+    linked.assertLog(`[ green(success) ] End user cust-p of ${user.email}: allowed, linked to budget cli-tier`)
   })
 })

@@ -73,7 +73,7 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
     const made = await litellm('POST', '/customer/new', { user_id: 'cust-a', owner: owner.email, max_budget: 5, budget_duration: '30d', alias: 'Alice', default_model: 'x' })
     assert.equal(made.status, 200, JSON.stringify(made.body))
     assert.deepInclude(made.body, { user_id: 'cust-a', blocked: false, spend: 0, alias: null, default_model: null, owner: String(owner.userId) })
-    assert.deepEqual(made.body.litellm_budget_table, { max_budget: 5, budget_duration: '1mo' })
+    assert.deepInclude(made.body.litellm_budget_table, { max_budget: 5, budget_duration: '1mo' })
     const row = await db.from('end_users').where('user_id', owner.userId).where('end_user', 'cust-a').first()
     assert.equal(row.monthly_limit, '5.000000000000')
     assert.equal((await db.from('audit_log').where('action', 'end_user.create').orderBy('id', 'desc').first()).source, 'api')
@@ -88,7 +88,7 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
     assert.isNull(updated.body.litellm_budget_table)
     assert.isNull((await db.from('end_users').where('end_user', 'cust-a').first()).monthly_limit)
     const again = await litellm('POST', '/customer/update', { user_id: 'cust-a', owner: owner.userId, max_budget: 2.5, budget_duration: '1mo' })
-    assert.deepEqual(again.body.litellm_budget_table, { max_budget: 2.5, budget_duration: '1mo' })
+    assert.deepInclude(again.body.litellm_budget_table, { max_budget: 2.5, budget_duration: '1mo' })
 
     // An end user that only sent requests is a customer too (LiteLLM lists those it saw).
     assert.equal((await chat(owner.key, { 'x-litellm-end-user-id': 'cust-seen' })).status, 200)
@@ -151,8 +151,7 @@ test.group('LiteLLM customers (/customer/*) over end users', (group) => {
   test('bad input: 400 in LiteLLM\'s shape naming the field; unknown customers and owners 404', async ({ assert }) => {
     const cases: Array<[string, string, unknown, string]> = [
       ['POST', '/customer/new', { max_budget: 5 }, 'user_id'],
-      ['POST', '/customer/new', { user_id: 'x1', owner: owner.userId, max_budget: 5, budget_duration: '7d' }, 'budget_duration'],
-      ['POST', '/customer/new', { user_id: 'x1', owner: owner.userId, max_budget: 5 }, 'budget_duration'],
+      ['POST', '/customer/new', { user_id: 'x1', owner: owner.userId, max_budget: 5, budget_duration: '2d' }, 'budget_duration'],
       ['POST', '/customer/new', { user_id: 'x1', owner: owner.userId, max_budget: 'lots', budget_duration: '30d' }, 'max_budget'],
       ['POST', '/customer/new', { user_id: 'x1', owner: owner.userId, blocked: 'yes' }, 'blocked'],
       ['POST', '/customer/new', { user_id: 'x'.repeat(129), owner: owner.userId }, 'user_id'],

@@ -119,11 +119,14 @@ test.group('end user monthly limit', () => {
     userId: 1,
     endUser: 'cust',
     blocked: false,
-    monthlyLimitPico: limit,
+    maxBudgetPico: limit,
     spentPico: spent,
     spendPeriod: 'month',
     periodStartsAt: periodEndsAt - 30 * 86_400_000,
     periodEndsAt,
+    rpm: null,
+    tpm: null,
+    budgetId: null,
     heldPico: held,
   })
 

@@ -3,7 +3,8 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { MinuteWindows, WINDOW_MS } from '#gateway/limits/minute_windows'
-import { addTokens, admit, useLimiterStore } from '#gateway/limits/rate_limits'
+import { addEndUserTokens, addTokens, admit, admitEndUser, useLimiterStore } from '#gateway/limits/rate_limits'
+import type { EndUserPolicy } from '#gateway/end_users/end_user_policies'
 import type { Principal } from '#gateway/types'
 
 /** A principal with the given limits; ids far from the functional tests' so no window is shared. */
@@ -19,7 +20,8 @@ function principal(limits: { keyRpm?: number; planRpm?: number; keyTpm?: number;
 
 function response() {
   const headers: Record<string, string> = {}
-  return { headers, res: { setHeader: (name: string, value: string) => (headers[name] = value) } as unknown as ServerResponse }
+  const res = { setHeader: (name: string, value: string) => (headers[name] = value), getHeader: (name: string) => headers[name] }
+  return { headers, res: res as unknown as ServerResponse }
 }
 
 async function tryAdmit(p: Principal) {
@@ -113,6 +115,32 @@ for (const store of ['memory', 'database'] as const) {
       const d = { ...principal({}), team: tokens } as Principal
       await addTokens(c, 100)
       assert.equal((await tryAdmit(d)).status, 429)
+    })
+
+    test('an end user\'s RPM and TPM: its own windows, whatever key sends it; its headers when tighter than the key\'s', async ({ assert }) => {
+      const policy = { id: nextId++, rpm: 2, tpm: null } as unknown as EndUserPolicy
+      const admitBoth = async (p: Principal) => {
+        const { headers, res } = response()
+        try {
+          await admit(p, res)
+          await admitEndUser(policy, res)
+          return { status: 200, headers }
+        } catch (error) {
+          if (!(error instanceof GatewayError)) throw error
+          return { status: error.status, headers: error.headers ?? {} }
+        }
+      }
+      const first = await admitBoth(principal({ keyRpm: 100 }))
+      assert.equal(first.headers['x-ratelimit-limit-requests'], '2')
+      assert.equal(first.headers['x-ratelimit-remaining-requests'], '1')
+      assert.equal((await admitBoth(principal({}))).status, 200)
+      const refused = await admitBoth(principal({}))
+      assert.equal(refused.status, 429)
+      assert.isDefined(refused.headers['retry-after'])
+      const tokens = { id: nextId++, rpm: null, tpm: 50 } as unknown as EndUserPolicy
+      await addEndUserTokens(tokens, 50)
+      const { res } = response()
+      await assert.rejects(async () => admitEndUser(tokens, res))
     })
   })
 }

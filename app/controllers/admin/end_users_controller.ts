@@ -3,6 +3,7 @@ import User from '#models/user'
 import { checkbox, notFound, panelActor } from '#controllers/admin/panel'
 import { deleteEndUser, plain, setEndUser, type EndUserSettings } from '#actions/end_users'
 import { endUsersOf } from '#services/end_user_spend'
+import { listBudgets } from '#actions/budgets'
 import { settleMetering } from '#services/settle_metering'
 
 /**
@@ -19,9 +20,9 @@ export default class EndUsersController {
     if (!user) return notFound(ctx)
     // The month's spend includes the calls that just ended (the meter writes behind).
     await settleMetering()
-    const endUsers = await endUsersOf(user.id)
+    const [endUsers, budgets] = await Promise.all([endUsersOf(user.id), listBudgets()])
     const month = new Date().toISOString().slice(0, 7)
-    return ctx.view.render('admin/users/end_users', { user, endUsers, month })
+    return ctx.view.render('admin/users/end_users', { user, endUsers, budgets, month })
   }
 
   /**
@@ -34,10 +35,23 @@ export default class EndUsersController {
     const { request, response, session, params } = ctx
     const input: EndUserSettings = { userRef: String(Number(params.id)), endUser: textInput(request.input('end_user')) }
     if (request.input('blocked') !== undefined && request.input('blocked') !== null) input.blocked = checkbox(request.input('blocked'))
-    const limit = request.input('monthly_limit')
-    if (limit !== undefined && limit !== null) input.monthlyLimit = String(limit).trim() === '' ? null : String(limit)
+    // The add/change form's other fields (the table's inline forms do not post them): empty is none / never / unlinked.
+    // Posted but empty arrives as null (the body parser's empty strings): `in` tells it from a field not posted.
+    const posted = request.all()
+    const given = (field: string) => {
+      const value = posted[field]
+      return value === null || value === undefined || value === '' ? null : value
+    }
+    // An emptied limit removes it (it was read as "not posted" and left as it was).
+    if ('monthly_limit' in posted) input.monthlyLimit = given('monthly_limit') === null ? null : String(posted.monthly_limit)
+    if ('budget_period' in posted) input.budgetPeriod = given('budget_period')
+    if ('rpm' in posted) input.rpm = given('rpm')
+    if ('tpm' in posted) input.tpm = given('tpm')
+    if ('budget_id' in posted) input.budgetId = given('budget_id')
     const { owner, endUser, created } = await setEndUser(input, panelActor(ctx))
-    const limitText = endUser.monthly_limit === null ? 'no monthly limit' : `a limit of $${plain(endUser.monthly_limit)} a month`
+    const per = endUser.budget_period === null ? 'in all' : `a ${endUser.budget_period}`
+    const limitText =
+      endUser.budget_id !== null ? 'the limits of its budget' : endUser.monthly_limit === null ? 'no limit' : `a limit of $${plain(endUser.monthly_limit)} ${per}`
     session.flash('success', `${created ? 'Added' : 'Saved'} end user ${endUser.end_user}: ${endUser.blocked ? 'blocked' : 'allowed'}, ${limitText}.`)
     return response.redirect(`/admin/users/${owner.id}/end-users`)
   }

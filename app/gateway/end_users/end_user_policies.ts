@@ -1,27 +1,35 @@
 import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { toPico, fromPico } from '#gateway/metering/money'
-import { periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
+import { isSpendPeriod, periodBounds, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
 import { SharedReload } from '#gateway/shared_reload'
 
 /**
  * What an owner (a gateway user) set for one of their end users (table
- * end_users, migration 998): blocked, a monthly spend limit, and what the
- * end user spent this UTC month, kept live here as the meter records.
+ * end_users, migrations 998 and 1012): blocked, a spend limit per UTC day,
+ * week or month (or for its whole life), rpm/tpm, and what the end user spent
+ * in the current period, kept live here as the meter records. An end user
+ * linked to a shared budget (table budgets) takes the budget's limit, period,
+ * rpm and tpm instead of its own; its spend and windows stay its own.
  */
 export interface EndUserPolicy {
   id: number
   userId: number
   endUser: string
   blocked: boolean
-  /** pico-USD a UTC month; null = no limit */
-  monthlyLimitPico: bigint | null
+  /** pico-USD per period (or for the end user's whole life without one); null = no limit */
+  maxBudgetPico: bigint | null
   /** Spent in the period below (committed + recorded, not held) */
   spentPico: bigint
-  /** Always 'month' (rollSpendPeriod's shape) */
-  spendPeriod: 'month'
+  /** null: the limit covers the whole life (rollSpendPeriod never rolls it) */
+  spendPeriod: SpendPeriod | null
   periodStartsAt: number
   periodEndsAt: number
+  /** Requests and tokens a minute (rate_limits.ts admitEndUser); null = none */
+  rpm: number | null
+  tpm: number | null
+  /** The LiteLLM budget_id of the shared budget it is linked to, if any */
+  budgetId: string | null
   /** What requests in flight hold against the limit (survives a reload: the object is kept) */
   heldPico: bigint
 }
@@ -69,10 +77,10 @@ export class EndUserPolicies {
 
   /**
    * Admission of a request that names an end user: 403 end_user_blocked,
-   * 402 end_user_budget_exceeded when this month's spend plus what requests
+   * 402 end_user_budget_exceeded when this period's spend plus what requests
    * in flight hold reached the limit (as a key's cap counts holds). Returns
-   * the policy when it has a limit (the request then holds its estimate on
-   * it), else null.
+   * the policy when it has a limit or rpm/tpm (the request then holds its
+   * estimate on it and counts in its windows), else null.
    */
   admit(userId: number, endUser: string): EndUserPolicy | null {
     // Stale: read again in the background, once (not queued behind a read already out).
@@ -82,12 +90,12 @@ export class EndUserPolicies {
     if (policy.blocked) {
       throw new GatewayError(403, 'end_user_blocked', `End user '${endUser}' is blocked on this account`, 'permission_error')
     }
-    if (policy.monthlyLimitPico === null) return null
+    if (policy.maxBudgetPico === null) return policy.rpm !== null || policy.tpm !== null ? policy : null
     assertWithinLimit(policy)
     return policy
   }
 
-  /** A recorded request's cost (the meter's onRecord), in the month its call began. */
+  /** A recorded request's cost (the meter's onRecord), in the period its call began. */
   applySpend(userId: number, endUser: string, costPico: bigint, createdAtMs: number) {
     if (costPico === 0n) return
     const policy = this.#byOwner.get(userId)?.get(endUser)
@@ -105,27 +113,34 @@ export class EndUserPolicies {
     let rows: any[] = []
     for (let attempt = 0; ; attempt++) {
       const settled = this.#pending.settledCount
-      rows = await db.from('end_users').select('id', 'user_id', 'end_user', 'blocked', 'monthly_limit', 'period_spent', 'period_start')
+      rows = await db
+        .from('end_users as e')
+        .leftJoin('budgets as b', 'b.id', 'e.budget_id')
+        .select(
+          'e.id', 'e.user_id', 'e.end_user', 'e.blocked', 'e.monthly_limit', 'e.budget_period', 'e.rpm', 'e.tpm',
+          'e.spent', 'e.period_spent', 'e.period_start', 'b.id as b_id', 'b.budget_id as b_name', 'b.max_budget as b_max_budget',
+          'b.budget_period as b_budget_period', 'b.rpm as b_rpm', 'b.tpm as b_tpm'
+        )
       if (this.#pending.settledCount === settled || attempt >= SETTLE_RETRIES) break
     }
     const now = Date.now()
-    const { start, end } = periodBounds('month', now)
     const byOwner = new Map<number, Map<string, EndUserPolicy>>()
     for (const row of rows) {
       const userId = Number(row.user_id)
       const endUser = String(row.end_user)
-      const rowStart = row.period_start ? dayStartMs(row.period_start) : null
+      // Linked to a shared budget: its limits, all of them (the end user's own are kept for when it is unlinked).
+      const linked = row.b_id !== null
+      const limit = linked ? row.b_max_budget : row.monthly_limit
       const loaded: EndUserPolicy = {
         id: Number(row.id),
         userId,
         endUser,
         blocked: row.blocked === true,
-        monthlyLimitPico: row.monthly_limit === null ? null : toPico(String(row.monthly_limit)),
-        spentPico:
-          (rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n) + this.#pending.pendingEndUserCost(userId, endUser, start),
-        spendPeriod: 'month',
-        periodStartsAt: start,
-        periodEndsAt: end,
+        maxBudgetPico: limit === null ? null : toPico(String(limit)),
+        ...endUserSpend(row, linked ? row.b_budget_period : row.budget_period, userId, endUser, this.#pending, now),
+        rpm: (linked ? row.b_rpm : row.rpm) ?? null,
+        tpm: (linked ? row.b_tpm : row.tpm) ?? null,
+        budgetId: linked ? String(row.b_name) : null,
         heldPico: 0n,
       }
       // The same object as before: requests in flight hold on it and release there.
@@ -141,21 +156,50 @@ export class EndUserPolicies {
 }
 
 /**
- * 402 end_user_budget_exceeded when the end user's spend this month plus
- * what requests in flight hold reached its limit. Checked at admission and
- * again where the request's hold is taken (access_policy.ts authorizeAndHold),
- * in the same synchronous step as the hold, so concurrent requests see each other.
+ * What an end user's limit counts, from its row (as team_policies.ts
+ * teamSpend): its whole spend without a period, else the current period's
+ * (0 when the row's period is an older one, or of another length: the
+ * budget's period was changed), plus what the meter holds uncommitted.
+ */
+function endUserSpend(row: Record<string, any>, period: unknown, userId: number, endUser: string, pending: EndUserPendingSource, now: number) {
+  if (!isSpendPeriod(period)) {
+    return {
+      spentPico: toPico(String(row.spent ?? '0')) + pending.pendingEndUserCost(userId, endUser, -Infinity),
+      spendPeriod: null,
+      periodStartsAt: -Infinity,
+      periodEndsAt: Infinity,
+    }
+  }
+  const { start, end } = periodBounds(period, now)
+  const rowStart = row.period_start ? dayStartMs(row.period_start) : null
+  return {
+    spentPico: (rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n) + pending.pendingEndUserCost(userId, endUser, start),
+    spendPeriod: period,
+    periodStartsAt: start,
+    periodEndsAt: end,
+  }
+}
+
+const PERIOD_WORDS: Record<SpendPeriod, string> = { day: 'daily', week: 'weekly', month: 'monthly' }
+
+/**
+ * 402 end_user_budget_exceeded when the end user's spend this period (or
+ * ever, without one) plus what requests in flight hold reached its limit.
+ * Checked at admission and again where the request's hold is taken
+ * (access_policy.ts authorizeAndHold), in the same synchronous step as the
+ * hold, so concurrent requests see each other.
  */
 export function assertWithinLimit(policy: EndUserPolicy) {
-  if (policy.monthlyLimitPico === null) return
+  if (policy.maxBudgetPico === null) return
   rollSpendPeriod(policy, Date.now())
-  if (policy.spentPico + policy.heldPico >= policy.monthlyLimitPico) {
-    throw new GatewayError(
-      402,
-      'end_user_budget_exceeded',
-      `End user '${policy.endUser}' reached its monthly spend limit of $${fromPico(policy.monthlyLimitPico).replace(/\.?0+$/, '')}; it resets at ${new Date(policy.periodEndsAt).toISOString()}`,
-      'insufficient_quota'
-    )
+  if (policy.spentPico + policy.heldPico >= policy.maxBudgetPico) {
+    const amount = `$${fromPico(policy.maxBudgetPico).replace(/\.?0+$/, '')}`
+    const budget = policy.budgetId === null ? '' : ` (budget '${policy.budgetId}')`
+    const message =
+      policy.spendPeriod === null
+        ? `End user '${policy.endUser}' reached its spend limit of ${amount}${budget}`
+        : `End user '${policy.endUser}' reached its ${PERIOD_WORDS[policy.spendPeriod]} spend limit of ${amount}${budget}; it resets at ${new Date(policy.periodEndsAt).toISOString()}`
+    throw new GatewayError(402, 'end_user_budget_exceeded', message, 'insufficient_quota')
   }
 }
 

@@ -19,7 +19,7 @@ export function dialectForPath(path: string): ErrorDialect {
   return 'openai'
 }
 
-/** LiteLLM's key, spend, user, customer and team management paths, its model health check and /utils/ (controllers/api/litellm/): errors in LiteLLM's shape. */
+/** LiteLLM's key, spend, user, customer, budget and team management paths, its model health check and /utils/ (controllers/api/litellm/): errors in LiteLLM's shape. */
 export function isLiteLLMManagementPath(path: string): boolean {
   return (
     path === '/health' ||
@@ -28,6 +28,7 @@ export function isLiteLLMManagementPath(path: string): boolean {
     path.startsWith('/spend/') ||
     path.startsWith('/user/') ||
     path.startsWith('/customer/') ||
+    path.startsWith('/budget/') ||
     path.startsWith('/team/') ||
     path.startsWith('/global/spend/') ||
     path.startsWith('/utils/')

@@ -1,3 +1,4 @@
+import { admitEndUser as admitEndUserRate } from '#gateway/limits/rate_limits'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
@@ -110,7 +111,10 @@ export async function accounted(
     account.tags = tagsFromHeaders(call.req.headers)
     // LiteLLM's end-user header (end_user_id.ts): admitted before the body is read. One header lookup when absent.
     const endUser = endUserFromHeaders(call.req.headers)
-    if (endUser !== null) admitEndUser(gw, account, endUser)
+    if (endUser !== null) {
+      const rated = admitEndUser(gw, account, endUser, call)
+      if (rated) await rated
+    }
     await run(gw, account)
   } catch (caught) {
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
@@ -128,11 +132,14 @@ export async function accounted(
 
 /**
  * The request names an end user: on its usage row whatever happens, refused when its owner blocked
- * it or it reached its monthly limit (end_user_policies.ts: a Map lookup or two, no read).
+ * it, it reached its limit for the period (end_user_policies.ts: a Map lookup or two, no read), or
+ * its rpm/tpm window is spent (rate_limits.ts: 429). A promise only with a shared limiter store.
  */
-function admitEndUser(gw: Gateway, account: RequestAccount, endUser: string) {
+function admitEndUser(gw: Gateway, account: RequestAccount, endUser: string, call: ApiCall): void | Promise<void> {
   account.endUser = endUser
-  account.endUserPolicy = gw.catalog.endUsers.admit(account.principal.user.id, endUser)
+  const policy = gw.catalog.endUsers.admit(account.principal.user.id, endUser)
+  account.endUserPolicy = policy
+  if (policy !== null && (policy.rpm !== null || policy.tpm !== null)) return admitEndUserRate(policy, call.res)
 }
 
 async function readParsedBody(
@@ -169,7 +176,10 @@ async function readParsedBody(
   // The body's end user (`user`, `litellm_metadata.user`, `metadata.user_id`) unless the header named one.
   if (account.endUser === null) {
     const endUser = endUserFromBody(body)
-    if (endUser !== null) admitEndUser(gw, account, endUser)
+    if (endUser !== null) {
+      const rated = admitEndUser(gw, account, endUser, call)
+      if (rated) await rated
+    }
   }
   // OpenAI's chat and Responses bodies may carry `metadata.tags` (kept in the body sent upstream).
   if (endpoint === 'chat.completions' || endpoint === 'responses') account.tags = withBodyTags(account.tags, body)

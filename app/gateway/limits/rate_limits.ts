@@ -7,6 +7,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { MinuteWindows, secondsLeft } from '#gateway/limits/minute_windows'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 import type { Principal } from '#gateway/types'
+import type { EndUserPolicy } from '#gateway/end_users/end_user_policies'
 
 /**
  * Requests-per-minute and tokens-per-minute, per key (api_keys.rpm/tpm),
@@ -44,7 +45,7 @@ export function useLimiterStore(store: Store) {
  * the same id.
  */
 export async function resetRateLimits() {
-  for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser, rpmByTeam, tpmByTeam]) windows.clear()
+  for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser, rpmByTeam, tpmByTeam, rpmByEndUser, tpmByEndUser]) windows.clear()
   await limiter.clear()
 }
 
@@ -71,6 +72,66 @@ export function addTokens(p: Principal, tokens: number): void | Promise<void> {
   if (p.team?.tpm) tpmByTeam.add(p.team.id, tokens, now)
 }
 
+/**
+ * An end user's rpm/tpm (end_users, or its shared budget's: end_user_policies.ts),
+ * counted per end user (its end_users row id) across every key of its owner.
+ * Admitted once the request names its end user (the header, or the body):
+ * after the key's windows, so a request the key refuses is not counted here.
+ * Its headers replace the key's when tighter. Only policies with rpm or tpm reach here.
+ */
+export function admitEndUser(policy: EndUserPolicy, res: ServerResponse): void | Promise<void> {
+  if (policy.rpm === null && policy.tpm === null) return
+  if (shared !== null) return admitEndUserShared(policy, res)
+  sweeper ??= setInterval(sweep, 60_000).unref()
+  const now = Date.now()
+  if (policy.rpm !== null) {
+    tightest.limit = -1
+    countRequest(rpmByEndUser, policy.id, policy.rpm, now)
+    if (tighterThanSet(res, 'requests', tightest.left)) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
+  }
+  if (policy.tpm !== null) {
+    tightest.limit = -1
+    checkTokens(tpmByEndUser, policy.id, policy.tpm, now)
+    if (tighterThanSet(res, 'tokens', tightest.left)) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
+  }
+}
+
+/** Counts a finished request's tokens against its end user's token window. */
+export function addEndUserTokens(policy: EndUserPolicy, tokens: number): void | Promise<void> {
+  if (tokens <= 0 || policy.tpm === null) return
+  if (shared !== null) return perMinute(policy.tpm).increment(`tpm:end_user:${policy.id}`, tokens).then(() => {})
+  tpmByEndUser.add(policy.id, tokens, Date.now())
+}
+
+/** No window of this kind set yet, or this one leaves fewer. */
+function tighterThanSet(res: ServerResponse, kind: Kind, left: number): boolean {
+  const set = res.getHeader(HEADER_NAMES[kind][1])
+  return set === undefined || left < Number(set)
+}
+
+async function admitEndUserShared(policy: EndUserPolicy, res: ServerResponse) {
+  if (policy.rpm !== null) {
+    try {
+      const response = await perMinute(policy.rpm).consume(`rpm:end_user:${policy.id}`)
+      if (tighterThanSet(res, 'requests', response.remaining)) {
+        setWindowHeaders(res, 'requests', response.limit, response.remaining, response.availableIn)
+      }
+    } catch (error) {
+      if (error instanceof errors.E_TOO_MANY_REQUESTS) {
+        throw refused('requests', policy.rpm, Math.max(1, error.response.availableIn) * 1000)
+      }
+      throw error
+    }
+  }
+  if (policy.tpm !== null) {
+    const response = await perMinute(policy.tpm).get(`tpm:end_user:${policy.id}`)
+    const remaining = response ? Math.max(0, response.remaining) : policy.tpm
+    const reset = response ? response.availableIn : 60
+    if (remaining <= 0) throw refused('tokens', policy.tpm, Math.max(1, reset) * 1000)
+    if (tighterThanSet(res, 'tokens', remaining)) setWindowHeaders(res, 'tokens', policy.tpm, remaining, reset)
+  }
+}
+
 // ---- in memory ----------------------------------------------------------
 
 const rpmByKey = new MinuteWindows()
@@ -80,6 +141,9 @@ const tpmByUser = new MinuteWindows()
 /** A team's windows, shared by all of its keys */
 const rpmByTeam = new MinuteWindows()
 const tpmByTeam = new MinuteWindows()
+/** An end user's windows (by end_users.id), shared by all of its owner's keys */
+const rpmByEndUser = new MinuteWindows()
+const tpmByEndUser = new MinuteWindows()
 let sweeper: NodeJS.Timeout | undefined
 
 function admitInMemory(p: Principal, res: ServerResponse) {
@@ -138,6 +202,8 @@ function sweep() {
   tpmByUser.sweep(now)
   rpmByTeam.sweep(now)
   tpmByTeam.sweep(now)
+  rpmByEndUser.sweep(now)
+  tpmByEndUser.sweep(now)
 }
 
 // ---- through @adonisjs/limiter (a store several instances share) ----------

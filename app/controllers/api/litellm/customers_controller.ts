@@ -5,7 +5,7 @@ import { endUsersOf } from '#services/end_user_spend'
 import { apiActor } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { fieldError, litellmManaged } from '#services/litellm_management'
-import { customerId, customerIds, customerMonthlyLimit, customerOwner, litellmCustomerJson } from '#services/litellm_customers'
+import { customerId, customerIds, customerLimits, customerOwner, litellmCustomerJson } from '#services/litellm_customers'
 
 /**
  * LiteLLM's customer management (/customer/new, /info, /update, /delete,
@@ -14,20 +14,22 @@ import { customerId, customerIds, customerMonthlyLimit, customerOwner, litellmCu
  * audited with source `api`. The owner: services/litellm_customers.ts.
  */
 export default class LiteLLMCustomersController {
-  /** POST /customer/new {user_id, blocked?, max_budget?, budget_duration?, owner?}: a customer not listed yet. */
+  /** POST /customer/new {user_id, blocked?, max_budget?, budget_duration?, rpm_limit?, tpm_limit?, budget_id?, owner?}: a customer not listed yet. */
   async store(ctx: HttpContext) {
     return litellmManaged(async () => {
       const body = ctx.request.body()
       const id = customerId(body.user_id)
       const owner = await customerOwner(ctx)
       const input = settingsOf(body, String(owner.id), id)
+      // LiteLLM: a max_budget without a budget_duration never resets (the end user's whole life).
+      if (input.monthlyLimit !== undefined && !('budget_duration' in body)) input.budgetPeriod = null
       const listed = (await endUsersOf(owner.id, id)).find((e) => e.listed)
       if (listed) throw fieldError('user_id', `customer "${id}" already exists: change it with /customer/update`)
       return this.#saved(ctx, owner.id, input)
     })
   }
 
-  /** POST /customer/update {user_id, blocked?, max_budget?, budget_duration?, owner?}: one known (listed, or sent requests this month). */
+  /** POST /customer/update {user_id, blocked?, max_budget?, budget_duration?, rpm_limit?, tpm_limit?, budget_id?, owner?}: one known (listed, or sent requests this month). */
   async update(ctx: HttpContext) {
     return litellmManaged(async () => {
       const body = ctx.request.body()
@@ -105,16 +107,14 @@ export default class LiteLLMCustomersController {
   }
 }
 
-/** What a /customer/new or /update body sets: `blocked`, the monthly limit; LiteLLM's other fields are not kept */
+/** What a /customer/new or /update body sets: `blocked` and the limits (customerLimits); LiteLLM's other fields are not kept */
 function settingsOf(body: Record<string, unknown>, userRef: string, endUser: string): EndUserSettings {
   const input: EndUserSettings = { userRef, endUser }
   if (body.blocked !== undefined && body.blocked !== null) {
     if (typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
     input.blocked = body.blocked
   }
-  const limit = customerMonthlyLimit(body)
-  if (limit !== undefined) input.monthlyLimit = limit
-  return input
+  return Object.assign(input, customerLimits(body))
 }
 
 /** Every id is one of the owner's listed customers (checked before anything changes: one unknown id changes nothing). */

@@ -26,9 +26,12 @@ export default class ManagementEndUsersController {
   }
 
   /**
-   * POST /api/admin/end-users {user, end_user, blocked?, monthly_limit?}:
-   * creates or changes the owner's settings for the end user (given fields
-   * only; `monthly_limit: null` removes the limit). 201 when created.
+   * POST /api/admin/end-users {user, end_user, blocked?, monthly_limit?,
+   * budget_period?, rpm?, tpm?, budget_id?}: creates or changes the owner's
+   * settings for the end user (given fields only; `monthly_limit: null`
+   * removes the limit, the limit per `budget_period` day/week/month, null: its
+   * whole life; `budget_id` links a shared budget, whose limits then apply,
+   * null unlinks). 201 when created.
    */
   async store(ctx: HttpContext) {
     return managed(async () => {
@@ -46,6 +49,11 @@ export default class ManagementEndUsersController {
         if (limit !== null && typeof limit !== 'string') throw new AdminInputError('monthly_limit: an amount in USD, or null', 'monthly_limit')
         input.monthlyLimit = limit
       }
+      // Checked by setEndUser's validator (whole numbers as whole_number_field.ts reads them; a budget that exists).
+      if (body.budget_period !== undefined) input.budgetPeriod = body.budget_period
+      if (body.rpm !== undefined) input.rpm = body.rpm
+      if (body.tpm !== undefined) input.tpm = body.tpm
+      if (body.budget_id !== undefined) input.budgetId = body.budget_id
       const { owner, endUser, created } = await setEndUser(input, apiActor(ctx))
       await settleMetering()
       const [entry] = await endUsersOf(owner.id, endUser.end_user)
@@ -78,6 +86,12 @@ function endUserJson(userId: number, e: EndUserEntry) {
     listed: e.listed,
     blocked: e.blocked,
     monthly_limit: e.monthly_limit === null ? null : money(e.monthly_limit),
+    budget_period: e.budget_period,
+    rpm: e.rpm,
+    tpm: e.tpm,
+    budget_id: e.budget_id,
+    spent_this_period: money(e.spent_this_period),
+    budget_reset_at: e.budget_reset_at,
     spent_this_month: money(e.spent_this_month),
     requests_this_month: e.requests_this_month,
   }
