@@ -522,3 +522,26 @@ export async function findTeamAdministeredBy(ref: unknown, userId: number, trx: 
   if (!row) throw new PortalInputError('team_not_allowed')
   return normalised(row)
 }
+
+/**
+ * A user moves one of their own keys between teams from the portal (`teamId`
+ * null: out of its team), in the key's transaction under its row lock. Into
+ * a team: the user must be its `admin`; out of one (or from one to another):
+ * an `admin` of the team the key leaves too, or a member could take a key out
+ * of its team's budget, models and limits. Both teams are read with their
+ * membership and locked in id order (two moves crossing each other do not
+ * deadlock; removeTeamMembers locks the team first, so a role taken away
+ * meanwhile is seen). Any refusal is findTeamAdministeredBy's, the same
+ * whether the team exists or not. The key's past spend stays with the team
+ * it was made under (usage rows keep their team).
+ */
+export async function moveOwnKeyToTeam(trx: TransactionClientContract, key: ApiKey, userId: number, teamId: number | null, actor: Actor) {
+  const from = key.teamId ?? null
+  if (from === teamId) return key
+  let target: TeamRow | null = null
+  for (const id of [from, teamId].filter((id): id is number => id !== null).sort((a, b) => a - b)) {
+    const team = await findTeamAdministeredBy(id, userId, trx)
+    if (id === teamId) target = team
+  }
+  return putKeyInTeam(trx, key, target, actor)
+}
