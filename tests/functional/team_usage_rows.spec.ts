@@ -99,6 +99,10 @@ test.group('Usage rows keep their team', (group) => {
     assert.equal(spend(to, 'report-first'), 0.022)
     assert.equal(spend(to, 'report-second'), 0.022)
 
+    // LiteLLM's spend logs name each row's team, newest first.
+    const logs = await litellm('GET', `/spend/logs?api_key=${user.keyId}&start_date=${from}&end_date=${to}`)
+    assert.deepEqual(logs.body.map((r: any) => r.team_id), [String(second.id), String(first.id), String(first.id)])
+
     // The key moved again: what it spent in each team stays there.
     await moveKey(user.keyId, null)
     const again = await litellm('GET', `/global/spend/report?group_by=team&start_date=${from}&end_date=${to}`)
