@@ -218,8 +218,9 @@ export async function removeTeamMembers(ref: unknown, users: string[], actor: Ac
 
 /**
  * Puts a key in a team (null: in none). Its owner need not be a member (as
- * with LiteLLM's master key). Spend the key made before counts for the team
- * only from now on.
+ * with LiteLLM's master key). The spend the key made before stays with the
+ * team it was made under (usage rows keep their team); the new team counts
+ * the key's requests admitted from now on.
  */
 export async function setKeyTeam(keyRef: string, teamRef: unknown, actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
@@ -312,19 +313,20 @@ function columnsOf(settings: Awaited<ReturnType<typeof checked>>) {
 }
 
 /**
- * A new period's start: what the team's keys spent in the current `period`.
- * Usage rows name no team, only a key, and a key may have spent in another
- * team (or none) before it joined: rows from before the team existed are not
- * counted, and the sum is never above what the meter charged the team in its
- * whole life (teams.spent), so another team's spend is not counted again here.
+ * A new period's start: what the team spent in the current `period`, from
+ * the usage rows made under it (`usage_records.team_id`: the team each
+ * request was admitted under). A key that joined from another team brings
+ * none of its spend there; one that left keeps what it spent here counted
+ * here. Under the team's row lock: a metering batch committing meanwhile
+ * waits for it, then adds its own cost (TEAM_SPEND_EFFECT).
  */
 async function periodSpent(trx: TransactionClientContract, team: TeamRow, period: SpendPeriod) {
   const start = new Date(periodBounds(period, Date.now()).start)
-  const createdAt = new Date(team.created_at)
   const row = await trx
     .from('usage_records')
-    .whereIn('api_key_id', trx.from('api_keys').where('team_id', team.id).select('id'))
-    .where('created_at', '>=', createdAt > start ? createdAt : start)
+    .where('team_id', team.id)
+    .where('created_at', '>=', start)
+    // Never above the team's lifetime spend: rows from before migration 1011 got their key's team as it is now.
     .select(db.raw('least(coalesce(sum(cost), 0), ?::numeric)::text AS spent', [team.spent]))
     .first()
   return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
@@ -519,4 +521,27 @@ export async function findTeamAdministeredBy(ref: unknown, userId: number, trx: 
   // Said above the form (not beside a field: a user who administers no team has no team field).
   if (!row) throw new PortalInputError('team_not_allowed')
   return normalised(row)
+}
+
+/**
+ * A user moves one of their own keys between teams from the portal (`teamId`
+ * null: out of its team), in the key's transaction under its row lock. Into
+ * a team: the user must be its `admin`; out of one (or from one to another):
+ * an `admin` of the team the key leaves too, or a member could take a key out
+ * of its team's budget, models and limits. Both teams are read with their
+ * membership and locked in id order (two moves crossing each other do not
+ * deadlock; removeTeamMembers locks the team first, so a role taken away
+ * meanwhile is seen). Any refusal is findTeamAdministeredBy's, the same
+ * whether the team exists or not. The key's past spend stays with the team
+ * it was made under (usage rows keep their team).
+ */
+export async function moveOwnKeyToTeam(trx: TransactionClientContract, key: ApiKey, userId: number, teamId: number | null, actor: Actor) {
+  const from = key.teamId ?? null
+  if (from === teamId) return key
+  let target: TeamRow | null = null
+  for (const id of [from, teamId].filter((id): id is number => id !== null).sort((a, b) => a - b)) {
+    const team = await findTeamAdministeredBy(id, userId, trx)
+    if (id === teamId) target = team
+  }
+  return putKeyInTeam(trx, key, target, actor)
 }

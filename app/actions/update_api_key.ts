@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import ApiKey from '#models/api_key'
 import { AdminInputError } from '#actions/admin_input_error'
 import { allowedIpsColumn } from '#actions/allowed_ips'
@@ -49,7 +50,13 @@ export function keySnapshot(key: ApiKey) {
  * own cost, so nothing is counted twice or missed. The change reaches every
  * gateway's cache through the api_keys trigger.
  */
-export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: Actor = cliActor()) {
+export async function updateApiKey(
+  id: number,
+  input: UpdateApiKeyInput,
+  actor: Actor = cliActor(),
+  /** More of the same change, under the key's row lock, before its fields are saved (a portal move between teams) */
+  within?: (trx: TransactionClientContract, key: ApiKey) => Promise<void>
+) {
   if (input.spendPeriod && !input.spendLimit) {
     throw new AdminInputError('A spend cap that resets needs a spend cap', 'spendPeriod')
   }
@@ -60,6 +67,7 @@ export async function updateApiKey(id: number, input: UpdateApiKeyInput, actor: 
     const key = await ApiKey.query({ client: trx }).where('id', id).preload('user').forUpdate().first()
     if (!key) throw AdminInputError.notFound(`No API key with id ${id}`)
     if (key.revokedAt) throw new AdminInputError(`Key ${key.masked} is revoked: issue a new key instead`)
+    if (within) await within(trx, key)
     const before = keySnapshot(key)
     const spendPeriod = input.spendLimit ? (input.spendPeriod ?? null) : null
     key.merge({

@@ -3,14 +3,16 @@ import { lastDayFrom, updateApiKey } from '#actions/update_api_key'
 import { assertInsidePlan } from '#actions/create_user_api_key'
 import { PortalInputError } from '#actions/portal_input_error'
 import type { Actor } from '#actions/audit'
+import { moveOwnKeyToTeam } from '#actions/teams'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 
 /**
  * A user edits one of their own keys from the portal: name, models (inside
  * the plan), the last day it works, the spend cap and its period, the IP
- * allowlist. Rate
- * limits are the operator's and stay as they are. Another user's key, or a
- * revoked one, is "not found".
+ * allowlist, its team (one the user is an admin of, and only out of a team
+ * the user is an admin of). Rate limits are the operator's and stay as they
+ * are. Another user's key, or a revoked one, is "not found". A refused team
+ * leaves the whole edit unsaved (one transaction).
  */
 export async function updateUserApiKey(
   userId: number,
@@ -24,6 +26,8 @@ export async function updateUserApiKey(
     spendPeriod?: SpendPeriod
     /** Addresses and CIDR ranges the key may be used from; empty = any; undefined = unchanged */
     allowedIps?: string[]
+    /** The team to move the key to (moveOwnKeyToTeam: the user administers it, and the one it leaves); null = none; undefined = unchanged */
+    team?: number | null
   },
   actor: Actor
 ) {
@@ -46,6 +50,7 @@ export async function updateUserApiKey(
       spendPeriod: input.spendPeriod ?? null,
       allowedIps: input.allowedIps,
     },
-    actor
+    actor,
+    input.team === undefined ? undefined : async (trx, locked) => void (await moveOwnKeyToTeam(trx, locked, userId, input.team ?? null, actor))
   )
 }

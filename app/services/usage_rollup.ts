@@ -38,13 +38,22 @@ export type KeyModelDimension = 'key_model'
 const KEY_MODEL_SQL = `CASE WHEN api_key_id IS NULL THEN NULL ELSE left(api_key_id::text || ' ' || model, 200) END`
 
 /**
+ * The team a row's request was admitted under and its model (LiteLLM's spend
+ * report by team): `<team id> <model>`, cut as key_model's. Rows of no team
+ * (the usual ones) are not in it. Days rolled up before migration 1011 got
+ * theirs there, from the rows' backfilled team.
+ */
+export type TeamModelDimension = 'team_model'
+const TEAM_MODEL_SQL = `CASE WHEN team_id IS NULL THEN NULL ELSE left(team_id::text || ' ' || model, 200) END`
+
+/**
  * The dimensions of a usage row as (dim, key) pairs, for `CROSS JOIN LATERAL`
- * over rows with model, requested_model, user_id, channel_id, api_key_id and tags (a NULL
+ * over rows with model, requested_model, user_id, channel_id, api_key_id, team_id and tags (a NULL
  * key: not in that dimension; a row has one `tag` pair per tag). The rollup and the prune's totals both use it.
  */
 export const DIMENSIONS_SQL = `(SELECT * FROM (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
                                    ('requested', requested_model), ('tagged', CASE WHEN tags IS NULL THEN NULL ELSE '' END),
-                                   ('key_model', ${KEY_MODEL_SQL})) v(dim, key)
+                                   ('key_model', ${KEY_MODEL_SQL}), ('team_model', ${TEAM_MODEL_SQL})) v(dim, key)
                                  UNION ALL SELECT 'tag', tag FROM unnest(tags) tag) d(dim, key)`
 
 const COLUMN: Record<Dimension, string> = {
@@ -190,7 +199,7 @@ export async function rollUpDay(day: DateTime) {
     // The rows there are, plus what the day's pruned rows added up to (nothing, unless pruned).
     await trx.rawQuery(
       `WITH rows AS (
-         SELECT model, requested_model, user_id, channel_id, api_key_id, tags, status, prompt_tokens, completion_tokens, cost
+         SELECT model, requested_model, user_id, channel_id, api_key_id, team_id, tags, status, prompt_tokens, completion_tokens, cost
            FROM usage_records WHERE created_at >= ? AND created_at < ?
        ),
        totals AS (
@@ -484,23 +493,25 @@ export interface TeamDaySpend {
 
 /**
  * Spend per UTC day, team and model over [from, to] (LiteLLM's
- * /global/spend/report?group_by=team): spendByKeyModel's sources per day,
- * each key's spend counted for the team the key is in now (usage rows keep
- * no team). Keys in no team are left out.
+ * /global/spend/report?group_by=team): finished days from the rollups'
+ * `team_model` rows, today live from its rows, each row counted for the team
+ * its request was admitted under (`usage_records.team_id`: a key moved to
+ * another team leaves its past spend with the first). Rows of no team, and of
+ * a team since deleted, are left out.
  */
 export async function spendByTeamDay(from: DateTime, to: DateTime): Promise<TeamDaySpend[]> {
   const today = DateTime.utc().startOf('day')
   await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
   const result = await db.rawQuery(
     `WITH parts AS (
-       SELECT day, split_part(key, ' ', 1) AS key_id, substr(key, strpos(key, ' ') + 1) AS model, input_tokens + output_tokens AS tokens, cost
-         FROM usage_daily WHERE dim = 'key_model' AND day >= ? AND day <= ?
+       SELECT day, split_part(key, ' ', 1) AS team_id, substr(key, strpos(key, ' ') + 1) AS model, input_tokens + output_tokens AS tokens, cost
+         FROM usage_daily WHERE dim = 'team_model' AND day >= ? AND day <= ?
        UNION ALL
-       SELECT (created_at AT TIME ZONE 'UTC')::date, api_key_id::text, model, prompt_tokens + completion_tokens, cost
-         FROM usage_records WHERE api_key_id IS NOT NULL AND created_at >= ? AND created_at < ?
+       SELECT (created_at AT TIME ZONE 'UTC')::date, team_id::text, model, prompt_tokens + completion_tokens, cost
+         FROM usage_records WHERE team_id IS NOT NULL AND created_at >= ? AND created_at < ?
      )
      SELECT p.day::text AS day, t.id AS team_id, t.alias, p.model, coalesce(sum(p.tokens), 0)::bigint AS tokens, coalesce(sum(p.cost), 0)::text AS cost
-       FROM parts p JOIN api_keys k ON k.id = p.key_id::bigint JOIN teams t ON t.id = k.team_id
+       FROM parts p JOIN teams t ON t.id = p.team_id::bigint
       GROUP BY p.day, t.id, t.alias, p.model ORDER BY p.day, sum(p.cost) DESC, t.id, p.model`,
     rolledAndLiveBounds(from, to, today)
   )

@@ -145,7 +145,7 @@ test.group('Portal: teams', (group) => {
     const after = await db.from('api_keys').where('user_id', member.userId).count('* as n').first()
     assert.equal(Number(after.n), Number(before.n))
     const shown = await memberClient.get('/dashboard/keys')
-    assert.include(htmlText(shown.body), 'You can put a key only in a team you are an admin of.')
+    assert.include(htmlText(shown.body), 'You can put a key only in a team you are an admin of')
 
     // An admin of one team naming another (or one that does not exist): refused the same way.
     const outsiderClient = await signedIn(outsider)
@@ -165,6 +165,65 @@ test.group('Portal: teams', (group) => {
     const key = await ApiKey.findByOrFail('name', 'crew-ci')
     assert.equal(key.teamId, team.id)
     assert.equal(key.userId, admin.userId)
+  })
+
+  test('a key moves between teams from its edit form: into a team its owner administers, out only of one; refusals change nothing', async ({ assert }) => {
+    const mover = await seedUser({ balance: '10' })
+    const home = await createTeam({ alias: 'move-home' })
+    const away = await createTeam({ alias: 'move-away' })
+    const plain = await createTeam({ alias: 'move-plain' })
+    const foreign = await createTeam({ alias: 'move-foreign' })
+    await addTeamMembers(home.id, [{ user: mover.email, role: 'admin' }])
+    await addTeamMembers(away.id, [{ user: mover.email, role: 'admin' }])
+    await addTeamMembers(plain.id, [{ user: mover.email, role: 'user' }])
+    await setKeyTeam(String(mover.keyId), home.id)
+    const client = await signedIn(mover)
+    const editPath = `/dashboard/keys/${mover.keyId}/edit`
+    const save = async (fields: Record<string, string>) => {
+      await client.get(editPath)
+      return client.post(`/dashboard/keys/${mover.keyId}`, { name: 'mover-key', ...fields })
+    }
+    const teamOf = async () => {
+      const row = await db.from('api_keys').where('id', mover.keyId).first()
+      return row.team_id === null ? null : Number(row.team_id)
+    }
+
+    // The form offers the teams the owner administers, the key's own selected; a move is saved and audited.
+    const form = await client.get(editPath)
+    assert.include(form.body, 'name="team"')
+    assert.include(form.body, 'move-away')
+    assert.notInclude(form.body, 'move-plain')
+    assert.equal((await save({ team: String(away.id) })).status, 302)
+    assert.equal(await teamOf(), away.id)
+    const audit = await db.from('audit_log').where('action', 'key.team').where('subject_id', mover.keyId).orderBy('id', 'desc').first()
+    assert.deepEqual([audit.before.team_id, audit.after.team_id], [home.id, away.id])
+    // Out of a team it administers: no team.
+    assert.equal((await save({ team: '' })).status, 302)
+    assert.isNull(await teamOf())
+
+    // Into a team where it is a plain member, one it is not in, or none that exists: the same refusal, nothing saved.
+    const refusals: string[] = []
+    for (const id of [plain.id, foreign.id, 999999]) {
+      assert.equal((await save({ team: String(id), name: 'renamed' })).status, 302)
+      refusals.push(htmlText((await client.get(editPath)).body))
+      assert.isNull(await teamOf())
+      assert.equal((await db.from('api_keys').where('id', mover.keyId).first()).name, 'mover-key')
+    }
+    for (const page of refusals) assert.include(page, 'You can put a key only in a team you are an admin of')
+
+    // In a team it is only a member of (an operator put it there): the form shows the team, not a field;
+    // a hand-made POST moving it out, or to a team it administers, is refused; other edits keep it there.
+    await setKeyTeam(String(mover.keyId), plain.id)
+    const fixed = await client.get(editPath)
+    assert.notInclude(fixed.body, 'name="team"')
+    assert.include(htmlText(fixed.body), 'Only an admin of this team can move the key out of it.')
+    for (const team of ['', String(home.id)]) {
+      assert.equal((await save({ team, name: 'escaped' })).status, 302)
+      assert.equal(await teamOf(), plain.id)
+    }
+    assert.equal((await save({ name: 'still-in-plain' })).status, 302)
+    assert.equal(await teamOf(), plain.id)
+    assert.equal((await db.from('api_keys').where('id', mover.keyId).first()).name, 'still-in-plain')
   })
 
   test('the overview says when a team of one of your keys spent its budget', async ({ assert }) => {

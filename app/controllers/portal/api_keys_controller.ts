@@ -1,5 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
+import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
 import { createUserApiKey } from '#actions/create_user_api_key'
 import { revokeUserApiKey } from '#actions/revoke_user_api_key'
@@ -84,7 +85,21 @@ export default class ApiKeysController {
     if (!key) return response.notFound(i18n.t('errors.form.key_not_found'))
     const gateway = await app.container.make('gateway')
     const plan = user.planId ? gateway.catalog.plans.get(user.planId) : null
-    return view.render('pages/portal/key_edit', { key, lastDay: lastDayOf(key.expiresAt), planModels: plan?.allowedModels ?? ['*'] })
+    // The team field: no team and the teams the user is an admin of, the key's own team among them or shown
+    // fixed (only an admin of the team a key is in may move it out).
+    const [adminTeams, current] = await Promise.all([
+      teamsAdministeredBy(user.id),
+      key.teamId === null ? null : db.from('teams').where('id', key.teamId).select('id', 'alias').first(),
+    ])
+    const teamMovable = current === null || adminTeams.some((t) => t.id === Number(current.id))
+    return view.render('pages/portal/key_edit', {
+      key,
+      lastDay: lastDayOf(key.expiresAt),
+      planModels: plan?.allowedModels ?? ['*'],
+      adminTeams,
+      currentTeam: current ? { id: Number(current.id), alias: current.alias } : null,
+      teamMovable,
+    })
   }
 
   /** POST /dashboard/keys/:id: saves the edit (another user's key: 404). */
@@ -106,6 +121,7 @@ export default class ApiKeysController {
           spendPeriod: input.spend_period,
           // The form always shows the list: an empty field clears it.
           allowedIps: splitIpText(input.allowed_ips ?? ''),
+          team: input.team,
         },
         portalActor(ctx)
       )

@@ -40,7 +40,7 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   // A row's tags joined by ',' (no tag holds one): unnest would flatten a text[][] parameter.
   { name: 'tags', type: 'text', encode: textColumn },
   { name: 'end_user', type: 'text', encode: textColumn },
-  // Not a usage_records column: the key's team for TEAM_SPEND_EFFECT, read from `e` (NULL: none).
+  // The team the request was admitted under (NULL: none, the usual row); TEAM_SPEND_EFFECT reads it from `ins`.
   { name: 'team_id', type: 'bigint', encode: numberColumn },
 ]
 
@@ -58,7 +58,7 @@ const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
 /**
  * What a metered request changes besides its usage row, as CTEs over `ins`
  * (the inserted usage rows: id, user_id, api_key_id, model, provider,
- * prompt_tokens, completion_tokens, cost, created_at, end_user): the ledger charge
+ * prompt_tokens, completion_tokens, cost, created_at, end_user, team_id): the ledger charge
  * (users.balance follows by trigger), the month's counters per user and
  * model, and the key's spend and last use (and, for a cap that resets, its
  * spend in its newest UTC day/week/month: rows of an older period, from a
@@ -137,13 +137,13 @@ end_user_spend AS (
  * The spend of each team whose keys are in the batch (teams/team_policies.ts:
  * budgets), as the key's spend in METER_EFFECTS: the lifetime spend, and, for
  * a budget that resets, the spend in its newest UTC day/week/month. The team
- * is the one the call was admitted under (`e.team_id`, not stored in the
- * usage row); only inserted rows count (`ins`: a replayed row is not counted
- * twice). Appended only to a batch holding a team's row.
+ * is the one the call was admitted under (the usage row's `team_id`); only
+ * inserted rows count (`ins`: a replayed row is not counted twice). Appended
+ * only to a batch holding a team's row.
  */
 export const TEAM_SPEND_EFFECT = `,
 team_rows AS (
-  SELECT e.team_id, i.cost, i.created_at FROM ins i JOIN e ON e.request_id = i.request_id WHERE e.team_id IS NOT NULL
+  SELECT team_id, cost, created_at FROM ins WHERE team_id IS NOT NULL
 ),
 team_spend AS (
   UPDATE teams t SET spent = t.spent + s.cost,
@@ -200,14 +200,14 @@ WITH e AS (
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     requested_model, cache_hit, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags, end_user)
+    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags, end_user, team_id)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, COALESCE(cache_hit, false), served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
     reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts,
-    string_to_array(tags, ','), end_user
+    string_to_array(tags, ','), end_user, team_id
   FROM e
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user
+  RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id
 ),
 attempt_log AS (
   INSERT INTO request_attempts (request_id, attempt, channel_id, status, outcome, error, latency_ms, created_at)

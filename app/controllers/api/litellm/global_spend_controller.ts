@@ -101,8 +101,8 @@ export default class LiteLLMGlobalSpendController {
    * year). `customer`: per day, each end user's spend with its models and
    * keys (at most END_USER_DAILY_LIMIT day, customer, model and key groups:
    * a 400 beyond, never a cut answer); `api_key`: per key over the range, with its models; `team` (LiteLLM's
-   * default): per day, each team's spend with its models (keys counted for
-   * the team they are in now; keys in no team left out).
+   * default): per day, each team's spend with its models (each request for
+   * the team its key was in when it was made; requests of no team left out).
    */
   async report(ctx: HttpContext) {
     return litellmManaged(async () => {

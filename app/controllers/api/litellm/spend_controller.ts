@@ -81,7 +81,8 @@ export default class LiteLLMSpendController {
 
 /**
  * One usage row as LiteLLM's SpendLogs row: `api_key` is the key's token
- * (our key id), `user` the user id, `spend` the row's exact cost as a number,
+ * (our key id), `user` the user id, `team_id` the team the request was made
+ * under, `spend` the row's exact cost as a number,
  * `startTime` when the request came in, `endTime` when it ended.
  */
 function spendLogJson(r: any) {
@@ -103,7 +104,8 @@ function spendLogJson(r: any) {
     model_id: r.channel_id === null ? null : String(r.channel_id),
     custom_llm_provider: r.provider,
     user: String(r.user_id),
-    team_id: null,
+    // The team the request was admitted under (LiteLLM's team_id: our id as text), null for none.
+    team_id: r.team_id === null || r.team_id === undefined ? null : String(r.team_id),
     cache_hit: String(!!r.cache_hit),
     request_tags: r.tags ?? [],
     status: r.status < 400 ? 'success' : 'failure',
