@@ -56,7 +56,7 @@ export const updateKeyValidator = vine.compile(
     spend_period: vine.enum(SPEND_PERIODS).optional(),
     allowed_ips: ipAllowlistText().optional(),
     /** The key's team (checked by the action); empty: none; absent (no field: the user may not move it): unchanged */
-    team: vine.number().withoutDecimals().min(1).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+    team: wholeNumberField().min(1).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
   })
 )
 
