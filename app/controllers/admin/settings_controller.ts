@@ -8,6 +8,7 @@ import { MAX_ENTRIES, MAX_ENTRY_LENGTH, MAX_PATTERNS } from '#gateway/content_fi
 import { accountProblemKeywords, setAccountProblemKeywords } from '#actions/set_account_problem_keywords'
 import { ACCOUNT_KEYWORD_LIMITS } from '#gateway/upstream/account_problems'
 import env from '#start/env'
+import i18nManager from '@adonisjs/i18n/services/main'
 import { setMailSettings } from '#actions/set_mail_settings'
 import { mailOptions, productName } from '#services/mail/mail_options'
 import { smtpFromEnv } from '#services/mail/smtp_env'
@@ -62,9 +63,11 @@ export default class SettingsController {
     try {
       const server = await smtpSettings()
       if (!server) throw new Error('No SMTP server is configured')
+      // The panel is in English (no locale middleware on its routes): so is its test message.
       const product = await productName('en')
+      const i18n = i18nManager.locale('en')
       await sendMail(
-        { to: admin.email, senderName: product, subject: `Test e-mail from ${product}`, view: 'test', data: { t: ctx.i18n.t.bind(ctx.i18n), product } },
+        { to: admin.email, senderName: product, subject: i18n.t('mail.test.subject', { product }), view: 'test', data: { t: i18n.t.bind(i18n), product } },
         server
       )
       ctx.session.flash('success', `A test e-mail was sent to ${admin.email} through ${server.host}:${server.port}.`)
