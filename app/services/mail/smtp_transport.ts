@@ -10,7 +10,8 @@ export function smtpTransportConfig(settings: SmtpSettings): SMTPConfig {
     host: settings.host,
     port: settings.port,
     secure: settings.secure,
-    auth: settings.user ? { type: 'login', user: settings.user, pass: settings.password ?? '' } : undefined,
+    // A user without a password sends no AUTH (nodemailer would refuse to send at all: "Missing credentials").
+    auth: settings.user && settings.password ? { type: 'login', user: settings.user, pass: settings.password } : undefined,
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 20_000,
