@@ -73,7 +73,6 @@ export default class SessionController {
       // Signed up while verification was required and never opened the link: not in, unless it no longer is.
       if (await verificationRequired()) {
         session.flash('verify.email', user.email)
-        session.flash('error', i18n.t('auth.verify.unverified'))
         return response.redirect('/verify-email')
       }
       await db.transaction((trx) => markEmailVerified(trx, user, { id: user.id, label: user.email, source: 'portal', ip }))
