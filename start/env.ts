@@ -127,6 +127,19 @@ export default await Env.create(new URL('../', import.meta.url), {
   CHANNEL_BALANCE_ALERT_BELOW: (key: string, value?: string) =>
     value === undefined || value.trim() === '' ? undefined : parseBalanceAlertThresholds(key, value),
 
+  /**
+   * Outgoing e-mail (password reset, sign-up verification): SMTP_URL (smtp://user:pass@host:587,
+   * smtps://... for TLS from the start) or SMTP_HOST and the rest; MAIL_FROM is the sender. When set,
+   * they win over the panel's Settings > E-mail (app/services/mail/smtp_settings.ts).
+   */
+  SMTP_URL: Env.schema.string.optional(),
+  SMTP_HOST: Env.schema.string.optional(),
+  SMTP_PORT: Env.schema.number.optional(),
+  SMTP_USER: Env.schema.string.optional(),
+  SMTP_PASSWORD: Env.schema.string.optional(),
+  SMTP_SECURE: Env.schema.boolean.optional(),
+  MAIL_FROM: Env.schema.string.optional(),
+
   /** Card top-ups through Stripe Checkout (off unless the secret key is set) */
   STRIPE_SECRET_KEY: Env.schema.string.optional(),
   STRIPE_WEBHOOK_SECRET: Env.schema.string.optional(),

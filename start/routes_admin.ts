@@ -56,6 +56,8 @@ router
     router.post('/settings/announcement', [SettingsController, 'announcement']).as('settings.announcement')
     router.post('/settings/sensitive-words', [SettingsController, 'sensitiveWords']).as('settings.sensitive_words')
     router.post('/settings/account-keywords', [SettingsController, 'accountKeywords']).as('settings.account_keywords')
+    router.post('/settings/mail', [SettingsController, 'mail']).as('settings.mail')
+    router.post('/settings/mail/test', [SettingsController, 'mailTest']).as('settings.mail.test')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')

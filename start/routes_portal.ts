@@ -14,6 +14,8 @@ const StatusPageController = () => import('#controllers/pages/status_page_contro
 const PricingController = () => import('#controllers/pages/pricing_controller')
 const LocaleController = () => import('#controllers/pages/locale_controller')
 const RegistrationController = () => import('#controllers/portal/registration_controller')
+const PasswordResetController = () => import('#controllers/portal/password_reset_controller')
+const EmailVerificationController = () => import('#controllers/portal/email_verification_controller')
 const OverviewController = () => import('#controllers/portal/overview_controller')
 const ApiKeysController = () => import('#controllers/portal/api_keys_controller')
 const BillingController = () => import('#controllers/portal/billing_controller')
@@ -39,6 +41,14 @@ router
     router.get('/lang/:locale', [LocaleController, 'update']).as('locale.switch')
     router.get('/register', [RegistrationController, 'create']).as('register')
     router.post('/register', [RegistrationController, 'store']).as('register.store')
+    // E-mail (app/services/mail/): forgotten password, sign-up verification; off without an SMTP server.
+    router.get('/forgot-password', [PasswordResetController, 'create']).as('password.forgot')
+    router.post('/forgot-password', [PasswordResetController, 'store']).as('password.forgot.store')
+    router.get('/reset-password/:token', [PasswordResetController, 'edit']).as('password.reset')
+    router.post('/reset-password/:token', [PasswordResetController, 'update']).as('password.reset.store')
+    router.get('/verify-email', [EmailVerificationController, 'show']).as('verify_email')
+    router.post('/verify-email/resend', [EmailVerificationController, 'resend']).as('verify_email.resend')
+    router.get('/verify-email/:token', [EmailVerificationController, 'verify']).as('verify_email.verify')
   })
   .use(pageStack())
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import User, { type UserRole } from '#models/user'
 import Plan from '#models/plan'
@@ -36,7 +37,8 @@ export async function createUser(input: CreateUserInput, actor: Actor = cliActor
     }
     const password = input.password ?? randomBytes(12).toString('base64url')
     const user = await User.create(
-      { email: input.email, password, role: input.role ?? 'user', planId: plan?.id ?? null },
+      // Made by an administrator (panel, ace, the management API, LiteLLM's /user/new): the address needs no confirming.
+      { email: input.email, password, role: input.role ?? 'user', planId: plan?.id ?? null, emailVerifiedAt: DateTime.now() },
       { client: trx }
     )
     await writeAudit(trx, actor, {

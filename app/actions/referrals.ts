@@ -99,17 +99,42 @@ export async function inviterOf(typed: string | undefined | null, trx: Transacti
 }
 
 /**
- * At sign-up through a link: records the inviter and pays the invitee's
- * welcome credit, in the registration's transaction.
+ * At sign-up through a link: records the inviter and, unless the account
+ * must first confirm its e-mail address (`payNow` false: paid by
+ * welcomeVerifiedInvitee then), pays the invitee's welcome credit, in the
+ * registration's transaction.
  */
 export async function welcomeInvitee(
   trx: TransactionClientContract,
   invitee: { id: number; email: string },
   inviter: { id: number; email: string },
   terms: ReferralTerms,
-  actor: Actor
+  actor: Actor,
+  payNow = true
 ) {
   await trx.from('users').where('id', invitee.id).update({ referred_by: inviter.id })
+  if (payNow) await payWelcomeCredit(trx, invitee, inviter, terms, actor)
+}
+
+/**
+ * An invited account confirmed its address (app/actions/email_verification.ts):
+ * the welcome credit at the terms of now, if its inviter is still enabled.
+ * The caller's guarded UPDATE of email_verified_at makes this run once.
+ */
+export async function welcomeVerifiedInvitee(trx: TransactionClientContract, invitee: { id: number; email: string; referredBy: number | null }, actor: Actor) {
+  if (!invitee.referredBy) return
+  const inviter = await trx.from('users').where('id', invitee.referredBy).whereNull('disabled_at').select('id', 'email').first()
+  if (!inviter) return
+  await payWelcomeCredit(trx, invitee, { id: Number(inviter.id), email: String(inviter.email) }, await referralTerms(trx), actor)
+}
+
+async function payWelcomeCredit(
+  trx: TransactionClientContract,
+  invitee: { id: number; email: string },
+  inviter: { id: number; email: string },
+  terms: ReferralTerms,
+  actor: Actor
+) {
   if (!positive(terms.inviteeCredit)) return
   await BalanceLedgerEntry.create(
     { userId: invitee.id, kind: 'adjustment', amount: terms.inviteeCredit, note: 'Welcome credit: signed up with an invitation', actorId: null },

@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import User from '#models/user'
 import { writeAudit } from '#actions/audit'
@@ -19,7 +20,14 @@ export class RegistrationClosedError extends Error {
  * balance (an admin tops it up). Input is validated by the caller
  * (app/validators/portal.ts); the e-mail is compared case-insensitively.
  */
-export async function registerUser(input: { email: string; password: string; ip?: string; referralCode?: string | null }) {
+export async function registerUser(input: {
+  email: string
+  password: string
+  ip?: string
+  referralCode?: string | null
+  /** The address must be confirmed (app/actions/email_verification.ts) before the account signs in or gets a welcome credit */
+  unverified?: boolean
+}) {
   if (!(await registrationOpen())) throw new RegistrationClosedError()
   const email = input.email.trim().toLowerCase()
   if (await User.query().whereRaw('lower(email) = ?', [email]).first()) {
@@ -28,18 +36,22 @@ export async function registerUser(input: { email: string; password: string; ip?
   const plan = await defaultPlan()
   const terms = input.referralCode ? await referralTerms() : null
   return db.transaction(async (trx) => {
-    const user = await User.create({ email, password: input.password, role: 'user', planId: plan?.id ?? null }, { client: trx })
+    const user = await User.create(
+      { email, password: input.password, role: 'user', planId: plan?.id ?? null, emailVerifiedAt: input.unverified ? null : DateTime.now() },
+      { client: trx }
+    )
     const actor = { id: user.id, label: email, source: 'portal', ip: input.ip ?? null } as const
     await writeAudit(trx, actor, {
       action: 'user.register',
       subjectType: 'user',
       subjectId: user.id,
-      summary: `${email} registered on plan ${plan?.name ?? '(none)'}`,
-      after: { email, role: 'user', plan: plan?.name ?? null },
+      summary: `${email} registered on plan ${plan?.name ?? '(none)'}${input.unverified ? ', waiting to confirm the address' : ''}`,
+      after: { email, role: 'user', plan: plan?.name ?? null, verified: !input.unverified },
     })
-    // Signed up through someone's link: who invited them, and the welcome credit if the operator offers one.
+    // Signed up through someone's link: who invited them, and the welcome credit if the operator offers one
+    // (once the address is confirmed, when it must be).
     const inviter = terms ? await inviterOf(input.referralCode, trx) : null
-    if (inviter && terms) await welcomeInvitee(trx, { id: user.id, email }, inviter, terms, actor)
+    if (inviter && terms) await welcomeInvitee(trx, { id: user.id, email }, inviter, terms, actor, !input.unverified)
     return user
   }).catch(emailTakenMeanwhile)
 }

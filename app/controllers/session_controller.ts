@@ -13,6 +13,10 @@ import {
 } from '#services/login_throttle'
 import { rememberSessionEpoch } from '#services/session_epoch'
 import { verifyTwoFactorLogin } from '#actions/verify_two_factor_login'
+import { markEmailVerified } from '#actions/email_verification'
+import { verificationRequired } from '#services/mail/mail_options'
+import { mailConfigured } from '#services/mail/smtp_settings'
+import db from '@adonisjs/lucid/services/db'
 
 /** A sign-in whose password was right, waiting for its second factor (in the encrypted session cookie). */
 const PENDING = 'login.twoFactor'
@@ -33,7 +37,7 @@ function pendingLogin(session: HttpContext['session']): PendingLogin | null {
 export default class SessionController {
   /** The login form. */
   async create({ view }: HttpContext) {
-    return view.render('pages/auth/login')
+    return view.render('pages/auth/login', { forgotPassword: await mailConfigured() })
   }
 
   /**
@@ -64,6 +68,14 @@ export default class SessionController {
       session.flashExcept(['password', '_csrf'])
       session.flash('error', i18n.t('ui.login.disabled'))
       return response.redirect().back()
+    }
+    if (!user.emailVerifiedAt) {
+      // Signed up while verification was required and never opened the link: not in, unless it no longer is.
+      if (await verificationRequired()) {
+        session.flash('verify.email', user.email)
+        return response.redirect('/verify-email')
+      }
+      await db.transaction((trx) => markEmailVerified(trx, user, { id: user.id, label: user.email, source: 'portal', ip }))
     }
     await clearFailedLogins(email)
     if (user.hasTwoFactor) {

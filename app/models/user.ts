@@ -42,6 +42,14 @@ export default class User extends compose(BaseModel, AuthFinder) {
   @column.dateTime()
   declare disabledAt: DateTime | null
 
+  /**
+   * When the account confirmed its e-mail address. Null only for a sign-up
+   * at /register while verification is on, until its link is opened
+   * (app/actions/email_verification.ts); such an account cannot sign in.
+   */
+  @column.dateTime()
+  declare emailVerifiedAt: DateTime | null
+
   /** Bumped by a password change or reset: sessions signed in before it are over (services/session_epoch.ts) */
   @column()
   declare sessionEpoch: number

@@ -28,6 +28,20 @@ export const changePasswordValidator = vine.compile(
   })
 )
 
+/** Forgotten password and "send the link again": the address, as registration takes it. */
+export const mailAddressValidator = vine.compile(
+  vine.object({
+    email: vine.string().trim().email().maxLength(254),
+  })
+)
+
+/** The new password of a reset link: the Security page's rules, without the current password (the link stands for it). */
+export const resetPasswordValidator = vine.compile(
+  vine.object({
+    password: password().confirmed({ confirmationField: 'password_confirmation' }),
+  })
+)
+
 /** USD amounts: up to 6 decimals, like prices and the ledger. */
 const USD = /^\d{1,12}(\.\d{1,6})?$/
 

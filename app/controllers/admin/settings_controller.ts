@@ -7,11 +7,18 @@ import { setWordFilter, wordFilterSettings } from '#actions/set_word_filter'
 import { MAX_ENTRIES, MAX_ENTRY_LENGTH, MAX_PATTERNS } from '#gateway/content_filter/word_matcher'
 import { accountProblemKeywords, setAccountProblemKeywords } from '#actions/set_account_problem_keywords'
 import { ACCOUNT_KEYWORD_LIMITS } from '#gateway/upstream/account_problems'
+import env from '#start/env'
+import i18nManager from '@adonisjs/i18n/services/main'
+import { setMailSettings } from '#actions/set_mail_settings'
+import { mailOptions, productName } from '#services/mail/mail_options'
+import { smtpFromEnv } from '#services/mail/smtp_env'
+import { smtpSettings, storedSmtp } from '#services/mail/smtp_settings'
+import { errorText, sendMail } from '#services/mail/mail_outbox'
 
 /**
  * Operator settings kept in the database (app_settings), changed at run
  * time: self-service registration, referral rewards, the announcement, the
- * sensitive-word filter, the extra phrases that disable a channel.
+ * sensitive-word filter, the extra phrases that disable a channel, e-mail.
  */
 export default class SettingsController {
   /** GET /admin/settings */
@@ -24,7 +31,50 @@ export default class SettingsController {
       wordLimits: { entries: MAX_ENTRIES, length: MAX_ENTRY_LENGTH, patterns: MAX_PATTERNS },
       accountKeywords: await accountProblemKeywords(),
       accountKeywordLimits: ACCOUNT_KEYWORD_LIMITS,
+      mail: await mailSection(),
     })
+  }
+
+  /** Settings > E-mail: the product name, sign-up verification, and the SMTP server when the environment names none. */
+  async mail(ctx: HttpContext) {
+    const field = (name: string) => String(ctx.request.input(name) ?? '')
+    const checked = (name: string) => [ctx.request.input(name) ?? []].flat().includes('1')
+    const saved = await setMailSettings(
+      {
+        productName: field('productName'),
+        verifySignups: checked('verifySignups'),
+        host: field('host'),
+        port: field('port'),
+        secure: checked('secure'),
+        user: field('user'),
+        password: field('password'),
+        clearPassword: checked('clearPassword'),
+        from: field('from'),
+      },
+      panelActor(ctx)
+    )
+    ctx.session.flash('success', saved.smtp || smtpFromEnv() ? 'E-mail settings saved.' : 'E-mail settings saved. No SMTP server: e-mail is off.')
+    return ctx.response.redirect('/admin/settings#mail')
+  }
+
+  /** Sends a test message to the signed-in administrator, now (not queued), and says what the server answered. */
+  async mailTest(ctx: HttpContext) {
+    const admin = ctx.auth.use('web').getUserOrFail()
+    try {
+      const server = await smtpSettings()
+      if (!server) throw new Error('No SMTP server is configured')
+      // The panel is in English (no locale middleware on its routes): so is its test message.
+      const product = await productName('en')
+      const i18n = i18nManager.locale('en')
+      await sendMail(
+        { to: admin.email, senderName: product, subject: i18n.t('mail.test.subject', { product }), view: 'test', data: { t: i18n.t.bind(i18n), product } },
+        server
+      )
+      ctx.session.flash('success', `A test e-mail was sent to ${admin.email} through ${server.host}:${server.port}.`)
+    } catch (error) {
+      ctx.session.flash('error', `The test e-mail was not sent: ${errorText(error)}`)
+    }
+    return ctx.response.redirect('/admin/settings#mail')
   }
 
   /** Opens or closes self-service registration at /register (ALLOW_REGISTRATION=false still wins). */
@@ -76,5 +126,31 @@ export default class SettingsController {
     const saved = await setAccountProblemKeywords(String(ctx.request.input('keywords') ?? ''), panelActor(ctx))
     ctx.session.flash('success', saved.length ? `Saved ${saved.length} phrase${saved.length === 1 ? '' : 's'} that disable a channel.` : 'No extra phrases: the built-in list only.')
     return ctx.response.redirect('/admin/settings#account-keywords')
+  }
+}
+
+/** What Settings > E-mail shows: where e-mail goes (the environment's server wins), the panel's fields, never a password. */
+async function mailSection() {
+  let envServer = null
+  let envError: string | null = null
+  try {
+    envServer = smtpFromEnv()
+  } catch (error) {
+    envError = errorText(error)
+  }
+  const stored = await storedSmtp()
+  let usable = false
+  try {
+    usable = (await smtpSettings()) !== null
+  } catch (error) {
+    envError = envError ?? `The saved SMTP password cannot be read (APP_KEY changed?): ${errorText(error)}`
+  }
+  return {
+    options: await mailOptions(),
+    env: envServer && { host: envServer.host, port: envServer.port, secure: envServer.secure, user: envServer.user, from: envServer.from },
+    envError,
+    stored: stored && { host: stored.host, port: stored.port, secure: stored.secure, user: stored.user ?? '', from: stored.from, passwordSet: !!stored.passwordEncrypted },
+    usable,
+    appUrl: env.get('APP_URL') || null,
   }
 }

@@ -7,6 +7,10 @@ import { registrationAttempt } from '#services/form_throttle'
 import { flashInputError } from '#services/form_errors'
 import { rememberSessionEpoch } from '#services/session_epoch'
 import { referralTerms } from '#actions/referrals'
+import { sendVerificationMail } from '#actions/email_verification'
+import { verificationRequired } from '#services/mail/mail_options'
+import { inBackground } from '#services/mail/mail_outbox'
+import { siteBase } from '#services/mail/site_url'
 
 export default class RegistrationController {
   /** GET /register: the sign-up form, or a notice when registration is closed. */
@@ -17,7 +21,11 @@ export default class RegistrationController {
     return view.render('pages/auth/register', { open, ...(await invitation(request.input('ref'))) })
   }
 
-  /** POST /register: creates the account on the default plan and signs it in (throttled per IP). */
+  /**
+   * POST /register: creates the account on the default plan and signs it in
+   * (throttled per IP). With verification required (Settings > E-mail) the
+   * account waits unverified instead: a link is mailed and nobody signs in.
+   */
   async store(ctx: HttpContext) {
     const { request, response, auth, i18n, view } = ctx
     const wait = await registrationAttempt(request.ip())
@@ -33,7 +41,15 @@ export default class RegistrationController {
       messagesProvider: i18n.createMessagesProvider(),
     })
     try {
-      const user = await registerUser({ email: input.email, password: input.password, referralCode: input.ref, ip: request.ip() })
+      const unverified = await verificationRequired()
+      const user = await registerUser({ email: input.email, password: input.password, referralCode: input.ref, ip: request.ip(), unverified })
+      if (unverified) {
+        const base = siteBase(request)
+        const locale = i18n.locale
+        inBackground('verification link', () => sendVerificationMail(user, base, locale))
+        ctx.session.flash('verify.sent', user.email)
+        return response.redirect('/verify-email')
+      }
       await auth.use('web').login(user)
       rememberSessionEpoch(ctx.session, user)
       return response.redirect('/dashboard')
