@@ -5,11 +5,14 @@ import { writeAudit, type Actor } from '#actions/audit'
 import { putSetting } from '#services/app_settings'
 import { SMTP_SETTING, storedSmtp, type StoredSmtp } from '#services/mail/smtp_settings'
 import { mailOptions, putMailOptions, PRODUCT_NAME_MAX, type MailOptions } from '#services/mail/mail_options'
+import { siteAddress } from '#services/mail/site_url'
 
 /** The panel's Settings > E-mail form, as typed. */
 export interface MailSettingsInput {
   productName: string
   verifySignups: boolean
+  /** The address links in e-mails start with when APP_URL is not set; empty: none */
+  siteUrl: string
   host: string
   port: string
   secure: boolean
@@ -34,7 +37,9 @@ export async function setMailSettings(input: MailSettingsInput, actor: Actor) {
   if (productName.length > PRODUCT_NAME_MAX || CONTROL.test(productName)) {
     throw new AdminInputError(`Product name: ${PRODUCT_NAME_MAX} characters at most, no control characters`, 'productName')
   }
-  const options: MailOptions = { productName, verifySignups: input.verifySignups }
+  const siteUrl = siteAddress(input.siteUrl)
+  if (siteUrl === null) throw new AdminInputError('Site address: an http(s) address such as https://ai.example.com, without ? or #', 'siteUrl')
+  const options: MailOptions = { productName, verifySignups: input.verifySignups, siteUrl }
 
   const before = await storedSmtp()
   let smtp: StoredSmtp | null = null

@@ -22,8 +22,11 @@ let smtp: MockSmtp
 
 async function useMockSmtp(options: { verifySignups?: boolean } = {}) {
   await putSetting('smtp', { host: '127.0.0.1', port: smtp.port, secure: false, user: null, passwordEncrypted: null, from: 'noreply@gateway.test' })
-  await putSetting('mail_options', { productName: 'Acme AI', verifySignups: options.verifySignups ?? false })
+  await putSetting('mail_options', { productName: 'Acme AI', verifySignups: options.verifySignups ?? false, siteUrl: SITE })
 }
+
+/** The site address the links start with: not the address the tests reach the gateway at, so a link built from the request shows */
+const SITE = 'https://ai.example.test'
 
 async function noMail() {
   await db.from('app_settings').whereIn('key', ['smtp', 'mail_options']).delete()
@@ -80,7 +83,7 @@ test.group('E-mail: forgotten password', (group) => {
     assert.include(mail.raw, 'Acme AI', 'the product name from the settings')
     assert.match(mail.raw, /multipart\/alternative/i, 'plain text and HTML')
     const link = linkIn(mail, '/reset-password/')
-    assert.isTrue(link.startsWith(baseUrl()), 'the link is on the address the request came to (no APP_URL)')
+    assert.isTrue(link.startsWith(`${SITE}/reset-password/`), 'the link is on the saved site address (no APP_URL), not the request\'s')
     const stored = await db.from('email_tokens').where('user_id', user.userId).first()
     assert.notInclude(link, stored.token_hash, 'only the hash is stored')
     assert.lengthOf(stored.token_hash, 64)
@@ -210,6 +213,23 @@ test.group('E-mail: forgotten password', (group) => {
     await client.get('/forgot-password')
     const nul = await client.post('/verify-email/resend', { email: 'a\u0000@test.local' })
     assert.equal(nul.status, 302)
+  })
+
+  test('links start with the saved site address, never the Host a request names; without one e-mail is off', async ({ assert }) => {
+    const user = await seedUser()
+    await clearMailThrottles('127.0.0.1', [user.email])
+    await askReset(user.email)
+    const [mail] = await smtp.waitFor(user.email)
+    assert.match(linkIn(mail, '/reset-password/'), /^https:\/\/ai\.example\.test\/reset-password\//)
+
+    // No APP_URL (the tests run without it) and no site address: nothing offered, nothing sent.
+    await putSetting('mail_options', { productName: 'Acme AI', verifySignups: false, siteUrl: '' })
+    smtp.messages = []
+    assert.notInclude((await new PanelClient().get('/login')).html, 'href="/forgot-password"')
+    const { asked } = await askReset(user.email)
+    assert.equal(asked.location, '/login')
+    await outboxIdle()
+    assert.lengthOf(smtp.messages, 0)
   })
 
   test('without an SMTP server nothing is offered', async ({ assert }) => {
@@ -350,10 +370,17 @@ test.group('E-mail: the Settings section', (group) => {
     const bad = await admin.post('/admin/settings/mail', { host: 'smtp host!', port: '25', from: 'noreply@gateway.test' })
     assert.equal(bad.status, 302)
     assert.isNull(await db.from('app_settings').where('key', 'smtp').first(), 'refused, nothing saved')
+    assert.include(before.html, 'data-mail-site-missing', 'says e-mail needs a site address')
+    for (const siteUrl of ['javascript:alert(1)', 'https://user:pw@evil.test', 'https://a.test/?x=1', 'ftp://a.test', 'https://a.test/\u0000']) {
+      await admin.get('/admin/settings')
+      await admin.post('/admin/settings/mail', { siteUrl, host: '127.0.0.1', port: '25', from: 'noreply@gateway.test' })
+      assert.isNull(await db.from('app_settings').where('key', 'smtp').first(), `${siteUrl} refused, nothing saved`)
+    }
 
     await admin.get('/admin/settings')
     const saved = await admin.post('/admin/settings/mail', {
       productName: 'Acme AI',
+      siteUrl: 'https://ai.example.test/',
       host: '127.0.0.1',
       port: String(smtp.port),
       user: 'mailer',
@@ -368,6 +395,8 @@ test.group('E-mail: the Settings section', (group) => {
     assert.notInclude(page.html, 's3cret-pass')
     assert.include(page.html, 'Set. Empty keeps it.')
     assert.include(page.html, 'data-mail-source="panel"')
+    assert.include(page.html, 'value="https://ai.example.test"', 'the site address kept, without its trailing slash')
+    assert.notInclude(page.html, 'data-mail-site-missing')
     const audit = await db.from('audit_log').where('action', 'settings.mail').orderBy('id', 'desc').first()
     assert.notInclude(JSON.stringify(audit), 's3cret-pass')
 

@@ -14,6 +14,7 @@ import { mailOptions, productName } from '#services/mail/mail_options'
 import { smtpFromEnv } from '#services/mail/smtp_env'
 import { smtpSettings, storedSmtp } from '#services/mail/smtp_settings'
 import { errorText, sendMail } from '#services/mail/mail_outbox'
+import { requestBaseUrl } from '#controllers/pages/docs_controller'
 
 /**
  * Operator settings kept in the database (app_settings), changed at run
@@ -22,7 +23,7 @@ import { errorText, sendMail } from '#services/mail/mail_outbox'
  */
 export default class SettingsController {
   /** GET /admin/settings */
-  async show({ view }: HttpContext) {
+  async show({ view, request }: HttpContext) {
     return view.render('admin/settings/show', {
       registrationOpen: await registrationOpen(),
       referralTerms: await referralTerms(),
@@ -31,7 +32,7 @@ export default class SettingsController {
       wordLimits: { entries: MAX_ENTRIES, length: MAX_ENTRY_LENGTH, patterns: MAX_PATTERNS },
       accountKeywords: await accountProblemKeywords(),
       accountKeywordLimits: ACCOUNT_KEYWORD_LIMITS,
-      mail: await mailSection(),
+      mail: await mailSection(requestBaseUrl(request)),
     })
   }
 
@@ -43,6 +44,7 @@ export default class SettingsController {
       {
         productName: field('productName'),
         verifySignups: checked('verifySignups'),
+        siteUrl: field('siteUrl'),
         host: field('host'),
         port: field('port'),
         secure: checked('secure'),
@@ -130,7 +132,7 @@ export default class SettingsController {
 }
 
 /** What Settings > E-mail shows: where e-mail goes (the environment's server wins), the panel's fields, never a password. */
-async function mailSection() {
+async function mailSection(panelOrigin: string) {
   let envServer = null
   let envError: string | null = null
   try {
@@ -152,5 +154,7 @@ async function mailSection() {
     stored: stored && { host: stored.host, port: stored.port, secure: stored.secure, user: stored.user ?? '', from: stored.from, passwordSet: !!stored.passwordEncrypted },
     usable,
     appUrl: env.get('APP_URL') || null,
+    /** What the site address field suggests before one is saved: the address the administrator reached the panel at */
+    panelOrigin,
   }
 }

@@ -4,7 +4,7 @@ import { mailAddressValidator } from '#validators/portal'
 import { mailRequestAttempt } from '#services/mail/mail_throttle'
 import { inBackground } from '#services/mail/mail_outbox'
 import { mailConfigured } from '#services/mail/smtp_settings'
-import { siteBase } from '#services/mail/site_url'
+import { mailSiteBase } from '#services/mail/site_url'
 
 /** Sign-up verification's pages: "check your inbox" / "send the link again", and the e-mailed link. */
 export default class EmailVerificationController {
@@ -23,9 +23,9 @@ export default class EmailVerificationController {
       response.status(429).header('retry-after', String(wait))
       return view.render('pages/auth/verify_email', { email, error: i18n.t('errors.form.throttled', { seconds: wait }) })
     }
-    const base = siteBase(request)
+    const base = await mailSiteBase()
     const locale = i18n.locale
-    inBackground('verification link', () => resendVerificationMail(email, base, locale))
+    if (base !== null) inBackground('verification link', () => resendVerificationMail(email, base, locale))
     session.flash('success', i18n.t('auth.verify.resent'))
     return response.redirect('/login')
   }

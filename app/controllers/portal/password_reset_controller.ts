@@ -5,7 +5,7 @@ import { mailConfigured } from '#services/mail/smtp_settings'
 import { mailRequestAttempt } from '#services/mail/mail_throttle'
 import { inBackground } from '#services/mail/mail_outbox'
 import { emailTokenUser } from '#services/mail/email_tokens'
-import { siteBase } from '#services/mail/site_url'
+import { mailSiteBase } from '#services/mail/site_url'
 
 /** "Forgot password?" (linked from /login when e-mail is configured) and the e-mailed link's page. */
 export default class PasswordResetController {
@@ -28,9 +28,9 @@ export default class PasswordResetController {
       response.status(429).header('retry-after', String(wait))
       return view.render('pages/auth/forgot_password', { error: i18n.t('errors.form.throttled', { seconds: wait }) })
     }
-    const base = siteBase(request)
+    const base = await mailSiteBase()
     const locale = i18n.locale
-    inBackground('password reset', () => requestPasswordReset(email, base, locale))
+    if (base !== null) inBackground('password reset', () => requestPasswordReset(email, base, locale))
     session.flash('success', i18n.t('auth.forgot.sent'))
     return response.redirect('/forgot-password')
   }

@@ -10,7 +10,7 @@ import { referralTerms } from '#actions/referrals'
 import { sendVerificationMail } from '#actions/email_verification'
 import { verificationRequired } from '#services/mail/mail_options'
 import { inBackground } from '#services/mail/mail_outbox'
-import { siteBase } from '#services/mail/site_url'
+import { mailSiteBase } from '#services/mail/site_url'
 
 export default class RegistrationController {
   /** GET /register: the sign-up form, or a notice when registration is closed. */
@@ -44,9 +44,9 @@ export default class RegistrationController {
       const unverified = await verificationRequired()
       const user = await registerUser({ email: input.email, password: input.password, referralCode: input.ref, ip: request.ip(), unverified })
       if (unverified) {
-        const base = siteBase(request)
+        const base = await mailSiteBase()
         const locale = i18n.locale
-        inBackground('verification link', () => sendVerificationMail(user, base, locale))
+        if (base !== null) inBackground('verification link', () => sendVerificationMail(user, base, locale))
         ctx.session.flash('verify.sent', user.email)
         return response.redirect('/verify-email')
       }

@@ -1,6 +1,7 @@
 import encryption from '@adonisjs/core/services/encryption'
 import { getSetting } from '#services/app_settings'
 import { smtpFromEnv, type SmtpSettings } from '#services/mail/smtp_env'
+import { mailSiteBase } from '#services/mail/site_url'
 
 export type { SmtpSettings }
 
@@ -47,10 +48,14 @@ export async function storedSmtp(): Promise<StoredSmtp | null> {
   return getSetting<StoredSmtp | null>(SMTP_SETTING, null)
 }
 
-/** E-mail can be sent: the pages offer "Forgot password?" and verification can be required. */
+/**
+ * E-mail can be sent, and its links have an address to start with (APP_URL
+ * or the panel's site address): the pages offer "Forgot password?" and
+ * verification can be required.
+ */
 export async function mailConfigured(): Promise<boolean> {
   try {
-    return (await smtpSettings()) !== null
+    return (await smtpSettings()) !== null && (await mailSiteBase()) !== null
   } catch {
     // A panel password saved under an APP_KEY since retired: treated as not configured (the Settings page says so).
     return false
