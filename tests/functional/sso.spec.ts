@@ -342,6 +342,8 @@ test.group('Single sign-on: GitHub and linked identities', (group) => {
     assert.include(page.body, 'GitHub sign-in linked to this account.')
     assert.include(page.body, 'data-identity="github"')
     assert.include(page.body, 'elsewhere@example.com')
+    assert.notInclude(page.body, 'data-link-provider="github"')
+    assert.include(page.body, 'name="current_password"')
     assert.lengthOf(await audits('user.identity_link'), 1)
 
     // Now GitHub signs this account in, in a fresh browser.
@@ -374,6 +376,11 @@ test.group('Single sign-on: GitHub and linked identities', (group) => {
     let page = await client.get('/dashboard/security')
     assert.include(page.body, 'data-last-way-in')
     assert.notInclude(page.body, `/identities/${only.id}/unlink`)
+    // No password to change; a Link button only for the provider not linked yet.
+    assert.include(page.body, 'data-no-password')
+    assert.notInclude(page.body, 'name="current_password"')
+    assert.notInclude(page.body, 'data-link-provider="oidc"')
+    assert.include(page.body, 'data-link-provider="github"')
     await client.post(`/dashboard/security/identities/${only.id}/unlink`, {})
     assert.lengthOf(await db.from('user_identities').where('user_id', user.id), 1)
     page = await client.get('/dashboard/security')

@@ -50,8 +50,10 @@ export async function renderSecurity(
       recoveryTotal: RECOVERY_CODE_COUNT,
       enrolment,
     },
+    hasPassword: !!user.password,
     sso: {
-      providers,
+      // A Link button for each provider not linked yet
+      providers: providers.filter((p) => !identities.some((i) => i.provider === p.id)),
       labels: Object.fromEntries(providers.map((p) => [p.id, p.label])),
       identities: identities.map((i) => ({ id: i.id, provider: i.provider, email: i.email, createdAt: i.createdAt, lastUsedAt: i.lastUsedAt })),
       // Without a password, the last identity is the only way in: no Unlink for it.
