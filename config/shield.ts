@@ -28,7 +28,7 @@ const shieldConfig = defineConfig({
       imgSrc: [`'self'`, 'data:'],
       objectSrc: [`'none'`],
       baseUri: [`'self'`],
-      formAction: [`'self'`, () => checkoutFormSources(), () => ssoFormSources(knownAuthorizationOrigin)],
+      formAction: [`'self'`, () => [checkoutFormSources(), ssoFormSources(knownAuthorizationOrigin)].filter(Boolean).join(' ')],
       frameAncestors: [`'none'`],
     },
     reportOnly: false,

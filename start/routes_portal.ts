@@ -72,7 +72,7 @@ router
     router.post('/security/two-factor/confirm', [SecurityController, 'confirm']).as('two_factor.confirm')
     router.post('/security/two-factor/disable', [SecurityController, 'disable']).as('two_factor.disable')
     router.post('/security/two-factor/recovery-codes', [SecurityController, 'recoveryCodes']).as('two_factor.recovery_codes')
-    router.post('/security/identities/:provider/link', [SsoController, 'link']).as('identities.link').where('provider', /^(oidc|github)$/)
+    router.post('/security/identities/:provider/link', [SsoController, 'link']).as('identities.link')
     router.post('/security/identities/:id/unlink', [SsoController, 'unlink']).as('identities.unlink').where('id', idMatcher)
     /** The Security page's password form; GET shows the Security page too (old links). */
     router.get('/password', [PasswordController, 'edit']).as('password')

@@ -5,7 +5,7 @@ import { portalActor } from '#services/portal_actor'
 import { signInOrAskSecondFactor } from '#services/sign_in'
 import { SsoError } from '#services/sso/sso_error'
 import { beginFlow, providerFor, takeFlow, type Flow } from '#services/sso/sso_flow'
-import type { SsoProviderId } from '#services/sso/sso_settings'
+import { isSsoProvider, type SsoProviderId } from '#services/sso/sso_settings'
 
 const SECURITY = '/dashboard/security#identities'
 
@@ -63,6 +63,7 @@ export default class SsoController {
     const provider = ctx.params.provider as SsoProviderId
     const user = ctx.auth.use('web').getUserOrFail()
     try {
+      if (!isSsoProvider(provider)) throw new SsoError('not_configured', `no provider "${String(provider).slice(0, 40)}"`)
       return ctx.response.redirect(await beginFlow(ctx, provider, { intent: 'link', userId: user.id }))
     } catch (error) {
       return failed(ctx, provider, 'link', error)

@@ -334,6 +334,10 @@ test.group('Single sign-on: GitHub and linked identities', (group) => {
     assert.include(page.body, 'data-link-provider="oidc"')
     assert.match(page.headers.get('content-security-policy')!, new RegExp(`form-action 'self'[^;]* http://127\\.0\\.0\\.1:${sso.port}`))
 
+    // A provider that does not exist: back to the page with a message.
+    assert.equal((await client.post('/dashboard/security/identities/okta/link', {})).location, '/dashboard/security#identities')
+    assert.include((await client.get('/dashboard/security')).body, 'That sign-in method is not set up on this gateway.')
+
     // Another address at GitHub than the account's: linking needs only the signed-in session.
     sso.knobs.person = { sub: 'me-gh', email: 'elsewhere@example.com', emailVerified: true }
     const linked = await viaProvider(client, 'POST /dashboard/security/identities/github/link')
