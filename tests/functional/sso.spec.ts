@@ -6,6 +6,7 @@ import { cliActor } from '#actions/audit'
 import { startTwoFactor } from '#actions/start_two_factor'
 import { enableTwoFactor } from '#actions/enable_two_factor'
 import { setRegistrationOpen } from '#services/app_settings'
+import { setReferralTerms } from '#actions/referrals'
 import { clearLoginThrottles } from '#services/login_throttle'
 import { forgetOidcCaches } from '#services/sso/oidc_provider'
 import { base32Decode, hotp, timeStep } from '#services/totp'
@@ -263,6 +264,23 @@ test.group('Single sign-on: OpenID Connect', (group) => {
     const disabled = new PageClient()
     assert.equal((await viaProvider(disabled, '/auth/oidc')).location, '/login')
     assert.equal(await loginError(disabled), 'This account is disabled.')
+  })
+
+  test('an invitation from /register?ref= carries through the provider: the new account is referred and welcomed', async ({ assert }) => {
+    const host = await seedUser({ email: 'host@example.com' })
+    await db.from('users').where('id', host.userId).update({ referral_code: 'HOSTCODE' })
+    await setReferralTerms({ inviterCredit: '2', inviteeCredit: '1' }, cliActor())
+    try {
+      const client = new PageClient()
+      const register = await client.get('/register?ref=HOSTCODE')
+      assert.include(register.body, 'href="/auth/oidc?ref=HOSTCODE"')
+      assert.equal((await viaProvider(client, '/auth/oidc?ref=HOSTCODE')).location, '/dashboard')
+      const invitee = await db.from('users').where('email', 'person@example.com').firstOrFail()
+      assert.equal(invitee.referred_by, host.userId)
+      assert.equal(Number(invitee.balance), 1)
+    } finally {
+      await setReferralTerms({ inviterCredit: '0', inviteeCredit: '0' }, cliActor())
+    }
   })
 
   test('two-factor sign-in still applies after SSO; an admin lands in /admin (the role is the account row\'s)', async ({ assert }) => {
