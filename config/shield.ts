@@ -1,5 +1,7 @@
 import { defineConfig } from '@adonisjs/shield'
 import { checkoutFormSources } from '#services/payments/stripe_settings'
+import { ssoFormSources } from '#services/sso/sso_settings'
+import { knownAuthorizationOrigin } from '#services/sso/oidc_provider'
 
 /**
  * Applied to the admin panel and portal only (start/kernel.ts `webStack`),
@@ -12,7 +14,8 @@ import { checkoutFormSources } from '#services/payments/stripe_settings'
  * checkbox/select icons and the layout's inline favicon. Forms post to this
  * origin, plus Stripe Checkout when card top-ups are on: the checkout form's
  * POST is answered with a redirect to Stripe, and Chromium applies
- * form-action to that redirect too.
+ * form-action to that redirect too; likewise the single sign-on providers
+ * when they are on (the Security page's Link forms).
  */
 const shieldConfig = defineConfig({
   csp: {
@@ -25,7 +28,7 @@ const shieldConfig = defineConfig({
       imgSrc: [`'self'`, 'data:'],
       objectSrc: [`'none'`],
       baseUri: [`'self'`],
-      formAction: [`'self'`, () => checkoutFormSources()],
+      formAction: [`'self'`, () => [checkoutFormSources(), ssoFormSources(knownAuthorizationOrigin)].filter(Boolean).join(' ')],
       frameAncestors: [`'none'`],
     },
     reportOnly: false,

@@ -67,6 +67,22 @@ export default await Env.create(new URL('../', import.meta.url), {
 
   /** Self-service registration at /register (false closes it whatever the panel says) */
   ALLOW_REGISTRATION: Env.schema.boolean.optional(),
+  /**
+   * Single sign-on for the portal and the panel (app/services/sso/; set in the environment only):
+   * a generic OpenID Connect provider (issuer, client, scopes, the button's label; linking an existing
+   * account by its verified e-mail only with OIDC_LINK_BY_EMAIL=true) and GitHub OAuth. The two
+   * GITHUB_*_BASE_URL are for tests only (a mock GitHub); production uses github.com.
+   */
+  OIDC_ISSUER: Env.schema.string.optional(),
+  OIDC_CLIENT_ID: Env.schema.string.optional(),
+  OIDC_CLIENT_SECRET: Env.schema.string.optional(),
+  OIDC_SCOPES: Env.schema.string.optional(),
+  OIDC_BUTTON_LABEL: Env.schema.string.optional(),
+  OIDC_LINK_BY_EMAIL: Env.schema.boolean.optional(),
+  GITHUB_CLIENT_ID: Env.schema.string.optional(),
+  GITHUB_CLIENT_SECRET: Env.schema.string.optional(),
+  GITHUB_OAUTH_BASE_URL: Env.schema.string.optional(),
+  GITHUB_API_BASE_URL: Env.schema.string.optional(),
   /** Proxies whose X-Forwarded-Proto/Host are believed (/docs base URL): "loopback", "true", or IPs/CIDRs */
   TRUSTED_PROXIES: Env.schema.string.optional(),
 

@@ -372,6 +372,9 @@ router.route('/', ['GET', 'HEAD'], ({ response }) => response.json({ status: 'ok
 /** Pages: CSS/JS files, login/logout, and the admin panel (start/routes_admin.ts). */
 const AssetsController = () => import('#controllers/assets_controller')
 const SessionController = () => import('#controllers/session_controller')
+const SsoController = () => import('#controllers/sso_controller')
+/** The single sign-on providers' path segment (app/services/sso/sso_settings.ts) */
+const SSO_PROVIDER = /^(oidc|github)$/
 
 router.get('/assets/:file', [AssetsController, 'show']).as('assets')
 
@@ -382,6 +385,9 @@ router
     router.get('/login/two-factor', [SessionController, 'twoFactor']).as('login.two_factor').use(middleware.guest())
     router.post('/login/two-factor', [SessionController, 'verifyTwoFactor']).as('login.two_factor.store').use(middleware.guest())
     router.post('/logout', [SessionController, 'destroy']).as('logout').use(middleware.auth())
+    // Single sign-on: the start is for signed-out visitors; the callback also ends a link started from the Security page.
+    router.get('/auth/:provider', [SsoController, 'redirect']).as('sso.redirect').where('provider', SSO_PROVIDER).use(middleware.guest())
+    router.get('/auth/:provider/callback', [SsoController, 'callback']).as('sso.callback').where('provider', SSO_PROVIDER)
   })
   .use([...webStack(), middleware.locale()])
 

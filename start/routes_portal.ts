@@ -28,6 +28,7 @@ const RedemptionsController = () => import('#controllers/portal/redemptions_cont
 const CheckoutController = () => import('#controllers/portal/checkout_controller')
 const PortalTeamsController = () => import('#controllers/portal/teams_controller')
 const PortalBatchesController = () => import('#controllers/portal/batches_controller')
+const SsoController = () => import('#controllers/sso_controller')
 const StripeWebhookController = () => import('#controllers/webhooks/stripe_webhook_controller')
 
 /** The pages' stack (start/kernel.ts: CSP, Referrer-Policy, CSRF...) and the page language. */
@@ -81,6 +82,8 @@ router
     router.post('/security/two-factor/confirm', [SecurityController, 'confirm']).as('two_factor.confirm')
     router.post('/security/two-factor/disable', [SecurityController, 'disable']).as('two_factor.disable')
     router.post('/security/two-factor/recovery-codes', [SecurityController, 'recoveryCodes']).as('two_factor.recovery_codes')
+    router.post('/security/identities/:provider/link', [SsoController, 'link']).as('identities.link')
+    router.post('/security/identities/:id/unlink', [SsoController, 'unlink']).as('identities.unlink').where('id', idMatcher)
     /** The Security page's password form; GET shows the Security page too (old links). */
     router.get('/password', [PasswordController, 'edit']).as('password')
     router.post('/password', [PasswordController, 'update']).as('password.update')

@@ -7,6 +7,7 @@ import * as format from '#services/format'
 import { checkbox } from '#controllers/admin/panel'
 import { multiplierText } from '#actions/create_plan'
 import { localeTag } from '#services/locale'
+import { enabledSsoProviders } from '#services/sso/sso_settings'
 
 // `t` is @adonisjs/i18n's Edge global: the request's language where the
 // locale middleware runs (portal, docs, status, login), English elsewhere.
@@ -27,3 +28,5 @@ edge.global('qs', (params: Record<string, unknown>, extra: Record<string, unknow
   const text = search.toString()
   return text ? `?${text}` : ''
 })
+/** The single sign-on providers that are on, for the login page's buttons (components/sso_buttons.edge). */
+edge.global('ssoProviders', enabledSsoProviders)

@@ -17,7 +17,8 @@ export async function disableTwoFactor(userId: number, password: string, code: s
   return db.transaction(async (trx) => {
     const user = await User.query({ client: trx }).where('id', userId).forUpdate().firstOrFail()
     if (!user.totpEnabledAt) throw new PortalInputError('two_factor_off')
-    if (!(await hash.use('scrypt').verify(user.password, password))) throw new PortalInputError('wrong_password', 'current_password')
+    // An account made by a single sign-on has no password: no typed one is right.
+    if (!user.password || !(await hash.use('scrypt').verify(user.password, password))) throw new PortalInputError('wrong_password', 'current_password')
     const factor = await checkSecondFactor(trx, user, code)
     if (!factor.ok) throw new PortalInputError(factor.reason === 'replayed' ? 'two_factor_code_used' : 'two_factor_code', 'code')
     await clear(trx, user.id)

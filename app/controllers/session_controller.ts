@@ -2,7 +2,6 @@ import type { HttpContext } from '@adonisjs/core/http'
 import User from '#models/user'
 import { loginCodeValidator, loginValidator } from '#validators/session'
 import { formatWait } from '#services/format'
-import { homeFor, safeNextPath } from '#services/home_path'
 import {
   clearFailedLogins,
   clearFailedTwoFactor,
@@ -11,28 +10,12 @@ import {
   recordFailedTwoFactor,
   twoFactorWait,
 } from '#services/login_throttle'
-import { rememberSessionEpoch } from '#services/session_epoch'
+import { PENDING, pendingLogin, signInOrAskSecondFactor, startSession } from '#services/sign_in'
 import { verifyTwoFactorLogin } from '#actions/verify_two_factor_login'
 import { markEmailVerified } from '#actions/email_verification'
 import { verificationRequired } from '#services/mail/mail_options'
 import { mailConfigured } from '#services/mail/smtp_settings'
 import db from '@adonisjs/lucid/services/db'
-
-/** A sign-in whose password was right, waiting for its second factor (in the encrypted session cookie). */
-const PENDING = 'login.twoFactor'
-const PENDING_MS = 5 * 60_000
-
-interface PendingLogin {
-  userId: number
-  email: string
-  until: number
-}
-
-function pendingLogin(session: HttpContext['session']): PendingLogin | null {
-  const pending = session.get(PENDING) as PendingLogin | undefined
-  if (!pending || typeof pending.userId !== 'number' || !(pending.until > Date.now())) return null
-  return pending
-}
 
 export default class SessionController {
   /** The login form. */
@@ -78,12 +61,7 @@ export default class SessionController {
       await db.transaction((trx) => markEmailVerified(trx, user, { id: user.id, label: user.email, source: 'portal', ip }))
     }
     await clearFailedLogins(email)
-    if (user.hasTwoFactor) {
-      session.put(PENDING, { userId: user.id, email: user.email, until: Date.now() + PENDING_MS } satisfies PendingLogin)
-      return response.redirect('/login/two-factor')
-    }
-    session.forget(PENDING)
-    return this.#signIn(ctx, user)
+    return signInOrAskSecondFactor(ctx, user)
   }
 
   /** The second step of a sign-in with two-factor on: the code form. */
@@ -135,7 +113,7 @@ export default class SessionController {
     }
     await clearFailedTwoFactor(user.id)
     session.forget(PENDING)
-    const signedIn = await this.#signIn(ctx, user)
+    const signedIn = await startSession(ctx, user)
     if (factor.method === 'recovery') session.flash('info', i18n.t('ui.two_factor.recovery_used', { remaining: factor.remaining }))
     return signedIn
   }
@@ -145,13 +123,5 @@ export default class SessionController {
     await auth.use('web').logout()
     session.flash('success', i18n.t('ui.login.loggedOut'))
     return response.redirect('/login')
-  }
-
-  /** Starts the session; back to the page that asked for a login, else the account's home. */
-  async #signIn({ response, session, auth }: HttpContext, user: User) {
-    const next = safeNextPath(session.pull('login.next'))
-    await auth.use('web').login(user)
-    rememberSessionEpoch(session, user)
-    return response.redirect(next && (user.role === 'admin' || !next.startsWith('/admin')) ? next : homeFor(user))
   }
 }

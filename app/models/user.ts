@@ -22,8 +22,9 @@ export default class User extends compose(BaseModel, AuthFinder) {
   @column()
   declare email: string
 
+  /** Null for an account made by a single sign-on: only its linked identities let it in (models/user_identity.ts) */
   @column({ serializeAs: null })
-  declare password: string
+  declare password: string | null
 
   @column()
   declare role: UserRole

@@ -11,11 +11,14 @@ import { flashInputError } from '#services/form_errors'
 import { portalActor } from '#services/portal_actor'
 import { groupSecret, RECOVERY_CODE_COUNT } from '#services/totp'
 import { enrolmentOf, secretOf } from '#services/two_factor'
+import { identitiesOf } from '#actions/sso_accounts'
+import { enabledSsoProviders, oidcSettings } from '#services/sso/sso_settings'
+import { warmDiscovery } from '#services/sso/oidc_provider'
 
 const PAGE = '/dashboard/security'
 
 /**
- * The Security page: every signed-in account's password, and two-factor sign-in with an
+ * The Security page: every signed-in account's password, its single sign-on identities, and two-factor sign-in with an
  * authenticator app. `recoveryCodes` are codes just made, rendered in this response only
  * (never in the session cookie), with `notice` saying what just happened; the errors are
  * throttle messages, shown above their form.
@@ -31,6 +34,12 @@ export async function renderSecurity(
     const secret = secretOf(user)!
     enrolment = { secret: groupSecret(secret), ...enrolmentOf(secret, user.email, ctx.request.hostname() ?? '') }
   }
+  // Single sign-on: the identities linked, and a Link form per provider that is on. The OIDC
+  // provider's discovery is asked first (2 s at most) so the page's CSP lets the form go there.
+  const providers = enabledSsoProviders()
+  const oidc = oidcSettings()
+  if (oidc) await warmDiscovery(oidc.issuer, 2_000)
+  const identities = await identitiesOf(user.id)
   // Recovery codes or a secret being set up: a page not to be kept by the browser or a proxy.
   if (extra.recoveryCodes || enrolment) ctx.response.header('cache-control', 'no-store')
   return ctx.view.render('pages/portal/security', {
@@ -40,6 +49,15 @@ export async function renderSecurity(
       recoveryLeft: user.totpRecoveryCodes?.length ?? 0,
       recoveryTotal: RECOVERY_CODE_COUNT,
       enrolment,
+    },
+    hasPassword: !!user.password,
+    sso: {
+      // A Link button for each provider not linked yet
+      providers: providers.filter((p) => !identities.some((i) => i.provider === p.id)),
+      labels: Object.fromEntries(providers.map((p) => [p.id, p.label])),
+      identities: identities.map((i) => ({ id: i.id, provider: i.provider, email: i.email, createdAt: i.createdAt, lastUsedAt: i.lastUsedAt })),
+      // Without a password, the last identity is the only way in: no Unlink for it.
+      canUnlink: !!user.password || identities.length > 1,
     },
     recoveryCodes: extra.recoveryCodes ?? null,
     notice: extra.notice ?? null,
