@@ -1,3 +1,4 @@
+import { markEmailVerified } from '#actions/email_verification'
 import db from '@adonisjs/lucid/services/db'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import User from '#models/user'
@@ -36,7 +37,7 @@ export async function accountForIdentity(identity: ProviderIdentity, context: { 
       throw new SsoError('not_linked', `${identity.provider} subject ${identity.subject}: ${identity.email} is account ${existing.id}, not linked`)
     }
     usable(existing)
-    await linkIdentity(existing.id, identity, { id: existing.id, label: existing.email, source: 'portal', ip: context.ip }, 'by e-mail')
+    await linkIdentity(existing.id, identity, { id: existing.id, label: existing.email, source: 'portal', ip: context.ip }, 'by e-mail', existing)
     return existing
   }
   if (!(await registrationOpen())) {
@@ -120,16 +121,19 @@ async function insertIdentity(trx: TransactionClientContract, userId: number, id
 
 /**
  * Links an identity to an account (the Security page's Link, or by e-mail as
- * above). An identity already linked to another account is refused; already
+ * above: `confirms` is then the account, whose address the provider verified). An identity already linked to another account is refused; already
  * this account's, nothing changes.
  */
-export async function linkIdentity(userId: number, identity: ProviderIdentity, actor: Actor, how = 'from the Security page') {
+export async function linkIdentity(userId: number, identity: ProviderIdentity, actor: Actor, how = 'from the Security page', confirms?: User) {
   const owner = await UserIdentity.query().where('provider', identity.provider).where('subject', identity.subject).first()
   if (owner && owner.userId !== userId) throw new SsoError('taken', `${identity.provider} subject ${identity.subject} belongs to account ${owner.userId}`)
   if (owner) return false
   try {
     await db.transaction(async (trx) => {
       await insertIdentity(trx, userId, identity, actor, how)
+      // Linked by its verified e-mail: the provider vouched for the address, so an account still waiting for its
+      // confirmation link (sign-up verification) is confirmed, and what waited for it is paid, once.
+      if (confirms) await markEmailVerified(trx, confirms, actor)
     })
   } catch (error: any) {
     if (error?.code === '23505') throw new SsoError('taken', `${identity.provider} subject ${identity.subject} linked meanwhile`)

@@ -236,6 +236,8 @@ test.group('Single sign-on: OpenID Connect', (group) => {
 
   test('an existing account with the same e-mail: refused unless OIDC_LINK_BY_EMAIL=true, which links it', async ({ assert }) => {
     const seeded = await seedUser({ email: 'person@example.com' })
+    // Signed up at /register while sign-ups had to confirm their address, and never did
+    await db.from('users').where('id', seeded.userId).update({ email_verified_at: null })
     const client = new PageClient()
     assert.equal((await viaProvider(client, '/auth/oidc')).location, '/login')
     assert.equal(
@@ -249,6 +251,8 @@ test.group('Single sign-on: OpenID Connect', (group) => {
     const identity = await db.from('user_identities').firstOrFail()
     assert.equal(identity.user_id, seeded.userId)
     assert.equal((await audits('user.identity_link'))[0].summary, 'oidc identity person@example.com linked by e-mail')
+    const verified = await db.from('users').where('id', seeded.userId).firstOrFail()
+    assert.isNotNull(verified.email_verified_at, 'the provider vouched for the address: confirmed')
   })
 
   test('registration closed: an unknown identity is refused; a disabled account is refused', async ({ assert }) => {
