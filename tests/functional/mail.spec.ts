@@ -125,6 +125,21 @@ test.group('E-mail: forgotten password', (group) => {
     assert.equal(login.location, '/login/two-factor')
   })
 
+  test('the link\'s page is never cached and sends no Referer to another site', async ({ assert }) => {
+    const user = await seedUser()
+    await askReset(user.email)
+    const link = linkIn((await smtp.waitFor(user.email))[0], '/reset-password/')
+    const visitor = new PanelClient()
+    const form = await visitor.get(pathOf(link))
+    assert.equal(form.status, 200)
+    assert.equal(form.headers.get('cache-control'), 'no-store', 'the URL is a live credential')
+    assert.equal(form.headers.get('referrer-policy'), 'same-origin')
+    assert.notMatch(form.html, /(src|href)="https?:/, 'nothing on the page loads from, or links to, another site')
+    const gone = await new PanelClient().get('/reset-password/' + 'x'.repeat(43))
+    assert.equal(gone.status, 404)
+    assert.equal(gone.headers.get('cache-control'), 'no-store')
+  })
+
   test('an expired link, a replaced one and one from before a password change are refused', async ({ assert }) => {
     const user = await seedUser()
     await clearMailThrottles('127.0.0.1', [user.email])
