@@ -9,7 +9,8 @@ import { clearLoginThrottles } from '#services/login_throttle'
 import { clearFormThrottles } from '#services/form_throttle'
 import { clearMailThrottles } from '#services/mail/mail_throttle'
 import { outboxIdle } from '#services/mail/mail_outbox'
-import { balanceAndLedger, baseUrl, resetDatabase, seedUser } from '#tests/helpers'
+import { createApiKey } from '#actions/issue_api_key'
+import { adminApi, balanceAndLedger, baseUrl, resetDatabase, seedUser } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { MockSmtp, linkIn } from '#tests/fixtures/mock_smtp'
 
@@ -328,6 +329,55 @@ test.group('E-mail: sign-up verification', (group) => {
     assert.equal(money.balance, money.ledger)
     assert.lengthOf(await db.from('audit_log').where('action', 'referral.welcome').where('subject_id', user.id), 1)
     assert.equal((await new PanelClient().login(email, 'password123')).location, '/dashboard')
+  })
+
+  test('an administrator sees who waits and releases them: Mark address confirmed, audited, the credit paid once; the API says email_verified', async ({ assert }) => {
+    await setReferralTerms({ inviterCredit: '0', inviteeCredit: '3' }, cliActor())
+    const host = await seedUser()
+    await db.from('users').where('id', host.userId).update({ referral_code: 'INVITE44' })
+    const email = `stuck-${Date.now()}@test.local`
+    await clearMailThrottles('127.0.0.1', [email])
+    await register(email, 'INVITE44')
+    const stuck = await db.from('users').where('email', email).firstOrFail()
+    const adminEmail = `ops-${Date.now()}@test.local`
+    await createUser({ email: adminEmail, password: 'password123', role: 'admin' })
+    const opsKey = (await createApiKey({ userRef: adminEmail, name: 'ops', manage: true })).key
+    const admin = await signedIn(adminEmail)
+
+    const list = await admin.get('/admin/users?status=unconfirmed')
+    assert.include(list.html, `>${email}</a>`, 'the filter lists the waiting account')
+    assert.notInclude(list.html, `>${host.email}</a>`, 'and not a confirmed one')
+    assert.include(list.html, 'unconfirmed')
+    assert.equal((await adminApi('GET', `/users/${stuck.id}`, opsKey)).body.email_verified, false)
+    assert.equal((await adminApi('GET', `/users/${host.userId}`, opsKey)).body.email_verified, true)
+
+    const page = await admin.get(`/admin/users/${stuck.id}`)
+    assert.include(page.html, 'data-email-state="waiting"')
+    assert.include(page.html, `action="/admin/users/${stuck.id}/email/confirm"`)
+    const [a, b] = await Promise.all([admin.post(`/admin/users/${stuck.id}/email/confirm`), admin.post(`/admin/users/${stuck.id}/email/confirm`)])
+    assert.deepEqual([a.status, b.status], [302, 302], 'two clicks at once: one confirms, the other is told it was done')
+    assert.include([a.location, b.location], `/admin/users/${stuck.id}`)
+    const after = await admin.get(`/admin/users/${stuck.id}`)
+    assert.include(after.html, 'data-email-state="confirmed"')
+    assert.notInclude(after.html, '/email/confirm"')
+    assert.isNotNull((await db.from('users').where('id', stuck.id).firstOrFail()).email_verified_at)
+    const money = await balanceAndLedger(stuck.id)
+    assert.equal(Number(money.balance), 3, 'the waiting welcome credit, paid once')
+    assert.equal(money.balance, money.ledger)
+    const audit = await db.from('audit_log').where('action', 'user.verify_email').where('subject_id', stuck.id)
+    assert.lengthOf(audit, 1)
+    assert.equal(audit[0].actor, adminEmail)
+    assert.include(audit[0].summary, 'marked confirmed by an administrator')
+    assert.equal((await adminApi('GET', `/users/${stuck.id}`, opsKey)).body.email_verified, true)
+    assert.equal((await new PanelClient().login(email, 'password123')).location, '/dashboard', 'released: the account signs in')
+
+    await admin.get(`/admin/users/${stuck.id}`)
+    const again = await admin.post(`/admin/users/${stuck.id}/email/confirm`)
+    assert.include(textOf((await admin.get(`/admin/users/${stuck.id}`)).html), 'has already confirmed the address')
+    assert.equal(again.status, 302)
+    const plain = await signedIn(host.email)
+    await plain.get('/dashboard')
+    assert.notEqual((await plain.post(`/admin/users/${stuck.id}/email/confirm`)).location, `/admin/users/${stuck.id}`, 'not for a non-admin')
   })
 
   test('verification off: sign-ups sign in at once; an account still waiting is verified (and credited) at its sign-in', async ({ assert }) => {
