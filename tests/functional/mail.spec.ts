@@ -10,6 +10,7 @@ import { clearFormThrottles } from '#services/form_throttle'
 import { clearMailThrottles } from '#services/mail/mail_throttle'
 import { outboxIdle } from '#services/mail/mail_outbox'
 import { createApiKey } from '#actions/issue_api_key'
+import { updateUser } from '#actions/update_user'
 import { adminApi, balanceAndLedger, baseUrl, resetDatabase, seedUser } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { MockSmtp, linkIn } from '#tests/fixtures/mock_smtp'
@@ -168,6 +169,23 @@ test.group('E-mail: forgotten password', (group) => {
     await owner.post('/dashboard/password', { current_password: 'password123', password: 'changed-pass-1', password_confirmation: 'changed-pass-1' })
     assert.equal((await new PanelClient().get(pathOf(second))).status, 404)
     assert.equal((await new PanelClient().login(user.email, 'changed-pass-1')).location, '/dashboard')
+  })
+
+  test('a link mailed before the account was disabled does not work once it is enabled again', async ({ assert }) => {
+    const user = await seedUser()
+    await clearMailThrottles('127.0.0.1', [user.email])
+    await askReset(user.email)
+    const link = linkIn((await smtp.waitFor(user.email))[0], '/reset-password/')
+    assert.equal((await new PanelClient().get(pathOf(link))).status, 200)
+    const base = { id: user.userId, role: 'user' as const, planId: null }
+    await updateUser({ ...base, disabled: true })
+    assert.equal((await new PanelClient().get(pathOf(link))).status, 404, 'refused while disabled')
+    await updateUser({ ...base, disabled: false })
+    assert.equal((await new PanelClient().get(pathOf(link))).status, 404, 'and still after: the link died with the disable')
+    const visitor = new PanelClient()
+    await visitor.get('/login')
+    assert.equal((await visitor.post(pathOf(link), { password: 'brand-new-pass', password_confirmation: 'brand-new-pass' })).status, 404)
+    assert.equal((await new PanelClient().login(user.email, 'password123')).location, '/dashboard', 'the password is unchanged')
   })
 
   test('an unknown or disabled address gets the same answer and no e-mail', async ({ assert }) => {
