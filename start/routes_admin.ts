@@ -36,6 +36,7 @@ router
     router.post('/users/:id', [UsersController, 'update']).as('users.update').where('id', idMatcher)
     router.post('/users/:id/ledger', [UsersController, 'ledger']).as('users.ledger').where('id', idMatcher)
     router.post('/users/:id/two-factor/reset', [UsersController, 'resetTwoFactor']).as('users.two_factor_reset').where('id', idMatcher)
+    router.post('/users/:id/email/confirm', [UsersController, 'confirmEmail']).as('users.email_confirm').where('id', idMatcher)
     router.get('/users/:id/end-users', [EndUsersController, 'index']).as('users.end_users').where('id', idMatcher)
     router.post('/users/:id/end-users', [EndUsersController, 'store']).as('users.end_users.store').where('id', idMatcher)
     router.post('/users/:id/end-users/remove', [EndUsersController, 'destroy']).as('users.end_users.destroy').where('id', idMatcher)

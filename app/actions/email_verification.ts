@@ -3,6 +3,7 @@ import i18nManager from '@adonisjs/i18n/services/main'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import User from '#models/user'
 import { writeAudit, type Actor } from '#actions/audit'
+import { AdminInputError } from '#actions/admin_input_error'
 import { welcomeVerifiedInvitee } from '#actions/referrals'
 import { consumeEmailToken, dropEmailTokens, issueEmailToken } from '#services/mail/email_tokens'
 import { queueMail } from '#services/mail/mail_outbox'
@@ -53,7 +54,12 @@ export async function verifyEmail(token: unknown, ip: string | null): Promise<Us
  * for it. The guarded UPDATE is the once: a second call, or two at once,
  * find nothing to do. True when this call verified it.
  */
-export async function markEmailVerified(trx: TransactionClientContract, user: User, actor: Actor): Promise<boolean> {
+export async function markEmailVerified(
+  trx: TransactionClientContract,
+  user: User,
+  actor: Actor,
+  summary = `${user.email} confirmed the e-mail address`
+): Promise<boolean> {
   const updated = await trx.rawQuery(
     `UPDATE users SET email_verified_at = now() WHERE id = ? AND email_verified_at IS NULL RETURNING email_verified_at, referred_by`,
     [user.id]
@@ -65,8 +71,23 @@ export async function markEmailVerified(trx: TransactionClientContract, user: Us
     action: 'user.verify_email',
     subjectType: 'user',
     subjectId: user.id,
-    summary: `${user.email} confirmed the e-mail address`,
+    summary,
   })
   await welcomeVerifiedInvitee(trx, { id: user.id, email: user.email, referredBy: row.referred_by === null ? null : Number(row.referred_by) }, actor)
   return true
+}
+
+/**
+ * An administrator releases an account stuck waiting for its confirmation
+ * link (the panel's user page): confirmed as a link would, audited under the
+ * administrator's name, what waited paid once. Refused when already confirmed.
+ */
+export async function confirmEmailByAdmin(userId: number, actor: Actor): Promise<User> {
+  return db.transaction(async (trx) => {
+    const user = await User.find(userId, { client: trx })
+    if (!user) throw AdminInputError.notFound(`No user with id ${userId}`)
+    const done = await markEmailVerified(trx, user, actor, `${user.email}: e-mail address marked confirmed by an administrator`)
+    if (!done) throw new AdminInputError(`${user.email} has already confirmed the address`)
+    return user
+  })
 }

@@ -4,6 +4,7 @@ import User, { type UserRole } from '#models/user'
 import Plan from '#models/plan'
 import { AdminInputError } from '#actions/admin_input_error'
 import { endOtherSessions } from '#services/session_epoch'
+import { dropEmailTokens } from '#services/mail/email_tokens'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 
 export interface UpdateUserInput {
@@ -47,6 +48,9 @@ export async function updateUser(input: UpdateUserInput, actor: Actor = cliActor
     }
     user.useTransaction(trx)
     await user.save()
+    // Disabled (a compromise is a common reason): a reset link mailed before
+    // must not work again once the account is enabled.
+    if (input.disabled && !before.disabled) await dropEmailTokens(user.id, 'password_reset', trx)
 
     const diff = changedFields(before, after)
     const changes = [describeChanges(before, after), input.password ? 'password reset' : '']

@@ -94,6 +94,8 @@ export function userJson(user: User, planName: string | null) {
     plan: planName,
     balance: money(user.balance),
     disabled: !!user.disabledAt,
+    /** false while the account waits for its sign-up confirmation link (it cannot sign in) */
+    email_verified: !!user.emailVerifiedAt,
     created_at: iso(user.createdAt),
   }
 }

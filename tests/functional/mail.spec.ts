@@ -9,7 +9,9 @@ import { clearLoginThrottles } from '#services/login_throttle'
 import { clearFormThrottles } from '#services/form_throttle'
 import { clearMailThrottles } from '#services/mail/mail_throttle'
 import { outboxIdle } from '#services/mail/mail_outbox'
-import { balanceAndLedger, baseUrl, resetDatabase, seedUser } from '#tests/helpers'
+import { createApiKey } from '#actions/issue_api_key'
+import { updateUser } from '#actions/update_user'
+import { adminApi, balanceAndLedger, baseUrl, resetDatabase, seedUser } from '#tests/helpers'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { MockSmtp, linkIn } from '#tests/fixtures/mock_smtp'
 
@@ -125,6 +127,21 @@ test.group('E-mail: forgotten password', (group) => {
     assert.equal(login.location, '/login/two-factor')
   })
 
+  test('the link\'s page is never cached and sends no Referer to another site', async ({ assert }) => {
+    const user = await seedUser()
+    await askReset(user.email)
+    const link = linkIn((await smtp.waitFor(user.email))[0], '/reset-password/')
+    const visitor = new PanelClient()
+    const form = await visitor.get(pathOf(link))
+    assert.equal(form.status, 200)
+    assert.equal(form.headers.get('cache-control'), 'no-store', 'the URL is a live credential')
+    assert.equal(form.headers.get('referrer-policy'), 'same-origin')
+    assert.notMatch(form.html, /(src|href)="https?:/, 'nothing on the page loads from, or links to, another site')
+    const gone = await new PanelClient().get('/reset-password/' + 'x'.repeat(43))
+    assert.equal(gone.status, 404)
+    assert.equal(gone.headers.get('cache-control'), 'no-store')
+  })
+
   test('an expired link, a replaced one and one from before a password change are refused', async ({ assert }) => {
     const user = await seedUser()
     await clearMailThrottles('127.0.0.1', [user.email])
@@ -152,6 +169,23 @@ test.group('E-mail: forgotten password', (group) => {
     await owner.post('/dashboard/password', { current_password: 'password123', password: 'changed-pass-1', password_confirmation: 'changed-pass-1' })
     assert.equal((await new PanelClient().get(pathOf(second))).status, 404)
     assert.equal((await new PanelClient().login(user.email, 'changed-pass-1')).location, '/dashboard')
+  })
+
+  test('a link mailed before the account was disabled does not work once it is enabled again', async ({ assert }) => {
+    const user = await seedUser()
+    await clearMailThrottles('127.0.0.1', [user.email])
+    await askReset(user.email)
+    const link = linkIn((await smtp.waitFor(user.email))[0], '/reset-password/')
+    assert.equal((await new PanelClient().get(pathOf(link))).status, 200)
+    const base = { id: user.userId, role: 'user' as const, planId: null }
+    await updateUser({ ...base, disabled: true })
+    assert.equal((await new PanelClient().get(pathOf(link))).status, 404, 'refused while disabled')
+    await updateUser({ ...base, disabled: false })
+    assert.equal((await new PanelClient().get(pathOf(link))).status, 404, 'and still after: the link died with the disable')
+    const visitor = new PanelClient()
+    await visitor.get('/login')
+    assert.equal((await visitor.post(pathOf(link), { password: 'brand-new-pass', password_confirmation: 'brand-new-pass' })).status, 404)
+    assert.equal((await new PanelClient().login(user.email, 'password123')).location, '/dashboard', 'the password is unchanged')
   })
 
   test('an unknown or disabled address gets the same answer and no e-mail', async ({ assert }) => {
@@ -313,6 +347,55 @@ test.group('E-mail: sign-up verification', (group) => {
     assert.equal(money.balance, money.ledger)
     assert.lengthOf(await db.from('audit_log').where('action', 'referral.welcome').where('subject_id', user.id), 1)
     assert.equal((await new PanelClient().login(email, 'password123')).location, '/dashboard')
+  })
+
+  test('an administrator sees who waits and releases them: Mark address confirmed, audited, the credit paid once; the API says email_verified', async ({ assert }) => {
+    await setReferralTerms({ inviterCredit: '0', inviteeCredit: '3' }, cliActor())
+    const host = await seedUser()
+    await db.from('users').where('id', host.userId).update({ referral_code: 'INVITE44' })
+    const email = `stuck-${Date.now()}@test.local`
+    await clearMailThrottles('127.0.0.1', [email])
+    await register(email, 'INVITE44')
+    const stuck = await db.from('users').where('email', email).firstOrFail()
+    const adminEmail = `ops-${Date.now()}@test.local`
+    await createUser({ email: adminEmail, password: 'password123', role: 'admin' })
+    const opsKey = (await createApiKey({ userRef: adminEmail, name: 'ops', manage: true })).key
+    const admin = await signedIn(adminEmail)
+
+    const list = await admin.get('/admin/users?status=unconfirmed')
+    assert.include(list.html, `>${email}</a>`, 'the filter lists the waiting account')
+    assert.notInclude(list.html, `>${host.email}</a>`, 'and not a confirmed one')
+    assert.include(list.html, 'unconfirmed')
+    assert.equal((await adminApi('GET', `/users/${stuck.id}`, opsKey)).body.email_verified, false)
+    assert.equal((await adminApi('GET', `/users/${host.userId}`, opsKey)).body.email_verified, true)
+
+    const page = await admin.get(`/admin/users/${stuck.id}`)
+    assert.include(page.html, 'data-email-state="waiting"')
+    assert.include(page.html, `action="/admin/users/${stuck.id}/email/confirm"`)
+    const [a, b] = await Promise.all([admin.post(`/admin/users/${stuck.id}/email/confirm`), admin.post(`/admin/users/${stuck.id}/email/confirm`)])
+    assert.deepEqual([a.status, b.status], [302, 302], 'two clicks at once: one confirms, the other is told it was done')
+    assert.include([a.location, b.location], `/admin/users/${stuck.id}`)
+    const after = await admin.get(`/admin/users/${stuck.id}`)
+    assert.include(after.html, 'data-email-state="confirmed"')
+    assert.notInclude(after.html, '/email/confirm"')
+    assert.isNotNull((await db.from('users').where('id', stuck.id).firstOrFail()).email_verified_at)
+    const money = await balanceAndLedger(stuck.id)
+    assert.equal(Number(money.balance), 3, 'the waiting welcome credit, paid once')
+    assert.equal(money.balance, money.ledger)
+    const audit = await db.from('audit_log').where('action', 'user.verify_email').where('subject_id', stuck.id)
+    assert.lengthOf(audit, 1)
+    assert.equal(audit[0].actor, adminEmail)
+    assert.include(audit[0].summary, 'marked confirmed by an administrator')
+    assert.equal((await adminApi('GET', `/users/${stuck.id}`, opsKey)).body.email_verified, true)
+    assert.equal((await new PanelClient().login(email, 'password123')).location, '/dashboard', 'released: the account signs in')
+
+    await admin.get(`/admin/users/${stuck.id}`)
+    const again = await admin.post(`/admin/users/${stuck.id}/email/confirm`)
+    assert.include(textOf((await admin.get(`/admin/users/${stuck.id}`)).html), 'has already confirmed the address')
+    assert.equal(again.status, 302)
+    const plain = await signedIn(host.email)
+    await plain.get('/dashboard')
+    assert.notEqual((await plain.post(`/admin/users/${stuck.id}/email/confirm`)).location, `/admin/users/${stuck.id}`, 'not for a non-admin')
   })
 
   test('verification off: sign-ups sign in at once; an account still waiting is verified (and credited) at its sign-in', async ({ assert }) => {

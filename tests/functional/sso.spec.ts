@@ -255,6 +255,30 @@ test.group('Single sign-on: OpenID Connect', (group) => {
     assert.isNotNull(verified.email_verified_at, 'the provider vouched for the address: confirmed')
   })
 
+  test('linking by e-mail: an address that only lower-cases into an account\'s (Kelvin sign K) is not that account\'s; a CR/LF in one makes no account', async ({ assert }) => {
+    const seeded = await seedUser({ email: 'kate@example.com' })
+    env.set('OIDC_LINK_BY_EMAIL', true)
+    // Another mailbox, verified by the provider for someone else; JavaScript lower-cases U+212A to "k".
+    sso.knobs.person = { sub: 'mallory', email: '\u212Aate@example.com', emailVerified: true }
+    const client = new PageClient()
+    assert.equal((await viaProvider(client, '/auth/oidc')).location, '/login')
+    assert.lengthOf(await db.from('user_identities'), 0, 'not linked to kate@example.com')
+    assert.equal((await client.get('/dashboard')).location, '/login', 'nobody signed in')
+    assert.lengthOf(await db.from('users').whereNot('id', seeded.userId), 0, 'no account made for it either')
+
+    // Nor does an address with a line break in it make an account (it would head every mail to it).
+    env.set('OIDC_LINK_BY_EMAIL', false)
+    sso.knobs.person = { sub: 'crlf', email: 'new@example.com\r\nBcc: all@example.com', emailVerified: true }
+    assert.equal((await viaProvider(new PageClient(), '/auth/oidc')).location, '/login')
+    assert.lengthOf(await db.from('users').whereNot('id', seeded.userId), 0, 'no account with that address')
+    env.set('OIDC_LINK_BY_EMAIL', true)
+
+    // Case alone still matches (the provider's KATE@ is kate@'s account).
+    sso.knobs.person = { sub: 'kate', email: 'KATE@Example.com', emailVerified: true }
+    assert.equal((await viaProvider(new PageClient(), '/auth/oidc')).location, '/dashboard')
+    assert.equal((await db.from('user_identities').firstOrFail()).user_id, seeded.userId)
+  })
+
   test('registration closed: an unknown identity is refused; a disabled account is refused', async ({ assert }) => {
     await setRegistrationOpen(false)
     const client = new PageClient()

@@ -10,6 +10,7 @@ import { createUser } from '#actions/create_user'
 import { updateUser } from '#actions/update_user'
 import { postLedgerEntryOnce } from '#actions/post_ledger_entry'
 import { resetTwoFactor } from '#actions/disable_two_factor'
+import { confirmEmailByAdmin } from '#actions/email_verification'
 import { ledgerEntryValidator, panelCreateUserValidator, panelUpdateUserValidator } from '#validators/panel'
 import { optionalNumber, checkbox, panelActor, notFound } from '#controllers/admin/panel'
 import { formatUsd, formatUsdExact } from '#services/format'
@@ -17,12 +18,14 @@ import { formatUsd, formatUsdExact } from '#services/format'
 const PAGE = 50
 
 export default class UsersController {
-  /** Users, newest first: search by email, keyset pages of 50. */
+  /** Users, newest first: search by email, only those waiting to confirm their address, keyset pages of 50. */
   async index({ request, view }: HttpContext) {
     const q = String(request.input('q', '') ?? '').trim()
+    const unconfirmed = request.input('status') === 'unconfirmed'
     const before = recordId(request.input('before'))
     const query = User.query().preload('plan').orderBy('id', 'desc').limit(PAGE + 1)
     if (q) query.whereILike('email', containsPattern(q))
+    if (unconfirmed) query.whereNull('email_verified_at')
     if (before) query.where('id', '<', before)
     const rows = await query
     const users = rows.slice(0, PAGE)
@@ -38,7 +41,7 @@ export default class UsersController {
       for (const row of counts) keyCounts.set(Number(row.user_id), Number(row.total))
     }
     const next = rows.length > PAGE ? users[users.length - 1].id : null
-    return view.render('admin/users/index', { users, keyCounts, q, before, next })
+    return view.render('admin/users/index', { users, keyCounts, q, unconfirmed, before, next })
   }
 
   /** The new-user form. */
@@ -108,6 +111,14 @@ export default class UsersController {
     const user = await resetTwoFactor(String(Number(params.id)), panelActor(ctx))
     session.flash('success', `Two-factor sign-in of ${user.email} is off: they sign in with their password and can set it up again.`)
     return response.redirect(`/admin/users/${user.id}#two-factor`)
+  }
+
+  /** Marks the address of an account waiting for its confirmation link confirmed (audited; a waiting welcome credit is paid once). */
+  async confirmEmail(ctx: HttpContext) {
+    const { response, session, params } = ctx
+    const user = await confirmEmailByAdmin(Number(params.id), panelActor(ctx))
+    session.flash('success', `The address of ${user.email} is confirmed: the account can sign in.`)
+    return response.redirect(`/admin/users/${user.id}`)
   }
 
   /** Top-up, refund or adjustment: one ledger entry with its note. */

@@ -35,8 +35,13 @@ export default class PasswordResetController {
     return response.redirect('/forgot-password')
   }
 
-  /** GET /reset-password/:token: the new-password form, or why the link no longer works (404). */
+  /**
+   * GET /reset-password/:token: the new-password form, or why the link no
+   * longer works (404). Never stored by a browser or proxy cache: the URL is
+   * a live credential (Back on a shared computer, a proxy's disk).
+   */
   async edit({ params, view, response }: HttpContext) {
+    response.header('cache-control', 'no-store')
     const valid = (await emailTokenUser(params.token, 'password_reset')) !== null
     if (!valid) response.status(404)
     return view.render('pages/auth/reset_password', { valid, token: params.token })
@@ -47,6 +52,7 @@ export default class PasswordResetController {
     const { password } = await request.validateUsing(resetPasswordValidator, { messagesProvider: i18n.createMessagesProvider() })
     const user = await resetPassword(params.token, password, request.ip())
     if (!user) {
+      response.header('cache-control', 'no-store')
       response.status(404)
       return view.render('pages/auth/reset_password', { valid: false, token: params.token })
     }

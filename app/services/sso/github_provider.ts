@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { SsoError } from '#services/sso/sso_error'
 import { asObject, ssoJson } from '#services/sso/sso_http'
-import type { FlowSecrets, ProviderIdentity, SsoProvider } from '#services/sso/sso_provider'
+import { providerAddress, type FlowSecrets, type ProviderIdentity, type SsoProvider } from '#services/sso/sso_provider'
 import type { GithubSettings } from '#services/sso/sso_settings'
 
 /**
@@ -46,7 +46,7 @@ export class GithubProvider implements SsoProvider {
     const emails = await ssoJson(`${apiBase}/user/emails`, { headers })
     if (emails.status !== 200 || !Array.isArray(emails.json)) throw new SsoError('provider', `GitHub /user/emails: HTTP ${emails.status}`)
     const primary = emails.json.map(asObject).find((e) => e?.primary === true && typeof e.email === 'string')
-    const address = primary ? String(primary.email).trim().toLowerCase() : null
+    const address = providerAddress(primary?.email)
     const verified = primary?.verified === true
     return {
       provider: 'github',

@@ -3,7 +3,7 @@ import logger from '@adonisjs/core/services/logger'
 import { SsoError } from '#services/sso/sso_error'
 import { asObject, httpUrl, ssoJson } from '#services/sso/sso_http'
 import { verifyIdToken, type Jwk } from '#services/sso/id_token'
-import { isTrue, type FlowSecrets, type ProviderIdentity, type SsoProvider } from '#services/sso/sso_provider'
+import { isTrue, providerAddress, type FlowSecrets, type ProviderIdentity, type SsoProvider } from '#services/sso/sso_provider'
 import type { OidcSettings } from '#services/sso/sso_settings'
 
 /**
@@ -163,7 +163,7 @@ export class OidcProvider implements SsoProvider {
         logger.warn({ status: info.status }, 'sso: userinfo answer unusable (status, or a different sub)')
       }
     }
-    const address = typeof email === 'string' && email.includes('@') && email.length <= 254 ? email.trim().toLowerCase() : null
+    const address = providerAddress(email)
     return {
       provider: 'oidc',
       subject: claims.sub,

@@ -29,3 +29,21 @@ export interface SsoProvider {
 export function isTrue(value: unknown) {
   return value === true || value === 'true'
 }
+
+/**
+ * A provider's address as accounts are matched on it (lower-cased), or null
+ * when it is not one (it becomes the account's address on a sign-up). Lower-casing must not turn a character into an ASCII
+ * one it was not: the Kelvin sign U+212A lower-cases to "k" and "İ" to "i"
+ * plus a dot, so "\u212Aate@corp.com", another mailbox the provider may have
+ * verified for someone else, would otherwise sign in as kate@corp.com's account.
+ */
+export function providerAddress(value: unknown): string | null {
+  if (typeof value !== 'string') return null
+  const trimmed = value.trim()
+  // One @, no spaces or control characters (a CR/LF would reach the headers of the mails it is sent).
+  if (trimmed.split('@').length !== 2 || trimmed.length > 254 || /[\s\u0000-\u001f\u007f]/.test(trimmed)) return null
+  const lower = trimmed.toLowerCase()
+  return asciiCount(lower) === asciiCount(trimmed) ? lower : null
+}
+
+const asciiCount = (text: string) => text.replace(/[^\u0000-\u007f]/g, '').length
