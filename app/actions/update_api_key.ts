@@ -6,7 +6,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { allowedIpsColumn } from '#actions/allowed_ips'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
-import type { StoredModelLimits } from '#gateway/limits/model_limits'
+import { modelLimitsText, type StoredModelLimits } from '#gateway/limits/model_limits'
 
 export interface UpdateApiKeyInput {
   name: string
@@ -36,7 +36,8 @@ export function keySnapshot(key: ApiKey) {
     rpm: key.rpm,
     tpm: key.tpm,
     maxParallel: key.maxParallel,
-    modelLimits: key.modelLimits,
+    // As the panel writes them, one line: the audit log shows `gpt-4o rpm=10; m tpm=5`.
+    modelLimits: modelLimitsText(key.modelLimits).replaceAll('\n', '; ') || null,
     spendLimit: key.spendLimit === null ? null : String(Number(key.spendLimit)),
     spendPeriod: key.spendPeriod,
     allowedIps: key.allowedIps,

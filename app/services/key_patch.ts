@@ -7,7 +7,7 @@ import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { wholeNumberField } from '#validators/whole_number_field'
 import { settleMetering } from '#services/settle_metering'
-import { modelLimitsColumn } from '#gateway/limits/model_limits'
+import { modelLimitsColumn, refuseModelBudgets } from '#gateway/limits/model_limits'
 import type { UpdateApiKeyInput } from '#actions/update_api_key'
 
 /**
@@ -32,6 +32,7 @@ export const patchKeyValidator = vine.compile(
 /** Validates `patch`, merges it over the stored key and saves it through updateApiKey (audited). */
 export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
   const patch = await patchKeyValidator.validate(body)
+  if (body !== null && typeof body === 'object') refuseModelBudgets((body as Record<string, unknown>).model_max_budget)
   await settleMetering()
   const current = keySnapshot(key)
   const spendLimit = patch.spend_limit === undefined ? current.spendLimit : patch.spend_limit

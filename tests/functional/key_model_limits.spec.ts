@@ -4,6 +4,12 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { useLimiterStore } from '#gateway/limits/rate_limits'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import ace from '@adonisjs/core/services/ace'
+import ApiKey from '#models/api_key'
+import KeyCreate from '#commands/key_create'
+import KeyUpdate from '#commands/key_update'
+import { PageClient, htmlText } from '#tests/page_client'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { adminApi, baseUrl, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
@@ -218,5 +224,72 @@ test.group('Per-model limits of a key: wire formats and surfaces', (group) => {
     const info = await fetch(`${baseUrl()}/key/info?key=${made.body.token}`, { headers: { authorization: `Bearer ${adminKey}` } })
     const shown: any = await info.json()
     assert.deepEqual(Object.keys((shown.info ?? shown).model_rpm_limit), ['__proto__'])
+  })
+
+  test('model_max_budget is refused (never a budget that is not enforced); null and {} pass', async ({ assert }) => {
+    const refused = await litellm('/key/generate', { user_id: 'dev@limits.local', model_max_budget: { 'gpt-4o': { budget_limit: 5, time_period: '1d' } } })
+    assert.equal(refused.status, 400)
+    assert.include(JSON.stringify(refused.body), 'model_max_budget')
+    const before = await db.from('api_keys').count('* as n').first()
+    assert.equal((await litellm('/key/generate', { user_id: 'dev@limits.local', model_max_budget: {} })).status, 200)
+    const made = await litellm('/key/generate', { user_id: 'dev@limits.local', model_max_budget: null })
+    assert.equal(made.status, 200)
+    assert.equal(Number((await db.from('api_keys').count('* as n').first()).n), Number(before.n) + 2)
+    assert.equal((await litellm('/key/update', { key: made.body.token, model_max_budget: { m: { budget_limit: 1, time_period: '30d' } } })).status, 400)
+    assert.equal((await adminApi('POST', '/keys', adminKey, { user: 'dev@limits.local', model_max_budget: { m: { budget_limit: 1 } } })).status, 400)
+  })
+
+  test('the panel: a textarea one model a line, checked beside the field, shown on the key; the portal shows them read-only', async ({ assert }) => {
+    const user = await seedUser()
+    const { user: admin } = await createUser({ email: `ml-admin-${Date.now()}@test.local`, password: 'password123', role: 'admin' })
+    const panel = new PanelClient()
+    await panel.login(admin.email, 'password123')
+    await panel.get(`/admin/keys/${user.keyId}/edit`)
+    const refused = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=ten' })
+    assert.include(textOf((await panel.follow(refused)).html), 'Line 1: "rpm=ten" is not rpm=N or tpm=N')
+    assert.isNull((await ApiKey.findOrFail(user.keyId)).modelLimits)
+    await panel.get(`/admin/keys/${user.keyId}/edit`)
+    const saved = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=1 tpm=20000\nclaude-x tpm=5' })
+    assert.equal(saved.status, 302)
+    assert.deepEqual({ ...(await ApiKey.findOrFail(user.keyId)).modelLimits }, { 'claude-x': { tpm: 5 }, 'gpt-4o': { rpm: 1, tpm: 20000 } })
+    assert.include(textOf((await panel.get(`/admin/keys/${user.keyId}`)).html), 'gpt-4o rpm=1 tpm=20000')
+    const editHtml = (await panel.get(`/admin/keys/${user.keyId}/edit`)).html
+    assert.include(editHtml, 'claude-x tpm=5\ngpt-4o rpm=1 tpm=20000')
+    const audit = await db.from('audit_log').where('action', 'key.update').where('subject_id', user.keyId).first()
+    assert.include(audit.summary, 'modelLimits: — → claude-x tpm=5; gpt-4o rpm=1 tpm=20000')
+    let limited = false
+    for (let i = 0; i < 60 && !limited; i++) {
+      limited = (await chat(user.key, 'gpt-4o')).status === 429
+      if (!limited) await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.isTrue(limited)
+
+    // The owner sees them and cannot change them: their own save keeps them.
+    const portal = new PageClient()
+    await portal.login(user.email)
+    const page = await portal.get(`/dashboard/keys/${user.keyId}/edit`)
+    assert.include(htmlText(page.body), 'gpt-4o rpm=1 tpm=20000')
+    assert.notInclude(page.body, 'name="modelLimits"')
+    await portal.post(`/dashboard/keys/${user.keyId}`, { name: 'mine', modelLimits: '', model_limits: '' })
+    const key = await ApiKey.findOrFail(user.keyId)
+    assert.equal(key.name, 'mine')
+    assert.deepEqual({ ...key.modelLimits }, { 'claude-x': { tpm: 5 }, 'gpt-4o': { rpm: 1, tpm: 20000 } })
+  })
+
+  test('key:create and key:update take --model-limits ("; " between models, "none" clears)', async ({ assert }) => {
+    const run = async (command: typeof KeyCreate | typeof KeyUpdate, args: string[]) => {
+      const instance = await ace.create(command, args)
+      ace.ui.switchMode('raw')
+      await instance.exec()
+      return instance
+    }
+    ;(await run(KeyCreate, ['--user', 'dev@limits.local', '--name', 'cli-limits', '--model-limits', 'gpt-4o rpm=10; m tpm=7'])).assertSucceeded()
+    const key = await ApiKey.query().where('name', 'cli-limits').firstOrFail()
+    assert.deepEqual({ ...key.modelLimits }, { 'gpt-4o': { rpm: 10 }, 'm': { tpm: 7 } })
+    ;(await run(KeyUpdate, ['--key', String(key.id), '--name', 'cli-limits-2'])).assertSucceeded()
+    assert.deepEqual({ ...(await ApiKey.findOrFail(key.id)).modelLimits }, { 'gpt-4o': { rpm: 10 }, 'm': { tpm: 7 } })
+    ;(await run(KeyUpdate, ['--key', String(key.id), '--model-limits', 'none'])).assertSucceeded()
+    assert.isNull((await ApiKey.findOrFail(key.id)).modelLimits)
+    ;(await run(KeyUpdate, ['--key', String(key.id), '--model-limits', 'm rpm=0'])).assertFailed()
   })
 })

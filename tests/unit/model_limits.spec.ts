@@ -39,7 +39,14 @@ test.group('Per-model limits of a key (model_limits.ts)', () => {
     assert.equal(modelLimitsText(column), 'claude-x tpm=5\ngpt-4o rpm=10 tpm=20000')
     assert.isNull(modelLimitsFromText(''))
     for (const bad of ['gpt-4o', 'gpt-4o rpm=', 'gpt-4o rpm=0', 'gpt-4o rpm=1e3', 'gpt-4o budget=5', 'm rpm=1\nm tpm=2', `${'x'.repeat(201)} rpm=1`]) {
-      assert.throws(() => modelLimitsFromText(bad), AdminInputError as any, undefined, bad)
+      let caught: unknown
+      try {
+        modelLimitsFromText(bad)
+      } catch (error) {
+        caught = error
+      }
+      assert.instanceOf(caught, AdminInputError, bad)
+      assert.equal((caught as AdminInputError).field, 'modelLimits')
     }
     const many = Array.from({ length: 101 }, (_, i) => `m${i} rpm=1`).join('\n')
     assert.throws(() => modelLimitsFromText(many), /At most 100/)

@@ -88,6 +88,10 @@ export function modelLimitsColumn(
   return stored(merged)
 }
 
+function byName(column: StoredModelLimits) {
+  return Object.entries(column).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+}
+
 /** A Map of checked entries -> the column (null when empty). Built on a null prototype: `__proto__` stays a name. */
 function stored(merged: Map<string, { rpm?: number; tpm?: number }>): StoredModelLimits | null {
   if (merged.size === 0) return null
@@ -111,7 +115,7 @@ export function litellmModelLimits(column: StoredModelLimits | null) {
   const rpm: Record<string, number> = Object.create(null)
   const tpm: Record<string, number> = Object.create(null)
   if (column !== null) {
-    for (const [model, limit] of Object.entries(column)) {
+    for (const [model, limit] of byName(column)) {
       if (limit?.rpm !== undefined) rpm[model] = limit.rpm
       if (limit?.tpm !== undefined) tpm[model] = limit.tpm
     }
@@ -155,7 +159,23 @@ export function modelLimitsFromText(text: string | null | undefined): StoredMode
 /** The column as the panel's textarea shows it (see modelLimitsFromText). */
 export function modelLimitsText(column: StoredModelLimits | null): string {
   if (column === null) return ''
-  return Object.entries(column)
+  // By name: jsonb keeps its keys in its own order (shorter first).
+  return byName(column)
     .map(([model, limit]) => [model, limit.rpm !== undefined ? `rpm=${limit.rpm}` : '', limit.tpm !== undefined ? `tpm=${limit.tpm}` : ''].filter(Boolean).join(' '))
     .join('\n')
+}
+
+/**
+ * LiteLLM's model_max_budget (a USD budget per model) is not kept here: a
+ * key given one is refused (400), never made with a budget it would not
+ * enforce. Absent, null and {} pass. The key's own cap (max_budget) and a
+ * team's budget are the budgets this gateway holds and meters.
+ */
+export function refuseModelBudgets(value: unknown) {
+  if (value === undefined || value === null) return
+  if (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0) return
+  throw new AdminInputError(
+    'model_max_budget: budgets per model are not supported; use max_budget (the key\'s cap) or a team budget, and model_rpm_limit / model_tpm_limit for limits per model',
+    'model_max_budget'
+  )
 }
