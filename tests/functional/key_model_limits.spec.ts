@@ -90,6 +90,13 @@ for (const store of ['memory', 'database'] as const) {
       assert.equal((await chat(user.key, 'm-b')).status, 200)
     })
 
+    test('the longest model name (200 characters) has its own window (the shared store keys it in a 255-character column)', async ({ assert }) => {
+      const model = 'm'.repeat(200)
+      const user = await seedUser({ key: { modelLimits: { [model]: { rpm: 1 } } } })
+      assert.equal((await chat(user.key, model)).status, 200)
+      assert.equal((await chat(user.key, model)).status, 429)
+    })
+
     test("the key's own rpm still counts every model; the tighter window's headers are shown", async ({ assert }) => {
       const user = await seedUser({ key: { rpm: 3, modelLimits: { 'm-a': { rpm: 1 } } } })
       const first = await chat(user.key, 'm-a')
