@@ -9,6 +9,8 @@ import { jsonWholeNumber } from '#gateway/http/whole_number'
  * Counted by rate_limits.ts (admitModel, addModelTokens).
  */
 export interface ModelLimit {
+  /** The model's name, as the client asks for it (the 429 names it) */
+  model: string
   rpm: number | null
   tpm: number | null
   /** `${keyId} ${model}`: the window's name in both limiter stores, built once per key load */
@@ -32,7 +34,7 @@ export function modelLimitsFromRow(keyId: number, column: unknown): ModelLimits 
   for (const [model, limit] of Object.entries(column as Record<string, unknown>)) {
     if (limit === null || typeof limit !== 'object') continue
     const { rpm, tpm } = limit as Record<string, unknown>
-    const entry = { rpm: positive(rpm), tpm: positive(tpm), windowId: `${keyId} ${model}` }
+    const entry = { model, rpm: positive(rpm), tpm: positive(tpm), windowId: `${keyId} ${model}` }
     if (entry.rpm !== null || entry.tpm !== null) limits.set(model, entry)
   }
   return limits.size === 0 ? null : limits

@@ -358,8 +358,7 @@ function setWindowHeaders(res: ServerResponse, kind: Kind, limit: number, remain
 function refused(kind: Kind, limit: number, waitMs: number, model?: ModelLimit) {
   const [limitName, remainingName, resetName] = HEADER_NAMES[kind]
   const wait = retryAfterHeaders(waitMs)
-  // A key's limit for one model names it (the text after the key id in its window id).
-  const scope = model === undefined ? '' : ` for model ${model.windowId.slice(model.windowId.indexOf(' ') + 1)}`
+  const scope = model === undefined ? '' : ` for model ${model.model}`
   const error = new GatewayError(
     429,
     'rate_limit_exceeded',
