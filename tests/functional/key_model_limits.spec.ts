@@ -90,6 +90,13 @@ for (const store of ['memory', 'database'] as const) {
       assert.equal((await chat(user.key, 'm-b')).status, 200)
     })
 
+    test('20 concurrent calls against a model rpm of 5: exactly 5 go through', async ({ assert }) => {
+      const user = await seedUser({ key: { modelLimits: { 'm-c': { rpm: 5 } } } })
+      const statuses = await Promise.all(Array.from({ length: 20 }, () => chat(user.key, 'm-c').then((r) => r.status)))
+      assert.equal(statuses.filter((status) => status === 200).length, 5)
+      assert.equal(statuses.filter((status) => status === 429).length, 15)
+    })
+
     test('the longest model name (200 characters) has its own window (the shared store keys it in a 255-character column)', async ({ assert }) => {
       const model = 'm'.repeat(200)
       const user = await seedUser({ key: { modelLimits: { [model]: { rpm: 1 } } } })
