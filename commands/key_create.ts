@@ -1,3 +1,4 @@
+import { modelLimitsFromText } from '#gateway/limits/model_limits'
 import { flags } from '@adonisjs/core/ace'
 import { AdminCommand, list, num } from '#services/admin_command'
 import { createKeyValidator } from '#validators/admin'
@@ -40,6 +41,9 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'Only these client addresses may use the key: IPs and CIDR ranges, comma separated (e.g. "203.0.113.7,10.0.0.0/8")' })
   declare ips?: string
 
+  @flags.string({ description: 'Limits per model asked for, "; " between models: "gpt-4o rpm=10 tpm=20000; claude-x rpm=5"' })
+  declare modelLimits?: string
+
   protected flagNames = { allowedIps: 'ips' }
 
   async execute() {
@@ -56,7 +60,8 @@ export default class KeyCreate extends AdminCommand {
       manage: this.manage,
       allowedIps: list(this.ips),
     })
-    const { apiKey, key } = await createApiKey({ ...input, userRef: input.user })
+    const modelLimits = modelLimitsFromText(this.modelLimits?.replaceAll(';', '\n'))
+    const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user })
     this.logger.success(`Created key "${apiKey.name}" (id ${apiKey.id}, ${apiKey.masked}); it is shown only once:`)
     // Alone on the last line so scripts can capture it with `tail -n1`.
     console.log(key)

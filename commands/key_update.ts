@@ -1,3 +1,4 @@
+import { modelLimitsFromText } from '#gateway/limits/model_limits'
 import { flags } from '@adonisjs/core/ace'
 import { AdminCommand, list, num } from '#services/admin_command'
 import { updateKeyValidator } from '#validators/admin'
@@ -42,6 +43,9 @@ export default class KeyUpdate extends AdminCommand {
   @flags.string({ description: 'Client addresses allowed to use the key: IPs and CIDR ranges, comma separated, or "none" for any address' })
   declare ips?: string
 
+  @flags.string({ description: 'Limits per model asked for, "; " between models: "gpt-4o rpm=10 tpm=20000; claude-x rpm=5", or "none"' })
+  declare modelLimits?: string
+
   protected flagNames = { allowedIps: 'ips' }
 
   async execute() {
@@ -63,7 +67,10 @@ export default class KeyUpdate extends AdminCommand {
       // Left out: the list stays (undefined); "none": any address.
       allowedIps: this.ips === undefined ? undefined : this.ips === NONE ? null : list(this.ips),
     })
-    const saved = await updateApiKey(key.id, input)
+    // Left out: the limits stay; "none": no limits per model.
+    const modelLimits =
+      this.modelLimits === undefined ? undefined : this.modelLimits === NONE ? null : modelLimitsFromText(this.modelLimits.replaceAll(';', '\n'))
+    const saved = await updateApiKey(key.id, { ...input, modelLimits })
     const changes = describeChanges(current, keySnapshot(saved))
     this.logger.success(`Key ${saved.masked} (id ${saved.id}): ${changes || 'nothing changed'}`)
   }

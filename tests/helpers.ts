@@ -1,3 +1,4 @@
+import type { StoredModelLimits } from '#gateway/limits/model_limits'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
 import http from 'node:http'
@@ -81,7 +82,7 @@ export async function seedUser(
     balance?: string
     keyModels?: string[]
     email?: string
-    key?: { rpm?: number; tpm?: number; maxParallel?: number; spendLimit?: string; spendPeriod?: 'day' | 'week' | 'month' }
+    key?: { rpm?: number; tpm?: number; maxParallel?: number; spendLimit?: string; spendPeriod?: 'day' | 'week' | 'month'; modelLimits?: StoredModelLimits }
   } = {}
 ): Promise<SeededUser> {
   counter++

@@ -1,3 +1,4 @@
+import type { StoredModelLimits } from '#gateway/limits/model_limits'
 import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import ApiKey from '#models/api_key'
@@ -20,6 +21,8 @@ export async function createApiKey(
     tpm?: number
     /** Requests in flight at once; undefined or null = no cap */
     maxParallel?: number | null
+    /** rpm/tpm per model, checked (model_limits.ts modelLimitsColumn); null = none */
+    modelLimits?: StoredModelLimits | null
     /** USD */
     spendLimit?: string
     /** The cap resets each UTC day, week or month (needs spendLimit) */
@@ -64,6 +67,7 @@ export async function createApiKey(
         rpm: input.rpm ?? null,
         tpm: input.tpm ?? null,
         maxParallel: input.maxParallel ?? null,
+        modelLimits: input.modelLimits ?? null,
         spendLimit: input.spendLimit ?? null,
         spendPeriod: input.spendLimit ? (input.spendPeriod ?? null) : null,
         manage: input.manage ?? false,
@@ -85,6 +89,7 @@ export async function createApiKey(
         rpm: apiKey.rpm,
         tpm: apiKey.tpm,
         maxParallel: apiKey.maxParallel,
+        modelLimits: apiKey.modelLimits,
         spendLimit: apiKey.spendLimit,
         spendPeriod: apiKey.spendPeriod,
         manage: apiKey.manage,

@@ -6,6 +6,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { allowedIpsColumn } from '#actions/allowed_ips'
 import { changedFields, cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
 import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
+import { modelLimitsText, type StoredModelLimits } from '#gateway/limits/model_limits'
 
 export interface UpdateApiKeyInput {
   name: string
@@ -17,6 +18,8 @@ export interface UpdateApiKeyInput {
   tpm?: number | null
   /** Requests in flight at once; null = no cap; undefined = unchanged */
   maxParallel?: number | null
+  /** rpm/tpm per model, checked (model_limits.ts); null = none; undefined = unchanged */
+  modelLimits?: StoredModelLimits | null
   /** USD; null = no cap */
   spendLimit?: string | null
   spendPeriod?: SpendPeriod | null
@@ -33,6 +36,8 @@ export function keySnapshot(key: ApiKey) {
     rpm: key.rpm,
     tpm: key.tpm,
     maxParallel: key.maxParallel,
+    // As the panel writes them, one line: the audit log shows `gpt-4o rpm=10; m tpm=5`.
+    modelLimits: modelLimitsText(key.modelLimits).replaceAll('\n', '; ') || null,
     spendLimit: key.spendLimit === null ? null : String(Number(key.spendLimit)),
     spendPeriod: key.spendPeriod,
     allowedIps: key.allowedIps,
@@ -81,6 +86,7 @@ export async function updateApiKey(
     })
     if (allowedIps !== undefined) key.allowedIps = allowedIps
     if (input.maxParallel !== undefined) key.maxParallel = input.maxParallel
+    if (input.modelLimits !== undefined) key.modelLimits = input.modelLimits
     if (spendPeriod && spendPeriod !== before.spendPeriod) {
       const start = new Date(periodBounds(spendPeriod, Date.now()).start)
       const spent = await trx

@@ -11,6 +11,7 @@ import { poolKey, retirePoolsExcept } from '#gateway/upstream/upstream_pool'
 import { baseOf } from '#gateway/providers/provider_adapter'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
+import { modelLimitsFromRow } from '#gateway/limits/model_limits'
 import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
 import { EndUserPolicies } from '#gateway/end_users/end_user_policies'
 import { TeamPolicies } from '#gateway/teams/team_policies'
@@ -403,6 +404,7 @@ export class Catalog {
           blocked: row.revoked_at === null && row.blocked_at !== null,
           rpm: row.rpm,
           tpm: row.tpm,
+          modelLimits: modelLimitsFromRow(Number(row.id), row.model_limits),
           maxParallel: row.max_parallel ?? null,
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
           ...keySpend(row, this.#pending),

@@ -5,7 +5,7 @@ import { admitFallback, authorizeAndReserve, authorizeCacheHit, modelAllowed, ra
 import { priceForPlan } from '#gateway/metering/pricing'
 import { fromPico } from '#gateway/metering/money'
 import { reasoningExcluded } from '#gateway/dialects/openai_chat/request'
-import { addEndUserTokens, addTokens, hasLimits } from '#gateway/limits/rate_limits'
+import { addEndUserTokens, addModelTokens, addTokens, hasLimits } from '#gateway/limits/rate_limits'
 import type { Catalog } from '#gateway/catalog'
 import {
   eventsOfResponse,
@@ -1196,6 +1196,8 @@ function onAccountClosed(account: RequestAccount, usage: TokenUsage) {
   if (hasLimits(account.principal)) addTokens(account.principal, usage.totalTokens)?.catch(() => {})
   // An end user with a tpm (end_user_policies.ts): one null test for every other request.
   if (account.endUserPolicy !== null) addEndUserTokens(account.endUserPolicy, usage.totalTokens)?.catch(() => {})
+  // The key's tpm for this model (model_limits.ts): one null test for every other request.
+  if (account.modelLimit !== null) addModelTokens(account.modelLimit, usage.totalTokens)?.catch(() => {})
 }
 
 /** pico-USD as the JSON number of USD OpenRouter's `usage.cost` is */

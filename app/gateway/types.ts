@@ -1,3 +1,4 @@
+import type { ModelLimits } from '#gateway/limits/model_limits'
 import type { TeamPolicy } from '#gateway/teams/team_policies'
 import type { BlockList } from 'node:net'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
@@ -108,6 +109,8 @@ export interface KeyInfo {
   blocked?: boolean
   rpm: number | null
   tpm: number | null
+  /** rpm/tpm of its own per model asked for (limits/model_limits.ts); null = none (one test per request) */
+  modelLimits: ModelLimits | null
   /** Requests in flight at once through this key in this process; null = no cap (limits/parallel_requests.ts) */
   maxParallel: number | null
   /** pico-USD; null = no cap */

@@ -3,6 +3,7 @@ import { BaseModel, belongsTo, column } from '@adonisjs/lucid/orm'
 import type { BelongsTo } from '@adonisjs/lucid/types/relations'
 import User from '#models/user'
 import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
+import type { StoredModelLimits } from '#gateway/limits/model_limits'
 
 const jsonArray = {
   prepare: (v: string[] | null) => (v === null ? null : JSON.stringify(v)),
@@ -62,6 +63,10 @@ export default class ApiKey extends BaseModel {
 
   @column()
   declare tpm: number | null
+
+  /** rpm/tpm per model asked for (LiteLLM's model_rpm_limit / model_tpm_limit; limits/model_limits.ts); null = none */
+  @column({ prepare: (v: StoredModelLimits | null) => (v === null ? null : JSON.stringify(v)) })
+  declare modelLimits: StoredModelLimits | null
 
   /** Requests in flight at once (LiteLLM's max_parallel_requests); null = no cap */
   @column()

@@ -7,6 +7,8 @@ import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { wholeNumberField } from '#validators/whole_number_field'
 import { settleMetering } from '#services/settle_metering'
+import { modelLimitsColumn, refuseModelBudgets } from '#gateway/limits/model_limits'
+import type { UpdateApiKeyInput } from '#actions/update_api_key'
 
 /**
  * A key changed by the fields given, the rest kept (null clears a limit): the
@@ -30,10 +32,11 @@ export const patchKeyValidator = vine.compile(
 /** Validates `patch`, merges it over the stored key and saves it through updateApiKey (audited). */
 export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
   const patch = await patchKeyValidator.validate(body)
+  if (body !== null && typeof body === 'object') refuseModelBudgets((body as Record<string, unknown>).model_max_budget)
   await settleMetering()
   const current = keySnapshot(key)
   const spendLimit = patch.spend_limit === undefined ? current.spendLimit : patch.spend_limit
-  const input = await updateKeyValidator.validate({
+  const input: UpdateApiKeyInput = await updateKeyValidator.validate({
     name: patch.name ?? key.name,
     models: (patch.models === undefined ? key.allowedModels : patch.models) ?? undefined,
     expiresOn: patch.expires_on === undefined ? lastDayOf(key.expiresAt) : patch.expires_on,
@@ -45,5 +48,10 @@ export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
     spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
     allowedIps: patch.allowed_ips,
   })
+  // LiteLLM's maps, checked beside the rest (model_limits.ts); a map given replaces that kind, the other is kept.
+  const given = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {}
+  if (given.model_rpm_limit !== undefined || given.model_tpm_limit !== undefined) {
+    input.modelLimits = modelLimitsColumn(given.model_rpm_limit, given.model_tpm_limit, key.modelLimits)
+  }
   return updateApiKey(key.id, input, actor)
 }

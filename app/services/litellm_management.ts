@@ -1,3 +1,4 @@
+import { litellmModelLimits } from '#gateway/limits/model_limits'
 import { DateTime } from 'luxon'
 import type ApiKey from '#models/api_key'
 import type User from '#models/user'
@@ -150,6 +151,7 @@ const amount = (value: string | null) => (value === null ? null : Number(value))
  */
 export function litellmKeyJson(key: ApiKey) {
   const period = key.spendPeriod
+  const modelLimits = litellmModelLimits(key.modelLimits)
   return {
     token: String(key.id),
     key_alias: key.name,
@@ -164,11 +166,12 @@ export function litellmKeyJson(key: ApiKey) {
     tpm_limit: key.tpm,
     rpm_limit: key.rpm,
     max_parallel_requests: key.maxParallel,
+    ...modelLimits,
     allowed_ips: key.allowedIps,
     expires: iso(key.expiresAt),
     blocked: key.blockedAt !== null,
-    /** Keys keep no metadata: what a client sends is not stored */
-    metadata: {},
+    /** Keys keep no metadata of their own (what a client sends is not stored); LiteLLM keeps its per-model limits there */
+    metadata: modelLimitsMetadata(modelLimits),
     created_at: iso(key.createdAt),
     updated_at: iso(key.updatedAt),
     last_active: iso(key.lastUsedAt),
@@ -204,4 +207,12 @@ export function roleOf(value: unknown): 'admin' | 'user' | undefined {
   if (value === 'proxy_admin') return 'admin'
   if (typeof value === 'string' && ['internal_user', 'internal_user_viewer', 'proxy_admin_viewer', 'user', 'customer'].includes(value)) return 'user'
   throw fieldError('user_role', 'give proxy_admin (an administrator) or internal_user')
+}
+
+/** LiteLLM keeps model_rpm_limit / model_tpm_limit in a key's metadata: shown there too, when set. */
+function modelLimitsMetadata(limits: ReturnType<typeof litellmModelLimits>): Record<string, unknown> {
+  const metadata: Record<string, unknown> = {}
+  if (Object.keys(limits.model_rpm_limit).length > 0) metadata.model_rpm_limit = limits.model_rpm_limit
+  if (Object.keys(limits.model_tpm_limit).length > 0) metadata.model_tpm_limit = limits.model_tpm_limit
+  return metadata
 }

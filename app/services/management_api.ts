@@ -1,3 +1,4 @@
+import { litellmModelLimits } from '#gateway/limits/model_limits'
 import type { HttpContext } from '@adonisjs/core/http'
 import { errors as vineErrors } from '@vinejs/vine'
 import type ApiKey from '#models/api_key'
@@ -111,6 +112,7 @@ export function keyJson(key: ApiKey) {
     rpm: key.rpm,
     tpm: key.tpm,
     max_parallel_requests: key.maxParallel,
+    ...litellmModelLimits(key.modelLimits),
     spend_limit: money(key.spendLimit),
     spend_period: key.spendPeriod,
     manage: key.manage,

@@ -1,3 +1,4 @@
+import { modelLimitsFromText, modelLimitsText } from '#gateway/limits/model_limits'
 import type { HttpContext } from '@adonisjs/core/http'
 import { containsPattern, recordId } from '#services/record_id'
 import ApiKey from '#models/api_key'
@@ -79,9 +80,10 @@ export default class KeysController {
       manage: checkbox(request.input('manage')),
       allowedIps: listField(request.input('allowedIps')),
     })
+    const modelLimits = modelLimitsFromText(request.input('modelLimits'))
     // The team chosen must exist before the key is made (a team deleted meanwhile: the form says so).
     const team = await chosenTeam(request.input('teamId'))
-    const { apiKey, key } = await createApiKey({ ...input, userRef: input.user, team }, panelActor(ctx))
+    const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user, team }, panelActor(ctx))
     session.flash('newKey', key)
     session.flash('success', `Key "${apiKey.name}" issued. Copy it now: it will not be shown again.`)
     return response.redirect(`/admin/keys/${apiKey.id}`)
@@ -95,14 +97,14 @@ export default class KeysController {
     // The full key, once: a page not to be kept by the browser or a proxy.
     if (ctx.session.flashMessages.has('newKey')) ctx.response.header('cache-control', 'no-store')
     const team = key.teamId === null ? null : await db.from('teams').where('id', key.teamId).select('id', 'alias').first()
-    return view.render('admin/keys/show', { key, team })
+    return view.render('admin/keys/show', { key, team, modelLimitsText })
   }
 
   /** The edit form of a key that is not revoked. */
   async edit(ctx: HttpContext) {
     const key = await ApiKey.query().where('id', Number(ctx.params.id)).preload('user').first()
     if (!key || key.revokedAt) return notFound(ctx)
-    return ctx.view.render('admin/keys/edit', { key, lastDay: lastDayOf(key.expiresAt), teamOptions: await teamOptions() })
+    return ctx.view.render('admin/keys/edit', { key, lastDay: lastDayOf(key.expiresAt), teamOptions: await teamOptions(), modelLimitsText })
   }
 
   /** Saves a key's name, models, expiry, rate limits, spend cap and IP allowlist; caches everywhere hear of it. */
@@ -119,9 +121,10 @@ export default class KeysController {
       spendPeriod: request.input('spendPeriod') || null,
       allowedIps: listField(request.input('allowedIps')),
     })
+    const modelLimits = modelLimitsFromText(request.input('modelLimits'))
     const team = await chosenTeam(request.input('teamId'))
     await settleMetering()
-    const key = await updateApiKey(Number(params.id), input, panelActor(ctx))
+    const key = await updateApiKey(Number(params.id), { ...input, modelLimits }, panelActor(ctx))
     await setKeyTeam(String(key.id), team, panelActor(ctx))
     session.flash('success', `Key ${key.masked} saved.`)
     return response.redirect(`/admin/keys/${key.id}`)

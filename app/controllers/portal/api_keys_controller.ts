@@ -1,3 +1,4 @@
+import { modelLimitsText } from '#gateway/limits/model_limits'
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
@@ -99,6 +100,7 @@ export default class ApiKeysController {
       adminTeams,
       currentTeam: current ? { id: Number(current.id), alias: current.alias } : null,
       teamMovable,
+      modelLimitsText,
     })
   }
 

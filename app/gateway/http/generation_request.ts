@@ -1,4 +1,4 @@
-import { admitEndUser as admitEndUserRate } from '#gateway/limits/rate_limits'
+import { admitEndUser as admitEndUserRate, admitModel } from '#gateway/limits/rate_limits'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
@@ -173,6 +173,16 @@ async function readParsedBody(
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
+  // The key's own rpm/tpm for this model, by the name asked for (model_limits.ts): one null test without any.
+  const modelLimits = account.principal.key.modelLimits
+  if (modelLimits !== null) {
+    const limit = modelLimits.get(model)
+    if (limit !== undefined) {
+      account.modelLimit = limit
+      const rated = admitModel(limit, call.res)
+      if (rated) await rated
+    }
+  }
   // The body's end user (`user`, `litellm_metadata.user`, `metadata.user_id`) unless the header named one.
   if (account.endUser === null) {
     const endUser = endUserFromBody(body)

@@ -1,6 +1,6 @@
 /**
  * Fixed one-minute windows counted in this process's memory, one per numeric
- * id (a key's or a user's): what @adonisjs/limiter's memory store counts,
+ * id (a key's or a user's; a key's model's by its text id): what @adonisjs/limiter's memory store counts,
  * without its per-call promises, response objects, string keys and `Date`s.
  *
  * A window opens at its first hit and lasts `WINDOW_MS`; a hit after that
@@ -17,11 +17,11 @@ export interface MinuteWindow {
   endsAt: number
 }
 
-export class MinuteWindows {
-  readonly #windows = new Map<number, MinuteWindow>()
+export class MinuteWindows<Id = number> {
+  readonly #windows = new Map<Id, MinuteWindow>()
 
   /** Adds `amount` to the id's current window (opening one if none is open) and returns it. */
-  add(id: number, amount: number, now: number): MinuteWindow {
+  add(id: Id, amount: number, now: number): MinuteWindow {
     const window = this.#windows.get(id)
     if (window !== undefined && window.endsAt > now) {
       window.used += amount
@@ -33,7 +33,7 @@ export class MinuteWindows {
   }
 
   /** The id's open window, if any. */
-  peek(id: number, now: number): MinuteWindow | undefined {
+  peek(id: Id, now: number): MinuteWindow | undefined {
     const window = this.#windows.get(id)
     return window !== undefined && window.endsAt > now ? window : undefined
   }

@@ -8,11 +8,13 @@ import { MinuteWindows, secondsLeft } from '#gateway/limits/minute_windows'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 import type { Principal } from '#gateway/types'
 import type { EndUserPolicy } from '#gateway/end_users/end_user_policies'
+import type { ModelLimit } from '#gateway/limits/model_limits'
 
 /**
  * Requests-per-minute and tokens-per-minute, per key (api_keys.rpm/tpm),
  * per plan (plans.rpm/tpm, counted per user across their keys) and per team
- * (teams.rpm/tpm, counted across the team's keys). Requests are
+ * (teams.rpm/tpm, counted across the team's keys), and per key and model
+ * (api_keys.model_limits: admitModel). Requests are
  * counted on admission; tokens when the request is metered, and a new
  * request is refused while the minute's tokens are spent. A principal with
  * no limits costs nothing here.
@@ -46,6 +48,8 @@ export function useLimiterStore(store: Store) {
  */
 export async function resetRateLimits() {
   for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser, rpmByTeam, tpmByTeam, rpmByEndUser, tpmByEndUser]) windows.clear()
+  rpmByKeyModel.clear()
+  tpmByKeyModel.clear()
   await limiter.clear()
 }
 
@@ -103,6 +107,58 @@ export function addEndUserTokens(policy: EndUserPolicy, tokens: number): void | 
   tpmByEndUser.add(policy.id, tokens, Date.now())
 }
 
+/**
+ * A key's own rpm/tpm for the model asked for (model_limits.ts), counted per
+ * key and model: admitted once the body names its model, after the key's
+ * windows. Other models of the key are not counted here. Its headers replace
+ * the key's when tighter; its 429 names the model.
+ */
+export function admitModel(limit: ModelLimit, res: ServerResponse): void | Promise<void> {
+  if (shared !== null) return admitModelShared(limit, res)
+  sweeper ??= setInterval(sweep, 60_000).unref()
+  const now = Date.now()
+  if (limit.rpm !== null) {
+    tightest.limit = -1
+    countRequest(rpmByKeyModel, limit.windowId, limit.rpm, now, limit)
+    if (tighterThanSet(res, 'requests', tightest.left)) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
+  }
+  if (limit.tpm !== null) {
+    tightest.limit = -1
+    checkTokens(tpmByKeyModel, limit.windowId, limit.tpm, now, limit)
+    if (tighterThanSet(res, 'tokens', tightest.left)) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
+  }
+}
+
+/** Counts a finished request's tokens against its key's window for its model. */
+export function addModelTokens(limit: ModelLimit, tokens: number): void | Promise<void> {
+  if (tokens <= 0 || limit.tpm === null) return
+  if (shared !== null) return perMinute(limit.tpm).increment(`tpm:key_model:${limit.windowId}`, tokens).then(() => {})
+  tpmByKeyModel.add(limit.windowId, tokens, Date.now())
+}
+
+async function admitModelShared(limit: ModelLimit, res: ServerResponse) {
+  if (limit.rpm !== null) {
+    try {
+      const response = await perMinute(limit.rpm).consume(`rpm:key_model:${limit.windowId}`)
+      if (tighterThanSet(res, 'requests', response.remaining)) {
+        setWindowHeaders(res, 'requests', response.limit, response.remaining, response.availableIn)
+      }
+    } catch (error) {
+      if (error instanceof errors.E_TOO_MANY_REQUESTS) {
+        throw refused('requests', limit.rpm, Math.max(1, error.response.availableIn) * 1000, limit)
+      }
+      throw error
+    }
+  }
+  if (limit.tpm !== null) {
+    const response = await perMinute(limit.tpm).get(`tpm:key_model:${limit.windowId}`)
+    const remaining = response ? Math.max(0, response.remaining) : limit.tpm
+    const reset = response ? response.availableIn : 60
+    if (remaining <= 0) throw refused('tokens', limit.tpm, Math.max(1, reset) * 1000, limit)
+    if (tighterThanSet(res, 'tokens', remaining)) setWindowHeaders(res, 'tokens', limit.tpm, remaining, reset)
+  }
+}
+
 /** No window of this kind set yet, or this one leaves fewer. */
 function tighterThanSet(res: ServerResponse, kind: Kind, left: number): boolean {
   const set = res.getHeader(HEADER_NAMES[kind][1])
@@ -144,6 +200,9 @@ const tpmByTeam = new MinuteWindows()
 /** An end user's windows (by end_users.id), shared by all of its owner's keys */
 const rpmByEndUser = new MinuteWindows()
 const tpmByEndUser = new MinuteWindows()
+/** A key's windows for one model (ModelLimit.windowId: `${keyId} ${model}`) */
+const rpmByKeyModel = new MinuteWindows<string>()
+const tpmByKeyModel = new MinuteWindows<string>()
 let sweeper: NodeJS.Timeout | undefined
 
 function admitInMemory(p: Principal, res: ServerResponse) {
@@ -179,18 +238,18 @@ function consider(limit: number, left: number, reset: number) {
 }
 
 /** Counts the request in one window; 429 when that takes it past its limit (the hit still counts). */
-function countRequest(windows: MinuteWindows, id: number, limit: number, now: number) {
+function countRequest<Id>(windows: MinuteWindows<Id>, id: Id, limit: number, now: number, model?: ModelLimit) {
   const window = windows.add(id, 1, now)
-  if (window.used > limit) throw refused('requests', limit, window.endsAt - now)
+  if (window.used > limit) throw refused('requests', limit, window.endsAt - now, model)
   consider(limit, limit - window.used, secondsLeft(window, now))
 }
 
 /** 429 while one window's tokens are spent (tokens are counted when a request is metered). */
-function checkTokens(windows: MinuteWindows, id: number, limit: number, now: number) {
+function checkTokens<Id>(windows: MinuteWindows<Id>, id: Id, limit: number, now: number, model?: ModelLimit) {
   const window = windows.peek(id, now)
   const left = window ? Math.max(0, limit - window.used) : limit
   const reset = window ? secondsLeft(window, now) : 60
-  if (left <= 0) throw refused('tokens', limit, window ? window.endsAt - now : 60_000)
+  if (left <= 0) throw refused('tokens', limit, window ? window.endsAt - now : 60_000, model)
   consider(limit, left, reset)
 }
 
@@ -204,6 +263,8 @@ function sweep() {
   tpmByTeam.sweep(now)
   rpmByEndUser.sweep(now)
   tpmByEndUser.sweep(now)
+  rpmByKeyModel.sweep(now)
+  tpmByKeyModel.sweep(now)
 }
 
 // ---- through @adonisjs/limiter (a store several instances share) ----------
@@ -294,13 +355,14 @@ function setWindowHeaders(res: ServerResponse, kind: Kind, limit: number, remain
  * 429 for a spent window (`waitMs`: until it ends), with Retry-After and
  * retry-after-ms (retry_after.ts) and that window's headers at zero.
  */
-function refused(kind: Kind, limit: number, waitMs: number) {
+function refused(kind: Kind, limit: number, waitMs: number, model?: ModelLimit) {
   const [limitName, remainingName, resetName] = HEADER_NAMES[kind]
   const wait = retryAfterHeaders(waitMs)
+  const scope = model === undefined ? '' : ` for model ${model.model}`
   const error = new GatewayError(
     429,
     'rate_limit_exceeded',
-    `Rate limit exceeded: ${limit} ${kind} per minute. Retry after ${wait['retry-after']}s.`,
+    `Rate limit exceeded${scope}: ${limit} ${kind} per minute. Retry after ${wait['retry-after']}s.`,
     'rate_limit_error'
   )
   error.headers = { ...wait, [limitName]: String(limit), [remainingName]: '0', [resetName]: `${wait['retry-after']}s` }

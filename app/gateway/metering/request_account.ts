@@ -1,3 +1,4 @@
+import type { ModelLimit } from '#gateway/limits/model_limits'
 import { GatewayError } from '#exceptions/gateway_error'
 import { billable, costOf, perRequestCostOf } from '#gateway/metering/pricing'
 import { saneUsage } from '#gateway/metering/token_counts'
@@ -119,6 +120,8 @@ export class RequestAccount {
   endUser: string | null = null
   /** The end user's policy when it has a monthly limit: the request's hold counts against it */
   endUserPolicy: EndUserPolicy | null = null
+  /** The key's own rpm/tpm for the model asked for (limits/model_limits.ts); null = none: its tokens count there when metered */
+  modelLimit: ModelLimit | null = null
   /** Answered from the response cache: no provider call, nothing charged (the row says so) */
   cacheHit = false
   /** Body logging (LOG_BODIES): the writer, the client's request bytes and what it got back; null when off */

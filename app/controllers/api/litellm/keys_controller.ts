@@ -1,3 +1,4 @@
+import { modelLimitsColumn, refuseModelBudgets } from '#gateway/limits/model_limits'
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
 import { wholeNumberField } from '#validators/whole_number_field'
@@ -97,9 +98,11 @@ export default class LiteLLMKeysController {
         allowedIps: allowedIps ?? undefined,
       })
       // LiteLLM's team_id must name a team (404 before the key is made); the owner need not be a member.
+      refuseModelBudgets(body.model_max_budget)
+      const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit)
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await litellmTeam(body.team_id)).id
       const actor = apiActor(ctx)
-      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user, team: teamId }, actor)
+      const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user, team: teamId }, actor)
       if (body.blocked === true) await setApiKeyBlocked(String(apiKey.id), true, actor)
       return { ...litellmKeyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })
@@ -123,6 +126,9 @@ export default class LiteLLMKeysController {
       if ('max_budget' in body) patch.spend_limit = budgetText(body.max_budget)
       if ('budget_duration' in body) patch.spend_period = budgetPeriod(body.budget_duration)
       if ('allowed_ips' in body) patch.allowed_ips = body.allowed_ips
+      refuseModelBudgets(body.model_max_budget)
+      if ('model_rpm_limit' in body) patch.model_rpm_limit = body.model_rpm_limit
+      if ('model_tpm_limit' in body) patch.model_tpm_limit = body.model_tpm_limit
       const actor = apiActor(ctx)
       // null is "not given", as on /key/generate (LiteLLM's own clients send the field as null)
       if (body.blocked !== undefined && body.blocked !== null && typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')

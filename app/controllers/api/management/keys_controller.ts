@@ -1,3 +1,4 @@
+import { modelLimitsColumn, refuseModelBudgets } from '#gateway/limits/model_limits'
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
 import ApiKey from '#models/api_key'
@@ -36,7 +37,7 @@ export default class ManagementKeysController {
   /**
    * POST /api/admin/keys (LiteLLM's /key/generate): {user (id or e-mail),
    * name?, models?, expires_in_days?, rpm?, tpm?, max_parallel_requests?,
-   * spend_limit?, spend_period?, allowed_ips?, team_id?}.
+   * spend_limit?, spend_period?, allowed_ips?, team_id?, model_rpm_limit?, model_tpm_limit?}.
    * The clear key is in this answer only.
    */
   async store(ctx: HttpContext) {
@@ -57,9 +58,11 @@ export default class ManagementKeysController {
         allowedIps: allowedIps ?? undefined,
       })
       // A team named must exist (404) before the key is made.
+      refuseModelBudgets(body.model_max_budget)
+      const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit)
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await findTeam(body.team_id)).id
       const actor = apiActor(ctx)
-      const { apiKey, key } = await createApiKey({ ...input, userRef: input.user, team: teamId }, actor)
+      const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user, team: teamId }, actor)
       ctx.response.status(201)
       return { ...keyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })

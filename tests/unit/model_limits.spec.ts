@@ -1,0 +1,54 @@
+import { test } from '@japa/runner'
+import { AdminInputError } from '#actions/admin_input_error'
+import { litellmModelLimits, modelLimitsColumn, modelLimitsFromRow, modelLimitsFromText, modelLimitsText } from '#gateway/limits/model_limits'
+
+test.group('Per-model limits of a key (model_limits.ts)', () => {
+  test('LiteLLM maps -> the column, sorted, both kinds on one entry', ({ assert }) => {
+    const column = modelLimitsColumn({ 'gpt-4o': 10, 'b': '3' }, { 'gpt-4o': 20000 })
+    assert.deepEqual({ ...column }, { 'b': { rpm: 3 }, 'gpt-4o': { rpm: 10, tpm: 20000 } })
+    assert.deepEqual(litellmModelLimits(column), { model_rpm_limit: { 'b': 3, 'gpt-4o': 10 }, model_tpm_limit: { 'gpt-4o': 20000 } })
+    assert.isNull(modelLimitsColumn(undefined, undefined))
+    assert.isNull(modelLimitsColumn({}, null))
+    // One kind given: the other kept from the current column; null in a map drops that model.
+    assert.deepEqual({ ...modelLimitsColumn(undefined, { 'gpt-4o': null }, column) }, { 'b': { rpm: 3 }, 'gpt-4o': { rpm: 10 } })
+  })
+
+  test('__proto__ and constructor are model names, nothing more', ({ assert }) => {
+    const column = modelLimitsColumn(JSON.parse('{"__proto__": 5, "constructor": 6}'), undefined)!
+    assert.deepEqual(Object.keys(column).sort(), ['__proto__', 'constructor'])
+    assert.isUndefined(({} as any).rpm)
+    const limits = modelLimitsFromRow(7, JSON.parse(JSON.stringify(column)))!
+    assert.equal(limits.get('__proto__')!.rpm, 5)
+    assert.equal(limits.get('constructor')!.rpm, 6)
+    assert.isUndefined(limits.get('toString'))
+    assert.equal(limits.get('__proto__')!.windowId, '7 __proto__')
+    const fromText = modelLimitsFromText('__proto__ rpm=1\nhasOwnProperty tpm=2')!
+    assert.deepEqual(Object.keys(fromText).sort(), ['__proto__', 'hasOwnProperty'])
+    assert.isUndefined(({} as any).tpm)
+  })
+
+  test('a row without usable limits is null (one test per request)', ({ assert }) => {
+    assert.isNull(modelLimitsFromRow(1, null))
+    assert.isNull(modelLimitsFromRow(1, {}))
+    assert.isNull(modelLimitsFromRow(1, { m: { rpm: 0 } }))
+    assert.isNull(modelLimitsFromRow(1, []))
+  })
+
+  test('the panel text: one model a line, checked by the same rules', ({ assert }) => {
+    const column = modelLimitsFromText('gpt-4o rpm=10 tpm=20000\n\n  claude-x tpm=5  \r\n')
+    assert.equal(modelLimitsText(column), 'claude-x tpm=5\ngpt-4o rpm=10 tpm=20000')
+    assert.isNull(modelLimitsFromText(''))
+    for (const bad of ['gpt-4o', 'gpt-4o rpm=', 'gpt-4o rpm=0', 'gpt-4o rpm=1e3', 'gpt-4o budget=5', 'm rpm=1\nm tpm=2', `${'x'.repeat(201)} rpm=1`]) {
+      let caught: unknown
+      try {
+        modelLimitsFromText(bad)
+      } catch (error) {
+        caught = error
+      }
+      assert.instanceOf(caught, AdminInputError, bad)
+      assert.equal((caught as AdminInputError).field, 'modelLimits')
+    }
+    const many = Array.from({ length: 101 }, (_, i) => `m${i} rpm=1`).join('\n')
+    assert.throws(() => modelLimitsFromText(many), /At most 100/)
+  })
+})
