@@ -142,14 +142,18 @@ export async function deleteBudget(budgetId: string, actor: Actor = cliActor()):
  */
 async function restartLinkedPeriods(trx: TransactionClientContract, budgetKey: number, period: SpendPeriod | null) {
   await trx.from('users').whereIn('id', trx.from('end_users').where('budget_id', budgetKey).select('user_id')).forUpdate().select('id')
-  if (period === null) return
+  // The period the meter counts in is on each row it updates (migration 1016): a batch waiting on these rows re-reads it.
+  if (period === null) {
+    await trx.from('end_users').where('budget_id', budgetKey).update({ spend_period: null })
+    return
+  }
   const start = new Date(periodBounds(period, Date.now()).start)
   await trx.rawQuery(
-    `UPDATE end_users e SET period_start = ?::date,
+    `UPDATE end_users e SET spend_period = ?, period_start = ?::date,
        period_spent = (SELECT COALESCE(SUM(u.cost), 0) FROM usage_records u
                         WHERE u.end_user = e.end_user AND u.user_id = e.user_id AND u.created_at >= ?)
      WHERE e.budget_id = ?`,
-    [start.toISOString().slice(0, 10), start, budgetKey]
+    [period, start.toISOString().slice(0, 10), start, budgetKey]
   )
 }
 

@@ -81,6 +81,8 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
       : undefined
     // A new row, or a new period: its spend in the period, from its usage rows (the meter adds from here on).
     if (!before || period !== beforePeriod) Object.assign(changes, await periodSpent(trx, owner.id, endUser, period))
+    // The period the meter counts in, on the row it updates (migration 1016: a join's would be a waiting batch's snapshot).
+    changes.spend_period = period
     const [row] = before
       ? await trx.from('end_users').where('id', before.id).update(changes).returning('*')
       : await trx

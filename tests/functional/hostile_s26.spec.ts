@@ -1,0 +1,103 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { updateBudget } from '#actions/budgets'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
+
+/**
+ * Hostile input and races against this pass's merges: shared budgets and
+ * customers (LiteLLM /budget/*, /customer/*), the meter's per-period end-user
+ * spend, the portal's key moves.
+ */
+let adminKey = ''
+
+async function litellm(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${baseUrl()}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  })
+  const text = await response.text()
+  try {
+    return { status: response.status, body: JSON.parse(text) as any, type: response.headers.get('content-type') }
+  } catch {
+    throw new Error(`${method} ${path}: ${response.status} ${text.slice(0, 2000)}`)
+  }
+}
+
+async function chat(key: string, user: string) {
+  const response = await post('/v1/chat/completions', { model: 'hos-model', user, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` })
+  return { status: response.status, body: (await response.json()) as any }
+}
+
+async function eventually(check: () => Promise<boolean>) {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return false
+}
+
+/** Sessions waiting for a lock (this database only) */
+async function lockWaiters(): Promise<number> {
+  const result = await db.rawQuery(
+    `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE NOT l.granted AND a.datname = current_database()`
+  )
+  return result.rows[0].n
+}
+
+test.group('Hostile input and races: budgets, customers', (group) => {
+  let mock: MockUpstream
+  let owner: SeededUser
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['hos-*'] })
+    // 12 prompt and 5 completion tokens a call (the mock's usage): $0.022.
+    await seedPrice('hos-model', '1000', '2000')
+    await createUser({ email: 'ops@hos.local', password: 'password123', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'ops@hos.local', name: 'litellm-master', manage: true })).key
+    owner = await seedUser({ balance: '10' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test("a budget's new period committed while a metering batch waits keeps the recount and the batch", async ({ assert }) => {
+    // A lifetime budget: the customer's spend so far is in `spent`, period_spent stays 0.
+    assert.equal((await litellm('POST', '/budget/new', { budget_id: 'race-life', max_budget: 100 })).status, 200)
+    assert.equal((await litellm('POST', '/customer/new', { user_id: 'racer', owner: owner.userId, budget_id: 'race-life' })).status, 200)
+    const gw = await gateway()
+    assert.isTrue(await eventually(async () => gw.catalog.endUsers.policyOf(owner.userId, 'racer')?.budgetId === 'race-life'))
+    for (let i = 0; i < 2; i++) assert.equal((await chat(owner.key, 'racer')).status, 200)
+    await gw.meter.drain()
+
+    // The budget becomes daily; its transaction is held after its recount (at its audit entry) until a
+    // metering batch of the customer's next call has begun and waits on the rows it locked.
+    const holder = await db.transaction()
+    await holder.rawQuery('LOCK TABLE audit_log IN SHARE MODE')
+    const change = updateBudget('race-life', { budgetPeriod: 'day' })
+    assert.isTrue(await eventually(async () => (await lockWaiters()) >= 1), 'the budget change waits')
+    assert.equal((await chat(owner.key, 'racer')).status, 200)
+    const metered = gw.meter.drain()
+    assert.isTrue(await eventually(async () => (await lockWaiters()) >= 2), 'the metering batch waits')
+    await holder.commit()
+    await change
+    await metered
+
+    // The day's spend is the three calls: the recount's two and the batch's one.
+    const row = await db.from('end_users').where('end_user', 'racer').first()
+    const today = await db
+      .from('usage_records')
+      .where('end_user', 'racer')
+      .where('created_at', '>=', new Date(new Date().toISOString().slice(0, 10)))
+      .sum('cost as s')
+      .first()
+    assert.equal(Number(row.period_spent), Number(today!.s))
+    assert.closeTo(Number(row.period_spent), 0.066, 1e-9)
+    assert.closeTo(Number(row.spent), 0.066, 1e-9)
+  }).timeout(30_000)
+})
