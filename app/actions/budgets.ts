@@ -70,9 +70,14 @@ export async function createBudget(input: BudgetSettings, actor: Actor = cliActo
   const settings = await budgetSettingsValidator.validate(input)
   const budgetId = settings.budgetId ?? randomUUID()
   return db.transaction(async (trx) => {
-    const taken = await trx.from('budgets').where('budget_id', budgetId).first()
-    if (taken) throw new AdminInputError(`A budget "${budgetId}" already exists: change it with an update`, 'budget_id')
-    const [row] = await trx.table('budgets').insert({ budget_id: budgetId, ...columnsOf(settings) }).returning('*')
+    // ON CONFLICT: two creates of one id at once both passed a look first, and the second's insert was a 500.
+    const [row] = await trx
+      .table('budgets')
+      .insert({ budget_id: budgetId, ...columnsOf(settings) })
+      .onConflict('budget_id')
+      .ignore()
+      .returning('*')
+    if (!row) throw new AdminInputError(`A budget "${budgetId}" already exists: change it with an update`, 'budget_id')
     await writeAudit(trx, actor, {
       action: 'budget.create',
       subjectType: 'budget',

@@ -100,4 +100,15 @@ test.group('Hostile input and races: budgets, customers', (group) => {
     assert.closeTo(Number(row.period_spent), 0.066, 1e-9)
     assert.closeTo(Number(row.spent), 0.066, 1e-9)
   }).timeout(30_000)
+
+  test('ten concurrent /budget/new of one id: one made, the others 400 in LiteLLM\'s shape (not a 500)', async ({ assert }) => {
+    const answers = await Promise.all(Array.from({ length: 10 }, () => litellm('POST', '/budget/new', { budget_id: 'dup-race', max_budget: 1 })))
+    assert.equal(answers.filter((a) => a.status === 200).length, 1, JSON.stringify(answers.map((a) => a.status)))
+    for (const refused of answers.filter((a) => a.status !== 200)) {
+      assert.equal(refused.status, 400)
+      assert.include(refused.body.error.message, 'already exists')
+      assert.equal(refused.body.error.param, 'budget_id')
+    }
+    assert.equal((await db.from('budgets').where('budget_id', 'dup-race').count('* as n').first())?.n, '1')
+  })
 })
