@@ -111,4 +111,37 @@ test.group('Hostile input and races: budgets, customers', (group) => {
     }
     assert.equal((await db.from('budgets').where('budget_id', 'dup-race').count('* as n').first())?.n, '1')
   })
+
+  test('a budget id with a space at either end is refused (the panel trims: " gold" was linked as "gold"); LiteLLM names budget_id', async ({ assert }) => {
+    assert.equal((await litellm('POST', '/budget/new', { budget_id: 'gold', max_budget: 100 })).status, 200)
+    for (const id of [' gold', 'gold ', ' ', '\u00a0gold', 'gold\u3000']) {
+      const answer = await litellm('POST', '/budget/new', { budget_id: id, max_budget: 0 })
+      assert.equal(answer.status, 400, `${JSON.stringify(id)}: ${JSON.stringify(answer.body)}`)
+      assert.equal(answer.body.error.param, 'budget_id')
+      assert.match(answer.body.error.message, /^budget_id: Budget id is 1 to 128 characters/)
+      const api = await litellm('POST', '/api/admin/budgets', { budget_id: id, max_budget: 0 })
+      assert.equal(api.status, 400, JSON.stringify(id))
+    }
+    const tooLong = await litellm('POST', '/budget/new', { budget_id: 'x'.repeat(129) })
+    assert.deepInclude(tooLong.body.error, { param: 'budget_id' })
+    assert.notInclude(tooLong.body.error.message, 'budgetId')
+    // Linking names the budget exactly: " gold" is no budget id, never "gold".
+    const linked = await litellm('POST', '/customer/new', { user_id: 'ws-1', owner: owner.userId, budget_id: ' gold' })
+    assert.equal(linked.status, 400)
+    assert.equal(linked.body.error.param, 'budget_id')
+    assert.notExists(await db.from('end_users').where('end_user', 'ws-1').first())
+    // Inner spaces and case are the budget's own: "team gold" and "GOLD" are two more budgets.
+    assert.equal((await litellm('POST', '/budget/new', { budget_id: 'team gold' })).status, 200)
+    assert.equal((await litellm('POST', '/budget/new', { budget_id: 'GOLD' })).status, 200)
+  })
+
+  test('a budget made with a numeric budget_id is linked with that number too', async ({ assert }) => {
+    const made = await litellm('POST', '/budget/new', { budget_id: 42, max_budget: 3, budget_duration: '1d' })
+    assert.equal(made.body.budget_id, '42')
+    const linked = await litellm('POST', '/customer/new', { user_id: 'num-1', owner: owner.userId, budget_id: 42 })
+    assert.equal(linked.status, 200, JSON.stringify(linked.body))
+    assert.equal(linked.body.budget_id, '42')
+    assert.equal((await litellm('POST', '/customer/update', { user_id: 'num-1', owner: owner.userId, budget_id: 1.5 })).status, 400)
+    assert.equal((await litellm('POST', '/customer/update', { user_id: 'num-1', owner: owner.userId, budget_id: null })).body.budget_id, null)
+  })
 })
