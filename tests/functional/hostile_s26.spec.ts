@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { updateBudget } from '#actions/budgets'
+import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -101,6 +102,31 @@ test.group('Hostile input and races: budgets, customers', (group) => {
     assert.closeTo(Number(row.spent), 0.066, 1e-9)
   }).timeout(30_000)
 
+  test('20 concurrent calls at the edge of a daily shared budget, its period changed meanwhile: at most one call over, no double count', async ({ assert }) => {
+    assert.equal((await litellm('POST', '/budget/new', { budget_id: 'edge', max_budget: 0.05, budget_duration: '1d' })).status, 200)
+    assert.equal((await litellm('POST', '/customer/new', { user_id: 'edgy', owner: owner.userId, budget_id: 'edge' })).status, 200)
+    const gw = await gateway()
+    assert.isTrue(await eventually(async () => gw.catalog.endUsers.policyOf(owner.userId, 'edgy')?.spendPeriod === 'day'))
+    assert.equal((await chat(owner.key, 'edgy')).status, 200)
+    // The burst, while the budget goes monthly and back to daily (each change recounts the linked customers).
+    const [burst] = await Promise.all([
+      Promise.all(Array.from({ length: 20 }, () => chat(owner.key, 'edgy'))),
+      (async () => {
+        for (const duration of ['1mo', '1d', '1mo', '1d']) await litellm('POST', '/budget/update', { budget_id: 'edge', budget_duration: duration })
+      })(),
+    ])
+    assert.isTrue(burst.every((r) => r.status === 200 || r.status === 402), JSON.stringify(burst.map((r) => r.status)))
+    await gw.meter.drain()
+    const spent = await db.from('usage_records').where('end_user', 'edgy').sum('cost as s').first()
+    // $0.05: two calls of $0.022 fit; the one-call slack allows a third at most.
+    assert.isAtMost(Number(spent!.s), 0.05 + 0.022 + 1e-9)
+    const row = await db.from('end_users').where('end_user', 'edgy').first()
+    assert.equal(row.spend_period, 'day')
+    assert.closeTo(Number(row.period_spent), Number(spent!.s), 1e-9)
+    assert.closeTo(Number(row.spent), Number(spent!.s), 1e-9)
+    assert.equal((await chat(owner.key, 'edgy')).status, 402)
+  }).timeout(30_000)
+
   test('ten concurrent /budget/new of one id: one made, the others 400 in LiteLLM\'s shape (not a 500)', async ({ assert }) => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => litellm('POST', '/budget/new', { budget_id: 'dup-race', max_budget: 1 })))
     assert.equal(answers.filter((a) => a.status === 200).length, 1, JSON.stringify(answers.map((a) => a.status)))
@@ -133,6 +159,33 @@ test.group('Hostile input and races: budgets, customers', (group) => {
     // Inner spaces and case are the budget's own: "team gold" and "GOLD" are two more budgets.
     assert.equal((await litellm('POST', '/budget/new', { budget_id: 'team gold' })).status, 200)
     assert.equal((await litellm('POST', '/budget/new', { budget_id: 'GOLD' })).status, 200)
+  })
+
+  test('the panel Budgets and End users forms say why a value is refused, beside its field or above the row', async ({ assert }) => {
+    await createUser({ email: 'panel@hos.local', password: 'password123', role: 'admin' })
+    const admin = new PanelClient()
+    await admin.login('panel@hos.local', 'password123')
+    await admin.get('/admin/budgets')
+    const shown = async (result: { location: string | null }) => {
+      const html = (await admin.follow(result)).html
+      const errors = [...html.matchAll(/<(?:div|small|p)[^>]*(?:flash--error|-error")[^>]*>([^<]+)</g)].map((m) => m[1].trim())
+      return { html, errors }
+    }
+    const tooLong = await shown(await admin.post('/admin/budgets', { budget_id: 'x'.repeat(129), max_budget: '1', budget_period: 'day', rpm: '', tpm: '' }))
+    assert.isTrue(tooLong.errors.some((e) => e.includes('Budget id is 1 to 128 characters')), JSON.stringify(tooLong.errors))
+    assert.include(tooLong.html, 'id="f-budget_id-error"')
+    const negative = await shown(await admin.post('/admin/budgets', { budget_id: 'neg', max_budget: '-1', budget_period: 'day', rpm: '', tpm: '' }))
+    assert.include(negative.html, 'id="f-max_budget-error"')
+    assert.isTrue(negative.errors.some((e) => e.includes('must be an amount in USD')), JSON.stringify(negative.errors))
+    await admin.post('/admin/budgets', { budget_id: 'panel-ok', max_budget: '1', budget_period: 'day', rpm: '', tpm: '' })
+    const period = await shown(await admin.post('/admin/budgets/update', { budget_id: 'panel-ok', max_budget: '1', budget_period: 'year', rpm: '', tpm: '' }))
+    assert.isTrue(period.errors.some((e) => e.includes('Budget resets')), JSON.stringify(period.errors))
+    assert.equal((await db.from('budgets').where('budget_id', 'panel-ok').first()).budget_period, 'day')
+    await admin.get(`/admin/users/${owner.userId}/end-users`)
+    const link = await shown(await admin.post(`/admin/users/${owner.userId}/end-users`, { end_user: 'pf-1', budget_id: 'x'.repeat(129) }))
+    assert.include(link.html, 'id="f-budget_id-error"')
+    assert.isTrue(link.errors.some((e) => e.includes('Budget id is 1 to 128 characters')), JSON.stringify(link.errors))
+    assert.notExists(await db.from('end_users').where('end_user', 'pf-1').first())
   })
 
   test('a budget made with a numeric budget_id is linked with that number too', async ({ assert }) => {
