@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { updateBudget } from '#actions/budgets'
+import { createTeam, setKeyTeam } from '#actions/teams'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
@@ -126,6 +127,28 @@ test.group('Hostile input and races: budgets, customers', (group) => {
     assert.closeTo(Number(row.spent), Number(spent!.s), 1e-9)
     assert.equal((await chat(owner.key, 'edgy')).status, 402)
   }).timeout(30_000)
+
+  test('a request in flight while its key moves to another team is metered for the team it was admitted under', async ({ assert }) => {
+    const first = await createTeam({ alias: 'hos-first', maxBudget: '10', budgetPeriod: 'month' })
+    const second = await createTeam({ alias: 'hos-second', maxBudget: '10', budgetPeriod: 'month' })
+    const mover = await seedUser({ balance: '10' })
+    await setKeyTeam(String(mover.keyId), first.id)
+    await refreshCaches()
+    const slow = post(
+      '/v1/chat/completions',
+      { model: 'hos-model', mock: { latency_ms: 600 }, messages: [{ role: 'user', content: 'hi' }] },
+      { authorization: `Bearer ${mover.key}` }
+    )
+    await new Promise((r) => setTimeout(r, 150))
+    await setKeyTeam(String(mover.keyId), second.id)
+    assert.equal((await slow).status, 200)
+    await (await gateway()).meter.drain()
+    const rows = await db.from('usage_records').where('api_key_id', mover.keyId)
+    assert.deepEqual(rows.map((r) => Number(r.team_id)), [first.id])
+    const teams = await db.from('teams').whereIn('id', [first.id, second.id]).orderBy('id')
+    assert.closeTo(Number(teams[0].spent), 0.022, 1e-9)
+    assert.equal(Number(teams[1].spent), 0)
+  })
 
   test('ten concurrent /budget/new of one id: one made, the others 400 in LiteLLM\'s shape (not a 500)', async ({ assert }) => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => litellm('POST', '/budget/new', { budget_id: 'dup-race', max_budget: 1 })))
