@@ -146,7 +146,8 @@ export async function deleteBudget(budgetId: string, actor: Actor = cliActor()):
  * batch that committed is in the sum and one started later sees these rows.
  */
 async function restartLinkedPeriods(trx: TransactionClientContract, budgetKey: number, period: SpendPeriod | null) {
-  await trx.from('users').whereIn('id', trx.from('end_users').where('budget_id', budgetKey).select('user_id')).forUpdate().select('id')
+  // In id order: two budgets changed at once, sharing owners, lock them in the same order (no deadlock).
+  await trx.from('users').whereIn('id', trx.from('end_users').where('budget_id', budgetKey).select('user_id')).orderBy('id').forUpdate().select('id')
   // The period the meter counts in is on each row it updates (migration 1016): a batch waiting on these rows re-reads it.
   if (period === null) {
     await trx.from('end_users').where('budget_id', budgetKey).update({ spend_period: null })

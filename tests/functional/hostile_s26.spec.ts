@@ -4,7 +4,7 @@ import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { updateBudget } from '#actions/budgets'
 import { createTeam, setKeyTeam } from '#actions/teams'
-import { PanelClient, textOf } from '#tests/panel_client'
+import { PanelClient } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -149,6 +149,33 @@ test.group('Hostile input and races: budgets, customers', (group) => {
     assert.closeTo(Number(teams[0].spent), 0.022, 1e-9)
     assert.equal(Number(teams[1].spent), 0)
   })
+
+  test("linking customers while their budget's period changes: no deadlock (a 500), every call answered", async ({ assert }) => {
+    const other = await seedUser({ balance: '10' })
+    assert.equal((await litellm('POST', '/budget/new', { budget_id: 'dl', max_budget: 1, budget_duration: '1d' })).status, 200)
+    for (const who of [owner, other]) {
+      assert.equal((await litellm('POST', '/customer/new', { user_id: 'dl-0', owner: who.userId, budget_id: 'dl' })).status, 200)
+    }
+    assert.equal((await litellm('POST', '/budget/new', { budget_id: 'dl-b', max_budget: 1, budget_duration: '1d' })).status, 200)
+    assert.equal((await litellm('POST', '/customer/new', { user_id: 'dl-b0', owner: other.userId, budget_id: 'dl-b' })).status, 200)
+    assert.equal((await litellm('POST', '/customer/new', { user_id: 'dl-b1', owner: owner.userId, budget_id: 'dl-b' })).status, 200)
+    const failed: string[] = []
+    for (let round = 0; round < 15; round++) {
+      const answers = await Promise.all([
+        litellm('POST', '/budget/update', { budget_id: 'dl', budget_duration: round % 2 ? '1d' : '1mo' }),
+        litellm('POST', '/budget/update', { budget_id: 'dl-b', budget_duration: round % 2 ? '1mo' : '1d' }),
+        litellm('POST', '/customer/new', { user_id: `dl-${round + 1}`, owner: owner.userId, budget_id: 'dl' }),
+        litellm('POST', '/customer/update', { user_id: 'dl-0', owner: owner.userId, budget_id: 'dl', rpm_limit: round + 1 }),
+        litellm('POST', '/customer/update', { user_id: 'dl-0', owner: other.userId, budget_id: 'dl-b' }),
+        litellm('POST', '/customer/update', { user_id: 'dl-b0', owner: other.userId, budget_id: 'dl' }),
+      ])
+      failed.push(...answers.filter((a) => a.status !== 200).map((a) => `${a.status} ${JSON.stringify(a.body)}`))
+    }
+    assert.deepEqual(failed, [])
+    // Each linked row counts in its budget's period.
+    const rows = await db.from('end_users as e').join('budgets as b', 'b.id', 'e.budget_id').select('e.spend_period', 'b.budget_period')
+    for (const row of rows) assert.equal(row.spend_period, row.budget_period)
+  }).timeout(60_000)
 
   test('ten concurrent /budget/new of one id: one made, the others 400 in LiteLLM\'s shape (not a 500)', async ({ assert }) => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => litellm('POST', '/budget/new', { budget_id: 'dup-race', max_budget: 1 })))
