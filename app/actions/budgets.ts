@@ -70,9 +70,14 @@ export async function createBudget(input: BudgetSettings, actor: Actor = cliActo
   const settings = await budgetSettingsValidator.validate(input)
   const budgetId = settings.budgetId ?? randomUUID()
   return db.transaction(async (trx) => {
-    const taken = await trx.from('budgets').where('budget_id', budgetId).first()
-    if (taken) throw new AdminInputError(`A budget "${budgetId}" already exists: change it with an update`, 'budget_id')
-    const [row] = await trx.table('budgets').insert({ budget_id: budgetId, ...columnsOf(settings) }).returning('*')
+    // ON CONFLICT: two creates of one id at once both passed a look first, and the second's insert was a 500.
+    const [row] = await trx
+      .table('budgets')
+      .insert({ budget_id: budgetId, ...columnsOf(settings) })
+      .onConflict('budget_id')
+      .ignore()
+      .returning('*')
+    if (!row) throw new AdminInputError(`A budget "${budgetId}" already exists: change it with an update`, 'budget_id')
     await writeAudit(trx, actor, {
       action: 'budget.create',
       subjectType: 'budget',
@@ -141,15 +146,20 @@ export async function deleteBudget(budgetId: string, actor: Actor = cliActor()):
  * batch that committed is in the sum and one started later sees these rows.
  */
 async function restartLinkedPeriods(trx: TransactionClientContract, budgetKey: number, period: SpendPeriod | null) {
-  await trx.from('users').whereIn('id', trx.from('end_users').where('budget_id', budgetKey).select('user_id')).forUpdate().select('id')
-  if (period === null) return
+  // In id order: two budgets changed at once, sharing owners, lock them in the same order (no deadlock).
+  await trx.from('users').whereIn('id', trx.from('end_users').where('budget_id', budgetKey).select('user_id')).orderBy('id').forUpdate().select('id')
+  // The period the meter counts in is on each row it updates (migration 1016): a batch waiting on these rows re-reads it.
+  if (period === null) {
+    await trx.from('end_users').where('budget_id', budgetKey).update({ spend_period: null })
+    return
+  }
   const start = new Date(periodBounds(period, Date.now()).start)
   await trx.rawQuery(
-    `UPDATE end_users e SET period_start = ?::date,
+    `UPDATE end_users e SET spend_period = ?, period_start = ?::date,
        period_spent = (SELECT COALESCE(SUM(u.cost), 0) FROM usage_records u
                         WHERE u.end_user = e.end_user AND u.user_id = e.user_id AND u.created_at >= ?)
      WHERE e.budget_id = ?`,
-    [start.toISOString().slice(0, 10), start, budgetKey]
+    [period, start.toISOString().slice(0, 10), start, budgetKey]
   )
 }
 

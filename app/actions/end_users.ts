@@ -53,16 +53,17 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
   const limits = await endUserLimitsValidator.validate({ budgetPeriod: input.budgetPeriod, rpm: input.rpm, tpm: input.tpm, budgetId: input.budgetId })
   return db.transaction(async (trx) => {
     const owner = await findUser(input.userRef, trx)
+    let budget: { id: number; budget_period: SpendPeriod | null } | null | undefined
+    if (limits.budgetId !== undefined && limits.budgetId !== null) {
+      // Locked: a budget being deleted is not linked meanwhile, nor one whose period is changing. Before the
+      // owner's row: updateBudget locks the budget, then the linked owners; the other order deadlocked (a 500).
+      budget = await trx.from('budgets').where('budget_id', limits.budgetId).forShare().select('id', 'budget_period').first()
+      if (!budget) throw AdminInputError.notFound(`No budget "${limits.budgetId}": create it first (/budget/new)`)
+    } else if (limits.budgetId === null) budget = null
     // The owner's row locked: a batch that committed its charges to them is in the sum below, one started later
     // sees this row. (One whose statement began before and commits after is in neither: architecture.md "End users".)
     await trx.from('users').where('id', owner.id).forUpdate().select('id')
     const before = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
-    let budget: { id: number; budget_period: SpendPeriod | null } | null | undefined
-    if (limits.budgetId !== undefined && limits.budgetId !== null) {
-      // Locked: a budget being deleted is not linked meanwhile.
-      budget = await trx.from('budgets').where('budget_id', limits.budgetId).forShare().select('id', 'budget_period').first()
-      if (!budget) throw AdminInputError.notFound(`No budget "${limits.budgetId}": create it first (/budget/new)`)
-    } else if (limits.budgetId === null) budget = null
     const changes: Record<string, unknown> = { updated_at: new Date() }
     if (input.blocked !== undefined) changes.blocked = input.blocked
     if (limit !== undefined) changes.monthly_limit = limit
@@ -81,6 +82,8 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
       : undefined
     // A new row, or a new period: its spend in the period, from its usage rows (the meter adds from here on).
     if (!before || period !== beforePeriod) Object.assign(changes, await periodSpent(trx, owner.id, endUser, period))
+    // The period the meter counts in, on the row it updates (migration 1016: a join's would be a waiting batch's snapshot).
+    changes.spend_period = period
     const [row] = before
       ? await trx.from('end_users').where('id', before.id).update(changes).returning('*')
       : await trx

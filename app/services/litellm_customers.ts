@@ -3,7 +3,7 @@ import { findUser } from '#actions/post_ledger_entry'
 import { plain, type EndUserSettings } from '#actions/end_users'
 import { isLimitInput } from '#validators/team'
 import type { EndUserEntry } from '#services/end_user_spend'
-import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError } from '#services/litellm_management'
+import { BUDGET_DURATIONS, budgetIdOf, budgetPeriod, budgetText, fieldError } from '#services/litellm_management'
 import { isEndUser, MAX_END_USER_LENGTH } from '#gateway/end_users/end_user_id'
 
 /**
@@ -63,9 +63,7 @@ export function customerLimits(body: Record<string, unknown>): Omit<EndUserSetti
     input[name] = body[field] as number | null
   }
   if ('budget_id' in body) {
-    const id = body.budget_id
-    if (id !== null && typeof id !== 'string') throw fieldError('budget_id', 'a budget_id made with /budget/new, or null')
-    input.budgetId = id as string | null
+    input.budgetId = body.budget_id === null ? null : budgetIdOf(body.budget_id, 'budget_id')
   }
   return input
 }

@@ -40,6 +40,8 @@ const LITELLM_FIELDS: Record<string, string> = {
   alias: 'team_alias',
   maxBudget: 'max_budget',
   budgetPeriod: 'budget_duration',
+  budgetId: 'budget_id',
+  softBudget: 'soft_budget',
 }
 
 /**
@@ -113,6 +115,18 @@ export function budgetPeriod(value: unknown): SpendPeriod | null {
     'budget_duration',
     `the gateway resets a key's budget each UTC day, week or calendar month: give "1d" (or "24h"), "7d" (or "1w") or "30d" (or "1mo"), not "${String(value)}"`
   )
+}
+
+/**
+ * A LiteLLM budget_id as text (/budget/* and a customer's `budget_id`): a
+ * JSON whole number is its digits, as /budget/new stores it, so a script that
+ * made budget 5 links customers to 5 too; the validator refuses control
+ * characters and surrounding spaces.
+ */
+export function budgetIdOf(value: unknown, field: string): string {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
+  if (typeof value !== 'string' || value === '') throw fieldError(field, 'required: a budget id')
+  return value
 }
 
 export const BUDGET_DURATIONS: Record<SpendPeriod, string> = { day: '1d', week: '7d', month: '1mo' }

@@ -3,8 +3,13 @@ import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { adminMessages } from '#validators/admin_messages'
 import { wholeNumberField } from '#validators/whole_number_field'
 
-/** A budget's name (LiteLLM's budget_id): 1 to 128 characters, no control characters (a NUL cannot be stored). */
-const BUDGET_ID = /^[^\u0000-\u001f\u007f]{1,128}$/
+/**
+ * A budget's name (LiteLLM's budget_id): 1 to 128 characters, no control
+ * characters (a NUL cannot be stored), no space at either end: the panel's
+ * forms trim what they post, so " gold" could not be edited, deleted or
+ * linked there, and linking it from an End users form linked "gold".
+ */
+const BUDGET_ID = /^(?!\s)[^\u0000-\u001f\u007f]{1,128}(?<!\s)$/
 /** USD, kept to the micro-dollar as a key's cap; never negative */
 const USD = /^\d{1,12}(\.\d{1,6})?$/
 

@@ -1,6 +1,9 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { createBudget, deleteBudget, listBudgets, updateBudget, type BudgetSettings } from '#actions/budgets'
-import { panelActor } from '#controllers/admin/panel'
+import { panelActor, withFormFields } from '#controllers/admin/panel'
+
+/** The validator's names of the form's fields (a refusal is shown beside the field: withFormFields) */
+const FORM_FIELDS = { budgetId: 'budget_id', maxBudget: 'max_budget', budgetPeriod: 'budget_period', rpm: 'rpm', tpm: 'tpm' }
 
 /** Form fields -> the budget actions' settings (empty = none / never). */
 function budgetSettings(request: HttpContext['request']): BudgetSettings {
@@ -29,14 +32,16 @@ export default class BudgetsController {
   /** POST /admin/budgets */
   async store(ctx: HttpContext) {
     const budgetId = String(ctx.request.input('budget_id') ?? '').trim()
-    const row = await createBudget({ ...budgetSettings(ctx.request), budgetId: budgetId === '' ? undefined : budgetId }, panelActor(ctx))
+    const settings = { ...budgetSettings(ctx.request), budgetId: budgetId === '' ? undefined : budgetId }
+    const row = await withFormFields(FORM_FIELDS, () => createBudget(settings, panelActor(ctx)))
     ctx.session.flash('success', `Created budget ${row.budget_id}.`)
     return ctx.response.redirect('/admin/budgets')
   }
 
   /** POST /admin/budgets/update {budget_id, ...}: every linked end user takes the new limits at once */
   async update(ctx: HttpContext) {
-    const row = await updateBudget(String(ctx.request.input('budget_id') ?? ''), budgetSettings(ctx.request), panelActor(ctx))
+    const id = String(ctx.request.input('budget_id') ?? '')
+    const row = await withFormFields(FORM_FIELDS, () => updateBudget(id, budgetSettings(ctx.request), panelActor(ctx)))
     ctx.session.flash('success', `Saved budget ${row.budget_id} (${row.end_users} end users linked).`)
     return ctx.response.redirect('/admin/budgets')
   }

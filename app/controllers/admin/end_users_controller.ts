@@ -1,6 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import User from '#models/user'
-import { checkbox, notFound, panelActor } from '#controllers/admin/panel'
+import { checkbox, notFound, panelActor, withFormFields } from '#controllers/admin/panel'
 import { deleteEndUser, plain, setEndUser, type EndUserSettings } from '#actions/end_users'
 import { endUsersOf } from '#services/end_user_spend'
 import { listBudgets } from '#actions/budgets'
@@ -48,7 +48,10 @@ export default class EndUsersController {
     if ('rpm' in posted) input.rpm = given('rpm')
     if ('tpm' in posted) input.tpm = given('tpm')
     if ('budget_id' in posted) input.budgetId = given('budget_id')
-    const { owner, endUser, created } = await setEndUser(input, panelActor(ctx))
+    const { owner, endUser, created } = await withFormFields(
+      { budgetPeriod: 'budget_period', budgetId: 'budget_id', rpm: 'rpm', tpm: 'tpm' },
+      () => setEndUser(input, panelActor(ctx))
+    )
     const per = endUser.budget_period === null ? 'in all' : `a ${endUser.budget_period}`
     const limitText =
       endUser.budget_id !== null ? 'the limits of its budget' : endUser.monthly_limit === null ? 'no limit' : `a limit of $${plain(endUser.monthly_limit)} ${per}`

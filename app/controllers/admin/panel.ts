@@ -1,3 +1,5 @@
+import { errors as vineErrors } from '@vinejs/vine'
+import { AdminInputError } from '#actions/admin_input_error'
 import type { HttpContext } from '@adonisjs/core/http'
 import type { Actor } from '#actions/audit'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
@@ -57,4 +59,21 @@ export async function notFound(ctx: HttpContext) {
   ctx.response.status(404)
   useRequestLocale(ctx)
   return ctx.view.render('pages/errors/not_found')
+}
+
+/**
+ * Runs an action for a form whose fields are named otherwise than the
+ * action's validator names them (budget_id / budgetId): a refusal comes back
+ * as an AdminInputError naming the form's field, so the message is shown
+ * beside it and above the form (the validator's own name matched no field:
+ * "check the errors below" with none below). `fields`: validator name -> form name.
+ */
+export async function withFormFields<T>(fields: Record<string, string>, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    if (!(error instanceof vineErrors.E_VALIDATION_ERROR)) throw error
+    const messages = error.messages as Array<{ field: string; message: string }>
+    throw new AdminInputError(messages.map((m) => m.message).join(' '), fields[messages[0]?.field] ?? messages[0]?.field)
+  }
 }

@@ -102,35 +102,31 @@ touched AS (
  * The spend of each end user its owner listed in `end_users`
  * (end_users/end_user_policies.ts: limits), as a team's in TEAM_SPEND_EFFECT:
  * the lifetime spend, and the spend in the newest UTC day/week/month of its
- * period (its shared budget's when linked to one, else its own; none: only
- * the lifetime). Appended after METER_EFFECTS only to a batch holding a row
+ * period (`end_users.spend_period`: its shared budget's when linked to one,
+ * else its own; none: only the lifetime). The period is read from the row
+ * being updated, never through a join: a period change committed while this
+ * statement waited on the row is then the one of the row it re-reads
+ * (migration 1016; a join's row stays the statement's snapshot's). Appended after METER_EFFECTS only to a batch holding a row
  * that names an end user: the usual batch does not pay for the join
  * (measured: ~5 µs of Postgres CPU per request at c=50 when every batch
  * carried it).
  */
 export const END_USER_SPEND_EFFECT = `,
-end_user_periods AS (
-  SELECT eu.id, t.cost, t.last_at, COALESCE(CASE WHEN eu.budget_id IS NULL THEN eu.budget_period ELSE b.budget_period END, 'month') AS period,
-         (CASE WHEN eu.budget_id IS NULL THEN eu.budget_period ELSE b.budget_period END) IS NULL AS lifetime
-    FROM (SELECT user_id, end_user, MAX(created_at) AS last_at, SUM(cost) AS cost FROM ins
-           WHERE end_user IS NOT NULL AND cost > 0 GROUP BY user_id, end_user) t
-    JOIN end_users eu ON eu.user_id = t.user_id AND eu.end_user = t.end_user
-    LEFT JOIN budgets b ON b.id = eu.budget_id
-),
 end_user_spend AS (
-  UPDATE end_users e SET spent = e.spent + p.cost,
-    period_spent = CASE WHEN p.lifetime THEN 0 ELSE
-        (CASE WHEN e.period_start = GREATEST(e.period_start, date_trunc(p.period, p.last_at AT TIME ZONE 'UTC')::date)
+  UPDATE end_users e SET spent = e.spent + t.cost,
+    period_spent = CASE WHEN e.spend_period IS NULL THEN 0 ELSE
+        (CASE WHEN e.period_start = GREATEST(e.period_start, date_trunc(e.spend_period, t.last_at AT TIME ZONE 'UTC')::date)
               THEN e.period_spent ELSE 0 END)
       + (SELECT COALESCE(SUM(i.cost), 0) FROM ins i
           WHERE i.user_id = e.user_id AND i.end_user = e.end_user
-            AND date_trunc(p.period, i.created_at AT TIME ZONE 'UTC')::date
-              = GREATEST(e.period_start, date_trunc(p.period, p.last_at AT TIME ZONE 'UTC')::date))
+            AND date_trunc(e.spend_period, i.created_at AT TIME ZONE 'UTC')::date
+              = GREATEST(e.period_start, date_trunc(e.spend_period, t.last_at AT TIME ZONE 'UTC')::date))
       END,
-    period_start = CASE WHEN p.lifetime THEN e.period_start
-      ELSE GREATEST(e.period_start, date_trunc(p.period, p.last_at AT TIME ZONE 'UTC')::date) END
-    FROM end_user_periods p
-   WHERE e.id = p.id
+    period_start = CASE WHEN e.spend_period IS NULL THEN e.period_start
+      ELSE GREATEST(e.period_start, date_trunc(e.spend_period, t.last_at AT TIME ZONE 'UTC')::date) END
+    FROM (SELECT user_id, end_user, MAX(created_at) AS last_at, SUM(cost) AS cost FROM ins
+           WHERE end_user IS NOT NULL AND cost > 0 GROUP BY user_id, end_user) t
+   WHERE e.user_id = t.user_id AND e.end_user = t.end_user
 )`
 
 /**

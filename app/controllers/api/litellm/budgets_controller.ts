@@ -2,7 +2,7 @@ import type { HttpContext } from '@adonisjs/core/http'
 import { createBudget, deleteBudget, findBudget, listBudgets, updateBudget, type BudgetRow, type BudgetSettings } from '#actions/budgets'
 import { isLimitInput } from '#validators/team'
 import { apiActor } from '#services/management_api'
-import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmManaged } from '#services/litellm_management'
+import { BUDGET_DURATIONS, budgetIdOf, budgetPeriod, budgetText, fieldError, litellmManaged } from '#services/litellm_management'
 import { plain } from '#actions/end_users'
 
 /**
@@ -69,13 +69,6 @@ export default class LiteLLMBudgetsController {
       }))
     })
   }
-}
-
-/** A budget_id: text of 1 to 128 characters (the validator refuses control characters) */
-function budgetIdOf(value: unknown, field: string): string {
-  if (typeof value === 'number' && Number.isInteger(value)) return String(value)
-  if (typeof value !== 'string' || value === '') throw fieldError(field, 'required: a budget id')
-  return value
 }
 
 /** The LiteLLM fields given, as our settings (budgetText keeps amounts to the micro-dollar; whole numbers as isLimitInput reads them) */
