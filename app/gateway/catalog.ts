@@ -79,6 +79,7 @@ export function planIdsOf(value: unknown): number[] | null {
 /** A user's cached state: the row and this month's tokens (parameters: period, user id) */
 const USER_STATE_SQL = `
   SELECT u.id, u.role, u.plan_id, u.balance, u.disabled_at IS NOT NULL AS disabled,
+         u.low_balance_threshold, u.low_balance_notified,
          COALESCE(SUM(m.input_tokens), 0) AS input_tokens,
          COALESCE(SUM(m.output_tokens), 0) AS output_tokens
     FROM users u
@@ -507,6 +508,8 @@ export class Catalog {
       planId: row.plan_id === null ? null : Number(row.plan_id),
       disabled: row.disabled === true,
       balancePico: toPico(String(row.balance)) - pending.costPico,
+      lowBalancePico: row.low_balance_threshold === null ? null : toPico(String(row.low_balance_threshold)),
+      lowBalanceNotified: row.low_balance_notified === true,
       // The holds belong to requests in flight (and batches), not to the row: they survive a reload.
       reservedPico: previous?.reservedPico ?? this.standingHolds(userId),
       reservedInputTokens: previous?.reservedInputTokens ?? 0,

@@ -15,6 +15,8 @@ import { displayUsd } from '#gateway/metering/money'
 import { appUrl } from '#config/app'
 import { BatchService } from '#gateway/batches/batch_service'
 import { ResponseStore } from '#gateway/responses_store/response_store'
+import { LowBalanceWatch } from '#gateway/metering/low_balance_watch'
+import { claimLowBalanceNotices } from '#services/mail/low_balance_notice'
 
 export interface GatewayOptions {
   databaseUrl: string
@@ -57,6 +59,12 @@ export class Gateway {
   ready = false
   /** The operator's webhook for alerts (ALERT_WEBHOOK_URL); null when none */
   alerts: AlertSender | null = null
+  /** Users' low-balance e-mails, checked after each metering batch commits (low_balance_watch.ts) */
+  readonly lowBalance = new LowBalanceWatch(
+    (userId) => this.catalog.loadedUser(userId),
+    (userIds) => claimLowBalanceNotices(userIds),
+    (error) => this.options.logger.error({ err: error }, 'low-balance notice check failed')
+  )
   /** Request and response bodies kept for debugging (LOG_BODIES); null when off */
   requestLogs: RequestLogWriter | null = null
 
@@ -77,6 +85,7 @@ export class Gateway {
         // Two comparisons per priced request: an alert only when this charge crossed a line.
         if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user, key)
       },
+      onCommitted: (rows) => this.lowBalance.committed(rows),
     })
     // A user or key (re)loaded from the database gets what the meter holds uncommitted added back.
     this.catalog.setPendingSource(this.meter)

@@ -147,6 +147,10 @@ export interface UserState {
   balancePico: bigint
   /** Held by requests in flight against priced models (settled when they end) */
   reservedPico: bigint
+  /** The user's low-balance e-mail threshold (null: off; low_balance_notice.ts reads it after a batch commits) */
+  lowBalancePico: bigint | null
+  /** The notice for the current dip below it was sent (users.low_balance_notified as last read or set) */
+  lowBalanceNotified: boolean
   /** 'YYYY-MM-01' of the counters below */
   period: string
   inputTokens: number

@@ -98,6 +98,18 @@ export const redeemCodeValidator = vine.compile(
   })
 )
 
+/**
+ * The low-balance e-mail setting: the checkbox (hidden "0", ticked "1") and
+ * the amount as typed (parsed strictly by parseThreshold: `1e3`, signs and
+ * NUL are refused there, beside the field).
+ */
+export const lowBalanceValidator = vine.compile(
+  vine.object({
+    low_balance_on: vine.any().optional(),
+    low_balance: vine.string().trim().maxLength(32).optional(),
+  })
+)
+
 /** A card top-up: dollars and cents (the bounds are the operator's, checked by startCheckout). */
 export const checkoutValidator = vine.compile(
   vine.object({

@@ -6,6 +6,8 @@ import Payment from '#models/payment'
 import env from '#start/env'
 import { referralSummary, referralTerms, referralsOn } from '#actions/referrals'
 import { requestBaseUrl } from '#controllers/pages/docs_controller'
+import { mailConfigured } from '#services/mail/smtp_settings'
+import { lowBalanceSetting } from '#services/mail/low_balance_notice'
 
 /** Card payments listed on the page: the latest few (the ledger has every paid one). */
 const RECENT_PAYMENTS = 5
@@ -18,11 +20,13 @@ export default class BillingController {
     await settleMetering()
     const settings = stripeSettings()
     const terms = await referralTerms()
-    const [figures, ledger, payments, referrals] = await Promise.all([
+    const [figures, ledger, payments, referrals, lowBalance, mail] = await Promise.all([
       balanceFigures(user.id),
       ledgerSummary(user.id),
       settings ? Payment.query().where('user_id', user.id).orderBy('id', 'desc').limit(RECENT_PAYMENTS) : [],
       referralsOn(terms) ? referralSummary(user.id) : null,
+      lowBalanceSetting(user.id),
+      mailConfigured(),
     ])
     // The link goes to the public address: APP_URL when set, else the one the user reached us at.
     const siteBase = env.get('APP_URL')?.replace(/\/+$/, '') || requestBaseUrl(request)
@@ -32,6 +36,7 @@ export default class BillingController {
       payments,
       card: settings ? { min: settings.minUsd, max: settings.maxUsd } : null,
       cancelled: request.input('checkout') === 'cancelled',
+      lowBalance: { ...lowBalance, mail },
       referrals: referrals && { ...referrals, terms, link: `${siteBase}/register?ref=${referrals.code}` },
     })
   }

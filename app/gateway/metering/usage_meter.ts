@@ -239,6 +239,8 @@ export interface MeterOptions {
   maxQueued?: number
   /** Called at once for each recorded request, before it is written (cache update) */
   onRecord?: (event: MeterEvent) => void
+  /** Called after a batch commits, with its rows' users (low_balance_watch.ts); not awaited */
+  onCommitted?: (rows: readonly { userId: number }[]) => void
 }
 
 /** Quick retries of a failed batch before it is spilled (a dropped connection, a failover). */
@@ -484,6 +486,7 @@ export class UsageMeter {
         if (written) {
           for (const event of batch) this.#pending.settle(event)
           this.settledCount++
+          this.options.onCommitted?.(batch)
           if (this.#queue.length < this.options.batchSize && this.#draining === 0) break
         } else if (this.#spill) {
           // Spilled already if a close gave up waiting for it (twice in the file, the replay would count it twice).
@@ -628,6 +631,7 @@ export class UsageMeter {
     this.replayedTotal += records.length
     this.#pending.subtractAll(handedOver)
     this.settledCount++
+    this.options.onCommitted?.(records.map((record) => ({ userId: Number(record.e.user_id) })))
     this.options.logger.info({ replayed: records.length }, 'metering: database is back, spilled usage records written')
   }
 
