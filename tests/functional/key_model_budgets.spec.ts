@@ -13,6 +13,7 @@ import { modelLimitsFromText, modelLimitsText } from '#gateway/limits/model_limi
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { adminApi, baseUrl, gateway, post, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { PageClient, htmlText } from '#tests/page_client'
+import { PanelClient, textOf } from '#tests/panel_client'
 
 /**
  * A key's USD budget per model (LiteLLM's model_max_budget): held like the
@@ -225,7 +226,16 @@ test.group('Per-model budgets of a key (model_max_budget)', (group) => {
     assert.equal(modelLimitsText(modelLimitsFromText('gpt-4o rpm=10 budget=5.50/month')), 'gpt-4o rpm=10 budget=5.5/month')
     assert.throws(() => modelLimitsFromText('gpt-4o budget=0'), /budget_limit must be a USD amount above 0/)
     assert.throws(() => modelLimitsFromText('gpt-4o budget=5/year'), /budget=USD/)
-    const owner = await seedUser()
+    const owner = await seedUser({ balance: '1' })
+    // The panel's key form: saved, shown, enforced.
+    const { user: admin } = await createUser({ email: `mb-admin-${Date.now()}@test.local`, password: 'password123', role: 'admin' })
+    const panel = new PanelClient()
+    await panel.login(admin.email, 'password123')
+    await panel.get(`/admin/keys/${owner.keyId}/edit`)
+    const saved = await panel.post(`/admin/keys/${owner.keyId}`, { name: 'k', modelLimits: 'budgeted rpm=50 budget=0.0005/day' })
+    assert.equal(saved.status, 302)
+    assert.include(textOf((await panel.get(`/admin/keys/${owner.keyId}`)).html), 'budgeted rpm=50 budget=0.0005/day')
+    assert.isTrue(await eventually(async () => (await chat(owner.key)).status === 402))
     const instance = await ace.create(KeyCreate, ['--user', owner.email, '--name', 'cli-budget', '--model-limits', 'budgeted budget=0.0005/week'])
     ace.ui.switchMode('raw')
     await instance.exec()
