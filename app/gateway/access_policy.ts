@@ -84,13 +84,18 @@ export function authorizeModel(
 }
 
 /**
- * An end user with a monthly limit (end_users/end_user_policies.ts): checked
- * again beside the request's hold, with no await between them, as the key's
- * cap is (admission checked it once already, before the body was validated).
- * Every operation that takes a hold calls it right before.
+ * An end user with a monthly limit (end_users/end_user_policies.ts), and the
+ * key's budget for the model asked for: checked again beside the request's
+ * hold, with no await between them, as the key's cap is (admission checked
+ * it once already, before the body was validated). Every operation that
+ * takes a hold calls it right before.
  */
 export function authorizeEndUser(account: RequestAccount) {
   if (account.endUserPolicy !== null) assertWithinLimit(account.endUserPolicy)
+  // The key's budget for the model asked for (model_budgets.ts): set by readParsedBody for JSON bodies; the
+  // uploads (audio, image edits) name their model here (account.model is the client's until a fallback answers).
+  const { modelLimits } = account.principal.key
+  if (account.modelBudget === null && modelLimits !== null) account.modelBudget = modelLimits.get(account.model)?.budget ?? null
   if (account.modelBudget !== null) assertModelBudget(account.modelBudget)
 }
 
