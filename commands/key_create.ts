@@ -41,7 +41,7 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'Only these client addresses may use the key: IPs and CIDR ranges, comma separated (e.g. "203.0.113.7,10.0.0.0/8")' })
   declare ips?: string
 
-  @flags.string({ description: 'Limits per model asked for, "; " between models: "gpt-4o rpm=10 tpm=20000; claude-x rpm=5"' })
+  @flags.string({ description: 'Limits per model asked for, "; " between models: "gpt-4o rpm=10 tpm=20000 budget=5/day; claude-x rpm=5 budget=20"' })
   declare modelLimits?: string
 
   protected flagNames = { allowedIps: 'ips' }

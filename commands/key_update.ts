@@ -43,7 +43,7 @@ export default class KeyUpdate extends AdminCommand {
   @flags.string({ description: 'Client addresses allowed to use the key: IPs and CIDR ranges, comma separated, or "none" for any address' })
   declare ips?: string
 
-  @flags.string({ description: 'Limits per model asked for, "; " between models: "gpt-4o rpm=10 tpm=20000; claude-x rpm=5", or "none"' })
+  @flags.string({ description: 'Limits per model asked for, "; " between models: "gpt-4o rpm=10 tpm=20000 budget=5/day; claude-x rpm=5 budget=20", or "none"' })
   declare modelLimits?: string
 
   protected flagNames = { allowedIps: 'ips' }

@@ -13,6 +13,7 @@ import { setPrice } from '#actions/set_price'
 import type { Gateway } from '#gateway/gateway'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import { resetRateLimits } from '#gateway/limits/rate_limits'
+import { forgetModelBudgets } from '#gateway/limits/model_budgets'
 import { randomUUID } from 'node:crypto'
 
 /** Shared test fixtures: a clean database, the mock upstream, seeded principals. */
@@ -53,6 +54,8 @@ export async function resetDatabase() {
   await gw.health.reset()
   // nor a key an older key's rate-limit windows.
   await resetRateLimits()
+  // nor its budgets per model.
+  forgetModelBudgets()
 }
 
 /** Reloads caches after seeding (NOTIFY would do it too, a few ms later). */

@@ -86,7 +86,10 @@ export async function updateApiKey(
     })
     if (allowedIps !== undefined) key.allowedIps = allowedIps
     if (input.maxParallel !== undefined) key.maxParallel = input.maxParallel
-    if (input.modelLimits !== undefined) key.modelLimits = input.modelLimits
+    if (input.modelLimits !== undefined) {
+      await recountModelBudgets(trx, key.id, key.modelLimits, input.modelLimits)
+      key.modelLimits = input.modelLimits
+    }
     if (spendPeriod && spendPeriod !== before.spendPeriod) {
       const start = new Date(periodBounds(spendPeriod, Date.now()).start)
       const spent = await trx
@@ -117,6 +120,43 @@ export async function updateApiKey(
     }
     return key
   })
+}
+
+/**
+ * A model whose budget is new, or whose amount or period changed, starts
+ * from what the key spent on it (the name asked for: requested_model when a
+ * fallback answered) in its usage rows: the whole of it, and in the current
+ * period. Under the key's row lock, as the cap's period above: a metering
+ * batch committing meanwhile waits for it and adds its own cost
+ * (MODEL_BUDGET_SPEND_EFFECT). A model whose budget is gone loses its row.
+ */
+async function recountModelBudgets(
+  trx: TransactionClientContract,
+  keyId: number,
+  before: StoredModelLimits | null,
+  after: StoredModelLimits | null
+) {
+  const gone: string[] = []
+  for (const [model, limit] of Object.entries(before ?? {})) {
+    if (limit?.budget !== undefined && after?.[model]?.budget === undefined) gone.push(model)
+  }
+  if (gone.length > 0) await trx.from('api_key_model_spend').where('api_key_id', keyId).whereIn('model', gone).delete()
+  for (const [model, limit] of Object.entries(after ?? {})) {
+    if (limit?.budget === undefined) continue
+    const old = before?.[model]
+    if (old?.budget === limit.budget && old?.budget_period === limit.budget_period) continue
+    const start = limit.budget_period ? new Date(periodBounds(limit.budget_period, Date.now()).start) : null
+    await trx.rawQuery(
+      `INSERT INTO api_key_model_spend (api_key_id, model, spent, period_spent, period_start)
+       SELECT ?, ?, COALESCE(SUM(cost), 0),
+              CASE WHEN ?::timestamptz IS NULL THEN 0 ELSE COALESCE(SUM(cost) FILTER (WHERE created_at >= ?::timestamptz), 0) END,
+              ?::date
+         FROM usage_records WHERE api_key_id = ? AND COALESCE(requested_model, model) = ?
+       ON CONFLICT (api_key_id, model) DO UPDATE SET
+         spent = EXCLUDED.spent, period_spent = EXCLUDED.period_spent, period_start = EXCLUDED.period_start`,
+      [keyId, model, start as any, start as any, (start === null ? null : start.toISOString().slice(0, 10)) as any, keyId, model]
+    )
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 import { assertWithinLimit } from '#gateway/end_users/end_user_policies'
 import { assertTeamBudget, teamRoom } from '#gateway/teams/team_policies'
+import { assertModelBudget, modelBudgetRoom } from '#gateway/limits/model_budgets'
 
 /** May this principal use the model at all? (plan globs, then the key's own globs, then its team's) */
 export function modelAllowed(principal: Principal, model: string): boolean {
@@ -71,6 +72,11 @@ export function authorizeModel(
   }
   // The team's budget, shared by its keys, counts every key's holds the same way (team_policies.ts).
   if (principal.team !== null) assertTeamBudget(principal.team)
+  // The key's budget for this model (model_budgets.ts): one null test for a key without limits per model.
+  if (key.modelLimits !== null) {
+    const budget = key.modelLimits.get(model)?.budget
+    if (budget) assertModelBudget(budget)
+  }
   // The plan's multiplier applies to everything priced from here: the hold, the bill, the row.
   const price = priceForPlan(base === undefined ? catalog.priceFor(model) : catalog.priceForSuffixed(model, base), plan)
   if (isPriced(price) && user.balancePico - user.reservedPico <= 0n) throw GatewayError.insufficientBalance()
@@ -78,13 +84,19 @@ export function authorizeModel(
 }
 
 /**
- * An end user with a monthly limit (end_users/end_user_policies.ts): checked
- * again beside the request's hold, with no await between them, as the key's
- * cap is (admission checked it once already, before the body was validated).
- * Every operation that takes a hold calls it right before.
+ * An end user with a monthly limit (end_users/end_user_policies.ts), and the
+ * key's budget for the model asked for: checked again beside the request's
+ * hold, with no await between them, as the key's cap is (admission checked
+ * it once already, before the body was validated). Every operation that
+ * takes a hold calls it right before.
  */
 export function authorizeEndUser(account: RequestAccount) {
   if (account.endUserPolicy !== null) assertWithinLimit(account.endUserPolicy)
+  // The key's budget for the model asked for (model_budgets.ts): set by readParsedBody for JSON bodies; the
+  // uploads (audio, image edits) name their model here (account.model is the client's until a fallback answers).
+  const { modelLimits } = account.principal.key
+  if (account.modelBudget === null && modelLimits !== null) account.modelBudget = modelLimits.get(account.model)?.budget ?? null
+  if (account.modelBudget !== null) assertModelBudget(account.modelBudget)
 }
 
 /**
@@ -183,12 +195,16 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
 export function roomBeyondHolds(account: RequestAccount): { balance: bigint; key: bigint | null } {
   const { user, key, team } = account.principal
   const balance = user.balancePico - user.reservedPico
-  // The team's budget is a cap on the key too: the tighter of the two is the key's room.
-  const ofTeam = team === null ? null : teamRoom(team)
-  if (key.spendLimitPico === null) return { balance, key: ofTeam }
+  // The team's budget and the model's are caps on the key too: the tightest is the key's room.
+  let room = team === null ? null : teamRoom(team)
+  if (account.modelBudget !== null) {
+    const ofModel = modelBudgetRoom(account.modelBudget)
+    if (room === null || ofModel < room) room = ofModel
+  }
+  if (key.spendLimitPico === null) return { balance, key: room }
   if (key.spendPeriod !== null) rollSpendPeriod(key, Date.now())
   const ofKey = key.spendLimitPico - key.spentPico - heldOnKey(key.id)
-  return { balance, key: ofTeam !== null && ofTeam < ofKey ? ofTeam : ofKey }
+  return { balance, key: room !== null && room < ofKey ? room : ofKey }
 }
 
 /**

@@ -11,7 +11,8 @@ import { poolKey, retirePoolsExcept } from '#gateway/upstream/upstream_pool'
 import { baseOf } from '#gateway/providers/provider_adapter'
 import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
-import { modelLimitsFromRow } from '#gateway/limits/model_limits'
+import { hasModelBudget, modelLimitsFromRow } from '#gateway/limits/model_limits'
+import type { ModelSpendRow } from '#gateway/limits/model_budgets'
 import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
 import { EndUserPolicies } from '#gateway/end_users/end_user_policies'
 import { TeamPolicies } from '#gateway/teams/team_policies'
@@ -38,6 +39,8 @@ export interface PendingSource {
   pendingEndUserCost(userId: number, endUser: string, sinceMs: number): bigint
   /** Cost through a team's keys of calls begun at or after `sinceMs` */
   pendingTeamCost(teamId: number, sinceMs: number): bigint
+  /** Cost on a key's budget for a model (`${keyId} ${model}`) of calls begun at or after `sinceMs` */
+  pendingModelBudgetCost(id: string, sinceMs: number): bigint
   /** Bumped each time committed records leave the pending totals (see readSettled) */
   readonly settledCount: number
 }
@@ -47,6 +50,7 @@ const NOTHING_PENDING: PendingSource = {
   pendingKeyCost: () => 0n,
   pendingEndUserCost: () => 0n,
   pendingTeamCost: () => 0n,
+  pendingModelBudgetCost: () => 0n,
   settledCount: 0,
 }
 
@@ -393,7 +397,13 @@ export class Catalog {
   }
 
   async #loadKey(hash: string): Promise<KeyInfo | null> {
-    const row = await this.#readSettled(() => db.from('api_keys').where('key_hash', hash).first())
+    // A key with a budget per model reads its spend rows too, in the same settled read (one more query, at load only).
+    const [row, spend] = await this.#readSettled(async () => {
+      const read = await db.from('api_keys').where('key_hash', hash).first()
+      if (!read || !hasModelBudget(read.model_limits)) return [read, undefined] as const
+      const rows: ModelSpendRow[] = await db.from('api_key_model_spend').where('api_key_id', read.id).select('model', 'spent', 'period_spent', 'period_start')
+      return [read, new Map(rows.map((r) => [r.model, r]))] as const
+    })
     const info: KeyInfo | null = row
       ? {
           id: Number(row.id),
@@ -405,7 +415,7 @@ export class Catalog {
           blocked: row.revoked_at === null && row.blocked_at !== null,
           rpm: row.rpm,
           tpm: row.tpm,
-          modelLimits: modelLimitsFromRow(Number(row.id), row.model_limits),
+          modelLimits: modelLimitsFromRow(Number(row.id), row.model_limits, spend, this.#pending),
           maxParallel: row.max_parallel ?? null,
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
           ...keySpend(row, this.#pending),

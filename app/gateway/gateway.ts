@@ -13,6 +13,7 @@ import type { MeterEvent } from '#gateway/metering/meter_event'
 import type { KeyInfo, UserState } from '#gateway/types'
 import { displayUsd } from '#gateway/metering/money'
 import { appUrl } from '#config/app'
+import { applyModelBudgetSpend } from '#gateway/limits/model_budgets'
 import { BatchService } from '#gateway/batches/batch_service'
 import { ResponseStore } from '#gateway/responses_store/response_store'
 import { LowBalanceWatch } from '#gateway/metering/low_balance_watch'
@@ -82,6 +83,8 @@ export class Gateway {
         if (event.endUser) this.catalog.endUsers.applySpend(event.userId, event.endUser, event.costPico, event.createdAt.getTime())
         // A team's budget (teams/team_policies.ts): only rows of a team's key look.
         if (event.teamId != null) this.catalog.teams.applySpend(event.teamId, event.costPico, event.createdAt.getTime())
+        // A key's budget for the model asked for (limits/model_budgets.ts): only rows admitted under one look.
+        if (event.modelBudget != null) applyModelBudgetSpend(event.modelBudget, event.costPico, event.createdAt.getTime())
         // Two comparisons per priced request: an alert only when this charge crossed a line.
         if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user, key)
       },

@@ -7,7 +7,7 @@ import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { wholeNumberField } from '#validators/whole_number_field'
 import { settleMetering } from '#services/settle_metering'
-import { modelLimitsColumn, refuseModelBudgets } from '#gateway/limits/model_limits'
+import { modelLimitsColumn } from '#gateway/limits/model_limits'
 import type { UpdateApiKeyInput } from '#actions/update_api_key'
 
 /**
@@ -32,7 +32,6 @@ export const patchKeyValidator = vine.compile(
 /** Validates `patch`, merges it over the stored key and saves it through updateApiKey (audited). */
 export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
   const patch = await patchKeyValidator.validate(body)
-  if (body !== null && typeof body === 'object') refuseModelBudgets((body as Record<string, unknown>).model_max_budget)
   await settleMetering()
   const current = keySnapshot(key)
   const spendLimit = patch.spend_limit === undefined ? current.spendLimit : patch.spend_limit
@@ -48,10 +47,10 @@ export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
     spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
     allowedIps: patch.allowed_ips,
   })
-  // LiteLLM's maps, checked beside the rest (model_limits.ts); a map given replaces that kind, the other is kept.
+  // LiteLLM's maps, checked beside the rest (model_limits.ts); a map given replaces that kind, the others are kept.
   const given = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {}
-  if (given.model_rpm_limit !== undefined || given.model_tpm_limit !== undefined) {
-    input.modelLimits = modelLimitsColumn(given.model_rpm_limit, given.model_tpm_limit, key.modelLimits)
+  if (given.model_rpm_limit !== undefined || given.model_tpm_limit !== undefined || given.model_max_budget !== undefined) {
+    input.modelLimits = modelLimitsColumn(given.model_rpm_limit, given.model_tpm_limit, key.modelLimits, given.model_max_budget)
   }
   return updateApiKey(key.id, input, actor)
 }

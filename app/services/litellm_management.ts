@@ -223,10 +223,11 @@ export function roleOf(value: unknown): 'admin' | 'user' | undefined {
   throw fieldError('user_role', 'give proxy_admin (an administrator) or internal_user')
 }
 
-/** LiteLLM keeps model_rpm_limit / model_tpm_limit in a key's metadata: shown there too, when set. */
+/** LiteLLM keeps model_rpm_limit / model_tpm_limit (and model_max_budget) in a key's metadata: shown there too, when set. */
 function modelLimitsMetadata(limits: ReturnType<typeof litellmModelLimits>): Record<string, unknown> {
   const metadata: Record<string, unknown> = {}
   if (Object.keys(limits.model_rpm_limit).length > 0) metadata.model_rpm_limit = limits.model_rpm_limit
   if (Object.keys(limits.model_tpm_limit).length > 0) metadata.model_tpm_limit = limits.model_tpm_limit
+  if (Object.keys(limits.model_max_budget).length > 0) metadata.model_max_budget = limits.model_max_budget
   return metadata
 }

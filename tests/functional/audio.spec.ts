@@ -104,6 +104,20 @@ test.group('POST /v1/audio/transcriptions and /v1/audio/translations', (group) =
     assert.equal((await balanceAndLedger(user.userId)).balance, '0.999300000000')
   })
 
+  test("an upload counts on the key's budget for its model (model_max_budget): its cost in the model's spend, refused once spent", async ({ assert }) => {
+    // Each call bills the answer's 7 seconds: $0.0007; a budget of $0.001 takes two.
+    const user = await seedUser({ balance: '1', key: { modelLimits: { 'whisper-1': { budget: '0.001' } } } })
+    const send = () => upload('/v1/audio/transcriptions', user.key, multipartBody([['file', wavFile(1500), 'a.wav'], ['model', 'whisper-1']]))
+    assert.equal((await send()).status, 200)
+    assert.equal((await send()).status, 200)
+    const refused = await send()
+    assert.equal(refused.status, 402)
+    assert.equal(((await refused.json()) as any).error.code, 'budget_exceeded')
+    assert.lengthOf(await usageRows(user.userId), 3)
+    const spend = await db.from('api_key_model_spend').where('api_key_id', user.keyId).where('model', 'whisper-1').first()
+    assert.equal(spend.spent, '0.001400000000')
+  })
+
   test('text, srt, vtt and verbose_json come back as the upstream wrote them; text billed from the WAV header', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const wav = wavFile(2500)

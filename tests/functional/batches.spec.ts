@@ -5,6 +5,8 @@ import OpenAI, { toFile } from 'openai'
 import { createApiKey } from '#actions/issue_api_key'
 import { setPrice } from '#actions/set_price'
 import { BatchHolds } from '#gateway/batches/batch_holds'
+import { hashApiKey } from '#gateway/auth/api_key_token'
+import { toPico } from '#gateway/metering/money'
 import { BatchService } from '#gateway/batches/batch_service'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockUsageOf } from '#tests/fixtures/mock_upstream/openai_batches'
@@ -357,6 +359,33 @@ test.group('Files and Batch API', (group) => {
     const alone = await failure(openai(poor.key).batches.create({ input_file_id: big.id, endpoint: '/v1/chat/completions', completion_window: '24h' }))
     assert.equal(alone.status, 402)
     assert.equal(gw.batches.holds.heldFor(poor.userId), 0n)
+  })
+
+  test("a key's budget for the model holds the batch, counts its bill, and refuses a batch it cannot cover (budget_exceeded)", async ({ assert }) => {
+    const gw = await gateway()
+    const input = jsonl(2)
+    const hold = expectedHold(input.length, 2)
+    // Room for one batch's hold, not two.
+    const budget = `0.${((hold * 3n) / 2n).toString().padStart(12, '0')}`
+    const user = await seedUser({ balance: '1', key: { modelLimits: { 'gpt-4o-mini': { budget } } } })
+    const client = openai(user.key)
+    const file = await upload(client, input)
+    const first = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
+    const refused = await failure(client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }))
+    assert.equal(refused.status, 402)
+    assert.include(refused.error, { code: 'budget_exceeded' })
+    assert.include(refused.error.message, "budget for model 'gpt-4o-mini'")
+    // Billed: the hold goes, the bill counts on the model's spend (in the row, and in memory).
+    for (let i = 0; i < 6; i++) await client.batches.retrieve(first.id)
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    const spend = await db.from('api_key_model_spend').where('api_key_id', user.keyId).where('model', 'gpt-4o-mini').first()
+    assert.equal(spend.spent, rows[0].cost)
+    const { catalog } = gw
+    const cached = catalog.cachedKey(hashApiKey(user.key))!.modelLimits!.get('gpt-4o-mini')!.budget!
+    assert.equal(cached.heldPico, 0n)
+    assert.equal(cached.spentPico, toPico(rows[0].cost))
   })
 
   test("another key's files and batches are not there for it: OpenAI's 404", async ({ assert }) => {

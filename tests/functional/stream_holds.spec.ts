@@ -8,6 +8,7 @@ import { balanceAndLedger, gateway, openai, post, resetDatabase, seedChannel, se
 import { ledgerProblems } from '#tests/money_checks'
 import { countTokens } from '#gateway/metering/tokenizer'
 import { heldOnKey } from '#gateway/metering/key_reservations'
+import { modelBudgetById } from '#gateway/limits/model_budgets'
 import { toPico } from '#gateway/metering/money'
 import { setWordFilter } from '#actions/set_word_filter'
 import { cliActor } from '#actions/audit'
@@ -255,6 +256,20 @@ test.group('Stream holds: an answer that outgrows its hold', (group) => {
     const row = await db.from('teams').where('id', team.id).select(db.raw('spent::text AS spent')).first()
     assert.isTrue(toPico(row.spent) <= toPico(POOR), `spent ${row.spent}`)
     assert.isTrue(toPico(row.spent) > 0n, 'the stream was billed to the team')
+  })
+
+  test("a key's budget for the model runs out mid-stream: cut with spend_limit_exceeded as a key's cap, the budget's holds released, its spend within the budget", async ({ assert }) => {
+    const user = await seedUser({ balance: '10', key: { modelLimits: { [MODELS.chat]: { budget: POOR } } } })
+    mock.script({ raw: upstreamAnswer('chat', LONG, 1) })
+    const got = await askWithSdk('chat', user.key, MODELS.chat)
+    assert.deepEqual(got.error, QUOTA_ERROR.chat)
+    const rows = await moneyIsRight(assert, user.userId, '10')
+    assert.include(rows[0], { status: 200, error_code: 'spend_limit_exceeded' })
+    const budget = modelBudgetById(`${user.keyId} ${MODELS.chat}`)!
+    assert.equal(budget.heldPico, 0n)
+    const row = await db.from('api_key_model_spend').where('api_key_id', user.keyId).select(db.raw('spent::text AS spent')).first()
+    assert.isTrue(toPico(row.spent) <= toPico(POOR), `spent ${row.spent}`)
+    assert.isTrue(toPico(row.spent) > 0n, 'the stream was counted on the budget')
   })
 
   test('with the answer check on (sensitive words, the screened relays): cut the same way, passed through and translated', async ({ assert }) => {

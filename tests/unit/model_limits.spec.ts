@@ -6,11 +6,28 @@ test.group('Per-model limits of a key (model_limits.ts)', () => {
   test('LiteLLM maps -> the column, sorted, both kinds on one entry', ({ assert }) => {
     const column = modelLimitsColumn({ 'gpt-4o': 10, 'b': '3' }, { 'gpt-4o': 20000 })
     assert.deepEqual({ ...column }, { 'b': { rpm: 3 }, 'gpt-4o': { rpm: 10, tpm: 20000 } })
-    assert.deepEqual(litellmModelLimits(column), { model_rpm_limit: { 'b': 3, 'gpt-4o': 10 }, model_tpm_limit: { 'gpt-4o': 20000 } })
+    assert.deepEqual(litellmModelLimits(column), { model_rpm_limit: { 'b': 3, 'gpt-4o': 10 }, model_tpm_limit: { 'gpt-4o': 20000 }, model_max_budget: {} })
     assert.isNull(modelLimitsColumn(undefined, undefined))
     assert.isNull(modelLimitsColumn({}, null))
     // One kind given: the other kept from the current column; null in a map drops that model.
     assert.deepEqual({ ...modelLimitsColumn(undefined, { 'gpt-4o': null }, column) }, { 'b': { rpm: 3 }, 'gpt-4o': { rpm: 10 } })
+    // Budgets (model_max_budget) ride on the same entries; a map of one kind keeps the budgets, and the reverse.
+    const budgeted = modelLimitsColumn(undefined, undefined, column, { 'gpt-4o': { budget_limit: 5, time_period: '24h' }, 'o3': { budget_limit: '20.50' } })
+    assert.deepEqual({ ...budgeted }, {
+      'b': { rpm: 3 },
+      'gpt-4o': { rpm: 10, tpm: 20000, budget: '5', budget_period: 'day' },
+      'o3': { budget: '20.5' },
+    })
+    assert.deepEqual({ ...modelLimitsColumn({ b: 4 }, undefined, budgeted) }, {
+      'b': { rpm: 4 },
+      'gpt-4o': { tpm: 20000, budget: '5', budget_period: 'day' },
+      'o3': { budget: '20.5' },
+    })
+    assert.deepEqual(litellmModelLimits(budgeted).model_max_budget, {
+      'gpt-4o': { budget_limit: 5, time_period: '1d' },
+      'o3': { budget_limit: 20.5, time_period: null },
+    })
+    assert.deepEqual({ ...modelLimitsColumn(undefined, undefined, budgeted, null) }, { 'b': { rpm: 3 }, 'gpt-4o': { rpm: 10, tpm: 20000 } })
   })
 
   test('__proto__ and constructor are model names, nothing more', ({ assert }) => {
@@ -38,7 +55,7 @@ test.group('Per-model limits of a key (model_limits.ts)', () => {
     const column = modelLimitsFromText('gpt-4o rpm=10 tpm=20000\n\n  claude-x tpm=5  \r\n')
     assert.equal(modelLimitsText(column), 'claude-x tpm=5\ngpt-4o rpm=10 tpm=20000')
     assert.isNull(modelLimitsFromText(''))
-    for (const bad of ['gpt-4o', 'gpt-4o rpm=', 'gpt-4o rpm=0', 'gpt-4o rpm=1e3', 'gpt-4o budget=5', 'm rpm=1\nm tpm=2', `${'x'.repeat(201)} rpm=1`]) {
+    for (const bad of ['gpt-4o', 'gpt-4o rpm=', 'gpt-4o rpm=0', 'gpt-4o rpm=1e3', 'gpt-4o budget=5/year', 'gpt-4o budget=0', 'gpt-4o budget=-1', 'm rpm=1\nm tpm=2', `${'x'.repeat(201)} rpm=1`]) {
       let caught: unknown
       try {
         modelLimitsFromText(bad)

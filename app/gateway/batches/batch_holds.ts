@@ -6,6 +6,7 @@ import { displayUsd, toPico } from '#gateway/metering/money'
 import { isPriced } from '#gateway/metering/pricing'
 import type { PriceInfo, Principal } from '#gateway/types'
 import { teamRoom, type TeamPolicy } from '#gateway/teams/team_policies'
+import { modelBudgetById, modelBudgetRoom, type ModelBudget } from '#gateway/limits/model_budgets'
 
 /**
  * A new batch's hold refused (402) when the balance, less what requests and
@@ -14,7 +15,7 @@ import { teamRoom, type TeamPolicy } from '#gateway/teams/team_policies'
  * hold (the code and wording of a generation refused by it). Nothing is held
  * for a free model.
  */
-export function refuseUncoveredHold(principal: Principal, price: PriceInfo | null, hold: bigint, requests: number) {
+export function refuseUncoveredHold(principal: Principal, price: PriceInfo | null, hold: bigint, requests: number, model?: string) {
   if (!isPriced(price)) return
   const { user, key } = principal
   if (user.balancePico - user.reservedPico < hold) {
@@ -42,6 +43,16 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
       'insufficient_quota'
     )
   }
+  // The key's budget for the batch's model (limits/model_budgets.ts), less what its requests and batches hold.
+  const budget = model === undefined || key.modelLimits === null ? null : (key.modelLimits.get(model)?.budget ?? null)
+  if (budget !== null && modelBudgetRoom(budget) < hold) {
+    throw new GatewayError(
+      402,
+      'budget_exceeded',
+      `This batch holds up to $${displayUsd(hold)}, more than this API key's budget for model '${model}' has left`,
+      'insufficient_quota'
+    )
+  }
 }
 
 interface Hold {
@@ -49,6 +60,8 @@ interface Hold {
   keyId: number | null
   /** The team policy whose heldPico counts it (the same object is released, whatever reloads happen meanwhile) */
   team: TeamPolicy | null
+  /** The key's budget for the batch's model whose heldPico counts it (when this process has the key loaded) */
+  budget: ModelBudget | null
   pico: bigint
   /** When this process took it (epoch ms): a sync started before then cannot know it */
   since: number
@@ -88,11 +101,13 @@ export class BatchHolds {
    * ignored), on its owner's balance, its key's cap and its team's budget
    * (the team it was created in, when this process has it loaded).
    */
-  hold(batchId: number, userId: number, keyId: number | null, pico: bigint, teamId: number | null = null) {
+  hold(batchId: number, userId: number, keyId: number | null, pico: bigint, teamId: number | null = null, model: string | null = null) {
     if (pico <= 0n || this.#holds.has(batchId) || this.#released.has(batchId)) return
     const team = teamId === null ? null : (this.catalog.teams.get(teamId) ?? null)
-    this.#holds.set(batchId, { userId, keyId, team, pico, since: Date.now() })
+    const budget = keyId === null || model === null ? null : (modelBudgetById(`${keyId} ${model}`) ?? null)
+    this.#holds.set(batchId, { userId, keyId, team, budget, pico, since: Date.now() })
     if (team !== null) team.heldPico += pico
+    if (budget !== null) budget.heldPico += pico
     this.#byUser.set(userId, this.heldFor(userId) + pico)
     const state = this.catalog.loadedUser(userId)
     if (state) state.reservedPico += pico
@@ -105,19 +120,21 @@ export class BatchHolds {
    * the creation fails. Taken before the upstream is asked, so batches
    * created at once see each other's holds.
    */
-  async holdWhileCreating<T extends { id: number; user_id: number; api_key_id: number | null; team_id: number | string | null }>(
+  async holdWhileCreating<T extends { id: number; user_id: number; api_key_id: number | null; team_id: number | string | null; model?: string | null }>(
     userId: number,
     keyId: number | null,
     teamId: number | null,
     pico: bigint,
-    create: () => Promise<T>
+    create: () => Promise<T>,
+    /** The model asked for (its budget on the key, if any, counts the hold) */
+    model: string | null = null
   ): Promise<T> {
     const pending = --this.#creating
-    this.hold(pending, userId, keyId, pico, teamId)
+    this.hold(pending, userId, keyId, pico, teamId, model)
     try {
       const row = await create()
       this.release(pending)
-      this.hold(row.id, row.user_id, row.api_key_id, pico, row.team_id === null ? null : Number(row.team_id))
+      this.hold(row.id, row.user_id, row.api_key_id, pico, row.team_id === null ? null : Number(row.team_id), row.model ?? model)
       return row
     } finally {
       this.release(pending)
@@ -137,6 +154,7 @@ export class BatchHolds {
     if (state) state.reservedPico -= hold.pico
     if (hold.keyId !== null) releaseOnKey(hold.keyId, hold.pico)
     if (hold.team !== null) hold.team.heldPico -= hold.pico
+    if (hold.budget !== null) hold.budget.heldPico -= hold.pico
   }
 
   /**
@@ -147,7 +165,7 @@ export class BatchHolds {
   async sync() {
     const started = Date.now()
     const result = await db.rawQuery(
-      `SELECT id, user_id, api_key_id, team_id, hold::text AS hold FROM batch_objects
+      `SELECT id, user_id, api_key_id, team_id, model, hold::text AS hold FROM batch_objects
         WHERE kind = 'batch' AND billed_at IS NULL AND hold > 0`
     )
     // A batch of a team this process has not loaded (made on another instance in a team created there, its
@@ -167,7 +185,8 @@ export class BatchHolds {
         Number(row.user_id),
         row.api_key_id === null ? null : Number(row.api_key_id),
         toPico(row.hold),
-        row.team_id === null ? null : Number(row.team_id)
+        row.team_id === null ? null : Number(row.team_id),
+        row.model ?? null
       )
     }
     // A batch being created (a negative id, batches_api.ts) has no row yet: its hold stays until its creation ends.

@@ -53,7 +53,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   const candidate = holdingChannel(gw.catalog.channels, file.channel_id, file.served_model, undefined, principal.plan)
   const price = authorizeModel(gw.catalog, principal, file.model)
   const hold = batchHold(price, Number(file.bytes ?? 0), Number(file.completion_hold ?? 0), Number(file.lines ?? 0))
-  refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0))
+  refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0), file.model)
   let upstream: Record<string, any> = {}
   const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, principal.team?.id ?? null, hold, async () => {
     upstream = await callChannel(
@@ -96,7 +96,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       request_id: requestId(),
       hold: fromPico(hold),
     })
-  })
+  }, file.model)
   return gw.batches.settle(row, upstream)
 }
 

@@ -71,7 +71,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
     )
   }
   const hold = batchHold(price, raw.length, input.completionHold, input.requests)
-  refuseUncoveredHold(principal, price, hold, input.requests)
+  refuseUncoveredHold(principal, price, hold, input.requests, input.model)
   /** The body for a mapped name (one per name): every request's params.model renamed */
   const mapped = new Map<string, string>()
   const bodyFor = (upstreamModel: string): Buffer | string => {
@@ -117,7 +117,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
       request_id: requestId(),
       hold: fromPico(hold),
     })
-  })
+  }, input.model)
   await gw.batches.settleMessageBatch(row, upstream)
   return messageBatchView(row, base)
 }

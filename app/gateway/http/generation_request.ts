@@ -178,9 +178,13 @@ async function readParsedBody(
   if (modelLimits !== null) {
     const limit = modelLimits.get(model)
     if (limit !== undefined) {
-      account.modelLimit = limit
-      const rated = admitModel(limit, call.res)
-      if (rated) await rated
+      // Its budget (model_budgets.ts) is checked beside the request's hold (authorizeEndUser).
+      account.modelBudget = limit.budget
+      if (limit.rpm !== null || limit.tpm !== null) {
+        account.modelLimit = limit
+        const rated = admitModel(limit, call.res)
+        if (rated) await rated
+      }
     }
   }
   // The body's end user (`user`, `litellm_metadata.user`, `metadata.user_id`) unless the header named one.

@@ -51,6 +51,8 @@ export class PendingTotals {
   readonly endUsers = new Map<string, KeyDay>()
   /** Team id -> its days, as keys' (a team's budget, teams/team_policies.ts). Only events of a team's key that cost something. */
   readonly teams = new Map<number, KeyDay>()
+  /** `${keyId} ${model}` -> its days, as keys' (a key's budget for a model, limits/model_budgets.ts). Only events admitted under one. */
+  readonly modelBudgets = new Map<string, KeyDay>()
 
   /** Adds one recorded event. */
   add(event: MeterEvent) {
@@ -73,6 +75,7 @@ export class PendingTotals {
       addDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
     }
     if (event.teamId != null && event.costPico !== 0n) addDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
+    if (event.modelBudget != null && event.costPico !== 0n) addDay(this.modelBudgets, event.modelBudget, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
   /** Takes one event out again (its batch committed). */
@@ -85,6 +88,7 @@ export class PendingTotals {
       subtractDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
     }
     if (event.teamId != null && event.costPico !== 0n) subtractDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
+    if (event.modelBudget != null && event.costPico !== 0n) subtractDay(this.modelBudgets, event.modelBudget, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
   /** Adds everything `other` holds (a spill tally handed back). */
@@ -108,6 +112,9 @@ export class PendingTotals {
     for (const [teamId, head] of other.teams) {
       for (let node: KeyDay | null = head; node; node = node.next) addDay(this.teams, teamId, node.day, node.costPico)
     }
+    for (const [id, head] of other.modelBudgets) {
+      for (let node: KeyDay | null = head; node; node = node.next) addDay(this.modelBudgets, id, node.day, node.costPico)
+    }
   }
 
   /** Takes out everything `other` holds (a replayed spill file, now committed). */
@@ -121,6 +128,9 @@ export class PendingTotals {
     }
     for (const [teamId, head] of other.teams) {
       for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.teams, teamId, node.day, node.costPico)
+    }
+    for (const [id, head] of other.modelBudgets) {
+      for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.modelBudgets, id, node.day, node.costPico)
     }
   }
 
@@ -154,6 +164,15 @@ export class PendingTotals {
   teamCost(teamId: number, sinceMs: number): bigint {
     let sum = 0n
     for (let node = this.teams.get(teamId) ?? null; node; node = node.next) {
+      if (node.day >= sinceMs) sum += node.costPico
+    }
+    return sum
+  }
+
+  /** A key's budget for a model: its pending cost of calls begun at or after `sinceMs` (see keyCost). */
+  modelBudgetCost(id: string, sinceMs: number): bigint {
+    let sum = 0n
+    for (let node = this.modelBudgets.get(id) ?? null; node; node = node.next) {
       if (node.day >= sinceMs) sum += node.costPico
     }
     return sum

@@ -10,6 +10,7 @@ import { ZERO_USAGE, type PriceInfo, type Principal, type TokenUsage } from '#ga
 import type { AttemptRecord, DispatchHooks } from '#gateway/upstream/dispatcher'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { EndUserPolicy } from '#gateway/end_users/end_user_policies'
+import type { ModelBudget } from '#gateway/limits/model_budgets'
 
 /**
  * The accounting of one API request, filled in as the request progresses and
@@ -90,6 +91,7 @@ export class RequestAccount {
     if (this.endUserPolicy !== null) this.endUserPolicy.heldPico += estimatePico
     // Always on the team (its budget may be set while the request runs: the release must match).
     if (this.principal.team !== null) this.principal.team.heldPico += estimatePico
+    if (this.modelBudget !== null) this.modelBudget.heldPico += estimatePico
   }
 
   /**
@@ -122,6 +124,12 @@ export class RequestAccount {
   endUserPolicy: EndUserPolicy | null = null
   /** The key's own rpm/tpm for the model asked for (limits/model_limits.ts); null = none: its tokens count there when metered */
   modelLimit: ModelLimit | null = null
+  /**
+   * The key's budget for the model asked for (limits/model_budgets.ts), set
+   * before any hold; null = none. The hold counts on it, and the row's cost
+   * on the model's spend.
+   */
+  modelBudget: ModelBudget | null = null
   /** Answered from the response cache: no provider call, nothing charged (the row says so) */
   cacheHit = false
   /** Body logging (LOG_BODIES): the writer, the client's request bytes and what it got back; null when off */
@@ -142,6 +150,7 @@ export class RequestAccount {
       if (this.principal.key.spendLimitPico !== null) releaseOnKey(this.principal.key.id, this.#reservedPico)
       if (this.endUserPolicy !== null) this.endUserPolicy.heldPico -= this.#reservedPico
       if (this.principal.team !== null) this.principal.team.heldPico -= this.#reservedPico
+      if (this.modelBudget !== null) this.modelBudget.heldPico -= this.#reservedPico
       this.#reservedPico = 0n
     }
     if (this.#heldInput !== 0 || this.#heldOutput !== 0) {
@@ -180,6 +189,7 @@ export class RequestAccount {
       tags: this.tags,
       endUser: this.endUser,
       teamId: this.principal.team === null ? null : this.principal.team.id,
+      modelBudget: this.modelBudget === null ? null : this.modelBudget.id,
     })
     if (this.loggedRequest !== null) {
       if (this.bodyLog!.wants(status, errorCode)) this.bodyLog!.record(this.requestId, this.createdAt, this.loggedRequest, this.loggedResponse)

@@ -57,8 +57,8 @@ const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
 
 /**
  * What a metered request changes besides its usage row, as CTEs over `ins`
- * (the inserted usage rows: id, user_id, api_key_id, model, provider,
- * prompt_tokens, completion_tokens, cost, created_at, end_user, team_id): the ledger charge
+ * (the inserted usage rows: id, user_id, api_key_id, model, requested_model,
+ * provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id): the ledger charge
  * (users.balance follows by trigger), the month's counters per user and
  * model, and the key's spend and last use (and, for a cap that resets, its
  * spend in its newest UTC day/week/month: rows of an older period, from a
@@ -157,6 +157,45 @@ team_spend AS (
 )`
 
 /**
+ * A key's spend per model with a budget (limits/model_budgets.ts), as the
+ * key's spend in METER_EFFECTS: the lifetime spend, and, for a budget that
+ * resets, the spend in its newest UTC day/week/month. The model is the name
+ * the client asked for (requested_model when a fallback answered); the
+ * budget's period is read from the key's setting (api_keys.model_limits), and
+ * only models that have a budget there count. Appended only to a batch holding
+ * a row admitted under such a budget (the record's `model_budget` flag).
+ */
+export const MODEL_BUDGET_SPEND_EFFECT = `,
+model_budget_rows AS (
+  SELECT i.api_key_id, COALESCE(i.requested_model, i.model) AS model, i.cost, i.created_at,
+         k.model_limits -> COALESCE(i.requested_model, i.model) ->> 'budget_period' AS period
+    FROM ins i JOIN api_keys k ON k.id = i.api_key_id
+   WHERE i.cost > 0 AND k.model_limits -> COALESCE(i.requested_model, i.model) ? 'budget'
+),
+model_budget_sums AS (
+  SELECT api_key_id, model, period, SUM(cost) AS cost,
+         CASE WHEN period IS NULL THEN NULL ELSE date_trunc(period, MAX(created_at) AT TIME ZONE 'UTC')::date END AS newest
+    FROM model_budget_rows GROUP BY api_key_id, model, period
+),
+model_budget_spend AS (
+  INSERT INTO api_key_model_spend AS s (api_key_id, model, spent, period_spent, period_start)
+  SELECT m.api_key_id, m.model, m.cost,
+         CASE WHEN m.period IS NULL THEN 0 ELSE (SELECT SUM(r.cost) FROM model_budget_rows r
+            WHERE r.api_key_id = m.api_key_id AND r.model = m.model
+              AND date_trunc(m.period, r.created_at AT TIME ZONE 'UTC')::date = m.newest) END,
+         m.newest
+    FROM model_budget_sums m
+  ON CONFLICT (api_key_id, model) DO UPDATE SET spent = s.spent + EXCLUDED.spent,
+    -- A row of an older period (a replayed spill) changes only the lifetime spend.
+    period_spent = CASE WHEN EXCLUDED.period_start IS NULL THEN 0
+        WHEN s.period_start > EXCLUDED.period_start THEN s.period_spent
+        WHEN s.period_start = EXCLUDED.period_start THEN s.period_spent + EXCLUDED.period_spent
+        ELSE EXCLUDED.period_spent END,
+    period_start = CASE WHEN EXCLUDED.period_start IS NULL THEN s.period_start
+        ELSE GREATEST(s.period_start, EXCLUDED.period_start) END
+)`
+
+/**
  * Rows of a finished day (a replayed spill, a call metered just after
  * midnight, demo rows) mark it, so its daily rollup is redone
  * (app/services/usage_rollup.ts). Appended after METER_EFFECTS only to a
@@ -203,7 +242,7 @@ ins AS (
     string_to_array(tags, ','), end_user, team_id
   FROM e
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING id, request_id, user_id, api_key_id, model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id
+  RETURNING id, request_id, user_id, api_key_id, model, requested_model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id
 ),
 attempt_log AS (
   INSERT INTO request_attempts (request_id, attempt, channel_id, status, outcome, error, latency_ms, created_at)
@@ -216,16 +255,24 @@ SELECT COUNT(*)::int AS inserted FROM ins`
 /**
  * The batch statements by what their rows hold (bit 1: a row of a finished
  * day, LATE_DAYS_EFFECT; bit 2: a row that names an end user,
- * END_USER_SPEND_EFFECT; bit 4: a row of a team's key, TEAM_SPEND_EFFECT),
- * each a named statement planned once per connection.
+ * END_USER_SPEND_EFFECT; bit 4: a row of a team's key, TEAM_SPEND_EFFECT;
+ * bit 8: a row admitted under a key's budget for a model,
+ * MODEL_BUDGET_SPEND_EFFECT), each a named statement planned once per
+ * connection (and only when a batch needs it).
  */
-const WRITE_BATCH_SQL = [0, 1, 2, 3, 4, 5, 6, 7].map((kind) =>
+const KINDS = Array.from({ length: 16 }, (_, kind) => kind)
+const WRITE_BATCH_SQL = KINDS.map((kind) =>
   batchSql(
-    METER_EFFECTS + (kind & 1 ? LATE_DAYS_EFFECT : '') + (kind & 2 ? END_USER_SPEND_EFFECT : '') + (kind & 4 ? TEAM_SPEND_EFFECT : '')
+    METER_EFFECTS +
+      (kind & 1 ? LATE_DAYS_EFFECT : '') +
+      (kind & 2 ? END_USER_SPEND_EFFECT : '') +
+      (kind & 4 ? TEAM_SPEND_EFFECT : '') +
+      (kind & 8 ? MODEL_BUDGET_SPEND_EFFECT : '')
   )
 )
-const BATCH_NAMES = [0, 1, 2, 3, 4, 5, 6, 7].map(
-  (kind) => `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}`
+const BATCH_NAMES = KINDS.map(
+  (kind) =>
+    `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}${kind & 8 ? '_model_budgets' : ''}`
 )
 
 export interface MeterOptions {
@@ -338,6 +385,11 @@ export class UsageMeter {
   /** The cost recorded through a team's keys but not yet committed, of calls begun at or after `sinceMs`. */
   pendingTeamCost(teamId: number, sinceMs: number): bigint {
     return this.#pending.teamCost(teamId, sinceMs)
+  }
+
+  /** The cost recorded on a key's budget for a model (`${keyId} ${model}`) but not yet committed, of calls begun at or after `sinceMs`. */
+  pendingModelBudgetCost(id: string, sinceMs: number): bigint {
+    return this.#pending.modelBudgetCost(id, sinceMs)
   }
 
   /** The cost recorded for an owner's end user but not yet committed, of calls begun at or after `sinceMs`. */
@@ -570,7 +622,8 @@ export class UsageMeter {
   }
 
   #query(records: SpilledRecord[]) {
-    const kind = (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | (ofTeam(records) ? 4 : 0)
+    const kind =
+      (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | (ofTeam(records) ? 4 : 0) | (underModelBudget(records) ? 8 : 0)
     // Named: parsed and planned once per connection, not per batch.
     return this.#pool.query({
       name: BATCH_NAMES[kind],
@@ -683,6 +736,12 @@ function ofTeam(records: SpilledRecord[]): boolean {
   return false
 }
 
+/** Does the batch hold a row admitted under a key's budget for a model? (see MODEL_BUDGET_SPEND_EFFECT) */
+function underModelBudget(records: SpilledRecord[]): boolean {
+  for (const record of records) if (record.e.model_budget === true) return true
+  return false
+}
+
 function holdsFinishedDay(records: SpilledRecord[]): boolean {
   const today = new Date().toISOString().slice(0, 10)
   for (const record of records) if (String(record.e.created_at) < today) return true
@@ -730,6 +789,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       end_user: e.endUser ?? undefined,
       // NULL for a key in no team (and in spill files from before teams).
       team_id: e.teamId ?? undefined,
+      // Not a column: picks the statement that keeps the model's spend (absent from older spill files).
+      ...(e.modelBudget != null ? { model_budget: true } : null),
     },
     a: (e.attempts ?? []).map((a) => ({
       request_id: e.requestId,

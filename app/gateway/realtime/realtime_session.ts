@@ -297,6 +297,8 @@ export class RealtimeSession implements InFlightWork {
     account.attempts.push({ attempt: 1, channelId: candidate.channel.id, status: 101, outcome: 'ok', error: null, latencyMs: 0 })
     const price = priceForPlan(this.gateway.catalog.priceFor(this.model), this.principal.plan)
     account.price = price
+    // The key's budget for the model (limits/model_budgets.ts): the hold and the cost count on it.
+    account.modelBudget = this.principal.key.modelLimits?.get(this.model)?.budget ?? null
     // A response may be all audio: its estimate is held at the dearer of the output prices.
     if (isPriced(price)) {
       const audio = price!.audioOutputPico

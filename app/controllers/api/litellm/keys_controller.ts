@@ -1,4 +1,5 @@
-import { modelLimitsColumn, refuseModelBudgets } from '#gateway/limits/model_limits'
+import { modelLimitsColumn } from '#gateway/limits/model_limits'
+import { modelBudgetSpend } from '#services/key_model_spend'
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
 import { wholeNumberField } from '#validators/whole_number_field'
@@ -98,8 +99,7 @@ export default class LiteLLMKeysController {
         allowedIps: allowedIps ?? undefined,
       })
       // LiteLLM's team_id must name a team (404 before the key is made); the owner need not be a member.
-      refuseModelBudgets(body.model_max_budget)
-      const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit)
+      const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit, null, body.model_max_budget)
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await litellmTeam(body.team_id)).id
       const actor = apiActor(ctx)
       const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user, team: teamId }, actor)
@@ -126,7 +126,7 @@ export default class LiteLLMKeysController {
       if ('max_budget' in body) patch.spend_limit = budgetText(body.max_budget)
       if ('budget_duration' in body) patch.spend_period = budgetPeriod(body.budget_duration)
       if ('allowed_ips' in body) patch.allowed_ips = body.allowed_ips
-      refuseModelBudgets(body.model_max_budget)
+      if ('model_max_budget' in body) patch.model_max_budget = body.model_max_budget
       if ('model_rpm_limit' in body) patch.model_rpm_limit = body.model_rpm_limit
       if ('model_tpm_limit' in body) patch.model_tpm_limit = body.model_tpm_limit
       const actor = apiActor(ctx)
@@ -185,7 +185,8 @@ export default class LiteLLMKeysController {
       }
       await settleMetering()
       await key.refresh()
-      return { key: String(key.id), info: litellmKeyJson(key) }
+      // LiteLLM's model_spend: what each model with a budget spent of it (key_model_spend.ts).
+      return { key: String(key.id), info: { ...litellmKeyJson(key), model_spend: await modelBudgetSpend(key.id, key.modelLimits) } }
     })
   }
 

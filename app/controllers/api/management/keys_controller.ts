@@ -1,4 +1,4 @@
-import { modelLimitsColumn, refuseModelBudgets } from '#gateway/limits/model_limits'
+import { modelLimitsColumn } from '#gateway/limits/model_limits'
 import type { HttpContext } from '@adonisjs/core/http'
 import vine from '@vinejs/vine'
 import ApiKey from '#models/api_key'
@@ -58,8 +58,7 @@ export default class ManagementKeysController {
         allowedIps: allowedIps ?? undefined,
       })
       // A team named must exist (404) before the key is made.
-      refuseModelBudgets(body.model_max_budget)
-      const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit)
+      const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit, null, body.model_max_budget)
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await findTeam(body.team_id)).id
       const actor = apiActor(ctx)
       const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user, team: teamId }, actor)
