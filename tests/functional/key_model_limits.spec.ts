@@ -66,8 +66,28 @@ for (const store of ['memory', 'database'] as const) {
       }
       // Another key with the same model limit: its own window.
       assert.equal((await chat(other.key, 'gpt-4o')).status, 200)
-      // Exact names: a near name is another model.
-      assert.equal((await chat(user.key, 'GPT-4o')).status, 200)
+      // A spelling the router takes for the same model counts on its window (spent here).
+      assert.equal((await chat(user.key, 'GPT-4o')).status, 429)
+    })
+
+    test('the spellings the router serves as one model share its window (case, thinking/effort suffix, provider prefix)', async ({ assert }) => {
+      const user = await seedUser({ key: { modelLimits: { 'gpt-4o': { rpm: 3 }, 'claude-x-thinking': { rpm: 1 } } } })
+      // Each reaches the same upstream model gpt-4o: before, each had no window and went on without end.
+      for (const spelling of ['GPT-4o', 'gpt-4o-high', 'deepseek/Gpt-4o-LOW']) {
+        const response = await chat(user.key, spelling)
+        assert.equal(response.status, 200, spelling)
+        assert.equal(response.headers.get('x-ratelimit-limit-requests'), '3', spelling)
+      }
+      for (const spelling of ['gpt-4o', 'gpt-4o-medium', 'google/gpt-4o', 'gpt-4o-thinking-1024', 'GPT-4O-nothinking']) {
+        const refused = await chat(user.key, spelling)
+        assert.equal(refused.status, 429, spelling)
+        assert.include(((await refused.json()) as any).error.message, 'for model gpt-4o:')
+      }
+      // A suffixed name with a limit of its own keeps it; other models stay apart.
+      assert.equal((await chat(user.key, 'claude-x-thinking')).status, 200)
+      assert.equal((await chat(user.key, 'Claude-X-Thinking')).status, 429)
+      assert.equal((await chat(user.key, 'gpt-4o-mini')).status, 200)
+      assert.equal((await chat(user.key, 'openrouter/gpt-4o')).status, 200)
     })
 
     test('model tpm: refused once the minute tokens spent on that model are used; other models go on', async ({ assert }) => {
@@ -211,6 +231,14 @@ test.group('Per-model limits of a key: wire formats and surfaces', (group) => {
       ['model_tpm_limit', { m: 2_147_483_648 }],
       ['model_rpm_limit', { 'a\u0000b': 1 }],
       ['model_rpm_limit', { ' m': 1 }],
+      // A blank inside: the panel's text form could not show it back (every save of the key was refused).
+      ['model_rpm_limit', { 'my model': 1 }],
+      ['model_rpm_limit', { 'my\u00a0model': 1 }],
+      ['model_rpm_limit', { 'a\u0085b': 1 }],
+      ['model_rpm_limit', { 'a\ud800': 1 }],
+      // One model twice (the router matches without case or the prefix): which limit held was a guess.
+      ['model_rpm_limit', { 'gpt-4o': 1, 'GPT-4o': 5 }],
+      ['model_rpm_limit', { 'gemini-x': 1, 'google/gemini-x': 5 }],
       ['model_rpm_limit', { ['x'.repeat(201)]: 1 }],
       ['model_rpm_limit', tooMany],
       ['model_rpm_limit', [1]],

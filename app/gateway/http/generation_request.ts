@@ -1,4 +1,5 @@
 import { admitEndUser as admitEndUserRate, admitModel } from '#gateway/limits/rate_limits'
+import { limitFor } from '#gateway/limits/model_limits'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
@@ -173,10 +174,10 @@ async function readParsedBody(
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
-  // The key's own rpm/tpm for this model, by the name asked for (model_limits.ts): one null test without any.
+  // The key's own rpm/tpm for this model, by the name asked for or a spelling the router takes for it (model_limits.ts): one null test without any.
   const modelLimits = account.principal.key.modelLimits
   if (modelLimits !== null) {
-    const limit = modelLimits.get(model)
+    const limit = limitFor(modelLimits, model)
     if (limit !== undefined) {
       account.modelLimit = limit
       const rated = admitModel(limit, call.res)
