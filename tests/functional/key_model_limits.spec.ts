@@ -10,7 +10,9 @@ import KeyCreate from '#commands/key_create'
 import KeyUpdate from '#commands/key_update'
 import { PageClient, htmlText } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
-import { adminApi, baseUrl, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { adminApi, baseUrl, multipartBody, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { wavFile } from '#tests/fixtures/audio_files'
+import { pngFile } from '#tests/fixtures/image_files'
 
 /**
  * A key's own rpm/tpm per model (LiteLLM's model_rpm_limit / model_tpm_limit):
@@ -172,6 +174,29 @@ test.group('Per-model limits of a key: wire formats and surfaces', (group) => {
     const body: any = await limited.json()
     assert.equal(body.type, 'error')
     assert.equal(body.error.type, 'rate_limit_error')
+  })
+
+  test('multipart uploads count on their model too: a transcription or image-edit model limited is limited', async ({ assert }) => {
+    const user = await seedUser({ balance: '5', key: { modelLimits: { 'whisper-1': { rpm: 1 }, 'gpt-image-1': { rpm: 1 } } } })
+    const upload = (path: string, fields: Array<[string, string | Buffer, string?]>) => {
+      const form = multipartBody(fields)
+      return fetch(`${baseUrl()}${path}`, { method: 'POST', headers: { 'authorization': `Bearer ${user.key}`, 'content-type': form.contentType }, body: form.body })
+    }
+    const transcribe = () => upload('/v1/audio/transcriptions', [['file', wavFile(100), 'a.wav'], ['model', 'whisper-1']])
+    const first = await transcribe()
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('x-ratelimit-limit-requests'), '1')
+    // Before, the upload was not counted: the model's only endpoint, its limit held nothing.
+    const second = await transcribe()
+    assert.equal(second.status, 429)
+    const refused: any = await second.json()
+    assert.equal(refused.error.code, 'rate_limit_exceeded')
+    assert.include(refused.error.message, 'for model whisper-1')
+    const edit = () => upload('/v1/images/edits', [['model', 'gpt-image-1'], ['prompt', 'add a hat'], ['image', pngFile(4), 'a.png']])
+    assert.equal((await edit()).status, 200)
+    assert.equal((await edit()).status, 429)
+    // The JSON image generations count on the same window (spent by the edit).
+    assert.equal((await post('/v1/images/generations', { model: 'gpt-image-1', prompt: 'p' }, { authorization: `Bearer ${user.key}` })).status, 429)
   })
 
   test('LiteLLM /key/generate, /key/info and /key/update carry model_rpm_limit and model_tpm_limit', async ({ assert }) => {
