@@ -1,4 +1,5 @@
 import { WebSocket, type RawData } from 'ws'
+import { limitFor } from '#gateway/limits/model_limits'
 import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel, modelAllowed } from '#gateway/access_policy'
 import { resolvePrincipal } from '#gateway/auth/key_resolver'
@@ -289,6 +290,9 @@ export class RealtimeSession implements InFlightWork {
     const account = this.gateway.service.responseAccount(this.principal, 'realtime')
     const candidate = this.#candidate!
     account.model = this.model
+    // The response's tokens count on the key's window for the model (the session was admitted there).
+    const modelLimits = this.principal.key.modelLimits
+    if (modelLimits !== null) account.modelLimit = limitFor(modelLimits, this.model) ?? null
     account.stream = true
     account.tags = this.tags
     account.channelId = candidate.channel.id
