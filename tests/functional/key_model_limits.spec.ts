@@ -315,6 +315,11 @@ test.group('Per-model limits of a key: wire formats and surfaces', (group) => {
     const refused = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=ten' })
     assert.include(textOf((await panel.follow(refused)).html), 'Line 1: "rpm=ten" is not rpm=N or tpm=N')
     assert.isNull((await ApiKey.findOrFail(user.keyId)).modelLimits)
+    // One limit twice on a line: the last one was kept without a word (`rpm=10 tpm=2000 rpm=5` saved 5).
+    await panel.get(`/admin/keys/${user.keyId}/edit`)
+    const twice = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=10 tpm=2000 rpm=5' })
+    assert.include(textOf((await panel.follow(twice)).html), 'Line 1: rpm is given twice for gpt-4o')
+    assert.isNull((await ApiKey.findOrFail(user.keyId)).modelLimits)
     await panel.get(`/admin/keys/${user.keyId}/edit`)
     const saved = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=1 tpm=20000\nclaude-x tpm=5' })
     assert.equal(saved.status, 302)

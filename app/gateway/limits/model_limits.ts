@@ -217,6 +217,7 @@ export function modelLimitsFromText(text: string | null | undefined): StoredMode
       const match = /^(rpm|tpm)=([0-9]{1,10})$/.exec(setting)
       if (!match) throw new AdminInputError(`Line ${index + 1}: "${setting}" is not rpm=N or tpm=N (N a whole number)`, 'modelLimits')
       const target = match[1] === 'rpm' ? rpm : tpm
+      if (model in target) throw new AdminInputError(`Line ${index + 1}: ${match[1]} is given twice for ${model}`, 'modelLimits')
       target[model] = Number(match[2])
     }
   }
