@@ -1,3 +1,4 @@
+import { limitFor } from '#gateway/limits/model_limits'
 import { GatewayError } from '#exceptions/gateway_error'
 import { anyGlobMatches } from '#gateway/glob'
 import { isPriced, priceForPlan } from '#gateway/metering/pricing'
@@ -95,7 +96,7 @@ export function authorizeEndUser(account: RequestAccount) {
   // The key's budget for the model asked for (model_budgets.ts): set by readParsedBody for JSON bodies; the
   // uploads (audio, image edits) name their model here (account.model is the client's until a fallback answers).
   const { modelLimits } = account.principal.key
-  if (account.modelBudget === null && modelLimits !== null) account.modelBudget = modelLimits.get(account.model)?.budget ?? null
+  if (account.modelBudget === null && modelLimits !== null) account.modelBudget = limitFor(modelLimits, account.model)?.budget ?? null
   if (account.modelBudget !== null) assertModelBudget(account.modelBudget)
 }
 

@@ -101,6 +101,25 @@ test.group('Per-model budgets of a key (model_max_budget)', (group) => {
     assert.equal((await chat(made.body.key)).status, 402)
   })
 
+  test('another spelling of the model (case, a thinking suffix) spends the same budget, kept under its own name across a reload', async ({ assert }) => {
+    // Prices are looked up by the name as asked: each spelling priced as the model is.
+    for (const spelling of ['BUDGETED', 'Budgeted', 'budgeted-thinking']) await seedPrice(spelling, '50', '80')
+    await (await gateway()).catalog.reload()
+    const made = await litellmKey({ model_max_budget: { budgeted: { budget_limit: 0.0015 } } })
+    assert.equal(made.status, 200, JSON.stringify(made.body))
+    assert.equal((await chat(made.body.key, 'BUDGETED')).status, 200)
+    assert.equal((await chat(made.body.key, 'budgeted-thinking')).status, 200)
+    const refused = await chat(made.body.key, 'Budgeted')
+    assert.equal(refused.status, 402, JSON.stringify(refused.body))
+    assert.include(refused.body.error.message, "budget for model 'budgeted'")
+    // Metered under the budget's name (the spellings have no row of their own), so a reload reads it back.
+    const row = await spendRow(Number(made.body.token))
+    assert.equal(Number(row?.spent), 0.002)
+    assert.lengthOf(await db.from('api_key_model_spend').where('api_key_id', Number(made.body.token)).whereNot('model', 'budgeted'), 0)
+    await (await gateway()).catalog.reload()
+    assert.equal((await chat(made.body.key, 'BUDGETED')).status, 402)
+  })
+
   test('a daily budget: the 402 says when it resets; a new day starts from zero (in memory, and from the row)', async ({ assert }) => {
     const made = await litellmKey({ model_max_budget: { budgeted: { budget_limit: '0.0015', time_period: '1d' } } })
     assert.equal(made.status, 200, JSON.stringify(made.body))

@@ -10,7 +10,9 @@ import KeyCreate from '#commands/key_create'
 import KeyUpdate from '#commands/key_update'
 import { PageClient, htmlText } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
-import { adminApi, baseUrl, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { adminApi, baseUrl, multipartBody, post, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { wavFile } from '#tests/fixtures/audio_files'
+import { pngFile } from '#tests/fixtures/image_files'
 
 /**
  * A key's own rpm/tpm per model (LiteLLM's model_rpm_limit / model_tpm_limit):
@@ -66,8 +68,28 @@ for (const store of ['memory', 'database'] as const) {
       }
       // Another key with the same model limit: its own window.
       assert.equal((await chat(other.key, 'gpt-4o')).status, 200)
-      // Exact names: a near name is another model.
-      assert.equal((await chat(user.key, 'GPT-4o')).status, 200)
+      // A spelling the router takes for the same model counts on its window (spent here).
+      assert.equal((await chat(user.key, 'GPT-4o')).status, 429)
+    })
+
+    test('the spellings the router serves as one model share its window (case, thinking/effort suffix, provider prefix)', async ({ assert }) => {
+      const user = await seedUser({ key: { modelLimits: { 'gpt-4o': { rpm: 3 }, 'claude-x-thinking': { rpm: 1 } } } })
+      // Each reaches the same upstream model gpt-4o: before, each had no window and went on without end.
+      for (const spelling of ['GPT-4o', 'gpt-4o-high', 'deepseek/Gpt-4o-LOW']) {
+        const response = await chat(user.key, spelling)
+        assert.equal(response.status, 200, spelling)
+        assert.equal(response.headers.get('x-ratelimit-limit-requests'), '3', spelling)
+      }
+      for (const spelling of ['gpt-4o', 'gpt-4o-medium', 'google/gpt-4o', 'gpt-4o-thinking-1024', 'GPT-4O-nothinking']) {
+        const refused = await chat(user.key, spelling)
+        assert.equal(refused.status, 429, spelling)
+        assert.include(((await refused.json()) as any).error.message, 'for model gpt-4o:')
+      }
+      // A suffixed name with a limit of its own keeps it; other models stay apart.
+      assert.equal((await chat(user.key, 'claude-x-thinking')).status, 200)
+      assert.equal((await chat(user.key, 'Claude-X-Thinking')).status, 429)
+      assert.equal((await chat(user.key, 'gpt-4o-mini')).status, 200)
+      assert.equal((await chat(user.key, 'openrouter/gpt-4o')).status, 200)
     })
 
     test('model tpm: refused once the minute tokens spent on that model are used; other models go on', async ({ assert }) => {
@@ -154,6 +176,29 @@ test.group('Per-model limits of a key: wire formats and surfaces', (group) => {
     assert.equal(body.error.type, 'rate_limit_error')
   })
 
+  test('multipart uploads count on their model too: a transcription or image-edit model limited is limited', async ({ assert }) => {
+    const user = await seedUser({ balance: '5', key: { modelLimits: { 'whisper-1': { rpm: 1 }, 'gpt-image-1': { rpm: 1 } } } })
+    const upload = (path: string, fields: Array<[string, string | Buffer, string?]>) => {
+      const form = multipartBody(fields)
+      return fetch(`${baseUrl()}${path}`, { method: 'POST', headers: { 'authorization': `Bearer ${user.key}`, 'content-type': form.contentType }, body: form.body })
+    }
+    const transcribe = () => upload('/v1/audio/transcriptions', [['file', wavFile(100), 'a.wav'], ['model', 'whisper-1']])
+    const first = await transcribe()
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('x-ratelimit-limit-requests'), '1')
+    // Before, the upload was not counted: the model's only endpoint, its limit held nothing.
+    const second = await transcribe()
+    assert.equal(second.status, 429)
+    const refused: any = await second.json()
+    assert.equal(refused.error.code, 'rate_limit_exceeded')
+    assert.include(refused.error.message, 'for model whisper-1')
+    const edit = () => upload('/v1/images/edits', [['model', 'gpt-image-1'], ['prompt', 'add a hat'], ['image', pngFile(4), 'a.png']])
+    assert.equal((await edit()).status, 200)
+    assert.equal((await edit()).status, 429)
+    // The JSON image generations count on the same window (spent by the edit).
+    assert.equal((await post('/v1/images/generations', { model: 'gpt-image-1', prompt: 'p' }, { authorization: `Bearer ${user.key}` })).status, 429)
+  })
+
   test('LiteLLM /key/generate, /key/info and /key/update carry model_rpm_limit and model_tpm_limit', async ({ assert }) => {
     const made = await litellm('/key/generate', {
       user_id: 'dev@limits.local',
@@ -211,6 +256,14 @@ test.group('Per-model limits of a key: wire formats and surfaces', (group) => {
       ['model_tpm_limit', { m: 2_147_483_648 }],
       ['model_rpm_limit', { 'a\u0000b': 1 }],
       ['model_rpm_limit', { ' m': 1 }],
+      // A blank inside: the panel's text form could not show it back (every save of the key was refused).
+      ['model_rpm_limit', { 'my model': 1 }],
+      ['model_rpm_limit', { 'my\u00a0model': 1 }],
+      ['model_rpm_limit', { 'a\u0085b': 1 }],
+      ['model_rpm_limit', { 'a\ud800': 1 }],
+      // One model twice (the router matches without case or the prefix): which limit held was a guess.
+      ['model_rpm_limit', { 'gpt-4o': 1, 'GPT-4o': 5 }],
+      ['model_rpm_limit', { 'gemini-x': 1, 'google/gemini-x': 5 }],
       ['model_rpm_limit', { ['x'.repeat(201)]: 1 }],
       ['model_rpm_limit', tooMany],
       ['model_rpm_limit', [1]],
@@ -248,6 +301,11 @@ test.group('Per-model limits of a key: wire formats and surfaces', (group) => {
     await panel.get(`/admin/keys/${user.keyId}/edit`)
     const refused = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=ten' })
     assert.include(textOf((await panel.follow(refused)).html), 'Line 1: "rpm=ten" is not rpm=N, tpm=N')
+    assert.isNull((await ApiKey.findOrFail(user.keyId)).modelLimits)
+    // One limit twice on a line: the last one was kept without a word (`rpm=10 tpm=2000 rpm=5` saved 5).
+    await panel.get(`/admin/keys/${user.keyId}/edit`)
+    const twice = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=10 tpm=2000 rpm=5' })
+    assert.include(textOf((await panel.follow(twice)).html), 'Line 1: rpm is given twice for gpt-4o')
     assert.isNull((await ApiKey.findOrFail(user.keyId)).modelLimits)
     await panel.get(`/admin/keys/${user.keyId}/edit`)
     const saved = await panel.post(`/admin/keys/${user.keyId}`, { name: 'k', modelLimits: 'gpt-4o rpm=1 tpm=20000\nclaude-x tpm=5' })

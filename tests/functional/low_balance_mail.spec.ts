@@ -182,6 +182,29 @@ test.group('Low-balance e-mail', (group) => {
     assert.include(utf8(mail), 'Nạp tiền')
   }).timeout(30_000)
 
+  test('re-arming by saving a threshold just under the balance, call after call: at most 3 mails an hour', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = await signedIn(user.email)
+    for (let round = 0; round < 5; round++) {
+      // A cent under the balance: armed (not below it yet); one $0.085 call crosses it.
+      const under = (Math.floor((await balanceOf(user.userId)) * 100) / 100 - 0.01).toFixed(2)
+      await saveForm(client, user.userId, { low_balance_on: ['0', '1'], low_balance: under })
+      assert.isFalse((await db.from('users').where('id', user.userId).first()).low_balance_notified, `round ${round}`)
+      assert.equal(await calls(user.key, 1), 1)
+      await settled()
+      // Each dip is marked told, mailed or not: nothing asks again.
+      assert.isTrue((await db.from('users').where('id', user.userId).first()).low_balance_notified, `round ${round}`)
+    }
+    await sleep(300)
+    // Before, every round mailed (5, and as many as the balance paid rounds for).
+    assert.lengthOf(smtp.to(user.email), 3)
+    // Not an amount: an array, an object.
+    for (const bad of [['5', '6'], { a: '5' }] as any[]) {
+      const { page } = await saveForm(client, user.userId, { low_balance_on: ['0', '1'], low_balance: bad })
+      assert.equal(page.status, 200)
+    }
+  }).timeout(30_000)
+
   test('the form refuses what is not an amount, beside the field', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const client = await signedIn(user.email)

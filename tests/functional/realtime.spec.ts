@@ -626,6 +626,25 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.isFalse(upstream.received.some((e) => e.type === 'input_audio_buffer.append'))
   })
 
+  test("a key's limit for the model: each session opened is one request of its window, each response's tokens count there", async ({ assert }) => {
+    const user = await seedUser({ balance: '5', key: { modelLimits: { 'gpt-realtime': { rpm: 2, tpm: 25 } } } })
+    const auth = { headers: { authorization: `Bearer ${user.key}` } }
+    const session = await connect('/v1/realtime?model=gpt-realtime', auth)
+    await session.next('session.created')
+    // 30 tokens: the model's minute of 25 is spent.
+    session.ws.send(JSON.stringify({ type: 'response.create', mock: { usage: { total_tokens: 30, input_tokens: 20, output_tokens: 10 } } }))
+    await session.next('response.done')
+    session.ws.close(1000)
+    await session.closed
+    await until(async () => (await usageRows(user.userId)).some((r: any) => r.endpoint === 'realtime'), 'the response metered')
+    // Before, sessions were not counted on the model's window: opened as often as the key's own limits allowed.
+    const second = await refused('/v1/realtime?model=GPT-Realtime', auth)
+    assert.equal(second.status, 429)
+    assert.deepInclude(second.body.error, { code: 'rate_limit_exceeded' })
+    assert.include(second.body.error.message, 'tokens per minute')
+    assert.include(second.body.error.message, 'for model gpt-realtime')
+  })
+
   test("a session holds one of the key's places in flight until it closes", async ({ assert }) => {
     const user = await seedUser({ balance: '5', key: { maxParallel: 1 } })
     const auth = { headers: { authorization: `Bearer ${user.key}` } }

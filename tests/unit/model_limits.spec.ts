@@ -1,6 +1,6 @@
 import { test } from '@japa/runner'
 import { AdminInputError } from '#actions/admin_input_error'
-import { litellmModelLimits, modelLimitsColumn, modelLimitsFromRow, modelLimitsFromText, modelLimitsText } from '#gateway/limits/model_limits'
+import { limitFor, litellmModelLimits, modelLimitsColumn, modelLimitsFromRow, modelLimitsFromText, modelLimitsText } from '#gateway/limits/model_limits'
 
 test.group('Per-model limits of a key (model_limits.ts)', () => {
   test('LiteLLM maps -> the column, sorted, both kinds on one entry', ({ assert }) => {
@@ -67,5 +67,17 @@ test.group('Per-model limits of a key (model_limits.ts)', () => {
     }
     const many = Array.from({ length: 101 }, (_, i) => `m${i} rpm=1`).join('\n')
     assert.throws(() => modelLimitsFromText(many), /At most 100/)
+  })
+
+  test('limitFor: the name as given first, then the spelling the router serves alike', ({ assert }) => {
+    const limits = modelLimitsFromRow(3, { 'o3': { rpm: 1 }, 'Claude-X-thinking': { rpm: 2 }, 'gemini-x': { tpm: 9 } })!
+    for (const name of ['o3', 'O3', 'o3-high', 'O3-low', 'zai/o3', 'deepseek/O3-medium']) assert.equal(limitFor(limits, name)?.model, 'o3', name)
+    assert.equal(limitFor(limits, 'claude-x-thinking')?.model, 'Claude-X-thinking')
+    assert.isUndefined(limitFor(limits, 'claude-x'))
+    assert.equal(limitFor(limits, 'google/gemini-x-thinking-512')?.windowId, '3 gemini-x')
+    // NFD and NFC of one name are one name.
+    const accented = modelLimitsFromRow(4, { ['mod\u00e8le']: { rpm: 1 } })!
+    assert.equal(limitFor(accented, 'mode\u0300le')?.model, 'mod\u00e8le')
+    for (const name of ['o3-mini', 'openrouter/o3', 'google/', 'o', '']) assert.isUndefined(limitFor(limits, name), name)
   })
 })

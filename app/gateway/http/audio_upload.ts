@@ -6,6 +6,7 @@ import type { ApiCall } from '#gateway/http/generation_request'
 import { assertStorableModel } from '#gateway/http/model_name'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import type { GatewayService } from '#gateway/gateway_service'
+import { admitModelLimit } from '#gateway/limits/admit_model_limit'
 
 /**
  * Reads a transcription or translation upload: the multipart body's bytes
@@ -24,6 +25,8 @@ export async function readAudioUpload(
   if (model === undefined || model === '') throw GatewayError.missingModel()
   assertStorableModel(model)
   account.model = model
+  // The key's own limit for this model (a transcription model is called here only: uncounted, its limit held nothing).
+  await admitModelLimit(account, model, call.res)
   const file = partNamed(form, 'file')
   if (!file || file.filename === null) throw GatewayError.invalidRequest('file: an audio file part is required', 'missing_file')
   return {

@@ -1,4 +1,5 @@
-import { admitEndUser as admitEndUserRate, admitModel } from '#gateway/limits/rate_limits'
+import { admitEndUser as admitEndUserRate } from '#gateway/limits/rate_limits'
+import { admitModelLimit } from '#gateway/limits/admit_model_limit'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { HttpContext } from '@adonisjs/core/http'
 import app from '@adonisjs/core/services/app'
@@ -173,20 +174,9 @@ async function readParsedBody(
   const model = modelFromPath ?? (typeof body.model === 'string' ? body.model : (defaultModel ?? ''))
   assertStorableModel(model)
   account.model = model
-  // The key's own rpm/tpm for this model, by the name asked for (model_limits.ts): one null test without any.
-  const modelLimits = account.principal.key.modelLimits
-  if (modelLimits !== null) {
-    const limit = modelLimits.get(model)
-    if (limit !== undefined) {
-      // Its budget (model_budgets.ts) is checked beside the request's hold (authorizeEndUser).
-      account.modelBudget = limit.budget
-      if (limit.rpm !== null || limit.tpm !== null) {
-        account.modelLimit = limit
-        const rated = admitModel(limit, call.res)
-        if (rated) await rated
-      }
-    }
-  }
+  // The key's own rpm/tpm and budget for this model (admit_model_limit.ts): one null test without any.
+  const rated = admitModelLimit(account, model, call.res)
+  if (rated) await rated
   // The body's end user (`user`, `litellm_metadata.user`, `metadata.user_id`) unless the header named one.
   if (account.endUser === null) {
     const endUser = endUserFromBody(body)

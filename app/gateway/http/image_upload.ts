@@ -7,6 +7,7 @@ import { assertStorableModel } from '#gateway/http/model_name'
 import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import type { GatewayService } from '#gateway/gateway_service'
+import { admitModelLimit } from '#gateway/limits/admit_model_limit'
 
 /** A variation's model when the form names none: OpenAI's only one (and its default) */
 export const DEFAULT_VARIATION_MODEL = 'dall-e-2'
@@ -37,6 +38,8 @@ export async function readImageUpload(
   if (model === '') throw GatewayError.missingModel()
   assertStorableModel(model)
   account.model = model
+  // The key's own limit for this model, as on image generations (uncounted here, an edit was the way around it).
+  await admitModelLimit(account, model, call.res)
   const images = inputImages(form, operation)
   const prompt = fieldValue(rawBody, form, 'prompt')
   if (operation === 'image_edits') {

@@ -2,12 +2,14 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { jsonWholeNumber } from '#gateway/http/whole_number'
 import { modelBudgetOf, type ModelBudget, type ModelBudgetPendingSource, type ModelSpendRow } from '#gateway/limits/model_budgets'
 import { isSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
+import { parseModelSuffix } from '#gateway/routing/model_suffix'
 
 /**
  * A key's requests and tokens a minute for one model (LiteLLM's
  * model_rpm_limit / model_tpm_limit), on top of the key's own rpm/tpm. The
- * model is the name the client asked for, exactly (before alias resolution
- * and fallbacks, as LiteLLM matches the requested model group): no globs.
+ * model is the name the client asked for (before the operator's mappings
+ * and fallbacks, as LiteLLM matches the requested model group), and the
+ * other spellings the router takes for that same model (limitFor): no globs.
  * Counted by rate_limits.ts (admitModel, addModelTokens).
  */
 export interface ModelLimit {
@@ -44,7 +46,10 @@ const NO_SPEND: ModelBudgetPendingSource = { pendingModelBudgetCost: () => 0n }
 /**
  * The key's row -> its limits by model (null when it has none: one null test
  * per request). `spend` holds the key's api_key_model_spend rows by model
- * (read with the key when the column holds a budget: hasModelBudget).
+ * (read with the key when the column holds a budget: hasModelBudget). Each
+ * entry is in the Map under its name and, when no other entry holds it,
+ * under its folded spelling (foldModelName): one window and one budget for
+ * both.
  */
 export function modelLimitsFromRow(
   keyId: number,
@@ -54,12 +59,20 @@ export function modelLimitsFromRow(
 ): ModelLimits | null {
   if (column === null || typeof column !== 'object' || Array.isArray(column)) return null
   const limits: ModelLimits = new Map()
+  const entries: ModelLimit[] = []
   for (const [model, limit] of Object.entries(column as Record<string, unknown>)) {
     if (limit === null || typeof limit !== 'object') continue
     const setting = limit as Record<string, unknown>
     const budget = modelBudgetOf(keyId, model, setting, spend.get(model), pending)
     const entry = { model, rpm: positive(setting.rpm), tpm: positive(setting.tpm), windowId: `${keyId} ${model}`, budget }
-    if (entry.rpm !== null || entry.tpm !== null || budget !== null) limits.set(model, entry)
+    if (entry.rpm !== null || entry.tpm !== null || budget !== null) {
+      limits.set(model, entry)
+      entries.push(entry)
+    }
+  }
+  for (const entry of entries) {
+    const folded = foldModelName(entry.model)
+    if (!limits.has(folded)) limits.set(folded, entry)
   }
   return limits.size === 0 ? null : limits
 }
@@ -73,6 +86,38 @@ export function hasModelBudget(column: unknown): boolean {
   return false
 }
 
+/**
+ * The limit a request for `model` counts on: the name's own, else that of
+ * the spelling the router takes for the same upstream model. The router
+ * matches channel model lists and the prefix table without case, sends
+ * `google/X`, `deepseek/X` and `zai/X` upstream as X, and serves a thinking
+ * or effort suffix (`-thinking`, `-thinking-<budget>`, `-nothinking`,
+ * `-high`, `-medium`, `-low`: model_suffix.ts) with its base model: without
+ * this, a key held to `o3 rpm=1` called `O3`, `o3-high` or `o3-low` as often
+ * as it liked. A name with a limit of its own keeps it (`claude-x-thinking`
+ * may be limited apart from `claude-x`). Costs nothing more for a name found
+ * as given; a miss folds the name once.
+ */
+export function limitFor(limits: ModelLimits, model: string): ModelLimit | undefined {
+  const exact = limits.get(model)
+  if (exact !== undefined) return exact
+  const folded = foldModelName(model)
+  const byFold = limits.get(folded)
+  if (byFold !== undefined) return byFold
+  const suffix = parseModelSuffix(folded)
+  return suffix === null ? undefined : limits.get(foldModelName(suffix.base))
+}
+
+/** The prefix table's provider prefixes whose rest is the model sent upstream (prefix_rules.ts) */
+const SAME_MODEL_PREFIXES = ['google/', 'deepseek/', 'zai/']
+
+/** One spelling of the names the router serves alike: NFC, lower case, without a provider prefix that is dropped upstream. */
+export function foldModelName(model: string): string {
+  const folded = model.normalize('NFC').toLowerCase()
+  for (const prefix of SAME_MODEL_PREFIXES) if (folded.startsWith(prefix) && folded.length > prefix.length) return folded.slice(prefix.length)
+  return folded
+}
+
 function positive(value: unknown): number | null {
   return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : null
 }
@@ -80,12 +125,13 @@ function positive(value: unknown): number | null {
 /**
  * LiteLLM's maps (any may be absent: `current` keeps that kind) -> the
  * column, checked: model names 1-200 characters with no control character
- * (NUL included) and no blank at either end, at most 100 models, each limit
- * a whole number 1..2^31-1 (whole_number.ts's rule; null drops that model's
- * limit), each budget (model_max_budget: {"gpt-4o": {"budget_limit": 5,
- * "time_period": "1d"}}) a USD amount above 0 with a period LiteLLM's
- * budget_duration names (none: the key's whole life). Refused with the
- * field's name (a 400 on the APIs).
+ * (NUL included, C1 too) and no blank anywhere, no two names of one model
+ * (refuseSameModelTwice), at most 100 models, each limit a whole number
+ * 1..2^31-1 (whole_number.ts's rule; null drops that model's limit), each
+ * budget (model_max_budget: {"gpt-4o": {"budget_limit": 5, "time_period":
+ * "1d"}}) a USD amount above 0 with a period LiteLLM's budget_duration names
+ * (none: the key's whole life). Refused with the field's name (a 400 on the
+ * APIs).
  */
 export function modelLimitsColumn(
   rpmMap: unknown,
@@ -128,6 +174,7 @@ export function modelLimitsColumn(
   read(tpmMap, 'tpm', 'model_tpm_limit')
   readBudgets(budgetMap, merged, keep)
   if (merged.size > MAX_MODEL_LIMITS) throw new AdminInputError(`At most ${MAX_MODEL_LIMITS} models may have their own limits`, 'model_rpm_limit')
+  refuseSameModelTwice(merged)
   return stored(merged)
 }
 
@@ -188,6 +235,23 @@ function budgetPeriodOf(value: unknown, model: string): SpendPeriod | null {
   )
 }
 
+/**
+ * `gpt-4o` and `GPT-4o` (or `google/gemini-x` and `gemini-x`) are one model
+ * to the router and would share one window (limitFor): listed twice, which
+ * limit holds is a guess. Refused, naming both.
+ */
+function refuseSameModelTwice(merged: Map<string, unknown>) {
+  const seen = new Map<string, string>()
+  for (const model of merged.keys()) {
+    const folded = foldModelName(model)
+    const other = seen.get(folded)
+    if (other !== undefined) {
+      throw new AdminInputError(`model_rpm_limit: "${other}" and "${model}" are one model (names are matched without case and provider prefix): list it once`, 'model_rpm_limit')
+    }
+    seen.set(folded, model)
+  }
+}
+
 function byName(column: StoredModelLimits) {
   return Object.entries(column).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 }
@@ -205,9 +269,13 @@ function checkModelName(model: string, field: string) {
     throw new AdminInputError(`${field}: a model name is 1 to ${MAX_MODEL_NAME} characters`, field)
   }
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(model) || model.trim() !== model) {
-    throw new AdminInputError(`${field}: the model name "${model.replace(/[\u0000-\u001f\u007f]/g, '?')}" has a control character or a blank at an end`, field)
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(model) || model.trim() !== model) {
+    throw new AdminInputError(`${field}: the model name "${model.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')}" has a control character or a blank at an end`, field)
   }
+  // A blank inside (a space, U+00A0, U+2028...): the panel's text form splits a line at blanks, so such a
+  // name showed there as "my model rpm=1" and every later save of the key was refused until the line went.
+  if (/\s/.test(model)) throw new AdminInputError(`${field}: the model name "${model}" has a blank inside`, field)
+  if (!model.isWellFormed()) throw new AdminInputError(`${field}: the model name has a lone surrogate`, field)
 }
 
 /** The column as LiteLLM's /key/info shows it: {model_rpm_limit, model_tpm_limit, model_max_budget} (empty objects when none). */
@@ -263,6 +331,7 @@ export function modelLimitsFromText(text: string | null | undefined): StoredMode
         throw new AdminInputError(`Line ${index + 1}: "${setting}" is not rpm=N, tpm=N (N a whole number) or budget=USD[/day|/week|/month]`, 'modelLimits')
       }
       const target = match[1] === 'rpm' ? rpm : tpm
+      if (model in target) throw new AdminInputError(`Line ${index + 1}: ${match[1]} is given twice for ${model}`, 'modelLimits')
       target[model] = Number(match[2])
     }
   }

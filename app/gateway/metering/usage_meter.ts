@@ -42,6 +42,9 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'end_user', type: 'text', encode: textColumn },
   // The team the request was admitted under (NULL: none, the usual row); TEAM_SPEND_EFFECT reads it from `ins`.
   { name: 'team_id', type: 'bigint', encode: numberColumn },
+  // Not inserted: the model name of the key's budget the request was admitted under (NULL: none, the usual row),
+  // which may be another spelling than the one asked for (model_limits.ts limitFor); MODEL_BUDGET_SPEND_EFFECT reads it.
+  { name: 'budget_model', type: 'text', encode: textColumn },
 ]
 
 /** The attempt rows' columns (only requests that were not one clean attempt have any). */
@@ -159,7 +162,9 @@ team_spend AS (
 /**
  * A key's spend per model with a budget (limits/model_budgets.ts), as the
  * key's spend in METER_EFFECTS: the lifetime spend, and, for a budget that
- * resets, the spend in its newest UTC day/week/month. The model is the name
+ * resets, the spend in its newest UTC day/week/month. The model is the
+ * budget's own name (`budget_model`: the request may have used another
+ * spelling of it), else, in spill files from before that column, the name
  * the client asked for (requested_model when a fallback answered); the
  * budget's period is read from the key's setting (api_keys.model_limits), and
  * only models that have a budget there count. Appended only to a batch holding
@@ -167,10 +172,11 @@ team_spend AS (
  */
 export const MODEL_BUDGET_SPEND_EFFECT = `,
 model_budget_rows AS (
-  SELECT i.api_key_id, COALESCE(i.requested_model, i.model) AS model, i.cost, i.created_at,
-         k.model_limits -> COALESCE(i.requested_model, i.model) ->> 'budget_period' AS period
-    FROM ins i JOIN api_keys k ON k.id = i.api_key_id
-   WHERE i.cost > 0 AND k.model_limits -> COALESCE(i.requested_model, i.model) ? 'budget'
+  SELECT i.api_key_id, b.model, i.cost, i.created_at, k.model_limits -> b.model ->> 'budget_period' AS period
+    FROM ins i JOIN e ON e.request_id = i.request_id
+    CROSS JOIN LATERAL (SELECT COALESCE(e.budget_model, i.requested_model, i.model) AS model) b
+    JOIN api_keys k ON k.id = i.api_key_id
+   WHERE i.cost > 0 AND k.model_limits -> b.model ? 'budget'
 ),
 model_budget_sums AS (
   SELECT api_key_id, model, period, SUM(cost) AS cost,
@@ -789,8 +795,9 @@ function toRecord(e: MeterEvent): SpilledRecord {
       end_user: e.endUser ?? undefined,
       // NULL for a key in no team (and in spill files from before teams).
       team_id: e.teamId ?? undefined,
-      // Not a column: picks the statement that keeps the model's spend (absent from older spill files).
-      ...(e.modelBudget != null ? { model_budget: true } : null),
+      // Picks the statement that keeps the model's spend (absent from older spill files), and names the budget's
+      // model (the id is `${keyId} ${model}`): the spend is kept under it whatever spelling the request used.
+      ...(e.modelBudget != null ? { model_budget: true, budget_model: e.modelBudget.slice(e.modelBudget.indexOf(' ') + 1) } : null),
     },
     a: (e.attempts ?? []).map((a) => ({
       request_id: e.requestId,

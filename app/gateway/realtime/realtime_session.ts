@@ -1,4 +1,5 @@
 import { WebSocket, type RawData } from 'ws'
+import { limitFor } from '#gateway/limits/model_limits'
 import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel, modelAllowed } from '#gateway/access_policy'
 import { resolvePrincipal } from '#gateway/auth/key_resolver'
@@ -289,6 +290,10 @@ export class RealtimeSession implements InFlightWork {
     const account = this.gateway.service.responseAccount(this.principal, 'realtime')
     const candidate = this.#candidate!
     account.model = this.model
+    // The response's tokens count on the key's window for the model (the session was admitted there).
+    const modelLimits = this.principal.key.modelLimits
+    const modelEntry = modelLimits === null ? undefined : limitFor(modelLimits, this.model)
+    if (modelEntry !== undefined && (modelEntry.rpm !== null || modelEntry.tpm !== null)) account.modelLimit = modelEntry
     account.stream = true
     account.tags = this.tags
     account.channelId = candidate.channel.id
@@ -298,7 +303,7 @@ export class RealtimeSession implements InFlightWork {
     const price = priceForPlan(this.gateway.catalog.priceFor(this.model), this.principal.plan)
     account.price = price
     // The key's budget for the model (limits/model_budgets.ts): the hold and the cost count on it.
-    account.modelBudget = this.principal.key.modelLimits?.get(this.model)?.budget ?? null
+    account.modelBudget = modelEntry?.budget ?? null
     // A response may be all audio: its estimate is held at the dearer of the output prices.
     if (isPriced(price)) {
       const audio = price!.audioOutputPico

@@ -6,6 +6,8 @@ import logger from '@adonisjs/core/services/logger'
 import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel } from '#gateway/access_policy'
 import { admitCall, authenticate } from '#gateway/auth/authenticate'
+import { limitFor } from '#gateway/limits/model_limits'
+import { admitModel } from '#gateway/limits/rate_limits'
 import { extractApiKey } from '#gateway/auth/key_resolver'
 import type { Gateway } from '#gateway/gateway'
 import { reportApiError, sendApiError } from '#gateway/http/api_errors'
@@ -112,6 +114,13 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     const tags = tagsFromHeaders(req.headers)
     // What an HTTP call of the model is asked: 403 model_not_allowed, 429 token_limit_exceeded, 402 spend cap / balance.
     authorizeModel(gw.catalog, principal, model)
+    // The key's own limit for this model (model_limits.ts): a session opened is one request of its window.
+    const modelLimits = principal.key.modelLimits
+    const modelLimit = modelLimits === null ? undefined : limitFor(modelLimits, model)
+    if (modelLimit !== undefined) {
+      const rated = admitModel(modelLimit, res)
+      if (rated) await rated
+    }
     const candidates = gw.service
       .router(principal.plan)
       .route(model)

@@ -1,6 +1,8 @@
 import db from '@adonisjs/lucid/services/db'
 import i18nManager from '@adonisjs/i18n/services/main'
 import logger from '@adonisjs/core/services/logger'
+import limiter from '@adonisjs/limiter/services/main'
+import { errors } from '@adonisjs/limiter'
 import { queueMail } from '#services/mail/mail_outbox'
 import { productName } from '#services/mail/mail_options'
 import { mailConfigured } from '#services/mail/smtp_settings'
@@ -64,6 +66,10 @@ async function mailNotices(rows: any[]) {
     return
   }
   for (const row of rows) {
+    if (!(await mayMail(Number(row.id)))) {
+      logger.info({ userId: Number(row.id) }, 'low-balance notice not mailed: the hourly bound for this user is reached')
+      continue
+    }
     const locale = i18nManager.supportedLocales().includes(row.notice_locale) ? row.notice_locale : i18nManager.defaultLocale
     const i18n = i18nManager.locale(locale)
     const product = await productName(locale)
@@ -77,6 +83,27 @@ async function mailNotices(rows: any[]) {
       view: 'low_balance',
       data: { t: i18n.t.bind(i18n), product, balance, threshold, link: `${siteBase}/dashboard/billing` },
     })
+  }
+}
+
+/**
+ * At most this many notices a user an hour. Each dip is mailed once, but a
+ * dip is re-armed by a top-up and by a threshold saved at or below the
+ * balance: saving a threshold a cent under the balance and making one call,
+ * again and again, mailed the user's address (through the operator's SMTP
+ * server) as often as they liked. A dip past the bound is marked told all
+ * the same: the next notice comes with the next dip.
+ */
+export const LOW_BALANCE_MAILS_PER_HOUR = 3
+const mailBound = () => limiter.use({ requests: LOW_BALANCE_MAILS_PER_HOUR, duration: '1 hour' })
+
+async function mayMail(userId: number): Promise<boolean> {
+  try {
+    await mailBound().consume(`low_balance_mail_${userId}`)
+    return true
+  } catch (error) {
+    if (error instanceof errors.E_TOO_MANY_REQUESTS) return false
+    throw error
   }
 }
 
