@@ -85,26 +85,12 @@ export function addTokens(p: Principal, tokens: number): void | Promise<void> {
  */
 export function admitEndUser(policy: EndUserPolicy, res: ServerResponse): void | Promise<void> {
   if (policy.rpm === null && policy.tpm === null) return
-  if (shared !== null) return admitEndUserShared(policy, res)
-  sweeper ??= setInterval(sweep, 60_000).unref()
-  const now = Date.now()
-  if (policy.rpm !== null) {
-    tightest.limit = -1
-    countRequest(rpmByEndUser, policy.id, policy.rpm, now)
-    if (tighterThanSet(res, 'requests', tightest.left)) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
-  }
-  if (policy.tpm !== null) {
-    tightest.limit = -1
-    checkTokens(tpmByEndUser, policy.id, policy.tpm, now)
-    if (tighterThanSet(res, 'tokens', tightest.left)) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
-  }
+  return admitScope(END_USER_WINDOWS, policy.id, policy.rpm, policy.tpm, res)
 }
 
 /** Counts a finished request's tokens against its end user's token window. */
 export function addEndUserTokens(policy: EndUserPolicy, tokens: number): void | Promise<void> {
-  if (tokens <= 0 || policy.tpm === null) return
-  if (shared !== null) return perMinute(policy.tpm).increment(`tpm:end_user:${policy.id}`, tokens).then(() => {})
-  tpmByEndUser.add(policy.id, tokens, Date.now())
+  return addScopeTokens(END_USER_WINDOWS, policy.id, policy.tpm, tokens)
 }
 
 /**
@@ -114,48 +100,68 @@ export function addEndUserTokens(policy: EndUserPolicy, tokens: number): void | 
  * the key's when tighter; its 429 names the model.
  */
 export function admitModel(limit: ModelLimit, res: ServerResponse): void | Promise<void> {
-  if (shared !== null) return admitModelShared(limit, res)
-  sweeper ??= setInterval(sweep, 60_000).unref()
-  const now = Date.now()
-  if (limit.rpm !== null) {
-    tightest.limit = -1
-    countRequest(rpmByKeyModel, limit.windowId, limit.rpm, now, limit)
-    if (tighterThanSet(res, 'requests', tightest.left)) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
-  }
-  if (limit.tpm !== null) {
-    tightest.limit = -1
-    checkTokens(tpmByKeyModel, limit.windowId, limit.tpm, now, limit)
-    if (tighterThanSet(res, 'tokens', tightest.left)) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
-  }
+  return admitScope(KEY_MODEL_WINDOWS, limit.windowId, limit.rpm, limit.tpm, res, limit)
 }
 
 /** Counts a finished request's tokens against its key's window for its model. */
 export function addModelTokens(limit: ModelLimit, tokens: number): void | Promise<void> {
-  if (tokens <= 0 || limit.tpm === null) return
-  if (shared !== null) return perMinute(limit.tpm).increment(`tpm:key_model:${limit.windowId}`, tokens).then(() => {})
-  tpmByKeyModel.add(limit.windowId, tokens, Date.now())
+  return addScopeTokens(KEY_MODEL_WINDOWS, limit.windowId, limit.tpm, tokens)
 }
 
-async function admitModelShared(limit: ModelLimit, res: ServerResponse) {
-  if (limit.rpm !== null) {
+/**
+ * The windows of a scope counted beside the key's (an end user, a key's
+ * model): its in-memory pair and its name in the shared store's keys
+ * (`rpm:<name>:<id>`, `tpm:<name>:<id>`).
+ */
+interface ScopeWindows<Id> {
+  rpm: MinuteWindows<Id>
+  tpm: MinuteWindows<Id>
+  name: string
+}
+
+/** A scope's rpm/tpm (either may be null): counted, its headers set when tighter than the key's, or its 429. */
+function admitScope<Id>(scope: ScopeWindows<Id>, id: Id, rpm: number | null, tpm: number | null, res: ServerResponse, model?: ModelLimit) {
+  if (shared !== null) return admitScopeShared(scope, id, rpm, tpm, res, model)
+  sweeper ??= setInterval(sweep, 60_000).unref()
+  const now = Date.now()
+  if (rpm !== null) {
+    tightest.limit = -1
+    countRequest(scope.rpm, id, rpm, now, model)
+    if (tighterThanSet(res, 'requests', tightest.left)) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
+  }
+  if (tpm !== null) {
+    tightest.limit = -1
+    checkTokens(scope.tpm, id, tpm, now, model)
+    if (tighterThanSet(res, 'tokens', tightest.left)) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
+  }
+}
+
+function addScopeTokens<Id>(scope: ScopeWindows<Id>, id: Id, tpm: number | null, tokens: number): void | Promise<void> {
+  if (tokens <= 0 || tpm === null) return
+  if (shared !== null) return perMinute(tpm).increment(`tpm:${scope.name}:${id}`, tokens).then(() => {})
+  scope.tpm.add(id, tokens, Date.now())
+}
+
+async function admitScopeShared<Id>(scope: ScopeWindows<Id>, id: Id, rpm: number | null, tpm: number | null, res: ServerResponse, model?: ModelLimit) {
+  if (rpm !== null) {
     try {
-      const response = await perMinute(limit.rpm).consume(`rpm:key_model:${limit.windowId}`)
+      const response = await perMinute(rpm).consume(`rpm:${scope.name}:${id}`)
       if (tighterThanSet(res, 'requests', response.remaining)) {
         setWindowHeaders(res, 'requests', response.limit, response.remaining, response.availableIn)
       }
     } catch (error) {
       if (error instanceof errors.E_TOO_MANY_REQUESTS) {
-        throw refused('requests', limit.rpm, Math.max(1, error.response.availableIn) * 1000, limit)
+        throw refused('requests', rpm, Math.max(1, error.response.availableIn) * 1000, model)
       }
       throw error
     }
   }
-  if (limit.tpm !== null) {
-    const response = await perMinute(limit.tpm).get(`tpm:key_model:${limit.windowId}`)
-    const remaining = response ? Math.max(0, response.remaining) : limit.tpm
+  if (tpm !== null) {
+    const response = await perMinute(tpm).get(`tpm:${scope.name}:${id}`)
+    const remaining = response ? Math.max(0, response.remaining) : tpm
     const reset = response ? response.availableIn : 60
-    if (remaining <= 0) throw refused('tokens', limit.tpm, Math.max(1, reset) * 1000, limit)
-    if (tighterThanSet(res, 'tokens', remaining)) setWindowHeaders(res, 'tokens', limit.tpm, remaining, reset)
+    if (remaining <= 0) throw refused('tokens', tpm, Math.max(1, reset) * 1000, model)
+    if (tighterThanSet(res, 'tokens', remaining)) setWindowHeaders(res, 'tokens', tpm, remaining, reset)
   }
 }
 
@@ -163,29 +169,6 @@ async function admitModelShared(limit: ModelLimit, res: ServerResponse) {
 function tighterThanSet(res: ServerResponse, kind: Kind, left: number): boolean {
   const set = res.getHeader(HEADER_NAMES[kind][1])
   return set === undefined || left < Number(set)
-}
-
-async function admitEndUserShared(policy: EndUserPolicy, res: ServerResponse) {
-  if (policy.rpm !== null) {
-    try {
-      const response = await perMinute(policy.rpm).consume(`rpm:end_user:${policy.id}`)
-      if (tighterThanSet(res, 'requests', response.remaining)) {
-        setWindowHeaders(res, 'requests', response.limit, response.remaining, response.availableIn)
-      }
-    } catch (error) {
-      if (error instanceof errors.E_TOO_MANY_REQUESTS) {
-        throw refused('requests', policy.rpm, Math.max(1, error.response.availableIn) * 1000)
-      }
-      throw error
-    }
-  }
-  if (policy.tpm !== null) {
-    const response = await perMinute(policy.tpm).get(`tpm:end_user:${policy.id}`)
-    const remaining = response ? Math.max(0, response.remaining) : policy.tpm
-    const reset = response ? response.availableIn : 60
-    if (remaining <= 0) throw refused('tokens', policy.tpm, Math.max(1, reset) * 1000)
-    if (tighterThanSet(res, 'tokens', remaining)) setWindowHeaders(res, 'tokens', policy.tpm, remaining, reset)
-  }
 }
 
 // ---- in memory ----------------------------------------------------------
@@ -203,6 +186,8 @@ const tpmByEndUser = new MinuteWindows()
 /** A key's windows for one model (ModelLimit.windowId: `${keyId} ${model}`) */
 const rpmByKeyModel = new MinuteWindows<string>()
 const tpmByKeyModel = new MinuteWindows<string>()
+const END_USER_WINDOWS: ScopeWindows<number> = { rpm: rpmByEndUser, tpm: tpmByEndUser, name: 'end_user' }
+const KEY_MODEL_WINDOWS: ScopeWindows<string> = { rpm: rpmByKeyModel, tpm: tpmByKeyModel, name: 'key_model' }
 let sweeper: NodeJS.Timeout | undefined
 
 function admitInMemory(p: Principal, res: ServerResponse) {
