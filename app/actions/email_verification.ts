@@ -1,13 +1,11 @@
 import db from '@adonisjs/lucid/services/db'
-import i18nManager from '@adonisjs/i18n/services/main'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import User from '#models/user'
 import { writeAudit, type Actor } from '#actions/audit'
 import { AdminInputError } from '#actions/admin_input_error'
 import { welcomeVerifiedInvitee } from '#actions/referrals'
-import { consumeEmailToken, dropEmailTokens, issueEmailToken } from '#services/mail/email_tokens'
-import { queueMail } from '#services/mail/mail_outbox'
-import { productName } from '#services/mail/mail_options'
+import { consumeEmailToken, dropEmailTokens } from '#services/mail/email_tokens'
+import { queueLinkMail } from '#services/mail/link_mail'
 
 /**
  * Sign-up verification (Settings > E-mail, "Sign-ups must confirm their
@@ -18,16 +16,7 @@ import { productName } from '#services/mail/mail_options'
 
 /** Mails the account a new confirmation link (the previous one stops working). */
 export async function sendVerificationMail(user: User, siteBase: string, locale: string) {
-  const token = await issueEmailToken(user, 'verify_email')
-  const product = await productName(locale)
-  const i18n = i18nManager.locale(locale)
-  queueMail({
-    to: user.email,
-    senderName: product,
-    subject: i18n.t('mail.verify.subject', { product }),
-    view: 'verify_email',
-    data: { t: i18n.t.bind(i18n), product, link: `${siteBase}/verify-email/${token}` },
-  })
+  await queueLinkMail(user, 'verify_email', siteBase, locale)
 }
 
 /** "Send the link again": a new link when the address belongs to an enabled account still waiting; otherwise nothing. */

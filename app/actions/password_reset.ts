@@ -1,11 +1,9 @@
 import db from '@adonisjs/lucid/services/db'
-import i18nManager from '@adonisjs/i18n/services/main'
 import User from '#models/user'
 import { writeAudit } from '#actions/audit'
 import { markEmailVerified } from '#actions/email_verification'
-import { consumeEmailToken, issueEmailToken } from '#services/mail/email_tokens'
-import { queueMail } from '#services/mail/mail_outbox'
-import { productName } from '#services/mail/mail_options'
+import { consumeEmailToken } from '#services/mail/email_tokens'
+import { queueLinkMail } from '#services/mail/link_mail'
 import { mailConfigured } from '#services/mail/smtp_settings'
 import { endOtherSessions } from '#services/session_epoch'
 
@@ -25,16 +23,7 @@ export async function requestPasswordReset(email: string, siteBase: string, loca
   if (!(await mailConfigured())) return
   const user = await User.query().whereRaw('lower(email) = ?', [email.trim().toLowerCase()]).first()
   if (!user || user.disabledAt) return
-  const token = await issueEmailToken(user, 'password_reset')
-  const product = await productName(locale)
-  const i18n = i18nManager.locale(locale)
-  queueMail({
-    to: user.email,
-    senderName: product,
-    subject: i18n.t('mail.reset.subject', { product }),
-    view: 'password_reset',
-    data: { t: i18n.t.bind(i18n), product, link: `${siteBase}/reset-password/${token}` },
-  })
+  await queueLinkMail(user, 'password_reset', siteBase, locale)
 }
 
 /**
