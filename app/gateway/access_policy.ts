@@ -73,9 +73,10 @@ export function authorizeModel(
   }
   // The team's budget, shared by its keys, counts every key's holds the same way (team_policies.ts).
   if (principal.team !== null) assertTeamBudget(principal.team)
-  // The key's budget for this model (model_budgets.ts): one null test for a key without limits per model.
+  // The key's budget for this model (model_budgets.ts): one null test for a key without limits per model. Found as
+  // the limits are (limitFor): by its exact name only, a Realtime session or a batch as `GPT-4o` passed a spent `gpt-4o` budget.
   if (key.modelLimits !== null) {
-    const budget = key.modelLimits.get(model)?.budget
+    const budget = limitFor(key.modelLimits, model)?.budget
     if (budget) assertModelBudget(budget)
   }
   // The plan's multiplier applies to everything priced from here: the hold, the bill, the row.

@@ -388,6 +388,41 @@ test.group('Files and Batch API', (group) => {
     assert.equal(cached.spentPico, toPico(rows[0].cost))
   })
 
+  test("a batch under another spelling of the model (GPT-4o-mini) holds on, is refused by, and bills the key's 'gpt-4o-mini' budget", async ({ assert }) => {
+    const gw = await gateway()
+    const input = jsonl(2, 'GPT-4o-mini')
+    const hold = expectedHold(input.length, 2)
+    // Room for one batch's hold, not two.
+    const budget = `0.${((hold * 3n) / 2n).toString().padStart(12, '0')}`
+    const user = await seedUser({ balance: '1', key: { modelLimits: { 'gpt-4o-mini': { budget } } } })
+    const client = openai(user.key)
+    const upper = await upload(client, input)
+    const first = await client.batches.create({ input_file_id: upper.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
+    const cached = gw.catalog.cachedKey(hashApiKey(user.key))!.modelLimits!.get('gpt-4o-mini')!.budget!
+    assert.equal(cached.heldPico, hold)
+    assert.equal((await batchRow(first.id)).budget_model, 'gpt-4o-mini')
+    // After a restart the hold is found again on the same budget (a new BatchHolds' sync reads the budget's name).
+    const fresh = new BatchHolds(gw.catalog)
+    await fresh.sync()
+    assert.equal(cached.heldPico, hold * 2n)
+    fresh.release(Number((await batchRow(first.id)).id))
+    assert.equal(cached.heldPico, hold)
+    const lower = await upload(client, jsonl(2))
+    const refused = await failure(client.batches.create({ input_file_id: lower.id, endpoint: '/v1/chat/completions', completion_window: '24h' }))
+    assert.equal(refused.status, 402)
+    assert.include(refused.error, { code: 'budget_exceeded' })
+    // Billed: the hold goes, the bill counts on the budget's own name (in the row, and in memory).
+    for (let i = 0; i < 6; i++) await client.batches.retrieve(first.id)
+    await gw.batches.sweep()
+    await gw.meter.drain()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    const spend = await db.from('api_key_model_spend').where('api_key_id', user.keyId).where('model', 'gpt-4o-mini').first()
+    assert.equal(spend?.spent, rows[0].cost)
+    assert.equal(cached.heldPico, 0n)
+    assert.equal(cached.spentPico, toPico(rows[0].cost))
+  })
+
   test("another key's files and batches are not there for it: OpenAI's 404", async ({ assert }) => {
     const owner = await seedUser({ balance: '1' })
     const other = await seedUser({ balance: '1' })

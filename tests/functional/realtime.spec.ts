@@ -645,6 +645,24 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.include(second.body.error.message, 'for model gpt-realtime')
   })
 
+  test("a key's budget for the model, once spent, refuses a session under another spelling of it (GPT-Realtime) too", async ({ assert }) => {
+    const user = await seedUser({ balance: '5', key: { modelLimits: { 'gpt-realtime': { budget: '0.000001' } } } })
+    const auth = { headers: { authorization: `Bearer ${user.key}` } }
+    const session = await connect('/v1/realtime?model=gpt-realtime', auth)
+    await session.next('session.created')
+    session.ws.send(JSON.stringify({ type: 'response.create', mock: { usage: { total_tokens: 30, input_tokens: 20, output_tokens: 10 } } }))
+    await session.next('response.done')
+    session.ws.close(1000)
+    await session.closed
+    await until(async () => (await usageRows(user.userId)).some((r: any) => r.endpoint === 'realtime'), 'the response metered')
+    for (const model of ['gpt-realtime', 'GPT-Realtime']) {
+      const again = await refused(`/v1/realtime?model=${model}`, auth)
+      assert.equal(again.status, 402, model)
+      assert.deepInclude(again.body.error, { code: 'budget_exceeded' })
+      assert.include(again.body.error.message, "budget for model 'gpt-realtime'")
+    }
+  })
+
   test("a session holds one of the key's places in flight until it closes", async ({ assert }) => {
     const user = await seedUser({ balance: '5', key: { maxParallel: 1 } })
     const auth = { headers: { authorization: `Bearer ${user.key}` } }

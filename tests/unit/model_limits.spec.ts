@@ -55,7 +55,7 @@ test.group('Per-model limits of a key (model_limits.ts)', () => {
     const column = modelLimitsFromText('gpt-4o rpm=10 tpm=20000\n\n  claude-x tpm=5  \r\n')
     assert.equal(modelLimitsText(column), 'claude-x tpm=5\ngpt-4o rpm=10 tpm=20000')
     assert.isNull(modelLimitsFromText(''))
-    for (const bad of ['gpt-4o', 'gpt-4o rpm=', 'gpt-4o rpm=0', 'gpt-4o rpm=1e3', 'gpt-4o budget=5/year', 'gpt-4o budget=0', 'gpt-4o budget=-1', 'm rpm=1\nm tpm=2', `${'x'.repeat(201)} rpm=1`]) {
+    for (const bad of ['gpt-4o', 'gpt-4o rpm=', 'gpt-4o rpm=0', 'gpt-4o rpm=1e3', 'gpt-4o budget=5/year', 'gpt-4o budget=0', 'gpt-4o budget=-1', 'gpt-4o budget=5/day budget=50', 'gpt-4o budget=5 rpm=1 budget=5', 'm rpm=1\nm tpm=2', `${'x'.repeat(201)} rpm=1`]) {
       let caught: unknown
       try {
         modelLimitsFromText(bad)

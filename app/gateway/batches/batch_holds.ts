@@ -7,6 +7,19 @@ import { isPriced } from '#gateway/metering/pricing'
 import type { PriceInfo, Principal } from '#gateway/types'
 import { teamRoom, type TeamPolicy } from '#gateway/teams/team_policies'
 import { modelBudgetById, modelBudgetRoom, type ModelBudget } from '#gateway/limits/model_budgets'
+import { limitFor } from '#gateway/limits/model_limits'
+
+/**
+ * The key's budget a batch of `model` counts on: found as a request's is
+ * (limitFor: `GPT-4o`, `o3-high` spend the `gpt-4o`, `o3` budgets), or null.
+ * Its name (budget.model) is kept on the batch's row (budget_model), so its
+ * hold and its bill count there, not under the spelling the batch used,
+ * which no budget has (a batch of another spelling held and spent nothing).
+ */
+export function batchBudgetOf(principal: Principal, model: string): ModelBudget | null {
+  const limits = principal.key.modelLimits
+  return limits === null ? null : (limitFor(limits, model)?.budget ?? null)
+}
 
 /**
  * A new batch's hold refused (402) when the balance, less what requests and
@@ -44,12 +57,12 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
     )
   }
   // The key's budget for the batch's model (limits/model_budgets.ts), less what its requests and batches hold.
-  const budget = model === undefined || key.modelLimits === null ? null : (key.modelLimits.get(model)?.budget ?? null)
+  const budget = model === undefined ? null : batchBudgetOf(principal, model)
   if (budget !== null && modelBudgetRoom(budget) < hold) {
     throw new GatewayError(
       402,
       'budget_exceeded',
-      `This batch holds up to $${displayUsd(hold)}, more than this API key's budget for model '${model}' has left`,
+      `This batch holds up to $${displayUsd(hold)}, more than this API key's budget for model '${budget.model}' has left`,
       'insufficient_quota'
     )
   }
@@ -101,10 +114,10 @@ export class BatchHolds {
    * ignored), on its owner's balance, its key's cap and its team's budget
    * (the team it was created in, when this process has it loaded).
    */
-  hold(batchId: number, userId: number, keyId: number | null, pico: bigint, teamId: number | null = null, model: string | null = null) {
+  hold(batchId: number, userId: number, keyId: number | null, pico: bigint, teamId: number | null = null, budgetModel: string | null = null) {
     if (pico <= 0n || this.#holds.has(batchId) || this.#released.has(batchId)) return
     const team = teamId === null ? null : (this.catalog.teams.get(teamId) ?? null)
-    const budget = keyId === null || model === null ? null : (modelBudgetById(`${keyId} ${model}`) ?? null)
+    const budget = keyId === null || budgetModel === null ? null : (modelBudgetById(`${keyId} ${budgetModel}`) ?? null)
     this.#holds.set(batchId, { userId, keyId, team, budget, pico, since: Date.now() })
     if (team !== null) team.heldPico += pico
     if (budget !== null) budget.heldPico += pico
@@ -120,21 +133,21 @@ export class BatchHolds {
    * the creation fails. Taken before the upstream is asked, so batches
    * created at once see each other's holds.
    */
-  async holdWhileCreating<T extends { id: number; user_id: number; api_key_id: number | null; team_id: number | string | null; model?: string | null }>(
+  async holdWhileCreating<T extends { id: number; user_id: number; api_key_id: number | null; team_id: number | string | null; budget_model?: string | null }>(
     userId: number,
     keyId: number | null,
     teamId: number | null,
     pico: bigint,
     create: () => Promise<T>,
-    /** The model asked for (its budget on the key, if any, counts the hold) */
-    model: string | null = null
+    /** The name of the key's budget the batch counts on (batchBudgetOf), if any: it counts the hold */
+    budgetModel: string | null = null
   ): Promise<T> {
     const pending = --this.#creating
-    this.hold(pending, userId, keyId, pico, teamId, model)
+    this.hold(pending, userId, keyId, pico, teamId, budgetModel)
     try {
       const row = await create()
       this.release(pending)
-      this.hold(row.id, row.user_id, row.api_key_id, pico, row.team_id === null ? null : Number(row.team_id), row.model ?? model)
+      this.hold(row.id, row.user_id, row.api_key_id, pico, row.team_id === null ? null : Number(row.team_id), row.budget_model ?? budgetModel)
       return row
     } finally {
       this.release(pending)
@@ -165,7 +178,7 @@ export class BatchHolds {
   async sync() {
     const started = Date.now()
     const result = await db.rawQuery(
-      `SELECT id, user_id, api_key_id, team_id, model, hold::text AS hold FROM batch_objects
+      `SELECT id, user_id, api_key_id, team_id, model, budget_model, hold::text AS hold FROM batch_objects
         WHERE kind = 'batch' AND billed_at IS NULL AND hold > 0`
     )
     // A batch of a team this process has not loaded (made on another instance in a team created there, its
@@ -186,7 +199,8 @@ export class BatchHolds {
         row.api_key_id === null ? null : Number(row.api_key_id),
         toPico(row.hold),
         row.team_id === null ? null : Number(row.team_id),
-        row.model ?? null
+        // A row from before migration 1021 holds on its model's own budget, as it did.
+        row.budget_model ?? row.model ?? null
       )
     }
     // A batch being created (a negative id, batches_api.ts) has no row yet: its hold stays until its creation ends.

@@ -275,8 +275,9 @@ export class BatchService {
       apiKeyId: row.api_key_id,
       // The team the key was in when the batch was made: its spend counts the bill (TEAM_SPEND_EFFECT).
       teamId: row.team_id === null ? null : Number(row.team_id),
-      // The key's budget for the batch's model counts the bill (MODEL_BUDGET_SPEND_EFFECT keeps it only when the key has one).
-      modelBudget: row.api_key_id === null || row.model === null ? null : `${row.api_key_id} ${row.model}`,
+      // The key's budget the batch was admitted under (its own name: batch_holds.ts batchBudgetOf) counts the bill, else
+      // the model's (a budget set later; MODEL_BUDGET_SPEND_EFFECT keeps it only when the key has one).
+      modelBudget: row.api_key_id === null || (row.budget_model ?? row.model) === null ? null : `${row.api_key_id} ${row.budget_model ?? row.model}`,
       channelId: row.channel_id,
       provider: channel?.provider ?? null,
       model: row.model ?? '(none)',

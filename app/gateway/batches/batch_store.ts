@@ -52,6 +52,8 @@ export interface BatchObjectRow {
   cache_write_tokens: number | null
   /** The team the creating key was in (migration 1013): its budget holds and its spend counts the batch; null: none */
   team_id: number | string | null
+  /** The key's budget per model it was admitted under, by its own name (migration 1021: batch_holds.ts batchBudgetOf); null: none */
+  budget_model: string | null
   created_at: Date
 }
 
@@ -71,11 +73,13 @@ export type NewBatchObject = Omit<
   | 'object'
   | 'request_id'
   | 'team_id'
+  | 'budget_model'
 > & {
   object: Record<string, any>
   hold?: string
   request_id?: string | null
   team_id?: number | null
+  budget_model?: string | null
   /** The requests' custom ids (custom_ids.ts): given, or copied from the input file of that row id */
   customIds?: { digests: Buffer } | { fromObject: number }
 }

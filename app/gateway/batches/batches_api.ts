@@ -7,7 +7,7 @@ import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { fromPico } from '#gateway/metering/money'
 import { requestId } from '#gateway/metering/request_id'
 import { batchHold } from '#gateway/batches/batch_pricing'
-import { refuseUncoveredHold } from '#gateway/batches/batch_holds'
+import { batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds'
 import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
 import { callChannel, holdingChannel, NEVER } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
@@ -54,6 +54,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   const price = authorizeModel(gw.catalog, principal, file.model)
   const hold = batchHold(price, Number(file.bytes ?? 0), Number(file.completion_hold ?? 0), Number(file.lines ?? 0))
   refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0), file.model)
+  const budgetModel = batchBudgetOf(principal, file.model)?.model ?? null
   let upstream: Record<string, any> = {}
   const row = await gw.batches.holds.holdWhileCreating(principal.user.id, principal.key.id, principal.team?.id ?? null, hold, async () => {
     upstream = await callChannel(
@@ -91,12 +92,13 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       customIds: { fromObject: file.id },
       // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).
       team_id: principal.team?.id ?? null,
+      budget_model: budgetModel,
       status: typeof upstream.status === 'string' ? upstream.status : 'validating',
       object: upstream,
       request_id: requestId(),
       hold: fromPico(hold),
     })
-  }, file.model)
+  }, budgetModel)
   return gw.batches.settle(row, upstream)
 }
 

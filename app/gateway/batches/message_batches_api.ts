@@ -8,7 +8,7 @@ import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { fromPico } from '#gateway/metering/money'
 import { requestId } from '#gateway/metering/request_id'
 import { dispatch } from '#gateway/upstream/dispatcher'
-import { refuseUncoveredHold } from '#gateway/batches/batch_holds'
+import { batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds'
 import { batchHold } from '#gateway/batches/batch_pricing'
 import {
   findOwned,
@@ -72,6 +72,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
   }
   const hold = batchHold(price, raw.length, input.completionHold, input.requests)
   refuseUncoveredHold(principal, price, hold, input.requests, input.model)
+  const budgetModel = batchBudgetOf(principal, input.model)?.model ?? null
   /** The body for a mapped name (one per name): every request's params.model renamed */
   const mapped = new Map<string, string>()
   const bodyFor = (upstreamModel: string): Buffer | string => {
@@ -112,12 +113,13 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
       customIds: { digests: input.customIds },
       // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).
       team_id: principal.team?.id ?? null,
+      budget_model: budgetModel,
       status: typeof upstream.processing_status === 'string' ? upstream.processing_status : 'in_progress',
       object: upstream,
       request_id: requestId(),
       hold: fromPico(hold),
     })
-  }, input.model)
+  }, budgetModel)
   await gw.batches.settleMessageBatch(row, upstream)
   return messageBatchView(row, base)
 }

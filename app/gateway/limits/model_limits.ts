@@ -323,6 +323,8 @@ export function modelLimitsFromText(text: string | null | undefined): StoredMode
     for (const setting of settings) {
       const budget = /^budget=([0-9]{1,12}(?:\.[0-9]{1,6})?)(?:\/(day|week|month))?$/.exec(setting)
       if (budget) {
+        // Given twice (budget=5/day budget=50), the last one was saved without a word: refused as rpm/tpm are.
+        if (model in budgets) throw new AdminInputError(`Line ${index + 1}: budget is given twice for ${model}`, 'modelLimits')
         budgets[model] = budget[2] === undefined ? { budget_limit: budget[1] } : { budget_limit: budget[1], time_period: budget[2] }
         continue
       }
