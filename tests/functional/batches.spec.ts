@@ -402,10 +402,18 @@ test.group('Files and Batch API', (group) => {
     assert.equal(cached.heldPico, hold)
     assert.equal((await batchRow(first.id)).budget_model, 'gpt-4o-mini')
     // After a restart the hold is found again on the same budget (a new BatchHolds' sync reads the budget's name).
+    // The stand-in holds every unbilled batch of the database and takes over the catalog's standing holds: all of
+    // them given back, and the gateway's own restored, or later files' users (ids restart) inherit the holds.
+    const standing = gw.catalog.standingHolds
     const fresh = new BatchHolds(gw.catalog)
-    await fresh.sync()
-    assert.equal(cached.heldPico, hold * 2n)
-    fresh.release(Number((await batchRow(first.id)).id))
+    try {
+      await fresh.sync()
+      assert.equal(cached.heldPico, hold * 2n)
+    } finally {
+      const unbilled = await db.from('batch_objects').whereNull('billed_at').where('hold', '>', 0).select('id')
+      for (const row of unbilled) fresh.release(Number(row.id))
+      gw.catalog.standingHolds = standing
+    }
     assert.equal(cached.heldPico, hold)
     const lower = await upload(client, jsonl(2))
     const refused = await failure(client.batches.create({ input_file_id: lower.id, endpoint: '/v1/chat/completions', completion_window: '24h' }))
