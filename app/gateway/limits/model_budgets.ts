@@ -29,7 +29,8 @@ export interface ModelBudget {
 /**
  * The budgets by id. Module-level, as key_reservations.ts: the key's cached
  * record is replaced when it is reloaded, the budget object (and its holds)
- * is kept. A budget removed from its key stays until no hold refers to it.
+ * is kept. A budget removed from its key stays here (holds still out release on it;
+ * one small object per key and model that ever had a budget, never dropped).
  */
 const budgets = new Map<string, ModelBudget>()
 
