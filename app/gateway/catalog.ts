@@ -13,7 +13,7 @@ import { pricePerTokenPico, toPico } from '#gateway/metering/money'
 import { priceRatioOf } from '#gateway/metering/pricing'
 import { hasModelBudget, modelLimitsFromRow } from '#gateway/limits/model_limits'
 import type { ModelSpendRow } from '#gateway/limits/model_budgets'
-import { isSpendPeriod, periodBounds, rollSpendPeriod } from '#gateway/metering/spend_period'
+import { isSpendPeriod, periodBounds, addSpendInPeriod } from '#gateway/metering/spend_period'
 import { EndUserPolicies } from '#gateway/end_users/end_user_policies'
 import { TeamPolicies } from '#gateway/teams/team_policies'
 import { SharedReload } from '#gateway/shared_reload'
@@ -565,10 +565,7 @@ export class Catalog {
     if (costPico === 0n) return
     const key = this.#keysById.get(keyId)
     if (!key) return
-    rollSpendPeriod(key, Date.now())
-    if (createdAtMs < key.periodStartsAt) return
-    key.spentPico += costPico
-    return key
+    return addSpendInPeriod(key, costPico, createdAtMs) ? key : undefined
   }
 
   #forgetKeys() {

@@ -1,7 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { toPico, fromPico } from '#gateway/metering/money'
-import { isSpendPeriod, periodBounds, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
+import { isSpendPeriod, periodBounds, addSpendInPeriod, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
 import { SharedReload } from '#gateway/shared_reload'
 
 /**
@@ -100,8 +100,7 @@ export class EndUserPolicies {
     if (costPico === 0n) return
     const policy = this.#byOwner.get(userId)?.get(endUser)
     if (policy === undefined) return
-    rollSpendPeriod(policy, Date.now())
-    if (createdAtMs >= policy.periodStartsAt) policy.spentPico += costPico
+    addSpendInPeriod(policy, costPico, createdAtMs)
   }
 
   /** Reads the table again; concurrent callers share a read, and a call during one gets one more after it. */

@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { fromPico, toPico } from '#gateway/metering/money'
-import { isSpendPeriod, periodBounds, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
+import { isSpendPeriod, periodBounds, addSpendInPeriod, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
 
 /**
  * A key's USD budget for one model (LiteLLM's model_max_budget), as the hot
@@ -101,8 +101,7 @@ export function applyModelBudgetSpend(id: string, costPico: bigint, createdAtMs:
   if (costPico === 0n) return
   const budget = budgets.get(id)
   if (budget === undefined) return
-  rollSpendPeriod(budget, Date.now())
-  if (createdAtMs >= budget.periodStartsAt) budget.spentPico += costPico
+  addSpendInPeriod(budget, costPico, createdAtMs)
 }
 
 /** The budget by its id (tests, /key/info). */

@@ -45,6 +45,19 @@ export function rollSpendPeriod(key: PeriodicSpend, now: number) {
   key.periodEndsAt = end
 }
 
+/**
+ * A recorded request's cost (the meter's onRecord) on a key's, team's, end
+ * user's or model budget's spend in memory: in the period its call began (a
+ * call begun before midnight and metered after it counts in the day before,
+ * as the meter's statement and a reload count it). True when it counted.
+ */
+export function addSpendInPeriod(target: PeriodicSpend, costPico: bigint, createdAtMs: number): boolean {
+  rollSpendPeriod(target, Date.now())
+  if (createdAtMs < target.periodStartsAt) return false
+  target.spentPico += costPico
+  return true
+}
+
 export function isSpendPeriod(value: unknown): value is SpendPeriod {
   return typeof value === 'string' && (SPEND_PERIODS as readonly string[]).includes(value)
 }

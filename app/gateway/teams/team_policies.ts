@@ -1,7 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { toPico } from '#gateway/metering/money'
-import { isSpendPeriod, periodBounds, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
+import { isSpendPeriod, periodBounds, addSpendInPeriod, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
 import { SharedReload } from '#gateway/shared_reload'
 
 /**
@@ -102,8 +102,7 @@ export class TeamPolicies {
     if (costPico === 0n) return
     const team = this.#byId.get(teamId)
     if (team === undefined) return
-    rollSpendPeriod(team, Date.now())
-    if (createdAtMs >= team.periodStartsAt) team.spentPico += costPico
+    addSpendInPeriod(team, costPico, createdAtMs)
   }
 
   /** Reads the table again; concurrent callers share a read, and a call during one gets one more after it. */
