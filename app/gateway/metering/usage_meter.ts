@@ -6,6 +6,7 @@ import type { MeterEvent } from '#gateway/metering/meter_event'
 import { PendingTotals, type UserPending } from '#gateway/metering/pending_totals'
 import { readSpill, removeSpill, SpillFile, type SpilledRecord } from '#gateway/metering/spill_file'
 import { withoutPrunedCharges } from '#gateway/metering/pruned_charges'
+import { periodSpendAssignments } from '#gateway/metering/period_spend_sql'
 
 /** The usage row's columns, in the order of the batch statement's parameters. */
 const USAGE_COLUMNS: readonly ArrayColumn[] = [
@@ -87,15 +88,7 @@ counters AS (
 ),
 touched AS (
   UPDATE api_keys k SET last_used_at = t.last_used, spent = k.spent + t.cost,
-    period_spent = CASE WHEN k.spend_period IS NULL THEN 0 ELSE
-        (CASE WHEN k.period_start = GREATEST(k.period_start, date_trunc(k.spend_period, t.last_used AT TIME ZONE 'UTC')::date)
-              THEN k.period_spent ELSE 0 END)
-      + (SELECT COALESCE(SUM(i.cost), 0) FROM ins i
-          WHERE i.api_key_id = k.id
-            AND date_trunc(k.spend_period, i.created_at AT TIME ZONE 'UTC')::date
-              = GREATEST(k.period_start, date_trunc(k.spend_period, t.last_used AT TIME ZONE 'UTC')::date))
-      END,
-    period_start = GREATEST(k.period_start, date_trunc(k.spend_period, t.last_used AT TIME ZONE 'UTC')::date)
+    ${periodSpendAssignments({ row: 'k', period: 'spend_period', last: 't.last_used', rows: 'ins', match: 'r.api_key_id = k.id' })}
     FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
            WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
    WHERE k.id = t.api_key_id
@@ -117,16 +110,13 @@ touched AS (
 export const END_USER_SPEND_EFFECT = `,
 end_user_spend AS (
   UPDATE end_users e SET spent = e.spent + t.cost,
-    period_spent = CASE WHEN e.spend_period IS NULL THEN 0 ELSE
-        (CASE WHEN e.period_start = GREATEST(e.period_start, date_trunc(e.spend_period, t.last_at AT TIME ZONE 'UTC')::date)
-              THEN e.period_spent ELSE 0 END)
-      + (SELECT COALESCE(SUM(i.cost), 0) FROM ins i
-          WHERE i.user_id = e.user_id AND i.end_user = e.end_user
-            AND date_trunc(e.spend_period, i.created_at AT TIME ZONE 'UTC')::date
-              = GREATEST(e.period_start, date_trunc(e.spend_period, t.last_at AT TIME ZONE 'UTC')::date))
-      END,
-    period_start = CASE WHEN e.spend_period IS NULL THEN e.period_start
-      ELSE GREATEST(e.period_start, date_trunc(e.spend_period, t.last_at AT TIME ZONE 'UTC')::date) END
+    ${periodSpendAssignments({
+      row: 'e',
+      period: 'spend_period',
+      last: 't.last_at',
+      rows: 'ins',
+      match: 'r.user_id = e.user_id AND r.end_user = e.end_user',
+    })}
     FROM (SELECT user_id, end_user, MAX(created_at) AS last_at, SUM(cost) AS cost FROM ins
            WHERE end_user IS NOT NULL AND cost > 0 GROUP BY user_id, end_user) t
    WHERE e.user_id = t.user_id AND e.end_user = t.end_user
@@ -146,15 +136,7 @@ team_rows AS (
 ),
 team_spend AS (
   UPDATE teams t SET spent = t.spent + s.cost,
-    period_spent = CASE WHEN t.budget_period IS NULL THEN 0 ELSE
-        (CASE WHEN t.period_start = GREATEST(t.period_start, date_trunc(t.budget_period, s.last_at AT TIME ZONE 'UTC')::date)
-              THEN t.period_spent ELSE 0 END)
-      + (SELECT COALESCE(SUM(r.cost), 0) FROM team_rows r
-          WHERE r.team_id = t.id
-            AND date_trunc(t.budget_period, r.created_at AT TIME ZONE 'UTC')::date
-              = GREATEST(t.period_start, date_trunc(t.budget_period, s.last_at AT TIME ZONE 'UTC')::date))
-      END,
-    period_start = GREATEST(t.period_start, date_trunc(t.budget_period, s.last_at AT TIME ZONE 'UTC')::date)
+    ${periodSpendAssignments({ row: 't', period: 'budget_period', last: 's.last_at', rows: 'team_rows', match: 'r.team_id = t.id' })}
     FROM (SELECT team_id, MAX(created_at) AS last_at, SUM(cost) AS cost FROM team_rows GROUP BY team_id) s
    WHERE t.id = s.team_id
 )`
