@@ -29,6 +29,8 @@ export interface EndUserSettings {
   tpm?: number | null
   /** A shared budget's budget_id to link to (its limits replace these); null unlinks; undefined leaves it */
   budgetId?: string | null
+  /** Refused (a conflict on `endUser`) when the owner already lists it: LiteLLM's /customer/new, checked under the owner's lock */
+  mustBeNew?: boolean
 }
 
 export interface EndUserRow {
@@ -64,6 +66,9 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
     // sees this row. (One whose statement began before and commits after is in neither: architecture.md "End users".)
     await trx.from('users').where('id', owner.id).forUpdate().select('id')
     const before = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
+    if (before && input.mustBeNew) {
+      throw new AdminInputError(`user_id: customer "${endUser}" already exists: change it with /customer/update`, 'user_id')
+    }
     const changes: Record<string, unknown> = { updated_at: new Date() }
     if (input.blocked !== undefined) changes.blocked = input.blocked
     if (limit !== undefined) changes.monthly_limit = limit

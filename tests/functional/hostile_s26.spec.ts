@@ -188,6 +188,30 @@ test.group('Hostile input and races: budgets, customers', (group) => {
     assert.equal((await db.from('budgets').where('budget_id', 'dup-race').count('* as n').first())?.n, '1')
   })
 
+  test('ten concurrent /customer/new of one id: one made, the others 400 "already exists" (none turned into an update)', async ({ assert }) => {
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => litellm('POST', '/customer/new', { user_id: 'cust-race', owner: owner.userId, max_budget: i + 1 }))
+    )
+    assert.equal(answers.filter((a) => a.status === 200).length, 1, JSON.stringify(answers.map((a) => a.status)))
+    const made = answers.find((a) => a.status === 200)!
+    for (const refused of answers.filter((a) => a.status !== 200)) {
+      assert.equal(refused.status, 400)
+      assert.include(refused.body.error.message, 'already exists')
+      assert.equal(refused.body.error.param, 'user_id')
+    }
+    // The row holds the settings of the one answered 200: no refused call changed it.
+    const row = await db.from('end_users').where('user_id', owner.userId).where('end_user', 'cust-race').firstOrFail()
+    assert.equal(Number(row.monthly_limit), made.body.litellm_budget_table.max_budget)
+    assert.equal(
+      (await db.from('audit_log').where('action', 'end_user.create').whereILike('summary', '%cust-race%').count('* as n').first())?.n,
+      '1'
+    )
+    assert.equal(
+      (await db.from('audit_log').where('action', 'end_user.update').whereILike('summary', '%cust-race%').count('* as n').first())?.n,
+      '0'
+    )
+  })
+
   test('a budget id with a space at either end is refused (the panel trims: " gold" was linked as "gold"); LiteLLM names budget_id', async ({ assert }) => {
     assert.equal((await litellm('POST', '/budget/new', { budget_id: 'gold', max_budget: 100 })).status, 200)
     for (const id of [' gold', 'gold ', ' ', '\u00a0gold', 'gold\u3000']) {

@@ -23,9 +23,10 @@ export default class LiteLLMCustomersController {
       const input = settingsOf(body, String(owner.id), id)
       // LiteLLM: a max_budget without a budget_duration never resets (the end user's whole life).
       if (input.monthlyLimit !== undefined && !('budget_duration' in body)) input.budgetPeriod = null
+      // Checked again in setEndUser's transaction under the owner's lock: two at once make one, the other is refused.
       const listed = (await endUsersOf(owner.id, id)).find((e) => e.listed)
       if (listed) throw fieldError('user_id', `customer "${id}" already exists: change it with /customer/update`)
-      return this.#saved(ctx, owner.id, input)
+      return this.#saved(ctx, owner.id, { ...input, mustBeNew: true })
     })
   }
 
