@@ -607,6 +607,26 @@ test.group('Realtime API (WebSocket /v1/realtime)', (group) => {
     assert.isTrue(rows.every((r: any) => r.error_code === null))
   })
 
+  test("a key's budget for the model: the session's own running response does not count against it; the response that reaches it ends the session", async ({ assert }) => {
+    // As the spend cap above: each default response costs $0.01504, its hold $0.016384.
+    const user = await seedUser({ balance: '5', key: { modelLimits: { 'gpt-realtime': { budget: '0.05' } } } })
+    const session = await connect('/v1/realtime?model=gpt-realtime', { headers: { authorization: `Bearer ${user.key}` } })
+    await session.next('session.created')
+    const upstream = mock.realtime.connections.at(-1)!
+    for (let i = 1; i <= 4; i++) {
+      session.ws.send(JSON.stringify({ type: 'response.create', mock: { delay_ms: 30 } }))
+      await until(() => session.events.filter((e) => e.type === 'response.done').length === i, `response ${i}`)
+    }
+    const error = await session.next('error')
+    assert.deepInclude(error.error, { code: 'budget_exceeded' })
+    assert.equal((await withTimeout(session.closed, 'the close')).code, 1008)
+    // The fourth response started at $0.04512 spent: its own hold on the model's budget did not end it early.
+    assert.isFalse(upstream.received.some((e) => e.type === 'response.cancel'))
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 4)
+    assert.isTrue(rows.every((r: any) => r.error_code === null))
+  })
+
   test('the session length and message size limits', async ({ assert }) => {
     const user = await seedUser({ balance: '5' })
     realtimeLimits.maxSessionMs = 300

@@ -333,6 +333,8 @@ export class RealtimeSession implements InFlightWork {
         user.reservedOutputTokens -= heldTokens
         if (key.spendLimitPico !== null) releaseOnKey(key.id, held)
         if (team !== null) team.heldPico -= held
+        // And off the key's budget for the model each response holds on (a session ended itself early on its own holds).
+        for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico -= account.reservedPico
         try {
           authorizeModel(this.gateway.catalog, principal, this.model)
         } finally {
@@ -340,6 +342,7 @@ export class RealtimeSession implements InFlightWork {
           user.reservedOutputTokens += heldTokens
           if (key.spendLimitPico !== null) holdOnKey(key.id, held)
           if (team !== null) team.heldPico += held
+          for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico += account.reservedPico
         }
       } catch (error) {
         // Only a refusal ends the session; a check that could not run (the database away) lets it go on.
