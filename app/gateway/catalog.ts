@@ -1,3 +1,4 @@
+import { NO_METER_WRITES, readSettled, type MeterWrites } from '#gateway/metering/settled_read'
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
@@ -31,7 +32,7 @@ import {
  * What is metered but not yet committed (the meter provides it): the caches
  * add it to what they read from the database, so a reload loses none of it.
  */
-export interface PendingSource {
+export interface PendingSource extends MeterWrites {
   pendingFor(userId: number): { costPico: bigint; input: number; output: number }
   /** Cost through the key of calls begun at or after `sinceMs` (-Infinity: all) */
   pendingKeyCost(keyId: number, sinceMs: number): bigint
@@ -41,8 +42,6 @@ export interface PendingSource {
   pendingTeamCost(teamId: number, sinceMs: number): bigint
   /** Cost on a key's budget for a model (`${keyId} ${model}`) of calls begun at or after `sinceMs` */
   pendingModelBudgetCost(id: string, sinceMs: number): bigint
-  /** Bumped each time committed records leave the pending totals (see readSettled) */
-  readonly settledCount: number
 }
 
 const NOTHING_PENDING: PendingSource = {
@@ -51,16 +50,8 @@ const NOTHING_PENDING: PendingSource = {
   pendingEndUserCost: () => 0n,
   pendingTeamCost: () => 0n,
   pendingModelBudgetCost: () => 0n,
-  settledCount: 0,
+  ...NO_METER_WRITES,
 }
-
-/**
- * How often a reload reads its row again when the meter settled records
- * while the read was out: the row may predate the commit and the pending
- * totals no longer hold it, so the charge would be forgotten until the next
- * reload. After that many tries the last read is kept (the next one fixes it).
- */
-const SETTLE_RETRIES = 3
 
 /**
  * Which of the prices (or fallback lists) whose globs match a model applies: the most specific
@@ -457,20 +448,9 @@ export class Catalog {
     this.#unknownKeys.set(hash, Date.now())
   }
 
-  /**
-   * A read of a row the meter also writes (a user's balance and tokens, a
-   * key's spend), to which the caller then adds the meter's pending totals.
-   * If the meter settled records while the read was out, the row may predate
-   * their commit while the totals no longer hold them: read again. (A commit
-   * before the read and a settle after it subtracts a charge twice until the
-   * next reload: a stricter balance for a moment, never a looser one.)
-   */
-  async #readSettled<T>(read: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const settled = this.#pending.settledCount
-      const result = await read()
-      if (this.#pending.settledCount === settled || attempt >= SETTLE_RETRIES) return result
-    }
+  /** A read of a row the meter also writes (a user's balance and tokens, a key's spend): metering/settled_read.ts. */
+  #readSettled<T>(read: () => Promise<T>): Promise<T> {
+    return readSettled(this.#pending, read)
   }
 
   /** The user's live state from memory (undefined when not loaded); refreshed in the background when older than the TTL. */

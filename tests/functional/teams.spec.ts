@@ -4,6 +4,7 @@ import TeamCreate from '#commands/team_create'
 import KeyTeam from '#commands/key_team'
 import { PanelClient, textOf } from '#tests/panel_client'
 import db from '@adonisjs/lucid/services/db'
+import pg from 'pg'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { createTeam, setKeyTeam } from '#actions/teams'
@@ -138,6 +139,44 @@ test.group('Teams on the request path', (group) => {
     assert.isTrue(spent <= toPico('0.0001') + estimate, `spent ${fromPico(spent)}, budget 0.0001 + estimate ${fromPico(estimate)}`)
     assert.equal(toPico(String((await db.from('teams').where('id', teamId).first()).spent)), spent)
     assert.equal(catalog.teams.get(Number(teamId))!.heldPico, 0n)
+  })
+
+  test('a reload while a metering batch is committed but not yet settled counts its cost once (not from the row and the pending totals both)', async ({ assert }) => {
+    const { teamId, a } = await teamOfTwo({ max_budget: 10 })
+    const gw = await gateway()
+    await gw.meter.drain()
+    // The meter's next batch statement answers only once released: committed in Postgres, its records still pending here.
+    const original = pg.Pool.prototype.query
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let committed!: () => void
+    const committedSeen = new Promise<void>((resolve) => (committed = resolve))
+    let caught = false
+    pg.Pool.prototype.query = function (this: any, config: any, ...rest: any[]) {
+      const result = (original as any).call(this, config, ...rest)
+      if (!caught && typeof config === 'object' && String(config?.name ?? '').startsWith('gateway_meter_batch')) {
+        caught = true
+        return result.then(async (value: unknown) => {
+          committed()
+          await released
+          return value
+        })
+      }
+      return result
+    } as any
+    try {
+      assert.equal((await chat(a.key)).status, 200)
+      await committedSeen
+      const reload = gw.catalog.teams.reload()
+      setTimeout(release, 100)
+      await reload
+    } finally {
+      pg.Pool.prototype.query = original
+      release()
+    }
+    await gw.meter.drain()
+    assert.equal((await db.from('teams').where('id', teamId).first()).spent, '0.022000000000')
+    assert.equal(gw.catalog.teams.get(Number(teamId))!.spentPico, toPico('0.022'))
   })
 
   test('a blocked team refuses its keys (401 in each wire format, as a blocked key); unblocked, they are served', async ({ assert }) => {

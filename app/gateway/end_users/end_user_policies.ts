@@ -1,3 +1,4 @@
+import { NO_METER_WRITES, readSettled, type MeterWrites } from '#gateway/metering/settled_read'
 import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { toPico, fromPico } from '#gateway/metering/money'
@@ -35,18 +36,14 @@ export interface EndUserPolicy {
 }
 
 /** The meter's uncommitted cost per end user (PendingTotals), added to what a load reads. */
-export interface EndUserPendingSource {
+export interface EndUserPendingSource extends MeterWrites {
   pendingEndUserCost(userId: number, endUser: string, sinceMs: number): bigint
-  readonly settledCount: number
 }
 
-const NOTHING_PENDING: EndUserPendingSource = { pendingEndUserCost: () => 0n, settledCount: 0 }
+const NOTHING_PENDING: EndUserPendingSource = { pendingEndUserCost: () => 0n, ...NO_METER_WRITES }
 
 /** Other instances' spend reaches here by `charged:` notifications; without a listener, by this TTL. */
 const TTL_MS = 60_000
-/** As Catalog's reads of rows the meter writes: read again if the meter settled records meanwhile. */
-const SETTLE_RETRIES = 3
-
 /**
  * The end_users table in memory, by owner then end user. The hot path asks
  * only for a request that names an end user: one Map lookup on the owner
@@ -109,10 +106,9 @@ export class EndUserPolicies {
   }
 
   async #load() {
-    let rows: any[] = []
-    for (let attempt = 0; ; attempt++) {
-      const settled = this.#pending.settledCount
-      rows = await db
+    // The meter writes `spent`: read when no batch is under way (metering/settled_read.ts).
+    const rows: any[] = await readSettled(this.#pending, () =>
+      db
         .from('end_users as e')
         .leftJoin('budgets as b', 'b.id', 'e.budget_id')
         .select(
@@ -120,8 +116,7 @@ export class EndUserPolicies {
           'e.spent', 'e.period_spent', 'e.period_start', 'b.id as b_id', 'b.budget_id as b_name', 'b.max_budget as b_max_budget',
           'b.budget_period as b_budget_period', 'b.rpm as b_rpm', 'b.tpm as b_tpm'
         )
-      if (this.#pending.settledCount === settled || attempt >= SETTLE_RETRIES) break
-    }
+    )
     const now = Date.now()
     const byOwner = new Map<number, Map<string, EndUserPolicy>>()
     for (const row of rows) {

@@ -312,10 +312,42 @@ export class UsageMeter {
   replayedTotal = 0
   /** Batch statements committed over this process's life (each one transaction) */
   batchesWritten = 0
-  /** Bumped whenever committed records leave the pending totals (catalog.ts reloads read it) */
+  /** Bumped whenever committed records leave the pending totals */
   settledCount = 0
+  /** Batch writes under way, and a count bumped as each begins and ends (reads of rows the meter writes: settled_read.ts) */
+  writesUnderWay = 0
+  writeEpoch = 0
+  #idleWaiters: Array<() => void> = []
   /** Postgres backend pids of this meter's pool connections */
   #backends = new Set<number>()
+
+  /** Resolves once no batch write is under way (at once when none is), or after `ms`. */
+  idle(ms: number): Promise<void> {
+    if (this.writesUnderWay === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  }
+
+  #beginWrite() {
+    this.writesUnderWay++
+    this.writeEpoch++
+  }
+
+  /** After the write's records settled, or went back to pending (spilled, queued again). */
+  #endWrite() {
+    this.writesUnderWay--
+    this.writeEpoch++
+    if (this.writesUnderWay === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters
+      this.#idleWaiters = []
+      for (const wake of waiters) wake()
+    }
+  }
 
   /** Did this meter's connection send a notification from backend `pid`? (its own charges, already applied here) */
   writesFrom(pid: number): boolean {
@@ -521,11 +553,19 @@ export class UsageMeter {
         }
         const batch = this.#queue.splice(0, this.options.batchSize)
         this.#inFlight = batch
-        const written = await this.#writeRecords(batch.map(toRecord))
-        this.#inFlight = []
+        this.#beginWrite()
+        let written: boolean
+        try {
+          written = await this.#writeRecords(batch.map(toRecord))
+          this.#inFlight = []
+          if (written) {
+            for (const event of batch) this.#pending.settle(event)
+            this.settledCount++
+          }
+        } finally {
+          this.#endWrite()
+        }
         if (written) {
-          for (const event of batch) this.#pending.settle(event)
-          this.settledCount++
           this.options.onCommitted?.(batch)
           if (this.#queue.length < this.options.batchSize && this.#draining === 0) break
         } else if (this.#spill) {
@@ -638,6 +678,16 @@ export class UsageMeter {
 
   /** The database answered again: replay what this process spilled, then settle it. */
   async #replayOwnSpill() {
+    // A write under way until its records leave the pending totals (or go back to the spill): settled_read.ts.
+    this.#beginWrite()
+    try {
+      await this.#replaySpill()
+    } finally {
+      this.#endWrite()
+    }
+  }
+
+  async #replaySpill() {
     // Counted as pending from before the hand-over until written (status readers see no gap).
     this.#replaying = this.#spill!.pending
     // What the handed-over file holds, per user and key; later spills start a new tally.

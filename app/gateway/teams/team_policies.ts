@@ -1,3 +1,4 @@
+import { NO_METER_WRITES, readSettled, type MeterWrites } from '#gateway/metering/settled_read'
 import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { toPico } from '#gateway/metering/money'
@@ -29,12 +30,11 @@ export interface TeamPolicy {
 }
 
 /** The meter's uncommitted cost per team (PendingTotals), added to what a load reads. */
-export interface TeamPendingSource {
+export interface TeamPendingSource extends MeterWrites {
   pendingTeamCost(teamId: number, sinceMs: number): bigint
-  readonly settledCount: number
 }
 
-const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, settledCount: 0 }
+const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, ...NO_METER_WRITES }
 
 /** An unknown team id a key names is read for at most this often (unheard) */
 const UNKNOWN_RECHECK_MS = 1_000
@@ -49,9 +49,6 @@ function rememberUnknown(unknown: Map<number, number>, teamId: number) {
 
 /** Other instances' spend reaches here by `charged:` notifications of a team's key; without a listener, by this TTL. */
 const TTL_MS = 60_000
-/** As Catalog's reads of rows the meter writes: read again if the meter settled records meanwhile. */
-const SETTLE_RETRIES = 3
-
 /**
  * The teams table in memory, by id. Loaded whole (operators write these rows:
  * tens or hundreds), again on `teams:<id>` notifications, on another
@@ -111,14 +108,10 @@ export class TeamPolicies {
   }
 
   async #load() {
-    let rows: any[] = []
-    for (let attempt = 0; ; attempt++) {
-      const settled = this.#pending.settledCount
-      rows = await db
-        .from('teams')
-        .select('id', 'alias', 'blocked_at', 'allowed_models', 'rpm', 'tpm', 'max_budget', 'budget_period', 'spent', 'period_spent', 'period_start')
-      if (this.#pending.settledCount === settled || attempt >= SETTLE_RETRIES) break
-    }
+    // The meter writes `spent`: read when no batch is under way (metering/settled_read.ts).
+    const rows: any[] = await readSettled(this.#pending, () =>
+      db.from('teams').select('id', 'alias', 'blocked_at', 'allowed_models', 'rpm', 'tpm', 'max_budget', 'budget_period', 'spent', 'period_spent', 'period_start')
+    )
     const now = Date.now()
     const byId = new Map<number, TeamPolicy>()
     for (const row of rows) {
