@@ -5,6 +5,7 @@ import ApiKey from '#models/api_key'
 import KeyCreate from '#commands/key_create'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
+import { updateApiKey } from '#actions/update_api_key'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { periodBounds } from '#gateway/metering/spend_period'
 import { estimateCostPico } from '#gateway/metering/reservation'
@@ -216,6 +217,75 @@ test.group('Per-model budgets of a key (model_max_budget)', (group) => {
     assert.isTrue(await eventually(async () => (await chat(key)).status === 200))
     assert.isNull(await spendRow(Number(made.body.token)))
   })
+
+  test("a budget's period changed while a metering batch of the key waits on the key's row: the batch adds to the recount (read under the lock), nothing lost", async ({ assert }) => {
+    const user = await seedUser({ balance: '10', key: { modelLimits: { budgeted: { budget: '5', budget_period: 'day' } } } })
+    const key = await ApiKey.findOrFail(user.keyId)
+    assert.equal((await chat(user.key)).status, 200)
+    assert.equal((await spendRow(user.keyId))?.period_spent, '0.001000000000')
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => (open = resolve))
+    let locked!: () => void
+    const keyLocked = new Promise<void>((resolve) => (locked = resolve))
+    // The operator's change holds the key's row (as updateApiKey does first) while a call through the key is metered.
+    const change = updateApiKey(user.keyId, { name: key.name, modelLimits: { budgeted: { budget: '5', budget_period: 'month' } } }, undefined, async () => {
+      locked()
+      await gate
+    })
+    await keyLocked
+    try {
+      assert.equal((await chat(user.key)).status, 200)
+      // The meter's batch is waiting for a lock the change holds.
+      const waits = await eventually(async () => {
+        // (Its text is past pg_stat_activity's first 1,024 bytes: any statement waiting on a lock is the batch here.)
+        const waiting = await db.rawQuery(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+        return waiting.rows[0].n > 0
+      })
+      assert.isTrue(waits)
+    } finally {
+      open()
+    }
+    // No deadlock: the batch had locked the spend row before waiting on the key's row, the recount then waited on the
+    // batch, and Postgres broke the cycle only after deadlock_timeout (1 s), failing the batch (retried).
+    const released = performance.now()
+    await change
+    const deadlockTimeoutMs = Number((await db.rawQuery(`SELECT setting FROM pg_settings WHERE name = 'deadlock_timeout'`)).rows[0].setting)
+    assert.isBelow(performance.now() - released, deadlockTimeoutMs * 0.9)
+    const row = await spendRow(user.keyId)
+    // The month's recount (the first call) plus the waiting batch's call: both, in the month's period.
+    assert.equal(row.period_spent, '0.002000000000')
+    assert.equal(row.spent, '0.002000000000')
+    assert.equal(new Date(row.period_start).toISOString().slice(0, 10), new Date(periodBounds('month', Date.now()).start).toISOString().slice(0, 10))
+  }).timeout(30_000)
+
+  test("a budget's period changed and recounted just before a metering batch of the key reaches its rows: the batch adds to the recount, in the new period", async ({ assert }) => {
+    const user = await seedUser({ balance: '10', key: { modelLimits: { budgeted: { budget: '5', budget_period: 'day' } } } })
+    assert.equal((await chat(user.key)).status, 200)
+    assert.equal((await spendRow(user.keyId))?.period_spent, '0.001000000000')
+    // What updateApiKey does, held open: the key's row locked, the month recounted (the first call), the setting changed.
+    const monthStart = new Date(periodBounds('month', Date.now()).start).toISOString().slice(0, 10)
+    const trx = await db.transaction()
+    try {
+      await trx.from('api_keys').where('id', user.keyId).forUpdate().select('id')
+      await trx.rawQuery(
+        `UPDATE api_key_model_spend SET period_spent = 0.001, period_start = ?::date WHERE api_key_id = ? AND model = 'budgeted'`,
+        [monthStart, user.keyId]
+      )
+      await trx.from('api_keys').where('id', user.keyId).update({ model_limits: JSON.stringify({ budgeted: { budget: '5', budget_period: 'month' } }) })
+      assert.equal((await chat(user.key)).status, 200)
+      const waits = await eventually(async () => {
+        const waiting = await db.rawQuery(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+        return waiting.rows[0].n > 0
+      })
+      assert.isTrue(waits)
+    } finally {
+      await trx.commit()
+    }
+    const row = await spendRow(user.keyId)
+    assert.equal(row.period_spent, '0.002000000000')
+    assert.equal(row.spent, '0.002000000000')
+    assert.equal(new Date(row.period_start).toISOString().slice(0, 10), monthStart)
+  }).timeout(30_000)
 
   test('bad model_max_budget values are refused with the field named; the management API takes and shows it', async ({ assert }) => {
     const owner = await seedUser()

@@ -92,6 +92,7 @@ touched AS (
     FROM (SELECT api_key_id, MAX(created_at) AS last_used, SUM(cost) AS cost FROM ins
            WHERE api_key_id IS NOT NULL GROUP BY api_key_id) t
    WHERE k.id = t.api_key_id
+  RETURNING k.id, k.model_limits
 )`
 
 /**
@@ -149,7 +150,14 @@ team_spend AS (
  * spelling of it), else, in spill files from before that column, the name
  * the client asked for (requested_model when a fallback answered); the
  * budget's period is read from the key's setting (api_keys.model_limits), and
- * only models that have a budget there count. Appended only to a batch holding
+ * only models that have a budget there count. The setting is the one of the
+ * key's row as `touched` updated it (its RETURNING), not a join's: a change
+ * committed while this statement waited on the key's row (updateApiKey's
+ * recount, under that lock) is then the one read (a join's row stays the
+ * statement's snapshot's: the recount's new period was replaced by the
+ * batch's cost in the old one), and the key's row is locked before the spend
+ * rows, in the order the recount takes them (the other order deadlocked it:
+ * the batch stalled 1 s and was retried). Appended only to a batch holding
  * a row admitted under such a budget (the record's `model_budget` flag).
  */
 export const MODEL_BUDGET_SPEND_EFFECT = `,
@@ -157,7 +165,7 @@ model_budget_rows AS (
   SELECT i.api_key_id, b.model, i.cost, i.created_at, k.model_limits -> b.model ->> 'budget_period' AS period
     FROM ins i JOIN e ON e.request_id = i.request_id
     CROSS JOIN LATERAL (SELECT COALESCE(e.budget_model, i.requested_model, i.model) AS model) b
-    JOIN api_keys k ON k.id = i.api_key_id
+    JOIN touched k ON k.id = i.api_key_id
    WHERE i.cost > 0 AND k.model_limits -> b.model ? 'budget'
 ),
 model_budget_sums AS (
