@@ -166,9 +166,13 @@ async function save<P extends keyof StoredSso>(
   return saved
 }
 
-/** The audit row's view of a provider: whether a secret is set, never it (nor its ciphertext). */
+/**
+ * The audit row's view of a provider: whether a secret is set, never it (nor
+ * its ciphertext). `authStored` as Settings > E-mail names it: the audit log
+ * drops every field whose name says secret.
+ */
 function shown(settings: StoredOidc | StoredGithub | null) {
   if (!settings) return null
   const { secretEncrypted, ...rest } = settings
-  return { ...rest, secretSet: !!secretEncrypted }
+  return { ...rest, authStored: !!secretEncrypted }
 }
