@@ -165,6 +165,9 @@ export default class GatewayProvider {
         gateway.service.responseCache = new ResponseCache(cacheMb * 1024 * 1024, env.get('RESPONSE_CACHE_MAX_TTL_S') ?? 86_400)
       }
       await gateway.start()
+      // The panel's single sign-on providers, in memory for the login pages (kept fresh by the listener's notices).
+      const { loadSsoPanelSettings } = await import('#services/sso/sso_panel_settings')
+      await loadSsoPanelSettings()
     })()
     await gateway.booting
     if (environment === 'web') {

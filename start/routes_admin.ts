@@ -20,6 +20,7 @@ const ModelFallbacksController = () => import('#controllers/admin/model_fallback
 const RedemptionCodesController = () => import('#controllers/admin/redemption_codes_controller')
 const PaymentsController = () => import('#controllers/admin/payments_controller')
 const SettingsController = () => import('#controllers/admin/settings_controller')
+const SsoSettingsController = () => import('#controllers/admin/sso_settings_controller')
 const EndUsersController = () => import('#controllers/admin/end_users_controller')
 const BudgetsController = () => import('#controllers/admin/budgets_controller')
 const BatchesController = () => import('#controllers/admin/batches_controller')
@@ -59,6 +60,9 @@ router
     router.post('/settings/account-keywords', [SettingsController, 'accountKeywords']).as('settings.account_keywords')
     router.post('/settings/mail', [SettingsController, 'mail']).as('settings.mail')
     router.post('/settings/mail/test', [SettingsController, 'mailTest']).as('settings.mail.test')
+    router.post('/settings/sso/oidc', [SsoSettingsController, 'oidc']).as('settings.sso.oidc')
+    router.post('/settings/sso/oidc/discovery', [SsoSettingsController, 'discovery']).as('settings.sso.oidc.discovery')
+    router.post('/settings/sso/github', [SsoSettingsController, 'github']).as('settings.sso.github')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')

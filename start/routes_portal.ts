@@ -89,6 +89,7 @@ router
     /** The Security page's password form; GET shows the Security page too (old links). */
     router.get('/password', [PasswordController, 'edit']).as('password')
     router.post('/password', [PasswordController, 'update']).as('password.update')
+    router.post('/password/set', [PasswordController, 'set']).as('password.set')
   })
   .prefix('/dashboard')
   .as('portal')

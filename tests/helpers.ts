@@ -1,3 +1,4 @@
+import { loadSsoPanelSettings } from '#services/sso/sso_panel_settings'
 import type { StoredModelLimits } from '#gateway/limits/model_limits'
 import app from '@adonisjs/core/services/app'
 import db from '@adonisjs/lucid/services/db'
@@ -46,8 +47,10 @@ export async function resetDatabase() {
   )
   // The operator settings the API path obeys: a test that turned the word filter on must not filter the next
   // file's prompts, nor one that listed account-problem phrases disable the next file's channels.
-  await db.from('app_settings').whereIn('key', ['sensitive_words', 'account_problem_keywords']).delete()
+  await db.from('app_settings').whereIn('key', ['sensitive_words', 'account_problem_keywords', 'sso']).delete()
   await gw.catalog.reload()
+  // Nor single sign-on set in the panel show its buttons to the next file (the pages' copy is in memory).
+  await loadSsoPanelSettings()
   // No batch is left to hold money on anyone.
   await gw.batches.holds.sync()
   // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,

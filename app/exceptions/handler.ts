@@ -25,14 +25,14 @@ export default class HttpExceptionHandler extends ExceptionHandler {
     if (!isApiPath(path)) {
       // A panel form refused by an action: back to the form with what was typed and the reason.
       if (error instanceof AdminInputError && 'session' in ctx && ctx.session) {
-        ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey'])
+        ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey', 'oidcClientSecret', 'githubClientSecret'])
         if (error.field) ctx.session.flash('inputErrorsBag', { [error.field]: [error.message] })
         ctx.session.flash('error', error.message)
         return ctx.response.redirect().back()
       }
       // A form value Postgres refused (a NUL in a text, a number past its column): the form again with why, not a 500.
       if (isDataException(error) && ctx.request.method() === 'POST' && 'session' in ctx && ctx.session) {
-        ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey'])
+        ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey', 'oidcClientSecret', 'githubClientSecret'])
         ctx.session.flash('error', 'A value in the form is out of range or contains characters that cannot be stored')
         return ctx.response.redirect().back()
       }

@@ -18,6 +18,7 @@ import { BatchService } from '#gateway/batches/batch_service'
 import { ResponseStore } from '#gateway/responses_store/response_store'
 import { LowBalanceWatch } from '#gateway/metering/low_balance_watch'
 import { claimLowBalanceNotices } from '#services/mail/low_balance_notice'
+import { appSettingChanged, reloadAppSettings } from '#services/app_setting_notices'
 
 export interface GatewayOptions {
   databaseUrl: string
@@ -259,11 +260,16 @@ export class Gateway {
         (payload, pid) => {
           // A stored response deleted (responses_store/): not the catalog's business.
           if (payload.startsWith('stored_responses:')) return this.responses.forget(payload.slice('stored_responses:'.length))
+          // Settings the pages keep in memory (single sign-on); the catalog reloads those the API path obeys.
+          if (payload.startsWith('app_settings:')) {
+            appSettingChanged(payload.slice('app_settings:'.length)).catch((error) => this.options.logger.warn({ err: error }, 'setting reload failed'))
+          }
           return payload.startsWith('charged:') && this.meter.writesFrom(pid) ? undefined : this.catalog.handleChange(payload)
         },
         () => {
           // Deletes told while the listener was away are unknown: what the store remembers goes too.
           this.responses.forgetCached()
+          reloadAppSettings().catch(() => {})
           return this.catalog.reload()
         }
       )

@@ -2,6 +2,7 @@ import type { HttpContext } from '@adonisjs/core/http'
 import type User from '#models/user'
 import { homeFor, safeNextPath } from '#services/home_path'
 import { rememberSessionEpoch } from '#services/session_epoch'
+import { rememberSignInTime } from '#services/session_freshness'
 
 /**
  * The end of a sign-in, whichever way it was proven (the password form, a
@@ -40,5 +41,6 @@ export async function startSession({ response, session, auth }: HttpContext, use
   const next = safeNextPath(session.pull('login.next'))
   await auth.use('web').login(user)
   rememberSessionEpoch(session, user)
+  rememberSignInTime(session)
   return response.redirect(next && (user.role === 'admin' || !next.startsWith('/admin')) ? next : homeFor(user))
 }

@@ -28,6 +28,14 @@ export const changePasswordValidator = vine.compile(
   })
 )
 
+/** The first password of an account made by single sign-on: no current one; the second factor's code when it is on. */
+export const setFirstPasswordValidator = vine.compile(
+  vine.object({
+    password: password().confirmed({ confirmationField: 'password_confirmation' }),
+    code: vine.string().trim().maxLength(64).optional(),
+  })
+)
+
 /** Forgotten password and "send the link again": the address, as registration takes it. */
 export const mailAddressValidator = vine.compile(
   vine.object({

@@ -15,11 +15,13 @@ import { smtpFromEnv } from '#services/mail/smtp_env'
 import { smtpSettings, storedSmtp } from '#services/mail/smtp_settings'
 import { errorText, sendMail } from '#services/mail/mail_outbox'
 import { requestBaseUrl } from '#controllers/pages/docs_controller'
+import { ssoSection } from '#controllers/admin/sso_settings_controller'
 
 /**
  * Operator settings kept in the database (app_settings), changed at run
  * time: self-service registration, referral rewards, the announcement, the
- * sensitive-word filter, the extra phrases that disable a channel, e-mail.
+ * sensitive-word filter, the extra phrases that disable a channel, e-mail,
+ * single sign-on (its forms in sso_settings_controller.ts).
  */
 export default class SettingsController {
   /** GET /admin/settings */
@@ -33,6 +35,7 @@ export default class SettingsController {
       accountKeywords: await accountProblemKeywords(),
       accountKeywordLimits: ACCOUNT_KEYWORD_LIMITS,
       mail: await mailSection(requestBaseUrl(request)),
+      sso: await ssoSection(request),
     })
   }
 

@@ -14,6 +14,7 @@ import { enrolmentOf, secretOf } from '#services/two_factor'
 import { identitiesOf } from '#actions/sso_accounts'
 import { enabledSsoProviders, oidcSettings } from '#services/sso/sso_settings'
 import { warmDiscovery } from '#services/sso/oidc_provider'
+import { FRESH_SIGN_IN_MS, signedInRecently } from '#services/session_freshness'
 
 const PAGE = '/dashboard/security'
 
@@ -51,6 +52,8 @@ export async function renderSecurity(
       enrolment,
     },
     hasPassword: !!user.password,
+    // An SSO-only account's first password (password_controller.ts set): a recent sign-in, or the second factor's code.
+    firstPassword: { fresh: signedInRecently(ctx.session), minutes: FRESH_SIGN_IN_MS / 60_000 },
     sso: {
       // A Link button for each provider not linked yet
       providers: providers.filter((p) => !identities.some((i) => i.provider === p.id)),

@@ -61,6 +61,14 @@ async function fetchDiscovery(issuer: string): Promise<Discovery> {
   }
 }
 
+/**
+ * The panel's "Test discovery": the document read now, uncached, through the
+ * same bounded calls as a sign-in (sso_http.ts); an SsoError says why not.
+ */
+export function probeDiscovery(issuer: string): Promise<Discovery> {
+  return fetchDiscovery(issuer)
+}
+
 /** Cached per issuer; a failure is not kept (the next sign-in asks again). */
 export function discovery(issuer: string): Promise<Discovery> {
   const cached = discoveries.get(issuer)

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { HttpContext } from '@adonisjs/core/http'
-import env from '#start/env'
+import { mailSiteBase } from '#services/mail/site_url'
 import { requestBaseUrl } from '#controllers/pages/docs_controller'
 import { SsoError } from '#services/sso/sso_error'
 import { GithubProvider } from '#services/sso/github_provider'
@@ -41,9 +41,13 @@ export function providerFor(id: SsoProviderId): SsoProvider {
 
 const random = () => randomBytes(32).toString('base64url')
 
-/** Where the provider sends the browser back: APP_URL when set, else the address this request came to. */
-function callbackUrl(request: HttpContext['request'], provider: SsoProviderId) {
-  const base = env.get('APP_URL')?.replace(/\/+$/, '') || requestBaseUrl(request)
+/**
+ * Where the provider sends the browser back, the address to register there
+ * (shown on Settings > Sign-in): APP_URL when set, else the site address of
+ * Settings > E-mail, else the address this request came to.
+ */
+export async function callbackUrl(request: HttpContext['request'], provider: SsoProviderId) {
+  const base = (await mailSiteBase()) ?? requestBaseUrl(request)
   return `${base}/auth/${provider}/callback`
 }
 
@@ -62,7 +66,7 @@ export async function beginFlow(
     state: random(),
     nonce: random(),
     verifier: random(),
-    redirectUri: callbackUrl(ctx.request, provider),
+    redirectUri: await callbackUrl(ctx.request, provider),
     until: Date.now() + FLOW_MS,
   }
   const url = await client.authorizeUrl(flow)

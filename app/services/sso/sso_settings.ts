@@ -1,16 +1,22 @@
 import env from '#start/env'
+import { panelSso } from '#services/sso/sso_panel_settings'
 
 /**
- * Which single sign-on providers are on, from the environment only (no panel
- * setting: the client secret stays out of the database and out of every page,
- * and one place decides). Read per use, never cached: the tests turn providers
- * on and off at run time, and only the login pages and the flow read them.
+ * Which single sign-on providers are on. One precedence, per provider: the
+ * environment wins whole when it names the provider (OIDC_ISSUER or
+ * OIDC_CLIENT_ID; GITHUB_CLIENT_ID or GITHUB_CLIENT_SECRET), even when it
+ * names it incompletely (then the provider is off, and the panel says why);
+ * otherwise the panel's Settings > Sign-in, when switched on
+ * (sso_panel_settings.ts, in memory). Read per use, no await: the tests turn
+ * providers on and off at run time, and the login pages, the CSP and the
+ * flow read them.
  */
 export type SsoProviderId = 'oidc' | 'github'
 
 export const SSO_PROVIDERS: readonly SsoProviderId[] = ['oidc', 'github']
 
 export interface OidcSettings {
+  source: 'env' | 'panel'
   issuer: string
   clientId: string
   clientSecret: string
@@ -21,6 +27,7 @@ export interface OidcSettings {
 }
 
 export interface GithubSettings {
+  source: 'env' | 'panel'
   clientId: string
   clientSecret: string
   /** github.com in production; GITHUB_OAUTH_BASE_URL / GITHUB_API_BASE_URL point the tests at a mock */
@@ -31,25 +38,65 @@ export interface GithubSettings {
 
 const trimSlash = (url: string) => url.replace(/\/+$/, '')
 
+export const DEFAULT_OIDC_SCOPES = 'openid email profile'
+export const DEFAULT_OIDC_LABEL = 'Single sign-on'
+
+/** The environment names an OIDC provider: it decides alone, the panel's is not used. */
+export function oidcFromEnv(): boolean {
+  return !!(env.get('OIDC_ISSUER')?.trim() || env.get('OIDC_CLIENT_ID')?.trim())
+}
+
+/** The environment names a GitHub app: it decides alone. */
+export function githubFromEnv(): boolean {
+  return !!(env.get('GITHUB_CLIENT_ID')?.trim() || env.get('GITHUB_CLIENT_SECRET'))
+}
+
 export function oidcSettings(): OidcSettings | null {
-  const issuer = env.get('OIDC_ISSUER')?.trim()
-  const clientId = env.get('OIDC_CLIENT_ID')?.trim()
-  if (!issuer || !clientId) return null
+  if (oidcFromEnv()) {
+    const issuer = env.get('OIDC_ISSUER')?.trim()
+    const clientId = env.get('OIDC_CLIENT_ID')?.trim()
+    if (!issuer || !clientId) return null
+    return {
+      source: 'env',
+      issuer: trimSlash(issuer),
+      clientId,
+      clientSecret: env.get('OIDC_CLIENT_SECRET') ?? '',
+      scopes: env.get('OIDC_SCOPES')?.trim() || DEFAULT_OIDC_SCOPES,
+      label: env.get('OIDC_BUTTON_LABEL')?.trim() || DEFAULT_OIDC_LABEL,
+      linkByEmail: env.get('OIDC_LINK_BY_EMAIL') === true,
+    }
+  }
+  const panel = panelSso().oidc
+  if (!panel?.enabled || !panel.issuer || !panel.clientId) return null
   return {
-    issuer: trimSlash(issuer),
-    clientId,
-    clientSecret: env.get('OIDC_CLIENT_SECRET') ?? '',
-    scopes: env.get('OIDC_SCOPES')?.trim() || 'openid email profile',
-    label: env.get('OIDC_BUTTON_LABEL')?.trim() || 'Single sign-on',
-    linkByEmail: env.get('OIDC_LINK_BY_EMAIL') === true,
+    source: 'panel',
+    issuer: trimSlash(panel.issuer),
+    clientId: panel.clientId,
+    clientSecret: panel.clientSecret ?? '',
+    scopes: panel.scopes || DEFAULT_OIDC_SCOPES,
+    label: panel.label || DEFAULT_OIDC_LABEL,
+    linkByEmail: panel.linkByEmail === true,
   }
 }
 
 export function githubSettings(): GithubSettings | null {
-  const clientId = env.get('GITHUB_CLIENT_ID')?.trim()
-  const clientSecret = env.get('GITHUB_CLIENT_SECRET')
+  let source: GithubSettings['source']
+  let clientId: string | undefined
+  let clientSecret: string | null | undefined
+  if (githubFromEnv()) {
+    source = 'env'
+    clientId = env.get('GITHUB_CLIENT_ID')?.trim()
+    clientSecret = env.get('GITHUB_CLIENT_SECRET')
+  } else {
+    const panel = panelSso().github
+    if (!panel?.enabled) return null
+    source = 'panel'
+    clientId = panel.clientId
+    clientSecret = panel.clientSecret
+  }
   if (!clientId || !clientSecret) return null
   return {
+    source,
     clientId,
     clientSecret,
     oauthBase: trimSlash(env.get('GITHUB_OAUTH_BASE_URL')?.trim() || 'https://github.com'),
