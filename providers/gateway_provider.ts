@@ -265,7 +265,7 @@ export default class GatewayProvider {
     const sender = new MailSender({ log: (level, message, fields) => logger[level](fields ?? {}, message) })
     whenMailQueued(() => sender.wake())
     setSenderSettled(() => sender.settled())
-    gateway.onMailQueued = () => sender.wake()
+    gateway.mailSender = sender
     sender.start()
     this.#mailSender = sender
   }

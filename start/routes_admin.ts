@@ -59,6 +59,7 @@ router
     router.post('/settings/account-keywords', [SettingsController, 'accountKeywords']).as('settings.account_keywords')
     router.post('/settings/mail', [SettingsController, 'mail']).as('settings.mail')
     router.post('/settings/mail/test', [SettingsController, 'mailTest']).as('settings.mail.test')
+    router.post('/settings/mail/retry', [SettingsController, 'mailRetry']).as('settings.mail.retry')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')
