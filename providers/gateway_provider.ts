@@ -233,8 +233,9 @@ export default class GatewayProvider {
     // (key:create's last line is the key): they log nothing here.
     const served = this.#gateway !== null
     this.#idleSettler?.stop()
-    // The e-mail sender takes no more rows and waits (bounded) for the sends under way; the rest stays queued for the next start.
-    await this.#mailSender?.stop(Math.min(10_000, env.get('SHUTDOWN_GRACE_MS') ?? 30_000))
+    // The e-mail sender takes no more rows and waits (bounded) for the sends under way, alongside the drain below;
+    // the rest stays queued for the next start.
+    const mailStopped = this.#mailSender?.stop(Math.min(10_000, env.get('SHUTDOWN_GRACE_MS') ?? 30_000))
     // A prune under way stops after its batch, before the pools close.
     await this.#retention?.stop()
     // A sweep under way ends before the meter is flushed and closed; its upstream reads are ended first
@@ -244,6 +245,13 @@ export default class GatewayProvider {
     await this.#balanceTimer?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     if (served) logger.info('shutdown: requests drained, metering flushed')
+    await mailStopped
+    // Messages queued during the drain (a low-balance notice of the last batch, a reset link) are stored before
+    // the pools close: they are sent at the next start.
+    if (this.#mailSender) {
+      const { mailStored } = await import('#services/mail/mail_outbox')
+      await mailStored(3_000)
+    }
     const { runtimeState } = await import('#start/runtime')
     const state = runtimeState()
     if (state?.ownsDatabase) {

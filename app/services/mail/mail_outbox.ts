@@ -182,6 +182,17 @@ function settle() {
   for (const resolve of waiters) resolve()
 }
 
+/** Resolves once the messages queued here are stored (or failed to be), at most after `ms` (shutdown). */
+export async function mailStored(ms: number): Promise<void> {
+  if (pending === 0 && tasks === 0) return
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    new Promise<void>((resolve) => idleWaiters.push(resolve)),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ])
+  clearTimeout(timer)
+}
+
 /**
  * Resolves once every message queued here is stored and the sender has
  * tried every due row (sent, or failed and scheduled again) (tests).
