@@ -20,6 +20,7 @@ export default class GatewayProvider {
   #retention: { stop(): Promise<void> } | null = null
   #batchSweeper: { stop(): Promise<void> } | null = null
   #balanceTimer: { stop(): Promise<void> } | null = null
+  #mailSender: import('#services/mail/mail_sender').MailSender | null = null
 
   constructor(protected app: ApplicationService) {}
 
@@ -170,6 +171,7 @@ export default class GatewayProvider {
       await loadSsoPanelSettings()
     })()
     await gateway.booting
+    await this.#startMailSender(gateway)
     if (environment === 'web') {
       const { settleHeap, IdleHeapSettler } = await import('#start/settle_heap')
       const logger = await this.app.container.make('logger')
@@ -234,6 +236,9 @@ export default class GatewayProvider {
     // (key:create's last line is the key): they log nothing here.
     const served = this.#gateway !== null
     this.#idleSettler?.stop()
+    // The e-mail sender takes no more rows and waits (bounded) for the sends under way, alongside the drain below;
+    // the rest stays queued for the next start.
+    const mailStopped = this.#mailSender?.stop(Math.min(10_000, env.get('SHUTDOWN_GRACE_MS') ?? 30_000))
     // A prune under way stops after its batch, before the pools close.
     await this.#retention?.stop()
     // A sweep under way ends before the meter is flushed and closed; its upstream reads are ended first
@@ -243,6 +248,13 @@ export default class GatewayProvider {
     await this.#balanceTimer?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     if (served) logger.info('shutdown: requests drained, metering flushed')
+    await mailStopped
+    // Messages queued during the drain (a low-balance notice of the last batch, a reset link) are stored before
+    // the pools close: they are sent at the next start.
+    if (this.#mailSender) {
+      const { mailStored } = await import('#services/mail/mail_outbox')
+      await mailStored(3_000)
+    }
     const { runtimeState } = await import('#start/runtime')
     const state = runtimeState()
     if (state?.ownsDatabase) {
@@ -251,6 +263,22 @@ export default class GatewayProvider {
       await state.stopDatabase()
       if (served) logger.info('shutdown: embedded database released')
     }
+  }
+
+  /**
+   * This process's sender of the e-mail outbox (web and test): woken by a
+   * message queued here or, through the change listener, by any instance.
+   */
+  async #startMailSender(gateway: import('#gateway/gateway').Gateway) {
+    const { MailSender } = await import('#services/mail/mail_sender')
+    const { whenMailQueued, setSenderSettled } = await import('#services/mail/mail_outbox')
+    const logger = await this.app.container.make('logger')
+    const sender = new MailSender({ log: (level, message, fields) => logger[level](fields ?? {}, message) })
+    whenMailQueued(() => sender.wake())
+    setSenderSettled(() => sender.settled())
+    gateway.mailSender = sender
+    sender.start()
+    this.#mailSender = sender
   }
 
   /**

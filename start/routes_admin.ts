@@ -63,6 +63,7 @@ router
     router.post('/settings/sso/oidc', [SsoSettingsController, 'oidc']).as('settings.sso.oidc')
     router.post('/settings/sso/oidc/discovery', [SsoSettingsController, 'discovery']).as('settings.sso.oidc.discovery')
     router.post('/settings/sso/github', [SsoSettingsController, 'github']).as('settings.sso.github')
+    router.post('/settings/mail/retry', [SettingsController, 'mailRetry']).as('settings.mail.retry')
 
     router.get('/keys', [KeysController, 'index']).as('keys.index')
     router.get('/keys/new', [KeysController, 'create']).as('keys.create')

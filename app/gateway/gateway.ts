@@ -61,6 +61,8 @@ export class Gateway {
   ready = false
   /** The operator's webhook for alerts (ALERT_WEBHOOK_URL); null when none */
   alerts: AlertSender | null = null
+  /** This process's e-mail sender (app/services/mail/mail_sender.ts; web and test), woken when any instance queues a message */
+  mailSender: import('#services/mail/mail_sender').MailSender | null = null
   /** Users' low-balance e-mails, checked after each metering batch commits (low_balance_watch.ts) */
   readonly lowBalance = new LowBalanceWatch(
     (userId) => this.catalog.loadedUser(userId),
@@ -258,6 +260,8 @@ export class Gateway {
         this.options.logger,
         // Charges this instance's meter wrote are in its caches already (applied at record time).
         (payload, pid) => {
+          // A message queued in the e-mail outbox (migration 1023), by any instance: this one's sender claims it now.
+          if (payload === 'mail_outbox:') return this.mailSender?.wake()
           // A stored response deleted (responses_store/): not the catalog's business.
           if (payload.startsWith('stored_responses:')) return this.responses.forget(payload.slice('stored_responses:'.length))
           // Settings the pages keep in memory (single sign-on); the catalog reloads those the API path obeys.
@@ -270,6 +274,8 @@ export class Gateway {
           // Deletes told while the listener was away are unknown: what the store remembers goes too.
           this.responses.forgetCached()
           reloadAppSettings().catch(() => {})
+          // Messages queued while the listener was away are due: the sender looks now rather than at its next poll.
+          this.mailSender?.wake()
           return this.catalog.reload()
         }
       )

@@ -1,6 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import { readFileSync } from 'node:fs'
 import type { Gateway } from '#gateway/gateway'
+import { outboxCounts } from '#services/mail/mail_sender'
 
 const version: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version
 
@@ -82,6 +83,8 @@ export async function gatewayStatus(gateway: Gateway) {
     response_cache: responseCacheStatus(gateway),
     // Counts only: the webhook's address and its errors are the operator's business (logs), not the public's.
     alerts: gateway.alerts ? { sent: gateway.alerts.sent, failed: gateway.alerts.failed, dropped: gateway.alerts.dropped } : null,
+    // The e-mail outbox (all instances'), numbers only: never an address, a subject or an error.
+    mail_outbox: database.status === 'ok' ? await outboxCounts().catch(() => null) : null,
   }
 }
 

@@ -14,6 +14,8 @@ import { mailOptions, productName } from '#services/mail/mail_options'
 import { smtpFromEnv } from '#services/mail/smtp_env'
 import { smtpSettings, storedSmtp } from '#services/mail/smtp_settings'
 import { errorText, sendMail } from '#services/mail/mail_outbox'
+import { outboxCounts, outboxProblems, retryFailedMail } from '#services/mail/mail_sender'
+import app from '@adonisjs/core/services/app'
 import { requestBaseUrl } from '#controllers/pages/docs_controller'
 import { ssoSection } from '#controllers/admin/sso_settings_controller'
 
@@ -80,6 +82,15 @@ export default class SettingsController {
       ctx.session.flash('error', `The test e-mail was not sent: ${errorText(error)}`)
     }
     return ctx.response.redirect('/admin/settings#mail')
+  }
+
+  /** "Retry failed": the outbox's failed and waiting messages are due now, with a fresh count of attempts. */
+  async mailRetry(ctx: HttpContext) {
+    const count = await retryFailedMail()
+    // This instance's sender looks now; the others at their next poll.
+    ;(await app.container.make('gateway')).mailSender?.wake()
+    ctx.session.flash('success', count ? `${count} e-mail${count === 1 ? '' : 's'} queued again.` : 'No failed e-mail to retry.')
+    return ctx.response.redirect('/admin/settings#mail-outbox')
   }
 
   /** Opens or closes self-service registration at /register (ALLOW_REGISTRATION=false still wins). */
@@ -156,6 +167,7 @@ async function mailSection(panelOrigin: string) {
     envError,
     stored: stored && { host: stored.host, port: stored.port, secure: stored.secure, user: stored.user ?? '', from: stored.from, passwordSet: !!stored.passwordEncrypted },
     usable,
+    outbox: { counts: await outboxCounts(), problems: await outboxProblems() },
     appUrl: env.get('APP_URL') || null,
     /** What the site address field suggests before one is saved: the address the administrator reached the panel at */
     panelOrigin,

@@ -27,10 +27,17 @@ function hashOf(token: string) {
   return createHash('sha256').update(token).digest('hex')
 }
 
-/** Makes the account's new link for `purpose` (replacing the previous one); returns the token for the URL. */
-export async function issueEmailToken(user: { id: number; sessionEpoch: number }, purpose: EmailTokenPurpose): Promise<string> {
+/**
+ * Makes the account's new link for `purpose` (replacing the previous one), in `client`'s
+ * transaction when given; returns the token for the URL.
+ */
+export async function issueEmailToken(
+  user: { id: number; sessionEpoch: number },
+  purpose: EmailTokenPurpose,
+  client: Pick<typeof db, 'table'> = db
+): Promise<string> {
   const token = randomBytes(32).toString('base64url')
-  await db
+  await client
     .table('email_tokens')
     .insert({
       user_id: user.id,
