@@ -39,6 +39,8 @@ export interface PendingSource {
   pendingEndUserCost(userId: number, endUser: string, sinceMs: number): bigint
   /** Cost through a team's keys of calls begun at or after `sinceMs` */
   pendingTeamCost(teamId: number, sinceMs: number): bigint
+  /** Cost admitted under an organization of calls begun at or after `sinceMs` */
+  pendingOrgCost(orgId: number, sinceMs: number): bigint
   /** Cost on a key's budget for a model (`${keyId} ${model}`) of calls begun at or after `sinceMs` */
   pendingModelBudgetCost(id: string, sinceMs: number): bigint
   /** Bumped each time committed records leave the pending totals (see readSettled) */
@@ -50,6 +52,7 @@ const NOTHING_PENDING: PendingSource = {
   pendingKeyCost: () => 0n,
   pendingEndUserCost: () => 0n,
   pendingTeamCost: () => 0n,
+  pendingOrgCost: () => 0n,
   pendingModelBudgetCost: () => 0n,
   settledCount: 0,
 }
@@ -606,6 +609,8 @@ export class Catalog {
       case 'budgets':
         return this.endUsers.reload()
       case 'teams':
+      // Organizations are held with their teams (team_policies.ts): one read of both.
+      case 'organizations':
         return this.teams.reload()
       case 'charged': {
         // Another instance's charge of an owner with end-user limits: their spend is read again too.

@@ -47,7 +47,8 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
       'insufficient_quota'
     )
   }
-  const room = principal.team === null ? null : teamRoom(principal.team)
+  // The organization's budget is checked too (not held on nor billed to: a batch's row keeps no organization).
+  const room = principal.team === null ? null : teamRoom(principal.team, principal.org)
   if (room !== null && room < hold) {
     throw new GatewayError(
       402,
