@@ -16,6 +16,7 @@ import { teamsOfOrganizations } from '#actions/teams'
 import { findUser } from '#actions/post_ledger_entry'
 import { apiActor } from '#services/management_api'
 import { recordId } from '#services/record_id'
+import { GatewayError } from '#exceptions/gateway_error'
 import { settleMetering } from '#services/settle_metering'
 import { fieldError, litellmManaged } from '#services/litellm_management'
 import {
@@ -37,7 +38,7 @@ import {
 export default class LiteLLMOrganizationsController {
   /** POST /organization/new {organization_alias, models?, max_budget?, budget_duration?, tpm_limit?, rpm_limit?, blocked?, metadata?} */
   async store(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       const body = ctx.request.body()
       const settings = organizationSettingsOf(body)
       if (!settings.alias) throw fieldError('organization_alias', 'required: the organization\'s name')
@@ -47,7 +48,7 @@ export default class LiteLLMOrganizationsController {
 
   /** GET /organization/info?organization_id= (POST {organizations: [...]}: LiteLLM's older form, a list) */
   async show(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       await settleMetering()
       if (ctx.request.method() === 'POST') {
         const ids = ctx.request.body().organizations
@@ -62,7 +63,7 @@ export default class LiteLLMOrganizationsController {
 
   /** GET /organization/list[?user_id=]: every organization, newest first; with user_id those it is a member of */
   async index(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       await settleMetering()
       const userRef = ctx.request.input('user_id')
       const orgs = userRef ? await organizationsOfUser((await findUser(String(userRef))).id) : await listOrganizations()
@@ -72,7 +73,7 @@ export default class LiteLLMOrganizationsController {
 
   /** PATCH (or POST) /organization/update {organization_id, ...the fields to change}: the organization */
   async update(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       const body = ctx.request.body()
       const ref = organizationIdOf(body.organization_id)
       return this.#json(await updateOrganization(ref, organizationSettingsOf(body), apiActor(ctx)))
@@ -81,7 +82,7 @@ export default class LiteLLMOrganizationsController {
 
   /** DELETE (or POST) /organization/delete {organization_ids}: the deleted organizations; refused while one has teams */
   async destroy(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       const ids = ctx.request.body().organization_ids
       if (!Array.isArray(ids) || ids.length === 0 || ids.length > 100) throw fieldError('organization_ids', 'a list of 1 to 100 organization ids')
       const refs = ids.map((id) => organizationIdOf(id, 'organization_ids'))
@@ -94,7 +95,7 @@ export default class LiteLLMOrganizationsController {
 
   /** POST /organization/member_add {organization_id, member: {user_id | user_email, role} or a list} */
   async memberAdd(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       const body = ctx.request.body()
       const ref = organizationIdOf(body.organization_id)
       if (body.member === undefined || body.member === null) throw fieldError('member', 'required: {user_id or user_email, role}, or a list of them')
@@ -109,7 +110,7 @@ export default class LiteLLMOrganizationsController {
 
   /** PATCH (or POST) /organization/member_update {organization_id, user_id | user_email, role}: the membership */
   async memberUpdate(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       const body = ctx.request.body()
       const ref = organizationIdOf(body.organization_id)
       const { org, member } = await updateOrganizationMember(ref, userOf(body), roleOf(body.role), apiActor(ctx))
@@ -119,7 +120,7 @@ export default class LiteLLMOrganizationsController {
 
   /** DELETE (or POST) /organization/member_delete {organization_id, user_id | user_email}: the deleted membership */
   async memberDelete(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return orgManaged(async () => {
       const body = ctx.request.body()
       const ref = organizationIdOf(body.organization_id)
       const { org, member } = await removeOrganizationMember(ref, userOf(body), apiActor(ctx))
@@ -137,6 +138,23 @@ export default class LiteLLMOrganizationsController {
     const fresh = ids.length === 0 ? [] : await Promise.all(orgs.map((o) => findOrganization(o.id)))
     const [members, teams] = await Promise.all([organizationMembers(ids), teamsOfOrganizations(ids)])
     return fresh.map((o) => litellmOrganizationJson(o, members.get(o.id) ?? [], teams.get(o.id) ?? []))
+  }
+}
+
+/** Our field names as LiteLLM's organization paths name them (litellmManaged's are the team's and the user's) */
+const ORGANIZATION_FIELDS: Record<string, string> = { team_alias: 'organization_alias', user_role: 'role' }
+
+/** litellmManaged, naming the fields as LiteLLM's organization paths do */
+async function orgManaged<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await litellmManaged(work)
+  } catch (error) {
+    if (error instanceof GatewayError && error.param && ORGANIZATION_FIELDS[error.param]) {
+      const from = error.param
+      error.param = ORGANIZATION_FIELDS[from]
+      error.message = error.message.replace(new RegExp(`(^|; )${from}:`, 'g'), `$1${error.param}:`)
+    }
+    throw error
   }
 }
 
