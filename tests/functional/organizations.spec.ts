@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
+import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { estimateCostPico } from '#gateway/metering/reservation'
 import { fromPico, toPico } from '#gateway/metering/money'
@@ -389,5 +390,72 @@ test.group('Organizations: management API /api/admin/organizations', (group) => 
     assert.equal((await call('PATCH', `/api/admin/teams/${team.body.id}`, { organization_id: null })).status, 200)
     assert.deepEqual((await call('DELETE', `/api/admin/organizations/${id}`)).body, { object: 'organization', id, deleted: true })
     assert.lengthOf(await db.from('organizations'), 0)
+  })
+})
+
+test.group('Organizations in the admin panel', (group) => {
+  group.setup(() => resetDatabase())
+
+  function fieldError(html: string, field: string) {
+    const match = html.match(new RegExp(`id="f-${field}-error">([^<]*)<`))
+    return match ? textOf(match[1]).trim() : null
+  }
+
+  test('create (field errors beside the field), edit, a team put in it from the team form, delete refused while it has teams; audited as the admin', async ({ assert }) => {
+    await createUser({ email: 'panel@orgs.local', password: 'admin-password', role: 'admin' })
+    const client = new PanelClient()
+    await client.login('panel@orgs.local', 'admin-password')
+
+    const empty = await client.get('/admin/organizations')
+    assert.equal(empty.status, 200)
+    assert.include(textOf(empty.html), 'No organizations yet')
+
+    await client.get('/admin/organizations/new')
+    const refused = await client.follow(await client.post('/admin/organizations', { alias: 'Acme', maxBudget: '1,5', budgetPeriod: 'month' }))
+    assert.equal(fieldError(refused.html, 'maxBudget'), 'Budget must be an amount in USD such as 5 or 0.50, with at most 6 decimals.')
+    assert.lengthOf(await db.from('organizations'), 0)
+
+    const created = await client.post('/admin/organizations', { alias: 'Acme', maxBudget: '50', budgetPeriod: 'month', models: 'gpt-*', rpm: '100', tpm: '' })
+    assert.equal(created.status, 302)
+    const org = await db.from('organizations').where('alias', 'Acme').first()
+    assert.deepInclude(org, { max_budget: '50.000000000000', budget_period: 'month', rpm: 100, tpm: null, blocked_at: null })
+    const list = await client.follow(created)
+    assert.include(textOf(list.html), 'Organization Acme created')
+
+    // The team form's organization select puts the team in it; the team page names it.
+    const team = await client.post('/admin/teams', { alias: 'Acme Prod', organization: String(org.id) })
+    assert.equal(team.status, 302)
+    const teamRow = await db.from('teams').where('alias', 'Acme Prod').first()
+    assert.equal(teamRow.organization_id, org.id)
+    const teamForm = await client.get(`/admin/teams/${teamRow.id}/edit`)
+    assert.match(teamForm.html, new RegExp(`<option value="${org.id}"[^>]*selected`))
+    assert.include((await client.follow(team)).html, `/admin/organizations/${org.id}/edit">Acme</a>`)
+    // A team form saved without the field leaves it where it is.
+    await client.post(`/admin/teams/${teamRow.id}`, { alias: 'Acme Prod' })
+    assert.equal((await db.from('teams').where('id', teamRow.id).first()).organization_id, org.id)
+    const unknown = await client.follow(await client.post(`/admin/teams/${teamRow.id}`, { alias: 'Acme Prod', organization: '0x10' }))
+    assert.include(textOf(unknown.html), 'No organization')
+
+    const editPage = await client.get(`/admin/organizations/${org.id}/edit`)
+    assert.include(textOf(editPage.html), 'move its 1 team(s) out first')
+    const deleteRefused = await client.follow(await client.post(`/admin/organizations/${org.id}/delete`))
+    assert.include(textOf(deleteRefused.html), 'still has 1 team(s)')
+    assert.lengthOf(await db.from('organizations'), 1)
+
+    await client.follow(await client.post(`/admin/organizations/${org.id}`, { alias: 'Acme', maxBudget: '', budgetPeriod: '', models: '', rpm: '', tpm: '', blocked: 'on' }))
+    const saved = await db.from('organizations').where('id', org.id).first()
+    assert.deepInclude(saved, { max_budget: null, budget_period: null, allowed_models: null, rpm: null })
+    assert.isNotNull(saved.blocked_at)
+
+    await client.post(`/admin/teams/${teamRow.id}`, { alias: 'Acme Prod', organization: '' })
+    assert.isNull((await db.from('teams').where('id', teamRow.id).first()).organization_id)
+    const gone = await client.post(`/admin/organizations/${org.id}/delete`)
+    assert.equal(gone.location, '/admin/organizations')
+    assert.lengthOf(await db.from('organizations'), 0)
+    assert.equal((await client.get('/admin/organizations/999999/edit')).status, 404)
+
+    const audit = await db.from('audit_log').where('subject_type', 'organization').orderBy('id').select('action', 'source', 'actor')
+    assert.deepEqual(audit.map((a) => a.action), ['organization.create', 'organization.update', 'organization.delete'])
+    assert.isTrue(audit.every((a) => a.source === 'panel' && a.actor === 'panel@orgs.local'))
   })
 })
