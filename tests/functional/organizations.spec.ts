@@ -1,5 +1,8 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import ace from '@adonisjs/core/services/ace'
+import OrganizationCreate from '#commands/organization_create'
+import TeamCreate from '#commands/team_create'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
 import { PanelClient, textOf } from '#tests/panel_client'
@@ -457,5 +460,31 @@ test.group('Organizations in the admin panel', (group) => {
     const audit = await db.from('audit_log').where('subject_type', 'organization').orderBy('id').select('action', 'source', 'actor')
     assert.deepEqual(audit.map((a) => a.action), ['organization.create', 'organization.update', 'organization.delete'])
     assert.isTrue(audit.every((a) => a.source === 'panel' && a.actor === 'panel@orgs.local'))
+  })
+})
+
+test.group('Organizations: organization:create and team:create --organization', (group) => {
+  group.setup(() => resetDatabase())
+
+  async function run(command: typeof OrganizationCreate | typeof TeamCreate, args: string[]) {
+    const instance = await ace.create(command, args)
+    ace.ui.switchMode('raw')
+    await instance.exec()
+    return instance
+  }
+
+  test('creates an organization and a team in it (audited as cli); bad input fails with a clear line', async ({ assert }) => {
+    const created = await run(OrganizationCreate, ['Acme', '--budget', '100', '--period', 'week', '--models', 'gpt-*', '--tpm', '5000'])
+    created.assertSucceeded()
+    const org = await db.from('organizations').where('alias', 'Acme').first()
+    assert.deepInclude(org, { max_budget: '100.000000000000', budget_period: 'week', tpm: 5000 })
+    ;(await run(TeamCreate, ['Acme Ops', '--organization', String(org.id)])).assertSucceeded()
+    assert.equal((await db.from('teams').where('alias', 'Acme Ops').first()).organization_id, org.id)
+    const unknown = await run(TeamCreate, ['Lost', '--organization', '999999'])
+    unknown.assertFailed()
+    unknown.assertLog('[ red(error) ] No organization "999999"', 'stderr')
+    ;(await run(OrganizationCreate, ['Bad', '--period', 'year'])).assertFailed()
+    const audit = await db.from('audit_log').whereIn('action', ['organization.create', 'team.create']).orderBy('id').select('action', 'source')
+    assert.deepEqual(audit.map((a) => [a.action, a.source]), [['organization.create', 'cli'], ['team.create', 'cli']])
   })
 })
