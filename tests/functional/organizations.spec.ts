@@ -5,11 +5,14 @@ import OrganizationCreate from '#commands/organization_create'
 import TeamCreate from '#commands/team_create'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
+import { createOrganization } from '#actions/organizations'
+import { createTeam, setKeyTeam } from '#actions/teams'
+import { toFile } from 'openai'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { estimateCostPico } from '#gateway/metering/reservation'
 import { fromPico, toPico } from '#gateway/metering/money'
-import { baseUrl, gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
+import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows, type SeededUser } from '#tests/helpers'
 
 /**
  * Organizations (LiteLLM's /organization/*): teams grouped under one
@@ -486,5 +489,37 @@ test.group('Organizations: organization:create and team:create --organization', 
     ;(await run(OrganizationCreate, ['Bad', '--period', 'year'])).assertFailed()
     const audit = await db.from('audit_log').whereIn('action', ['organization.create', 'team.create']).orderBy('id').select('action', 'source')
     assert.deepEqual(audit.map((a) => [a.action, a.source]), [['organization.create', 'cli'], ['team.create', 'cli']])
+  })
+})
+
+test.group('Organizations: batches', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o-mini'] })
+    await seedPrice('gpt-4o-mini', '2', '8')
+    return () => mock.stop()
+  })
+
+  test("a batch whose hold is more than its team's organization has left is refused (402, naming the organization)", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const org = await createOrganization({ alias: 'tight-org', maxBudget: '0.0001' })
+    const team = await createTeam({ alias: 'roomy-team', organization: org.id })
+    await setKeyTeam(String(user.keyId), team.id)
+    await refreshCaches()
+    const client = openai(user.key)
+    const lines = ['o-0', 'o-1'].map((id) =>
+      JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: id }], max_tokens: 50 } })
+    )
+    const file = await client.files.create({ file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'requests.jsonl'), purpose: 'batch' })
+    const refused = await client.batches
+      .create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+      .then(() => null, (error) => error)
+    assert.equal(refused?.status, 402)
+    assert.equal(refused?.error?.code, 'spend_limit_exceeded')
+    assert.include(refused?.error?.message, "organization 'tight-org'")
+    assert.lengthOf(mock.batches.batches, 0, 'nothing made upstream')
   })
 })

@@ -637,8 +637,9 @@ export class UsageMeter {
   }
 
   #query(records: SpilledRecord[]) {
-    const kind =
-      (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | (ofTeam(records) ? 4 : 0) | (underModelBudget(records) ? 8 : 0) | (ofOrganization(records) ? 16 : 0)
+    // A row of an organization is a team's row: only a batch with one looks for one.
+    const teams = ofTeam(records) ? 4 | (ofOrganization(records) ? 16 : 0) : 0
+    const kind = (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | teams | (underModelBudget(records) ? 8 : 0)
     // Named: parsed and planned once per connection, not per batch.
     return this.#pool.query({
       name: BATCH_NAMES[kind],
