@@ -6,7 +6,7 @@ import { findUser } from '#actions/post_ledger_entry'
 import { periodSpent, type TeamSettings } from '#actions/teams'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 import { recordId } from '#services/record_id'
-import { teamSettingsValidator } from '#validators/team'
+import { holdsNul, teamSettingsValidator } from '#validators/team'
 import { organizationMemberValidator, type OrganizationRole } from '#validators/organization'
 
 /**
@@ -263,6 +263,7 @@ export async function organizationsOfUser(userId: number): Promise<OrganizationR
 }
 
 async function checked(input: OrganizationSettings) {
+  if (holdsNul(input.metadata)) throw new AdminInputError('metadata: text in it cannot hold a NUL character', 'metadata')
   return teamSettingsValidator.validate({
     alias: input.alias,
     maxBudget: input.maxBudget,

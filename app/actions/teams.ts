@@ -9,7 +9,7 @@ import { toPico } from '#gateway/metering/money'
 import { PortalInputError } from '#actions/portal_input_error'
 import { recordId } from '#services/record_id'
 import type ApiKey from '#models/api_key'
-import { teamMemberValidator, teamSettingsValidator } from '#validators/team'
+import { holdsNul, teamMemberValidator, teamSettingsValidator } from '#validators/team'
 
 /**
  * Teams (LiteLLM's /team/*): a policy over a set of keys (api_keys.team_id):
@@ -315,6 +315,7 @@ export function teamBudgetResetsAt(team: BudgetRow): string | null {
 }
 
 async function checked(input: TeamSettings) {
+  if (holdsNul(input.metadata)) throw new AdminInputError('metadata: text in it cannot hold a NUL character', 'metadata')
   return teamSettingsValidator.validate({
     alias: input.alias,
     maxBudget: input.maxBudget,

@@ -308,6 +308,7 @@ test.group('Organizations: LiteLLM\'s /organization/*', (group) => {
 
   test('hostile input: 400 naming LiteLLM\'s field or 404, and nothing changed', async ({ assert }) => {
     const before = (await db.from('organizations')).length
+    const teamsBefore = (await db.from('teams')).length
     assertLiteLLMError(assert, await call('POST', '/organization/new', {}), 400, 'organization_alias')
     assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 12 }), 400, 'organization_alias')
     assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 'x'.repeat(10_000) }), 400, 'organization_alias')
@@ -317,7 +318,14 @@ test.group('Organizations: LiteLLM\'s /organization/*', (group) => {
     assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 'x', tpm_limit: '1e3' }), 400, 'tpm_limit')
     assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 'x', budget_duration: '3d' }), 400, 'budget_duration')
     assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 'x', models: 'gpt-4o' }), 400, 'models')
+    // A NUL cannot be stored in text or jsonb: refused naming the field (Postgres's refusal named none), for teams too.
+    assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 'a\u0000b' }), 400, 'organization_alias')
+    assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 'x', models: ['gpt-\u0000'] }), 400, 'models.0')
+    assertLiteLLMError(assert, await call('POST', '/organization/new', { organization_alias: 'x', metadata: { note: ['a\u0000'] } }), 400, 'metadata')
+    assertLiteLLMError(assert, await call('POST', '/team/new', { team_alias: 'a\u0000b' }), 400, 'team_alias')
+    assertLiteLLMError(assert, await call('POST', '/team/new', { team_alias: 'x', metadata: { 'k\u0000': 1 } }), 400, 'metadata')
     assert.lengthOf(await db.from('organizations'), before)
+    assert.lengthOf(await db.from('teams'), teamsBefore)
 
     const made = await call('POST', '/organization/new', { organization_alias: 'Real' })
     const orgId = made.body.organization_id
