@@ -26,6 +26,9 @@ export default class TeamCreate extends AdminCommand {
   @flags.number({ description: 'Tokens per minute, shared by the team\'s keys' })
   declare tpm?: number
 
+  @flags.string({ description: 'The organization (id) the team is in; its budget, models and limits apply too' })
+  declare organization?: string
+
   protected flagNames = { maxBudget: 'budget', budgetPeriod: 'period' }
 
   async execute() {
@@ -37,6 +40,7 @@ export default class TeamCreate extends AdminCommand {
       models: this.models?.split(',').map((m) => m.trim()).filter(Boolean),
       rpm: this.rpm,
       tpm: this.tpm,
+      organization: this.organization,
     })
     this.logger.success(`Created team ${team.alias} (id ${team.id})`)
     this.logger.log(String(team.id))

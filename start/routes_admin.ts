@@ -25,6 +25,7 @@ const EndUsersController = () => import('#controllers/admin/end_users_controller
 const BudgetsController = () => import('#controllers/admin/budgets_controller')
 const BatchesController = () => import('#controllers/admin/batches_controller')
 const TeamsController = () => import('#controllers/admin/teams_controller')
+const OrganizationsController = () => import('#controllers/admin/organizations_controller')
 
 router
   .group(() => {
@@ -86,6 +87,12 @@ router
     router.post('/teams/:id/delete', [TeamsController, 'destroy']).as('teams.destroy').where('id', idMatcher)
     router.post('/teams/:id/members', [TeamsController, 'addMember']).as('teams.members.add').where('id', idMatcher)
     router.post('/teams/:id/members/remove', [TeamsController, 'removeMember']).as('teams.members.remove').where('id', idMatcher)
+    router.get('/organizations', [OrganizationsController, 'index']).as('organizations.index')
+    router.get('/organizations/new', [OrganizationsController, 'create']).as('organizations.create')
+    router.post('/organizations', [OrganizationsController, 'store']).as('organizations.store')
+    router.get('/organizations/:id/edit', [OrganizationsController, 'edit']).as('organizations.edit').where('id', idMatcher)
+    router.post('/organizations/:id', [OrganizationsController, 'update']).as('organizations.update').where('id', idMatcher)
+    router.post('/organizations/:id/delete', [OrganizationsController, 'destroy']).as('organizations.destroy').where('id', idMatcher)
 
     router.get('/channels', [ChannelsController, 'index']).as('channels.index')
     router.get('/channels/new', [ChannelsController, 'create']).as('channels.create')

@@ -9,7 +9,7 @@ import { toPico } from '#gateway/metering/money'
 import { PortalInputError } from '#actions/portal_input_error'
 import { recordId } from '#services/record_id'
 import type ApiKey from '#models/api_key'
-import { teamMemberValidator, teamSettingsValidator } from '#validators/team'
+import { holdsNul, teamMemberValidator, teamSettingsValidator } from '#validators/team'
 
 /**
  * Teams (LiteLLM's /team/*): a policy over a set of keys (api_keys.team_id):
@@ -36,6 +36,8 @@ export interface TeamSettings {
   blocked?: boolean
   /** Kept and answered back (LiteLLM's metadata); the gateway reads nothing in it */
   metadata?: Record<string, unknown> | null
+  /** The organization the team is in (an id: 404 when none has it); null: in none */
+  organization?: unknown
 }
 
 export interface TeamRow {
@@ -51,9 +53,14 @@ export interface TeamRow {
   tpm: number | null
   blocked_at: Date | null
   metadata: Record<string, unknown>
+  /** organizations.id (migration 1024); null: in none */
+  organization_id: number | null
   created_at: Date
   updated_at: Date
 }
+
+/** The budget columns a team and an organization share (teamBudgetSpent, periodSpent). */
+export type BudgetRow = Pick<TeamRow, 'budget_period' | 'spent' | 'period_spent' | 'period_start'>
 
 export interface TeamMember {
   user_id: number
@@ -76,11 +83,13 @@ export async function createTeam(input: TeamSettings, actor: Actor = cliActor())
   const settings = await checked(input)
   if (!settings.alias) throw new AdminInputError('A team needs an alias (its name)', 'alias')
   return db.transaction(async (trx) => {
+    const organizationId = input.organization === undefined ? undefined : await organizationIdOf(trx, input.organization)
     const [row] = await trx
       .table('teams')
       .insert({
         alias: settings.alias,
         ...columnsOf(settings),
+        ...(organizationId === undefined ? null : { organization_id: organizationId }),
         blocked_at: settings.blocked ? new Date() : null,
         metadata: JSON.stringify(input.metadata ?? {}),
       })
@@ -104,6 +113,8 @@ export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor
     const before = await findTeam(ref, trx)
     const changes: Record<string, unknown> = { ...columnsOf(settings), updated_at: new Date() }
     if (settings.alias !== undefined) changes.alias = settings.alias
+    // A team moved to another organization leaves its past spend with the first (usage rows keep theirs).
+    if (input.organization !== undefined) changes.organization_id = await organizationIdOf(trx, input.organization)
     if (settings.blocked !== undefined && settings.blocked !== (before.blocked_at !== null)) {
       changes.blocked_at = settings.blocked ? new Date() : null
     }
@@ -113,7 +124,7 @@ export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor
     const period = changes.budget_period === undefined ? before.budget_period : (changes.budget_period as SpendPeriod | null)
     if (period !== before.budget_period && period !== null) {
       // A new period starts with what the team's keys spent in it so far (then the meter adds each charge).
-      Object.assign(changes, await periodSpent(trx, before, period))
+      Object.assign(changes, await periodSpent(trx, 'team_id', before.id, before.spent, period))
     }
     const [row] = await trx.from('teams').where('id', before.id).update(changes).returning('*')
     const team = normalised(row)
@@ -271,6 +282,20 @@ export async function teamMembers(teamIds: number[]): Promise<Map<number, TeamMe
   return byTeam
 }
 
+/** The teams in each of these organizations, by name. */
+export async function teamsOfOrganizations(orgIds: number[]): Promise<Map<number, TeamRow[]>> {
+  const byOrg = new Map<number, TeamRow[]>()
+  if (orgIds.length === 0) return byOrg
+  const rows = await db.from('teams').whereIn('organization_id', orgIds).orderBy('alias').orderBy('id')
+  for (const row of rows) {
+    const team = normalised(row)
+    const list = byOrg.get(team.organization_id!) ?? []
+    list.push(team)
+    byOrg.set(team.organization_id!, list)
+  }
+  return byOrg
+}
+
 /** Teams, newest first (operators have tens or hundreds). */
 export async function listTeams(): Promise<TeamRow[]> {
   const rows = await db.from('teams').orderBy('id', 'desc').limit(1000)
@@ -278,18 +303,19 @@ export async function listTeams(): Promise<TeamRow[]> {
 }
 
 /** What the team's budget counts now: this period's spend (0 when the row's period is an older one), or the whole. */
-export function teamBudgetSpent(team: TeamRow): string {
+export function teamBudgetSpent(team: BudgetRow): string {
   if (!team.budget_period) return team.spent
   const start = new Date(periodBounds(team.budget_period, Date.now()).start).toISOString().slice(0, 10)
   return dayText(team.period_start) === start ? team.period_spent : '0'
 }
 
 /** When the team's budget resets (null without a period). */
-export function teamBudgetResetsAt(team: TeamRow): string | null {
+export function teamBudgetResetsAt(team: BudgetRow): string | null {
   return team.budget_period ? new Date(periodBounds(team.budget_period, Date.now()).end).toISOString() : null
 }
 
 async function checked(input: TeamSettings) {
+  if (holdsNul(input.metadata)) throw new AdminInputError('metadata: text in it cannot hold a NUL character', 'metadata')
   return teamSettingsValidator.validate({
     alias: input.alias,
     maxBudget: input.maxBudget,
@@ -320,14 +346,20 @@ function columnsOf(settings: Awaited<ReturnType<typeof checked>>) {
  * here. Under the team's row lock: a metering batch committing meanwhile
  * waits for it, then adds its own cost (TEAM_SPEND_EFFECT).
  */
-async function periodSpent(trx: TransactionClientContract, team: TeamRow, period: SpendPeriod) {
+export async function periodSpent(
+  trx: TransactionClientContract,
+  column: 'team_id' | 'organization_id',
+  id: number,
+  lifetimeSpent: string,
+  period: SpendPeriod
+) {
   const start = new Date(periodBounds(period, Date.now()).start)
   const row = await trx
     .from('usage_records')
-    .where('team_id', team.id)
+    .where(column, id)
     .where('created_at', '>=', start)
-    // Never above the team's lifetime spend: rows from before migration 1011 got their key's team as it is now.
-    .select(db.raw('least(coalesce(sum(cost), 0), ?::numeric)::text AS spent', [team.spent]))
+    // Never above the lifetime spend: rows from before migration 1011 got their key's team as it is now.
+    .select(db.raw('least(coalesce(sum(cost), 0), ?::numeric)::text AS spent', [lifetimeSpent]))
     .first()
   return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
 }
@@ -338,7 +370,21 @@ function normalised(row: Record<string, any>): TeamRow {
     id: Number(row.id),
     allowed_models: Array.isArray(row.allowed_models) && row.allowed_models.length > 0 ? row.allowed_models : null,
     metadata: row.metadata ?? {},
+    organization_id: row.organization_id === null || row.organization_id === undefined ? null : Number(row.organization_id),
   } as TeamRow
+}
+
+/**
+ * The organization a team is put in (null, '': none), read in the team's
+ * transaction and share-locked there, so it cannot be deleted before the
+ * team's row names it (the foreign key would refuse it then anyway).
+ */
+async function organizationIdOf(trx: TransactionClientContract, ref: unknown): Promise<number | null> {
+  if (ref === null || ref === '') return null
+  const id = recordId(ref)
+  const row = id === null ? null : await trx.from('organizations').where('id', id).forShare().select('id').first()
+  if (!row) throw AdminInputError.notFound(`No organization "${String(ref).slice(0, 100)}"`)
+  return Number(row.id)
 }
 
 function snapshot(team: TeamRow) {
@@ -351,6 +397,7 @@ function snapshot(team: TeamRow) {
     tpm: team.tpm,
     blocked: team.blocked_at !== null,
     metadata: team.metadata,
+    organization_id: team.organization_id,
   }
 }
 

@@ -12,12 +12,16 @@ import { assertWithinLimit } from '#gateway/end_users/end_user_policies'
 import { assertTeamBudget, teamRoom } from '#gateway/teams/team_policies'
 import { assertModelBudget, modelBudgetRoom } from '#gateway/limits/model_budgets'
 
-/** May this principal use the model at all? (plan globs, then the key's own globs, then its team's) */
+/** May this principal use the model at all? (plan globs, then the key's own globs, then its team's, then its organization's) */
 export function modelAllowed(principal: Principal, model: string): boolean {
   if (principal.plan && !anyGlobMatches(principal.plan.allowedModels, model)) return false
   if (principal.key.allowedModels && !anyGlobMatches(principal.key.allowedModels, model)) return false
   const team = principal.team
-  if (team !== null && team.allowedModels !== null && !anyGlobMatches(team.allowedModels, model)) return false
+  if (team === null) return true
+  if (team.allowedModels !== null && !anyGlobMatches(team.allowedModels, model)) return false
+  // Both must allow it: a team cannot widen its organization's models.
+  const org = principal.org
+  if (org !== null && org.allowedModels !== null && !anyGlobMatches(org.allowedModels, model)) return false
   return true
 }
 
@@ -71,8 +75,8 @@ export function authorizeModel(
       throw new GatewayError(402, 'spend_limit_exceeded', message, 'insufficient_quota')
     }
   }
-  // The team's budget, shared by its keys, counts every key's holds the same way (team_policies.ts).
-  if (principal.team !== null) assertTeamBudget(principal.team)
+  // The team's budget, shared by its keys, counts every key's holds the same way (team_policies.ts); so does its organization's.
+  if (principal.team !== null) assertTeamBudget(principal.team, principal.org)
   // The key's budget for this model (model_budgets.ts): one null test for a key without limits per model. Found as
   // the limits are (limitFor): by its exact name only, a Realtime session or a batch as `GPT-4o` passed a spent `gpt-4o` budget.
   if (key.modelLimits !== null) {
@@ -195,10 +199,10 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
  * the holds, so a hold may be larger than what was left).
  */
 export function roomBeyondHolds(account: RequestAccount): { balance: bigint; key: bigint | null } {
-  const { user, key, team } = account.principal
+  const { user, key, team, org } = account.principal
   const balance = user.balancePico - user.reservedPico
   // The team's budget and the model's are caps on the key too: the tightest is the key's room.
-  let room = team === null ? null : teamRoom(team)
+  let room = team === null ? null : teamRoom(team, org)
   if (account.modelBudget !== null) {
     const ofModel = modelBudgetRoom(account.modelBudget)
     if (room === null || ofModel < room) room = ofModel

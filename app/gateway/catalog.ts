@@ -40,6 +40,8 @@ export interface PendingSource extends MeterWrites {
   pendingEndUserCost(userId: number, endUser: string, sinceMs: number): bigint
   /** Cost through a team's keys of calls begun at or after `sinceMs` */
   pendingTeamCost(teamId: number, sinceMs: number): bigint
+  /** Cost admitted under an organization of calls begun at or after `sinceMs` */
+  pendingOrgCost(orgId: number, sinceMs: number): bigint
   /** Cost on a key's budget for a model (`${keyId} ${model}`) of calls begun at or after `sinceMs` */
   pendingModelBudgetCost(id: string, sinceMs: number): bigint
 }
@@ -49,6 +51,7 @@ const NOTHING_PENDING: PendingSource = {
   pendingKeyCost: () => 0n,
   pendingEndUserCost: () => 0n,
   pendingTeamCost: () => 0n,
+  pendingOrgCost: () => 0n,
   pendingModelBudgetCost: () => 0n,
   ...NO_METER_WRITES,
 }
@@ -586,6 +589,8 @@ export class Catalog {
       case 'budgets':
         return this.endUsers.reload()
       case 'teams':
+      // Organizations are held with their teams (team_policies.ts): one read of both.
+      case 'organizations':
         return this.teams.reload()
       case 'charged': {
         // Another instance's charge of an owner with end-user limits: their spend is read again too.

@@ -85,7 +85,11 @@ export class Gateway {
         // An end user's monthly spend (end_user_policies.ts): only rows that name one look.
         if (event.endUser) this.catalog.endUsers.applySpend(event.userId, event.endUser, event.costPico, event.createdAt.getTime())
         // A team's budget (teams/team_policies.ts): only rows of a team's key look.
-        if (event.teamId != null) this.catalog.teams.applySpend(event.teamId, event.costPico, event.createdAt.getTime())
+        if (event.teamId != null) {
+          this.catalog.teams.applySpend(event.teamId, event.costPico, event.createdAt.getTime())
+          // ...and its organization's: only rows of an organization's team look.
+          if (event.organizationId != null) this.catalog.teams.applyOrgSpend(event.organizationId, event.costPico, event.createdAt.getTime())
+        }
         // A key's budget for the model asked for (limits/model_budgets.ts): only rows admitted under one look.
         if (event.modelBudget != null) applyModelBudgetSpend(event.modelBudget, event.costPico, event.createdAt.getTime())
         // Two comparisons per priced request: an alert only when this charge crossed a line.

@@ -1,5 +1,6 @@
 import type { ModelLimits } from '#gateway/limits/model_limits'
 import type { TeamPolicy } from '#gateway/teams/team_policies'
+import type { OrgPolicy } from '#gateway/teams/organization_policies'
 import type { BlockList } from 'node:net'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 /**
@@ -172,6 +173,12 @@ export interface Principal {
   plan: PlanInfo | null
   /** The key's team (teams/team_policies.ts); null for a key in none, the usual case */
   team: TeamPolicy | null
+  /**
+   * The team's organization when the key was resolved (TeamPolicy.org, taken
+   * once: the request's hold is released and its row billed on this one even
+   * if the team moves meanwhile); null for a key in no team or a team in none
+   */
+  org: OrgPolicy | null
 }
 
 export interface TokenUsage {

@@ -7,7 +7,7 @@ import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmKeyJson,
  * LiteLLM's teams (/team/*) over the gateway's (app/actions/teams.ts): field
  * names and shapes only. `team_id` is our team id as text. Fields we keep:
  * team_alias, max_budget, budget_duration, models, tpm_limit, rpm_limit,
- * blocked, metadata, members_with_roles; others (organization_id, tags,
+ * blocked, metadata, members_with_roles, organization_id; others (tags,
  * guardrails, team_member_budget, model_aliases, soft_budget, a chosen
  * team_id...) are ignored.
  */
@@ -45,6 +45,14 @@ export function teamSettingsOf(body: Record<string, unknown>): TeamSettings {
   if ('blocked' in body && body.blocked !== null) {
     if (typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
     settings.blocked = body.blocked
+  }
+  if ('organization_id' in body) {
+    const org = body.organization_id
+    // Our organization id as text (or a number), or null: out of its organization.
+    if (org !== null && !(typeof org === 'string' || (typeof org === 'number' && Number.isInteger(org)))) {
+      throw fieldError('organization_id', 'an organization id, or null')
+    }
+    settings.organization = org
   }
   if ('metadata' in body) {
     const metadata = body.metadata
@@ -88,6 +96,7 @@ export function litellmTeamJson(team: TeamRow, members: TeamMember[]) {
     rpm_limit: team.rpm,
     blocked: team.blocked_at !== null,
     metadata: team.metadata,
+    organization_id: team.organization_id === null ? null : String(team.organization_id),
     created_at: iso(team.created_at),
     updated_at: iso(team.updated_at),
   }

@@ -272,7 +272,6 @@ test.group('LiteLLM /team/* and team_id on /key/*', (group) => {
       rpm_limit: 10,
       metadata: { cost_center: 'qa' },
       members_with_roles: [{ role: 'admin', user_id: String(alice.userId) }],
-      organization_id: 'ignored',
     })
     assert.equal(made.status, 200, JSON.stringify(made.body))
     assert.deepInclude(made.body, {

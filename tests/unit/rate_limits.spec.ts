@@ -117,6 +117,23 @@ for (const store of ['memory', 'database'] as const) {
       assert.equal((await tryAdmit(d)).status, 429)
     })
 
+    test('an organization\'s RPM and TPM are one window shared by the keys of all its teams', async ({ assert }) => {
+      const org = { id: nextId++, rpm: 2, tpm: 100 }
+      // Two teams without limits of their own, one organization.
+      const a = { ...principal({}), team: { id: nextId++, rpm: null, tpm: null }, org } as unknown as Principal
+      const b = { ...principal({}), team: { id: nextId++, rpm: null, tpm: null }, org } as unknown as Principal
+      assert.equal((await tryAdmit(a)).headers['x-ratelimit-remaining-requests'], '1')
+      assert.equal((await tryAdmit(b)).headers['x-ratelimit-remaining-requests'], '0')
+      const refused = await tryAdmit(a)
+      assert.equal(refused.status, 429)
+      assert.equal(refused.headers['x-ratelimit-limit-requests'], '2')
+      const tokens = { id: nextId++, rpm: null, tpm: 100 }
+      const c = { ...principal({}), team: { id: nextId++, rpm: null, tpm: null }, org: tokens } as unknown as Principal
+      const d = { ...principal({}), team: { id: nextId++, rpm: null, tpm: null }, org: tokens } as unknown as Principal
+      await addTokens(c, 100)
+      assert.equal((await tryAdmit(d)).status, 429)
+    })
+
     test('an end user\'s RPM and TPM: its own windows, whatever key sends it; its headers when tighter than the key\'s', async ({ assert }) => {
       const policy = { id: nextId++, rpm: 2, tpm: null } as unknown as EndUserPolicy
       const admitBoth = async (p: Principal) => {

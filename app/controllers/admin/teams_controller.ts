@@ -16,6 +16,7 @@ import {
   type TeamSettings,
 } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
+import { findOrganization, listOrganizations } from '#actions/organizations'
 import { recordId } from '#services/record_id'
 import { settleMetering } from '#services/settle_metering'
 import { listField, notFound, optionalNumber, panelActor } from '#controllers/admin/panel'
@@ -31,6 +32,8 @@ function teamSettings(request: HttpContext['request']): TeamSettings {
     models: models.length > 0 ? models : null,
     rpm: optionalNumber(request.input('rpm')) ?? null,
     tpm: optionalNumber(request.input('tpm')) ?? null,
+    // The select's value: an organization id, or '' for none (the action reads both); absent: unchanged.
+    organization: request.input('organization'),
   }
 }
 
@@ -61,7 +64,7 @@ export default class TeamsController {
   }
 
   async create({ view }: HttpContext) {
-    return view.render('admin/teams/form', { team: null })
+    return view.render('admin/teams/form', { team: null, organizations: await listOrganizations() })
   }
 
   async store(ctx: HttpContext) {
@@ -82,6 +85,7 @@ export default class TeamsController {
     ])
     return ctx.view.render('admin/teams/show', {
       team: fresh,
+      organization: fresh.organization_id === null ? null : await findOrganization(fresh.organization_id),
       spent: teamBudgetSpent(fresh),
       resetsAt: teamBudgetResetsAt(fresh),
       members: members.get(team.id) ?? [],
@@ -92,7 +96,7 @@ export default class TeamsController {
   async edit(ctx: HttpContext) {
     const team = await this.#team(ctx)
     if (!team) return notFound(ctx)
-    return ctx.view.render('admin/teams/form', { team })
+    return ctx.view.render('admin/teams/form', { team, organizations: await listOrganizations() })
   }
 
   async update(ctx: HttpContext) {

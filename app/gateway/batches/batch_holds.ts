@@ -47,12 +47,22 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
       'insufficient_quota'
     )
   }
-  const room = principal.team === null ? null : teamRoom(principal.team)
+  const room = principal.team === null ? null : teamRoom(principal.team, null)
   if (room !== null && room < hold) {
     throw new GatewayError(
       402,
       'spend_limit_exceeded',
       `This batch holds up to $${displayUsd(hold)}, more than the budget of this API key's team '${principal.team!.alias}' has left`,
+      'insufficient_quota'
+    )
+  }
+  // The organization's budget is checked too (not held on it nor billed to it: a batch's row keeps no organization).
+  const ofOrg = principal.org === null ? null : teamRoom(principal.team!, principal.org)
+  if (ofOrg !== null && ofOrg < hold) {
+    throw new GatewayError(
+      402,
+      'spend_limit_exceeded',
+      `This batch holds up to $${displayUsd(hold)}, more than the budget of this API key's organization '${principal.org!.alias}' has left`,
       'insufficient_quota'
     )
   }

@@ -26,13 +26,14 @@ const API_PREFIXES = [
   '/openai/',
   '/engines/',
   '/health/',
-  // LiteLLM's key, spend, user, customer, budget and team management (controllers/api/litellm/)
+  // LiteLLM's key, spend, user, customer, budget, team and organization management (controllers/api/litellm/)
   '/key/',
   '/spend/',
   '/user/',
   '/customer/',
   '/budget/',
   '/team/',
+  '/organization/',
   '/global/spend/',
   // LiteLLM's /utils/token_counter
   '/utils/',

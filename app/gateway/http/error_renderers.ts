@@ -19,7 +19,7 @@ export function dialectForPath(path: string): ErrorDialect {
   return 'openai'
 }
 
-/** LiteLLM's key, spend, user, customer, budget and team management paths, its model health check and /utils/ (controllers/api/litellm/): errors in LiteLLM's shape. */
+/** LiteLLM's key, spend, user, customer, budget, team and organization management paths, its model health check and /utils/ (controllers/api/litellm/): errors in LiteLLM's shape. */
 export function isLiteLLMManagementPath(path: string): boolean {
   return (
     path === '/health' ||
@@ -30,6 +30,7 @@ export function isLiteLLMManagementPath(path: string): boolean {
     path.startsWith('/customer/') ||
     path.startsWith('/budget/') ||
     path.startsWith('/team/') ||
+    path.startsWith('/organization/') ||
     path.startsWith('/global/spend/') ||
     path.startsWith('/utils/')
   )

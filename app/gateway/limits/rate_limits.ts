@@ -12,8 +12,9 @@ import type { ModelLimit } from '#gateway/limits/model_limits'
 
 /**
  * Requests-per-minute and tokens-per-minute, per key (api_keys.rpm/tpm),
- * per plan (plans.rpm/tpm, counted per user across their keys) and per team
- * (teams.rpm/tpm, counted across the team's keys), and per key and model
+ * per plan (plans.rpm/tpm, counted per user across their keys), per team
+ * (teams.rpm/tpm, counted across the team's keys) and per organization
+ * (organizations.rpm/tpm, across every key of its teams), and per key and model
  * (api_keys.model_limits: admitModel). Requests are
  * counted on admission; tokens when the request is metered, and a new
  * request is refused while the minute's tokens are spent. A principal with
@@ -47,14 +48,14 @@ export function useLimiterStore(store: Store) {
  * the same id.
  */
 export async function resetRateLimits() {
-  for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser, rpmByTeam, tpmByTeam, rpmByEndUser, tpmByEndUser]) windows.clear()
+  for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser, rpmByTeam, tpmByTeam, rpmByOrg, tpmByOrg, rpmByEndUser, tpmByEndUser]) windows.clear()
   rpmByKeyModel.clear()
   tpmByKeyModel.clear()
   await limiter.clear()
 }
 
 export function hasLimits(p: Principal): boolean {
-  return !!(p.key.rpm || p.key.tpm || p.plan?.rpm || p.plan?.tpm || (p.team !== null && (p.team.rpm || p.team.tpm)))
+  return !!(p.key.rpm || p.key.tpm || p.plan?.rpm || p.plan?.tpm || (p.team !== null && (p.team.rpm || p.team.tpm || (p.org !== null && (p.org.rpm || p.org.tpm)))))
 }
 
 /**
@@ -74,6 +75,7 @@ export function addTokens(p: Principal, tokens: number): void | Promise<void> {
   if (p.key.tpm) tpmByKey.add(p.key.id, tokens, now)
   if (p.plan?.tpm) tpmByUser.add(p.user.id, tokens, now)
   if (p.team?.tpm) tpmByTeam.add(p.team.id, tokens, now)
+  if (p.org?.tpm) tpmByOrg.add(p.org.id, tokens, now)
 }
 
 /**
@@ -180,6 +182,9 @@ const tpmByUser = new MinuteWindows()
 /** A team's windows, shared by all of its keys */
 const rpmByTeam = new MinuteWindows()
 const tpmByTeam = new MinuteWindows()
+/** An organization's windows, shared by every key of its teams */
+const rpmByOrg = new MinuteWindows()
+const tpmByOrg = new MinuteWindows()
 /** An end user's windows (by end_users.id), shared by all of its owner's keys */
 const rpmByEndUser = new MinuteWindows()
 const tpmByEndUser = new MinuteWindows()
@@ -198,12 +203,14 @@ function admitInMemory(p: Principal, res: ServerResponse) {
   if (p.key.rpm) countRequest(rpmByKey, p.key.id, p.key.rpm, now)
   if (p.plan?.rpm) countRequest(rpmByUser, p.user.id, p.plan.rpm, now)
   if (p.team?.rpm) countRequest(rpmByTeam, p.team.id, p.team.rpm, now)
+  if (p.org?.rpm) countRequest(rpmByOrg, p.org.id, p.org.rpm, now)
   if (tightest.limit >= 0) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
 
   tightest.limit = -1
   if (p.key.tpm) checkTokens(tpmByKey, p.key.id, p.key.tpm, now)
   if (p.plan?.tpm) checkTokens(tpmByUser, p.user.id, p.plan.tpm, now)
   if (p.team?.tpm) checkTokens(tpmByTeam, p.team.id, p.team.tpm, now)
+  if (p.org?.tpm) checkTokens(tpmByOrg, p.org.id, p.org.tpm, now)
   if (tightest.limit >= 0) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
 }
 
@@ -246,6 +253,8 @@ function sweep() {
   tpmByUser.sweep(now)
   rpmByTeam.sweep(now)
   tpmByTeam.sweep(now)
+  rpmByOrg.sweep(now)
+  tpmByOrg.sweep(now)
   rpmByEndUser.sweep(now)
   tpmByEndUser.sweep(now)
   rpmByKeyModel.sweep(now)
@@ -275,6 +284,7 @@ function requestWindows(p: Principal): Window[] {
   if (p.key.rpm) windows.push({ key: `rpm:key:${p.key.id}`, limit: p.key.rpm })
   if (p.plan?.rpm) windows.push({ key: `rpm:user:${p.user.id}`, limit: p.plan.rpm })
   if (p.team?.rpm) windows.push({ key: `rpm:team:${p.team.id}`, limit: p.team.rpm })
+  if (p.org?.rpm) windows.push({ key: `rpm:org:${p.org.id}`, limit: p.org.rpm })
   return windows
 }
 
@@ -283,6 +293,7 @@ function tokenWindows(p: Principal): Window[] {
   if (p.key.tpm) windows.push({ key: `tpm:key:${p.key.id}`, limit: p.key.tpm })
   if (p.plan?.tpm) windows.push({ key: `tpm:user:${p.user.id}`, limit: p.plan.tpm })
   if (p.team?.tpm) windows.push({ key: `tpm:team:${p.team.id}`, limit: p.team.tpm })
+  if (p.org?.tpm) windows.push({ key: `tpm:org:${p.org.id}`, limit: p.org.tpm })
   return windows
 }
 

@@ -37,6 +37,8 @@ export interface MeterEvent {
   endUser?: string | null
   /** The key's team when the call was admitted (its budget counts the cost); null or absent when none */
   teamId?: number | null
+  /** The team's organization when the call was admitted (its budget counts the cost); null or absent when none */
+  organizationId?: number | null
   /** The key's budget for the model asked for (`${keyId} ${model}`, limits/model_budgets.ts) the call was admitted under; null or absent when none */
   modelBudget?: string | null
 }

@@ -51,6 +51,8 @@ export class PendingTotals {
   readonly endUsers = new Map<string, KeyDay>()
   /** Team id -> its days, as keys' (a team's budget, teams/team_policies.ts). Only events of a team's key that cost something. */
   readonly teams = new Map<number, KeyDay>()
+  /** Organization id -> its days, as teams' (organizations.max_budget). Only events admitted under one that cost something. */
+  readonly orgs = new Map<number, KeyDay>()
   /** `${keyId} ${model}` -> its days, as keys' (a key's budget for a model, limits/model_budgets.ts). Only events admitted under one. */
   readonly modelBudgets = new Map<string, KeyDay>()
 
@@ -75,6 +77,7 @@ export class PendingTotals {
       addDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
     }
     if (event.teamId != null && event.costPico !== 0n) addDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
+    if (event.organizationId != null && event.costPico !== 0n) addDay(this.orgs, event.organizationId, dayOf(event.createdAt.getTime()), event.costPico)
     if (event.modelBudget != null && event.costPico !== 0n) addDay(this.modelBudgets, event.modelBudget, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
@@ -88,6 +91,7 @@ export class PendingTotals {
       subtractDay(this.endUsers, endUserKey(event.userId, event.endUser), dayOf(event.createdAt.getTime()), event.costPico)
     }
     if (event.teamId != null && event.costPico !== 0n) subtractDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
+    if (event.organizationId != null && event.costPico !== 0n) subtractDay(this.orgs, event.organizationId, dayOf(event.createdAt.getTime()), event.costPico)
     if (event.modelBudget != null && event.costPico !== 0n) subtractDay(this.modelBudgets, event.modelBudget, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
@@ -112,6 +116,9 @@ export class PendingTotals {
     for (const [teamId, head] of other.teams) {
       for (let node: KeyDay | null = head; node; node = node.next) addDay(this.teams, teamId, node.day, node.costPico)
     }
+    for (const [orgId, head] of other.orgs) {
+      for (let node: KeyDay | null = head; node; node = node.next) addDay(this.orgs, orgId, node.day, node.costPico)
+    }
     for (const [id, head] of other.modelBudgets) {
       for (let node: KeyDay | null = head; node; node = node.next) addDay(this.modelBudgets, id, node.day, node.costPico)
     }
@@ -128,6 +135,9 @@ export class PendingTotals {
     }
     for (const [teamId, head] of other.teams) {
       for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.teams, teamId, node.day, node.costPico)
+    }
+    for (const [orgId, head] of other.orgs) {
+      for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.orgs, orgId, node.day, node.costPico)
     }
     for (const [id, head] of other.modelBudgets) {
       for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.modelBudgets, id, node.day, node.costPico)
@@ -164,6 +174,15 @@ export class PendingTotals {
   teamCost(teamId: number, sinceMs: number): bigint {
     let sum = 0n
     for (let node = this.teams.get(teamId) ?? null; node; node = node.next) {
+      if (node.day >= sinceMs) sum += node.costPico
+    }
+    return sum
+  }
+
+  /** An organization's pending cost of calls begun at or after `sinceMs` (see keyCost). */
+  orgCost(orgId: number, sinceMs: number): bigint {
+    let sum = 0n
+    for (let node = this.orgs.get(orgId) ?? null; node; node = node.next) {
       if (node.day >= sinceMs) sum += node.costPico
     }
     return sum

@@ -89,8 +89,11 @@ export class RequestAccount {
     this.principal.user.reservedPico += estimatePico
     if (this.principal.key.spendLimitPico !== null) holdOnKey(this.principal.key.id, estimatePico)
     if (this.endUserPolicy !== null) this.endUserPolicy.heldPico += estimatePico
-    // Always on the team (its budget may be set while the request runs: the release must match).
-    if (this.principal.team !== null) this.principal.team.heldPico += estimatePico
+    // Always on the team and its organization (a budget may be set while the request runs: the release must match).
+    if (this.principal.team !== null) {
+      this.principal.team.heldPico += estimatePico
+      if (this.principal.org !== null) this.principal.org.heldPico += estimatePico
+    }
     if (this.modelBudget !== null) this.modelBudget.heldPico += estimatePico
   }
 
@@ -149,7 +152,10 @@ export class RequestAccount {
       this.principal.user.reservedPico -= this.#reservedPico
       if (this.principal.key.spendLimitPico !== null) releaseOnKey(this.principal.key.id, this.#reservedPico)
       if (this.endUserPolicy !== null) this.endUserPolicy.heldPico -= this.#reservedPico
-      if (this.principal.team !== null) this.principal.team.heldPico -= this.#reservedPico
+      if (this.principal.team !== null) {
+        this.principal.team.heldPico -= this.#reservedPico
+        if (this.principal.org !== null) this.principal.org.heldPico -= this.#reservedPico
+      }
       if (this.modelBudget !== null) this.modelBudget.heldPico -= this.#reservedPico
       this.#reservedPico = 0n
     }
@@ -189,6 +195,8 @@ export class RequestAccount {
       tags: this.tags,
       endUser: this.endUser,
       teamId: this.principal.team === null ? null : this.principal.team.id,
+      // The organization the request was admitted under (Principal.org): its spend counts the cost.
+      organizationId: this.principal.org === null ? null : this.principal.org.id,
       modelBudget: this.modelBudget === null ? null : this.modelBudget.id,
     })
     if (this.loggedRequest !== null) {

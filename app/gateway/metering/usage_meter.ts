@@ -43,6 +43,8 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'end_user', type: 'text', encode: textColumn },
   // The team the request was admitted under (NULL: none, the usual row); TEAM_SPEND_EFFECT reads it from `ins`.
   { name: 'team_id', type: 'bigint', encode: numberColumn },
+  // The team's organization at admission (NULL: none, the usual row); ORG_SPEND_EFFECT reads it from `ins`.
+  { name: 'organization_id', type: 'bigint', encode: numberColumn },
   // Not inserted: the model name of the key's budget the request was admitted under (NULL: none, the usual row),
   // which may be another spelling than the one asked for (model_limits.ts limitFor); MODEL_BUDGET_SPEND_EFFECT reads it.
   { name: 'budget_model', type: 'text', encode: textColumn },
@@ -62,7 +64,7 @@ const ATTEMPT_COLUMNS: readonly ArrayColumn[] = [
 /**
  * What a metered request changes besides its usage row, as CTEs over `ins`
  * (the inserted usage rows: id, user_id, api_key_id, model, requested_model,
- * provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id): the ledger charge
+ * provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id, organization_id): the ledger charge
  * (users.balance follows by trigger), the month's counters per user and
  * model, and the key's spend and last use (and, for a cap that resets, its
  * spend in its newest UTC day/week/month: rows of an older period, from a
@@ -140,6 +142,24 @@ team_spend AS (
     ${periodSpendAssignments({ row: 't', period: 'budget_period', last: 's.last_at', rows: 'team_rows', match: 'r.team_id = t.id' })}
     FROM (SELECT team_id, MAX(created_at) AS last_at, SUM(cost) AS cost FROM team_rows GROUP BY team_id) s
    WHERE t.id = s.team_id
+)`
+
+/**
+ * The spend of each organization whose teams' keys are in the batch, as a
+ * team's in TEAM_SPEND_EFFECT: the organization is the one the call was
+ * admitted under (the usage row's `organization_id`, its team's then), so a
+ * team moved to another organization leaves its past spend with the first.
+ * Appended only to a batch holding such a row.
+ */
+export const ORG_SPEND_EFFECT = `,
+org_rows AS (
+  SELECT organization_id, cost, created_at FROM ins WHERE organization_id IS NOT NULL
+),
+org_spend AS (
+  UPDATE organizations o SET spent = o.spent + s.cost,
+    ${periodSpendAssignments({ row: 'o', period: 'budget_period', last: 's.last_at', rows: 'org_rows', match: 'r.organization_id = o.id' })}
+    FROM (SELECT organization_id, MAX(created_at) AS last_at, SUM(cost) AS cost FROM org_rows GROUP BY organization_id) s
+   WHERE o.id = s.organization_id
 )`
 
 /**
@@ -231,14 +251,14 @@ WITH e AS (
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     requested_model, cache_hit, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags, end_user, team_id)
+    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags, end_user, team_id, organization_id)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, COALESCE(cache_hit, false), served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
     reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts,
-    string_to_array(tags, ','), end_user, team_id
+    string_to_array(tags, ','), end_user, team_id, organization_id
   FROM e
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING id, request_id, user_id, api_key_id, model, requested_model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id
+  RETURNING id, request_id, user_id, api_key_id, model, requested_model, provider, prompt_tokens, completion_tokens, cost, created_at, end_user, team_id, organization_id
 ),
 attempt_log AS (
   INSERT INTO request_attempts (request_id, attempt, channel_id, status, outcome, error, latency_ms, created_at)
@@ -253,22 +273,24 @@ SELECT COUNT(*)::int AS inserted FROM ins`
  * day, LATE_DAYS_EFFECT; bit 2: a row that names an end user,
  * END_USER_SPEND_EFFECT; bit 4: a row of a team's key, TEAM_SPEND_EFFECT;
  * bit 8: a row admitted under a key's budget for a model,
- * MODEL_BUDGET_SPEND_EFFECT), each a named statement planned once per
- * connection (and only when a batch needs it).
+ * MODEL_BUDGET_SPEND_EFFECT; bit 16: a row admitted under an organization,
+ * ORG_SPEND_EFFECT), each a named statement planned once per connection (and
+ * only when a batch needs it).
  */
-const KINDS = Array.from({ length: 16 }, (_, kind) => kind)
+const KINDS = Array.from({ length: 32 }, (_, kind) => kind)
 const WRITE_BATCH_SQL = KINDS.map((kind) =>
   batchSql(
     METER_EFFECTS +
       (kind & 1 ? LATE_DAYS_EFFECT : '') +
       (kind & 2 ? END_USER_SPEND_EFFECT : '') +
       (kind & 4 ? TEAM_SPEND_EFFECT : '') +
-      (kind & 8 ? MODEL_BUDGET_SPEND_EFFECT : '')
+      (kind & 8 ? MODEL_BUDGET_SPEND_EFFECT : '') +
+      (kind & 16 ? ORG_SPEND_EFFECT : '')
   )
 )
 const BATCH_NAMES = KINDS.map(
   (kind) =>
-    `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}${kind & 8 ? '_model_budgets' : ''}`
+    `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}${kind & 8 ? '_model_budgets' : ''}${kind & 16 ? '_orgs' : ''}`
 )
 
 export interface MeterOptions {
@@ -413,6 +435,11 @@ export class UsageMeter {
   /** The cost recorded through a team's keys but not yet committed, of calls begun at or after `sinceMs`. */
   pendingTeamCost(teamId: number, sinceMs: number): bigint {
     return this.#pending.teamCost(teamId, sinceMs)
+  }
+
+  /** The same for an organization (the rows admitted under it). */
+  pendingOrgCost(orgId: number, sinceMs: number): bigint {
+    return this.#pending.orgCost(orgId, sinceMs)
   }
 
   /** The cost recorded on a key's budget for a model (`${keyId} ${model}`) but not yet committed, of calls begun at or after `sinceMs`. */
@@ -658,8 +685,9 @@ export class UsageMeter {
   }
 
   #query(records: SpilledRecord[]) {
-    const kind =
-      (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | (ofTeam(records) ? 4 : 0) | (underModelBudget(records) ? 8 : 0)
+    // A row of an organization is a team's row: only a batch with one looks for one.
+    const teams = ofTeam(records) ? 4 | (ofOrganization(records) ? 16 : 0) : 0
+    const kind = (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | teams | (underModelBudget(records) ? 8 : 0)
     // Named: parsed and planned once per connection, not per batch.
     return this.#pool.query({
       name: BATCH_NAMES[kind],
@@ -782,6 +810,12 @@ function ofTeam(records: SpilledRecord[]): boolean {
   return false
 }
 
+/** Does the batch hold a row admitted under an organization? (see ORG_SPEND_EFFECT) */
+function ofOrganization(records: SpilledRecord[]): boolean {
+  for (const record of records) if (record.e.organization_id != null) return true
+  return false
+}
+
 /** Does the batch hold a row admitted under a key's budget for a model? (see MODEL_BUDGET_SPEND_EFFECT) */
 function underModelBudget(records: SpilledRecord[]): boolean {
   for (const record of records) if (record.e.model_budget === true) return true
@@ -835,6 +869,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       end_user: e.endUser ?? undefined,
       // NULL for a key in no team (and in spill files from before teams).
       team_id: e.teamId ?? undefined,
+      // NULL for a key whose team is in no organization (and in spill files from before organizations).
+      organization_id: e.organizationId ?? undefined,
       // Picks the statement that keeps the model's spend (absent from older spill files), and names the budget's
       // model (the id is `${keyId} ${model}`): the spend is kept under it whatever spelling the request used.
       ...(e.modelBudget != null ? { model_budget: true, budget_model: e.modelBudget.slice(e.modelBudget.indexOf(' ') + 1) } : null),

@@ -326,13 +326,14 @@ export class RealtimeSession implements InFlightWork {
         const principal = await resolvePrincipal(this.gateway.catalog, this.rawKey)
         this.principal = principal
         // authorizeModel counts what requests in flight hold: this session's own responses are not others'.
-        const { user, key, plan, team } = principal
+        const { user, key, plan, team, org } = principal
         const held = this.#heldHere()
         const heldTokens = plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null) ? this.#responses.size * DEFAULT_COMPLETION_ALLOWANCE : 0
         user.reservedPico -= held
         user.reservedOutputTokens -= heldTokens
         if (key.spendLimitPico !== null) releaseOnKey(key.id, held)
         if (team !== null) team.heldPico -= held
+        if (org !== null) org.heldPico -= held
         // And off the key's budget for the model each response holds on (a session ended itself early on its own holds).
         for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico -= account.reservedPico
         try {
@@ -342,6 +343,7 @@ export class RealtimeSession implements InFlightWork {
           user.reservedOutputTokens += heldTokens
           if (key.spendLimitPico !== null) holdOnKey(key.id, held)
           if (team !== null) team.heldPico += held
+          if (org !== null) org.heldPico += held
           for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico += account.reservedPico
         }
       } catch (error) {

@@ -4,6 +4,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { toPico } from '#gateway/metering/money'
 import { isSpendPeriod, periodBounds, addSpendInPeriod, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
 import { SharedReload } from '#gateway/shared_reload'
+import { loadOrganizations, type OrgPolicy } from '#gateway/teams/organization_policies'
 
 /**
  * A team (table teams, migration 1003) as the hot path sees it: a policy over
@@ -27,14 +28,18 @@ export interface TeamPolicy {
   periodEndsAt: number
   /** What requests in flight through the team's keys hold (survives a reload: the object is kept) */
   heldPico: bigint
+  /** The team's organization (organization_policies.ts), loaded with it; null for a team in none */
+  org: OrgPolicy | null
 }
 
 /** The meter's uncommitted cost per team (PendingTotals), added to what a load reads. */
 export interface TeamPendingSource extends MeterWrites {
   pendingTeamCost(teamId: number, sinceMs: number): bigint
+  /** The same for an organization (every team's key in it, as admitted) */
+  pendingOrgCost(orgId: number, sinceMs: number): bigint
 }
 
-const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, ...NO_METER_WRITES }
+const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, pendingOrgCost: () => 0n, ...NO_METER_WRITES }
 
 /** An unknown team id a key names is read for at most this often (unheard) */
 const UNKNOWN_RECHECK_MS = 1_000
@@ -57,6 +62,8 @@ const TTL_MS = 60_000
  */
 export class TeamPolicies {
   #byId = new Map<number, TeamPolicy>()
+  /** The organizations (table organizations, migration 1024), read with the teams: a team's `org` is one of them */
+  #orgsById = new Map<number, OrgPolicy>()
   #pending: TeamPendingSource = NOTHING_PENDING
   #loadedAt = 0
   #reloads = new SharedReload(() => this.#load())
@@ -102,16 +109,33 @@ export class TeamPolicies {
     addSpendInPeriod(team, costPico, createdAtMs)
   }
 
+  /** A recorded request's cost on the organization it was admitted under (the meter's onRecord). */
+  applyOrgSpend(orgId: number, costPico: bigint, createdAtMs: number) {
+    if (costPico === 0n) return
+    const org = this.#orgsById.get(orgId)
+    if (org === undefined) return
+    addSpendInPeriod(org, costPico, createdAtMs)
+  }
+
+  /** An organization by id, as loaded (batches, tests); undefined when none. */
+  organization(orgId: number): OrgPolicy | undefined {
+    return this.#orgsById.get(orgId)
+  }
+
   /** Reads the table again; concurrent callers share a read, and a call during one gets one more after it. */
   reload(): Promise<void> {
     return this.#reloads.run()
   }
 
   async #load() {
-    // The meter writes `spent`: read when no batch is under way (metering/settled_read.ts).
-    const rows: any[] = await readSettled(this.#pending, () =>
-      db.from('teams').select('id', 'alias', 'blocked_at', 'allowed_models', 'rpm', 'tpm', 'max_budget', 'budget_period', 'spent', 'period_spent', 'period_start')
-    )
+    // The meter writes `spent` of both: read when no batch is under way (metering/settled_read.ts). The organizations
+    // after the teams: an organization a team row names was committed before that row, so this read has it.
+    const { rows, orgs } = await readSettled(this.#pending, async () => {
+      const teamRows: any[] = await db
+        .from('teams')
+        .select('id', 'alias', 'blocked_at', 'allowed_models', 'rpm', 'tpm', 'max_budget', 'budget_period', 'spent', 'period_spent', 'period_start', 'organization_id')
+      return { rows: teamRows, orgs: await loadOrganizations(this.#orgsById, this.#pending) }
+    })
     const now = Date.now()
     const byId = new Map<number, TeamPolicy>()
     for (const row of rows) {
@@ -124,28 +148,30 @@ export class TeamPolicies {
         rpm: row.rpm ?? null,
         tpm: row.tpm ?? null,
         maxBudgetPico: row.max_budget === null ? null : toPico(String(row.max_budget)),
-        ...teamSpend(row, this.#pending, now),
+        ...budgetSpend(row, (since) => this.#pending.pendingTeamCost(id, since), now),
         heldPico: 0n,
+        // A team naming an organization deleted between the two reads is in none (ON DELETE RESTRICT: only a race).
+        org: row.organization_id === null ? null : (orgs.get(Number(row.organization_id)) ?? null),
       }
       // The same object as before: requests in flight hold on it and release there.
       const previous = this.#byId.get(id)
       byId.set(id, previous ? Object.assign(previous, loaded, { heldPico: previous.heldPico }) : loaded)
     }
     this.#byId = byId
+    this.#orgsById = orgs
     this.#loadedAt = now
   }
 }
 
 /**
- * What a team's budget counts, from its row (as catalog.ts keySpend): the
- * whole spend, or the current period's, plus what the meter holds
- * uncommitted of calls begun in it.
+ * What a team's (or an organization's) budget counts, from its row (as
+ * catalog.ts keySpend): the whole spend, or the current period's, plus what
+ * the meter holds uncommitted of calls begun in it.
  */
-function teamSpend(row: Record<string, any>, pending: TeamPendingSource, now: number) {
-  const id = Number(row.id)
+export function budgetSpend(row: Record<string, any>, pendingSince: (sinceMs: number) => bigint, now: number) {
   if (!isSpendPeriod(row.budget_period)) {
     return {
-      spentPico: toPico(String(row.spent ?? '0')) + pending.pendingTeamCost(id, -Infinity),
+      spentPico: toPico(String(row.spent ?? '0')) + pendingSince(-Infinity),
       spendPeriod: null,
       periodStartsAt: -Infinity,
       periodEndsAt: Infinity,
@@ -154,7 +180,7 @@ function teamSpend(row: Record<string, any>, pending: TeamPendingSource, now: nu
   const { start, end } = periodBounds(row.budget_period, now)
   const rowStart = row.period_start ? dayStartMs(row.period_start) : null
   return {
-    spentPico: (rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n) + pending.pendingTeamCost(id, start),
+    spentPico: (rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n) + pendingSince(start),
     spendPeriod: row.budget_period as SpendPeriod,
     periodStartsAt: start,
     periodEndsAt: end,
@@ -167,7 +193,9 @@ function teamSpend(row: Record<string, any>, pending: TeamPendingSource, now: nu
  * the key's cap is (access_policy.ts authorizeModel), in the same synchronous
  * step as the request's hold.
  */
-export function assertTeamBudget(team: TeamPolicy) {
+export function assertTeamBudget(team: TeamPolicy, org: OrgPolicy | null) {
+  // The organization's budget, shared by all its teams' keys, the same way (one null test for a team in none).
+  if (org !== null) assertOrgBudget(org)
   if (team.maxBudgetPico === null) return
   if (team.spendPeriod !== null) rollSpendPeriod(team, Date.now())
   if (team.spentPico + team.heldPico >= team.maxBudgetPico) {
@@ -179,11 +207,30 @@ export function assertTeamBudget(team: TeamPolicy) {
   }
 }
 
-/** What the team's budget still has beyond every hold (null: no budget). */
-export function teamRoom(team: TeamPolicy): bigint | null {
-  if (team.maxBudgetPico === null) return null
-  if (team.spendPeriod !== null) rollSpendPeriod(team, Date.now())
-  return team.maxBudgetPico - team.spentPico - team.heldPico
+/** What the team's budget (and its organization's, the tighter) still has beyond every hold (null: no budget). */
+export function teamRoom(team: TeamPolicy, org: OrgPolicy | null): bigint | null {
+  const ofOrg = org === null ? null : budgetRoom(org)
+  const ofTeam = budgetRoom(team)
+  return ofTeam === null || (ofOrg !== null && ofOrg < ofTeam) ? ofOrg : ofTeam
+}
+
+function budgetRoom(holder: TeamPolicy | OrgPolicy): bigint | null {
+  if (holder.maxBudgetPico === null) return null
+  if (holder.spendPeriod !== null) rollSpendPeriod(holder, Date.now())
+  return holder.maxBudgetPico - holder.spentPico - holder.heldPico
+}
+
+/** 402 spend_limit_exceeded when the organization's spend plus what its teams' requests in flight hold reached its budget. */
+function assertOrgBudget(org: OrgPolicy) {
+  if (org.maxBudgetPico === null) return
+  if (org.spendPeriod !== null) rollSpendPeriod(org, Date.now())
+  if (org.spentPico + org.heldPico >= org.maxBudgetPico) {
+    const message =
+      org.spendPeriod === null
+        ? `This API key's organization '${org.alias}' reached its budget`
+        : `This API key's organization '${org.alias}' reached its budget for this ${org.spendPeriod} (UTC); it resets at ${new Date(org.periodEndsAt).toISOString()}`
+    throw new GatewayError(402, 'spend_limit_exceeded', message, 'insufficient_quota')
+  }
 }
 
 /** A `date` column as node-pg returns it (a Date at local midnight, or a string) -> epoch ms of that UTC day. */

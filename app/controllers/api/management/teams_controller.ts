@@ -36,7 +36,7 @@ export default class ManagementTeamsController {
     return { object: 'list', data: teams.map((t) => teamJson(t, members.get(t.id) ?? [])) }
   }
 
-  /** POST /api/admin/teams {alias, max_budget?, budget_period?, models?, rpm?, tpm?, blocked?, metadata?}: 201 */
+  /** POST /api/admin/teams {alias, max_budget?, budget_period?, models?, rpm?, tpm?, blocked?, metadata?, organization_id?}: 201 */
   async store(ctx: HttpContext) {
     return managed(async () => {
       const team = await createTeam(settingsOf(ctx.request.body()), apiActor(ctx))
@@ -95,8 +95,10 @@ export default class ManagementTeamsController {
   }
 }
 
-function settingsOf(body: Record<string, any>): TeamSettings {
+/** A team's (or an organization's: no organization_id) settings in the API's names; the validator checks the values. */
+export function settingsOf(body: Record<string, any>): TeamSettings {
   const settings: TeamSettings = {}
+  if (body.organization_id !== undefined) settings.organization = body.organization_id
   if (body.alias !== undefined) settings.alias = body.alias
   if (body.max_budget !== undefined) settings.maxBudget = numberAsText(body.max_budget) as string | null
   if (body.budget_period !== undefined) settings.budgetPeriod = body.budget_period
@@ -135,6 +137,7 @@ export function teamJson(team: TeamRow, members: TeamMember[]) {
     blocked: team.blocked_at !== null,
     blocked_at: iso(team.blocked_at),
     metadata: team.metadata,
+    organization_id: team.organization_id,
     members: members.map((m) => ({ user_id: m.user_id, email: m.email, role: m.role })),
     created_at: iso(team.created_at),
     updated_at: iso(team.updated_at),
