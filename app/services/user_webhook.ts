@@ -13,7 +13,7 @@ import logger from '@adonisjs/core/services/logger'
  *
  * Bounded on every side, since the URL is the user's: http or https only; no
  * redirect followed; 5 s for the whole exchange; at most 4 KB of the answer
- * read; one post at a time, at most MAX_QUEUED waiting. SSRF: the host is
+ * read; at most 4 posts at once, MAX_QUEUED waiting. SSRF: the host is
  * resolved, every address checked against loopback, private, link-local and
  * the like (USER_WEBHOOK_ALLOW_PRIVATE=true allows them: tests, a LAN), and
  * the connection made to the address that was checked (the check runs in the
@@ -146,7 +146,9 @@ interface Queued {
 }
 
 const queue: Queued[] = []
-let sending: Promise<void> | null = null
+/** Posts out at once: a webhook that never answers holds one for 5 s, not everyone's */
+const CONCURRENCY = 4
+const workers = new Set<Promise<void>>()
 export const userWebhookStats = { sent: 0, failed: 0, dropped: 0 }
 
 /**
@@ -161,13 +163,16 @@ export function queueUserWebhook(userId: number, url: string | null, secretEncry
     return false
   }
   queue.push({ userId, url, secretEncrypted, payload })
-  sending ??= drain().finally(() => (sending = null))
+  if (workers.size < CONCURRENCY) {
+    const worker: Promise<void> = drain().finally(() => workers.delete(worker))
+    workers.add(worker)
+  }
   return true
 }
 
 /** Resolves once every queued post was sent or given up on (tests, shutdown). */
 export async function userWebhooksIdle() {
-  while (sending) await sending
+  while (workers.size > 0) await Promise.all(workers)
 }
 
 async function drain() {

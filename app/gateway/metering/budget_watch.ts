@@ -35,13 +35,15 @@ export class BudgetWatch {
     private keyOf: (keyId: number) => KeyInfo | undefined,
     private endUserOf: (userId: number, endUser: string) => EndUserPolicy | undefined,
     private claim: (crossings: BudgetCrossing[]) => Promise<{ told: BudgetCrossing[] }>,
-    private onError: (error: unknown) => void
+    private onError: (error: unknown) => void,
+    /** The clock periods roll by (a test moves it to the next period) */
+    private now: () => number = Date.now
   ) {}
 
   /** A batch of these rows committed. */
   committed(rows: readonly CommittedRow[]) {
     let due: Array<{ crossing: BudgetCrossing; mark: string }> | null = null
-    const now = Date.now()
+    const now = this.now()
     for (const row of rows) {
       if (row.apiKeyId != null) {
         const key = this.keyOf(row.apiKeyId)
@@ -68,6 +70,11 @@ export class BudgetWatch {
       }
     }
     if (due !== null) this.#ask(due)
+  }
+
+  /** Forgets what was told (tests: the database's ids restart with every file). */
+  forget() {
+    this.#told.clear()
   }
 
   /** Resolves when no claim is out (tests). */
