@@ -94,7 +94,7 @@ export class Gateway {
         if (event.teamId != null) this.catalog.teams.applySpend(event.teamId, event.costPico, event.createdAt.getTime())
         // A key's budget for the model asked for (limits/model_budgets.ts): only rows admitted under one look.
         if (event.modelBudget != null) applyModelBudgetSpend(event.modelBudget, event.costPico, event.createdAt.getTime())
-        // Two comparisons per priced request: an alert only when this charge crossed a line.
+        // Two comparisons per priced request: an alert only when this charge emptied the balance.
         if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user)
       },
       onCommitted: (rows) => {
