@@ -98,6 +98,7 @@ SELECT c.*, (w.subject_id IS NOT NULL) AS won, u.email
  * charges still queued) is left out: the batch that commits them asks again.
  */
 export async function claimBudgetAlerts(crossings: BudgetCrossing[], alerts: AlertSender | null): Promise<{ told: BudgetCrossing[] }> {
+  await pruneOldMarks()
   const told: BudgetCrossing[] = []
   const keys = crossings.filter((c) => c.kind === 'key')
   if (keys.length > 0) {
@@ -116,6 +117,23 @@ export async function claimBudgetAlerts(crossings: BudgetCrossing[], alerts: Ale
     }
   }
   return { told }
+}
+
+/**
+ * Marks of periods long over are of no use (a month's is the longest kept
+ * period; lifetime marks, '-infinity', stay): deleted at most once an hour
+ * per process, on the claim path, so the table holds about two months of
+ * crossings.
+ */
+const PRUNE_EVERY_MS = 3_600_000
+let prunedAt = 0
+
+async function pruneOldMarks() {
+  if (Date.now() - prunedAt < PRUNE_EVERY_MS) return
+  prunedAt = Date.now()
+  await db.rawQuery(
+    `DELETE FROM budget_alert_marks WHERE period_start > '-infinity'::date AND period_start < (now() AT TIME ZONE 'UTC')::date - 62`
+  )
 }
 
 const PER: Record<string, string> = { day: 'per day (UTC)', week: 'per week (UTC)', month: 'per month (UTC)' }
