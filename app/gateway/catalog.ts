@@ -556,12 +556,6 @@ export class Catalog {
     return state
   }
 
-  /**
-   * Adds a metered cost to the cached key's spend (for spend caps), in the
-   * key's current period. A call begun in an earlier period (before midnight,
-   * metered after it) counts in that one, as the meter's statement and a
-   * reload (keySpend) count it.
-   */
   /** The cached key with this id, if any (budget_watch.ts after a batch commits; no load). */
   loadedKey(keyId: number): KeyInfo | undefined {
     return this.#keysById.get(keyId)
@@ -574,6 +568,12 @@ export class Catalog {
    */
   onChargedReread: ((userId: number, keyId: number) => void) | null = null
 
+  /**
+   * Adds a metered cost to the cached key's spend (for spend caps), in the
+   * key's current period. A call begun in an earlier period (before midnight,
+   * metered after it) counts in that one, as the meter's statement and a
+   * reload (keySpend) count it.
+   */
   applyKeySpend(keyId: number, costPico: bigint, createdAtMs: number): KeyInfo | undefined {
     if (costPico === 0n) return
     const key = this.#keysById.get(keyId)
