@@ -126,7 +126,9 @@ test.group('Budget alerts', (group) => {
     const gw = await gateway()
     return async () => {
       gw.alerts = null
-      process.env.USER_WEBHOOK_ALLOW_PRIVATE = allowed
+      // Assigning undefined would store the text "undefined", which later child processes refuse as no boolean.
+      if (allowed === undefined) delete process.env.USER_WEBHOOK_ALLOW_PRIVATE
+      else process.env.USER_WEBHOOK_ALLOW_PRIVATE = allowed
       await db.from('app_settings').whereIn('key', ['smtp', 'mail_options']).delete()
       await Promise.all([smtp.stop(), operator.stop(), hook.stop(), mock.stop()])
     }
