@@ -133,6 +133,8 @@ export default await Env.create(new URL('../', import.meta.url), {
   ALERT_WEBHOOK_URL: Env.schema.string.optional(),
   ALERT_WEBHOOK_FORMAT: Env.schema.enum.optional(['slack', 'discord', 'json'] as const),
   ALERT_REPEAT_MINUTES: Env.schema.number.optional(),
+  /** Users' own alert webhooks (app/services/user_webhook.ts) may reach loopback and private addresses (tests, a LAN) */
+  USER_WEBHOOK_ALLOW_PRIVATE: Env.schema.boolean.optional(),
   /**
    * Channel balances (app/actions/channel_balance.ts): minutes between background checks of every
    * channel whose provider publishes one (0 or unset: only when asked), and the amount below which a

@@ -43,7 +43,7 @@ export async function resetDatabase() {
     'TRUNCATE balance_ledger, monthly_usage, usage_records, request_attempts, api_keys, users, channels, model_prices, model_fallbacks, plans, ' +
       'usage_daily, usage_daily_days, usage_daily_stale, usage_daily_latency, usage_daily_pruned, usage_daily_latency_pruned, usage_pruned_days, ' +
       'usage_daily_end_users, usage_daily_end_users_pruned, ' +
-      'audit_log, request_logs, batch_objects, teams, organizations, budgets, mail_outbox RESTART IDENTITY CASCADE'
+      'audit_log, request_logs, batch_objects, teams, organizations, budgets, mail_outbox, budget_alert_marks RESTART IDENTITY CASCADE'
   )
   // The operator settings the API path obeys: a test that turned the word filter on must not filter the next
   // file's prompts, nor one that listed account-problem phrases disable the next file's channels.
@@ -57,8 +57,10 @@ export async function resetDatabase() {
   await gw.health.reset()
   // nor a key an older key's rate-limit windows.
   await resetRateLimits()
-  // nor its budgets per model.
+  // nor its budgets per model,
   forgetModelBudgets()
+  // nor the budget alerts an older key or end user was told of.
+  gw.budgets.forget()
 }
 
 /** Reloads caches after seeding (NOTIFY would do it too, a few ms later). */

@@ -412,6 +412,7 @@ export class Catalog {
           modelLimits: modelLimitsFromRow(Number(row.id), row.model_limits, spend, this.#pending),
           maxParallel: row.max_parallel ?? null,
           spendLimitPico: row.spend_limit === null ? null : toPico(String(row.spend_limit)),
+          softBudgetPico: row.soft_budget == null ? null : toPico(String(row.soft_budget)),
           ...keySpend(row, this.#pending),
           manage: row.manage === true,
           allowedIps: compileIpAllowlist(row.allowed_ips),
@@ -538,6 +539,18 @@ export class Catalog {
     return state
   }
 
+  /** The cached key with this id, if any (budget_watch.ts after a batch commits; no load). */
+  loadedKey(keyId: number): KeyInfo | undefined {
+    return this.#keysById.get(keyId)
+  }
+
+  /**
+   * Called after another instance's charge of a cached user or key was read
+   * again: budget and low-balance crossings that instance's batch made are
+   * seen here too (gateway.ts). Not on the request path.
+   */
+  onChargedReread: ((userId: number, keyId: number) => void) | null = null
+
   /**
    * Adds a metered cost to the cached key's spend (for spend caps), in the
    * key's current period. A call begun in an earlier period (before midnight,
@@ -616,7 +629,9 @@ export class Catalog {
     if (this.#users.has(userId)) reads.push(this.#reread(this.#userLoads, this.#rereadUsers, userId, () => this.#users.has(userId) && this.#refreshUser(userId)))
     const hash = this.#hashById.get(keyId)
     if (hash !== undefined) reads.push(this.#reread(this.#keyLoads, this.#rereadKeys, hash, () => this.#keys.has(hash) && this.#refreshKey(hash)))
+    if (reads.length === 0) return
     await Promise.all(reads)
+    this.onChargedReread?.(userId, keyId)
   }
 
   /** Reads now, or once the read already out ends (one waiting at most: a second charge meanwhile joins it). */

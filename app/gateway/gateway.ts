@@ -10,7 +10,7 @@ import type { Logger } from '@adonisjs/core/logger'
 import type { AlertSender } from '#gateway/alerts/alert_sender'
 import { RequestLogWriter, type BodyLogMode } from '#gateway/logs/request_log_writer'
 import type { MeterEvent } from '#gateway/metering/meter_event'
-import type { KeyInfo, UserState } from '#gateway/types'
+import type { UserState } from '#gateway/types'
 import { displayUsd } from '#gateway/metering/money'
 import { appUrl } from '#config/app'
 import { applyModelBudgetSpend } from '#gateway/limits/model_budgets'
@@ -19,6 +19,8 @@ import { ResponseStore } from '#gateway/responses_store/response_store'
 import { LowBalanceWatch } from '#gateway/metering/low_balance_watch'
 import { claimLowBalanceNotices } from '#services/mail/low_balance_notice'
 import { appSettingChanged, reloadAppSettings } from '#services/app_setting_notices'
+import { BudgetWatch } from '#gateway/metering/budget_watch'
+import { claimBudgetAlerts } from '#services/budget_alerts'
 
 export interface GatewayOptions {
   databaseUrl: string
@@ -69,6 +71,13 @@ export class Gateway {
     (userIds) => claimLowBalanceNotices(userIds),
     (error) => this.options.logger.error({ err: error }, 'low-balance notice check failed')
   )
+  /** Budget alerts (a key's soft budget and 80 % / 100 % of its cap, a customer's soft budget), checked after each batch commits (budget_watch.ts) */
+  readonly budgets = new BudgetWatch(
+    (keyId) => this.catalog.loadedKey(keyId),
+    (userId, endUser) => this.catalog.endUsers.policyOf(userId, endUser),
+    (crossings) => claimBudgetAlerts(crossings, this.alerts),
+    (error) => this.options.logger.error({ err: error }, 'budget alert check failed')
+  )
   /** Request and response bodies kept for debugging (LOG_BODIES); null when off */
   requestLogs: RequestLogWriter | null = null
 
@@ -81,7 +90,7 @@ export class Gateway {
       spillDir: options.spillDir,
       onRecord: (event) => {
         const user = this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
-        const key = event.apiKeyId === null ? undefined : this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
+        if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
         // An end user's monthly spend (end_user_policies.ts): only rows that name one look.
         if (event.endUser) this.catalog.endUsers.applySpend(event.userId, event.endUser, event.costPico, event.createdAt.getTime())
         // A team's budget (teams/team_policies.ts): only rows of a team's key look.
@@ -92,11 +101,20 @@ export class Gateway {
         }
         // A key's budget for the model asked for (limits/model_budgets.ts): only rows admitted under one look.
         if (event.modelBudget != null) applyModelBudgetSpend(event.modelBudget, event.costPico, event.createdAt.getTime())
-        // Two comparisons per priced request: an alert only when this charge crossed a line.
-        if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user, key)
+        // Two comparisons per priced request: an alert only when this charge emptied the balance.
+        if (this.alerts !== null && event.costPico > 0n) this.#alertOnCharge(event, user)
       },
-      onCommitted: (rows) => this.lowBalance.committed(rows),
+      onCommitted: (rows) => {
+        this.lowBalance.committed(rows)
+        this.budgets.committed(rows)
+      },
     })
+    // Another instance's batch may be the one that crossed: checked again once its charge is read here.
+    this.catalog.onChargedReread = (userId, keyId) => {
+      const row = [{ userId, apiKeyId: Number.isFinite(keyId) && keyId > 0 ? keyId : null }]
+      this.lowBalance.committed(row)
+      this.budgets.committed(row)
+    }
     // A user or key (re)loaded from the database gets what the meter holds uncommitted added back.
     this.catalog.setPendingSource(this.meter)
     this.catalog.onWordFilterError = (error) =>
@@ -128,8 +146,12 @@ export class Gateway {
     })
   }
 
-  /** A charge that emptied the user's balance, or filled the key's cap, is told to the operator. */
-  #alertOnCharge(event: MeterEvent, user: UserState | undefined, key: KeyInfo | undefined) {
+  /**
+   * A charge that emptied the user's balance is told to the operator. (A key's
+   * cap, 80 % and 100 %, is told once across instances by budgets, after the
+   * batch commits: budget_watch.ts.)
+   */
+  #alertOnCharge(event: MeterEvent, user: UserState | undefined) {
     const alerts = this.alerts!
     if (user && user.balancePico <= 0n && user.balancePico + event.costPico > 0n) {
       alerts.notify('user.balance_exhausted', event.userId, async () => {
@@ -138,17 +160,6 @@ export class Gateway {
         return {
           text: `User ${row?.email ?? event.userId} has run out of balance ($${balance}): priced models answer 402 until a top-up. ${appUrl}/admin/users/${event.userId}`,
           data: { user_id: event.userId, email: row?.email ?? null, balance },
-        }
-      })
-    }
-    if (key && key.spendLimitPico !== null && key.spentPico >= key.spendLimitPico && key.spentPico - event.costPico < key.spendLimitPico) {
-      alerts.notify('key.spend_cap_reached', key.id, async () => {
-        const row = await db.from('users').where('id', key.userId).select('email').first()
-        const cap = displayUsd(key.spendLimitPico!)
-        const per = key.spendPeriod ? ` per ${key.spendPeriod} (UTC)` : ''
-        return {
-          text: `Key "${key.name}" of ${row?.email ?? key.userId} reached its spend cap of $${cap}${per}: it answers 402 until ${key.spendPeriod ? 'the next period or ' : ''}the cap is raised. ${appUrl}/admin/keys/${key.id}`,
-          data: { key_id: key.id, key_name: key.name, user_id: key.userId, email: row?.email ?? null, spend_limit: cap, spend_period: key.spendPeriod },
         }
       })
     }

@@ -116,6 +116,8 @@ export interface KeyInfo {
   maxParallel: number | null
   /** pico-USD; null = no cap */
   spendLimitPico: bigint | null
+  /** pico-USD: crossing it alerts (metering/budget_watch.ts), never refuses; null = none */
+  softBudgetPico: bigint | null
   /**
    * pico-USD the spend cap counts: spent through this key (in the current
    * period when the cap resets), including charges not yet committed

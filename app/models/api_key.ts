@@ -35,6 +35,10 @@ export default class ApiKey extends BaseModel {
   @column()
   declare spendLimit: string | null
 
+  /** USD: crossing it alerts the operator (budget_alerts.ts), never refuses; null = none (LiteLLM's soft_budget) */
+  @column()
+  declare softBudget: string | null
+
   /** IPv4/IPv6 addresses and CIDR ranges the key may be used from (normalised); null = any address */
   @column(jsonArray)
   declare allowedIps: string[] | null

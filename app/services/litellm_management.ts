@@ -175,6 +175,7 @@ export function litellmKeyJson(key: ApiKey) {
     models: key.allowedModels ?? [],
     spend: Number(period ? key.capSpent : key.spent),
     max_budget: amount(key.spendLimit),
+    soft_budget: amount(key.softBudget),
     budget_duration: period ? BUDGET_DURATIONS[period] : null,
     budget_reset_at: period ? new Date(periodBounds(period, Date.now()).end).toISOString() : null,
     tpm_limit: key.tpm,

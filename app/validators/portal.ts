@@ -118,6 +118,17 @@ export const lowBalanceValidator = vine.compile(
   })
 )
 
+/**
+ * The user's alert webhook: the URL as typed (parsed strictly by
+ * parseWebhookUrl: http(s) only, no control character; 10 KB of text is
+ * refused here, before it is parsed).
+ */
+export const alertWebhookValidator = vine.compile(
+  vine.object({
+    webhook_url: vine.string().maxLength(4096).optional(),
+  })
+)
+
 /** A card top-up: dollars and cents (the bounds are the operator's, checked by startCheckout). */
 export const checkoutValidator = vine.compile(
   vine.object({

@@ -120,6 +120,7 @@ test.group('end user monthly limit', () => {
     endUser: 'cust',
     blocked: false,
     maxBudgetPico: limit,
+    softBudgetPico: null,
     spentPico: spent,
     spendPeriod: 'month',
     periodStartsAt: periodEndsAt - 30 * 86_400_000,

@@ -5,7 +5,8 @@ import type { Logger } from '@adonisjs/core/logger'
  * What an operator is told about, as it happens (LiteLLM's Slack alerting,
  * new-api's channel notifications): a channel the gateway took out of
  * rotation, a channel whose circuit opened, a user whose balance ran out, a
- * key that reached its spend cap.
+ * key at 80 % or 100 % of its spend cap, a key's or customer's soft budget
+ * crossed (the budget ones from app/services/budget_alerts.ts).
  */
 export type AlertEvent =
   | 'channel.disabled'
@@ -13,6 +14,9 @@ export type AlertEvent =
   | 'channel.low_balance'
   | 'user.balance_exhausted'
   | 'key.spend_cap_reached'
+  | 'key.spend_cap_warning'
+  | 'key.soft_budget_crossed'
+  | 'customer.soft_budget_crossed'
   | 'payment.received'
 
 /** The payload shapes chat webhooks take: Slack (and Mattermost, Google Chat) `text`, Discord `content`, or plain JSON. */

@@ -20,6 +20,8 @@ export interface EndUserPolicy {
   blocked: boolean
   /** pico-USD per period (or for the end user's whole life without one); null = no limit */
   maxBudgetPico: bigint | null
+  /** pico-USD: the linked budget's soft budget, crossing it alerts (metering/budget_watch.ts); null = none */
+  softBudgetPico: bigint | null
   /** Spent in the period below (committed + recorded, not held) */
   spentPico: bigint
   /** null: the limit covers the whole life (rollSpendPeriod never rolls it) */
@@ -114,7 +116,7 @@ export class EndUserPolicies {
         .select(
           'e.id', 'e.user_id', 'e.end_user', 'e.blocked', 'e.monthly_limit', 'e.budget_period', 'e.rpm', 'e.tpm',
           'e.spent', 'e.period_spent', 'e.period_start', 'b.id as b_id', 'b.budget_id as b_name', 'b.max_budget as b_max_budget',
-          'b.budget_period as b_budget_period', 'b.rpm as b_rpm', 'b.tpm as b_tpm'
+          'b.budget_period as b_budget_period', 'b.rpm as b_rpm', 'b.tpm as b_tpm', 'b.soft_budget as b_soft_budget'
         )
     )
     const now = Date.now()
@@ -131,6 +133,7 @@ export class EndUserPolicies {
         endUser,
         blocked: row.blocked === true,
         maxBudgetPico: limit === null ? null : toPico(String(limit)),
+        softBudgetPico: linked && row.b_soft_budget !== null ? toPico(String(row.b_soft_budget)) : null,
         ...endUserSpend(row, linked ? row.b_budget_period : row.budget_period, userId, endUser, this.#pending, now),
         rpm: (linked ? row.b_rpm : row.rpm) ?? null,
         tpm: (linked ? row.b_tpm : row.tpm) ?? null,

@@ -293,6 +293,13 @@ const BATCH_NAMES = KINDS.map(
     `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}${kind & 8 ? '_model_budgets' : ''}${kind & 16 ? '_orgs' : ''}`
 )
 
+/** What the after-commit watches read of a committed row (a MeterEvent is one). */
+export interface CommittedRow {
+  userId: number
+  apiKeyId?: number | null
+  endUser?: string | null
+}
+
 export interface MeterOptions {
   connectionString: string
   batchSize: number
@@ -304,8 +311,8 @@ export interface MeterOptions {
   maxQueued?: number
   /** Called at once for each recorded request, before it is written (cache update) */
   onRecord?: (event: MeterEvent) => void
-  /** Called after a batch commits, with its rows' users (low_balance_watch.ts); not awaited */
-  onCommitted?: (rows: readonly { userId: number }[]) => void
+  /** Called after a batch commits, with its rows' users, keys and end users (low_balance_watch.ts, budget_watch.ts); not awaited */
+  onCommitted?: (rows: readonly CommittedRow[]) => void
 }
 
 /** Quick retries of a failed batch before it is spilled (a dropped connection, a failover). */
@@ -758,7 +765,13 @@ export class UsageMeter {
     this.replayedTotal += records.length
     this.#pending.subtractAll(handedOver)
     this.settledCount++
-    this.options.onCommitted?.(records.map((record) => ({ userId: Number(record.e.user_id) })))
+    this.options.onCommitted?.(
+      records.map((record) => ({
+        userId: Number(record.e.user_id),
+        apiKeyId: record.e.api_key_id == null ? null : Number(record.e.api_key_id),
+        endUser: (record.e.end_user as string | null | undefined) ?? null,
+      }))
+    )
     this.options.logger.info({ replayed: records.length }, 'metering: database is back, spilled usage records written')
   }
 

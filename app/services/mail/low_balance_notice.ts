@@ -8,6 +8,8 @@ import { productName } from '#services/mail/mail_options'
 import { mailConfigured } from '#services/mail/smtp_settings'
 import { mailSiteBase } from '#services/mail/site_url'
 import { localeFormatters } from '#services/locale'
+import { queueUserWebhook } from '#services/user_webhook'
+import { displayUsd } from '#gateway/metering/money'
 
 /**
  * The low-balance e-mail a user asks for on the Billing page: once each
@@ -19,7 +21,9 @@ import { localeFormatters } from '#services/locale'
  * users the gateway's cache already sees below their threshold and not yet
  * told (low_balance_watch.ts): one conditional UPDATE marks them told, and
  * only the instance whose UPDATE changed the row mails, however many
- * instances and batches see the same dip.
+ * instances and batches see the same dip. The user's own webhook, when set
+ * (user_webhook.ts), gets the same notice as `user.low_balance`, e-mail on
+ * or off, within the same hourly bound.
  */
 
 /** What a user may type as a threshold: dollars and cents, at most this much (no reason for more; keeps the column sane). */
@@ -33,11 +37,11 @@ WITH won AS (
    WHERE id = ANY(?::bigint[]) AND NOT low_balance_notified
      AND low_balance_threshold IS NOT NULL AND balance < low_balance_threshold
      AND disabled_at IS NULL
-  RETURNING id, email, balance, low_balance_threshold, notice_locale
+  RETURNING id, email, balance, low_balance_threshold, notice_locale, alert_webhook_url, alert_webhook_secret
 )
-SELECT id, email, balance, low_balance_threshold, notice_locale, true AS won FROM won
+SELECT id, email, balance, low_balance_threshold, notice_locale, alert_webhook_url, alert_webhook_secret, true AS won FROM won
 UNION ALL
-SELECT id, NULL, NULL, NULL, NULL, false FROM users WHERE id = ANY(?::bigint[]) AND low_balance_notified`
+SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, false FROM users WHERE id = ANY(?::bigint[]) AND low_balance_notified`
 
 export interface ClaimResult {
   /** Users whose notice is sent (by this call or before): the cache stops asking for them */
@@ -61,15 +65,22 @@ export async function claimLowBalanceNotices(userIds: number[]): Promise<ClaimRe
 async function mailNotices(rows: any[]) {
   // E-mail switched off since the threshold was set: the dip is marked all the same (not retried every batch).
   const siteBase = (await mailConfigured()) ? await mailSiteBase() : null
-  if (!siteBase) {
-    logger.info({ users: rows.length }, 'low-balance notice not mailed: e-mail is off')
-    return
-  }
+  if (!siteBase) logger.info({ users: rows.length }, 'low-balance notice not mailed: e-mail is off')
   for (const row of rows) {
+    if (!siteBase && !row.alert_webhook_url) continue
     if (!(await mayMail(Number(row.id)))) {
-      logger.info({ userId: Number(row.id) }, 'low-balance notice not mailed: the hourly bound for this user is reached')
+      logger.info({ userId: Number(row.id) }, 'low-balance notice not sent: the hourly bound for this user is reached')
       continue
     }
+    // The user's own webhook (user_webhook.ts), with or without e-mail.
+    const balanceUsd = displayUsd(String(row.balance), 2)
+    const thresholdUsd = displayUsd(String(row.low_balance_threshold), 2)
+    queueUserWebhook(Number(row.id), row.alert_webhook_url, row.alert_webhook_secret, {
+      event: 'user.low_balance',
+      text: `Your balance is $${balanceUsd}, below the $${thresholdUsd} you chose to be warned at.`,
+      data: { user_id: Number(row.id), balance: balanceUsd, threshold: thresholdUsd },
+    })
+    if (!siteBase) continue
     const locale = i18nManager.supportedLocales().includes(row.notice_locale) ? row.notice_locale : i18nManager.defaultLocale
     const i18n = i18nManager.locale(locale)
     const product = await productName(locale)

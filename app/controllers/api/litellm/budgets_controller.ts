@@ -53,7 +53,7 @@ export default class LiteLLMBudgetsController {
       const budget = budgetJson(await findBudget(budgetIdOf(ctx.request.input('budget_id'), 'budget_id')))
       const fields: Array<[keyof typeof budget, string, string]> = [
         ['max_budget', 'float', 'Max budget in USD for each linked customer, per budget_duration'],
-        ['soft_budget', 'float', 'Soft budget in USD (kept, not enforced)'],
+        ['soft_budget', 'float', 'Soft budget in USD: alerts the operator once per period when a linked customer passes it (never refuses)'],
         ['budget_duration', 'string', 'How often the spend restarts: 1d, 7d or 1mo (null: never)'],
         ['rpm_limit', 'int', 'Requests a minute for each linked customer'],
         ['tpm_limit', 'int', 'Tokens a minute for each linked customer'],

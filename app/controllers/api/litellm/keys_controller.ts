@@ -10,6 +10,7 @@ import { createApiKey } from '#actions/issue_api_key'
 import { findApiKey, revokeApiKey } from '#actions/revoke_api_key'
 import { lastDayOf } from '#actions/update_api_key'
 import { setApiKeyBlocked } from '#actions/block_api_key'
+import { setKeySoftBudget, softBudgetText } from '#actions/key_soft_budget'
 import { regenerateApiKey } from '#actions/regenerate_api_key'
 import { AdminInputError } from '#actions/admin_input_error'
 import { GatewayError } from '#exceptions/gateway_error'
@@ -64,6 +65,15 @@ async function liveKey(ref: string) {
   return key
 }
 
+/** LiteLLM's soft_budget (a number or numeric text, null: none) as our decimal text; a 400 naming it otherwise. */
+function softBudgetField(value: unknown): string | null {
+  try {
+    return softBudgetText(budgetText(value))
+  } catch {
+    throw fieldError('soft_budget', 'a USD amount (at most 6 decimals) or null')
+  }
+}
+
 function isAdmin(principal: Principal) {
   return principal.key.manage && principal.user.role === 'admin'
 }
@@ -101,9 +111,11 @@ export default class LiteLLMKeysController {
       // LiteLLM's team_id must name a team (404 before the key is made); the owner need not be a member.
       const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit, null, body.model_max_budget)
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await litellmTeam(body.team_id)).id
+      const softBudget = body.soft_budget === undefined ? null : softBudgetField(body.soft_budget)
       const actor = apiActor(ctx)
       const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user, team: teamId }, actor)
       if (body.blocked === true) await setApiKeyBlocked(String(apiKey.id), true, actor)
+      if (softBudget !== null) await setKeySoftBudget(String(apiKey.id), softBudget, actor)
       return { ...litellmKeyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })
   }
@@ -133,7 +145,9 @@ export default class LiteLLMKeysController {
       // null is "not given", as on /key/generate (LiteLLM's own clients send the field as null)
       if (body.blocked !== undefined && body.blocked !== null && typeof body.blocked !== 'boolean') throw fieldError('blocked', 'true or false')
       if (body.team_id !== undefined && body.team_id !== null) await litellmTeam(body.team_id)
+      const softBudget = 'soft_budget' in body ? softBudgetField(body.soft_budget) : undefined
       await patchApiKey(key, patch, actor)
+      if (softBudget !== undefined) await setKeySoftBudget(String(key.id), softBudget, actor)
       // `team_id: null` takes the key out of its team, as LiteLLM's update does
       if (body.team_id !== undefined) await setKeyTeam(String(key.id), body.team_id, actor)
       if (typeof body.blocked === 'boolean') await setApiKeyBlocked(String(key.id), body.blocked, actor)
