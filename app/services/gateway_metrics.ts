@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { Gateway } from '#gateway/gateway'
+import type { ChannelInfo } from '#gateway/types'
 import { ExpositionWriter, labelSet } from '#gateway/metrics/exposition'
 import { gatewayVersion } from '#services/gateway_status'
 
@@ -15,11 +16,15 @@ let loopDelay: ReturnType<typeof monitorEventLoopDelay> | null = null
 
 const CHANNEL_STATES = ['enabled', 'cooling_down', 'circuit_open', 'disabled'] as const
 
-/** A channel's state now: disabled (by an operator or the gateway), its circuit open, some model of it cooling down (429/403), or enabled. */
-function channelState(gateway: Gateway, channelId: number, enabled: boolean, cooling: ReadonlySet<number>, now: number): (typeof CHANNEL_STATES)[number] {
-  if (!enabled) return 'disabled'
-  if (!gateway.health.isAvailable(channelId, now)) return 'circuit_open'
-  if (cooling.has(channelId)) return 'cooling_down'
+/**
+ * A channel's state now: disabled (by an operator or the gateway, or its key
+ * unreadable with this APP_KEY: out of rotation alike), its circuit open,
+ * some model of it cooling down (429/403), or enabled.
+ */
+function channelState(gateway: Gateway, channel: ChannelInfo, cooling: ReadonlySet<number>, now: number): (typeof CHANNEL_STATES)[number] {
+  if (!channel.enabled || channel.keyUnreadable) return 'disabled'
+  if (!gateway.health.isAvailable(channel.id, now)) return 'circuit_open'
+  if (cooling.has(channel.id)) return 'cooling_down'
   return 'enabled'
 }
 
@@ -43,7 +48,7 @@ export function gatewayMetrics(gateway: Gateway): string {
   const cooling = new Set(gateway.health.channelsWithModelCooldowns(now))
   out.family('gateway_channel_state', 'gauge', "A channel's state, one series per state, 1 for the current one")
   for (const channel of channels) {
-    const state = channelState(gateway, channel.id, channel.enabled, cooling, now)
+    const state = channelState(gateway, channel, cooling, now)
     for (const s of CHANNEL_STATES) {
       out.sample('gateway_channel_state', labelSet(['channel', 'provider', 'state'], [channel.name, channel.provider, s]), s === state ? 1 : 0)
     }

@@ -110,6 +110,12 @@ test.group('GET /metrics', (group) => {
     assert.equal(sumOf(metrics, 'gateway_channel_state', { channel: 'prom-up', state: 'enabled' }), 1)
     for (const channel of ['prom-up', 'prom-down']) assert.equal(sumOf(metrics, 'gateway_channel_state', { channel }), 1, channel)
     assert.equal(sumOf(metrics, 'gateway_meter_queued_records'), 0)
+    // Read at the scrape: prom-down's circuit opened after failures is its state at the next one.
+    const downId = gw.catalog.channels.find((c) => c.name === 'prom-down')!.id
+    for (let i = 0; i < 5; i++) gw.health.failure(downId, 'down', 60_000)
+    const later = parseExposition(await (await scrape(`Bearer ${adminKey}`)).text())
+    assert.equal(sumOf(later, 'gateway_channel_state', { channel: 'prom-down', state: 'circuit_open' }), 1)
+    assert.equal(sumOf(later, 'gateway_channel_state', { channel: 'prom-down' }), 1)
     assert.isAbove(sumOf(metrics, 'process_resident_memory_bytes'), 0)
     assert.lengthOf(samplesOf(metrics, 'gateway_build_info'), 1)
     assert.lengthOf(samplesOf(metrics, 'nodejs_eventloop_lag_p99_seconds'), 1)
