@@ -152,6 +152,12 @@ test.group('GET /metrics', (group) => {
     })
     gw.metricsAccess = { token: null, public: false }
 
+    // LiteLLM's scrape configs say `metrics_path: /metrics/`: the same answer there.
+    for (const path of ['/metrics/', '/metrics?x=1']) {
+      const refused = await fetch(`${baseUrl()}${path}`)
+      assert.equal(refused.status, 401, path)
+      assert.equal(((await refused.json()) as any).error.code, 'invalid_api_key', path)
+    }
     const anonymous = await scrape()
     assert.equal(anonymous.status, 401)
     const body: any = await anonymous.json()
@@ -175,6 +181,9 @@ test.group('GET /metrics', (group) => {
     const open = await scrape()
     assert.equal(open.status, 200)
     parseExposition(await open.text())
+    const slashed = await fetch(`${baseUrl()}/metrics/`)
+    assert.equal(slashed.status, 200)
+    assert.equal(slashed.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
   })
 })
 

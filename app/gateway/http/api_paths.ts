@@ -42,7 +42,7 @@ export function isApiPath(path: string): boolean {
   // LiteLLM's model health check (its probes are under /health/)
   if (path === '/health' || path.startsWith('/health?')) return true
   // Prometheus' scrape (controllers/api/metrics_controller.ts): its refusals in OpenAI's JSON, not a page
-  if (path === '/metrics' || path.startsWith('/metrics?')) return true
+  if (path === '/metrics' || path.startsWith('/metrics?') || path.startsWith('/metrics/')) return true
   for (const prefix of API_PREFIXES) if (path.startsWith(prefix)) return true
   return false
 }
