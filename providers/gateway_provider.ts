@@ -43,6 +43,7 @@ export default class GatewayProvider {
         responsesStoreDays: env.get('RESPONSES_STORE_DAYS') ?? 30,
         responsesStoreMaxBytes: (env.get('RESPONSES_STORE_MAX_KB') ?? 1024) * 1024,
       })
+      this.#gateway.metricsAccess = { token: env.get('METRICS_TOKEN') || null, public: env.get('METRICS_PUBLIC') ?? false }
       return this.#gateway
     })
   }

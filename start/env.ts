@@ -121,6 +121,13 @@ export default await Env.create(new URL('../', import.meta.url), {
   /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
   HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),
 
+  /**
+   * GET /metrics (Prometheus): besides an administrator's management key, a bearer token that may
+   * read the metrics only (METRICS_TOKEN), or no authentication at all (METRICS_PUBLIC=true; off by default)
+   */
+  METRICS_TOKEN: Env.schema.string.optional(),
+  METRICS_PUBLIC: Env.schema.boolean.optional(),
+
   /** Exact-match response cache clients opt into (x-gateway-cache-ttl): memory bound (0: off) and longest TTL */
   RESPONSE_CACHE_MB: Env.schema.number.optional(),
   RESPONSE_CACHE_MAX_TTL_S: Env.schema.number.optional(),

@@ -11,6 +11,7 @@ const ModelsController = () => import('#controllers/api/models_controller')
 const UsageController = () => import('#controllers/api/usage_controller')
 const BalanceController = () => import('#controllers/api/balance_controller')
 const StatusController = () => import('#controllers/api/status_controller')
+const MetricsController = () => import('#controllers/api/metrics_controller')
 const MessagesController = () => import('#controllers/api/messages_controller')
 const ResponsesController = () => import('#controllers/api/responses_controller')
 const RealtimeController = () => import('#controllers/api/realtime_controller')
@@ -196,6 +197,8 @@ router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.u
 router.get('/v1/realtime', [RealtimeController, 'withoutUpgrade']).as('v1.realtime.without_upgrade')
 
 router.get('/api/status', [StatusController, 'show']).as('status')
+/** Prometheus' scrape: its own access check (a management key, METRICS_TOKEN or METRICS_PUBLIC), no session or shield. */
+router.get('/metrics', [MetricsController, 'show']).as('metrics')
 
 /**
  * OpenRouter's account checks where openrouter.ai serves them (`/api/v1/key`, its older

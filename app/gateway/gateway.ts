@@ -1,4 +1,6 @@
 import { Catalog } from '#gateway/catalog'
+import { RequestMetrics } from '#gateway/metrics/request_metrics'
+import type { MetricsAccess } from '#gateway/metrics/metrics_access'
 import { ChangeListener } from '#gateway/change_listener'
 import { GatewayService } from '#gateway/gateway_service'
 import { UsageMeter } from '#gateway/metering/usage_meter'
@@ -49,6 +51,10 @@ export interface GatewayOptions {
  */
 export class Gateway {
   readonly catalog = new Catalog()
+  /** GET /metrics' per-request figures, fed by the meter's record hook below (metrics/request_metrics.ts) */
+  readonly metrics = new RequestMetrics(this.catalog)
+  /** Who may read GET /metrics besides a management key (METRICS_TOKEN, METRICS_PUBLIC: metrics/metrics_access.ts) */
+  metricsAccess: MetricsAccess = { token: null, public: false }
   readonly meter: UsageMeter
   readonly service: GatewayService
   readonly health: ChannelHealth
@@ -89,6 +95,7 @@ export class Gateway {
       logger: options.logger,
       spillDir: options.spillDir,
       onRecord: (event) => {
+        this.metrics.record(event)
         const user = this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
         if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
         // An end user's monthly spend (end_user_policies.ts): only rows that name one look.

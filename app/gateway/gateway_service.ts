@@ -143,6 +143,22 @@ export class GatewayService {
   }
 
   /**
+   * What is in flight now, for GET /metrics (a walk over the in-flight set
+   * at scrape time; nothing is counted per request): realtime sessions, the
+   * rest (requests, and the few unmetered calls holding a place), and of
+   * those the streams.
+   */
+  inFlightCounts(): { requests: number; streams: number; realtimeSessions: number } {
+    let streams = 0
+    let realtimeSessions = 0
+    for (const work of this.#inFlight) {
+      if (work.realtime === true) realtimeSessions++
+      else if (work instanceof RequestAccount && work.stream) streams++
+    }
+    return { requests: this.#inFlight.size - realtimeSessions, streams, realtimeSessions }
+  }
+
+  /**
    * A realtime session (WebSocket /v1/realtime): admitted like a request (503
    * while draining or at the in-flight bound), held in flight until `release`
    * is called, aborted when a shutdown's grace ends; `onDrain` is told when a
@@ -785,6 +801,8 @@ export interface InFlightWork {
   readonly abort: AbortController
   /** A shutdown started: new work is refused, this should end soon */
   onDrain?(): void
+  /** A realtime session (counted apart by inFlightCounts) */
+  readonly realtime?: boolean
 }
 
 /** A whole answer as its attempt read and checked it (Exchange.readAnswer) */

@@ -1,7 +1,7 @@
 /**
  * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
  * OpenAI paths without /v1 that LiteLLM also serves, Azure OpenAI's
- * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health` and `/health/...` probes and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/budget/`, `/team/`, `/global/spend/` management and `/utils/token_counter`, the Files and Batch API's `/files`, `/batches`), as against the pages: errors there are answered in a wire
+ * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health` and `/health/...` probes, `/metrics` and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/budget/`, `/team/`, `/global/spend/` management and `/utils/token_counter`, the Files and Batch API's `/files`, `/batches`), as against the pages: errors there are answered in a wire
  * format, not an HTML page (the exception handler, Node parser refusals, a
  * malformed URL), and browsers get CORS.
  */
@@ -42,6 +42,8 @@ const API_PREFIXES = [
 export function isApiPath(path: string): boolean {
   // LiteLLM's model health check (its probes are under /health/)
   if (path === '/health' || path.startsWith('/health?')) return true
+  // Prometheus' scrape (controllers/api/metrics_controller.ts): its refusals in OpenAI's JSON, not a page
+  if (path === '/metrics' || path.startsWith('/metrics?') || path.startsWith('/metrics/')) return true
   for (const prefix of API_PREFIXES) if (path.startsWith(prefix)) return true
   return false
 }

@@ -71,6 +71,7 @@ interface Cut {
  */
 export class RealtimeSession implements InFlightWork {
   readonly abort = new AbortController()
+  readonly realtime = true
   /** Gives the session's in-flight place back (GatewayService.admitSession) */
   release: () => void = () => {}
   #client: WebSocket | null = null
