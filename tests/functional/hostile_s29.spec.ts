@@ -4,6 +4,12 @@ import env from '#start/env'
 import { createUser } from '#actions/create_user'
 import { setRegistrationOpen } from '#services/app_settings'
 import { clearLoginThrottles } from '#services/login_throttle'
+import { clearFormThrottles } from '#services/form_throttle'
+import { startTwoFactor } from '#actions/start_two_factor'
+import { enableTwoFactor } from '#actions/enable_two_factor'
+import { cliActor } from '#actions/audit'
+import { base32Decode, hotp, timeStep } from '#services/totp'
+import { baseUrl } from '#tests/helpers'
 import { forgetOidcCaches } from '#services/sso/oidc_provider'
 import { resetDatabase } from '#tests/helpers'
 import { PageClient } from '#tests/page_client'
@@ -136,6 +142,92 @@ test.group('Hostile s29: single sign-on identities and the panel', (group) => {
     const other = new PageClient()
     await viaProvider(other, second)
     assert.notInclude(await signedInAs(other), 'old@example.com')
+  })
+})
+
+test.group('Hostile s29: what held (sign-in settings, the first password)', (group) => {
+  group.setup(async () => {
+    first = await new MockSso().start()
+    return async () => {
+      await resetDatabase()
+      await first.stop()
+    }
+  })
+  group.each.setup(async () => {
+    envOff()
+    await resetDatabase()
+    await setRegistrationOpen(true)
+    await clearLoginThrottles('127.0.0.1')
+    first.reset()
+    forgetOidcCaches()
+  })
+
+  test('a signed-in non-admin reaches none of Settings > Sign-in (forms, JSON, discovery, Retry failed), token or not', async ({ assert }) => {
+    await createUser({ email: 'user@example.com', password: 'password123' })
+    const user = new PageClient()
+    await user.login('user@example.com')
+    await user.get('/dashboard/security') // a valid CSRF token of this session
+    for (const path of ['/admin/settings/sso/oidc', '/admin/settings/sso/oidc/discovery', '/admin/settings/sso/github', '/admin/settings/mail/retry']) {
+      const form = await user.post(path, oidcForm(first))
+      assert.equal(form.status, 403, `${path} form`)
+      const json = await fetch(`${baseUrl()}${path}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/json', 'cookie': [...user.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'x-csrf-token': user.csrf ?? '' },
+        body: JSON.stringify(oidcForm(first)),
+      })
+      assert.include([403, 302], json.status, `${path} JSON`)
+      assert.equal((await user.get(path)).status, 404, `${path} GET`)
+    }
+    assert.isNull(await db.from('app_settings').where('key', 'sso').first())
+    assert.deepEqual(first.calls, [], 'discovery never asked')
+  })
+
+  test('an admin\'s session without the CSRF token saves nothing (form or JSON)', async ({ assert }) => {
+    const panel = await admin()
+    const bare = await panel.post('/admin/settings/sso/oidc', oidcForm(first), { csrf: false })
+    assert.notEqual(bare.location, '/admin/settings#sign-in')
+    const json = await fetch(`${baseUrl()}/admin/settings/sso/oidc`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/json', 'cookie': [...panel.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+      body: JSON.stringify(oidcForm(first)),
+    })
+    assert.notEqual(json.headers.get('location'), '/admin/settings#sign-in')
+    assert.isNull(await db.from('app_settings').where('key', 'sso').first())
+  })
+
+  test('two tabs set the first password at once: one is set, one audit row; the sign-in\'s 2FA code is not proof twice', async ({ assert }) => {
+    const panel = await admin()
+    await panel.post('/admin/settings/sso/oidc', oidcForm(first))
+    const client = new PageClient()
+    await viaProvider(client, first)
+    const user = await db.from('users').where('email', 'person@example.com').firstOrFail()
+    await clearFormThrottles('127.0.0.1', [user.id])
+    await client.get('/dashboard/security')
+    const answers = await Promise.all(
+      ['tab-one-pass-1', 'tab-two-pass-2'].map((password) => client.post('/dashboard/password/set', { password, password_confirmation: password }))
+    )
+    assert.deepEqual(answers.map((a) => a.location), ['/dashboard/security#password', '/dashboard/security#password'])
+    assert.lengthOf(await db.from('audit_log').where('action', 'user.password_set'), 1)
+    assert.isNotNull((await db.from('users').where('id', user.id).firstOrFail()).password)
+
+    // With two-factor sign-in on, the code the sign-in used cannot set the password again.
+    const { user: other } = await createUser({ email: 'two@example.com' })
+    await db.from('users').where('id', other.id).update({ password: null })
+    await db.table('user_identities').insert({ user_id: other.id, provider: 'oidc', issuer: first.issuer, subject: 'two-1', email: 'two@example.com' })
+    const secret = await startTwoFactor(other.id)
+    await enableTwoFactor(other.id, hotp(base32Decode(secret)!, timeStep() - 1), cliActor())
+    await clearFormThrottles('127.0.0.1', [other.id])
+    first.knobs.person = { sub: 'two-1', email: 'two@example.com', emailVerified: true }
+    const second2fa = new PageClient()
+    assert.equal((await viaProvider(second2fa, first)).location, '/login/two-factor')
+    await second2fa.get('/login/two-factor')
+    const code = hotp(base32Decode(secret)!, timeStep())
+    assert.equal((await second2fa.post('/login/two-factor', { code })).location, '/dashboard')
+    await second2fa.get('/dashboard/security')
+    await second2fa.post('/dashboard/password/set', { password: 'replayed-pass-1', password_confirmation: 'replayed-pass-1', code })
+    assert.isNull((await db.from('users').where('id', other.id).firstOrFail()).password)
   })
 })
 
