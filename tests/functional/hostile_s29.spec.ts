@@ -10,6 +10,11 @@ import { enableTwoFactor } from '#actions/enable_two_factor'
 import { cliActor } from '#actions/audit'
 import { base32Decode, hotp, timeStep } from '#services/totp'
 import { baseUrl } from '#tests/helpers'
+import { putSetting } from '#services/app_settings'
+import { clearMailThrottles } from '#services/mail/mail_throttle'
+import { outboxIdle } from '#services/mail/mail_outbox'
+import { PanelClient } from '#tests/panel_client'
+import { MockSmtp } from '#tests/fixtures/mock_smtp'
 import { forgetOidcCaches } from '#services/sso/oidc_provider'
 import { resetDatabase } from '#tests/helpers'
 import { PageClient } from '#tests/page_client'
@@ -268,4 +273,51 @@ test.group('Hostile s29: reads of rows the meter writes', () => {
     await readSettled(settling, async () => cleanReads++)
     assert.equal(cleanReads, 1)
   })
+})
+
+test.group('Hostile s29: the e-mail outbox', (group) => {
+  let smtp: MockSmtp
+  group.setup(async () => {
+    await resetDatabase()
+    smtp = await new MockSmtp().start()
+    return async () => {
+      await db.from('app_settings').whereIn('key', ['smtp', 'mail_options']).delete()
+      await smtp.stop()
+    }
+  })
+  group.each.setup(async () => {
+    await putSetting('smtp', { host: '127.0.0.1', port: smtp.port, secure: false, user: null, passwordEncrypted: null, from: 'noreply@gateway.test' })
+    await putSetting('mail_options', { productName: 'Acme AI', verifySignups: false, siteUrl: 'https://ai.example.test' })
+    smtp.messages = []
+    await clearLoginThrottles('127.0.0.1')
+    await clearMailThrottles('127.0.0.1', ['victim@outbox.test'])
+  })
+
+  test('a reset asked 50 times at once for one address: 3 pass the throttle, 3 rows, 3 mails, bodies erased once sent', async ({ assert }) => {
+    await createUser({ email: 'victim@outbox.test', password: 'password123' })
+    const clients = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const client = new PanelClient()
+        await client.get('/forgot-password')
+        return client
+      })
+    )
+    const answers = await Promise.all(clients.map((client) => client.post('/forgot-password', { email: 'victim@outbox.test' })))
+    const statuses = answers.map((a) => a.status)
+    assert.equal(statuses.filter((s) => s === 302).length, 3, statuses.join(','))
+    assert.equal(statuses.filter((s) => s === 429).length, 47)
+    await outboxIdle()
+    await smtp.waitFor('victim@outbox.test', 3)
+    const rows = await db.from('mail_outbox').where('to', 'victim@outbox.test')
+    assert.lengthOf(rows, 3)
+    for (const row of rows) {
+      assert.isNotNull(row.sent_at)
+      assert.equal(row.html + row.text, '', 'no link left in the database once mailed')
+    }
+    assert.lengthOf(smtp.to('victim@outbox.test'), 3)
+    // /api/status counts, never an address or a body.
+    const status = await (await fetch(`${baseUrl()}/api/status`)).text()
+    assert.notInclude(status, 'victim@outbox.test')
+    assert.notInclude(status, 'reset-password')
+  }).timeout(30_000)
 })
