@@ -9,7 +9,8 @@ import { startTwoFactor } from '#actions/start_two_factor'
 import { enableTwoFactor } from '#actions/enable_two_factor'
 import { cliActor } from '#actions/audit'
 import { base32Decode, hotp, timeStep } from '#services/totp'
-import { baseUrl } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, gateway, post, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { putSetting } from '#services/app_settings'
 import { clearMailThrottles } from '#services/mail/mail_throttle'
 import { outboxIdle } from '#services/mail/mail_outbox'
@@ -236,7 +237,45 @@ test.group('Hostile s29: what held (sign-in settings, the first password)', (gro
   })
 })
 
-test.group('Hostile s29: reads of rows the meter writes', () => {
+test.group('Hostile s29: reads of rows the meter writes', (group) => {
+  let mock: MockUpstream
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    await seedPrice('budgeted', '50', '80')
+    return () => mock.stop()
+  })
+
+  test('a key deleted (by hand) while its metering batch waits on the key\'s row: the usage row and the charge are kept once, no spend row, no error', async ({
+    assert,
+  }) => {
+    const user = await seedUser({ balance: '10', key: { modelLimits: { budgeted: { budget: '5', budget_period: 'day' } } } })
+    const trx = await db.transaction()
+    try {
+      await trx.from('api_keys').where('id', user.keyId).forUpdate().select('id')
+      const answer = await post('/v1/chat/completions', { model: 'budgeted', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${user.key}` })
+      assert.equal(answer.status, 200)
+      await answer.text()
+      let waiting = false
+      for (let i = 0; i < 60 && !waiting; i++) {
+        const rows = await db.rawQuery(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+        waiting = rows.rows[0].n > 0
+        if (!waiting) await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.isTrue(waiting, 'the batch waits on the key')
+      await trx.from('api_keys').where('id', user.keyId).delete()
+    } finally {
+      await trx.commit()
+    }
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1, 'the usage row is kept')
+    assert.lengthOf(await db.from('api_key_model_spend').where('api_key_id', user.keyId), 0)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(Number(money.balance), 10 - 0.001, 'charged once')
+    assert.equal((await gateway()).meter.spilledTotal, 0, 'nothing spilled')
+  }).timeout(30_000)
+
   test('a batch write stuck under way (a lock, a database gone away) holds a settled read 250 ms in all, not 250 ms per try', async ({ assert }) => {
     // A meter whose write never settles, and whose epoch moves as a write retrying would (began, ended, began...).
     let epoch = 0
