@@ -14,7 +14,7 @@ import { oidcSettings } from '#services/sso/sso_settings'
 /**
  * Which account a provider's identity signs in, linking or creating one
  * when that is safe:
- * - a known identity (provider + subject) signs its account in;
+ * - a known identity (provider, OIDC issuer, subject) signs its account in;
  * - an unknown one whose verified e-mail is an existing account's is linked
  *   to it only for the OIDC provider with OIDC_LINK_BY_EMAIL=true (the
  *   company's identity provider vouches for its own addresses); otherwise
@@ -25,7 +25,7 @@ import { oidcSettings } from '#services/sso/sso_settings'
  * The role is always the account's own, never anything the provider says.
  */
 export async function accountForIdentity(identity: ProviderIdentity, context: { ip: string; ref: string | null }): Promise<User> {
-  const known = await UserIdentity.query().where('provider', identity.provider).where('subject', identity.subject).first()
+  const known = await linkedIdentity(identity)
   if (known) return usable(await signedInBy(known, identity, context.ip))
 
   if (!identity.email) {
@@ -44,6 +44,25 @@ export async function accountForIdentity(identity: ProviderIdentity, context: { 
     throw new SsoError('registration_closed', `${identity.provider} ${identity.email}: no account and registration is closed`)
   }
   return registerWithIdentity(identity, context)
+}
+
+/**
+ * The linked identity for this provider, issuer and subject. A `sub` is
+ * unique only within its issuer: after the OIDC provider is pointed at
+ * another issuer, the new one's person with an old `sub` is someone else
+ * (migration 1025). An OIDC row no issuer has taken yet (linked before the
+ * upgrade while OIDC was off) is taken by the first issuer it signs in
+ * through.
+ */
+async function linkedIdentity(identity: ProviderIdentity): Promise<UserIdentity | null> {
+  const query = () => UserIdentity.query().where('provider', identity.provider).where('subject', identity.subject)
+  const bound = await query().where('issuer', identity.issuer).first()
+  if (bound || identity.provider !== 'oidc' || identity.issuer === '') return bound
+  const unbound = await query().where('issuer', '').first()
+  if (!unbound) return null
+  // Conditional: two first sign-ins at once (or through two issuers), one takes it; the other looks again.
+  const taken = Number(await db.from('user_identities').where('id', unbound.id).where('issuer', '').update({ issuer: identity.issuer }))
+  return taken > 0 ? unbound : query().where('issuer', identity.issuer).first()
 }
 
 /** Disabled accounts do not sign in, whichever way. */
@@ -96,7 +115,7 @@ async function registerWithIdentity(identity: ProviderIdentity, context: { ip: s
   } catch (error: any) {
     // The same sign-in finished twice at once (a double click on the provider's page): the one that won signs in.
     if (error?.code === '23505') {
-      const winner = await UserIdentity.query().where('provider', identity.provider).where('subject', identity.subject).first()
+      const winner = await linkedIdentity(identity)
       if (winner) return usable(await User.findOrFail(winner.userId))
       throw new SsoError('not_linked', `${email} was registered meanwhile`)
     }
@@ -107,14 +126,22 @@ async function registerWithIdentity(identity: ProviderIdentity, context: { ip: s
 async function insertIdentity(trx: TransactionClientContract, userId: number, identity: ProviderIdentity, actor: Actor, how: string) {
   const [row] = await trx
     .table('user_identities')
-    .insert({ user_id: userId, provider: identity.provider, subject: identity.subject, email: identity.email, created_at: new Date(), last_used_at: new Date() })
+    .insert({
+      user_id: userId,
+      provider: identity.provider,
+      issuer: identity.issuer,
+      subject: identity.subject,
+      email: identity.email,
+      created_at: new Date(),
+      last_used_at: new Date(),
+    })
     .returning('id')
   await writeAudit(trx, actor, {
     action: 'user.identity_link',
     subjectType: 'user',
     subjectId: userId,
     summary: `${identity.provider} identity ${identity.email ?? identity.subject} linked ${how}`,
-    after: { provider: identity.provider, subject: identity.subject, email: identity.email },
+    after: { provider: identity.provider, issuer: identity.issuer || undefined, subject: identity.subject, email: identity.email },
   })
   return Number(row.id ?? row)
 }
@@ -125,7 +152,7 @@ async function insertIdentity(trx: TransactionClientContract, userId: number, id
  * this account's, nothing changes.
  */
 export async function linkIdentity(userId: number, identity: ProviderIdentity, actor: Actor, how = 'from the Security page', confirms?: User) {
-  const owner = await UserIdentity.query().where('provider', identity.provider).where('subject', identity.subject).first()
+  const owner = await linkedIdentity(identity)
   if (owner && owner.userId !== userId) throw new SsoError('taken', `${identity.provider} subject ${identity.subject} belongs to account ${owner.userId}`)
   if (owner) return false
   try {

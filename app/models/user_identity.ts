@@ -15,6 +15,10 @@ export default class UserIdentity extends BaseModel {
   @column()
   declare provider: SsoProviderId
 
+  /** The OIDC issuer the subject belongs to (migration 1025); '' for GitHub, and for an OIDC row no issuer has taken yet */
+  @column()
+  declare issuer: string
+
   /** The provider's stable id for the person (id_token `sub`, GitHub's numeric id) */
   @column()
   declare subject: string

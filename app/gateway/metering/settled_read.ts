@@ -24,15 +24,23 @@ export const NO_METER_WRITES: MeterWrites = { writesUnderWay: 0, writeEpoch: 0, 
 
 /** Tries before a read is taken as it is (under a write every few ms, a few tries find a gap). */
 const SETTLE_RETRIES = 4
-/** The longest wait for a write to settle (a write retrying against a database that went away takes seconds). */
-const IDLE_WAIT_MS = 250
+/**
+ * The longest a read waits for writes to settle, all tries together (a write
+ * retrying against a database that went away, or blocked on a row lock,
+ * takes seconds: the read on a key's first call must not wait for it).
+ */
+export const IDLE_WAIT_MS = 250
 
 export async function readSettled<T>(meter: MeterWrites, read: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + IDLE_WAIT_MS
   for (let attempt = 0; ; attempt++) {
-    if (meter.writesUnderWay > 0) await meter.idle(IDLE_WAIT_MS)
+    const left = deadline - Date.now()
+    if (meter.writesUnderWay > 0 && left > 0) await meter.idle(left)
     const clean = meter.writesUnderWay === 0
     const epoch = meter.writeEpoch
     const result = await read()
-    if ((clean && meter.writeEpoch === epoch) || attempt >= SETTLE_RETRIES) return result
+    if (clean && meter.writeEpoch === epoch) return result
+    // A write still under way past the wait: reading again cannot do better; taken as it is.
+    if (attempt >= SETTLE_RETRIES || (!clean && Date.now() >= deadline)) return result
   }
 }

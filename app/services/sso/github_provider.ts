@@ -50,6 +50,8 @@ export class GithubProvider implements SsoProvider {
     const verified = primary?.verified === true
     return {
       provider: 'github',
+      // One github.com: its numeric ids are global
+      issuer: '',
       subject: String(id),
       email: address && verified ? address : null,
       unverifiedEmail: address && !verified ? address : null,

@@ -174,6 +174,7 @@ export class OidcProvider implements SsoProvider {
     const address = providerAddress(email)
     return {
       provider: 'oidc',
+      issuer,
       subject: claims.sub,
       email: address && isTrue(verified) ? address : null,
       unverifiedEmail: address && !isTrue(verified) ? address : null,

@@ -3,6 +3,11 @@ import type { SsoProviderId } from '#services/sso/sso_settings'
 /** What a provider says about who signed in: its stable subject, and the e-mail only if the provider verified it. */
 export interface ProviderIdentity {
   provider: SsoProviderId
+  /**
+   * Who vouched for the subject: the OIDC issuer (a `sub` is unique only
+   * within its issuer, so an identity is bound to it), '' for GitHub
+   */
+  issuer: string
   subject: string
   /** Lower-cased; null when the provider gave none or did not verify it */
   email: string | null
