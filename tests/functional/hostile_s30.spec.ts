@@ -1,5 +1,8 @@
 import { test } from '@japa/runner'
+import { spawnSync } from 'node:child_process'
 import db from '@adonisjs/lucid/services/db'
+import encryption from '@adonisjs/core/services/encryption'
+import { AES256GCM } from '@adonisjs/core/encryption/drivers/aes_256_gcm'
 import { toFile } from 'openai'
 import { createOrganization } from '#actions/organizations'
 import { createTeam, setKeyTeam } from '#actions/teams'
@@ -88,4 +91,37 @@ test.group('Hostile (s30): organizations and batches', (group) => {
     await gw.catalog.teams.reload()
     assert.equal(gw.catalog.teams.organization(Number(org.id))!.spentPico, billed, 'not counted twice after a reload')
   })
+})
+
+test.group('Hostile (s30): alert webhooks', (group) => {
+  group.setup(async () => {
+    await resetDatabase()
+  })
+
+  test("secrets:reencrypt after an APP_KEY rotation saves the users' alert webhook secrets with APP_KEY too (else every post failed once the old key went)", async ({ assert }) => {
+    const oldKey = 'the-old-app-key-the-old-app-key-30'
+    const user = await seedUser()
+    const lost = await seedUser()
+    await db.from('users').where('id', user.userId).update({ alert_webhook_url: 'https://hooks.example/a', alert_webhook_secret: new AES256GCM({ id: 'gcm', key: oldKey }).encrypt('whsec_s30') })
+    await db.from('users').where('id', lost.userId).update({
+      alert_webhook_url: 'https://hooks.example/b',
+      alert_webhook_secret: new AES256GCM({ id: 'gcm', key: 'a-key-nobody-has-a-key-nobody-has-30' }).encrypt('whsec_lost'),
+    })
+    const run = spawnSync(process.execPath, ['ace.js', 'secrets:reencrypt'], {
+      cwd: process.cwd(),
+      env: { ...process.env, APP_KEY_PREVIOUS: oldKey },
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    const out = run.stdout + run.stderr
+    assert.include(out, '1 alert webhook secret(s)')
+    assert.equal(run.status, 1, 'one secret no key reads: said, exit 1')
+    assert.include(out, 'save the webhook URL again')
+    const saved = await db.from('users').where('id', user.userId).first()
+    assert.equal(encryption.decrypt(saved.alert_webhook_secret), 'whsec_s30', 'readable with APP_KEY alone now')
+    const audit = await db.from('audit_log').where('action', 'secrets.reencrypt').orderBy('id', 'desc').first()
+    assert.include(audit.summary, '1 alert webhook secret(s)')
+    assert.notInclude(audit.summary, 'whsec_', 'the secret itself is in no audit line')
+    assert.notInclude(out, 'whsec_')
+  }).timeout(120_000)
 })
