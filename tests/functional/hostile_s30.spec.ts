@@ -3,6 +3,12 @@ import { spawnSync } from 'node:child_process'
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { AES256GCM } from '@adonisjs/core/encryption/drivers/aes_256_gcm'
+import limiter from '@adonisjs/limiter/services/main'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { claimBudgetAlerts, KEY_BUDGET_NOTICES_PER_HOUR } from '#services/budget_alerts'
+import { setUserWebhook, userWebhooksIdle } from '#services/user_webhook'
+import { claimLowBalanceNotices, LOW_BALANCE_MAILS_PER_HOUR } from '#services/mail/low_balance_notice'
 import { toFile } from 'openai'
 import { createOrganization } from '#actions/organizations'
 import { createTeam, setKeyTeam } from '#actions/teams'
@@ -94,8 +100,63 @@ test.group('Hostile (s30): organizations and batches', (group) => {
 })
 
 test.group('Hostile (s30): alert webhooks', (group) => {
+  const allowed = process.env.USER_WEBHOOK_ALLOW_PRIVATE
   group.setup(async () => {
     await resetDatabase()
+    // The shared limiter store's counters are not reset with the tables (and user ids start again after a reset).
+    await db.from('rate_limits').delete()
+    return () => {
+      // Assigning undefined would store the text "undefined" (later child gateways refuse it at boot).
+      if (allowed === undefined) delete process.env.USER_WEBHOOK_ALLOW_PRIVATE
+      else process.env.USER_WEBHOOK_ALLOW_PRIVATE = allowed
+    }
+  })
+
+  test("a user re-arming their key's warning again and again gets at most the hourly bound of notices, across instances (the bound is in Postgres)", async ({ assert }) => {
+    process.env.USER_WEBHOOK_ALLOW_PRIVATE = 'true'
+    const posts: string[] = []
+    const server = createServer(async (req, res) => {
+      let raw = ''
+      for await (const chunk of req) raw += chunk
+      posts.push(raw)
+      res.writeHead(200).end('ok')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const user = await seedUser({ balance: '5', key: { spendLimit: '1' } })
+      await db.from('api_keys').where('id', user.keyId).update({ spent: '0.9' })
+      await setUserWebhook(user.userId, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`)
+      // What editing the cap does each time (its trigger deletes the marks), then a batch's claim: one notice each.
+      const rearmAndClaim = async () => {
+        await db.from('budget_alert_marks').where({ kind: 'key', subject_id: user.keyId }).delete()
+        await claimBudgetAlerts([{ kind: 'key', id: user.keyId, threshold: 80 }], null)
+        await userWebhooksIdle()
+      }
+      for (let i = 0; i < KEY_BUDGET_NOTICES_PER_HOUR; i++) await rearmAndClaim()
+      assert.lengthOf(posts, KEY_BUDGET_NOTICES_PER_HOUR)
+      // Another instance (or this one restarted) has nothing in its memory: the bound must hold there too.
+      await limiter.clear(['memory'])
+      await rearmAndClaim()
+      await rearmAndClaim()
+      assert.lengthOf(posts, KEY_BUDGET_NOTICES_PER_HOUR, 'no notice past the hourly bound, whichever instance claims')
+
+      // The low-balance notice, re-armed by a threshold saved a cent under the balance: its bound the same way.
+      posts.length = 0
+      await db.from('users').where('id', user.userId).update({ balance: '4', low_balance_threshold: '5' })
+      const dip = async () => {
+        await db.from('users').where('id', user.userId).update({ low_balance_notified: false })
+        await claimLowBalanceNotices([user.userId])
+        await userWebhooksIdle()
+      }
+      for (let i = 0; i < LOW_BALANCE_MAILS_PER_HOUR; i++) await dip()
+      assert.lengthOf(posts, LOW_BALANCE_MAILS_PER_HOUR)
+      await limiter.clear(['memory'])
+      await dip()
+      assert.lengthOf(posts, LOW_BALANCE_MAILS_PER_HOUR, 'no low-balance notice past its bound on another instance')
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 
   test("secrets:reencrypt after an APP_KEY rotation saves the users' alert webhook secrets with APP_KEY too (else every post failed once the old key went)", async ({ assert }) => {
