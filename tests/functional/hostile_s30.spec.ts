@@ -14,7 +14,10 @@ import { createOrganization } from '#actions/organizations'
 import { createTeam, setKeyTeam } from '#actions/teams'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { toPico } from '#gateway/metering/money'
-import { gateway, openai, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
+import { baseUrl, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { PanelClient, textOf } from '#tests/panel_client'
 
 /**
  * Hostile input, careless operators and racing clients against this pass's
@@ -183,4 +186,30 @@ test.group('Hostile (s30): alert webhooks', (group) => {
     assert.notInclude(audit.summary, 'whsec_', 'the secret itself is in no audit line')
     assert.notInclude(out, 'whsec_')
   }).timeout(120_000)
+})
+
+test.group('Hostile (s30): organization forms', (group) => {
+  group.setup(() => resetDatabase())
+
+  test('a model glob with a control character: the error beside Models says so (it said "0 has an invalid format"), in the panel and on LiteLLM\'s path', async ({ assert }) => {
+    await createUser({ email: 'panel@s30.local', password: 'admin-password', role: 'admin' })
+    const client = new PanelClient()
+    await client.login('panel@s30.local', 'admin-password')
+    await client.get('/admin/organizations/new')
+    const page = await client.follow(await client.post('/admin/organizations', { alias: 'glob-org', models: 'gpt-*, bad\u0000glob' }))
+    const beside = page.html.match(/id="f-models-error">([^<]*)</)
+    assert.equal(beside && textOf(beside[1]).trim(), 'A model glob cannot hold control characters.')
+    assert.lengthOf(await db.from('organizations'), 0)
+
+    const key = (await createApiKey({ userRef: 'panel@s30.local', name: 'm', manage: true })).key
+    const answer = await fetch(`${baseUrl()}/organization/new`, {
+      method: 'POST',
+      headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ organization_alias: 'glob-org', models: ['ok-*', 'tab\tglob'] }),
+    })
+    const body: any = await answer.json()
+    assert.equal(answer.status, 400)
+    assert.equal(body.error.param, 'models.1')
+    assert.include(body.error.message, 'A model glob cannot hold control characters.')
+  })
 })
