@@ -43,7 +43,7 @@ export async function resetDatabase() {
     'TRUNCATE balance_ledger, monthly_usage, usage_records, request_attempts, api_keys, users, channels, model_prices, model_fallbacks, plans, ' +
       'usage_daily, usage_daily_days, usage_daily_stale, usage_daily_latency, usage_daily_pruned, usage_daily_latency_pruned, usage_pruned_days, ' +
       'usage_daily_end_users, usage_daily_end_users_pruned, ' +
-      'audit_log, request_logs, batch_objects, teams, organizations, budgets, mail_outbox, budget_alert_marks RESTART IDENTITY CASCADE'
+      'audit_log, request_logs, batch_objects, teams, organizations, budgets, mail_outbox, budget_alert_marks, rate_limits RESTART IDENTITY CASCADE'
   )
   // The operator settings the API path obeys: a test that turned the word filter on must not filter the next
   // file's prompts, nor one that listed account-problem phrases disable the next file's channels.
@@ -55,7 +55,8 @@ export async function resetDatabase() {
   await gw.batches.holds.sync()
   // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,
   await gw.health.reset()
-  // nor a key an older key's rate-limit windows.
+  // nor a key an older key's rate-limit windows (the shared store's table is truncated above: limiter.clear() clears
+  // only stores this process used already, and the notice bounds always count there).
   await resetRateLimits()
   // nor its budgets per model,
   forgetModelBudgets()

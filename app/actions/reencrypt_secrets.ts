@@ -3,16 +3,19 @@ import encryption from '@adonisjs/core/services/encryption'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
 
 export interface ReencryptResult {
-  /** Channel keys and 2FA secrets now saved with the current APP_KEY */
+  /** Channel keys, 2FA secrets and users' alert webhook signing secrets now saved with the current APP_KEY */
   channels: number
   twoFactorAccounts: number
+  webhookSecrets: number
   /** Readable with none of APP_KEY and APP_KEY_PREVIOUS: left as they are */
   unreadableChannels: string[]
   unreadableTwoFactorAccounts: number
+  unreadableWebhookSecrets: number
 }
 
 /**
- * The end of an APP_KEY rotation: every stored secret readable with APP_KEY
+ * The end of an APP_KEY rotation: every stored secret (channel keys, 2FA
+ * secrets, users' alert webhook secrets) readable with APP_KEY
  * or one of APP_KEY_PREVIOUS is saved again with APP_KEY, so the previous
  * keys can be dropped. One transaction, rows locked; secrets no key reads are
  * left untouched (and counted). Channel rows changing reload the catalog by
@@ -20,7 +23,14 @@ export interface ReencryptResult {
  */
 export async function reencryptSecrets(actor: Actor = cliActor()): Promise<ReencryptResult> {
   return db.transaction(async (trx) => {
-    const result: ReencryptResult = { channels: 0, twoFactorAccounts: 0, unreadableChannels: [], unreadableTwoFactorAccounts: 0 }
+    const result: ReencryptResult = {
+      channels: 0,
+      twoFactorAccounts: 0,
+      webhookSecrets: 0,
+      unreadableChannels: [],
+      unreadableTwoFactorAccounts: 0,
+      unreadableWebhookSecrets: 0,
+    }
     const channels = await trx.from('channels').whereNotNull('api_key_encrypted').forUpdate().select('id', 'name', 'api_key_encrypted')
     for (const row of channels) {
       const clear = encryption.decrypt<string>(row.api_key_encrypted)
@@ -41,14 +51,25 @@ export async function reencryptSecrets(actor: Actor = cliActor()): Promise<Reenc
       await trx.from('users').where('id', row.id).update({ totp_secret_encrypted: encryption.encrypt(clear) })
       result.twoFactorAccounts++
     }
+    // The users' alert webhook secrets (user_webhook.ts): left with the old key, every post failed once it was dropped.
+    const hooks = await trx.from('users').whereNotNull('alert_webhook_secret').forUpdate().select('id', 'alert_webhook_secret')
+    for (const row of hooks) {
+      const clear = encryption.decrypt<string>(row.alert_webhook_secret)
+      if (clear === null) {
+        result.unreadableWebhookSecrets++
+        continue
+      }
+      await trx.from('users').where('id', row.id).update({ alert_webhook_secret: encryption.encrypt(clear) })
+      result.webhookSecrets++
+    }
     await writeAudit(trx, actor, {
       action: 'secrets.reencrypt',
       subjectType: 'settings',
       subjectId: null,
       summary:
-        `secrets saved again with the current APP_KEY: ${result.channels} channel key(s), ${result.twoFactorAccounts} two-factor secret(s)` +
-        (result.unreadableChannels.length || result.unreadableTwoFactorAccounts
-          ? `; unreadable, left as they were: ${result.unreadableChannels.length} channel key(s), ${result.unreadableTwoFactorAccounts} two-factor secret(s)`
+        `secrets saved again with the current APP_KEY: ${result.channels} channel key(s), ${result.twoFactorAccounts} two-factor secret(s), ${result.webhookSecrets} alert webhook secret(s)` +
+        (result.unreadableChannels.length || result.unreadableTwoFactorAccounts || result.unreadableWebhookSecrets
+          ? `; unreadable, left as they were: ${result.unreadableChannels.length} channel key(s), ${result.unreadableTwoFactorAccounts} two-factor secret(s), ${result.unreadableWebhookSecrets} alert webhook secret(s)`
           : ''),
     })
     return result

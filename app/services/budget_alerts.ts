@@ -218,7 +218,9 @@ function sendCustomerAlert(row: any, alerts: AlertSender | null) {
  * often as they liked.
  */
 export const KEY_BUDGET_NOTICES_PER_HOUR = 6
-const noticeBound = () => limiter.use({ requests: KEY_BUDGET_NOTICES_PER_HOUR, duration: '1 hour' })
+// Counted in Postgres (table rate_limits) whatever LIMITER_STORE says: in each instance's memory, N instances sent N
+// times the bound, and a restart forgot it. One query per notice, and notices are rare.
+const noticeBound = () => limiter.use('database', { requests: KEY_BUDGET_NOTICES_PER_HOUR, duration: '1 hour' })
 
 async function mayNotify(userId: number): Promise<boolean> {
   try {

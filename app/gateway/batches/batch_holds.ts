@@ -6,6 +6,7 @@ import { displayUsd, toPico } from '#gateway/metering/money'
 import { isPriced } from '#gateway/metering/pricing'
 import type { PriceInfo, Principal } from '#gateway/types'
 import { teamRoom, type TeamPolicy } from '#gateway/teams/team_policies'
+import type { OrgPolicy } from '#gateway/teams/organization_policies'
 import { modelBudgetById, modelBudgetRoom, type ModelBudget } from '#gateway/limits/model_budgets'
 import { limitFor } from '#gateway/limits/model_limits'
 
@@ -56,7 +57,7 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
       'insufficient_quota'
     )
   }
-  // The organization's budget is checked too (not held on it nor billed to it: a batch's row keeps no organization).
+  // The organization's budget, less what its teams' requests and batches hold (a batch holds on it, and its bill counts there).
   const ofOrg = principal.org === null ? null : teamRoom(principal.team!, principal.org)
   if (ofOrg !== null && ofOrg < hold) {
     throw new GatewayError(
@@ -83,6 +84,8 @@ interface Hold {
   keyId: number | null
   /** The team policy whose heldPico counts it (the same object is released, whatever reloads happen meanwhile) */
   team: TeamPolicy | null
+  /** The team's organization when it was held, whose heldPico counts it too (released from the same object) */
+  org: OrgPolicy | null
   /** The key's budget for the batch's model whose heldPico counts it (when this process has the key loaded) */
   budget: ModelBudget | null
   pico: bigint
@@ -122,14 +125,17 @@ export class BatchHolds {
   /**
    * Holds `pico` for the batch (once: a second hold of the same batch is
    * ignored), on its owner's balance, its key's cap and its team's budget
-   * (the team it was created in, when this process has it loaded).
+   * (the team it was created in, when this process has it loaded) and that
+   * team's organization's.
    */
   hold(batchId: number, userId: number, keyId: number | null, pico: bigint, teamId: number | null = null, budgetModel: string | null = null) {
     if (pico <= 0n || this.#holds.has(batchId) || this.#released.has(batchId)) return
     const team = teamId === null ? null : (this.catalog.teams.get(teamId) ?? null)
     const budget = keyId === null || budgetModel === null ? null : (modelBudgetById(`${keyId} ${budgetModel}`) ?? null)
-    this.#holds.set(batchId, { userId, keyId, team, budget, pico, since: Date.now() })
+    const org = team?.org ?? null
+    this.#holds.set(batchId, { userId, keyId, team, org, budget, pico, since: Date.now() })
     if (team !== null) team.heldPico += pico
+    if (org !== null) org.heldPico += pico
     if (budget !== null) budget.heldPico += pico
     this.#byUser.set(userId, this.heldFor(userId) + pico)
     const state = this.catalog.loadedUser(userId)
@@ -177,6 +183,7 @@ export class BatchHolds {
     if (state) state.reservedPico -= hold.pico
     if (hold.keyId !== null) releaseOnKey(hold.keyId, hold.pico)
     if (hold.team !== null) hold.team.heldPico -= hold.pico
+    if (hold.org !== null) hold.org.heldPico -= hold.pico
     if (hold.budget !== null) hold.budget.heldPico -= hold.pico
   }
 

@@ -106,7 +106,8 @@ async function mailNotices(rows: any[]) {
  * the same: the next notice comes with the next dip.
  */
 export const LOW_BALANCE_MAILS_PER_HOUR = 3
-const mailBound = () => limiter.use({ requests: LOW_BALANCE_MAILS_PER_HOUR, duration: '1 hour' })
+// In Postgres whatever LIMITER_STORE says (as budget_alerts.ts's bound): in memory each instance allowed as many.
+const mailBound = () => limiter.use('database', { requests: LOW_BALANCE_MAILS_PER_HOUR, duration: '1 hour' })
 
 async function mayMail(userId: number): Promise<boolean> {
   try {
