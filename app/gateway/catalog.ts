@@ -247,8 +247,42 @@ export class Catalog {
     return plan
   }
 
+  /**
+   * Channels this instance took out of rotation (a bad key, an account that
+   * cannot serve) whose row may not say so yet: the UPDATE is on its way. A
+   * load that read the row before that UPDATE committed must not put the
+   * channel back (it did: any reload meanwhile, a price set, another
+   * instance's charge, re-enabled it until the UPDATE's own notice, and
+   * requests went to the broken account again). Value: the channel loads
+   * begun when the write committed (undefined: not yet).
+   */
+  #disabling = new Map<number, { reason: string; committedAt: number | undefined }>()
+  #channelLoads = 0
+
+  /** Out of rotation here at once; the caller writes the row and then calls disableWritten. */
+  disableChannel(channelId: number, reason: string) {
+    this.#disabling.set(channelId, { reason, committedAt: undefined })
+    const channel = this.channels.find((c) => c.id === channelId)
+    if (channel?.enabled) {
+      channel.enabled = false
+      channel.disabledReason = reason
+      this.channelsVersion++
+    }
+  }
+
+  /** The row says so now (or the write failed): loads begun from here on read the truth. */
+  disableWritten(channelId: number) {
+    const entry = this.#disabling.get(channelId)
+    if (entry) entry.committedAt = this.#channelLoads
+  }
+
   async loadChannels() {
+    const load = ++this.#channelLoads
     const rows = await db.from('channels').select('*').orderBy('id')
+    for (const [id, entry] of this.#disabling) {
+      // Begun after the write committed: the row is the truth (an operator may have enabled it since).
+      if (entry.committedAt !== undefined && load > entry.committedAt) this.#disabling.delete(id)
+    }
     this.channels = rows.map((row) => {
       const apiKey = row.api_key_encrypted ? encryption.decrypt<string>(row.api_key_encrypted) : null
       // Saved with another APP_KEY: out of rotation rather than called without its key (app_key_check.ts).
@@ -265,8 +299,8 @@ export class Catalog {
         extraHeaders: row.extra_headers ?? {},
         priority: row.priority,
         weight: Math.max(0, row.weight),
-        enabled: row.enabled && !keyUnreadable,
-        disabledReason: keyUnreadable ? UNREADABLE_KEY_REASON : row.disabled_reason,
+        enabled: row.enabled && !keyUnreadable && !this.#disabling.has(Number(row.id)),
+        disabledReason: keyUnreadable ? UNREADABLE_KEY_REASON : (this.#disabling.get(Number(row.id))?.reason ?? row.disabled_reason),
         timeouts: {
           connect: row.connect_timeout_ms ?? DEFAULT_TIMEOUTS.connect,
           firstByte: row.first_byte_timeout_ms ?? DEFAULT_TIMEOUTS.firstByte,

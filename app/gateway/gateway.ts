@@ -231,12 +231,7 @@ export class Gateway {
    * deactivated): out of rotation at once here, and for every instance via the database.
    */
   #disableChannel(channelId: number, reason: string, cause: 'key' | 'account' = 'key') {
-    const channel = this.catalog.channels.find((c) => c.id === channelId)
-    if (channel?.enabled) {
-      channel.enabled = false
-      channel.disabledReason = reason
-      this.catalog.channelsVersion++
-    }
+    this.catalog.disableChannel(channelId, reason)
     this.options.logger.warn({ channelId, reason }, 'channel disabled')
     this.alerts?.notify('channel.disabled', channelId, async () => ({
       text:
@@ -249,6 +244,7 @@ export class Gateway {
       .where('id', channelId)
       .update({ enabled: false, disabled_reason: reason, auto_disabled_at: new Date(), last_error: reason, last_error_at: new Date() })
       .catch((error) => this.options.logger.error({ err: error }, 'could not disable channel'))
+      .finally(() => this.catalog.disableWritten(channelId))
   }
 
   /** When each channel's last error was last noted (a flood of 404s writes once per window) */

@@ -271,6 +271,35 @@ test.group('Upstream account problems: failover, the channel out of rotation', (
       assert.deepEqual(await ledgerProblems(), [])
     })
 
+  test('a reload of the channels before the disabling row is written does not put the channel back in rotation', async ({ assert }) => {
+    answerWith(FAMILIES[3])
+    const { model, primary } = await pair('custom')
+    const user = await seedUser({ balance: '10' })
+    const gw = await gateway()
+    // The row locked: the gateway's UPDATE that disables the channel waits, as a busy database would make it.
+    const trx = await db.transaction()
+    try {
+      await trx.from('channels').where('id', primary.id).forUpdate().select('id')
+      const first = await post('/v1/chat/completions', { model, messages: hello }, authOf(user.key))
+      assert.equal(first.status, 200, await first.text())
+      // Any reload meanwhile (a price set, another instance's notice) reads the row still enabled.
+      await gw.catalog.loadChannels()
+      const seen = bad.requests.length
+      const next = await post('/v1/chat/completions', { model, messages: hello }, authOf(user.key))
+      assert.equal(next.status, 200, await next.text())
+      assert.equal(bad.requests.length, seen, 'the broken account was called again')
+    } finally {
+      await trx.commit()
+    }
+    await until(async () => (await db.from('channels').where('id', primary.id).first()).enabled, (enabled) => enabled === false)
+    // A load begun once the row is written reads it (disabled), and an operator's later enable is the truth again.
+    await gw.catalog.loadChannels()
+    assert.isFalse(gw.catalog.channels.find((c) => c.id === primary.id)!.enabled)
+    await db.from('channels').where('id', primary.id).update({ enabled: true, disabled_reason: null })
+    await gw.catalog.loadChannels()
+    assert.isTrue(gw.catalog.channels.find((c) => c.id === primary.id)!.enabled)
+  })
+
   test('embeddings, images, legacy completions and count_tokens fail over and disable the same way', async ({ assert }) => {
     answerWith(FAMILIES[3])
     const requests: Array<[Provider, string, Record<string, unknown>]> = [
