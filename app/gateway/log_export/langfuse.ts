@@ -71,7 +71,7 @@ export function langfuseBatch(items: readonly ExportItem[]): string {
         costDetails: { total: cost },
         level: isError ? 'ERROR' : 'DEFAULT',
         statusMessage: isError ? (item.errorCode ?? `HTTP ${item.status}`) : undefined,
-        metadata,
+        // The metadata is the trace's (Langfuse shows it with the generation): once per request, not twice.
         input,
         output,
       },
