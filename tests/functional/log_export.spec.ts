@@ -7,11 +7,13 @@ import { destinationsFrom, logExporterFrom, type LogExportEnv } from '#gateway/l
 import { parseOtlpHeaders } from '#gateway/log_export/otlp'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { MockCollector, spanAttributes } from '#tests/fixtures/mock_collector'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, chmodSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UsageMeter } from '#gateway/metering/usage_meter'
 import { cuttableProxy } from '#tests/fixtures/cuttable_proxy'
+import { freePort } from '#tests/fixtures/gateway_process'
 import { baseUrl, gateway, meterEvent, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
 const hello = [{ role: 'user', content: 'hi' }]
@@ -438,6 +440,89 @@ function plain(url: string): Omit<LogExportOptions, 'names'> {
     timeoutMs: 2000,
   }
 }
+
+test.group('Log export in the production server (bin/start.js)', (group) => {
+  let collector: MockCollector
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    collector = await new MockCollector().start()
+    mock = await startMock()
+    await seedChannel({ name: 'export-e2e', baseUrl: mock.url, models: ['*'] })
+    await seedPrice('e2e-*', '1', '1')
+    return async () => {
+      await collector.stop()
+      await mock.stop()
+    }
+  })
+
+  test('configured by the environment; SIGTERM: streams in flight finish, are metered, and every row is exported before exit; no secret in the logs', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const port = await freePort()
+    const child = spawn(process.execPath, ['bin/start.js'], {
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        LOG_LEVEL: 'info',
+        SHUTDOWN_GRACE_MS: '15000',
+        LANGFUSE_PUBLIC_KEY: 'pk-lf-e2e',
+        LANGFUSE_SECRET_KEY: 'sk-lf-e2e-secret',
+        LANGFUSE_HOST: collector.url,
+        LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines`,
+        // Longer than the test: what arrives is what the shutdown sent.
+        LOG_EXPORT_INTERVAL_MS: '600000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    try {
+      let up = false
+      for (let i = 0; i < 1200 && !up && child.exitCode === null; i++) {
+        up = await fetch(`http://127.0.0.1:${port}/api/status`).then((r) => r.ok, () => false)
+        if (!up) await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.isTrue(up, output)
+      const call = (body: unknown) =>
+        fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'authorization': `Bearer ${user.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      for (let i = 0; i < 2; i++) assert.equal((await call({ model: 'e2e-1', messages: hello })).status, 200)
+      const streams = await Promise.all(
+        [1, 2, 3].map(() => call({ model: 'e2e-1', stream: true, messages: hello, mock: { chunks: 20, chunk_delay_ms: 50 } }))
+      )
+      const texts = Promise.all(streams.map((r) => r.text()))
+      // Before the signal: the two finished calls wait in the exporter (status counts them, names no URL or key).
+      let status: any
+      for (let i = 0; i < 100; i++) {
+        status = await (await fetch(`http://127.0.0.1:${port}/api/status`)).json()
+        if (status.log_export?.webhook?.queued === 2) break
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      assert.deepEqual(status.log_export.webhook, { exported: 0, failed: 0, dropped: 0, queued: 2 })
+      assert.deepEqual(status.log_export.langfuse, { exported: 0, failed: 0, dropped: 0, queued: 2 })
+      assert.notInclude(JSON.stringify(status), collector.url)
+      child.kill('SIGTERM')
+      for (const text of await texts) assert.include(text, '[DONE]')
+      assert.equal(await exited, 0, output)
+      const rows = await usageRows(user.userId)
+      assert.lengthOf(rows, 5)
+      const ids = rows.map((r: any) => r.request_id)
+      assert.sameMembers(collector.lines().map((l) => l.request_id), ids)
+      const traces = collector.langfuseEvents().filter((e) => e.type === 'trace-create')
+      assert.sameMembers(traces.map((e) => e.body.id), ids)
+      for (const secret of ['sk-lf-e2e-secret', Buffer.from('pk-lf-e2e:sk-lf-e2e-secret').toString('base64')]) assert.notInclude(output, secret)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  }).timeout(120_000)
+})
 
 test.group('Log export: configuration', () => {
   test('OTEL_EXPORTER_OTLP_HEADERS and endpoints read as the OTel SDKs read them', ({ assert }) => {
