@@ -366,8 +366,8 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
   })
 
   test('shutdown flushes what waits within the grace, before the next interval', async ({ assert }) => {
-    // An interval longer than the test: only the close sends.
-    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { intervalMs: 600_000, batchSize: 5 })
+    // An interval longer than the test and no full batch: only the close sends.
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { intervalMs: 600_000, batchSize: 50 })
     const user = await twelveCalls(assert)
     assert.lengthOf(collector.received, 0)
     assert.equal(exporter.counts().webhook.queued, 12)
@@ -377,6 +377,21 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     assert.lengthOf(lines, 12)
     assert.sameMembers(lines.map((l) => l.request_id), rows.map((r: any) => r.request_id))
     assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0 })
+  })
+
+  test('a full batch goes at once, not at the next interval; a part batch left waits for it', async ({ assert }) => {
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { intervalMs: 600_000, batchSize: 5 })
+    await twelveCalls(assert)
+    // The first full batch went, and whatever queued while it was out went after it; a part batch left waits.
+    // (A POST may still be out: wait until every row is either received or queued.)
+    const settledCounts = () => exporter.counts().webhook.exported + exporter.counts().webhook.queued === 12
+    for (let i = 0; i < 200 && !settledCounts(); i++) await new Promise((r) => setTimeout(r, 10))
+    const sent = collector.lines().length
+    assert.isAtLeast(sent, 5)
+    assert.equal(exporter.counts().webhook.exported, sent)
+    assert.isBelow(exporter.counts().webhook.queued, 5)
+    await exporter.flush()
+    assert.lengthOf(collector.lines(), 12)
   })
 
   test('a meter closing at shutdown hands its last commit over; the exporter closing after it sends it', async ({ assert }) => {

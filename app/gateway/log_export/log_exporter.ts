@@ -55,6 +55,7 @@ class Destination {
 export class LogExporter {
   readonly #destinations: Destination[]
   #timer: NodeJS.Timeout | null = null
+  #kick: NodeJS.Immediate | null = null
   #closed = false
   /** Bodies kept by LOG_BODIES, by request id, until their row is handed over (insertion order: oldest first) */
   #pendingBodies = new Map<string, ExportBodies>()
@@ -78,12 +79,23 @@ export class LogExporter {
     if (this.#closed) return
     if (this.#pendingBodies.size > 0) this.#attachBodies(rows)
     const max = this.options.maxQueued
+    let full = false
     for (const destination of this.#destinations) {
       const queue = destination.queue
       for (const row of rows) {
         if (queue.length < max) queue.push(row)
         else destination.dropped++
       }
+      if (queue.length >= this.options.batchSize && destination.sending === null) full = true
+    }
+    // A full batch goes now (on the next turn, not inside the meter's write loop) rather than at the
+    // next interval: under load a row then waits milliseconds, not a second, and dies young instead of
+    // being promoted to V8's old space with thousands of others (measured: docs/benchmarks.md).
+    if (full && this.#kick === null) {
+      this.#kick = setImmediate(() => {
+        this.#kick = null
+        this.#tick()
+      })
     }
   }
 
@@ -187,6 +199,8 @@ export class LogExporter {
   async close(graceMs: number) {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
+    if (this.#kick) clearImmediate(this.#kick)
+    this.#kick = null
     const deadline = Date.now() + graceMs
     await Promise.all(
       this.#destinations.map(async (destination) => {
