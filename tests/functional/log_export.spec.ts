@@ -261,6 +261,28 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     }
   })
 
+  test('with bodies, a POST is cut before 2 MB of them (Langfuse takes 3.5 MB a batch)', async ({ assert }) => {
+    const gw = await gateway()
+    await gw.logBodies('all', 1024 * 1024)
+    try {
+      // Ten calls of ~600 KB of prompt each: one batch by count, four POSTs by size.
+      const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines`, LOG_EXPORT_BODIES: true }, { intervalMs: 600_000 })
+      const user = await seedUser({ balance: '5' })
+      const big = 'x'.repeat(600 * 1024)
+      for (let i = 0; i < 10; i++) {
+        const answer = await post('/v1/chat/completions', { model: 'exp-big', messages: [{ role: 'user', content: big }] }, { authorization: `Bearer ${user.key}` })
+        assert.equal(answer.status, 200)
+      }
+      await settled(user.userId, 10, exporter)
+      const posts = collector.received.filter((r) => r.path === '/lines')
+      assert.lengthOf(collector.lines(), 10)
+      assert.isAtLeast(posts.length, 4)
+      for (const p of posts) assert.isBelow(p.body.length, 3 * 1024 * 1024)
+    } finally {
+      await gw.logBodies('off')
+    }
+  }).timeout(60_000)
+
   test('nothing configured: no exporter, the meter holds none, status says null', async ({ assert }) => {
     const gw = await gateway()
     assert.isNull(logExporterFrom({}, gw.exportNames, logger))

@@ -94,7 +94,9 @@ export class LogExporter {
     if (full && this.#kick === null) {
       this.#kick = setImmediate(() => {
         this.#kick = null
-        this.#tick()
+        for (const destination of this.#destinations) {
+          if (destination.sending === null && destination.queue.length >= this.options.batchSize) this.#start(destination, Infinity, true)
+        }
       })
     }
   }
@@ -140,17 +142,23 @@ export class LogExporter {
   }
 
   /** One sender per destination at a time (rows leave in the order they came). */
-  #start(destination: Destination, deadline: number) {
-    destination.sending = this.#sendAll(destination, deadline).finally(() => (destination.sending = null))
+  #start(destination: Destination, deadline: number, fullOnly = false) {
+    destination.sending = this.#sendAll(destination, deadline, fullOnly).finally(() => (destination.sending = null))
     return destination.sending
   }
 
-  /** Posts what waits, a batch at a time, until the queue is empty or `deadline` (ms since epoch) passes. */
-  async #sendAll(destination: Destination, deadline: number) {
-    while (destination.queue.length > 0) {
+  /**
+   * Posts what waits, a batch at a time, until the queue is empty (`fullOnly`: until less than a
+   * full batch is left) or `deadline` (ms since epoch) passes. Started by a full batch, the sender
+   * leaves a part batch for the interval: a POST costs the loop about as much as encoding 100 rows
+   * (docs/benchmarks.md, twenty-fifth pass), so it should carry a full batch.
+   */
+  async #sendAll(destination: Destination, deadline: number, fullOnly = false) {
+    const least = fullOnly ? this.options.batchSize : 1
+    while (destination.queue.length >= least) {
       const left = deadline - Date.now()
       if (left <= 0) return
-      const rows = destination.queue.splice(0, this.options.batchSize)
+      const rows = destination.queue.splice(0, this.#batchLength(destination.queue))
       try {
         const items = rows.map((row) => exportItem(row, this.options.names, this.#rowBodies.get(row) ?? null))
         await this.#post(destination, destination.spec.encode(items), Math.min(this.options.timeoutMs, left))
@@ -160,6 +168,22 @@ export class LogExporter {
         this.#logFailure(destination, error as Error)
       }
     }
+  }
+
+  /**
+   * Rows in the next POST: a batch, fewer when their bodies pass 2 MB (at least one row), so a
+   * batch with bodies stays under Langfuse's 3.5 MB and a collector's usual 4 MB limit.
+   */
+  #batchLength(queue: readonly UsageRow[]): number {
+    const max = Math.min(this.options.batchSize, queue.length)
+    if (!this.options.bodies) return max
+    let bytes = 0
+    for (let i = 0; i < max; i++) {
+      const bodies = this.#rowBodies.get(queue[i])
+      if (bodies) bytes += bodies.request.length + (bodies.response?.length ?? 0)
+      if (bytes > MAX_BODY_BYTES_PER_POST) return Math.max(1, i)
+    }
+    return max
   }
 
   async #post(destination: Destination, body: string, timeoutMs: number) {
@@ -218,5 +242,8 @@ export class LogExporter {
     this.#pendingBodyBytes = 0
   }
 }
+
+/** Bodies' characters in one POST before the batch is cut (see #batchLength) */
+const MAX_BODY_BYTES_PER_POST = 2 * 1024 * 1024
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
