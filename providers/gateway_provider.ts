@@ -42,6 +42,7 @@ export default class GatewayProvider {
         circuitCooldownMs: env.get('CIRCUIT_COOLDOWN_MS') ?? 30_000,
         responsesStoreDays: env.get('RESPONSES_STORE_DAYS') ?? 30,
         responsesStoreMaxBytes: (env.get('RESPONSES_STORE_MAX_KB') ?? 1024) * 1024,
+        logExportShutdownMs: env.get('LOG_EXPORT_SHUTDOWN_MS') ?? 5_000,
       })
       this.#gateway.metricsAccess = { token: env.get('METRICS_TOKEN') || null, public: env.get('METRICS_PUBLIC') ?? false }
       return this.#gateway
@@ -151,6 +152,30 @@ export default class GatewayProvider {
       gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
       const logMode = env.get('LOG_BODIES') ?? 'off'
       if (logMode !== 'off') await gateway.logBodies(logMode, (env.get('LOG_BODIES_MAX_KB') ?? 64) * 1024)
+      {
+        // Log export (Langfuse, OTLP, a webhook): built only when a destination is named; off, the meter tests null.
+        const { logExporterFrom } = await import('#gateway/log_export/log_export_config')
+        const exporter = logExporterFrom(
+          {
+            LANGFUSE_PUBLIC_KEY: env.get('LANGFUSE_PUBLIC_KEY'),
+            LANGFUSE_SECRET_KEY: env.get('LANGFUSE_SECRET_KEY'),
+            LANGFUSE_HOST: env.get('LANGFUSE_HOST'),
+            OTEL_EXPORTER_OTLP_ENDPOINT: env.get('OTEL_EXPORTER_OTLP_ENDPOINT'),
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: env.get('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'),
+            OTEL_EXPORTER_OTLP_HEADERS: env.get('OTEL_EXPORTER_OTLP_HEADERS'),
+            OTEL_SERVICE_NAME: env.get('OTEL_SERVICE_NAME'),
+            LOG_EXPORT_WEBHOOK_URL: env.get('LOG_EXPORT_WEBHOOK_URL'),
+            LOG_EXPORT_BODIES: env.get('LOG_EXPORT_BODIES'),
+            LOG_EXPORT_BATCH_SIZE: env.get('LOG_EXPORT_BATCH_SIZE'),
+            LOG_EXPORT_INTERVAL_MS: env.get('LOG_EXPORT_INTERVAL_MS'),
+            LOG_EXPORT_MAX_QUEUE: env.get('LOG_EXPORT_MAX_QUEUE'),
+            LOG_EXPORT_TIMEOUT_MS: env.get('LOG_EXPORT_TIMEOUT_MS'),
+          },
+          gateway.exportNames,
+          await this.app.container.make('logger')
+        )
+        if (exporter) await gateway.setLogExport(exporter)
+      }
       const alertUrl = env.get('ALERT_WEBHOOK_URL')
       if (alertUrl) {
         const { AlertSender } = await import('#gateway/alerts/alert_sender')

@@ -136,6 +136,25 @@ export default await Env.create(new URL('../', import.meta.url), {
   LOG_BODIES: Env.schema.enum.optional(['off', 'errors', 'all'] as const),
   LOG_BODIES_MAX_KB: Env.schema.number.optional(),
 
+  /**
+   * Log export of every metered request (app/gateway/log_export/): Langfuse's ingestion API, an OTLP/HTTP
+   * JSON traces endpoint, a JSON-lines webhook; the bodies LOG_BODIES keeps only with LOG_EXPORT_BODIES
+   */
+  LANGFUSE_PUBLIC_KEY: Env.schema.string.optional(),
+  LANGFUSE_SECRET_KEY: Env.schema.string.optional(),
+  LANGFUSE_HOST: Env.schema.string.optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Env.schema.string.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Env.schema.string.optional(),
+  OTEL_EXPORTER_OTLP_HEADERS: Env.schema.string.optional(),
+  OTEL_SERVICE_NAME: Env.schema.string.optional(),
+  LOG_EXPORT_WEBHOOK_URL: Env.schema.string.optional(),
+  LOG_EXPORT_BODIES: Env.schema.boolean.optional(),
+  LOG_EXPORT_BATCH_SIZE: Env.schema.number.optional(),
+  LOG_EXPORT_INTERVAL_MS: Env.schema.number.optional(),
+  LOG_EXPORT_MAX_QUEUE: Env.schema.number.optional(),
+  LOG_EXPORT_TIMEOUT_MS: Env.schema.number.optional(),
+  LOG_EXPORT_SHUTDOWN_MS: Env.schema.number.optional(),
+
   /** Operator alerts (channel disabled or failing, balance run out, key cap reached) to a chat webhook */
   ALERT_WEBHOOK_URL: Env.schema.string.optional(),
   ALERT_WEBHOOK_FORMAT: Env.schema.enum.optional(['slack', 'discord', 'json'] as const),

@@ -179,6 +179,11 @@ export class Catalog {
     return this.#users.get(userId) ?? this.#heldUsers.get(userId)
   }
 
+  /** A cached key's name by id (log export's names, read behind the requests); null when not cached. */
+  keyName(keyId: number): string | null {
+    return this.#keysById.get(keyId)?.name ?? null
+  }
+
   #loading: Promise<void> | null = null
 
   /** True once plans, channels and prices are in memory (the hot path checks this, no await). */

@@ -10,6 +10,8 @@ import { setDispatchPolicy } from '#gateway/upstream/dispatcher'
 import db from '@adonisjs/lucid/services/db'
 import type { Logger } from '@adonisjs/core/logger'
 import type { AlertSender } from '#gateway/alerts/alert_sender'
+import type { LogExporter } from '#gateway/log_export/log_exporter'
+import type { ExportNames } from '#gateway/log_export/export_row'
 import { RequestLogWriter, type BodyLogMode } from '#gateway/logs/request_log_writer'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import type { UserState } from '#gateway/types'
@@ -43,6 +45,8 @@ export interface GatewayOptions {
   /** Stored Responses: days kept (RESPONSES_STORE_DAYS, default 30; 0: none) and bytes per response (RESPONSES_STORE_MAX_KB) */
   responsesStoreDays?: number
   responsesStoreMaxBytes?: number
+  /** Longest the shutdown waits for log export's collectors (LOG_EXPORT_SHUTDOWN_MS) */
+  logExportShutdownMs?: number
 }
 
 /**
@@ -86,6 +90,14 @@ export class Gateway {
   )
   /** Request and response bodies kept for debugging (LOG_BODIES); null when off */
   requestLogs: RequestLogWriter | null = null
+  /** Each metered request exported to Langfuse / OTLP / a webhook (log_export/); null when none is configured */
+  logExport: LogExporter | null = null
+  /** The names log export reads from the caches, behind the requests */
+  readonly exportNames: ExportNames = {
+    keyName: (keyId) => this.catalog.keyName(keyId),
+    teamAlias: (teamId) => this.catalog.teams.get(teamId)?.alias ?? null,
+    channelName: (channelId) => this.catalog.channels.find((c) => c.id === channelId)?.name ?? null,
+  }
 
   constructor(private options: GatewayOptions) {
     this.meter = new UsageMeter({
@@ -269,6 +281,19 @@ export class Gateway {
         ? null
         : new RequestLogWriter({ connectionString: this.options.databaseUrl, mode, maxBodyBytes, logger: this.options.logger })
     this.service.bodyLog = this.requestLogs
+    if (this.requestLogs) this.requestLogs.exportBodies = this.logExport?.wantsBodies ? this.logExport : null
+  }
+
+  /**
+   * Turns log export on (an exporter) or off (null; LOG_EXPORT_* at boot, tests): the meter hands
+   * it each committed batch, the body log each call's bodies when it wants them.
+   */
+  async setLogExport(exporter: LogExporter | null, closeGraceMs = 0) {
+    const previous = this.logExport
+    this.logExport = exporter
+    this.meter.exporter = exporter
+    if (this.requestLogs) this.requestLogs.exportBodies = exporter?.wantsBodies ? exporter : null
+    if (previous && previous !== exporter) await previous.close(closeGraceMs)
   }
 
   async start() {
@@ -318,6 +343,8 @@ export class Gateway {
     if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
     await this.responses.flush().catch(() => {})
     await this.meter.close(this.options.meterShutdownFlushMs ?? 10_000)
+    // After the meter's last commits, which hand it their rows: what it can send within its own bound.
+    await this.logExport?.close(this.options.logExportShutdownMs ?? 5_000)
     await this.requestLogs?.close()
     await closePools()
   }

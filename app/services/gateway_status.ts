@@ -83,6 +83,8 @@ export async function gatewayStatus(gateway: Gateway) {
     response_cache: responseCacheStatus(gateway),
     // Counts only: the webhook's address and its errors are the operator's business (logs), not the public's.
     alerts: gateway.alerts ? { sent: gateway.alerts.sent, failed: gateway.alerts.failed, dropped: gateway.alerts.dropped } : null,
+    // Log export per destination (langfuse, otlp, webhook), numbers only: never a URL, a key or an error.
+    log_export: gateway.logExport ? gateway.logExport.counts() : null,
     // The e-mail outbox (all instances'), numbers only: never an address, a subject or an error.
     mail_outbox: database.status === 'ok' ? await outboxCounts().catch(() => null) : null,
   }

@@ -53,6 +53,8 @@ export class RequestLogWriter {
   #writing: Promise<void> | null = null
   written = 0
   dropped = 0
+  /** Log export with LOG_EXPORT_BODIES (log_export/): also handed each call's cut bodies; null otherwise */
+  exportBodies: { keepBodies(requestId: string, request: string, response: string | null): void } | null = null
 
   constructor(readonly options: RequestLogOptions) {
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 1, connectionTimeoutMillis: 5000, query_timeout: 30_000 })
@@ -74,6 +76,8 @@ export class RequestLogWriter {
     const req = cut(request, max)
     const res = response === null ? null : cut(typeof response === 'string' ? Buffer.from(response) : response, max)
     const bytes = req.text.length + (res?.text.length ?? 0)
+    // Held by the exporter until the call's row commits (bounded there), whether or not the table takes them.
+    if (this.exportBodies !== null) this.exportBodies.keepBodies(requestId, req.text, res?.text ?? null)
     if (this.#queuedBytes + bytes > (this.options.maxQueuedBytes ?? 32 * 1024 * 1024)) {
       this.dropped++
       return

@@ -315,6 +315,11 @@ export interface MeterOptions {
   onCommitted?: (rows: readonly CommittedRow[]) => void
 }
 
+/** Where committed rows go for log export (log_export/log_exporter.ts); the meter knows only this. */
+export interface RowSink {
+  take(rows: readonly Record<string, unknown>[]): void
+}
+
 /** Quick retries of a failed batch before it is spilled (a dropped connection, a failover). */
 const RETRY_DELAYS_MS = [50, 250, 1000]
 /** While the database is unreachable, how often the writer checks it again */
@@ -357,6 +362,11 @@ export class UsageMeter {
   #idleWaiters: Array<() => void> = []
   /** Postgres backend pids of this meter's pool connections */
   #backends = new Set<number>()
+  /**
+   * Log export (Langfuse, OTLP, a webhook: log_export/): handed each committed batch's rows, the
+   * objects the statement was built from; null when none is configured (one test per batch).
+   */
+  exporter: RowSink | null = null
 
   /** Resolves once no batch write is under way (at once when none is), or after `ms`. */
   idle(ms: number): Promise<void> {
@@ -504,12 +514,15 @@ export class UsageMeter {
     let replayed = 0
     for (const path of await this.#spill.orphans()) {
       const records = await readSpill(path)
-      if (!(await this.#replayRecords(records))) {
+      const written = await this.#replayRecords(records)
+      if (written === null) {
         this.options.logger.warn({ path }, 'metering spill could not be replayed yet (database unavailable)')
         return replayed
       }
       await removeSpill(path)
       replayed += records.length
+      // A previous run's rows, never exported (export follows the commit).
+      if (this.exporter !== null) this.#export(written)
     }
     if (replayed > 0) {
       this.replayedTotal += replayed
@@ -597,8 +610,9 @@ export class UsageMeter {
         this.#inFlight = batch
         this.#beginWrite()
         let written: boolean
+        const records = batch.map(toRecord)
         try {
-          written = await this.#writeRecords(batch.map(toRecord))
+          written = await this.#writeRecords(records)
           this.#inFlight = []
           if (written) {
             for (const event of batch) this.#pending.settle(event)
@@ -609,6 +623,7 @@ export class UsageMeter {
         }
         if (written) {
           this.options.onCommitted?.(batch)
+          if (this.exporter !== null) this.#export(records)
           if (this.#queue.length < this.options.batchSize && this.#draining === 0) break
         } else if (this.#spill) {
           // Spilled already if a close gave up waiting for it (twice in the file, the replay would count it twice).
@@ -629,7 +644,7 @@ export class UsageMeter {
   }
 
   /** Writes spilled records, but not those charged before their day was pruned (pruned_charges.ts). */
-  async #replayRecords(records: SpilledRecord[]): Promise<boolean> {
+  async #replayRecords(records: SpilledRecord[]): Promise<SpilledRecord[] | null> {
     let fresh: SpilledRecord[]
     try {
       const checked = await withoutPrunedCharges(this.#pool, records)
@@ -642,9 +657,10 @@ export class UsageMeter {
       }
     } catch (error) {
       this.options.logger.warn({ err: error }, 'metering spill check failed: the database is not answering')
-      return false
+      return null
     }
-    return this.#writeRecords(fresh)
+    // The records written (those of a pruned day are not), or null when the database did not take them.
+    return (await this.#writeRecords(fresh)) ? fresh : null
   }
 
   /**
@@ -736,7 +752,7 @@ export class UsageMeter {
     // What the handed-over file holds, per user and key; later spills start a new tally.
     const handedOver = this.#spilled
     this.#spilled = new PendingTotals()
-    let written = false
+    let written: SpilledRecord[] | null = null
     let records: SpilledRecord[] = []
     let path: string | null = null
     try {
@@ -772,7 +788,20 @@ export class UsageMeter {
         endUser: (record.e.end_user as string | null | undefined) ?? null,
       }))
     )
+    // Spilled rows were never exported (export follows the commit): they go now.
+    if (this.exporter !== null) this.#export(written)
     this.options.logger.info({ replayed: records.length }, 'metering: database is back, spilled usage records written')
+  }
+
+  /** The rows of committed records to the exporter (references, no copy); an exporter's fault never reaches the meter. */
+  #export(records: readonly SpilledRecord[]) {
+    const rows: Record<string, unknown>[] = new Array(records.length)
+    for (let i = 0; i < records.length; i++) rows[i] = records[i].e
+    try {
+      this.exporter!.take(rows)
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'log export: rows could not be queued')
+    }
   }
 
   #enterOutage() {

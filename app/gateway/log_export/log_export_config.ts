@@ -1,0 +1,75 @@
+import type { Logger } from '@adonisjs/core/logger'
+import { LogExporter, type DestinationSpec } from '#gateway/log_export/log_exporter'
+import type { ExportNames } from '#gateway/log_export/export_row'
+import { langfuseBatch } from '#gateway/log_export/langfuse'
+import { otlpTraces, otlpTracesUrl, parseOtlpHeaders } from '#gateway/log_export/otlp'
+import { jsonLines } from '#gateway/log_export/webhook_lines'
+
+/** The environment variables that configure log export (start/env.ts validates them). */
+export interface LogExportEnv {
+  LANGFUSE_PUBLIC_KEY?: string
+  LANGFUSE_SECRET_KEY?: string
+  LANGFUSE_HOST?: string
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string
+  OTEL_EXPORTER_OTLP_HEADERS?: string
+  OTEL_SERVICE_NAME?: string
+  LOG_EXPORT_WEBHOOK_URL?: string
+  LOG_EXPORT_BODIES?: boolean
+  LOG_EXPORT_BATCH_SIZE?: number
+  LOG_EXPORT_INTERVAL_MS?: number
+  LOG_EXPORT_MAX_QUEUE?: number
+  LOG_EXPORT_TIMEOUT_MS?: number
+}
+
+/** The destinations the environment names (none: an empty list, and no exporter is built). */
+export function destinationsFrom(env: LogExportEnv): DestinationSpec[] {
+  const out: DestinationSpec[] = []
+  if (env.LANGFUSE_PUBLIC_KEY && env.LANGFUSE_SECRET_KEY) {
+    const host = (env.LANGFUSE_HOST || 'https://cloud.langfuse.com').replace(/\/+$/, '')
+    out.push({
+      name: 'langfuse',
+      url: `${host}/api/public/ingestion`,
+      headers: {
+        'content-type': 'application/json',
+        'authorization': `Basic ${Buffer.from(`${env.LANGFUSE_PUBLIC_KEY}:${env.LANGFUSE_SECRET_KEY}`).toString('base64')}`,
+      },
+      encode: langfuseBatch,
+    })
+  }
+  const tracesUrl = otlpTracesUrl(env.OTEL_EXPORTER_OTLP_ENDPOINT, env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+  if (tracesUrl) {
+    const serviceName = env.OTEL_SERVICE_NAME || 'ai-gateway'
+    out.push({
+      name: 'otlp',
+      url: tracesUrl,
+      headers: { ...parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), 'content-type': 'application/json' },
+      encode: (items) => otlpTraces(items, serviceName),
+    })
+  }
+  if (env.LOG_EXPORT_WEBHOOK_URL) {
+    out.push({
+      name: 'webhook',
+      url: env.LOG_EXPORT_WEBHOOK_URL,
+      headers: { 'content-type': 'application/x-ndjson' },
+      encode: jsonLines,
+    })
+  }
+  return out
+}
+
+/** The exporter the environment asks for; null when it names no destination (the meter then pays one null test). */
+export function logExporterFrom(env: LogExportEnv, names: ExportNames, logger: Logger): LogExporter | null {
+  const destinations = destinationsFrom(env)
+  if (destinations.length === 0) return null
+  return new LogExporter({
+    destinations,
+    logger,
+    names,
+    bodies: env.LOG_EXPORT_BODIES === true,
+    batchSize: Math.max(1, env.LOG_EXPORT_BATCH_SIZE ?? 100),
+    intervalMs: Math.max(10, env.LOG_EXPORT_INTERVAL_MS ?? 1000),
+    maxQueued: Math.max(1, env.LOG_EXPORT_MAX_QUEUE ?? 10_000),
+    timeoutMs: Math.max(100, env.LOG_EXPORT_TIMEOUT_MS ?? 10_000),
+  })
+}
