@@ -6,7 +6,14 @@ import { AES256GCM } from '@adonisjs/core/encryption/drivers/aes_256_gcm'
 import { putSetting } from '#services/app_settings'
 import { smtpSettings, storedSmtp } from '#services/mail/smtp_settings'
 import { storedSso } from '#services/sso/sso_panel_settings'
-import { resetDatabase } from '#tests/helpers'
+import ace from '@adonisjs/core/services/ace'
+import KeyCreate from '#commands/key_create'
+import KeyUpdate from '#commands/key_update'
+import { createUser } from '#actions/create_user'
+import { createApiKey } from '#actions/issue_api_key'
+import { adminApi, resetDatabase } from '#tests/helpers'
+import { PanelClient } from '#tests/panel_client'
+import { PageClient } from '#tests/page_client'
 
 /**
  * The leftovers of this pass's merges: secrets rotation over the panel's
@@ -57,4 +64,124 @@ test.group('Leftovers (26): secrets:reencrypt covers the panel secrets', (group)
       assert.notInclude(out, secret)
     }
   }).timeout(120_000)
+})
+
+async function runAce(command: typeof KeyCreate | typeof KeyUpdate, args: string[]) {
+  const instance = await ace.create(command, args)
+  ace.ui.switchMode('raw')
+  await instance.exec()
+  return instance
+}
+
+/** The text of the error shown beside a panel field (null: none). */
+function besideField(html: string, field: string) {
+  const match = html.match(new RegExp(`id="f-${field}-error">([^<]*)<`))
+  return match ? match[1] : null
+}
+
+const HOSTILE_SOFT_BUDGETS: unknown[] = ['5\u0000', '1e3', '-1', -1, '0.1234567', 0.1234567, 'abc', true]
+
+test.group('Leftovers (26): a key\'s soft budget everywhere a key is set', (group) => {
+  let adminKey = ''
+  group.setup(async () => {
+    await resetDatabase()
+    await createUser({ email: 'ops26@test.local', password: 'admin-password', role: 'admin' })
+    await createUser({ email: 'owner26@test.local', password: 'password123', role: 'user' })
+    adminKey = (await createApiKey({ userRef: 'ops26@test.local', name: 'ops', manage: true })).key
+  })
+
+  test('management API: soft_budget answered, set on POST and PATCH (number or text, null clears); hostile values a 400 naming soft_budget, the key unchanged', async ({ assert }) => {
+    const made = await adminApi('POST', '/keys', adminKey, { user: 'owner26@test.local', name: 'soft', soft_budget: 12.5 })
+    assert.equal(made.status, 201, JSON.stringify(made.body))
+    assert.equal(made.body.soft_budget, '12.5')
+    const id = made.body.id
+    assert.equal((await adminApi('GET', `/keys/${id}`, adminKey)).body.soft_budget, '12.5')
+    const patched = await adminApi('PATCH', `/keys/${id}`, adminKey, { soft_budget: '20.000001' })
+    assert.equal(patched.status, 200, JSON.stringify(patched.body))
+    assert.equal(patched.body.soft_budget, '20.000001')
+    assert.equal((await adminApi('PATCH', `/keys/${id}`, adminKey, { name: 'renamed' })).body.soft_budget, '20.000001', 'left out: unchanged')
+    const audit = await db.from('audit_log').where('action', 'key.update').where('subject_id', id).orderBy('id').first()
+    assert.include(audit.summary, 'softBudget: 12.5 → 20.000001')
+
+    for (const value of HOSTILE_SOFT_BUDGETS) {
+      const refused = await adminApi('PATCH', `/keys/${id}`, adminKey, { soft_budget: value })
+      assert.equal(refused.status, 400, `PATCH ${JSON.stringify(value)}`)
+      assert.equal(refused.body.error.param, 'soft_budget', `PATCH ${JSON.stringify(value)}`)
+      assert.include(refused.body.error.message, 'soft_budget')
+      const created = await adminApi('POST', '/keys', adminKey, { user: 'owner26@test.local', name: 'hostile', soft_budget: value })
+      assert.equal(created.status, 400, `POST ${JSON.stringify(value)}`)
+      assert.equal(created.body.error.param, 'soft_budget')
+    }
+    assert.equal((await adminApi('GET', `/keys/${id}`, adminKey)).body.soft_budget, '20.000001')
+    assert.lengthOf(await db.from('api_keys').where('name', 'hostile'), 0, 'no key made with a hostile soft budget')
+    assert.isNull((await adminApi('PATCH', `/keys/${id}`, adminKey, { soft_budget: null })).body.soft_budget)
+  })
+
+  test('panel: the key forms take a soft budget beside the spend cap (show page says it); hostile values are refused beside the field', async ({ assert }) => {
+    const panel = new PanelClient()
+    await panel.login('ops26@test.local', 'admin-password')
+    const form = await panel.get('/admin/keys/new')
+    assert.match(form.html, /name="spendLimit"[\s\S]*name="softBudget"/)
+    const made = await panel.post('/admin/keys', { user: 'owner26@test.local', name: 'panel-soft', softBudget: '7.5' })
+    assert.equal(made.status, 302)
+    const key = await db.from('api_keys').where('name', 'panel-soft').firstOrFail()
+    assert.equal(Number(key.soft_budget), 7.5)
+    const shown = await panel.get(`/admin/keys/${key.id}`)
+    assert.match(shown.html, /data-testid="soft-budget">\$7\.50? \(alerts once crossed, never refuses\)/)
+
+    const edit = await panel.get(`/admin/keys/${key.id}/edit`)
+    assert.match(edit.html, /name="softBudget"[^>]*value="7.5"/)
+    for (const value of ['5\u0000', '1e3', '-1', '0.1234567']) {
+      await panel.get(`/admin/keys/${key.id}/edit`)
+      const page = await panel.follow(await panel.post(`/admin/keys/${key.id}`, { name: 'panel-soft', softBudget: value }))
+      assert.equal(besideField(page.html, 'softBudget'), 'Soft budget must be an amount in USD such as 5 or 0.50, with at most 6 decimals.', JSON.stringify(value))
+      await panel.get('/admin/keys/new')
+      const create = await panel.follow(await panel.post('/admin/keys', { user: 'owner26@test.local', name: 'panel-hostile', softBudget: value }))
+      assert.equal(besideField(create.html, 'softBudget'), 'Soft budget must be an amount in USD such as 5 or 0.50, with at most 6 decimals.', JSON.stringify(value))
+    }
+    assert.equal(Number((await db.from('api_keys').where('id', key.id).firstOrFail()).soft_budget), 7.5)
+    assert.lengthOf(await db.from('api_keys').where('name', 'panel-hostile'), 0)
+
+    await panel.get(`/admin/keys/${key.id}/edit`)
+    assert.equal((await panel.post(`/admin/keys/${key.id}`, { name: 'panel-soft', softBudget: '9' })).status, 302)
+    assert.equal(Number((await db.from('api_keys').where('id', key.id).firstOrFail()).soft_budget), 9)
+    await panel.get(`/admin/keys/${key.id}/edit`)
+    await panel.post(`/admin/keys/${key.id}`, { name: 'panel-soft', softBudget: '' })
+    assert.isNull((await db.from('api_keys').where('id', key.id).firstOrFail()).soft_budget, 'an empty field clears it')
+  })
+
+  test('portal: the key page shows the soft budget read-only; a soft_budget posted by the owner changes nothing', async ({ assert }) => {
+    const { apiKey } = await createApiKey({ userRef: 'owner26@test.local', name: 'portal-soft', softBudget: '3.25' })
+    const owner = new PageClient()
+    await owner.login('owner26@test.local')
+    const page = await owner.get(`/dashboard/keys/${apiKey.id}/edit`)
+    assert.equal(page.status, 200)
+    assert.include(page.body, 'data-soft-budget')
+    assert.include(page.body, 'Soft budget (set by an administrator): $3.25.')
+    assert.notInclude(page.body, 'name="soft_budget"')
+    assert.notInclude(page.body, 'name="softBudget"')
+    await owner.post(`/dashboard/keys/${apiKey.id}`, { name: 'portal-soft', soft_budget: '1000', softBudget: '1000' })
+    assert.equal(Number((await db.from('api_keys').where('id', apiKey.id).firstOrFail()).soft_budget), 3.25)
+  })
+
+  test('key:create and key:update take --soft-budget ("none" clears); hostile values refused naming the flag', async ({ assert }) => {
+    const created = await runAce(KeyCreate, ['--user', 'owner26@test.local', '--name', 'cli-soft', '--soft-budget', '4.5'])
+    created.assertSucceeded()
+    const key = await db.from('api_keys').where('name', 'cli-soft').firstOrFail()
+    assert.equal(Number(key.soft_budget), 4.5)
+    ;(await runAce(KeyUpdate, ['--key', String(key.id), '--soft-budget', '6'])).assertSucceeded()
+    assert.equal(Number((await db.from('api_keys').where('id', key.id).firstOrFail()).soft_budget), 6)
+    ;(await runAce(KeyUpdate, ['--key', String(key.id), '--name', 'cli-soft-2'])).assertSucceeded()
+    assert.equal(Number((await db.from('api_keys').where('id', key.id).firstOrFail()).soft_budget), 6, 'left out: unchanged')
+    for (const value of ['1e3', '-1', '0.1234567', '5\u0000']) {
+      const refused = await runAce(KeyUpdate, ['--key', String(key.id), '--soft-budget', value])
+      refused.assertFailed()
+      refused.assertLog('[ red(error) ] --soft-budget: Soft budget must be an amount in USD such as 5 or 0.50, with at most 6 decimals.')
+      const refusedCreate = await runAce(KeyCreate, ['--user', 'owner26@test.local', '--name', 'cli-hostile', '--soft-budget', value])
+      refusedCreate.assertFailed()
+    }
+    assert.lengthOf(await db.from('api_keys').where('name', 'cli-hostile'), 0)
+    ;(await runAce(KeyUpdate, ['--key', String(key.id), '--soft-budget', 'none'])).assertSucceeded()
+    assert.isNull((await db.from('api_keys').where('id', key.id).firstOrFail()).soft_budget)
+  })
 })
