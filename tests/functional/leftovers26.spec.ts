@@ -185,3 +185,32 @@ test.group('Leftovers (26): a key\'s soft budget everywhere a key is set', (grou
     assert.isNull((await db.from('api_keys').where('id', key.id).firstOrFail()).soft_budget)
   })
 })
+
+test.group('Leftovers (26): the team form\'s organization', (group) => {
+  group.setup(() => resetDatabase())
+
+  test('a tampered organization value (0x10, abc) is an error beside the Organization select, the form as typed; the management API still answers 404', async ({ assert }) => {
+    await createUser({ email: 'teams26@test.local', password: 'admin-password', role: 'admin' })
+    const adminKey = (await createApiKey({ userRef: 'teams26@test.local', name: 'ops', manage: true })).key
+    const panel = new PanelClient()
+    await panel.login('teams26@test.local', 'admin-password')
+    for (const value of ['0x10', 'abc']) {
+      await panel.get('/admin/teams/new')
+      const page = await panel.follow(await panel.post('/admin/teams', { alias: `tampered-${value}`, organization: value }))
+      assert.equal(besideField(page.html, 'organization'), `No organization &quot;${value}&quot;`, value)
+      assert.include(page.html, `value="tampered-${value}"`, 'the form as typed')
+    }
+    assert.lengthOf(await db.from('teams'), 0)
+
+    await panel.get('/admin/teams/new')
+    await panel.post('/admin/teams', { alias: 'kept', organization: '' })
+    const team = await db.from('teams').where('alias', 'kept').firstOrFail()
+    await panel.get(`/admin/teams/${team.id}/edit`)
+    const edit = await panel.follow(await panel.post(`/admin/teams/${team.id}`, { alias: 'kept', organization: '0x10' }))
+    assert.equal(besideField(edit.html, 'organization'), 'No organization &quot;0x10&quot;')
+    assert.isNull((await db.from('teams').where('id', team.id).firstOrFail()).organization_id)
+
+    const api = await adminApi('PATCH', `/teams/${team.id}`, adminKey, { organization_id: 'abc' })
+    assert.equal(api.status, 404)
+  })
+})
