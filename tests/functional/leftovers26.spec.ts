@@ -11,8 +11,9 @@ import KeyCreate from '#commands/key_create'
 import KeyUpdate from '#commands/key_update'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
-import { adminApi, resetDatabase } from '#tests/helpers'
-import { PanelClient } from '#tests/panel_client'
+import { adminApi, resetDatabase, seedUser } from '#tests/helpers'
+import { setUserWebhook } from '#services/user_webhook'
+import { PanelClient, textOf } from '#tests/panel_client'
 import { PageClient } from '#tests/page_client'
 
 /**
@@ -212,5 +213,26 @@ test.group('Leftovers (26): the team form\'s organization', (group) => {
 
     const api = await adminApi('PATCH', `/teams/${team.id}`, adminKey, { organization_id: 'abc' })
     assert.equal(api.status, 404)
+  })
+})
+
+test.group('Leftovers (26): the Billing page without e-mail', (group) => {
+  group.setup(() => resetDatabase())
+
+  test('no e-mail set up but an alert webhook: the low-balance form says the notice goes to the webhook only (it said "E-mail me...")', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    await setUserWebhook(user.userId, 'https://hooks.example/26')
+    const client = new PanelClient()
+    assert.equal((await client.login(user.email, 'password123')).status, 302)
+    const page = await client.get('/dashboard/billing')
+    const section = textOf(page.html.slice(page.html.indexOf('data-low-balance'), page.html.indexOf('data-alert-webhook')))
+    assert.include(section, 'Low-balance notice')
+    assert.include(section, 'Post to my alert webhook when my balance falls below this amount (e-mail is not set up on this gateway: webhook only)')
+    assert.include(section, 'One webhook post (user.low_balance)')
+    assert.notInclude(section, 'E-mail me')
+    assert.notInclude(section, 'One e-mail')
+    const saved = await client.follow(await client.post('/dashboard/billing/low-balance', { low_balance_on: ['0', '1'], low_balance: '5' }))
+    assert.include(textOf(saved.html), 'Saved: your alert webhook is told when your balance falls below this amount')
+    assert.notInclude(textOf(saved.html), 'you will get an e-mail')
   })
 })
