@@ -11,7 +11,10 @@ import KeyCreate from '#commands/key_create'
 import KeyUpdate from '#commands/key_update'
 import { createUser } from '#actions/create_user'
 import { createApiKey } from '#actions/issue_api_key'
-import { adminApi, resetDatabase, seedUser } from '#tests/helpers'
+import { adminApi, baseUrl, gateway, post, usageRows, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock } from '#tests/helpers'
+import { createOrganization } from '#actions/organizations'
+import { createTeam, setKeyTeam, updateTeam } from '#actions/teams'
+import { DateTime } from 'luxon'
 import { setUserWebhook } from '#services/user_webhook'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { PageClient } from '#tests/page_client'
@@ -235,4 +238,93 @@ test.group('Leftovers (26): the Billing page without e-mail', (group) => {
     assert.include(textOf(saved.html), 'Saved: your alert webhook is told when your balance falls below this amount')
     assert.notInclude(textOf(saved.html), 'you will get an e-mail')
   })
+})
+
+test.group('Leftovers (26): LiteLLM\'s /organization/daily/activity', (group) => {
+  let adminKey = ''
+  let stopMock: () => Promise<void>
+  group.setup(async () => {
+    await resetDatabase()
+    const mock = await startMock()
+    stopMock = () => mock.stop()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    // 12 prompt and 5 completion tokens a call (the mock's usage): $0.012 + $0.010 = $0.022.
+    await seedPrice('org-model', '1000', '2000')
+    await createUser({ email: 'ops-act@test.local', password: 'admin-password', role: 'admin' })
+    adminKey = (await createApiKey({ userRef: 'ops-act@test.local', name: 'master', manage: true })).key
+    return () => stopMock()
+  })
+
+  async function activity(query: string) {
+    const response = await fetch(`${baseUrl()}/organization/daily/activity${query}`, { headers: { authorization: `Bearer ${adminKey}` } })
+    return { status: response.status, body: (await response.json()) as any }
+  }
+
+  async function chat(key: string) {
+    const response = await post('/v1/chat/completions', { model: 'org-model', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` })
+    return response.status
+  }
+
+  test('spend per UTC day and organization, by model and entity, from each row\'s own organization (finished days from the rollups, today live); filter, pages, hostile input', async ({ assert }) => {
+    const acme = await createOrganization({ alias: 'Acme' })
+    const globex = await createOrganization({ alias: 'Globex' })
+    const team = await createTeam({ alias: 'acme-prod', organization: acme.id })
+    const user = await seedUser({ balance: '10' })
+    await setKeyTeam(String(user.keyId), team.id)
+    await refreshCaches()
+    assert.equal(await chat(user.key), 200)
+    assert.equal(await chat(user.key), 200)
+    // One of them yesterday: that day is read from the rollup.
+    const yesterday = DateTime.utc().startOf('day').minus({ days: 1 })
+    const [first] = await usageRows(user.userId)
+    await db.from('usage_records').where('id', first.id).update({ created_at: yesterday.plus({ hours: 12 }).toJSDate() })
+    // The team moves: what it spent stays with Acme, Globex counts from the move.
+    await updateTeam(team.id, { organization: globex.id })
+    await refreshCaches()
+    const { catalog } = await gateway()
+    for (let i = 0; i < 40 && catalog.teams.get(team.id)?.org?.id !== globex.id; i++) await new Promise((r) => setTimeout(r, 50))
+    assert.equal(await chat(user.key), 200)
+    assert.lengthOf(await usageRows(user.userId), 3)
+
+    const today = DateTime.utc().toISODate()!
+    const range = `?start_date=${yesterday.toISODate()}&end_date=${today}`
+    const answer = await activity(range)
+    assert.equal(answer.status, 200, JSON.stringify(answer.body))
+    const { results, metadata } = answer.body
+    assert.deepEqual(results.map((r: any) => r.date), [yesterday.toISODate(), today])
+    assert.deepEqual(Object.keys(results[0].breakdown.entities), [String(acme.id)], 'yesterday: Acme only (rollup)')
+    assert.deepEqual(results[0].breakdown.entities[String(acme.id)].metadata, { organization_alias: 'Acme' })
+    assert.closeTo(results[0].metrics.spend, 0.022, 1e-12)
+    assert.deepInclude(results[0].metrics, { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17, api_requests: 1, successful_requests: 1, failed_requests: 0 })
+    assert.closeTo(results[0].breakdown.models['org-model'].metrics.spend, 0.022, 1e-12)
+    assert.sameMembers(Object.keys(results[1].breakdown.entities), [String(acme.id), String(globex.id)], 'today: one row each (live)')
+    assert.equal(results[1].breakdown.entities[String(globex.id)].metrics.api_requests, 1)
+    assert.closeTo(metadata.total_spend, 0.066, 1e-12)
+    assert.deepInclude(metadata, { total_api_requests: 3, total_tokens: 51, page: 1, total_pages: 1, has_more: false })
+    const rolled = await db.from('usage_daily').where('dim', 'org_model').where('day', yesterday.toISODate()!)
+    assert.deepEqual(rolled.map((r) => r.key), [`${acme.id} org-model`])
+
+    const onlyGlobex = await activity(`${range}&organization_ids=${globex.id}`)
+    assert.deepEqual(onlyGlobex.body.results.map((r: any) => r.date), [today])
+    assert.closeTo(onlyGlobex.body.metadata.total_spend, 0.022, 1e-12)
+    const paged = await activity(`${range}&page_size=1&page=2`)
+    assert.deepEqual(paged.body.results.map((r: any) => r.date), [today])
+    assert.deepInclude(paged.body.metadata, { page: 2, total_pages: 2, has_more: false })
+
+    for (const [query, param] of [
+      ['?organization_ids=0x10', 'organization_ids'],
+      ['?organization_ids=abc', 'organization_ids'],
+      ['?organization_ids=1,%00', 'organization_ids'],
+      ['?page_size=0', 'page_size'],
+      ['?page_size=1e3', 'page_size'],
+      ['?start_date=2026-02-30', 'start_date'],
+    ]) {
+      const refused = await activity(query)
+      assert.equal(refused.status, 400, query)
+      assert.equal(refused.body.error.param, param, query)
+    }
+    const user2 = await seedUser()
+    const forbidden = await fetch(`${baseUrl()}/organization/daily/activity`, { headers: { authorization: `Bearer ${user2.key}` } })
+    assert.equal(forbidden.status, 403)
+  }).timeout(60_000)
 })
