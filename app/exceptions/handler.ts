@@ -26,14 +26,8 @@ export default class HttpExceptionHandler extends ExceptionHandler {
       // A panel form refused by an action: back to the form with what was typed and the reason.
       if (error instanceof AdminInputError && 'session' in ctx && ctx.session) {
         ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey', 'oidcClientSecret', 'githubClientSecret'])
-        if (error.field) {
-          // Said beside its field; the top says only that the form was not saved, as for a VineJS refusal.
-          ctx.session.flash('inputErrorsBag', { [error.field]: [error.message] })
-          useRequestLocale(ctx)
-          ctx.session.flash('errorsBag', { E_VALIDATION_ERROR: ctx.i18n.t('errors.E_VALIDATION_ERROR') })
-        } else {
-          ctx.session.flash('error', error.message)
-        }
+        if (error.field) ctx.session.flash('inputErrorsBag', { [error.field]: [error.message] })
+        ctx.session.flash('error', error.message)
         return ctx.response.redirect().back()
       }
       // A form value Postgres refused (a NUL in a text, a number past its column): the form again with why, not a 500.

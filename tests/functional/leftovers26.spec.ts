@@ -203,8 +203,6 @@ test.group('Leftovers (26): the team form\'s organization', (group) => {
       const page = await panel.follow(await panel.post('/admin/teams', { alias: `tampered-${value}`, organization: value }))
       assert.equal(besideField(page.html, 'organization'), `No organization &quot;${value}&quot;`, value)
       assert.include(page.html, `value="tampered-${value}"`, 'the form as typed')
-      const top = page.html.match(/<div class="flash flash--error" role="alert">([^<]*)<\/div>/)
-      assert.equal(top?.[1], 'The form could not be saved. Please check the errors below.', 'the top says only that the form was not saved')
     }
     assert.lengthOf(await db.from('teams'), 0)
 
