@@ -35,6 +35,9 @@ export default class KeyCreate extends AdminCommand {
   @flags.string({ description: 'The spend cap resets every day, week or month (UTC); default: never' })
   declare spendPeriod?: string
 
+  @flags.string({ description: 'Soft budget in USD: crossing it alerts the operator once (key.soft_budget_crossed), never refuses' })
+  declare softBudget?: string
+
   @flags.boolean({ description: 'The key may call the management API (/api/admin); the owner must be an admin' })
   declare manage?: boolean
 
@@ -57,6 +60,7 @@ export default class KeyCreate extends AdminCommand {
       maxParallel: num(this.maxParallel),
       spendLimit: this.spendLimit,
       spendPeriod: this.spendPeriod,
+      softBudget: this.softBudget,
       manage: this.manage,
       allowedIps: list(this.ips),
     })

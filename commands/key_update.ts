@@ -11,7 +11,7 @@ const NONE = 'none'
 
 export default class KeyUpdate extends AdminCommand {
   static commandName = 'key:update'
-  static description = 'Change a key: name, models, last day, RPM/TPM, spend cap and its period, allowed IPs ("none" clears a value; left-out flags keep theirs)'
+  static description = 'Change a key: name, models, last day, RPM/TPM, spend cap and its period, soft budget, allowed IPs ("none" clears a value; left-out flags keep theirs)'
 
   @flags.string({ description: 'Key id, full key or display prefix', required: true })
   declare key: string
@@ -40,6 +40,9 @@ export default class KeyUpdate extends AdminCommand {
   @flags.string({ description: 'The cap resets every day, week or month (UTC), or "none"' })
   declare spendPeriod?: string
 
+  @flags.string({ description: 'Soft budget in USD (alerts once crossed, never refuses), or "none"' })
+  declare softBudget?: string
+
   @flags.string({ description: 'Client addresses allowed to use the key: IPs and CIDR ranges, comma separated, or "none" for any address' })
   declare ips?: string
 
@@ -64,6 +67,8 @@ export default class KeyUpdate extends AdminCommand {
       spendLimit,
       // Clearing the cap clears its period unless one is asked for (then refused: nothing to reset).
       spendPeriod: pick(this.spendPeriod, spendLimit === null ? null : key.spendPeriod, (v) => v as any),
+      // Left out: unchanged (undefined); "none": no soft budget.
+      softBudget: this.softBudget === undefined ? undefined : this.softBudget === NONE ? null : this.softBudget,
       // Left out: the list stays (undefined); "none": any address.
       allowedIps: this.ips === undefined ? undefined : this.ips === NONE ? null : list(this.ips),
     })

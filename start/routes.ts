@@ -378,6 +378,7 @@ router
     router.post('/organization/new', [LiteLLMOrganizationsController, 'store']).as('organization.new')
     router.route('/organization/info', ['GET', 'POST'], [LiteLLMOrganizationsController, 'show']).as('organization.info')
     router.get('/organization/list', [LiteLLMOrganizationsController, 'index']).as('organization.list')
+    router.get('/organization/daily/activity', [LiteLLMOrganizationsController, 'dailyActivity']).as('organization.daily_activity')
     router.route('/organization/update', ['PATCH', 'POST'], [LiteLLMOrganizationsController, 'update']).as('organization.update')
     router.route('/organization/delete', ['DELETE', 'POST'], [LiteLLMOrganizationsController, 'destroy']).as('organization.delete')
     router.post('/organization/member_add', [LiteLLMOrganizationsController, 'memberAdd']).as('organization.member_add')

@@ -27,6 +27,8 @@ export async function createApiKey(
     spendLimit?: string
     /** The cap resets each UTC day, week or month (needs spendLimit) */
     spendPeriod?: SpendPeriod | null
+    /** USD; crossing it alerts the operator once (budget_alerts.ts), never refuses */
+    softBudget?: string | null
     /** May call the management API; the owner must be an admin */
     manage?: boolean
     /** Addresses and CIDR ranges the key may be used from; empty or null = any */
@@ -70,6 +72,7 @@ export async function createApiKey(
         modelLimits: input.modelLimits ?? null,
         spendLimit: input.spendLimit ?? null,
         spendPeriod: input.spendLimit ? (input.spendPeriod ?? null) : null,
+        softBudget: input.softBudget ?? null,
         manage: input.manage ?? false,
         allowedIps,
       },
@@ -92,6 +95,7 @@ export async function createApiKey(
         modelLimits: apiKey.modelLimits,
         spendLimit: apiKey.spendLimit,
         spendPeriod: apiKey.spendPeriod,
+        softBudget: apiKey.softBudget,
         manage: apiKey.manage,
         allowedIps: apiKey.allowedIps,
       },

@@ -74,7 +74,7 @@ WITH doomed AS (
 ),
 gone AS (
   DELETE FROM usage_records u USING doomed WHERE u.id = doomed.id
-  RETURNING u.id, u.request_id, u.model, u.requested_model, u.user_id, u.channel_id, u.api_key_id, u.team_id, u.tags, u.end_user, u.status,
+  RETURNING u.id, u.request_id, u.model, u.requested_model, u.user_id, u.channel_id, u.api_key_id, u.team_id, u.organization_id, u.tags, u.end_user, u.status,
             u.prompt_tokens, u.completion_tokens, u.cost, u.latency_ms, u.ctid
 ),
 attempts AS (

@@ -17,9 +17,11 @@ import { oidcSettings } from '#services/sso/sso_settings'
  * - a known identity (provider, OIDC issuer, subject) signs its account in;
  * - an unknown one whose verified e-mail is an existing account's is linked
  *   to it only for the OIDC provider with OIDC_LINK_BY_EMAIL=true (the
- *   company's identity provider vouches for its own addresses); otherwise
- *   refused, and the owner links it from /dashboard/security while signed in
- *   (a GitHub address verified years ago may have changed hands since);
+ *   company's identity provider vouches for its own addresses), and never to
+ *   an administrator's account (a provider that lets anyone claim a
+ *   "verified" address would sign them in as the admin); otherwise refused,
+ *   and the owner links it from /dashboard/security while signed in (a
+ *   GitHub address verified years ago may have changed hands since);
  * - an unknown one with a new verified e-mail makes an account when
  *   registration is open, on the default plan, without a password.
  * The role is always the account's own, never anything the provider says.
@@ -35,6 +37,9 @@ export async function accountForIdentity(identity: ProviderIdentity, context: { 
   if (existing) {
     if (!(identity.provider === 'oidc' && oidcSettings()?.linkByEmail)) {
       throw new SsoError('not_linked', `${identity.provider} subject ${identity.subject}: ${identity.email} is account ${existing.id}, not linked`)
+    }
+    if (existing.isAdmin) {
+      throw new SsoError('admin_not_linked', `${identity.provider} subject ${identity.subject}: ${identity.email} is admin account ${existing.id}, never linked by e-mail`)
     }
     usable(existing)
     await linkIdentity(existing.id, identity, { id: existing.id, label: existing.email, source: 'portal', ip: context.ip }, 'by e-mail', existing)

@@ -377,13 +377,19 @@ function normalised(row: Record<string, any>): TeamRow {
 /**
  * The organization a team is put in (null, '': none), read in the team's
  * transaction and share-locked there, so it cannot be deleted before the
- * team's row names it (the foreign key would refuse it then anyway).
+ * team's row names it (the foreign key would refuse it then anyway). The
+ * refusal names the field, so the panel says it beside the Organization
+ * select (the APIs answer their 404 as before).
  */
 async function organizationIdOf(trx: TransactionClientContract, ref: unknown): Promise<number | null> {
   if (ref === null || ref === '') return null
   const id = recordId(ref)
   const row = id === null ? null : await trx.from('organizations').where('id', id).forShare().select('id').first()
-  if (!row) throw AdminInputError.notFound(`No organization "${String(ref).slice(0, 100)}"`)
+  if (!row) {
+    const error = AdminInputError.notFound(`No organization "${String(ref).slice(0, 100)}"`)
+    error.field = 'organization'
+    throw error
+  }
   return Number(row.id)
 }
 

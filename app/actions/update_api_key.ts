@@ -23,6 +23,8 @@ export interface UpdateApiKeyInput {
   /** USD; null = no cap */
   spendLimit?: string | null
   spendPeriod?: SpendPeriod | null
+  /** USD, LiteLLM's soft_budget (an alert, never a refusal); null = none; undefined = unchanged */
+  softBudget?: string | null
   /** Addresses and CIDR ranges the key may be used from; empty or null = any; undefined = unchanged */
   allowedIps?: string[] | null
 }
@@ -40,13 +42,14 @@ export function keySnapshot(key: ApiKey) {
     modelLimits: modelLimitsText(key.modelLimits).replaceAll('\n', '; ') || null,
     spendLimit: key.spendLimit === null ? null : String(Number(key.spendLimit)),
     spendPeriod: key.spendPeriod,
+    softBudget: key.softBudget === null ? null : String(Number(key.softBudget)),
     allowedIps: key.allowedIps,
   }
 }
 
 /**
  * Replaces a key's name, models, expiry, rate limits, spend cap and, when
- * given, IP allowlist (LiteLLM's
+ * given, soft budget and IP allowlist (LiteLLM's
  * /key/update, new-api's token edit). The key itself, its owner and its
  * spend stay. A revoked key is history: refused. When the cap starts to
  * reset (or resets on another period), what the key already spent in the
@@ -86,6 +89,8 @@ export async function updateApiKey(
     })
     if (allowedIps !== undefined) key.allowedIps = allowedIps
     if (input.maxParallel !== undefined) key.maxParallel = input.maxParallel
+    // A new amount re-arms its alert (migration 1022's trigger).
+    if (input.softBudget !== undefined && input.softBudget !== before.softBudget) key.softBudget = input.softBudget
     if (input.modelLimits !== undefined) {
       await recountModelBudgets(trx, key.id, key.modelLimits, input.modelLimits)
       key.modelLimits = input.modelLimits

@@ -9,6 +9,7 @@ import { wholeNumberField } from '#validators/whole_number_field'
 import { settleMetering } from '#services/settle_metering'
 import { modelLimitsColumn } from '#gateway/limits/model_limits'
 import type { UpdateApiKeyInput } from '#actions/update_api_key'
+import { softBudgetText } from '#actions/key_soft_budget'
 
 /**
  * A key changed by the fields given, the rest kept (null clears a limit): the
@@ -32,6 +33,10 @@ export const patchKeyValidator = vine.compile(
 /** Validates `patch`, merges it over the stored key and saves it through updateApiKey (audited). */
 export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
   const patch = await patchKeyValidator.validate(body)
+  const given = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {}
+  // A number or decimal text (a 400 naming soft_budget otherwise); null clears it; left out: unchanged.
+  const softBudget =
+    given.soft_budget === undefined ? undefined : softBudgetText(typeof given.soft_budget === 'number' ? String(given.soft_budget) : given.soft_budget)
   await settleMetering()
   const current = keySnapshot(key)
   const spendLimit = patch.spend_limit === undefined ? current.spendLimit : patch.spend_limit
@@ -47,8 +52,8 @@ export async function patchApiKey(key: ApiKey, body: unknown, actor: Actor) {
     spendPeriod: patch.spend_period === undefined ? (spendLimit === null ? null : key.spendPeriod) : patch.spend_period,
     allowedIps: patch.allowed_ips,
   })
+  input.softBudget = softBudget
   // LiteLLM's maps, checked beside the rest (model_limits.ts); a map given replaces that kind, the others are kept.
-  const given = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {}
   if (given.model_rpm_limit !== undefined || given.model_tpm_limit !== undefined || given.model_max_budget !== undefined) {
     input.modelLimits = modelLimitsColumn(given.model_rpm_limit, given.model_tpm_limit, key.modelLimits, given.model_max_budget)
   }

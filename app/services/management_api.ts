@@ -115,6 +115,7 @@ export function keyJson(key: ApiKey) {
     ...litellmModelLimits(key.modelLimits),
     spend_limit: money(key.spendLimit),
     spend_period: key.spendPeriod,
+    soft_budget: money(key.softBudget),
     manage: key.manage,
     allowed_ips: key.allowedIps,
     spent: money(key.spent),

@@ -47,13 +47,26 @@ export type TeamModelDimension = 'team_model'
 const TEAM_MODEL_SQL = `CASE WHEN team_id IS NULL THEN NULL ELSE left(team_id::text || ' ' || model, 200) END`
 
 /**
+ * The organization a row's request was admitted under and its model
+ * (LiteLLM's /organization/daily/activity): `<organization id> <model>`, cut
+ * as key_model's; from `usage_records.organization_id` (migration 1024), so a
+ * team moved to another organization leaves its past spend with the first.
+ * Rows of no organization are not in it. Days rolled up before migration
+ * 1027 that hold such rows were marked stale there.
+ */
+/** (usage_daily.dim is varchar(16): 'org_model', not 'organization_model') */
+export type OrganizationModelDimension = 'org_model'
+const ORGANIZATION_MODEL_SQL = `CASE WHEN organization_id IS NULL THEN NULL ELSE left(organization_id::text || ' ' || model, 200) END`
+
+/**
  * The dimensions of a usage row as (dim, key) pairs, for `CROSS JOIN LATERAL`
- * over rows with model, requested_model, user_id, channel_id, api_key_id, team_id and tags (a NULL
+ * over rows with model, requested_model, user_id, channel_id, api_key_id, team_id, organization_id and tags (a NULL
  * key: not in that dimension; a row has one `tag` pair per tag). The rollup and the prune's totals both use it.
  */
 export const DIMENSIONS_SQL = `(SELECT * FROM (VALUES ('model', model), ('user', user_id::text), ('channel', coalesce(channel_id::text, '')),
                                    ('requested', requested_model), ('tagged', CASE WHEN tags IS NULL THEN NULL ELSE '' END),
-                                   ('key_model', ${KEY_MODEL_SQL}), ('team_model', ${TEAM_MODEL_SQL})) v(dim, key)
+                                   ('key_model', ${KEY_MODEL_SQL}), ('team_model', ${TEAM_MODEL_SQL}),
+                                   ('org_model', ${ORGANIZATION_MODEL_SQL})) v(dim, key)
                                  UNION ALL SELECT 'tag', tag FROM unnest(tags) tag) d(dim, key)`
 
 const COLUMN: Record<Dimension, string> = {
@@ -199,7 +212,7 @@ export async function rollUpDay(day: DateTime) {
     // The rows there are, plus what the day's pruned rows added up to (nothing, unless pruned).
     await trx.rawQuery(
       `WITH rows AS (
-         SELECT model, requested_model, user_id, channel_id, api_key_id, team_id, tags, status, prompt_tokens, completion_tokens, cost
+         SELECT model, requested_model, user_id, channel_id, api_key_id, team_id, organization_id, tags, status, prompt_tokens, completion_tokens, cost
            FROM usage_records WHERE created_at >= ? AND created_at < ?
        ),
        totals AS (
@@ -521,6 +534,62 @@ export async function spendByTeamDay(from: DateTime, to: DateTime): Promise<Team
     alias: r.alias,
     model: r.model,
     tokens: Number(r.tokens),
+    cost: r.cost,
+  }))
+}
+
+export interface OrganizationDaySpend {
+  day: string
+  organizationId: number
+  alias: string
+  model: string
+  requests: number
+  errors: number
+  inputTokens: number
+  outputTokens: number
+  /** Exact decimal */
+  cost: string
+}
+
+/**
+ * Requests, tokens and spend per UTC day, organization and model over
+ * [from, to] (LiteLLM's /organization/daily/activity): finished days from the
+ * rollups' `org_model` rows, today live from its rows (by
+ * created_at, as the team report), each row counted for the organization its
+ * request was admitted under. `only`: these organizations (null: all). Rows
+ * of an organization since deleted are left out.
+ */
+export async function spendByOrganizationDay(from: DateTime, to: DateTime, only: number[] | null): Promise<OrganizationDaySpend[]> {
+  const today = DateTime.utc().startOf('day')
+  await ensureRollups(from, to < today ? to.plus({ days: 1 }) : today)
+  const [rolledFrom, rolledTo, liveFrom, liveTo] = rolledAndLiveBounds(from, to, today)
+  const result = await db.rawQuery(
+    `WITH parts AS (
+       SELECT day, split_part(key, ' ', 1) AS organization_id, substr(key, strpos(key, ' ') + 1) AS model,
+              requests, errors, input_tokens, output_tokens, cost
+         FROM usage_daily WHERE dim = 'org_model' AND day >= ? AND day <= ?
+       UNION ALL
+       SELECT (created_at AT TIME ZONE 'UTC')::date, organization_id::text, model,
+              1, CASE WHEN status >= 400 THEN 1 ELSE 0 END, coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0), cost
+         FROM usage_records WHERE organization_id IS NOT NULL AND created_at >= ? AND created_at < ?
+     )
+     SELECT p.day::text AS day, o.id AS organization_id, o.alias, p.model, sum(p.requests)::bigint AS requests, sum(p.errors)::bigint AS errors,
+            coalesce(sum(p.input_tokens), 0)::bigint AS input_tokens, coalesce(sum(p.output_tokens), 0)::bigint AS output_tokens,
+            coalesce(sum(p.cost), 0)::text AS cost
+       FROM parts p JOIN organizations o ON o.id = p.organization_id::bigint
+      WHERE ?::bigint[] IS NULL OR o.id = ANY(?::bigint[])
+      GROUP BY p.day, o.id, o.alias, p.model ORDER BY p.day, sum(p.cost) DESC, o.id, p.model`,
+    [rolledFrom, rolledTo, liveFrom, liveTo, only as any, only as any]
+  )
+  return result.rows.map((r: any) => ({
+    day: toDay(r.day),
+    organizationId: Number(r.organization_id),
+    alias: r.alias,
+    model: r.model,
+    requests: Number(r.requests),
+    errors: Number(r.errors),
+    inputTokens: Number(r.input_tokens),
+    outputTokens: Number(r.output_tokens),
     cost: r.cost,
   }))
 }

@@ -137,6 +137,8 @@ export const createKeyValidator = vine.compile(
     maxParallel: int4().min(1).optional(),
     spendLimit: usdPrice.optional(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional(),
+    /** LiteLLM's soft_budget: crossing it alerts the operator, never refuses */
+    softBudget: usdPrice.optional(),
     manage: vine.boolean().optional(),
     allowedIps: ipAllowlistArray().optional(),
   })
@@ -154,6 +156,8 @@ export const updateKeyValidator = vine.compile(
     maxParallel: int4().min(1).optional().nullable(),
     spendLimit: usdPrice.optional().nullable(),
     spendPeriod: vine.enum(SPEND_PERIODS).optional().nullable(),
+    /** Left out: unchanged; null: none */
+    softBudget: usdPrice.optional().nullable(),
     /** Left out: unchanged; empty or null: any address */
     allowedIps: ipAllowlistArray().optional().nullable(),
   })

@@ -279,6 +279,28 @@ test.group('Single sign-on: OpenID Connect', (group) => {
     assert.equal((await db.from('user_identities').firstOrFail()).user_id, seeded.userId)
   })
 
+  test('linking by e-mail never links an administrator\'s account (OIDC_LINK_BY_EMAIL on): refused with a message naming the Security page; linked from there it signs in', async ({ assert }) => {
+    const { user } = await createUser({ email: 'person@example.com', password: 'password123', role: 'admin' })
+    env.set('OIDC_LINK_BY_EMAIL', true)
+    const client = new PageClient()
+    assert.equal((await viaProvider(client, '/auth/oidc')).location, '/login')
+    assert.equal(
+      await loginError(client),
+      'This e-mail address belongs to an administrator, whose account is never linked by e-mail. Log in with the password, then link this sign-in method on the Security page.'
+    )
+    assert.equal((await client.get('/admin')).location, '/login', 'nobody signed in')
+    assert.lengthOf(await db.from('user_identities'), 0)
+    assert.lengthOf(await audits('user.identity_link'), 0)
+
+    // The admin links it while signed in; then it signs the admin in.
+    const admin = new PageClient()
+    await admin.login('person@example.com', 'password123')
+    await admin.get('/dashboard/security')
+    assert.equal((await viaProvider(admin, 'POST /dashboard/security/identities/oidc/link')).location, '/dashboard/security#identities')
+    assert.equal((await db.from('user_identities').firstOrFail()).user_id, user.id)
+    assert.equal((await viaProvider(new PageClient(), '/auth/oidc')).location, '/admin')
+  })
+
   test('registration closed: an unknown identity is refused; a disabled account is refused', async ({ assert }) => {
     await setRegistrationOpen(false)
     const client = new PageClient()

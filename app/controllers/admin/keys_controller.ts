@@ -77,6 +77,7 @@ export default class KeysController {
       maxParallel: optionalNumber(request.input('maxParallel')),
       spendLimit: request.input('spendLimit') ?? undefined,
       spendPeriod: request.input('spendPeriod') || undefined,
+      softBudget: request.input('softBudget') ?? undefined,
       manage: checkbox(request.input('manage')),
       allowedIps: listField(request.input('allowedIps')),
     })
@@ -107,7 +108,7 @@ export default class KeysController {
     return ctx.view.render('admin/keys/edit', { key, lastDay: lastDayOf(key.expiresAt), teamOptions: await teamOptions(), modelLimitsText })
   }
 
-  /** Saves a key's name, models, expiry, rate limits, spend cap and IP allowlist; caches everywhere hear of it. */
+  /** Saves a key's name, models, expiry, rate limits, spend cap, soft budget and IP allowlist; caches everywhere hear of it. */
   async update(ctx: HttpContext) {
     const { request, response, session, params } = ctx
     const input = await updateKeyValidator.validate({
@@ -119,6 +120,8 @@ export default class KeysController {
       maxParallel: optionalNumber(request.input('maxParallel')) ?? null,
       spendLimit: request.input('spendLimit') || null,
       spendPeriod: request.input('spendPeriod') || null,
+      // The form always shows it: empty clears it.
+      softBudget: request.input('softBudget') || null,
       allowedIps: listField(request.input('allowedIps')),
     })
     const modelLimits = modelLimitsFromText(request.input('modelLimits'))

@@ -4,6 +4,7 @@ import { PortalInputError } from '#actions/portal_input_error'
 import { flashInputError } from '#services/form_errors'
 import { checkbox } from '#controllers/admin/panel'
 import { LOW_BALANCE_MAX, parseThreshold, setLowBalanceThreshold } from '#services/mail/low_balance_notice'
+import { mailConfigured } from '#services/mail/smtp_settings'
 
 export default class LowBalanceController {
   /** POST /dashboard/billing/low-balance: the "e-mail me when my balance falls below" setting (off: unticked). */
@@ -18,7 +19,9 @@ export default class LowBalanceController {
       return response.redirect('/dashboard/billing#low-balance')
     }
     await setLowBalanceThreshold(user.id, threshold, i18n.locale)
-    session.flash('success', i18n.t(threshold === '' ? 'portal.billing.low_balance_off' : 'portal.billing.low_balance_saved'))
+    // Without e-mail the notice goes to the user's webhook only: the words say so.
+    const saved = (await mailConfigured()) ? 'portal.billing.low_balance_saved' : 'portal.billing.low_balance_saved_webhook'
+    session.flash('success', i18n.t(threshold === '' ? 'portal.billing.low_balance_off' : saved))
     return response.redirect('/dashboard/billing#low-balance')
   }
 }

@@ -11,6 +11,7 @@ export type SsoFailure =
   | 'invalid_token'
   | 'unverified_email'
   | 'not_linked'
+  | 'admin_not_linked'
   | 'registration_closed'
   | 'disabled'
   | 'taken'

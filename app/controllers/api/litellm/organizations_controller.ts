@@ -13,6 +13,13 @@ import {
   type OrganizationRow,
 } from '#actions/organizations'
 import { teamsOfOrganizations } from '#actions/teams'
+import vine from '@vinejs/vine'
+import { DateTime } from 'luxon'
+import { wholeNumberField } from '#validators/whole_number_field'
+import { datesOf, usageRangeValidator } from '#validators/usage_period'
+import { parseFilters } from '#services/usage_query'
+import { spendByOrganizationDay } from '#services/usage_rollup'
+import { organizationDailyActivityJson } from '#services/litellm_daily_activity'
 import { findUser } from '#actions/post_ledger_entry'
 import { apiActor } from '#services/management_api'
 import { recordId } from '#services/record_id'
@@ -35,7 +42,45 @@ import {
  * (/api/admin/organizations), the panel and `organization:create` use,
  * audited with source `api`. Shapes: services/litellm_organizations.ts.
  */
+/** /organization/daily/activity's paging: LiteLLM's page_size is 10 by default, at most 1000 (days a page here) */
+const activityPageValidator = vine.compile(
+  vine.object({ page: wholeNumberField().min(1).max(100_000).optional(), page_size: wholeNumberField().min(1).max(1000).optional() })
+)
+
+/** `organization_ids` (comma-separated, as LiteLLM's dashboard sends them; repeated works too): ids, or null for all */
+function organizationIdsFilter(value: unknown): number[] | null {
+  if (value === undefined || value === null || value === '') return null
+  const parts = (Array.isArray(value) ? value : [value]).flatMap((v) => (typeof v === 'string' ? v.split(',') : [v]))
+  if (parts.length > 100) throw fieldError('organization_ids', 'at most 100 organization ids')
+  return parts.map((part) => {
+    const id = typeof part === 'string' && /^\s*\d{1,15}\s*$/.test(part) ? recordId(part.trim()) : null
+    if (id === null) throw fieldError('organization_ids', `organization ids (digits), comma-separated, not ${JSON.stringify(part)?.slice(0, 60)}`)
+    return id
+  })
+}
+
 export default class LiteLLMOrganizationsController {
+  /**
+   * GET /organization/daily/activity?start_date=&end_date=&organization_ids=&page=&page_size=:
+   * LiteLLM's spend per organization, per UTC day (the last 7 by default, at
+   * most a year), with its models and organizations, from each request's own
+   * organization (usage_records.organization_id: a team moved later leaves
+   * its past spend with the first). Finished days from the rollups, today live.
+   */
+  async dailyActivity(ctx: HttpContext) {
+    return orgManaged(async () => {
+      const qs = ctx.request.qs()
+      const dates = { from: qs.start_date, to: qs.end_date }
+      await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
+      const paging = await activityPageValidator.validate({ page: qs.page, page_size: qs.page_size })
+      const only = organizationIdsFilter(qs.organization_ids)
+      const filters = parseFilters(dates)
+      await settleMetering()
+      const rows = await spendByOrganizationDay(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' }), only)
+      return organizationDailyActivityJson(rows, paging.page ?? 1, paging.page_size ?? 10)
+    })
+  }
+
   /** POST /organization/new {organization_alias, models?, max_budget?, budget_duration?, tpm_limit?, rpm_limit?, blocked?, metadata?} */
   async store(ctx: HttpContext) {
     return orgManaged(async () => {

@@ -12,6 +12,7 @@ import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { apiActor, filterId, keyJson, keysetPage, managed, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { findTeam, setKeyTeam } from '#actions/teams'
+import { softBudgetText } from '#actions/key_soft_budget'
 
 
 /** PATCH's `blocked`: a key blocked for now, or unblocked */
@@ -37,13 +38,15 @@ export default class ManagementKeysController {
   /**
    * POST /api/admin/keys (LiteLLM's /key/generate): {user (id or e-mail),
    * name?, models?, expires_in_days?, rpm?, tpm?, max_parallel_requests?,
-   * spend_limit?, spend_period?, allowed_ips?, team_id?, model_rpm_limit?, model_tpm_limit?}.
+   * spend_limit?, spend_period?, soft_budget?, allowed_ips?, team_id?, model_rpm_limit?, model_tpm_limit?}.
    * The clear key is in this answer only.
    */
   async store(ctx: HttpContext) {
     return managed(async () => {
       const body = ctx.request.body()
       const { allowed_ips: allowedIps } = await createAllowedIpsValidator.validate({ allowed_ips: body.allowed_ips })
+      // Checked under its own name (a number or decimal text; null: none), as PATCH does.
+      const softBudget = body.soft_budget === undefined || body.soft_budget === null ? null : softBudgetText(numberAsText(body.soft_budget))
       const input = await createKeyValidator.validate({
         user: numberAsText(body.user),
         name: body.name,
@@ -61,7 +64,7 @@ export default class ManagementKeysController {
       const modelLimits = modelLimitsColumn(body.model_rpm_limit, body.model_tpm_limit, null, body.model_max_budget)
       const teamId = body.team_id === undefined || body.team_id === null ? null : (await findTeam(body.team_id)).id
       const actor = apiActor(ctx)
-      const { apiKey, key } = await createApiKey({ ...input, modelLimits, userRef: input.user, team: teamId }, actor)
+      const { apiKey, key } = await createApiKey({ ...input, softBudget, modelLimits, userRef: input.user, team: teamId }, actor)
       ctx.response.status(201)
       return { ...keyJson(await ApiKey.findOrFail(apiKey.id)), key }
     })
