@@ -73,6 +73,27 @@ test.group('Secrets saved with another APP_KEY', (group) => {
     assert.isNull(unreadableSecretsWarning(await unreadableSecrets()))
   }).timeout(30_000)
 
+  test("the start also names the panel's SMTP password, SSO client secrets and users' webhook secrets it cannot read", async ({ assert }) => {
+    await resetDatabase()
+    const user = await seedUser({ balance: '1' })
+    await db.from('users').where('id', user.userId).update({ alert_webhook_secret: other.encrypt('whsec') })
+    await db.table('app_settings').insert({ key: 'smtp', value: JSON.stringify({ host: 'mail.local', port: 25, passwordEncrypted: other.encrypt('pw') }) })
+    await db.table('app_settings').insert({
+      key: 'sso',
+      value: JSON.stringify({ oidc: { enabled: true, issuer: 'https://id.local', clientId: 'c', secretEncrypted: encryption.encrypt('ok') }, github: { enabled: true, clientId: 'g', secretEncrypted: other.encrypt('gh') } }),
+    })
+    const found = await unreadableSecrets()
+    assert.equal(found.webhookAccounts, 1)
+    assert.deepEqual(found.panel, ['smtp', 'github'])
+    const warning = unreadableSecretsWarning(found)!
+    assert.include(warning, "1 user(s)' alert webhook signing secret")
+    assert.include(warning, 'the SMTP password (e-mail stops), the GitHub client secret (its sign-in fails) saved in Settings')
+    assert.notInclude(warning, 'whsec')
+    await db.from('app_settings').whereIn('key', ['smtp', 'sso']).delete()
+    await db.from('users').where('id', user.userId).update({ alert_webhook_secret: null })
+    assert.isNull(unreadableSecretsWarning(await unreadableSecrets()))
+  })
+
   test('APP_KEY_PREVIOUS reads secrets saved with the old key; secrets:reencrypt saves them with APP_KEY', async ({ assert }) => {
     await resetDatabase()
     const channel = await seedChannel({ name: 'rotated', baseUrl: `${mock.url}/v1`, models: ['rot-*'] })
