@@ -19,6 +19,8 @@ import { MockSmtp } from '#tests/fixtures/mock_smtp'
 import { forgetOidcCaches } from '#services/sso/oidc_provider'
 import { resetDatabase } from '#tests/helpers'
 import { PageClient } from '#tests/page_client'
+import { setFirstPassword } from '#actions/set_first_password'
+import { PortalInputError } from '#actions/portal_input_error'
 import { MockSso } from '#tests/fixtures/mock_sso'
 import { IDLE_WAIT_MS, readSettled, type MeterWrites } from '#gateway/metering/settled_read'
 
@@ -201,6 +203,19 @@ test.group('Hostile s29: what held (sign-in settings, the first password)', (gro
     })
     assert.notEqual(json.headers.get('location'), '/admin/settings#sign-in')
     assert.isNull(await db.from('app_settings').where('key', 'sso').first())
+  })
+
+  test("2FA turned off between the controller's look and the action (an admin's reset): no first password without a recent sign-in", async ({ assert }) => {
+    // The request's user had 2FA on, so the controller skipped the freshness check; the locked row has none now.
+    const { user } = await createUser({ email: 'raced@example.com', password: 'x-password-1' })
+    await db.from('users').where('id', user.id).update({ password: null, totp_enabled_at: null })
+    const refused = await setFirstPassword(user.id, 'new-password-1', null, cliActor(), false).catch((error) => error)
+    assert.instanceOf(refused, PortalInputError)
+    assert.equal(refused.code, 'sign_in_again')
+    assert.isNull((await db.from('users').where('id', user.id).first()).password)
+    // With a recent sign-in it is set, as before.
+    await setFirstPassword(user.id, 'new-password-1', null, cliActor(), true)
+    assert.isNotNull((await db.from('users').where('id', user.id).first()).password)
   })
 
   test('two tabs set the first password at once: one is set, one audit row; the sign-in\'s 2FA code is not proof twice', async ({ assert }) => {

@@ -63,7 +63,7 @@ export default class PasswordController {
       return renderSecurity(ctx, { passwordError: i18n.t('errors.form.sign_in_again', { minutes: FRESH_SIGN_IN_MS / 60_000 }) })
     }
     try {
-      const attempt = () => setFirstPassword(user.id, input.password, input.code ?? null, portalActor(ctx))
+      const attempt = () => setFirstPassword(user.id, input.password, input.code ?? null, portalActor(ctx), signedInRecently(session))
       if (user.totpEnabledAt) {
         const throttled = await throttledTwoFactor(user.id, attempt)
         if (throttled.wait > 0) {
