@@ -147,7 +147,13 @@ async function save<P extends keyof StoredSso>(
   build: (before: StoredSso[P]) => { value: NonNullable<StoredSso[P]>; summary: string }
 ): Promise<NonNullable<StoredSso[P]>> {
   const saved = await db.transaction(async (trx) => {
-    // The row exists from the first save on; before it, two first saves at once are as rare as harmless (the later wins).
+    // The row is made empty first if missing, so there is always a row to lock: two first saves at once
+    // (no row yet) both read nothing, and the later one's upsert dropped the other's provider.
+    await trx
+      .table('app_settings')
+      .insert({ key: SSO_SETTING, value: JSON.stringify({}), updated_at: new Date() })
+      .onConflict('key')
+      .ignore()
     const row = await trx.from('app_settings').where('key', SSO_SETTING).forUpdate().first()
     const before: StoredSso = { oidc: row?.value?.oidc ?? null, github: row?.value?.github ?? null }
     const { value, summary } = build(before[provider])

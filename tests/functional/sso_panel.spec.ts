@@ -6,7 +6,8 @@ import { createUser } from '#actions/create_user'
 import { cliActor } from '#actions/audit'
 import { startTwoFactor } from '#actions/start_two_factor'
 import { enableTwoFactor } from '#actions/enable_two_factor'
-import { issuerAddress } from '#actions/set_sso_settings'
+import { issuerAddress, setGithubSettings, setOidcSettings } from '#actions/set_sso_settings'
+import { SSO_SETTING, storedSso } from '#services/sso/sso_panel_settings'
 import { setRegistrationOpen } from '#services/app_settings'
 import { clearLoginThrottles } from '#services/login_throttle'
 import { clearFormThrottles } from '#services/form_throttle'
@@ -219,6 +220,20 @@ test.group('Single sign-on set from the panel', (group) => {
     assert.equal((await viaProvider(new PageClient(), '/auth/oidc')).location, '/dashboard')
     await db.rawQuery(`UPDATE app_settings SET value = jsonb_set(value, '{oidc,enabled}', 'false') WHERE key = 'sso'`)
     assert.isTrue(await until(async () => !(await new PageClient().get('/login')).body.includes('data-sso')))
+  })
+
+  test('the two providers saved at once before any was saved: neither is lost', async ({ assert }) => {
+    // No sign-in row yet: both saves used to read nothing under their lock, and the later upsert dropped the other's provider.
+    for (let round = 0; round < 5; round++) {
+      await db.from('app_settings').where('key', SSO_SETTING).delete()
+      await Promise.all([
+        setOidcSettings({ enabled: true, issuer: sso.issuer, clientId: `oidc-${round}`, clientSecret: 's1', clearSecret: false, scopes: '', label: '', linkByEmail: false }, cliActor()),
+        setGithubSettings({ enabled: true, clientId: `gh-${round}`, clientSecret: 's2', clearSecret: false }, cliActor()),
+      ])
+      const stored = await storedSso()
+      assert.equal(stored.oidc?.clientId, `oidc-${round}`, `round ${round}`)
+      assert.equal(stored.github?.clientId, `gh-${round}`, `round ${round}`)
+    }
   })
 
   test('hostile input is refused with a message, nothing saved, no 500', async ({ assert }) => {
