@@ -4,7 +4,7 @@ import { createUser } from '#actions/create_user'
 import { putSetting } from '#services/app_settings'
 import { clearLoginThrottles } from '#services/login_throttle'
 import { enqueueMail, outboxIdle, queueMail, type OutgoingMail } from '#services/mail/mail_outbox'
-import { MAX_ATTEMPTS } from '#services/mail/mail_sender'
+import { MAX_ATTEMPTS, pruneSentMail } from '#services/mail/mail_sender'
 import { queueLinkMail } from '#services/mail/link_mail'
 import User from '#models/user'
 import { baseUrl, gateway, resetDatabase, seedUser } from '#tests/helpers'
@@ -112,6 +112,9 @@ test.group('E-mail outbox', (group) => {
     smtp.refuse = false
     const retried = await admin.post('/admin/settings/mail/retry', {})
     assert.equal(retried.status, 302)
+    const audit = await db.from('audit_log').where('action', 'mail.retry').orderBy('id', 'desc').first()
+    assert.equal(audit?.actor, 'outbox-admin@test.local', 'who resent mail is on record')
+    assert.equal(audit?.summary, '1 failed e-mail queued again')
     await outboxIdle()
     await smtp.waitFor('refused@outbox.test')
     const after = await rowTo('refused@outbox.test')
@@ -120,6 +123,27 @@ test.group('E-mail outbox', (group) => {
     const status2 = await fetch(`${baseUrl()}/api/status`).then((r) => r.json() as any)
     assert.deepEqual(status2.mail_outbox, { queued: 0, failed: 0, sent_today: status.mail_outbox.sent_today + 1 })
   }).timeout(30_000)
+
+  test('the prune deletes sent rows past their keeping and given-up rows after 30 days, nothing else', async ({ assert }) => {
+    await outboxIdle()
+    await db.from('mail_outbox').delete()
+    queueMail(testMail('keep-recent@outbox.test'))
+    queueMail(testMail('old-sent@outbox.test'))
+    queueMail(testMail('old-failed@outbox.test'))
+    queueMail(testMail('recent-failed@outbox.test'))
+    await outboxIdle()
+    const sent = await until(
+      async () => Number((await db.from('mail_outbox').whereNotNull('sent_at').count('* as n').first())?.n),
+      (n) => n === 4
+    )
+    assert.equal(sent, 4)
+    await db.from('mail_outbox').where('to', 'old-sent@outbox.test').update({ sent_at: db.raw("now() - interval '400 days'") })
+    await db.from('mail_outbox').where('to', 'old-failed@outbox.test').update({ sent_at: null, failed_at: db.raw("now() - interval '31 days'") })
+    await db.from('mail_outbox').where('to', 'recent-failed@outbox.test').update({ sent_at: null, failed_at: db.raw("now() - interval '29 days'") })
+    await pruneSentMail()
+    const left = (await db.from('mail_outbox').select('to')).map((row) => row.to).sort()
+    assert.deepEqual(left, ['keep-recent@outbox.test', 'recent-failed@outbox.test'])
+  })
 
   test('a reset link and its message commit together; the stored body is erased once sent; an expired one is never sent', async ({
     assert,

@@ -1,6 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { panelActor } from '#controllers/admin/panel'
-import { registrationOpen, setRegistrationOpen } from '#services/app_settings'
+import { registrationOpen } from '#services/app_settings'
+import { setRegistrationOpenBy } from '#actions/set_registration_open'
 import { referralTerms, setReferralTerms } from '#actions/referrals'
 import { currentAnnouncement, setAnnouncement } from '#actions/set_announcement'
 import { setWordFilter, wordFilterSettings } from '#actions/set_word_filter'
@@ -14,7 +15,8 @@ import { mailOptions, productName } from '#services/mail/mail_options'
 import { smtpFromEnv } from '#services/mail/smtp_env'
 import { smtpSettings, storedSmtp } from '#services/mail/smtp_settings'
 import { errorText, sendMail } from '#services/mail/mail_outbox'
-import { outboxCounts, outboxProblems, retryFailedMail } from '#services/mail/mail_sender'
+import { outboxCounts, outboxProblems } from '#services/mail/mail_sender'
+import { retryFailedMail } from '#actions/retry_failed_mail'
 import app from '@adonisjs/core/services/app'
 import { requestBaseUrl } from '#controllers/pages/docs_controller'
 import { ssoSection } from '#controllers/admin/sso_settings_controller'
@@ -86,7 +88,7 @@ export default class SettingsController {
 
   /** "Retry failed": the outbox's failed and waiting messages are due now, with a fresh count of attempts. */
   async mailRetry(ctx: HttpContext) {
-    const count = await retryFailedMail()
+    const count = await retryFailedMail(panelActor(ctx))
     // This instance's sender looks now; the others at their next poll.
     ;(await app.container.make('gateway')).mailSender?.wake()
     ctx.session.flash('success', count ? `${count} e-mail${count === 1 ? '' : 's'} queued again.` : 'No failed e-mail to retry.')
@@ -96,7 +98,7 @@ export default class SettingsController {
   /** Opens or closes self-service registration at /register (ALLOW_REGISTRATION=false still wins). */
   async registration(ctx: HttpContext) {
     const open = [ctx.request.input('open') ?? []].flat().includes('1')
-    await setRegistrationOpen(open)
+    await setRegistrationOpenBy(open, panelActor(ctx))
     ctx.session.flash('success', open ? 'Registration is open.' : 'Registration is closed.')
     return ctx.response.redirect('/admin/settings')
   }

@@ -250,17 +250,3 @@ export async function outboxProblems(limit = 20) {
   }>
 }
 
-/**
- * "Retry failed": rows given up on, and those waiting for their next
- * attempt, are due now with a fresh count. Not those whose link expired
- * (their body is gone). The number made due.
- */
-export async function retryFailedMail(): Promise<number> {
-  const result = await db.rawQuery(
-    `UPDATE mail_outbox SET failed_at = NULL, attempts = 0, next_attempt_at = now(), locked_until = NULL
-      WHERE sent_at IS NULL AND (failed_at IS NOT NULL OR last_error IS NOT NULL)
-        AND (expires_at IS NULL OR expires_at > now())
-        AND (locked_until IS NULL OR locked_until < now())`
-  )
-  return result.rowCount ?? 0
-}

@@ -77,6 +77,13 @@ test.group('Portal: registration', (group) => {
     await admin.get('/admin/plans')
     await admin.post('/admin/settings/registration', { open: '1' })
     assert.equal((await new PageClient().get('/register')).status, 200)
+    await admin.post('/admin/settings/registration', { open: '1' })
+    const switched = await db.from('audit_log').where('action', 'settings.registration').orderBy('id')
+    assert.deepEqual(
+      switched.map((row) => row.summary),
+      ['Self-service registration closed', 'Self-service registration opened'],
+      'each change on record once, a save that changes nothing not'
+    )
   })
 
   test('ALLOW_REGISTRATION=false closes registration whatever the panel setting says', async ({ assert, cleanup }) => {
