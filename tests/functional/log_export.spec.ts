@@ -283,6 +283,46 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     }
   }).timeout(60_000)
 
+  test('bodies of queued rows are bounded in characters, not only rows: past the bound a row goes without its own', async ({ assert }) => {
+    // Two destinations, nothing sent until flushed: what a stuck collector's queue holds.
+    const lines = (path: string) => ({ ...destinationsFrom({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}${path}` })[0], name: path })
+    const exporter = new LogExporter({
+      ...plain(`${collector.url}/lines`),
+      destinations: [lines('/lines'), lines('/lines2')],
+      bodies: true,
+      intervalMs: 600_000,
+      maxBodyBytes: 1000,
+      names: (await gateway()).exportNames,
+    })
+    try {
+      // Ten calls of 300 characters of bodies, each committed before the next (as the meter hands rows over).
+      const commit = (i: number) => {
+        const id = `00000000-0000-7000-8000-0000000000${String(i).padStart(2, '0')}`
+        exporter.keepBodies(id, `{"prompt":"${'q'.repeat(186)}-${i}"}`, 'a'.repeat(100))
+        exporter.take([{ request_id: id, user_id: 1, endpoint: 'chat.completions', model: 'exp-q', status: 200, created_at: new Date().toISOString() }])
+      }
+      for (let i = 0; i < 10; i++) commit(i)
+      assert.isAtMost(exporter.heldBodyBytes, 1000)
+      await exporter.flush()
+      for (const path of ['/lines', '/lines2']) {
+        const got = collector.lines(path)
+        assert.lengthOf(got, 10, path)
+        // The first three fit (900 characters), each with its bodies at both destinations; the rest went without.
+        assert.deepEqual(got.map((l) => l.request_body !== undefined), [true, true, true, false, false, false, false, false, false, false], path)
+        assert.include(got[2].request_body, '-2')
+      }
+      // Sent by every destination: the room is free again.
+      assert.equal(exporter.heldBodyBytes, 0)
+      collector.reset()
+      commit(10)
+      await exporter.flush()
+      assert.include(collector.lines('/lines')[0].request_body, '-10')
+      assert.equal(exporter.heldBodyBytes, 0)
+    } finally {
+      await exporter.close(100)
+    }
+  })
+
   test('nothing configured: no exporter, the meter holds none, status says null', async ({ assert }) => {
     const gw = await gateway()
     assert.isNull(logExporterFrom({}, gw.exportNames, logger))
