@@ -372,6 +372,24 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     return user
   }
 
+  test('credentials in a destination URL are sent as Basic auth, not dropped (and leave the URL)', async ({ assert }) => {
+    const host = collector.url.replace('http://', '')
+    const exporter = await useExporter({
+      LOG_EXPORT_WEBHOOK_URL: `http://vector:s%40cret@${host}/lines`,
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://otel:pw@${host}`,
+      // An explicit header wins over the URL's.
+      OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20explicit',
+    })
+    const user = await seedUser({ balance: '5' })
+    assert.equal((await post('/v1/chat/completions', { model: 'exp-auth', messages: hello }, { authorization: `Bearer ${user.key}` })).status, 200)
+    await settled(user.userId, 1, exporter)
+    const lines = collector.received.find((r) => r.path === '/lines')!
+    assert.equal(lines.headers.authorization, `Basic ${Buffer.from('vector:s@cret').toString('base64')}`)
+    assert.equal(collector.received.find((r) => r.path === '/v1/traces')!.headers.authorization, 'Bearer explicit')
+    assert.deepInclude(exporter.counts().webhook, { exported: 1, failed: 0 })
+    for (const spec of destinationsFrom({ LOG_EXPORT_WEBHOOK_URL: `http://vector:s%40cret@${host}/lines` })) assert.notInclude(spec.url, 'cret')
+  })
+
   test('a collector that is down: requests unaffected, the batches counted failed', async ({ assert }) => {
     const down = await new MockCollector().start()
     await down.stop()
