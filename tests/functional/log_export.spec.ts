@@ -390,6 +390,26 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     for (const spec of destinationsFrom({ LOG_EXPORT_WEBHOOK_URL: `http://vector:s%40cret@${host}/lines` })) assert.notInclude(spec.url, 'cret')
   })
 
+  test('a timeout or interval longer than Node timers hold (~24.8 days) is that long, not 1 ms', async ({ assert }) => {
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), timeoutMs: 3_000_000_000, intervalMs: 3_000_000_000, names: (await gateway()).exportNames })
+    try {
+      const rows = [1, 2].map((i) => ({ request_id: `00000000-0000-7000-8000-00000000010${i}`, user_id: 1, endpoint: 'chat.completions', model: 'exp-t', status: 200, created_at: new Date().toISOString() }))
+      exporter.take(rows.slice(0, 1))
+      // A 1 ms interval would have sent it by now.
+      await new Promise((r) => setTimeout(r, 50))
+      assert.equal(collector.received.length, 0)
+      // The POST (slowed past 1 ms by a busy loop once it is under way) is not aborted.
+      const sent = exporter.flush()
+      const until = Date.now() + 20
+      while (Date.now() < until);
+      await sent
+      assert.deepInclude(exporter.counts().webhook, { exported: 1, failed: 0 })
+      assert.lengthOf(collector.lines(), 1)
+    } finally {
+      await exporter.close(100)
+    }
+  })
+
   test('a collector that is down: requests unaffected, the batches counted failed', async ({ assert }) => {
     const down = await new MockCollector().start()
     await down.stop()

@@ -81,7 +81,7 @@ export class LogExporter {
 
   constructor(readonly options: LogExportOptions) {
     this.#destinations = options.destinations.map((spec) => new Destination(spec))
-    this.#timer = setInterval(() => this.#tick(), options.intervalMs)
+    this.#timer = setInterval(() => this.#tick(), timerMs(options.intervalMs))
     this.#timer.unref()
   }
 
@@ -243,7 +243,7 @@ export class LogExporter {
       method: 'POST',
       headers: destination.spec.headers,
       body,
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: AbortSignal.timeout(timerMs(timeoutMs)),
     })
     await answer.body.dump()
     if (answer.statusCode >= 300) throw new Error(`HTTP ${answer.statusCode}`)
@@ -305,4 +305,12 @@ export class LogExporter {
 /** Bodies' characters in one POST before the batch is cut (see #batchLength) */
 const MAX_BODY_BYTES_PER_POST = 2 * 1024 * 1024
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, timerMs(ms)).unref())
+
+/**
+ * A delay Node's timers can hold: past 2^31 - 1 ms (~24.8 days) Node sets them to 1 ms, so a
+ * LOG_EXPORT_TIMEOUT_MS meant as "very long" aborted every POST at once (every batch failed), and an
+ * interval that long sent every millisecond.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1
+const timerMs = (ms: number) => Math.min(Math.max(0, ms), MAX_TIMER_MS)
