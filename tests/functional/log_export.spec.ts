@@ -455,6 +455,20 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     assert.equal(exporter.counts().webhook.queued, 0)
   })
 
+  test('shutdown gives up on a POST its collector never answers when the grace is over, not at its timeout', async ({ assert }) => {
+    collector.reset('hang')
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), timeoutMs: 60_000, names: (await gateway()).exportNames })
+    exporter.take([{ request_id: '00000000-0000-7000-8000-000000000201', user_id: 1, endpoint: 'chat.completions', model: 'exp-h', status: 200, created_at: new Date().toISOString() }])
+    for (let i = 0; i < 200 && collector.hits === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(collector.hits, 1)
+    const started = Date.now()
+    await exporter.close(200)
+    assert.isBelow(Date.now() - started, 2000)
+    // The hung POST ends with the grace (its socket no longer keeps a stopping process alive), its row failed.
+    for (let i = 0; i < 100 && exporter.counts().webhook.failed === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.deepInclude(exporter.counts().webhook, { failed: 1, queued: 0 })
+  })
+
   test('a slow collector is given up on after the timeout, counted failed', async ({ assert }) => {
     collector.reset('hang')
     const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { timeoutMs: 200 })

@@ -70,6 +70,8 @@ export class LogExporter {
   #timer: NodeJS.Timeout | null = null
   #kick: NodeJS.Immediate | null = null
   #closed = false
+  /** Aborted when the shutdown grace is over: a POST still waiting on its collector lets the process go */
+  readonly #shutdown = new AbortController()
   /** Bodies kept by LOG_BODIES, by request id, until their row is handed over (insertion order: oldest first) */
   #pendingBodies = new Map<string, ExportBodies>()
   /** Characters of every body held: waiting for their row, and of queued rows (#rowBodies); at most maxBodyBytes */
@@ -243,7 +245,7 @@ export class LogExporter {
       method: 'POST',
       headers: destination.spec.headers,
       body,
-      signal: AbortSignal.timeout(timerMs(timeoutMs)),
+      signal: AbortSignal.any([AbortSignal.timeout(timerMs(timeoutMs)), this.#shutdown.signal]),
     })
     await answer.body.dump()
     if (answer.statusCode >= 300) throw new Error(`HTTP ${answer.statusCode}`)
@@ -280,12 +282,15 @@ export class LogExporter {
     const deadline = Date.now() + graceMs
     await Promise.all(
       this.#destinations.map(async (destination) => {
-        // The send under way ends by its own timeout, bounded by the grace.
+        // The send under way ends by its own timeout, or is aborted when the grace is over.
         if (destination.sending) await Promise.race([destination.sending, sleep(Math.max(0, deadline - Date.now()))])
         if (destination.sending === null && destination.queue.length > 0) await this.#start(destination, deadline)
       })
     )
     this.#closed = true
+    // A POST still under way (a collector that hangs) would hold its socket, and the process, until its
+    // own timeout, past the grace: it is given up on now, its rows counted failed.
+    this.#shutdown.abort()
     for (const destination of this.#destinations) {
       destination.dropped += destination.queue.length
       destination.queue = []
