@@ -283,6 +283,46 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     }
   }).timeout(60_000)
 
+  test('bodies of queued rows are bounded in characters, not only rows: past the bound a row goes without its own', async ({ assert }) => {
+    // Two destinations, nothing sent until flushed: what a stuck collector's queue holds.
+    const lines = (path: string) => ({ ...destinationsFrom({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}${path}` })[0], name: path })
+    const exporter = new LogExporter({
+      ...plain(`${collector.url}/lines`),
+      destinations: [lines('/lines'), lines('/lines2')],
+      bodies: true,
+      intervalMs: 600_000,
+      maxBodyBytes: 1000,
+      names: (await gateway()).exportNames,
+    })
+    try {
+      // Ten calls of 300 characters of bodies, each committed before the next (as the meter hands rows over).
+      const commit = (i: number) => {
+        const id = `00000000-0000-7000-8000-0000000000${String(i).padStart(2, '0')}`
+        exporter.keepBodies(id, `{"prompt":"${'q'.repeat(186)}-${i}"}`, 'a'.repeat(100))
+        exporter.take([{ request_id: id, user_id: 1, endpoint: 'chat.completions', model: 'exp-q', status: 200, created_at: new Date().toISOString() }])
+      }
+      for (let i = 0; i < 10; i++) commit(i)
+      assert.isAtMost(exporter.heldBodyBytes, 1000)
+      await exporter.flush()
+      for (const path of ['/lines', '/lines2']) {
+        const got = collector.lines(path)
+        assert.lengthOf(got, 10, path)
+        // The first three fit (900 characters), each with its bodies at both destinations; the rest went without.
+        assert.deepEqual(got.map((l) => l.request_body !== undefined), [true, true, true, false, false, false, false, false, false, false], path)
+        assert.include(got[2].request_body, '-2')
+      }
+      // Sent by every destination: the room is free again.
+      assert.equal(exporter.heldBodyBytes, 0)
+      collector.reset()
+      commit(10)
+      await exporter.flush()
+      assert.include(collector.lines('/lines')[0].request_body, '-10')
+      assert.equal(exporter.heldBodyBytes, 0)
+    } finally {
+      await exporter.close(100)
+    }
+  })
+
   test('nothing configured: no exporter, the meter holds none, status says null', async ({ assert }) => {
     const gw = await gateway()
     assert.isNull(logExporterFrom({}, gw.exportNames, logger))
@@ -332,6 +372,44 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     return user
   }
 
+  test('credentials in a destination URL are sent as Basic auth, not dropped (and leave the URL)', async ({ assert }) => {
+    const host = collector.url.replace('http://', '')
+    const exporter = await useExporter({
+      LOG_EXPORT_WEBHOOK_URL: `http://vector:s%40cret@${host}/lines`,
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://otel:pw@${host}`,
+      // An explicit header wins over the URL's.
+      OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20explicit',
+    })
+    const user = await seedUser({ balance: '5' })
+    assert.equal((await post('/v1/chat/completions', { model: 'exp-auth', messages: hello }, { authorization: `Bearer ${user.key}` })).status, 200)
+    await settled(user.userId, 1, exporter)
+    const lines = collector.received.find((r) => r.path === '/lines')!
+    assert.equal(lines.headers.authorization, `Basic ${Buffer.from('vector:s@cret').toString('base64')}`)
+    assert.equal(collector.received.find((r) => r.path === '/v1/traces')!.headers.authorization, 'Bearer explicit')
+    assert.deepInclude(exporter.counts().webhook, { exported: 1, failed: 0 })
+    for (const spec of destinationsFrom({ LOG_EXPORT_WEBHOOK_URL: `http://vector:s%40cret@${host}/lines` })) assert.notInclude(spec.url, 'cret')
+  })
+
+  test('a timeout or interval longer than Node timers hold (~24.8 days) is that long, not 1 ms', async ({ assert }) => {
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), timeoutMs: 3_000_000_000, intervalMs: 3_000_000_000, names: (await gateway()).exportNames })
+    try {
+      const rows = [1, 2].map((i) => ({ request_id: `00000000-0000-7000-8000-00000000010${i}`, user_id: 1, endpoint: 'chat.completions', model: 'exp-t', status: 200, created_at: new Date().toISOString() }))
+      exporter.take(rows.slice(0, 1))
+      // A 1 ms interval would have sent it by now.
+      await new Promise((r) => setTimeout(r, 50))
+      assert.equal(collector.received.length, 0)
+      // The POST (slowed past 1 ms by a busy loop once it is under way) is not aborted.
+      const sent = exporter.flush()
+      const until = Date.now() + 20
+      while (Date.now() < until);
+      await sent
+      assert.deepInclude(exporter.counts().webhook, { exported: 1, failed: 0 })
+      assert.lengthOf(collector.lines(), 1)
+    } finally {
+      await exporter.close(100)
+    }
+  })
+
   test('a collector that is down: requests unaffected, the batches counted failed', async ({ assert }) => {
     const down = await new MockCollector().start()
     await down.stop()
@@ -375,6 +453,20 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     assert.isBelow(Date.now() - started, 2000)
     assert.equal(exporter.counts().webhook.dropped, 12)
     assert.equal(exporter.counts().webhook.queued, 0)
+  })
+
+  test('shutdown gives up on a POST its collector never answers when the grace is over, not at its timeout', async ({ assert }) => {
+    collector.reset('hang')
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), timeoutMs: 60_000, names: (await gateway()).exportNames })
+    exporter.take([{ request_id: '00000000-0000-7000-8000-000000000201', user_id: 1, endpoint: 'chat.completions', model: 'exp-h', status: 200, created_at: new Date().toISOString() }])
+    for (let i = 0; i < 200 && collector.hits === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(collector.hits, 1)
+    const started = Date.now()
+    await exporter.close(200)
+    assert.isBelow(Date.now() - started, 2000)
+    // The hung POST ends with the grace (its socket no longer keeps a stopping process alive), its row failed.
+    for (let i = 0; i < 100 && exporter.counts().webhook.failed === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.deepInclude(exporter.counts().webhook, { failed: 1, queued: 0 })
   })
 
   test('a slow collector is given up on after the timeout, counted failed', async ({ assert }) => {

@@ -69,6 +69,31 @@ test.group('Prometheus exposition and the per-request metrics', () => {
     assert.equal(sumOf(parsed, 'gateway_requests_total', { model: OTHER_MODEL, status: '404' }), 4)
   })
 
+  test('at most maxSeries label combinations: past it a new one counts under (other), no request lost', ({ assert }) => {
+    // A glob channel whose upstream answers any name: each name answered once, then provoked into other statuses.
+    const metrics = new RequestMetrics(catalogWith([{ id: 1, name: 'c', models: ['*'] }]), 500, 40)
+    const endpoints = ['chat.completions', 'messages', 'responses']
+    let recorded = 0
+    for (let m = 0; m < 30; m++) {
+      for (const endpoint of endpoints) {
+        for (const status of [200, 499, 400, 429]) {
+          metrics.record({ ...meterEvent(1, `made-up-${m}`), endpoint, channelId: 1, status, errorCode: status === 200 ? null : 'x' })
+          recorded++
+        }
+      }
+    }
+    const parsed = scrape(metrics, new Map([[1, 'c']]))
+    const series = samplesOf(parsed, 'gateway_requests_total')
+    // 40 named combinations, and (other)'s: at most endpoints × statuses of them.
+    assert.lengthOf(series.filter((s) => s.labels.model !== OTHER_MODEL), 40)
+    assert.isAtMost(series.filter((s) => s.labels.model === OTHER_MODEL).length, endpoints.length * 4)
+    assert.equal(sumOf(parsed, 'gateway_requests_total'), recorded)
+    assert.equal(sumOf(parsed, 'gateway_request_duration_seconds_count'), recorded)
+    // A combination that has its series keeps counting there.
+    metrics.record({ ...meterEvent(1, 'made-up-0'), endpoint: 'chat.completions', channelId: 1 })
+    assert.equal(sumOf(scrape(metrics, new Map([[1, 'c']])), 'gateway_requests_total', { model: 'made-up-0', endpoint: 'chat.completions', status: '200' }), 2)
+  })
+
   test('attempts and failures per channel, from the attempt records of a failover', ({ assert }) => {
     const metrics = new RequestMetrics(catalogWith([{ id: 1, name: 'a', models: ['m'] }, { id: 2, name: 'b', models: ['m'] }]))
     metrics.record({

@@ -22,6 +22,37 @@ export interface LogExportEnv {
   LOG_EXPORT_TIMEOUT_MS?: number
 }
 
+/**
+ * A user name and password in a destination's URL (`https://user:pass@collector/...`, how Vector's or
+ * Logstash's HTTP input with basic auth is often written, and what Node's http, under the OTel SDK,
+ * sends as Basic auth): undici ignores them, so the collector got no credentials and refused every
+ * batch. They become the Authorization header (unless one is given) and leave the URL.
+ */
+function withUrlCredentials(spec: DestinationSpec): DestinationSpec {
+  let url: URL
+  try {
+    url = new URL(spec.url)
+  } catch {
+    return spec // Not a URL: each POST fails and the failure is logged (never the URL).
+  }
+  if (url.username === '' && url.password === '') return spec
+  const user = safeDecode(url.username)
+  const password = safeDecode(url.password)
+  url.username = ''
+  url.password = ''
+  const headers = { ...spec.headers }
+  if (!('authorization' in headers)) headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+  return { ...spec, url: url.href, headers }
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
 /** The destinations the environment names (none: an empty list, and no exporter is built). */
 export function destinationsFrom(env: LogExportEnv): DestinationSpec[] {
   const out: DestinationSpec[] = []
@@ -55,7 +86,7 @@ export function destinationsFrom(env: LogExportEnv): DestinationSpec[] {
       encode: jsonLines,
     })
   }
-  return out
+  return out.map(withUrlCredentials)
 }
 
 /** The exporter the environment asks for; null when it names no destination (the meter then pays one null test). */

@@ -25,7 +25,11 @@ export interface LogExportOptions {
   names: ExportNames
   /** Send the bodies LOG_BODIES kept (LOG_EXPORT_BODIES); off: never held for export */
   bodies: boolean
-  /** Bytes of bodies held for rows not yet handed over; past it the oldest go (never memory without bound) */
+  /**
+   * Characters of bodies held at once (16 Mi by default): those waiting for their row and those of
+   * queued rows. Past it the oldest waiting go, and a row finding it full of queued rows' bodies goes
+   * without its own: a stuck collector holds at most this much, not its queue's rows times their bodies.
+   */
   maxBodyBytes?: number
 }
 
@@ -40,6 +44,15 @@ class Destination {
   loggedAt = 0
   constructor(readonly spec: DestinationSpec) {}
 }
+
+/** A queued row's bodies and how many destinations' queues still hold the row (its characters are freed at 0). */
+interface HeldBodies {
+  bodies: ExportBodies
+  bytes: number
+  refs: number
+}
+
+const bodyBytes = (bodies: ExportBodies) => bodies.request.length + (bodies.response?.length ?? 0)
 
 /**
  * Exports every metered request to log collectors (Langfuse, an OTLP
@@ -57,15 +70,20 @@ export class LogExporter {
   #timer: NodeJS.Timeout | null = null
   #kick: NodeJS.Immediate | null = null
   #closed = false
+  /** Aborted when the shutdown grace is over: a POST still waiting on its collector lets the process go */
+  readonly #shutdown = new AbortController()
   /** Bodies kept by LOG_BODIES, by request id, until their row is handed over (insertion order: oldest first) */
   #pendingBodies = new Map<string, ExportBodies>()
+  /** Characters of every body held: waiting for their row, and of queued rows (#rowBodies); at most maxBodyBytes */
+  #heldBodyBytes = 0
+  /** The part of #heldBodyBytes still waiting for its row */
   #pendingBodyBytes = 0
-  /** A handed-over row's bodies, for every destination's encoding; gone with the row */
-  #rowBodies = new WeakMap<UsageRow, ExportBodies>()
+  /** A queued row's bodies, for every destination's encoding; released when the last queue lets the row go */
+  #rowBodies = new WeakMap<UsageRow, HeldBodies>()
 
   constructor(readonly options: LogExportOptions) {
     this.#destinations = options.destinations.map((spec) => new Destination(spec))
-    this.#timer = setInterval(() => this.#tick(), options.intervalMs)
+    this.#timer = setInterval(() => this.#tick(), timerMs(options.intervalMs))
     this.#timer.unref()
   }
 
@@ -77,17 +95,21 @@ export class LogExporter {
   /** The meter's committed rows (usage_meter.ts): a reference per row and destination, nothing copied. */
   take(rows: readonly UsageRow[]) {
     if (this.#closed) return
-    if (this.#pendingBodies.size > 0) this.#attachBodies(rows)
+    const attached = this.#pendingBodies.size > 0 && this.#attachBodies(rows)
     const max = this.options.maxQueued
     let full = false
     for (const destination of this.#destinations) {
       const queue = destination.queue
       for (const row of rows) {
-        if (queue.length < max) queue.push(row)
-        else destination.dropped++
+        if (queue.length < max) {
+          queue.push(row)
+          if (attached) this.#holdBodies(row)
+        } else destination.dropped++
       }
       if (queue.length >= this.options.batchSize && destination.sending === null) full = true
     }
+    // Bodies of rows every queue dropped: freed now.
+    if (attached) for (const row of rows) this.#releaseBodies(row, 0)
     // A full batch goes now (on the next turn, not inside the meter's write loop) rather than at the
     // next interval: under load a row then waits milliseconds, not a second, and dies young instead of
     // being promoted to V8's old space with thousands of others (measured: docs/benchmarks.md).
@@ -104,28 +126,53 @@ export class LogExporter {
   /** A call's bodies as LOG_BODIES cut them (request_log_writer.ts), kept until its row is committed. */
   keepBodies(requestId: string, request: string, response: string | null) {
     if (!this.options.bodies || this.#closed) return
-    const bytes = request.length + (response?.length ?? 0)
+    const bodies = { request, response }
+    const bytes = bodyBytes(bodies)
     const max = this.options.maxBodyBytes ?? 16 * 1024 * 1024
-    if (bytes > max) return
-    // The oldest go first: a row that never came (its write failed) must not hold memory forever.
-    while (this.#pendingBodyBytes + bytes > max && this.#pendingBodies.size > 0) {
+    // Queued rows' bodies fill the room (a collector slow or stuck): this call is exported without its own.
+    if (this.#heldBodyBytes - this.#pendingBodyBytes + bytes > max) return
+    // The oldest waiting go first: a row that never came (its write failed) must not hold memory forever.
+    while (this.#heldBodyBytes + bytes > max && this.#pendingBodies.size > 0) {
       const [oldest, kept] = this.#pendingBodies.entries().next().value!
       this.#pendingBodies.delete(oldest)
-      this.#pendingBodyBytes -= kept.request.length + (kept.response?.length ?? 0)
+      this.#pendingBodyBytes -= bodyBytes(kept)
+      this.#heldBodyBytes -= bodyBytes(kept)
     }
-    this.#pendingBodies.set(requestId, { request, response })
+    this.#pendingBodies.set(requestId, bodies)
     this.#pendingBodyBytes += bytes
+    this.#heldBodyBytes += bytes
   }
 
-  #attachBodies(rows: readonly UsageRow[]) {
+  /** Moves the committed rows' waiting bodies onto the rows (their characters stay counted); whether any was. */
+  #attachBodies(rows: readonly UsageRow[]): boolean {
+    let any = false
     for (const row of rows) {
       const id = String(row.request_id)
       const kept = this.#pendingBodies.get(id)
       if (kept === undefined) continue
       this.#pendingBodies.delete(id)
-      this.#pendingBodyBytes -= kept.request.length + (kept.response?.length ?? 0)
-      this.#rowBodies.set(row, kept)
+      const bytes = bodyBytes(kept)
+      this.#pendingBodyBytes -= bytes
+      this.#rowBodies.set(row, { bodies: kept, bytes, refs: 0 })
+      any = true
     }
+    return any
+  }
+
+  /** A queue took the row: its bodies stay until that queue lets it go. */
+  #holdBodies(row: UsageRow) {
+    const held = this.#rowBodies.get(row)
+    if (held !== undefined) held.refs++
+  }
+
+  /** A queue let the row go (`by` 1: sent or failed; 0: a check after queuing); the last one frees its characters. */
+  #releaseBodies(row: UsageRow, by: 0 | 1) {
+    const held = this.#rowBodies.get(row)
+    if (held === undefined) return
+    held.refs -= by
+    if (held.refs > 0) return
+    this.#rowBodies.delete(row)
+    this.#heldBodyBytes -= held.bytes
   }
 
   /** Per destination: exported, failed, dropped and waiting (numbers only; /api/status). */
@@ -160,8 +207,15 @@ export class LogExporter {
       if (left <= 0) return
       const rows = destination.queue.splice(0, this.#batchLength(destination.queue))
       try {
-        const items = rows.map((row) => exportItem(row, this.options.names, this.#rowBodies.get(row) ?? null))
-        await this.#post(destination, destination.spec.encode(items), Math.min(this.options.timeoutMs, left))
+        let body: string
+        try {
+          const items = rows.map((row) => exportItem(row, this.options.names, this.#rowBodies.get(row)?.bodies ?? null))
+          body = destination.spec.encode(items)
+        } finally {
+          // Encoded (or not encodable): this destination needs the bodies no more.
+          if (this.options.bodies) for (const row of rows) this.#releaseBodies(row, 1)
+        }
+        await this.#post(destination, body, Math.min(this.options.timeoutMs, left))
         destination.exported += rows.length
       } catch (error) {
         destination.failed += rows.length
@@ -179,8 +233,8 @@ export class LogExporter {
     if (!this.options.bodies) return max
     let bytes = 0
     for (let i = 0; i < max; i++) {
-      const bodies = this.#rowBodies.get(queue[i])
-      if (bodies) bytes += bodies.request.length + (bodies.response?.length ?? 0)
+      const held = this.#rowBodies.get(queue[i])
+      if (held) bytes += held.bytes
       if (bytes > MAX_BODY_BYTES_PER_POST) return Math.max(1, i)
     }
     return max
@@ -191,7 +245,7 @@ export class LogExporter {
       method: 'POST',
       headers: destination.spec.headers,
       body,
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: AbortSignal.any([AbortSignal.timeout(timerMs(timeoutMs)), this.#shutdown.signal]),
     })
     await answer.body.dump()
     if (answer.statusCode >= 300) throw new Error(`HTTP ${answer.statusCode}`)
@@ -228,22 +282,40 @@ export class LogExporter {
     const deadline = Date.now() + graceMs
     await Promise.all(
       this.#destinations.map(async (destination) => {
-        // The send under way ends by its own timeout, bounded by the grace.
+        // The send under way ends by its own timeout, or is aborted when the grace is over.
         if (destination.sending) await Promise.race([destination.sending, sleep(Math.max(0, deadline - Date.now()))])
         if (destination.sending === null && destination.queue.length > 0) await this.#start(destination, deadline)
       })
     )
     this.#closed = true
+    // A POST still under way (a collector that hangs) would hold its socket, and the process, until its
+    // own timeout, past the grace: it is given up on now, its rows counted failed.
+    this.#shutdown.abort()
     for (const destination of this.#destinations) {
       destination.dropped += destination.queue.length
       destination.queue = []
     }
     this.#pendingBodies.clear()
+    this.#rowBodies = new WeakMap()
+    this.#heldBodyBytes = 0
     this.#pendingBodyBytes = 0
+  }
+
+  /** Characters of bodies held now, waiting for their row or of queued rows (tests; at most maxBodyBytes). */
+  get heldBodyBytes() {
+    return this.#heldBodyBytes
   }
 }
 
 /** Bodies' characters in one POST before the batch is cut (see #batchLength) */
 const MAX_BODY_BYTES_PER_POST = 2 * 1024 * 1024
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref())
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, timerMs(ms)).unref())
+
+/**
+ * A delay Node's timers can hold: past 2^31 - 1 ms (~24.8 days) Node sets them to 1 ms, so a
+ * LOG_EXPORT_TIMEOUT_MS meant as "very long" aborted every POST at once (every batch failed), and an
+ * interval that long sent every millisecond.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1
+const timerMs = (ms: number) => Math.min(Math.max(0, ms), MAX_TIMER_MS)

@@ -17,7 +17,12 @@ import { ExpositionWriter, labelSet } from '#gateway/metrics/exposition'
  * Label sets are bounded: a model name gets its own series once an upstream
  * answered it, or when a channel lists or maps it or the price table names it
  * exactly; any other name (a client's typo, a flood of made-up names) counts
- * as `(other)`. At most `maxModels` names get one; the rest fold alike.
+ * as `(other)`. At most `maxModels` names get one; the rest fold alike. And
+ * at most `maxSeries` label combinations: 500 names times every endpoint and
+ * status a client can provoke (an upstream that answers any name, then 499s,
+ * 400s, 429s...) made tens of thousands, a scrape of tens of MB that held
+ * the event loop for seconds; past the cap a new combination counts under
+ * `(other)` (whose own combinations are few: endpoints × channels × statuses).
  * No key, user or end-user ever becomes a label.
  */
 
@@ -107,32 +112,34 @@ export class RequestMetrics {
   /** Exact names the channels and the price table know, rebuilt when either is reloaded */
   #named: Set<string> | null = null
   #namedFrom: readonly [readonly ChannelInfo[], readonly PriceInfo[]] | null = null
+  /** Request series made (label combinations) */
+  #seriesCount = 0
 
   constructor(
     private catalog: MetricsCatalog,
     /** Distinct model names given a series; beyond them every new name is `(other)` */
-    readonly maxModels = 500
+    readonly maxModels = 500,
+    /** Request series (label combinations) with a named model; beyond them a new combination is `(other)`'s */
+    readonly maxSeries = 10_000
   ) {}
 
   /** The meter's record hook: a few Map lookups and number updates. */
   record(event: MeterEvent) {
     const channelId = event.channelId ?? 0
     const answered = event.status >= 200 && event.status < 300 && event.errorCode === null && (channelId !== 0 || event.cacheHit === true)
-    const model = this.#modelLabel(event.model, answered)
+    let model = this.#modelLabel(event.model, answered)
     let requested = event.requestedModel === null ? '' : this.#modelLabel(event.requestedModel, false)
     // Two names folded into one: the series of the model itself (its label set would be written twice).
     if (requested === model) requested = ''
-    let byModel = this.#series.get(event.endpoint)
-    if (byModel === undefined) this.#series.set(event.endpoint, (byModel = new Map()))
-    let byRequested = byModel.get(model)
-    if (byRequested === undefined) byModel.set(model, (byRequested = new Map()))
-    let byChannel = byRequested.get(requested)
-    if (byChannel === undefined) byRequested.set(requested, (byChannel = new Map()))
     const key = channelId * 1000 + event.status
-    let series = byChannel.get(key)
+    let series = this.#series.get(event.endpoint)?.get(model)?.get(requested)?.get(key)
     if (series === undefined) {
-      series = new RequestSeries(event.endpoint, model, requested, channelId, event.provider ?? '', event.status)
-      byChannel.set(key, series)
+      if (this.#seriesCount >= this.maxSeries && model !== OTHER_MODEL) {
+        model = OTHER_MODEL
+        requested = ''
+        series = this.#series.get(event.endpoint)?.get(model)?.get(requested)?.get(key)
+      }
+      series ??= this.#newSeries(event, model, requested, channelId, key)
     }
 
     const figures = series.figures
@@ -162,6 +169,19 @@ export class RequestMetrics {
       channel.attempts++
       channel.outcomes[OUTCOME_INDEX.get(attempt.outcome) ?? 1]++
     }
+  }
+
+  #newSeries(event: MeterEvent, model: string, requested: string, channelId: number, key: number): RequestSeries {
+    let byModel = this.#series.get(event.endpoint)
+    if (byModel === undefined) this.#series.set(event.endpoint, (byModel = new Map()))
+    let byRequested = byModel.get(model)
+    if (byRequested === undefined) byModel.set(model, (byRequested = new Map()))
+    let byChannel = byRequested.get(requested)
+    if (byChannel === undefined) byRequested.set(requested, (byChannel = new Map()))
+    const series = new RequestSeries(event.endpoint, model, requested, channelId, event.provider ?? '', event.status)
+    byChannel.set(key, series)
+    this.#seriesCount++
+    return series
   }
 
   #channel(channelId: number, provider: string | null): ChannelSeries {
@@ -205,6 +225,7 @@ export class RequestMetrics {
   /** Forgets every figure (tests). */
   reset() {
     this.#series.clear()
+    this.#seriesCount = 0
     this.#channels.clear()
     this.#models.clear()
   }
