@@ -1,0 +1,142 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import { createOrganization, type OrganizationRow } from '#actions/organizations'
+import { addTeamMembers, createTeam, setKeyTeam, type TeamRow } from '#actions/teams'
+import { setEndUser } from '#actions/end_users'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
+
+/**
+ * The row locks of the meter's batch statement and of the admin actions that
+ * change the same rows, taken in one order (architecture.md "Row locks and
+ * their order"). Each deadlock test makes the old order's deadlock happen
+ * every time: a blocker holds the row the action locks first, the action
+ * queues on it, then a metered call's batch locks its earlier rows and queues
+ * behind the action; the blocker lets go, the action takes its first row and
+ * asks for one the batch holds. Postgres breaks that only after
+ * deadlock_timeout (1 s) by failing one side: the action (a 500, the change
+ * lost) or the batch (retried).
+ */
+const hello = [{ role: 'user', content: 'hi' }]
+
+async function call(key: string, extra: Record<string, unknown> = {}, model = 'lo-model') {
+  const answer = await post('/v1/chat/completions', { model, messages: hello, ...extra }, { authorization: `Bearer ${key}` })
+  await answer.arrayBuffer()
+  return answer.status
+}
+
+async function drained() {
+  await (await gateway()).meter.drain()
+}
+
+/** Statements of this database waiting on a lock (the action, the meter's batch). */
+async function lockWaiters() {
+  const rows = await db.rawQuery(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+  return rows.rows[0].n as number
+}
+
+async function untilLockWaiters(n: number) {
+  for (let i = 0; i < 100; i++) {
+    if ((await lockWaiters()) >= n) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error(`fewer than ${n} statements waiting on a lock`)
+}
+
+/** A transaction holding one row FOR UPDATE: the row the action locks first. */
+async function blocker(table: string, where: string) {
+  const trx = await db.transaction()
+  await trx.rawQuery(`SELECT 1 FROM ${table} WHERE ${where} FOR UPDATE`)
+  return trx
+}
+
+test.group('Row locks: one order for the meter and the actions', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    for (const model of ['lo-model', 'lo-budgeted']) await seedPrice(model, '50', '80')
+    return () => mock.stop()
+  })
+
+  /** A user with $10 whose key is in a team of an organization, with an end user listed. */
+  async function seedTeamKey(options: { modelBudget?: boolean; teamAdmin?: boolean } = {}) {
+    const user = await seedUser({
+      balance: '10',
+      key: options.modelBudget ? { modelLimits: { 'lo-budgeted': { budget: '5', budget_period: 'day' } } } : {},
+    })
+    const org = await createOrganization({ alias: `lo-org-${user.userId}`, maxBudget: '100' })
+    const team = await createTeam({ alias: `lo-team-${user.userId}`, organization: org.id, maxBudget: '100', budgetPeriod: 'month' })
+    if (options.teamAdmin) await addTeamMembers(team.id, [{ user: user.email, role: 'admin' }])
+    await setKeyTeam(String(user.keyId), team.id)
+    await setEndUser({ userRef: user.email, endUser: 'lo-cust', monthlyLimit: '100' })
+    await refreshCaches()
+    return { user, org, team }
+  }
+
+  /** Which rows a probe cannot lock at once (the waiting batch holds them). */
+  async function heldRows(rows: Array<[string, string]>) {
+    const held: string[] = []
+    for (const [table, where] of rows) {
+      const probe = await db.transaction()
+      try {
+        await probe.rawQuery(`SELECT 1 FROM ${table} WHERE ${where} FOR UPDATE NOWAIT`)
+      } catch (error: any) {
+        if (error.code !== '55P03') throw error
+        held.push(table)
+      } finally {
+        await probe.rollback()
+      }
+    }
+    return held
+  }
+
+  async function lockOrderOf(user: SeededUser, org: OrganizationRow, team: TeamRow, model: string, rows: string[]) {
+    const where: Record<string, string> = {
+      organizations: `id = ${org.id}`,
+      teams: `id = ${team.id}`,
+      end_users: `user_id = ${user.userId} AND end_user = 'lo-cust'`,
+      api_keys: `id = ${user.keyId}`,
+      api_key_model_spend: `api_key_id = ${user.keyId}`,
+      monthly_usage: `user_id = ${user.userId} AND model = '${model}'`,
+      users: `id = ${user.userId}`,
+    }
+    // Every row exists (the first call made the counters and the model's spend).
+    assert200(await call(user.key, { user: 'lo-cust' }, model))
+    await drained()
+    const seen: Record<string, string[]> = {}
+    for (const table of rows) {
+      const held = await blocker(table, where[table])
+      try {
+        assert200(await call(user.key, { user: 'lo-cust' }, model))
+        await untilLockWaiters(1)
+        seen[table] = await heldRows(rows.filter((other) => other !== table).map((other) => [other, where[other]]))
+      } finally {
+        await held.commit()
+      }
+      await drained()
+    }
+    return seen
+  }
+
+  function assert200(status: number) {
+    if (status !== 200) throw new Error(`the call answered ${status}`)
+  }
+
+  /** What the batch must hold while it waits on each table's row: every table before it in the order. */
+  function expectedFor(order: string[]) {
+    return Object.fromEntries(order.map((table, i) => [table, order.slice(0, i)]))
+  }
+
+  test("the meter's statement locks organizations, teams, end users, keys, the keys' model spend, the monthly counters, then users, for every kind of batch", async ({ assert }) => {
+    const plain = await seedTeamKey()
+    const order = ['organizations', 'teams', 'end_users', 'api_keys', 'monthly_usage', 'users']
+    assert.deepEqual(await lockOrderOf(plain.user, plain.org, plain.team, 'lo-model', order), expectedFor(order))
+    // A batch with a row under a key's budget for a model locked the key before the team and the end user.
+    const budgeted = await seedTeamKey({ modelBudget: true })
+    const withSpend = ['organizations', 'teams', 'end_users', 'api_keys', 'api_key_model_spend', 'monthly_usage', 'users']
+    assert.deepEqual(await lockOrderOf(budgeted.user, budgeted.org, budgeted.team, 'lo-budgeted', withSpend), expectedFor(withSpend))
+  }).timeout(60_000)
+})
