@@ -1,8 +1,10 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { createOrganization, type OrganizationRow } from '#actions/organizations'
 import { addTeamMembers, createTeam, setKeyTeam, type TeamRow } from '#actions/teams'
 import { setEndUser } from '#actions/end_users'
+import { createBudget, updateBudget } from '#actions/budgets'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -43,11 +45,37 @@ async function untilLockWaiters(n: number) {
   throw new Error(`fewer than ${n} statements waiting on a lock`)
 }
 
+async function deadlockTimeoutMs() {
+  return Number((await db.rawQuery(`SELECT setting FROM pg_settings WHERE name = 'deadlock_timeout'`)).rows[0].setting)
+}
+
 /** A transaction holding one row FOR UPDATE: the row the action locks first. */
 async function blocker(table: string, where: string) {
   const trx = await db.transaction()
   await trx.rawQuery(`SELECT 1 FROM ${table} WHERE ${where} FOR UPDATE`)
   return trx
+}
+
+/**
+ * The race: the blocker holds the action's first row, the action queues on
+ * it, a call's batch locks what it locks before that row and queues behind
+ * the action, the blocker lets go. The action must finish well before
+ * deadlock_timeout (no deadlock), without an error.
+ */
+async function raceWithMeter(held: TransactionClientContract, action: () => Promise<unknown>, metered: () => Promise<number>) {
+  const change = action().then(
+    () => null,
+    (error: any) => error
+  )
+  await untilLockWaiters(1)
+  if ((await metered()) !== 200) throw new Error('the metered call failed')
+  await untilLockWaiters(2)
+  const released = performance.now()
+  await held.commit()
+  const error = await change
+  const took = performance.now() - released
+  await drained()
+  return { error, took }
 }
 
 test.group('Row locks: one order for the meter and the actions', (group) => {
@@ -139,4 +167,46 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     const withSpend = ['organizations', 'teams', 'end_users', 'api_keys', 'api_key_model_spend', 'monthly_usage', 'users']
     assert.deepEqual(await lockOrderOf(budgeted.user, budgeted.org, budgeted.team, 'lo-budgeted', withSpend), expectedFor(withSpend))
   }).timeout(60_000)
+
+  test("an end user's limit changed while a batch of theirs is metered: no deadlock, the change and the charges exact", async ({ assert }) => {
+    const { user } = await seedTeamKey()
+    assert.equal(await call(user.key, { user: 'lo-cust' }), 200)
+    await drained()
+    const held = await blocker('users', `id = ${user.userId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => setEndUser({ userRef: user.email, endUser: 'lo-cust', monthlyLimit: '50' }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const row = await db.from('end_users').where('user_id', user.userId).where('end_user', 'lo-cust').first()
+    assert.equal(row.monthly_limit, '50.000000000000')
+    assert.equal(row.spent, '0.002000000000')
+    assert.equal(row.period_spent, '0.002000000000')
+    const owner = await db.from('users').where('id', user.userId).first()
+    assert.equal(owner.balance, '9.998000000000')
+  }).timeout(30_000)
+
+  test("a shared budget's period changed while a batch of a linked end user is metered: no deadlock, the recount and the batch both counted", async ({ assert }) => {
+    const { user } = await seedTeamKey()
+    const budget = await createBudget({ budgetId: `lo-budget-${user.userId}`, maxBudget: '100', budgetPeriod: 'day' })
+    await setEndUser({ userRef: user.email, endUser: 'lo-cust', budgetId: budget.budget_id })
+    await refreshCaches()
+    assert.equal(await call(user.key, { user: 'lo-cust' }), 200)
+    await drained()
+    const held = await blocker('users', `id = ${user.userId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => updateBudget(budget.budget_id, { budgetPeriod: 'month' }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const row = await db.from('end_users').where('user_id', user.userId).where('end_user', 'lo-cust').first()
+    assert.equal(row.spend_period, 'month')
+    // The month's recount (the first call) plus the waiting batch's call.
+    assert.equal(row.period_spent, '0.002000000000')
+    assert.equal(row.spent, '0.002000000000')
+  }).timeout(30_000)
 })
