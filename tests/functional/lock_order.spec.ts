@@ -5,6 +5,7 @@ import { createOrganization, type OrganizationRow } from '#actions/organizations
 import { addTeamMembers, createTeam, setKeyTeam, type TeamRow } from '#actions/teams'
 import { setEndUser } from '#actions/end_users'
 import { createBudget, updateBudget } from '#actions/budgets'
+import { updateUserApiKey } from '#actions/update_user_api_key'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -20,6 +21,8 @@ import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, se
  * lost) or the batch (retried).
  */
 const hello = [{ role: 'user', content: 'hi' }]
+/** $0.001 a call: the mock's usage (12 in, 5 out) at 50/80 per million. */
+const CALL = '0.001000000000'
 
 async function call(key: string, extra: Record<string, unknown> = {}, model = 'lo-model') {
   const answer = await post('/v1/chat/completions', { model, messages: hello, ...extra }, { authorization: `Bearer ${key}` })
@@ -208,5 +211,40 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     // The month's recount (the first call) plus the waiting batch's call.
     assert.equal(row.period_spent, '0.002000000000')
     assert.equal(row.spent, '0.002000000000')
+  }).timeout(30_000)
+
+  test('a key put in the team it is in while a batch of the key is metered (an API update naming the team): no deadlock', async ({ assert }) => {
+    const { user, team } = await seedTeamKey()
+    const held = await blocker('api_keys', `id = ${user.keyId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => setKeyTeam(String(user.keyId), team.id),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const teamRow = await db.from('teams').where('id', team.id).first()
+    assert.equal(teamRow.spent, CALL)
+    const key = await db.from('api_keys').where('id', user.keyId).first()
+    assert.equal(key.spent, CALL)
+    assert.equal(Number(key.team_id), team.id)
+  }).timeout(30_000)
+
+  test('a user moves their key out of its team in the portal while a batch of the key is metered: no deadlock, the team keeps the call', async ({ assert }) => {
+    const { user, team } = await seedTeamKey({ teamAdmin: true })
+    const key = await db.from('api_keys').where('id', user.keyId).first()
+    const held = await blocker('api_keys', `id = ${user.keyId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => updateUserApiKey(user.userId, null, user.keyId, { name: key.name, team: null }, { id: user.userId, label: user.email, source: 'portal' }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const moved = await db.from('api_keys').where('id', user.keyId).first()
+    assert.isNull(moved.team_id)
+    assert.equal(moved.spent, CALL)
+    // Admitted under the team: counted there.
+    assert.equal((await db.from('teams').where('id', team.id).first()).spent, CALL)
   }).timeout(30_000)
 })
