@@ -109,12 +109,18 @@ export async function createTeam(input: TeamSettings, actor: Actor = cliActor())
 /** Changes the settings given (the rest kept); null clears a budget or limit. */
 export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor = cliActor()): Promise<TeamRow> {
   const settings = await checked(input)
+  // An unknown team is said first, as before; its row is locked after the organization's (below).
+  if (input.organization !== undefined) await findTeam(ref)
   return db.transaction(async (trx) => {
+    // The organization's row before the team's, as the meter's statement takes them (architecture.md "Row locks
+    // and their order"): the team's first deadlocked with a batch that had updated the organization and waited on
+    // the team (the panel's form sends the organization with every save).
+    const organizationId = input.organization === undefined ? undefined : await organizationIdOf(trx, input.organization)
     const before = await findTeam(ref, trx)
     const changes: Record<string, unknown> = { ...columnsOf(settings), updated_at: new Date() }
     if (settings.alias !== undefined) changes.alias = settings.alias
     // A team moved to another organization leaves its past spend with the first (usage rows keep theirs).
-    if (input.organization !== undefined) changes.organization_id = await organizationIdOf(trx, input.organization)
+    if (organizationId !== undefined) changes.organization_id = organizationId
     if (settings.blocked !== undefined && settings.blocked !== (before.blocked_at !== null)) {
       changes.blocked_at = settings.blocked ? new Date() : null
     }

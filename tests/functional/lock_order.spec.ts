@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { createOrganization, type OrganizationRow } from '#actions/organizations'
-import { addTeamMembers, createTeam, setKeyTeam, type TeamRow } from '#actions/teams'
+import { addTeamMembers, createTeam, setKeyTeam, updateTeam, type TeamRow } from '#actions/teams'
 import { setEndUser } from '#actions/end_users'
 import { createBudget, updateBudget } from '#actions/budgets'
 import { updateUserApiKey } from '#actions/update_user_api_key'
@@ -246,5 +246,21 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     assert.equal(moved.spent, CALL)
     // Admitted under the team: counted there.
     assert.equal((await db.from('teams').where('id', team.id).first()).spent, CALL)
+  }).timeout(30_000)
+
+  test("a team saved with its organization (the panel's form) while a batch of its keys is metered: no deadlock", async ({ assert }) => {
+    const { user, team, org } = await seedTeamKey()
+    const held = await blocker('teams', `id = ${team.id}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => updateTeam(team.id, { alias: `${team.alias}-renamed`, organization: String(org.id) }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const teamRow = await db.from('teams').where('id', team.id).first()
+    assert.equal(teamRow.alias, `${team.alias}-renamed`)
+    assert.equal(teamRow.spent, CALL)
+    assert.equal((await db.from('organizations').where('id', org.id).first()).spent, CALL)
   }).timeout(30_000)
 })
