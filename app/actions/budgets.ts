@@ -142,11 +142,15 @@ export async function deleteBudget(budgetId: string, actor: Actor = cliActor()):
 
 /**
  * The linked end users' spend in the budget's new period, read from their
- * usage rows; their owners' rows locked first, as setEndUser does, so a
- * batch that committed is in the sum and one started later sees these rows.
+ * usage rows; their rows, then their owners' rows locked first, as setEndUser
+ * does (and the meter's statement: architecture.md "Row locks and their
+ * order"), so a batch that committed is in the sum and one started later sees
+ * these rows.
  */
 async function restartLinkedPeriods(trx: TransactionClientContract, budgetKey: number, period: SpendPeriod | null) {
-  // In id order: two budgets changed at once, sharing owners, lock them in the same order (no deadlock).
+  // In id order: two budgets changed at once, sharing owners, lock them in the same order (no deadlock). The
+  // owners before the end users deadlocked with a batch that had updated an end user and waited on its owner.
+  await trx.from('end_users').where('budget_id', budgetKey).orderBy('id').forUpdate().select('id')
   await trx.from('users').whereIn('id', trx.from('end_users').where('budget_id', budgetKey).select('user_id')).orderBy('id').forUpdate().select('id')
   // The period the meter counts in is on each row it updates (migration 1016): a batch waiting on these rows re-reads it.
   if (period === null) {

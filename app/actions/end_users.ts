@@ -62,10 +62,15 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
       budget = await trx.from('budgets').where('budget_id', limits.budgetId).forShare().select('id', 'budget_period').first()
       if (!budget) throw AdminInputError.notFound(`No budget "${limits.budgetId}": create it first (/budget/new)`)
     } else if (limits.budgetId === null) budget = null
+    // The end user's row, then the owner's, as the meter's statement takes them (architecture.md "Row locks and
+    // their order": the owner's first deadlocked with a batch that had updated the end user and waited on the owner).
+    const endUserRow = () => trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
+    let before = await endUserRow()
     // The owner's row locked: a batch that committed its charges to them is in the sum below, one started later
     // sees this row. (One whose statement began before and commits after is in neither: architecture.md "End users".)
     await trx.from('users').where('id', owner.id).forUpdate().select('id')
-    const before = await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).forUpdate().first()
+    // None yet: another change may have made it while this one waited on the owner (it is read again, not inserted twice).
+    if (!before) before = await endUserRow()
     if (before && input.mustBeNew) {
       throw new AdminInputError(`user_id: customer "${endUser}" already exists: change it with /customer/update`, 'user_id')
     }

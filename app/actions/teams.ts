@@ -109,12 +109,18 @@ export async function createTeam(input: TeamSettings, actor: Actor = cliActor())
 /** Changes the settings given (the rest kept); null clears a budget or limit. */
 export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor = cliActor()): Promise<TeamRow> {
   const settings = await checked(input)
+  // An unknown team is said first, as before; its row is locked after the organization's (below).
+  if (input.organization !== undefined) await findTeam(ref)
   return db.transaction(async (trx) => {
+    // The organization's row before the team's, as the meter's statement takes them (architecture.md "Row locks
+    // and their order"): the team's first deadlocked with a batch that had updated the organization and waited on
+    // the team (the panel's form sends the organization with every save).
+    const organizationId = input.organization === undefined ? undefined : await organizationIdOf(trx, input.organization)
     const before = await findTeam(ref, trx)
     const changes: Record<string, unknown> = { ...columnsOf(settings), updated_at: new Date() }
     if (settings.alias !== undefined) changes.alias = settings.alias
     // A team moved to another organization leaves its past spend with the first (usage rows keep theirs).
-    if (input.organization !== undefined) changes.organization_id = await organizationIdOf(trx, input.organization)
+    if (organizationId !== undefined) changes.organization_id = organizationId
     if (settings.blocked !== undefined && settings.blocked !== (before.blocked_at !== null)) {
       changes.blocked_at = settings.blocked ? new Date() : null
     }
@@ -234,9 +240,13 @@ export async function removeTeamMembers(ref: unknown, users: string[], actor: Ac
  * the key's requests admitted from now on.
  */
 export async function setKeyTeam(keyRef: string, teamRef: unknown, actor: Actor = cliActor()) {
+  // An unknown key is said first, as before; its row is locked after the team's (below).
+  const found = await findApiKey(keyRef)
   return db.transaction(async (trx) => {
-    const key = await findApiKey(keyRef, trx)
+    // The team's row before the key's, as the meter's statement takes them (architecture.md "Row locks and their
+    // order"): the key's first deadlocked with a batch of the key that had updated the team and waited on the key.
     const team = teamRef === null || teamRef === undefined || teamRef === '' ? null : await findTeam(teamRef, trx)
+    const key = await findApiKey(String(found.id), trx)
     return putKeyInTeam(trx, key, team, actor)
   })
 }
@@ -591,10 +601,24 @@ export async function findTeamAdministeredBy(ref: unknown, userId: number, trx: 
 export async function moveOwnKeyToTeam(trx: TransactionClientContract, key: ApiKey, userId: number, teamId: number | null, actor: Actor) {
   const from = key.teamId ?? null
   if (from === teamId) return key
+  // Locked already (lockTeamsOfMove, before the key's row) unless the key changed teams meanwhile: then no wait.
+  const target = await lockTeamsOfMove(trx, userId, from, teamId)
+  return putKeyInTeam(trx, key, target, actor)
+}
+
+/**
+ * moveOwnKeyToTeam's teams, checked and locked in id order; the target's row
+ * (null: none). Called first with the team the key was seen in, before the
+ * key's row is locked: the meter's statement locks a team before its keys
+ * (architecture.md "Row locks and their order"), and the key's row first
+ * deadlocked with a batch of the key that had updated its team.
+ */
+export async function lockTeamsOfMove(trx: TransactionClientContract, userId: number, from: number | null, teamId: number | null) {
+  if (from === teamId) return null
   let target: TeamRow | null = null
   for (const id of [from, teamId].filter((id): id is number => id !== null).sort((a, b) => a - b)) {
     const team = await findTeamAdministeredBy(id, userId, trx)
     if (id === teamId) target = team
   }
-  return putKeyInTeam(trx, key, target, actor)
+  return target
 }

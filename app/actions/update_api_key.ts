@@ -63,7 +63,9 @@ export async function updateApiKey(
   input: UpdateApiKeyInput,
   actor: Actor = cliActor(),
   /** More of the same change, under the key's row lock, before its fields are saved (a portal move between teams) */
-  within?: (trx: TransactionClientContract, key: ApiKey) => Promise<void>
+  within?: (trx: TransactionClientContract, key: ApiKey) => Promise<void>,
+  /** Rows to lock before the key's, as the meter's statement orders them (the teams of a portal move) */
+  lockFirst?: (trx: TransactionClientContract) => Promise<void>
 ) {
   if (input.spendPeriod && !input.spendLimit) {
     throw new AdminInputError('A spend cap that resets needs a spend cap', 'spendPeriod')
@@ -72,6 +74,7 @@ export async function updateApiKey(
   if (input.expiresOn && !lastDay) throw new AdminInputError('Last day it works must be a date such as 2027-01-31', 'expiresOn')
   const allowedIps = input.allowedIps === undefined ? undefined : allowedIpsColumn(input.allowedIps)
   return db.transaction(async (trx) => {
+    if (lockFirst) await lockFirst(trx)
     const key = await ApiKey.query({ client: trx }).where('id', id).preload('user').forUpdate().first()
     if (!key) throw AdminInputError.notFound(`No API key with id ${id}`)
     if (key.revokedAt) throw new AdminInputError(`Key ${key.masked} is revoked: issue a new key instead`)

@@ -3,7 +3,7 @@ import { lastDayFrom, updateApiKey } from '#actions/update_api_key'
 import { assertInsidePlan } from '#actions/create_user_api_key'
 import { PortalInputError } from '#actions/portal_input_error'
 import type { Actor } from '#actions/audit'
-import { moveOwnKeyToTeam } from '#actions/teams'
+import { lockTeamsOfMove, moveOwnKeyToTeam } from '#actions/teams'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 
 /**
@@ -51,6 +51,8 @@ export async function updateUserApiKey(
       allowedIps: input.allowedIps,
     },
     actor,
-    input.team === undefined ? undefined : async (trx, locked) => void (await moveOwnKeyToTeam(trx, locked, userId, input.team ?? null, actor))
+    input.team === undefined ? undefined : async (trx, locked) => void (await moveOwnKeyToTeam(trx, locked, userId, input.team ?? null, actor)),
+    // The teams' rows before the key's (the meter's order).
+    input.team === undefined ? undefined : async (trx) => void (await lockTeamsOfMove(trx, userId, key.teamId ?? null, input.team ?? null))
   )
 }

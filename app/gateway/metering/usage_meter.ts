@@ -276,15 +276,26 @@ SELECT COUNT(*)::int AS inserted FROM ins`
  * MODEL_BUDGET_SPEND_EFFECT; bit 16: a row admitted under an organization,
  * ORG_SPEND_EFFECT), each a named statement planned once per connection (and
  * only when a batch needs it).
+ *
+ * The order of the effects is the order of the row locks (architecture.md
+ * "Row locks and their order"): Postgres runs the data-modifying CTEs that
+ * nothing reads after the main query, the last written first, and a CTE that
+ * another reads (`touched`, read by MODEL_BUDGET_SPEND_EFFECT) when that one
+ * runs. So, written in this order, every kind of batch locks organizations,
+ * teams, end users, keys, the keys' model spend, the monthly counters, and
+ * last (the ledger trigger, at the statement's end) users. The model budget
+ * effect written last made its batches lock the key before the team and the
+ * end user, the other batches after them: no action could take both in an
+ * order that deadlocked with neither. (Checked by tests/functional/lock_order.spec.ts.)
  */
 const KINDS = Array.from({ length: 32 }, (_, kind) => kind)
 const WRITE_BATCH_SQL = KINDS.map((kind) =>
   batchSql(
     METER_EFFECTS +
       (kind & 1 ? LATE_DAYS_EFFECT : '') +
+      (kind & 8 ? MODEL_BUDGET_SPEND_EFFECT : '') +
       (kind & 2 ? END_USER_SPEND_EFFECT : '') +
       (kind & 4 ? TEAM_SPEND_EFFECT : '') +
-      (kind & 8 ? MODEL_BUDGET_SPEND_EFFECT : '') +
       (kind & 16 ? ORG_SPEND_EFFECT : '')
   )
 )

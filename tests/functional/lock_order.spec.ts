@@ -1,0 +1,266 @@
+import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
+import { createOrganization, type OrganizationRow } from '#actions/organizations'
+import { addTeamMembers, createTeam, setKeyTeam, updateTeam, type TeamRow } from '#actions/teams'
+import { setEndUser } from '#actions/end_users'
+import { createBudget, updateBudget } from '#actions/budgets'
+import { updateUserApiKey } from '#actions/update_user_api_key'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
+
+/**
+ * The row locks of the meter's batch statement and of the admin actions that
+ * change the same rows, taken in one order (architecture.md "Row locks and
+ * their order"). Each deadlock test makes the old order's deadlock happen
+ * every time: a blocker holds the row the action locks first, the action
+ * queues on it, then a metered call's batch locks its earlier rows and queues
+ * behind the action; the blocker lets go, the action takes its first row and
+ * asks for one the batch holds. Postgres breaks that only after
+ * deadlock_timeout (1 s) by failing one side: the action (a 500, the change
+ * lost) or the batch (retried).
+ */
+const hello = [{ role: 'user', content: 'hi' }]
+/** $0.001 a call: the mock's usage (12 in, 5 out) at 50/80 per million. */
+const CALL = '0.001000000000'
+
+async function call(key: string, extra: Record<string, unknown> = {}, model = 'lo-model') {
+  const answer = await post('/v1/chat/completions', { model, messages: hello, ...extra }, { authorization: `Bearer ${key}` })
+  await answer.arrayBuffer()
+  return answer.status
+}
+
+async function drained() {
+  await (await gateway()).meter.drain()
+}
+
+/** Statements of this database waiting on a lock (the action, the meter's batch). */
+async function lockWaiters() {
+  const rows = await db.rawQuery(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+  return rows.rows[0].n as number
+}
+
+async function untilLockWaiters(n: number) {
+  for (let i = 0; i < 100; i++) {
+    if ((await lockWaiters()) >= n) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error(`fewer than ${n} statements waiting on a lock`)
+}
+
+async function deadlockTimeoutMs() {
+  return Number((await db.rawQuery(`SELECT setting FROM pg_settings WHERE name = 'deadlock_timeout'`)).rows[0].setting)
+}
+
+/** A transaction holding one row FOR UPDATE: the row the action locks first. */
+async function blocker(table: string, where: string) {
+  const trx = await db.transaction()
+  await trx.rawQuery(`SELECT 1 FROM ${table} WHERE ${where} FOR UPDATE`)
+  return trx
+}
+
+/**
+ * The race: the blocker holds the action's first row, the action queues on
+ * it, a call's batch locks what it locks before that row and queues behind
+ * the action, the blocker lets go. The action must finish well before
+ * deadlock_timeout (no deadlock), without an error.
+ */
+async function raceWithMeter(held: TransactionClientContract, action: () => Promise<unknown>, metered: () => Promise<number>) {
+  const change = action().then(
+    () => null,
+    (error: any) => error
+  )
+  await untilLockWaiters(1)
+  if ((await metered()) !== 200) throw new Error('the metered call failed')
+  await untilLockWaiters(2)
+  const released = performance.now()
+  await held.commit()
+  const error = await change
+  const took = performance.now() - released
+  await drained()
+  return { error, took }
+}
+
+test.group('Row locks: one order for the meter and the actions', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'mock', baseUrl: mock.url, models: ['*'] })
+    for (const model of ['lo-model', 'lo-budgeted']) await seedPrice(model, '50', '80')
+    return () => mock.stop()
+  })
+
+  /** A user with $10 whose key is in a team of an organization, with an end user listed. */
+  async function seedTeamKey(options: { modelBudget?: boolean; teamAdmin?: boolean } = {}) {
+    const user = await seedUser({
+      balance: '10',
+      key: options.modelBudget ? { modelLimits: { 'lo-budgeted': { budget: '5', budget_period: 'day' } } } : {},
+    })
+    const org = await createOrganization({ alias: `lo-org-${user.userId}`, maxBudget: '100' })
+    const team = await createTeam({ alias: `lo-team-${user.userId}`, organization: org.id, maxBudget: '100', budgetPeriod: 'month' })
+    if (options.teamAdmin) await addTeamMembers(team.id, [{ user: user.email, role: 'admin' }])
+    await setKeyTeam(String(user.keyId), team.id)
+    await setEndUser({ userRef: user.email, endUser: 'lo-cust', monthlyLimit: '100' })
+    await refreshCaches()
+    return { user, org, team }
+  }
+
+  /** Which rows a probe cannot lock at once (the waiting batch holds them). */
+  async function heldRows(rows: Array<[string, string]>) {
+    const held: string[] = []
+    for (const [table, where] of rows) {
+      const probe = await db.transaction()
+      try {
+        await probe.rawQuery(`SELECT 1 FROM ${table} WHERE ${where} FOR UPDATE NOWAIT`)
+      } catch (error: any) {
+        if (error.code !== '55P03') throw error
+        held.push(table)
+      } finally {
+        await probe.rollback()
+      }
+    }
+    return held
+  }
+
+  async function lockOrderOf(user: SeededUser, org: OrganizationRow, team: TeamRow, model: string, rows: string[]) {
+    const where: Record<string, string> = {
+      organizations: `id = ${org.id}`,
+      teams: `id = ${team.id}`,
+      end_users: `user_id = ${user.userId} AND end_user = 'lo-cust'`,
+      api_keys: `id = ${user.keyId}`,
+      api_key_model_spend: `api_key_id = ${user.keyId}`,
+      monthly_usage: `user_id = ${user.userId} AND model = '${model}'`,
+      users: `id = ${user.userId}`,
+    }
+    // Every row exists (the first call made the counters and the model's spend).
+    assert200(await call(user.key, { user: 'lo-cust' }, model))
+    await drained()
+    const seen: Record<string, string[]> = {}
+    for (const table of rows) {
+      const held = await blocker(table, where[table])
+      try {
+        assert200(await call(user.key, { user: 'lo-cust' }, model))
+        await untilLockWaiters(1)
+        seen[table] = await heldRows(rows.filter((other) => other !== table).map((other) => [other, where[other]]))
+      } finally {
+        await held.commit()
+      }
+      await drained()
+    }
+    return seen
+  }
+
+  function assert200(status: number) {
+    if (status !== 200) throw new Error(`the call answered ${status}`)
+  }
+
+  /** What the batch must hold while it waits on each table's row: every table before it in the order. */
+  function expectedFor(order: string[]) {
+    return Object.fromEntries(order.map((table, i) => [table, order.slice(0, i)]))
+  }
+
+  test("the meter's statement locks organizations, teams, end users, keys, the keys' model spend, the monthly counters, then users, for every kind of batch", async ({ assert }) => {
+    const plain = await seedTeamKey()
+    const order = ['organizations', 'teams', 'end_users', 'api_keys', 'monthly_usage', 'users']
+    assert.deepEqual(await lockOrderOf(plain.user, plain.org, plain.team, 'lo-model', order), expectedFor(order))
+    // A batch with a row under a key's budget for a model locked the key before the team and the end user.
+    const budgeted = await seedTeamKey({ modelBudget: true })
+    const withSpend = ['organizations', 'teams', 'end_users', 'api_keys', 'api_key_model_spend', 'monthly_usage', 'users']
+    assert.deepEqual(await lockOrderOf(budgeted.user, budgeted.org, budgeted.team, 'lo-budgeted', withSpend), expectedFor(withSpend))
+  }).timeout(60_000)
+
+  test("an end user's limit changed while a batch of theirs is metered: no deadlock, the change and the charges exact", async ({ assert }) => {
+    const { user } = await seedTeamKey()
+    assert.equal(await call(user.key, { user: 'lo-cust' }), 200)
+    await drained()
+    const held = await blocker('users', `id = ${user.userId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => setEndUser({ userRef: user.email, endUser: 'lo-cust', monthlyLimit: '50' }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const row = await db.from('end_users').where('user_id', user.userId).where('end_user', 'lo-cust').first()
+    assert.equal(row.monthly_limit, '50.000000000000')
+    assert.equal(row.spent, '0.002000000000')
+    assert.equal(row.period_spent, '0.002000000000')
+    const owner = await db.from('users').where('id', user.userId).first()
+    assert.equal(owner.balance, '9.998000000000')
+  }).timeout(30_000)
+
+  test("a shared budget's period changed while a batch of a linked end user is metered: no deadlock, the recount and the batch both counted", async ({ assert }) => {
+    const { user } = await seedTeamKey()
+    const budget = await createBudget({ budgetId: `lo-budget-${user.userId}`, maxBudget: '100', budgetPeriod: 'day' })
+    await setEndUser({ userRef: user.email, endUser: 'lo-cust', budgetId: budget.budget_id })
+    await refreshCaches()
+    assert.equal(await call(user.key, { user: 'lo-cust' }), 200)
+    await drained()
+    const held = await blocker('users', `id = ${user.userId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => updateBudget(budget.budget_id, { budgetPeriod: 'month' }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const row = await db.from('end_users').where('user_id', user.userId).where('end_user', 'lo-cust').first()
+    assert.equal(row.spend_period, 'month')
+    // The month's recount (the first call) plus the waiting batch's call.
+    assert.equal(row.period_spent, '0.002000000000')
+    assert.equal(row.spent, '0.002000000000')
+  }).timeout(30_000)
+
+  test('a key put in the team it is in while a batch of the key is metered (an API update naming the team): no deadlock', async ({ assert }) => {
+    const { user, team } = await seedTeamKey()
+    const held = await blocker('api_keys', `id = ${user.keyId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => setKeyTeam(String(user.keyId), team.id),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const teamRow = await db.from('teams').where('id', team.id).first()
+    assert.equal(teamRow.spent, CALL)
+    const key = await db.from('api_keys').where('id', user.keyId).first()
+    assert.equal(key.spent, CALL)
+    assert.equal(Number(key.team_id), team.id)
+  }).timeout(30_000)
+
+  test('a user moves their key out of its team in the portal while a batch of the key is metered: no deadlock, the team keeps the call', async ({ assert }) => {
+    const { user, team } = await seedTeamKey({ teamAdmin: true })
+    const key = await db.from('api_keys').where('id', user.keyId).first()
+    const held = await blocker('api_keys', `id = ${user.keyId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => updateUserApiKey(user.userId, null, user.keyId, { name: key.name, team: null }, { id: user.userId, label: user.email, source: 'portal' }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const moved = await db.from('api_keys').where('id', user.keyId).first()
+    assert.isNull(moved.team_id)
+    assert.equal(moved.spent, CALL)
+    // Admitted under the team: counted there.
+    assert.equal((await db.from('teams').where('id', team.id).first()).spent, CALL)
+  }).timeout(30_000)
+
+  test("a team saved with its organization (the panel's form) while a batch of its keys is metered: no deadlock", async ({ assert }) => {
+    const { user, team, org } = await seedTeamKey()
+    const held = await blocker('teams', `id = ${team.id}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => updateTeam(team.id, { alias: `${team.alias}-renamed`, organization: String(org.id) }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const teamRow = await db.from('teams').where('id', team.id).first()
+    assert.equal(teamRow.alias, `${team.alias}-renamed`)
+    assert.equal(teamRow.spent, CALL)
+    assert.equal((await db.from('organizations').where('id', org.id).first()).spent, CALL)
+  }).timeout(30_000)
+})
