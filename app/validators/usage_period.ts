@@ -54,7 +54,7 @@ const withinRange = vine.createRule((value: unknown, _: undefined, field: FieldC
 
 const day = () => vine.string().trim().regex(DAY).use(calendarDay()).optional()
 
-const messages = new SimpleMessagesProvider({
+const MESSAGES: Record<string, string> = {
   'string': 'must be one value, a UTC day as YYYY-MM-DD',
   'regex': 'must be a UTC day as YYYY-MM-DD, like 2026-12-01',
   'calendarDay': 'must be a real day from 1970-01-01 on, as YYYY-MM-DD',
@@ -62,10 +62,23 @@ const messages = new SimpleMessagesProvider({
   'rangeTooLong': `must be at most ${MAX_RANGE_DAYS} days before to ({{ to }}): a report covers a year at most; ask for a longer period in several ranges`,
   'month.string': 'must be one value, a month as YYYY-MM',
   'month.regex': 'must be a month as YYYY-MM, like 2026-12',
-})
+}
+const messages = new SimpleMessagesProvider(MESSAGES)
 
 export const usageRangeValidator = vine.compile(vine.object({ from: day().use(withinRange()), to: day() }))
 usageRangeValidator.messagesProvider = messages
+
+/**
+ * The same range as LiteLLM's reports take it (`start_date`/`end_date`, mapped
+ * to from/to by the caller; litellmManaged renames the field in the message):
+ * the message names the other end as the caller wrote it, `end_date`.
+ */
+export const litellmRangeValidator = vine.compile(vine.object({ from: day().use(withinRange()), to: day() }))
+litellmRangeValidator.messagesProvider = new SimpleMessagesProvider({
+  ...MESSAGES,
+  'fromAfterTo': 'must not be later than end_date ({{ to }}): a range runs from an earlier or the same day to a later one',
+  'rangeTooLong': `must be at most ${MAX_RANGE_DAYS} days before end_date ({{ to }}): a report covers a year at most; ask for a longer period in several ranges`,
+})
 
 export const usageMonthValidator = vine.compile(
   vine.object({

@@ -296,7 +296,10 @@ test.group('LiteLLM /spend/tags and /global/spend/*', (group) => {
     const pastOnly = await litellm('GET', `/spend/tags?start_date=${pastDay.toISODate()}&end_date=${pastDay.toISODate()}`)
     assert.deepEqual(pastOnly.body.map((r: any) => r.individual_request_tag), ['team-x', 'job-1'])
     assertLiteLLMError(assert, await litellm('GET', '/spend/tags?start_date=2026-13-40'), 400, 'start_date')
-    assertLiteLLMError(assert, await litellm('GET', `/spend/tags?start_date=${today.toISODate()}&end_date=${pastDay.toISODate()}`), 400, 'start_date')
+    const reversed = await litellm('GET', `/spend/tags?start_date=${today.toISODate()}&end_date=${pastDay.toISODate()}`)
+    assertLiteLLMError(assert, reversed, 400, 'start_date')
+    // Both ends named as a LiteLLM caller wrote them (it said "later than to")
+    assert.match(reversed.body.error.message, new RegExp(`^start_date: must not be later than end_date \\(${pastDay.toISODate()}\\)`))
   })
 
   test('/global/spend/logs, /keys, /models: the last 30 days from the rollups and today\'s rows', async ({ assert }) => {

@@ -9,7 +9,7 @@ import { dailyTotals, spendByKeyModel, spendByTeamDay, topBy, type TeamDaySpend 
 import { END_USER_DAILY_LIMIT, endUserDailySpend } from '#services/end_user_spend'
 import { parseFilters } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
-import { datesOf, usageRangeValidator } from '#validators/usage_period'
+import { datesOf, litellmRangeValidator } from '#validators/usage_period'
 import { fieldError, litellmManaged } from '#services/litellm_management'
 
 /** LiteLLM's /global/spend/* views cover the last 30 days (from the UTC day 30 days before today) */
@@ -110,7 +110,7 @@ export default class LiteLLMGlobalSpendController {
       const groupBy = qs.group_by ?? 'team'
       if (!['team', 'customer', 'api_key'].includes(groupBy)) throw fieldError('group_by', 'team, customer or api_key')
       const dates = { from: qs.start_date, to: qs.end_date }
-      await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
+      await litellmRangeValidator.validate(datesOf(dates, ['from', 'to']))
       const filters = parseFilters(dates)
       await settleMetering()
       if (groupBy === 'team') return teamReport(await spendByTeamDay(DateTime.fromISO(filters.from, { zone: 'utc' }), DateTime.fromISO(filters.to, { zone: 'utc' })))

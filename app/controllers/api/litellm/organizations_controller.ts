@@ -16,7 +16,7 @@ import { teamsOfOrganizations } from '#actions/teams'
 import vine from '@vinejs/vine'
 import { DateTime } from 'luxon'
 import { wholeNumberField } from '#validators/whole_number_field'
-import { datesOf, usageRangeValidator } from '#validators/usage_period'
+import { datesOf, litellmRangeValidator } from '#validators/usage_period'
 import { parseFilters } from '#services/usage_query'
 import { spendByOrganizationDay } from '#services/usage_rollup'
 import { organizationDailyActivityJson } from '#services/litellm_daily_activity'
@@ -71,7 +71,7 @@ export default class LiteLLMOrganizationsController {
     return orgManaged(async () => {
       const qs = ctx.request.qs()
       const dates = { from: qs.start_date, to: qs.end_date }
-      await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
+      await litellmRangeValidator.validate(datesOf(dates, ['from', 'to']))
       const paging = await activityPageValidator.validate({ page: qs.page, page_size: qs.page_size })
       const only = organizationIdsFilter(qs.organization_ids)
       const filters = parseFilters(dates)

@@ -5,7 +5,7 @@ import db from '@adonisjs/lucid/services/db'
 import { findApiKey } from '#actions/revoke_api_key'
 import { applyFilters, parseFilters, userIdOf } from '#services/usage_query'
 import { settleMetering } from '#services/settle_metering'
-import { datesOf, usageRangeValidator } from '#validators/usage_period'
+import { datesOf, litellmRangeValidator } from '#validators/usage_period'
 import { REQUEST_ID_PATTERN } from '#gateway/metering/request_id'
 import { fieldError, litellmManaged } from '#services/litellm_management'
 import { spendByTag } from '#services/tag_spend'
@@ -37,7 +37,7 @@ export default class LiteLLMSpendController {
       const qs = ctx.request.qs()
       const { page_size: pageSize = DEFAULT_ROWS, before } = await pageValidator.validate({ page_size: qs.page_size, before: qs.before })
       const dates = { from: qs.start_date, to: qs.end_date }
-      await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
+      await litellmRangeValidator.validate(datesOf(dates, ['from', 'to']))
       let keyId = ''
       if (qs.api_key !== undefined && qs.api_key !== '') keyId = String((await findApiKey(String(qs.api_key))).id)
       const filters = parseFilters({ ...dates, user: qs.user_id, key: keyId })
@@ -69,7 +69,7 @@ export default class LiteLLMSpendController {
     return litellmManaged(async () => {
       const qs = ctx.request.qs()
       const dates = { from: qs.start_date, to: qs.end_date }
-      await usageRangeValidator.validate(datesOf(dates, ['from', 'to']))
+      await litellmRangeValidator.validate(datesOf(dates, ['from', 'to']))
       await settleMetering()
       const rows = await spendByTag(parseFilters(dates), null)
       return rows
