@@ -463,6 +463,68 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
       await proxy.close()
     }
   }).timeout(30000)
+
+  test('a row the meter refuses as a data error is not exported while the rest of its batch is', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), intervalMs: 600_000, names: (await gateway()).exportNames })
+    const meter = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 50, flushMs: 600_000, logger })
+    meter.exporter = exporter
+    try {
+      // No such user: the row's foreign key fails the batch, the one-by-one retry writes the two others.
+      const good = [meterEvent(user.userId, 'exp-meter'), meterEvent(user.userId, 'exp-meter')]
+      const bad = meterEvent(2_000_000_000, 'exp-meter')
+      meter.record(good[0])
+      meter.record(bad)
+      meter.record(good[1])
+      await meter.drain()
+      assert.sameMembers((await usageRows(user.userId)).map((r: any) => r.request_id), good.map((e) => e.requestId))
+      await exporter.flush()
+      assert.sameMembers(collector.lines().map((l) => l.request_id), good.map((e) => e.requestId))
+      assert.equal(exporter.counts().webhook.exported, 2)
+    } finally {
+      await meter.close(2000)
+      await exporter.close(1000)
+    }
+  })
+
+  test('a batch both committed and spilled by a timed-out shutdown is exported once by the replay of the spill', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const dir = mkdtempSync(join(tmpdir(), 'gw-export-twice-'))
+    chmodSync(dir, 0o755)
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), names: (await gateway()).exportNames })
+    const meter = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 10, flushMs: 5, logger, spillDir: dir })
+    meter.exporter = exporter
+    // The user's row locked elsewhere: the batch's charge waits on it, in flight when the close gives up.
+    const lock = await db.transaction()
+    await lock.from('users').where('id', user.userId).forUpdate().first()
+    const events = [1, 2, 3].map(() => meterEvent(user.userId, 'exp-twice'))
+    try {
+      for (const event of events) meter.record(event)
+      for (let i = 0; i < 100 && meter.writesUnderWay === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      assert.equal(meter.writesUnderWay, 1)
+      const closing = meter.close(100)
+      await new Promise((r) => setTimeout(r, 300))
+      // The lock goes: the batch in flight commits after it was spilled.
+      await lock.commit()
+      await closing
+      for (let i = 0; i < 100 && meter.writesUnderWay > 0; i++) await new Promise((r) => setTimeout(r, 10))
+      assert.lengthOf(await usageRows(user.userId), 3)
+      await exporter.flush()
+      // The next start replays the spill (its rows already there: nothing written twice) and exports them.
+      const next = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 10, flushMs: 5, logger, spillDir: dir })
+      next.exporter = exporter
+      await new Promise((r) => setTimeout(r, 5))
+      assert.equal(await next.replayOrphans(), 3)
+      await next.close(2000)
+      await exporter.flush()
+      const ids = collector.lines().map((l) => l.request_id)
+      assert.sameMembers(ids, events.map((e) => e.requestId), 'each row exported once')
+      assert.lengthOf(await usageRows(user.userId), 3)
+    } finally {
+      if (!lock.isCompleted) await lock.rollback()
+      await exporter.close(1000)
+    }
+  }).timeout(30000)
 })
 
 /** An exporter's options with only a webhook destination (the meter-level tests build their own). */
