@@ -332,26 +332,128 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     return user
   }
 
-  test('a collector that is down: requests unaffected, the batches counted failed', async ({ assert }) => {
+  /** `count` rows wait at a destination none of which went or was given up on, a failed batch among them. */
+  function waiting(assert: any, exporter: LogExporter, name: string, count: number) {
+    const counts = exporter.counts()[name]
+    assert.isAbove(counts.retrying, 0)
+    assert.deepEqual({ ...counts, queued: counts.queued + counts.retrying, retrying: 0 }, { exported: 0, failed: 0, dropped: counts.dropped, queued: count, retrying: 0 })
+  }
+
+  /** Until `done()` holds (the loop's interval and backoffs are short here), at most `ms`. */
+  async function until(done: () => boolean, ms = 5000) {
+    for (const started = Date.now(); !done() && Date.now() - started < ms; ) await new Promise((r) => setTimeout(r, 10))
+  }
+
+  test('a collector down then up: its batches are sent again after a backoff and every row arrives once', async ({ assert }) => {
     const down = await new MockCollector().start()
     await down.stop()
-    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines`, OTEL_EXPORTER_OTLP_ENDPOINT: down.url })
-    await twelveCalls(assert)
-    await exporter.flush()
-    const counts = exporter.counts()
-    assert.equal(counts.webhook.failed, 12)
-    assert.equal(counts.otlp.failed, 12)
-    assert.equal(counts.webhook.exported, 0)
-    assert.equal(counts.webhook.queued, 0)
+    try {
+      const exporter = await useExporter(
+        { LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines`, OTEL_EXPORTER_OTLP_ENDPOINT: down.url },
+        { retryDelaysMs: [100, 200] }
+      )
+      const user = await twelveCalls(assert)
+      await exporter.flush()
+      // Refused connections: nothing lost, nothing counted failed; the rows wait (the failed batch to be sent again).
+      for (const name of ['webhook', 'otlp']) waiting(assert, exporter, name, 12)
+      const status = (await (await fetch(`${baseUrl()}/api/status`)).json()) as any
+      assert.isAbove(status.log_export.webhook.retrying, 0)
+      assert.equal(status.log_export.webhook.retrying + status.log_export.webhook.queued, 12)
+      // The collector restarts on its port: the next attempt after the backoff takes them.
+      await down.start()
+      await until(() => exporter.counts().webhook.exported === 12 && exporter.counts().otlp.exported === 12)
+      assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+      assert.deepEqual(exporter.counts().otlp, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+      const ids = (await usageRows(user.userId)).map((r: any) => r.request_id)
+      assert.sameMembers(down.lines().map((l) => l.id), ids)
+      assert.sameMembers(down.spans().map((s) => s.traceId), ids.map((id: string) => id.replaceAll('-', '')))
+    } finally {
+      await down.stop()
+    }
   })
 
-  test('a collector that answers 500: failed counted, nothing retried into memory', async ({ assert }) => {
+  test('a collector that answers 500 is retried until it takes the batch', async ({ assert }) => {
     collector.reset('fail')
-    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { retryDelaysMs: [50, 100] })
+    await twelveCalls(assert)
+    await until(() => collector.hits >= 3)
+    waiting(assert, exporter, 'webhook', 12)
+    collector.mode = 'ok'
+    await until(() => exporter.counts().webhook.exported === 12)
+    assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+    assert.lengthOf(collector.lines(), 12)
+  })
+
+  test('a collector that answers 400 is not retried: the batch is counted failed and the rows behind it go on', async ({ assert }) => {
+    collector.reset('status', { status: 400 })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { retryDelaysMs: [20] })
     await twelveCalls(assert)
     await exporter.flush()
-    assert.isAtLeast(collector.hits, 1)
-    assert.deepEqual(exporter.counts().webhook, { exported: 0, failed: 12, dropped: 0, queued: 0 })
+    assert.deepEqual(exporter.counts().webhook, { exported: 0, failed: 12, dropped: 0, queued: 0, retrying: 0 })
+    // Several backoffs later: no POST again.
+    const hits = collector.hits
+    await new Promise((r) => setTimeout(r, 200))
+    assert.equal(collector.hits, hits)
+    // The next rows are sent at once, no backoff held them.
+    collector.reset()
+    await twelveCalls(assert)
+    await exporter.flush()
+    assert.equal(exporter.counts().webhook.exported, 12)
+    assert.lengthOf(collector.lines(), 12)
+  })
+
+  test('a 429 is retried after its Retry-After, not before', async ({ assert }) => {
+    collector.reset('status', { status: 429, retryAfter: '1' })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { retryDelaysMs: [20, 50, 5000] })
+    await twelveCalls(assert)
+    await until(() => collector.hits === 1)
+    collector.mode = 'ok'
+    // Without the header the next attempt would have come after ~20 ms.
+    await new Promise((r) => setTimeout(r, 600))
+    assert.equal(collector.hits, 1)
+    waiting(assert, exporter, 'webhook', 12)
+    await until(() => exporter.counts().webhook.exported === 12, 3000)
+    assert.equal(exporter.counts().webhook.exported, 12)
+    assert.lengthOf(collector.lines(), 12)
+  })
+
+  test('while a collector is down what waits is bounded by rows, bytes and age, the rest counted dropped', async ({ assert }) => {
+    const down = await new MockCollector().start()
+    await down.stop()
+    // Rows: at most 5 wait (the failed batch and the new rows behind it).
+    let exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines` }, { maxQueued: 5, retryDelaysMs: [60_000] })
+    await twelveCalls(assert)
+    await exporter.flush()
+    waiting(assert, exporter, 'webhook', 5)
+    assert.equal(exporter.counts().webhook.dropped, 7)
+    await twelveCalls(assert)
+    waiting(assert, exporter, 'webhook', 5)
+    assert.equal(exporter.counts().webhook.dropped, 19)
+
+    // Bytes: ~1 KB a row, a 3 KB bound holds 3 rows.
+    exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines` }, { maxQueuedBytes: 3 * 1024, retryDelaysMs: [60_000] })
+    await twelveCalls(assert)
+    await exporter.flush()
+    waiting(assert, exporter, 'webhook', 3)
+    assert.equal(exporter.counts().webhook.dropped, 9)
+
+    // Age: a row waiting longer than the bound is dropped when the loop next looks, retried or not.
+    exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines` }, { maxAgeMs: 300, retryDelaysMs: [50] })
+    await twelveCalls(assert)
+    await exporter.flush()
+    waiting(assert, exporter, 'webhook', 12)
+    await until(() => exporter.counts().webhook.dropped === 12)
+    assert.deepEqual(exporter.counts().webhook, { exported: 0, failed: 0, dropped: 12, queued: 0, retrying: 0 })
+    // Up again: nothing old is sent, the new rows are.
+    await down.start()
+    try {
+      await twelveCalls(assert)
+      await exporter.flush()
+      assert.equal(exporter.counts().webhook.exported, 12)
+      assert.lengthOf(down.lines(), 12)
+    } finally {
+      await down.stop()
+    }
   })
 
   test('a collector that never answers: requests unaffected, the queue stays bounded, the overflow counted dropped', async ({ assert }) => {
@@ -377,14 +479,15 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     assert.equal(exporter.counts().webhook.queued, 0)
   })
 
-  test('a slow collector is given up on after the timeout, counted failed', async ({ assert }) => {
+  test('a slow collector is given up on after the timeout, and the batch sent again', async ({ assert }) => {
     collector.reset('hang')
-    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { timeoutMs: 200 })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { timeoutMs: 200, retryDelaysMs: [50] })
     await twelveCalls(assert)
     await exporter.flush()
-    const counts = exporter.counts().webhook
-    assert.equal(counts.failed, 12)
-    assert.equal(counts.queued, 0)
+    waiting(assert, exporter, 'webhook', 12)
+    collector.mode = 'ok'
+    await until(() => exporter.counts().webhook.exported === 12)
+    assert.lengthOf(collector.lines(), 12)
   })
 
   test('shutdown flushes what waits within the grace, before the next interval', async ({ assert }) => {
@@ -398,7 +501,7 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     const lines = collector.lines()
     assert.lengthOf(lines, 12)
     assert.sameMembers(lines.map((l) => l.request_id), rows.map((r: any) => r.request_id))
-    assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0 })
+    assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
   })
 
   test('a full batch goes at once, not at the next interval; a part batch left waits for it', async ({ assert }) => {
@@ -608,8 +711,8 @@ test.group('Log export in the production server (bin/start.js)', (group) => {
         await new Promise((r) => setTimeout(r, 20))
       }
       assert.equal(status.metering.queued, 2)
-      assert.deepEqual(status.log_export.webhook, { exported: 0, failed: 0, dropped: 0, queued: 0 })
-      assert.deepEqual(status.log_export.langfuse, { exported: 0, failed: 0, dropped: 0, queued: 0 })
+      assert.deepEqual(status.log_export.webhook, { exported: 0, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+      assert.deepEqual(status.log_export.langfuse, { exported: 0, failed: 0, dropped: 0, queued: 0, retrying: 0 })
       assert.notInclude(JSON.stringify(status), collector.url)
       child.kill('SIGTERM')
       for (const text of await texts) assert.include(text, '[DONE]')

@@ -20,6 +20,8 @@ export interface LogExportEnv {
   LOG_EXPORT_INTERVAL_MS?: number
   LOG_EXPORT_MAX_QUEUE?: number
   LOG_EXPORT_TIMEOUT_MS?: number
+  LOG_EXPORT_MAX_QUEUE_MB?: number
+  LOG_EXPORT_MAX_AGE_S?: number
 }
 
 /** The destinations the environment names (none: an empty list, and no exporter is built). */
@@ -67,9 +69,12 @@ export function logExporterFrom(env: LogExportEnv, names: ExportNames, logger: L
     logger,
     names,
     bodies: env.LOG_EXPORT_BODIES === true,
-    batchSize: Math.max(1, env.LOG_EXPORT_BATCH_SIZE ?? 100),
+    // Unset: each destination's own (DEFAULT_BATCH_SIZES).
+    batchSize: env.LOG_EXPORT_BATCH_SIZE === undefined ? undefined : Math.max(1, env.LOG_EXPORT_BATCH_SIZE),
     intervalMs: Math.max(10, env.LOG_EXPORT_INTERVAL_MS ?? 1000),
     maxQueued: Math.max(1, env.LOG_EXPORT_MAX_QUEUE ?? 10_000),
+    maxQueuedBytes: Math.max(1, env.LOG_EXPORT_MAX_QUEUE_MB ?? 64) * 1024 * 1024,
+    maxAgeMs: Math.max(1, env.LOG_EXPORT_MAX_AGE_S ?? 600) * 1000,
     timeoutMs: Math.max(100, env.LOG_EXPORT_TIMEOUT_MS ?? 10_000),
   })
 }
