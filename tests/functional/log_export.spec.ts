@@ -283,6 +283,47 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     }
   }).timeout(60_000)
 
+  test('a key the cache does not hold is exported with its name, read once per batch and then kept', async ({ assert }) => {
+    const gw = await gateway()
+    // Two keys never used through the gateway: the key cache holds neither.
+    const users = [await seedUser({ balance: '1' }), await seedUser({ balance: '1' })]
+    for (const user of users) assert.isNull(gw.catalog.keyName(user.keyId))
+    const names = ['export-key-a', 'export-key-b']
+    for (const [i, user] of users.entries()) await db.from('api_keys').where('id', user.keyId).update({ name: names[i] })
+    const loads: number[][] = []
+    const exporter = new LogExporter({
+      ...plain(`${collector.url}/lines`),
+      intervalMs: 600_000,
+      names: { ...gw.exportNames, loadKeyNames: (ids) => (loads.push([...ids]), gw.exportNames.loadKeyNames!(ids)) },
+    })
+    const meter = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 50, flushMs: 600_000, logger })
+    meter.exporter = exporter
+    const event = (user: (typeof users)[number]) => ({ ...meterEvent(user.userId, 'exp-names'), apiKeyId: user.keyId })
+    try {
+      for (const user of [...users, ...users, users[0]]) meter.record(event(user))
+      await meter.drain()
+      await exporter.flush()
+      let lines = collector.lines()
+      assert.lengthOf(lines, 5)
+      for (const line of lines) assert.equal(line.api_key_name, names[users.findIndex((u) => u.keyId === line.api_key_id)])
+      // One read for the batch, each id once.
+      assert.lengthOf(loads, 1)
+      assert.sameMembers(loads[0], users.map((u) => u.keyId))
+      // The next batch: the names are kept, nothing read.
+      collector.reset()
+      for (const user of users) meter.record(event(user))
+      await meter.drain()
+      await exporter.flush()
+      lines = collector.lines()
+      assert.lengthOf(lines, 2)
+      for (const line of lines) assert.isNotNull(line.api_key_name)
+      assert.lengthOf(loads, 1)
+    } finally {
+      await meter.close(2000)
+      await exporter.close(1000)
+    }
+  })
+
   test('nothing configured: no exporter, the meter holds none, status says null', async ({ assert }) => {
     const gw = await gateway()
     assert.isNull(logExporterFrom({}, gw.exportNames, logger))

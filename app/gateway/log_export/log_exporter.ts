@@ -231,6 +231,7 @@ export class LogExporter {
       const rows = queue.splice(0, length)
       destination.head += length
       try {
+        if (this.options.names.loadKeyNames) await this.#loadKeyNames(rows)
         const items = rows.map((row) => exportItem(row, this.options.names, this.#rowBodies.get(row) ?? null))
         await this.#post(destination, destination.spec.encode(items), Math.min(this.options.timeoutMs, left))
         destination.exported += length
@@ -295,6 +296,22 @@ export class LogExporter {
     if (!this.options.bodies) return ROW_BYTES
     const bodies = this.#rowBodies.get(row)
     return bodies ? ROW_BYTES + bodies.request.length + (bodies.response?.length ?? 0) : ROW_BYTES
+  }
+
+  /** The names of keys the caches lack (a key not used lately, rows replayed at boot): one lookup per batch. */
+  async #loadKeyNames(rows: readonly UsageRow[]) {
+    let missing: Set<number> | null = null
+    for (const row of rows) {
+      const id = row.api_key_id
+      if (typeof id === 'number' && this.options.names.keyName(id) === null) (missing ??= new Set()).add(id)
+    }
+    if (missing === null) return
+    try {
+      await this.options.names.loadKeyNames!([...missing])
+    } catch (error) {
+      // The rows go without those names rather than not at all.
+      this.options.logger.warn({ err: error }, 'log export: key names could not be read')
+    }
   }
 
   /**
