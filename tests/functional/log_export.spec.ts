@@ -781,4 +781,16 @@ test.group('Log export: configuration', () => {
     const [langfuse] = destinationsFrom({ LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk' })
     assert.equal(langfuse.url, 'https://cloud.langfuse.com/api/public/ingestion')
   })
+
+  test('each destination posts 500 rows at a time unless LOG_EXPORT_BATCH_SIZE says otherwise', async ({ assert }) => {
+    const env = { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', LOG_EXPORT_WEBHOOK_URL: 'http://127.0.0.1:9/x' }
+    assert.deepEqual(destinationsFrom(env).map((d) => [d.name, d.batchSize]), [['langfuse', 500], ['otlp', 500], ['webhook', 500]])
+    const names = (await gateway()).exportNames
+    const byDefault = logExporterFrom(env, names, logger)!
+    const set = logExporterFrom({ ...env, LOG_EXPORT_BATCH_SIZE: 100 }, names, logger)!
+    assert.isUndefined(byDefault.options.batchSize)
+    assert.equal(set.options.batchSize, 100)
+    await byDefault.close(0)
+    await set.close(0)
+  })
 })
