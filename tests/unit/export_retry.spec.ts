@@ -2,10 +2,10 @@ import { test } from '@japa/runner'
 import { DEFAULT_RETRY_DELAYS_MS, ExportHttpError, parseRetryAfter, retryable, retryDelay } from '#gateway/log_export/export_retry'
 
 test.group('Log export retry policy', () => {
-  test('network errors, timeouts, 5xx, 408 and 429 are retried; another 4xx is not', ({ assert }) => {
+  test('network errors, timeouts, 5xx, 408 and 429 are retried; another 4xx or a redirect is not', ({ assert }) => {
     assert.isTrue(retryable(new Error('connect ECONNREFUSED')))
     for (const status of [500, 502, 503, 504, 408, 429]) assert.isTrue(retryable(new ExportHttpError(status, null)), String(status))
-    for (const status of [400, 401, 403, 404, 413, 422]) assert.isFalse(retryable(new ExportHttpError(status, null)), String(status))
+    for (const status of [301, 302, 400, 401, 403, 404, 413, 422]) assert.isFalse(retryable(new ExportHttpError(status, null)), String(status))
   })
 
   test('the steps 1 s, 5 s, 30 s, 2 min with ±20% jitter, then 2 min again', ({ assert }) => {

@@ -21,12 +21,13 @@ export class ExportHttpError extends Error {
  * Whether a failed POST is worth sending again: a network error, a timeout,
  * a 5xx, 408 or 429 are (the collector is down, restarting or busy); any
  * other 4xx is not (bad credentials, a body it refuses: sent again it would
- * be refused again, and hold the rows behind it).
+ * be refused again, and hold the rows behind it), nor a 3xx (a redirect is
+ * not followed: the URL is wrong, and stays wrong).
  */
 export function retryable(error: unknown): boolean {
   if (!(error instanceof ExportHttpError)) return true
   const status = error.status
-  return status >= 500 || status === 408 || status === 429 || status < 400
+  return status >= 500 || status === 408 || status === 429
 }
 
 /**
