@@ -57,6 +57,8 @@ class Destination {
   bytes = 0
   /** Rows at the head of the queue that a failed POST carried: sent again when the backoff is over */
   retrying = 0
+  /** Rows of the POST out now (still counted against the rows bound: they may come back) */
+  posting = 0
   /** Consecutive retryable failures; the next attempt not before `retryAt` (ms since epoch) */
   failures = 0
   retryAt = 0
@@ -131,7 +133,7 @@ export class LogExporter {
       const start = destination.head + queue.length
       for (const row of rows) {
         const bytes = this.#rowBytes(row)
-        if (queue.length < max && destination.bytes + bytes <= maxBytes) {
+        if (queue.length + destination.posting < max && destination.bytes + bytes <= maxBytes) {
           queue.push(row)
           destination.bytes += bytes
         } else destination.dropped++
@@ -230,15 +232,18 @@ export class LogExporter {
       if (destination.retrying > 0) length = Math.min(length, destination.retrying)
       const rows = queue.splice(0, length)
       destination.head += length
+      destination.posting = length
       try {
         if (this.options.names.loadKeyNames) await this.#loadKeyNames(rows)
         const items = rows.map((row) => exportItem(row, this.options.names, this.#rowBodies.get(row) ?? null))
         await this.#post(destination, destination.spec.encode(items), Math.min(this.options.timeoutMs, left))
+        destination.posting = 0
         destination.exported += length
         this.#settled(destination, rows)
         destination.failures = 0
         destination.retryAt = 0
       } catch (error) {
+        destination.posting = 0
         if (!retryable(error)) {
           destination.failed += length
           this.#settled(destination, rows)
