@@ -124,6 +124,9 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     assert.equal(traces[0].headers['content-type'], 'application/json')
     const spans = collector.spans().filter((s) => s.traceId === row.request_id.replaceAll('-', ''))
     assert.lengthOf(spans, 1)
+    // Event ids derived from the request id alone: a row sent again is the same event everywhere.
+    assert.equal(spans[0].spanId, row.request_id.replaceAll('-', '').slice(16))
+    assert.sameMembers(events.map((e) => e.id), [`${row.request_id}-trace`, `${row.request_id}-generation`])
     const attrs = spanAttributes(spans[0])
     assert.include(attrs, {
       'gen_ai.system': 'custom',
@@ -146,6 +149,7 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     // The webhook: one JSON line.
     const lines = collector.lines().filter((l) => l.request_id === row.request_id)
     assert.lengthOf(lines, 1)
+    assert.equal(lines[0].id, row.request_id)
     assert.include(lines[0], { prompt_tokens: row.prompt_tokens, completion_tokens: row.completion_tokens, status: 200, api_key_name: keyName, end_user: 'customer-7' })
     assert.equal(Number(lines[0].cost), Number(row.cost))
     assert.equal(collector.received.find((r) => r.path === '/lines')!.headers['content-type'], 'application/x-ndjson')
