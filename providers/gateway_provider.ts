@@ -170,6 +170,8 @@ export default class GatewayProvider {
             LOG_EXPORT_INTERVAL_MS: env.get('LOG_EXPORT_INTERVAL_MS'),
             LOG_EXPORT_MAX_QUEUE: env.get('LOG_EXPORT_MAX_QUEUE'),
             LOG_EXPORT_TIMEOUT_MS: env.get('LOG_EXPORT_TIMEOUT_MS'),
+            LOG_EXPORT_MAX_QUEUE_MB: env.get('LOG_EXPORT_MAX_QUEUE_MB'),
+            LOG_EXPORT_MAX_AGE_S: env.get('LOG_EXPORT_MAX_AGE_S'),
           },
           gateway.exportNames,
           await this.app.container.make('logger')

@@ -153,6 +153,8 @@ export default await Env.create(new URL('../', import.meta.url), {
   LOG_EXPORT_INTERVAL_MS: Env.schema.number.optional(),
   LOG_EXPORT_MAX_QUEUE: Env.schema.number.optional(),
   LOG_EXPORT_TIMEOUT_MS: Env.schema.number.optional(),
+  LOG_EXPORT_MAX_QUEUE_MB: Env.schema.number.optional(),
+  LOG_EXPORT_MAX_AGE_S: Env.schema.number.optional(),
   LOG_EXPORT_SHUTDOWN_MS: Env.schema.number.optional(),
 
   /** Operator alerts (channel disabled or failing, balance run out, key cap reached) to a chat webhook */

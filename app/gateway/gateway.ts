@@ -12,6 +12,7 @@ import type { Logger } from '@adonisjs/core/logger'
 import type { AlertSender } from '#gateway/alerts/alert_sender'
 import type { LogExporter } from '#gateway/log_export/log_exporter'
 import type { ExportNames } from '#gateway/log_export/export_row'
+import { ExportKeyNames } from '#gateway/log_export/key_names'
 import { RequestLogWriter, type BodyLogMode } from '#gateway/logs/request_log_writer'
 import type { MeterEvent } from '#gateway/metering/meter_event'
 import type { UserState } from '#gateway/types'
@@ -92,9 +93,12 @@ export class Gateway {
   requestLogs: RequestLogWriter | null = null
   /** Each metered request exported to Langfuse / OTLP / a webhook (log_export/); null when none is configured */
   logExport: LogExporter | null = null
+  /** Names of keys the key cache lacks, read by log export once per batch (never per row, never on a request) */
+  readonly #exportKeyNames = new ExportKeyNames((ids) => db.from('api_keys').whereIn('id', ids as number[]).select('id', 'name'))
   /** The names log export reads from the caches, behind the requests */
   readonly exportNames: ExportNames = {
-    keyName: (keyId) => this.catalog.keyName(keyId),
+    keyName: (keyId) => this.catalog.keyName(keyId) ?? this.#exportKeyNames.get(keyId),
+    loadKeyNames: (keyIds) => this.#exportKeyNames.load(keyIds),
     teamAlias: (teamId) => this.catalog.teams.get(teamId)?.alias ?? null,
     channelName: (channelId) => this.catalog.channels.find((c) => c.id === channelId)?.name ?? null,
   }

@@ -124,6 +124,9 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     assert.equal(traces[0].headers['content-type'], 'application/json')
     const spans = collector.spans().filter((s) => s.traceId === row.request_id.replaceAll('-', ''))
     assert.lengthOf(spans, 1)
+    // Event ids derived from the request id alone: a row sent again is the same event everywhere.
+    assert.equal(spans[0].spanId, row.request_id.replaceAll('-', '').slice(16))
+    assert.sameMembers(events.map((e) => e.id), [`${row.request_id}-trace`, `${row.request_id}-generation`])
     const attrs = spanAttributes(spans[0])
     assert.include(attrs, {
       'gen_ai.system': 'custom',
@@ -146,6 +149,7 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     // The webhook: one JSON line.
     const lines = collector.lines().filter((l) => l.request_id === row.request_id)
     assert.lengthOf(lines, 1)
+    assert.equal(lines[0].id, row.request_id)
     assert.include(lines[0], { prompt_tokens: row.prompt_tokens, completion_tokens: row.completion_tokens, status: 200, api_key_name: keyName, end_user: 'customer-7' })
     assert.equal(Number(lines[0].cost), Number(row.cost))
     assert.equal(collector.received.find((r) => r.path === '/lines')!.headers['content-type'], 'application/x-ndjson')
@@ -283,6 +287,47 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
     }
   }).timeout(60_000)
 
+  test('a key the cache does not hold is exported with its name, read once per batch and then kept', async ({ assert }) => {
+    const gw = await gateway()
+    // Two keys never used through the gateway: the key cache holds neither.
+    const users = [await seedUser({ balance: '1' }), await seedUser({ balance: '1' })]
+    for (const user of users) assert.isNull(gw.catalog.keyName(user.keyId))
+    const names = ['export-key-a', 'export-key-b']
+    for (const [i, user] of users.entries()) await db.from('api_keys').where('id', user.keyId).update({ name: names[i] })
+    const loads: number[][] = []
+    const exporter = new LogExporter({
+      ...plain(`${collector.url}/lines`),
+      intervalMs: 600_000,
+      names: { ...gw.exportNames, loadKeyNames: (ids) => (loads.push([...ids]), gw.exportNames.loadKeyNames!(ids)) },
+    })
+    const meter = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 50, flushMs: 600_000, logger })
+    meter.exporter = exporter
+    const event = (user: (typeof users)[number]) => ({ ...meterEvent(user.userId, 'exp-names'), apiKeyId: user.keyId })
+    try {
+      for (const user of [...users, ...users, users[0]]) meter.record(event(user))
+      await meter.drain()
+      await exporter.flush()
+      let lines = collector.lines()
+      assert.lengthOf(lines, 5)
+      for (const line of lines) assert.equal(line.api_key_name, names[users.findIndex((u) => u.keyId === line.api_key_id)])
+      // One read for the batch, each id once.
+      assert.lengthOf(loads, 1)
+      assert.sameMembers(loads[0], users.map((u) => u.keyId))
+      // The next batch: the names are kept, nothing read.
+      collector.reset()
+      for (const user of users) meter.record(event(user))
+      await meter.drain()
+      await exporter.flush()
+      lines = collector.lines()
+      assert.lengthOf(lines, 2)
+      for (const line of lines) assert.isNotNull(line.api_key_name)
+      assert.lengthOf(loads, 1)
+    } finally {
+      await meter.close(2000)
+      await exporter.close(1000)
+    }
+  })
+
   test('bodies of queued rows are bounded in characters, not only rows: past the bound a row goes without its own', async ({ assert }) => {
     // Two destinations, nothing sent until flushed: what a stuck collector's queue holds.
     const lines = (path: string) => ({ ...destinationsFrom({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}${path}` })[0], name: path })
@@ -322,6 +367,7 @@ test.group('Log export: Langfuse, OTLP and a JSON-lines webhook', (group) => {
       await exporter.close(100)
     }
   })
+
 
   test('nothing configured: no exporter, the meter holds none, status says null', async ({ assert }) => {
     const gw = await gateway()
@@ -372,6 +418,22 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     return user
   }
 
+  /**
+   * `count` rows wait at a destination, none of them sent or given up on, a failed batch among them
+   * (waited for a moment: a POST out, its answer not yet read, holds its rows in neither count).
+   */
+  async function waiting(assert: any, exporter: LogExporter, name: string, count: number) {
+    await until(() => exporter.counts()[name].queued + exporter.counts()[name].retrying === count, 2000)
+    const counts = exporter.counts()[name]
+    assert.isAbove(counts.retrying, 0)
+    assert.deepEqual({ ...counts, queued: counts.queued + counts.retrying, retrying: 0 }, { exported: 0, failed: 0, dropped: counts.dropped, queued: count, retrying: 0 })
+  }
+
+  /** Until `done()` holds (the loop's interval and backoffs are short here), at most `ms`. */
+  async function until(done: () => boolean, ms = 5000) {
+    for (const started = Date.now(); !done() && Date.now() - started < ms; ) await new Promise((r) => setTimeout(r, 10))
+  }
+
   test('credentials in a destination URL are sent as Basic auth, not dropped (and leave the URL)', async ({ assert }) => {
     const host = collector.url.replace('http://', '')
     const exporter = await useExporter({
@@ -389,6 +451,7 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     assert.deepInclude(exporter.counts().webhook, { exported: 1, failed: 0 })
     for (const spec of destinationsFrom({ LOG_EXPORT_WEBHOOK_URL: `http://vector:s%40cret@${host}/lines` })) assert.notInclude(spec.url, 'cret')
   })
+
 
   test('a timeout or interval longer than Node timers hold (~24.8 days) is that long, not 1 ms', async ({ assert }) => {
     const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), timeoutMs: 3_000_000_000, intervalMs: 3_000_000_000, names: (await gateway()).exportNames })
@@ -410,31 +473,150 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     }
   })
 
-  test('a collector that is down: requests unaffected, the batches counted failed', async ({ assert }) => {
+
+  test('a collector down then up: its batches are sent again after a backoff and every row arrives once', async ({ assert }) => {
     const down = await new MockCollector().start()
     await down.stop()
-    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines`, OTEL_EXPORTER_OTLP_ENDPOINT: down.url })
-    await twelveCalls(assert)
-    await exporter.flush()
-    const counts = exporter.counts()
-    assert.equal(counts.webhook.failed, 12)
-    assert.equal(counts.otlp.failed, 12)
-    assert.equal(counts.webhook.exported, 0)
-    assert.equal(counts.webhook.queued, 0)
+    try {
+      const exporter = await useExporter(
+        { LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines`, OTEL_EXPORTER_OTLP_ENDPOINT: down.url },
+        { retryDelaysMs: [100, 200] }
+      )
+      const user = await twelveCalls(assert)
+      await exporter.flush()
+      // Refused connections: nothing lost, nothing counted failed; the rows wait (the failed batch to be sent again).
+      for (const name of ['webhook', 'otlp']) await waiting(assert, exporter, name, 12)
+      const status = (await (await fetch(`${baseUrl()}/api/status`)).json()) as any
+      assert.isAbove(status.log_export.webhook.retrying, 0)
+      assert.equal(status.log_export.webhook.retrying + status.log_export.webhook.queued, 12)
+      // The collector restarts on its port: the next attempt after the backoff takes them.
+      await down.start()
+      await until(() => exporter.counts().webhook.exported === 12 && exporter.counts().otlp.exported === 12)
+      assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+      assert.deepEqual(exporter.counts().otlp, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+      const ids = (await usageRows(user.userId)).map((r: any) => r.request_id)
+      assert.sameMembers(down.lines().map((l) => l.id), ids)
+      assert.sameMembers(down.spans().map((s) => s.traceId), ids.map((id: string) => id.replaceAll('-', '')))
+    } finally {
+      await down.stop()
+    }
   })
 
-  test('a collector that answers 500: failed counted, nothing retried into memory', async ({ assert }) => {
+  test('a collector that answers 500 is retried until it takes the batch', async ({ assert }) => {
     collector.reset('fail')
-    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { retryDelaysMs: [50, 100] })
+    await twelveCalls(assert)
+    await until(() => collector.hits >= 3)
+    await waiting(assert, exporter, 'webhook', 12)
+    collector.mode = 'ok'
+    await until(() => exporter.counts().webhook.exported === 12)
+    assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+    assert.lengthOf(collector.lines(), 12)
+  })
+
+  test('with bodies, a batch sent again carries them again; they are freed once it is taken', async ({ assert }) => {
+    collector.reset('fail')
+    const exporter = new LogExporter({
+      ...plain(`${collector.url}/lines`),
+      bodies: true,
+      intervalMs: 600_000,
+      retryDelaysMs: [10],
+      names: (await gateway()).exportNames,
+    })
+    try {
+      const id = '00000000-0000-7000-8000-000000000301'
+      exporter.keepBodies(id, '{"prompt":"kept-for-the-retry"}', 'the answer')
+      exporter.take([{ request_id: id, user_id: 1, endpoint: 'chat.completions', model: 'exp-r', status: 200, created_at: new Date().toISOString() }])
+      await exporter.flush()
+      assert.deepInclude(exporter.counts().webhook, { retrying: 1, exported: 0 })
+      // Still held for the retry (the first encoding did not free them).
+      assert.isAbove(exporter.heldBodyBytes, 0)
+      collector.mode = 'ok'
+      await new Promise((r) => setTimeout(r, 20))
+      await exporter.flush()
+      const [line] = collector.lines()
+      assert.include(line.request_body, 'kept-for-the-retry')
+      assert.equal(exporter.heldBodyBytes, 0)
+    } finally {
+      await exporter.close(100)
+    }
+  })
+
+  test('a collector that answers 400 is not retried: the batch is counted failed and the rows behind it go on', async ({ assert }) => {
+    collector.reset('status', { status: 400 })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { retryDelaysMs: [20] })
     await twelveCalls(assert)
     await exporter.flush()
-    assert.isAtLeast(collector.hits, 1)
-    assert.deepEqual(exporter.counts().webhook, { exported: 0, failed: 12, dropped: 0, queued: 0 })
+    assert.deepEqual(exporter.counts().webhook, { exported: 0, failed: 12, dropped: 0, queued: 0, retrying: 0 })
+    // Several backoffs later: no POST again.
+    const hits = collector.hits
+    await new Promise((r) => setTimeout(r, 200))
+    assert.equal(collector.hits, hits)
+    // The next rows are sent at once, no backoff held them.
+    collector.reset()
+    await twelveCalls(assert)
+    await exporter.flush()
+    assert.equal(exporter.counts().webhook.exported, 12)
+    assert.lengthOf(collector.lines(), 12)
+  })
+
+  test('a 429 is retried after its Retry-After, not before', async ({ assert }) => {
+    collector.reset('status', { status: 429, retryAfter: '1' })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { retryDelaysMs: [20, 50, 5000] })
+    await twelveCalls(assert)
+    await until(() => collector.hits === 1)
+    collector.mode = 'ok'
+    // Without the header the next attempt would have come after ~20 ms.
+    await new Promise((r) => setTimeout(r, 600))
+    assert.equal(collector.hits, 1)
+    await waiting(assert, exporter, 'webhook', 12)
+    await until(() => exporter.counts().webhook.exported === 12, 3000)
+    assert.equal(exporter.counts().webhook.exported, 12)
+    assert.lengthOf(collector.lines(), 12)
+  })
+
+  test('while a collector is down what waits is bounded by rows, bytes and age, the rest counted dropped', async ({ assert }) => {
+    const down = await new MockCollector().start()
+    await down.stop()
+    // Rows: at most 5 wait (the failed batch and the new rows behind it).
+    let exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines` }, { maxQueued: 5, retryDelaysMs: [60_000] })
+    await twelveCalls(assert)
+    await exporter.flush()
+    await waiting(assert, exporter, 'webhook', 5)
+    assert.equal(exporter.counts().webhook.dropped, 7)
+    await twelveCalls(assert)
+    await waiting(assert, exporter, 'webhook', 5)
+    assert.equal(exporter.counts().webhook.dropped, 19)
+
+    // Bytes: ~1 KB a row, a 3 KB bound holds 3 rows.
+    exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines` }, { maxQueuedBytes: 3 * 1024, retryDelaysMs: [60_000] })
+    await twelveCalls(assert)
+    await exporter.flush()
+    await waiting(assert, exporter, 'webhook', 3)
+    assert.equal(exporter.counts().webhook.dropped, 9)
+
+    // Age: a row waiting longer than the bound is dropped when the loop next looks, retried or not.
+    exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${down.url}/lines` }, { maxAgeMs: 300, retryDelaysMs: [50] })
+    await twelveCalls(assert)
+    await exporter.flush()
+    await waiting(assert, exporter, 'webhook', 12)
+    await until(() => exporter.counts().webhook.dropped === 12)
+    assert.deepEqual(exporter.counts().webhook, { exported: 0, failed: 0, dropped: 12, queued: 0, retrying: 0 })
+    // Up again: nothing old is sent, the new rows are.
+    await down.start()
+    try {
+      await twelveCalls(assert)
+      await exporter.flush()
+      assert.equal(exporter.counts().webhook.exported, 12)
+      assert.lengthOf(down.lines(), 12)
+    } finally {
+      await down.stop()
+    }
   })
 
   test('a collector that never answers: requests unaffected, the queue stays bounded, the overflow counted dropped', async ({ assert }) => {
     collector.reset('hang')
-    // A long timeout: the first batch hangs while the others queue behind it, up to 5 rows.
+    // A long timeout: the first batch hangs while the others queue behind it, up to 5 rows with it.
     const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { batchSize: 2, maxQueued: 5, timeoutMs: 60_000 })
     const user = await seedUser({ balance: '5' })
     // One call first, so the loop is stuck on it before the rest arrive.
@@ -444,8 +626,9 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     assert.equal(collector.hits, 1)
     await twelveCalls(assert)
     const counts = exporter.counts()
-    assert.equal(counts.webhook.queued, 5)
-    assert.equal(counts.webhook.dropped, 12 - 5)
+    // The row out in the hung POST counts against the bound (it may come back to be sent again).
+    assert.equal(counts.webhook.queued, 4)
+    assert.equal(counts.webhook.dropped, 12 - 4)
     assert.equal(collector.hits, 1)
     // Closing gives up on the hung POST within the grace; what waited is counted dropped.
     const started = Date.now()
@@ -464,19 +647,21 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     const started = Date.now()
     await exporter.close(200)
     assert.isBelow(Date.now() - started, 2000)
-    // The hung POST ends with the grace (its socket no longer keeps a stopping process alive), its row failed.
-    for (let i = 0; i < 100 && exporter.counts().webhook.failed === 0; i++) await new Promise((r) => setTimeout(r, 10))
-    assert.deepInclude(exporter.counts().webhook, { failed: 1, queued: 0 })
+    // The hung POST ends with the grace (its socket no longer keeps a stopping process alive), its row dropped (a shutdown has nowhere to put it back).
+    for (let i = 0; i < 100 && exporter.counts().webhook.dropped === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.deepInclude(exporter.counts().webhook, { dropped: 1, failed: 0, queued: 0 })
   })
 
-  test('a slow collector is given up on after the timeout, counted failed', async ({ assert }) => {
+
+  test('a slow collector is given up on after the timeout, and the batch sent again', async ({ assert }) => {
     collector.reset('hang')
-    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { timeoutMs: 200 })
+    const exporter = await useExporter({ LOG_EXPORT_WEBHOOK_URL: `${collector.url}/lines` }, { timeoutMs: 200, retryDelaysMs: [50] })
     await twelveCalls(assert)
     await exporter.flush()
-    const counts = exporter.counts().webhook
-    assert.equal(counts.failed, 12)
-    assert.equal(counts.queued, 0)
+    await waiting(assert, exporter, 'webhook', 12)
+    collector.mode = 'ok'
+    await until(() => exporter.counts().webhook.exported === 12)
+    assert.lengthOf(collector.lines(), 12)
   })
 
   test('shutdown flushes what waits within the grace, before the next interval', async ({ assert }) => {
@@ -490,7 +675,7 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
     const lines = collector.lines()
     assert.lengthOf(lines, 12)
     assert.sameMembers(lines.map((l) => l.request_id), rows.map((r: any) => r.request_id))
-    assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0 })
+    assert.deepEqual(exporter.counts().webhook, { exported: 12, failed: 0, dropped: 0, queued: 0, retrying: 0 })
   })
 
   test('a full batch goes at once, not at the next interval; a part batch left waits for it', async ({ assert }) => {
@@ -553,6 +738,68 @@ test.group('Log export: collectors that are down, slow or failing', (group) => {
       await meter.close(2000)
       await exporter.close(1000)
       await proxy.close()
+    }
+  }).timeout(30000)
+
+  test('a row the meter refuses as a data error is not exported while the rest of its batch is', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), intervalMs: 600_000, names: (await gateway()).exportNames })
+    const meter = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 50, flushMs: 600_000, logger })
+    meter.exporter = exporter
+    try {
+      // No such user: the row's foreign key fails the batch, the one-by-one retry writes the two others.
+      const good = [meterEvent(user.userId, 'exp-meter'), meterEvent(user.userId, 'exp-meter')]
+      const bad = meterEvent(2_000_000_000, 'exp-meter')
+      meter.record(good[0])
+      meter.record(bad)
+      meter.record(good[1])
+      await meter.drain()
+      assert.sameMembers((await usageRows(user.userId)).map((r: any) => r.request_id), good.map((e) => e.requestId))
+      await exporter.flush()
+      assert.sameMembers(collector.lines().map((l) => l.request_id), good.map((e) => e.requestId))
+      assert.equal(exporter.counts().webhook.exported, 2)
+    } finally {
+      await meter.close(2000)
+      await exporter.close(1000)
+    }
+  })
+
+  test('a batch both committed and spilled by a timed-out shutdown is exported once by the replay of the spill', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const dir = mkdtempSync(join(tmpdir(), 'gw-export-twice-'))
+    chmodSync(dir, 0o755)
+    const exporter = new LogExporter({ ...plain(`${collector.url}/lines`), names: (await gateway()).exportNames })
+    const meter = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 10, flushMs: 5, logger, spillDir: dir })
+    meter.exporter = exporter
+    // The user's row locked elsewhere: the batch's charge waits on it, in flight when the close gives up.
+    const lock = await db.transaction()
+    await lock.from('users').where('id', user.userId).forUpdate().first()
+    const events = [1, 2, 3].map(() => meterEvent(user.userId, 'exp-twice'))
+    try {
+      for (const event of events) meter.record(event)
+      for (let i = 0; i < 100 && meter.writesUnderWay === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      assert.equal(meter.writesUnderWay, 1)
+      const closing = meter.close(100)
+      await new Promise((r) => setTimeout(r, 300))
+      // The lock goes: the batch in flight commits after it was spilled.
+      await lock.commit()
+      await closing
+      for (let i = 0; i < 100 && meter.writesUnderWay > 0; i++) await new Promise((r) => setTimeout(r, 10))
+      assert.lengthOf(await usageRows(user.userId), 3)
+      await exporter.flush()
+      // The next start replays the spill (its rows already there: nothing written twice) and exports them.
+      const next = new UsageMeter({ connectionString: process.env.DATABASE_URL!, batchSize: 10, flushMs: 5, logger, spillDir: dir })
+      next.exporter = exporter
+      await new Promise((r) => setTimeout(r, 5))
+      assert.equal(await next.replayOrphans(), 3)
+      await next.close(2000)
+      await exporter.flush()
+      const ids = collector.lines().map((l) => l.request_id)
+      assert.sameMembers(ids, events.map((e) => e.requestId), 'each row exported once')
+      assert.lengthOf(await usageRows(user.userId), 3)
+    } finally {
+      if (!lock.isCompleted) await lock.rollback()
+      await exporter.close(1000)
     }
   }).timeout(30000)
 })
@@ -638,8 +885,8 @@ test.group('Log export in the production server (bin/start.js)', (group) => {
         await new Promise((r) => setTimeout(r, 20))
       }
       assert.equal(status.metering.queued, 2)
-      assert.deepEqual(status.log_export.webhook, { exported: 0, failed: 0, dropped: 0, queued: 0 })
-      assert.deepEqual(status.log_export.langfuse, { exported: 0, failed: 0, dropped: 0, queued: 0 })
+      assert.deepEqual(status.log_export.webhook, { exported: 0, failed: 0, dropped: 0, queued: 0, retrying: 0 })
+      assert.deepEqual(status.log_export.langfuse, { exported: 0, failed: 0, dropped: 0, queued: 0, retrying: 0 })
       assert.notInclude(JSON.stringify(status), collector.url)
       child.kill('SIGTERM')
       for (const text of await texts) assert.include(text, '[DONE]')
@@ -666,5 +913,17 @@ test.group('Log export: configuration', () => {
     assert.equal(traces.url, 'http://b:2/custom')
     const [langfuse] = destinationsFrom({ LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk' })
     assert.equal(langfuse.url, 'https://cloud.langfuse.com/api/public/ingestion')
+  })
+
+  test('each destination posts 500 rows at a time unless LOG_EXPORT_BATCH_SIZE says otherwise', async ({ assert }) => {
+    const env = { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', LOG_EXPORT_WEBHOOK_URL: 'http://127.0.0.1:9/x' }
+    assert.deepEqual(destinationsFrom(env).map((d) => [d.name, d.batchSize]), [['langfuse', 500], ['otlp', 500], ['webhook', 500]])
+    const names = (await gateway()).exportNames
+    const byDefault = logExporterFrom(env, names, logger)!
+    const set = logExporterFrom({ ...env, LOG_EXPORT_BATCH_SIZE: 100 }, names, logger)!
+    assert.isUndefined(byDefault.options.batchSize)
+    assert.equal(set.options.batchSize, 100)
+    await byDefault.close(0)
+    await set.close(0)
   })
 })

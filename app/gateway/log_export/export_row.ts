@@ -11,6 +11,12 @@ export interface ExportNames {
   keyName(keyId: number): string | null
   teamAlias(teamId: number): string | null
   channelName(channelId: number): string | null
+  /**
+   * Reads the names of keys `keyName` does not know (a key not used since the
+   * cache let it go, rows replayed at boot): called by the export loop once
+   * per batch with that batch's unknown ids, never per row nor on a request.
+   */
+  loadKeyNames?(keyIds: readonly number[]): Promise<void>
 }
 
 /** A request's bodies as LOG_BODIES kept them (already cut to LOG_BODIES_MAX_KB). */

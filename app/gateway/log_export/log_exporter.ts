@@ -1,6 +1,7 @@
 import { request } from 'undici'
 import type { Logger } from '@adonisjs/core/logger'
 import { exportItem, type ExportBodies, type ExportItem, type ExportNames, type UsageRow } from '#gateway/log_export/export_row'
+import { DEFAULT_RETRY_DELAYS_MS, ExportHttpError, parseRetryAfter, retryable, retryDelay } from '#gateway/log_export/export_retry'
 
 /** Where a batch goes and how it is encoded (langfuse.ts, otlp.ts, webhook_lines.ts). */
 export interface DestinationSpec {
@@ -9,16 +10,18 @@ export interface DestinationSpec {
   url: string
   headers: Record<string, string>
   encode: (items: readonly ExportItem[]) => string
+  /** Rows per POST for this destination when LOG_EXPORT_BATCH_SIZE is not set (log_export_config.ts) */
+  batchSize?: number
 }
 
 export interface LogExportOptions {
   destinations: DestinationSpec[]
   logger: Logger
-  /** Rows per POST (LOG_EXPORT_BATCH_SIZE) */
-  batchSize: number
-  /** How often the loop sends what waits (LOG_EXPORT_INTERVAL_MS) */
+  /** Rows per POST (LOG_EXPORT_BATCH_SIZE), for every destination; unset: each destination's own default */
+  batchSize?: number
+  /** How often the loop sends what waits, and looks whether a backoff is over (LOG_EXPORT_INTERVAL_MS) */
   intervalMs: number
-  /** Rows waiting per destination beyond this are dropped, counted (LOG_EXPORT_MAX_QUEUE) */
+  /** Rows waiting per destination (new and to retry) beyond this are dropped, counted (LOG_EXPORT_MAX_QUEUE) */
   maxQueued: number
   /** One POST's longest wait (LOG_EXPORT_TIMEOUT_MS): a collector that never answers fails the batch */
   timeoutMs: number
@@ -31,18 +34,50 @@ export interface LogExportOptions {
    * without its own: a stuck collector holds at most this much, not its queue's rows times their bodies.
    */
   maxBodyBytes?: number
+  /** Bytes a destination's waiting rows may hold (a row ~1 KB plus its bodies; LOG_EXPORT_MAX_QUEUE_MB, 64 MB) */
+  maxQueuedBytes?: number
+  /** A row waiting longer than this since it was handed over is dropped, counted (LOG_EXPORT_MAX_AGE_S, 10 min) */
+  maxAgeMs?: number
+  /** Backoff steps after consecutive retryable failures (export_retry.ts; 1 s, 5 s, 30 s, 2 min) */
+  retryDelaysMs?: readonly number[]
 }
 
-/** One collector: its queue of row references and its counts (numbers only: /api/status). */
+/** What a row holds in a queue besides its bodies: its ~30 fields (measured ~0.8 KB a row on V8, rounded up) */
+const ROW_BYTES = 1024
+
+/**
+ * One collector: its queue of row references (the rows of a batch it did not
+ * take go back to its head, to be sent again first, in order) and its counts
+ * (numbers only: /api/status).
+ */
 class Destination {
   queue: UsageRow[] = []
+  /** The absolute position of queue[0] among every row ever queued here (with `markSeq`: each row's age) */
+  head = 0
+  /** Per hand-over (one per meter batch, not per row): where its rows start, and when it came */
+  markSeq: number[] = []
+  markAt: number[] = []
+  /** What the queued rows hold (ROW_BYTES each, plus their bodies) */
+  bytes = 0
+  /** Rows at the head of the queue that a failed POST carried: sent again when the backoff is over */
+  retrying = 0
+  /** Rows of the POST out now (still counted against the rows bound: they may come back) */
+  posting = 0
+  /** Consecutive retryable failures; the next attempt not before `retryAt` (ms since epoch) */
+  failures = 0
+  retryAt = 0
   sending: Promise<void> | null = null
   exported = 0
+  /** Rows a collector refused for good (a 4xx other than 408 and 429): not retried */
   failed = 0
+  /** Rows given up on: a full queue, past the age bound, or still waiting at shutdown */
   dropped = 0
   /** When a failure was last logged (one line a minute per destination, with the counts) */
   loggedAt = 0
-  constructor(readonly spec: DestinationSpec) {}
+  constructor(
+    readonly spec: DestinationSpec,
+    readonly batchSize: number
+  ) {}
 }
 
 /** A queued row's bodies and how many destinations' queues still hold the row (its characters are freed at 0). */
@@ -59,11 +94,16 @@ const bodyBytes = (bodies: ExportBodies) => bodies.request.length + (bodies.resp
  * endpoint, a JSON-lines webhook), behind the requests: the meter hands
  * over each committed batch's rows (`take`: one push of a reference per row
  * and destination), and a background loop posts them in batches. Nothing
- * here is awaited by a request; a collector that is down, slow or refusing
- * costs a log line and counts (failed: a batch it did not take; dropped: a
- * row that found its queue full), never unbounded memory. Each process
- * exports the rows its own meter committed, so instances never export a row
- * twice.
+ * here is awaited by a request. A collector that is down, slow or busy
+ * (a network error, a timeout, 5xx, 408, 429) gets the batch again after a
+ * backoff with jitter (1 s, 5 s, 30 s, 2 min, then every 2 min; a 429's
+ * Retry-After within that), the rows behind it waiting: a collector restart
+ * loses nothing. What waits is bounded by rows, bytes and age, and what
+ * goes over a bound is counted dropped; a batch refused for good (another
+ * 4xx) is counted failed. Each process exports the rows its own meter
+ * committed, so instances never export a row twice; a row that might reach
+ * a collector twice (a retried POST whose first answer was lost) carries the
+ * same event id each time (its request id), for the collector to deduplicate.
  */
 export class LogExporter {
   readonly #destinations: Destination[]
@@ -78,11 +118,17 @@ export class LogExporter {
   #heldBodyBytes = 0
   /** The part of #heldBodyBytes still waiting for its row */
   #pendingBodyBytes = 0
-  /** A queued row's bodies, for every destination's encoding; released when the last queue lets the row go */
+  /** A queued row's bodies, for every destination's encoding (and a retry's); released when the last queue lets the row go */
   #rowBodies = new WeakMap<UsageRow, HeldBodies>()
+  readonly #maxQueuedBytes: number
+  readonly #maxAgeMs: number
+  readonly #retryDelays: readonly number[]
 
   constructor(readonly options: LogExportOptions) {
-    this.#destinations = options.destinations.map((spec) => new Destination(spec))
+    this.#destinations = options.destinations.map((spec) => new Destination(spec, Math.max(1, options.batchSize ?? spec.batchSize ?? 100)))
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? 64 * 1024 * 1024
+    this.#maxAgeMs = options.maxAgeMs ?? 10 * 60_000
+    this.#retryDelays = options.retryDelaysMs?.length ? options.retryDelaysMs : DEFAULT_RETRY_DELAYS_MS
     this.#timer = setInterval(() => this.#tick(), timerMs(options.intervalMs))
     this.#timer.unref()
   }
@@ -94,19 +140,28 @@ export class LogExporter {
 
   /** The meter's committed rows (usage_meter.ts): a reference per row and destination, nothing copied. */
   take(rows: readonly UsageRow[]) {
-    if (this.#closed) return
+    if (this.#closed || rows.length === 0) return
     const attached = this.#pendingBodies.size > 0 && this.#attachBodies(rows)
     const max = this.options.maxQueued
+    const maxBytes = this.#maxQueuedBytes
+    const now = Date.now()
     let full = false
     for (const destination of this.#destinations) {
       const queue = destination.queue
+      const start = destination.head + queue.length
       for (const row of rows) {
-        if (queue.length < max) {
+        const bytes = this.#rowBytes(row)
+        if (queue.length + destination.posting < max && destination.bytes + bytes <= maxBytes) {
           queue.push(row)
+          destination.bytes += bytes
           if (attached) this.#holdBodies(row)
         } else destination.dropped++
       }
-      if (queue.length >= this.options.batchSize && destination.sending === null) full = true
+      if (destination.head + queue.length > start) {
+        destination.markSeq.push(start)
+        destination.markAt.push(now)
+      }
+      if (queue.length >= destination.batchSize && destination.sending === null && destination.retryAt <= now) full = true
     }
     // Bodies of rows every queue dropped: freed now.
     if (attached) for (const row of rows) this.#releaseBodies(row, 0)
@@ -116,8 +171,11 @@ export class LogExporter {
     if (full && this.#kick === null) {
       this.#kick = setImmediate(() => {
         this.#kick = null
+        const at = Date.now()
         for (const destination of this.#destinations) {
-          if (destination.sending === null && destination.queue.length >= this.options.batchSize) this.#start(destination, Infinity, true)
+          if (destination.sending === null && destination.retryAt <= at && destination.queue.length >= destination.batchSize) {
+            this.#start(destination, Infinity, 'full')
+          }
         }
       })
     }
@@ -175,52 +233,138 @@ export class LogExporter {
     this.#heldBodyBytes -= held.bytes
   }
 
-  /** Per destination: exported, failed, dropped and waiting (numbers only; /api/status). */
+  /** Per destination: exported, failed, dropped, waiting to be sent, waiting to be sent again (numbers only; /api/status). */
   counts() {
-    const out: Record<string, { exported: number; failed: number; dropped: number; queued: number }> = {}
-    for (const d of this.#destinations) out[d.spec.name] = { exported: d.exported, failed: d.failed, dropped: d.dropped, queued: d.queue.length }
+    const out: Record<string, { exported: number; failed: number; dropped: number; queued: number; retrying: number }> = {}
+    for (const d of this.#destinations) {
+      out[d.spec.name] = { exported: d.exported, failed: d.failed, dropped: d.dropped, queued: d.queue.length - d.retrying, retrying: d.retrying }
+    }
     return out
   }
 
   #tick() {
+    const now = Date.now()
     for (const destination of this.#destinations) {
-      if (destination.sending === null && destination.queue.length > 0) this.#start(destination, Infinity)
+      if (destination.sending === null && destination.queue.length > 0 && destination.retryAt <= now) this.#start(destination, Infinity, 'all')
     }
   }
 
   /** One sender per destination at a time (rows leave in the order they came). */
-  #start(destination: Destination, deadline: number, fullOnly = false) {
-    destination.sending = this.#sendAll(destination, deadline, fullOnly).finally(() => (destination.sending = null))
+  #start(destination: Destination, deadline: number, mode: SendMode) {
+    destination.sending = this.#sendAll(destination, deadline, mode).finally(() => (destination.sending = null))
     return destination.sending
   }
 
   /**
-   * Posts what waits, a batch at a time, until the queue is empty (`fullOnly`: until less than a
-   * full batch is left) or `deadline` (ms since epoch) passes. Started by a full batch, the sender
-   * leaves a part batch for the interval: a POST costs the loop about as much as encoding 100 rows
-   * (docs/benchmarks.md, twenty-fifth pass), so it should carry a full batch.
+   * Posts what waits, a batch at a time (rows to retry first), until the queue is empty (`full`:
+   * until less than a full batch of new rows is left), `deadline` (ms since epoch) passes, or a
+   * batch fails in a way worth retrying: the destination then waits out its backoff (`now`, a
+   * flush or the shutdown, does not wait for it, but stops at the first such failure). Started by
+   * a full batch, the sender leaves a part batch for the interval: a POST costs the loop about as
+   * much as encoding 100 rows (docs/benchmarks.md, twenty-fifth pass), so it should carry a full batch.
    */
-  async #sendAll(destination: Destination, deadline: number, fullOnly = false) {
-    const least = fullOnly ? this.options.batchSize : 1
-    while (destination.queue.length >= least) {
-      const left = deadline - Date.now()
+  async #sendAll(destination: Destination, deadline: number, mode: SendMode) {
+    while (true) {
+      const now = Date.now()
+      this.#expire(destination, now)
+      const queue = destination.queue
+      if (queue.length === 0) return
+      if (mode !== 'now' && destination.retryAt > now) return
+      if (mode === 'full' && destination.retrying === 0 && queue.length < destination.batchSize) return
+      const left = deadline - now
       if (left <= 0) return
-      const rows = destination.queue.splice(0, this.#batchLength(destination.queue))
+      // A failed batch is sent again as it was (the same rows), then the rows behind it.
+      let length = this.#batchLength(destination)
+      if (destination.retrying > 0) length = Math.min(length, destination.retrying)
+      const rows = queue.splice(0, length)
+      destination.head += length
+      destination.posting = length
       try {
-        let body: string
-        try {
-          const items = rows.map((row) => exportItem(row, this.options.names, this.#rowBodies.get(row)?.bodies ?? null))
-          body = destination.spec.encode(items)
-        } finally {
-          // Encoded (or not encodable): this destination needs the bodies no more.
-          if (this.options.bodies) for (const row of rows) this.#releaseBodies(row, 1)
-        }
-        await this.#post(destination, body, Math.min(this.options.timeoutMs, left))
-        destination.exported += rows.length
+        if (this.options.names.loadKeyNames) await this.#loadKeyNames(rows)
+        const items = rows.map((row) => exportItem(row, this.options.names, this.#rowBodies.get(row)?.bodies ?? null))
+        await this.#post(destination, destination.spec.encode(items), Math.min(this.options.timeoutMs, left))
+        destination.posting = 0
+        destination.exported += length
+        this.#settled(destination, rows)
+        destination.failures = 0
+        destination.retryAt = 0
       } catch (error) {
-        destination.failed += rows.length
-        this.#logFailure(destination, error as Error)
+        destination.posting = 0
+        if (!retryable(error)) {
+          destination.failed += length
+          this.#settled(destination, rows)
+          this.#logFailure(destination, error as Error, 'refused a batch (its rows are not exported)')
+          continue
+        }
+        if (this.#closed) {
+          // Given up on at shutdown while this POST was out: nowhere to put it back.
+          destination.dropped += length
+          this.#settled(destination, rows)
+          return
+        }
+        // Back at the head, in order, to be sent again when the backoff is over.
+        queue.unshift(...rows)
+        destination.head -= length
+        destination.retrying = Math.max(destination.retrying, length)
+        destination.failures++
+        destination.retryAt = Date.now() + retryDelay(destination.failures, this.#retryDelays, error)
+        this.#logFailure(destination, error as Error, 'did not take a batch (sent again after a backoff)')
+        return
       }
+    }
+  }
+
+  /** Rows that left the queue for good (sent, refused, dropped): their bytes and their place among those to retry. */
+  #settled(destination: Destination, rows: readonly UsageRow[]) {
+    destination.retrying = Math.max(0, destination.retrying - rows.length)
+    for (const row of rows) {
+      destination.bytes -= this.#rowBytes(row)
+      if (this.options.bodies) this.#releaseBodies(row, 1)
+    }
+  }
+
+  /** Drops, counted, the rows handed over longer than the age bound ago (the oldest hand-overs first). */
+  #expire(destination: Destination, now: number) {
+    const seq = destination.markSeq
+    const at = destination.markAt
+    while (seq.length > 0) {
+      // The hand-overs whose rows all left already go.
+      const end = seq.length > 1 ? seq[1] : destination.head + destination.queue.length
+      if (end <= destination.head) {
+        seq.shift()
+        at.shift()
+        continue
+      }
+      if (now - at[0] <= this.#maxAgeMs) return
+      const stale = destination.queue.splice(0, end - destination.head)
+      destination.head = end
+      destination.dropped += stale.length
+      this.#settled(destination, stale)
+      seq.shift()
+      at.shift()
+    }
+  }
+
+  /** A row's share of the queued-bytes bound: the row itself and the bodies it carries. */
+  #rowBytes(row: UsageRow): number {
+    if (!this.options.bodies) return ROW_BYTES
+    const held = this.#rowBodies.get(row)
+    return held ? ROW_BYTES + held.bytes : ROW_BYTES
+  }
+
+  /** The names of keys the caches lack (a key not used lately, rows replayed at boot): one lookup per batch. */
+  async #loadKeyNames(rows: readonly UsageRow[]) {
+    let missing: Set<number> | null = null
+    for (const row of rows) {
+      const id = row.api_key_id
+      if (typeof id === 'number' && this.options.names.keyName(id) === null) (missing ??= new Set()).add(id)
+    }
+    if (missing === null) return
+    try {
+      await this.options.names.loadKeyNames!([...missing])
+    } catch (error) {
+      // The rows go without those names rather than not at all.
+      this.options.logger.warn({ err: error }, 'log export: key names could not be read')
     }
   }
 
@@ -228,8 +372,9 @@ export class LogExporter {
    * Rows in the next POST: a batch, fewer when their bodies pass 2 MB (at least one row), so a
    * batch with bodies stays under Langfuse's 3.5 MB and a collector's usual 4 MB limit.
    */
-  #batchLength(queue: readonly UsageRow[]): number {
-    const max = Math.min(this.options.batchSize, queue.length)
+  #batchLength(destination: Destination): number {
+    const queue = destination.queue
+    const max = Math.min(destination.batchSize, queue.length)
     if (!this.options.bodies) return max
     let bytes = 0
     for (let i = 0; i < max; i++) {
@@ -248,31 +393,38 @@ export class LogExporter {
       signal: AbortSignal.any([AbortSignal.timeout(timerMs(timeoutMs)), this.#shutdown.signal]),
     })
     await answer.body.dump()
-    if (answer.statusCode >= 300) throw new Error(`HTTP ${answer.statusCode}`)
+    if (answer.statusCode >= 300) throw new ExportHttpError(answer.statusCode, parseRetryAfter(answer.headers['retry-after']))
   }
 
   /** One line a minute per destination: its name, the error (no URL, no header: they may hold secrets) and the counts. */
-  #logFailure(destination: Destination, error: Error) {
+  #logFailure(destination: Destination, error: Error, what: string) {
     const now = Date.now()
     if (now - destination.loggedAt < 60_000) return
     destination.loggedAt = now
     this.options.logger.warn(
-      { destination: destination.spec.name, error: error.name === 'TimeoutError' ? 'timed out' : error.message, failed: destination.failed, dropped: destination.dropped },
-      'log export: the collector did not take a batch (its rows are not exported)'
+      {
+        destination: destination.spec.name,
+        error: error.name === 'TimeoutError' ? 'timed out' : error.message,
+        retrying: destination.retrying,
+        failed: destination.failed,
+        dropped: destination.dropped,
+      },
+      `log export: the collector ${what}`
     )
   }
 
-  /** Sends everything waiting now (tests; the loop does this every interval). */
+  /** Sends everything waiting now, a backoff or not, stopping at a failure worth retrying (tests; the loop does this every interval). */
   async flush() {
     for (const destination of this.#destinations) {
       while (destination.sending) await destination.sending
-      if (destination.queue.length > 0) await this.#start(destination, Infinity)
+      if (destination.queue.length > 0) await this.#start(destination, Infinity, 'now')
     }
   }
 
   /**
    * Shutdown: stops the loop and sends what waits, each destination in
-   * parallel, within `graceMs`; what is left then is counted dropped.
+   * parallel, within `graceMs` (a destination in backoff is tried once more);
+   * what is left then is counted dropped.
    */
   async close(graceMs: number) {
     if (this.#timer) clearInterval(this.#timer)
@@ -284,21 +436,25 @@ export class LogExporter {
       this.#destinations.map(async (destination) => {
         // The send under way ends by its own timeout, or is aborted when the grace is over.
         if (destination.sending) await Promise.race([destination.sending, sleep(Math.max(0, deadline - Date.now()))])
-        if (destination.sending === null && destination.queue.length > 0) await this.#start(destination, deadline)
+        if (destination.sending === null && destination.queue.length > 0) await this.#start(destination, deadline, 'now')
       })
     )
     this.#closed = true
     // A POST still under way (a collector that hangs) would hold its socket, and the process, until its
-    // own timeout, past the grace: it is given up on now, its rows counted failed.
+    // own timeout, past the grace: it is given up on now, its rows counted dropped.
     this.#shutdown.abort()
     for (const destination of this.#destinations) {
       destination.dropped += destination.queue.length
       destination.queue = []
+      destination.retrying = 0
+      destination.bytes = 0
+      destination.markSeq = []
+      destination.markAt = []
     }
     this.#pendingBodies.clear()
+    this.#pendingBodyBytes = 0
     this.#rowBodies = new WeakMap()
     this.#heldBodyBytes = 0
-    this.#pendingBodyBytes = 0
   }
 
   /** Characters of bodies held now, waiting for their row or of queued rows (tests; at most maxBodyBytes). */
@@ -306,6 +462,9 @@ export class LogExporter {
     return this.#heldBodyBytes
   }
 }
+
+/** `full`: started by a full batch; `all`: the interval; `now`: a flush or the shutdown (backoff not waited for) */
+type SendMode = 'full' | 'all' | 'now'
 
 /** Bodies' characters in one POST before the batch is cut (see #batchLength) */
 const MAX_BODY_BYTES_PER_POST = 2 * 1024 * 1024

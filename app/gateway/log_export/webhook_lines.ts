@@ -3,13 +3,17 @@ import type { ExportItem } from '#gateway/log_export/export_row'
 /**
  * The plain destination (`LOG_EXPORT_WEBHOOK_URL`): one JSON object per line
  * (application/x-ndjson), the usage row's fields in snake_case, for a log
- * shipper (Vector, Fluent Bit, Logstash's http input) or a script.
+ * shipper (Vector, Fluent Bit, Logstash's http input) or a script. `id` is
+ * the event's stable id (the request id): a line sent again (a retried POST
+ * the collector had taken before its answer was lost) carries the same one,
+ * for the receiver to deduplicate on.
  */
 export function jsonLines(items: readonly ExportItem[]): string {
   let out = ''
   for (const item of items) {
     out +=
       JSON.stringify({
+        id: item.requestId,
         request_id: item.requestId,
         created_at: item.createdAt,
         user_id: item.userId,

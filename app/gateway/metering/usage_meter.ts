@@ -620,21 +620,23 @@ export class UsageMeter {
         const batch = this.#queue.splice(0, this.options.batchSize)
         this.#inFlight = batch
         this.#beginWrite()
-        let written: boolean
+        let committed: SpilledRecord[] | null
         const records = batch.map(toRecord)
         try {
-          written = await this.#writeRecords(records)
+          committed = await this.#writeRecords(records)
           this.#inFlight = []
-          if (written) {
+          if (committed !== null) {
             for (const event of batch) this.#pending.settle(event)
             this.settledCount++
           }
         } finally {
           this.#endWrite()
         }
-        if (written) {
+        if (committed !== null) {
           this.options.onCommitted?.(batch)
-          if (this.exporter !== null) this.#export(records)
+          // A batch a timed-out close spilled is exported by the spill's replay, not here as well: the
+          // replay cannot tell whether this commit was seen, so the writer leaves every spilled row to it.
+          if (this.exporter !== null && !(batch === this.#spilledAtClose && this.#spill !== null)) this.#export(committed)
           if (this.#queue.length < this.options.batchSize && this.#draining === 0) break
         } else if (this.#spill) {
           // Spilled already if a close gave up waiting for it (twice in the file, the replay would count it twice).
@@ -671,15 +673,17 @@ export class UsageMeter {
       return null
     }
     // The records written (those of a pruned day are not), or null when the database did not take them.
-    return (await this.#writeRecords(fresh)) ? fresh : null
+    return this.#writeRecords(fresh)
   }
 
   /**
    * One statement per batch of records, with a few quick retries. Data
-   * errors isolate the offending row so the others are not held back. False
-   * when the database is not taking writes.
+   * errors isolate the offending row so the others are not held back. The
+   * records committed (all of them but a row a data error refused: log export
+   * sends only these), or null when the database is not taking writes.
    */
-  async #writeRecords(records: SpilledRecord[]): Promise<boolean> {
+  async #writeRecords(records: SpilledRecord[]): Promise<SpilledRecord[] | null> {
+    let refused: Set<SpilledRecord> | null = null
     for (let offset = 0; offset < records.length; offset += this.options.batchSize) {
       const slice = records.slice(offset, offset + this.options.batchSize)
       for (let attempt = 0; ; attempt++) {
@@ -690,32 +694,39 @@ export class UsageMeter {
         } catch (error: any) {
           if (isDataError(error)) {
             // The database went away halfway: the whole slice is spilled (rows written are skipped on replay).
-            if (!(await this.#writeOneByOne(slice).then(() => true, () => false))) return false
+            const dropped = await this.#writeOneByOne(slice).catch(() => null)
+            if (dropped === null) return null
+            for (const record of dropped) (refused ??= new Set()).add(record)
             break
           }
           if (attempt >= RETRY_DELAYS_MS.length || this.#closed) {
             this.options.logger.warn({ err: error }, 'metering write failed: the database is not taking writes')
-            return false
+            return null
           }
           await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[attempt]))
         }
       }
     }
-    return true
+    // The usual case allocates nothing: the same array.
+    return refused === null ? records : records.filter((record) => !refused.has(record))
   }
 
-  async #writeOneByOne(records: SpilledRecord[]) {
+  /** Writes a slice row by row; returns the rows a data error refused (logged, never written). */
+  async #writeOneByOne(records: SpilledRecord[]): Promise<SpilledRecord[]> {
+    const dropped: SpilledRecord[] = []
     for (const record of records) {
       try {
         await this.#query([record])
       } catch (error: any) {
         if (!isDataError(error)) throw error
+        dropped.push(record)
         this.options.logger.error(
           { err: error, event: JSON.stringify(record).slice(0, 2000) },
           'usage could not be written; event logged here for manual replay'
         )
       }
     }
+    return dropped
   }
 
   #query(records: SpilledRecord[]) {
