@@ -26,6 +26,7 @@ const BudgetsController = () => import('#controllers/admin/budgets_controller')
 const BatchesController = () => import('#controllers/admin/batches_controller')
 const TeamsController = () => import('#controllers/admin/teams_controller')
 const OrganizationsController = () => import('#controllers/admin/organizations_controller')
+const OrganizationMembersController = () => import('#controllers/admin/organization_members_controller')
 
 router
   .group(() => {
@@ -93,6 +94,9 @@ router
     router.get('/organizations/:id/edit', [OrganizationsController, 'edit']).as('organizations.edit').where('id', idMatcher)
     router.post('/organizations/:id', [OrganizationsController, 'update']).as('organizations.update').where('id', idMatcher)
     router.post('/organizations/:id/delete', [OrganizationsController, 'destroy']).as('organizations.destroy').where('id', idMatcher)
+    router.post('/organizations/:id/members', [OrganizationMembersController, 'store']).as('organizations.members.add').where('id', idMatcher)
+    router.post('/organizations/:id/members/role', [OrganizationMembersController, 'update']).as('organizations.members.update').where('id', idMatcher)
+    router.post('/organizations/:id/members/remove', [OrganizationMembersController, 'destroy']).as('organizations.members.remove').where('id', idMatcher)
 
     router.get('/channels', [ChannelsController, 'index']).as('channels.index')
     router.get('/channels/new', [ChannelsController, 'create']).as('channels.create')

@@ -8,6 +8,7 @@ import { checkbox } from '#controllers/admin/panel'
 import { multiplierText } from '#actions/create_plan'
 import { localeTag } from '#services/locale'
 import { enabledSsoProviders } from '#services/sso/sso_settings'
+import { fieldErrors } from '#services/field_errors'
 
 // `t` is @adonisjs/i18n's Edge global: the request's language where the
 // locale middleware runs (portal, docs, status, login), English elsewhere.
@@ -28,5 +29,7 @@ edge.global('qs', (params: Record<string, unknown>, extra: Record<string, unknow
   const text = search.toString()
   return text ? `?${text}` : ''
 })
+/** A refused form's field errors: beside the fields the page renders, the rest at the top (components/flash.edge). */
+edge.global('fieldErrors', fieldErrors)
 /** The single sign-on providers that are on, for the login page's buttons (components/sso_buttons.edge). */
 edge.global('ssoProviders', enabledSsoProviders)

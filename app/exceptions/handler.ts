@@ -5,6 +5,7 @@ import { AdminInputError } from '#actions/admin_input_error'
 import { isDataException, reportApiError, sendApiError } from '#gateway/http/api_errors'
 import { isApiPath } from '#gateway/http/api_paths'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
+import i18nManager from '@adonisjs/i18n/services/main'
 
 /**
  * API routes answer every error in the wire format of the endpoint called,
@@ -26,8 +27,14 @@ export default class HttpExceptionHandler extends ExceptionHandler {
       // A panel form refused by an action: back to the form with what was typed and the reason.
       if (error instanceof AdminInputError && 'session' in ctx && ctx.session) {
         ctx.session.flashExcept(['_csrf', '_method', 'password', 'apiKey', 'oidcClientSecret', 'githubClientSecret'])
-        if (error.field) ctx.session.flash('inputErrorsBag', { [error.field]: [error.message] })
-        ctx.session.flash('error', error.message)
+        if (error.field) {
+          // Said once: beside the field when the page it goes back to renders it, else at the top
+          // (components/flash.edge); the summary at the top then points to it, as for a VineJS refusal.
+          ctx.session.flash('inputErrorsBag', { [error.field]: [error.message] })
+          ctx.session.flash('errorsBag', { E_VALIDATION_ERROR: panelText(ctx, 'errors.E_VALIDATION_ERROR') })
+        } else {
+          ctx.session.flash('error', error.message)
+        }
         return ctx.response.redirect().back()
       }
       // A form value Postgres refused (a NUL in a text, a number past its column): the form again with why, not a 500.
@@ -55,4 +62,9 @@ export default class HttpExceptionHandler extends ExceptionHandler {
     }
     return super.report(error, ctx)
   }
+}
+
+/** A text in the request's language where the locale middleware ran (as VineJS's summary), else the default (the panel's). */
+function panelText(ctx: HttpContext, key: string) {
+  return (ctx.i18n ?? i18nManager.locale(i18nManager.defaultLocale)).t(key)
 }

@@ -63,6 +63,8 @@ test.group('Card top-ups in a browser', (group) => {
 
     const admin = await (await browser.newContext({ locale: 'en-US', viewport: LAPTOP })).newPage()
     await login(admin, 'pay-admin@test.local', 'admin-password')
+    // Billing, then its Payments page (the nav's groups)
+    await admin.getByRole('link', { name: 'Billing', exact: true }).first().click()
     await admin.getByRole('link', { name: 'Payments' }).first().click()
     assert.include(await admin.locator('tr[data-status="paid"]').innerText(), 'pay-user@test.local')
     assert.equal(await shot(admin, 'admin-payments'), PHONE.width)

@@ -30,6 +30,8 @@ test.group('Redemption codes in a browser', (group) => {
     const adminContext = await browser.newContext({ locale: 'en-US', viewport: LAPTOP })
     const admin = await adminContext.newPage()
     await login(admin, 'codes-admin@test.local', 'admin-password')
+    // Billing, then its Codes page (the nav's groups)
+    await admin.getByRole('link', { name: 'Billing', exact: true }).first().click()
     await admin.getByRole('link', { name: 'Codes' }).first().click()
     await admin.getByRole('button', { name: 'New batch' }).click()
     assert.equal(await shot(admin, 'admin-new'), PHONE.width)

@@ -289,7 +289,9 @@ test.group('Hostile input (pass 22): end users in the panel and the management A
   async function flashes(client: PanelClient, result: { status: number; location: string | null }) {
     if (result.status !== 302) return [`status ${result.status}`]
     const page = await client.follow(result)
-    return [...page.html.matchAll(/class="flash flash--(\w+)"[^>]*>([^<]*)</g)].map((m) => `${m[1]}: ${m[2].replace(/&quot;/g, '"')}`)
+    const top = [...page.html.matchAll(/class="flash flash--(\w+)"[^>]*>([^<]*)</g)].map((m) => `${m[1]}: ${m[2].replace(/&quot;/g, '"')}`)
+    const beside = [...page.html.matchAll(/<small class="field-error" id="f-([\w.]+)-error">([^<]*)</g)].map((m) => `${m[1]}: ${m[2].replace(/&quot;/g, '"')}`)
+    return [...top, ...beside]
   }
 
   test("an admin whose sessions were ended elsewhere (password reset): the panel's next form is the sign-in page with the reason, not a 500, and changes nothing", async ({ assert }) => {
@@ -312,9 +314,10 @@ test.group('Hostile input (pass 22): end users in the panel and the management A
     await client.login('admin@s22.local', 'admin-password')
     const user = await seedUser({ balance: '1' })
     await client.get(`/admin/users/${user.userId}/end-users`)
-    const refusal = 'error: An end user id is 1 to 128 characters without control characters'
-    assert.deepEqual(await flashes(client, await client.post(`/admin/users/${user.userId}/end-users/remove`, { end_user: 'a\u0000' })), [refusal])
-    assert.deepEqual(await flashes(client, await client.post(`/admin/users/${user.userId}/end-users`, { end_user: ['a', 'b'], blocked: '1' })), [refusal])
+    // Said beside the page's End user field; the top says only that the form was not saved
+    const refusal = ['error: The form could not be saved. Please check the errors below.', 'end_user: An end user id is 1 to 128 characters without control characters']
+    assert.deepEqual(await flashes(client, await client.post(`/admin/users/${user.userId}/end-users/remove`, { end_user: 'a\u0000' })), refusal)
+    assert.deepEqual(await flashes(client, await client.post(`/admin/users/${user.userId}/end-users`, { end_user: ['a', 'b'], blocked: '1' })), refusal)
     assert.lengthOf(await db.from('end_users').where('user_id', user.userId), 0)
 
     const { key: adminKey } = await createApiKey({ userRef: 'admin@s22.local', name: 'm', manage: true })

@@ -61,11 +61,18 @@ async function viaProvider(client: PageClient, start: string) {
   return client.get(back.pathname + back.search)
 }
 
-/** The flash of the settings page after a POST. */
+/**
+ * The flash of the settings page after a POST. A refusal bound to a field is
+ * said beside it (the top then says only that the form was not saved): that
+ * message is the text.
+ */
 async function flashOf(client: PageClient) {
   const page = await client.get('/admin/settings')
   const match = /<div class="flash flash--(success|error)"[^>]*>([^<]*)<\/div>/.exec(page.body)
-  return { page, kind: match?.[1] ?? null, text: match ? htmlText(match[2]).trim() : null }
+  const beside = /<small class="field-error" id="[^"]+">([^<]*)<\/small>/.exec(page.body)
+  const top = match ? htmlText(match[2]).trim() : null
+  const text = top === 'The form could not be saved. Please check the errors below.' && beside ? htmlText(beside[1]).trim() : top
+  return { page, kind: match?.[1] ?? null, text }
 }
 
 async function until(check: () => Promise<boolean>, ms = 5_000) {

@@ -65,7 +65,9 @@ export default class OrganizationsController {
     const org = await this.#org(ctx)
     if (!org) return notFound(ctx)
     const teams = (await teamsOfOrganizations([org.id])).get(org.id) ?? []
-    return ctx.view.render('admin/organizations/form', { org, teams })
+    // Its members, changed through organization_members_controller.ts
+    const members = (await organizationMembers([org.id])).get(org.id) ?? []
+    return ctx.view.render('admin/organizations/form', { org, teams, members })
   }
 
   async update(ctx: HttpContext) {
