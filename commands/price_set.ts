@@ -35,6 +35,9 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per 1M prompt tokens written to the provider cache (default: the input price)' })
   declare cacheWrite?: string
 
+  @flags.string({ flagName: 'cache-write-1h', description: "USD per 1M prompt tokens written to Anthropic's one-hour cache (default: the cache-write price), e.g. 6 for claude-sonnet-4-5" })
+  declare cacheWrite1h?: string
+
   @flags.string({ description: 'USD per 1M audio input tokens (realtime models; default: the input price), e.g. 32' })
   declare audioInput?: string
 
@@ -52,6 +55,7 @@ export default class PriceSet extends AdminCommand {
       perRequest: this.perRequest,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
+      cacheWrite1h: this.cacheWrite1h,
       audioInput: this.audioInput,
       audioOutput: this.audioOutput,
     })
@@ -64,6 +68,7 @@ export default class PriceSet extends AdminCommand {
         (input.perRequest ? `, $${input.perRequest}/request` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '') +
+        (input.cacheWrite1h ? `, $${input.cacheWrite1h}/1M one-hour cache write` : '') +
         (input.audioInput ? `, $${input.audioInput}/1M audio input` : '') +
         (input.audioOutput ? `, $${input.audioOutput}/1M audio output` : '')
     )

@@ -13,6 +13,7 @@ function priceSnapshot(price: ModelPrice | null) {
     perRequest: price?.perRequest ? trim(price.perRequest) : null,
     cacheRead: price?.cacheReadPerMillion ? trim(price.cacheReadPerMillion) : null,
     cacheWrite: price?.cacheWritePerMillion ? trim(price.cacheWritePerMillion) : null,
+    cacheWrite1h: price?.cacheWrite1hPerMillion ? trim(price.cacheWrite1hPerMillion) : null,
     audioInput: price?.audioInputPerMillion ? trim(price.audioInputPerMillion) : null,
     audioOutput: price?.audioOutputPerMillion ? trim(price.audioOutputPerMillion) : null,
   }
@@ -39,6 +40,8 @@ export async function setPrice(
     /** USD per 1M cached prompt tokens read / written; null = the input price, undefined = unchanged */
     cacheRead?: string | null
     cacheWrite?: string | null
+    /** USD per 1M prompt tokens written to Anthropic's one-hour cache; null = the cache-write price, undefined = unchanged */
+    cacheWrite1h?: string | null
     /** USD per 1M audio input / output tokens (realtime); null = the token prices, undefined = unchanged */
     audioInput?: string | null
     audioOutput?: string | null
@@ -58,6 +61,7 @@ export async function setPrice(
     if (input.perRequest !== undefined) price.perRequest = input.perRequest
     if (input.cacheRead !== undefined) price.cacheReadPerMillion = input.cacheRead
     if (input.cacheWrite !== undefined) price.cacheWritePerMillion = input.cacheWrite
+    if (input.cacheWrite1h !== undefined) price.cacheWrite1hPerMillion = input.cacheWrite1h
     if (input.audioInput !== undefined) price.audioInputPerMillion = input.audioInput
     if (input.audioOutput !== undefined) price.audioOutputPerMillion = input.audioOutput
     price.useTransaction(trx)

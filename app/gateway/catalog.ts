@@ -332,6 +332,7 @@ export class Catalog {
         perRequestPico: row.per_request == null ? 0n : toPico(String(row.per_request)),
         cacheReadPico: row.cache_read_per_million == null ? undefined : pricePerTokenPico(String(row.cache_read_per_million)),
         cacheWritePico: row.cache_write_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_per_million)),
+        cacheWrite1hPico: row.cache_write_1h_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_1h_per_million)),
         audioInputPico: row.audio_input_per_million == null ? undefined : pricePerTokenPico(String(row.audio_input_per_million)),
         audioOutputPico: row.audio_output_per_million == null ? undefined : pricePerTokenPico(String(row.audio_output_per_million)),
         specificity: globSpecificity(row.model_pattern),

@@ -91,6 +91,8 @@ export interface PriceInfo {
   /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
   cacheReadPico?: bigint
   cacheWritePico?: bigint
+  /** pico-USD per prompt token written to Anthropic's one-hour cache; undefined = the cache-write price */
+  cacheWrite1hPico?: bigint
   /** pico-USD per audio input / output token (realtime); undefined = the input / output price */
   audioInputPico?: bigint
   audioOutputPico?: bigint
@@ -192,6 +194,8 @@ export interface TokenUsage {
   reasoningTokens: number
   /** Prompt tokens written to the provider's cache (Anthropic cache_creation; included in promptTokens) */
   cacheWriteTokens?: number
+  /** Of the cache writes, those to Anthropic's one-hour cache (its own price) */
+  cacheWrite1hTokens?: number
   /** Images generated (priced per image) */
   images?: number
   /** Milliseconds of input audio (transcriptions, translations; priced per second) */

@@ -23,6 +23,10 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare cacheWritePerMillion: string | null
 
+  /** USD per 1M prompt tokens written to Anthropic's one-hour cache; null = the cache-write price */
+  @column({ columnName: 'cache_write_1h_per_million' })
+  declare cacheWrite1hPerMillion: string | null
+
   /** USD per 1M audio input / output tokens (the Realtime API's audio); null = the token prices */
   @column()
   declare audioInputPerMillion: string | null

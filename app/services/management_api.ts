@@ -186,6 +186,7 @@ export function priceJson(price: ModelPrice) {
     output: money(price.outputPerMillion),
     cache_read: money(price.cacheReadPerMillion),
     cache_write: money(price.cacheWritePerMillion),
+    cache_write_1h: money(price.cacheWrite1hPerMillion),
     per_image: money(price.perImage),
     per_second: money(price.perSecond),
     per_character: money(price.perCharacter),

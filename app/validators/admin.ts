@@ -113,6 +113,7 @@ export const setPriceValidator = vine.compile(
     perRequest: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
+    cacheWrite1h: usdPrice.optional(),
     audioInput: usdPrice.optional(),
     audioOutput: usdPrice.optional(),
   })

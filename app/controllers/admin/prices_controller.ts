@@ -25,6 +25,7 @@ export default class PricesController {
       perRequest: request.input('perRequest') ?? undefined,
       cacheRead: request.input('cacheRead') ?? undefined,
       cacheWrite: request.input('cacheWrite') ?? undefined,
+      cacheWrite1h: request.input('cacheWrite1h') ?? undefined,
       audioInput: request.input('audioInput') ?? undefined,
       audioOutput: request.input('audioOutput') ?? undefined,
     })
@@ -37,6 +38,7 @@ export default class PricesController {
         perRequest: input.perRequest ?? null,
         cacheRead: input.cacheRead ?? null,
         cacheWrite: input.cacheWrite ?? null,
+        cacheWrite1h: input.cacheWrite1h ?? null,
         audioInput: input.audioInput ?? null,
         audioOutput: input.audioOutput ?? null,
       },

@@ -166,6 +166,8 @@ export interface CanonicalUsage {
   cacheReadTokens: number
   cacheWriteTokens: number
   reasoningTokens: number
+  /** Of the cache writes, those to Anthropic's one-hour cache (`ephemeral_1h_input_tokens`), priced apart; absent: none */
+  cacheWrite1hTokens?: number
   /**
    * Audio tokens among the input, the cache reads and the output, when the
    * upstream reports any (OpenAI chat's `audio_tokens` details, Gemini's AUDIO

@@ -241,6 +241,7 @@ export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
     reasoningTokens: usage.reasoningTokens,
     estimated: false,
   }
+  if (usage.cacheWrite1hTokens) tokens.cacheWrite1hTokens = usage.cacheWrite1hTokens
   // Audio in a chat or Gemini answer (rare): its tokens at the model's audio prices, as the Realtime API's.
   if (usage.audioInputTokens || usage.audioOutputTokens) {
     if (usage.audioInputTokens) tokens.audioPromptTokens = usage.audioInputTokens

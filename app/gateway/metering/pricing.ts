@@ -12,14 +12,16 @@ import { parseDecimal } from '#gateway/metering/money'
 export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   if (!price) return 0n
   let prompt = BigInt(usage.promptTokens) * price.inputPico
-  if (price.cacheReadPico !== undefined || price.cacheWritePico !== undefined) {
+  if (price.cacheReadPico !== undefined || price.cacheWritePico !== undefined || price.cacheWrite1hPico !== undefined) {
     const read = BigInt(usage.cachedTokens || 0)
     const written = BigInt(usage.cacheWriteTokens || 0)
     const plain = BigInt(usage.promptTokens) - read - written
-    prompt =
-      (plain > 0n ? plain : 0n) * price.inputPico +
-      read * (price.cacheReadPico ?? price.inputPico) +
-      written * (price.cacheWritePico ?? price.inputPico)
+    const writePico = price.cacheWritePico ?? price.inputPico
+    prompt = (plain > 0n ? plain : 0n) * price.inputPico + read * (price.cacheReadPico ?? price.inputPico) + written * writePico
+    // Writes to Anthropic's one-hour cache, at their own price when the model has one (within the writes).
+    if (usage.cacheWrite1hTokens && price.cacheWrite1hPico !== undefined) {
+      prompt += BigInt(Math.min(usage.cacheWrite1hTokens, usage.cacheWriteTokens || 0)) * (price.cacheWrite1hPico - writePico)
+    }
   }
   let cost = prompt + BigInt(usage.completionTokens) * price.outputPico
   // Realtime audio tokens, when the model has audio prices: one branch for everything else.
@@ -139,6 +141,7 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
+      cacheWrite1hPico: price.cacheWrite1hPico === undefined ? undefined : scalePico(price.cacheWrite1hPico, ratio),
       audioInputPico: price.audioInputPico === undefined ? undefined : scalePico(price.audioInputPico, ratio),
       audioOutputPico: price.audioOutputPico === undefined ? undefined : scalePico(price.audioOutputPico, ratio),
       specificity: price.specificity,

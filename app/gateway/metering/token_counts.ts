@@ -92,6 +92,7 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
     sane(usage.cachedTokens) &&
     sane(usage.cacheWriteTokens) &&
     usage.cachedTokens + (usage.cacheWriteTokens ?? 0) <= usage.promptTokens &&
+    (usage.cacheWrite1hTokens === undefined || (sane(usage.cacheWrite1hTokens) && usage.cacheWrite1hTokens <= (usage.cacheWriteTokens ?? 0))) &&
     sane(usage.reasoningTokens) &&
     usage.reasoningTokens <= usage.completionTokens &&
     sane(usage.images) &&
@@ -113,6 +114,7 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
     reasoningTokens: Math.min(tokenCount(usage.reasoningTokens), completionTokens),
   }
   if (usage.cacheWriteTokens !== undefined) repaired.cacheWriteTokens = Math.min(tokenCount(usage.cacheWriteTokens), promptTokens - cachedTokens)
+  if (usage.cacheWrite1hTokens !== undefined) repaired.cacheWrite1hTokens = Math.min(tokenCount(usage.cacheWrite1hTokens), repaired.cacheWriteTokens ?? 0)
   if (usage.images !== undefined) repaired.images = tokenCount(usage.images)
   if (usage.characters !== undefined) repaired.characters = tokenCount(usage.characters)
   if (usage.audioMillis !== undefined) {

@@ -13,6 +13,7 @@ const OPTIONAL: Record<string, string> = {
   per_request: 'perRequest',
   cache_read: 'cacheRead',
   cache_write: 'cacheWrite',
+  cache_write_1h: 'cacheWrite1h',
   audio_input: 'audioInput',
   audio_output: 'audioOutput',
 }
@@ -32,7 +33,7 @@ export default class ManagementPricesController {
 
   /**
    * POST /api/admin/prices: {model, input, output, per_image?, per_second?,
-   * per_character?, per_request?, cache_read?, cache_write?, audio_input?,
+   * per_character?, per_request?, cache_read?, cache_write?, cache_write_1h?, audio_input?,
    * audio_output?}: sets the
    * glob's prices (creates or replaces); an optional price left out stays,
    * `null` removes it. The gateways apply it to the next request.
