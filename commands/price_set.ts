@@ -29,6 +29,9 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per request that succeeded, on top of the token prices (per-call pricing), e.g. 0.002' })
   declare perRequest?: string
 
+  @flags.string({ description: "USD per server-side web search (Anthropic's web_search tool: 0.01; OpenAI's web_search_call)" })
+  declare perWebSearch?: string
+
   @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
   declare cacheRead?: string
 
@@ -53,6 +56,7 @@ export default class PriceSet extends AdminCommand {
       perSecond: this.perSecond,
       perCharacter: this.perCharacter,
       perRequest: this.perRequest,
+      perWebSearch: this.perWebSearch,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
       cacheWrite1h: this.cacheWrite1h,
@@ -66,6 +70,7 @@ export default class PriceSet extends AdminCommand {
         (input.perSecond ? `, $${input.perSecond}/second of audio` : '') +
         (input.perCharacter ? `, $${input.perCharacter}/character` : '') +
         (input.perRequest ? `, $${input.perRequest}/request` : '') +
+        (input.perWebSearch ? `, $${input.perWebSearch}/web search` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '') +
         (input.cacheWrite1h ? `, $${input.cacheWrite1h}/1M one-hour cache write` : '') +

@@ -46,6 +46,10 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare perCharacter: string | null
 
+  /** USD per server-side web search (Anthropic's web_search tool, OpenAI's web_search_call), or null */
+  @column()
+  declare perWebSearch: string | null
+
   /** USD per request that succeeded (new-api's per-call price), on top of the token prices, or null */
   @column()
   declare perRequest: string | null

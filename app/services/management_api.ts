@@ -191,6 +191,7 @@ export function priceJson(price: ModelPrice) {
     per_second: money(price.perSecond),
     per_character: money(price.perCharacter),
     per_request: money(price.perRequest),
+    per_web_search: money(price.perWebSearch),
     audio_input: money(price.audioInputPerMillion),
     audio_output: money(price.audioOutputPerMillion),
     updated_at: iso(price.updatedAt),

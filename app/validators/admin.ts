@@ -111,6 +111,7 @@ export const setPriceValidator = vine.compile(
     perSecond: vine.string().trim().regex(/^\d{1,11}(\.\d{1,9})?$/).optional(),
     perCharacter: vine.string().trim().regex(/^\d{1,11}(\.\d{1,9})?$/).optional(),
     perRequest: usdPrice.optional(),
+    perWebSearch: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
     cacheWrite1h: usdPrice.optional(),

@@ -168,6 +168,8 @@ export interface CanonicalUsage {
   reasoningTokens: number
   /** Of the cache writes, those to Anthropic's one-hour cache (`ephemeral_1h_input_tokens`), priced apart; absent: none */
   cacheWrite1hTokens?: number
+  /** Server-side web searches the provider ran (billed per search: pricing.ts); absent: none */
+  webSearches?: number
   /**
    * Audio tokens among the input, the cache reads and the output, when the
    * upstream reports any (OpenAI chat's `audio_tokens` details, Gemini's AUDIO

@@ -242,6 +242,7 @@ export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
     estimated: false,
   }
   if (usage.cacheWrite1hTokens) tokens.cacheWrite1hTokens = usage.cacheWrite1hTokens
+  if (usage.webSearches) tokens.webSearches = usage.webSearches
   // Audio in a chat or Gemini answer (rare): its tokens at the model's audio prices, as the Realtime API's.
   if (usage.audioInputTokens || usage.audioOutputTokens) {
     if (usage.audioInputTokens) tokens.audioPromptTokens = usage.audioInputTokens

@@ -32,6 +32,7 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   // Seconds are metered in ms; a per-second price has at most 9 decimals, so this is exact (half up only for a plan's scaled price).
   if (usage.audioMillis) cost += (BigInt(usage.audioMillis) * (price.perSecondPico ?? 0n) + 500n) / 1000n
   if (usage.characters) cost += BigInt(usage.characters) * (price.perCharacterPico ?? 0n)
+  if (usage.webSearches) cost += BigInt(usage.webSearches) * (price.perWebSearchPico ?? 0n)
   return cost
 }
 
@@ -91,6 +92,7 @@ export function isPriced(price: PriceInfo | null): boolean {
       (price.perRequestPico ?? 0n) > 0n ||
       (price.perSecondPico ?? 0n) > 0n ||
       (price.perCharacterPico ?? 0n) > 0n ||
+      (price.perWebSearchPico ?? 0n) > 0n ||
       (price.audioInputPico ?? 0n) > 0n ||
       (price.audioOutputPico ?? 0n) > 0n)
   )
@@ -139,6 +141,7 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       perSecondPico: price.perSecondPico === undefined ? undefined : scalePico(price.perSecondPico, ratio),
       perCharacterPico: price.perCharacterPico === undefined ? undefined : scalePico(price.perCharacterPico, ratio),
       perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
+      perWebSearchPico: price.perWebSearchPico === undefined ? undefined : scalePico(price.perWebSearchPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
       cacheWrite1hPico: price.cacheWrite1hPico === undefined ? undefined : scalePico(price.cacheWrite1hPico, ratio),
