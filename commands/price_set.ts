@@ -29,11 +29,17 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per request that succeeded, on top of the token prices (per-call pricing), e.g. 0.002' })
   declare perRequest?: string
 
+  @flags.string({ description: "USD per server-side web search (Anthropic's web_search tool: 0.01; OpenAI's web_search_call)" })
+  declare perWebSearch?: string
+
   @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
   declare cacheRead?: string
 
   @flags.string({ description: 'USD per 1M prompt tokens written to the provider cache (default: the input price)' })
   declare cacheWrite?: string
+
+  @flags.string({ flagName: 'cache-write-1h', description: "USD per 1M prompt tokens written to Anthropic's one-hour cache (default: the cache-write price), e.g. 6 for claude-sonnet-4-5" })
+  declare cacheWrite1h?: string
 
   @flags.string({ description: 'USD per 1M audio input tokens (realtime models; default: the input price), e.g. 32' })
   declare audioInput?: string
@@ -50,8 +56,10 @@ export default class PriceSet extends AdminCommand {
       perSecond: this.perSecond,
       perCharacter: this.perCharacter,
       perRequest: this.perRequest,
+      perWebSearch: this.perWebSearch,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
+      cacheWrite1h: this.cacheWrite1h,
       audioInput: this.audioInput,
       audioOutput: this.audioOutput,
     })
@@ -62,8 +70,10 @@ export default class PriceSet extends AdminCommand {
         (input.perSecond ? `, $${input.perSecond}/second of audio` : '') +
         (input.perCharacter ? `, $${input.perCharacter}/character` : '') +
         (input.perRequest ? `, $${input.perRequest}/request` : '') +
+        (input.perWebSearch ? `, $${input.perWebSearch}/web search` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '') +
+        (input.cacheWrite1h ? `, $${input.cacheWrite1h}/1M one-hour cache write` : '') +
         (input.audioInput ? `, $${input.audioInput}/1M audio input` : '') +
         (input.audioOutput ? `, $${input.audioOutput}/1M audio output` : '')
     )

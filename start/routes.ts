@@ -201,12 +201,24 @@ router.get('/api/status', [StatusController, 'show']).as('status')
 router.get('/metrics', [MetricsController, 'show']).as('metrics')
 
 /**
- * OpenRouter's account checks where openrouter.ai serves them (`/api/v1/key`, its older
- * `/api/v1/auth/key`, `/api/v1/credits`), for apps that keep OpenRouter's paths with the host
- * changed: the API's key auth (the management API is /api/admin, its own prefix).
+ * OpenRouter's base, `https://openrouter.ai/api/v1`, for apps and agents that keep its paths with the
+ * host changed (its SDKs, the OpenRouter providers of Cline, Roo Code, Kilo Code and the AI SDK; Claude
+ * Code set up by OpenRouter's guide, `ANTHROPIC_BASE_URL=.../api`): the /v1 generations (the API lane
+ * serves the POSTs; these routes with API_LANE=false), the model list, the generation lookup and its
+ * account checks (`/key`, its older `/auth/key`, `/credits`). The API's key auth (the management API
+ * is /api/admin, its own prefix).
  */
 router
   .group(() => {
+    router.post('/chat/completions', [ChatCompletionsController, 'store']).as('chat.completions')
+    router.post('/completions', [CompletionsController, 'store']).as('completions')
+    router.post('/responses', [ResponsesController, 'store']).as('responses')
+    router.post('/embeddings', [EmbeddingsController, 'store']).as('embeddings')
+    router.post('/messages', [MessagesController, 'store']).as('messages')
+    router.post('/messages/count_tokens', [MessagesController, 'countTokens']).as('messages.count_tokens')
+    router.get('/models', [ModelsController, 'index']).as('models')
+    router.get('/models/*', [ModelsController, 'show']).as('models.show')
+    router.get('/generation', [GenerationController, 'show']).as('generation')
     router.get('/key', [OpenRouterAccountController, 'key']).as('key')
     router.get('/auth/key', [OpenRouterAccountController, 'key']).as('auth_key')
     router.get('/credits', [OpenRouterAccountController, 'credits']).as('credits')

@@ -11,8 +11,10 @@ function priceSnapshot(price: ModelPrice | null) {
     perSecond: price?.perSecond ? trim(price.perSecond) : null,
     perCharacter: price?.perCharacter ? trim(price.perCharacter) : null,
     perRequest: price?.perRequest ? trim(price.perRequest) : null,
+    perWebSearch: price?.perWebSearch ? trim(price.perWebSearch) : null,
     cacheRead: price?.cacheReadPerMillion ? trim(price.cacheReadPerMillion) : null,
     cacheWrite: price?.cacheWritePerMillion ? trim(price.cacheWritePerMillion) : null,
+    cacheWrite1h: price?.cacheWrite1hPerMillion ? trim(price.cacheWrite1hPerMillion) : null,
     audioInput: price?.audioInputPerMillion ? trim(price.audioInputPerMillion) : null,
     audioOutput: price?.audioOutputPerMillion ? trim(price.audioOutputPerMillion) : null,
   }
@@ -36,9 +38,13 @@ export async function setPrice(
     perCharacter?: string | null
     /** USD per request that succeeded, on top of the token prices; null = none, undefined = unchanged */
     perRequest?: string | null
+    /** USD per server-side web search; null = none, undefined = unchanged */
+    perWebSearch?: string | null
     /** USD per 1M cached prompt tokens read / written; null = the input price, undefined = unchanged */
     cacheRead?: string | null
     cacheWrite?: string | null
+    /** USD per 1M prompt tokens written to Anthropic's one-hour cache; null = the cache-write price, undefined = unchanged */
+    cacheWrite1h?: string | null
     /** USD per 1M audio input / output tokens (realtime); null = the token prices, undefined = unchanged */
     audioInput?: string | null
     audioOutput?: string | null
@@ -56,8 +62,10 @@ export async function setPrice(
     if (input.perSecond !== undefined) price.perSecond = input.perSecond
     if (input.perCharacter !== undefined) price.perCharacter = input.perCharacter
     if (input.perRequest !== undefined) price.perRequest = input.perRequest
+    if (input.perWebSearch !== undefined) price.perWebSearch = input.perWebSearch
     if (input.cacheRead !== undefined) price.cacheReadPerMillion = input.cacheRead
     if (input.cacheWrite !== undefined) price.cacheWritePerMillion = input.cacheWrite
+    if (input.cacheWrite1h !== undefined) price.cacheWrite1hPerMillion = input.cacheWrite1h
     if (input.audioInput !== undefined) price.audioInputPerMillion = input.audioInput
     if (input.audioOutput !== undefined) price.audioOutputPerMillion = input.audioOutput
     price.useTransaction(trx)

@@ -88,9 +88,13 @@ export interface PriceInfo {
    * usage's requestUnits; 0 or undefined when not priced per request
    */
   perRequestPico?: bigint
+  /** pico-USD per server-side web search (Anthropic's web_search tool, OpenAI's web_search_call); 0 or undefined when not priced so */
+  perWebSearchPico?: bigint
   /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
   cacheReadPico?: bigint
   cacheWritePico?: bigint
+  /** pico-USD per prompt token written to Anthropic's one-hour cache; undefined = the cache-write price */
+  cacheWrite1hPico?: bigint
   /** pico-USD per audio input / output token (realtime); undefined = the input / output price */
   audioInputPico?: bigint
   audioOutputPico?: bigint
@@ -192,6 +196,8 @@ export interface TokenUsage {
   reasoningTokens: number
   /** Prompt tokens written to the provider's cache (Anthropic cache_creation; included in promptTokens) */
   cacheWriteTokens?: number
+  /** Of the cache writes, those to Anthropic's one-hour cache (its own price) */
+  cacheWrite1hTokens?: number
   /** Images generated (priced per image) */
   images?: number
   /** Milliseconds of input audio (transcriptions, translations; priced per second) */
@@ -204,6 +210,8 @@ export interface TokenUsage {
   cachedAudioTokens?: number
   /** Audio tokens among the completion tokens */
   audioCompletionTokens?: number
+  /** Server-side web searches the provider ran and bills apart (Anthropic's server_tool_use, OpenAI's web_search_call items) */
+  webSearches?: number
   /** Units of the per-request price (Cohere's rerank search units); absent = 1 */
   requestUnits?: number
   /** Counted by the gateway's tokenizer rather than reported by the upstream */

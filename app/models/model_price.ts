@@ -23,6 +23,10 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare cacheWritePerMillion: string | null
 
+  /** USD per 1M prompt tokens written to Anthropic's one-hour cache; null = the cache-write price */
+  @column({ columnName: 'cache_write_1h_per_million' })
+  declare cacheWrite1hPerMillion: string | null
+
   /** USD per 1M audio input / output tokens (the Realtime API's audio); null = the token prices */
   @column()
   declare audioInputPerMillion: string | null
@@ -41,6 +45,10 @@ export default class ModelPrice extends BaseModel {
   /** USD per input character (speech), or null */
   @column()
   declare perCharacter: string | null
+
+  /** USD per server-side web search (Anthropic's web_search tool, OpenAI's web_search_call), or null */
+  @column()
+  declare perWebSearch: string | null
 
   /** USD per request that succeeded (new-api's per-call price), on top of the token prices, or null */
   @column()

@@ -58,6 +58,8 @@ function entryOf(id: string, provider: string, price: PriceInfo | null): LiteLLM
     // one it is billed as input, which clients already count in the prompt tokens.
     info.cache_read_input_token_cost = perUnit(price?.cacheReadPico ?? price?.inputPico)
     if (price?.cacheWritePico !== undefined) info.cache_creation_input_token_cost = perUnit(price.cacheWritePico)
+    // LiteLLM's field for a write to Anthropic's one-hour cache, when it has its own price
+    if (price?.cacheWrite1hPico !== undefined) info.cache_creation_input_token_cost_above_1hr = perUnit(price.cacheWrite1hPico)
     info.supports_prompt_caching = supportsPromptCaching(provider, price)
   }
   // LiteLLM's own fields for the other units the gateway bills.
@@ -100,7 +102,7 @@ const LITELLM_PROVIDERS: Record<string, string> = { google: 'gemini', custom: 'o
  * chat request as from a Messages one).
  */
 function supportsPromptCaching(provider: string, price: PriceInfo | null): boolean {
-  return provider === 'anthropic' || price?.cacheReadPico !== undefined || price?.cacheWritePico !== undefined
+  return provider === 'anthropic' || price?.cacheReadPico !== undefined || price?.cacheWritePico !== undefined || price?.cacheWrite1hPico !== undefined
 }
 
 /** pico-USD -> USD as a JSON number (LiteLLM's costs are numbers): exact to the pico; 0 when unpriced. */

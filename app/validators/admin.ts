@@ -111,8 +111,10 @@ export const setPriceValidator = vine.compile(
     perSecond: vine.string().trim().regex(/^\d{1,11}(\.\d{1,9})?$/).optional(),
     perCharacter: vine.string().trim().regex(/^\d{1,11}(\.\d{1,9})?$/).optional(),
     perRequest: usdPrice.optional(),
+    perWebSearch: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
+    cacheWrite1h: usdPrice.optional(),
     audioInput: usdPrice.optional(),
     audioOutput: usdPrice.optional(),
   })

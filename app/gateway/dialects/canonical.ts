@@ -166,6 +166,18 @@ export interface CanonicalUsage {
   cacheReadTokens: number
   cacheWriteTokens: number
   reasoningTokens: number
+  /** Of the cache writes, those to Anthropic's one-hour cache (`ephemeral_1h_input_tokens`), priced apart; absent: none */
+  cacheWrite1hTokens?: number
+  /** Server-side web searches the provider ran (billed per search: pricing.ts); absent: none */
+  webSearches?: number
+  /**
+   * Audio tokens among the input, the cache reads and the output, when the
+   * upstream reports any (OpenAI chat's `audio_tokens` details, Gemini's AUDIO
+   * modality): billed at the model's audio prices (pricing.ts). Absent: none.
+   */
+  audioInputTokens?: number
+  cachedAudioTokens?: number
+  audioOutputTokens?: number
 }
 
 export interface CanonicalResponse {
@@ -256,6 +268,21 @@ export function usageOfCounts(input: number, output: number, cacheRead: number, 
     cacheWriteTokens: Math.min(cacheWrite, input - cacheReadTokens),
     reasoningTokens: Math.min(reasoning, output),
   }
+}
+
+/**
+ * Adds the audio tokens an upstream reported among a usage's counts, each
+ * read with `num` and kept within its whole (a count that cannot be believed
+ * is no audio: the tokens are still billed, at the token prices). Usage
+ * without audio is returned as it is, with nothing added.
+ */
+export function withAudioTokens(usage: CanonicalUsage | null, input: number, cachedInput: number, output: number): CanonicalUsage | null {
+  if (usage === null || !(input > 0 || output > 0)) return usage
+  const audioInput = input > 0 ? Math.min(input, usage.inputTokens) : 0
+  if (audioInput > 0) usage.audioInputTokens = audioInput
+  if (audioInput > 0 && cachedInput > 0) usage.cachedAudioTokens = Math.min(cachedInput, audioInput, usage.cacheReadTokens)
+  if (output > 0) usage.audioOutputTokens = Math.min(output, usage.outputTokens)
+  return usage
 }
 
 /** `data:image/png;base64,AAAA` -> { mediaType, data }; anything else is a URL. */

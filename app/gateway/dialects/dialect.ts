@@ -232,7 +232,7 @@ export interface Dialect {
 }
 
 export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
-  return {
+  const tokens: TokenUsage = {
     promptTokens: usage.inputTokens,
     completionTokens: usage.outputTokens,
     totalTokens: usage.inputTokens + usage.outputTokens,
@@ -241,6 +241,15 @@ export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
     reasoningTokens: usage.reasoningTokens,
     estimated: false,
   }
+  if (usage.cacheWrite1hTokens) tokens.cacheWrite1hTokens = usage.cacheWrite1hTokens
+  if (usage.webSearches) tokens.webSearches = usage.webSearches
+  // Audio in a chat or Gemini answer (rare): its tokens at the model's audio prices, as the Realtime API's.
+  if (usage.audioInputTokens || usage.audioOutputTokens) {
+    if (usage.audioInputTokens) tokens.audioPromptTokens = usage.audioInputTokens
+    if (usage.cachedAudioTokens) tokens.cachedAudioTokens = usage.cachedAudioTokens
+    if (usage.audioOutputTokens) tokens.audioCompletionTokens = usage.audioOutputTokens
+  }
+  return tokens
 }
 
 /** Serialises one SSE event (named or not). */

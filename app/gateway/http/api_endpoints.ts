@@ -174,4 +174,13 @@ export const POST_ENDPOINTS = new Map<string, (call: ApiCall) => Promise<void>>(
   ['/v1beta/openai/chat/completions', chatCompletions],
   ['/v1beta/openai/embeddings', embeddings],
   ['/v1beta/openai/images/generations', imageGenerations],
+  // OpenRouter's base (`https://openrouter.ai/api/v1`), which its SDKs, the AI SDK's OpenRouter provider and the
+  // OpenRouter providers of Cline, Roo Code and Kilo Code keep with only the host changed, and its Claude Code
+  // guide (`ANTHROPIC_BASE_URL=https://openrouter.ai/api`: Claude Code appends /v1/messages): the /v1 endpoints.
+  ['/api/v1/chat/completions', chatCompletions],
+  ['/api/v1/completions', completions],
+  ['/api/v1/responses', responses],
+  ['/api/v1/embeddings', embeddings],
+  ['/api/v1/messages', messages],
+  ['/api/v1/messages/count_tokens', countMessageTokens],
 ])

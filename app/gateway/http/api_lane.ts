@@ -16,7 +16,8 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  *
  * The generation endpoints (`POST /v1/chat/completions`, `/v1/messages`,
  * `/v1/responses`, embeddings, images, rerank, moderations, count_tokens; their
- * aliases without /v1, under Google's OpenAI compatibility base `/v1beta/openai/`,
+ * aliases without /v1, under Google's OpenAI compatibility base `/v1beta/openai/`
+ * and OpenRouter's `/api/v1/`,
  * Azure OpenAI's `/openai/...` paths and OpenAI's legacy `/v1/engines/{model}/...`) are the hot path and
  * need nothing of the framework's request pipeline: no route params, no body
  * parser, no session, no HttpContext. For those, one map lookup on the path

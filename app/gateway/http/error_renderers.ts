@@ -7,12 +7,13 @@ import type { GatewayError } from '#exceptions/gateway_error'
 export type ErrorDialect = 'openai' | 'anthropic' | 'google' | 'litellm'
 
 /**
- * The error format of a path: Anthropic's under /v1/messages, Google's under
+ * The error format of a path: Anthropic's under /v1/messages (and OpenRouter's
+ * /api/v1/messages, where Claude Code set up by OpenRouter's guide calls), Google's under
  * /v1beta (but for Google's OpenAI compatibility base, /v1beta/openai/, whose
  * clients are the OpenAI SDKs) and for Gemini's calls under /v1, else OpenAI's.
  */
 export function dialectForPath(path: string): ErrorDialect {
-  if (path.startsWith('/v1/messages')) return 'anthropic'
+  if (path.startsWith('/v1/messages') || path.startsWith('/api/v1/messages')) return 'anthropic'
   if (path.startsWith('/v1beta')) return path.startsWith('/v1beta/openai/') ? 'openai' : 'google'
   if (path.startsWith('/v1/models/') && isGeminiCall(path)) return 'google'
   if (isLiteLLMManagementPath(path)) return 'litellm'

@@ -12,14 +12,16 @@ import { parseDecimal } from '#gateway/metering/money'
 export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   if (!price) return 0n
   let prompt = BigInt(usage.promptTokens) * price.inputPico
-  if (price.cacheReadPico !== undefined || price.cacheWritePico !== undefined) {
+  if (price.cacheReadPico !== undefined || price.cacheWritePico !== undefined || price.cacheWrite1hPico !== undefined) {
     const read = BigInt(usage.cachedTokens || 0)
     const written = BigInt(usage.cacheWriteTokens || 0)
     const plain = BigInt(usage.promptTokens) - read - written
-    prompt =
-      (plain > 0n ? plain : 0n) * price.inputPico +
-      read * (price.cacheReadPico ?? price.inputPico) +
-      written * (price.cacheWritePico ?? price.inputPico)
+    const writePico = price.cacheWritePico ?? price.inputPico
+    prompt = (plain > 0n ? plain : 0n) * price.inputPico + read * (price.cacheReadPico ?? price.inputPico) + written * writePico
+    // Writes to Anthropic's one-hour cache, at their own price when the model has one (within the writes).
+    if (usage.cacheWrite1hTokens && price.cacheWrite1hPico !== undefined) {
+      prompt += BigInt(Math.min(usage.cacheWrite1hTokens, usage.cacheWriteTokens || 0)) * (price.cacheWrite1hPico - writePico)
+    }
   }
   let cost = prompt + BigInt(usage.completionTokens) * price.outputPico
   // Realtime audio tokens, when the model has audio prices: one branch for everything else.
@@ -30,6 +32,7 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   // Seconds are metered in ms; a per-second price has at most 9 decimals, so this is exact (half up only for a plan's scaled price).
   if (usage.audioMillis) cost += (BigInt(usage.audioMillis) * (price.perSecondPico ?? 0n) + 500n) / 1000n
   if (usage.characters) cost += BigInt(usage.characters) * (price.perCharacterPico ?? 0n)
+  if (usage.webSearches) cost += BigInt(usage.webSearches) * (price.perWebSearchPico ?? 0n)
   return cost
 }
 
@@ -89,6 +92,7 @@ export function isPriced(price: PriceInfo | null): boolean {
       (price.perRequestPico ?? 0n) > 0n ||
       (price.perSecondPico ?? 0n) > 0n ||
       (price.perCharacterPico ?? 0n) > 0n ||
+      (price.perWebSearchPico ?? 0n) > 0n ||
       (price.audioInputPico ?? 0n) > 0n ||
       (price.audioOutputPico ?? 0n) > 0n)
   )
@@ -137,8 +141,10 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       perSecondPico: price.perSecondPico === undefined ? undefined : scalePico(price.perSecondPico, ratio),
       perCharacterPico: price.perCharacterPico === undefined ? undefined : scalePico(price.perCharacterPico, ratio),
       perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
+      perWebSearchPico: price.perWebSearchPico === undefined ? undefined : scalePico(price.perWebSearchPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
+      cacheWrite1hPico: price.cacheWrite1hPico === undefined ? undefined : scalePico(price.cacheWrite1hPico, ratio),
       audioInputPico: price.audioInputPico === undefined ? undefined : scalePico(price.audioInputPico, ratio),
       audioOutputPico: price.audioOutputPico === undefined ? undefined : scalePico(price.audioOutputPico, ratio),
       specificity: price.specificity,

@@ -92,10 +92,12 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
     sane(usage.cachedTokens) &&
     sane(usage.cacheWriteTokens) &&
     usage.cachedTokens + (usage.cacheWriteTokens ?? 0) <= usage.promptTokens &&
+    (usage.cacheWrite1hTokens === undefined || (sane(usage.cacheWrite1hTokens) && usage.cacheWrite1hTokens <= (usage.cacheWriteTokens ?? 0))) &&
     sane(usage.reasoningTokens) &&
     usage.reasoningTokens <= usage.completionTokens &&
     sane(usage.images) &&
     sane(usage.characters) &&
+    sane(usage.webSearches) &&
     (usage.audioMillis === undefined || (Number.isInteger(usage.audioMillis) && usage.audioMillis >= 0 && usage.audioMillis <= MAX_AUDIO_MILLIS)) &&
     (usage.requestUnits === undefined || (usage.requestUnits > 0 && usage.requestUnits <= MAX_TOKEN_COUNT))
   ) {
@@ -113,8 +115,10 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
     reasoningTokens: Math.min(tokenCount(usage.reasoningTokens), completionTokens),
   }
   if (usage.cacheWriteTokens !== undefined) repaired.cacheWriteTokens = Math.min(tokenCount(usage.cacheWriteTokens), promptTokens - cachedTokens)
+  if (usage.cacheWrite1hTokens !== undefined) repaired.cacheWrite1hTokens = Math.min(tokenCount(usage.cacheWrite1hTokens), repaired.cacheWriteTokens ?? 0)
   if (usage.images !== undefined) repaired.images = tokenCount(usage.images)
   if (usage.characters !== undefined) repaired.characters = tokenCount(usage.characters)
+  if (usage.webSearches !== undefined) repaired.webSearches = tokenCount(usage.webSearches)
   if (usage.audioMillis !== undefined) {
     const ms = Number(usage.audioMillis)
     repaired.audioMillis = ms > 0 ? Math.min(Math.floor(ms), MAX_AUDIO_MILLIS) : 0

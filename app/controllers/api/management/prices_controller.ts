@@ -11,8 +11,10 @@ const OPTIONAL: Record<string, string> = {
   per_second: 'perSecond',
   per_character: 'perCharacter',
   per_request: 'perRequest',
+  per_web_search: 'perWebSearch',
   cache_read: 'cacheRead',
   cache_write: 'cacheWrite',
+  cache_write_1h: 'cacheWrite1h',
   audio_input: 'audioInput',
   audio_output: 'audioOutput',
 }
@@ -32,7 +34,7 @@ export default class ManagementPricesController {
 
   /**
    * POST /api/admin/prices: {model, input, output, per_image?, per_second?,
-   * per_character?, per_request?, cache_read?, cache_write?, audio_input?,
+   * per_character?, per_request?, per_web_search?, cache_read?, cache_write?, cache_write_1h?, audio_input?,
    * audio_output?}: sets the
    * glob's prices (creates or replaces); an optional price left out stays,
    * `null` removes it. The gateways apply it to the next request.

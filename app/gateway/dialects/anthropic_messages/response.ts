@@ -24,7 +24,14 @@ export function decodeAnthropicUsage(usage: Partial<AnthropicUsage> | null | und
   const cacheRead = num(usage.cache_read_input_tokens)
   const cacheWrite = num(usage.cache_creation_input_tokens)
   const thinking = num(usage.output_tokens_details?.thinking_tokens)
-  return usageOfCounts(num(usage.input_tokens) + cacheRead + cacheWrite, num(usage.output_tokens), cacheRead, cacheWrite, thinking)
+  const counts = usageOfCounts(num(usage.input_tokens) + cacheRead + cacheWrite, num(usage.output_tokens), cacheRead, cacheWrite, thinking)
+  // Writes to the one-hour cache (ttl "1h"), priced apart: a believed count, within the writes.
+  const hour = num(usage.cache_creation?.ephemeral_1h_input_tokens)
+  if (counts !== null && hour > 0 && counts.cacheWriteTokens > 0) counts.cacheWrite1hTokens = Math.min(hour, counts.cacheWriteTokens)
+  // The web_search server tool's searches (Claude Code's WebSearch), billed per search
+  const searches = num(usage.server_tool_use?.web_search_requests)
+  if (counts !== null && searches > 0) counts.webSearches = searches
+  return counts
 }
 
 /**
@@ -38,6 +45,8 @@ export function mergeAnthropicUsage(delta: Partial<AnthropicUsage>, known: Canon
     cache_creation_input_tokens: delta.cache_creation_input_tokens ?? known?.cacheWriteTokens,
     output_tokens: delta.output_tokens ?? known?.outputTokens,
     output_tokens_details: delta.output_tokens_details ?? (known ? { thinking_tokens: known.reasoningTokens } : undefined),
+    cache_creation: delta.cache_creation ?? (known?.cacheWrite1hTokens ? { ephemeral_1h_input_tokens: known.cacheWrite1hTokens } : undefined),
+    server_tool_use: delta.server_tool_use ?? (known?.webSearches ? { web_search_requests: known.webSearches } : undefined),
   })
 }
 

@@ -54,6 +54,10 @@ export interface AnthropicUsage {
   output_tokens: number
   cache_creation_input_tokens?: number | null
   cache_read_input_tokens?: number | null
+  /** The cache writes by lifetime (their sum is cache_creation_input_tokens): the one-hour ones cost more */
+  cache_creation?: { ephemeral_5m_input_tokens?: number | null; ephemeral_1h_input_tokens?: number | null } | null
+  /** Server tools the API ran (web_search: billed per search) */
+  server_tool_use?: { web_search_requests?: number | null; web_fetch_requests?: number | null } | null
   /** The output's reasoning (thinking_tokens is part of output_tokens); absent from older answers */
   output_tokens_details?: { thinking_tokens?: number | null } | null
 }

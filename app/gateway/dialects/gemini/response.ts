@@ -1,5 +1,5 @@
-import { newToolCallId, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
-import type { GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
+import { newToolCallId, num, usageOfCounts, withAudioTokens, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import type { GeminiModalityCount, GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
   STOP: 'end_turn',
@@ -52,7 +52,17 @@ export function decodeGeminiUsage(usage: GeminiUsage | null | undefined): Canoni
   if (!usage || typeof usage !== 'object' || !countsReported(usage.promptTokenCount, usage.candidatesTokenCount ?? usage.thoughtsTokenCount)) return null
   const thoughts = num(usage.thoughtsTokenCount)
   const output = num(usage.candidatesTokenCount) + thoughts
-  return usageOfCounts(num(usage.promptTokenCount) + num(usage.toolUsePromptTokenCount), output, num(usage.cachedContentTokenCount), 0, thoughts)
+  const counts = usageOfCounts(num(usage.promptTokenCount) + num(usage.toolUsePromptTokenCount), output, num(usage.cachedContentTokenCount), 0, thoughts)
+  // Audio heard or spoken (inlineData audio, the TTS and native-audio models): billed at the model's audio prices.
+  if (usage.promptTokensDetails === undefined && usage.candidatesTokensDetails === undefined) return counts
+  return withAudioTokens(counts, audioCount(usage.promptTokensDetails), audioCount(usage.cacheTokensDetails), audioCount(usage.candidatesTokensDetails))
+}
+
+/** The AUDIO entry's count of a modality breakdown (0 when none). */
+function audioCount(details: GeminiModalityCount[] | undefined): number {
+  if (!Array.isArray(details)) return 0
+  for (const entry of details) if (entry?.modality === 'AUDIO') return num(entry.tokenCount)
+  return 0
 }
 
 export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {

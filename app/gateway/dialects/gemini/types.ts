@@ -49,6 +49,15 @@ export interface GeminiUsage {
   cachedContentTokenCount?: number
   thoughtsTokenCount?: number
   toolUsePromptTokenCount?: number
+  /** Per modality (TEXT, IMAGE, AUDIO, VIDEO, DOCUMENT): the prompt's, its cached part's and the answer's */
+  promptTokensDetails?: GeminiModalityCount[]
+  cacheTokensDetails?: GeminiModalityCount[]
+  candidatesTokensDetails?: GeminiModalityCount[]
+}
+
+export interface GeminiModalityCount {
+  modality?: string
+  tokenCount?: number
 }
 
 export interface GeminiResponse {

@@ -1,4 +1,4 @@
-import { newToolCallId, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type DialectName, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, usageOfCounts, withAudioTokens, countsReported, type CanonicalResponse, type CanonicalUsage, type DialectName, type StopReason } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatUsage } from '#gateway/dialects/openai_chat/types'
 
@@ -40,13 +40,17 @@ export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalU
   const reasoning = num(usage.completion_tokens_details?.reasoning_tokens)
   let completion = num(usage.completion_tokens)
   if (reasoning > 0 && num(usage.total_tokens) === prompt + completion + reasoning) completion += reasoning
-  return usageOfCounts(
+  const counts = usageOfCounts(
     prompt,
     completion,
     num(usage.prompt_tokens_details?.cached_tokens ?? usage.prompt_cache_hit_tokens),
     num(usage.prompt_tokens_details?.cache_write_tokens),
     reasoning
   )
+  // gpt-4o-audio-preview and gpt-audio: audio heard (input_audio parts) and spoken (modalities ["text", "audio"])
+  const audioIn = usage.prompt_tokens_details?.audio_tokens
+  const audioOut = usage.completion_tokens_details?.audio_tokens
+  return audioIn || audioOut ? withAudioTokens(counts, num(audioIn), 0, num(audioOut)) : counts
 }
 
 /** Canonical usage -> OpenAI's; with its `cost` when the client asked for usage accounting (EncoderOptions.usageCost). */

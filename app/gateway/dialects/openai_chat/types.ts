@@ -74,8 +74,8 @@ export interface ChatUsage {
   prompt_tokens: number
   completion_tokens: number
   total_tokens: number
-  prompt_tokens_details?: { cached_tokens?: number; cache_write_tokens?: number }
-  completion_tokens_details?: { reasoning_tokens?: number }
+  prompt_tokens_details?: { cached_tokens?: number; cache_write_tokens?: number; audio_tokens?: number }
+  completion_tokens_details?: { reasoning_tokens?: number; audio_tokens?: number }
   /** DeepSeek */
   prompt_cache_hit_tokens?: number
   /** OpenRouter's usage accounting: USD (here: what the gateway bills), only when the client asked */

@@ -21,13 +21,13 @@ export const openAiResponses: Dialect = {
   encodeResponse: (response, model) => encodeResponsesResponse(response, model) as unknown as Record<string, unknown>,
   streamDecoder: () => new ResponsesStreamDecoder(),
   streamEncoder: (options) => new ResponsesStreamEncoder(options),
-  usageOfBody: (body) => decodeResponsesUsage(body?.usage),
+  usageOfBody: (body) => decodeResponsesUsage(body?.usage, body?.output),
   isAnswer: (body) => Array.isArray(body?.output),
   passThrough: {
     // Usage comes once, on the terminal response.* event.
     carriesUsage: (event) =>
       event.event !== undefined ? FINAL_EVENTS.has(event.event) : event.data.includes('"response.completed"'),
-    readUsage: (parsed, known) => decodeResponsesUsage(parsed?.response?.usage) ?? known,
+    readUsage: (parsed, known) => decodeResponsesUsage(parsed?.response?.usage, parsed?.response?.output) ?? known,
     isLast: (event) => event.event !== undefined && FINAL_EVENTS.has(event.event),
     streamCut: () => new ResponsesStreamCut(),
     upstreamError: (event) => {

@@ -10,16 +10,25 @@ import {
 } from '#gateway/dialects/canonical'
 import type { ResponsesItem, ResponsesResponse, ResponsesUsage } from '#gateway/dialects/openai_responses/types'
 
-/** Responses usage -> canonical (input_tokens includes cached tokens; output includes reasoning). */
-export function decodeResponsesUsage(usage: ResponsesUsage | null | undefined): CanonicalUsage | null {
+/**
+ * Responses usage -> canonical (input_tokens includes cached tokens; output includes reasoning);
+ * with the response's `output`, its `web_search_call` items too (the web_search tool, billed per search).
+ */
+export function decodeResponsesUsage(usage: ResponsesUsage | null | undefined, output?: unknown): CanonicalUsage | null {
   if (!usage || typeof usage !== 'object' || !countsReported(usage.input_tokens, usage.output_tokens)) return null
-  return usageOfCounts(
+  const counts = usageOfCounts(
     num(usage.input_tokens),
     num(usage.output_tokens),
     num(usage.input_tokens_details?.cached_tokens),
     0,
     num(usage.output_tokens_details?.reasoning_tokens)
   )
+  if (counts !== null && Array.isArray(output)) {
+    let searches = 0
+    for (const item of output) if (item?.type === 'web_search_call') searches++
+    if (searches > 0) counts.webSearches = searches
+  }
+  return counts
 }
 
 export function encodeResponsesUsage(usage: CanonicalUsage): ResponsesUsage {
@@ -61,7 +70,7 @@ export function decodeResponsesResponse(body: ResponsesResponse): CanonicalRespo
     model: String(body?.model ?? ''),
     content,
     stopReason: stopOfResponse(body, content.some((p) => p.type === 'tool_call')),
-    usage: decodeResponsesUsage(body?.usage),
+    usage: decodeResponsesUsage(body?.usage, body?.output),
   }
 }
 

@@ -48,7 +48,7 @@ export class ResponsesStreamDecoder implements StreamDecoder {
         break
       case 'response.completed':
       case 'response.incomplete': {
-        const usage = decodeResponsesUsage(payload.response?.usage)
+        const usage = decodeResponsesUsage(payload.response?.usage, payload.response?.output)
         if (usage) out.push({ type: 'usage', usage })
         out.push({ type: 'stop', reason: stopOfResponse(payload.response ?? {}, this.#sawTool) })
         this.#done = true

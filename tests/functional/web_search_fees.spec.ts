@@ -1,0 +1,173 @@
+import { test } from '@japa/runner'
+import ace from '@adonisjs/core/services/ace'
+import db from '@adonisjs/lucid/services/db'
+import PriceSet from '#commands/price_set'
+import { createApiKey } from '#actions/issue_api_key'
+import { createUser } from '#actions/create_user'
+import { setPrice } from '#actions/set_price'
+import { toPico } from '#gateway/metering/money'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { PanelClient, textOf } from '#tests/panel_client'
+import { adminApi, balanceAndLedger, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { ledgerProblems } from '#tests/money_checks'
+
+/**
+ * Server-side web searches are billed by the provider per search, on top of
+ * the tokens: Anthropic's web_search tool ($10 per 1,000; Claude Code's
+ * WebSearch) reports them as `usage.server_tool_use.web_search_requests`,
+ * OpenAI's Responses web_search tool as `web_search_call` output items. A
+ * model priced per web search (`--per-web-search`, `per_web_search`, the
+ * Prices form) bills each at it.
+ */
+
+const M = 1_000_000n
+const anthropicHeaders = (key: string) => ({ 'x-api-key': key, 'anthropic-version': '2023-06-01' })
+const searchTool = [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }]
+// claude-sonnet at $3 in / $15 out per 1M, $0.01 per search: 100 in, 30 out, 3 searches
+const EXPECTED = 100n * 3n * M + 30n * 15n * M + 3n * 10_000_000_000n
+
+/** An Anthropic answer after 3 searches: whole, or streamed with the searches counted in message_delta (as Anthropic sends them). */
+function anthropicSearched(stream: boolean) {
+  const usage = { input_tokens: 100, output_tokens: 30, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, server_tool_use: { web_search_requests: 3 } }
+  const content = [
+    { type: 'server_tool_use', id: 'srvtoolu_1', name: 'web_search', input: { query: 'gateway' } },
+    { type: 'web_search_tool_result', tool_use_id: 'srvtoolu_1', content: [] },
+    { type: 'text', text: 'Found it.' },
+  ]
+  const message = { id: 'msg_raw', type: 'message', role: 'assistant', model: 'raw', content, stop_reason: 'end_turn', stop_sequence: null, usage }
+  if (!stream) return { body: JSON.stringify(message) }
+  const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+  return {
+    headers: { 'content-type': 'text/event-stream' },
+    chunks: [
+      event('message_start', { message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1, server_tool_use: { web_search_requests: 0 } } } }),
+      event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+      event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Found it.' } }),
+      event('content_block_stop', { index: 0 }),
+      event('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 100, output_tokens: 30, server_tool_use: { web_search_requests: 3 } } }),
+      event('message_stop', {}),
+    ],
+  }
+}
+
+/** A Responses answer with two web_search_call items, whole or as its stream's terminal event. */
+function responsesSearched(stream: boolean) {
+  const response = {
+    id: 'resp_raw',
+    object: 'response',
+    created_at: 1,
+    status: 'completed',
+    model: 'raw',
+    output: [
+      { type: 'web_search_call', id: 'ws_1', status: 'completed', action: { type: 'search', query: 'a' } },
+      { type: 'web_search_call', id: 'ws_2', status: 'completed', action: { type: 'search', query: 'b' } },
+      { type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Found.', annotations: [] }] },
+    ],
+    usage: { input_tokens: 100, output_tokens: 30, total_tokens: 130, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } },
+  }
+  if (!stream) return { body: JSON.stringify(response) }
+  const event = (type: string, data: Record<string, unknown>, n: number) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: n, ...data })}\n\n`
+  return {
+    headers: { 'content-type': 'text/event-stream' },
+    chunks: [
+      event('response.created', { response: { ...response, status: 'in_progress', output: [], usage: null } }, 0),
+      event('response.output_item.added', { output_index: 2, item: { ...response.output[2], content: [] } }, 1),
+      event('response.output_text.delta', { item_id: 'msg_1', output_index: 2, content_index: 0, delta: 'Found.' }, 2),
+      event('response.output_item.done', { output_index: 2, item: response.output[2] }, 3),
+      event('response.completed', { response }, 4),
+    ],
+  }
+}
+
+test.group('Server-side web searches at a price per search', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-*'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-*'] })
+    await setPrice({ model: 'gpt-5*', input: '3', output: '15', perWebSearch: '0.01' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test("price:set --per-web-search; Claude Code's WebSearch passed through (whole and streamed) and translated for an OpenAI client", async ({ assert }) => {
+    const command = await ace.create(PriceSet, ['--model', 'claude-sonnet-*', '--input', '3', '--output', '15', '--per-web-search', '0.01'])
+    ace.ui.switchMode('raw')
+    await command.exec()
+    command.assertSucceeded()
+    assert.include(await db.from('model_prices').where('model_pattern', 'claude-sonnet-*').first(), { per_web_search: '0.010000' })
+    await refreshCaches()
+    const user = await seedUser({ balance: '1' })
+
+    for (const stream of [false, true]) {
+      const answer = await post(
+        '/v1/messages?beta=true',
+        { model: 'claude-sonnet-4-5', max_tokens: 512, stream, tools: searchTool, messages: [{ role: 'user', content: 'search it' }], mock: { raw: anthropicSearched(stream) } },
+        anthropicHeaders(user.key)
+      )
+      assert.equal(answer.status, 200)
+      await answer.text()
+      const rows = await usageRows(user.userId)
+      assert.include(rows[rows.length - 1], { prompt_tokens: 100, completion_tokens: 30, estimated: false }, `stream=${stream}`)
+      assert.equal(toPico(rows[rows.length - 1].cost), EXPECTED, `stream=${stream}`)
+    }
+
+    mock.script({ raw: anthropicSearched(false) })
+    const chat = await post('/v1/chat/completions', { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'search it' }], usage: { include: true } }, { authorization: `Bearer ${user.key}` })
+    assert.equal(chat.status, 200)
+    assert.equal(((await chat.json()) as any).usage.cost, Number(EXPECTED) / 1e12)
+    const rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), EXPECTED)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test("OpenAI Responses: each web_search_call item, whole and streamed; a model without the price pays the tokens only", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    for (const stream of [false, true]) {
+      const answer = await post(
+        '/v1/responses',
+        { model: 'gpt-5-mini', input: 'search it', tools: [{ type: 'web_search' }], stream, store: false, mock: { raw: responsesSearched(stream) } },
+        { authorization: `Bearer ${user.key}` }
+      )
+      assert.equal(answer.status, 200)
+      await answer.text()
+      const rows = await usageRows(user.userId)
+      assert.equal(toPico(rows[rows.length - 1].cost), 100n * 3n * M + 30n * 15n * M + 2n * 10_000_000_000n, `stream=${stream}`)
+    }
+    await setPrice({ model: 'gpt-4.1', input: '3', output: '15' })
+    await refreshCaches()
+    const plain = await post('/v1/responses', { model: 'gpt-4.1', input: 'search it', store: false, mock: { raw: responsesSearched(false) } }, { authorization: `Bearer ${user.key}` })
+    assert.equal(plain.status, 200)
+    await plain.text()
+    const rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), 100n * 3n * M + 30n * 15n * M)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('the management API and the Prices form carry the price per web search', async ({ assert }) => {
+    await createUser({ email: 'ops-ws@test.local', password: 'password123', role: 'admin' })
+    const adminKey = (await createApiKey({ userRef: 'ops-ws@test.local', name: 'ops', manage: true })).key
+    const set = await adminApi('POST', '/prices', adminKey, { model: 'claude-opus-*', input: '5', output: '25', per_web_search: 0.01 })
+    assert.equal(set.status, 200)
+    assert.include(set.body, { per_web_search: '0.01' })
+    const refused = await adminApi('POST', '/prices', adminKey, { model: 'claude-opus-*', input: '5', output: '25', per_web_search: '1e-2' })
+    assert.equal(refused.status, 400)
+    const cleared = await adminApi('POST', '/prices', adminKey, { model: 'claude-opus-*', input: '5', output: '25', per_web_search: null })
+    assert.include(cleared.body, { per_web_search: null })
+
+    const panel = new PanelClient()
+    await panel.login('ops-ws@test.local', 'password123')
+    await panel.get('/admin/prices')
+    await panel.post('/admin/prices', { model: 'claude-panel-ws', input: '3', output: '15', perWebSearch: '0.01' })
+    const saved = await db.from('model_prices').where('model_pattern', 'claude-panel-ws').first()
+    assert.include(saved, { per_web_search: '0.010000' })
+    const listed = textOf((await panel.get('/admin/prices')).html)
+    assert.include(listed, '$0.01 / search')
+    assert.notInclude(listed, '@if')
+    assert.include((await panel.get(`/admin/prices?edit=${saved.id}`)).html, 'name="perWebSearch"')
+  })
+})
