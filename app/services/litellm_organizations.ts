@@ -1,5 +1,6 @@
 import type { OrganizationMember, OrganizationRow, OrganizationSettings } from '#actions/organizations'
-import { teamBudgetResetsAt, teamBudgetSpent, type TeamRow } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import type { TeamRow } from '#actions/teams'
 import { ORGANIZATION_ROLES, type OrganizationRole } from '#validators/organization'
 import { BUDGET_DURATIONS, fieldError } from '#services/litellm_management'
 import { litellmTeamJson, teamSettingsOf } from '#services/litellm_teams'
@@ -81,7 +82,7 @@ export function litellmOrganizationJson(org: OrganizationRow, members: Organizat
     budget_id: String(org.id),
     metadata: org.metadata,
     models: org.allowed_models ?? [],
-    spend: Number(teamBudgetSpent(org)),
+    spend: Number(budgetSpentNow(org)),
     model_spend: {},
     blocked: org.blocked_at !== null,
     created_at: iso(org.created_at),
@@ -97,7 +98,7 @@ export function litellmOrganizationJson(org: OrganizationRow, members: Organizat
       rpm_limit: org.rpm,
       model_max_budget: null,
       budget_duration: budgetDuration,
-      budget_reset_at: teamBudgetResetsAt(org),
+      budget_reset_at: budgetResetsAt(org),
     },
     members: members.map((m) => litellmMembershipJson(org.id, m)),
     teams: teams.map((t) => litellmTeamJson(t, [])),

@@ -1,5 +1,6 @@
 import type ApiKey from '#models/api_key'
-import { teamBudgetResetsAt, teamBudgetSpent, type MemberRole, type TeamMember, type TeamRow, type TeamSettings } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import type { MemberRole, TeamMember, TeamRow, TeamSettings } from '#actions/teams'
 import { isLimitInput } from '#validators/team'
 import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmKeyJson, modelGlobs } from '#services/litellm_management'
 
@@ -89,8 +90,8 @@ export function litellmTeamJson(team: TeamRow, members: TeamMember[]) {
     members: members.filter((m) => m.role === 'user').map((m) => String(m.user_id)),
     max_budget: team.max_budget === null ? null : Number(team.max_budget),
     budget_duration: team.budget_period ? BUDGET_DURATIONS[team.budget_period] : null,
-    budget_reset_at: teamBudgetResetsAt(team),
-    spend: Number(teamBudgetSpent(team)),
+    budget_reset_at: budgetResetsAt(team),
+    spend: Number(budgetSpentNow(team)),
     models: team.allowed_models ?? [],
     tpm_limit: team.tpm,
     rpm_limit: team.rpm,

@@ -12,7 +12,8 @@ import {
   type OrganizationRow,
   type OrganizationSettings,
 } from '#actions/organizations'
-import { teamBudgetResetsAt, teamBudgetSpent, teamsOfOrganizations, type TeamRow } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import { teamsOfOrganizations, type TeamRow } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
 import { apiActor, managed, money, numberAsText } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
@@ -111,8 +112,8 @@ function organizationJson(org: OrganizationRow, members: OrganizationMember[], t
     max_budget: money(org.max_budget),
     budget_period: org.budget_period,
     /** What the budget counts now: this period's spend, or the whole without a period */
-    budget_spent: money(teamBudgetSpent(org)),
-    budget_resets_at: teamBudgetResetsAt(org),
+    budget_spent: money(budgetSpentNow(org)),
+    budget_resets_at: budgetResetsAt(org),
     spent: money(org.spent),
     models: org.allowed_models,
     rpm: org.rpm,

@@ -7,8 +7,6 @@ import {
   findTeam,
   listTeams,
   removeTeamMembers,
-  teamBudgetResetsAt,
-  teamBudgetSpent,
   teamMembers,
   updateTeam,
   type TeamMember,
@@ -16,6 +14,7 @@ import {
   type TeamSettings,
 } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
 import { apiActor, managed, money, numberAsText } from '#services/management_api'
 import { isLimitInput } from '#validators/team'
 import { settleMetering } from '#services/settle_metering'
@@ -128,8 +127,8 @@ export function teamJson(team: TeamRow, members: TeamMember[]) {
     max_budget: money(team.max_budget),
     budget_period: team.budget_period,
     /** What the budget counts now: this period's spend, or the whole without a period */
-    budget_spent: money(teamBudgetSpent(team)),
-    budget_resets_at: teamBudgetResetsAt(team),
+    budget_spent: money(budgetSpentNow(team)),
+    budget_resets_at: budgetResetsAt(team),
     spent: money(team.spent),
     models: team.allowed_models,
     rpm: team.rpm,
