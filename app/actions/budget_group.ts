@@ -59,6 +59,9 @@ export interface BudgetGroupKind<Row extends BudgetGroupRow> {
   subject: string
   /** usage_records' column naming the group each request was admitted under (a new period's recount) */
   usageColumn: string
+  /** The members' table and its column naming the group (team_members.team_id) */
+  membersTable: string
+  memberColumn: string
   /** Refused create without an alias */
   aliasRequired: string
   /** The 404's message for a ref no row has */
@@ -197,6 +200,17 @@ export async function deleteGroups<Row extends BudgetGroupRow>(
 /** A level's groups, newest first (operators have a few to hundreds). */
 export async function listGroups<Row extends BudgetGroupRow>(kind: BudgetGroupKind<Row>): Promise<Row[]> {
   const rows = await db.from(kind.table).orderBy('id', 'desc').limit(1000)
+  return rows.map(kind.normalised)
+}
+
+/** The groups of a level a user is a member of, oldest membership first. */
+export async function groupsOfUser<Row extends BudgetGroupRow>(kind: BudgetGroupKind<Row>, userId: number): Promise<Row[]> {
+  const rows = await db
+    .from(`${kind.table} as g`)
+    .join(`${kind.membersTable} as m`, `m.${kind.memberColumn}`, 'g.id')
+    .where('m.user_id', userId)
+    .orderBy('m.created_at')
+    .select('g.*')
   return rows.map(kind.normalised)
 }
 

@@ -6,6 +6,7 @@ import {
   deleteGroups,
   findGroup,
   groupSnapshot,
+  groupsOfUser,
   listGroups,
   normalisedGroup,
   updateGroup,
@@ -47,6 +48,8 @@ const ORGANIZATIONS: BudgetGroupKind<OrganizationRow> = {
   table: 'organizations',
   subject: 'organization',
   usageColumn: 'organization_id',
+  membersTable: 'organization_members',
+  memberColumn: 'organization_id',
   aliasRequired: 'An organization needs an alias (its name)',
   notFound: (ref) => `No organization "${String(ref ?? '').slice(0, 100)}"`,
   normalised: normalisedGroup,
@@ -188,11 +191,5 @@ export async function listOrganizations(): Promise<OrganizationRow[]> {
 
 /** The organizations a user is a member of, oldest membership first. */
 export async function organizationsOfUser(userId: number): Promise<OrganizationRow[]> {
-  const rows = await db
-    .from('organizations as o')
-    .join('organization_members as m', 'm.organization_id', 'o.id')
-    .where('m.user_id', userId)
-    .orderBy('m.created_at')
-    .select('o.*')
-  return rows.map(normalisedGroup)
+  return groupsOfUser(ORGANIZATIONS, userId)
 }

@@ -9,6 +9,7 @@ import {
   deleteGroups,
   findGroup,
   groupSnapshot,
+  groupsOfUser,
   listGroups,
   normalisedGroup,
   updateGroup,
@@ -60,6 +61,8 @@ const TEAMS: BudgetGroupKind<TeamRow> = {
   table: 'teams',
   subject: 'team',
   usageColumn: 'team_id',
+  membersTable: 'team_members',
+  memberColumn: 'team_id',
   aliasRequired: 'A team needs an alias (its name)',
   notFound: (ref) => `No team "${String(ref ?? '')}"`,
   normalised,
@@ -255,13 +258,7 @@ async function organizationIdOf(trx: TransactionClientContract, ref: unknown): P
 
 /** The teams a user is a member of, oldest membership first. */
 export async function teamsOfUser(userId: number): Promise<TeamRow[]> {
-  const rows = await db
-    .from('teams as t')
-    .join('team_members as m', 'm.team_id', 't.id')
-    .where('m.user_id', userId)
-    .orderBy('m.created_at')
-    .select('t.*')
-  return rows.map(normalised)
+  return groupsOfUser(TEAMS, userId)
 }
 
 /** One of the user's own keys in a team, as the portal lists it (never another member's). */
