@@ -120,22 +120,27 @@ export async function createGroup<Row extends BudgetGroupRow>(
 
 /**
  * Changes the settings given (the rest kept); null clears a budget or limit.
- * `extraChanges` (in the transaction, the row read and locked) adds what
- * only this level has.
+ * `lockedFirst` adds what only this level has, read (and locked) in the
+ * transaction before the group's row: a parent's row (a team's
+ * organization) is locked before its child's, as the meter's statement
+ * takes them (architecture.md "Row locks and their order"). An unknown
+ * group is then said first, as without it.
  */
 export async function updateGroup<Row extends BudgetGroupRow>(
   kind: BudgetGroupKind<Row>,
   ref: unknown,
   input: BudgetGroupSettings,
   actor: Actor,
-  extraChanges?: (trx: TransactionClientContract) => Promise<Record<string, unknown> | null>
+  lockedFirst?: (trx: TransactionClientContract) => Promise<Record<string, unknown>>
 ): Promise<Row> {
   const settings = await checkedSettings(input)
+  if (lockedFirst) await findGroup(kind, ref)
   return db.transaction(async (trx) => {
+    const extra = lockedFirst ? await lockedFirst(trx) : null
     const before = await findGroup(kind, ref, trx)
     const changes: Record<string, unknown> = { ...settingsColumns(settings), updated_at: new Date() }
     if (settings.alias !== undefined) changes.alias = settings.alias
-    if (extraChanges) Object.assign(changes, await extraChanges(trx))
+    if (extra) Object.assign(changes, extra)
     if (settings.blocked !== undefined && settings.blocked !== (before.blocked_at !== null)) {
       changes.blocked_at = settings.blocked ? new Date() : null
     }

@@ -80,11 +80,22 @@ export async function createTeam(input: TeamSettings, actor: Actor = cliActor())
   )
 }
 
-/** Changes the settings given (the rest kept); null clears a budget or limit. */
+/**
+ * Changes the settings given (the rest kept); null clears a budget or limit.
+ * A team moved to another organization leaves its past spend with the first
+ * (usage rows keep theirs). The organization's row is locked before the
+ * team's, as the meter's statement takes them: the team's first deadlocked
+ * with a batch that had updated the organization and waited on the team (the
+ * panel's form sends the organization with every save).
+ */
 export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor = cliActor()): Promise<TeamRow> {
-  // A team moved to another organization leaves its past spend with the first (usage rows keep theirs).
-  return updateGroup(TEAMS, ref, input, actor, async (trx) =>
-    input.organization === undefined ? null : { organization_id: await organizationIdOf(trx, input.organization) }
+  const organization = input.organization
+  return updateGroup(
+    TEAMS,
+    ref,
+    input,
+    actor,
+    organization === undefined ? undefined : async (trx) => ({ organization_id: await organizationIdOf(trx, organization) })
   )
 }
 
