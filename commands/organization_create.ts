@@ -1,10 +1,8 @@
 import { args, flags } from '@adonisjs/core/ace'
-import { AdminCommand } from '#services/admin_command'
+import { BudgetGroupCreateCommand } from '#services/budget_group_command'
 import { createOrganization } from '#actions/organizations'
-import { isSpendPeriod } from '#gateway/metering/spend_period'
-import { AdminInputError } from '#actions/admin_input_error'
 
-export default class OrganizationCreate extends AdminCommand {
+export default class OrganizationCreate extends BudgetGroupCreateCommand {
   static commandName = 'organization:create'
   static description =
     'Create an organization (LiteLLM\'s /organization/new): a budget, models and rate limits over the teams put in it (team:create --organization)'
@@ -27,18 +25,8 @@ export default class OrganizationCreate extends AdminCommand {
   @flags.number({ description: 'Tokens per minute, shared by every key of its teams' })
   declare tpm?: number
 
-  protected flagNames = { maxBudget: 'budget', budgetPeriod: 'period' }
-
   async execute() {
-    if (this.period !== undefined && !isSpendPeriod(this.period)) throw new AdminInputError('--period is day, week or month', 'budgetPeriod')
-    const org = await createOrganization({
-      alias: this.alias,
-      maxBudget: this.budget,
-      budgetPeriod: this.period as 'day' | 'week' | 'month' | undefined,
-      models: this.models?.split(',').map((m) => m.trim()).filter(Boolean),
-      rpm: this.rpm,
-      tpm: this.tpm,
-    })
+    const org = await createOrganization(this.groupSettings())
     this.logger.success(`Created organization ${org.alias} (id ${org.id})`)
     this.logger.log(String(org.id))
   }

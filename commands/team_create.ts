@@ -1,10 +1,8 @@
 import { args, flags } from '@adonisjs/core/ace'
-import { AdminCommand } from '#services/admin_command'
+import { BudgetGroupCreateCommand } from '#services/budget_group_command'
 import { createTeam } from '#actions/teams'
-import { isSpendPeriod } from '#gateway/metering/spend_period'
-import { AdminInputError } from '#actions/admin_input_error'
 
-export default class TeamCreate extends AdminCommand {
+export default class TeamCreate extends BudgetGroupCreateCommand {
   static commandName = 'team:create'
   static description = 'Create a team (LiteLLM\'s /team/new): a shared budget, models and rate limits over the keys put in it (key:team)'
 
@@ -29,19 +27,8 @@ export default class TeamCreate extends AdminCommand {
   @flags.string({ description: 'The organization (id) the team is in; its budget, models and limits apply too' })
   declare organization?: string
 
-  protected flagNames = { maxBudget: 'budget', budgetPeriod: 'period' }
-
   async execute() {
-    if (this.period !== undefined && !isSpendPeriod(this.period)) throw new AdminInputError('--period is day, week or month', 'budgetPeriod')
-    const team = await createTeam({
-      alias: this.alias,
-      maxBudget: this.budget,
-      budgetPeriod: this.period as 'day' | 'week' | 'month' | undefined,
-      models: this.models?.split(',').map((m) => m.trim()).filter(Boolean),
-      rpm: this.rpm,
-      tpm: this.tpm,
-      organization: this.organization,
-    })
+    const team = await createTeam({ ...this.groupSettings(), organization: this.organization })
     this.logger.success(`Created team ${team.alias} (id ${team.id})`)
     this.logger.log(String(team.id))
   }

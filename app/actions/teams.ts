@@ -1,15 +1,29 @@
 import db from '@adonisjs/lucid/services/db'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { AdminInputError } from '#actions/admin_input_error'
-import { cliActor, describeChanges, writeAudit, type Actor } from '#actions/audit'
+import { cliActor, writeAudit, type Actor } from '#actions/audit'
+import {
+  budgetResetsAt,
+  budgetSpentNow,
+  createGroup,
+  deleteGroups,
+  findGroup,
+  groupSnapshot,
+  groupsOfUser,
+  listGroups,
+  normalisedGroup,
+  updateGroup,
+  type BudgetGroupKind,
+  type BudgetGroupRow,
+  type BudgetGroupSettings,
+} from '#actions/budget_group'
 import { findUser } from '#actions/post_ledger_entry'
 import { findApiKey, keyLabel } from '#actions/revoke_api_key'
-import { periodBounds, type SpendPeriod } from '#gateway/metering/spend_period'
 import { toPico } from '#gateway/metering/money'
 import { PortalInputError } from '#actions/portal_input_error'
 import { recordId } from '#services/record_id'
 import type ApiKey from '#models/api_key'
-import { holdsNul, teamMemberValidator, teamSettingsValidator } from '#validators/team'
+import { teamMemberValidator } from '#validators/team'
 
 /**
  * Teams (LiteLLM's /team/*): a policy over a set of keys (api_keys.team_id):
@@ -24,43 +38,15 @@ import { holdsNul, teamMemberValidator, teamSettingsValidator } from '#validator
  * audited (subject `team`). The gateways' caches hear of a change through
  * the teams and api_keys triggers (migration 1003).
  */
-export interface TeamSettings {
-  alias?: string
-  /** USD as a decimal string; null: no budget */
-  maxBudget?: string | null
-  budgetPeriod?: SpendPeriod | null
-  /** Model globs; null or []: every model the key and plan allow */
-  models?: string[] | null
-  rpm?: number | null
-  tpm?: number | null
-  blocked?: boolean
-  /** Kept and answered back (LiteLLM's metadata); the gateway reads nothing in it */
-  metadata?: Record<string, unknown> | null
+export interface TeamSettings extends BudgetGroupSettings {
   /** The organization the team is in (an id: 404 when none has it); null: in none */
   organization?: unknown
 }
 
-export interface TeamRow {
-  id: number
-  alias: string
-  max_budget: string | null
-  budget_period: SpendPeriod | null
-  spent: string
-  period_spent: string
-  period_start: string | Date | null
-  allowed_models: string[] | null
-  rpm: number | null
-  tpm: number | null
-  blocked_at: Date | null
-  metadata: Record<string, unknown>
+export interface TeamRow extends BudgetGroupRow {
   /** organizations.id (migration 1024); null: in none */
   organization_id: number | null
-  created_at: Date
-  updated_at: Date
 }
-
-/** The budget columns a team and an organization share (teamBudgetSpent, periodSpent). */
-export type BudgetRow = Pick<TeamRow, 'budget_period' | 'spent' | 'period_spent' | 'period_start'>
 
 export interface TeamMember {
   user_id: number
@@ -70,83 +56,47 @@ export interface TeamMember {
 
 export type MemberRole = 'admin' | 'user'
 
+/** Teams as a budget group (app/actions/budget_group.ts); a team also names its organization. */
+const TEAMS: BudgetGroupKind<TeamRow> = {
+  table: 'teams',
+  subject: 'team',
+  usageColumn: 'team_id',
+  membersTable: 'team_members',
+  memberColumn: 'team_id',
+  aliasRequired: 'A team needs an alias (its name)',
+  notFound: (ref) => `No team "${String(ref ?? '')}"`,
+  normalised,
+  snapshot: (team) => ({ ...groupSnapshot(team), organization_id: team.organization_id }),
+}
+
 /** A team by id (a number or its digits); 404 otherwise. Locked when read in a transaction. */
 export async function findTeam(ref: unknown, trx?: TransactionClientContract): Promise<TeamRow> {
-  const id = recordId(ref)
-  const query = (trx ?? db).from('teams').where('id', id ?? 0)
-  const row = id === null ? null : await (trx ? query.forUpdate() : query).first()
-  if (!row) throw AdminInputError.notFound(`No team "${String(ref ?? '')}"`)
-  return normalised(row)
+  return findGroup(TEAMS, ref, trx)
 }
 
 export async function createTeam(input: TeamSettings, actor: Actor = cliActor()): Promise<TeamRow> {
-  const settings = await checked(input)
-  if (!settings.alias) throw new AdminInputError('A team needs an alias (its name)', 'alias')
-  return db.transaction(async (trx) => {
-    const organizationId = input.organization === undefined ? undefined : await organizationIdOf(trx, input.organization)
-    const [row] = await trx
-      .table('teams')
-      .insert({
-        alias: settings.alias,
-        ...columnsOf(settings),
-        ...(organizationId === undefined ? null : { organization_id: organizationId }),
-        blocked_at: settings.blocked ? new Date() : null,
-        metadata: JSON.stringify(input.metadata ?? {}),
-      })
-      .returning('*')
-    const team = normalised(row)
-    await writeAudit(trx, actor, {
-      action: 'team.create',
-      subjectType: 'team',
-      subjectId: team.id,
-      summary: `team ${team.alias} created: ${describe(team)}`,
-      after: snapshot(team),
-    })
-    return team
-  })
+  return createGroup(TEAMS, input, actor, async (trx) =>
+    input.organization === undefined ? null : { organization_id: await organizationIdOf(trx, input.organization) }
+  )
 }
 
-/** Changes the settings given (the rest kept); null clears a budget or limit. */
+/**
+ * Changes the settings given (the rest kept); null clears a budget or limit.
+ * A team moved to another organization leaves its past spend with the first
+ * (usage rows keep theirs). The organization's row is locked before the
+ * team's, as the meter's statement takes them: the team's first deadlocked
+ * with a batch that had updated the organization and waited on the team (the
+ * panel's form sends the organization with every save).
+ */
 export async function updateTeam(ref: unknown, input: TeamSettings, actor: Actor = cliActor()): Promise<TeamRow> {
-  const settings = await checked(input)
-  // An unknown team is said first, as before; its row is locked after the organization's (below).
-  if (input.organization !== undefined) await findTeam(ref)
-  return db.transaction(async (trx) => {
-    // The organization's row before the team's, as the meter's statement takes them (architecture.md "Row locks
-    // and their order"): the team's first deadlocked with a batch that had updated the organization and waited on
-    // the team (the panel's form sends the organization with every save).
-    const organizationId = input.organization === undefined ? undefined : await organizationIdOf(trx, input.organization)
-    const before = await findTeam(ref, trx)
-    const changes: Record<string, unknown> = { ...columnsOf(settings), updated_at: new Date() }
-    if (settings.alias !== undefined) changes.alias = settings.alias
-    // A team moved to another organization leaves its past spend with the first (usage rows keep theirs).
-    if (organizationId !== undefined) changes.organization_id = organizationId
-    if (settings.blocked !== undefined && settings.blocked !== (before.blocked_at !== null)) {
-      changes.blocked_at = settings.blocked ? new Date() : null
-    }
-    if (input.metadata !== undefined) changes.metadata = JSON.stringify(input.metadata ?? {})
-    // Clearing the budget clears its period (a period alone means nothing).
-    if (settings.maxBudget === null && settings.budgetPeriod === undefined) changes.budget_period = null
-    const period = changes.budget_period === undefined ? before.budget_period : (changes.budget_period as SpendPeriod | null)
-    if (period !== before.budget_period && period !== null) {
-      // A new period starts with what the team's keys spent in it so far (then the meter adds each charge).
-      Object.assign(changes, await periodSpent(trx, 'team_id', before.id, before.spent, period))
-    }
-    const [row] = await trx.from('teams').where('id', before.id).update(changes).returning('*')
-    const team = normalised(row)
-    const described = describeChanges(snapshot(before), snapshot(team))
-    if (described !== '') {
-      await writeAudit(trx, actor, {
-        action: 'team.update',
-        subjectType: 'team',
-        subjectId: team.id,
-        summary: `team ${team.alias}: ${described}`,
-        before: snapshot(before),
-        after: snapshot(team),
-      })
-    }
-    return team
-  })
+  const organization = input.organization
+  return updateGroup(
+    TEAMS,
+    ref,
+    input,
+    actor,
+    organization === undefined ? undefined : async (trx) => ({ organization_id: await organizationIdOf(trx, organization) })
+  )
 }
 
 /** Blocks the team's keys for now (401 in each wire format, as a blocked key), or lifts it. */
@@ -159,24 +109,9 @@ export async function setTeamBlocked(ref: unknown, blocked: boolean, actor: Acto
  * keys stay, in no team (api_keys.team_id ON DELETE SET NULL); usage rows stay.
  */
 export async function deleteTeams(refs: unknown[], actor: Actor = cliActor()): Promise<TeamRow[]> {
-  return db.transaction(async (trx) => {
-    const teams: TeamRow[] = []
-    for (const ref of refs) {
-      const team = await findTeam(ref, trx)
-      if (!teams.some((t) => t.id === team.id)) teams.push(team)
-    }
-    for (const team of teams) {
-      const keys = await trx.from('api_keys').where('team_id', team.id).count('* as n').first()
-      await trx.from('teams').where('id', team.id).delete()
-      await writeAudit(trx, actor, {
-        action: 'team.delete',
-        subjectType: 'team',
-        subjectId: team.id,
-        summary: `team ${team.alias} deleted (${Number(keys?.n ?? 0)} key(s) left in no team)`,
-        before: snapshot(team),
-      })
-    }
-    return teams
+  return deleteGroups(TEAMS, refs, actor, async (trx, team) => {
+    const keys = await trx.from('api_keys').where('team_id', team.id).count('* as n').first()
+    return ` (${Number(keys?.n ?? 0)} key(s) left in no team)`
   })
 }
 
@@ -308,80 +243,13 @@ export async function teamsOfOrganizations(orgIds: number[]): Promise<Map<number
 
 /** Teams, newest first (operators have tens or hundreds). */
 export async function listTeams(): Promise<TeamRow[]> {
-  const rows = await db.from('teams').orderBy('id', 'desc').limit(1000)
-  return rows.map(normalised)
-}
-
-/** What the team's budget counts now: this period's spend (0 when the row's period is an older one), or the whole. */
-export function teamBudgetSpent(team: BudgetRow): string {
-  if (!team.budget_period) return team.spent
-  const start = new Date(periodBounds(team.budget_period, Date.now()).start).toISOString().slice(0, 10)
-  return dayText(team.period_start) === start ? team.period_spent : '0'
-}
-
-/** When the team's budget resets (null without a period). */
-export function teamBudgetResetsAt(team: BudgetRow): string | null {
-  return team.budget_period ? new Date(periodBounds(team.budget_period, Date.now()).end).toISOString() : null
-}
-
-async function checked(input: TeamSettings) {
-  if (holdsNul(input.metadata)) throw new AdminInputError('metadata: text in it cannot hold a NUL character', 'metadata')
-  return teamSettingsValidator.validate({
-    alias: input.alias,
-    maxBudget: input.maxBudget,
-    budgetPeriod: input.budgetPeriod,
-    models: input.models,
-    rpm: input.rpm,
-    tpm: input.tpm,
-    blocked: input.blocked,
-  })
-}
-
-/** The settings' columns (given ones only). */
-function columnsOf(settings: Awaited<ReturnType<typeof checked>>) {
-  const columns: Record<string, unknown> = {}
-  if (settings.maxBudget !== undefined) columns.max_budget = settings.maxBudget
-  if (settings.budgetPeriod !== undefined) columns.budget_period = settings.budgetPeriod
-  if (settings.models !== undefined) columns.allowed_models = settings.models && settings.models.length > 0 ? JSON.stringify(settings.models) : null
-  if (settings.rpm !== undefined) columns.rpm = settings.rpm
-  if (settings.tpm !== undefined) columns.tpm = settings.tpm
-  return columns
-}
-
-/**
- * A new period's start: what the team spent in the current `period`, from
- * the usage rows made under it (`usage_records.team_id`: the team each
- * request was admitted under). A key that joined from another team brings
- * none of its spend there; one that left keeps what it spent here counted
- * here. Under the team's row lock: a metering batch committing meanwhile
- * waits for it, then adds its own cost (TEAM_SPEND_EFFECT).
- */
-export async function periodSpent(
-  trx: TransactionClientContract,
-  column: 'team_id' | 'organization_id',
-  id: number,
-  lifetimeSpent: string,
-  period: SpendPeriod
-) {
-  const start = new Date(periodBounds(period, Date.now()).start)
-  const row = await trx
-    .from('usage_records')
-    .where(column, id)
-    .where('created_at', '>=', start)
-    // Never above the lifetime spend: rows from before migration 1011 got their key's team as it is now.
-    .select(db.raw('least(coalesce(sum(cost), 0), ?::numeric)::text AS spent', [lifetimeSpent]))
-    .first()
-  return { period_spent: row?.spent ?? '0', period_start: start.toISOString().slice(0, 10) }
+  return listGroups(TEAMS)
 }
 
 function normalised(row: Record<string, any>): TeamRow {
-  return {
-    ...row,
-    id: Number(row.id),
-    allowed_models: Array.isArray(row.allowed_models) && row.allowed_models.length > 0 ? row.allowed_models : null,
-    metadata: row.metadata ?? {},
-    organization_id: row.organization_id === null || row.organization_id === undefined ? null : Number(row.organization_id),
-  } as TeamRow
+  const team = normalisedGroup(row) as TeamRow
+  team.organization_id = row.organization_id === null || row.organization_id === undefined ? null : Number(row.organization_id)
+  return team
 }
 
 /**
@@ -403,48 +271,9 @@ async function organizationIdOf(trx: TransactionClientContract, ref: unknown): P
   return Number(row.id)
 }
 
-function snapshot(team: TeamRow) {
-  return {
-    alias: team.alias,
-    max_budget: team.max_budget,
-    budget_period: team.budget_period,
-    models: team.allowed_models,
-    rpm: team.rpm,
-    tpm: team.tpm,
-    blocked: team.blocked_at !== null,
-    metadata: team.metadata,
-    organization_id: team.organization_id,
-  }
-}
-
-function describe(team: TeamRow) {
-  const parts = [team.max_budget === null ? 'no budget' : `budget $${plain(team.max_budget)}${team.budget_period ? ` a ${team.budget_period}` : ''}`]
-  if (team.allowed_models) parts.push(`models ${team.allowed_models.join(', ')}`)
-  if (team.rpm) parts.push(`${team.rpm} rpm`)
-  if (team.tpm) parts.push(`${team.tpm} tpm`)
-  if (team.blocked_at) parts.push('blocked')
-  return parts.join(', ')
-}
-
-function plain(amount: string) {
-  return amount.includes('.') ? amount.replace(/\.?0+$/, '') : amount
-}
-
-function dayText(value: string | Date | null): string | null {
-  if (value === null) return null
-  if (typeof value === 'string') return value.slice(0, 10)
-  return `${value.getFullYear()}-${String(value.getMonth() + 1).padStart(2, '0')}-${String(value.getDate()).padStart(2, '0')}`
-}
-
 /** The teams a user is a member of, oldest membership first. */
 export async function teamsOfUser(userId: number): Promise<TeamRow[]> {
-  const rows = await db
-    .from('teams as t')
-    .join('team_members as m', 'm.team_id', 't.id')
-    .where('m.user_id', userId)
-    .orderBy('m.created_at')
-    .select('t.*')
-  return rows.map(normalised)
+  return groupsOfUser(TEAMS, userId)
 }
 
 /** One of the user's own keys in a team, as the portal lists it (never another member's). */
@@ -462,7 +291,7 @@ export interface PortalTeam {
   team: TeamRow
   /** The user's role; null: not a member, only the owner of a key in it */
   role: MemberRole | null
-  /** What the budget counts now (teamBudgetSpent) */
+  /** What the budget counts now (budgetSpentNow) */
   spent: string
   resetsAt: string | null
   /** Its budget is spent: its keys are refused (402) until it resets or is raised */
@@ -512,12 +341,12 @@ export async function portalTeams(userId: number, teamId?: number): Promise<Port
     if (!entry) {
       const { member_role: role, key_id: _k, key_name: _n, key_prefix: _p, key_last_four: _l, key_spent: _s, key_last_used_at: _u, key_blocked_at: _b, key_expires_at: _e, ...columns } = row
       const team = normalised(columns)
-      const spent = teamBudgetSpent(team)
+      const spent = budgetSpentNow(team)
       entry = {
         team,
         role: role ?? null,
         spent,
-        resetsAt: teamBudgetResetsAt(team),
+        resetsAt: budgetResetsAt(team),
         budgetReached: team.max_budget !== null && toPico(String(spent)) >= toPico(String(team.max_budget)),
         keys: [],
       }

@@ -67,6 +67,24 @@ export function fieldError(field: string, message: string) {
   return GatewayError.invalidRequest(`${field}: ${message}`, 'invalid_field', field)
 }
 
+/**
+ * LiteLLM's Member ({user_id | user_email, role}), one or a list (a team's
+ * `member`, `members_with_roles`, an organization's `member`), as our user
+ * refs; `roleOf` reads each member's role (absent or null included) or
+ * refuses it naming the field.
+ */
+export function litellmMembersOf<R>(value: unknown, field: string, roleOf: (role: unknown) => R): Array<{ user: string; role: R }> {
+  const list = Array.isArray(value) ? value : [value]
+  if (list.length === 0 || list.length > 100) throw fieldError(field, 'one member, or a list of 1 to 100')
+  return list.map((member) => {
+    if (typeof member !== 'object' || member === null) throw fieldError(field, 'a member is {user_id or user_email, role}')
+    const m = member as Record<string, unknown>
+    const ref = m.user_id ?? m.user_email
+    if ((typeof ref !== 'string' || ref === '') && typeof ref !== 'number') throw fieldError(field, 'each member needs user_id or user_email')
+    return { user: String(ref), role: roleOf(m.role) }
+  })
+}
+
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 }
 const DURATION = /^(\d{1,6})(s|m|h|d|w|mo)$/
 

@@ -1,7 +1,8 @@
 import type { OrganizationMember, OrganizationRow, OrganizationSettings } from '#actions/organizations'
-import { teamBudgetResetsAt, teamBudgetSpent, type TeamRow } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import type { TeamRow } from '#actions/teams'
 import { ORGANIZATION_ROLES, type OrganizationRole } from '#validators/organization'
-import { BUDGET_DURATIONS, fieldError } from '#services/litellm_management'
+import { BUDGET_DURATIONS, fieldError, litellmMembersOf } from '#services/litellm_management'
 import { litellmTeamJson, teamSettingsOf } from '#services/litellm_teams'
 
 /**
@@ -35,15 +36,7 @@ export function organizationSettingsOf(body: Record<string, unknown>): Organizat
 
 /** LiteLLM's member ({user_id | user_email, role}), one or a list, as our user refs */
 export function organizationMembersOf(value: unknown, field: string): Array<{ user: string; role: OrganizationRole }> {
-  const list = Array.isArray(value) ? value : [value]
-  if (list.length === 0 || list.length > 100) throw fieldError(field, 'one member, or a list of 1 to 100')
-  return list.map((member) => {
-    if (typeof member !== 'object' || member === null) throw fieldError(field, 'a member is {user_id or user_email, role}')
-    const m = member as Record<string, unknown>
-    const ref = m.user_id ?? m.user_email
-    if ((typeof ref !== 'string' || ref === '') && typeof ref !== 'number') throw fieldError(field, 'each member needs user_id or user_email')
-    return { user: String(ref), role: roleOf(m.role ?? 'internal_user', field) }
-  })
+  return litellmMembersOf(value, field, (role) => roleOf(role ?? 'internal_user', field))
 }
 
 export function roleOf(value: unknown, field = 'role'): OrganizationRole {
@@ -81,7 +74,7 @@ export function litellmOrganizationJson(org: OrganizationRow, members: Organizat
     budget_id: String(org.id),
     metadata: org.metadata,
     models: org.allowed_models ?? [],
-    spend: Number(teamBudgetSpent(org)),
+    spend: Number(budgetSpentNow(org)),
     model_spend: {},
     blocked: org.blocked_at !== null,
     created_at: iso(org.created_at),
@@ -97,7 +90,7 @@ export function litellmOrganizationJson(org: OrganizationRow, members: Organizat
       rpm_limit: org.rpm,
       model_max_budget: null,
       budget_duration: budgetDuration,
-      budget_reset_at: teamBudgetResetsAt(org),
+      budget_reset_at: budgetResetsAt(org),
     },
     members: members.map((m) => litellmMembershipJson(org.id, m)),
     teams: teams.map((t) => litellmTeamJson(t, [])),

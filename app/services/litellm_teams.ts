@@ -1,7 +1,8 @@
 import type ApiKey from '#models/api_key'
-import { teamBudgetResetsAt, teamBudgetSpent, type MemberRole, type TeamMember, type TeamRow, type TeamSettings } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import type { MemberRole, TeamMember, TeamRow, TeamSettings } from '#actions/teams'
 import { isLimitInput } from '#validators/team'
-import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmKeyJson, modelGlobs } from '#services/litellm_management'
+import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmKeyJson, litellmMembersOf, modelGlobs } from '#services/litellm_management'
 
 /**
  * LiteLLM's teams (/team/*) over the gateway's (app/actions/teams.ts): field
@@ -64,16 +65,10 @@ export function teamSettingsOf(body: Record<string, unknown>): TeamSettings {
 
 /** LiteLLM's Member ({user_id | user_email, role}), one or a list (`member`, `members_with_roles`), as our user refs */
 export function membersOf(value: unknown, field: string): Array<{ user: string; role: MemberRole }> {
-  const list = Array.isArray(value) ? value : [value]
-  if (list.length === 0 || list.length > 100) throw fieldError(field, 'one member, or a list of 1 to 100')
-  return list.map((member) => {
-    if (typeof member !== 'object' || member === null) throw fieldError(field, 'a member is {user_id or user_email, role}')
-    const m = member as Record<string, unknown>
-    const ref = m.user_id ?? m.user_email
-    if ((typeof ref !== 'string' || ref === '') && typeof ref !== 'number') throw fieldError(field, 'each member needs user_id or user_email')
-    const role = m.role ?? 'user'
+  return litellmMembersOf(value, field, (value) => {
+    const role = value ?? 'user'
     if (role !== 'admin' && role !== 'user') throw fieldError(field, 'a member\'s role is admin or user')
-    return { user: String(ref), role }
+    return role
   })
 }
 
@@ -89,8 +84,8 @@ export function litellmTeamJson(team: TeamRow, members: TeamMember[]) {
     members: members.filter((m) => m.role === 'user').map((m) => String(m.user_id)),
     max_budget: team.max_budget === null ? null : Number(team.max_budget),
     budget_duration: team.budget_period ? BUDGET_DURATIONS[team.budget_period] : null,
-    budget_reset_at: teamBudgetResetsAt(team),
-    spend: Number(teamBudgetSpent(team)),
+    budget_reset_at: budgetResetsAt(team),
+    spend: Number(budgetSpentNow(team)),
     models: team.allowed_models ?? [],
     tpm_limit: team.tpm,
     rpm_limit: team.rpm,

@@ -8,24 +8,16 @@ import {
   updateOrganization,
   type OrganizationSettings,
 } from '#actions/organizations'
-import { teamBudgetResetsAt, teamBudgetSpent, teamsOfOrganizations } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import { teamsOfOrganizations } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
 import { settleMetering } from '#services/settle_metering'
-import { listField, notFound, optionalNumber, panelActor } from '#controllers/admin/panel'
+import { notFound, panelActor } from '#controllers/admin/panel'
+import { budgetGroupSettings } from '#controllers/admin/budget_group_form'
 
 /** Form fields -> the organization actions' settings (empty = none). */
 function organizationSettings(request: HttpContext['request']): OrganizationSettings {
-  const budget = String(request.input('maxBudget') ?? '').trim()
-  const models = listField(request.input('models'))
-  return {
-    alias: String(request.input('alias') ?? '').trim(),
-    maxBudget: budget === '' ? null : budget,
-    budgetPeriod: request.input('budgetPeriod') || null,
-    models: models.length > 0 ? models : null,
-    rpm: optionalNumber(request.input('rpm')) ?? null,
-    tpm: optionalNumber(request.input('tpm')) ?? null,
-    blocked: request.input('blocked') === 'on',
-  }
+  return { ...budgetGroupSettings(request), blocked: request.input('blocked') === 'on' }
 }
 
 /**
@@ -43,8 +35,8 @@ export default class OrganizationsController {
     const [teams, members] = await Promise.all([teamsOfOrganizations(ids), organizationMembers(ids)])
     const rows = orgs.map((o) => ({
       org: o,
-      spent: teamBudgetSpent(o),
-      resetsAt: teamBudgetResetsAt(o),
+      spent: budgetSpentNow(o),
+      resetsAt: budgetResetsAt(o),
       teams: teams.get(o.id) ?? [],
       members: (members.get(o.id) ?? []).length,
     }))

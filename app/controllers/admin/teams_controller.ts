@@ -9,29 +9,22 @@ import {
   listTeams,
   removeTeamMembers,
   setTeamBlocked,
-  teamBudgetResetsAt,
-  teamBudgetSpent,
   teamMembers,
   updateTeam,
   type TeamSettings,
 } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
 import { findOrganization, listOrganizations } from '#actions/organizations'
 import { recordId } from '#services/record_id'
 import { settleMetering } from '#services/settle_metering'
-import { listField, notFound, optionalNumber, panelActor } from '#controllers/admin/panel'
+import { notFound, panelActor } from '#controllers/admin/panel'
+import { budgetGroupSettings } from '#controllers/admin/budget_group_form'
 
 /** Form fields -> the team actions' settings (empty = none). */
 function teamSettings(request: HttpContext['request']): TeamSettings {
-  const budget = String(request.input('maxBudget') ?? '').trim()
-  const models = listField(request.input('models'))
   return {
-    alias: String(request.input('alias') ?? '').trim(),
-    maxBudget: budget === '' ? null : budget,
-    budgetPeriod: request.input('budgetPeriod') || null,
-    models: models.length > 0 ? models : null,
-    rpm: optionalNumber(request.input('rpm')) ?? null,
-    tpm: optionalNumber(request.input('tpm')) ?? null,
+    ...budgetGroupSettings(request),
     // The select's value: an organization id, or '' for none (the action reads both); absent: unchanged.
     organization: request.input('organization'),
   }
@@ -59,7 +52,7 @@ export default class TeamsController {
         memberCounts.set(Number(row.team_id), Number(row.n))
       }
     }
-    const rows = teams.map((t) => ({ team: t, spent: teamBudgetSpent(t), keys: keyCounts.get(t.id) ?? 0, members: memberCounts.get(t.id) ?? 0 }))
+    const rows = teams.map((t) => ({ team: t, spent: budgetSpentNow(t), keys: keyCounts.get(t.id) ?? 0, members: memberCounts.get(t.id) ?? 0 }))
     return view.render('admin/teams/index', { rows })
   }
 
@@ -86,8 +79,8 @@ export default class TeamsController {
     return ctx.view.render('admin/teams/show', {
       team: fresh,
       organization: fresh.organization_id === null ? null : await findOrganization(fresh.organization_id),
-      spent: teamBudgetSpent(fresh),
-      resetsAt: teamBudgetResetsAt(fresh),
+      spent: budgetSpentNow(fresh),
+      resetsAt: budgetResetsAt(fresh),
       members: members.get(team.id) ?? [],
       keys,
     })

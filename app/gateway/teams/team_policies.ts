@@ -1,33 +1,24 @@
 import { NO_METER_WRITES, readSettled, type MeterWrites } from '#gateway/metering/settled_read'
 import db from '@adonisjs/lucid/services/db'
-import { GatewayError } from '#exceptions/gateway_error'
-import { toPico } from '#gateway/metering/money'
-import { isSpendPeriod, periodBounds, addSpendInPeriod, rollSpendPeriod, type SpendPeriod } from '#gateway/metering/spend_period'
+import { addSpendInPeriod } from '#gateway/metering/spend_period'
 import { SharedReload } from '#gateway/shared_reload'
 import { loadOrganizations, type OrgPolicy } from '#gateway/teams/organization_policies'
+import {
+  assertGroupBudget,
+  BUDGET_GROUP_COLUMNS,
+  budgetGroupPolicy,
+  budgetRoom,
+  keptPolicy,
+  type BudgetGroupPolicy,
+} from '#gateway/teams/budget_group_policy'
 
 /**
  * A team (table teams, migration 1003) as the hot path sees it: a policy over
  * the keys whose api_keys.team_id names it. Billing stays on each key's
  * owner; the team adds a shared budget, model globs, shared rpm/tpm windows
- * and a block.
+ * and a block (budget_group_policy.ts), and its organization.
  */
-export interface TeamPolicy {
-  id: number
-  alias: string
-  blocked: boolean
-  allowedModels: string[] | null
-  rpm: number | null
-  tpm: number | null
-  /** pico-USD per period (or for the team's whole life without one); null = no budget */
-  maxBudgetPico: bigint | null
-  /** Spent in the current period (committed + recorded, not held), as a key's spentPico */
-  spentPico: bigint
-  spendPeriod: SpendPeriod | null
-  periodStartsAt: number
-  periodEndsAt: number
-  /** What requests in flight through the team's keys hold (survives a reload: the object is kept) */
-  heldPico: bigint
+export interface TeamPolicy extends BudgetGroupPolicy {
   /** The team's organization (organization_policies.ts), loaded with it; null for a team in none */
   org: OrgPolicy | null
 }
@@ -131,9 +122,7 @@ export class TeamPolicies {
     // The meter writes `spent` of both: read when no batch is under way (metering/settled_read.ts). The organizations
     // after the teams: an organization a team row names was committed before that row, so this read has it.
     const { rows, orgs } = await readSettled(this.#pending, async () => {
-      const teamRows: any[] = await db
-        .from('teams')
-        .select('id', 'alias', 'blocked_at', 'allowed_models', 'rpm', 'tpm', 'max_budget', 'budget_period', 'spent', 'period_spent', 'period_start', 'organization_id')
+      const teamRows: any[] = await db.from('teams').select(...BUDGET_GROUP_COLUMNS, 'organization_id')
       return { rows: teamRows, orgs: await loadOrganizations(this.#orgsById, this.#pending) }
     })
     const now = Date.now()
@@ -141,49 +130,15 @@ export class TeamPolicies {
     for (const row of rows) {
       const id = Number(row.id)
       const loaded: TeamPolicy = {
-        id,
-        alias: row.alias,
-        blocked: row.blocked_at !== null,
-        allowedModels: Array.isArray(row.allowed_models) && row.allowed_models.length > 0 ? row.allowed_models : null,
-        rpm: row.rpm ?? null,
-        tpm: row.tpm ?? null,
-        maxBudgetPico: row.max_budget === null ? null : toPico(String(row.max_budget)),
-        ...budgetSpend(row, (since) => this.#pending.pendingTeamCost(id, since), now),
-        heldPico: 0n,
+        ...budgetGroupPolicy(row, (since) => this.#pending.pendingTeamCost(id, since), now),
         // A team naming an organization deleted between the two reads is in none (ON DELETE RESTRICT: only a race).
         org: row.organization_id === null ? null : (orgs.get(Number(row.organization_id)) ?? null),
       }
-      // The same object as before: requests in flight hold on it and release there.
-      const previous = this.#byId.get(id)
-      byId.set(id, previous ? Object.assign(previous, loaded, { heldPico: previous.heldPico }) : loaded)
+      byId.set(id, keptPolicy(this.#byId.get(id), loaded))
     }
     this.#byId = byId
     this.#orgsById = orgs
     this.#loadedAt = now
-  }
-}
-
-/**
- * What a team's (or an organization's) budget counts, from its row (as
- * catalog.ts keySpend): the whole spend, or the current period's, plus what
- * the meter holds uncommitted of calls begun in it.
- */
-export function budgetSpend(row: Record<string, any>, pendingSince: (sinceMs: number) => bigint, now: number) {
-  if (!isSpendPeriod(row.budget_period)) {
-    return {
-      spentPico: toPico(String(row.spent ?? '0')) + pendingSince(-Infinity),
-      spendPeriod: null,
-      periodStartsAt: -Infinity,
-      periodEndsAt: Infinity,
-    }
-  }
-  const { start, end } = periodBounds(row.budget_period, now)
-  const rowStart = row.period_start ? dayStartMs(row.period_start) : null
-  return {
-    spentPico: (rowStart === start ? toPico(String(row.period_spent ?? '0')) : 0n) + pendingSince(start),
-    spendPeriod: row.budget_period as SpendPeriod,
-    periodStartsAt: start,
-    periodEndsAt: end,
   }
 }
 
@@ -195,16 +150,8 @@ export function budgetSpend(row: Record<string, any>, pendingSince: (sinceMs: nu
  */
 export function assertTeamBudget(team: TeamPolicy, org: OrgPolicy | null) {
   // The organization's budget, shared by all its teams' keys, the same way (one null test for a team in none).
-  if (org !== null) assertOrgBudget(org)
-  if (team.maxBudgetPico === null) return
-  if (team.spendPeriod !== null) rollSpendPeriod(team, Date.now())
-  if (team.spentPico + team.heldPico >= team.maxBudgetPico) {
-    const message =
-      team.spendPeriod === null
-        ? `This API key's team '${team.alias}' reached its budget`
-        : `This API key's team '${team.alias}' reached its budget for this ${team.spendPeriod} (UTC); it resets at ${new Date(team.periodEndsAt).toISOString()}`
-    throw new GatewayError(402, 'spend_limit_exceeded', message, 'insufficient_quota')
-  }
+  if (org !== null) assertGroupBudget(org, 'organization')
+  assertGroupBudget(team, 'team')
 }
 
 /** What the team's budget (and its organization's, the tighter) still has beyond every hold (null: no budget). */
@@ -212,29 +159,4 @@ export function teamRoom(team: TeamPolicy, org: OrgPolicy | null): bigint | null
   const ofOrg = org === null ? null : budgetRoom(org)
   const ofTeam = budgetRoom(team)
   return ofTeam === null || (ofOrg !== null && ofOrg < ofTeam) ? ofOrg : ofTeam
-}
-
-function budgetRoom(holder: TeamPolicy | OrgPolicy): bigint | null {
-  if (holder.maxBudgetPico === null) return null
-  if (holder.spendPeriod !== null) rollSpendPeriod(holder, Date.now())
-  return holder.maxBudgetPico - holder.spentPico - holder.heldPico
-}
-
-/** 402 spend_limit_exceeded when the organization's spend plus what its teams' requests in flight hold reached its budget. */
-function assertOrgBudget(org: OrgPolicy) {
-  if (org.maxBudgetPico === null) return
-  if (org.spendPeriod !== null) rollSpendPeriod(org, Date.now())
-  if (org.spentPico + org.heldPico >= org.maxBudgetPico) {
-    const message =
-      org.spendPeriod === null
-        ? `This API key's organization '${org.alias}' reached its budget`
-        : `This API key's organization '${org.alias}' reached its budget for this ${org.spendPeriod} (UTC); it resets at ${new Date(org.periodEndsAt).toISOString()}`
-    throw new GatewayError(402, 'spend_limit_exceeded', message, 'insufficient_quota')
-  }
-}
-
-/** A `date` column as node-pg returns it (a Date at local midnight, or a string) -> epoch ms of that UTC day. */
-function dayStartMs(value: Date | string): number {
-  if (typeof value === 'string') return Date.parse(`${value.slice(0, 10)}T00:00:00Z`)
-  return Date.UTC(value.getFullYear(), value.getMonth(), value.getDate())
 }

@@ -10,13 +10,12 @@ import {
   updateOrganization,
   type OrganizationMember,
   type OrganizationRow,
-  type OrganizationSettings,
 } from '#actions/organizations'
-import { teamBudgetResetsAt, teamBudgetSpent, teamsOfOrganizations, type TeamRow } from '#actions/teams'
+import { teamsOfOrganizations, type TeamRow } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
-import { apiActor, managed, money, numberAsText } from '#services/management_api'
+import { apiActor, managed, numberAsText } from '#services/management_api'
+import { budgetGroupJson, budgetGroupSettingsOf } from '#services/management_budget_groups'
 import { settleMetering } from '#services/settle_metering'
-import { settingsOf } from '#controllers/api/management/teams_controller'
 
 /**
  * Organizations over the management API (LiteLLM's /organization/* in the
@@ -38,7 +37,7 @@ export default class ManagementOrganizationsController {
   /** POST /api/admin/organizations {alias, max_budget?, budget_period?, models?, rpm?, tpm?, blocked?, metadata?}: 201 */
   async store(ctx: HttpContext) {
     return managed(async () => {
-      const org = await createOrganization(organizationSettingsOf(ctx.request.body()), apiActor(ctx))
+      const org = await createOrganization(budgetGroupSettingsOf(ctx.request.body()), apiActor(ctx))
       ctx.response.status(201)
       return organizationJson(org, [], [])
     })
@@ -55,7 +54,7 @@ export default class ManagementOrganizationsController {
   /** PATCH /api/admin/organizations/:id: the fields given change (null clears a budget or limit) */
   async update(ctx: HttpContext) {
     return managed(async () => {
-      const org = await updateOrganization(ctx.params.id, organizationSettingsOf(ctx.request.body()), apiActor(ctx))
+      const org = await updateOrganization(ctx.params.id, budgetGroupSettingsOf(ctx.request.body()), apiActor(ctx))
       await settleMetering()
       return this.#json(await findOrganization(org.id))
     })
@@ -96,30 +95,11 @@ export default class ManagementOrganizationsController {
   }
 }
 
-function organizationSettingsOf(body: Record<string, any>): OrganizationSettings {
-  const { organization: _ignored, ...settings } = settingsOf({ ...body, organization_id: undefined })
-  return settings
-}
-
 const iso = (value: Date | null) => (value ? new Date(value).toISOString() : null)
 
 function organizationJson(org: OrganizationRow, members: OrganizationMember[], teams: TeamRow[]) {
   return {
-    id: org.id,
-    object: 'organization',
-    alias: org.alias,
-    max_budget: money(org.max_budget),
-    budget_period: org.budget_period,
-    /** What the budget counts now: this period's spend, or the whole without a period */
-    budget_spent: money(teamBudgetSpent(org)),
-    budget_resets_at: teamBudgetResetsAt(org),
-    spent: money(org.spent),
-    models: org.allowed_models,
-    rpm: org.rpm,
-    tpm: org.tpm,
-    blocked: org.blocked_at !== null,
-    blocked_at: iso(org.blocked_at),
-    metadata: org.metadata,
+    ...budgetGroupJson(org, 'organization'),
     teams: teams.map((t) => ({ id: t.id, alias: t.alias })),
     members: members.map((m) => ({ user_id: m.user_id, email: m.email, role: m.role })),
     created_at: iso(org.created_at),

@@ -7,8 +7,6 @@ import {
   findTeam,
   listTeams,
   removeTeamMembers,
-  teamBudgetResetsAt,
-  teamBudgetSpent,
   teamMembers,
   updateTeam,
   type TeamMember,
@@ -16,8 +14,8 @@ import {
   type TeamSettings,
 } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
-import { apiActor, managed, money, numberAsText } from '#services/management_api'
-import { isLimitInput } from '#validators/team'
+import { apiActor, managed, numberAsText } from '#services/management_api'
+import { budgetGroupJson, budgetGroupSettingsOf } from '#services/management_budget_groups'
 import { settleMetering } from '#services/settle_metering'
 
 /**
@@ -95,48 +93,18 @@ export default class ManagementTeamsController {
   }
 }
 
-/** A team's (or an organization's: no organization_id) settings in the API's names; the validator checks the values. */
-export function settingsOf(body: Record<string, any>): TeamSettings {
+/** A team's settings in the API's names: a budget group's and its organization_id. */
+function settingsOf(body: Record<string, any>): TeamSettings {
   const settings: TeamSettings = {}
   if (body.organization_id !== undefined) settings.organization = body.organization_id
-  if (body.alias !== undefined) settings.alias = body.alias
-  if (body.max_budget !== undefined) settings.maxBudget = numberAsText(body.max_budget) as string | null
-  if (body.budget_period !== undefined) settings.budgetPeriod = body.budget_period
-  if (body.models !== undefined) settings.models = body.models
-  for (const field of ['rpm', 'tpm'] as const) {
-    if (body[field] !== undefined && !isLimitInput(body[field])) throw new AdminInputError(`${field}: a whole number, or null`, field)
-  }
-  if (body.rpm !== undefined) settings.rpm = body.rpm
-  if (body.tpm !== undefined) settings.tpm = body.tpm
-  if (body.blocked !== undefined) settings.blocked = body.blocked
-  if (body.metadata !== undefined) {
-    if (body.metadata !== null && (typeof body.metadata !== 'object' || Array.isArray(body.metadata))) {
-      throw new AdminInputError('metadata: an object', 'metadata')
-    }
-    settings.metadata = body.metadata
-  }
-  return settings
+  return Object.assign(settings, budgetGroupSettingsOf(body))
 }
 
 const iso = (value: Date | null) => (value ? new Date(value).toISOString() : null)
 
 export function teamJson(team: TeamRow, members: TeamMember[]) {
   return {
-    id: team.id,
-    object: 'team',
-    alias: team.alias,
-    max_budget: money(team.max_budget),
-    budget_period: team.budget_period,
-    /** What the budget counts now: this period's spend, or the whole without a period */
-    budget_spent: money(teamBudgetSpent(team)),
-    budget_resets_at: teamBudgetResetsAt(team),
-    spent: money(team.spent),
-    models: team.allowed_models,
-    rpm: team.rpm,
-    tpm: team.tpm,
-    blocked: team.blocked_at !== null,
-    blocked_at: iso(team.blocked_at),
-    metadata: team.metadata,
+    ...budgetGroupJson(team, 'team'),
     organization_id: team.organization_id,
     members: members.map((m) => ({ user_id: m.user_id, email: m.email, role: m.role })),
     created_at: iso(team.created_at),
