@@ -65,8 +65,10 @@ export async function textCompletions(services: CompletionsServices, call: Compl
   const cache =
     responseCache === null
       ? null
-      : responseCache.directive(call.req.headers, () =>
-          cacheKeyOf(account.principal.user.id, 'completions', call.model, call.stream, false, call.rawBody)
+      : responseCache.directive(
+          call.req.headers,
+          (bytes = call.rawBody) => cacheKeyOf(account.principal.user.id, 'completions', call.model, call.stream, false, bytes),
+          call.body
         )
   if (cache !== null && !cache.refresh) {
     // A stored answer needs no channel and no money (gateway_service.ts #begin).

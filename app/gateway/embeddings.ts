@@ -128,8 +128,10 @@ export async function embeddings(
   const cache =
     responseCache === null
       ? null
-      : responseCache.directive(call.req.headers, () =>
-          cacheKeyOf(account.principal.user.id, `embeddings/${call.ingress}/${call.geminiMethod ?? ''}`, call.model, false, false, call.rawBody)
+      : responseCache.directive(
+          call.req.headers,
+          (bytes = call.rawBody) => cacheKeyOf(account.principal.user.id, `embeddings/${call.ingress}/${call.geminiMethod ?? ''}`, call.model, false, false, bytes),
+          call.body
         )
   if (cache !== null && !cache.refresh) {
     authorizeCacheHit(account.principal, call.model)

@@ -565,8 +565,10 @@ export class GatewayService {
 
   /** What the request asked of the response cache: null without `x-gateway-cache-ttl` (one header lookup). */
   #cacheDirective(call: GenerateCall, account: RequestAccount): CacheDirective | null {
-    return this.responseCache!.directive(call.req.headers, () =>
-      cacheKeyOf(account.principal.user.id, call.ingress, call.model, call.stream, call.jsonArray === true, call.rawBody)
+    return this.responseCache!.directive(
+      call.req.headers,
+      (bytes = call.rawBody) => cacheKeyOf(account.principal.user.id, call.ingress, call.model, call.stream, call.jsonArray === true, bytes),
+      call.body
     )
   }
 

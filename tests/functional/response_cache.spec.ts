@@ -215,6 +215,46 @@ test.group('Response cache (x-gateway-cache-ttl)', (group) => {
     assert.equal(Number((await balanceAndLedger(user.userId)).balance), 0)
   })
 
+  test('LiteLLM\'s cache controls in the body: ttl stores and hits, no-cache refreshes, no-store never stores; the field never reaches the provider', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const before = received()
+    const sentUpstream = () => JSON.parse(mock.lastRequest()!.body)
+    const first = await call('/v1/chat/completions', user.key, chat('litellm cache', { cache: { ttl: 60 } }))
+    assert.equal(first.status, 200, first.text)
+    assert.equal(first.headers.get('x-gateway-cache'), 'MISS')
+    assert.notProperty(sentUpstream(), 'cache', 'OpenAI refuses an unknown argument: LiteLLM never sends it on')
+    const hit = await call('/v1/chat/completions', user.key, chat('litellm cache', { cache: { 's-maxage': 30 } }))
+    assert.equal(hit.headers.get('x-gateway-cache'), 'HIT', 'keyed on the body without its cache controls')
+    assert.equal(hit.text, first.text)
+    const refreshed = await call('/v1/chat/completions', user.key, chat('litellm cache', { cache: { ttl: 60, 'no-cache': true } }))
+    assert.equal(refreshed.headers.get('x-gateway-cache'), 'REFRESH')
+    assert.equal(received() - before, 2)
+
+    const noStore = () => call('/v1/chat/completions', user.key, chat('not kept', { cache: { ttl: 60, 'no-store': true } }))
+    assert.equal((await noStore()).headers.get('x-gateway-cache'), 'MISS')
+    assert.equal((await noStore()).headers.get('x-gateway-cache'), 'MISS', 'nothing was stored')
+    assert.equal(received() - before, 4)
+
+    // Controls without a number of seconds ask nothing of a cache that is off unless asked: a plain call, field dropped.
+    const plain = await call('/v1/chat/completions', user.key, chat('plain', { cache: { 'no-cache': true } }))
+    assert.equal(plain.status, 200)
+    assert.isNull(plain.headers.get('x-gateway-cache'))
+    assert.notProperty(sentUpstream(), 'cache')
+
+    // A relayed body (embeddings: the client's bytes go up) is cleaned too, and its controls still read.
+    const embed = { model: 'cache-model', input: ['litellm'], cache: { ttl: 60 } }
+    const e1 = await call('/v1/embeddings', user.key, embed)
+    assert.equal(e1.headers.get('x-gateway-cache'), 'MISS')
+    assert.notProperty(sentUpstream(), 'cache')
+    assert.equal((await call('/v1/embeddings', user.key, embed)).headers.get('x-gateway-cache'), 'HIT')
+
+    for (const cache of ['yes', { ttl: -1 }, { ttl: 1.5 }, { ttl: '60' }, { ttl: 10_000_000 }]) {
+      const bad = await call('/v1/chat/completions', user.key, chat('bad', { cache }))
+      assert.equal(bad.status, 400, JSON.stringify(cache))
+      assert.equal(JSON.parse(bad.text).error.code, 'invalid_cache_ttl')
+    }
+  })
+
   test('a bad TTL is the client\'s 400 in its own format', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const openai = await call('/v1/chat/completions', user.key, chat('x'), { 'x-gateway-cache-ttl': 'soon' })

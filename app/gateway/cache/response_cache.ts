@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
+import { litellmCacheOf } from '#gateway/litellm_fields'
 
 /**
  * Exact-match response cache (Portkey's "simple" cache, LiteLLM's and
@@ -65,9 +66,12 @@ export class ResponseCache {
    * The request's directive from its headers; null when it sent none. A bad
    * value is the client's 400 (said in its own wire format by the caller).
    */
-  directive(headers: IncomingHttpHeaders, keyOf: () => string): CacheDirective | null {
+  directive(headers: IncomingHttpHeaders, keyOf: (body?: Buffer) => string, body?: Record<string, any>): CacheDirective | null {
     const raw = headers['x-gateway-cache-ttl']
-    if (raw === undefined) return null
+    if (raw === undefined) {
+      const controls = body === undefined ? undefined : litellmCacheOf(body)
+      return controls === undefined ? null : this.#bodyDirective(controls, body!, keyOf)
+    }
     const text = Array.isArray(raw) ? raw[0] : raw
     const ttlS = /^\d{1,9}$/.test(text.trim()) ? Number(text.trim()) : NaN
     if (!(ttlS >= 0) || ttlS > this.maxTtlS) {
@@ -80,6 +84,30 @@ export class ResponseCache {
     if (ttlS === 0) return null
     const refresh = String(headers['x-gateway-cache-refresh'] ?? '').toLowerCase() === 'true'
     return { key: keyOf(), ttlMs: ttlS * 1000, refresh }
+  }
+
+  /**
+   * LiteLLM's per-request cache controls, in the body: `cache: {"ttl": N}` (or
+   * `"s-maxage": N`) as `x-gateway-cache-ttl: N`, `"no-cache": true` as a
+   * refresh, `"no-store": true`: read, never store. Without a number of
+   * seconds nothing is read or stored (this cache is per request, off unless
+   * asked). The field is the gateway's (litellm_fields.ts: never forwarded),
+   * so the entry is keyed on the body without it: a refresh replaces the
+   * entry the others read.
+   */
+  #bodyDirective(cache: unknown, body: Record<string, any>, keyOf: (body?: Buffer) => string): CacheDirective | null {
+    if (cache === null || typeof cache !== 'object' || Array.isArray(cache)) {
+      throw new GatewayError(400, 'invalid_cache_ttl', 'cache must be an object such as {"ttl": 600}, {"s-maxage": 600}, {"no-cache": true} or {"no-store": true}')
+    }
+    const controls = cache as Record<string, unknown>
+    const seconds = controls.ttl ?? controls['s-maxage']
+    if (seconds === undefined || seconds === null) return null
+    if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 0 || seconds > this.maxTtlS) {
+      throw new GatewayError(400, 'invalid_cache_ttl', `cache.ttl must be a whole number of seconds from 0 to ${this.maxTtlS} (0: do not use the cache)`)
+    }
+    if (seconds === 0) return null
+    const { cache: _cache, ...rest } = body
+    return { key: keyOf(Buffer.from(JSON.stringify(rest))), ttlMs: controls['no-store'] === true ? 0 : seconds * 1000, refresh: controls['no-cache'] === true }
   }
 
   /** A fresh answer stored under the key (and now the most recently used), else undefined. */
@@ -102,6 +130,8 @@ export class ResponseCache {
 
   /** Stores an answer for ttlMs; too large ones are not kept. Evicts the least recently used to fit. */
   set(key: string, answer: Omit<CachedAnswer, 'storedAt' | 'expiresAt'>, ttlMs: number, now = Date.now()) {
+    // A request that may read but not store (LiteLLM's `no-store`)
+    if (ttlMs <= 0) return false
     const entry: CachedAnswer = { ...answer, storedAt: now, expiresAt: now + ttlMs }
     const size = sizeOf(entry)
     if (answer.bytes.length > this.maxEntryBytes) return false
