@@ -81,7 +81,7 @@ export async function createPortalOrganizationTeam(orgId: number, input: PortalT
   return asOrgAdmin(orgId, actor, async (_trx, entry) => {
     const orgBudget = entry.org.max_budget
     if (input.maxBudget !== null && orgBudget !== null && toPico(input.maxBudget) > toPico(orgBudget)) {
-      throw new PortalInputError('org_team_budget', 'max_budget', { max: Number(orgBudget) })
+      throw new PortalInputError('org_team_budget', 'team_budget', { max: Number(orgBudget) })
     }
     const team = await createTeam(
       { alias: input.name, maxBudget: input.maxBudget, budgetPeriod: input.maxBudget === null ? null : input.budgetPeriod, organization: orgId },
