@@ -29,6 +29,14 @@ import type { OrganizationRole } from '#validators/organization'
  * the second sees the first's change. The actions open their own
  * transactions (they take the organization's row lock; this lock is taken
  * before any, and only here: no wait can turn around).
+ *
+ * Such a change holds two pooled connections at once (the lock's and the
+ * action's), so a process runs one at a time (`oneAtATime`): the others wait
+ * in memory, holding none. Waiting on the advisory lock with a connection
+ * each, a burst of changes (one org_admin's script, 12 at once) took the
+ * whole pool while the holder waited for its second: every request of the
+ * process stalled until knex's acquire timeout. Other instances wait on the
+ * advisory lock with their own pool's connection only.
  */
 
 export interface PortalTeamInput {
@@ -106,7 +114,7 @@ export async function createPortalOrganizationTeam(orgId: number, input: PortalT
 async function asOrgAdmin<T>(orgId: number, actor: Actor, change: (trx: TransactionClientContract, entry: PortalOrganization) => Promise<T>): Promise<T> {
   if (typeof actor.id !== 'number') throw new PortalInputError('org_not_found')
   const userId = actor.id
-  return db.transaction(async (trx) => {
+  return oneAtATime(() => db.transaction(async (trx) => {
     await trx.rawQuery('SELECT pg_advisory_xact_lock(hashtext(?))', [`organization_members:${orgId}`])
     const [entry] = await portalOrganizations(userId, orgId, trx)
     if (!entry) throw new PortalInputError('org_not_found')
@@ -120,7 +128,16 @@ async function asOrgAdmin<T>(orgId: number, actor: Actor, change: (trx: Transact
       const still = await trx.from('organizations').where('id', orgId).select('id').first()
       throw new PortalInputError(still ? 'org_member_not_found' : 'org_not_found')
     }
-  })
+  }))
+}
+
+/** The tail of this process's queue of member and team changes (asOrgAdmin): each starts when the one before settled. */
+let queueTail: Promise<unknown> = Promise.resolve()
+
+function oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+  const run = queueTail.then(work, work)
+  queueTail = run.catch(() => undefined)
+  return run
 }
 
 async function memberRole(trx: TransactionClientContract, orgId: number, memberId: number): Promise<OrganizationRole> {

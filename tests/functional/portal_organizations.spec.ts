@@ -274,6 +274,23 @@ test.group('Portal: organizations', (group) => {
     await addOrganizationMembers(org.id, [{ user: orgAdmin.email, role: 'org_admin' }, { user: member.email, role: 'internal_user' }])
   })
 
+  test('a burst of 16 changes at once (more than the pool\'s connections) is served in turn, none stalled', async ({ assert }) => {
+    const client = await signedIn(orgAdmin)
+    await client.get(`/dashboard/organizations/${org.id}`)
+    const started = Date.now()
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        client.post(`/dashboard/organizations/${org.id}/members/${member.userId}/role`, { role: i % 2 ? 'internal_user' : 'internal_user_viewer' })
+      )
+    )
+    assert.deepEqual([...new Set(results.map((r) => r.status))], [302])
+    assert.isBelow(Date.now() - started, 10_000)
+    assert.equal(await db.from('audit_log').where('action', 'organization.member_update').where('created_at', '>=', new Date(started)).count('* as n').then((r) => Number(r[0].n)), 16)
+    // The pool is still free: a page answers at once.
+    assert.equal((await client.get(`/dashboard/organizations/${org.id}`)).status, 200)
+    await addOrganizationMembers(org.id, [{ user: member.email, role: 'internal_user' }])
+  }).timeout(90_000)
+
   test('an org_admin creates a team in the organization within its budget and becomes its admin', async ({ assert }) => {
     const client = await signedIn(orgAdmin)
     const page = await client.get(`/dashboard/organizations/${org.id}`)
