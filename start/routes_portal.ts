@@ -30,6 +30,7 @@ const LowBalanceController = () => import('#controllers/portal/low_balance_contr
 const AlertWebhookController = () => import('#controllers/portal/alert_webhook_controller')
 const PortalTeamsController = () => import('#controllers/portal/teams_controller')
 const PortalBatchesController = () => import('#controllers/portal/batches_controller')
+const PortalOrganizationsController = () => import('#controllers/portal/organizations_controller')
 const SsoController = () => import('#controllers/sso_controller')
 const StripeWebhookController = () => import('#controllers/webhooks/stripe_webhook_controller')
 
@@ -65,6 +66,20 @@ router
     router.post('/keys/:id/revoke', [ApiKeysController, 'revoke']).as('keys.revoke').where('id', idMatcher)
     router.get('/teams', [PortalTeamsController, 'index']).as('teams')
     router.get('/teams/:id', [PortalTeamsController, 'show']).as('teams.show').where('id', idMatcher)
+    router.get('/organizations', [PortalOrganizationsController, 'index']).as('organizations')
+    router.get('/organizations/:id', [PortalOrganizationsController, 'show']).as('organizations.show').where('id', idMatcher)
+    router.post('/organizations/:id/members', [PortalOrganizationsController, 'addMember']).as('organizations.members.store').where('id', idMatcher)
+    router
+      .post('/organizations/:id/members/:user/role', [PortalOrganizationsController, 'changeRole'])
+      .as('organizations.members.role')
+      .where('id', idMatcher)
+      .where('user', idMatcher)
+    router
+      .post('/organizations/:id/members/:user/remove', [PortalOrganizationsController, 'removeMember'])
+      .as('organizations.members.remove')
+      .where('id', idMatcher)
+      .where('user', idMatcher)
+    router.post('/organizations/:id/teams', [PortalOrganizationsController, 'createTeam']).as('organizations.teams.store').where('id', idMatcher)
     router.get('/billing', [BillingController, 'show']).as('billing')
     router.get('/billing.csv', [BillingController, 'csv']).as('billing.csv')
     router.post('/billing/redeem', [RedemptionsController, 'store']).as('billing.redeem')
