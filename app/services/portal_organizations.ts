@@ -2,7 +2,7 @@ import { DateTime } from 'luxon'
 import db from '@adonisjs/lucid/services/db'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import type { OrganizationRow } from '#actions/organizations'
-import { teamBudgetResetsAt, teamBudgetSpent, type BudgetRow } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow, type BudgetColumns } from '#actions/budget_group'
 import { fromPico, toPico } from '#gateway/metering/money'
 import { ensureRollups } from '#services/usage_rollup'
 import type { OrganizationRole } from '#validators/organization'
@@ -27,11 +27,11 @@ export interface PortalOrganization {
 }
 
 /** The budget figures of a team or an organization (one place, so both read the same). */
-export function budgetFigures(row: BudgetRow & { max_budget: string | null }) {
-  const spent = teamBudgetSpent(row)
+export function budgetFigures(row: BudgetColumns & { max_budget: string | null }) {
+  const spent = budgetSpentNow(row)
   return {
     spent,
-    resetsAt: teamBudgetResetsAt(row),
+    resetsAt: budgetResetsAt(row),
     budgetReached: row.max_budget !== null && toPico(String(spent)) >= toPico(String(row.max_budget)),
   }
 }
