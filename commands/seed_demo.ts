@@ -91,9 +91,9 @@ export default class SeedDemo extends AdminCommand {
     }
 
     // Usage rows in time order: row i of N sits at now - 30 days × (1 - i/N). Row i is user
-    // (i × 2654435761) mod users's; its model and channel turn with i + i / users, so each user
-    // calls every model through every channel over the month (with i alone, as users is a multiple
-    // of 5 and 4, a user had one model and one channel). Half the rows carry
+    // (i × 2654435761) mod users's (a function of i mod users); its model and channel turn with
+    // i mod users + i / users, so each user calls every model through every channel over the month
+    // (with i alone, when users is a multiple of 5 and 4, a user had one model and one channel). Half the rows carry
     // request tags (x-gateway-tags): a team-a..e tag each (10% of rows a team), with env:prod or, on
     // a fifth of them, one of 100 customers' cust:N (N = 0, 10, ... 990; a rarer tag, 0.1% of the rows
     // each). A quarter of the rows name an end user (the request's `user`), one of 200 names
@@ -122,7 +122,7 @@ export default class SeedDemo extends AdminCommand {
                                     endpoint, stream, status, error_code, prompt_tokens, completion_tokens, total_tokens,
                                     cached_tokens, estimated, cost, latency_ms, ttft_ms, created_at, tags, end_user,
                                     team_id, organization_id)
-         SELECT gen_random_uuid(), u, u + ?, (?::bigint[])[1 + ((i + i / ?) % ?)], 'custom', m,
+         SELECT gen_random_uuid(), u, u + ?, (?::bigint[])[1 + ((i % ? + i / ?) % ?)], 'custom', m,
                 CASE WHEN m = 'claude-sonnet-4' AND (i / ?) % 10 = 3 THEN 'gpt-4o' END, m, 'chat.completions', i % 3 = 0,
                 CASE WHEN i % 33 = 0 THEN 502 WHEN i % 97 = 0 THEN 429 ELSE 200 END,
                 CASE WHEN i % 33 = 0 THEN 'provider_error' WHEN i % 97 = 0 THEN 'rate_limited' ELSE NULL END,
@@ -141,7 +141,7 @@ export default class SeedDemo extends AdminCommand {
                 CASE WHEN (u - ?) % 5 < 2 THEN (?::bigint[])[1 + ((u - ?) / 5) % ?] END
            FROM (
              SELECT i, ? + (i * 2654435761) % ? AS u,
-                    (ARRAY['gpt-4o-mini','gpt-4o-mini','gpt-4o','deepseek-chat','claude-sonnet-4'])[1 + ((i + i / ?) % 5)] AS m,
+                    (ARRAY['gpt-4o-mini','gpt-4o-mini','gpt-4o','deepseek-chat','claude-sonnet-4'])[1 + ((i % ? + i / ?) % 5)] AS m,
                     50 + (i * 48271) % 4000 AS p, 10 + (i * 16807) % 900 AS c
                FROM generate_series(?::bigint, ?::bigint) i
            ) s
@@ -153,6 +153,7 @@ export default class SeedDemo extends AdminCommand {
         [
           keyOffset,
           channelIds,
+          users,
           users,
           channelIds.length,
           users,
@@ -166,6 +167,7 @@ export default class SeedDemo extends AdminCommand {
           minUser,
           teamIds.length,
           minUser,
+          users,
           users,
           users,
           offset + 1,
