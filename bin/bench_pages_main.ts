@@ -23,7 +23,7 @@
 |    management API (/api/admin), LiteLLM's reporting routes and the key's own
 |    reports, with the filters a user picks (a user, a model, a channel, a
 |    key, a tag, an end user, a team, an organization; 7 days, 30 days, a
-|    year); the CSV exports to their first byte. No route sets a
+|    year); the CSV exports to their first data row. No route sets a
 |    Server-Timing header, so the figure is wall time on loopback, the whole
 |    body read (session, auth, queries, rendering);
 | 6. prints a table sorted slowest first (median, max, status, size), the
@@ -138,7 +138,8 @@ interface Answer {
 
 /**
  * One GET on loopback: wall time until the whole body is read, or until its
- * first byte (`firstByte`: the CSV exports, then the socket is dropped).
+ * first data row (`firstByte`: the CSV exports, whose header line is written
+ * before the first batch is read; then the socket is dropped).
  */
 function get(origin: string, path: string, headers: Record<string, string>, firstByte = false, keepBody = false): Promise<Answer> {
   return new Promise((resolveGet, reject) => {
@@ -146,7 +147,11 @@ function get(origin: string, path: string, headers: Record<string, string>, firs
     const request = http.get(`${origin}${path}`, { agent: firstByte ? false : agent, headers }, (response) => {
       const chunks: Buffer[] = []
       let bytes = 0
+      let lines = 0
+      let finished = false
       const done = () => {
+        if (finished) return
+        finished = true
         const ms = Number(process.hrtime.bigint() - started) / 1e6
         resolveGet({ status: response.statusCode ?? 0, ms, bytes, headers: response.headers, body: keepBody ? Buffer.concat(chunks).toString('utf8') : '' })
       }
@@ -154,13 +159,15 @@ function get(origin: string, path: string, headers: Record<string, string>, firs
         bytes += chunk.length
         if (keepBody) chunks.push(chunk)
         if (firstByte) {
-          done()
-          request.destroy()
+          for (const byte of chunk) if (byte === 10) lines++
+          // The header line, then a row (or an error page / empty export that ends first)
+          if (lines >= 2 || response.statusCode !== 200) {
+            done()
+            request.destroy()
+          }
         }
       })
-      response.on('end', () => {
-        if (!firstByte) done()
-      })
+      response.on('end', () => done())
       response.on('error', () => {})
     })
     request.setTimeout(REQUEST_TIMEOUT_MS, () => request.destroy(new Error(`${path}: no answer in ${REQUEST_TIMEOUT_MS} ms`)))
@@ -443,7 +450,7 @@ async function main() {
     console.log('| ---: | ---: | ---: | ---: | --- | --- |')
     for (const r of results) {
       const flag = r.median > 300 ? ' **over 300 ms**' : ''
-      console.log(`| ${fmt(r.median)} | ${fmt(r.max)} | ${r.status} | ${r.firstByte ? 'first byte' : r.bytes} | ${r.auth} | \`${r.path}\`${flag} |`)
+      console.log(`| ${fmt(r.median)} | ${fmt(r.max)} | ${r.status} | ${r.firstByte ? 'first row' : r.bytes} | ${r.auth} | \`${r.path}\`${flag} |`)
     }
     const over = results.filter((r) => r.median > 300).length
     const bad = results.filter((r) => r.status >= 400 || (r.status >= 300 && r.auth !== 'none')).length
