@@ -5,6 +5,20 @@ import logger from '@adonisjs/core/services/logger'
 import { applyFilters, type UsageFilters } from '#services/usage_query'
 
 const BATCH = 5000
+/**
+ * The first batch is small and each next one 4x larger, up to BATCH: the
+ * first row goes out after ~100 matching rows are read, not 5,000 (a sparse
+ * filter, `model=gpt-4o&status=error` over 30 days at 1M rows, read ~550k
+ * rows backwards on the primary key before its first byte of data: 555 ms;
+ * an unfiltered export rendered 5,000 rows first: 200 ms). Three more
+ * statements in a long export, each resuming where the last stopped.
+ */
+const FIRST_BATCH = 100
+
+/** The size of the export's next keyset batch after one of `previous` rows (null: the first). */
+export function nextBatchSize(previous: number | null): number {
+  return previous === null ? FIRST_BATCH : Math.min(BATCH, previous * 4)
+}
 
 const COLUMNS = [
   'id', 'created_at', 'request_id', 'user_email', 'api_key_id', 'key_name', 'channel', 'provider', 'model', 'served_model',
@@ -33,7 +47,7 @@ export function tagsCell(tags: string[] | null): string | null {
 
 /**
  * Writes the filtered usage rows to the raw response as CSV, newest first,
- * in keyset batches of 5,000: memory stays flat whatever the row count, and
+ * in keyset batches of 100, 400, 1,600, then 5,000 (nextBatchSize): memory stays flat whatever the row count, and
  * a slow client pauses the reads (drain) instead of growing a buffer. A
  * client that hangs up stops the export. A read that fails once the header
  * is out cuts the download short (the error is logged): the status line is
@@ -60,7 +74,9 @@ async function writeUsageCsv(res: ServerResponse, filters: UsageFilters, userId:
   res.on('close', () => (closed = true))
   res.write(COLUMNS.join(',') + '\n')
   let before: number | null = null
+  let size: number | null = null
   while (!closed) {
+    size = nextBatchSize(size)
     const query = applyFilters(
       db
         .from('usage_records as u')
@@ -69,7 +85,7 @@ async function writeUsageCsv(res: ServerResponse, filters: UsageFilters, userId:
         .leftJoin('api_keys', 'api_keys.id', 'u.api_key_id')
         .select('u.*', 'users.email as user_email', 'channels.name as channel_name', 'api_keys.name as key_name')
         .orderBy('u.id', 'desc')
-        .limit(BATCH),
+        .limit(size),
       filters,
       userId
     )
@@ -90,7 +106,7 @@ async function writeUsageCsv(res: ServerResponse, filters: UsageFilters, userId:
     }
     before = Number(rows[rows.length - 1].id)
     if (!res.write(chunk) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')])
-    if (rows.length < BATCH) break
+    if (rows.length < size) break
   }
   if (!closed) res.end()
 }

@@ -6,8 +6,9 @@ import { resetDatabase } from '#tests/helpers'
 
 /**
  * seed:demo writes what the meter writes with each request: a key with
- * requests has spend and a last use, balances drop by the charges, and the
- * monthly counters add up to the usage rows (the pages read all three).
+ * requests has spend and a last use, balances drop by the charges, the
+ * monthly counters add up to the usage rows, and teams, organizations and
+ * listed end users have their rows' spend (the pages read them all).
  */
 test.group('seed:demo', (group) => {
   group.setup(() => resetDatabase())
@@ -56,6 +57,33 @@ test.group('seed:demo', (group) => {
     for (const row of months.rows) {
       assert.equal(Number(row.requests), Number(row.actual_requests))
       assert.equal(Number(row.cost).toFixed(9), Number(row.actual_cost).toFixed(9))
+    }
+
+    // Teams, organizations and listed end users: their spend is their rows' (the meter's effects).
+    const teams = await db.rawQuery(`
+      SELECT t.id, t.spent, t.organization_id, (SELECT SUM(cost) FROM usage_records u WHERE u.team_id = t.id) AS cost,
+             (SELECT COUNT(*)::int FROM api_keys k WHERE k.team_id = t.id) AS keys
+        FROM teams t WHERE EXISTS (SELECT 1 FROM usage_records u WHERE u.team_id = t.id)`)
+    assert.isAtLeast(teams.rows.length, 1, 'some rows are of a team')
+    for (const team of teams.rows) {
+      assert.isAbove(Number(team.cost), 0)
+      assert.equal(Number(team.spent).toFixed(9), Number(team.cost).toFixed(9))
+      assert.isAbove(team.keys, 0)
+    }
+    const orgs = await db.rawQuery(`
+      SELECT o.spent, (SELECT SUM(cost) FROM usage_records u WHERE u.organization_id = o.id) AS cost
+        FROM organizations o WHERE EXISTS (SELECT 1 FROM usage_records u WHERE u.organization_id = o.id)`)
+    assert.isAtLeast(orgs.rows.length, 1, 'some rows are of an organization')
+    for (const org of orgs.rows) assert.equal(Number(org.spent).toFixed(9), Number(org.cost).toFixed(9))
+    const listed = await db.rawQuery(`
+      SELECT e.spent, (SELECT SUM(cost) FROM usage_records u WHERE u.user_id = e.user_id AND u.end_user = e.end_user) AS cost FROM end_users e`)
+    assert.isAtLeast(listed.rows.length, 1, 'some end users are listed')
+    for (const e of listed.rows) assert.equal(Number(e.spent).toFixed(9), Number(e.cost).toFixed(9))
+    // Each user's rows go through more than one model and channel.
+    const spread = await db.rawQuery(`SELECT user_id, COUNT(DISTINCT model)::int AS models, COUNT(DISTINCT channel_id)::int AS channels FROM usage_records GROUP BY user_id`)
+    for (const u of spread.rows) {
+      assert.equal(u.models, 4, 'gpt-4o-mini, gpt-4o, deepseek-chat, claude-sonnet-4')
+      assert.equal(u.channels, 4)
     }
   })
 })

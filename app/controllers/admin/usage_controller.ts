@@ -6,7 +6,7 @@ import { loggedBodies } from '#services/logged_bodies'
 import db from '@adonisjs/lucid/services/db'
 import { DateTime } from 'luxon'
 import { applyFilters, FILTER_NAMES, parseFilters, userIdOf, type UsageFilters } from '#services/usage_query'
-import { dailyTotals, fillDays, type DayTotals } from '#services/usage_rollup'
+import { dailyStatusTotals, dailyTotals, fillDays, statusTotalsPartial, type DayTotals } from '#services/usage_rollup'
 import { streamUsageCsv } from '#services/usage_csv'
 import { endUserDailyTotals, spendByEndUser } from '#services/end_user_spend'
 import { retentionNotice } from '#services/usage_retention'
@@ -148,6 +148,7 @@ function typedValue(value: unknown): string {
  * Per-day totals of the filtered range (chart and totals). A date range with
  * at most one of model / user / channel / tag reads the daily rollups (plus
  * today live), an end user with or without user / key / model the end-user
+ * rollup, a status (ok, error, a code) with or without a model the status
  * rollup; other filters aggregate the matching rows, which the indexes on
  * (user_id | channel_id | model, created_at) keep to the filtered set.
  */
@@ -166,6 +167,13 @@ async function perDay(filters: UsageFilters, userId: number | null): Promise<{ d
   // A tag alone: its rollup rows (the rollups hold one dimension at a time).
   if (!filters.key && !filters.status && !filters.end_user && filters.tag && dims.length === 0) {
     return { days: await dailyTotals(from, to, { dim: 'tag', key: filters.tag }), fromRows: false }
+  }
+  // A status (ok, error, an HTTP status), alone or with a model: the status rollup (model_status).
+  // Days pruned before it existed (migration 1032) have it from their kept rows only: then the
+  // retention notice stays (fromRows), as for totals read from the rows.
+  if (!filters.key && !filters.tag && !filters.end_user && filters.status && dims.length === (filters.model ? 1 : 0)) {
+    const [days, partial] = await Promise.all([dailyStatusTotals(from, to, filters.status, filters.model || undefined), statusTotalsPartial(from, to)])
+    if (days) return { days, fromRows: partial }
   }
 
   const rows = await applyFilters(
