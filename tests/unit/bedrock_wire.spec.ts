@@ -7,6 +7,7 @@ import { bedrockRegion, parseBedrockKey } from '#gateway/providers/bedrock/bedro
 import { normaliseBaseUrl } from '#gateway/providers/base_url'
 import { frame } from '#tests/fixtures/mock_bedrock'
 import type { ChannelInfo } from '#gateway/types'
+import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 
 /**
  * AWS's published SigV4 test suite (aws-sig-v4-test-suite: credentials
@@ -159,6 +160,14 @@ test.group('Bedrock channel settings', () => {
       operation: 'generate', dialect: 'anthropic_messages', model: 'm', stream: false, body: '{}', clientHeaders: {},
     })
     assert.equal(bearer.headers.authorization, 'Bearer ABSKkey')
+  })
+
+  test("each part of a Bedrock key is concealed in upstream words, not only the whole key", ({ assert }) => {
+    const bedrock = channel('https://bedrock-runtime.us-east-1.amazonaws.com', 'AKIAEXAMPLEID:wJalrSECRETkey:SessionTokenValue')
+    const text = withoutChannelSecrets('key AKIAEXAMPLEID secret wJalrSECRETkey token SessionTokenValue', bedrock)
+    assert.notInclude(text, 'AKIAEXAMPLEID')
+    assert.notInclude(text, 'wJalrSECRETkey')
+    assert.notInclude(text, 'SessionTokenValue')
   })
 
   test("AWS's error types in the statuses the dispatcher acts on", ({ assert }) => {
