@@ -93,7 +93,7 @@ test.group('Bedrock channels', (group) => {
     assert.deepEqual(await ledgerProblems(), [])
   })
 
-  test('OpenAI client, translated, whole and streamed', async ({ assert }) => {
+  test('OpenAI client, translated, whole and streamed; a Responses client', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const client = openai(user.key)
     const whole = await client.chat.completions.create({ model: 'claude-sonnet-4-5', messages: hi })
@@ -111,8 +111,12 @@ test.group('Bedrock channels', (group) => {
     assert.equal(text, 'Hello from Bedrock.')
     assert.include(usage, { prompt_tokens: 12, completion_tokens: 4 })
     assert.equal(mock.lastRequest().path, `${SONNET_PATH}/invoke-with-response-stream`)
+    const responses = await client.responses.create({ model: 'claude-sonnet-4-5', input: 'hi' })
+    assert.equal(responses.output_text, 'Hello from Bedrock.')
+    assert.include(responses.usage, { input_tokens: 12, output_tokens: 4 })
+
     const rows = await usageRows(user.userId)
-    assert.lengthOf(rows, 2)
+    assert.lengthOf(rows, 3)
     for (const row of rows) {
       assert.include(row, { status: 200, provider: 'bedrock', prompt_tokens: 12, completion_tokens: 4, estimated: false })
       assert.equal(toPico(row.cost), 12n * 3n * M + 4n * 15n * M)
