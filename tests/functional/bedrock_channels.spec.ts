@@ -79,11 +79,17 @@ test.group('Bedrock channels', (group) => {
     assert.equal(seen.path, `${SONNET_PATH}/invoke-with-response-stream`)
     assert.equal(seen.headers.accept, 'application/vnd.amazon.eventstream')
 
+    // count_tokens: Bedrock's CountTokens is not called, the gateway's tokenizer counts
+    const sent = mock.requests.length
+    const counted = await client.messages.countTokens({ model: 'claude-sonnet-4-5', messages: hi })
+    assert.isAbove(counted.input_tokens, 0)
+    assert.equal(mock.requests.length, sent)
+
     const rows = await usageRows(user.userId)
-    assert.lengthOf(rows, 2)
+    assert.lengthOf(rows.filter((row) => row.endpoint !== 'messages.count_tokens'), 2)
     // 12 x 3 + 200 x 0.3 + 1000 x 3.75 + 4 x 15
     const cost = 12n * 3n * M + 200n * 300_000n + 1000n * 3_750_000n + 4n * 15n * M
-    for (const row of rows) {
+    for (const row of rows.filter((r) => r.endpoint !== 'messages.count_tokens')) {
       assert.include(row, { status: 200, model: 'claude-sonnet-4-5', served_model: SONNET, provider: 'bedrock', prompt_tokens: 1212, completion_tokens: 4, cached_tokens: 200, cache_write_tokens: 1000, estimated: false })
       assert.equal(toPico(row.cost), cost)
     }
