@@ -16,6 +16,7 @@ export type ProviderKind =
   | 'anthropic'
   | 'google'
   | 'azure'
+  | 'bedrock'
   | 'custom'
 
 export const PROVIDER_KINDS: readonly ProviderKind[] = [
@@ -27,6 +28,7 @@ export const PROVIDER_KINDS: readonly ProviderKind[] = [
   'anthropic',
   'google',
   'azure',
+  'bedrock',
   'custom',
 ]
 

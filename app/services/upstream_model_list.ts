@@ -78,11 +78,12 @@ export class UpstreamModelsError extends AdminInputError {
   }
 }
 
-type Paging = 'none' | 'anthropic' | 'google'
+type Paging = 'none' | 'anthropic' | 'google' | 'bedrock'
 
 function pagingOf(provider: ProviderKind): Paging {
   if (provider === 'anthropic') return 'anthropic'
   if (provider === 'google') return 'google'
+  if (provider === 'bedrock') return 'bedrock'
   return 'none'
 }
 
@@ -179,6 +180,12 @@ function readPage(paging: Paging, answer: unknown): { ids: string[]; next: strin
       .filter(validId)
     const token = (body as Record<string, unknown>).nextPageToken
     return { ids, next: typeof token === 'string' && token ? token : null }
+  }
+  if (paging === 'bedrock') {
+    // Bedrock's ListFoundationModels: every model at once, `modelSummaries[].modelId`
+    const summaries = (body as Record<string, unknown> | null)?.modelSummaries
+    if (!Array.isArray(summaries)) throw new UpstreamModelsError('the answer holds no model list (no "modelSummaries" array)')
+    return { ids: summaries.map((m) => (m as { modelId?: unknown })?.modelId).filter(validId), next: null }
   }
   const data = Array.isArray(body) ? body : (body as Record<string, unknown> | null)?.data
   if (!Array.isArray(data)) throw new UpstreamModelsError('the answer holds no model list (no "data" array)')

@@ -4,6 +4,7 @@ import { SPEND_PERIODS } from '#gateway/metering/spend_period'
 import { adminMessages } from '#validators/admin_messages'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { wholeNumberField } from '#validators/whole_number_field'
+import { AWS_REGION, bedrockBaseUrl } from '#gateway/providers/bedrock/bedrock_settings'
 
 /**
  * Validators shared by the ace commands and the admin panel (one rule, one
@@ -234,9 +235,20 @@ export function parsePairs(field: string, text: unknown, separator: '=' | ':', e
  * validator's.
  */
 export async function validateChannel(data: Record<string, unknown>, problems: FieldProblem[] = []) {
-  const [error, input] = await createChannelValidator.tryValidate(data)
+  const [error, input] = await createChannelValidator.tryValidate(withRegionAsBaseUrl(data))
   if (error || problems.length) {
     throw new errors.E_VALIDATION_ERROR([...problems, ...((error?.messages as FieldProblem[]) ?? [])])
   }
   return input!
+}
+
+/**
+ * A `bedrock` channel may be given its region for a base URL (`us-east-1`):
+ * its runtime endpoint, before the URL rule sees it (the panel, channel:create
+ * and the management API alike).
+ */
+export function withRegionAsBaseUrl<T extends Record<string, unknown>>(data: T): T {
+  const baseUrl = typeof data.baseUrl === 'string' ? data.baseUrl.trim() : null
+  if (data.provider !== 'bedrock' || baseUrl === null || !AWS_REGION.test(baseUrl)) return data
+  return { ...data, baseUrl: bedrockBaseUrl(baseUrl) }
 }

@@ -1,5 +1,6 @@
 import { VENDORS } from '#gateway/providers/vendors'
 import type { ProviderKind } from '#gateway/types'
+import { AWS_REGION, bedrockBaseUrl, bedrockRegion } from '#gateway/providers/bedrock/bedrock_settings'
 
 /** A base URL that cannot be used as given; the message says what to change. */
 export class BaseUrlError extends Error {
@@ -36,6 +37,26 @@ const PASTED_ENDPOINT =
  * fragment, credentials in the URL, a scheme other than http(s).
  */
 export function normaliseBaseUrl(kind: ProviderKind, input: string): string {
+  if (kind === 'bedrock') return normaliseBedrockBaseUrl(input)
+  return normalisedUrl(kind, input)
+}
+
+/**
+ * Bedrock: a bare region is its runtime endpoint; any base must name the
+ * region requests are signed for (its AWS host, or `?region=`).
+ */
+function normaliseBedrockBaseUrl(input: string): string {
+  const trimmed = input.trim()
+  const normalised = normalisedUrl('bedrock', AWS_REGION.test(trimmed) ? bedrockBaseUrl(trimmed) : trimmed)
+  if (bedrockRegion(normalised) === null) {
+    throw new BaseUrlError(
+      `A Bedrock base URL names its region: ${expectedBaseUrl('bedrock')}, e.g. ${normalised}?region=us-east-1`
+    )
+  }
+  return normalised
+}
+
+function normalisedUrl(kind: ProviderKind, input: string): string {
   let url: URL
   try {
     url = new URL(input.trim())

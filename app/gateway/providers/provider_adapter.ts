@@ -11,6 +11,25 @@ export interface UpstreamRequest {
   path: string
   headers: Record<string, string>
   body: string | Buffer
+  /** How the answer is read when it is not the dialect's own bytes (Bedrock's event stream, its error types) */
+  answer?: AnswerWire
+}
+
+/**
+ * An upstream whose answers need reading before the dialect's codecs see
+ * them: applied by UpstreamBody as the answer arrives, so the dispatcher,
+ * the stream checks and the relays work on the dialect's own form.
+ */
+export interface AnswerWire {
+  /** The status the gateway acts on (Bedrock's bad-credentials 403 as a 401) */
+  status?(statusCode: number, headers: IncomingHttpHeaders): number
+  /** A decoder of a 2xx body into the dialect's bytes (and the content type they have); null: the body is the dialect's own */
+  decoder?(statusCode: number, headers: IncomingHttpHeaders): { decoder: BodyDecoder; contentType: string } | null
+}
+
+/** Turns body chunks into the dialect's bytes: null while a chunk completes nothing; throws on a corrupt body. */
+export interface BodyDecoder {
+  push(chunk: Buffer): Buffer | null
 }
 
 /** A realtime session's upstream WebSocket: where to connect (ws: or wss:) and the handshake's headers. */

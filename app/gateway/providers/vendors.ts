@@ -18,6 +18,7 @@ import type { ProviderKind } from '#gateway/types'
  * | google     | gemini (native)    | generateContent family       | https://generativelanguage.googleapis.com/v1beta          |
  * | anthropic  | anthropic (native) | Messages API                 | https://api.anthropic.com/v1                              |
  * | azure      | azure              | chat, responses, embeddings, images | (required: https://{resource}.openai.azure.com/openai[/v1]) |
+ * | bedrock    | bedrock            | Messages API (Claude, InvokeModel) | (required: https://bedrock-runtime.{region}.amazonaws.com, or the region) |
  * | custom     | openai_compatible  | chat                         | (required)                                                |
  *
  * Base URLs are stored in the form above; `baseUrl` says how pasted shorter
@@ -191,6 +192,22 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
       example: 'https://my-resource.openai.azure.com/openai',
       expected:
         'https://{resource}.openai.azure.com/openai (deployments, optional ?api-version=2024-10-21) or https://{resource}.openai.azure.com/openai/v1',
+    },
+  },
+  bedrock: {
+    // Per region: https://bedrock-runtime.{region}.amazonaws.com (a bare region is completed to it: base_url.ts).
+    defaultBaseUrl: null,
+    dialects: ['anthropic_messages'],
+    // Beta flags go in the body on Bedrock (bedrock_adapter.ts), no client header is relayed.
+    forwardHeaders: [],
+    envKey: null,
+    defaultModels: [],
+    // Another base (a proxy, a VPC endpoint) names the region to sign for: http://proxy:8080?region=us-east-1
+    baseUrl: {
+      hostPath: '',
+      query: ['region'],
+      example: 'https://bedrock-runtime.us-east-1.amazonaws.com',
+      expected: 'https://bedrock-runtime.{region}.amazonaws.com (or just the region, us-east-1; another base with ?region=)',
     },
   },
   custom: {

@@ -32,6 +32,10 @@ function secretsOf(channel: ChannelInfo): ChannelSecrets {
   if (found) return found
   const credentials = Object.values(channel.extraHeaders).filter((value) => value.length >= SHORTEST_SECRET)
   if (channel.apiKey && channel.apiKey.length >= SHORTEST_SECRET) credentials.push(channel.apiKey)
+  // A Bedrock key holds its access key id, secret and session token apart (bedrock_settings.ts): each concealed.
+  if (channel.provider === 'bedrock' && channel.apiKey) {
+    for (const part of channel.apiKey.split(':')) if (part.length >= SHORTEST_SECRET) credentials.push(part)
+  }
   const addresses: string[] = []
   try {
     const url = new URL(channel.baseUrl)

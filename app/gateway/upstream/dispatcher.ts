@@ -370,7 +370,8 @@ function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelT
       headersTimeout: 0,
       bodyTimeout: 0,
     },
-    guard
+    guard,
+    request.answer
   )
 }
 
@@ -566,7 +567,8 @@ export function upstreamFailure(status: number, bytes: Buffer): GatewayError {
   try {
     const parsed = JSON.parse(bytes.toString('utf8'))
     const detail = Array.isArray(parsed) ? parsed[0] : parsed
-    message = detail?.error?.message ?? detail?.message ?? ''
+    // AWS's services answer {"message"} or {"Message"} (Bedrock's auth errors)
+    message = detail?.error?.message ?? detail?.message ?? detail?.Message ?? ''
     if (typeof message !== 'string') message = JSON.stringify(message) ?? ''
     // The client's message, the attempt's record and the channel's last error: not a 300 KB text each.
     if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}...`

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
+import type { AnswerWire, BodyDecoder } from '#gateway/providers/provider_adapter'
 import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 
 /** What an upstream answer's body needs from its attempt: the idle clock and the end of the timers. */
@@ -69,11 +70,21 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
   #failure: Error | null = null
   /** Someone waits for what is held before a reader attaches (held()) */
   #onHeld: (() => void) | null = null
+  /** How the provider's answer is read (Bedrock's), if it is not the dialect's own bytes */
+  #wire: AnswerWire | undefined
+  /** Turns the body into the dialect's bytes as it arrives (AnswerWire.decoder) */
+  #decoder: BodyDecoder | null = null
 
-  private constructor(timers: BodyTimers, resolve: (body: UpstreamBody) => void, reject: (error: Error) => void) {
+  private constructor(
+    timers: BodyTimers,
+    resolve: (body: UpstreamBody) => void,
+    reject: (error: Error) => void,
+    wire: AnswerWire | undefined
+  ) {
     this.#timers = timers
     this.#onHead = resolve
     this.#onHeadError = reject
+    this.#wire = wire
   }
 
   /**
@@ -84,10 +95,11 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
   static send(
     dispatcher: Pick<Dispatcher, 'dispatch'>,
     options: Dispatcher.DispatchOptions,
-    timers: BodyTimers & { watch(exchange: UpstreamBody): void }
+    timers: BodyTimers & { watch(exchange: UpstreamBody): void },
+    wire?: AnswerWire
   ): Promise<UpstreamBody> {
     return new Promise<UpstreamBody>((resolve, reject) => {
-      const exchange = new UpstreamBody(timers, resolve, reject)
+      const exchange = new UpstreamBody(timers, resolve, reject, wire)
       // The attempt's timers and the client's disconnect abort it from now on.
       timers.watch(exchange)
       dispatcher.dispatch(options, exchange)
@@ -133,6 +145,16 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     controller.rawHeaders = null
     // 1xx (100 Continue, 103 Early Hints): the real head is still to come.
     if (statusCode < 200) return
+    const wire = this.#wire
+    if (wire) {
+      statusCode = wire.status?.(statusCode, headers) ?? statusCode
+      const decoding = wire.decoder?.(statusCode, headers)
+      if (decoding) {
+        this.#decoder = decoding.decoder
+        headers = { ...headers, 'content-type': decoding.contentType }
+        delete headers['content-length']
+      }
+    }
     this.statusCode = statusCode
     this.headers = headers
     const resolve = this.#onHead
@@ -142,6 +164,17 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer) {
     this.#timers.touch()
+    if (this.#decoder) {
+      let decoded: Buffer | null
+      try {
+        decoded = this.#decoder.push(chunk)
+      } catch (error) {
+        controller.abort(error as Error)
+        return
+      }
+      if (decoded === null) return
+      chunk = decoded
+    }
     const sink = this.#sink
     if (sink && !this.#waiting && this.#pending === null) return this.#deliver(sink, chunk)
     // No reader yet, or the reader asked to wait: hold the chunk, and past the

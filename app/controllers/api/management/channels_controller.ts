@@ -8,7 +8,7 @@ import { testAllChannels } from '#actions/test_all_channels'
 import { fetchChannelModels, setChannelModels } from '#actions/channel_models'
 import { UpstreamModelsError } from '#services/upstream_model_list'
 import { GatewayError } from '#exceptions/gateway_error'
-import { channelModelsValidator, createChannelValidator } from '#validators/admin'
+import { channelModelsValidator, createChannelValidator, withRegionAsBaseUrl } from '#validators/admin'
 import { apiActor, channelJson, managed } from '#services/management_api'
 import { recordId } from '#services/record_id'
 
@@ -81,7 +81,7 @@ export default class ManagementChannelsController {
   /** POST /api/admin/channels: {name, provider, base_url, api_key?, models, model_mapping?, extra_headers?, priority?, weight?, enabled?, *_timeout_ms?, plan_ids?} */
   async store(ctx: HttpContext) {
     return managed(async () => {
-      const input = await createChannelValidator.validate(camelCase(ctx.request.body()))
+      const input = await createChannelValidator.validate(withRegionAsBaseUrl(camelCase(ctx.request.body())))
       const channel = await createChannel(input, apiActor(ctx))
       ctx.response.status(201)
       return channelJson(channel)
@@ -106,7 +106,7 @@ export default class ManagementChannelsController {
       for (const field of ['connect_timeout_ms', 'first_byte_timeout_ms', 'idle_timeout_ms', 'total_timeout_ms']) {
         if (body[field] === null) delete (current as Record<string, unknown>)[FIELDS[field]]
       }
-      const input = await createChannelValidator.validate({ ...current, ...given })
+      const input = await createChannelValidator.validate(withRegionAsBaseUrl({ ...current, ...given }))
       const actor = apiActor(ctx)
       const { enabled, ...configuration } = input
       await updateChannel(channel.id, { ...configuration, apiKey: input.apiKey, clearApiKey: body.api_key === null }, actor)

@@ -1,0 +1,183 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import type { DialectName } from '#gateway/dialects/canonical'
+import {
+  baseOf,
+  withChannelHeaders,
+  type AnswerWire,
+  type ProviderAdapter,
+  type UpstreamCall,
+  type UpstreamRequest,
+} from '#gateway/providers/provider_adapter'
+import { bedrockControlOrigin, bedrockRegion, parseBedrockKey, type BedrockAuth } from '#gateway/providers/bedrock/bedrock_settings'
+import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
+import { signRequest, uriEncode } from '#gateway/providers/bedrock/sigv4'
+import type { ChannelInfo } from '#gateway/types'
+
+export const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31'
+const DIALECTS: readonly DialectName[] = ['anthropic_messages']
+const EVENT_STREAM = 'application/vnd.amazon.eventstream'
+
+/** What a channel snapshot's settings come to, worked out once (the catalog builds a new snapshot on every change). */
+interface BedrockChannel {
+  auth: BedrockAuth | null
+  region: string | null
+  host: string
+}
+const settings = new WeakMap<ChannelInfo, BedrockChannel>()
+
+function settingsOf(channel: ChannelInfo): BedrockChannel {
+  let found = settings.get(channel)
+  if (!found) {
+    found = {
+      auth: channel.apiKey ? parseBedrockKey(channel.apiKey) : null,
+      region: bedrockRegion(channel.baseUrl),
+      host: new URL(baseOf(channel).origin).host,
+    }
+    settings.set(channel, found)
+  }
+  return found
+}
+
+/**
+ * AWS Bedrock's runtime, Claude models through InvokeModel: the Anthropic
+ * Messages body with `anthropic_version: bedrock-2023-05-31` and without
+ * `model` (in the path: `/model/{id}/invoke`) or `stream` (the path:
+ * `/invoke-with-response-stream`, answered in AWS's event stream, decoded
+ * into Anthropic's SSE as it arrives: bedrock_stream.ts). Authenticated by
+ * SigV4 with the channel's IAM credentials, or a Bedrock API key as Bearer
+ * (bedrock_settings.ts). Other Bedrock models (Converse) are not served yet.
+ */
+export class BedrockAdapter implements ProviderAdapter {
+  dialects() {
+    return DIALECTS
+  }
+
+  /** Bedrock's CountTokens takes another body; the gateway's tokenizer counts */
+  countsTokens() {
+    return false
+  }
+
+  embeddings() {
+    return null
+  }
+
+  offers() {
+    return false
+  }
+
+  request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
+    const { origin, basePath } = baseOf(channel)
+    const action = call.stream ? 'invoke-with-response-stream' : 'invoke'
+    const path = `${basePath}/model/${uriEncode(call.model)}/${action}`
+    const body = Buffer.from(JSON.stringify(invokeBody(call)))
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'accept': call.stream ? EVENT_STREAM : 'application/json',
+    }
+    authorise(channel, { method: 'POST', path, headers, body }, 'bedrock')
+    withChannelHeaders(headers, channel, {}, [])
+    return { origin, path, headers, body, answer: BEDROCK_ANSWER }
+  }
+
+  /** Bedrock's model list is its control plane's `GET /foundation-models` (bedrock.{region}, not bedrock-runtime). */
+  modelsPath(channel: ChannelInfo): UpstreamRequest {
+    const { basePath } = baseOf(channel)
+    const origin = bedrockControlOrigin(channel.baseUrl)
+    const path = `${basePath}/foundation-models`
+    const headers: Record<string, string> = { accept: 'application/json' }
+    authorise(channel, { method: 'GET', path, headers, body: '', host: new URL(origin).host }, 'bedrock')
+    withChannelHeaders(headers, channel, {}, [])
+    return { method: 'GET', origin, path, headers, body: '' }
+  }
+}
+
+/**
+ * The Anthropic Messages body as InvokeModel takes it. Bedrock refuses
+ * `model` and `stream`; the client's `anthropic-beta` header goes in the body
+ * as `anthropic_beta`, where Bedrock reads beta flags.
+ */
+function invokeBody(call: UpstreamCall): Record<string, unknown> {
+  let body: Record<string, unknown>
+  try {
+    body = JSON.parse(typeof call.body === 'string' ? call.body : call.body.toString('utf8'))
+  } catch {
+    throw GatewayError.invalidJson()
+  }
+  const { model: _model, stream: _stream, ...rest } = body
+  const betas = call.dialect === 'anthropic_messages' ? call.clientHeaders['anthropic-beta'] : undefined
+  const anthropicBeta =
+    typeof betas === 'string' && rest.anthropic_beta === undefined
+      ? betas.split(',').map((beta) => beta.trim()).filter(Boolean)
+      : []
+  return {
+    anthropic_version: BEDROCK_ANTHROPIC_VERSION,
+    ...rest,
+    ...(anthropicBeta.length ? { anthropic_beta: anthropicBeta } : {}),
+  }
+}
+
+/** Signs (SigV4) or sets the Bearer key on a request, in place. */
+function authorise(
+  channel: ChannelInfo,
+  request: { method: string; path: string; headers: Record<string, string>; body: string | Buffer; host?: string },
+  service: string
+) {
+  const { auth, region, host } = settingsOf(channel)
+  if (!auth) return
+  if (auth.kind === 'bearer') {
+    request.headers['authorization'] = `Bearer ${auth.token}`
+    return
+  }
+  // normaliseBaseUrl refuses a bedrock base URL that names no region; a row written around it gets AWS's answer.
+  signRequest({ ...request, host: request.host ?? host }, auth.credentials, region ?? 'us-east-1', service)
+}
+
+/** Bedrock's exceptions that mean the channel's credentials are wrong (AWS answers them 403 or 400) */
+const BAD_CREDENTIALS = new Set([
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'IncompleteSignatureException',
+  'MissingAuthenticationTokenException',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+])
+
+/** x-amzn-errortype: `ValidationException:http://internal.amazon.com/coral/...` -> `ValidationException` */
+export function bedrockErrorType(headers: IncomingHttpHeaders): string | null {
+  const value = headers['x-amzn-errortype']
+  const text = Array.isArray(value) ? value[0] : value
+  return text ? text.split(':')[0].trim() : null
+}
+
+/**
+ * Bedrock's errors in the statuses the dispatcher acts on: bad credentials
+ * are 401 (the channel is disabled, as for any provider's 401; AWS says
+ * 403), a model timeout 504 and a model's own error 502 (the next channel is
+ * tried), throttling and a model not ready 429; the rest as AWS says them
+ * (AccessDenied 403 for a model not granted, Validation 400, ...).
+ */
+export function bedrockStatus(status: number, headers: IncomingHttpHeaders): number {
+  if (status < 400) return status
+  const type = bedrockErrorType(headers)
+  if (!type) return status
+  if (BAD_CREDENTIALS.has(type)) return 401
+  if (type === 'ThrottlingException' || type === 'ModelNotReadyException') return 429
+  if (type === 'ModelTimeoutException') return 504
+  if (type === 'ModelErrorException') return 502
+  if (type === 'ServiceUnavailableException') return 503
+  return status
+}
+
+const BEDROCK_ANSWER: AnswerWire = {
+  status: bedrockStatus,
+  decoder(status, headers) {
+    if (status < 200 || status >= 300) return null
+    const type = headers['content-type']
+    if (typeof type !== 'string' || !type.startsWith(EVENT_STREAM)) return null
+    return { decoder: new BedrockToAnthropicSse(), contentType: 'text/event-stream' }
+  },
+}
+
+export const bedrockAdapter = new BedrockAdapter()

@@ -1,0 +1,69 @@
+import type { AwsCredentials } from '#gateway/providers/bedrock/sigv4'
+
+/**
+ * A `bedrock` channel's settings, from the fields every channel has (no
+ * column of their own, so encryption, `secrets:reencrypt`, the APP_KEY check
+ * and "never shown back" are the channel key's):
+ *
+ * - the key: `ACCESS_KEY_ID:SECRET_ACCESS_KEY` or
+ *   `ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN` (IAM credentials, signed
+ *   with SigV4), or a Bedrock API key (no colon: AWS's `ABSK...` long-term
+ *   and `bedrock-api-key-...` short-term keys), sent as `Authorization: Bearer`;
+ * - the region: from the base URL's AWS host
+ *   (`https://bedrock-runtime.{region}.amazonaws.com`), or its `?region=`
+ *   for any other base (a proxy, a VPC endpoint, the tests' mock).
+ */
+export type BedrockAuth = { kind: 'sigv4'; credentials: AwsCredentials } | { kind: 'bearer'; token: string }
+
+export function parseBedrockKey(key: string): BedrockAuth {
+  const trimmed = key.trim()
+  if (!trimmed.includes(':')) return { kind: 'bearer', token: trimmed }
+  const [accessKeyId, secretAccessKey, ...rest] = trimmed.split(':').map((part) => part.trim())
+  const sessionToken = rest.join(':')
+  return { kind: 'sigv4', credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+}
+
+/** Whether a key has the form parseBedrockKey reads (an access key id and a secret when it has a colon). */
+export function bedrockKeyProblem(key: string): string | null {
+  const auth = parseBedrockKey(key)
+  if (auth.kind === 'bearer') return auth.token ? null : 'the key is empty'
+  const { accessKeyId, secretAccessKey } = auth.credentials
+  if (!accessKeyId || !secretAccessKey) {
+    return 'a Bedrock key is ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN], or a Bedrock API key'
+  }
+  return null
+}
+
+/** An AWS region name: us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4 */
+export const AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/
+
+const AWS_RUNTIME_HOST = /^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/
+
+/** The region a Bedrock base URL names; null when it names none. */
+export function bedrockRegion(baseUrl: string): string | null {
+  let url: URL
+  try {
+    url = new URL(baseUrl)
+  } catch {
+    return null
+  }
+  const fromHost = AWS_RUNTIME_HOST.exec(url.hostname)?.[1]
+  if (fromHost) return fromHost
+  const fromQuery = url.searchParams.get('region')
+  return fromQuery && AWS_REGION.test(fromQuery) ? fromQuery : null
+}
+
+/** The runtime endpoint of a region */
+export function bedrockBaseUrl(region: string): string {
+  return `https://bedrock-runtime.${region}.amazonaws.com`
+}
+
+/**
+ * The control plane beside a runtime base URL (Bedrock's model list is
+ * there: `bedrock.{region}`); any other base keeps its own origin.
+ */
+export function bedrockControlOrigin(baseUrl: string): string {
+  const url = new URL(baseUrl)
+  const host = url.hostname.replace(/^bedrock-runtime(-fips)?\./, 'bedrock$1.')
+  return `${url.protocol}//${host}${url.port ? `:${url.port}` : ''}`
+}
