@@ -14,6 +14,7 @@ import { setWordFilter } from '#actions/set_word_filter'
 import { cliActor } from '#actions/audit'
 import { createTeam, setKeyTeam } from '#actions/teams'
 import { refreshCaches } from '#tests/helpers'
+import { setPrice } from '#actions/set_price'
 
 /**
  * A streamed answer longer than its hold (no max_tokens: 1,024 tokens held)
@@ -320,5 +321,36 @@ test.group('Stream holds: an answer that outgrows its hold', (group) => {
     // Near the end of the balance the checks assume the densest text: what was relayed is what was billed.
     assert.equal(Number(rows[0].completion_tokens), await countTokens(got.text))
     assert.isAbove(Number(rows[0].cost), 0.2)
+  })
+
+  test('one-hour cache writes the upstream reported before the text: the hold prices them as billed (cut where the balance ends, billed what was relayed)', async ({ assert }) => {
+    // A one-hour write at $2,000 per 1M (the five-minute one at $1,000): the prompt's 100 writes cost $0.2, not $0.1.
+    await setPrice({ model: 'sh-claude-1h', input: '1000', output: '1000', cacheWrite: '1000', cacheWrite1h: '2000' })
+    await refreshCaches()
+    const user = await seedUser({ balance: POOR })
+    const sse = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+    const usage = { input_tokens: 12, cache_read_input_tokens: 0, cache_creation_input_tokens: 100, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 100 } }
+    const message = { id: 'msg_1h', type: 'message', role: 'assistant', model: 'up-model', content: [], stop_reason: null, stop_sequence: null }
+    mock.script({
+      raw: {
+        headers: { 'content-type': 'text/event-stream' },
+        chunk_delay_ms: 1,
+        chunks: [
+          sse('message_start', { message: { ...message, usage: { ...usage, output_tokens: 1 } } }),
+          sse('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+          ...Array.from({ length: WORDS / 4 }, () => sse('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'word word word word ' } })),
+          sse('content_block_stop', { index: 0 }),
+          sse('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { ...usage, output_tokens: WORDS } }),
+          sse('message_stop', {}),
+        ],
+      },
+    })
+    const got = await askWithSdk('anthropic', user.key, 'sh-claude-1h')
+    assert.deepEqual(got.error, QUOTA_ERROR.anthropic)
+    const rows = await moneyIsRight(assert, user.userId, POOR)
+    assert.include(rows[0], { status: 200, error_code: 'insufficient_balance', prompt_tokens: 112, cache_write_tokens: 100 })
+    // The hold priced the writes at the five-minute price: ~190 tokens relayed for a room of ~90, billed ~90.
+    assert.equal(Number(rows[0].completion_tokens), await countTokens(got.text), 'billed the text the client got')
+    assert.isTrue(toPico(rows[0].cost) <= toPico(POOR), `cost ${rows[0].cost} past the balance`)
   })
 })

@@ -302,7 +302,7 @@ export class StreamHold {
   #costOf(tokens: number, usage: CanonicalUsage | null): bigint {
     const price = this.account.price
     if (price === null || this.#output === 0n) return 0n
-    const cost = costOf(price, {
+    const counted: TokenUsage = {
       promptTokens: usage?.inputTokens || this.account.promptTokenHold,
       completionTokens: this.#answered(tokens, usage),
       totalTokens: 0,
@@ -310,7 +310,18 @@ export class StreamHold {
       cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
       reasoningTokens: 0,
       estimated: true,
-    })
+    }
+    // What else the upstream reported so far costs as the bill will price it (one-hour cache writes in
+    // Anthropic's message_start, audio, web searches): priced as plain tokens, a prompt of one-hour
+    // writes let the stream relay text the balance could not pay for (billable() then billed less than relayed).
+    if (usage !== null) {
+      if (usage.cacheWrite1hTokens) counted.cacheWrite1hTokens = usage.cacheWrite1hTokens
+      if (usage.webSearches) counted.webSearches = usage.webSearches
+      if (usage.audioInputTokens) counted.audioPromptTokens = usage.audioInputTokens
+      if (usage.cachedAudioTokens) counted.cachedAudioTokens = usage.cachedAudioTokens
+      if (usage.audioOutputTokens) counted.audioCompletionTokens = usage.audioOutputTokens
+    }
+    const cost = costOf(price, counted)
     return price.perRequestPico ? cost + price.perRequestPico : cost
   }
 
