@@ -25,6 +25,32 @@ export function holdAtPrice(price: PriceInfo | null, promptTokens: number, compl
   return price.perRequestPico ? hold + price.perRequestPico : hold
 }
 
+/**
+ * The request asks for a spoken answer (chat's `modalities: ["text",
+ * "audio"]`, Gemini's `responseModalities: ["AUDIO"]`): its answer's tokens
+ * are audio tokens, which a model with audio prices bills at its audio output
+ * price (8x the text price for gpt-audio), so they are held at it.
+ */
+export function asksForAudio(body: Record<string, any>): boolean {
+  return listHolds(body.modalities, 'audio') || listHolds(body.generationConfig?.responseModalities, 'audio')
+}
+
+function listHolds(list: unknown, wanted: string): boolean {
+  if (!Array.isArray(list)) return false
+  for (const item of list) if (typeof item === 'string' && item.toLowerCase() === wanted) return true
+  return false
+}
+
+/**
+ * The price a request's hold is taken at: the model's, with the audio output
+ * price for the answer's tokens when the request asks for a spoken answer
+ * (as a Realtime response is held) and that price is the higher.
+ */
+export function holdPrice(price: PriceInfo | null, audioAnswer: boolean): PriceInfo | null {
+  if (!audioAnswer || price === null || price.audioOutputPico === undefined || price.audioOutputPico <= price.outputPico) return price
+  return { ...price, outputPico: price.audioOutputPico }
+}
+
 /** The images an images request asks for, for the holds: its `n` (OpenAI's default 1). */
 export function imageHold(body: Record<string, any>): number {
   return positiveInt(body.n) ?? 1
