@@ -118,4 +118,31 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     assert.include(rows[0], { endpoint: 'batch', prompt_tokens: 300, completion_tokens: 90 })
     assert.equal(toPico(rows[0].cost), half(3n * each))
   })
+
+  test('a message batch that may search holds its searches: refused when the balance cannot cover them', async ({ assert }) => {
+    // 2 requests x 5 searches at $0.01, at half price: $0.05 held besides the tokens, more than $0.04.
+    const user = await seedUser({ balance: '0.04' })
+    const client = anthropic(user.key)
+    const requests = [0, 1].map((i) => ({
+      custom_id: `req-${i}`,
+      params: {
+        model: 'claude-sonnet-4',
+        max_tokens: 50,
+        tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }],
+        messages: [{ role: 'user' as const, content: 'search it' }],
+      },
+    }))
+    let refused: any = null
+    try {
+      await client.messages.batches.create({ requests, mock_polls: 0 } as any)
+    } catch (error) {
+      refused = error
+    }
+    assert.equal(refused?.status, 402)
+    assert.equal(refused?.error?.error?.type, 'billing_error')
+    assert.include(refused?.error?.error?.message, 'this batch holds up to $0.05')
+    // Without the tool, the same batch fits.
+    const plain = await client.messages.batches.create({ requests: requests.map((r) => ({ ...r, params: { ...r.params, tools: undefined } })), mock_polls: 0 } as any)
+    assert.include(plain, { processing_status: 'in_progress' })
+  })
 })
