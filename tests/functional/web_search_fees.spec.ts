@@ -200,4 +200,21 @@ test.group('Server-side web searches at a price per search', (group) => {
     assert.equal(last.status, 200)
     await last.text()
   })
+
+  test('a hostile or buggy upstream reporting a billion searches: billed at most 1,000 (not $10,000,000)', async ({ assert }) => {
+    const user = await seedUser({ balance: '100' })
+    const claimed = anthropicSearched(false)
+    const body = JSON.parse(claimed.body!)
+    body.usage.server_tool_use.web_search_requests = 999_999_999
+    const answer = await post(
+      '/v1/messages',
+      { model: 'claude-sonnet-4-5', max_tokens: 512, tools: searchTool, messages: [{ role: 'user', content: 'search it' }], mock: { raw: { body: JSON.stringify(body) } } },
+      anthropicHeaders(user.key)
+    )
+    assert.equal(answer.status, 200)
+    await answer.text()
+    const rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), 100n * 3n * M + 30n * 15n * M + 1000n * 10_000_000_000n)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
 })

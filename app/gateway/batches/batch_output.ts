@@ -1,4 +1,4 @@
-import { MAX_TOKEN_COUNT, tokenCount } from '#gateway/metering/token_counts'
+import { MAX_TOKEN_COUNT, MAX_WEB_SEARCHES, tokenCount } from '#gateway/metering/token_counts'
 import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
@@ -156,7 +156,11 @@ function addLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   sums.audioPromptTokens += Math.min(tokenCount(usage.prompt_tokens_details?.audio_tokens), prompt)
   sums.audioCompletionTokens += Math.min(tokenCount(usage.completion_tokens_details?.audio_tokens), completion)
   const output = response.body.output
-  if (Array.isArray(output)) for (const item of output) if (item?.type === 'web_search_call') sums.webSearches++
+  if (Array.isArray(output)) {
+    let searches = 0
+    for (const item of output) if (item?.type === 'web_search_call') searches++
+    sums.webSearches += Math.min(searches, MAX_WEB_SEARCHES)
+  }
 }
 
 function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
@@ -174,7 +178,7 @@ function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   sums.reasoningTokens += tokenCount(usage.reasoningTokens)
   // One-hour cache writes and web searches, as /v1/messages bills them (they cost the five-minute write price and nothing).
   sums.cacheWrite1hTokens += tokenCount(usage.cacheWrite1hTokens)
-  sums.webSearches += tokenCount(usage.webSearches)
+  sums.webSearches += Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
 }
 
 /**
