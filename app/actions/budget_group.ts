@@ -181,10 +181,21 @@ export async function deleteGroups<Row extends BudgetGroupRow>(
   leftBehind: (trx: TransactionClientContract, group: Row) => Promise<string>
 ): Promise<Row[]> {
   return db.transaction(async (trx) => {
+    // Locked in id order (findGroup locks each): two deletes naming the same groups in other orders
+    // queue instead of deadlocking. Answered and audited in the order given.
+    const byId = new Map<number, Row>()
+    const inIdOrder = [...refs].sort((a, b) => (recordId(a) ?? 0) - (recordId(b) ?? 0))
+    for (const ref of inIdOrder) {
+      const id = recordId(ref)
+      if (id === null || !byId.has(id)) {
+        const group = await findGroup(kind, ref, trx)
+        byId.set(group.id, group)
+      }
+    }
     const groups: Row[] = []
     for (const ref of refs) {
-      const group = await findGroup(kind, ref, trx)
-      if (!groups.some((g) => g.id === group.id)) groups.push(group)
+      const group = byId.get(recordId(ref)!)!
+      if (!groups.includes(group)) groups.push(group)
     }
     const notes: string[] = []
     for (const group of groups) notes.push(await leftBehind(trx, group))

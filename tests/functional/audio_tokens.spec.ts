@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import { setPrice } from '#actions/set_price'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { balanceAndLedger, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 
 /**
@@ -168,5 +168,35 @@ test.group('Audio tokens of chat and Gemini answers at the model audio prices', 
     assert.equal(toPico(rows[rows.length - 1].cost), expected)
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.balance, money.ledger)
+  })
+
+  test('an answer asked to speak is held at the audio output price: a second call the balance cannot pay for is refused meanwhile', async ({ assert }) => {
+    // $0.05 pays for 625 audio tokens ($80 per 1M) but 5,000 text ones ($10): held at the text price, 1,000
+    // tokens of a spoken answer held $0.01 and the second call was let in, both to be billed ~$0.08.
+    const user = await seedUser({ balance: '0.05' })
+    const usage = { prompt_tokens: 10, completion_tokens: 1000, total_tokens: 1010, completion_tokens_details: { audio_tokens: 1000 } }
+    const spoken = (raw: Record<string, unknown>) => ({
+      model: 'gpt-audio',
+      modalities: ['text', 'audio'],
+      audio: { voice: 'alloy', format: 'wav' },
+      max_tokens: 1000,
+      messages: hello,
+      stream: true,
+      stream_options: { include_usage: true },
+      mock: { raw },
+    })
+    const first = post('/v1/chat/completions', spoken({ ...chatWith(usage, true), chunk_delay_ms: 150 }), auth(user.key))
+    const gw = await gateway()
+    for (let i = 0; i < 100 && (gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n) === 0n; i++) await new Promise((r) => setTimeout(r, 10))
+    const held = gw.catalog.cachedUser(user.userId)!.reservedPico
+    assert.isTrue(held >= 1000n * 80n * M, `held ${held}: not at the audio output price`)
+
+    const second = await post('/v1/chat/completions', spoken(chatWith(usage, true)), auth(user.key))
+    assert.equal(second.status, 402)
+    assert.include(((await second.json()) as any).error, { code: 'insufficient_balance' })
+    const answer = await first
+    assert.equal(answer.status, 200)
+    await answer.text()
+    assert.equal(gw.catalog.cachedUser(user.userId)!.reservedPico, 0n)
   })
 })

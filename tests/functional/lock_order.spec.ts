@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { createOrganization, type OrganizationRow } from '#actions/organizations'
-import { addTeamMembers, createTeam, setKeyTeam, updateTeam, type TeamRow } from '#actions/teams'
+import { addTeamMembers, createTeam, deleteTeams, setKeyTeam, updateTeam, type TeamRow } from '#actions/teams'
 import { setEndUser } from '#actions/end_users'
 import { createBudget, updateBudget } from '#actions/budgets'
 import { updateUserApiKey } from '#actions/update_user_api_key'
@@ -262,5 +262,26 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     assert.equal(teamRow.alias, `${team.alias}-renamed`)
     assert.equal(teamRow.spent, CALL)
     assert.equal((await db.from('organizations').where('id', org.id).first()).spent, CALL)
+  }).timeout(30_000)
+
+  test('two deletes naming the same teams in opposite orders (LiteLLM\'s /team/delete takes a list): they queue, no deadlock', async ({ assert }) => {
+    const a = await createTeam({ alias: 'lo-del-a' })
+    const b = await createTeam({ alias: 'lo-del-b' })
+    // The first delete queues on a; the second, naming b first, took b before queuing on a: then a, released,
+    // went to the first, which asked for b. Locked in id order, the second queues on a holding nothing.
+    const held = await blocker('teams', `id = ${a.id}`)
+    const outcome = (promise: Promise<unknown>) => promise.then(() => 'deleted', (error: any) => error)
+    const first = outcome(deleteTeams([a.id, b.id]))
+    await untilLockWaiters(1)
+    const second = outcome(deleteTeams([b.id, a.id]))
+    await untilLockWaiters(2)
+    const released = performance.now()
+    await held.commit()
+    const [one, other] = await Promise.all([first, second])
+    assert.isBelow(performance.now() - released, (await deadlockTimeoutMs()) * 0.9)
+    assert.equal(one, 'deleted')
+    // The second finds them gone: not found (the API's 404), not a deadlock's 500.
+    assert.equal(other?.kind, 'not_found', String(other?.code ?? other))
+    assert.lengthOf(await db.from('teams').whereIn('id', [a.id, b.id]), 0)
   }).timeout(30_000)
 })

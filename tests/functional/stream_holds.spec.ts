@@ -14,6 +14,7 @@ import { setWordFilter } from '#actions/set_word_filter'
 import { cliActor } from '#actions/audit'
 import { createTeam, setKeyTeam } from '#actions/teams'
 import { refreshCaches } from '#tests/helpers'
+import { setPrice } from '#actions/set_price'
 
 /**
  * A streamed answer longer than its hold (no max_tokens: 1,024 tokens held)
@@ -320,5 +321,118 @@ test.group('Stream holds: an answer that outgrows its hold', (group) => {
     // Near the end of the balance the checks assume the densest text: what was relayed is what was billed.
     assert.equal(Number(rows[0].completion_tokens), await countTokens(got.text))
     assert.isAbove(Number(rows[0].cost), 0.2)
+  })
+
+  test('one-hour cache writes the upstream reported before the text: the hold prices them as billed (cut where the balance ends, billed what was relayed)', async ({ assert }) => {
+    // A one-hour write at $2,000 per 1M (the five-minute one at $1,000): the prompt's 100 writes cost $0.2, not $0.1.
+    await setPrice({ model: 'sh-claude-1h', input: '1000', output: '1000', cacheWrite: '1000', cacheWrite1h: '2000' })
+    await refreshCaches()
+    const user = await seedUser({ balance: POOR })
+    const sse = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+    const usage = { input_tokens: 12, cache_read_input_tokens: 0, cache_creation_input_tokens: 100, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 100 } }
+    const message = { id: 'msg_1h', type: 'message', role: 'assistant', model: 'up-model', content: [], stop_reason: null, stop_sequence: null }
+    mock.script({
+      raw: {
+        headers: { 'content-type': 'text/event-stream' },
+        chunk_delay_ms: 1,
+        chunks: [
+          sse('message_start', { message: { ...message, usage: { ...usage, output_tokens: 1 } } }),
+          sse('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+          ...Array.from({ length: WORDS / 4 }, () => sse('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'word word word word ' } })),
+          sse('content_block_stop', { index: 0 }),
+          sse('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { ...usage, output_tokens: WORDS } }),
+          sse('message_stop', {}),
+        ],
+      },
+    })
+    const got = await askWithSdk('anthropic', user.key, 'sh-claude-1h')
+    assert.deepEqual(got.error, QUOTA_ERROR.anthropic)
+    const rows = await moneyIsRight(assert, user.userId, POOR)
+    assert.include(rows[0], { status: 200, error_code: 'insufficient_balance', prompt_tokens: 112, cache_write_tokens: 100 })
+    // The hold priced the writes at the five-minute price: ~190 tokens relayed for a room of ~90, billed ~90.
+    assert.equal(Number(rows[0].completion_tokens), await countTokens(got.text), 'billed the text the client got')
+    assert.isTrue(toPico(rows[0].cost) <= toPico(POOR), `cost ${rows[0].cost} past the balance`)
+  })
+
+  test('a request that may search: its searches counted as they start (billed when cut before message_delta), the text leaves room for those held', async ({ assert }) => {
+    await setPrice({ model: 'sh-claude-ws', input: '1000', output: '1000', perWebSearch: '0.01' })
+    await refreshCaches()
+    const user = await seedUser({ balance: POOR })
+    const sse = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+    const message = { id: 'msg_ws', type: 'message', role: 'assistant', model: 'up-model', content: [], stop_reason: null, stop_sequence: null }
+    // Three searches (as Claude's web_search runs them: the server_tool_use block, then its result), then the answer.
+    const searches = [0, 1, 2].flatMap((n) => [
+      sse('content_block_start', { index: 2 * n, content_block: { type: 'server_tool_use', id: `srvtoolu_${n}`, name: 'web_search', input: {} } }),
+      sse('content_block_delta', { index: 2 * n, delta: { type: 'input_json_delta', partial_json: '{"query":"q"}' } }),
+      sse('content_block_stop', { index: 2 * n }),
+      sse('content_block_start', { index: 2 * n + 1, content_block: { type: 'web_search_tool_result', tool_use_id: `srvtoolu_${n}`, content: [] } }),
+      sse('content_block_stop', { index: 2 * n + 1 }),
+    ])
+    const searched: RawAnswer = {
+        headers: { 'content-type': 'text/event-stream' },
+        chunk_delay_ms: 1,
+        chunks: [
+          sse('message_start', { message: { ...message, usage: { input_tokens: 12, output_tokens: 1, server_tool_use: { web_search_requests: 0 } } } }),
+          ...searches,
+          sse('content_block_start', { index: 6, content_block: { type: 'text', text: '' } }),
+          ...Array.from({ length: WORDS / 4 }, () => sse('content_block_delta', { index: 6, delta: { type: 'text_delta', text: 'word word word word ' } })),
+          sse('content_block_stop', { index: 6 }),
+          sse('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 12, output_tokens: WORDS, server_tool_use: { web_search_requests: 3 } } }),
+          sse('message_stop', {}),
+        ],
+    }
+    mock.script({ raw: searched })
+    let text = ''
+    let error: any = null
+    try {
+      const stream = await anthropic(user.key).messages.create({
+        model: 'sh-claude-ws',
+        stream: true,
+        max_tokens: 8000,
+        tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }] as any,
+        messages: [{ role: 'user', content: 'go' }],
+      })
+      for await (const event of stream) if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text
+    } catch (caught: any) {
+      error = caught
+    }
+    assert.equal(error?.error?.error?.type, 'billing_error')
+    const rows = await moneyIsRight(assert, user.userId, POOR)
+    assert.include(rows[0], { status: 200, error_code: 'insufficient_balance', prompt_tokens: 12 })
+    assert.equal(Number(rows[0].completion_tokens), await countTokens(text), 'billed the text the client got')
+    // The three searches the stream showed are billed ($0.01 each) though message_delta never came.
+    assert.equal(toPico(rows[0].cost), (12n + BigInt(rows[0].completion_tokens)) * 1_000_000_000n + 3n * 10_000_000_000n)
+    // The text left room for the 5 searches held: cut by ~$0.05 of text sooner than the balance alone.
+
+    // Text before the searches: it leaves room for the 5 held ($0.05), at most ($0.3 - $0.012 - $0.05) / $0.001 tokens.
+    const first = await seedUser({ balance: POOR })
+    const chunks = searched.chunks!
+    const textFirst: RawAnswer = { ...searched, chunks: [chunks[0], ...chunks.slice(1 + searches.length, -2), ...searches, ...chunks.slice(-2)] }
+    mock.script({ raw: textFirst })
+    let error2: any = null
+    try {
+      const stream = await anthropic(first.key).messages.create({
+        model: 'sh-claude-ws',
+        stream: true,
+        max_tokens: 8000,
+        tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }] as any,
+        messages: [{ role: 'user', content: 'go' }],
+      })
+      for await (const _ of stream) void _
+    } catch (caught: any) {
+      error2 = caught
+    }
+    assert.equal(error2?.error?.error?.type, 'billing_error')
+    const [cut] = await moneyIsRight(assert, first.userId, POOR)
+    assert.isAtMost(Number(cut.completion_tokens), 238)
+
+    // Translated for an OpenAI client (nothing held for searches it did not ask for): the searches still billed.
+    const other = await seedUser({ balance: POOR })
+    mock.script({ raw: searched })
+    const got = await askWithSdk('chat', other.key, 'sh-claude-ws')
+    assert.deepEqual(got.error, QUOTA_ERROR.chat)
+    const [row] = await moneyIsRight(assert, other.userId, POOR)
+    assert.equal(Number(row.completion_tokens), await countTokens(got.text))
+    assert.equal(toPico(row.cost), (12n + BigInt(row.completion_tokens)) * 1_000_000_000n + 3n * 10_000_000_000n)
   })
 })

@@ -8,7 +8,7 @@ import { setPrice } from '#actions/set_price'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { PanelClient, textOf } from '#tests/panel_client'
-import { adminApi, balanceAndLedger, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { adminApi, balanceAndLedger, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 
 /**
@@ -169,5 +169,52 @@ test.group('Server-side web searches at a price per search', (group) => {
     assert.include(listed, '$0.01 / search')
     assert.notInclude(listed, '@if')
     assert.include((await panel.get(`/admin/prices?edit=${saved.id}`)).html, 'name="perWebSearch"')
+  })
+
+  test('a request that may search holds its searches (the tool\'s max_uses, else 10): a second the balance cannot pay for is refused meanwhile', async ({ assert }) => {
+    await setPrice({ model: 'claude-haiku-*', input: '1', output: '5', perWebSearch: '0.01' })
+    await refreshCaches()
+    // $0.04 pays for 4 searches. Held at the tokens only (~$0.003), a search-hungry Claude Code let every call in.
+    const user = await seedUser({ balance: '0.04' })
+    const ask = (tools: unknown[], raw: Record<string, unknown>) =>
+      post('/v1/messages', { model: 'claude-haiku-4-5', max_tokens: 512, stream: true, tools, messages: [{ role: 'user', content: 'search it' }], mock: { raw } }, anthropicHeaders(user.key))
+    const first = ask(searchTool, { ...anthropicSearched(true), chunk_delay_ms: 150 })
+    const gw = await gateway()
+    for (let i = 0; i < 100 && (gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n) === 0n; i++) await new Promise((r) => setTimeout(r, 10))
+    const held = gw.catalog.cachedUser(user.userId)!.reservedPico
+    assert.isTrue(held >= 5n * 10_000_000_000n, `held ${held}: not the tool's 5 searches`)
+
+    const second = await ask([{ type: 'web_search_20250305', name: 'web_search' }], anthropicSearched(true))
+    assert.equal(second.status, 402)
+    assert.include(((await second.json()) as any).error, { type: 'billing_error' })
+    const answer = await first
+    assert.equal(answer.status, 200)
+    await answer.text()
+    assert.equal(gw.catalog.cachedUser(user.userId)!.reservedPico, 0n)
+
+    // Without a max_uses: 10 searches held ($0.1: more than the balance has left, yet admitted alone)
+    const alone = ask([{ type: 'web_search_20250305', name: 'web_search' }], { ...anthropicSearched(true), chunk_delay_ms: 100 })
+    for (let i = 0; i < 100 && (gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n) === 0n; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.isTrue(gw.catalog.cachedUser(user.userId)!.reservedPico >= 10n * 10_000_000_000n)
+    const last = await alone
+    assert.equal(last.status, 200)
+    await last.text()
+  })
+
+  test('a hostile or buggy upstream reporting a billion searches: billed at most 1,000 (not $10,000,000)', async ({ assert }) => {
+    const user = await seedUser({ balance: '100' })
+    const claimed = anthropicSearched(false)
+    const body = JSON.parse(claimed.body!)
+    body.usage.server_tool_use.web_search_requests = 999_999_999
+    const answer = await post(
+      '/v1/messages',
+      { model: 'claude-sonnet-4-5', max_tokens: 512, tools: searchTool, messages: [{ role: 'user', content: 'search it' }], mock: { raw: { body: JSON.stringify(body) } } },
+      anthropicHeaders(user.key)
+    )
+    assert.equal(answer.status, 200)
+    await answer.text()
+    const rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), 100n * 3n * M + 30n * 15n * M + 1000n * 10_000_000_000n)
+    assert.deepEqual(await ledgerProblems(), [])
   })
 })

@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import { GatewayError } from '#exceptions/gateway_error'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
 import { MAX_MESSAGE_BATCH_REQUESTS, readMessageBatch, withUpstreamModel } from '#gateway/batches/message_batch_input'
-import { sumOutputUsage, sumResultsUsage, tokenUsageOf } from '#gateway/batches/batch_output'
+import { noUsage, sumOutputUsage, sumResultsUsage, tokenUsageOf } from '#gateway/batches/batch_output'
 import { batchCost, batchHold } from '#gateway/batches/batch_pricing'
 import { BatchSweeper } from '#gateway/batches/batch_sweeper'
 import { BilledOnce, CustomIdDigests } from '#gateway/batches/custom_ids'
@@ -128,14 +128,14 @@ test.group('batch output files', () => {
   test('sums every line whichever chunk boundaries cut it (chat, Responses; errors add nothing)', async ({ assert }) => {
     for (const size of [1, 7, 64, 100_000]) {
       const sums = await sumOutputUsage(chunks(`${OUTPUT}\nnot json\n`, size), onceFor('a', 'b', 'c', 'd'))
-      assert.deepEqual(sums, { promptTokens: 31, completionTokens: 14, cachedTokens: 4, reasoningTokens: 3, cacheWriteTokens: 0, requests: 2 }, `chunks of ${size}`)
+      assert.deepEqual(sums, { ...noUsage(), promptTokens: 31, completionTokens: 14, cachedTokens: 4, reasoningTokens: 3, requests: 2 }, `chunks of ${size}`)
     }
     // No newline after the last line: still read.
     assert.equal((await sumOutputUsage(chunks(OUTPUT, 5), onceFor('a', 'b', 'c', 'd'))).promptTokens, 31)
   })
 
   test("a row's counts are capped to what its columns hold; the bill is not", ({ assert }) => {
-    const huge = { promptTokens: 3_000_000_000, completionTokens: 10, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0, requests: 50_000 }
+    const huge = { ...noUsage(), promptTokens: 3_000_000_000, completionTokens: 10, requests: 50_000 }
     assert.include(tokenUsageOf(huge), { promptTokens: 1_000_000_000, completionTokens: 10, totalTokens: 1_000_000_010 })
   })
 
@@ -158,7 +158,7 @@ test.group('batch output files', () => {
   test("a message batch's results: each succeeded message's usage as /v1/messages reads it (cache reads and writes in the prompt)", async ({ assert }) => {
     for (const size of [1, 13, 100_000]) {
       const sums = await sumResultsUsage(chunks(`${RESULTS}\nnot json\n`, size), onceFor('a', 'b', 'c', 'd', 'e'))
-      assert.deepEqual(sums, { promptTokens: 51, completionTokens: 6, cachedTokens: 30, reasoningTokens: 2, cacheWriteTokens: 7, requests: 2 }, `chunks of ${size}`)
+      assert.deepEqual(sums, { ...noUsage(), promptTokens: 51, completionTokens: 6, cachedTokens: 30, reasoningTokens: 2, cacheWriteTokens: 7, requests: 2 }, `chunks of ${size}`)
     }
     assert.include(tokenUsageOf(await sumResultsUsage(chunks(RESULTS, 9), onceFor('a', 'b', 'c', 'd', 'e'))), { promptTokens: 51, cachedTokens: 30, cacheWriteTokens: 7, totalTokens: 57 })
   })

@@ -1,4 +1,4 @@
-import { MAX_TOKEN_COUNT, tokenCount } from '#gateway/metering/token_counts'
+import { MAX_TOKEN_COUNT, MAX_WEB_SEARCHES, tokenCount } from '#gateway/metering/token_counts'
 import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
@@ -17,12 +17,30 @@ export interface OutputUsage {
   reasoningTokens: number
   /** Prompt tokens written to the cache (Anthropic's cache_creation_input_tokens) */
   cacheWriteTokens: number
+  /** Of those, writes to the one-hour cache (`cache_creation.ephemeral_1h_input_tokens`: its own price) */
+  cacheWrite1hTokens: number
+  /** Server-side web searches (Anthropic's `server_tool_use.web_search_requests`, Responses' `web_search_call` items) */
+  webSearches: number
+  /** Audio tokens among the prompt and the completion tokens (chat's `audio_tokens` details: the audio prices) */
+  audioPromptTokens: number
+  audioCompletionTokens: number
   /** Lines answered with a 2xx, or Anthropic's `succeeded` results (the per-request price's units) */
   requests: number
 }
 
 export function noUsage(): OutputUsage {
-  return { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0, requests: 0 }
+  return {
+    promptTokens: 0,
+    completionTokens: 0,
+    cachedTokens: 0,
+    reasoningTokens: 0,
+    cacheWriteTokens: 0,
+    cacheWrite1hTokens: 0,
+    webSearches: 0,
+    audioPromptTokens: 0,
+    audioCompletionTokens: 0,
+    requests: 0,
+  }
 }
 
 /**
@@ -30,8 +48,9 @@ export function noUsage(): OutputUsage {
  * {status_code, body}, error}` a line) as it streams in, never holding more
  * than the line being read, and sums the usage of each line's answer: chat
  * and completions (`prompt_tokens`, `completion_tokens`,
- * `prompt_tokens_details.cached_tokens`), Responses (`input_tokens`,
- * `output_tokens`...), embeddings (`prompt_tokens`). A line that is not JSON
+ * `prompt_tokens_details.cached_tokens`, `audio_tokens`), Responses (`input_tokens`,
+ * `output_tokens`..., and its `web_search_call` output items), embeddings
+ * (`prompt_tokens`). A line that is not JSON
  * or carries no usage adds nothing, and so does a line `once` refuses (a
  * custom id already billed, or one the batch never had).
  */
@@ -43,8 +62,8 @@ export function sumOutputUsage(body: AsyncIterable<Buffer>, once: BilledOnce): P
  * Reads a message batch's results (JSONL, one `{custom_id, result: {type:
  * succeeded | errored | canceled | expired, message | error}}` a line) as
  * they stream in, and sums each succeeded message's usage as /v1/messages
- * reads it (decodeAnthropicUsage: input, cache reads and writes, output,
- * thinking), each custom id's once (as sumOutputUsage).
+ * reads it (decodeAnthropicUsage: input, cache reads and writes, one-hour
+ * writes, output, thinking, web searches), each custom id's once (as sumOutputUsage).
  */
 export function sumResultsUsage(body: AsyncIterable<Buffer>, once: BilledOnce): Promise<OutputUsage> {
   return sumLines(body, (sums, bytes) => addResultLine(sums, bytes, once))
@@ -126,10 +145,22 @@ function addLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   if (status >= 200 && status < 300) sums.requests++
   const usage = response?.body?.usage
   if (usage === null || typeof usage !== 'object') return
-  sums.promptTokens += tokenCount(usage.prompt_tokens ?? usage.input_tokens)
-  sums.completionTokens += tokenCount(usage.completion_tokens ?? usage.output_tokens)
+  const prompt = tokenCount(usage.prompt_tokens ?? usage.input_tokens)
+  const completion = tokenCount(usage.completion_tokens ?? usage.output_tokens)
+  sums.promptTokens += prompt
+  sums.completionTokens += completion
   sums.cachedTokens += tokenCount(usage.prompt_tokens_details?.cached_tokens ?? usage.input_tokens_details?.cached_tokens)
   sums.reasoningTokens += tokenCount(usage.completion_tokens_details?.reasoning_tokens ?? usage.output_tokens_details?.reasoning_tokens)
+  // What the same answer costs beyond its tokens when not batched: audio (gpt-audio's chat), each line's
+  // within its own whole, and a Responses answer's web searches (as decodeChatUsage and decodeResponsesUsage read them).
+  sums.audioPromptTokens += Math.min(tokenCount(usage.prompt_tokens_details?.audio_tokens), prompt)
+  sums.audioCompletionTokens += Math.min(tokenCount(usage.completion_tokens_details?.audio_tokens), completion)
+  const output = response.body.output
+  if (Array.isArray(output)) {
+    let searches = 0
+    for (const item of output) if (item?.type === 'web_search_call') searches++
+    sums.webSearches += Math.min(searches, MAX_WEB_SEARCHES)
+  }
 }
 
 function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
@@ -145,6 +176,9 @@ function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   sums.cachedTokens += tokenCount(usage.cacheReadTokens)
   sums.cacheWriteTokens += tokenCount(usage.cacheWriteTokens)
   sums.reasoningTokens += tokenCount(usage.reasoningTokens)
+  // One-hour cache writes and web searches, as /v1/messages bills them (they cost the five-minute write price and nothing).
+  sums.cacheWrite1hTokens += tokenCount(usage.cacheWrite1hTokens)
+  sums.webSearches += Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
 }
 
 /**
@@ -171,13 +205,20 @@ export function tokenUsageOf(sums: OutputUsage): TokenUsage {
 
 /** The sums as costOf reads them (uncapped: every token is billed). */
 export function billedUsage(sums: OutputUsage): TokenUsage {
-  return {
+  const cacheWriteTokens = Math.min(sums.cacheWriteTokens, Math.max(0, sums.promptTokens - sums.cachedTokens))
+  const usage: TokenUsage = {
     promptTokens: sums.promptTokens,
     completionTokens: sums.completionTokens,
     totalTokens: sums.promptTokens + sums.completionTokens,
     cachedTokens: Math.min(sums.cachedTokens, sums.promptTokens),
-    cacheWriteTokens: Math.min(sums.cacheWriteTokens, Math.max(0, sums.promptTokens - sums.cachedTokens)),
+    cacheWriteTokens,
     reasoningTokens: sums.reasoningTokens,
     estimated: false,
   }
+  // Only when there are any: costOf's usual case looks at none of them.
+  if (sums.cacheWrite1hTokens > 0) usage.cacheWrite1hTokens = Math.min(sums.cacheWrite1hTokens, cacheWriteTokens)
+  if (sums.webSearches > 0) usage.webSearches = sums.webSearches
+  if (sums.audioPromptTokens > 0) usage.audioPromptTokens = Math.min(sums.audioPromptTokens, sums.promptTokens)
+  if (sums.audioCompletionTokens > 0) usage.audioCompletionTokens = Math.min(sums.audioCompletionTokens, sums.completionTokens)
+  return usage
 }

@@ -35,12 +35,13 @@ export function batchCost(price: PriceInfo | null, usage: TokenUsage, requests: 
 /**
  * What a batch holds on the balance until it is billed, as a request does
  * (reservation.ts): its prompt tokens bounded by the file's bytes, its
- * completion tokens by each line's max_tokens or the default allowance, and
- * the per-request price once per line, at the batch percentage.
+ * completion tokens by each line's max_tokens or the default allowance, a
+ * message batch's web searches (its requests' webSearchHold) at the price per
+ * search, and the per-request price once per line, at the batch percentage.
  */
-export function batchHold(price: PriceInfo | null, bytes: number, completionTokens: number, lines: number): bigint {
+export function batchHold(price: PriceInfo | null, bytes: number, completionTokens: number, lines: number, searches = 0): bigint {
   if (!price) return 0n
-  let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens)
+  let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens, 0, searches)
   if (price.perRequestPico && lines > 1) hold += price.perRequestPico * BigInt(lines - 1)
   return billable(discounted(hold))
 }

@@ -320,6 +320,7 @@ export class BatchService {
     const rows = await billsWithoutRow(olderThanMs, SWEEP_LIMIT)
     for (const row of rows) {
       const sums: OutputUsage = {
+        ...noUsage(),
         promptTokens: Number(row.prompt_tokens ?? 0),
         completionTokens: Number(row.completion_tokens ?? 0),
         cachedTokens: Number(row.cached_tokens ?? 0),

@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
-import { completionTokenHold } from '#gateway/metering/reservation'
+import { completionTokenHold, webSearchHold } from '#gateway/metering/reservation'
 import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
 
@@ -9,13 +9,15 @@ import { CustomIdDigests } from '#gateway/batches/custom_ids'
  * read once for what the gateway must know of it: the one model its
  * requests name (the gateway routes, authorises and bills one model per
  * batch, as for OpenAI's batch files: one usage row at one price), how many
- * requests it holds and the output tokens they may use (each `max_tokens`),
- * for the batch's hold.
+ * requests it holds and the output tokens they may use (each `max_tokens`)
+ * and the web searches (each web search tool's `max_uses`), for the batch's hold.
  */
 export interface MessageBatchInput {
   model: string
   requests: number
   completionHold: number
+  /** The web searches they may make (reservation.ts webSearchHold), held at the per-search price */
+  searchHold: number
   /** The requests' custom ids, kept for the bill (custom_ids.ts: each billed once, no other) */
   customIds: Buffer
 }
@@ -36,6 +38,7 @@ export function readMessageBatch(body: Record<string, any>): MessageBatchInput {
   if (requests.length > MAX_MESSAGE_BATCH_REQUESTS) throw refused(`requests: at most ${MAX_MESSAGE_BATCH_REQUESTS} requests in a batch`)
   let model: string | null = null
   let completionHold = 0
+  let searchHold = 0
   const customIds = new Set<string>()
   const digests = new CustomIdDigests()
   for (let i = 0; i < requests.length; i++) {
@@ -64,8 +67,10 @@ export function readMessageBatch(body: Record<string, any>): MessageBatchInput {
     // Bounded as a batch file's (batch_input.ts): max_tokens 1e300 is an integer to JSON, and a sum past the bigint
     // column failed the insert after the upstream had made the batch (a free model holds nothing, so no 402 first).
     completionHold = Math.min(completionHold + completionTokenHold(params), MAX_COMPLETION_HOLD)
+    // The web searches each request may make (its web search tool's max_uses), billed per search as /v1/messages'.
+    searchHold = Math.min(searchHold + webSearchHold(params), MAX_COMPLETION_HOLD)
   }
-  return { model: model!, requests: requests.length, completionHold, customIds: digests.toBuffer() }
+  return { model: model!, requests: requests.length, completionHold, searchHold, customIds: digests.toBuffer() }
 }
 
 /** The body with every request's `params.model` renamed (a channel that maps the client's name to another upstream). */

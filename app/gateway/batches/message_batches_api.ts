@@ -70,7 +70,7 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
       'requests'
     )
   }
-  const hold = batchHold(price, raw.length, input.completionHold, input.requests)
+  const hold = batchHold(price, raw.length, input.completionHold, input.requests, input.searchHold)
   refuseUncoveredHold(principal, price, hold, input.requests, input.model)
   const budgetModel = batchBudgetOf(principal, input.model)?.model ?? null
   /** The body for a mapped name (one per name): every request's params.model renamed */

@@ -40,6 +40,10 @@ export class RequestAccount {
   completionTokenHold = 0
   /** The images an images request asks for, held at the per-image price like the tokens */
   imageHold = 0
+  /** The request asks for a spoken answer (reservation.ts asksForAudio): its tokens held at the audio output price */
+  audioAnswer = false
+  /** Server-side web searches the request may make (reservation.ts webSearchHold), held at the per-search price */
+  searchHold = 0
   /** pico-USD held on the user's balance until the request ends */
   #reservedPico = 0n
   /** This month's tokens held on the user while the request runs (plans with monthly limits only) */

@@ -17,12 +17,64 @@ export function estimateCostPico(price: PriceInfo | null, bodyBytes: number, bod
  * The hold for a request's estimated tokens (and the images it asks for) at
  * a price (a fallback model's price is another).
  */
-export function holdAtPrice(price: PriceInfo | null, promptTokens: number, completionTokens: number, images = 0): bigint {
+export function holdAtPrice(price: PriceInfo | null, promptTokens: number, completionTokens: number, images = 0, searches = 0): bigint {
   if (!price) return 0n
   let hold = BigInt(promptTokens) * price.inputPico + BigInt(completionTokens) * price.outputPico
   if (images > 0 && price.perImagePico) hold += BigInt(images) * price.perImagePico
+  if (searches > 0 && price.perWebSearchPico) hold += BigInt(searches) * price.perWebSearchPico
   // A per-request price is held once (a Cohere rerank's extra search units are settled at close).
   return price.perRequestPico ? hold + price.perRequestPico : hold
+}
+
+/**
+ * The request asks for a spoken answer (chat's `modalities: ["text",
+ * "audio"]`, Gemini's `responseModalities: ["AUDIO"]`): its answer's tokens
+ * are audio tokens, which a model with audio prices bills at its audio output
+ * price (8x the text price for gpt-audio), so they are held at it.
+ */
+export function asksForAudio(body: Record<string, any>): boolean {
+  return listHolds(body.modalities, 'audio') || listHolds(body.generationConfig?.responseModalities, 'audio')
+}
+
+function listHolds(list: unknown, wanted: string): boolean {
+  if (!Array.isArray(list)) return false
+  for (const item of list) if (typeof item === 'string' && item.toLowerCase() === wanted) return true
+  return false
+}
+
+/**
+ * The price a request's hold is taken at: the model's, with the audio output
+ * price for the answer's tokens when the request asks for a spoken answer
+ * (as a Realtime response is held) and that price is the higher.
+ */
+export function holdPrice(price: PriceInfo | null, audioAnswer: boolean): PriceInfo | null {
+  if (!audioAnswer || price === null || price.audioOutputPico === undefined || price.audioOutputPico <= price.outputPico) return price
+  return { ...price, outputPico: price.audioOutputPico }
+}
+
+/** Searches held for a web search tool without `max_uses` (Claude Code's WebSearch sets 8) */
+export const DEFAULT_WEB_SEARCH_HOLD = 10
+/** A larger max_uses holds no more (it only refuses the client's own requests sooner) */
+const MAX_WEB_SEARCH_HOLD = 1000
+
+/**
+ * The server-side web searches a request may make, for the holds: each web
+ * search tool's `max_uses` (Anthropic's `web_search_*`; OpenAI Responses'
+ * `web_search*` has none), else DEFAULT_WEB_SEARCH_HOLD (the searches billed
+ * per search: pricing.ts). The provider bills them apart from the tokens, so
+ * a hold of the tokens alone let concurrent searching calls take far more
+ * than the balance.
+ */
+export function webSearchHold(body: Record<string, any>): number {
+  let searches = 0
+  const tools = body.tools
+  if (Array.isArray(tools)) {
+    for (const tool of tools) {
+      if (typeof tool?.type !== 'string' || !tool.type.startsWith('web_search')) continue
+      searches += Math.min(positiveInt(tool.max_uses) ?? DEFAULT_WEB_SEARCH_HOLD, MAX_WEB_SEARCH_HOLD)
+    }
+  }
+  return searches
 }
 
 /** The images an images request asks for, for the holds: its `n` (OpenAI's default 1). */

@@ -2,11 +2,11 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { outputTokensBeyondHolds, roomBeyondHolds } from '#gateway/access_policy'
 import type { CanonicalUsage } from '#gateway/dialects/canonical'
 import { costOf } from '#gateway/metering/pricing'
-import { DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
+import { DEFAULT_COMPLETION_ALLOWANCE, holdPrice } from '#gateway/metering/reservation'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { countTokens, countTokensNow } from '#gateway/metering/tokenizer'
 import type { TextPieces } from '#gateway/relay/text_pieces'
-import type { TokenUsage } from '#gateway/types'
+import type { PriceInfo, TokenUsage } from '#gateway/types'
 
 /**
  * Tokens per character of answer text assumed between two checks. o200k
@@ -73,6 +73,8 @@ export class StreamHold {
   #tight = false
   /** #tokens holds text taken at TOKENS_PER_CHAR, not counted (room to spare: #fitsUncounted) */
   #uncounted = false
+  /** The price the answer is held at: the model's, its audio output price for a spoken answer (reservation.ts holdPrice) */
+  readonly #price: PriceInfo | null
   /** pico-USD per answer token; 0 for a free model (only the plan's monthly tokens are followed) */
   readonly #output: bigint
   readonly #step: bigint
@@ -81,7 +83,8 @@ export class StreamHold {
   #tokenCeiling = Number.POSITIVE_INFINITY
 
   private constructor(private account: RequestAccount) {
-    this.#output = account.price?.outputPico ?? 0n
+    this.#price = holdPrice(account.price, account.audioAnswer)
+    this.#output = this.#price?.outputPico ?? 0n
     this.#step = BigInt(DEFAULT_COMPLETION_ALLOWANCE) * this.#output
     this.#tokenLimit = account.principal.plan?.monthlyOutputTokens ?? null
     this.#limits()
@@ -300,9 +303,9 @@ export class StreamHold {
 
   /** What the stream costs with `tokens` of answer: the prompt as held (or as the upstream reported it), and the per-request price. */
   #costOf(tokens: number, usage: CanonicalUsage | null): bigint {
-    const price = this.account.price
+    const price = this.#price
     if (price === null || this.#output === 0n) return 0n
-    const cost = costOf(price, {
+    const counted: TokenUsage = {
       promptTokens: usage?.inputTokens || this.account.promptTokenHold,
       completionTokens: this.#answered(tokens, usage),
       totalTokens: 0,
@@ -310,7 +313,20 @@ export class StreamHold {
       cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
       reasoningTokens: 0,
       estimated: true,
-    })
+    }
+    // What else the upstream reported so far costs as the bill will price it (one-hour cache writes in
+    // Anthropic's message_start, audio, web searches): priced as plain tokens, a prompt of one-hour
+    // writes let the stream relay text the balance could not pay for (billable() then billed less than relayed).
+    // The searches the request may still make (held at admission: webSearchHold) stay out of the text's room.
+    const searches = usage?.webSearches && usage.webSearches > this.account.searchHold ? usage.webSearches : this.account.searchHold
+    if (searches > 0) counted.webSearches = searches
+    if (usage !== null) {
+      if (usage.cacheWrite1hTokens) counted.cacheWrite1hTokens = usage.cacheWrite1hTokens
+      if (usage.audioInputTokens) counted.audioPromptTokens = usage.audioInputTokens
+      if (usage.cachedAudioTokens) counted.cachedAudioTokens = usage.cachedAudioTokens
+      if (usage.audioOutputTokens) counted.audioCompletionTokens = usage.audioOutputTokens
+    }
+    const cost = costOf(price, counted)
     return price.perRequestPico ? cost + price.perRequestPico : cost
   }
 

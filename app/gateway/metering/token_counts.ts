@@ -71,6 +71,14 @@ export function tokenCount(value: unknown): number {
   return n >= MAX_TOKEN_COUNT ? MAX_TOKEN_COUNT : Math.floor(n)
 }
 
+/**
+ * The most server-side web searches one request is billed (pricing.ts: a
+ * price per search, $0.01 at Anthropic): a model runs a few to a few dozen
+ * per turn, so a billion, which a buggy or hostile upstream may report and
+ * the token counts' bound lets through, cost the client $10,000,000.
+ */
+export const MAX_WEB_SEARCHES = 1000
+
 /** usage_records.audio_seconds is numeric(12,3): under a billion seconds, in ms. */
 const MAX_AUDIO_MILLIS = 1e12 - 1
 
@@ -97,7 +105,7 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
     usage.reasoningTokens <= usage.completionTokens &&
     sane(usage.images) &&
     sane(usage.characters) &&
-    sane(usage.webSearches) &&
+    (usage.webSearches === undefined || (Number.isInteger(usage.webSearches) && usage.webSearches >= 0 && usage.webSearches <= MAX_WEB_SEARCHES)) &&
     (usage.audioMillis === undefined || (Number.isInteger(usage.audioMillis) && usage.audioMillis >= 0 && usage.audioMillis <= MAX_AUDIO_MILLIS)) &&
     (usage.requestUnits === undefined || (usage.requestUnits > 0 && usage.requestUnits <= MAX_TOKEN_COUNT))
   ) {
@@ -118,7 +126,7 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
   if (usage.cacheWrite1hTokens !== undefined) repaired.cacheWrite1hTokens = Math.min(tokenCount(usage.cacheWrite1hTokens), repaired.cacheWriteTokens ?? 0)
   if (usage.images !== undefined) repaired.images = tokenCount(usage.images)
   if (usage.characters !== undefined) repaired.characters = tokenCount(usage.characters)
-  if (usage.webSearches !== undefined) repaired.webSearches = tokenCount(usage.webSearches)
+  if (usage.webSearches !== undefined) repaired.webSearches = Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
   if (usage.audioMillis !== undefined) {
     const ms = Number(usage.audioMillis)
     repaired.audioMillis = ms > 0 ? Math.min(Math.floor(ms), MAX_AUDIO_MILLIS) : 0

@@ -6,6 +6,7 @@ import {
   decodeAnthropicUsage,
   encodeAnthropicResponse,
   mergeAnthropicUsage,
+  usageAfterBlockStart,
 } from '#gateway/dialects/anthropic_messages/response'
 import { AnthropicStreamDecoder } from '#gateway/dialects/anthropic_messages/stream_decoder'
 import { AnthropicStreamEncoder } from '#gateway/dialects/anthropic_messages/stream_encoder'
@@ -26,10 +27,15 @@ export const anthropicMessages: Dialect = {
   encodeTokenCount: (tokens) => ({ input_tokens: tokens }),
   isTokenCount: (body) => isCount(body?.input_tokens),
   passThrough: {
-    // Usage lives in message_start (input, cache) and message_delta (output).
-    carriesUsage: (event) => event.event === 'message_start' || event.event === 'message_delta',
+    // Usage lives in message_start (input, cache) and message_delta (output); a web search is counted as it
+    // starts (its server_tool_use block), for a stream cut before message_delta (only those blocks are parsed).
+    carriesUsage: (event) =>
+      event.event === 'message_start' ||
+      event.event === 'message_delta' ||
+      (event.event === 'content_block_start' && event.data.includes('"server_tool_use"')),
     readUsage(parsed, known): CanonicalUsage | null {
       if (parsed?.type === 'message_start') return decodeAnthropicUsage(parsed.message?.usage) ?? known
+      if (parsed?.type === 'content_block_start') return usageAfterBlockStart(parsed.content_block, known)
       if (parsed?.type !== 'message_delta' || !parsed.usage) return known
       return mergeAnthropicUsage(parsed.usage, known)
     },

@@ -16,6 +16,21 @@ export const stopOfAnthropic = (reason: string | null | undefined): StopReason =
 export const anthropicStop = (reason: StopReason): string => (reason === 'content_filter' ? 'refusal' : reason)
 
 /**
+ * A stream's content_block_start: a web search the server tool starts (a
+ * `server_tool_use` block named web_search) is one more search on the usage
+ * message_start reported (`known` itself for any other block, or when there
+ * is none: no counts are made up). message_delta's
+ * `server_tool_use.web_search_requests` states the count; a stream cut
+ * before it (the client gone, the balance spent) is billed the searches it
+ * showed, which the provider ran and bills. A new object: the relays compare
+ * usages by identity.
+ */
+export function usageAfterBlockStart(block: any, known: CanonicalUsage | null): CanonicalUsage | null {
+  if (known === null || block?.type !== 'server_tool_use' || block.name !== 'web_search') return known
+  return { ...known, webSearches: (known.webSearches ?? 0) + 1 }
+}
+
+/**
  * Anthropic usage -> canonical: input_tokens excludes cache reads/writes, canonical input includes them;
  * `output_tokens_details.thinking_tokens` (the thinking within output_tokens) is the reasoning count.
  */

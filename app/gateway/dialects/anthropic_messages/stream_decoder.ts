@@ -1,6 +1,6 @@
 import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
-import { decodeAnthropicUsage, mergeAnthropicUsage, stopOfAnthropic } from '#gateway/dialects/anthropic_messages/response'
+import { decodeAnthropicUsage, mergeAnthropicUsage, stopOfAnthropic, usageAfterBlockStart } from '#gateway/dialects/anthropic_messages/response'
 
 /**
  * Anthropic SSE -> canonical events. Usage arrives in two halves (input and
@@ -101,8 +101,13 @@ export class AnthropicStreamDecoder implements StreamDecoder {
       case 'tool_use':
         this.#track(upstreamIndex, index)
         return [{ type: 'block_start', index, block: { type: 'tool_call', id: String(block.id), name: String(block.name) } }]
-      default:
-        return []
+      default: {
+        // A server tool's web search: counted now (usageAfterBlockStart), for a stream cut before message_delta.
+        const usage = usageAfterBlockStart(block, this.#usage)
+        if (usage === this.#usage || usage === null) return []
+        this.#usage = usage
+        return [{ type: 'usage', usage }]
+      }
     }
   }
 

@@ -1,0 +1,148 @@
+import { test } from '@japa/runner'
+import { toFile } from 'openai'
+import { setPrice } from '#actions/set_price'
+import { toPico } from '#gateway/metering/money'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { anthropic } from '#tests/clients'
+import { balanceAndLedger, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+
+/**
+ * A batch pays what the same requests pay one by one, at the batch
+ * percentage: the one-hour cache writes and web searches of a message
+ * batch's results, the audio tokens of a chat batch's answers and the web
+ * searches of a Responses batch's answers too (batch_output.ts). They were
+ * summed as plain tokens (1h writes at the 5-minute price, audio at the text
+ * prices) or not at all (searches): a batch of searching requests cost
+ * what it would have without them.
+ */
+
+/** pico-USD per token of a price per 1M tokens, and per USD */
+const PER_TOKEN = 1_000_000n
+const PER_USD = 1_000_000_000_000n
+/** A batch pays half (BATCH_PRICE_PERCENT's default) */
+const half = (pico: bigint) => (pico * 50n + 50n) / 100n
+
+test.group('Batches bill one-hour cache writes, web searches and audio tokens', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-sonnet-4'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-audio', 'gpt-5'] })
+    await setPrice({ model: 'claude-sonnet-4', input: '3', output: '15', cacheRead: '0.3', cacheWrite: '3.75', cacheWrite1h: '6', perWebSearch: '0.01' })
+    await setPrice({ model: 'gpt-audio', input: '2.5', output: '10', audioInput: '40', audioOutput: '80' })
+    await setPrice({ model: 'gpt-5', input: '2', output: '8', perWebSearch: '0.01' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('a message batch: its results\' one-hour cache writes at their price and its web searches per search', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const client = anthropic(user.key)
+    const usage = {
+      input_tokens: 100,
+      output_tokens: 20,
+      cache_read_input_tokens: 0,
+      cache_creation_input_tokens: 1000,
+      cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 1000 },
+      server_tool_use: { web_search_requests: 3 },
+    }
+    const requests = [0, 1].map((i) => ({
+      custom_id: `req-${i}`,
+      params: { model: 'claude-sonnet-4', max_tokens: 50, messages: [{ role: 'user' as const, content: 'search it' }], mock_usage: usage },
+    }))
+    const batch = await client.messages.batches.create({ requests, mock_polls: 0 } as any)
+    assert.include(await client.messages.batches.retrieve(batch.id), { processing_status: 'ended' })
+
+    // Each request as /v1/messages bills it: 100 in at $3, 1,000 one-hour writes at $6, 20 out at $15, 3 searches at $0.01.
+    const each = (100n * 3n + 1000n * 6n + 20n * 15n) * PER_TOKEN + 3n * (PER_USD / 100n)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'messages.batch', prompt_tokens: 2200, completion_tokens: 40, cache_write_tokens: 2000 })
+    assert.equal(toPico(rows[0].cost), half(2n * each))
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(toPico(money.balance), 10n * PER_USD - half(2n * each))
+  })
+
+  test('an OpenAI chat batch: its answers\' audio tokens at the audio prices', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const client = openai(user.key)
+    const usage = {
+      prompt_tokens: 100,
+      completion_tokens: 50,
+      total_tokens: 150,
+      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 60 },
+      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 40 },
+    }
+    const lines = [0, 1].map((i) =>
+      JSON.stringify({ custom_id: `req-${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-audio', messages: [{ role: 'user', content: 'say it' }], mock_usage: usage } })
+    )
+    const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '0' } })
+    assert.include(await client.batches.retrieve(batch.id), { status: 'completed' })
+
+    // Each line as /v1/chat/completions bills it: 40 text in at $2.5, 60 audio in at $40, 10 text out at $10, 40 audio out at $80.
+    const each = (40n * 25n) / 10n * PER_TOKEN + (60n * 40n + 10n * 10n + 40n * 80n) * PER_TOKEN
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', prompt_tokens: 200, completion_tokens: 100 })
+    assert.equal(toPico(rows[0].cost), half(2n * each))
+  })
+
+  test('an OpenAI Responses batch: its answers\' web_search_call items per search', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const client = openai(user.key)
+    const usage = { input_tokens: 100, output_tokens: 30, total_tokens: 130 }
+    const output = [
+      { type: 'web_search_call', id: 'ws_1', status: 'completed', action: { type: 'search', query: 'a' } },
+      { type: 'web_search_call', id: 'ws_2', status: 'completed', action: { type: 'search', query: 'b' } },
+      { type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Found.', annotations: [] }] },
+    ]
+    const lines = [0, 1, 2].map((i) =>
+      JSON.stringify({
+        custom_id: `req-${i}`,
+        method: 'POST',
+        url: '/v1/responses',
+        body: { model: 'gpt-5', input: 'search it', tools: [{ type: 'web_search' }], mock_usage: usage, mock_output: output },
+      })
+    )
+    const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/responses', completion_window: '24h', metadata: { mock_polls: '0' } })
+    assert.include(await client.batches.retrieve(batch.id), { status: 'completed' })
+
+    // Each line as /v1/responses bills it: 100 in at $2, 30 out at $8, 2 searches at $0.01.
+    const each = (100n * 2n + 30n * 8n) * PER_TOKEN + 2n * (PER_USD / 100n)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', prompt_tokens: 300, completion_tokens: 90 })
+    assert.equal(toPico(rows[0].cost), half(3n * each))
+  })
+
+  test('a message batch that may search holds its searches: refused when the balance cannot cover them', async ({ assert }) => {
+    // 2 requests x 5 searches at $0.01, at half price: $0.05 held besides the tokens, more than $0.04.
+    const user = await seedUser({ balance: '0.04' })
+    const client = anthropic(user.key)
+    const requests = [0, 1].map((i) => ({
+      custom_id: `req-${i}`,
+      params: {
+        model: 'claude-sonnet-4',
+        max_tokens: 50,
+        tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }],
+        messages: [{ role: 'user' as const, content: 'search it' }],
+      },
+    }))
+    let refused: any = null
+    try {
+      await client.messages.batches.create({ requests, mock_polls: 0 } as any)
+    } catch (error) {
+      refused = error
+    }
+    assert.equal(refused?.status, 402)
+    assert.equal(refused?.error?.error?.type, 'billing_error')
+    assert.include(refused?.error?.error?.message, 'this batch holds up to $0.05')
+    // Without the tool, the same batch fits.
+    const plain = await client.messages.batches.create({ requests: requests.map((r) => ({ ...r, params: { ...r.params, tools: undefined } })), mock_polls: 0 } as any)
+    assert.include(plain, { processing_status: 'in_progress' })
+  })
+})
