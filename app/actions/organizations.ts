@@ -130,13 +130,13 @@ export async function updateOrganizationMember(ref: unknown, userRef: string, ro
   return db.transaction(async (trx) => {
     const org = await findOrganization(ref, trx)
     const user = await findUser(member.user, trx)
-    const [row] = await trx
-      .from('organization_members')
-      .where('organization_id', org.id)
-      .where('user_id', user.id)
-      .update({ role: member.role ?? 'internal_user' })
-      .returning('*')
+    const membership = trx.from('organization_members').where('organization_id', org.id).where('user_id', user.id)
+    // No role given (LiteLLM's member_update with only a budget field): the member keeps theirs (it demoted them).
+    const [row] = member.role === undefined ? await membership.select('*') : await membership.update({ role: member.role }).returning('*')
     if (!row) throw AdminInputError.notFound(`${user.email} is not a member of organization ${org.alias}`)
+    if (member.role === undefined) {
+      return { org, member: { user_id: user.id, email: user.email, role: row.role as OrganizationRole, created_at: row.created_at } }
+    }
     await writeAudit(trx, actor, {
       action: 'organization.member_update',
       subjectType: 'organization',

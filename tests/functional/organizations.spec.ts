@@ -264,6 +264,10 @@ test.group('Organizations: LiteLLM\'s /organization/*', (group) => {
     const updated = await call('PATCH', '/organization/member_update', { organization_id: orgId, user_email: bob.email, role: 'internal_user_viewer' })
     assert.equal(updated.status, 200, JSON.stringify(updated.body))
     assert.deepInclude(updated.body, { user_id: String(bob.userId), organization_id: orgId, user_role: 'internal_user_viewer' })
+    // An update naming no role (LiteLLM sends only max_budget_in_organization then) keeps the member's (it demoted them).
+    const kept = await call('PATCH', '/organization/member_update', { organization_id: orgId, user_email: bob.email, max_budget_in_organization: 5 })
+    assert.equal(kept.status, 200, JSON.stringify(kept.body))
+    assert.deepInclude(kept.body, { user_id: String(bob.userId), user_role: 'internal_user_viewer' })
 
     const info = await call('GET', `/organization/info?organization_id=${orgId}`)
     assert.equal(info.status, 200)

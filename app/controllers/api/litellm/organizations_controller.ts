@@ -158,7 +158,7 @@ export default class LiteLLMOrganizationsController {
     return orgManaged(async () => {
       const body = ctx.request.body()
       const ref = organizationIdOf(body.organization_id)
-      const { org, member } = await updateOrganizationMember(ref, userOf(body), roleOf(body.role), apiActor(ctx))
+      const { org, member } = await updateOrganizationMember(ref, userOf(body), body.role === undefined || body.role === null ? undefined : roleOf(body.role), apiActor(ctx))
       return litellmMembershipJson(org.id, member)
     })
   }
