@@ -13,7 +13,18 @@ export interface UpstreamRequest {
   body: string | Buffer
   /** How the answer is read when it is not the dialect's own bytes (Bedrock's event stream, its error types) */
   answer?: AnswerWire
+  /**
+   * Completes the request before it is sent, when it needs something fetched
+   * first (Vertex's OAuth access token, when none is cached): the dispatcher
+   * awaits it inside the attempt. Absent on the hot path (a cached token is
+   * set by request() itself). Throws CredentialsRefused when the channel's
+   * credentials are refused.
+   */
+  prepare?: () => Promise<void>
 }
+
+/** The channel's credentials were refused before any request was sent (a token exchange): the channel is taken out of rotation like for a 401. */
+export class CredentialsRefused extends Error {}
 
 /**
  * An upstream whose answers need reading before the dialect's codecs see

@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { describeNotFound } from '#gateway/providers/base_url'
-import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { CredentialsRefused, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
@@ -201,13 +201,25 @@ export async function dispatch<A = undefined>(
 
     let response: UpstreamBody
     try {
-      response = await send(build(candidate), guard, candidate.channel.timeouts)
+      const request = build(candidate)
+      // Credentials fetched first (Vertex's access token when none is cached): the attempt's own time.
+      if (request.prepare) await request.prepare()
+      response = await send(request, guard, candidate.channel.timeouts)
     } catch (error) {
       guard.dispose()
       if (clientSignal.aborted) {
         health?.release(channelId)
         record('client_error', null, 'client closed the connection')
         throw new ClientGoneError()
+      }
+      if (error instanceof CredentialsRefused) {
+        // As an upstream 401: the channel's key is wrong, out of rotation; the next candidate is tried.
+        const message = concealChannel(GatewayError.providerError(error.message), candidate.channel).message
+        record('auth_error', 401, message)
+        health?.release(channelId)
+        policy?.disableChannel(channelId, `the channel's credentials were refused: ${message}`.slice(0, 500))
+        lastFailure = GatewayError.providerError(`Upstream rejected the channel's credentials (HTTP 401)`)
+        continue
       }
       const timedOut = guard.timedOut !== null || isTimeout(error)
       const message = guard.timedOut ? guard.describeTimeout() : timedOut ? `timeout (${describe(error)})` : describe(error)
