@@ -7,7 +7,7 @@ import { testChannel } from '#actions/test_channel'
 import { toPico } from '#gateway/metering/money'
 import { forgetTokens } from '#gateway/providers/vertex/google_token'
 import { MockVertex, MOCK_PROJECT } from '#tests/fixtures/mock_vertex'
-import { genai } from '#tests/clients'
+import { anthropic, genai } from '#tests/clients'
 import { balanceAndLedger, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 
@@ -19,6 +19,9 @@ async function run(command: any, args: string[]) {
 }
 
 const FLASH = 'gemini-2.5-flash'
+const SONNET = 'claude-sonnet-4-5@20250929'
+const CLAUDE = `/v1/projects/${MOCK_PROJECT}/locations/us-central1/publishers/anthropic/models/${SONNET}`
+const M = 1_000_000n
 const MODELS = `/v1/projects/${MOCK_PROJECT}/locations/us-central1/publishers/google/models`
 const hi = [{ role: 'user' as const, content: 'hi' }]
 // $0.30 in, $2.50 out (per 1M): 11 in, 5 out a call
@@ -49,8 +52,16 @@ test.group('Vertex AI channels', (group) => {
     mock = new MockVertex()
     await mock.start()
     // The project comes from the key; the location from ?location= (the mock is no *-aiplatform host)
-    await seedChannel({ name: 'vertex', provider: 'vertex', baseUrl: `${mock.origin}/v1?location=us-central1`, apiKey: mock.serviceAccount(), models: [FLASH] })
+    await seedChannel({
+      name: 'vertex',
+      provider: 'vertex',
+      baseUrl: `${mock.origin}/v1?location=us-central1`,
+      apiKey: mock.serviceAccount(),
+      models: [FLASH, 'claude-sonnet-4-5'],
+      modelMapping: { 'claude-sonnet-4-5': SONNET },
+    })
     await setPrice({ model: FLASH, input: '0.3', output: '2.5' })
+    await setPrice({ model: 'claude-sonnet-4-5', input: '3', output: '15', cacheRead: '0.3', cacheWrite: '3.75' })
     await refreshCaches()
     return () => mock.stop()
   })
@@ -129,6 +140,59 @@ test.group('Vertex AI channels', (group) => {
     }
     const money = await balanceAndLedger(user.userId)
     assert.equal(toPico(money.balance), 1_000_000_000_000n - 2n * COST)
+  })
+
+  test('Claude on Vertex: rawPredict / streamRawPredict with vertex-2023-10-16, Anthropic, OpenAI and Gemini clients, metered exactly', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const whole = await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 64, messages: hi }, { headers: { 'anthropic-beta': 'context-1m-2025-08-07' } })
+    assert.equal(whole.content[0].type === 'text' && whole.content[0].text, 'Hello from Claude on Vertex.')
+    assert.include(whole.usage, { input_tokens: 13, output_tokens: 6, cache_read_input_tokens: 100 })
+    let seen = mock.lastRequest()
+    assert.equal(seen.path, `${CLAUDE}:rawPredict`)
+    assert.match(String(seen.headers.authorization), /^Bearer ya29\.mock-\d+$/)
+    assert.equal(seen.headers['anthropic-beta'], 'context-1m-2025-08-07')
+    const body = JSON.parse(seen.body)
+    assert.equal(body.anthropic_version, 'vertex-2023-10-16')
+    assert.notProperty(body, 'model')
+
+    const stream = client.messages.stream({ model: 'claude-sonnet-4-5', max_tokens: 64, messages: hi })
+    let text = ''
+    stream.on('text', (delta) => (text += delta))
+    const final = await stream.finalMessage()
+    assert.equal(text, 'Hello from Claude on Vertex.')
+    assert.include(final.usage, { input_tokens: 13, output_tokens: 6, cache_read_input_tokens: 100 })
+    seen = mock.lastRequest()
+    assert.equal(seen.path, `${CLAUDE}:streamRawPredict`)
+    assert.isTrue(JSON.parse(seen.body).stream)
+
+    // OpenAI and Gemini clients: translated to the Messages API
+    const chat = await openai(user.key).chat.completions.create({ model: 'claude-sonnet-4-5', messages: hi, stream: true, stream_options: { include_usage: true } })
+    let chatText = ''
+    for await (const chunk of chat) chatText += chunk.choices[0]?.delta?.content ?? ''
+    assert.equal(chatText, 'Hello from Claude on Vertex.')
+    assert.equal(mock.lastRequest().path, `${CLAUDE}:streamRawPredict`)
+    const gemini = await genai(user.key).models.generateContent({ model: 'claude-sonnet-4-5', contents: 'hi' })
+    assert.equal(gemini.text, 'Hello from Claude on Vertex.')
+    assert.equal(mock.lastRequest().path, `${CLAUDE}:rawPredict`)
+
+    // count_tokens: the gateway's tokenizer, Vertex not called
+    const sent = mock.requests.length
+    const counted = await client.messages.countTokens({ model: 'claude-sonnet-4-5', messages: hi })
+    assert.isAbove(counted.input_tokens, 0)
+    assert.equal(mock.requests.length, sent)
+
+    const rows = (await usageRows(user.userId)).filter((row) => row.endpoint !== 'messages.count_tokens')
+    assert.lengthOf(rows, 4)
+    // 13 x 3 + 100 x 0.3 + 6 x 15
+    const cost = 13n * 3n * M + 100n * 300_000n + 6n * 15n * M
+    for (const row of rows) {
+      assert.include(row, { status: 200, model: 'claude-sonnet-4-5', served_model: SONNET, provider: 'vertex', prompt_tokens: 113, completion_tokens: 6, cached_tokens: 100, estimated: false })
+      assert.equal(toPico(row.cost), cost)
+    }
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(toPico(money.balance), 1_000_000_000_000n - 4n * cost)
+    assert.equal(money.balance, money.ledger)
   })
 
   test('a token is used until 5 minutes before it expires, then exchanged again', async ({ assert }) => {

@@ -89,12 +89,12 @@ export type EmbeddingsWire = 'openai' | 'gemini'
  * to the dialects, shared by every provider of a dialect. No framework types.
  */
 export interface ProviderAdapter {
-  /** Generation dialects the channel speaks natively, preferred first */
-  dialects(channel: ChannelInfo): readonly DialectName[]
+  /** Generation dialects the channel speaks natively for an upstream model (when known), preferred first */
+  dialects(channel: ChannelInfo, upstreamModel?: string): readonly DialectName[]
   /** How translated requests must be phrased for this channel's vendor */
   encodeHints?(channel: ChannelInfo): EncodeHints | undefined
   /** Native token counting (else the gateway counts with its tokenizer) */
-  countsTokens(channel: ChannelInfo): boolean
+  countsTokens(channel: ChannelInfo, upstreamModel?: string): boolean
   embeddings(channel: ChannelInfo): EmbeddingsWire | null
   /**
    * Whether the channel offers one of OpenAI's other endpoints, relayed as

@@ -27,8 +27,12 @@ export function adapterFor(kind: ProviderKind): ProviderAdapter {
   return ADAPTERS[kind] ?? openAiCompatibleAdapter
 }
 
-/** The dialect to talk to a channel in: the client's own when the channel speaks it (pass-through). */
-export function upstreamDialect(channel: ChannelInfo, ingress: DialectName): DialectName {
-  const spoken = adapterFor(channel.provider).dialects(channel)
+/**
+ * The dialect to talk to a channel in, for an upstream model: the client's
+ * own when the channel speaks it (pass-through). The model matters where one
+ * channel serves publishers of several formats (Vertex: Gemini and Claude).
+ */
+export function upstreamDialect(channel: ChannelInfo, ingress: DialectName, upstreamModel: string): DialectName {
+  const spoken = adapterFor(channel.provider).dialects(channel, upstreamModel)
   return spoken.includes(ingress) ? ingress : spoken[0]
 }

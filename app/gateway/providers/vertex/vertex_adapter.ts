@@ -1,3 +1,4 @@
+import { GatewayError } from '#exceptions/gateway_error'
 import type { DialectName } from '#gateway/dialects/canonical'
 import {
   baseOf,
@@ -11,7 +12,14 @@ import { accessToken, accountKey, cachedToken } from '#gateway/providers/vertex/
 import { parseVertexKey, vertexModelsPrefix, type VertexAuth } from '#gateway/providers/vertex/vertex_settings'
 import type { ChannelInfo } from '#gateway/types'
 
-const DIALECTS: readonly DialectName[] = ['gemini']
+const GEMINI: readonly DialectName[] = ['gemini']
+const CLAUDE: readonly DialectName[] = ['anthropic_messages']
+export const VERTEX_ANTHROPIC_VERSION = 'vertex-2023-10-16'
+
+/** Anthropic's models on Vertex (`claude-sonnet-4-5@20250929`): publishers/anthropic, the Messages API */
+export function isClaudeModel(model: string | undefined): boolean {
+  return model !== undefined && /^(?:publishers\/anthropic\/models\/)?claude-/.test(model)
+}
 
 /** What a channel snapshot's settings come to, worked out once (the catalog builds a new snapshot on every change). */
 interface VertexChannel {
@@ -38,21 +46,27 @@ function settingsOf(channel: ChannelInfo): VertexChannel {
 }
 
 /**
- * Google Vertex AI (provider kind `vertex`), Gemini models:
+ * Google Vertex AI (provider kind `vertex`). Gemini models:
  * `{prefix}/publishers/google/models/{model}:generateContent` and friends
  * (vertex_settings.ts), the Gemini API's bodies and answers (the `gemini`
  * dialect: passed through to Gemini clients, translated for the others),
  * streams as SSE (`alt=sse`). Authenticated with an OAuth access token from
  * the channel's service account (google_token.ts: cached, refreshed ~5 min
  * before expiry), or express mode's API key / access token.
+ *
+ * Claude models (`claude-*`): `{prefix}/publishers/anthropic/models/{model}:rawPredict`
+ * (`:streamRawPredict` streamed), the Anthropic Messages body without `model`
+ * and with `anthropic_version: vertex-2023-10-16`, answered in Anthropic's
+ * JSON and SSE (the `anthropic_messages` dialect).
  */
 export class VertexAdapter implements ProviderAdapter {
-  dialects() {
-    return DIALECTS
+  dialects(_channel: ChannelInfo, upstreamModel?: string) {
+    return isClaudeModel(upstreamModel) ? CLAUDE : GEMINI
   }
 
-  countsTokens() {
-    return true
+  /** Gemini's countTokens; Claude's count-tokens on Vertex takes another form: the gateway's tokenizer counts */
+  countsTokens(_channel: ChannelInfo, upstreamModel?: string) {
+    return !isClaudeModel(upstreamModel)
   }
 
   /** Vertex embeds through `:predict`, another body than the Gemini API's batchEmbedContents: not served yet */
@@ -68,15 +82,21 @@ export class VertexAdapter implements ProviderAdapter {
     const { origin } = baseOf(channel)
     const prefix = prefixOf(channel)
     const headers: Record<string, string> = { 'content-type': 'application/json' }
-    const model = encodeURIComponent(call.model.replace(/^(?:publishers\/google\/)?models\//, ''))
-    const request: UpstreamRequest = {
-      origin,
-      path: `${prefix}/publishers/google/models/${model}:${methodOf(call)}`,
-      headers,
-      body: call.body,
-    }
+    const claude = isClaudeModel(call.model)
+    // Vertex names a model's version after '@' (claude-sonnet-4-5@20250929): kept readable in the path
+    const model = encodeURIComponent(call.model.replace(/^(?:publishers\/[^/]+\/)?models\//, '')).replace(/%40/g, '@')
+    const request: UpstreamRequest = claude
+      ? {
+          origin,
+          path: `${prefix}/publishers/anthropic/models/${model}:${call.stream ? 'streamRawPredict' : 'rawPredict'}`,
+          headers,
+          body: Buffer.from(JSON.stringify(rawPredictBody(call))),
+        }
+      : { origin, path: `${prefix}/publishers/google/models/${model}:${methodOf(call)}`, headers, body: call.body }
+    if (claude) headers['accept'] = call.stream ? 'text/event-stream' : 'application/json'
     authorise(channel, request)
-    withChannelHeaders(headers, channel, call.clientHeaders, [])
+    // Beta flags only mean something to a same-dialect client (Vertex reads them from the header)
+    withChannelHeaders(headers, channel, call.clientHeaders, claude && call.dialect === 'anthropic_messages' ? ['anthropic-beta'] : [])
     return request
   }
 
@@ -133,6 +153,18 @@ function authorise(channel: ChannelInfo, request: UpstreamRequest) {
       }
     }
   }
+}
+
+/** The Messages body as rawPredict takes it: no `model` (it is in the path), Vertex's `anthropic_version`; `stream` stays. */
+function rawPredictBody(call: UpstreamCall): Record<string, unknown> {
+  let body: Record<string, unknown>
+  try {
+    body = JSON.parse(typeof call.body === 'string' ? call.body : call.body.toString('utf8'))
+  } catch {
+    throw GatewayError.invalidJson()
+  }
+  const { model: _model, ...rest } = body
+  return { anthropic_version: VERTEX_ANTHROPIC_VERSION, ...rest }
 }
 
 function methodOf(call: UpstreamCall): string {
