@@ -2,6 +2,8 @@ import { test } from '@japa/runner'
 import ace from '@adonisjs/core/services/ace'
 import db from '@adonisjs/lucid/services/db'
 import ChannelCreate from '#commands/channel_create'
+import ChannelTest from '#commands/channel_test'
+import { fetchChannelModels } from '#actions/channel_models'
 import { setPrice } from '#actions/set_price'
 import { testChannel } from '#actions/test_channel'
 import { toPico } from '#gateway/metering/money'
@@ -269,6 +271,14 @@ test.group('Vertex AI channels', (group) => {
 
     const result = await testChannel(channel.id)
     assert.isTrue(result.ok, String(result.error))
+    const command = await run(ChannelTest, [String(channel.id)])
+    command.assertSucceeded()
+    assert.equal(mock.lastRequest().path, '/v1beta1/publishers/google/models?pageSize=1000')
+    assert.equal(mock.lastRequest().headers['x-goog-api-key'], mock.apiKey)
+    // The service account channel's list, with its token
+    const listed = await fetchChannelModels((await db.from('channels').where('name', 'vertex').first()).id)
+    assert.deepEqual(listed.models.map((m) => m.id), ['gemini-2.5-flash', 'gemini-2.5-pro'])
+    assert.match(String(mock.lastRequest().headers.authorization), /^Bearer ya29\.mock-\d+$/)
 
     for (const [given, stored] of [
       ['us-central1', 'https://us-central1-aiplatform.googleapis.com/v1'],
