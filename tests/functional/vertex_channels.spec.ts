@@ -260,6 +260,31 @@ test.group('Vertex AI channels', (group) => {
     assert.include((await disabledRow(broken.id)).disabled_reason, 'no client_email or private_key')
   })
 
+  test("a token endpoint slower than the channel's first-byte limit: that attempt times out, the next channel serves", async ({ assert }) => {
+    const slow = new MockVertex()
+    await slow.start()
+    slow.tokenDelayMs = 2500
+    try {
+      const channel = await seedChannel({ name: 'vertex-slow', provider: 'vertex', baseUrl: `${slow.origin}/v1?location=us-central1`, apiKey: slow.serviceAccount(), models: ['gemini-slow'], priority: 10, firstByteTimeoutMs: 1000 })
+      await seedChannel({ name: 'vertex-second', provider: 'vertex', baseUrl: `${mock.origin}/v1?location=us-central1`, apiKey: mock.serviceAccount(), models: ['gemini-slow'], modelMapping: { 'gemini-slow': FLASH }, priority: 1 })
+      const user = await seedUser({ balance: '1' })
+      const started = Date.now()
+      const answer = await openai(user.key).chat.completions.create({ model: 'gemini-slow', messages: hi })
+      assert.equal(answer.choices[0].message.content, 'Hello from Vertex.')
+      assert.isBelow(Date.now() - started, 2400, 'the slow exchange was not waited for')
+      assert.lengthOf(slow.requests, 0)
+      const rows = await usageRows(user.userId)
+      assert.include(rows[0], { status: 200, prompt_tokens: 11, completion_tokens: 5 })
+      assert.notEqual(rows[0].channel_id, channel.id)
+      // A timeout is no bad key: the slow channel stays in rotation
+      assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === channel.id)!.enabled)
+    } finally {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      slow.tokenDelayMs = 0
+      await slow.stop()
+    }
+  }).timeout(15_000)
+
   test('express mode: an API key, no project; the panel Test; channel:create takes a bare location', async ({ assert }) => {
     const channel = await seedChannel({ name: 'vertex-express', provider: 'vertex', baseUrl: `${mock.origin}/v1?location=global`, apiKey: mock.apiKey, models: ['gemini-express'], modelMapping: { 'gemini-express': FLASH } })
     const user = await seedUser({ balance: '1' })

@@ -203,7 +203,7 @@ export async function dispatch<A = undefined>(
     try {
       const request = build(candidate)
       // Credentials fetched first (Vertex's access token when none is cached): the attempt's own time.
-      if (request.prepare) await request.prepare()
+      if (request.prepare) await guard.before(request.prepare())
       response = await send(request, guard, candidate.channel.timeouts)
     } catch (error) {
       guard.dispose()
@@ -447,7 +447,26 @@ class AttemptGuard {
     return `${base} while waiting for a free upstream connection (every connection allowed by UPSTREAM_MAX_CONNECTIONS was busy)`
   }
 
-  #onClientAbort = () => this.#exchange?.abort(new ClientGoneError())
+  /**
+   * Waits for what the request needs before it is sent (prepare(): credentials), under the
+   * attempt's limits: the client's disconnect and an expired limit end the wait as they end an exchange.
+   */
+  before(work: Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.timedOut !== null) return reject(new Error(`upstream ${this.timedOut} timeout`))
+      if (this.client.aborted) return reject(new ClientGoneError())
+      this.#waiting = reject
+      work.then(resolve, reject).finally(() => (this.#waiting = null))
+    })
+  }
+
+  /** Ends the wait of before() */
+  #waiting: ((error: Error) => void) | null = null
+
+  #onClientAbort = () => {
+    this.#waiting?.(new ClientGoneError())
+    this.#exchange?.abort(new ClientGoneError())
+  }
   #expireFirstByte = () => this.#expire('first byte')
   #expireIdle = () => {
     // Paused because the client is not reading (back-pressure): the upstream is silent because the
@@ -462,6 +481,7 @@ class AttemptGuard {
 
   #expire(which: string) {
     this.timedOut = which
+    this.#waiting?.(new Error(`upstream ${which} timeout`))
     this.#exchange?.abort(new Error(`upstream ${which} timeout`))
   }
 }
