@@ -92,15 +92,15 @@ export function vertexBaseUrl(location: string): string {
 /**
  * The path prefix publisher models are under: the base's own when it names
  * a project and location, else `/projects/{project}/locations/{location}`
- * added for a service account; express mode (an API key or token) calls
- * `{base}/publishers/...` directly. Null: a service account with no project.
+ * added when a project is known (`?project=`, a service account's
+ * `project_id`); without one (express mode's API key) `{base}/publishers/...`
+ * directly. Null: a service account with no project.
  */
 export function vertexModelsPrefix(baseUrl: string, basePath: string, auth: VertexAuth | null): string | null {
   if (PATH_LOCATION.test(basePath)) return basePath
-  if (auth?.kind !== 'service_account') return basePath
   const url = new URL(baseUrl)
-  const project = url.searchParams.get('project') || auth.account.projectId
-  if (!project) return null
+  const project = url.searchParams.get('project') || (auth?.kind === 'service_account' ? auth.account.projectId : null)
+  if (!project) return auth?.kind === 'service_account' ? null : basePath
   const location = vertexLocation(baseUrl) ?? 'us-central1'
   return `${basePath}/projects/${encodeURIComponent(project)}/locations/${encodeURIComponent(location)}`
 }
