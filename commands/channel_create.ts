@@ -34,7 +34,7 @@ export default class ChannelCreate extends AdminCommand {
   @flags.string({ description: 'Channel name', required: true })
   declare name: string
 
-  @flags.string({ description: 'openai|openrouter|deepseek|zai|gemini|google|anthropic|azure|bedrock|custom (google = native Gemini API, gemini = its OpenAI endpoint, azure = Azure OpenAI: models are deployment names, bedrock = Claude on AWS Bedrock: base URL its region, key ACCESS_KEY_ID:SECRET[:SESSION_TOKEN] or a Bedrock API key)', required: true })
+  @flags.string({ description: 'openai|openrouter|deepseek|zai|gemini|google|anthropic|azure|bedrock|vertex|custom (google = native Gemini API, gemini = its OpenAI endpoint, azure = Azure OpenAI: models are deployment names, bedrock = Claude on AWS Bedrock: base URL its region, key ACCESS_KEY_ID:SECRET[:SESSION_TOKEN] or a Bedrock API key, vertex = Gemini and Claude on Google Vertex AI: base URL its location, key a service account JSON or an express-mode API key)', required: true })
   declare provider: string
 
   @flags.string({ description: 'Upstream base URL, e.g. https://api.openai.com/v1', required: true })

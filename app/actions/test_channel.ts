@@ -80,7 +80,7 @@ export async function testChannel(
   const upstreamModel = channel.modelMapping[publicModel] ?? publicModel
 
   const openAiBody = { model: publicModel, messages: [{ role: 'user', content: PROMPT }], max_tokens: 16, stream: false }
-  const dialect = upstreamDialect(channel, 'openai_chat')
+  const dialect = upstreamDialect(channel, 'openai_chat', upstreamModel)
   const adapter = adapterFor(channel.provider)
   const body =
     dialect === 'openai_chat'

@@ -40,7 +40,7 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
   }
   const native = router.candidatesOf(plan, call.model).filter((c) => {
     const adapter = adapterFor(c.channel.provider)
-    return adapter.countsTokens(c.channel) && adapter.dialects(c.channel).includes(call.ingress)
+    return adapter.countsTokens(c.channel, c.upstreamModel) && adapter.dialects(c.channel, c.upstreamModel).includes(call.ingress)
   })
   let bytes: Buffer
   let status = 200

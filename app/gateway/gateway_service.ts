@@ -346,7 +346,7 @@ export class GatewayService {
         account.dispatchHooks,
         (b, c) => exchange.readAnswer(b, c)
       )
-      const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
+      const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress, candidate.upstreamModel))
       // A translated answer's encoder writes what only this upstream gives (chat's reasoning_details)
       exchange.encoderOptions.upstream = upstream.name
       // A Responses answer to store: translated, kept here under the gateway's id; else held by the upstream.
@@ -981,13 +981,13 @@ class Exchange {
     const unsupported = untranslatable(this.call)
     if (unsupported) {
       // Only channels of the client's own format can serve it: the others are not tried.
-      this.candidates = this.candidates.filter((c) => upstreamDialect(c.channel, this.call.ingress) === this.call.ingress)
+      this.candidates = this.candidates.filter((c) => upstreamDialect(c.channel, this.call.ingress, c.upstreamModel) === this.call.ingress)
       if (this.candidates.length === 0) throw GatewayError.invalidRequest(unsupported)
     }
     /** Dialects that cannot carry an attachment of the request, and the first refusal (the 400 if none can) */
     let refused: { dialects: DialectName[]; error: GatewayError } | null = null
     for (const candidate of this.candidates) {
-      const dialect = upstreamDialect(candidate.channel, this.call.ingress)
+      const dialect = upstreamDialect(candidate.channel, this.call.ingress, candidate.upstreamModel)
       if (this.#prepared.some((p) => p.dialect === dialect) || refused?.dialects.includes(dialect)) continue
       try {
         this.#prepared.push({ candidate, dialect, body: this.#build(candidate, dialect) })
@@ -999,7 +999,7 @@ class Exchange {
     }
     if (refused) {
       const cannot = refused.dialects
-      this.candidates = this.candidates.filter((c) => !cannot.includes(upstreamDialect(c.channel, this.call.ingress)))
+      this.candidates = this.candidates.filter((c) => !cannot.includes(upstreamDialect(c.channel, this.call.ingress, c.upstreamModel)))
       if (this.candidates.length === 0) throw refused.error
     }
   }
@@ -1007,7 +1007,7 @@ class Exchange {
   /** The request for one candidate (dispatch calls this per attempt). */
   upstreamRequest(candidate: RouteCandidate) {
     const { call } = this
-    const dialect = upstreamDialect(candidate.channel, call.ingress)
+    const dialect = upstreamDialect(candidate.channel, call.ingress, candidate.upstreamModel)
     return adapterFor(candidate.channel.provider).request(candidate.channel, {
       operation: 'generate',
       dialect,
@@ -1027,7 +1027,7 @@ class Exchange {
    */
   async readAnswer(body: UpstreamBody, candidate: RouteCandidate): Promise<WholeAnswer | null> {
     const { call } = this
-    const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress))
+    const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress, candidate.upstreamModel))
     if (call.stream && isEventStream(body.headers['content-type'])) {
       // Nothing has reached the client yet: a stream that fails at once fails over too.
       await checkStreamOpening(body, upstream.passThrough)

@@ -85,7 +85,7 @@ export async function compactResponses(
 
 /** A channel whose adapter speaks OpenAI Responses itself (openai, azure, custom with responses...). */
 function speaksResponses(candidate: RouteCandidate): boolean {
-  return upstreamDialect(candidate.channel, 'openai_responses') === 'openai_responses'
+  return upstreamDialect(candidate.channel, 'openai_responses', candidate.upstreamModel) === 'openai_responses'
 }
 
 /**
@@ -153,7 +153,7 @@ async function summarise(catalog: Catalog, candidates: RouteCandidate[], call: C
     (c) =>
       adapterFor(c.channel.provider).request(c.channel, {
         operation: 'generate',
-        dialect: upstreamDialect(c.channel, 'openai_responses'),
+        dialect: upstreamDialect(c.channel, 'openai_responses', c.upstreamModel),
         model: c.upstreamModel,
         stream: false,
         body: bodies.get(c)!,
@@ -232,7 +232,7 @@ function continuedHooks(account: RequestAccount): DispatchHooks {
 }
 
 function summarisationBody(candidate: RouteCandidate, request: Record<string, any>, canonical: CanonicalRequest): Buffer {
-  const dialect = upstreamDialect(candidate.channel, 'openai_responses')
+  const dialect = upstreamDialect(candidate.channel, 'openai_responses', candidate.upstreamModel)
   try {
     if (dialect === 'openai_responses') return Buffer.from(JSON.stringify({ ...request, model: candidate.upstreamModel }))
     const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
@@ -244,7 +244,7 @@ function summarisationBody(candidate: RouteCandidate, request: Record<string, an
 
 /** dispatch()'s AnswerCheck for the summarisation call: an answer of the channel's format, decoded. */
 async function readSummary(body: UpstreamBody, candidate: RouteCandidate): Promise<CanonicalResponse> {
-  const upstream = dialectOf(upstreamDialect(candidate.channel, 'openai_responses'))
+  const upstream = dialectOf(upstreamDialect(candidate.channel, 'openai_responses', candidate.upstreamModel))
   const parsed = parseAnswer(await readBody(body))
   if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
   return decodeAnswer(() => upstream.decodeResponse(parsed))

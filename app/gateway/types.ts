@@ -17,6 +17,7 @@ export type ProviderKind =
   | 'google'
   | 'azure'
   | 'bedrock'
+  | 'vertex'
   | 'custom'
 
 export const PROVIDER_KINDS: readonly ProviderKind[] = [
@@ -29,6 +30,7 @@ export const PROVIDER_KINDS: readonly ProviderKind[] = [
   'google',
   'azure',
   'bedrock',
+  'vertex',
   'custom',
 ]
 

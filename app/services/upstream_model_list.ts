@@ -78,12 +78,13 @@ export class UpstreamModelsError extends AdminInputError {
   }
 }
 
-type Paging = 'none' | 'anthropic' | 'google' | 'bedrock'
+type Paging = 'none' | 'anthropic' | 'google' | 'bedrock' | 'vertex'
 
 function pagingOf(provider: ProviderKind): Paging {
   if (provider === 'anthropic') return 'anthropic'
   if (provider === 'google') return 'google'
   if (provider === 'bedrock') return 'bedrock'
+  if (provider === 'vertex') return 'vertex'
   return 'none'
 }
 
@@ -107,6 +108,14 @@ export async function listUpstreamModels(target: ModelListTarget, options: ListO
     timeouts: target.timeouts,
   }
   const upstream = adapterFor(target.provider).modelsPath(channel)
+  // Credentials fetched first (a Vertex service account's access token)
+  if (upstream.prepare) {
+    try {
+      await upstream.prepare()
+    } catch (error) {
+      throw new UpstreamModelsError(`the channel's credentials: ${(error as Error).message}`)
+    }
+  }
   const paging = pagingOf(target.provider)
   const session = new AdminGetSession(target, {
     what: 'model list',
@@ -151,7 +160,7 @@ export async function listUpstreamModels(target: ModelListTarget, options: ListO
 
 function pageQuery(paging: Paging, cursor: string | null): string {
   if (paging === 'anthropic') return `limit=1000${cursor ? `&after_id=${encodeURIComponent(cursor)}` : ''}`
-  if (paging === 'google') return `pageSize=1000${cursor ? `&pageToken=${encodeURIComponent(cursor)}` : ''}`
+  if (paging === 'google' || paging === 'vertex') return `pageSize=1000${cursor ? `&pageToken=${encodeURIComponent(cursor)}` : ''}`
   return ''
 }
 
@@ -178,6 +187,14 @@ function readPage(paging: Paging, answer: unknown): { ids: string[]; next: strin
       .map((m) => (m as { name?: unknown })?.name)
       .map((name) => (typeof name === 'string' ? name.replace(/^models\//, '') : name))
       .filter(validId)
+    const token = (body as Record<string, unknown>).nextPageToken
+    return { ids, next: typeof token === 'string' && token ? token : null }
+  }
+  if (paging === 'vertex') {
+    // Vertex's publisher model list: `publisherModels[].name` = publishers/google/models/{id}
+    const models = (body as Record<string, unknown> | null)?.publisherModels ?? []
+    if (!Array.isArray(models)) throw new UpstreamModelsError('the answer holds no model list (no "publisherModels" array)')
+    const ids = models.map((m) => String((m as { name?: unknown })?.name ?? '').replace(/^publishers\/[^/]+\/models\//, '')).filter(validId)
     const token = (body as Record<string, unknown>).nextPageToken
     return { ids, next: typeof token === 'string' && token ? token : null }
   }

@@ -5,6 +5,7 @@ import { adminMessages } from '#validators/admin_messages'
 import { ipAllowlistArray } from '#validators/ip_allowlist'
 import { wholeNumberField } from '#validators/whole_number_field'
 import { AWS_REGION, bedrockBaseUrl } from '#gateway/providers/bedrock/bedrock_settings'
+import { VERTEX_LOCATION, vertexBaseUrl } from '#gateway/providers/vertex/vertex_settings'
 
 /**
  * Validators shared by the ace commands and the admin panel (one rule, one
@@ -249,6 +250,9 @@ export async function validateChannel(data: Record<string, unknown>, problems: F
  */
 export function withRegionAsBaseUrl<T extends Record<string, unknown>>(data: T): T {
   const baseUrl = typeof data.baseUrl === 'string' ? data.baseUrl.trim() : null
-  if (data.provider !== 'bedrock' || baseUrl === null || !AWS_REGION.test(baseUrl)) return data
-  return { ...data, baseUrl: bedrockBaseUrl(baseUrl) }
+  if (baseUrl === null) return data
+  if (data.provider === 'bedrock' && AWS_REGION.test(baseUrl)) return { ...data, baseUrl: bedrockBaseUrl(baseUrl) }
+  // A `vertex` channel likewise: its location (us-central1, global)
+  if (data.provider === 'vertex' && VERTEX_LOCATION.test(baseUrl)) return { ...data, baseUrl: vertexBaseUrl(baseUrl) }
+  return data
 }

@@ -15,7 +15,8 @@ import { post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, u
  * form people paste for its base URL. `o` is the mock's origin.
  */
 // Bedrock's base names its region (AWS's host or ?region=) and its mock signs: bedrock_channels.spec.ts.
-const PASTED: Record<Exclude<ProviderKind, 'bedrock'>, ((o: string) => string)[]> = {
+// Vertex's names its location and its mock checks OAuth tokens: vertex_channels.spec.ts.
+const PASTED: Record<Exclude<ProviderKind, 'bedrock' | 'vertex'>, ((o: string) => string)[]> = {
   anthropic: [(o) => o, (o) => `${o}/`, (o) => `${o}/v1`, (o) => `${o}/v1/`, (o) => `${o}/v1/messages`],
   google: [
     (o) => o,

@@ -1,5 +1,6 @@
 import { VENDORS } from '#gateway/providers/vendors'
 import type { ProviderKind } from '#gateway/types'
+import { VERTEX_LOCATION, vertexBaseUrl, vertexLocation } from '#gateway/providers/vertex/vertex_settings'
 import { AWS_REGION, bedrockBaseUrl, bedrockRegion } from '#gateway/providers/bedrock/bedrock_settings'
 
 /** A base URL that cannot be used as given; the message says what to change. */
@@ -38,6 +39,7 @@ const PASTED_ENDPOINT =
  */
 export function normaliseBaseUrl(kind: ProviderKind, input: string): string {
   if (kind === 'bedrock') return normaliseBedrockBaseUrl(input)
+  if (kind === 'vertex') return normaliseVertexBaseUrl(input)
   return normalisedUrl(kind, input)
 }
 
@@ -52,6 +54,19 @@ function normaliseBedrockBaseUrl(input: string): string {
     throw new BaseUrlError(
       `A Bedrock base URL names its region: ${expectedBaseUrl('bedrock')}, e.g. ${normalised}?region=us-east-1`
     )
+  }
+  return normalised
+}
+
+/**
+ * Vertex AI: a bare location is its endpoint; any base must name the
+ * location (its Google host, a /projects/{p}/locations/{l} path, or `?location=`).
+ */
+function normaliseVertexBaseUrl(input: string): string {
+  const trimmed = input.trim()
+  const normalised = normalisedUrl('vertex', VERTEX_LOCATION.test(trimmed) ? vertexBaseUrl(trimmed) : trimmed)
+  if (vertexLocation(normalised) === null) {
+    throw new BaseUrlError(`A Vertex AI base URL names its location: ${expectedBaseUrl('vertex')}, e.g. ${normalised}?location=us-central1`)
   }
   return normalised
 }

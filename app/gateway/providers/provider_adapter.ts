@@ -13,7 +13,18 @@ export interface UpstreamRequest {
   body: string | Buffer
   /** How the answer is read when it is not the dialect's own bytes (Bedrock's event stream, its error types) */
   answer?: AnswerWire
+  /**
+   * Completes the request before it is sent, when it needs something fetched
+   * first (Vertex's OAuth access token, when none is cached): the dispatcher
+   * awaits it inside the attempt. Absent on the hot path (a cached token is
+   * set by request() itself). Throws CredentialsRefused when the channel's
+   * credentials are refused.
+   */
+  prepare?: () => Promise<void>
 }
+
+/** The channel's credentials were refused before any request was sent (a token exchange): the channel is taken out of rotation like for a 401. */
+export class CredentialsRefused extends Error {}
 
 /**
  * An upstream whose answers need reading before the dialect's codecs see
@@ -78,12 +89,12 @@ export type EmbeddingsWire = 'openai' | 'gemini'
  * to the dialects, shared by every provider of a dialect. No framework types.
  */
 export interface ProviderAdapter {
-  /** Generation dialects the channel speaks natively, preferred first */
-  dialects(channel: ChannelInfo): readonly DialectName[]
+  /** Generation dialects the channel speaks natively for an upstream model (when known), preferred first */
+  dialects(channel: ChannelInfo, upstreamModel?: string): readonly DialectName[]
   /** How translated requests must be phrased for this channel's vendor */
   encodeHints?(channel: ChannelInfo): EncodeHints | undefined
   /** Native token counting (else the gateway counts with its tokenizer) */
-  countsTokens(channel: ChannelInfo): boolean
+  countsTokens(channel: ChannelInfo, upstreamModel?: string): boolean
   embeddings(channel: ChannelInfo): EmbeddingsWire | null
   /**
    * Whether the channel offers one of OpenAI's other endpoints, relayed as

@@ -19,6 +19,7 @@ import type { ProviderKind } from '#gateway/types'
  * | anthropic  | anthropic (native) | Messages API                 | https://api.anthropic.com/v1                              |
  * | azure      | azure              | chat, responses, embeddings, images | (required: https://{resource}.openai.azure.com/openai[/v1]) |
  * | bedrock    | bedrock            | Messages API (Claude, InvokeModel) | (required: https://bedrock-runtime.{region}.amazonaws.com, or the region) |
+ * | vertex     | vertex             | generateContent family (Gemini on Vertex AI) | (required: https://{location}-aiplatform.googleapis.com/v1, or the location) |
  * | custom     | openai_compatible  | chat                         | (required)                                                |
  *
  * Base URLs are stored in the form above; `baseUrl` says how pasted shorter
@@ -208,6 +209,22 @@ export const VENDORS: Record<ProviderKind, VendorConfig> = {
       query: ['region'],
       example: 'https://bedrock-runtime.us-east-1.amazonaws.com',
       expected: 'https://bedrock-runtime.{region}.amazonaws.com (or just the region, us-east-1; another base with ?region=)',
+    },
+  },
+  vertex: {
+    // Per location: https://{location}-aiplatform.googleapis.com/v1 (a bare location is completed to it: base_url.ts).
+    defaultBaseUrl: null,
+    dialects: ['gemini'],
+    forwardHeaders: [],
+    envKey: null,
+    defaultModels: [],
+    // Another base (a proxy) names the location (and may name the project): http://proxy:8080/v1?location=us-central1
+    baseUrl: {
+      hostPath: '/v1',
+      query: ['location', 'project'],
+      example: 'https://us-central1-aiplatform.googleapis.com/v1',
+      expected:
+        'https://{location}-aiplatform.googleapis.com/v1 (or just the location, us-central1; global: https://aiplatform.googleapis.com/v1; another base with ?location=)',
     },
   },
   custom: {

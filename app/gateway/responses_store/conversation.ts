@@ -27,7 +27,7 @@ export function conversationTooLarge(): GatewayError {
 
 /** A Responses-native channel (the Responses request passes through; the upstream stores) */
 export function nativeResponses(candidate: RouteCandidate): boolean {
-  return upstreamDialect(candidate.channel, 'openai_responses') === 'openai_responses'
+  return upstreamDialect(candidate.channel, 'openai_responses', candidate.upstreamModel) === 'openai_responses'
 }
 
 /** A Responses input as items (a string is one user message, as OpenAI lists it) */

@@ -27,8 +27,8 @@ export interface ModelSuffix {
   kind: 'thinking' | 'effort'
 }
 
-/** Thinking suffixes: Anthropic (also on Bedrock) and Gemini (native, or Google's OpenAI-compatible endpoint) */
-const THINKING_KINDS: readonly ProviderKind[] = ['anthropic', 'bedrock', 'google', 'gemini']
+/** Thinking suffixes: Anthropic (also on Bedrock) and Gemini (native, on Vertex, or Google's OpenAI-compatible endpoint) */
+const THINKING_KINDS: readonly ProviderKind[] = ['anthropic', 'bedrock', 'google', 'vertex', 'gemini']
 
 /** Effort suffixes: any kind but OpenRouter, whose catalogue has real `-high` models (`openai/o3-mini-high`) */
 export function suffixAppliesTo(suffix: ModelSuffix, provider: ProviderKind): boolean {

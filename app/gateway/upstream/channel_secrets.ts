@@ -1,3 +1,4 @@
+import { parseVertexKey } from '#gateway/providers/vertex/vertex_settings'
 import type { GatewayError } from '#exceptions/gateway_error'
 import { baseOf } from '#gateway/providers/provider_adapter'
 import type { ChannelInfo } from '#gateway/types'
@@ -35,6 +36,14 @@ function secretsOf(channel: ChannelInfo): ChannelSecrets {
   // A Bedrock key holds its access key id, secret and session token apart (bedrock_settings.ts): each concealed.
   if (channel.provider === 'bedrock' && channel.apiKey) {
     for (const part of channel.apiKey.split(':')) if (part.length >= SHORTEST_SECRET) credentials.push(part)
+  }
+  // A Vertex service account's JSON key: its private key and key id concealed on their own too.
+  if (channel.provider === 'vertex' && channel.apiKey) {
+    const auth = parseVertexKey(channel.apiKey)
+    if (auth.kind === 'service_account') {
+      credentials.push(auth.account.privateKey)
+      if (auth.account.privateKeyId && auth.account.privateKeyId.length >= SHORTEST_SECRET) credentials.push(auth.account.privateKeyId)
+    }
   }
   const addresses: string[] = []
   try {

@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { describeNotFound } from '#gateway/providers/base_url'
-import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { CredentialsRefused, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
@@ -201,13 +201,25 @@ export async function dispatch<A = undefined>(
 
     let response: UpstreamBody
     try {
-      response = await send(build(candidate), guard, candidate.channel.timeouts)
+      const request = build(candidate)
+      // Credentials fetched first (Vertex's access token when none is cached): the attempt's own time.
+      if (request.prepare) await guard.before(request.prepare())
+      response = await send(request, guard, candidate.channel.timeouts)
     } catch (error) {
       guard.dispose()
       if (clientSignal.aborted) {
         health?.release(channelId)
         record('client_error', null, 'client closed the connection')
         throw new ClientGoneError()
+      }
+      if (error instanceof CredentialsRefused) {
+        // As an upstream 401: the channel's key is wrong, out of rotation; the next candidate is tried.
+        const message = concealChannel(GatewayError.providerError(error.message), candidate.channel).message
+        record('auth_error', 401, message)
+        health?.release(channelId)
+        policy?.disableChannel(channelId, `the channel's credentials were refused: ${message}`.slice(0, 500))
+        lastFailure = GatewayError.providerError(`Upstream rejected the channel's credentials (HTTP 401)`)
+        continue
       }
       const timedOut = guard.timedOut !== null || isTimeout(error)
       const message = guard.timedOut ? guard.describeTimeout() : timedOut ? `timeout (${describe(error)})` : describe(error)
@@ -435,7 +447,26 @@ class AttemptGuard {
     return `${base} while waiting for a free upstream connection (every connection allowed by UPSTREAM_MAX_CONNECTIONS was busy)`
   }
 
-  #onClientAbort = () => this.#exchange?.abort(new ClientGoneError())
+  /**
+   * Waits for what the request needs before it is sent (prepare(): credentials), under the
+   * attempt's limits: the client's disconnect and an expired limit end the wait as they end an exchange.
+   */
+  before(work: Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.timedOut !== null) return reject(new Error(`upstream ${this.timedOut} timeout`))
+      if (this.client.aborted) return reject(new ClientGoneError())
+      this.#waiting = reject
+      work.then(resolve, reject).finally(() => (this.#waiting = null))
+    })
+  }
+
+  /** Ends the wait of before() */
+  #waiting: ((error: Error) => void) | null = null
+
+  #onClientAbort = () => {
+    this.#waiting?.(new ClientGoneError())
+    this.#exchange?.abort(new ClientGoneError())
+  }
   #expireFirstByte = () => this.#expire('first byte')
   #expireIdle = () => {
     // Paused because the client is not reading (back-pressure): the upstream is silent because the
@@ -450,6 +481,7 @@ class AttemptGuard {
 
   #expire(which: string) {
     this.timedOut = which
+    this.#waiting?.(new Error(`upstream ${which} timeout`))
     this.#exchange?.abort(new Error(`upstream ${which} timeout`))
   }
 }

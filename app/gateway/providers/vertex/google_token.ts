@@ -1,0 +1,115 @@
+import { createHash, createSign } from 'node:crypto'
+import { CredentialsRefused } from '#gateway/providers/provider_adapter'
+import type { ServiceAccount } from '#gateway/providers/vertex/vertex_settings'
+
+/**
+ * OAuth access tokens for a Google service account (the JWT bearer grant,
+ * RFC 7523): a JWT signed RS256 with the account's private key is traded at
+ * its `token_uri` for an access token. Tokens are kept per account until
+ * REFRESH_MARGIN_MS before they expire (Google's last an hour), so a request
+ * normally finds one ready (cachedToken, synchronous); when none is, every
+ * request waiting shares the one exchange in flight (accessToken).
+ */
+export const SCOPE = 'https://www.googleapis.com/auth/cloud-platform'
+const REFRESH_MARGIN_MS = 5 * 60_000
+const EXCHANGE_TIMEOUT_MS = 15_000
+const JWT_LIFETIME_S = 3600
+/** Accounts kept at most (channels' keys; a replaced key's entry is dropped first) */
+const MAX_ACCOUNTS = 256
+
+interface Held {
+  token: string | null
+  /** When the token stops being used (its expiry minus the margin) */
+  freshUntil: number
+  exchange: Promise<string> | null
+}
+
+const held = new Map<string, Held>()
+
+/** The cache key of an account: its email, token URI and a digest of its private key (a rotated key is another account). */
+export function accountKey(account: ServiceAccount): string {
+  const digest = createHash('sha256').update(account.privateKey).digest('base64url').slice(0, 16)
+  return `${account.clientEmail}\n${account.tokenUri}\n${digest}`
+}
+
+/** A token still fresh for this account, or null (then call accessToken). */
+export function cachedToken(key: string): string | null {
+  const entry = held.get(key)
+  return entry?.token && entry.freshUntil > Date.now() ? entry.token : null
+}
+
+/** A fresh token: the cached one, the exchange in flight, or a new exchange. */
+export function accessToken(key: string, account: ServiceAccount): Promise<string> {
+  let entry = held.get(key)
+  if (entry?.token && entry.freshUntil > Date.now()) return Promise.resolve(entry.token)
+  if (entry?.exchange) return entry.exchange
+  if (!entry) {
+    if (held.size >= MAX_ACCOUNTS) held.delete(held.keys().next().value!)
+    entry = { token: null, freshUntil: 0, exchange: null }
+    held.set(key, entry)
+  }
+  const target = entry
+  target.exchange = exchange(account)
+    .then(({ token, expiresInS }) => {
+      target.token = token
+      target.freshUntil = Date.now() + expiresInS * 1000 - REFRESH_MARGIN_MS
+      return token
+    })
+    .finally(() => {
+      target.exchange = null
+    })
+  return target.exchange
+}
+
+/** Forgets every token (tests). */
+export function forgetTokens() {
+  held.clear()
+}
+
+/** The signed JWT a token is asked for with. */
+export function signedAssertion(account: ServiceAccount, nowS = Math.floor(Date.now() / 1000)): string {
+  const header = { alg: 'RS256', typ: 'JWT', ...(account.privateKeyId ? { kid: account.privateKeyId } : {}) }
+  const claims = { iss: account.clientEmail, scope: SCOPE, aud: account.tokenUri, iat: nowS, exp: nowS + JWT_LIFETIME_S }
+  const unsigned = `${base64url(header)}.${base64url(claims)}`
+  let signature: string
+  try {
+    signature = createSign('RSA-SHA256').update(unsigned).sign(account.privateKey, 'base64url')
+  } catch {
+    throw new CredentialsRefused("the channel's service account private_key is not a usable PEM RSA key")
+  }
+  return `${unsigned}.${signature}`
+}
+
+/** OAuth's error codes that mean the account's key or grant is wrong, not the token server's state. */
+const REFUSALS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client', 'access_denied', 'invalid_scope'])
+
+async function exchange(account: ServiceAccount): Promise<{ token: string; expiresInS: number }> {
+  const assertion = signedAssertion(account)
+  const response = await fetch(account.tokenUri, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }).toString(),
+    redirect: 'manual',
+    signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
+  })
+  const text = (await response.text()).slice(0, 2000)
+  let body: Record<string, unknown> = {}
+  try {
+    body = JSON.parse(text)
+  } catch {}
+  if (response.status !== 200) {
+    const code = typeof body.error === 'string' ? body.error : ''
+    const detail = `${code}${typeof body.error_description === 'string' ? `: ${body.error_description}` : ''}`.slice(0, 300)
+    const message = `the token endpoint answered HTTP ${response.status}${detail ? ` (${detail})` : ''}`
+    if (REFUSALS.has(code) || response.status === 401 || response.status === 403) throw new CredentialsRefused(message)
+    throw new Error(message)
+  }
+  const token = body.access_token
+  const expiresIn = Number(body.expires_in ?? 3600)
+  if (typeof token !== 'string' || !token) throw new Error('the token endpoint answered no access_token')
+  return { token, expiresInS: Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600 }
+}
+
+function base64url(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url')
+}
