@@ -53,7 +53,8 @@ function systemOf(system: unknown): Block[] {
 }
 
 function messagesOf(messages: unknown): Block[] {
-  if (!Array.isArray(messages)) throw GatewayError.invalidRequest('messages: an array is required', 'invalid_request', 'messages')
+  // None: Bedrock says what is missing (a ValidationException, the client's 400).
+  if (!Array.isArray(messages)) return []
   return messages.map((message: any) => ({
     role: message?.role === 'assistant' ? 'assistant' : 'user',
     content: contentOf(message?.content),
