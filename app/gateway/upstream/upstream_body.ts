@@ -201,6 +201,8 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
         return
       }
       if (last !== null) this.#accept(last, null)
+      // The reader may have stopped or failed on that last chunk.
+      if (this.#state !== 'open') return
     }
     this.#state = 'ended'
     this.#timers.dispose()
