@@ -235,6 +235,13 @@ test.group('Bedrock channels', (group) => {
     body = JSON.parse(mock.lastRequest().body)
     assert.deepEqual(body.messages[1].content, [{ text: 'Let me check.' }, { toolUse: { toolUseId: 'tooluse_mock0001', name: 'get_weather', input: { city: 'Paris' } } }])
     assert.deepEqual(body.messages[2], { role: 'user', content: [{ toolResult: { toolUseId: 'tooluse_mock0001', content: [{ text: 'Sunny, 21C' }] } }] })
+    // The same conversation without its tools (Bedrock wants a toolConfig whenever tool blocks are there): the called tool declared again
+    const toolless = await client.chat.completions.create({
+      model: 'llama-4',
+      messages: [...ask, choice.message as any, { role: 'tool', tool_call_id: call.id, content: 'Sunny, 21C' }],
+    })
+    assert.equal(toolless.choices[0].message.content, 'Hello from Bedrock.')
+    assert.deepEqual(JSON.parse(mock.lastRequest().body).toolConfig.tools.map((tool: any) => tool.toolSpec.name), ['get_weather'])
 
     const stream = await client.chat.completions.create({ model: 'llama-4', messages: ask, tools: [weatherTool], stream: true, stream_options: { include_usage: true } })
     let text = ''
@@ -262,8 +269,8 @@ test.group('Bedrock channels', (group) => {
     assert.equal(seen.headers.accept, 'application/vnd.amazon.eventstream')
 
     const rows = await usageRows(user.userId)
-    assert.lengthOf(rows, 3)
-    const costs = [12n, 16n, 12n].map((input) => input * M + 4n * 2n * M)
+    assert.lengthOf(rows, 4)
+    const costs = [12n, 16n, 16n, 12n].map((input) => input * M + 4n * 2n * M)
     rows.forEach((row, i) => {
       assert.include(row, { status: 200, model: 'llama-4', served_model: LLAMA, provider: 'bedrock', completion_tokens: 4, estimated: false })
       assert.equal(toPico(row.cost), costs[i])

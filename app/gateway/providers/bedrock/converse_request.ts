@@ -16,7 +16,8 @@ import { GatewayError } from '#exceptions/gateway_error'
  * - max_tokens, temperature, top_p, stop_sequences -> `inferenceConfig`;
  * - tools and tool_choice -> `toolConfig` (Converse has no "none": the tools
  *   stay, as Bedrock wants them whenever the conversation holds tool calls,
- *   and no choice is forced).
+ *   and no choice is forced); a conversation with tool calls but no tools
+ *   declares the tools it called (toolsOfHistory).
  *
  * What Converse cannot take is a 400 in the client's format: an image or
  * document by URL (Converse reads bytes or S3 only), Anthropic's server tools.
@@ -31,9 +32,36 @@ export function converseBody(body: Record<string, any>): Record<string, unknown>
   if (typeof body.top_p === 'number') inference.topP = body.top_p
   if (Array.isArray(body.stop_sequences) && body.stop_sequences.length) inference.stopSequences = body.stop_sequences
   if (Object.keys(inference).length) out.inferenceConfig = inference
-  const tools = toolConfigOf(body.tools, body.tool_choice)
+  const tools = toolConfigOf(body.tools, body.tool_choice) ?? toolsOfHistory(out.messages as Block[])
   if (tools) out.toolConfig = tools
   return out
+}
+
+/**
+ * Bedrock refuses toolUse / toolResult blocks without a toolConfig ("The
+ * toolConfig field must be defined when using toolUse and toolResult content
+ * blocks"), which Anthropic's API does not ask for (a conversation
+ * summarised, or carried on without its tools): the tools the conversation
+ * called are declared again, with an open schema, and none forced.
+ */
+function toolsOfHistory(messages: Block[]): Record<string, unknown> | null {
+  const names = new Set<string>()
+  let toolBlocks = false
+  for (const message of messages) {
+    for (const block of message.content as Block[]) {
+      const use = block.toolUse as { name?: unknown } | undefined
+      if (use && typeof use.name === 'string') names.add(use.name)
+      if (use || block.toolResult) toolBlocks = true
+    }
+  }
+  if (!toolBlocks) return null
+  // A toolResult whose call is not in the conversation: a name Bedrock accepts, never called.
+  if (names.size === 0) names.add('tool')
+  return {
+    tools: [...names].map((name) => ({
+      toolSpec: { name, description: 'A tool called earlier in this conversation', inputSchema: { json: { type: 'object' } } },
+    })),
+  }
 }
 
 type Block = Record<string, unknown>
