@@ -22,6 +22,14 @@ const M = 1_000_000n
 const SONNET = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0'
 const SONNET_PATH = '/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0'
 const hi = [{ role: 'user' as const, content: 'hi' }]
+const LLAMA = 'meta.llama4-maverick-17b-instruct-v1:0'
+const LLAMA_PATH = '/model/meta.llama4-maverick-17b-instruct-v1%3A0'
+const NOVA_PATH = '/model/us.amazon.nova-pro-v1%3A0'
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='
+const weatherTool = {
+  type: 'function' as const,
+  function: { name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+}
 const anthropicHeaders = (key: string) => ({ 'x-api-key': key, 'anthropic-version': '2023-06-01' })
 
 /**
@@ -43,10 +51,12 @@ test.group('Bedrock channels', (group) => {
       baseUrl: `${mock.origin}?region=us-east-1`,
       apiKey: 'AKIDMOCKBEDROCK:mock/Secret+Key0',
       models: [],
-      modelMapping: { 'claude-sonnet-4-5': SONNET, 'claude-throttled': 'anthropic.claude-throttled-v1:0' },
+      modelMapping: { 'claude-sonnet-4-5': SONNET, 'claude-throttled': 'anthropic.claude-throttled-v1:0', 'llama-4': LLAMA, 'nova-pro': 'us.amazon.nova-pro-v1:0' },
     })
     // $3 in, $15 out, $0.30 cache read, $3.75 cache write (per 1M)
     await setPrice({ model: 'claude-sonnet-*', input: '3', output: '15', cacheRead: '0.3', cacheWrite: '3.75' })
+    await setPrice({ model: 'llama-4', input: '1', output: '2' })
+    await setPrice({ model: 'nova-pro', input: '0.8', output: '3.2', cacheRead: '0.2', cacheWrite: '1' })
     await refreshCaches()
     return () => mock.stop()
   })
@@ -183,6 +193,180 @@ test.group('Bedrock channels', (group) => {
     assert.include([502, 503, 529], answer.status)
     error = await answer.json()
     assert.equal(error.type, 'error')
+  })
+
+  test('Converse (Llama): OpenAI chat client whole and streamed with a tool call, the request translated, usage rows and ledger exact', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const ask = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: [{ type: 'text' as const, text: 'Weather in Paris?' }, { type: 'image_url' as const, image_url: { url: `data:image/png;base64,${PNG}` } }] },
+    ]
+    const whole = await client.chat.completions.create({ model: 'llama-4', messages: ask, tools: [weatherTool], max_tokens: 100, temperature: 0.5, stop: ['END'] })
+    const choice = whole.choices[0]
+    assert.equal(choice.message.content, 'Let me check.')
+    assert.equal(choice.finish_reason, 'tool_calls')
+    const call = choice.message.tool_calls![0] as any
+    assert.equal(call.id, 'tooluse_mock0001')
+    assert.equal(call.function.name, 'get_weather')
+    assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris' })
+    assert.include(whole.usage, { prompt_tokens: 12, completion_tokens: 4 })
+    let seen = mock.lastRequest()
+    assert.isTrue(seen.signed)
+    assert.equal(seen.path, `${LLAMA_PATH}/converse`)
+    let body = JSON.parse(seen.body)
+    assert.notProperty(body, 'anthropic_version')
+    assert.deepEqual(body.system, [{ text: 'Be brief.' }])
+    assert.deepEqual(body.inferenceConfig, { maxTokens: 100, temperature: 0.5, stopSequences: ['END'] })
+    assert.deepEqual(body.messages[0], { role: 'user', content: [{ text: 'Weather in Paris?' }, { image: { format: 'png', source: { bytes: PNG } } }] })
+    assert.deepEqual(body.toolConfig.tools[0], {
+      toolSpec: { name: 'get_weather', description: 'The weather in a city', inputSchema: { json: weatherTool.function.parameters } },
+    })
+
+    // The tool's result goes back as toolUse / toolResult; the model answers in text
+    const followUp = await client.chat.completions.create({
+      model: 'llama-4',
+      tools: [weatherTool],
+      messages: [...ask, choice.message as any, { role: 'tool', tool_call_id: call.id, content: 'Sunny, 21C' }],
+    })
+    assert.equal(followUp.choices[0].message.content, 'Hello from Bedrock.')
+    assert.equal(followUp.choices[0].finish_reason, 'stop')
+    assert.include(followUp.usage, { prompt_tokens: 16, completion_tokens: 4 })
+    body = JSON.parse(mock.lastRequest().body)
+    assert.deepEqual(body.messages[1].content, [{ text: 'Let me check.' }, { toolUse: { toolUseId: 'tooluse_mock0001', name: 'get_weather', input: { city: 'Paris' } } }])
+    assert.deepEqual(body.messages[2], { role: 'user', content: [{ toolResult: { toolUseId: 'tooluse_mock0001', content: [{ text: 'Sunny, 21C' }] } }] })
+    // The same conversation without its tools (Bedrock wants a toolConfig whenever tool blocks are there): the called tool declared again
+    const toolless = await client.chat.completions.create({
+      model: 'llama-4',
+      messages: [...ask, choice.message as any, { role: 'tool', tool_call_id: call.id, content: 'Sunny, 21C' }],
+    })
+    assert.equal(toolless.choices[0].message.content, 'Hello from Bedrock.')
+    assert.deepEqual(JSON.parse(mock.lastRequest().body).toolConfig.tools.map((tool: any) => tool.toolSpec.name), ['get_weather'])
+
+    const stream = await client.chat.completions.create({ model: 'llama-4', messages: ask, tools: [weatherTool], stream: true, stream_options: { include_usage: true } })
+    let text = ''
+    let args = ''
+    let name = ''
+    let finish: string | null = null
+    let usage: any = null
+    for await (const chunk of stream) {
+      const delta: any = chunk.choices[0]?.delta ?? {}
+      text += delta.content ?? ''
+      for (const tool of delta.tool_calls ?? []) {
+        name += tool.function?.name ?? ''
+        args += tool.function?.arguments ?? ''
+      }
+      finish = chunk.choices[0]?.finish_reason ?? finish
+      if (chunk.usage) usage = chunk.usage
+    }
+    assert.equal(text, 'Let me check.')
+    assert.equal(name, 'get_weather')
+    assert.deepEqual(JSON.parse(args), { city: 'Paris' })
+    assert.equal(finish, 'tool_calls')
+    assert.include(usage, { prompt_tokens: 12, completion_tokens: 4 })
+    seen = mock.lastRequest()
+    assert.equal(seen.path, `${LLAMA_PATH}/converse-stream`)
+    assert.equal(seen.headers.accept, 'application/vnd.amazon.eventstream')
+
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 4)
+    const costs = [12n, 16n, 16n, 12n].map((input) => input * M + 4n * 2n * M)
+    rows.forEach((row, i) => {
+      assert.include(row, { status: 200, model: 'llama-4', served_model: LLAMA, provider: 'bedrock', completion_tokens: 4, estimated: false })
+      assert.equal(toPico(row.cost), costs[i])
+    })
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(toPico(money.balance), 1_000_000_000_000n - costs.reduce((a, b) => a + b))
+    assert.equal(money.balance, money.ledger)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('Converse (Nova): Anthropic and Gemini clients translated, whole and streamed, cache reads and writes metered', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    mock.script({ cacheRead: 200, cacheWrite: 1000 })
+    const whole = await client.messages.create({
+      model: 'nova-pro',
+      max_tokens: 64,
+      ...({ top_p: 0.9 } as {}),
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: hi,
+    })
+    assert.equal(whole.content[0].type === 'text' && whole.content[0].text, 'Hello from Bedrock.')
+    assert.equal(whole.stop_reason, 'end_turn')
+    assert.equal(whole.id, 'msg_bdrk_req-converse')
+    assert.include(whole.usage, { input_tokens: 12, output_tokens: 4, cache_read_input_tokens: 200, cache_creation_input_tokens: 1000 })
+    const body = JSON.parse(mock.lastRequest().body)
+    assert.equal(mock.lastRequest().path, `${NOVA_PATH}/converse`)
+    assert.deepEqual(body.system, [{ text: 'Be brief.' }, { cachePoint: { type: 'default' } }])
+    assert.deepEqual(body.inferenceConfig, { maxTokens: 64, topP: 0.9 })
+
+    mock.script({ cacheRead: 200, cacheWrite: 1000 })
+    const stream = client.messages.stream({ model: 'nova-pro', max_tokens: 64, messages: hi })
+    let text = ''
+    stream.on('text', (delta) => (text += delta))
+    const final = await stream.finalMessage()
+    assert.equal(text, 'Hello from Bedrock.')
+    assert.equal(final.stop_reason, 'end_turn')
+    assert.include(final.usage, { input_tokens: 12, output_tokens: 4, cache_read_input_tokens: 200, cache_creation_input_tokens: 1000 })
+    assert.equal(mock.lastRequest().path, `${NOVA_PATH}/converse-stream`)
+
+    const gemini = await post('/v1beta/models/nova-pro:generateContent', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': user.key })
+    assert.equal(gemini.status, 200)
+    const answer: any = await gemini.json()
+    assert.equal(answer.candidates[0].content.parts[0].text, 'Hello from Bedrock.')
+    assert.include(answer.usageMetadata, { promptTokenCount: 12, candidatesTokenCount: 4 })
+    const streamed = await post('/v1beta/models/nova-pro:streamGenerateContent?alt=sse', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': user.key })
+    assert.equal(streamed.status, 200)
+    const chunks = parseSse(await streamed.text()).map((event) => event.data)
+    assert.equal(chunks.map((chunk: any) => chunk.candidates?.[0]?.content?.parts?.[0]?.text ?? '').join(''), 'Hello from Bedrock.')
+
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 4)
+    // 12 x 0.8 + 200 x 0.2 + 1000 x 1 + 4 x 3.2
+    const cached = 12n * 800_000n + 200n * 200_000n + 1000n * M + 4n * 3_200_000n
+    const plain = 12n * 800_000n + 4n * 3_200_000n
+    for (const [i, row] of rows.entries()) {
+      assert.include(row, { status: 200, provider: 'bedrock', completion_tokens: 4, estimated: false })
+      assert.equal(toPico(row.cost), i < 2 ? cached : plain)
+      if (i < 2) assert.include(row, { prompt_tokens: 1212, cached_tokens: 200, cache_write_tokens: 1000 })
+    }
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(toPico(money.balance), 1_000_000_000_000n - 2n * cached - 2n * plain)
+    assert.equal(money.balance, money.ledger)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test("Converse errors as InvokeModel's: validation 400 in each client's format, an exception mid-stream, a URL image refused", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    mock.script({ error: [400, 'ValidationException', 'This model does not support tool use in streaming mode.'] })
+    let answer = await post('/v1/chat/completions', { model: 'llama-4', messages: hi }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 400)
+    let error: any = await answer.json()
+    assert.include(error.error.message, 'does not support tool use')
+    assert.equal(mock.lastRequest().path, `${LLAMA_PATH}/converse`)
+
+    mock.script({ error: [400, 'ValidationException', 'This model does not support tool use in streaming mode.'] })
+    answer = await post('/v1/messages', { model: 'llama-4', max_tokens: 64, messages: hi }, anthropicHeaders(user.key))
+    assert.equal(answer.status, 400)
+    error = await answer.json()
+    assert.equal(error.error.type, 'invalid_request_error')
+
+    mock.script({ streamException: { after: 3, type: 'modelStreamErrorException', message: 'The model stopped.' } })
+    answer = await post('/v1/messages', { model: 'llama-4', max_tokens: 64, stream: true, messages: hi }, anthropicHeaders(user.key))
+    assert.equal(answer.status, 200)
+    const events = parseSse(await answer.text())
+    assert.equal(events[0].event, 'message_start')
+    assert.equal(events[events.length - 1].event, 'error')
+    const rows = await usageRows(user.userId)
+    assert.include(rows[rows.length - 1], { provider: 'bedrock', error_code: 'stream_interrupted' })
+
+    const sent = mock.requests.length
+    answer = await post('/v1/chat/completions', { model: 'llama-4', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 400)
+    error = await answer.json()
+    assert.include(error.error.message, 'as bytes, not by URL')
+    assert.equal(mock.requests.length, sent)
   })
 
   test('Bedrock API key mode: Authorization Bearer, no signature', async ({ assert }) => {

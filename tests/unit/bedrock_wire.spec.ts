@@ -2,8 +2,11 @@ import { test } from '@japa/runner'
 import { authorization, canonicalRequest, sha256Hex, signRequest } from '#gateway/providers/bedrock/sigv4'
 import { EventStreamDecoder } from '#gateway/providers/bedrock/event_stream'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
-import { bedrockAdapter, bedrockStatus } from '#gateway/providers/bedrock/bedrock_adapter'
-import { bedrockRegion, parseBedrockKey } from '#gateway/providers/bedrock/bedrock_settings'
+import { bedrockAdapter, bedrockStatus, isClaude } from '#gateway/providers/bedrock/bedrock_adapter'
+import { bedrockKeySecrets, bedrockRegion, environmentAuth, parseBedrockKey } from '#gateway/providers/bedrock/bedrock_settings'
+import { converseBody } from '#gateway/providers/bedrock/converse_request'
+import { ConverseToAnthropicJson, ConverseToAnthropicSse } from '#gateway/providers/bedrock/converse_answer'
+import { GatewayError } from '#exceptions/gateway_error'
 import { normaliseBaseUrl } from '#gateway/providers/base_url'
 import { frame } from '#tests/fixtures/mock_bedrock'
 import type { ChannelInfo } from '#gateway/types'
@@ -179,5 +182,209 @@ test.group('Bedrock channel settings', () => {
     assert.equal(bedrockStatus(429, type('ThrottlingException')), 429)
     assert.equal(bedrockStatus(408, type('ModelTimeoutException')), 504)
     assert.equal(bedrockStatus(200, {}), 200)
+  })
+})
+
+/** One converse-stream event, framed as Bedrock sends it. */
+function converseEvent(type: string, payload: Record<string, unknown>): Buffer {
+  return frame({ ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' }, JSON.stringify({ ...payload, p: 'abc' }))
+}
+
+function sseEvents(text: string): Array<{ event: string; data: any }> {
+  return text
+    .split('\n\n')
+    .filter(Boolean)
+    .map((block) => {
+      const [eventLine, dataLine] = block.split('\n')
+      return { event: eventLine.slice(7), data: JSON.parse(dataLine.slice(6)) }
+    })
+}
+
+test.group('Bedrock Converse', () => {
+  test('Claude ids and inference profiles go to InvokeModel, every other model to Converse', ({ assert }) => {
+    for (const id of ['anthropic.claude-3-5-haiku-20241022-v1:0', 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', 'global.anthropic.claude-x', 'arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-x']) {
+      assert.isTrue(isClaude(id), id)
+    }
+    for (const id of ['meta.llama4-maverick-17b-instruct-v1:0', 'us.amazon.nova-pro-v1:0', 'mistral.mistral-large-2407-v1:0', 'arn:aws:bedrock:us-east-1:123:application-inference-profile/abc123', 'cohere.anthropic-like']) {
+      assert.isFalse(isClaude(id), id)
+    }
+    const request = bedrockAdapter.request(channel('https://bedrock-runtime.us-east-1.amazonaws.com', 'AKID:SECRET'), {
+      operation: 'generate', dialect: 'anthropic_messages', model: 'us.amazon.nova-pro-v1:0', stream: true,
+      body: JSON.stringify({ model: 'x', stream: true, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), clientHeaders: { 'anthropic-beta': 'a-1' },
+    })
+    assert.equal(request.path, '/model/us.amazon.nova-pro-v1%3A0/converse-stream')
+    assert.equal(request.headers.accept, 'application/vnd.amazon.eventstream')
+    assert.deepEqual(JSON.parse(String(request.body)), { messages: [{ role: 'user', content: [{ text: 'hi' }] }], inferenceConfig: { maxTokens: 5 } })
+    assert.match(request.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKID\/\d{8}\/us-east-1\/bedrock\/aws4_request, /)
+  })
+
+  test('the Anthropic body as a Converse request: system, images, documents, tools, tool results, thinking, cache points, inference config', ({ assert }) => {
+    const body = converseBody({
+      model: 'x',
+      stream: true,
+      max_tokens: 256,
+      temperature: 0.2,
+      top_p: 0.8,
+      top_k: 5,
+      stop_sequences: ['END'],
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'Speak French.' }],
+      tools: [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }, { name: 'noop', input_schema: { type: 'object' } }],
+      tool_choice: { type: 'any' },
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Look' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: 'AAAA' } },
+            { type: 'document', title: 'Q3 report.pdf', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBE' } },
+            { type: 'text', text: '' },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'thinking', thinking: 'Hmm', signature: 'sig' },
+            { type: 'tool_use', id: 't1', name: 'get_weather', input: { city: 'Paris' }, cache_control: { type: 'ephemeral' } },
+          ],
+        },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'No such city' }], is_error: true }, { type: 'text', text: 'and?' }] },
+      ],
+    })
+    assert.deepEqual(body, {
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { text: 'Look' },
+            { image: { format: 'jpeg', source: { bytes: 'AAAA' } } },
+            { document: { format: 'pdf', name: 'Q3 report pdf', source: { bytes: 'JVBE' } } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: [
+            { reasoningContent: { reasoningText: { text: 'Hmm', signature: 'sig' } } },
+            { toolUse: { toolUseId: 't1', name: 'get_weather', input: { city: 'Paris' } } },
+            { cachePoint: { type: 'default' } },
+          ],
+        },
+        { role: 'user', content: [{ toolResult: { toolUseId: 't1', content: [{ text: 'No such city' }], status: 'error' } }, { text: 'and?' }] },
+      ],
+      system: [{ text: 'Be brief.' }, { cachePoint: { type: 'default' } }, { text: 'Speak French.' }],
+      inferenceConfig: { maxTokens: 256, temperature: 0.2, topP: 0.8, stopSequences: ['END'] },
+      toolConfig: {
+        tools: [
+          { toolSpec: { name: 'get_weather', description: 'Weather', inputSchema: { json: { type: 'object', properties: { city: { type: 'string' } } } } } },
+          { toolSpec: { name: 'noop', inputSchema: { json: { type: 'object' } } } },
+        ],
+        toolChoice: { any: {} },
+      },
+    })
+    assert.deepEqual((converseBody({ messages: [], tools: [{ name: 'f', input_schema: {} }], tool_choice: { type: 'tool', name: 'f' } }).toolConfig as any).toolChoice, { tool: { name: 'f' } })
+    assert.notProperty(converseBody({ messages: [], tools: [{ name: 'f', input_schema: {} }], tool_choice: { type: 'none' } }).toolConfig as any, 'toolChoice')
+  })
+
+  test('what Converse cannot take is a 400: an image by URL, a server tool', ({ assert }) => {
+    const refused = (body: Record<string, unknown>) => {
+      try {
+        converseBody(body)
+      } catch (error) {
+        assert.instanceOf(error, GatewayError)
+        return (error as GatewayError).status
+      }
+      return null
+    }
+    assert.equal(refused({ messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'https://x/cat.png' } }] }] }), 400)
+    assert.equal(refused({ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'web_search_20250305', name: 'web_search' }] }), 400)
+  })
+
+  test('a whole Converse answer as an Anthropic message, read to the end of the body', ({ assert }) => {
+    const decoder = new ConverseToAnthropicJson('msg_bdrk_r1', 'us.amazon.nova-pro-v1:0')
+    const answer = JSON.stringify({
+      output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Hmm', signature: 's' } } }, { text: 'Checking.' }, { toolUse: { toolUseId: 't1', name: 'f', input: { a: 1 } } }] } },
+      stopReason: 'tool_use',
+      usage: { inputTokens: 7, outputTokens: 3, totalTokens: 40, cacheReadInputTokens: 20, cacheWriteInputTokens: 10 },
+    })
+    const bytes = Buffer.from(answer)
+    for (let at = 0; at < bytes.length; at += 9) assert.isNull(decoder.push(bytes.subarray(at, at + 9)))
+    assert.deepEqual(JSON.parse(decoder.end()!.toString()), {
+      id: 'msg_bdrk_r1',
+      type: 'message',
+      role: 'assistant',
+      model: 'us.amazon.nova-pro-v1:0',
+      content: [{ type: 'thinking', thinking: 'Hmm', signature: 's' }, { type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 't1', name: 'f', input: { a: 1 } }],
+      stop_reason: 'tool_use',
+      stop_sequence: null,
+      usage: { input_tokens: 7, output_tokens: 3, cache_read_input_tokens: 20, cache_creation_input_tokens: 10 },
+    })
+    const filtered = new ConverseToAnthropicJson('m', 'x')
+    filtered.push(Buffer.from(JSON.stringify({ output: { message: { content: [] } }, stopReason: 'guardrail_intervened', usage: {} })))
+    assert.equal(JSON.parse(filtered.end()!.toString()).stop_reason, 'refusal')
+  })
+
+  test('converse-stream as Anthropic SSE whatever the chunking: text without a start, a tool block, the usage from metadata', ({ assert }) => {
+    const bytes = Buffer.concat([
+      converseEvent('messageStart', { role: 'assistant' }),
+      converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Let me' } }),
+      converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: ' check.' } }),
+      converseEvent('contentBlockStop', { contentBlockIndex: 0 }),
+      converseEvent('contentBlockStart', { contentBlockIndex: 1, start: { toolUse: { toolUseId: 't1', name: 'f' } } }),
+      converseEvent('contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input: '{"a":' } } }),
+      converseEvent('contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input: '1}' } } }),
+      converseEvent('contentBlockStop', { contentBlockIndex: 1 }),
+      converseEvent('messageStop', { stopReason: 'tool_use' }),
+      converseEvent('metadata', { usage: { inputTokens: 7, outputTokens: 5, totalTokens: 12, cacheReadInputTokens: 3 }, metrics: { latencyMs: 9 } }),
+    ])
+    const expected = [
+      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } } }],
+      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Let me' } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ' check.' } }],
+      ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+      ['content_block_start', { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 't1', name: 'f', input: {} } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"a":' } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '1}' } }],
+      ['content_block_stop', { type: 'content_block_stop', index: 1 }],
+      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { input_tokens: 7, output_tokens: 5, cache_read_input_tokens: 3, cache_creation_input_tokens: 0 } }],
+      ['message_stop', { type: 'message_stop' }],
+    ].map(([event, data]) => ({ event, data }))
+    for (const size of [1, 13, bytes.length]) {
+      const decoder = new ConverseToAnthropicSse('msg_1', 'm')
+      let out = ''
+      for (let at = 0; at < bytes.length; at += size) out += decoder.push(bytes.subarray(at, at + size))?.toString('utf8') ?? ''
+      assert.isNull(decoder.end())
+      assert.deepEqual(sseEvents(out), expected, `chunks of ${size}`)
+    }
+  })
+
+  test('a stream that stops without metadata still ends as a message; one cut before its stop does not; exceptions as error events', ({ assert }) => {
+    const stopped = new ConverseToAnthropicSse('m1', 'm')
+    stopped.push(Buffer.concat([converseEvent('messageStart', { role: 'assistant' }), converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Hi' } }), converseEvent('messageStop', { stopReason: 'max_tokens' })]))
+    const tail = sseEvents(stopped.end()!.toString())
+    assert.deepEqual(tail.map((e) => e.event), ['message_delta', 'message_stop'])
+    assert.equal(tail[0].data.delta.stop_reason, 'max_tokens')
+    assert.notProperty(tail[0].data, 'usage')
+
+    const cut = new ConverseToAnthropicSse('m2', 'm')
+    cut.push(Buffer.concat([converseEvent('messageStart', { role: 'assistant' }), converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Hi' } })]))
+    assert.isNull(cut.end())
+
+    const failed = new ConverseToAnthropicSse('m3', 'm')
+    const out = failed.push(frame({ ':exception-type': 'throttlingException', ':message-type': 'exception' }, JSON.stringify({ message: 'Too many tokens' })))
+    assert.deepEqual(sseEvents(out!.toString()), [{ event: 'error', data: { type: 'error', error: { type: 'rate_limit_error', message: 'throttlingException: Too many tokens' } } }])
+  })
+
+  test('a key of `env`: the environment credentials (a Bedrock API key first), each part concealed', ({ assert }) => {
+    assert.deepEqual(environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret', AWS_SESSION_TOKEN: 'envtoken' }), {
+      kind: 'sigv4',
+      credentials: { accessKeyId: 'AKIAENV', secretAccessKey: 'envsecret', sessionToken: 'envtoken' },
+    })
+    assert.deepEqual(environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret', AWS_BEARER_TOKEN_BEDROCK: 'ABSKenv' }), { kind: 'bearer', token: 'ABSKenv' })
+    assert.isNull(environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV' }))
+    const fromEnv = environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret' })
+    assert.equal(parseBedrockKey(' env ', fromEnv), fromEnv)
+    assert.isNull(parseBedrockKey('env', null))
+    assert.deepEqual(parseBedrockKey('AKIA1:s', fromEnv), { kind: 'sigv4', credentials: { accessKeyId: 'AKIA1', secretAccessKey: 's' } })
+    assert.deepEqual(bedrockKeySecrets('AKIA1:sec:tok'), ['AKIA1', 'sec', 'tok'])
   })
 })

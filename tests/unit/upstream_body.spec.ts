@@ -232,4 +232,37 @@ test.group('UpstreamBody', () => {
     await assert.rejects(() => body.held(0))
     await shut(server, pool)
   })
+  test("an AnswerWire decoder's end(): what it kept until the body ended is handed on, read before or after the end; its error fails the read", async ({ assert }) => {
+    /** Keeps every chunk and hands on their upper-cased whole at the end (as Bedrock's Converse answer is read) */
+    const wholeUpper = (fail = false) => ({
+      decoder: () => {
+        const kept: Buffer[] = []
+        return {
+          decoder: {
+            push: (chunk: Buffer) => (kept.push(chunk), null),
+            end: () => {
+              if (fail) throw new Error('not an answer')
+              return Buffer.from(Buffer.concat(kept).toString().toUpperCase())
+            },
+          },
+          contentType: 'application/json',
+        }
+      },
+    })
+    const { server, pool } = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '11' })
+      res.write('hello ')
+      setTimeout(() => res.end('world'), 20)
+    })
+    let body = await UpstreamBody.send(pool, GET, new Timers(), wholeUpper())
+    assert.equal(body.headers['content-type'], 'application/json')
+    assert.notProperty(body.headers, 'content-length')
+    assert.equal((await body.collect()).toString(), 'HELLO WORLD')
+    body = await UpstreamBody.send(pool, GET, new Timers(), wholeUpper())
+    await sleep(60) // ended before the reader attaches
+    assert.equal((await body.collect()).toString(), 'HELLO WORLD')
+    body = await UpstreamBody.send(pool, GET, new Timers(), wholeUpper(true))
+    await assert.rejects(() => body.collect(), /not an answer/)
+    await shut(server, pool)
+  })
 })

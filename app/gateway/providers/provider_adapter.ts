@@ -41,6 +41,8 @@ export interface AnswerWire {
 /** Turns body chunks into the dialect's bytes: null while a chunk completes nothing; throws on a corrupt body. */
 export interface BodyDecoder {
   push(chunk: Buffer): Buffer | null
+  /** The body ended: what is still to hand on (a whole answer read to its end: Bedrock's Converse) */
+  end?(): Buffer | null
 }
 
 /** A realtime session's upstream WebSocket: where to connect (ws: or wss:) and the handshake's headers. */

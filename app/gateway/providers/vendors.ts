@@ -18,7 +18,7 @@ import type { ProviderKind } from '#gateway/types'
  * | google     | gemini (native)    | generateContent family       | https://generativelanguage.googleapis.com/v1beta          |
  * | anthropic  | anthropic (native) | Messages API                 | https://api.anthropic.com/v1                              |
  * | azure      | azure              | chat, responses, embeddings, images | (required: https://{resource}.openai.azure.com/openai[/v1]) |
- * | bedrock    | bedrock            | Messages API (Claude, InvokeModel) | (required: https://bedrock-runtime.{region}.amazonaws.com, or the region) |
+ * | bedrock    | bedrock            | Messages API (Claude: InvokeModel; others: Converse) | (required: https://bedrock-runtime.{region}.amazonaws.com, or the region) |
  * | vertex     | vertex             | generateContent family (Gemini on Vertex AI) | (required: https://{location}-aiplatform.googleapis.com/v1, or the location) |
  * | custom     | openai_compatible  | chat                         | (required)                                                |
  *

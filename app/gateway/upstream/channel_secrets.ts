@@ -1,6 +1,7 @@
 import { parseVertexKey } from '#gateway/providers/vertex/vertex_settings'
 import type { GatewayError } from '#exceptions/gateway_error'
 import { baseOf } from '#gateway/providers/provider_adapter'
+import { bedrockKeySecrets } from '#gateway/providers/bedrock/bedrock_settings'
 import type { ChannelInfo } from '#gateway/types'
 
 /**
@@ -33,9 +34,9 @@ function secretsOf(channel: ChannelInfo): ChannelSecrets {
   if (found) return found
   const credentials = Object.values(channel.extraHeaders).filter((value) => value.length >= SHORTEST_SECRET)
   if (channel.apiKey && channel.apiKey.length >= SHORTEST_SECRET) credentials.push(channel.apiKey)
-  // A Bedrock key holds its access key id, secret and session token apart (bedrock_settings.ts): each concealed.
+  // A Bedrock key holds its access key id, secret and session token apart, or names the environment's (bedrock_settings.ts): each concealed.
   if (channel.provider === 'bedrock' && channel.apiKey) {
-    for (const part of channel.apiKey.split(':')) if (part.length >= SHORTEST_SECRET) credentials.push(part)
+    for (const part of bedrockKeySecrets(channel.apiKey)) if (part.length >= SHORTEST_SECRET) credentials.push(part)
   }
   // A Vertex service account's JSON key: its private key and key id concealed on their own too.
   if (channel.provider === 'vertex' && channel.apiKey) {

@@ -201,11 +201,16 @@ export async function dispatch<A = undefined>(
 
     let response: UpstreamBody
     try {
-      const request = build(candidate)
+      const request = buildRequest(build, candidate)
       // Credentials fetched first (Vertex's access token when none is cached): the attempt's own time.
       if (request.prepare) await guard.before(request.prepare())
       response = await send(request, guard, candidate.channel.timeouts)
     } catch (error) {
+      if (error instanceof RequestRefused) {
+        guard.dispose()
+        health?.release(channelId)
+        throw error.refusal
+      }
       guard.dispose()
       if (clientSignal.aborted) {
         health?.release(channelId)
@@ -363,6 +368,27 @@ export async function dispatch<A = undefined>(
     throw error
   }
   throw lastFailure ?? GatewayError.providerError('Upstream request failed')
+}
+
+/** A request the adapter would not build for the client's reasons (a 4xx GatewayError) */
+class RequestRefused extends Error {
+  constructor(public refusal: GatewayError) {
+    super(refusal.message)
+  }
+}
+
+/**
+ * The candidate's request. One this upstream cannot take (Bedrock's Converse:
+ * an image by URL) is the client's 4xx, answered as such: not the channel's
+ * failure, no other channel tried.
+ */
+function buildRequest(build: (candidate: RouteCandidate) => UpstreamRequest, candidate: RouteCandidate): UpstreamRequest {
+  try {
+    return build(candidate)
+  } catch (error) {
+    if (error instanceof GatewayError && error.status < 500) throw new RequestRefused(error)
+    throw error
+  }
 }
 
 function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelTimeouts): Promise<UpstreamBody> {

@@ -175,18 +175,35 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
       if (decoded === null) return
       chunk = decoded
     }
+    this.#accept(chunk, controller)
+  }
+
+  /** A (decoded) chunk to the reader, or held until it reads; past the high-water mark the upstream waits too. */
+  #accept(chunk: Buffer, controller: Dispatcher.DispatchController | null) {
     const sink = this.#sink
     if (sink && !this.#waiting && this.#pending === null) return this.#deliver(sink, chunk)
     // No reader yet, or the reader asked to wait: hold the chunk, and past the
     // high-water mark hold the upstream too.
     ;(this.#pending ??= []).push(chunk)
     this.#pendingBytes += chunk.length
-    if (this.#pendingBytes > PENDING_HIGH_WATER) controller.pause()
+    if (this.#pendingBytes > PENDING_HIGH_WATER) controller?.pause()
     this.#onHeld?.()
   }
 
-  onResponseEnd() {
+  onResponseEnd(controller: Dispatcher.DispatchController) {
     if (this.#state !== 'open') return
+    if (this.#decoder?.end) {
+      let last: Buffer | null
+      try {
+        last = this.#decoder.end()
+      } catch (error) {
+        this.onResponseError(controller, error as Error)
+        return
+      }
+      if (last !== null) this.#accept(last, null)
+      // The reader may have stopped or failed on that last chunk.
+      if (this.#state !== 'open') return
+    }
     this.#state = 'ended'
     this.#timers.dispose()
     this.#onHeld?.()

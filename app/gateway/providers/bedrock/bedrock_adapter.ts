@@ -12,6 +12,8 @@ import {
 import { bedrockControlOrigin, bedrockRegion, parseBedrockKey, type BedrockAuth } from '#gateway/providers/bedrock/bedrock_settings'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
 import { signRequest, uriEncode } from '#gateway/providers/bedrock/sigv4'
+import { converseBody } from '#gateway/providers/bedrock/converse_request'
+import { ConverseToAnthropicJson, ConverseToAnthropicSse, converseMessageId } from '#gateway/providers/bedrock/converse_answer'
 import type { ChannelInfo } from '#gateway/types'
 
 export const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31'
@@ -46,7 +48,11 @@ function settingsOf(channel: ChannelInfo): BedrockChannel {
  * `/invoke-with-response-stream`, answered in AWS's event stream, decoded
  * into Anthropic's SSE as it arrives: bedrock_stream.ts). Authenticated by
  * SigV4 with the channel's IAM credentials, or a Bedrock API key as Bearer
- * (bedrock_settings.ts). Other Bedrock models (Converse) are not served yet.
+ * (bedrock_settings.ts). Other models go through the Converse API
+ * (`/model/{id}/converse`, `/converse-stream`): the Anthropic body as a
+ * Converse request (converse_request.ts), its answers back as Anthropic's
+ * (converse_answer.ts), so that the rest of the gateway sees the same
+ * Anthropic upstream either way.
  */
 export class BedrockAdapter implements ProviderAdapter {
   dialects() {
@@ -68,16 +74,17 @@ export class BedrockAdapter implements ProviderAdapter {
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
     const { origin, basePath } = baseOf(channel)
-    const action = call.stream ? 'invoke-with-response-stream' : 'invoke'
+    const claude = isClaude(call.model)
+    const action = claude ? (call.stream ? 'invoke-with-response-stream' : 'invoke') : call.stream ? 'converse-stream' : 'converse'
     const path = `${basePath}/model/${uriEncode(call.model)}/${action}`
-    const body = Buffer.from(JSON.stringify(invokeBody(call)))
+    const body = Buffer.from(JSON.stringify(claude ? invokeBody(call) : converseBody(bodyOf(call))))
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'accept': call.stream ? EVENT_STREAM : 'application/json',
     }
     authorise(channel, { method: 'POST', path, headers, body }, 'bedrock')
     withChannelHeaders(headers, channel, {}, [])
-    return { origin, path, headers, body, answer: BEDROCK_ANSWER }
+    return { origin, path, headers, body, answer: claude ? BEDROCK_ANSWER : converseAnswer(call.model) }
   }
 
   /** Bedrock's model list is its control plane's `GET /foundation-models` (bedrock.{region}, not bedrock-runtime). */
@@ -98,13 +105,7 @@ export class BedrockAdapter implements ProviderAdapter {
  * as `anthropic_beta`, where Bedrock reads beta flags.
  */
 function invokeBody(call: UpstreamCall): Record<string, unknown> {
-  let body: Record<string, unknown>
-  try {
-    body = JSON.parse(typeof call.body === 'string' ? call.body : call.body.toString('utf8'))
-  } catch {
-    throw GatewayError.invalidJson()
-  }
-  const { model: _model, stream: _stream, ...rest } = body
+  const { model: _model, stream: _stream, ...rest } = bodyOf(call)
   const betas = call.dialect === 'anthropic_messages' ? call.clientHeaders['anthropic-beta'] : undefined
   const anthropicBeta =
     typeof betas === 'string' && rest.anthropic_beta === undefined
@@ -115,6 +116,25 @@ function invokeBody(call: UpstreamCall): Record<string, unknown> {
     ...rest,
     ...(anthropicBeta.length ? { anthropic_beta: anthropicBeta } : {}),
   }
+}
+
+function bodyOf(call: UpstreamCall): Record<string, any> {
+  try {
+    return JSON.parse(typeof call.body === 'string' ? call.body : call.body.toString('utf8'))
+  } catch {
+    throw GatewayError.invalidJson()
+  }
+}
+
+/**
+ * Claude's model ids and inference profiles (`anthropic.claude-...`,
+ * `us.anthropic.claude-...`, an ARN ending in one): InvokeModel with the
+ * Anthropic body, which keeps every Anthropic feature (betas, server tools,
+ * cache TTLs). Every other model (Llama, Mistral, Nova, an application
+ * inference profile's opaque ARN) goes through Converse.
+ */
+export function isClaude(model: string): boolean {
+  return /^(?:[a-z]+\.)?anthropic\./.test(model.slice(model.lastIndexOf('/') + 1))
 }
 
 /** Signs (SigV4) or sets the Bearer key on a request, in place. */
@@ -178,6 +198,22 @@ const BEDROCK_ANSWER: AnswerWire = {
     if (typeof type !== 'string' || !type.startsWith(EVENT_STREAM)) return null
     return { decoder: new BedrockToAnthropicSse(), contentType: 'text/event-stream' }
   },
+}
+
+/** Converse's answers, decoded into Anthropic's (converse_answer.ts); errors are InvokeModel's. */
+function converseAnswer(model: string): AnswerWire {
+  return {
+    status: bedrockStatus,
+    decoder(status, headers) {
+      if (status < 200 || status >= 300) return null
+      const id = converseMessageId(headers['x-amzn-requestid'])
+      const type = headers['content-type']
+      if (typeof type === 'string' && type.startsWith(EVENT_STREAM)) {
+        return { decoder: new ConverseToAnthropicSse(id, model), contentType: 'text/event-stream' }
+      }
+      return { decoder: new ConverseToAnthropicJson(id, model), contentType: 'application/json' }
+    },
+  }
 }
 
 export const bedrockAdapter = new BedrockAdapter()

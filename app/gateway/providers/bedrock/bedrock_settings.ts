@@ -9,14 +9,48 @@ import type { AwsCredentials } from '#gateway/providers/bedrock/sigv4'
  *   `ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN` (IAM credentials, signed
  *   with SigV4), or a Bedrock API key (no colon: AWS's `ABSK...` long-term
  *   and `bedrock-api-key-...` short-term keys), sent as `Authorization: Bearer`;
+ *   or `env`: the gateway's environment's AWS credentials (environmentAuth);
  * - the region: from the base URL's AWS host
  *   (`https://bedrock-runtime.{region}.amazonaws.com`), or its `?region=`
  *   for any other base (a proxy, a VPC endpoint, the tests' mock).
  */
 export type BedrockAuth = { kind: 'sigv4'; credentials: AwsCredentials } | { kind: 'bearer'; token: string }
 
-export function parseBedrockKey(key: string): BedrockAuth {
+/** The key that means "the gateway's own AWS credentials, from its environment" */
+export const ENVIRONMENT_KEY = 'env'
+
+/**
+ * AWS credentials from environment variables, as AWS's SDKs read them: a
+ * Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, which the SDKs prefer when
+ * set), else `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
+ * `AWS_SESSION_TOKEN`); null when neither is there.
+ */
+export function environmentAuth(env: Record<string, string | undefined>): BedrockAuth | null {
+  const token = env.AWS_BEARER_TOKEN_BEDROCK?.trim()
+  if (token) return { kind: 'bearer', token }
+  const accessKeyId = env.AWS_ACCESS_KEY_ID?.trim()
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim()
+  if (!accessKeyId || !secretAccessKey) return null
+  const sessionToken = env.AWS_SESSION_TOKEN?.trim()
+  return { kind: 'sigv4', credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+}
+
+/**
+ * The environment's credentials, read once, when this module loads at boot
+ * (the gateway's own variables: a change needs a restart, as for any env
+ * setting). Temporary credentials that rotate (an instance role) are not
+ * read from the metadata service.
+ */
+const BOOT_ENVIRONMENT = environmentAuth(process.env)
+
+/**
+ * A channel key's credentials; a key of `env`: the environment's (null when
+ * it has none: requests go unsigned and AWS refuses them, a 401 that takes
+ * the channel out of rotation with AWS's reason).
+ */
+export function parseBedrockKey(key: string, environment: BedrockAuth | null = BOOT_ENVIRONMENT): BedrockAuth | null {
   const trimmed = key.trim()
+  if (trimmed === ENVIRONMENT_KEY) return environment
   if (!trimmed.includes(':')) return { kind: 'bearer', token: trimmed }
   const [accessKeyId, secretAccessKey, ...rest] = trimmed.split(':').map((part) => part.trim())
   const sessionToken = rest.join(':')
@@ -25,13 +59,23 @@ export function parseBedrockKey(key: string): BedrockAuth {
 
 /** Whether a key has the form parseBedrockKey reads (an access key id and a secret when it has a colon). */
 export function bedrockKeyProblem(key: string): string | null {
-  const auth = parseBedrockKey(key)
+  if (key.trim() === ENVIRONMENT_KEY) return null
+  const auth = parseBedrockKey(key)!
   if (auth.kind === 'bearer') return auth.token ? null : 'the key is empty'
   const { accessKeyId, secretAccessKey } = auth.credentials
   if (!accessKeyId || !secretAccessKey) {
     return 'a Bedrock key is ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN], or a Bedrock API key'
   }
   return null
+}
+
+/** The secret parts of a key (the environment's for `env`), each concealed in upstream words (channel_secrets.ts). */
+export function bedrockKeySecrets(key: string): string[] {
+  const auth = parseBedrockKey(key)
+  if (!auth) return []
+  if (auth.kind === 'bearer') return [auth.token]
+  const { accessKeyId, secretAccessKey, sessionToken } = auth.credentials
+  return [accessKeyId, secretAccessKey, ...(sessionToken ? [sessionToken] : [])]
 }
 
 /** An AWS region name: us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4 */

@@ -25,16 +25,7 @@ const TYPE_FIRST = /^\s*\{\s*"type"\s*:\s*"([a-z_]+)"/
 
 function sseOf(message: EventMessage): string {
   const kind = message.headers[':message-type']
-  if (kind === 'exception' || kind === 'error') {
-    const type = String(message.headers[':exception-type'] ?? message.headers[':error-code'] ?? 'exception')
-    let text = typeof message.headers[':error-message'] === 'string' ? (message.headers[':error-message'] as string) : ''
-    try {
-      const parsed = JSON.parse(message.payload.toString('utf8'))
-      if (typeof parsed?.message === 'string') text = parsed.message
-    } catch {}
-    const error = { type: 'error', error: { type: anthropicErrorType(type), message: `${type}: ${text}`.slice(0, 1000) } }
-    return `event: error\ndata: ${JSON.stringify(error)}\n\n`
-  }
+  if (kind === 'exception' || kind === 'error') return errorEventOf(message)
   if (message.headers[':event-type'] !== 'chunk') return ''
   const bytes = JSON.parse(message.payload.toString('utf8'))?.bytes
   if (typeof bytes !== 'string') return ''
@@ -47,6 +38,18 @@ function sseOf(message: EventMessage): string {
     json = JSON.stringify(parsed)
   }
   return `event: ${type}\ndata: ${json}\n\n`
+}
+
+/** An exception message (throttling, a model error mid-stream) as Anthropic's `event: error` (InvokeModel's and Converse's streams). */
+export function errorEventOf(message: EventMessage): string {
+  const type = String(message.headers[':exception-type'] ?? message.headers[':error-code'] ?? 'exception')
+  let text = typeof message.headers[':error-message'] === 'string' ? (message.headers[':error-message'] as string) : ''
+  try {
+    const parsed = JSON.parse(message.payload.toString('utf8'))
+    if (typeof parsed?.message === 'string') text = parsed.message
+  } catch {}
+  const error = { type: 'error', error: { type: anthropicErrorType(type), message: `${type}: ${text}`.slice(0, 1000) } }
+  return `event: error\ndata: ${JSON.stringify(error)}\n\n`
 }
 
 /** Bedrock's exception names as the Anthropic error types clients and the stream checks know. */

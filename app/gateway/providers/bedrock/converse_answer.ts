@@ -1,0 +1,262 @@
+import type { BodyDecoder } from '#gateway/providers/provider_adapter'
+import { EventStreamDecoder } from '#gateway/providers/bedrock/event_stream'
+import { errorEventOf } from '#gateway/providers/bedrock/bedrock_stream'
+import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
+
+/**
+ * Bedrock's Converse answers as Anthropic's, so that the dispatcher, the
+ * stream checks, the relays and metering treat a Converse model as any
+ * bedrock (Anthropic-dialect) channel, and every client's encoder applies:
+ *
+ * - a whole answer (`{output: {message}, stopReason, usage}`) -> an Anthropic
+ *   message, once the body is in (ConverseToAnthropicJson);
+ * - `converse-stream`'s event stream (messageStart, contentBlockStart /
+ *   Delta / Stop, messageStop, metadata) -> Anthropic's SSE as it arrives
+ *   (ConverseToAnthropicSse). Converse states usage only in its last event
+ *   (`metadata`), after the stop: message_start says 0 tokens, and the
+ *   message_delta (stop reason and the whole usage) and message_stop are
+ *   written when `metadata` comes, or at the end of the body without it.
+ *
+ * Usage: Converse's inputTokens, like Anthropic's input_tokens, leaves out
+ * cacheReadInputTokens / cacheWriteInputTokens.
+ */
+
+const STOP_REASONS: Record<string, string> = {
+  end_turn: 'end_turn',
+  tool_use: 'tool_use',
+  max_tokens: 'max_tokens',
+  stop_sequence: 'stop_sequence',
+  guardrail_intervened: 'refusal',
+  content_filtered: 'refusal',
+  model_context_window_exceeded: 'model_context_window_exceeded',
+}
+
+export function anthropicStopOfConverse(reason: unknown): string {
+  return STOP_REASONS[String(reason)] ?? 'end_turn'
+}
+
+export function anthropicUsageOfConverse(usage: any): Record<string, number> {
+  const count = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0)
+  return {
+    input_tokens: count(usage?.inputTokens),
+    output_tokens: count(usage?.outputTokens),
+    cache_read_input_tokens: count(usage?.cacheReadInputTokens),
+    cache_creation_input_tokens: count(usage?.cacheWriteInputTokens),
+  }
+}
+
+/** A Converse content block as Anthropic's; null for what has no Anthropic form (a citation, a guard's note). */
+function anthropicBlockOf(block: any): Record<string, unknown> | null {
+  if (typeof block?.text === 'string') return { type: 'text', text: block.text }
+  if (block?.toolUse) {
+    return { type: 'tool_use', id: block.toolUse.toolUseId, name: block.toolUse.name, input: block.toolUse.input ?? {} }
+  }
+  const reasoning = block?.reasoningContent
+  if (reasoning?.reasoningText) {
+    return { type: 'thinking', thinking: reasoning.reasoningText.text ?? '', signature: reasoning.reasoningText.signature ?? '' }
+  }
+  if (typeof reasoning?.redactedContent === 'string') return { type: 'redacted_thinking', data: reasoning.redactedContent }
+  return null
+}
+
+/** The Anthropic message of a whole Converse answer. */
+export function anthropicMessageOfConverse(answer: any, id: string, model: string): Record<string, unknown> {
+  const content = Array.isArray(answer?.output?.message?.content) ? answer.output.message.content : []
+  return {
+    id,
+    type: 'message',
+    role: 'assistant',
+    model,
+    content: content.map(anthropicBlockOf).filter((block: unknown) => block !== null),
+    stop_reason: anthropicStopOfConverse(answer?.stopReason),
+    stop_sequence: null,
+    usage: anthropicUsageOfConverse(answer?.usage),
+  }
+}
+
+/** The message id clients see: Bedrock's request id, which its logs and support know. */
+export function converseMessageId(requestId: unknown): string {
+  return `msg_bdrk_${typeof requestId === 'string' && requestId ? requestId : Date.now().toString(36)}`
+}
+
+/**
+ * A whole Converse answer: kept until the body ends (within the gateway's
+ * bound on a whole answer), then written as the Anthropic message.
+ */
+export class ConverseToAnthropicJson implements BodyDecoder {
+  #chunks: Buffer[] = []
+  #bytes = 0
+
+  constructor(
+    private id: string,
+    private model: string
+  ) {}
+
+  push(chunk: Buffer): Buffer | null {
+    this.#bytes += chunk.length
+    if (this.#bytes > answerLimits.bodyBytes) throw new UpstreamAnswerTooLarge('The Converse answer', answerLimits.bodyBytes)
+    this.#chunks.push(chunk)
+    return null
+  }
+
+  end(): Buffer | null {
+    const text = Buffer.concat(this.#chunks).toString('utf8')
+    this.#chunks = []
+    // Not JSON: handed on as it is, for the dialect's check to refuse as any broken answer.
+    let answer: unknown
+    try {
+      answer = JSON.parse(text)
+    } catch {
+      return Buffer.from(text)
+    }
+    return Buffer.from(JSON.stringify(anthropicMessageOfConverse(answer, this.id, this.model)))
+  }
+}
+
+/** converse-stream's events as Anthropic SSE, as they arrive (only an unfinished frame is kept). */
+export class ConverseToAnthropicSse implements BodyDecoder {
+  #frames = new EventStreamDecoder()
+  /** The Anthropic index of the open block, -1 when none is */
+  #open = -1
+  /** Converse's index of the open block */
+  #openConverse = -1
+  #nextIndex = 0
+  #openType = ''
+  #started = false
+  /** messageStop's reason, written with the usage (metadata) */
+  #stop: string | null = null
+  #done = false
+
+  constructor(
+    private id: string,
+    private model: string
+  ) {}
+
+  push(chunk: Buffer): Buffer | null {
+    const messages = this.#frames.push(chunk)
+    if (messages.length === 0) return null
+    let out = ''
+    for (const message of messages) {
+      const kind = message.headers[':message-type']
+      if (kind === 'exception' || kind === 'error') {
+        out += errorEventOf(message)
+        continue
+      }
+      const type = message.headers[':event-type']
+      if (typeof type !== 'string') continue
+      out += this.#eventOf(type, JSON.parse(message.payload.toString('utf8')))
+    }
+    return out ? Buffer.from(out) : null
+  }
+
+  /** The stream ended without `metadata`: the stop is still written (no usage: the gateway estimates, as for any cut stream). */
+  end(): Buffer | null {
+    if (this.#done || this.#stop === null) return null
+    return Buffer.from(this.#finish(null))
+  }
+
+  #eventOf(type: string, event: any): string {
+    switch (type) {
+      case 'messageStart':
+        return this.#start()
+      case 'contentBlockStart': {
+        const toolUse = event?.start?.toolUse
+        if (!toolUse) return this.#start()
+        return (
+          this.#start() +
+          this.#openBlock(event.contentBlockIndex, 'tool_use', { type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: {} })
+        )
+      }
+      case 'contentBlockDelta':
+        return this.#start() + this.#delta(event?.contentBlockIndex, event?.delta ?? {})
+      case 'contentBlockStop':
+        return this.#closeBlock()
+      case 'messageStop':
+        this.#stop = anthropicStopOfConverse(event?.stopReason)
+        return this.#start() + this.#closeBlock()
+      case 'metadata':
+        return this.#done ? '' : this.#finish(event?.usage ?? null)
+      default:
+        return ''
+    }
+  }
+
+  #start(): string {
+    if (this.#started) return ''
+    this.#started = true
+    const message = {
+      id: this.id,
+      type: 'message',
+      role: 'assistant',
+      model: this.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { input_tokens: 0, output_tokens: 0 },
+    }
+    return sse('message_start', { type: 'message_start', message })
+  }
+
+  #delta(index: number, delta: any): string {
+    if (typeof delta.text === 'string') {
+      return this.#ensure(index, 'text', { type: 'text', text: '' }) + this.#blockDelta({ type: 'text_delta', text: delta.text })
+    }
+    if (delta.toolUse) {
+      // A tool's start came in contentBlockStart; without it, a block with what is known.
+      const open = this.#ensure(index, 'tool_use', { type: 'tool_use', id: '', name: '', input: {} })
+      return open + this.#blockDelta({ type: 'input_json_delta', partial_json: String(delta.toolUse.input ?? '') })
+    }
+    const reasoning = delta.reasoningContent
+    if (reasoning) {
+      if (typeof reasoning.redactedContent === 'string') {
+        return this.#closeBlock() + this.#openBlock(index, 'redacted_thinking', { type: 'redacted_thinking', data: reasoning.redactedContent })
+      }
+      const open = this.#ensure(index, 'thinking', { type: 'thinking', thinking: '', signature: '' })
+      if (typeof reasoning.text === 'string') return open + this.#blockDelta({ type: 'thinking_delta', thinking: reasoning.text })
+      if (typeof reasoning.signature === 'string') return open + this.#blockDelta({ type: 'signature_delta', signature: reasoning.signature })
+      return open
+    }
+    return ''
+  }
+
+  /** Opens a block for a Converse index unless it is the one open (text blocks have no contentBlockStart). */
+  #ensure(index: number, type: string, block: Record<string, unknown>): string {
+    if (this.#open >= 0 && this.#openConverse === index && this.#openType === type) return ''
+    return this.#openBlock(index, type, block)
+  }
+
+  #openBlock(index: number, type: string, block: Record<string, unknown>): string {
+    const close = this.#closeBlock()
+    this.#open = this.#nextIndex++
+    this.#openConverse = typeof index === 'number' ? index : -1
+    this.#openType = type
+    return close + sse('content_block_start', { type: 'content_block_start', index: this.#open, content_block: block })
+  }
+
+  #blockDelta(delta: Record<string, unknown>): string {
+    return sse('content_block_delta', { type: 'content_block_delta', index: this.#open, delta })
+  }
+
+  #closeBlock(): string {
+    if (this.#open < 0) return ''
+    const index = this.#open
+    this.#open = -1
+    this.#openConverse = -1
+    this.#openType = ''
+    return sse('content_block_stop', { type: 'content_block_stop', index })
+  }
+
+  #finish(usage: unknown): string {
+    this.#done = true
+    const delta = {
+      type: 'message_delta',
+      delta: { stop_reason: this.#stop ?? 'end_turn', stop_sequence: null },
+      ...(usage ? { usage: anthropicUsageOfConverse(usage) } : {}),
+    }
+    return this.#start() + this.#closeBlock() + sse('message_delta', delta) + sse('message_stop', { type: 'message_stop' })
+  }
+}
+
+function sse(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+}
