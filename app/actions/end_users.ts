@@ -53,6 +53,26 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
   const endUser = checkedName(input.endUser)
   const limit = input.monthlyLimit === undefined || input.monthlyLimit === null ? input.monthlyLimit : checkedLimit(input.monthlyLimit)
   const limits = await endUserLimitsValidator.validate({ budgetPeriod: input.budgetPeriod, rpm: input.rpm, tpm: input.tpm, budgetId: input.budgetId })
+  // A change that finds its end user made meanwhile starts again (once is enough: the row then exists).
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await setEndUserOnce(input, endUser, limit, limits, actor)
+    } catch (error) {
+      if (!(error instanceof MadeMeanwhile) || attempt >= 2) throw error
+    }
+  }
+}
+
+/** The end user appeared while the change waited on its owner: locking it then would take the rows out of order. */
+class MadeMeanwhile extends Error {}
+
+async function setEndUserOnce(
+  input: EndUserSettings,
+  endUser: string,
+  limit: string | null | undefined,
+  limits: { budgetPeriod?: SpendPeriod | null; rpm?: number | null; tpm?: number | null; budgetId?: string | null },
+  actor: Actor
+) {
   return db.transaction(async (trx) => {
     const owner = await findUser(input.userRef, trx)
     let budget: { id: number; budget_period: SpendPeriod | null } | null | undefined
@@ -69,10 +89,14 @@ export async function setEndUser(input: EndUserSettings, actor: Actor = cliActor
     // The owner's row locked: a batch that committed its charges to them is in the sum below, one started later
     // sees this row. (One whose statement began before and commits after is in neither: architecture.md "End users".)
     await trx.from('users').where('id', owner.id).forUpdate().select('id')
-    // None yet: another change may have made it while this one waited on the owner (it is read again, not inserted twice).
-    if (!before) before = await endUserRow()
-    if (before && input.mustBeNew) {
-      throw new AdminInputError(`user_id: customer "${endUser}" already exists: change it with /customer/update`, 'user_id')
+    const exists = () => new AdminInputError(`user_id: customer "${endUser}" already exists: change it with /customer/update`, 'user_id')
+    if (before && input.mustBeNew) throw exists()
+    // None yet: another change may have made it while this one waited on the owner. Read again without a lock (locking
+    // it now, after the owner, deadlocked with a change that had locked it and waited on the owner: ten concurrent
+    // /customer/new, a 500); made meanwhile: refused when it must be new, else the change starts again in order.
+    if (!before && (await trx.from('end_users').where('user_id', owner.id).where('end_user', endUser).select('id').first())) {
+      if (input.mustBeNew) throw exists()
+      throw new MadeMeanwhile()
     }
     const changes: Record<string, unknown> = { updated_at: new Date() }
     if (input.blocked !== undefined) changes.blocked = input.blocked

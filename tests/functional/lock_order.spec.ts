@@ -264,6 +264,31 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     assert.equal((await db.from('organizations').where('id', org.id).first()).spent, CALL)
   }).timeout(30_000)
 
+  test('an end user made while a change of it waited on its owner, and changed again meanwhile: no deadlock, both changes kept', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    // The owner held (FOR NO KEY UPDATE: the end user's insert below checks its foreign key with a key-share lock,
+    // which that leaves free; the action's FOR UPDATE still queues): the first change finds no end user and waits.
+    const held = await db.transaction()
+    await held.rawQuery(`SELECT 1 FROM users WHERE id = ${user.userId} FOR NO KEY UPDATE`)
+    const outcome = (promise: Promise<unknown>) => promise.then(() => 'saved', (error: any) => error)
+    const first = outcome(setEndUser({ userRef: user.email, endUser: 'lo-late', monthlyLimit: '7' }))
+    await untilLockWaiters(1)
+    // Meanwhile the end user is made (committed) and a second change locks it and queues on the owner too.
+    await db.table('end_users').insert({ user_id: user.userId, end_user: 'lo-late', blocked: false, budget_period: 'month', spend_period: 'month' })
+    const second = outcome(setEndUser({ userRef: user.email, endUser: 'lo-late', blocked: true }))
+    await untilLockWaiters(2)
+    // The first takes the owner and read the end user again FOR UPDATE, held by the second, which waited on the owner.
+    const released = performance.now()
+    await held.commit()
+    const [one, other] = await Promise.all([first, second])
+    assert.isBelow(performance.now() - released, (await deadlockTimeoutMs()) * 0.9)
+    assert.equal(one, 'saved', String(one))
+    assert.equal(other, 'saved', String(other))
+    const row = await db.from('end_users').where('user_id', user.userId).where('end_user', 'lo-late').firstOrFail()
+    assert.equal(Number(row.monthly_limit), 7)
+    assert.isTrue(row.blocked)
+  }).timeout(30_000)
+
   test('two deletes naming the same teams in opposite orders (LiteLLM\'s /team/delete takes a list): they queue, no deadlock', async ({ assert }) => {
     const a = await createTeam({ alias: 'lo-del-a' })
     const b = await createTeam({ alias: 'lo-del-b' })
