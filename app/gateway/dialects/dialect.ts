@@ -241,6 +241,15 @@ export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
     reasoningTokens: usage.reasoningTokens,
     estimated: false,
   }
+  return withPricedExtras(tokens, usage)
+}
+
+/**
+ * What else the usage reports that is billed apart from plain tokens (one-hour
+ * cache writes, web searches, audio tokens), onto `tokens`: the bill
+ * (toTokenUsage) and a stream's hold (stream_hold.ts) price them alike.
+ */
+export function withPricedExtras(tokens: TokenUsage, usage: CanonicalUsage): TokenUsage {
   if (usage.cacheWrite1hTokens) tokens.cacheWrite1hTokens = usage.cacheWrite1hTokens
   if (usage.webSearches) tokens.webSearches = usage.webSearches
   // Audio in a chat or Gemini answer (rare): its tokens at the model's audio prices, as the Realtime API's.

@@ -1,6 +1,7 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { outputTokensBeyondHolds, roomBeyondHolds } from '#gateway/access_policy'
 import type { CanonicalUsage } from '#gateway/dialects/canonical'
+import { withPricedExtras } from '#gateway/dialects/dialect'
 import { costOf } from '#gateway/metering/pricing'
 import { DEFAULT_COMPLETION_ALLOWANCE, holdPrice } from '#gateway/metering/reservation'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -318,14 +319,9 @@ export class StreamHold {
     // Anthropic's message_start, audio, web searches): priced as plain tokens, a prompt of one-hour
     // writes let the stream relay text the balance could not pay for (billable() then billed less than relayed).
     // The searches the request may still make (held at admission: webSearchHold) stay out of the text's room.
+    if (usage !== null) withPricedExtras(counted, usage)
     const searches = usage?.webSearches && usage.webSearches > this.account.searchHold ? usage.webSearches : this.account.searchHold
     if (searches > 0) counted.webSearches = searches
-    if (usage !== null) {
-      if (usage.cacheWrite1hTokens) counted.cacheWrite1hTokens = usage.cacheWrite1hTokens
-      if (usage.audioInputTokens) counted.audioPromptTokens = usage.audioInputTokens
-      if (usage.cachedAudioTokens) counted.cachedAudioTokens = usage.cachedAudioTokens
-      if (usage.audioOutputTokens) counted.audioCompletionTokens = usage.audioOutputTokens
-    }
     const cost = costOf(price, counted)
     return price.perRequestPico ? cost + price.perRequestPico : cost
   }
