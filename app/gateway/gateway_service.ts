@@ -108,6 +108,8 @@ export class GatewayService {
   responses: ResponseStore | null = null
   /** LiteLLM's x-litellm-model-id / -model-api-base name the channel that answered (LITELLM_DEPLOYMENT_HEADERS; off: not shown) */
   deploymentHeaders = false
+  /** LiteLLM's x-litellm-* response headers on generations (LITELLM_HEADERS; on by default) */
+  litellmHeaders = true
 
   constructor(
     private catalog: Catalog,
@@ -454,6 +456,7 @@ export class GatewayService {
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body, 0, suffix?.base)
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked, plan), carriesGatewayFields(call.body, asked), cache)
+    exchange.litellmHeaders = this.litellmHeaders
     exchange.deploymentHeaders = this.deploymentHeaders
     // Responses: a follow-up, an answer to store (`store` not false; Codex sends false: two property tests).
     if (call.ingress === 'openai_responses') exchange.readResponsesState(this.responses?.enabled === true)
@@ -867,6 +870,8 @@ class Exchange {
   #routingFields: boolean
   /** The channel whose answer the client gets (null: none yet, or a cache hit) */
   answeredBy: ChannelInfo | null = null
+  /** LiteLLM's headers are written (GatewayService.litellmHeaders) */
+  litellmHeaders = true
   /** The answering channel is named in LiteLLM's deployment headers (GatewayService.deploymentHeaders) */
   deploymentHeaders = false
 
@@ -1121,7 +1126,7 @@ class Exchange {
     if (this.ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
     if (this.cache !== null) headers['x-gateway-cache'] = this.#cacheStatus()
     // The cost is not known when a stream's headers go out (LiteLLM leaves it out too).
-    addLiteLLMHeaders(headers, account, this.call.model, null, this.deploymentHeaders ? this.answeredBy : null)
+    if (this.litellmHeaders) addLiteLLMHeaders(headers, account, this.call.model, null, this.deploymentHeaders ? this.answeredBy : null)
     return headers
   }
 
@@ -1130,7 +1135,7 @@ class Exchange {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': account.requestId }
     if (this.ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
     if (this.cache !== null) headers['x-gateway-cache'] = this.#cacheStatus()
-    addLiteLLMHeaders(headers, account, this.call.model, costPico, this.deploymentHeaders ? this.answeredBy : null)
+    if (this.litellmHeaders) addLiteLLMHeaders(headers, account, this.call.model, costPico, this.deploymentHeaders ? this.answeredBy : null)
     return headers
   }
 

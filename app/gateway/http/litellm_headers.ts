@@ -9,8 +9,8 @@ import type { ChannelInfo } from '#gateway/types'
  * answer here carries the ones the gateway knows, in LiteLLM's formats
  * (https://docs.litellm.ai/docs/proxy/response_headers).
  *
+ * Always (four headers, what tooling reads most):
  * - call id: the request id (the one a usage row and /v1/generation know)
- * - model group: the model the client asked for
  * - response cost: USD, what the usage row bills for a whole answer. A
  *   stream's headers go out before its usage exists: absent, as LiteLLM
  *   leaves it out of a stream's headers (its value would be None). Absent too
@@ -18,21 +18,25 @@ import type { ChannelInfo } from '#gateway/types'
  *   the answer went out)
  * - response duration: ms from the request's arrival to its headers (a
  *   stream's: its first byte)
- * - attempted retries / fallbacks: failed attempts on the model that answered,
- *   and fallback models tried after the one asked for
- * - key spend (and max budget when the key has a cap): USD, the key's spend
- *   before this request, in its current period when the cap resets
+ * - key spend: USD, the key's spend before this request (in its current
+ *   period when its cap resets)
+ *
+ * Only when they say something (each header costs ~0.2 µs in writeHead, and
+ * the full set passed the hot path's budget: docs/benchmarks.md):
+ * - key max budget: when the key has a spend cap
+ * - attempted retries / fallbacks: when not 0 (failed attempts on the model
+ *   that answered, fallback models tried after the one asked for); absent
+ *   reads as LiteLLM's 0
+ * - model group: the model the client asked for, when another one answered
+ *   (a fallback) or it was a suffixed name (`-thinking`, `:nitro`)
  *
  * The deployment's own headers (`x-litellm-model-id`: the channel's id,
- * `x-litellm-model-api-base`: its base URL without credentials or query)
+ * `x-litellm-model-api-base`: its base URL without user info or query)
  * say which of the operator's upstream accounts served: only with
  * LITELLM_DEPLOYMENT_HEADERS=true (relayed_headers.ts says why an operator
  * may not want that known). Rate-limit headers are the gateway's own
  * x-ratelimit-* (limits/rate_limits.ts), written when the key has limits;
- * an upstream's never reach the client.
- *
- * Per request: one object property per header and a few short strings (the
- * numbers' text); nothing else is allocated (docs/benchmarks.md).
+ * an upstream's never reach the client. LITELLM_HEADERS=false sends none.
  */
 export function addLiteLLMHeaders(
   headers: Record<string, string>,
@@ -42,15 +46,14 @@ export function addLiteLLMHeaders(
   deployment: ChannelInfo | null
 ) {
   headers['x-litellm-call-id'] = account.requestId
-  headers['x-litellm-model-group'] = modelGroup
   headers['x-litellm-response-duration-ms'] = String(Math.round(performance.now() - account.startedAt))
-  const retries = account.attemptsOnModel - 1
-  headers['x-litellm-attempted-retries'] = retries <= 0 ? '0' : String(retries)
-  headers['x-litellm-attempted-fallbacks'] = account.fallbacksTried === 0 ? '0' : String(account.fallbacksTried)
   const key = account.principal.key
   headers['x-litellm-key-spend'] = usdText(key.spentPico)
-  if (key.spendLimitPico !== null) headers['x-litellm-key-max-budget'] = usdText(key.spendLimitPico)
   if (costPico !== null) headers['x-litellm-response-cost'] = usdText(costPico)
+  if (key.spendLimitPico !== null) headers['x-litellm-key-max-budget'] = usdText(key.spendLimitPico)
+  if (account.attemptsOnModel > 1) headers['x-litellm-attempted-retries'] = String(account.attemptsOnModel - 1)
+  if (account.fallbacksTried > 0) headers['x-litellm-attempted-fallbacks'] = String(account.fallbacksTried)
+  if (account.requestedModel !== null) headers['x-litellm-model-group'] = modelGroup
   if (deployment !== null) {
     headers['x-litellm-model-id'] = String(deployment.id)
     let base = shownBases.get(deployment)
