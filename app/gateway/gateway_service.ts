@@ -61,6 +61,7 @@ import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
 import { addLiteLLMHeaders } from '#gateway/http/litellm_headers'
+import { applyProviderPreferences, readProviderPreferences } from '#gateway/routing/provider_preferences'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -457,6 +458,12 @@ export class GatewayService {
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked, plan), carriesGatewayFields(call.body, asked), cache)
     exchange.litellmHeaders = this.litellmHeaders
+    // OpenRouter's provider preferences and :nitro / :floor, over the gateway's channels (an openrouter
+    // channel also gets the object as sent): two property tests for every other request.
+    const provider = call.body.provider
+    if (suffix?.sort !== undefined || (provider !== undefined && provider !== null)) {
+      exchange.candidates = applyProviderPreferences(exchange.candidates, readProviderPreferences(provider, suffix?.sort), account.price)
+    }
     exchange.deploymentHeaders = this.deploymentHeaders
     // Responses: a follow-up, an answer to store (`store` not false; Codex sends false: two property tests).
     if (call.ingress === 'openai_responses') exchange.readResponsesState(this.responses?.enabled === true)
