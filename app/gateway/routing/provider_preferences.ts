@@ -16,7 +16,8 @@ import type { ChannelInfo, PriceInfo } from '#gateway/types'
  *   applies it to its own providers) and dropped by `ignore` only when a
  *   slug names the channel itself
  * - `order` tries the channels its slugs name first, in its order; the others
- *   after them unless `allow_fallbacks` is false
+ *   after them unless `allow_fallbacks` is false (an `openrouter` channel
+ *   stays: it applies both to its own providers)
  * - `sort`: "latency" (shortest wait for the first byte first) and
  *   "throughput" (most output tokens a second first) by the gateway's own
  *   measures (channel_speed.ts; channels not measured yet after those that
@@ -109,7 +110,8 @@ function ordered(run: RouteCandidate[], prefs: ProviderPreferences): RouteCandid
   if (prefs.order !== null) {
     const first: RouteCandidate[] = []
     for (const slug of prefs.order) for (const c of list) if (!first.includes(c) && names(c.channel, [slug])) first.push(c)
-    if (!prefs.allowFallbacks) return first
+    // An openrouter channel applies `order` and `allow_fallbacks` to its own providers: it stays, after them.
+    if (!prefs.allowFallbacks) return [...first, ...list.filter((c) => !first.includes(c) && c.channel.provider === 'openrouter')]
     return [...first, ...sorted(list.filter((c) => !first.includes(c)), prefs.sort)]
   }
   return sorted(list, prefs.sort)
