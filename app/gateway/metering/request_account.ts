@@ -33,6 +33,12 @@ export class RequestAccount {
   repricer: ((model: string) => PriceInfo | null) | null = null
   ttftMs: number | null = null
   attempts: AttemptRecord[] = []
+  /** Attempts on the model the latest attempt served (LiteLLM's attempted retries + 1) */
+  attemptsOnModel = 0
+  /** Fallback models tried after the one asked for (LiteLLM's attempted fallbacks) */
+  fallbacksTried = 0
+  /** The fallback model of the latest attempt (undefined: the model asked for) */
+  #attemptModel: string | undefined = undefined
   /** Aborts the upstream call: on client disconnect, or when shutdown's grace period ends */
   readonly abort = new AbortController()
   /** The request's estimated tokens, as held (access_policy.ts): a fallback's hold is them at its price */
@@ -68,6 +74,12 @@ export class RequestAccount {
     this.channelId = candidate.channel.id
     this.provider = candidate.channel.provider
     this.servedModel = candidate.upstreamModel
+    if (candidate.publicModel !== this.#attemptModel) {
+      this.#attemptModel = candidate.publicModel
+      this.attemptsOnModel = 0
+      this.fallbacksTried++
+    }
+    this.attemptsOnModel++
     // A fallback model answers: the row is that model's, at its price, and keeps the model asked for.
     if (candidate.publicModel !== undefined && candidate.publicModel !== this.model && this.repricer) {
       this.requestedModel ??= this.model
