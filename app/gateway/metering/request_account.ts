@@ -48,6 +48,8 @@ export class RequestAccount {
   imageHold = 0
   /** The request asks for a spoken answer (reservation.ts asksForAudio): its tokens held at the audio output price */
   audioAnswer = false
+  /** The answer may be an image (reservation.ts mayAnswerImages): its tokens held at the image output price */
+  imageAnswer = false
   /** Server-side web searches the request may make (reservation.ts webSearchHold), held at the per-search price */
   searchHold = 0
   /** pico-USD held on the user's balance until the request ends */
