@@ -127,7 +127,7 @@ function fileSource(text: string, where: string, env: Env): AdcSource {
     const tokenUri = field('token_uri') ?? GOOGLE_TOKEN_URI
     const form = new URLSearchParams({ grant_type: 'refresh_token', client_id: clientId, client_secret: clientSecret, refresh_token: refreshToken }).toString()
     const tokens = cachedTokens(where, async () => {
-      const answer = await call(where, `the token endpoint`, tokenUri, {
+      const answer = await call(`the token endpoint`, tokenUri, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: form,
@@ -149,7 +149,7 @@ async function metadataSource(env: Env, none: string): Promise<AdcSource> {
   const origin = /^https?:\/\//.test(host) ? host.replace(/\/+$/, '') : `http://${host}`
   const where = `the metadata server at ${origin}`
   const headers = { 'metadata-flavor': 'Google' }
-  const project = await call(where, where, `${origin}/computeMetadata/v1/project/project-id`, {
+  const project = await call(where, `${origin}/computeMetadata/v1/project/project-id`, {
     method: 'GET',
     headers,
     timeoutMs: METADATA_TIMEOUT_MS,
@@ -159,7 +159,7 @@ async function metadataSource(env: Env, none: string): Promise<AdcSource> {
   if (project.status >= 500) throw new Error(`Google application default credentials (${where}): it answered HTTP ${project.status}`)
   const tokenUrl = `${origin}/computeMetadata/v1/instance/service-accounts/default/token`
   const tokens = cachedTokens(where, async () => {
-    const answer = await call(where, where, tokenUrl, { method: 'GET', headers, timeoutMs: METADATA_TIMEOUT_MS })
+    const answer = await call(where, tokenUrl, { method: 'GET', headers, timeoutMs: METADATA_TIMEOUT_MS })
     if (answer.status === 404) throw new Refused(where, 'the instance has no service account attached')
     return tokenAnswer(where, where, answer)
   })
@@ -204,7 +204,6 @@ function rethrow(where: string, error: Error): never {
 }
 
 async function call(
-  where: string,
   what: string,
   url: string,
   init: { method: string; headers: Record<string, string>; body?: string; timeoutMs: number; unreachable?: string }
