@@ -374,17 +374,13 @@ test.group('Bedrock Converse', () => {
     assert.deepEqual(sseEvents(out!.toString()), [{ event: 'error', data: { type: 'error', error: { type: 'rate_limit_error', message: 'throttlingException: Too many tokens' } } }])
   })
 
-  test('a key of `env`: the environment credentials (a Bedrock API key first), each part concealed', ({ assert }) => {
-    assert.deepEqual(environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret', AWS_SESSION_TOKEN: 'envtoken' }), {
-      kind: 'sigv4',
-      credentials: { accessKeyId: 'AKIAENV', secretAccessKey: 'envsecret', sessionToken: 'envtoken' },
-    })
+  test('a key of `env`: the environment\'s Bedrock API key first, else the default chain (aws_credentials.ts); each part concealed', ({ assert }) => {
     assert.deepEqual(environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret', AWS_BEARER_TOKEN_BEDROCK: 'ABSKenv' }), { kind: 'bearer', token: 'ABSKenv' })
-    assert.isNull(environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV' }))
-    const fromEnv = environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret' })
-    assert.equal(parseBedrockKey(' env ', fromEnv), fromEnv)
-    assert.isNull(parseBedrockKey('env', null))
-    assert.deepEqual(parseBedrockKey('AKIA1:s', fromEnv), { kind: 'sigv4', credentials: { accessKeyId: 'AKIA1', secretAccessKey: 's' } })
+    assert.isNull(environmentAuth({ AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret' }))
+    const bearer = environmentAuth({ AWS_BEARER_TOKEN_BEDROCK: 'ABSKenv' })
+    assert.equal(parseBedrockKey(' env ', bearer), bearer)
+    assert.deepEqual(parseBedrockKey('env', null), { kind: 'chain' })
+    assert.deepEqual(parseBedrockKey('AKIA1:s', bearer), { kind: 'sigv4', credentials: { accessKeyId: 'AKIA1', secretAccessKey: 's' } })
     assert.deepEqual(bedrockKeySecrets('AKIA1:sec:tok'), ['AKIA1', 'sec', 'tok'])
   })
 })

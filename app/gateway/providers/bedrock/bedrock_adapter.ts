@@ -12,6 +12,7 @@ import {
 import { bedrockControlOrigin, bedrockRegion, parseBedrockKey, type BedrockAuth } from '#gateway/providers/bedrock/bedrock_settings'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
 import { signRequest, uriEncode } from '#gateway/providers/bedrock/sigv4'
+import { awsCredentials, cachedAwsCredentials } from '#gateway/providers/bedrock/aws_credentials'
 import { converseBody } from '#gateway/providers/bedrock/converse_request'
 import { ConverseToAnthropicJson, ConverseToAnthropicSse, converseMessageId } from '#gateway/providers/bedrock/converse_answer'
 import type { ChannelInfo } from '#gateway/types'
@@ -82,9 +83,11 @@ export class BedrockAdapter implements ProviderAdapter {
       'content-type': 'application/json',
       'accept': call.stream ? EVENT_STREAM : 'application/json',
     }
-    authorise(channel, { method: 'POST', path, headers, body }, 'bedrock')
+    const prepare = authorise(channel, { method: 'POST', path, headers, body }, 'bedrock')
     withChannelHeaders(headers, channel, {}, [])
-    return { origin, path, headers, body, answer: claude ? BEDROCK_ANSWER : converseAnswer(call.model) }
+    const upstream: UpstreamRequest = { origin, path, headers, body, answer: claude ? BEDROCK_ANSWER : converseAnswer(call.model) }
+    if (prepare) upstream.prepare = prepare
+    return upstream
   }
 
   /** Bedrock's model list is its control plane's `GET /foundation-models` (bedrock.{region}, not bedrock-runtime). */
@@ -93,9 +96,11 @@ export class BedrockAdapter implements ProviderAdapter {
     const origin = bedrockControlOrigin(channel.baseUrl)
     const path = `${basePath}/foundation-models`
     const headers: Record<string, string> = { accept: 'application/json' }
-    authorise(channel, { method: 'GET', path, headers, body: '', host: new URL(origin).host }, 'bedrock')
+    const prepare = authorise(channel, { method: 'GET', path, headers, body: '', host: new URL(origin).host }, 'bedrock')
     withChannelHeaders(headers, channel, {}, [])
-    return { method: 'GET', origin, path, headers, body: '' }
+    const upstream: UpstreamRequest = { method: 'GET', origin, path, headers, body: '' }
+    if (prepare) upstream.prepare = prepare
+    return upstream
   }
 }
 
@@ -137,12 +142,16 @@ export function isClaude(model: string): boolean {
   return /^(?:[a-z]+\.)?anthropic\./.test(model.slice(model.lastIndexOf('/') + 1))
 }
 
-/** Signs (SigV4) or sets the Bearer key on a request, in place. */
+/**
+ * Signs (SigV4) or sets the Bearer key on a request, in place. The gateway's
+ * own credentials (`env`) sign at once when the chain holds fresh ones, else
+ * in the prepare() returned, which the dispatcher awaits inside the attempt.
+ */
 function authorise(
   channel: ChannelInfo,
   request: { method: string; path: string; headers: Record<string, string>; body: string | Buffer; host?: string },
   service: string
-) {
+): (() => Promise<void>) | undefined {
   const { auth, region, host } = settingsOf(channel)
   if (!auth) return
   if (auth.kind === 'bearer') {
@@ -150,7 +159,18 @@ function authorise(
     return
   }
   // normaliseBaseUrl refuses a bedrock base URL that names no region; a row written around it gets AWS's answer.
-  signRequest({ ...request, host: request.host ?? host }, auth.credentials, region ?? 'us-east-1', service)
+  const signing = { ...request, host: request.host ?? host }
+  if (auth.kind === 'sigv4') return void signRequest(signing, auth.credentials, region ?? 'us-east-1', service)
+  const held = cachedAwsCredentials()
+  if (held) return void signRequest(signing, held, region ?? 'us-east-1', service)
+  // The headers signed are the ones there now (the channel's extra headers come after, unsigned, as above)
+  const signed = { ...request.headers }
+  return async () => {
+    const { credentials } = await awsCredentials()
+    signRequest({ ...signing, headers: signed }, credentials, region ?? 'us-east-1', service)
+    Object.assign(request.headers, { 'x-amz-date': signed['x-amz-date'], 'authorization': signed['authorization'] })
+    if (signed['x-amz-security-token']) request.headers['x-amz-security-token'] = signed['x-amz-security-token']
+  }
 }
 
 /** Bedrock's exceptions that mean the channel's credentials are wrong (AWS answers them 403 or 400) */

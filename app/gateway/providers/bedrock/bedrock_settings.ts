@@ -1,4 +1,5 @@
 import type { AwsCredentials } from '#gateway/providers/bedrock/sigv4'
+import { heldAwsSecrets } from '#gateway/providers/bedrock/aws_credentials'
 
 /**
  * A `bedrock` channel's settings, from the fields every channel has (no
@@ -9,48 +10,42 @@ import type { AwsCredentials } from '#gateway/providers/bedrock/sigv4'
  *   `ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN` (IAM credentials, signed
  *   with SigV4), or a Bedrock API key (no colon: AWS's `ABSK...` long-term
  *   and `bedrock-api-key-...` short-term keys), sent as `Authorization: Bearer`;
- *   or `env`: the gateway's environment's AWS credentials (environmentAuth);
+ *   or `env`: the gateway's own AWS credentials, a Bedrock API key in
+ *   `AWS_BEARER_TOKEN_BEDROCK` (environmentAuth) or else the AWS SDK's
+ *   default chain (aws_credentials.ts: environment, shared files, web
+ *   identity, container, instance metadata);
  * - the region: from the base URL's AWS host
  *   (`https://bedrock-runtime.{region}.amazonaws.com`), or its `?region=`
  *   for any other base (a proxy, a VPC endpoint, the tests' mock).
  */
-export type BedrockAuth = { kind: 'sigv4'; credentials: AwsCredentials } | { kind: 'bearer'; token: string }
+export type BedrockAuth =
+  | { kind: 'sigv4'; credentials: AwsCredentials }
+  | { kind: 'bearer'; token: string }
+  /** The gateway's own credentials, from the default chain, signed with SigV4 */
+  | { kind: 'chain' }
 
 /** The key that means "the gateway's own AWS credentials, from its environment" */
 export const ENVIRONMENT_KEY = 'env'
 
+const CHAIN: BedrockAuth = { kind: 'chain' }
+
 /**
- * AWS credentials from environment variables, as AWS's SDKs read them: a
- * Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, which the SDKs prefer when
- * set), else `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
- * `AWS_SESSION_TOKEN`); null when neither is there.
+ * A Bedrock API key from the environment, as AWS's SDKs read it
+ * (`AWS_BEARER_TOKEN_BEDROCK`, which they prefer when set); null when it is
+ * not set (then the default chain's IAM credentials sign).
  */
 export function environmentAuth(env: Record<string, string | undefined>): BedrockAuth | null {
   const token = env.AWS_BEARER_TOKEN_BEDROCK?.trim()
-  if (token) return { kind: 'bearer', token }
-  const accessKeyId = env.AWS_ACCESS_KEY_ID?.trim()
-  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim()
-  if (!accessKeyId || !secretAccessKey) return null
-  const sessionToken = env.AWS_SESSION_TOKEN?.trim()
-  return { kind: 'sigv4', credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+  return token ? { kind: 'bearer', token } : null
 }
 
-/**
- * The environment's credentials, read once, when this module loads at boot
- * (the gateway's own variables: a change needs a restart, as for any env
- * setting). Temporary credentials that rotate (an instance role) are not
- * read from the metadata service.
- */
-const BOOT_ENVIRONMENT = environmentAuth(process.env)
+/** The environment's Bedrock API key, read once, when this module loads at boot (a change needs a restart). */
+const BOOT_BEARER = environmentAuth(process.env)
 
-/**
- * A channel key's credentials; a key of `env`: the environment's (null when
- * it has none: requests go unsigned and AWS refuses them, a 401 that takes
- * the channel out of rotation with AWS's reason).
- */
-export function parseBedrockKey(key: string, environment: BedrockAuth | null = BOOT_ENVIRONMENT): BedrockAuth | null {
+/** A channel key's credentials; a key of `env`: the environment's Bedrock API key, else the default chain's. */
+export function parseBedrockKey(key: string, bearer: BedrockAuth | null = BOOT_BEARER): BedrockAuth {
   const trimmed = key.trim()
-  if (trimmed === ENVIRONMENT_KEY) return environment
+  if (trimmed === ENVIRONMENT_KEY) return bearer ?? CHAIN
   if (!trimmed.includes(':')) return { kind: 'bearer', token: trimmed }
   const [accessKeyId, secretAccessKey, ...rest] = trimmed.split(':').map((part) => part.trim())
   const sessionToken = rest.join(':')
@@ -60,7 +55,8 @@ export function parseBedrockKey(key: string, environment: BedrockAuth | null = B
 /** Whether a key has the form parseBedrockKey reads (an access key id and a secret when it has a colon). */
 export function bedrockKeyProblem(key: string): string | null {
   if (key.trim() === ENVIRONMENT_KEY) return null
-  const auth = parseBedrockKey(key)!
+  const auth = parseBedrockKey(key)
+  if (auth.kind === 'chain') return null
   if (auth.kind === 'bearer') return auth.token ? null : 'the key is empty'
   const { accessKeyId, secretAccessKey } = auth.credentials
   if (!accessKeyId || !secretAccessKey) {
@@ -69,10 +65,10 @@ export function bedrockKeyProblem(key: string): string | null {
   return null
 }
 
-/** The secret parts of a key (the environment's for `env`), each concealed in upstream words (channel_secrets.ts). */
+/** The secret parts of a key (for `env`: the chain's credentials held now), each concealed in upstream words (channel_secrets.ts). */
 export function bedrockKeySecrets(key: string): string[] {
   const auth = parseBedrockKey(key)
-  if (!auth) return []
+  if (auth.kind === 'chain') return heldAwsSecrets()
   if (auth.kind === 'bearer') return [auth.token]
   const { accessKeyId, secretAccessKey, sessionToken } = auth.credentials
   return [accessKeyId, secretAccessKey, ...(sessionToken ? [sessionToken] : [])]

@@ -9,6 +9,7 @@ import {
   type UpstreamRequest,
 } from '#gateway/providers/provider_adapter'
 import { accessToken, accountKey, cachedToken } from '#gateway/providers/vertex/google_token'
+import { authoriseAdc } from '#gateway/providers/vertex/google_adc'
 import { parseVertexKey, vertexModelsPrefix, type VertexAuth } from '#gateway/providers/vertex/vertex_settings'
 import type { ChannelInfo } from '#gateway/types'
 
@@ -137,6 +138,8 @@ function authorise(channel: ChannelInfo, request: UpstreamRequest) {
     case 'invalid':
       request.prepare = () => Promise.reject(new CredentialsRefused(auth.problem))
       return
+    case 'adc':
+      return authoriseAdc(request)
     case 'service_account': {
       if (prefix === null) {
         request.prepare = () =>

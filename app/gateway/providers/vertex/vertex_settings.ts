@@ -7,12 +7,15 @@
  *   `private_key` and trades it at its `token_uri` for an access token:
  *   google_token.ts), or, for Vertex AI express mode, an API key (sent as
  *   `x-goog-api-key`) or an OAuth access token (`ya29.`..., sent as Bearer);
+ *   or `adc`: the gateway's own Google credentials, found as Google's
+ *   libraries find application default credentials (google_adc.ts);
  * - the base URL: `https://{location}-aiplatform.googleapis.com/v1`
  *   (`https://aiplatform.googleapis.com/v1` for `global`; a bare location is
  *   completed to it), to which `/projects/{project}/locations/{location}` is
  *   added for a service account (project: `?project=` or the key's
- *   `project_id`); a base that already names `/projects/.../locations/...`
- *   is used as it is; another host (a proxy, the tests' mock) gives its
+ *   `project_id`) and for `adc` (`?project=`, else the credentials'
+ *   project, known once they are: ADC_PROJECT in the path until then); a
+ *   base that already names `/projects/.../locations/...` is used as it is; another host (a proxy, the tests' mock) gives its
  *   location as `?location=`.
  */
 export interface ServiceAccount {
@@ -29,11 +32,20 @@ export type VertexAuth =
   | { kind: 'api_key'; key: string }
   /** A key that looks like a JSON key but is not a usable one: the message says why */
   | { kind: 'invalid'; problem: string }
+  /** The gateway's application default credentials (google_adc.ts) */
+  | { kind: 'adc' }
 
 export const GOOGLE_TOKEN_URI = 'https://oauth2.googleapis.com/token'
 
+/** The key that means "the gateway's own Google credentials" (application default credentials) */
+export const ADC_KEY = 'adc'
+
+/** Stands for the project in a path until the application default credentials name it (google_adc.ts) */
+export const ADC_PROJECT = '\u0000adc-project\u0000'
+
 export function parseVertexKey(key: string): VertexAuth {
   const trimmed = key.trim()
+  if (trimmed === ADC_KEY) return { kind: 'adc' }
   if (!trimmed.startsWith('{')) {
     // Google's OAuth access tokens start `ya29.`; anything else is an express-mode API key.
     return trimmed.startsWith('ya29.') ? { kind: 'bearer', token: trimmed } : { kind: 'api_key', key: trimmed }
@@ -93,14 +105,16 @@ export function vertexBaseUrl(location: string): string {
  * The path prefix publisher models are under: the base's own when it names
  * a project and location, else `/projects/{project}/locations/{location}`
  * added when a project is known (`?project=`, a service account's
- * `project_id`); without one (express mode's API key) `{base}/publishers/...`
- * directly. Null: a service account with no project.
+ * `project_id`; ADC_PROJECT for `adc`: its credentials' project); without
+ * one (express mode's API key) `{base}/publishers/...` directly. Null: a
+ * service account with no project.
  */
 export function vertexModelsPrefix(baseUrl: string, basePath: string, auth: VertexAuth | null): string | null {
   if (PATH_LOCATION.test(basePath)) return basePath
   const url = new URL(baseUrl)
-  const project = url.searchParams.get('project') || (auth?.kind === 'service_account' ? auth.account.projectId : null)
+  const project =
+    url.searchParams.get('project') || (auth?.kind === 'service_account' ? auth.account.projectId : auth?.kind === 'adc' ? ADC_PROJECT : null)
   if (!project) return auth?.kind === 'service_account' ? null : basePath
   const location = vertexLocation(baseUrl) ?? 'us-central1'
-  return `${basePath}/projects/${encodeURIComponent(project)}/locations/${encodeURIComponent(location)}`
+  return `${basePath}/projects/${project === ADC_PROJECT ? project : encodeURIComponent(project)}/locations/${encodeURIComponent(location)}`
 }

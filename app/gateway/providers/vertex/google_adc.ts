@@ -1,0 +1,259 @@
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import logger from '@adonisjs/core/services/logger'
+import { CredentialsRefused, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { RefreshingCredential, type Expiring } from '#gateway/providers/refreshing_credential'
+import { accessToken, accountKey, cachedToken } from '#gateway/providers/vertex/google_token'
+import { ADC_PROJECT, GOOGLE_TOKEN_URI, parseVertexKey } from '#gateway/providers/vertex/vertex_settings'
+
+/**
+ * The gateway's own Google credentials (a Vertex channel keyed `adc`), found
+ * as Google's auth libraries find application default credentials, first
+ * source that has some wins:
+ *
+ * 1. `GOOGLE_APPLICATION_CREDENTIALS`: a JSON file, a service account's key
+ *    (the JWT grant of google_token.ts, its tokens cached there) or an
+ *    `authorized_user` (`gcloud auth application-default login`: its
+ *    refresh token traded at its `token_uri`, else Google's); a missing
+ *    file is an error, not a fall-through (as in Google's libraries);
+ * 2. gcloud's well-known file, `$CLOUDSDK_CONFIG` or
+ *    `~/.config/gcloud` + `/application_default_credentials.json`, the same
+ *    two types;
+ * 3. the GCE / GKE metadata server (`GCE_METADATA_HOST`, else
+ *    169.254.169.254; `Metadata-Flavor: Google` both ways): the attached
+ *    service account's tokens and the project id.
+ *
+ * `external_account` (workload identity federation) and impersonation files
+ * are refused with that said. The project: the channel's `?project=`, else
+ * `GOOGLE_CLOUD_PROJECT` / `GCLOUD_PROJECT`, else the file's `project_id`
+ * (`quota_project_id` of an authorized user, also sent as
+ * `x-goog-user-project`), else the metadata server's.
+ *
+ * The source is found once per process (a change needs a restart); tokens
+ * are kept until 5 minutes before they expire, one fetch in flight
+ * (RefreshingCredential). A source that refuses is CredentialsRefused (the
+ * channel out of rotation with the reason); one that cannot be reached
+ * fails that attempt only.
+ */
+export type Env = Record<string, string | undefined>
+
+interface AdcSource {
+  /** Where the credentials are: for messages */
+  where: string
+  projectId: string | null
+  /** The project path segment, encoded once */
+  projectPath: string | null
+  /** An authorized user's quota project (x-goog-user-project) */
+  quotaProject: string | null
+  /** A fresh token, or null */
+  fresh(): string | null
+  token(): Promise<string>
+}
+
+const REFRESH_MARGIN_MS = 5 * 60_000
+const TOKEN_TIMEOUT_MS = 15_000
+const METADATA_TIMEOUT_MS = 3_000
+const MAX_ANSWER = 64 * 1024
+const METADATA_HOST = '169.254.169.254'
+/** OAuth's error codes that mean the grant is wrong, not the token server's state (as google_token.ts) */
+const REFUSALS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client', 'access_denied', 'invalid_scope'])
+
+class Refused extends CredentialsRefused {
+  constructor(where: string, reason: string) {
+    super(`Google application default credentials (${where}): ${reason}`)
+  }
+}
+
+/** The first source of the chain that has credentials. */
+export async function resolveAdc(env: Env = process.env): Promise<AdcSource> {
+  const named = env.GOOGLE_APPLICATION_CREDENTIALS
+  if (named) {
+    const where = `GOOGLE_APPLICATION_CREDENTIALS ${named}`
+    let text: string
+    try {
+      text = await readFile(named, 'utf8')
+    } catch (error) {
+      throw new Refused(where, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+    }
+    return fileSource(text, where, env)
+  }
+  const wellKnown = join(env.CLOUDSDK_CONFIG || join(env.HOME || homedir(), '.config', 'gcloud'), 'application_default_credentials.json')
+  let text: string | null = null
+  try {
+    text = await readFile(wellKnown, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new Refused(wellKnown, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+    }
+  }
+  if (text !== null) return fileSource(text, wellKnown, env)
+  const none = `none found (GOOGLE_APPLICATION_CREDENTIALS is not set, no ${wellKnown})`
+  if (env.METADATA_SERVER_DETECTION === 'none') throw new CredentialsRefused(`Google application default credentials: ${none}, and METADATA_SERVER_DETECTION=none`)
+  return metadataSource(env, none)
+}
+
+function projectOf(env: Env, own: string | null): Pick<AdcSource, 'projectId' | 'projectPath'> {
+  const projectId = env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || own
+  return { projectId: projectId || null, projectPath: projectId ? encodeURIComponent(projectId) : null }
+}
+
+function fileSource(text: string, where: string, env: Env): AdcSource {
+  let json: Record<string, unknown>
+  try {
+    json = JSON.parse(text)
+  } catch {
+    throw new Refused(where, 'the file is not JSON')
+  }
+  const field = (name: string) => (typeof json[name] === 'string' && json[name] ? (json[name] as string) : null)
+  const type = field('type')
+  if (type === 'service_account') {
+    const auth = parseVertexKey(text)
+    if (auth.kind !== 'service_account') throw new Refused(where, auth.kind === 'invalid' ? auth.problem : 'not a service account key')
+    const key = accountKey(auth.account)
+    return {
+      where,
+      ...projectOf(env, auth.account.projectId),
+      quotaProject: null,
+      fresh: () => cachedToken(key),
+      token: () => accessToken(key, auth.account).catch((error: Error) => rethrow(where, error)),
+    }
+  }
+  if (type === 'authorized_user') {
+    const clientId = field('client_id')
+    const clientSecret = field('client_secret')
+    const refreshToken = field('refresh_token')
+    if (!clientId || !clientSecret || !refreshToken) throw new Refused(where, 'an authorized_user file needs client_id, client_secret and refresh_token')
+    const tokenUri = field('token_uri') ?? GOOGLE_TOKEN_URI
+    const form = new URLSearchParams({ grant_type: 'refresh_token', client_id: clientId, client_secret: clientSecret, refresh_token: refreshToken }).toString()
+    const tokens = cachedTokens(where, async () => {
+      const answer = await call(`the token endpoint`, tokenUri, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+        timeoutMs: TOKEN_TIMEOUT_MS,
+      })
+      return tokenAnswer(where, 'the token endpoint', answer)
+    })
+    const quotaProject = field('quota_project_id')
+    return { where, ...projectOf(env, quotaProject), quotaProject, fresh: () => tokens.fresh(), token: () => tokens.get() }
+  }
+  throw new Refused(
+    where,
+    `a credentials file of type ${type ?? '(none)'} is not read by the gateway (only service_account and authorized_user; external_account and impersonation are left out)`
+  )
+}
+
+async function metadataSource(env: Env, none: string): Promise<AdcSource> {
+  const host = env.GCE_METADATA_HOST || env.GCE_METADATA_IP || METADATA_HOST
+  const origin = /^https?:\/\//.test(host) ? host.replace(/\/+$/, '') : `http://${host}`
+  const where = `the metadata server at ${origin}`
+  const headers = { 'metadata-flavor': 'Google' }
+  const project = await call(where, `${origin}/computeMetadata/v1/project/project-id`, {
+    method: 'GET',
+    headers,
+    timeoutMs: METADATA_TIMEOUT_MS,
+    unreachable: `${none}, and `,
+  })
+  if (project.flavor !== 'Google') throw new Refused(where, `it answered without Metadata-Flavor: Google (HTTP ${project.status}): not a metadata server`)
+  if (project.status >= 500) throw new Error(`Google application default credentials (${where}): it answered HTTP ${project.status}`)
+  const tokenUrl = `${origin}/computeMetadata/v1/instance/service-accounts/default/token`
+  const tokens = cachedTokens(where, async () => {
+    const answer = await call(where, tokenUrl, { method: 'GET', headers, timeoutMs: METADATA_TIMEOUT_MS })
+    if (answer.status === 404) throw new Refused(where, 'the instance has no service account attached')
+    return tokenAnswer(where, where, answer)
+  })
+  return {
+    where,
+    ...projectOf(env, project.status === 200 ? project.text.trim() || null : null),
+    quotaProject: null,
+    fresh: () => tokens.fresh(),
+    token: () => tokens.get(),
+  }
+}
+
+function cachedTokens(where: string, load: () => Promise<Expiring<string>>) {
+  return new RefreshingCredential<string>(load, REFRESH_MARGIN_MS, (error) =>
+    logger.warn({ err: error.message, where }, 'Google access token could not be refreshed; the one held serves until it expires')
+  )
+}
+
+/** `{access_token, expires_in}`, or the OAuth error said (a refusal: CredentialsRefused) */
+function tokenAnswer(where: string, what: string, answer: { status: number; text: string }): Expiring<string> {
+  let body: Record<string, unknown> = {}
+  try {
+    body = JSON.parse(answer.text)
+  } catch {}
+  if (answer.status !== 200) {
+    const code = typeof body.error === 'string' ? body.error : ''
+    const detail = `${code}${typeof body.error_description === 'string' ? `: ${body.error_description}` : ''}`.slice(0, 300)
+    const said = `${what} answered HTTP ${answer.status}${detail ? ` (${detail})` : ''}`
+    if (REFUSALS.has(code) || (answer.status >= 400 && answer.status < 500 && answer.status !== 429)) throw new Refused(where, said)
+    throw new Error(`Google application default credentials (${where}): ${said}`)
+  }
+  const token = body.access_token
+  const expiresIn = Number(body.expires_in ?? 3600)
+  if (typeof token !== 'string' || !token) throw new Error(`Google application default credentials (${where}): ${what} answered no access_token`)
+  return { value: token, expiresAt: Date.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600) * 1000 }
+}
+
+/** A service account's failures (google_token.ts) said with where the key came from, of the same kind */
+function rethrow(where: string, error: Error): never {
+  const message = `Google application default credentials (${where}): ${error.message}`
+  throw error instanceof CredentialsRefused ? new CredentialsRefused(message) : new Error(message)
+}
+
+async function call(
+  what: string,
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string; timeoutMs: number; unreachable?: string }
+): Promise<{ status: number; text: string; flavor: string | null }> {
+  try {
+    const response = await fetch(url, {
+      method: init.method,
+      headers: init.headers,
+      body: init.body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(init.timeoutMs),
+    })
+    const text = await response.text()
+    return { status: response.status, text: text.slice(0, MAX_ANSWER), flavor: response.headers.get('metadata-flavor') }
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause
+    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message)
+    throw new Error(`Google application default credentials: ${init.unreachable ?? ''}${what} could not be reached (${reason})`)
+  }
+}
+
+const sources = new RefreshingCredential<AdcSource>(async () => ({ value: await resolveAdc(), expiresAt: null }), REFRESH_MARGIN_MS)
+
+/**
+ * Sets a request's credentials from the application default credentials:
+ * at once when a fresh token (and the project, when the path waits on it)
+ * is held, else in a prepare() the dispatcher awaits inside the attempt.
+ */
+export function authoriseAdc(request: UpstreamRequest) {
+  const source = sources.fresh()
+  const token = source?.fresh()
+  if (source && token && (source.projectPath || !request.path.includes(ADC_PROJECT))) return apply(request, source, token)
+  request.prepare = async () => {
+    const found = await sources.get()
+    apply(request, found, await found.token())
+  }
+}
+
+function apply(request: UpstreamRequest, source: AdcSource, token: string) {
+  if (request.path.includes(ADC_PROJECT)) {
+    if (!source.projectPath) {
+      throw new Refused(source.where, "they name no project: give the channel's base URL ?project= (or set GOOGLE_CLOUD_PROJECT)")
+    }
+    request.path = request.path.replace(ADC_PROJECT, source.projectPath)
+  }
+  request.headers['authorization'] = `Bearer ${token}`
+  if (source.quotaProject) request.headers['x-goog-user-project'] = source.quotaProject
+}
+
+/** Forgets the source found and its tokens: the next use looks again (tests). */
+export function forgetAdc() {
+  sources.forget()
+}
