@@ -47,6 +47,9 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: 'USD per 1M audio output tokens (realtime models; default: the output price), e.g. 64' })
   declare audioOutput?: string
 
+  @flags.string({ description: 'USD per 1M image output tokens (Gemini image models: gemini-2.5-flash-image 30; default: the output price)' })
+  declare imageOutput?: string
+
   async execute() {
     const input = await setPriceValidator.validate({
       model: this.model,
@@ -62,6 +65,7 @@ export default class PriceSet extends AdminCommand {
       cacheWrite1h: this.cacheWrite1h,
       audioInput: this.audioInput,
       audioOutput: this.audioOutput,
+      imageOutput: this.imageOutput,
     })
     const price = await setPrice(input)
     this.logger.success(
@@ -75,7 +79,8 @@ export default class PriceSet extends AdminCommand {
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '') +
         (input.cacheWrite1h ? `, $${input.cacheWrite1h}/1M one-hour cache write` : '') +
         (input.audioInput ? `, $${input.audioInput}/1M audio input` : '') +
-        (input.audioOutput ? `, $${input.audioOutput}/1M audio output` : '')
+        (input.audioOutput ? `, $${input.audioOutput}/1M audio output` : '') +
+        (input.imageOutput ? `, $${input.imageOutput}/1M image output` : '')
     )
   }
 }

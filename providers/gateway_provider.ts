@@ -150,6 +150,8 @@ export default class GatewayProvider {
       }
       const env = (await import('#start/env')).default
       gateway.service.maxInFlight = env.get('MAX_INFLIGHT') ?? 8192
+      gateway.service.litellmHeaders = env.get('LITELLM_HEADERS') ?? true
+      gateway.service.deploymentHeaders = env.get('LITELLM_DEPLOYMENT_HEADERS') ?? false
       const logMode = env.get('LOG_BODIES') ?? 'off'
       if (logMode !== 'off') await gateway.logBodies(logMode, (env.get('LOG_BODIES_MAX_KB') ?? 64) * 1024)
       {

@@ -47,6 +47,10 @@ export default await Env.create(new URL('../', import.meta.url), {
   LIMITER_STORE: Env.schema.enum.optional(['memory', 'database'] as const),
   /** Bound on upstream requests in flight per instance; beyond it, 503 */
   MAX_INFLIGHT: Env.schema.number.optional(),
+  /** LiteLLM's x-litellm-* response headers on generations (on by default; false: none) */
+  LITELLM_HEADERS: Env.schema.boolean.optional(),
+  /** LiteLLM's x-litellm-model-id / x-litellm-model-api-base on answers: the channel that served (off by default) */
+  LITELLM_DEPLOYMENT_HEADERS: Env.schema.boolean.optional(),
   /** Graceful shutdown: how long in-flight requests may take to finish (ms) */
   SHUTDOWN_GRACE_MS: Env.schema.number.optional(),
 

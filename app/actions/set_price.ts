@@ -17,6 +17,7 @@ function priceSnapshot(price: ModelPrice | null) {
     cacheWrite1h: price?.cacheWrite1hPerMillion ? trim(price.cacheWrite1hPerMillion) : null,
     audioInput: price?.audioInputPerMillion ? trim(price.audioInputPerMillion) : null,
     audioOutput: price?.audioOutputPerMillion ? trim(price.audioOutputPerMillion) : null,
+    imageOutput: price?.imageOutputPerMillion ? trim(price.imageOutputPerMillion) : null,
   }
 }
 
@@ -48,6 +49,8 @@ export async function setPrice(
     /** USD per 1M audio input / output tokens (realtime); null = the token prices, undefined = unchanged */
     audioInput?: string | null
     audioOutput?: string | null
+    /** USD per 1M image output tokens (Gemini's image models); null = the output price, undefined = unchanged */
+    imageOutput?: string | null
   },
   actor: Actor = cliActor()
 ) {
@@ -68,6 +71,7 @@ export async function setPrice(
     if (input.cacheWrite1h !== undefined) price.cacheWrite1hPerMillion = input.cacheWrite1h
     if (input.audioInput !== undefined) price.audioInputPerMillion = input.audioInput
     if (input.audioOutput !== undefined) price.audioOutputPerMillion = input.audioOutput
+    if (input.imageOutput !== undefined) price.imageOutputPerMillion = input.imageOutput
     price.useTransaction(trx)
     await price.save()
     const after = priceSnapshot(price)

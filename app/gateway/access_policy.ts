@@ -5,7 +5,7 @@ import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
-import { asksForAudio, completionTokenHold, holdAtPrice, holdPrice, promptTokenHold, webSearchHold } from '#gateway/metering/reservation'
+import { asksForAudio, mayAnswerImages, completionTokenHold, holdAtPrice, holdPrice, promptTokenHold, webSearchHold } from '#gateway/metering/reservation'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 import { assertWithinLimit } from '#gateway/end_users/end_user_policies'
@@ -121,6 +121,7 @@ export function authorizeAndReserve(
   base?: string
 ): PriceInfo | null {
   account.audioAnswer = asksForAudio(body)
+  account.imageAnswer = mayAnswerImages(body)
   account.searchHold = webSearchHold(body)
   return authorizeAndHold(catalog, account, model, promptTokenHold(rawBytes), completionTokenHold(body), images, base)
 }
@@ -147,7 +148,7 @@ export function authorizeAndHold(
   account.promptTokenHold = promptTokens
   account.completionTokenHold = completionTokens
   account.imageHold = images
-  if (isPriced(price)) account.reserve(holdAtPrice(holdPrice(price, account.audioAnswer), promptTokens, completionTokens, images, account.searchHold))
+  if (isPriced(price)) account.reserve(holdAtPrice(holdPrice(price, account), promptTokens, completionTokens, images, account.searchHold))
   const { plan } = account.principal
   if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) {
     account.reserveTokens(promptTokens, completionTokens)
@@ -169,7 +170,7 @@ export function raisePromptHold(account: RequestAccount, rawBytes: number) {
   account.promptTokenHold = tokens
   const price = account.price
   if (isPriced(price)) {
-    const hold = holdAtPrice(holdPrice(price, account.audioAnswer), tokens, account.completionTokenHold, account.imageHold, account.searchHold)
+    const hold = holdAtPrice(holdPrice(price, account), tokens, account.completionTokenHold, account.imageHold, account.searchHold)
     if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
   }
   const { plan } = account.principal
@@ -188,7 +189,7 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
   if (!isPriced(price)) return true
   const { user } = account.principal
   if (user.balancePico - (user.reservedPico - account.reservedPico) <= 0n) return false
-  const hold = holdAtPrice(holdPrice(price, account.audioAnswer), account.promptTokenHold, account.completionTokenHold, account.imageHold, account.searchHold)
+  const hold = holdAtPrice(holdPrice(price, account), account.promptTokenHold, account.completionTokenHold, account.imageHold, account.searchHold)
   if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
   return true
 }

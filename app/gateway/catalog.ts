@@ -336,6 +336,7 @@ export class Catalog {
         cacheWrite1hPico: row.cache_write_1h_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_1h_per_million)),
         audioInputPico: row.audio_input_per_million == null ? undefined : pricePerTokenPico(String(row.audio_input_per_million)),
         audioOutputPico: row.audio_output_per_million == null ? undefined : pricePerTokenPico(String(row.audio_output_per_million)),
+        imageOutputPico: row.image_output_per_million == null ? undefined : pricePerTokenPico(String(row.image_output_per_million)),
         specificity: globSpecificity(row.model_pattern),
       }))
       .sort(byPrecedence)

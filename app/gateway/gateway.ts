@@ -1,3 +1,4 @@
+import { recordChannelSpeed } from '#gateway/routing/channel_speed'
 import { Catalog } from '#gateway/catalog'
 import { RequestMetrics } from '#gateway/metrics/request_metrics'
 import type { MetricsAccess } from '#gateway/metrics/metrics_access'
@@ -112,6 +113,8 @@ export class Gateway {
       spillDir: options.spillDir,
       onRecord: (event) => {
         this.metrics.record(event)
+        // The channel's measured speed (OpenRouter's :nitro, provider.sort): one map lookup per answered row.
+        recordChannelSpeed(event)
         const user = this.catalog.applyUsage(event.userId, event.costPico, event.usage.promptTokens, event.usage.completionTokens)
         if (event.apiKeyId !== null) this.catalog.applyKeySpend(event.apiKeyId, event.costPico, event.createdAt.getTime())
         // An end user's monthly spend (end_user_policies.ts): only rows that name one look.

@@ -60,6 +60,8 @@ import { continuationOf, conversationTooLarge, inputItemsOf, nativeResponses, pr
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
+import { addLiteLLMHeaders } from '#gateway/http/litellm_headers'
+import { applyProviderPreferences, readProviderPreferences } from '#gateway/routing/provider_preferences'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -105,6 +107,10 @@ export class GatewayService {
   bodyLog: RequestLogWriter | null = null
   /** Stored Responses (`store`, previous_response_id; responses_store/); set by Gateway (null: none kept) */
   responses: ResponseStore | null = null
+  /** LiteLLM's x-litellm-model-id / -model-api-base name the channel that answered (LITELLM_DEPLOYMENT_HEADERS; off: not shown) */
+  deploymentHeaders = false
+  /** LiteLLM's x-litellm-* response headers on generations (LITELLM_HEADERS; on by default) */
+  litellmHeaders = true
 
   constructor(
     private catalog: Catalog,
@@ -347,6 +353,7 @@ export class GatewayService {
         (b, c) => exchange.readAnswer(b, c)
       )
       const upstream = dialectOf(upstreamDialect(candidate.channel, call.ingress, candidate.upstreamModel))
+      exchange.answeredBy = candidate.channel
       // A translated answer's encoder writes what only this upstream gives (chat's reasoning_details)
       exchange.encoderOptions.upstream = upstream.name
       // A Responses answer to store: translated, kept here under the gateway's id; else held by the upstream.
@@ -450,6 +457,14 @@ export class GatewayService {
     authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body, 0, suffix?.base)
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked, plan), carriesGatewayFields(call.body, asked), cache)
+    exchange.litellmHeaders = this.litellmHeaders
+    // OpenRouter's provider preferences and :nitro / :floor, over the gateway's channels (an openrouter
+    // channel also gets the object as sent): two property tests for every other request.
+    const provider = call.body.provider
+    if (suffix?.sort !== undefined || (provider !== undefined && provider !== null)) {
+      exchange.candidates = applyProviderPreferences(exchange.candidates, readProviderPreferences(provider, suffix?.sort), account.price)
+    }
+    exchange.deploymentHeaders = this.deploymentHeaders
     // Responses: a follow-up, an answer to store (`store` not false; Codex sends false: two property tests).
     if (call.ingress === 'openai_responses') exchange.readResponsesState(this.responses?.enabled === true)
     if (exchange.accountsUsage) exchange.encoderOptions.usageCost = (usage) => usdOf(account.successCost(toTokenUsage(usage)))
@@ -574,7 +589,8 @@ export class GatewayService {
 
   /** Answers from the cache in the dialect's own headers (cache_replay.ts). */
   #replay(exchange: Exchange, account: RequestAccount, hit: CachedAnswer) {
-    const headers = hit.stream ? exchange.streamHeaders(account, hit.contentType) : exchange.jsonHeaders(account)
+    // A replay is free (the row's cost is 0): a whole answer says so.
+    const headers = hit.stream ? exchange.streamHeaders(account, hit.contentType) : exchange.jsonHeaders(account, 0n)
     replayCachedAnswer(exchange.call.res, account, hit, headers)
   }
 
@@ -676,13 +692,15 @@ export class GatewayService {
       const dropped = ingress.passThrough.dropUpstreamCost?.(parsed) === true
       const amended = exchange.amends && ingress.passThrough.amend!(parsed, exchange.encoderOptions, ingress.usageOfBody(parsed))
       const sent = amended || dropped ? Buffer.from(JSON.stringify(parsed)) : bytes
-      // The answer goes out first: reading its usage is the meter's business, not the client's wait.
-      this.#answer(exchange, account, status, sent)
+      // The usage the upstream reported is the row's, and its cost LiteLLM's x-litellm-response-cost. Without
+      // one the answer goes out first: counting it is the meter's business, not the client's wait (no cost header).
+      const found = ingress.usageOfBody(parsed)
+      const usage = found ? toTokenUsage(found) : null
+      this.#answer(exchange, account, status, sent, usage === null ? null : account.successCost(usage))
       if (status === 200) this.#store(exchange, false, 'application/json', sent)
       // Held by the Responses-native upstream: its id remembered with the channel (follow-ups go back there).
       if (status === 200 && exchange.storing !== null) this.#storeResponse(exchange, account, null, parsed?.id)
-      const found = ingress.usageOfBody(parsed)
-      return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
+      return account.close(status, null, usage ?? (await exchange.estimate(exchange.passThroughText(parsed))))
     }
     const response = unwrapCustomCalls(answer.decoded, exchange.customTools())
     const usage = response.usage ? toTokenUsage(response.usage) : await exchange.estimate(responseText(response))
@@ -707,7 +725,7 @@ export class GatewayService {
     if (stored) whole = storedResponseObject(whole, stored)
     if (exchange.amends) ingress.passThrough.amend!(whole, exchange.encoderOptions, response.usage)
     const encoded = Buffer.from(JSON.stringify(whole))
-    this.#answer(exchange, account, status, encoded)
+    this.#answer(exchange, account, status, encoded, account.successCost(usage))
     if (status === 200) this.#store(exchange, false, 'application/json', encoded)
     if (status === 200 && stored) this.#storeResponse(exchange, account, whole)
     account.close(status, null, usage)
@@ -726,13 +744,13 @@ export class GatewayService {
     throw refusal
   }
 
-  /** A whole JSON answer, in one write. */
-  #answer(exchange: Exchange, account: RequestAccount, status: number, bytes: Buffer) {
+  /** A whole JSON answer, in one write; `costPico`: what its row bills (null: not known yet). */
+  #answer(exchange: Exchange, account: RequestAccount, status: number, bytes: Buffer, costPico: bigint | null) {
     if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()
     const { res } = exchange.call
     if (res.destroyed) return
-    const headers = exchange.jsonHeaders(account)
+    const headers = exchange.jsonHeaders(account, costPico)
     headers['content-length'] = String(bytes.length)
     res.writeHead(status, headers)
     res.end(bytes)
@@ -857,6 +875,12 @@ class Exchange {
   storing: StoringRequest | null = null
   /** The body carries fallback models (`models`, `fallbacks`): not for the upstream */
   #routingFields: boolean
+  /** The channel whose answer the client gets (null: none yet, or a cache hit) */
+  answeredBy: ChannelInfo | null = null
+  /** LiteLLM's headers are written (GatewayService.litellmHeaders) */
+  litellmHeaders = true
+  /** The answering channel is named in LiteLLM's deployment headers (GatewayService.deploymentHeaders) */
+  deploymentHeaders = false
 
   constructor(
     readonly call: GenerateCall,
@@ -1108,14 +1132,17 @@ class Exchange {
     // Anthropic's API names it request-id; its SDKs read that one (`_request_id`, Claude Code's error lines).
     if (this.ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
     if (this.cache !== null) headers['x-gateway-cache'] = this.#cacheStatus()
+    // The cost is not known when a stream's headers go out (LiteLLM leaves it out too).
+    if (this.litellmHeaders) addLiteLLMHeaders(headers, account, this.call.model, null, this.deploymentHeaders ? this.answeredBy : null)
     return headers
   }
 
-  /** Headers of a whole JSON answer. */
-  jsonHeaders(account: RequestAccount): Record<string, string> {
+  /** Headers of a whole JSON answer; `costPico`: what the row bills, for LiteLLM's x-litellm-response-cost (null: unknown). */
+  jsonHeaders(account: RequestAccount, costPico: bigint | null): Record<string, string> {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': account.requestId }
     if (this.ingress.name === 'anthropic_messages') headers['request-id'] = account.requestId
     if (this.cache !== null) headers['x-gateway-cache'] = this.#cacheStatus()
+    if (this.litellmHeaders) addLiteLLMHeaders(headers, account, this.call.model, costPico, this.deploymentHeaders ? this.answeredBy : null)
     return headers
   }
 

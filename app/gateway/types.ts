@@ -102,6 +102,8 @@ export interface PriceInfo {
   /** pico-USD per audio input / output token (realtime); undefined = the input / output price */
   audioInputPico?: bigint
   audioOutputPico?: bigint
+  /** pico-USD per image output token (Gemini's image models); undefined = the output price */
+  imageOutputPico?: bigint
   specificity: number
 }
 
@@ -214,6 +216,8 @@ export interface TokenUsage {
   cachedAudioTokens?: number
   /** Audio tokens among the completion tokens */
   audioCompletionTokens?: number
+  /** Image tokens among the completion tokens (the images Gemini's image models make) */
+  imageCompletionTokens?: number
   /** Server-side web searches the provider ran and bills apart (Anthropic's server_tool_use, OpenAI's web_search_call items) */
   webSearches?: number
   /** Units of the per-request price (Cohere's rerank search units); absent = 1 */

@@ -34,6 +34,10 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare audioOutputPerMillion: string | null
 
+  /** USD per 1M image output tokens (Gemini's image models); null = the output price */
+  @column()
+  declare imageOutputPerMillion: string | null
+
   /** USD per generated image, or null */
   @column()
   declare perImage: string | null

@@ -68,6 +68,7 @@ function entryOf(id: string, provider: string, price: PriceInfo | null): LiteLLM
   if (price?.perCharacterPico) info.input_cost_per_character = perUnit(price.perCharacterPico)
   if (price?.audioInputPico !== undefined) info.input_cost_per_audio_token = perUnit(price.audioInputPico)
   if (price?.audioOutputPico !== undefined) info.output_cost_per_audio_token = perUnit(price.audioOutputPico)
+  if (price?.imageOutputPico !== undefined) info.output_cost_per_image_token = perUnit(price.imageOutputPico)
   return { model_name: id, litellm_params: { model: id }, model_info: info }
 }
 

@@ -194,6 +194,7 @@ export function priceJson(price: ModelPrice) {
     per_web_search: money(price.perWebSearch),
     audio_input: money(price.audioInputPerMillion),
     audio_output: money(price.audioOutputPerMillion),
+    image_output: money(price.imageOutputPerMillion),
     updated_at: iso(price.updatedAt),
   }
 }

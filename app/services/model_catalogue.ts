@@ -20,6 +20,8 @@ export interface CatalogueModel {
   /** USD per 1M audio input / output tokens (realtime models), or null when the token prices apply */
   audioInputPerMillion: string | null
   audioOutputPerMillion: string | null
+  /** USD per 1M image output tokens (Gemini's image models), or null when the output price applies */
+  imageOutputPerMillion: string | null
   kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation' | 'audio'
   /** Context window in tokens when known for the family, else null */
   contextTokens: number | null
@@ -82,6 +84,7 @@ export function modelCatalogue(
       perRequest: price?.perRequestPico ? trimZeros(formatDecimal(price.perRequestPico, 12)) : null,
       audioInputPerMillion: price?.audioInputPico !== undefined ? trimZeros(formatDecimal(price.audioInputPico, 6)) : null,
       audioOutputPerMillion: price?.audioOutputPico !== undefined ? trimZeros(formatDecimal(price.audioOutputPico, 6)) : null,
+      imageOutputPerMillion: price?.imageOutputPico !== undefined ? trimZeros(formatDecimal(price.imageOutputPico, 6)) : null,
     })
   }
   return list.sort((a, b) => a.id.localeCompare(b.id))
@@ -106,6 +109,8 @@ export function openRouterPricing(gateway: Gateway, id: string, plan: PlanInfo |
   if (price?.perRequestPico) pricing.request = perToken(price.perRequestPico)
   if (price?.cacheReadPico !== undefined) pricing.input_cache_read = perToken(price.cacheReadPico)
   if (price?.cacheWritePico !== undefined) pricing.input_cache_write = perToken(price.cacheWritePico)
+  // OpenRouter's field for an image model's output image tokens (google/gemini-2.5-flash-image: 0.00003).
+  if (price?.imageOutputPico !== undefined) pricing.image_output = perToken(price.imageOutputPico)
   return pricing
 }
 

@@ -119,6 +119,7 @@ export const setPriceValidator = vine.compile(
     cacheWrite1h: usdPrice.optional(),
     audioInput: usdPrice.optional(),
     audioOutput: usdPrice.optional(),
+    imageOutput: usdPrice.optional(),
   })
 )
 

@@ -29,6 +29,7 @@ export default class PricesController {
       cacheWrite1h: request.input('cacheWrite1h') ?? undefined,
       audioInput: request.input('audioInput') ?? undefined,
       audioOutput: request.input('audioOutput') ?? undefined,
+      imageOutput: request.input('imageOutput') ?? undefined,
     })
     const price = await setPrice(
       {
@@ -43,6 +44,7 @@ export default class PricesController {
         cacheWrite1h: input.cacheWrite1h ?? null,
         audioInput: input.audioInput ?? null,
         audioOutput: input.audioOutput ?? null,
+        imageOutput: input.imageOutput ?? null,
       },
       panelActor(ctx)
     )

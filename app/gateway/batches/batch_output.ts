@@ -25,6 +25,8 @@ export interface OutputUsage {
   /** Audio tokens among the prompt and the completion tokens (chat's `audio_tokens` details: the audio prices) */
   audioPromptTokens: number
   audioCompletionTokens: number
+  /** Image tokens among the completion tokens (an image model's `image_tokens` details: the image output price) */
+  imageCompletionTokens: number
   /** Lines answered with a 2xx, or Anthropic's `succeeded` results (the per-request price's units) */
   requests: number
 }
@@ -40,6 +42,7 @@ export function noUsage(): OutputUsage {
     webSearches: 0,
     audioPromptTokens: 0,
     audioCompletionTokens: 0,
+    imageCompletionTokens: 0,
     requests: 0,
   }
 }
@@ -152,10 +155,11 @@ function addLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   sums.completionTokens += completion
   sums.cachedTokens += tokenCount(usage.prompt_tokens_details?.cached_tokens ?? usage.input_tokens_details?.cached_tokens)
   sums.reasoningTokens += tokenCount(usage.completion_tokens_details?.reasoning_tokens ?? usage.output_tokens_details?.reasoning_tokens)
-  // What the same answer costs beyond its tokens when not batched: audio (gpt-audio's chat), each line's
+  // What the same answer costs beyond its tokens when not batched: audio (gpt-audio's chat) and images, each line's
   // within its own whole, and a Responses answer's web searches (as decodeChatUsage and decodeResponsesUsage read them).
   sums.audioPromptTokens += Math.min(tokenCount(usage.prompt_tokens_details?.audio_tokens), prompt)
   sums.audioCompletionTokens += Math.min(tokenCount(usage.completion_tokens_details?.audio_tokens), completion)
+  sums.imageCompletionTokens += Math.min(tokenCount(usage.completion_tokens_details?.image_tokens), completion)
   const output = response.body.output
   if (Array.isArray(output)) {
     let searches = 0
@@ -224,5 +228,6 @@ export function billedUsage(sums: OutputUsage): TokenUsage {
   if (sums.webSearches > 0) usage.webSearches = sums.webSearches
   if (sums.audioPromptTokens > 0) usage.audioPromptTokens = Math.min(sums.audioPromptTokens, sums.promptTokens)
   if (sums.audioCompletionTokens > 0) usage.audioCompletionTokens = Math.min(sums.audioCompletionTokens, sums.completionTokens)
+  if (sums.imageCompletionTokens > 0) usage.imageCompletionTokens = Math.min(sums.imageCompletionTokens, sums.completionTokens)
   return usage
 }

@@ -45,7 +45,7 @@ export function batchHold(price: PriceInfo | null, bytes: number, completionToke
   if (!price) return 0n
   const audio = audioTokens > completionTokens ? completionTokens : audioTokens
   let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens - audio, 0, searches)
-  if (audio > 0) hold += BigInt(audio) * holdPrice(price, true)!.outputPico
+  if (audio > 0) hold += BigInt(audio) * holdPrice(price, { audioAnswer: true, imageAnswer: false })!.outputPico
   if (price.perRequestPico && lines > 1) hold += price.perRequestPico * BigInt(lines - 1)
   return billable(discounted(hold))
 }

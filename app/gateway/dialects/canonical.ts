@@ -139,12 +139,32 @@ export interface CanonicalRequest {
   responseFormat?: ResponseFormat
   user?: string
   /**
+   * The answer's kinds the client asked for, lower case (chat's `modalities`,
+   * Gemini's `responseModalities`): absent when it named none. Only an ask
+   * for images is carried across formats (Gemini's image models).
+   */
+  outputModalities?: string[]
+  /** The generated image's shape (OpenRouter's `image_config`, Gemini's `imageConfig`) */
+  imageConfig?: ImageConfig
+  /**
    * Responses' `item_reference` ids, in input order (absent: none, the usual
    * case). Set by the Responses decoder, which drops the references; the
    * gateway puts the stored items in their place and decodes again
    * (responses_store/item_references.ts).
    */
   itemReferences?: string[]
+}
+
+export interface ImageConfig {
+  /** `1:1`, `16:9`... */
+  aspectRatio?: string
+  /** `1K`, `2K`, `4K` */
+  imageSize?: string
+}
+
+/** Does the request ask for images in the answer? */
+export function asksImageOutput(request: CanonicalRequest): boolean {
+  return request.outputModalities?.includes('image') === true
 }
 
 export type StopReason =
@@ -178,12 +198,24 @@ export interface CanonicalUsage {
   audioInputTokens?: number
   cachedAudioTokens?: number
   audioOutputTokens?: number
+  /**
+   * Image tokens among the output (Gemini's IMAGE modality of the answer,
+   * OpenRouter's `image_tokens`): billed at the model's image output price
+   * (pricing.ts). Absent: none.
+   */
+  imageOutputTokens?: number
 }
+
+/**
+ * A part of an answer: text, reasoning, a tool call, or an image the model
+ * made (Gemini's image models: `inlineData`; chat's `message.images`).
+ */
+export type AnswerPart = TextPart | ReasoningPart | ToolCallPart | ImagePart
 
 export interface CanonicalResponse {
   id: string
   model: string
-  content: Array<TextPart | ReasoningPart | ToolCallPart>
+  content: AnswerPart[]
   stopReason: StopReason
   stopSequence?: string
   usage: CanonicalUsage | null
@@ -206,6 +238,13 @@ export type CanonicalEvent =
   | { type: 'signature'; index: number; value: string }
   | { type: 'redacted'; index: number; value: string }
   | { type: 'block_stop'; index: number }
+  /**
+   * An image the model made, whole (Gemini sends one in one chunk): no block
+   * of its own, never a delta (its base64 is no text to count or hold), after
+   * the decoder closed the open block (so the text around it keeps its order).
+   * An encoder whose format has no image output drops it (and says so).
+   */
+  | { type: 'image'; image: ImagePart }
   /** `partial`: only what the stream showed so far (its web searches), never the final count, even next to the stop */
   | { type: 'usage'; usage: CanonicalUsage; partial?: true }
   | { type: 'stop'; reason: StopReason; sequence?: string }
@@ -296,6 +335,26 @@ export function withAudioTokens(usage: CanonicalUsage | null, input: number, cac
   if (audioInput > 0 && cachedInput > 0) usage.cachedAudioTokens = Math.min(cachedInput, audioInput, usage.cacheReadTokens)
   if (output > 0) usage.audioOutputTokens = Math.min(output, usage.outputTokens)
   return usage
+}
+
+/**
+ * Adds the image tokens an upstream reported among the output (kept within
+ * it; a count that cannot be believed is none: the tokens are still billed,
+ * at the output price). Usage without them is returned as it is.
+ */
+export function withImageTokens(usage: CanonicalUsage | null, output: number): CanonicalUsage | null {
+  if (usage === null || !(output > 0)) return usage
+  usage.imageOutputTokens = Math.min(output, usage.outputTokens)
+  return usage
+}
+
+/**
+ * The note an encoder whose format has no image output (Anthropic Messages,
+ * Responses) writes in an image's place: said, not silently dropped.
+ */
+export function imageOmittedNote(part: ImagePart): string {
+  const what = part.url ? 'an image (by URL)' : `an image (${part.mediaType ?? 'image/png'}, ${Math.round(((part.data?.length ?? 0) * 3) / 4 / 1024)} KB)`
+  return `[The model answered with ${what}, which this API format cannot carry; call it through /v1/chat/completions (message.images) or Gemini's generateContent to receive it.]`
 }
 
 /** `data:image/png;base64,AAAA` -> { mediaType, data }; anything else is a URL. */
@@ -424,7 +483,7 @@ export function responseText(response: CanonicalResponse): string {
   let text = ''
   for (const part of response.content) {
     if (part.type === 'text' || part.type === 'reasoning') text += part.text
-    else text += part.name + part.arguments
+    else if (part.type === 'tool_call') text += part.name + part.arguments
   }
   return text
 }
@@ -454,7 +513,10 @@ export function toolNamesById(messages: CanonicalMessage[]): Map<string, string>
 export function eventsOfResponse(response: CanonicalResponse): CanonicalEvent[] {
   const events: CanonicalEvent[] = [{ type: 'start', id: response.id, model: response.model }]
   response.content.forEach((part, index) => {
-    if (part.type === 'text') {
+    if (part.type === 'image') {
+      events.push({ type: 'image', image: part })
+      return
+    } else if (part.type === 'text') {
       events.push({ type: 'block_start', index, block: part.refusal ? { type: 'text', refusal: true } : { type: 'text' } })
       events.push({ type: 'delta', index, kind: 'text', value: part.text })
     } else if (part.type === 'reasoning') {
@@ -509,7 +571,7 @@ export class ResponseCollector {
       }
       case 'delta': {
         const part = this.#blocks.get(event.index)
-        if (!part) break
+        if (!part || part.type === 'image') break
         if (part.type === 'tool_call') part.arguments += event.value
         else part.text += event.value
         break
@@ -521,6 +583,9 @@ export class ResponseCollector {
         else if (part?.type === 'tool_call' && event.type === 'signature') part.signature = event.value
         break
       }
+      case 'image':
+        this.content.push(event.image)
+        break
       case 'usage':
         this.usage = event.usage
         break

@@ -246,7 +246,7 @@ export function toTokenUsage(usage: CanonicalUsage): TokenUsage {
 
 /**
  * What else the usage reports that is billed apart from plain tokens (one-hour
- * cache writes, web searches, audio tokens), onto `tokens`: the bill
+ * cache writes, web searches, audio and image tokens), onto `tokens`: the bill
  * (toTokenUsage) and a stream's hold (stream_hold.ts) price them alike.
  */
 export function withPricedExtras(tokens: TokenUsage, usage: CanonicalUsage): TokenUsage {
@@ -258,6 +258,8 @@ export function withPricedExtras(tokens: TokenUsage, usage: CanonicalUsage): Tok
     if (usage.cachedAudioTokens) tokens.cachedAudioTokens = usage.cachedAudioTokens
     if (usage.audioOutputTokens) tokens.audioCompletionTokens = usage.audioOutputTokens
   }
+  // Images an image model made: their tokens at the model's image output price.
+  if (usage.imageOutputTokens) tokens.imageCompletionTokens = usage.imageOutputTokens
   return tokens
 }
 

@@ -31,6 +31,17 @@ const EXPOSED = [
   'x-ratelimit-limit-tokens',
   'x-ratelimit-remaining-tokens',
   'x-ratelimit-reset-tokens',
+  // LiteLLM's (http/litellm_headers.ts)
+  'x-litellm-call-id',
+  'x-litellm-response-cost',
+  'x-litellm-model-group',
+  'x-litellm-model-id',
+  'x-litellm-model-api-base',
+  'x-litellm-response-duration-ms',
+  'x-litellm-attempted-retries',
+  'x-litellm-attempted-fallbacks',
+  'x-litellm-key-spend',
+  'x-litellm-key-max-budget',
 ].join(', ')
 
 const METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS'

@@ -7,7 +7,8 @@ import { parseDecimal } from '#gateway/metering/money'
  * price, characters times its per-character price; unpriced = 0. Prompt tokens read from or
  * written to the provider's cache (both included in promptTokens) use their
  * own prices when the model has them, else the input price; audio tokens
- * (realtime) the audio prices when the model has them.
+ * (realtime) the audio prices when the model has them, image output tokens
+ * the image output price.
  */
 export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   if (!price) return 0n
@@ -27,6 +28,10 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   // Realtime audio tokens, when the model has audio prices: one branch for everything else.
   if ((usage.audioPromptTokens || usage.audioCompletionTokens) && (price.audioInputPico !== undefined || price.audioOutputPico !== undefined)) {
     cost += audioPriceDifference(price, usage)
+  }
+  // The images an image model made (within the output): at the image output price, when the model has one.
+  if (usage.imageCompletionTokens && price.imageOutputPico !== undefined) {
+    cost += BigInt(Math.min(usage.imageCompletionTokens, usage.completionTokens)) * (price.imageOutputPico - price.outputPico)
   }
   if (usage.images) cost += BigInt(usage.images) * (price.perImagePico ?? 0n)
   // Seconds are metered in ms; a per-second price has at most 9 decimals, so this is exact (half up only for a plan's scaled price).
@@ -94,7 +99,8 @@ export function isPriced(price: PriceInfo | null): boolean {
       (price.perCharacterPico ?? 0n) > 0n ||
       (price.perWebSearchPico ?? 0n) > 0n ||
       (price.audioInputPico ?? 0n) > 0n ||
-      (price.audioOutputPico ?? 0n) > 0n)
+      (price.audioOutputPico ?? 0n) > 0n ||
+      (price.imageOutputPico ?? 0n) > 0n)
   )
 }
 
@@ -147,6 +153,7 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       cacheWrite1hPico: price.cacheWrite1hPico === undefined ? undefined : scalePico(price.cacheWrite1hPico, ratio),
       audioInputPico: price.audioInputPico === undefined ? undefined : scalePico(price.audioInputPico, ratio),
       audioOutputPico: price.audioOutputPico === undefined ? undefined : scalePico(price.audioOutputPico, ratio),
+      imageOutputPico: price.imageOutputPico === undefined ? undefined : scalePico(price.imageOutputPico, ratio),
       specificity: price.specificity,
     }
     plan.scaledPrices.set(price, scaled)

@@ -33,6 +33,12 @@ export class RequestAccount {
   repricer: ((model: string) => PriceInfo | null) | null = null
   ttftMs: number | null = null
   attempts: AttemptRecord[] = []
+  /** Attempts on the model the latest attempt served (LiteLLM's attempted retries + 1) */
+  attemptsOnModel = 0
+  /** Fallback models tried after the one asked for (LiteLLM's attempted fallbacks) */
+  fallbacksTried = 0
+  /** The fallback model of the latest attempt (undefined: the model asked for) */
+  #attemptModel: string | undefined = undefined
   /** Aborts the upstream call: on client disconnect, or when shutdown's grace period ends */
   readonly abort = new AbortController()
   /** The request's estimated tokens, as held (access_policy.ts): a fallback's hold is them at its price */
@@ -42,6 +48,8 @@ export class RequestAccount {
   imageHold = 0
   /** The request asks for a spoken answer (reservation.ts asksForAudio): its tokens held at the audio output price */
   audioAnswer = false
+  /** The answer may be an image (reservation.ts mayAnswerImages): its tokens held at the image output price */
+  imageAnswer = false
   /** Server-side web searches the request may make (reservation.ts webSearchHold), held at the per-search price */
   searchHold = 0
   /** pico-USD held on the user's balance until the request ends */
@@ -68,6 +76,12 @@ export class RequestAccount {
     this.channelId = candidate.channel.id
     this.provider = candidate.channel.provider
     this.servedModel = candidate.upstreamModel
+    if (candidate.publicModel !== this.#attemptModel) {
+      this.#attemptModel = candidate.publicModel
+      this.attemptsOnModel = 0
+      this.fallbacksTried++
+    }
+    this.attemptsOnModel++
     // A fallback model answers: the row is that model's, at its price, and keeps the model asked for.
     if (candidate.publicModel !== undefined && candidate.publicModel !== this.model && this.repricer) {
       this.requestedModel ??= this.model

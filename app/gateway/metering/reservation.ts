@@ -43,13 +43,32 @@ function listHolds(list: unknown, wanted: string): boolean {
 }
 
 /**
+ * The answer may hold images: the request asks for them (chat's `modalities:
+ * ["image", "text"]`, Gemini's `responseModalities: ["IMAGE"]`) or names no
+ * modalities at all (Google's image models answer with images by default).
+ * Only a model with an image output price is held differently for it
+ * (holdPrice), so for every other model this changes nothing.
+ */
+export function mayAnswerImages(body: Record<string, any>): boolean {
+  const chat = body.modalities
+  const gemini = body.generationConfig?.responseModalities
+  if (!Array.isArray(chat) && !Array.isArray(gemini)) return true
+  return listHolds(chat, 'image') || listHolds(gemini, 'image')
+}
+
+/**
  * The price a request's hold is taken at: the model's, with the audio output
  * price for the answer's tokens when the request asks for a spoken answer
- * (as a Realtime response is held) and that price is the higher.
+ * (as a Realtime response is held), or the image output price when the
+ * answer may be an image (an image model's $30 per 1M against $2.50 for its
+ * text), when that price is the higher.
  */
-export function holdPrice(price: PriceInfo | null, audioAnswer: boolean): PriceInfo | null {
-  if (!audioAnswer || price === null || price.audioOutputPico === undefined || price.audioOutputPico <= price.outputPico) return price
-  return { ...price, outputPico: price.audioOutputPico }
+export function holdPrice(price: PriceInfo | null, answer: { audioAnswer: boolean; imageAnswer: boolean }): PriceInfo | null {
+  if (price === null) return price
+  let output = price.outputPico
+  if (answer.audioAnswer && price.audioOutputPico !== undefined && price.audioOutputPico > output) output = price.audioOutputPico
+  if (answer.imageAnswer && price.imageOutputPico !== undefined && price.imageOutputPico > output) output = price.imageOutputPico
+  return output === price.outputPico ? price : { ...price, outputPico: output }
 }
 
 /** Searches held for a web search tool without `max_uses` (Claude Code's WebSearch sets 8) */

@@ -74,7 +74,7 @@ export class StreamHold {
   #tight = false
   /** #tokens holds text taken at TOKENS_PER_CHAR, not counted (room to spare: #fitsUncounted) */
   #uncounted = false
-  /** The price the answer is held at: the model's, its audio output price for a spoken answer (reservation.ts holdPrice) */
+  /** The price the answer is held at: the model's, its audio or image output price for a spoken or image answer (reservation.ts holdPrice) */
   readonly #price: PriceInfo | null
   /** pico-USD per answer token; 0 for a free model (only the plan's monthly tokens are followed) */
   readonly #output: bigint
@@ -84,7 +84,7 @@ export class StreamHold {
   #tokenCeiling = Number.POSITIVE_INFINITY
 
   private constructor(private account: RequestAccount) {
-    this.#price = holdPrice(account.price, account.audioAnswer)
+    this.#price = holdPrice(account.price, account)
     this.#output = this.#price?.outputPico ?? 0n
     this.#step = BigInt(DEFAULT_COMPLETION_ALLOWANCE) * this.#output
     this.#tokenLimit = account.principal.plan?.monthlyOutputTokens ?? null

@@ -21,10 +21,28 @@ import type { ProviderKind } from '#gateway/types'
 export interface ModelSuffix {
   /** The name without its suffix: the model routed, billed and metered */
   base: string
-  /** The canonical reasoning the suffix asks for; `budgetTokens: 0` is thinking off */
-  reasoning: ReasoningConfig
-  /** `-thinking...` / `-nothinking`, or an effort (`-high`...) */
-  kind: 'thinking' | 'effort'
+  /** The canonical reasoning the suffix asks for; `budgetTokens: 0` is thinking off (undefined: none, a variant's) */
+  reasoning?: ReasoningConfig
+  /** `-thinking...` / `-nothinking` (and OpenRouter's `:thinking`), an effort (`-high`...), or OpenRouter's routing variants */
+  kind: 'thinking' | 'effort' | 'variant'
+  /** OpenRouter's `:nitro` (throughput) and `:floor` (price): provider_preferences.ts */
+  sort?: 'throughput' | 'price'
+}
+
+/**
+ * OpenRouter's model variants (`model:nitro`...) that the gateway serves on
+ * the base model's channels: `:nitro` its fastest first, `:floor` its
+ * cheapest first (every channel bills the model's price: the route's order),
+ * `:exacto` (OpenRouter's pick of providers good at tool calls: here, the
+ * operator's channels as they are) and `:thinking` (thinking on, as
+ * `-thinking`). `:free` and `:online` are not taken off: a free model is one
+ * the operator prices so and lists by that name.
+ */
+const VARIANTS: Record<string, Omit<ModelSuffix, 'base'>> = {
+  ':nitro': { kind: 'variant', sort: 'throughput' },
+  ':floor': { kind: 'variant', sort: 'price' },
+  ':exacto': { kind: 'variant' },
+  ':thinking': { kind: 'thinking', reasoning: {} },
 }
 
 /** Thinking suffixes: Anthropic (also on Bedrock) and Gemini (native, on Vertex, or Google's OpenAI-compatible endpoint) */
@@ -32,6 +50,7 @@ const THINKING_KINDS: readonly ProviderKind[] = ['anthropic', 'bedrock', 'google
 
 /** Effort suffixes: any kind but OpenRouter, whose catalogue has real `-high` models (`openai/o3-mini-high`) */
 export function suffixAppliesTo(suffix: ModelSuffix, provider: ProviderKind): boolean {
+  // A variant on an OpenRouter channel is OpenRouter's own: the name goes there as it is (plain).
   return suffix.kind === 'thinking' ? THINKING_KINDS.includes(provider) : provider !== 'openrouter'
 }
 
@@ -42,6 +61,11 @@ const EFFORTS = ['high', 'medium', 'low'] as const
 
 export function parseModelSuffix(model: string): ModelSuffix | null {
   const lower = model.toLowerCase()
+  const colon = lower.lastIndexOf(':')
+  if (colon > 0) {
+    const variant = VARIANTS[lower.slice(colon)]
+    if (variant !== undefined) return colon === 0 ? null : { ...variant, base: model.slice(0, colon), reasoning: variant.reasoning && { ...variant.reasoning } }
+  }
   if (lower.endsWith('-nothinking')) return suffixed(model, '-nothinking'.length, { budgetTokens: 0 }, 'thinking')
   if (lower.endsWith('-thinking')) return suffixed(model, '-thinking'.length, {}, 'thinking')
   const dash = lower.lastIndexOf('-')

@@ -17,6 +17,7 @@ const OPTIONAL: Record<string, string> = {
   cache_write_1h: 'cacheWrite1h',
   audio_input: 'audioInput',
   audio_output: 'audioOutput',
+  image_output: 'imageOutput',
 }
 
 /**
@@ -35,7 +36,7 @@ export default class ManagementPricesController {
   /**
    * POST /api/admin/prices: {model, input, output, per_image?, per_second?,
    * per_character?, per_request?, per_web_search?, cache_read?, cache_write?, cache_write_1h?, audio_input?,
-   * audio_output?}: sets the
+   * audio_output?, image_output?}: sets the
    * glob's prices (creates or replaces); an optional price left out stays,
    * `null` removes it. The gateways apply it to the next request.
    */

@@ -1,4 +1,4 @@
-import { num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { imageOmittedNote, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
 import { toolInput } from '#gateway/dialects/anthropic_messages/request'
 import type { AnthropicBlock, AnthropicResponse, AnthropicUsage } from '#gateway/dialects/anthropic_messages/types'
 
@@ -104,6 +104,9 @@ export function encodeAnthropicResponse(response: CanonicalResponse, model: stri
     else if (part.type === 'reasoning') {
       if (part.redacted) content.push({ type: 'redacted_thinking', data: part.redacted })
       else content.push({ type: 'thinking', thinking: part.text, signature: part.signature ?? '' })
+    } else if (part.type === 'image') {
+      // Messages has no image output: the image is left out, and the answer says so where it was.
+      content.push({ type: 'text', text: imageOmittedNote(part) })
     } else content.push({ type: 'tool_use', id: part.id, name: part.name, input: toolInput(part.arguments, part.custom) })
   }
   return {

@@ -1,4 +1,4 @@
-import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
+import { imageOmittedNote, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind } from '#gateway/dialects/canonical'
 import { anthropicStreamError } from '#gateway/dialects/stream_failure'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
 import { anthropicStop, encodeAnthropicUsage, messageId } from '#gateway/dialects/anthropic_messages/response'
@@ -70,6 +70,17 @@ export class AnthropicStreamEncoder implements StreamEncoder {
         const index = this.#index.get(event.index)
         if (index === undefined || this.#open !== index) return ''
         return this.#closeOpen()
+      }
+      case 'image': {
+        // Messages has no image output: a text block of its own says what was left out (the gateway's words, not billed).
+        const index = this.#next++
+        return (
+          this.#start('') +
+          this.#closeOpen() +
+          sse({ type: 'content_block_start', index, content_block: { type: 'text', text: '' } }, 'content_block_start') +
+          sse({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: imageOmittedNote(event.image) } }, 'content_block_delta') +
+          sse({ type: 'content_block_stop', index }, 'content_block_stop')
+        )
       }
       case 'usage':
         this.#usage = event.usage

@@ -7,6 +7,7 @@ import {
   type ReasoningConfig,
   type TextPart,
   type ToolChoice,
+  asksImageOutput,
   mediaTypeOfName,
   resultText,
   toolNamesById,
@@ -125,6 +126,16 @@ export function decodeGeminiRequest(input: GeminiRequest): CanonicalRequest {
   const schema = config.responseJsonSchema ?? config.responseSchema
   if (config.responseMimeType === 'application/json') {
     request.responseFormat = schema ? { type: 'json_schema', name: 'response', schema: toJsonSchema(schema)! } : { type: 'json_object' }
+  }
+  // Images asked of an image model (responseModalities ["TEXT", "IMAGE"], imageConfig): carried to a chat upstream as OpenRouter's modalities.
+  if (Array.isArray(config.responseModalities)) {
+    request.outputModalities = config.responseModalities.filter((m): m is string => typeof m === 'string').map((m) => m.toLowerCase())
+  }
+  const image = config.imageConfig
+  if (image && typeof image === 'object') {
+    request.imageConfig = {}
+    if (typeof image.aspectRatio === 'string') request.imageConfig.aspectRatio = image.aspectRatio
+    if (typeof image.imageSize === 'string') request.imageConfig.imageSize = image.imageSize
   }
   return request
 }
@@ -291,6 +302,11 @@ export function encodeGeminiRequest(request: CanonicalRequest, model: string): G
     config.responseMimeType = 'application/json'
     if (request.responseFormat.type === 'json_schema') config.responseJsonSchema = request.responseFormat.schema
   }
+  // Images asked for (chat's modalities ["image", "text"]): Gemini's image models answer them as inlineData parts.
+  if (asksImageOutput(request)) {
+    config.responseModalities = request.outputModalities!.filter((m) => m === 'text' || m === 'image').map((m) => m.toUpperCase())
+  }
+  if (request.imageConfig && (request.imageConfig.aspectRatio || request.imageConfig.imageSize)) config.imageConfig = { ...request.imageConfig }
   if (Object.keys(config).length > 0) body.generationConfig = config
   return body
 }

@@ -1,4 +1,4 @@
-import { newToolCallId, num, usageOfCounts, withAudioTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason } from '#gateway/dialects/canonical'
 import type { GeminiModalityCount, GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -55,7 +55,10 @@ export function decodeGeminiUsage(usage: GeminiUsage | null | undefined): Canoni
   const counts = usageOfCounts(num(usage.promptTokenCount) + num(usage.toolUsePromptTokenCount), output, num(usage.cachedContentTokenCount), 0, thoughts)
   // Audio heard or spoken (inlineData audio, the TTS and native-audio models): billed at the model's audio prices.
   if (usage.promptTokensDetails === undefined && usage.candidatesTokensDetails === undefined) return counts
-  return withAudioTokens(counts, audioCount(usage.promptTokensDetails), audioCount(usage.cacheTokensDetails), audioCount(usage.candidatesTokensDetails))
+  const answer = usage.candidatesTokensDetails
+  withAudioTokens(counts, modalityCount(usage.promptTokensDetails, 'AUDIO'), modalityCount(usage.cacheTokensDetails, 'AUDIO'), modalityCount(answer, 'AUDIO'))
+  // Images made (gemini-2.5-flash-image: $30 per 1M against $2.50 for its text): billed at the model's image output price.
+  return withImageTokens(counts, modalityCount(answer, 'IMAGE'))
 }
 
 /** Gemini 3 and later bill grounding per search query; the models before, per grounded prompt */
@@ -117,11 +120,41 @@ export function geminiChunkUsage(chunk: any, known: CanonicalUsage | null): Cano
   return searches > shown ? withWebSearches(known, searches) : known
 }
 
-/** The AUDIO entry's count of a modality breakdown (0 when none). */
-function audioCount(details: GeminiModalityCount[] | undefined): number {
+/** A modality's count in a breakdown (0 when none). */
+function modalityCount(details: GeminiModalityCount[] | undefined, modality: string): number {
   if (!Array.isArray(details)) return 0
-  for (const entry of details) if (entry?.modality === 'AUDIO') return num(entry.tokenCount)
+  for (const entry of details) if (entry?.modality === modality) return num(entry.tokenCount)
   return 0
+}
+
+/**
+ * An image the model made: an `inlineData` (or `fileData`) part of an image
+ * type, not a thought, else null (Gemini's TTS models answer audio as inlineData: not an
+ * image, left out as before).
+ */
+export function imageOfPart(part: GeminiPart): ImagePart | null {
+  // gemini-3-pro-image's interim images while it thinks (`thought: true`): its reasoning, not its answer.
+  if (part.thought) return null
+  const inline = part.inlineData
+  if (inline && typeof inline.data === 'string' && String(inline.mimeType ?? '').startsWith('image/')) {
+    return { type: 'image', mediaType: inline.mimeType, data: inline.data }
+  }
+  const file = part.fileData
+  if (file && typeof file.fileUri === 'string' && String(file.mimeType ?? 'image/').startsWith('image/')) {
+    return { type: 'image', url: file.fileUri, mediaType: file.mimeType }
+  }
+  return null
+}
+
+/** An image as Gemini's part: inline base64, or fileData for a URL. */
+export function partOfImage(image: ImagePart): GeminiPart {
+  if (image.url) return { fileData: { mimeType: image.mediaType ?? mediaTypeOfUrl(image.url), fileUri: image.url } }
+  return { inlineData: { mimeType: image.mediaType ?? 'image/png', data: image.data ?? '' } }
+}
+
+function mediaTypeOfUrl(url: string): string {
+  const ext = /\.(png|jpe?g|webp|gif)(?:[?#]|$)/i.exec(url)?.[1]?.toLowerCase()
+  return ext === 'jpg' || ext === 'jpeg' ? 'image/jpeg' : ext ? `image/${ext}` : 'image/png'
 }
 
 export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {
@@ -132,6 +165,12 @@ export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {
   }
   if (usage.cacheReadTokens) encoded.cachedContentTokenCount = usage.cacheReadTokens
   if (usage.reasoningTokens) encoded.thoughtsTokenCount = usage.reasoningTokens
+  // As Google reports an image answer: its image tokens apart from its text's.
+  if (usage.imageOutputTokens) {
+    const image = Math.min(usage.imageOutputTokens, encoded.candidatesTokenCount!)
+    encoded.candidatesTokensDetails = [{ modality: 'IMAGE', tokenCount: image }]
+    if (encoded.candidatesTokenCount! > image) encoded.candidatesTokensDetails.unshift({ modality: 'TEXT', tokenCount: encoded.candidatesTokenCount! - image })
+  }
   return encoded
 }
 
@@ -150,6 +189,9 @@ export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
     } else if (typeof part.text === 'string') {
       if (part.thought) content.push({ type: 'reasoning', text: part.text, signature: part.thoughtSignature })
       else if (part.text) content.push({ type: 'text', text: part.text })
+    } else {
+      const image = imageOfPart(part)
+      if (image) content.push(image)
     }
   }
   const sawTool = content.some((p) => p.type === 'tool_call')
@@ -182,6 +224,8 @@ export function encodeGeminiResponse(response: CanonicalResponse, model: string)
       const thought: GeminiPart = { text: part.text, thought: true }
       if (part.signature) thought.thoughtSignature = part.signature
       parts.push(thought)
+    } else if (part.type === 'image') {
+      parts.push(partOfImage(part))
     } else {
       parts.push(toolCallPart(part.id, part.name, part.custom ? JSON.stringify({ input: part.arguments }) : part.arguments, part.signature))
     }

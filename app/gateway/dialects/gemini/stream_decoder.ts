@@ -1,13 +1,14 @@
 import { newToolCallId, withWebSearches, type CanonicalEvent, type CanonicalUsage, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
-import { decodeGeminiUsage, groundingSearches, stopOfChunk } from '#gateway/dialects/gemini/response'
+import { decodeGeminiUsage, groundingSearches, imageOfPart, stopOfChunk } from '#gateway/dialects/gemini/response'
 import type { GeminiResponse } from '#gateway/dialects/gemini/types'
 
 /**
  * Gemini stream chunks (GenerateContentResponse each) -> canonical events.
  * Text and thought parts extend the open block of their kind; a function
- * call arrives whole and becomes a complete block. usageMetadata is
+ * call arrives whole and becomes a complete block, an image (inlineData)
+ * an `image` event. usageMetadata is
  * cumulative, so each one is a full snapshot. A blocked prompt comes as one
  * chunk with promptFeedback and no candidate.
  */
@@ -44,6 +45,13 @@ export class GeminiStreamDecoder implements StreamDecoder {
         const index = this.#blocks.ensure(out, kind)
         if (part.text) out.push({ type: 'delta', index, kind, value: part.text })
         if (kind === 'reasoning' && part.thoughtSignature) out.push({ type: 'signature', index, value: part.thoughtSignature })
+      } else {
+        // An image arrives whole, in one chunk: the text before it is closed, so what follows keeps its order.
+        const image = imageOfPart(part)
+        if (image) {
+          this.#blocks.close(out)
+          out.push({ type: 'image', image })
+        }
       }
     }
     // Each chunk's snapshot, with the most searches a chunk's grounding showed; a chunk grounding without

@@ -1,12 +1,12 @@
 import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
 import { geminiStreamError } from '#gateway/dialects/stream_failure'
 import type { EncoderOptions } from '#gateway/dialects/dialect'
-import { encodeGeminiUsage, geminiFinish, toolCallPart } from '#gateway/dialects/gemini/response'
+import { encodeGeminiUsage, geminiFinish, partOfImage, toolCallPart } from '#gateway/dialects/gemini/response'
 import type { GeminiPart, GeminiResponse } from '#gateway/dialects/gemini/types'
 
 /**
  * Canonical events -> Gemini stream chunks, as SSE (`alt=sse`) or as one
- * JSON array. Text and thoughts go out as they arrive; a function call goes
+ * JSON array. Text, thoughts and images go out as they arrive; a function call goes
  * out whole when its arguments are complete. The last chunk carries
  * finishReason and usageMetadata (Gemini CLI retries without them).
  */
@@ -57,6 +57,9 @@ export class GeminiStreamEncoder implements StreamEncoder {
         const args = tool.custom ? JSON.stringify({ input: tool.args }) : tool.args
         return this.#chunk([toolCallPart(tool.id, tool.name, args, tool.signature)])
       }
+      case 'image':
+        // As Gemini streams one: the whole image in a chunk of its own.
+        return this.#chunk([partOfImage(event.image)])
       case 'usage':
         this.#usage = event.usage
         return ''

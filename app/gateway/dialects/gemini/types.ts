@@ -37,6 +37,10 @@ export interface GeminiRequest {
     responseSchema?: Record<string, unknown>
     responseJsonSchema?: Record<string, unknown>
     thinkingConfig?: { thinkingBudget?: number; includeThoughts?: boolean; thinkingLevel?: string }
+    /** TEXT, IMAGE, AUDIO: what the answer may hold (image models: ["TEXT", "IMAGE"]) */
+    responseModalities?: string[]
+    /** The generated image's shape: `aspectRatio` ("16:9"), `imageSize` ("1K", "2K", "4K") */
+    imageConfig?: { aspectRatio?: string; imageSize?: string }
   }
   /** countTokens may wrap the whole request */
   generateContentRequest?: GeminiRequest

@@ -1,4 +1,5 @@
 import {
+  asksImageOutput,
   attachmentFromData,
   audioFormat,
   audioMediaType,
@@ -82,6 +83,16 @@ export function decodeChatRequest(body: ChatRequest): CanonicalRequest {
   if (format?.type === 'json_schema' && format.json_schema?.schema) {
     request.responseFormat = { type: 'json_schema', ...format.json_schema, schema: format.json_schema.schema }
   }
+  // Images asked of an image model (OpenRouter's and LiteLLM's modalities ["image", "text"], OpenRouter's image_config).
+  if (Array.isArray(body.modalities)) {
+    request.outputModalities = body.modalities.filter((m): m is string => typeof m === 'string').map((m) => m.toLowerCase())
+  }
+  const image = body.image_config
+  if (image && typeof image === 'object') {
+    request.imageConfig = {}
+    if (typeof image.aspect_ratio === 'string') request.imageConfig.aspectRatio = image.aspect_ratio
+    if (typeof image.image_size === 'string') request.imageConfig.imageSize = image.image_size
+  }
   return request
 }
 
@@ -124,6 +135,10 @@ function assistantParts(message: ChatMessage): ContentPart[] {
   const reasoning = message.reasoning_content ?? message.reasoning
   if (parts.length === 0 && typeof reasoning === 'string' && reasoning) parts.push({ type: 'reasoning', text: reasoning })
   for (const part of userParts(message.content)) if (part.type === 'text' && part.text) parts.push(part)
+  // The images of an earlier answer, sent back as they came (OpenRouter's `images`): the model edits them next.
+  if (Array.isArray(message.images)) {
+    for (const image of message.images) if (typeof image?.image_url?.url === 'string') parts.push(imageFromUrl(image.image_url.url))
+  }
   parts.push(...calls)
   return parts
 }
@@ -196,6 +211,16 @@ export function encodeChatRequest(request: CanonicalRequest, model: string, hint
     body.response_format = { type: 'json_schema', json_schema: { name: name ?? 'response', schema, strict } }
   }
   if (request.user) body.user = request.user
+  // Images asked for (a Gemini client's responseModalities): OpenRouter's and LiteLLM's field; image_config is OpenRouter's alone.
+  if (asksImageOutput(request)) {
+    body.modalities = request.outputModalities!.filter((m) => m === 'text' || m === 'image')
+    const config = request.imageConfig
+    if (hints.openRouterFields && config && (config.aspectRatio || config.imageSize)) {
+      body.image_config = {}
+      if (config.aspectRatio) body.image_config.aspect_ratio = config.aspectRatio
+      if (config.imageSize) body.image_config.image_size = config.imageSize
+    }
+  }
   return body
 }
 

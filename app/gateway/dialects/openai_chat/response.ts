@@ -1,6 +1,6 @@
-import { newToolCallId, num, usageOfCounts, withAudioTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type DialectName, type StopReason } from '#gateway/dialects/canonical'
+import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type StopReason } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
-import type { ChatCompletion, ChatUsage } from '#gateway/dialects/openai_chat/types'
+import type { ChatCompletion, ChatImage, ChatUsage } from '#gateway/dialects/openai_chat/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
   stop: 'end_turn',
@@ -50,7 +50,10 @@ export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalU
   // gpt-4o-audio-preview and gpt-audio: audio heard (input_audio parts) and spoken (modalities ["text", "audio"])
   const audioIn = usage.prompt_tokens_details?.audio_tokens
   const audioOut = usage.completion_tokens_details?.audio_tokens
-  return audioIn || audioOut ? withAudioTokens(counts, num(audioIn), 0, num(audioOut)) : counts
+  if (audioIn || audioOut) withAudioTokens(counts, num(audioIn), 0, num(audioOut))
+  // OpenRouter's image models (google/gemini-2.5-flash-image): the answer's image tokens, priced apart.
+  const images = usage.completion_tokens_details?.image_tokens
+  return images ? withImageTokens(counts, num(images)) : counts
 }
 
 /**
@@ -105,6 +108,7 @@ export function encodeChatUsage(usage: CanonicalUsage, cost?: ((usage: Canonical
     if (usage.cacheWriteTokens) encoded.prompt_tokens_details.cache_write_tokens = usage.cacheWriteTokens
   }
   if (usage.reasoningTokens) encoded.completion_tokens_details = { reasoning_tokens: usage.reasoningTokens }
+  if (usage.imageOutputTokens) (encoded.completion_tokens_details ??= {}).image_tokens = usage.imageOutputTokens
   return encoded
 }
 
@@ -124,6 +128,10 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
       content.push({ type: 'tool_call', id: call.id || newToolCallId(), name: call.function.name, arguments: call.function.arguments ?? '' })
     }
   }
+  // Images made (OpenRouter's and LiteLLM's `images`): after the text, as the field says nothing of their place in it.
+  if (Array.isArray(message?.images)) {
+    for (const image of message.images) if (typeof image?.image_url?.url === 'string') content.push(imageFromUrl(image.image_url.url))
+  }
   return {
     id: String(body?.id ?? ''),
     model: String(body?.model ?? ''),
@@ -138,9 +146,11 @@ export function encodeChatResponse(response: CanonicalResponse, model: string, u
   let text = ''
   let reasoning = ''
   const calls: NonNullable<ChatCompletion['choices'][0]['message']['tool_calls']> = []
+  let images: ChatImage[] | null = null
   for (const part of response.content) {
     if (part.type === 'text') text += part.text
     else if (part.type === 'reasoning') reasoning += part.text
+    else if (part.type === 'image') (images ??= []).push(chatImage(part, images.length))
     else if (part.custom) calls.push({ id: part.id, type: 'custom', custom: { name: part.name, input: part.arguments } })
     else calls.push({ id: part.id, type: 'function', function: { name: part.name, arguments: part.arguments } })
   }
@@ -161,6 +171,7 @@ export function encodeChatResponse(response: CanonicalResponse, model: string, u
     if (details.length > 0) message.reasoning_details = details
   }
   if (calls.length > 0) message.tool_calls = calls
+  if (images !== null) message.images = images
   const completion: ChatCompletion = {
     id: chatId(response.id),
     object: 'chat.completion',
@@ -170,6 +181,11 @@ export function encodeChatResponse(response: CanonicalResponse, model: string, u
   }
   if (response.usage) completion.usage = encodeChatUsage(response.usage)
   return completion
+}
+
+/** An image of the answer as OpenRouter and LiteLLM write it in `images`: a data: URL (or the image's URL). */
+export function chatImage(part: ImagePart, index: number): ChatImage {
+  return { type: 'image_url', image_url: { url: imageToUrl(part) }, index }
 }
 
 export function chatId(id: string): string {

@@ -1,4 +1,4 @@
-import { newToolCallId, withWebSearches, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
+import { imageFromUrl, newToolCallId, withWebSearches, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
 import { citesWeb, decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
@@ -79,6 +79,15 @@ export class ChatStreamDecoder implements StreamDecoder {
         out.push({ type: 'delta', index: this.#blocks.ensure(out, 'text', true), kind: 'text', value: delta.refusal })
       }
       for (const call of delta.tool_calls ?? []) this.#toolPiece(out, call)
+      // Images made (OpenRouter's `delta.images`), each whole: the open block closed first, so the text keeps its order.
+      if (Array.isArray(delta.images)) {
+        for (const image of delta.images) {
+          if (typeof image?.image_url?.url !== 'string') continue
+          this.#closeTools(out)
+          this.#blocks.close(out)
+          out.push({ type: 'image', image: imageFromUrl(image.image_url.url) })
+        }
+      }
     }
     if (choice?.finish_reason) {
       this.#closeTools(out)

@@ -1,7 +1,7 @@
 import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
 import { chatStreamError } from '#gateway/dialects/stream_failure'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
-import { chatId, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_chat/response'
+import { chatId, chatImage, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_chat/response'
 import { encryptedDetail, reasoningFormatOf, textDetail, type ReasoningDetail, type ReasoningFormat } from '#gateway/dialects/openai_chat/reasoning_details'
 
 /**
@@ -17,7 +17,7 @@ function reasoningDelta(text: string): Record<string, unknown> {
 
 /**
  * Canonical events -> OpenAI chat chunks: a role chunk first, content /
- * reasoning (reasoningDelta) / tool_calls deltas, a finish chunk, the usage chunk when
+ * reasoning (reasoningDelta) / tool_calls / images deltas, a finish chunk, the usage chunk when
  * the client asked for it, then `[DONE]`.
  */
 export class ChatStreamEncoder implements StreamEncoder {
@@ -29,6 +29,8 @@ export class ChatStreamEncoder implements StreamEncoder {
   #tools = new Map<number, { position: number; id: string }>()
   #stop: StopReason | null = null
   #usage: CanonicalUsage | null = null
+  /** Images sent so far (each one's index) */
+  #images = 0
   /** The reasoning_details format of the upstream's answer; null: none written (reasoning_details.ts) */
   readonly #format: ReasoningFormat | null
   /** The canonical block the latest detail index went to, and that index (details are numbered in answer order) */
@@ -74,6 +76,9 @@ export class ChatStreamEncoder implements StreamEncoder {
       case 'signature':
       case 'redacted':
         return this.#format === null ? '' : this.#signed(event.type, event.index, event.value)
+      case 'image':
+        // As OpenRouter streams one: whole, in a chunk of its own (`delta.images`); nothing of it is kept.
+        return this.#start('') + this.#chunk({ images: [chatImage(event.image, this.#images++)] })
       case 'usage':
         this.#usage = event.usage
         return ''

@@ -30,6 +30,15 @@ export interface ChatMessage {
   reasoning?: string
   /** OpenRouter's structured reasoning (reasoning_details.ts): written on translated answers, read back on assistant messages */
   reasoning_details?: ReasoningDetail[]
+  /** Images the model made (OpenRouter's and LiteLLM's shape): written on answers, read back on assistant messages */
+  images?: ChatImage[]
+}
+
+/** An image of an answer: `{type: "image_url", image_url: {url: "data:image/png;base64,..."}}` */
+export interface ChatImage {
+  type: 'image_url'
+  image_url: { url: string }
+  index?: number
 }
 
 export interface ChatTool {
@@ -60,6 +69,10 @@ export interface ChatRequest {
   usage?: { include?: boolean }
   response_format?: { type: string; json_schema?: { name?: string; schema?: Record<string, unknown>; strict?: boolean } }
   user?: string
+  /** What the answer may hold: ["text"], ["image", "text"] (OpenRouter, LiteLLM), ["text", "audio"] (OpenAI) */
+  modalities?: string[]
+  /** OpenRouter's shape of a generated image */
+  image_config?: { aspect_ratio?: string; image_size?: string }
 }
 
 /** OpenRouter's `reasoning` on a chat request: an effort or a token budget (not both), `exclude`, `enabled` */
@@ -75,7 +88,7 @@ export interface ChatUsage {
   completion_tokens: number
   total_tokens: number
   prompt_tokens_details?: { cached_tokens?: number; cache_write_tokens?: number; audio_tokens?: number }
-  completion_tokens_details?: { reasoning_tokens?: number; audio_tokens?: number }
+  completion_tokens_details?: { reasoning_tokens?: number; audio_tokens?: number; image_tokens?: number }
   /** DeepSeek */
   prompt_cache_hit_tokens?: number
   /** OpenRouter's usage accounting: USD (here: what the gateway bills), only when the client asked */
@@ -111,6 +124,7 @@ export interface ChatChunk {
       reasoning?: string
       reasoning_details?: ReasoningDetail[]
       tool_calls?: ChatToolCallDelta[]
+      images?: ChatImage[]
     }
     logprobs?: unknown
     finish_reason: string | null

@@ -1,4 +1,5 @@
 import {
+  imageOmittedNote,
   num,
   usageOfCounts,
   countsReported,
@@ -188,6 +189,8 @@ export function encodeResponsesResponse(response: CanonicalResponse, model: stri
     flushText()
     if (part.type === 'text') output.push(refusalItem(`msg_${response.id}_${n++}`, part.text))
     else if (part.type === 'reasoning') output.push(reasoningItem(part.id ?? `rs_${response.id}_${n++}`, part))
+    // Responses has no image output of a model's own (image_generation_call is the tool's): said in a message of its own.
+    else if (part.type === 'image') output.push(messageItem(`msg_${response.id}_${n++}`, imageOmittedNote(part)))
     else output.push(toolItem(`fc_${response.id}_${n++}`, part))
   }
   flushText()

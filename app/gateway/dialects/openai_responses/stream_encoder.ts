@@ -1,4 +1,4 @@
-import type { BlockInfo, CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
+import { imageOmittedNote, type BlockInfo, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind } from '#gateway/dialects/canonical'
 import { responsesStreamError } from '#gateway/dialects/stream_failure'
 import type { EncoderOptions } from '#gateway/dialects/dialect'
 import {
@@ -71,6 +71,14 @@ export class ResponsesStreamEncoder implements StreamEncoder {
       }
       case 'block_stop':
         return this.#open && this.#blocks.get(event.index) === this.#open ? this.#closeOpen() : ''
+      case 'image': {
+        // No image output in Responses: a message item of its own says what was left out (the gateway's words, not billed).
+        const block = -1 - this.#output.length
+        let out = this.#start('') + this.#closeOpen() + this.#openItem(block, { type: 'text' })
+        out += this.push({ type: 'delta', index: block, kind: 'text', value: imageOmittedNote(event.image) })
+        this.#blocks.delete(block)
+        return out + this.#closeOpen()
+      }
       case 'usage':
         this.#usage = event.usage
         return ''

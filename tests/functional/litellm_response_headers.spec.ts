@@ -1,0 +1,137 @@
+import { test } from '@japa/runner'
+import { setModelFallbacks } from '#actions/set_model_fallbacks'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+
+/**
+ * LiteLLM's proxy answers every call with x-litellm-* headers its users'
+ * tooling reads (the call's cost, the key's spend, the call id, retries and
+ * fallbacks): https://docs.litellm.ai/docs/proxy/response_headers. The
+ * gateway writes the ones it knows on generations in every wire format.
+ */
+test.group('LiteLLM response headers', (group) => {
+  let mock: MockUpstream
+  let down: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    down = await startMock({ status: 503 })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-4o', 'small'], priority: 1 })
+    await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, apiKey: 'anthropic-secret', models: ['claude-*'] })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-*'] })
+    // Tried first for gpt-4o (priority 2) and down: the request's one retry.
+    await seedChannel({ name: 'down', provider: 'openai', baseUrl: down.url, models: ['gpt-4o', 'big'], priority: 2 })
+    await seedPrice('gpt-4o', '2', '8')
+    await seedPrice('claude-*', '3', '15')
+    await seedPrice('gemini-*', '1', '4')
+    await seedPrice('small', '1', '1')
+    return async () => {
+      ;(await gateway()).health.reset()
+      await mock.stop()
+      await down.stop()
+    }
+  })
+
+  const hello = [{ role: 'user', content: 'hi' }]
+
+  test('a whole answer states its row’s cost, the call id, the model asked for, the key’s spend before it; a retry is counted', async ({ assert }) => {
+    const user = await seedUser({ balance: '10', key: { spendLimit: '5' } })
+    const answer = await post('/v1/chat/completions', { model: 'gpt-4o', messages: hello }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    await answer.json()
+    const [row] = await usageRows(user.userId)
+    assert.isAbove(Number(row.cost), 0)
+    assert.equal(Number(answer.headers.get('x-litellm-response-cost')), Number(row.cost))
+    assert.equal(answer.headers.get('x-litellm-call-id'), row.request_id)
+    assert.equal(answer.headers.get('x-litellm-call-id'), answer.headers.get('x-request-id'))
+    // The model that answered is the one asked for: no model group (the body names it).
+    assert.isNull(answer.headers.get('x-litellm-model-group'))
+    assert.equal(answer.headers.get('x-litellm-key-spend'), '0')
+    assert.equal(answer.headers.get('x-litellm-key-max-budget'), '5')
+    assert.match(answer.headers.get('x-litellm-response-duration-ms')!, /^\d+$/)
+    // The down channel (priority 2) first, then the one that answered: one retry, no fallback.
+    assert.equal(answer.headers.get('x-litellm-attempted-retries'), '1')
+    assert.isNull(answer.headers.get('x-litellm-attempted-fallbacks'))
+    // The deployment's headers are off by default: the operator's upstream is not named.
+    assert.isNull(answer.headers.get('x-litellm-model-id'))
+    assert.isNull(answer.headers.get('x-litellm-model-api-base'))
+
+    // The next call states the key's spend with the first one in it.
+    const again = await post('/v1/chat/completions', { model: 'gpt-4o', messages: hello }, { authorization: `Bearer ${user.key}` })
+    await again.json()
+    assert.equal(Number(again.headers.get('x-litellm-key-spend')), Number(row.cost))
+  })
+
+  test('a stream carries them without the cost (unknown when its headers go out, as LiteLLM does)', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const answer = await post('/v1/chat/completions', { model: 'small', messages: hello, stream: true }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    await answer.text()
+    const [row] = await usageRows(user.userId)
+    assert.equal(answer.headers.get('x-litellm-call-id'), row.request_id)
+    assert.isNull(answer.headers.get('x-litellm-response-cost'))
+    assert.isNull(answer.headers.get('x-litellm-key-max-budget'))
+    assert.isNull(answer.headers.get('x-litellm-attempted-retries'))
+  })
+
+  test('Anthropic and Gemini answers carry them too, translated or passed through', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const anthropic = { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    for (const model of ['claude-sonnet-4', 'gemini-2.5-flash']) {
+      const answer = await post('/v1/messages', { model, max_tokens: 50, messages: hello }, anthropic)
+      assert.equal(answer.status, 200, model)
+      await answer.json()
+      assert.isAbove(Number(answer.headers.get('x-litellm-response-cost')), 0)
+    }
+    const gemini = await post('/v1beta/models/gemini-2.5-flash:generateContent', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': user.key })
+    assert.equal(gemini.status, 200)
+    await gemini.json()
+    const rows = await usageRows(user.userId)
+    assert.equal(Number(gemini.headers.get('x-litellm-response-cost')), Number(rows.at(-1).cost))
+    assert.equal(gemini.headers.get('x-litellm-call-id'), rows.at(-1).request_id)
+  })
+
+  test('a fallback model that answers is counted as one attempted fallback, the model group stays the one asked for', async ({ assert }) => {
+    await setModelFallbacks({ model: 'big', fallbacks: ['small'] })
+    await refreshCaches()
+    const user = await seedUser({ balance: '10' })
+    const answer = await post('/v1/chat/completions', { model: 'big', messages: hello }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    assert.equal(((await answer.json()) as any).model, 'small')
+    assert.equal(answer.headers.get('x-litellm-attempted-fallbacks'), '1')
+    assert.isNull(answer.headers.get('x-litellm-attempted-retries'))
+    assert.equal(answer.headers.get('x-litellm-model-group'), 'big')
+  })
+
+  test('with LITELLM_DEPLOYMENT_HEADERS the channel is named, its base URL', async ({ assert }) => {
+    // (A base URL cannot hold credentials or a query: channel_base_url refuses them; the header would leave them out.)
+    const channel = await seedChannel({ name: 'named', provider: 'openai', baseUrl: `${mock.url}/`, models: ['secret-model'] })
+    const service = (await gateway()).service
+    service.deploymentHeaders = true
+    try {
+      const user = await seedUser({ balance: '10' })
+      const answer = await post('/v1/chat/completions', { model: 'secret-model', messages: hello }, { authorization: `Bearer ${user.key}` })
+      await answer.text()
+      assert.equal(answer.headers.get('x-litellm-model-id'), String(channel.id))
+      const base = answer.headers.get('x-litellm-model-api-base')!
+      assert.equal(base, mock.url.replace(/\/+$/, ''))
+    } finally {
+      service.deploymentHeaders = false
+    }
+  })
+
+  test('LITELLM_HEADERS=false sends none', async ({ assert }) => {
+    const service = (await gateway()).service
+    service.litellmHeaders = false
+    try {
+      const user = await seedUser({ balance: '10' })
+      const answer = await post('/v1/chat/completions', { model: 'small', messages: hello }, { authorization: `Bearer ${user.key}` })
+      await answer.text()
+      assert.isNotNull(answer.headers.get('x-request-id'))
+      for (const name of answer.headers.keys()) assert.notMatch(name, /^x-litellm-/)
+    } finally {
+      service.litellmHeaders = true
+    }
+  })
+})
