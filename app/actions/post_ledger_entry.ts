@@ -4,7 +4,7 @@ import type { LedgerKind } from '#models/balance_ledger_entry'
 import User from '#models/user'
 import { AdminInputError } from '#actions/admin_input_error'
 import { cliActor, writeAudit, type Actor } from '#actions/audit'
-import { rewardInviter } from '#actions/referrals'
+import { lockForReward, rewardInviter } from '#actions/referrals'
 import { recordId } from '#services/record_id'
 
 /**
@@ -43,6 +43,8 @@ export async function postLedgerEntryOnce(input: LedgerEntryInput, actor: Actor 
   const key = input.idempotencyKey || null
   return db.transaction(async (trx) => {
     const user = await findUser(input.userRef, trx)
+    // A top-up may reward an inviter: both users locked in id order before the entry locks this one.
+    if (input.kind === 'topup') await lockForReward(trx, user.id)
     const inserted = await trx
       .rawQuery(
         `INSERT INTO balance_ledger (user_id, kind, amount, note, actor_id, idempotency_key, created_at)

@@ -5,7 +5,7 @@ import User from '#models/user'
 import { hashRedemptionCode, normaliseRedemptionCode } from '#services/redemption_code_token'
 import { PortalInputError } from '#actions/portal_input_error'
 import { writeAudit, type Actor } from '#actions/audit'
-import { rewardInviter } from '#actions/referrals'
+import { lockForReward, rewardInviter } from '#actions/referrals'
 
 /**
  * A user redeems a prepaid code: its amount becomes a top-up on their
@@ -31,6 +31,8 @@ export async function redeemCode(userId: number, typed: string, actor: Actor) {
     if (!code) throw new PortalInputError(await refusal(trx, codeHash, userId), 'code')
 
     const user = await User.findOrFail(userId, { client: trx })
+    // The inviter it may reward and this user, locked in id order before the entry locks this one.
+    await lockForReward(trx, userId)
     const entry = await BalanceLedgerEntry.create(
       { userId, kind: 'topup', amount: code.amount, note: `Redemption code ${code.hint}`, actorId: userId },
       { client: trx }

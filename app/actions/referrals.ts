@@ -150,6 +150,27 @@ async function payWelcomeCredit(
 }
 
 /**
+ * Called in a top-up's transaction before its ledger entry: when the user was
+ * invited and not yet rewarded, locks them and their inviter in id order (the
+ * order every action that locks two users takes: architecture.md "Row locks
+ * and their order"). The entry's trigger locks the invitee and the reward's
+ * entry the inviter after it; taken in that order, a top-up queued on the
+ * invitee while another transaction held the inviter and waited on the
+ * invitee deadlocked (Postgres failed one after deadlock_timeout). A user
+ * nobody invited, or rewarded already, pays one indexed read that locks
+ * nothing. `FOR NO KEY UPDATE`: the lock the trigger's UPDATE takes (a new
+ * counter row's key-share lock on the owner does not wait on it).
+ */
+export async function lockForReward(trx: TransactionClientContract, inviteeId: number) {
+  await trx.rawQuery(
+    `SELECT u.id FROM users u, users i
+      WHERE i.id = ? AND i.referred_by IS NOT NULL AND i.referral_rewarded_at IS NULL AND u.id IN (i.id, i.referred_by)
+      ORDER BY u.id FOR NO KEY UPDATE OF u`,
+    [inviteeId]
+  )
+}
+
+/**
  * Called in the transaction that credits a user's top-up: pays their
  * inviter's reward if this is their first. One guarded UPDATE claims the
  * reward, so two top-ups settling at once pay it once; a user nobody

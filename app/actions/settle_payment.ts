@@ -8,7 +8,7 @@ import { writeAudit } from '#actions/audit'
 import { formatUsd } from '#services/format'
 import { stripeSettings } from '#services/payments/stripe_settings'
 import { retrieveCheckoutSession, type CheckoutSession } from '#services/payments/stripe_client'
-import { rewardInviter } from '#actions/referrals'
+import { lockForReward, rewardInviter } from '#actions/referrals'
 
 export type SettleOutcome = 'credited' | 'already_paid' | 'pending' | 'expired' | 'failed' | 'mismatch' | 'unknown'
 
@@ -95,6 +95,8 @@ async function credit(payment: Payment, sessionId: string): Promise<boolean> {
     )
     if (claimed.rows.length === 0) return false
     const user = await User.findOrFail(payment.userId, { client: trx })
+    // The inviter it may reward and this user, locked in id order before the entry locks this one.
+    await lockForReward(trx, payment.userId)
     const entry = await BalanceLedgerEntry.create(
       { userId: payment.userId, kind: 'topup', amount: payment.amount, note: `Card payment ${sessionHint(sessionId)}`, actorId: null },
       { client: trx }

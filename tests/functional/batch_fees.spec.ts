@@ -29,10 +29,11 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     await resetDatabase()
     mock = await startMock()
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-sonnet-4'] })
-    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-audio', 'gpt-5'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-audio', 'gpt-5', 'gpt-4o-search-preview'] })
     await setPrice({ model: 'claude-sonnet-4', input: '3', output: '15', cacheRead: '0.3', cacheWrite: '3.75', cacheWrite1h: '6', perWebSearch: '0.01' })
     await setPrice({ model: 'gpt-audio', input: '2.5', output: '10', audioInput: '40', audioOutput: '80' })
     await setPrice({ model: 'gpt-5', input: '2', output: '8', perWebSearch: '0.01' })
+    await setPrice({ model: 'gpt-4o-search-preview', input: '2.5', output: '10', perWebSearch: '0.025' })
     await refreshCaches()
     return () => mock.stop()
   })
@@ -144,5 +145,56 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     // Without the tool, the same batch fits.
     const plain = await client.messages.batches.create({ requests: requests.map((r) => ({ ...r, params: { ...r.params, tools: undefined } })), mock_polls: 0 } as any)
     assert.include(plain, { processing_status: 'in_progress' })
+  })
+  test('an OpenAI batch whose lines may search or speak holds that too, as the requests alone would: refused when the balance cannot cover it', async ({ assert }) => {
+    const batchOf = async (key: string, endpoint: '/v1/responses' | '/v1/chat/completions', bodies: Array<Record<string, unknown>>) => {
+      const client = openai(key)
+      const lines = bodies.map((body, i) => JSON.stringify({ custom_id: `req-${i}`, method: 'POST', url: endpoint, body }))
+      const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
+      try {
+        return await client.batches.create({ input_file_id: file.id, endpoint, completion_window: '24h', metadata: { mock_polls: '5' } })
+      } catch (error: any) {
+        return error
+      }
+    }
+    // 3 lines x 10 searches (a web_search tool without max_uses) at $0.01, at half price: $0.15 besides the tokens.
+    const searcher = await seedUser({ balance: '0.1' })
+    const searching = [0, 1, 2].map(() => ({ model: 'gpt-5', input: 'search it', max_output_tokens: 50, tools: [{ type: 'web_search' }] }))
+    const refused = await batchOf(searcher.key, '/v1/responses', searching)
+    assert.equal(refused?.status, 402, String(refused?.message))
+    assert.include(refused?.error?.message, 'this batch holds up to $0.15')
+    const plain = await batchOf(searcher.key, '/v1/responses', searching.map(({ tools: _tools, ...body }) => body))
+    assert.include(plain, { object: 'batch' })
+
+    // 3 spoken answers of up to 1,000 tokens at the $80 audio output price, at half price: $0.12 (at $10, $0.015).
+    const speaker = await seedUser({ balance: '0.05' })
+    const speaking = [0, 1, 2].map(() => ({ model: 'gpt-audio', max_tokens: 1000, modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' }, messages: [{ role: 'user', content: 'say hi' }] }))
+    const spoken = await batchOf(speaker.key, '/v1/chat/completions', speaking)
+    assert.equal(spoken?.status, 402, String(spoken?.message))
+    assert.include(spoken?.error?.message, 'this batch holds up to $0.12')
+    const written = await batchOf(speaker.key, '/v1/chat/completions', speaking.map(({ modalities: _m, audio: _a, ...body }) => body))
+    assert.include(written, { object: 'batch' })
+  })
+
+  test("an OpenAI chat batch of a search model: each answer citing the web bills its one search", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const client = openai(user.key)
+    const usage = { prompt_tokens: 100, completion_tokens: 30, total_tokens: 130 }
+    const cited = [{ type: 'url_citation', url_citation: { url: 'https://example.com', title: 'x', start_index: 0, end_index: 5 } }]
+    const lines = [0, 1, 2].map((i) =>
+      JSON.stringify({
+        custom_id: `req-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'gpt-4o-search-preview', web_search_options: {}, messages: [{ role: 'user', content: 'search it' }], mock_usage: usage, mock_annotations: i < 2 ? cited : [] },
+      })
+    )
+    const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '0' } })
+    assert.include(await client.batches.retrieve(batch.id), { status: 'completed' })
+    // 3 x (100 in at $2.5, 30 out at $10), and the 2 answers that cited the web at $0.025 each
+    const tokens = 3n * (100n * 2_500_000n + 30n * 10n * PER_TOKEN)
+    const rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[0].cost), half(tokens + 2n * 25_000_000_000n))
   })
 })

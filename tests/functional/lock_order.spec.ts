@@ -6,6 +6,9 @@ import { addTeamMembers, createTeam, deleteTeams, setKeyTeam, updateTeam, type T
 import { setEndUser } from '#actions/end_users'
 import { createBudget, updateBudget } from '#actions/budgets'
 import { updateUserApiKey } from '#actions/update_user_api_key'
+import { setReferralTerms } from '#actions/referrals'
+import { postLedgerEntry } from '#actions/post_ledger_entry'
+import { cliActor } from '#actions/audit'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -308,5 +311,43 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     // The second finds them gone: not found (the API's 404), not a deadlock's 500.
     assert.equal(other?.kind, 'not_found', String(other?.code ?? other))
     assert.lengthOf(await db.from('teams').whereIn('id', [a.id, b.id]), 0)
+  }).timeout(30_000)
+  test("an invitee's first top-up (the inviter's reward) while another transaction locks both users in id order: they queue, no deadlock", async ({ assert }) => {
+    await setReferralTerms({ inviterCredit: '2', inviteeCredit: '0' }, cliActor())
+    const inviter = await seedUser()
+    const invitee = await seedUser()
+    await db.from('users').where('id', invitee.userId).update({ referred_by: inviter.userId })
+    // The top-up queues on the invitee; the other transaction takes the inviter (id order) and queues on the
+    // invitee behind it. Released, the top-up locked the invitee, then the inviter for its reward: held by the
+    // other, which waited on the invitee. Locked in id order first, the top-up holds the inviter while it waits.
+    const held = await blocker('users', `id = ${invitee.userId}`)
+    const topUp = postLedgerEntry({ userRef: invitee.email, kind: 'topup', amount: '5' }).then(
+      () => null,
+      (error: any) => error
+    )
+    await untilLockWaiters(1)
+    const other = await db.transaction()
+    const both = other
+      .rawQuery(`SELECT id FROM users WHERE id IN (?, ?) ORDER BY id FOR NO KEY UPDATE`, [inviter.userId, invitee.userId])
+      .then(
+        async () => {
+          await other.commit()
+          return null
+        },
+        async (error: any) => {
+          await other.rollback()
+          return error
+        }
+      )
+    await untilLockWaiters(2)
+    const released = performance.now()
+    await held.commit()
+    const [error, otherError] = await Promise.all([topUp, both])
+    assert.isBelow(performance.now() - released, (await deadlockTimeoutMs()) * 0.9)
+    assert.isNull(error, String(error?.message))
+    assert.isNull(otherError, String(otherError?.message))
+    const balances = await db.from('users').whereIn('id', [inviter.userId, invitee.userId]).orderBy('id').select('balance')
+    assert.deepEqual(balances.map((row) => Number(row.balance)), [2, 5])
+    await setReferralTerms({ inviterCredit: '0', inviteeCredit: '0' }, cliActor())
   }).timeout(30_000)
 })

@@ -71,6 +71,12 @@ function responsesSearched(stream: boolean) {
     headers: { 'content-type': 'text/event-stream' },
     chunks: [
       event('response.created', { response: { ...response, status: 'in_progress', output: [], usage: null } }, 0),
+      // Each search as OpenAI streams it: its item added, then done (counted there: a cut stream bills it)
+      ...[0, 1].flatMap((i) => [
+        event('response.output_item.added', { output_index: i, item: { ...response.output[i], status: 'in_progress' } }, 0),
+        event('response.web_search_call.completed', { output_index: i, item_id: response.output[i].id }, 0),
+        event('response.output_item.done', { output_index: i, item: response.output[i] }, 0),
+      ]),
       event('response.output_item.added', { output_index: 2, item: { ...response.output[2], content: [] } }, 1),
       event('response.output_text.delta', { item_id: 'msg_1', output_index: 2, content_index: 0, delta: 'Found.' }, 2),
       event('response.output_item.done', { output_index: 2, item: response.output[2] }, 3),
@@ -215,6 +221,165 @@ test.group('Server-side web searches at a price per search', (group) => {
     await answer.text()
     const rows = await usageRows(user.userId)
     assert.equal(toPico(rows[rows.length - 1].cost), 100n * 3n * M + 30n * 15n * M + 1000n * 10_000_000_000n)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+  test('a Responses stream cut before response.completed: billed the searches its web_search_call items showed (once each when it completes)', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const whole = responsesSearched(true)
+    // The upstream drops the connection after the two searches and some text: no response.completed, no usage.
+    const cut = { ...whole, chunks: whole.chunks!.slice(0, -2), then: 'destroy' as const }
+    const answer = await post(
+      '/v1/responses',
+      { model: 'gpt-5-mini', input: 'search it', tools: [{ type: 'web_search' }], stream: true, store: false, mock: { raw: cut } },
+      { authorization: `Bearer ${user.key}` }
+    )
+    assert.equal(answer.status, 200)
+    await answer.text()
+    const rows = await usageRows(user.userId)
+    const row = rows[rows.length - 1]
+    assert.include(row, { error_code: 'stream_interrupted', estimated: true })
+    const tokens = BigInt(row.prompt_tokens) * 3n * M + BigInt(row.completion_tokens) * 15n * M
+    assert.equal(toPico(row.cost), tokens + 2n * 10_000_000_000n, 'the two searches that ran are billed')
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test("Gemini grounding with Google Search: one search per grounded answer (Gemini 2.x), each query for Gemini 3; whole, streamed, translated; held while it runs", async ({ assert }) => {
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: mock.url, models: ['gemini-*'] })
+    await setPrice({ model: 'gemini-*', input: '3', output: '15', perWebSearch: '0.035' })
+    await refreshCaches()
+    const user = await seedUser({ balance: '2' })
+    const google = { 'x-goog-api-key': user.key }
+    const grounding = { webSearchQueries: ['q1', 'q2', 'q3'], groundingChunks: [{ web: { uri: 'https://example.com', title: 'x' } }] }
+    const usageMetadata = { promptTokenCount: 100, candidatesTokenCount: 30, totalTokenCount: 130 }
+    const answer = (version: string) => ({
+      candidates: [{ content: { role: 'model', parts: [{ text: 'Found.' }] }, finishReason: 'STOP', index: 0, groundingMetadata: grounding }],
+      usageMetadata,
+      modelVersion: version,
+    })
+    const streamOf = (version: string) => ({
+      headers: { 'content-type': 'text/event-stream' },
+      chunks: [
+        `data: ${JSON.stringify({ candidates: [{ content: { role: 'model', parts: [{ text: 'Fou' }] }, index: 0 }], usageMetadata: { promptTokenCount: 100, candidatesTokenCount: 1, totalTokenCount: 101 }, modelVersion: version })}\r\n\r\n`,
+        `data: ${JSON.stringify(answer(version)).replace('"Found."', '"nd."')}\r\n\r\n`,
+      ],
+    })
+    const tokens = 100n * 3n * M + 30n * 15n * M
+    const search = 35_000_000_000n
+    const cases: Array<[string, string, boolean, bigint]> = [
+      ['gemini-2.5-flash', 'gemini-2.5-flash', false, 1n],
+      ['gemini-2.5-flash', 'gemini-2.5-flash', true, 1n],
+      ['gemini-3-pro-preview', 'gemini-3-pro-preview', false, 3n],
+      ['gemini-3-pro-preview', 'gemini-3-pro-preview', true, 3n],
+    ]
+    for (const [model, version, stream, searches] of cases) {
+      mock.script({ raw: stream ? streamOf(version) : { body: JSON.stringify(answer(version)) } })
+      const path = `/v1beta/models/${model}:${stream ? 'streamGenerateContent?alt=sse' : 'generateContent'}`
+      const response = await post(path, { contents: [{ role: 'user', parts: [{ text: 'search it' }] }], tools: [{ googleSearch: {} }] }, google)
+      assert.equal(response.status, 200)
+      await response.text()
+      const rows = await usageRows(user.userId)
+      assert.include(rows[rows.length - 1], { prompt_tokens: 100, completion_tokens: 30, estimated: false }, `${model} stream=${stream}`)
+      assert.equal(toPico(rows[rows.length - 1].cost), tokens + searches * search, `${model} stream=${stream}`)
+    }
+
+    // Translated for a chat client (the grounding a channel's own settings asked for is billed all the same)
+    mock.script({ raw: { body: JSON.stringify(answer('gemini-2.5-flash')) } })
+    const chat = await post('/v1/chat/completions', { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'search it' }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(chat.status, 200)
+    await chat.text()
+    let rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), tokens + search)
+    // ...and streamed
+    mock.script({ raw: streamOf('gemini-3-pro-preview') })
+    const chatStream = await post('/v1/chat/completions', { model: 'gemini-3-pro-preview', stream: true, messages: [{ role: 'user', content: 'search it' }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(chatStream.status, 200)
+    await chatStream.text()
+    rows = await usageRows(user.userId)
+    assert.include(rows[rows.length - 1], { prompt_tokens: 100, completion_tokens: 30, estimated: false })
+    assert.equal(toPico(rows[rows.length - 1].cost), tokens + 3n * search)
+
+    // An answer that did not search (no groundingMetadata): the tokens only
+    mock.script({ raw: { body: JSON.stringify({ ...answer('gemini-2.5-flash'), candidates: [{ content: { role: 'model', parts: [{ text: 'Hi.' }] }, finishReason: 'STOP' }] }) } })
+    const plain = await post('/v1beta/models/gemini-2.5-flash:generateContent', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }], tools: [{ google_search: {} }] }, google)
+    assert.equal(plain.status, 200)
+    await plain.text()
+    rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), tokens)
+
+    // Held while it runs: the Google Search tool's searches (10) at the price, like the other search tools
+    const gw = await gateway()
+    const slow = post(
+      '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse',
+      { contents: [{ role: 'user', parts: [{ text: 'search it' }] }], tools: [{ googleSearch: {} }], mock: { raw: { ...streamOf('gemini-2.5-flash'), chunk_delay_ms: 150 } } },
+      google
+    )
+    for (let i = 0; i < 100 && (gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n) === 0n; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.isTrue(gw.catalog.cachedUser(user.userId)!.reservedPico >= 10n * search, 'the searches held')
+    const done = await slow
+    await done.text()
+    assert.equal(gw.catalog.cachedUser(user.userId)!.reservedPico, 0n)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('chat completions search models: one web search per answer citing the web (url_citation), whole and streamed; web_search_options holds one', async ({ assert }) => {
+    await setPrice({ model: 'gpt-4o-search-preview', input: '2.5', output: '10', perWebSearch: '0.025' })
+    await refreshCaches()
+    const user = await seedUser({ balance: '1' })
+    const citation = { type: 'url_citation', url_citation: { url: 'https://example.com', title: 'x', start_index: 0, end_index: 5 } }
+    const usage = { prompt_tokens: 100, completion_tokens: 30, total_tokens: 130 }
+    const completion = {
+      id: 'chatcmpl-s',
+      object: 'chat.completion',
+      created: 1,
+      model: 'gpt-4o-search-preview',
+      choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Found.', refusal: null, annotations: [citation] } }],
+      usage,
+    }
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null, extra: Record<string, unknown> = {}) =>
+      `data: ${JSON.stringify({ id: 'chatcmpl-s', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-search-preview', choices: [{ index: 0, delta, finish_reason: finish }], ...extra })}\n\n`
+    const streamed = {
+      headers: { 'content-type': 'text/event-stream' },
+      chunks: [
+        chunk({ role: 'assistant', content: '', refusal: null, annotations: [] }),
+        chunk({ content: 'Found.' }),
+        chunk({ annotations: [citation] }),
+        chunk({}, 'stop'),
+        `data: ${JSON.stringify({ id: 'chatcmpl-s', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-search-preview', choices: [], usage })}\n\n`,
+        'data: [DONE]\n\n',
+      ],
+    }
+    const tokens = 100n * 2_500_000n + 30n * 10n * M
+    const search = 25_000_000_000n
+    for (const stream of [false, true]) {
+      const response = await post(
+        '/v1/chat/completions',
+        { model: 'gpt-4o-search-preview', stream, web_search_options: {}, messages: [{ role: 'user', content: 'search it' }], mock: { raw: stream ? streamed : { body: JSON.stringify(completion) } } },
+        { authorization: `Bearer ${user.key}` }
+      )
+      assert.equal(response.status, 200)
+      await response.text()
+      const rows = await usageRows(user.userId)
+      assert.include(rows[rows.length - 1], { prompt_tokens: 100, completion_tokens: 30, estimated: false }, `stream=${stream}`)
+      assert.equal(toPico(rows[rows.length - 1].cost), tokens + search, `stream=${stream}`)
+    }
+    // Cut after the citation, before the usage chunk: the search is still billed
+    const cut = { ...streamed, chunks: streamed.chunks.slice(0, 3), then: 'destroy' as const }
+    const broken = await post(
+      '/v1/chat/completions',
+      { model: 'gpt-4o-search-preview', stream: true, messages: [{ role: 'user', content: 'search it' }], mock: { raw: cut } },
+      { authorization: `Bearer ${user.key}` }
+    )
+    await broken.text()
+    let rows = await usageRows(user.userId)
+    const row = rows[rows.length - 1]
+    assert.include(row, { error_code: 'stream_interrupted', estimated: true })
+    assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 2_500_000n + BigInt(row.completion_tokens) * 10n * M + search)
+    // No citation: no search billed
+    const uncited = { ...completion, choices: [{ ...completion.choices[0], message: { ...completion.choices[0].message, annotations: [] } }] }
+    const plain = await post('/v1/chat/completions', { model: 'gpt-4o-search-preview', messages: [{ role: 'user', content: 'hi' }], mock: { raw: { body: JSON.stringify(uncited) } } }, { authorization: `Bearer ${user.key}` })
+    await plain.text()
+    rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), tokens)
     assert.deepEqual(await ledgerProblems(), [])
   })
 })

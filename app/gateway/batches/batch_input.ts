@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { completionTokenHold } from '#gateway/metering/reservation'
+import { asksForAudio, completionTokenHold, webSearchHold } from '#gateway/metering/reservation'
 import { modelNameProblem } from '#gateway/http/model_name'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
 
@@ -9,8 +9,9 @@ import { CustomIdDigests } from '#gateway/batches/custom_ids'
  * model its lines name (OpenAI's rule too: a batch file is for one model;
  * the gateway routes, authorises and bills that model), the one endpoint
  * they call, and how many completion tokens they may use (each line's
- * max_tokens, else the default allowance: reservation.ts), for the batch's
- * hold.
+ * max_tokens, else the default allowance: reservation.ts), the web searches
+ * they may make and which of them ask for a spoken answer, for the batch's
+ * hold (as each request alone holds them).
  */
 export interface BatchInput {
   model: string
@@ -18,6 +19,10 @@ export interface BatchInput {
   endpoint: string
   lines: number
   completionHold: number
+  /** The web searches they may make (each line's webSearchHold), held at the price per search */
+  searchHold: number
+  /** Of completionHold, the tokens of lines asking for a spoken answer (asksForAudio), held at the audio output price */
+  audioHold: number
   /** The lines' custom ids, kept for the bill (custom_ids.ts: each billed once, no other) */
   customIds: Buffer
 }
@@ -48,6 +53,8 @@ export function readBatchInput(bytes: Buffer): BatchInput {
   let endpoint: string | null = null
   let lines = 0
   let completionHold = 0
+  let searchHold = 0
+  let audioHold = 0
   const customIds = new Set<string>()
   const digests = new CustomIdDigests()
   forEachLine(bytes, (text, number) => {
@@ -86,10 +93,14 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     model = body.model
     if (++lines > MAX_BATCH_LINES) throw refused(`The file has more than ${MAX_BATCH_LINES} requests`)
     // Embeddings answer no completion tokens.
-    if (line.url !== '/v1/embeddings') completionHold = Math.min(completionHold + completionTokenHold(body), MAX_COMPLETION_HOLD)
+    if (line.url === '/v1/embeddings') return
+    const completion = completionTokenHold(body)
+    completionHold = Math.min(completionHold + completion, MAX_COMPLETION_HOLD)
+    searchHold = Math.min(searchHold + webSearchHold(body), MAX_COMPLETION_HOLD)
+    if (asksForAudio(body)) audioHold = Math.min(audioHold + completion, completionHold)
   })
   if (model === null || endpoint === null) throw refused('The file holds no request line')
-  return { model, endpoint, lines, completionHold, customIds: digests.toBuffer() }
+  return { model, endpoint, lines, completionHold, searchHold, audioHold, customIds: digests.toBuffer() }
 }
 
 /**

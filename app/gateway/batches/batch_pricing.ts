@@ -1,5 +1,5 @@
 import { billable, costOf } from '#gateway/metering/pricing'
-import { holdAtPrice, promptTokenHold } from '#gateway/metering/reservation'
+import { holdAtPrice, holdPrice, promptTokenHold } from '#gateway/metering/reservation'
 import type { PriceInfo, TokenUsage } from '#gateway/types'
 
 /**
@@ -35,13 +35,17 @@ export function batchCost(price: PriceInfo | null, usage: TokenUsage, requests: 
 /**
  * What a batch holds on the balance until it is billed, as a request does
  * (reservation.ts): its prompt tokens bounded by the file's bytes, its
- * completion tokens by each line's max_tokens or the default allowance, a
- * message batch's web searches (its requests' webSearchHold) at the price per
- * search, and the per-request price once per line, at the batch percentage.
+ * completion tokens by each line's max_tokens or the default allowance
+ * (`audioTokens` of them, the lines asking for a spoken answer, at the audio
+ * output price when it is the higher: holdPrice), its web searches (each
+ * line's or request's webSearchHold) at the price per search, and the
+ * per-request price once per line, at the batch percentage.
  */
-export function batchHold(price: PriceInfo | null, bytes: number, completionTokens: number, lines: number, searches = 0): bigint {
+export function batchHold(price: PriceInfo | null, bytes: number, completionTokens: number, lines: number, searches = 0, audioTokens = 0): bigint {
   if (!price) return 0n
-  let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens, 0, searches)
+  const audio = audioTokens > completionTokens ? completionTokens : audioTokens
+  let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens - audio, 0, searches)
+  if (audio > 0) hold += BigInt(audio) * holdPrice(price, { audioAnswer: true, imageAnswer: false })!.outputPico
   if (price.perRequestPico && lines > 1) hold += price.perRequestPico * BigInt(lines - 1)
   return billable(discounted(hold))
 }

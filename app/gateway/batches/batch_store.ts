@@ -38,6 +38,9 @@ export interface BatchObjectRow {
   bytes: number | null
   lines: number | null
   completion_hold: number | null
+  /** A batch file's web searches and spoken-answer tokens, for its batches' hold (migration 1034; null: none) */
+  search_hold: number | null
+  audio_hold: number | null
   input_file_id: string | null
   status: string
   object: Record<string, any> | null
@@ -74,12 +77,16 @@ export type NewBatchObject = Omit<
   | 'request_id'
   | 'team_id'
   | 'budget_model'
+  | 'search_hold'
+  | 'audio_hold'
 > & {
   object: Record<string, any>
   hold?: string
   request_id?: string | null
   team_id?: number | null
   budget_model?: string | null
+  search_hold?: number | null
+  audio_hold?: number | null
   /** The requests' custom ids (custom_ids.ts): given, or copied from the input file of that row id */
   customIds?: { digests: Buffer } | { fromObject: number }
 }

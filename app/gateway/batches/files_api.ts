@@ -96,6 +96,8 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
     bytes: bytes.length,
     lines: input.lines,
     completion_hold: input.completionHold,
+    search_hold: input.searchHold,
+    audio_hold: input.audioHold,
     input_file_id: null,
     // Copied to each batch made of the file: its bill counts these ids' lines, each once.
     customIds: { digests: input.customIds },

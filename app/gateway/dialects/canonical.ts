@@ -245,7 +245,8 @@ export type CanonicalEvent =
    * An encoder whose format has no image output drops it (and says so).
    */
   | { type: 'image'; image: ImagePart }
-  | { type: 'usage'; usage: CanonicalUsage }
+  /** `partial`: only what the stream showed so far (its web searches), never the final count, even next to the stop */
+  | { type: 'usage'; usage: CanonicalUsage; partial?: true }
   | { type: 'stop'; reason: StopReason; sequence?: string }
   | { type: 'error'; message: string }
 
@@ -307,6 +308,18 @@ export function usageOfCounts(input: number, output: number, cacheRead: number, 
     cacheWriteTokens: Math.min(cacheWrite, input - cacheReadTokens),
     reasoningTokens: Math.min(reasoning, output),
   }
+}
+
+/**
+ * `known` with its web searches made `searches`, as a new object (the relays
+ * compare usages by identity). With no counts known yet (a Responses stream
+ * before its terminal event, a Gemini stream before its last chunk), counts of
+ * 0: a partial usage, whose tokens the tokenizer counts if the stream ends
+ * without the upstream's final one, and whose searches are billed.
+ */
+export function withWebSearches(known: CanonicalUsage | null, searches: number): CanonicalUsage {
+  const base = known ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 }
+  return { ...base, webSearches: searches }
 }
 
 /**

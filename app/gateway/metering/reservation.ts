@@ -79,21 +79,37 @@ const MAX_WEB_SEARCH_HOLD = 1000
 /**
  * The server-side web searches a request may make, for the holds: each web
  * search tool's `max_uses` (Anthropic's `web_search_*`; OpenAI Responses'
- * `web_search*` has none), else DEFAULT_WEB_SEARCH_HOLD (the searches billed
- * per search: pricing.ts). The provider bills them apart from the tokens, so
- * a hold of the tokens alone let concurrent searching calls take far more
- * than the balance.
+ * `web_search*` has none), else DEFAULT_WEB_SEARCH_HOLD; as many for each of
+ * Gemini's Google Search tools (`googleSearch`, 1.5's `googleSearchRetrieval`,
+ * either spelling: grounding, billed per prompt or, Gemini 3, per query); one
+ * for chat's `web_search_options` (a search model's call, billed once). The
+ * searches are billed per search (pricing.ts). The provider bills them apart
+ * from the tokens, so a hold of the tokens alone let concurrent searching
+ * calls take far more than the balance.
  */
 export function webSearchHold(body: Record<string, any>): number {
   let searches = 0
   const tools = body.tools
   if (Array.isArray(tools)) {
     for (const tool of tools) {
-      if (typeof tool?.type !== 'string' || !tool.type.startsWith('web_search')) continue
-      searches += Math.min(positiveInt(tool.max_uses) ?? DEFAULT_WEB_SEARCH_HOLD, MAX_WEB_SEARCH_HOLD)
+      if (tool === null || typeof tool !== 'object') continue
+      if (typeof tool.type === 'string' ? tool.type.startsWith('web_search') : groundsWithSearch(tool)) {
+        searches += Math.min(positiveInt(tool.max_uses) ?? DEFAULT_WEB_SEARCH_HOLD, MAX_WEB_SEARCH_HOLD)
+      }
     }
   }
+  if (body.web_search_options !== null && typeof body.web_search_options === 'object') searches += 1
   return searches
+}
+
+/** A Gemini tool that grounds the answer with Google Search (the REST API takes both spellings) */
+function groundsWithSearch(tool: Record<string, any>): boolean {
+  return (
+    tool.googleSearch !== undefined ||
+    tool.google_search !== undefined ||
+    tool.googleSearchRetrieval !== undefined ||
+    tool.google_search_retrieval !== undefined
+  )
 }
 
 /** The images an images request asks for, for the holds: its `n` (OpenAI's default 1). */

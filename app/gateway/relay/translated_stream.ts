@@ -70,7 +70,7 @@ export async function relayTranslatedStream(
       for (const event of held || !transform ? [original] : transform(original)) {
         if (event.type === 'usage') {
           usage = event.usage
-          counted = true
+          if (event.partial !== true) counted = true
         } else if (event.type === 'stop') stopped = true
         else if (event.type === 'delta') {
           if (!held) text.push(event.value)

@@ -1,6 +1,6 @@
 import { errorMessageOf, isCount, type Dialect } from '#gateway/dialects/dialect'
 import { decodeGeminiRequest, encodeGeminiRequest } from '#gateway/dialects/gemini/request'
-import { decodeGeminiResponse, decodeGeminiUsage, encodeGeminiResponse } from '#gateway/dialects/gemini/response'
+import { decodeGeminiResponse, encodeGeminiResponse, geminiChunkUsage, geminiUsageOfBody, stopOfChunk } from '#gateway/dialects/gemini/response'
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
 import { GeminiStreamEncoder } from '#gateway/dialects/gemini/stream_encoder'
 import { GeminiStreamCut } from '#gateway/dialects/gemini/stream_cut'
@@ -15,15 +15,18 @@ export const gemini: Dialect = {
   encodeResponse: (response, model) => encodeGeminiResponse(response, model) as unknown as Record<string, unknown>,
   streamDecoder: () => new GeminiStreamDecoder(),
   streamEncoder: (options) => new GeminiStreamEncoder(options),
-  usageOfBody: (body) => decodeGeminiUsage(body?.usageMetadata),
+  usageOfBody: geminiUsageOfBody,
   isAnswer: (body) => Array.isArray(body?.candidates) || (body?.promptFeedback !== null && typeof body?.promptFeedback === 'object'),
   encodeTokenCount: (tokens) => ({ totalTokens: tokens }),
   // Google's JSON leaves out a field at its default: a count of 0 may come as no totalTokens.
   isTokenCount: (body) => body?.totalTokens === undefined || isCount(body.totalTokens),
   passThrough: {
     // usageMetadata is cumulative: the chunk with finishReason has the final count (a blocked prompt's, its only chunk).
-    carriesUsage: (event) => event.data.includes('"finishReason"') || event.data.includes('"blockReason"'),
-    readUsage: (parsed, known) => decodeGeminiUsage(parsed?.usageMetadata) ?? known,
+    // A chunk with groundingMetadata before it is parsed too: its searches are billed if the stream is cut there.
+    carriesUsage: (event) =>
+      event.data.includes('"finishReason"') || event.data.includes('"blockReason"') || event.data.includes('"groundingMetadata"'),
+    readUsage: geminiChunkUsage,
+    isFinal: (parsed) => stopOfChunk(parsed, false) !== null,
     rewriteModel(parsed, model) {
       if (typeof parsed?.modelVersion !== 'string') return false
       parsed.modelVersion = model

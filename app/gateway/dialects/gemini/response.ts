@@ -1,4 +1,4 @@
-import { newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason } from '#gateway/dialects/canonical'
 import type { GeminiModalityCount, GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -59,6 +59,65 @@ export function decodeGeminiUsage(usage: GeminiUsage | null | undefined): Canoni
   withAudioTokens(counts, modalityCount(usage.promptTokensDetails, 'AUDIO'), modalityCount(usage.cacheTokensDetails, 'AUDIO'), modalityCount(answer, 'AUDIO'))
   // Images made (gemini-2.5-flash-image: $30 per 1M against $2.50 for its text): billed at the model's image output price.
   return withImageTokens(counts, modalityCount(answer, 'IMAGE'))
+}
+
+/** Gemini 3 and later bill grounding per search query; the models before, per grounded prompt */
+const MODEL_GENERATION = /^(?:models\/)?gemini-(\d+)/
+
+/**
+ * The searches Google bills for an answer grounded with Google Search (the
+ * `googleSearch` tool, or 1.5's `googleSearchRetrieval`): a candidate with
+ * `groundingMetadata` that searched (its `webSearchQueries`) or cites what it
+ * found (`groundingChunks`). Counted as Google bills them, by the answer's
+ * `modelVersion`: each query of `webSearchQueries` for Gemini 3 and later
+ * ($14 per 1,000 queries), else one per grounded answer ($35 per 1,000
+ * grounded prompts), priced at the model's price per web search. 0: not
+ * grounded.
+ */
+export function groundingSearches(body: any): number {
+  const candidates = body?.candidates
+  if (!Array.isArray(candidates)) return 0
+  let grounded = false
+  let queries = 0
+  for (const candidate of candidates) {
+    const grounding = candidate?.groundingMetadata
+    if (!grounding || typeof grounding !== 'object') continue
+    const asked = Array.isArray(grounding.webSearchQueries) ? grounding.webSearchQueries.length : 0
+    if (asked === 0 && !(Array.isArray(grounding.groundingChunks) && grounding.groundingChunks.length > 0)) continue
+    grounded = true
+    queries += asked
+  }
+  if (!grounded) return 0
+  const generation = typeof body.modelVersion === 'string' ? MODEL_GENERATION.exec(body.modelVersion) : null
+  return generation !== null && Number(generation[1]) >= 3 && queries > 0 ? queries : 1
+}
+
+/** A whole answer's usage: its counts, and the searches of its grounding (groundingSearches). */
+export function geminiUsageOfBody(body: any): CanonicalUsage | null {
+  const usage = decodeGeminiUsage(body?.usageMetadata)
+  if (usage === null) return null
+  const searches = groundingSearches(body)
+  if (searches > 0) usage.webSearches = searches
+  return usage
+}
+
+/**
+ * A stream chunk's usage (usageMetadata is a cumulative snapshot, and so is
+ * groundingMetadata where a chunk repeats it: the most searches any chunk
+ * showed, not their sum). A chunk grounding without counts: `known` with its
+ * searches (a partial usage: a stream cut before its last chunk is billed
+ * them); else `known` itself.
+ */
+export function geminiChunkUsage(chunk: any, known: CanonicalUsage | null): CanonicalUsage | null {
+  const usage = decodeGeminiUsage(chunk?.usageMetadata)
+  const shown = known?.webSearches ?? 0
+  const grounded = groundingSearches(chunk)
+  const searches = grounded > shown ? grounded : shown
+  if (usage !== null) {
+    if (searches > 0) usage.webSearches = searches
+    return usage
+  }
+  return searches > shown ? withWebSearches(known, searches) : known
 }
 
 /** A modality's count in a breakdown (0 when none). */
@@ -141,7 +200,7 @@ export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
     model: String(body?.modelVersion ?? ''),
     content,
     stopReason: stopOfChunk(body, sawTool) ?? stopOfGemini(undefined, sawTool),
-    usage: decodeGeminiUsage(body?.usageMetadata),
+    usage: geminiUsageOfBody(body),
   }
 }
 

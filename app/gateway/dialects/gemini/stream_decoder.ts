@@ -1,7 +1,7 @@
-import { newToolCallId, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
+import { newToolCallId, withWebSearches, type CanonicalEvent, type CanonicalUsage, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
-import { decodeGeminiUsage, imageOfPart, stopOfChunk } from '#gateway/dialects/gemini/response'
+import { decodeGeminiUsage, groundingSearches, imageOfPart, stopOfChunk } from '#gateway/dialects/gemini/response'
 import type { GeminiResponse } from '#gateway/dialects/gemini/types'
 
 /**
@@ -16,6 +16,9 @@ export class GeminiStreamDecoder implements StreamDecoder {
   #started = false
   #blocks = new OpenBlock()
   #sawTool = false
+  /** The last usage pushed, and the most searches a chunk's grounding showed (groundingSearches) */
+  #usage: CanonicalUsage | null = null
+  #searches = 0
 
   push(event: { data: string }): CanonicalEvent[] {
     const chunk = parseJson(event.data) as (GeminiResponse & { error?: { message?: string } }) | null
@@ -51,8 +54,18 @@ export class GeminiStreamDecoder implements StreamDecoder {
         }
       }
     }
-    const usage = decodeGeminiUsage(chunk.usageMetadata)
-    if (usage) out.push({ type: 'usage', usage })
+    // Each chunk's snapshot, with the most searches a chunk's grounding showed; a chunk grounding without
+    // counts: partial (a stream cut before its last chunk is billed its searches).
+    const counts = decodeGeminiUsage(chunk.usageMetadata)
+    const shown = this.#searches
+    const grounded = groundingSearches(chunk)
+    if (grounded > shown) this.#searches = grounded
+    if (counts !== null) {
+      if (this.#searches > 0) counts.webSearches = this.#searches
+      out.push({ type: 'usage', usage: (this.#usage = counts) })
+    } else if (this.#searches > shown) {
+      out.push({ type: 'usage', usage: (this.#usage = withWebSearches(this.#usage, this.#searches)), partial: true })
+    }
     // As the non-stream answer says it: a finishReason, or a blocked prompt (content_filter, not an empty "stop")
     const stop = stopOfChunk(chunk, this.#sawTool)
     if (stop) {

@@ -1,6 +1,8 @@
 import { errorMessageOf, reasoningRules, type Dialect, type EncodeHints } from '#gateway/dialects/dialect'
 import { decodeChatRequest, effortOfBudget, encodeChatRequest, openRouterReasoning, thinkingBudget } from '#gateway/dialects/openai_chat/request'
 import {
+  chatChunkUsage,
+  chatUsageOfBody,
   decodeChatResponse,
   decodeChatUsage,
   encodeChatResponse,
@@ -21,11 +23,13 @@ export const openAiChat: Dialect = {
   encodeResponse: (response, model, upstream) => encodeChatResponse(response, model, upstream) as unknown as Record<string, unknown>,
   streamDecoder: () => new ChatStreamDecoder(),
   streamEncoder: (options) => new ChatStreamEncoder(options),
-  usageOfBody: (body) => decodeChatUsage(body?.usage),
+  usageOfBody: chatUsageOfBody,
   isAnswer: (body) => Array.isArray(body?.choices) && body.choices.length > 0,
   passThrough: {
-    carriesUsage: (event) => event.data.includes('"usage"'),
-    readUsage: (parsed, known) => decodeChatUsage(parsed?.usage) ?? known,
+    // A chunk citing the web (a search model's) is parsed too: the search it shows is billed (chatChunkUsage).
+    carriesUsage: (event) => event.data.includes('"usage"') || event.data.includes('"url_citation"'),
+    readUsage: chatChunkUsage,
+    isFinal: (parsed) => decodeChatUsage(parsed?.usage) !== null,
     rewriteModel(parsed, model) {
       if (typeof parsed?.model !== 'string') return false
       parsed.model = model

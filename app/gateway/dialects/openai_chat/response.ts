@@ -1,4 +1,4 @@
-import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type StopReason } from '#gateway/dialects/canonical'
+import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type StopReason } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatImage, ChatUsage } from '#gateway/dialects/openai_chat/types'
 
@@ -56,6 +56,45 @@ export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalU
   return images ? withImageTokens(counts, num(images)) : counts
 }
 
+/**
+ * Did the model search the web? Chat has no search count: OpenAI's search
+ * models (gpt-4o-search-preview, `web_search_options`) bill a web search per
+ * call and answer with `url_citation` annotations (a whole answer's
+ * `message.annotations`, a stream's `delta.annotations`), which say it ran.
+ */
+export function citesWeb(choices: unknown): boolean {
+  if (!Array.isArray(choices)) return false
+  for (const choice of choices) {
+    const annotations = (choice?.message ?? choice?.delta)?.annotations
+    if (!Array.isArray(annotations)) continue
+    for (const annotation of annotations) if (annotation?.type === 'url_citation') return true
+  }
+  return false
+}
+
+/** A whole chat answer's usage: its counts, and one web search when it cites the web (citesWeb). */
+export function chatUsageOfBody(body: any): CanonicalUsage | null {
+  const usage = decodeChatUsage(body?.usage)
+  if (usage !== null && citesWeb(body?.choices)) usage.webSearches = 1
+  return usage
+}
+
+/**
+ * A stream chunk's usage: the usage chunk's counts (with the search a chunk
+ * before it showed), or, on a chunk citing the web before it, `known` with
+ * its one search (a partial usage: a stream cut before the usage chunk is
+ * billed it).
+ */
+export function chatChunkUsage(chunk: any, known: CanonicalUsage | null): CanonicalUsage | null {
+  const usage = decodeChatUsage(chunk?.usage)
+  const cited = known?.webSearches === 1 || citesWeb(chunk?.choices)
+  if (usage !== null) {
+    if (cited) usage.webSearches = 1
+    return usage
+  }
+  return cited && known?.webSearches !== 1 ? withWebSearches(known, 1) : known
+}
+
 /** Canonical usage -> OpenAI's; with its `cost` when the client asked for usage accounting (EncoderOptions.usageCost). */
 export function encodeChatUsage(usage: CanonicalUsage, cost?: ((usage: CanonicalUsage) => number) | null): ChatUsage {
   const encoded: ChatUsage = {
@@ -98,7 +137,7 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
     model: String(body?.model ?? ''),
     content,
     stopReason: stopOfFinish(choice?.finish_reason, typeof refusal === 'string' && refusal !== ''),
-    usage: decodeChatUsage(body?.usage),
+    usage: chatUsageOfBody(body),
   }
 }
 

@@ -1,7 +1,7 @@
-import { imageFromUrl, newToolCallId, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
+import { imageFromUrl, newToolCallId, withWebSearches, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
-import { decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
+import { citesWeb, decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
 import type { ChatChunk, ChatToolCallDelta } from '#gateway/dialects/openai_chat/types'
 
 /**
@@ -36,6 +36,8 @@ export class ChatStreamDecoder implements StreamDecoder {
   #pending: Map<number, PendingCall> | null = null
   /** Chat indices already emitted and closed: later pieces for them have no block to go to */
   #closed: Set<number> | null = null
+  /** A chunk cited the web (citesWeb): the answer's one web search */
+  #searched = false
   /** A `refusal` delta came: the finish ("stop") is a refusal */
   #refused = false
 
@@ -92,8 +94,15 @@ export class ChatStreamDecoder implements StreamDecoder {
       this.#blocks.close(out)
       out.push({ type: 'stop', reason: stopOfFinish(choice.finish_reason, this.#refused) })
     }
-    const usage = decodeChatUsage(chunk.usage)
-    if (usage) out.push({ type: 'usage', usage })
+    // The usage chunk's counts (with the search a chunk cited before it); a chunk citing the web before it:
+    // its one search, a partial usage (a stream cut before the usage chunk is billed it).
+    const counts = decodeChatUsage(chunk.usage)
+    const cited = citesWeb(chunk.choices)
+    if (counts !== null) {
+      if (cited || this.#searched) counts.webSearches = 1
+      out.push({ type: 'usage', usage: counts })
+    } else if (cited && !this.#searched) out.push({ type: 'usage', usage: withWebSearches(null, 1), partial: true })
+    if (cited) this.#searched = true
     return out
   }
 

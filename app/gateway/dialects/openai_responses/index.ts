@@ -4,6 +4,8 @@ import {
   decodeResponsesResponse,
   decodeResponsesUsage,
   encodeResponsesResponse,
+  finalResponsesUsage,
+  usageAfterItemDone,
 } from '#gateway/dialects/openai_responses/response'
 import { ResponsesStreamDecoder } from '#gateway/dialects/openai_responses/stream_decoder'
 import { ResponsesStreamEncoder } from '#gateway/dialects/openai_responses/stream_encoder'
@@ -11,6 +13,7 @@ import { ResponsesStreamCut } from '#gateway/dialects/openai_responses/stream_cu
 import { responsesStreamError } from '#gateway/dialects/stream_failure'
 
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+const ITEM_DONE = 'response.output_item.done'
 
 /** OpenAI Responses (`POST /v1/responses`), the only wire Codex speaks. */
 export const openAiResponses: Dialect = {
@@ -24,10 +27,15 @@ export const openAiResponses: Dialect = {
   usageOfBody: (body) => decodeResponsesUsage(body?.usage, body?.output),
   isAnswer: (body) => Array.isArray(body?.output),
   passThrough: {
-    // Usage comes once, on the terminal response.* event.
+    // Usage comes once, on the terminal response.* event; a web search is counted as its item is done, for a
+    // stream cut before that event (only those items' events are parsed, found by a string test).
     carriesUsage: (event) =>
-      event.event !== undefined ? FINAL_EVENTS.has(event.event) : event.data.includes('"response.completed"'),
-    readUsage: (parsed, known) => decodeResponsesUsage(parsed?.response?.usage, parsed?.response?.output) ?? known,
+      event.event !== undefined
+        ? FINAL_EVENTS.has(event.event) || (event.event === ITEM_DONE && event.data.includes('"web_search_call"'))
+        : event.data.includes('"response.completed"') || (event.data.includes('"web_search_call"') && event.data.includes(`"${ITEM_DONE}"`)),
+    readUsage: (parsed, known) =>
+      parsed?.type === ITEM_DONE ? usageAfterItemDone(parsed.item, known) : finalResponsesUsage(parsed?.response, known),
+    isFinal: (parsed) => parsed?.type !== ITEM_DONE,
     isLast: (event) => event.event !== undefined && FINAL_EVENTS.has(event.event),
     streamCut: () => new ResponsesStreamCut(),
     upstreamError: (event) => {

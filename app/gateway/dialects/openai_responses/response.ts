@@ -3,6 +3,7 @@ import {
   num,
   usageOfCounts,
   countsReported,
+  withWebSearches,
   type CanonicalResponse,
   type CanonicalUsage,
   type ReasoningPart,
@@ -30,6 +31,32 @@ export function decodeResponsesUsage(usage: ResponsesUsage | null | undefined, o
     if (searches > 0) counts.webSearches = searches
   }
   return counts
+}
+
+/**
+ * A stream's `response.output_item.done`: a finished `web_search_call` item is
+ * one more search (`known` itself for any other item). The terminal event's
+ * usage states the count (finalResponsesUsage); a stream cut before it (the
+ * client gone, the balance spent, the upstream dropped) is billed the searches
+ * it showed, which OpenAI ran and bills, as Anthropic's are
+ * (usageAfterBlockStart).
+ */
+export function usageAfterItemDone(item: any, known: CanonicalUsage | null): CanonicalUsage | null {
+  if (item?.type !== 'web_search_call') return known
+  return withWebSearches(known, (known?.webSearches ?? 0) + 1)
+}
+
+/**
+ * The usage of a terminal event's response (`known` when it has none that can
+ * be believed): its `output`'s web_search_call items are the searches, never
+ * fewer than the stream already showed (the same searches: not added twice).
+ */
+export function finalResponsesUsage(response: any, known: CanonicalUsage | null): CanonicalUsage | null {
+  const usage = decodeResponsesUsage(response?.usage, response?.output)
+  if (usage === null) return known
+  const shown = known?.webSearches ?? 0
+  if (shown > (usage.webSearches ?? 0)) usage.webSearches = shown
+  return usage
 }
 
 export function encodeResponsesUsage(usage: CanonicalUsage): ResponsesUsage {

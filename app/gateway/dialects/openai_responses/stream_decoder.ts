@@ -1,6 +1,6 @@
-import type { CanonicalEvent, StreamDecoder } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
-import { decodeResponsesUsage, stopOfResponse } from '#gateway/dialects/openai_responses/response'
+import { finalResponsesUsage, stopOfResponse, usageAfterItemDone } from '#gateway/dialects/openai_responses/response'
 
 /**
  * Responses SSE -> canonical events. Output items become blocks (by
@@ -13,6 +13,8 @@ export class ResponsesStreamDecoder implements StreamDecoder {
   #blocks = new Map<number, { index: number; kind: string; filled: boolean }>()
   #next = 0
   #sawTool = false
+  /** The web searches shown so far (web_search_call items done), as a partial usage; null: none */
+  #usage: CanonicalUsage | null = null
 
   /** The terminal response.* event came: whatever a broken upstream sends after it is not part of the answer */
   #done = false
@@ -43,13 +45,18 @@ export class ResponsesStreamDecoder implements StreamDecoder {
       case 'response.custom_tool_call_input.delta':
         this.#delta(payload, 'arguments', out)
         break
-      case 'response.output_item.done':
+      case 'response.output_item.done': {
+        // A web search: counted now (usageAfterItemDone), for a stream cut before response.completed.
+        const usage = usageAfterItemDone(payload.item, this.#usage)
+        if (usage !== this.#usage && usage !== null) out.push({ type: 'usage', usage: (this.#usage = usage), partial: true })
         this.#itemDone(Number(payload.output_index), payload.item ?? {}, out)
         break
+      }
       case 'response.completed':
       case 'response.incomplete': {
-        const usage = decodeResponsesUsage(payload.response?.usage, payload.response?.output)
-        if (usage) out.push({ type: 'usage', usage })
+        // Only a count the terminal event carries: the searches shown alone are no final usage (the relay would bill them as one).
+        const usage = finalResponsesUsage(payload.response, this.#usage)
+        if (usage !== null && usage !== this.#usage) out.push({ type: 'usage', usage })
         out.push({ type: 'stop', reason: stopOfResponse(payload.response ?? {}, this.#sawTool) })
         this.#done = true
         break
