@@ -369,6 +369,31 @@ test.group('Bedrock channels', (group) => {
     assert.equal(mock.requests.length, sent)
   })
 
+  test('a stream whose body ends inside its last frame (InvokeModel, Converse) is interrupted: the client told in its format, the row says so', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    // InvokeModel: message_stop's frame cut 5 bytes short (the body itself ends cleanly)
+    mock.script({ cutLast: 5 })
+    let answer = await post('/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 64, stream: true, messages: hi }, anthropicHeaders(user.key))
+    assert.equal(answer.status, 200)
+    let events = parseSse(await answer.text())
+    assert.equal(events[0].event, 'message_start')
+    assert.notInclude(events.map((e) => e.event), 'message_stop')
+    assert.equal(events[events.length - 1].event, 'error')
+    let rows = await usageRows(user.userId)
+    assert.include(rows[rows.length - 1], { provider: 'bedrock', error_code: 'stream_interrupted' })
+
+    // Converse: the metadata frame (the usage) cut; an OpenAI client
+    mock.script({ cutLast: 3 })
+    answer = await post('/v1/chat/completions', { model: 'llama-4', stream: true, messages: hi }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    const text = await answer.text()
+    assert.include(text, 'Hello')
+    assert.match(text, /"error":\{/)
+    rows = await usageRows(user.userId)
+    assert.include(rows[rows.length - 1], { provider: 'bedrock', model: 'llama-4', error_code: 'stream_interrupted' })
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
   test('Bedrock API key mode: Authorization Bearer, no signature', async ({ assert }) => {
     const channel = await seedChannel({
       name: 'bedrock-key',

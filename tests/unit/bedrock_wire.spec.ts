@@ -1,4 +1,5 @@
 import { test } from '@japa/runner'
+import { crc32 } from 'node:zlib'
 import { authorization, canonicalRequest, sha256Hex, signRequest } from '#gateway/providers/bedrock/sigv4'
 import { EventStreamDecoder } from '#gateway/providers/bedrock/event_stream'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
@@ -120,6 +121,62 @@ test.group('Bedrock event stream', () => {
     const broken = chunkEvent({ type: 'ping' })
     broken[broken.length - 1] ^= 1
     assert.throws(() => new EventStreamDecoder().push(broken), /checksum/)
+  })
+
+  test('a large frame trickled in small chunks is joined once, not on every chunk (the event loop is not held)', ({ assert }) => {
+    // 8 MB in 4 KB chunks: joined on every chunk this copied ~8 GB (seconds of a blocked event loop).
+    const big = frame({ ':event-type': 'chunk', ':message-type': 'event' }, Buffer.alloc(8 * 1024 * 1024, 0x61))
+    const decoder = new EventStreamDecoder()
+    const started = performance.now()
+    let messages = 0
+    for (let at = 0; at < big.length; at += 4096) messages += decoder.push(big.subarray(at, at + 4096)).length
+    const ms = performance.now() - started
+    assert.equal(messages, 1)
+    assert.isFalse(decoder.pending)
+    assert.isBelow(ms, 1500, `decoded in ${ms.toFixed(0)} ms`)
+  })
+
+  test("a hostile prelude throws as soon as it is in: a length of 2^31, a header length past the frame, a prelude's checksum", ({ assert }) => {
+    const prelude = (total: number, headers: number, fix = true) => {
+      const bytes = Buffer.alloc(12)
+      bytes.writeUInt32BE(total, 0)
+      bytes.writeUInt32BE(headers, 4)
+      bytes.writeUInt32BE(fix ? crc32(bytes.subarray(0, 8)) : 0, 8)
+      return bytes
+    }
+    // Not waited for: the 12 bytes of the prelude are enough to refuse it.
+    assert.throws(() => new EventStreamDecoder().push(prelude(2 ** 31, 0)), /bad message length 2147483648/)
+    assert.throws(() => new EventStreamDecoder().push(prelude(100, 200)), /bad message length 100/)
+    assert.throws(() => new EventStreamDecoder().push(prelude(100, 10, false)), /prelude checksum/)
+    // ...also when it comes a byte at a time after a good frame
+    const decoder = new EventStreamDecoder()
+    const bytes = Buffer.concat([chunkEvent({ type: 'ping' }), prelude(0xffffffff, 0)])
+    let seen = 0
+    assert.throws(() => {
+      for (let at = 0; at < bytes.length; at++) seen += decoder.push(bytes.subarray(at, at + 1)).length
+    }, /bad message length/)
+    assert.equal(seen, 1)
+  })
+
+  test('a body that ends inside a frame is a failure of the read, not a clean end (InvokeModel and Converse streams)', ({ assert }) => {
+    const whole = Buffer.concat([chunkEvent({ type: 'message_start', message: { id: 'm' } }), chunkEvent({ type: 'message_stop' })])
+    const invoke = new BedrockToAnthropicSse()
+    invoke.push(whole.subarray(0, whole.length - 5))
+    assert.throws(() => invoke.end(), /ended inside a message/)
+    const complete = new BedrockToAnthropicSse()
+    complete.push(whole)
+    assert.isNull(complete.end())
+
+    const converse = Buffer.concat([
+      converseEvent('messageStart', { role: 'assistant' }),
+      converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Hi' } }),
+      converseEvent('messageStop', { stopReason: 'end_turn' }),
+      converseEvent('metadata', { usage: { inputTokens: 3, outputTokens: 1 } }),
+    ])
+    const cut = new ConverseToAnthropicSse('m', 'x')
+    cut.push(converse.subarray(0, converse.length - 3))
+    // Its stop came, its usage was in the frame cut: no message_stop written as if it had ended
+    assert.throws(() => cut.end(), /ended inside a message/)
   })
 })
 

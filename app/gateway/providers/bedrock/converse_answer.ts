@@ -149,8 +149,13 @@ export class ConverseToAnthropicSse implements BodyDecoder {
     return out ? Buffer.from(out) : null
   }
 
-  /** The stream ended without `metadata`: the stop is still written (no usage: the gateway estimates, as for any cut stream). */
+  /**
+   * The stream ended without `metadata`: the stop is still written (no
+   * usage: the gateway estimates, as for any cut stream). One that ended
+   * inside a frame was cut: the read fails.
+   */
   end(): Buffer | null {
+    this.#frames.end()
     if (this.#done || this.#stop === null) return null
     return Buffer.from(this.#finish(null))
   }
