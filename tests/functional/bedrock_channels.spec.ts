@@ -10,6 +10,7 @@ import { MockBedrock } from '#tests/fixtures/mock_bedrock'
 import { anthropic, parseSse } from '#tests/clients'
 import { balanceAndLedger, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
+import { answerBudget } from '#gateway/upstream/answer_limits'
 
 async function run(command: any, args: string[]) {
   const instance = await ace.create(command, args)
@@ -392,6 +393,57 @@ test.group('Bedrock channels', (group) => {
     rows = await usageRows(user.userId)
     assert.include(rows[rows.length - 1], { provider: 'bedrock', model: 'llama-4', error_code: 'stream_interrupted' })
     assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('Converse without usage (whole, metadata without it, no metadata): estimated by the gateway, never billed as zero tokens', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    mock.script({ noUsage: 'usage' })
+    const whole = await client.chat.completions.create({ model: 'llama-4', messages: hi })
+    assert.equal(whole.choices[0].message.content, 'Hello from Bedrock.')
+    for (const noUsage of ['usage', 'metadata'] as const) {
+      mock.script({ noUsage })
+      const stream = await client.chat.completions.create({ model: 'llama-4', messages: hi, stream: true })
+      let text = ''
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? ''
+      assert.equal(text, 'Hello from Bedrock.')
+    }
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 3)
+    for (const row of rows) {
+      assert.include(row, { status: 200, model: 'llama-4', provider: 'bedrock', estimated: true })
+      assert.isAbove(row.prompt_tokens, 0)
+      assert.isAbove(row.completion_tokens, 0)
+      assert.isTrue(toPico(row.cost) > 0n)
+    }
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.isTrue(toPico(money.balance) < 1_000_000_000_000n)
+  })
+
+  test("a large whole Converse answer counts in the answers' budget while it arrives, and gives it back when the upstream cuts it or it ends", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const before = answerBudget.used
+    for (const cut of [true, false]) {
+      mock.script({ pad: { bytes: 4 * 1024 * 1024, holdMs: 400, cut } })
+      const answer = post('/v1/chat/completions', { model: 'llama-4', messages: hi }, { authorization: `Bearer ${user.key}` })
+      // Halfway (2 MB in) the upstream pauses: the first MB is free, the rest is held in the budget
+      let held = 0
+      for (let i = 0; i < 30 && held === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        held = answerBudget.used - before
+      }
+      assert.isAbove(held, 512 * 1024, `cut: ${cut}`)
+      const response = await answer
+      if (cut) {
+        assert.equal(response.status, 502)
+        assert.equal(((await response.json()) as any).error.code, 'provider_error')
+      } else {
+        assert.equal(response.status, 200)
+        assert.lengthOf(((await response.json()) as any).choices[0].message.content, 4 * 1024 * 1024 + 'Hello from Bedrock.'.length)
+      }
+      assert.equal(answerBudget.used, before, `given back (cut: ${cut})`)
+    }
   })
 
   test('Bedrock API key mode: Authorization Bearer, no signature', async ({ assert }) => {

@@ -11,6 +11,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { normaliseBaseUrl } from '#gateway/providers/base_url'
 import { frame } from '#tests/fixtures/mock_bedrock'
 import type { ChannelInfo } from '#gateway/types'
+import { answerBudget, answerLimits } from '#gateway/upstream/answer_limits'
 import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 
 /**
@@ -376,7 +377,39 @@ test.group('Bedrock Converse', () => {
     })
     const filtered = new ConverseToAnthropicJson('m', 'x')
     filtered.push(Buffer.from(JSON.stringify({ output: { message: { content: [] } }, stopReason: 'guardrail_intervened', usage: {} })))
-    assert.equal(JSON.parse(filtered.end()!.toString()).stop_reason, 'refusal')
+    const refusal = JSON.parse(filtered.end()!.toString())
+    assert.equal(refusal.stop_reason, 'refusal')
+    // `usage: {}`, or none: counts that say nothing (the gateway estimates), not zero tokens
+    assert.deepEqual(refusal.usage, { input_tokens: null, output_tokens: null })
+    const bare = new ConverseToAnthropicJson('m', 'x')
+    bare.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ text: 'Hi' }] } }, stopReason: 'end_turn' })))
+    assert.deepEqual(JSON.parse(bare.end()!.toString()).usage, { input_tokens: null, output_tokens: null })
+  })
+
+  test("a whole Converse answer's bytes past its first MB are taken from the answers' budget while it is read, given back at its end or failure", ({ assert }) => {
+    const MB = 1024 * 1024
+    const limit = answerLimits.inflightBytes
+    const before = answerBudget.used
+    answerLimits.inflightBytes = 1.5 * MB
+    try {
+      const decoder = new ConverseToAnthropicJson('m', 'x')
+      const text = 'y'.repeat(2 * MB)
+      const body = Buffer.from(JSON.stringify({ output: { message: { content: [{ text }] } }, stopReason: 'end_turn', usage: { inputTokens: 1, outputTokens: 2 } }))
+      for (let at = 0; at < body.length; at += 64 * 1024) decoder.push(body.subarray(at, at + 64 * 1024))
+      assert.equal(answerBudget.used - before, body.length - MB)
+      // A second one at once, past the budget: refused while it is read
+      const second = new ConverseToAnthropicJson('m2', 'x')
+      assert.throws(() => {
+        for (let at = 0; at < body.length; at += 64 * 1024) second.push(body.subarray(at, at + 64 * 1024))
+      }, /large upstream answers/)
+      second.dispose()
+      assert.equal(answerBudget.used - before, body.length - MB)
+      assert.equal(JSON.parse(decoder.end()!.toString()).content[0].text.length, text.length)
+      decoder.dispose()
+      assert.equal(answerBudget.used, before)
+    } finally {
+      answerLimits.inflightBytes = limit
+    }
   })
 
   test('converse-stream as Anthropic SSE whatever the chunking: text without a start, a tool block, the usage from metadata', ({ assert }) => {
@@ -393,7 +426,7 @@ test.group('Bedrock Converse', () => {
       converseEvent('metadata', { usage: { inputTokens: 7, outputTokens: 5, totalTokens: 12, cacheReadInputTokens: 3 }, metrics: { latencyMs: 9 } }),
     ])
     const expected = [
-      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } } }],
+      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: null, output_tokens: null } } }],
       ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
       ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Let me' } }],
       ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ' check.' } }],
