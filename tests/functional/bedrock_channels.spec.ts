@@ -11,6 +11,7 @@ import { anthropic, parseSse } from '#tests/clients'
 import { balanceAndLedger, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 import { answerBudget } from '#gateway/upstream/answer_limits'
+import { awsClock } from '#gateway/providers/bedrock/bedrock_adapter'
 
 async function run(command: any, args: string[]) {
   const instance = await ace.create(command, args)
@@ -492,6 +493,31 @@ test.group('Bedrock channels', (group) => {
     assert.isFalse(row.enabled)
     assert.include(row.disabled_reason, 'HTTP 401')
     assert.include(row.disabled_reason, 'signature we calculated does not match')
+  })
+
+  test("a gateway clock 10 minutes off AWS's: the refused signature fails over, the channel stays, the next request is signed on AWS's time", async ({ assert }) => {
+    const skewed = new MockBedrock({ region: 'us-east-1', accessKeyId: 'AKIDSKEW', secretAccessKey: 'skew/Secret' })
+    await skewed.start()
+    skewed.clockSkewMs = 10 * 60_000
+    try {
+      const channel = await seedChannel({ name: 'bedrock-skew', provider: 'bedrock', baseUrl: `${skewed.origin}?region=us-east-1`, apiKey: 'AKIDSKEW:skew/Secret', models: [], modelMapping: { 'claude-skew': SONNET } })
+      const user = await seedUser({ balance: '1' })
+      const first = await post('/v1/chat/completions', { model: 'claude-skew', messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.include([502, 503], first.status)
+      assert.isFalse(skewed.lastRequest().signed)
+      assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === channel.id)!.enabled, 'the clock is no bad key')
+      const second = await openai(user.key).chat.completions.create({ model: 'claude-skew', messages: hi })
+      assert.equal(second.choices[0].message.content, 'Hello from Bedrock.')
+      assert.isTrue(skewed.lastRequest().signed)
+      const signedAt = String(skewed.lastRequest().headers['x-amz-date'])
+      const iso = `${signedAt.slice(0, 4)}-${signedAt.slice(4, 6)}-${signedAt.slice(6, 11)}:${signedAt.slice(11, 13)}:${signedAt.slice(13)}`
+      assert.closeTo(Date.parse(iso) - Date.now(), 10 * 60_000, 5_000)
+      // A wrong secret on a right clock is still bad credentials (the channel test above)
+      assert.isTrue((await db.from('channels').where('id', channel.id).first()).enabled)
+    } finally {
+      awsClock.offsetMs = 0
+      await skewed.stop()
+    }
   })
 
   test('session token credentials; the panel Test and channel:test; channel:create takes a bare region', async ({ assert }) => {

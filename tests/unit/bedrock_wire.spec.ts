@@ -3,7 +3,7 @@ import { crc32 } from 'node:zlib'
 import { authorization, canonicalRequest, sha256Hex, signRequest } from '#gateway/providers/bedrock/sigv4'
 import { EventStreamDecoder } from '#gateway/providers/bedrock/event_stream'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
-import { bedrockAdapter, bedrockStatus, isClaude } from '#gateway/providers/bedrock/bedrock_adapter'
+import { awsClock, bedrockAdapter, bedrockStatus, isClaude } from '#gateway/providers/bedrock/bedrock_adapter'
 import { bedrockKeySecrets, bedrockRegion, environmentAuth, parseBedrockKey } from '#gateway/providers/bedrock/bedrock_settings'
 import { converseBody } from '#gateway/providers/bedrock/converse_request'
 import { ConverseToAnthropicJson, ConverseToAnthropicSse } from '#gateway/providers/bedrock/converse_answer'
@@ -240,6 +240,31 @@ test.group('Bedrock channel settings', () => {
     assert.equal(bedrockStatus(429, type('ThrottlingException')), 429)
     assert.equal(bedrockStatus(408, type('ModelTimeoutException')), 504)
     assert.equal(bedrockStatus(200, {}), 200)
+  })
+
+  test("a refused signature whose answer's Date is minutes off the gateway's clock: a passing failure, the offset learnt and signed with", ({ assert }) => {
+    const refused = (date: number) => ({
+      'x-amzn-errortype': 'InvalidSignatureException:http://internal.amazon.com/coral/com.amazon.bedrock/',
+      'date': new Date(date).toUTCString(),
+    })
+    try {
+      // A second or two off (the Date header's rounding, the trip): a wrong key is a wrong key
+      assert.equal(bedrockStatus(403, refused(Date.now() + 2000)), 401)
+      assert.equal(awsClock.offsetMs, 0)
+      assert.equal(bedrockStatus(403, refused(Date.now() - 7 * 60_000)), 503)
+      assert.closeTo(awsClock.offsetMs, -7 * 60_000, 2000)
+      // Signed on AWS's time from then on
+      const request = bedrockAdapter.request(channel('https://bedrock-runtime.us-east-1.amazonaws.com', 'AKID:SECRET'), {
+        operation: 'generate', dialect: 'anthropic_messages', model: 'anthropic.claude-x-v1:0', stream: false, body: '{"messages":[]}', clientHeaders: {},
+      })
+      const signed = request.headers['x-amz-date']
+      const at = Date.parse(`${signed.slice(0, 4)}-${signed.slice(4, 6)}-${signed.slice(6, 11)}:${signed.slice(11, 13)}:${signed.slice(13)}`)
+      assert.closeTo(at - Date.now(), -7 * 60_000, 3000)
+      // ...and a refusal on that corrected clock is bad credentials again
+      assert.equal(bedrockStatus(403, refused(Date.now() - 7 * 60_000)), 401)
+    } finally {
+      awsClock.offsetMs = 0
+    }
   })
 })
 
