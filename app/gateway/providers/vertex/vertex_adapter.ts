@@ -130,7 +130,7 @@ function prefixOf(channel: ChannelInfo): string {
 
 /** Sets the request's credentials: a cached token at once, else a prepare() the dispatcher awaits. */
 function authorise(channel: ChannelInfo, request: UpstreamRequest) {
-  const { auth, tokenKey, prefix } = settingsOf(channel)
+  const { auth, tokenKey, prefix, cachedAnswer } = settingsOf(channel)
   if (!auth) return
   switch (auth.kind) {
     case 'api_key':
@@ -151,7 +151,7 @@ function authorise(channel: ChannelInfo, request: UpstreamRequest) {
       const token = cachedToken(tokenKey!)
       if (token) {
         request.headers['authorization'] = `Bearer ${token}`
-        request.answer = settingsOf(channel).cachedAnswer
+        request.answer = cachedAnswer
         return
       }
       request.prepare = async () => {
