@@ -8,6 +8,7 @@ import { bedrockKeySecrets, bedrockRegion, environmentAuth, parseBedrockKey } fr
 import { converseBody } from '#gateway/providers/bedrock/converse_request'
 import { ConverseToAnthropicJson, ConverseToAnthropicSse } from '#gateway/providers/bedrock/converse_answer'
 import { GatewayError } from '#exceptions/gateway_error'
+import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { normaliseBaseUrl } from '#gateway/providers/base_url'
 import { frame } from '#tests/fixtures/mock_bedrock'
 import type { ChannelInfo } from '#gateway/types'
@@ -406,6 +407,12 @@ test.group('Bedrock Converse', () => {
     assert.equal(refusal.stop_reason, 'refusal')
     // `usage: {}`, or none: counts that say nothing (the gateway estimates), not zero tokens
     assert.deepEqual(refusal.usage, { input_tokens: null, output_tokens: null })
+    // A negative count is handed on as reported, for the usage reader to refuse (estimated), not made 0 (free)
+    const negative = new ConverseToAnthropicJson('m', 'x')
+    negative.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ text: 'Hi' }] } }, usage: { inputTokens: -5, outputTokens: 3 } })))
+    const negativeUsage = JSON.parse(negative.end()!.toString()).usage
+    assert.equal(negativeUsage.input_tokens, -5)
+    assert.isNull(decodeAnthropicUsage(negativeUsage))
     const bare = new ConverseToAnthropicJson('m', 'x')
     bare.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ text: 'Hi' }] } }, stopReason: 'end_turn' })))
     assert.deepEqual(JSON.parse(bare.end()!.toString()).usage, { input_tokens: null, output_tokens: null })
