@@ -42,12 +42,18 @@ export class EventStreamDecoder {
   /** The messages completed by this chunk (usually one, sometimes none or several). */
   push(chunk: Buffer): EventMessage[] {
     if (chunk.length === 0) return NONE
-    this.#parts.push(chunk)
-    this.#held += chunk.length
-    if (this.#held < this.#need) return NONE
-    let data = this.#parts.length === 1 ? this.#parts[0] : Buffer.concat(this.#parts, this.#held)
-    this.#parts = []
-    this.#held = 0
+    if (this.#held + chunk.length < this.#need) {
+      // A copy when the chunk is a small view into a larger read (which it would keep alive).
+      this.#parts.push(chunk.length * 2 < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk)
+      this.#held += chunk.length
+      return NONE
+    }
+    // The usual chunk (whole messages, nothing held) is read in place, with no array or copy made for it.
+    let data = this.#held === 0 ? chunk : Buffer.concat([...this.#parts, chunk], this.#held + chunk.length)
+    if (this.#held > 0) {
+      this.#parts.length = 0
+      this.#held = 0
+    }
     this.#need = PRELUDE
     let messages = NONE
     while (data.length >= PRELUDE) {
