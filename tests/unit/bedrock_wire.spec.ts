@@ -413,6 +413,20 @@ test.group('Bedrock Converse', () => {
     const negativeUsage = JSON.parse(negative.end()!.toString()).usage
     assert.equal(negativeUsage.input_tokens, -5)
     assert.isNull(decodeAnthropicUsage(negativeUsage))
+    // A tool input sent as a string of JSON is read as the object it holds; in a stream, an input sent as a JSON value is its text
+    const stringInput = new ConverseToAnthropicJson('m', 'x')
+    stringInput.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ toolUse: { toolUseId: 't', name: 'f', input: '{"city":"Paris"}' } }] } }, stopReason: 'tool_use' })))
+    assert.deepEqual(JSON.parse(stringInput.end()!.toString()).content[0].input, { city: 'Paris' })
+    const objectDelta = new ConverseToAnthropicSse('m', 'x')
+    const deltas = sseEvents(
+      objectDelta.push(
+        Buffer.concat([
+          converseEvent('contentBlockStart', { contentBlockIndex: 0, start: { toolUse: { toolUseId: 't', name: 'f' } } }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { toolUse: { input: { city: 'Paris' } } } }),
+        ])
+      )!.toString()
+    )
+    assert.equal(deltas[deltas.length - 1].data.delta.partial_json, '{"city":"Paris"}')
     const bare = new ConverseToAnthropicJson('m', 'x')
     bare.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ text: 'Hi' }] } }, stopReason: 'end_turn' })))
     assert.deepEqual(JSON.parse(bare.end()!.toString()).usage, { input_tokens: null, output_tokens: null })

@@ -61,7 +61,7 @@ export function anthropicUsageOfConverse(usage: any): Record<string, number> | n
 function anthropicBlockOf(block: any): Record<string, unknown> | null {
   if (typeof block?.text === 'string') return { type: 'text', text: block.text }
   if (block?.toolUse) {
-    return { type: 'tool_use', id: block.toolUse.toolUseId, name: block.toolUse.name, input: block.toolUse.input ?? {} }
+    return { type: 'tool_use', id: block.toolUse.toolUseId, name: block.toolUse.name, input: toolInputOf(block.toolUse.input) }
   }
   const reasoning = block?.reasoningContent
   if (reasoning?.reasoningText) {
@@ -69,6 +69,22 @@ function anthropicBlockOf(block: any): Record<string, unknown> | null {
   }
   if (typeof reasoning?.redactedContent === 'string') return { type: 'redacted_thinking', data: reasoning.redactedContent }
   return null
+}
+
+/**
+ * A tool call's input as Anthropic's object. Converse's is a JSON document,
+ * an object for a tool's schema; one sent as a string of JSON (a proxy's
+ * re-encoding) is read, and anything else handed on as it is.
+ */
+function toolInputOf(input: unknown): unknown {
+  if (input === undefined || input === null) return {}
+  if (typeof input !== 'string') return input
+  try {
+    const parsed = JSON.parse(input)
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : input
+  } catch {
+    return input
+  }
 }
 
 /** The Anthropic message of a whole Converse answer. */
@@ -248,7 +264,9 @@ export class ConverseToAnthropicSse implements BodyDecoder {
     if (delta.toolUse) {
       // A tool's start came in contentBlockStart; without it, a block with what is known.
       const open = this.#ensure(index, 'tool_use', { type: 'tool_use', id: '', name: '', input: {} })
-      return open + this.#blockDelta({ type: 'input_json_delta', partial_json: String(delta.toolUse.input ?? '') })
+      // Converse sends the input as text pieces; one sent as a JSON value is written as its text ("[object Object]" before)
+      const input = delta.toolUse.input
+      return open + this.#blockDelta({ type: 'input_json_delta', partial_json: typeof input === 'string' ? input : input == null ? '' : JSON.stringify(input) })
     }
     const reasoning = delta.reasoningContent
     if (reasoning) {
