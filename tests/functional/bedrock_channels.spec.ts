@@ -10,6 +10,8 @@ import { MockBedrock } from '#tests/fixtures/mock_bedrock'
 import { anthropic, parseSse } from '#tests/clients'
 import { balanceAndLedger, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
+import { answerBudget } from '#gateway/upstream/answer_limits'
+import { awsClock } from '#gateway/providers/bedrock/bedrock_adapter'
 
 async function run(command: any, args: string[]) {
   const instance = await ace.create(command, args)
@@ -369,6 +371,82 @@ test.group('Bedrock channels', (group) => {
     assert.equal(mock.requests.length, sent)
   })
 
+  test('a stream whose body ends inside its last frame (InvokeModel, Converse) is interrupted: the client told in its format, the row says so', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    // InvokeModel: message_stop's frame cut 5 bytes short (the body itself ends cleanly)
+    mock.script({ cutLast: 5 })
+    let answer = await post('/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 64, stream: true, messages: hi }, anthropicHeaders(user.key))
+    assert.equal(answer.status, 200)
+    let events = parseSse(await answer.text())
+    assert.equal(events[0].event, 'message_start')
+    assert.notInclude(events.map((e) => e.event), 'message_stop')
+    assert.equal(events[events.length - 1].event, 'error')
+    let rows = await usageRows(user.userId)
+    assert.include(rows[rows.length - 1], { provider: 'bedrock', error_code: 'stream_interrupted' })
+
+    // Converse: the metadata frame (the usage) cut; an OpenAI client
+    mock.script({ cutLast: 3 })
+    answer = await post('/v1/chat/completions', { model: 'llama-4', stream: true, messages: hi }, { authorization: `Bearer ${user.key}` })
+    assert.equal(answer.status, 200)
+    const text = await answer.text()
+    assert.include(text, 'Hello')
+    assert.match(text, /"error":\{/)
+    rows = await usageRows(user.userId)
+    assert.include(rows[rows.length - 1], { provider: 'bedrock', model: 'llama-4', error_code: 'stream_interrupted' })
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('Converse without usage (whole, metadata without it, no metadata): estimated by the gateway, never billed as zero tokens', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    mock.script({ noUsage: 'usage' })
+    const whole = await client.chat.completions.create({ model: 'llama-4', messages: hi })
+    assert.equal(whole.choices[0].message.content, 'Hello from Bedrock.')
+    for (const noUsage of ['usage', 'metadata'] as const) {
+      mock.script({ noUsage })
+      const stream = await client.chat.completions.create({ model: 'llama-4', messages: hi, stream: true })
+      let text = ''
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? ''
+      assert.equal(text, 'Hello from Bedrock.')
+    }
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 3)
+    for (const row of rows) {
+      assert.include(row, { status: 200, model: 'llama-4', provider: 'bedrock', estimated: true })
+      assert.isAbove(row.prompt_tokens, 0)
+      assert.isAbove(row.completion_tokens, 0)
+      assert.isTrue(toPico(row.cost) > 0n)
+    }
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.isTrue(toPico(money.balance) < 1_000_000_000_000n)
+  })
+
+  test("a large whole Converse answer counts in the answers' budget while it arrives, and gives it back when the upstream cuts it or it ends", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const before = answerBudget.used
+    for (const cut of [true, false]) {
+      mock.script({ pad: { bytes: 4 * 1024 * 1024, holdMs: 400, cut } })
+      const answer = post('/v1/chat/completions', { model: 'llama-4', messages: hi }, { authorization: `Bearer ${user.key}` })
+      // Halfway (2 MB in) the upstream pauses: the first MB is free, the rest is held in the budget
+      let held = 0
+      for (let i = 0; i < 30 && held === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        held = answerBudget.used - before
+      }
+      assert.isAbove(held, 512 * 1024, `cut: ${cut}`)
+      const response = await answer
+      if (cut) {
+        assert.equal(response.status, 502)
+        assert.equal(((await response.json()) as any).error.code, 'provider_error')
+      } else {
+        assert.equal(response.status, 200)
+        assert.lengthOf(((await response.json()) as any).choices[0].message.content, 4 * 1024 * 1024 + 'Hello from Bedrock.'.length)
+      }
+      assert.equal(answerBudget.used, before, `given back (cut: ${cut})`)
+    }
+  })
+
   test('Bedrock API key mode: Authorization Bearer, no signature', async ({ assert }) => {
     const channel = await seedChannel({
       name: 'bedrock-key',
@@ -415,6 +493,31 @@ test.group('Bedrock channels', (group) => {
     assert.isFalse(row.enabled)
     assert.include(row.disabled_reason, 'HTTP 401')
     assert.include(row.disabled_reason, 'signature we calculated does not match')
+  })
+
+  test("a gateway clock 10 minutes off AWS's: the refused signature fails over, the channel stays, the next request is signed on AWS's time", async ({ assert }) => {
+    const skewed = new MockBedrock({ region: 'us-east-1', accessKeyId: 'AKIDSKEW', secretAccessKey: 'skew/Secret' })
+    await skewed.start()
+    skewed.clockSkewMs = 10 * 60_000
+    try {
+      const channel = await seedChannel({ name: 'bedrock-skew', provider: 'bedrock', baseUrl: `${skewed.origin}?region=us-east-1`, apiKey: 'AKIDSKEW:skew/Secret', models: [], modelMapping: { 'claude-skew': SONNET } })
+      const user = await seedUser({ balance: '1' })
+      const first = await post('/v1/chat/completions', { model: 'claude-skew', messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.include([502, 503], first.status)
+      assert.isFalse(skewed.lastRequest().signed)
+      assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === channel.id)!.enabled, 'the clock is no bad key')
+      const second = await openai(user.key).chat.completions.create({ model: 'claude-skew', messages: hi })
+      assert.equal(second.choices[0].message.content, 'Hello from Bedrock.')
+      assert.isTrue(skewed.lastRequest().signed)
+      const signedAt = String(skewed.lastRequest().headers['x-amz-date'])
+      const iso = `${signedAt.slice(0, 4)}-${signedAt.slice(4, 6)}-${signedAt.slice(6, 11)}:${signedAt.slice(11, 13)}:${signedAt.slice(13)}`
+      assert.closeTo(Date.parse(iso) - Date.now(), 10 * 60_000, 5_000)
+      // A wrong secret on a right clock is still bad credentials (the channel test above)
+      assert.isTrue((await db.from('channels').where('id', channel.id).first()).enabled)
+    } finally {
+      awsClock.offsetMs = 0
+      await skewed.stop()
+    }
   })
 
   test('session token credentials; the panel Test and channel:test; channel:create takes a bare region', async ({ assert }) => {

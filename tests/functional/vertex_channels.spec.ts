@@ -197,12 +197,13 @@ test.group('Vertex AI channels', (group) => {
     assert.equal(money.balance, money.ledger)
   })
 
-  test('a token is used until 5 minutes before it expires, then exchanged again', async ({ assert }) => {
+  test('a token is used until 5 minutes before it expires (half its life when shorter), then exchanged again', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const client = openai(user.key)
     forgetTokens()
-    // Tokens of 302 s: fresh for the gateway 2 s (its margin is 300 s)
-    mock.tokenLifetimeS = 302
+    // Tokens of 4 s: fresh for the gateway 2 s (half their life: the 300 s margin is longer). With the
+    // margin alone such a token was never kept, and every request made an exchange of its own.
+    mock.tokenLifetimeS = 4
     try {
       const before = mock.exchanges
       await client.chat.completions.create({ model: FLASH, messages: hi })
@@ -217,6 +218,75 @@ test.group('Vertex AI channels', (group) => {
       mock.tokenLifetimeS = 3600
     }
   }).timeout(15_000)
+
+  test('a cached token Vertex refuses (revoked) is exchanged again, the channel kept; a fresh token refused takes the channel out', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    forgetTokens()
+    await client.chat.completions.create({ model: FLASH, messages: hi })
+    const exchanges = mock.exchanges
+    mock.revokeTokens()
+    const refused = await post('/v1/chat/completions', { model: FLASH, messages: hi }, { authorization: `Bearer ${user.key}` })
+    assert.include([502, 503], refused.status)
+    assert.equal(((await refused.json()) as any).error.type !== undefined, true)
+    const vertex = (await gateway()).catalog.channels.find((c) => c.name === 'vertex')!
+    assert.isTrue(vertex.enabled, 'one revoked token does not disable the channel')
+    assert.isTrue((await db.from('channels').where('id', vertex.id).first()).enabled)
+    // The next request exchanges again and is served
+    const served = await client.chat.completions.create({ model: FLASH, messages: hi })
+    assert.equal(served.choices[0].message.content, 'Hello from Vertex.')
+    assert.equal(mock.exchanges, exchanges + 1)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows.filter((row) => row.status === 200), 2)
+
+    // A token refused as soon as it is issued: the account's tokens do not work, the channel is out
+    const dead = new MockVertex()
+    await dead.start()
+    dead.deadTokens = true
+    try {
+      const channel = await seedChannel({ name: 'vertex-dead', provider: 'vertex', baseUrl: `${dead.origin}/v1?location=us-central1`, apiKey: dead.serviceAccount(), models: ['gemini-dead'], modelMapping: { 'gemini-dead': FLASH } })
+      const answer = await post('/v1/chat/completions', { model: 'gemini-dead', messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.equal(answer.status, 502)
+      assert.include(((await answer.json()) as any).error.message, "rejected the channel's credentials (HTTP 401)")
+      assert.isFalse((await disabledRow(channel.id)).enabled)
+      assert.equal(dead.exchanges, 1)
+    } finally {
+      await dead.stop()
+    }
+  })
+
+  test('a broken token endpoint (200 with junk, a body without end, expires_in 0): a clear failure or a token kept sanely, never a hang', async ({ assert }) => {
+    const broken = new MockVertex()
+    await broken.start()
+    const user = await seedUser({ balance: '1' })
+    try {
+      const channel = await seedChannel({ name: 'vertex-broken-token', provider: 'vertex', baseUrl: `${broken.origin}/v1?location=us-central1`, apiKey: broken.serviceAccount(), models: ['gemini-bt'], modelMapping: { 'gemini-bt': FLASH } })
+      broken.tokenAnswer = 'junk'
+      let answer = await post('/v1/chat/completions', { model: 'gemini-bt', messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.equal(answer.status, 502)
+      assert.include(((await answer.json()) as any).error.message, 'no access_token')
+
+      // An answer that never ends is read up to 64 KB, not to the exchange's 15 s timeout (nor held whole)
+      broken.tokenAnswer = 'endless'
+      const started = Date.now()
+      answer = await post('/v1/chat/completions', { model: 'gemini-bt', messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.equal(answer.status, 502)
+      assert.isBelow(Date.now() - started, 5000)
+      assert.isBelow(broken.endlessBytes, 1024 * 1024)
+      // Neither is a refused key: the channel stays in rotation
+      assert.isTrue((await db.from('channels').where('id', channel.id).first()).enabled)
+
+      // expires_in 0: the token serves the request that asked for it, and is not kept for an hour
+      broken.tokenAnswer = null
+      broken.tokenExpiresIn = 0
+      const client = openai(user.key)
+      await client.chat.completions.create({ model: 'gemini-bt', messages: hi })
+      await client.chat.completions.create({ model: 'gemini-bt', messages: hi })
+      assert.equal(broken.exchanges, 2)
+    } finally {
+      await broken.stop()
+    }
+  }).timeout(30_000)
 
   test("Vertex's errors: 429 to the client as a rate limit, 400 relayed", async ({ assert }) => {
     const user = await seedUser({ balance: '1' })

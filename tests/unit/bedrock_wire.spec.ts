@@ -1,15 +1,18 @@
 import { test } from '@japa/runner'
+import { crc32 } from 'node:zlib'
 import { authorization, canonicalRequest, sha256Hex, signRequest } from '#gateway/providers/bedrock/sigv4'
 import { EventStreamDecoder } from '#gateway/providers/bedrock/event_stream'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
-import { bedrockAdapter, bedrockStatus, isClaude } from '#gateway/providers/bedrock/bedrock_adapter'
+import { awsClock, bedrockAdapter, bedrockStatus, isClaude } from '#gateway/providers/bedrock/bedrock_adapter'
 import { bedrockKeySecrets, bedrockRegion, environmentAuth, parseBedrockKey } from '#gateway/providers/bedrock/bedrock_settings'
 import { converseBody } from '#gateway/providers/bedrock/converse_request'
 import { ConverseToAnthropicJson, ConverseToAnthropicSse } from '#gateway/providers/bedrock/converse_answer'
 import { GatewayError } from '#exceptions/gateway_error'
+import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { normaliseBaseUrl } from '#gateway/providers/base_url'
 import { frame } from '#tests/fixtures/mock_bedrock'
 import type { ChannelInfo } from '#gateway/types'
+import { answerBudget, answerLimits } from '#gateway/upstream/answer_limits'
 import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 
 /**
@@ -121,6 +124,62 @@ test.group('Bedrock event stream', () => {
     broken[broken.length - 1] ^= 1
     assert.throws(() => new EventStreamDecoder().push(broken), /checksum/)
   })
+
+  test('a large frame trickled in small chunks is joined once, not on every chunk (the event loop is not held)', ({ assert }) => {
+    // 8 MB in 4 KB chunks: joined on every chunk this copied ~8 GB (seconds of a blocked event loop).
+    const big = frame({ ':event-type': 'chunk', ':message-type': 'event' }, Buffer.alloc(8 * 1024 * 1024, 0x61))
+    const decoder = new EventStreamDecoder()
+    const started = performance.now()
+    let messages = 0
+    for (let at = 0; at < big.length; at += 4096) messages += decoder.push(big.subarray(at, at + 4096)).length
+    const ms = performance.now() - started
+    assert.equal(messages, 1)
+    assert.isFalse(decoder.pending)
+    assert.isBelow(ms, 1500, `decoded in ${ms.toFixed(0)} ms`)
+  })
+
+  test("a hostile prelude throws as soon as it is in: a length of 2^31, a header length past the frame, a prelude's checksum", ({ assert }) => {
+    const prelude = (total: number, headers: number, fix = true) => {
+      const bytes = Buffer.alloc(12)
+      bytes.writeUInt32BE(total, 0)
+      bytes.writeUInt32BE(headers, 4)
+      bytes.writeUInt32BE(fix ? crc32(bytes.subarray(0, 8)) : 0, 8)
+      return bytes
+    }
+    // Not waited for: the 12 bytes of the prelude are enough to refuse it.
+    assert.throws(() => new EventStreamDecoder().push(prelude(2 ** 31, 0)), /bad message length 2147483648/)
+    assert.throws(() => new EventStreamDecoder().push(prelude(100, 200)), /bad message length 100/)
+    assert.throws(() => new EventStreamDecoder().push(prelude(100, 10, false)), /prelude checksum/)
+    // ...also when it comes a byte at a time after a good frame
+    const decoder = new EventStreamDecoder()
+    const bytes = Buffer.concat([chunkEvent({ type: 'ping' }), prelude(0xffffffff, 0)])
+    let seen = 0
+    assert.throws(() => {
+      for (let at = 0; at < bytes.length; at++) seen += decoder.push(bytes.subarray(at, at + 1)).length
+    }, /bad message length/)
+    assert.equal(seen, 1)
+  })
+
+  test('a body that ends inside a frame is a failure of the read, not a clean end (InvokeModel and Converse streams)', ({ assert }) => {
+    const whole = Buffer.concat([chunkEvent({ type: 'message_start', message: { id: 'm' } }), chunkEvent({ type: 'message_stop' })])
+    const invoke = new BedrockToAnthropicSse()
+    invoke.push(whole.subarray(0, whole.length - 5))
+    assert.throws(() => invoke.end(), /ended inside a message/)
+    const complete = new BedrockToAnthropicSse()
+    complete.push(whole)
+    assert.isNull(complete.end())
+
+    const converse = Buffer.concat([
+      converseEvent('messageStart', { role: 'assistant' }),
+      converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Hi' } }),
+      converseEvent('messageStop', { stopReason: 'end_turn' }),
+      converseEvent('metadata', { usage: { inputTokens: 3, outputTokens: 1 } }),
+    ])
+    const cut = new ConverseToAnthropicSse('m', 'x')
+    cut.push(converse.subarray(0, converse.length - 3))
+    // Its stop came, its usage was in the frame cut: no message_stop written as if it had ended
+    assert.throws(() => cut.end(), /ended inside a message/)
+  })
 })
 
 function channel(baseUrl: string, apiKey: string): ChannelInfo {
@@ -182,6 +241,31 @@ test.group('Bedrock channel settings', () => {
     assert.equal(bedrockStatus(429, type('ThrottlingException')), 429)
     assert.equal(bedrockStatus(408, type('ModelTimeoutException')), 504)
     assert.equal(bedrockStatus(200, {}), 200)
+  })
+
+  test("a refused signature whose answer's Date is minutes off the gateway's clock: a passing failure, the offset learnt and signed with", ({ assert }) => {
+    const refused = (date: number) => ({
+      'x-amzn-errortype': 'InvalidSignatureException:http://internal.amazon.com/coral/com.amazon.bedrock/',
+      'date': new Date(date).toUTCString(),
+    })
+    try {
+      // A second or two off (the Date header's rounding, the trip): a wrong key is a wrong key
+      assert.equal(bedrockStatus(403, refused(Date.now() + 2000)), 401)
+      assert.equal(awsClock.offsetMs, 0)
+      assert.equal(bedrockStatus(403, refused(Date.now() - 7 * 60_000)), 503)
+      assert.closeTo(awsClock.offsetMs, -7 * 60_000, 2000)
+      // Signed on AWS's time from then on
+      const request = bedrockAdapter.request(channel('https://bedrock-runtime.us-east-1.amazonaws.com', 'AKID:SECRET'), {
+        operation: 'generate', dialect: 'anthropic_messages', model: 'anthropic.claude-x-v1:0', stream: false, body: '{"messages":[]}', clientHeaders: {},
+      })
+      const signed = request.headers['x-amz-date']
+      const at = Date.parse(`${signed.slice(0, 4)}-${signed.slice(4, 6)}-${signed.slice(6, 11)}:${signed.slice(11, 13)}:${signed.slice(13)}`)
+      assert.closeTo(at - Date.now(), -7 * 60_000, 3000)
+      // ...and a refusal on that corrected clock is bad credentials again
+      assert.equal(bedrockStatus(403, refused(Date.now() - 7 * 60_000)), 401)
+    } finally {
+      awsClock.offsetMs = 0
+    }
   })
 })
 
@@ -319,7 +403,59 @@ test.group('Bedrock Converse', () => {
     })
     const filtered = new ConverseToAnthropicJson('m', 'x')
     filtered.push(Buffer.from(JSON.stringify({ output: { message: { content: [] } }, stopReason: 'guardrail_intervened', usage: {} })))
-    assert.equal(JSON.parse(filtered.end()!.toString()).stop_reason, 'refusal')
+    const refusal = JSON.parse(filtered.end()!.toString())
+    assert.equal(refusal.stop_reason, 'refusal')
+    // `usage: {}`, or none: counts that say nothing (the gateway estimates), not zero tokens
+    assert.deepEqual(refusal.usage, { input_tokens: null, output_tokens: null })
+    // A negative count is handed on as reported, for the usage reader to refuse (estimated), not made 0 (free)
+    const negative = new ConverseToAnthropicJson('m', 'x')
+    negative.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ text: 'Hi' }] } }, usage: { inputTokens: -5, outputTokens: 3 } })))
+    const negativeUsage = JSON.parse(negative.end()!.toString()).usage
+    assert.equal(negativeUsage.input_tokens, -5)
+    assert.isNull(decodeAnthropicUsage(negativeUsage))
+    // A tool input sent as a string of JSON is read as the object it holds; in a stream, an input sent as a JSON value is its text
+    const stringInput = new ConverseToAnthropicJson('m', 'x')
+    stringInput.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ toolUse: { toolUseId: 't', name: 'f', input: '{"city":"Paris"}' } }] } }, stopReason: 'tool_use' })))
+    assert.deepEqual(JSON.parse(stringInput.end()!.toString()).content[0].input, { city: 'Paris' })
+    const objectDelta = new ConverseToAnthropicSse('m', 'x')
+    const deltas = sseEvents(
+      objectDelta.push(
+        Buffer.concat([
+          converseEvent('contentBlockStart', { contentBlockIndex: 0, start: { toolUse: { toolUseId: 't', name: 'f' } } }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { toolUse: { input: { city: 'Paris' } } } }),
+        ])
+      )!.toString()
+    )
+    assert.equal(deltas[deltas.length - 1].data.delta.partial_json, '{"city":"Paris"}')
+    const bare = new ConverseToAnthropicJson('m', 'x')
+    bare.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ text: 'Hi' }] } }, stopReason: 'end_turn' })))
+    assert.deepEqual(JSON.parse(bare.end()!.toString()).usage, { input_tokens: null, output_tokens: null })
+  })
+
+  test("a whole Converse answer's bytes past its first MB are taken from the answers' budget while it is read, given back at its end or failure", ({ assert }) => {
+    const MB = 1024 * 1024
+    const limit = answerLimits.inflightBytes
+    const before = answerBudget.used
+    answerLimits.inflightBytes = 1.5 * MB
+    try {
+      const decoder = new ConverseToAnthropicJson('m', 'x')
+      const text = 'y'.repeat(2 * MB)
+      const body = Buffer.from(JSON.stringify({ output: { message: { content: [{ text }] } }, stopReason: 'end_turn', usage: { inputTokens: 1, outputTokens: 2 } }))
+      for (let at = 0; at < body.length; at += 64 * 1024) decoder.push(body.subarray(at, at + 64 * 1024))
+      assert.equal(answerBudget.used - before, body.length - MB)
+      // A second one at once, past the budget: refused while it is read
+      const second = new ConverseToAnthropicJson('m2', 'x')
+      assert.throws(() => {
+        for (let at = 0; at < body.length; at += 64 * 1024) second.push(body.subarray(at, at + 64 * 1024))
+      }, /large upstream answers/)
+      second.dispose()
+      assert.equal(answerBudget.used - before, body.length - MB)
+      assert.equal(JSON.parse(decoder.end()!.toString()).content[0].text.length, text.length)
+      decoder.dispose()
+      assert.equal(answerBudget.used, before)
+    } finally {
+      answerLimits.inflightBytes = limit
+    }
   })
 
   test('converse-stream as Anthropic SSE whatever the chunking: text without a start, a tool block, the usage from metadata', ({ assert }) => {
@@ -336,7 +472,7 @@ test.group('Bedrock Converse', () => {
       converseEvent('metadata', { usage: { inputTokens: 7, outputTokens: 5, totalTokens: 12, cacheReadInputTokens: 3 }, metrics: { latencyMs: 9 } }),
     ])
     const expected = [
-      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } } }],
+      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: null, output_tokens: null } } }],
       ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
       ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Let me' } }],
       ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ' check.' } }],

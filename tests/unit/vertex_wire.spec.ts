@@ -1,7 +1,7 @@
 import { test } from '@japa/runner'
 import { createVerify, generateKeyPairSync } from 'node:crypto'
 import { normaliseBaseUrl } from '#gateway/providers/base_url'
-import { accountKey, signedAssertion, SCOPE } from '#gateway/providers/vertex/google_token'
+import { accountKey, freshForMs, signedAssertion, SCOPE } from '#gateway/providers/vertex/google_token'
 import { vertexAdapter } from '#gateway/providers/vertex/vertex_adapter'
 import { parseVertexKey, vertexLocation, vertexModelsPrefix, type ServiceAccount } from '#gateway/providers/vertex/vertex_settings'
 import { upstreamDialect } from '#gateway/providers/registry'
@@ -91,5 +91,15 @@ test.group('Vertex AI wire', () => {
     const text = withoutChannelSecrets(`echo ${PEM} id abcdef0123456789abcdef`, channel('https://aiplatform.googleapis.com/v1', KEY))
     assert.notInclude(text, 'PRIVATE KEY')
     assert.notInclude(text, 'abcdef0123456789abcdef')
+  })
+
+  test("a token's expires_in: kept 5 minutes short of it, half a short one's life, an hour at most, not at all when it says it has expired", ({ assert }) => {
+    assert.equal(freshForMs(3599), 3299_000)
+    assert.equal(freshForMs(60), 30_000)
+    assert.equal(freshForMs(302), 151_000)
+    // A broken endpoint's 1e12 s is not a token kept for ever (a revoked one would be used until a restart)
+    assert.equal(freshForMs(1e12), 3300_000)
+    assert.equal(freshForMs(Number.POSITIVE_INFINITY), 3300_000)
+    for (const expired of [0, -5, Number.NaN]) assert.equal(freshForMs(expired), 0)
   })
 })

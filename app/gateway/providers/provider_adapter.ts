@@ -43,6 +43,8 @@ export interface BodyDecoder {
   push(chunk: Buffer): Buffer | null
   /** The body ended: what is still to hand on (a whole answer read to its end: Bedrock's Converse) */
   end?(): Buffer | null
+  /** The exchange is over however it ended (after end(), a failure, the reader stopping): what the decoder holds is given back */
+  dispose?(): void
 }
 
 /** A realtime session's upstream WebSocket: where to connect (ws: or wss:) and the handshake's headers. */

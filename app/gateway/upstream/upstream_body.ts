@@ -206,6 +206,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     }
     this.#state = 'ended'
     this.#timers.dispose()
+    this.#decoder?.dispose?.()
     this.#onHeld?.()
     // The read ends once the reader has had every chunk (and its last wait is over).
     if (this.#sink && !this.#waiting && this.#pending === null) this.#finish()
@@ -216,6 +217,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     this.#state = 'failed'
     this.#failure = error
     this.#timers.dispose()
+    this.#decoder?.dispose?.()
     this.#rejectHead(error)
     this.#onHeld?.()
     if (this.#sink) this.#finish()
@@ -429,6 +431,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
     if (this.#state === 'open') {
       this.#state = 'ended'
       this.#timers.dispose()
+      this.#decoder?.dispose?.()
       this.#controller?.abort(new ReadingStopped())
     }
     onEnd?.()
@@ -442,6 +445,7 @@ export class UpstreamBody implements Dispatcher.DispatchHandler, AsyncIterable<B
       this.#state = 'failed'
       this.#failure = error
       this.#timers.dispose()
+      this.#decoder?.dispose?.()
       this.#controller?.abort(error)
     }
     onError?.(error)

@@ -160,17 +160,47 @@ function authorise(
   }
   // normaliseBaseUrl refuses a bedrock base URL that names no region; a row written around it gets AWS's answer.
   const signing = { ...request, host: request.host ?? host }
-  if (auth.kind === 'sigv4') return void signRequest(signing, auth.credentials, region ?? 'us-east-1', service)
+  // On AWS's clock when a refused signature taught us the gateway's is off (awsClock below)
+  const now = awsClock.offsetMs === 0 ? undefined : new Date(Date.now() + awsClock.offsetMs)
+  if (auth.kind === 'sigv4') return void signRequest(signing, auth.credentials, region ?? 'us-east-1', service, now)
   const held = cachedAwsCredentials()
-  if (held) return void signRequest(signing, held, region ?? 'us-east-1', service)
+  if (held) return void signRequest(signing, held, region ?? 'us-east-1', service, now)
   // The headers signed are the ones there now (the channel's extra headers come after, unsigned, as above)
   const signed = { ...request.headers }
   return async () => {
     const { credentials } = await awsCredentials()
-    signRequest({ ...signing, headers: signed }, credentials, region ?? 'us-east-1', service)
+    const at = awsClock.offsetMs === 0 ? undefined : new Date(Date.now() + awsClock.offsetMs)
+    signRequest({ ...signing, headers: signed }, credentials, region ?? 'us-east-1', service, at)
     Object.assign(request.headers, { 'x-amz-date': signed['x-amz-date'], 'authorization': signed['authorization'] })
     if (signed['x-amz-security-token']) request.headers['x-amz-security-token'] = signed['x-amz-security-token']
   }
+}
+
+/**
+ * AWS's clock as the gateway's plus `offsetMs`, learnt from the Date of an
+ * answer refusing a signature as expired (the AWS SDKs correct skew so):
+ * AWS refuses a signature more than 5 minutes off its clock, and the
+ * refusal (InvalidSignatureException, 403) read as bad credentials took
+ * every Bedrock channel out of rotation on a gateway whose clock had
+ * drifted. Mutable for tests.
+ */
+export const awsClock = { offsetMs: 0 }
+
+/** AWS's window for a request's time (x-amz-date), minus a minute for the Date header's second and the trip */
+const SKEW_MS = 4 * 60_000
+
+/**
+ * Whether a refused signature is explained by the clock: the answer's Date
+ * is more than SKEW_MS from the time the request was signed with. The
+ * offset is then learnt for the next requests.
+ */
+function clockSkewed(headers: IncomingHttpHeaders): boolean {
+  const date = typeof headers.date === 'string' ? Date.parse(headers.date) : Number.NaN
+  if (!Number.isFinite(date)) return false
+  const now = Date.now()
+  if (Math.abs(date - (now + awsClock.offsetMs)) <= SKEW_MS) return false
+  awsClock.offsetMs = date - now
+  return true
 }
 
 /** Bedrock's exceptions that mean the channel's credentials are wrong (AWS answers them 403 or 400) */
@@ -194,7 +224,9 @@ export function bedrockErrorType(headers: IncomingHttpHeaders): string | null {
 /**
  * Bedrock's errors in the statuses the dispatcher acts on: bad credentials
  * are 401 (the channel is disabled, as for any provider's 401; AWS says
- * 403), a model timeout 504 and a model's own error 502 (the next channel is
+ * 403), unless the answer's Date shows the gateway's clock is off (503: the
+ * next channel is tried, the next request signed on AWS's time: awsClock),
+ * a model timeout 504 and a model's own error 502 (the next channel is
  * tried), throttling and a model not ready 429; the rest as AWS says them
  * (AccessDenied 403 for a model not granted, Validation 400, ...).
  */
@@ -202,7 +234,7 @@ export function bedrockStatus(status: number, headers: IncomingHttpHeaders): num
   if (status < 400) return status
   const type = bedrockErrorType(headers)
   if (!type) return status
-  if (BAD_CREDENTIALS.has(type)) return 401
+  if (BAD_CREDENTIALS.has(type)) return clockSkewed(headers) ? 503 : 401
   if (type === 'ThrottlingException' || type === 'ModelNotReadyException') return 429
   if (type === 'ModelTimeoutException') return 504
   if (type === 'ModelErrorException') return 502

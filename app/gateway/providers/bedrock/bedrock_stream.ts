@@ -19,6 +19,12 @@ export class BedrockToAnthropicSse implements BodyDecoder {
     for (const message of messages) out += sseOf(message)
     return out ? Buffer.from(out) : null
   }
+
+  /** A body that ends inside a frame was cut: the read fails (the stream's interruption), never a clean end. */
+  end(): Buffer | null {
+    this.#frames.end()
+    return null
+  }
 }
 
 const TYPE_FIRST = /^\s*\{\s*"type"\s*:\s*"([a-z_]+)"/

@@ -1,7 +1,7 @@
 import type { BodyDecoder } from '#gateway/providers/provider_adapter'
 import { EventStreamDecoder } from '#gateway/providers/bedrock/event_stream'
 import { errorEventOf } from '#gateway/providers/bedrock/bedrock_stream'
-import { answerLimits, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
+import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 
 /**
  * Bedrock's Converse answers as Anthropic's, so that the dispatcher, the
@@ -35,13 +35,25 @@ export function anthropicStopOfConverse(reason: unknown): string {
   return STOP_REASONS[String(reason)] ?? 'end_turn'
 }
 
-export function anthropicUsageOfConverse(usage: any): Record<string, number> {
-  const count = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0)
+/** Usage that says nothing (Anthropic's form, null counts): the gateway's own count is billed, as for any upstream that reports none */
+const UNKNOWN_USAGE = Object.freeze({ input_tokens: null, output_tokens: null })
+
+/**
+ * Converse's usage as Anthropic's; null when it holds no count (no usage,
+ * `usage: {}`): written as zeros, the answer was billed as free. A count
+ * is handed on as reported (a negative or absurd one is judged where
+ * Anthropic's usage is read, and estimated instead).
+ */
+export function anthropicUsageOfConverse(usage: any): Record<string, number> | null {
+  const count = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? Math.floor(value) : null)
+  const input = count(usage?.inputTokens)
+  const output = count(usage?.outputTokens)
+  if (input === null && output === null) return null
   return {
-    input_tokens: count(usage?.inputTokens),
-    output_tokens: count(usage?.outputTokens),
-    cache_read_input_tokens: count(usage?.cacheReadInputTokens),
-    cache_creation_input_tokens: count(usage?.cacheWriteInputTokens),
+    input_tokens: input ?? 0,
+    output_tokens: output ?? 0,
+    cache_read_input_tokens: count(usage?.cacheReadInputTokens) ?? 0,
+    cache_creation_input_tokens: count(usage?.cacheWriteInputTokens) ?? 0,
   }
 }
 
@@ -49,7 +61,7 @@ export function anthropicUsageOfConverse(usage: any): Record<string, number> {
 function anthropicBlockOf(block: any): Record<string, unknown> | null {
   if (typeof block?.text === 'string') return { type: 'text', text: block.text }
   if (block?.toolUse) {
-    return { type: 'tool_use', id: block.toolUse.toolUseId, name: block.toolUse.name, input: block.toolUse.input ?? {} }
+    return { type: 'tool_use', id: block.toolUse.toolUseId, name: block.toolUse.name, input: toolInputOf(block.toolUse.input) }
   }
   const reasoning = block?.reasoningContent
   if (reasoning?.reasoningText) {
@@ -57,6 +69,22 @@ function anthropicBlockOf(block: any): Record<string, unknown> | null {
   }
   if (typeof reasoning?.redactedContent === 'string') return { type: 'redacted_thinking', data: reasoning.redactedContent }
   return null
+}
+
+/**
+ * A tool call's input as Anthropic's object. Converse's is a JSON document,
+ * an object for a tool's schema; one sent as a string of JSON (a proxy's
+ * re-encoding) is read, and anything else handed on as it is.
+ */
+function toolInputOf(input: unknown): unknown {
+  if (input === undefined || input === null) return {}
+  if (typeof input !== 'string') return input
+  try {
+    const parsed = JSON.parse(input)
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : input
+  } catch {
+    return input
+  }
 }
 
 /** The Anthropic message of a whole Converse answer. */
@@ -70,7 +98,7 @@ export function anthropicMessageOfConverse(answer: any, id: string, model: strin
     content: content.map(anthropicBlockOf).filter((block: unknown) => block !== null),
     stop_reason: anthropicStopOfConverse(answer?.stopReason),
     stop_sequence: null,
-    usage: anthropicUsageOfConverse(answer?.usage),
+    usage: anthropicUsageOfConverse(answer?.usage) ?? UNKNOWN_USAGE,
   }
 }
 
@@ -81,11 +109,19 @@ export function converseMessageId(requestId: unknown): string {
 
 /**
  * A whole Converse answer: kept until the body ends (within the gateway's
- * bound on a whole answer), then written as the Anthropic message.
+ * bound on a whole answer), then written as the Anthropic message. What it
+ * holds past its first MB is taken from the instance's budget of answers
+ * being read, as UpstreamBody.collect takes it (answer_limits.ts), and given
+ * back when the exchange is over (dispose): held here, outside collect, a
+ * slow answer's bytes were counted nowhere, and twenty of them could hold
+ * 2.5 GB.
  */
 export class ConverseToAnthropicJson implements BodyDecoder {
   #chunks: Buffer[] = []
   #bytes = 0
+  /** Bytes taken from answerBudget */
+  #taken = 0
+  #disposed = false
 
   constructor(
     private id: string,
@@ -93,12 +129,27 @@ export class ConverseToAnthropicJson implements BodyDecoder {
   ) {}
 
   push(chunk: Buffer): Buffer | null {
+    if (this.#disposed) return null
     this.#bytes += chunk.length
     if (this.#bytes > answerLimits.bodyBytes) throw new UpstreamAnswerTooLarge('The Converse answer', answerLimits.bodyBytes)
+    if (this.#bytes > FREE_ANSWER_BYTES) {
+      const more = this.#bytes - FREE_ANSWER_BYTES - this.#taken
+      if (answerBudget.used + more > answerLimits.inflightBytes) throw new UpstreamAnswersOverBudget()
+      answerBudget.used += more
+      this.#taken += more
+    }
     this.#chunks.push(chunk)
     return null
   }
 
+  dispose(): void {
+    this.#disposed = true
+    this.#chunks = []
+    answerBudget.used -= this.#taken
+    this.#taken = 0
+  }
+
+  /** The Anthropic message; the budget is given back as it is handed on (its reader takes its own). */
   end(): Buffer | null {
     const text = Buffer.concat(this.#chunks).toString('utf8')
     this.#chunks = []
@@ -107,9 +158,12 @@ export class ConverseToAnthropicJson implements BodyDecoder {
     try {
       answer = JSON.parse(text)
     } catch {
+      this.dispose()
       return Buffer.from(text)
     }
-    return Buffer.from(JSON.stringify(anthropicMessageOfConverse(answer, this.id, this.model)))
+    const message = Buffer.from(JSON.stringify(anthropicMessageOfConverse(answer, this.id, this.model)))
+    this.dispose()
+    return message
   }
 }
 
@@ -149,8 +203,13 @@ export class ConverseToAnthropicSse implements BodyDecoder {
     return out ? Buffer.from(out) : null
   }
 
-  /** The stream ended without `metadata`: the stop is still written (no usage: the gateway estimates, as for any cut stream). */
+  /**
+   * The stream ended without `metadata`: the stop is still written (no
+   * usage: the gateway estimates, as for any cut stream). One that ended
+   * inside a frame was cut: the read fails.
+   */
   end(): Buffer | null {
+    this.#frames.end()
     if (this.#done || this.#stop === null) return null
     return Buffer.from(this.#finish(null))
   }
@@ -192,7 +251,8 @@ export class ConverseToAnthropicSse implements BodyDecoder {
       content: [],
       stop_reason: null,
       stop_sequence: null,
-      usage: { input_tokens: 0, output_tokens: 0 },
+      // Known only at the end (metadata): said then, in message_delta. Zeros here were a report of zero tokens.
+      usage: UNKNOWN_USAGE,
     }
     return sse('message_start', { type: 'message_start', message })
   }
@@ -204,7 +264,9 @@ export class ConverseToAnthropicSse implements BodyDecoder {
     if (delta.toolUse) {
       // A tool's start came in contentBlockStart; without it, a block with what is known.
       const open = this.#ensure(index, 'tool_use', { type: 'tool_use', id: '', name: '', input: {} })
-      return open + this.#blockDelta({ type: 'input_json_delta', partial_json: String(delta.toolUse.input ?? '') })
+      // Converse sends the input as text pieces; one sent as a JSON value is written as its text ("[object Object]" before)
+      const input = delta.toolUse.input
+      return open + this.#blockDelta({ type: 'input_json_delta', partial_json: typeof input === 'string' ? input : input == null ? '' : JSON.stringify(input) })
     }
     const reasoning = delta.reasoningContent
     if (reasoning) {
@@ -248,10 +310,11 @@ export class ConverseToAnthropicSse implements BodyDecoder {
 
   #finish(usage: unknown): string {
     this.#done = true
+    const counts = anthropicUsageOfConverse(usage)
     const delta = {
       type: 'message_delta',
       delta: { stop_reason: this.#stop ?? 'end_turn', stop_sequence: null },
-      ...(usage ? { usage: anthropicUsageOfConverse(usage) } : {}),
+      ...(counts ? { usage: counts } : {}),
     }
     return this.#start() + this.#closeBlock() + sse('message_delta', delta) + sse('message_stop', { type: 'message_stop' })
   }

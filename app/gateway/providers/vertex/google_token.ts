@@ -6,14 +6,20 @@ import type { ServiceAccount } from '#gateway/providers/vertex/vertex_settings'
  * OAuth access tokens for a Google service account (the JWT bearer grant,
  * RFC 7523): a JWT signed RS256 with the account's private key is traded at
  * its `token_uri` for an access token. Tokens are kept per account until
- * REFRESH_MARGIN_MS before they expire (Google's last an hour), so a request
- * normally finds one ready (cachedToken, synchronous); when none is, every
- * request waiting shares the one exchange in flight (accessToken).
+ * REFRESH_MARGIN_MS before they expire (Google's last an hour; a shorter
+ * one half its life), so a request normally finds one ready (cachedToken,
+ * synchronous); when none is, every request waiting shares the one exchange
+ * in flight (accessToken). A cached token Vertex refuses (revoked) is
+ * forgotten (forgetToken): the next request exchanges again.
  */
 export const SCOPE = 'https://www.googleapis.com/auth/cloud-platform'
 const REFRESH_MARGIN_MS = 5 * 60_000
 const EXCHANGE_TIMEOUT_MS = 15_000
 const JWT_LIFETIME_S = 3600
+/** The longest a token is kept, whatever `expires_in` says (a JWT grant's token lives an hour) */
+const MAX_TOKEN_LIFETIME_S = 3600
+/** The most of the token endpoint's answer read (Google's is under 2 KB): one that never ends is not held whole */
+const MAX_TOKEN_ANSWER_BYTES = 64 * 1024
 /** Accounts kept at most (channels' keys; a replaced key's entry is dropped first) */
 const MAX_ACCOUNTS = 256
 
@@ -52,13 +58,34 @@ export function accessToken(key: string, account: ServiceAccount): Promise<strin
   target.exchange = exchange(account)
     .then(({ token, expiresInS }) => {
       target.token = token
-      target.freshUntil = Date.now() + expiresInS * 1000 - REFRESH_MARGIN_MS
+      target.freshUntil = Date.now() + freshForMs(expiresInS)
       return token
     })
     .finally(() => {
       target.exchange = null
     })
   return target.exchange
+}
+
+/**
+ * How long a token of `expires_in` seconds is used: until REFRESH_MARGIN_MS
+ * before it expires, or half its life when that is shorter (a 60 s token
+ * was never kept, and every request made an exchange of its own); at most
+ * an hour. One that says it has expired (0, negative) serves only the
+ * requests that waited for it.
+ */
+export function freshForMs(expiresInS: number): number {
+  if (!(expiresInS > 0)) return 0
+  const lifetime = Math.min(expiresInS, MAX_TOKEN_LIFETIME_S) * 1000
+  return lifetime - Math.min(REFRESH_MARGIN_MS, lifetime / 2)
+}
+
+/** A cached token was refused (Vertex's 401: revoked): the next request exchanges again instead of using it. */
+export function forgetToken(key: string) {
+  const entry = held.get(key)
+  if (!entry) return
+  entry.token = null
+  entry.freshUntil = 0
 }
 
 /** Forgets every token (tests). */
@@ -92,7 +119,7 @@ async function exchange(account: ServiceAccount): Promise<{ token: string; expir
     redirect: 'manual',
     signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
   })
-  const text = (await response.text()).slice(0, 2000)
+  const text = (await readCapped(response)).slice(0, 2000)
   let body: Record<string, unknown> = {}
   try {
     body = JSON.parse(text)
@@ -105,9 +132,29 @@ async function exchange(account: ServiceAccount): Promise<{ token: string; expir
     throw new Error(message)
   }
   const token = body.access_token
+  // OAuth's expires_in is optional (absent: the server's default, Google's hour); 0 or less is believed (freshForMs).
   const expiresIn = Number(body.expires_in ?? 3600)
   if (typeof token !== 'string' || !token) throw new Error('the token endpoint answered no access_token')
-  return { token, expiresInS: Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600 }
+  return { token, expiresInS: Number.isFinite(expiresIn) ? expiresIn : 3600 }
+}
+
+/** At most MAX_TOKEN_ANSWER_BYTES of the answer (the rest not waited for): a token answer is a few hundred bytes. */
+async function readCapped(response: Response): Promise<string> {
+  if (!response.body) return ''
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let bytes = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    chunks.push(value)
+    bytes += value.length
+    if (bytes >= MAX_TOKEN_ANSWER_BYTES) {
+      await reader.cancel().catch(() => {})
+      break
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8', 0, Math.min(bytes, MAX_TOKEN_ANSWER_BYTES))
 }
 
 function base64url(value: unknown): string {

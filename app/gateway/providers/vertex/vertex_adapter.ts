@@ -4,11 +4,12 @@ import {
   baseOf,
   CredentialsRefused,
   withChannelHeaders,
+  type AnswerWire,
   type ProviderAdapter,
   type UpstreamCall,
   type UpstreamRequest,
 } from '#gateway/providers/provider_adapter'
-import { accessToken, accountKey, cachedToken } from '#gateway/providers/vertex/google_token'
+import { accessToken, accountKey, cachedToken, forgetToken } from '#gateway/providers/vertex/google_token'
 import { authoriseAdc } from '#gateway/providers/vertex/google_adc'
 import { parseVertexKey, vertexModelsPrefix, type VertexAuth } from '#gateway/providers/vertex/vertex_settings'
 import type { ChannelInfo } from '#gateway/types'
@@ -29,6 +30,8 @@ interface VertexChannel {
   tokenKey: string | null
   /** `{basePath}[/projects/{p}/locations/{l}]`; null: a service account without a project */
   prefix: string | null
+  /** How an answer to a request sent with a cached token is read (cachedTokenAnswer) */
+  cachedAnswer: AnswerWire | undefined
 }
 const settings = new WeakMap<ChannelInfo, VertexChannel>()
 
@@ -36,10 +39,12 @@ function settingsOf(channel: ChannelInfo): VertexChannel {
   let found = settings.get(channel)
   if (!found) {
     const auth = channel.apiKey ? parseVertexKey(channel.apiKey) : null
+    const tokenKey = auth?.kind === 'service_account' ? accountKey(auth.account) : null
     found = {
       auth,
-      tokenKey: auth?.kind === 'service_account' ? accountKey(auth.account) : null,
+      tokenKey,
       prefix: vertexModelsPrefix(channel.baseUrl, baseOf(channel).basePath, auth),
+      cachedAnswer: tokenKey === null ? undefined : cachedTokenAnswer(tokenKey),
     }
     settings.set(channel, found)
   }
@@ -126,7 +131,7 @@ function prefixOf(channel: ChannelInfo): string {
 
 /** Sets the request's credentials: a cached token at once, else a prepare() the dispatcher awaits. */
 function authorise(channel: ChannelInfo, request: UpstreamRequest) {
-  const { auth, tokenKey, prefix } = settingsOf(channel)
+  const { auth, tokenKey, prefix, cachedAnswer } = settingsOf(channel)
   if (!auth) return
   switch (auth.kind) {
     case 'api_key':
@@ -149,12 +154,32 @@ function authorise(channel: ChannelInfo, request: UpstreamRequest) {
       const token = cachedToken(tokenKey!)
       if (token) {
         request.headers['authorization'] = `Bearer ${token}`
+        request.answer = cachedAnswer
         return
       }
       request.prepare = async () => {
         request.headers['authorization'] = `Bearer ${await accessToken(tokenKey!, auth.account)}`
       }
     }
+  }
+}
+
+/**
+ * A 401 to a request sent with a cached token: the token was revoked (a key
+ * rotated, the account's tokens revoked) before it expired, which says
+ * nothing yet of the account. The token is forgotten and the answer counts
+ * as the channel's passing failure (503: the next candidate is tried);
+ * the next request exchanges again, and a 401 to a fresh token takes the
+ * channel out of rotation as any 401. (It did so at once: one revoked
+ * token disabled a channel whose account was fine.)
+ */
+function cachedTokenAnswer(tokenKey: string): AnswerWire {
+  return {
+    status(statusCode) {
+      if (statusCode !== 401) return statusCode
+      forgetToken(tokenKey)
+      return 503
+    },
   }
 }
 
