@@ -274,6 +274,6 @@ test.group('Member budgets: panel and portal', (group) => {
     const adminPage = await adminClient.get(`/dashboard/teams/${teamId}`)
     assert.include(adminPage.body, 'data-table="team-members"')
     const table = htmlText(adminPage.body.slice(adminPage.body.indexOf('data-table="team-members"')))
-    assert.match(table, new RegExp(`${dev.email.replace(/[.]/g, '\\.')}\\s*Member\\s+\\$25(\\.00)?\\s+\\$3\\.50`), table.slice(0, 600))
+    assert.match(table, new RegExp(`${dev.email.replace(/[.]/g, '\\.')}\\s*Member\\s+\\$3\\.50 of \\$25(\\.00)?\\s+\\$25(\\.00)?\\s+\\$3\\.50`), table.slice(0, 600))
   })
 })
