@@ -192,6 +192,7 @@ test.group('Member budgets in a team', (group) => {
     assert.match(notMember.body.error.message, /is not a member/)
     const negative = await call('POST', '/team/member_update', { team_id: teamId, user_id: String(c.userId), max_budget_in_team: -1 })
     assert.equal(negative.status, 400)
+    assert.equal(negative.body.error.param, 'max_budget_in_team')
     const badLimit = await call('POST', '/team/member_update', { team_id: teamId, user_id: String(c.userId), rpm_limit: 'lots' })
     assert.equal(badLimit.status, 400)
     assert.equal(badLimit.body.error.param, 'rpm_limit')

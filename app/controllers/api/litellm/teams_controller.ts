@@ -28,6 +28,7 @@ import {
   teamSettingsOf,
 } from '#services/litellm_teams'
 import { updateTeamMember } from '#actions/team_member_budgets'
+import { GatewayError } from '#exceptions/gateway_error'
 
 /**
  * LiteLLM's team management (/team/new, /info, /list, /update, /delete,
@@ -106,7 +107,7 @@ export default class LiteLLMTeamsController {
 
   /** POST /team/member_add {team_id, member: {user_id | user_email, role} or a list, max_budget_in_team?, budget_duration?, tpm_limit?, rpm_limit?} */
   async memberAdd(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return memberManaged(async () => {
       const body = ctx.request.body()
       const ref = teamIdOf(body.team_id)
       if (body.member === undefined || body.member === null) throw fieldError('member', 'required: {user_id or user_email, role}, or a list of them')
@@ -125,7 +126,7 @@ export default class LiteLLMTeamsController {
    * a member's role and limits in the team (null clears one); 404 for a user who is not a member
    */
   async memberUpdate(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return memberManaged(async () => {
       const body = ctx.request.body()
       const ref = teamIdOf(body.team_id)
       const user = body.user_id ?? body.user_email
@@ -163,5 +164,18 @@ export default class LiteLLMTeamsController {
     await settleMetering()
     const fresh = await findTeam(team.id)
     return litellmTeamJson(fresh, (await teamMembers([team.id])).get(team.id) ?? [])
+  }
+}
+
+/** litellmManaged for a member's limits: a refused budget is named as the member's field (max_budget_in_team), not the team's. */
+async function memberManaged<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await litellmManaged(work)
+  } catch (error) {
+    if (error instanceof GatewayError && error.param === 'max_budget') {
+      error.param = 'max_budget_in_team'
+      error.message = error.message.replace(/(^|; )max_budget:/g, '$1max_budget_in_team:')
+    }
+    throw error
   }
 }
