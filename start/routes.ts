@@ -286,6 +286,7 @@ router
     router.delete('/teams/:id', [ManagementTeamsController, 'destroy']).as('teams.destroy')
     router.post('/teams/:id/members', [ManagementTeamsController, 'addMembers']).as('teams.members.add')
     router.delete('/teams/:id/members', [ManagementTeamsController, 'removeMember']).as('teams.members.remove')
+    router.patch('/teams/:id/members/:user', [ManagementTeamsController, 'updateMember']).as('teams.members.update')
     router.get('/organizations', [ManagementOrganizationsController, 'index']).as('organizations.index')
     router.post('/organizations', [ManagementOrganizationsController, 'store']).as('organizations.store')
     router.get('/organizations/:id', [ManagementOrganizationsController, 'show']).as('organizations.show')
@@ -385,6 +386,7 @@ router
     router.post('/team/block', [LiteLLMTeamsController, 'block']).as('team.block')
     router.post('/team/unblock', [LiteLLMTeamsController, 'unblock']).as('team.unblock')
     router.post('/team/member_add', [LiteLLMTeamsController, 'memberAdd']).as('team.member_add')
+    router.route('/team/member_update', ['POST', 'PATCH'], [LiteLLMTeamsController, 'memberUpdate']).as('team.member_update')
     router.post('/team/member_delete', [LiteLLMTeamsController, 'memberDelete']).as('team.member_delete')
     // LiteLLM's methods (PATCH update, DELETE delete), and POST for clients of its older versions.
     router.post('/organization/new', [LiteLLMOrganizationsController, 'store']).as('organization.new')

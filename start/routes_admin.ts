@@ -88,6 +88,8 @@ router
     router.post('/teams/:id/delete', [TeamsController, 'destroy']).as('teams.destroy').where('id', idMatcher)
     router.post('/teams/:id/members', [TeamsController, 'addMember']).as('teams.members.add').where('id', idMatcher)
     router.post('/teams/:id/members/remove', [TeamsController, 'removeMember']).as('teams.members.remove').where('id', idMatcher)
+    router.get('/teams/:id/members/:user/edit', [TeamsController, 'editMember']).as('teams.members.edit').where('id', idMatcher).where('user', idMatcher)
+    router.post('/teams/:id/members/:user', [TeamsController, 'updateMember']).as('teams.members.update').where('id', idMatcher).where('user', idMatcher)
     router.get('/organizations', [OrganizationsController, 'index']).as('organizations.index')
     router.get('/organizations/new', [OrganizationsController, 'create']).as('organizations.create')
     router.post('/organizations', [OrganizationsController, 'store']).as('organizations.store')

@@ -24,6 +24,14 @@ import { PortalInputError } from '#actions/portal_input_error'
 import { recordId } from '#services/record_id'
 import type ApiKey from '#models/api_key'
 import { teamMemberValidator } from '#validators/team'
+import {
+  checkedMemberLimits,
+  memberColumnsOf,
+  memberLimitChanges,
+  touchesLimits,
+  type MemberLimitColumns,
+  type MemberLimits,
+} from '#actions/team_member_budgets'
 
 /**
  * Teams (LiteLLM's /team/*): a policy over a set of keys (api_keys.team_id):
@@ -48,7 +56,8 @@ export interface TeamRow extends BudgetGroupRow {
   organization_id: number | null
 }
 
-export interface TeamMember {
+/** A member and their limits in the team (app/actions/team_member_budgets.ts; migration 1039). */
+export interface TeamMember extends MemberLimitColumns {
   user_id: number
   email: string
   role: 'admin' | 'user'
@@ -115,31 +124,51 @@ export async function deleteTeams(refs: unknown[], actor: Actor = cliActor()): P
   })
 }
 
-/** Adds users to the team, or changes their role when already in it. */
-export async function addTeamMembers(ref: unknown, members: Array<{ user: string; role?: MemberRole }>, actor: Actor = cliActor()) {
+/**
+ * Adds users to the team, or changes their role when already in it.
+ * `limits` (LiteLLM's max_budget_in_team...) are set on each of them
+ * (team_member_budgets.ts), in the same transaction; left out: unchanged.
+ */
+export async function addTeamMembers(
+  ref: unknown,
+  members: Array<{ user: string; role?: MemberRole }>,
+  actor: Actor = cliActor(),
+  limits: MemberLimits = {}
+) {
   // None given is a mistake of the caller's, not a change to audit.
   if (members.length === 0) throw new AdminInputError('Give at least one member (a user id or e-mail)', 'user')
   const checkedMembers: Array<{ user: string; role?: MemberRole }> = []
   for (const member of members) checkedMembers.push(await teamMemberValidator.validate(member))
+  const checkedLimits = await checkedMemberLimits(limits)
   return db.transaction(async (trx) => {
+    // The team's row, then the members' (the meter's order: architecture.md "Row locks and their order").
     const team = await findTeam(ref, trx)
     const added: TeamMember[] = []
     for (const member of checkedMembers) {
       const user = await findUser(member.user, trx)
       const role = member.role ?? 'user'
-      await trx.rawQuery(
+      let result = await trx.rawQuery(
         `INSERT INTO team_members (team_id, user_id, role) VALUES (?, ?, ?)
-         ON CONFLICT (team_id, user_id) DO UPDATE SET role = EXCLUDED.role`,
+         ON CONFLICT (team_id, user_id) DO UPDATE SET role = EXCLUDED.role RETURNING *`,
         [team.id, user.id, role]
       )
-      added.push({ user_id: user.id, email: user.email, role })
+      if (touchesLimits(checkedLimits)) {
+        const changes = await memberLimitChanges(trx, team.id, user.id, result.rows[0], checkedLimits)
+        if (Object.keys(changes).length > 0) {
+          const [row] = await trx.from('team_members').where('team_id', team.id).where('user_id', user.id).update(changes).returning('*')
+          result = { rows: [row] }
+        }
+      }
+      added.push({ user_id: user.id, email: user.email, ...memberColumnsOf(result.rows[0]) })
     }
     await writeAudit(trx, actor, {
       action: 'team.member_add',
       subjectType: 'team',
       subjectId: team.id,
-      summary: `team ${team.alias}: ${added.map((m) => `${m.email} (${m.role})`).join(', ')} added`,
-      after: { members: added.map((m) => ({ user_id: m.user_id, role: m.role })) },
+      summary: `team ${team.alias}: ${added.map((m) => `${m.email} (${m.role}${m.max_budget === null ? '' : `, budget $${Number(m.max_budget)}${m.budget_period ? ` a ${m.budget_period}` : ''}`})`).join(', ')} added`,
+      after: {
+        members: added.map((m) => ({ user_id: m.user_id, role: m.role, ...(touchesLimits(checkedLimits) ? { max_budget: m.max_budget, budget_period: m.budget_period, rpm: m.rpm, tpm: m.tpm } : null) })),
+      },
     })
     return { team, added }
   })
@@ -218,10 +247,10 @@ export async function teamMembers(teamIds: number[]): Promise<Map<number, TeamMe
     .join('users as u', 'u.id', 'm.user_id')
     .whereIn('m.team_id', teamIds)
     .orderBy('m.created_at')
-    .select('m.team_id', 'm.user_id', 'u.email', 'm.role')
+    .select('m.*', 'u.email')
   for (const row of rows) {
     const list = byTeam.get(Number(row.team_id)) ?? []
-    list.push({ user_id: Number(row.user_id), email: row.email, role: row.role })
+    list.push({ user_id: Number(row.user_id), email: row.email, ...memberColumnsOf(row) })
     byTeam.set(Number(row.team_id), list)
   }
   return byTeam

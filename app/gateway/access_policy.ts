@@ -10,6 +10,7 @@ import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 import { assertWithinLimit } from '#gateway/end_users/end_user_policies'
 import { assertTeamBudget, teamRoom } from '#gateway/teams/team_policies'
+import { assertMemberBudget, memberRoom } from '#gateway/teams/member_policies'
 import { assertModelBudget, modelBudgetRoom } from '#gateway/limits/model_budgets'
 
 /** May this principal use the model at all? (plan globs, then the key's own globs, then its team's, then its organization's) */
@@ -76,7 +77,11 @@ export function authorizeModel(
     }
   }
   // The team's budget, shared by its keys, counts every key's holds the same way (team_policies.ts); so does its organization's.
-  if (principal.team !== null) assertTeamBudget(principal.team, principal.org)
+  if (principal.team !== null) {
+    assertTeamBudget(principal.team, principal.org)
+    // The owner's budget inside the team (member_policies.ts): one null test for an owner without one.
+    if (principal.member !== null) assertMemberBudget(principal.member, principal.team.alias)
+  }
   // The key's budget for this model (model_budgets.ts): one null test for a key without limits per model. Found as
   // the limits are (limitFor): by its exact name only, a Realtime session or a batch as `GPT-4o` passed a spent `gpt-4o` budget.
   if (key.modelLimits !== null) {
@@ -202,10 +207,14 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
  * the holds, so a hold may be larger than what was left).
  */
 export function roomBeyondHolds(account: RequestAccount): { balance: bigint; key: bigint | null } {
-  const { user, key, team, org } = account.principal
+  const { user, key, team, org, member } = account.principal
   const balance = user.balancePico - user.reservedPico
-  // The team's budget and the model's are caps on the key too: the tightest is the key's room.
+  // The team's budget, the owner's in the team and the model's are caps on the key too: the tightest is the key's room.
   let room = team === null ? null : teamRoom(team, org)
+  if (member !== null) {
+    const ofMember = memberRoom(member)
+    if (ofMember !== null && (room === null || ofMember < room)) room = ofMember
+  }
   if (account.modelBudget !== null) {
     const ofModel = modelBudgetRoom(account.modelBudget)
     if (room === null || ofModel < room) room = ofModel

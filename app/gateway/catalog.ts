@@ -42,6 +42,8 @@ export interface PendingSource extends MeterWrites {
   pendingTeamCost(teamId: number, sinceMs: number): bigint
   /** Cost admitted under an organization of calls begun at or after `sinceMs` */
   pendingOrgCost(orgId: number, sinceMs: number): bigint
+  /** Cost admitted under a member's limits in a team (MemberPolicy.id) of calls begun at or after `sinceMs` */
+  pendingMemberCost(memberId: string, sinceMs: number): bigint
   /** Cost on a key's budget for a model (`${keyId} ${model}`) of calls begun at or after `sinceMs` */
   pendingModelBudgetCost(id: string, sinceMs: number): bigint
 }
@@ -52,6 +54,7 @@ const NOTHING_PENDING: PendingSource = {
   pendingEndUserCost: () => 0n,
   pendingTeamCost: () => 0n,
   pendingOrgCost: () => 0n,
+  pendingMemberCost: () => 0n,
   pendingModelBudgetCost: () => 0n,
   ...NO_METER_WRITES,
 }

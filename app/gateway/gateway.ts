@@ -124,6 +124,8 @@ export class Gateway {
           this.catalog.teams.applySpend(event.teamId, event.costPico, event.createdAt.getTime())
           // ...and its organization's: only rows of an organization's team look.
           if (event.organizationId != null) this.catalog.teams.applyOrgSpend(event.organizationId, event.costPico, event.createdAt.getTime())
+          // ...and the owner's in it: only rows admitted under a member's limits look.
+          if (event.memberBudget) this.catalog.teams.applyMemberSpend(event.teamId, event.userId, event.costPico, event.createdAt.getTime())
         }
         // A key's budget for the model asked for (limits/model_budgets.ts): only rows admitted under one look.
         if (event.modelBudget != null) applyModelBudgetSpend(event.modelBudget, event.costPico, event.createdAt.getTime())

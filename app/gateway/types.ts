@@ -1,6 +1,7 @@
 import type { ModelLimits } from '#gateway/limits/model_limits'
 import type { TeamPolicy } from '#gateway/teams/team_policies'
 import type { OrgPolicy } from '#gateway/teams/organization_policies'
+import type { MemberPolicy } from '#gateway/teams/member_policies'
 import type { BlockList } from 'node:net'
 import type { SpendPeriod } from '#gateway/metering/spend_period'
 /**
@@ -191,6 +192,12 @@ export interface Principal {
    * if the team moves meanwhile); null for a key in no team or a team in none
    */
   org: OrgPolicy | null
+  /**
+   * The key owner's limits inside the team (TeamPolicy.members: a member
+   * budget, rpm/tpm), taken once as the organization is; null for a key in no
+   * team or whose owner has none there, the usual case
+   */
+  member: MemberPolicy | null
 }
 
 export interface TokenUsage {

@@ -2,15 +2,17 @@ import type ApiKey from '#models/api_key'
 import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
 import type { MemberRole, TeamMember, TeamRow, TeamSettings } from '#actions/teams'
 import { isLimitInput } from '#validators/team'
+import { hasLimits, type MemberLimits } from '#actions/team_member_budgets'
 import { BUDGET_DURATIONS, budgetPeriod, budgetText, fieldError, litellmKeyJson, litellmMembersOf, modelGlobs } from '#services/litellm_management'
 
 /**
  * LiteLLM's teams (/team/*) over the gateway's (app/actions/teams.ts): field
  * names and shapes only. `team_id` is our team id as text. Fields we keep:
  * team_alias, max_budget, budget_duration, models, tpm_limit, rpm_limit,
- * blocked, metadata, members_with_roles, organization_id; others (tags,
- * guardrails, team_member_budget, model_aliases, soft_budget, a chosen
- * team_id...) are ignored.
+ * blocked, metadata, members_with_roles, organization_id, and a member's
+ * max_budget_in_team, budget_duration, tpm_limit, rpm_limit (member_add,
+ * member_update); others (tags, guardrails, team_member_budget, model_aliases,
+ * soft_budget, a chosen team_id...) are ignored.
  */
 
 /** LiteLLM's team_id: our id as text (or a number): 400 when absent or not text */
@@ -72,6 +74,67 @@ export function membersOf(value: unknown, field: string): Array<{ user: string; 
   })
 }
 
+/**
+ * A member's limits on /team/member_add and /team/member_update (the fields
+ * given only): `max_budget_in_team` (USD, null: none), `budget_duration`
+ * (the member budget's period, a team's durations), `tpm_limit`, `rpm_limit`.
+ */
+export function memberLimitsOf(body: Record<string, unknown>): MemberLimits {
+  const limits: MemberLimits = {}
+  if ('max_budget_in_team' in body) {
+    const text = budgetText(body.max_budget_in_team)
+    if (text !== null && typeof text !== 'string') throw fieldError('max_budget_in_team', 'an amount in USD, or null')
+    limits.maxBudget = text as string | null
+  }
+  if ('budget_duration' in body) limits.budgetPeriod = budgetPeriod(body.budget_duration)
+  for (const field of ['tpm_limit', 'rpm_limit'] as const) {
+    if (field in body && !isLimitInput(body[field])) throw fieldError(field, 'a whole number, or null')
+  }
+  if ('tpm_limit' in body) limits.tpm = body.tpm_limit as number | null
+  if ('rpm_limit' in body) limits.rpm = body.rpm_limit as number | null
+  return limits
+}
+
+/**
+ * A membership as LiteLLM answers it (LiteLLM_TeamMembership): `spend` what
+ * the member's budget counts now (kept while the member has a limit), and
+ * `litellm_budget_table` their limits (null: none).
+ */
+export function litellmMembershipJson(teamId: number, m: TeamMember) {
+  return {
+    team_id: String(teamId),
+    user_id: String(m.user_id),
+    user_email: m.email,
+    role: m.role,
+    spend: Number(budgetSpentNow(m)),
+    budget_id: null,
+    litellm_budget_table: hasLimits(m)
+      ? {
+          max_budget: m.max_budget === null ? null : Number(m.max_budget),
+          budget_duration: m.budget_period ? BUDGET_DURATIONS[m.budget_period] : null,
+          budget_reset_at: budgetResetsAt(m),
+          tpm_limit: m.tpm,
+          rpm_limit: m.rpm,
+        }
+      : null,
+  }
+}
+
+/** /team/member_update's answer (LiteLLM's TeamMemberUpdateResponse, with the period and role) */
+export function litellmMemberUpdateJson(teamId: number, m: TeamMember) {
+  return {
+    team_id: String(teamId),
+    user_id: String(m.user_id),
+    user_email: m.email,
+    role: m.role,
+    max_budget_in_team: m.max_budget === null ? null : Number(m.max_budget),
+    budget_duration: m.budget_period ? BUDGET_DURATIONS[m.budget_period] : null,
+    tpm_limit: m.tpm,
+    rpm_limit: m.rpm,
+    spend: Number(budgetSpentNow(m)),
+  }
+}
+
 const iso = (value: Date | null) => (value ? new Date(value).toISOString() : null)
 
 /** A team as LiteLLM answers it (LiteLLM_TeamTable), with `spend` what the budget counts now */
@@ -103,6 +166,6 @@ export function litellmTeamInfo(team: TeamRow, members: TeamMember[], keys: ApiK
     team_id: String(team.id),
     team_info: litellmTeamJson(team, members),
     keys: keys.map(litellmKeyJson),
-    team_memberships: members.map((m) => ({ team_id: String(team.id), user_id: String(m.user_id), role: m.role })),
+    team_memberships: members.map((m) => litellmMembershipJson(team.id, m)),
   }
 }

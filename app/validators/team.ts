@@ -58,3 +58,19 @@ export const teamMemberValidator = vine.compile(
   })
 )
 teamMemberValidator.messagesProvider = adminMessages
+
+/**
+ * A member's limits inside a team (app/actions/team_member_budgets.ts;
+ * LiteLLM's max_budget_in_team, tpm_limit, rpm_limit): the team's own rules
+ * for each. Left out: unchanged; null: none.
+ */
+export const memberLimitsValidator = vine.compile(
+  vine.object({
+    role: vine.enum(['admin', 'user'] as const).optional(),
+    maxBudget: vine.string().trim().regex(/^\d{1,12}(\.\d{1,6})?$/).nullable().optional(),
+    budgetPeriod: vine.enum(SPEND_PERIODS).nullable().optional(),
+    rpm: wholeNumberField().min(1).max(2_147_483_647).nullable().optional(),
+    tpm: wholeNumberField().min(1).max(2_147_483_647).nullable().optional(),
+  })
+)
+memberLimitsValidator.messagesProvider = adminMessages

@@ -9,6 +9,7 @@ import { updateUserApiKey } from '#actions/update_user_api_key'
 import { setReferralTerms } from '#actions/referrals'
 import { postLedgerEntry } from '#actions/post_ledger_entry'
 import { cliActor } from '#actions/audit'
+import { updateTeamMember } from '#actions/team_member_budgets'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, type SeededUser } from '#tests/helpers'
 
@@ -96,7 +97,7 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
   })
 
   /** A user with $10 whose key is in a team of an organization, with an end user listed. */
-  async function seedTeamKey(options: { modelBudget?: boolean; teamAdmin?: boolean } = {}) {
+  async function seedTeamKey(options: { modelBudget?: boolean; teamAdmin?: boolean; memberBudget?: boolean } = {}) {
     const user = await seedUser({
       balance: '10',
       key: options.modelBudget ? { modelLimits: { 'lo-budgeted': { budget: '5', budget_period: 'day' } } } : {},
@@ -104,6 +105,8 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     const org = await createOrganization({ alias: `lo-org-${user.userId}`, maxBudget: '100' })
     const team = await createTeam({ alias: `lo-team-${user.userId}`, organization: org.id, maxBudget: '100', budgetPeriod: 'month' })
     if (options.teamAdmin) await addTeamMembers(team.id, [{ user: user.email, role: 'admin' }])
+    // The owner's budget inside the team (team_members): its batches carry MEMBER_SPEND_EFFECT.
+    if (options.memberBudget) await addTeamMembers(team.id, [{ user: user.email, role: 'user' }], undefined, { maxBudget: '100', budgetPeriod: 'month' })
     await setKeyTeam(String(user.keyId), team.id)
     await setEndUser({ userRef: user.email, endUser: 'lo-cust', monthlyLimit: '100' })
     await refreshCaches()
@@ -131,6 +134,7 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     const where: Record<string, string> = {
       organizations: `id = ${org.id}`,
       teams: `id = ${team.id}`,
+      team_members: `team_id = ${team.id} AND user_id = ${user.userId}`,
       end_users: `user_id = ${user.userId} AND end_user = 'lo-cust'`,
       api_keys: `id = ${user.keyId}`,
       api_key_model_spend: `api_key_id = ${user.keyId}`,
@@ -173,6 +177,35 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     const withSpend = ['organizations', 'teams', 'end_users', 'api_keys', 'api_key_model_spend', 'monthly_usage', 'users']
     assert.deepEqual(await lockOrderOf(budgeted.user, budgeted.org, budgeted.team, 'lo-budgeted', withSpend), expectedFor(withSpend))
   }).timeout(60_000)
+
+  test("a batch with a row under a member's budget in a team locks the team's member right after the team", async ({ assert }) => {
+    const member = await seedTeamKey({ memberBudget: true })
+    const order = ['organizations', 'teams', 'team_members', 'end_users', 'api_keys', 'monthly_usage', 'users']
+    assert.deepEqual(await lockOrderOf(member.user, member.org, member.team, 'lo-model', order), expectedFor(order))
+  }).timeout(60_000)
+
+  test("a member's budget changed while a batch of theirs is metered: no deadlock, the change and the charges exact", async ({ assert }) => {
+    const { user, team } = await seedTeamKey({ memberBudget: true })
+    assert.equal(await call(user.key, { user: 'lo-cust' }), 200)
+    await drained()
+    // The member's row held: the change locks the team and queues on it; the batch locks the organization and
+    // queues on the team. Locking the member first (then the team, which the batch holds) deadlocked.
+    const held = await blocker('team_members', `team_id = ${team.id} AND user_id = ${user.userId}`)
+    const { error, took } = await raceWithMeter(
+      held,
+      () => updateTeamMember(team.id, user.email, { maxBudget: '50', budgetPeriod: 'week' }),
+      () => call(user.key, { user: 'lo-cust' })
+    )
+    assert.isNull(error)
+    assert.isBelow(took, (await deadlockTimeoutMs()) * 0.9)
+    const row = await db.from('team_members').where('team_id', team.id).where('user_id', user.userId).first()
+    assert.equal(row.max_budget, '50.000000000000')
+    assert.equal(row.budget_period, 'week')
+    // The week's recount (the first call) plus the waiting batch's call.
+    assert.equal(row.spent, '0.002000000000')
+    assert.equal(row.period_spent, '0.002000000000')
+    assert.equal((await db.from('teams').where('id', team.id).first()).spent, '0.002000000000')
+  }).timeout(30_000)
 
   test("an end user's limit changed while a batch of theirs is metered: no deadlock, the change and the charges exact", async ({ assert }) => {
     const { user } = await seedTeamKey()

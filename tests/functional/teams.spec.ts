@@ -420,7 +420,9 @@ test.group('Teams over the management API (/api/admin/teams)', (group) => {
 
     const member = await call('POST', `/api/admin/teams/${id}/members`, { user: 'carol@teams.local', role: 'admin' })
     assert.equal(member.status, 200, JSON.stringify(member.body))
-    assert.deepEqual(member.body.members, [{ user_id: carol.userId, email: 'carol@teams.local', role: 'admin' }])
+    assert.deepEqual(member.body.members, [
+      { user_id: carol.userId, email: 'carol@teams.local', role: 'admin', max_budget: null, budget_period: null, budget_spent: '0', budget_resets_at: null, rpm: null, tpm: null },
+    ])
 
     const key = await call('PATCH', `/api/admin/keys/${carol.keyId}`, { team_id: id })
     assert.equal(key.status, 200, JSON.stringify(key.body))

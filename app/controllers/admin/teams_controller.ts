@@ -18,8 +18,9 @@ import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
 import { findOrganization, listOrganizations } from '#actions/organizations'
 import { recordId } from '#services/record_id'
 import { settleMetering } from '#services/settle_metering'
-import { notFound, panelActor } from '#controllers/admin/panel'
+import { notFound, optionalNumber, panelActor } from '#controllers/admin/panel'
 import { budgetGroupSettings } from '#controllers/admin/budget_group_form'
+import { updateTeamMember } from '#actions/team_member_budgets'
 
 /** Form fields -> the team actions' settings (empty = none). */
 function teamSettings(request: HttpContext['request']): TeamSettings {
@@ -82,6 +83,8 @@ export default class TeamsController {
       spent: budgetSpentNow(fresh),
       resetsAt: budgetResetsAt(fresh),
       members: members.get(team.id) ?? [],
+      // What each member's budget counts now (this period's spend, or the whole), by user id.
+      memberSpent: Object.fromEntries((members.get(team.id) ?? []).map((m) => [m.user_id, budgetSpentNow(m)])),
       keys,
     })
   }
@@ -130,6 +133,35 @@ export default class TeamsController {
     const { team, removed } = await removeTeamMembers(Number(ctx.params.id), [String(userId ?? '')], panelActor(ctx))
     ctx.session.flash('success', `${removed[0].email} left team ${team.alias}.`)
     return ctx.response.redirect(`/admin/teams/${team.id}`)
+  }
+
+  /** A member's role and limits in the team (budget, its period, rpm, tpm): the form. */
+  async editMember(ctx: HttpContext) {
+    const team = await this.#team(ctx)
+    if (!team) return notFound(ctx)
+    await settleMetering()
+    const member = ((await teamMembers([team.id])).get(team.id) ?? []).find((m) => m.user_id === Number(ctx.params.user))
+    if (!member) return notFound(ctx)
+    return ctx.view.render('admin/teams/member_form', { team, member, spent: budgetSpentNow(member), resetsAt: budgetResetsAt(member) })
+  }
+
+  /** POST /admin/teams/:id/members/:user {role, maxBudget, budgetPeriod, rpm, tpm}: empty = none */
+  async updateMember(ctx: HttpContext) {
+    const budget = String(ctx.request.input('maxBudget') ?? '').trim()
+    const { team, member } = await updateTeamMember(
+      Number(ctx.params.id),
+      String(Number(ctx.params.user)),
+      {
+        role: ctx.request.input('role') === 'admin' ? 'admin' : 'user',
+        maxBudget: budget === '' ? null : budget,
+        budgetPeriod: ctx.request.input('budgetPeriod') || null,
+        rpm: optionalNumber(ctx.request.input('rpm')) ?? null,
+        tpm: optionalNumber(ctx.request.input('tpm')) ?? null,
+      },
+      panelActor(ctx)
+    )
+    ctx.session.flash('success', `${member.email}'s limits in team ${team.alias} saved.`)
+    return ctx.response.redirect(`/admin/teams/${team.id}#members`)
   }
 
   async #team(ctx: HttpContext) {

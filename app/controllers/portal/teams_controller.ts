@@ -1,5 +1,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
-import { portalTeams } from '#actions/teams'
+import { portalTeams, teamMembers } from '#actions/teams'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import { toPico } from '#gateway/metering/money'
 import { recordId } from '#services/record_id'
 import { settleMetering } from '#services/settle_metering'
 
@@ -8,6 +10,8 @@ import { settleMetering } from '#services/settle_metering'
  * team's budget, spend, models, limits and block, and the user's own keys in
  * it, never another member's (their keys, names or spend: the team's total
  * is shown, not who made it). The same reads as the panel (app/actions/teams.ts).
+ * A member sees their own member budget in the team and what they spent
+ * under it; the team's admins see every member's.
  */
 export default class TeamsController {
   /** GET /dashboard/teams: every team of the user's, one row each. */
@@ -26,6 +30,15 @@ export default class TeamsController {
     await settleMetering()
     const [entry] = id === null ? [] : await portalTeams(user.id, id)
     if (!entry) return response.notFound(i18n.t('portal.teams.not_found'))
-    return view.render('pages/portal/team_show', { entry })
+    const members = entry.role === null ? [] : ((await teamMembers([entry.team.id])).get(entry.team.id) ?? [])
+    const budgets = members.map((m) => ({
+      member: m,
+      spent: budgetSpentNow(m),
+      resetsAt: budgetResetsAt(m),
+      reached: m.max_budget !== null && toPico(budgetSpentNow(m)) >= toPico(m.max_budget),
+    }))
+    // Their own always; everyone's only for the team's admins (a plain member sees no one else's).
+    const own = budgets.find((b) => b.member.user_id === user.id) ?? null
+    return view.render('pages/portal/team_show', { entry, own, members: entry.role === 'admin' ? budgets : [] })
   }
 }

@@ -60,12 +60,14 @@ export async function resolvePrincipal(catalog: Catalog, rawKey: string | null, 
   const plan = user.planId === null ? null : (catalog.plans.get(user.planId) ?? (await catalog.unheardPlan(user.planId)) ?? null)
   // A key in no team (the usual case) pays this one test; a team not heard of yet is read; one deleted since leaves the key without one.
   const team = key.teamId === null ? null : (catalog.teams.get(key.teamId) ?? (await catalog.teams.unheard(key.teamId)) ?? null)
-  if (team === null) return { key, user, plan, team, org: null }
+  if (team === null) return { key, user, plan, team, org: null, member: null }
   if (team.blocked) throw GatewayError.invalidApiKey(`This API key's team '${team.alias}' is blocked`)
   // The team's organization, loaded with it (a team in none: one more null test). Blocked: as a blocked team.
   const org = team.org
   if (org !== null && org.blocked) throw GatewayError.invalidApiKey(`This API key's organization '${org.alias}' is blocked`)
-  return { key, user, plan, team, org }
+  // The owner's limits in the team (member_policies.ts): one null test for a team where no member has any, else one lookup.
+  const member = team.members === null ? null : (team.members.get(user.id) ?? null)
+  return { key, user, plan, team, org, member }
 }
 
 /**

@@ -1,4 +1,5 @@
 import db from '@adonisjs/lucid/services/db'
+import { memberRoom, type MemberPolicy } from '#gateway/teams/member_policies'
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Catalog } from '#gateway/catalog'
 import { heldOnKey, holdOnKey, releaseOnKey } from '#gateway/metering/key_reservations'
@@ -67,6 +68,16 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
       'insufficient_quota'
     )
   }
+  // The owner's budget in the team (member_policies.ts), less what their requests and batches through its keys hold.
+  const ofMember = principal.member === null ? null : memberRoom(principal.member)
+  if (ofMember !== null && ofMember < hold) {
+    throw new GatewayError(
+      402,
+      'spend_limit_exceeded',
+      `This batch holds up to $${displayUsd(hold)}, more than the member budget of this API key's owner in team '${principal.team!.alias}' has left`,
+      'insufficient_quota'
+    )
+  }
   // The key's budget for the batch's model (limits/model_budgets.ts), less what its requests and batches hold.
   const budget = model === undefined ? null : batchBudgetOf(principal, model)
   if (budget !== null && modelBudgetRoom(budget) < hold) {
@@ -86,6 +97,8 @@ interface Hold {
   team: TeamPolicy | null
   /** The team's organization when it was held, whose heldPico counts it too (released from the same object) */
   org: OrgPolicy | null
+  /** The owner's limits in that team when it was held (member_policies.ts), whose heldPico counts it too */
+  member: MemberPolicy | null
   /** The key's budget for the batch's model whose heldPico counts it (when this process has the key loaded) */
   budget: ModelBudget | null
   pico: bigint
@@ -133,9 +146,11 @@ export class BatchHolds {
     const team = teamId === null ? null : (this.catalog.teams.get(teamId) ?? null)
     const budget = keyId === null || budgetModel === null ? null : (modelBudgetById(`${keyId} ${budgetModel}`) ?? null)
     const org = team?.org ?? null
-    this.#holds.set(batchId, { userId, keyId, team, org, budget, pico, since: Date.now() })
+    const member = team?.members?.get(userId) ?? null
+    this.#holds.set(batchId, { userId, keyId, team, org, member, budget, pico, since: Date.now() })
     if (team !== null) team.heldPico += pico
     if (org !== null) org.heldPico += pico
+    if (member !== null) member.heldPico += pico
     if (budget !== null) budget.heldPico += pico
     this.#byUser.set(userId, this.heldFor(userId) + pico)
     const state = this.catalog.loadedUser(userId)
@@ -184,6 +199,7 @@ export class BatchHolds {
     if (hold.keyId !== null) releaseOnKey(hold.keyId, hold.pico)
     if (hold.team !== null) hold.team.heldPico -= hold.pico
     if (hold.org !== null) hold.org.heldPico -= hold.pico
+    if (hold.member !== null) hold.member.heldPico -= hold.pico
     if (hold.budget !== null) hold.budget.heldPico -= hold.pico
   }
 

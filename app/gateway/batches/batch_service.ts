@@ -278,6 +278,8 @@ export class BatchService {
       // ...and that team's organization now (a batch row keeps none): without it a batch's bill never reached the
       // organization's budget, and batch after batch, each within what it had left, spent without end.
       organizationId: row.team_id === null ? null : (this.catalog.teams.get(Number(row.team_id))?.org?.id ?? null),
+      // ...and the owner's budget in that team, when they have limits there now (as the organization's).
+      memberBudget: row.team_id !== null && this.catalog.teams.get(Number(row.team_id))?.members?.has(Number(row.user_id)) === true,
       // The key's budget the batch was admitted under (its own name: batch_holds.ts batchBudgetOf) counts the bill, else
       // the model's (a budget set later; MODEL_BUDGET_SPEND_EFFECT keeps it only when the key has one).
       modelBudget: row.api_key_id === null || (row.budget_model ?? row.model) === null ? null : `${row.api_key_id} ${row.budget_model ?? row.model}`,

@@ -13,8 +13,9 @@ import type { ModelLimit } from '#gateway/limits/model_limits'
 /**
  * Requests-per-minute and tokens-per-minute, per key (api_keys.rpm/tpm),
  * per plan (plans.rpm/tpm, counted per user across their keys), per team
- * (teams.rpm/tpm, counted across the team's keys) and per organization
- * (organizations.rpm/tpm, across every key of its teams), and per key and model
+ * (teams.rpm/tpm, counted across the team's keys), per organization
+ * (organizations.rpm/tpm, across every key of its teams) and per member in a
+ * team (team_members.rpm/tpm, across the team's keys they own), and per key and model
  * (api_keys.model_limits: admitModel). Requests are
  * counted on admission; tokens when the request is metered, and a new
  * request is refused while the minute's tokens are spent. A principal with
@@ -49,13 +50,21 @@ export function useLimiterStore(store: Store) {
  */
 export async function resetRateLimits() {
   for (const windows of [rpmByKey, rpmByUser, tpmByKey, tpmByUser, rpmByTeam, tpmByTeam, rpmByOrg, tpmByOrg, rpmByEndUser, tpmByEndUser]) windows.clear()
+  rpmByMember.clear()
+  tpmByMember.clear()
   rpmByKeyModel.clear()
   tpmByKeyModel.clear()
   await limiter.clear()
 }
 
 export function hasLimits(p: Principal): boolean {
-  return !!(p.key.rpm || p.key.tpm || p.plan?.rpm || p.plan?.tpm || (p.team !== null && (p.team.rpm || p.team.tpm || (p.org !== null && (p.org.rpm || p.org.tpm)))))
+  return !!(
+    p.key.rpm ||
+    p.key.tpm ||
+    p.plan?.rpm ||
+    p.plan?.tpm ||
+    (p.team !== null && (p.team.rpm || p.team.tpm || (p.org !== null && (p.org.rpm || p.org.tpm)) || (p.member !== null && (p.member.rpm || p.member.tpm))))
+  )
 }
 
 /**
@@ -76,6 +85,7 @@ export function addTokens(p: Principal, tokens: number): void | Promise<void> {
   if (p.plan?.tpm) tpmByUser.add(p.user.id, tokens, now)
   if (p.team?.tpm) tpmByTeam.add(p.team.id, tokens, now)
   if (p.org?.tpm) tpmByOrg.add(p.org.id, tokens, now)
+  if (p.member?.tpm) tpmByMember.add(p.member.id, tokens, now)
 }
 
 /**
@@ -185,6 +195,9 @@ const tpmByTeam = new MinuteWindows()
 /** An organization's windows, shared by every key of its teams */
 const rpmByOrg = new MinuteWindows()
 const tpmByOrg = new MinuteWindows()
+/** A member's windows in a team (MemberPolicy.id: `${teamId} ${userId}`), shared by the team's keys they own */
+const rpmByMember = new MinuteWindows<string>()
+const tpmByMember = new MinuteWindows<string>()
 /** An end user's windows (by end_users.id), shared by all of its owner's keys */
 const rpmByEndUser = new MinuteWindows()
 const tpmByEndUser = new MinuteWindows()
@@ -204,6 +217,7 @@ function admitInMemory(p: Principal, res: ServerResponse) {
   if (p.plan?.rpm) countRequest(rpmByUser, p.user.id, p.plan.rpm, now)
   if (p.team?.rpm) countRequest(rpmByTeam, p.team.id, p.team.rpm, now)
   if (p.org?.rpm) countRequest(rpmByOrg, p.org.id, p.org.rpm, now)
+  if (p.member?.rpm) countRequest(rpmByMember, p.member.id, p.member.rpm, now)
   if (tightest.limit >= 0) setWindowHeaders(res, 'requests', tightest.limit, tightest.left, tightest.reset)
 
   tightest.limit = -1
@@ -211,6 +225,7 @@ function admitInMemory(p: Principal, res: ServerResponse) {
   if (p.plan?.tpm) checkTokens(tpmByUser, p.user.id, p.plan.tpm, now)
   if (p.team?.tpm) checkTokens(tpmByTeam, p.team.id, p.team.tpm, now)
   if (p.org?.tpm) checkTokens(tpmByOrg, p.org.id, p.org.tpm, now)
+  if (p.member?.tpm) checkTokens(tpmByMember, p.member.id, p.member.tpm, now)
   if (tightest.limit >= 0) setWindowHeaders(res, 'tokens', tightest.limit, tightest.left, tightest.reset)
 }
 
@@ -255,6 +270,8 @@ function sweep() {
   tpmByTeam.sweep(now)
   rpmByOrg.sweep(now)
   tpmByOrg.sweep(now)
+  rpmByMember.sweep(now)
+  tpmByMember.sweep(now)
   rpmByEndUser.sweep(now)
   tpmByEndUser.sweep(now)
   rpmByKeyModel.sweep(now)
@@ -285,6 +302,7 @@ function requestWindows(p: Principal): Window[] {
   if (p.plan?.rpm) windows.push({ key: `rpm:user:${p.user.id}`, limit: p.plan.rpm })
   if (p.team?.rpm) windows.push({ key: `rpm:team:${p.team.id}`, limit: p.team.rpm })
   if (p.org?.rpm) windows.push({ key: `rpm:org:${p.org.id}`, limit: p.org.rpm })
+  if (p.member?.rpm) windows.push({ key: `rpm:member:${p.member.teamId}:${p.member.userId}`, limit: p.member.rpm })
   return windows
 }
 
@@ -294,6 +312,7 @@ function tokenWindows(p: Principal): Window[] {
   if (p.plan?.tpm) windows.push({ key: `tpm:user:${p.user.id}`, limit: p.plan.tpm })
   if (p.team?.tpm) windows.push({ key: `tpm:team:${p.team.id}`, limit: p.team.tpm })
   if (p.org?.tpm) windows.push({ key: `tpm:org:${p.org.id}`, limit: p.org.tpm })
+  if (p.member?.tpm) windows.push({ key: `tpm:member:${p.member.teamId}:${p.member.userId}`, limit: p.member.tpm })
   return windows
 }
 

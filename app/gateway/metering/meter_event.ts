@@ -39,6 +39,8 @@ export interface MeterEvent {
   teamId?: number | null
   /** The team's organization when the call was admitted (its budget counts the cost); null or absent when none */
   organizationId?: number | null
+  /** Admitted under the key owner's limits in its team (teams/member_policies.ts): the member's spend there counts the cost */
+  memberBudget?: boolean
   /** The key's budget for the model asked for (`${keyId} ${model}`, limits/model_budgets.ts) the call was admitted under; null or absent when none */
   modelBudget?: string | null
 }

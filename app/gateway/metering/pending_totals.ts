@@ -1,4 +1,5 @@
 import type { MeterEvent } from '#gateway/metering/meter_event'
+import { memberPolicyId } from '#gateway/teams/member_policies'
 
 const DAY_MS = 86_400_000
 
@@ -53,6 +54,8 @@ export class PendingTotals {
   readonly teams = new Map<number, KeyDay>()
   /** Organization id -> its days, as teams' (organizations.max_budget). Only events admitted under one that cost something. */
   readonly orgs = new Map<number, KeyDay>()
+  /** `${teamId} ${userId}` -> its days, as teams' (a member's budget in a team, teams/member_policies.ts). Only events admitted under one. */
+  readonly members = new Map<string, KeyDay>()
   /** `${keyId} ${model}` -> its days, as keys' (a key's budget for a model, limits/model_budgets.ts). Only events admitted under one. */
   readonly modelBudgets = new Map<string, KeyDay>()
 
@@ -78,6 +81,9 @@ export class PendingTotals {
     }
     if (event.teamId != null && event.costPico !== 0n) addDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
     if (event.organizationId != null && event.costPico !== 0n) addDay(this.orgs, event.organizationId, dayOf(event.createdAt.getTime()), event.costPico)
+    if (event.memberBudget && event.teamId != null && event.costPico !== 0n) {
+      addDay(this.members, memberPolicyId(event.teamId, event.userId), dayOf(event.createdAt.getTime()), event.costPico)
+    }
     if (event.modelBudget != null && event.costPico !== 0n) addDay(this.modelBudgets, event.modelBudget, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
@@ -92,6 +98,9 @@ export class PendingTotals {
     }
     if (event.teamId != null && event.costPico !== 0n) subtractDay(this.teams, event.teamId, dayOf(event.createdAt.getTime()), event.costPico)
     if (event.organizationId != null && event.costPico !== 0n) subtractDay(this.orgs, event.organizationId, dayOf(event.createdAt.getTime()), event.costPico)
+    if (event.memberBudget && event.teamId != null && event.costPico !== 0n) {
+      subtractDay(this.members, memberPolicyId(event.teamId, event.userId), dayOf(event.createdAt.getTime()), event.costPico)
+    }
     if (event.modelBudget != null && event.costPico !== 0n) subtractDay(this.modelBudgets, event.modelBudget, dayOf(event.createdAt.getTime()), event.costPico)
   }
 
@@ -119,6 +128,9 @@ export class PendingTotals {
     for (const [orgId, head] of other.orgs) {
       for (let node: KeyDay | null = head; node; node = node.next) addDay(this.orgs, orgId, node.day, node.costPico)
     }
+    for (const [id, head] of other.members) {
+      for (let node: KeyDay | null = head; node; node = node.next) addDay(this.members, id, node.day, node.costPico)
+    }
     for (const [id, head] of other.modelBudgets) {
       for (let node: KeyDay | null = head; node; node = node.next) addDay(this.modelBudgets, id, node.day, node.costPico)
     }
@@ -138,6 +150,9 @@ export class PendingTotals {
     }
     for (const [orgId, head] of other.orgs) {
       for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.orgs, orgId, node.day, node.costPico)
+    }
+    for (const [id, head] of other.members) {
+      for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.members, id, node.day, node.costPico)
     }
     for (const [id, head] of other.modelBudgets) {
       for (let node: KeyDay | null = head; node; node = node.next) subtractDay(this.modelBudgets, id, node.day, node.costPico)
@@ -183,6 +198,15 @@ export class PendingTotals {
   orgCost(orgId: number, sinceMs: number): bigint {
     let sum = 0n
     for (let node = this.orgs.get(orgId) ?? null; node; node = node.next) {
+      if (node.day >= sinceMs) sum += node.costPico
+    }
+    return sum
+  }
+
+  /** A member's budget in a team: its pending cost of calls begun at or after `sinceMs` (see keyCost). */
+  memberCost(id: string, sinceMs: number): bigint {
+    let sum = 0n
+    for (let node = this.members.get(id) ?? null; node; node = node.next) {
       if (node.day >= sinceMs) sum += node.costPico
     }
     return sum

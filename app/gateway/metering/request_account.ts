@@ -111,6 +111,7 @@ export class RequestAccount {
     if (this.principal.team !== null) {
       this.principal.team.heldPico += estimatePico
       if (this.principal.org !== null) this.principal.org.heldPico += estimatePico
+      if (this.principal.member !== null) this.principal.member.heldPico += estimatePico
     }
     if (this.modelBudget !== null) this.modelBudget.heldPico += estimatePico
   }
@@ -173,6 +174,7 @@ export class RequestAccount {
       if (this.principal.team !== null) {
         this.principal.team.heldPico -= this.#reservedPico
         if (this.principal.org !== null) this.principal.org.heldPico -= this.#reservedPico
+        if (this.principal.member !== null) this.principal.member.heldPico -= this.#reservedPico
       }
       if (this.modelBudget !== null) this.modelBudget.heldPico -= this.#reservedPico
       this.#reservedPico = 0n
@@ -215,6 +217,8 @@ export class RequestAccount {
       teamId: this.principal.team === null ? null : this.principal.team.id,
       // The organization the request was admitted under (Principal.org): its spend counts the cost.
       organizationId: this.principal.org === null ? null : this.principal.org.id,
+      // Admitted under the owner's limits in the team (Principal.member): their spend there counts the cost.
+      memberBudget: this.principal.member !== null,
       modelBudget: this.modelBudget === null ? null : this.modelBudget.id,
     })
     if (this.loggedRequest !== null) {

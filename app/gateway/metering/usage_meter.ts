@@ -48,6 +48,8 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   // Not inserted: the model name of the key's budget the request was admitted under (NULL: none, the usual row),
   // which may be another spelling than the one asked for (model_limits.ts limitFor); MODEL_BUDGET_SPEND_EFFECT reads it.
   { name: 'budget_model', type: 'text', encode: textColumn },
+  // Not inserted: admitted under the key owner's limits in its team (NULL: not, the usual row); MEMBER_SPEND_EFFECT reads it.
+  { name: 'member_budget', type: 'boolean', encode: booleanColumn },
 ]
 
 /** The attempt rows' columns (only requests that were not one clean attempt have any). */
@@ -163,6 +165,35 @@ org_spend AS (
 )`
 
 /**
+ * The spend of each member in a team with a budget or rpm/tpm there
+ * (teams/member_policies.ts), as a team's in TEAM_SPEND_EFFECT: the member is
+ * the key's owner in the team the call was admitted under (the usage row's
+ * `user_id` and `team_id`), counted only for rows admitted under the
+ * member's limits (`member_budget`, not inserted: read from `e`); only
+ * inserted rows count. Appended only to a batch holding such a row, written
+ * before TEAM_SPEND_EFFECT so that it runs right after it: teams, then team
+ * members (architecture.md "Row locks and their order").
+ */
+export const MEMBER_SPEND_EFFECT = `,
+member_rows AS (
+  SELECT i.team_id, i.user_id, i.cost, i.created_at
+    FROM ins i JOIN e ON e.request_id = i.request_id
+   WHERE e.member_budget AND i.team_id IS NOT NULL
+),
+member_spend AS (
+  UPDATE team_members m SET spent = m.spent + s.cost,
+    ${periodSpendAssignments({
+      row: 'm',
+      period: 'budget_period',
+      last: 's.last_at',
+      rows: 'member_rows',
+      match: 'r.team_id = m.team_id AND r.user_id = m.user_id',
+    })}
+    FROM (SELECT team_id, user_id, MAX(created_at) AS last_at, SUM(cost) AS cost FROM member_rows GROUP BY team_id, user_id) s
+   WHERE m.team_id = s.team_id AND m.user_id = s.user_id
+)`
+
+/**
  * A key's spend per model with a budget (limits/model_budgets.ts), as the
  * key's spend in METER_EFFECTS: the lifetime spend, and, for a budget that
  * resets, the spend in its newest UTC day/week/month. The model is the
@@ -274,7 +305,8 @@ SELECT COUNT(*)::int AS inserted FROM ins`
  * END_USER_SPEND_EFFECT; bit 4: a row of a team's key, TEAM_SPEND_EFFECT;
  * bit 8: a row admitted under a key's budget for a model,
  * MODEL_BUDGET_SPEND_EFFECT; bit 16: a row admitted under an organization,
- * ORG_SPEND_EFFECT), each a named statement planned once per connection (and
+ * ORG_SPEND_EFFECT; bit 32: a row admitted under a member's limits in a team,
+ * MEMBER_SPEND_EFFECT), each a named statement planned once per connection (and
  * only when a batch needs it).
  *
  * The order of the effects is the order of the row locks (architecture.md
@@ -282,26 +314,27 @@ SELECT COUNT(*)::int AS inserted FROM ins`
  * nothing reads after the main query, the last written first, and a CTE that
  * another reads (`touched`, read by MODEL_BUDGET_SPEND_EFFECT) when that one
  * runs. So, written in this order, every kind of batch locks organizations,
- * teams, end users, keys, the keys' model spend, the monthly counters, and
+ * teams, team members, end users, keys, the keys' model spend, the monthly counters, and
  * last (the ledger trigger, at the statement's end) users. The model budget
  * effect written last made its batches lock the key before the team and the
  * end user, the other batches after them: no action could take both in an
  * order that deadlocked with neither. (Checked by tests/functional/lock_order.spec.ts.)
  */
-const KINDS = Array.from({ length: 32 }, (_, kind) => kind)
+const KINDS = Array.from({ length: 64 }, (_, kind) => kind)
 const WRITE_BATCH_SQL = KINDS.map((kind) =>
   batchSql(
     METER_EFFECTS +
       (kind & 1 ? LATE_DAYS_EFFECT : '') +
       (kind & 8 ? MODEL_BUDGET_SPEND_EFFECT : '') +
       (kind & 2 ? END_USER_SPEND_EFFECT : '') +
+      (kind & 32 ? MEMBER_SPEND_EFFECT : '') +
       (kind & 4 ? TEAM_SPEND_EFFECT : '') +
       (kind & 16 ? ORG_SPEND_EFFECT : '')
   )
 )
 const BATCH_NAMES = KINDS.map(
   (kind) =>
-    `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}${kind & 8 ? '_model_budgets' : ''}${kind & 16 ? '_orgs' : ''}`
+    `gateway_meter_batch${kind & 1 ? '_late' : ''}${kind & 2 ? '_end_users' : ''}${kind & 4 ? '_teams' : ''}${kind & 8 ? '_model_budgets' : ''}${kind & 16 ? '_orgs' : ''}${kind & 32 ? '_members' : ''}`
 )
 
 /** What the after-commit watches read of a committed row (a MeterEvent is one). */
@@ -468,6 +501,11 @@ export class UsageMeter {
   /** The same for an organization (the rows admitted under it). */
   pendingOrgCost(orgId: number, sinceMs: number): bigint {
     return this.#pending.orgCost(orgId, sinceMs)
+  }
+
+  /** The same for a member in a team (MemberPolicy.id), of the rows admitted under their limits. */
+  pendingMemberCost(memberId: string, sinceMs: number): bigint {
+    return this.#pending.memberCost(memberId, sinceMs)
   }
 
   /** The cost recorded on a key's budget for a model (`${keyId} ${model}`) but not yet committed, of calls begun at or after `sinceMs`. */
@@ -730,8 +768,8 @@ export class UsageMeter {
   }
 
   #query(records: SpilledRecord[]) {
-    // A row of an organization is a team's row: only a batch with one looks for one.
-    const teams = ofTeam(records) ? 4 | (ofOrganization(records) ? 16 : 0) : 0
+    // A row of an organization, or under a member's limits, is a team's row: only a batch with one looks for one.
+    const teams = ofTeam(records) ? 4 | (ofOrganization(records) ? 16 : 0) | (underMemberBudget(records) ? 32 : 0) : 0
     const kind = (holdsFinishedDay(records) ? 1 : 0) | (namesEndUser(records) ? 2 : 0) | teams | (underModelBudget(records) ? 8 : 0)
     // Named: parsed and planned once per connection, not per batch.
     return this.#pool.query({
@@ -880,6 +918,12 @@ function ofOrganization(records: SpilledRecord[]): boolean {
   return false
 }
 
+/** Does the batch hold a row admitted under a member's limits in a team? (see MEMBER_SPEND_EFFECT) */
+function underMemberBudget(records: SpilledRecord[]): boolean {
+  for (const record of records) if (record.e.member_budget === true) return true
+  return false
+}
+
 /** Does the batch hold a row admitted under a key's budget for a model? (see MODEL_BUDGET_SPEND_EFFECT) */
 function underModelBudget(records: SpilledRecord[]): boolean {
   for (const record of records) if (record.e.model_budget === true) return true
@@ -935,6 +979,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       team_id: e.teamId ?? undefined,
       // NULL for a key whose team is in no organization (and in spill files from before organizations).
       organization_id: e.organizationId ?? undefined,
+      // Picks the statement that keeps the member's spend in the team (absent when not, and from older spill files).
+      member_budget: e.memberBudget ? true : undefined,
       // Picks the statement that keeps the model's spend (absent from older spill files), and names the budget's
       // model (the id is `${keyId} ${model}`): the spend is kept under it whatever spelling the request used.
       ...(e.modelBudget != null ? { model_budget: true, budget_model: e.modelBudget.slice(e.modelBudget.indexOf(' ') + 1) } : null),

@@ -327,7 +327,7 @@ export class RealtimeSession implements InFlightWork {
         const principal = await resolvePrincipal(this.gateway.catalog, this.rawKey)
         this.principal = principal
         // authorizeModel counts what requests in flight hold: this session's own responses are not others'.
-        const { user, key, plan, team, org } = principal
+        const { user, key, plan, team, org, member } = principal
         const held = this.#heldHere()
         const heldTokens = plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null) ? this.#responses.size * DEFAULT_COMPLETION_ALLOWANCE : 0
         user.reservedPico -= held
@@ -335,6 +335,7 @@ export class RealtimeSession implements InFlightWork {
         if (key.spendLimitPico !== null) releaseOnKey(key.id, held)
         if (team !== null) team.heldPico -= held
         if (org !== null) org.heldPico -= held
+        if (member !== null) member.heldPico -= held
         // And off the key's budget for the model each response holds on (a session ended itself early on its own holds).
         for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico -= account.reservedPico
         try {
@@ -345,6 +346,7 @@ export class RealtimeSession implements InFlightWork {
           if (key.spendLimitPico !== null) holdOnKey(key.id, held)
           if (team !== null) team.heldPico += held
           if (org !== null) org.heldPico += held
+          if (member !== null) member.heldPico += held
           for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico += account.reservedPico
         }
       } catch (error) {

@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import { addSpendInPeriod } from '#gateway/metering/spend_period'
 import { SharedReload } from '#gateway/shared_reload'
 import { loadOrganizations, type OrgPolicy } from '#gateway/teams/organization_policies'
+import { MEMBER_COLUMNS, memberPolicy, MEMBERS_WITH_LIMITS, type MemberPolicy } from '#gateway/teams/member_policies'
 import {
   assertGroupBudget,
   BUDGET_GROUP_COLUMNS,
@@ -21,6 +22,12 @@ import {
 export interface TeamPolicy extends BudgetGroupPolicy {
   /** The team's organization (organization_policies.ts), loaded with it; null for a team in none */
   org: OrgPolicy | null
+  /**
+   * Its members with a budget or rpm/tpm in it (member_policies.ts), by user
+   * id; null when none has any (the usual team: resolvePrincipal pays one
+   * null test for it)
+   */
+  members: Map<number, MemberPolicy> | null
 }
 
 /** The meter's uncommitted cost per team (PendingTotals), added to what a load reads. */
@@ -28,9 +35,11 @@ export interface TeamPendingSource extends MeterWrites {
   pendingTeamCost(teamId: number, sinceMs: number): bigint
   /** The same for an organization (every team's key in it, as admitted) */
   pendingOrgCost(orgId: number, sinceMs: number): bigint
+  /** The same for a member in a team (MemberPolicy.id), of calls admitted under their limits */
+  pendingMemberCost(memberId: string, sinceMs: number): bigint
 }
 
-const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, pendingOrgCost: () => 0n, ...NO_METER_WRITES }
+const NOTHING_PENDING: TeamPendingSource = { pendingTeamCost: () => 0n, pendingOrgCost: () => 0n, pendingMemberCost: () => 0n, ...NO_METER_WRITES }
 
 /** An unknown team id a key names is read for at most this often (unheard) */
 const UNKNOWN_RECHECK_MS = 1_000
@@ -108,6 +117,14 @@ export class TeamPolicies {
     addSpendInPeriod(org, costPico, createdAtMs)
   }
 
+  /** A recorded request's cost on the member's budget in the team it was admitted under (the meter's onRecord). */
+  applyMemberSpend(teamId: number, userId: number, costPico: bigint, createdAtMs: number) {
+    if (costPico === 0n) return
+    const member = this.#byId.get(teamId)?.members?.get(userId)
+    if (member === undefined) return
+    addSpendInPeriod(member, costPico, createdAtMs)
+  }
+
   /** An organization by id, as loaded (batches, tests); undefined when none. */
   organization(orgId: number): OrgPolicy | undefined {
     return this.#orgsById.get(orgId)
@@ -121,20 +138,36 @@ export class TeamPolicies {
   async #load() {
     // The meter writes `spent` of both: read when no batch is under way (metering/settled_read.ts). The organizations
     // after the teams: an organization a team row names was committed before that row, so this read has it.
-    const { rows, orgs } = await readSettled(this.#pending, async () => {
+    // Members' limits after the teams: a membership names a team committed before it (a team created since has none here).
+    const { rows, orgs, memberRows } = await readSettled(this.#pending, async () => {
       const teamRows: any[] = await db.from('teams').select(...BUDGET_GROUP_COLUMNS, 'organization_id')
-      return { rows: teamRows, orgs: await loadOrganizations(this.#orgsById, this.#pending) }
+      const orgs = await loadOrganizations(this.#orgsById, this.#pending)
+      const members: any[] = await db.from('team_members').whereRaw(MEMBERS_WITH_LIMITS).select(...MEMBER_COLUMNS)
+      return { rows: teamRows, orgs, memberRows: members }
     })
     const now = Date.now()
     const byId = new Map<number, TeamPolicy>()
+    // Each team's member objects of the last load (keptPolicy replaces the kept team's map): their holds stay on them.
+    const previousMembers = new Map<number, Map<number, MemberPolicy>>()
     for (const row of rows) {
       const id = Number(row.id)
+      const members = this.#byId.get(id)?.members
+      if (members) previousMembers.set(id, members)
       const loaded: TeamPolicy = {
         ...budgetGroupPolicy(row, (since) => this.#pending.pendingTeamCost(id, since), now),
         // A team naming an organization deleted between the two reads is in none (ON DELETE RESTRICT: only a race).
         org: row.organization_id === null ? null : (orgs.get(Number(row.organization_id)) ?? null),
+        members: null,
       }
       byId.set(id, keptPolicy(this.#byId.get(id), loaded))
+    }
+    for (const row of memberRows) {
+      const team = byId.get(Number(row.team_id))
+      if (team === undefined) continue
+      const userId = Number(row.user_id)
+      const previous = previousMembers.get(team.id)?.get(userId)
+      team.members ??= new Map()
+      team.members.set(userId, memberPolicy(row, previous, (memberId, since) => this.#pending.pendingMemberCost(memberId, since), now))
     }
     this.#byId = byId
     this.#orgsById = orgs

@@ -17,11 +17,23 @@ import { findUser } from '#actions/post_ledger_entry'
 import { apiActor } from '#services/management_api'
 import { settleMetering } from '#services/settle_metering'
 import { fieldError, litellmManaged } from '#services/litellm_management'
-import { litellmTeamInfo, litellmTeamJson, membersOf, teamIdOf, teamSettingsOf } from '#services/litellm_teams'
+import {
+  litellmMembershipJson,
+  litellmMemberUpdateJson,
+  litellmTeamInfo,
+  litellmTeamJson,
+  memberLimitsOf,
+  membersOf,
+  teamIdOf,
+  teamSettingsOf,
+} from '#services/litellm_teams'
+import { updateTeamMember } from '#actions/team_member_budgets'
+import { GatewayError } from '#exceptions/gateway_error'
 
 /**
  * LiteLLM's team management (/team/new, /info, /list, /update, /delete,
- * /block, /unblock, /member_add, /member_delete) over app/actions/teams.ts,
+ * /block, /unblock, /member_add, /member_update, /member_delete) over app/actions/teams.ts
+ * (a member's budget: app/actions/team_member_budgets.ts),
  * the actions the management API (/api/admin/teams), the panel and
  * `team:create` use, audited with source `api`. Shapes: services/litellm_teams.ts.
  */
@@ -93,19 +105,39 @@ export default class LiteLLMTeamsController {
     return this.#setBlocked(ctx, false)
   }
 
-  /** POST /team/member_add {team_id, member: {user_id | user_email, role} or a list} */
+  /** POST /team/member_add {team_id, member: {user_id | user_email, role} or a list, max_budget_in_team?, budget_duration?, tpm_limit?, rpm_limit?} */
   async memberAdd(ctx: HttpContext) {
-    return litellmManaged(async () => {
+    return memberManaged(async () => {
       const body = ctx.request.body()
       const ref = teamIdOf(body.team_id)
       if (body.member === undefined || body.member === null) throw fieldError('member', 'required: {user_id or user_email, role}, or a list of them')
       const members = membersOf(body.member, 'member')
-      const { team, added } = await addTeamMembers(ref, members, apiActor(ctx))
+      const { team, added } = await addTeamMembers(ref, members, apiActor(ctx), memberLimitsOf(body))
       return {
         ...(await this.#json(team)),
         updated_users: added.map((m) => ({ user_id: String(m.user_id), user_email: m.email })),
-        updated_team_memberships: added.map((m) => ({ team_id: String(team.id), user_id: String(m.user_id), role: m.role })),
+        updated_team_memberships: added.map((m) => litellmMembershipJson(team.id, m)),
       }
+    })
+  }
+
+  /**
+   * POST /team/member_update {team_id, user_id | user_email, role?, max_budget_in_team?, budget_duration?, tpm_limit?, rpm_limit?}:
+   * a member's role and limits in the team (null clears one); 404 for a user who is not a member
+   */
+  async memberUpdate(ctx: HttpContext) {
+    return memberManaged(async () => {
+      const body = ctx.request.body()
+      const ref = teamIdOf(body.team_id)
+      const user = body.user_id ?? body.user_email
+      if ((typeof user !== 'string' || user === '') && typeof user !== 'number') throw fieldError('user_id', 'required: user_id or user_email')
+      let role: 'admin' | 'user' | undefined
+      if (body.role !== undefined && body.role !== null) {
+        if (body.role !== 'admin' && body.role !== 'user') throw fieldError('role', 'admin or user')
+        role = body.role
+      }
+      const { team, member } = await updateTeamMember(ref, String(user), { ...memberLimitsOf(body), role }, apiActor(ctx))
+      return litellmMemberUpdateJson(team.id, { ...member })
     })
   }
 
@@ -132,5 +164,18 @@ export default class LiteLLMTeamsController {
     await settleMetering()
     const fresh = await findTeam(team.id)
     return litellmTeamJson(fresh, (await teamMembers([team.id])).get(team.id) ?? [])
+  }
+}
+
+/** litellmManaged for a member's limits: a refused budget is named as the member's field (max_budget_in_team), not the team's. */
+async function memberManaged<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await litellmManaged(work)
+  } catch (error) {
+    if (error instanceof GatewayError && error.param === 'max_budget') {
+      error.param = 'max_budget_in_team'
+      error.message = error.message.replace(/(^|; )max_budget:/g, '$1max_budget_in_team:')
+    }
+    throw error
   }
 }

@@ -14,7 +14,10 @@ import {
   type TeamSettings,
 } from '#actions/teams'
 import { AdminInputError } from '#actions/admin_input_error'
-import { apiActor, managed, numberAsText } from '#services/management_api'
+import { updateTeamMember, type MemberLimits } from '#actions/team_member_budgets'
+import { budgetResetsAt, budgetSpentNow } from '#actions/budget_group'
+import { apiActor, managed, money, numberAsText } from '#services/management_api'
+import { isLimitInput } from '#validators/team'
 import { budgetGroupJson, budgetGroupSettingsOf } from '#services/management_budget_groups'
 import { settleMetering } from '#services/settle_metering'
 
@@ -71,13 +74,27 @@ export default class ManagementTeamsController {
     })
   }
 
-  /** POST /api/admin/teams/:id/members {user (id or e-mail), role?: admin|user} (or {members: [...]}) */
+  /**
+   * POST /api/admin/teams/:id/members {user (id or e-mail), role?: admin|user} (or {members: [...]}), and the
+   * members' limits in the team: max_budget?, budget_period?, rpm?, tpm? (the same for each)
+   */
   async addMembers(ctx: HttpContext) {
     return managed(async () => {
       const body = ctx.request.body()
       const list = Array.isArray(body.members) ? body.members : [body]
       const members = list.map((m: any) => ({ user: numberAsText(m?.user) as string, role: m?.role }))
-      const { team } = await addTeamMembers(ctx.params.id, members, apiActor(ctx))
+      const { team } = await addTeamMembers(ctx.params.id, members, apiActor(ctx), memberLimitsOf(body))
+      await settleMetering()
+      return teamJson(team, (await teamMembers([team.id])).get(team.id) ?? [])
+    })
+  }
+
+  /** PATCH /api/admin/teams/:id/members/:user {role?, max_budget?, budget_period?, rpm?, tpm?}: a member's role and limits (null clears one) */
+  async updateMember(ctx: HttpContext) {
+    return managed(async () => {
+      const body = ctx.request.body()
+      const { team } = await updateTeamMember(ctx.params.id, String(ctx.params.user), { ...memberLimitsOf(body), role: body.role }, apiActor(ctx))
+      await settleMetering()
       return teamJson(team, (await teamMembers([team.id])).get(team.id) ?? [])
     })
   }
@@ -100,13 +117,41 @@ function settingsOf(body: Record<string, any>): TeamSettings {
   return Object.assign(settings, budgetGroupSettingsOf(body))
 }
 
+/** A member's limits in the API's names (the fields given only); the validator checks the values. */
+function memberLimitsOf(body: Record<string, any>): MemberLimits {
+  const limits: MemberLimits = {}
+  if (body.max_budget !== undefined) limits.maxBudget = numberAsText(body.max_budget) as string | null
+  if (body.budget_period !== undefined) limits.budgetPeriod = body.budget_period
+  for (const field of ['rpm', 'tpm'] as const) {
+    if (body[field] !== undefined && !isLimitInput(body[field])) throw new AdminInputError(`${field}: a whole number, or null`, field)
+  }
+  if (body.rpm !== undefined) limits.rpm = body.rpm
+  if (body.tpm !== undefined) limits.tpm = body.tpm
+  return limits
+}
+
 const iso = (value: Date | null) => (value ? new Date(value).toISOString() : null)
+
+/** A member and their limits in the team: `budget_spent` what their budget counts now (kept while they have a limit). */
+export function memberJson(m: TeamMember) {
+  return {
+    user_id: m.user_id,
+    email: m.email,
+    role: m.role,
+    max_budget: money(m.max_budget),
+    budget_period: m.budget_period,
+    budget_spent: money(budgetSpentNow(m)),
+    budget_resets_at: budgetResetsAt(m),
+    rpm: m.rpm,
+    tpm: m.tpm,
+  }
+}
 
 export function teamJson(team: TeamRow, members: TeamMember[]) {
   return {
     ...budgetGroupJson(team, 'team'),
     organization_id: team.organization_id,
-    members: members.map((m) => ({ user_id: m.user_id, email: m.email, role: m.role })),
+    members: members.map(memberJson),
     created_at: iso(team.created_at),
     updated_at: iso(team.updated_at),
   }
