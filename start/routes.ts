@@ -50,6 +50,7 @@ function batchRoutes() {
 function responsesRoutes() {
   router.get('/responses/:id', [ResponsesController, 'show']).as('responses.show')
   router.delete('/responses/:id', [ResponsesController, 'destroy']).as('responses.destroy')
+  router.post('/responses/:id/cancel', [ResponsesController, 'cancel']).as('responses.cancel')
   router.get('/responses/:id/input_items', [ResponsesController, 'inputItems']).as('responses.input_items')
 }
 

@@ -60,6 +60,8 @@ import { continuationOf, conversationTooLarge, inputItemsOf, nativeResponses, pr
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
+import { BackgroundRun, terminal, type BackgroundRuns } from '#gateway/responses_store/background_runs'
+import { relayUpstreamStream } from '#gateway/responses_store/responses_api'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -105,6 +107,8 @@ export class GatewayService {
   bodyLog: RequestLogWriter | null = null
   /** Stored Responses (`store`, previous_response_id; responses_store/); set by Gateway (null: none kept) */
   responses: ResponseStore | null = null
+  /** Background responses of this instance (`background: true`); set by Gateway */
+  background: BackgroundRuns | null = null
 
   constructor(
     private catalog: Catalog,
@@ -323,6 +327,8 @@ export class GatewayService {
       const emulated = this.#compactionV2(call, account)
       if (emulated !== null) return emulated
     }
+    // Responses' background mode (responses_store/background_runs.ts): one property test for every other call.
+    if (call.ingress === 'openai_responses' && call.body.background === true) return this.#generateInBackground(call, account)
     const exchange = this.#begin(call, account)
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
     // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
@@ -330,6 +336,86 @@ export class GatewayService {
     // Responses item references a translated channel cannot resolve (listed by the decoder while preparing; none: nothing done).
     const references = exchange.itemReferences
     if (references !== undefined) await this.#resolveReferences(exchange, account, references)
+    return this.#exchange(exchange, account)
+  }
+
+  /**
+   * `background: true` (Responses): admitted within the user's bound, then
+   * routed and prepared as any request (its refusals are the client's
+   * answer). A Responses-native route gets the request as it is, but as one
+   * JSON answer: the upstream runs it, the gateway polls it and bills it when
+   * it ends (a client that asked a stream gets the upstream's stream of it).
+   * A translated route runs here, detached from the client's connection:
+   * answered at once (queued), the rest goes on in a BackgroundRun.
+   */
+  async #generateInBackground(call: GenerateCall, account: RequestAccount): Promise<void> {
+    const runs = this.background
+    if (runs === null || this.responses === null || !this.responses.enabled) {
+      throw GatewayError.invalidRequest('Background mode needs stored responses, which this gateway does not keep (RESPONSES_STORE_DAYS=0)', 'invalid_value', 'background')
+    }
+    if (call.body.store === false) throw GatewayError.invalidRequest('Background mode requires store to be true.', 'invalid_value', 'store')
+    const release = runs.admit(account.principal.user.id)
+    let kept = false
+    try {
+      const exchange = this.#begin(call, account)
+      if (exchange.previousId !== null) await this.#continue(exchange, account)
+      const references = exchange.itemReferences
+      if (references !== undefined) await this.#resolveReferences(exchange, account, references)
+      const native = exchange.candidates.filter(nativeResponses)
+      if (native.length > 0) {
+        // The upstream runs it: only Responses-native channels, and one JSON answer (its id, queued).
+        exchange.candidates = native
+        const clientStream = call.stream
+        if (clientStream) {
+          call.stream = false
+          account.stream = false
+          call.body.stream = false
+          delete call.body.stream_options
+          call.rawBody = Buffer.from(JSON.stringify(call.body))
+          exchange.prepareAgain()
+        }
+        const background: NativeBackground = { clientStream, adopt: (id, channel) => {
+          kept = true
+          runs.adopt(id, account.principal.user.id, account, channel, exchange.publicModel, release)
+        } }
+        exchange.background = background
+        return await this.#exchange(exchange, account)
+      }
+      // Run here: streamed upstream (a cancel or a shutdown bills what it streamed, as a cut stream), into a DetachedResponse.
+      const clientStream = call.stream
+      call.stream = true
+      account.stream = true
+      exchange.prepareAgain()
+      const storing = exchange.storing!
+      const { principal } = account
+      const run = new BackgroundRun(
+        mintResponseId(),
+        principal.user.id,
+        { input: storing.input, instructions: storing.instructions, previousId: storing.previousId, model: exchange.publicModel, apiKeyId: principal.key.id },
+        runs
+      )
+      exchange.backgroundRun = run
+      runs.start(run, release)
+      kept = true
+      if (!clientStream || !run.follow(call.res, -1)) {
+        const body = Buffer.from(JSON.stringify(run.view()))
+        call.res.writeHead(200, { ...exchange.jsonHeaders(account), 'content-length': String(body.length) })
+        call.res.end(body)
+      }
+      account.markFirstByte()
+      call.res = run.res as unknown as ServerResponse
+      void this.#exchange(exchange, account).catch((error) => {
+        if (!account.closed) account.fail(error)
+        run.fail(error)
+      })
+    } finally {
+      if (!kept) release()
+    }
+  }
+
+  /** Dispatch, relay, meter: the request prepared. */
+  async #exchange(exchange: Exchange, account: RequestAccount): Promise<void> {
+    const { call } = exchange
     const abort = account.abort
     const onClose = () => {
       if (!call.res.writableFinished) abort.abort()
@@ -539,12 +625,13 @@ export class GatewayService {
   #storeResponse(exchange: Exchange, account: RequestAccount, response: Record<string, any> | null, upstreamId?: unknown) {
     const storing = exchange.storing
     const store = this.responses
-    if (storing === null || store === null || storing.channel === null) return
+    if (storing === null || store === null || storing.channel === null || exchange.backgroundRun !== null) return
     const { principal } = account
     const common = { userId: principal.user.id, apiKeyId: principal.key.id, channelId: storing.channel.id, model: exchange.publicModel, createdAt: new Date() }
     if (response === null) {
       if (typeof upstreamId !== 'string' || upstreamId === '' || upstreamId.length > 128) return
-      const record = { ...common, id: upstreamId, kind: 'upstream' as const, previousResponseId: null, inputItems: null, instructions: null, outputItems: null, usage: null, status: 'completed' }
+      const background = exchange.background !== null
+      const record = { ...common, id: upstreamId, kind: 'upstream' as const, previousResponseId: null, inputItems: null, instructions: null, outputItems: null, usage: null, status: 'completed', background }
       setImmediate(() => store.save(record))
       return
     }
@@ -676,6 +763,16 @@ export class GatewayService {
       const dropped = ingress.passThrough.dropUpstreamCost?.(parsed) === true
       const amended = exchange.amends && ingress.passThrough.amend!(parsed, exchange.encoderOptions, ingress.usageOfBody(parsed))
       const sent = amended || dropped ? Buffer.from(JSON.stringify(parsed)) : bytes
+      // Background on a Responses-native channel, still running there: billed when it ends (background_runs.ts).
+      const background = exchange.background
+      if (background !== null && status === 200 && !terminal(parsed?.status) && typeof parsed?.id === 'string' && exchange.storing?.channel) {
+        const channel = exchange.storing.channel
+        this.#storeResponse(exchange, account, null, parsed.id)
+        background.adopt(parsed.id, channel)
+        account.markFirstByte()
+        if (background.clientStream) return relayUpstreamStream(channel, exchange.publicModel, parsed.id, undefined, call.res)
+        return this.#answer(exchange, account, status, sent)
+      }
       // The answer goes out first: reading its usage is the meter's business, not the client's wait.
       this.#answer(exchange, account, status, sent)
       if (status === 200) this.#store(exchange, false, 'application/json', sent)
@@ -816,6 +913,14 @@ interface WholeAnswer {
   decoded: CanonicalResponse | null
 }
 
+/** `background: true` on a Responses-native route (GatewayService.#generateInBackground) */
+interface NativeBackground {
+  /** The client asked a stream: it gets the upstream's stream of the response (GET ?stream=true) */
+  clientStream: boolean
+  /** The upstream answered it queued or in progress: polled and billed when it ends */
+  adopt(id: string, channel: ChannelInfo): void
+}
+
 /** What a stored Responses answer keeps of its request (Exchange.readResponsesState) */
 interface StoringRequest {
   input: unknown
@@ -855,6 +960,10 @@ class Exchange {
   previousId: string | null = null
   /** Responses with `store` not false: what the stored response keeps of the request (null: nothing stored) */
   storing: StoringRequest | null = null
+  /** `background: true` run here (translated): the run that keeps it (its own row, not #storeResponse's) */
+  backgroundRun: BackgroundRun | null = null
+  /** `background: true` on a Responses-native route: the upstream's response adopted for billing when it ends */
+  background: NativeBackground | null = null
   /** The body carries fallback models (`models`, `fallbacks`): not for the upstream */
   #routingFields: boolean
 
@@ -906,7 +1015,12 @@ class Exchange {
   answeredOn(channel: ChannelInfo, native: boolean) {
     const storing = this.storing!
     storing.channel = channel
-    if (!native) this.encoderOptions.stored = { id: mintResponseId(), previousResponseId: storing.previousId, instructions: storing.instructions }
+    const run = this.backgroundRun
+    if (run !== null) run.channelId = channel.id
+    if (!native) {
+      const id = run?.id ?? mintResponseId()
+      this.encoderOptions.stored = { id, previousResponseId: storing.previousId, instructions: storing.instructions, background: run !== null }
+    }
   }
 
   /** Responses item references the request's decoding met (undefined: none, or not decoded: no translated candidate) */
