@@ -58,7 +58,6 @@ export class DetachedResponse extends EventEmitter {
   #close() {
     if (this.closed) return
     this.closed = true
-    this.destroyed = true
     queueMicrotask(() => this.emit('close'))
   }
 
