@@ -293,13 +293,6 @@ export class BackgroundRuns {
     })
   }
 
-  /** Runs and upstream responses still going (GET /metrics could show it; tests read it) */
-  get running(): number {
-    let n = this.#upstream.size
-    for (const run of this.#runs.values()) if (!run.ended) n++
-    return n
-  }
-
   /**
    * An upstream's background response, answered queued or in progress: its
    * account stays open (the hold) and it is polled until it ends, then billed
