@@ -22,6 +22,8 @@ import { applyModelBudgetSpend } from '#gateway/limits/model_budgets'
 import { BatchService } from '#gateway/batches/batch_service'
 import { ResponseStore } from '#gateway/responses_store/response_store'
 import { BackgroundRuns } from '#gateway/responses_store/background_runs'
+import { ConversationStore } from '#gateway/conversations/conversation_store'
+import { bodyLimitFor } from '#gateway/http/body_limits'
 import { LowBalanceWatch } from '#gateway/metering/low_balance_watch'
 import { claimLowBalanceNotices } from '#services/mail/low_balance_notice'
 import { appSettingChanged, reloadAppSettings } from '#services/app_setting_notices'
@@ -74,6 +76,8 @@ export class Gateway {
   readonly responses: ResponseStore
   /** Background responses (`background: true`) this instance runs or waits to bill (responses_store/background_runs.ts) */
   readonly background: BackgroundRuns
+  /** The Conversations API's conversations and items (conversations/) */
+  readonly conversations: ConversationStore
   #listener: ChangeListener | null = null
   /** The boot in progress (first run, caches, spill replay); a stop waits for it */
   booting: Promise<void> = Promise.resolve()
@@ -167,6 +171,12 @@ export class Gateway {
       (id) => this.catalog.channels.find((c) => c.id === id)
     )
     this.service.background = this.background
+    this.conversations = new ConversationStore({
+      days: options.responsesStoreDays ?? 30,
+      maxBytes: bodyLimitFor('responses'),
+      log: (message) => options.logger.warn(message),
+    })
+    this.service.conversations = this.conversations
     this.batches = new BatchService(this.catalog, this.meter, options.logger)
     this.health = new ChannelHealth(
       {

@@ -62,6 +62,8 @@ import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedI
 import { mintResponseId } from '#gateway/responses_store/response_ids'
 import { BackgroundRun, terminal, type BackgroundRuns } from '#gateway/responses_store/background_runs'
 import { relayUpstreamStream } from '#gateway/responses_store/responses_api'
+import type { ConversationStore } from '#gateway/conversations/conversation_store'
+import { notFound as conversationNotFound } from '#gateway/conversations/conversations_api'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -109,6 +111,8 @@ export class GatewayService {
   responses: ResponseStore | null = null
   /** Background responses of this instance (`background: true`); set by Gateway */
   background: BackgroundRuns | null = null
+  /** The Conversations API's store (a Responses request's `conversation`); set by Gateway */
+  conversations: ConversationStore | null = null
 
   constructor(
     private catalog: Catalog,
@@ -333,6 +337,8 @@ export class GatewayService {
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
     // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
     if (exchange.previousId !== null) await this.#continue(exchange, account)
+    // A conversation (Conversations API): its items put before the input, then prepared.
+    else if (exchange.conversationId !== null) await this.#withConversation(exchange, account)
     // Responses item references a translated channel cannot resolve (listed by the decoder while preparing; none: nothing done).
     const references = exchange.itemReferences
     if (references !== undefined) await this.#resolveReferences(exchange, account, references)
@@ -359,6 +365,7 @@ export class GatewayService {
     try {
       const exchange = this.#begin(call, account)
       if (exchange.previousId !== null) await this.#continue(exchange, account)
+      else if (exchange.conversationId !== null) await this.#withConversation(exchange, account)
       const references = exchange.itemReferences
       if (references !== undefined) await this.#resolveReferences(exchange, account, references)
       const native = exchange.candidates.filter(nativeResponses)
@@ -396,6 +403,8 @@ export class GatewayService {
       )
       exchange.backgroundRun = run
       runs.start(run, release)
+      // In a conversation: its input and output added once it ended.
+      if (exchange.conversationId !== null) run.onEnded(() => this.#appendTurn(exchange, account, run.view()))
       kept = true
       if (!clientStream || !run.follow(call.res, -1)) {
         const body = Buffer.from(JSON.stringify(run.view()))
@@ -541,7 +550,7 @@ export class GatewayService {
     if (exchange.accountsUsage) exchange.encoderOptions.usageCost = (usage) => usdOf(account.successCost(toTokenUsage(usage)))
     // Translation errors surface here, as the client's 400, before any channel is tried
     // (a follow-up's once its conversation is read: #continue).
-    if (exchange.previousId === null) exchange.prepare()
+    if (exchange.previousId === null && exchange.conversationId === null) exchange.prepare()
     return exchange
   }
 
@@ -577,6 +586,43 @@ export class GatewayService {
       }
     }
     exchange.prepare()
+  }
+
+  /**
+   * A Responses request naming a conversation (Conversations API,
+   * conversations/): the conversation's items, oldest first, then the
+   * request's own input become the input (`conversation` removed: an
+   * upstream would look for its own); counted in the body budget and the
+   * prompt hold, as a follow-up's conversation is. Not this user's, expired
+   * or unknown: OpenAI's 404.
+   */
+  async #withConversation(exchange: Exchange, account: RequestAccount) {
+    const { call } = exchange
+    const id = exchange.conversationId!
+    const store = this.conversations
+    const items = store !== null && store.enabled ? await store.input(id, account.principal.user.id) : null
+    if (items === null) throw conversationNotFound(id)
+    call.body.input = [...items, ...inputItemsOf(call.body.input)]
+    delete call.body.conversation
+    call.rawBody = Buffer.from(JSON.stringify(call.body))
+    if (call.rawBody.length > bodyLimitFor('responses')) {
+      const error = new GatewayError(413, 'request_too_large', 'The conversation and this input are larger than a request body may be; start a new conversation')
+      error.param = 'conversation'
+      throw error
+    }
+    holdBuiltBody(call.res, call.rawBody.length)
+    raisePromptHold(account, call.rawBody.length)
+    exchange.prepare()
+  }
+
+  /** A turn of a conversation answered (completed or incomplete): its own input and its output added, behind the answer. */
+  #appendTurn(exchange: Exchange, account: RequestAccount, response: any) {
+    const id = exchange.conversationId
+    const store = this.conversations
+    if (id === null || store === null || exchange.storing === null) return
+    if ((response?.status !== 'completed' && response?.status !== 'incomplete') || !Array.isArray(response.output)) return
+    const items = [...inputItemsOf(exchange.storing.input), ...response.output] as Record<string, any>[]
+    store.appendLater(id, account.principal.user.id, items)
   }
 
   /**
@@ -625,6 +671,7 @@ export class GatewayService {
   #storeResponse(exchange: Exchange, account: RequestAccount, response: Record<string, any> | null, upstreamId?: unknown) {
     const storing = exchange.storing
     const store = this.responses
+    if (exchange.conversationId !== null && response !== null && exchange.backgroundRun === null) this.#appendTurn(exchange, account, response)
     if (storing === null || store === null || storing.channel === null || exchange.backgroundRun !== null) return
     const { principal } = account
     const common = { userId: principal.user.id, apiKeyId: principal.key.id, channelId: storing.channel.id, model: exchange.publicModel, createdAt: new Date() }
@@ -778,6 +825,7 @@ export class GatewayService {
       if (status === 200) this.#store(exchange, false, 'application/json', sent)
       // Held by the Responses-native upstream: its id remembered with the channel (follow-ups go back there).
       if (status === 200 && exchange.storing !== null) this.#storeResponse(exchange, account, null, parsed?.id)
+      if (status === 200 && exchange.conversationId !== null) this.#appendTurn(exchange, account, parsed)
       const found = ingress.usageOfBody(parsed)
       return account.close(status, null, found ? toTokenUsage(found) : await exchange.estimate(exchange.passThroughText(parsed)))
     }
@@ -802,6 +850,7 @@ export class GatewayService {
     if (stored) response.id = stored.id
     let whole = ingress.encodeResponse(response, exchange.publicModel, exchange.encoderOptions.upstream)
     if (stored) whole = storedResponseObject(whole, stored)
+    if (exchange.conversationId !== null) (whole as Record<string, any>).conversation = { id: exchange.conversationId }
     if (exchange.amends) ingress.passThrough.amend!(whole, exchange.encoderOptions, response.usage)
     const encoded = Buffer.from(JSON.stringify(whole))
     this.#answer(exchange, account, status, encoded)
@@ -857,7 +906,14 @@ export class GatewayService {
       out.recorder = this.#recorder(exchange, account)
       // A Responses answer held upstream: its id read from the final event (parsed anyway for its usage).
       let heldId: unknown
-      const onParsed = exchange.storing === null ? null : (parsed: Record<string, any>) => (heldId = parsed.response?.id ?? heldId)
+      let held: unknown
+      const onParsed =
+        exchange.storing === null
+          ? null
+          : (parsed: Record<string, any>) => {
+              heldId = parsed.response?.id ?? heldId
+              held = parsed.response ?? held
+            }
       outcome = await relayPassThroughStream(upstreamBody, ingress, {
         encoder: exchange.encoderOptions,
         clientModel: mapped ? exchange.publicModel : null,
@@ -870,6 +926,7 @@ export class GatewayService {
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, contentType, out.recorder.bytes())
       if (onParsed !== null && !outcome.error && !outcome.withheld) this.#storeResponse(exchange, account, null, heldId)
+      if (exchange.conversationId !== null && !outcome.error && !outcome.withheld && !outcome.clientClosed) this.#appendTurn(exchange, account, held)
     } else {
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
@@ -958,6 +1015,8 @@ class Exchange {
   publicModel: string
   /** Responses: the `previous_response_id` the request continues (null: none, the usual case) */
   previousId: string | null = null
+  /** Responses: the conversation (Conversations API) the request reads and adds to (null: none, the usual case) */
+  conversationId: string | null = null
   /** Responses with `store` not false: what the stored response keeps of the request (null: nothing stored) */
   storing: StoringRequest | null = null
   /** `background: true` run here (translated): the run that keeps it (its own row, not #storeResponse's) */
@@ -1006,7 +1065,18 @@ class Exchange {
     const { body } = this.call
     const previous = body.previous_response_id
     if (typeof previous === 'string' && previous !== '') this.previousId = previous
-    if (!storeEnabled || body.store === false) return
+    // The Conversations API's `conversation` (an id, or {id}): its items read as the input's start (GatewayService.#withConversation).
+    const conversation = body.conversation
+    if (conversation !== undefined && conversation !== null) {
+      const id = typeof conversation === 'string' ? conversation : conversation?.id
+      if (typeof id !== 'string' || id === '') throw GatewayError.invalidRequest("'conversation' must be a conversation's id or an object with its id", 'invalid_value', 'conversation')
+      if (this.previousId !== null) {
+        throw GatewayError.invalidRequest("'previous_response_id' and 'conversation' cannot be used together", 'invalid_request', 'conversation')
+      }
+      this.conversationId = id
+    }
+    // A response in a conversation is stored as its items are (its output appended once answered).
+    if (!storeEnabled || (body.store === false && this.conversationId === null)) return
     const instructions = typeof body.instructions === 'string' ? body.instructions : null
     this.storing = { input: body.input, instructions, previousId: this.previousId, channel: null }
   }
