@@ -42,6 +42,8 @@ export default class GatewayProvider {
         circuitCooldownMs: env.get('CIRCUIT_COOLDOWN_MS') ?? 30_000,
         responsesStoreDays: env.get('RESPONSES_STORE_DAYS') ?? 30,
         responsesStoreMaxBytes: (env.get('RESPONSES_STORE_MAX_KB') ?? 1024) * 1024,
+        responsesBackgroundMax: env.get('RESPONSES_BACKGROUND_MAX') ?? 16,
+        responsesBackgroundMaxMs: (env.get('RESPONSES_BACKGROUND_MAX_MINUTES') ?? 60) * 60_000,
         logExportShutdownMs: env.get('LOG_EXPORT_SHUTDOWN_MS') ?? 5_000,
       })
       this.#gateway.metricsAccess = { token: env.get('METRICS_TOKEN') || null, public: env.get('METRICS_PUBLIC') ?? false }

@@ -121,6 +121,12 @@ export default await Env.create(new URL('../', import.meta.url), {
    */
   RESPONSES_STORE_DAYS: Env.schema.number.optional(),
   RESPONSES_STORE_MAX_KB: Env.schema.number.optional(),
+  /**
+   * Responses' background mode (`background: true`): background responses one user may have running at
+   * once (default 16; beyond, 429), and minutes an upstream's is polled before it is cancelled there (60)
+   */
+  RESPONSES_BACKGROUND_MAX: Env.schema.number.optional(),
+  RESPONSES_BACKGROUND_MAX_MINUTES: Env.schema.number.optional(),
 
   /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
   HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),

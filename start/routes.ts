@@ -14,6 +14,7 @@ const StatusController = () => import('#controllers/api/status_controller')
 const MetricsController = () => import('#controllers/api/metrics_controller')
 const MessagesController = () => import('#controllers/api/messages_controller')
 const ResponsesController = () => import('#controllers/api/responses_controller')
+const ConversationsController = () => import('#controllers/api/conversations_controller')
 const RealtimeController = () => import('#controllers/api/realtime_controller')
 const GeminiController = () => import('#controllers/api/gemini_controller')
 const EmbeddingsController = () => import('#controllers/api/embeddings_controller')
@@ -50,7 +51,17 @@ function batchRoutes() {
 function responsesRoutes() {
   router.get('/responses/:id', [ResponsesController, 'show']).as('responses.show')
   router.delete('/responses/:id', [ResponsesController, 'destroy']).as('responses.destroy')
+  router.post('/responses/:id/cancel', [ResponsesController, 'cancel']).as('responses.cancel')
   router.get('/responses/:id/input_items', [ResponsesController, 'inputItems']).as('responses.input_items')
+  // The Conversations API (app/gateway/conversations/), beside the responses that read it.
+  router.post('/conversations', [ConversationsController, 'store']).as('conversations.store')
+  router.get('/conversations/:id', [ConversationsController, 'show']).as('conversations.show')
+  router.post('/conversations/:id', [ConversationsController, 'update']).as('conversations.update')
+  router.delete('/conversations/:id', [ConversationsController, 'destroy']).as('conversations.destroy')
+  router.get('/conversations/:id/items', [ConversationsController, 'items']).as('conversations.items')
+  router.post('/conversations/:id/items', [ConversationsController, 'addItems']).as('conversations.items.store')
+  router.get('/conversations/:id/items/:itemId', [ConversationsController, 'item']).as('conversations.items.show')
+  router.delete('/conversations/:id/items/:itemId', [ConversationsController, 'destroyItem']).as('conversations.items.destroy')
 }
 
 router

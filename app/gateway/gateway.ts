@@ -22,6 +22,9 @@ import { appUrl } from '#config/app'
 import { applyModelBudgetSpend } from '#gateway/limits/model_budgets'
 import { BatchService } from '#gateway/batches/batch_service'
 import { ResponseStore } from '#gateway/responses_store/response_store'
+import { BackgroundRuns } from '#gateway/responses_store/background_runs'
+import { ConversationStore } from '#gateway/conversations/conversation_store'
+import { bodyLimitFor } from '#gateway/http/body_limits'
 import { LowBalanceWatch } from '#gateway/metering/low_balance_watch'
 import { claimLowBalanceNotices } from '#services/mail/low_balance_notice'
 import { appSettingChanged, reloadAppSettings } from '#services/app_setting_notices'
@@ -47,6 +50,10 @@ export interface GatewayOptions {
   /** Stored Responses: days kept (RESPONSES_STORE_DAYS, default 30; 0: none) and bytes per response (RESPONSES_STORE_MAX_KB) */
   responsesStoreDays?: number
   responsesStoreMaxBytes?: number
+  /** Background responses per user at once (RESPONSES_BACKGROUND_MAX, default 16), upstream polling from this, ms, for at most this long */
+  responsesBackgroundMax?: number
+  responsesBackgroundPollMs?: number
+  responsesBackgroundMaxMs?: number
   /** Longest the shutdown waits for log export's collectors (LOG_EXPORT_SHUTDOWN_MS) */
   logExportShutdownMs?: number
 }
@@ -68,6 +75,10 @@ export class Gateway {
   readonly batches: BatchService
   /** Stored Responses: previous_response_id on every channel, GET/DELETE /v1/responses/{id} (responses_store/) */
   readonly responses: ResponseStore
+  /** Background responses (`background: true`) this instance runs or waits to bill (responses_store/background_runs.ts) */
+  readonly background: BackgroundRuns
+  /** The Conversations API's conversations and items (conversations/) */
+  readonly conversations: ConversationStore
   #listener: ChangeListener | null = null
   /** The boot in progress (first run, caches, spill replay); a stop waits for it */
   booting: Promise<void> = Promise.resolve()
@@ -154,6 +165,23 @@ export class Gateway {
       log: (message) => options.logger.warn(message),
     })
     this.service.responses = this.responses
+    this.background = new BackgroundRuns(
+      {
+        perUser: options.responsesBackgroundMax ?? 16,
+        pollMs: options.responsesBackgroundPollMs ?? 1000,
+        maxMs: options.responsesBackgroundMaxMs ?? 3_600_000,
+        log: (message) => options.logger.warn(message),
+      },
+      this.responses,
+      (id) => this.catalog.channels.find((c) => c.id === id)
+    )
+    this.service.background = this.background
+    this.conversations = new ConversationStore({
+      days: options.responsesStoreDays ?? 30,
+      maxBytes: bodyLimitFor('responses'),
+      log: (message) => options.logger.warn(message),
+    })
+    this.service.conversations = this.conversations
     this.batches = new BatchService(this.catalog, this.meter, options.logger)
     this.health = new ChannelHealth(
       {
@@ -316,6 +344,8 @@ export class Gateway {
           if (payload === 'mail_outbox:') return this.mailSender?.wake()
           // A stored response deleted (responses_store/): not the catalog's business.
           if (payload.startsWith('stored_responses:')) return this.responses.forget(payload.slice('stored_responses:'.length))
+          // A background response cancelled through another instance: stopped if it runs here.
+          if (payload.startsWith('stored_responses_cancel:')) return this.background.get(payload.slice('stored_responses_cancel:'.length))?.cancel()
           // Settings the pages keep in memory (single sign-on); the catalog reloads those the API path obeys.
           if (payload.startsWith('app_settings:')) {
             appSettingChanged(payload.slice('app_settings:'.length)).catch((error) => this.options.logger.warn({ err: error }, 'setting reload failed'))
@@ -347,6 +377,9 @@ export class Gateway {
    */
   async stop(graceMs = 30_000) {
     await this.service.drain(graceMs)
+    // Upstream background responses still running at the grace's end: asked once more, cancelled there, billed.
+    await this.background.settled()
+    this.background.stop()
     this.options.logger.info('shutdown: in-flight requests done')
     await this.#listener?.stop()
     if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)

@@ -62,6 +62,10 @@ import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedI
 import { mintResponseId } from '#gateway/responses_store/response_ids'
 import { addLiteLLMHeaders } from '#gateway/http/litellm_headers'
 import { applyProviderPreferences, readProviderPreferences } from '#gateway/routing/provider_preferences'
+import { BackgroundRun, terminal, type BackgroundRuns } from '#gateway/responses_store/background_runs'
+import { relayUpstreamStream } from '#gateway/responses_store/responses_api'
+import type { ConversationStore } from '#gateway/conversations/conversation_store'
+import { notFound as conversationNotFound } from '#gateway/conversations/conversations_api'
 
 /** A parsed generation call (chat, messages, responses, generateContent), as a controller hands it over. */
 export interface GenerateCall {
@@ -111,6 +115,10 @@ export class GatewayService {
   deploymentHeaders = false
   /** LiteLLM's x-litellm-* response headers on generations (LITELLM_HEADERS; on by default) */
   litellmHeaders = true
+  /** Background responses of this instance (`background: true`); set by Gateway */
+  background: BackgroundRuns | null = null
+  /** The Conversations API's store (a Responses request's `conversation`); set by Gateway */
+  conversations: ConversationStore | null = null
 
   constructor(
     private catalog: Catalog,
@@ -329,13 +337,100 @@ export class GatewayService {
       const emulated = this.#compactionV2(call, account)
       if (emulated !== null) return emulated
     }
+    // Responses' background mode (responses_store/background_runs.ts): one property test for every other call.
+    if (call.ingress === 'openai_responses' && call.body.background === true) return this.#generateInBackground(call, account)
     const exchange = this.#begin(call, account)
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
     // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
     if (exchange.previousId !== null) await this.#continue(exchange, account)
+    // A conversation (Conversations API): its items put before the input, then prepared.
+    else if (exchange.conversationId !== null) await this.#withConversation(exchange, account)
     // Responses item references a translated channel cannot resolve (listed by the decoder while preparing; none: nothing done).
     const references = exchange.itemReferences
     if (references !== undefined) await this.#resolveReferences(exchange, account, references)
+    return this.#exchange(exchange, account)
+  }
+
+  /**
+   * `background: true` (Responses): admitted within the user's bound, then
+   * routed and prepared as any request (its refusals are the client's
+   * answer). A Responses-native route gets the request as it is, but as one
+   * JSON answer: the upstream runs it, the gateway polls it and bills it when
+   * it ends (a client that asked a stream gets the upstream's stream of it).
+   * A translated route runs here, detached from the client's connection:
+   * answered at once (queued), the rest goes on in a BackgroundRun.
+   */
+  async #generateInBackground(call: GenerateCall, account: RequestAccount): Promise<void> {
+    const runs = this.background
+    if (runs === null || this.responses === null || !this.responses.enabled) {
+      throw GatewayError.invalidRequest('Background mode needs stored responses, which this gateway does not keep (RESPONSES_STORE_DAYS=0)', 'invalid_value', 'background')
+    }
+    if (call.body.store === false) throw GatewayError.invalidRequest('Background mode requires store to be true.', 'invalid_value', 'store')
+    const release = runs.admit(account.principal.user.id)
+    let kept = false
+    try {
+      const exchange = this.#begin(call, account)
+      if (exchange.previousId !== null) await this.#continue(exchange, account)
+      else if (exchange.conversationId !== null) await this.#withConversation(exchange, account)
+      const references = exchange.itemReferences
+      if (references !== undefined) await this.#resolveReferences(exchange, account, references)
+      const native = exchange.candidates.filter(nativeResponses)
+      if (native.length > 0) {
+        // The upstream runs it: only Responses-native channels, and one JSON answer (its id, queued).
+        exchange.candidates = native
+        const clientStream = call.stream
+        if (clientStream) {
+          call.stream = false
+          account.stream = false
+          call.body.stream = false
+          delete call.body.stream_options
+          call.rawBody = Buffer.from(JSON.stringify(call.body))
+          exchange.prepareAgain()
+        }
+        const background: NativeBackground = { clientStream, adopt: (id, channel) => {
+          kept = true
+          runs.adopt(id, account.principal.user.id, account, channel, exchange.publicModel, release)
+        } }
+        exchange.background = background
+        return await this.#exchange(exchange, account)
+      }
+      // Run here: streamed upstream (a cancel or a shutdown bills what it streamed, as a cut stream), into a DetachedResponse.
+      const clientStream = call.stream
+      call.stream = true
+      account.stream = true
+      exchange.prepareAgain()
+      const storing = exchange.storing!
+      const { principal } = account
+      const run = new BackgroundRun(
+        mintResponseId(),
+        principal.user.id,
+        { input: storing.input, instructions: storing.instructions, previousId: storing.previousId, model: exchange.publicModel, apiKeyId: principal.key.id },
+        runs
+      )
+      exchange.backgroundRun = run
+      runs.start(run, release)
+      // In a conversation: its input and output added once it ended.
+      if (exchange.conversationId !== null) run.onEnded(() => this.#appendTurn(exchange, account, run.view()))
+      kept = true
+      if (!clientStream || !run.follow(call.res, -1)) {
+        const body = Buffer.from(JSON.stringify(run.view()))
+        call.res.writeHead(200, { ...exchange.jsonHeaders(account, null), 'content-length': String(body.length) })
+        call.res.end(body)
+      }
+      account.markFirstByte()
+      call.res = run.res as unknown as ServerResponse
+      void this.#exchange(exchange, account).catch((error) => {
+        if (!account.closed) account.fail(error)
+        run.fail(error)
+      })
+    } finally {
+      if (!kept) release()
+    }
+  }
+
+  /** Dispatch, relay, meter: the request prepared. */
+  async #exchange(exchange: Exchange, account: RequestAccount): Promise<void> {
+    const { call } = exchange
     const abort = account.abort
     const onClose = () => {
       if (!call.res.writableFinished) abort.abort()
@@ -470,7 +565,7 @@ export class GatewayService {
     if (exchange.accountsUsage) exchange.encoderOptions.usageCost = (usage) => usdOf(account.successCost(toTokenUsage(usage)))
     // Translation errors surface here, as the client's 400, before any channel is tried
     // (a follow-up's once its conversation is read: #continue).
-    if (exchange.previousId === null) exchange.prepare()
+    if (exchange.previousId === null && exchange.conversationId === null) exchange.prepare()
     return exchange
   }
 
@@ -506,6 +601,43 @@ export class GatewayService {
       }
     }
     exchange.prepare()
+  }
+
+  /**
+   * A Responses request naming a conversation (Conversations API,
+   * conversations/): the conversation's items, oldest first, then the
+   * request's own input become the input (`conversation` removed: an
+   * upstream would look for its own); counted in the body budget and the
+   * prompt hold, as a follow-up's conversation is. Not this user's, expired
+   * or unknown: OpenAI's 404.
+   */
+  async #withConversation(exchange: Exchange, account: RequestAccount) {
+    const { call } = exchange
+    const id = exchange.conversationId!
+    const store = this.conversations
+    const items = store !== null && store.enabled ? await store.input(id, account.principal.user.id) : null
+    if (items === null) throw conversationNotFound(id)
+    call.body.input = [...items, ...inputItemsOf(call.body.input)]
+    delete call.body.conversation
+    call.rawBody = Buffer.from(JSON.stringify(call.body))
+    if (call.rawBody.length > bodyLimitFor('responses')) {
+      const error = new GatewayError(413, 'request_too_large', 'The conversation and this input are larger than a request body may be; start a new conversation')
+      error.param = 'conversation'
+      throw error
+    }
+    holdBuiltBody(call.res, call.rawBody.length)
+    raisePromptHold(account, call.rawBody.length)
+    exchange.prepare()
+  }
+
+  /** A turn of a conversation answered (completed or incomplete): its own input and its output added, behind the answer. */
+  #appendTurn(exchange: Exchange, account: RequestAccount, response: any) {
+    const id = exchange.conversationId
+    const store = this.conversations
+    if (id === null || store === null || exchange.storing === null) return
+    if ((response?.status !== 'completed' && response?.status !== 'incomplete') || !Array.isArray(response.output)) return
+    const items = [...inputItemsOf(exchange.storing.input), ...response.output] as Record<string, any>[]
+    store.appendLater(id, account.principal.user.id, items)
   }
 
   /**
@@ -554,12 +686,14 @@ export class GatewayService {
   #storeResponse(exchange: Exchange, account: RequestAccount, response: Record<string, any> | null, upstreamId?: unknown) {
     const storing = exchange.storing
     const store = this.responses
-    if (storing === null || store === null || storing.channel === null) return
+    if (exchange.conversationId !== null && response !== null && exchange.backgroundRun === null) this.#appendTurn(exchange, account, response)
+    if (storing === null || store === null || storing.channel === null || exchange.backgroundRun !== null) return
     const { principal } = account
     const common = { userId: principal.user.id, apiKeyId: principal.key.id, channelId: storing.channel.id, model: exchange.publicModel, createdAt: new Date() }
     if (response === null) {
       if (typeof upstreamId !== 'string' || upstreamId === '' || upstreamId.length > 128) return
-      const record = { ...common, id: upstreamId, kind: 'upstream' as const, previousResponseId: null, inputItems: null, instructions: null, outputItems: null, usage: null, status: 'completed' }
+      const background = exchange.background !== null
+      const record = { ...common, id: upstreamId, kind: 'upstream' as const, previousResponseId: null, inputItems: null, instructions: null, outputItems: null, usage: null, status: 'completed', background }
       setImmediate(() => store.save(record))
       return
     }
@@ -692,6 +826,16 @@ export class GatewayService {
       const dropped = ingress.passThrough.dropUpstreamCost?.(parsed) === true
       const amended = exchange.amends && ingress.passThrough.amend!(parsed, exchange.encoderOptions, ingress.usageOfBody(parsed))
       const sent = amended || dropped ? Buffer.from(JSON.stringify(parsed)) : bytes
+      // Background on a Responses-native channel, still running there: billed when it ends (background_runs.ts).
+      const background = exchange.background
+      if (background !== null && status === 200 && !terminal(parsed?.status) && typeof parsed?.id === 'string' && exchange.storing?.channel) {
+        const channel = exchange.storing.channel
+        this.#storeResponse(exchange, account, null, parsed.id)
+        background.adopt(parsed.id, channel)
+        account.markFirstByte()
+        if (background.clientStream) return relayUpstreamStream(channel, exchange.publicModel, parsed.id, undefined, call.res)
+        return this.#answer(exchange, account, status, sent, null)
+      }
       // The usage the upstream reported is the row's, and its cost LiteLLM's x-litellm-response-cost. Without
       // one the answer goes out first: counting it is the meter's business, not the client's wait (no cost header).
       const found = ingress.usageOfBody(parsed)
@@ -700,6 +844,7 @@ export class GatewayService {
       if (status === 200) this.#store(exchange, false, 'application/json', sent)
       // Held by the Responses-native upstream: its id remembered with the channel (follow-ups go back there).
       if (status === 200 && exchange.storing !== null) this.#storeResponse(exchange, account, null, parsed?.id)
+      if (status === 200 && exchange.conversationId !== null) this.#appendTurn(exchange, account, parsed)
       return account.close(status, null, usage ?? (await exchange.estimate(exchange.passThroughText(parsed))))
     }
     const response = unwrapCustomCalls(answer.decoded, exchange.customTools())
@@ -723,6 +868,7 @@ export class GatewayService {
     if (stored) response.id = stored.id
     let whole = ingress.encodeResponse(response, exchange.publicModel, exchange.encoderOptions.upstream)
     if (stored) whole = storedResponseObject(whole, stored)
+    if (exchange.conversationId !== null) (whole as Record<string, any>).conversation = { id: exchange.conversationId }
     if (exchange.amends) ingress.passThrough.amend!(whole, exchange.encoderOptions, response.usage)
     const encoded = Buffer.from(JSON.stringify(whole))
     this.#answer(exchange, account, status, encoded, account.successCost(usage))
@@ -778,7 +924,14 @@ export class GatewayService {
       out.recorder = this.#recorder(exchange, account)
       // A Responses answer held upstream: its id read from the final event (parsed anyway for its usage).
       let heldId: unknown
-      const onParsed = exchange.storing === null ? null : (parsed: Record<string, any>) => (heldId = parsed.response?.id ?? heldId)
+      let held: unknown
+      const onParsed =
+        exchange.storing === null
+          ? null
+          : (parsed: Record<string, any>) => {
+              heldId = parsed.response?.id ?? heldId
+              held = parsed.response ?? held
+            }
       outcome = await relayPassThroughStream(upstreamBody, ingress, {
         encoder: exchange.encoderOptions,
         clientModel: mapped ? exchange.publicModel : null,
@@ -791,6 +944,7 @@ export class GatewayService {
       this.#logStream(account, out)
       if (out.recorder && !outcome.error && !outcome.clientClosed && !outcome.withheld) this.#store(exchange, true, contentType, out.recorder.bytes())
       if (onParsed !== null && !outcome.error && !outcome.withheld) this.#storeResponse(exchange, account, null, heldId)
+      if (exchange.conversationId !== null && !outcome.error && !outcome.withheld && !outcome.clientClosed) this.#appendTurn(exchange, account, held)
     } else {
       const encoder = ingress.streamEncoder(exchange.encoderOptions)
       const out = new ClientStream(call.res, exchange.streamHeaders(account, encoder.contentType), () => account.markFirstByte())
@@ -834,6 +988,14 @@ interface WholeAnswer {
   decoded: CanonicalResponse | null
 }
 
+/** `background: true` on a Responses-native route (GatewayService.#generateInBackground) */
+interface NativeBackground {
+  /** The client asked a stream: it gets the upstream's stream of the response (GET ?stream=true) */
+  clientStream: boolean
+  /** The upstream answered it queued or in progress: polled and billed when it ends */
+  adopt(id: string, channel: ChannelInfo): void
+}
+
 /** What a stored Responses answer keeps of its request (Exchange.readResponsesState) */
 interface StoringRequest {
   input: unknown
@@ -871,8 +1033,14 @@ class Exchange {
   publicModel: string
   /** Responses: the `previous_response_id` the request continues (null: none, the usual case) */
   previousId: string | null = null
+  /** Responses: the conversation (Conversations API) the request reads and adds to (null: none, the usual case) */
+  conversationId: string | null = null
   /** Responses with `store` not false: what the stored response keeps of the request (null: nothing stored) */
   storing: StoringRequest | null = null
+  /** `background: true` run here (translated): the run that keeps it (its own row, not #storeResponse's) */
+  backgroundRun: BackgroundRun | null = null
+  /** `background: true` on a Responses-native route: the upstream's response adopted for billing when it ends */
+  background: NativeBackground | null = null
   /** The body carries fallback models (`models`, `fallbacks`): not for the upstream */
   #routingFields: boolean
   /** The channel whose answer the client gets (null: none yet, or a cache hit) */
@@ -921,7 +1089,18 @@ class Exchange {
     const { body } = this.call
     const previous = body.previous_response_id
     if (typeof previous === 'string' && previous !== '') this.previousId = previous
-    if (!storeEnabled || body.store === false) return
+    // The Conversations API's `conversation` (an id, or {id}): its items read as the input's start (GatewayService.#withConversation).
+    const conversation = body.conversation
+    if (conversation !== undefined && conversation !== null) {
+      const id = typeof conversation === 'string' ? conversation : conversation?.id
+      if (typeof id !== 'string' || id === '') throw GatewayError.invalidRequest("'conversation' must be a conversation's id or an object with its id", 'invalid_value', 'conversation')
+      if (this.previousId !== null) {
+        throw GatewayError.invalidRequest("'previous_response_id' and 'conversation' cannot be used together", 'invalid_request', 'conversation')
+      }
+      this.conversationId = id
+    }
+    // A response in a conversation is stored as its items are (its output appended once answered).
+    if (!storeEnabled || (body.store === false && this.conversationId === null)) return
     const instructions = typeof body.instructions === 'string' ? body.instructions : null
     this.storing = { input: body.input, instructions, previousId: this.previousId, channel: null }
   }
@@ -930,7 +1109,12 @@ class Exchange {
   answeredOn(channel: ChannelInfo, native: boolean) {
     const storing = this.storing!
     storing.channel = channel
-    if (!native) this.encoderOptions.stored = { id: mintResponseId(), previousResponseId: storing.previousId, instructions: storing.instructions }
+    const run = this.backgroundRun
+    if (run !== null) run.channelId = channel.id
+    if (!native) {
+      const id = run?.id ?? mintResponseId()
+      this.encoderOptions.stored = { id, previousResponseId: storing.previousId, instructions: storing.instructions, background: run !== null }
+    }
   }
 
   /** Responses item references the request's decoding met (undefined: none, or not decoded: no translated candidate) */

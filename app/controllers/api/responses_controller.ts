@@ -1,6 +1,6 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import { apiCallOf, gatewayInstance } from '#gateway/http/generation_request'
-import { deleteResponse, listInputItems, showResponse } from '#gateway/responses_store/responses_api'
+import { cancelResponse, deleteResponse, listInputItems, showResponse } from '#gateway/responses_store/responses_api'
 import { unlessClientGone } from '#gateway/batches/upstream_calls'
 import { responses, responsesCompact } from '#gateway/http/api_endpoints'
 
@@ -23,9 +23,14 @@ export default class ResponsesController {
     })
   }
 
-  /** GET /v1/responses/:id: a stored response (responses_store/responses_api.ts) */
+  /** GET /v1/responses/:id: a stored response (responses_store/responses_api.ts); `stream=true&starting_after=N`: its events */
   async show(ctx: HttpContext) {
-    return answer(ctx, await unlessClientGone(showResponse(await gatewayInstance(), apiCallOf(ctx), ctx.params.id)))
+    return answer(ctx, await unlessClientGone(showResponse(await gatewayInstance(), apiCallOf(ctx), ctx.params.id, ctx.request.qs())))
+  }
+
+  /** POST /v1/responses/:id/cancel: a background response stopped */
+  async cancel(ctx: HttpContext) {
+    return answer(ctx, await unlessClientGone(cancelResponse(await gatewayInstance(), apiCallOf(ctx), ctx.params.id)))
   }
 
   /** DELETE /v1/responses/:id */

@@ -108,6 +108,8 @@ export interface StoredAnswer {
   id: string
   previousResponseId: string | null
   instructions: string | null
+  /** Run in the background (responses_store/background_runs.ts): the response says so */
+  background?: boolean
   final?: Record<string, any>
 }
 

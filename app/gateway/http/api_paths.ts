@@ -1,7 +1,7 @@
 /**
  * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
  * OpenAI paths without /v1 that LiteLLM also serves, Azure OpenAI's
- * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health` and `/health/...` probes, `/metrics` and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/budget/`, `/team/`, `/global/spend/` management and `/utils/token_counter`, the Files and Batch API's `/files`, `/batches`), as against the pages: errors there are answered in a wire
+ * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health` and `/health/...` probes, `/metrics` and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/budget/`, `/team/`, `/global/spend/` management and `/utils/token_counter`, the Files and Batch API's `/files`, `/batches`, the Conversations API's `/conversations`), as against the pages: errors there are answered in a wire
  * format, not an HTML page (the exception handler, Node parser refusals, a
  * malformed URL), and browsers get CORS.
  */
@@ -13,6 +13,7 @@ const API_PREFIXES = [
   '/chat/completions',
   '/completions',
   '/responses',
+  '/conversations',
   '/realtime',
   '/embeddings',
   '/images/',

@@ -21,8 +21,15 @@ export interface StoredResponse {
   /** Responses' usage object */
   usage: Record<string, unknown> | null
   status: string
+  /** Created with `background: true` (responses_store/background_runs.ts): may be cancelled, its row written again when it ends */
+  background?: boolean
   createdAt: Date
   expiresAt: Date
+}
+
+/** A background response still running: its row says so until it ends (never kept in #recent: another instance ends it) */
+export function unfinished(status: string): boolean {
+  return status === 'queued' || status === 'in_progress'
 }
 
 export interface ResponseStoreOptions {
@@ -354,7 +361,12 @@ export class ResponseStore {
    */
   async #insert(rows: PendingRow[]): Promise<{ lost: number; error?: unknown }> {
     try {
-      await db.table('stored_responses').multiInsert(rows.map(toColumns)).onConflict('id').ignore()
+      // A background response's row, saved queued, is written again when it ends (its status, output and usage);
+      // any other id met again (none is expected) stays as first written.
+      const insert = db.table('stored_responses').multiInsert(rows.map(toColumns)).onConflict('id').merge(['status', 'output_items', 'usage', 'channel_id'])
+      // ON CONFLICT ... DO UPDATE ... WHERE (knex's, under Lucid's builder)
+      insert.knexQuery.where('stored_responses.background', true).whereRaw('stored_responses.user_id = excluded.user_id')
+      await insert
       return { lost: 0 }
     } catch (error) {
       if (rows.length === 1 || !refusedForData(error)) return { lost: rows.length, error }
@@ -430,7 +442,7 @@ export class ResponseStore {
   }
 
   #keepRecent(record: StoredResponse, bytes: number, itemBytes: number) {
-    if (bytes > RECENT_BYTES / 8) return
+    if (bytes > RECENT_BYTES / 8 || unfinished(record.status)) return
     this.#forgetRecent(record.id)
     this.#recent.set(record.id, { record, bytes, itemBytes })
     this.#recentBytes += bytes
@@ -518,6 +530,7 @@ function toColumns({ record, input, output }: PendingRow) {
     output_items: output,
     usage: record.usage === null ? null : JSON.stringify(record.usage),
     status: record.status,
+    background: record.background === true,
     created_at: record.createdAt,
     expires_at: record.expiresAt,
   }
@@ -537,6 +550,7 @@ function fromRow(row: any): StoredResponse {
     outputItems: row.output_items,
     usage: row.usage,
     status: row.status,
+    background: row.background === true,
     createdAt: new Date(row.created_at),
     expiresAt: new Date(row.expires_at),
   }

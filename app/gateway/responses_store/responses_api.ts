@@ -1,16 +1,20 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
-import { channelRequest, jsonAnswer } from '#gateway/batches/upstream_calls'
-import { azureAddressing } from '#gateway/providers/azure/azure_adapter'
-import { withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { jsonAnswer } from '#gateway/batches/upstream_calls'
+import { responsesRequest } from '#gateway/responses_store/upstream_responses'
 import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
-import type { ChannelInfo } from '#gateway/types'
 import { responseObject } from '#gateway/dialects/openai_responses/response'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { openToPlan } from '#gateway/routing/plan_routers'
 import type { StoredResponse } from '#gateway/responses_store/response_store'
 import { wholeNumber } from '#gateway/http/whole_number'
+import type { ServerResponse } from 'node:http'
+import db from '@adonisjs/lucid/services/db'
+import type { ChannelInfo } from '#gateway/types'
+import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
+import { unfinished } from '#gateway/responses_store/response_store'
+import type { BackgroundRun } from '#gateway/responses_store/background_runs'
 
 /**
  * `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` and
@@ -22,13 +26,108 @@ import { wholeNumber } from '#gateway/http/whole_number'
  * reads nothing then: GET and input_items are the 404 for every id (rows kept
  * before stay until they expire); DELETE still removes one.
  */
-export async function showResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
+export async function showResponse(gw: Gateway, call: ApiCall, id: string, query: ShowQuery = {}): Promise<Record<string, any> | undefined> {
+  const stream = query.stream === 'true' || query.stream === true
+  const after = startingAfter(query.starting_after)
+  // A background response this instance runs: its state now, or its events (those after `starting_after`, then live).
+  const run = liveRun(gw, call, id)
+  if (run !== undefined) {
+    if (!stream) return run.view()
+    if (!run.follow(call.res, after)) throw GatewayError.invalidRequest('The events of this response are too many to be replayed; retrieve it without stream', 'invalid_value', 'stream')
+    return undefined
+  }
   const stored = await readable(gw, call, id)
-  if (stored.kind === 'upstream') return relay(gw, call, stored, 'GET', '')
-  return responseView(stored)
+  if (stored.kind === 'upstream') {
+    if (stream) {
+      const search = new URLSearchParams({ stream: 'true' })
+      if (after >= 0) search.set('starting_after', String(after))
+      await relayUpstreamStream(holdingChannel(gw, call, stored), stored.model, stored.id, search, call.res)
+      return undefined
+    }
+    const answer = await relay(gw, call, stored, 'GET', '')
+    // A background response the gateway waits to bill: billed now if this says it ended.
+    if (stored.background === true) gw.background.seen(stored.id, answer)
+    return answer
+  }
+  const view = responseView(stored)
+  if (!stream) return view
+  // Run by another instance, or ended before: its state as one event (its last one once it ended).
+  const type = `response.${view.status === 'queued' || view.status === 'in_progress' ? view.status : view.status}`
+  call.res.writeHead(200, { ...STREAM_HEADERS })
+  call.res.end(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: Math.max(0, after + 1), response: view })}\n\n`)
+  return undefined
+}
+
+export interface ShowQuery {
+  stream?: unknown
+  starting_after?: unknown
+}
+
+/** `starting_after`: a sequence number, -1 when absent (every event) */
+function startingAfter(value: unknown): number {
+  if (value === undefined || value === '') return -1
+  const n = wholeNumber(value)
+  if (!Number.isInteger(n) || n < 0) throw GatewayError.invalidRequest("'starting_after' must be a whole number", 'invalid_value', 'starting_after')
+  return n
+}
+
+/** A background run of this instance that is this user's (another's: unknown, as its row is) */
+function liveRun(gw: Gateway, call: ApiCall, id: string): BackgroundRun | undefined {
+  const run = gw.background.get(id)
+  return run !== undefined && run.userId === call.principal.user.id && !run.deleted ? run : undefined
+}
+
+/**
+ * `POST /v1/responses/{id}/cancel`, as at OpenAI: only a response created
+ * with `background: true` can be cancelled (another is a 400); one cancelled
+ * already answers as it is (idempotent); one that ended otherwise is a 400.
+ * Run here: stopped, billed what the upstream streamed until then. Run by
+ * another instance: its row marked cancelled and that instance told (NOTIFY),
+ * which stops it. Held upstream: relayed to the channel that holds it.
+ */
+export async function cancelResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
+  const run = liveRun(gw, call, id)
+  if (run !== undefined) {
+    if (run.ended && run.status !== 'cancelled') throw notCancellable(run.status)
+    run.cancel()
+    return run.view()
+  }
+  const stored = await readable(gw, call, id)
+  if (stored.kind === 'upstream') {
+    const answer = await relay(gw, call, stored, 'POST', '/cancel')
+    if (stored.background === true) gw.background.seen(stored.id, answer)
+    return answer
+  }
+  if (stored.background !== true) throw GatewayError.invalidRequest('Cannot cancel a synchronous response.', 'invalid_request', 'response_id')
+  if (stored.status === 'cancelled') return responseView(stored)
+  if (!unfinished(stored.status)) throw notCancellable(stored.status)
+  const rows = await db.rawQuery(
+    `WITH hit AS (UPDATE stored_responses SET status = 'cancelled'
+                   WHERE id = ? AND user_id = ? AND background AND status IN ('queued', 'in_progress') RETURNING id)
+     SELECT id, pg_notify('gateway_changes', 'stored_responses_cancel:' || id) FROM hit`,
+    [id, call.principal.user.id]
+  )
+  if (rows.rows.length === 0) {
+    // It ended meanwhile: as it ended.
+    gw.responses.forget(id)
+    const now = await readable(gw, call, id)
+    if (now.status !== 'cancelled') throw notCancellable(now.status)
+    return responseView(now)
+  }
+  return responseView({ ...stored, status: 'cancelled' })
+}
+
+function notCancellable(status: string): GatewayError {
+  return GatewayError.invalidRequest(`Cannot cancel a response with status '${status}'.`, 'invalid_request', 'response_id')
 }
 
 export async function deleteResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
+  // Running here: stopped first, and its end writes no row.
+  const run = liveRun(gw, call, id)
+  if (run !== undefined) {
+    run.deleted = true
+    run.cancel()
+  }
   const stored = await owned(gw, call, id)
   if (stored.kind === 'upstream') await deleteUpstreamCopy(gw, call, stored)
   if (!(await gw.responses.delete(id, call.principal.user.id))) throw notFound(id)
@@ -97,10 +196,11 @@ export async function listInputItems(gw: Gateway, call: ApiCall, id: string, que
 
 /** The response object of a stored response, as OpenAI's GET answers it. */
 export function responseView(stored: StoredResponse): Record<string, any> {
-  const status = stored.status === 'incomplete' ? 'incomplete' : 'completed'
+  const status = (stored.background === true ? stored.status : stored.status === 'incomplete' ? 'incomplete' : 'completed') as any
   const base = responseObject(stored.id, stored.model, status, (stored.outputItems ?? []) as any[], null, status === 'incomplete' ? 'max_output_tokens' : null)
   return {
     ...base,
+    ...(stored.background === true ? { background: true } : {}),
     created_at: Math.floor(stored.createdAt.getTime() / 1000),
     usage: stored.usage,
     instructions: stored.instructions,
@@ -171,9 +271,8 @@ function notFound(id: string): GatewayError {
  * Gone or disabled since, or no longer open to the caller's plan (channel
  * groups): 404, as for an unknown id (never another account).
  */
-async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method: 'GET' | 'DELETE', suffix: string, search?: URLSearchParams) {
-  const channel = gw.catalog.channels.find((c) => c.id === stored.channelId)
-  if (!channel || !channel.enabled || !openToPlan(channel, call.principal.plan)) throw notFound(stored.id)
+async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method: 'GET' | 'DELETE' | 'POST', suffix: string, search?: URLSearchParams) {
+  const channel = holdingChannel(gw, call, stored)
   const candidate: RouteCandidate = { channel, upstreamModel: stored.model }
   const abort = new AbortController()
   const onClose = () => abort.abort()
@@ -187,21 +286,35 @@ async function relay(gw: Gateway, call: ApiCall, stored: StoredResponse, method:
   }
 }
 
+/** The channel that holds an upstream-kept response, open to this caller; else the 404 */
+function holdingChannel(gw: Gateway, call: ApiCall, stored: StoredResponse): ChannelInfo {
+  const channel = gw.catalog.channels.find((c) => c.id === stored.channelId)
+  if (!channel || !channel.enabled || !openToPlan(channel, call.principal.plan)) throw notFound(stored.id)
+  return channel
+}
+
 /**
- * A call to a channel's Responses API: under its base with its key as a
- * Bearer token (OpenAI and compatible servers), or, for Azure OpenAI, its
- * `api-key` and the api-version its Responses API needs.
+ * An upstream's background response as a stream (`GET /responses/{id}?stream=true`
+ * there), relayed to the client as it comes: a client that asked a stream
+ * when it created one, or resumes one (`starting_after`). Nothing is billed
+ * here: the response is billed once, when it ends (background_runs.ts).
  */
-function responsesRequest(channel: ChannelInfo, method: 'GET' | 'DELETE', path: string, search?: URLSearchParams): UpstreamRequest {
-  if (channel.provider !== 'azure') {
-    const query = search === undefined ? '' : `?${search}`
-    return channelRequest(channel, { method, path: `${path}${query}` })
+export async function relayUpstreamStream(channel: ChannelInfo, model: string, id: string, search: URLSearchParams | undefined, res: ServerResponse) {
+  const abort = new AbortController()
+  const onClose = () => abort.abort()
+  res.once('close', onClose)
+  try {
+    const path = `/responses/${encodeURIComponent(id)}`
+    const query = search ?? new URLSearchParams({ stream: 'true' })
+    const { body } = await dispatch([{ channel, upstreamModel: model }], () => responsesRequest(channel, 'GET', path, query, 'text/event-stream'), abort.signal)
+    const out = new ClientStream(res, { ...STREAM_HEADERS }, () => {})
+    for await (const chunk of body) await out.write(chunk.toString('utf8'))
+    out.end()
+  } catch (error) {
+    if (error instanceof ClientGoneError || abort.signal.aborted) return
+    if (res.headersSent) return void res.destroy()
+    throw error
+  } finally {
+    res.off('close', onClose)
   }
-  const addressing = azureAddressing(channel.baseUrl)
-  let query = addressing.responsesQuery
-  if (search !== undefined) query += `${query === '' ? '?' : '&'}${search}`
-  const headers: Record<string, string> = { accept: 'application/json' }
-  if (channel.apiKey) headers['api-key'] = channel.apiKey
-  withChannelHeaders(headers, channel, {}, [])
-  return { method, origin: addressing.origin, path: `${addressing.basePath}${path}${query}`, headers, body: '' }
 }

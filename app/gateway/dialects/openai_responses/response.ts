@@ -168,9 +168,10 @@ export function responseObject(
 /** A response the gateway stores (responses_store/): `store: true`, the conversation it continues, its instructions. */
 export function storedResponseObject<T extends Record<string, any>>(
   response: T,
-  stored: { previousResponseId: string | null; instructions: string | null }
+  stored: { previousResponseId: string | null; instructions: string | null; background?: boolean }
 ): T {
-  return { ...response, store: true, previous_response_id: stored.previousResponseId, instructions: stored.instructions }
+  const kept = { ...response, store: true, previous_response_id: stored.previousResponseId, instructions: stored.instructions }
+  return stored.background === true ? { ...kept, background: true } : kept
 }
 
 export function encodeResponsesResponse(response: CanonicalResponse, model: string): ResponsesResponse {

@@ -1,0 +1,414 @@
+import type { ServerResponse } from 'node:http'
+import { GatewayError } from '#exceptions/gateway_error'
+import type { RequestAccount } from '#gateway/metering/request_account'
+import type { ChannelInfo, TokenUsage } from '#gateway/types'
+import { toTokenUsage } from '#gateway/dialects/dialect'
+import { decodeResponsesUsage } from '#gateway/dialects/openai_responses/response'
+import { dispatch } from '#gateway/upstream/dispatcher'
+import { jsonAnswer } from '#gateway/batches/upstream_calls'
+import { responsesRequest } from '#gateway/responses_store/upstream_responses'
+import { DetachedResponse } from '#gateway/responses_store/detached_response'
+import { inputItemsOf } from '#gateway/responses_store/conversation'
+import type { ResponseStore } from '#gateway/responses_store/response_store'
+import { STREAM_HEADERS } from '#gateway/relay/client_stream'
+
+export interface BackgroundOptions {
+  /** Background responses one user may have running at once (RESPONSES_BACKGROUND_MAX, default 16) */
+  perUser: number
+  /** First wait between polls of an upstream's background response, ms (doubles up to 30 s) */
+  pollMs: number
+  /** Longest an upstream's background response is polled before it is cancelled there and billed, ms */
+  maxMs: number
+  log: (message: string) => void
+}
+
+/** Bytes of a gateway run's events kept for streams that start late or resume (beyond: later events are not kept) */
+const RUN_EVENT_BYTES = 8 * 1024 * 1024
+/** A finished run stays in memory this long, so a stream that resumes right after its end replays it */
+const FINISHED_KEPT_MS = 60_000
+/** Upstream polls at once (the rest wait their turn) */
+const POLLS_AT_ONCE = 8
+
+export type BackgroundStatus = 'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled'
+
+const TERMINAL = new Set(['completed', 'incomplete', 'failed', 'cancelled'])
+
+export function terminal(status: unknown): boolean {
+  return typeof status === 'string' && TERMINAL.has(status)
+}
+
+/** What a translated background run keeps of its request for its stored row */
+export interface RunRequest {
+  input: unknown
+  instructions: string | null
+  previousId: string | null
+  model: string
+  apiKeyId: number | null
+}
+
+/**
+ * A background response the gateway runs itself (a translated channel):
+ * generate() relays the answer as a stream into its DetachedResponse, and
+ * this keeps the events (a stream that starts late or resumes replays them,
+ * `starting_after`), the output items done so far and the status, writes
+ * the stored row when it is accepted (queued) and when it ends, and ends the
+ * streams that follow it. The account stays open while it runs: the hold
+ * taken at creation is settled at the end (generate() closes it).
+ */
+export class BackgroundRun {
+  status: BackgroundStatus = 'queued'
+  readonly res: DetachedResponse
+  readonly createdAt = new Date()
+  /** The events written so far, by sequence number (until RUN_EVENT_BYTES: `truncated`) */
+  readonly events: string[] = []
+  truncated = false
+  #eventBytes = 0
+  /** The latest response object an event carried; the terminal one once it ended */
+  #latest: Record<string, any> | null = null
+  #output: unknown[] = []
+  #followers = new Set<Follower>()
+  #cancelled = false
+  deleted = false
+  ended = false
+  /** The channel that answered (set once dispatch returns) */
+  channelId: number | null = null
+  #endedHooks: Array<() => void> = []
+
+  constructor(
+    readonly id: string,
+    readonly userId: number,
+    readonly request: RunRequest,
+    private runs: BackgroundRuns
+  ) {
+    this.res = new DetachedResponse((text, data) => this.#onEvent(text, data))
+    this.res.once('close', () => queueMicrotask(() => this.#end(null)))
+  }
+
+  /** The response object as GET answers it now */
+  view(): Record<string, any> {
+    const base = this.#latest ?? {}
+    const output = terminal(base.status) && Array.isArray(base.output) && this.status !== 'cancelled' ? base.output : this.#output
+    return {
+      ...base,
+      id: this.id,
+      object: 'response',
+      created_at: Math.floor(this.createdAt.getTime() / 1000),
+      status: this.status,
+      background: true,
+      model: this.request.model,
+      output,
+      usage: this.status === 'cancelled' ? null : (base.usage ?? null),
+      error: base.error ?? null,
+      incomplete_details: base.incomplete_details ?? null,
+      instructions: this.request.instructions,
+      previous_response_id: this.request.previousId,
+      store: true,
+      metadata: base.metadata ?? {},
+    }
+  }
+
+  /** Cancels the run: the relay stops as for a client gone (billed what the upstream used so far, as a cut stream is). */
+  cancel() {
+    if (this.ended || this.#cancelled) return
+    this.#cancelled = true
+    this.status = 'cancelled'
+    this.res.destroy()
+  }
+
+  /** The run failed before or without a stream (every channel failed): its error on the response. */
+  fail(error: unknown) {
+    if (this.ended) return
+    const message = error instanceof GatewayError ? error.message : 'The response could not be completed'
+    const code = error instanceof GatewayError ? error.code : 'server_error'
+    this.#end({ code, message })
+  }
+
+  /**
+   * A client's stream of it: the events after `after` (a sequence number; -1:
+   * all), then the rest as they come, until it ends. False when the events
+   * asked for were not kept.
+   */
+  follow(res: ServerResponse, after: number): boolean {
+    if (this.truncated) return false
+    res.writeHead(200, { ...STREAM_HEADERS })
+    for (let i = Math.max(0, after + 1); i < this.events.length; i++) res.write(this.events[i])
+    if (this.ended) {
+      res.end()
+      return true
+    }
+    const follower: Follower = { res }
+    this.#followers.add(follower)
+    res.once('close', () => this.#followers.delete(follower))
+    return true
+  }
+
+  onEnded(hook: () => void) {
+    if (this.ended) hook()
+    else this.#endedHooks.push(hook)
+  }
+
+  #onEvent(text: string, data: Record<string, any> | null) {
+    if (data?.response !== undefined && data.response !== null && typeof data.response === 'object') this.#latest = data.response
+    const type = data?.type
+    if (type === 'response.created' || type === 'response.in_progress') {
+      if (this.status === 'queued') this.status = 'in_progress'
+    } else if (type === 'response.output_item.done') {
+      this.#output.push(data!.item)
+    } else if (terminal(data?.response?.status)) {
+      this.status = data!.response.status
+    }
+    if (!this.truncated) {
+      this.#eventBytes += text.length
+      if (this.#eventBytes > RUN_EVENT_BYTES) this.truncated = true
+      else this.events.push(text)
+    }
+    for (const { res } of this.#followers) res.write(text)
+  }
+
+  /** Its end (the relay ended its stream, a cancel, a failure before any stream): the row written, followers ended. */
+  #end(error: { code: string; message: string } | null) {
+    if (this.ended) return
+    this.ended = true
+    if (!terminal(this.status)) {
+      // Cut without a last event (shut down, the upstream gone): failed, with what it made so far.
+      this.status = 'failed'
+      this.#latest = { ...(this.#latest ?? {}), error: error ?? { code: 'server_error', message: 'The response ended before it was complete' } }
+    } else if (error !== null) this.#latest = { ...(this.#latest ?? {}), error }
+    if (error !== null && !this.#cancelled) this.status = 'failed'
+    // A stream cut without its last event (failed before any stream, shut down): its response.failed. A cancel's just ends.
+    const last = this.status === 'failed' && !terminal(this.#latest?.status) ? failedEvent(this.events.length, this.view()) : ''
+    for (const { res } of this.#followers) res.end(last)
+    this.#followers.clear()
+    this.runs.ended(this)
+    for (const hook of this.#endedHooks) hook()
+  }
+}
+
+interface Follower {
+  res: ServerResponse
+}
+
+function failedEvent(sequence: number, response: Record<string, any>): string {
+  return `event: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', sequence_number: sequence, response })}\n\n`
+}
+
+/** An upstream's background response the gateway bills when it ends (Responses-native channels) */
+interface UpstreamRun {
+  id: string
+  userId: number
+  account: RequestAccount
+  channel: ChannelInfo
+  model: string
+  deadline: number
+  wait: number
+  nextAt: number
+  polling: boolean
+  /** Gives the user's place back (once billed) */
+  release: () => void
+}
+
+/**
+ * Background responses of this instance: the gateway's own runs (translated
+ * channels) and the upstreams' (Responses-native channels), each held in
+ * flight with its account until it ends, at most `perUser` per user.
+ */
+export class BackgroundRuns {
+  #runs = new Map<string, BackgroundRun>()
+  #upstream = new Map<string, UpstreamRun>()
+  #perUser = new Map<number, number>()
+  #timer: NodeJS.Timeout | null = null
+  #polls = 0
+  #finals = new Set<Promise<void>>()
+
+  constructor(
+    readonly options: BackgroundOptions,
+    private store: ResponseStore,
+    private channelOf: (id: number | null) => ChannelInfo | undefined
+  ) {}
+
+  /**
+   * Takes one of the user's places (the per-user bound), or refuses with a
+   * 429: each background response holds an in-flight place, its balance
+   * hold, an upstream connection or poll and, run here, its events, for as
+   * long as it runs, without a client connection to bound it.
+   */
+  admit(userId: number): () => void {
+    const running = this.#perUser.get(userId) ?? 0
+    if (running >= this.options.perUser) {
+      throw new GatewayError(
+        429,
+        'too_many_background_responses',
+        `At most ${this.options.perUser} background responses may run at once; wait for one to end or cancel one`,
+        'rate_limit_error'
+      )
+    }
+    this.#perUser.set(userId, running + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const left = (this.#perUser.get(userId) ?? 1) - 1
+      if (left <= 0) this.#perUser.delete(userId)
+      else this.#perUser.set(userId, left)
+    }
+  }
+
+  /** A gateway run accepted: kept, and its row saved queued (a GET from another instance finds it). */
+  start(run: BackgroundRun, release: () => void) {
+    this.#runs.set(run.id, run)
+    run.onEnded(release)
+    this.#save(run)
+  }
+
+  get(id: string): BackgroundRun | undefined {
+    return this.#runs.get(id)
+  }
+
+  /** A run ended: its row written with how it ended; kept a minute for streams that resume. */
+  ended(run: BackgroundRun) {
+    this.#save(run)
+    setTimeout(() => {
+      if (this.#runs.get(run.id) === run) this.#runs.delete(run.id)
+    }, FINISHED_KEPT_MS).unref()
+  }
+
+  #save(run: BackgroundRun) {
+    if (run.deleted) return
+    const view = run.view()
+    this.store.save({
+      id: run.id,
+      kind: 'gateway',
+      userId: run.userId,
+      apiKeyId: run.request.apiKeyId,
+      channelId: run.channelId,
+      model: run.request.model,
+      previousResponseId: run.request.previousId,
+      inputItems: inputItemsOf(run.request.input),
+      instructions: run.request.instructions,
+      outputItems: view.output,
+      usage: view.usage,
+      status: run.status,
+      background: true,
+      createdAt: run.createdAt,
+    })
+  }
+
+  /**
+   * An upstream's background response, answered queued or in progress: its
+   * account stays open (the hold) and it is polled until it ends, then billed
+   * the usage the upstream reports, once (a client's GET or cancel that sees
+   * it ended bills it first). Shutdown (the account aborted at the grace's
+   * end): asked once more, cancelled upstream when still running, billed.
+   */
+  adopt(id: string, userId: number, account: RequestAccount, channel: ChannelInfo, model: string, release: () => void) {
+    const now = Date.now()
+    const wait = this.options.pollMs
+    const run: UpstreamRun = { id, userId, account, channel, model, deadline: now + this.options.maxMs, wait, nextAt: now + wait, polling: false, release }
+    this.#upstream.set(id, run)
+    account.abort.signal.addEventListener('abort', () => this.#track(this.#finish(run)), { once: true })
+    this.#schedule()
+  }
+
+  /** A relayed answer about an upstream response (a client's GET, a cancel): billed now if it ended. */
+  seen(id: string, response: Record<string, any>) {
+    const run = this.#upstream.get(id)
+    if (run !== undefined && terminal(response.status)) this.#bill(run, response)
+  }
+
+  #schedule() {
+    if (this.#timer !== null || this.#upstream.size === 0) return
+    let soonest = Infinity
+    for (const run of this.#upstream.values()) soonest = Math.min(soonest, run.nextAt)
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.#tick()
+    }, Math.max(0, soonest - Date.now()))
+    this.#timer.unref()
+  }
+
+  #tick() {
+    const now = Date.now()
+    for (const run of this.#upstream.values()) {
+      if (this.#polls >= POLLS_AT_ONCE) break
+      if (run.polling || run.nextAt > now) continue
+      this.#polls++
+      run.polling = true
+      void this.#poll(run).finally(() => {
+        this.#polls--
+        run.polling = false
+        run.wait = Math.min(run.wait * 2, 30_000)
+        run.nextAt = Date.now() + run.wait
+        this.#schedule()
+      })
+    }
+    this.#schedule()
+  }
+
+  async #poll(run: UpstreamRun) {
+    if (run.account.abort.signal.aborted) return
+    if (Date.now() > run.deadline) {
+      this.options.log(`background responses: ${run.id} still running after ${Math.round(this.options.maxMs / 60_000)} min; cancelled upstream`)
+      return this.#track(this.#finish(run))
+    }
+    try {
+      const response = await this.#call(run, 'GET', '')
+      if (terminal(response.status)) this.#bill(run, response)
+    } catch (error) {
+      // Gone upstream (deleted there): nothing more can be learned; billed what its creation held for the prompt.
+      if (error instanceof GatewayError && error.status === 404) this.#bill(run, null)
+    }
+  }
+
+  /** Asked once more, cancelled upstream if still running, billed what it reports (else its prompt, as held). */
+  async #finish(run: UpstreamRun) {
+    if (!this.#upstream.has(run.id)) return
+    let response: Record<string, any> | null = null
+    try {
+      response = await this.#call(run, 'GET', '', 2000)
+      if (!terminal(response.status)) response = await this.#call(run, 'POST', '/cancel', 2000)
+    } catch {}
+    this.#bill(run, response !== null && (terminal(response.status) || response.usage) ? response : null)
+  }
+
+  #track(work: Promise<void>) {
+    this.#finals.add(work)
+    void work.finally(() => this.#finals.delete(work))
+  }
+
+  #call(run: UpstreamRun, method: 'GET' | 'POST', suffix: string, timeoutMs = 30_000) {
+    const candidate = { channel: this.channelOf(run.channel.id) ?? run.channel, upstreamModel: run.model }
+    const path = `/responses/${encodeURIComponent(run.id)}${suffix}`
+    return dispatch([candidate], () => responsesRequest(candidate.channel, method, path), AbortSignal.timeout(timeoutMs), undefined, jsonAnswer).then((r) => r.answer)
+  }
+
+  /** Once: the account closed with the usage the upstream reported (none: the prompt its creation held, estimated). */
+  #bill(run: UpstreamRun, response: Record<string, any> | null) {
+    if (this.#upstream.get(run.id) !== run) return
+    this.#upstream.delete(run.id)
+    run.release()
+    const usage = response === null ? null : decodeResponsesUsage(response.usage, response.output)
+    const tokens: TokenUsage = usage !== null ? toTokenUsage(usage) : heldPrompt(run.account, response === null)
+    const status = response?.status
+    if (status === 'completed' || status === 'incomplete') run.account.close(200, null, tokens)
+    else if (status === 'cancelled') run.account.close(499, 'cancelled', tokens)
+    else if (status === 'failed') run.account.close(200, 'background_failed', tokens)
+    else run.account.close(200, 'background_unfinished', tokens)
+  }
+
+  /** Waits (bounded) for the last polls and cancels a shutdown started, before the meter's last write. */
+  async settled(timeoutMs = 5000) {
+    if (this.#finals.size === 0) return
+    await Promise.race([Promise.all([...this.#finals]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())])
+  }
+
+  stop() {
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+}
+
+/** Nothing reported: the prompt the request held (estimated), unless the upstream said it used nothing. */
+function heldPrompt(account: RequestAccount, unknown: boolean): TokenUsage {
+  const prompt = unknown ? account.promptTokenHold : 0
+  return { promptTokens: prompt, completionTokens: 0, totalTokens: prompt, cachedTokens: 0, reasoningTokens: 0, estimated: true }
+}
