@@ -462,7 +462,7 @@ export class GatewayService {
     // channel also gets the object as sent): two property tests for every other request.
     const provider = call.body.provider
     if (suffix?.sort !== undefined || (provider !== undefined && provider !== null)) {
-      exchange.candidates = applyProviderPreferences(exchange.candidates, readProviderPreferences(provider, suffix?.sort), account.price)
+      exchange.candidates = applyProviderPreferences(exchange.candidates, readProviderPreferences(provider, suffix?.sort), account.price, account.repricer)
     }
     exchange.deploymentHeaders = this.deploymentHeaders
     // Responses: a follow-up, an answer to store (`store` not false; Codex sends false: two property tests).
