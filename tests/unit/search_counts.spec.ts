@@ -55,6 +55,29 @@ test.group('Web search counts in streams', () => {
     assert.equal(rules.readUsage(JSON.parse(completed([]).data), two)!.webSearches, 2)
   })
 
+  test('Responses: a web_search_call item done again (a repeated event) is not another search, translated or passed through', ({ assert }) => {
+    const decoder = new ResponsesStreamDecoder()
+    decoder.push(searchDone(0))
+    assert.deepEqual(usages(decoder.push(searchDone(0))), [], 'the same item again: no new usage')
+    for (let i = 0; i < 50; i++) decoder.push(searchDone(0))
+    assert.deepEqual(usages(decoder.push(searchDone(1))).map((e) => e.usage.webSearches), [2])
+    const final = usages(decoder.push(completed([wsItem(0), wsItem(1)])))
+    assert.deepEqual(final.map((e) => e.usage.webSearches), [2])
+
+    const rules = openAiResponses.passThrough
+    let known = rules.readUsage(JSON.parse(searchDone(0).data), null)
+    for (let i = 0; i < 50; i++) known = rules.readUsage(JSON.parse(searchDone(0).data), known)
+    assert.equal(known!.webSearches, 1)
+    known = rules.readUsage(JSON.parse(searchDone(1).data), known)
+    assert.equal(rules.readUsage(JSON.parse(completed([wsItem(0), wsItem(1)]).data), known)!.webSearches, 2)
+    // An item without an id is told apart by its output_index
+    const anonymous = (n: number) => ({ type: 'response.output_item.done', output_index: n, item: { type: 'web_search_call', status: 'completed' } })
+    let unnamed = rules.readUsage(anonymous(3), null)
+    unnamed = rules.readUsage(anonymous(3), unnamed)
+    unnamed = rules.readUsage(anonymous(4), unnamed)
+    assert.equal(unnamed!.webSearches, 2)
+  })
+
   test('chat: a chunk citing the web is one partial search; the usage chunk carries it, once', ({ assert }) => {
     const decoder = new ChatStreamDecoder()
     const chunk = (body: Record<string, unknown>) => ({ data: JSON.stringify({ id: 'c', model: 'm', ...body }) })
