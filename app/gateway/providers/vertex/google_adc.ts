@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import logger from '@adonisjs/core/services/logger'
 import { CredentialsRefused, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { RefreshingCredential, type Expiring } from '#gateway/providers/refreshing_credential'
+import { boundedText, isCredentialText, readCredentialFile } from '#gateway/providers/credential_reads'
 import { accessToken, accountKey, cachedToken } from '#gateway/providers/vertex/google_token'
 import { ADC_PROJECT, GOOGLE_TOKEN_URI, parseVertexKey } from '#gateway/providers/vertex/vertex_settings'
 
@@ -72,7 +72,7 @@ export async function resolveAdc(env: Env = process.env): Promise<AdcSource> {
     const where = `GOOGLE_APPLICATION_CREDENTIALS ${named}`
     let text: string
     try {
-      text = await readFile(named, 'utf8')
+      text = await readCredentialFile(named)
     } catch (error) {
       throw new Refused(where, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
     }
@@ -81,7 +81,7 @@ export async function resolveAdc(env: Env = process.env): Promise<AdcSource> {
   const wellKnown = join(env.CLOUDSDK_CONFIG || join(env.HOME || homedir(), '.config', 'gcloud'), 'application_default_credentials.json')
   let text: string | null = null
   try {
-    text = await readFile(wellKnown, 'utf8')
+    text = await readCredentialFile(wellKnown)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new Refused(wellKnown, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
@@ -136,6 +136,8 @@ function fileSource(text: string, where: string, env: Env): AdcSource {
       return tokenAnswer(where, 'the token endpoint', answer)
     })
     const quotaProject = field('quota_project_id')
+    // Sent as x-goog-user-project on every request: a value Node refuses in a header would fail them all.
+    if (quotaProject !== null && !isCredentialText(quotaProject)) throw new Refused(where, 'quota_project_id holds characters no project id has')
     return { where, ...projectOf(env, quotaProject), quotaProject, fresh: () => tokens.fresh(), token: () => tokens.get() }
   }
   throw new Refused(
@@ -193,7 +195,8 @@ function tokenAnswer(where: string, what: string, answer: { status: number; text
   }
   const token = body.access_token
   const expiresIn = Number(body.expires_in ?? 3600)
-  if (typeof token !== 'string' || !token) throw new Error(`Google application default credentials (${where}): ${what} answered no access_token`)
+  // A token with a line break (or a space) is no token: said without repeating it.
+  if (typeof token !== 'string' || !isCredentialText(token)) throw new Error(`Google application default credentials (${where}): ${what} answered no access_token`)
   return { value: token, expiresAt: Date.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600) * 1000 }
 }
 
@@ -216,8 +219,7 @@ async function call(
       redirect: 'manual',
       signal: AbortSignal.timeout(init.timeoutMs),
     })
-    const text = await response.text()
-    return { status: response.status, text: text.slice(0, MAX_ANSWER), flavor: response.headers.get('metadata-flavor') }
+    return { status: response.status, text: await boundedText(response, MAX_ANSWER), flavor: response.headers.get('metadata-flavor') }
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause
     const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message)
