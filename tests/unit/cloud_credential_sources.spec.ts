@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveAwsCredentials } from '#gateway/providers/bedrock/aws_credentials'
 import { resolveAdc } from '#gateway/providers/vertex/google_adc'
+import { RefreshingCredential } from '#gateway/providers/refreshing_credential'
 
 /**
  * The credential chains against hostile sources: a metadata endpoint whose
@@ -140,5 +141,27 @@ test.group('Cloud credential sources, hostile', (group) => {
     } finally {
       for (const s of [container, metadata]) s.server.close()
     }
+  })
+
+  test('an absurd or missing Expiration is held an hour at most; one already past is not fetched again by every request', async ({ assert }) => {
+    let expiration: string | undefined = '9999-12-31T23:59:59Z'
+    const endpoint = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ AccessKeyId: 'ASIAEXAMPLE', SecretAccessKey: 'secret', Token: 'token', Expiration: expiration }))
+    })
+    try {
+      for (const stated of ['9999-12-31T23:59:59Z', undefined, 'soon']) {
+        expiration = stated
+        const found = await resolveAwsCredentials({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${endpoint.url}/creds`, HOME: dir })
+        assert.isNotNull(found.expiresAt, String(stated))
+        assert.isAtMost(found.expiresAt!, Date.now() + 3600_000, String(stated))
+      }
+    } finally {
+      endpoint.server.close()
+    }
+    let loads = 0
+    const past = new RefreshingCredential<string>(async () => ({ value: `v${++loads}`, expiresAt: Date.now() - 60_000 }), 300_000)
+    for (let i = 0; i < 5; i++) await past.get()
+    assert.equal(loads, 1)
   })
 })

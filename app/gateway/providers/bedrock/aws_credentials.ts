@@ -50,6 +50,8 @@ export interface ChainCredentials {
 }
 
 const REFRESH_MARGIN_MS = 5 * 60_000
+/** Keys fetched from STS, a container endpoint or IMDS are held at most this long (heldUntil) */
+const MAX_HELD_MS = 60 * 60_000
 const STS_TIMEOUT_MS = 10_000
 const CONTAINER_TIMEOUT_MS = 2_000
 const IMDS_TIMEOUT_MS = 1_000
@@ -193,7 +195,7 @@ async function fromWebIdentity(env: Env): Promise<Expiring<ChainCredentials> | n
   if (!accessKeyId || !secretAccessKey || !sessionToken || !Number.isFinite(expiresAt) || !usable(accessKeyId, secretAccessKey, sessionToken)) {
     throw new Error(`AWS credentials (${source}): STS answered no usable credentials`)
   }
-  return { value: { credentials: { accessKeyId, secretAccessKey, sessionToken }, source }, expiresAt }
+  return { value: { credentials: { accessKeyId, secretAccessKey, sessionToken }, source }, expiresAt: heldUntil(expiresAt) }
 }
 
 /** STS's endpoint: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, else the region's (the SDK's default), else the global one. */
@@ -301,8 +303,19 @@ function credentialsJson(source: string, where: string, answer: { status: number
   }
   return {
     value: { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }, source },
-    expiresAt: Number.isFinite(expiresAt) ? expiresAt : null,
+    expiresAt: heldUntil(expiresAt),
   }
+}
+
+/**
+ * How long keys an endpoint handed out are held: until their stated
+ * Expiration, but no more than MAX_HELD_MS from now (a source stating 9999,
+ * or none at all, is asked again within the hour; AWS's role keys last
+ * 1 to 12 hours, and a fetch an hour costs one call).
+ */
+function heldUntil(expiresAt: number): number {
+  const latest = Date.now() + MAX_HELD_MS
+  return Number.isFinite(expiresAt) && expiresAt < latest ? expiresAt : latest
 }
 
 /** One bounded HTTP call; a network failure or timeout is a plain Error (this attempt fails, the channel stays). */
