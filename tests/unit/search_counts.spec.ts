@@ -5,6 +5,7 @@ import { ChatStreamDecoder } from '#gateway/dialects/openai_chat/stream_decoder'
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
 import { openAiResponses } from '#gateway/dialects/openai_responses/index'
 import { DEFAULT_WEB_SEARCH_HOLD, webSearchHold } from '#gateway/metering/reservation'
+import { MAX_WEB_SEARCHES } from '#gateway/metering/token_counts'
 
 /**
  * Web searches counted as a stream shows them (a cut stream bills those that
@@ -111,6 +112,21 @@ test.group('Web search counts in streams', () => {
       // The last chunk repeats the grounding: not added again
       assert.equal(usages(decoder.push(chunk(version, true, true)))[0].usage.webSearches, searches, version)
     }
+  })
+
+  test('an absurd search count (a broken upstream listing thousands) is no more than the bill takes (MAX_WEB_SEARCHES), in every count the stream hold reads', ({ assert }) => {
+    const queries = Array.from({ length: 5000 }, (_, i) => `q${i}`)
+    const chunk = {
+      data: JSON.stringify({
+        candidates: [{ content: { role: 'model', parts: [{ text: 'x' }] }, groundingMetadata: { webSearchQueries: queries } }],
+        modelVersion: 'gemini-3-pro-preview',
+      }),
+    }
+    const gemini = usages(new GeminiStreamDecoder().push(chunk))
+    assert.equal(gemini[0].usage.webSearches, MAX_WEB_SEARCHES)
+    const items = Array.from({ length: 5000 }, (_, i) => wsItem(i))
+    const responses = usages(new ResponsesStreamDecoder().push(completed(items)))
+    assert.equal(responses[0].usage.webSearches, MAX_WEB_SEARCHES)
   })
 
   test('holds: Gemini Google Search tools and chat web_search_options hold searches; function tools none', ({ assert }) => {

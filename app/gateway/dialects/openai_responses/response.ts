@@ -29,7 +29,8 @@ export function decodeResponsesUsage(usage: ResponsesUsage | null | undefined, o
   if (counts !== null && Array.isArray(output)) {
     let searches = 0
     for (const item of output) if (item?.type === 'web_search_call') searches++
-    if (searches > 0) counts.webSearches = searches
+    // No more than a request is billed: the stream hold prices what this says.
+    if (searches > 0) counts.webSearches = Math.min(searches, MAX_WEB_SEARCHES)
   }
   return counts
 }
