@@ -15,9 +15,7 @@ import { GatewayError } from '#exceptions/gateway_error'
  * spell the scheme).
  */
 export function assertNoStorageUris(body: string | Buffer) {
-  // Searched as it is (a translated body is a string, a passed-through one the client's bytes): no copy.
-  const found = typeof body === 'string' ? TEXT_NEEDLES.some((needle) => body.includes(needle)) : NEEDLES.some((needle) => body.includes(needle))
-  if (!found) return
+  if (!mayNameStorage(body)) return
   let parsed: unknown
   try {
     parsed = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'))
@@ -34,6 +32,16 @@ export function assertNoStorageUris(body: string | Buffer) {
 
 const TEXT_NEEDLES = ['gs:', 'GS:', 'Gs:', 'gS:', '\\u']
 const NEEDLES = TEXT_NEEDLES.map((text) => Buffer.from(text))
+
+/** Searched as it is (a translated body is a string, a passed-through one the client's bytes): no copy, no closure. */
+function mayNameStorage(body: string | Buffer): boolean {
+  if (typeof body === 'string') {
+    for (const needle of TEXT_NEEDLES) if (body.includes(needle)) return true
+    return false
+  }
+  for (const needle of NEEDLES) if (body.includes(needle)) return true
+  return false
+}
 
 /** JSON nests no deeper than this in a request the gateway parsed already (a deeper one names nothing here) */
 const MAX_DEPTH = 64
