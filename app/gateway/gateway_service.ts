@@ -44,7 +44,8 @@ import { relayTranslatedStream } from '#gateway/relay/translated_stream'
 import { StreamHold } from '#gateway/metering/stream_hold'
 import { PlanRouters } from '#gateway/routing/plan_routers'
 import { type ChannelRouter, type Refusal, type RouteCandidate, type RoutePlan } from '#gateway/routing/channel_router'
-import { ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { answersOverBudget, ClientGoneError, dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
+import { answerBudget, FREE_ANSWER_BYTES, takeAnswerCopies, UpstreamAnswersOverBudget } from '#gateway/upstream/answer_limits'
 import { answeredAs, decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import type { ChannelInfo, PlanInfo, Principal, TokenUsage } from '#gateway/types'
@@ -467,6 +468,7 @@ export class GatewayService {
       throw error
     } finally {
       call.res.off('close', onClose)
+      exchange.releaseAnswerCopies()
     }
   }
 
@@ -557,7 +559,7 @@ export class GatewayService {
     // channel also gets the object as sent): two property tests for every other request.
     const provider = call.body.provider
     if (suffix?.sort !== undefined || (provider !== undefined && provider !== null)) {
-      exchange.candidates = applyProviderPreferences(exchange.candidates, readProviderPreferences(provider, suffix?.sort), account.price)
+      exchange.candidates = applyProviderPreferences(exchange.candidates, readProviderPreferences(provider, suffix?.sort), account.price, account.repricer)
     }
     exchange.deploymentHeaders = this.deploymentHeaders
     // Responses: a follow-up, an answer to store (`store` not false; Codex sends false: two property tests).
@@ -1045,6 +1047,8 @@ class Exchange {
   #routingFields: boolean
   /** The channel whose answer the client gets (null: none yet, or a cache hit) */
   answeredBy: ChannelInfo | null = null
+  /** Bytes of answerBudget taken for a whole answer's copies (readAnswer), given back by releaseAnswerCopies */
+  #answerCopies = 0
   /** LiteLLM's headers are written (GatewayService.litellmHeaders) */
   litellmHeaders = true
   /** The answering channel is named in LiteLLM's deployment headers (GatewayService.deploymentHeaders) */
@@ -1242,15 +1246,34 @@ class Exchange {
       return null
     }
     const bytes = await readBody(body)
-    const parsed = parseAnswer(bytes)
-    if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
-    // A client that asked for a stream gets one, also from an upstream of its own format that
-    // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.
-    if (upstream !== this.ingress || call.stream) {
-      return { bytes: null, parsed: null, decoded: decodeAnswer(() => upstream.decodeResponse(parsed)) }
+    // A large answer's parsed and encoded copies stay in memory until it is written: counted in the
+    // instance's budget of answers until then (answer_limits.ts takeAnswerCopies; given back at the
+    // request's end, or now when this answer fails over).
+    let taken = 0
+    if (bytes.length > FREE_ANSWER_BYTES) {
+      try {
+        taken = takeAnswerCopies(bytes.length, upstream !== this.ingress || call.stream ? 2 : 1)
+      } catch (error) {
+        if (error instanceof UpstreamAnswersOverBudget) throw answersOverBudget(error)
+        throw error
+      }
+      this.#answerCopies += taken
     }
-    // Passed through: the upstream's bytes, but the model named as the client knows it (a fallback's, or the asked one).
-    return { bytes: answeredAs(bytes, parsed, candidate.publicModel ?? call.model, candidate.upstreamModel), parsed, decoded: null }
+    try {
+      const parsed = parseAnswer(bytes)
+      if (!upstream.isAnswer(parsed)) throw GatewayError.providerError('Upstream returned an answer without its content')
+      // A client that asked for a stream gets one, also from an upstream of its own format that
+      // ignored `stream` (or a proxy that dropped it): a JSON body would break its SDK's stream reader.
+      if (upstream !== this.ingress || call.stream) {
+        return { bytes: null, parsed: null, decoded: decodeAnswer(() => upstream.decodeResponse(parsed)) }
+      }
+      // Passed through: the upstream's bytes, but the model named as the client knows it (a fallback's, or the asked one).
+      return { bytes: answeredAs(bytes, parsed, candidate.publicModel ?? call.model, candidate.upstreamModel), parsed, decoded: null }
+    } catch (error) {
+      this.#answerCopies -= taken
+      answerBudget.used -= taken
+      throw error
+    }
   }
 
   /**
@@ -1319,6 +1342,12 @@ class Exchange {
     // The cost is not known when a stream's headers go out (LiteLLM leaves it out too).
     if (this.litellmHeaders) addLiteLLMHeaders(headers, account, this.call.model, null, this.deploymentHeaders ? this.answeredBy : null)
     return headers
+  }
+
+  /** Gives back what readAnswer took from the budget of answers (the request is over: its answer written or dropped). */
+  releaseAnswerCopies() {
+    answerBudget.used -= this.#answerCopies
+    this.#answerCopies = 0
   }
 
   /** Headers of a whole JSON answer; `costPico`: what the row bills, for LiteLLM's x-litellm-response-cost (null: unknown). */

@@ -29,11 +29,12 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     await resetDatabase()
     mock = await startMock()
     await seedChannel({ name: 'claude', provider: 'anthropic', baseUrl: mock.url, models: ['claude-sonnet-4'] })
-    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-audio', 'gpt-5', 'gpt-4o-search-preview'] })
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-audio', 'gpt-5', 'gpt-4o-search-preview', 'gemini-2.5-flash-image'] })
     await setPrice({ model: 'claude-sonnet-4', input: '3', output: '15', cacheRead: '0.3', cacheWrite: '3.75', cacheWrite1h: '6', perWebSearch: '0.01' })
     await setPrice({ model: 'gpt-audio', input: '2.5', output: '10', audioInput: '40', audioOutput: '80' })
     await setPrice({ model: 'gpt-5', input: '2', output: '8', perWebSearch: '0.01' })
     await setPrice({ model: 'gpt-4o-search-preview', input: '2.5', output: '10', perWebSearch: '0.025' })
+    await setPrice({ model: 'gemini-2.5-flash-image', input: '0.3', output: '2.5', imageOutput: '30' })
     await refreshCaches()
     return () => mock.stop()
   })
@@ -174,6 +175,24 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     assert.include(spoken?.error?.message, 'this batch holds up to $0.12')
     const written = await batchOf(speaker.key, '/v1/chat/completions', speaking.map(({ modalities: _m, audio: _a, ...body }) => body))
     assert.include(written, { object: 'batch' })
+  })
+
+  test('a chat batch of an image model holds its answers at the image output price, as each request alone holds them', async ({ assert }) => {
+    // 3 answers of up to 1,000 tokens at the $30 image output price, at half price: $0.045 (at $2.50, under $0.004).
+    const user = await seedUser({ balance: '0.03' })
+    const client = openai(user.key)
+    const lines = [0, 1, 2].map((i) =>
+      JSON.stringify({ custom_id: `req-${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gemini-2.5-flash-image', max_tokens: 1000, messages: [{ role: 'user', content: 'draw a banana' }] } })
+    )
+    const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
+    const refused: any = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } }).catch((error) => error)
+    assert.equal(refused?.status, 402, String(refused?.message))
+    assert.include(refused?.error?.message, 'this batch holds up to $0.04')
+    // Lines asking for text alone hold at the text price
+    const textOnly = lines.map((line) => line.replace('"max_tokens":1000', '"max_tokens":1000,"modalities":["text"]'))
+    const textFile = await client.files.create({ file: await toFile(Buffer.from(textOnly.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
+    const batch = await client.batches.create({ input_file_id: textFile.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
+    assert.include(batch, { object: 'batch' })
   })
 
   test("an OpenAI chat batch of a search model: each answer citing the web bills its one search", async ({ assert }) => {

@@ -431,6 +431,35 @@ test.group('AWS default credential chain (bedrock key env)', (group) => {
     assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === offEc2.channel.id)!.enabled)
   })
 
+  test('credentials held past their real end (a source stating an absurd Expiration): AWS refusing them is no bad key; the chain is asked again, the channel stays', async ({ assert }) => {
+    useEnv({ ...base(), AWS_CONTAINER_CREDENTIALS_FULL_URI: `${aws.origin}/container-credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN: aws.containerToken })
+    const { channel, model } = await envChannel()
+    const user = await seedUser({ balance: '1' })
+    aws.lifetimeS = 1
+    aws.statedExpiration = '9999-12-31T23:59:59Z'
+    try {
+      const first = await post('/v1/chat/completions', { model, messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.equal(first.status, 200)
+      await first.text()
+      const held = signedBy(bedrock.lastRequest().headers.authorization)
+      await new Promise((resolve) => setTimeout(resolve, 1100))
+      // Signed with the held keys, which AWS says expired: this attempt fails, the channel is not disabled
+      const refused = await post('/v1/chat/completions', { model, messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.isAtLeast(refused.status, 500)
+      await refused.text()
+      assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === channel.id)!.enabled, 'expired held keys are no bad key')
+      // The next request asks the chain again: new keys sign
+      aws.lifetimeS = 3600
+      const again = await post('/v1/chat/completions', { model, messages: hi }, { authorization: `Bearer ${user.key}` })
+      assert.equal(again.status, 200)
+      await again.text()
+      assert.notEqual(signedBy(bedrock.lastRequest().headers.authorization), held)
+    } finally {
+      aws.lifetimeS = 3600
+      aws.statedExpiration = null
+    }
+  }).timeout(15_000)
+
   test("an STS slower than the channel's first-byte limit: that attempt times out, the next channel serves", async ({ assert }) => {
     useEnv({ ...base(), AWS_WEB_IDENTITY_TOKEN_FILE: join(dir, 'web-identity-token'), AWS_ROLE_ARN: aws.roleArn, AWS_ENDPOINT_URL_STS: aws.origin })
     const slow = await envChannel({ model: 'claude-env-slow', priority: 10, firstByteTimeoutMs: 1000 })
@@ -591,6 +620,23 @@ test.group('Google application default credentials (vertex key adc)', (group) =>
     command.assertSucceeded()
     assert.equal(vertex.lastRequest().path, '/v1beta1/publishers/google/models?pageSize=1000')
     assert.match(String(vertex.lastRequest().headers.authorization), /^Bearer ya29\.mock-issued-/)
+  })
+
+  test('a held token revoked before its expiry (the metadata server\'s): that attempt fails as a passing failure, the token is fetched again, the channel stays', async ({ assert }) => {
+    useEnv({ CLOUDSDK_CONFIG: emptyGcloud, GCE_METADATA_HOST: metadata.host })
+    const { channel, model } = await adcChannel()
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    await client.messages.create({ model, max_tokens: 16, messages: hi })
+    const calls = metadata.tokenCalls
+    vertex.revokeTokens()
+    const refused = await post('/v1/messages', { model, max_tokens: 16, messages: hi }, { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' })
+    assert.isAtLeast(refused.status, 500)
+    await refused.text()
+    assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === channel.id)!.enabled, 'a revoked token is no bad account')
+    const answer = await client.messages.create({ model, max_tokens: 16, messages: hi })
+    assert.equal(answer.content[0].type === 'text' && answer.content[0].text, 'Hello from Vertex.')
+    assert.equal(metadata.tokenCalls, calls + 1)
   })
 
   test('failures said: a revoked refresh token (out of rotation), a federated file, no project, an instance without a service account, no metadata server (attempt fails, channel stays)', async ({ assert }) => {

@@ -5,6 +5,7 @@ import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { IMAGE_TOKENS, PNG_1X1 } from '#tests/fixtures/mock_upstream/scenario'
 import { balanceAndLedger, gateway, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
+import { answerBudget, answerLimits } from '#gateway/upstream/answer_limits'
 
 /**
  * Image output through the generation endpoints: Google's image models
@@ -78,6 +79,32 @@ test.group('Image output (Gemini image models) through chat completions and Gemi
     assert.notEqual(COST, COST_AT_OUTPUT_PRICE)
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.balance, money.ledger)
+  })
+
+  test('a large image answer translated holds its copies in the budget of answers until it is written: past it a 503 overloaded, the budget given back', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const saved = answerLimits.inflightBytes
+    const ask = () =>
+      post('/v1/chat/completions', { model: 'gemini-2.5-flash-image', messages: draw, modalities: ['image', 'text'] }, auth(user.key))
+    // A 6 MB image is an 8 MB answer: 7 MB past the free MB while read; parsed and encoded for chat, 14 MB more.
+    mock.script({ image_bytes: 6_000_000 })
+    try {
+      answerLimits.inflightBytes = 12 * 1024 * 1024
+      const refused = await ask()
+      assert.equal(refused.status, 503)
+      const body: any = await refused.json()
+      assert.equal(body.error.code, 'overloaded')
+      assert.equal(answerBudget.used, 0)
+      answerLimits.inflightBytes = 24 * 1024 * 1024
+      mock.script({ image_bytes: 6_000_000 })
+      const served = await ask()
+      assert.equal(served.status, 200)
+      const answer: any = await served.json()
+      assert.lengthOf(answer.choices[0].message.images, 1)
+      assert.equal(answerBudget.used, 0)
+    } finally {
+      answerLimits.inflightBytes = saved
+    }
   })
 
   test('chat, streamed: a 1.5 MB image arrives whole in one delta.images chunk, after the text; billed as the whole answer', async ({ assert }) => {

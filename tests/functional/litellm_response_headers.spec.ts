@@ -104,6 +104,31 @@ test.group('LiteLLM response headers', (group) => {
     assert.equal(answer.headers.get('x-litellm-model-group'), 'big')
   })
 
+  test('a model asked for by a name Node refuses in a header (non-Latin-1) is answered and billed, the group percent-encoded', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const anthropic = { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    // A thinking suffix on a glob channel's client-chosen name: the model group is the name as sent.
+    const model = 'claude-模型-\u2028ü-thinking'
+    for (const stream of [false, true]) {
+      const answer = await post('/v1/messages', { model, max_tokens: 50, messages: hello, stream }, anthropic)
+      assert.equal(answer.status, 200, `stream: ${stream}`)
+      await answer.text()
+      assert.equal(answer.headers.get('x-litellm-model-group'), encodeURIComponent(model))
+      assert.equal(decodeURIComponent(answer.headers.get('x-litellm-model-group')!), model)
+    }
+    // Through Gemini's path too (the name decoded from the URL).
+    const gemini = await post(`/v1beta/models/${encodeURIComponent('claude-模型-thinking')}:generateContent`, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-api-key': user.key })
+    assert.equal(gemini.status, 200)
+    await gemini.json()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 3)
+    assert.isTrue(rows.every((row: any) => Number(row.cost) > 0 && row.status === 200))
+    // A plain ASCII group is written as it is.
+    const plain = await post('/v1/messages', { model: 'claude-x-thinking', max_tokens: 50, messages: hello }, anthropic)
+    await plain.text()
+    assert.equal(plain.headers.get('x-litellm-model-group'), 'claude-x-thinking')
+  })
+
   test('with LITELLM_DEPLOYMENT_HEADERS the channel is named, its base URL', async ({ assert }) => {
     // (A base URL cannot hold credentials or a query: channel_base_url refuses them; the header would leave them out.)
     const channel = await seedChannel({ name: 'named', provider: 'openai', baseUrl: `${mock.url}/`, models: ['secret-model'] })

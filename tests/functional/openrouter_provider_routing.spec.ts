@@ -93,6 +93,51 @@ test.group('OpenRouter provider preferences over channels', (group) => {
     assert.equal((await ask('pref-model', { provider: { max_price: { prompt: 0 } } })).status, 200)
   })
 
+  test('max_price holds for each model of the route: a dearer fallback is not served, a cheaper one is', async ({ assert }) => {
+    await seedChannel({ name: 'cheap-down', provider: 'custom', baseUrl: down.url, models: ['cheap-down'] })
+    await seedChannel({ name: 'cheap-up', provider: 'custom', baseUrl: beta.url, models: ['cheap-up'] })
+    await seedPrice('cheap-down', '1', '1')
+    await seedPrice('cheap-up', '1', '1')
+    const before = beta.requests.length
+    // The model asked for is within the price and down; its fallback ('priced', 3 USD) is over it.
+    const dear = await ask('cheap-down', { models: ['priced'], provider: { max_price: { prompt: 2 } } })
+    assert.isAtLeast(dear.status, 500)
+    assert.notEqual(dear.body.model, 'priced')
+    assert.equal(beta.requests.length, before)
+    // The model asked for is over the price; its fallback within it answers.
+    const cheap = await ask('priced', { models: ['cheap-up'], provider: { max_price: { prompt: 2 } } })
+    assert.equal(cheap.status, 200)
+    assert.equal(cheap.body.model, 'cheap-up')
+    // Every model over the price: OpenRouter's 404.
+    assert.equal((await ask('priced', { models: ['priced'], provider: { max_price: { prompt: 0.5 } } })).status, 404)
+  })
+
+  test('a hostile provider object is a 400 in the endpoint’s format: blank or non-numeric prices, prototype keys, huge lists', async ({ assert }) => {
+    for (const provider of [
+      { max_price: { prompt: '' } },
+      { max_price: { prompt: ' ' } },
+      { max_price: { prompt: '0x10' } },
+      { max_price: { prompt: 'NaN' } },
+      { max_price: { prompt: -1 } },
+      { max_price: { completion: '1e400' } },
+      { only: Array.from({ length: 51 }, (_, i) => `p${i}`) },
+      { order: [1] },
+      { sort: { by: 'fastest' } },
+    ]) {
+      const refused = await ask('pref-model', { provider })
+      assert.equal(refused.status, 400, JSON.stringify(provider))
+      assert.equal(refused.body.error.param, 'provider')
+    }
+    // Prototype keys name no channel (and no kind): nothing left.
+    for (const slug of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      assert.equal((await ask('pref-model', { provider: { only: [slug] } })).status, 404, slug)
+    }
+    const parsed = JSON.parse('{"model":"pref-model","messages":[{"role":"user","content":"hi"}],"provider":{"__proto__":{"only":["nobody"]},"max_price":{"__proto__":{"prompt":0}}}}')
+    const answer = await post('/v1/chat/completions', JSON.stringify(parsed), { authorization: `Bearer ${key}` })
+    assert.equal(answer.status, 200)
+    await answer.text()
+  })
+
   test(':nitro and sort by throughput or latency order by the gateway’s own measures; the row is the base model’s', async ({ assert }) => {
     // Both channels measured: alpha waits 150 ms before answering, beta does not.
     for (let i = 0; i < 2; i++) {

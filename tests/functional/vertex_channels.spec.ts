@@ -288,6 +288,36 @@ test.group('Vertex AI channels', (group) => {
     }
   }).timeout(30_000)
 
+  test('a Cloud Storage URI (gs://) from a client is refused before Vertex reads it with the gateway\'s own credentials: passed through, escaped, translated, an assistant turn\'s images', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const before = mock.requests.length
+    const gemini = (uri: string) => ({ contents: [{ role: 'user', parts: [{ text: 'describe' }, { fileData: { mimeType: 'application/pdf', fileUri: uri } }] }] })
+    const native = await post(`/v1beta/models/${FLASH}:generateContent`, gemini('gs://operator-private/payroll.pdf'), { 'x-goog-api-key': user.key })
+    assert.equal(native.status, 400)
+    const nativeError: any = await native.json()
+    assert.include(nativeError.error.message, 'gs://')
+    assert.equal(nativeError.error.status, 'INVALID_ARGUMENT')
+    // The scheme spelled with JSON escapes reads the same to Vertex
+    const escaped = JSON.stringify(gemini('gs://operator-private/payroll.pdf')).replace('"gs://', '"\\u0067s://')
+    assert.equal((await post(`/v1beta/models/${FLASH}:generateContent`, escaped, { 'x-goog-api-key': user.key })).status, 400)
+    // OpenAI clients: an image_url, and an earlier answer's images sent back
+    const chat = await post('/v1/chat/completions', { model: FLASH, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'gs://operator-private/face.png' } }] }] }, { authorization: `Bearer ${user.key}` })
+    assert.equal(chat.status, 400)
+    const chatError: any = await chat.json()
+    assert.include(chatError.error.message, 'gs://')
+    const turn = [
+      { role: 'user', content: 'draw' },
+      { role: 'assistant', content: '', images: [{ type: 'image_url', image_url: { url: 'GS://operator-private/x.png' } }] },
+      { role: 'user', content: 'again' },
+    ]
+    assert.equal((await post('/v1/chat/completions', { model: FLASH, messages: turn }, { authorization: `Bearer ${user.key}` })).status, 400)
+    assert.equal(mock.requests.length, before, 'Vertex was never asked')
+    // https URLs and inline data still go
+    const web = await post(`/v1beta/models/${FLASH}:generateContent`, gemini('https://example.com/a.pdf'), { 'x-goog-api-key': user.key })
+    assert.equal(web.status, 200)
+    await web.text()
+  })
+
   test("Vertex's errors: 429 to the client as a rate limit, 400 relayed", async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     mock.script(400, 'INVALID_ARGUMENT', 'Unable to submit request because it has an empty text parameter.')

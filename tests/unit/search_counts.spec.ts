@@ -5,6 +5,7 @@ import { ChatStreamDecoder } from '#gateway/dialects/openai_chat/stream_decoder'
 import { GeminiStreamDecoder } from '#gateway/dialects/gemini/stream_decoder'
 import { openAiResponses } from '#gateway/dialects/openai_responses/index'
 import { DEFAULT_WEB_SEARCH_HOLD, webSearchHold } from '#gateway/metering/reservation'
+import { MAX_WEB_SEARCHES } from '#gateway/metering/token_counts'
 
 /**
  * Web searches counted as a stream shows them (a cut stream bills those that
@@ -55,6 +56,29 @@ test.group('Web search counts in streams', () => {
     assert.equal(rules.readUsage(JSON.parse(completed([]).data), two)!.webSearches, 2)
   })
 
+  test('Responses: a web_search_call item done again (a repeated event) is not another search, translated or passed through', ({ assert }) => {
+    const decoder = new ResponsesStreamDecoder()
+    decoder.push(searchDone(0))
+    assert.deepEqual(usages(decoder.push(searchDone(0))), [], 'the same item again: no new usage')
+    for (let i = 0; i < 50; i++) decoder.push(searchDone(0))
+    assert.deepEqual(usages(decoder.push(searchDone(1))).map((e) => e.usage.webSearches), [2])
+    const final = usages(decoder.push(completed([wsItem(0), wsItem(1)])))
+    assert.deepEqual(final.map((e) => e.usage.webSearches), [2])
+
+    const rules = openAiResponses.passThrough
+    let known = rules.readUsage(JSON.parse(searchDone(0).data), null)
+    for (let i = 0; i < 50; i++) known = rules.readUsage(JSON.parse(searchDone(0).data), known)
+    assert.equal(known!.webSearches, 1)
+    known = rules.readUsage(JSON.parse(searchDone(1).data), known)
+    assert.equal(rules.readUsage(JSON.parse(completed([wsItem(0), wsItem(1)]).data), known)!.webSearches, 2)
+    // An item without an id is told apart by its output_index
+    const anonymous = (n: number) => ({ type: 'response.output_item.done', output_index: n, item: { type: 'web_search_call', status: 'completed' } })
+    let unnamed = rules.readUsage(anonymous(3), null)
+    unnamed = rules.readUsage(anonymous(3), unnamed)
+    unnamed = rules.readUsage(anonymous(4), unnamed)
+    assert.equal(unnamed!.webSearches, 2)
+  })
+
   test('chat: a chunk citing the web is one partial search; the usage chunk carries it, once', ({ assert }) => {
     const decoder = new ChatStreamDecoder()
     const chunk = (body: Record<string, unknown>) => ({ data: JSON.stringify({ id: 'c', model: 'm', ...body }) })
@@ -88,6 +112,21 @@ test.group('Web search counts in streams', () => {
       // The last chunk repeats the grounding: not added again
       assert.equal(usages(decoder.push(chunk(version, true, true)))[0].usage.webSearches, searches, version)
     }
+  })
+
+  test('an absurd search count (a broken upstream listing thousands) is no more than the bill takes (MAX_WEB_SEARCHES), in every count the stream hold reads', ({ assert }) => {
+    const queries = Array.from({ length: 5000 }, (_, i) => `q${i}`)
+    const chunk = {
+      data: JSON.stringify({
+        candidates: [{ content: { role: 'model', parts: [{ text: 'x' }] }, groundingMetadata: { webSearchQueries: queries } }],
+        modelVersion: 'gemini-3-pro-preview',
+      }),
+    }
+    const gemini = usages(new GeminiStreamDecoder().push(chunk))
+    assert.equal(gemini[0].usage.webSearches, MAX_WEB_SEARCHES)
+    const items = Array.from({ length: 5000 }, (_, i) => wsItem(i))
+    const responses = usages(new ResponsesStreamDecoder().push(completed(items)))
+    assert.equal(responses[0].usage.webSearches, MAX_WEB_SEARCHES)
   })
 
   test('holds: Gemini Google Search tools and chat web_search_options hold searches; function tools none', ({ assert }) => {

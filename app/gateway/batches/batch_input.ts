@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { asksForAudio, completionTokenHold, webSearchHold } from '#gateway/metering/reservation'
+import { asksForAudio, completionTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
 import { modelNameProblem } from '#gateway/http/model_name'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
 
@@ -23,6 +23,8 @@ export interface BatchInput {
   searchHold: number
   /** Of completionHold, the tokens of lines asking for a spoken answer (asksForAudio), held at the audio output price */
   audioHold: number
+  /** Of completionHold, the tokens of lines whose answer may be an image (mayAnswerImages), held at the image output price */
+  imageHold: number
   /** The lines' custom ids, kept for the bill (custom_ids.ts: each billed once, no other) */
   customIds: Buffer
 }
@@ -55,6 +57,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
   let completionHold = 0
   let searchHold = 0
   let audioHold = 0
+  let imageHold = 0
   const customIds = new Set<string>()
   const digests = new CustomIdDigests()
   forEachLine(bytes, (text, number) => {
@@ -98,9 +101,10 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     completionHold = Math.min(completionHold + completion, MAX_COMPLETION_HOLD)
     searchHold = Math.min(searchHold + webSearchHold(body), MAX_COMPLETION_HOLD)
     if (asksForAudio(body)) audioHold = Math.min(audioHold + completion, completionHold)
+    if (mayAnswerImages(body)) imageHold = Math.min(imageHold + completion, completionHold)
   })
   if (model === null || endpoint === null) throw refused('The file holds no request line')
-  return { model, endpoint, lines, completionHold, searchHold, audioHold, customIds: digests.toBuffer() }
+  return { model, endpoint, lines, completionHold, searchHold, audioHold, imageHold, customIds: digests.toBuffer() }
 }
 
 /**

@@ -37,15 +37,27 @@ export function batchCost(price: PriceInfo | null, usage: TokenUsage, requests: 
  * (reservation.ts): its prompt tokens bounded by the file's bytes, its
  * completion tokens by each line's max_tokens or the default allowance
  * (`audioTokens` of them, the lines asking for a spoken answer, at the audio
- * output price when it is the higher: holdPrice), its web searches (each
+ * output price when it is the higher: holdPrice; `imageTokens`, the lines whose
+ * answer may be an image, at the image output price likewise), its web searches (each
  * line's or request's webSearchHold) at the price per search, and the
  * per-request price once per line, at the batch percentage.
  */
-export function batchHold(price: PriceInfo | null, bytes: number, completionTokens: number, lines: number, searches = 0, audioTokens = 0): bigint {
+export function batchHold(
+  price: PriceInfo | null,
+  bytes: number,
+  completionTokens: number,
+  lines: number,
+  searches = 0,
+  audioTokens = 0,
+  imageTokens = 0
+): bigint {
   if (!price) return 0n
   const audio = audioTokens > completionTokens ? completionTokens : audioTokens
-  let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens - audio, 0, searches)
+  // Of the rest, the tokens that may be images (a line asking for both is held once, as audio)
+  const image = imageTokens > completionTokens - audio ? completionTokens - audio : imageTokens
+  let hold = holdAtPrice(price, promptTokenHold(bytes), completionTokens - audio - image, 0, searches)
   if (audio > 0) hold += BigInt(audio) * holdPrice(price, { audioAnswer: true, imageAnswer: false })!.outputPico
+  if (image > 0) hold += BigInt(image) * holdPrice(price, { audioAnswer: false, imageAnswer: true })!.outputPico
   if (price.perRequestPico && lines > 1) hold += price.perRequestPico * BigInt(lines - 1)
   return billable(discounted(hold))
 }

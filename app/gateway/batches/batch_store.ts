@@ -41,6 +41,8 @@ export interface BatchObjectRow {
   /** A batch file's web searches and spoken-answer tokens, for its batches' hold (migration 1034; null: none) */
   search_hold: number | null
   audio_hold: number | null
+  /** Of its completion hold, the tokens that may be images (migration 1040; null: none) */
+  image_hold: number | null
   input_file_id: string | null
   status: string
   object: Record<string, any> | null
@@ -79,6 +81,7 @@ export type NewBatchObject = Omit<
   | 'budget_model'
   | 'search_hold'
   | 'audio_hold'
+  | 'image_hold'
 > & {
   object: Record<string, any>
   hold?: string
@@ -87,6 +90,7 @@ export type NewBatchObject = Omit<
   budget_model?: string | null
   search_hold?: number | null
   audio_hold?: number | null
+  image_hold?: number | null
   /** The requests' custom ids (custom_ids.ts): given, or copied from the input file of that row id */
   customIds?: { digests: Buffer } | { fromObject: number }
 }

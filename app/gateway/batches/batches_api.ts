@@ -52,14 +52,15 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   // A new batch is new work: on the file's channel only while it is open to the caller's plan (channel groups).
   const candidate = holdingChannel(gw.catalog.channels, file.channel_id, file.served_model, undefined, principal.plan)
   const price = authorizeModel(gw.catalog, principal, file.model)
-  // Its lines' web searches and spoken answers too, as each request alone would hold them.
+  // Its lines' web searches, spoken answers and images too, as each request alone would hold them.
   const hold = batchHold(
     price,
     Number(file.bytes ?? 0),
     Number(file.completion_hold ?? 0),
     Number(file.lines ?? 0),
     Number(file.search_hold ?? 0),
-    Number(file.audio_hold ?? 0)
+    Number(file.audio_hold ?? 0),
+    Number(file.image_hold ?? 0)
   )
   refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0), file.model)
   const budgetModel = batchBudgetOf(principal, file.model)?.model ?? null
@@ -98,6 +99,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       completion_hold: file.completion_hold,
       search_hold: file.search_hold,
       audio_hold: file.audio_hold,
+      image_hold: file.image_hold,
       input_file_id: file.public_id,
       customIds: { fromObject: file.id },
       // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).

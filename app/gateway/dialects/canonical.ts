@@ -191,6 +191,12 @@ export interface CanonicalUsage {
   /** Server-side web searches the provider ran (billed per search: pricing.ts); absent: none */
   webSearches?: number
   /**
+   * A stream's searches counted one item at a time (Responses' web_search_call
+   * items done): the items counted, so one sent again is not a second search.
+   * One set per stream, carried from usage to usage; never written out.
+   */
+  webSearchItems?: Set<string>
+  /**
    * Audio tokens among the input, the cache reads and the output, when the
    * upstream reports any (OpenAI chat's `audio_tokens` details, Gemini's AUDIO
    * modality): billed at the model's audio prices (pricing.ts). Absent: none.

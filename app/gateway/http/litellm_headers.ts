@@ -28,7 +28,8 @@ import type { ChannelInfo } from '#gateway/types'
  *   that answered, fallback models tried after the one asked for); absent
  *   reads as LiteLLM's 0
  * - model group: the model the client asked for, when another one answered
- *   (a fallback) or it was a suffixed name (`-thinking`, `:nitro`)
+ *   (a fallback) or it was a suffixed name (`-thinking`, `:nitro`);
+ *   percent-encoded when it holds more than printable ASCII (headerText)
  *
  * The deployment's own headers (`x-litellm-model-id`: the channel's id,
  * `x-litellm-model-api-base`: its base URL without user info or query)
@@ -53,7 +54,7 @@ export function addLiteLLMHeaders(
   if (key.spendLimitPico !== null) headers['x-litellm-key-max-budget'] = usdText(key.spendLimitPico)
   if (account.attemptsOnModel > 1) headers['x-litellm-attempted-retries'] = String(account.attemptsOnModel - 1)
   if (account.fallbacksTried > 0) headers['x-litellm-attempted-fallbacks'] = String(account.fallbacksTried)
-  if (account.requestedModel !== null) headers['x-litellm-model-group'] = modelGroup
+  if (account.requestedModel !== null) headers['x-litellm-model-group'] = headerText(modelGroup)
   if (deployment !== null) {
     headers['x-litellm-model-id'] = String(deployment.id)
     let base = shownBases.get(deployment)
@@ -61,6 +62,19 @@ export function addLiteLLMHeaders(
     if (base !== null) headers['x-litellm-model-api-base'] = base
   }
 }
+
+/**
+ * A client's text as a header value: as it is when printable ASCII, else
+ * percent-encoded (UTF-8). Node throws on a value with a character above
+ * U+00FF (a model name may hold any but control characters: model_name.ts),
+ * which would turn an answered, billed request into a 500; Latin-1 it would
+ * write as is, and clients would read its bytes as Latin-1, not the name.
+ */
+export function headerText(value: string): string {
+  return PRINTABLE_ASCII.test(value) ? value : encodeURIComponent(value.toWellFormed())
+}
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
 
 /** A channel's shown base URL, made once per channel object (the catalog makes new ones when channels change) */
 const shownBases = new WeakMap<ChannelInfo, string | null>()

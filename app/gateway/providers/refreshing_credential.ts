@@ -17,6 +17,9 @@ export interface Expiring<T> {
   expiresAt: number | null
 }
 
+/** A credential that came already expired is not fetched again sooner than this */
+const MIN_REUSE_MS = 5_000
+
 /** How close to its expiry a held credential still serves when its refresh failed */
 const STILL_VALID_MS = 30_000
 
@@ -52,10 +55,12 @@ export class RefreshingCredential<T> {
         ({ value, expiresAt }) => {
           this.#value = value
           this.#expiresAt = expiresAt
-          // A lifetime no longer than the margin is used for half of it, not fetched again on every request.
+          // A lifetime no longer than the margin is used for half of it, not fetched again on every request;
+          // one already over (a clock off, a broken source) for MIN_REUSE_MS: every request would fetch again.
           const now = Date.now()
           const lifetime = expiresAt === null ? Infinity : expiresAt - now
-          this.#freshUntil = lifetime === Infinity ? Infinity : lifetime > this.marginMs ? expiresAt! - this.marginMs : now + lifetime / 2
+          this.#freshUntil =
+            lifetime === Infinity ? Infinity : lifetime > this.marginMs ? expiresAt! - this.marginMs : now + (lifetime > 0 ? lifetime / 2 : MIN_REUSE_MS)
           return value
         },
         (error: Error) => {

@@ -24,8 +24,8 @@ import type { ChannelInfo, PriceInfo } from '#gateway/types'
  *   are); "price" keeps the route's order: a model's price is the model's
  *   whichever channel serves it (channels have no price of their own)
  * - `max_price` ({prompt, completion} USD per million tokens, `request`,
- *   `image` USD each) against the model's price for the caller's plan: a
- *   model dearer than that has no channel left
+ *   `image` USD each) against each model's price for the caller's plan (the
+ *   asked one's, each fallback's): a model dearer than that has no channel left
  *
  * Each model of the route (the one asked for, then its fallbacks) is
  * ordered on its own. Nothing left: OpenRouter's 404 "No allowed providers
@@ -50,6 +50,9 @@ const SLUG_KINDS: Record<string, string> = {
   'z-ai': 'zai',
   'azure': 'azure',
 }
+
+/** A price's text: digits, a fraction, an exponent (what a JSON number's text is, without its sign) */
+const DECIMAL = /^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
 
 /** At most this many slugs a list may hold (OpenRouter's lists name a few providers) */
 const MAX_SLUGS = 50
@@ -79,7 +82,8 @@ export function readProviderPreferences(provider: unknown, variantSort: Provider
     for (const field of ['prompt', 'completion', 'request', 'image'] as const) {
       const value = (p.max_price as Record<string, unknown>)[field]
       if (value === undefined || value === null) continue
-      const number = typeof value === 'string' ? Number(value) : value
+      // OpenRouter takes a number's text too; Number('') and Number(' ') are 0, Number('0x10') 16: decimals only.
+      const number = typeof value === 'string' ? (DECIMAL.test(value) ? Number(value) : NaN) : value
       if (typeof number !== 'number' || !Number.isFinite(number) || number < 0) throw invalid(`'provider.max_price.${field}' must be a number of USD`)
       max[field] = number
     }
@@ -88,15 +92,25 @@ export function readProviderPreferences(provider: unknown, variantSort: Provider
   return prefs
 }
 
-/** The candidates the preferences leave, in the order they ask for; a 404 when none is left. */
-export function applyProviderPreferences(candidates: RouteCandidate[], prefs: ProviderPreferences, price: PriceInfo | null): RouteCandidate[] {
-  if (prefs.maxPrice !== null && overMaxPrice(price, prefs.maxPrice)) throw noAllowedProviders()
+/**
+ * The candidates the preferences leave, in the order they ask for; a 404 when none is left.
+ * `price`: the asked model's for the caller's plan; `priceOf`: a fallback model's (max_price holds for
+ * each model of the route: a fallback dearer than it is not served, one within it serves a dearer ask).
+ */
+export function applyProviderPreferences(
+  candidates: RouteCandidate[],
+  prefs: ProviderPreferences,
+  price: PriceInfo | null,
+  priceOf: ((model: string) => PriceInfo | null) | null
+): RouteCandidate[] {
   const out: RouteCandidate[] = []
   // Runs of one model (the asked one, then each fallback's): ordered each on its own.
   let start = 0
   for (let i = 1; i <= candidates.length; i++) {
     if (i < candidates.length && candidates[i].publicModel === candidates[start].publicModel) continue
-    out.push(...ordered(candidates.slice(start, i), prefs))
+    const model = candidates[start].publicModel
+    const runPrice = model === undefined || priceOf === null ? price : priceOf(model)
+    if (prefs.maxPrice === null || !overMaxPrice(runPrice, prefs.maxPrice)) out.push(...ordered(candidates.slice(start, i), prefs))
     start = i
   }
   if (out.length === 0) throw noAllowedProviders()

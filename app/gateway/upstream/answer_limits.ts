@@ -45,6 +45,24 @@ export const FREE_ANSWER_BYTES = MB
 /** What whole answers being read hold past their free first MB (UpstreamBody.collect takes and gives back). */
 export const answerBudget = { used: 0 }
 
+/**
+ * Takes from the budget what a whole answer of `length` bytes is built into
+ * after its read, until it is written: `copies` of it past the free MB, each
+ * about its size (the parsed answer, an image's base64 one string of it; a
+ * translated answer's encoding for the client too: 2). A Gemini image answer
+ * of 40 MB translated for a chat client held about 160 MB the budget no
+ * longer counted once its read gave its bytes back. Throws
+ * UpstreamAnswersOverBudget when that is past the budget; returns what was
+ * taken, for the caller to give back (answerBudget.used -= it).
+ */
+export function takeAnswerCopies(length: number, copies: number): number {
+  if (length <= FREE_ANSWER_BYTES) return 0
+  const more = copies * (length - FREE_ANSWER_BYTES)
+  if (answerBudget.used + more > answerLimits.inflightBytes) throw new UpstreamAnswersOverBudget()
+  answerBudget.used += more
+  return more
+}
+
 /** The instance already reads as many large answers as answerLimits.inflightBytes allows. */
 export class UpstreamAnswersOverBudget extends Error {
   constructor() {

@@ -601,7 +601,7 @@ export async function readBody(upstream: AsyncIterable<Buffer>): Promise<Buffer>
  * failure (dispatch() neither counts it nor tries another channel, which
  * would read one more such answer).
  */
-function answersOverBudget(error: UpstreamAnswersOverBudget): GatewayError {
+export function answersOverBudget(error: UpstreamAnswersOverBudget): GatewayError {
   const refusal = new GatewayError(503, 'overloaded', error.message, 'service_unavailable')
   refusal.headers = { 'retry-after': '1' }
   return refusal

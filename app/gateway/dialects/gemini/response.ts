@@ -1,5 +1,6 @@
 import { newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason } from '#gateway/dialects/canonical'
 import type { GeminiModalityCount, GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
+import { MAX_WEB_SEARCHES } from '#gateway/metering/token_counts'
 
 const STOP_REASONS: Record<string, StopReason> = {
   STOP: 'end_turn',
@@ -89,7 +90,8 @@ export function groundingSearches(body: any): number {
   }
   if (!grounded) return 0
   const generation = typeof body.modelVersion === 'string' ? MODEL_GENERATION.exec(body.modelVersion) : null
-  return generation !== null && Number(generation[1]) >= 3 && queries > 0 ? queries : 1
+  // No more than a request is billed (a list of thousands from a broken upstream: the stream hold prices what this says).
+  return generation !== null && Number(generation[1]) >= 3 && queries > 0 ? Math.min(queries, MAX_WEB_SEARCHES) : 1
 }
 
 /** A whole answer's usage: its counts, and the searches of its grounding (groundingSearches). */

@@ -34,7 +34,7 @@ export const openAiResponses: Dialect = {
         ? FINAL_EVENTS.has(event.event) || (event.event === ITEM_DONE && event.data.includes('"web_search_call"'))
         : event.data.includes('"response.completed"') || (event.data.includes('"web_search_call"') && event.data.includes(`"${ITEM_DONE}"`)),
     readUsage: (parsed, known) =>
-      parsed?.type === ITEM_DONE ? usageAfterItemDone(parsed.item, known) : finalResponsesUsage(parsed?.response, known),
+      parsed?.type === ITEM_DONE ? usageAfterItemDone(parsed, known) : finalResponsesUsage(parsed?.response, known),
     isFinal: (parsed) => parsed?.type !== ITEM_DONE,
     isLast: (event) => event.event !== undefined && FINAL_EVENTS.has(event.event),
     streamCut: () => new ResponsesStreamCut(),

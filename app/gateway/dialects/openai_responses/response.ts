@@ -11,6 +11,7 @@ import {
   type ToolCallPart,
 } from '#gateway/dialects/canonical'
 import type { ResponsesItem, ResponsesResponse, ResponsesUsage } from '#gateway/dialects/openai_responses/types'
+import { MAX_WEB_SEARCHES } from '#gateway/metering/token_counts'
 
 /**
  * Responses usage -> canonical (input_tokens includes cached tokens; output includes reasoning);
@@ -28,22 +29,33 @@ export function decodeResponsesUsage(usage: ResponsesUsage | null | undefined, o
   if (counts !== null && Array.isArray(output)) {
     let searches = 0
     for (const item of output) if (item?.type === 'web_search_call') searches++
-    if (searches > 0) counts.webSearches = searches
+    // No more than a request is billed: the stream hold prices what this says.
+    if (searches > 0) counts.webSearches = Math.min(searches, MAX_WEB_SEARCHES)
   }
   return counts
 }
 
 /**
- * A stream's `response.output_item.done`: a finished `web_search_call` item is
- * one more search (`known` itself for any other item). The terminal event's
+ * A stream's `response.output_item.done` event: a finished `web_search_call`
+ * item not counted before is one more search (`known` itself for any other
+ * item, or one seen again). The terminal event's
  * usage states the count (finalResponsesUsage); a stream cut before it (the
  * client gone, the balance spent, the upstream dropped) is billed the searches
  * it showed, which OpenAI ran and bills, as Anthropic's are
  * (usageAfterBlockStart).
  */
-export function usageAfterItemDone(item: any, known: CanonicalUsage | null): CanonicalUsage | null {
+export function usageAfterItemDone(event: any, known: CanonicalUsage | null): CanonicalUsage | null {
+  const item = event?.item
   if (item?.type !== 'web_search_call') return known
-  return withWebSearches(known, (known?.webSearches ?? 0) + 1)
+  // An item sent again (a broken or replaying upstream) is the same search: told apart by its id, else its place.
+  const key = typeof item.id === 'string' && item.id !== '' ? item.id : `#${event.output_index}`
+  const items = known?.webSearchItems ?? new Set<string>()
+  // At the bill's bound (MAX_WEB_SEARCHES) no more are kept: the set stays small whatever the upstream sends.
+  if (items.has(key) || items.size >= MAX_WEB_SEARCHES) return known
+  items.add(key)
+  const usage = withWebSearches(known, (known?.webSearches ?? 0) + 1)
+  usage.webSearchItems = items
+  return usage
 }
 
 /**
@@ -56,6 +68,7 @@ export function finalResponsesUsage(response: any, known: CanonicalUsage | null)
   if (usage === null) return known
   const shown = known?.webSearches ?? 0
   if (shown > (usage.webSearches ?? 0)) usage.webSearches = shown
+  if (known?.webSearchItems) usage.webSearchItems = known.webSearchItems
   return usage
 }
 

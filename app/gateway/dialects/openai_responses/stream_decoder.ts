@@ -47,7 +47,7 @@ export class ResponsesStreamDecoder implements StreamDecoder {
         break
       case 'response.output_item.done': {
         // A web search: counted now (usageAfterItemDone), for a stream cut before response.completed.
-        const usage = usageAfterItemDone(payload.item, this.#usage)
+        const usage = usageAfterItemDone(payload, this.#usage)
         if (usage !== this.#usage && usage !== null) out.push({ type: 'usage', usage: (this.#usage = usage), partial: true })
         this.#itemDone(Number(payload.output_index), payload.item ?? {}, out)
         break

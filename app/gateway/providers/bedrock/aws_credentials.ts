@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import logger from '@adonisjs/core/services/logger'
 import { CredentialsRefused } from '#gateway/providers/provider_adapter'
 import { RefreshingCredential, type Expiring } from '#gateway/providers/refreshing_credential'
+import { boundedText, isCredentialText, readCredentialFile } from '#gateway/providers/credential_reads'
 import type { AwsCredentials } from '#gateway/providers/bedrock/sigv4'
 
 /**
@@ -50,6 +50,8 @@ export interface ChainCredentials {
 }
 
 const REFRESH_MARGIN_MS = 5 * 60_000
+/** Keys fetched from STS, a container endpoint or IMDS are held at most this long (heldUntil) */
+const MAX_HELD_MS = 60 * 60_000
 const STS_TIMEOUT_MS = 10_000
 const CONTAINER_TIMEOUT_MS = 2_000
 const IMDS_TIMEOUT_MS = 1_000
@@ -83,6 +85,9 @@ function fromEnvironment(env: Env): Expiring<ChainCredentials> | null {
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim()
   if (!accessKeyId || !secretAccessKey) return null
   const sessionToken = env.AWS_SESSION_TOKEN?.trim()
+  if (!usable(accessKeyId, secretAccessKey, sessionToken)) {
+    throw new Refused('environment', 'AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_SESSION_TOKEN holds characters no key has (a space, a line break)')
+  }
   const expiry = env.AWS_CREDENTIAL_EXPIRATION ? Date.parse(env.AWS_CREDENTIAL_EXPIRATION) : Number.NaN
   return {
     value: { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }, source: 'environment' },
@@ -114,12 +119,15 @@ async function fromSharedFiles(env: Env): Promise<Expiring<ChainCredentials> | n
   if (!accessKeyId && !secretAccessKey) return null
   if (!accessKeyId || !secretAccessKey) throw new Refused(source, 'the profile has only one of aws_access_key_id and aws_secret_access_key')
   const sessionToken = settings.aws_session_token
+  if (!usable(accessKeyId, secretAccessKey, sessionToken)) {
+    throw new Refused(source, 'the profile\'s aws_access_key_id, aws_secret_access_key or aws_session_token holds characters no key has (a space, a quote?)')
+  }
   return { value: { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }, source }, expiresAt: null }
 }
 
 async function readOptional(path: string, source: string): Promise<string> {
   try {
-    return await readFile(path, 'utf8')
+    return await readCredentialFile(path)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return ''
     throw new Refused(source, `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
@@ -153,7 +161,7 @@ async function fromWebIdentity(env: Env): Promise<Expiring<ChainCredentials> | n
   const source = 'web identity'
   let token: string
   try {
-    token = (await readFile(tokenFile, 'utf8')).trim()
+    token = (await readCredentialFile(tokenFile)).trim()
   } catch (error) {
     throw new Refused(source, `cannot read AWS_WEB_IDENTITY_TOKEN_FILE ${tokenFile} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
   }
@@ -184,10 +192,10 @@ async function fromWebIdentity(env: Env): Promise<Expiring<ChainCredentials> | n
   const secretAccessKey = xmlText(answer.text, 'SecretAccessKey')
   const sessionToken = xmlText(answer.text, 'SessionToken')
   const expiresAt = Date.parse(xmlText(answer.text, 'Expiration') ?? '')
-  if (!accessKeyId || !secretAccessKey || !sessionToken || !Number.isFinite(expiresAt)) {
+  if (!accessKeyId || !secretAccessKey || !sessionToken || !Number.isFinite(expiresAt) || !usable(accessKeyId, secretAccessKey, sessionToken)) {
     throw new Error(`AWS credentials (${source}): STS answered no usable credentials`)
   }
-  return { value: { credentials: { accessKeyId, secretAccessKey, sessionToken }, source }, expiresAt }
+  return { value: { credentials: { accessKeyId, secretAccessKey, sessionToken }, source }, expiresAt: heldUntil(expiresAt) }
 }
 
 /** STS's endpoint: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, else the region's (the SDK's default), else the global one. */
@@ -225,11 +233,13 @@ async function fromContainer(env: Env): Promise<Expiring<ChainCredentials> | nul
   let authorization = env.AWS_CONTAINER_AUTHORIZATION_TOKEN
   if (env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) {
     try {
-      authorization = (await readFile(env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, 'utf8')).trim()
+      authorization = (await readCredentialFile(env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)).trim()
     } catch (error) {
       throw new Refused(source, `cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
     }
   }
+  // Sent as a header: a line break in it would make fetch fail with the token in its message.
+  if (authorization && !isCredentialText(authorization)) throw new Refused(source, 'the container authorization token holds characters no token has')
   const answer = await call(source, `the container endpoint ${url.origin}`, url.toString(), {
     method: 'GET',
     headers: { accept: 'application/json', ...(authorization ? { authorization } : {}) },
@@ -257,8 +267,12 @@ async function fromInstanceMetadata(env: Env): Promise<Expiring<ChainCredentials
     timeoutMs,
     unreachable: nothingElse,
   })
-  if (session.status !== 200 || !session.text) throw new Error(`AWS credentials (${source}): ${where} answered HTTP ${session.status} to the IMDSv2 token request`)
-  const headers = { 'x-aws-ec2-metadata-token': session.text.trim() }
+  const sessionToken = session.text.trim()
+  // A token fetch would refuse as a header (a line break) is not repeated in the failure: said as unusable.
+  if (session.status !== 200 || !isCredentialText(sessionToken)) {
+    throw new Error(`AWS credentials (${source}): ${where} answered HTTP ${session.status} to the IMDSv2 token request${session.status === 200 ? ', with no usable token' : ''}`)
+  }
+  const headers = { 'x-aws-ec2-metadata-token': sessionToken }
   const roles = await call(source, where, `${host}/latest/meta-data/iam/security-credentials/`, { method: 'GET', headers, timeoutMs })
   if (roles.status === 404) throw new Refused(source, 'the EC2 instance has no IAM role (instance profile) attached')
   const role = roles.text.split('\n')[0]?.trim()
@@ -284,13 +298,24 @@ function credentialsJson(source: string, where: string, answer: { status: number
   const secretAccessKey = text('SecretAccessKey')
   const sessionToken = text('Token')
   const expiresAt = text('Expiration') ? Date.parse(text('Expiration')!) : Number.NaN
-  if (!accessKeyId || !secretAccessKey || (body.Code !== undefined && body.Code !== 'Success')) {
+  if (!accessKeyId || !secretAccessKey || (body.Code !== undefined && body.Code !== 'Success') || !usable(accessKeyId, secretAccessKey, sessionToken ?? undefined)) {
     throw new Error(`AWS credentials (${source}): ${where} answered no usable credentials`)
   }
   return {
     value: { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }, source },
-    expiresAt: Number.isFinite(expiresAt) ? expiresAt : null,
+    expiresAt: heldUntil(expiresAt),
   }
+}
+
+/**
+ * How long keys an endpoint handed out are held: until their stated
+ * Expiration, but no more than MAX_HELD_MS from now (a source stating 9999,
+ * or none at all, is asked again within the hour; AWS's role keys last
+ * 1 to 12 hours, and a fetch an hour costs one call).
+ */
+function heldUntil(expiresAt: number): number {
+  const latest = Date.now() + MAX_HELD_MS
+  return Number.isFinite(expiresAt) && expiresAt < latest ? expiresAt : latest
 }
 
 /** One bounded HTTP call; a network failure or timeout is a plain Error (this attempt fails, the channel stays). */
@@ -308,13 +333,17 @@ async function call(
       redirect: 'manual',
       signal: AbortSignal.timeout(init.timeoutMs),
     })
-    const text = await response.text()
-    return { status: response.status, text: text.slice(0, MAX_ANSWER) }
+    return { status: response.status, text: await boundedText(response, MAX_ANSWER) }
   } catch (error) {
     const name = (error as Error).name
     const reason = name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : describe(error)
     throw new Error(`AWS credentials (${source}): ${init.unreachable ?? ''}${where} could not be reached (${reason})`)
   }
+}
+
+/** Every part a key that can be signed with (credential_reads.ts isCredentialText); an absent session token is fine */
+function usable(accessKeyId: string, secretAccessKey: string, sessionToken: string | undefined): boolean {
+  return isCredentialText(accessKeyId) && isCredentialText(secretAccessKey) && (!sessionToken || isCredentialText(sessionToken))
 }
 
 function describe(error: unknown): string {

@@ -12,7 +12,7 @@ import {
 import { bedrockControlOrigin, bedrockRegion, parseBedrockKey, type BedrockAuth } from '#gateway/providers/bedrock/bedrock_settings'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
 import { signRequest, uriEncode } from '#gateway/providers/bedrock/sigv4'
-import { awsCredentials, cachedAwsCredentials } from '#gateway/providers/bedrock/aws_credentials'
+import { awsCredentials, cachedAwsCredentials, forgetAwsCredentials } from '#gateway/providers/bedrock/aws_credentials'
 import { converseBody } from '#gateway/providers/bedrock/converse_request'
 import { ConverseToAnthropicJson, ConverseToAnthropicSse, converseMessageId } from '#gateway/providers/bedrock/converse_answer'
 import type { ChannelInfo } from '#gateway/types'
@@ -85,8 +85,11 @@ export class BedrockAdapter implements ProviderAdapter {
     }
     const prepare = authorise(channel, { method: 'POST', path, headers, body }, 'bedrock')
     withChannelHeaders(headers, channel, {}, [])
-    const upstream: UpstreamRequest = { origin, path, headers, body, answer: claude ? BEDROCK_ANSWER : converseAnswer(call.model) }
-    if (prepare) upstream.prepare = prepare
+    // Signed with keys the chain held: AWS refusing them is not yet a bad key (heldKeysAnswer).
+    const held = prepare === HELD_KEYS
+    const answer = claude ? (held ? BEDROCK_HELD_KEYS_ANSWER : BEDROCK_ANSWER) : held ? heldKeysAnswer(converseAnswer(call.model)) : converseAnswer(call.model)
+    const upstream: UpstreamRequest = { origin, path, headers, body, answer }
+    if (prepare !== undefined && !held) upstream.prepare = prepare
     return upstream
   }
 
@@ -99,7 +102,7 @@ export class BedrockAdapter implements ProviderAdapter {
     const prepare = authorise(channel, { method: 'GET', path, headers, body: '', host: new URL(origin).host }, 'bedrock')
     withChannelHeaders(headers, channel, {}, [])
     const upstream: UpstreamRequest = { method: 'GET', origin, path, headers, body: '' }
-    if (prepare) upstream.prepare = prepare
+    if (prepare !== undefined && prepare !== HELD_KEYS) upstream.prepare = prepare
     return upstream
   }
 }
@@ -144,14 +147,15 @@ export function isClaude(model: string): boolean {
 
 /**
  * Signs (SigV4) or sets the Bearer key on a request, in place. The gateway's
- * own credentials (`env`) sign at once when the chain holds fresh ones, else
- * in the prepare() returned, which the dispatcher awaits inside the attempt.
+ * own credentials (`env`) sign at once when the chain holds fresh ones (then
+ * HELD_KEYS is returned), else in the prepare() returned, which the
+ * dispatcher awaits inside the attempt.
  */
 function authorise(
   channel: ChannelInfo,
   request: { method: string; path: string; headers: Record<string, string>; body: string | Buffer; host?: string },
   service: string
-): (() => Promise<void>) | undefined {
+): (() => Promise<void>) | typeof HELD_KEYS | undefined {
   const { auth, region, host } = settingsOf(channel)
   if (!auth) return
   if (auth.kind === 'bearer') {
@@ -164,7 +168,10 @@ function authorise(
   const now = awsClock.offsetMs === 0 ? undefined : new Date(Date.now() + awsClock.offsetMs)
   if (auth.kind === 'sigv4') return void signRequest(signing, auth.credentials, region ?? 'us-east-1', service, now)
   const held = cachedAwsCredentials()
-  if (held) return void signRequest(signing, held, region ?? 'us-east-1', service, now)
+  if (held) {
+    signRequest(signing, held, region ?? 'us-east-1', service, now)
+    return HELD_KEYS
+  }
   // The headers signed are the ones there now (the channel's extra headers come after, unsigned, as above)
   const signed = { ...request.headers }
   return async () => {
@@ -173,6 +180,30 @@ function authorise(
     signRequest({ ...signing, headers: signed }, credentials, region ?? 'us-east-1', service, at)
     Object.assign(request.headers, { 'x-amz-date': signed['x-amz-date'], 'authorization': signed['authorization'] })
     if (signed['x-amz-security-token']) request.headers['x-amz-security-token'] = signed['x-amz-security-token']
+  }
+}
+
+/** authorise() signed with keys the chain held (not fetched for this request) */
+const HELD_KEYS = Symbol('held keys')
+
+/**
+ * An answer to a request signed with keys the chain held: a bad-credentials
+ * refusal (ExpiredTokenException...) says they lapsed or were revoked before
+ * the end their source stated, not yet that the chain's keys are wrong. They
+ * are forgotten and the answer is the channel's passing failure (503): the
+ * next request asks the chain again, and a refusal of keys just fetched
+ * takes the channel out of rotation as any 401. (It did so at once, and the
+ * keys stayed held: re-enabling the channel signed with them again.)
+ */
+function heldKeysAnswer(wire: AnswerWire): AnswerWire {
+  return {
+    ...wire,
+    status(statusCode, headers) {
+      const status = bedrockStatus(statusCode, headers)
+      if (status !== 401) return status
+      forgetAwsCredentials()
+      return 503
+    },
   }
 }
 
@@ -251,6 +282,8 @@ const BEDROCK_ANSWER: AnswerWire = {
     return { decoder: new BedrockToAnthropicSse(), contentType: 'text/event-stream' }
   },
 }
+
+const BEDROCK_HELD_KEYS_ANSWER = heldKeysAnswer(BEDROCK_ANSWER)
 
 /** Converse's answers, decoded into Anthropic's (converse_answer.ts); errors are InvokeModel's. */
 function converseAnswer(model: string): AnswerWire {

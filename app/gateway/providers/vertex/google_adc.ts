@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import logger from '@adonisjs/core/services/logger'
-import { CredentialsRefused, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { CredentialsRefused, type AnswerWire, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { RefreshingCredential, type Expiring } from '#gateway/providers/refreshing_credential'
-import { accessToken, accountKey, cachedToken } from '#gateway/providers/vertex/google_token'
+import { boundedText, isCredentialText, readCredentialFile } from '#gateway/providers/credential_reads'
+import { accessToken, accountKey, cachedToken, forgetToken } from '#gateway/providers/vertex/google_token'
 import { ADC_PROJECT, GOOGLE_TOKEN_URI, parseVertexKey } from '#gateway/providers/vertex/vertex_settings'
 
 /**
@@ -49,12 +49,16 @@ interface AdcSource {
   /** A fresh token, or null */
   fresh(): string | null
   token(): Promise<string>
+  /** Drops the token held (refused before its expiry): the next request fetches one */
+  forgetToken(): void
 }
 
 const REFRESH_MARGIN_MS = 5 * 60_000
 const TOKEN_TIMEOUT_MS = 15_000
 const METADATA_TIMEOUT_MS = 3_000
 const MAX_ANSWER = 64 * 1024
+/** An access token's longest life (Google's: an hour) */
+const MAX_TOKEN_LIFE_S = 3600
 const METADATA_HOST = '169.254.169.254'
 /** OAuth's error codes that mean the grant is wrong, not the token server's state (as google_token.ts) */
 const REFUSALS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client', 'access_denied', 'invalid_scope'])
@@ -72,7 +76,7 @@ export async function resolveAdc(env: Env = process.env): Promise<AdcSource> {
     const where = `GOOGLE_APPLICATION_CREDENTIALS ${named}`
     let text: string
     try {
-      text = await readFile(named, 'utf8')
+      text = await readCredentialFile(named)
     } catch (error) {
       throw new Refused(where, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
     }
@@ -81,7 +85,7 @@ export async function resolveAdc(env: Env = process.env): Promise<AdcSource> {
   const wellKnown = join(env.CLOUDSDK_CONFIG || join(env.HOME || homedir(), '.config', 'gcloud'), 'application_default_credentials.json')
   let text: string | null = null
   try {
-    text = await readFile(wellKnown, 'utf8')
+    text = await readCredentialFile(wellKnown)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new Refused(wellKnown, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
@@ -117,6 +121,7 @@ function fileSource(text: string, where: string, env: Env): AdcSource {
       quotaProject: null,
       fresh: () => cachedToken(key),
       token: () => accessToken(key, auth.account).catch((error: Error) => rethrow(where, error)),
+      forgetToken: () => forgetToken(key),
     }
   }
   if (type === 'authorized_user') {
@@ -136,7 +141,9 @@ function fileSource(text: string, where: string, env: Env): AdcSource {
       return tokenAnswer(where, 'the token endpoint', answer)
     })
     const quotaProject = field('quota_project_id')
-    return { where, ...projectOf(env, quotaProject), quotaProject, fresh: () => tokens.fresh(), token: () => tokens.get() }
+    // Sent as x-goog-user-project on every request: a value Node refuses in a header would fail them all.
+    if (quotaProject !== null && !isCredentialText(quotaProject)) throw new Refused(where, 'quota_project_id holds characters no project id has')
+    return { where, ...projectOf(env, quotaProject), quotaProject, fresh: () => tokens.fresh(), token: () => tokens.get(), forgetToken: () => tokens.forget() }
   }
   throw new Refused(
     where,
@@ -169,6 +176,7 @@ async function metadataSource(env: Env, none: string): Promise<AdcSource> {
     quotaProject: null,
     fresh: () => tokens.fresh(),
     token: () => tokens.get(),
+    forgetToken: () => tokens.forget(),
   }
 }
 
@@ -192,9 +200,11 @@ function tokenAnswer(where: string, what: string, answer: { status: number; text
     throw new Error(`Google application default credentials (${where}): ${said}`)
   }
   const token = body.access_token
-  const expiresIn = Number(body.expires_in ?? 3600)
-  if (typeof token !== 'string' || !token) throw new Error(`Google application default credentials (${where}): ${what} answered no access_token`)
-  return { value: token, expiresAt: Date.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600) * 1000 }
+  // Google's access tokens live an hour at most: a longer stated life (1e12) is not believed, the token is fetched again within the hour.
+  const expiresIn = Math.min(Number(body.expires_in ?? MAX_TOKEN_LIFE_S), MAX_TOKEN_LIFE_S)
+  // A token with a line break (or a space) is no token: said without repeating it.
+  if (typeof token !== 'string' || !isCredentialText(token)) throw new Error(`Google application default credentials (${where}): ${what} answered no access_token`)
+  return { value: token, expiresAt: Date.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : MAX_TOKEN_LIFE_S) * 1000 }
 }
 
 /** A service account's failures (google_token.ts) said with where the key came from, of the same kind */
@@ -216,8 +226,7 @@ async function call(
       redirect: 'manual',
       signal: AbortSignal.timeout(init.timeoutMs),
     })
-    const text = await response.text()
-    return { status: response.status, text: text.slice(0, MAX_ANSWER), flavor: response.headers.get('metadata-flavor') }
+    return { status: response.status, text: await boundedText(response, MAX_ANSWER), flavor: response.headers.get('metadata-flavor') }
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause
     const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message)
@@ -235,11 +244,29 @@ const sources = new RefreshingCredential<AdcSource>(async () => ({ value: await 
 export function authoriseAdc(request: UpstreamRequest) {
   const source = sources.fresh()
   const token = source?.fresh()
-  if (source && token && (source.projectPath || !request.path.includes(ADC_PROJECT))) return apply(request, source, token)
+  if (source && token && (source.projectPath || !request.path.includes(ADC_PROJECT))) {
+    request.answer = HELD_TOKEN_ANSWER
+    return apply(request, source, token)
+  }
   request.prepare = async () => {
     const found = await sources.get()
     apply(request, found, await found.token())
   }
+}
+
+/**
+ * A 401 to a request sent with a held token: revoked, or past a life the
+ * source overstated, before its expiry here, which says nothing yet of the
+ * credentials. The token is forgotten and the answer is the channel's
+ * passing failure (503), as vertex_adapter.ts does for a service account
+ * key's; a 401 to a token just fetched takes the channel out of rotation.
+ */
+const HELD_TOKEN_ANSWER: AnswerWire = {
+  status(statusCode) {
+    if (statusCode !== 401) return statusCode
+    sources.held()?.forgetToken()
+    return 503
+  },
 }
 
 function apply(request: UpstreamRequest, source: AdcSource, token: string) {

@@ -11,6 +11,7 @@ import {
 } from '#gateway/providers/provider_adapter'
 import { accessToken, accountKey, cachedToken, forgetToken } from '#gateway/providers/vertex/google_token'
 import { authoriseAdc } from '#gateway/providers/vertex/google_adc'
+import { assertNoStorageUris } from '#gateway/providers/vertex/storage_uris'
 import { parseVertexKey, vertexModelsPrefix, type VertexAuth } from '#gateway/providers/vertex/vertex_settings'
 import type { ChannelInfo } from '#gateway/types'
 
@@ -99,6 +100,8 @@ export class VertexAdapter implements ProviderAdapter {
           body: Buffer.from(JSON.stringify(rawPredictBody(call))),
         }
       : { origin, path: `${prefix}/publishers/google/models/${model}:${methodOf(call)}`, headers, body: call.body }
+    // Vertex would read a gs:// URI with the gateway's own identity (storage_uris.ts)
+    if (!claude) assertNoStorageUris(call.body)
     if (claude) headers['accept'] = call.stream ? 'text/event-stream' : 'application/json'
     authorise(channel, request)
     // Beta flags only mean something to a same-dialect client (Vertex reads them from the header)
