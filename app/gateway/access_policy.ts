@@ -123,11 +123,13 @@ export function authorizeAndReserve(
   /** Images the request asks for (the images endpoint), held at the per-image price */
   images = 0,
   /** A thinking suffix's base model (see authorizeModel) */
-  base?: string
+  base?: string,
+  /** Searches the gateway adds a tool for (OpenRouter's `:online`, `plugins` web: dialects/web_search.ts) */
+  addedSearches = 0
 ): PriceInfo | null {
   account.audioAnswer = asksForAudio(body)
   account.imageAnswer = mayAnswerImages(body)
-  account.searchHold = webSearchHold(body)
+  account.searchHold = Math.max(webSearchHold(body), addedSearches)
   return authorizeAndHold(catalog, account, model, promptTokenHold(rawBytes), completionTokenHold(body), images, base)
 }
 

@@ -19,6 +19,7 @@ import { customToolNames, customToolTransform, unwrapCustomCalls } from '#gatewa
 import { toTokenUsage, type Dialect, type EncoderOptions } from '#gateway/dialects/dialect'
 import { dialectOf } from '#gateway/dialects/registry'
 import { withSuffixReasoning } from '#gateway/dialects/suffix_reasoning'
+import { webSearchAsked, withWebSearch } from '#gateway/dialects/web_search'
 import { responseId, storedResponseObject } from '#gateway/dialects/openai_responses/response'
 import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
 import { parseJsonObject } from '#gateway/http/raw_body'
@@ -551,9 +552,13 @@ export class GatewayService {
       account.model = suffix.base
       account.requestedModel = call.model
     }
-    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body, 0, suffix?.base)
+    // OpenRouter's web search (`:online`, `plugins` web, chat's web_search_options): the upstream's own
+    // search tool, its searches held (dialects/web_search.ts). One property test (`plugins`) otherwise.
+    const webSearch = webSearchAsked(call.body, call.ingress === 'openai_chat', suffix?.webSearch === true)
+    authorizeAndReserve(this.catalog, account, call.model, call.rawBody.length, call.body, 0, suffix?.base, webSearch ?? 0)
     const asked = requestFallbacks(call.body, call.model)
     const exchange = new Exchange(call, this.#route(call.model, account, asked, plan), carriesGatewayFields(call.body, asked), cache)
+    exchange.webSearch = webSearch
     exchange.litellmHeaders = this.litellmHeaders
     // OpenRouter's provider preferences and :nitro / :floor, over the gateway's channels (an openrouter
     // channel also gets the object as sent): two property tests for every other request.
@@ -1045,6 +1050,8 @@ class Exchange {
   background: NativeBackground | null = null
   /** The body carries fallback models (`models`, `fallbacks`): not for the upstream */
   #routingFields: boolean
+  /** OpenRouter's web search asked (`:online`, `plugins` web): the searches the upstream's tool may make (null: none) */
+  webSearch: number | null = null
   /** The channel whose answer the client gets (null: none yet, or a cache hit) */
   answeredBy: ChannelInfo | null = null
   /** Bytes of answerBudget taken for a whole answer's copies (readAnswer), given back by releaseAnswerCopies */
@@ -1322,13 +1329,15 @@ class Exchange {
         let body = this.#routingFields ? withoutRoutingFields(call.body, hints?.openRouterFields === true) : call.body
         // A model-name suffix's reasoning, in the vendor's own field.
         if (reasoning !== undefined) body = withSuffixReasoning(dialect, body, reasoning, candidate.upstreamModel, hints)
+        if (this.webSearch !== null) body = withWebSearch(dialect, candidate.channel.provider, body, this.webSearch)
         const stripped = body !== call.body
         const changed = this.ingress.passThrough.upstreamBody(body, candidate.upstreamModel, call.model, call.stream, stripped ? undefined : call.rawBody, hints)
         if (!changed) return stripped ? Buffer.from(JSON.stringify(body)) : call.rawBody
         return Buffer.isBuffer(changed) ? changed : Buffer.from(JSON.stringify(changed))
       }
       const hints = adapterFor(candidate.channel.provider).encodeHints?.(candidate.channel)
-      return Buffer.from(JSON.stringify(dialectOf(dialect).encodeRequest(this.#canonicalFor(candidate), candidate.upstreamModel, hints)))
+      const encoded = dialectOf(dialect).encodeRequest(this.#canonicalFor(candidate), candidate.upstreamModel, hints)
+      return Buffer.from(JSON.stringify(this.webSearch === null ? encoded : withWebSearch(dialect, candidate.channel.provider, encoded, this.webSearch)))
     } catch (error) {
       throw asClientError(error)
     }

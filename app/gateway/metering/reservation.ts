@@ -74,7 +74,7 @@ export function holdPrice(price: PriceInfo | null, answer: { audioAnswer: boolea
 /** Searches held for a web search tool without `max_uses` (Claude Code's WebSearch sets 8) */
 export const DEFAULT_WEB_SEARCH_HOLD = 10
 /** A larger max_uses holds no more (it only refuses the client's own requests sooner) */
-const MAX_WEB_SEARCH_HOLD = 1000
+export const MAX_WEB_SEARCH_HOLD = 1000
 
 /**
  * The server-side web searches a request may make, for the holds: each web
@@ -103,7 +103,7 @@ export function webSearchHold(body: Record<string, any>): number {
 }
 
 /** A Gemini tool that grounds the answer with Google Search (the REST API takes both spellings) */
-function groundsWithSearch(tool: Record<string, any>): boolean {
+export function groundsWithSearch(tool: Record<string, any>): boolean {
   return (
     tool.googleSearch !== undefined ||
     tool.google_search !== undefined ||

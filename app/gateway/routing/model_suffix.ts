@@ -27,6 +27,8 @@ export interface ModelSuffix {
   kind: 'thinking' | 'effort' | 'variant'
   /** OpenRouter's `:nitro` (throughput) and `:floor` (price): provider_preferences.ts */
   sort?: 'throughput' | 'price'
+  /** OpenRouter's `:online`: the upstream's own web search tool (dialects/web_search.ts) */
+  webSearch?: boolean
 }
 
 /**
@@ -34,15 +36,17 @@ export interface ModelSuffix {
  * the base model's channels: `:nitro` its fastest first, `:floor` its
  * cheapest first (every channel bills the model's price: the route's order),
  * `:exacto` (OpenRouter's pick of providers good at tool calls: here, the
- * operator's channels as they are) and `:thinking` (thinking on, as
- * `-thinking`). `:free` and `:online` are not taken off: a free model is one
- * the operator prices so and lists by that name.
+ * operator's channels as they are), `:thinking` (thinking on, as
+ * `-thinking`) and `:online` (web search by the upstream's own tool:
+ * dialects/web_search.ts). `:free` is not taken off: a free model is one the
+ * operator prices so and lists by that name.
  */
 const VARIANTS: Record<string, Omit<ModelSuffix, 'base'>> = {
   ':nitro': { kind: 'variant', sort: 'throughput' },
   ':floor': { kind: 'variant', sort: 'price' },
   ':exacto': { kind: 'variant' },
   ':thinking': { kind: 'thinking', reasoning: {} },
+  ':online': { kind: 'variant', webSearch: true },
 }
 
 /** Thinking suffixes: Anthropic (also on Bedrock) and Gemini (native, on Vertex, or Google's OpenAI-compatible endpoint) */
