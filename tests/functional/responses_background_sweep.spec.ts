@@ -42,6 +42,10 @@ async function heartbeat(instanceId: string, ago: string) {
   )
 }
 
+async function ledgerEntries(userId: number): Promise<number> {
+  return Number((await db.rawQuery('SELECT count(*)::int AS n FROM balance_ledger WHERE user_id = ?', [userId])).rows[0].n)
+}
+
 test.group('Background responses of a gateway instance that died', (group) => {
   let mock: MockUpstream
 
@@ -85,6 +89,7 @@ test.group('Background responses of a gateway instance that died', (group) => {
     assert.equal(ourRow.instance_id, gw.instanceId)
     await heartbeat(gw.instanceId, '1 hour')
     const before = await balanceAndLedger(user.userId)
+    const entriesBefore = await ledgerEntries(user.userId)
 
     assert.equal(await gw.backgroundSweeper.sweep(), 4)
 
@@ -111,7 +116,8 @@ test.group('Background responses of a gateway instance that died', (group) => {
     // The sweep itself billed nothing: the one charge is this instance's run.
     const [row] = await usageRows(user.userId)
     const after = await balanceAndLedger(user.userId)
-    assert.equal(Number(before.balance) - Number(after.balance), Number(row.cost))
+    assert.equal(await ledgerEntries(user.userId), entriesBefore + 1)
+    assert.closeTo(Number(before.balance) - Number(after.balance), Number(row.cost), 1e-12)
     assert.equal(after.balance, after.ledger)
 
     // A second sweep finds nothing more.
@@ -139,7 +145,7 @@ test.group('Background responses of a gateway instance that died', (group) => {
     assert.isNull(await db.from('gateway_instances').where('id', 'restarted-instance').first())
 
     // The bound counts the runs an instance holds in memory: the killed instance's rows, swept, take no place.
-    mock.script({ chunks: 100, chunk_delay_ms: 20 })
+    mock.script({ chunks: 100, chunk_delay_ms: 20 }).script({ chunks: 100, chunk_delay_ms: 20 })
     const a: any = await openai(user.key).responses.create({ model: 'claude-bg', input: 'One', background: true } as any)
     const b: any = await openai(user.key).responses.create({ model: 'claude-bg', input: 'Two', background: true } as any)
     const third = await post('/v1/responses', { model: 'claude-bg', input: 'Three', background: true }, { authorization: `Bearer ${user.key}` })
