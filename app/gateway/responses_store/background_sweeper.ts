@@ -70,7 +70,7 @@ export class BackgroundSweeper {
     return this.options.beatMs ?? 10_000
   }
 
-  /** The heartbeat written, then a first sweep (a restart after a kill ends its predecessor's rows at once). */
+  /** The heartbeat written, then a first sweep (an instance dead for a while, none running meanwhile: its rows end at once). */
   async start() {
     await this.beat()
     await this.sweep().catch((error) => this.options.log(`background sweep failed: ${reason(error)}`))
