@@ -171,4 +171,21 @@ test.group('Background responses of a gateway instance that died', (group) => {
     assert.include(text, 'event: response.failed')
     assert.include(text, INSTANCE_GONE_ERROR.message)
   })
+
+  test('a run of this instance that fails keeps its error on its row: another instance reading the table says why, as this one does from memory', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '10' })
+    mock.script({ status: 400 })
+    const created: any = await openai(user.key).responses.create({ model: 'claude-bg', input: 'Hi', background: true } as any)
+    let row: any
+    await eventually(async () => {
+      row = await db.from('stored_responses').where('id', created.id).first()
+      return row?.status === 'failed'
+    })
+    assert.isObject(row.error)
+    assert.isString(row.error.code)
+    // What this instance answers from memory is what another reads from the table.
+    assert.isDefined(gw.background.get(created.id))
+    assert.deepEqual((await show(created.id, user.key)).error, row.error)
+  })
 })
