@@ -23,6 +23,7 @@ import { applyModelBudgetSpend } from '#gateway/limits/model_budgets'
 import { BatchService } from '#gateway/batches/batch_service'
 import { ResponseStore } from '#gateway/responses_store/response_store'
 import { BackgroundRuns } from '#gateway/responses_store/background_runs'
+import { BackgroundSweeper, newInstanceId } from '#gateway/responses_store/background_sweeper'
 import { ConversationStore } from '#gateway/conversations/conversation_store'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { LowBalanceWatch } from '#gateway/metering/low_balance_watch'
@@ -77,6 +78,9 @@ export class Gateway {
   readonly responses: ResponseStore
   /** Background responses (`background: true`) this instance runs or waits to bill (responses_store/background_runs.ts) */
   readonly background: BackgroundRuns
+  /** This process's id among the instances (its background runs' rows name it) and its heartbeat and sweep of dead ones' */
+  readonly instanceId = newInstanceId()
+  readonly backgroundSweeper: BackgroundSweeper
   /** The Conversations API's conversations and items (conversations/) */
   readonly conversations: ConversationStore
   #listener: ChangeListener | null = null
@@ -170,11 +174,13 @@ export class Gateway {
         perUser: options.responsesBackgroundMax ?? 16,
         pollMs: options.responsesBackgroundPollMs ?? 1000,
         maxMs: options.responsesBackgroundMaxMs ?? 3_600_000,
+        instanceId: this.instanceId,
         log: (message) => options.logger.warn(message),
       },
       this.responses,
       (id) => this.catalog.channels.find((c) => c.id === id)
     )
+    this.backgroundSweeper = new BackgroundSweeper({ instanceId: this.instanceId, log: (message) => options.logger.warn(message) })
     this.service.background = this.background
     this.conversations = new ConversationStore({
       days: options.responsesStoreDays ?? 30,
@@ -368,6 +374,8 @@ export class Gateway {
     await this.batches.holds.sync()
     // Usage a previous run could not write (crash, outage at shutdown) is committed before serving.
     await this.meter.replayOrphans()
+    // This instance's heartbeat before its first background run; background rows of instances that died are failed.
+    await this.backgroundSweeper.start()
   }
 
   /**
@@ -384,6 +392,8 @@ export class Gateway {
     await this.#listener?.stop()
     if (this.#modelMirrorTimer) clearTimeout(this.#modelMirrorTimer)
     await this.responses.flush().catch(() => {})
+    // After the last rows are written: a run whose row that flush lost is swept by another instance.
+    await this.backgroundSweeper.stop()
     await this.meter.close(this.options.meterShutdownFlushMs ?? 10_000)
     // After the meter's last commits, which hand it their rows: what it can send within its own bound.
     await this.logExport?.close(this.options.logExportShutdownMs ?? 5_000)

@@ -19,6 +19,8 @@ export interface BackgroundOptions {
   pollMs: number
   /** Longest an upstream's background response is polled before it is cancelled there and billed, ms */
   maxMs: number
+  /** This instance's id (background_sweeper.ts): written on the rows of the runs it runs itself */
+  instanceId: string
   log: (message: string) => void
 }
 
@@ -289,6 +291,8 @@ export class BackgroundRuns {
       usage: view.usage,
       status: run.status,
       background: true,
+      instanceId: this.options.instanceId,
+      error: view.error,
       createdAt: run.createdAt,
     })
   }

@@ -23,6 +23,9 @@ export interface StoredResponse {
   status: string
   /** Created with `background: true` (responses_store/background_runs.ts): may be cancelled, its row written again when it ends */
   background?: boolean
+  /** A background run of the gateway: the instance running it (background_sweeper.ts), and how it failed */
+  instanceId?: string | null
+  error?: Record<string, unknown> | null
   createdAt: Date
   expiresAt: Date
 }
@@ -363,7 +366,7 @@ export class ResponseStore {
     try {
       // A background response's row, saved queued, is written again when it ends (its status, output and usage);
       // any other id met again (none is expected) stays as first written.
-      const insert = db.table('stored_responses').multiInsert(rows.map(toColumns)).onConflict('id').merge(['status', 'output_items', 'usage', 'channel_id'])
+      const insert = db.table('stored_responses').multiInsert(rows.map(toColumns)).onConflict('id').merge(['status', 'output_items', 'usage', 'channel_id', 'error'])
       // ON CONFLICT ... DO UPDATE ... WHERE (knex's, under Lucid's builder)
       insert.knexQuery.where('stored_responses.background', true).whereRaw('stored_responses.user_id = excluded.user_id')
       await insert
@@ -531,6 +534,8 @@ function toColumns({ record, input, output }: PendingRow) {
     usage: record.usage === null ? null : JSON.stringify(record.usage),
     status: record.status,
     background: record.background === true,
+    instance_id: record.instanceId ?? null,
+    error: record.error == null ? null : JSON.stringify(record.error),
     created_at: record.createdAt,
     expires_at: record.expiresAt,
   }
@@ -551,6 +556,8 @@ function fromRow(row: any): StoredResponse {
     usage: row.usage,
     status: row.status,
     background: row.background === true,
+    instanceId: row.instance_id ?? null,
+    error: row.error ?? null,
     createdAt: new Date(row.created_at),
     expiresAt: new Date(row.expires_at),
   }

@@ -203,6 +203,7 @@ export function responseView(stored: StoredResponse): Record<string, any> {
     ...(stored.background === true ? { background: true } : {}),
     created_at: Math.floor(stored.createdAt.getTime() / 1000),
     usage: stored.usage,
+    error: stored.error ?? null,
     instructions: stored.instructions,
     previous_response_id: stored.previousResponseId,
     store: true,
