@@ -7,6 +7,7 @@ import { completionText, promptParts, promptProblem, textCompletionsFormat } fro
 import { toTokenUsage } from '#gateway/dialects/dialect'
 import { decodeChatUsage } from '#gateway/dialects/openai_chat/response'
 import { parseJsonObject } from '#gateway/http/raw_body'
+import { addOperationHeaders } from '#gateway/http/litellm_headers'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { countTokens } from '#gateway/metering/tokenizer'
 import { adapterFor } from '#gateway/providers/registry'
@@ -19,7 +20,7 @@ import { answeredAs, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
 import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
-import type { Principal, TokenUsage } from '#gateway/types'
+import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { whileClientListens } from '#gateway/relay/client_gone'
 import { SENSITIVE_WORDS_CODE } from '#gateway/content_filter/word_filter'
@@ -74,7 +75,8 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     // A stored answer needs no channel and no money (gateway_service.ts #begin).
     authorizeCacheHit(account.principal, call.model)
     const hit = responseCache!.get(cache.key)
-    if (hit) return replayCachedAnswer(call.res, account, hit, answerHeaders(account, hit.contentType, null))
+    // A replay is free (its row's cost is 0): a whole answer says so, as for generations.
+    if (hit) return replayCachedAnswer(call.res, account, hit, answerHeaders(account, hit.contentType, null, hit.stream ? null : 0n, null))
   }
   authorizeAndReserve(services.catalog, account, call.model, call.rawBody.length, call.body)
 
@@ -106,7 +108,7 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     const publicModel = candidate.publicModel ?? call.model
     const clientModel = candidate.upstreamModel !== publicModel ? publicModel : null
     if (answer === null) {
-      const headers = answerHeaders(account, STREAM_HEADERS['content-type'], cacheStatus(cache))
+      const headers = answerHeaders(account, STREAM_HEADERS['content-type'], cacheStatus(cache), null, candidate.channel)
       const out = new ClientStream(call.res, headers, () => account.markFirstByte())
       out.recorder = services.recorder(cache !== null)
       // The answer's hold, kept ahead of what it costs as it streams (null: its tokens cost nothing).
@@ -148,15 +150,17 @@ export async function textCompletions(services: CompletionsServices, call: Compl
     }
     if (account.loggedRequest !== null) account.loggedResponse = bytes
     account.markFirstByte()
+    const found = decodeChatUsage(parsed?.usage)
+    const reported = found ? toTokenUsage(found) : null
     if (!call.res.destroyed) {
-      const headers = answerHeaders(account, CONTENT_TYPE_JSON, cacheStatus(cache))
+      // The cost when the upstream reported the usage (else counted by the tokenizer after the answer went out).
+      const headers = answerHeaders(account, CONTENT_TYPE_JSON, cacheStatus(cache), reported && account.successCost(reported), candidate.channel)
       headers['content-length'] = String(bytes.length)
       call.res.writeHead(response.statusCode, headers)
       call.res.end(bytes)
     }
     if (cache !== null && response.statusCode === 200) responseCache!.set(cache.key, { stream: false, contentType: CONTENT_TYPE_JSON, bytes }, cache.ttlMs)
-    const found = decodeChatUsage(parsed?.usage)
-    account.close(response.statusCode, null, found ? toTokenUsage(found) : await estimate(call, completionText(parsed)))
+    account.close(response.statusCode, null, reported ?? (await estimate(call, completionText(parsed))))
   })
 }
 
@@ -219,12 +223,23 @@ async function estimate(call: CompletionsCall, completion: string, completionCha
   }
 }
 
-/** The answer's headers: a stream's (SSE, no buffering by proxies) or a whole JSON answer's. */
-function answerHeaders(account: RequestAccount, contentType: string, cache: string | null): Record<string, string> {
+/**
+ * The answer's headers: a stream's (SSE, no buffering by proxies) or a whole
+ * JSON answer's; LiteLLM's with `costPico` (null: not known when they go out)
+ * and the channel that answered.
+ */
+function answerHeaders(
+  account: RequestAccount,
+  contentType: string,
+  cache: string | null,
+  costPico: bigint | null,
+  channel: ChannelInfo | null
+): Record<string, string> {
   const headers: Record<string, string> =
     contentType === CONTENT_TYPE_JSON ? { 'content-type': contentType } : { ...STREAM_HEADERS, 'content-type': contentType }
   headers['x-request-id'] = account.requestId
   if (cache !== null) headers['x-gateway-cache'] = cache
+  addOperationHeaders(headers, account, costPico, channel)
   return headers
 }
 

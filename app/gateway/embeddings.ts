@@ -13,6 +13,7 @@ import { reportedCount } from '#gateway/metering/token_counts'
 import type { Principal, TokenUsage } from '#gateway/types'
 import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
+import { addOperationHeaders } from '#gateway/http/litellm_headers'
 
 export interface EmbeddingsCall {
   principal: Principal
@@ -136,7 +137,12 @@ export async function embeddings(
   if (cache !== null && !cache.refresh) {
     authorizeCacheHit(account.principal, call.model)
     const hit = responseCache!.get(cache.key)
-    if (hit) return replayCachedAnswer(call.res, account, hit, { 'content-type': hit.contentType, 'x-request-id': account.requestId })
+    if (hit) {
+      const headers: Record<string, string> = { 'content-type': hit.contentType, 'x-request-id': account.requestId }
+      // A replay is free (its row's cost is 0), as for generations.
+      addOperationHeaders(headers, account, 0n, null)
+      return replayCachedAnswer(call.res, account, hit, headers)
+    }
   }
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
   const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
@@ -203,6 +209,7 @@ export async function embeddings(
   if (!call.res.destroyed) {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId }
     if (cache !== null) headers['x-gateway-cache'] = cache.refresh ? 'REFRESH' : 'MISS'
+    addOperationHeaders(headers, account, account.successCost(usage), candidate.channel)
     call.res.writeHead(200, headers)
     call.res.end(bytes)
   }

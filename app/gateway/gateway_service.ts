@@ -62,7 +62,7 @@ import { continuationOf, conversationTooLarge, inputItemsOf, nativeResponses, pr
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertReferencesFit, findReferencedItems, itemNotFound, withReferencedItems } from '#gateway/responses_store/item_references'
 import { mintResponseId } from '#gateway/responses_store/response_ids'
-import { addLiteLLMHeaders } from '#gateway/http/litellm_headers'
+import { addLiteLLMHeaders, liteLLMHeaderSettings } from '#gateway/http/litellm_headers'
 import { applyProviderPreferences, readProviderPreferences } from '#gateway/routing/provider_preferences'
 import { BackgroundRun, terminal, type BackgroundRuns } from '#gateway/responses_store/background_runs'
 import { relayUpstreamStream } from '#gateway/responses_store/responses_api'
@@ -114,9 +114,19 @@ export class GatewayService {
   /** Stored Responses (`store`, previous_response_id; responses_store/); set by Gateway (null: none kept) */
   responses: ResponseStore | null = null
   /** LiteLLM's x-litellm-model-id / -model-api-base name the channel that answered (LITELLM_DEPLOYMENT_HEADERS; off: not shown) */
-  deploymentHeaders = false
-  /** LiteLLM's x-litellm-* response headers on generations (LITELLM_HEADERS; on by default) */
-  litellmHeaders = true
+  get deploymentHeaders() {
+    return liteLLMHeaderSettings.deployment
+  }
+  set deploymentHeaders(on: boolean) {
+    liteLLMHeaderSettings.deployment = on
+  }
+  /** LiteLLM's x-litellm-* response headers on metered answers (LITELLM_HEADERS; on by default) */
+  get litellmHeaders() {
+    return liteLLMHeaderSettings.on
+  }
+  set litellmHeaders(on: boolean) {
+    liteLLMHeaderSettings.on = on
+  }
   /** Background responses of this instance (`background: true`); set by Gateway */
   background: BackgroundRuns | null = null
   /** The Conversations API's store (a Responses request's `conversation`); set by Gateway */

@@ -7,6 +7,7 @@ import { imagesUsage } from '#gateway/images'
 import { replacePartContent, partNamed, withLeadingField, type MultipartForm } from '#gateway/http/multipart'
 import { completionTokenHold, promptTokenHold } from '#gateway/metering/reservation'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import { addOperationHeaders } from '#gateway/http/litellm_headers'
 import { adapterFor } from '#gateway/providers/registry'
 import { whileClientListens } from '#gateway/relay/client_gone'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
@@ -16,7 +17,7 @@ import { ClientGoneError, forEachChunk, readBody, type UpstreamBody } from '#gat
 import { checkStreamOpening } from '#gateway/upstream/stream_opening'
 import { parseAnswer } from '#gateway/upstream/upstream_answer'
 import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
-import type { Principal, TokenUsage } from '#gateway/types'
+import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
 import { answerUpload, dispatchUpload, UploadBodies } from '#gateway/upload_dispatch'
 
 export type ImageUploadOperation = 'image_edits' | 'image_variations'
@@ -91,10 +92,11 @@ export async function relayImageUpload(
     // The upstream has the upload: neither the copies nor the client's bytes (up to IMAGE_UPLOAD_MAX_MB) are kept for the answer.
     bodies.release()
     call.rawBody = RELEASED_BODY
-    if (result.answer === null) return relayImageStream(call, account, result.body, streamed)
+    if (result.answer === null) return relayImageStream(call, account, result.body, streamed, result.candidate.channel)
     const { bytes, answer } = result.answer
-    answerUpload(call.res, account, result.response.statusCode, bytes, 'application/json')
-    account.close(result.response.statusCode, null, imagesUsage(answer))
+    const usage = imagesUsage(answer)
+    answerUpload(call.res, account, result.response.statusCode, bytes, 'application/json', usage, result.candidate.channel)
+    account.close(result.response.statusCode, null, usage)
   })
 }
 
@@ -122,8 +124,11 @@ async function readImagesAnswer(body: UpstreamBody, stream: boolean): Promise<{ 
  * only events are parsed, for what they bill: each `image_edit.completed` is
  * one image, and carries the tokens of its image (summed).
  */
-async function relayImageStream(call: ImageUploadCall, account: RequestAccount, body: AsyncIterable<Buffer>, usage: TokenUsage) {
-  const stream = new ClientStream(call.res, { ...STREAM_HEADERS, 'x-request-id': account.requestId }, () => account.markFirstByte())
+async function relayImageStream(call: ImageUploadCall, account: RequestAccount, body: AsyncIterable<Buffer>, usage: TokenUsage, channel: ChannelInfo) {
+  const headers: Record<string, string> = { ...STREAM_HEADERS, 'x-request-id': account.requestId }
+  // No cost: unknown when a stream's headers go out (as for generations).
+  addOperationHeaders(headers, account, null, channel)
+  const stream = new ClientStream(call.res, headers, () => account.markFirstByte())
   const parser = new SseParser()
   let failed = false
   const count = (chunk: Buffer) => {

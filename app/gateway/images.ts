@@ -12,7 +12,7 @@ import type { TokenUsage } from '#gateway/types'
 export const IMAGES: JsonOperation = {
   operation: 'images',
   unsupported: 'generates images',
-  usageOf: async (answer) => imagesUsage(answer),
+  usageOf: (answer) => imagesUsage(answer),
   imagesAsked: imageHold,
 }
 

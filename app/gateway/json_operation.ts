@@ -5,6 +5,7 @@ import type { Catalog } from '#gateway/catalog'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import type { Operation, RelayedService } from '#gateway/providers/provider_adapter'
 import { adapterFor } from '#gateway/providers/registry'
+import { addOperationHeaders } from '#gateway/http/litellm_headers'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { parseAnswer } from '#gateway/upstream/upstream_answer'
@@ -26,8 +27,12 @@ export interface JsonOperation {
   operation: Operation & RelayedService
   /** The client's 400 when none of the model's channels offers it: "No channel serving 'x' <offers ...>" */
   unsupported: string
-  /** The request's usage: what the upstream's answer reports, else counted from the request (estimated) */
-  usageOf(answer: any, call: JsonOperationCall): Promise<TokenUsage>
+  /**
+   * The request's usage: what the upstream's answer reports, else counted
+   * from the request (estimated): a promise only when counted, so a reported
+   * usage's cost goes out in LiteLLM's header
+   */
+  usageOf(answer: any, call: JsonOperationCall): TokenUsage | Promise<TokenUsage>
   /** What the request asks to be billed per image (images: its `n`), held at the per-image price while it runs */
   imagesAsked?(body: Record<string, any>): number
 }
@@ -52,7 +57,7 @@ export async function relayJsonOperation(
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' ${op.unsupported}`, 'unsupported_endpoint')
   }
   // The answer is read and parsed inside its attempt: not JSON or an error body fails over like a 5xx.
-  const { response, answer: read } = await dispatch(
+  const { candidate, response, answer: read } = await dispatch(
     candidates,
     (c) =>
       adapterFor(c.channel.provider).request(c.channel, {
@@ -70,11 +75,15 @@ export async function relayJsonOperation(
   const { bytes, answer } = read
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
+  const usage = op.usageOf(answer, call)
   if (!call.res.destroyed) {
-    call.res.writeHead(response.statusCode, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId })
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId }
+    // The cost when the upstream reported the usage (else counted by the tokenizer after the answer went out).
+    addOperationHeaders(headers, account, usage instanceof Promise ? null : account.successCost(usage), candidate.channel)
+    call.res.writeHead(response.statusCode, headers)
     call.res.end(bytes)
   }
-  account.close(response.statusCode, null, await op.usageOf(answer, call))
+  account.close(response.statusCode, null, await usage)
 }
 
 /**

@@ -2,6 +2,7 @@ import type { JsonOperation, JsonOperationCall } from '#gateway/json_operation'
 import { promptUsage } from '#gateway/json_operation'
 import { reportedCount } from '#gateway/metering/token_counts'
 import { countTokens } from '#gateway/metering/tokenizer'
+import type { TokenUsage } from '#gateway/types'
 
 /** The model of a moderation request that names none (OpenAI's default). */
 export const DEFAULT_MODERATION_MODEL = 'omni-moderation-latest'
@@ -18,10 +19,10 @@ export const MODERATIONS: JsonOperation = {
   usageOf: moderationUsage,
 }
 
-export async function moderationUsage(answer: any, call: JsonOperationCall) {
+export function moderationUsage(answer: any, call: JsonOperationCall): TokenUsage | Promise<TokenUsage> {
   const tokens = reportedCount(answer?.usage?.prompt_tokens) ?? reportedCount(answer?.usage?.total_tokens)
   if (tokens !== null) return promptUsage(tokens, false)
-  return promptUsage(await countTokens(moderationText(call.body.input)), true)
+  return countTokens(moderationText(call.body.input)).then((counted) => promptUsage(counted, true))
 }
 
 /** The text of an input: a string, strings, or the text parts of OpenAI's multimodal list (images carry none). */

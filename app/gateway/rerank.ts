@@ -2,6 +2,7 @@ import type { JsonOperation, JsonOperationCall } from '#gateway/json_operation'
 import { promptUsage } from '#gateway/json_operation'
 import { reportedCount } from '#gateway/metering/token_counts'
 import { countTokens } from '#gateway/metering/tokenizer'
+import type { TokenUsage } from '#gateway/types'
 
 /**
  * `POST /v1/rerank` (`/v2/rerank`, `/rerank`): the Jina / Cohere body passes
@@ -21,7 +22,7 @@ export const RERANK: JsonOperation = {
  * (SiliconFlow's `meta.tokens`); else counted over query and documents.
  * Cohere's `search_units`, when reported, are the units of the per-request price.
  */
-export async function rerankUsage(answer: any, call: JsonOperationCall) {
+export function rerankUsage(answer: any, call: JsonOperationCall): TokenUsage | Promise<TokenUsage> {
   const billed = answer?.meta?.billed_units
   const tokens =
     reportedCount(answer?.usage?.prompt_tokens) ??
@@ -31,7 +32,7 @@ export async function rerankUsage(answer: any, call: JsonOperationCall) {
   const searchUnits = reportedCount(billed?.search_units)
   const units = searchUnits !== null && searchUnits > 0 ? searchUnits : undefined
   if (tokens !== null) return promptUsage(tokens, false, units)
-  return promptUsage(await countTokens(rerankText(call.body)), true, units)
+  return countTokens(rerankText(call.body)).then((counted) => promptUsage(counted, true, units))
 }
 
 /** The query and the documents' text, as the tokenizer reads them. */

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import { addOperationHeaders } from '#gateway/http/litellm_headers'
 import { adapterFor } from '#gateway/providers/registry'
 import type { Operation } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { dispatch, type AnswerCheck, type DispatchResult } from '#gateway/upstream/dispatcher'
+import type { ChannelInfo, TokenUsage } from '#gateway/types'
 
 /** What a multipart upload (image edits and variations, audio transcriptions) sends each candidate. */
 export interface UploadRequest {
@@ -77,11 +79,25 @@ export function dispatchUpload<A>(
   )
 }
 
-/** A whole answer of an upload, as the upstream sent it, in one write (none once the client is gone). */
-export function answerUpload(res: ServerResponse, account: RequestAccount, status: number, bytes: Buffer, contentType: string) {
+/**
+ * A whole answer of an upload, as the upstream sent it, in one write (none
+ * once the client is gone); `usage`: what its row bills, for LiteLLM's cost
+ * header; `channel`: the one that answered.
+ */
+export function answerUpload(
+  res: ServerResponse,
+  account: RequestAccount,
+  status: number,
+  bytes: Buffer,
+  contentType: string,
+  usage: TokenUsage,
+  channel: ChannelInfo
+) {
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (res.destroyed) return
-  res.writeHead(status, { 'content-type': contentType, 'content-length': String(bytes.length), 'x-request-id': account.requestId })
+  const headers: Record<string, string> = { 'content-type': contentType, 'content-length': String(bytes.length), 'x-request-id': account.requestId }
+  addOperationHeaders(headers, account, account.successCost(usage), channel)
+  res.writeHead(status, headers)
   res.end(bytes)
 }

@@ -199,4 +199,25 @@ test.group('Audio tokens of chat and Gemini answers at the model audio prices', 
     await answer.text()
     assert.equal(gw.catalog.cachedUser(user.userId)!.reservedPico, 0n)
   })
+
+  test('a Gemini body passed through in snake_case (generation_config.response_modalities ["AUDIO"]) is held at the audio output price too', async ({ assert }) => {
+    // Google takes either spelling; read as camelCase only, 1,000 tokens of this spoken answer were held at the
+    // $2.50 text price, not the $10 audio one.
+    const user = await seedUser({ balance: '1' })
+    const request = {
+      contents: [{ role: 'user', parts: [{ text: 'Say hello' }] }],
+      generation_config: { response_modalities: ['AUDIO'], max_output_tokens: 1000 },
+    }
+    mock.script({ chunk_delay_ms: 150 })
+    const pending = post('/v1beta/models/gemini-2.5-flash-tts:streamGenerateContent?alt=sse', request, { 'x-goog-api-key': user.key })
+    const gw = await gateway()
+    for (let i = 0; i < 100 && (gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n) === 0n; i++) await new Promise((r) => setTimeout(r, 10))
+    const held = gw.catalog.cachedUser(user.userId)!.reservedPico
+    assert.isTrue(held >= 1000n * 10n * M, `held ${held}: not at the audio output price`)
+    const answer = await pending
+    assert.equal(answer.status, 200)
+    await answer.text()
+    assert.equal(gw.catalog.cachedUser(user.userId)!.reservedPico, 0n)
+    assert.deepEqual(JSON.parse(mock.lastRequest()!.body).generation_config, request.generation_config)
+  })
 })

@@ -1,5 +1,6 @@
 import { test } from '@japa/runner'
 import { setModelFallbacks } from '#actions/set_model_fallbacks'
+import { setPrice } from '#actions/set_price'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { gateway, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 
@@ -152,6 +153,97 @@ test.group('LiteLLM response headers', (group) => {
     try {
       const user = await seedUser({ balance: '10' })
       const answer = await post('/v1/chat/completions', { model: 'small', messages: hello }, { authorization: `Bearer ${user.key}` })
+      await answer.text()
+      assert.isNotNull(answer.headers.get('x-request-id'))
+      for (const name of answer.headers.keys()) assert.notMatch(name, /^x-litellm-/)
+    } finally {
+      service.litellmHeaders = true
+    }
+  })
+})
+
+/**
+ * LiteLLM's proxy writes the same headers on its other endpoints: the
+ * gateway does on every metered answer it relays, the cost when it is known
+ * as the headers go out (a whole answer whose usage is reported or counted
+ * before it is sent), never on a stream (speech's audio is one).
+ */
+test.group('LiteLLM response headers on the other metered endpoints', (group) => {
+  let mock: MockUpstream
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    const models = ['text-embedding-3-small', 'gpt-3.5-turbo-instruct', 'gpt-image-1', 'tts-1', 'omni-moderation-latest']
+    await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models })
+    await seedChannel({ name: 'rerankers', provider: 'custom', baseUrl: mock.url, models: ['jina-reranker-*'] })
+    await setPrice({ model: 'text-embedding-3-small', input: '0.02', output: '0' })
+    await setPrice({ model: 'gpt-3.5-turbo-instruct', input: '1.5', output: '2' })
+    await setPrice({ model: 'gpt-image-1', input: '0', output: '0', perImage: '0.04' })
+    await setPrice({ model: 'tts-1', input: '0', output: '0', perCharacter: '0.000015' })
+    await setPrice({ model: 'omni-moderation-latest', input: '1', output: '0' })
+    await setPrice({ model: 'jina-reranker-*', input: '2', output: '0' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test('embeddings, legacy completions, images and rerank state the row’s cost and the call id; moderations counted afterwards carry no cost', async ({ assert }) => {
+    const user = await seedUser({ balance: '10', key: { spendLimit: '5' } })
+    const auth = { authorization: `Bearer ${user.key}` }
+    const calls: [string, Record<string, unknown>][] = [
+      ['/v1/embeddings', { model: 'text-embedding-3-small', input: 'hello there', encoding_format: 'float' }],
+      ['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'Say hi' }],
+      ['/v1/images/generations', { model: 'gpt-image-1', prompt: 'a cat', n: 2 }],
+      ['/v1/rerank', { model: 'jina-reranker-v2-base', query: 'capital', documents: ['Paris', 'Rome'] }],
+    ]
+    for (const [path, body] of calls) {
+      const answer = await post(path, body, auth)
+      assert.equal(answer.status, 200, path)
+      await answer.text()
+      const row = (await usageRows(user.userId)).at(-1)
+      assert.isAbove(Number(row.cost), 0, path)
+      assert.equal(Number(answer.headers.get('x-litellm-response-cost')), Number(row.cost), path)
+      assert.equal(answer.headers.get('x-litellm-call-id'), row.request_id, path)
+      assert.equal(answer.headers.get('x-litellm-key-max-budget'), '5', path)
+      assert.match(answer.headers.get('x-litellm-response-duration-ms')!, /^\d+$/, path)
+    }
+    // The key's spend before a call: the four calls above.
+    const spent = (await usageRows(user.userId)).reduce((sum: number, row: any) => sum + Number(row.cost), 0)
+    const next = await post('/v1/embeddings', calls[0][1], auth)
+    await next.text()
+    assert.closeTo(Number(next.headers.get('x-litellm-key-spend')), spent, 1e-12)
+
+    // OpenAI's moderations report no usage: counted by the tokenizer once the answer is out, so no cost header.
+    const moderation = await post('/v1/moderations', { model: 'omni-moderation-latest', input: 'hello' }, auth)
+    assert.equal(moderation.status, 200)
+    await moderation.text()
+    const row = (await usageRows(user.userId)).at(-1)
+    assert.equal(row.endpoint, 'moderations')
+    assert.equal(moderation.headers.get('x-litellm-call-id'), row.request_id)
+    assert.isNull(moderation.headers.get('x-litellm-response-cost'))
+  })
+
+  test('a stream (legacy completions, speech audio) carries them without the cost; LITELLM_HEADERS=false sends none', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const auth = { authorization: `Bearer ${user.key}` }
+    const streamed = await post('/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'Say hi', stream: true }, auth)
+    assert.equal(streamed.status, 200)
+    await streamed.text()
+    const speech = await post('/v1/audio/speech', { model: 'tts-1', input: 'Hello there', voice: 'alloy' }, auth)
+    assert.equal(speech.status, 200)
+    await speech.arrayBuffer()
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r: any) => r.endpoint), ['completions', 'audio.speech'])
+    for (const [answer, row] of [[streamed, rows[0]], [speech, rows[1]]] as const) {
+      assert.equal(answer.headers.get('x-litellm-call-id'), row.request_id)
+      assert.isNull(answer.headers.get('x-litellm-response-cost'))
+      assert.equal(answer.headers.get('x-litellm-key-spend'), row === rows[0] ? '0' : String(Number(rows[0].cost)))
+    }
+
+    const service = (await gateway()).service
+    service.litellmHeaders = false
+    try {
+      const answer = await post('/v1/embeddings', { model: 'text-embedding-3-small', input: 'hi' }, auth)
       await answer.text()
       assert.isNotNull(answer.headers.get('x-request-id'))
       for (const name of answer.headers.keys()) assert.notMatch(name, /^x-litellm-/)

@@ -300,6 +300,36 @@ test.group('Background responses on a Responses-native channel (upstream runs it
     assert.equal(((await refused.json()) as any).error.message, 'Cannot cancel a synchronous response.')
   })
 
+  test('delete while it runs: cancelled upstream first, billed what the upstream reports for it (499 cancelled), then deleted there; billed once', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const gw = await gateway()
+    gw.background.options.pollMs = 60_000
+    const created: any = await openai(user.key).responses.create({ model: 'gpt-bg', input: 'Hello', background: true } as any)
+    assert.equal(created.status, 'queued')
+    const other = await seedUser({ balance: '10' })
+    assert.equal((await call(`/v1/responses/${created.id}`, other.key, 'DELETE')).status, 404)
+    assert.isFalse(mock.requests.some((r) => r.path.endsWith(`/responses/${created.id}/cancel`)))
+
+    const deleted = await call(`/v1/responses/${created.id}`, user.key, 'DELETE')
+    assert.equal(deleted.status, 200)
+    assert.deepEqual(await deleted.json(), { id: created.id, object: 'response', deleted: true })
+    // Billed the cancel's usage, not the prompt's estimate a poll of the deleted response billed (a minute on).
+    await eventually(async () => (await generationRows(user.userId)).length === 1)
+    const rows = await generationRows(user.userId)
+    assert.include(rows[0], { status: 499, error_code: 'cancelled', completion_tokens: 1, estimated: false })
+    const asked = mock.requests.filter((r) => r.path.includes(created.id)).map((r) => `${r.method} ${r.path.split(created.id)[1] || '/'}`)
+    assert.deepEqual(asked.slice(-3), ['GET /', 'POST /cancel', 'DELETE /'])
+    assert.equal((await call(`/v1/responses/${created.id}`, user.key)).status, 404)
+
+    // Its poll is over: nothing more billed, the hold given back.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.lengthOf(await generationRows(user.userId), 1)
+    assert.equal(gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n, 0n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(Number(money.balance), 10 - Number(rows[0].cost))
+  })
+
   test('stream: true: created upstream as one JSON answer, the client gets the upstream\'s stream of it; resumable; billed once', async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     ;(await gateway()).background.options.pollMs = 60_000

@@ -1,5 +1,5 @@
 import { test } from '@japa/runner'
-import { completionTokenHold, DEFAULT_COMPLETION_ALLOWANCE } from '#gateway/metering/reservation'
+import { asksForAudio, completionTokenHold, DEFAULT_COMPLETION_ALLOWANCE, mayAnswerImages } from '#gateway/metering/reservation'
 
 /**
  * What a request holds for its answer while it runs: max_tokens bounds one
@@ -25,5 +25,30 @@ test.group('Completion token holds', () => {
     assert.equal(completionTokenHold({ max_tokens: 100, n: '3' }), 100)
     // Past what any upstream answers: bounded.
     assert.equal(completionTokenHold({ max_tokens: 10, n: 1_000_000 }), 1280)
+  })
+
+  test("Gemini's generationConfig in snake_case, as Google's REST API also takes it, holds the same", ({ assert }) => {
+    assert.equal(completionTokenHold({ generation_config: { max_output_tokens: 40, candidate_count: 4 } }), 160)
+    assert.equal(completionTokenHold({ generationConfig: { max_output_tokens: 40 } }), 40)
+    assert.equal(completionTokenHold({ generation_config: null }), DEFAULT_COMPLETION_ALLOWANCE)
+  })
+})
+
+test.group('Answer modalities for the holds', () => {
+  test('a spoken answer asked in any spelling: chat modalities, Gemini responseModalities or response_modalities', ({ assert }) => {
+    assert.isTrue(asksForAudio({ modalities: ['text', 'audio'] }))
+    assert.isTrue(asksForAudio({ generationConfig: { responseModalities: ['AUDIO'] } }))
+    assert.isTrue(asksForAudio({ generation_config: { response_modalities: ['AUDIO'] } }))
+    assert.isTrue(asksForAudio({ generationConfig: { response_modalities: ['AUDIO'] } }))
+    assert.isFalse(asksForAudio({ generation_config: { response_modalities: ['TEXT'] } }))
+    assert.isFalse(asksForAudio({ generation_config: 'AUDIO' }))
+  })
+
+  test('an image answer: asked in any spelling, or no modalities named; text only named in snake_case is not one', ({ assert }) => {
+    assert.isTrue(mayAnswerImages({}))
+    assert.isTrue(mayAnswerImages({ generation_config: { response_modalities: ['TEXT', 'IMAGE'] } }))
+    assert.isFalse(mayAnswerImages({ generation_config: { response_modalities: ['TEXT'] } }))
+    assert.isFalse(mayAnswerImages({ generationConfig: { responseModalities: ['TEXT'] } }))
+    assert.isFalse(mayAnswerImages({ modalities: ['text'] }))
   })
 })

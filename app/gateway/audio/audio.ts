@@ -7,6 +7,7 @@ import { checkSpeechOpening, readTranscript } from '#gateway/audio/audio_answer'
 import { fieldValue, partNamed, replacePartContent, type MultipartForm } from '#gateway/http/multipart'
 import { isPriced } from '#gateway/metering/pricing'
 import type { RequestAccount } from '#gateway/metering/request_account'
+import { addOperationHeaders } from '#gateway/http/litellm_headers'
 import { adapterFor } from '#gateway/providers/registry'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
@@ -93,8 +94,9 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
     bodies.release()
     if (result.answer === null) return relayTranscriptStream(call, account, result)
     const { bytes, contentType } = result.answer
-    answerUpload(call.res, account, result.response.statusCode, bytes, contentType)
-    account.close(result.response.statusCode, null, transcriptionUsage(bytes, contentType, call))
+    const usage = transcriptionUsage(bytes, contentType, call)
+    answerUpload(call.res, account, result.response.statusCode, bytes, contentType, usage, result.candidate.channel)
+    account.close(result.response.statusCode, null, usage)
   })
 }
 
@@ -103,7 +105,10 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
  * arrive; only events are parsed, for the usage of `transcript.text.done`.
  */
 async function relayTranscriptStream(call: TranscriptionCall, account: RequestAccount, result: DispatchResult<unknown>) {
-  const stream = new ClientStream(call.res, { ...STREAM_HEADERS, 'x-request-id': account.requestId }, () => account.markFirstByte())
+  const headers: Record<string, string> = { ...STREAM_HEADERS, 'x-request-id': account.requestId }
+  // No cost: unknown when a stream's headers go out (as for generations).
+  addOperationHeaders(headers, account, null, result.candidate.channel)
+  const stream = new ClientStream(call.res, headers, () => account.markFirstByte())
   const parser = new SseParser()
   let tokens: TokenUsage | null = null
   const failed = await relayChunks(call.res, stream, result.body, (chunk) => {
@@ -136,7 +141,7 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
   const candidates = audioCandidates(route, call.model, 'speech')
   const usage: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, characters, estimated: false }
   await whileClientListens(call.res, account, () => usage, async (signal) => {
-    const { response, body } = await dispatch(
+    const { candidate, response, body } = await dispatch(
       candidates,
       (c) =>
         adapterFor(c.channel.provider).request(c.channel, {
@@ -159,6 +164,8 @@ export async function speak(catalog: Catalog, route: Route, call: SpeechCall, ac
     }
     const length = relayedUpstreamHeader(response.headers, 'content-length')
     if (length !== undefined) headers['content-length'] = length
+    // The audio is a stream: no cost header (as for a generation's stream).
+    addOperationHeaders(headers, account, null, candidate.channel)
     const stream = new ClientStream(call.res, headers, () => account.markFirstByte())
     const failed = await relayChunks(call.res, stream, body)
     if (account.loggedRequest !== null) account.loggedResponse = `(${headers['content-type']} audio)`

@@ -7,7 +7,8 @@ import type { ChannelInfo } from '#gateway/types'
  * users' tooling reads (cost trackers read `x-litellm-response-cost`, budget
  * checks `x-litellm-key-spend`, traces `x-litellm-call-id`): a generation's
  * answer here carries the ones the gateway knows, in LiteLLM's formats
- * (https://docs.litellm.ai/docs/proxy/response_headers).
+ * (https://docs.litellm.ai/docs/proxy/response_headers), as does one of the
+ * other metered endpoints (addOperationHeaders).
  *
  * Always (four headers, what tooling reads most):
  * - call id: the request id (the one a usage row and /v1/generation know)
@@ -61,6 +62,27 @@ export function addLiteLLMHeaders(
     if (base === undefined) shownBases.set(deployment, (base = publicBaseUrl(deployment.baseUrl)))
     if (base !== null) headers['x-litellm-model-api-base'] = base
   }
+}
+
+/**
+ * LITELLM_HEADERS and LITELLM_DEPLOYMENT_HEADERS as the operator set them
+ * (GatewayService.litellmHeaders / deploymentHeaders write here): read by
+ * the endpoints outside the generations' Exchange (operationHeaders).
+ */
+export const liteLLMHeaderSettings = { on: true, deployment: false }
+
+/**
+ * LiteLLM's headers on the answer of a metered endpoint other than the
+ * generations (embeddings, legacy completions, images, audio, rerank,
+ * moderations), which LiteLLM's proxy answers with them too. `costPico`:
+ * what the row bills, for a whole answer whose usage is known when its
+ * headers go out (null: a stream, or counted by the tokenizer afterwards);
+ * `channel`: the one that answered. The model group, as for generations, is
+ * the model asked for when another one answered.
+ */
+export function addOperationHeaders(headers: Record<string, string>, account: RequestAccount, costPico: bigint | null, channel: ChannelInfo | null) {
+  if (!liteLLMHeaderSettings.on) return
+  addLiteLLMHeaders(headers, account, account.requestedModel ?? account.model, costPico, liteLLMHeaderSettings.deployment ? channel : null)
 }
 
 /**

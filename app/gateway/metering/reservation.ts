@@ -33,7 +33,22 @@ export function holdAtPrice(price: PriceInfo | null, promptTokens: number, compl
  * price (8x the text price for gpt-audio), so they are held at it.
  */
 export function asksForAudio(body: Record<string, any>): boolean {
-  return listHolds(body.modalities, 'audio') || listHolds(body.generationConfig?.responseModalities, 'audio')
+  return listHolds(body.modalities, 'audio') || listHolds(geminiModalities(body), 'audio')
+}
+
+/**
+ * Gemini's `generationConfig`: Google's REST API takes it (and each of its
+ * fields) in camelCase or snake_case, and a pass-through body reaches Google
+ * as the client wrote it, so the holds read either spelling.
+ */
+function geminiConfig(body: Record<string, any>): Record<string, any> | undefined {
+  const config = body.generationConfig ?? body.generation_config
+  return config !== null && typeof config === 'object' ? config : undefined
+}
+
+function geminiModalities(body: Record<string, any>): unknown {
+  const config = geminiConfig(body)
+  return config === undefined ? undefined : (config.responseModalities ?? config.response_modalities)
 }
 
 function listHolds(list: unknown, wanted: string): boolean {
@@ -51,7 +66,7 @@ function listHolds(list: unknown, wanted: string): boolean {
  */
 export function mayAnswerImages(body: Record<string, any>): boolean {
   const chat = body.modalities
-  const gemini = body.generationConfig?.responseModalities
+  const gemini = geminiModalities(body)
   if (!Array.isArray(chat) && !Array.isArray(gemini)) return true
   return listHolds(chat, 'image') || listHolds(gemini, 'image')
 }
@@ -129,20 +144,21 @@ export function promptTokenHold(bodyBytes: number): number {
  * one choice, and every choice is billed).
  */
 export function completionTokenHold(body: Record<string, any>): number {
+  const gemini = geminiConfig(body)
   const perChoice =
     positiveInt(body.max_completion_tokens) ??
     positiveInt(body.max_tokens) ??
     positiveInt(body.max_output_tokens) ??
-    positiveInt(body.generationConfig?.maxOutputTokens) ??
+    positiveInt(gemini?.maxOutputTokens ?? gemini?.max_output_tokens) ??
     DEFAULT_COMPLETION_ALLOWANCE
-  return perChoice * choicesAsked(body)
+  return perChoice * choicesAsked(body, gemini)
 }
 
 /** OpenAI answers at most 128 choices: a larger `n` is refused upstream, and must not hold more. */
 const MAX_CHOICES = 128
 
-function choicesAsked(body: Record<string, any>): number {
-  const n = positiveInt(body.n) ?? positiveInt(body.generationConfig?.candidateCount) ?? 1
+function choicesAsked(body: Record<string, any>, gemini: Record<string, any> | undefined): number {
+  const n = positiveInt(body.n) ?? positiveInt(gemini?.candidateCount ?? gemini?.candidate_count) ?? 1
   return n > MAX_CHOICES ? MAX_CHOICES : n
 }
 

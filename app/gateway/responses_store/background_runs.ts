@@ -319,6 +319,20 @@ export class BackgroundRuns {
     if (run !== undefined && terminal(response.status)) this.#bill(run, response)
   }
 
+  /**
+   * An upstream's background response its owner deletes while it is polled
+   * here: asked once more, cancelled upstream when still running, billed
+   * what the upstream reports (as a cancel is), before the delete takes it
+   * away (polled after it, it was a 404, billed its prompt's estimate).
+   */
+  async endBeforeDelete(id: string, userId: number) {
+    const run = this.#upstream.get(id)
+    if (run === undefined || run.userId !== userId) return
+    const work = this.#finish(run)
+    this.#track(work)
+    await work
+  }
+
   #schedule() {
     if (this.#timer !== null || this.#upstream.size === 0) return
     let soonest = Infinity

@@ -129,6 +129,8 @@ export async function deleteResponse(gw: Gateway, call: ApiCall, id: string): Pr
     run.cancel()
   }
   const stored = await owned(gw, call, id)
+  // Still running upstream and polled here: cancelled there and billed what it reports first.
+  if (stored.kind === 'upstream' && stored.background === true) await gw.background.endBeforeDelete(id, call.principal.user.id)
   if (stored.kind === 'upstream') await deleteUpstreamCopy(gw, call, stored)
   if (!(await gw.responses.delete(id, call.principal.user.id))) throw notFound(id)
   return { id, object: 'response', deleted: true }
