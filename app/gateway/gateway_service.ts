@@ -1458,7 +1458,9 @@ function untranslatable(call: GenerateCall): string | null {
     return `n > 1 is not supported for ${elsewhere}, which answers with one choice; send n: 1`
   }
   // Gemini's own n (also inside a batch-style generateContentRequest, as decodeGeminiRequest reads it)
-  const candidates = (body.generateContentRequest ?? body).generationConfig?.candidateCount
+  const inner = body.generateContentRequest ?? body.generate_content_request ?? body
+  const config = inner.generationConfig ?? inner.generation_config
+  const candidates = config?.candidateCount ?? config?.candidate_count
   if (call.ingress === 'gemini' && typeof candidates === 'number' && candidates > 1) {
     return `generationConfig.candidateCount > 1 is not supported for ${elsewhere}, which answers with one candidate; send candidateCount: 1`
   }

@@ -164,6 +164,51 @@ test.group('Gemini ingress translated to Anthropic and OpenAI-compatible channel
     assert.include(rows[0], { endpoint: 'gemini.streamGenerateContent', provider: 'anthropic', prompt_tokens: 52, cached_tokens: 40 })
   })
 
+  test('Gemini -> Anthropic in snake_case (REST callers): instruction, config, tools, images and a tool turn all arrive', async ({ assert }) => {
+    const user = await seedUser()
+    const pixel = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='
+    const response = await post(
+      '/v1beta/models/claude-sonnet-4-5:generateContent',
+      {
+        system_instruction: { parts: [{ text: 'Be terse' }] },
+        contents: [
+          { role: 'user', parts: [{ text: 'What is this?' }, { inline_data: { mime_type: 'image/png', data: pixel } }] },
+          { role: 'model', parts: [{ function_call: { id: 'toolu_1', name: 'read_file', args: { file_path: 'a.txt' } } }] },
+          { role: 'user', parts: [{ function_response: { id: 'toolu_1', name: 'read_file', response: { file_text: 'hi' } } }] },
+        ],
+        tools: [{ function_declarations: [{ name: 'read_file', description: 'Reads a file', parameters_json_schema: { type: 'object', properties: { file_path: { type: 'string' } } } }] }],
+        tool_config: { function_calling_config: { mode: 'ANY' } },
+        generation_config: { max_output_tokens: 77, temperature: 0.2, stop_sequences: ['END'] },
+      },
+      { 'x-goog-api-key': user.key }
+    )
+    assert.equal(response.status, 200)
+    await response.json()
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(sent.system, [{ type: 'text', text: 'Be terse' }])
+    assert.equal(sent.max_tokens, 77)
+    assert.equal(sent.temperature, 0.2)
+    assert.deepEqual(sent.stop_sequences, ['END'])
+    assert.deepEqual(sent.tool_choice, { type: 'any' })
+    // The client's own names (arguments, results, schema properties) are data: kept as sent.
+    assert.deepEqual(sent.tools[0].input_schema, { type: 'object', properties: { file_path: { type: 'string' } } })
+    assert.deepEqual(sent.messages[0].content[1], { type: 'image', source: { type: 'base64', media_type: 'image/png', data: pixel } })
+    assert.deepEqual(sent.messages[1].content, [{ type: 'tool_use', id: 'toolu_1', name: 'read_file', input: { file_path: 'a.txt' } }])
+    assert.deepEqual(sent.messages[2].content, [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '{"file_text":"hi"}' }])
+  })
+
+  test('Gemini in snake_case: candidate_count > 1 is refused for a translated model, as candidateCount is', async ({ assert }) => {
+    const user = await seedUser()
+    const response = await post(
+      '/v1beta/models/claude-sonnet-4-5:generateContent',
+      { contents: [{ role: 'user', parts: [{ text: 'hi' }] }], generation_config: { candidate_count: 2 } },
+      { 'x-goog-api-key': user.key }
+    )
+    assert.equal(response.status, 400)
+    const body = (await response.json()) as any
+    assert.include(body.error.message, 'candidateCount > 1 is not supported')
+  })
+
   test('Gemini -> Anthropic: thoughts requested become thinking; the signature rides on the thought part', async ({ assert }) => {
     const user = await seedUser()
     const answer = await genai(user.key).models.generateContent({

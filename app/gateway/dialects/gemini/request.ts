@@ -14,6 +14,7 @@ import {
   unsupportedAttachment,
 } from '#gateway/dialects/canonical'
 import type { GeminiContent, GeminiPart, GeminiRequest } from '#gateway/dialects/gemini/types'
+import { camelCaseKeys } from '#gateway/dialects/gemini/snake_case'
 
 const EFFORT_BUDGETS: Record<string, number> = { minimal: 512, low: 2048, medium: 8192, high: 24_576 }
 
@@ -56,7 +57,9 @@ class CallIds {
 
 /** Gemini request -> canonical. Thought parts are reasoning; function calls keep their id and thoughtSignature. */
 export function decodeGeminiRequest(input: GeminiRequest): CanonicalRequest {
-  const body = input.generateContentRequest ?? input
+  // snake_case fields (Google reads both spellings) as the camelCase the types name
+  const normal = camelCaseKeys(input)
+  const body = normal.generateContentRequest ?? normal
   const ids = new CallIds()
   const instruction = typeof body.systemInstruction === 'string' ? { parts: [{ text: body.systemInstruction }] } : body.systemInstruction
   const system: TextPart[] = (instruction?.parts ?? []).filter((p) => typeof p.text === 'string').map((p) => ({ type: 'text', text: p.text! }))
