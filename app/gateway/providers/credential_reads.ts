@@ -71,6 +71,38 @@ export async function boundedText(response: Response, maxBytes: number): Promise
   return all.toString('utf8', 0, Math.min(length, maxBytes))
 }
 
+/** A call to a credentials endpoint: its own time limit, no redirect followed. */
+export interface CredentialCall {
+  method: string
+  headers: Record<string, string>
+  body?: string
+  timeoutMs: number
+}
+
+/**
+ * One bounded HTTP call of a credential chain: at most `maxBytes` of the
+ * answer read (boundedText), within `timeoutMs`, redirects not followed (a
+ * metadata endpoint sending the credentials' request elsewhere is broken).
+ * A network failure or timeout throws; `unreachableReason` says it in words.
+ */
+export async function boundedFetch(url: string, init: CredentialCall, maxBytes: number) {
+  const response = await fetch(url, {
+    method: init.method,
+    headers: init.headers,
+    body: init.body,
+    redirect: 'manual',
+    signal: AbortSignal.timeout(init.timeoutMs),
+  })
+  return { status: response.status, text: await boundedText(response, maxBytes), headers: response.headers }
+}
+
+/** Why a boundedFetch failed: its timeout, else the network's code (ECONNREFUSED...) or message */
+export function unreachableReason(error: unknown, timeoutMs: number): string {
+  if ((error as Error).name === 'TimeoutError') return `no answer within ${timeoutMs} ms`
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause
+  return cause?.code ?? cause?.message ?? (error as Error).message
+}
+
 /**
  * A credential's part as it may go in a header or a signature: printable
  * ASCII without spaces (access key ids, secrets, session tokens and OAuth

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import logger from '@adonisjs/core/services/logger'
 import { CredentialsRefused } from '#gateway/providers/provider_adapter'
 import { RefreshingCredential, type Expiring } from '#gateway/providers/refreshing_credential'
-import { boundedText, isCredentialText, readCredentialFile } from '#gateway/providers/credential_reads'
+import { boundedFetch, isCredentialText, readCredentialFile, unreachableReason, type CredentialCall } from '#gateway/providers/credential_reads'
 import type { AwsCredentials } from '#gateway/providers/bedrock/sigv4'
 
 /**
@@ -318,37 +318,18 @@ function heldUntil(expiresAt: number): number {
   return Number.isFinite(expiresAt) && expiresAt < latest ? expiresAt : latest
 }
 
-/** One bounded HTTP call; a network failure or timeout is a plain Error (this attempt fails, the channel stays). */
-async function call(
-  source: string,
-  where: string,
-  url: string,
-  init: { method: string; headers: Record<string, string>; body?: string; timeoutMs: number; unreachable?: string }
-): Promise<{ status: number; text: string }> {
+/** One bounded HTTP call (credential_reads.ts); a network failure or timeout is a plain Error (this attempt fails, the channel stays). */
+async function call(source: string, where: string, url: string, init: CredentialCall & { unreachable?: string }) {
   try {
-    const response = await fetch(url, {
-      method: init.method,
-      headers: init.headers,
-      body: init.body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(init.timeoutMs),
-    })
-    return { status: response.status, text: await boundedText(response, MAX_ANSWER) }
+    return await boundedFetch(url, init, MAX_ANSWER)
   } catch (error) {
-    const name = (error as Error).name
-    const reason = name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : describe(error)
-    throw new Error(`AWS credentials (${source}): ${init.unreachable ?? ''}${where} could not be reached (${reason})`)
+    throw new Error(`AWS credentials (${source}): ${init.unreachable ?? ''}${where} could not be reached (${unreachableReason(error, init.timeoutMs)})`)
   }
 }
 
 /** Every part a key that can be signed with (credential_reads.ts isCredentialText); an absent session token is fine */
 function usable(accessKeyId: string, secretAccessKey: string, sessionToken: string | undefined): boolean {
   return isCredentialText(accessKeyId) && isCredentialText(secretAccessKey) && (!sessionToken || isCredentialText(sessionToken))
-}
-
-function describe(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause
-  return cause?.code ?? cause?.message ?? (error as Error).message
 }
 
 function xmlText(xml: string, tag: string): string | null {

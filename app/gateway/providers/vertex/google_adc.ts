@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import logger from '@adonisjs/core/services/logger'
 import { CredentialsRefused, type AnswerWire, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { RefreshingCredential, type Expiring } from '#gateway/providers/refreshing_credential'
-import { boundedText, isCredentialText, readCredentialFile } from '#gateway/providers/credential_reads'
+import { boundedFetch, isCredentialText, readCredentialFile, unreachableReason, type CredentialCall } from '#gateway/providers/credential_reads'
 import { accessToken, accountKey, cachedToken, forgetToken } from '#gateway/providers/vertex/google_token'
 import { ADC_PROJECT, GOOGLE_TOKEN_URI, parseVertexKey } from '#gateway/providers/vertex/vertex_settings'
 
@@ -162,7 +162,7 @@ async function metadataSource(env: Env, none: string): Promise<AdcSource> {
     timeoutMs: METADATA_TIMEOUT_MS,
     unreachable: `${none}, and `,
   })
-  if (project.flavor !== 'Google') throw new Refused(where, `it answered without Metadata-Flavor: Google (HTTP ${project.status}): not a metadata server`)
+  if (project.headers.get('metadata-flavor') !== 'Google') throw new Refused(where, `it answered without Metadata-Flavor: Google (HTTP ${project.status}): not a metadata server`)
   if (project.status >= 500) throw new Error(`Google application default credentials (${where}): it answered HTTP ${project.status}`)
   const tokenUrl = `${origin}/computeMetadata/v1/instance/service-accounts/default/token`
   const tokens = cachedTokens(where, async () => {
@@ -213,24 +213,12 @@ function rethrow(where: string, error: Error): never {
   throw error instanceof CredentialsRefused ? new CredentialsRefused(message) : new Error(message)
 }
 
-async function call(
-  what: string,
-  url: string,
-  init: { method: string; headers: Record<string, string>; body?: string; timeoutMs: number; unreachable?: string }
-): Promise<{ status: number; text: string; flavor: string | null }> {
+/** One bounded HTTP call (credential_reads.ts); a network failure or timeout is a plain Error (this attempt fails, the channel stays). */
+async function call(what: string, url: string, init: CredentialCall & { unreachable?: string }) {
   try {
-    const response = await fetch(url, {
-      method: init.method,
-      headers: init.headers,
-      body: init.body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(init.timeoutMs),
-    })
-    return { status: response.status, text: await boundedText(response, MAX_ANSWER), flavor: response.headers.get('metadata-flavor') }
+    return await boundedFetch(url, init, MAX_ANSWER)
   } catch (error) {
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause
-    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message)
-    throw new Error(`Google application default credentials: ${init.unreachable ?? ''}${what} could not be reached (${reason})`)
+    throw new Error(`Google application default credentials: ${init.unreachable ?? ''}${what} could not be reached (${unreachableReason(error, init.timeoutMs)})`)
   }
 }
 

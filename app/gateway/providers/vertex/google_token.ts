@@ -1,6 +1,7 @@
 import { createHash, createSign } from 'node:crypto'
 import { CredentialsRefused } from '#gateway/providers/provider_adapter'
 import type { ServiceAccount } from '#gateway/providers/vertex/vertex_settings'
+import { boundedText } from '#gateway/providers/credential_reads'
 
 /**
  * OAuth access tokens for a Google service account (the JWT bearer grant,
@@ -119,7 +120,8 @@ async function exchange(account: ServiceAccount): Promise<{ token: string; expir
     redirect: 'manual',
     signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
   })
-  const text = (await readCapped(response)).slice(0, 2000)
+  // At most MAX_TOKEN_ANSWER_BYTES read (the rest not waited for): a token answer is a few hundred bytes.
+  const text = (await boundedText(response, MAX_TOKEN_ANSWER_BYTES)).slice(0, 2000)
   let body: Record<string, unknown> = {}
   try {
     body = JSON.parse(text)
@@ -136,25 +138,6 @@ async function exchange(account: ServiceAccount): Promise<{ token: string; expir
   const expiresIn = Number(body.expires_in ?? 3600)
   if (typeof token !== 'string' || !token) throw new Error('the token endpoint answered no access_token')
   return { token, expiresInS: Number.isFinite(expiresIn) ? expiresIn : 3600 }
-}
-
-/** At most MAX_TOKEN_ANSWER_BYTES of the answer (the rest not waited for): a token answer is a few hundred bytes. */
-async function readCapped(response: Response): Promise<string> {
-  if (!response.body) return ''
-  const reader = response.body.getReader()
-  const chunks: Uint8Array[] = []
-  let bytes = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    chunks.push(value)
-    bytes += value.length
-    if (bytes >= MAX_TOKEN_ANSWER_BYTES) {
-      await reader.cancel().catch(() => {})
-      break
-    }
-  }
-  return Buffer.concat(chunks).toString('utf8', 0, Math.min(bytes, MAX_TOKEN_ANSWER_BYTES))
 }
 
 function base64url(value: unknown): string {
