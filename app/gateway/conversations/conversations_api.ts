@@ -4,7 +4,7 @@ import type { ApiCall } from '#gateway/http/generation_request'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { validateShape } from '#gateway/http/envelope'
-import { wholeNumber } from '#gateway/http/whole_number'
+import { listParams } from '#gateway/responses_store/responses_api'
 import type { ConversationRow, ConversationStore, StoredItem } from '#gateway/conversations/conversation_store'
 import { addItemsValidator, createConversationValidator, updateConversationValidator } from '#validators/conversations'
 
@@ -59,14 +59,7 @@ export interface ItemsQuery {
 
 export async function listItems(gw: Gateway, call: ApiCall, id: string, query: ItemsQuery): Promise<Record<string, any>> {
   const store = enabled(gw, id)
-  const limit = query.limit === undefined ? 20 : wholeNumber(query.limit)
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-    throw GatewayError.invalidRequest("'limit' must be a whole number from 1 to 100", 'invalid_value', 'limit')
-  }
-  const order = query.order === undefined ? 'desc' : query.order
-  if (order !== 'asc' && order !== 'desc') throw GatewayError.invalidRequest("'order' must be 'asc' or 'desc'", 'invalid_value', 'order')
-  const after = typeof query.after === 'string' && query.after !== '' ? query.after : null
-  const page = await store.list(id, call.principal.user.id, { limit, order, after })
+  const page = await store.list(id, call.principal.user.id, listParams(query))
   if (page === null) throw notFound(id)
   return listView(page.items.map(itemView), page.hasMore)
 }

@@ -228,7 +228,8 @@ function inputItemView(item: any, responseId: string, index: number): Record<str
   return view
 }
 
-function listParams(query: InputItemsQuery): { limit: number; order: 'asc' | 'desc'; after: string | null } {
+/** OpenAI's list paging (`limit` 1-100, default 20; `order` default desc; `after`), for input items and conversation items. */
+export function listParams(query: InputItemsQuery): { limit: number; order: 'asc' | 'desc'; after: string | null } {
   const limit = query.limit === undefined ? 20 : wholeNumber(query.limit)
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
     throw GatewayError.invalidRequest("'limit' must be a whole number from 1 to 100", 'invalid_value', 'limit')
