@@ -11,8 +11,8 @@ import { BaseSchema } from '@adonisjs/lucid/schema'
  * resumable upload is a row in status `uploading` from its start (its
  * `upload_token` in the gateway's upload URL, the upstream's session URL in
  * `upload_url`) until its last chunk, so any instance takes the next chunk.
- * Deleted rows are kept (`deleted_at`) until the hourly prune: a reference to
- * a deleted id is still known to be its owner's.
+ * Deleted rows are kept (`deleted_at`): a reference to a deleted id is still
+ * known to be its owner's (nothing prunes them yet).
  */
 export default class extends BaseSchema {
   protected tableName = 'provider_files'
