@@ -1,3 +1,4 @@
+import { anthropicFileReferences, geminiFileReferences, pinnedCandidates } from '#gateway/provider_files/file_pins'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
@@ -353,6 +354,10 @@ export class GatewayService {
     if (call.ingress === 'openai_responses' && call.body.background === true) return this.#generateInBackground(call, account)
     const exchange = this.#begin(call, account)
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
+    // Provider files and caches (provider_files/file_pins.ts): sent only to the channel that holds them. A body that
+    // names none pays one byte search (Anthropic and Gemini ingresses; the others one comparison).
+    const files = call.ingress === 'anthropic_messages' ? anthropicFileReferences(call.rawBody, call.body) : call.ingress === 'gemini' ? geminiFileReferences(call.rawBody, call.body) : null
+    if (files !== null) exchange.candidates = await pinnedCandidates(exchange.candidates, files, account.principal.user.id, call.model)
     // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
     if (exchange.previousId !== null) await this.#continue(exchange, account)
     // A conversation (Conversations API): its items put before the input, then prepared.

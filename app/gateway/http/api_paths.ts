@@ -20,6 +20,8 @@ const API_PREFIXES = [
   '/audio/',
   '/moderations',
   '/files',
+  // Gemini's Files API uploads (/upload/v1beta/files)
+  '/upload/',
   '/batches',
   '/models',
   '/model/info',

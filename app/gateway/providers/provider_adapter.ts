@@ -6,7 +6,7 @@ import type { ChannelInfo } from '#gateway/types'
 /** A ready-to-send upstream HTTP request. */
 export interface UpstreamRequest {
   /** Default POST (DELETE: the Files API's, app/gateway/batches/) */
-  method?: 'GET' | 'POST' | 'DELETE'
+  method?: 'GET' | 'POST' | 'DELETE' | 'PATCH'
   origin: string
   path: string
   headers: Record<string, string>
