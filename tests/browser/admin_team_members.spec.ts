@@ -46,7 +46,7 @@ test.group('Admin team members in a browser', (group) => {
       assert.isAtMost(edit!.x + edit!.width, viewport.width)
       if (viewport === PHONE) {
         // One block per member: the budget under its label, below the e-mail.
-        assert.include(await row.locator('td[data-label="Member budget"]').evaluate((cell: any) => getComputedStyle(cell, '::before').content), 'Member budget')
+        assert.include(await row.locator('td[data-label="Member budget"]').evaluate((cell: any) => (globalThis as any).getComputedStyle(cell, '::before').content), 'Member budget')
       }
       assert.equal(await pageWidth(page), viewport.width)
       await context.close()
