@@ -1,4 +1,5 @@
 import type { PriceInfo } from '#gateway/types'
+import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
 
 /**
  * What a request may cost, held on the balance while it runs. Cheap on
@@ -97,7 +98,8 @@ export const MAX_WEB_SEARCH_HOLD = 1000
  * `web_search*` has none), else DEFAULT_WEB_SEARCH_HOLD; as many for each of
  * Gemini's Google Search tools (`googleSearch`, 1.5's `googleSearchRetrieval`,
  * either spelling: grounding, billed per prompt or, Gemini 3, per query); one
- * for chat's `web_search_options` (a search model's call, billed once). The
+ * for chat's `web_search_options` or a chat search model named (its call,
+ * billed once: openai_chat/search_models.ts). The
  * searches are billed per search (pricing.ts). The provider bills them apart
  * from the tokens, so a hold of the tokens alone let concurrent searching
  * calls take far more than the balance.
@@ -113,7 +115,7 @@ export function webSearchHold(body: Record<string, any>): number {
       }
     }
   }
-  if (body.web_search_options !== null && typeof body.web_search_options === 'object') searches += 1
+  if ((body.web_search_options !== null && typeof body.web_search_options === 'object') || isChatSearchModel(body.model)) searches += 1
   return searches
 }
 

@@ -1,6 +1,7 @@
 import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type StopReason } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatImage, ChatUsage } from '#gateway/dialects/openai_chat/types'
+import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
 
 const STOP_REASONS: Record<string, StopReason> = {
   stop: 'end_turn',
@@ -59,8 +60,9 @@ export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalU
 /**
  * Did the model search the web? Chat has no search count: OpenAI's search
  * models (gpt-4o-search-preview, `web_search_options`) bill a web search per
- * call and answer with `url_citation` annotations (a whole answer's
- * `message.annotations`, a stream's `delta.annotations`), which say it ran.
+ * call, which the answer's `model` says (searchedOnce); other servers'
+ * answers say a search ran with `url_citation` annotations (a whole
+ * answer's `message.annotations`, a stream's `delta.annotations`).
  */
 export function citesWeb(choices: unknown): boolean {
   if (!Array.isArray(choices)) return false
@@ -72,10 +74,19 @@ export function citesWeb(choices: unknown): boolean {
   return false
 }
 
-/** A whole chat answer's usage: its counts, and one web search when it cites the web (citesWeb). */
+/**
+ * The answer (a whole one, or a chunk) is from a call that ran one web
+ * search: a search model's (isChatSearchModel: billed per call, whether or
+ * not it cites anything), or one citing the web (citesWeb).
+ */
+export function searchedOnce(answer: any): boolean {
+  return isChatSearchModel(answer?.model) || citesWeb(answer?.choices)
+}
+
+/** A whole chat answer's usage: its counts, and one web search when it ran one (searchedOnce). */
 export function chatUsageOfBody(body: any): CanonicalUsage | null {
   const usage = decodeChatUsage(body?.usage)
-  if (usage !== null && citesWeb(body?.choices)) usage.webSearches = 1
+  if (usage !== null && searchedOnce(body)) usage.webSearches = 1
   return usage
 }
 
@@ -87,7 +98,7 @@ export function chatUsageOfBody(body: any): CanonicalUsage | null {
  */
 export function chatChunkUsage(chunk: any, known: CanonicalUsage | null): CanonicalUsage | null {
   const usage = decodeChatUsage(chunk?.usage)
-  const cited = known?.webSearches === 1 || citesWeb(chunk?.choices)
+  const cited = known?.webSearches === 1 || searchedOnce(chunk)
   if (usage !== null) {
     if (cited) usage.webSearches = 1
     return usage
