@@ -472,7 +472,7 @@ test.group('AWS default credential chain (bedrock key env)', (group) => {
     aws.lifetimeS = 2
     try {
       assert.equal((await ask()).status, 200)
-      assert.notInclude(['AKIAENVNEW', 'AKIAFILENEW'], signedBy(bedrock.lastRequest().headers.authorization))
+      assert.notInclude(['AKIAENVNEW', 'AKIAFILENEW'], String(signedBy(bedrock.lastRequest().headers.authorization)))
       process.env.AWS_ACCESS_KEY_ID = 'AKIAENVNEW'
       process.env.AWS_SECRET_ACCESS_KEY = 'env/new+0'
       await new Promise((resolve) => setTimeout(resolve, 1100))
