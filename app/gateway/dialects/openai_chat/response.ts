@@ -1,4 +1,4 @@
-import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type StopReason } from '#gateway/dialects/canonical'
+import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type UrlCitation, type StopReason } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatImage, ChatUsage } from '#gateway/dialects/openai_chat/types'
 import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
@@ -152,15 +152,31 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
   }
 }
 
+/** OpenAI's (and OpenRouter's) annotation of a cited page: its span of the message content, in UTF-16 code units */
+export interface ChatUrlAnnotation {
+  type: 'url_citation'
+  url_citation: { url: string; title: string; start_index: number; end_index: number; content?: string }
+}
+
+export function urlAnnotation(citation: UrlCitation, start: number, end: number): ChatUrlAnnotation {
+  const cited: ChatUrlAnnotation['url_citation'] = { url: citation.url, title: citation.title ?? '', start_index: start, end_index: end }
+  if (citation.citedText !== undefined) cited.content = citation.citedText
+  return { type: 'url_citation', url_citation: cited }
+}
+
 /** `upstream`: the dialect the answer was translated from, whose reasoning details it carries (reasoning_details.ts) */
 export function encodeChatResponse(response: CanonicalResponse, model: string, upstream?: DialectName): ChatCompletion {
   let text = ''
   let reasoning = ''
   const calls: NonNullable<ChatCompletion['choices'][0]['message']['tool_calls']> = []
   let images: ChatImage[] | null = null
+  let annotations: ChatUrlAnnotation[] | null = null
   for (const part of response.content) {
-    if (part.type === 'text') text += part.text
-    else if (part.type === 'reasoning') reasoning += part.text
+    if (part.type === 'text') {
+      // The pages a text part cites, as url_citation annotations over that part's span of the content
+      if (part.citations) for (const citation of part.citations) (annotations ??= []).push(urlAnnotation(citation, text.length, text.length + part.text.length))
+      text += part.text
+    } else if (part.type === 'reasoning') reasoning += part.text
     else if (part.type === 'image') (images ??= []).push(chatImage(part, images.length))
     else if (part.custom) calls.push({ id: part.id, type: 'custom', custom: { name: part.name, input: part.arguments } })
     else calls.push({ id: part.id, type: 'function', function: { name: part.name, arguments: part.arguments } })
@@ -183,6 +199,7 @@ export function encodeChatResponse(response: CanonicalResponse, model: string, u
   }
   if (calls.length > 0) message.tool_calls = calls
   if (images !== null) message.images = images
+  if (annotations !== null) message.annotations = annotations
   const completion: ChatCompletion = {
     id: chatId(response.id),
     object: 'chat.completion',
