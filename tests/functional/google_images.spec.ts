@@ -45,6 +45,8 @@ test.group('Images on google channels: Imagen, Gemini image models, native :pred
     mock = await startMock()
     await seedChannel({ name: 'google', provider: 'google', baseUrl: mock.url, models: ['imagen-*', 'gemini-*', 'picture-alias'], modelMapping: { 'picture-alias': 'imagen-4.0-fast-generate-001' } })
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-image-*'] })
+    // Google's OpenAI endpoint has /images/generations itself (Imagen there): relayed as to any OpenAI-compatible channel.
+    await seedChannel({ name: 'gemini-openai', provider: 'gemini', baseUrl: mock.url, models: ['imagen-3.0-generate-002'] })
     await setPrice({ model: 'imagen-*', input: '0', output: '0', perImage: '0.04' })
     await setPrice({ model: 'picture-alias', input: '0', output: '0', perImage: '0.04' })
     await setPrice({ model: 'gemini-*-image*', input: '0.3', output: '2.5', imageOutput: '30', perImage: '0.001' })
@@ -141,6 +143,18 @@ test.group('Images on google channels: Imagen, Gemini image models, native :pred
     const rows = await usageRows(user.userId)
     assert.lengthOf(rows, cases.length)
     assert.isTrue(rows.every((r) => r.status === 400 && r.cost === usd(0n)))
+  })
+
+  test("a gemini channel (Google's OpenAI endpoint) gets the client's body at its /images/generations, billed per image", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const body = { model: 'imagen-3.0-generate-002', prompt: 'a moth', n: 2, response_format: 'b64_json' }
+    const response = await post('/v1/images/generations', body, auth(user.key))
+    assert.equal(response.status, 200)
+    assert.lengthOf(((await response.json()) as any).data, 2)
+    assert.equal(mock.lastRequest()!.path, '/v1/openai/images/generations')
+    assert.deepEqual(sent(), body)
+    const [row] = await usageRows(user.userId)
+    assert.include(row, { provider: 'gemini', images: 2, cost: usd(2n * IMAGEN_PICO) })
   })
 
   test('a Gemini image model: generateContent asking for the IMAGE modality and the ratio; the image as b64_json; billed by tokens at the image price plus the per-image price', async ({ assert }) => {
