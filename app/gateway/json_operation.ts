@@ -83,8 +83,8 @@ export async function relayJsonOperation(
   const translates = op.translation?.applies ?? null
   const translation = translates !== null && candidates.some(translates) ? op.translation!.of(call) : null
   // Each upstream model's translated body is made once, however many candidates share it (a 400 before any is tried).
-  const translated = new Map<string, string>()
-  if (translation !== null) for (const c of candidates) if (translates!(c) && !translated.has(c.upstreamModel)) translated.set(c.upstreamModel, translation.body(c.upstreamModel))
+  const translated = translation === null ? null : new Map<string, string>()
+  if (translated !== null) for (const c of candidates) if (translates!(c) && !translated.has(c.upstreamModel)) translated.set(c.upstreamModel, translation!.body(c.upstreamModel))
   // The answer is read and parsed inside its attempt: not JSON or an error body fails over like a 5xx.
   const { candidate, response, answer: read } = await dispatch(
     candidates,
@@ -95,7 +95,7 @@ export async function relayJsonOperation(
         model: c.upstreamModel,
         stream: false,
         body:
-          translation !== null && translates!(c)
+          translated !== null && translates!(c)
             ? translated.get(c.upstreamModel)!
             : op.modelInPath || (c.upstreamModel === call.model && call.body.model === call.model)
               ? call.rawBody
