@@ -26,6 +26,7 @@ import { asClientError, decodeClientRequest } from '#gateway/dialects/client_req
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { IMAGES } from '#gateway/images'
+import { IMAGEN_PREDICT } from '#gateway/imagen_predict'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
@@ -289,6 +290,11 @@ export class GatewayService {
 
   images(call: JsonOperationCall, account: RequestAccount): Promise<void> {
     return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, IMAGES)
+  }
+
+  /** Gemini-native Imagen (`:predict`), relayed to Google's channels, billed per image (imagen_predict.ts) */
+  imagenPredict(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, IMAGEN_PREDICT)
   }
 
   /** Image edits and variations (multipart uploads), relayed as they came (image_uploads.ts) */
