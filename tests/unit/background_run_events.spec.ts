@@ -152,4 +152,20 @@ test.group('Background runs: their events', () => {
     await end(run)
     assert.isTrue(fast.ended)
   })
+
+  test('a cancel that comes after its last event (its close pending) leaves it as it ended: completed, with its usage, as billed', async ({ assert }) => {
+    const run = newRun(runs(1024 * 1024), 'resp_race')
+    run.res.write(event(0))
+    const usage = { input_tokens: 3, output_tokens: 4, total_tokens: 7 }
+    run.res.write(`event: response.completed\ndata: ${JSON.stringify({ type: 'response.completed', response: { status: 'completed', output: [], usage } })}\n\n`)
+    assert.isFalse(run.ended)
+    run.cancel()
+    // Before: cancelled, usage null, while the relay billed the whole answer (200).
+    assert.equal(run.status, 'completed')
+    assert.deepEqual(run.view().usage, usage)
+    run.res.end()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    assert.isTrue(run.ended)
+    assert.equal(run.status, 'completed')
+  })
 })

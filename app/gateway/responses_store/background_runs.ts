@@ -123,7 +123,8 @@ export class BackgroundRun {
 
   /** Cancels the run: the relay stops as for a client gone (billed what the upstream used so far, as a cut stream is). */
   cancel() {
-    if (this.ended || this.#cancelled) return
+    // Its last event is in (completed, failed...): it ended as that, and is billed so; only its close is pending.
+    if (this.ended || this.#cancelled || terminal(this.status)) return
     this.#cancelled = true
     this.status = 'cancelled'
     this.res.destroy()
