@@ -94,9 +94,17 @@ test.group('Provider files: hostile references', (group) => {
     assert.equal(responses.status, 404)
     assert.equal(generationsOn(google), before)
 
+    // A page's URL whose path has /files/{the same id}.png is no Gemini file: not the owner's 404, sent as before
+    // (the mock, which takes any `files/` in a URI for its own, refuses it as the upstream).
+    const page = await fetch(`${baseUrl()}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stranger.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `https://example.com/files/${file.name.slice(6)}.png` } }] }] }),
+    })
+    assert.equal(((await page.json()) as any).error.code, 'upstream_error')
     const own = await chat(owner.key)
     assert.equal(own.status, 200, await own.clone().text())
-    assert.equal(generationsOn(google), before + 1)
+    assert.equal(generationsOn(google), before + 2)
   })
 
   test('a Message Batch naming another user\'s Anthropic file: 404, no batch upstream', async ({ assert }) => {

@@ -108,10 +108,16 @@ function collectFileUris(value: unknown, keys: ReadonlySet<string>, names: Set<s
       // A data URL's base64 may hold `/files/` by chance: it names no file.
       if (keys.has(key) && !member.startsWith('data:')) {
         const name = resourceName(member, 'files/')
-        if (name !== null) names.add(name)
+        // Another wire's URL names a file only when the name ends it (`.../files/abc`, a query after): not `/files/photo.png`.
+        if (name !== null && (keys === GEMINI_URI_KEYS || endsAt(member, name))) names.add(name)
       }
     } else collectFileUris(member, keys, names, depth + 1)
   }
+}
+
+function endsAt(value: string, name: string): boolean {
+  const after = value.lastIndexOf(name) + name.length
+  return after === value.length || value[after] === '?' || value[after] === '#'
 }
 
 /**
