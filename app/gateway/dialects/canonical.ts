@@ -607,7 +607,7 @@ export class ResponseCollector {
         break
       case 'citation': {
         const part = this.#blocks.get(event.index)
-        if (part?.type === 'text') (part.citations ??= []).push(event.citation)
+        if (part?.type === 'text' && (part.citations?.length ?? 0) < MAX_CITATIONS) (part.citations ??= []).push(event.citation)
         break
       }
       case 'usage':
@@ -633,14 +633,25 @@ export class ResponseCollector {
 }
 
 /**
+ * A text part's citations kept, and their fields' length: a cited block's
+ * citations are held until it closes (a stream's span is known then), so an
+ * upstream streaming thousands of them, or megabytes of `cited_text` (Anthropic's
+ * is at most 150 characters), must not make that memory unbounded.
+ */
+export const MAX_CITATIONS = 256
+const CITED_TEXT_CHARS = 1000
+const CITED_TITLE_CHARS = 1000
+const CITED_URL_CHARS = 8192
+
+/**
  * An Anthropic citation as a URL citation: a web search result's location
  * (`web_search_result_location`, the web_search tool's); null for the other
  * kinds (a document's char or page location), which cite no URL.
  */
 export function urlCitationOf(citation: any): UrlCitation | null {
-  if (citation?.type !== 'web_search_result_location' || typeof citation.url !== 'string' || citation.url === '') return null
+  if (citation?.type !== 'web_search_result_location' || typeof citation.url !== 'string' || citation.url === '' || citation.url.length > CITED_URL_CHARS) return null
   const found: UrlCitation = { url: citation.url }
-  if (typeof citation.title === 'string') found.title = citation.title
-  if (typeof citation.cited_text === 'string') found.citedText = citation.cited_text
+  if (typeof citation.title === 'string') found.title = citation.title.slice(0, CITED_TITLE_CHARS)
+  if (typeof citation.cited_text === 'string') found.citedText = citation.cited_text.slice(0, CITED_TEXT_CHARS)
   return found
 }
