@@ -43,7 +43,7 @@ test.group('Images on google channels: Imagen, Gemini image models, native :pred
   group.setup(async () => {
     await resetDatabase()
     mock = await startMock()
-    await seedChannel({ name: 'google', provider: 'google', baseUrl: mock.url, models: ['imagen-*', 'gemini-*', 'picture-alias'], modelMapping: { 'picture-alias': 'imagen-4.0-fast-generate-001' } })
+    await seedChannel({ name: 'google', provider: 'google', baseUrl: mock.url, models: ['imagen-4*', 'gemini-*', 'picture-alias'], modelMapping: { 'picture-alias': 'imagen-4.0-fast-generate-001' } })
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['gpt-image-*'] })
     // Google's OpenAI endpoint has /images/generations itself (Imagen there): relayed as to any OpenAI-compatible channel.
     await seedChannel({ name: 'gemini-openai', provider: 'gemini', baseUrl: mock.url, models: ['imagen-3.0-generate-002'] })
