@@ -35,6 +35,20 @@ export interface UrlCitation {
   title?: string
   /** The page's words the text rests on (Anthropic's `cited_text`) */
   citedText?: string
+  /**
+   * The span of the part's text that cites the page, in UTF-16 code units,
+   * end exclusive (chat's `start_index`/`end_index`, Gemini's grounding
+   * segments); absent: the whole part.
+   */
+  start?: number
+  end?: number
+}
+
+/** A citation's span in an encoded text where its part runs from `from` to `to` (citationSpan's indices, clamped to the part) */
+export function citationSpan(citation: UrlCitation, from: number, to: number): [number, number] {
+  const start = citation.start === undefined ? from : Math.min(from + citation.start, to)
+  const end = citation.end === undefined ? to : Math.max(start, Math.min(from + citation.end, to))
+  return [start, end]
 }
 
 export interface ImagePart {
