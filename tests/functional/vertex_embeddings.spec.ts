@@ -107,6 +107,7 @@ test.group('Vertex AI embeddings (:predict)', (group) => {
     const error = ((await response.json()) as any).error
     assert.include(error.message, 'one input per request')
     assert.equal(error.type, 'invalid_request_error')
+    assert.equal(error.code, 'too_many_inputs')
     // More than Vertex's 250 instances, refused alike
     const tooMany = await post('/v1/embeddings', { model: 'text-embedding-005', input: Array.from({ length: 251 }, () => 'x') }, { authorization: `Bearer ${user.key}` })
     assert.equal(tooMany.status, 400)
