@@ -20,6 +20,7 @@ import {
 } from '#gateway/batches/batch_store'
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
 import { NEVER } from '#gateway/batches/upstream_calls'
+import { anthropicFileReferences, pinnedCandidates } from '#gateway/provider_files/file_pins'
 import { readMessageBatch, withUpstreamModel } from '#gateway/batches/message_batch_input'
 import {
   callChannel,
@@ -59,10 +60,13 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
   const input = readMessageBatch(body)
   const { principal } = call
   const price = authorizeModel(gw.catalog, principal, input.model)
-  const candidates = gw.service
+  let candidates = gw.service
     .router(principal.plan)
     .route(input.model)
     .filter((c) => MESSAGE_BATCH_CHANNEL_KINDS.has(c.channel.provider))
+  // Files (Anthropic's Files API) its requests name: the caller's only, the batch sent to the channel holding them.
+  const files = anthropicFileReferences(raw, { messages: body.requests.map((r: any) => r?.params?.messages) })
+  if (files !== null && candidates.length > 0) candidates = await pinnedCandidates(candidates, files, principal.user.id, input.model)
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(
       `No channel serving '${input.model}' offers Message Batches: they go to Anthropic channels ('anthropic')`,

@@ -621,7 +621,7 @@ export class ResponseCollector {
         break
       case 'citation': {
         const part = this.#blocks.get(event.index)
-        if (part?.type === 'text') (part.citations ??= []).push(event.citation)
+        if (part?.type === 'text' && (part.citations?.length ?? 0) < MAX_CITATIONS) (part.citations ??= []).push(event.citation)
         break
       }
       case 'usage':
@@ -647,14 +647,31 @@ export class ResponseCollector {
 }
 
 /**
+ * A text part's citations kept, and their fields' length: a cited block's
+ * citations are held until it closes (a stream's span is known then), so an
+ * upstream streaming thousands of them, or megabytes of `cited_text` (Anthropic's
+ * is at most 150 characters), must not make that memory unbounded.
+ */
+export const MAX_CITATIONS = 256
+const CITED_TEXT_CHARS = 1000
+const CITED_TITLE_CHARS = 1000
+const CITED_URL_CHARS = 8192
+
+/**
  * An Anthropic citation as a URL citation: a web search result's location
  * (`web_search_result_location`, the web_search tool's); null for the other
  * kinds (a document's char or page location), which cite no URL.
  */
 export function urlCitationOf(citation: any): UrlCitation | null {
-  if (citation?.type !== 'web_search_result_location' || typeof citation.url !== 'string' || citation.url === '') return null
-  const found: UrlCitation = { url: citation.url }
-  if (typeof citation.title === 'string') found.title = citation.title
-  if (typeof citation.cited_text === 'string') found.citedText = citation.cited_text
+  if (citation?.type !== 'web_search_result_location') return null
+  return boundedCitation(citation.url, citation.title, citation.cited_text)
+}
+
+/** A cited page from any wire's fields, within the bounds above; null for no URL (or one past them) */
+export function boundedCitation(url: unknown, title: unknown, citedText: unknown): UrlCitation | null {
+  if (typeof url !== 'string' || url === '' || url.length > CITED_URL_CHARS) return null
+  const found: UrlCitation = { url }
+  if (typeof title === 'string') found.title = title.slice(0, CITED_TITLE_CHARS)
+  if (typeof citedText === 'string') found.citedText = citedText.slice(0, CITED_TEXT_CHARS)
   return found
 }

@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { providerFiles, type ProviderFileKind } from '#gateway/provider_files/provider_file_store'
+import { holderKey, providerFiles, type ProviderFileKind } from '#gateway/provider_files/provider_file_store'
 
 /** An upstream id a generation names: a file or a cache on one channel's account. */
 export interface FileReference {
@@ -13,9 +13,24 @@ const FILES = Buffer.from('files/')
 const CACHED = Buffer.from('ached')
 /** A JSON escape: a key spelt `"file\u005fid"` names file_id too, and must not slip past the owner's check */
 const ESCAPE = Buffer.from('\\u')
+/** JSON's escaped slash: `"files\/abc"` is `files/abc` once parsed (PHP's json_encode writes every slash so) */
+const SLASH = Buffer.from('\\/')
+
+/** The longest upstream id recorded (provider_files.upstream_id; an upload answering a longer one is refused) */
+const MAX_ID = 255
 
 /** The walk's depth bound (the body's nesting is bounded already: json_guard.ts) */
 const MAX_DEPTH = 64
+
+/** Where a Gemini body names a file: a part's `fileData` (in contents, a system instruction, anywhere Google reads parts) */
+const GEMINI_URI_KEYS = new Set(['fileUri', 'file_uri'])
+/**
+ * Where another wire names a URL its translation hands Google as
+ * `fileData.fileUri` (OpenAI's `image_url.url` and `file_url`, Anthropic's
+ * `source.url`, Responses' `image_url` and `file_url`): a Files API URI
+ * there reads that file on a google channel as a native part would.
+ */
+const URL_KEYS = new Set(['url', 'image_url', 'file_url', 'fileUri', 'file_uri'])
 
 /**
  * The file ids an Anthropic Messages body names: `file_id` anywhere in its
@@ -40,37 +55,69 @@ function collectFileIds(value: unknown, ids: Set<string>, depth: number) {
   }
   for (const key in value) {
     const member = (value as Record<string, unknown>)[key]
-    if (key === 'file_id' && typeof member === 'string' && member !== '') ids.add(member)
-    else collectFileIds(member, ids, depth + 1)
+    // An id longer than any recorded one (the column's 255) is no row's: not looked up nor remembered (memory).
+    if (key === 'file_id' && typeof member === 'string') {
+      if (member !== '' && member.length <= MAX_ID) ids.add(member)
+    } else collectFileIds(member, ids, depth + 1)
   }
 }
 
 /**
  * The Files API files (`fileData.fileUri`, or `file_data.file_uri`, naming
- * `files/{id}` by URI or by name) and the cache (`cachedContent`) a Gemini
- * generateContent body names. A body without `files/`, `ached` or a `\u`
- * escape in its bytes names none.
+ * `files/{id}` by URI or by name, wherever parts are: contents, a system
+ * instruction) and the cache (`cachedContent`) a Gemini generateContent
+ * body names. A body without `files/`, `ached`, a `\u` or a `\/` escape in
+ * its bytes names none.
  */
 export function geminiFileReferences(rawBody: Buffer, body: Record<string, any>): FileReference[] | null {
-  if (rawBody.indexOf(FILES) < 0 && rawBody.indexOf(CACHED) < 0 && rawBody.indexOf(ESCAPE) < 0) return null
+  if (rawBody.indexOf(FILES) < 0 && rawBody.indexOf(CACHED) < 0 && rawBody.indexOf(ESCAPE) < 0 && rawBody.indexOf(SLASH) < 0) return null
   const refs: FileReference[] = []
   const cache = body.cachedContent ?? body.cached_content
   if (typeof cache === 'string') {
     const name = resourceName(cache, 'cachedContents/')
     if (name !== null) refs.push({ kind: 'gemini_cache', id: name })
   }
-  const contents = Array.isArray(body.contents) ? body.contents : []
-  for (const content of contents) {
-    const parts = Array.isArray(content?.parts) ? content.parts : []
-    for (const part of parts) {
-      const data = part?.fileData ?? part?.file_data
-      const uri = data?.fileUri ?? data?.file_uri
-      if (typeof uri !== 'string') continue
-      const name = resourceName(uri, 'files/')
-      if (name !== null && !refs.some((r) => r.id === name)) refs.push({ kind: 'gemini_file', id: name })
-    }
-  }
+  const names = new Set<string>()
+  collectFileUris(body, GEMINI_URI_KEYS, names, 0)
+  for (const id of names) refs.push({ kind: 'gemini_file', id })
   return refs.length === 0 ? null : refs
+}
+
+/**
+ * Gemini Files API files another wire names by URL (see URL_KEYS), for a
+ * route with a google channel among its candidates (only Google reads
+ * them). A body without `files/` or an escape in its bytes names none.
+ */
+export function urlFileReferences(rawBody: Buffer, body: Record<string, any>): FileReference[] | null {
+  if (rawBody.indexOf(FILES) < 0 && rawBody.indexOf(ESCAPE) < 0 && rawBody.indexOf(SLASH) < 0) return null
+  const names = new Set<string>()
+  collectFileUris(body, URL_KEYS, names, 0)
+  if (names.size === 0) return null
+  return [...names].map((id) => ({ kind: 'gemini_file', id }))
+}
+
+function collectFileUris(value: unknown, keys: ReadonlySet<string>, names: Set<string>, depth: number) {
+  if (depth > MAX_DEPTH || value === null || typeof value !== 'object') return
+  if (Array.isArray(value)) {
+    for (const item of value) collectFileUris(item, keys, names, depth + 1)
+    return
+  }
+  for (const key in value) {
+    const member = (value as Record<string, unknown>)[key]
+    if (typeof member === 'string') {
+      // A data URL's base64 may hold `/files/` by chance: it names no file.
+      if (keys.has(key) && !member.startsWith('data:')) {
+        const name = resourceName(member, 'files/')
+        // Another wire's URL names a file only when the name ends it (`.../files/abc`, a query after): not `/files/photo.png`.
+        if (name !== null && (keys === GEMINI_URI_KEYS || endsAt(member, name))) names.add(name)
+      }
+    } else collectFileUris(member, keys, names, depth + 1)
+  }
+}
+
+function endsAt(value: string, name: string): boolean {
+  const after = value.lastIndexOf(name) + name.length
+  return after === value.length || value[after] === '?' || value[after] === '#'
 }
 
 /**
@@ -96,9 +143,11 @@ export function resourceName(value: string, prefix: 'files/' | 'cachedContents/'
  */
 export async function pinnedCandidates(candidates: RouteCandidate[], refs: FileReference[], userId: number, model: string): Promise<RouteCandidate[]> {
   let kept = candidates
+  // One read for all the ids not remembered (a body may name thousands: one read each took 1.7 s for 3,000).
+  const holders = await providerFiles.holders(refs)
   for (const ref of refs) {
-    const holder = await providerFiles.holder(ref.kind, ref.id)
-    if (holder === null) continue
+    const holder = holders.get(holderKey(ref.kind, ref.id))
+    if (holder === undefined) continue
     if (holder.userId !== userId || holder.deleted) throw notFound(ref)
     kept = kept.filter((c) => c.channel.id === holder.channelId)
     if (kept.length === 0) {

@@ -3,6 +3,7 @@ import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { readRawBody } from '#gateway/http/raw_body'
+import { wholeNumber } from '#gateway/http/whole_number'
 import { closeSignal } from '#gateway/batches/files_api'
 import { NEVER } from '#gateway/batches/upstream_calls'
 import { fileChannels, headerValue } from '#gateway/provider_files/file_channels'
@@ -66,9 +67,9 @@ export async function geminiUpload(gw: Gateway, call: ApiCall, query: Record<str
 }
 
 async function startUpload(gw: Gateway, call: ApiCall, baseUrl: string): Promise<UploadAnswer> {
-  const declared = Number(headerValue(call.req.headers['x-goog-upload-header-content-length']) ?? Number.NaN)
+  const declared = byteCount(call, 'x-goog-upload-header-content-length')
   const limit = bodyLimitFor('provider_files')
-  if (Number.isFinite(declared) && declared > limit) {
+  if (declared !== null && declared > limit) {
     throw new GatewayError(413, 'request_too_large', `The file is larger than this gateway takes (${Math.floor(limit / 1048576)} MB)`)
   }
   const candidates = fileChannels(gw, call, 'google')
@@ -86,7 +87,7 @@ async function startUpload(gw: Gateway, call: ApiCall, baseUrl: string): Promise
     channel_id: result.candidate.channel.id,
     filename: typeof (meta.displayName ?? meta.display_name) === 'string' ? String(meta.displayName ?? meta.display_name).slice(0, 1000) : null,
     mime_type: headerValue(call.req.headers['x-goog-upload-header-content-type'])?.slice(0, 255) ?? null,
-    bytes: Number.isFinite(declared) ? declared : null,
+    bytes: declared,
     model: null,
     status: 'uploading',
     object: null,
@@ -100,12 +101,27 @@ async function startUpload(gw: Gateway, call: ApiCall, baseUrl: string): Promise
   }
 }
 
+/**
+ * A byte count Google's upload protocol sends in a header (the declared
+ * length, a chunk's offset): ASCII digits, or absent (null). Anything else
+ * (`1.5`, `-4`, `1e3`) is the client's 400: read by Number() it became a
+ * negative length no chunk fits, a fraction the bigint column refused, or an
+ * offset (NaN) that skipped the length check.
+ */
+function byteCount(call: ApiCall, header: string): number | null {
+  const value = headerValue(call.req.headers[header])
+  if (value === undefined) return null
+  const count = wholeNumber(value.trim())
+  if (!Number.isSafeInteger(count)) throw GatewayError.invalidRequest(`${header}: a whole number of bytes is required`, 'invalid_upload')
+  return count
+}
+
 async function uploadChunk(gw: Gateway, call: ApiCall, token: string): Promise<UploadAnswer> {
   const row = await providerFiles.uploading(token.slice(0, 64), call.principal.user.id)
   if (row === null || row.upload_url === null) throw new GatewayError(404, 'upload_not_found', 'No upload in progress has this upload_id', 'not_found_error')
   const candidate = googleHolder(gw.catalog.channels, row.channel_id)
   const bytes = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('provider_files')))
-  const offset = Number(headerValue(call.req.headers['x-goog-upload-offset']) ?? 0)
+  const offset = byteCount(call, 'x-goog-upload-offset') ?? 0
   if (row.bytes !== null && offset + bytes.length > Number(row.bytes)) {
     throw GatewayError.invalidRequest('The upload is longer than the X-Goog-Upload-Header-Content-Length it started with', 'invalid_upload')
   }

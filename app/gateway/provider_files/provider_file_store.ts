@@ -46,6 +46,8 @@ export interface FileHolder {
 const REMEMBERED = 50_000
 /** An id no row names is looked for again after this long (another instance may have recorded it since). */
 const UNKNOWN_MS = 60_000
+/** Ids one read of `holders` asks for */
+const READ_BATCH = 1000
 
 /**
  * The rows of provider_files, and who holds each upstream id, remembered:
@@ -69,26 +71,53 @@ export class ProviderFileStore {
     return row
   }
 
-  /** The holder of an upstream id: remembered, else one read by the (kind, upstream_id) index; null when no row names it. */
-  async holder(kind: ProviderFileKind, upstreamId: string): Promise<FileHolder | null> {
-    const key = `${kind}\0${upstreamId}`
-    const known = this.#holders.get(key)
-    if (typeof known === 'object') return known
-    if (typeof known === 'number' && known > Date.now()) return null
-    const row = await db
-      .from('provider_files')
-      .where({ kind, upstream_id: upstreamId })
-      .whereNot('status', 'uploading')
-      .orderBy('id', 'desc')
-      .select('user_id', 'channel_id', 'status')
-      .first()
-    if (!row) {
-      rememberBounded(this.#holders, key, Date.now() + UNKNOWN_MS, REMEMBERED)
-      return null
+  /**
+   * The holders of many upstream ids at once (a body naming files): those
+   * remembered, and the rest in one read per kind by the (kind, upstream_id)
+   * index, 1,000 ids a read; an id no row names is absent from the map (and
+   * remembered as unknown).
+   */
+  async holders(refs: ReadonlyArray<{ kind: ProviderFileKind; id: string }>): Promise<Map<string, FileHolder>> {
+    const found = new Map<string, FileHolder>()
+    const missing = new Map<ProviderFileKind, Set<string>>()
+    const now = Date.now()
+    for (const { kind, id } of refs) {
+      const key = holderKey(kind, id)
+      const known = this.#holders.get(key)
+      if (typeof known === 'object') found.set(key, known)
+      else if (!(typeof known === 'number' && known > now) && !found.has(key)) {
+        const ids = missing.get(kind) ?? new Set<string>()
+        ids.add(id)
+        missing.set(kind, ids)
+      }
     }
-    const holder = holderOf(row)
-    rememberBounded(this.#holders, key, holder, REMEMBERED)
-    return holder
+    for (const [kind, set] of missing) {
+      const ids = [...set]
+      for (let at = 0; at < ids.length; at += READ_BATCH) {
+        const batch = ids.slice(at, at + READ_BATCH)
+        // Newest row first: the first seen for an id is its holder.
+        const rows = await db
+          .from('provider_files')
+          .where('kind', kind)
+          .whereIn('upstream_id', batch)
+          .whereNot('status', 'uploading')
+          .orderBy('id', 'desc')
+          .select('upstream_id', 'user_id', 'channel_id', 'status')
+        for (const row of rows) {
+          const key = holderKey(kind, row.upstream_id)
+          if (found.has(key)) continue
+          const holder = holderOf(row)
+          found.set(key, holder)
+          rememberBounded(this.#holders, key, holder, REMEMBERED)
+        }
+        const unknownUntil = Date.now() + UNKNOWN_MS
+        for (const id of batch) {
+          const key = holderKey(kind, id)
+          if (!found.has(key)) rememberBounded(this.#holders, key, unknownUntil, REMEMBERED)
+        }
+      }
+    }
+    return found
   }
 
   /** The owner's row for an upstream id (not deleted), or null: another user's id reads as unknown. */
@@ -162,8 +191,13 @@ export class ProviderFileStore {
   }
 
   #remember(row: ProviderFileRow) {
-    rememberBounded(this.#holders, `${row.kind}\0${row.upstream_id}`, holderOf(row), REMEMBERED)
+    rememberBounded(this.#holders, holderKey(row.kind, row.upstream_id!), holderOf(row), REMEMBERED)
   }
+}
+
+/** The memory's key for an upstream id of a kind */
+export function holderKey(kind: ProviderFileKind, upstreamId: string): string {
+  return `${kind}\0${upstreamId}`
 }
 
 function holderOf(row: Pick<ProviderFileRow, 'user_id' | 'channel_id' | 'status'>): FileHolder {

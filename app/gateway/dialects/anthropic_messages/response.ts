@@ -1,4 +1,4 @@
-import { citationSpan, imageOmittedNote, num, urlCitationOf, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason, type TextPart, type UrlCitation } from '#gateway/dialects/canonical'
+import { citationSpan, imageOmittedNote, MAX_CITATIONS, num, urlCitationOf, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason, type TextPart, type UrlCitation } from '#gateway/dialects/canonical'
 import { toolInput } from '#gateway/dialects/anthropic_messages/request'
 import type { AnthropicBlock, AnthropicResponse, AnthropicUsage } from '#gateway/dialects/anthropic_messages/types'
 
@@ -83,7 +83,7 @@ function textOfBlock(block: any): TextPart {
   if (Array.isArray(block.citations)) {
     for (const citation of block.citations) {
       const found = urlCitationOf(citation)
-      if (found !== null) (part.citations ??= []).push(found)
+      if (found !== null && (part.citations?.length ?? 0) < MAX_CITATIONS) (part.citations ??= []).push(found)
     }
   }
   return part

@@ -1,4 +1,4 @@
-import type { UrlCitation } from '#gateway/dialects/canonical'
+import { boundedCitation, MAX_CITATIONS, type UrlCitation } from '#gateway/dialects/canonical'
 
 /** A candidate's `groundingMetadata` (Google Search grounding), as far as citations read it */
 export interface GeminiGrounding {
@@ -13,9 +13,6 @@ export interface GroundedCitation {
   citation: UrlCitation
 }
 
-/** No more citations are read from one answer (a broken upstream's thousands of supports stay a bounded list) */
-const MAX_CITATIONS = 64
-
 /**
  * The web pages a grounded answer cites: each support's segment cites the
  * chunks it names (`groundingChunkIndices` into `groundingChunks[].web`).
@@ -23,7 +20,8 @@ const MAX_CITATIONS = 64
  * is in) each citation gets its segment's span, Google's byte offsets into
  * that part turned into UTF-16 ones; without (a stream, whose text went by),
  * each page cited once, over its whole block. Grounding without supports
- * cites its chunks over the whole text. Empty when nothing is cited; called
+ * cites its chunks over the whole text. At most MAX_CITATIONS an answer
+ * (a broken upstream's thousands of supports stay a bounded list). Empty when nothing is cited; called
  * only for a candidate that has groundingMetadata.
  */
 export function groundingCitations(grounding: GeminiGrounding, textOf: ((part: number) => string | null) | null): GroundedCitation[] {
@@ -32,8 +30,7 @@ export function groundingCitations(grounding: GeminiGrounding, textOf: ((part: n
   if (chunks.length === 0) return found
   const page = (i: unknown): UrlCitation | null => {
     const web = typeof i === 'number' ? chunks[i]?.web : undefined
-    if (typeof web?.uri !== 'string' || web.uri === '') return null
-    return typeof web.title === 'string' && web.title !== '' ? { url: web.uri, title: web.title } : { url: web.uri }
+    return boundedCitation(web?.uri, web?.title || undefined, undefined)
   }
   const supports = Array.isArray(grounding.groundingSupports) ? grounding.groundingSupports : []
   if (supports.length === 0 || textOf === null) {

@@ -1,4 +1,4 @@
-import { citationSpan, imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type UrlCitation, type StopReason, type TextPart } from '#gateway/dialects/canonical'
+import { boundedCitation, citationSpan, imageFromUrl, MAX_CITATIONS, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type UrlCitation, type StopReason, type TextPart } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatImage, ChatUsage } from '#gateway/dialects/openai_chat/types'
 import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
@@ -164,10 +164,9 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
  */
 export function addChatCitation(part: TextPart, annotation: any, from: number) {
   const cited = annotation?.type === 'url_citation' ? annotation.url_citation : null
-  if (typeof cited?.url !== 'string' || cited.url === '') return
-  const citation: UrlCitation = { url: cited.url }
-  if (typeof cited.title === 'string' && cited.title !== '') citation.title = cited.title
-  if (typeof cited.content === 'string') citation.citedText = cited.content
+  if (cited === null || (part.citations?.length ?? 0) >= MAX_CITATIONS) return
+  const citation = boundedCitation(cited?.url, cited?.title || undefined, cited?.content)
+  if (citation === null) return
   if (Number.isInteger(cited.start_index) && Number.isInteger(cited.end_index) && cited.start_index >= from && cited.end_index >= cited.start_index) {
     citation.start = cited.start_index - from
     citation.end = cited.end_index - from

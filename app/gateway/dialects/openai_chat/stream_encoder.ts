@@ -1,4 +1,4 @@
-import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind, UrlCitation } from '#gateway/dialects/canonical'
+import { MAX_CITATIONS, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind, type UrlCitation } from '#gateway/dialects/canonical'
 import { chatStreamError } from '#gateway/dialects/stream_failure'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
 import { chatId, chatImage, encodeChatUsage, finishOfStop, urlAnnotation } from '#gateway/dialects/openai_chat/response'
@@ -52,8 +52,10 @@ export class ChatStreamEncoder implements StreamEncoder {
         return this.#start(event.id)
       case 'block_start':
         if (event.block.type !== 'tool_call') {
+          // A block before it left open (no block_stop) has its citations sent first, over its own span.
+          const open = this.#annotations()
           this.#blockFrom = this.#textChars
-          return this.#start('')
+          return this.#start('') + open
         }
         {
           const toolIndex = this.#tools.size
@@ -91,22 +93,20 @@ export class ChatStreamEncoder implements StreamEncoder {
         // As OpenRouter streams one: whole, in a chunk of its own (`delta.images`); nothing of it is kept.
         return this.#start('') + this.#chunk({ images: [chatImage(event.image, this.#images++)] })
       case 'citation':
-        ;(this.#cited ??= []).push(event.citation)
+        if ((this.#cited?.length ?? 0) < MAX_CITATIONS) (this.#cited ??= []).push(event.citation)
         return ''
-      case 'block_stop': {
-        if (this.#cited === null) return ''
-        // As OpenAI's search models stream them: a chunk of `delta.annotations` after the text they cover.
-        const annotations = this.#cited.map((citation) => urlAnnotation(citation, this.#blockFrom, this.#textChars))
-        this.#cited = null
-        return this.#start('') + this.#chunk({ annotations })
-      }
+      case 'block_stop':
+        return this.#annotations()
       case 'usage':
         this.#usage = event.usage
         return ''
-      case 'stop':
+      case 'stop': {
         if (this.#stop) return ''
         this.#stop = event.reason
-        return this.#start('') + this.#chunk({}, finishOfStop(event.reason))
+        // A cited block the upstream never closed: its citations before the finish, not lost.
+        const open = this.#annotations()
+        return this.#start('') + open + this.#chunk({}, finishOfStop(event.reason))
+      }
       case 'error':
         return ''
       default:
@@ -114,11 +114,19 @@ export class ChatStreamEncoder implements StreamEncoder {
     }
   }
 
+  /** The open text block's citations, as one chunk of `delta.annotations` over its span (OpenAI's search models send them after the text); '' when none */
+  #annotations(): string {
+    if (this.#cited === null) return ''
+    const annotations = this.#cited.map((citation) => urlAnnotation(citation, this.#blockFrom, this.#textChars))
+    this.#cited = null
+    return this.#start('') + this.#chunk({ annotations })
+  }
+
   end(error?: string, kind?: StreamFailureKind): string {
     if (error) {
       return this.#start('') + sse(chatStreamError(error, kind))
     }
-    let out = this.#start('')
+    let out = this.#start('') + this.#annotations()
     if (!this.#stop) out += this.#chunk({}, this.#tools.size > 0 ? 'tool_calls' : 'stop')
     if (this.options.includeUsage && this.#usage) {
       out += sse({

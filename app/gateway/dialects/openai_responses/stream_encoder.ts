@@ -1,4 +1,4 @@
-import { imageOmittedNote, type BlockInfo, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind, type UrlCitation } from '#gateway/dialects/canonical'
+import { imageOmittedNote, MAX_CITATIONS, type BlockInfo, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind, type UrlCitation } from '#gateway/dialects/canonical'
 import { responsesStreamError } from '#gateway/dialects/stream_failure'
 import type { EncoderOptions } from '#gateway/dialects/dialect'
 import {
@@ -74,7 +74,7 @@ export class ResponsesStreamEncoder implements StreamEncoder {
       }
       case 'citation': {
         const item = this.#blocks.get(event.index)
-        if (item?.block.type === 'text' && !item.block.refusal) (item.cited ??= []).push(event.citation)
+        if (item?.block.type === 'text' && !item.block.refusal && (item.cited?.length ?? 0) < MAX_CITATIONS) (item.cited ??= []).push(event.citation)
         return ''
       }
       case 'block_stop':
