@@ -14,6 +14,7 @@ import type { Principal, TokenUsage } from '#gateway/types'
 import { cacheKeyOf, type ResponseCache } from '#gateway/cache/response_cache'
 import { replayCachedAnswer } from '#gateway/cache/cache_replay'
 import { addOperationHeaders } from '#gateway/http/litellm_headers'
+import { vertexEmbeddingsBody, vertexEmbeddingsRefusal, vertexTokenCount, vertexVectors, type EmbeddingHints } from '#gateway/vertex_embeddings'
 
 export interface EmbeddingsCall {
   principal: Principal
@@ -30,6 +31,8 @@ export interface EmbeddingsCall {
 interface Inputs {
   texts: Array<string | number[]>
   dimensions?: number
+  /** A Gemini request's taskType and title, per input (Vertex's instances carry them) */
+  hints?: EmbeddingHints[]
 }
 
 /** Little-endian float32 (what the openai SDK decodes) <-> numbers. */
@@ -68,8 +71,18 @@ function decodeInputs(call: EmbeddingsCall): Inputs {
     return parts.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('')
   })
   if (texts.length === 0) throw GatewayError.invalidRequest('content: nothing to embed')
-  return { texts, dimensions: requests[0]?.outputDimensionality }
+  const hints = requests.some((r: any) => r?.taskType || r?.title) ? requests.map((r: any) => hintsOf(r)) : undefined
+  return { texts, dimensions: requests[0]?.outputDimensionality, hints }
 }
+
+function hintsOf(request: any): EmbeddingHints {
+  const hints: EmbeddingHints = {}
+  if (typeof request?.taskType === 'string') hints.taskType = request.taskType
+  if (typeof request?.title === 'string') hints.title = request.title
+  return hints
+}
+
+const textOf = (text: string | number[]) => (typeof text === 'string' ? text : text.join(' '))
 
 /** The request body for an upstream of the given wire (the client's bytes when the wire is the client's own). */
 function upstreamBody(call: EmbeddingsCall, wire: EmbeddingsWire, upstreamModel: string, inputs: () => Inputs): string | Buffer {
@@ -78,12 +91,14 @@ function upstreamBody(call: EmbeddingsCall, wire: EmbeddingsWire, upstreamModel:
     const { texts, dimensions } = inputs()
     return JSON.stringify({ model: upstreamModel, input: texts, encoding_format: 'float', ...(dimensions ? { dimensions } : {}) })
   }
-  const { texts, dimensions } = inputs()
+  const { texts, dimensions, hints } = inputs()
+  if (wire === 'vertex') return vertexEmbeddingsBody(texts.map(textOf), hints, dimensions)
   return JSON.stringify({
-    requests: texts.map((text) => ({
+    requests: texts.map((text, i) => ({
       model: `models/${upstreamModel}`,
-      content: { parts: [{ text: typeof text === 'string' ? text : text.join(' ') }] },
+      content: { parts: [{ text: textOf(text) }] },
       ...(dimensions ? { outputDimensionality: dimensions } : {}),
+      ...hints?.[i],
     })),
   })
 }
@@ -103,6 +118,11 @@ interface Vectors {
 async function readVectors(body: UpstreamBody, candidate: RouteCandidate): Promise<Vectors> {
   const wire = adapterFor(candidate.channel.provider).embeddings(candidate.channel)!
   const parsed = parseAnswer(await readBody(body))
+  if (wire === 'vertex') {
+    const vectors = decodeAnswer(() => vertexVectors(parsed))
+    if (vectors === null) throw GatewayError.providerError('Upstream returned an answer without its content')
+    return { wire, parsed, vectors }
+  }
   const list = wire === 'openai' ? parsed.data : parsed.embeddings
   if (!Array.isArray(list)) throw GatewayError.providerError('Upstream returned an answer without its content')
   const vectors: Array<number[] | string> = decodeAnswer(() =>
@@ -145,7 +165,7 @@ export async function embeddings(
     }
   }
   authorizeAndReserve(catalog, account, call.model, call.rawBody.length, call.body)
-  const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
+  let candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== null)
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers embeddings`, 'unsupported_endpoint')
   }
@@ -154,6 +174,18 @@ export async function embeddings(
   // Decoded before dispatch when any candidate needs it: a malformed input is the client's 400,
   // not a failure of the channel it was being translated for.
   if (call.ingress === 'gemini' || candidates.some((c) => adapterFor(c.channel.provider).embeddings(c.channel) !== 'openai')) inputs()
+  // A Vertex channel takes so many instances a call (vertex_embeddings.ts): one that cannot is passed over; none left, the client hears why.
+  if (decoded !== null) {
+    const count = (decoded as Inputs).texts.length
+    let refused: string | null = null
+    candidates = candidates.filter((c) => {
+      if (adapterFor(c.channel.provider).embeddings(c.channel) !== 'vertex') return true
+      const why = vertexEmbeddingsRefusal(c.upstreamModel, count)
+      if (why !== null) refused = why
+      return why === null
+    })
+    if (candidates.length === 0) throw GatewayError.invalidRequest(refused ?? 'too many inputs', 'too_many_inputs')
+  }
   // The answer is read and checked inside its attempt (readVectors): one that is no answer fails over like a 5xx.
   const { candidate, answer: read } = await dispatch(
     candidates,
@@ -176,7 +208,7 @@ export async function embeddings(
   const { wire, parsed, vectors } = read
   let usage: TokenUsage
   // A count that cannot be believed (token_counts.ts) is no count: the inputs are counted instead.
-  const reported = wire === 'openai' ? reportedCount(parsed?.usage?.prompt_tokens) : null
+  const reported = wire === 'openai' ? reportedCount(parsed?.usage?.prompt_tokens) : wire === 'vertex' ? vertexTokenCount(parsed) : null
   if (reported !== null) {
     const prompt = reported
     usage = { promptTokens: prompt, completionTokens: 0, totalTokens: prompt, cachedTokens: 0, reasoningTokens: 0, estimated: false }

@@ -50,6 +50,19 @@ test.group('POST /v1/embeddings and Gemini embedContent', (group) => {
     assert.include(rows[1], { provider: 'openai', prompt_tokens: 6, estimated: false })
     assert.match(rows[1].endpoint, /^gemini\.(batchEmbedContents|embedContent)$/)
   })
+
+  test("a Gemini client's taskType and title reach a google channel with each request", async ({ assert }) => {
+    const user = await seedUser()
+    await genai(user.key).models.embedContent({ model: 'gemini-embedding-001', contents: ['one', 'two'], config: { taskType: 'RETRIEVAL_DOCUMENT', title: 'Doc' } })
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(
+      sent.requests.map((r: any) => [r.content.parts[0].text, r.taskType, r.title]),
+      [
+        ['one', 'RETRIEVAL_DOCUMENT', 'Doc'],
+        ['two', 'RETRIEVAL_DOCUMENT', 'Doc'],
+      ]
+    )
+  })
 })
 
 test.group('POST /v1/images/generations', (group) => {

@@ -35,6 +35,20 @@ export interface UrlCitation {
   title?: string
   /** The page's words the text rests on (Anthropic's `cited_text`) */
   citedText?: string
+  /**
+   * The span of the part's text that cites the page, in UTF-16 code units,
+   * end exclusive (chat's `start_index`/`end_index`, Gemini's grounding
+   * segments); absent: the whole part.
+   */
+  start?: number
+  end?: number
+}
+
+/** A citation's span in an encoded text where its part runs from `from` to `to` (citationSpan's indices, clamped to the part) */
+export function citationSpan(citation: UrlCitation, from: number, to: number): [number, number] {
+  const start = citation.start === undefined ? from : Math.min(from + citation.start, to)
+  const end = citation.end === undefined ? to : Math.max(start, Math.min(from + citation.end, to))
+  return [start, end]
 }
 
 export interface ImagePart {
@@ -649,9 +663,15 @@ const CITED_URL_CHARS = 8192
  * kinds (a document's char or page location), which cite no URL.
  */
 export function urlCitationOf(citation: any): UrlCitation | null {
-  if (citation?.type !== 'web_search_result_location' || typeof citation.url !== 'string' || citation.url === '' || citation.url.length > CITED_URL_CHARS) return null
-  const found: UrlCitation = { url: citation.url }
-  if (typeof citation.title === 'string') found.title = citation.title.slice(0, CITED_TITLE_CHARS)
-  if (typeof citation.cited_text === 'string') found.citedText = citation.cited_text.slice(0, CITED_TEXT_CHARS)
+  if (citation?.type !== 'web_search_result_location') return null
+  return boundedCitation(citation.url, citation.title, citation.cited_text)
+}
+
+/** A cited page from any wire's fields, within the bounds above; null for no URL (or one past them) */
+export function boundedCitation(url: unknown, title: unknown, citedText: unknown): UrlCitation | null {
+  if (typeof url !== 'string' || url === '' || url.length > CITED_URL_CHARS) return null
+  const found: UrlCitation = { url }
+  if (typeof title === 'string') found.title = title.slice(0, CITED_TITLE_CHARS)
+  if (typeof citedText === 'string') found.citedText = citedText.slice(0, CITED_TEXT_CHARS)
   return found
 }

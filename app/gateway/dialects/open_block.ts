@@ -14,6 +14,11 @@ export class OpenBlock {
     return this.#next
   }
 
+  /** The open block's index when it is an answer's text (no refusal), else null */
+  get openText(): number | null {
+    return this.#open?.kind === 'text' && !this.#open.refusal ? this.#open.index : null
+  }
+
   /** The open block's index when it is of `kind` (a refusal or not); otherwise closes it and starts one. */
   ensure(out: CanonicalEvent[], kind: 'text' | 'reasoning', refusal = false): number {
     if (this.#open?.kind === kind && this.#open.refusal === refusal) return this.#open.index

@@ -86,8 +86,8 @@ export interface UpstreamCall {
 /** OpenAI's endpoints besides generation and embeddings that channels may offer (ProviderAdapter.offers); and Google's Imagen `:predict` */
 export type RelayedService = 'images' | 'image_edits' | 'image_variations' | 'completions' | 'audio' | 'rerank' | 'moderations' | 'predict'
 
-/** The embeddings wire an upstream speaks. */
-export type EmbeddingsWire = 'openai' | 'gemini'
+/** The embeddings wire an upstream speaks: OpenAI's, the Gemini API's batchEmbedContents, Vertex's `:predict` (instances / predictions) */
+export type EmbeddingsWire = 'openai' | 'gemini' | 'vertex'
 
 /**
  * What a provider adapter knows: which wire dialects a channel speaks, and

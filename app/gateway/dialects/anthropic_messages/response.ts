@@ -1,4 +1,4 @@
-import { imageOmittedNote, MAX_CITATIONS, num, urlCitationOf, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason, type TextPart } from '#gateway/dialects/canonical'
+import { citationSpan, imageOmittedNote, MAX_CITATIONS, num, urlCitationOf, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason, type TextPart, type UrlCitation } from '#gateway/dialects/canonical'
 import { toolInput } from '#gateway/dialects/anthropic_messages/request'
 import type { AnthropicBlock, AnthropicResponse, AnthropicUsage } from '#gateway/dialects/anthropic_messages/types'
 
@@ -109,11 +109,38 @@ export function decodeAnthropicResponse(body: AnthropicResponse): CanonicalRespo
   }
 }
 
+/**
+ * A cited page as Anthropic's web search citation. Another vendor's citation
+ * has no `encrypted_index` (Anthropic's handle on its own search result): ''.
+ */
+export function anthropicCitation(citation: UrlCitation) {
+  return { type: 'web_search_result_location', url: citation.url, title: citation.title ?? null, encrypted_index: '', cited_text: citation.citedText ?? '' }
+}
+
+/**
+ * A cited text part as Anthropic answers one: text blocks cut where a
+ * citation's span begins or ends, each with the citations covering it
+ * (a citation without a span covers the whole part).
+ */
+function citedBlocks(text: string, citations: UrlCitation[]): AnthropicBlock[] {
+  const spans = citations.map((citation) => citationSpan(citation, 0, text.length))
+  const cuts = [...new Set([0, text.length, ...spans.flat()])].sort((a, b) => a - b)
+  const blocks: AnthropicBlock[] = []
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [from, to] = [cuts[i], cuts[i + 1]]
+    const covering = citations.filter((_, c) => spans[c][0] <= from && spans[c][1] >= to)
+    blocks.push(covering.length > 0 ? { type: 'text', text: text.slice(from, to), citations: covering.map(anthropicCitation) } : { type: 'text', text: text.slice(from, to) })
+  }
+  return blocks
+}
+
 export function encodeAnthropicResponse(response: CanonicalResponse, model: string): AnthropicResponse {
   const content: AnthropicBlock[] = []
   for (const part of response.content) {
-    if (part.type === 'text') content.push({ type: 'text', text: part.text })
-    else if (part.type === 'reasoning') {
+    if (part.type === 'text') {
+      if (part.citations) content.push(...citedBlocks(part.text, part.citations))
+      else content.push({ type: 'text', text: part.text })
+    } else if (part.type === 'reasoning') {
       if (part.redacted) content.push({ type: 'redacted_thinking', data: part.redacted })
       else content.push({ type: 'thinking', thinking: part.text, signature: part.signature ?? '' })
     } else if (part.type === 'image') {

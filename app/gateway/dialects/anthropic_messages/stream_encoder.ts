@@ -1,7 +1,7 @@
 import { imageOmittedNote, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind } from '#gateway/dialects/canonical'
 import { anthropicStreamError } from '#gateway/dialects/stream_failure'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
-import { anthropicStop, encodeAnthropicUsage, messageId } from '#gateway/dialects/anthropic_messages/response'
+import { anthropicCitation, anthropicStop, encodeAnthropicUsage, messageId } from '#gateway/dialects/anthropic_messages/response'
 
 const NO_USAGE: CanonicalUsage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 }
 
@@ -65,6 +65,12 @@ export class AnthropicStreamEncoder implements StreamEncoder {
         // not a thinking block"). The call goes back to Gemini with Google's placeholder signature.
         if (index === undefined || !this.#thinking.has(index)) return ''
         return sse({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: event.value } }, 'content_block_delta')
+      }
+      case 'citation': {
+        // As Anthropic streams a cited block's: a citations_delta on it (the text already sent when it comes from Gemini or chat)
+        const index = this.#index.get(event.index)
+        if (index === undefined || this.#open !== index || this.#thinking.has(index)) return ''
+        return sse({ type: 'content_block_delta', index, delta: { type: 'citations_delta', citation: anthropicCitation(event.citation) } }, 'content_block_delta')
       }
       case 'block_stop': {
         const index = this.#index.get(event.index)

@@ -1,4 +1,5 @@
-import { newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason } from '#gateway/dialects/canonical'
+import { newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason, type TextPart } from '#gateway/dialects/canonical'
+import { groundingCitations } from '#gateway/dialects/gemini/grounding'
 import type { GeminiModalityCount, GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 import { MAX_WEB_SEARCHES } from '#gateway/metering/token_counts'
 
@@ -179,7 +180,11 @@ export function encodeGeminiUsage(usage: CanonicalUsage): GeminiUsage {
 export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
   const candidate = body?.candidates?.[0]
   const content: CanonicalResponse['content'] = []
-  for (const part of candidate?.content?.parts ?? []) {
+  const parts = candidate?.content?.parts ?? []
+  /** The text part each of the candidate's parts became, by its index (grounding's segments name the candidate's parts) */
+  let texts: Map<number, TextPart> | null = null
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]
     if (part.functionCall) {
       content.push({
         type: 'tool_call',
@@ -190,10 +195,21 @@ export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
       })
     } else if (typeof part.text === 'string') {
       if (part.thought) content.push({ type: 'reasoning', text: part.text, signature: part.thoughtSignature })
-      else if (part.text) content.push({ type: 'text', text: part.text })
+      else if (part.text) {
+        const text: TextPart = { type: 'text', text: part.text }
+        if (candidate?.groundingMetadata) (texts ??= new Map()).set(i, text)
+        content.push(text)
+      }
     } else {
       const image = imageOfPart(part)
       if (image) content.push(image)
+    }
+  }
+  // Google Search grounding: the pages each segment cites, on the text part it is in (a part that is no text: the last text)
+  if (texts !== null) {
+    for (const { part, citation } of groundingCitations(candidate!.groundingMetadata!, (at) => texts!.get(at)?.text ?? null)) {
+      const text = texts.get(part) ?? [...texts.values()].pop()!
+      ;(text.citations ??= []).push(citation)
     }
   }
   const sawTool = content.some((p) => p.type === 'tool_call')

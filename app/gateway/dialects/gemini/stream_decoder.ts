@@ -3,6 +3,7 @@ import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
 import { decodeGeminiUsage, groundingSearches, imageOfPart, stopOfChunk } from '#gateway/dialects/gemini/response'
 import type { GeminiResponse } from '#gateway/dialects/gemini/types'
+import { groundingCitations, type GeminiGrounding } from '#gateway/dialects/gemini/grounding'
 
 /**
  * Gemini stream chunks (GenerateContentResponse each) -> canonical events.
@@ -19,6 +20,8 @@ export class GeminiStreamDecoder implements StreamDecoder {
   /** The last usage pushed, and the most searches a chunk's grounding showed (groundingSearches) */
   #usage: CanonicalUsage | null = null
   #searches = 0
+  /** The grounding's pages were cited (a later chunk repeating groundingMetadata cites nothing more) */
+  #cited = false
 
   push(event: { data: string }): CanonicalEvent[] {
     const chunk = parseJson(event.data) as (GeminiResponse & { error?: { message?: string } }) | null
@@ -66,6 +69,8 @@ export class GeminiStreamDecoder implements StreamDecoder {
     } else if (this.#searches > shown) {
       out.push({ type: 'usage', usage: (this.#usage = withWebSearches(this.#usage, this.#searches)), partial: true })
     }
+    // Google Search grounding, on a late chunk: its pages cite the open text block (their spans went by with its text)
+    if (candidate?.groundingMetadata && !this.#cited) this.#cite(out, candidate.groundingMetadata)
     // As the non-stream answer says it: a finishReason, or a blocked prompt (content_filter, not an empty "stop")
     const stop = stopOfChunk(chunk, this.#sawTool)
     if (stop) {
@@ -73,6 +78,15 @@ export class GeminiStreamDecoder implements StreamDecoder {
       out.push({ type: 'stop', reason: stop })
     }
     return out
+  }
+
+  #cite(out: CanonicalEvent[], grounding: GeminiGrounding) {
+    const index = this.#blocks.openText
+    if (index === null) return
+    for (const { citation } of groundingCitations(grounding, null)) {
+      this.#cited = true
+      out.push({ type: 'citation', index, citation })
+    }
   }
 
   end(): CanonicalEvent[] {

@@ -1,3 +1,4 @@
+import type { GeminiGrounding } from '#gateway/dialects/gemini/grounding'
 /** Gemini generateContent wire types (the parts the gateway reads or writes). */
 
 export interface GeminiPart {
@@ -65,7 +66,7 @@ export interface GeminiModalityCount {
 }
 
 export interface GeminiResponse {
-  candidates?: Array<{ content?: GeminiContent; finishReason?: string; index?: number }>
+  candidates?: Array<{ content?: GeminiContent; finishReason?: string; index?: number; groundingMetadata?: GeminiGrounding }>
   usageMetadata?: GeminiUsage
   modelVersion?: string
   responseId?: string

@@ -1,4 +1,4 @@
-import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type UrlCitation, type StopReason } from '#gateway/dialects/canonical'
+import { boundedCitation, citationSpan, imageFromUrl, MAX_CITATIONS, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type UrlCitation, type StopReason, type TextPart } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatImage, ChatUsage } from '#gateway/dialects/openai_chat/types'
 import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
@@ -129,7 +129,12 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
   const content: CanonicalResponse['content'] = []
   const reasoning = message?.reasoning_content ?? message?.reasoning
   if (typeof reasoning === 'string' && reasoning) content.push({ type: 'reasoning', text: reasoning })
-  if (typeof message?.content === 'string' && message.content) content.push({ type: 'text', text: message.content })
+  if (typeof message?.content === 'string' && message.content) {
+    const part: TextPart = { type: 'text', text: message.content }
+    // A search model's (or OpenRouter's web plugin's) cited pages, each over its span of the content
+    if (Array.isArray(message.annotations)) for (const annotation of message.annotations) addChatCitation(part, annotation, 0)
+    content.push(part)
+  }
   const refusal = message?.refusal
   if (typeof refusal === 'string' && refusal) content.push({ type: 'text', text: refusal, refusal: true })
   for (const call of message?.tool_calls ?? []) {
@@ -152,13 +157,32 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
   }
 }
 
+/**
+ * An OpenAI / OpenRouter `url_citation` annotation as a citation of `part`,
+ * its span made relative to the part (which begins at `from` in the
+ * content); any other kind (a file citation) is left out.
+ */
+export function addChatCitation(part: TextPart, annotation: any, from: number) {
+  const cited = annotation?.type === 'url_citation' ? annotation.url_citation : null
+  if (cited === null || (part.citations?.length ?? 0) >= MAX_CITATIONS) return
+  const citation = boundedCitation(cited?.url, cited?.title || undefined, cited?.content)
+  if (citation === null) return
+  if (Number.isInteger(cited.start_index) && Number.isInteger(cited.end_index) && cited.start_index >= from && cited.end_index >= cited.start_index) {
+    citation.start = cited.start_index - from
+    citation.end = cited.end_index - from
+  }
+  ;(part.citations ??= []).push(citation)
+}
+
 /** OpenAI's (and OpenRouter's) annotation of a cited page: its span of the message content, in UTF-16 code units */
 export interface ChatUrlAnnotation {
   type: 'url_citation'
   url_citation: { url: string; title: string; start_index: number; end_index: number; content?: string }
 }
 
-export function urlAnnotation(citation: UrlCitation, start: number, end: number): ChatUrlAnnotation {
+/** The annotation of a citation whose text part runs from `from` to `to` in the content (its own span within, if it has one) */
+export function urlAnnotation(citation: UrlCitation, from: number, to: number): ChatUrlAnnotation {
+  const [start, end] = citationSpan(citation, from, to)
   const cited: ChatUrlAnnotation['url_citation'] = { url: citation.url, title: citation.title ?? '', start_index: start, end_index: end }
   if (citation.citedText !== undefined) cited.content = citation.citedText
   return { type: 'url_citation', url_citation: cited }

@@ -1,7 +1,7 @@
-import { imageFromUrl, newToolCallId, withWebSearches, type CanonicalEvent, type StreamDecoder } from '#gateway/dialects/canonical'
+import { imageFromUrl, newToolCallId, withWebSearches, type CanonicalEvent, type StreamDecoder, type TextPart } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
-import { citesWeb, decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
+import { addChatCitation, citesWeb, decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
 import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
 import type { ChatChunk, ChatToolCallDelta } from '#gateway/dialects/openai_chat/types'
 
@@ -42,6 +42,10 @@ export class ChatStreamDecoder implements StreamDecoder {
   /** A `refusal` delta came: the finish ("stop") is a refusal */
   #refused = false
 
+  /** Content characters so far, and where the open text block began: an annotation's span is the content's, a citation's its block's */
+  #contentChars = 0
+  #textFrom = 0
+
   /** [DONE] came: whatever a broken upstream sends after it is not part of the answer */
   #done = false
 
@@ -75,6 +79,8 @@ export class ChatStreamDecoder implements StreamDecoder {
       }
       if (typeof delta.content === 'string' && delta.content) {
         this.#closeTools(out)
+        if (this.#blocks.openText === null) this.#textFrom = this.#contentChars
+        this.#contentChars += delta.content.length
         out.push({ type: 'delta', index: this.#blocks.ensure(out, 'text'), kind: 'text', value: delta.content })
       }
       if (typeof delta.refusal === 'string' && delta.refusal) {
@@ -83,6 +89,8 @@ export class ChatStreamDecoder implements StreamDecoder {
         out.push({ type: 'delta', index: this.#blocks.ensure(out, 'text', true), kind: 'text', value: delta.refusal })
       }
       for (const call of delta.tool_calls ?? []) this.#toolPiece(out, call)
+      // Pages the text cites (url_citation), as OpenAI's search models send them: after the text, before the finish
+      if (Array.isArray(delta.annotations)) this.#cite(out, delta.annotations)
       // Images made (OpenRouter's `delta.images`), each whole: the open block closed first, so the text keeps its order.
       if (Array.isArray(delta.images)) {
         for (const image of delta.images) {
@@ -109,6 +117,15 @@ export class ChatStreamDecoder implements StreamDecoder {
     } else if (cited && !this.#searched) out.push({ type: 'usage', usage: withWebSearches(null, 1), partial: true })
     if (cited) this.#searched = true
     return out
+  }
+
+  /** Citation events on the open text block (none open: nothing they could be told against) */
+  #cite(out: CanonicalEvent[], annotations: unknown[]) {
+    const index = this.#blocks.openText
+    if (index === null) return
+    const part: TextPart = { type: 'text', text: '' }
+    for (const annotation of annotations) addChatCitation(part, annotation, this.#textFrom)
+    for (const citation of part.citations ?? []) out.push({ type: 'citation', index, citation })
   }
 
   end(): CanonicalEvent[] {

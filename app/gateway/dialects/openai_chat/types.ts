@@ -126,6 +126,8 @@ export interface ChatChunk {
       reasoning?: string
       reasoning_details?: ReasoningDetail[]
       tool_calls?: ChatToolCallDelta[]
+      /** Pages the answer cites (a search model's url_citation, after the text it covers) */
+      annotations?: unknown[]
       images?: ChatImage[]
     }
     logprobs?: unknown

@@ -1,4 +1,5 @@
 import {
+  citationSpan,
   imageOmittedNote,
   num,
   usageOfCounts,
@@ -9,6 +10,7 @@ import {
   type ReasoningPart,
   type StopReason,
   type ToolCallPart,
+  type UrlCitation,
 } from '#gateway/dialects/canonical'
 import type { ResponsesItem, ResponsesResponse, ResponsesUsage } from '#gateway/dialects/openai_responses/types'
 import { MAX_WEB_SEARCHES } from '#gateway/metering/token_counts'
@@ -121,8 +123,23 @@ export function reasoningItem(id: string, part: Pick<ReasoningPart, 'text' | 'si
   return item
 }
 
-export function messageItem(id: string, text: string, status = 'completed'): ResponsesItem {
-  return { type: 'message', id, status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }
+export function messageItem(id: string, text: string, status = 'completed', annotations: ResponsesUrlAnnotation[] = []): ResponsesItem {
+  return { type: 'message', id, status, role: 'assistant', content: [{ type: 'output_text', text, annotations }] }
+}
+
+/** OpenAI's annotation of a page an output_text cites: its span of the text, in UTF-16 code units */
+export interface ResponsesUrlAnnotation {
+  type: 'url_citation'
+  url: string
+  title: string
+  start_index: number
+  end_index: number
+}
+
+/** The annotation of a citation whose text part runs from `from` to `to` in the output_text (its own span within, if it has one) */
+export function responsesAnnotation(citation: UrlCitation, from: number, to: number): ResponsesUrlAnnotation {
+  const [start, end] = citationSpan(citation, from, to)
+  return { type: 'url_citation', url: citation.url, title: citation.title ?? '', start_index: start, end_index: end }
 }
 
 /** A refusal, as OpenAI's Responses API gives one: a message whose content is a `refusal` part. */
@@ -191,12 +208,16 @@ export function encodeResponsesResponse(response: CanonicalResponse, model: stri
   const output: ResponsesItem[] = []
   let n = 0
   let text = ''
+  let annotations: ResponsesUrlAnnotation[] | null = null
   const flushText = () => {
-    if (text) output.push(messageItem(`msg_${response.id}_${n++}`, text))
+    if (text) output.push(messageItem(`msg_${response.id}_${n++}`, text, 'completed', annotations ?? []))
     text = ''
+    annotations = null
   }
   for (const part of response.content) {
     if (part.type === 'text' && !part.refusal) {
+      // The pages a text part cites, over that part's span of the message's output_text
+      if (part.citations) for (const citation of part.citations) (annotations ??= []).push(responsesAnnotation(citation, text.length, text.length + part.text.length))
       text += part.text
       continue
     }

@@ -1,4 +1,4 @@
-import { imageOmittedNote, type BlockInfo, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind } from '#gateway/dialects/canonical'
+import { imageOmittedNote, MAX_CITATIONS, type BlockInfo, type CanonicalEvent, type CanonicalUsage, type StopReason, type StreamEncoder, type StreamFailureKind, type UrlCitation } from '#gateway/dialects/canonical'
 import { responsesStreamError } from '#gateway/dialects/stream_failure'
 import type { EncoderOptions } from '#gateway/dialects/dialect'
 import {
@@ -8,6 +8,7 @@ import {
   refusalItem,
   responseId,
   responseObject,
+  responsesAnnotation,
   storedResponseObject,
   toolItem,
 } from '#gateway/dialects/openai_responses/response'
@@ -19,6 +20,8 @@ interface OpenItem {
   block: BlockInfo
   text: string
   signature?: string
+  /** The pages a text item cites (citation events), annotated when it closes (its end known then) */
+  cited?: UrlCitation[]
 }
 
 /**
@@ -67,6 +70,11 @@ export class ResponsesStreamEncoder implements StreamEncoder {
       case 'signature': {
         const item = this.#blocks.get(event.index)
         if (item) item.signature = event.value
+        return ''
+      }
+      case 'citation': {
+        const item = this.#blocks.get(event.index)
+        if (item?.block.type === 'text' && !item.block.refusal && (item.cited?.length ?? 0) < MAX_CITATIONS) (item.cited ??= []).push(event.citation)
         return ''
       }
       case 'block_stop':
@@ -166,8 +174,13 @@ export class ResponsesStreamEncoder implements StreamEncoder {
       out += this.#event('response.refusal.done', { ...base, content_index: 0, refusal: text })
       out += this.#event('response.content_part.done', { ...base, content_index: 0, part: { type: 'refusal', refusal: text } })
     } else if (block.type === 'text') {
-      done = messageItem(itemId, text)
-      const part = { type: 'output_text', text, annotations: [] }
+      // Its citations, as OpenAI streams a search's: one annotation.added each after the text they cover, then in the .done events
+      const annotations = item.cited ? item.cited.map((citation) => responsesAnnotation(citation, 0, text.length)) : []
+      annotations.forEach((annotation, annotation_index) => {
+        out += this.#event('response.output_text.annotation.added', { ...base, content_index: 0, annotation_index, annotation })
+      })
+      done = messageItem(itemId, text, 'completed', annotations)
+      const part = { type: 'output_text', text, annotations }
       out += this.#event('response.output_text.done', { ...base, content_index: 0, text, logprobs: [] })
       out += this.#event('response.content_part.done', { ...base, content_index: 0, part })
     } else if (block.type === 'reasoning') {

@@ -67,6 +67,9 @@ function settingsOf(channel: ChannelInfo): VertexChannel {
  * (`:streamRawPredict` streamed), the Anthropic Messages body without `model`
  * and with `anthropic_version: vertex-2023-10-16`, answered in Anthropic's
  * JSON and SSE (the `anthropic_messages` dialect).
+ *
+ * Embeddings: `{prefix}/publishers/google/models/{model}:predict` with
+ * `instances` (embeddings.ts, the `vertex` embeddings wire).
  */
 export class VertexAdapter implements ProviderAdapter {
   dialects(_channel: ChannelInfo, upstreamModel?: string) {
@@ -78,9 +81,9 @@ export class VertexAdapter implements ProviderAdapter {
     return !isClaudeModel(upstreamModel)
   }
 
-  /** Vertex embeds through `:predict`, another body than the Gemini API's batchEmbedContents: not served yet */
+  /** Vertex embeds through `:predict` (`instances` / `predictions`), not the Gemini API's batchEmbedContents (embeddings.ts) */
   embeddings() {
-    return null
+    return 'vertex' as const
   }
 
   /** OpenAI's images and image edits, translated as for the Gemini API (google_images.ts); Imagen's `:predict` relayed */
@@ -203,7 +206,7 @@ function rawPredictBody(call: UpstreamCall): Record<string, unknown> {
 
 function methodOf(call: UpstreamCall): string {
   if (call.operation === 'count_tokens') return 'countTokens'
-  if (call.operation === 'predict' || (call.operation === 'images' && isImagenModel(call.model))) return 'predict'
+  if (call.operation === 'embeddings' || call.operation === 'predict' || (call.operation === 'images' && isImagenModel(call.model))) return 'predict'
   return call.stream ? 'streamGenerateContent?alt=sse' : 'generateContent'
 }
 
