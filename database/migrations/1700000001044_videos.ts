@@ -7,7 +7,8 @@ import { BaseSchema } from '@adonisjs/lucid/schema'
  * OpenAI's video id, or Veo's operation name), its owner, channel, model,
  * seconds and size, its status as last seen, the hold on its owner's balance
  * (`hold`, synced into every instance as a batch's is) and its bill, claimed
- * once (`billed_at`). `polled_at` orders the sweep that any instance runs.
+ * once (`billed_at`, with its cost and seconds). `polled_at` orders the sweep
+ * that any instance runs.
  *
  * Prices: `model_prices.per_video_second` (USD per second of generated video,
  * LiteLLM's output_cost_per_video_per_second); the usage row keeps the
@@ -39,6 +40,8 @@ export default class extends BaseSchema {
       table.decimal('hold', 24, 12).notNullable().defaultTo(0)
       table.timestamp('billed_at', { useTz: true }).nullable()
       table.decimal('billed_cost', 24, 12).nullable()
+      /** The seconds billed: with billed_cost, what a usage row a crash lost is written again from */
+      table.integer('billed_seconds').nullable()
       table.timestamp('polled_at', { useTz: true }).nullable()
       table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(this.now())
       table.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(this.now())

@@ -1,4 +1,5 @@
 import { test } from '@japa/runner'
+import { randomUUID } from 'node:crypto'
 import db from '@adonisjs/lucid/services/db'
 import { toFile } from 'openai'
 import ace from '@adonisjs/core/services/ace'
@@ -359,6 +360,52 @@ test.group('Videos', (group) => {
     assert.equal(expired.error?.code, 'video_expired')
     assert.equal(gw.videos.holds.heldFor(user.userId), 0n)
     assert.include((await usageRows(user.userId)).at(-1), { error_code: 'video_expired', cost: '0.000000000000' })
+  })
+
+  test("a video whose instance died: its row alone holds it in every instance, and any instance's sweep bills it; a bill whose usage row a crash lost is written again", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '10' })
+    // Another instance asked the upstream for it, recorded it, and was killed: nothing of it is in this process.
+    const made = (await (
+      await fetch(`${mock.url}/videos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'sora-2', prompt: '[polls=1] orphan', seconds: '8' }) })
+    ).json()) as any
+    const channel = await db.from('channels').where('name', 'openai').first()
+    await db.table('videos').insert({
+      public_id: 'video_gwOrphanOrphanOrphanOrphan',
+      upstream_id: made.id,
+      wire: 'openai',
+      user_id: user.userId,
+      api_key_id: user.keyId,
+      channel_id: channel.id,
+      model: 'sora-2',
+      served_model: 'sora-2',
+      seconds: 8,
+      status: 'queued',
+      object: JSON.stringify(made),
+      request_id: randomUUID(),
+      hold: '0.8',
+    })
+    await gw.videos.holds.sync()
+    assert.equal(gw.videos.holds.heldFor(user.userId), usd('0.8'), "the dead instance's hold counts here")
+    await gw.videos.sweep()
+    assert.equal(gw.videos.holds.heldFor(user.userId), 0n)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { video_seconds: 8, cost: '0.800000000000' })
+
+    // Billed (the claim committed) and the process gone before the meter wrote the row: written again from the claim.
+    const client = openai(user.key)
+    const lost = await client.videos.create({ model: 'sora-2', prompt: 'lost row', seconds: '4' })
+    const row = await videoRow(lost.id)
+    assert.isTrue(await claimBilling(Number(row.id), 'completed', null, '0.4', new Date(Date.now() - 20 * 60_000), 4))
+    gw.videos.holds.release(Number(row.id))
+    assert.equal(await gw.videos.repairBills(), 1)
+    assert.equal(await gw.videos.repairBills(), 0, 'written once')
+    const repaired = (await usageRows(user.userId)).at(-1)
+    assert.include(repaired, { request_id: row.request_id, video_seconds: 4, cost: '0.400000000000' })
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, '8.800000000000')
+    assert.equal(money.ledger, money.balance)
   })
 
   test('the price per second of video: price:set --per-video-second, the management API, the Prices form, LiteLLM model info', async ({ assert }) => {

@@ -16,7 +16,8 @@ import type { PriceInfo, Principal, ProviderKind, TokenUsage } from '#gateway/ty
 import { dispatch } from '#gateway/upstream/dispatcher'
 import { bodyFor, type VideoRequest } from '#gateway/videos/video_request'
 import { operationState, pollRequest, safeOperationName, storedOperation, submitRequest, veoBody } from '#gateway/videos/veo'
-import { claimBilling, claimDue, finished, insertVideo, recordSeen, type VideoRow, type VideoWire } from '#gateway/videos/video_store'
+import { billsWithoutRow, claimBilling, claimDue, finished, insertVideo, recordSeen, type VideoRow, type VideoWire } from '#gateway/videos/video_store'
+import { toPico } from '#gateway/metering/money'
 
 /** The channel kinds that make videos: OpenAI's Videos API (openai, custom) and Veo (google, vertex) */
 export const VIDEO_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom', 'google', 'vertex'])
@@ -31,6 +32,8 @@ const UNBILLED_VIDEOS = `SELECT id, user_id, api_key_id, team_id, model, budget_
 /** Videos a sweep looks at, and at once */
 const SWEEP_LIMIT = 50
 const SWEEP_CONCURRENCY = 4
+/** A bill older than this without its usage row lost it (the meter writes within milliseconds, or spills) */
+const REPAIR_AFTER_MS = 10 * 60_000
 /** An upstream look of the sweep gives up after this long (the next sweep tries again) */
 const LOOK_TIMEOUT_MS = 30_000
 /** The most seconds of video one upstream answer is believed to have made (a hostile one could say a billion) */
@@ -100,7 +103,7 @@ export class VideoService {
     const { principal } = call
     const { hold, budgetModel } = await this.authorize(call, request.model, request.seconds, 1)
     let veo: string | null = null
-    return this.holds.holdWhileCreating(
+    const row = await this.holds.holdWhileCreating(
       principal.user.id,
       principal.key.id,
       principal.team?.id ?? null,
@@ -148,6 +151,13 @@ export class VideoService {
       },
       budgetModel
     )
+    return this.#settledAtOnce(row)
+  }
+
+  /** A video the creation's answer says is finished already (an upstream that answers at once): billed now. */
+  async #settledAtOnce(row: VideoRow): Promise<VideoRow> {
+    if (finished(row.status)) await this.settle(row, row.wire === 'openai' ? (row.object ?? {}) : (row.object?.operation ?? {}))
+    return row
   }
 
   /**
@@ -159,7 +169,7 @@ export class VideoService {
   async createNative(call: ApiCall, candidates: RouteCandidate[], model: string, rawBody: Buffer, seconds: number, samples: number): Promise<VideoRow> {
     const { principal } = call
     const { hold, budgetModel } = await this.authorize(call, model, seconds, samples)
-    return this.holds.holdWhileCreating(
+    const row = await this.holds.holdWhileCreating(
       principal.user.id,
       principal.key.id,
       principal.team?.id ?? null,
@@ -190,6 +200,7 @@ export class VideoService {
       },
       budgetModel
     )
+    return this.#settledAtOnce(row)
   }
 
   /** The channel a video lives on, of its wire's kinds (503 when gone, disabled or of another kind now) */
@@ -260,7 +271,7 @@ export class VideoService {
       cost = billable(cost)
     }
     const billedAt = new Date()
-    if (await claimBilling(row.id, status, row.object, fromPico(cost), billedAt)) {
+    if (await claimBilling(row.id, status, row.object, fromPico(cost), billedAt, seconds)) {
       this.#record(row, status, billedAt, cost, usage)
       if (status === 'completed') this.logger.info({ video: row.public_id, seconds, cost: fromPico(cost) }, 'video billed')
     }
@@ -317,6 +328,27 @@ export class VideoService {
       while (next < rows.length) await this.#sweepOne(rows[next++])
     }
     await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, rows.length) }, worker))
+    await this.repairBills().catch((error) => this.logger.warn({ err: error }, 'video sweep: could not check bills for lost usage rows'))
+    return rows.length
+  }
+
+  /**
+   * A bill whose usage row a crash lost (the claim committed, the process
+   * ended within the meter's flush window): written again from the figures
+   * the claim kept, as batches' are (batch_service.ts repairBills: only
+   * while this meter has nothing waiting for the database; the meter's queue
+   * written first; the row's unique request id makes a duplicate a no-op).
+   */
+  async repairBills(olderThanMs = REPAIR_AFTER_MS): Promise<number> {
+    await this.meter.drain()
+    if (this.meter.degraded || this.meter.spilledPending > 0) return 0
+    const rows = await billsWithoutRow(olderThanMs, SWEEP_LIMIT)
+    for (const row of rows) {
+      const seconds = Number(row.billed_seconds ?? 0)
+      const usage: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, estimated: false, videoSeconds: seconds }
+      this.#record(row, row.status, new Date(row.billed_at!), toPico(String(row.billed_cost ?? '0')), usage)
+      this.logger.warn({ video: row.public_id }, 'video billed before a crash without its usage row: the row is written now')
+    }
     return rows.length
   }
 

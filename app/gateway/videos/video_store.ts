@@ -35,10 +35,11 @@ export interface VideoRow {
   hold: string
   billed_at: Date | null
   billed_cost: string | null
+  billed_seconds: number | null
   created_at: Date
 }
 
-export type NewVideo = Omit<VideoRow, 'id' | 'public_id' | 'billed_at' | 'billed_cost' | 'created_at'>
+export type NewVideo = Omit<VideoRow, 'id' | 'public_id' | 'billed_at' | 'billed_cost' | 'billed_seconds' | 'created_at'>
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
@@ -128,8 +129,15 @@ export async function recordSeen(id: number, status: string, object: Record<stri
  * UPDATE found it unbilled (the row lock makes a concurrent one wait, then
  * find billed_at set): only that caller writes its usage row.
  */
-export async function claimBilling(id: number, status: string, object: Record<string, any> | null, cost: string, billedAt: Date): Promise<boolean> {
-  const values: Record<string, unknown> = { status: status.slice(0, 32), billed_at: billedAt, billed_cost: cost, updated_at: billedAt }
+export async function claimBilling(
+  id: number,
+  status: string,
+  object: Record<string, any> | null,
+  cost: string,
+  billedAt: Date,
+  seconds = 0
+): Promise<boolean> {
+  const values: Record<string, unknown> = { status: status.slice(0, 32), billed_at: billedAt, billed_cost: cost, billed_seconds: seconds, updated_at: billedAt }
   if (object !== null) values.object = JSON.stringify(storable(object))
   const updated = await db.from('videos').where('id', id).whereNull('billed_at').update(values).returning('id')
   return updated.length === 1
@@ -158,4 +166,22 @@ export async function claimDue(limit: number): Promise<VideoRow[]> {
 /** A video its owner deleted: kept for its bill (a billed one) or gone. */
 export async function markDeleted(id: number) {
   await db.from('videos').where('id', id).update({ status: 'deleted', updated_at: new Date() })
+}
+
+/**
+ * Videos billed between `olderThanMs` and two days ago whose usage row is
+ * not in the table: the claim committed and the process ended before the
+ * meter wrote the row (its flush window). Two days: long before the
+ * retention prune could have taken the row.
+ */
+export async function billsWithoutRow(olderThanMs: number, limit: number): Promise<VideoRow[]> {
+  const result = await db.rawQuery(
+    `SELECT v.* FROM videos v
+      WHERE v.billed_at IS NOT NULL
+        AND v.billed_at < now() - make_interval(secs => ?) AND v.billed_at > now() - interval '2 days'
+        AND NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.request_id = v.request_id)
+      ORDER BY v.billed_at LIMIT ?`,
+    [olderThanMs / 1000, limit]
+  )
+  return result.rows.map(readRow)
 }
