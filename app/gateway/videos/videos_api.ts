@@ -4,6 +4,7 @@ import type { ApiCall } from '#gateway/http/generation_request'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { wholeNumber } from '#gateway/http/whole_number'
+import { assertStorableModel } from '#gateway/http/model_name'
 import { callChannel, holdingChannel, sendToChannel } from '#gateway/batches/upstream_calls'
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
 import { listParams } from '#gateway/responses_store/responses_api'
@@ -289,6 +290,7 @@ export async function predictLongRunning(gw: Gateway, call: ApiCall, model: stri
   if (!Number.isInteger(samples) || samples < 1 || samples > 4) {
     throw GatewayError.invalidRequest('parameters.sampleCount must be a whole number from 1 to 4', 'invalid_value', 'sampleCount')
   }
+  assertStorableModel(model)
   if (!isVeoModel(model)) {
     throw GatewayError.invalidRequest(`predictLongRunning makes videos with Veo models; '${model.slice(0, 100)}' is not one`, 'unsupported_endpoint')
   }
