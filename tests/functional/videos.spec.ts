@@ -217,6 +217,7 @@ test.group('Videos', (group) => {
     // Without /v1 too (LiteLLM's base URL form), same answer.
     const bare = await post('/videos', { model: 'sora-2' }, auth)
     assert.equal(bare.status, 400)
+    assert.include(((await bare.json()) as any).error, { code: 'missing_required_parameter', param: 'prompt' })
   })
 
   test('remix: a new video on the same channel, held and billed as any; delete: refused upstream while running, a Veo video deleted before done bills nothing', async ({ assert }) => {
