@@ -45,6 +45,7 @@ export default class GatewayProvider {
         responsesStoreMaxBytes: (env.get('RESPONSES_STORE_MAX_KB') ?? 1024) * 1024,
         responsesBackgroundMax: env.get('RESPONSES_BACKGROUND_MAX') ?? 16,
         responsesBackgroundMaxMs: (env.get('RESPONSES_BACKGROUND_MAX_MINUTES') ?? 60) * 60_000,
+        responsesBackgroundEventsBytes: (env.get('RESPONSES_BACKGROUND_EVENTS_MB') ?? 256) * 1024 * 1024,
         logExportShutdownMs: env.get('LOG_EXPORT_SHUTDOWN_MS') ?? 5_000,
       })
       this.#gateway.metricsAccess = { token: env.get('METRICS_TOKEN') || null, public: env.get('METRICS_PUBLIC') ?? false }

@@ -127,6 +127,7 @@ export default await Env.create(new URL('../', import.meta.url), {
    */
   RESPONSES_BACKGROUND_MAX: Env.schema.number.optional(),
   RESPONSES_BACKGROUND_MAX_MINUTES: Env.schema.number.optional(),
+  RESPONSES_BACKGROUND_EVENTS_MB: Env.schema.number.optional(),
 
   /** Seconds without requests before the heap is settled (returned to the OS); 0 = never (start/settle_heap.ts) */
   HEAP_IDLE_SETTLE_SECONDS: Env.schema.number.optional(),

@@ -34,6 +34,7 @@ const FilesController = () => import('#controllers/api/files_controller')
 const BatchesController = () => import('#controllers/api/batches_controller')
 const MessageBatchesController = () => import('#controllers/api/message_batches_controller')
 const VideosController = () => import('#controllers/api/videos_controller')
+const GeminiFilesController = () => import('#controllers/api/gemini_files_controller')
 
 /** OpenAI's Files and Batch API (app/gateway/batches/): under /v1, and without it as LiteLLM serves them. */
 function batchRoutes() {
@@ -127,9 +128,24 @@ router
     // Veo's operations (generateVideos' polls): the gateway's name for each, its owner's only.
     router.get('/models/:model/operations/:id', [VideosController, 'operation']).as('models.operation')
     router.get('/operations/:id', [VideosController, 'operation']).as('operation')
+    // Gemini's Files API and cachedContents on google channels (app/gateway/provider_files/)
+    router.get('/files', [GeminiFilesController, 'index']).as('files.index')
+    router.get('/files/:id', [GeminiFilesController, 'show']).as('files.show')
+    router.delete('/files/:id', [GeminiFilesController, 'destroy']).as('files.destroy')
+    router.post('/cachedContents', [GeminiFilesController, 'createCache']).as('caches.store')
+    router.get('/cachedContents', [GeminiFilesController, 'caches']).as('caches.index')
+    router.get('/cachedContents/:id', [GeminiFilesController, 'showCache']).as('caches.show')
+    router.patch('/cachedContents/:id', [GeminiFilesController, 'updateCache']).as('caches.update')
+    router.delete('/cachedContents/:id', [GeminiFilesController, 'destroyCache']).as('caches.destroy')
   })
   .prefix('/v1beta')
   .as('v1beta')
+  .use(middleware.apiKey())
+
+/** Gemini's Files API uploads (@google/genai files.upload): Google's resumable and multipart protocols. */
+router
+  .post('/upload/v1beta/files', [GeminiFilesController, 'upload'])
+  .as('upload.v1beta.files')
   .use(middleware.apiKey())
 
 /**

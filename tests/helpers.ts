@@ -1,3 +1,4 @@
+import { providerFiles } from '#gateway/provider_files/provider_file_store'
 import { loadSsoPanelSettings } from '#services/sso/sso_panel_settings'
 import type { StoredModelLimits } from '#gateway/limits/model_limits'
 import app from '@adonisjs/core/services/app'
@@ -39,6 +40,8 @@ export async function resetDatabase() {
   // Stored responses queued are written (or fail) before their users go; what memory holds of them goes too.
   await gw.responses.flush()
   gw.responses.forgetCached()
+  // Provider files' holders remembered (their rows go with their users).
+  providerFiles.forgetAll()
   await db.rawQuery(
     'TRUNCATE balance_ledger, monthly_usage, usage_records, request_attempts, api_keys, users, channels, model_prices, model_fallbacks, plans, ' +
       'usage_daily, usage_daily_days, usage_daily_stale, usage_daily_latency, usage_daily_pruned, usage_daily_latency_pruned, usage_pruned_days, ' +

@@ -4,6 +4,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { AdminInputError } from '#actions/admin_input_error'
 import { isDataException, reportApiError, sendApiError } from '#gateway/http/api_errors'
 import { isApiPath } from '#gateway/http/api_paths'
+import { dialectForRequest } from '#gateway/http/error_renderers'
 import { useRequestLocale } from '#middleware/detect_user_locale_middleware'
 import i18nManager from '@adonisjs/i18n/services/main'
 
@@ -49,7 +50,7 @@ export default class HttpExceptionHandler extends ExceptionHandler {
       return super.handle(error, ctx)
     }
     // The same answer the API lane writes (on the raw response: Adonis then has nothing left to send).
-    sendApiError(error, path, ctx.response.response)
+    sendApiError(error, path, ctx.response.response, dialectForRequest(path, ctx.request.request.headers))
   }
 
   async report(error: unknown, ctx: HttpContext) {

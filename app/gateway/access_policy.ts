@@ -5,7 +5,16 @@ import { isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { Catalog } from '#gateway/catalog'
 import type { PriceInfo, Principal } from '#gateway/types'
 import type { RequestAccount } from '#gateway/metering/request_account'
-import { asksForAudio, mayAnswerImages, completionTokenHold, holdAtPrice, holdPrice, promptTokenHold, webSearchHold } from '#gateway/metering/reservation'
+import {
+  asksForAudio,
+  mayAnswerImages,
+  completionTokenHold,
+  holdAtPrice,
+  holdPrice,
+  imageAnswerTokenHold,
+  promptTokenHold,
+  webSearchHold,
+} from '#gateway/metering/reservation'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { rollSpendPeriod } from '#gateway/metering/spend_period'
 import { assertWithinLimit } from '#gateway/end_users/end_user_policies'
@@ -129,6 +138,7 @@ export function authorizeAndReserve(
 ): PriceInfo | null {
   account.audioAnswer = asksForAudio(body)
   account.imageAnswer = mayAnswerImages(body)
+  account.imageAnswerTokenHold = account.imageAnswer ? imageAnswerTokenHold(body) : 0
   account.searchHold = Math.max(webSearchHold(body), addedSearches)
   return authorizeAndHold(catalog, account, model, promptTokenHold(rawBytes), completionTokenHold(body), images, base)
 }
@@ -155,12 +165,28 @@ export function authorizeAndHold(
   account.promptTokenHold = promptTokens
   account.completionTokenHold = completionTokens
   account.imageHold = images
-  if (isPriced(price)) account.reserve(holdAtPrice(holdPrice(price, account), promptTokens, completionTokens, images, account.searchHold))
+  if (isPriced(price)) account.reserve(requestHold(price, account, promptTokens))
   const { plan } = account.principal
   if (plan && (plan.monthlyInputTokens !== null || plan.monthlyOutputTokens !== null)) {
     account.reserveTokens(promptTokens, completionTokens)
   }
   return price
+}
+
+/**
+ * The request's hold at a price (the model's, or a fallback's): its tokens,
+ * images and searches as the account keeps them, the answer's tokens at the
+ * audio or image output price when it is one (holdPrice). An answer that may
+ * be an image from a model whose image tokens are dearer holds at least one
+ * image per choice when the request sets no max tokens (imageAnswerTokenHold):
+ * the default allowance is less than one image.
+ */
+function requestHold(price: PriceInfo | null, account: RequestAccount, promptTokens: number): bigint {
+  let completion = account.completionTokenHold
+  if (account.imageAnswerTokenHold > completion && price?.imageOutputPico !== undefined && price.imageOutputPico > price.outputPico) {
+    completion = account.imageAnswerTokenHold
+  }
+  return holdAtPrice(holdPrice(price, account), promptTokens, completion, account.imageHold, account.searchHold)
 }
 
 /**
@@ -177,7 +203,7 @@ export function raisePromptHold(account: RequestAccount, rawBytes: number) {
   account.promptTokenHold = tokens
   const price = account.price
   if (isPriced(price)) {
-    const hold = holdAtPrice(holdPrice(price, account), tokens, account.completionTokenHold, account.imageHold, account.searchHold)
+    const hold = requestHold(price, account, tokens)
     if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
   }
   const { plan } = account.principal
@@ -196,7 +222,7 @@ export function admitFallback(account: RequestAccount, price: PriceInfo | null):
   if (!isPriced(price)) return true
   const { user } = account.principal
   if (user.balancePico - (user.reservedPico - account.reservedPico) <= 0n) return false
-  const hold = holdAtPrice(holdPrice(price, account), account.promptTokenHold, account.completionTokenHold, account.imageHold, account.searchHold)
+  const hold = requestHold(price, account, account.promptTokenHold)
   if (hold > account.reservedPico) account.reserve(hold - account.reservedPico)
   return true
 }

@@ -3,6 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import { UNREADABLE_KEY_REASON } from '#services/app_key_check'
 import { globMatches, globSpecificity, isGlob } from '#gateway/glob'
+import { parseModelSuffix } from '#gateway/routing/model_suffix'
 import { ACCOUNT_KEYWORDS_SETTING, accountKeywordsOf } from '#gateway/upstream/account_problems'
 import { rememberBounded } from '#gateway/bounded_memo'
 import { compileIpAllowlist } from '#gateway/auth/ip_allowlist'
@@ -408,13 +409,17 @@ export class Catalog {
    * one for the suffixed name that is more specific than the base's (glob
    * order, byPrecedence): `claude-x-thinking` priced exactly, or `*-thinking`
    * over a base priced only by `*`. A glob that takes both names is the same
-   * price either way.
+   * price either way. Suffixes stacked (`claude-x-thinking:nitro`, whose base
+   * is `claude-x`): each name between the one asked and the base is asked in
+   * turn, nearest first (`claude-x-thinking` priced exactly keeps its price).
    */
   priceForSuffixed(model: string, base: string): PriceInfo | null {
-    const own = this.priceFor(model)
     const ofBase = this.priceFor(base)
-    if (own === null || own === ofBase) return ofBase
-    if (ofBase === null || !isGlob(own.pattern) || own.specificity > ofBase.specificity) return own
+    for (let name: string | undefined = model; name !== undefined && name !== base; name = parseModelSuffix(name)?.base) {
+      const own = this.priceFor(name)
+      if (own === null || own === ofBase) continue
+      if (ofBase === null || !isGlob(own.pattern) || own.specificity > ofBase.specificity) return own
+    }
     return ofBase
   }
 

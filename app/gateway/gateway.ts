@@ -56,6 +56,8 @@ export interface GatewayOptions {
   responsesBackgroundMax?: number
   responsesBackgroundPollMs?: number
   responsesBackgroundMaxMs?: number
+  /** Bytes of background runs' events this instance keeps for late or resumed streams (RESPONSES_BACKGROUND_EVENTS_MB, default 256) */
+  responsesBackgroundEventsBytes?: number
   /** Longest the shutdown waits for log export's collectors (LOG_EXPORT_SHUTDOWN_MS) */
   logExportShutdownMs?: number
 }
@@ -178,6 +180,7 @@ export class Gateway {
         pollMs: options.responsesBackgroundPollMs ?? 1000,
         maxMs: options.responsesBackgroundMaxMs ?? 3_600_000,
         instanceId: this.instanceId,
+        eventsMaxBytes: options.responsesBackgroundEventsBytes ?? 256 * 1024 * 1024,
         log: (message) => options.logger.warn(message),
       },
       this.responses,

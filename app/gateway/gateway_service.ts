@@ -1,3 +1,4 @@
+import { anthropicFileReferences, geminiFileReferences, pinnedCandidates } from '#gateway/provider_files/file_pins'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
@@ -25,6 +26,7 @@ import { asClientError, decodeClientRequest } from '#gateway/dialects/client_req
 import { parseJsonObject } from '#gateway/http/raw_body'
 import { embeddings, type EmbeddingsCall } from '#gateway/embeddings'
 import { IMAGES } from '#gateway/images'
+import { IMAGEN_PREDICT } from '#gateway/imagen_predict'
 import { textCompletions, type CompletionsCall } from '#gateway/completions'
 import { speak, transcribe, type SpeechCall, type TranscriptionCall, type UploadOperation } from '#gateway/audio/audio'
 import { relayJsonOperation, type JsonOperationCall } from '#gateway/json_operation'
@@ -290,6 +292,11 @@ export class GatewayService {
     return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, IMAGES)
   }
 
+  /** Gemini-native Imagen (`:predict`), relayed to Google's channels, billed per image (imagen_predict.ts) */
+  imagenPredict(call: JsonOperationCall, account: RequestAccount): Promise<void> {
+    return relayJsonOperation(this.catalog, (model) => this.#route(model, account, null), call, account, IMAGEN_PREDICT)
+  }
+
   /** Image edits and variations (multipart uploads), relayed as they came (image_uploads.ts) */
   imageUpload(operation: ImageUploadOperation, call: ImageUploadCall, account: RequestAccount): Promise<void> {
     return relayImageUpload(this.catalog, (model) => this.#route(model, account, null), operation, call, account)
@@ -353,6 +360,10 @@ export class GatewayService {
     if (call.ingress === 'openai_responses' && call.body.background === true) return this.#generateInBackground(call, account)
     const exchange = this.#begin(call, account)
     if (exchange.cachedAnswer) return this.#replay(exchange, account, exchange.cachedAnswer)
+    // Provider files and caches (provider_files/file_pins.ts): sent only to the channel that holds them. A body that
+    // names none pays one byte search (Anthropic and Gemini ingresses; the others one comparison).
+    const files = call.ingress === 'anthropic_messages' ? anthropicFileReferences(call.rawBody, call.body) : call.ingress === 'gemini' ? geminiFileReferences(call.rawBody, call.body) : null
+    if (files !== null) exchange.candidates = await pinnedCandidates(exchange.candidates, files, account.principal.user.id, call.model)
     // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
     if (exchange.previousId !== null) await this.#continue(exchange, account)
     // A conversation (Conversations API): its items put before the input, then prepared.

@@ -4,6 +4,8 @@ import { authorizeAndHold } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import { dialectOf } from '#gateway/dialects/registry'
 import { imagesUsage } from '#gateway/images'
+import { googleEditProblem, GoogleEdit } from '#gateway/google_edits'
+import { IMAGE_TOKENS_HELD, speaksGoogleImages } from '#gateway/google_images'
 import { replacePartContent, partNamed, withLeadingField, type MultipartForm } from '#gateway/http/multipart'
 import { completionTokenHold, promptTokenHold } from '#gateway/metering/reservation'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -75,9 +77,14 @@ export async function relayImageUpload(
   account.model = call.model
   account.stream = call.stream
   const promptTokens = promptTokenHold(call.promptBytes) + call.inputImages * INPUT_IMAGE_TOKENS
-  authorizeAndHold(catalog, account, call.model, promptTokens, completionTokenHold({ n: call.n }), call.n)
-  const candidates = route(call.model).filter((c) => adapterFor(c.channel.provider).offers(c.channel, operation))
+  // The images' tokens at the image output price (a Gemini image model's; gpt-image's image tokens), as for generations.
+  account.imageAnswer = true
+  authorizeAndHold(catalog, account, call.model, promptTokens, Math.max(completionTokenHold({ n: call.n }), call.n * IMAGE_TOKENS_HELD), call.n)
+  const offered = route(call.model).filter((c) => adapterFor(c.channel.provider).offers(c.channel, operation))
+  // Google's channels edit with Gemini's image models only, whole and without a mask (google_edits.ts).
+  const candidates = offered.filter((c) => !speaksGoogleImages(c.channel.provider) || googleEditProblem(call, c.upstreamModel) === null)
   if (candidates.length === 0) {
+    if (offered.length > 0) throw GatewayError.invalidRequest(googleEditProblem(call, offered[0].upstreamModel)!, 'unsupported_value')
     const what = operation === 'image_edits' ? 'image edits' : 'image variations'
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers ${what}`, 'unsupported_endpoint')
   }
@@ -85,19 +92,39 @@ export async function relayImageUpload(
     const part = call.modelNamed ? partNamed(call.form, 'model') : undefined
     return part ? replacePartContent(call.rawBody, part, upstreamModel) : withLeadingField(call.rawBody, call.form, 'model', upstreamModel)
   })
+  // Google's channels get a generateContent body of the form's images and prompt, made once (a bad size: a 400 before any is tried).
+  const google = candidates.some((c) => speaksGoogleImages(c.channel.provider)) ? new GoogleEdit(call) : null
+  const bodyOf = (c: RouteCandidate) => (google !== null && speaksGoogleImages(c.channel.provider) ? google.body(c.upstreamModel) : bodies.for(c.upstreamModel))
+  if (google !== null) for (const c of candidates) if (speaksGoogleImages(c.channel.provider)) google.body(c.upstreamModel)
   // What a stream has delivered so far is what a client that hangs up is billed (a whole answer it left: nothing).
   const streamed = noImages()
   await whileClientListens(call.res, account, () => streamed, async (signal) => {
-    const result = await dispatchUpload(call, candidates, operation, bodies, account, signal, (body) => readImagesAnswer(body, call.stream))
+    const result = await dispatchUpload(call, candidates, operation, bodyOf, account, signal, (body, c) =>
+      google !== null && speaksGoogleImages(c.channel.provider) ? google.read(body) : readImagesAnswer(body, call.stream)
+    )
     // The upstream has the upload: neither the copies nor the client's bytes (up to IMAGE_UPLOAD_MAX_MB) are kept for the answer.
     bodies.release()
+    google?.release()
     call.rawBody = RELEASED_BODY
     if (result.answer === null) return relayImageStream(call, account, result.body, streamed, result.candidate.channel)
-    const { bytes, answer } = result.answer
-    const usage = imagesUsage(answer)
+    const { bytes, answer, usage: translated, refusal } = result.answer
+    if (refusal) {
+      // No image came back (a blocked prompt, a safety stop): the tokens Google billed are billed, the client gets the 400.
+      account.close(refusal.status, refusal.code, translated)
+      throw refusal
+    }
+    const usage = translated ?? imagesUsage(answer)
     answerUpload(call.res, account, result.response.statusCode, bytes, 'application/json', usage, result.candidate.channel)
     account.close(result.response.statusCode, null, usage)
   })
+}
+
+/** A whole answer: the client's bytes and their JSON; translated from Google's, its usage too, or the refusal when it holds no image */
+export interface ImagesAnswer {
+  bytes: Buffer
+  answer: any
+  usage?: TokenUsage
+  refusal?: GatewayError | null
 }
 
 /**
@@ -107,7 +134,7 @@ export async function relayImageUpload(
  * asked for is only opened here (stream_opening.ts: an error event first, or
  * no event at all, fails over); null then.
  */
-async function readImagesAnswer(body: UpstreamBody, stream: boolean): Promise<{ bytes: Buffer; answer: any } | null> {
+async function readImagesAnswer(body: UpstreamBody, stream: boolean): Promise<ImagesAnswer | null> {
   const contentType = body.headers['content-type']
   if (stream && typeof contentType === 'string' && contentType.includes('text/event-stream')) {
     await checkStreamOpening(body, dialectOf('openai_chat').passThrough)

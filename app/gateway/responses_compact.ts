@@ -8,6 +8,7 @@ import { dialectOf } from '#gateway/dialects/registry'
 import { asClientError, decodeClientRequest } from '#gateway/dialects/client_request'
 import { decodeResponsesUsage, encodeResponsesUsage } from '#gateway/dialects/openai_responses/response'
 import { STREAM_HEADERS } from '#gateway/relay/client_stream'
+import { addOperationHeaders } from '#gateway/http/litellm_headers'
 import { compactionAnswer, compactionV2Events, replacementHistory, sealedSummary, summarisationRequest } from '#gateway/dialects/openai_responses/compaction'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import { countTokens } from '#gateway/metering/tokenizer'
@@ -19,7 +20,7 @@ import { dispatch, readBody, type DispatchHooks, type UpstreamBody } from '#gate
 import { whileClientListens } from '#gateway/relay/client_gone'
 import { decodeAnswer, parseAnswer } from '#gateway/upstream/upstream_answer'
 import { withoutUpstreamCost } from '#gateway/upstream/upstream_cost'
-import type { Principal, TokenUsage } from '#gateway/types'
+import type { ChannelInfo, Principal, TokenUsage } from '#gateway/types'
 
 /** A parsed `POST /v1/responses/compact` (Codex's remote compaction). */
 export interface CompactCall {
@@ -110,11 +111,12 @@ function compactRequest(candidate: RouteCandidate, call: CompactCall): UpstreamR
 }
 
 async function relayNative(candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
-  const { answer } = await dispatch(candidates, (c) => compactRequest(c, call), account.abort.signal, account.dispatchHooks, readCompaction)
+  const { answer, candidate } = await dispatch(candidates, (c) => compactRequest(c, call), account.abort.signal, account.dispatchHooks, readCompaction)
   const { bytes, parsed } = answer
-  answerJson(call, account, bytes)
-  const usage = decodeResponsesUsage(parsed.usage)
-  account.close(200, null, usage ? toTokenUsage(usage) : promptEstimate(call))
+  const reported = decodeResponsesUsage(parsed.usage)
+  const usage = reported ? toTokenUsage(reported) : promptEstimate(call)
+  answerJson(call, account, bytes, usage, candidate.channel)
+  account.close(200, null, usage)
 }
 
 /** dispatch()'s AnswerCheck for a native compaction: JSON with an `output` list, else the next candidate. */
@@ -130,9 +132,9 @@ async function readCompaction(body: UpstreamBody): Promise<{ bytes: Buffer; pars
  * channel's format) asking for the summary, answered as a compaction of plain messages.
  */
 async function emulate(catalog: Catalog, candidates: RouteCandidate[], call: CompactCall, account: RequestAccount) {
-  const { summary, usage, billed } = await summarise(catalog, candidates, call, account)
+  const { summary, usage, billed, channel } = await summarise(catalog, candidates, call, account)
   const output = replacementHistory(call.body.input, summary)
-  answerJson(call, account, Buffer.from(JSON.stringify(compactionAnswer(`cmp_${account.requestId.replaceAll('-', '')}`, output, usage))))
+  answerJson(call, account, Buffer.from(JSON.stringify(compactionAnswer(`cmp_${account.requestId.replaceAll('-', '')}`, output, usage))), billed, channel)
   account.close(200, null, billed)
 }
 
@@ -148,7 +150,7 @@ async function summarise(catalog: Catalog, candidates: RouteCandidate[], call: C
   // Built before dispatch: a body the codecs cannot carry is the client's 400, not a channel's failure.
   const bodies = new Map<RouteCandidate, Buffer>()
   for (const candidate of candidates) bodies.set(candidate, summarisationBody(candidate, request, canonical))
-  const { answer: response } = await dispatch(
+  const { answer: response, candidate } = await dispatch(
     candidates,
     (c) =>
       adapterFor(c.channel.provider).request(c.channel, {
@@ -174,7 +176,7 @@ async function summarise(catalog: Catalog, candidates: RouteCandidate[], call: C
       throw refusal
     }
   }
-  return { summary, usage, billed }
+  return { summary, usage, billed, channel: candidate.channel }
 }
 
 /**
@@ -206,12 +208,12 @@ export async function compactionV2(
   await whileClientListens(call.res, account, () => promptEstimate(call), async () => {
     // The history is what comes before the trigger.
     const history = { ...call.body, input: (call.body.input as unknown[]).slice(0, -1) }
-    const { summary, usage, billed } = await summarise(catalog, candidates, { ...call, body: history }, account)
+    const { summary, usage, billed, channel } = await summarise(catalog, candidates, { ...call, body: history }, account)
     const id = `resp_${account.requestId.replaceAll('-', '')}`
     const item = { type: 'compaction', id: `cmp_${account.requestId.replaceAll('-', '')}`, encrypted_content: sealedSummary(summary) }
     const response = { id, object: 'response', created_at: Math.floor(Date.now() / 1000), status: 'completed', model: call.model, output: [item], usage: encodeResponsesUsage(usage), error: null, incomplete_details: null }
-    if (call.stream) answerStream(call, account, compactionV2Events(response, item))
-    else answerJson(call, account, Buffer.from(JSON.stringify(response)))
+    if (call.stream) answerStream(call, account, compactionV2Events(response, item), channel)
+    else answerJson(call, account, Buffer.from(JSON.stringify(response)), billed, channel)
     account.close(200, null, billed)
   })
 }
@@ -268,19 +270,28 @@ function promptEstimate(call: CompactCall): TokenUsage {
   return { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedTokens: 0, reasoningTokens: 0, estimated: true }
 }
 
-function answerStream(call: CompactCall, account: RequestAccount, text: string) {
+/**
+ * The answers carry LiteLLM's headers as every other generation's do
+ * (litellm_headers.ts): a whole one the cost its row will bill (the usage is
+ * known before it goes out), a stream none, as LiteLLM leaves it out.
+ */
+function answerStream(call: CompactCall, account: RequestAccount, text: string, channel: ChannelInfo) {
   const bytes = Buffer.from(text)
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (call.res.destroyed) return
-  call.res.writeHead(200, { ...STREAM_HEADERS, 'x-request-id': account.requestId })
+  const headers: Record<string, string> = { ...STREAM_HEADERS, 'x-request-id': account.requestId }
+  addOperationHeaders(headers, account, null, channel)
+  call.res.writeHead(200, headers)
   call.res.end(bytes)
 }
 
-function answerJson(call: CompactCall, account: RequestAccount, bytes: Buffer) {
+function answerJson(call: CompactCall, account: RequestAccount, bytes: Buffer, usage: TokenUsage, channel: ChannelInfo) {
   if (account.loggedRequest !== null) account.loggedResponse = bytes
   account.markFirstByte()
   if (call.res.destroyed) return
-  call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId })
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(bytes.length), 'x-request-id': account.requestId }
+  addOperationHeaders(headers, account, account.successCost(usage), channel)
+  call.res.writeHead(200, headers)
   call.res.end(bytes)
 }

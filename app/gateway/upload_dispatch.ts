@@ -48,7 +48,7 @@ export class UploadBodies {
 
 /**
  * Sends an upload to its candidates in turn (dispatcher.ts: failover,
- * health, attempts), each with the body for its upstream model name. The
+ * health, attempts), each with its body (`bodyOf`). The
  * answer is read (a stream's opening looked at) inside its attempt by
  * `check`, so one that is no answer fails over like a 5xx.
  */
@@ -56,7 +56,8 @@ export function dispatchUpload<A>(
   call: UploadRequest,
   candidates: RouteCandidate[],
   operation: Operation,
-  bodies: UploadBodies,
+  /** Each candidate's body (UploadBodies.for its upstream model; an image edit translated for Google's channels) */
+  bodyOf: (candidate: RouteCandidate) => Buffer,
   account: RequestAccount,
   signal: AbortSignal,
   check: AnswerCheck<A>
@@ -69,7 +70,7 @@ export function dispatchUpload<A>(
         dialect: 'openai_chat',
         model: c.upstreamModel,
         stream: call.stream,
-        body: bodies.for(c.upstreamModel),
+        body: bodyOf(c),
         clientHeaders: call.req.headers,
         contentType: call.contentType,
       }),

@@ -88,6 +88,12 @@ export const geminiEnvelope = withPlainCase(
   (b) => isList(b.contents) && isOptionalList(b.tools)
 )
 
+/** Imagen's `:predict` (Gemini-native generateImages): instances to draw; the rest is Google's */
+export const predictEnvelope = withPlainCase(
+  vine.compile(vine.object({ instances: vine.array(vine.any()).minLength(1) }).allowUnknownProperties()),
+  (b) => isList(b.instances) && b.instances.length > 0
+)
+
 export const embeddingsEnvelope = withPlainCase(
   vine.compile(
     vine

@@ -195,7 +195,7 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     assert.include(batch, { object: 'batch' })
   })
 
-  test("an OpenAI chat batch of a search model: each answer citing the web bills its one search", async ({ assert }) => {
+  test("an OpenAI chat batch of a search model: each answer bills its one search, cited or not", async ({ assert }) => {
     const user = await seedUser({ balance: '10' })
     const client = openai(user.key)
     const usage = { prompt_tokens: 100, completion_tokens: 30, total_tokens: 130 }
@@ -211,9 +211,9 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
     const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '0' } })
     assert.include(await client.batches.retrieve(batch.id), { status: 'completed' })
-    // 3 x (100 in at $2.5, 30 out at $10), and the 2 answers that cited the web at $0.025 each
+    // 3 x (100 in at $2.5, 30 out at $10), and each answer's search at $0.025 (the one citing nothing searched too)
     const tokens = 3n * (100n * 2_500_000n + 30n * 10n * PER_TOKEN)
     const rows = await usageRows(user.userId)
-    assert.equal(toPico(rows[0].cost), half(tokens + 2n * 25_000_000_000n))
+    assert.equal(toPico(rows[0].cost), half(tokens + 3n * 25_000_000_000n))
   })
 })

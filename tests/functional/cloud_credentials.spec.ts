@@ -431,6 +431,58 @@ test.group('AWS default credential chain (bedrock key env)', (group) => {
     assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === offEc2.channel.id)!.enabled)
   })
 
+  test('rotated without a restart: static keys (environment, a re-written credentials file) read again once AWS refuses them; temporary ones due for refresh walk the chain again', async ({ assert }) => {
+    const { channel, model } = await envChannel()
+    const user = await seedUser({ balance: '1' })
+    const ask = () => post('/v1/chat/completions', { model, messages: hi }, { authorization: `Bearer ${user.key}` })
+    bedrock.trust({ accessKeyId: 'AKIAENVOLD', secretAccessKey: 'env/old+0' })
+    bedrock.trust({ accessKeyId: 'AKIAENVNEW', secretAccessKey: 'env/new+0' })
+    useEnv({ ...base(), AWS_ACCESS_KEY_ID: 'AKIAENVOLD', AWS_SECRET_ACCESS_KEY: 'env/old+0' })
+    assert.equal((await ask()).status, 200)
+    assert.equal(signedBy(bedrock.lastRequest().headers.authorization), 'AKIAENVOLD')
+    // The variables rotated (as a secrets manager does) and the old key deactivated: the held key is refused once, as
+    // a passing failure (the channel stays), and the next request reads the environment again
+    process.env.AWS_ACCESS_KEY_ID = 'AKIAENVNEW'
+    process.env.AWS_SECRET_ACCESS_KEY = 'env/new+0'
+    bedrock.distrust('AKIAENVOLD')
+    const refused = await ask()
+    assert.isAtLeast(refused.status, 500)
+    await refused.text()
+    assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === channel.id)!.enabled)
+    assert.equal((await ask()).status, 200)
+    assert.equal(signedBy(bedrock.lastRequest().headers.authorization), 'AKIAENVNEW')
+
+    // A shared credentials file re-written with a new key: the same
+    const file = join(dir, 'rotated-credentials')
+    bedrock.trust({ accessKeyId: 'AKIAFILEOLD', secretAccessKey: 'file/old+1' })
+    bedrock.trust({ accessKeyId: 'AKIAFILENEW', secretAccessKey: 'file/new+1' })
+    await writeFile(file, '[default]\naws_access_key_id = AKIAFILEOLD\naws_secret_access_key = file/old+1\n')
+    useEnv({ ...base(), AWS_SHARED_CREDENTIALS_FILE: file })
+    assert.equal((await ask()).status, 200)
+    assert.equal(signedBy(bedrock.lastRequest().headers.authorization), 'AKIAFILEOLD')
+    await writeFile(file, '[default]\naws_access_key_id = AKIAFILENEW\naws_secret_access_key = file/new+1\n')
+    bedrock.distrust('AKIAFILEOLD')
+    await (await ask()).text()
+    assert.equal((await ask()).status, 200)
+    assert.equal(signedBy(bedrock.lastRequest().headers.authorization), 'AKIAFILENEW')
+
+    // Temporary keys (a container endpoint's) due for refresh: the chain is walked again, and the keys the
+    // environment holds now (first in the chain) sign, with no failed request
+    useEnv({ ...base(), AWS_CONTAINER_CREDENTIALS_FULL_URI: `${aws.origin}/container-credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN: aws.containerToken })
+    aws.lifetimeS = 2
+    try {
+      assert.equal((await ask()).status, 200)
+      assert.notInclude(['AKIAENVNEW', 'AKIAFILENEW'], String(signedBy(bedrock.lastRequest().headers.authorization)))
+      process.env.AWS_ACCESS_KEY_ID = 'AKIAENVNEW'
+      process.env.AWS_SECRET_ACCESS_KEY = 'env/new+0'
+      await new Promise((resolve) => setTimeout(resolve, 1100))
+      assert.equal((await ask()).status, 200)
+      assert.equal(signedBy(bedrock.lastRequest().headers.authorization), 'AKIAENVNEW')
+    } finally {
+      aws.lifetimeS = 3600
+    }
+  }).timeout(15_000)
+
   test('credentials held past their real end (a source stating an absurd Expiration): AWS refusing them is no bad key; the chain is asked again, the channel stays', async ({ assert }) => {
     useEnv({ ...base(), AWS_CONTAINER_CREDENTIALS_FULL_URI: `${aws.origin}/container-credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN: aws.containerToken })
     const { channel, model } = await envChannel()
@@ -638,6 +690,49 @@ test.group('Google application default credentials (vertex key adc)', (group) =>
     assert.equal(answer.content[0].type === 'text' && answer.content[0].text, 'Hello from Vertex.')
     assert.equal(metadata.tokenCalls, calls + 1)
   })
+
+  test('rotated without a restart: a re-written file or a new GOOGLE_APPLICATION_CREDENTIALS serves from the next token due, or once Vertex refuses the held one', async ({ assert }) => {
+    const file = join(dir, 'rotated-user.json')
+    await writeFile(file, vertex.authorizedUser({ quotaProject: 'first-project' }))
+    useEnv({ GOOGLE_APPLICATION_CREDENTIALS: file, CLOUDSDK_CONFIG: emptyGcloud, GCE_METADATA_HOST: metadata.host })
+    const { channel, model } = await adcChannel()
+    const user = await seedUser({ balance: '1' })
+    const ask = () => post('/v1/chat/completions', { model, messages: hi }, { authorization: `Bearer ${user.key}` })
+    vertex.tokenLifetimeS = 302
+    try {
+      assert.equal((await ask()).status, 200)
+      assert.equal(vertex.lastRequest().path, path('first-project'))
+      // Re-written (a new login): the token held still serves until it is due...
+      await writeFile(file, vertex.authorizedUser({ quotaProject: 'second-project' }))
+      assert.equal((await ask()).status, 200)
+      assert.equal(vertex.lastRequest().path, path('first-project'))
+      // ...then the file is read again, and its credentials serve
+      await new Promise((resolve) => setTimeout(resolve, 2100))
+      assert.equal((await ask()).status, 200)
+      assert.equal(vertex.lastRequest().path, path('second-project'))
+      assert.equal(vertex.lastRequest().headers['x-goog-user-project'], 'second-project')
+      // The variable pointed at a service account key: the same at the next token due
+      process.env.GOOGLE_APPLICATION_CREDENTIALS = join(dir, 'service-account.json')
+      await new Promise((resolve) => setTimeout(resolve, 2100))
+      assert.equal((await ask()).status, 200)
+      assert.equal(vertex.lastRequest().path, path(MOCK_PROJECT))
+      assert.match(String(vertex.lastRequest().headers.authorization), /^Bearer ya29\.mock-\d+$/)
+    } finally {
+      vertex.tokenLifetimeS = 3600
+    }
+    // The held token refused (revoked) after the variable changed again: one passing failure, then the new file's
+    const refreshes = vertex.refreshes
+    assert.equal((await ask()).status, 200)
+    process.env.GOOGLE_APPLICATION_CREDENTIALS = join(dir, 'user.json')
+    vertex.revokeTokens()
+    const refused = await ask()
+    assert.isAtLeast(refused.status, 500)
+    await refused.text()
+    assert.isTrue((await gateway()).catalog.channels.find((c) => c.id === channel.id)!.enabled)
+    assert.equal((await ask()).status, 200)
+    assert.equal(vertex.lastRequest().path, path('quota-project'))
+    assert.equal(vertex.refreshes, refreshes + 1)
+  }).timeout(15_000)
 
   test('failures said: a revoked refresh token (out of rotation), a federated file, no project, an instance without a service account, no metadata server (attempt fails, channel stays)', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })

@@ -16,7 +16,7 @@ function call(path: string, key: string, method = 'GET', body?: unknown) {
   return fetch(`${baseUrl()}${path}`, {
     method,
     headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   })
 }
 
@@ -169,6 +169,33 @@ test.group('Conversations API', (group) => {
     const both = await post('/v1/responses', { model: 'claude-x', input: 'Hi', conversation: conversation.id, previous_response_id: 'resp_x' }, { authorization: `Bearer ${user.key}` })
     assert.equal(both.status, 400)
     assert.equal(((await both.json()) as any).error.param, 'conversation')
+  })
+
+  test('hostile item ids and cursors: a NUL or an overlong id is an unknown item (404), an `after` cursor like it lists nothing; text that says \\u0000 is kept, a lone surrogate refused naming items', async ({ assert }) => {
+    const user = await seedUser()
+    const code = 'printf("\\u0000 ends a C string")'
+    const created = await call('/v1/conversations', user.key, 'POST', { items: [{ role: 'user', content: code }] })
+    // Before: the NUL check read the JSON, so an item saying `\u0000` in words was refused.
+    assert.equal(created.status, 200)
+    const conversation: any = await created.json()
+    const [item] = (await openai(user.key).conversations.items.list(conversation.id)).data as any[]
+    assert.equal(item.content[0].text, code)
+
+    // Before: each reached Postgres, whose refusal was the generic 400 naming nothing.
+    for (const [id, method] of [['a%00b', 'GET'], ['a%00b', 'DELETE'], ['x'.repeat(300), 'GET']] as const) {
+      const unknown = await call(`/v1/conversations/${conversation.id}/items/${id}`, user.key, method)
+      assert.equal(unknown.status, 404)
+      const body: any = await unknown.json()
+      assert.deepEqual([body.error.code, body.error.param], ['not_found', 'item_id'])
+    }
+    const page = await call(`/v1/conversations/${conversation.id}/items?after=%00`, user.key)
+    assert.equal(page.status, 200)
+    assert.deepEqual(((await page.json()) as any).data, [])
+
+    const surrogate = await call(`/v1/conversations/${conversation.id}/items`, user.key, 'POST', '{"items":[{"role":"user","content":"\\ud800"}]}')
+    assert.equal(surrogate.status, 400)
+    assert.equal(((await surrogate.json()) as any).error.param, 'items')
+    assert.lengthOf((await openai(user.key).conversations.items.list(conversation.id)).data, 1)
   })
 
   test('expiry: a conversation not written for RESPONSES_STORE_DAYS is unknown, and the retention run deletes it with its items', async ({ assert }) => {

@@ -278,4 +278,42 @@ test.group('Image output (Gemini image models) through chat completions and Gemi
     assert.isTrue(textHeld < 1300n * 30n * M, `held ${textHeld} for a text answer`)
     await (await text).text()
   })
+  test('an image answer without max tokens holds one image per candidate, not the default 1,024 tokens: a balance between the two admits one call, not two', async ({ assert }) => {
+    // $0.035 is more than 1,024 tokens at $30 per 1M ($0.0307) and less than one image's 1,290 ($0.0387): held
+    // at the default allowance, a second call was let in beside the first, and their images took the balance below zero.
+    const gw = await gateway()
+    const heldOf = async (userId: number) => {
+      for (let i = 0; i < 100 && (gw.catalog.cachedUser(userId)?.reservedPico ?? 0n) === 0n; i++) await new Promise((r) => setTimeout(r, 10))
+      return gw.catalog.cachedUser(userId)!.reservedPico
+    }
+    const user = await seedUser({ balance: '0.035' })
+    const ask = { model: 'gemini-2.5-flash-image', messages: draw, modalities: ['image', 'text'], stream: true }
+    mock.script({ chunk_delay_ms: 150 })
+    const first = post('/v1/chat/completions', ask, auth(user.key))
+    const held = await heldOf(user.userId)
+    assert.isTrue(held >= BigInt(IMAGE_TOKENS) * 30n * M, `held ${held}: less than one image`)
+    const second = await post('/v1/chat/completions', ask, auth(user.key))
+    assert.equal(second.status, 402)
+    assert.include(((await second.json()) as any).error, { code: 'insufficient_balance' })
+    await (await first).text()
+    assert.equal(gw.catalog.cachedUser(user.userId)!.reservedPico, 0n)
+
+    // Gemini's own format, two candidates, no generationConfig bound: two images held
+    const gemini = await seedUser({ balance: '1' })
+    mock.script({ chunk_delay_ms: 150 })
+    const request = { contents: [{ role: 'user', parts: [{ text: 'Draw a banana' }] }], generationConfig: { candidateCount: 2 } }
+    const streamed = post('/v1beta/models/gemini-2.5-flash-image:streamGenerateContent?alt=sse', request, { 'x-goog-api-key': gemini.key })
+    const twoHeld = await heldOf(gemini.userId)
+    assert.isTrue(twoHeld >= 2n * BigInt(IMAGE_TOKENS) * 30n * M, `held ${twoHeld}: less than two images`)
+    await (await streamed).text()
+
+    // A text model holds its default allowance as before
+    const text = await seedUser({ balance: '1' })
+    mock.script({ chunk_delay_ms: 150 })
+    const plain = post('/v1/chat/completions', { model: 'gemini-2.5-flash', messages: draw, stream: true }, auth(text.key))
+    const textHeld = await heldOf(text.userId)
+    assert.isTrue(textHeld < 1100n * 2_500_000n, `held ${textHeld} for a text model`)
+    await (await plain).text()
+    assert.deepEqual(await ledgerProblems(), [])
+  })
 })

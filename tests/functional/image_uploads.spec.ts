@@ -209,8 +209,8 @@ test.group('POST /v1/images/edits and /v1/images/variations', (group) => {
       await new Promise((resolve) => setTimeout(resolve, 10))
       held = gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n
     }
-    // 'add a hat' (9 bytes: 3 tokens) + 8,192 tokens for the one input image; 1,024 output tokens per image; 3 images.
-    assert.equal(held, (3n + 8192n) * INPUT_PICO + 3n * 1024n * OUTPUT_PICO + 3n * IMAGE_PICO)
+    // 'add a hat' (9 bytes: 3 tokens) + 8,192 tokens for the one input image; 2,000 output tokens per image (IMAGE_TOKENS_HELD); 3 images.
+    assert.equal(held, (3n + 8192n) * INPUT_PICO + 3n * 2000n * OUTPUT_PICO + 3n * IMAGE_PICO)
     assert.equal((await call).status, 200)
     assert.equal(gw.catalog.cachedUser(user.userId)?.reservedPico, 0n)
   })

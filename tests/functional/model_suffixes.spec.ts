@@ -128,6 +128,33 @@ test.group('Thinking by model name (suffixes)', (group) => {
     assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 20_000_000n + BigInt(row.completion_tokens) * 100_000_000n)
   })
 
+  test('suffixes stacked (x-thinking:nitro, x:online:nitro): the innermost model routed, billed at its price and limited; each suffix applied', async ({ assert }) => {
+    // Before: the row was the name less its last suffix (`claude-sonnet-4-5-thinking`: the claude-* price, 5x less;
+    // `claude-sonnet-4-5:online`: its own glob's) and the inner suffix's thinking or search was lost upstream.
+    const thinking = await sent('/v1/chat/completions', { model: 'claude-sonnet-4-5-thinking:nitro', messages: hello, max_tokens: 1000 })
+    assert.equal(thinking.status, 200, thinking.text)
+    assert.equal(thinking.upstream.model, 'claude-sonnet-4-5')
+    assert.deepEqual(thinking.upstream.thinking, { type: 'enabled', budget_tokens: 8192 })
+    let row = await lastRow()
+    assert.include(row, { model: 'claude-sonnet-4-5', requested_model: 'claude-sonnet-4-5-thinking:nitro' })
+    assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 3_000_000n + BigInt(row.completion_tokens) * 15_000_000n)
+
+    const online = await sent('/v1/chat/completions', { model: 'claude-sonnet-4-5:online:nitro', messages: hello })
+    assert.equal(online.status, 200, online.text)
+    assert.equal(online.upstream.model, 'claude-sonnet-4-5')
+    assert.deepEqual(online.upstream.tools, [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }])
+    row = await lastRow()
+    assert.include(row, { model: 'claude-sonnet-4-5', requested_model: 'claude-sonnet-4-5:online:nitro' })
+    assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 3_000_000n + BigInt(row.completion_tokens) * 15_000_000n)
+
+    // A name between them priced itself keeps that price (claude-opus-4-1-thinking, not claude-opus-4-1's).
+    const priced = await sent('/v1/chat/completions', { model: 'claude-opus-4-1-thinking:floor', messages: hello, max_tokens: 1000 })
+    assert.equal(priced.status, 200, priced.text)
+    row = await lastRow()
+    assert.include(row, { model: 'claude-opus-4-1' })
+    assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 20_000_000n + BigInt(row.completion_tokens) * 100_000_000n)
+  })
+
   test('Gemini: -thinking-<budget> and -nothinking set thinkingConfig, natively and translated', async ({ assert }) => {
     let { status, text, upstream, path } = await sent(`/v1beta/models/gemini-2.5-flash-thinking-8192:generateContent?key=${key}`, {
       contents: [{ role: 'user', parts: [{ text: 'hi' }] }],

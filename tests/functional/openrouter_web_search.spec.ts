@@ -45,15 +45,27 @@ test.group('OpenRouter web search (:online, plugins web) as the upstream\'s own 
       const sent = JSON.parse(mock.lastRequest()!.body)
       assert.equal(sent.model, 'ows-claude-sonnet')
       assert.deepEqual(sent.tools, [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }])
-      // The server tool's blocks are not the client's: the text is kept, no tool call appears.
+      // The server tool's blocks are not the client's: the text is kept, no tool call appears. The text's
+      // citations (web_search_result_location) come as OpenAI's and OpenRouter's url_citation annotations.
+      const cited = { type: 'url_citation', url_citation: { url: 'https://example.com/mock', title: 'example.com', start_index: 0, end_index: 0, content: 'mock' } }
       if (stream) {
         assert.include(text, '"content":"')
         assert.notInclude(text, 'tool_calls')
+        const chunks = text.split('\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)))
+        const content = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')
+        const annotated = chunks.filter((c) => c.choices[0]?.delta?.annotations)
+        assert.lengthOf(annotated, 1)
+        cited.url_citation.end_index = content.length
+        assert.deepEqual(annotated[0].choices[0].delta.annotations, [cited])
+        // After the text it covers
+        assert.isAbove(chunks.indexOf(annotated[0]), chunks.findLastIndex((c) => c.choices[0]?.delta?.content))
       } else {
         const message = JSON.parse(text).choices[0].message
         assert.isString(message.content)
         assert.isAbove(message.content.length, 0)
         assert.isUndefined(message.tool_calls)
+        cited.url_citation.end_index = message.content.length
+        assert.deepEqual(message.annotations, [cited])
       }
       const rows = await usageRows(user.userId)
       assert.include(rows[rows.length - 1], { model: 'ows-claude-sonnet', requested_model: 'ows-claude-sonnet:online', status: 200 }, `stream=${stream}`)

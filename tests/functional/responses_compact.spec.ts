@@ -79,6 +79,11 @@ test.group('POST /v1/responses/compact: relayed to a Responses channel', (group)
     const money = await balanceAndLedger(user.userId)
     assert.equal(money.balance, money.ledger)
     assert.equal(Number(money.balance), 1 - 0.000036)
+    // LiteLLM's headers, as on every other generation: the row's cost, the call id, the key's spend before it
+    assert.equal(response.headers.get('x-litellm-response-cost'), '0.000036')
+    assert.equal(response.headers.get('x-litellm-call-id'), rows[0].request_id)
+    assert.equal(response.headers.get('x-litellm-key-spend'), '0')
+    assert.match(response.headers.get('x-litellm-response-duration-ms')!, /^\d+$/)
   })
 
   test('a mapped model is renamed in the body, nothing else', async ({ assert }) => {
@@ -195,6 +200,10 @@ test.group('POST /v1/responses/compact: an OpenAI-compatible upstream without it
     // Both calls on the row's attempts, numbered in turn: the 404, then the summary.
     const attempts = await db.from('request_attempts').where('request_id', rows[0].request_id).orderBy('attempt')
     assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.outcome]), [[1, 404, 'client_error'], [2, 200, 'ok']])
+    // Emulated, the answer carries LiteLLM's headers too (the native try's 404 its one retry)
+    assert.equal(response.headers.get('x-litellm-call-id'), rows[0].request_id)
+    assert.equal(response.headers.get('x-litellm-response-cost'), '0')
+    assert.equal(response.headers.get('x-litellm-attempted-retries'), '1')
   })
 })
 
@@ -427,6 +436,7 @@ test.group('POST /v1/responses/compact: emulated on Anthropic and chat-only chan
     assert.equal(answer.status, 'completed')
     assert.lengthOf(answer.output, 1)
     assert.equal(answer.output[0].type, 'compaction')
+    assert.match(response.headers.get('x-litellm-call-id')!, /^[0-9a-f-]{36}$/)
     assert.equal(mock.lastRequest()!.path, '/v1/chat/completions')
     assert.deepEqual(JSON.parse(mock.lastRequest()!.body).messages.at(-1), { role: 'user', content: SUMMARISATION_PROMPT })
   })

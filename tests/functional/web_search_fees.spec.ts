@@ -321,7 +321,7 @@ test.group('Server-side web searches at a price per search', (group) => {
     assert.deepEqual(await ledgerProblems(), [])
   })
 
-  test('chat completions search models: one web search per answer citing the web (url_citation), whole and streamed; web_search_options holds one', async ({ assert }) => {
+  test('chat completions search models: one web search per answer, whole and streamed, cited or not (OpenAI bills each call\'s search); web_search_options or the model holds one', async ({ assert }) => {
     await setPrice({ model: 'gpt-4o-search-preview', input: '2.5', output: '10', perWebSearch: '0.025' })
     await refreshCaches()
     const user = await seedUser({ balance: '1' })
@@ -374,10 +374,38 @@ test.group('Server-side web searches at a price per search', (group) => {
     const row = rows[rows.length - 1]
     assert.include(row, { error_code: 'stream_interrupted', estimated: true })
     assert.equal(toPico(row.cost), BigInt(row.prompt_tokens) * 2_500_000n + BigInt(row.completion_tokens) * 10n * M + search)
-    // No citation: no search billed
+    // No citation: the search model searched all the same, and OpenAI bills it (whole, dated snapshot name too)
     const uncited = { ...completion, choices: [{ ...completion.choices[0], message: { ...completion.choices[0].message, annotations: [] } }] }
-    const plain = await post('/v1/chat/completions', { model: 'gpt-4o-search-preview', messages: [{ role: 'user', content: 'hi' }], mock: { raw: { body: JSON.stringify(uncited) } } }, { authorization: `Bearer ${user.key}` })
+    const dated = { ...uncited, model: 'gpt-4o-search-preview-2025-03-11' }
+    const plain = await post('/v1/chat/completions', { model: 'gpt-4o-search-preview', messages: [{ role: 'user', content: 'hi' }], mock: { raw: { body: JSON.stringify(dated) } } }, { authorization: `Bearer ${user.key}` })
     await plain.text()
+    rows = await usageRows(user.userId)
+    assert.equal(toPico(rows[rows.length - 1].cost), tokens + search)
+    // ...streamed and translated for an Anthropic client (the mock's own answer, citing nothing without web_search_options)
+    const claude = await post(
+      '/v1/messages',
+      { model: 'gpt-4o-search-preview', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hi' }] },
+      { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    )
+    assert.equal(claude.status, 200)
+    assert.notInclude(await claude.text(), 'example.com')
+    rows = await usageRows(user.userId)
+    const translated = rows[rows.length - 1]
+    assert.include(translated, { endpoint: 'messages', estimated: false })
+    assert.equal(toPico(translated.cost), BigInt(translated.prompt_tokens) * 2_500_000n + BigInt(translated.completion_tokens) * 10n * M + search)
+    // ...and passed through, cut after its first chunk, before any citation or usage: the search ran, billed
+    const early = { ...streamed, chunks: streamed.chunks.slice(0, 2), then: 'destroy' as const }
+    const cutEarly = await post('/v1/chat/completions', { model: 'gpt-4o-search-preview', stream: true, messages: [{ role: 'user', content: 'hi' }], mock: { raw: early } }, { authorization: `Bearer ${user.key}` })
+    await cutEarly.text()
+    rows = await usageRows(user.userId)
+    const early_row = rows[rows.length - 1]
+    assert.include(early_row, { error_code: 'stream_interrupted', estimated: true })
+    assert.equal(toPico(early_row.cost), BigInt(early_row.prompt_tokens) * 2_500_000n + BigInt(early_row.completion_tokens) * 10n * M + search)
+    // A model that is not a search model, citing nothing: no search
+    await setPrice({ model: 'gpt-4o', input: '2.5', output: '10', perWebSearch: '0.025' })
+    await refreshCaches()
+    const other = await post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], mock: { raw: { body: JSON.stringify({ ...uncited, model: 'gpt-4o-2024-08-06' }) } } }, { authorization: `Bearer ${user.key}` })
+    await other.text()
     rows = await usageRows(user.userId)
     assert.equal(toPico(rows[rows.length - 1].cost), tokens)
     assert.deepEqual(await ledgerProblems(), [])

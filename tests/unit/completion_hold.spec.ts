@@ -1,5 +1,12 @@
 import { test } from '@japa/runner'
-import { asksForAudio, completionTokenHold, DEFAULT_COMPLETION_ALLOWANCE, mayAnswerImages } from '#gateway/metering/reservation'
+import {
+  asksForAudio,
+  completionTokenHold,
+  DEFAULT_COMPLETION_ALLOWANCE,
+  IMAGE_ANSWER_TOKENS,
+  imageAnswerTokenHold,
+  mayAnswerImages,
+} from '#gateway/metering/reservation'
 
 /**
  * What a request holds for its answer while it runs: max_tokens bounds one
@@ -50,5 +57,14 @@ test.group('Answer modalities for the holds', () => {
     assert.isFalse(mayAnswerImages({ generation_config: { response_modalities: ['TEXT'] } }))
     assert.isFalse(mayAnswerImages({ generationConfig: { responseModalities: ['TEXT'] } }))
     assert.isFalse(mayAnswerImages({ modalities: ['text'] }))
+  })
+  test('an image answer without max tokens holds at least one image per choice; with them, or text only, nothing more', ({ assert }) => {
+    assert.isAbove(IMAGE_ANSWER_TOKENS, DEFAULT_COMPLETION_ALLOWANCE)
+    assert.equal(imageAnswerTokenHold({}), IMAGE_ANSWER_TOKENS)
+    assert.equal(imageAnswerTokenHold({ modalities: ['image', 'text'], n: 2 }), 2 * IMAGE_ANSWER_TOKENS)
+    assert.equal(imageAnswerTokenHold({ generationConfig: { responseModalities: ['IMAGE'], candidateCount: 3 } }), 3 * IMAGE_ANSWER_TOKENS)
+    assert.equal(imageAnswerTokenHold({ modalities: ['image'], max_tokens: 500 }), 0)
+    assert.equal(imageAnswerTokenHold({ generation_config: { max_output_tokens: 500 } }), 0)
+    assert.equal(imageAnswerTokenHold({ modalities: ['text'] }), 0)
   })
 })

@@ -47,4 +47,10 @@ test.group('Gemini requests in snake_case, hostile keys', () => {
     assert.deepEqual(out, { generationConfig: { maxOutputTokens: 4 } })
     assert.strictEqual(Object.getPrototypeOf(out), Object.prototype)
   })
+
+  test('key spellings: each underscore before a lowercase letter or digit goes, others stay (as the regex did)', ({ assert }) => {
+    const names = ['max_output_tokens', 'a__b', '_lead', 'trail_', 'x_1_y', 'A_B', 'a_b_c', 'snake_Ü', 'plain']
+    const out = camelCaseKeys(Object.fromEntries(names.map((n) => [n, 1]))) as Record<string, number>
+    assert.deepEqual(Object.keys(out), ['maxOutputTokens', 'a_B', 'Lead', 'trail_', 'x1Y', 'A_B', 'aBC', 'snake_Ü', 'plain'])
+  })
 })

@@ -75,6 +75,9 @@ test.group('Per-model limits of a key (model_limits.ts)', () => {
     assert.equal(limitFor(limits, 'claude-x-thinking')?.model, 'Claude-X-thinking')
     assert.isUndefined(limitFor(limits, 'claude-x'))
     assert.equal(limitFor(limits, 'google/gemini-x-thinking-512')?.windowId, '3 gemini-x')
+    // Suffixes stacked, as the router composes them (before: `o3:online` looked up, no limit: o3 rpm=1 called at will).
+    for (const name of ['o3:online:nitro', 'o3-high:floor', 'O3:nitro:online']) assert.equal(limitFor(limits, name)?.model, 'o3', name)
+    assert.equal(limitFor(limits, 'claude-x-thinking:nitro')?.model, 'Claude-X-thinking')
     // NFD and NFC of one name are one name.
     const accented = modelLimitsFromRow(4, { ['mod\u00e8le']: { rpm: 1 } })!
     assert.equal(limitFor(accented, 'mode\u0300le')?.model, 'mod\u00e8le')

@@ -91,6 +91,20 @@ test.group('Web search counts in streams', () => {
     assert.deepEqual(final.map((e) => [e.usage.webSearches, e.usage.inputTokens, e.partial]), [[1, 3, undefined]])
   })
 
+  test("chat: a search model's stream is its one search from its first chunk, cited or not; another model's, only cited", ({ assert }) => {
+    const chunk = (model: string, body: Record<string, unknown>) => ({ data: JSON.stringify({ id: 'c', model, ...body }) })
+    const search = new ChatStreamDecoder()
+    const first = usages(search.push(chunk('gpt-5-search-api-2025-10-14', { choices: [{ index: 0, delta: { role: 'assistant', content: '' } }] })))
+    assert.deepEqual(first.map((e) => [e.usage.webSearches, e.partial]), [[1, true]])
+    assert.deepEqual(usages(search.push(chunk('gpt-5-search-api-2025-10-14', { choices: [{ index: 0, delta: { content: 'a' } }] }))), [])
+    const final = usages(search.push(chunk('gpt-5-search-api-2025-10-14', { choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })))
+    assert.deepEqual(final.map((e) => e.usage.webSearches), [1])
+    const plain = new ChatStreamDecoder()
+    plain.push(chunk('gpt-4o', { choices: [{ index: 0, delta: { role: 'assistant', content: 'a' } }] }))
+    const plainFinal = usages(plain.push(chunk('gpt-4o', { choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })))
+    assert.deepEqual(plainFinal.map((e) => e.usage.webSearches), [undefined])
+  })
+
   test('Gemini: grounding counted as Google bills it (per answer; per query from Gemini 3), the most any chunk showed', ({ assert }) => {
     const chunk = (version: string, grounded: boolean, last: boolean) => ({
       data: JSON.stringify({
@@ -133,6 +147,10 @@ test.group('Web search counts in streams', () => {
     assert.equal(webSearchHold({ tools: [{ googleSearch: {} }] }), DEFAULT_WEB_SEARCH_HOLD)
     assert.equal(webSearchHold({ tools: [{ google_search_retrieval: { dynamic_retrieval_config: {} } }, { functionDeclarations: [] }] }), DEFAULT_WEB_SEARCH_HOLD)
     assert.equal(webSearchHold({ web_search_options: {}, messages: [] }), 1)
+    // A chat search model named holds its call's one search, with web_search_options or without (not twice)
+    assert.equal(webSearchHold({ model: 'gpt-4o-mini-search-preview', messages: [] }), 1)
+    assert.equal(webSearchHold({ model: 'openai/gpt-5-search-api-2025-10-14', web_search_options: {}, messages: [] }), 1)
+    assert.equal(webSearchHold({ model: 'gpt-4o', messages: [] }), 0)
     assert.equal(webSearchHold({ tools: [{ type: 'function', function: { name: 'f' } }, null, 'x'] }), 0)
     assert.equal(webSearchHold({ tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 3 }] }), 3)
   })

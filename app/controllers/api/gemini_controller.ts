@@ -2,10 +2,10 @@ import type { HttpContext } from '@adonisjs/core/http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelAllowed } from '#gateway/access_policy'
 import { apiCallOf, gatewayInstance, generate, withAccount } from '#gateway/http/generation_request'
-import { geminiEnvelope } from '#validators/generation'
+import { geminiEnvelope, predictEnvelope } from '#validators/generation'
 import { providerServing } from '#controllers/api/models_controller'
 
-const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predictLongRunning']
+const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'predictLongRunning']
 
 /** `gemini-2.5-flash:generateContent` -> [model, method] (the model may carry a `models/` prefix). */
 function target(param: string): { model: string; method: string } {
@@ -54,6 +54,16 @@ export default class GeminiController {
               { principal: ctx.principal, ingress: 'gemini', rawBody, body, model, req: ctx.request.request, res: ctx.response.response },
               account
             ),
+          model
+        )
+      // Imagen (@google/genai's generateImages): relayed to Google's channels, billed per image.
+      case 'predict':
+        return withAccount(
+          apiCallOf(ctx),
+          'gemini.predict',
+          predictEnvelope,
+          (gw, account, { rawBody, body }) =>
+            gw.service.imagenPredict({ principal: ctx.principal, rawBody, body, model, req: ctx.request.request, res: ctx.response.response }, account),
           model
         )
       case 'predictLongRunning': {

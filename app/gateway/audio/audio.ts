@@ -90,7 +90,7 @@ export async function transcribe(catalog: Catalog, route: Route, operation: Uplo
   const bodies = new UploadBodies(call, (upstreamModel) => replacePartContent(call.rawBody, modelPart, upstreamModel))
   const format = fieldValue(call.rawBody, call.form, 'response_format')
   await whileClientListens(call.res, account, () => fileUsage(call), async (signal) => {
-    const result = await dispatchUpload(call, candidates, operation, bodies, account, signal, (body) => readTranscript(body, format, call.stream))
+    const result = await dispatchUpload(call, candidates, operation, (c) => bodies.for(c.upstreamModel), account, signal, (body) => readTranscript(body, format, call.stream))
     bodies.release()
     if (result.answer === null) return relayTranscriptStream(call, account, result)
     const { bytes, contentType } = result.answer

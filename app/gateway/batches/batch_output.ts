@@ -1,4 +1,4 @@
-import { citesWeb } from '#gateway/dialects/openai_chat/response'
+import { searchedOnce } from '#gateway/dialects/openai_chat/response'
 import { MAX_TOKEN_COUNT, MAX_WEB_SEARCHES, tokenCount } from '#gateway/metering/token_counts'
 import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
@@ -165,8 +165,8 @@ function addLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
     let searches = 0
     for (const item of output) if (item?.type === 'web_search_call') searches++
     sums.webSearches += Math.min(searches, MAX_WEB_SEARCHES)
-  } else if (citesWeb(response.body.choices)) {
-    // A chat search model's answer citing the web: its one search, as chatUsageOfBody bills it
+  } else if (searchedOnce(response.body)) {
+    // A chat search model's answer (cited or not), or one citing the web: its one search, as chatUsageOfBody bills it
     sums.webSearches += 1
   }
 }

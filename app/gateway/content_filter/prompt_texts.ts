@@ -133,6 +133,13 @@ function imagePrompt(body: Record<string, any>, visit: TextVisitor): boolean {
   return typeof body.prompt === 'string' && visit(body.prompt)
 }
 
+/** Imagen's `:predict`: each instance's prompt (and its negative prompt says what not to draw: not screened). */
+function imagenInstances(body: Record<string, any>, visit: TextVisitor): boolean {
+  if (!Array.isArray(body.instances)) return false
+  for (const instance of body.instances) if (typeof instance?.prompt === 'string' && visit(instance.prompt)) return true
+  return false
+}
+
 /** Speech: the text to be read out (and the voice instructions some models take). */
 function speechInput(body: Record<string, any>, visit: TextVisitor): boolean {
   return (typeof body.input === 'string' && visit(body.input)) || (typeof body.instructions === 'string' && visit(body.instructions))
@@ -153,5 +160,6 @@ export const PROMPT_TEXTS = new Map<string, (body: Record<string, any>, visit: T
   ['gemini.batchEmbedContents', geminiBatchEmbed],
   ['images.generations', imagePrompt],
   ['images.edits', imagePrompt],
+  ['gemini.predict', imagenInstances],
   ['audio.speech', speechInput],
 ])

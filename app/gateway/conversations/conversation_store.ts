@@ -160,6 +160,8 @@ export class ConversationStore {
   /** A page of items: `limit` + 1 read, so has_more needs no count */
   async list(id: string, userId: number, params: { limit: number; order: 'asc' | 'desc'; after: string | null }): Promise<{ items: StoredItem[]; hasMore: boolean } | null> {
     if ((await this.find(id, userId)) === null) return null
+    // A cursor no item can have is as an unknown one: nothing after it.
+    if (params.after !== null && !mayBeItem(params.after)) return { items: [], hasMore: false }
     await this.#settled(id)
     const direction = params.order === 'asc' ? 'ASC' : 'DESC'
     const compare = params.order === 'asc' ? '>' : '<'
@@ -176,7 +178,7 @@ export class ConversationStore {
   }
 
   async item(id: string, userId: number, itemId: string): Promise<StoredItem | null> {
-    if ((await this.find(id, userId)) === null) return null
+    if ((await this.find(id, userId)) === null || !mayBeItem(itemId)) return null
     await this.#settled(id)
     const rows = await db.rawQuery('SELECT position, id, item FROM conversation_items WHERE conversation_id = ? AND id = ? ORDER BY position DESC LIMIT 1', [id, itemId])
     return rows.rows[0] ? fromItemRow(rows.rows[0]) : null
@@ -184,7 +186,7 @@ export class ConversationStore {
 
   /** Deletes one item (the latest of that id); false when there was none. The counters move under the conversation's lock. */
   async deleteItem(id: string, userId: number, itemId: string): Promise<boolean> {
-    if (!mayExist(id)) return false
+    if (!mayExist(id) || !mayBeItem(itemId)) return false
     await this.#settled(id)
     const rows = await db.rawQuery(
       `WITH c AS (SELECT id FROM conversations WHERE id = ? AND user_id = ? AND expires_at > now() FOR UPDATE),
@@ -224,8 +226,9 @@ function prepareItems(items: Record<string, any>[]): Array<{ id: string; json: s
     if (typeof item.id !== 'string' || item.id === '' || item.id.length > 128) {
       item.id = `${item.type === 'message' ? 'msg' : 'item'}_${randomBytes(24).toString('hex')}`
     }
+    // Read in the values, not the JSON: an item whose text says `\u0000` (code, an escape explained) was refused.
+    if (unstorable(item)) throw GatewayError.invalidRequest('items must not contain NUL characters or lone surrogates', 'invalid_value', 'items')
     const json = JSON.stringify(item)
-    if (json.includes('\\u0000')) throw GatewayError.invalidRequest('items must not contain NUL characters', 'invalid_value', 'items')
     return { id: item.id, json, bytes: Buffer.byteLength(json) }
   })
 }
@@ -233,6 +236,26 @@ function prepareItems(items: Record<string, any>[]): Array<{ id: string; json: s
 /** Ours are `conv_` and short ASCII: another id is unknown without a read */
 function mayExist(id: string): boolean {
   return id.length <= 64 && /^[\w-]+$/.test(id)
+}
+
+/**
+ * Could an item have this id (a path's or an `after` cursor's)? Kept ones are
+ * at most 128 characters and storable: another is unknown without a read (a
+ * NUL reached Postgres, whose refusal was the generic 400 naming nothing).
+ */
+function mayBeItem(id: string): boolean {
+  return id.length <= 128 && !id.includes('\u0000') && id.isWellFormed()
+}
+
+/** Text jsonb cannot hold, anywhere in an item (values and names): a NUL, a lone surrogate. Depth: the body's (MAX_JSON_DEPTH). */
+function unstorable(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000') || !value.isWellFormed()
+  if (value === null || typeof value !== 'object') return false
+  if (Array.isArray(value)) return value.some(unstorable)
+  for (const key in value) {
+    if (unstorable(key) || unstorable((value as Record<string, unknown>)[key])) return true
+  }
+  return false
 }
 
 function tooLarge(): GatewayError {

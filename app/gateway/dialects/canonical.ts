@@ -25,6 +25,16 @@ export interface TextPart {
    */
   refusal?: boolean
   cacheControl?: CacheControl
+  /** Web pages the text cites (Anthropic's web_search_result_location citations; chat's url_citation annotations) */
+  citations?: UrlCitation[]
+}
+
+/** A web page an answer's text cites: the whole text part it is attached to is what cites it. */
+export interface UrlCitation {
+  url: string
+  title?: string
+  /** The page's words the text rests on (Anthropic's `cited_text`) */
+  citedText?: string
 }
 
 export interface ImagePart {
@@ -251,6 +261,8 @@ export type CanonicalEvent =
    * An encoder whose format has no image output drops it (and says so).
    */
   | { type: 'image'; image: ImagePart }
+  /** The open text block cites a web page (Anthropic's `citations_delta`, which comes before the block's text) */
+  | { type: 'citation'; index: number; citation: UrlCitation }
   /** `partial`: only what the stream showed so far (its web searches), never the final count, even next to the stop */
   | { type: 'usage'; usage: CanonicalUsage; partial?: true }
   | { type: 'stop'; reason: StopReason; sequence?: string }
@@ -524,6 +536,7 @@ export function eventsOfResponse(response: CanonicalResponse): CanonicalEvent[] 
       return
     } else if (part.type === 'text') {
       events.push({ type: 'block_start', index, block: part.refusal ? { type: 'text', refusal: true } : { type: 'text' } })
+      for (const citation of part.citations ?? []) events.push({ type: 'citation', index, citation })
       events.push({ type: 'delta', index, kind: 'text', value: part.text })
     } else if (part.type === 'reasoning') {
       events.push({ type: 'block_start', index, block: { type: 'reasoning', id: part.id } })
@@ -592,6 +605,11 @@ export class ResponseCollector {
       case 'image':
         this.content.push(event.image)
         break
+      case 'citation': {
+        const part = this.#blocks.get(event.index)
+        if (part?.type === 'text') (part.citations ??= []).push(event.citation)
+        break
+      }
       case 'usage':
         this.usage = event.usage
         break
@@ -612,4 +630,17 @@ export class ResponseCollector {
       usage: this.usage,
     }
   }
+}
+
+/**
+ * An Anthropic citation as a URL citation: a web search result's location
+ * (`web_search_result_location`, the web_search tool's); null for the other
+ * kinds (a document's char or page location), which cite no URL.
+ */
+export function urlCitationOf(citation: any): UrlCitation | null {
+  if (citation?.type !== 'web_search_result_location' || typeof citation.url !== 'string' || citation.url === '') return null
+  const found: UrlCitation = { url: citation.url }
+  if (typeof citation.title === 'string') found.title = citation.title
+  if (typeof citation.cited_text === 'string') found.citedText = citation.cited_text
+  return found
 }

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Logger } from '@adonisjs/core/logger'
 import { GatewayError } from '#exceptions/gateway_error'
-import { dialectForPath, renderError } from '#gateway/http/error_renderers'
+import { dialectForPath, renderError, type ErrorDialect } from '#gateway/http/error_renderers'
 import { clientFacing } from '#gateway/http/client_message'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
 
@@ -11,13 +11,13 @@ import { retryAfterHeaders } from '#gateway/http/retry_after'
  * stack trace). The exception handler (router) and the API lane both answer
  * through this. A stream already started can only be ended.
  */
-export function sendApiError(error: unknown, path: string, res: ServerResponse) {
+export function sendApiError(error: unknown, path: string, res: ServerResponse, dialect: ErrorDialect = dialectForPath(path)) {
   if (res.headersSent) {
     if (!res.writableEnded) res.end()
     return
   }
   const gatewayError = clientFacing(toGatewayError(error))
-  const json = JSON.stringify(renderError(dialectForPath(path), gatewayError))
+  const json = JSON.stringify(renderError(dialect, gatewayError))
   if (gatewayError.headers) for (const name in gatewayError.headers) res.setHeader(name, gatewayError.headers[name])
   if (isFinal(gatewayError)) res.setHeader('x-should-retry', 'false')
   res.writeHead(gatewayError.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) })

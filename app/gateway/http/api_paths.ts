@@ -20,6 +20,8 @@ const API_PREFIXES = [
   '/audio/',
   '/moderations',
   '/files',
+  // Gemini's Files API uploads (/upload/v1beta/files)
+  '/upload/',
   '/batches',
   // OpenAI's Videos API without /v1 (videos/videos_api.ts)
   '/videos',

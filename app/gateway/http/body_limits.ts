@@ -28,6 +28,13 @@ const IMAGE_UPLOAD_BYTES = megabytes('IMAGE_UPLOAD_MAX_MB', 50)
 /** Files API uploads (batch input files, JSONL): OpenAI takes up to 200 MB a batch file */
 const FILE_UPLOAD_BYTES = megabytes('FILE_UPLOAD_MAX_MB', 200)
 /**
+ * A provider's Files API upload (Anthropic's, Gemini's: provider_files/),
+ * read whole under the instance's body budget before it goes upstream:
+ * 100 MB unless raised (Anthropic takes up to 500 MB, Google 2 GB; a Gemini
+ * resumable upload's limit is per chunk, its whole size checked at its start).
+ */
+const PROVIDER_FILE_BYTES = megabytes('PROVIDER_FILE_MAX_MB', 100)
+/**
  * A message batch's creation (Anthropic's requests inline, JSON): Anthropic
  * takes 256 MB, but the body is parsed whole here (about three times its size
  * in memory) under the instance's body budget: 100 MB unless raised. Not in
@@ -56,6 +63,7 @@ export function bodyLimitFor(endpoint: string): number {
   // A video's creation may carry its first frame (input_reference), an image as large as an edit's.
   if (endpoint === 'images.edits' || endpoint === 'images.variations' || endpoint === 'videos') return IMAGE_UPLOAD_BYTES
   if (endpoint === 'files') return FILE_UPLOAD_BYTES
+  if (endpoint === 'provider_files') return PROVIDER_FILE_BYTES
   return GENERATION_BYTES
 }
 

@@ -1,4 +1,6 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import type { GatewayError } from '#exceptions/gateway_error'
+import { isAnthropicFilesCall } from '#gateway/provider_files/files_wire'
 
 /**
  * One gateway error, rendered in each wire format's own error shape.
@@ -15,9 +17,22 @@ export type ErrorDialect = 'openai' | 'anthropic' | 'google' | 'litellm'
 export function dialectForPath(path: string): ErrorDialect {
   if (path.startsWith('/v1/messages') || path.startsWith('/api/v1/messages')) return 'anthropic'
   if (path.startsWith('/v1beta')) return path.startsWith('/v1beta/openai/') ? 'openai' : 'google'
+  // Gemini's Files API uploads (provider_files/gemini_files_api.ts)
+  if (path.startsWith('/upload/v1beta/')) return 'google'
   if (path.startsWith('/v1/models/') && isGeminiCall(path)) return 'google'
   if (isLiteLLMManagementPath(path)) return 'litellm'
   return 'openai'
+}
+
+/**
+ * The error format of a routed request: its path's, except at `/v1/files`,
+ * which is OpenAI's Files API and Anthropic's: Anthropic's for a call with
+ * Anthropic's headers (anthropic_files_api.ts isAnthropicFilesCall), its
+ * refusals before the controller (a bad key) included.
+ */
+export function dialectForRequest(path: string, headers: IncomingHttpHeaders): ErrorDialect {
+  if (path.startsWith('/v1/files') && isAnthropicFilesCall(headers)) return 'anthropic'
+  return dialectForPath(path)
 }
 
 /** LiteLLM's key, spend, user, customer, budget, team and organization management paths, its model health check and /utils/ (controllers/api/litellm/): errors in LiteLLM's shape. */
@@ -49,7 +64,7 @@ const LITELLM_TYPES: Record<number, string> = {
   429: 'rate_limit_error',
 }
 
-const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents'])
+const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict'])
 
 /**
  * `/v1/models/{model}:{method}`: Gemini's native call under /v1 (@google/genai

@@ -104,8 +104,14 @@ export function limitFor(limits: ModelLimits, model: string): ModelLimit | undef
   const folded = foldModelName(model)
   const byFold = limits.get(folded)
   if (byFold !== undefined) return byFold
-  const suffix = parseModelSuffix(folded)
-  return suffix === null ? undefined : limits.get(foldModelName(suffix.base))
+  // Suffixes stacked (`o3-high:nitro`) are taken off one by one, as the router composes them: the nearest with a limit.
+  let name = folded
+  for (let suffix = parseModelSuffix(name); suffix !== null; suffix = parseModelSuffix(name)) {
+    name = foldModelName(suffix.base)
+    const limit = limits.get(name)
+    if (limit !== undefined) return limit
+  }
+  return undefined
 }
 
 /** The prefix table's provider prefixes whose rest is the model sent upstream (prefix_rules.ts) */

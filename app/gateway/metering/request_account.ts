@@ -50,6 +50,8 @@ export class RequestAccount {
   audioAnswer = false
   /** The answer may be an image (reservation.ts mayAnswerImages): its tokens held at the image output price */
   imageAnswer = false
+  /** An image answer without max tokens: at least one image's tokens per choice (reservation.ts imageAnswerTokenHold), for an image model */
+  imageAnswerTokenHold = 0
   /** Server-side web searches the request may make (reservation.ts webSearchHold), held at the per-search price */
   searchHold = 0
   /** pico-USD held on the user's balance until the request ends */

@@ -1,4 +1,5 @@
 import type { PriceInfo } from '#gateway/types'
+import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
 
 /**
  * What a request may cost, held on the balance while it runs. Cheap on
@@ -97,7 +98,8 @@ export const MAX_WEB_SEARCH_HOLD = 1000
  * `web_search*` has none), else DEFAULT_WEB_SEARCH_HOLD; as many for each of
  * Gemini's Google Search tools (`googleSearch`, 1.5's `googleSearchRetrieval`,
  * either spelling: grounding, billed per prompt or, Gemini 3, per query); one
- * for chat's `web_search_options` (a search model's call, billed once). The
+ * for chat's `web_search_options` or a chat search model named (its call,
+ * billed once: openai_chat/search_models.ts). The
  * searches are billed per search (pricing.ts). The provider bills them apart
  * from the tokens, so a hold of the tokens alone let concurrent searching
  * calls take far more than the balance.
@@ -113,7 +115,7 @@ export function webSearchHold(body: Record<string, any>): number {
       }
     }
   }
-  if (body.web_search_options !== null && typeof body.web_search_options === 'object') searches += 1
+  if ((body.web_search_options !== null && typeof body.web_search_options === 'object') || isChatSearchModel(body.model)) searches += 1
   return searches
 }
 
@@ -145,13 +147,37 @@ export function promptTokenHold(bodyBytes: number): number {
  */
 export function completionTokenHold(body: Record<string, any>): number {
   const gemini = geminiConfig(body)
-  const perChoice =
+  return (maxTokensAsked(body, gemini) ?? DEFAULT_COMPLETION_ALLOWANCE) * choicesAsked(body, gemini)
+}
+
+/**
+ * The output tokens of one image from Google's image models (a 1024x1024
+ * image of gemini-2.5-flash-image; gemini-3-pro-image's are 1,120 up to 2K).
+ */
+export const IMAGE_ANSWER_TOKENS = 1290
+
+/**
+ * The least completion tokens an answer that may be an image holds when the
+ * request sets no max tokens: one image per choice. The default allowance
+ * (1,024) is less than one image, so a balance between the two let such a
+ * request in and its image took the balance below zero. Used only for a
+ * model whose image output price is the higher (access_policy.ts), as
+ * holdPrice does; 0 when the request bounds its own tokens.
+ */
+export function imageAnswerTokenHold(body: Record<string, any>): number {
+  if (!mayAnswerImages(body)) return 0
+  const gemini = geminiConfig(body)
+  return maxTokensAsked(body, gemini) === null ? IMAGE_ANSWER_TOKENS * choicesAsked(body, gemini) : 0
+}
+
+/** The request's own bound of one choice's tokens, in any dialect's spelling (null: none) */
+function maxTokensAsked(body: Record<string, any>, gemini: Record<string, any> | undefined): number | null {
+  return (
     positiveInt(body.max_completion_tokens) ??
     positiveInt(body.max_tokens) ??
     positiveInt(body.max_output_tokens) ??
-    positiveInt(gemini?.maxOutputTokens ?? gemini?.max_output_tokens) ??
-    DEFAULT_COMPLETION_ALLOWANCE
-  return perChoice * choicesAsked(body, gemini)
+    positiveInt(gemini?.maxOutputTokens ?? gemini?.max_output_tokens)
+  )
 }
 
 /** OpenAI answers at most 128 choices: a larger `n` is refused upstream, and must not hold more. */

@@ -6,7 +6,7 @@ import type { ChannelInfo } from '#gateway/types'
 /** A ready-to-send upstream HTTP request. */
 export interface UpstreamRequest {
   /** Default POST (DELETE: the Files API's, app/gateway/batches/) */
-  method?: 'GET' | 'POST' | 'DELETE'
+  method?: 'GET' | 'POST' | 'DELETE' | 'PATCH'
   origin: string
   path: string
   headers: Record<string, string>
@@ -67,6 +67,8 @@ export type Operation =
   | 'audio_speech'
   | 'image_edits'
   | 'image_variations'
+  /** Google's `:predict` (Imagen), relayed from a Gemini-native client */
+  | 'predict'
 
 export interface UpstreamCall {
   operation: Operation
@@ -81,8 +83,8 @@ export interface UpstreamCall {
   contentType?: string
 }
 
-/** OpenAI's endpoints besides generation and embeddings that channels may offer (ProviderAdapter.offers). */
-export type RelayedService = 'images' | 'image_edits' | 'image_variations' | 'completions' | 'audio' | 'rerank' | 'moderations'
+/** OpenAI's endpoints besides generation and embeddings that channels may offer (ProviderAdapter.offers); and Google's Imagen `:predict` */
+export type RelayedService = 'images' | 'image_edits' | 'image_variations' | 'completions' | 'audio' | 'rerank' | 'moderations' | 'predict'
 
 /** The embeddings wire an upstream speaks. */
 export type EmbeddingsWire = 'openai' | 'gemini'

@@ -21,6 +21,8 @@ export interface BackgroundOptions {
   maxMs: number
   /** This instance's id (background_sweeper.ts): written on the rows of the runs it runs itself */
   instanceId: string
+  /** Bytes of events all runs of this instance keep at most (RESPONSES_BACKGROUND_EVENTS_MB, default 256) */
+  eventsMaxBytes: number
   log: (message: string) => void
 }
 
@@ -28,6 +30,12 @@ export interface BackgroundOptions {
 const RUN_EVENT_BYTES = 8 * 1024 * 1024
 /** A finished run stays in memory this long, so a stream that resumes right after its end replays it */
 const FINISHED_KEPT_MS = 60_000
+/**
+ * A follower past the kept events (a run over its bytes) gets the live ones
+ * as they come; one whose connection holds more than this unsent is too slow
+ * for them and is ended (no event is kept for it to wait for).
+ */
+const FOLLOWER_UNSENT_BYTES = 256 * 1024
 /** Upstream polls at once (the rest wait their turn) */
 const POLLS_AT_ONCE = 8
 
@@ -61,10 +69,14 @@ export class BackgroundRun {
   status: BackgroundStatus = 'queued'
   readonly res: DetachedResponse
   readonly createdAt = new Date()
-  /** The events written so far, by sequence number (until RUN_EVENT_BYTES: `truncated`) */
+  /** The events written so far, by sequence number (until RUN_EVENT_BYTES or the instance's bound: `truncated`, and emptied) */
   readonly events: string[] = []
   truncated = false
   #eventBytes = 0
+  /** Events written so far (kept or not): the next one's sequence number */
+  #sequence = 0
+  /** What followers get last once it ended ('' or its response.failed) */
+  #last = ''
   /** The latest response object an event carried; the terminal one once it ended */
   #latest: Record<string, any> | null = null
   #output: unknown[] = []
@@ -111,7 +123,8 @@ export class BackgroundRun {
 
   /** Cancels the run: the relay stops as for a client gone (billed what the upstream used so far, as a cut stream is). */
   cancel() {
-    if (this.ended || this.#cancelled) return
+    // Its last event is in (completed, failed...): it ended as that, and is billed so; only its close is pending.
+    if (this.ended || this.#cancelled || terminal(this.status)) return
     this.#cancelled = true
     this.status = 'cancelled'
     this.res.destroy()
@@ -133,15 +146,55 @@ export class BackgroundRun {
   follow(res: ServerResponse, after: number): boolean {
     if (this.truncated) return false
     res.writeHead(200, { ...STREAM_HEADERS })
-    for (let i = Math.max(0, after + 1); i < this.events.length; i++) res.write(this.events[i])
-    if (this.ended) {
-      res.end()
-      return true
-    }
-    const follower: Follower = { res }
+    const follower: Follower = { res, next: Math.max(0, after + 1), waiting: false }
     this.#followers.add(follower)
     res.once('close', () => this.#followers.delete(follower))
+    this.#pump(follower)
     return true
+  }
+
+  /**
+   * A follower's events from its place on, while its connection takes them;
+   * at a full buffer it waits for 'drain'. Written all at once, a client that
+   * did not read held every event's write in memory: 200 streams of one 8 MB
+   * run took 3 GB (heap +1.4 GB), the rest of the process waiting meanwhile.
+   */
+  #pump(follower: Follower) {
+    if (follower.waiting) return
+    const { res } = follower
+    while (follower.next < this.events.length) {
+      if (!res.write(this.events[follower.next++])) {
+        follower.waiting = true
+        res.once('drain', () => {
+          follower.waiting = false
+          this.#pump(follower)
+        })
+        return
+      }
+    }
+    if (this.ended) {
+      this.#followers.delete(follower)
+      res.end(this.#last)
+    }
+  }
+
+  /**
+   * Its events let go (past its bytes or the instance's, or out of memory
+   * after its end): no stream may start from them, and a follower still
+   * behind in them is ended. Answers the bytes given back.
+   */
+  drop(): number {
+    this.truncated = true
+    for (const follower of this.#followers) {
+      if (follower.next < this.events.length) {
+        this.#followers.delete(follower)
+        follower.res.destroy()
+      }
+    }
+    this.events.length = 0
+    const bytes = this.#eventBytes
+    this.#eventBytes = 0
+    return bytes
   }
 
   onEnded(hook: () => void) {
@@ -159,12 +212,23 @@ export class BackgroundRun {
     } else if (terminal(data?.response?.status)) {
       this.status = data!.response.status
     }
+    this.#sequence++
     if (!this.truncated) {
-      this.#eventBytes += text.length
-      if (this.#eventBytes > RUN_EVENT_BYTES) this.truncated = true
-      else this.events.push(text)
+      if (this.#eventBytes + text.length <= RUN_EVENT_BYTES && this.runs.keep(text.length)) {
+        this.#eventBytes += text.length
+        this.events.push(text)
+        for (const follower of this.#followers) this.#pump(follower)
+        return
+      }
+      this.runs.release(this.drop())
     }
-    for (const { res } of this.#followers) res.write(text)
+    // Not kept: live to the followers that keep up.
+    for (const follower of this.#followers) {
+      if (follower.res.writableLength > FOLLOWER_UNSENT_BYTES) {
+        this.#followers.delete(follower)
+        follower.res.destroy()
+      } else follower.res.write(text)
+    }
   }
 
   /** Its end (the relay ended its stream, a cancel, a failure before any stream): the row written, followers ended. */
@@ -178,9 +242,9 @@ export class BackgroundRun {
     } else if (error !== null) this.#latest = { ...(this.#latest ?? {}), error }
     if (error !== null && !this.#cancelled) this.status = 'failed'
     // A stream cut without its last event (failed before any stream, shut down): its response.failed. A cancel's just ends.
-    const last = this.status === 'failed' && !terminal(this.#latest?.status) ? failedEvent(this.events.length, this.view()) : ''
-    for (const { res } of this.#followers) res.end(last)
-    this.#followers.clear()
+    this.#last = this.status === 'failed' && !terminal(this.#latest?.status) ? failedEvent(this.#sequence, this.view()) : ''
+    // Those still behind are ended by their pump once they caught up.
+    for (const follower of this.#followers) this.#pump(follower)
     this.runs.ended(this)
     for (const hook of this.#endedHooks) hook()
   }
@@ -188,6 +252,10 @@ export class BackgroundRun {
 
 interface Follower {
   res: ServerResponse
+  /** The next event it gets (its index in `events`) */
+  next: number
+  /** Its connection's buffer is full: it goes on at 'drain' */
+  waiting: boolean
 }
 
 function failedEvent(sequence: number, response: Record<string, any>): string {
@@ -221,6 +289,8 @@ export class BackgroundRuns {
   #timer: NodeJS.Timeout | null = null
   #polls = 0
   #finals = new Set<Promise<void>>()
+  /** Bytes of events the runs in #runs keep (at most options.eventsMaxBytes) */
+  #keptBytes = 0
 
   constructor(
     readonly options: BackgroundOptions,
@@ -270,8 +340,42 @@ export class BackgroundRuns {
   ended(run: BackgroundRun) {
     this.#save(run)
     setTimeout(() => {
-      if (this.#runs.get(run.id) === run) this.#runs.delete(run.id)
+      if (this.#runs.get(run.id) === run) this.#forget(run)
     }, FINISHED_KEPT_MS).unref()
+  }
+
+  /**
+   * May a run keep `bytes` more of its events? Within the instance's bound,
+   * runs that ended are let go first, oldest first (a GET reads their row);
+   * past it with none left, no: the run stops keeping events (its streams
+   * cannot start late or resume, as one past RUN_EVENT_BYTES). Without it,
+   * finished runs kept 8 MB each for a minute, however many a client ended.
+   */
+  keep(bytes: number): boolean {
+    const max = this.options.eventsMaxBytes
+    if (this.#keptBytes + bytes > max) {
+      for (const run of this.#runs.values()) {
+        if (this.#keptBytes + bytes <= max) break
+        if (run.ended) this.#forget(run)
+      }
+      if (this.#keptBytes + bytes > max) return false
+    }
+    this.#keptBytes += bytes
+    return true
+  }
+
+  release(bytes: number) {
+    this.#keptBytes -= bytes
+  }
+
+  /** Bytes of events kept now (tests, metrics) */
+  get keptBytes(): number {
+    return this.#keptBytes
+  }
+
+  #forget(run: BackgroundRun) {
+    this.#runs.delete(run.id)
+    this.#keptBytes -= run.drop()
   }
 
   #save(run: BackgroundRun) {

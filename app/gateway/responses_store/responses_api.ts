@@ -14,7 +14,7 @@ import db from '@adonisjs/lucid/services/db'
 import type { ChannelInfo } from '#gateway/types'
 import { ClientStream, STREAM_HEADERS } from '#gateway/relay/client_stream'
 import { unfinished } from '#gateway/responses_store/response_store'
-import type { BackgroundRun } from '#gateway/responses_store/background_runs'
+import { terminal, type BackgroundRun } from '#gateway/responses_store/background_runs'
 
 /**
  * `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` and
@@ -88,7 +88,7 @@ function liveRun(gw: Gateway, call: ApiCall, id: string): BackgroundRun | undefi
 export async function cancelResponse(gw: Gateway, call: ApiCall, id: string): Promise<Record<string, any>> {
   const run = liveRun(gw, call, id)
   if (run !== undefined) {
-    if (run.ended && run.status !== 'cancelled') throw notCancellable(run.status)
+    if (terminal(run.status) && run.status !== 'cancelled') throw notCancellable(run.status)
     run.cancel()
     return run.view()
   }

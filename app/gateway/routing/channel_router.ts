@@ -153,15 +153,28 @@ export class ChannelRouter {
     if (suffix === null || this.#servesItself(model, suffix.base)) return plain
     const base = this.#plan(suffix.base)
     if (typeof base === 'string') return plain
-    const reasoning = suffix.reasoning
+    // Suffixes stacked (`x:online:nitro`, `x-thinking:online`): the base's own suffix is composed with this one, so
+    // the row, the price and the limits are the innermost model's. Before, the row was `x:online` (no price: billed
+    // nothing, for the model x's tokens) and the inner suffix's search or thinking was lost.
+    const inner = base.suffix
+    const composed: ModelSuffix =
+      inner === undefined
+        ? suffix
+        : {
+            kind: suffix.kind,
+            base: inner.base,
+            reasoning: suffix.reasoning ?? inner.reasoning,
+            sort: suffix.sort ?? inner.sort,
+            webSearch: suffix.webSearch === true || inner.webSearch === true ? true : undefined,
+          }
     const groups: RouteCandidate[][] = []
     for (const group of base.groups) {
       const taking = group.filter((c) => suffixAppliesTo(suffix, c.channel.provider))
-      if (taking.length > 0) groups.push(taking.map((c) => ({ channel: c.channel, upstreamModel: c.upstreamModel, reasoning })))
+      if (taking.length > 0) groups.push(taking.map((c) => ({ channel: c.channel, upstreamModel: c.upstreamModel, reasoning: suffix.reasoning ?? c.reasoning })))
     }
     // No channel of the base is of a kind the suffix is made for: the name is taken as it is.
     if (groups.length === 0) return plain
-    return { groups, suffix, plain }
+    return { groups, suffix: composed, plain }
   }
 
   /** Does a channel serve this name as itself, not as a glob that also takes its base? */

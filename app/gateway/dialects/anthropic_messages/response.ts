@@ -1,4 +1,4 @@
-import { imageOmittedNote, num, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason } from '#gateway/dialects/canonical'
+import { imageOmittedNote, num, urlCitationOf, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason, type TextPart } from '#gateway/dialects/canonical'
 import { toolInput } from '#gateway/dialects/anthropic_messages/request'
 import type { AnthropicBlock, AnthropicResponse, AnthropicUsage } from '#gateway/dialects/anthropic_messages/types'
 
@@ -77,10 +77,22 @@ export function encodeAnthropicUsage(usage: CanonicalUsage): AnthropicUsage {
   return encoded
 }
 
+/** A text block, with the web pages it cites (urlCitationOf) */
+function textOfBlock(block: any): TextPart {
+  const part: TextPart = { type: 'text', text: String(block.text ?? '') }
+  if (Array.isArray(block.citations)) {
+    for (const citation of block.citations) {
+      const found = urlCitationOf(citation)
+      if (found !== null) (part.citations ??= []).push(found)
+    }
+  }
+  return part
+}
+
 export function decodeAnthropicResponse(body: AnthropicResponse): CanonicalResponse {
   const content: CanonicalResponse['content'] = []
   for (const block of (body?.content ?? []) as any[]) {
-    if (block?.type === 'text') content.push({ type: 'text', text: String(block.text ?? '') })
+    if (block?.type === 'text') content.push(textOfBlock(block))
     else if (block?.type === 'thinking') content.push({ type: 'reasoning', text: String(block.thinking ?? ''), signature: block.signature })
     else if (block?.type === 'redacted_thinking') content.push({ type: 'reasoning', text: '', redacted: block.data })
     else if (block?.type === 'tool_use') {

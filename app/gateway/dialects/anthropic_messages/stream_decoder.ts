@@ -1,4 +1,4 @@
-import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
+import { urlCitationOf, type CanonicalEvent, type CanonicalUsage, type StreamDecoder } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
 import { decodeAnthropicUsage, mergeAnthropicUsage, stopOfAnthropic, usageAfterBlockStart } from '#gateway/dialects/anthropic_messages/response'
 
@@ -43,6 +43,10 @@ export class AnthropicStreamDecoder implements StreamDecoder {
         if (delta.type === 'thinking_delta') return [{ type: 'delta', index, kind: 'reasoning', value: String(delta.thinking ?? '') }]
         if (delta.type === 'input_json_delta') return [{ type: 'delta', index, kind: 'arguments', value: String(delta.partial_json ?? '') }]
         if (delta.type === 'signature_delta') return [{ type: 'signature', index, value: String(delta.signature ?? '') }]
+        if (delta.type === 'citations_delta') {
+          const citation = urlCitationOf(delta.citation)
+          return citation === null ? [] : [{ type: 'citation', index, citation }]
+        }
         return []
       }
       case 'content_block_stop': {

@@ -26,8 +26,9 @@ export const openAiChat: Dialect = {
   usageOfBody: chatUsageOfBody,
   isAnswer: (body) => Array.isArray(body?.choices) && body.choices.length > 0,
   passThrough: {
-    // A chunk citing the web (a search model's) is parsed too: the search it shows is billed (chatChunkUsage).
-    carriesUsage: (event) => event.data.includes('"usage"') || event.data.includes('"url_citation"'),
+    // A chunk citing the web, or a search model's (its `model` holds "-search-"), is parsed too: the search it
+    // shows is billed (chatChunkUsage), also when the stream is cut before its usage chunk.
+    carriesUsage: (event) => event.data.includes('"usage"') || event.data.includes('"url_citation"') || event.data.includes('-search-'),
     readUsage: chatChunkUsage,
     isFinal: (parsed) => decodeChatUsage(parsed?.usage) !== null,
     rewriteModel(parsed, model) {

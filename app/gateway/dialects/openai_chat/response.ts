@@ -1,6 +1,7 @@
-import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type StopReason } from '#gateway/dialects/canonical'
+import { imageFromUrl, imageToUrl, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type DialectName, type UrlCitation, type StopReason } from '#gateway/dialects/canonical'
 import { detailsOfResponse, reasoningFormatOf } from '#gateway/dialects/openai_chat/reasoning_details'
 import type { ChatCompletion, ChatImage, ChatUsage } from '#gateway/dialects/openai_chat/types'
+import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
 
 const STOP_REASONS: Record<string, StopReason> = {
   stop: 'end_turn',
@@ -59,8 +60,9 @@ export function decodeChatUsage(usage: ChatUsage | null | undefined): CanonicalU
 /**
  * Did the model search the web? Chat has no search count: OpenAI's search
  * models (gpt-4o-search-preview, `web_search_options`) bill a web search per
- * call and answer with `url_citation` annotations (a whole answer's
- * `message.annotations`, a stream's `delta.annotations`), which say it ran.
+ * call, which the answer's `model` says (searchedOnce); other servers'
+ * answers say a search ran with `url_citation` annotations (a whole
+ * answer's `message.annotations`, a stream's `delta.annotations`).
  */
 export function citesWeb(choices: unknown): boolean {
   if (!Array.isArray(choices)) return false
@@ -72,10 +74,19 @@ export function citesWeb(choices: unknown): boolean {
   return false
 }
 
-/** A whole chat answer's usage: its counts, and one web search when it cites the web (citesWeb). */
+/**
+ * The answer (a whole one, or a chunk) is from a call that ran one web
+ * search: a search model's (isChatSearchModel: billed per call, whether or
+ * not it cites anything), or one citing the web (citesWeb).
+ */
+export function searchedOnce(answer: any): boolean {
+  return isChatSearchModel(answer?.model) || citesWeb(answer?.choices)
+}
+
+/** A whole chat answer's usage: its counts, and one web search when it ran one (searchedOnce). */
 export function chatUsageOfBody(body: any): CanonicalUsage | null {
   const usage = decodeChatUsage(body?.usage)
-  if (usage !== null && citesWeb(body?.choices)) usage.webSearches = 1
+  if (usage !== null && searchedOnce(body)) usage.webSearches = 1
   return usage
 }
 
@@ -87,7 +98,7 @@ export function chatUsageOfBody(body: any): CanonicalUsage | null {
  */
 export function chatChunkUsage(chunk: any, known: CanonicalUsage | null): CanonicalUsage | null {
   const usage = decodeChatUsage(chunk?.usage)
-  const cited = known?.webSearches === 1 || citesWeb(chunk?.choices)
+  const cited = known?.webSearches === 1 || searchedOnce(chunk)
   if (usage !== null) {
     if (cited) usage.webSearches = 1
     return usage
@@ -141,15 +152,31 @@ export function decodeChatResponse(body: ChatCompletion): CanonicalResponse {
   }
 }
 
+/** OpenAI's (and OpenRouter's) annotation of a cited page: its span of the message content, in UTF-16 code units */
+export interface ChatUrlAnnotation {
+  type: 'url_citation'
+  url_citation: { url: string; title: string; start_index: number; end_index: number; content?: string }
+}
+
+export function urlAnnotation(citation: UrlCitation, start: number, end: number): ChatUrlAnnotation {
+  const cited: ChatUrlAnnotation['url_citation'] = { url: citation.url, title: citation.title ?? '', start_index: start, end_index: end }
+  if (citation.citedText !== undefined) cited.content = citation.citedText
+  return { type: 'url_citation', url_citation: cited }
+}
+
 /** `upstream`: the dialect the answer was translated from, whose reasoning details it carries (reasoning_details.ts) */
 export function encodeChatResponse(response: CanonicalResponse, model: string, upstream?: DialectName): ChatCompletion {
   let text = ''
   let reasoning = ''
   const calls: NonNullable<ChatCompletion['choices'][0]['message']['tool_calls']> = []
   let images: ChatImage[] | null = null
+  let annotations: ChatUrlAnnotation[] | null = null
   for (const part of response.content) {
-    if (part.type === 'text') text += part.text
-    else if (part.type === 'reasoning') reasoning += part.text
+    if (part.type === 'text') {
+      // The pages a text part cites, as url_citation annotations over that part's span of the content
+      if (part.citations) for (const citation of part.citations) (annotations ??= []).push(urlAnnotation(citation, text.length, text.length + part.text.length))
+      text += part.text
+    } else if (part.type === 'reasoning') reasoning += part.text
     else if (part.type === 'image') (images ??= []).push(chatImage(part, images.length))
     else if (part.custom) calls.push({ id: part.id, type: 'custom', custom: { name: part.name, input: part.arguments } })
     else calls.push({ id: part.id, type: 'function', function: { name: part.name, arguments: part.arguments } })
@@ -172,6 +199,7 @@ export function encodeChatResponse(response: CanonicalResponse, model: string, u
   }
   if (calls.length > 0) message.tool_calls = calls
   if (images !== null) message.images = images
+  if (annotations !== null) message.annotations = annotations
   const completion: ChatCompletion = {
     id: chatId(response.id),
     object: 'chat.completion',

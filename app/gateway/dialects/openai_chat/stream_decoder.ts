@@ -2,6 +2,7 @@ import { imageFromUrl, newToolCallId, withWebSearches, type CanonicalEvent, type
 import { parseJson } from '#gateway/dialects/dialect'
 import { OpenBlock } from '#gateway/dialects/open_block'
 import { citesWeb, decodeChatUsage, stopOfFinish } from '#gateway/dialects/openai_chat/response'
+import { isChatSearchModel } from '#gateway/dialects/openai_chat/search_models'
 import type { ChatChunk, ChatToolCallDelta } from '#gateway/dialects/openai_chat/types'
 
 /**
@@ -36,7 +37,7 @@ export class ChatStreamDecoder implements StreamDecoder {
   #pending: Map<number, PendingCall> | null = null
   /** Chat indices already emitted and closed: later pieces for them have no block to go to */
   #closed: Set<number> | null = null
-  /** A chunk cited the web (citesWeb): the answer's one web search */
+  /** A chunk showed the answer's one web search: a search model's first (isChatSearchModel), or one citing the web */
   #searched = false
   /** A `refusal` delta came: the finish ("stop") is a refusal */
   #refused = false
@@ -57,9 +58,12 @@ export class ChatStreamDecoder implements StreamDecoder {
       out.push({ type: 'error', message: String(chunk.error.message ?? 'upstream error') })
       return out
     }
+    // A search model's stream: its search ran before the first chunk (billed per call, cited or not).
+    let cited = false
     if (!this.#started) {
       this.#started = true
       out.push({ type: 'start', id: String(chunk.id ?? ''), model: String(chunk.model ?? '') })
+      cited = isChatSearchModel(chunk.model)
     }
     const choice = chunk.choices?.[0]
     const delta = choice?.delta
@@ -94,10 +98,11 @@ export class ChatStreamDecoder implements StreamDecoder {
       this.#blocks.close(out)
       out.push({ type: 'stop', reason: stopOfFinish(choice.finish_reason, this.#refused) })
     }
-    // The usage chunk's counts (with the search a chunk cited before it); a chunk citing the web before it:
-    // its one search, a partial usage (a stream cut before the usage chunk is billed it).
+    // The usage chunk's counts (with the search a chunk showed before it); a chunk showing the search before it
+    // (a search model's first, or one citing the web): its one search, a partial usage (a stream cut before the
+    // usage chunk is billed it).
     const counts = decodeChatUsage(chunk.usage)
-    const cited = citesWeb(chunk.choices)
+    if (!cited && !this.#searched) cited = citesWeb(chunk.choices)
     if (counts !== null) {
       if (cited || this.#searched) counts.webSearches = 1
       out.push({ type: 'usage', usage: counts })

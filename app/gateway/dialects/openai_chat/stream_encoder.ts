@@ -1,7 +1,7 @@
-import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, CanonicalUsage, StopReason, StreamEncoder, StreamFailureKind, UrlCitation } from '#gateway/dialects/canonical'
 import { chatStreamError } from '#gateway/dialects/stream_failure'
 import { sse, type EncoderOptions } from '#gateway/dialects/dialect'
-import { chatId, chatImage, encodeChatUsage, finishOfStop } from '#gateway/dialects/openai_chat/response'
+import { chatId, chatImage, encodeChatUsage, finishOfStop, urlAnnotation } from '#gateway/dialects/openai_chat/response'
 import { encryptedDetail, reasoningFormatOf, textDetail, type ReasoningDetail, type ReasoningFormat } from '#gateway/dialects/openai_chat/reasoning_details'
 
 /**
@@ -36,6 +36,11 @@ export class ChatStreamEncoder implements StreamEncoder {
   /** The canonical block the latest detail index went to, and that index (details are numbered in answer order) */
   #detailBlock = -1
   #detailIndex = -1
+  /** Content characters sent, and where the open text block began: a cited block's span (url_citation's indices) */
+  #textChars = 0
+  #blockFrom = 0
+  /** The open text block's citations, sent as one annotations chunk when it closes (its end known then) */
+  #cited: UrlCitation[] | null = null
 
   constructor(private options: EncoderOptions) {
     this.#format = options.reasoningExcluded ? null : reasoningFormatOf(options.upstream)
@@ -46,7 +51,10 @@ export class ChatStreamEncoder implements StreamEncoder {
       case 'start':
         return this.#start(event.id)
       case 'block_start':
-        if (event.block.type !== 'tool_call') return this.#start('')
+        if (event.block.type !== 'tool_call') {
+          this.#blockFrom = this.#textChars
+          return this.#start('')
+        }
         {
           const toolIndex = this.#tools.size
           this.#tools.set(event.index, { position: toolIndex, id: event.block.id })
@@ -60,7 +68,10 @@ export class ChatStreamEncoder implements StreamEncoder {
           )
         }
       case 'delta':
-        if (event.kind === 'text') return this.#start('') + this.#chunk({ content: event.value })
+        if (event.kind === 'text') {
+          this.#textChars += event.value.length
+          return this.#start('') + this.#chunk({ content: event.value })
+        }
         if (event.kind === 'reasoning') {
           // Asked to be left out (OpenRouter's reasoning.exclude): not sent, still billed.
           if (this.options.reasoningExcluded) return this.#start('')
@@ -79,6 +90,16 @@ export class ChatStreamEncoder implements StreamEncoder {
       case 'image':
         // As OpenRouter streams one: whole, in a chunk of its own (`delta.images`); nothing of it is kept.
         return this.#start('') + this.#chunk({ images: [chatImage(event.image, this.#images++)] })
+      case 'citation':
+        ;(this.#cited ??= []).push(event.citation)
+        return ''
+      case 'block_stop': {
+        if (this.#cited === null) return ''
+        // As OpenAI's search models stream them: a chunk of `delta.annotations` after the text they cover.
+        const annotations = this.#cited.map((citation) => urlAnnotation(citation, this.#blockFrom, this.#textChars))
+        this.#cited = null
+        return this.#start('') + this.#chunk({ annotations })
+      }
       case 'usage':
         this.#usage = event.usage
         return ''

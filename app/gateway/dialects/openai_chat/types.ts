@@ -32,6 +32,8 @@ export interface ChatMessage {
   reasoning_details?: ReasoningDetail[]
   /** Images the model made (OpenRouter's and LiteLLM's shape): written on answers, read back on assistant messages */
   images?: ChatImage[]
+  /** Pages the answer cites (url_citation): written on answers translated from a citing upstream */
+  annotations?: unknown[]
 }
 
 /** An image of an answer: `{type: "image_url", image_url: {url: "data:image/png;base64,..."}}` */

@@ -106,7 +106,7 @@ export class AzureAdapter implements ProviderAdapter {
 
   /** Azure serves images (generations and edits), completions and audio; it has no rerank, moderations or image variations. */
   offers(_channel: ChannelInfo, service: RelayedService) {
-    return service !== 'rerank' && service !== 'moderations' && service !== 'image_variations'
+    return service !== 'rerank' && service !== 'moderations' && service !== 'image_variations' && service !== 'predict'
   }
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {

@@ -31,9 +31,12 @@ import type { AwsCredentials } from '#gateway/providers/bedrock/sigv4'
  *    PUT first, then the role's credentials), unless
  *    `AWS_EC2_METADATA_DISABLED`.
  *
- * Read at first use, kept for the process (a change of variables or files
- * needs a restart); temporary credentials are fetched again 5 minutes
- * before their Expiration, one fetch in flight (RefreshingCredential).
+ * Read at first use; every load walks the chain again from step 1, so a
+ * rotated variable or a re-written file is read without a restart: temporary
+ * credentials are loaded again 5 minutes before their Expiration, one fetch
+ * in flight (RefreshingCredential), and static keys (no expiry) once AWS
+ * refuses them (bedrock_adapter.ts heldKeysAnswer forgets them: a passing
+ * 503, the next request loads).
  * Every call is bounded by its own timeout, and the request waiting on it
  * by its attempt's limits (UpstreamRequest.prepare). A source that refuses
  * (STS, a container endpoint's 4xx, a profile the gateway cannot read, no

@@ -3,9 +3,11 @@ import {
   baseOf,
   withChannelHeaders,
   type ProviderAdapter,
+  type RelayedService,
   type UpstreamCall,
   type UpstreamRequest,
 } from '#gateway/providers/provider_adapter'
+import { isImagenModel } from '#gateway/google_images'
 import type { ChannelInfo } from '#gateway/types'
 
 const DIALECTS: readonly DialectName[] = ['gemini']
@@ -29,9 +31,9 @@ export class GeminiAdapter implements ProviderAdapter {
     return 'gemini' as const
   }
 
-  /** Only OpenAI's family offers the relayed services. */
-  offers() {
-    return false
+  /** OpenAI's images and image edits, translated (google_images.ts: Imagen's `:predict`, Gemini's image models); and Imagen's `:predict` relayed; no other relayed service */
+  offers(_channel: ChannelInfo, service: RelayedService) {
+    return service === 'images' || service === 'image_edits' || service === 'predict'
   }
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
@@ -58,6 +60,11 @@ function methodOf(call: UpstreamCall): string {
       return 'countTokens'
     case 'embeddings':
       return 'batchEmbedContents'
+    case 'predict':
+      return 'predict'
+    // OpenAI's images, translated: Imagen's predict, or a Gemini image model's generateContent.
+    case 'images':
+      return isImagenModel(call.model) ? 'predict' : 'generateContent'
     default:
       return call.stream ? 'streamGenerateContent?alt=sse' : 'generateContent'
   }

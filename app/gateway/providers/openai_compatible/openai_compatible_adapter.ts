@@ -51,8 +51,9 @@ export class OpenAiCompatibleAdapter implements ProviderAdapter {
     return 'openai' as const
   }
 
-  /** Every relayed service; legacy completions unless the vendor has none (vendors.ts: Gemini's OpenAI endpoint). */
+  /** Every relayed service of OpenAI's (not Google's `:predict`); legacy completions unless the vendor has none (vendors.ts: Gemini's OpenAI endpoint). */
   offers(channel: ChannelInfo, service: RelayedService) {
+    if (service === 'predict') return false
     return service !== 'completions' || VENDORS[channel.provider]?.textCompletions !== false
   }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import logger from '@adonisjs/core/services/logger'
@@ -30,9 +31,13 @@ import { ADC_PROJECT, GOOGLE_TOKEN_URI, parseVertexKey } from '#gateway/provider
  * (`quota_project_id` of an authorized user, also sent as
  * `x-goog-user-project`), else the metadata server's.
  *
- * The source is found once per process (a change needs a restart); tokens
- * are kept until 5 minutes before they expire, one fetch in flight
- * (RefreshingCredential). A source that refuses is CredentialsRefused (the
+ * Tokens are kept until 5 minutes before they expire, one fetch in flight
+ * (RefreshingCredential). Each time one is due (near its expiry, or
+ * refused by Vertex while held), the chain is walked again first
+ * (adcToken): a rotated GOOGLE_APPLICATION_CREDENTIALS or a re-written file
+ * (a new key, `gcloud auth application-default login` again) serves from
+ * then on, no restart; the same credentials found again keep their source
+ * and its token state. A source that refuses is CredentialsRefused (the
  * channel out of rotation with the reason); one that cannot be reached
  * fails that attempt only.
  */
@@ -41,6 +46,8 @@ export type Env = Record<string, string | undefined>
 interface AdcSource {
   /** Where the credentials are: for messages */
   where: string
+  /** What was found (where, the file's text or the metadata server, the project variables): the same again keeps the source held */
+  fingerprint: string
   projectId: string | null
   /** The project path segment, encoded once */
   projectPath: string | null
@@ -97,12 +104,17 @@ export async function resolveAdc(env: Env = process.env): Promise<AdcSource> {
   return metadataSource(env, none)
 }
 
+function projectVariables(env: Env): string {
+  return `${env.GOOGLE_CLOUD_PROJECT ?? ''}\n${env.GCLOUD_PROJECT ?? ''}`
+}
+
 function projectOf(env: Env, own: string | null): Pick<AdcSource, 'projectId' | 'projectPath'> {
   const projectId = env.GOOGLE_CLOUD_PROJECT || env.GCLOUD_PROJECT || own
   return { projectId: projectId || null, projectPath: projectId ? encodeURIComponent(projectId) : null }
 }
 
 function fileSource(text: string, where: string, env: Env): AdcSource {
+  const fingerprint = `${where}\n${projectVariables(env)}\n${createHash('sha256').update(text).digest('base64url')}`
   let json: Record<string, unknown>
   try {
     json = JSON.parse(text)
@@ -117,6 +129,7 @@ function fileSource(text: string, where: string, env: Env): AdcSource {
     const key = accountKey(auth.account)
     return {
       where,
+      fingerprint,
       ...projectOf(env, auth.account.projectId),
       quotaProject: null,
       fresh: () => cachedToken(key),
@@ -143,7 +156,7 @@ function fileSource(text: string, where: string, env: Env): AdcSource {
     const quotaProject = field('quota_project_id')
     // Sent as x-goog-user-project on every request: a value Node refuses in a header would fail them all.
     if (quotaProject !== null && !isCredentialText(quotaProject)) throw new Refused(where, 'quota_project_id holds characters no project id has')
-    return { where, ...projectOf(env, quotaProject), quotaProject, fresh: () => tokens.fresh(), token: () => tokens.get(), forgetToken: () => tokens.forget() }
+    return { where, fingerprint, ...projectOf(env, quotaProject), quotaProject, fresh: () => tokens.fresh(), token: () => tokens.get(), forgetToken: () => tokens.forget() }
   }
   throw new Refused(
     where,
@@ -170,9 +183,11 @@ async function metadataSource(env: Env, none: string): Promise<AdcSource> {
     if (answer.status === 404) throw new Refused(where, 'the instance has no service account attached')
     return tokenAnswer(where, where, answer)
   })
+  const own = project.status === 200 ? project.text.trim() || null : null
   return {
     where,
-    ...projectOf(env, project.status === 200 ? project.text.trim() || null : null),
+    fingerprint: `${where}\n${projectVariables(env)}\n${own ?? ''}`,
+    ...projectOf(env, own),
     quotaProject: null,
     fresh: () => tokens.fresh(),
     token: () => tokens.get(),
@@ -222,7 +237,38 @@ async function call(what: string, url: string, init: CredentialCall & { unreacha
   }
 }
 
-const sources = new RefreshingCredential<AdcSource>(async () => ({ value: await resolveAdc(), expiresAt: null }), REFRESH_MARGIN_MS)
+/** The source found last (null: none yet, or forgotten) */
+let source: AdcSource | null = null
+/** The chain walked again and a token fetched, shared by every request that waits meanwhile */
+let finding: Promise<{ source: AdcSource; token: string }> | null = null
+
+/**
+ * A token: the held source's when fresh; else (due, refused, none yet) the
+ * chain walked again first, once for every request waiting. Credentials
+ * found as before keep the source held (its token, which serves while
+ * valid when its refresh fails: RefreshingCredential); others replace it.
+ * A walk that fails with a source held keeps that one (a file being
+ * re-written, a metadata server slow once): said in the log.
+ */
+function adcToken(): Promise<{ source: AdcSource; token: string }> {
+  if (finding) return finding
+  finding = (async () => {
+    let found: AdcSource
+    try {
+      found = await resolveAdc()
+    } catch (error) {
+      if (source === null) throw error
+      logger.warn({ err: (error as Error).message, where: source.where }, 'Google application default credentials could not be found again; the source held serves')
+      found = source
+    }
+    if (source === null || found.fingerprint !== source.fingerprint) source = found
+    const held = source
+    return { source: held, token: await held.token() }
+  })().finally(() => {
+    finding = null
+  })
+  return finding
+}
 
 /**
  * Sets a request's credentials from the application default credentials:
@@ -230,15 +276,14 @@ const sources = new RefreshingCredential<AdcSource>(async () => ({ value: await 
  * is held, else in a prepare() the dispatcher awaits inside the attempt.
  */
 export function authoriseAdc(request: UpstreamRequest) {
-  const source = sources.fresh()
   const token = source?.fresh()
   if (source && token && (source.projectPath || !request.path.includes(ADC_PROJECT))) {
     request.answer = HELD_TOKEN_ANSWER
     return apply(request, source, token)
   }
   request.prepare = async () => {
-    const found = await sources.get()
-    apply(request, found, await found.token())
+    const found = await adcToken()
+    apply(request, found.source, found.token)
   }
 }
 
@@ -252,7 +297,8 @@ export function authoriseAdc(request: UpstreamRequest) {
 const HELD_TOKEN_ANSWER: AnswerWire = {
   status(statusCode) {
     if (statusCode !== 401) return statusCode
-    sources.held()?.forgetToken()
+    // The next request walks the chain again (adcToken): credentials rotated since are found then.
+    source?.forgetToken()
     return 503
   },
 }
@@ -270,5 +316,5 @@ function apply(request: UpstreamRequest, source: AdcSource, token: string) {
 
 /** Forgets the source found and its tokens: the next use looks again (tests). */
 export function forgetAdc() {
-  sources.forget()
+  source = null
 }

@@ -6,6 +6,7 @@ import {
   withChannelHeaders,
   type AnswerWire,
   type ProviderAdapter,
+  type RelayedService,
   type UpstreamCall,
   type UpstreamRequest,
 } from '#gateway/providers/provider_adapter'
@@ -13,6 +14,7 @@ import { accessToken, accountKey, cachedToken, forgetToken } from '#gateway/prov
 import { authoriseAdc } from '#gateway/providers/vertex/google_adc'
 import { assertNoStorageUris } from '#gateway/providers/vertex/storage_uris'
 import { parseVertexKey, vertexModelsPrefix, type VertexAuth } from '#gateway/providers/vertex/vertex_settings'
+import { isImagenModel } from '#gateway/google_images'
 import type { ChannelInfo } from '#gateway/types'
 
 const GEMINI: readonly DialectName[] = ['gemini']
@@ -81,8 +83,9 @@ export class VertexAdapter implements ProviderAdapter {
     return null
   }
 
-  offers() {
-    return false
+  /** OpenAI's images and image edits, translated as for the Gemini API (google_images.ts); Imagen's `:predict` relayed */
+  offers(_channel: ChannelInfo, service: RelayedService) {
+    return service === 'images' || service === 'image_edits' || service === 'predict'
   }
 
   request(channel: ChannelInfo, call: UpstreamCall): UpstreamRequest {
@@ -216,6 +219,7 @@ function rawPredictBody(call: UpstreamCall): Record<string, unknown> {
 
 function methodOf(call: UpstreamCall): string {
   if (call.operation === 'count_tokens') return 'countTokens'
+  if (call.operation === 'predict' || (call.operation === 'images' && isImagenModel(call.model))) return 'predict'
   return call.stream ? 'streamGenerateContent?alt=sse' : 'generateContent'
 }
 

@@ -1,0 +1,207 @@
+import { GatewayError } from '#exceptions/gateway_error'
+import type { Gateway } from '#gateway/gateway'
+import type { ApiCall } from '#gateway/http/generation_request'
+import { bodyLimitFor } from '#gateway/http/body_limits'
+import { readRawBody } from '#gateway/http/raw_body'
+import { closeSignal } from '#gateway/batches/files_api'
+import { NEVER } from '#gateway/batches/upstream_calls'
+import { fileChannels, headerValue } from '#gateway/provider_files/file_channels'
+import { notFound } from '#gateway/provider_files/file_pins'
+import {
+  googleExchange,
+  googleHolder,
+  googleJson,
+  mintUploadToken,
+  pageQuery,
+  readJsonObject,
+  timeOf,
+} from '#gateway/provider_files/google_calls'
+import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
+
+/** What the client's upload answer is: status, Google's upload headers, and a JSON body or none. */
+export interface UploadAnswer {
+  status: number
+  headers: Record<string, string>
+  body: Record<string, any> | null
+}
+
+/** The upload headers of Google's protocol the upstream gets as the client sent them */
+const UPLOAD_HEADERS = [
+  'x-goog-upload-protocol',
+  'x-goog-upload-command',
+  'x-goog-upload-offset',
+  'x-goog-upload-header-content-length',
+  'x-goog-upload-header-content-type',
+  'x-goog-upload-file-name',
+]
+
+function uploadHeaders(call: ApiCall): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (const name of UPLOAD_HEADERS) {
+    const value = headerValue(call.req.headers[name])
+    if (value !== undefined) headers[name] = value
+  }
+  return headers
+}
+
+/**
+ * `POST /upload/v1beta/files` (@google/genai `files.upload`), Google's two
+ * protocols. Resumable: the start (its metadata JSON) goes to the first
+ * google channel open to the caller (file_channels.ts), whose session URL is
+ * kept on a row in status `uploading` (any instance takes the next chunk);
+ * the client gets an `X-Goog-Upload-URL` at the gateway naming the row's
+ * token (`?upload_id=`), and each chunk (`upload`, `upload, finalize`, at
+ * its offset) is relayed to the session, the last one's file recorded as
+ * the caller's. Multipart: one request, relayed whole. Each request's body
+ * is bounded by PROVIDER_FILE_MAX_MB, as is the whole size a start declares.
+ */
+export async function geminiUpload(gw: Gateway, call: ApiCall, query: Record<string, unknown>, baseUrl: string): Promise<UploadAnswer> {
+  const token = typeof query.upload_id === 'string' ? query.upload_id : undefined
+  if (token !== undefined) return uploadChunk(gw, call, token)
+  const protocol = headerValue(call.req.headers['x-goog-upload-protocol'])
+  const command = headerValue(call.req.headers['x-goog-upload-command'])
+  if (protocol === 'resumable' && command === 'start') return startUpload(gw, call, baseUrl)
+  if (protocol === 'multipart') return multipartUpload(gw, call)
+  throw GatewayError.invalidRequest("An upload takes X-Goog-Upload-Protocol 'resumable' (X-Goog-Upload-Command 'start' first) or 'multipart'", 'invalid_upload')
+}
+
+async function startUpload(gw: Gateway, call: ApiCall, baseUrl: string): Promise<UploadAnswer> {
+  const declared = Number(headerValue(call.req.headers['x-goog-upload-header-content-length']) ?? Number.NaN)
+  const limit = bodyLimitFor('provider_files')
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new GatewayError(413, 'request_too_large', `The file is larger than this gateway takes (${Math.floor(limit / 1048576)} MB)`)
+  }
+  const candidates = fileChannels(gw, call, 'google')
+  const { raw, body } = await readJsonObject(gw.service, call, bodyLimitFor('batches'))
+  const { result } = await googleExchange(candidates, { method: 'POST', path: '/files', upload: true, body: raw, headers: uploadHeaders(call) }, NEVER)
+  const sessionUrl = headerValue(result.response.headers['x-goog-upload-url'])
+  if (sessionUrl === undefined || !/^https?:\/\//.test(sessionUrl)) throw GatewayError.providerError('The upstream started the upload without an upload URL')
+  const meta = body.file ?? {}
+  const uploadToken = mintUploadToken()
+  await providerFiles.insert({
+    kind: 'gemini_file',
+    upstream_id: null,
+    user_id: call.principal.user.id,
+    api_key_id: call.principal.key.id,
+    channel_id: result.candidate.channel.id,
+    filename: typeof (meta.displayName ?? meta.display_name) === 'string' ? String(meta.displayName ?? meta.display_name).slice(0, 1000) : null,
+    mime_type: headerValue(call.req.headers['x-goog-upload-header-content-type'])?.slice(0, 255) ?? null,
+    bytes: Number.isFinite(declared) ? declared : null,
+    model: null,
+    status: 'uploading',
+    object: null,
+    upload_token: uploadToken,
+    upload_url: sessionUrl,
+  })
+  return {
+    status: 200,
+    headers: { 'x-goog-upload-url': `${baseUrl}/upload/v1beta/files?upload_id=${uploadToken}&upload_protocol=resumable`, 'x-goog-upload-status': 'active' },
+    body: null,
+  }
+}
+
+async function uploadChunk(gw: Gateway, call: ApiCall, token: string): Promise<UploadAnswer> {
+  const row = await providerFiles.uploading(token.slice(0, 64), call.principal.user.id)
+  if (row === null || row.upload_url === null) throw new GatewayError(404, 'upload_not_found', 'No upload in progress has this upload_id', 'not_found_error')
+  const candidate = googleHolder(gw.catalog.channels, row.channel_id)
+  const bytes = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('provider_files')))
+  const offset = Number(headerValue(call.req.headers['x-goog-upload-offset']) ?? 0)
+  if (row.bytes !== null && offset + bytes.length > Number(row.bytes)) {
+    throw GatewayError.invalidRequest('The upload is longer than the X-Goog-Upload-Header-Content-Length it started with', 'invalid_upload')
+  }
+  const { result, bytes: answer } = await googleExchange(
+    [candidate],
+    { method: 'POST', path: '', url: row.upload_url, body: bytes, contentType: 'application/octet-stream', headers: uploadHeaders(call) },
+    NEVER
+  )
+  const status = headerValue(result.response.headers['x-goog-upload-status']) ?? 'final'
+  if (status !== 'final') return { status: 200, headers: { 'x-goog-upload-status': status }, body: null }
+  const file = fileOf(answer)
+  await providerFiles.finishUpload(row, file.name, file, sizeOf(file) ?? (row.bytes === null ? null : Number(row.bytes)), timeOf(file.expirationTime))
+  return { status: 200, headers: { 'x-goog-upload-status': 'final' }, body: { file } }
+}
+
+async function multipartUpload(gw: Gateway, call: ApiCall): Promise<UploadAnswer> {
+  const candidates = fileChannels(gw, call, 'google')
+  const contentType = headerValue(call.req.headers['content-type']) ?? ''
+  if (!contentType.startsWith('multipart/')) throw GatewayError.invalidRequest('A multipart upload takes a multipart/related body', 'invalid_content_type')
+  const bytes = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('provider_files')))
+  const { result, bytes: answer } = await googleExchange(
+    candidates,
+    { method: 'POST', path: '/files', upload: true, body: bytes, contentType, headers: uploadHeaders(call) },
+    NEVER
+  )
+  const file = fileOf(answer)
+  await recordFile(call, result.candidate.channel.id, file)
+  return { status: 200, headers: {}, body: { file } }
+}
+
+function fileOf(answer: Buffer): Record<string, any> {
+  let parsed: any
+  try {
+    parsed = JSON.parse(answer.toString('utf8'))
+  } catch {}
+  const file = parsed?.file
+  if (file === null || typeof file !== 'object' || typeof file.name !== 'string' || !file.name.startsWith('files/') || file.name.length > 255) {
+    throw GatewayError.providerError('The upstream finished the upload without a file')
+  }
+  return file
+}
+
+function sizeOf(file: Record<string, any>): number | null {
+  const size = Number(file.sizeBytes)
+  return Number.isFinite(size) ? size : null
+}
+
+function recordFile(call: ApiCall, channelId: number, file: Record<string, any>) {
+  return providerFiles.insert({
+    kind: 'gemini_file',
+    upstream_id: file.name,
+    user_id: call.principal.user.id,
+    api_key_id: call.principal.key.id,
+    channel_id: channelId,
+    filename: typeof file.displayName === 'string' ? file.displayName.slice(0, 1000) : null,
+    mime_type: typeof file.mimeType === 'string' ? file.mimeType.slice(0, 255) : null,
+    bytes: sizeOf(file),
+    model: null,
+    status: 'active',
+    object: file,
+    expires_at: timeOf(file.expirationTime),
+  })
+}
+
+/** `GET /v1beta/files` (`pageSize` up to 100, default 10; `pageToken`): the caller's files, newest first, as last seen. */
+export async function listGeminiFiles(call: ApiCall, query: Record<string, unknown>) {
+  const { size, token } = pageQuery(query, 10, 100)
+  const rows = await providerFiles.list('gemini_file', call.principal.user.id, size, { afterId: token })
+  const files = rows.slice(0, size).map((row) => row.object ?? { name: row.upstream_id })
+  const answer: Record<string, any> = { files }
+  if (rows.length > size) answer.nextPageToken = files[files.length - 1].name
+  return answer
+}
+
+async function ownedFile(call: ApiCall, name: string): Promise<ProviderFileRow> {
+  const row = await providerFiles.owned('gemini_file', call.principal.user.id, name)
+  if (row === null) throw notFound({ kind: 'gemini_file', id: name })
+  return row
+}
+
+/** `GET /v1beta/files/{id}`: asked of the holding channel (a video's state goes PROCESSING to ACTIVE there), kept on the row. */
+export async function showGeminiFile(gw: Gateway, call: ApiCall, name: string) {
+  const row = await ownedFile(call, name)
+  const { answer } = await googleJson([googleHolder(gw.catalog.channels, row.channel_id)], { method: 'GET', path: `/${name}` }, closeSignal(call))
+  await providerFiles.update(row, answer, timeOf(answer.expirationTime) ?? row.expires_at)
+  return answer
+}
+
+/** `DELETE /v1beta/files/{id}`: deleted upstream (one gone there already is gone), then marked here. */
+export async function deleteGeminiFile(gw: Gateway, call: ApiCall, name: string) {
+  const row = await ownedFile(call, name)
+  try {
+    await googleJson([googleHolder(gw.catalog.channels, row.channel_id)], { method: 'DELETE', path: `/${name}` }, closeSignal(call))
+  } catch (error) {
+    if (!(error instanceof GatewayError && error.status === 404)) throw error
+  }
+  await providerFiles.markDeleted(row)
+  return {}
+}
