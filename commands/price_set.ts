@@ -32,6 +32,9 @@ export default class PriceSet extends AdminCommand {
   @flags.string({ description: "USD per server-side web search (Anthropic's web_search tool: 0.01; OpenAI's web_search_call)" })
   declare perWebSearch?: string
 
+  @flags.string({ description: 'USD per second of generated video (sora-2: 0.1, veo-3.0-generate-001: 0.4)' })
+  declare perVideoSecond?: string
+
   @flags.string({ description: 'USD per 1M prompt tokens read from the provider cache (default: the input price)' })
   declare cacheRead?: string
 
@@ -60,6 +63,7 @@ export default class PriceSet extends AdminCommand {
       perCharacter: this.perCharacter,
       perRequest: this.perRequest,
       perWebSearch: this.perWebSearch,
+      perVideoSecond: this.perVideoSecond,
       cacheRead: this.cacheRead,
       cacheWrite: this.cacheWrite,
       cacheWrite1h: this.cacheWrite1h,
@@ -75,6 +79,7 @@ export default class PriceSet extends AdminCommand {
         (input.perCharacter ? `, $${input.perCharacter}/character` : '') +
         (input.perRequest ? `, $${input.perRequest}/request` : '') +
         (input.perWebSearch ? `, $${input.perWebSearch}/web search` : '') +
+        (input.perVideoSecond ? `, $${input.perVideoSecond}/second of video` : '') +
         (input.cacheRead ? `, $${input.cacheRead}/1M cache read` : '') +
         (input.cacheWrite ? `, $${input.cacheWrite}/1M cache write` : '') +
         (input.cacheWrite1h ? `, $${input.cacheWrite1h}/1M one-hour cache write` : '') +

@@ -19,6 +19,7 @@ export default class GatewayProvider {
   #idleSettler: { stop(): void } | null = null
   #retention: { stop(): Promise<void> } | null = null
   #batchSweeper: { stop(): Promise<void> } | null = null
+  #videoSweeper: { stop(): Promise<void> } | null = null
   #balanceTimer: { stop(): Promise<void> } | null = null
   #mailSender: import('#services/mail/mail_sender').MailSender | null = null
 
@@ -245,6 +246,11 @@ export default class GatewayProvider {
       const sweeper = new BatchSweeper(gateway.batches, batchPollMs(), (message) => logger.warn(message))
       sweeper.start()
       this.#batchSweeper = sweeper
+      // Unbilled videos looked at upstream (each as often as its age calls for): billed once finished, in any instance.
+      const { videoPollMs } = await import('#gateway/videos/video_service')
+      const videoSweeper = new BatchSweeper(gateway.videos, videoPollMs(), (message) => logger.warn(message))
+      videoSweeper.start()
+      this.#videoSweeper = videoSweeper
       // Channel balances asked of their upstreams every CHANNEL_BALANCE_REFRESH_MINUTES (off unless set).
       const balanceMinutes = env.get('CHANNEL_BALANCE_REFRESH_MINUTES') ?? 0
       if (balanceMinutes > 0) {
@@ -278,6 +284,7 @@ export default class GatewayProvider {
     // (a dripping upstream would hold the shutdown for the read deadline).
     this.#gateway?.batches.stopReads()
     await this.#batchSweeper?.stop()
+    await this.#videoSweeper?.stop()
     await this.#balanceTimer?.stop()
     await this.#gateway?.stop(env.get('SHUTDOWN_GRACE_MS') ?? 30_000)
     if (served) logger.info('shutdown: requests drained, metering flushed')

@@ -33,6 +33,7 @@ const OpenRouterAccountController = () => import('#controllers/api/openrouter_ac
 const FilesController = () => import('#controllers/api/files_controller')
 const BatchesController = () => import('#controllers/api/batches_controller')
 const MessageBatchesController = () => import('#controllers/api/message_batches_controller')
+const VideosController = () => import('#controllers/api/videos_controller')
 const GeminiFilesController = () => import('#controllers/api/gemini_files_controller')
 
 /** OpenAI's Files and Batch API (app/gateway/batches/): under /v1, and without it as LiteLLM serves them. */
@@ -46,6 +47,13 @@ function batchRoutes() {
   router.get('/batches', [BatchesController, 'index']).as('batches.index')
   router.get('/batches/:id', [BatchesController, 'show']).as('batches.show')
   router.post('/batches/:id/cancel', [BatchesController, 'cancel']).as('batches.cancel')
+  // OpenAI's Videos API (app/gateway/videos/), beside files and batches: long jobs, billed when they finish.
+  router.post('/videos', [VideosController, 'store']).as('videos.store')
+  router.get('/videos', [VideosController, 'index']).as('videos.index')
+  router.get('/videos/:id', [VideosController, 'show']).as('videos.show')
+  router.get('/videos/:id/content', [VideosController, 'content']).as('videos.content')
+  router.delete('/videos/:id', [VideosController, 'destroy']).as('videos.destroy')
+  router.post('/videos/:id/remix', [VideosController, 'remix']).as('videos.remix')
 }
 
 /** Stored Responses (app/gateway/responses_store/): under /v1, without it, and at Azure's Responses paths. */
@@ -117,6 +125,9 @@ router
     router.post('/models/:target', [GeminiController, 'call']).as('call')
     router.get('/models', [GeminiController, 'index']).as('models')
     router.get('/models/:model', [GeminiController, 'show']).as('model')
+    // Veo's operations (generateVideos' polls): the gateway's name for each, its owner's only.
+    router.get('/models/:model/operations/:id', [VideosController, 'operation']).as('models.operation')
+    router.get('/operations/:id', [VideosController, 'operation']).as('operation')
     // Gemini's Files API and cachedContents on google channels (app/gateway/provider_files/)
     router.get('/files', [GeminiFilesController, 'index']).as('files.index')
     router.get('/files/:id', [GeminiFilesController, 'show']).as('files.show')

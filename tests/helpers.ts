@@ -56,6 +56,7 @@ export async function resetDatabase() {
   await loadSsoPanelSettings()
   // No batch is left to hold money on anyone.
   await gw.batches.holds.sync()
+  await gw.videos.holds.sync()
   // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,
   await gw.health.reset()
   // nor a key an older key's rate-limit windows (the shared store's table is truncated above: limiter.clear() clears

@@ -12,6 +12,7 @@ function priceSnapshot(price: ModelPrice | null) {
     perCharacter: price?.perCharacter ? trim(price.perCharacter) : null,
     perRequest: price?.perRequest ? trim(price.perRequest) : null,
     perWebSearch: price?.perWebSearch ? trim(price.perWebSearch) : null,
+    perVideoSecond: price?.perVideoSecond ? trim(price.perVideoSecond) : null,
     cacheRead: price?.cacheReadPerMillion ? trim(price.cacheReadPerMillion) : null,
     cacheWrite: price?.cacheWritePerMillion ? trim(price.cacheWritePerMillion) : null,
     cacheWrite1h: price?.cacheWrite1hPerMillion ? trim(price.cacheWrite1hPerMillion) : null,
@@ -41,6 +42,8 @@ export async function setPrice(
     perRequest?: string | null
     /** USD per server-side web search; null = none, undefined = unchanged */
     perWebSearch?: string | null
+    /** USD per second of generated video; null = none, undefined = unchanged */
+    perVideoSecond?: string | null
     /** USD per 1M cached prompt tokens read / written; null = the input price, undefined = unchanged */
     cacheRead?: string | null
     cacheWrite?: string | null
@@ -66,6 +69,7 @@ export async function setPrice(
     if (input.perCharacter !== undefined) price.perCharacter = input.perCharacter
     if (input.perRequest !== undefined) price.perRequest = input.perRequest
     if (input.perWebSearch !== undefined) price.perWebSearch = input.perWebSearch
+    if (input.perVideoSecond !== undefined) price.perVideoSecond = input.perVideoSecond
     if (input.cacheRead !== undefined) price.cacheReadPerMillion = input.cacheRead
     if (input.cacheWrite !== undefined) price.cacheWritePerMillion = input.cacheWrite
     if (input.cacheWrite1h !== undefined) price.cacheWrite1hPerMillion = input.cacheWrite1h

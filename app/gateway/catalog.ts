@@ -335,6 +335,7 @@ export class Catalog {
         perCharacterPico: row.per_character == null ? 0n : toPico(String(row.per_character)),
         perRequestPico: row.per_request == null ? 0n : toPico(String(row.per_request)),
         perWebSearchPico: row.per_web_search == null ? 0n : toPico(String(row.per_web_search)),
+        perVideoSecondPico: row.per_video_second == null ? 0n : toPico(String(row.per_video_second)),
         cacheReadPico: row.cache_read_per_million == null ? undefined : pricePerTokenPico(String(row.cache_read_per_million)),
         cacheWritePico: row.cache_write_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_per_million)),
         cacheWrite1hPico: row.cache_write_1h_per_million == null ? undefined : pricePerTokenPico(String(row.cache_write_1h_per_million)),

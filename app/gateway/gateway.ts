@@ -21,6 +21,7 @@ import { displayUsd } from '#gateway/metering/money'
 import { appUrl } from '#config/app'
 import { applyModelBudgetSpend } from '#gateway/limits/model_budgets'
 import { BatchService } from '#gateway/batches/batch_service'
+import { VideoService, videoMaxAgeMs } from '#gateway/videos/video_service'
 import { ResponseStore } from '#gateway/responses_store/response_store'
 import { BackgroundRuns } from '#gateway/responses_store/background_runs'
 import { BackgroundSweeper, newInstanceId } from '#gateway/responses_store/background_sweeper'
@@ -76,6 +77,8 @@ export class Gateway {
   readonly health: ChannelHealth
   /** The Files and Batch API's batches: their holds, bills and sweep (batches/) */
   readonly batches: BatchService
+  /** Video generations (OpenAI's Videos API, Veo): their holds, bills and sweep (videos/) */
+  readonly videos: VideoService
   /** Stored Responses: previous_response_id on every channel, GET/DELETE /v1/responses/{id} (responses_store/) */
   readonly responses: ResponseStore
   /** Background responses (`background: true`) this instance runs or waits to bill (responses_store/background_runs.ts) */
@@ -192,6 +195,7 @@ export class Gateway {
     })
     this.service.conversations = this.conversations
     this.batches = new BatchService(this.catalog, this.meter, options.logger)
+    this.videos = new VideoService(this.catalog, this.meter, options.logger, { maxAgeMs: videoMaxAgeMs() })
     this.health = new ChannelHealth(
       {
         failureThreshold: options.circuitFailures,
@@ -375,6 +379,7 @@ export class Gateway {
     await this.catalog.ensureLoaded()
     // Unbilled batches hold money on their owners from the first request on, across restarts.
     await this.batches.holds.sync()
+    await this.videos.holds.sync()
     // Usage a previous run could not write (crash, outage at shutdown) is committed before serving.
     await this.meter.replayOrphans()
     // This instance's heartbeat before its first background run; background rows of instances that died are failed.

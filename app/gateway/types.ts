@@ -95,6 +95,8 @@ export interface PriceInfo {
   perRequestPico?: bigint
   /** pico-USD per server-side web search (Anthropic's web_search tool, OpenAI's web_search_call); 0 or undefined when not priced so */
   perWebSearchPico?: bigint
+  /** pico-USD per second of generated video (Sora, Veo); 0 or undefined when not priced so */
+  perVideoSecondPico?: bigint
   /** pico-USD per prompt token read from / written to the provider's cache; undefined = the input price */
   cacheReadPico?: bigint
   cacheWritePico?: bigint
@@ -217,6 +219,8 @@ export interface TokenUsage {
   audioMillis?: number
   /** Characters of input (speech; priced per character) */
   characters?: number
+  /** Seconds of video generated (the Videos API, Veo; priced per video second) */
+  videoSeconds?: number
   /** Audio tokens among the prompt tokens (the Realtime API's), cached ones included */
   audioPromptTokens?: number
   /** Audio tokens among the cached prompt tokens */

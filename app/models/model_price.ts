@@ -54,6 +54,10 @@ export default class ModelPrice extends BaseModel {
   @column()
   declare perWebSearch: string | null
 
+  /** USD per second of generated video (the Videos API, Veo), or null */
+  @column()
+  declare perVideoSecond: string | null
+
   /** USD per request that succeeded (new-api's per-call price), on top of the token prices, or null */
   @column()
   declare perRequest: string | null

@@ -66,6 +66,7 @@ function entryOf(id: string, provider: string, price: PriceInfo | null): LiteLLM
   if (price?.perImagePico) info.output_cost_per_image = perUnit(price.perImagePico)
   if (price?.perSecondPico) info.input_cost_per_second = perUnit(price.perSecondPico)
   if (price?.perCharacterPico) info.input_cost_per_character = perUnit(price.perCharacterPico)
+  if (price?.perVideoSecondPico) info.output_cost_per_video_per_second = perUnit(price.perVideoSecondPico)
   if (price?.audioInputPico !== undefined) info.input_cost_per_audio_token = perUnit(price.audioInputPico)
   if (price?.audioOutputPico !== undefined) info.output_cost_per_audio_token = perUnit(price.audioOutputPico)
   if (price?.imageOutputPico !== undefined) info.output_cost_per_image_token = perUnit(price.imageOutputPico)
@@ -85,6 +86,7 @@ const KIND_MODES: Record<Exclude<ReturnType<typeof kindOf>, 'audio'>, string> = 
   image: 'image_generation',
   rerank: 'rerank',
   moderation: 'moderation',
+  video: 'video_generation',
 }
 
 /**

@@ -192,6 +192,7 @@ export function priceJson(price: ModelPrice) {
     per_character: money(price.perCharacter),
     per_request: money(price.perRequest),
     per_web_search: money(price.perWebSearch),
+    per_video_second: money(price.perVideoSecond),
     audio_input: money(price.audioInputPerMillion),
     audio_output: money(price.audioOutputPerMillion),
     image_output: money(price.imageOutputPerMillion),

@@ -17,12 +17,14 @@ export interface CatalogueModel {
   perCharacter: string | null
   /** USD per request that succeeded (on top of the token prices), or null */
   perRequest: string | null
+  /** USD per second of generated video (Sora, Veo), or null */
+  perVideoSecond: string | null
   /** USD per 1M audio input / output tokens (realtime models), or null when the token prices apply */
   audioInputPerMillion: string | null
   audioOutputPerMillion: string | null
   /** USD per 1M image output tokens (Gemini's image models), or null when the output price applies */
   imageOutputPerMillion: string | null
-  kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation' | 'audio'
+  kind: 'chat' | 'embedding' | 'image' | 'rerank' | 'moderation' | 'audio' | 'video'
   /** Context window in tokens when known for the family, else null */
   contextTokens: number | null
 }
@@ -46,6 +48,8 @@ export function kindOf(id: string): CatalogueModel['kind'] {
   if (/whisper|transcribe|tts/i.test(id)) return 'audio'
   if (/rerank/i.test(id)) return 'rerank'
   if (/moderation/i.test(id)) return 'moderation'
+  // OpenAI's Sora and Google's Veo (the Videos API, predictLongRunning)
+  if (/(^|\/)(sora|veo)-/i.test(id)) return 'video'
   return 'chat'
 }
 
@@ -80,8 +84,9 @@ export function modelCatalogue(
       perCharacter: price?.perCharacterPico ? trimZeros(formatDecimal(price.perCharacterPico, 12)) : null,
       kind,
       // A transcription model's name shares its chat family's (gpt-4o-transcribe), not its context window.
-      contextTokens: kind === 'audio' ? null : contextWindowOf(id),
+      contextTokens: kind === 'audio' || kind === 'video' ? null : contextWindowOf(id),
       perRequest: price?.perRequestPico ? trimZeros(formatDecimal(price.perRequestPico, 12)) : null,
+      perVideoSecond: price?.perVideoSecondPico ? trimZeros(formatDecimal(price.perVideoSecondPico, 12)) : null,
       audioInputPerMillion: price?.audioInputPico !== undefined ? trimZeros(formatDecimal(price.audioInputPico, 6)) : null,
       audioOutputPerMillion: price?.audioOutputPico !== undefined ? trimZeros(formatDecimal(price.audioOutputPico, 6)) : null,
       imageOutputPerMillion: price?.imageOutputPico !== undefined ? trimZeros(formatDecimal(price.imageOutputPico, 6)) : null,

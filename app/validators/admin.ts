@@ -114,6 +114,7 @@ export const setPriceValidator = vine.compile(
     perCharacter: vine.string().trim().regex(/^\d{1,11}(\.\d{1,9})?$/).optional(),
     perRequest: usdPrice.optional(),
     perWebSearch: usdPrice.optional(),
+    perVideoSecond: usdPrice.optional(),
     cacheRead: usdPrice.optional(),
     cacheWrite: usdPrice.optional(),
     cacheWrite1h: usdPrice.optional(),

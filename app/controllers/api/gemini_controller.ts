@@ -5,7 +5,7 @@ import { apiCallOf, gatewayInstance, generate, withAccount } from '#gateway/http
 import { geminiEnvelope, predictEnvelope } from '#validators/generation'
 import { providerServing } from '#controllers/api/models_controller'
 
-const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict']
+const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'predictLongRunning']
 
 /** `gemini-2.5-flash:generateContent` -> [model, method] (the model may carry a `models/` prefix). */
 function target(param: string): { model: string; method: string } {
@@ -66,6 +66,13 @@ export default class GeminiController {
             gw.service.imagenPredict({ principal: ctx.principal, rawBody, body, model, req: ctx.request.request, res: ctx.response.response }, account),
           model
         )
+      case 'predictLongRunning': {
+        // Veo (videos/videos_api.ts): an operation the gateway holds, polls and bills once it is done.
+        const { predictLongRunning } = await import('#gateway/videos/videos_api')
+        const { publicBase } = await import('#controllers/api/videos_controller')
+        const gw = await gatewayInstance()
+        return ctx.response.json(await predictLongRunning(gw, apiCallOf(ctx), model, publicBase(ctx)))
+      }
       default: {
         const { embedGemini } = await import('#controllers/api/embeddings_controller')
         return embedGemini(ctx, model, method as 'embedContent' | 'batchEmbedContents')

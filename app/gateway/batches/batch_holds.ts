@@ -30,14 +30,22 @@ export function batchBudgetOf(principal: Principal, model: string): ModelBudget 
  * hold (the code and wording of a generation refused by it). Nothing is held
  * for a free model.
  */
-export function refuseUncoveredHold(principal: Principal, price: PriceInfo | null, hold: bigint, requests: number, model?: string) {
+export function refuseUncoveredHold(
+  principal: Principal,
+  price: PriceInfo | null,
+  hold: bigint,
+  requests: number,
+  model?: string,
+  /** What holds it, and why that much (a video: 'This video', its seconds at the model's price); a batch by default */
+  subject: { name: string; why: string } = { name: 'This batch', why: `its ${requests} requests' estimated cost at the batch price` }
+) {
   if (!isPriced(price)) return
   const { user, key } = principal
   if (user.balancePico - user.reservedPico < hold) {
     throw new GatewayError(
       402,
       'insufficient_balance',
-      `Insufficient balance: this batch holds up to $${displayUsd(hold)} (its ${requests} requests' estimated cost at the batch price) until it is billed; top up your account`,
+      `Insufficient balance: ${subject.name.toLowerCase()} holds up to $${displayUsd(hold)} (${subject.why}) until it is billed; top up your account`,
       'insufficient_quota'
     )
   }
@@ -45,7 +53,7 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
     throw new GatewayError(
       402,
       'spend_limit_exceeded',
-      `This batch holds up to $${displayUsd(hold)}, more than this API key's spend limit has left`,
+      `${subject.name} holds up to $${displayUsd(hold)}, more than this API key's spend limit has left`,
       'insufficient_quota'
     )
   }
@@ -54,7 +62,7 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
     throw new GatewayError(
       402,
       'spend_limit_exceeded',
-      `This batch holds up to $${displayUsd(hold)}, more than the budget of this API key's team '${principal.team!.alias}' has left`,
+      `${subject.name} holds up to $${displayUsd(hold)}, more than the budget of this API key's team '${principal.team!.alias}' has left`,
       'insufficient_quota'
     )
   }
@@ -64,7 +72,7 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
     throw new GatewayError(
       402,
       'spend_limit_exceeded',
-      `This batch holds up to $${displayUsd(hold)}, more than the budget of this API key's organization '${principal.org!.alias}' has left`,
+      `${subject.name} holds up to $${displayUsd(hold)}, more than the budget of this API key's organization '${principal.org!.alias}' has left`,
       'insufficient_quota'
     )
   }
@@ -74,7 +82,7 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
     throw new GatewayError(
       402,
       'spend_limit_exceeded',
-      `This batch holds up to $${displayUsd(hold)}, more than the member budget of this API key's owner in team '${principal.team!.alias}' has left`,
+      `${subject.name} holds up to $${displayUsd(hold)}, more than the member budget of this API key's owner in team '${principal.team!.alias}' has left`,
       'insufficient_quota'
     )
   }
@@ -84,7 +92,7 @@ export function refuseUncoveredHold(principal: Principal, price: PriceInfo | nul
     throw new GatewayError(
       402,
       'budget_exceeded',
-      `This batch holds up to $${displayUsd(hold)}, more than this API key's budget for model '${budget.model}' has left`,
+      `${subject.name} holds up to $${displayUsd(hold)}, more than this API key's budget for model '${budget.model}' has left`,
       'insufficient_quota'
     )
   }
@@ -117,6 +125,10 @@ interface Hold {
  * batches' holds again, and another instance's batches are held here within
  * a sweep. A user not loaded yet gets its holds when it is (Catalog.standingHolds).
  */
+/** The unbilled batches' holds, as sync() reads them */
+const UNBILLED_BATCHES = `SELECT id, user_id, api_key_id, team_id, model, budget_model, hold::text AS hold FROM batch_objects
+  WHERE kind = 'batch' AND billed_at IS NULL AND hold > 0`
+
 export class BatchHolds {
   /** By batch row id */
   #holds = new Map<number, Hold>()
@@ -126,8 +138,17 @@ export class BatchHolds {
   /** Holds of batches being created (before their row exists): negative ids, never a row's */
   #creating = 0
 
-  constructor(private catalog: Catalog) {
-    catalog.standingHolds = (userId) => this.#byUser.get(userId) ?? 0n
+  constructor(
+    private catalog: Catalog,
+    /**
+     * The unbilled objects' holds (id, user_id, api_key_id, team_id, model, budget_model, hold): batches, or
+     * another table whose objects hold the same way (videos/video_service.ts), each its own BatchHolds
+     */
+    private unbilledSql: string = UNBILLED_BATCHES
+  ) {
+    // Another table's holds may be read already: a user loaded now gets both.
+    const others = catalog.standingHolds
+    catalog.standingHolds = (userId) => others(userId) + (this.#byUser.get(userId) ?? 0n)
   }
 
   /** pico-USD held for the user's batches */
@@ -210,10 +231,7 @@ export class BatchHolds {
    */
   async sync() {
     const started = Date.now()
-    const result = await db.rawQuery(
-      `SELECT id, user_id, api_key_id, team_id, model, budget_model, hold::text AS hold FROM batch_objects
-        WHERE kind = 'batch' AND billed_at IS NULL AND hold > 0`
-    )
+    const result = await db.rawQuery(this.unbilledSql)
     // A batch of a team this process has not loaded (made on another instance in a team created there, its
     // notice late or lost): the team read first, or the hold, taken once, would never count against its budget here.
     for (const row of result.rows) {

@@ -1,7 +1,7 @@
 /**
  * The API's paths (/v1, /v1beta, the management API, rerank's aliases, the
  * OpenAI paths without /v1 that LiteLLM also serves, Azure OpenAI's
- * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health` and `/health/...` probes, `/metrics` and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/budget/`, `/team/`, `/global/spend/` management and `/utils/token_counter`, the Files and Batch API's `/files`, `/batches`, the Conversations API's `/conversations`), as against the pages: errors there are answered in a wire
+ * `/openai/...`, OpenAI's legacy `/engines/...` without /v1, LiteLLM's `/health` and `/health/...` probes, `/metrics` and its `/key/`, `/spend/`, `/user/`, `/customer/`, `/budget/`, `/team/`, `/global/spend/` management and `/utils/token_counter`, the Files and Batch API's `/files`, `/batches`, the Videos API's `/videos`, the Conversations API's `/conversations`), as against the pages: errors there are answered in a wire
  * format, not an HTML page (the exception handler, Node parser refusals, a
  * malformed URL), and browsers get CORS.
  */
@@ -23,6 +23,8 @@ const API_PREFIXES = [
   // Gemini's Files API uploads (/upload/v1beta/files)
   '/upload/',
   '/batches',
+  // OpenAI's Videos API without /v1 (videos/videos_api.ts)
+  '/videos',
   '/models',
   '/model/info',
   '/model_group/info',

@@ -60,7 +60,8 @@ export function bodyLimitFor(endpoint: string): number {
   if (endpoint === 'embeddings' || endpoint === 'rerank' || endpoint.endsWith('mbedContents') || endpoint.endsWith('embedContent')) return EMBEDDINGS_BYTES
   if (endpoint === 'images.generations' || endpoint === 'audio.speech' || endpoint === 'batches') return IMAGES_BYTES
   if (endpoint === 'audio.transcriptions' || endpoint === 'audio.translations') return AUDIO_BYTES
-  if (endpoint === 'images.edits' || endpoint === 'images.variations') return IMAGE_UPLOAD_BYTES
+  // A video's creation may carry its first frame (input_reference), an image as large as an edit's.
+  if (endpoint === 'images.edits' || endpoint === 'images.variations' || endpoint === 'videos') return IMAGE_UPLOAD_BYTES
   if (endpoint === 'files') return FILE_UPLOAD_BYTES
   if (endpoint === 'provider_files') return PROVIDER_FILE_BYTES
   return GENERATION_BYTES

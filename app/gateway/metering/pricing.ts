@@ -4,7 +4,8 @@ import { parseDecimal } from '#gateway/metering/money'
 /**
  * Exact cost in pico-USD: tokens times the model's per-token prices, plus
  * images times its per-image price, seconds of audio times its per-second
- * price, characters times its per-character price; unpriced = 0. Prompt tokens read from or
+ * price, characters times its per-character price, seconds of generated video
+ * times its per-video-second price; unpriced = 0. Prompt tokens read from or
  * written to the provider's cache (both included in promptTokens) use their
  * own prices when the model has them, else the input price; audio tokens
  * (realtime) the audio prices when the model has them, image output tokens
@@ -38,6 +39,7 @@ export function costOf(price: PriceInfo | null, usage: TokenUsage): bigint {
   if (usage.audioMillis) cost += (BigInt(usage.audioMillis) * (price.perSecondPico ?? 0n) + 500n) / 1000n
   if (usage.characters) cost += BigInt(usage.characters) * (price.perCharacterPico ?? 0n)
   if (usage.webSearches) cost += BigInt(usage.webSearches) * (price.perWebSearchPico ?? 0n)
+  if (usage.videoSeconds) cost += BigInt(usage.videoSeconds) * (price.perVideoSecondPico ?? 0n)
   return cost
 }
 
@@ -98,6 +100,7 @@ export function isPriced(price: PriceInfo | null): boolean {
       (price.perSecondPico ?? 0n) > 0n ||
       (price.perCharacterPico ?? 0n) > 0n ||
       (price.perWebSearchPico ?? 0n) > 0n ||
+      (price.perVideoSecondPico ?? 0n) > 0n ||
       (price.audioInputPico ?? 0n) > 0n ||
       (price.audioOutputPico ?? 0n) > 0n ||
       (price.imageOutputPico ?? 0n) > 0n)
@@ -148,6 +151,7 @@ export function priceForPlan(price: PriceInfo | null, plan: PlanInfo | null): Pr
       perCharacterPico: price.perCharacterPico === undefined ? undefined : scalePico(price.perCharacterPico, ratio),
       perRequestPico: price.perRequestPico === undefined ? undefined : scalePico(price.perRequestPico, ratio),
       perWebSearchPico: price.perWebSearchPico === undefined ? undefined : scalePico(price.perWebSearchPico, ratio),
+      perVideoSecondPico: price.perVideoSecondPico === undefined ? undefined : scalePico(price.perVideoSecondPico, ratio),
       cacheReadPico: price.cacheReadPico === undefined ? undefined : scalePico(price.cacheReadPico, ratio),
       cacheWritePico: price.cacheWritePico === undefined ? undefined : scalePico(price.cacheWritePico, ratio),
       cacheWrite1hPico: price.cacheWrite1hPico === undefined ? undefined : scalePico(price.cacheWrite1hPico, ratio),

@@ -105,6 +105,7 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
     usage.reasoningTokens <= usage.completionTokens &&
     sane(usage.images) &&
     sane(usage.characters) &&
+    sane(usage.videoSeconds) &&
     (usage.webSearches === undefined || (Number.isInteger(usage.webSearches) && usage.webSearches >= 0 && usage.webSearches <= MAX_WEB_SEARCHES)) &&
     (usage.audioMillis === undefined || (Number.isInteger(usage.audioMillis) && usage.audioMillis >= 0 && usage.audioMillis <= MAX_AUDIO_MILLIS)) &&
     (usage.requestUnits === undefined || (usage.requestUnits > 0 && usage.requestUnits <= MAX_TOKEN_COUNT))
@@ -126,6 +127,7 @@ export function saneUsage(usage: TokenUsage): TokenUsage {
   if (usage.cacheWrite1hTokens !== undefined) repaired.cacheWrite1hTokens = Math.min(tokenCount(usage.cacheWrite1hTokens), repaired.cacheWriteTokens ?? 0)
   if (usage.images !== undefined) repaired.images = tokenCount(usage.images)
   if (usage.characters !== undefined) repaired.characters = tokenCount(usage.characters)
+  if (usage.videoSeconds !== undefined) repaired.videoSeconds = tokenCount(usage.videoSeconds)
   if (usage.webSearches !== undefined) repaired.webSearches = Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
   if (usage.audioMillis !== undefined) {
     const ms = Number(usage.audioMillis)

@@ -32,6 +32,7 @@ const USAGE_COLUMNS: readonly ArrayColumn[] = [
   { name: 'images', type: 'int', encode: numberColumn },
   { name: 'audio_seconds', type: 'numeric', encode: textColumn },
   { name: 'characters', type: 'int', encode: numberColumn },
+  { name: 'video_seconds', type: 'int', encode: numberColumn },
   { name: 'estimated', type: 'boolean', encode: booleanColumn },
   { name: 'cost', type: 'numeric', encode: textColumn },
   { name: 'latency_ms', type: 'int', encode: numberColumn },
@@ -282,10 +283,10 @@ WITH e AS (
 ins AS (
   INSERT INTO usage_records (request_id, user_id, api_key_id, channel_id, provider, model,
     requested_model, cache_hit, served_model, endpoint, stream, status, error_code, prompt_tokens, completion_tokens,
-    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags, end_user, team_id, organization_id)
+    total_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, images, audio_seconds, characters, video_seconds, estimated, cost, latency_ms, ttft_ms, created_at, attempts, tags, end_user, team_id, organization_id)
   SELECT request_id, user_id, api_key_id, channel_id, provider, model, requested_model, COALESCE(cache_hit, false), served_model, endpoint,
     stream, status, error_code, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-    reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, estimated, cost, latency_ms, ttft_ms, created_at, attempts,
+    reasoning_tokens, COALESCE(cache_write_tokens, 0), COALESCE(images, 0), audio_seconds, characters, video_seconds, estimated, cost, latency_ms, ttft_ms, created_at, attempts,
     string_to_array(tags, ','), end_user, team_id, organization_id
   FROM e
   ON CONFLICT (request_id) DO NOTHING
@@ -965,6 +966,8 @@ function toRecord(e: MeterEvent): SpilledRecord {
       // NULL on every row but the audio endpoints' (and in spill files from before the columns).
       audio_seconds: e.usage.audioMillis === undefined ? undefined : formatDecimal(BigInt(e.usage.audioMillis), 3),
       characters: e.usage.characters,
+      // NULL on every row but a video's bill (and in spill files from before the column).
+      video_seconds: e.usage.videoSeconds,
       estimated: e.usage.estimated,
       cost: fromPico(e.costPico),
       latency_ms: e.latencyMs,

@@ -12,6 +12,7 @@ const OPTIONAL: Record<string, string> = {
   per_character: 'perCharacter',
   per_request: 'perRequest',
   per_web_search: 'perWebSearch',
+  per_video_second: 'perVideoSecond',
   cache_read: 'cacheRead',
   cache_write: 'cacheWrite',
   cache_write_1h: 'cacheWrite1h',
@@ -35,7 +36,7 @@ export default class ManagementPricesController {
 
   /**
    * POST /api/admin/prices: {model, input, output, per_image?, per_second?,
-   * per_character?, per_request?, per_web_search?, cache_read?, cache_write?, cache_write_1h?, audio_input?,
+   * per_character?, per_request?, per_web_search?, per_video_second?, cache_read?, cache_write?, cache_write_1h?, audio_input?,
    * audio_output?, image_output?}: sets the
    * glob's prices (creates or replaces); an optional price left out stays,
    * `null` removes it. The gateways apply it to the next request.

@@ -132,6 +132,22 @@ export class VertexAdapter implements ProviderAdapter {
   }
 }
 
+/**
+ * A call of a Google model's own method on Vertex (Veo's `predictLongRunning`
+ * and `fetchPredictOperation`: videos/veo.ts), to the channel's project and
+ * location, authorised as its generation calls are. The body is the
+ * gateway's own (no client gs:// URI in it).
+ */
+export function vertexModelCall(channel: ChannelInfo, model: string, method: string, body: string): UpstreamRequest {
+  const { origin } = baseOf(channel)
+  const name = encodeURIComponent(model.replace(/^(?:publishers\/[^/]+\/)?models\//, '')).replace(/%40/g, '@')
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  const request: UpstreamRequest = { origin, path: `${prefixOf(channel)}/publishers/google/models/${name}:${method}`, headers, body }
+  authorise(channel, request)
+  withChannelHeaders(headers, channel, {}, [])
+  return request
+}
+
 function prefixOf(channel: ChannelInfo): string {
   const { prefix } = settingsOf(channel)
   // A service account key without project_id, on a base naming none: refused as bad credentials (the channel is unusable as set).
