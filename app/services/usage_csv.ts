@@ -23,7 +23,7 @@ export function nextBatchSize(previous: number | null): number {
 const COLUMNS = [
   'id', 'created_at', 'request_id', 'user_email', 'api_key_id', 'key_name', 'channel', 'provider', 'model', 'served_model',
   'endpoint', 'stream', 'status', 'error_code', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cache_write_tokens',
-  'reasoning_tokens', 'images', 'audio_seconds', 'characters', 'estimated', 'cost_usd', 'latency_ms', 'ttft_ms', 'attempts', 'requested_model',
+  'reasoning_tokens', 'images', 'audio_seconds', 'video_seconds', 'characters', 'estimated', 'cost_usd', 'latency_ms', 'ttft_ms', 'attempts', 'requested_model',
   'cache_hit', 'tags', 'end_user',
 ] as const
 
@@ -98,7 +98,7 @@ async function writeUsageCsv(res: ServerResponse, filters: UsageFilters, userId:
         [
           r.id, r.created_at, r.request_id, r.user_email, r.api_key_id, r.key_name, r.channel_name, r.provider, r.model,
           r.served_model, r.endpoint, r.stream, r.status, r.error_code, r.prompt_tokens, r.completion_tokens, r.cached_tokens,
-          r.cache_write_tokens, r.reasoning_tokens, r.images, r.audio_seconds, r.characters, r.estimated, r.cost, r.latency_ms, r.ttft_ms, r.attempts,
+          r.cache_write_tokens, r.reasoning_tokens, r.images, r.audio_seconds, r.video_seconds, r.characters, r.estimated, r.cost, r.latency_ms, r.ttft_ms, r.attempts,
           r.requested_model, r.cache_hit, tagsCell(r.tags), r.end_user,
         ]
           .map(csvCell)

@@ -123,6 +123,15 @@ test.group('Videos', (group) => {
     assert.equal(money.ledger, money.balance, 'the ledger is the balance: one charge')
     assert.equal(gw.videos.holds.heldFor(user.userId), 0n)
     assert.equal((await gw.catalog.user(user.userId))!.reservedPico, 0n)
+
+    // The panel's usage export states the seconds billed.
+    await createUser({ email: `csv-${randomUUID()}@test.local`, password: 'password123', role: 'admin' }).then(async ({ user: admin }) => {
+      const panel = new PanelClient()
+      await panel.login(admin.email, 'password123')
+      const csv = (await panel.get(`/admin/usage/export.csv?user=${user.userId}`)).html.trim().split('\n')
+      const header = csv[0].split(',')
+      assert.equal(csv[1].split(',')[header.indexOf('video_seconds')], '8')
+    })
   })
 
   test("a mapped model goes up under the channel's name, JSON body; another user's video is OpenAI's 404 everywhere", async ({ assert }) => {
