@@ -2,6 +2,8 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { GoogleGenAI } from '@google/genai'
 import { setPrice } from '#actions/set_price'
+import { createUser } from '#actions/create_user'
+import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockGeminiBatchUsage } from '#tests/fixtures/mock_upstream/gemini_batches'
 import { genai } from '#tests/clients'
@@ -315,5 +317,32 @@ test.group('Gemini Batch API', (group) => {
     const theirs = await fetch(`${baseUrl()}/download/v1beta/${resultsFile}:download?alt=media`, { headers: { 'x-goog-api-key': (await seedUser({ balance: '1' })).key } })
     assert.equal(theirs.status, 404)
     assert.equal(((await theirs.json()) as any).error.status, 'NOT_FOUND')
+  })
+  test("the panel's Batches page: a Gemini batch under its kind, its state and counts; cancelled there, billed once", async ({ assert }) => {
+    const admin = { email: 'gem-admin@example.com', password: 'correct horse battery' }
+    await createUser({ ...admin, role: 'admin' })
+    const user = await seedUser({ balance: '1' })
+    const op = (await (
+      await rest(user.key, 'POST', '/v1beta/models/gemini-2.5-flash:batchGenerateContent', { batch: { input_config: { requests: { requests: inline(2) } } }, mock_polls: 9 })
+    ).json()) as any
+    const panel = new PanelClient()
+    await panel.login(admin.email, admin.password)
+    const page = await panel.get('/admin/batches?kind=google')
+    assert.equal(page.status, 200)
+    assert.include(page.html, `data-batch="${op.name}" data-kind="google"`)
+    assert.include(textOf(page.html), 'Gemini')
+    assert.notInclude((await panel.get('/admin/batches?kind=openai')).html, op.name)
+    const row = await db.from('batch_objects').where('public_id', op.name).first()
+    const detail = await panel.get(`/admin/batches/${row.id}`)
+    assert.include(textOf(detail.html), 'BATCH_STATE_PENDING')
+    assert.include(textOf(detail.html), 'Gemini Batch API')
+    const cancelled = await panel.post(`/admin/batches/${row.id}/cancel`, {})
+    assert.isBelow(cancelled.status, 400)
+    const after = await db.from('batch_objects').where('public_id', op.name).first()
+    assert.equal(after.status, 'BATCH_STATE_CANCELLED')
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { error_code: 'batch_cancelled' })
+    assert.equal(rows[0].cost, expectedCost([0]))
   })
 })
