@@ -253,7 +253,9 @@ export function upstreamDetail(object: Record<string, any> | null): UpstreamDeta
       fields.push({ name, value: String(value).slice(0, 200) })
     }
   }
-  const list = Array.isArray(source.errors?.data) ? source.errors.data : []
+  const list = Array.isArray(source.errors?.data) ? [...source.errors.data] : []
+  // A Gemini batch that failed whole: its Operation's `error` ({code, message})
+  if (source.error !== null && typeof source.error === 'object' && !Array.isArray(source.error)) list.push(source.error)
   const errors = list.slice(0, 20).map((e: any) => ({
     code: String(e?.code ?? '').slice(0, 100),
     message: String(e?.message ?? '').slice(0, 500),
@@ -262,6 +264,7 @@ export function upstreamDetail(object: Record<string, any> | null): UpstreamDeta
   const meta = source.metadata && typeof source.metadata === 'object' && !Array.isArray(source.metadata) ? source.metadata : {}
   const metadata = Object.entries(meta)
     .slice(0, 16)
-    .map(([name, value]) => ({ name: name.slice(0, 64), value: String(value).slice(0, 512) }))
+    // Gemini's metadata holds objects (batchStats, output): shown as JSON, not [object Object]
+    .map(([name, value]) => ({ name: name.slice(0, 64), value: (value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value)).slice(0, 512) }))
   return { fields, errors, metadata }
 }
