@@ -35,6 +35,7 @@ const BatchesController = () => import('#controllers/api/batches_controller')
 const MessageBatchesController = () => import('#controllers/api/message_batches_controller')
 const VideosController = () => import('#controllers/api/videos_controller')
 const GeminiFilesController = () => import('#controllers/api/gemini_files_controller')
+const GeminiBatchesController = () => import('#controllers/api/gemini_batches_controller')
 
 /** OpenAI's Files and Batch API (app/gateway/batches/): under /v1, and without it as LiteLLM serves them. */
 function batchRoutes() {
@@ -137,9 +138,20 @@ router
     router.get('/cachedContents/:id', [GeminiFilesController, 'showCache']).as('caches.show')
     router.patch('/cachedContents/:id', [GeminiFilesController, 'updateCache']).as('caches.update')
     router.delete('/cachedContents/:id', [GeminiFilesController, 'destroyCache']).as('caches.destroy')
+    // Gemini's Batch API (app/gateway/batches/gemini_batches_api.ts); its creation is models/{m}:batchGenerateContent
+    router.get('/batches', [GeminiBatchesController, 'index']).as('batches.index')
+    router.get('/batches/:id', [GeminiBatchesController, 'show']).as('batches.show')
+    router.post('/batches/:target', [GeminiBatchesController, 'cancel']).as('batches.cancel')
+    router.delete('/batches/:id', [GeminiBatchesController, 'destroy']).as('batches.destroy')
   })
   .prefix('/v1beta')
   .as('v1beta')
+  .use(middleware.apiKey())
+
+/** A Gemini batch's results file (and any Files API file its owner recorded): `files/{id}:download?alt=media`. */
+router
+  .get('/download/v1beta/files/:target', [GeminiBatchesController, 'download'])
+  .as('download.v1beta.files')
   .use(middleware.apiKey())
 
 /** Gemini's Files API uploads (@google/genai files.upload): Google's resumable and multipart protocols. */

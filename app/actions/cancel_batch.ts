@@ -7,7 +7,7 @@ import { NEVER } from '#gateway/batches/upstream_calls'
 import { findBatch } from '#services/batch_pages'
 
 /**
- * Cancels a running batch (OpenAI's or Anthropic's) through the same
+ * Cancels a running batch (OpenAI's, Anthropic's or Gemini's) through the same
  * service code as the API's cancel (BatchService.cancel: the upstream's
  * cancel, then its answer settled, a batch that has ended billed once, its
  * hold released), then writes the audit row. The cancel happens upstream,
@@ -38,8 +38,8 @@ export async function cancelBatch(id: number, actor: Actor, ownerId?: number) {
     if (error instanceof GatewayError) throw new AdminInputError(`The upstream did not cancel batch ${summary.publicId}: ${error.message}`)
     throw error
   }
-  const status = String(upstream.processing_status ?? upstream.status ?? row.status)
-  const kind = summary.kind === 'anthropic' ? 'Anthropic message batch' : 'OpenAI batch'
+  const status = String(upstream.processing_status ?? upstream.status ?? upstream.metadata?.state ?? row.status)
+  const kind = summary.kind === 'anthropic' ? 'Anthropic message batch' : summary.kind === 'google' ? 'Gemini batch' : 'OpenAI batch'
   await db.transaction(async (trx) => {
     await writeAudit(trx, actor, {
       action: 'batch.cancel',

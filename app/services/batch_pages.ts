@@ -1,7 +1,7 @@
 import db from '@adonisjs/lucid/services/db'
 import { FINISHED_STATUSES } from '#gateway/batches/batch_service'
 import { type BatchStatusFilter } from '#services/batch_statuses'
-import { DELETED_STATUS, isMessageBatch, MESSAGE_BATCH_ENDPOINT, type BatchObjectRow } from '#gateway/batches/batch_store'
+import { DELETED_STATUS, GEMINI_BATCH_ENDPOINT, isGeminiBatch, isMessageBatch, MESSAGE_BATCH_ENDPOINT, type BatchObjectRow } from '#gateway/batches/batch_store'
 
 /**
  * What the panel's and the portal's Batches pages read of `batch_objects`
@@ -16,7 +16,7 @@ import { DELETED_STATUS, isMessageBatch, MESSAGE_BATCH_ENDPOINT, type BatchObjec
 export const BATCHES_PAGE = 50
 
 /** Which API a batch was made through */
-export type BatchKind = 'openai' | 'anthropic'
+export type BatchKind = 'openai' | 'anthropic' | 'google'
 
 export interface BatchListFilters {
   /** The owner's id (undefined: every owner) */
@@ -64,7 +64,8 @@ export async function batchPage(filters: BatchListFilters): Promise<{ batches: B
   const query = summaryQuery().orderBy('b.id', 'desc').limit(BATCHES_PAGE + 1)
   if (filters.userId !== undefined) query.where('b.user_id', filters.userId)
   if (filters.kind === 'anthropic') query.where('b.endpoint', MESSAGE_BATCH_ENDPOINT)
-  if (filters.kind === 'openai') query.whereRaw('b.endpoint IS DISTINCT FROM ?', [MESSAGE_BATCH_ENDPOINT])
+  if (filters.kind === 'google') query.where('b.endpoint', GEMINI_BATCH_ENDPOINT)
+  if (filters.kind === 'openai') query.whereRaw('b.endpoint IS DISTINCT FROM ? AND b.endpoint IS DISTINCT FROM ?', [MESSAGE_BATCH_ENDPOINT, GEMINI_BATCH_ENDPOINT])
   if (filters.status === 'running') query.whereNull('b.billed_at')
   else if (filters.status === 'billed') query.whereNotNull('b.billed_at')
   else if (filters.status) query.where('b.status', filters.status)
@@ -121,6 +122,7 @@ function summaryOf(row: Record<string, any>): BatchSummary {
   const object: Record<string, any> = row.object ?? {}
   const anthropic = isMessageBatch(row as BatchObjectRow)
   const billed = row.billed_at !== null
+  if (isGeminiBatch(row as BatchObjectRow)) return geminiSummaryOf(row, object, billed)
   return {
     id: Number(row.id),
     publicId: row.public_id,
@@ -143,6 +145,38 @@ function summaryOf(row: Record<string, any>): BatchSummary {
     billedCost: billed ? String(row.billed_cost ?? '0') : null,
     usageId: row.usage_id === null || row.usage_id === undefined ? null : Number(row.usage_id),
     cancellable: !billed && isRunning(row.status, anthropic, object),
+  }
+}
+
+/** Gemini's batch: its Operation's metadata (`state`, `batchStats` counts as strings, `endTime`) */
+function geminiSummaryOf(row: Record<string, any>, object: Record<string, any>, billed: boolean): BatchSummary {
+  const metadata = object.metadata !== null && typeof object.metadata === 'object' ? object.metadata : {}
+  const stats = metadata.batchStats !== null && typeof metadata.batchStats === 'object' ? metadata.batchStats : {}
+  const counts = Object.entries(stats)
+    .map(([name, value]) => ({ name: name.replace(/RequestCount$/, '').replace(/^requestCount$/, 'total'), value: Number(value) }))
+    .filter((count) => Number.isFinite(count.value))
+  return {
+    id: Number(row.id),
+    publicId: row.public_id,
+    kind: 'google',
+    userId: Number(row.user_id),
+    ownerEmail: row.owner_email ?? null,
+    apiKeyId: row.api_key_id === null ? null : Number(row.api_key_id),
+    keyName: row.key_name ?? null,
+    keyPrefix: row.key_prefix ?? null,
+    channelId: row.channel_id === null ? null : Number(row.channel_id),
+    channelName: row.channel_name ?? null,
+    model: row.model,
+    servedModel: row.served_model,
+    status: row.status,
+    counts: counts.length > 0 ? counts : null,
+    createdAt: row.created_at,
+    endedAt: dateOf(metadata.endTime),
+    held: billed ? null : String(row.hold),
+    billedAt: row.billed_at,
+    billedCost: billed ? String(row.billed_cost ?? '0') : null,
+    usageId: row.usage_id === null || row.usage_id === undefined ? null : Number(row.usage_id),
+    cancellable: !billed && (row.status === 'BATCH_STATE_PENDING' || row.status === 'BATCH_STATE_RUNNING'),
   }
 }
 
@@ -219,7 +253,9 @@ export function upstreamDetail(object: Record<string, any> | null): UpstreamDeta
       fields.push({ name, value: String(value).slice(0, 200) })
     }
   }
-  const list = Array.isArray(source.errors?.data) ? source.errors.data : []
+  const list = Array.isArray(source.errors?.data) ? [...source.errors.data] : []
+  // A Gemini batch that failed whole: its Operation's `error` ({code, message})
+  if (source.error !== null && typeof source.error === 'object' && !Array.isArray(source.error)) list.push(source.error)
   const errors = list.slice(0, 20).map((e: any) => ({
     code: String(e?.code ?? '').slice(0, 100),
     message: String(e?.message ?? '').slice(0, 500),
@@ -228,6 +264,7 @@ export function upstreamDetail(object: Record<string, any> | null): UpstreamDeta
   const meta = source.metadata && typeof source.metadata === 'object' && !Array.isArray(source.metadata) ? source.metadata : {}
   const metadata = Object.entries(meta)
     .slice(0, 16)
-    .map(([name, value]) => ({ name: name.slice(0, 64), value: String(value).slice(0, 512) }))
+    // Gemini's metadata holds objects (batchStats, output): shown as JSON, not [object Object]
+    .map(([name, value]) => ({ name: name.slice(0, 64), value: (value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value)).slice(0, 512) }))
   return { fields, errors, metadata }
 }

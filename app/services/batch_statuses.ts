@@ -1,6 +1,6 @@
 /**
- * The statuses a batch row of `batch_objects` can have (OpenAI's, Anthropic's
- * and the gateway's own two), and the Batches pages' status filters. Apart
+ * The statuses a batch row of `batch_objects` can have (OpenAI's, Anthropic's,
+ * Gemini's and the gateway's own two), and the Batches pages' status filters. Apart
  * from batch_pages.ts so the validators read them without loading the
  * database or the gateway.
  */
@@ -15,6 +15,13 @@ export const BATCH_STATUSES = [
   'cancelled',
   'canceling',
   'ended',
+  // Gemini's batch states
+  'BATCH_STATE_PENDING',
+  'BATCH_STATE_RUNNING',
+  'BATCH_STATE_SUCCEEDED',
+  'BATCH_STATE_FAILED',
+  'BATCH_STATE_CANCELLED',
+  'BATCH_STATE_EXPIRED',
   // The sweep's close of a batch whose channel was deleted (batch_service.ts sweep)
   'channel_deleted',
   // A message batch its owner deleted (batch_store.ts DELETED_STATUS)

@@ -68,7 +68,7 @@ export const batchFiltersValidator = vine.compile(
   vine.object({
     owner: vine.string().trim().maxLength(254).optional(),
     status: vine.enum(BATCH_STATUS_FILTERS).optional(),
-    kind: vine.enum(['openai', 'anthropic'] as const).optional(),
+    kind: vine.enum(['openai', 'anthropic', 'google'] as const).optional(),
     // Digits only: ?before=0x10 was page 16's cursor. An empty value is dropped by the controller (no cursor).
     before: wholeNumberField().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   })
@@ -76,7 +76,7 @@ export const batchFiltersValidator = vine.compile(
 batchFiltersValidator.messagesProvider = new SimpleMessagesProvider({
   'owner.maxLength': 'Owner must be a user id or an e-mail address (at most 254 characters).',
   'status.enum': `Status must be one of: ${BATCH_STATUS_FILTERS.join(', ')}.`,
-  'kind.enum': 'Kind must be openai or anthropic.',
+  'kind.enum': 'Kind must be openai, anthropic or google.',
   'before.number': 'The page cursor (before) must be a batch id.',
   'before.withoutDecimals': 'The page cursor (before) must be a batch id.',
   'before.min': 'The page cursor (before) must be a batch id.',

@@ -397,7 +397,7 @@ test.group('Batches pages (panel and portal)', (group) => {
     const panel = await adminPanel()
     const cases: Array<[string, string]> = [
       ['status=bogus', 'Status must be one of'],
-      ['kind=azure', 'Kind must be openai or anthropic'],
+      ['kind=azure', 'Kind must be openai, anthropic or google'],
       ['before=abc', 'must be a batch id'],
       ['before=1e20', 'must be a batch id'],
       ['status=running&status=billed', 'Status'],

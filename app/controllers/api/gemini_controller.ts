@@ -5,7 +5,7 @@ import { apiCallOf, gatewayInstance, generate, withAccount } from '#gateway/http
 import { geminiEnvelope, predictEnvelope } from '#validators/generation'
 import { providerServing } from '#controllers/api/models_controller'
 
-const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'predictLongRunning']
+const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'predictLongRunning', 'batchGenerateContent']
 
 /** `gemini-2.5-flash:generateContent` -> [model, method] (the model may carry a `models/` prefix). */
 function target(param: string): { model: string; method: string } {
@@ -38,6 +38,14 @@ export default class GeminiController {
       throw error
     }
     switch (method) {
+      // Gemini's Batch API (app/gateway/batches/gemini_batches_api.ts): held, sent, billed once it ends; no request's account.
+      case 'batchGenerateContent': {
+        const { createGeminiBatch } = await import('#gateway/batches/gemini_batches_api')
+        const { unlessClientGone } = await import('#gateway/batches/upstream_calls')
+        const batch = await unlessClientGone(createGeminiBatch(await gatewayInstance(), apiCallOf(ctx), model))
+        if (batch !== undefined) ctx.response.json(batch)
+        return
+      }
       case 'generateContent':
         return generate(apiCallOf(ctx), 'gemini.generateContent', 'gemini', geminiEnvelope, { model, stream: false })
       case 'streamGenerateContent': {

@@ -1,6 +1,7 @@
 import { searchedOnce } from '#gateway/dialects/openai_chat/response'
 import { MAX_TOKEN_COUNT, MAX_WEB_SEARCHES, tokenCount } from '#gateway/metering/token_counts'
 import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
+import { geminiUsageOfBody } from '#gateway/dialects/gemini/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import type { TokenUsage } from '#gateway/types'
@@ -24,6 +25,8 @@ export interface OutputUsage {
   webSearches: number
   /** Audio tokens among the prompt and the completion tokens (chat's `audio_tokens` details: the audio prices) */
   audioPromptTokens: number
+  /** Of the audio prompt tokens, those read from the cache (Gemini's cacheTokensDetails AUDIO: the cached audio price) */
+  cachedAudioTokens: number
   audioCompletionTokens: number
   /** Image tokens among the completion tokens (an image model's `image_tokens` details: the image output price) */
   imageCompletionTokens: number
@@ -41,6 +44,7 @@ export function noUsage(): OutputUsage {
     cacheWrite1hTokens: 0,
     webSearches: 0,
     audioPromptTokens: 0,
+    cachedAudioTokens: 0,
     audioCompletionTokens: 0,
     imageCompletionTokens: 0,
     requests: 0,
@@ -75,16 +79,27 @@ export function sumResultsUsage(body: AsyncIterable<Buffer>, once: BilledOnce): 
 
 /**
  * Each line of a JSONL stream given to `add`, never holding more than the
- * line being read. A line is one request's answer, so it is bounded as one
- * whole answer is (answerLimits.bodyBytes, UPSTREAM_BODY_MAX_MB), and what it
- * holds past its first MB is taken from the instance's budget of answers
- * being read (UPSTREAM_INFLIGHT_MAX_MB) while it is held: an upstream sending
- * one endless line grew the buffer without bound before. Past either, the
- * read fails (UpstreamAnswerTooLarge, UpstreamAnswersOverBudget) and the
- * upstream request ends: the caller's bill is not made (tried again later).
+ * line being read (readJsonLines), summed into one OutputUsage.
  */
 async function sumLines(body: AsyncIterable<Buffer>, add: (sums: OutputUsage, bytes: Buffer) => void): Promise<OutputUsage> {
   const sums = noUsage()
+  await readJsonLines(body, (bytes) => add(sums, bytes))
+  return sums
+}
+
+/**
+ * Each line of a JSONL stream given to `each` (its bytes, without the
+ * newline; the last line's even without one), never holding more than the
+ * line being read. A line is one request's answer (or one request), so it is
+ * bounded as one whole answer is (answerLimits.bodyBytes,
+ * UPSTREAM_BODY_MAX_MB), and what it holds past its first MB is taken from
+ * the instance's budget of answers being read (UPSTREAM_INFLIGHT_MAX_MB)
+ * while it is held: an upstream sending one endless line grew the buffer
+ * without bound before. Past either, the read fails
+ * (UpstreamAnswerTooLarge, UpstreamAnswersOverBudget) and the upstream
+ * request ends: the caller's bill (or hold) is not made.
+ */
+export async function readJsonLines(body: AsyncIterable<Buffer>, each: (bytes: Buffer) => void): Promise<void> {
   const pending: Buffer[] = []
   let pendingBytes = 0
   /** Bytes of the line held taken from answerBudget */
@@ -117,22 +132,21 @@ async function sumLines(body: AsyncIterable<Buffer>, add: (sums: OutputUsage, by
         }
         const piece = chunk.subarray(start, newline)
         if (pending.length > 0) lineGrows(piece.length)
-        add(sums, pending.length > 0 ? Buffer.concat([...pending, piece]) : piece)
+        each(pending.length > 0 ? Buffer.concat([...pending, piece]) : piece)
         pending.length = 0
         pendingBytes = 0
         giveBack()
         start = newline + 1
       }
     })
-    if (pending.length > 0) add(sums, Buffer.concat(pending))
+    if (pending.length > 0) each(Buffer.concat(pending))
   } finally {
     giveBack()
   }
-  return sums
 }
 
 /** A line's JSON, or undefined for a blank line or one that is not JSON (it adds nothing). */
-function parsedLine(bytes: Buffer): any {
+export function parsedLine(bytes: Buffer): any {
   if (bytes.length === 0) return undefined
   try {
     return JSON.parse(bytes.toString('utf8'))
@@ -190,6 +204,57 @@ function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
 }
 
 /**
+ * A finished Gemini batch's inline answers (`inlinedResponses`: one
+ * `{response | error, metadata}` per request, in the requests' order),
+ * summed as generateContent bills one answer (geminiUsageOfBody: prompt,
+ * cached, thinking tokens, audio and image modalities, grounding searches).
+ * An `error` entry is billed nothing; entries past the batch's request count
+ * (`lines`) are no request of it and are not billed either.
+ */
+export function sumGeminiInlined(responses: unknown[], lines: number): OutputUsage {
+  const sums = noUsage()
+  const count = Math.min(responses.length, lines)
+  for (let i = 0; i < count; i++) addGeminiAnswer(sums, responses[i])
+  return sums
+}
+
+/**
+ * A Gemini batch's results file (JSONL, one `{key, response | error}` a
+ * line), read as it streams (readJsonLines' bounds), each key's first line
+ * billed once (`once`: the keys of its input file, or without them the
+ * first `lines` distinct ones); a line without a key is named by its place.
+ */
+export function sumGeminiResultsFile(body: AsyncIterable<Buffer>, once: BilledOnce): Promise<OutputUsage> {
+  let place = 0
+  return sumLines(body, (sums, bytes) => {
+    const line = parsedLine(bytes)
+    if (line === undefined) return
+    place++
+    const key = typeof line?.key === 'string' ? line.key : `\0line ${place}`
+    if (once.admit(key)) addGeminiAnswer(sums, line)
+  })
+}
+
+/** One `{response, error}` entry of a Gemini batch's output: its answer's usage, none for an error. */
+function addGeminiAnswer(sums: OutputUsage, entry: any) {
+  if (entry === null || typeof entry !== 'object' || entry.error != null) return
+  const response = entry.response
+  if (response === null || typeof response !== 'object') return
+  sums.requests++
+  const usage = geminiUsageOfBody(response)
+  if (usage === null) return
+  sums.promptTokens += tokenCount(usage.inputTokens)
+  sums.completionTokens += tokenCount(usage.outputTokens)
+  sums.cachedTokens += tokenCount(usage.cacheReadTokens)
+  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
+  sums.audioPromptTokens += tokenCount(usage.audioInputTokens)
+  sums.cachedAudioTokens += tokenCount(usage.cachedAudioTokens)
+  sums.audioCompletionTokens += tokenCount(usage.audioOutputTokens)
+  sums.imageCompletionTokens += tokenCount(usage.imageOutputTokens)
+  sums.webSearches += Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
+}
+
+/**
  * The sums as a usage row's counts. The row's columns take at most
  * MAX_TOKEN_COUNT each: a batch beyond it (50,000 long requests) is billed
  * for all it used (batchCost is given the sums) and shows the cap.
@@ -227,6 +292,7 @@ export function billedUsage(sums: OutputUsage): TokenUsage {
   if (sums.cacheWrite1hTokens > 0) usage.cacheWrite1hTokens = Math.min(sums.cacheWrite1hTokens, cacheWriteTokens)
   if (sums.webSearches > 0) usage.webSearches = sums.webSearches
   if (sums.audioPromptTokens > 0) usage.audioPromptTokens = Math.min(sums.audioPromptTokens, sums.promptTokens)
+  if (sums.cachedAudioTokens > 0) usage.cachedAudioTokens = Math.min(sums.cachedAudioTokens, usage.audioPromptTokens ?? 0, usage.cachedTokens)
   if (sums.audioCompletionTokens > 0) usage.audioCompletionTokens = Math.min(sums.audioCompletionTokens, sums.completionTokens)
   if (sums.imageCompletionTokens > 0) usage.imageCompletionTokens = Math.min(sums.imageCompletionTokens, sums.completionTokens)
   return usage

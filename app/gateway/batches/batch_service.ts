@@ -5,10 +5,29 @@ import { fromPico, toPico } from '#gateway/metering/money'
 import { priceForPlan } from '#gateway/metering/pricing'
 import { BatchHolds } from '#gateway/batches/batch_holds'
 import { batchCost } from '#gateway/batches/batch_pricing'
-import { billedUsage, noUsage, sumOutputUsage, sumResultsUsage, tokenUsageOf, type OutputUsage } from '#gateway/batches/batch_output'
+import {
+  billedUsage,
+  noUsage,
+  sumGeminiInlined,
+  sumGeminiResultsFile,
+  sumOutputUsage,
+  sumResultsUsage,
+  tokenUsageOf,
+  type OutputUsage,
+} from '#gateway/batches/batch_output'
+import {
+  GEMINI_FINISHED_STATES,
+  geminiBatchEnd,
+  geminiBatchState,
+  inlinedResponsesOf,
+  registerResultsFile,
+  responsesFileOf,
+  withoutInlined,
+} from '#gateway/batches/gemini_batch_objects'
 import {
   billsWithoutRow,
   claimBilling,
+  isGeminiBatch,
   isMessageBatch,
   recordSeen,
   registerBatchFile,
@@ -19,6 +38,7 @@ import {
 import {
   BATCH_CHANNEL_KINDS,
   callChannel,
+  GEMINI_BATCH_CHANNEL_KINDS,
   holdingChannel,
   MESSAGE_BATCH_CHANNEL_KINDS,
   messageBatchPath,
@@ -70,7 +90,10 @@ const REPAIR_AFTER_MS = 10 * 60_000
  *
  * Anthropic's message batches (message_batches_api.ts) live the same life:
  * settleMessageBatch instead of settle, billed once `processing_status` is
- * `ended` from their results' usage (endpoint `messages.batch`).
+ * `ended` from their results' usage (endpoint `messages.batch`); so do
+ * Gemini's batches (gemini_batches_api.ts): settleGeminiBatch, billed once
+ * their state is final from their inline answers or results file (endpoint
+ * `gemini.batchGenerateContent`).
  */
 export class BatchService {
   readonly holds: BatchHolds
@@ -135,6 +158,27 @@ export class BatchService {
     }
   }
 
+  /**
+   * Gemini's batch Operation kept as the row's object (without its inline
+   * answers: withoutInlined), its results file recorded as the owner's; a
+   * finished one (succeeded, failed, cancelled, expired) is billed before
+   * this returns, from `upstream` (its inline answers) or its results file.
+   */
+  async settleGeminiBatch(row: BatchObjectRow, upstream: Record<string, any>): Promise<void> {
+    const state = geminiBatchState(upstream) ?? row.status
+    const file = responsesFileOf(upstream)
+    if (file !== null) await registerResultsFile(row, file)
+    const kept = withoutInlined(upstream)
+    await recordSeen(row.id, state, kept)
+    row.status = state
+    row.object = kept
+    if (GEMINI_FINISHED_STATES.has(state) && row.billed_at === null) {
+      await this.bill(row, state, upstream).catch((error) =>
+        this.logger.warn({ err: error, batch: row.public_id }, 'Gemini batch finished but not billed yet: tried again at the next look')
+      )
+    }
+  }
+
   /** Bills a finished batch (once; a bill of it already under way here is waited for). */
   bill(row: BatchObjectRow, status: string, upstream: Record<string, any> | null): Promise<void> {
     let running = this.#billing.get(row.id)
@@ -180,6 +224,7 @@ export class BatchService {
    * URL the upstream named).
    */
   async #usageOf(row: BatchObjectRow, upstream: Record<string, any>): Promise<OutputUsage> {
+    if (isGeminiBatch(row)) return this.#geminiUsage(row, upstream)
     if (isMessageBatch(row)) {
       if (!upstream.results_url) return noUsage()
       const path = messageBatchPath(row.upstream_id, '/results')
@@ -187,6 +232,23 @@ export class BatchService {
     }
     if (!isId(upstream.output_file_id)) return noUsage()
     return this.#readUsage(row, `/files/${encodeURIComponent(upstream.output_file_id)}/content`, sumOutputUsage)
+  }
+
+  /**
+   * A finished Gemini batch's usage: its inline answers (in the answer
+   * itself), or its results file read from the channel's download path
+   * (never a URL the upstream named) as it streams. A batch that succeeded
+   * with neither in its answer is not billed now (an answer without its
+   * output: the next look bills it); one that failed, was cancelled or
+   * expired with no output answered nothing, and is billed nothing.
+   */
+  async #geminiUsage(row: BatchObjectRow, upstream: Record<string, any>): Promise<OutputUsage> {
+    const inlined = inlinedResponsesOf(upstream)
+    if (inlined !== null) return sumGeminiInlined(inlined, Number(row.lines ?? 0))
+    const file = responsesFileOf(upstream)
+    if (file !== null) return this.#readUsage(row, `/${file}:download?alt=media`, sumGeminiResultsFile, '/download')
+    if (geminiBatchState(upstream) === 'BATCH_STATE_SUCCEEDED') throw new Error('the succeeded batch answered without its output')
+    return noUsage()
   }
 
   /**
@@ -198,12 +260,13 @@ export class BatchService {
   async #readUsage(
     row: BatchObjectRow,
     path: string,
-    sum: (body: AsyncIterable<Buffer>, once: BilledOnce) => Promise<OutputUsage>
+    sum: (body: AsyncIterable<Buffer>, once: BilledOnce) => Promise<OutputUsage>,
+    prefix?: string
   ): Promise<OutputUsage> {
     const once = new BilledOnce(await storedCustomIds(row.id), Number(row.lines ?? 0))
     const sums = await withinReadDeadline(
       `Reading the results of batch ${row.public_id} for its bill`,
-      async (signal) => sum((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path }, signal)).body, once),
+      async (signal) => sum((await sendToChannel(this.holdingChannelOf(row), { method: 'GET', path, prefix }, signal)).body, once),
       this.#reads.signal
     )
     if (once.repeated > 0 || once.unknown > 0) {
@@ -231,13 +294,18 @@ export class BatchService {
 
   /** The channel a batch lives on, of the kinds its API is on (refused when gone, disabled or of another kind now). */
   holdingChannelOf(row: BatchObjectRow): RouteCandidate {
-    const kinds = isMessageBatch(row) ? MESSAGE_BATCH_CHANNEL_KINDS : BATCH_CHANNEL_KINDS
+    const kinds = isMessageBatch(row) ? MESSAGE_BATCH_CHANNEL_KINDS : isGeminiBatch(row) ? GEMINI_BATCH_CHANNEL_KINDS : BATCH_CHANNEL_KINDS
     return holdingChannel(this.catalog.channels, row.channel_id, row.served_model, kinds)
   }
 
   /** The upstream's word on a batch now, settled (a finished one billed): what a client's look and the sweep do. */
   async poll(row: BatchObjectRow, signal: AbortSignal): Promise<Record<string, any>> {
     const candidate = this.holdingChannelOf(row)
+    if (isGeminiBatch(row)) {
+      const upstream = await callChannel(candidate, { method: 'GET', path: `/${row.upstream_id}` }, signal)
+      await this.settleGeminiBatch(row, upstream)
+      return upstream
+    }
     if (isMessageBatch(row)) {
       const upstream = await callChannel(candidate, { method: 'GET', path: messageBatchPath(row.upstream_id) }, signal)
       await this.settleMessageBatch(row, upstream)
@@ -255,6 +323,11 @@ export class BatchService {
    */
   async cancel(row: BatchObjectRow, signal: AbortSignal): Promise<Record<string, any>> {
     const candidate = this.holdingChannelOf(row)
+    if (isGeminiBatch(row)) {
+      // Google answers a cancel with an empty object: the batch's state is asked for after it (and billed once it ended).
+      await callChannel(candidate, { method: 'POST', path: `/${row.upstream_id}:cancel`, body: '{}' }, signal)
+      return this.poll(row, signal)
+    }
     if (isMessageBatch(row)) {
       const upstream = await callChannel(candidate, { method: 'POST', path: messageBatchPath(row.upstream_id, '/cancel') }, signal)
       await this.settleMessageBatch(row, upstream)
@@ -268,7 +341,8 @@ export class BatchService {
   #record(row: BatchObjectRow, status: string, billedAt: Date, cost: bigint, sums: OutputUsage) {
     const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)
     // A message batch is `ended` however it ended (and `deleted` after): its last upstream object says how.
-    const end = isMessageBatch(row) && status !== 'channel_deleted' ? messageBatchEnd(row.object ?? {}) : status
+    const end =
+      status === 'channel_deleted' ? status : isMessageBatch(row) ? messageBatchEnd(row.object ?? {}) : isGeminiBatch(row) ? geminiBatchEnd(status) : status
     this.meter.record({
       requestId: row.request_id!,
       userId: row.user_id,
@@ -288,7 +362,7 @@ export class BatchService {
       model: row.model ?? '(none)',
       requestedModel: null,
       servedModel: row.served_model,
-      endpoint: isMessageBatch(row) ? 'messages.batch' : 'batch',
+      endpoint: isMessageBatch(row) ? 'messages.batch' : isGeminiBatch(row) ? 'gemini.batchGenerateContent' : 'batch',
       stream: false,
       status: 200,
       // A batch that did not complete is billed for what it answered; the row says how it ended.

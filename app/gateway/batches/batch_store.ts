@@ -11,14 +11,25 @@ import type { Principal } from '#gateway/types'
  */
 export const MESSAGE_BATCH_ENDPOINT = '/v1/messages'
 
+/**
+ * A batch row's `endpoint` when it is one of Gemini's batches
+ * (gemini_batches_api.ts, `models/{m}:batchGenerateContent` on a google
+ * channel): the same table, holds, bill and sweep.
+ */
+export const GEMINI_BATCH_ENDPOINT = 'batchGenerateContent'
+
 /** A message batch its owner deleted: kept for its bill's figures (repairBills), never shown again. */
 export const DELETED_STATUS = 'deleted'
 
-/** What a client names: a file, one of OpenAI's batches, or one of Anthropic's message batches. */
-export type ObjectKind = 'file' | 'batch' | 'message_batch'
+/** What a client names: a file, one of OpenAI's batches, one of Anthropic's message batches, or one of Gemini's batches. */
+export type ObjectKind = 'file' | 'batch' | 'message_batch' | 'gemini_batch'
 
 export function isMessageBatch(row: Pick<BatchObjectRow, 'kind' | 'endpoint'>): boolean {
   return row.kind === 'batch' && row.endpoint === MESSAGE_BATCH_ENDPOINT
+}
+
+export function isGeminiBatch(row: Pick<BatchObjectRow, 'kind' | 'endpoint'>): boolean {
+  return row.kind === 'batch' && row.endpoint === GEMINI_BATCH_ENDPOINT
 }
 
 /** One row of batch_objects (migrations 993, 1000), as node-pg returns it (numeric columns as strings). */
@@ -97,7 +108,8 @@ export type NewBatchObject = Omit<
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
-const ID_PREFIXES: Record<ObjectKind, string> = { file: 'file-gw', batch: 'batch_gw', message_batch: 'msgbatch_gw' }
+/** Gemini's batch names are `batches/{id}` (the SDK refuses any other): the gateway's are `batches/gw…` */
+const ID_PREFIXES: Record<ObjectKind, string> = { file: 'file-gw', batch: 'batch_gw', message_batch: 'msgbatch_gw', gemini_batch: 'batches/gw' }
 
 /**
  * The id a client sees: the gateway's own (`file-gw…`, `batch_gw…`, OpenAI's
@@ -134,7 +146,7 @@ function objectJson(object: Record<string, any>): string {
 }
 
 export async function insertObject(values: NewBatchObject): Promise<BatchObjectRow> {
-  const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : values.kind
+  const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : isGeminiBatch(values) ? 'gemini_batch' : values.kind
   const { customIds, ...columns } = values
   try {
     // One transaction: a batch is never recorded without the ids its bill counts by.
@@ -169,6 +181,8 @@ export async function insertObject(values: NewBatchObject): Promise<BatchObjectR
 export function notFound(kind: ObjectKind, id: string): GatewayError {
   const shown = id.slice(0, 100)
   if (kind === 'message_batch') return new GatewayError(404, 'not_found', `No message batch found with id '${shown}'`, 'not_found_error')
+  // Rendered in Google's shape (NOT_FOUND) under /v1beta
+  if (kind === 'gemini_batch') return new GatewayError(404, 'not_found', `Batch ${shown} not found`, 'not_found_error')
   const error =
     kind === 'file'
       ? new GatewayError(404, 'not_found', `No such File object: ${shown}`, 'invalid_request_error')
@@ -177,12 +191,12 @@ export function notFound(kind: ObjectKind, id: string): GatewayError {
   return error
 }
 
-/** The rows of a kind: OpenAI's batches and Anthropic's message batches share `kind = 'batch'`, told apart by endpoint. */
+/** The rows of a kind: OpenAI's batches, Anthropic's message batches and Gemini's batches share `kind = 'batch'`, told apart by endpoint. */
 function ofKind(query: DatabaseQueryBuilderContract<any>, kind: ObjectKind): DatabaseQueryBuilderContract<any> {
   if (kind === 'file') return query.where('kind', 'file')
   query.where('kind', 'batch')
-  if (kind === 'batch') return query.whereRaw('endpoint IS DISTINCT FROM ?', [MESSAGE_BATCH_ENDPOINT])
-  return query.where('endpoint', MESSAGE_BATCH_ENDPOINT).whereNot('status', DELETED_STATUS)
+  if (kind === 'batch') return query.whereRaw('endpoint IS DISTINCT FROM ? AND endpoint IS DISTINCT FROM ?', [MESSAGE_BATCH_ENDPOINT, GEMINI_BATCH_ENDPOINT])
+  return query.where('endpoint', kind === 'message_batch' ? MESSAGE_BATCH_ENDPOINT : GEMINI_BATCH_ENDPOINT).whereNot('status', DELETED_STATUS)
 }
 
 /** The object of that id made through this key (404 in OpenAI's or Anthropic's words for any other: another key's is not there for it). */

@@ -19,6 +19,9 @@ export const BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai',
 /** The channel kinds whose upstream has Anthropic's Message Batches at `{base}/messages/batches` */
 export const MESSAGE_BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['anthropic'])
 
+/** The channel kinds whose upstream has Gemini's Batch API (`{base}/models/{m}:batchGenerateContent`, `{base}/batches`) */
+export const GEMINI_BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['google'])
+
 /** A message batch's path under its channel's base (`/messages/batches/{id}`, then `/cancel` or `/results`) */
 export function messageBatchPath(upstreamId: string, then = ''): string {
   return `/messages/batches/${encodeURIComponent(upstreamId)}${then}`
@@ -29,6 +32,8 @@ export interface ChannelCall {
   method: 'GET' | 'POST' | 'DELETE'
   /** Under the channel's base (`/files`, `/batches/{id}`...) */
   path: string
+  /** Before the channel's base path: Google's `/download` (a results file's bytes are at `/download/v1beta/files/...`) */
+  prefix?: string
   body?: Buffer | string
   /** The body's type when it is not JSON (a file upload's multipart/form-data with its boundary) */
   contentType?: string
@@ -37,9 +42,9 @@ export interface ChannelCall {
 }
 
 /**
- * The request for a call: the channel's base, its key (a Bearer token, or
- * Anthropic's `x-api-key` with an `anthropic-version`, as the adapter sends
- * them), its extra headers.
+ * The request for a call: the channel's base, its key (a Bearer token,
+ * Anthropic's `x-api-key` with an `anthropic-version`, or Google's
+ * `x-goog-api-key`, as the adapters send them), its extra headers.
  */
 export function channelRequest(channel: ChannelInfo, call: ChannelCall): UpstreamRequest {
   const { origin, basePath } = baseOf(channel)
@@ -49,11 +54,15 @@ export function channelRequest(channel: ChannelInfo, call: ChannelCall): Upstrea
     if (channel.apiKey) headers['x-api-key'] = channel.apiKey
     withChannelHeaders(headers, channel, call.clientHeaders ?? {}, VENDORS.anthropic.forwardHeaders)
     headers['anthropic-version'] ??= DEFAULT_ANTHROPIC_VERSION
+  } else if (channel.provider === 'google') {
+    // As the Gemini adapter and the Files API relay (google_calls.ts) send it
+    if (channel.apiKey) headers['x-goog-api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, {}, [])
   } else {
     if (channel.apiKey) headers['authorization'] = `Bearer ${channel.apiKey}`
     withChannelHeaders(headers, channel, {}, [])
   }
-  return { method: call.method, origin, path: `${basePath}${call.path}`, headers, body: call.body ?? '' }
+  return { method: call.method, origin, path: `${call.prefix ?? ''}${basePath}${call.path}`, headers, body: call.body ?? '' }
 }
 
 /**

@@ -20,8 +20,9 @@ const API_PREFIXES = [
   '/audio/',
   '/moderations',
   '/files',
-  // Gemini's Files API uploads (/upload/v1beta/files)
+  // Gemini's Files API uploads (/upload/v1beta/files) and downloads (/download/v1beta/files/...: a batch's results)
   '/upload/',
+  '/download/',
   '/batches',
   // OpenAI's Videos API without /v1 (videos/videos_api.ts)
   '/videos',

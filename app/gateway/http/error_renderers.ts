@@ -17,8 +17,8 @@ export type ErrorDialect = 'openai' | 'anthropic' | 'google' | 'litellm'
 export function dialectForPath(path: string): ErrorDialect {
   if (path.startsWith('/v1/messages') || path.startsWith('/api/v1/messages')) return 'anthropic'
   if (path.startsWith('/v1beta')) return path.startsWith('/v1beta/openai/') ? 'openai' : 'google'
-  // Gemini's Files API uploads (provider_files/gemini_files_api.ts)
-  if (path.startsWith('/upload/v1beta/')) return 'google'
+  // Gemini's Files API uploads (provider_files/gemini_files_api.ts) and downloads (batches/gemini_batches_api.ts)
+  if (path.startsWith('/upload/v1beta/') || path.startsWith('/download/v1beta/')) return 'google'
   if (path.startsWith('/v1/models/') && isGeminiCall(path)) return 'google'
   if (isLiteLLMManagementPath(path)) return 'litellm'
   return 'openai'
@@ -64,7 +64,7 @@ const LITELLM_TYPES: Record<number, string> = {
   429: 'rate_limit_error',
 }
 
-const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict'])
+const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'batchGenerateContent'])
 
 /**
  * `/v1/models/{model}:{method}`: Gemini's native call under /v1 (@google/genai
