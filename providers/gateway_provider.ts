@@ -232,10 +232,13 @@ export default class GatewayProvider {
         const { UsageRetentionTimer } = await import('#services/usage_retention_timer')
         const { pruneStoredResponses } = await import('#actions/prune_stored_responses')
         const { rollUpStaleDays } = await import('#services/usage_rollup')
+        const { pruneProviderFiles } = await import('#actions/prune_provider_files')
         const retention = new UsageRetentionTimer({
           days: retentionDays,
           log: (message) => logger.info(message),
           pruneResponses: () => pruneStoredResponses(),
+          // Provider files: expired ones marked deleted, unfinished uploads after a week, deleted rows after the retention.
+          pruneProviderFiles: () => pruneProviderFiles(),
           rollUpStale: (signal) => rollUpStaleDays(400, signal),
         })
         retention.start()

@@ -174,7 +174,11 @@ export async function addTeamMembers(
   })
 }
 
-/** Takes users out of the team (each must be a member: one who is not removes none). Their keys stay in it. */
+/**
+ * Takes users out of the team (each must be a member: one who is not removes none). Their keys stay in it.
+ * The team's row is locked first, then the members' in user id order (the (team_id, user_id) order of
+ * architecture.md "Row locks and their order"), whatever order the caller named them in.
+ */
 export async function removeTeamMembers(ref: unknown, users: string[], actor: Actor = cliActor()) {
   return db.transaction(async (trx) => {
     const team = await findTeam(ref, trx)
@@ -185,7 +189,10 @@ export async function removeTeamMembers(ref: unknown, users: string[], actor: Ac
       if (!row) throw AdminInputError.notFound(`${user.email} is not a member of team ${team.alias}`)
       if (!removed.some((r) => r.user_id === user.id)) removed.push({ user_id: user.id, email: user.email })
     }
-    await trx.from('team_members').where('team_id', team.id).whereIn('user_id', removed.map((r) => r.user_id)).delete()
+    const ids = removed.map((r) => r.user_id)
+    // Locked in order before the delete, whose own scan order is the plan's (a sequential scan: the rows' places).
+    await trx.from('team_members').where('team_id', team.id).whereIn('user_id', ids).orderBy('user_id').forUpdate().select('user_id')
+    await trx.from('team_members').where('team_id', team.id).whereIn('user_id', ids).delete()
     await writeAudit(trx, actor, {
       action: 'team.member_delete',
       subjectType: 'team',

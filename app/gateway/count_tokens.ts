@@ -7,6 +7,7 @@ import { decodeClientRequest } from '#gateway/dialects/client_request'
 import { countCanonicalPrompt } from '#gateway/dialects/prompt_tokens'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import { adapterFor } from '#gateway/providers/registry'
+import { fileReferencesOf, pinnedCandidates } from '#gateway/provider_files/file_pins'
 import type { ChannelRouter } from '#gateway/routing/channel_router'
 import { dispatch, readBody, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { parseAnswer } from '#gateway/upstream/upstream_answer'
@@ -27,6 +28,9 @@ export interface CountTokensCall {
  * Token counting (`/v1/messages/count_tokens`, `:countTokens`): asked of a
  * channel that counts natively in the client's dialect, else counted with the
  * gateway's tokenizer. Free: the usage row records the call with no tokens.
+ * A provider file or cache the body names is pinned as for a generation
+ * (file_pins.ts): another user's is the endpoint's 404, the owner's counted
+ * only on the channel holding it (another account's upstream cannot read it).
  */
 export async function countTokens(router: ChannelRouter, call: CountTokensCall, account: RequestAccount) {
   account.model = call.model
@@ -38,7 +42,10 @@ export async function countTokens(router: ChannelRouter, call: CountTokensCall, 
     account.model = plan.suffix.base
     account.requestedModel = call.model
   }
-  const native = router.candidatesOf(plan, call.model).filter((c) => {
+  let candidates = router.candidatesOf(plan, call.model)
+  const files = fileReferencesOf(call.ingress, call.rawBody, call.body, candidates)
+  if (files !== null) candidates = await pinnedCandidates(candidates, files, call.principal.user.id, call.model)
+  const native = candidates.filter((c) => {
     const adapter = adapterFor(c.channel.provider)
     return adapter.countsTokens(c.channel, c.upstreamModel) && adapter.dialects(c.channel, c.upstreamModel).includes(call.ingress)
   })

@@ -32,6 +32,7 @@ import { claimLowBalanceNotices } from '#services/mail/low_balance_notice'
 import { appSettingChanged, reloadAppSettings } from '#services/app_setting_notices'
 import { BudgetWatch } from '#gateway/metering/budget_watch'
 import { claimBudgetAlerts } from '#services/budget_alerts'
+import { providerFiles } from '#gateway/provider_files/provider_file_store'
 
 export interface GatewayOptions {
   databaseUrl: string
@@ -357,6 +358,8 @@ export class Gateway {
           if (payload === 'mail_outbox:') return this.mailSender?.wake()
           // A stored response deleted (responses_store/): not the catalog's business.
           if (payload.startsWith('stored_responses:')) return this.responses.forget(payload.slice('stored_responses:'.length))
+          // A provider file or cache deleted (by its owner on any instance, or expired): its holder read again when next named.
+          if (payload.startsWith('provider_files:')) return providerFiles.forgetNotice(payload)
           // A background response cancelled through another instance: stopped if it runs here.
           if (payload.startsWith('stored_responses_cancel:')) return this.background.get(payload.slice('stored_responses_cancel:'.length))?.cancel()
           // Settings the pages keep in memory (single sign-on); the catalog reloads those the API path obeys.
@@ -368,6 +371,7 @@ export class Gateway {
         () => {
           // Deletes told while the listener was away are unknown: what the store remembers goes too.
           this.responses.forgetCached()
+          providerFiles.forgetAll()
           reloadAppSettings().catch(() => {})
           // Messages queued while the listener was away are due: the sender looks now rather than at its next poll.
           this.mailSender?.wake()

@@ -1,4 +1,4 @@
-import { anthropicFileReferences, geminiFileReferences, pinnedCandidates, urlFileReferences } from '#gateway/provider_files/file_pins'
+import { fileReferencesOf, pinnedCandidates } from '#gateway/provider_files/file_pins'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { modelNameProblem } from '#gateway/http/model_name'
@@ -363,7 +363,7 @@ export class GatewayService {
     // Provider files and caches (provider_files/file_pins.ts): sent only to the channel that holds them. A body that
     // names none pays one byte search (Anthropic and Gemini ingresses; the others, only when a google channel is
     // among the candidates: a URL part their translation gives Google as fileData).
-    const files = this.#fileReferences(call, exchange.candidates)
+    const files = fileReferencesOf(call.ingress, call.rawBody, call.body, exchange.candidates)
     if (files !== null) exchange.candidates = await pinnedCandidates(exchange.candidates, files, account.principal.user.id, call.model)
     // A Responses follow-up (previous_response_id): its conversation read, its route narrowed, then prepared.
     if (exchange.previousId !== null) await this.#continue(exchange, account)
@@ -373,17 +373,6 @@ export class GatewayService {
     const references = exchange.itemReferences
     if (references !== undefined) await this.#resolveReferences(exchange, account, references)
     return this.#exchange(exchange, account)
-  }
-
-  #fileReferences(call: GenerateCall, candidates: readonly RouteCandidate[]) {
-    if (call.ingress === 'anthropic_messages') {
-      const ids = anthropicFileReferences(call.rawBody, call.body)
-      if (!candidates.some((c) => c.channel.provider === 'google')) return ids
-      const urls = urlFileReferences(call.rawBody, call.body)
-      return urls === null ? ids : ids === null ? urls : [...ids, ...urls]
-    }
-    if (call.ingress === 'gemini') return geminiFileReferences(call.rawBody, call.body)
-    return candidates.some((c) => c.channel.provider === 'google') ? urlFileReferences(call.rawBody, call.body) : null
   }
 
   /**

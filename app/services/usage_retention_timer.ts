@@ -1,5 +1,6 @@
 import { pruneUsage, type PruneOptions, type PruneResult } from '#actions/prune_usage'
 import type { Actor } from '#actions/audit'
+import type { PrunedProviderFiles } from '#actions/prune_provider_files'
 
 /** The audit log's actor of the automatic prune. */
 export const RETENTION_ACTOR: Actor = { id: null, label: 'system:retention', source: 'system' }
@@ -16,6 +17,8 @@ export interface RetentionTimerOptions {
   prune?: (options: PruneOptions) => Promise<PruneResult>
   /** Expired stored Responses deleted at each run, whatever the usage retention (responses_store/; absent: none) */
   pruneResponses?: () => Promise<number>
+  /** provider_files swept at each run, whatever the usage retention (prune_provider_files.ts; absent: none) */
+  pruneProviderFiles?: () => Promise<PrunedProviderFiles>
   /** Days marked stale rolled up at each run, whatever the usage retention (usage_rollup.ts rollUpStaleDays; absent: none) */
   rollUpStale?: (signal: AbortSignal) => Promise<number>
 }
@@ -58,6 +61,7 @@ export class UsageRetentionTimer {
    */
   async tick(): Promise<PruneResult | null> {
     if (this.options.pruneResponses && !this.#stopped) await this.#pruneResponses(this.options.pruneResponses)
+    if (this.options.pruneProviderFiles && !this.#stopped) await this.#pruneProviderFiles(this.options.pruneProviderFiles)
     if (this.options.rollUpStale && !this.#stopped) await this.#rollUpStale(this.options.rollUpStale)
     const keepDays = this.options.days()
     if (keepDays <= 0 || this.#running || this.#stopped) return null
@@ -94,6 +98,17 @@ export class UsageRetentionTimer {
       if (deleted > 0) this.options.log(`stored responses retention: ${deleted} expired responses deleted`)
     } catch (error) {
       this.options.log(`stored responses retention failed: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
+
+  async #pruneProviderFiles(prune: () => Promise<PrunedProviderFiles>) {
+    try {
+      const { expired, abandoned, deleted } = await prune()
+      if (expired + abandoned + deleted > 0) {
+        this.options.log(`provider files: ${expired} expired marked deleted, ${abandoned} unfinished uploads and ${deleted} deleted rows removed`)
+      }
+    } catch (error) {
+      this.options.log(`provider files sweep failed: ${error instanceof Error ? error.message : String(error)}`)
     }
   }
 

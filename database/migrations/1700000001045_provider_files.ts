@@ -12,7 +12,7 @@ import { BaseSchema } from '@adonisjs/lucid/schema'
  * `upload_token` in the gateway's upload URL, the upstream's session URL in
  * `upload_url`) until its last chunk, so any instance takes the next chunk.
  * Deleted rows are kept (`deleted_at`): a reference to a deleted id is still
- * known to be its owner's (nothing prunes them yet).
+ * known to be its owner's (for a while: pruned since migration 1053).
  */
 export default class extends BaseSchema {
   protected tableName = 'provider_files'

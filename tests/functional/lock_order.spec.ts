@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { createOrganization, type OrganizationRow } from '#actions/organizations'
-import { addTeamMembers, createTeam, deleteTeams, setKeyTeam, updateTeam, type TeamRow } from '#actions/teams'
+import { addTeamMembers, createTeam, deleteTeams, removeTeamMembers, setKeyTeam, updateTeam, type TeamRow } from '#actions/teams'
 import { setEndUser } from '#actions/end_users'
 import { createBudget, updateBudget } from '#actions/budgets'
 import { updateUserApiKey } from '#actions/update_user_api_key'
@@ -345,6 +345,43 @@ test.group('Row locks: one order for the meter and the actions', (group) => {
     assert.equal(other?.kind, 'not_found', String(other?.code ?? other))
     assert.lengthOf(await db.from('teams').whereIn('id', [a.id, b.id]), 0)
   }).timeout(30_000)
+  test('members removed together are locked in user id order, whatever order they are named in and the rows lie in', async ({ assert }) => {
+    const team = await createTeam({ alias: 'lo-remove' })
+    // A team of 200: the delete's plan is then a scan of the table in the rows' order, not of the key's index.
+    const stamp = Date.now()
+    const users = await db
+      .table('users')
+      .insert(Array.from({ length: 200 }, (_, i) => ({ email: `lo-member-${stamp}-${i}@test.local`, password: 'x' })))
+      .returning(['id', 'email'])
+    const [low, high] = [users[0], users[users.length - 1]]
+    // The highest id's row first in the table, the lowest's last.
+    const order = [high, ...users.slice(1, -1), low]
+    await db.table('team_members').insert(order.map((u) => ({ team_id: team.id, user_id: u.id, role: 'user' })))
+    await db.rawQuery('ANALYZE team_members')
+    // Another transaction holds the lowest member's row (as a batch under a member budget, or a user's delete, would).
+    const held = await blocker('team_members', `team_id = ${team.id} AND user_id = ${low.id}`)
+    const removal = removeTeamMembers(team.id, order.map((u) => u.email)).then(
+      () => 'removed',
+      (error: any) => error
+    )
+    await untilLockWaiters(1)
+    // Waiting on the lowest member's row, the removal holds no other member's: the highest one's is free.
+    const probe = await db.transaction()
+    let highestFree = true
+    try {
+      await probe.rawQuery(`SELECT 1 FROM team_members WHERE team_id = ${team.id} AND user_id = ${high.id} FOR UPDATE NOWAIT`)
+    } catch (error: any) {
+      if (error.code !== '55P03') throw error
+      highestFree = false
+    } finally {
+      await probe.rollback()
+    }
+    await held.commit()
+    assert.equal(await removal, 'removed')
+    assert.isTrue(highestFree, "the removal locked the highest id's row before the lowest one's")
+    assert.lengthOf(await db.from('team_members').where('team_id', team.id), 0)
+  }).timeout(30_000)
+
   test("an invitee's first top-up (the inviter's reward) while another transaction locks both users in id order: they queue, no deadlock", async ({ assert }) => {
     await setReferralTerms({ inviterCredit: '2', inviteeCredit: '0' }, cliActor())
     const inviter = await seedUser()

@@ -95,6 +95,35 @@ test.group('OpenRouter web search (:online, plugins web) as the upstream\'s own 
     assert.equal(answer.usage.server_tool_use.web_search_requests, 1)
   })
 
+  test('a client tool named web_search with :online or plugins web on an Anthropic channel: the endpoint\'s 400 naming the clash, nothing sent; elsewhere it goes', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const sentBefore = mock.requests.length
+    const fn = { type: 'function', function: { name: 'web_search', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }
+    const chat = await post('/v1/chat/completions', { model: 'ows-claude-sonnet:online', tools: [fn], messages: ask }, bearer(user.key))
+    assert.equal(chat.status, 400)
+    const chatError = ((await chat.json()) as any).error
+    assert.include(chatError, { type: 'invalid_request_error', code: 'web_search_tool_clash', param: 'tools' })
+    assert.include(chatError.message, "named 'web_search'")
+    const tool = { name: 'web_search', description: 'my search', input_schema: { type: 'object', properties: { q: { type: 'string' } } } }
+    const messages = await post(
+      '/v1/messages',
+      { model: 'ows-claude-haiku', plugins: [{ id: 'web' }], max_tokens: 64, tools: [tool], messages: ask },
+      { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' }
+    )
+    assert.equal(messages.status, 400)
+    const anthropicError = (await messages.json()) as any
+    assert.equal(anthropicError.type, 'error')
+    assert.equal(anthropicError.error.type, 'invalid_request_error')
+    assert.include(anthropicError.error.message, "named 'web_search'")
+    assert.equal(mock.requests.length, sentBefore, 'no upstream call')
+    // On an OpenAI channel the client's function and web_search_options do not clash: sent as before.
+    const openai = await post('/v1/chat/completions', { model: 'ows-gpt-4o:online', tools: [fn], messages: ask }, bearer(user.key))
+    assert.equal(openai.status, 200, await openai.clone().text())
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.deepEqual(sent.tools, [fn])
+    assert.deepEqual(sent.web_search_options, {})
+  })
+
   test(':online on a Gemini channel: googleSearch tool, the grounding billed, whole and streamed', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     for (const stream of [false, true]) {

@@ -42,6 +42,7 @@ function ask(client: Anthropic, fileId: string, model = 'claude-sonnet-4') {
 }
 
 const messagesOn = (mock: MockUpstream) => mock.requests.filter((r) => r.method === 'POST' && r.path === '/v1/messages').length
+const countsOn = (mock: MockUpstream) => mock.requests.filter((r) => r.method === 'POST' && r.path === '/v1/messages/count_tokens').length
 
 test.group('Anthropic Files API', (group) => {
   let first: MockUpstream
@@ -152,6 +153,27 @@ test.group('Anthropic Files API', (group) => {
       const plain = await client.messages.create({ model: 'claude-sonnet-4', max_tokens: 10, messages: [{ role: 'user', content: 'hello' }] })
       assert.equal(plain.type, 'message')
     }
+  })
+
+  test('count_tokens naming a file: counted on the channel holding it, out of two; another user\'s file is a 404, nothing counted', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const onSecond = await upload(client, 'count.pdf', { headers: { 'x-gateway-model': 'claude-b-only' } })
+    const count = (c: Anthropic) =>
+      c.beta.messages.countTokens({
+        model: 'claude-sonnet-4',
+        betas: ['files-api-2025-04-14'],
+        messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'file', file_id: onSecond.id } }, { type: 'text', text: 'Summarise' }] }],
+      })
+    const before = [countsOn(first), countsOn(second)]
+    for (let i = 0; i < 4; i++) assert.isAbove((await count(client)).input_tokens, 0)
+    assert.deepEqual([countsOn(first) - before[0], countsOn(second) - before[1]], [0, 4])
+
+    const stranger = anthropic((await seedUser({ balance: '1' })).key)
+    const refused = await failure(count(stranger))
+    assert.equal(refused.status, 404)
+    assert.equal(refused.error.error.type, 'not_found_error')
+    assert.deepEqual([countsOn(first) - before[0], countsOn(second) - before[1]], [0, 4])
   })
 
   test("another user's file is a 404 everywhere; a route without its channel a 400; a translated route cannot read it", async ({ assert }) => {

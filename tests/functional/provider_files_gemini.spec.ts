@@ -26,6 +26,15 @@ async function failure(call: Promise<unknown>): Promise<{ status: number; messag
 }
 
 const generationsOn = (mock: MockUpstream) => mock.requests.filter((r) => r.method === 'POST' && r.path.includes(':generateContent')).length
+const countsOn = (mock: MockUpstream) => mock.requests.filter((r) => r.method === 'POST' && r.path.includes(':countTokens')).length
+
+function countTokens(key: string, body: unknown) {
+  return fetch(`${baseUrl()}/v1beta/models/gemini-2.5-flash:countTokens`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': key, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+}
 
 function uploadText(ai: GoogleGenAI, displayName = 'notes') {
   return ai.files.upload({ file: new Blob([TEXT], { type: 'text/plain' }), config: { mimeType: 'text/plain', displayName } })
@@ -136,6 +145,37 @@ test.group('Gemini Files API and cachedContents', (group) => {
     )
     assert.equal(refused.status, 404)
     assert.include(refused.message, 'NOT_FOUND')
+  })
+
+  test('countTokens naming a file or a cache (plain or inside generateContentRequest): counted on the holding channel only; another user\'s is a 404, nothing counted', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const hinted = new GoogleGenAI({ apiKey: user.key, httpOptions: { baseUrl: baseUrl(), headers: { 'x-gateway-model': 'gemini-b-only' } } })
+    const file = await uploadText(hinted)
+    const cache = await genai(user.key).caches.create({ model: 'gemini-b-only', config: { contents: [{ role: 'user', parts: [{ text: 'Context.' }] }], ttl: '600s' } })
+    const contents = [{ role: 'user', parts: [{ fileData: { fileUri: file.uri!, mimeType: 'text/plain' } }, { text: 'Summarise' }] }]
+    const bodies = [
+      { contents },
+      { generateContentRequest: { model: 'models/gemini-2.5-flash', contents } },
+      { generateContentRequest: { model: 'models/gemini-2.5-flash', cachedContent: cache.name, contents: [{ role: 'user', parts: [{ text: 'Go on' }] }] } },
+      { generate_content_request: { cached_content: cache.name, contents: [{ role: 'user', parts: [{ text: 'Go on' }] }] } },
+    ]
+    const before = [countsOn(first), countsOn(second)]
+    for (const body of bodies) {
+      for (let i = 0; i < 2; i++) {
+        const counted = await countTokens(user.key, body)
+        assert.equal(counted.status, 200, await counted.clone().text())
+        assert.isNumber(((await counted.json()) as any).totalTokens)
+      }
+    }
+    assert.deepEqual([countsOn(first) - before[0], countsOn(second) - before[1]], [0, 8])
+
+    const stranger = (await seedUser({ balance: '1' })).key
+    for (const body of bodies) {
+      const refused = await countTokens(stranger, body)
+      assert.equal(refused.status, 404, JSON.stringify(body))
+      assert.include(((await refused.json()) as any).error, { code: 404, status: 'NOT_FOUND' })
+    }
+    assert.deepEqual([countsOn(first) - before[0], countsOn(second) - before[1]], [0, 8])
   })
 
   test('caches: create on the model\'s channel, get, list, update, delete; generateContent with the cache pinned to its channel', async ({ assert }) => {

@@ -1,3 +1,4 @@
+import { GatewayError } from '#exceptions/gateway_error'
 import type { DialectName } from '#gateway/dialects/canonical'
 import { groundsWithSearch, MAX_WEB_SEARCH_HOLD } from '#gateway/metering/reservation'
 import type { ProviderKind } from '#gateway/types'
@@ -46,6 +47,12 @@ function maxResults(value: unknown): number {
  * Anthropic `web_search` tool is refused), on an `openrouter` channel (it got
  * `plugins` and the name as sent: it searches itself) and on Bedrock (no
  * server-side search). A shallow copy.
+ *
+ * A client's own tool named `web_search` (a function, or a chat function
+ * translated) beside Anthropic's server tool is two tools of one name,
+ * which Anthropic refuses: the client's 400 here, naming the clash, rather
+ * than dropping either tool. Thrown while the body is built, which
+ * `Exchange.prepare` does before any upstream call.
  */
 export function withWebSearch(dialect: DialectName, provider: ProviderKind, body: Record<string, any>, maxUses: number): Record<string, any> {
   if (provider === 'openrouter' || provider === 'bedrock') return body
@@ -53,6 +60,7 @@ export function withWebSearch(dialect: DialectName, provider: ProviderKind, body
   switch (dialect) {
     case 'anthropic_messages':
       if (tools.some(isSearchTool)) return body
+      if (tools.some((t: any) => t?.name === 'web_search')) throw webSearchClash()
       return { ...body, tools: [...tools, { type: 'web_search_20250305', name: 'web_search', max_uses: maxUses }] }
     case 'gemini':
       if (tools.some((t) => t !== null && typeof t === 'object' && groundsWithSearch(t))) return body
@@ -68,4 +76,13 @@ export function withWebSearch(dialect: DialectName, provider: ProviderKind, body
 
 function isSearchTool(tool: any): boolean {
   return typeof tool?.type === 'string' && tool.type.startsWith('web_search')
+}
+
+function webSearchClash(): GatewayError {
+  return GatewayError.invalidRequest(
+    "A tool of the request is named 'web_search', the name of the web search that ':online' or plugins [{\"id\": \"web\"}] adds on this " +
+      "model's Anthropic channel (two tools of one name are refused). Rename the tool, or leave out ':online' and the web plugin.",
+    'web_search_tool_clash',
+    'tools'
+  )
 }

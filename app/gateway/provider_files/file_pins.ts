@@ -1,4 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
+import type { DialectName } from '#gateway/dialects/canonical'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { holderKey, providerFiles, type ProviderFileKind } from '#gateway/provider_files/provider_file_store'
 
@@ -72,15 +73,36 @@ function collectFileIds(value: unknown, ids: Set<string>, depth: number) {
 export function geminiFileReferences(rawBody: Buffer, body: Record<string, any>): FileReference[] | null {
   if (rawBody.indexOf(FILES) < 0 && rawBody.indexOf(CACHED) < 0 && rawBody.indexOf(ESCAPE) < 0 && rawBody.indexOf(SLASH) < 0) return null
   const refs: FileReference[] = []
-  const cache = body.cachedContent ?? body.cached_content
-  if (typeof cache === 'string') {
+  // countTokens (and a batch line) may wrap the request: its cache is inside `generateContentRequest`.
+  const inner = body.generateContentRequest ?? body.generate_content_request
+  for (const request of [body, inner]) {
+    const cache = request?.cachedContent ?? request?.cached_content
+    if (typeof cache !== 'string') continue
     const name = resourceName(cache, 'cachedContents/')
-    if (name !== null) refs.push({ kind: 'gemini_cache', id: name })
+    if (name !== null && !refs.some((r) => r.id === name)) refs.push({ kind: 'gemini_cache', id: name })
   }
   const names = new Set<string>()
   collectFileUris(body, GEMINI_URI_KEYS, names, 0)
   for (const id of names) refs.push({ kind: 'gemini_file', id })
   return refs.length === 0 ? null : refs
+}
+
+/**
+ * The files and caches a body of an ingress names, for a route of these
+ * candidates (generations and token counts alike): Anthropic's `file_id`s,
+ * Gemini's `fileData` and `cachedContent`, and, when a google channel is
+ * among the candidates, Files API URIs in other wires' URL parts. Null
+ * when it names none (one byte search for most bodies).
+ */
+export function fileReferencesOf(ingress: DialectName, rawBody: Buffer, body: Record<string, any>, candidates: readonly RouteCandidate[]): FileReference[] | null {
+  if (ingress === 'anthropic_messages') {
+    const ids = anthropicFileReferences(rawBody, body)
+    if (!candidates.some((c) => c.channel.provider === 'google')) return ids
+    const urls = urlFileReferences(rawBody, body)
+    return urls === null ? ids : ids === null ? urls : [...ids, ...urls]
+  }
+  if (ingress === 'gemini') return geminiFileReferences(rawBody, body)
+  return candidates.some((c) => c.channel.provider === 'google') ? urlFileReferences(rawBody, body) : null
 }
 
 /**

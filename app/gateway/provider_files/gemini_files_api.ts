@@ -36,6 +36,13 @@ const UPLOAD_HEADERS = [
   'x-goog-upload-file-name',
 ]
 
+/**
+ * Resumable uploads one user may have in progress (started, not finished):
+ * each start is a row until its last chunk or the sweep a week on
+ * (prune_provider_files.ts); unbounded, a client could fill the table.
+ */
+export const MAX_UPLOADS_IN_PROGRESS = 100
+
 function uploadHeaders(call: ApiCall): Record<string, string> {
   const headers: Record<string, string> = {}
   for (const name of UPLOAD_HEADERS) {
@@ -74,31 +81,48 @@ async function startUpload(gw: Gateway, call: ApiCall, baseUrl: string): Promise
   }
   const candidates = fileChannels(gw, call, 'google')
   const { raw, body } = await readJsonObject(gw.service, call, bodyLimitFor('batches'))
+  // Refused before a session is started upstream; checked again with the insert, under the owner's lock.
+  if ((await providerFiles.uploadsInProgress(call.principal.user.id)) >= MAX_UPLOADS_IN_PROGRESS) throw tooManyUploads()
   const { result } = await googleExchange(candidates, { method: 'POST', path: '/files', upload: true, body: raw, headers: uploadHeaders(call) }, NEVER)
   const sessionUrl = headerValue(result.response.headers['x-goog-upload-url'])
   if (sessionUrl === undefined || !/^https?:\/\//.test(sessionUrl)) throw GatewayError.providerError('The upstream started the upload without an upload URL')
   const meta = body.file ?? {}
   const uploadToken = mintUploadToken()
-  await providerFiles.insert({
-    kind: 'gemini_file',
-    upstream_id: null,
-    user_id: call.principal.user.id,
-    api_key_id: call.principal.key.id,
-    channel_id: result.candidate.channel.id,
-    filename: typeof (meta.displayName ?? meta.display_name) === 'string' ? String(meta.displayName ?? meta.display_name).slice(0, 1000) : null,
-    mime_type: headerValue(call.req.headers['x-goog-upload-header-content-type'])?.slice(0, 255) ?? null,
-    bytes: declared,
-    model: null,
-    status: 'uploading',
-    object: null,
-    upload_token: uploadToken,
-    upload_url: sessionUrl,
-  })
+  const row = await providerFiles.insertUpload(
+    {
+      kind: 'gemini_file',
+      upstream_id: null,
+      user_id: call.principal.user.id,
+      api_key_id: call.principal.key.id,
+      channel_id: result.candidate.channel.id,
+      filename: typeof (meta.displayName ?? meta.display_name) === 'string' ? String(meta.displayName ?? meta.display_name).slice(0, 1000) : null,
+      mime_type: headerValue(call.req.headers['x-goog-upload-header-content-type'])?.slice(0, 255) ?? null,
+      bytes: declared,
+      model: null,
+      status: 'uploading',
+      object: null,
+      upload_token: uploadToken,
+      upload_url: sessionUrl,
+    },
+    MAX_UPLOADS_IN_PROGRESS
+  )
+  // Starts at once passed the first check together: the session started upstream is left to expire there.
+  if (row === null) throw tooManyUploads()
   return {
     status: 200,
     headers: { 'x-goog-upload-url': `${baseUrl}/upload/v1beta/files?upload_id=${uploadToken}&upload_protocol=resumable`, 'x-goog-upload-status': 'active' },
     body: null,
   }
+}
+
+/** Google's 429 RESOURCE_EXHAUSTED: the caller's uploads in progress are at MAX_UPLOADS_IN_PROGRESS. */
+function tooManyUploads(): GatewayError {
+  return new GatewayError(
+    429,
+    'too_many_uploads',
+    `${MAX_UPLOADS_IN_PROGRESS} resumable uploads are in progress for this account: finish them, or wait a week for the unfinished ones to expire`,
+    'rate_limit_error'
+  )
 }
 
 /**

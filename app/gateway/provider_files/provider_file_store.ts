@@ -1,4 +1,5 @@
 import db from '@adonisjs/lucid/services/db'
+import type { QueryClientContract } from '@adonisjs/lucid/types/database'
 import { rememberBounded } from '#gateway/bounded_memo'
 
 /** What a row is: Anthropic's Files API, Gemini's Files API, Gemini's cachedContents (migration 1045). */
@@ -46,6 +47,8 @@ export interface FileHolder {
 const REMEMBERED = 50_000
 /** An id no row names is looked for again after this long (another instance may have recorded it since). */
 const UNKNOWN_MS = 60_000
+/** The prefix of a delete's NOTIFY payload on `gateway_changes` */
+const NOTICE = 'provider_files:'
 /** Ids one read of `holders` asks for */
 const READ_BATCH = 1000
 
@@ -55,9 +58,11 @@ const READ_BATCH = 1000
  * only the first time this instance sees that id. An id no row names is
  * remembered as unknown for a minute (UNKNOWN_MS): a client repeating an id
  * the gateway never recorded (uploaded straight to the provider) costs one
- * read a minute, not one per request. A delete here updates what is
- * remembered; one on another instance is seen when the entry is pushed out
- * (the holding channel then answers its own 404 for the id).
+ * read a minute, not one per request. A delete (by its owner, or the
+ * sweep's of an expired file or cache) sends `NOTIFY gateway_changes
+ * 'provider_files:<kind>:<id>'` in its statement: every instance forgets
+ * the id (gateway.ts hands it to forget()) and reads the row again at its
+ * next reference, the 404 it now is.
  */
 export class ProviderFileStore {
   #holders = new Map<string, FileHolder | number>()
@@ -157,11 +162,41 @@ export class ProviderFileStore {
     await db.from('provider_files').where('id', row.id).update({ object: JSON.stringify(object), expires_at: expiresAt })
   }
 
-  /** Marked deleted (kept: a later reference to the id is still its owner's 404, not another channel's guess). */
+  /**
+   * Marked deleted (kept for a while: a later reference to the id is still its owner's 404, not another channel's
+   * guess; prune_provider_files.ts removes it later). Other instances forget the id (NOTIFY, after commit).
+   */
   async markDeleted(row: ProviderFileRow) {
-    await db.from('provider_files').where('id', row.id).update({ status: 'deleted', deleted_at: new Date(), upload_url: null })
+    await db.rawQuery(
+      `WITH gone AS (UPDATE provider_files SET status = 'deleted', deleted_at = now(), upload_url = NULL WHERE id = ? RETURNING kind, upstream_id)
+       SELECT pg_notify('gateway_changes', 'provider_files:' || kind || ':' || upstream_id) FROM gone WHERE upstream_id IS NOT NULL`,
+      [row.id]
+    )
     row.status = 'deleted'
     if (row.upstream_id !== null) this.#remember(row)
+  }
+
+  /**
+   * A resumable upload's row, unless its owner has `cap` uploads in progress
+   * already (null then). Counted and inserted under a lock on the owner, so
+   * starts at once cannot pass the cap together.
+   */
+  async insertUpload(values: NewProviderFile, cap: number): Promise<ProviderFileRow | null> {
+    return db.transaction(async (trx) => {
+      await trx.rawQuery('SELECT pg_advisory_xact_lock(hashtext(?))', [`provider_uploads:${values.user_id}`])
+      if ((await this.uploadsInProgress(values.user_id, trx)) >= cap) return null
+      const [row] = await trx
+        .table('provider_files')
+        .insert({ ...values, object: values.object === null ? null : JSON.stringify(values.object) })
+        .returning('*')
+      return row as ProviderFileRow
+    })
+  }
+
+  /** The owner's resumable uploads in progress (index provider_files_uploading, migration 1053). */
+  async uploadsInProgress(userId: number, client: QueryClientContract = db.connection()): Promise<number> {
+    const row = await client.from('provider_files').where({ user_id: userId, status: 'uploading' }).count('* as n').first()
+    return Number(row?.n ?? 0)
   }
 
   /** A resumable upload's row by the token in the gateway's upload URL, the caller's only. */
@@ -185,7 +220,17 @@ export class ProviderFileStore {
     this.#remember(row)
   }
 
-  /** Forgets every remembered id (tests between files; nothing else needs it). */
+  /**
+   * A delete's notice, `provider_files:<kind>:<id>` (markDeleted, the sweep;
+   * any instance's): the id is forgotten, and read again when next named.
+   */
+  forgetNotice(payload: string) {
+    const at = payload.indexOf(':', NOTICE.length)
+    if (!payload.startsWith(NOTICE) || at < 0) return
+    this.#holders.delete(holderKey(payload.slice(NOTICE.length, at) as ProviderFileKind, payload.slice(at + 1)))
+  }
+
+  /** Forgets every remembered id (tests between files; the change listener back after missing notices). */
   forgetAll() {
     this.#holders.clear()
   }
