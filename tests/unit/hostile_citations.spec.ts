@@ -27,7 +27,7 @@ test.group('Citations against hostile spans', () => {
     const urls = new Set(encoded.content.flatMap((block: any) => (block.citations ?? []).map((c: any) => c.url)))
     assert.equal(urls.size, MAX_CITATIONS)
     const first = encoded.content.find((block: any) => block.citations?.some((c: any) => c.url.startsWith('https://example.com/255/')))
-    assert.equal((encoded.content as any[]).slice(0, encoded.content.indexOf(first)).reduce((n, b: any) => n + b.text.length, 0), 255)
+    assert.equal((encoded.content as any[]).slice(0, encoded.content.indexOf(first!)).reduce((n, b: any) => n + b.text.length, 0), 255)
     assert.equal((encoded.content as any[]).map((b: any) => b.text).join(''), text)
   })
 
