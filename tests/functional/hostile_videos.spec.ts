@@ -179,7 +179,7 @@ test.group('Videos against a hostile upstream', (group) => {
     for (const file of ['local', 'metadata', 'file']) {
       const response = await content(await video(file))
       assert.equal(response.status, 502, file)
-      const body = await response.json()
+      const body = (await response.json()) as any
       assert.equal(body.error.code, 'provider_error', file)
       assert.notInclude(JSON.stringify(body), 'SECRET')
     }
