@@ -115,12 +115,12 @@ interface Vectors {
  * not JSON, an error body, or no list of vectors fails over to the next
  * candidate like a 5xx.
  */
-async function readVectors(body: UpstreamBody, candidate: RouteCandidate): Promise<Vectors> {
+async function readVectors(body: UpstreamBody, candidate: RouteCandidate, inputs: () => Inputs): Promise<Vectors> {
   const wire = adapterFor(candidate.channel.provider).embeddings(candidate.channel)!
   const parsed = parseAnswer(await readBody(body))
   if (wire === 'vertex') {
-    const vectors = decodeAnswer(() => vertexVectors(parsed))
-    if (vectors === null) throw GatewayError.providerError('Upstream returned an answer without its content')
+    const vectors = decodeAnswer(() => vertexVectors(parsed, inputs().texts.length))
+    if (vectors === null) throw GatewayError.providerError('Upstream returned an answer without one vector of numbers for each input')
     return { wire, parsed, vectors }
   }
   const list = wire === 'openai' ? parsed.data : parsed.embeddings
@@ -203,7 +203,7 @@ export async function embeddings(
     },
     account.abort.signal,
     account.dispatchHooks,
-    readVectors
+    (body, c) => readVectors(body, c, inputs)
   )
   const { wire, parsed, vectors } = read
   let usage: TokenUsage

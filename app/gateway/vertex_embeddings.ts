@@ -42,11 +42,24 @@ export function vertexEmbeddingsBody(texts: string[], hints: EmbeddingHints[] | 
   return JSON.stringify(dimensions ? { instances, parameters: { outputDimensionality: dimensions } } : { instances })
 }
 
-/** A `:predict` answer's vectors, in the instances' order (`predictions[].embeddings.values`); null when it has none */
-export function vertexVectors(parsed: any): number[][] | null {
+/**
+ * A `:predict` answer's vectors, in the instances' order
+ * (`predictions[].embeddings.values`); null when it is not one vector of
+ * numbers for each of the `inputs` instances (a prediction short was an
+ * answer of fewer vectors than inputs, billed; one without values an empty
+ * vector): such an answer fails over as any that is no answer.
+ */
+export function vertexVectors(parsed: any, inputs: number): number[][] | null {
   const predictions = parsed?.predictions
-  if (!Array.isArray(predictions)) return null
-  return predictions.map((p: any) => (Array.isArray(p?.embeddings?.values) ? p.embeddings.values : []))
+  if (!Array.isArray(predictions) || predictions.length !== inputs) return null
+  const vectors: number[][] = []
+  for (const prediction of predictions) {
+    const values = prediction?.embeddings?.values
+    if (!Array.isArray(values) || values.length === 0) return null
+    for (const value of values) if (typeof value !== 'number') return null
+    vectors.push(values)
+  }
+  return vectors
 }
 
 /**

@@ -1,10 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { lookup } from 'node:dns'
-import { BlockList, isIP } from 'node:net'
+import { isIP } from 'node:net'
 import { Agent, request } from 'undici'
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import logger from '@adonisjs/core/services/logger'
+import { isBlockedAddress } from '#services/blocked_addresses'
 
 /**
  * A user's own webhook (new-api's "Webhook" notification): the low-balance
@@ -31,27 +32,8 @@ const TIMEOUT_MS = 5000
 const MAX_ANSWER_BYTES = 4096
 const MAX_QUEUED = 200
 
-/** Addresses a user's webhook may not reach (unless USER_WEBHOOK_ALLOW_PRIVATE). */
-const BLOCKED = new BlockList()
-for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) BLOCKED.addSubnet(net, prefix, 'ipv4')
-for (const [net, prefix] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['100::', 64],
-] as const) BLOCKED.addSubnet(net, prefix, 'ipv6')
-
 /** Read at each post (start/env.ts validates it at boot): a test turns it on and off around its cases. */
 const allowPrivate = () => process.env.USER_WEBHOOK_ALLOW_PRIVATE === 'true'
-
-/** Is this address one a user's webhook may not reach? (IPv4-mapped IPv6 is checked as its IPv4) */
-export function isBlockedAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-  if (mapped) return BLOCKED.check(mapped[1], 'ipv4')
-  const family = isIP(address)
-  if (family === 0) return true
-  return BLOCKED.check(address, family === 4 ? 'ipv4' : 'ipv6')
-}
 
 /**
  * The socket's lookup: resolves every address, refuses the host when any is

@@ -4,7 +4,7 @@ import { toPico } from '#gateway/metering/money'
 import { forgetTokens } from '#gateway/providers/vertex/google_token'
 import { MockVertex, MOCK_PROJECT } from '#tests/fixtures/mock_vertex'
 import { genai } from '#tests/clients'
-import { balanceAndLedger, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, usageRows } from '#tests/helpers'
+import { balanceAndLedger, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, usageRows } from '#tests/helpers'
 
 const MODELS = `/v1/projects/${MOCK_PROJECT}/locations/us-central1/publishers/google/models`
 // $0.10 per 1M input tokens
@@ -129,6 +129,42 @@ test.group('Vertex AI embeddings (:predict)', (group) => {
       assert.include(rows[0], { prompt_tokens: answer.usage.prompt_tokens, estimated: true, status: 200 })
     } finally {
       mock.embedCounts = true
+    }
+  })
+
+  test('a hostile Vertex: predictions short of the inputs or without values are no answer (502, nothing billed); token counts negative, NaN or 1e300 not believed', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const ask = () => post('/v1/embeddings', { model: 'text-embedding-005', input: ['one two', 'three four five'], encoding_format: 'float' }, { authorization: `Bearer ${user.key}` })
+    try {
+      for (const hostile of [
+        (p: any[]) => p.slice(0, 1),
+        (p: any[]) => [...p, p[0]],
+        (p: any[]) => [p[0], { embeddings: { statistics: { token_count: 3 } } }],
+        (p: any[]) => [p[0], { embeddings: { values: ['0.5', null], statistics: { token_count: 3 } } }],
+      ]) {
+        mock.embedPredictions = hostile
+        // Each failure counts against the channel: its circuit is closed again for the next case
+        await (await gateway()).health.reset()
+        const response = await ask()
+        assert.equal(response.status, 502)
+        const body = (await response.json()) as any
+        assert.equal(body.error.code, 'provider_error')
+      }
+      const failed = await usageRows(user.userId)
+      assert.isTrue(failed.every((row) => row.cost === '0.000000000000'))
+
+      for (const count of [-5, 'NaN', 1e300]) {
+        mock.embedPredictions = (p) => p.map((prediction, i) => (i === 0 ? { embeddings: { ...prediction.embeddings, statistics: { token_count: count } } } : prediction))
+        const response = await ask()
+        assert.equal(response.status, 200)
+        const body = (await response.json()) as any
+        assert.lengthOf(body.data, 2)
+        assert.isBelow(body.usage.prompt_tokens, 100)
+        assert.include((await usageRows(user.userId)).at(-1), { estimated: true, status: 200 })
+      }
+    } finally {
+      mock.embedPredictions = null
+      await (await gateway()).health.reset()
     }
   })
 })

@@ -13,7 +13,7 @@ import { requestId } from '#gateway/metering/request_id'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { PriceInfo, Principal, ProviderKind, TokenUsage } from '#gateway/types'
-import { dispatch } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
 import { bodyFor, type VideoRequest } from '#gateway/videos/video_request'
 import { operationState, pollRequest, safeOperationName, storedOperation, submitRequest, veoBody } from '#gateway/videos/veo'
 import { billsWithoutRow, claimBilling, claimDue, finished, insertVideo, recordSeen, type VideoRow, type VideoWire } from '#gateway/videos/video_store'
@@ -34,10 +34,15 @@ const SWEEP_LIMIT = 50
 const SWEEP_CONCURRENCY = 4
 /** A bill older than this without its usage row lost it (the meter writes within milliseconds, or spills) */
 const REPAIR_AFTER_MS = 10 * 60_000
-/** An upstream look of the sweep gives up after this long (the next sweep tries again) */
+/** An upstream look gives up after this long (the next look or sweep tries again) */
 const LOOK_TIMEOUT_MS = 30_000
-/** The most seconds of video one upstream answer is believed to have made (a hostile one could say a billion) */
-const MAX_BILLED_SECONDS = 600
+/**
+ * A video is asked about upstream at most once in `everyMs` by this
+ * process: a client polling GET in a loop (or listing 100 unfinished videos
+ * in one) was one upstream call per video per request, on the channel's key
+ * every other user shares (its rate limit, its circuit). Mutable for tests.
+ */
+export const videoLooks = { everyMs: 2_000 }
 
 export interface VideoOptions {
   /** A video still unfinished this long after its creation is failed, its hold released, nothing billed (VIDEO_MAX_AGE_MINUTES) */
@@ -64,6 +69,10 @@ export interface VideoOptions {
 export class VideoService {
   readonly holds: BatchHolds
   #billing = new Map<number, Promise<void>>()
+  /** Upstream looks under way, by video: every GET, list and sweep of the video meanwhile waits for the same one */
+  #looking = new Map<number, Promise<VideoRow>>()
+  /** The last look's video, by video, for videoLooks.everyMs */
+  #looked = new Map<number, { at: number; row: VideoRow }>()
 
   constructor(
     private catalog: Catalog,
@@ -212,16 +221,46 @@ export class VideoService {
   /**
    * The video now: asked of the upstream while unbilled (a finished one is
    * billed before this returns), as last seen once billed. `row` is updated.
+   * Looks at once share one upstream call, and a look within
+   * videoLooks.everyMs of the last is answered by it, unless `fresh` (a
+   * delete: a video that finished meanwhile is billed, as it was made).
    */
-  async look(row: VideoRow, signal: AbortSignal): Promise<VideoRow> {
+  async look(row: VideoRow, signal: AbortSignal, fresh = false): Promise<VideoRow> {
     if (row.billed_at !== null) return row
+    const recent = fresh ? undefined : this.#looked.get(row.id)
+    if (recent !== undefined && Date.now() - recent.at < videoLooks.everyMs) return seenAs(row, recent.row)
+    let shared = this.#looking.get(row.id)
+    if (shared === undefined) {
+      const own = { ...row }
+      // Not the first asker's signal: the others wait for the same answer. Bounded as the sweep's are.
+      shared = this.#askUpstream(own, AbortSignal.timeout(LOOK_TIMEOUT_MS))
+        .then(() => this.#remember(own))
+        .finally(() => this.#looking.delete(row.id))
+      this.#looking.set(row.id, shared)
+      // Every asker may have left before it ends: its failure is theirs to see, never an unhandled rejection.
+      shared.catch(() => {})
+    }
+    return seenAs(row, await untilAborted(shared, signal))
+  }
+
+  /** The video as this look left it, answered to the looks of the next videoLooks.everyMs (insertion order is age order) */
+  #remember(row: VideoRow): VideoRow {
+    this.#looked.delete(row.id)
+    this.#looked.set(row.id, { at: Date.now(), row })
+    for (const [id, seen] of this.#looked) {
+      if (Date.now() - seen.at < videoLooks.everyMs) break
+      this.#looked.delete(id)
+    }
+    return row
+  }
+
+  async #askUpstream(row: VideoRow, signal: AbortSignal) {
     const candidate = this.holdingChannelOf(row)
     const upstream =
       row.wire === 'openai'
         ? (await dispatch([candidate], (c) => channelRequest(c.channel, { method: 'GET', path: `/videos/${encodeURIComponent(row.upstream_id)}` }), signal, undefined, jsonAnswer)).answer
         : (await dispatch([candidate], (c) => pollRequest(c.channel, c.upstreamModel, row.upstream_id), signal, undefined, jsonAnswer)).answer
     await this.settle(row, upstream)
-    return row
   }
 
   /** What an upstream answer says of the video, kept; a finished one billed (once). */
@@ -233,8 +272,9 @@ export class VideoService {
       status = openAiStatus(upstream.status, row.status)
       object = upstream
       // What the upstream says it made, when it says it believably; else what was asked.
+      // Never more than was asked for and held: an upstream that says 12 (or 600) for a 4-second video is billed 4.
       const reported = Number(upstream.seconds)
-      seconds = Number.isInteger(reported) && reported > 0 && reported <= MAX_BILLED_SECONDS ? reported : row.seconds
+      seconds = Number.isInteger(reported) && reported > 0 && reported <= row.seconds ? reported : row.seconds
     } else {
       const state = operationState(upstream)
       status = state.status
@@ -369,6 +409,24 @@ export class VideoService {
 }
 
 const OPENAI_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom'])
+
+/** `row` as a look saw the video (what a look changes of it) */
+function seenAs(row: VideoRow, seen: VideoRow): VideoRow {
+  row.status = seen.status
+  row.object = seen.object
+  row.billed_at = seen.billed_at
+  return row
+}
+
+/** The work's result, or ClientGoneError as soon as the client's signal aborts (the work goes on for the others) */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new ClientGoneError())
+  return new Promise((resolve, reject) => {
+    const gone = () => reject(new ClientGoneError())
+    signal.addEventListener('abort', gone, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', gone))
+  })
+}
 
 /** OpenAI's status of a video, from its answer (an unknown word: as it was; cancelled: failed) */
 function openAiStatus(status: unknown, previous: string): string {

@@ -8,7 +8,7 @@ import { assertStorableModel } from '#gateway/http/model_name'
 import { callChannel, holdingChannel, sendToChannel } from '#gateway/batches/upstream_calls'
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
 import { listParams } from '#gateway/responses_store/responses_api'
-import { dispatch } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
 import { ClientStream } from '#gateway/relay/client_stream'
 import { jsonAnswer } from '#gateway/batches/upstream_calls'
 import { isVeoModel, readVideoRequest, VEO_DEFAULT_SECONDS, type VideoRequest } from '#gateway/videos/video_request'
@@ -16,6 +16,8 @@ import { NATIVE_VEO_KINDS, VIDEO_CHANNEL_KINDS } from '#gateway/videos/video_ser
 import { operationState, pollRequest, samplesOf } from '#gateway/videos/veo'
 import { findOwned, listOwned, markDeleted, type VideoRow } from '#gateway/videos/video_store'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
+import { isIP } from 'node:net'
+import { isBlockedAddress } from '#services/blocked_addresses'
 
 /** OpenAI's size when a Veo video names none (Veo's 16:9 720p) */
 const VEO_DEFAULT_SIZE = '1280x720'
@@ -90,7 +92,7 @@ export async function listVideos(gw: Gateway, call: ApiCall, query: Record<strin
 export async function deleteVideo(gw: Gateway, call: ApiCall, id: string) {
   const row = await owned(call, id)
   const signal = closeSignal(call)
-  if (row.billed_at === null) await gw.videos.look(row, signal).catch(() => {})
+  if (row.billed_at === null) await gw.videos.look(row, signal, true).catch(() => {})
   if (row.wire === 'openai') {
     try {
       await callChannel(gw.videos.holdingChannelOf(row), { method: 'DELETE', path: `/videos/${encodeURIComponent(row.upstream_id)}` }, signal)
@@ -181,11 +183,20 @@ export async function videoContent(gw: Gateway, call: ApiCall, id: string, query
   return relayGeminiFile(call, candidate, sample.uri!, signal)
 }
 
+/** Redirects a Gemini file's download follows (Google's: one, to its storage) */
+const MAX_FILE_REDIRECTS = 3
+/** How long one hop of a Gemini file's download may take to answer its headers (the bytes then come as they come) */
+const FILE_HEADERS_MS = 30_000
+
 /**
  * A Gemini API file (`{base}/files/{id}:download?alt=media`) read with the
  * channel's key: only on the channel's own origin (the key never goes to a
  * host the upstream names), relayed as it comes. Google may answer with a
- * redirect to the file's storage: followed once, without the key.
+ * redirect to the file's storage: followed by hand, at most
+ * MAX_FILE_REDIRECTS, without the key off the channel's origin, and off it
+ * to https only, never to a private or local IP address (fetch's own
+ * following took a hostile upstream's second redirect anywhere: to
+ * http://169.254.169.254 or a LAN host, whose answer reached the client).
  */
 async function relayGeminiFile(call: ApiCall, candidate: RouteCandidate, uri: string, signal: AbortSignal) {
   const channel = candidate.channel
@@ -195,13 +206,26 @@ async function relayGeminiFile(call: ApiCall, candidate: RouteCandidate, uri: st
   } catch {
     throw GatewayError.providerError('The upstream named the video at an address that is not a URL')
   }
-  if (url.origin !== new URL(channel.baseUrl).origin) throw GatewayError.providerError('The upstream named the video on another host than its own')
-  const headers: Record<string, string> = {}
-  if (channel.apiKey) headers['x-goog-api-key'] = channel.apiKey
-  let response = await fetch(url, { headers, redirect: 'manual', signal }).catch(() => null)
-  if (response !== null && response.status >= 300 && response.status < 400 && response.headers.get('location')) {
-    const location = new URL(response.headers.get('location')!, url)
-    response = location.protocol === 'https:' || location.origin === url.origin ? await fetch(location, { signal }).catch(() => null) : null
+  const origin = new URL(channel.baseUrl).origin
+  if (url.origin !== origin) throw GatewayError.providerError('The upstream named the video on another host than its own')
+  let response: Response | null = null
+  for (let hop = 0; ; hop++) {
+    const headers: Record<string, string> = {}
+    if (channel.apiKey && url.origin === origin) headers['x-goog-api-key'] = channel.apiKey
+    response = await fetchHeaders(url, headers, signal)
+    const location = response !== null && response.status >= 300 && response.status < 400 ? response.headers.get('location') : null
+    if (location === null) break
+    await response!.body?.cancel().catch(() => {})
+    let next: URL | null
+    try {
+      next = new URL(location, url)
+    } catch {
+      next = null
+    }
+    if (next === null || hop >= MAX_FILE_REDIRECTS || !redirectable(next, origin)) {
+      throw GatewayError.providerError('The upstream redirected the video to an address the gateway does not follow')
+    }
+    url = next
   }
   if (response === null || !response.ok || response.body === null) {
     throw GatewayError.providerError(`The upstream did not give the video${response ? ` (HTTP ${response.status})` : ''}`)
@@ -220,6 +244,28 @@ async function relayGeminiFile(call: ApiCall, candidate: RouteCandidate, uri: st
     return
   }
   stream.end()
+}
+
+/** One hop's answer, its headers within FILE_HEADERS_MS (null: no answer); the body then bounded by the client's signal alone */
+async function fetchHeaders(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Response | null> {
+  const deadline = new AbortController()
+  const timer = setTimeout(() => deadline.abort(), FILE_HEADERS_MS)
+  try {
+    return await fetch(url, { headers, redirect: 'manual', signal: AbortSignal.any([signal, deadline.signal]) })
+  } catch {
+    if (signal.aborted) throw new ClientGoneError()
+    return null
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Where a Gemini file's redirect may go: the channel's origin, or https to a host that is no private or local IP address */
+function redirectable(url: URL, channelOrigin: string): boolean {
+  if (url.origin === channelOrigin) return true
+  if (url.protocol !== 'https:') return false
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  return isIP(host) === 0 ? host !== 'localhost' && !host.endsWith('.localhost') : !isBlockedAddress(host)
 }
 
 function sendWhole(call: ApiCall, bytes: Buffer, contentType: string) {

@@ -45,33 +45,74 @@ export function groundingCitations(grounding: GeminiGrounding, textOf: ((part: n
     }
     return found
   }
-  const offsets = new Map<number, ((bytes: number) => number) | null>()
+  // Google's byte offsets, turned into UTF-16 ones after the walk: each part's text is read once for all its segments
+  const spans: Array<{ found: GroundedCitation; start: number; end: number | undefined }> = []
+  const texts = new Map<number, string | null>()
   for (const support of supports) {
     const segment = support?.segment
     const part = Number.isInteger(segment?.partIndex) ? segment!.partIndex! : 0
-    let toUtf16 = offsets.get(part)
-    if (toUtf16 === undefined) offsets.set(part, (toUtf16 = utf16Offsets(textOf(part))))
+    let text = texts.get(part)
+    if (text === undefined) texts.set(part, (text = textOf(part)))
     for (const i of Array.isArray(support?.groundingChunkIndices) ? support.groundingChunkIndices : []) {
       const citation = page(i)
       if (citation === null) continue
-      if (found.length >= MAX_CITATIONS) return found
-      if (toUtf16 !== null && segment) {
+      if (found.length >= MAX_CITATIONS) return withSpans(found, spans, texts)
+      const cited = { part: text === null ? -1 : part, citation }
+      found.push(cited)
+      if (text !== null && segment) {
         // proto3 leaves a 0 out: a segment from the part's start has no startIndex
-        const start = toUtf16(typeof segment.startIndex === 'number' ? segment.startIndex : 0)
-        const end = typeof segment.endIndex === 'number' ? toUtf16(segment.endIndex) : undefined
-        citation.start = start
-        if (end !== undefined && end >= start) citation.end = end
+        spans.push({ found: cited, start: typeof segment.startIndex === 'number' ? segment.startIndex : 0, end: typeof segment.endIndex === 'number' ? segment.endIndex : undefined })
       }
-      found.push({ part: toUtf16 === null ? -1 : part, citation })
     }
+  }
+  return withSpans(found, spans, texts)
+}
+
+/** The citations' spans, their byte offsets into their part's text as UTF-16 ones (utf16Offsets) */
+function withSpans(
+  found: GroundedCitation[],
+  spans: Array<{ found: GroundedCitation; start: number; end: number | undefined }>,
+  texts: Map<number, string | null>
+): GroundedCitation[] {
+  const byPart = new Map<number, number[]>()
+  for (const span of spans) {
+    const offsets = byPart.get(span.found.part) ?? []
+    offsets.push(span.start)
+    if (span.end !== undefined) offsets.push(span.end)
+    byPart.set(span.found.part, offsets)
+  }
+  const mapped = new Map<number, Map<number, number>>()
+  for (const [part, offsets] of byPart) mapped.set(part, utf16Offsets(texts.get(part)!, offsets))
+  for (const span of spans) {
+    const toUtf16 = mapped.get(span.found.part)!
+    const start = toUtf16.get(span.start)!
+    const end = span.end === undefined ? undefined : toUtf16.get(span.end)!
+    span.found.citation.start = start
+    if (end !== undefined && end >= start) span.found.citation.end = end
   }
   return found
 }
 
-/** Byte offsets into a text's UTF-8 -> UTF-16 offsets (the identity for ASCII); null: no such text part */
-function utf16Offsets(text: string | null): ((bytes: number) => number) | null {
-  if (text === null) return null
-  const bytes = Buffer.from(text, 'utf8')
-  if (bytes.length === text.length) return (at) => Math.max(0, Math.min(at, text.length))
-  return (at) => (at <= 0 ? 0 : bytes.subarray(0, Math.min(at, bytes.length)).toString('utf8').length)
+/**
+ * Byte offsets into a text's UTF-8 -> UTF-16 offsets, all in one walk of the
+ * text (decoding its bytes up to each offset was a walk per citation: 256
+ * segments near the end of 4 MB of non-ASCII text blocked the event loop for
+ * 4 s). An offset inside a character (a hostile or broken one) is taken to
+ * the character's end, never between the two halves of a surrogate pair;
+ * one past the text, to its end.
+ */
+function utf16Offsets(text: string, offsets: number[]): Map<number, number> {
+  const wanted = [...new Set(offsets)].sort((a, b) => a - b)
+  const out = new Map<number, number>()
+  let next = 0
+  let byte = 0
+  for (let i = 0; i < text.length && next < wanted.length; ) {
+    while (next < wanted.length && wanted[next] <= byte) out.set(wanted[next++], i)
+    const code = text.codePointAt(i)!
+    // A lone surrogate is written as U+FFFD's three bytes, as Buffer.from writes it
+    byte += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4
+    i += code > 0xffff ? 2 : 1
+  }
+  while (next < wanted.length) out.set(wanted[next++], text.length)
+  return out
 }
