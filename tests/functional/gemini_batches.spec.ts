@@ -166,6 +166,12 @@ test.group('Gemini Batch API', (group) => {
     await ai.batches.delete({ name: job.name! })
     assert.isFalse(upstream.geminiBatches.batches.has(mock.name))
     assert.equal((await failure(ai.batches.get({ name: job.name! }))).status, 404)
+    // A look that asked before the delete and hears back after it: the batch stays deleted (it came back in lists and gets).
+    await gw.batches.settleGeminiBatch(row, row.object)
+    assert.equal((await failure(ai.batches.get({ name: job.name! }))).status, 404)
+    const after: string[] = []
+    for await (const b of await ai.batches.list()) after.push(b.name!)
+    assert.deepEqual(after, [])
     assert.lengthOf(await usageRows(user.userId), 1)
   })
 
