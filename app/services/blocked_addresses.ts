@@ -1,3 +1,4 @@
+import { lookup } from 'node:dns'
 import { BlockList, isIP } from 'node:net'
 
 /**
@@ -12,7 +13,8 @@ for (const [net, prefix] of [
   ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) BLOCKED.addSubnet(net, prefix, 'ipv4')
 for (const [net, prefix] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['100::', 64],
+  // ::/96 holds ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d (URL writes [::127.0.0.1] as ::7f00:1)
+  ['::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['100::', 64],
 ] as const) BLOCKED.addSubnet(net, prefix, 'ipv6')
 
 /** Is this address one of those? (IPv4-mapped IPv6 is checked as its IPv4; what is no address at all is) */
@@ -22,4 +24,25 @@ export function isBlockedAddress(address: string): boolean {
   const family = isIP(address)
   if (family === 0) return true
   return BLOCKED.check(address, family === 4 ? 'ipv4' : 'ipv6')
+}
+
+/** A host that resolves to one of those addresses (the socket's lookup refused it: nothing was connected to) */
+export class BlockedAddressError extends Error {}
+
+/**
+ * A socket's lookup (undici's connect.lookup) for a host someone else chose:
+ * every address of the name resolved, the host refused when any is blocked,
+ * the socket handed the address that was checked (a DNS answer cannot
+ * change between the check and the connect). An IP literal is never looked
+ * up: the caller checks it (isBlockedAddress).
+ */
+export function publicOnlyLookup(hostname: string, options: any, callback: (...args: any[]) => void) {
+  lookup(hostname, { all: true, family: options?.family ?? 0 }, (error, addresses) => {
+    if (error) return callback(error)
+    if (addresses.length === 0) return callback(new Error(`${hostname} has no address`))
+    const bad = addresses.find((a) => isBlockedAddress(a.address))
+    if (bad) return callback(new BlockedAddressError(`${hostname} resolves to a private or local address (${bad.address})`))
+    if (options?.all) return callback(null, addresses)
+    callback(null, addresses[0].address, addresses[0].family)
+  })
 }

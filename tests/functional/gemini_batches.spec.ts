@@ -166,6 +166,12 @@ test.group('Gemini Batch API', (group) => {
     await ai.batches.delete({ name: job.name! })
     assert.isFalse(upstream.geminiBatches.batches.has(mock.name))
     assert.equal((await failure(ai.batches.get({ name: job.name! }))).status, 404)
+    // A look that asked before the delete and hears back after it: the batch stays deleted (it came back in lists and gets).
+    await gw.batches.settleGeminiBatch(row, row.object)
+    assert.equal((await failure(ai.batches.get({ name: job.name! }))).status, 404)
+    const after: string[] = []
+    for await (const b of await ai.batches.list()) after.push(b.name!)
+    assert.deepEqual(after, [])
     assert.lengthOf(await usageRows(user.userId), 1)
   })
 
@@ -318,6 +324,36 @@ test.group('Gemini Batch API', (group) => {
     assert.equal(theirs.status, 404)
     assert.equal(((await theirs.json()) as any).error.status, 'NOT_FOUND')
   })
+  test('a file batch whose keys repeat (or differ only in lone surrogates) is billed for every request answered; more than 100,000 lines are refused', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const hinted = new GoogleGenAI({ apiKey: user.key, httpOptions: { baseUrl: baseUrl(), headers: { 'x-gateway-model': 'gemini-b-only' } } })
+    const ai = genai(user.key)
+    const request = { contents: [{ parts: [{ text: 'q' }] }], generationConfig: { maxOutputTokens: 50 } }
+    // Four requests of one key, then two whose keys are one in UTF-8 (each lone surrogate is U+FFFD there).
+    const keys = ['same', 'same', 'same', 'same', 'x\ud800', 'x\ud801']
+    const lines = keys.map((key) => JSON.stringify({ key, request }))
+    const upload = async (text: string) =>
+      (await hinted.files.upload({ file: new Blob([Buffer.from(text)], { type: 'application/jsonl' }), config: { mimeType: 'application/jsonl' } })).name!
+    const job = await ai.batches.create({ model: 'gemini-2.5-flash', src: await upload(`${lines.join('\n')}\n`) })
+    assert.equal((await ai.batches.get({ name: job.name! })).state, 'JOB_STATE_SUCCEEDED')
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    // Each of the six answered, each billed (the repeated key's four were one request's bill, the surrogates' two one).
+    assert.equal(rows[0].cost, expectedCost(range(6)))
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+
+    const sent = second.geminiBatches.batches.size
+    const huge = await upload('{}\n'.repeat(100_001))
+    const refused = await rest(user.key, 'POST', '/v1beta/models/gemini-2.5-flash:batchGenerateContent', { batch: { input_config: { file_name: huge } } })
+    assert.equal(refused.status, 400)
+    const body = (await refused.json()) as any
+    assert.equal(body.error.status, 'INVALID_ARGUMENT')
+    assert.include(body.error.message, 'at most 100000 requests')
+    assert.equal(second.geminiBatches.batches.size, sent, 'never sent')
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+  })
+
   test("the panel's Batches page: a Gemini batch under its kind, its state and counts; cancelled there, billed once", async ({ assert }) => {
     const admin = { email: 'gem-admin@example.com', password: 'correct horse battery' }
     await createUser({ ...admin, role: 'admin' })

@@ -1,6 +1,8 @@
 import { test } from '@japa/runner'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net'
+import { lookup } from 'node:dns/promises'
+import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import db from '@adonisjs/lucid/services/db'
 import { setPrice } from '#actions/set_price'
@@ -36,6 +38,10 @@ test.group('Videos against a hostile upstream', (group) => {
   let url = ''
   let secretUrl = ''
   let secretHits = 0
+  /** A TCP listener on loopback: any connection to it (a TLS hello or else) counts */
+  let raw: TcpServer
+  let rawPort = 0
+  let rawConnections = 0
   let upstreamGets = 0
   let storageKeys: Array<string | undefined> = []
   let script: Scripted = { seconds: '4', polls: 1, looks: 0 }
@@ -49,6 +55,12 @@ test.group('Videos against a hostile upstream', (group) => {
       res.end('SECRET: instance credentials')
     })
     secretUrl = await listen(secret)
+    raw = createTcpServer((socket) => {
+      rawConnections++
+      socket.destroy()
+    })
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve))
+    rawPort = (raw.address() as AddressInfo).port
     upstream = createServer((req, res) => {
       const path = req.url ?? ''
       let body = ''
@@ -77,6 +89,10 @@ test.group('Videos against a hostile upstream', (group) => {
         if (path === '/v1beta/files/local:download') return res.writeHead(302, { location: `${url}/hop` }).end()
         if (path === '/hop') return res.writeHead(302, { location: `${secretUrl}/latest/meta-data/` }).end()
         if (path === '/v1beta/files/metadata:download') return res.writeHead(302, { location: 'https://169.254.169.254/latest/meta-data/' }).end()
+        // A name (not an IP) whose DNS answer is loopback: this machine's own name, and localhost with its trailing dot
+        if (path === '/v1beta/files/named:download') return res.writeHead(302, { location: `https://${hostname()}:${rawPort}/v` }).end()
+        if (path === '/v1beta/files/dotted:download') return res.writeHead(302, { location: `https://LOCALHOST.:${rawPort}/v` }).end()
+        if (path === '/v1beta/files/mapped:download') return res.writeHead(302, { location: `https://[::127.0.0.1]:${rawPort}/v` }).end()
         if (path === '/v1beta/files/file:download') return res.writeHead(302, { location: 'file:///etc/passwd' }).end()
         if (path === '/v1beta/files/good:download') return res.writeHead(302, { location: `${url}/storage/good` }).end()
         if (path === '/storage/good') {
@@ -95,6 +111,7 @@ test.group('Videos against a hostile upstream', (group) => {
     return async () => {
       await new Promise((resolve) => upstream.close(resolve))
       await new Promise((resolve) => secret.close(resolve))
+      await new Promise((resolve) => raw.close(resolve))
     }
   })
 
@@ -176,7 +193,9 @@ test.group('Videos against a hostile upstream', (group) => {
     }
     const content = (id: string) => fetch(`${baseUrl()}/v1/videos/${id}/content`, { headers: { authorization: `Bearer ${user.key}` } })
 
-    for (const file of ['local', 'metadata', 'file']) {
+    // The test's premise: this machine's name resolves to a loopback address (/etc/hosts)
+    assert.match((await lookup(hostname())).address, /^(127\.|::1$)/)
+    for (const file of ['local', 'metadata', 'file', 'named', 'dotted', 'mapped']) {
       const response = await content(await video(file))
       assert.equal(response.status, 502, file)
       const body = (await response.json()) as any
@@ -184,6 +203,7 @@ test.group('Videos against a hostile upstream', (group) => {
       assert.notInclude(JSON.stringify(body), 'SECRET')
     }
     assert.equal(secretHits, 0, 'the local address was never asked')
+    assert.equal(rawConnections, 0, 'no name resolving to loopback was connected to')
 
     storageKeys = []
     const good = await content(await video('good'))

@@ -220,9 +220,11 @@ export function sumGeminiInlined(responses: unknown[], lines: number): OutputUsa
 
 /**
  * A Gemini batch's results file (JSONL, one `{key, response | error}` a
- * line), read as it streams (readJsonLines' bounds), each key's first line
- * billed once (`once`: the keys of its input file, or without them the
- * first `lines` distinct ones); a line without a key is named by its place.
+ * line), read as it streams (readJsonLines' bounds): each key of its input
+ * file billed once (`once`), or, for a batch whose input had no key of its
+ * own for each request (a key missing or repeated), its first `lines` lines
+ * by their place (each of its requests answers one line, whatever its key:
+ * a key repeated by ten requests was billed once before).
  */
 export function sumGeminiResultsFile(body: AsyncIterable<Buffer>, once: BilledOnce): Promise<OutputUsage> {
   let place = 0
@@ -230,7 +232,7 @@ export function sumGeminiResultsFile(body: AsyncIterable<Buffer>, once: BilledOn
     const line = parsedLine(bytes)
     if (line === undefined) return
     place++
-    const key = typeof line?.key === 'string' ? line.key : `\0line ${place}`
+    const key = once.keyed && typeof line?.key === 'string' ? line.key : `\0line ${place}`
     if (once.admit(key)) addGeminiAnswer(sums, line)
   })
 }

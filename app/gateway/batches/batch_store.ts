@@ -243,11 +243,16 @@ export async function markDeleted(id: number) {
   await db.from('batch_objects').where('id', id).update({ status: DELETED_STATUS, updated_at: new Date() })
 }
 
-/** The upstream's latest word on an object. */
+/**
+ * The upstream's latest word on an object; none on one its owner deleted (a
+ * look whose answer came back after the delete put a deleted batch back in
+ * its lists and gets).
+ */
 export async function recordSeen(id: number, status: string, object: Record<string, any>) {
   await db
     .from('batch_objects')
     .where('id', id)
+    .whereNot('status', DELETED_STATUS)
     .update({ status: storable(status.slice(0, 32)), object: objectJson(object), updated_at: new Date(), polled_at: new Date() })
 }
 

@@ -25,6 +25,23 @@ export class CustomIdDigests {
     this.#digests.push(digest(this.#salt, id))
   }
 
+  /**
+   * Adds an id unless its digest is one already added (false then): for ids
+   * not checked unique before (Gemini's keys), compared as they are billed
+   * (their UTF-8: 'x\ud800' and 'x\ud801' are one), 8 bytes a key held
+   * however long the key.
+   */
+  addNew(id: string): boolean {
+    const key = digest(this.#salt, id)
+    this.#seen ??= new Set()
+    if (this.#seen.has(key)) return false
+    this.#seen.add(key)
+    this.#digests.push(key)
+    return true
+  }
+
+  #seen: Set<string> | undefined
+
   /** The salt then every digest: what batch_custom_ids.digests keeps. */
   toBuffer(): Buffer {
     return Buffer.concat([this.#salt, Buffer.from(this.#digests.join(''), 'latin1')])
@@ -48,6 +65,11 @@ export class BilledOnce {
   #seen = new Set<string>()
   repeated = 0
   unknown = 0
+
+  /** Are the batch's ids known (each billed once), or only its request count? */
+  get keyed(): boolean {
+    return this.#ids !== null
+  }
 
   constructor(
     stored: Buffer | null,

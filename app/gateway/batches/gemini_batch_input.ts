@@ -30,16 +30,17 @@ export class GeminiHoldTally {
   audioHold = 0
   imageHold = 0
   /** The requests' keys (metadata.key, a file line's key): kept for the bill when every request has its own */
-  #keys = new Set<string>()
   #digests = new CustomIdDigests()
   #keyed = true
 
   add(request: Record<string, any>, key: unknown) {
     this.requests++
-    if (typeof key === 'string' && !this.#keys.has(key)) {
-      this.#keys.add(key)
-      this.#digests.add(key)
-    } else this.#keyed = false
+    // Unique as the bill tells them apart (by digest: keys differing only in lone surrogates are one); once one is not,
+    // the results are billed by place (sumGeminiResultsFile), and the digests are no longer needed.
+    if (this.#keyed && (typeof key !== 'string' || !this.#digests.addNew(key))) {
+      this.#keyed = false
+      this.#digests = new CustomIdDigests()
+    }
     const completion = completionTokenHold(request)
     this.completionHold = Math.min(this.completionHold + completion, MAX_COMPLETION_HOLD)
     this.searchHold = Math.min(this.searchHold + webSearchHold(request), MAX_COMPLETION_HOLD)
@@ -133,13 +134,16 @@ export function withUpstreamModel(body: Record<string, any>, source: GeminiBatch
  * An input file's lines (`{key, request}`, read back from the channel that
  * holds it, as they stream: readJsonLines' bounds) tallied as inline
  * requests are; a line that is not one still holds a request's default
- * allowance (the upstream may run it). Returns the file's bytes.
+ * allowance (the upstream may run it); more than 100,000 lines are a 400
+ * (as inline requests). Returns the file's bytes.
  */
 export async function tallyInputFile(body: AsyncIterable<Buffer>, tally: GeminiHoldTally): Promise<number> {
   let bytes = 0
   await readJsonLines(body, (line) => {
     bytes += line.length + 1
     if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) return
+    // As many as inline (a 2 GB file of 20-byte lines was 100 million requests tallied, their digests held)
+    if (tally.requests >= MAX_MESSAGE_BATCH_REQUESTS) throw refused(`A batch takes at most ${MAX_MESSAGE_BATCH_REQUESTS} requests: the file has more`, 'batch.input_config.file_name')
     const parsed = parsedLine(line)
     tally.add(objectOrNull(parsed?.request) ?? {}, parsed?.key)
   })

@@ -17,7 +17,8 @@ import { operationState, pollRequest, samplesOf } from '#gateway/videos/veo'
 import { findOwned, listOwned, markDeleted, type VideoRow } from '#gateway/videos/video_store'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { isIP } from 'node:net'
-import { isBlockedAddress } from '#services/blocked_addresses'
+import { Agent, fetch as undiciFetch, type Response } from 'undici'
+import { isBlockedAddress, publicOnlyLookup } from '#services/blocked_addresses'
 
 /** OpenAI's size when a Veo video names none (Veo's 16:9 720p) */
 const VEO_DEFAULT_SIZE = '1280x720'
@@ -194,7 +195,8 @@ const FILE_HEADERS_MS = 30_000
  * host the upstream names), relayed as it comes. Google may answer with a
  * redirect to the file's storage: followed by hand, at most
  * MAX_FILE_REDIRECTS, without the key off the channel's origin, and off it
- * to https only, never to a private or local IP address (fetch's own
+ * to https only, never to a private or local address, an IP written or a
+ * name's DNS answer (offOrigin's lookup) (fetch's own
  * following took a hostile upstream's second redirect anywhere: to
  * http://169.254.169.254 or a LAN host, whose answer reached the client).
  */
@@ -212,7 +214,7 @@ async function relayGeminiFile(call: ApiCall, candidate: RouteCandidate, uri: st
   for (let hop = 0; ; hop++) {
     const headers: Record<string, string> = {}
     if (channel.apiKey && url.origin === origin) headers['x-goog-api-key'] = channel.apiKey
-    response = await fetchHeaders(url, headers, signal)
+    response = await fetchHeaders(url, headers, signal, url.origin !== origin)
     const location = response !== null && response.status >= 300 && response.status < 400 ? response.headers.get('location') : null
     if (location === null) break
     await response!.body?.cancel().catch(() => {})
@@ -246,12 +248,26 @@ async function relayGeminiFile(call: ApiCall, candidate: RouteCandidate, uri: st
   stream.end()
 }
 
+/**
+ * Off the channel's origin, hosts are connected to through this: a name is
+ * resolved and refused when any of its addresses is private or local (a
+ * redirect to https://localhost. or to a name whose DNS says 127.0.0.1 or
+ * 169.254.169.254 passed the check of IP literals before), the checked
+ * address the one connected to.
+ */
+const offOrigin = new Agent({ connect: { lookup: publicOnlyLookup as any }, keepAliveTimeout: 1000 })
+
 /** One hop's answer, its headers within FILE_HEADERS_MS (null: no answer); the body then bounded by the client's signal alone */
-async function fetchHeaders(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Response | null> {
+async function fetchHeaders(url: URL, headers: Record<string, string>, signal: AbortSignal, foreign: boolean): Promise<Response | null> {
   const deadline = new AbortController()
   const timer = setTimeout(() => deadline.abort(), FILE_HEADERS_MS)
   try {
-    return await fetch(url, { headers, redirect: 'manual', signal: AbortSignal.any([signal, deadline.signal]) })
+    return await undiciFetch(url, {
+      headers,
+      redirect: 'manual',
+      signal: AbortSignal.any([signal, deadline.signal]),
+      ...(foreign ? { dispatcher: offOrigin } : {}),
+    })
   } catch {
     if (signal.aborted) throw new ClientGoneError()
     return null
@@ -264,7 +280,8 @@ async function fetchHeaders(url: URL, headers: Record<string, string>, signal: A
 function redirectable(url: URL, channelOrigin: string): boolean {
   if (url.origin === channelOrigin) return true
   if (url.protocol !== 'https:') return false
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  // A name is resolved and its addresses checked as it is connected to (offOrigin); `localhost.` is localhost
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '')
   return isIP(host) === 0 ? host !== 'localhost' && !host.endsWith('.localhost') : !isBlockedAddress(host)
 }
 
