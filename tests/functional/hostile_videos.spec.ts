@@ -193,9 +193,10 @@ test.group('Videos against a hostile upstream', (group) => {
     }
     const content = (id: string) => fetch(`${baseUrl()}/v1/videos/${id}/content`, { headers: { authorization: `Bearer ${user.key}` } })
 
-    // The test's premise: this machine's name resolves to a loopback address (/etc/hosts)
-    assert.match((await lookup(hostname())).address, /^(127\.|::1$)/)
-    for (const file of ['local', 'metadata', 'file', 'named', 'dotted', 'mapped']) {
+    // The `named` case needs this machine's name to resolve to a loopback address (/etc/hosts, as on these
+    // machines); where it does not, that case proves nothing and is left out.
+    const namedIsLoopback = /^(127\.|::1$)/.test((await lookup(hostname()).catch(() => ({ address: '' }))).address)
+    for (const file of ['local', 'metadata', 'file', ...(namedIsLoopback ? ['named'] : []), 'dotted', 'mapped']) {
       const response = await content(await video(file))
       assert.equal(response.status, 502, file)
       const body = (await response.json()) as any
