@@ -1,4 +1,5 @@
 import db from '@adonisjs/lucid/services/db'
+import { eachAtMost } from '#gateway/each_at_most'
 import Channel from '#models/channel'
 import { AdminInputError } from '#actions/admin_input_error'
 import { findChannel, modelListTargetOf } from '#actions/channel_models'
@@ -97,14 +98,14 @@ async function runAll(options: UpdateAllOptions, stopped: AbortSignal): Promise<
   const channels = (await Channel.query().orderBy('priority', 'desc').orderBy('id')).filter((c) => hasBalanceSource(c.provider))
   const deadline = Date.now() + budgetMs
   const checks: Array<BalanceCheck | undefined> = new Array(channels.length)
-  let next = 0
-  const worker = async () => {
-    while (next < channels.length && Date.now() < deadline && !stopped.aborted) {
-      const index = next++
-      checks[index] = await check(channels[index], AbortSignal.any([stopped, AbortSignal.timeout(perChannelMs)]), options.observe, stopped)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, channels.length) }, worker))
+  await eachAtMost(
+    channels,
+    concurrency,
+    async (channel, index) => {
+      checks[index] = await check(channel, AbortSignal.any([stopped, AbortSignal.timeout(perChannelMs)]), options.observe, stopped)
+    },
+    () => Date.now() < deadline && !stopped.aborted
+  )
   const done = checks.filter((c): c is BalanceCheck => c !== undefined)
   return { checks: done, skipped: channels.length - done.length }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '@adonisjs/core/logger'
+import { eachAtMost } from '#gateway/each_at_most'
 import type { Catalog } from '#gateway/catalog'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { fromPico, toPico } from '#gateway/metering/money'
@@ -420,11 +421,7 @@ export class BatchService {
   async sweep(): Promise<number> {
     await this.holds.sync()
     const rows = await unbilledBatches(SWEEP_LIMIT)
-    let next = 0
-    const worker = async () => {
-      while (next < rows.length) await this.#sweepOne(rows[next++])
-    }
-    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, rows.length) }, worker))
+    await eachAtMost(rows, SWEEP_CONCURRENCY, (row) => this.#sweepOne(row))
     await this.repairBills().catch((error) => this.logger.warn({ err: error }, 'batch sweep: could not check bills for lost usage rows'))
     return rows.length
   }

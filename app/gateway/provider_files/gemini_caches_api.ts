@@ -6,7 +6,7 @@ import { closeSignal } from '#gateway/batches/files_api'
 import { NEVER } from '#gateway/batches/upstream_calls'
 import { fileChannels } from '#gateway/provider_files/file_channels'
 import { geminiFileReferences, notFound, pinnedCandidates } from '#gateway/provider_files/file_pins'
-import { googleHolder, googleJson, pageQuery, readJsonObject, timeOf } from '#gateway/provider_files/google_calls'
+import { deleteHeld, googleHolder, googleJson, pageQuery, readJsonObject, timeOf } from '#gateway/provider_files/google_calls'
 import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
 
 /**
@@ -100,12 +100,5 @@ export async function updateGeminiCache(gw: Gateway, call: ApiCall, name: string
 
 /** `DELETE /v1beta/cachedContents/{id}`: deleted upstream (one gone there already is gone), then marked here. */
 export async function deleteGeminiCache(gw: Gateway, call: ApiCall, name: string) {
-  const row = await ownedCache(call, name)
-  try {
-    await googleJson([googleHolder(gw.catalog.channels, row.channel_id)], { method: 'DELETE', path: `/${name}` }, closeSignal(call))
-  } catch (error) {
-    if (!(error instanceof GatewayError && error.status === 404)) throw error
-  }
-  await providerFiles.markDeleted(row)
-  return {}
+  return deleteHeld(gw.catalog.channels, call, await ownedCache(call, name), name)
 }

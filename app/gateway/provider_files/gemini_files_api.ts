@@ -16,6 +16,7 @@ import {
   pageQuery,
   readJsonObject,
   timeOf,
+  deleteHeld,
 } from '#gateway/provider_files/google_calls'
 import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
 
@@ -236,12 +237,5 @@ export async function showGeminiFile(gw: Gateway, call: ApiCall, name: string) {
 
 /** `DELETE /v1beta/files/{id}`: deleted upstream (one gone there already is gone), then marked here. */
 export async function deleteGeminiFile(gw: Gateway, call: ApiCall, name: string) {
-  const row = await ownedFile(call, name)
-  try {
-    await googleJson([googleHolder(gw.catalog.channels, row.channel_id)], { method: 'DELETE', path: `/${name}` }, closeSignal(call))
-  } catch (error) {
-    if (!(error instanceof GatewayError && error.status === 404)) throw error
-  }
-  await providerFiles.markDeleted(row)
-  return {}
+  return deleteHeld(gw.catalog.channels, call, await ownedFile(call, name), name)
 }

@@ -9,6 +9,8 @@ import type { GatewayService } from '#gateway/gateway_service'
 import { dispatch, readBody, type DispatchResult } from '#gateway/upstream/dispatcher'
 import { jsonAnswer } from '#gateway/batches/upstream_calls'
 import { holdingChannel } from '#gateway/batches/upstream_calls'
+import { closeSignal } from '#gateway/batches/files_api'
+import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
 
 export const GOOGLE_KINDS = new Set(['google'] as const)
 
@@ -93,4 +95,19 @@ export function pageQuery(query: Record<string, unknown>, fallback: number, max:
   }
   const token = typeof query.pageToken === 'string' && query.pageToken !== '' ? query.pageToken.slice(0, 255) : undefined
   return { size, token }
+}
+
+/**
+ * A Gemini file's or cache's `DELETE`: deleted on the channel holding it (one
+ * already gone there is gone), then marked deleted here (and forgotten by
+ * every instance). Google answers `{}`.
+ */
+export async function deleteHeld(channels: readonly ChannelInfo[], call: ApiCall, row: ProviderFileRow, name: string) {
+  try {
+    await googleJson([googleHolder(channels, row.channel_id)], { method: 'DELETE', path: `/${name}` }, closeSignal(call))
+  } catch (error) {
+    if (!(error instanceof GatewayError && error.status === 404)) throw error
+  }
+  await providerFiles.markDeleted(row)
+  return {}
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '@adonisjs/core/logger'
+import { eachAtMost } from '#gateway/each_at_most'
 import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel } from '#gateway/access_policy'
 import { BatchHolds, batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds'
@@ -363,11 +364,7 @@ export class VideoService {
   async sweep(): Promise<number> {
     await this.holds.sync()
     const rows = await claimDue(SWEEP_LIMIT)
-    let next = 0
-    const worker = async () => {
-      while (next < rows.length) await this.#sweepOne(rows[next++])
-    }
-    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, rows.length) }, worker))
+    await eachAtMost(rows, SWEEP_CONCURRENCY, (row) => this.#sweepOne(row))
     await this.repairBills().catch((error) => this.logger.warn({ err: error }, 'video sweep: could not check bills for lost usage rows'))
     return rows.length
   }

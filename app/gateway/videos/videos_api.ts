@@ -1,4 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
+import { eachAtMost } from '#gateway/each_at_most'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { bodyLimitFor } from '#gateway/http/body_limits'
@@ -72,14 +73,9 @@ export async function listVideos(gw: Gateway, call: ApiCall, query: Record<strin
   const rows = await listOwned(call.principal.user.id, params)
   const page = rows.slice(0, params.limit)
   const signal = closeSignal(call)
-  let next = 0
-  const worker = async () => {
-    while (next < page.length) {
-      const row = page[next++]
-      if (row.billed_at === null) await gw.videos.look(row, signal).catch(() => {})
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(LIST_LOOKS_AT_ONCE, page.length) }, worker))
+  await eachAtMost(page, LIST_LOOKS_AT_ONCE, async (row) => {
+    if (row.billed_at === null) await gw.videos.look(row, signal).catch(() => {})
+  })
   const data = page.map(videoView)
   return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null, has_more: rows.length > params.limit }
 }
