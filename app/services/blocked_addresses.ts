@@ -36,13 +36,24 @@ export class BlockedAddressError extends Error {}
  * change between the check and the connect). An IP literal is never looked
  * up: the caller checks it (isBlockedAddress).
  */
-export function publicOnlyLookup(hostname: string, options: any, callback: (...args: any[]) => void) {
-  lookup(hostname, { all: true, family: options?.family ?? 0 }, (error, addresses) => {
-    if (error) return callback(error)
-    if (addresses.length === 0) return callback(new Error(`${hostname} has no address`))
-    const bad = addresses.find((a) => isBlockedAddress(a.address))
-    if (bad) return callback(new BlockedAddressError(`${hostname} resolves to a private or local address (${bad.address})`))
-    if (options?.all) return callback(null, addresses)
-    callback(null, addresses[0].address, addresses[0].family)
-  })
+export const publicOnlyLookup = addressCheckingLookup(() => true, (message) => new BlockedAddressError(message))
+
+/**
+ * Such a lookup, refusing blocked addresses only while `refusing()` says so
+ * (a user's webhook: USER_WEBHOOK_ALLOW_PRIVATE lets tests and a LAN through),
+ * with the caller's error for a refused host.
+ */
+export function addressCheckingLookup(refusing: () => boolean, refused: (message: string) => Error) {
+  return (hostname: string, options: any, callback: (...args: any[]) => void) => {
+    lookup(hostname, { all: true, family: options?.family ?? 0 }, (error, addresses) => {
+      if (error) return callback(error)
+      if (addresses.length === 0) return callback(new Error(`${hostname} has no address`))
+      if (refusing()) {
+        const bad = addresses.find((a) => isBlockedAddress(a.address))
+        if (bad) return callback(refused(`${hostname} resolves to a private or local address (${bad.address})`))
+      }
+      if (options?.all) return callback(null, addresses)
+      callback(null, addresses[0].address, addresses[0].family)
+    })
+  }
 }

@@ -1,11 +1,10 @@
 import { createHmac, randomBytes } from 'node:crypto'
-import { lookup } from 'node:dns'
 import { isIP } from 'node:net'
 import { Agent, request } from 'undici'
 import db from '@adonisjs/lucid/services/db'
 import encryption from '@adonisjs/core/services/encryption'
 import logger from '@adonisjs/core/services/logger'
-import { isBlockedAddress } from '#services/blocked_addresses'
+import { addressCheckingLookup, isBlockedAddress } from '#services/blocked_addresses'
 
 /**
  * A user's own webhook (new-api's "Webhook" notification): the low-balance
@@ -35,23 +34,8 @@ const MAX_QUEUED = 200
 /** Read at each post (start/env.ts validates it at boot): a test turns it on and off around its cases. */
 const allowPrivate = () => process.env.USER_WEBHOOK_ALLOW_PRIVATE === 'true'
 
-/**
- * The socket's lookup: resolves every address, refuses the host when any is
- * blocked, and hands the socket the first one (the checked address is the
- * one connected to).
- */
-function checkedLookup(hostname: string, options: any, callback: (...args: any[]) => void) {
-  lookup(hostname, { all: true, family: options?.family ?? 0 }, (error, addresses) => {
-    if (error) return callback(error)
-    if (addresses.length === 0) return callback(new Error(`${hostname} has no address`))
-    if (!allowPrivate()) {
-      const bad = addresses.find((a) => isBlockedAddress(a.address))
-      if (bad) return callback(new WebhookRefused(`${hostname} resolves to a private or local address (${bad.address})`))
-    }
-    if (options?.all) return callback(null, addresses)
-    callback(null, addresses[0].address, addresses[0].family)
-  })
-}
+/** The socket's lookup (blocked_addresses.ts): the address checked is the one connected to. */
+const checkedLookup = addressCheckingLookup(() => !allowPrivate(), (message) => new WebhookRefused(message))
 
 const agent = new Agent({
   connect: { lookup: checkedLookup as any, timeout: TIMEOUT_MS },
