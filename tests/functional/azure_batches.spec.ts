@@ -1,10 +1,10 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
-import OpenAI, { toFile } from 'openai'
+import OpenAI, { AzureOpenAI, toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockUsageOf } from '#tests/fixtures/mock_upstream/openai_batches'
-import { balanceAndLedger, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, baseUrl, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * OpenAI's Files and Batch API relayed to Azure OpenAI channels (global-batch
@@ -190,6 +190,38 @@ test.group('Batch API on Azure OpenAI channels', (group) => {
     assert.lengthOf(rows, 1)
     assert.include(rows[0], { endpoint: 'batch', provider: 'azure', served_model: 'mini-global-batch', error_code: 'batch_cancelled', cost: expectedCost(2) })
     assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+  })
+
+  test('clients set up for Azure: AzureOpenAI (/openai/files, /openai/batches, ?api-version=) and the openai SDK at /openai/v1', async ({
+    assert,
+  }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const azure = new AzureOpenAI({ endpoint: baseUrl(), apiKey: user.key, apiVersion: '2024-10-21', maxRetries: 0 })
+    const v1 = new OpenAI({ baseURL: `${baseUrl()}/openai/v1`, apiKey: user.key, maxRetries: 0 })
+
+    const file = await azure.files.create({ file: await toFile(jsonl(2, 'gpt-4o'), 'requests.jsonl'), purpose: 'batch' })
+    assert.match(file.id, /^file-gw/)
+    const batch = await azure.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '0' } })
+    assert.match(batch.id, /^batch_gw/)
+    // The same objects through the v1 path, and the key's only: listed, read, done.
+    assert.include((await v1.batches.list()).data.map((b) => b.id), batch.id)
+    const done = await v1.batches.retrieve(batch.id)
+    assert.equal(done.status, 'completed')
+    const content = await (await azure.files.content(done.output_file_id!)).text()
+    assert.lengthOf(content.trim().split('\n'), 2)
+    await azure.batches.retrieve(batch.id)
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', provider: 'azure', served_model: 'gpt-4o-batch', cost: expectedCost(2) })
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+
+    // Another key gets OpenAI's 404 at Azure's path too.
+    const other = await seedUser({ balance: '1' })
+    const stranger = new AzureOpenAI({ endpoint: baseUrl(), apiKey: other.key, apiVersion: '2024-10-21', maxRetries: 0 })
+    const refused = await stranger.batches.retrieve(batch.id).catch((error) => error)
+    assert.equal(refused.status, 404)
+    assert.equal(refused.error.code, 'batch_not_found')
   })
 
   test("Azure's refusal (not a global-batch deployment) answered in OpenAI's error format; nothing held, recorded or billed", async ({ assert }) => {
