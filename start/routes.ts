@@ -37,8 +37,8 @@ const VideosController = () => import('#controllers/api/videos_controller')
 const GeminiFilesController = () => import('#controllers/api/gemini_files_controller')
 const GeminiBatchesController = () => import('#controllers/api/gemini_batches_controller')
 
-/** OpenAI's Files and Batch API (app/gateway/batches/): under /v1, and without it as LiteLLM serves them. */
-function batchRoutes() {
+/** OpenAI's Files and Batch API (app/gateway/batches/): under /v1, without it as LiteLLM serves them, and at Azure's paths. */
+function filesAndBatchesRoutes() {
   router.post('/files', [FilesController, 'store']).as('files.store')
   router.get('/files', [FilesController, 'index']).as('files.index')
   router.get('/files/:id', [FilesController, 'show']).as('files.show')
@@ -48,6 +48,11 @@ function batchRoutes() {
   router.get('/batches', [BatchesController, 'index']).as('batches.index')
   router.get('/batches/:id', [BatchesController, 'show']).as('batches.show')
   router.post('/batches/:id/cancel', [BatchesController, 'cancel']).as('batches.cancel')
+}
+
+/** The Files and Batch API with OpenAI's Videos API, under /v1 and without it. */
+function batchRoutes() {
+  filesAndBatchesRoutes()
   // OpenAI's Videos API (app/gateway/videos/), beside files and batches: long jobs, billed when they finish.
   router.post('/videos', [VideosController, 'store']).as('videos.store')
   router.get('/videos', [VideosController, 'index']).as('videos.index')
@@ -215,18 +220,21 @@ router
  * `/openai/responses`. The POSTs resolve through azure_endpoints.ts, as in the
  * API lane; the model lists are the /v1 ones.
  */
-router.post('/openai/*', [AzureController, 'call']).as('azure.call').use(middleware.apiKey())
 for (const prefix of ['/openai/v1', '/openai']) {
   router
     .group(() => {
       router.get('/models', [ModelsController, 'index']).as('models')
       router.get('/models/*', [ModelsController, 'show']).as('models.show')
       responsesRoutes()
+      // AzureOpenAI's `files.*` and `batches.*` (`?api-version=` ignored): the gateway's, as under /v1.
+      filesAndBatchesRoutes()
     })
     .prefix(prefix)
     .as(prefix === '/openai' ? 'azure' : 'azure.v1')
     .use(middleware.apiKey())
 }
+// After the Files and Batch API's POSTs above, which it would otherwise take.
+router.post('/openai/*', [AzureController, 'call']).as('azure.call').use(middleware.apiKey())
 
 /**
  * OpenAI's legacy engine paths (`/v1/engines/{model}/completions`, `/chat/completions`,

@@ -109,14 +109,16 @@ export function readBatchInput(bytes: Buffer): BatchInput {
 
 /**
  * The file with each line's `body.model` renamed (a channel that maps the
- * client's name to another upstream): only those lines are written again,
- * every other byte as it was.
+ * client's name to another upstream; on Azure the deployment's name), and
+ * its `url` when given (Azure's, without `/v1`): only those lines are
+ * written again, every other byte as it was.
  */
-export function withModel(bytes: Buffer, model: string): Buffer {
+export function withModel(bytes: Buffer, model: string, url?: string): Buffer {
   const out: string[] = []
   forEachLine(bytes, (text) => {
     const line = JSON.parse(text)
     line.body.model = model
+    if (url !== undefined) line.url = url
     out.push(JSON.stringify(line))
   })
   return Buffer.from(`${out.join('\n')}\n`, 'utf8')

@@ -126,6 +126,8 @@ export class BatchService {
       ...upstream,
       id: row.public_id,
       object: 'batch',
+      // The client's (`/v1/chat/completions`), not Azure's echo of its own form (`/chat/completions`)
+      endpoint: row.endpoint ?? upstream.endpoint,
       input_file_id: row.input_file_id,
       output_file_id: output,
       error_file_id: errors,

@@ -9,7 +9,7 @@ import { requestId } from '#gateway/metering/request_id'
 import { batchHold } from '#gateway/batches/batch_pricing'
 import { batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds'
 import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
-import { callChannel, holdingChannel, NEVER } from '#gateway/batches/upstream_calls'
+import { batchEndpointFor, callChannel, holdingChannel, NEVER } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
 
@@ -73,7 +73,8 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
         path: '/batches',
         body: JSON.stringify({
           input_file_id: file.upstream_id,
-          endpoint,
+          // Azure's without `/v1` (`/chat/completions`), as the file's lines were written for it at upload.
+          endpoint: batchEndpointFor(candidate.channel, endpoint),
           completion_window: window,
           ...(metadata ? { metadata } : {}),
         }),

@@ -9,8 +9,10 @@ import { relayedUpstreamHeader } from '#gateway/upstream/relayed_headers'
 import { dispatch, forEachChunk, type DispatchResult } from '#gateway/upstream/dispatcher'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
 import { deleteObject, findOwned, insertObject, listOwned, recordSeen, type BatchObjectRow } from '#gateway/batches/batch_store'
+import type { RouteCandidate } from '#gateway/routing/channel_router'
 import {
   BATCH_CHANNEL_KINDS,
+  batchEndpointFor,
   callChannel,
   channelRequest,
   holdingChannel,
@@ -59,21 +61,26 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
     .filter((c) => BATCH_CHANNEL_KINDS.has(c.channel.provider))
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(
-      `No channel serving '${input.model}' offers the Batch API (OpenAI and OpenAI-compatible 'custom' channels do)`,
+      `No channel serving '${input.model}' offers the Batch API (OpenAI, OpenAI-compatible 'custom' and Azure OpenAI channels do)`,
       'unsupported_endpoint'
     )
   }
-  /** The upload for a mapped name: the file part's lines renamed, every other byte as sent; one per name */
+  /**
+   * The upload for a mapped name or an Azure channel (its deployment's name and its urls on every line): the file
+   * part's lines rewritten, every other byte as sent; one per name and url
+   */
   const mapped = new Map<string, Buffer>()
-  const bodyFor = (upstreamModel: string): Buffer => {
-    if (upstreamModel === input.model) return rawBody
-    let body = mapped.get(upstreamModel)
-    if (!body) mapped.set(upstreamModel, (body = spliced(rawBody, file, withModel(bytes, upstreamModel))))
+  const bodyFor = (c: RouteCandidate): Buffer => {
+    const url = batchEndpointFor(c.channel, input.endpoint)
+    if (c.upstreamModel === input.model && url === input.endpoint) return rawBody
+    const key = `${url} ${c.upstreamModel}`
+    let body = mapped.get(key)
+    if (!body) mapped.set(key, (body = spliced(rawBody, file, withModel(bytes, c.upstreamModel, url === input.endpoint ? undefined : url))))
     return body
   }
   const result = await dispatch(
     candidates,
-    (c) => channelRequest(c.channel, { method: 'POST', path: '/files', body: bodyFor(c.upstreamModel), contentType }),
+    (c) => channelRequest(c.channel, { method: 'POST', path: '/files', body: bodyFor(c), contentType }),
     // Not aborted when the client leaves (its whole body is here): a file the upstream stored and the gateway never
     // recorded would stay there, unlisted and undeletable. It is recorded; GET /v1/files lists it.
     NEVER,

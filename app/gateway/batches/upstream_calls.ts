@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import { DEFAULT_ANTHROPIC_VERSION } from '#gateway/providers/anthropic/anthropic_adapter'
+import { addressingOf } from '#gateway/providers/azure/azure_adapter'
 import { baseOf, withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { VENDORS } from '#gateway/providers/vendors'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
@@ -10,11 +11,22 @@ import { ClientGoneError, dispatch, readBody, type DispatchResult, type Upstream
 
 /**
  * The channel kinds whose upstream has OpenAI's Files and Batch API at
- * `{base}/files` and `{base}/batches`: OpenAI itself and OpenAI-compatible
- * servers (vLLM, a LiteLLM proxy...). Azure addresses them its own way
- * (`?api-version=`, deployments): not served (400 unsupported_endpoint).
+ * `{base}/files` and `{base}/batches`: OpenAI itself, OpenAI-compatible
+ * servers (vLLM, a LiteLLM proxy...) and Azure OpenAI (global-batch
+ * deployments: `{resource}/openai/files?api-version=` classic or
+ * `{resource}/openai/v1/files`, its `api-key`: channelRequest addresses it;
+ * its input files' lines name the deployment and Azure's urls, batchEndpointFor).
  */
-export const BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom'])
+export const BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom', 'azure'])
+
+/**
+ * A batch line's url (and a batch's `endpoint`) as the channel takes it:
+ * Azure's are OpenAI's without `/v1` (`/chat/completions`), as its batch
+ * docs write them; every other kind's as the client sent it.
+ */
+export function batchEndpointFor(channel: ChannelInfo, endpoint: string): string {
+  return channel.provider === 'azure' && endpoint.startsWith('/v1/') ? endpoint.slice(3) : endpoint
+}
 
 /** The channel kinds whose upstream has Anthropic's Message Batches at `{base}/messages/batches` */
 export const MESSAGE_BATCH_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['anthropic'])
@@ -43,8 +55,9 @@ export interface ChannelCall {
 
 /**
  * The request for a call: the channel's base, its key (a Bearer token,
- * Anthropic's `x-api-key` with an `anthropic-version`, or Google's
- * `x-goog-api-key`, as the adapters send them), its extra headers.
+ * Anthropic's `x-api-key` with an `anthropic-version`, Google's
+ * `x-goog-api-key`, or Azure's `api-key` with its api-version, as the
+ * adapters send them), its extra headers.
  */
 export function channelRequest(channel: ChannelInfo, call: ChannelCall): UpstreamRequest {
   const { origin, basePath } = baseOf(channel)
@@ -54,6 +67,13 @@ export function channelRequest(channel: ChannelInfo, call: ChannelCall): Upstrea
     if (channel.apiKey) headers['x-api-key'] = channel.apiKey
     withChannelHeaders(headers, channel, call.clientHeaders ?? {}, VENDORS.anthropic.forwardHeaders)
     headers['anthropic-version'] ??= DEFAULT_ANTHROPIC_VERSION
+  } else if (channel.provider === 'azure') {
+    // As the Azure adapter sends it: its `api-key`, under `/openai` (classic, `?api-version=` on every path) or `/openai/v1`.
+    const addressing = addressingOf(channel)
+    if (channel.apiKey) headers['api-key'] = channel.apiKey
+    withChannelHeaders(headers, channel, {}, [])
+    const query = addressing.query === '' ? '' : `${call.path.includes('?') ? '&' : '?'}${addressing.query.slice(1)}`
+    return { method: call.method, origin: addressing.origin, path: `${addressing.basePath}${call.path}${query}`, headers, body: call.body ?? '' }
   } else if (channel.provider === 'google') {
     // As the Gemini adapter and the Files API relay (google_calls.ts) send it
     if (channel.apiKey) headers['x-goog-api-key'] = channel.apiKey

@@ -62,7 +62,8 @@ export function azureAddressing(baseUrl: string): AzureAddressing {
 
 const addressings = new WeakMap<ChannelInfo, AzureAddressing>()
 
-function addressingOf(channel: ChannelInfo): AzureAddressing {
+/** A channel's addressing, read once per channel snapshot (the adapter's calls and the Files / Batch API's). */
+export function addressingOf(channel: ChannelInfo): AzureAddressing {
   let addressing = addressings.get(channel)
   if (!addressing) {
     addressing = azureAddressing(channel.baseUrl)
