@@ -120,13 +120,26 @@ const OPENAI_END_FIELDS = ['completed_at', 'failed_at', 'expired_at', 'cancelled
 
 function summaryOf(row: Record<string, any>): BatchSummary {
   const object: Record<string, any> = row.object ?? {}
-  const anthropic = isMessageBatch(row as BatchObjectRow)
   const billed = row.billed_at !== null
-  if (isGeminiBatch(row as BatchObjectRow)) return geminiSummaryOf(row, object, billed)
+  if (isGeminiBatch(row as BatchObjectRow)) return rowSummary(row, billed, geminiPartsOf(row, object, billed))
+  const anthropic = isMessageBatch(row as BatchObjectRow)
+  return rowSummary(row, billed, {
+    kind: anthropic ? 'anthropic' : 'openai',
+    counts: countsOf(object.request_counts),
+    endedAt: anthropic ? dateOf(object.ended_at) : (OPENAI_END_FIELDS.map((f) => dateOf(object[f])).find((d) => d !== null) ?? null),
+    cancellable: !billed && isRunning(row.status, anthropic, object),
+  })
+}
+
+/** What a batch's kind decides in its summary; the rest is the row's (rowSummary) */
+type KindParts = Pick<BatchSummary, 'kind' | 'counts' | 'endedAt' | 'cancellable'>
+
+/** A summary of the row's own columns, whatever the kind, with the kind's parts */
+function rowSummary(row: Record<string, any>, billed: boolean, parts: KindParts): BatchSummary {
   return {
     id: Number(row.id),
     publicId: row.public_id,
-    kind: anthropic ? 'anthropic' : 'openai',
+    kind: parts.kind,
     userId: Number(row.user_id),
     ownerEmail: row.owner_email ?? null,
     apiKeyId: row.api_key_id === null ? null : Number(row.api_key_id),
@@ -137,45 +150,28 @@ function summaryOf(row: Record<string, any>): BatchSummary {
     model: row.model,
     servedModel: row.served_model,
     status: row.status,
-    counts: countsOf(object.request_counts),
+    counts: parts.counts,
     createdAt: row.created_at,
-    endedAt: anthropic ? dateOf(object.ended_at) : (OPENAI_END_FIELDS.map((f) => dateOf(object[f])).find((d) => d !== null) ?? null),
+    endedAt: parts.endedAt,
     held: billed ? null : String(row.hold),
     billedAt: row.billed_at,
     billedCost: billed ? String(row.billed_cost ?? '0') : null,
     usageId: row.usage_id === null || row.usage_id === undefined ? null : Number(row.usage_id),
-    cancellable: !billed && isRunning(row.status, anthropic, object),
+    cancellable: parts.cancellable,
   }
 }
 
 /** Gemini's batch: its Operation's metadata (`state`, `batchStats` counts as strings, `endTime`) */
-function geminiSummaryOf(row: Record<string, any>, object: Record<string, any>, billed: boolean): BatchSummary {
+function geminiPartsOf(row: Record<string, any>, object: Record<string, any>, billed: boolean): KindParts {
   const metadata = object.metadata !== null && typeof object.metadata === 'object' ? object.metadata : {}
   const stats = metadata.batchStats !== null && typeof metadata.batchStats === 'object' ? metadata.batchStats : {}
   const counts = Object.entries(stats)
     .map(([name, value]) => ({ name: name.replace(/RequestCount$/, '').replace(/^requestCount$/, 'total'), value: Number(value) }))
     .filter((count) => Number.isFinite(count.value))
   return {
-    id: Number(row.id),
-    publicId: row.public_id,
     kind: 'google',
-    userId: Number(row.user_id),
-    ownerEmail: row.owner_email ?? null,
-    apiKeyId: row.api_key_id === null ? null : Number(row.api_key_id),
-    keyName: row.key_name ?? null,
-    keyPrefix: row.key_prefix ?? null,
-    channelId: row.channel_id === null ? null : Number(row.channel_id),
-    channelName: row.channel_name ?? null,
-    model: row.model,
-    servedModel: row.served_model,
-    status: row.status,
     counts: counts.length > 0 ? counts : null,
-    createdAt: row.created_at,
     endedAt: dateOf(metadata.endTime),
-    held: billed ? null : String(row.hold),
-    billedAt: row.billed_at,
-    billedCost: billed ? String(row.billed_cost ?? '0') : null,
-    usageId: row.usage_id === null || row.usage_id === undefined ? null : Number(row.usage_id),
     cancellable: !billed && (row.status === 'BATCH_STATE_PENDING' || row.status === 'BATCH_STATE_RUNNING'),
   }
 }

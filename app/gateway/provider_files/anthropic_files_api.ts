@@ -10,7 +10,7 @@ import { dispatch } from '#gateway/upstream/dispatcher'
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
 import { callChannel, channelRequest, holdingChannel, jsonAnswer, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
 import { fileChannels, headerValue } from '#gateway/provider_files/file_channels'
-import { notFound } from '#gateway/provider_files/file_pins'
+import { ownedOr404 } from '#gateway/provider_files/file_pins'
 export { isAnthropicFilesCall } from '#gateway/provider_files/files_wire'
 import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
 
@@ -100,24 +100,18 @@ function fileView(row: ProviderFileRow): Record<string, any> {
   return row.object ?? { id: row.upstream_id, type: 'file', filename: row.filename, mime_type: row.mime_type, size_bytes: Number(row.bytes) }
 }
 
-async function ownedFile(call: ApiCall, id: string): Promise<ProviderFileRow> {
-  const row = await providerFiles.owned('anthropic_file', call.principal.user.id, id)
-  if (row === null) throw notFound({ kind: 'anthropic_file', id })
-  return row
-}
-
 function holderOf(gw: Gateway, row: ProviderFileRow) {
   return holdingChannel(gw.catalog.channels, row.channel_id === null ? null : Number(row.channel_id), null, ANTHROPIC_KINDS)
 }
 
 /** `GET /v1/files/{id}` (Anthropic): the caller's file's metadata, from the gateway's row. */
 export async function showAnthropicFile(call: ApiCall, id: string) {
-  return fileView(await ownedFile(call, id))
+  return fileView(await ownedOr404('anthropic_file', call.principal.user.id, id))
 }
 
 /** `GET /v1/files/{id}/content` (Anthropic): the holding channel's bytes, relayed as they come. */
 export async function anthropicFileContent(gw: Gateway, call: ApiCall, id: string) {
-  const row = await ownedFile(call, id)
+  const row = await ownedOr404('anthropic_file', call.principal.user.id, id)
   const { response, body } = await sendToChannel(
     holderOf(gw, row),
     { method: 'GET', path: `/files/${encodeURIComponent(id)}/content`, clientHeaders: upstreamHeaders(call.req.headers) },
@@ -128,7 +122,7 @@ export async function anthropicFileContent(gw: Gateway, call: ApiCall, id: strin
 
 /** `DELETE /v1/files/{id}` (Anthropic): deleted upstream (one gone there already is gone), then marked here. */
 export async function deleteAnthropicFile(gw: Gateway, call: ApiCall, id: string) {
-  const row = await ownedFile(call, id)
+  const row = await ownedOr404('anthropic_file', call.principal.user.id, id)
   try {
     await callChannel(holderOf(gw, row), { method: 'DELETE', path: `/files/${encodeURIComponent(id)}`, clientHeaders: upstreamHeaders(call.req.headers) }, closeSignal(call))
   } catch (error) {

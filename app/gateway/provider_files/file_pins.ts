@@ -1,7 +1,7 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { DialectName } from '#gateway/dialects/canonical'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import { holderKey, providerFiles, type ProviderFileKind } from '#gateway/provider_files/provider_file_store'
+import { holderKey, providerFiles, type ProviderFileKind, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
 
 /** An upstream id a generation names: a file or a cache on one channel's account. */
 export interface FileReference {
@@ -188,4 +188,11 @@ export async function pinnedCandidates(candidates: RouteCandidate[], refs: FileR
 export function notFound(ref: FileReference): GatewayError {
   const what = ref.kind === 'gemini_cache' ? 'Cached content' : 'File'
   return new GatewayError(404, 'file_not_found', `${what} not found: ${ref.id.slice(0, 160)}`, 'not_found_error')
+}
+
+/** The caller's file or cache of this kind (a deleted one, another user's, one never recorded: the wire's 404). */
+export async function ownedOr404(kind: ProviderFileKind, userId: number, id: string): Promise<ProviderFileRow> {
+  const row = await providerFiles.owned(kind, userId, id)
+  if (row === null) throw notFound({ kind, id })
+  return row
 }

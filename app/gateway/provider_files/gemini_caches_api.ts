@@ -5,8 +5,8 @@ import { bodyLimitFor } from '#gateway/http/body_limits'
 import { closeSignal } from '#gateway/batches/files_api'
 import { NEVER } from '#gateway/batches/upstream_calls'
 import { fileChannels } from '#gateway/provider_files/file_channels'
-import { geminiFileReferences, notFound, pinnedCandidates } from '#gateway/provider_files/file_pins'
-import { deleteHeld, googleHolder, googleJson, pageQuery, readJsonObject, timeOf } from '#gateway/provider_files/google_calls'
+import { geminiFileReferences, ownedOr404, pinnedCandidates } from '#gateway/provider_files/file_pins'
+import { deleteHeld, googleHolder, googleJson, listOwned, readJsonObject, timeOf } from '#gateway/provider_files/google_calls'
 import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
 
 /**
@@ -56,18 +56,7 @@ export async function createGeminiCache(gw: Gateway, call: ApiCall) {
 
 /** `GET /v1beta/cachedContents` (`pageSize` up to 1000, default 100; `pageToken`): the caller's caches, newest first, as last seen. */
 export async function listGeminiCaches(call: ApiCall, query: Record<string, unknown>) {
-  const { size, token } = pageQuery(query, 100, 1000)
-  const rows = await providerFiles.list('gemini_cache', call.principal.user.id, size, { afterId: token })
-  const cachedContents = rows.slice(0, size).map((row) => row.object ?? { name: row.upstream_id })
-  const answer: Record<string, any> = { cachedContents }
-  if (rows.length > size) answer.nextPageToken = cachedContents[cachedContents.length - 1].name
-  return answer
-}
-
-async function ownedCache(call: ApiCall, name: string): Promise<ProviderFileRow> {
-  const row = await providerFiles.owned('gemini_cache', call.principal.user.id, name)
-  if (row === null) throw notFound({ kind: 'gemini_cache', id: name })
-  return row
+  return listOwned('gemini_cache', 'cachedContents', call, query, { fallback: 100, max: 1000 })
 }
 
 /** The upstream's cache under the name the client knows (the model as the client named it). */
@@ -77,7 +66,7 @@ function seenAs(row: ProviderFileRow, answer: Record<string, any>) {
 
 /** `GET /v1beta/cachedContents/{id}`: asked of the holding channel, kept on the row. */
 export async function showGeminiCache(gw: Gateway, call: ApiCall, name: string) {
-  const row = await ownedCache(call, name)
+  const row = await ownedOr404('gemini_cache', call.principal.user.id, name)
   const { answer } = await googleJson([googleHolder(gw.catalog.channels, row.channel_id)], { method: 'GET', path: `/${name}` }, closeSignal(call))
   const view = seenAs(row, answer)
   await providerFiles.update(row, view, timeOf(answer.expireTime) ?? row.expires_at)
@@ -86,7 +75,7 @@ export async function showGeminiCache(gw: Gateway, call: ApiCall, name: string) 
 
 /** `PATCH /v1beta/cachedContents/{id}` (`ttl` or `expireTime`, `updateMask`): relayed to the holding channel. */
 export async function updateGeminiCache(gw: Gateway, call: ApiCall, name: string, search: string) {
-  const row = await ownedCache(call, name)
+  const row = await ownedOr404('gemini_cache', call.principal.user.id, name)
   const { raw } = await readJsonObject(gw.service, call, bodyLimitFor('batches'))
   const { answer } = await googleJson(
     [googleHolder(gw.catalog.channels, row.channel_id)],
@@ -100,5 +89,5 @@ export async function updateGeminiCache(gw: Gateway, call: ApiCall, name: string
 
 /** `DELETE /v1beta/cachedContents/{id}`: deleted upstream (one gone there already is gone), then marked here. */
 export async function deleteGeminiCache(gw: Gateway, call: ApiCall, name: string) {
-  return deleteHeld(gw.catalog.channels, call, await ownedCache(call, name), name)
+  return deleteHeld(gw.catalog.channels, call, await ownedOr404('gemini_cache', call.principal.user.id, name), name)
 }

@@ -7,18 +7,18 @@ import { wholeNumber } from '#gateway/http/whole_number'
 import { closeSignal } from '#gateway/batches/files_api'
 import { NEVER } from '#gateway/batches/upstream_calls'
 import { fileChannels, headerValue } from '#gateway/provider_files/file_channels'
-import { notFound } from '#gateway/provider_files/file_pins'
+import { ownedOr404 } from '#gateway/provider_files/file_pins'
 import {
   googleExchange,
   googleHolder,
   googleJson,
   mintUploadToken,
-  pageQuery,
   readJsonObject,
   timeOf,
   deleteHeld,
+  listOwned,
 } from '#gateway/provider_files/google_calls'
-import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
+import { providerFiles } from '#gateway/provider_files/provider_file_store'
 
 /** What the client's upload answer is: status, Google's upload headers, and a JSON body or none. */
 export interface UploadAnswer {
@@ -213,23 +213,12 @@ function recordFile(call: ApiCall, channelId: number, file: Record<string, any>)
 
 /** `GET /v1beta/files` (`pageSize` up to 100, default 10; `pageToken`): the caller's files, newest first, as last seen. */
 export async function listGeminiFiles(call: ApiCall, query: Record<string, unknown>) {
-  const { size, token } = pageQuery(query, 10, 100)
-  const rows = await providerFiles.list('gemini_file', call.principal.user.id, size, { afterId: token })
-  const files = rows.slice(0, size).map((row) => row.object ?? { name: row.upstream_id })
-  const answer: Record<string, any> = { files }
-  if (rows.length > size) answer.nextPageToken = files[files.length - 1].name
-  return answer
-}
-
-async function ownedFile(call: ApiCall, name: string): Promise<ProviderFileRow> {
-  const row = await providerFiles.owned('gemini_file', call.principal.user.id, name)
-  if (row === null) throw notFound({ kind: 'gemini_file', id: name })
-  return row
+  return listOwned('gemini_file', 'files', call, query, { fallback: 10, max: 100 })
 }
 
 /** `GET /v1beta/files/{id}`: asked of the holding channel (a video's state goes PROCESSING to ACTIVE there), kept on the row. */
 export async function showGeminiFile(gw: Gateway, call: ApiCall, name: string) {
-  const row = await ownedFile(call, name)
+  const row = await ownedOr404('gemini_file', call.principal.user.id, name)
   const { answer } = await googleJson([googleHolder(gw.catalog.channels, row.channel_id)], { method: 'GET', path: `/${name}` }, closeSignal(call))
   await providerFiles.update(row, answer, timeOf(answer.expirationTime) ?? row.expires_at)
   return answer
@@ -237,5 +226,5 @@ export async function showGeminiFile(gw: Gateway, call: ApiCall, name: string) {
 
 /** `DELETE /v1beta/files/{id}`: deleted upstream (one gone there already is gone), then marked here. */
 export async function deleteGeminiFile(gw: Gateway, call: ApiCall, name: string) {
-  return deleteHeld(gw.catalog.channels, call, await ownedFile(call, name), name)
+  return deleteHeld(gw.catalog.channels, call, await ownedOr404('gemini_file', call.principal.user.id, name), name)
 }

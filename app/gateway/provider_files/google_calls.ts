@@ -111,3 +111,16 @@ export async function deleteHeld(channels: readonly ChannelInfo[], call: ApiCall
   await providerFiles.markDeleted(row)
   return {}
 }
+
+/**
+ * A page of the caller's Gemini files or caches, newest first, as last seen
+ * (`pageSize` within `max`, `pageToken`): Google's list shape under `key`.
+ */
+export async function listOwned(kind: 'gemini_file' | 'gemini_cache', key: string, call: ApiCall, query: Record<string, unknown>, size: { fallback: number; max: number }) {
+  const { size: pageSize, token } = pageQuery(query, size.fallback, size.max)
+  const rows = await providerFiles.list(kind, call.principal.user.id, pageSize, { afterId: token })
+  const items = rows.slice(0, pageSize).map((row) => row.object ?? { name: row.upstream_id })
+  const answer: Record<string, any> = { [key]: items }
+  if (rows.length > pageSize) answer.nextPageToken = items[items.length - 1].name
+  return answer
+}
