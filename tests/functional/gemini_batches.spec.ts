@@ -367,6 +367,8 @@ test.group('Gemini Batch API', (group) => {
     assert.equal(page.status, 200)
     assert.include(page.html, `data-batch="${op.name}" data-kind="google"`)
     assert.include(textOf(page.html), 'Gemini')
+    // Gemini's state reads as OpenAI's do: the word after BATCH_STATE_ (the status itself on the badge's data attribute)
+    assert.match(page.html, /data-batch-status="BATCH_STATE_PENDING">pending<\/span>/)
     assert.notInclude((await panel.get('/admin/batches?kind=openai')).html, op.name)
     const row = await db.from('batch_objects').where('public_id', op.name).first()
     const detail = await panel.get(`/admin/batches/${row.id}`)
