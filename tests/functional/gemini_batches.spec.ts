@@ -154,8 +154,9 @@ test.group('Gemini Batch API', (group) => {
     assert.deepEqual(listed, [job.name])
 
     const stranger = genai((await seedUser({ balance: '1' })).key)
-    for (const call of [stranger.batches.get({ name: job.name! }), stranger.batches.delete({ name: job.name! }), stranger.batches.cancel({ name: job.name! })]) {
-      const refused = await failure(call)
+    // Thunks, started one at a time (promises awaited in turn reject unhandled first).
+    for (const call of [() => stranger.batches.get({ name: job.name! }), () => stranger.batches.delete({ name: job.name! }), () => stranger.batches.cancel({ name: job.name! })]) {
+      const refused = await failure(call())
       assert.equal(refused.status, 404)
       assert.include(refused.message, 'NOT_FOUND')
     }

@@ -181,8 +181,9 @@ test.group('Anthropic Files API', (group) => {
     const stranger = await seedUser({ balance: '1' })
     const file = await upload(anthropic(owner.key))
     const client = anthropic(stranger.key)
-    for (const call of [client.beta.files.retrieveMetadata(file.id), client.beta.files.delete(file.id), client.beta.files.download(file.id), ask(client, file.id)]) {
-      const refused = await failure(call)
+    // Thunks, started one at a time (promises awaited in turn reject unhandled first).
+    for (const call of [() => client.beta.files.retrieveMetadata(file.id), () => client.beta.files.delete(file.id), () => client.beta.files.download(file.id), () => ask(client, file.id)]) {
+      const refused = await failure(call())
       assert.equal(refused.status, 404)
       assert.equal(refused.error.error.type, 'not_found_error')
     }

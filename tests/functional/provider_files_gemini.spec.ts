@@ -79,8 +79,10 @@ test.group('Gemini Files API and cachedContents', (group) => {
     assert.deepEqual(listed, [other.name, file.name])
 
     const stranger = genai((await seedUser({ balance: '1' })).key)
-    for (const call of [stranger.files.get({ name: file.name! }), stranger.files.delete({ name: file.name! })]) {
-      const refused = await failure(call)
+    // Thunks, started one at a time: promises built up front and awaited in turn reject
+    // before they are awaited, an unhandled rejection that fails the run.
+    for (const call of [() => stranger.files.get({ name: file.name! }), () => stranger.files.delete({ name: file.name! })]) {
+      const refused = await failure(call())
       assert.equal(refused.status, 404)
       assert.include(refused.message, 'NOT_FOUND')
     }
