@@ -28,12 +28,18 @@ const IMAGE_UPLOAD_BYTES = megabytes('IMAGE_UPLOAD_MAX_MB', 50)
 /** Files API uploads (batch input files, JSONL): OpenAI takes up to 200 MB a batch file */
 const FILE_UPLOAD_BYTES = megabytes('FILE_UPLOAD_MAX_MB', 200)
 /**
- * A provider's Files API upload (Anthropic's, Gemini's: provider_files/),
- * read whole under the instance's body budget before it goes upstream:
- * 100 MB unless raised (Anthropic takes up to 500 MB, Google 2 GB; a Gemini
- * resumable upload's limit is per chunk, its whole size checked at its start).
+ * A provider's Files API upload (provider_files/): streamed to the upstream
+ * as it arrives (streamed_upload.ts), never held whole, so the bound is what
+ * the provider takes: Anthropic 500 MB a file, Google 2 GB (a Gemini
+ * resumable upload's whole size, checked at its start, and each chunk's).
+ * PROVIDER_FILE_MAX_MB, when set, lowers both; ANTHROPIC_FILE_MAX_MB and
+ * GEMINI_FILE_MAX_MB set each. Mutable for tests.
  */
-const PROVIDER_FILE_BYTES = megabytes('PROVIDER_FILE_MAX_MB', 100)
+const PROVIDER_FILE_CAP = megabytes('PROVIDER_FILE_MAX_MB', Infinity)
+export const providerFileLimits = {
+  anthropic: Math.min(PROVIDER_FILE_CAP, megabytes('ANTHROPIC_FILE_MAX_MB', 500)),
+  google: Math.min(PROVIDER_FILE_CAP, megabytes('GEMINI_FILE_MAX_MB', 2048)),
+}
 /**
  * A message batch's creation (Anthropic's requests inline, JSON): Anthropic
  * takes 256 MB, but the body is parsed whole here (about three times its size
@@ -63,7 +69,6 @@ export function bodyLimitFor(endpoint: string): number {
   // A video's creation may carry its first frame (input_reference), an image as large as an edit's.
   if (endpoint === 'images.edits' || endpoint === 'images.variations' || endpoint === 'videos') return IMAGE_UPLOAD_BYTES
   if (endpoint === 'files') return FILE_UPLOAD_BYTES
-  if (endpoint === 'provider_files') return PROVIDER_FILE_BYTES
   return GENERATION_BYTES
 }
 

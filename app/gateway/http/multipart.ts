@@ -27,8 +27,8 @@ export interface MultipartForm {
 }
 
 /** More parts than any audio or image form has: bounds the work a hostile body can ask for. */
-const MAX_PARTS = 256
-const MAX_HEADER_BYTES = 16 * 1024
+export const MAX_PARTS = 256
+export const MAX_HEADER_BYTES = 16 * 1024
 const HEADERS_END = Buffer.from('\r\n\r\n')
 
 /** The boundary of a `multipart/form-data` content type (quoted or not), or null. */
@@ -103,10 +103,15 @@ function partAt(body: Buffer, start: number, end: number): MultipartPart {
     } else throw new MultipartError('a part has no blank line after its headers')
   }
   if (headersEnd - start > MAX_HEADER_BYTES) throw new MultipartError('a part has too many header bytes')
+  return { ...partHeaders(body, start, headersEnd), bodyStart, bodyEnd: end }
+}
+
+/** A part's name, file name and type, from its header lines in [start, end) (multipart_scan.ts reads them too). */
+export function partHeaders(body: Buffer, start: number, end: number): Pick<MultipartPart, 'name' | 'filename' | 'contentType'> {
   let name: string | null = null
   let filename: string | null = null
   let contentType: string | null = null
-  for (const line of body.toString('utf8', start, headersEnd).split(/\r?\n/)) {
+  for (const line of body.toString('utf8', start, end).split(/\r?\n/)) {
     const colon = line.indexOf(':')
     if (colon < 0) continue
     const header = line.slice(0, colon).trim().toLowerCase()
@@ -125,7 +130,7 @@ function partAt(body: Buffer, start: number, end: number): MultipartPart {
     }
   }
   if (name === null) throw new MultipartError('a part has no form-data name')
-  return { name, filename, contentType, bodyStart, bodyEnd: end }
+  return { name, filename, contentType }
 }
 
 /** The first part of that name, or undefined. */

@@ -8,7 +8,8 @@ import { continueIfAwaited } from '#gateway/http/expect_continue'
 /** Refusals that leave the body unread: the connection closes after the answer so the upload stops. */
 const CLOSE = { connection: 'close' }
 
-function tooLarge(limit: number) {
+/** 413 request_too_large (the connection closes after it) */
+export function tooLarge(limit: number) {
   const error = new GatewayError(
     413,
     'request_too_large',
@@ -24,13 +25,14 @@ function budgetExhausted() {
   return error
 }
 
-function timedOut(ms: number) {
+/** 408 request_timeout (the connection closes after it) */
+export function timedOut(ms: number) {
   const error = new GatewayError(408, 'request_timeout', `Request body was not received within ${Math.round(ms / 1000)} s`)
   error.headers = CLOSE
   return error
 }
 
-function unsupportedEncoding(encoding: string) {
+export function unsupportedEncoding(encoding: string) {
   const error = new GatewayError(
     415,
     'unsupported_content_encoding',
@@ -46,7 +48,7 @@ function unsupportedEncoding(encoding: string) {
  * as JSON, so a compressed body used to be a puzzling "not valid JSON" (and
  * an uncompressed one labelled gzip went upstream with a header that lied).
  */
-function encodingOf(req: IncomingMessage): string | null {
+export function encodingOf(req: IncomingMessage): string | null {
   const encoding = req.headers['content-encoding']
   if (encoding === undefined || encoding === '') return null
   return encoding.trim().toLowerCase() === 'identity' ? null : encoding

@@ -2,13 +2,16 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
-import { partNamed } from '#gateway/http/multipart'
-import { readUploadForm, type ReadFields } from '#gateway/http/upload_form'
+import { providerFileLimits } from '#gateway/http/body_limits'
+import { boundaryOf, MultipartError } from '#gateway/http/multipart'
+import { MultipartScan, type ScannedPart } from '#gateway/http/multipart_scan'
+import { tooLarge } from '#gateway/http/raw_body'
+import { StreamedUpload } from '#gateway/http/streamed_upload'
 import { wholeNumber } from '#gateway/http/whole_number'
 import { DEFAULT_ANTHROPIC_VERSION } from '#gateway/providers/anthropic/anthropic_adapter'
 import { dispatch } from '#gateway/upstream/dispatcher'
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
-import { callChannel, channelRequest, holdingChannel, jsonAnswer, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
+import { callChannel, channelRequest, holdingChannel, jsonAnswer, sendToChannel } from '#gateway/batches/upstream_calls'
 import { fileChannels, headerValue } from '#gateway/provider_files/file_channels'
 import { ownedOr404 } from '#gateway/provider_files/file_pins'
 export { isAnthropicFilesCall } from '#gateway/provider_files/files_wire'
@@ -18,7 +21,6 @@ import { providerFiles, type ProviderFileRow } from '#gateway/provider_files/pro
 export const FILES_BETA = 'files-api-2025-04-14'
 
 const ANTHROPIC_KINDS = new Set(['anthropic'] as const)
-const READ_FIELDS: ReadFields = { all: ['file'], text: new Set() }
 
 /** The client's Anthropic headers for the upstream, the Files beta among its betas. */
 function upstreamHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
@@ -28,47 +30,87 @@ function upstreamHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 }
 
 /**
- * `POST /v1/files` (Anthropic): the multipart upload read through the upload
- * reader (PROVIDER_FILE_MAX_MB, the instance's body budget and upload
- * timeout), sent as it came to the first Anthropic channel that takes it
+ * `POST /v1/files` (Anthropic): the multipart upload streamed as it arrives
+ * (streamed_upload.ts: ANTHROPIC_FILE_MAX_MB, 500 MB as Anthropic takes;
+ * never held whole) to the first Anthropic channel that takes it
  * (file_channels.ts: the caller's plan's, or those of the model
- * `x-gateway-model` names), failing over as any call. The file is then the
- * caller's, on that channel, under the upstream's own id: a message naming
- * it goes to that channel (file_pins.ts).
+ * `x-gateway-model` names), failing over while no byte has gone up. The
+ * form is read as it passes (multipart_scan.ts): one `file` part with a
+ * name, no NUL in it, a whole form; anything else cuts the upload off
+ * before its end (the upstream stores nothing) with Anthropic's 400. The
+ * file is then the caller's, on that channel, under the upstream's own id:
+ * a message naming it goes to that channel (file_pins.ts).
  */
 export async function uploadAnthropicFile(gw: Gateway, call: ApiCall): Promise<Record<string, any>> {
   const candidates = fileChannels(gw, call, 'anthropic')
-  const { rawBody, form, contentType } = await readUploadForm(gw.service, call, 'provider_files', { model: '' }, 'file', READ_FIELDS)
-  const file = partNamed(form, 'file')
-  if (!file || file.filename === null) throw GatewayError.invalidRequest("'file' is required: a file part", 'missing_required_parameter', 'file')
-  if (file.filename.includes('\0')) throw GatewayError.invalidRequest("The file's name contains a NUL character", 'invalid_value', 'file')
+  const contentType = headerValue(call.req.headers['content-type']) ?? ''
+  const boundary = boundaryOf(contentType)
+  if (boundary === null) {
+    const error = GatewayError.invalidRequest('This endpoint takes a multipart/form-data body (field file)', 'invalid_content_type')
+    // Refused unread: the connection closes after the answer so the upload stops.
+    error.headers = { connection: 'close' }
+    throw error
+  }
+  let file: ScannedPart | null = null
+  const form = new MultipartScan(boundary, (part) => {
+    if (part.name !== 'file') return
+    if (file !== null) throw GatewayError.invalidRequest("The form has more than one 'file' part", 'duplicate_field')
+    if (part.filename === null) throw GatewayError.invalidRequest("'file' is required: a file part", 'missing_required_parameter', 'file')
+    // The name is stored, and a NUL cannot be (the file would be left upstream, unlisted).
+    if (part.filename.includes('\0')) throw GatewayError.invalidRequest("The file's name contains a NUL character", 'invalid_value', 'file')
+    file = part
+  })
+  const limit = providerFileLimits.anthropic
+  const upload = new StreamedUpload(call.req, call.res, {
+    limit,
+    tooLarge: () => tooLarge(limit),
+    inspect: (chunk) => malformed(() => form.push(chunk)),
+    atEnd: () => {
+      malformed(() => form.end())
+      if (file === null) throw GatewayError.invalidRequest("'file' is required: a file part", 'missing_required_parameter', 'file')
+    },
+  })
   const clientHeaders = upstreamHeaders(call.req.headers)
-  const result = await dispatch(
-    candidates,
-    (c) => channelRequest(c.channel, { method: 'POST', path: '/files', body: rawBody, contentType, clientHeaders }),
-    // Not aborted when the client leaves: a file stored upstream and not recorded here would be nobody's.
-    NEVER,
-    undefined,
-    jsonAnswer
+  const result = await upload.run(
+    dispatch(
+      candidates,
+      (c) => upload.attach(channelRequest(c.channel, { method: 'POST', path: '/files', body: '', contentType, clientHeaders })),
+      // Aborted only while the body streams (the client gone, over the limit): once it has passed whole, a file stored
+      // upstream is recorded even if the client left, or it would be nobody's.
+      upload.signal,
+      undefined,
+      jsonAnswer
+    )
   )
   const upstream = result.answer
   if (typeof upstream.id !== 'string' || upstream.id === '' || upstream.id.length > 255) {
     throw GatewayError.providerError('The upstream answered the upload without a file id')
   }
+  const part = file as ScannedPart | null
   await providerFiles.insert({
     kind: 'anthropic_file',
     upstream_id: upstream.id,
     user_id: call.principal.user.id,
     api_key_id: call.principal.key.id,
     channel_id: result.candidate.channel.id,
-    filename: file.filename.slice(0, 255),
+    filename: (part?.filename ?? '').slice(0, 255),
     mime_type: typeof upstream.mime_type === 'string' ? upstream.mime_type.slice(0, 255) : null,
-    bytes: typeof upstream.size_bytes === 'number' ? upstream.size_bytes : file.bodyEnd - file.bodyStart,
+    bytes: typeof upstream.size_bytes === 'number' ? upstream.size_bytes : (part?.bytes ?? null),
     model: null,
     status: 'active',
     object: upstream,
   })
   return upstream
+}
+
+/** A malformed form is the client's 400, in the endpoint's words. */
+function malformed(read: () => void) {
+  try {
+    read()
+  } catch (error) {
+    if (error instanceof MultipartError) throw GatewayError.invalidRequest(`Malformed multipart body: ${error.message}`, 'invalid_multipart')
+    throw error
+  }
 }
 
 /**

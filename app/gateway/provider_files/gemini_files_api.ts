@@ -1,8 +1,9 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import type { Gateway } from '#gateway/gateway'
 import type { ApiCall } from '#gateway/http/generation_request'
-import { bodyLimitFor } from '#gateway/http/body_limits'
-import { readRawBody } from '#gateway/http/raw_body'
+import { bodyLimitFor, providerFileLimits } from '#gateway/http/body_limits'
+import { tooLarge } from '#gateway/http/raw_body'
+import { StreamedUpload } from '#gateway/http/streamed_upload'
 import { wholeNumber } from '#gateway/http/whole_number'
 import { closeSignal } from '#gateway/batches/files_api'
 import { NEVER } from '#gateway/batches/upstream_calls'
@@ -26,6 +27,9 @@ export interface UploadAnswer {
   headers: Record<string, string>
   body: Record<string, any> | null
 }
+
+/** The upstream request's body until the client's stream is attached (StreamedUpload.attach) */
+const EMPTY = Buffer.alloc(0)
 
 /** The upload headers of Google's protocol the upstream gets as the client sent them */
 const UPLOAD_HEADERS = [
@@ -61,8 +65,11 @@ function uploadHeaders(call: ApiCall): Record<string, string> {
  * the client gets an `X-Goog-Upload-URL` at the gateway naming the row's
  * token (`?upload_id=`), and each chunk (`upload`, `upload, finalize`, at
  * its offset) is relayed to the session, the last one's file recorded as
- * the caller's. Multipart: one request, relayed whole. Each request's body
- * is bounded by PROVIDER_FILE_MAX_MB, as is the whole size a start declares.
+ * the caller's. Multipart: one request. A chunk's and a multipart upload's
+ * bytes are streamed to the upstream as they arrive (streamed_upload.ts),
+ * never held whole, each bounded by GEMINI_FILE_MAX_MB (2 GB, as Google
+ * takes), as is the whole size a start declares; a chunk also by what is
+ * left of that size past its offset.
  */
 export async function geminiUpload(gw: Gateway, call: ApiCall, query: Record<string, unknown>, baseUrl: string): Promise<UploadAnswer> {
   const token = typeof query.upload_id === 'string' ? query.upload_id : undefined
@@ -76,7 +83,7 @@ export async function geminiUpload(gw: Gateway, call: ApiCall, query: Record<str
 
 async function startUpload(gw: Gateway, call: ApiCall, baseUrl: string): Promise<UploadAnswer> {
   const declared = byteCount(call, 'x-goog-upload-header-content-length')
-  const limit = bodyLimitFor('provider_files')
+  const limit = providerFileLimits.google
   if (declared !== null && declared > limit) {
     throw new GatewayError(413, 'request_too_large', `The file is larger than this gateway takes (${Math.floor(limit / 1048576)} MB)`)
   }
@@ -145,15 +152,18 @@ async function uploadChunk(gw: Gateway, call: ApiCall, token: string): Promise<U
   const row = await providerFiles.uploading(token.slice(0, 64), call.principal.user.id)
   if (row === null || row.upload_url === null) throw new GatewayError(404, 'upload_not_found', 'No upload in progress has this upload_id', 'not_found_error')
   const candidate = googleHolder(gw.catalog.channels, row.channel_id)
-  const bytes = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('provider_files')))
   const offset = byteCount(call, 'x-goog-upload-offset') ?? 0
-  if (row.bytes !== null && offset + bytes.length > Number(row.bytes)) {
-    throw GatewayError.invalidRequest('The upload is longer than the X-Goog-Upload-Header-Content-Length it started with', 'invalid_upload')
-  }
+  // What is left of the size the upload started with: a chunk past it is refused as its bytes pass.
+  const room = row.bytes === null ? Infinity : Number(row.bytes) - offset
+  const overLength = () => GatewayError.invalidRequest('The upload is longer than the X-Goog-Upload-Header-Content-Length it started with', 'invalid_upload')
+  if (room < 0) throw overLength()
+  const limit = Math.min(providerFileLimits.google, room)
+  const upload = new StreamedUpload(call.req, call.res, { limit, tooLarge: () => (limit === room ? overLength() : tooLarge(limit)) })
   const { result, bytes: answer } = await googleExchange(
     [candidate],
-    { method: 'POST', path: '', url: row.upload_url, body: bytes, contentType: 'application/octet-stream', headers: uploadHeaders(call) },
-    NEVER
+    { method: 'POST', path: '', url: row.upload_url, body: EMPTY, contentType: 'application/octet-stream', headers: uploadHeaders(call) },
+    upload.signal,
+    upload
   )
   const status = headerValue(result.response.headers['x-goog-upload-status']) ?? 'final'
   if (status !== 'final') return { status: 200, headers: { 'x-goog-upload-status': status }, body: null }
@@ -166,11 +176,13 @@ async function multipartUpload(gw: Gateway, call: ApiCall): Promise<UploadAnswer
   const candidates = fileChannels(gw, call, 'google')
   const contentType = headerValue(call.req.headers['content-type']) ?? ''
   if (!contentType.startsWith('multipart/')) throw GatewayError.invalidRequest('A multipart upload takes a multipart/related body', 'invalid_content_type')
-  const bytes = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('provider_files')))
+  const limit = providerFileLimits.google
+  const upload = new StreamedUpload(call.req, call.res, { limit, tooLarge: () => tooLarge(limit) })
   const { result, bytes: answer } = await googleExchange(
     candidates,
-    { method: 'POST', path: '/files', upload: true, body: bytes, contentType, headers: uploadHeaders(call) },
-    NEVER
+    { method: 'POST', path: '/files', upload: true, body: EMPTY, contentType, headers: uploadHeaders(call) },
+    upload.signal,
+    upload
   )
   const file = fileOf(answer)
   await recordFile(call, result.candidate.channel.id, file)

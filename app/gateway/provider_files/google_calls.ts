@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { GatewayError } from '#exceptions/gateway_error'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { readRawBody } from '#gateway/http/raw_body'
+import type { StreamedUpload } from '#gateway/http/streamed_upload'
 import { baseOf, withChannelHeaders, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { ChannelInfo } from '#gateway/types'
@@ -48,9 +49,23 @@ export async function googleJson(candidates: RouteCandidate[], call: GoogleCall 
   return dispatch(candidates, (c) => googleRequest(c.channel, build(c)), signal, undefined, jsonAnswer)
 }
 
-/** An answer whose head matters (a resumable upload's status and URL), its body read whole (small). */
-export async function googleExchange(candidates: RouteCandidate[], call: GoogleCall, signal: AbortSignal): Promise<{ result: DispatchResult<Buffer>; bytes: Buffer }> {
-  const result = await dispatch(candidates, (c) => googleRequest(c.channel, call), signal, undefined, (body) => readBody(body))
+/**
+ * An answer whose head matters (a resumable upload's status and URL), its
+ * body read whole (small). With `upload`, the request's body is the client's,
+ * streamed as it arrives (streamed_upload.ts), and the call is aborted only
+ * while it streams.
+ */
+export async function googleExchange(
+  candidates: RouteCandidate[],
+  call: GoogleCall,
+  signal: AbortSignal,
+  upload?: StreamedUpload
+): Promise<{ result: DispatchResult<Buffer>; bytes: Buffer }> {
+  if (upload === undefined) {
+    const result = await dispatch(candidates, (c) => googleRequest(c.channel, call), signal, undefined, (body) => readBody(body))
+    return { result, bytes: result.answer }
+  }
+  const result = await upload.run(dispatch(candidates, (c) => upload.attach(googleRequest(c.channel, call)), upload.signal, undefined, (body) => readBody(body)))
   return { result, bytes: result.answer }
 }
 

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { DialectName } from '#gateway/dialects/canonical'
 import type { EncodeHints } from '#gateway/dialects/dialect'
@@ -10,7 +11,8 @@ export interface UpstreamRequest {
   origin: string
   path: string
   headers: Record<string, string>
-  body: string | Buffer
+  /** A stream: a client's upload passed on as it arrives (streamed_upload.ts) */
+  body: string | Buffer | Readable
   /** How the answer is read when it is not the dialect's own bytes (Bedrock's event stream, its error types) */
   answer?: AnswerWire
   /**

@@ -54,6 +54,17 @@ export class ClientGoneError extends Error {
   }
 }
 
+/**
+ * Thrown by a request's builder when no further attempt can be made: its
+ * body was a stream the attempt before took bytes of (streamed_upload.ts).
+ * The dispatch ends with that attempt's failure.
+ */
+export class NoFurtherAttempt extends Error {
+  constructor() {
+    super('the request body was streamed to the attempt before: no other channel can be tried')
+  }
+}
+
 /** One try against one channel, kept for the request's record. */
 export interface AttemptRecord {
   attempt: number
@@ -210,6 +221,12 @@ export async function dispatch<A = undefined>(
         guard.dispose()
         health?.release(channelId)
         throw error.refusal
+      }
+      if (error instanceof NoFurtherAttempt) {
+        guard.dispose()
+        health?.release(channelId)
+        if (clientSignal.aborted) throw new ClientGoneError()
+        throw lastFailure ?? GatewayError.providerError('Upstream request failed')
       }
       guard.dispose()
       if (clientSignal.aborted) {
