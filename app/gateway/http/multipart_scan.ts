@@ -30,6 +30,11 @@ export class MultipartScan {
   #offset = 0
   /** The body offset where the current part's content began */
   #contentStart = 0
+  /** The current part's header bytes from earlier chunks, and how many */
+  #head: Buffer[] = []
+  #headBytes = 0
+  /** Where the header scan stands: 0 in a line, 1 just after a LF, 2 after a LF and a CR */
+  #afterLf = 0
 
   constructor(
     boundary: string,
@@ -43,6 +48,10 @@ export class MultipartScan {
   /** The next bytes of the body; throws MultipartError when they make it malformed. */
   push(chunk: Buffer) {
     if (this.#phase === 'done') return
+    // A chunk shorter than a delimiter is joined to what is carried (small both); a longer one is not copied.
+    if ((this.#phase === 'content' || this.#phase === 'preamble') && this.#carry.length > 0 && chunk.length >= this.#delimiter.length) {
+      chunk = this.#acrossChunks(chunk)
+    }
     const buf = this.#carry.length === 0 ? chunk : Buffer.concat([this.#carry, chunk])
     const base = this.#offset
     let i = 0
@@ -84,26 +93,40 @@ export class MultipartScan {
           if (buf[j] === 0x0d && buf[j + 1] === 0x0a) i = j + 2
           else if (buf[j] === 0x0a) i = j + 1
           else throw new MultipartError('a boundary line is not followed by a line break')
+          // Just past a line break: a blank line now ends the (empty) headers.
+          this.#afterLf = 1
           this.#phase = 'headers'
           continue
         }
         case 'headers': {
-          if (buf.length - i < 2) break scan
-          if (buf[i] === 0x0d && buf[i + 1] === 0x0a) throw new MultipartError('a part has no form-data name')
-          const region = buf.subarray(i, Math.min(buf.length, i + MAX_HEADER_BYTES + 4))
-          const crlf = region.indexOf('\r\n\r\n')
-          const lf = region.indexOf('\n\n')
-          if (crlf < 0 && lf < 0) {
-            if (region.length > MAX_HEADER_BYTES + 3) throw new MultipartError('a part has too many header bytes')
+          // Byte by byte to the blank line (LF, CR LF, LF: bare LFs too), at most 16 KB: linear however
+          // small the chunks (a search of all that was held, per chunk, would be quadratic).
+          let j = i
+          let state = this.#afterLf
+          for (; j < buf.length; j++) {
+            const byte = buf[j]
+            if (byte === 0x0a) {
+              if (state !== 0) break
+              state = 1
+            } else state = byte === 0x0d && state === 1 ? 2 : 0
+          }
+          this.#headBytes += j - i
+          if (this.#headBytes > MAX_HEADER_BYTES) throw new MultipartError('a part has too many header bytes')
+          if (j === buf.length) {
+            this.#afterLf = state
+            this.#head.push(Buffer.from(buf.subarray(i)))
+            i = buf.length
             break scan
           }
-          const [end, skip] = crlf >= 0 && (lf < 0 || crlf < lf) ? [crlf, 4] : [lf, 2]
-          if (end > MAX_HEADER_BYTES) throw new MultipartError('a part has too many header bytes')
+          const head = this.#head.length === 0 ? buf.subarray(i, j) : Buffer.concat([...this.#head, buf.subarray(i, j)])
+          this.#head = []
+          this.#headBytes = 0
           if (this.parts.length === MAX_PARTS) throw new MultipartError(`more than ${MAX_PARTS} parts`)
-          const part: ScannedPart = { ...partHeaders(buf, i, i + end), bytes: null }
+          // No header line at all (the blank line at once) is a part without a name.
+          const part: ScannedPart = { ...partHeaders(head, 0, head.length), bytes: null }
           this.parts.push(part)
           this.onPart(part)
-          i += end + skip
+          i = j + 1
           this.#contentStart = base + i
           this.#phase = 'content'
           continue
@@ -113,6 +136,26 @@ export class MultipartScan {
     // A copy: a slice would keep the whole chunk alive.
     this.#carry = i === buf.length ? NOTHING : Buffer.from(buf.subarray(i))
     this.#offset = base + i
+  }
+
+  /**
+   * A delimiter split between the last chunk and this one, looked for in
+   * their joint (a few bytes), so a file's contents are never copied: the
+   * rest of the chunk, read from after the delimiter when one was there.
+   */
+  #acrossChunks(chunk: Buffer): Buffer {
+    const carry = this.#carry
+    const joint = Buffer.concat([carry, chunk.subarray(0, this.#delimiter.length - 1)])
+    const at = joint.indexOf(this.#delimiter)
+    const start = this.#offset
+    this.#carry = NOTHING
+    this.#offset = start + carry.length
+    if (at < 0) return chunk
+    if (this.#phase === 'content') this.parts[this.parts.length - 1].bytes = start + at - this.#contentStart
+    this.#phase = 'line'
+    const skip = at + this.#delimiter.length - carry.length
+    this.#offset += skip
+    return chunk.subarray(skip)
   }
 
   /** The body ended: throws when it ended before its closing delimiter (a truncated upload). */
