@@ -115,12 +115,15 @@ test.group('Provider files: streamed uploads', (group) => {
   })
 
   test('a 256 MB Anthropic upload goes through while the process grows by a fraction of it; the row is recorded', async ({ assert }) => {
-    const size = Number(process.env.SU_MB ?? 256) * MB
+    const size = 256 * MB
     const form = anthropicForm(size)
     const before = process.memoryUsage.rss()
     let peak = before
-    let detail = ''
-    const sampler = setInterval(() => { const m = process.memoryUsage(); if (m.rss > peak) { peak = m.rss; detail = `heap ${Math.round(m.heapUsed / MB)} ext ${Math.round(m.external / MB)} ab ${Math.round(m.arrayBuffers / MB)}` } }, 5)
+    let buffers = 0
+    const sampler = setInterval(() => {
+      const memory = process.memoryUsage()
+      if (memory.rss > peak) [peak, buffers] = [memory.rss, memory.arrayBuffers]
+    }, 5)
     const started = performance.now()
     const answer = await post('/v1/files', anthropicHeaders(key, { 'content-length': String(form.length) }), (req) => form.stream.pipe(req))
     const seconds = (performance.now() - started) / 1000
@@ -134,9 +137,11 @@ test.group('Provider files: streamed uploads', (group) => {
     assert.include(row, { kind: 'anthropic_file', user_id: userId, filename: 'big.bin', status: 'active' })
     assert.equal(Number(row.bytes), form.length)
     const grewMb = (peak - before) / MB
-    console.log(`    256 MB streamed in ${seconds.toFixed(1)} s; RSS ${Math.round(before / MB)} MB -> peak ${Math.round(peak / MB)} MB (+${grewMb.toFixed(0)} MB) ${detail}`)
-    // Read whole, the body alone was 256 MB (twice, while concatenated): streamed, a generous bound well under it.
-    assert.isBelow(grewMb, 96)
+    console.log(`    256 MB streamed in ${seconds.toFixed(1)} s; RSS ${Math.round(before / MB)} MB -> peak ${Math.round(peak / MB)} MB (+${grewMb.toFixed(0)} MB; buffers ${Math.round(buffers / MB)} MB then)`)
+    // Read whole, this grew by 600 MB for 300 MB (the chunks, then their concatenation). Streamed, about 100 MB the
+    // first time (garbage of the chunks passing through the gateway, the client and the upstream here, before a GC
+    // takes it; nothing held: the next upload grows nothing): a generous bound, half the size.
+    assert.isBelow(grewMb, size / MB / 2)
   }).timeout(120_000)
 
   test('over the cap mid-stream (no Content-Length): Anthropic\'s 413, the upstream request cut, no row', async ({ assert }) => {
@@ -256,5 +261,27 @@ test.group('Provider files: streamed uploads', (group) => {
     assert.equal(whole.body.file.sizeBytes, String(1 * MB))
     const finished = await db.from('provider_files').where('id', row.id).first()
     assert.include(finished, { status: 'active', upstream_id: whole.body.file.name })
+  })
+
+  test('an upload slower than the channel\'s first-byte limit goes through: the limit counts from the body\'s last byte', async ({ assert }) => {
+    await seedChannel({ name: 'google-strict', provider: 'google', baseUrl: `${sink.origin}/v1beta`, models: ['gemini-2.5-flash'], priority: 10, firstByteTimeoutMs: 300 })
+    const answer = await post(
+      '/upload/v1beta/files',
+      { 'x-goog-api-key': key, 'x-goog-upload-protocol': 'multipart', 'content-type': 'multipart/related; boundary=b', 'content-length': String(8 * FILLER.length) },
+      (req) => {
+        let sent = 0
+        const next = () => {
+          if (sent === 8) return void req.end()
+          sent++
+          req.write(FILLER)
+          setTimeout(next, 100)
+        }
+        next()
+      }
+    )
+    assert.equal(answer.status, 200, JSON.stringify(answer.body))
+    assert.equal(answer.body.file.sizeBytes, String(8 * FILLER.length))
+    const row = await db.from('provider_files').where('upstream_id', answer.body.file.name).first()
+    assert.equal(row.channel_id, (await db.from('channels').where('name', 'google-strict').first()).id)
   })
 })

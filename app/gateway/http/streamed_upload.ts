@@ -55,6 +55,8 @@ export class StreamedUpload {
   /** The current attempt's body */
   #out: Readable | null = null
   #listening = false
+  /** The attempt's clock: bytes going up are not the upstream's silence (UpstreamRequest.bodyProgress) */
+  #clock: { touch(): void } | null = null
   #idle: NodeJS.Timeout | undefined
 
   constructor(
@@ -78,6 +80,7 @@ export class StreamedUpload {
    */
   attach(request: UpstreamRequest): UpstreamRequest {
     request.body = this.#open()
+    request.bodyProgress = (clock) => (this.#clock = clock)
     if (this.#declared !== null) request.headers['content-length'] = String(this.#declared)
     return request
   }
@@ -121,6 +124,7 @@ export class StreamedUpload {
         // undici ended the attempt (an error, an answer before the body's end): the client's stream stays.
         if (this.#out === out) {
           this.#out = null
+          this.#clock = null
           if (!this.#done) this.req.pause()
         }
         callback(error)
@@ -140,6 +144,7 @@ export class StreamedUpload {
       return this.#fail(error as Error)
     }
     this.#idle?.refresh()
+    this.#clock?.touch()
     const previous = this.#held
     this.#held = chunk
     if (previous !== null && this.#out !== null && !this.#out.push(previous)) this.req.pause()

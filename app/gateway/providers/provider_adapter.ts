@@ -13,6 +13,12 @@ export interface UpstreamRequest {
   headers: Record<string, string>
   /** A stream: a client's upload passed on as it arrives (streamed_upload.ts) */
   body: string | Buffer | Readable
+  /**
+   * A streamed body's progress: handed the attempt's clock as it is sent,
+   * touched as each chunk goes up (the first-byte limit counts from the
+   * body's last byte, not from the start of an upload that takes minutes)
+   */
+  bodyProgress?: (clock: { touch(): void }) => void
   /** How the answer is read when it is not the dialect's own bytes (Bedrock's event stream, its error types) */
   answer?: AnswerWire
   /**

@@ -412,6 +412,7 @@ function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelT
   const pool = poolFor(request.origin, timeouts?.connect)
   // The first-byte clock is already running: time spent queued counts against it.
   guard.queuedForConnection = waitingForConnection(pool)
+  request.bodyProgress?.(guard)
   return UpstreamBody.send(
     pool,
     {
