@@ -61,6 +61,10 @@ export default await Env.create(new URL('../', import.meta.url), {
   AUDIO_MAX_MB: Env.schema.number.optional(),
   /** Files API uploads (batch input files), MB */
   FILE_UPLOAD_MAX_MB: Env.schema.number.optional(),
+  /** Provider file uploads (streamed): Anthropic's Files API, Gemini's uploads; PROVIDER_FILE_MAX_MB lowers both, MB */
+  ANTHROPIC_FILE_MAX_MB: Env.schema.number.optional(),
+  GEMINI_FILE_MAX_MB: Env.schema.number.optional(),
+  PROVIDER_FILE_MAX_MB: Env.schema.number.optional(),
   /** A message batch's creation body (POST /v1/messages/batches), MB */
   MESSAGE_BATCH_MAX_MB: Env.schema.number.optional(),
   /** Realtime sessions (WebSocket /v1/realtime): longest session, largest frame (app/gateway/realtime/realtime_limits.ts) */

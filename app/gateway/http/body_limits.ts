@@ -2,7 +2,8 @@
  * How much of a request body the gateway accepts, per endpoint, and how much
  * it holds across all requests at once. Bodies are read whole (the
  * pass-through forwards the client's bytes), so these bounds are what keeps a
- * few huge or slow uploads from taking the process's memory.
+ * few huge or slow uploads from taking the process's memory; provider file
+ * uploads excepted, streamed as they arrive (streamed_upload.ts).
  *
  * Generous where clients legitimately send a lot (images and long contexts
  * in generation calls), tight where the body is small by nature. Each is
