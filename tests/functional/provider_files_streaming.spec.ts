@@ -5,7 +5,7 @@ import db from '@adonisjs/lucid/services/db'
 import { DiscardingFiles } from '#tests/fixtures/mock_upstream/discarding_files'
 import { freePort } from '#tests/fixtures/gateway_process'
 import { baseUrl, resetDatabase, seedChannel, seedUser } from '#tests/helpers'
-import { providerFileLimits } from '#gateway/http/body_limits'
+import { bodyTiming, providerFileLimits } from '#gateway/http/body_limits'
 
 /**
  * Provider file uploads streamed to the upstream as they arrive (Anthropic's
@@ -97,6 +97,7 @@ test.group('Provider files: streamed uploads', (group) => {
   let key: string
   let userId: number
   const limits = { ...providerFileLimits }
+  const timeoutMs = bodyTiming.timeoutMs
 
   group.setup(async () => {
     await resetDatabase()
@@ -112,10 +113,11 @@ test.group('Provider files: streamed uploads', (group) => {
   })
   group.each.teardown(() => {
     Object.assign(providerFileLimits, limits)
+    bodyTiming.timeoutMs = timeoutMs
   })
 
-  test('a 256 MB Anthropic upload goes through while the process grows by a fraction of it; the row is recorded', async ({ assert }) => {
-    const size = 256 * MB
+  test('a 384 MB Anthropic upload goes through while the process grows by a fraction of it; the row is recorded', async ({ assert }) => {
+    const size = 384 * MB
     const form = anthropicForm(size)
     const before = process.memoryUsage.rss()
     let peak = before
@@ -137,7 +139,7 @@ test.group('Provider files: streamed uploads', (group) => {
     assert.include(row, { kind: 'anthropic_file', user_id: userId, filename: 'big.bin', status: 'active' })
     assert.equal(Number(row.bytes), form.length)
     const grewMb = (peak - before) / MB
-    console.log(`    256 MB streamed in ${seconds.toFixed(1)} s; RSS ${Math.round(before / MB)} MB -> peak ${Math.round(peak / MB)} MB (+${grewMb.toFixed(0)} MB; buffers ${Math.round(buffers / MB)} MB then)`)
+    console.log(`    384 MB streamed in ${seconds.toFixed(1)} s; RSS ${Math.round(before / MB)} MB -> peak ${Math.round(peak / MB)} MB (+${grewMb.toFixed(0)} MB; buffers ${Math.round(buffers / MB)} MB then)`)
     // Read whole, this grew by 600 MB for 300 MB (the chunks, then their concatenation). Streamed, about 100 MB the
     // first time (garbage of the chunks passing through the gateway, the client and the upstream here, before a GC
     // takes it; nothing held: the next upload grows nothing): a generous bound, half the size.
@@ -218,6 +220,22 @@ test.group('Provider files: streamed uploads', (group) => {
       await new Promise((resolve) => setTimeout(resolve, 100))
       assert.equal(await rowCount(c.kind), rows, c.path)
     }
+  })
+
+  test('a client silent mid-upload for BODY_TIMEOUT_MS: Anthropic\'s 408, the upstream request cut, no row', async ({ assert }) => {
+    bodyTiming.timeoutMs = 300
+    const rows = await rowCount('anthropic_file')
+    const cut = sink.cut
+    const started = performance.now()
+    const answer = await post('/v1/files', anthropicHeaders(key, { 'content-length': String(8 * MB) }), (req) => {
+      req.write(`--${BOUNDARY}\r\ncontent-disposition: form-data; name="file"; filename="slow.bin"\r\n\r\n`)
+      for (let i = 0; i < 16; i++) req.write(FILLER)
+    })
+    assert.equal(answer.status, 408)
+    assert.deepEqual([answer.body.type, answer.body.error.type], ['error', 'timeout_error'])
+    assert.isBelow(performance.now() - started, 3000)
+    await until(() => sink.cut === cut + 1, 'the upstream request cut')
+    assert.equal(await rowCount('anthropic_file'), rows)
   })
 
   test('Gemini: a multipart upload over the cap and a resumable chunk longer than its start declared are cut off mid-stream in Google\'s shape', async ({ assert }) => {

@@ -26,7 +26,7 @@ export interface UploadChecks {
  * checked as they pass; the last chunk is held back until the end's checks
  * pass, so an upstream never gets a whole body the gateway refused. A
  * failure (over the limit, a malformed form, the client gone or silent for
- * BODY_TIMEOUT_MS) aborts `signal`, the dispatch's client signal: the
+ * BODY_TIMEOUT_MS while it is read) aborts `signal`, the dispatch's client signal: the
  * upstream request is cut off mid-body (no file is stored there) and
  * `run` throws the failure for the endpoint's wire. Once the body has passed
  * whole, nothing aborts the call: a file the upstream stored is recorded
@@ -167,7 +167,11 @@ export class StreamedUpload {
     if (!this.#done && !this.req.readableEnded) this.#fail(new ClientGoneError())
   }
 
-  #onIdle = () => this.#fail(timedOut(bodyTiming.timeoutMs))
+  #onIdle = () => {
+    // Paused, the gateway is not reading (the upstream's back-pressure, a connection awaited): not the client's silence.
+    if (this.req.isPaused()) return void this.#idle?.refresh()
+    this.#fail(timedOut(bodyTiming.timeoutMs))
+  }
 
   #fail(error: Error) {
     if (this.failure !== null || this.#done) return
