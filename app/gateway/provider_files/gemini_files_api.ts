@@ -162,7 +162,6 @@ async function uploadChunk(gw: Gateway, call: ApiCall, token: string): Promise<U
   const { result, bytes: answer } = await googleExchange(
     [candidate],
     { method: 'POST', path: '', url: row.upload_url, body: EMPTY, contentType: 'application/octet-stream', headers: uploadHeaders(call) },
-    upload.signal,
     upload
   )
   const status = headerValue(result.response.headers['x-goog-upload-status']) ?? 'final'
@@ -181,7 +180,6 @@ async function multipartUpload(gw: Gateway, call: ApiCall): Promise<UploadAnswer
   const { result, bytes: answer } = await googleExchange(
     candidates,
     { method: 'POST', path: '/files', upload: true, body: EMPTY, contentType, headers: uploadHeaders(call) },
-    upload.signal,
     upload
   )
   const file = fileOf(answer)

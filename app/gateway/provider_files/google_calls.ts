@@ -7,7 +7,7 @@ import { baseOf, withChannelHeaders, type UpstreamRequest } from '#gateway/provi
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { ChannelInfo } from '#gateway/types'
 import type { GatewayService } from '#gateway/gateway_service'
-import { dispatch, readBody, type DispatchResult } from '#gateway/upstream/dispatcher'
+import { dispatch, readBody, type DispatchResult, type UpstreamBody } from '#gateway/upstream/dispatcher'
 import { jsonAnswer } from '#gateway/batches/upstream_calls'
 import { holdingChannel } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
@@ -51,21 +51,20 @@ export async function googleJson(candidates: RouteCandidate[], call: GoogleCall 
 
 /**
  * An answer whose head matters (a resumable upload's status and URL), its
- * body read whole (small). With `upload`, the request's body is the client's,
- * streamed as it arrives (streamed_upload.ts), and the call is aborted only
- * while it streams.
+ * body read whole (small). Given a StreamedUpload instead of a signal, the
+ * request's body is the client's, streamed as it arrives, and the call is
+ * aborted only while it streams.
  */
 export async function googleExchange(
   candidates: RouteCandidate[],
   call: GoogleCall,
-  signal: AbortSignal,
-  upload?: StreamedUpload
+  signal: AbortSignal | StreamedUpload
 ): Promise<{ result: DispatchResult<Buffer>; bytes: Buffer }> {
-  if (upload === undefined) {
-    const result = await dispatch(candidates, (c) => googleRequest(c.channel, call), signal, undefined, (body) => readBody(body))
-    return { result, bytes: result.answer }
-  }
-  const result = await upload.run(dispatch(candidates, (c) => upload.attach(googleRequest(c.channel, call)), upload.signal, undefined, (body) => readBody(body)))
+  const read = (body: UpstreamBody) => readBody(body)
+  const result =
+    signal instanceof AbortSignal
+      ? await dispatch(candidates, (c) => googleRequest(c.channel, call), signal, undefined, read)
+      : await signal.run(dispatch(candidates, (c) => signal.attach(googleRequest(c.channel, call)), signal.signal, undefined, read))
   return { result, bytes: result.answer }
 }
 
