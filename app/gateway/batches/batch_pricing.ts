@@ -61,3 +61,16 @@ export function batchHold(
   if (price.perRequestPico && lines > 1) hold += price.perRequestPico * BigInt(lines - 1)
   return billable(discounted(hold))
 }
+
+/**
+ * What an embedding batch holds until it is billed: its requests' input
+ * tokens as the gateway counted them (gemini_embed_batch_input.ts) at the
+ * input price (an embedding has no output), plus the per-request price once
+ * per request, at the batch percentage.
+ */
+export function embedBatchHold(price: PriceInfo | null, inputTokens: number, requests: number): bigint {
+  if (!price) return 0n
+  let hold = holdAtPrice(price, inputTokens, 0)
+  if (price.perRequestPico && requests > 1) hold += price.perRequestPico * BigInt(requests - 1)
+  return billable(discounted(hold))
+}

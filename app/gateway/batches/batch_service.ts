@@ -9,6 +9,8 @@ import { batchCost } from '#gateway/batches/batch_pricing'
 import {
   billedUsage,
   noUsage,
+  sumGeminiEmbedInlined,
+  sumGeminiEmbedResultsFile,
   sumGeminiInlined,
   sumGeminiResultsFile,
   sumOutputUsage,
@@ -29,10 +31,12 @@ import {
   billsWithoutRow,
   claimBilling,
   isGeminiBatch,
+  isGeminiEmbedBatch,
   isMessageBatch,
   recordSeen,
   registerBatchFile,
   storedCustomIds,
+  storedInputTokens,
   unbilledBatches,
   type BatchObjectRow,
 } from '#gateway/batches/batch_store'
@@ -94,7 +98,8 @@ const REPAIR_AFTER_MS = 10 * 60_000
  * `ended` from their results' usage (endpoint `messages.batch`); so do
  * Gemini's batches (gemini_batches_api.ts): settleGeminiBatch, billed once
  * their state is final from their inline answers or results file (endpoint
- * `gemini.batchGenerateContent`).
+ * `gemini.batchGenerateContent`, or `gemini.asyncBatchEmbedContent` for an
+ * embedding batch, its tokens the answers' or the gateway's count).
  */
 export class BatchService {
   readonly holds: BatchHolds
@@ -247,8 +252,14 @@ export class BatchService {
    */
   async #geminiUsage(row: BatchObjectRow, upstream: Record<string, any>): Promise<OutputUsage> {
     const inlined = inlinedResponsesOf(upstream)
-    if (inlined !== null) return sumGeminiInlined(inlined, Number(row.lines ?? 0))
     const file = responsesFileOf(upstream)
+    if (isGeminiEmbedBatch(row) && (inlined !== null || file !== null)) {
+      // An embedding batch's requests' counts at its creation: what an answer without its tokenCount is billed.
+      const counts = await storedInputTokens(row.id)
+      if (inlined !== null) return sumGeminiEmbedInlined(inlined, Number(row.lines ?? 0), counts)
+      return this.#readUsage(row, `/${file}:download?alt=media`, (body, once) => sumGeminiEmbedResultsFile(body, once, counts), '/download')
+    }
+    if (inlined !== null) return sumGeminiInlined(inlined, Number(row.lines ?? 0))
     if (file !== null) return this.#readUsage(row, `/${file}:download?alt=media`, sumGeminiResultsFile, '/download')
     if (geminiBatchState(upstream) === 'BATCH_STATE_SUCCEEDED') throw new Error('the succeeded batch answered without its output')
     return noUsage()
@@ -365,7 +376,7 @@ export class BatchService {
       model: row.model ?? '(none)',
       requestedModel: null,
       servedModel: row.served_model,
-      endpoint: isMessageBatch(row) ? 'messages.batch' : isGeminiBatch(row) ? 'gemini.batchGenerateContent' : 'batch',
+      endpoint: isMessageBatch(row) ? 'messages.batch' : isGeminiBatch(row) ? `gemini.${row.endpoint}` : 'batch',
       stream: false,
       status: 200,
       // A batch that did not complete is billed for what it answered; the row says how it ended.
