@@ -336,6 +336,9 @@ test.group('Gemini embedding batches (asyncBatchEmbedContent)', (group) => {
     await portal.login(user.email)
     const mine = htmlText((await portal.get('/dashboard/batches')).body)
     assert.include(mine, 'Gemini Batch API · embeddings')
+    // Gemini's batchStats read in the page's words (pendingRequestCount: "4 pending"), not a missing translation
+    assert.include(mine, `${TEXTS.length} pending`)
+    assert.notInclude(mine, 'translation missing')
 
     // Cancelled from the panel: billed once, for what finished.
     assert.isBelow((await panel.post(`/admin/batches/${row.id}/cancel`, {})).status, 400)
