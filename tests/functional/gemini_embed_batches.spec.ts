@@ -1,6 +1,5 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
-import { GoogleGenAI } from '@google/genai'
 import { setPrice } from '#actions/set_price'
 import { createUser } from '#actions/create_user'
 import { countTokens } from '#gateway/metering/tokenizer'
