@@ -31,6 +31,9 @@ test.group('Imagen masks from OpenAI masks', () => {
     const out = grayPixels(await imagenMaskOf(mask, { width: 9, height: 7 }))
     assert.include(out, { width: 9, height: 7, colorType: 0 })
     assert.deepEqual(out.rows, expected(9, 7, clear))
+    // Past a slice of rows (the event loop let go between them)
+    const tall = (x: number, y: number) => (x * 7 + y) % 5 === 0
+    assert.deepEqual(grayPixels(await imagenMaskOf(rgbaMask(5, 600, tall, [4, 3, 2, 1, 0]), null)).rows, expected(5, 600, tall))
   })
 
   test('gray + alpha (8 and 16 bits), RGBA 16-bit, a palette with tRNS at 2 bits, RGB and gray with a transparent color key', async ({ assert }) => {
