@@ -33,7 +33,7 @@ import { parseAnswer } from '#gateway/upstream/upstream_answer'
  * serves neither); Gemini takes no mask and answers whole.
  */
 export function googleEditProblem(call: ImageUploadCall, upstreamModel: string, provider: ProviderKind): string | null {
-  if (call.stream) return 'stream: Google\'s image models answer whole; send the edit without stream=true'
+  if (call.stream) return "stream: Google's image models answer whole; send the edit without stream=true"
   if (isImagenImageInModel(upstreamModel)) {
     if (provider !== 'vertex') return `Image edits with '${upstreamModel}' are Vertex AI's: route the model to a vertex channel (the Gemini API does not serve it)`
     if (isImagenUpscaleModel(upstreamModel) && partNamed(call.form, 'mask') !== undefined) return `mask: '${upstreamModel}' upscales the whole image and takes no mask`
@@ -43,7 +43,7 @@ export function googleEditProblem(call: ImageUploadCall, upstreamModel: string, 
     return `Image edits with '${upstreamModel}' are not served (it makes images from a prompt): edit with imagen-3.0-capability-001 on a vertex channel, or a Gemini image model (gemini-2.5-flash-image)`
   }
   if (partNamed(call.form, 'mask') !== undefined) {
-    return 'mask: Gemini image models take no mask (say in the prompt what to change); masked edits are imagen-3.0-capability-001\'s, on a vertex channel'
+    return "mask: Gemini image models take no mask (say in the prompt what to change); masked edits are imagen-3.0-capability-001's, on a vertex channel"
   }
   return null
 }
