@@ -227,6 +227,7 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     const row = await db.from('batch_objects').where('public_id', batch.id).first()
     const expected = half(BigInt(Math.ceil(bytes.length / 3)) * 300_000n + 3n * chatAnswerHold)
     assert.equal(toPico(row.hold), expected)
+    assert.equal(gw.batches.holds.heldFor(user.userId), expected)
 
     // A balance between three default allowances (1,024 tokens: $0.046 at half price) and three images ($0.058) is refused.
     const short = await seedUser({ balance: '0.05' })
