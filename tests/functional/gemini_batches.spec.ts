@@ -7,7 +7,7 @@ import { createUser } from '#actions/create_user'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockGeminiBatchUsage } from '#tests/fixtures/mock_upstream/gemini_batches'
-import { genai } from '#tests/clients'
+import { failure, genai } from '#tests/clients'
 import { balanceAndLedger, baseUrl, gateway, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -60,15 +60,6 @@ function rest(key: string, method: string, path: string, body?: unknown) {
     headers: { 'x-goog-api-key': key, 'content-type': 'application/json' },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   })
-}
-
-async function failure(call: Promise<unknown>): Promise<{ status: number; message: string }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, message: String(error.message) }
-  }
-  throw new Error('the call succeeded')
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
