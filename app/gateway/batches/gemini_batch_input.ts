@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { asksForAudio, completionTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
+import { asksForAudio, completionTokenHold, imageAnswerTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
 import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
 import { MAX_MESSAGE_BATCH_REQUESTS } from '#gateway/batches/message_batch_input'
@@ -29,6 +29,8 @@ export class GeminiHoldTally {
   searchHold = 0
   audioHold = 0
   imageHold = 0
+  /** The image requests' tokens when the image output price is the higher: one image per candidate at least (batch_input.ts) */
+  imageAnswerHold = 0
   /** The requests' keys (metadata.key, a file line's key): kept for the bill when every request has its own */
   #digests = new CustomIdDigests()
   #keyed = true
@@ -45,7 +47,10 @@ export class GeminiHoldTally {
     this.completionHold = Math.min(this.completionHold + completion, MAX_COMPLETION_HOLD)
     this.searchHold = Math.min(this.searchHold + webSearchHold(request), MAX_COMPLETION_HOLD)
     if (asksForAudio(request)) this.audioHold = Math.min(this.audioHold + completion, this.completionHold)
-    else if (mayAnswerImages(request)) this.imageHold = Math.min(this.imageHold + completion, this.completionHold)
+    else if (mayAnswerImages(request)) {
+      this.imageHold = Math.min(this.imageHold + completion, this.completionHold)
+      this.imageAnswerHold = Math.min(this.imageAnswerHold + Math.max(completion, imageAnswerTokenHold(request)), MAX_COMPLETION_HOLD)
+    }
   }
 
   /**

@@ -81,7 +81,7 @@ export async function createGeminiBatch(gw: Gateway, call: ApiCall, model: strin
     const refs = inlineFileReferences(raw, source.requests)
     if (refs.length > 0) candidates = await pinnedCandidates(candidates, refs, principal.user.id, model)
   }
-  const hold = batchHold(price, bytes, tally.completionHold, tally.requests, tally.searchHold, tally.audioHold, tally.imageHold)
+  const hold = batchHold(price, bytes, tally.completionHold, tally.requests, tally.searchHold, tally.audioHold, tally.imageHold, tally.imageAnswerHold)
   refuseUncoveredHold(principal, price, hold, tally.requests, model)
   const budgetModel = batchBudgetOf(principal, model)?.model ?? null
   /** The body for a mapped name (one per name): the inline requests' own `model` renamed; else the client's bytes */
