@@ -5,6 +5,7 @@ import { geminiUsageOfBody } from '#gateway/dialects/gemini/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import type { TokenUsage } from '#gateway/types'
+import type { CanonicalUsage } from '#gateway/dialects/canonical'
 import type { BilledOnce } from '#gateway/batches/custom_ids'
 
 /**
@@ -195,15 +196,27 @@ function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   const result = line?.result
   if (result?.type !== 'succeeded') return
   sums.requests++
+  // Its one-hour cache writes and web searches too, as /v1/messages bills them (they cost the five-minute write price and nothing).
   const usage = decodeAnthropicUsage(result.message?.usage)
-  if (!usage) return
+  if (usage) addAnswerUsage(sums, usage)
+}
+
+/**
+ * One answer's decoded usage added to the sums: every count its decoder
+ * reports (Anthropic's cache writes, one-hour ones apart; Gemini's audio and
+ * image modalities), its searches bounded as one answer's.
+ */
+function addAnswerUsage(sums: OutputUsage, usage: CanonicalUsage) {
   sums.promptTokens += tokenCount(usage.inputTokens)
   sums.completionTokens += tokenCount(usage.outputTokens)
   sums.cachedTokens += tokenCount(usage.cacheReadTokens)
   sums.cacheWriteTokens += tokenCount(usage.cacheWriteTokens)
-  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
-  // One-hour cache writes and web searches, as /v1/messages bills them (they cost the five-minute write price and nothing).
   sums.cacheWrite1hTokens += tokenCount(usage.cacheWrite1hTokens)
+  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
+  sums.audioPromptTokens += tokenCount(usage.audioInputTokens)
+  sums.cachedAudioTokens += tokenCount(usage.cachedAudioTokens)
+  sums.audioCompletionTokens += tokenCount(usage.audioOutputTokens)
+  sums.imageCompletionTokens += tokenCount(usage.imageOutputTokens)
   sums.webSearches += Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
 }
 
@@ -299,16 +312,7 @@ function addGeminiAnswer(sums: OutputUsage, entry: any) {
   if (response === null || typeof response !== 'object') return
   sums.requests++
   const usage = geminiUsageOfBody(response)
-  if (usage === null) return
-  sums.promptTokens += tokenCount(usage.inputTokens)
-  sums.completionTokens += tokenCount(usage.outputTokens)
-  sums.cachedTokens += tokenCount(usage.cacheReadTokens)
-  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
-  sums.audioPromptTokens += tokenCount(usage.audioInputTokens)
-  sums.cachedAudioTokens += tokenCount(usage.cachedAudioTokens)
-  sums.audioCompletionTokens += tokenCount(usage.audioOutputTokens)
-  sums.imageCompletionTokens += tokenCount(usage.imageOutputTokens)
-  sums.webSearches += Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
+  if (usage !== null) addAnswerUsage(sums, usage)
 }
 
 /**

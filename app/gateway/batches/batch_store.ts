@@ -77,6 +77,8 @@ export interface BatchObjectRow {
   audio_hold: number | null
   /** Of its completion hold, the tokens that may be images (migration 1040; null: none) */
   image_hold: number | null
+  /** Those tokens when the image output price is the higher: one image per choice at least (migration 1049; null: image_hold) */
+  image_answer_hold: number | null
   input_file_id: string | null
   status: string
   object: Record<string, any> | null
@@ -116,6 +118,7 @@ export type NewBatchObject = Omit<
   | 'search_hold'
   | 'audio_hold'
   | 'image_hold'
+  | 'image_answer_hold'
 > & {
   object: Record<string, any>
   hold?: string
@@ -125,6 +128,7 @@ export type NewBatchObject = Omit<
   search_hold?: number | null
   audio_hold?: number | null
   image_hold?: number | null
+  image_answer_hold?: number | null
   /** The requests' custom ids (custom_ids.ts): given, or copied from the input file of that row id */
   customIds?: { digests: Buffer } | { fromObject: number }
   /** An embedding batch's requests' estimated input tokens (embed_tokens.ts), kept for its bill (batch_input_tokens) */

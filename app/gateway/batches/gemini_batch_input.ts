@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { asksForAudio, completionTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
+import { asksForAudio, completionTokenHold, imageAnswerTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
 import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
 import { MAX_MESSAGE_BATCH_REQUESTS } from '#gateway/batches/message_batch_input'
@@ -68,6 +68,8 @@ export class GeminiHoldTally implements RequestTally {
   searchHold = 0
   audioHold = 0
   imageHold = 0
+  /** The image requests' tokens when the image output price is the higher: one image per candidate at least (batch_input.ts) */
+  imageAnswerHold = 0
   #keys = new RequestKeys()
 
   add(request: Record<string, any>, key: unknown) {
@@ -77,7 +79,10 @@ export class GeminiHoldTally implements RequestTally {
     this.completionHold = Math.min(this.completionHold + completion, MAX_COMPLETION_HOLD)
     this.searchHold = Math.min(this.searchHold + webSearchHold(request), MAX_COMPLETION_HOLD)
     if (asksForAudio(request)) this.audioHold = Math.min(this.audioHold + completion, this.completionHold)
-    else if (mayAnswerImages(request)) this.imageHold = Math.min(this.imageHold + completion, this.completionHold)
+    else if (mayAnswerImages(request)) {
+      this.imageHold = Math.min(this.imageHold + completion, this.completionHold)
+      this.imageAnswerHold = Math.min(this.imageAnswerHold + Math.max(completion, imageAnswerTokenHold(request)), MAX_COMPLETION_HOLD)
+    }
   }
 
   /** The keys' digests, or null (RequestKeys.digests) */

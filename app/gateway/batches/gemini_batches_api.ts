@@ -94,7 +94,7 @@ export async function createGeminiBatch(gw: Gateway, call: ApiCall, model: strin
   const hold =
     tally instanceof EmbedTokenTally
       ? embedBatchHold(price, tally.tokens, tally.requests)
-      : batchHold(price, bytes, tally.completionHold, tally.requests, tally.searchHold, tally.audioHold, tally.imageHold)
+      : batchHold(price, bytes, tally.completionHold, tally.requests, tally.searchHold, tally.audioHold, tally.imageHold, tally.imageAnswerHold)
   refuseUncoveredHold(principal, price, hold, tally.requests, model)
   const budgetModel = batchBudgetOf(principal, model)?.model ?? null
   /** The body for a mapped name (one per name): the inline requests' own `model` renamed; else the client's bytes */
