@@ -123,6 +123,6 @@ function modelInfo(id: string) {
   return {
     name: `models/${id}`,
     displayName: id,
-    supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents'],
+    supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'batchGenerateContent', 'asyncBatchEmbedContent'],
   }
 }
