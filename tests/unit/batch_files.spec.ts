@@ -49,6 +49,9 @@ test.group('batch input files', () => {
       [line('a', { messages: [] }), 'invalid_batch_file', 'Line 1: body.model is required'],
       ['\n\n', 'invalid_batch_file', 'The file holds no request line'],
       ['[1]', 'invalid_batch_file', 'Line 1 is not a JSON object'],
+      // As a request body's structure: JSON.stringify recursed through such a line when writing it again (Azure, a mapped name)
+      [`${line('a', { model: 'm' })}\n${line('b', { model: 'm', x: JSON.parse(`${'['.repeat(130)}${']'.repeat(130)}`) })}`, 'json_too_deep', 'Line 2: it is nested too deeply'],
+      [`{"custom_id":"a","custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}`, 'duplicate_key', "Line 1: Duplicate key 'custom_id' in the line"],
     ]
     for (const [text, code, message] of cases) {
       const error = refusal(() => readBatchInput(Buffer.from(text)))
@@ -60,7 +63,7 @@ test.group('batch input files', () => {
 
   test("withModel renames each line's body.model and nothing else", ({ assert }) => {
     const file = Buffer.from(`${line('a', { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 })}\n`)
-    const renamed = withModel(file, 'upstream-m').toString('utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const renamed = Buffer.concat(withModel(file, 'upstream-m')).toString('utf8').trim().split('\n').map((l) => JSON.parse(l))
     assert.deepEqual(renamed, [{ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: { model: 'upstream-m', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 } }])
   })
 })

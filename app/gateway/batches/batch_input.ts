@@ -2,6 +2,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { asksForAudio, completionTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
 import { modelNameProblem } from '#gateway/http/model_name'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
+import { checkJsonStructure } from '#gateway/http/json_guard'
 
 /**
  * A batch input file (JSONL: one request a line, `{custom_id, method, url,
@@ -60,7 +61,15 @@ export function readBatchInput(bytes: Buffer): BatchInput {
   let imageHold = 0
   const customIds = new Set<string>()
   const digests = new CustomIdDigests()
-  forEachLine(bytes, (text, number) => {
+  forEachLine(bytes, (text, raw, number) => {
+    // As a request body's: a line nested thousands deep parsed, then overflowed the stack where it was written
+    // again for Azure or a mapped name (a 502 counted as the channel's failure: a few uploads opened its circuit).
+    try {
+      checkJsonStructure(raw)
+    } catch (error) {
+      if (!(error instanceof GatewayError)) throw error
+      throw refused(`Line ${number}: ${error.message.replace('Request body', 'it').replace('the request body', 'the line')}`, error.code)
+    }
     let line: any
     try {
       line = JSON.parse(text)
@@ -111,30 +120,37 @@ export function readBatchInput(bytes: Buffer): BatchInput {
  * The file with each line's `body.model` renamed (a channel that maps the
  * client's name to another upstream; on Azure the deployment's name), and
  * its `url` when given (Azure's, without `/v1`): only those lines are
- * written again, every other byte as it was.
+ * written again, every other byte as it was. Its lines, each ending in a
+ * newline, for the upload's one concatenation (no whole copy in between).
  */
-export function withModel(bytes: Buffer, model: string, url?: string): Buffer {
-  const out: string[] = []
+export function withModel(bytes: Buffer, model: string, url?: string): Buffer[] {
+  const out: Buffer[] = []
   forEachLine(bytes, (text) => {
     const line = JSON.parse(text)
     line.body.model = model
     if (url !== undefined) line.url = url
-    out.push(JSON.stringify(line))
+    out.push(Buffer.from(`${JSON.stringify(line)}\n`, 'utf8'))
   })
-  return Buffer.from(`${out.join('\n')}\n`, 'utf8')
+  return out
 }
 
-/** Each non-blank line's text and its 1-based number. */
-function forEachLine(bytes: Buffer, each: (text: string, number: number) => void) {
-  const text = bytes.toString('utf8')
+const NEWLINE = 0x0a
+
+/**
+ * Each non-blank line's text, its bytes and its 1-based number, one line at
+ * a time: the file is never one string (200 MB of JSONL with one non-Latin-1
+ * character was a 400 MB string, read twice for Azure: ~700 MB for one upload).
+ */
+function forEachLine(bytes: Buffer, each: (text: string, raw: Buffer, number: number) => void) {
   let start = 0
   let number = 0
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start)
-    if (end < 0) end = text.length
+  while (start <= bytes.length) {
+    let end = bytes.indexOf(NEWLINE, start)
+    if (end < 0) end = bytes.length
     number++
-    const line = text.slice(start, end).trim()
-    if (line !== '') each(line, number)
+    const raw = bytes.subarray(start, end)
+    const text = raw.toString('utf8').trim()
+    if (text !== '') each(text, raw, number)
     start = end + 1
   }
 }

@@ -115,9 +115,9 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   return fileView(row)
 }
 
-/** The file's bytes with the file part's content replaced. */
-function spliced(rawBody: Buffer, part: { bodyStart: number; bodyEnd: number }, content: Buffer): Buffer {
-  return Buffer.concat([rawBody.subarray(0, part.bodyStart), content, rawBody.subarray(part.bodyEnd)])
+/** The file's bytes with the file part's content replaced by these lines. */
+function spliced(rawBody: Buffer, part: { bodyStart: number; bodyEnd: number }, lines: Buffer[]): Buffer {
+  return Buffer.concat([rawBody.subarray(0, part.bodyStart), ...lines, rawBody.subarray(part.bodyEnd)])
 }
 
 /** A file as OpenAI describes one, with the gateway's id and the size the client sent. */
