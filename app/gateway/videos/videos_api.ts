@@ -235,7 +235,9 @@ async function relayGeminiFile(call: ApiCall, candidate: RouteCandidate, uri: st
   try {
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       if (stream.gone) break
-      stream.send(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      // At the client's pace: a client reading slowly (or not at all) had the whole video read into memory.
+      const wait = stream.send(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      if (wait) await wait
     }
   } catch {
     if (!call.res.destroyed) call.res.destroy()

@@ -1,0 +1,147 @@
+import { test } from '@japa/runner'
+import { createServer, get, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomUUID } from 'node:crypto'
+import db from '@adonisjs/lucid/services/db'
+import { toFile } from 'openai'
+import { setPrice } from '#actions/set_price'
+import { insertVideo } from '#gateway/videos/video_store'
+import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { baseUrl, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+
+/**
+ * Hostile input on the Azure Batch API, the video download and the
+ * long-job endpoints merged last pass: a batch file line nested thousands
+ * deep (it opened the Azure channel's circuit), a client holding a Veo
+ * video's download open without reading (the gateway read the upstream's
+ * whole file into memory).
+ */
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)))
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+test.group('Azure batches against a hostile client', (group) => {
+  let mock: MockUpstream
+  let azureId = 0
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock({ basePath: '/openai' })
+    azureId = (
+      await seedChannel({
+        name: 'az-classic',
+        provider: 'azure',
+        baseUrl: `${mock.origin}/openai`,
+        apiKey: 'az-key',
+        models: ['gpt-4o'],
+        modelMapping: { 'gpt-4o': 'gpt-4o-batch' },
+      })
+    ).id
+    await setPrice({ model: 'gpt-4o', input: '2', output: '8' })
+    await refreshCaches()
+    return () => mock.stop()
+  })
+
+  test("a line nested 20,000 deep: the client's 400, not the channel's failure (three such uploads, CIRCUIT_FAILURES, opened its circuit for everyone)", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`
+    const line = `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"x":${deep}}}\n`
+    const uploadsBefore = mock.requests.length
+    for (let i = 0; i < 6; i++) {
+      const refused = await client.files.create({ file: await toFile(Buffer.from(line), 'deep.jsonl'), purpose: 'batch' }).catch((error) => error)
+      assert.equal(refused.status, 400)
+      assert.equal(refused.error.code, 'json_too_deep')
+      assert.include(refused.error.message, 'Line 1')
+      assert.notInclude(refused.error.message, 'call stack')
+    }
+    assert.equal(mock.requests.length, uploadsBefore, 'nothing sent upstream')
+    assert.deepInclude(gw.health.stateOf(azureId), { state: 'closed', failures: 0 })
+
+    // The channel still serves everyone: a good file goes up.
+    const good = `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}}\n`
+    const file = await client.files.create({ file: await toFile(Buffer.from(good), 'good.jsonl'), purpose: 'batch' })
+    assert.match(file.id, /^file-gw/)
+  })
+})
+
+test.group('Veo downloads against a slow client', (group) => {
+  let upstream: Server
+  let url = ''
+  let googleChannelId = 0
+  /** Bytes the upstream has written of the video so far */
+  let sent = 0
+  const VIDEO_BYTES = 160 * 1024 * 1024
+
+  group.setup(async () => {
+    await resetDatabase()
+    upstream = createServer((req, res) => {
+      if (req.url !== '/v1beta/files/big:download') return res.writeHead(404).end()
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(VIDEO_BYTES) })
+      const chunk = Buffer.alloc(64 * 1024, 7)
+      // Written as fast as the gateway takes it (the upstream's own back-pressure respected)
+      const pump = () => {
+        while (sent < VIDEO_BYTES) {
+          sent += chunk.length
+          if (!res.write(chunk)) return res.once('drain', pump)
+        }
+        res.end()
+      }
+      res.on('close', () => res.destroyed || res.destroy())
+      pump()
+    })
+    url = await listen(upstream)
+    googleChannelId = (await seedChannel({ name: 'gemini', provider: 'google', baseUrl: `${url}/v1beta`, models: ['veo-3.0-generate-001'] })).id
+    await refreshCaches()
+    return async () => {
+      upstream.closeAllConnections()
+      await new Promise((resolve) => upstream.close(resolve))
+    }
+  })
+
+  test("a client that opens a 160 MB video's /content and does not read: the upstream read no faster than the client", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const row = await insertVideo({
+      upstream_id: 'models/veo-3.0-generate-001/operations/big',
+      wire: 'veo',
+      user_id: user.userId,
+      api_key_id: user.keyId,
+      team_id: null,
+      budget_model: null,
+      channel_id: googleChannelId,
+      model: 'veo-3.0-generate-001',
+      served_model: 'veo-3.0-generate-001',
+      seconds: 8,
+      samples: 1,
+      size: null,
+      status: 'completed',
+      object: { prompt: 'x', operation: { name: 'op', done: true, response: { generateVideoResponse: { generatedSamples: [{ video: { uri: `${url}/v1beta/files/big:download` } }] } } } },
+      remixed_from: null,
+      request_id: randomUUID(),
+      hold: '0',
+    })
+    await db.from('videos').where('id', row.id).update({ billed_at: new Date(), billed_cost: '0' })
+
+    sent = 0
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      get(`${baseUrl()}/v1/videos/${row.public_id}/content`, { headers: { authorization: `Bearer ${user.key}` } }, resolve).on('error', reject)
+    })
+    assert.equal(response.statusCode, 200)
+    // The client reads nothing for a while
+    response.pause()
+    await sleep(1500)
+    const whilePaused = sent
+    // Then reads it all: every byte arrives
+    let received = 0
+    response.on('data', (chunk: Buffer) => (received += chunk.length))
+    response.resume()
+    await new Promise((resolve) => response.on('end', resolve))
+    assert.equal(received, VIDEO_BYTES)
+    // Before: the gateway read the whole 160 MB into its memory at once. After: what the sockets' buffers hold (11 MB here).
+    assert.isBelow(whilePaused, 48 * 1024 * 1024, `${(whilePaused / 1048576).toFixed(1)} MB read from the upstream while the client read nothing`)
+  })
+})
