@@ -3,11 +3,11 @@ import { createServer, get, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import db from '@adonisjs/lucid/services/db'
-import { toFile } from 'openai'
+import { AzureOpenAI, toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
 import { insertVideo } from '#gateway/videos/video_store'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
+import { baseUrl, gateway, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * Hostile input on the Azure Batch API, the video download and the
@@ -25,11 +25,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 test.group('Azure batches against a hostile client', (group) => {
   let mock: MockUpstream
+  let openaiMock: MockUpstream
   let azureId = 0
 
   group.setup(async () => {
     await resetDatabase()
     mock = await startMock({ basePath: '/openai' })
+    openaiMock = await startMock()
+    await seedChannel({ name: 'oa', provider: 'openai', baseUrl: `${openaiMock.origin}/v1`, models: ['gpt-4o-mini'] })
+    await setPrice({ model: 'gpt-4o-mini', input: '2', output: '8' })
     azureId = (
       await seedChannel({
         name: 'az-classic',
@@ -42,7 +46,10 @@ test.group('Azure batches against a hostile client', (group) => {
     ).id
     await setPrice({ model: 'gpt-4o', input: '2', output: '8' })
     await refreshCaches()
-    return () => mock.stop()
+    return async () => {
+      await mock.stop()
+      await openaiMock.stop()
+    }
   })
 
   test("a line nested 20,000 deep: the client's 400, not the channel's failure (three such uploads, CIRCUIT_FAILURES, opened its circuit for everyone)", async ({ assert }) => {
@@ -66,6 +73,49 @@ test.group('Azure batches against a hostile client', (group) => {
     const good = `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}}\n`
     const file = await client.files.create({ file: await toFile(Buffer.from(good), 'good.jsonl'), purpose: 'batch' })
     assert.match(file.id, /^file-gw/)
+  })
+
+  test("an AzureOpenAI client's file as Azure's docs write it (url /chat/completions, endpoint /chat/completions): taken, run, billed once", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const azure = new AzureOpenAI({ endpoint: baseUrl(), apiKey: user.key, apiVersion: '2024-10-21', maxRetries: 0 })
+    const azureDocs = (model: string) =>
+      Buffer.from(
+        [0, 1]
+          .map((i) => JSON.stringify({ custom_id: `task-${i}`, method: 'POST', url: '/chat/completions', body: { model, messages: [{ role: 'user', content: `q${i}` }], max_tokens: 20 } }))
+          .join('\n')
+      )
+
+    // Before: 400 "url must be one of /v1/chat/completions, ..."
+    const file = await azure.files.create({ file: await toFile(azureDocs('gpt-4o'), 'azure.jsonl'), purpose: 'batch' })
+    const stored = [...mock.batches.files.values()].find((f) => f.filename === 'azure.jsonl')!
+    assert.deepEqual(
+      stored.bytes.toString('utf8').trim().split('\n').map((l) => [JSON.parse(l).url, JSON.parse(l).body.model]),
+      [['/chat/completions', 'gpt-4o-batch'], ['/chat/completions', 'gpt-4o-batch']]
+    )
+    const batch = await azure.batches.create({ input_file_id: file.id, endpoint: '/chat/completions' as any, completion_window: '24h', metadata: { mock_polls: '0' } })
+    assert.equal([...mock.batches.batches.values()].at(-1)!.endpoint, '/chat/completions')
+    assert.equal((await azure.batches.retrieve(batch.id)).status, 'completed')
+    await azure.batches.retrieve(batch.id)
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', provider: 'azure', served_model: 'gpt-4o-batch' })
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+
+    // The same file for a model on an OpenAI channel: its lines go in OpenAI's form
+    const other = await azure.files.create({ file: await toFile(azureDocs('gpt-4o-mini'), 'to-openai.jsonl'), purpose: 'batch' })
+    assert.match(other.id, /^file-gw/)
+    const sent = [...openaiMock.batches.files.values()].find((f) => f.filename === 'to-openai.jsonl')!
+    assert.deepEqual(
+      sent.bytes.toString('utf8').trim().split('\n').map((l) => JSON.parse(l).url),
+      ['/v1/chat/completions', '/v1/chat/completions']
+    )
+    // A url that is neither form is still refused
+    const wrong = `{"custom_id":"a","method":"POST","url":"/v1/v1/chat/completions","body":{"model":"gpt-4o"}}`
+    const refused = await azure.files.create({ file: await toFile(Buffer.from(wrong), 'w.jsonl'), purpose: 'batch' }).catch((error) => error)
+    assert.equal(refused.status, 400)
+    assert.include(refused.error.message, 'url must be one of')
   })
 })
 

@@ -16,8 +16,10 @@ import { checkJsonStructure } from '#gateway/http/json_guard'
  */
 export interface BatchInput {
   model: string
-  /** The lines' `url` (`/v1/chat/completions`...) */
+  /** The lines' `url` in OpenAI's form (`/v1/chat/completions`...) */
   endpoint: string
+  /** The `url` as every line writes it (Azure's docs write `/chat/completions`), or null when lines write it differently */
+  writtenUrl: string | null
   lines: number
   completionHold: number
   /** The web searches they may make (each line's webSearchHold), held at the price per search */
@@ -32,6 +34,17 @@ export interface BatchInput {
 
 /** The endpoints a batch line may call (OpenAI's Batch API's, embeddings included). */
 export const BATCH_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/responses', '/v1/embeddings', '/v1/completions'])
+
+/**
+ * A line's url (or a batch's `endpoint`) in OpenAI's form: one of
+ * BATCH_ENDPOINTS, or Azure's form of one without `/v1` (`/chat/completions`,
+ * as Azure's batch docs and AzureOpenAI clients write it); null for any other.
+ */
+export function batchEndpointOf(url: unknown): string | null {
+  if (typeof url !== 'string') return null
+  if (BATCH_ENDPOINTS.has(url)) return url
+  return BATCH_ENDPOINTS.has(`/v1${url}`) ? `/v1${url}` : null
+}
 
 /** OpenAI's own limit of requests in one batch file */
 export const MAX_BATCH_LINES = 50_000
@@ -54,6 +67,7 @@ const LONE_SURROGATE = /\p{Cs}/u
 export function readBatchInput(bytes: Buffer): BatchInput {
   let model: string | null = null
   let endpoint: string | null = null
+  let writtenUrl: string | null = null
   let lines = 0
   let completionHold = 0
   let searchHold = 0
@@ -84,13 +98,15 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     customIds.add(line.custom_id)
     digests.add(line.custom_id)
     if (line.method !== 'POST') throw refused(`Line ${number}: method must be POST`)
-    if (typeof line.url !== 'string' || !BATCH_ENDPOINTS.has(line.url)) {
-      throw refused(`Line ${number}: url must be one of ${[...BATCH_ENDPOINTS].join(', ')}`)
+    const url = batchEndpointOf(line.url)
+    if (url === null) {
+      throw refused(`Line ${number}: url must be one of ${[...BATCH_ENDPOINTS].join(', ')} (or Azure's form without /v1)`)
     }
-    if (endpoint !== null && line.url !== endpoint) {
+    if (endpoint !== null && url !== endpoint) {
       throw refused(`Line ${number} calls ${line.url}, line 1 ${endpoint}: a batch file calls one endpoint`, 'mixed_endpoints')
     }
-    endpoint = line.url
+    writtenUrl = endpoint === null || writtenUrl === line.url ? line.url : null
+    endpoint = url
     const body = line.body
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw refused(`Line ${number} has no body object`)
     if (typeof body.model !== 'string' || body.model === '') throw refused(`Line ${number}: body.model is required`)
@@ -105,7 +121,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     model = body.model
     if (++lines > MAX_BATCH_LINES) throw refused(`The file has more than ${MAX_BATCH_LINES} requests`)
     // Embeddings answer no completion tokens.
-    if (line.url === '/v1/embeddings') return
+    if (url === '/v1/embeddings') return
     const completion = completionTokenHold(body)
     completionHold = Math.min(completionHold + completion, MAX_COMPLETION_HOLD)
     searchHold = Math.min(searchHold + webSearchHold(body), MAX_COMPLETION_HOLD)
@@ -113,7 +129,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     if (mayAnswerImages(body)) imageHold = Math.min(imageHold + completion, completionHold)
   })
   if (model === null || endpoint === null) throw refused('The file holds no request line')
-  return { model, endpoint, lines, completionHold, searchHold, audioHold, imageHold, customIds: digests.toBuffer() }
+  return { model, endpoint, writtenUrl, lines, completionHold, searchHold, audioHold, imageHold, customIds: digests.toBuffer() }
 }
 
 /**

@@ -71,11 +71,12 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
    */
   const mapped = new Map<string, Buffer>()
   const bodyFor = (c: RouteCandidate): Buffer => {
+    // Each line's url as the channel takes it: an Azure-form file (`/chat/completions`) goes to OpenAI in OpenAI's form
     const url = batchEndpointFor(c.channel, input.endpoint)
-    if (c.upstreamModel === input.model && url === input.endpoint) return rawBody
+    if (c.upstreamModel === input.model && url === input.writtenUrl) return rawBody
     const key = `${url} ${c.upstreamModel}`
     let body = mapped.get(key)
-    if (!body) mapped.set(key, (body = spliced(rawBody, file, withModel(bytes, c.upstreamModel, url === input.endpoint ? undefined : url))))
+    if (!body) mapped.set(key, (body = spliced(rawBody, file, withModel(bytes, c.upstreamModel, url === input.writtenUrl ? undefined : url))))
     return body
   }
   const result = await dispatch(
