@@ -125,12 +125,36 @@ test.group('Veo downloads against a slow client', (group) => {
   let googleChannelId = 0
   /** Bytes the upstream has written of the video so far */
   let sent = 0
-  const VIDEO_BYTES = 160 * 1024 * 1024
+  /** Bytes of the endless redirect's body written */
+  let redirectBodySent = 0
+  const VIDEO_BYTES = 96 * 1024 * 1024
 
   group.setup(async () => {
     await resetDatabase()
     upstream = createServer((req, res) => {
-      if (req.url !== '/v1beta/files/big:download') return res.writeHead(404).end()
+      const path = req.url ?? ''
+      // Redirects a hostile upstream answers with
+      if (path === '/v1beta/files/loop:download') return res.writeHead(302, { location: `${url}/loop-b` }).end()
+      if (path === '/loop-b') return res.writeHead(302, { location: `${url}/v1beta/files/loop:download` }).end()
+      if (path === '/v1beta/files/hugebody:download') {
+        // A redirect whose body never ends: the gateway must not read it
+        res.writeHead(302, { location: 'https://169.254.169.254/' })
+        const chunk = Buffer.alloc(64 * 1024, 1)
+        const pump = () => {
+          while (redirectBodySent < 256 * 1024 * 1024) {
+            redirectBodySent += chunk.length
+            if (!res.write(chunk)) return res.once('drain', pump)
+          }
+          res.end()
+        }
+        return pump()
+      }
+      if (path === '/v1beta/files/longlocation:download') return res.writeHead(302, { location: `https://example.com/${'a'.repeat(12_000)}` }).end()
+      if (path === '/v1beta/files/schemeless:download') return res.writeHead(302, { location: '//127.0.0.1:1/x' }).end()
+      if (path === '/v1beta/files/backslash:download') return res.writeHead(302, { location: 'https:\\\\127.0.0.1\\x' }).end()
+      if (path === '/v1beta/files/userinfo:download') return res.writeHead(302, { location: 'https://user:pass@[::ffff:0:7f00:1]/x' }).end()
+      if (path === '/v1beta/files/sixtofour:download') return res.writeHead(302, { location: 'https://[2002:7f00:1::]/x' }).end()
+      if (path !== '/v1beta/files/big:download') return res.writeHead(404).end()
       res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(VIDEO_BYTES) })
       const chunk = Buffer.alloc(64 * 1024, 7)
       // Written as fast as the gateway takes it (the upstream's own back-pressure respected)
@@ -153,10 +177,10 @@ test.group('Veo downloads against a slow client', (group) => {
     }
   })
 
-  test("a client that opens a 160 MB video's /content and does not read: the upstream read no faster than the client", async ({ assert }) => {
-    const user = await seedUser({ balance: '10' })
+  /** A completed, billed Veo video of `user`'s whose file the upstream serves at `file` */
+  async function veoVideo(user: { userId: number; keyId: number }, file: string): Promise<string> {
     const row = await insertVideo({
-      upstream_id: 'models/veo-3.0-generate-001/operations/big',
+      upstream_id: `models/veo-3.0-generate-001/operations/${file}`,
       wire: 'veo',
       user_id: user.userId,
       api_key_id: user.keyId,
@@ -169,16 +193,21 @@ test.group('Veo downloads against a slow client', (group) => {
       samples: 1,
       size: null,
       status: 'completed',
-      object: { prompt: 'x', operation: { name: 'op', done: true, response: { generateVideoResponse: { generatedSamples: [{ video: { uri: `${url}/v1beta/files/big:download` } }] } } } },
+      object: { prompt: 'x', operation: { name: 'op', done: true, response: { generateVideoResponse: { generatedSamples: [{ video: { uri: `${url}/v1beta/files/${file}:download` } }] } } } },
       remixed_from: null,
       request_id: randomUUID(),
       hold: '0',
     })
     await db.from('videos').where('id', row.id).update({ billed_at: new Date(), billed_cost: '0' })
+    return row.public_id
+  }
 
+  test("a client that opens a 96 MB video's /content and does not read: the upstream read no faster than the client", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const id = await veoVideo(user, 'big')
     sent = 0
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      get(`${baseUrl()}/v1/videos/${row.public_id}/content`, { headers: { authorization: `Bearer ${user.key}` } }, resolve).on('error', reject)
+      get(`${baseUrl()}/v1/videos/${id}/content`, { headers: { authorization: `Bearer ${user.key}` } }, resolve).on('error', reject)
     })
     assert.equal(response.statusCode, 200)
     // The client reads nothing for a while
@@ -191,7 +220,22 @@ test.group('Veo downloads against a slow client', (group) => {
     response.resume()
     await new Promise((resolve) => response.on('end', resolve))
     assert.equal(received, VIDEO_BYTES)
-    // Before: the gateway read the whole 160 MB into its memory at once. After: what the sockets' buffers hold (11 MB here).
+    // Before: the gateway read the whole 96 MB into its memory at once. After: what the sockets' buffers hold (11-12 MB here).
     assert.isBelow(whilePaused, 48 * 1024 * 1024, `${(whilePaused / 1048576).toFixed(1)} MB read from the upstream while the client read nothing`)
+  })
+
+  test('redirects that loop, never end their body, carry a 12 KB Location, or hide a local address in a URL trick: 502 at once, nothing local reached', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    for (const file of ['loop', 'hugebody', 'longlocation', 'schemeless', 'backslash', 'userinfo', 'sixtofour']) {
+      const id = await veoVideo(user, file)
+      const started = Date.now()
+      const response = await fetch(`${baseUrl()}/v1/videos/${id}/content`, { headers: { authorization: `Bearer ${user.key}` } })
+      const body = (await response.json()) as any
+      assert.equal(response.status, 502, file)
+      assert.equal(body.error.code, 'provider_error', file)
+      assert.isBelow(Date.now() - started, 5000, file)
+    }
+    // The endless redirect body was not read (what the sockets' buffers took, not its 256 MB)
+    assert.isBelow(redirectBodySent, 48 * 1024 * 1024)
   })
 })
