@@ -238,4 +238,17 @@ test.group('Veo downloads against a slow client', (group) => {
     // The endless redirect body was not read (what the sockets' buffers took, not its 256 MB)
     assert.isBelow(redirectBodySent, 48 * 1024 * 1024)
   })
+
+  test("an id with a NUL in the provider Files APIs: each wire's 404, as any id nobody holds (it was a 400 from the database's refusal)", async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    const google = { 'x-goog-api-key': user.key }
+    for (const path of ['/v1beta/files/a%00b', '/download/v1beta/files/a%00b:download']) {
+      const response = await fetch(`${baseUrl()}${path}`, { headers: google })
+      assert.equal(response.status, 404, path)
+      assert.equal(((await response.json()) as any).error.status, 'NOT_FOUND', path)
+    }
+    const anthropic = await fetch(`${baseUrl()}/v1/files/file_a%00b`, { headers: { 'x-api-key': user.key, 'anthropic-version': '2023-06-01' } })
+    assert.equal(anthropic.status, 404)
+    assert.equal(((await anthropic.json()) as any).error.type, 'not_found_error')
+  })
 })
