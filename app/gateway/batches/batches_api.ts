@@ -11,6 +11,7 @@ import { batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds
 import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
 import { batchEndpointFor, callChannel, holdingChannel, NEVER } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
+import { batchEndpointOf } from '#gateway/batches/batch_input'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
 
 /**
@@ -41,7 +42,8 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   if (file.purpose !== 'batch' || file.model === null) {
     throw GatewayError.invalidRequest(`The file ${inputFileId} is not a batch input file`, 'invalid_value', 'input_file_id')
   }
-  if (endpoint !== file.endpoint) {
+  // Azure's form (`/chat/completions`, as AzureOpenAI clients following Azure's docs send it) is the same endpoint
+  if (batchEndpointOf(endpoint) !== file.endpoint) {
     throw GatewayError.invalidRequest(
       `The file's requests call ${file.endpoint}, not ${endpoint.slice(0, 64)}: a batch's endpoint is its requests' url`,
       'invalid_value',
@@ -75,7 +77,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
         body: JSON.stringify({
           input_file_id: file.upstream_id,
           // Azure's without `/v1` (`/chat/completions`), as the file's lines were written for it at upload.
-          endpoint: batchEndpointFor(candidate.channel, endpoint),
+          endpoint: batchEndpointFor(candidate.channel, file.endpoint!),
           completion_window: window,
           ...(metadata ? { metadata } : {}),
         }),
@@ -94,7 +96,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       model: file.model,
       served_model: file.served_model,
       purpose: null,
-      endpoint,
+      endpoint: file.endpoint,
       filename: null,
       bytes: file.bytes,
       lines: file.lines,

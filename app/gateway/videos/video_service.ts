@@ -58,7 +58,8 @@ export interface VideoOptions {
  * bills it: ONE usage row (endpoint `videos`, `video_seconds` on it) at the
  * model's price per second of video for the owner's plan, through the meter
  * like any request's, then its hold released. Failed (or expired, or
- * deleted before it finished): its row bills nothing. Billed once: the
+ * deleted before it finished, on an upstream that cancels it; Veo's delete
+ * waits for the end): its row bills nothing. Billed once: the
  * `billed_at` claim (video_store.ts claimBilling) lets one caller, in any
  * instance, write the row; this process also runs one bill per video at a time.
  *
