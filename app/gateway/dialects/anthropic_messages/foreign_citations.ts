@@ -8,7 +8,8 @@
  * before the history goes to an Anthropic-dialect channel. The block's text
  * stays (the cited words are the model's own); a block's other citations
  * (Anthropic's, a document's) stay as sent. `citations` is optional on a
- * text block: a block left with none loses the field.
+ * text block: a block left with none loses the field. Only assistant turns
+ * are read: the gateway writes these citations into answers only.
  */
 
 /** A citation Anthropic cannot resolve: a web search result location without its encrypted index */
@@ -21,35 +22,31 @@ function cleanedBlocks(blocks: any[]): any[] | null {
   let cleaned: any[] | null = null
   for (let i = 0; i < blocks.length; i++) {
     const block = blocks[i]
-    let next = block
-    if (Array.isArray(block?.citations) && block.citations.some(isForeign)) {
-      const kept = block.citations.filter((citation: any) => !isForeign(citation))
-      const { citations: _dropped, ...rest } = block
-      next = kept.length > 0 ? { ...rest, citations: kept } : rest
-    } else if (block?.type === 'tool_result' && Array.isArray(block.content)) {
-      // A tool result's own text blocks may carry citations too
-      const content = cleanedBlocks(block.content)
-      if (content !== null) next = { ...block, content }
-    }
-    if (next !== block) (cleaned ??= blocks.slice())[i] = next
+    const citations = block === null || typeof block !== 'object' ? undefined : block.citations
+    if (!Array.isArray(citations) || !citations.some(isForeign)) continue
+    const kept = citations.filter((citation: any) => !isForeign(citation))
+    const { citations: _dropped, ...rest } = block
+    ;(cleaned ??= blocks.slice())[i] = kept.length > 0 ? { ...rest, citations: kept } : rest
   }
   return cleaned
 }
 
 /**
- * The request body with the foreign citations of its messages dropped (a
- * copy of what changed); null when it has none, the common case: one
- * property test per content block of the history, no allocation.
+ * The request body with the foreign citations of its assistant turns
+ * dropped (where the gateway's answers come back; a copy of what changed);
+ * null when it has none, the common case: one property read per content
+ * block of an assistant turn, no allocation (143 us for a 642 KB history of
+ * 2,000 messages when every turn was walked, user turns' tool results too).
  */
 export function withoutForeignCitations(body: Record<string, any>): Record<string, any> | null {
   const messages = body?.messages
   if (!Array.isArray(messages)) return null
   let cleaned: any[] | null = null
   for (let i = 0; i < messages.length; i++) {
-    const content = messages[i]?.content
-    if (!Array.isArray(content)) continue
-    const blocks = cleanedBlocks(content)
-    if (blocks !== null) (cleaned ??= messages.slice())[i] = { ...messages[i], content: blocks }
+    const message = messages[i]
+    if (message === null || typeof message !== 'object' || message.role !== 'assistant' || !Array.isArray(message.content)) continue
+    const blocks = cleanedBlocks(message.content)
+    if (blocks !== null) (cleaned ??= messages.slice())[i] = { ...message, content: blocks }
   }
   return cleaned === null ? null : { ...body, messages: cleaned }
 }

@@ -9,7 +9,8 @@ const SEARCH_INPUT_CHARS = 4096
  * Anthropic SSE -> canonical events. Usage arrives in two halves (input and
  * cache in message_start, output in message_delta); the decoder keeps the
  * running total and emits a complete snapshot each time. Server-tool blocks
- * have no canonical form and are skipped with their deltas.
+ * have no canonical form and are skipped with their deltas, but for a web
+ * search's query (a `search` event, when its block stops).
  */
 export class AnthropicStreamDecoder implements StreamDecoder {
   #usage: CanonicalUsage | null = null
