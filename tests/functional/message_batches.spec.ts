@@ -10,7 +10,7 @@ import { batchReadTiming } from '#gateway/batches/read_deadline'
 import { answerBudget, answerLimits } from '#gateway/upstream/answer_limits'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockResultUsage } from '#tests/fixtures/mock_upstream/anthropic_batches'
-import { anthropic } from '#tests/clients'
+import { anthropic, failure } from '#tests/clients'
 import { PageClient, htmlText } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
 import {
@@ -94,16 +94,6 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 function expectedHold(bytes: number, count: number): bigint {
   const pico = BigInt(Math.ceil(bytes / 3)) * INPUT * PER_TOKEN + BigInt(count * 50) * OUTPUT * PER_TOKEN
   return (pico * 50n + 50n) / 100n
-}
-
-/** The error an SDK call fails with: its status and Anthropic's error body. */
-async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, error: error.error }
-  }
-  throw new Error('the call succeeded')
 }
 
 async function batchRow(publicId: string) {

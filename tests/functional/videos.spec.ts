@@ -13,7 +13,7 @@ import { claimBilling } from '#gateway/videos/video_store'
 import { videoLooks } from '#gateway/videos/video_service'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockVideoBytes } from '#tests/fixtures/mock_upstream/videos'
-import { genai } from '#tests/clients'
+import { failure, genai } from '#tests/clients'
 import { adminApi, balanceAndLedger, baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -35,16 +35,6 @@ const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR
 
 async function videoRow(publicId: string) {
   return db.from('videos').where('public_id', publicId).first()
-}
-
-/** The error an SDK call fails with (status and OpenAI's error object). */
-async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, error: error.error }
-  }
-  throw new Error('the call succeeded')
 }
 
 async function bytesOf(response: Response): Promise<Buffer> {

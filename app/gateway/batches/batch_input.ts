@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { asksForAudio, completionTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
+import { asksForAudio, completionTokenHold, imageAnswerTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
 import { modelNameProblem } from '#gateway/http/model_name'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
 
@@ -25,6 +25,11 @@ export interface BatchInput {
   audioHold: number
   /** Of completionHold, the tokens of lines whose answer may be an image (mayAnswerImages), held at the image output price */
   imageHold: number
+  /**
+   * Those lines' tokens when the image output price is the higher (batchHold): each line's at least one image per
+   * choice when it sets no max tokens (imageAnswerTokenHold), as a request alone is held; imageHold or more
+   */
+  imageAnswerHold: number
   /** The lines' custom ids, kept for the bill (custom_ids.ts: each billed once, no other) */
   customIds: Buffer
 }
@@ -58,6 +63,7 @@ export function readBatchInput(bytes: Buffer): BatchInput {
   let searchHold = 0
   let audioHold = 0
   let imageHold = 0
+  let imageAnswerHold = 0
   const customIds = new Set<string>()
   const digests = new CustomIdDigests()
   forEachLine(bytes, (text, number) => {
@@ -101,10 +107,13 @@ export function readBatchInput(bytes: Buffer): BatchInput {
     completionHold = Math.min(completionHold + completion, MAX_COMPLETION_HOLD)
     searchHold = Math.min(searchHold + webSearchHold(body), MAX_COMPLETION_HOLD)
     if (asksForAudio(body)) audioHold = Math.min(audioHold + completion, completionHold)
-    if (mayAnswerImages(body)) imageHold = Math.min(imageHold + completion, completionHold)
+    if (mayAnswerImages(body)) {
+      imageHold = Math.min(imageHold + completion, completionHold)
+      imageAnswerHold = Math.min(imageAnswerHold + Math.max(completion, imageAnswerTokenHold(body)), MAX_COMPLETION_HOLD)
+    }
   })
   if (model === null || endpoint === null) throw refused('The file holds no request line')
-  return { model, endpoint, lines, completionHold, searchHold, audioHold, imageHold, customIds: digests.toBuffer() }
+  return { model, endpoint, lines, completionHold, searchHold, audioHold, imageHold, imageAnswerHold, customIds: digests.toBuffer() }
 }
 
 /**

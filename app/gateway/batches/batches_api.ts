@@ -60,7 +60,8 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
     Number(file.lines ?? 0),
     Number(file.search_hold ?? 0),
     Number(file.audio_hold ?? 0),
-    Number(file.image_hold ?? 0)
+    Number(file.image_hold ?? 0),
+    Number(file.image_answer_hold ?? file.image_hold ?? 0)
   )
   refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0), file.model)
   const budgetModel = batchBudgetOf(principal, file.model)?.model ?? null
@@ -101,6 +102,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       search_hold: file.search_hold,
       audio_hold: file.audio_hold,
       image_hold: file.image_hold,
+      image_answer_hold: file.image_answer_hold,
       input_file_id: file.public_id,
       customIds: { fromObject: file.id },
       // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).

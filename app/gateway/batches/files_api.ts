@@ -106,6 +106,7 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
     search_hold: input.searchHold,
     audio_hold: input.audioHold,
     image_hold: input.imageHold,
+    image_answer_hold: input.imageAnswerHold,
     input_file_id: null,
     // Copied to each batch made of the file: its bill counts these ids' lines, each once.
     customIds: { digests: input.customIds },
