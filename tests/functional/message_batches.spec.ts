@@ -651,6 +651,25 @@ test.group('Message Batches API', (group) => {
     assert.include(row, { endpoint: 'messages.batch', model: 'claude-alias', served_model: 'claude-sonnet-4-20250514', cost: expectedCost(range(2)) })
   })
 
+  test("a history with the gateway's own web citations (empty encrypted_index) goes up without them; Anthropic's own stay", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const ours = { type: 'web_search_result_location', url: 'https://example.com/a', title: 'A', encrypted_index: '', cited_text: '' }
+    const theirs = { type: 'web_search_result_location', url: 'https://example.com/b', title: 'B', encrypted_index: 'EpMBCioIAhgBIiQ', cited_text: 'b' }
+    const batch = requests(2)
+    batch[1].params.messages = [
+      { role: 'user', content: 'what is new?' },
+      { role: 'assistant', content: [{ type: 'text', text: 'Café', citations: [ours] }, { type: 'text', text: ' olé', citations: [ours, theirs] }] },
+      { role: 'user', content: 'more?' },
+    ] as any
+    await create(anthropic(user.key), batch)
+    const upstream = [...mock.messageBatches.batches.values()].at(-1)!
+    assert.deepEqual(upstream.requests[0].params.messages, batch[0].params.messages)
+    assert.deepEqual(upstream.requests[1].params.messages[1].content, [
+      { type: 'text', text: 'Café' },
+      { type: 'text', text: ' olé', citations: [theirs] },
+    ])
+  })
+
   test('list pages newest first by after_id and before_id, as the SDK pages them', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const client = anthropic(user.key)
