@@ -22,6 +22,8 @@ import { chooseProtocol, isRealtimeUpgrade, readHandshake, type RealtimeHandshak
 import { realtimeLimits } from '#gateway/realtime/realtime_limits'
 import { RealtimeSession } from '#gateway/realtime/realtime_session'
 import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
+import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
+import { hashApiKey } from '#gateway/auth/api_key_token'
 
 /**
  * OpenAI's Realtime API on the gateway's HTTP server: `GET /v1/realtime?model=`
@@ -91,11 +93,21 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
   }
   let gw: Gateway
   let principal: Principal
-  let rawKey: string | null
+  let keyHash: string
+  let grant: SecretGrant | null = null
   try {
     gw = gateway ??= await gatewayInstance()
-    rawKey = extractApiKey(req.headers, req.url) ?? handshake.protocolKey
-    principal = await authenticate(gw, req, res, rawKey)
+    const rawKey = extractApiKey(req.headers, req.url) ?? handshake.protocolKey
+    if (isClientSecret(rawKey)) {
+      // A browser's client secret (client_secrets.ts): its key's principal, model and session; the key's
+      // IP allowlist was the minting call's (the secret is made to be handed to a browser elsewhere).
+      grant = await resolveClientSecret(gw, rawKey)
+      principal = grant.principal
+      keyHash = grant.keyHash
+    } else {
+      principal = await authenticate(gw, req, res, rawKey)
+      keyHash = hashApiKey(rawKey!)
+    }
     // A session does work: the key's place among its calls in flight is held until the socket closes.
     const admitted = admitCall(principal, res, socket)
     if (admitted) await admitted
@@ -108,7 +120,10 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
   let session: RealtimeSession | null = null
   let upstream: UpstreamConnection | null = null
   try {
-    const model = handshake.model
+    if (grant !== null && handshake.model !== '' && handshake.model !== grant.model) {
+      throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${handshake.model.slice(0, 200)}'`, 'model_mismatch', 'model')
+    }
+    const model = grant?.model ?? handshake.model
     if (model === '') throw GatewayError.invalidRequest("The 'model' query parameter is required (?model=...)", 'missing_model', 'model')
     assertStorableModel(model)
     const tags = tagsFromHeaders(req.headers)
@@ -128,7 +143,7 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     if (candidates.length === 0) {
       throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
     }
-    session = new RealtimeSession(gw, principal, rawKey!, model, tags, realtimeLimits)
+    session = new RealtimeSession(gw, principal, keyHash, model, tags, realtimeLimits)
     try {
       // In flight like a request: refused while draining or at the bound (no row, as an HTTP call's 503); a shutdown waits for it.
       session.release = gw.service.admitSession(session)
@@ -152,6 +167,9 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
       session.abort.signal.removeEventListener('abort', gone)
     }
     if (socket.destroyed || !socket.writable) throw new ClientGoneError()
+    // The secret's session configuration, applied before the client's first event (the upstream answers session.updated).
+    const update = grant === null ? null : sessionUpdateOf(grant.session, handshake.beta)
+    if (update !== null) upstream.socket.send(update)
   } catch (error) {
     upstream?.socket.terminate()
     session?.release()
@@ -178,7 +196,7 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
  * call's: the model, the channel tried, the attempts, the error), or 499
  * client_closed for a client that left while the upstream was being opened.
  */
-function recordRefusal(
+export function recordRefusal(
   gw: Gateway,
   principal: Principal,
   model: string,
