@@ -88,7 +88,7 @@ function offerCall(key: string, options: { form?: Record<string, string>; query?
   }
   return fetch(`${baseUrl()}/v1/realtime/calls${options.query ?? ''}`, {
     method: 'POST',
-    headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/sdp' },
+    headers: { 'authorization': `Bearer ${key}`, 'content-type': 'application/sdp', 'origin': 'https://voice.example.com' },
     body: OFFER,
   })
 }
@@ -245,6 +245,8 @@ test.group('Realtime client secrets and WebRTC calls', (group) => {
     assert.equal(res.headers.get('content-type'), 'application/sdp')
     const location = res.headers.get('location')!
     assert.match(location, /^\/v1\/realtime\/calls\/rtc_gw_[0-9a-f]{32}$/)
+    // A browser page may read it (to hand its server the call's id).
+    assert.include(res.headers.get('access-control-expose-headers')!, 'location')
     const answer = await res.text()
     const upstreamCall = mock.realtime.calls.at(-1)!
     assert.equal(answer, `v=0\r\no=- ${upstreamCall.id.slice(9)} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=mock-answer:${upstreamCall.id}\r\n`)
@@ -286,6 +288,41 @@ test.group('Realtime client secrets and WebRTC calls', (group) => {
     const spent = RESPONSE_PICO + 20n * 4_000_000n + 10n * 16_000_000n
     assert.equal(balance, `4.${(10n ** 12n - spent).toString().padStart(12, '0')}`)
     assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test("the app's server joins its call's events through the gateway (?call_id=): relayed, not metered again", async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    const minted = await mint(user.key)
+    const res = await offerCall(minted.body.value)
+    assert.equal(res.status, 201)
+    const id = res.headers.get('location')!.split('/').pop()!
+    const upstreamCall = mock.realtime.calls.at(-1)!
+
+    // Another user's key, or the browser's secret: refused before the upgrade.
+    const stranger = await seedUser({ balance: '1' })
+    const unknown = await refused(`/v1/realtime?call_id=${id}`, { headers: { authorization: `Bearer ${stranger.key}` } })
+    assert.equal(unknown.status, 404)
+    assert.equal(unknown.body.error.code, 'call_not_found')
+    const bySecret = await refused(`/v1/realtime?call_id=${id}`, { headers: { authorization: `Bearer ${minted.body.value}` } })
+    assert.equal(bySecret.status, 401)
+
+    const server = await connect(`/v1/realtime?call_id=${id}`, { headers: { authorization: `Bearer ${user.key}` } })
+    await server.next('session.created')
+    const joined = mock.realtime.connections.at(-1)!
+    assert.equal(joined.path, `/v1/realtime?call_id=${upstreamCall.id}`)
+    assert.equal(joined.headers.authorization, 'Bearer upstream-secret')
+    // The server's own event goes up (tools, instructions); the response reaches both sidebands.
+    server.ws.send(JSON.stringify({ type: 'response.create' }))
+    await server.next('response.done')
+    await until(async () => (await usageRows(user.userId)).length === 1, 'the row')
+    await new Promise((r) => setTimeout(r, 200))
+    assert.deepEqual((await usageRows(user.userId)).map((r: any) => [r.status, r.prompt_tokens]), [[200, 1200]])
+
+    // The call ends: every sideband closes.
+    mock.realtime.hangUp(upstreamCall.id)
+    assert.equal((await server.closed).code, 1000)
+    await until(() => liveCalls() === 0, 'the call to end')
+    assert.lengthOf(await usageRows(user.userId), 1)
   })
 
   test('a call with a key (multipart sdp and session): the balance checked before the call; a call that cannot be metered is hung up; one that empties the balance is ended', async ({ assert }) => {

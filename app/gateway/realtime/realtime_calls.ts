@@ -51,9 +51,12 @@ export const CALL_PREFIX = 'rtc_gw_'
 
 interface LiveCall {
   userId: number
+  model: string
   candidate: RouteCandidate
   upstreamId: string
   hungUp: boolean
+  /** The gateway's own hangup, until it settled (a shutdown waits for it: the session's place is held till then) */
+  hangingUp: Promise<void> | null
 }
 
 const calls = new Map<string, LiveCall>()
@@ -131,7 +134,7 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
     const candidate = result.candidate
     const { sdp: answer, upstreamId } = result.answer
     const id = CALL_PREFIX + randomBytes(16).toString('hex')
-    const call: LiveCall = { userId: principal.user.id, candidate, upstreamId, hungUp: false }
+    const call: LiveCall = { userId: principal.user.id, model, candidate, upstreamId, hungUp: false, hangingUp: null }
     let connection
     try {
       connection = await connectUpstream([candidate], {
@@ -152,8 +155,13 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
     }
     const release = session.release
     session.release = () => {
-      release()
-      calls.delete(id)
+      const done = () => {
+        release()
+        calls.delete(id)
+      }
+      // Ended by the gateway (onGatewayEnd ran first): in flight until the provider heard the hangup.
+      if (call.hangingUp !== null) void call.hangingUp.finally(done)
+      else done()
     }
     session.onGatewayEnd = () => hangUpstream(call)
     calls.set(id, call)
@@ -171,12 +179,18 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
   }
 }
 
-/** `POST /v1/realtime/calls/{id}/hangup`: relayed to the call's channel; another user's call is unknown (404). */
-export async function hangupCall(principal: Principal, id: string, signal: AbortSignal): Promise<void> {
+/** A call of this user's running here, or 404 call_not_found (another user's is as unknown). */
+export function callOf(principal: Principal, id: string): Readonly<Pick<LiveCall, 'model' | 'candidate' | 'upstreamId'>> {
   const call = calls.get(id)
   if (call === undefined || call.userId !== principal.user.id) {
     throw new GatewayError(404, 'call_not_found', `No call '${id.slice(0, 100)}' is running on this gateway instance`, 'invalid_request_error')
   }
+  return call
+}
+
+/** `POST /v1/realtime/calls/{id}/hangup`: relayed to the call's channel. */
+export async function hangupCall(principal: Principal, id: string, signal: AbortSignal): Promise<void> {
+  const call = callOf(principal, id) as LiveCall
   call.hungUp = true
   const result = await sendToChannel(call.candidate, hangupRequest(call), signal)
   await readBody(result.body).catch(() => {})
@@ -190,9 +204,12 @@ function hangupRequest(call: LiveCall) {
 function hangUpstream(call: LiveCall) {
   if (call.hungUp) return
   call.hungUp = true
-  sendToChannel(call.candidate, hangupRequest(call), NEVER)
+  call.hangingUp = sendToChannel(call.candidate, hangupRequest(call), NEVER)
     .then((result) => readBody(result.body))
-    .catch((error) => logger.warn({ err: error }, 'realtime call: hangup failed'))
+    .then(
+      () => {},
+      (error) => logger.warn({ err: error }, 'realtime call: hangup failed')
+    )
 }
 
 interface Offer {

@@ -106,6 +106,11 @@ export class RealtimeSession implements InFlightWork {
    * ends it (the balance, the length limit, a shutdown) this hangs the call up.
    */
   onGatewayEnd: (() => void) | null = null
+  /**
+   * False for a client's own sideband of a WebRTC call (`?call_id=`): relayed
+   * only, its responses being the call's, which the gateway's sideband meters.
+   */
+  metered = true
 
   /** Relays and meters from now on; the client's handshake is complete (or, a call's sideband, no client) and the upstream's open (and paused). */
   start(client: WebSocket | null, connection: UpstreamConnection) {
@@ -119,6 +124,7 @@ export class RealtimeSession implements InFlightWork {
       // The upstream's own error reaches the client without the channel's key and address (as HTTP's error events).
       if (event === 'error') return this.#forward(upstream, client, this.#concealed(data as Buffer), false)
       this.#forward(upstream, client, data, isBinary)
+      if (!this.metered) return
       if (event === 'response.created') this.#responseCreated(data as Buffer)
       else if (event === 'response.done') this.#responseDone(data as Buffer)
       else if (event === 'conversation.item.input_audio_transcription.completed') this.#transcribed(data as Buffer)

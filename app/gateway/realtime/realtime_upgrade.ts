@@ -24,6 +24,7 @@ import { RealtimeSession } from '#gateway/realtime/realtime_session'
 import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
 import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
 import { hashApiKey } from '#gateway/auth/api_key_token'
+import { callOf } from '#gateway/realtime/realtime_calls'
 
 /**
  * OpenAI's Realtime API on the gateway's HTTP server: `GET /v1/realtime?model=`
@@ -101,6 +102,8 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     if (isClientSecret(rawKey)) {
       // A browser's client secret (client_secrets.ts): its key's principal, model and session; the key's
       // IP allowlist was the minting call's (the secret is made to be handed to a browser elsewhere).
+      // A call's events are for the app's server (its tools, its instructions), not the browser's secret.
+      if (handshake.callId !== '') throw GatewayError.invalidApiKey("A call's sideband is joined with an API key, not a client secret")
       grant = await resolveClientSecret(gw, rawKey)
       principal = grant.principal
       keyHash = grant.keyHash
@@ -123,7 +126,9 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     if (grant !== null && handshake.model !== '' && handshake.model !== grant.model) {
       throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${handshake.model.slice(0, 200)}'`, 'model_mismatch', 'model')
     }
-    const model = grant?.model ?? handshake.model
+    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model.
+    const call = handshake.callId === '' ? null : callOf(principal, handshake.callId)
+    const model = call?.model ?? grant?.model ?? handshake.model
     if (model === '') throw GatewayError.invalidRequest("The 'model' query parameter is required (?model=...)", 'missing_model', 'model')
     assertStorableModel(model)
     const tags = tagsFromHeaders(req.headers)
@@ -136,14 +141,19 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
       const rated = admitModel(modelLimit, res)
       if (rated) await rated
     }
-    const candidates = gw.service
-      .router(principal.plan)
-      .route(model)
-      .filter((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
+    const candidates =
+      call !== null
+        ? [call.candidate]
+        : gw.service
+            .router(principal.plan)
+            .route(model)
+            .filter((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
     if (candidates.length === 0) {
       throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
     }
     session = new RealtimeSession(gw, principal, keyHash, model, tags, realtimeLimits)
+    // The call's responses are metered by the gateway's own sideband (realtime_calls.ts), once.
+    if (call !== null) session.metered = false
     try {
       // In flight like a request: refused while draining or at the bound (no row, as an HTTP call's 503); a shutdown waits for it.
       session.release = gw.service.admitSession(session)
@@ -161,6 +171,7 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
         signal: connecting.signal,
         health: gw.health,
         hooks: { onAttempt: (c) => (tried = c), onAttemptResult: (r) => attempts.push(r) },
+        callId: call?.upstreamId,
       })
     } finally {
       socket.off('close', gone)
