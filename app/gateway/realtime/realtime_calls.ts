@@ -16,12 +16,12 @@ import { tagsFromHeaders } from '#gateway/metering/request_tags'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import type { Principal } from '#gateway/types'
-import { dispatch, readBody, type AttemptRecord } from '#gateway/upstream/dispatcher'
+import { ClientGoneError, dispatch, readBody, type AttemptRecord } from '#gateway/upstream/dispatcher'
 import type { UpstreamBody } from '#gateway/upstream/upstream_body'
 import { checkSessionModels, isClientSecret, resolveClientSecret, type SecretGrant } from '#gateway/realtime/client_secrets'
 import { realtimeLimits } from '#gateway/realtime/realtime_limits'
 import { RealtimeSession } from '#gateway/realtime/realtime_session'
-import { recordRefusal } from '#gateway/realtime/realtime_upgrade'
+import { recordRefusal } from '#gateway/realtime/realtime_refusal'
 import { connectUpstream } from '#gateway/realtime/upstream_socket'
 
 /**
@@ -148,6 +148,7 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
     } catch (error) {
       // Not metered, not given out: the provider's call ends now.
       hangUpstream(call)
+      if (error instanceof ClientGoneError) throw error
       logger.warn({ err: error }, 'realtime call: sideband not opened, call hung up')
       throw GatewayError.providerError('The call was made but its sideband (where its usage is read) could not be opened: it was hung up')
     } finally {

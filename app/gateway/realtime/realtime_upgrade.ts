@@ -25,6 +25,7 @@ import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upst
 import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { callOf } from '#gateway/realtime/realtime_calls'
+import { recordRefusal } from '#gateway/realtime/realtime_refusal'
 
 /**
  * OpenAI's Realtime API on the gateway's HTTP server: `GET /v1/realtime?model=`
@@ -200,34 +201,6 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     connection.socket.terminate()
     session!.release()
   }
-}
-
-/**
- * The usage row of a session refused after its key was accepted (as an HTTP
- * call's: the model, the channel tried, the attempts, the error), or 499
- * client_closed for a client that left while the upstream was being opened.
- */
-export function recordRefusal(
-  gw: Gateway,
-  principal: Principal,
-  model: string,
-  tried: RouteCandidate | null,
-  attempts: AttemptRecord[],
-  error: unknown,
-  res: ServerResponse
-) {
-  const account = gw.service.responseAccount(principal, 'realtime')
-  account.model = model.length <= 200 ? model : ''
-  account.stream = true
-  if (tried !== null) {
-    account.channelId = tried.channel.id
-    account.provider = tried.channel.provider
-    account.servedModel = tried.upstreamModel
-  }
-  account.attempts = attempts
-  if (error instanceof ClientGoneError) account.close(499, 'client_closed')
-  else account.fail(error)
-  res.setHeader('x-request-id', account.requestId)
 }
 
 /** An HTTP answer in OpenAI's error format instead of the upgrade; the connection closes after it. */
