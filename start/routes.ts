@@ -253,6 +253,12 @@ router.get('/v1/responses', [ResponsesController, 'upgrade']).as('v1.responses.u
 
 /** The Realtime API asked without a WebSocket upgrade (the upgrades never reach the router). */
 router.get('/v1/realtime', [RealtimeController, 'withoutUpgrade']).as('v1.realtime.without_upgrade')
+/** A browser's client secret (and the beta sessions' form), and the hangup of a WebRTC call: the key's auth. */
+router.post('/v1/realtime/client_secrets', [RealtimeController, 'clientSecret']).as('v1.realtime.client_secrets').use(middleware.apiKey())
+router.post('/v1/realtime/sessions', [RealtimeController, 'betaSession']).as('v1.realtime.sessions').use(middleware.apiKey())
+router.post('/v1/realtime/calls/:id/hangup', [RealtimeController, 'hangup']).as('v1.realtime.calls.hangup').use(middleware.apiKey())
+/** A WebRTC call: a client secret or a key (realtime_calls.ts authenticates itself). */
+router.post('/v1/realtime/calls', [RealtimeController, 'createCall']).as('v1.realtime.calls')
 
 router.get('/api/status', [StatusController, 'show']).as('status')
 /** Prometheus' scrape: its own access check (a management key, METRICS_TOKEN or METRICS_PUBLIC), no session or shield. */

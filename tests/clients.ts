@@ -11,6 +11,21 @@ export function genai(key: string) {
   return new GoogleGenAI({ apiKey: key, httpOptions: { baseUrl: baseUrl() } })
 }
 
+/**
+ * The error an SDK call fails with: its status, the API's error object (the
+ * OpenAI and Anthropic SDKs' `error`) and its message (@google/genai's). Give
+ * it the call as it starts: a promise left unawaited while another is, and
+ * rejected, fails the run.
+ */
+export async function failure(call: Promise<unknown>): Promise<{ status: number; error: any; message: string }> {
+  try {
+    await call
+  } catch (error: any) {
+    return { status: error.status, error: error.error, message: String(error.message) }
+  }
+  throw new Error('the call succeeded')
+}
+
 /** Reads a whole SSE body into [event, parsed data] pairs. */
 export function parseSse(text: string): Array<{ event?: string; data: any }> {
   const events: Array<{ event?: string; data: any }> = []

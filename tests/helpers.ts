@@ -57,7 +57,10 @@ export async function resetDatabase() {
   // No batch is left to hold money on anyone.
   await gw.batches.holds.sync()
   await gw.videos.holds.sync()
-  // The sequences restart: a channel must not inherit an older channel's open circuit or cool-downs,
+  // The sequences restart: a new batch (or video) takes the id of one just released, and would not be held,
+  gw.batches.holds.forgetReleased()
+  gw.videos.holds.forgetReleased()
+  // nor a channel inherit an older channel's open circuit or cool-downs,
   await gw.health.reset()
   // nor a key an older key's rate-limit windows (the shared store's table is truncated above: limiter.clear() clears
   // only stores this process used already, and the notice bounds always count there).

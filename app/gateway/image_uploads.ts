@@ -81,10 +81,11 @@ export async function relayImageUpload(
   account.imageAnswer = true
   authorizeAndHold(catalog, account, call.model, promptTokens, Math.max(completionTokenHold({ n: call.n }), call.n * IMAGE_TOKENS_HELD), call.n)
   const offered = route(call.model).filter((c) => adapterFor(c.channel.provider).offers(c.channel, operation))
-  // Google's channels edit with Gemini's image models only, whole and without a mask (google_edits.ts).
-  const candidates = offered.filter((c) => !speaksGoogleImages(c.channel.provider) || googleEditProblem(call, c.upstreamModel) === null)
+  // Google's channels edit with Gemini's image models (whole, no mask) and, on Vertex, Imagen's capability model and upscaler (google_edits.ts).
+  const problem = (c: RouteCandidate) => (speaksGoogleImages(c.channel.provider) ? googleEditProblem(call, c.upstreamModel, c.channel.provider) : null)
+  const candidates = offered.filter((c) => problem(c) === null)
   if (candidates.length === 0) {
-    if (offered.length > 0) throw GatewayError.invalidRequest(googleEditProblem(call, offered[0].upstreamModel)!, 'unsupported_value')
+    if (offered.length > 0) throw GatewayError.invalidRequest(problem(offered[0])!, 'unsupported_value')
     const what = operation === 'image_edits' ? 'image edits' : 'image variations'
     throw GatewayError.invalidRequest(`No channel serving '${call.model}' offers ${what}`, 'unsupported_endpoint')
   }
@@ -92,15 +93,20 @@ export async function relayImageUpload(
     const part = call.modelNamed ? partNamed(call.form, 'model') : undefined
     return part ? replacePartContent(call.rawBody, part, upstreamModel) : withLeadingField(call.rawBody, call.form, 'model', upstreamModel)
   })
-  // Google's channels get a generateContent body of the form's images and prompt, made once (a bad size: a 400 before any is tried).
-  const google = candidates.some((c) => speaksGoogleImages(c.channel.provider)) ? new GoogleEdit(call) : null
+  // Google's channels get a body of the form's images and prompt (generateContent, Imagen's predict), made once per model
+  // (a bad size or mask: a 400 before any is tried).
+  const googleModels = candidates.filter((c) => speaksGoogleImages(c.channel.provider)).map((c) => c.upstreamModel)
+  const google = googleModels.length > 0 ? new GoogleEdit(call) : null
   const bodyOf = (c: RouteCandidate) => (google !== null && speaksGoogleImages(c.channel.provider) ? google.body(c.upstreamModel) : bodies.for(c.upstreamModel))
-  if (google !== null) for (const c of candidates) if (speaksGoogleImages(c.channel.provider)) google.body(c.upstreamModel)
+  if (google !== null) {
+    await google.prepare(googleModels)
+    for (const model of googleModels) google.body(model)
+  }
   // What a stream has delivered so far is what a client that hangs up is billed (a whole answer it left: nothing).
   const streamed = noImages()
   await whileClientListens(call.res, account, () => streamed, async (signal) => {
     const result = await dispatchUpload(call, candidates, operation, bodyOf, account, signal, (body, c) =>
-      google !== null && speaksGoogleImages(c.channel.provider) ? google.read(body) : readImagesAnswer(body, call.stream)
+      google !== null && speaksGoogleImages(c.channel.provider) ? google.read(body, c.upstreamModel) : readImagesAnswer(body, call.stream)
     )
     // The upstream has the upload: neither the copies nor the client's bytes (up to IMAGE_UPLOAD_MAX_MB) are kept for the answer.
     bodies.release()

@@ -1,3 +1,4 @@
+import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeAndHold } from '#gateway/access_policy'
 import type { Catalog } from '#gateway/catalog'
 import {
@@ -10,6 +11,7 @@ import {
   readImageAsk,
   speaksGoogleImages,
 } from '#gateway/google_images'
+import { isImagenImageInModel } from '#gateway/imagen_edits'
 import type { JsonOperation, JsonOperationCall, JsonOperationTranslation } from '#gateway/json_operation'
 import { completionTokenHold, imageHold, promptTokenHold } from '#gateway/metering/reservation'
 import type { RequestAccount } from '#gateway/metering/request_account'
@@ -57,7 +59,13 @@ function holdImages(catalog: Catalog, account: RequestAccount, call: JsonOperati
 function googleImages(call: JsonOperationCall): JsonOperationTranslation {
   const ask = readImageAsk(call.body as { prompt: unknown; n: unknown })
   return {
-    body: (model) => JSON.stringify(isImagenModel(model) ? imagenBody(ask) : geminiImageBody(ask, model)),
+    body: (model) => {
+      // The capability model and the upscaler take an image: an edit's (google_edits.ts), not a prompt alone.
+      if (isImagenImageInModel(model)) {
+        throw GatewayError.invalidRequest(`'${model}' edits images: send it the image at /v1/images/edits`, 'unsupported_value', 'model')
+      }
+      return JSON.stringify(isImagenModel(model) ? imagenBody(ask) : geminiImageBody(ask, model))
+    },
     answer: (upstream, model) => (isImagenModel(model) ? fromImagen(upstream, ask) : fromGeminiImages(upstream, ask)),
   }
 }

@@ -1,7 +1,17 @@
 import db from '@adonisjs/lucid/services/db'
 import { FINISHED_STATUSES } from '#gateway/batches/batch_service'
 import { type BatchStatusFilter } from '#services/batch_statuses'
-import { DELETED_STATUS, GEMINI_BATCH_ENDPOINT, isGeminiBatch, isMessageBatch, MESSAGE_BATCH_ENDPOINT, type BatchObjectRow } from '#gateway/batches/batch_store'
+import {
+  DELETED_STATUS,
+  GEMINI_BATCH_ENDPOINTS,
+  isGeminiBatch,
+  isGeminiEmbedBatch,
+  isMessageBatch,
+  MESSAGE_BATCH_ENDPOINT,
+  NOT_OPENAI_ENDPOINTS,
+  notOpenAiSql,
+  type BatchObjectRow,
+} from '#gateway/batches/batch_store'
 
 /**
  * What the panel's and the portal's Batches pages read of `batch_objects`
@@ -34,6 +44,8 @@ export interface BatchSummary {
   id: number
   publicId: string
   kind: BatchKind
+  /** A batch of embeddings (Gemini's asyncBatchEmbedContent), not of generations */
+  embeddings: boolean
   userId: number
   ownerEmail: string | null
   apiKeyId: number | null
@@ -64,8 +76,8 @@ export async function batchPage(filters: BatchListFilters): Promise<{ batches: B
   const query = summaryQuery().orderBy('b.id', 'desc').limit(BATCHES_PAGE + 1)
   if (filters.userId !== undefined) query.where('b.user_id', filters.userId)
   if (filters.kind === 'anthropic') query.where('b.endpoint', MESSAGE_BATCH_ENDPOINT)
-  if (filters.kind === 'google') query.where('b.endpoint', GEMINI_BATCH_ENDPOINT)
-  if (filters.kind === 'openai') query.whereRaw('b.endpoint IS DISTINCT FROM ? AND b.endpoint IS DISTINCT FROM ?', [MESSAGE_BATCH_ENDPOINT, GEMINI_BATCH_ENDPOINT])
+  if (filters.kind === 'google') query.whereIn('b.endpoint', GEMINI_BATCH_ENDPOINTS as string[])
+  if (filters.kind === 'openai') query.whereRaw(notOpenAiSql('b.endpoint'), NOT_OPENAI_ENDPOINTS as string[])
   if (filters.status === 'running') query.whereNull('b.billed_at')
   else if (filters.status === 'billed') query.whereNotNull('b.billed_at')
   else if (filters.status) query.where('b.status', filters.status)
@@ -140,6 +152,7 @@ function rowSummary(row: Record<string, any>, billed: boolean, parts: KindParts)
     id: Number(row.id),
     publicId: row.public_id,
     kind: parts.kind,
+    embeddings: isGeminiEmbedBatch(row as BatchObjectRow),
     userId: Number(row.user_id),
     ownerEmail: row.owner_email ?? null,
     apiKeyId: row.api_key_id === null ? null : Number(row.api_key_id),

@@ -10,11 +10,15 @@ import { BlockList, isIP } from 'node:net'
 const BLOCKED = new BlockList()
 for (const [net, prefix] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
+  ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) BLOCKED.addSubnet(net, prefix, 'ipv4')
 for (const [net, prefix] of [
   // ::/96 holds ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d (URL writes [::127.0.0.1] as ::7f00:1)
   ['::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['100::', 64],
+  // Forms that carry or reach an IPv4 address (127.0.0.1 is ::ffff:0:7f00:1 translated, 2002:7f00:1:: in 6to4,
+  // 64:ff9b:1::7f00:1 through a local NAT64), Teredo, the deprecated site-local fec0::/10, documentation
+  ['::ffff:0:0:0', 96], ['2002::', 16], ['2001::', 32], ['64:ff9b:1::', 48], ['fec0::', 10], ['2001:db8::', 32],
 ] as const) BLOCKED.addSubnet(net, prefix, 'ipv6')
 
 /** Is this address one of those? (IPv4-mapped IPv6 is checked as its IPv4; what is no address at all is) */

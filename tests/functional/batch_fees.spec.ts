@@ -1,10 +1,12 @@
 import { test } from '@japa/runner'
+import db from '@adonisjs/lucid/services/db'
 import { toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
 import { toPico } from '#gateway/metering/money'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
+import { IMAGE_TOKENS } from '#tests/fixtures/mock_upstream/scenario'
 import { anthropic } from '#tests/clients'
-import { balanceAndLedger, openai, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
+import { balanceAndLedger, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
  * A batch pays what the same requests pay one by one, at the batch
@@ -193,6 +195,57 @@ test.group('Batches bill one-hour cache writes, web searches and audio tokens', 
     const textFile = await client.files.create({ file: await toFile(Buffer.from(textOnly.join('\n') + '\n'), 'in.jsonl'), purpose: 'batch' })
     const batch = await client.batches.create({ input_file_id: textFile.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
     assert.include(batch, { object: 'batch' })
+  })
+
+  test('a chat batch of image lines without max tokens holds one image a line at the image price, as the chat path holds each request', async ({ assert }) => {
+    const gw = await gateway()
+    const body = { model: 'gemini-2.5-flash-image', messages: [{ role: 'user', content: 'draw a banana' }] }
+    // The chat path: one such request in flight holds its prompt (one token per 3 bytes at $0.30) and one image's
+    // 1,290 tokens at $30 per 1M (access_policy.ts requestHold), not the default 1,024.
+    const chatUser = await seedUser({ balance: '1' })
+    const chatBody = JSON.stringify({ ...body, stream: true })
+    mock.script({ chunk_delay_ms: 150 })
+    const inFlight = post('/v1/chat/completions', chatBody, { authorization: `Bearer ${chatUser.key}` })
+    let chatHold = 0n
+    for (let i = 0; i < 100 && chatHold === 0n; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      chatHold = gw.catalog.cachedUser(chatUser.userId)?.reservedPico ?? 0n
+    }
+    await (await inFlight).text()
+    const chatAnswerHold = chatHold - BigInt(Math.ceil(Buffer.byteLength(chatBody) / 3)) * 300_000n
+    assert.equal(chatAnswerHold, BigInt(IMAGE_TOKENS) * 30n * PER_TOKEN)
+
+    // A batch of three such lines (one asking for images, two naming no modalities) holds three of them, at half price.
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const lines = [0, 1, 2].map((i) =>
+      JSON.stringify({ custom_id: `img-${i}`, method: 'POST', url: '/v1/chat/completions', body: i === 0 ? { ...body, modalities: ['image', 'text'] } : body })
+    )
+    const bytes = Buffer.from(lines.join('\n') + '\n')
+    const file = await client.files.create({ file: await toFile(bytes, 'in.jsonl'), purpose: 'batch' })
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
+    const row = await db.from('batch_objects').where('public_id', batch.id).first()
+    const expected = half(BigInt(Math.ceil(bytes.length / 3)) * 300_000n + 3n * chatAnswerHold)
+    assert.equal(toPico(row.hold), expected)
+    assert.equal(gw.batches.holds.heldFor(user.userId), expected)
+
+    // A balance between three default allowances (1,024 tokens: $0.046 at half price) and three images ($0.058) is refused.
+    const short = await seedUser({ balance: '0.05' })
+    const shortClient = openai(short.key)
+    const shortFile = await shortClient.files.create({ file: await toFile(bytes, 'in.jsonl'), purpose: 'batch' })
+    const refused: any = await shortClient.batches
+      .create({ input_file_id: shortFile.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
+      .catch((error) => error)
+    assert.equal(refused?.status, 402, String(refused?.message))
+    assert.include(refused?.error?.message, 'this batch holds up to $0.058')
+
+    // A model whose image tokens cost no more than its text holds the default allowance as before (gpt-5: $8 out).
+    const textLines = lines.map((line) => line.replaceAll('gemini-2.5-flash-image', 'gpt-5'))
+    const textBytes = Buffer.from(textLines.join('\n') + '\n')
+    const textFile = await client.files.create({ file: await toFile(textBytes, 'in.jsonl'), purpose: 'batch' })
+    const textBatch = await client.batches.create({ input_file_id: textFile.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { mock_polls: '5' } })
+    const textRow = await db.from('batch_objects').where('public_id', textBatch.id).first()
+    assert.equal(toPico(textRow.hold), half(BigInt(Math.ceil(textBytes.length / 3)) * 2n * PER_TOKEN + 3n * 1024n * 8n * PER_TOKEN))
   })
 
   test("an OpenAI chat batch of a search model: each answer bills its one search, cited or not", async ({ assert }) => {

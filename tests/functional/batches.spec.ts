@@ -13,6 +13,7 @@ import { mockUsageOf } from '#tests/fixtures/mock_upstream/openai_batches'
 import { PageClient, htmlText } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
 import { createUser } from '#actions/create_user'
+import { failure } from '#tests/clients'
 import {
   balanceAndLedger,
   baseUrl,
@@ -77,16 +78,6 @@ async function upload(client: OpenAI, bytes: Buffer) {
 
 async function batchRow(publicId: string) {
   return db.from('batch_objects').where('public_id', publicId).first()
-}
-
-/** The error an SDK call fails with (status and OpenAI's error object). */
-async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, error: error.error }
-  }
-  throw new Error('the call succeeded')
 }
 
 test.group('Files and Batch API', (group) => {

@@ -13,16 +13,7 @@ import { PanelClient, textOf } from '#tests/panel_client'
 import { toFile } from 'openai'
 import ace from '@adonisjs/core/services/ace'
 import ChannelCreate from '#commands/channel_create'
-
-/** The error an SDK call fails with (status and the API's error object). */
-async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, error: error.error }
-  }
-  throw new Error('the call succeeded')
-}
+import { failure } from '#tests/clients'
 
 /**
  * Channel groups (new-api's groups): a channel open only to some plans.

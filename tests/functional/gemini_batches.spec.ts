@@ -2,11 +2,12 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { GoogleGenAI } from '@google/genai'
 import { setPrice } from '#actions/set_price'
+import { toPico } from '#gateway/metering/money'
 import { createUser } from '#actions/create_user'
 import { PanelClient, textOf } from '#tests/panel_client'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockGeminiBatchUsage } from '#tests/fixtures/mock_upstream/gemini_batches'
-import { genai } from '#tests/clients'
+import { failure, genai } from '#tests/clients'
 import { balanceAndLedger, baseUrl, gateway, refreshCaches, resetDatabase, seedChannel, seedUser, startMock, usageRows } from '#tests/helpers'
 
 /**
@@ -59,15 +60,6 @@ function rest(key: string, method: string, path: string, body?: unknown) {
     headers: { 'x-goog-api-key': key, 'content-type': 'application/json' },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   })
-}
-
-async function failure(call: Promise<unknown>): Promise<{ status: number; message: string }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, message: String(error.message) }
-  }
-  throw new Error('the call succeeded')
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
@@ -245,6 +237,25 @@ test.group('Gemini Batch API', (group) => {
     assert.lengthOf(rows, 1)
     assert.include(rows[0], { error_code: 'batch_failed' })
     assert.equal(rows[0].cost, expectedCost([0, 1]))
+  })
+
+  test('inline requests of an image model without maxOutputTokens hold one image a candidate at the image price, as each request alone', async ({ assert }) => {
+    await seedChannel({ name: 'google-image', provider: 'google', baseUrl: `${first.origin}/v1beta`, models: ['gemini-2.5-flash-image'] })
+    await setPrice({ model: 'gemini-2.5-flash-image', input: '0.3', output: '2.5', imageOutput: '30' })
+    await refreshCaches()
+    const user = await seedUser({ balance: '1' })
+    // One request of two candidates, one of one: three images of 1,290 tokens (not 3 x 1,024) at $30 per 1M, at half price.
+    const requests = [
+      { request: { contents: [{ role: 'user', parts: [{ text: 'draw a banana' }] }], generation_config: { candidate_count: 2 } }, metadata: { key: 'a' } },
+      { request: { contents: [{ role: 'user', parts: [{ text: 'draw a pear' }] }] }, metadata: { key: 'b' } },
+    ]
+    const body = { batch: { display_name: 'images', input_config: { requests: { requests } } }, mock_polls: 5 }
+    const created = await rest(user.key, 'POST', '/v1beta/models/gemini-2.5-flash-image:batchGenerateContent', body)
+    assert.equal(created.status, 200)
+    const row = await db.from('batch_objects').where('public_id', ((await created.json()) as any).name).first()
+    const bytes = Buffer.byteLength(JSON.stringify(body))
+    const pico = BigInt(Math.ceil(bytes / 3)) * 300_000n + 3n * 1290n * 30n * PER_TOKEN
+    assert.equal(toPico(row.hold), (pico * 50n + 50n) / 100n)
   })
 
   test("bad input in Google's shape; a batch too large for the balance is a 402 and never sent", async ({ assert }) => {

@@ -245,9 +245,9 @@ test.group('Images on google channels: Imagen, Gemini image models, native :pred
     const png = pngFile(4)
     const before = mock.requests.length
     const cases: Array<[Array<[string, string | Buffer, string?]>, RegExp]> = [
-      [[['model', 'imagen-4.0-generate-001'], ['prompt', 'p'], ['image', png, 'a.png']], /Imagen .* not served: edit with a Gemini image model/],
+      [[['model', 'imagen-4.0-generate-001'], ['prompt', 'p'], ['image', png, 'a.png']], /'imagen-4.0-generate-001' are not served \(it makes images from a prompt\): edit with imagen-3.0-capability-001 on a vertex channel, or a Gemini image model/],
       [[['model', 'gemini-2.5-flash-image'], ['prompt', 'p'], ['image', png, 'a.png'], ['mask', png, 'm.png']], /mask: Gemini image models take no mask/],
-      [[['model', 'gemini-2.5-flash-image'], ['prompt', 'p'], ['image', png, 'a.png'], ['stream', 'true']], /stream: Gemini image models answer whole/],
+      [[['model', 'gemini-2.5-flash-image'], ['prompt', 'p'], ['image', png, 'a.png'], ['stream', 'true']], /stream: Google's image models answer whole/],
       [[['model', 'gemini-2.5-flash-image'], ['prompt', 'p'], ['image', Buffer.from('not an image'), 'a.txt']], /is not a PNG, JPEG or WEBP image/],
     ]
     for (const [fields, message] of cases) {

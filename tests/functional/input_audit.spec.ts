@@ -139,6 +139,8 @@ test.group('Input audit: the generation API', (group) => {
     const served = await get('/v1beta/models/gemini-x')
     assert.equal(served.status, 200)
     assert.equal(served.body.name, 'models/gemini-x')
+    // The batch methods the gateway serves are listed (SDKs and tools read the list before calling them).
+    assert.includeMembers(served.body.supportedGenerationMethods, ['batchGenerateContent', 'asyncBatchEmbedContent'])
     const unserved = await get('/v1beta/models/nothing-serves-this')
     assert.equal(unserved.status, 404)
     assert.equal(unserved.body.error.status, 'NOT_FOUND')

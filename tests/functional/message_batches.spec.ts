@@ -10,7 +10,7 @@ import { batchReadTiming } from '#gateway/batches/read_deadline'
 import { answerBudget, answerLimits } from '#gateway/upstream/answer_limits'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { mockResultUsage } from '#tests/fixtures/mock_upstream/anthropic_batches'
-import { anthropic } from '#tests/clients'
+import { anthropic, failure } from '#tests/clients'
 import { PageClient, htmlText } from '#tests/page_client'
 import { PanelClient, textOf } from '#tests/panel_client'
 import {
@@ -94,16 +94,6 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 function expectedHold(bytes: number, count: number): bigint {
   const pico = BigInt(Math.ceil(bytes / 3)) * INPUT * PER_TOKEN + BigInt(count * 50) * OUTPUT * PER_TOKEN
   return (pico * 50n + 50n) / 100n
-}
-
-/** The error an SDK call fails with: its status and Anthropic's error body. */
-async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, error: error.error }
-  }
-  throw new Error('the call succeeded')
 }
 
 async function batchRow(publicId: string) {
@@ -659,6 +649,25 @@ test.group('Message Batches API', (group) => {
     assert.equal((await client.messages.batches.retrieve(batch.id)).processing_status, 'ended')
     const [row] = await usageRows(user.userId)
     assert.include(row, { endpoint: 'messages.batch', model: 'claude-alias', served_model: 'claude-sonnet-4-20250514', cost: expectedCost(range(2)) })
+  })
+
+  test("a history with the gateway's own web citations (empty encrypted_index) goes up without them; Anthropic's own stay", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const ours = { type: 'web_search_result_location', url: 'https://example.com/a', title: 'A', encrypted_index: '', cited_text: '' }
+    const theirs = { type: 'web_search_result_location', url: 'https://example.com/b', title: 'B', encrypted_index: 'EpMBCioIAhgBIiQ', cited_text: 'b' }
+    const batch = requests(2)
+    batch[1].params.messages = [
+      { role: 'user', content: 'what is new?' },
+      { role: 'assistant', content: [{ type: 'text', text: 'Café', citations: [ours] }, { type: 'text', text: ' olé', citations: [ours, theirs] }] },
+      { role: 'user', content: 'more?' },
+    ] as any
+    await create(anthropic(user.key), batch)
+    const upstream = [...mock.messageBatches.batches.values()].at(-1)!
+    assert.deepEqual(upstream.requests[0].params.messages, batch[0].params.messages)
+    assert.deepEqual(upstream.requests[1].params.messages[1].content, [
+      { type: 'text', text: 'Café' },
+      { type: 'text', text: ' olé', citations: [theirs] },
+    ])
   })
 
   test('list pages newest first by after_id and before_id, as the SDK pages them', async ({ assert }) => {

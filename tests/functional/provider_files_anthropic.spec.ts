@@ -3,7 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import Anthropic, { toFile } from '@anthropic-ai/sdk'
 import { toFile as toOpenAiFile } from 'openai'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { anthropic } from '#tests/clients'
+import { anthropic, failure } from '#tests/clients'
 import { baseUrl, openai, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
@@ -17,15 +17,6 @@ import { baseUrl, openai, resetDatabase, seedChannel, seedUser, startMock } from
  */
 
 const PDF = Buffer.from('%PDF-1.4 a tiny document\n%%EOF\n')
-
-async function failure(call: Promise<unknown>): Promise<{ status: number; error: any }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, error: error.error }
-  }
-  throw new Error('the call succeeded')
-}
 
 async function upload(client: Anthropic, name = 'doc.pdf', options?: Anthropic.RequestOptions) {
   return client.beta.files.upload({ file: await toFile(PDF, name, { type: 'application/pdf' }) }, options)

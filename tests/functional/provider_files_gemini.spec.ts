@@ -2,7 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { GoogleGenAI } from '@google/genai'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { genai } from '#tests/clients'
+import { failure, genai } from '#tests/clients'
 import { baseUrl, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 
 /**
@@ -15,15 +15,6 @@ import { baseUrl, resetDatabase, seedChannel, seedUser, startMock } from '#tests
  */
 
 const TEXT = Buffer.from('A short text file the model reads.\n')
-
-async function failure(call: Promise<unknown>): Promise<{ status: number; message: string }> {
-  try {
-    await call
-  } catch (error: any) {
-    return { status: error.status, message: String(error.message) }
-  }
-  throw new Error('the call succeeded')
-}
 
 const generationsOn = (mock: MockUpstream) => mock.requests.filter((r) => r.method === 'POST' && r.path.includes(':generateContent')).length
 const countsOn = (mock: MockUpstream) => mock.requests.filter((r) => r.method === 'POST' && r.path.includes(':countTokens')).length

@@ -123,6 +123,49 @@ test.group('POST /v1/responses/compact: relayed to a Responses channel', (group)
     assert.include(rows[0], { endpoint: 'responses.compact', status: 402 })
   })
 
+  test("its errors carry LiteLLM's headers as every metered endpoint's do: the row's call id, the key's spend, a cost of 0", async ({ assert }) => {
+    const poor = await seedUser()
+    const broke = await post('/v1/responses/compact', compactBody('gpt-5-codex'), auth(poor.key))
+    assert.equal(broke.status, 402)
+    await broke.text()
+    const [row] = await usageRows(poor.userId)
+    assert.equal(broke.headers.get('x-litellm-call-id'), row.request_id)
+    assert.equal(broke.headers.get('x-request-id'), row.request_id)
+    assert.equal(broke.headers.get('x-litellm-response-cost'), '0')
+    assert.equal(broke.headers.get('x-litellm-key-spend'), '0')
+    assert.match(broke.headers.get('x-litellm-response-duration-ms')!, /^\d+$/)
+
+    // The upstream's refusal, relayed; and /v1/responses's own error, for comparison: the same headers.
+    const user = await seedUser({ balance: '1' })
+    const refused = await post('/v1/responses/compact', compactBody('gpt-5-codex', { mock: { status: 400 } }), auth(user.key))
+    assert.equal(refused.status, 400)
+    await refused.text()
+    const plain = await post('/v1/responses', { model: 'gpt-5-codex', input: 'hi', mock: { status: 400 } }, auth(user.key))
+    assert.equal(plain.status, 400)
+    await plain.text()
+    const rows = await usageRows(user.userId)
+    for (const answer of [refused, plain]) {
+      const callId = answer.headers.get('x-litellm-call-id')
+      assert.equal(callId, answer.headers.get('x-request-id'))
+      assert.isTrue(rows.some((r: any) => r.request_id === callId), `no row ${callId}`)
+      assert.equal(answer.headers.get('x-litellm-response-cost'), '0')
+      assert.equal(answer.headers.get('x-litellm-key-spend'), '0')
+    }
+
+    // LITELLM_HEADERS=false: none, as on its answers
+    const service = (await gateway()).service
+    service.litellmHeaders = false
+    try {
+      const quiet = await post('/v1/responses/compact', compactBody('gpt-5-codex'), auth(poor.key))
+      assert.equal(quiet.status, 402)
+      await quiet.text()
+      assert.isNotNull(quiet.headers.get('x-request-id'))
+      for (const name of quiet.headers.keys()) assert.notMatch(name, /^x-litellm-/)
+    } finally {
+      service.litellmHeaders = true
+    }
+  })
+
   test('a client that goes away while the upstream works: the upstream call ended, one 499 row', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const url = new URL(`${baseUrl()}/v1/responses/compact`)

@@ -161,3 +161,193 @@ test.group('Web citations as annotations on every wire', (group) => {
     assert.notProperty(anthropic.content[0], 'citations')
   })
 })
+
+/**
+ * The other directions: a Gemini client answered by another wire gets
+ * `groundingMetadata` (byte offsets checked on non-ASCII text, an astral
+ * character inside a span), and a history holding the citations the gateway
+ * wrote for an Anthropic client (empty encrypted_index) goes to an Anthropic
+ * channel without them.
+ */
+test.group('Web citations to a Gemini client, and back to Anthropic', (group) => {
+  let mock: MockUpstream
+  let key: string
+
+  group.setup(async () => {
+    await resetDatabase()
+    mock = await startMock()
+    await seedChannel({ name: 'ground-chat', provider: 'custom', baseUrl: mock.url, models: ['ground-chat-*'] })
+    await seedChannel({ name: 'ground-claude', provider: 'anthropic', baseUrl: mock.url, models: ['ground-claude-*'] })
+    for (const model of ['ground-chat-*', 'ground-claude-*']) await setPrice({ model, input: '0', output: '0', perWebSearch: '0' })
+    await refreshCaches()
+    key = (await seedUser({ balance: '1' })).key
+    return () => mock.stop()
+  })
+
+  const google = () => ({ 'x-goog-api-key': key })
+  const contents = [{ role: 'user', parts: [{ text: 'what is new?' }] }]
+  const bytes = (text: string) => Buffer.byteLength(text)
+  /** The bytes a segment names, read as Google's clients read them: from the answer's UTF-8 text */
+  const segmentText = (text: string, segment: any) => Buffer.from(text).subarray(segment.startIndex, segment.endIndex).toString()
+
+  test("a chat upstream's url_citation annotations -> groundingMetadata: chunks by URL, supports over each span in bytes; streamed, on the final chunk", async ({ assert }) => {
+    const text = 'Intro é. Cité 😀 ok.'
+    const at = (url: string, title: string, start: number, end: number) => ({ type: 'url_citation', url_citation: { url, title, start_index: start, end_index: end } })
+    // Two pages over the second sentence, the first page again over the first
+    const annotations = [at(MOCK, 'example.com', 9, text.length), at(SECOND, 'example.org', 9, text.length), at(MOCK, 'example.com', 0, 8)]
+    const base = { id: 'chatcmpl-ground', object: 'chat.completion.chunk', created: 1, model: 'ground-chat-1' }
+    const usage = { prompt_tokens: 3, completion_tokens: 6, total_tokens: 9 }
+    mock.script({ raw: { status: 200, body: JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text, annotations }, finish_reason: 'stop' }], usage }) } })
+    let response = await post('/v1beta/models/ground-chat-1:generateContent', { contents }, google())
+    assert.equal(response.status, 200)
+    const candidate = ((await response.json()) as any).candidates[0]
+    assert.deepEqual(candidate.content.parts, [{ text }])
+    const chunks = [{ web: { uri: MOCK, title: 'example.com' } }, { web: { uri: SECOND, title: 'example.org' } }]
+    assert.deepEqual(candidate.groundingMetadata, {
+      groundingChunks: chunks,
+      groundingSupports: [
+        { segment: { partIndex: 0, startIndex: bytes('Intro é. '), endIndex: bytes(text), text: 'Cité 😀 ok.' }, groundingChunkIndices: [0, 1] },
+        { segment: { partIndex: 0, startIndex: 0, endIndex: bytes('Intro é.'), text: 'Intro é.' }, groundingChunkIndices: [0] },
+      ],
+    })
+    for (const support of candidate.groundingMetadata.groundingSupports) assert.equal(segmentText(text, support.segment), support.segment.text)
+
+    const chunk = (delta: any, finish: string | null = null) => `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+    const stream = [chunk({ role: 'assistant', content: '' }), chunk({ content: 'Intro é. ' }), chunk({ content: 'Cité 😀 ok.' }), chunk({ annotations }), chunk({}, 'stop'), `data: ${JSON.stringify({ ...base, choices: [], usage })}\n\n`, 'data: [DONE]\n\n']
+    mock.script({ raw: { status: 200, headers: { 'content-type': 'text/event-stream' }, chunks: stream } })
+    response = await post('/v1beta/models/ground-chat-1:streamGenerateContent?alt=sse', { contents }, google())
+    const events = sseEvents(await response.text())
+    assert.equal(events.map((e) => e.candidates[0].content.parts.map((p: any) => p.text).join('')).join(''), text)
+    const grounded = events.filter((e) => e.candidates[0].groundingMetadata)
+    assert.lengthOf(grounded, 1)
+    assert.strictEqual(grounded[0], events.at(-1))
+    assert.equal(grounded[0].candidates[0].finishReason, 'STOP')
+    // The stream keeps no text: the cited block is one segment, the whole streamed text's bytes
+    assert.deepEqual(grounded[0].candidates[0].groundingMetadata, {
+      groundingChunks: chunks,
+      groundingSupports: [{ segment: { startIndex: 0, endIndex: bytes(text) }, groundingChunkIndices: [0, 1] }],
+    })
+  })
+
+  test("an Anthropic web search answer -> groundingMetadata with its query; cited blocks one part, their segments in bytes; streamed too", async ({ assert }) => {
+    const cite = { type: 'web_search_result_location', url: MOCK, title: 'example.com', encrypted_index: 'EpMBCioIAhgBIiQ', cited_text: 'le café du coin' }
+    const message = { id: 'msg_ground', type: 'message', role: 'assistant', model: 'ground-claude-1', stop_reason: 'end_turn', stop_sequence: null }
+    const usage = { input_tokens: 5, output_tokens: 7, server_tool_use: { web_search_requests: 1 } }
+    const result = { type: 'web_search_tool_result', tool_use_id: 'srvtoolu_1', content: [{ type: 'web_search_result', url: MOCK, title: 'example.com', encrypted_content: 'Eu8BCioI', page_age: null }] }
+    mock.script({
+      raw: {
+        status: 200,
+        body: JSON.stringify({
+          ...message,
+          content: [
+            { type: 'server_tool_use', id: 'srvtoolu_1', name: 'web_search', input: { query: 'café news' } },
+            result,
+            { type: 'text', text: 'Voilà: ' },
+            { type: 'text', text: 'le café', citations: [cite] },
+            { type: 'text', text: ' fin.' },
+          ],
+          usage,
+        }),
+      },
+    })
+    let response = await post('/v1beta/models/ground-claude-1:generateContent', { contents }, google())
+    assert.equal(response.status, 200)
+    const candidate = ((await response.json()) as any).candidates[0]
+    const text = 'Voilà: le café fin.'
+    assert.deepEqual(candidate.content.parts, [{ text }])
+    const segment = { partIndex: 0, startIndex: bytes('Voilà: '), endIndex: bytes('Voilà: le café'), text: 'le café' }
+    assert.deepEqual(candidate.groundingMetadata, {
+      webSearchQueries: ['café news'],
+      groundingChunks: [{ web: { uri: MOCK, title: 'example.com' } }],
+      groundingSupports: [{ segment, groundingChunkIndices: [0] }],
+    })
+    assert.equal(segmentText(text, segment), 'le café')
+
+    const event = (data: any) => `event: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`
+    const stream = [
+      event({ type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { input_tokens: 5, output_tokens: 1 } } }),
+      event({ type: 'content_block_start', index: 0, content_block: { type: 'server_tool_use', id: 'srvtoolu_1', name: 'web_search', input: {} } }),
+      event({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"query": "caf' } }),
+      event({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: 'é news"}' } }),
+      event({ type: 'content_block_stop', index: 0 }),
+      event({ type: 'content_block_start', index: 1, content_block: result }),
+      event({ type: 'content_block_stop', index: 1 }),
+      event({ type: 'content_block_start', index: 2, content_block: { type: 'text', text: '' } }),
+      event({ type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: 'Voilà: ' } }),
+      event({ type: 'content_block_stop', index: 2 }),
+      event({ type: 'content_block_start', index: 3, content_block: { type: 'text', text: '', citations: [] } }),
+      event({ type: 'content_block_delta', index: 3, delta: { type: 'citations_delta', citation: cite } }),
+      event({ type: 'content_block_delta', index: 3, delta: { type: 'text_delta', text: 'le café' } }),
+      event({ type: 'content_block_stop', index: 3 }),
+      event({ type: 'content_block_start', index: 4, content_block: { type: 'text', text: '' } }),
+      event({ type: 'content_block_delta', index: 4, delta: { type: 'text_delta', text: ' fin.' } }),
+      event({ type: 'content_block_stop', index: 4 }),
+      event({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 7, server_tool_use: { web_search_requests: 1 } } }),
+      event({ type: 'message_stop' }),
+    ]
+    mock.script({ raw: { status: 200, headers: { 'content-type': 'text/event-stream' }, chunks: stream } })
+    response = await post('/v1beta/models/ground-claude-1:streamGenerateContent?alt=sse', { contents }, google())
+    const events = sseEvents(await response.text())
+    assert.equal(events.map((e) => e.candidates[0].content.parts.map((p: any) => p.text).join('')).join(''), text)
+    const grounded = events.filter((e) => e.candidates[0].groundingMetadata)
+    assert.lengthOf(grounded, 1)
+    assert.strictEqual(grounded[0], events.at(-1))
+    // Anthropic cuts its blocks at the cited span: a block's segment is that span exactly
+    const streamed = { startIndex: bytes('Voilà: '), endIndex: bytes('Voilà: le café') }
+    assert.deepEqual(grounded[0].candidates[0].groundingMetadata, {
+      webSearchQueries: ['café news'],
+      groundingChunks: [{ web: { uri: MOCK, title: 'example.com' } }],
+      groundingSupports: [{ segment: streamed, groundingChunkIndices: [0] }],
+    })
+    assert.equal(segmentText(text, streamed), 'le café')
+  })
+
+  test('an uncited answer to a Gemini client has no groundingMetadata, whole or streamed', async ({ assert }) => {
+    const whole = (await (await post('/v1beta/models/ground-chat-1:generateContent', { contents }, google())).json()) as any
+    assert.isString(whole.candidates[0].content.parts[0].text)
+    assert.notProperty(whole.candidates[0], 'groundingMetadata')
+    const events = sseEvents(await (await post('/v1beta/models/ground-claude-1:streamGenerateContent?alt=sse', { contents }, google())).text())
+    assert.isAbove(events.length, 1)
+    for (const e of events) assert.notProperty(e.candidates[0], 'groundingMetadata')
+  })
+
+  test("a history with the gateway's own citations (empty encrypted_index) reaches an Anthropic channel without them; Anthropic's own stay", async ({ assert }) => {
+    const ours = { type: 'web_search_result_location', url: MOCK, title: 'example.com', encrypted_index: '', cited_text: '' }
+    const theirs = { type: 'web_search_result_location', url: SECOND, title: 'example.org', encrypted_index: 'EpMBCioIAhgBIiQ', cited_text: 'words' }
+    const document = { type: 'char_location', cited_text: 'x', document_index: 0, document_title: null, start_char_index: 0, end_char_index: 1 }
+    const history = [
+      { role: 'user', content: 'what is new?' },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'Café', citations: [ours] },
+          { type: 'text', text: ' and ' },
+          { type: 'text', text: 'olé', citations: [ours, theirs, document] },
+        ],
+      },
+      { role: 'user', content: 'more?' },
+    ]
+    const sent = () => JSON.parse(mock.lastRequest()!.body).messages[1].content
+    for (const stream of [false, true]) {
+      const response = await post('/v1/messages', { model: 'ground-claude-1', max_tokens: 64, stream, messages: history }, { 'x-api-key': key, 'anthropic-version': '2023-06-01' })
+      assert.equal(response.status, 200)
+      await response.text()
+      assert.deepEqual(sent(), [
+        { type: 'text', text: 'Café' },
+        { type: 'text', text: ' and ' },
+        { type: 'text', text: 'olé', citations: [theirs, document] },
+      ])
+    }
+    // count_tokens forwards the same history
+    const counted = await post('/v1/messages/count_tokens', { model: 'ground-claude-1', messages: history }, { 'x-api-key': key, 'anthropic-version': '2023-06-01' })
+    assert.equal(counted.status, 200)
+    assert.match(mock.lastRequest()!.path, /count_tokens/)
+    assert.notInclude(mock.lastRequest()!.body, '"encrypted_index":""')
+
+    // A history with only Anthropic's own citations goes as the client's bytes
+    const own = [history[0], { role: 'assistant', content: [{ type: 'text', text: 'olé', citations: [theirs] }] }, history[2]]
+    const raw = JSON.stringify({ model: 'ground-claude-1', max_tokens: 64, messages: own })
+    assert.equal((await post('/v1/messages', raw, { 'x-api-key': key, 'anthropic-version': '2023-06-01' })).status, 200)
+    assert.equal(mock.lastRequest()!.body, raw)
+  })
+})

@@ -59,6 +59,11 @@ test.group('Azure OpenAI addressing', () => {
     assert.equal(azurePath(old, '/responses', 'd', true), '/openai/responses?api-version=2025-03-01-preview')
     const recent = azureAddressing('https://res.openai.azure.com/openai?api-version=2025-04-01-preview')
     assert.equal(azurePath(recent, '/responses', 'd', true), '/openai/responses?api-version=2025-04-01-preview')
+    // A pasted value is one parameter, whatever it holds; an empty one is none
+    const tricky = azureAddressing('https://res.openai.azure.com/openai?api-version=2024-10-21%26deployment%3Dother%23x')
+    assert.equal(azurePath(tricky, '/chat/completions', 'd'), '/openai/deployments/d/chat/completions?api-version=2024-10-21%26deployment%3Dother%23x')
+    assert.equal(azurePath(azureAddressing('https://res.openai.azure.com/openai?api-version='), '/chat/completions', 'd'), '/openai/deployments/d/chat/completions?api-version=2024-10-21')
+    assert.equal(azureAddressing('https://res.openai.azure.com/openai/v1?api-version=').query, '')
   })
 
   test('v1 base: OpenAI paths with the model in the body, no api-version unless pasted', ({ assert }) => {

@@ -5,7 +5,7 @@ import { apiCallOf, gatewayInstance, generate, withAccount } from '#gateway/http
 import { geminiEnvelope, predictEnvelope } from '#validators/generation'
 import { providerServing } from '#controllers/api/models_controller'
 
-const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'predictLongRunning', 'batchGenerateContent']
+const METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'predictLongRunning', 'batchGenerateContent', 'asyncBatchEmbedContent']
 
 /** `gemini-2.5-flash:generateContent` -> [model, method] (the model may carry a `models/` prefix). */
 function target(param: string): { model: string; method: string } {
@@ -38,11 +38,13 @@ export default class GeminiController {
       throw error
     }
     switch (method) {
-      // Gemini's Batch API (app/gateway/batches/gemini_batches_api.ts): held, sent, billed once it ends; no request's account.
-      case 'batchGenerateContent': {
+      // Gemini's Batch API (app/gateway/batches/gemini_batches_api.ts), of generations or of embeddings: held, sent,
+      // billed once it ends; no request's account.
+      case 'batchGenerateContent':
+      case 'asyncBatchEmbedContent': {
         const { createGeminiBatch } = await import('#gateway/batches/gemini_batches_api')
         const { unlessClientGone } = await import('#gateway/batches/upstream_calls')
-        const batch = await unlessClientGone(createGeminiBatch(await gatewayInstance(), apiCallOf(ctx), model))
+        const batch = await unlessClientGone(createGeminiBatch(await gatewayInstance(), apiCallOf(ctx), model, method))
         if (batch !== undefined) ctx.response.json(batch)
         return
       }
@@ -121,6 +123,6 @@ function modelInfo(id: string) {
   return {
     name: `models/${id}`,
     displayName: id,
-    supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents'],
+    supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'batchGenerateContent', 'asyncBatchEmbedContent'],
   }
 }

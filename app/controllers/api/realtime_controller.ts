@@ -1,4 +1,9 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { unlessClientGone } from '#gateway/batches/upstream_calls'
+import { closeSignal } from '#gateway/batches/files_api'
+import { apiCallOf, gatewayInstance } from '#gateway/http/generation_request'
+import { mintClientSecret } from '#gateway/realtime/client_secrets'
+import { createCall, hangupCall } from '#gateway/realtime/realtime_calls'
 
 export default class RealtimeController {
   /**
@@ -16,5 +21,29 @@ export default class RealtimeController {
         code: 'upgrade_required',
       },
     })
+  }
+
+  /** POST /v1/realtime/client_secrets: a browser's short-lived secret (client_secrets.ts) */
+  async clientSecret(ctx: HttpContext) {
+    return ctx.response.json(await mintClientSecret(await gatewayInstance(), apiCallOf(ctx), 'ga'))
+  }
+
+  /** POST /v1/realtime/sessions (the beta API): the session with its `client_secret` */
+  async betaSession(ctx: HttpContext) {
+    return ctx.response.json(await mintClientSecret(await gatewayInstance(), apiCallOf(ctx), 'beta'))
+  }
+
+  /** POST /v1/realtime/calls: a WebRTC call (realtime_calls.ts), with a client secret or a key: its own authentication */
+  async createCall({ request, response }: HttpContext) {
+    const answer = await unlessClientGone(createCall(await gatewayInstance(), request.request, response.response))
+    if (answer === undefined) return
+    response.status(201).header('content-type', 'application/sdp').header('location', `/v1/realtime/calls/${answer.id}`)
+    return response.send(answer.sdp)
+  }
+
+  /** POST /v1/realtime/calls/:id/hangup */
+  async hangup(ctx: HttpContext) {
+    await unlessClientGone(hangupCall(ctx.principal, ctx.params.id, closeSignal(apiCallOf(ctx))))
+    return ctx.response.status(200).send('')
   }
 }

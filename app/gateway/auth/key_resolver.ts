@@ -43,10 +43,15 @@ export function extractApiKey(headers: IncomingHttpHeaders, url: string | undefi
  * expired keys are invalid, and the client is told the same thing for each:
  * which one it is would tell whoever holds a leaked key that it once worked.
  */
-export async function resolvePrincipal(catalog: Catalog, rawKey: string | null, headers?: IncomingHttpHeaders): Promise<Principal> {
-  if (!rawKey) throw GatewayError.invalidApiKey(missingKeyMessage(headers))
+export function resolvePrincipal(catalog: Catalog, rawKey: string | null, headers?: IncomingHttpHeaders): Promise<Principal> {
+  // Not async itself: the lookup's own promise is the only one per call, as before the split.
+  if (!rawKey) return Promise.reject(GatewayError.invalidApiKey(missingKeyMessage(headers)))
+  return resolvePrincipalByHash(catalog, hashApiKey(rawKey))
+}
+
+/** The same from the key's SHA-256 (a realtime session re-reads its key by it; a client secret names its key so). */
+export async function resolvePrincipalByHash(catalog: Catalog, hash: string): Promise<Principal> {
   // From memory when cached (every call but the first): no promise of the catalog's per call.
-  const hash = hashApiKey(rawKey)
   const cachedKey = catalog.cachedKey(hash)
   const key = cachedKey !== undefined ? cachedKey : await catalog.key(hash)
   if (!key || key.revoked || (key.expiresAt !== null && key.expiresAt <= Date.now())) {

@@ -225,6 +225,15 @@ export class BatchHolds {
   }
 
   /**
+   * Forgets the releases kept against a stale read (sync): for a table
+   * emptied with its ids restarted (the tests' resetDatabase), whose next rows
+   * take the released ids, and would never be held.
+   */
+  forgetReleased() {
+    this.#released.clear()
+  }
+
+  /**
    * Makes the holds what the table says: every unbilled batch held, every
    * hold of a batch billed elsewhere (another instance) released. A hold taken
    * or released here while the read was out is left as it is.

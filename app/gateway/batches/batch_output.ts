@@ -1,10 +1,11 @@
 import { searchedOnce } from '#gateway/dialects/openai_chat/response'
-import { MAX_TOKEN_COUNT, MAX_WEB_SEARCHES, tokenCount } from '#gateway/metering/token_counts'
+import { MAX_TOKEN_COUNT, MAX_WEB_SEARCHES, reportedCount, tokenCount } from '#gateway/metering/token_counts'
 import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
 import { geminiUsageOfBody } from '#gateway/dialects/gemini/response'
 import { forEachChunk } from '#gateway/upstream/dispatcher'
 import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import type { TokenUsage } from '#gateway/types'
+import type { CanonicalUsage } from '#gateway/dialects/canonical'
 import type { BilledOnce } from '#gateway/batches/custom_ids'
 
 /**
@@ -32,6 +33,8 @@ export interface OutputUsage {
   imageCompletionTokens: number
   /** Lines answered with a 2xx, or Anthropic's `succeeded` results (the per-request price's units) */
   requests: number
+  /** Some of the tokens are the gateway's count, not the upstream's (an embedding answer without its tokenCount) */
+  estimated: boolean
 }
 
 export function noUsage(): OutputUsage {
@@ -48,6 +51,7 @@ export function noUsage(): OutputUsage {
     audioCompletionTokens: 0,
     imageCompletionTokens: 0,
     requests: 0,
+    estimated: false,
   }
 }
 
@@ -97,9 +101,10 @@ async function sumLines(body: AsyncIterable<Buffer>, add: (sums: OutputUsage, by
  * while it is held: an upstream sending one endless line grew the buffer
  * without bound before. Past either, the read fails
  * (UpstreamAnswerTooLarge, UpstreamAnswersOverBudget) and the upstream
- * request ends: the caller's bill (or hold) is not made.
+ * request ends: the caller's bill (or hold) is not made. `afterChunk` runs
+ * after each chunk's lines, awaited before the next chunk is read.
  */
-export async function readJsonLines(body: AsyncIterable<Buffer>, each: (bytes: Buffer) => void): Promise<void> {
+export async function readJsonLines(body: AsyncIterable<Buffer>, each: (bytes: Buffer) => void, afterChunk?: () => Promise<void>): Promise<void> {
   const pending: Buffer[] = []
   let pendingBytes = 0
   /** Bytes of the line held taken from answerBudget */
@@ -128,7 +133,7 @@ export async function readJsonLines(body: AsyncIterable<Buffer>, each: (bytes: B
             lineGrows(chunk.length - start)
             pending.push(chunk.subarray(start))
           }
-          return
+          return afterChunk?.()
         }
         const piece = chunk.subarray(start, newline)
         if (pending.length > 0) lineGrows(piece.length)
@@ -191,15 +196,27 @@ function addResultLine(sums: OutputUsage, bytes: Buffer, once: BilledOnce) {
   const result = line?.result
   if (result?.type !== 'succeeded') return
   sums.requests++
+  // Its one-hour cache writes and web searches too, as /v1/messages bills them (they cost the five-minute write price and nothing).
   const usage = decodeAnthropicUsage(result.message?.usage)
-  if (!usage) return
+  if (usage) addAnswerUsage(sums, usage)
+}
+
+/**
+ * One answer's decoded usage added to the sums: every count its decoder
+ * reports (Anthropic's cache writes, one-hour ones apart; Gemini's audio and
+ * image modalities), its searches bounded as one answer's.
+ */
+function addAnswerUsage(sums: OutputUsage, usage: CanonicalUsage) {
   sums.promptTokens += tokenCount(usage.inputTokens)
   sums.completionTokens += tokenCount(usage.outputTokens)
   sums.cachedTokens += tokenCount(usage.cacheReadTokens)
   sums.cacheWriteTokens += tokenCount(usage.cacheWriteTokens)
-  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
-  // One-hour cache writes and web searches, as /v1/messages bills them (they cost the five-minute write price and nothing).
   sums.cacheWrite1hTokens += tokenCount(usage.cacheWrite1hTokens)
+  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
+  sums.audioPromptTokens += tokenCount(usage.audioInputTokens)
+  sums.cachedAudioTokens += tokenCount(usage.cachedAudioTokens)
+  sums.audioCompletionTokens += tokenCount(usage.audioOutputTokens)
+  sums.imageCompletionTokens += tokenCount(usage.imageOutputTokens)
   sums.webSearches += Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
 }
 
@@ -237,6 +254,57 @@ export function sumGeminiResultsFile(body: AsyncIterable<Buffer>, once: BilledOn
   })
 }
 
+/**
+ * An embedding batch's answers (gemini_embed_batch_input.ts): inline, in the
+ * requests' order, or its results file's `{key, response | error}` lines
+ * (each key once, as sumGeminiResultsFile), each answered request billed its
+ * input tokens: the `tokenCount` Google reports (or a `usageMetadata`'s
+ * `promptTokenCount`), else the count the gateway made of its text at the
+ * batch's creation (`counts`, batch_input_tokens: by the request's place,
+ * its key's place in a keyed file), the row then marked estimated, as
+ * `:batchEmbedContents` is when Google reports none. An error is billed
+ * nothing, and so is an entry past the batch's requests.
+ */
+export function sumGeminiEmbedInlined(responses: unknown[], lines: number, counts: Buffer | null): OutputUsage {
+  const sums = noUsage()
+  const count = Math.min(responses.length, lines)
+  for (let i = 0; i < count; i++) addEmbedAnswer(sums, responses[i], counts, i)
+  return sums
+}
+
+export function sumGeminiEmbedResultsFile(body: AsyncIterable<Buffer>, once: BilledOnce, counts: Buffer | null): Promise<OutputUsage> {
+  let place = 0
+  return sumLines(body, (sums, bytes) => {
+    const line = parsedLine(bytes)
+    if (line === undefined) return
+    place++
+    const key = once.keyed && typeof line?.key === 'string' ? line.key : `\0line ${place}`
+    if (once.admit(key)) addEmbedAnswer(sums, line, counts, once.keyed ? once.admittedAt : place - 1)
+  })
+}
+
+/** Request `place`'s count in batch_input_tokens' `counts` (little-endian uint32 each; 0 past its end, or none kept) */
+function countAt(counts: Buffer | null, place: number): number {
+  if (counts === null || place < 0 || (place + 1) * 4 > counts.length) return 0
+  return counts.readUInt32LE(place * 4)
+}
+
+/** One `{response, error}` entry of an embedding batch's output, request `place` of the batch */
+function addEmbedAnswer(sums: OutputUsage, entry: any, counts: Buffer | null, place: number) {
+  if (entry === null || typeof entry !== 'object' || entry.error != null) return
+  const response = entry.response
+  if (response === null || typeof response !== 'object') return
+  sums.requests++
+  // A count that cannot be believed (token_counts.ts) is no count: the gateway's is billed instead.
+  const reported = reportedCount(response.tokenCount ?? response.usageMetadata?.promptTokenCount)
+  if (reported !== null) {
+    sums.promptTokens += reported
+    return
+  }
+  sums.promptTokens += countAt(counts, place)
+  sums.estimated = true
+}
+
 /** One `{response, error}` entry of a Gemini batch's output: its answer's usage, none for an error. */
 function addGeminiAnswer(sums: OutputUsage, entry: any) {
   if (entry === null || typeof entry !== 'object' || entry.error != null) return
@@ -244,16 +312,7 @@ function addGeminiAnswer(sums: OutputUsage, entry: any) {
   if (response === null || typeof response !== 'object') return
   sums.requests++
   const usage = geminiUsageOfBody(response)
-  if (usage === null) return
-  sums.promptTokens += tokenCount(usage.inputTokens)
-  sums.completionTokens += tokenCount(usage.outputTokens)
-  sums.cachedTokens += tokenCount(usage.cacheReadTokens)
-  sums.reasoningTokens += tokenCount(usage.reasoningTokens)
-  sums.audioPromptTokens += tokenCount(usage.audioInputTokens)
-  sums.cachedAudioTokens += tokenCount(usage.cachedAudioTokens)
-  sums.audioCompletionTokens += tokenCount(usage.audioOutputTokens)
-  sums.imageCompletionTokens += tokenCount(usage.imageOutputTokens)
-  sums.webSearches += Math.min(tokenCount(usage.webSearches), MAX_WEB_SEARCHES)
+  if (usage !== null) addAnswerUsage(sums, usage)
 }
 
 /**
@@ -274,7 +333,7 @@ export function tokenUsageOf(sums: OutputUsage): TokenUsage {
     cacheWriteTokens: Math.min(cap(sums.cacheWriteTokens), promptTokens - cachedTokens),
     reasoningTokens: Math.min(cap(sums.reasoningTokens), completionTokens),
     requestUnits: sums.requests,
-    estimated: false,
+    estimated: sums.estimated,
   }
 }
 

@@ -1,6 +1,7 @@
 import { billable, costOf } from '#gateway/metering/pricing'
 import { holdAtPrice, holdPrice, promptTokenHold } from '#gateway/metering/reservation'
 import type { PriceInfo, TokenUsage } from '#gateway/types'
+import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
 
 /**
  * What a batch pays of the model's price, in percent: BATCH_PRICE_PERCENT,
@@ -38,7 +39,9 @@ export function batchCost(price: PriceInfo | null, usage: TokenUsage, requests: 
  * completion tokens by each line's max_tokens or the default allowance
  * (`audioTokens` of them, the lines asking for a spoken answer, at the audio
  * output price when it is the higher: holdPrice; `imageTokens`, the lines whose
- * answer may be an image, at the image output price likewise), its web searches (each
+ * answer may be an image, at the image output price likewise, and then as
+ * `imageAnswerTokens`: at least one image per choice of a line without max
+ * tokens, as access_policy.ts requestHold raises a request's), its web searches (each
  * line's or request's webSearchHold) at the price per search, and the
  * per-request price once per line, at the batch percentage.
  */
@@ -49,9 +52,15 @@ export function batchHold(
   lines: number,
   searches = 0,
   audioTokens = 0,
-  imageTokens = 0
+  imageTokens = 0,
+  imageAnswerTokens = imageTokens
 ): bigint {
   if (!price) return 0n
+  // The default allowance is less than one image: dearer image tokens hold whole images (the raise counted as completion).
+  if (imageAnswerTokens > imageTokens && price.imageOutputPico !== undefined && price.imageOutputPico > price.outputPico) {
+    completionTokens = Math.min(completionTokens + (imageAnswerTokens - imageTokens), MAX_COMPLETION_HOLD)
+    imageTokens = imageAnswerTokens
+  }
   const audio = audioTokens > completionTokens ? completionTokens : audioTokens
   // Of the rest, the tokens that may be images (a line asking for both is held once, as audio)
   const image = imageTokens > completionTokens - audio ? completionTokens - audio : imageTokens
@@ -59,5 +68,18 @@ export function batchHold(
   if (audio > 0) hold += BigInt(audio) * holdPrice(price, { audioAnswer: true, imageAnswer: false })!.outputPico
   if (image > 0) hold += BigInt(image) * holdPrice(price, { audioAnswer: false, imageAnswer: true })!.outputPico
   if (price.perRequestPico && lines > 1) hold += price.perRequestPico * BigInt(lines - 1)
+  return billable(discounted(hold))
+}
+
+/**
+ * What an embedding batch holds until it is billed: its requests' input
+ * tokens as the gateway counted them (gemini_embed_batch_input.ts) at the
+ * input price (an embedding has no output), plus the per-request price once
+ * per request, at the batch percentage.
+ */
+export function embedBatchHold(price: PriceInfo | null, inputTokens: number, requests: number): bigint {
+  if (!price) return 0n
+  let hold = holdAtPrice(price, inputTokens, 0)
+  if (price.perRequestPico && requests > 1) hold += price.perRequestPico * BigInt(requests - 1)
   return billable(discounted(hold))
 }

@@ -9,6 +9,8 @@ import { batchCost } from '#gateway/batches/batch_pricing'
 import {
   billedUsage,
   noUsage,
+  sumGeminiEmbedInlined,
+  sumGeminiEmbedResultsFile,
   sumGeminiInlined,
   sumGeminiResultsFile,
   sumOutputUsage,
@@ -29,10 +31,12 @@ import {
   billsWithoutRow,
   claimBilling,
   isGeminiBatch,
+  isGeminiEmbedBatch,
   isMessageBatch,
   recordSeen,
   registerBatchFile,
   storedCustomIds,
+  storedInputTokens,
   unbilledBatches,
   type BatchObjectRow,
 } from '#gateway/batches/batch_store'
@@ -48,6 +52,7 @@ import {
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { withinReadDeadline } from '#gateway/batches/read_deadline'
 import { BilledOnce } from '#gateway/batches/custom_ids'
+import { recordJobBill } from '#gateway/batches/job_usage_row'
 
 /** A batch's statuses after which nothing more runs upstream: it is billed then. */
 export const FINISHED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled'])
@@ -94,7 +99,8 @@ const REPAIR_AFTER_MS = 10 * 60_000
  * `ended` from their results' usage (endpoint `messages.batch`); so do
  * Gemini's batches (gemini_batches_api.ts): settleGeminiBatch, billed once
  * their state is final from their inline answers or results file (endpoint
- * `gemini.batchGenerateContent`).
+ * `gemini.batchGenerateContent`, or `gemini.asyncBatchEmbedContent` for an
+ * embedding batch, its tokens the answers' or the gateway's count).
  */
 export class BatchService {
   readonly holds: BatchHolds
@@ -247,8 +253,14 @@ export class BatchService {
    */
   async #geminiUsage(row: BatchObjectRow, upstream: Record<string, any>): Promise<OutputUsage> {
     const inlined = inlinedResponsesOf(upstream)
-    if (inlined !== null) return sumGeminiInlined(inlined, Number(row.lines ?? 0))
     const file = responsesFileOf(upstream)
+    if (isGeminiEmbedBatch(row) && (inlined !== null || file !== null)) {
+      // An embedding batch's requests' counts at its creation: what an answer without its tokenCount is billed.
+      const counts = await storedInputTokens(row.id)
+      if (inlined !== null) return sumGeminiEmbedInlined(inlined, Number(row.lines ?? 0), counts)
+      return this.#readUsage(row, `/${file}:download?alt=media`, (body, once) => sumGeminiEmbedResultsFile(body, once, counts), '/download')
+    }
+    if (inlined !== null) return sumGeminiInlined(inlined, Number(row.lines ?? 0))
     if (file !== null) return this.#readUsage(row, `/${file}:download?alt=media`, sumGeminiResultsFile, '/download')
     if (geminiBatchState(upstream) === 'BATCH_STATE_SUCCEEDED') throw new Error('the succeeded batch answered without its output')
     return noUsage()
@@ -340,44 +352,22 @@ export class BatchService {
     return this.settle(row, upstream)
   }
 
-  /** The batch's one usage row, through the meter like any request's (its `request_id` is unique: never two). */
+  /** The batch's one usage row (job_usage_row.ts). */
   #record(row: BatchObjectRow, status: string, billedAt: Date, cost: bigint, sums: OutputUsage) {
-    const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)
     // A message batch is `ended` however it ended (and `deleted` after): its last upstream object says how.
     const end =
       status === 'channel_deleted' ? status : isMessageBatch(row) ? messageBatchEnd(row.object ?? {}) : isGeminiBatch(row) ? geminiBatchEnd(status) : status
-    this.meter.record({
-      requestId: row.request_id!,
-      userId: row.user_id,
-      apiKeyId: row.api_key_id,
-      // The team the key was in when the batch was made: its spend counts the bill (TEAM_SPEND_EFFECT).
-      teamId: row.team_id === null ? null : Number(row.team_id),
-      // ...and that team's organization now (a batch row keeps none): without it a batch's bill never reached the
-      // organization's budget, and batch after batch, each within what it had left, spent without end.
-      organizationId: row.team_id === null ? null : (this.catalog.teams.get(Number(row.team_id))?.org?.id ?? null),
-      // ...and the owner's budget in that team, when they have limits there now (as the organization's).
-      memberBudget: row.team_id !== null && this.catalog.teams.get(Number(row.team_id))?.members?.has(Number(row.user_id)) === true,
-      // The key's budget the batch was admitted under (its own name: batch_holds.ts batchBudgetOf) counts the bill, else
-      // the model's (a budget set later; MODEL_BUDGET_SPEND_EFFECT keeps it only when the key has one).
-      modelBudget: row.api_key_id === null || (row.budget_model ?? row.model) === null ? null : `${row.api_key_id} ${row.budget_model ?? row.model}`,
-      channelId: row.channel_id,
-      provider: channel?.provider ?? null,
+    recordJobBill(this.meter, this.catalog, row, {
       model: row.model ?? '(none)',
-      requestedModel: null,
-      servedModel: row.served_model,
-      endpoint: isMessageBatch(row) ? 'messages.batch' : isGeminiBatch(row) ? 'gemini.batchGenerateContent' : 'batch',
-      stream: false,
-      status: 200,
+      endpoint: isMessageBatch(row) ? 'messages.batch' : isGeminiBatch(row) ? `gemini.${row.endpoint}` : 'batch',
       // A batch that did not complete is billed for what it answered; the row says how it ended.
       errorCode: CLEAN_ENDS.has(end) ? null : `batch_${end}`.slice(0, 64),
       usage: tokenUsageOf(sums),
       costPico: cost,
-      latencyMs: Math.max(0, Math.min(billedAt.getTime() - new Date(row.created_at).getTime(), 2_147_483_647)),
-      ttftMs: null,
-      createdAt: billedAt,
-      attemptCount: 1,
-      attempts: null,
-      tags: null,
+      billedAt,
+      // The key's budget the batch was admitted under (its own name: batch_holds.ts batchBudgetOf), else the
+      // model's (a budget set later; MODEL_BUDGET_SPEND_EFFECT keeps it only when the key has one).
+      budgetModel: row.budget_model ?? row.model,
     })
   }
 

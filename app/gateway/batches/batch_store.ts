@@ -18,6 +18,16 @@ export const MESSAGE_BATCH_ENDPOINT = '/v1/messages'
  */
 export const GEMINI_BATCH_ENDPOINT = 'batchGenerateContent'
 
+/**
+ * ...and when it is one of Gemini's embedding batches (`models/{m}:asyncBatchEmbedContent`,
+ * @google/genai `batches.createEmbeddings`): the same Batch API resource (`batches/…`), get, list,
+ * cancel and delete, billed from its embeddings (batch_output.ts sumGeminiEmbeddings).
+ */
+export const GEMINI_EMBED_BATCH_ENDPOINT = 'asyncBatchEmbedContent'
+
+/** Both of Gemini's batch endpoints: one kind to a client (`batches/…`), the row's endpoint telling them apart */
+export const GEMINI_BATCH_ENDPOINTS: readonly string[] = [GEMINI_BATCH_ENDPOINT, GEMINI_EMBED_BATCH_ENDPOINT]
+
 /** A message batch its owner deleted: kept for its bill's figures (repairBills), never shown again. */
 export const DELETED_STATUS = 'deleted'
 
@@ -28,8 +38,21 @@ export function isMessageBatch(row: Pick<BatchObjectRow, 'kind' | 'endpoint'>): 
   return row.kind === 'batch' && row.endpoint === MESSAGE_BATCH_ENDPOINT
 }
 
+/** The endpoints that are not OpenAI's Batch API (whose rows' endpoint is the lines' URL, or none) */
+export const NOT_OPENAI_ENDPOINTS: readonly string[] = [MESSAGE_BATCH_ENDPOINT, ...GEMINI_BATCH_ENDPOINTS]
+
+/** An OpenAI batch's condition on `{alias}.endpoint` (bound to NOT_OPENAI_ENDPOINTS): none of the other APIs' */
+export function notOpenAiSql(column: string): string {
+  return NOT_OPENAI_ENDPOINTS.map(() => `${column} IS DISTINCT FROM ?`).join(' AND ')
+}
+
+/** One of Gemini's batches, of either endpoint (generateContent's or embeddings') */
 export function isGeminiBatch(row: Pick<BatchObjectRow, 'kind' | 'endpoint'>): boolean {
-  return row.kind === 'batch' && row.endpoint === GEMINI_BATCH_ENDPOINT
+  return row.kind === 'batch' && (row.endpoint === GEMINI_BATCH_ENDPOINT || row.endpoint === GEMINI_EMBED_BATCH_ENDPOINT)
+}
+
+export function isGeminiEmbedBatch(row: Pick<BatchObjectRow, 'kind' | 'endpoint'>): boolean {
+  return row.kind === 'batch' && row.endpoint === GEMINI_EMBED_BATCH_ENDPOINT
 }
 
 /** One row of batch_objects (migrations 993, 1000), as node-pg returns it (numeric columns as strings). */
@@ -54,6 +77,8 @@ export interface BatchObjectRow {
   audio_hold: number | null
   /** Of its completion hold, the tokens that may be images (migration 1040; null: none) */
   image_hold: number | null
+  /** Those tokens when the image output price is the higher: one image per choice at least (migration 1049; null: image_hold) */
+  image_answer_hold: number | null
   input_file_id: string | null
   status: string
   object: Record<string, any> | null
@@ -93,6 +118,7 @@ export type NewBatchObject = Omit<
   | 'search_hold'
   | 'audio_hold'
   | 'image_hold'
+  | 'image_answer_hold'
 > & {
   object: Record<string, any>
   hold?: string
@@ -102,8 +128,11 @@ export type NewBatchObject = Omit<
   search_hold?: number | null
   audio_hold?: number | null
   image_hold?: number | null
+  image_answer_hold?: number | null
   /** The requests' custom ids (custom_ids.ts): given, or copied from the input file of that row id */
   customIds?: { digests: Buffer } | { fromObject: number }
+  /** An embedding batch's requests' estimated input tokens (embed_tokens.ts), kept for its bill (batch_input_tokens) */
+  inputTokens?: Buffer
 }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
@@ -147,7 +176,7 @@ function objectJson(object: Record<string, any>): string {
 
 export async function insertObject(values: NewBatchObject): Promise<BatchObjectRow> {
   const kind: ObjectKind = isMessageBatch(values) ? 'message_batch' : isGeminiBatch(values) ? 'gemini_batch' : values.kind
-  const { customIds, ...columns } = values
+  const { customIds, inputTokens, ...columns } = values
   try {
     // One transaction: a batch is never recorded without the ids its bill counts by.
     return await db.transaction(async (trx) => {
@@ -165,6 +194,7 @@ export async function insertObject(values: NewBatchObject): Promise<BatchObjectR
           customIds.fromObject,
         ])
       }
+      if (inputTokens !== undefined) await trx.table('batch_input_tokens').insert({ object_id: row.id, counts: inputTokens })
       return row as BatchObjectRow
     })
   } catch (error: any) {
@@ -195,8 +225,10 @@ export function notFound(kind: ObjectKind, id: string): GatewayError {
 function ofKind(query: DatabaseQueryBuilderContract<any>, kind: ObjectKind): DatabaseQueryBuilderContract<any> {
   if (kind === 'file') return query.where('kind', 'file')
   query.where('kind', 'batch')
-  if (kind === 'batch') return query.whereRaw('endpoint IS DISTINCT FROM ? AND endpoint IS DISTINCT FROM ?', [MESSAGE_BATCH_ENDPOINT, GEMINI_BATCH_ENDPOINT])
-  return query.where('endpoint', kind === 'message_batch' ? MESSAGE_BATCH_ENDPOINT : GEMINI_BATCH_ENDPOINT).whereNot('status', DELETED_STATUS)
+  if (kind === 'batch') return query.whereRaw(notOpenAiSql('endpoint'), NOT_OPENAI_ENDPOINTS as string[])
+  if (kind === 'message_batch') query.where('endpoint', MESSAGE_BATCH_ENDPOINT)
+  else query.whereIn('endpoint', GEMINI_BATCH_ENDPOINTS as string[])
+  return query.whereNot('status', DELETED_STATUS)
 }
 
 /** The object of that id made through this key (404 in OpenAI's or Anthropic's words for any other: another key's is not there for it). */
@@ -292,6 +324,12 @@ export async function registerBatchFile(batch: BatchObjectRow, upstreamId: strin
 export async function storedCustomIds(id: number): Promise<Buffer | null> {
   const row = await db.from('batch_custom_ids').where('object_id', id).select('digests').first()
   return row ? (row.digests as Buffer) : null
+}
+
+/** An embedding batch's requests' estimated input tokens (embed_tokens.ts), or null when none were kept. */
+export async function storedInputTokens(id: number): Promise<Buffer | null> {
+  const row = await db.from('batch_input_tokens').where('object_id', id).select('counts').first()
+  return row ? (row.counts as Buffer) : null
 }
 
 /** Unbilled batches, those polled longest ago first (the sweep). */

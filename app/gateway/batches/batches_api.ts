@@ -11,6 +11,7 @@ import { batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds
 import { findOwned, insertObject, listOwned, type BatchObjectRow } from '#gateway/batches/batch_store'
 import { batchEndpointFor, callChannel, holdingChannel, NEVER } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
+import { batchEndpointOf } from '#gateway/batches/batch_input'
 import { listPage, type ListParams } from '#gateway/batches/list_params'
 
 /**
@@ -41,7 +42,8 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
   if (file.purpose !== 'batch' || file.model === null) {
     throw GatewayError.invalidRequest(`The file ${inputFileId} is not a batch input file`, 'invalid_value', 'input_file_id')
   }
-  if (endpoint !== file.endpoint) {
+  // Azure's form (`/chat/completions`, as AzureOpenAI clients following Azure's docs send it) is the same endpoint
+  if (batchEndpointOf(endpoint) !== file.endpoint) {
     throw GatewayError.invalidRequest(
       `The file's requests call ${file.endpoint}, not ${endpoint.slice(0, 64)}: a batch's endpoint is its requests' url`,
       'invalid_value',
@@ -60,7 +62,8 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
     Number(file.lines ?? 0),
     Number(file.search_hold ?? 0),
     Number(file.audio_hold ?? 0),
-    Number(file.image_hold ?? 0)
+    Number(file.image_hold ?? 0),
+    Number(file.image_answer_hold ?? file.image_hold ?? 0)
   )
   refuseUncoveredHold(principal, price, hold, Number(file.lines ?? 0), file.model)
   const budgetModel = batchBudgetOf(principal, file.model)?.model ?? null
@@ -74,7 +77,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
         body: JSON.stringify({
           input_file_id: file.upstream_id,
           // Azure's without `/v1` (`/chat/completions`), as the file's lines were written for it at upload.
-          endpoint: batchEndpointFor(candidate.channel, endpoint),
+          endpoint: batchEndpointFor(candidate.channel, file.endpoint!),
           completion_window: window,
           ...(metadata ? { metadata } : {}),
         }),
@@ -93,7 +96,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       model: file.model,
       served_model: file.served_model,
       purpose: null,
-      endpoint,
+      endpoint: file.endpoint,
       filename: null,
       bytes: file.bytes,
       lines: file.lines,
@@ -101,6 +104,7 @@ export async function createBatch(gw: Gateway, call: ApiCall): Promise<Record<st
       search_hold: file.search_hold,
       audio_hold: file.audio_hold,
       image_hold: file.image_hold,
+      image_answer_hold: file.image_answer_hold,
       input_file_id: file.public_id,
       customIds: { fromObject: file.id },
       // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).

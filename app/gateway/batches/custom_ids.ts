@@ -58,13 +58,15 @@ export class CustomIdDigests {
  * line of each distinct id, up to its request count (`expected`), and no more.
  */
 export class BilledOnce {
-  /** By digest: true once a line of it was billed */
-  #ids: Map<string, boolean> | null
+  /** By digest: the id's place among the batch's (from 0), or -1 - place once a line of it was billed */
+  #ids: Map<string, number> | null
   #salt: Buffer
   /** Without stored ids: the digests billed, at most `expected` */
   #seen = new Set<string>()
   repeated = 0
   unknown = 0
+  /** The place among the batch's ids (its request's, from 0) of the id admit() last let through; -1 without stored ids */
+  admittedAt = -1
 
   /** Are the batch's ids known (each billed once), or only its request count? */
   get keyed(): boolean {
@@ -83,7 +85,7 @@ export class BilledOnce {
     this.#salt = stored.subarray(0, SALT_BYTES)
     this.#ids = new Map()
     const text = stored.toString('latin1', SALT_BYTES)
-    for (let at = 0; at + DIGEST_BYTES <= text.length; at += DIGEST_BYTES) this.#ids.set(text.slice(at, at + DIGEST_BYTES), false)
+    for (let at = 0, place = 0; at + DIGEST_BYTES <= text.length; at += DIGEST_BYTES, place++) this.#ids.set(text.slice(at, at + DIGEST_BYTES), place)
   }
 
   /** Is this line's usage billed? (false for a repeat or an id the batch never had; each counted for the log) */
@@ -94,16 +96,17 @@ export class BilledOnce {
     }
     const key = digest(this.#salt, customId)
     if (this.#ids !== null) {
-      const billed = this.#ids.get(key)
-      if (billed === undefined) {
+      const place = this.#ids.get(key)
+      if (place === undefined) {
         this.unknown++
         return false
       }
-      if (billed) {
+      if (place < 0) {
         this.repeated++
         return false
       }
-      this.#ids.set(key, true)
+      this.#ids.set(key, -1 - place)
+      this.admittedAt = place
       return true
     }
     if (this.#seen.has(key)) {

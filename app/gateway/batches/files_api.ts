@@ -10,6 +10,7 @@ import { dispatch, forEachChunk, type DispatchResult } from '#gateway/upstream/d
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
 import { deleteObject, findOwned, insertObject, listOwned, recordSeen, type BatchObjectRow } from '#gateway/batches/batch_store'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
+import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
 import {
   BATCH_CHANNEL_KINDS,
   batchEndpointFor,
@@ -53,7 +54,7 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   // Refused before the upload: the name is stored, and a NUL cannot be (the file would be left upstream, unlisted).
   if (file.filename.includes('\0')) throw GatewayError.invalidRequest("The file's name contains a NUL character", 'invalid_value', 'file')
   const bytes = rawBody.subarray(file.bodyStart, file.bodyEnd)
-  const input = readBatchInput(bytes)
+  const input = await readBatchInput(bytes)
   if (!modelAllowed(call.principal, input.model)) throw GatewayError.modelNotAllowed(input.model)
   const candidates = gw.service
     .router(call.principal.plan)
@@ -67,20 +68,31 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   }
   /**
    * The upload for a mapped name or an Azure channel (its deployment's name and its urls on every line): the file
-   * part's lines rewritten, every other byte as sent; one per name and url
+   * part's lines rewritten, every other byte as sent; one per name and url, written when an attempt needs it, in
+   * slices (withModel) before it is sent
    */
-  const mapped = new Map<string, Buffer>()
-  const bodyFor = (c: RouteCandidate): Buffer => {
+  const mapped = new Map<string, Promise<Buffer>>()
+  const uploadTo = (c: RouteCandidate): UpstreamRequest => {
+    // Each line's url as the channel takes it: an Azure-form file (`/chat/completions`) goes to OpenAI in OpenAI's form
     const url = batchEndpointFor(c.channel, input.endpoint)
-    if (c.upstreamModel === input.model && url === input.endpoint) return rawBody
-    const key = `${url} ${c.upstreamModel}`
-    let body = mapped.get(key)
-    if (!body) mapped.set(key, (body = spliced(rawBody, file, withModel(bytes, c.upstreamModel, url === input.endpoint ? undefined : url))))
-    return body
+    if (c.upstreamModel === input.model && url === input.writtenUrl) {
+      return channelRequest(c.channel, { method: 'POST', path: '/files', body: rawBody, contentType })
+    }
+    const request = channelRequest(c.channel, { method: 'POST', path: '/files', body: Buffer.alloc(0), contentType })
+    request.prepare = async () => {
+      const key = `${url} ${c.upstreamModel}`
+      let body = mapped.get(key)
+      if (!body) {
+        body = withModel(bytes, c.upstreamModel, url === input.writtenUrl ? undefined : url).then((lines) => spliced(rawBody, file, lines))
+        mapped.set(key, body)
+      }
+      request.body = await body
+    }
+    return request
   }
   const result = await dispatch(
     candidates,
-    (c) => channelRequest(c.channel, { method: 'POST', path: '/files', body: bodyFor(c), contentType }),
+    uploadTo,
     // Not aborted when the client leaves (its whole body is here): a file the upstream stored and the gateway never
     // recorded would stay there, unlisted and undeletable. It is recorded; GET /v1/files lists it.
     NEVER,
@@ -106,6 +118,7 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
     search_hold: input.searchHold,
     audio_hold: input.audioHold,
     image_hold: input.imageHold,
+    image_answer_hold: input.imageAnswerHold,
     input_file_id: null,
     // Copied to each batch made of the file: its bill counts these ids' lines, each once.
     customIds: { digests: input.customIds },
@@ -115,9 +128,9 @@ export async function uploadFile(gw: Gateway, call: ApiCall): Promise<Record<str
   return fileView(row)
 }
 
-/** The file's bytes with the file part's content replaced. */
-function spliced(rawBody: Buffer, part: { bodyStart: number; bodyEnd: number }, content: Buffer): Buffer {
-  return Buffer.concat([rawBody.subarray(0, part.bodyStart), content, rawBody.subarray(part.bodyEnd)])
+/** The file's bytes with the file part's content replaced by these lines. */
+function spliced(rawBody: Buffer, part: { bodyStart: number; bodyEnd: number }, lines: Buffer[]): Buffer {
+  return Buffer.concat([rawBody.subarray(0, part.bodyStart), ...lines, rawBody.subarray(part.bodyEnd)])
 }
 
 /** A file as OpenAI describes one, with the gateway's id and the size the client sent. */

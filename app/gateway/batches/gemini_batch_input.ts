@@ -1,5 +1,5 @@
 import { GatewayError } from '#exceptions/gateway_error'
-import { asksForAudio, completionTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
+import { asksForAudio, completionTokenHold, imageAnswerTokenHold, mayAnswerImages, webSearchHold } from '#gateway/metering/reservation'
 import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
 import { MAX_MESSAGE_BATCH_REQUESTS } from '#gateway/batches/message_batch_input'
@@ -16,36 +16,32 @@ import { resourceName } from '#gateway/provider_files/file_pins'
  */
 export type GeminiBatchSource = { kind: 'inline'; requests: Array<Record<string, any>> } | { kind: 'file'; fileName: string }
 
+/** What reads a batch's requests (inline or a file's lines) tallies each into: its hold, and what its bill needs */
+export interface RequestTally {
+  readonly requests: number
+  add(request: Record<string, any>, key: unknown): void
+  /** Work left from the requests added (an embedding batch's token counts): done before the next chunk is read */
+  flush?(): Promise<void>
+}
+
 /**
- * What a batch's requests may use, for its hold (batch_pricing.ts
- * batchHold): as an OpenAI batch file's lines are held (batch_input.ts),
- * each request's `generationConfig.maxOutputTokens` (else the default
- * allowance) times its `candidateCount`, its Google Search grounding, and
- * which may answer with audio or images.
+ * The requests' keys (metadata.key, a file line's key), kept for the bill
+ * while every request has its own: unique as the bill tells them apart (by
+ * digest: keys differing only in lone surrogates are one); once one is not,
+ * the results are billed by place (sumGeminiResultsFile), and the digests
+ * are no longer needed.
  */
-export class GeminiHoldTally {
-  requests = 0
-  completionHold = 0
-  searchHold = 0
-  audioHold = 0
-  imageHold = 0
-  /** The requests' keys (metadata.key, a file line's key): kept for the bill when every request has its own */
+export class RequestKeys {
   #digests = new CustomIdDigests()
   #keyed = true
+  #count = 0
 
-  add(request: Record<string, any>, key: unknown) {
-    this.requests++
-    // Unique as the bill tells them apart (by digest: keys differing only in lone surrogates are one); once one is not,
-    // the results are billed by place (sumGeminiResultsFile), and the digests are no longer needed.
+  add(key: unknown) {
+    this.#count++
     if (this.#keyed && (typeof key !== 'string' || !this.#digests.addNew(key))) {
       this.#keyed = false
       this.#digests = new CustomIdDigests()
     }
-    const completion = completionTokenHold(request)
-    this.completionHold = Math.min(this.completionHold + completion, MAX_COMPLETION_HOLD)
-    this.searchHold = Math.min(this.searchHold + webSearchHold(request), MAX_COMPLETION_HOLD)
-    if (asksForAudio(request)) this.audioHold = Math.min(this.audioHold + completion, this.completionHold)
-    else if (mayAnswerImages(request)) this.imageHold = Math.min(this.imageHold + completion, this.completionHold)
   }
 
   /**
@@ -54,8 +50,44 @@ export class GeminiHoldTally {
    * first lines up to the request count are billed). Inline answers come in
    * the requests' order and are billed by place.
    */
+  digests(): Buffer | null {
+    return this.#keyed && this.#count > 0 ? this.#digests.toBuffer() : null
+  }
+}
+
+/**
+ * What a batch's requests may use, for its hold (batch_pricing.ts
+ * batchHold): as an OpenAI batch file's lines are held (batch_input.ts),
+ * each request's `generationConfig.maxOutputTokens` (else the default
+ * allowance) times its `candidateCount`, its Google Search grounding, and
+ * which may answer with audio or images.
+ */
+export class GeminiHoldTally implements RequestTally {
+  requests = 0
+  completionHold = 0
+  searchHold = 0
+  audioHold = 0
+  imageHold = 0
+  /** The image requests' tokens when the image output price is the higher: one image per candidate at least (batch_input.ts) */
+  imageAnswerHold = 0
+  #keys = new RequestKeys()
+
+  add(request: Record<string, any>, key: unknown) {
+    this.requests++
+    this.#keys.add(key)
+    const completion = completionTokenHold(request)
+    this.completionHold = Math.min(this.completionHold + completion, MAX_COMPLETION_HOLD)
+    this.searchHold = Math.min(this.searchHold + webSearchHold(request), MAX_COMPLETION_HOLD)
+    if (asksForAudio(request)) this.audioHold = Math.min(this.audioHold + completion, this.completionHold)
+    else if (mayAnswerImages(request)) {
+      this.imageHold = Math.min(this.imageHold + completion, this.completionHold)
+      this.imageAnswerHold = Math.min(this.imageAnswerHold + Math.max(completion, imageAnswerTokenHold(request)), MAX_COMPLETION_HOLD)
+    }
+  }
+
+  /** The keys' digests, or null (RequestKeys.digests) */
   customIds(): Buffer | null {
-    return this.#keyed && this.requests > 0 ? this.#digests.toBuffer() : null
+    return this.#keys.digests()
   }
 }
 
@@ -75,7 +107,7 @@ const MAX_FILE_NAME = 64
  * `request` object; a `request.model`, as @google/genai writes it, must be
  * the path's model) and tallied into `tally`; a file's name checked.
  */
-export function readGeminiBatch(body: Record<string, any>, model: string, tally: GeminiHoldTally): GeminiBatchSource {
+export function readGeminiBatch(body: Record<string, any>, model: string, tally: RequestTally): GeminiBatchSource {
   const batch = objectOrNull(body.batch)
   if (batch === null) throw refused("'batch' is required: {display_name, input_config}")
   const input = objectOrNull(batch.inputConfig ?? batch.input_config)
@@ -135,17 +167,25 @@ export function withUpstreamModel(body: Record<string, any>, source: GeminiBatch
  * holds it, as they stream: readJsonLines' bounds) tallied as inline
  * requests are; a line that is not one still holds a request's default
  * allowance (the upstream may run it); more than 100,000 lines are a 400
- * (as inline requests). Returns the file's bytes.
+ * (as inline requests). A tally with work left per chunk (an embedding
+ * batch's token counts) does it before the next chunk is read. Returns the
+ * file's bytes.
  */
-export async function tallyInputFile(body: AsyncIterable<Buffer>, tally: GeminiHoldTally): Promise<number> {
+export async function tallyInputFile(body: AsyncIterable<Buffer>, tally: RequestTally): Promise<number> {
   let bytes = 0
-  await readJsonLines(body, (line) => {
-    bytes += line.length + 1
-    if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) return
-    // As many as inline (a 2 GB file of 20-byte lines was 100 million requests tallied, their digests held)
-    if (tally.requests >= MAX_MESSAGE_BATCH_REQUESTS) throw refused(`A batch takes at most ${MAX_MESSAGE_BATCH_REQUESTS} requests: the file has more`, 'batch.input_config.file_name')
-    const parsed = parsedLine(line)
-    tally.add(objectOrNull(parsed?.request) ?? {}, parsed?.key)
-  })
+  const flush = tally.flush === undefined ? undefined : () => tally.flush!()
+  await readJsonLines(
+    body,
+    (line) => {
+      bytes += line.length + 1
+      if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) return
+      // As many as inline (a 2 GB file of 20-byte lines was 100 million requests tallied, their digests held)
+      if (tally.requests >= MAX_MESSAGE_BATCH_REQUESTS) throw refused(`A batch takes at most ${MAX_MESSAGE_BATCH_REQUESTS} requests: the file has more`, 'batch.input_config.file_name')
+      const parsed = parsedLine(line)
+      tally.add(objectOrNull(parsed?.request) ?? {}, parsed?.key)
+    },
+    flush
+  )
+  await flush?.()
   return bytes
 }

@@ -38,11 +38,20 @@ function outputOf(upstream: Record<string, any>): Record<string, any> | null {
   return objectOrNull(upstream.response) ?? objectOrNull(objectOrNull(upstream.metadata)?.output)
 }
 
+/**
+ * Where an output holds its inline answers: `inlinedResponses`, and for an
+ * embedding batch also `inlinedEmbedContentResponses` (the name @google/genai
+ * reads them under too), each `{inlinedResponses: [...]}`
+ */
+const INLINED_FIELDS = ['inlinedResponses', 'inlinedEmbedContentResponses']
+
 /** The inline answers of a finished inline batch (`inlinedResponses.inlinedResponses`), or null when the answer has none */
 export function inlinedResponsesOf(upstream: Record<string, any>): unknown[] | null {
   for (const output of [objectOrNull(upstream.response), objectOrNull(objectOrNull(upstream.metadata)?.output)]) {
-    const list = objectOrNull(output?.inlinedResponses)?.inlinedResponses
-    if (Array.isArray(list)) return list
+    for (const field of INLINED_FIELDS) {
+      const list = objectOrNull(output?.[field])?.inlinedResponses
+      if (Array.isArray(list)) return list
+    }
   }
   return null
 }
@@ -61,10 +70,15 @@ export function responsesFileOf(upstream: Record<string, any>): string | null {
 export function withoutInlined(upstream: Record<string, any>): Record<string, any> {
   if (inlinedResponsesOf(upstream) === null) return upstream
   const kept: Record<string, any> = { ...upstream }
-  const strip = (output: Record<string, any>) => ({ ...output, inlinedResponses: { inlinedResponses: [] } })
-  if (objectOrNull(kept.response)?.inlinedResponses) kept.response = strip(kept.response)
+  const holds = (output: Record<string, any> | null) => INLINED_FIELDS.some((field) => output?.[field])
+  const strip = (output: Record<string, any>) => {
+    const stripped = { ...output }
+    for (const field of INLINED_FIELDS) if (stripped[field]) stripped[field] = { inlinedResponses: [] }
+    return stripped
+  }
+  if (holds(objectOrNull(kept.response))) kept.response = strip(kept.response)
   const metadata = objectOrNull(kept.metadata)
-  if (metadata !== null && objectOrNull(metadata.output)?.inlinedResponses) kept.metadata = { ...metadata, output: strip(metadata.output) }
+  if (metadata !== null && holds(objectOrNull(metadata.output))) kept.metadata = { ...metadata, output: strip(metadata.output) }
   return kept
 }
 

@@ -9,10 +9,11 @@ import { fromPico } from '#gateway/metering/money'
 import { requestId } from '#gateway/metering/request_id'
 import { dispatch } from '#gateway/upstream/dispatcher'
 import { batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds'
-import { batchHold } from '#gateway/batches/batch_pricing'
-import { findOwned, GEMINI_BATCH_ENDPOINT, insertObject, listOwned, markDeleted } from '#gateway/batches/batch_store'
+import { batchHold, embedBatchHold } from '#gateway/batches/batch_pricing'
+import { findOwned, GEMINI_BATCH_ENDPOINT, GEMINI_EMBED_BATCH_ENDPOINT, insertObject, listOwned, markDeleted } from '#gateway/batches/batch_store'
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
 import { GeminiHoldTally, readGeminiBatch, tallyInputFile, withUpstreamModel } from '#gateway/batches/gemini_batch_input'
+import { EmbedTokenTally } from '#gateway/batches/gemini_embed_batch_input'
 import { GEMINI_FINISHED_STATES, geminiBatchState, geminiBatchView, isGeminiBatchName, withoutInlined } from '#gateway/batches/gemini_batch_objects'
 import { withinReadDeadline } from '#gateway/batches/read_deadline'
 import {
@@ -28,9 +29,9 @@ import { googleHolder, pageQuery } from '#gateway/provider_files/google_calls'
 import { providerFiles } from '#gateway/provider_files/provider_file_store'
 
 /**
- * Gemini's Batch API (@google/genai `batches.create / get / list / cancel /
- * delete`) on `google` channels, on the Batch API's machinery: a row in
- * batch_objects (endpoint `batchGenerateContent`, a `batches/gw…` name),
+ * Gemini's Batch API (@google/genai `batches.create / createEmbeddings / get
+ * / list / cancel / delete`) on `google` channels, on the Batch API's machinery: a row in
+ * batch_objects (endpoint `batchGenerateContent` or `asyncBatchEmbedContent`, a `batches/gw…` name),
  * the key's only; a hold at the batch price from its creation; one bill when
  * the gateway first sees it in a final state (batch_service.ts
  * settleGeminiBatch), whoever looks (a get, a cancel, the sweep), for the
@@ -38,23 +39,31 @@ import { providerFiles } from '#gateway/provider_files/provider_file_store'
  * half its interactive one).
  */
 
+/** Gemini's two batch creations: generateContent's and embeddings' (`batches.createEmbeddings`) */
+export type GeminiBatchMethod = typeof GEMINI_BATCH_ENDPOINT | typeof GEMINI_EMBED_BATCH_ENDPOINT
+
 /**
- * `POST /v1beta/models/{model}:batchGenerateContent`: the body read
- * (gemini_batch_input.ts: inline requests, or a Files API file), the model
- * authorised as a generateContent's (plan and key globs, monthly tokens,
+ * `POST /v1beta/models/{model}:batchGenerateContent` and
+ * `:asyncBatchEmbedContent`: the body read (gemini_batch_input.ts: inline
+ * requests, or a Files API file), the model authorised as a
+ * generateContent's or embedContent's (plan and key globs, monthly tokens,
  * spend cap) and routed to its google channels: to the one holding the
  * input file (another user's file: 404; one the gateway did not record:
  * 404, its lines cannot be held), or the files its inline requests name.
  * Held at the batch price (402 when the balance, less what is held already,
- * or the key's cap cannot cover it), then sent to the first channel that
- * takes it, the channel's model name in the path.
+ * or the key's cap cannot cover it): a generation batch by its requests'
+ * bytes and output allowances (batchHold), an embedding batch by its
+ * requests' input tokens as the gateway counts them
+ * (gemini_embed_batch_input.ts, the counts kept for its bill). Then sent to
+ * the first channel that takes it, the channel's model name in the path.
  */
-export async function createGeminiBatch(gw: Gateway, call: ApiCall, model: string): Promise<Record<string, any>> {
+export async function createGeminiBatch(gw: Gateway, call: ApiCall, model: string, method: GeminiBatchMethod = GEMINI_BATCH_ENDPOINT): Promise<Record<string, any>> {
   const raw = await gw.service.receiveBody(readRawBody(call.req, call.res, MESSAGE_BATCH_BYTES))
   const body = jsonObject(raw)
   const problem = modelNameProblem(model)
   if (problem) throw GatewayError.invalidRequest(problem, 'invalid_model', 'model')
-  const tally = new GeminiHoldTally()
+  const embeds = method === GEMINI_EMBED_BATCH_ENDPOINT
+  const tally = embeds ? new EmbedTokenTally() : new GeminiHoldTally()
   const source = readGeminiBatch(body, model, tally)
   const { principal } = call
   const price = authorizeModel(gw.catalog, principal, model)
@@ -80,8 +89,12 @@ export async function createGeminiBatch(gw: Gateway, call: ApiCall, model: strin
   } else {
     const refs = inlineFileReferences(raw, source.requests)
     if (refs.length > 0) candidates = await pinnedCandidates(candidates, refs, principal.user.id, model)
+    if (tally instanceof EmbedTokenTally) await tally.flush()
   }
-  const hold = batchHold(price, bytes, tally.completionHold, tally.requests, tally.searchHold, tally.audioHold, tally.imageHold)
+  const hold =
+    tally instanceof EmbedTokenTally
+      ? embedBatchHold(price, tally.tokens, tally.requests)
+      : batchHold(price, bytes, tally.completionHold, tally.requests, tally.searchHold, tally.audioHold, tally.imageHold, tally.imageAnswerHold)
   refuseUncoveredHold(principal, price, hold, tally.requests, model)
   const budgetModel = batchBudgetOf(principal, model)?.model ?? null
   /** The body for a mapped name (one per name): the inline requests' own `model` renamed; else the client's bytes */
@@ -101,7 +114,7 @@ export async function createGeminiBatch(gw: Gateway, call: ApiCall, model: strin
       (c) =>
         channelRequest(c.channel, {
           method: 'POST',
-          path: `/models/${encodeURIComponent(c.upstreamModel)}:batchGenerateContent`,
+          path: `/models/${encodeURIComponent(c.upstreamModel)}:${method}`,
           body: bodyFor(c.upstreamModel),
         }),
       // Not aborted when the client leaves: the upstream may have made the batch already, and one the gateway never
@@ -121,13 +134,14 @@ export async function createGeminiBatch(gw: Gateway, call: ApiCall, model: strin
       model,
       served_model: result.candidate.upstreamModel,
       purpose: null,
-      endpoint: GEMINI_BATCH_ENDPOINT,
+      endpoint: method,
       filename: typeof displayName === 'string' ? displayName.replaceAll('\0', '').slice(0, 1000) : null,
       bytes,
       lines: tally.requests,
-      completion_hold: tally.completionHold,
+      completion_hold: tally instanceof EmbedTokenTally ? 0 : tally.completionHold,
       input_file_id: inputFile,
       customIds: digests === null ? undefined : { digests },
+      inputTokens: tally instanceof EmbedTokenTally ? tally.countsBuffer() : undefined,
       // Its hold counted against the team's budget (batch_holds.ts), its bill in the team's spend (batch_service.ts).
       team_id: principal.team?.id ?? null,
       budget_model: budgetModel,

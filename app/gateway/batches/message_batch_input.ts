@@ -3,6 +3,7 @@ import { modelNameProblem } from '#gateway/http/model_name'
 import { completionTokenHold, webSearchHold } from '#gateway/metering/reservation'
 import { MAX_COMPLETION_HOLD } from '#gateway/batches/batch_input'
 import { CustomIdDigests } from '#gateway/batches/custom_ids'
+import { withoutForeignCitations } from '#gateway/dialects/anthropic_messages/foreign_citations'
 
 /**
  * A message batch's creation body (`{requests: [{custom_id, params}]}`),
@@ -71,6 +72,21 @@ export function readMessageBatch(body: Record<string, any>): MessageBatchInput {
     searchHold = Math.min(searchHold + webSearchHold(params), MAX_COMPLETION_HOLD)
   }
   return { model: model!, requests: requests.length, completionHold, searchHold, customIds: digests.toBuffer() }
+}
+
+/**
+ * The body with the gateway's own web search citations (an empty
+ * encrypted_index, anthropic_messages/foreign_citations.ts) dropped from
+ * every request's history, as a history sent to /v1/messages is; null when
+ * no request has one (the client's bytes go up as sent).
+ */
+export function withoutForeignBatchCitations(body: Record<string, any>): Record<string, any> | null {
+  let cleaned: Record<string, any>[] | null = null
+  body.requests.forEach((request: Record<string, any>, i: number) => {
+    const params = withoutForeignCitations(request.params)
+    if (params !== null) (cleaned ??= body.requests.slice())[i] = { ...request, params }
+  })
+  return cleaned === null ? null : { ...body, requests: cleaned }
 }
 
 /** The body with every request's `params.model` renamed (a channel that maps the client's name to another upstream). */

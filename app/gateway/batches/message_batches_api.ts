@@ -21,7 +21,7 @@ import {
 import { closeSignal, relayBytes } from '#gateway/batches/files_api'
 import { NEVER } from '#gateway/batches/upstream_calls'
 import { anthropicFileReferences, pinnedCandidates } from '#gateway/provider_files/file_pins'
-import { readMessageBatch, withUpstreamModel } from '#gateway/batches/message_batch_input'
+import { readMessageBatch, withoutForeignBatchCitations, withUpstreamModel } from '#gateway/batches/message_batch_input'
 import {
   callChannel,
   channelRequest,
@@ -79,10 +79,12 @@ export async function createMessageBatch(gw: Gateway, call: ApiCall, base: strin
   const budgetModel = batchBudgetOf(principal, input.model)?.model ?? null
   /** The body for a mapped name (one per name): every request's params.model renamed */
   const mapped = new Map<string, string>()
+  // The gateway's own citations in the histories (empty encrypted_index): Anthropic cannot resolve them
+  const cleaned = withoutForeignBatchCitations(body)
   const bodyFor = (upstreamModel: string): Buffer | string => {
-    if (upstreamModel === input.model) return raw
+    if (upstreamModel === input.model && cleaned === null) return raw
     let renamed = mapped.get(upstreamModel)
-    if (renamed === undefined) mapped.set(upstreamModel, (renamed = withUpstreamModel(body, upstreamModel)))
+    if (renamed === undefined) mapped.set(upstreamModel, (renamed = withUpstreamModel(cleaned ?? body, upstreamModel)))
     return renamed
   }
   let upstream: Record<string, any> = {}

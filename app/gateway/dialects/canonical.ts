@@ -249,6 +249,8 @@ export interface CanonicalResponse {
   stopReason: StopReason
   stopSequence?: string
   usage: CanonicalUsage | null
+  /** What the upstream's own web search looked for (Anthropic's server_tool_use, Responses' web_search_call), when it says */
+  searchQueries?: string[]
 }
 
 export type BlockInfo =
@@ -277,6 +279,8 @@ export type CanonicalEvent =
   | { type: 'image'; image: ImagePart }
   /** The open text block cites a web page (Anthropic's `citations_delta`, which comes before the block's text) */
   | { type: 'citation'; index: number; citation: UrlCitation }
+  /** The upstream searched the web for this (searchQueries, streamed) */
+  | { type: 'search'; query: string }
   /** `partial`: only what the stream showed so far (its web searches), never the final count, even next to the stop */
   | { type: 'usage'; usage: CanonicalUsage; partial?: true }
   | { type: 'stop'; reason: StopReason; sequence?: string }
@@ -567,6 +571,7 @@ export function eventsOfResponse(response: CanonicalResponse): CanonicalEvent[] 
     }
     events.push({ type: 'block_stop', index })
   })
+  for (const query of response.searchQueries ?? []) events.push({ type: 'search', query })
   if (response.usage) events.push({ type: 'usage', usage: response.usage })
   events.push({ type: 'stop', reason: response.stopReason, sequence: response.stopSequence })
   return events
@@ -580,6 +585,7 @@ export class ResponseCollector {
   stopReason: StopReason = 'end_turn'
   stopSequence?: string
   usage: CanonicalUsage | null = null
+  searchQueries?: string[]
   #blocks = new Map<number, CanonicalResponse['content'][number]>()
 
   push(event: CanonicalEvent) {
@@ -624,6 +630,9 @@ export class ResponseCollector {
         if (part?.type === 'text' && (part.citations?.length ?? 0) < MAX_CITATIONS) (part.citations ??= []).push(event.citation)
         break
       }
+      case 'search':
+        this.searchQueries = withSearchQuery(this.searchQueries, event.query)
+        break
       case 'usage':
         this.usage = event.usage
         break
@@ -642,6 +651,7 @@ export class ResponseCollector {
       stopReason: this.stopReason,
       stopSequence: this.stopSequence,
       usage: this.usage,
+      ...(this.searchQueries && { searchQueries: this.searchQueries }),
     }
   }
 }
@@ -665,6 +675,17 @@ const CITED_URL_CHARS = 8192
 export function urlCitationOf(citation: any): UrlCitation | null {
   if (citation?.type !== 'web_search_result_location') return null
   return boundedCitation(citation.url, citation.title, citation.cited_text)
+}
+
+/** The search queries an answer keeps, and their length: a hostile upstream's thousands of searches stay a short list */
+export const MAX_SEARCH_QUERIES = 64
+const SEARCH_QUERY_CHARS = 1000
+
+/** `queries` with one more (made when there was none), if a string within the bounds above; unchanged otherwise */
+export function withSearchQuery(queries: string[] | undefined, query: unknown): string[] | undefined {
+  if (typeof query !== 'string' || query === '' || (queries?.length ?? 0) >= MAX_SEARCH_QUERIES) return queries
+  ;(queries ??= []).push(query.slice(0, SEARCH_QUERY_CHARS))
+  return queries
 }
 
 /** A cited page from any wire's fields, within the bounds above; null for no URL (or one past them) */

@@ -25,6 +25,8 @@ const EXPOSED = [
   'retry-after-ms',
   'x-should-retry',
   'x-gateway-cache',
+  // A WebRTC call's id (POST /v1/realtime/calls), which the page hands its server for the call's hangup
+  'location',
   'x-ratelimit-limit-requests',
   'x-ratelimit-remaining-requests',
   'x-ratelimit-reset-requests',

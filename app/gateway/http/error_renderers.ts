@@ -64,7 +64,7 @@ const LITELLM_TYPES: Record<number, string> = {
   429: 'rate_limit_error',
 }
 
-const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'batchGenerateContent'])
+const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents', 'predict', 'batchGenerateContent', 'asyncBatchEmbedContent'])
 
 /**
  * `/v1/models/{model}:{method}`: Gemini's native call under /v1 (@google/genai

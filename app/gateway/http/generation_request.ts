@@ -18,6 +18,7 @@ import { dialectForPath, inClientFormat } from '#gateway/http/error_renderers'
 import { GatewayError } from '#exceptions/gateway_error'
 import { tagsFromHeaders, withBodyTags } from '#gateway/metering/request_tags'
 import { carriesLiteLLMFields, deleteLiteLLMFields } from '#gateway/litellm_fields'
+import { setErrorHeaders } from '#gateway/http/litellm_headers'
 import { endUserFromBody, endUserFromHeaders } from '#gateway/end_users/end_user_id'
 
 let gateway: Gateway | undefined
@@ -121,11 +122,14 @@ export async function accounted(
     const error = caught instanceof GatewayError ? inClientFormat(dialectForPath(call.req.url ?? ''), caught) : caught
     // A logged call that failed before its answer: what it was told (the upstream's own error, or the gateway's).
     if (account.loggedRequest !== null && account.loggedResponse === null) account.loggedResponse = loggedError(error)
+    // Closed here, the row bills nothing (no usage); closed before, it holds what a failure was billed.
+    const billsNothing = !account.closed
     account.fail(error)
     // The failed call's usage row has this id: the client can quote it (Anthropic's SDKs read request-id).
     if (!call.res.headersSent) {
       call.res.setHeader('x-request-id', account.requestId)
       if (endpoint.startsWith('messages')) call.res.setHeader('request-id', account.requestId)
+      setErrorHeaders(call.res, account, billsNothing ? 0n : null)
     }
     throw error
   }

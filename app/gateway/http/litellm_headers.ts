@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import { fromPico } from '#gateway/metering/money'
 import type { RequestAccount } from '#gateway/metering/request_account'
 import type { ChannelInfo } from '#gateway/types'
@@ -83,6 +84,21 @@ export const liteLLMHeaderSettings = { on: true, deployment: false }
 export function addOperationHeaders(headers: Record<string, string>, account: RequestAccount, costPico: bigint | null, channel: ChannelInfo | null) {
   if (!liteLLMHeaderSettings.on) return
   addLiteLLMHeaders(headers, account, account.requestedModel ?? account.model, costPico, liteLLMHeaderSettings.deployment ? channel : null)
+}
+
+/**
+ * LiteLLM's headers on a metered endpoint's error answer, as its proxy sends
+ * them on errors too (the call id a trace or a support request quotes, the
+ * key's spend): set on `res` before the error is written (api_errors.ts
+ * sendApiError). `costPico`: 0 when the failure's row bills nothing (LiteLLM
+ * says 0), null when the row was written before with what it bills (a refusal
+ * of a paid answer): absent then. No deployment headers: no channel answered.
+ */
+export function setErrorHeaders(res: ServerResponse, account: RequestAccount, costPico: bigint | null) {
+  if (!liteLLMHeaderSettings.on) return
+  const headers: Record<string, string> = {}
+  addLiteLLMHeaders(headers, account, account.requestedModel ?? account.model, costPico, null)
+  for (const name in headers) res.setHeader(name, headers[name])
 }
 
 /**

@@ -127,6 +127,8 @@ export class ProviderFileStore {
 
   /** The owner's row for an upstream id (not deleted), or null: another user's id reads as unknown. */
   async owned(kind: ProviderFileKind, userId: number, upstreamId: string): Promise<ProviderFileRow | null> {
+    // No row holds a NUL (Postgres cannot compare one: the query failed, a 400 saying the value cannot be stored)
+    if (upstreamId.includes('\0')) return null
     const row = await db
       .from('provider_files')
       .where({ kind, upstream_id: upstreamId, user_id: userId, status: 'active' })

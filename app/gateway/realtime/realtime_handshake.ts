@@ -32,6 +32,8 @@ export interface RealtimeHandshake {
   path: string
   /** `?model=`, or Azure's `?deployment=`; '' when neither */
   model: string
+  /** `?call_id=`: a server joining a WebRTC call's events (its sideband); '' when not */
+  callId: string
   /** The key of an `openai-insecure-api-key.<key>` subprotocol, or null */
   protocolKey: string | null
   /** The client asked for the beta dialect (`OpenAI-Beta: realtime=v1`, or the `openai-beta.realtime-v1` subprotocol) */
@@ -43,6 +45,7 @@ export function readHandshake(req: IncomingMessage): RealtimeHandshake {
   const path = pathOf(url)
   const query = new URLSearchParams(url.length > path.length ? url.slice(path.length + 1) : '')
   const model = query.get('model') ?? query.get('deployment') ?? ''
+  const callId = query.get('call_id') ?? ''
   let protocolKey: string | null = null
   let betaProtocol = false
   for (const protocol of offeredProtocols(req)) {
@@ -51,7 +54,7 @@ export function readHandshake(req: IncomingMessage): RealtimeHandshake {
   }
   const betaHeader = req.headers['openai-beta']
   const beta = betaProtocol || (typeof betaHeader === 'string' && /(^|,)\s*realtime=v1\s*(,|$)/.test(betaHeader))
-  return { path, model, protocolKey, beta }
+  return { path, model, callId, protocolKey, beta }
 }
 
 /** The subprotocols the client offered (Sec-WebSocket-Protocol, comma-separated). */

@@ -2,7 +2,7 @@ import { WebSocket, type RawData } from 'ws'
 import { limitFor } from '#gateway/limits/model_limits'
 import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel, modelAllowed } from '#gateway/access_policy'
-import { resolvePrincipal } from '#gateway/auth/key_resolver'
+import { resolvePrincipalByHash } from '#gateway/auth/key_resolver'
 import type { Gateway } from '#gateway/gateway'
 import type { InFlightWork } from '#gateway/gateway_service'
 import { isPriced, priceForPlan } from '#gateway/metering/pricing'
@@ -92,25 +92,39 @@ export class RealtimeSession implements InFlightWork {
   constructor(
     private gateway: Gateway,
     private principal: Principal,
-    /** The client's key, kept to re-read it from the catalog after each response (revoked, expired, disabled) */
-    private rawKey: string,
+    /** The key's SHA-256, kept to re-read it from the catalog after each response (revoked, expired, disabled) */
+    private keyHash: string,
     readonly model: string,
     private tags: string[] | null,
     private limits: RealtimeLimits
   ) {}
 
-  /** Relays and meters from now on; the client's handshake is complete and the upstream's open (and paused). */
-  start(client: WebSocket, connection: UpstreamConnection) {
+  /**
+   * A WebRTC call's sideband (realtime_calls.ts) has no client socket: the
+   * media and the client's events go between the browser and the provider.
+   * The session only meters what the upstream reports, and when the gateway
+   * ends it (the balance, the length limit, a shutdown) this hangs the call up.
+   */
+  onGatewayEnd: (() => void) | null = null
+  /**
+   * False for a client's own sideband of a WebRTC call (`?call_id=`): relayed
+   * only, its responses being the call's, which the gateway's sideband meters.
+   */
+  metered = true
+
+  /** Relays and meters from now on; the client's handshake is complete (or, a call's sideband, no client) and the upstream's open (and paused). */
+  start(client: WebSocket | null, connection: UpstreamConnection) {
     const upstream = connection.socket
     this.#client = client
     this.#upstream = upstream
     this.#candidate = connection.candidate
-    client.on('message', (data, isBinary) => this.#fromClient(client, upstream, data as Buffer, isBinary))
+    client?.on('message', (data, isBinary) => this.#fromClient(client, upstream, data as Buffer, isBinary))
     const fromUpstream = (data: RawData, isBinary: boolean) => {
       const event = isBinary ? null : watchedEventOf(data as Buffer)
       // The upstream's own error reaches the client without the channel's key and address (as HTTP's error events).
       if (event === 'error') return this.#forward(upstream, client, this.#concealed(data as Buffer), false)
       this.#forward(upstream, client, data, isBinary)
+      if (!this.metered) return
       if (event === 'response.created') this.#responseCreated(data as Buffer)
       else if (event === 'response.done') this.#responseDone(data as Buffer)
       else if (event === 'conversation.item.input_audio_transcription.completed') this.#transcribed(data as Buffer)
@@ -124,12 +138,12 @@ export class RealtimeSession implements InFlightWork {
     connection.early.length = 0
     upstream.on('message', fromUpstream)
     upstream.resume()
-    client.on('pong', () => (this.#alive.client = true))
+    client?.on('pong', () => (this.#alive.client = true))
     upstream.on('pong', () => (this.#alive.upstream = true))
     // A 'close' follows every error.
-    client.on('error', () => {})
+    client?.on('error', () => {})
     upstream.on('error', () => {})
-    client.on('close', (code, reason) => this.#clientClosed(code, reason))
+    client?.on('close', (code, reason) => this.#clientClosed(code, reason))
     upstream.on('close', (code, reason) => this.#upstreamClosed(code, reason))
     this.#heartbeat = setInterval(() => this.#ping(), this.limits.heartbeatMs).unref()
     this.#lifetime = setTimeout(
@@ -151,12 +165,17 @@ export class RealtimeSession implements InFlightWork {
     if (this.#draining) this.onDrain()
   }
 
+  /** Started: the relay (or a sideband's metering) runs */
+  get started(): boolean {
+    return this.#upstream !== null
+  }
+
   #draining = false
 
   /** A shutdown started: the session ends now (1001), a response in progress first cancelled and metered. */
   onDrain() {
     this.#draining = true
-    if (this.#client === null) return
+    if (this.#upstream === null) return
     this.#end({ closeCode: 1001, reason: 'gateway shutting down' })
   }
 
@@ -164,8 +183,8 @@ export class RealtimeSession implements InFlightWork {
     return this.#responses.size
   }
 
-  #forward(from: WebSocket, to: WebSocket, data: RawData, isBinary: boolean) {
-    if (to.readyState !== WebSocket.OPEN) return
+  #forward(from: WebSocket, to: WebSocket | null, data: RawData, isBinary: boolean) {
+    if (to === null || to.readyState !== WebSocket.OPEN) return
     if (to.bufferedAmount < this.limits.highWaterBytes) {
       to.send(data as Buffer, { binary: isBinary })
       return
@@ -324,7 +343,7 @@ export class RealtimeSession implements InFlightWork {
     if (this.#checking !== null) return
     this.#checking = (async () => {
       try {
-        const principal = await resolvePrincipal(this.gateway.catalog, this.rawKey)
+        const principal = await resolvePrincipalByHash(this.gateway.catalog, this.keyHash)
         this.principal = principal
         // authorizeModel counts what requests in flight hold: this session's own responses are not others'.
         const { user, key, plan, team, org, member } = principal
@@ -425,6 +444,8 @@ export class RealtimeSession implements InFlightWork {
     closeSocket(this.#client, closeCode, said)
     // The upstream gets the client's own close; a session the gateway ended closes it normally.
     closeSocket(this.#upstream, this.#clientGone ? closeCode : 1000, this.#clientGone ? said : '')
+    // A call the gateway ended (after its response in progress was cancelled and metered) is hung up.
+    if (this.#ending !== null) this.onGatewayEnd?.()
     this.release()
   }
 }

@@ -22,6 +22,10 @@ import { chooseProtocol, isRealtimeUpgrade, readHandshake, type RealtimeHandshak
 import { realtimeLimits } from '#gateway/realtime/realtime_limits'
 import { RealtimeSession } from '#gateway/realtime/realtime_session'
 import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
+import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
+import { hashApiKey } from '#gateway/auth/api_key_token'
+import { callOf } from '#gateway/realtime/realtime_calls'
+import { recordRefusal } from '#gateway/realtime/realtime_refusal'
 
 /**
  * OpenAI's Realtime API on the gateway's HTTP server: `GET /v1/realtime?model=`
@@ -91,11 +95,23 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
   }
   let gw: Gateway
   let principal: Principal
-  let rawKey: string | null
+  let keyHash: string
+  let grant: SecretGrant | null = null
   try {
     gw = gateway ??= await gatewayInstance()
-    rawKey = extractApiKey(req.headers, req.url) ?? handshake.protocolKey
-    principal = await authenticate(gw, req, res, rawKey)
+    const rawKey = extractApiKey(req.headers, req.url) ?? handshake.protocolKey
+    if (isClientSecret(rawKey)) {
+      // A browser's client secret (client_secrets.ts): its key's principal, model and session; the key's
+      // IP allowlist was the minting call's (the secret is made to be handed to a browser elsewhere).
+      // A call's events are for the app's server (its tools, its instructions), not the browser's secret.
+      if (handshake.callId !== '') throw GatewayError.invalidApiKey("A call's sideband is joined with an API key, not a client secret")
+      grant = await resolveClientSecret(gw, rawKey)
+      principal = grant.principal
+      keyHash = grant.keyHash
+    } else {
+      principal = await authenticate(gw, req, res, rawKey)
+      keyHash = hashApiKey(rawKey!)
+    }
     // A session does work: the key's place among its calls in flight is held until the socket closes.
     const admitted = admitCall(principal, res, socket)
     if (admitted) await admitted
@@ -108,7 +124,12 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
   let session: RealtimeSession | null = null
   let upstream: UpstreamConnection | null = null
   try {
-    const model = handshake.model
+    if (grant !== null && handshake.model !== '' && handshake.model !== grant.model) {
+      throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${handshake.model.slice(0, 200)}'`, 'model_mismatch', 'model')
+    }
+    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model.
+    const call = handshake.callId === '' ? null : callOf(principal, handshake.callId)
+    const model = call?.model ?? grant?.model ?? handshake.model
     if (model === '') throw GatewayError.invalidRequest("The 'model' query parameter is required (?model=...)", 'missing_model', 'model')
     assertStorableModel(model)
     const tags = tagsFromHeaders(req.headers)
@@ -121,14 +142,19 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
       const rated = admitModel(modelLimit, res)
       if (rated) await rated
     }
-    const candidates = gw.service
-      .router(principal.plan)
-      .route(model)
-      .filter((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
+    const candidates =
+      call !== null
+        ? [call.candidate]
+        : gw.service
+            .router(principal.plan)
+            .route(model)
+            .filter((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
     if (candidates.length === 0) {
       throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
     }
-    session = new RealtimeSession(gw, principal, rawKey!, model, tags, realtimeLimits)
+    session = new RealtimeSession(gw, principal, keyHash, model, tags, realtimeLimits)
+    // The call's responses are metered by the gateway's own sideband (realtime_calls.ts), once.
+    if (call !== null) session.metered = false
     try {
       // In flight like a request: refused while draining or at the bound (no row, as an HTTP call's 503); a shutdown waits for it.
       session.release = gw.service.admitSession(session)
@@ -146,12 +172,16 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
         signal: connecting.signal,
         health: gw.health,
         hooks: { onAttempt: (c) => (tried = c), onAttemptResult: (r) => attempts.push(r) },
+        callId: call?.upstreamId,
       })
     } finally {
       socket.off('close', gone)
       session.abort.signal.removeEventListener('abort', gone)
     }
     if (socket.destroyed || !socket.writable) throw new ClientGoneError()
+    // The secret's session configuration, applied before the client's first event (the upstream answers session.updated).
+    const update = grant === null ? null : sessionUpdateOf(grant.session, handshake.beta)
+    if (update !== null) upstream.socket.send(update)
   } catch (error) {
     upstream?.socket.terminate()
     session?.release()
@@ -171,34 +201,6 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     connection.socket.terminate()
     session!.release()
   }
-}
-
-/**
- * The usage row of a session refused after its key was accepted (as an HTTP
- * call's: the model, the channel tried, the attempts, the error), or 499
- * client_closed for a client that left while the upstream was being opened.
- */
-function recordRefusal(
-  gw: Gateway,
-  principal: Principal,
-  model: string,
-  tried: RouteCandidate | null,
-  attempts: AttemptRecord[],
-  error: unknown,
-  res: ServerResponse
-) {
-  const account = gw.service.responseAccount(principal, 'realtime')
-  account.model = model.length <= 200 ? model : ''
-  account.stream = true
-  if (tried !== null) {
-    account.channelId = tried.channel.id
-    account.provider = tried.channel.provider
-    account.servedModel = tried.upstreamModel
-  }
-  account.attempts = attempts
-  if (error instanceof ClientGoneError) account.close(499, 'client_closed')
-  else account.fail(error)
-  res.setHeader('x-request-id', account.requestId)
 }
 
 /** An HTTP answer in OpenAI's error format instead of the upgrade; the connection closes after it. */

@@ -41,6 +41,8 @@ export interface ConnectOptions {
   signal: AbortSignal
   health: ChannelHealth | null
   hooks: DispatchHooks
+  /** A WebRTC call's sideband: `{base}/realtime?call_id=` (the provider's call id) instead of `?model=` */
+  callId?: string
 }
 
 /**
@@ -73,6 +75,7 @@ export async function connectUpstream(candidates: RouteCandidate[], options: Con
     const record = (outcome: AttemptRecord['outcome'], status: number | null, error: string | null) =>
       hooks.onAttemptResult?.({ attempt: attempts, channelId, status, outcome, error, latencyMs: Math.round(performance.now() - started) })
     if (options.beta) request.headers['openai-beta'] = 'realtime=v1'
+    if (options.callId !== undefined) request.url = `${request.url.slice(0, request.url.indexOf('?'))}?call_id=${encodeURIComponent(options.callId)}`
     const timeoutMs = candidate.channel.timeouts?.connect ?? DEFAULT_TIMEOUTS.connect
     const outcome = await handshake(request, timeoutMs, options.maxPayload, signal)
     if (outcome.socket) {

@@ -4,6 +4,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { authorizeModel } from '#gateway/access_policy'
 import { BatchHolds, batchBudgetOf, refuseUncoveredHold } from '#gateway/batches/batch_holds'
 import { channelRequest, holdingChannel, jsonAnswer, NEVER } from '#gateway/batches/upstream_calls'
+import { recordJobBill } from '#gateway/batches/job_usage_row'
 import type { Catalog } from '#gateway/catalog'
 import type { ApiCall } from '#gateway/http/generation_request'
 import { admitModel } from '#gateway/limits/rate_limits'
@@ -57,7 +58,8 @@ export interface VideoOptions {
  * bills it: ONE usage row (endpoint `videos`, `video_seconds` on it) at the
  * model's price per second of video for the owner's plan, through the meter
  * like any request's, then its hold released. Failed (or expired, or
- * deleted before it finished): its row bills nothing. Billed once: the
+ * deleted before it finished, on an upstream that cancels it; Veo's delete
+ * waits for the end): its row bills nothing. Billed once: the
  * `billed_at` claim (video_store.ts claimBilling) lets one caller, in any
  * instance, write the row; this process also runs one bill per video at a time.
  *
@@ -321,36 +323,16 @@ export class VideoService {
     this.holds.release(row.id)
   }
 
-  /** The video's one usage row, through the meter like any request's (its request id is unique: never two). */
+  /** The video's one usage row (job_usage_row.ts): its spend counts where a batch's does. */
   #record(row: VideoRow, status: string, billedAt: Date, cost: bigint, usage: TokenUsage) {
-    const channel = row.channel_id === null ? undefined : this.catalog.channels.find((c) => c.id === row.channel_id)
-    const teamId = row.team_id === null ? null : Number(row.team_id)
-    this.meter.record({
-      requestId: row.request_id,
-      userId: row.user_id,
-      apiKeyId: row.api_key_id,
-      // The team the key was in when the video was asked for, its organization now, the owner's budget there (as a batch's bill).
-      teamId,
-      organizationId: teamId === null ? null : (this.catalog.teams.get(teamId)?.org?.id ?? null),
-      memberBudget: teamId !== null && this.catalog.teams.get(teamId)?.members?.has(row.user_id) === true,
-      modelBudget: row.api_key_id === null || row.budget_model === null ? null : `${row.api_key_id} ${row.budget_model}`,
-      channelId: row.channel_id,
-      provider: channel?.provider ?? null,
+    recordJobBill(this.meter, this.catalog, row, {
       model: row.model,
-      requestedModel: null,
-      servedModel: row.served_model,
       endpoint: 'videos',
-      stream: false,
-      status: 200,
       errorCode: status === 'completed' ? null : `video_${status}`.slice(0, 64),
       usage,
       costPico: cost,
-      latencyMs: Math.max(0, Math.min(billedAt.getTime() - new Date(row.created_at).getTime(), 2_147_483_647)),
-      ttftMs: null,
-      createdAt: billedAt,
-      attemptCount: 1,
-      attempts: null,
-      tags: null,
+      billedAt,
+      budgetModel: row.budget_model,
     })
   }
 

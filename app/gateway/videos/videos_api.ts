@@ -84,12 +84,23 @@ export async function listVideos(gw: Gateway, call: ApiCall, query: Record<strin
  * `DELETE /v1/videos/{id}`: asked about first (a video that finished
  * meanwhile is billed, as it was made), deleted upstream (OpenAI's refusal
  * to delete one still running is the client's answer), then here: one
- * deleted before it finished bills nothing and its hold is released.
+ * deleted before it finished (an upstream that cancels it) bills nothing
+ * and its hold is released. Veo has no cancel: one still being made is
+ * refused as OpenAI refuses it (deleted here, billed nothing, it went on
+ * upstream at the operator's cost: a client could make Veo videos free).
  */
 export async function deleteVideo(gw: Gateway, call: ApiCall, id: string) {
   const row = await owned(call, id)
   const signal = closeSignal(call)
   if (row.billed_at === null) await gw.videos.look(row, signal, true).catch(() => {})
+  if (row.wire !== 'openai' && row.billed_at === null) {
+    throw new GatewayError(
+      400,
+      'video_in_progress',
+      `Video '${row.public_id}' is still being made and Veo cannot cancel it: delete it once it is completed or failed.`,
+      'invalid_request_error'
+    )
+  }
   if (row.wire === 'openai') {
     try {
       await callChannel(gw.videos.holdingChannelOf(row), { method: 'DELETE', path: `/videos/${encodeURIComponent(row.upstream_id)}` }, signal)
@@ -235,7 +246,9 @@ async function relayGeminiFile(call: ApiCall, candidate: RouteCandidate, uri: st
   try {
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       if (stream.gone) break
-      stream.send(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      // At the client's pace: a client reading slowly (or not at all) had the whole video read into memory.
+      const wait = stream.send(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      if (wait) await wait
     }
   } catch {
     if (!call.res.destroyed) call.res.destroy()

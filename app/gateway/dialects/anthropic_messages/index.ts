@@ -11,6 +11,7 @@ import {
 import { AnthropicStreamDecoder } from '#gateway/dialects/anthropic_messages/stream_decoder'
 import { AnthropicStreamEncoder } from '#gateway/dialects/anthropic_messages/stream_encoder'
 import { AnthropicStreamCut } from '#gateway/dialects/anthropic_messages/stream_cut'
+import { withoutForeignCitations } from '#gateway/dialects/anthropic_messages/foreign_citations'
 import { anthropicStreamError } from '#gateway/dialects/stream_failure'
 
 /** Anthropic Messages (`POST /v1/messages`). */
@@ -48,8 +49,12 @@ export const anthropicMessages: Dialect = {
       parsed.message.model = model
       return true
     },
-    upstreamBody: (body, upstreamModel, clientModel) =>
-      upstreamModel === clientModel ? null : { ...body, model: upstreamModel },
+    upstreamBody(body, upstreamModel, clientModel) {
+      // Citations the gateway wrote (an empty encrypted_index), sent back in the history: Anthropic cannot resolve them
+      const cleaned = withoutForeignCitations(body)
+      if (cleaned !== null) return { ...cleaned, model: upstreamModel }
+      return upstreamModel === clientModel ? null : { ...body, model: upstreamModel }
+    },
     errorEvent: (message, kind) => ({ event: 'error', data: JSON.stringify(anthropicStreamError(message, kind)) }),
   },
 }

@@ -1,4 +1,4 @@
-import { citationSpan, imageOmittedNote, MAX_CITATIONS, num, urlCitationOf, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason, type TextPart, type UrlCitation } from '#gateway/dialects/canonical'
+import { citationSpan, imageOmittedNote, withSearchQuery, MAX_CITATIONS, num, urlCitationOf, usageOfCounts, countsReported, type CanonicalResponse, type CanonicalUsage, type StopReason, type TextPart, type UrlCitation } from '#gateway/dialects/canonical'
 import { toolInput } from '#gateway/dialects/anthropic_messages/request'
 import type { AnthropicBlock, AnthropicResponse, AnthropicUsage } from '#gateway/dialects/anthropic_messages/types'
 
@@ -91,8 +91,10 @@ function textOfBlock(block: any): TextPart {
 
 export function decodeAnthropicResponse(body: AnthropicResponse): CanonicalResponse {
   const content: CanonicalResponse['content'] = []
+  let searchQueries: string[] | undefined
   for (const block of (body?.content ?? []) as any[]) {
     if (block?.type === 'text') content.push(textOfBlock(block))
+    else if (block?.type === 'server_tool_use' && block.name === 'web_search') searchQueries = withSearchQuery(searchQueries, block.input?.query)
     else if (block?.type === 'thinking') content.push({ type: 'reasoning', text: String(block.thinking ?? ''), signature: block.signature })
     else if (block?.type === 'redacted_thinking') content.push({ type: 'reasoning', text: '', redacted: block.data })
     else if (block?.type === 'tool_use') {
@@ -106,6 +108,7 @@ export function decodeAnthropicResponse(body: AnthropicResponse): CanonicalRespo
     stopReason: stopOfAnthropic(body?.stop_reason),
     stopSequence: body?.stop_sequence ?? undefined,
     usage: decodeAnthropicUsage(body?.usage),
+    ...(searchQueries && { searchQueries }),
   }
 }
 

@@ -1,4 +1,4 @@
-import { boundedCitation, MAX_CITATIONS, type UrlCitation } from '#gateway/dialects/canonical'
+import { boundedCitation, citationSpan, MAX_CITATIONS, type UrlCitation } from '#gateway/dialects/canonical'
 
 /** A candidate's `groundingMetadata` (Google Search grounding), as far as citations read it */
 export interface GeminiGrounding {
@@ -114,5 +114,102 @@ function utf16Offsets(text: string, offsets: number[]): Map<number, number> {
     i += code > 0xffff ? 2 : 1
   }
   while (next < wanted.length) out.set(wanted[next++], text.length)
+  return out
+}
+
+/** A support as Gemini writes one: a segment of the answer's text and the chunks (pages) it cites */
+type GroundingSupport = NonNullable<GeminiGrounding['groundingSupports']>[number]
+
+/**
+ * Another wire's citations as Gemini's grounding, built as the answer is
+ * encoded: each page one `groundingChunks[].web` (by URL, the first title
+ * kept), each cited span one `groundingSupports` entry naming its pages.
+ * Made only for an answer that cites (nothing allocated otherwise); at most
+ * MAX_CITATIONS pages and as many supports, as every encoder bounds them.
+ */
+export class GroundingWriter {
+  #chunks: Array<{ web: { uri: string; title?: string } }> = []
+  #byUrl = new Map<string, number>()
+  #supports: GroundingSupport[] = []
+  /** The support of each segment, by `partIndex:start:end` (several pages over one span: one support) */
+  #bySegment = new Map<string, GroundingSupport>()
+
+  /**
+   * `citations` cite `text`, the part `partIndex` of the candidate (undefined:
+   * a stream, offsets into the whole streamed text), which begins at `fromByte`
+   * there: each span's UTF-16 offsets become UTF-8 byte offsets in one walk.
+   * `text` null (a stream, whose text went by): each page over the whole
+   * part, `toByte` its end, the segment without its text.
+   */
+  add(citations: UrlCitation[], text: string | null, partIndex: number | undefined, fromByte = 0, toByte = 0) {
+    const length = text?.length ?? 0
+    const spans = citations.map((citation) => (text === null ? [0, 0] : citationSpan(citation, 0, length)))
+    const bytes = text === null ? null : utf8Offsets(text, spans.flat())
+    citations.forEach((citation, i) => {
+      const chunk = this.#chunk(citation)
+      if (chunk === null) return
+      const [start, end] = spans[i]
+      const startIndex = bytes === null ? fromByte : fromByte + bytes.get(start)!
+      const endIndex = bytes === null ? toByte : fromByte + bytes.get(end)!
+      const key = `${partIndex ?? ''}:${startIndex}:${endIndex}`
+      let support = this.#bySegment.get(key)
+      if (support === undefined) {
+        if (this.#supports.length >= MAX_CITATIONS) return
+        const segment: GroundingSupport['segment'] = {}
+        if (partIndex !== undefined) segment.partIndex = partIndex
+        segment.startIndex = startIndex
+        segment.endIndex = endIndex
+        if (text !== null) segment.text = text.slice(start, end)
+        support = { segment, groundingChunkIndices: [] }
+        this.#bySegment.set(key, support)
+        this.#supports.push(support)
+      }
+      if (!support.groundingChunkIndices!.includes(chunk)) support.groundingChunkIndices!.push(chunk)
+    })
+  }
+
+  /** The grounding written so far, with the searches' queries when known; null when nothing was cited nor searched */
+  grounding(queries?: string[]): GeminiGrounding | null {
+    if (this.#chunks.length === 0 && !queries?.length) return null
+    const grounding: GeminiGrounding = {}
+    if (queries?.length) grounding.webSearchQueries = queries
+    if (this.#chunks.length > 0) {
+      grounding.groundingChunks = this.#chunks
+      grounding.groundingSupports = this.#supports
+    }
+    return grounding
+  }
+
+  /** The page's chunk index, a new chunk for a new URL; null past MAX_CITATIONS pages */
+  #chunk(citation: UrlCitation): number | null {
+    const known = this.#byUrl.get(citation.url)
+    if (known !== undefined) return known
+    if (this.#chunks.length >= MAX_CITATIONS) return null
+    const web: { uri: string; title?: string } = { uri: citation.url }
+    if (citation.title) web.title = citation.title
+    this.#byUrl.set(citation.url, this.#chunks.length)
+    this.#chunks.push({ web })
+    return this.#chunks.length - 1
+  }
+}
+
+/**
+ * UTF-16 offsets into a text -> UTF-8 byte offsets, all in one walk (the
+ * inverse of utf16Offsets). An offset between the two halves of a surrogate
+ * pair is taken to the character's end; a lone surrogate counts U+FFFD's
+ * three bytes, as Buffer.from writes it.
+ */
+export function utf8Offsets(text: string, offsets: number[]): Map<number, number> {
+  const wanted = [...new Set(offsets)].sort((a, b) => a - b)
+  const out = new Map<number, number>()
+  let next = 0
+  let byte = 0
+  for (let i = 0; i < text.length && next < wanted.length; ) {
+    while (next < wanted.length && wanted[next] <= i) out.set(wanted[next++], byte)
+    const code = text.codePointAt(i)!
+    byte += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4
+    i += code > 0xffff ? 2 : 1
+  }
+  while (next < wanted.length) out.set(wanted[next++], byte)
   return out
 }

@@ -1,5 +1,5 @@
-import { newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason, type TextPart } from '#gateway/dialects/canonical'
-import { groundingCitations } from '#gateway/dialects/gemini/grounding'
+import { citationSpan, MAX_CITATIONS, newToolCallId, num, usageOfCounts, withAudioTokens, withImageTokens, withWebSearches, countsReported, type CanonicalResponse, type CanonicalUsage, type ImagePart, type StopReason, type TextPart, type UrlCitation } from '#gateway/dialects/canonical'
+import { GroundingWriter, groundingCitations } from '#gateway/dialects/gemini/grounding'
 import type { GeminiModalityCount, GeminiPart, GeminiResponse, GeminiUsage } from '#gateway/dialects/gemini/types'
 import { MAX_WEB_SEARCHES } from '#gateway/metering/token_counts'
 
@@ -222,6 +222,28 @@ export function decodeGeminiResponse(body: GeminiResponse): CanonicalResponse {
   }
 }
 
+/**
+ * The text parts from `from` on, up to the next part of another kind, as
+ * one text with their citations, each span moved to where its part begins
+ * in it (a citation without a span: its whole part). MAX_CITATIONS at most.
+ */
+function citedRun(content: CanonicalResponse['content'], from: number): { text: string; citations: UrlCitation[]; next: number } {
+  let text = ''
+  const citations: UrlCitation[] = []
+  let next = from
+  for (; next < content.length; next++) {
+    const part = content[next]
+    if (part.type !== 'text') break
+    for (const citation of part.citations ?? []) {
+      if (citations.length >= MAX_CITATIONS) break
+      const [start, end] = citationSpan(citation, 0, part.text.length)
+      citations.push({ ...citation, start: text.length + start, end: text.length + end })
+    }
+    text += part.text
+  }
+  return { text, citations, next }
+}
+
 export function toolCallPart(id: string, name: string, args: string, signature?: string): GeminiPart {
   let parsed: unknown = {}
   try {
@@ -236,9 +258,25 @@ export function toolCallPart(id: string, name: string, args: string, signature?:
 
 export function encodeGeminiResponse(response: CanonicalResponse, model: string): GeminiResponse {
   const parts: GeminiPart[] = []
-  for (const part of response.content) {
-    if (part.type === 'text') parts.push({ text: part.text })
-    else if (part.type === 'reasoning') {
+  /** Another wire's citations as groundingMetadata: made for a cited answer only */
+  let grounding: GroundingWriter | null = null
+  const cited = response.content.some((part) => part.type === 'text' && part.citations !== undefined)
+  for (let i = 0; i < response.content.length; i++) {
+    const part = response.content[i]
+    if (part.type === 'text') {
+      if (!cited) {
+        parts.push({ text: part.text })
+        continue
+      }
+      // A cited answer's run of text parts (Anthropic's blocks, cut at each cited span) as one part, as Gemini
+      // answers: a segment's offsets into its part are then offsets into the answer's text too, which is
+      // where Google's own examples apply them (`response.text`).
+      const run = citedRun(response.content, i)
+      i = run.next - 1
+      grounding ??= new GroundingWriter()
+      if (run.citations.length > 0) grounding.add(run.citations, run.text, parts.length)
+      parts.push({ text: run.text })
+    } else if (part.type === 'reasoning') {
       const thought: GeminiPart = { text: part.text, thought: true }
       if (part.signature) thought.thoughtSignature = part.signature
       parts.push(thought)
@@ -248,11 +286,11 @@ export function encodeGeminiResponse(response: CanonicalResponse, model: string)
       parts.push(toolCallPart(part.id, part.name, part.custom ? JSON.stringify({ input: part.arguments }) : part.arguments, part.signature))
     }
   }
-  const encoded: GeminiResponse = {
-    candidates: [{ content: { role: 'model', parts }, finishReason: geminiFinish(response.stopReason), index: 0 }],
-    modelVersion: model,
-    responseId: response.id,
-  }
+  const candidate: NonNullable<GeminiResponse['candidates']>[number] = { content: { role: 'model', parts }, finishReason: geminiFinish(response.stopReason), index: 0 }
+  if (response.searchQueries?.length) grounding ??= new GroundingWriter()
+  const metadata = grounding?.grounding(response.searchQueries)
+  if (metadata) candidate.groundingMetadata = metadata
+  const encoded: GeminiResponse = { candidates: [candidate], modelVersion: model, responseId: response.id }
   if (response.usage) encoded.usageMetadata = encodeGeminiUsage(response.usage)
   return encoded
 }

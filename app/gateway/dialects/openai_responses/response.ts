@@ -1,6 +1,9 @@
 import {
+  boundedCitation,
   citationSpan,
   imageOmittedNote,
+  MAX_CITATIONS,
+  withSearchQuery,
   num,
   usageOfCounts,
   countsReported,
@@ -9,6 +12,7 @@ import {
   type CanonicalUsage,
   type ReasoningPart,
   type StopReason,
+  type TextPart,
   type ToolCallPart,
   type UrlCitation,
 } from '#gateway/dialects/canonical'
@@ -93,14 +97,20 @@ export function stopOfResponse(body: { status?: string; incomplete_details?: { r
 
 export function decodeResponsesResponse(body: ResponsesResponse): CanonicalResponse {
   const content: CanonicalResponse['content'] = []
+  let searchQueries: string[] | undefined
   for (const item of body?.output ?? []) {
-    if (item?.type === 'reasoning') {
+    if (item?.type === 'web_search_call') searchQueries = withSearchQueries(searchQueries, item)
+    else if (item?.type === 'reasoning') {
       const text = (item.summary ?? []).map((s) => s.text).join('\n\n')
       content.push({ type: 'reasoning', text, signature: item.encrypted_content ?? undefined, id: item.id })
     } else if (item?.type === 'message') {
       for (const part of Array.isArray(item.content) ? item.content : []) {
         const text = part.type === 'refusal' ? part.refusal : part.text
-        if (typeof text === 'string' && text) content.push({ type: 'text', text })
+        if (typeof text !== 'string' || !text) continue
+        const found: TextPart = { type: 'text', text }
+        // The pages an output_text cites (OpenAI's web search), each over its span of that text
+        if (Array.isArray(part.annotations)) for (const annotation of part.annotations) addResponsesCitation(found, annotation, 0)
+        content.push(found)
       }
     } else if (item?.type === 'function_call') {
       content.push({ type: 'tool_call', id: String(item.call_id), name: String(item.name), arguments: item.arguments ?? '' })
@@ -114,7 +124,35 @@ export function decodeResponsesResponse(body: ResponsesResponse): CanonicalRespo
     content,
     stopReason: stopOfResponse(body, content.some((p) => p.type === 'tool_call')),
     usage: decodeResponsesUsage(body?.usage, body?.output),
+    ...(searchQueries && { searchQueries }),
   }
+}
+
+/**
+ * A Responses `url_citation` annotation (`url`, `title`, `start_index`,
+ * `end_index` into its output_text) as a citation of `part`, where that
+ * output_text begins `offset` characters into the part (null: not known, the
+ * page cites the whole part); another kind (a file citation) is left out.
+ */
+export function addResponsesCitation(part: TextPart, annotation: any, offset: number | null) {
+  if (annotation?.type !== 'url_citation' || (part.citations?.length ?? 0) >= MAX_CITATIONS) return
+  const citation = boundedCitation(annotation.url, annotation.title || undefined, undefined)
+  if (citation === null) return
+  const { start_index: start, end_index: end } = annotation
+  if (offset !== null && Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start) {
+    citation.start = offset + start
+    citation.end = offset + end
+  }
+  ;(part.citations ??= []).push(citation)
+}
+
+/** A web_search_call item's queries (`action.query`, and `action.queries` where given) added to `queries` */
+export function withSearchQueries(queries: string[] | undefined, item: any): string[] | undefined {
+  const action = item?.action
+  if (action?.type !== undefined && action.type !== 'search') return queries
+  queries = withSearchQuery(queries, action?.query)
+  if (Array.isArray(action?.queries)) for (const query of action.queries) if (query !== action.query) queries = withSearchQuery(queries, query)
+  return queries
 }
 
 export function reasoningItem(id: string, part: Pick<ReasoningPart, 'text' | 'signature'>): ResponsesItem {

@@ -1,6 +1,18 @@
-import type { CanonicalEvent, CanonicalUsage, StreamDecoder } from '#gateway/dialects/canonical'
+import type { CanonicalEvent, CanonicalUsage, StreamDecoder, TextPart } from '#gateway/dialects/canonical'
 import { parseJson } from '#gateway/dialects/dialect'
-import { finalResponsesUsage, stopOfResponse, usageAfterItemDone } from '#gateway/dialects/openai_responses/response'
+import { addResponsesCitation, finalResponsesUsage, stopOfResponse, usageAfterItemDone, withSearchQueries } from '#gateway/dialects/openai_responses/response'
+
+interface OpenBlock {
+  index: number
+  kind: string
+  filled: boolean
+  /** A message's text so far (UTF-16 units), and where its current output_text (`part`) began: annotations' spans are into that output_text */
+  length: number
+  part: number
+  partFrom: number
+  /** Its annotations came as annotation.added events (not read again from output_item.done) */
+  cited: boolean
+}
 
 /**
  * Responses SSE -> canonical events. Output items become blocks (by
@@ -10,7 +22,7 @@ import { finalResponsesUsage, stopOfResponse, usageAfterItemDone } from '#gatewa
  */
 export class ResponsesStreamDecoder implements StreamDecoder {
   #started = false
-  #blocks = new Map<number, { index: number; kind: string; filled: boolean }>()
+  #blocks = new Map<number, OpenBlock>()
   #next = 0
   #sawTool = false
   /** The web searches shown so far (web_search_call items done), as a partial usage; null: none */
@@ -45,7 +57,12 @@ export class ResponsesStreamDecoder implements StreamDecoder {
       case 'response.custom_tool_call_input.delta':
         this.#delta(payload, 'arguments', out)
         break
+      case 'response.output_text.annotation.added':
+        this.#annotation(payload, out)
+        break
       case 'response.output_item.done': {
+        // What a web search looked for (a Gemini client's webSearchQueries)
+        if (payload.item?.type === 'web_search_call') for (const query of withSearchQueries(undefined, payload.item) ?? []) out.push({ type: 'search', query })
         // A web search: counted now (usageAfterItemDone), for a stream cut before response.completed.
         const usage = usageAfterItemDone(payload, this.#usage)
         if (usage !== this.#usage && usage !== null) out.push({ type: 'usage', usage: (this.#usage = usage), partial: true })
@@ -95,20 +112,53 @@ export class ResponsesStreamDecoder implements StreamDecoder {
       this.#next--
       return
     }
-    this.#blocks.set(outputIndex, { index, kind: item.type, filled: false })
+    this.#blocks.set(outputIndex, { index, kind: item.type, filled: false, length: 0, part: 0, partFrom: 0, cited: false })
   }
 
   #delta(payload: any, kind: 'text' | 'reasoning' | 'arguments', out: CanonicalEvent[]) {
     const block = this.#blocks.get(Number(payload.output_index))
     if (!block || typeof payload.delta !== 'string') return
     block.filled = true
+    if (kind === 'text') {
+      const part = Number(payload.content_index ?? 0)
+      if (part !== block.part) {
+        block.part = part
+        block.partFrom = block.length
+      }
+      block.length += payload.delta.length
+    }
     out.push({ type: 'delta', index: block.index, kind, value: payload.delta })
+  }
+
+  /** A page the open message's text cites (url_citation), its span into the output_text named: after that text, before the item is done */
+  #annotation(payload: any, out: CanonicalEvent[]) {
+    const block = this.#blocks.get(Number(payload.output_index))
+    if (block?.kind !== 'message') return
+    block.cited = true
+    // An earlier output_text's annotation: its place in the block is no longer known, it cites the whole block
+    const offset = Number(payload.content_index ?? 0) === block.part ? block.partFrom : null
+    this.#cite(block.index, [payload.annotation], offset, out)
+  }
+
+  /** Citation events for annotations into an output_text that begins `offset` characters into the block */
+  #cite(index: number, annotations: unknown[], offset: number | null, out: CanonicalEvent[]) {
+    const part: TextPart = { type: 'text', text: '' }
+    for (const annotation of annotations) addResponsesCitation(part, annotation, offset)
+    for (const citation of part.citations ?? []) out.push({ type: 'citation', index, citation })
   }
 
   #itemDone(outputIndex: number, item: any, out: CanonicalEvent[]) {
     const block = this.#blocks.get(outputIndex)
     if (!block) return
     const index = block.index
+    if (item.type === 'message' && !block.cited && Array.isArray(item.content)) {
+      // Annotations only on the finished item: each output_text's, over its span of the block
+      let from = 0
+      for (const part of item.content) {
+        if (Array.isArray(part?.annotations)) this.#cite(index, part.annotations, from, out)
+        from += String(part?.text ?? part?.refusal ?? '').length
+      }
+    }
     if (!block.filled) {
       if (item.type === 'message') {
         const text = (item.content ?? []).map((p: any) => p.text ?? p.refusal ?? '').join('')

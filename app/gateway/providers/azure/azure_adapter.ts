@@ -41,15 +41,18 @@ export interface AzureAddressing {
 /** Reads a channel's base URL: the shape from its path, the api-version from its query. */
 export function azureAddressing(baseUrl: string): AzureAddressing {
   const { origin, basePath } = splitBaseUrl(baseUrl)
-  const pasted = new URL(baseUrl).searchParams.get('api-version')
+  // Empty is none (`?api-version=` was every call's 400); written back encoded, one parameter whatever it holds
+  // (`2024-10-21%26x%3Dy` was decoded into a second parameter, `%23` into a fragment cutting the query).
+  const pasted = new URL(baseUrl).searchParams.get('api-version') || null
+  const encoded = pasted === null ? null : encodeURIComponent(pasted)
   const v1 = /\/openai\/v1$/.test(basePath)
   if (v1) {
-    const query = pasted ? `?api-version=${pasted}` : ''
+    const query = encoded ? `?api-version=${encoded}` : ''
     return { origin, basePath, v1, query, responsesQuery: query, imageEditsQuery: query }
   }
-  const version = pasted ?? AZURE_DEFAULT_API_VERSION
+  const version = encoded ?? AZURE_DEFAULT_API_VERSION
   // Dated versions compare as strings; the pasted one wins when it serves the operation already.
-  const atLeast = (first: string) => `?api-version=${pasted && pasted >= first.slice(0, 10) ? pasted : first}`
+  const atLeast = (first: string) => `?api-version=${pasted && pasted >= first.slice(0, 10) ? encoded : first}`
   return {
     origin,
     basePath,

@@ -222,7 +222,7 @@ function rawPredictBody(call: UpstreamCall): Record<string, unknown> {
 
 function methodOf(call: UpstreamCall): string {
   if (call.operation === 'count_tokens') return 'countTokens'
-  if (call.operation === 'embeddings' || call.operation === 'predict' || (call.operation === 'images' && isImagenModel(call.model))) return 'predict'
+  if (call.operation === 'embeddings' || call.operation === 'predict' || ((call.operation === 'images' || call.operation === 'image_edits') && isImagenModel(call.model))) return 'predict'
   return call.stream ? 'streamGenerateContent?alt=sse' : 'generateContent'
 }
 
