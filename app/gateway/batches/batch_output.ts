@@ -244,13 +244,22 @@ export function sumGeminiInlined(responses: unknown[], lines: number): OutputUsa
  * a key repeated by ten requests was billed once before).
  */
 export function sumGeminiResultsFile(body: AsyncIterable<Buffer>, once: BilledOnce): Promise<OutputUsage> {
+  return sumKeyedLines(body, once, (sums, line) => addGeminiAnswer(sums, line))
+}
+
+/**
+ * A Gemini results file's lines, each admitted once: by its `key` when the
+ * input had one of its own for each request, else by its place (1-based);
+ * `add` sees each admitted line with its place.
+ */
+function sumKeyedLines(body: AsyncIterable<Buffer>, once: BilledOnce, add: (sums: OutputUsage, line: any, place: number) => void): Promise<OutputUsage> {
   let place = 0
   return sumLines(body, (sums, bytes) => {
     const line = parsedLine(bytes)
     if (line === undefined) return
     place++
     const key = once.keyed && typeof line?.key === 'string' ? line.key : `\0line ${place}`
-    if (once.admit(key)) addGeminiAnswer(sums, line)
+    if (once.admit(key)) add(sums, line, place)
   })
 }
 
@@ -273,14 +282,7 @@ export function sumGeminiEmbedInlined(responses: unknown[], lines: number, count
 }
 
 export function sumGeminiEmbedResultsFile(body: AsyncIterable<Buffer>, once: BilledOnce, counts: Buffer | null): Promise<OutputUsage> {
-  let place = 0
-  return sumLines(body, (sums, bytes) => {
-    const line = parsedLine(bytes)
-    if (line === undefined) return
-    place++
-    const key = once.keyed && typeof line?.key === 'string' ? line.key : `\0line ${place}`
-    if (once.admit(key)) addEmbedAnswer(sums, line, counts, once.keyed ? once.admittedAt : place - 1)
-  })
+  return sumKeyedLines(body, once, (sums, line, place) => addEmbedAnswer(sums, line, counts, once.keyed ? once.admittedAt : place - 1))
 }
 
 /** Request `place`'s count in batch_input_tokens' `counts` (little-endian uint32 each; 0 past its end, or none kept) */
