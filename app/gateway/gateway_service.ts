@@ -1253,6 +1253,7 @@ class Exchange {
       operation: 'generate',
       dialect,
       model: candidate.upstreamModel,
+      clientModel: call.model,
       stream: call.stream,
       body: (this.#sent = this.upstreamBody(candidate, dialect)),
       clientHeaders: call.req.headers,

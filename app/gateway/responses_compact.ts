@@ -157,6 +157,7 @@ async function summarise(catalog: Catalog, candidates: RouteCandidate[], call: C
         operation: 'generate',
         dialect: upstreamDialect(c.channel, 'openai_responses', c.upstreamModel),
         model: c.upstreamModel,
+        clientModel: call.model,
         stream: false,
         body: bodies.get(c)!,
         clientHeaders: call.req.headers,

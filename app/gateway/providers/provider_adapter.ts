@@ -84,6 +84,8 @@ export interface UpstreamCall {
   dialect: DialectName
   /** Model name sent upstream (Gemini puts it in the path) */
   model: string
+  /** The model name the client asked for (Bedrock reads an opaque profile ARN's model family from it) */
+  clientModel?: string
   stream: boolean
   body: string | Buffer
   clientHeaders: IncomingHttpHeaders

@@ -13,7 +13,7 @@ import { bedrockControlOrigin, bedrockRegion, parseBedrockKey, type BedrockAuth 
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
 import { signRequest, uriEncode } from '#gateway/providers/bedrock/sigv4'
 import { awsCredentials, cachedAwsCredentials, forgetAwsCredentials } from '#gateway/providers/bedrock/aws_credentials'
-import { converseBody } from '#gateway/providers/bedrock/converse_request'
+import { converseRequest } from '#gateway/providers/bedrock/converse_request'
 import { ConverseToAnthropicJson, ConverseToAnthropicSse, converseMessageId } from '#gateway/providers/bedrock/converse_answer'
 import type { ChannelInfo } from '#gateway/types'
 
@@ -78,7 +78,8 @@ export class BedrockAdapter implements ProviderAdapter {
     const claude = isClaude(call.model)
     const action = claude ? (call.stream ? 'invoke-with-response-stream' : 'invoke') : call.stream ? 'converse-stream' : 'converse'
     const path = `${basePath}/model/${uriEncode(call.model)}/${action}`
-    const body = Buffer.from(JSON.stringify(claude ? invokeBody(call) : converseBody(bodyOf(call))))
+    const converse = claude ? null : converseRequest(bodyOf(call), { model: call.model, clientModel: call.clientModel, betas: clientBetas(call) })
+    const body = Buffer.from(JSON.stringify(converse ? converse.body : invokeBody(call)))
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'accept': call.stream ? EVENT_STREAM : 'application/json',
@@ -87,7 +88,13 @@ export class BedrockAdapter implements ProviderAdapter {
     withChannelHeaders(headers, channel, {}, [])
     // Signed with keys the chain held: AWS refusing them is not yet a bad key (heldKeysAnswer).
     const held = prepare === HELD_KEYS
-    const answer = claude ? (held ? BEDROCK_HELD_KEYS_ANSWER : BEDROCK_ANSWER) : held ? heldKeysAnswer(converseAnswer(call.model)) : converseAnswer(call.model)
+    const answer = !converse
+      ? held
+        ? BEDROCK_HELD_KEYS_ANSWER
+        : BEDROCK_ANSWER
+      : held
+        ? heldKeysAnswer(converseAnswer(call.model, converse.jsonTool))
+        : converseAnswer(call.model, converse.jsonTool)
     const upstream: UpstreamRequest = { origin, path, headers, body, answer }
     if (prepare !== undefined && !held) upstream.prepare = prepare
     return upstream
@@ -114,16 +121,18 @@ export class BedrockAdapter implements ProviderAdapter {
  */
 function invokeBody(call: UpstreamCall): Record<string, unknown> {
   const { model: _model, stream: _stream, ...rest } = bodyOf(call)
-  const betas = call.dialect === 'anthropic_messages' ? call.clientHeaders['anthropic-beta'] : undefined
-  const anthropicBeta =
-    typeof betas === 'string' && rest.anthropic_beta === undefined
-      ? betas.split(',').map((beta) => beta.trim()).filter(Boolean)
-      : []
+  const anthropicBeta = rest.anthropic_beta === undefined ? clientBetas(call) : []
   return {
     anthropic_version: BEDROCK_ANTHROPIC_VERSION,
     ...rest,
     ...(anthropicBeta.length ? { anthropic_beta: anthropicBeta } : {}),
   }
+}
+
+/** The client's `anthropic-beta` header's flags (an Anthropic client's: Claude Code's interleaved thinking, ...) */
+function clientBetas(call: UpstreamCall): string[] {
+  const betas = call.dialect === 'anthropic_messages' ? call.clientHeaders['anthropic-beta'] : undefined
+  return typeof betas === 'string' ? betas.split(',').map((beta) => beta.trim()).filter(Boolean) : []
 }
 
 function bodyOf(call: UpstreamCall): Record<string, any> {
@@ -285,8 +294,8 @@ const BEDROCK_ANSWER: AnswerWire = {
 
 const BEDROCK_HELD_KEYS_ANSWER = heldKeysAnswer(BEDROCK_ANSWER)
 
-/** Converse's answers, decoded into Anthropic's (converse_answer.ts); errors are InvokeModel's. */
-function converseAnswer(model: string): AnswerWire {
+/** Converse's answers, decoded into Anthropic's (converse_answer.ts; jsonTool: the forced answer tool, read as text); errors are InvokeModel's. */
+function converseAnswer(model: string, jsonTool: string | null): AnswerWire {
   return {
     status: bedrockStatus,
     decoder(status, headers) {
@@ -294,9 +303,9 @@ function converseAnswer(model: string): AnswerWire {
       const id = converseMessageId(headers['x-amzn-requestid'])
       const type = headers['content-type']
       if (typeof type === 'string' && type.startsWith(EVENT_STREAM)) {
-        return { decoder: new ConverseToAnthropicSse(id, model), contentType: 'text/event-stream' }
+        return { decoder: new ConverseToAnthropicSse(id, model, jsonTool), contentType: 'text/event-stream' }
       }
-      return { decoder: new ConverseToAnthropicJson(id, model), contentType: 'application/json' }
+      return { decoder: new ConverseToAnthropicJson(id, model, jsonTool), contentType: 'application/json' }
     },
   }
 }

@@ -18,7 +18,13 @@ import { answerBudget, answerLimits, FREE_ANSWER_BYTES, UpstreamAnswersOverBudge
  *   written when `metadata` comes, or at the end of the body without it.
  *
  * Usage: Converse's inputTokens, like Anthropic's input_tokens, leaves out
- * cacheReadInputTokens / cacheWriteInputTokens.
+ * cacheReadInputTokens / cacheWriteInputTokens. Its outputTokens hold the
+ * reasoning's with no count of their own (TokenUsage has none), so none is
+ * made up.
+ *
+ * A request whose JSON schema answer went as a forced tool (`jsonTool`:
+ * converse_request.ts) has that tool's call read back as the answer's text
+ * block, and its `tool_use` stop as `end_turn` when no other tool was called.
  */
 
 const STOP_REASONS: Record<string, string> = {
@@ -58,8 +64,12 @@ export function anthropicUsageOfConverse(usage: any): Record<string, number> | n
 }
 
 /** A Converse content block as Anthropic's; null for what has no Anthropic form (a citation, a guard's note). */
-function anthropicBlockOf(block: any): Record<string, unknown> | null {
+function anthropicBlockOf(block: any, jsonTool: string | null): Record<string, unknown> | null {
   if (typeof block?.text === 'string') return { type: 'text', text: block.text }
+  if (block?.toolUse && jsonTool !== null && block.toolUse.name === jsonTool) {
+    const input = block.toolUse.input
+    return { type: 'text', text: typeof input === 'string' ? input : JSON.stringify(input ?? {}) }
+  }
   if (block?.toolUse) {
     return { type: 'tool_use', id: block.toolUse.toolUseId, name: block.toolUse.name, input: toolInputOf(block.toolUse.input) }
   }
@@ -88,15 +98,19 @@ function toolInputOf(input: unknown): unknown {
 }
 
 /** The Anthropic message of a whole Converse answer. */
-export function anthropicMessageOfConverse(answer: any, id: string, model: string): Record<string, unknown> {
-  const content = Array.isArray(answer?.output?.message?.content) ? answer.output.message.content : []
+export function anthropicMessageOfConverse(answer: any, id: string, model: string, jsonTool: string | null = null): Record<string, unknown> {
+  const content: any[] = Array.isArray(answer?.output?.message?.content) ? answer.output.message.content : []
+  const blocks = content.map((block) => anthropicBlockOf(block, jsonTool)).filter((block) => block !== null)
+  let stop = anthropicStopOfConverse(answer?.stopReason)
+  // The answer tool's call is the answer: not a call for the client to make
+  if (stop === 'tool_use' && jsonTool !== null && !blocks.some((block) => block.type === 'tool_use')) stop = 'end_turn'
   return {
     id,
     type: 'message',
     role: 'assistant',
     model,
-    content: content.map(anthropicBlockOf).filter((block: unknown) => block !== null),
-    stop_reason: anthropicStopOfConverse(answer?.stopReason),
+    content: blocks,
+    stop_reason: stop,
     stop_sequence: null,
     usage: anthropicUsageOfConverse(answer?.usage) ?? UNKNOWN_USAGE,
   }
@@ -125,7 +139,8 @@ export class ConverseToAnthropicJson implements BodyDecoder {
 
   constructor(
     private id: string,
-    private model: string
+    private model: string,
+    private jsonTool: string | null = null
   ) {}
 
   push(chunk: Buffer): Buffer | null {
@@ -161,7 +176,7 @@ export class ConverseToAnthropicJson implements BodyDecoder {
       this.dispose()
       return Buffer.from(text)
     }
-    const message = Buffer.from(JSON.stringify(anthropicMessageOfConverse(answer, this.id, this.model)))
+    const message = Buffer.from(JSON.stringify(anthropicMessageOfConverse(answer, this.id, this.model, this.jsonTool)))
     this.dispose()
     return message
   }
@@ -180,10 +195,15 @@ export class ConverseToAnthropicSse implements BodyDecoder {
   /** messageStop's reason, written with the usage (metadata) */
   #stop: string | null = null
   #done = false
+  /** Converse's index of the answer tool's call, written as text (-1: none yet) */
+  #jsonIndex = -1
+  /** A tool other than the answer tool was called: its tool_use stop stands */
+  #calledTool = false
 
   constructor(
     private id: string,
-    private model: string
+    private model: string,
+    private jsonTool: string | null = null
   ) {}
 
   push(chunk: Buffer): Buffer | null {
@@ -221,6 +241,11 @@ export class ConverseToAnthropicSse implements BodyDecoder {
       case 'contentBlockStart': {
         const toolUse = event?.start?.toolUse
         if (!toolUse) return this.#start()
+        if (this.jsonTool !== null && toolUse.name === this.jsonTool) {
+          this.#jsonIndex = event.contentBlockIndex
+          return this.#start() + this.#openBlock(event.contentBlockIndex, 'text', { type: 'text', text: '' })
+        }
+        this.#calledTool = true
         return (
           this.#start() +
           this.#openBlock(event.contentBlockIndex, 'tool_use', { type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: {} })
@@ -232,6 +257,7 @@ export class ConverseToAnthropicSse implements BodyDecoder {
         return this.#closeBlock()
       case 'messageStop':
         this.#stop = anthropicStopOfConverse(event?.stopReason)
+        if (this.#stop === 'tool_use' && this.#jsonIndex >= 0 && !this.#calledTool) this.#stop = 'end_turn'
         return this.#start() + this.#closeBlock()
       case 'metadata':
         return this.#done ? '' : this.#finish(event?.usage ?? null)
@@ -261,7 +287,14 @@ export class ConverseToAnthropicSse implements BodyDecoder {
     if (typeof delta.text === 'string') {
       return this.#ensure(index, 'text', { type: 'text', text: '' }) + this.#blockDelta({ type: 'text_delta', text: delta.text })
     }
+    if (delta.toolUse && this.#jsonIndex >= 0 && index === this.#jsonIndex) {
+      // The answer tool's input, piece by piece, is the answer's text
+      const input = delta.toolUse.input
+      const text = typeof input === 'string' ? input : input == null ? '' : JSON.stringify(input)
+      return this.#ensure(index, 'text', { type: 'text', text: '' }) + (text ? this.#blockDelta({ type: 'text_delta', text }) : '')
+    }
     if (delta.toolUse) {
+      this.#calledTool = true
       // A tool's start came in contentBlockStart; without it, a block with what is known.
       const open = this.#ensure(index, 'tool_use', { type: 'tool_use', id: '', name: '', input: {} })
       // Converse sends the input as text pieces; one sent as a JSON value is written as its text ("[object Object]" before)
