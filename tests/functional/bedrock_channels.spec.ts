@@ -6,7 +6,7 @@ import ChannelTest from '#commands/channel_test'
 import { setPrice } from '#actions/set_price'
 import { testChannel } from '#actions/test_channel'
 import { toPico } from '#gateway/metering/money'
-import { MockBedrock } from '#tests/fixtures/mock_bedrock'
+import { MockBedrock, thinkingSignature } from '#tests/fixtures/mock_bedrock'
 import { anthropic, parseSse } from '#tests/clients'
 import { balanceAndLedger, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedUser, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
@@ -27,6 +27,9 @@ const hi = [{ role: 'user' as const, content: 'hi' }]
 const LLAMA = 'meta.llama4-maverick-17b-instruct-v1:0'
 const LLAMA_PATH = '/model/meta.llama4-maverick-17b-instruct-v1%3A0'
 const NOVA_PATH = '/model/us.amazon.nova-pro-v1%3A0'
+/** An application inference profile serving Claude: its ARN names no model, so it goes through Converse */
+const PROFILE = 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6'
+const NOVA2 = 'us.amazon.nova-2-lite-v1:0'
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='
 const weatherTool = {
   type: 'function' as const,
@@ -53,12 +56,14 @@ test.group('Bedrock channels', (group) => {
       baseUrl: `${mock.origin}?region=us-east-1`,
       apiKey: 'AKIDMOCKBEDROCK:mock/Secret+Key0',
       models: [],
-      modelMapping: { 'claude-sonnet-4-5': SONNET, 'claude-throttled': 'anthropic.claude-throttled-v1:0', 'llama-4': LLAMA, 'nova-pro': 'us.amazon.nova-pro-v1:0' },
+      modelMapping: { 'claude-sonnet-4-5': SONNET, 'claude-throttled': 'anthropic.claude-throttled-v1:0', 'llama-4': LLAMA, 'nova-pro': 'us.amazon.nova-pro-v1:0', 'claude-sonnet-4-5-app': PROFILE, 'nova-2-lite': NOVA2 },
     })
+    mock.profiles.set(PROFILE, 'anthropic.claude-sonnet-4-5-20250929-v1:0')
     // $3 in, $15 out, $0.30 cache read, $3.75 cache write (per 1M)
     await setPrice({ model: 'claude-sonnet-*', input: '3', output: '15', cacheRead: '0.3', cacheWrite: '3.75' })
     await setPrice({ model: 'llama-4', input: '1', output: '2' })
     await setPrice({ model: 'nova-pro', input: '0.8', output: '3.2', cacheRead: '0.2', cacheWrite: '1' })
+    await setPrice({ model: 'nova-2-lite', input: '0.3', output: '2.5' })
     await refreshCaches()
     return () => mock.stop()
   })
@@ -337,6 +342,139 @@ test.group('Bedrock channels', (group) => {
     assert.equal(toPico(money.balance), 1_000_000_000_000n - 2n * cached - 2n * plain)
     assert.equal(money.balance, money.ledger)
     assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('Converse thinking (Claude behind an application inference profile): Anthropic SDK whole and streamed, a tool loop carried on with its signed thinking, redacted thinking, metered', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = anthropic(user.key)
+    const tools = [{ name: 'get_weather', description: 'The weather in a city', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] } }]
+    const ask = { model: 'claude-sonnet-4-5-app', max_tokens: 4096, thinking: { type: 'enabled' as const, budget_tokens: 2048 }, tools, messages: [{ role: 'user' as const, content: 'Weather in Paris?' }] }
+    const beta = { headers: { 'anthropic-beta': 'interleaved-thinking-2025-05-14' } }
+    const first = await client.messages.create(ask, beta)
+    assert.deepEqual(first.content[0], { type: 'thinking', thinking: 'Thinking it over.', signature: thinkingSignature('Thinking it over.') })
+    assert.deepEqual(first.content.slice(1).map((block) => block.type), ['text', 'tool_use'])
+    assert.equal(first.stop_reason, 'tool_use')
+    assert.include(first.usage, { input_tokens: 12, output_tokens: 6 })
+    let seen = mock.lastRequest()
+    assert.equal(seen.path, `/model/${encodeURIComponent(PROFILE)}/converse`)
+    let body = JSON.parse(seen.body)
+    assert.deepEqual(body.additionalModelRequestFields, { thinking: { type: 'enabled', budget_tokens: 2048 }, anthropic_beta: ['interleaved-thinking-2025-05-14'] })
+    assert.deepEqual(body.inferenceConfig, { maxTokens: 4096 })
+
+    // The tool's result, with the turn as it came (its signed thinking first): Claude carries on
+    const toolUse = first.content.find((block) => block.type === 'tool_use')!
+    const loop = [...ask.messages, { role: 'assistant' as const, content: first.content }, { role: 'user' as const, content: [{ type: 'tool_result' as const, tool_use_id: toolUse.id, content: 'Sunny, 21C' }] }]
+    const second = await client.messages.create({ ...ask, messages: loop }, beta)
+    assert.deepEqual(second.content.map((block) => block.type), ['thinking', 'text'])
+    assert.equal(second.content[1].type === 'text' && second.content[1].text, 'Hello from Bedrock.')
+    body = JSON.parse(mock.lastRequest().body)
+    assert.deepEqual(body.messages[1].content[0], { reasoningContent: { reasoningText: { text: 'Thinking it over.', signature: thinkingSignature('Thinking it over.') } } })
+
+    // Streamed: thinking and signature deltas; a redacted block before them
+    mock.script({ redactedThinking: true })
+    const stream = client.messages.stream({ ...ask, messages: loop }, beta)
+    let thinking = ''
+    stream.on('thinking', (delta) => (thinking += delta))
+    const final = await stream.finalMessage()
+    assert.equal(thinking, 'Thinking it over.')
+    assert.deepEqual(final.content.map((block) => block.type), ['redacted_thinking', 'thinking', 'text'])
+    assert.deepEqual(final.content[0], { type: 'redacted_thinking', data: 'cmVkYWN0ZWQtcmVhc29uaW5n' })
+    assert.equal(final.content[1].type === 'thinking' && final.content[1].signature, thinkingSignature('Thinking it over.'))
+    assert.equal(mock.lastRequest().path, `/model/${encodeURIComponent(PROFILE)}/converse-stream`)
+
+    // An OpenAI client: the reasoning as reasoning_content
+    const chat = await openai(user.key).chat.completions.create({ model: 'claude-sonnet-4-5-app', reasoning_effort: 'low', messages: [{ role: 'user', content: 'hi' }] })
+    assert.equal((chat.choices[0].message as any).reasoning_content, 'Thinking it over.')
+    assert.equal(chat.choices[0].message.content, 'Hello from Bedrock.')
+    assert.deepEqual(JSON.parse(mock.lastRequest().body).additionalModelRequestFields, { thinking: { type: 'enabled', budget_tokens: 2048 } })
+
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 4)
+    for (const row of rows) assert.include(row, { status: 200, model: 'claude-sonnet-4-5-app', served_model: PROFILE, provider: 'bedrock', estimated: false })
+    assert.deepEqual(rows.map((row) => row.completion_tokens), [6, 6, 6, 6])
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test("Converse reasoning and top_k for other families: OpenAI reasoning_effort to Nova 2 (reasoningConfig; high leaves maxTokens unset), whole and streamed; top_k to Nova, not to Llama", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const whole = await client.chat.completions.create({ model: 'nova-2-lite', reasoning_effort: 'medium', max_tokens: 500, messages: hi })
+    assert.equal((whole.choices[0].message as any).reasoning_content, '[REDACTED]')
+    assert.equal(whole.choices[0].message.content, 'Hello from Bedrock.')
+    let body = JSON.parse(mock.lastRequest().body)
+    assert.equal(mock.lastRequest().path, `/model/${encodeURIComponent(NOVA2)}/converse`)
+    assert.deepEqual(body.additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'medium' } })
+
+    // High effort: Nova 2 wants maxTokens unset (the mock refuses it as Bedrock does)
+    const stream = await client.chat.completions.create({ model: 'nova-2-lite', reasoning_effort: 'high', max_tokens: 500, messages: hi, stream: true, stream_options: { include_usage: true } })
+    let reasoning = ''
+    let text = ''
+    let usage: any = null
+    for await (const chunk of stream) {
+      const delta: any = chunk.choices[0]?.delta ?? {}
+      reasoning += delta.reasoning_content ?? ''
+      text += delta.content ?? ''
+      if (chunk.usage) usage = chunk.usage
+    }
+    assert.equal(reasoning, '[REDACTED]')
+    assert.equal(text, 'Hello from Bedrock.')
+    assert.include(usage, { prompt_tokens: 12, completion_tokens: 6 })
+    body = JSON.parse(mock.lastRequest().body)
+    assert.deepEqual(body.additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'high' } })
+    assert.notProperty(body, 'inferenceConfig')
+
+    // top_k from an Anthropic client: Nova's inferenceConfig.topK; Llama has none (sent, Bedrock refuses it: left out)
+    const messages = anthropic(user.key).messages
+    await messages.create({ model: 'nova-pro', max_tokens: 64, ...({ top_k: 7 } as {}), messages: hi })
+    assert.deepEqual(JSON.parse(mock.lastRequest().body).additionalModelRequestFields, { inferenceConfig: { topK: 7 } })
+    const llama = await messages.create({ model: 'llama-4', max_tokens: 64, ...({ top_k: 7 } as {}), messages: hi })
+    assert.equal(llama.content[0].type === 'text' && llama.content[0].text, 'Hello from Bedrock.')
+    assert.notProperty(JSON.parse(mock.lastRequest().body), 'additionalModelRequestFields')
+
+    const rows = (await usageRows(user.userId)).filter((row) => row.model === 'nova-2-lite')
+    assert.deepEqual(rows.map((row) => [row.prompt_tokens, row.completion_tokens, row.estimated]), [[12, 6, false], [12, 6, false]])
+    assert.deepEqual(await ledgerProblems(), [])
+  })
+
+  test('Converse structured output: an OpenAI json_schema to Llama through a forced tool (whole and streamed), to Claude through outputConfig; the content is the JSON', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    const schema = { type: 'object', properties: { city: { type: 'string' }, temperature: { type: 'number' } }, required: ['city', 'temperature'], additionalProperties: false }
+    const format = { type: 'json_schema' as const, json_schema: { name: 'weather', schema, strict: true } }
+    const whole = await client.chat.completions.create({ model: 'llama-4', response_format: format, messages: [{ role: 'user', content: 'Weather in Paris?' }] })
+    assert.deepEqual(JSON.parse(whole.choices[0].message.content!), { city: 'Paris', temperature: 21 })
+    assert.equal(whole.choices[0].finish_reason, 'stop')
+    assert.isUndefined(whole.choices[0].message.tool_calls)
+    let body = JSON.parse(mock.lastRequest().body)
+    assert.deepEqual(body.toolConfig.toolChoice, { tool: { name: 'json_response' } })
+    assert.deepEqual(body.toolConfig.tools[0].toolSpec.inputSchema.json, schema)
+
+    const stream = await client.chat.completions.create({ model: 'llama-4', response_format: format, stream: true, messages: [{ role: 'user', content: 'Weather in Paris?' }] })
+    let text = ''
+    let finish: string | null = null
+    let calls = 0
+    for await (const chunk of stream) {
+      const delta: any = chunk.choices[0]?.delta ?? {}
+      text += delta.content ?? ''
+      calls += delta.tool_calls?.length ?? 0
+      finish = chunk.choices[0]?.finish_reason ?? finish
+    }
+    assert.deepEqual(JSON.parse(text), { city: 'Paris', temperature: 21 })
+    assert.equal(finish, 'stop')
+    assert.equal(calls, 0)
+    assert.equal(mock.lastRequest().path, `${LLAMA_PATH}/converse-stream`)
+
+    // Claude (behind its profile): Converse's own structured output, the schema as a string
+    const claude = await client.chat.completions.create({ model: 'claude-sonnet-4-5-app', response_format: format, messages: [{ role: 'user', content: 'Weather in Paris?' }] })
+    assert.deepEqual(JSON.parse(claude.choices[0].message.content!), { city: 'Paris', temperature: 21 })
+    body = JSON.parse(mock.lastRequest().body)
+    assert.deepEqual(JSON.parse(body.outputConfig.textFormat.structure.jsonSchema.schema), schema)
+    assert.notProperty(body, 'toolConfig')
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 3)
+    for (const row of rows) assert.include(row, { status: 200, estimated: false })
   })
 
   test("Converse errors as InvokeModel's: validation 400 in each client's format, an exception mid-stream, a URL image refused", async ({ assert }) => {

@@ -5,7 +5,7 @@ import { EventStreamDecoder } from '#gateway/providers/bedrock/event_stream'
 import { BedrockToAnthropicSse } from '#gateway/providers/bedrock/bedrock_stream'
 import { awsClock, bedrockAdapter, bedrockStatus, isClaude } from '#gateway/providers/bedrock/bedrock_adapter'
 import { bedrockKeySecrets, bedrockRegion, environmentAuth, parseBedrockKey } from '#gateway/providers/bedrock/bedrock_settings'
-import { converseBody } from '#gateway/providers/bedrock/converse_request'
+import { converseBody, converseRequest } from '#gateway/providers/bedrock/converse_request'
 import { ConverseToAnthropicJson, ConverseToAnthropicSse } from '#gateway/providers/bedrock/converse_answer'
 import { GatewayError } from '#exceptions/gateway_error'
 import { decodeAnthropicUsage } from '#gateway/dialects/anthropic_messages/response'
@@ -508,6 +508,106 @@ test.group('Bedrock Converse', () => {
     const failed = new ConverseToAnthropicSse('m3', 'm')
     const out = failed.push(frame({ ':exception-type': 'throttlingException', ':message-type': 'exception' }, JSON.stringify({ message: 'Too many tokens' })))
     assert.deepEqual(sseEvents(out!.toString()), [{ event: 'error', data: { type: 'error', error: { type: 'rate_limit_error', message: 'throttlingException: Too many tokens' } } }])
+  })
+
+  test("the model's own fields by family: Claude's thinking, effort, top_k and betas; Nova 2's reasoningConfig and topK; gpt-oss's reasoning_effort; none for Llama", ({ assert }) => {
+    const thinking = { thinking: { type: 'enabled', budget_tokens: 4096 }, max_tokens: 8192, top_k: 7, temperature: 0.3, top_p: 0.9, messages: [{ role: 'user', content: 'hi' }] }
+    const profile = 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3'
+    // An opaque profile: its family read from the client's model name; the client's betas as anthropic_beta
+    const claude = converseBody(thinking, { model: profile, clientModel: 'claude-sonnet-4-5', betas: ['interleaved-thinking-2025-05-14'] })
+    assert.deepEqual(claude.additionalModelRequestFields, { thinking: { type: 'enabled', budget_tokens: 4096 }, top_k: 7, anthropic_beta: ['interleaved-thinking-2025-05-14'] })
+    assert.deepEqual(claude.inferenceConfig, { maxTokens: 8192, temperature: 0.3, topP: 0.9 })
+    assert.deepEqual(converseBody({ ...thinking, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, { model: 'anthropic.claude-opus-4-6-v1' }).additionalModelRequestFields, {
+      thinking: { type: 'adaptive' }, output_config: { effort: 'high' }, top_k: 7,
+    })
+    assert.notProperty(converseBody(thinking, { model: profile, clientModel: 'my-model' }), 'additionalModelRequestFields')
+    // Nova 2: an effort from the budget (4,096: medium); high effort leaves maxTokens, temperature and topP unset
+    assert.deepEqual(converseBody(thinking, { model: 'us.amazon.nova-2-lite-v1:0' }).additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'medium' }, inferenceConfig: { topK: 7 } })
+    const high = converseBody({ ...thinking, thinking: { type: 'enabled', budget_tokens: 24_576 } }, { model: 'global.amazon.nova-2-lite-v1:0' })
+    assert.deepEqual(high.additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'high' } })
+    assert.notProperty(high, 'inferenceConfig')
+    assert.deepEqual(converseBody({ ...thinking, output_config: { effort: 'low' } }, { model: 'amazon.nova-2-lite-v1:0' }).additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'low' }, inferenceConfig: { topK: 7 } })
+    // The first Novas: topK, no thinking; gpt-oss: reasoning_effort; Llama, Mistral, DeepSeek: nothing of theirs
+    assert.deepEqual(converseBody(thinking, { model: 'us.amazon.nova-pro-v1:0' }).additionalModelRequestFields, { inferenceConfig: { topK: 7 } })
+    assert.deepEqual(converseBody(thinking, { model: 'openai.gpt-oss-120b-1:0' }).additionalModelRequestFields, { reasoning_effort: 'medium' })
+    for (const model of ['meta.llama4-maverick-17b-instruct-v1:0', 'mistral.mistral-large-2407-v1:0', 'us.deepseek.r1-v1:0']) {
+      assert.notProperty(converseBody(thinking, { model }), 'additionalModelRequestFields', model)
+    }
+    // Signed thinking whose text was left out still goes back (its signature is what Claude checks)
+    const replay = converseBody({ messages: [{ role: 'assistant', content: [{ type: 'thinking', thinking: '', signature: 'sig' }, { type: 'text', text: 'Hi' }] }] })
+    assert.deepEqual((replay.messages as any)[0].content[0], { reasoningContent: { reasoningText: { text: '', signature: 'sig' } } })
+  })
+
+  test('a JSON schema answer: Converse\'s outputConfig for Claude, else a forced tool read back as the text (whole and streamed)', ({ assert }) => {
+    const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }
+    const asked = { max_tokens: 100, messages: [{ role: 'user', content: 'Where?' }], output_config: { format: { type: 'json_schema', schema } } }
+    const claude = converseRequest(asked, { model: 'arn:aws:bedrock:us-east-1:1:application-inference-profile/p', clientModel: 'claude-haiku-4-5' })
+    assert.isNull(claude.jsonTool)
+    assert.deepEqual(claude.body.outputConfig, { textFormat: { type: 'json_schema', structure: { jsonSchema: { schema: JSON.stringify({ ...schema, additionalProperties: false }), name: 'response' } } } })
+    const llama = converseRequest(asked, { model: 'meta.llama4-maverick-17b-instruct-v1:0' })
+    assert.equal(llama.jsonTool, 'json_response')
+    assert.notProperty(llama.body, 'outputConfig')
+    assert.deepEqual(llama.body.toolConfig, {
+      tools: [{ toolSpec: { name: 'json_response', description: 'Answer with a JSON value that follows this schema.', inputSchema: { json: schema } } }],
+      toolChoice: { tool: { name: 'json_response' } },
+    })
+    // Beside the client's tools (one named like it): any tool required; a tool the client forced stays forced
+    const tools = [{ name: 'json_response', input_schema: { type: 'object' } }]
+    const beside = converseRequest({ ...asked, tools }, { model: 'us.amazon.nova-pro-v1:0' })
+    assert.equal(beside.jsonTool, 'json_response_2')
+    assert.deepEqual((beside.body.toolConfig as any).toolChoice, { any: {} })
+    assert.deepEqual((converseRequest({ ...asked, tools, tool_choice: { type: 'tool', name: 'json_response' } }, { model: 'x.y' }).body.toolConfig as any).toolChoice, { tool: { name: 'json_response' } })
+
+    const whole = new ConverseToAnthropicJson('m', 'x', 'json_response')
+    whole.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ toolUse: { toolUseId: 't', name: 'json_response', input: { city: 'Paris' } } }] } }, stopReason: 'tool_use' })))
+    const message = JSON.parse(whole.end()!.toString())
+    assert.deepEqual(message.content, [{ type: 'text', text: '{"city":"Paris"}' }])
+    assert.equal(message.stop_reason, 'end_turn')
+    // Another tool called beside it: the stop stays tool_use
+    const both = new ConverseToAnthropicJson('m', 'x', 'json_response')
+    both.push(Buffer.from(JSON.stringify({ output: { message: { content: [{ toolUse: { toolUseId: 't', name: 'f', input: {} } }] } }, stopReason: 'tool_use' })))
+    assert.equal(JSON.parse(both.end()!.toString()).stop_reason, 'tool_use')
+
+    const stream = new ConverseToAnthropicSse('m', 'x', 'json_response')
+    const events = sseEvents(
+      stream.push(
+        Buffer.concat([
+          converseEvent('messageStart', { role: 'assistant' }),
+          converseEvent('contentBlockStart', { contentBlockIndex: 0, start: { toolUse: { toolUseId: 't', name: 'json_response' } } }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { toolUse: { input: '{"city":' } } }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { toolUse: { input: '"Paris"}' } } }),
+          converseEvent('contentBlockStop', { contentBlockIndex: 0 }),
+          converseEvent('messageStop', { stopReason: 'tool_use' }),
+          converseEvent('metadata', { usage: { inputTokens: 3, outputTokens: 2 } }),
+        ])
+      )!.toString()
+    )
+    assert.deepEqual(events.map((e) => e.event), ['message_start', 'content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop'])
+    assert.deepEqual(events[1].data.content_block, { type: 'text', text: '' })
+    assert.equal(events[2].data.delta.text + events[3].data.delta.text, '{"city":"Paris"}')
+    assert.equal(events[5].data.delta.stop_reason, 'end_turn')
+  })
+
+  test("converse-stream's reasoning as Anthropic thinking: text, signature and redacted deltas", ({ assert }) => {
+    const decoder = new ConverseToAnthropicSse('m', 'x')
+    const events = sseEvents(
+      decoder.push(
+        Buffer.concat([
+          converseEvent('messageStart', { role: 'assistant' }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { redactedContent: 'UkVE' } } }),
+          converseEvent('contentBlockStop', { contentBlockIndex: 0 }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 1, delta: { reasoningContent: { text: 'Hmm' } } }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 1, delta: { reasoningContent: { signature: 'sig' } } }),
+          converseEvent('contentBlockStop', { contentBlockIndex: 1 }),
+          converseEvent('contentBlockDelta', { contentBlockIndex: 2, delta: { text: 'Hi' } }),
+          converseEvent('messageStop', { stopReason: 'end_turn' }),
+        ])
+      )!.toString()
+    )
+    const blocks = events.filter((e) => e.event === 'content_block_start').map((e) => e.data.content_block)
+    assert.deepEqual(blocks, [{ type: 'redacted_thinking', data: 'UkVE' }, { type: 'thinking', thinking: '', signature: '' }, { type: 'text', text: '' }])
+    const deltas = events.filter((e) => e.event === 'content_block_delta').map((e) => [e.data.index, e.data.delta])
+    assert.deepEqual(deltas, [[1, { type: 'thinking_delta', thinking: 'Hmm' }], [1, { type: 'signature_delta', signature: 'sig' }], [2, { type: 'text_delta', text: 'Hi' }]])
   })
 
   test('a key of `env`: the environment\'s Bedrock API key first, else the default chain (aws_credentials.ts); each part concealed', ({ assert }) => {
