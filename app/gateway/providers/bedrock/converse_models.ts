@@ -13,29 +13,24 @@
  *   Completions field, which Bedrock takes there for them);
  * - `other`: none of these (Llama, Mistral, DeepSeek, Qwen, ...).
  *
- * The model id says it, past an ARN's `/` and a geo prefix (`us.`, `eu.`,
- * `apac.`, `global.`). An application inference profile's ARN says nothing
+ * The model id says it by its vendor's part (`anthropic.`, `amazon.nova-2`,
+ * `openai.gpt-oss`, after a geo prefix or an ARN's `/` alike: plain string
+ * tests, no regex, per request). An application inference profile's ARN says nothing
  * (`.../application-inference-profile/a1b2c3`): the public model name the
  * client asked for is read instead (`claude-...`, `nova-2...`, `gpt-oss...`),
  * so that Claude behind such a profile still thinks.
  */
 export type ConverseFamily = 'anthropic' | 'nova2' | 'nova' | 'gpt_oss' | 'other'
 
-const VENDOR = /^(?:[a-z]{2,7}\.)?([a-z0-9-]+)\.([a-z0-9.-]+)/
-
 export function converseFamily(model: string, clientModel?: string): ConverseFamily {
-  const id = model.slice(model.lastIndexOf('/') + 1).toLowerCase()
-  const match = VENDOR.exec(id)
-  if (match) return familyOf(match[1], match[2])
-  return clientModel ? familyOfName(clientModel.toLowerCase()) : 'other'
-}
-
-function familyOf(vendor: string, name: string): ConverseFamily {
-  if (vendor === 'anthropic') return 'anthropic'
-  if (vendor === 'amazon' && name.startsWith('nova-2')) return 'nova2'
-  if (vendor === 'amazon' && name.startsWith('nova')) return 'nova'
-  if (vendor === 'openai' && name.startsWith('gpt-oss')) return 'gpt_oss'
-  return 'other'
+  const id = model.slice(model.lastIndexOf('/') + 1)
+  if (id.includes('anthropic.')) return 'anthropic'
+  if (id.includes('amazon.nova-2')) return 'nova2'
+  if (id.includes('amazon.nova')) return 'nova'
+  if (id.includes('openai.gpt-oss')) return 'gpt_oss'
+  // A model id has its vendor's dot (`meta.llama...`); an application inference profile's id has none.
+  if (id.includes('.') || !clientModel) return 'other'
+  return familyOfName(clientModel.toLowerCase())
 }
 
 /** A public model name (an alias the channel maps to an opaque profile): what it plainly names. */
