@@ -85,13 +85,16 @@ test.group('Realtime: session settings and transcription usage', () => {
   })
 
   test('a transcription reports tokens or seconds', ({ assert }) => {
-    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'tokens', input_tokens: 50, output_tokens: 10, input_token_details: { audio_tokens: 50 } } }))!, {
+    assert.deepInclude(transcriptionUsage(frame({ item_id: 'item_1', usage: { type: 'tokens', input_tokens: 50, output_tokens: 10, input_token_details: { audio_tokens: 50 } } }))!.usage, {
       promptTokens: 50,
       completionTokens: 10,
       audioPromptTokens: 50,
     })
-    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'duration', seconds: 2.5 } }))!, { audioMillis: 2500, promptTokens: 0 })
+    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'duration', seconds: 2.5 } }))!.usage, { audioMillis: 2500, promptTokens: 0 })
     assert.isNull(transcriptionUsage(frame({ transcript: 'x' })))
+    // The item transcribed, so that a repeated event is not billed twice.
+    assert.equal(transcriptionUsage(frame({ item_id: 'item_1', content_index: 0, usage: { type: 'duration', seconds: 1 } }))!.item, 'item_1:0')
+    assert.isNull(transcriptionUsage(frame({ usage: { type: 'duration', seconds: 1 } }))!.item)
   })
 })
 

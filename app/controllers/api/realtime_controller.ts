@@ -33,6 +33,11 @@ export default class RealtimeController {
     return ctx.response.json(await mintClientSecret(await gatewayInstance(), apiCallOf(ctx), 'beta'))
   }
 
+  /** POST /v1/realtime/transcription_sessions (the beta API): a transcription session with its `client_secret` */
+  async transcriptionSession(ctx: HttpContext) {
+    return ctx.response.json(await mintClientSecret(await gatewayInstance(), apiCallOf(ctx), 'transcription'))
+  }
+
   /** POST /v1/realtime/calls: a WebRTC call (realtime_calls.ts), with a client secret or a key: its own authentication */
   async createCall({ request, response }: HttpContext) {
     const answer = await unlessClientGone(createCall(await gatewayInstance(), request.request, response.response))

@@ -12,7 +12,8 @@ import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { adapterFor } from '#gateway/providers/registry'
 import type { Principal } from '#gateway/types'
-import { betaSessionValidator, clientSecretValidator } from '#validators/realtime'
+import { betaSessionValidator, clientSecretValidator, transcriptionSessionValidator } from '#validators/realtime'
+import { isTranscriptionConfig, requireTranscriptionModel, transcriptionCandidates } from '#gateway/realtime/transcription_sessions'
 
 /**
  * The Realtime API's client secrets: what a browser voice app connects with.
@@ -56,21 +57,35 @@ export interface SecretGrant {
  * `POST /v1/realtime/sessions` (the session's fields at the top, a one-minute
  * secret), answered as the session with its `client_secret: {value, expires_at}`.
  */
-export async function mintClientSecret(gw: Gateway, call: ApiCall, dialect: 'ga' | 'beta'): Promise<Record<string, any>> {
+export async function mintClientSecret(gw: Gateway, call: ApiCall, dialect: 'ga' | 'beta' | 'transcription'): Promise<Record<string, any>> {
   const raw = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('realtime')))
   const body = raw.length === 0 ? {} : parseJsonObject(raw)
-  await validateShape(dialect === 'ga' ? clientSecretValidator : betaSessionValidator, body)
+  await validateShape(dialect === 'ga' ? clientSecretValidator : dialect === 'beta' ? betaSessionValidator : transcriptionSessionValidator, body)
   const session: Record<string, any> = dialect === 'ga' ? { ...(body.session ?? {}) } : { ...body }
   if (dialect === 'ga') session.type ??= 'realtime'
-  if (session.type !== undefined && session.type !== 'realtime') {
-    throw GatewayError.invalidRequest("session.type: only 'realtime' sessions are served (a transcription session is a realtime session with its transcription)", 'unsupported_session_type', 'session.type')
+  // The beta POST /v1/realtime/transcription_sessions: the session's fields at the top, its secret's lifetime among them.
+  if (dialect === 'transcription') {
+    delete session.client_secret
+    session.type = 'transcription'
   }
-  const model = session.model
-  if (typeof model !== 'string' || model === '') throw GatewayError.invalidRequest("The session's model is required (session.model)", 'missing_model', dialect === 'ga' ? 'session.model' : 'model')
-  assertStorableModel(model)
+  const transcription = isTranscriptionConfig(session)
+  if (session.type !== undefined && session.type !== 'realtime' && !transcription) {
+    throw GatewayError.invalidRequest("session.type: 'realtime' or 'transcription'", 'unsupported_session_type', 'session.type')
+  }
   const { principal } = call
-  checkSessionModels(gw, principal, model, session)
-  const seconds = dialect === 'beta' ? BETA_SECONDS : (body.expires_after?.seconds ?? DEFAULT_SECONDS)
+  let model: string
+  if (transcription) {
+    // A transcription session is its transcription model's (transcription_sessions.ts): routed and checked as it.
+    model = requireTranscriptionModel(session)
+    transcriptionCandidates(gw, principal, model)
+  } else {
+    model = session.model
+    if (typeof model !== 'string' || model === '') throw GatewayError.invalidRequest("The session's model is required (session.model)", 'missing_model', dialect === 'ga' ? 'session.model' : 'model')
+    assertStorableModel(model)
+    checkSessionModels(gw, principal, model, session)
+  }
+  const seconds =
+    dialect === 'beta' ? BETA_SECONDS : dialect === 'transcription' ? (body.client_secret?.expires_at?.seconds ?? DEFAULT_SECONDS) : (body.expires_after?.seconds ?? DEFAULT_SECONDS)
   const value = CLIENT_SECRET_PREFIX + randomBytes(32).toString('base64url')
   const expiresAt = Math.floor(Date.now() / 1000) + seconds
   await db.rawQuery(
@@ -85,8 +100,13 @@ export async function mintClientSecret(gw: Gateway, call: ApiCall, dialect: 'ga'
     expires_at: new Date(expiresAt * 1000),
   })
   const id = `sess_gw_${randomBytes(12).toString('hex')}`
-  if (dialect === 'beta') return { id, object: 'realtime.session', ...session, client_secret: { value, expires_at: expiresAt } }
-  return { value, expires_at: expiresAt, session: { ...session, object: 'realtime.session', id, expires_at: 0 } }
+  const object = transcription ? 'realtime.transcription_session' : 'realtime.session'
+  if (dialect === 'transcription') {
+    const { type: _type, ...fields } = session
+    return { id, object, ...fields, client_secret: { value, expires_at: expiresAt } }
+  }
+  if (dialect === 'beta') return { id, object, ...session, client_secret: { value, expires_at: expiresAt } }
+  return { value, expires_at: expiresAt, session: { ...session, object, id, expires_at: 0 } }
 }
 
 /**

@@ -94,6 +94,9 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
   try {
     const offer = await readOffer(gw, req, res)
     const config: Record<string, any> = { ...(grant?.session ?? {}), ...(offer.session ?? {}) }
+    if (config.type === 'transcription') {
+      throw GatewayError.invalidRequest('Transcription sessions are served over the WebSocket (wss://.../v1/realtime?intent=transcription)', 'unsupported_session_type', 'session.type')
+    }
     const asked = typeof offer.session?.model === 'string' ? offer.session.model : new URL(req.url ?? '/', 'http://gateway').searchParams.get('model')
     if (grant !== null && asked && asked !== grant.model) {
       throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${asked.slice(0, 200)}'`, 'model_mismatch', 'session.model')

@@ -111,13 +111,27 @@ export class RealtimeSession implements InFlightWork {
    * only, its responses being the call's, which the gateway's sideband meters.
    */
   metered = true
+  /**
+   * A transcription session (`?intent=transcription`, transcription_sessions.ts):
+   * `model` is its transcription model, routed; the model a client event
+   * names goes up as the channel's name for it, and each completed
+   * transcription is metered under the gateway's name.
+   */
+  transcription = false
 
-  /** Relays and meters from now on; the client's handshake is complete (or, a call's sideband, no client) and the upstream's open (and paused). */
-  start(client: WebSocket | null, connection: UpstreamConnection) {
+  /**
+   * Relays and meters from now on; the client's handshake is complete (or, a
+   * call's sideband, no client) and the upstream's open (and paused).
+   * `waiting`: the client's frames that came before the upstream was opened
+   * (a transcription session's, which waited for its model), sent up first.
+   */
+  start(client: WebSocket | null, connection: UpstreamConnection, waiting: Array<{ data: Buffer; isBinary: boolean }> = []) {
     const upstream = connection.socket
     this.#client = client
     this.#upstream = upstream
     this.#candidate = connection.candidate
+    if (this.transcription) this.#gatewayNames.set(connection.candidate.upstreamModel, this.model)
+    for (const frame of waiting) if (client !== null) this.#fromClient(client, upstream, frame.data, frame.isBinary)
     client?.on('message', (data, isBinary) => this.#fromClient(client, upstream, data as Buffer, isBinary))
     const fromUpstream = (data: RawData, isBinary: boolean) => {
       const event = isBinary ? null : watchedEventOf(data as Buffer)
@@ -128,7 +142,7 @@ export class RealtimeSession implements InFlightWork {
       if (event === 'response.created') this.#responseCreated(data as Buffer)
       else if (event === 'response.done') this.#responseDone(data as Buffer)
       else if (event === 'conversation.item.input_audio_transcription.completed') this.#transcribed(data as Buffer)
-      else if (event === 'session.created' || event === 'session.updated') {
+      else if (event === 'session.created' || event === 'session.updated' || event === 'transcription_session.created' || event === 'transcription_session.updated') {
         const model = transcriptionModelOf(data as Buffer)
         if (model !== undefined) this.#transcriptionModel = model
       }
@@ -225,13 +239,45 @@ export class RealtimeSession implements InFlightWork {
         eventId
       )
     }
-    for (const { model, param } of requested.transcription) {
+    for (const { model, param, setting } of requested.transcription) {
       if (model !== '' && !modelAllowed(this.principal, model)) {
         const refusal = GatewayError.modelNotAllowed(model.slice(0, 200))
         return refuse(refusal.code, `${refusal.message}: the input audio transcription stays as it was`, param, eventId)
       }
+      if (!this.transcription || model === '') continue
+      const upstreamName = this.#channelNameOf(model)
+      if (upstreamName === null) {
+        return refuse(
+          'model_change_not_supported',
+          `This transcription session's channel does not serve '${model.slice(0, 200)}': open a new session (?intent=transcription) for it`,
+          param,
+          eventId
+        )
+      }
+      setting.model = upstreamName
     }
     this.#forward(client, upstream, Buffer.from(JSON.stringify(requested.event)), false)
+  }
+
+  /** A transcription session's gateway model names, by the channel's name for them (the upstream's events name the latter) */
+  #gatewayNames = new Map<string, string>()
+
+  /**
+   * The channel's name for a transcription model a client event names: the
+   * session's own model's, or another's the session's channel serves (the
+   * key's plan routing it there); null when the channel does not serve it.
+   * Read on session updates only (a few per session).
+   */
+  #channelNameOf(model: string): string | null {
+    const candidate = this.#candidate!
+    if (model === this.model) return candidate.upstreamModel
+    const served = this.gateway.service
+      .router(this.principal.plan)
+      .route(model)
+      .find((c) => c.channel.id === candidate.channel.id)
+    if (served === undefined) return null
+    this.#gatewayNames.set(served.upstreamModel, model)
+    return served.upstreamModel
   }
 
   #ping() {
@@ -290,20 +336,39 @@ export class RealtimeSession implements InFlightWork {
    * session's model when the upstream never said which).
    */
   #transcribed(frame: Buffer) {
-    const usage = transcriptionUsage(frame)
-    if (usage === null) return
-    const model = this.#transcriptionModel ?? this.model
+    const completed = transcriptionUsage(frame)
+    if (completed === null) return
+    const { usage, item } = completed
+    // One row per transcribed item: an upstream repeating an event does not bill it twice.
+    if (item !== null) {
+      if (this.#transcribedItems.has(item)) return
+      this.#transcribedItems.add(item)
+    }
+    const served = this.#transcriptionModel ?? (this.transcription ? this.#candidate!.upstreamModel : this.model)
+    const model = this.#gatewayNames.get(served) ?? served
     const account = this.gateway.service.responseAccount(this.principal, 'realtime.transcription')
     const candidate = this.#candidate!
     account.model = model
     account.tags = this.tags
     account.channelId = candidate.channel.id
     account.provider = candidate.channel.provider
-    account.servedModel = model
+    account.servedModel = served
     account.attempts.push({ attempt: 1, channelId: candidate.channel.id, status: 101, outcome: 'ok', error: null, latencyMs: 0 })
     account.price = priceForPlan(this.gateway.catalog.priceFor(model), this.principal.plan)
+    if (this.transcription) {
+      // A transcription session is its model's calls: its tokens count on the key's window and budget for it.
+      const modelLimits = this.principal.key.modelLimits
+      const modelEntry = modelLimits === null ? undefined : limitFor(modelLimits, model)
+      if (modelEntry !== undefined && (modelEntry.rpm !== null || modelEntry.tpm !== null)) account.modelLimit = modelEntry
+      account.modelBudget = modelEntry?.budget ?? null
+    }
     account.close(200, null, usage)
+    // No responses to check after: a transcription session is checked after each transcription (the balance, the key, the cap).
+    if (this.transcription && this.#ending === null) this.#checkStanding()
   }
+
+  /** Items already metered (`item_id` + `content_index`) */
+  #transcribedItems = new Set<string>()
 
   /** The account of one response, priced and holding its estimate as an HTTP call of the model would. */
   #openResponse(): RequestAccount {
