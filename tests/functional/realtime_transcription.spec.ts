@@ -286,6 +286,22 @@ test.group('Realtime transcription sessions (?intent=transcription)', (group) =>
     assert.deepInclude((await usageRows(user.userId)).at(-1), { endpoint: 'realtime.transcription', status: 502, error_code: 'provider_error', attempts: 2 })
   })
 
+  test('a client gone right after committing its audio: the transcription the provider bills is waited for and metered', async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    const session = await connect('/v1/realtime?intent=transcription', { headers: { authorization: `Bearer ${user.key}` } })
+    session.ws.send(GA_UPDATE('gpt-4o-transcribe'))
+    await session.next('session.updated')
+    const upstream = mock.realtime.connections.at(-1)!
+    append(session, 2)
+    session.ws.send(JSON.stringify({ type: 'input_audio_buffer.commit', mock: { delay_ms: 300 } }))
+    await session.next('input_audio_buffer.committed')
+    session.ws.close(1000)
+    await session.closed
+    await until(async () => (await usageRows(user.userId)).length === 1, 'the transcription row')
+    assert.deepInclude((await usageRows(user.userId))[0], { endpoint: 'realtime.transcription', model: 'gpt-4o-transcribe', status: 200, prompt_tokens: 20, completion_tokens: 5 })
+    await until(() => upstream.closed !== null, 'the upstream to close')
+  })
+
   test('the balance running out on a transcription: billed in full, then an error event and close 1008', async ({ assert }) => {
     const user = await seedUser({ balance: '0.0001' })
     const session = await connect('/v1/realtime?intent=transcription', { headers: { authorization: `Bearer ${user.key}` } })

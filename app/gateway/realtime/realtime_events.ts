@@ -21,6 +21,9 @@ const WATCHED = [
   'transcription_session.created',
   'transcription_session.updated',
   'conversation.item.input_audio_transcription.completed',
+  // A transcription session's audio committed, and a transcription that failed: what its end waits for.
+  'input_audio_buffer.committed',
+  'conversation.item.input_audio_transcription.failed',
 ] as const
 export type WatchedEvent = (typeof WATCHED)[number]
 
@@ -172,6 +175,16 @@ export function transcriptionUsage(frame: Buffer): CompletedTranscription | null
       estimated: false,
     },
     item,
+  }
+}
+
+/** The `item_id` an event names, or null */
+export function itemIdOf(frame: Buffer): string | null {
+  try {
+    const item = JSON.parse(frame.toString('utf8'))?.item_id
+    return typeof item === 'string' && item !== '' ? item.slice(0, 200) : null
+  } catch {
+    return null
   }
 }
 

@@ -15,6 +15,7 @@ import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { ZERO_USAGE, type Principal } from '#gateway/types'
 import {
   errorEvent,
+  itemIdOf,
   readResponseDone,
   requestedModels,
   transcriptionModelOf,
@@ -142,6 +143,7 @@ export class RealtimeSession implements InFlightWork {
       if (event === 'response.created') this.#responseCreated(data as Buffer)
       else if (event === 'response.done') this.#responseDone(data as Buffer)
       else if (event === 'conversation.item.input_audio_transcription.completed') this.#transcribed(data as Buffer)
+      else if (event === 'input_audio_buffer.committed' || event === 'conversation.item.input_audio_transcription.failed') this.#transcribing(event, data as Buffer)
       else if (event === 'session.created' || event === 'session.updated' || event === 'transcription_session.created' || event === 'transcription_session.updated') {
         const model = transcriptionModelOf(data as Buffer)
         if (model !== undefined) this.#transcriptionModel = model
@@ -320,10 +322,35 @@ export class RealtimeSession implements InFlightWork {
     this.#responses.delete(done.id)
     account.close(200, done.status === 'completed' ? null : `response_${done.status}`, done.usage ?? ZERO_USAGE)
     if (this.#ending !== null) {
-      if (this.#responses.size === 0) this.#afterCancelWait()
+      if (this.#unfinished === 0) this.#afterCancelWait()
       return
     }
     this.#checkStanding()
+  }
+
+  /**
+   * A transcription session's audio committed and not transcribed yet, by
+   * item id: when the session ends, their completed events (what the
+   * provider bills) are waited for as a cancelled response's done is.
+   */
+  #pendingItems = new Set<string>()
+
+  /** Responses running and transcriptions coming: what an end waits for */
+  get #unfinished(): number {
+    return this.#responses.size + this.#pendingItems.size
+  }
+
+  #transcribing(event: 'input_audio_buffer.committed' | 'conversation.item.input_audio_transcription.failed', frame: Buffer) {
+    if (!this.transcription) return
+    const item = itemIdOf(frame)
+    if (item === null) return
+    if (event === 'input_audio_buffer.committed') this.#pendingItems.add(item)
+    else this.#itemDone(item)
+  }
+
+  #itemDone(item: string) {
+    if (!this.#pendingItems.delete(item)) return
+    if (this.#ending !== null && this.#unfinished === 0) this.#afterCancelWait()
   }
 
   /** The input audio transcription model the upstream says the session uses (session.created / updated) */
@@ -363,6 +390,7 @@ export class RealtimeSession implements InFlightWork {
       account.modelBudget = modelEntry?.budget ?? null
     }
     account.close(200, null, usage)
+    this.#itemDone(item === null ? '' : item.slice(0, item.lastIndexOf(':')))
     // No responses to check after: a transcription session is checked after each transcription (the balance, the key, the cap).
     if (this.transcription && this.#ending === null) this.#checkStanding()
   }
@@ -457,7 +485,7 @@ export class RealtimeSession implements InFlightWork {
   #clientClosed(code: number, reason: Buffer) {
     this.#clientGone = true
     if (this.#ending === null) this.#end({ closeCode: sendable(code) ? code : 1000, reason: reason.toString('utf8') })
-    else if (this.#responses.size === 0) this.#afterCancelWait()
+    else if (this.#unfinished === 0) this.#afterCancelWait()
   }
 
   #upstreamClosed(code: number, reason: Buffer) {
@@ -482,7 +510,7 @@ export class RealtimeSession implements InFlightWork {
       client.send(errorEvent(ending.error.type, ending.error.code, ending.error.message))
     }
     const upstream = this.#upstream
-    if (this.#responses.size === 0 || upstream === null || upstream.readyState !== WebSocket.OPEN) return this.#afterCancelWait()
+    if (this.#unfinished === 0 || upstream === null || upstream.readyState !== WebSocket.OPEN) return this.#afterCancelWait()
     for (const id of this.#responses.keys()) {
       upstream.send(JSON.stringify(id ? { type: 'response.cancel', response_id: id } : { type: 'response.cancel' }))
     }
@@ -490,6 +518,7 @@ export class RealtimeSession implements InFlightWork {
   }
 
   #afterCancelWait() {
+    if (this.#finished) return
     const ending = this.#ending!
     // A response whose done did not come in time: the client left, or the gateway ended the session.
     const cut = this.#clientGone ? { status: 499, code: 'client_closed' } : { status: 504, code: 'response_unfinished' }
