@@ -232,12 +232,17 @@ test.group('Realtime transcription sessions (?intent=transcription)', (group) =>
     const bad = await connect('/v1/realtime?intent=transcription', { headers: { authorization: 'Bearer sk-not-a-key' } }).catch((e) => e)
     assert.equal(bad.status, 401)
     assert.equal(bad.body.error.code, 'invalid_api_key')
+    // The model in the handshake (?intent=transcription&model=): checked before the upgrade, as a conversation session's.
+    const early = await connect('/v1/realtime?intent=transcription&model=whisper-1', { headers: { authorization: `Bearer ${allowed.key}` } }).catch((e) => e)
+    assert.equal(early.status, 403)
+    assert.equal(early.body.error.code, 'model_not_allowed')
 
     assert.deepEqual(
       (await usageRows(allowed.userId)).map((r: any) => [r.endpoint, r.model, r.status, r.error_code]),
       [
         ['realtime.transcription', 'whisper-1', 403, 'model_not_allowed'],
         ['realtime.transcription', 'chat-model', 400, 'unsupported_endpoint'],
+        ['realtime.transcription', 'whisper-1', 403, 'model_not_allowed'],
       ]
     )
     assert.deepEqual((await usageRows(poor.userId)).map((r: any) => [r.endpoint, r.status]), [['realtime.transcription', 402]])
