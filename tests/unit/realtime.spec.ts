@@ -4,6 +4,8 @@ import type { Catalog } from '#gateway/catalog'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { readResponseDone, realtimeUsage, transcriptionModelOf, transcriptionUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
 import { chooseProtocol } from '#gateway/realtime/realtime_handshake'
+import { transcriptionUrl } from '#gateway/realtime/upstream_socket'
+import { transcriptionModelIn, transcriptionUpdateOf } from '#gateway/realtime/transcription_sessions'
 import { costOf, isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { PlanInfo, PriceInfo, TokenUsage } from '#gateway/types'
 
@@ -153,5 +155,34 @@ test.group('Realtime: sessions in flight', () => {
     release()
     assert.equal(service.inFlight, 0)
     await service.drain(10)
+  })
+})
+
+test.group('Realtime: transcription sessions', () => {
+  test("the upstream's URL: intent=transcription instead of the model (Azure's api-version kept, its deployment dropped)", ({ assert }) => {
+    assert.equal(transcriptionUrl('wss://api.openai.com/v1/realtime?model=gpt-4o-transcribe'), 'wss://api.openai.com/v1/realtime?intent=transcription')
+    assert.equal(
+      transcriptionUrl('wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=my-transcribe'),
+      'wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&intent=transcription'
+    )
+    assert.equal(transcriptionUrl('wss://r.openai.azure.com/openai/v1/realtime?model=my-transcribe'), 'wss://r.openai.azure.com/openai/v1/realtime?intent=transcription')
+  })
+
+  test("a secret's configuration: its model read in either dialect, its update sent in the client's with the channel's name", ({ assert }) => {
+    const ga = { type: 'transcription', audio: { input: { transcription: { model: 'gpt-4o-transcribe', language: 'en' } } } }
+    const beta = { type: 'transcription', input_audio_transcription: { model: 'whisper-1' }, turn_detection: null }
+    assert.deepEqual(transcriptionModelIn(ga), { model: 'gpt-4o-transcribe', param: 'session.audio.input.transcription.model' })
+    assert.deepEqual(transcriptionModelIn(beta), { model: 'whisper-1', param: 'session.input_audio_transcription.model' })
+    assert.deepEqual(transcriptionModelIn({ type: 'transcription' }), { model: '', param: 'session.audio.input.transcription.model' })
+    assert.deepEqual(JSON.parse(transcriptionUpdateOf(ga, false, 'deployment-1')), {
+      type: 'session.update',
+      session: { type: 'transcription', audio: { input: { transcription: { model: 'deployment-1', language: 'en' } } } },
+    })
+    assert.deepEqual(JSON.parse(transcriptionUpdateOf(beta, true, 'whisper-1')), {
+      type: 'transcription_session.update',
+      session: { input_audio_transcription: { model: 'whisper-1' }, turn_detection: null },
+    })
+    // The stored configuration is not changed by it.
+    assert.equal(ga.audio.input.transcription.model, 'gpt-4o-transcribe')
   })
 })
