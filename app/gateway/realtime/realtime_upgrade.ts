@@ -177,7 +177,7 @@ interface Opening {
   attempts: AttemptRecord[]
 }
 
-type LiveCallRef = NonNullable<ReturnType<typeof callOf>>
+type LiveCallRef = NonNullable<Awaited<ReturnType<typeof callOf>>>
 
 /** admitSession's refusal (draining, the in-flight bound): answered without a usage row */
 class Unadmitted extends Error {
