@@ -247,6 +247,15 @@ export class RealtimeSession implements InFlightWork {
         return refuse(refusal.code, `${refusal.message}: the input audio transcription stays as it was`, param, eventId)
       }
       if (!this.transcription || model === '') continue
+      if (model !== this.model) {
+        // Another model is another model's calls: its cap, budget and the balance, as the session's own was checked.
+        try {
+          authorizeModel(this.gateway.catalog, this.principal, model)
+        } catch (error) {
+          if (!(error instanceof GatewayError)) throw error
+          return refuse(error.code, `${error.message}: the input audio transcription stays as it was`, param, eventId)
+        }
+      }
       const upstreamName = this.#channelNameOf(model)
       if (upstreamName === null) {
         return refuse(
@@ -390,10 +399,14 @@ export class RealtimeSession implements InFlightWork {
       account.modelBudget = modelEntry?.budget ?? null
     }
     account.close(200, null, usage)
+    this.#meteredModel = model
     this.#itemDone(item === null ? '' : item.slice(0, item.lastIndexOf(':')))
     // No responses to check after: a transcription session is checked after each transcription (the balance, the key, the cap).
     if (this.transcription && this.#ending === null) this.#checkStanding()
   }
+
+  /** The model of the last transcription metered: what a transcription session's standing is checked for */
+  #meteredModel: string | null = null
 
   /** Items already metered (`item_id` + `content_index`) */
   #transcribedItems = new Set<string>()
@@ -451,7 +464,7 @@ export class RealtimeSession implements InFlightWork {
         // And off the key's budget for the model each response holds on (a session ended itself early on its own holds).
         for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico -= account.reservedPico
         try {
-          authorizeModel(this.gateway.catalog, principal, this.model)
+          authorizeModel(this.gateway.catalog, principal, (this.transcription ? this.#meteredModel : null) ?? this.model)
         } finally {
           user.reservedPico += held
           user.reservedOutputTokens += heldTokens
