@@ -211,8 +211,9 @@ export async function dispatch<A = undefined>(
       })
 
     let response: UpstreamBody
+    let request: UpstreamRequest
     try {
-      const request = buildRequest(build, candidate)
+      request = buildRequest(build, candidate)
       // Credentials fetched first (Vertex's access token when none is cached): the attempt's own time.
       if (request.prepare) await guard.before(request.prepare())
       response = await send(request, guard, candidate.channel.timeouts)
@@ -357,8 +358,9 @@ export async function dispatch<A = undefined>(
     }
     if (status === 404) {
       // Also what a wrong base URL answers, to every call: the attempt and the channel's last error
-      // say which URL was called and the form expected. (Rebuilt here, off the hot path; builders are pure.)
-      const detail = describeNotFound(candidate.channel, build(candidate), failure.message)
+      // say which URL was called and the form expected. (The request sent: a streamed body cannot be
+      // built twice, a rebuild threw NoFurtherAttempt and the client got a 500.)
+      const detail = describeNotFound(candidate.channel, request, failure.message)
       policy?.noteChannelError?.(channelId, detail)
       health?.success(channelId)
       record('client_error', status, detail)
