@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { describeNotFound } from '#gateway/providers/base_url'
-import { CredentialsRefused, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { CredentialsRefused, type AttemptClock, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
@@ -9,6 +9,7 @@ import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
+import { timedOut as bodyTimedOut } from '#gateway/http/raw_body'
 import { concealChannel } from '#gateway/upstream/channel_secrets'
 import { ACCOUNT_PROBLEM_REASON, accountProblem, requestOverCredit } from '#gateway/upstream/account_problems'
 
@@ -235,6 +236,13 @@ export async function dispatch<A = undefined>(
         record('client_error', null, 'client closed the connection')
         throw new ClientGoneError()
       }
+      if (guard.expiredOnClient) {
+        // The total limit ran out while the gateway still waited on the client for its streamed body: the
+        // client's slowness, not the channel's failure (three slow uploads opened its circuit for everyone).
+        health?.release(channelId)
+        record('client_error', null, `${guard.describeTimeout()} while the client was still sending the body`)
+        throw bodyTimedOut(guard.totalMs)
+      }
       if (error instanceof CredentialsRefused) {
         // As an upstream 401: the channel's key is wrong, out of rotation; the next candidate is tried.
         const message = concealChannel(GatewayError.providerError(error.message), candidate.channel).message
@@ -440,9 +448,13 @@ function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelT
  * AbortSignal.any/timeout cost a lot per request.) It aborts the exchange
  * it watches directly: no AbortController of its own.
  */
-class AttemptGuard {
+class AttemptGuard implements AttemptClock {
   /** Which limit expired, if one did */
   timedOut: string | null = null
+  /** A streamed body's: whether the gateway waits on the client for more of it (AttemptClock) */
+  clientSending: (() => boolean) | null = null
+  /** The total limit expired while the client was still sending the body */
+  expiredOnClient = false
   /** The request had to wait for a free connection (the origin's pool was at its cap) */
   queuedForConnection = false
   #exchange: UpstreamBody | null = null
@@ -513,7 +525,11 @@ class AttemptGuard {
     this.#waiting?.(new ClientGoneError())
     this.#exchange?.abort(new ClientGoneError())
   }
-  #expireFirstByte = () => this.#expire('first byte')
+  #expireFirstByte = () => {
+    // The client is still sending its body: the upstream has nothing to answer yet (BODY_TIMEOUT_MS bounds the client).
+    if (this.clientSending?.()) return void this.#phase.refresh()
+    this.#expire('first byte')
+  }
   #expireIdle = () => {
     // Paused because the client is not reading (back-pressure): the upstream is silent because the
     // gateway stopped reading it. Not its idle time; the total limit still bounds a client that never reads.
@@ -523,7 +539,14 @@ class AttemptGuard {
     }
     this.#expire('idle')
   }
-  #expireTotal = () => this.#expire('total')
+  #expireTotal = () => {
+    this.expiredOnClient = this.clientSending?.() ?? false
+    this.#expire('total')
+  }
+
+  get totalMs(): number {
+    return this.timeouts.total
+  }
 
   #expire(which: string) {
     this.timedOut = which
