@@ -1,6 +1,6 @@
 import { test } from '@japa/runner'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import db from '@adonisjs/lucid/services/db'
 import { DiscardingFiles } from '#tests/fixtures/mock_upstream/discarding_files'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
@@ -258,5 +258,32 @@ test.group('Streamed provider file uploads against a hostile client', (group) =>
     assert.equal(file.object.displayName, 'ab')
     const shown = await fetch(`${baseUrl()}/v1beta/${gemini.body.file.name}`, { headers: { 'x-goog-api-key': key } })
     assert.equal(shown.status, 200)
+  })
+
+  test('an upload refused on its headers (no key, a bad key, no upload protocol, an unknown upload_id) closes the connection: its body is not read on', async ({ assert }) => {
+    const url = new URL(baseUrl())
+    const cases = [
+      { name: 'no key', head: `POST /upload/v1beta/files HTTP/1.1\r\nhost: x\r\nx-goog-upload-protocol: multipart\r\ncontent-type: multipart/related; boundary=b\r\n` },
+      { name: 'a bad key', head: `POST /v1/files HTTP/1.1\r\nhost: x\r\nx-api-key: sk-nobody\r\nanthropic-version: 2023-06-01\r\ncontent-type: multipart/form-data; boundary=b\r\n` },
+      { name: 'no upload protocol', head: `POST /upload/v1beta/files HTTP/1.1\r\nhost: x\r\nx-goog-api-key: ${key}\r\n` },
+      { name: 'an unknown upload_id', head: `POST /upload/v1beta/files?upload_id=nobodys HTTP/1.1\r\nhost: x\r\nx-goog-api-key: ${key}\r\nx-goog-upload-command: upload\r\n` },
+    ]
+    for (const c of cases) {
+      const socket = net.connect(Number(url.port), url.hostname)
+      let answer = ''
+      socket.on('data', (data) => (answer += data))
+      socket.on('error', () => {})
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
+      // A 2 GB body announced, sent a chunk every 50 ms: read and thrown away, it held the connection until Node's
+      // request timeout (5 minutes), whatever the client's key.
+      socket.write(`${c.head}content-length: ${2 * 1024 ** 3}\r\n\r\n`)
+      const sending = setInterval(() => socket.writable && socket.write(FILLER), 50)
+      const result = await Promise.race([closed.then(() => 'closed'), sleep(2000).then(() => 'open')])
+      clearInterval(sending)
+      socket.destroy()
+      assert.match(answer, /^HTTP\/1\.1 4\d\d /, c.name)
+      assert.match(answer, /connection: close/i, c.name)
+      assert.equal(result, 'closed', c.name)
+    }
   })
 })
