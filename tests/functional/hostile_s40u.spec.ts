@@ -286,4 +286,45 @@ test.group('Streamed provider file uploads against a hostile client', (group) =>
       assert.equal(result, 'closed', c.name)
     }
   })
+
+  test("a resumable session: another user's chunk is a 404 with nothing relayed; three finalizes at once make one file and one row, the others Google's 404; a finished session is gone", async ({ assert }) => {
+    await seedChannel({ name: 'sessions-google', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['gemini-sessions'] })
+    const start = await fetch(`${baseUrl()}/upload/v1beta/files`, {
+      method: 'POST',
+      headers: {
+        'x-goog-api-key': key,
+        'x-gateway-model': 'gemini-sessions',
+        'x-goog-upload-protocol': 'resumable',
+        'x-goog-upload-command': 'start',
+        'x-goog-upload-header-content-length': '10',
+        'content-type': 'application/json',
+      },
+      body: '{"file":{"displayName":"raced"}}',
+    })
+    assert.equal(start.status, 200)
+    const session = new URL(start.headers.get('x-goog-upload-url')!)
+    const chunk = (apiKey: string) =>
+      fetch(`${baseUrl()}${session.pathname}${session.search}`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': apiKey, 'x-goog-upload-command': 'upload, finalize', 'x-goog-upload-offset': '0' },
+        body: '0123456789',
+      })
+    const held = mock.providerFiles.gemini.size
+    const stranger = await chunk((await seedUser({ balance: '1' })).key)
+    assert.equal(stranger.status, 404)
+    assert.equal(((await stranger.json()) as any).error.status, 'NOT_FOUND')
+
+    const raced = await Promise.all([chunk(key), chunk(key), chunk(key)])
+    const statuses = raced.map((r) => r.status).sort()
+    // The mock's session ends with its first finalize; the others were a 500 (the 404 rebuilt the streamed request).
+    assert.deepEqual(statuses, [200, 404, 404])
+    for (const answer of raced) if (answer.status === 404) assert.equal(((await answer.json()) as any).error.status, 'NOT_FOUND')
+    assert.equal(mock.providerFiles.gemini.size, held + 1)
+    const rows = await db.from('provider_files').where({ user_id: userId, kind: 'gemini_file', filename: 'raced' })
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { status: 'active', upload_token: null })
+    const again = await chunk(key)
+    assert.equal(again.status, 404)
+    assert.equal(((await again.json()) as any).error.message, 'No upload in progress has this upload_id')
+  })
 })
