@@ -78,14 +78,15 @@ export class GoogleEdit {
 
   /**
    * Before any body: the client's mask made Imagen's when a candidate edits
-   * with the capability model (a bad mask: the client's 400, nothing sent).
+   * with the capability model (a bad mask: the client's 400, nothing sent);
+   * `signal` (the client gone) stops the decode.
    */
-  async prepare(models: readonly string[]) {
+  async prepare(models: readonly string[], signal?: AbortSignal) {
     if (!models.some(isImagenEditModel)) return
     const part = partNamed(this.#call.form, 'mask')
     if (part === undefined) return
     if (part.filename === null) throw GatewayError.invalidRequest('mask: a PNG file part is required', 'invalid_mask', 'mask')
-    this.#mask = await imagenMaskOf(this.#call.rawBody.subarray(part.bodyStart, part.bodyEnd), this.#imageSize())
+    this.#mask = await imagenMaskOf(this.#call.rawBody.subarray(part.bodyStart, part.bodyEnd), this.#imageSize(), signal)
   }
 
   /** The body for this model: Imagen's :predict, or generateContent (a 400 when it cannot take the request: n > 1) */

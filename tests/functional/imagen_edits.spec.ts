@@ -1,3 +1,4 @@
+import zlib from 'node:zlib'
 import { test } from '@japa/runner'
 import { toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
@@ -26,6 +27,28 @@ const EDIT = 'imagen-3.0-capability-001'
 function usd(pico: bigint) {
   const text = pico.toString().padStart(13, '0')
   return `${text.slice(0, -12)}.${text.slice(-12)}`
+}
+
+/** PNG chunks for a mask larger than the fixtures build row by row */
+function pngChunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8)
+  head.writeUInt32BE(data.length)
+  head.write(type, 4, 'latin1')
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE(zlib.crc32(data, zlib.crc32(head.subarray(4))))
+  return Buffer.concat([head, data, crc])
+}
+/** A 16-bit RGBA header */
+function ihdrChunk(width: number, height: number): Buffer {
+  const body = Buffer.alloc(13)
+  body.writeUInt32BE(width, 0)
+  body.writeUInt32BE(height, 4)
+  body[8] = 16
+  body[9] = 6
+  return pngChunk('IHDR', body)
+}
+function idatChunk(rows: Buffer): Buffer {
+  return Buffer.concat([pngChunk('IDAT', zlib.deflateSync(rows, { level: 9 })), pngChunk('IEND', Buffer.alloc(0))])
 }
 
 async function upload(key: string, fields: Array<[string, string | Buffer, string?]>) {
@@ -199,6 +222,41 @@ test.group('Imagen edits on vertex channels', (group) => {
     assert.equal(((await response.json()) as any).error.code, 'insufficient_balance')
     assert.equal(vertex.requests.length, before)
   })
+
+  test('a client gone while its 4096x4096 mask is decoded: 499 client_closed, nothing billed, nothing sent to Vertex, the hold released', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const gw = await gateway()
+    // 16-bit RGBA, every row Paeth: a 140 KB file whose 134 MB of rows take a second or more to read
+    const side = 4096
+    const rows = Buffer.alloc(side * (side * 8 + 1))
+    for (let y = 0; y < side; y++) rows[y * (side * 8 + 1)] = 4
+    const mask = pngOf(1, 1, 6, 16, [Buffer.alloc(8)])
+    const header = mask.indexOf('IHDR')
+    const big = Buffer.concat([mask.subarray(0, header - 4), ihdrChunk(side, side), idatChunk(rows)])
+    const before = vertex.requests.length
+    const abort = new AbortController()
+    const form = multipartBody([['model', EDIT], ['prompt', 'p'], ['image', big, 'a.png'], ['mask', big, 'm.png']])
+    const call = fetch(`${baseUrl()}/v1/images/edits`, { method: 'POST', headers: { ...auth(user.key), 'content-type': form.contentType }, body: form.body, signal: abort.signal })
+    // Held while it runs: the mask is being read
+    let held = 0n
+    for (let i = 0; i < 200 && held === 0n; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      held = gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n
+    }
+    assert.equal(held, IMAGEN_PICO)
+    abort.abort()
+    await call.catch(() => {})
+    let rowsSeen: any[] = []
+    for (let i = 0; i < 200 && rowsSeen.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25))
+      rowsSeen = await usageRows(user.userId)
+    }
+    assert.lengthOf(rowsSeen, 1)
+    assert.include(rowsSeen[0], { status: 499, error_code: 'client_closed', images: 0, cost: usd(0n) })
+    assert.equal(vertex.requests.length, before)
+    assert.equal(gw.catalog.cachedUser(user.userId)?.reservedPico, 0n)
+    assert.equal((await balanceAndLedger(user.userId)).balance, usd(ONE_USD))
+  }).timeout(60_000)
 
   test('the upscaler: instances[0].image, mode upscale, the factor from size over the image (or upscale_factor); one image billed', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
