@@ -197,6 +197,24 @@ test.group('Imagen edits on vertex channels', (group) => {
     assert.equal((await balanceAndLedger(user.userId)).balance, usd(ONE_USD - 2n * IMAGEN_PICO))
   })
 
+  test('a Vertex answering more images than asked (n, sampleCount): billed and relayed at most n; the native :predict billed at most its sampleCount', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    vertex.extraImages = 40
+    try {
+      const response = await upload(user.key, [['model', EDIT], ['prompt', 'p'], ['image', pngFile(4), 'a.png'], ['n', '2']])
+      assert.equal(response.status, 200)
+      assert.lengthOf(((await response.json()) as any).data, 2)
+      const native = await post(`/v1beta/models/${EDIT}:predict`, { instances: [{ prompt: 'p' }], parameters: { sampleCount: 3 } }, { 'x-goog-api-key': user.key })
+      assert.equal(native.status, 200)
+      // Relayed as Google sent it, billed for the three asked
+      assert.lengthOf(((await native.json()) as any).predictions, 43)
+    } finally {
+      vertex.extraImages = 0
+    }
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.endpoint, r.images, r.cost]), [['images.edits', 2, usd(2n * IMAGEN_PICO)], ['gemini.predict', 3, usd(3n * IMAGEN_PICO)]])
+  })
+
   test('held at n images while Vertex works, released after; an empty balance is a 402, nothing sent', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const gw = await gateway()
