@@ -94,6 +94,13 @@ export class GoogleEdit {
     let body = this.#bodies.get(model)
     if (body === undefined) {
       const images = this.#images ?? []
+      if (isImagenImageInModel(model)) {
+        // A header of no pixels (0 wide or high) is no image: Vertex would refuse it, the upscaler's factor be x4 (size over 0)
+        const size = this.#imageSize()
+        if (size !== null && (size.width < 1 || size.height < 1)) {
+          throw GatewayError.invalidRequest(`image: it is ${size.width}x${size.height}; an image to edit has pixels`, 'invalid_image', 'image')
+        }
+      }
       const request = isImagenEditModel(model)
         ? imagenEditBody(this.#ask, this.#imagen, model, images, this.#mask)
         : isImagenUpscaleModel(model)

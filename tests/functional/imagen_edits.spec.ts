@@ -298,6 +298,10 @@ test.group('Imagen edits on vertex channels', (group) => {
     const png = pngFile(8)
     const webp = Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WEBPVP8 '), Buffer.alloc(20)])
     const noAlpha = pngOf(8, 8, 2, 8, Array.from({ length: 8 }, () => Buffer.alloc(24, 40)))
+    // A PNG whose header says 0x0
+    const empty = Buffer.from(png)
+    empty.writeUInt32BE(0, 16)
+    empty.writeUInt32BE(0, 20)
     const before = vertex.requests.length
     const googleBefore = google.requests.length
     const base = (model = EDIT): Array<[string, string | Buffer, string?]> => [['model', model], ['prompt', 'p']]
@@ -317,6 +321,9 @@ test.group('Imagen edits on vertex channels', (group) => {
       [[...base('gemini-2.5-flash-image'), ['image', png, 'a.png'], ['mask', rgbaMask(8, 8, () => true), 'm.png']], 'unsupported_value', /Gemini image models take no mask .* imagen-3.0-capability-001's, on a vertex channel/],
       [[...base('studio-edit'), ['image', png, 'a.png']], 'unsupported_value', /are Vertex AI's: route the model to a vertex channel/],
       [[...base('imagen-4.0-upscale-preview'), ['image', png, 'a.png'], ['n', '2']], 'invalid_n', /an upscale makes one image/],
+      [[...base('imagen-4.0-upscale-preview'), ['image', empty, 'a.png']], 'invalid_image', /image: it is 0x0; an image to edit has pixels/],
+      [[...base(), ['image', empty, 'a.png']], 'invalid_image', /image: it is 0x0/],
+      [[...base(), ['image', empty, 'a.png'], ['mask', rgbaMask(8, 8, () => true), 'm.png']], 'invalid_mask', /it is 8x8, the image 0x0/],
     ]
     for (const [fields, code, message] of cases) {
       const response = await upload(user.key, fields)
