@@ -296,6 +296,23 @@ test.group('Gemini embedding batches (asyncBatchEmbedContent)', (group) => {
     assert.equal(money.balance, usd(1_000_000_000_000n - halfPrice(billed)))
   })
 
+  test('a file batch whose keys repeat (and one line without a key): each answered line billed once, by its place, its own count', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const ai = genai(user.key)
+    const texts = ['tiny', 'a medium sized text with several words', 'by far the longest of the texts, many more words than any other line of the file has', 'last']
+    const keys = ['same', 'same', undefined, 'same']
+    const lines = texts.map((text, i) => JSON.stringify({ ...(keys[i] === undefined ? {} : { key: keys[i] }), request: { content: { parts: [{ text }] } } }))
+    const file = await ai.files.upload({ file: new Blob([Buffer.from(`${lines.join('\n')}\n`)], { type: 'application/jsonl' }), config: { mimeType: 'application/jsonl' } })
+    const op = (await (await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { file_name: file.name } } })).json()) as any
+    const ended = (await (await rest(user.key, 'GET', `/v1beta/${op.name}`)).json()) as any
+    assert.equal(ended.metadata.state, 'BATCH_STATE_SUCCEEDED')
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    const expected = sum(await counts(texts))
+    assert.equal(Number(rows[0].prompt_tokens), expected)
+    assert.equal(rows[0].cost, usd(halfPrice(expected)))
+  })
+
   test('cancel, delete, looks and the sweep at once on a finished batch: billed once, the hold released once', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })
