@@ -272,6 +272,76 @@ test.group('Gemini embedding batches (asyncBatchEmbedContent)', (group) => {
     assert.equal((await failure(genai(other.key).batches.createEmbeddings({ model: MODEL, src: { fileName: file.name! } }))).status, 404)
   })
 
+  test("Google's counts absent or absurd (negative, not a number, 1e300, a billion, Infinity): the gateway's count billed for each, never a negative or astronomical bill; sane ones as reported", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const texts = ['one', 'two words', 'three words here', 'four words right here', 'five is the count now', 'six words for the last one', 'seven']
+    // Per request: -5, 'abc', 1e300, 999,999,999 (under the per-count bound, over what the text can hold), 'Infinity', '12' (believed), absent
+    const given = [-5, 'abc', 1e300, 999_999_999, 'Infinity', '12']
+    const op = (await (
+      await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { requests: { requests: inline(texts) } } }, mock_token_counts: given })
+    ).json()) as any
+    const ended = (await (await rest(user.key, 'GET', `/v1beta/${op.name}`)).json()) as any
+    assert.equal(ended.metadata.state, 'BATCH_STATE_SUCCEEDED')
+    const ours = await counts(texts)
+    const billed = ours[0] + ours[1] + ours[2] + ours[3] + ours[4] + 12 + ours[6]
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'gemini.asyncBatchEmbedContent', estimated: true })
+    assert.equal(Number(rows[0].prompt_tokens), billed)
+    assert.equal(rows[0].cost, usd(halfPrice(billed)))
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(money.balance, usd(1_000_000_000_000n - halfPrice(billed)))
+  })
+
+  test('a file batch whose keys repeat (and one line without a key): each answered line billed once, by its place, its own count', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const ai = genai(user.key)
+    const texts = ['tiny', 'a medium sized text with several words', 'by far the longest of the texts, many more words than any other line of the file has', 'last']
+    const keys = ['same', 'same', undefined, 'same']
+    const lines = texts.map((text, i) => JSON.stringify({ ...(keys[i] === undefined ? {} : { key: keys[i] }), request: { content: { parts: [{ text }] } } }))
+    const file = await ai.files.upload({ file: new Blob([Buffer.from(`${lines.join('\n')}\n`)], { type: 'application/jsonl' }), config: { mimeType: 'application/jsonl' } })
+    const op = (await (await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { file_name: file.name } } })).json()) as any
+    const ended = (await (await rest(user.key, 'GET', `/v1beta/${op.name}`)).json()) as any
+    assert.equal(ended.metadata.state, 'BATCH_STATE_SUCCEEDED')
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    const expected = sum(await counts(texts))
+    assert.equal(Number(rows[0].prompt_tokens), expected)
+    assert.equal(rows[0].cost, usd(halfPrice(expected)))
+  })
+
+  test('cancel, delete, looks and the sweep at once on a finished batch: billed once, the hold released once', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const op = (await (
+      await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { requests: { requests: inline(TEXTS) } } }, mock_polls: 1 })
+    ).json()) as any
+    assert.isAbove(Number(gw.batches.holds.heldFor(user.userId)), 0)
+    // The first look runs it; then everything at once (thunks: each started inside the map)
+    await rest(user.key, 'GET', `/v1beta/${op.name}`)
+    const calls = [
+      () => rest(user.key, 'GET', `/v1beta/${op.name}`).then((r) => r.status),
+      () => rest(user.key, 'POST', `/v1beta/${op.name}:cancel`, {}).then((r) => r.status),
+      () => gw.batches.sweep().then(() => 0),
+      () => rest(user.key, 'GET', `/v1beta/${op.name}`).then((r) => r.status),
+      () => rest(user.key, 'DELETE', `/v1beta/${op.name}`).then((r) => r.status),
+      () => gw.batches.sweep().then(() => 0),
+    ]
+    const settled = await Promise.allSettled(calls.map((call) => call()))
+    assert.isTrue(settled.every((s) => s.status === 'fulfilled'), JSON.stringify(settled.map((s) => (s.status === 'rejected' ? String(s.reason) : s.value))))
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.isAtLeast(Number(rows[0].prompt_tokens), 1)
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(money.balance, usd(1_000_000_000_000n - BigInt(Math.round(Number(rows[0].cost) * 1e12))))
+  })
+
   test("bad input in Google's shape; a batch beyond the balance is a 402 and never sent", async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const sentBefore = upstream.requests.length
