@@ -216,6 +216,7 @@ export class BatchService {
       cachedTokens: sums.cachedTokens,
       reasoningTokens: sums.reasoningTokens,
       cacheWriteTokens: sums.cacheWriteTokens,
+      estimated: sums.estimated,
     })
     if (claimed) {
       this.#record(row, status, billedAt, cost, sums)
@@ -396,6 +397,7 @@ export class BatchService {
         reasoningTokens: Number(row.reasoning_tokens ?? 0),
         cacheWriteTokens: Number(row.cache_write_tokens ?? 0),
         requests: 0,
+        estimated: row.estimated === true,
       }
       this.#record(row, row.status, new Date(row.billed_at!), toPico(String(row.billed_cost ?? '0')), sums)
       this.logger.warn({ batch: row.public_id }, 'batch billed before a crash without its usage row: the row is written now')
