@@ -240,7 +240,13 @@ export class BatchService {
       const path = messageBatchPath(row.upstream_id, '/results')
       return this.#readUsage(row, path, sumResultsUsage)
     }
-    if (!isId(upstream.output_file_id)) return noUsage()
+    if (!isId(upstream.output_file_id)) {
+      // Answered requests are in the output file, failed ones in the error file, a file only when it has lines: a
+      // batch all of whose requests failed (or that failed validation) names none and answered nothing. One that
+      // counts answers but names no output file (yet) is not billed now: the next look or sweep bills it.
+      if (Number(upstream.request_counts?.completed) > 0) throw new Error('the finished batch counts answered requests but names no output file')
+      return noUsage()
+    }
     return this.#readUsage(row, `/files/${encodeURIComponent(upstream.output_file_id)}/content`, sumOutputUsage)
   }
 
