@@ -190,6 +190,46 @@ test.group('Gemini embedding batches (asyncBatchEmbedContent)', (group) => {
     assert.equal(money.balance, money.ledger)
   })
 
+  test('a bill whose usage row a crash lost is written again by the sweep still marked estimated (the claim keeps the mark)', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const create = async (extra: Record<string, unknown>) =>
+      (await (await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { requests: { requests: inline(TEXTS) } } }, ...extra })).json()) as any
+    // Billed as usual: the gateway's count (no tokenCount) marked estimated, Google's not; the claim keeps which.
+    const counted = await create({})
+    const reported = await create({ mock_token_count: true })
+    for (const op of [counted, reported]) await rest(user.key, 'GET', `/v1beta/${op.name}`)
+    const billed = await db.from('batch_objects').where('public_id', counted.name).first()
+    assert.isTrue(billed.estimated)
+    assert.isFalse((await db.from('batch_objects').where('public_id', reported.name).first()).estimated)
+    assert.lengthOf(await usageRows(user.userId), 2)
+
+    // What a process that died right after its claim left: a third batch billed with the first's figures, no usage row.
+    const lost = await create({ mock_polls: 5 })
+    const billedAt = new Date(Date.now() - 11 * 60_000)
+    await db.from('batch_objects').where('public_id', lost.name).update({
+      status: billed.status,
+      billed_at: billedAt,
+      billed_cost: billed.billed_cost,
+      prompt_tokens: billed.prompt_tokens,
+      completion_tokens: 0,
+      cached_tokens: 0,
+      reasoning_tokens: 0,
+      estimated: true,
+    })
+    await gw.batches.sweep()
+    await gw.batches.sweep()
+    const request = (await db.from('batch_objects').where('public_id', lost.name).first()).request_id
+    const rows = (await usageRows(user.userId)).filter((r: any) => r.request_id === request)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'gemini.asyncBatchEmbedContent', estimated: true, cost: billed.billed_cost, error_code: null })
+    assert.equal(Number(rows[0].prompt_tokens), sum(await counts(TEXTS)))
+    assert.equal(new Date(rows[0].created_at).getTime(), billedAt.getTime(), 'dated when it was billed')
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+  })
+
   test('cancelled: billed for what finished (the first half), error code batch_cancelled; cancelled before anything finished: billed nothing', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })

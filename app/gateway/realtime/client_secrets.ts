@@ -29,14 +29,14 @@ import { isTranscriptionConfig, requireTranscriptionModel, transcriptionCandidat
  *
  * Stored hashed (SHA-256, as keys) in `realtime_client_secrets`: any
  * instance can take a secret another minted, and one minted survives a
- * restart. A row is read once per connect, never on the HTTP path.
+ * restart. A row is read once per connect, never on the HTTP path; expired
+ * ones are deleted by the hourly retention timer
+ * (actions/prune_realtime_client_secrets.ts), not by the minting.
  */
 export const CLIENT_SECRET_PREFIX = 'ek_gw_'
 /** OpenAI's default lifetime of a secret (10 minutes), and the beta sessions' (one minute) */
 const DEFAULT_SECONDS = 600
 const BETA_SECONDS = 60
-/** Expired rows removed per minting (a bounded sweep: no timer, no instance elected) */
-const SWEEP_ROWS = 100
 
 export function isClientSecret(rawKey: string | null): rawKey is string {
   return rawKey !== null && rawKey.startsWith(CLIENT_SECRET_PREFIX)
@@ -88,10 +88,6 @@ export async function mintClientSecret(gw: Gateway, call: ApiCall, dialect: 'ga'
     dialect === 'beta' ? BETA_SECONDS : dialect === 'transcription' ? (body.client_secret?.expires_at?.seconds ?? DEFAULT_SECONDS) : (body.expires_after?.seconds ?? DEFAULT_SECONDS)
   const value = CLIENT_SECRET_PREFIX + randomBytes(32).toString('base64url')
   const expiresAt = Math.floor(Date.now() / 1000) + seconds
-  await db.rawQuery(
-    'DELETE FROM realtime_client_secrets WHERE id IN (SELECT id FROM realtime_client_secrets WHERE expires_at < now() ORDER BY expires_at LIMIT ?)',
-    [SWEEP_ROWS]
-  )
   await db.table('realtime_client_secrets').insert({
     secret_hash: hashApiKey(value),
     api_key_id: principal.key.id,
