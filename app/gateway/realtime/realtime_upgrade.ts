@@ -24,7 +24,7 @@ import { RealtimeSession } from '#gateway/realtime/realtime_session'
 import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
 import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
 import { hashApiKey } from '#gateway/auth/api_key_token'
-import { callOf } from '#gateway/realtime/realtime_calls'
+import { findCall } from '#gateway/realtime/realtime_calls'
 import { recordRefusal } from '#gateway/realtime/realtime_refusal'
 
 /**
@@ -127,8 +127,9 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     if (grant !== null && handshake.model !== '' && handshake.model !== grant.model) {
       throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${handshake.model.slice(0, 200)}'`, 'model_mismatch', 'model')
     }
-    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model.
-    const call = handshake.callId === '' ? null : callOf(principal, handshake.callId)
+    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model,
+    // the call running on this instance or another (its row).
+    const call = handshake.callId === '' ? null : await findCall(gw, principal, handshake.callId)
     const model = call?.model ?? grant?.model ?? handshake.model
     if (model === '') throw GatewayError.invalidRequest("The 'model' query parameter is required (?model=...)", 'missing_model', 'model')
     assertStorableModel(model)

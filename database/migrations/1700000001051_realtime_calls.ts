@@ -1,0 +1,34 @@
+import { BaseSchema } from '@adonisjs/lucid/schema'
+
+/**
+ * The WebRTC calls running now (app/gateway/realtime/realtime_calls.ts), one
+ * row per call from its answer to its end: what another instance needs to
+ * hang one up or join its events (the call lives in the memory of the
+ * instance that made it, where its sideband is). Written once when a call is
+ * given out and deleted when it ends; rows of an instance that died are
+ * swept by later calls once older than any call may run. Read only on a
+ * hangup or a join that the instance does not hold itself, never on the
+ * HTTP path. Deleting the user deletes them.
+ */
+export default class extends BaseSchema {
+  async up() {
+    this.schema.createTable('realtime_calls', (table) => {
+      /** The gateway's call id (`rtc_gw_` + 32 hex), the one clients name */
+      table.string('id', 64).primary()
+      table.bigInteger('user_id').notNullable().references('id').inTable('users').onDelete('CASCADE')
+      /** The model the call was made for (what a joining sideband is opened as) */
+      table.string('model', 255).notNullable()
+      /** The channel that holds it and its model name there (no foreign key: a deleted channel answers 503 on a hangup) */
+      table.bigInteger('channel_id').notNullable()
+      table.string('upstream_model', 255).notNullable()
+      /** The provider's call id (its Location's last segment) */
+      table.string('upstream_id', 255).notNullable()
+      table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(this.now())
+      table.index(['created_at'], 'realtime_calls_age')
+    })
+  }
+
+  async down() {
+    this.schema.dropTable('realtime_calls')
+  }
+}
