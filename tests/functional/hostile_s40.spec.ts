@@ -1,10 +1,12 @@
 import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import { WebSocket } from 'ws'
+import { regenerateApiKey } from '#actions/regenerate_api_key'
+import { updateApiKey } from '#actions/update_api_key'
 import { parallelInFlight } from '#gateway/limits/parallel_requests'
 import { liveCalls } from '#gateway/realtime/realtime_calls'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
 
 /**
@@ -15,7 +17,9 @@ import { ledgerProblems } from '#tests/money_checks'
  * window for the model (any number at once on a key capped to one), a
  * sideband dropped under a call that left the call running unmetered, and a
  * transcription model set through the browser's data channel (which the
- * gateway never sees) billed though the key may not use it.
+ * gateway never sees) billed though the key may not use it, a leaked key's
+ * secrets outliving its regeneration, and a secret's transcription model
+ * applied though the key's globs no longer allow it.
  */
 
 const OFFER = 'v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n'
@@ -191,5 +195,38 @@ test.group('Hostile s40: realtime client secrets and WebRTC calls', (group) => {
     mock.realtime.callEvent(upstreamCall.id, transcription('gpt-4o-transcribe'))
     await until(() => upstreamCall.ended, 'the call hung up')
     await until(() => liveCalls() === 0, 'the call to end')
+  })
+
+  test("a key regenerated (leaked): the secrets its old value minted are refused with it (they stood for the key by its id)", async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    const secret = await mint(user.key)
+    const { key: fresh } = await regenerateApiKey(String(user.keyId))
+    await refreshCaches()
+    const session = await wsRefusal('/v1/realtime', secret)
+    assert.equal(session.status, 401)
+    assert.equal(session.body.error.message, 'Invalid or expired client secret')
+    const calls = mock.realtime.calls.length
+    const call = await offerCall(secret)
+    assert.equal(call.status, 401)
+    assert.equal(((await call.json()) as any).error.code, 'invalid_api_key')
+    assert.equal(mock.realtime.calls.length, calls)
+    // The new value mints and calls as before.
+    const made = await offerCall(await mint(fresh))
+    assert.equal(made.status, 201)
+  })
+
+  test("a secret's transcription model the key's globs no longer allow: the WebSocket is refused before the upgrade (it went up as minted)", async ({ assert }) => {
+    const user = await seedUser({ balance: '5', keyModels: ['gpt-realtime', 'whisper-1'] })
+    const secret = await mint(user.key, { model: 'gpt-realtime', audio: { input: { transcription: { model: 'whisper-1' } } } })
+    await updateApiKey(user.keyId, { name: 'narrowed', models: ['gpt-realtime'] })
+    await refreshCaches()
+    const opened = mock.realtime.connections.length
+    const session = await wsRefusal('/v1/realtime', secret)
+    assert.equal(session.status, 403)
+    assert.deepInclude(session.body.error, { code: 'model_not_allowed', param: 'session.audio.input.transcription.model' })
+    assert.equal(mock.realtime.connections.length, opened, 'no upstream opened')
+    // The call was already checked so (checkSessionModels on the secret's configuration).
+    const call = await offerCall(secret)
+    assert.equal(call.status, 403)
   })
 })

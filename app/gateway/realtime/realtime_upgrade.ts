@@ -22,7 +22,7 @@ import { chooseProtocol, isRealtimeUpgrade, readHandshake, type RealtimeHandshak
 import { realtimeLimits } from '#gateway/realtime/realtime_limits'
 import { RealtimeSession } from '#gateway/realtime/realtime_session'
 import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
-import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
+import { checkTranscriptionModels, isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { findCall } from '#gateway/realtime/realtime_calls'
 import { recordRefusal } from '#gateway/realtime/realtime_refusal'
@@ -136,6 +136,8 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     const tags = tagsFromHeaders(req.headers)
     // What an HTTP call of the model is asked: 403 model_not_allowed, 429 token_limit_exceeded, 402 spend cap / balance.
     authorizeModel(gw.catalog, principal, model)
+    // A secret's configuration goes up as minted: its transcription model checked again (the globs may have changed since).
+    if (grant !== null) checkTranscriptionModels(principal, grant.session)
     // The key's own limit for this model (model_limits.ts): a session opened is one request of its window.
     const modelLimits = principal.key.modelLimits
     const modelLimit = modelLimits === null ? undefined : limitFor(modelLimits, model)
