@@ -3,7 +3,7 @@ import db from '@adonisjs/lucid/services/db'
 import { WebSocket } from 'ws'
 import { liveCalls } from '#gateway/realtime/realtime_calls'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
-import { baseUrl, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { baseUrl, gateway, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { startInstance, until, type Instance } from '#tests/instances_harness'
 import { ledgerProblems } from '#tests/money_checks'
 
@@ -117,4 +117,31 @@ test.group('Realtime calls across instances', (group) => {
     const gone = await until(() => db.from('realtime_calls').where('id', thereId), (r) => r.length === 0, 5_000)
     assert.lengthOf(gone, 0, "B ended the call and deleted its row")
   }).timeout(60_000)
+
+  test('a call of an instance that died (killed: its sideband gone with it, the call running on unmetered) is hung up by another instance\'s sweep', async ({ assert }) => {
+    const user = await seedUser({ balance: '5' })
+    const made = await offerCall(b.url, user.key)
+    assert.equal(made.status, 201)
+    const upstreamCall = mock.realtime.calls.at(-1)!
+    const [row] = await db.from('realtime_calls').where('id', made.headers.get('location')!.split('/').pop()!)
+    b.child.kill('SIGKILL')
+    await b.exited
+    // The provider's call goes on: nothing told it.
+    await new Promise((r) => setTimeout(r, 200))
+    assert.isFalse(upstreamCall.ended)
+    // B's heartbeat as it is a minute on (no beat since).
+    await db.from('gateway_instances').where('id', row.instance_id).update({ seen_at: new Date(Date.now() - 3_600_000) })
+    // A call of a live instance (this one's, another's with a fresh heartbeat) is left alone.
+    const live = await offerCall(baseUrl(), user.key)
+    assert.equal(live.status, 201)
+    const liveCall = mock.realtime.calls.at(-1)!
+
+    await (await gateway()).backgroundSweeper.sweep()
+    assert.isTrue(upstreamCall.ended, 'hung up')
+    assert.lengthOf(await db.from('realtime_calls').where('instance_id', row.instance_id), 0)
+    assert.isFalse(liveCall.ended)
+    assert.lengthOf(await db.from('realtime_calls').where('id', live.headers.get('location')!.split('/').pop()!), 1)
+    mock.realtime.hangUp(liveCall.id)
+    await until(async () => liveCalls(), (n) => n === 0, 5_000)
+  }).timeout(30_000)
 })

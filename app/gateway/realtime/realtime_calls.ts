@@ -6,7 +6,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { admitCall, authenticate } from '#gateway/auth/authenticate'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { extractApiKey } from '#gateway/auth/key_resolver'
-import { channelRequest, holdingChannel, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
+import { channelRequest, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
 import type { Gateway } from '#gateway/gateway'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertStorableModel } from '#gateway/http/model_name'
@@ -206,7 +206,7 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
     // From here the call's end frees its key's place (not the offer's response closing).
     place.kept = true
     // Any instance may now hang it up or join it (its row); not written, the call still works through this one.
-    const listed = await listCall(id, call)
+    const listed = await listCall(gw, id, call)
     const release = session.release
     session.release = () => {
       const done = () => {
@@ -238,7 +238,7 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
 }
 
 /** The row that lets another instance find the call; false when it could not be written (logged). */
-async function listCall(id: string, call: LiveCall): Promise<boolean> {
+async function listCall(gw: Gateway, id: string, call: LiveCall): Promise<boolean> {
   try {
     const stale = new Date(Date.now() - realtimeLimits.maxSessionMs - STALE_MARGIN_MS)
     await db.rawQuery('DELETE FROM realtime_calls WHERE id IN (SELECT id FROM realtime_calls WHERE created_at < ? ORDER BY created_at LIMIT ?)', [stale, SWEEP_ROWS])
@@ -249,6 +249,7 @@ async function listCall(id: string, call: LiveCall): Promise<boolean> {
       channel_id: call.candidate.channel.id,
       upstream_model: call.candidate.upstreamModel,
       upstream_id: call.upstreamId,
+      instance_id: gw.instanceId,
     })
     return true
   } catch (error) {
@@ -301,7 +302,53 @@ export async function findCall(gw: Gateway, principal: Principal, id: string): P
     .select('model', 'channel_id', 'upstream_model', 'upstream_id')
     .first()
   if (!row) throw callNotFound(id)
-  return { model: row.model, candidate: holdingChannel(gw.catalog.channels, Number(row.channel_id), row.upstream_model, CALL_KINDS), upstreamId: row.upstream_id, live: null }
+  return { model: row.model, candidate: callChannel(gw, Number(row.channel_id), row.upstream_model), upstreamId: row.upstream_id, live: null }
+}
+
+/**
+ * The channel a call of another instance runs on, from the catalog: disabled
+ * since or not (the owner goes on with it too), but gone or of another kind
+ * is 503.
+ */
+function callChannel(gw: Gateway, channelId: number, upstreamModel: string): RouteCandidate {
+  const channel = gw.catalog.channels.find((c) => c.id === channelId)
+  if (channel === undefined || !CALL_KINDS.has(channel.provider)) {
+    throw new GatewayError(503, 'no_available_channel', "The channel that holds this call is no longer available: it was deleted or changed kind", 'service_unavailable')
+  }
+  return { channel, upstreamModel }
+}
+
+/**
+ * Calls of instances that died (their heartbeat stale or gone: see
+ * background_sweeper.ts, whose sweep runs this): their sideband died with
+ * them, so they would run on at the provider unmetered until the browser
+ * left. Each row is claimed by its delete (two instances sweeping at once
+ * take different rows), then its call hung up through its channel; at most
+ * SWEEP_ROWS a sweep. Nothing is billed: what the dead instance read was in
+ * its memory. How many were hung up.
+ */
+export async function hangUpOrphanCalls(gw: Gateway, staleMs: number): Promise<number> {
+  const claimed = await db.rawQuery(
+    `DELETE FROM realtime_calls WHERE id IN (
+       SELECT c.id FROM realtime_calls c
+        WHERE c.instance_id <> ?
+          AND NOT EXISTS (SELECT 1 FROM gateway_instances i WHERE i.id = c.instance_id AND i.seen_at > now() - make_interval(secs => ?))
+        ORDER BY c.created_at LIMIT ? FOR UPDATE SKIP LOCKED)
+     RETURNING channel_id, upstream_model, upstream_id`,
+    [gw.instanceId, staleMs / 1000, SWEEP_ROWS]
+  )
+  let hungUp = 0
+  for (const row of claimed.rows) {
+    try {
+      const result = await sendToChannel(callChannel(gw, Number(row.channel_id), row.upstream_model), hangupRequest(row.upstream_id), NEVER)
+      await readBody(result.body)
+      hungUp++
+    } catch (error) {
+      // A 404: the call had ended meanwhile.
+      if (!(error instanceof GatewayError && error.status === 404)) logger.warn({ err: error }, 'realtime call of a stopped instance: hangup failed')
+    }
+  }
+  return hungUp
 }
 
 /**
