@@ -57,7 +57,9 @@ import { connectUpstream } from '#gateway/realtime/upstream_socket'
  * ends), which an instance reads for a call it does not hold itself, then
  * relays the hangup or opens the sideband through the call's channel as the
  * owner would. The owner hears of a hangup from the provider: its sideband
- * closes, and the session ends as for any hangup.
+ * closes, and the session ends as for any hangup. The calls of an instance
+ * that died (their sideband gone with it) are hung up by another's sweep
+ * (hangUpOrphanCalls).
  */
 export const CALL_PREFIX = 'rtc_gw_'
 /** The channel kinds that take calls */
@@ -285,7 +287,7 @@ function callNotFound(id: string): GatewayError {
 /**
  * A call of this user's: running here (memory), or on another instance
  * (its row, read only then); else 404 call_not_found (another user's is as
- * unknown). A call whose channel was deleted or disabled since is 503.
+ * unknown). A call whose channel was deleted since is 503.
  */
 export async function findCall(gw: Gateway, principal: Principal, id: string): Promise<CallRef> {
   const live = calls.get(id)
@@ -323,9 +325,10 @@ function callChannel(gw: Gateway, channelId: number, upstreamModel: string): Rou
  * background_sweeper.ts, whose sweep runs this): their sideband died with
  * them, so they would run on at the provider unmetered until the browser
  * left. Each row is claimed by its delete (two instances sweeping at once
- * take different rows), then its call hung up through its channel; at most
- * SWEEP_ROWS a sweep. Nothing is billed: what the dead instance read was in
- * its memory. How many were hung up.
+ * take different rows), then its call hung up through its channel, all at
+ * once (a shutdown waits for the sweep: one channel timeout, not 100); at
+ * most SWEEP_ROWS a sweep. Nothing is billed: what the dead instance read
+ * was in its memory. How many were hung up.
  */
 export async function hangUpOrphanCalls(gw: Gateway, staleMs: number): Promise<number> {
   const claimed = await db.rawQuery(
@@ -337,18 +340,20 @@ export async function hangUpOrphanCalls(gw: Gateway, staleMs: number): Promise<n
      RETURNING channel_id, upstream_model, upstream_id`,
     [gw.instanceId, staleMs / 1000, SWEEP_ROWS]
   )
-  let hungUp = 0
-  for (const row of claimed.rows) {
-    try {
-      const result = await sendToChannel(callChannel(gw, Number(row.channel_id), row.upstream_model), hangupRequest(row.upstream_id), NEVER)
-      await readBody(result.body)
-      hungUp++
-    } catch (error) {
-      // A 404: the call had ended meanwhile.
-      if (!(error instanceof GatewayError && error.status === 404)) logger.warn({ err: error }, 'realtime call of a stopped instance: hangup failed')
-    }
-  }
-  return hungUp
+  const hungUp = await Promise.all(
+    claimed.rows.map(async (row: any) => {
+      try {
+        const result = await sendToChannel(callChannel(gw, Number(row.channel_id), row.upstream_model), hangupRequest(row.upstream_id), NEVER)
+        await readBody(result.body)
+        return 1
+      } catch (error) {
+        // A 404: the call had ended meanwhile.
+        if (!(error instanceof GatewayError && error.status === 404)) logger.warn({ err: error }, 'realtime call of a stopped instance: hangup failed')
+        return 0
+      }
+    })
+  )
+  return hungUp.reduce((sum: number, n: number) => sum + n, 0)
 }
 
 /**
