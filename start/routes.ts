@@ -260,7 +260,8 @@ router
   .post('/v1/realtime/transcription_sessions', [RealtimeController, 'transcriptionSession'])
   .as('v1.realtime.transcription_sessions')
   .use(middleware.apiKey())
-router.post('/v1/realtime/calls/:id/hangup', [RealtimeController, 'hangup']).as('v1.realtime.calls.hangup').use(middleware.apiKey())
+/** A call's hangup ends work: the key checked, not admitted (realtime_controller.ts). */
+router.post('/v1/realtime/calls/:id/hangup', [RealtimeController, 'hangup']).as('v1.realtime.calls.hangup')
 /** A WebRTC call: a client secret or a key (realtime_calls.ts authenticates itself). */
 router.post('/v1/realtime/calls', [RealtimeController, 'createCall']).as('v1.realtime.calls')
 

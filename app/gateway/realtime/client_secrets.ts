@@ -119,6 +119,15 @@ export function checkSessionModels(gw: Gateway, principal: Principal, model: str
     .route(model)
     .some((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
   if (!served) throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
+  checkTranscriptionModels(principal, session)
+}
+
+/**
+ * The input audio transcription's model a session configuration names (billed
+ * apart, at its own prices): allowed by the plan's and the key's globs as
+ * the session's own model, or 403 model_not_allowed naming where it was set.
+ */
+export function checkTranscriptionModels(principal: Principal, session: Record<string, any>) {
   const settings: Array<[unknown, string]> = [
     [session.audio?.input?.transcription, 'session.audio.input.transcription.model'],
     [session.input_audio_transcription, 'session.input_audio_transcription.model'],

@@ -103,10 +103,12 @@ export class RealtimeSession implements InFlightWork {
   /**
    * A WebRTC call's sideband (realtime_calls.ts) has no client socket: the
    * media and the client's events go between the browser and the provider.
-   * The session only meters what the upstream reports, and when the gateway
-   * ends it (the balance, the length limit, a shutdown) this hangs the call up.
+   * The session only meters what the upstream reports, and when it ends,
+   * ended by the gateway (the balance, the length limit, a shutdown) or its
+   * sideband closed under it (dropped: the call's usage is no longer read),
+   * this hangs the call up.
    */
-  onGatewayEnd: (() => void) | null = null
+  onEnd: (() => void) | null = null
   /**
    * False for a client's own sideband of a WebRTC call (`?call_id=`): relayed
    * only, its responses being the call's, which the gateway's sideband meters.
@@ -147,6 +149,13 @@ export class RealtimeSession implements InFlightWork {
       else if (event === 'session.created' || event === 'session.updated' || event === 'transcription_session.created' || event === 'transcription_session.updated') {
         const model = transcriptionModelOf(data as Buffer)
         if (model !== undefined) this.#transcriptionModel = model
+        // A call's browser updates its session through its data channel, which the gateway never sees (a
+        // client's session.update here is checked before it goes up): a transcription model set there that
+        // the key may not use (billed apart, at its own price, or none) ends the call.
+        if (client === null && model && !modelAllowed(this.principal, model)) {
+          const refusal = GatewayError.modelNotAllowed(model.slice(0, 200))
+          this.#end({ closeCode: 1008, reason: refusal.code, error: { type: refusal.type, code: refusal.code, message: refusal.message } })
+        }
       }
     }
     connection.stopCollecting()
@@ -551,8 +560,9 @@ export class RealtimeSession implements InFlightWork {
     closeSocket(this.#client, closeCode, said)
     // The upstream gets the client's own close; a session the gateway ended closes it normally.
     closeSocket(this.#upstream, this.#clientGone ? closeCode : 1000, this.#clientGone ? said : '')
-    // A call the gateway ended (after its response in progress was cancelled and metered) is hung up.
-    if (this.#ending !== null) this.onGatewayEnd?.()
+    // A call ends with its sideband, however it closed (after a response in progress was cancelled and metered):
+    // a call left running with no sideband would go on unmetered. Hung up once (a call ended already: a 404, quiet).
+    this.onEnd?.()
     this.release()
   }
 }

@@ -22,9 +22,9 @@ import { chooseProtocol, isRealtimeUpgrade, readHandshake, type RealtimeHandshak
 import { realtimeLimits } from '#gateway/realtime/realtime_limits'
 import { RealtimeSession } from '#gateway/realtime/realtime_session'
 import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
-import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
+import { checkTranscriptionModels, isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
 import { hashApiKey } from '#gateway/auth/api_key_token'
-import { callOf } from '#gateway/realtime/realtime_calls'
+import { findCall } from '#gateway/realtime/realtime_calls'
 import { recordRefusal } from '#gateway/realtime/realtime_refusal'
 import { isTranscriptionConfig, transcriptionCandidates, transcriptionUpdateOf } from '#gateway/realtime/transcription_sessions'
 import { ModelWait, type OpenedSession } from '#gateway/realtime/transcription_opening'
@@ -132,8 +132,9 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     if (grant !== null && handshake.model !== '' && handshake.model !== grant.model) {
       throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${handshake.model.slice(0, 200)}'`, 'model_mismatch', 'model')
     }
-    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model.
-    const call = handshake.callId === '' ? null : callOf(principal, handshake.callId)
+    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model,
+    // the call running on this instance or another (its row).
+    const call = handshake.callId === '' ? null : await findCall(gw, principal, handshake.callId)
     model = call?.model ?? grant?.model ?? handshake.model
     const opening: Opening = { gw, principal, keyHash, req, res, socket, handshake, grant, call, transcription, tried, attempts }
     if (model === '' && transcription) return awaitModel(opening, head)
@@ -177,7 +178,7 @@ interface Opening {
   attempts: AttemptRecord[]
 }
 
-type LiveCallRef = NonNullable<Awaited<ReturnType<typeof callOf>>>
+type LiveCallRef = NonNullable<Awaited<ReturnType<typeof findCall>>>
 
 /** admitSession's refusal (draining, the in-flight bound): answered without a usage row */
 class Unadmitted extends Error {
@@ -202,6 +203,8 @@ async function openSession(o: Opening, model: string): Promise<OpenedSession> {
     candidates = transcriptionCandidates(gw, principal, model)
   } else {
     authorizeModel(gw.catalog, principal, model)
+    // A secret's configuration goes up as minted: its transcription model checked again (the globs may have changed since).
+    if (o.grant !== null) checkTranscriptionModels(principal, o.grant.session)
   }
   // The key's own limit for this model (model_limits.ts): a session opened is one request of its window.
   const modelLimits = principal.key.modelLimits
