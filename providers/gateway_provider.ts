@@ -233,12 +233,15 @@ export default class GatewayProvider {
         const { pruneStoredResponses } = await import('#actions/prune_stored_responses')
         const { rollUpStaleDays } = await import('#services/usage_rollup')
         const { pruneProviderFiles } = await import('#actions/prune_provider_files')
+        const { pruneRealtimeClientSecrets } = await import('#actions/prune_realtime_client_secrets')
         const retention = new UsageRetentionTimer({
           days: retentionDays,
           log: (message) => logger.info(message),
           pruneResponses: () => pruneStoredResponses(),
           // Provider files: expired ones marked deleted, unfinished uploads after a week, deleted rows after the retention.
           pruneProviderFiles: () => pruneProviderFiles(),
+          // Realtime client secrets past their expiry (a minting deletes none: it stays one insert).
+          pruneClientSecrets: () => pruneRealtimeClientSecrets(),
           rollUpStale: (signal) => rollUpStaleDays(400, signal),
         })
         retention.start()

@@ -256,7 +256,12 @@ router.get('/v1/realtime', [RealtimeController, 'withoutUpgrade']).as('v1.realti
 /** A browser's client secret (and the beta sessions' form), and the hangup of a WebRTC call: the key's auth. */
 router.post('/v1/realtime/client_secrets', [RealtimeController, 'clientSecret']).as('v1.realtime.client_secrets').use(middleware.apiKey())
 router.post('/v1/realtime/sessions', [RealtimeController, 'betaSession']).as('v1.realtime.sessions').use(middleware.apiKey())
-router.post('/v1/realtime/calls/:id/hangup', [RealtimeController, 'hangup']).as('v1.realtime.calls.hangup').use(middleware.apiKey())
+router
+  .post('/v1/realtime/transcription_sessions', [RealtimeController, 'transcriptionSession'])
+  .as('v1.realtime.transcription_sessions')
+  .use(middleware.apiKey())
+/** A call's hangup ends work: the key checked, not admitted (realtime_controller.ts). */
+router.post('/v1/realtime/calls/:id/hangup', [RealtimeController, 'hangup']).as('v1.realtime.calls.hangup')
 /** A WebRTC call: a client secret or a key (realtime_calls.ts authenticates itself). */
 router.post('/v1/realtime/calls', [RealtimeController, 'createCall']).as('v1.realtime.calls')
 

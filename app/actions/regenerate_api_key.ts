@@ -8,7 +8,8 @@ import { findApiKey, keyLabel } from '#actions/revoke_api_key'
  * Gives a key a new secret (LiteLLM's /key/regenerate): the same key (id,
  * owner, name, limits, spend, usage) answers to a new value from now on, and
  * the old value is refused at once on every gateway (the key_hash change goes
- * through the api_keys trigger). The clear key is returned here only. A
+ * through the api_keys trigger), and so are the Realtime client secrets it
+ * minted (a leaked key's secrets would otherwise outlive it). The clear key is returned here only. A
  * revoked key is history: refused.
  */
 export async function regenerateApiKey(ref: string, actor: Actor = cliActor()) {
@@ -21,6 +22,8 @@ export async function regenerateApiKey(ref: string, actor: Actor = cliActor()) {
     key.merge({ keyHash: issued.hash, prefix: issued.prefix, lastFour: issued.lastFour })
     key.useTransaction(trx)
     await key.save()
+    // The Realtime client secrets the old value minted stand for the key by its id: they go with the old value.
+    await trx.from('realtime_client_secrets').where('api_key_id', key.id).delete()
     await writeAudit(trx, actor, {
       action: 'key.regenerate',
       subjectType: 'api_key',

@@ -3,6 +3,7 @@ import { Catalog } from '#gateway/catalog'
 import { RequestMetrics } from '#gateway/metrics/request_metrics'
 import type { MetricsAccess } from '#gateway/metrics/metrics_access'
 import { ChangeListener } from '#gateway/change_listener'
+import { hangUpOrphanCalls } from '#gateway/realtime/realtime_calls'
 import { GatewayService } from '#gateway/gateway_service'
 import { UsageMeter } from '#gateway/metering/usage_meter'
 import { closePools } from '#gateway/upstream/upstream_pool'
@@ -187,7 +188,12 @@ export class Gateway {
       this.responses,
       (id) => this.catalog.channels.find((c) => c.id === id)
     )
-    this.backgroundSweeper = new BackgroundSweeper({ instanceId: this.instanceId, log: (message) => options.logger.warn(message) })
+    this.backgroundSweeper = new BackgroundSweeper({
+      instanceId: this.instanceId,
+      log: (message) => options.logger.warn(message),
+      // WebRTC calls of a dead instance run on unmetered (their sideband died with it): hung up.
+      alsoSweep: (staleMs) => hangUpOrphanCalls(this, staleMs),
+    })
     this.service.background = this.background
     this.conversations = new ConversationStore({
       days: options.responsesStoreDays ?? 30,

@@ -78,14 +78,15 @@ export class GoogleEdit {
 
   /**
    * Before any body: the client's mask made Imagen's when a candidate edits
-   * with the capability model (a bad mask: the client's 400, nothing sent).
+   * with the capability model (a bad mask: the client's 400, nothing sent);
+   * `signal` (the client gone) stops the decode.
    */
-  async prepare(models: readonly string[]) {
+  async prepare(models: readonly string[], signal?: AbortSignal) {
     if (!models.some(isImagenEditModel)) return
     const part = partNamed(this.#call.form, 'mask')
     if (part === undefined) return
     if (part.filename === null) throw GatewayError.invalidRequest('mask: a PNG file part is required', 'invalid_mask', 'mask')
-    this.#mask = await imagenMaskOf(this.#call.rawBody.subarray(part.bodyStart, part.bodyEnd), this.#imageSize())
+    this.#mask = await imagenMaskOf(this.#call.rawBody.subarray(part.bodyStart, part.bodyEnd), this.#imageSize(), signal)
   }
 
   /** The body for this model: Imagen's :predict, or generateContent (a 400 when it cannot take the request: n > 1) */
@@ -93,6 +94,13 @@ export class GoogleEdit {
     let body = this.#bodies.get(model)
     if (body === undefined) {
       const images = this.#images ?? []
+      if (isImagenImageInModel(model)) {
+        // A header of no pixels (0 wide or high) is no image: Vertex would refuse it, the upscaler's factor be x4 (size over 0)
+        const size = this.#imageSize()
+        if (size !== null && (size.width < 1 || size.height < 1)) {
+          throw GatewayError.invalidRequest(`image: it is ${size.width}x${size.height}; an image to edit has pixels`, 'invalid_image', 'image')
+        }
+      }
       const request = isImagenEditModel(model)
         ? imagenEditBody(this.#ask, this.#imagen, model, images, this.#mask)
         : isImagenUpscaleModel(model)

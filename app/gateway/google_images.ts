@@ -219,7 +219,12 @@ export interface GoogleImagesAnswer {
   refusal: GatewayError | null
 }
 
-/** Imagen's predictions -> OpenAI's data[]: one image per prediction with bytes; the filtered ones say why. */
+/**
+ * Imagen's predictions -> OpenAI's data[]: one image per prediction with
+ * bytes, at most the `n` asked (its `sampleCount`: an upstream answering
+ * more is not believed past it, neither billed nor relayed); the filtered
+ * ones say why.
+ */
 export function fromImagen(upstream: any, ask: GoogleImageAsk): GoogleImagesAnswer {
   const data: Record<string, unknown>[] = []
   const reasons: string[] = []
@@ -227,6 +232,7 @@ export function fromImagen(upstream: any, ask: GoogleImageAsk): GoogleImagesAnsw
   for (const prediction of predictions) {
     const bytes = prediction?.bytesBase64Encoded
     if (typeof bytes === 'string' && bytes !== '') {
+      if (data.length === ask.n) continue
       const item = imageItem(bytes, typeof prediction.mimeType === 'string' ? prediction.mimeType : 'image/png', ask)
       if (typeof prediction.prompt === 'string') item.revised_prompt = prediction.prompt
       data.push(item)

@@ -1,4 +1,6 @@
-import { promisify } from 'node:util'
+import { once } from 'node:events'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
 import { GatewayError } from '#exceptions/gateway_error'
 
@@ -12,21 +14,32 @@ import { GatewayError } from '#exceptions/gateway_error'
  * PNG, 255 where the client's was transparent, 0 elsewhere.
  *
  * Only an Imagen edit with a mask pays this (once per request, whatever the
- * candidates): the inflate and deflate run off the event loop; the rows are
- * read in one pass, in slices of ROWS_A_SLICE (~36 ms of CPU for a 1024x1024
- * mask, ~400 ms for 4096x4096 on a loaded 2-core box, the loop let go
- * between slices). Bounded by MAX_SIDE a side and the inflate by the exact
- * size the header promises.
+ * candidates). The rows stream: inflated off the event loop a piece at a
+ * time, each row unfiltered as it completes, the gray rows deflated as they
+ * come, so a request holds two rows and zlib's windows, not the image: a
+ * 130 KB file can declare 4096x4096 16-bit RGBA, 134 MB inflated (it held
+ * that, twice over, when the data was inflated whole). The loop is let go
+ * every BYTES_A_SLICE of rows (a few ms of Paeth) and the decode stops when
+ * the client leaves (`signal`). Bounded by MAX_SIDE a side, MAX_CHUNKS
+ * chunks (the walk over them is synchronous) and the exact size the header
+ * promises (more data, or less, is a damaged PNG).
  */
 
 /** Pixels a side of a mask read (Imagen edits images of a few megapixels) */
 export const MAX_SIDE = 4096
 
-/** Rows read before the event loop is let go (about 1M pixels at 4,096 a side: a few ms) */
-const ROWS_A_SLICE = 256
+/** Filtered bytes unfiltered before the event loop is let go (Paeth, the slowest filter, ~30 µs a KB on a loaded 2-core box: ~8 ms) */
+const BYTES_A_SLICE = 64 * 1024
 
-const inflate = promisify(zlib.inflate)
-const deflate = promisify(zlib.deflate)
+/**
+ * Chunks a mask may have: encoders write IDAT in pieces of 8 KB (libpng) to
+ * a few hundred KB, so a 50 MB upload has some thousands; 4 million empty
+ * ones (48 MB) held the event loop 650 ms in the walk.
+ */
+export const MAX_CHUNKS = 65_536
+
+/** Inflated bytes a piece (zlib's default is 16 KB: more pieces, more turns of the loop) */
+const INFLATE_CHUNK = 64 * 1024
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
 export interface Dimensions {
@@ -81,8 +94,9 @@ interface PngHeader extends Dimensions {
  * Imagen's mask (a grayscale PNG, white where to edit) of OpenAI's `mask`;
  * a mask that is no PNG, has no alpha (no transparency at all), is not the
  * image's size or marks nothing to edit is the client's 400 `invalid_mask`.
+ * `signal` (the client gone) stops the decode: it rejects with the abort.
  */
-export async function imagenMaskOf(mask: Buffer, image: Dimensions | null): Promise<Buffer> {
+export async function imagenMaskOf(mask: Buffer, image: Dimensions | null, signal?: AbortSignal): Promise<Buffer> {
   const { header, data, palette, transparency } = readChunks(mask)
   if (header.interlaced) throw badMask('an interlaced PNG is not read; save the mask without interlacing')
   if (header.width > MAX_SIDE || header.height > MAX_SIDE) throw badMask(`at most ${MAX_SIDE} pixels a side`)
@@ -94,38 +108,45 @@ export async function imagenMaskOf(mask: Buffer, image: Dimensions | null): Prom
   const channels = CHANNELS[header.colorType]
   const bitsPerPixel = channels * header.depth
   const stride = Math.ceil((header.width * bitsPerPixel) / 8)
-  const expected = header.height * (stride + 1)
-  let raw: Buffer
-  try {
-    raw = await inflate(data, { maxOutputLength: expected })
-  } catch {
-    throw badMask('its image data could not be read (a damaged PNG)')
-  }
-  if (raw.length < expected) throw badMask('its image data is shorter than its size says (a damaged PNG)')
-
-  const out = Buffer.alloc(header.height * (header.width + 1))
+  const line = stride + 1
+  const { width, height } = header
   const bpp = Math.max(1, bitsPerPixel >> 3)
+  const isTransparent = transparencyTest(header, palette, transparency)
+  const rgba8 = header.colorType === 6 && header.depth === 8
+
   let previous = Buffer.alloc(stride)
   let row = Buffer.alloc(stride)
+  /** A row split between two inflated pieces, joined here */
+  const partial = Buffer.alloc(line)
+  let filled = 0
+  let y = 0
   let transparent = 0
-  const isTransparent = transparencyTest(header, palette, transparency)
-  const width = header.width
-  for (let y = 0; y < header.height; y++) {
-    const start = y * (stride + 1)
-    unfilter(raw[start], raw.subarray(start + 1, start + 1 + stride), previous, row, bpp)
-    const outStart = y * (width + 1) + 1
-    if (header.colorType === 6 && header.depth === 8) {
+  let sliced = 0
+
+  const gray = zlib.createDeflate()
+  const deflated: Buffer[] = []
+  gray.on('data', (piece: Buffer) => deflated.push(piece))
+  const grayEnded = once(gray, 'end')
+  // Rejected (the decode refused or aborted) with nobody left to await it: no unhandled rejection
+  grayEnded.catch(() => {})
+
+  /** One filtered row (its filter byte first): unfiltered, its transparent pixels written white in `out` (the gray row, filter 0 first) */
+  const readRow = (filtered: Buffer, out: Buffer, outStart: number) => {
+    if (y === height) throw badMask('its image data is longer than its size says (a damaged PNG)')
+    unfilter(filtered[0], filtered.subarray(1), previous, row, bpp)
+    const start = outStart + 1
+    if (rgba8) {
       // OpenAI's usual mask, RGBA: its alpha bytes read straight
       for (let x = 0, a = 3; x < width; x++, a += 4) {
         if (row[a] === 0) {
-          out[outStart + x] = 255
+          out[start + x] = 255
           transparent++
         }
       }
     } else {
       for (let x = 0; x < width; x++) {
         if (isTransparent(row, x)) {
-          out[outStart + x] = 255
+          out[start + x] = 255
           transparent++
         }
       }
@@ -133,31 +154,89 @@ export async function imagenMaskOf(mask: Buffer, image: Dimensions | null): Prom
     const used = previous
     previous = row
     row = used
-    // A large mask's rows are read in slices: other requests run between them
-    if (y % ROWS_A_SLICE === ROWS_A_SLICE - 1) await new Promise((resolve) => setImmediate(resolve))
+    y++
   }
+
+  try {
+    await pipeline(Readable.from(data), zlib.createInflate({ chunkSize: INFLATE_CHUNK }), async (inflated: AsyncIterable<Buffer>) => {
+      for await (const piece of inflated) {
+        // The gray rows this piece completes
+        const out = Buffer.alloc(Math.floor((filled + piece.length) / line) * (width + 1))
+        let written = 0
+        for (let at = 0; at < piece.length; ) {
+          if (filled === 0 && piece.length - at >= line) {
+            readRow(piece.subarray(at, at + line), out, written)
+            written += width + 1
+            at += line
+          } else {
+            const take = Math.min(line - filled, piece.length - at)
+            piece.copy(partial, filled, at, at + take)
+            filled += take
+            at += take
+            if (filled === line) {
+              readRow(partial, out, written)
+              written += width + 1
+              filled = 0
+            }
+          }
+        }
+        if (out.length > 0 && !gray.write(out)) await once(gray, 'drain', { signal })
+        // Other requests run between slices
+        sliced += piece.length
+        if (sliced >= BYTES_A_SLICE) {
+          sliced = 0
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      }
+    }, { signal })
+  } catch (error) {
+    gray.destroy()
+    if (error instanceof GatewayError || signal?.aborted) throw error
+    throw badMask('its image data could not be read (a damaged PNG)')
+  }
+  if (y < height || filled > 0) {
+    gray.destroy()
+    throw badMask(`its image data is ${y < height ? 'shorter' : 'longer'} than its size says (a damaged PNG)`)
+  }
+  gray.end()
+  await grayEnded
   if (transparent === 0) throw badMask('it has no fully transparent pixel, so nothing would be edited (transparent marks where to edit)')
-  return png(header.width, header.height, await deflate(out))
+  return png(width, height, Buffer.concat(deflated))
 }
 
 /** Samples a pixel of each PNG color type: gray, -, RGB, palette, gray + alpha, -, RGBA */
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }
 const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] }
 
-/** The header, the IDAT data joined, the palette's alpha (tRNS) or the transparent color key; a bad file: 400. */
-function readChunks(bytes: Buffer): { header: PngHeader; data: Buffer; palette: number; transparency: Buffer | null } {
+/**
+ * The header, the IDAT chunks, the palette's size and its alpha (tRNS) or the
+ * transparent color key; a bad file: 400. IHDR first and once, as PNG has
+ * it; the CRCs of the small chunks read (IHDR, PLTE, tRNS) checked (IDAT's
+ * data is checked by zlib's own Adler-32 as it inflates).
+ */
+function readChunks(bytes: Buffer): { header: PngHeader; data: Buffer[]; palette: number; transparency: Buffer | null } {
   if (bytes.length < 33 || !bytes.subarray(0, 8).equals(SIGNATURE)) throw badMask('a PNG file is required')
   let header: PngHeader | null = null
   const data: Buffer[] = []
   let transparency: Buffer | null = null
-  let palette = 0
+  let palette = -1
   let at = 8
+  let chunks = 0
   while (at + 8 <= bytes.length) {
+    if (++chunks > MAX_CHUNKS) throw badMask(`more than ${MAX_CHUNKS} PNG chunks (a damaged PNG)`)
     const length = bytes.readUInt32BE(at)
     const type = bytes.toString('latin1', at + 4, at + 8)
     const body = bytes.subarray(at + 8, at + 8 + length)
     if (body.length < length) break
-    if (type === 'IHDR' && length >= 13) {
+    if ((chunks === 1) !== (type === 'IHDR')) throw badMask('its first chunk, and only that one, must be the image header IHDR (a damaged PNG)')
+    if (type === 'IHDR' || type === 'PLTE' || type === 'tRNS') {
+      if (at + 12 + length > bytes.length || zlib.crc32(bytes.subarray(at + 4, at + 8 + length)) !== bytes.readUInt32BE(at + 8 + length)) {
+        throw badMask(`its ${type} chunk fails its CRC (a damaged PNG)`)
+      }
+    }
+    if (type === 'IHDR') {
+      if (length !== 13) throw badMask('its image header is not 13 bytes (a damaged PNG)')
+      if (body[12] > 1) throw badMask(`interlace method ${body[12]} is not PNG's (a damaged PNG)`)
       header = { width: body.readUInt32BE(0), height: body.readUInt32BE(4), depth: body[8], colorType: body[9], interlaced: body[12] === 1 }
     } else if (type === 'PLTE') palette = Math.floor(length / 3)
     else if (type === 'tRNS') transparency = body
@@ -166,10 +245,12 @@ function readChunks(bytes: Buffer): { header: PngHeader; data: Buffer; palette: 
     at += 12 + length
   }
   if (header === null || data.length === 0) throw badMask('a PNG file is required (no image header or data found)')
-  if (!(DEPTHS[header.colorType] ?? []).includes(header.depth) || header.width < 1 || header.height < 1) {
+  if (header.width < 1 || header.height < 1) throw badMask(`it is ${header.width}x${header.height}: a mask has pixels`)
+  if (!(DEPTHS[header.colorType] ?? []).includes(header.depth)) {
     throw badMask(`a PNG of color type ${header.colorType} and bit depth ${header.depth} is not read`)
   }
-  return { header, data: Buffer.concat(data), palette, transparency }
+  if (header.colorType === 3 && palette < 1) throw badMask('a palette PNG without its palette (PLTE) (a damaged PNG)')
+  return { header, data, palette, transparency }
 }
 
 /** Whether pixel x of an unfiltered row is fully transparent, by its color type */

@@ -98,13 +98,14 @@ export async function relayImageUpload(
   const googleModels = candidates.filter((c) => speaksGoogleImages(c.channel.provider)).map((c) => c.upstreamModel)
   const google = googleModels.length > 0 ? new GoogleEdit(call) : null
   const bodyOf = (c: RouteCandidate) => (google !== null && speaksGoogleImages(c.channel.provider) ? google.body(c.upstreamModel) : bodies.for(c.upstreamModel))
-  if (google !== null) {
-    await google.prepare(googleModels)
-    for (const model of googleModels) google.body(model)
-  }
   // What a stream has delivered so far is what a client that hangs up is billed (a whole answer it left: nothing).
   const streamed = noImages()
   await whileClientListens(call.res, account, () => streamed, async (signal) => {
+    if (google !== null) {
+      // Within the client's listening: one gone while its mask is decoded (a 4096x4096 one takes a second) stops it, billed nothing.
+      await google.prepare(googleModels, signal)
+      for (const model of googleModels) google.body(model)
+    }
     const result = await dispatchUpload(call, candidates, operation, bodyOf, account, signal, (body, c) =>
       google !== null && speaksGoogleImages(c.channel.provider) ? google.read(body, c.upstreamModel) : readImagesAnswer(body, call.stream)
     )

@@ -18,7 +18,7 @@ export const IMAGEN_PREDICT: JsonOperation = {
   operation: 'predict',
   unsupported: "serves Imagen's predict",
   modelInPath: true,
-  usageOf: (answer) => predictUsage(answer),
+  usageOf: (answer, call) => predictUsage(answer, imagesAsked(call.body)),
   hold: holdPredict,
 }
 
@@ -33,10 +33,12 @@ function imagesAsked(body: Record<string, any>): number {
   return typeof count === 'number' && Number.isInteger(count) && count >= 1 && count < IMAGEN_MAX_IMAGES ? count : IMAGEN_MAX_IMAGES
 }
 
-export function predictUsage(answer: any): TokenUsage {
+/** Each prediction carrying an image, at most `asked` (the sampleCount held: more answered are not billed) */
+export function predictUsage(answer: any, asked: number): TokenUsage {
   let images = 0
   if (Array.isArray(answer?.predictions)) {
     for (const prediction of answer.predictions) if (typeof prediction?.bytesBase64Encoded === 'string' && prediction.bytesBase64Encoded !== '') images++
   }
+  images = Math.min(images, asked)
   return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, images, estimated: false }
 }

@@ -19,6 +19,8 @@ export interface RetentionTimerOptions {
   pruneResponses?: () => Promise<number>
   /** provider_files swept at each run, whatever the usage retention (prune_provider_files.ts; absent: none) */
   pruneProviderFiles?: () => Promise<PrunedProviderFiles>
+  /** Expired Realtime client secrets deleted at each run, whatever the usage retention (prune_realtime_client_secrets.ts; absent: none) */
+  pruneClientSecrets?: () => Promise<number>
   /** Days marked stale rolled up at each run, whatever the usage retention (usage_rollup.ts rollUpStaleDays; absent: none) */
   rollUpStale?: (signal: AbortSignal) => Promise<number>
 }
@@ -62,6 +64,7 @@ export class UsageRetentionTimer {
   async tick(): Promise<PruneResult | null> {
     if (this.options.pruneResponses && !this.#stopped) await this.#pruneResponses(this.options.pruneResponses)
     if (this.options.pruneProviderFiles && !this.#stopped) await this.#pruneProviderFiles(this.options.pruneProviderFiles)
+    if (this.options.pruneClientSecrets && !this.#stopped) await this.#pruneClientSecrets(this.options.pruneClientSecrets)
     if (this.options.rollUpStale && !this.#stopped) await this.#rollUpStale(this.options.rollUpStale)
     const keepDays = this.options.days()
     if (keepDays <= 0 || this.#running || this.#stopped) return null
@@ -109,6 +112,15 @@ export class UsageRetentionTimer {
       }
     } catch (error) {
       this.options.log(`provider files sweep failed: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
+
+  async #pruneClientSecrets(prune: () => Promise<number>) {
+    try {
+      const deleted = await prune()
+      if (deleted > 0) this.options.log(`realtime client secrets: ${deleted} expired deleted`)
+    } catch (error) {
+      this.options.log(`realtime client secrets sweep failed: ${error instanceof Error ? error.message : String(error)}`)
     }
   }
 

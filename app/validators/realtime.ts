@@ -22,5 +22,34 @@ export const clientSecretValidator = vine.compile(
     .allowUnknownProperties()
 )
 
-/** The beta `POST /v1/realtime/sessions` and `/transcription_sessions`: the session's fields at the top */
+/** The beta `POST /v1/realtime/sessions`: the session's fields at the top */
 export const betaSessionValidator = vine.compile(session())
+
+/**
+ * The beta `POST /v1/realtime/transcription_sessions`: the session's fields at
+ * the top (its model in `input_audio_transcription.model`, read apart), and
+ * the secret's lifetime in `client_secret.expires_at` (10 s to 2 h, 600 s when not given).
+ */
+export const transcriptionSessionValidator = vine.compile(
+  vine
+    .object({
+      input_audio_transcription: vine
+        .object({ model: vine.string().minLength(1).maxLength(200).optional() })
+        .allowUnknownProperties()
+        .optional()
+        .nullable(),
+      client_secret: vine
+        .object({
+          expires_at: vine
+            .object({
+              anchor: vine.enum(['created_at']).optional(),
+              seconds: vine.number({ strict: true }).withoutDecimals().range([10, 7200]).optional(),
+            })
+            .optional()
+            .nullable(),
+        })
+        .optional()
+        .nullable(),
+    })
+    .allowUnknownProperties()
+)

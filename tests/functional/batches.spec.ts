@@ -223,6 +223,55 @@ test.group('Files and Batch API', (group) => {
     assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
   })
 
+  test('completed without an output file: every request failed (only an error file) is billed 0; answers counted but no output file yet waits for it', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const client = openai(user.key)
+    // As OpenAI: every line failed, so the batch is `completed` with only an error file, and answered nothing.
+    const failed = await client.batches.create({
+      input_file_id: (await upload(client, jsonl(3))).id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { mock_polls: '0', mock_failed: 'all' },
+    })
+    const ended = await client.batches.retrieve(failed.id)
+    assert.include(ended, { status: 'completed', output_file_id: null })
+    assert.deepEqual(ended.request_counts, { total: 3, completed: 0, failed: 3 })
+    assert.match(ended.error_file_id!, /^file-gw/)
+    assert.include((await client.files.content(ended.error_file_id!).then((r) => r.text())), '"status_code":400')
+    let rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'batch', cost: '0.000000000000', error_code: null })
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+
+    // It counts 3 answered but names no output file for two more looks: not billed 0 for good, held until it does.
+    const late = await client.batches.create({
+      input_file_id: (await upload(client, jsonl(3))).id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { mock_polls: '0', mock_output_late: '2' },
+    })
+    const counted = await client.batches.retrieve(late.id)
+    assert.include(counted, { status: 'completed', output_file_id: null })
+    assert.equal(counted.request_counts!.completed, 3)
+    await gw.batches.sweep()
+    assert.lengthOf(await usageRows(user.userId), 1)
+    assert.isNull((await batchRow(late.id)).billed_at)
+    assert.isAbove(Number(gw.batches.holds.heldFor(user.userId)), 0)
+    // The third look finds it named: billed for all three answers, once.
+    await gw.batches.sweep()
+    rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 2)
+    assert.include(rows[1], { endpoint: 'batch', cost: expectedCost(3), error_code: null })
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    assert.match((await client.batches.retrieve(late.id)).output_file_id!, /^file-gw/)
+    await gw.batches.sweep()
+    assert.lengthOf(await usageRows(user.userId), 2)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, (1 - Number(expectedCost(3))).toFixed(12))
+    assert.equal(money.ledger, money.balance)
+  })
+
   test('a bill whose usage row a crash lost (claimed, never metered) is written by the sweep, once', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })

@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { heldOnKey } from '#gateway/metering/key_reservations'
 import { baseUrl, gateway, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
+import { damager, errorShape, ODD_STRINGS, parses, pick, prng, STACK_TRACE, type Random, type WireFormat } from '#tests/fuzz_kit'
 
 /**
  * Issue 8: a seeded fuzz of the generation, token-counting, embeddings, rerank and moderations endpoints, so the
@@ -24,71 +25,8 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20_261_203)
 const CASES = Number(process.env.FUZZ_CASES ?? 300)
 const CONCURRENCY = 8
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine */
-function prng(seed: number) {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
-
-type Random = ReturnType<typeof prng>
-type WireFormat = 'openai' | 'anthropic' | 'google'
-
-const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]
-
-const ODD_STRINGS = [
-  '',
-  ' ',
-  'hello',
-  '😀'.repeat(50),
-  '\u0000',
-  '\ud800',
-  'a'.repeat(5000),
-  '<script>alert(1)</script>',
-  '{"model":"x"}',
-  '%00%zz',
-  '\r\n\r\nX-Injected: 1',
-  'null',
-  '../../etc/passwd',
-]
 const FIELD_NAMES = ['model', 'messages', 'tools', 'stream', 'max_tokens', 'system', 'input', 'contents', 'tool_choice', 'stop', 'temperature', 'extra', 'n', 'generationConfig', 'encoding_format', '__proto__', 'constructor']
-
-/** A random JSON value, up to `depth` levels of containers. */
-function randomValue(random: Random, depth = 2): unknown {
-  const roll = random()
-  if (roll < 0.12) return null
-  if (roll < 0.22) return random() < 0.5
-  if (roll < 0.36) return pick(random, [0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 1, 10, 4096])
-  if (roll < 0.6) return pick(random, ODD_STRINGS)
-  if (depth <= 0) return {}
-  if (roll < 0.8) return Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth - 1))
-  const object: Record<string, unknown> = {}
-  for (let i = Math.floor(random() * 4); i > 0; i--) object[pick(random, FIELD_NAMES)] = randomValue(random, depth - 1)
-  if (random() < 0.3) object.type = pick(random, ['text', 'image', 'tool_use', 'tool_result', 'function', 'image_url', 'input_text', 'function_call', 'thinking', 'custom'])
-  return object
-}
-
-/** Replaces, drops or adds a field somewhere in a copy of the body (top level or one level into a list). */
-function damage(random: Random, body: Record<string, any>): Record<string, any> {
-  const copy = structuredClone(body)
-  const mutations = 1 + Math.floor(random() * 3)
-  for (let m = 0; m < mutations; m++) {
-    let target: Record<string, any> = copy
-    const lists = Object.values(target).filter((v) => Array.isArray(v) && v.length > 0 && v[0] && typeof v[0] === 'object')
-    if (lists.length > 0 && random() < 0.5) target = pick(random, lists)[0]
-    const keys = Object.keys(target)
-    const roll = random()
-    if (roll < 0.5 && keys.length > 0) target[pick(random, keys)] = randomValue(random)
-    else if (roll < 0.7 && keys.length > 0) delete target[pick(random, keys)]
-    else target[pick(random, FIELD_NAMES)] = randomValue(random)
-  }
-  return copy
-}
+const { damage } = damager(FIELD_NAMES)
 
 /** Raw bodies JSON.parse refuses or that the gateway must refuse before parsing. */
 function brokenBytes(random: Random, valid: string): string {
@@ -329,15 +267,6 @@ function cases(endpoint: Endpoint, random: Random): FuzzCase[] {
   })
 }
 
-const STACK_TRACE = /\n\s+at .+[(:]\d+|at async |node_modules|\.ts:\d+/
-
-function errorShape(format: WireFormat, body: any): boolean {
-  if (!body || typeof body !== 'object') return false
-  if (format === 'anthropic') return body.type === 'error' && typeof body.error?.type === 'string' && typeof body.error?.message === 'string'
-  if (format === 'google') return typeof body.error?.code === 'number' && typeof body.error?.message === 'string' && typeof body.error?.status === 'string'
-  return typeof body.error?.message === 'string' && typeof body.error?.type === 'string' && 'code' in body.error
-}
-
 test.group('Issue 8: fuzz of the generation and embeddings endpoints', (group) => {
   let mock: MockUpstream
 
@@ -411,12 +340,3 @@ test.group('Issue 8: fuzz of the generation and embeddings endpoints', (group) =
       assert.equal(((await status.json()) as any).status, 'ok')
     })
 })
-
-function parses(text: string): boolean {
-  try {
-    JSON.parse(text)
-    return true
-  } catch {
-    return false
-  }
-}

@@ -190,6 +190,46 @@ test.group('Gemini embedding batches (asyncBatchEmbedContent)', (group) => {
     assert.equal(money.balance, money.ledger)
   })
 
+  test('a bill whose usage row a crash lost is written again by the sweep still marked estimated (the claim keeps the mark)', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const create = async (extra: Record<string, unknown>) =>
+      (await (await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { requests: { requests: inline(TEXTS) } } }, ...extra })).json()) as any
+    // Billed as usual: the gateway's count (no tokenCount) marked estimated, Google's not; the claim keeps which.
+    const counted = await create({})
+    const reported = await create({ mock_token_count: true })
+    for (const op of [counted, reported]) await rest(user.key, 'GET', `/v1beta/${op.name}`)
+    const billed = await db.from('batch_objects').where('public_id', counted.name).first()
+    assert.isTrue(billed.estimated)
+    assert.isFalse((await db.from('batch_objects').where('public_id', reported.name).first()).estimated)
+    assert.lengthOf(await usageRows(user.userId), 2)
+
+    // What a process that died right after its claim left: a third batch billed with the first's figures, no usage row.
+    const lost = await create({ mock_polls: 5 })
+    const billedAt = new Date(Date.now() - 11 * 60_000)
+    await db.from('batch_objects').where('public_id', lost.name).update({
+      status: billed.status,
+      billed_at: billedAt,
+      billed_cost: billed.billed_cost,
+      prompt_tokens: billed.prompt_tokens,
+      completion_tokens: 0,
+      cached_tokens: 0,
+      reasoning_tokens: 0,
+      estimated: true,
+    })
+    await gw.batches.sweep()
+    await gw.batches.sweep()
+    const request = (await db.from('batch_objects').where('public_id', lost.name).first()).request_id
+    const rows = (await usageRows(user.userId)).filter((r: any) => r.request_id === request)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'gemini.asyncBatchEmbedContent', estimated: true, cost: billed.billed_cost, error_code: null })
+    assert.equal(Number(rows[0].prompt_tokens), sum(await counts(TEXTS)))
+    assert.equal(new Date(rows[0].created_at).getTime(), billedAt.getTime(), 'dated when it was billed')
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+  })
+
   test('cancelled: billed for what finished (the first half), error code batch_cancelled; cancelled before anything finished: billed nothing', async ({ assert }) => {
     const gw = await gateway()
     const user = await seedUser({ balance: '1' })
@@ -270,6 +310,76 @@ test.group('Gemini embedding batches (asyncBatchEmbedContent)', (group) => {
     const other = await seedUser({ balance: '1' })
     assert.equal((await rest(other.key, 'GET', `/download/v1beta/${resultsFile}:download?alt=media`)).status, 404)
     assert.equal((await failure(genai(other.key).batches.createEmbeddings({ model: MODEL, src: { fileName: file.name! } }))).status, 404)
+  })
+
+  test("Google's counts absent or absurd (negative, not a number, 1e300, a billion, Infinity): the gateway's count billed for each, never a negative or astronomical bill; sane ones as reported", async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const texts = ['one', 'two words', 'three words here', 'four words right here', 'five is the count now', 'six words for the last one', 'seven']
+    // Per request: -5, 'abc', 1e300, 999,999,999 (under the per-count bound, over what the text can hold), 'Infinity', '12' (believed), absent
+    const given = [-5, 'abc', 1e300, 999_999_999, 'Infinity', '12']
+    const op = (await (
+      await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { requests: { requests: inline(texts) } } }, mock_token_counts: given })
+    ).json()) as any
+    const ended = (await (await rest(user.key, 'GET', `/v1beta/${op.name}`)).json()) as any
+    assert.equal(ended.metadata.state, 'BATCH_STATE_SUCCEEDED')
+    const ours = await counts(texts)
+    const billed = ours[0] + ours[1] + ours[2] + ours[3] + ours[4] + 12 + ours[6]
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.include(rows[0], { endpoint: 'gemini.asyncBatchEmbedContent', estimated: true })
+    assert.equal(Number(rows[0].prompt_tokens), billed)
+    assert.equal(rows[0].cost, usd(halfPrice(billed)))
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(money.balance, usd(1_000_000_000_000n - halfPrice(billed)))
+  })
+
+  test('a file batch whose keys repeat (and one line without a key): each answered line billed once, by its place, its own count', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const ai = genai(user.key)
+    const texts = ['tiny', 'a medium sized text with several words', 'by far the longest of the texts, many more words than any other line of the file has', 'last']
+    const keys = ['same', 'same', undefined, 'same']
+    const lines = texts.map((text, i) => JSON.stringify({ ...(keys[i] === undefined ? {} : { key: keys[i] }), request: { content: { parts: [{ text }] } } }))
+    const file = await ai.files.upload({ file: new Blob([Buffer.from(`${lines.join('\n')}\n`)], { type: 'application/jsonl' }), config: { mimeType: 'application/jsonl' } })
+    const op = (await (await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { file_name: file.name } } })).json()) as any
+    const ended = (await (await rest(user.key, 'GET', `/v1beta/${op.name}`)).json()) as any
+    assert.equal(ended.metadata.state, 'BATCH_STATE_SUCCEEDED')
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    const expected = sum(await counts(texts))
+    assert.equal(Number(rows[0].prompt_tokens), expected)
+    assert.equal(rows[0].cost, usd(halfPrice(expected)))
+  })
+
+  test('cancel, delete, looks and the sweep at once on a finished batch: billed once, the hold released once', async ({ assert }) => {
+    const gw = await gateway()
+    const user = await seedUser({ balance: '1' })
+    const op = (await (
+      await rest(user.key, 'POST', `/v1beta/models/${MODEL}:asyncBatchEmbedContent`, { batch: { input_config: { requests: { requests: inline(TEXTS) } } }, mock_polls: 1 })
+    ).json()) as any
+    assert.isAbove(Number(gw.batches.holds.heldFor(user.userId)), 0)
+    // The first look runs it; then everything at once (thunks: each started inside the map)
+    await rest(user.key, 'GET', `/v1beta/${op.name}`)
+    const calls = [
+      () => rest(user.key, 'GET', `/v1beta/${op.name}`).then((r) => r.status),
+      () => rest(user.key, 'POST', `/v1beta/${op.name}:cancel`, {}).then((r) => r.status),
+      () => gw.batches.sweep().then(() => 0),
+      () => rest(user.key, 'GET', `/v1beta/${op.name}`).then((r) => r.status),
+      () => rest(user.key, 'DELETE', `/v1beta/${op.name}`).then((r) => r.status),
+      () => gw.batches.sweep().then(() => 0),
+    ]
+    const settled = await Promise.allSettled(calls.map((call) => call()))
+    assert.isTrue(settled.every((s) => s.status === 'fulfilled'), JSON.stringify(settled.map((s) => (s.status === 'rejected' ? String(s.reason) : s.value))))
+    await gw.batches.sweep()
+    const rows = await usageRows(user.userId)
+    assert.lengthOf(rows, 1)
+    assert.isAtLeast(Number(rows[0].prompt_tokens), 1)
+    assert.equal(gw.batches.holds.heldFor(user.userId), 0n)
+    const money = await balanceAndLedger(user.userId)
+    assert.equal(money.balance, money.ledger)
+    assert.equal(money.balance, usd(1_000_000_000_000n - BigInt(Math.round(Number(rows[0].cost) * 1e12))))
   })
 
   test("bad input in Google's shape; a batch beyond the balance is a 402 and never sent", async ({ assert }) => {

@@ -207,17 +207,18 @@ test.group('Hostile input s23a: the store\'s write-behind queue', (group) => {
     await store.flush()
   })
 
-  test('one row the table refuses (a NUL in an item, a key deleted meanwhile) loses only itself, not the other answers of its batch', async ({ assert }) => {
+  test('one row the table refuses (a key or a channel deleted meanwhile) loses only itself, not the other answers of its batch; a NUL in an item is kept', async ({ assert }) => {
     const user = await seedUser()
     const logged: string[] = []
     const store = new ResponseStore({ days: 1, maxBytes: 1 << 20, log: (m) => logged.push(m), batchSize: 200, flushMs: 60_000 })
     const good = [record(user.userId), record(user.userId), record(user.userId)]
     const nul = { ...record(user.userId), inputItems: [{ type: 'message', role: 'user', content: 'a\u0000b' }] }
     const goneKey = { ...record(user.userId), apiKeyId: 987_654_321 }
-    for (const r of [good[0], nul, good[1], goneKey, good[2]]) assert.isTrue(store.save(r))
+    const goneChannel = { ...record(user.userId), channelId: 987_654_321 }
+    for (const r of [good[0], nul, good[1], goneKey, good[2], goneChannel]) assert.isTrue(store.save(r))
     await store.flush()
-    const rows = await db.from('stored_responses').whereIn('id', [...good, nul, goneKey].map((r) => r.id)).select('id')
-    assert.sameMembers(rows.map((r) => r.id), good.map((r) => r.id))
+    const rows = await db.from('stored_responses').whereIn('id', [...good, nul, goneKey, goneChannel].map((r) => r.id)).select('id')
+    assert.sameMembers(rows.map((r) => r.id), [...good, nul].map((r) => r.id))
     assert.lengthOf(logged, 1)
     assert.include(logged[0], '2 ')
   })

@@ -1,3 +1,4 @@
+import zlib from 'node:zlib'
 import { test } from '@japa/runner'
 import { toFile } from 'openai'
 import { setPrice } from '#actions/set_price'
@@ -26,6 +27,28 @@ const EDIT = 'imagen-3.0-capability-001'
 function usd(pico: bigint) {
   const text = pico.toString().padStart(13, '0')
   return `${text.slice(0, -12)}.${text.slice(-12)}`
+}
+
+/** PNG chunks for a mask larger than the fixtures build row by row */
+function pngChunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8)
+  head.writeUInt32BE(data.length)
+  head.write(type, 4, 'latin1')
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE(zlib.crc32(data, zlib.crc32(head.subarray(4))))
+  return Buffer.concat([head, data, crc])
+}
+/** A 16-bit RGBA header */
+function ihdrChunk(width: number, height: number): Buffer {
+  const body = Buffer.alloc(13)
+  body.writeUInt32BE(width, 0)
+  body.writeUInt32BE(height, 4)
+  body[8] = 16
+  body[9] = 6
+  return pngChunk('IHDR', body)
+}
+function idatChunk(rows: Buffer): Buffer {
+  return Buffer.concat([pngChunk('IDAT', zlib.deflateSync(rows, { level: 9 })), pngChunk('IEND', Buffer.alloc(0))])
 }
 
 async function upload(key: string, fields: Array<[string, string | Buffer, string?]>) {
@@ -174,6 +197,24 @@ test.group('Imagen edits on vertex channels', (group) => {
     assert.equal((await balanceAndLedger(user.userId)).balance, usd(ONE_USD - 2n * IMAGEN_PICO))
   })
 
+  test('a Vertex answering more images than asked (n, sampleCount): billed and relayed at most n; the native :predict billed at most its sampleCount', async ({ assert }) => {
+    const user = await seedUser({ balance: '10' })
+    vertex.extraImages = 40
+    try {
+      const response = await upload(user.key, [['model', EDIT], ['prompt', 'p'], ['image', pngFile(4), 'a.png'], ['n', '2']])
+      assert.equal(response.status, 200)
+      assert.lengthOf(((await response.json()) as any).data, 2)
+      const native = await post(`/v1beta/models/${EDIT}:predict`, { instances: [{ prompt: 'p' }], parameters: { sampleCount: 3 } }, { 'x-goog-api-key': user.key })
+      assert.equal(native.status, 200)
+      // Relayed as Google sent it, billed for the three asked
+      assert.lengthOf(((await native.json()) as any).predictions, 43)
+    } finally {
+      vertex.extraImages = 0
+    }
+    const rows = await usageRows(user.userId)
+    assert.deepEqual(rows.map((r) => [r.endpoint, r.images, r.cost]), [['images.edits', 2, usd(2n * IMAGEN_PICO)], ['gemini.predict', 3, usd(3n * IMAGEN_PICO)]])
+  })
+
   test('held at n images while Vertex works, released after; an empty balance is a 402, nothing sent', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const gw = await gateway()
@@ -200,6 +241,41 @@ test.group('Imagen edits on vertex channels', (group) => {
     assert.equal(vertex.requests.length, before)
   })
 
+  test('a client gone while its 4096x4096 mask is decoded: 499 client_closed, nothing billed, nothing sent to Vertex, the hold released', async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const gw = await gateway()
+    // 16-bit RGBA, every row Paeth: a 140 KB file whose 134 MB of rows take a second or more to read
+    const side = 4096
+    const rows = Buffer.alloc(side * (side * 8 + 1))
+    for (let y = 0; y < side; y++) rows[y * (side * 8 + 1)] = 4
+    const mask = pngOf(1, 1, 6, 16, [Buffer.alloc(8)])
+    const header = mask.indexOf('IHDR')
+    const big = Buffer.concat([mask.subarray(0, header - 4), ihdrChunk(side, side), idatChunk(rows)])
+    const before = vertex.requests.length
+    const abort = new AbortController()
+    const form = multipartBody([['model', EDIT], ['prompt', 'p'], ['image', big, 'a.png'], ['mask', big, 'm.png']])
+    const call = fetch(`${baseUrl()}/v1/images/edits`, { method: 'POST', headers: { ...auth(user.key), 'content-type': form.contentType }, body: form.body, signal: abort.signal })
+    // Held while it runs: the mask is being read
+    let held = 0n
+    for (let i = 0; i < 200 && held === 0n; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      held = gw.catalog.cachedUser(user.userId)?.reservedPico ?? 0n
+    }
+    assert.equal(held, IMAGEN_PICO)
+    abort.abort()
+    await call.catch(() => {})
+    let rowsSeen: any[] = []
+    for (let i = 0; i < 200 && rowsSeen.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25))
+      rowsSeen = await usageRows(user.userId)
+    }
+    assert.lengthOf(rowsSeen, 1)
+    assert.include(rowsSeen[0], { status: 499, error_code: 'client_closed', images: 0, cost: usd(0n) })
+    assert.equal(vertex.requests.length, before)
+    assert.equal(gw.catalog.cachedUser(user.userId)?.reservedPico, 0n)
+    assert.equal((await balanceAndLedger(user.userId)).balance, usd(ONE_USD))
+  }).timeout(60_000)
+
   test('the upscaler: instances[0].image, mode upscale, the factor from size over the image (or upscale_factor); one image billed', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const image = pngFile(8, 5)
@@ -222,6 +298,10 @@ test.group('Imagen edits on vertex channels', (group) => {
     const png = pngFile(8)
     const webp = Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WEBPVP8 '), Buffer.alloc(20)])
     const noAlpha = pngOf(8, 8, 2, 8, Array.from({ length: 8 }, () => Buffer.alloc(24, 40)))
+    // A PNG whose header says 0x0
+    const empty = Buffer.from(png)
+    empty.writeUInt32BE(0, 16)
+    empty.writeUInt32BE(0, 20)
     const before = vertex.requests.length
     const googleBefore = google.requests.length
     const base = (model = EDIT): Array<[string, string | Buffer, string?]> => [['model', model], ['prompt', 'p']]
@@ -241,6 +321,9 @@ test.group('Imagen edits on vertex channels', (group) => {
       [[...base('gemini-2.5-flash-image'), ['image', png, 'a.png'], ['mask', rgbaMask(8, 8, () => true), 'm.png']], 'unsupported_value', /Gemini image models take no mask .* imagen-3.0-capability-001's, on a vertex channel/],
       [[...base('studio-edit'), ['image', png, 'a.png']], 'unsupported_value', /are Vertex AI's: route the model to a vertex channel/],
       [[...base('imagen-4.0-upscale-preview'), ['image', png, 'a.png'], ['n', '2']], 'invalid_n', /an upscale makes one image/],
+      [[...base('imagen-4.0-upscale-preview'), ['image', empty, 'a.png']], 'invalid_image', /image: it is 0x0; an image to edit has pixels/],
+      [[...base(), ['image', empty, 'a.png']], 'invalid_image', /image: it is 0x0/],
+      [[...base(), ['image', empty, 'a.png'], ['mask', rgbaMask(8, 8, () => true), 'm.png']], 'invalid_mask', /it is 8x8, the image 0x0/],
     ]
     for (const [fields, code, message] of cases) {
       const response = await upload(user.key, fields)

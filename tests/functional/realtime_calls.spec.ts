@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto'
 import db from '@adonisjs/lucid/services/db'
 import { WebSocket } from 'ws'
 import { liveCalls } from '#gateway/realtime/realtime_calls'
+import { pruneRealtimeClientSecrets } from '#actions/prune_realtime_client_secrets'
+import { UsageRetentionTimer } from '#services/usage_retention_timer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { balanceAndLedger, baseUrl, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
 import { ledgerProblems } from '#tests/money_checks'
@@ -190,9 +192,23 @@ test.group('Realtime client secrets and WebRTC calls', (group) => {
     assert.equal(mock.realtime.connections.length, opened)
     // Refused after the secret was read (the model mismatch): one row, as a key's refusal; the 401s none.
     assert.deepEqual((await usageRows(user.userId)).map((r: any) => [r.status, r.error_code]), [[400, 'model_mismatch']])
-    // Expired rows are swept by later mintings.
-    await mint(user.key)
-    assert.lengthOf(await db.from('realtime_client_secrets').where('expires_at', '<', new Date()), 0)
+    // A minting deletes nothing (it stays one insert): the hourly retention timer deletes the expired rows, in batches.
+    await db.rawQuery(
+      `INSERT INTO realtime_client_secrets (secret_hash, api_key_id, model, session, expires_at)
+       SELECT md5('expired ' || i) || md5('more ' || i), ?, 'gpt-realtime', '{}', now() - interval '1 hour' - i * interval '1 second'
+       FROM generate_series(1, 2500) i`,
+      [user.keyId]
+    )
+    const expiredCount = async () => Number((await db.from('realtime_client_secrets').where('expires_at', '<', new Date()).count('* as n').first()).n)
+    assert.equal((await mint(user.key)).status, 200)
+    assert.equal(await expiredCount(), 2501)
+    const said: string[] = []
+    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), pruneClientSecrets: () => pruneRealtimeClientSecrets() })
+    await timer.tick()
+    assert.equal(await expiredCount(), 0)
+    assert.lengthOf(await db.from('realtime_client_secrets').where('api_key_id', user.keyId), 1, 'the live secret stays')
+    assert.deepEqual(said, ['realtime client secrets: 2501 expired deleted'])
+    await timer.stop()
   })
 
   test('a secret is no key: refused on the HTTP API; minting is checked as a call of the model would be', async ({ assert }) => {

@@ -175,6 +175,29 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     assert.equal((await get(`/v1/responses/${again.id}`, user.key)).status, 404)
   })
 
+  test('items and instructions with a NUL or a lone surrogate (which Postgres refuses) are kept: read back from the table exactly, and followed up', async ({ assert }) => {
+    const user = await seedUser()
+    const client = openai(user.key)
+    const odd = 'bytes \u0000 of a file, half a pair \ud83d and a backslash-u \\u0000 as text'
+    const instructions = 'Answer \u0000 briefly'
+    const created = await client.responses.create({ model: 'deepseek-chat', instructions, input: [{ role: 'user', content: odd }, { role: 'user', content: 'plain' }] })
+    const gw = await gateway()
+    await gw.responses.flush()
+    gw.responses.forgetCached()
+    const row = await db.from('stored_responses').where('id', created.id).first()
+    assert.exists(row, 'the row was written')
+
+    const items = await client.responses.inputItems.list(created.id, { order: 'asc' })
+    assert.deepEqual(items.data.map((i: any) => i.content[0].text), [odd, 'plain'])
+    const fetched = await client.responses.retrieve(created.id)
+    assert.deepEqual(fetched.output, created.output)
+    assert.equal(fetched.instructions, instructions)
+
+    await client.responses.create({ model: 'deepseek-chat', input: 'And?', previous_response_id: created.id })
+    const sent = JSON.parse(mock.lastRequest()!.body)
+    assert.equal(sent.messages[0].content, odd)
+  })
+
   test('a follow-up holds its whole conversation on the balance while it runs, not only its own small body', async ({ assert }) => {
     await seedPrice('claude-priced', '1', '1')
     const user = await seedUser({ balance: '100' })

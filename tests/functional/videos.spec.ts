@@ -50,7 +50,7 @@ test.group('Videos', (group) => {
     await seedChannel({ name: 'openai', provider: 'openai', baseUrl: mock.url, models: ['sora-2', 'sora-2-pro', 'sora-alias'], modelMapping: { 'sora-alias': 'sora-2-2025-10-06' } })
     await seedChannel({ name: 'gemini', provider: 'google', baseUrl: `${mock.origin}/v1beta`, models: ['veo-3.0-generate-001'] })
     await seedChannel({ name: 'vertex', provider: 'vertex', apiKey: 'ya29.mock-token', baseUrl: `${mock.origin}/v1/projects/p1/locations/us-central1`, models: ['veo-3.0-fast-generate-001'] })
-    await seedChannel({ name: 'azure', provider: 'azure', baseUrl: mock.origin, models: ['sora-azure'] })
+    await seedChannel({ name: 'gemini-openai', provider: 'gemini', baseUrl: `${mock.origin}/v1beta/openai`, models: ['sora-gemini'] })
     for (const model of ['sora-*']) await setPrice({ model, input: '0', output: '0', perVideoSecond: SORA })
     await setPrice({ model: 'veo-*', input: '0', output: '0', perVideoSecond: VEO })
     await refreshCaches()
@@ -198,7 +198,7 @@ test.group('Videos', (group) => {
     assert.deepEqual(claims.filter(Boolean).length, 1)
   })
 
-  test("bad requests in OpenAI's words: missing prompt, bad seconds, bad size, unknown model, Azure's channel, over the balance", async ({ assert }) => {
+  test("bad requests in OpenAI's words: missing prompt, bad seconds, bad size, unknown model, a Gemini (OpenAI-compatible) channel, over the balance", async ({ assert }) => {
     const user = await seedUser({ balance: '0.5' })
     const auth = { authorization: `Bearer ${user.key}` }
     const cases: Array<[unknown, number, string, string | null]> = [
@@ -207,7 +207,7 @@ test.group('Videos', (group) => {
       [{ model: 'veo-3.0-generate-001', prompt: 'x', seconds: 12 }, 400, 'invalid_value', 'seconds'],
       [{ model: 'sora-2', prompt: 'x', size: 'big' }, 400, 'invalid_value', 'size'],
       [{ model: 'claude-video-x', prompt: 'x' }, 404, 'model_not_found', null],
-      [{ model: 'sora-azure', prompt: 'x' }, 400, 'unsupported_endpoint', null],
+      [{ model: 'sora-gemini', prompt: 'x' }, 400, 'unsupported_endpoint', null],
       // 8 s at $0.1 is $0.8, more than the $0.5 left.
       [{ model: 'sora-2', prompt: 'x', seconds: '8' }, 402, 'insufficient_balance', null],
     ]

@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import { azureAdapter, azureAddressing, azurePath } from '#gateway/providers/azure/azure_adapter'
 import type { ChannelInfo } from '#gateway/types'
 import type { UpstreamCall } from '#gateway/providers/provider_adapter'
+import { channelRequest } from '#gateway/batches/upstream_calls'
 
 function channel(baseUrl: string): ChannelInfo {
   return {
@@ -99,5 +100,20 @@ test.group('Azure OpenAI addressing', () => {
     assert.deepEqual([...azureAdapter.dialects()], ['openai_chat', 'openai_responses'])
     assert.equal(azureAdapter.encodeHints()?.maxTokensField, 'max_completion_tokens')
     void c
+  })
+  test("the Videos API (Sora 2): at the v1 API whatever the base's shape; a classic base's dated api-version left off, a v1 base's pasted one kept", ({ assert }) => {
+    const video = (base: string, path: string) => {
+      const request = channelRequest(channel(base), { method: 'GET', path, azureV1: true })
+      return `${request.origin}${request.path}`
+    }
+    assert.equal(video('https://res.openai.azure.com/openai', '/videos/v1'), 'https://res.openai.azure.com/openai/v1/videos/v1')
+    assert.equal(video('https://res.openai.azure.com/openai?api-version=2024-10-21', '/videos/v1/content?variant=thumbnail'), 'https://res.openai.azure.com/openai/v1/videos/v1/content?variant=thumbnail')
+    assert.equal(video('https://res.openai.azure.com/openai/v1', '/videos'), 'https://res.openai.azure.com/openai/v1/videos')
+    assert.equal(video('https://res.openai.azure.com/openai/v1?api-version=preview', '/videos/v1/content?variant=spritesheet'), 'https://res.openai.azure.com/openai/v1/videos/v1/content?variant=spritesheet&api-version=preview')
+    const request = channelRequest(channel('https://res.openai.azure.com/openai'), { method: 'POST', path: '/videos', body: '{}', azureV1: true })
+    assert.equal(request.headers['api-key'], 'azkey')
+    assert.isUndefined(request.headers.authorization)
+    // Without it (the Files and Batch API): the base's own shape and version, as before.
+    assert.equal(channelRequest(channel('https://res.openai.azure.com/openai'), { method: 'GET', path: '/files' }).path, '/openai/files?api-version=2024-10-21')
   })
 })

@@ -62,6 +62,13 @@ test.group('batch input files', () => {
       // As a request body's structure: JSON.stringify recursed through such a line when writing it again (Azure, a mapped name)
       [`${line('a', { model: 'm' })}\n${line('b', { model: 'm', x: JSON.parse(`${'['.repeat(130)}${']'.repeat(130)}`) })}`, 'json_too_deep', 'Line 2: it is nested too deeply'],
       [`{"custom_id":"a","custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}`, 'duplicate_key', "Line 1: Duplicate key 'custom_id' in the line"],
+      // In the line's request too: held and billed as 'dear' (JSON.parse keeps the last), the upstream may read 'cheap'
+      [
+        `${line('a', { model: 'cheap' })}\n{"custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"cheap","max_tokens":1,"model":"dear"}}`,
+        'duplicate_key',
+        "Line 2: Duplicate key 'model' in 'body' of the line",
+      ],
+      [`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","max_tokens":1,"max_tokens":99999}}`, 'duplicate_key', "Line 1: Duplicate key 'max_tokens' in 'body'"],
     ]
     for (const [text, code, message] of cases) {
       const error = await asyncRefusal(() => readBatchInput(Buffer.from(text)))
@@ -69,6 +76,18 @@ test.group('batch input files', () => {
       assert.equal(error.code, code)
       assert.include(error.message, message)
     }
+  })
+
+  test("a key repeated in different objects of a line is no duplicate: only the line's own keys and its body's are checked", async ({ assert }) => {
+    const text = [
+      // The same keys in the body's messages, in another top-level object before the body, and in the body's nested objects
+      `{"custom_id":"a","metadata":{"model":"x","model":"y"},"method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","type":"object"}}}}}`,
+      // After the body closes, an object at its depth is not the body
+      `{"custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"m","max_tokens":2},"extra":{"model":"z","max_tokens":3}}`,
+      // A key whose value is an array of objects named like the member: not the member's object
+      `{"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"model":"m"},"more":[{"body":1,"body":2}]}`,
+    ].join('\n')
+    assert.deepInclude(await readBatchInput(Buffer.from(text)), { model: 'm', lines: 3, completionHold: 2 + 2 * DEFAULT_COMPLETION_ALLOWANCE })
   })
 
   test('a 100 MB file is read and rewritten a slice at a time: the event loop never waits long for it', async ({ assert }) => {

@@ -1,6 +1,7 @@
+import zlib from 'node:zlib'
 import { test } from '@japa/runner'
 import { GatewayError } from '#exceptions/gateway_error'
-import { imageDimensions, imagenMaskOf } from '#gateway/image_masks'
+import { imageDimensions, imagenMaskOf, MAX_CHUNKS } from '#gateway/image_masks'
 import { grayPixels, pngFile, pngOf, rgbaMask } from '#tests/fixtures/image_files'
 
 /**
@@ -12,6 +13,31 @@ import { grayPixels, pngFile, pngOf, rgbaMask } from '#tests/fixtures/image_file
 /** The rows Imagen should get: 255 where `clear`, else 0 */
 function expected(width: number, height: number, clear: (x: number, y: number) => boolean): number[][] {
   return Array.from({ length: height }, (_, y) => Array.from({ length: width }, (_, x) => (clear(x, y) ? 255 : 0)))
+}
+
+/** A PNG chunk, its CRC right unless `badCrc` */
+function chunk(type: string, data: Buffer, badCrc = false): Buffer {
+  const head = Buffer.alloc(8)
+  head.writeUInt32BE(data.length)
+  head.write(type, 4, 'latin1')
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE((zlib.crc32(data, zlib.crc32(head.subarray(4))) ^ (badCrc ? 1 : 0)) >>> 0)
+  return Buffer.concat([head, data, crc])
+}
+
+function ihdr(width: number, height: number, depth: number, colorType: number, interlace = 0, badCrc = false): Buffer {
+  const body = Buffer.alloc(13)
+  body.writeUInt32BE(width, 0)
+  body.writeUInt32BE(height, 4)
+  body[8] = depth
+  body[9] = colorType
+  body[12] = interlace
+  return chunk('IHDR', body, badCrc)
+}
+
+/** A PNG of these chunks (IEND added) */
+function fileOf(chunks: Buffer[]): Buffer {
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ...chunks, chunk('IEND', Buffer.alloc(0))])
 }
 
 async function refusal(run: () => Promise<unknown>): Promise<GatewayError> {
@@ -86,6 +112,72 @@ test.group('Imagen masks from OpenAI masks', () => {
       assert.equal(error.code, 'invalid_mask', name)
       assert.match(error.message, message, name)
     }
+  })
+
+  test('hostile masks refused as damaged, in words: header not first or twice, a bad header CRC, an unknown interlace, 0x0, a palette without PLTE, too many chunks, more data than the size, an unknown filter, JPEG and WEBP', async ({ assert }) => {
+    // 4x4 RGBA, all clear
+    const rows = zlib.deflateSync(Buffer.alloc(4 * 17))
+    const idat = chunk('IDAT', rows)
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['data before the header', fileOf([idat, ihdr(4, 4, 8, 6)]), /first chunk, and only that one, must be the image header/],
+      ['two headers', fileOf([ihdr(2, 2, 8, 6), ihdr(4, 4, 8, 6), idat]), /first chunk, and only that one/],
+      ['header CRC', fileOf([ihdr(4, 4, 8, 6, 0, true), idat]), /IHDR chunk fails its CRC/],
+      ['tRNS CRC', fileOf([ihdr(4, 4, 8, 0), chunk('tRNS', Buffer.from([0, 0]), true), idat]), /tRNS chunk fails its CRC/],
+      ['interlace 2', fileOf([ihdr(4, 4, 8, 6, 2), idat]), /interlace method 2 is not PNG's/],
+      ['0x0', fileOf([ihdr(0, 0, 8, 6), chunk('IDAT', zlib.deflateSync(Buffer.alloc(0)))]), /it is 0x0: a mask has pixels/],
+      ['palette, no PLTE', fileOf([ihdr(4, 4, 8, 3), chunk('tRNS', Buffer.from([0])), chunk('IDAT', zlib.deflateSync(Buffer.alloc(4 * 5)))]), /without its palette \(PLTE\)/],
+      ['too many chunks', fileOf([ihdr(4, 4, 8, 6), ...Array.from({ length: MAX_CHUNKS }, () => chunk('IDAT', Buffer.alloc(0))), idat]), /more than 65536 PNG chunks/],
+      // A 1x1 header over 64 MB of data (a tiny file): refused at its second row, not inflated whole
+      ['more data than its size', fileOf([ihdr(1, 1, 8, 6), chunk('IDAT', zlib.deflateSync(Buffer.alloc(64 * 1024 * 1024)))]), /image data is longer than its size says/],
+      ['less data than its size', fileOf([ihdr(4, 5, 8, 6), idat]), /image data is shorter than its size says/],
+      ['filter 9', fileOf([ihdr(4, 4, 8, 6), chunk('IDAT', zlib.deflateSync(Buffer.concat([Buffer.from([9]), Buffer.alloc(4 * 17 - 1)])))]), /row filter 9 is not PNG's/],
+      ['truncated data', fileOf([ihdr(4, 4, 8, 6), chunk('IDAT', rows.subarray(0, rows.length - 6))]), /could not be read/],
+      ['JPEG', Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(40)]), /a PNG file is required/],
+      ['WEBP', Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WEBPVP8 '), Buffer.alloc(30)]), /a PNG file is required/],
+    ]
+    for (const [name, mask, message] of cases) {
+      const error = await refusal(() => imagenMaskOf(mask, null))
+      assert.equal(error.code, 'invalid_mask', name)
+      assert.match(error.message, message, name)
+    }
+    // Still read: the data split into a chunk a byte, an unknown chunk whose length runs past the end (a truncated tail)
+    const split = Array.from(rows, (byte) => chunk('IDAT', Buffer.from([byte])))
+    assert.lengthOf(grayPixels(await imagenMaskOf(fileOf([ihdr(4, 4, 8, 6), ...split]), null)).rows, 4)
+    const tail = Buffer.concat([fileOf([ihdr(4, 4, 8, 6), idat]).subarray(0, -12), Buffer.from([0x7f, 0xff, 0xff, 0xff]), Buffer.from('tEXt'), Buffer.alloc(20)])
+    assert.lengthOf(grayPixels(await imagenMaskOf(tail, null)).rows, 4)
+  })
+
+  test('a 4096x4096 16-bit RGBA mask (a 130 KB file, 134 MB of rows) is read a piece at a time: memory stays far under its rows', async ({ assert }) => {
+    const side = 4096
+    const file = fileOf([ihdr(side, side, 16, 6), chunk('IDAT', zlib.deflateSync(Buffer.alloc(side * (side * 8 + 1)), { level: 9 }))])
+    assert.isBelow(file.length, 200_000)
+    const before = process.memoryUsage().arrayBuffers
+    let peak = before
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers)), 10)
+    try {
+      const out = grayPixels(await imagenMaskOf(file, { width: side, height: side }))
+      assert.include(out, { width: side, height: side })
+      assert.isTrue(out.rows[side - 1].every((v) => v === 255))
+    } finally {
+      clearInterval(sampler)
+    }
+    // Inflated whole it held 134 MB (and a copy); a piece at a time, some MB (the gray PNG's rows as they are deflated)
+    assert.isBelow(peak - before, 48 * 1024 * 1024)
+  }).timeout(60_000)
+
+  test('the client gone (its signal aborted) stops the decode: the abort, not a 400', async ({ assert }) => {
+    const side = 2048
+    const file = fileOf([ihdr(side, side, 8, 6), chunk('IDAT', zlib.deflateSync(Buffer.alloc(side * (side * 4 + 1))))])
+    const controller = new AbortController()
+    const decode = imagenMaskOf(file, null, controller.signal)
+    setImmediate(() => controller.abort())
+    const error = await decode.then(
+      () => null,
+      (e) => e
+    )
+    assert.instanceOf(error, Error)
+    assert.notInstanceOf(error, GatewayError)
+    assert.equal(error.name, 'AbortError')
   })
 
   test('image sizes from PNG and JPEG headers; other bytes: unknown', ({ assert }) => {

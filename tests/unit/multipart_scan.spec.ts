@@ -79,6 +79,12 @@ test.group('MultipartScan', () => {
       ['no form-data name', Buffer.from(`--${B}\r\ncontent-type: text/plain\r\n\r\nx\r\n--${B}--`)],
       ['not followed by a line break', Buffer.from(`--${B}garbage\r\n\r\n--${B}--`)],
       ['too many header bytes', Buffer.from(`--${B}\r\nx-pad: ${'p'.repeat(20_000)}\r\n\r\nx\r\n--${B}--`)],
+      // A delimiter inside a part's headers: the scan read on to the next blank line, the second part's headers taken
+      // for the first's (one file part to the gateway, two to the upstream).
+      [
+        'no blank line after its headers',
+        Buffer.from(`--${B}\r\ncontent-disposition: form-data; name="file"; filename="a"\r\n--${B}\r\ncontent-disposition: form-data; name="file"; filename="b"\r\n\r\nx\r\n--${B}--`),
+      ],
     ]
     for (const [message, body] of cases) {
       assert.throws(() => readMultipart(body, B), MultipartError, message)

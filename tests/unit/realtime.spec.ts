@@ -4,6 +4,8 @@ import type { Catalog } from '#gateway/catalog'
 import type { UsageMeter } from '#gateway/metering/usage_meter'
 import { readResponseDone, realtimeUsage, transcriptionModelOf, transcriptionUsage, watchedEventOf } from '#gateway/realtime/realtime_events'
 import { chooseProtocol } from '#gateway/realtime/realtime_handshake'
+import { transcriptionUrl } from '#gateway/realtime/upstream_socket'
+import { transcriptionModelIn, transcriptionUpdateOf } from '#gateway/realtime/transcription_sessions'
 import { costOf, isPriced, priceForPlan } from '#gateway/metering/pricing'
 import type { PlanInfo, PriceInfo, TokenUsage } from '#gateway/types'
 
@@ -85,13 +87,16 @@ test.group('Realtime: session settings and transcription usage', () => {
   })
 
   test('a transcription reports tokens or seconds', ({ assert }) => {
-    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'tokens', input_tokens: 50, output_tokens: 10, input_token_details: { audio_tokens: 50 } } }))!, {
+    assert.deepInclude(transcriptionUsage(frame({ item_id: 'item_1', usage: { type: 'tokens', input_tokens: 50, output_tokens: 10, input_token_details: { audio_tokens: 50 } } }))!.usage, {
       promptTokens: 50,
       completionTokens: 10,
       audioPromptTokens: 50,
     })
-    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'duration', seconds: 2.5 } }))!, { audioMillis: 2500, promptTokens: 0 })
+    assert.deepInclude(transcriptionUsage(frame({ usage: { type: 'duration', seconds: 2.5 } }))!.usage, { audioMillis: 2500, promptTokens: 0 })
     assert.isNull(transcriptionUsage(frame({ transcript: 'x' })))
+    // The item transcribed, so that a repeated event is not billed twice.
+    assert.equal(transcriptionUsage(frame({ item_id: 'item_1', content_index: 0, usage: { type: 'duration', seconds: 1 } }))!.item, 'item_1:0')
+    assert.isNull(transcriptionUsage(frame({ usage: { type: 'duration', seconds: 1 } }))!.item)
   })
 })
 
@@ -150,5 +155,34 @@ test.group('Realtime: sessions in flight', () => {
     release()
     assert.equal(service.inFlight, 0)
     await service.drain(10)
+  })
+})
+
+test.group('Realtime: transcription sessions', () => {
+  test("the upstream's URL: intent=transcription instead of the model (Azure's api-version kept, its deployment dropped)", ({ assert }) => {
+    assert.equal(transcriptionUrl('wss://api.openai.com/v1/realtime?model=gpt-4o-transcribe'), 'wss://api.openai.com/v1/realtime?intent=transcription')
+    assert.equal(
+      transcriptionUrl('wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=my-transcribe'),
+      'wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&intent=transcription'
+    )
+    assert.equal(transcriptionUrl('wss://r.openai.azure.com/openai/v1/realtime?model=my-transcribe'), 'wss://r.openai.azure.com/openai/v1/realtime?intent=transcription')
+  })
+
+  test("a secret's configuration: its model read in either dialect, its update sent in the client's with the channel's name", ({ assert }) => {
+    const ga = { type: 'transcription', audio: { input: { transcription: { model: 'gpt-4o-transcribe', language: 'en' } } } }
+    const beta = { type: 'transcription', input_audio_transcription: { model: 'whisper-1' }, turn_detection: null }
+    assert.deepEqual(transcriptionModelIn(ga), { model: 'gpt-4o-transcribe', param: 'session.audio.input.transcription.model' })
+    assert.deepEqual(transcriptionModelIn(beta), { model: 'whisper-1', param: 'session.input_audio_transcription.model' })
+    assert.deepEqual(transcriptionModelIn({ type: 'transcription' }), { model: '', param: 'session.audio.input.transcription.model' })
+    assert.deepEqual(JSON.parse(transcriptionUpdateOf(ga, false, 'deployment-1')), {
+      type: 'session.update',
+      session: { type: 'transcription', audio: { input: { transcription: { model: 'deployment-1', language: 'en' } } } },
+    })
+    assert.deepEqual(JSON.parse(transcriptionUpdateOf(beta, true, 'whisper-1')), {
+      type: 'transcription_session.update',
+      session: { input_audio_transcription: { model: 'whisper-1' }, turn_detection: null },
+    })
+    // The stored configuration is not changed by it.
+    assert.equal(ga.audio.input.transcription.model, 'gpt-4o-transcribe')
   })
 })

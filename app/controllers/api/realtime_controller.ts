@@ -1,4 +1,5 @@
 import type { HttpContext } from '@adonisjs/core/http'
+import { authenticate } from '#gateway/auth/authenticate'
 import { unlessClientGone } from '#gateway/batches/upstream_calls'
 import { closeSignal } from '#gateway/batches/files_api'
 import { apiCallOf, gatewayInstance } from '#gateway/http/generation_request'
@@ -33,6 +34,11 @@ export default class RealtimeController {
     return ctx.response.json(await mintClientSecret(await gatewayInstance(), apiCallOf(ctx), 'beta'))
   }
 
+  /** POST /v1/realtime/transcription_sessions (the beta API): a transcription session with its `client_secret` */
+  async transcriptionSession(ctx: HttpContext) {
+    return ctx.response.json(await mintClientSecret(await gatewayInstance(), apiCallOf(ctx), 'transcription'))
+  }
+
   /** POST /v1/realtime/calls: a WebRTC call (realtime_calls.ts), with a client secret or a key: its own authentication */
   async createCall({ request, response }: HttpContext) {
     const answer = await unlessClientGone(createCall(await gatewayInstance(), request.request, response.response))
@@ -41,9 +47,15 @@ export default class RealtimeController {
     return response.send(answer.sdp)
   }
 
-  /** POST /v1/realtime/calls/:id/hangup */
+  /**
+   * POST /v1/realtime/calls/:id/hangup: a call of this instance's or of another's (realtime_calls.ts).
+   * The key is checked (and its IP allowlist) but the request is not admitted: it ends work, and the call
+   * holds the key's place among its calls in flight; a rate window spent must not keep a call running.
+   */
   async hangup(ctx: HttpContext) {
-    await unlessClientGone(hangupCall(ctx.principal, ctx.params.id, closeSignal(apiCallOf(ctx))))
+    const gw = await gatewayInstance()
+    ctx.principal = await authenticate(gw, ctx.request.request, ctx.response.response, undefined, null)
+    await unlessClientGone(hangupCall(gw, ctx.principal, ctx.params.id, closeSignal(apiCallOf(ctx))))
     return ctx.response.status(200).send('')
   }
 }

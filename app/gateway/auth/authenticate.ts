@@ -30,7 +30,13 @@ export async function authenticate(
   req: IncomingMessage,
   res: ServerResponse,
   /** The key, when the caller found it elsewhere than the headers (a realtime browser client's subprotocol) */
-  rawKey: string | null = extractApiKey(req.headers, req.url)
+  rawKey: string | null = extractApiKey(req.headers, req.url),
+  /**
+   * What holds a POST's place among the key's calls in flight: its response, or a WebRTC call (held for the
+   * call's life); null for a POST that ends work (a call's hangup): not admitted, as a GET (a key capped to
+   * one call at once, or out of its rate window, could not end the call that holds its place)
+   */
+  holder: ClosesOnce | null = res
 ): Promise<Principal> {
   // The server may accept connections before boot has loaded the catalog.
   if (!gateway.catalog.loaded) await gateway.catalog.ensureLoaded()
@@ -40,9 +46,9 @@ export async function authenticate(
     const address = clientAddress(req)
     if (!ipAllowed(allowedIps, address)) throw GatewayError.ipNotAllowed(address)
   }
-  if (req.method === 'POST') {
+  if (req.method === 'POST' && holder !== null) {
     // Synchronous with the in-memory counters (the default store): no promise to wait for.
-    const admitted = admitCall(principal, res, res)
+    const admitted = admitCall(principal, res, holder)
     if (admitted) await admitted
   }
   return principal

@@ -89,8 +89,10 @@ export async function readBatchInput(bytes: Buffer): Promise<BatchInput> {
   await forEachLine(bytes, (text, raw, number) => {
     // As a request body's: a line nested thousands deep parsed, then overflowed the stack where it was written
     // again for Azure or a mapped name (a 502 counted as the channel's failure: a few uploads opened its circuit).
+    // Its `body` is a request: a key twice there (`"model"`) would be held and billed as the last, and the
+    // upstream, given the file's bytes as they are, may read the first.
     try {
-      checkJsonStructure(raw)
+      checkJsonStructure(raw, 'body')
     } catch (error) {
       if (!(error instanceof GatewayError)) throw error
       throw refused(`Line ${number}: ${error.message.replace('Request body', 'it').replace('the request body', 'the line')}`, error.code)

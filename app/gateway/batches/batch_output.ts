@@ -297,14 +297,29 @@ function addEmbedAnswer(sums: OutputUsage, entry: any, counts: Buffer | null, pl
   const response = entry.response
   if (response === null || typeof response !== 'object') return
   sums.requests++
-  // A count that cannot be believed (token_counts.ts) is no count: the gateway's is billed instead.
+  // A count that cannot be believed (token_counts.ts), or more than the request's input can hold, is no count: the gateway's is billed instead.
+  const counted = countAt(counts, place)
   const reported = reportedCount(response.tokenCount ?? response.usageMetadata?.promptTokenCount)
-  if (reported !== null) {
+  if (reported !== null && (counts === null || reported <= embedInputBound(counted))) {
     sums.promptTokens += reported
     return
   }
-  sums.promptTokens += countAt(counts, place)
+  sums.promptTokens += counted
   sums.estimated = true
+}
+
+/**
+ * The most tokens an embedding request's input may be billed, from the
+ * gateway's count of its text: Google's tokenizer is not the gateway's
+ * (some scripts and emoji take several times more tokens), and an input
+ * holds a few non-text parts, but an embedding model reads at most some
+ * thousands of tokens (gemini-embedding-001 2,048, truncating beyond). A
+ * count past this is a broken or hostile report: believed up to a billion
+ * tokens a request, 100,000 requests billed 10^14 tokens ($15M at $0.15
+ * per 1M); bounded, 100,000 short ones bill at most 819M ($123).
+ */
+export function embedInputBound(counted: number): number {
+  return Math.max(counted * 8, counted + 8192)
 }
 
 /** One `{response, error}` entry of a Gemini batch's output: its answer's usage, none for an error. */

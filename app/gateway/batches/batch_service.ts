@@ -216,6 +216,7 @@ export class BatchService {
       cachedTokens: sums.cachedTokens,
       reasoningTokens: sums.reasoningTokens,
       cacheWriteTokens: sums.cacheWriteTokens,
+      estimated: sums.estimated,
     })
     if (claimed) {
       this.#record(row, status, billedAt, cost, sums)
@@ -239,7 +240,13 @@ export class BatchService {
       const path = messageBatchPath(row.upstream_id, '/results')
       return this.#readUsage(row, path, sumResultsUsage)
     }
-    if (!isId(upstream.output_file_id)) return noUsage()
+    if (!isId(upstream.output_file_id)) {
+      // Answered requests are in the output file, failed ones in the error file, a file only when it has lines: a
+      // batch all of whose requests failed (or that failed validation) names none and answered nothing. One that
+      // counts answers but names no output file (yet) is not billed now: the next look or sweep bills it.
+      if (Number(upstream.request_counts?.completed) > 0) throw new Error('the finished batch counts answered requests but names no output file')
+      return noUsage()
+    }
     return this.#readUsage(row, `/files/${encodeURIComponent(upstream.output_file_id)}/content`, sumOutputUsage)
   }
 
@@ -396,6 +403,7 @@ export class BatchService {
         reasoningTokens: Number(row.reasoning_tokens ?? 0),
         cacheWriteTokens: Number(row.cache_write_tokens ?? 0),
         requests: 0,
+        estimated: row.estimated === true,
       }
       this.#record(row, row.status, new Date(row.billed_at!), toPico(String(row.billed_cost ?? '0')), sums)
       this.logger.warn({ batch: row.public_id }, 'batch billed before a crash without its usage row: the row is written now')

@@ -91,6 +91,8 @@ export interface BatchObjectRow {
   cached_tokens: number | null
   reasoning_tokens: number | null
   cache_write_tokens: number | null
+  /** The bill's tokens are (partly) the gateway's count, not the upstream's (migration 1052: its usage row's mark) */
+  estimated: boolean
   /** The team the creating key was in (migration 1013): its budget holds and its spend counts the batch; null: none */
   team_id: number | string | null
   /** The key's budget per model it was admitted under, by its own name (migration 1021: batch_holds.ts batchBudgetOf); null: none */
@@ -110,6 +112,7 @@ export type NewBatchObject = Omit<
   | 'cached_tokens'
   | 'reasoning_tokens'
   | 'cache_write_tokens'
+  | 'estimated'
   | 'created_at'
   | 'object'
   | 'request_id'
@@ -352,6 +355,8 @@ export interface BilledFigures {
   cachedTokens: number
   reasoningTokens: number
   cacheWriteTokens: number
+  /** The usage row is marked estimated (an embedding batch billed the gateway's count) */
+  estimated: boolean
 }
 
 /**
@@ -373,6 +378,7 @@ export async function claimBilling(id: number, figures: BilledFigures): Promise<
       cached_tokens: figures.cachedTokens,
       reasoning_tokens: figures.reasoningTokens,
       cache_write_tokens: figures.cacheWriteTokens,
+      estimated: figures.estimated,
       updated_at: figures.billedAt,
     })
     .returning('id')

@@ -51,6 +51,8 @@ export interface ChannelCall {
   contentType?: string
   /** The client's headers, for those its channel's kind forwards (Anthropic's `anthropic-version` and `anthropic-beta`) */
   clientHeaders?: IncomingHttpHeaders
+  /** Azure: under its v1 API whatever the base's shape (the Videos API is served there only; AzureAddressing.v1BasePath) */
+  azureV1?: boolean
 }
 
 /**
@@ -72,8 +74,9 @@ export function channelRequest(channel: ChannelInfo, call: ChannelCall): Upstrea
     const addressing = addressingOf(channel)
     if (channel.apiKey) headers['api-key'] = channel.apiKey
     withChannelHeaders(headers, channel, {}, [])
-    const query = addressing.query === '' ? '' : `${call.path.includes('?') ? '&' : '?'}${addressing.query.slice(1)}`
-    return { method: call.method, origin: addressing.origin, path: `${addressing.basePath}${call.path}${query}`, headers, body: call.body ?? '' }
+    const [basePath, ownQuery] = call.azureV1 ? [addressing.v1BasePath, addressing.v1Query] : [addressing.basePath, addressing.query]
+    const query = ownQuery === '' ? '' : `${call.path.includes('?') ? '&' : '?'}${ownQuery.slice(1)}`
+    return { method: call.method, origin: addressing.origin, path: `${basePath}${call.path}${query}`, headers, body: call.body ?? '' }
   } else if (channel.provider === 'google') {
     // As the Gemini adapter and the Files API relay (google_calls.ts) send it
     if (channel.apiKey) headers['x-goog-api-key'] = channel.apiKey

@@ -20,6 +20,10 @@ export function sendApiError(error: unknown, path: string, res: ServerResponse, 
   const json = JSON.stringify(renderError(dialect, gatewayError))
   if (gatewayError.headers) for (const name in gatewayError.headers) res.setHeader(name, gatewayError.headers[name])
   if (isFinal(gatewayError)) res.setHeader('x-should-retry', 'false')
+  // A body not received whole (refused on its headers: no key, a bad key, an unknown upload): the connection
+  // closes after the answer. Kept open, Node reads the rest and throws it away however long the client takes to
+  // send it, a streamed upload's 2 GB included (up to its 5-minute request timeout), a key or not.
+  if (res.req?.complete === false) res.setHeader('connection', 'close')
   res.writeHead(gatewayError.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) })
   res.end(json)
 }

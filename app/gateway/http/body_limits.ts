@@ -20,7 +20,12 @@ function megabytes(name: string, fallback: number): number {
 const GENERATION_BYTES = megabytes('BODY_LIMIT_GENERATION_MB', 32)
 /** Embeddings and rerank: up to a few thousand inputs / documents */
 const EMBEDDINGS_BYTES = megabytes('BODY_LIMIT_EMBEDDINGS_MB', 16)
-/** Image generation, speech and a batch's creation: a prompt (a file id) and a few options */
+/**
+ * Image generation, speech and a batch's creation: a prompt (a file id) and a
+ * few options; the Realtime API's client secrets and WebRTC calls too (a
+ * session configuration and an SDP offer of a few KB: a secret's is kept in
+ * Postgres until it expires, an offer is relayed whole)
+ */
 const IMAGES_BYTES = megabytes('BODY_LIMIT_IMAGES_MB', 1)
 /** Audio uploads (transcriptions, translations): OpenAI's own limit is 25 MB */
 const AUDIO_BYTES = megabytes('AUDIO_MAX_MB', 25)
@@ -65,7 +70,7 @@ export const bodyTiming = {
 /** The body limit of an endpoint (the names RequestAccount records). */
 export function bodyLimitFor(endpoint: string): number {
   if (endpoint === 'embeddings' || endpoint === 'rerank' || endpoint.endsWith('mbedContents') || endpoint.endsWith('embedContent')) return EMBEDDINGS_BYTES
-  if (endpoint === 'images.generations' || endpoint === 'audio.speech' || endpoint === 'batches') return IMAGES_BYTES
+  if (endpoint === 'images.generations' || endpoint === 'audio.speech' || endpoint === 'batches' || endpoint === 'realtime') return IMAGES_BYTES
   if (endpoint === 'audio.transcriptions' || endpoint === 'audio.translations') return AUDIO_BYTES
   // A video's creation may carry its first frame (input_reference), an image as large as an edit's.
   if (endpoint === 'images.edits' || endpoint === 'images.variations' || endpoint === 'videos') return IMAGE_UPLOAD_BYTES

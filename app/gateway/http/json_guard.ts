@@ -23,13 +23,21 @@ const COMMA = 0x2c
  * and billed as one model and served as another. Strings are skipped with
  * indexOf (native), so long texts and base64 images cost little.
  * Malformed JSON is left to JSON.parse to report.
+ *
+ * `member`: a top-level member whose object is a request of its own (a batch
+ * input line's `body`), its keys checked alike: `{"model":"cheap","model":"dear"}`
+ * there would be held and billed as one model, served as the other.
  */
-export function checkJsonStructure(bytes: Buffer) {
+export function checkJsonStructure(bytes: Buffer, member?: string) {
   const length = bytes.length
   let depth = 0
   let rootIsObject = false
   let expectKey = false
   let keys: Set<string> | null = null
+  // The member's object: its value comes next (memberNext), it is open (memberKeys), a key comes next in it
+  let memberNext = false
+  let memberKeys: Set<string> | null = null
+  let memberExpectKey = false
   for (let i = 0; i < length; i++) {
     const byte = bytes[i]
     if (byte === QUOTE) {
@@ -43,6 +51,14 @@ export function checkJsonStructure(bytes: Buffer) {
         }
         keys.add(key)
         expectKey = false
+        memberNext = key === member
+      } else if (memberExpectKey && depth === 2) {
+        const key = keyText(bytes, i, end)
+        if (memberKeys!.has(key)) {
+          throw GatewayError.invalidRequest(`Duplicate key '${key.slice(0, 64)}' in '${member}' of the request body`, 'duplicate_key')
+        }
+        memberKeys!.add(key)
+        memberExpectKey = false
       }
       i = end
     } else if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
@@ -52,11 +68,22 @@ export function checkJsonStructure(bytes: Buffer) {
       if (depth === 1) {
         rootIsObject = byte === OPEN_OBJECT
         expectKey = rootIsObject
+      } else if (depth === 2 && memberNext) {
+        memberNext = false
+        if (byte === OPEN_OBJECT) {
+          memberKeys = new Set()
+          memberExpectKey = true
+        }
       }
     } else if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
-      depth--
-    } else if (byte === COMMA && depth === 1) {
-      expectKey = rootIsObject
+      // The member's object closed: the keys of a later object at depth 2 (another member's) are not its
+      if (depth-- === 2) {
+        memberKeys = null
+        memberExpectKey = false
+      }
+    } else if (byte === COMMA) {
+      if (depth === 1) expectKey = rootIsObject
+      else if (depth === 2 && memberKeys !== null) memberExpectKey = true
     }
   }
 }

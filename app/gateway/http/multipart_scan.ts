@@ -121,6 +121,9 @@ export class MultipartScan {
           const head = this.#head.length === 0 ? buf.subarray(i, j) : Buffer.concat([...this.#head, buf.subarray(i, j)])
           this.#head = []
           this.#headBytes = 0
+          // A delimiter before the blank line ends the part there (readMultipart: no blank line after its headers).
+          // Read on, the headers of the part after it counted as this one's: an upstream splits them into two parts.
+          if (head.indexOf(this.#delimiter) >= 0) throw new MultipartError('a part has no blank line after its headers')
           if (this.parts.length === MAX_PARTS) throw new MultipartError(`more than ${MAX_PARTS} parts`)
           // No header line at all (the blank line at once) is a part without a name.
           const part: ScannedPart = { ...partHeaders(head, 0, head.length), bytes: null }

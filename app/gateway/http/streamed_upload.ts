@@ -4,7 +4,7 @@ import { GatewayError } from '#exceptions/gateway_error'
 import { bodyTiming } from '#gateway/http/body_limits'
 import { continueIfAwaited } from '#gateway/http/expect_continue'
 import { encodingOf, timedOut, unsupportedEncoding } from '#gateway/http/raw_body'
-import type { UpstreamRequest } from '#gateway/providers/provider_adapter'
+import type { AttemptClock, UpstreamRequest } from '#gateway/providers/provider_adapter'
 import { ClientGoneError, NoFurtherAttempt } from '#gateway/upstream/dispatcher'
 
 /** What a streamed upload is checked against as its bytes pass. */
@@ -30,7 +30,10 @@ export interface UploadChecks {
  * upstream request is cut off mid-body (no file is stored there) and
  * `run` throws the failure for the endpoint's wire. Once the body has passed
  * whole, nothing aborts the call: a file the upstream stored is recorded
- * even if the client left meanwhile.
+ * even if the client left meanwhile. While the gateway waits on the client
+ * for more of it, the channel's first-byte limit waits too, and its total
+ * limit running out is the client's 408: a slow client is not the channel's
+ * failure (AttemptClock.clientSending).
  *
  * Single use: a failed attempt that took none of the body is tried on the
  * next channel (a fresh stream over the same request); one that took bytes
@@ -56,7 +59,7 @@ export class StreamedUpload {
   #out: Readable | null = null
   #listening = false
   /** The attempt's clock: bytes going up are not the upstream's silence (UpstreamRequest.bodyProgress) */
-  #clock: { touch(): void } | null = null
+  #clock: AttemptClock | null = null
   #idle: NodeJS.Timeout | undefined
 
   constructor(
@@ -80,7 +83,10 @@ export class StreamedUpload {
    */
   attach(request: UpstreamRequest): UpstreamRequest {
     request.body = this.#open()
-    request.bodyProgress = (clock) => (this.#clock = clock)
+    request.bodyProgress = (clock) => {
+      this.#clock = clock
+      clock.clientSending = this.#clientSending
+    }
     if (this.#declared !== null) request.headers['content-length'] = String(this.#declared)
     return request
   }
@@ -133,6 +139,12 @@ export class StreamedUpload {
     this.#out = out
     return out
   }
+
+  /**
+   * The gateway waits on the client: the attempt reads (the request flows), the body has not ended. Paused, it
+   * waits on the upstream (its back-pressure, its connection): the channel's limits are its own then.
+   */
+  #clientSending = () => !this.#done && this.failure === null && this.#out !== null && !this.req.isPaused()
 
   #onData = (chunk: Buffer) => {
     this.#started = true

@@ -29,6 +29,12 @@ export class BudgetWatch {
   #told = new Map<string, string>()
   /** Crossings whose claim is out: a batch committing meanwhile does not ask again */
   #asking = new Set<string>()
+  /**
+   * Crossings a batch saw while their claim was out: asked again after it when it did not tell them. That claim
+   * may have read the committed spend before this batch's commit (not past the line yet: not told), and this
+   * batch is the one that was to ask again: without this, a crossing reached by overlapping commits was never told.
+   */
+  #again = new Map<string, { crossing: BudgetCrossing; mark: string }>()
   #pending: Promise<void> = Promise.resolve()
 
   constructor(
@@ -77,9 +83,13 @@ export class BudgetWatch {
     this.#told.clear()
   }
 
-  /** Resolves when no claim is out (tests). */
-  idle(): Promise<void> {
-    return this.#pending
+  /** Resolves when no claim is out, one asked again after another included (tests). */
+  async idle(): Promise<void> {
+    let seen: Promise<void>
+    do {
+      seen = this.#pending
+      await seen
+    } while (seen !== this.#pending)
   }
 
   #due(
@@ -92,7 +102,11 @@ export class BudgetWatch {
   ) {
     const name = `${kind}:${id}:${threshold}`
     const mark = `${periodStart}:${amountPico}`
-    if (this.#told.get(name) === mark || this.#asking.has(name)) return due
+    if (this.#told.get(name) === mark) return due
+    if (this.#asking.has(name)) {
+      this.#again.set(name, { crossing: { kind, id, threshold }, mark })
+      return due
+    }
     this.#asking.add(name)
     ;(due ??= []).push({ crossing: { kind, id, threshold }, mark })
     return due
@@ -112,7 +126,18 @@ export class BudgetWatch {
       })
       .catch(this.onError)
       .finally(() => {
-        for (const d of due) this.#asking.delete(nameOf(d.crossing))
+        let again: Array<{ crossing: BudgetCrossing; mark: string }> | null = null
+        for (const d of due) {
+          const name = nameOf(d.crossing)
+          this.#asking.delete(name)
+          const seen = this.#again.get(name)
+          if (seen === undefined) continue
+          this.#again.delete(name)
+          if (this.#told.get(name) === seen.mark) continue
+          this.#asking.add(name)
+          ;(again ??= []).push(seen)
+        }
+        if (again !== null) this.#ask(again)
       })
     this.#pending = Promise.all([this.#pending, run]).then(() => {})
   }

@@ -70,7 +70,7 @@ export class ProviderFileStore {
   async insert(values: NewProviderFile): Promise<ProviderFileRow> {
     const [row] = await db
       .table('provider_files')
-      .insert({ ...values, object: values.object === null ? null : JSON.stringify(values.object) })
+      .insert(storableRow(values))
       .returning('*')
     if (row.upstream_id !== null) this.#remember(row)
     return row
@@ -161,7 +161,7 @@ export class ProviderFileStore {
   async update(row: ProviderFileRow, object: Record<string, any>, expiresAt: Date | null = row.expires_at) {
     row.object = object
     row.expires_at = expiresAt
-    await db.from('provider_files').where('id', row.id).update({ object: JSON.stringify(object), expires_at: expiresAt })
+    await db.from('provider_files').where('id', row.id).update({ object: storableJson(object), expires_at: expiresAt })
   }
 
   /**
@@ -189,7 +189,7 @@ export class ProviderFileStore {
       if ((await this.uploadsInProgress(values.user_id, trx)) >= cap) return null
       const [row] = await trx
         .table('provider_files')
-        .insert({ ...values, object: values.object === null ? null : JSON.stringify(values.object) })
+        .insert(storableRow(values))
         .returning('*')
       return row as ProviderFileRow
     })
@@ -215,7 +215,7 @@ export class ProviderFileStore {
       upload_url: null,
       upload_token: null,
       bytes,
-      object: JSON.stringify(object),
+      object: storableJson(object),
       expires_at: expiresAt,
     })
     Object.assign(row, { upstream_id: upstreamId, status: 'active', upload_url: null, upload_token: null, bytes, object, expires_at: expiresAt })
@@ -240,6 +240,28 @@ export class ProviderFileStore {
   #remember(row: ProviderFileRow) {
     rememberBounded(this.#holders, holderKey(row.kind, row.upstream_id!), holderOf(row), REMEMBERED)
   }
+}
+
+/**
+ * A row as Postgres stores it: no NUL in its text (a `text` column and
+ * `jsonb` refuse U+0000, and the insert failed). The upstream's answer
+ * echoes what the client sent (an Anthropic part's content type, a Gemini
+ * file's displayName): refused there, the file was stored upstream and left
+ * unrecorded, nobody's to list or delete.
+ */
+function storableRow(values: NewProviderFile) {
+  return {
+    ...values,
+    filename: values.filename?.replaceAll('\0', '') ?? null,
+    mime_type: values.mime_type?.replaceAll('\0', '') ?? null,
+    object: values.object === null ? null : storableJson(values.object),
+  }
+}
+
+/** JSON for a jsonb column: each escaped NUL (`\u0000`, not an escaped backslash before `u0000`) dropped. */
+export function storableJson(value: unknown): string {
+  const text = JSON.stringify(value)
+  return text.includes('\\u0000') ? text.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1') : text
 }
 
 /** The memory's key for an upstream id of a kind */

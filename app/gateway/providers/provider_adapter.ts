@@ -4,6 +4,19 @@ import type { DialectName } from '#gateway/dialects/canonical'
 import type { EncodeHints } from '#gateway/dialects/dialect'
 import type { ChannelInfo } from '#gateway/types'
 
+/** An attempt's limits as a streamed body sees them (the dispatcher's AttemptGuard). */
+export interface AttemptClock {
+  /** A chunk went up: the first-byte limit starts again */
+  touch(): void
+  /**
+   * Set by the body: true while the gateway waits on the client for more of
+   * it. Its silence is the client's (BODY_TIMEOUT_MS bounds it), not the
+   * upstream's: the first-byte limit waits, and a total limit expiring then
+   * is the client's 408, not the channel's failure.
+   */
+  clientSending: (() => boolean) | null
+}
+
 /** A ready-to-send upstream HTTP request. */
 export interface UpstreamRequest {
   /** Default POST (DELETE: the Files API's, app/gateway/batches/) */
@@ -18,7 +31,7 @@ export interface UpstreamRequest {
    * touched as each chunk goes up (the first-byte limit counts from the
    * body's last byte, not from the start of an upload that takes minutes)
    */
-  bodyProgress?: (clock: { touch(): void }) => void
+  bodyProgress?: (clock: AttemptClock) => void
   /** How the answer is read when it is not the dialect's own bytes (Bedrock's event stream, its error types) */
   answer?: AnswerWire
   /**

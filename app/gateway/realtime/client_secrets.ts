@@ -12,7 +12,8 @@ import { parseJsonObject, readRawBody } from '#gateway/http/raw_body'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { adapterFor } from '#gateway/providers/registry'
 import type { Principal } from '#gateway/types'
-import { betaSessionValidator, clientSecretValidator } from '#validators/realtime'
+import { betaSessionValidator, clientSecretValidator, transcriptionSessionValidator } from '#validators/realtime'
+import { isTranscriptionConfig, requireTranscriptionModel, transcriptionCandidates } from '#gateway/realtime/transcription_sessions'
 
 /**
  * The Realtime API's client secrets: what a browser voice app connects with.
@@ -28,14 +29,14 @@ import { betaSessionValidator, clientSecretValidator } from '#validators/realtim
  *
  * Stored hashed (SHA-256, as keys) in `realtime_client_secrets`: any
  * instance can take a secret another minted, and one minted survives a
- * restart. A row is read once per connect, never on the HTTP path.
+ * restart. A row is read once per connect, never on the HTTP path; expired
+ * ones are deleted by the hourly retention timer
+ * (actions/prune_realtime_client_secrets.ts), not by the minting.
  */
 export const CLIENT_SECRET_PREFIX = 'ek_gw_'
 /** OpenAI's default lifetime of a secret (10 minutes), and the beta sessions' (one minute) */
 const DEFAULT_SECONDS = 600
 const BETA_SECONDS = 60
-/** Expired rows removed per minting (a bounded sweep: no timer, no instance elected) */
-const SWEEP_ROWS = 100
 
 export function isClientSecret(rawKey: string | null): rawKey is string {
   return rawKey !== null && rawKey.startsWith(CLIENT_SECRET_PREFIX)
@@ -56,27 +57,37 @@ export interface SecretGrant {
  * `POST /v1/realtime/sessions` (the session's fields at the top, a one-minute
  * secret), answered as the session with its `client_secret: {value, expires_at}`.
  */
-export async function mintClientSecret(gw: Gateway, call: ApiCall, dialect: 'ga' | 'beta'): Promise<Record<string, any>> {
+export async function mintClientSecret(gw: Gateway, call: ApiCall, dialect: 'ga' | 'beta' | 'transcription'): Promise<Record<string, any>> {
   const raw = await gw.service.receiveBody(readRawBody(call.req, call.res, bodyLimitFor('realtime')))
   const body = raw.length === 0 ? {} : parseJsonObject(raw)
-  await validateShape(dialect === 'ga' ? clientSecretValidator : betaSessionValidator, body)
+  await validateShape(dialect === 'ga' ? clientSecretValidator : dialect === 'beta' ? betaSessionValidator : transcriptionSessionValidator, body)
   const session: Record<string, any> = dialect === 'ga' ? { ...(body.session ?? {}) } : { ...body }
   if (dialect === 'ga') session.type ??= 'realtime'
-  if (session.type !== undefined && session.type !== 'realtime') {
-    throw GatewayError.invalidRequest("session.type: only 'realtime' sessions are served (a transcription session is a realtime session with its transcription)", 'unsupported_session_type', 'session.type')
+  // The beta POST /v1/realtime/transcription_sessions: the session's fields at the top, its secret's lifetime among them.
+  if (dialect === 'transcription') {
+    delete session.client_secret
+    session.type = 'transcription'
   }
-  const model = session.model
-  if (typeof model !== 'string' || model === '') throw GatewayError.invalidRequest("The session's model is required (session.model)", 'missing_model', dialect === 'ga' ? 'session.model' : 'model')
-  assertStorableModel(model)
+  const transcription = isTranscriptionConfig(session)
+  if (session.type !== undefined && session.type !== 'realtime' && !transcription) {
+    throw GatewayError.invalidRequest("session.type: 'realtime' or 'transcription'", 'unsupported_session_type', 'session.type')
+  }
   const { principal } = call
-  checkSessionModels(gw, principal, model, session)
-  const seconds = dialect === 'beta' ? BETA_SECONDS : (body.expires_after?.seconds ?? DEFAULT_SECONDS)
+  let model: string
+  if (transcription) {
+    // A transcription session is its transcription model's (transcription_sessions.ts): routed and checked as it.
+    model = requireTranscriptionModel(session)
+    transcriptionCandidates(gw, principal, model)
+  } else {
+    model = session.model
+    if (typeof model !== 'string' || model === '') throw GatewayError.invalidRequest("The session's model is required (session.model)", 'missing_model', dialect === 'ga' ? 'session.model' : 'model')
+    assertStorableModel(model)
+    checkSessionModels(gw, principal, model, session)
+  }
+  const seconds =
+    dialect === 'beta' ? BETA_SECONDS : dialect === 'transcription' ? (body.client_secret?.expires_at?.seconds ?? DEFAULT_SECONDS) : (body.expires_after?.seconds ?? DEFAULT_SECONDS)
   const value = CLIENT_SECRET_PREFIX + randomBytes(32).toString('base64url')
   const expiresAt = Math.floor(Date.now() / 1000) + seconds
-  await db.rawQuery(
-    'DELETE FROM realtime_client_secrets WHERE id IN (SELECT id FROM realtime_client_secrets WHERE expires_at < now() ORDER BY expires_at LIMIT ?)',
-    [SWEEP_ROWS]
-  )
   await db.table('realtime_client_secrets').insert({
     secret_hash: hashApiKey(value),
     api_key_id: principal.key.id,
@@ -85,8 +96,13 @@ export async function mintClientSecret(gw: Gateway, call: ApiCall, dialect: 'ga'
     expires_at: new Date(expiresAt * 1000),
   })
   const id = `sess_gw_${randomBytes(12).toString('hex')}`
-  if (dialect === 'beta') return { id, object: 'realtime.session', ...session, client_secret: { value, expires_at: expiresAt } }
-  return { value, expires_at: expiresAt, session: { ...session, object: 'realtime.session', id, expires_at: 0 } }
+  const object = transcription ? 'realtime.transcription_session' : 'realtime.session'
+  if (dialect === 'transcription') {
+    const { type: _type, ...fields } = session
+    return { id, object, ...fields, client_secret: { value, expires_at: expiresAt } }
+  }
+  if (dialect === 'beta') return { id, object, ...session, client_secret: { value, expires_at: expiresAt } }
+  return { value, expires_at: expiresAt, session: { ...session, object, id, expires_at: 0 } }
 }
 
 /**
@@ -103,6 +119,15 @@ export function checkSessionModels(gw: Gateway, principal: Principal, model: str
     .route(model)
     .some((c) => adapterFor(c.channel.provider).realtime?.(c.channel, c.upstreamModel) != null)
   if (!served) throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
+  checkTranscriptionModels(principal, session)
+}
+
+/**
+ * The input audio transcription's model a session configuration names (billed
+ * apart, at its own prices): allowed by the plan's and the key's globs as
+ * the session's own model, or 403 model_not_allowed naming where it was set.
+ */
+export function checkTranscriptionModels(principal: Principal, session: Record<string, any>) {
   const settings: Array<[unknown, string]> = [
     [session.audio?.input?.transcription, 'session.audio.input.transcription.model'],
     [session.input_audio_transcription, 'session.input_audio_transcription.model'],

@@ -1,21 +1,24 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import logger from '@adonisjs/core/services/logger'
+import db from '@adonisjs/lucid/services/db'
 import { GatewayError } from '#exceptions/gateway_error'
 import { admitCall, authenticate } from '#gateway/auth/authenticate'
 import { hashApiKey } from '#gateway/auth/api_key_token'
 import { extractApiKey } from '#gateway/auth/key_resolver'
-import { NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
-import { channelRequest } from '#gateway/batches/upstream_calls'
+import { channelRequest, NEVER, sendToChannel } from '#gateway/batches/upstream_calls'
 import type { Gateway } from '#gateway/gateway'
 import { bodyLimitFor } from '#gateway/http/body_limits'
 import { assertStorableModel } from '#gateway/http/model_name'
 import { boundaryOf, fieldValue, MultipartError, readMultipart } from '#gateway/http/multipart'
 import { readRawBody } from '#gateway/http/raw_body'
+import { limitFor } from '#gateway/limits/model_limits'
+import type { ClosesOnce } from '#gateway/limits/parallel_requests'
+import { admitModel } from '#gateway/limits/rate_limits'
 import { tagsFromHeaders } from '#gateway/metering/request_tags'
 import { adapterFor } from '#gateway/providers/registry'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
-import type { Principal } from '#gateway/types'
+import type { Principal, ProviderKind } from '#gateway/types'
 import { ClientGoneError, dispatch, readBody, type AttemptRecord } from '#gateway/upstream/dispatcher'
 import type { UpstreamBody } from '#gateway/upstream/upstream_body'
 import { checkSessionModels, isClientSecret, resolveClientSecret, type SecretGrant } from '#gateway/realtime/client_secrets'
@@ -42,12 +45,29 @@ import { connectUpstream } from '#gateway/realtime/upstream_socket'
  * not go on (or at REALTIME_MAX_SESSION_MINUTES, or a shutdown). A call
  * whose sideband cannot be opened is hung up and answered 502: a call that
  * cannot be metered is not given out. The sideband closes when the call
- * ends. `POST /v1/realtime/calls/{id}/hangup` is relayed to the channel.
+ * ends; one that closes under a call (dropped, the provider gone) hangs it
+ * up too: a call is never left running unmetered. The call holds its key's
+ * place among its calls in flight (max_parallel) and counts one request of
+ * the key's window for the model, as a WebSocket session.
+ * `POST /v1/realtime/calls/{id}/hangup` is relayed to the channel.
  *
- * Calls live in this process (the sideband is here): the hangup must reach
- * the instance that made the call, as a WebSocket session lives in one.
+ * A call is metered in this process (its sideband is here), but any
+ * instance can hang it up or join it: each call given out has a row in
+ * `realtime_calls` (migration 1051: ids, channel, model; deleted when it
+ * ends), which an instance reads for a call it does not hold itself, then
+ * relays the hangup or opens the sideband through the call's channel as the
+ * owner would. The owner hears of a hangup from the provider: its sideband
+ * closes, and the session ends as for any hangup. The calls of an instance
+ * that died (their sideband gone with it) are hung up by another's sweep
+ * (hangUpOrphanCalls).
  */
 export const CALL_PREFIX = 'rtc_gw_'
+/** The channel kinds that take calls */
+const CALL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom'])
+/** A call row older than the longest session and this is an instance's that died: ignored, and swept by later calls */
+const STALE_MARGIN_MS = 5 * 60_000
+/** Stale rows removed per call given out (a bounded sweep: no timer, no instance elected) */
+const SWEEP_ROWS = 100
 
 interface LiveCall {
   userId: number
@@ -71,20 +91,45 @@ export interface CallAnswer {
   sdp: string
 }
 
+/**
+ * A call's place among its key's calls in flight (max_parallel): taken with
+ * the offer, given back when the offer's response closes without a call
+ * given out, else when the call ends (the offer's answer is not its end:
+ * calls would otherwise run beyond the key's cap).
+ */
+class CallPlace implements ClosesOnce {
+  #listeners: Array<() => void> = []
+  /** The call was given out: its end frees the place */
+  kept = false
+
+  once(_event: 'close', listener: () => void) {
+    this.#listeners.push(listener)
+    return this
+  }
+
+  free() {
+    for (const listener of this.#listeners.splice(0)) listener()
+  }
+}
+
 /** `POST /v1/realtime/calls`: the SDP answer and the gateway's call id, or a GatewayError (answered in OpenAI's format). */
 export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerResponse): Promise<CallAnswer | undefined> {
   const rawKey = extractApiKey(req.headers, req.url)
   let principal: Principal
   let keyHash: string
   let grant: SecretGrant | null = null
+  const place = new CallPlace()
+  res.once('close', () => {
+    if (!place.kept) place.free()
+  })
   if (isClientSecret(rawKey)) {
     grant = await resolveClientSecret(gw, rawKey)
     principal = grant.principal
     keyHash = grant.keyHash
-    const admitted = admitCall(principal, res, res)
+    const admitted = admitCall(principal, res, place)
     if (admitted) await admitted
   } else {
-    principal = await authenticate(gw, req, res, rawKey)
+    principal = await authenticate(gw, req, res, rawKey, place)
     keyHash = hashApiKey(rawKey!)
   }
   let model = grant?.model ?? ''
@@ -94,6 +139,9 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
   try {
     const offer = await readOffer(gw, req, res)
     const config: Record<string, any> = { ...(grant?.session ?? {}), ...(offer.session ?? {}) }
+    if (config.type === 'transcription') {
+      throw GatewayError.invalidRequest('Transcription sessions are served over the WebSocket (wss://.../v1/realtime?intent=transcription)', 'unsupported_session_type', 'session.type')
+    }
     const asked = typeof offer.session?.model === 'string' ? offer.session.model : new URL(req.url ?? '/', 'http://gateway').searchParams.get('model')
     if (grant !== null && asked && asked !== grant.model) {
       throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${asked.slice(0, 200)}'`, 'model_mismatch', 'session.model')
@@ -103,6 +151,12 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
     assertStorableModel(model)
     // The balance, cap, monthly tokens and globs (the transcription's too) before any call is made.
     checkSessionModels(gw, principal, model, config)
+    // The key's own limit for this model (model_limits.ts): a call made is one request of its window, as a session opened.
+    const modelLimit = principal.key.modelLimits === null ? undefined : limitFor(principal.key.modelLimits, model)
+    if (modelLimit !== undefined) {
+      const rated = admitModel(modelLimit, res)
+      if (rated) await rated
+    }
     const candidates = gw.service
       .router(principal.plan)
       .route(model)
@@ -154,17 +208,25 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
     } finally {
       res.off('close', gone)
     }
+    // From here the call's end frees its key's place (not the offer's response closing).
+    place.kept = true
+    // Any instance may now hang it up or join it (its row); not written, the call still works through this one.
+    const listed = await listCall(gw, id, call)
     const release = session.release
     session.release = () => {
       const done = () => {
-        release()
         calls.delete(id)
+        // The row goes before the call's places are given back (a shutdown's pools close after that).
+        void (listed ? unlistCall(id) : Promise.resolve()).finally(() => {
+          release()
+          place.free()
+        })
       }
-      // Ended by the gateway (onGatewayEnd ran first): in flight until the provider heard the hangup.
+      // Ended by the gateway or its sideband gone (onEnd ran first): in flight until the provider heard the hangup.
       if (call.hangingUp !== null) void call.hangingUp.finally(done)
       else done()
     }
-    session.onGatewayEnd = () => hangUpstream(call)
+    session.onEnd = () => hangUpstream(call)
     calls.set(id, call)
     session.start(null, connection)
     // The client left before its answer: the call would never be joined.
@@ -180,36 +242,155 @@ export async function createCall(gw: Gateway, req: IncomingMessage, res: ServerR
   }
 }
 
-/** A call of this user's running here, or 404 call_not_found (another user's is as unknown). */
-export function callOf(principal: Principal, id: string): Readonly<Pick<LiveCall, 'model' | 'candidate' | 'upstreamId'>> {
-  const call = calls.get(id)
-  if (call === undefined || call.userId !== principal.user.id) {
-    throw new GatewayError(404, 'call_not_found', `No call '${id.slice(0, 100)}' is running on this gateway instance`, 'invalid_request_error')
+/** The row that lets another instance find the call; false when it could not be written (logged). */
+async function listCall(gw: Gateway, id: string, call: LiveCall): Promise<boolean> {
+  try {
+    const stale = new Date(Date.now() - realtimeLimits.maxSessionMs - STALE_MARGIN_MS)
+    await db.rawQuery('DELETE FROM realtime_calls WHERE id IN (SELECT id FROM realtime_calls WHERE created_at < ? ORDER BY created_at LIMIT ?)', [stale, SWEEP_ROWS])
+    await db.table('realtime_calls').insert({
+      id,
+      user_id: call.userId,
+      model: call.model,
+      channel_id: call.candidate.channel.id,
+      upstream_model: call.candidate.upstreamModel,
+      upstream_id: call.upstreamId,
+      instance_id: gw.instanceId,
+    })
+    return true
+  } catch (error) {
+    logger.warn({ err: error }, 'realtime call: not listed, only this instance can hang it up or join it')
+    return false
   }
-  return call
 }
 
-/** `POST /v1/realtime/calls/{id}/hangup`: relayed to the call's channel. */
-export async function hangupCall(principal: Principal, id: string, signal: AbortSignal): Promise<void> {
-  const call = callOf(principal, id) as LiveCall
-  call.hungUp = true
-  const result = await sendToChannel(call.candidate, hangupRequest(call), signal)
+function unlistCall(id: string): Promise<void> {
+  return db
+    .from('realtime_calls')
+    .where('id', id)
+    .delete()
+    .then(
+      () => {},
+      (error) => logger.warn({ err: error }, 'realtime call: its row not deleted (swept later)')
+    )
+}
+
+/** A call as a hangup or a joining sideband needs it: its model, its channel, the provider's id. */
+export interface CallRef {
+  model: string
+  candidate: RouteCandidate
+  upstreamId: string
+  /** The call, when this instance runs it */
+  live: LiveCall | null
+}
+
+function callNotFound(id: string): GatewayError {
+  return new GatewayError(404, 'call_not_found', `No call '${id.slice(0, 100)}' is running on this gateway`, 'invalid_request_error')
+}
+
+/**
+ * A call of this user's: running here (memory), or on another instance
+ * (its row, read only then); else 404 call_not_found (another user's is as
+ * unknown). A call whose channel was deleted since is 503.
+ */
+export async function findCall(gw: Gateway, principal: Principal, id: string): Promise<CallRef> {
+  const live = calls.get(id)
+  if (live !== undefined) {
+    if (live.userId !== principal.user.id) throw callNotFound(id)
+    return { model: live.model, candidate: live.candidate, upstreamId: live.upstreamId, live }
+  }
+  if (!id.startsWith(CALL_PREFIX) || id.length > 64) throw callNotFound(id)
+  const row = await db
+    .from('realtime_calls')
+    .where('id', id)
+    .where('user_id', principal.user.id)
+    .where('created_at', '>', new Date(Date.now() - realtimeLimits.maxSessionMs - STALE_MARGIN_MS))
+    .select('model', 'channel_id', 'upstream_model', 'upstream_id')
+    .first()
+  if (!row) throw callNotFound(id)
+  return { model: row.model, candidate: callChannel(gw, Number(row.channel_id), row.upstream_model), upstreamId: row.upstream_id, live: null }
+}
+
+/**
+ * The channel a call of another instance runs on, from the catalog: disabled
+ * since or not (the owner goes on with it too), but gone or of another kind
+ * is 503.
+ */
+function callChannel(gw: Gateway, channelId: number, upstreamModel: string): RouteCandidate {
+  const channel = gw.catalog.channels.find((c) => c.id === channelId)
+  if (channel === undefined || !CALL_KINDS.has(channel.provider)) {
+    throw new GatewayError(503, 'no_available_channel', "The channel that holds this call is no longer available: it was deleted or changed kind", 'service_unavailable')
+  }
+  return { channel, upstreamModel }
+}
+
+/**
+ * Calls of instances that died (their heartbeat stale or gone: see
+ * background_sweeper.ts, whose sweep runs this): their sideband died with
+ * them, so they would run on at the provider unmetered until the browser
+ * left. Each row is claimed by its delete (two instances sweeping at once
+ * take different rows), then its call hung up through its channel, all at
+ * once (a shutdown waits for the sweep: one channel timeout, not 100); at
+ * most SWEEP_ROWS a sweep. Nothing is billed: what the dead instance read
+ * was in its memory. How many were hung up.
+ */
+export async function hangUpOrphanCalls(gw: Gateway, staleMs: number): Promise<number> {
+  const claimed = await db.rawQuery(
+    `DELETE FROM realtime_calls WHERE id IN (
+       SELECT c.id FROM realtime_calls c
+        WHERE c.instance_id <> ?
+          AND NOT EXISTS (SELECT 1 FROM gateway_instances i WHERE i.id = c.instance_id AND i.seen_at > now() - make_interval(secs => ?))
+        ORDER BY c.created_at LIMIT ? FOR UPDATE SKIP LOCKED)
+     RETURNING channel_id, upstream_model, upstream_id`,
+    [gw.instanceId, staleMs / 1000, SWEEP_ROWS]
+  )
+  const hungUp = await Promise.all(
+    claimed.rows.map(async (row: any) => {
+      try {
+        const result = await sendToChannel(callChannel(gw, Number(row.channel_id), row.upstream_model), hangupRequest(row.upstream_id), NEVER)
+        await readBody(result.body)
+        return 1
+      } catch (error) {
+        // A 404: the call had ended meanwhile.
+        if (!(error instanceof GatewayError && error.status === 404)) logger.warn({ err: error }, 'realtime call of a stopped instance: hangup failed')
+        return 0
+      }
+    })
+  )
+  return hungUp.reduce((sum: number, n: number) => sum + n, 0)
+}
+
+/**
+ * `POST /v1/realtime/calls/{id}/hangup`: relayed to the call's channel, from
+ * whichever instance it reached (the owner's sideband then closes, and its
+ * session ends as for any hangup).
+ */
+export async function hangupCall(gw: Gateway, principal: Principal, id: string, signal: AbortSignal): Promise<void> {
+  const call = await findCall(gw, principal, id)
+  if (call.live !== null) call.live.hungUp = true
+  const result = await sendToChannel(call.candidate, hangupRequest(call.upstreamId), signal)
   await readBody(result.body).catch(() => {})
 }
 
-function hangupRequest(call: LiveCall) {
-  return { method: 'POST' as const, path: `/realtime/calls/${encodeURIComponent(call.upstreamId)}/hangup` }
+function hangupRequest(upstreamId: string) {
+  return { method: 'POST' as const, path: `/realtime/calls/${encodeURIComponent(upstreamId)}/hangup` }
 }
 
-/** The gateway ends a call (not metered, the balance out, the length limit, a shutdown): once, errors logged. */
+/**
+ * The gateway ends a call (not metered, the balance out, the length limit, a
+ * shutdown, its sideband closed): once, errors logged. A 404 is a call that
+ * had ended already (the usual reason its sideband closed): nothing to say.
+ */
 function hangUpstream(call: LiveCall) {
   if (call.hungUp) return
   call.hungUp = true
-  call.hangingUp = sendToChannel(call.candidate, hangupRequest(call), NEVER)
+  call.hangingUp = sendToChannel(call.candidate, hangupRequest(call.upstreamId), NEVER)
     .then((result) => readBody(result.body))
     .then(
       () => {},
-      (error) => logger.warn({ err: error }, 'realtime call: hangup failed')
+      (error) => {
+        if (error instanceof GatewayError && error.status === 404) return
+        logger.warn({ err: error }, 'realtime call: hangup failed')
+      }
     )
 }
 
@@ -274,7 +455,7 @@ async function readSdpAnswer(body: UpstreamBody): Promise<{ sdp: string; upstrea
   const sdp = (await readBody(body)).toString('utf8')
   const location = body.headers['location']
   const upstreamId = typeof location === 'string' ? (location.split('?')[0].split('/').filter(Boolean).pop() ?? '') : ''
-  if (!sdp.trimStart().startsWith('v=0') || upstreamId === '') {
+  if (!sdp.trimStart().startsWith('v=0') || upstreamId === '' || upstreamId.length > 255) {
     throw GatewayError.providerError('The upstream answered the call without an SDP answer and a Location naming the call')
   }
   return { sdp, upstreamId }

@@ -17,7 +17,13 @@ const WATCHED = [
   'error',
   'session.created',
   'session.updated',
+  // The beta dialect's transcription sessions (transcription_sessions.ts) say their settings so.
+  'transcription_session.created',
+  'transcription_session.updated',
   'conversation.item.input_audio_transcription.completed',
+  // A transcription session's audio committed, and a transcription that failed: what its end waits for.
+  'input_audio_buffer.committed',
+  'conversation.item.input_audio_transcription.failed',
 ] as const
 export type WatchedEvent = (typeof WATCHED)[number]
 
@@ -69,8 +75,12 @@ export function transcriptionModelOf(frame: Buffer): string | null | undefined {
 export interface RequestedModels {
   /** The event, parsed: what goes upstream (re-serialized, so the upstream reads exactly what was checked) */
   event: Record<string, any>
-  /** The input audio transcription models it names (string values only: any other is the upstream's to refuse), and where */
-  transcription: Array<{ model: string; param: string }>
+  /**
+   * The input audio transcription models it names (string values only: any
+   * other is the upstream's to refuse), where, and the setting holding it
+   * (inside `event`: a transcription session sends the channel's name up)
+   */
+  transcription: Array<{ model: string; param: string; setting: Record<string, any> }>
   /** `session.model`, when it names one (OpenAI refuses a change; an OpenAI-compatible server may switch) */
   sessionModel: string | null
   /** The client's event_id, for the error event that answers it */
@@ -115,11 +125,17 @@ export function requestedModels(frame: Buffer): RequestedModels | null | 'unread
     if (setting === undefined) continue
     named = true
     const model = (setting as any)?.model
-    if (typeof model === 'string') transcription.push({ model, param })
+    if (typeof model === 'string') transcription.push({ model, param, setting: setting as Record<string, any> })
   }
   const sessionModel = typeof session.model === 'string' ? session.model : null
   if (!named && sessionModel === null) return null
   return { event, transcription, sessionModel, eventId: typeof event.event_id === 'string' ? event.event_id.slice(0, 100) : null }
+}
+
+/** What a completed transcription reports: its usage, and the item it transcribed (`item_id:content_index`; null when unnamed). */
+export interface CompletedTranscription {
+  usage: TokenUsage
+  item: string | null
 }
 
 /**
@@ -129,28 +145,46 @@ export function requestedModels(frame: Buffer): RequestedModels | null | 'unread
  * audio among them, and output tokens) or seconds of audio (whisper-1);
  * null when it reports none.
  */
-export function transcriptionUsage(frame: Buffer): TokenUsage | null {
-  let usage: any
+export function transcriptionUsage(frame: Buffer): CompletedTranscription | null {
+  let event: any
   try {
-    usage = JSON.parse(frame.toString('utf8'))?.usage
+    event = JSON.parse(frame.toString('utf8'))
   } catch {
     return null
   }
+  const usage = event?.usage
   if (usage === null || typeof usage !== 'object') return null
+  const item = typeof event.item_id === 'string' && event.item_id !== '' ? `${event.item_id.slice(0, 200)}:${Number(event.content_index) || 0}` : null
   if (usage.type === 'duration') {
     const seconds = typeof usage.seconds === 'number' && Number.isFinite(usage.seconds) && usage.seconds > 0 ? usage.seconds : 0
-    return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, audioMillis: Math.round(seconds * 1000), estimated: false }
+    return {
+      usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0, audioMillis: Math.round(seconds * 1000), estimated: false },
+      item,
+    }
   }
   const input = count(usage.input_tokens)
   const output = count(usage.output_tokens)
   return {
-    promptTokens: input,
-    completionTokens: output,
-    totalTokens: input + output,
-    cachedTokens: 0,
-    reasoningTokens: 0,
-    audioPromptTokens: Math.min(count(usage.input_token_details?.audio_tokens), input),
-    estimated: false,
+    usage: {
+      promptTokens: input,
+      completionTokens: output,
+      totalTokens: input + output,
+      cachedTokens: 0,
+      reasoningTokens: 0,
+      audioPromptTokens: Math.min(count(usage.input_token_details?.audio_tokens), input),
+      estimated: false,
+    },
+    item,
+  }
+}
+
+/** The `item_id` an event names, or null */
+export function itemIdOf(frame: Buffer): string | null {
+  try {
+    const item = JSON.parse(frame.toString('utf8'))?.item_id
+    return typeof item === 'string' && item !== '' ? item.slice(0, 200) : null
+  } catch {
+    return null
   }
 }
 

@@ -34,6 +34,8 @@ export interface RealtimeHandshake {
   model: string
   /** `?call_id=`: a server joining a WebRTC call's events (its sideband); '' when not */
   callId: string
+  /** `?intent=transcription`: a transcription session (transcription_sessions.ts), its model named by the client's first session update */
+  transcription: boolean
   /** The key of an `openai-insecure-api-key.<key>` subprotocol, or null */
   protocolKey: string | null
   /** The client asked for the beta dialect (`OpenAI-Beta: realtime=v1`, or the `openai-beta.realtime-v1` subprotocol) */
@@ -46,6 +48,7 @@ export function readHandshake(req: IncomingMessage): RealtimeHandshake {
   const query = new URLSearchParams(url.length > path.length ? url.slice(path.length + 1) : '')
   const model = query.get('model') ?? query.get('deployment') ?? ''
   const callId = query.get('call_id') ?? ''
+  const transcription = query.get('intent') === 'transcription'
   let protocolKey: string | null = null
   let betaProtocol = false
   for (const protocol of offeredProtocols(req)) {
@@ -54,7 +57,7 @@ export function readHandshake(req: IncomingMessage): RealtimeHandshake {
   }
   const betaHeader = req.headers['openai-beta']
   const beta = betaProtocol || (typeof betaHeader === 'string' && /(^|,)\s*realtime=v1\s*(,|$)/.test(betaHeader))
-  return { path, model, callId, protocolKey, beta }
+  return { path, model, callId, transcription, protocolKey, beta }
 }
 
 /** The subprotocols the client offered (Sec-WebSocket-Protocol, comma-separated). */

@@ -13,6 +13,8 @@ export interface RealtimeLimits {
   cancelWaitMs: number
   /** A side's send buffer above this pauses reading its peer (backpressure) */
   highWaterBytes: number
+  /** A transcription session opened without its model waits this long for the update naming it (transcription_opening.ts) */
+  modelWaitMs: number
 }
 
 function positive(name: string, fallback: number): number {
@@ -27,4 +29,5 @@ export const realtimeLimits: RealtimeLimits = {
   heartbeatMs: 30_000,
   cancelWaitMs: 5_000,
   highWaterBytes: 1024 * 1024,
+  modelWaitMs: 30_000,
 }

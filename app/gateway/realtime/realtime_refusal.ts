@@ -16,9 +16,11 @@ export function recordRefusal(
   tried: RouteCandidate | null,
   attempts: AttemptRecord[],
   error: unknown,
-  res: ServerResponse
+  res: ServerResponse,
+  /** `realtime.transcription` for a transcription session's */
+  endpoint = 'realtime'
 ) {
-  const account = gw.service.responseAccount(principal, 'realtime')
+  const account = gw.service.responseAccount(principal, endpoint)
   account.model = model.length <= 200 ? model : ''
   account.stream = true
   if (tried !== null) {

@@ -15,6 +15,7 @@ import { withoutChannelSecrets } from '#gateway/upstream/channel_secrets'
 import { ZERO_USAGE, type Principal } from '#gateway/types'
 import {
   errorEvent,
+  itemIdOf,
   readResponseDone,
   requestedModels,
   transcriptionModelOf,
@@ -102,22 +103,38 @@ export class RealtimeSession implements InFlightWork {
   /**
    * A WebRTC call's sideband (realtime_calls.ts) has no client socket: the
    * media and the client's events go between the browser and the provider.
-   * The session only meters what the upstream reports, and when the gateway
-   * ends it (the balance, the length limit, a shutdown) this hangs the call up.
+   * The session only meters what the upstream reports, and when it ends,
+   * ended by the gateway (the balance, the length limit, a shutdown) or its
+   * sideband closed under it (dropped: the call's usage is no longer read),
+   * this hangs the call up.
    */
-  onGatewayEnd: (() => void) | null = null
+  onEnd: (() => void) | null = null
   /**
    * False for a client's own sideband of a WebRTC call (`?call_id=`): relayed
    * only, its responses being the call's, which the gateway's sideband meters.
    */
   metered = true
+  /**
+   * A transcription session (`?intent=transcription`, transcription_sessions.ts):
+   * `model` is its transcription model, routed; the model a client event
+   * names goes up as the channel's name for it, and each completed
+   * transcription is metered under the gateway's name.
+   */
+  transcription = false
 
-  /** Relays and meters from now on; the client's handshake is complete (or, a call's sideband, no client) and the upstream's open (and paused). */
-  start(client: WebSocket | null, connection: UpstreamConnection) {
+  /**
+   * Relays and meters from now on; the client's handshake is complete (or, a
+   * call's sideband, no client) and the upstream's open (and paused).
+   * `waiting`: the client's frames that came before the upstream was opened
+   * (a transcription session's, which waited for its model), sent up first.
+   */
+  start(client: WebSocket | null, connection: UpstreamConnection, waiting: Array<{ data: Buffer; isBinary: boolean }> = []) {
     const upstream = connection.socket
     this.#client = client
     this.#upstream = upstream
     this.#candidate = connection.candidate
+    if (this.transcription) this.#gatewayNames.set(connection.candidate.upstreamModel, this.model)
+    for (const frame of waiting) if (client !== null) this.#fromClient(client, upstream, frame.data, frame.isBinary)
     client?.on('message', (data, isBinary) => this.#fromClient(client, upstream, data as Buffer, isBinary))
     const fromUpstream = (data: RawData, isBinary: boolean) => {
       const event = isBinary ? null : watchedEventOf(data as Buffer)
@@ -128,9 +145,17 @@ export class RealtimeSession implements InFlightWork {
       if (event === 'response.created') this.#responseCreated(data as Buffer)
       else if (event === 'response.done') this.#responseDone(data as Buffer)
       else if (event === 'conversation.item.input_audio_transcription.completed') this.#transcribed(data as Buffer)
-      else if (event === 'session.created' || event === 'session.updated') {
+      else if (event === 'input_audio_buffer.committed' || event === 'conversation.item.input_audio_transcription.failed') this.#transcribing(event, data as Buffer)
+      else if (event === 'session.created' || event === 'session.updated' || event === 'transcription_session.created' || event === 'transcription_session.updated') {
         const model = transcriptionModelOf(data as Buffer)
         if (model !== undefined) this.#transcriptionModel = model
+        // A call's browser updates its session through its data channel, which the gateway never sees (a
+        // client's session.update here is checked before it goes up): a transcription model set there that
+        // the key may not use (billed apart, at its own price, or none) ends the call.
+        if (client === null && model && !modelAllowed(this.principal, model)) {
+          const refusal = GatewayError.modelNotAllowed(model.slice(0, 200))
+          this.#end({ closeCode: 1008, reason: refusal.code, error: { type: refusal.type, code: refusal.code, message: refusal.message } })
+        }
       }
     }
     connection.stopCollecting()
@@ -225,13 +250,54 @@ export class RealtimeSession implements InFlightWork {
         eventId
       )
     }
-    for (const { model, param } of requested.transcription) {
+    for (const { model, param, setting } of requested.transcription) {
       if (model !== '' && !modelAllowed(this.principal, model)) {
         const refusal = GatewayError.modelNotAllowed(model.slice(0, 200))
         return refuse(refusal.code, `${refusal.message}: the input audio transcription stays as it was`, param, eventId)
       }
+      if (!this.transcription || model === '') continue
+      if (model !== this.model) {
+        // Another model is another model's calls: its cap, budget and the balance, as the session's own was checked.
+        try {
+          authorizeModel(this.gateway.catalog, this.principal, model)
+        } catch (error) {
+          if (!(error instanceof GatewayError)) throw error
+          return refuse(error.code, `${error.message}: the input audio transcription stays as it was`, param, eventId)
+        }
+      }
+      const upstreamName = this.#channelNameOf(model)
+      if (upstreamName === null) {
+        return refuse(
+          'model_change_not_supported',
+          `This transcription session's channel does not serve '${model.slice(0, 200)}': open a new session (?intent=transcription) for it`,
+          param,
+          eventId
+        )
+      }
+      setting.model = upstreamName
     }
     this.#forward(client, upstream, Buffer.from(JSON.stringify(requested.event)), false)
+  }
+
+  /** A transcription session's gateway model names, by the channel's name for them (the upstream's events name the latter) */
+  #gatewayNames = new Map<string, string>()
+
+  /**
+   * The channel's name for a transcription model a client event names: the
+   * session's own model's, or another's the session's channel serves (the
+   * key's plan routing it there); null when the channel does not serve it.
+   * Read on session updates only (a few per session).
+   */
+  #channelNameOf(model: string): string | null {
+    const candidate = this.#candidate!
+    if (model === this.model) return candidate.upstreamModel
+    const served = this.gateway.service
+      .router(this.principal.plan)
+      .route(model)
+      .find((c) => c.channel.id === candidate.channel.id)
+    if (served === undefined) return null
+    this.#gatewayNames.set(served.upstreamModel, model)
+    return served.upstreamModel
   }
 
   #ping() {
@@ -274,10 +340,35 @@ export class RealtimeSession implements InFlightWork {
     this.#responses.delete(done.id)
     account.close(200, done.status === 'completed' ? null : `response_${done.status}`, done.usage ?? ZERO_USAGE)
     if (this.#ending !== null) {
-      if (this.#responses.size === 0) this.#afterCancelWait()
+      if (this.#unfinished === 0) this.#afterCancelWait()
       return
     }
     this.#checkStanding()
+  }
+
+  /**
+   * A transcription session's audio committed and not transcribed yet, by
+   * item id: when the session ends, their completed events (what the
+   * provider bills) are waited for as a cancelled response's done is.
+   */
+  #pendingItems = new Set<string>()
+
+  /** Responses running and transcriptions coming: what an end waits for */
+  get #unfinished(): number {
+    return this.#responses.size + this.#pendingItems.size
+  }
+
+  #transcribing(event: 'input_audio_buffer.committed' | 'conversation.item.input_audio_transcription.failed', frame: Buffer) {
+    if (!this.transcription) return
+    const item = itemIdOf(frame)
+    if (item === null) return
+    if (event === 'input_audio_buffer.committed') this.#pendingItems.add(item)
+    else this.#itemDone(item)
+  }
+
+  #itemDone(item: string) {
+    if (!this.#pendingItems.delete(item)) return
+    if (this.#ending !== null && this.#unfinished === 0) this.#afterCancelWait()
   }
 
   /** The input audio transcription model the upstream says the session uses (session.created / updated) */
@@ -290,20 +381,44 @@ export class RealtimeSession implements InFlightWork {
    * session's model when the upstream never said which).
    */
   #transcribed(frame: Buffer) {
-    const usage = transcriptionUsage(frame)
-    if (usage === null) return
-    const model = this.#transcriptionModel ?? this.model
+    const completed = transcriptionUsage(frame)
+    if (completed === null) return
+    const { usage, item } = completed
+    // One row per transcribed item: an upstream repeating an event does not bill it twice.
+    if (item !== null) {
+      if (this.#transcribedItems.has(item)) return
+      this.#transcribedItems.add(item)
+    }
+    const served = this.#transcriptionModel ?? (this.transcription ? this.#candidate!.upstreamModel : this.model)
+    const model = this.#gatewayNames.get(served) ?? served
     const account = this.gateway.service.responseAccount(this.principal, 'realtime.transcription')
     const candidate = this.#candidate!
     account.model = model
     account.tags = this.tags
     account.channelId = candidate.channel.id
     account.provider = candidate.channel.provider
-    account.servedModel = model
+    account.servedModel = served
     account.attempts.push({ attempt: 1, channelId: candidate.channel.id, status: 101, outcome: 'ok', error: null, latencyMs: 0 })
     account.price = priceForPlan(this.gateway.catalog.priceFor(model), this.principal.plan)
+    if (this.transcription) {
+      // A transcription session is its model's calls: its tokens count on the key's window and budget for it.
+      const modelLimits = this.principal.key.modelLimits
+      const modelEntry = modelLimits === null ? undefined : limitFor(modelLimits, model)
+      if (modelEntry !== undefined && (modelEntry.rpm !== null || modelEntry.tpm !== null)) account.modelLimit = modelEntry
+      account.modelBudget = modelEntry?.budget ?? null
+    }
     account.close(200, null, usage)
+    this.#meteredModel = model
+    this.#itemDone(item === null ? '' : item.slice(0, item.lastIndexOf(':')))
+    // No responses to check after: a transcription session is checked after each transcription (the balance, the key, the cap).
+    if (this.transcription && this.#ending === null) this.#checkStanding()
   }
+
+  /** The model of the last transcription metered: what a transcription session's standing is checked for */
+  #meteredModel: string | null = null
+
+  /** Items already metered (`item_id` + `content_index`) */
+  #transcribedItems = new Set<string>()
 
   /** The account of one response, priced and holding its estimate as an HTTP call of the model would. */
   #openResponse(): RequestAccount {
@@ -358,7 +473,7 @@ export class RealtimeSession implements InFlightWork {
         // And off the key's budget for the model each response holds on (a session ended itself early on its own holds).
         for (const account of this.#responses.values()) if (account.modelBudget !== null) account.modelBudget.heldPico -= account.reservedPico
         try {
-          authorizeModel(this.gateway.catalog, principal, this.model)
+          authorizeModel(this.gateway.catalog, principal, (this.transcription ? this.#meteredModel : null) ?? this.model)
         } finally {
           user.reservedPico += held
           user.reservedOutputTokens += heldTokens
@@ -392,7 +507,7 @@ export class RealtimeSession implements InFlightWork {
   #clientClosed(code: number, reason: Buffer) {
     this.#clientGone = true
     if (this.#ending === null) this.#end({ closeCode: sendable(code) ? code : 1000, reason: reason.toString('utf8') })
-    else if (this.#responses.size === 0) this.#afterCancelWait()
+    else if (this.#unfinished === 0) this.#afterCancelWait()
   }
 
   #upstreamClosed(code: number, reason: Buffer) {
@@ -417,7 +532,7 @@ export class RealtimeSession implements InFlightWork {
       client.send(errorEvent(ending.error.type, ending.error.code, ending.error.message))
     }
     const upstream = this.#upstream
-    if (this.#responses.size === 0 || upstream === null || upstream.readyState !== WebSocket.OPEN) return this.#afterCancelWait()
+    if (this.#unfinished === 0 || upstream === null || upstream.readyState !== WebSocket.OPEN) return this.#afterCancelWait()
     for (const id of this.#responses.keys()) {
       upstream.send(JSON.stringify(id ? { type: 'response.cancel', response_id: id } : { type: 'response.cancel' }))
     }
@@ -425,6 +540,7 @@ export class RealtimeSession implements InFlightWork {
   }
 
   #afterCancelWait() {
+    if (this.#finished) return
     const ending = this.#ending!
     // A response whose done did not come in time: the client left, or the gateway ended the session.
     const cut = this.#clientGone ? { status: 499, code: 'client_closed' } : { status: 504, code: 'response_unfinished' }
@@ -444,8 +560,9 @@ export class RealtimeSession implements InFlightWork {
     closeSocket(this.#client, closeCode, said)
     // The upstream gets the client's own close; a session the gateway ended closes it normally.
     closeSocket(this.#upstream, this.#clientGone ? closeCode : 1000, this.#clientGone ? said : '')
-    // A call the gateway ended (after its response in progress was cancelled and metered) is hung up.
-    if (this.#ending !== null) this.onGatewayEnd?.()
+    // A call ends with its sideband, however it closed (after a response in progress was cancelled and metered):
+    // a call left running with no sideband would go on unmetered. Hung up once (a call ended already: a 404, quiet).
+    this.onEnd?.()
     this.release()
   }
 }

@@ -22,10 +22,12 @@ import { chooseProtocol, isRealtimeUpgrade, readHandshake, type RealtimeHandshak
 import { realtimeLimits } from '#gateway/realtime/realtime_limits'
 import { RealtimeSession } from '#gateway/realtime/realtime_session'
 import { connectUpstream, type UpstreamConnection } from '#gateway/realtime/upstream_socket'
-import { isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
+import { checkTranscriptionModels, isClientSecret, resolveClientSecret, sessionUpdateOf, type SecretGrant } from '#gateway/realtime/client_secrets'
 import { hashApiKey } from '#gateway/auth/api_key_token'
-import { callOf } from '#gateway/realtime/realtime_calls'
+import { findCall } from '#gateway/realtime/realtime_calls'
 import { recordRefusal } from '#gateway/realtime/realtime_refusal'
+import { isTranscriptionConfig, transcriptionCandidates, transcriptionUpdateOf } from '#gateway/realtime/transcription_sessions'
+import { ModelWait, type OpenedSession } from '#gateway/realtime/transcription_opening'
 
 /**
  * OpenAI's Realtime API on the gateway's HTTP server: `GET /v1/realtime?model=`
@@ -120,29 +122,99 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     return refuse(error, handshake, res, socket)
   }
   const attempts: AttemptRecord[] = []
-  let tried: RouteCandidate | null = null
-  let session: RealtimeSession | null = null
-  let upstream: UpstreamConnection | null = null
+  const tried: { candidate: RouteCandidate | null } = { candidate: null }
+  // A transcription session (transcription_sessions.ts): a secret minted for one, or ?intent=transcription.
+  const transcription = grant !== null ? isTranscriptionConfig(grant.session) : handshake.transcription && handshake.callId === ''
+  const endpoint = transcription ? 'realtime.transcription' : 'realtime'
+  let model = handshake.model
+  let opened: OpenedSession
   try {
     if (grant !== null && handshake.model !== '' && handshake.model !== grant.model) {
       throw GatewayError.invalidRequest(`This client secret is for '${grant.model}', not '${handshake.model.slice(0, 200)}'`, 'model_mismatch', 'model')
     }
-    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model.
-    const call = handshake.callId === '' ? null : callOf(principal, handshake.callId)
-    const model = call?.model ?? grant?.model ?? handshake.model
+    // A server joining a WebRTC call it made through the gateway (server-side controls): the call's channel and model,
+    // the call running on this instance or another (its row).
+    const call = handshake.callId === '' ? null : await findCall(gw, principal, handshake.callId)
+    model = call?.model ?? grant?.model ?? handshake.model
+    const opening: Opening = { gw, principal, keyHash, req, res, socket, handshake, grant, call, transcription, tried, attempts }
+    if (model === '' && transcription) return awaitModel(opening, head)
     if (model === '') throw GatewayError.invalidRequest("The 'model' query parameter is required (?model=...)", 'missing_model', 'model')
-    assertStorableModel(model)
-    const tags = tagsFromHeaders(req.headers)
-    // What an HTTP call of the model is asked: 403 model_not_allowed, 429 token_limit_exceeded, 402 spend cap / balance.
+    opened = await openSession(opening, model)
+  } catch (error) {
+    // Not admitted in flight (draining, the bound): no row, as an HTTP call's 503.
+    if (!(error instanceof Unadmitted)) recordRefusal(gw, principal, model, tried.candidate, attempts, error, res, endpoint)
+    const cause = error instanceof Unadmitted ? error.cause : error
+    if (cause instanceof ClientGoneError) return socket.destroy()
+    return refuse(cause, handshake, res, socket)
+  }
+  res.detachSocket(socket)
+  const { session, upstream: connection } = opened
+  let started = false
+  socketServer().handleUpgrade(req, socket, head, (client) => {
+    started = true
+    session.start(client, connection)
+  })
+  // ws refused the handshake after all (it answered the client): the upstream is not needed.
+  if (!started) {
+    connection.socket.terminate()
+    session.release()
+  }
+}
+
+/** What opening a session needs to know of its handshake and key */
+interface Opening {
+  gw: Gateway
+  principal: Principal
+  keyHash: string
+  req: IncomingMessage
+  res: ServerResponse
+  socket: Socket
+  handshake: RealtimeHandshake
+  grant: SecretGrant | null
+  call: LiveCallRef | null
+  transcription: boolean
+  /** The channel tried last and every attempt: the refusal's row */
+  tried: { candidate: RouteCandidate | null }
+  attempts: AttemptRecord[]
+}
+
+type LiveCallRef = NonNullable<Awaited<ReturnType<typeof findCall>>>
+
+/** admitSession's refusal (draining, the in-flight bound): answered without a usage row */
+class Unadmitted extends Error {
+  constructor(readonly cause: unknown) {
+    super('not admitted')
+  }
+}
+
+/**
+ * The session of `model`, its upstream open: what an HTTP call of the model
+ * is asked (403 model_not_allowed, 429 token_limit_exceeded, 402 spend cap /
+ * balance), the key's window for the model, the route (channels speaking
+ * the Realtime API), a place in flight, the upstream's handshake with
+ * failover. Throws the refusal; nothing is left open then.
+ */
+async function openSession(o: Opening, model: string): Promise<OpenedSession> {
+  const { gw, principal, call, handshake, res, socket } = o
+  assertStorableModel(model)
+  const tags = tagsFromHeaders(o.req.headers)
+  let candidates: RouteCandidate[]
+  if (o.transcription) {
+    candidates = transcriptionCandidates(gw, principal, model)
+  } else {
     authorizeModel(gw.catalog, principal, model)
-    // The key's own limit for this model (model_limits.ts): a session opened is one request of its window.
-    const modelLimits = principal.key.modelLimits
-    const modelLimit = modelLimits === null ? undefined : limitFor(modelLimits, model)
-    if (modelLimit !== undefined) {
-      const rated = admitModel(modelLimit, res)
-      if (rated) await rated
-    }
-    const candidates =
+    // A secret's configuration goes up as minted: its transcription model checked again (the globs may have changed since).
+    if (o.grant !== null) checkTranscriptionModels(principal, o.grant.session)
+  }
+  // The key's own limit for this model (model_limits.ts): a session opened is one request of its window.
+  const modelLimits = principal.key.modelLimits
+  const modelLimit = modelLimits === null ? undefined : limitFor(modelLimits, model)
+  if (modelLimit !== undefined) {
+    const rated = admitModel(modelLimit, res)
+    if (rated) await rated
+  }
+  if (!o.transcription) {
+    candidates =
       call !== null
         ? [call.candidate]
         : gw.service
@@ -152,27 +224,32 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     if (candidates.length === 0) {
       throw GatewayError.invalidRequest(`No channel serving '${model}' offers the Realtime API (openai, azure and custom channels do)`, 'unsupported_endpoint')
     }
-    session = new RealtimeSession(gw, principal, keyHash, model, tags, realtimeLimits)
-    // The call's responses are metered by the gateway's own sideband (realtime_calls.ts), once.
-    if (call !== null) session.metered = false
-    try {
-      // In flight like a request: refused while draining or at the bound (no row, as an HTTP call's 503); a shutdown waits for it.
-      session.release = gw.service.admitSession(session)
-    } catch (error) {
-      return refuse(error, handshake, res, socket)
-    }
+  }
+  const session = new RealtimeSession(gw, principal, o.keyHash, model, tags, realtimeLimits)
+  session.transcription = o.transcription
+  // The call's responses are metered by the gateway's own sideband (realtime_calls.ts), once.
+  if (call !== null) session.metered = false
+  try {
+    // In flight like a request: refused while draining or at the bound (no row, as an HTTP call's 503); a shutdown waits for it.
+    session.release = gw.service.admitSession(session)
+  } catch (error) {
+    throw new Unadmitted(error)
+  }
+  let upstream: UpstreamConnection | null = null
+  try {
     const connecting = new AbortController()
     const gone = () => connecting.abort()
     socket.once('close', gone)
     session.abort.signal.addEventListener('abort', gone)
     try {
-      upstream = await connectUpstream(candidates, {
+      upstream = await connectUpstream(candidates!, {
         beta: handshake.beta,
         maxPayload: realtimeLimits.maxMessageBytes,
         signal: connecting.signal,
         health: gw.health,
-        hooks: { onAttempt: (c) => (tried = c), onAttemptResult: (r) => attempts.push(r) },
+        hooks: { onAttempt: (c) => (o.tried.candidate = c), onAttemptResult: (r) => o.attempts.push(r) },
         callId: call?.upstreamId,
+        transcription: o.transcription,
       })
     } finally {
       socket.off('close', gone)
@@ -180,27 +257,52 @@ async function acceptRealtime(req: IncomingMessage, socket: Socket, head: Buffer
     }
     if (socket.destroyed || !socket.writable) throw new ClientGoneError()
     // The secret's session configuration, applied before the client's first event (the upstream answers session.updated).
-    const update = grant === null ? null : sessionUpdateOf(grant.session, handshake.beta)
+    const grant = o.grant
+    const update =
+      grant === null
+        ? null
+        : o.transcription
+          ? transcriptionUpdateOf(grant.session, handshake.beta, upstream.candidate.upstreamModel)
+          : sessionUpdateOf(grant.session, handshake.beta)
     if (update !== null) upstream.socket.send(update)
+    return { session, upstream }
   } catch (error) {
     upstream?.socket.terminate()
-    session?.release()
-    recordRefusal(gw, principal, handshake.model, tried, attempts, error, res)
-    if (error instanceof ClientGoneError) return socket.destroy()
-    return refuse(error, handshake, res, socket)
+    session.release()
+    throw error
+  }
+}
+
+/**
+ * A transcription session whose model is not known yet (`?intent=transcription`
+ * with a key): the handshake completes now, the session opens on the
+ * client's first update naming its model (transcription_opening.ts). A
+ * refusal then is an `error` event, its row recorded as a refused session's.
+ */
+function awaitModel(o: Opening, head: Buffer) {
+  const { gw, req, res, socket } = o
+  let wait: ModelWait
+  try {
+    wait = new ModelWait(gw.service, async (model) => {
+      try {
+        return await openSession(o, model)
+      } catch (error) {
+        if (error instanceof Unadmitted) throw error.cause
+        recordRefusal(gw, o.principal, model, o.tried.candidate, o.attempts, error, res, 'realtime.transcription')
+        throw error
+      }
+    })
+  } catch (error) {
+    // Draining, or the in-flight bound: refused before the upgrade, no row.
+    return refuse(error, o.handshake, res, socket)
   }
   res.detachSocket(socket)
-  const connection = upstream
   let started = false
   socketServer().handleUpgrade(req, socket, head, (client) => {
     started = true
-    session!.start(client, connection)
+    wait.begin(client)
   })
-  // ws refused the handshake after all (it answered the client): the upstream is not needed.
-  if (!started) {
-    connection.socket.terminate()
-    session!.release()
-  }
+  if (!started) wait.cancel()
 }
 
 /** An HTTP answer in OpenAI's error format instead of the upgrade; the connection closes after it. */

@@ -43,6 +43,8 @@ export interface ConnectOptions {
   hooks: DispatchHooks
   /** A WebRTC call's sideband: `{base}/realtime?call_id=` (the provider's call id) instead of `?model=` */
   callId?: string
+  /** A transcription session: `{base}/realtime?intent=transcription` (its model goes in its session update, not the URL) */
+  transcription?: boolean
 }
 
 /**
@@ -76,6 +78,7 @@ export async function connectUpstream(candidates: RouteCandidate[], options: Con
       hooks.onAttemptResult?.({ attempt: attempts, channelId, status, outcome, error, latencyMs: Math.round(performance.now() - started) })
     if (options.beta) request.headers['openai-beta'] = 'realtime=v1'
     if (options.callId !== undefined) request.url = `${request.url.slice(0, request.url.indexOf('?'))}?call_id=${encodeURIComponent(options.callId)}`
+    else if (options.transcription) request.url = transcriptionUrl(request.url)
     const timeoutMs = candidate.channel.timeouts?.connect ?? DEFAULT_TIMEOUTS.connect
     const outcome = await handshake(request, timeoutMs, options.maxPayload, signal)
     if (outcome.socket) {
@@ -127,6 +130,20 @@ export async function connectUpstream(candidates: RouteCandidate[], options: Con
     throw lastFailure ?? GatewayError.noAvailableChannel(model)
   }
   throw lastFailure ?? GatewayError.providerError('Upstream realtime connection failed')
+}
+
+/**
+ * A transcription session's URL: the channel's realtime URL without its
+ * model (`model=`, Azure's `deployment=`; OpenAI refuses a transcription
+ * model there) and with `intent=transcription`, other parameters (Azure's
+ * `api-version`) kept.
+ */
+export function transcriptionUrl(url: string): string {
+  const parsed = new URL(url)
+  parsed.searchParams.delete('model')
+  parsed.searchParams.delete('deployment')
+  parsed.searchParams.set('intent', 'transcription')
+  return parsed.toString()
 }
 
 interface HandshakeOutcome {

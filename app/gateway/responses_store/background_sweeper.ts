@@ -11,6 +11,8 @@ export interface SweeperOptions {
   /** Between two sweeps, ms (default 60 s; one also at start) */
   sweepMs?: number
   log: (message: string) => void
+  /** More of the same sweep, given how old a heartbeat is a dead instance's (ms): WebRTC calls it left running */
+  alsoSweep?: (staleMs: number) => Promise<unknown>
 }
 
 /** What a swept response says on GET (OpenAI's error object of a failed response) */
@@ -123,6 +125,7 @@ export class BackgroundSweeper {
     )
     const n = Number(result.rows[0]?.n ?? 0)
     if (n > 0) this.options.log(`background responses: ${n} left unfinished by a gateway instance that stopped were marked failed`)
+    await this.options.alsoSweep?.(this.options.staleMs ?? 60_000)
     return n
   }
 

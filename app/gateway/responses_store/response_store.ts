@@ -1,4 +1,5 @@
 import db from '@adonisjs/lucid/services/db'
+import { instructionsFromColumn, instructionsText, itemsFromColumn, itemsJson } from '#gateway/responses_store/stored_items_json'
 
 /**
  * One stored Responses answer (table stored_responses, migration 1004).
@@ -144,8 +145,8 @@ export class ResponseStore {
    */
   save(record: Omit<StoredResponse, 'expiresAt'>): boolean {
     if (!this.enabled) return false
-    const input = record.inputItems === null ? null : JSON.stringify(record.inputItems)
-    const output = record.outputItems === null ? null : JSON.stringify(record.outputItems)
+    const input = record.inputItems === null ? null : itemsJson(record.inputItems)
+    const output = record.outputItems === null ? null : itemsJson(record.outputItems)
     const bytes = (input?.length ?? 0) + (output?.length ?? 0) + (record.instructions?.length ?? 0)
     if (bytes > this.options.maxBytes) {
       this.options.log(`stored responses: ${record.id} not stored, ${bytes} bytes of items exceed RESPONSES_STORE_MAX_KB`)
@@ -356,8 +357,9 @@ export class ResponseStore {
   }
 
   /**
-   * One INSERT of the rows; refused for a row's data (a NUL in an item's
-   * text, which jsonb cannot hold; a key or channel deleted since the answer),
+   * One INSERT of the rows; refused for a row's data (a key or channel
+   * deleted since the answer; items and instructions with a NUL are written
+   * in a form Postgres holds, stored_items_json.ts),
    * the batch is split in halves until only the rows refused are left out:
    * one client's bad row never loses the other answers of its batch. A
    * database that cannot be reached loses the batch at once (no retries).
@@ -529,7 +531,7 @@ function toColumns({ record, input, output }: PendingRow) {
     model: record.model,
     previous_response_id: record.previousResponseId,
     input_items: input,
-    instructions: record.instructions,
+    instructions: instructionsText(record.instructions),
     output_items: output,
     usage: record.usage === null ? null : JSON.stringify(record.usage),
     status: record.status,
@@ -550,9 +552,9 @@ function fromRow(row: any): StoredResponse {
     channelId: row.channel_id === null ? null : Number(row.channel_id),
     model: row.model,
     previousResponseId: row.previous_response_id,
-    inputItems: row.input_items,
-    instructions: row.instructions,
-    outputItems: row.output_items,
+    inputItems: itemsFromColumn(row.input_items),
+    instructions: instructionsFromColumn(row.instructions),
+    outputItems: itemsFromColumn(row.output_items),
     usage: row.usage,
     status: row.status,
     background: row.background === true,

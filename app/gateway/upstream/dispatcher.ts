@@ -1,6 +1,6 @@
 import { GatewayError } from '#exceptions/gateway_error'
 import { describeNotFound } from '#gateway/providers/base_url'
-import { CredentialsRefused, type UpstreamRequest } from '#gateway/providers/provider_adapter'
+import { CredentialsRefused, type AttemptClock, type UpstreamRequest } from '#gateway/providers/provider_adapter'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
 import { poolFor, waitingForConnection } from '#gateway/upstream/upstream_pool'
 import type { ChannelHealth } from '#gateway/routing/channel_health'
@@ -9,6 +9,7 @@ import { DEFAULT_TIMEOUTS } from '#gateway/upstream/timeouts'
 import { UpstreamBody, type ChunkSink } from '#gateway/upstream/upstream_body'
 import { answerLimits, UpstreamAnswersOverBudget, UpstreamAnswerTooLarge } from '#gateway/upstream/answer_limits'
 import { retryAfterHeaders } from '#gateway/http/retry_after'
+import { timedOut as bodyTimedOut } from '#gateway/http/raw_body'
 import { concealChannel } from '#gateway/upstream/channel_secrets'
 import { ACCOUNT_PROBLEM_REASON, accountProblem, requestOverCredit } from '#gateway/upstream/account_problems'
 
@@ -211,8 +212,9 @@ export async function dispatch<A = undefined>(
       })
 
     let response: UpstreamBody
+    let request: UpstreamRequest
     try {
-      const request = buildRequest(build, candidate)
+      request = buildRequest(build, candidate)
       // Credentials fetched first (Vertex's access token when none is cached): the attempt's own time.
       if (request.prepare) await guard.before(request.prepare())
       response = await send(request, guard, candidate.channel.timeouts)
@@ -233,6 +235,13 @@ export async function dispatch<A = undefined>(
         health?.release(channelId)
         record('client_error', null, 'client closed the connection')
         throw new ClientGoneError()
+      }
+      if (guard.expiredOnClient) {
+        // The total limit ran out while the gateway still waited on the client for its streamed body: the
+        // client's slowness, not the channel's failure (three slow uploads opened its circuit for everyone).
+        health?.release(channelId)
+        record('client_error', null, `${guard.describeTimeout()} while the client was still sending the body`)
+        throw bodyTimedOut(guard.totalMs)
       }
       if (error instanceof CredentialsRefused) {
         // As an upstream 401: the channel's key is wrong, out of rotation; the next candidate is tried.
@@ -357,8 +366,9 @@ export async function dispatch<A = undefined>(
     }
     if (status === 404) {
       // Also what a wrong base URL answers, to every call: the attempt and the channel's last error
-      // say which URL was called and the form expected. (Rebuilt here, off the hot path; builders are pure.)
-      const detail = describeNotFound(candidate.channel, build(candidate), failure.message)
+      // say which URL was called and the form expected. (The request sent: a streamed body cannot be
+      // built twice, a rebuild threw NoFurtherAttempt and the client got a 500.)
+      const detail = describeNotFound(candidate.channel, request, failure.message)
       policy?.noteChannelError?.(channelId, detail)
       health?.success(channelId)
       record('client_error', status, detail)
@@ -438,9 +448,13 @@ function send(request: UpstreamRequest, guard: AttemptGuard, timeouts?: ChannelT
  * AbortSignal.any/timeout cost a lot per request.) It aborts the exchange
  * it watches directly: no AbortController of its own.
  */
-class AttemptGuard {
+class AttemptGuard implements AttemptClock {
   /** Which limit expired, if one did */
   timedOut: string | null = null
+  /** A streamed body's: whether the gateway waits on the client for more of it (AttemptClock) */
+  clientSending: (() => boolean) | null = null
+  /** The total limit expired while the client was still sending the body */
+  expiredOnClient = false
   /** The request had to wait for a free connection (the origin's pool was at its cap) */
   queuedForConnection = false
   #exchange: UpstreamBody | null = null
@@ -511,7 +525,11 @@ class AttemptGuard {
     this.#waiting?.(new ClientGoneError())
     this.#exchange?.abort(new ClientGoneError())
   }
-  #expireFirstByte = () => this.#expire('first byte')
+  #expireFirstByte = () => {
+    // The client is still sending its body: the upstream has nothing to answer yet (BODY_TIMEOUT_MS bounds the client).
+    if (this.clientSending?.()) return void this.#phase.refresh()
+    this.#expire('first byte')
+  }
   #expireIdle = () => {
     // Paused because the client is not reading (back-pressure): the upstream is silent because the
     // gateway stopped reading it. Not its idle time; the total limit still bounds a client that never reads.
@@ -521,7 +539,14 @@ class AttemptGuard {
     }
     this.#expire('idle')
   }
-  #expireTotal = () => this.#expire('total')
+  #expireTotal = () => {
+    this.expiredOnClient = this.clientSending?.() ?? false
+    this.#expire('total')
+  }
+
+  get totalMs(): number {
+    return this.timeouts.total
+  }
 
   #expire(which: string) {
     this.timedOut = which

@@ -21,8 +21,14 @@ import { operationState, pollRequest, safeOperationName, storedOperation, submit
 import { billsWithoutRow, claimBilling, claimDue, finished, insertVideo, recordSeen, type VideoRow, type VideoWire } from '#gateway/videos/video_store'
 import { toPico } from '#gateway/metering/money'
 
-/** The channel kinds that make videos: OpenAI's Videos API (openai, custom) and Veo (google, vertex) */
-export const VIDEO_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom', 'google', 'vertex'])
+/** The channel kinds that make videos: OpenAI's Videos API (openai, custom; azure at its v1 API) and Veo (google, vertex) */
+export const VIDEO_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom', 'azure', 'google', 'vertex'])
+/**
+ * The kinds that speak OpenAI's Videos API (a video's `openai` wire): Azure
+ * OpenAI serves Sora 2 at `{resource}/openai/v1/videos` in OpenAI's schema,
+ * the deployment as the body's model (channelRequest's `azureV1`).
+ */
+export const OPENAI_VIDEO_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom', 'azure'])
 const VEO_CHANNEL_KINDS: ReadonlySet<ProviderKind> = new Set(['google', 'vertex'])
 /** A Gemini client's own operations: the Gemini API (Vertex's predictLongRunning is another client's path) */
 export const NATIVE_VEO_KINDS: ReadonlySet<ProviderKind> = new Set(['google'])
@@ -127,9 +133,9 @@ export class VideoService {
             if (VEO_CHANNEL_KINDS.has(c.channel.provider)) return submitRequest(c.channel, c.upstreamModel, (veo ??= veoBody(request)))
             if (remixOf !== null) {
               const body = JSON.stringify({ prompt: request.prompt })
-              return channelRequest(c.channel, { method: 'POST', path: `/videos/${encodeURIComponent(remixOf.upstream_id)}/remix`, body })
+              return channelRequest(c.channel, { method: 'POST', path: `/videos/${encodeURIComponent(remixOf.upstream_id)}/remix`, body, azureV1: true })
             }
-            return channelRequest(c.channel, { method: 'POST', path: '/videos', body: bodyFor(request, c.upstreamModel), contentType: request.contentType })
+            return channelRequest(c.channel, { method: 'POST', path: '/videos', body: bodyFor(request, c.upstreamModel), contentType: request.contentType, azureV1: true })
           },
           NEVER,
           undefined,
@@ -217,7 +223,7 @@ export class VideoService {
 
   /** The channel a video lives on, of its wire's kinds (503 when gone, disabled or of another kind now) */
   holdingChannelOf(row: VideoRow): RouteCandidate {
-    const kinds = row.wire === 'openai' ? OPENAI_KINDS : row.wire === 'veo' ? VEO_CHANNEL_KINDS : NATIVE_VEO_KINDS
+    const kinds = row.wire === 'openai' ? OPENAI_VIDEO_KINDS : row.wire === 'veo' ? VEO_CHANNEL_KINDS : NATIVE_VEO_KINDS
     return holdingChannel(this.catalog.channels, row.channel_id, row.served_model, kinds)
   }
 
@@ -261,7 +267,7 @@ export class VideoService {
     const candidate = this.holdingChannelOf(row)
     const upstream =
       row.wire === 'openai'
-        ? (await dispatch([candidate], (c) => channelRequest(c.channel, { method: 'GET', path: `/videos/${encodeURIComponent(row.upstream_id)}` }), signal, undefined, jsonAnswer)).answer
+        ? (await dispatch([candidate], (c) => channelRequest(c.channel, { method: 'GET', path: `/videos/${encodeURIComponent(row.upstream_id)}`, azureV1: true }), signal, undefined, jsonAnswer)).answer
         : (await dispatch([candidate], (c) => pollRequest(c.channel, c.upstreamModel, row.upstream_id), signal, undefined, jsonAnswer)).answer
     await this.settle(row, upstream)
   }
@@ -386,8 +392,6 @@ export class VideoService {
     }
   }
 }
-
-const OPENAI_KINDS: ReadonlySet<ProviderKind> = new Set(['openai', 'custom'])
 
 /** `row` as a look saw the video (what a look changes of it) */
 function seenAs(row: VideoRow, seen: VideoRow): VideoRow {

@@ -13,7 +13,7 @@ import { ClientGoneError, dispatch } from '#gateway/upstream/dispatcher'
 import { ClientStream } from '#gateway/relay/client_stream'
 import { jsonAnswer } from '#gateway/batches/upstream_calls'
 import { isVeoModel, readVideoRequest, VEO_DEFAULT_SECONDS, type VideoRequest } from '#gateway/videos/video_request'
-import { NATIVE_VEO_KINDS, VIDEO_CHANNEL_KINDS } from '#gateway/videos/video_service'
+import { NATIVE_VEO_KINDS, OPENAI_VIDEO_KINDS, VIDEO_CHANNEL_KINDS } from '#gateway/videos/video_service'
 import { operationState, pollRequest, samplesOf } from '#gateway/videos/veo'
 import { findOwned, listOwned, markDeleted, type VideoRow } from '#gateway/videos/video_store'
 import type { RouteCandidate } from '#gateway/routing/channel_router'
@@ -27,10 +27,12 @@ const VEO_DEFAULT_SIZE = '1280x720'
 const LIST_LOOKS_AT_ONCE = 4
 
 /**
- * OpenAI's Videos API (`/v1/videos`, and without `/v1`): on OpenAI and
- * OpenAI-compatible channels relayed, on Google and Vertex channels made by
- * Veo; a video is its owner's alone (another user gets OpenAI's 404). What
- * each look learns is settled by VideoService (a finished video billed once).
+ * OpenAI's Videos API (`/v1/videos`, and without `/v1`): on OpenAI,
+ * OpenAI-compatible and Azure OpenAI channels relayed (Azure's at its v1
+ * API, `{resource}/openai/v1/videos`, whatever the base's shape), on Google
+ * and Vertex channels made by Veo; a video is its owner's alone (another
+ * user gets OpenAI's 404). What each look learns is settled by VideoService
+ * (a finished video billed once).
  */
 
 /** `POST /v1/videos` {prompt, model?, seconds?, size?, input_reference?}, JSON or multipart/form-data. */
@@ -40,7 +42,7 @@ export async function createVideo(gw: Gateway, call: ApiCall): Promise<Record<st
   return videoView(row)
 }
 
-/** The model's channels that make videos (model_not_found as any request's; only Azure's or others: 400 unsupported_endpoint) */
+/** The model's channels that make videos (model_not_found as any request's; only other kinds (Anthropic, Bedrock, Gemini's OpenAI endpoint): 400 unsupported_endpoint) */
 function videoCandidates(gw: Gateway, call: ApiCall, model: string, kinds = VIDEO_CHANNEL_KINDS): RouteCandidate[] {
   const candidates = gw.service
     .router(call.principal.plan)
@@ -49,7 +51,7 @@ function videoCandidates(gw: Gateway, call: ApiCall, model: string, kinds = VIDE
   if (candidates.length === 0) {
     throw GatewayError.invalidRequest(
       kinds === VIDEO_CHANNEL_KINDS
-        ? `No channel serving '${model}' generates videos (OpenAI, OpenAI-compatible 'custom', Google and Vertex channels do; Azure's are not served)`
+        ? `No channel serving '${model}' generates videos (OpenAI, OpenAI-compatible 'custom', Azure OpenAI, Google and Vertex channels do)`
         : `No channel serving '${model}' takes Gemini's predictLongRunning (Google Gemini API channels do)`,
       'unsupported_endpoint'
     )
@@ -103,7 +105,7 @@ export async function deleteVideo(gw: Gateway, call: ApiCall, id: string) {
   }
   if (row.wire === 'openai') {
     try {
-      await callChannel(gw.videos.holdingChannelOf(row), { method: 'DELETE', path: `/videos/${encodeURIComponent(row.upstream_id)}` }, signal)
+      await callChannel(gw.videos.holdingChannelOf(row), { method: 'DELETE', path: `/videos/${encodeURIComponent(row.upstream_id)}`, azureV1: true }, signal)
     } catch (error) {
       // Gone upstream already, or its channel is: the gateway's record goes all the same.
       if (!(error instanceof GatewayError && (error.status === 404 || error.code === 'no_available_channel'))) throw error
@@ -128,7 +130,7 @@ export async function remixVideo(gw: Gateway, call: ApiCall, id: string) {
   }
   if (source.wire !== 'openai') throw GatewayError.invalidRequest('Only videos made through OpenAI\'s Videos API can be remixed; Veo has no remix', 'unsupported_endpoint')
   // New work on the source's channel: only while it is open to the caller's plan.
-  const candidate = holdingChannel(gw.catalog.channels, source.channel_id, source.served_model, new Set(['openai', 'custom']), call.principal.plan)
+  const candidate = holdingChannel(gw.catalog.channels, source.channel_id, source.served_model, OPENAI_VIDEO_KINDS, call.principal.plan)
   const request: VideoRequest = {
     prompt: body.prompt,
     model: source.model,
@@ -166,7 +168,7 @@ export async function videoContent(gw: Gateway, call: ApiCall, id: string, query
   if (row.wire === 'openai') {
     const { response, body } = await sendToChannel(
       candidate,
-      { method: 'GET', path: `/videos/${encodeURIComponent(row.upstream_id)}/content${variant === 'video' ? '' : `?variant=${variant}`}` },
+      { method: 'GET', path: `/videos/${encodeURIComponent(row.upstream_id)}/content${variant === 'video' ? '' : `?variant=${variant}`}`, azureV1: true },
       signal
     )
     return relayBytes(call, response, body, variant === 'video' ? 'video/mp4' : 'image/webp')

@@ -102,19 +102,7 @@ function withSpans(
  * one past the text, to its end.
  */
 function utf16Offsets(text: string, offsets: number[]): Map<number, number> {
-  const wanted = [...new Set(offsets)].sort((a, b) => a - b)
-  const out = new Map<number, number>()
-  let next = 0
-  let byte = 0
-  for (let i = 0; i < text.length && next < wanted.length; ) {
-    while (next < wanted.length && wanted[next] <= byte) out.set(wanted[next++], i)
-    const code = text.codePointAt(i)!
-    // A lone surrogate is written as U+FFFD's three bytes, as Buffer.from writes it
-    byte += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4
-    i += code > 0xffff ? 2 : 1
-  }
-  while (next < wanted.length) out.set(wanted[next++], text.length)
-  return out
+  return convertOffsets(text, offsets, true)
 }
 
 /** A support as Gemini writes one: a segment of the answer's text and the chunks (pages) it cites */
@@ -200,16 +188,30 @@ export class GroundingWriter {
  * three bytes, as Buffer.from writes it.
  */
 export function utf8Offsets(text: string, offsets: number[]): Map<number, number> {
+  return convertOffsets(text, offsets, false)
+}
+
+/**
+ * The one walk of both: the text's characters in order, each one's UTF-16
+ * and UTF-8 starts side by side; each wanted offset (in bytes when
+ * `fromBytes`, else in UTF-16 units) maps to the other unit's start of the
+ * first character that starts at or past it; one past the text, to its end.
+ */
+function convertOffsets(text: string, offsets: number[], fromBytes: boolean): Map<number, number> {
   const wanted = [...new Set(offsets)].sort((a, b) => a - b)
   const out = new Map<number, number>()
   let next = 0
   let byte = 0
-  for (let i = 0; i < text.length && next < wanted.length; ) {
-    while (next < wanted.length && wanted[next] <= i) out.set(wanted[next++], byte)
+  let i = 0
+  while (i < text.length && next < wanted.length) {
+    const from = fromBytes ? byte : i
+    while (next < wanted.length && wanted[next] <= from) out.set(wanted[next++], fromBytes ? i : byte)
     const code = text.codePointAt(i)!
+    // A lone surrogate is written as U+FFFD's three bytes, as Buffer.from writes it
     byte += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4
     i += code > 0xffff ? 2 : 1
   }
-  while (next < wanted.length) out.set(wanted[next++], byte)
+  // Only when the walk reached the text's end (i is its length): what is left is past it
+  while (next < wanted.length) out.set(wanted[next++], fromBytes ? i : byte)
   return out
 }

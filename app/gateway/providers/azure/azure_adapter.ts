@@ -36,6 +36,14 @@ export interface AzureAddressing {
   responsesQuery: string
   /** The same for image edits, which classic serves only from 2025-04-01-preview on */
   imageEditsQuery: string
+  /**
+   * The v1 API's base whatever the shape, for what Azure serves there only
+   * (Sora 2's Videos API): a classic base's `/openai/v1`, without its dated
+   * api-version (the v1 path refuses one: "API version not supported"); a v1
+   * base's own, with its pasted query.
+   */
+  v1BasePath: string
+  v1Query: string
 }
 
 /** Reads a channel's base URL: the shape from its path, the api-version from its query. */
@@ -48,7 +56,7 @@ export function azureAddressing(baseUrl: string): AzureAddressing {
   const v1 = /\/openai\/v1$/.test(basePath)
   if (v1) {
     const query = encoded ? `?api-version=${encoded}` : ''
-    return { origin, basePath, v1, query, responsesQuery: query, imageEditsQuery: query }
+    return { origin, basePath, v1, query, responsesQuery: query, imageEditsQuery: query, v1BasePath: basePath, v1Query: query }
   }
   const version = encoded ?? AZURE_DEFAULT_API_VERSION
   // Dated versions compare as strings; the pasted one wins when it serves the operation already.
@@ -60,6 +68,8 @@ export function azureAddressing(baseUrl: string): AzureAddressing {
     query: `?api-version=${version}`,
     responsesQuery: atLeast(AZURE_RESPONSES_API_VERSION),
     imageEditsQuery: atLeast(AZURE_IMAGE_EDITS_API_VERSION),
+    v1BasePath: `${basePath}/v1`,
+    v1Query: '',
   }
 }
 
