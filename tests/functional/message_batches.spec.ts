@@ -563,6 +563,34 @@ test.group('Message Batches API', (group) => {
     assert.equal(mock.messageBatches.batches.size, before, 'nothing reached the upstream')
   })
 
+  test("a key twice in a request's params (the model): Anthropic's 400 before anything is held or sent; the same key in different requests is fine", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const before = mock.messageBatches.batches.size
+    const post = (body: string) =>
+      fetch(`${baseUrl()}/v1/messages/batches`, {
+        method: 'POST',
+        headers: { 'x-api-key': user.key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body,
+      })
+    // Held and billed as the last model (JSON.parse), sent as these bytes: Anthropic may read the first
+    const params = (i: number) => `{"max_tokens":5,"messages":[{"role":"user","content":"hi ${i}"}],"model":"claude-free"`
+    // Every request alike: held and billed as the free model, Anthropic may serve the priced one it reads first
+    const twice = `{"requests":[{"custom_id":"a","params":{"model":"claude-sonnet-4",${params(0).slice(1)}}},{"custom_id":"b","params":{"model":"claude-sonnet-4",${params(1).slice(1)}}}]}`
+    const refused = await post(twice)
+    assert.equal(refused.status, 400)
+    const body = (await refused.json()) as any
+    assert.equal(body.type, 'error')
+    assert.equal(body.error.type, 'invalid_request_error')
+    assert.equal(body.error.message, "Duplicate key 'model' in 'requests[0].params' of the request body")
+    assert.equal(mock.messageBatches.batches.size, before, 'nothing reached the upstream')
+    assert.equal((await db.from('batch_objects').where('user_id', user.userId).count('* as n'))[0].n, '0')
+    // A key named alike in each request, in the requests' metadata or in a nested object: no duplicate
+    const fine = `{"requests":[{"custom_id":"a","params":${params(0)},"metadata":{"user_id":"u","user_id":"v"}}},{"custom_id":"b","params":${params(1)}}}]}`
+    const created = await post(fine)
+    assert.equal(created.status, 200)
+    assert.equal(mock.messageBatches.batches.size, before + 1)
+  })
+
   test('max_tokens of 1e300 (an integer to JSON): a free model\'s batch is recorded, not a 500 leaving it unrecorded upstream; a priced one 402', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const client = anthropic(user.key)

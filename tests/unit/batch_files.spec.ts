@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import { GatewayError } from '#exceptions/gateway_error'
 import { readBatchInput, withModel } from '#gateway/batches/batch_input'
+import { checkJsonStructure } from '#gateway/http/json_guard'
 import { MAX_MESSAGE_BATCH_REQUESTS, readMessageBatch, withUpstreamModel } from '#gateway/batches/message_batch_input'
 import { noUsage, sumOutputUsage, sumResultsUsage, tokenUsageOf } from '#gateway/batches/batch_output'
 import { batchCost, batchHold } from '#gateway/batches/batch_pricing'
@@ -88,6 +89,26 @@ test.group('batch input files', () => {
       `{"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"model":"m"},"more":[{"body":1,"body":2}]}`,
     ].join('\n')
     assert.deepInclude(await readBatchInput(Buffer.from(text)), { model: 'm', lines: 3, completionHold: 2 + 2 * DEFAULT_COMPLETION_ALLOWANCE })
+  })
+
+  test("a Message Batch's requests: each one's params checked for a key twice, nothing else below the top level", ({ assert }) => {
+    const path = ['requests', '*', 'params']
+    const check = (text: string) => checkJsonStructure(Buffer.from(text), path)
+    const refused = refusal(() => check('{"requests":[{"params":{"model":"a"}},5,[],{"custom_id":"x","params":{"model":"a","max_tokens":1,"model":"b"}}]}'))
+    assert.equal(refused.code, 'duplicate_key')
+    assert.equal(refused.message, "Duplicate key 'model' in 'requests[3].params' of the request body")
+    assert.equal(refusal(() => check('{"requests":[{"params":{"mod\\u0065l":"a","model":"b"}}]}')).code, 'duplicate_key')
+    // Not a request's params: another member's object, params nested deeper, an array where the requests are not, keys after params closed
+    for (const text of [
+      '{"other":[{"params":{"model":"a","model":"b"}}],"requests":[{"params":{"model":"a"}}]}',
+      '{"requests":[{"params":{"model":"a","messages":[{"model":1,"model":2}]},"metadata":{"model":1,"model":2}}]}',
+      '{"requests":[[{"params":{"model":"a","model":"b"}}]]}',
+      '{"requests":{"params":{"model":"a","model":"b"}}}',
+      '{"requests":[{"params":[{"model":"a","model":"b"}]}]}',
+      '{"requests":[{"x":{"params":{"model":"a","model":"b"}}}]}',
+    ]) {
+      assert.doesNotThrow(() => check(text), text)
+    }
   })
 
   test('a 100 MB file is read and rewritten a slice at a time: the event loop never waits long for it', async ({ assert }) => {

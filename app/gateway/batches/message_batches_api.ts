@@ -44,6 +44,9 @@ import {
  * same key), never at the upstream.
  */
 
+/** Each request's params, checked for a key twice as a request body's */
+const REQUEST_PARAMS = ['requests', '*', 'params'] as const
+
 /**
  * `POST /v1/messages/batches` {requests: [{custom_id, params}]}: read
  * (message_batch_input.ts: one model, custom ids), the model authorised as
@@ -56,7 +59,9 @@ import {
  */
 export async function createMessageBatch(gw: Gateway, call: ApiCall, base: string): Promise<Record<string, any>> {
   const raw = await gw.service.receiveBody(readRawBody(call.req, call.res, MESSAGE_BATCH_BYTES))
-  const body = parseJsonObject(raw)
+  // Sent as the client's bytes: a key twice in a request's params (`"model"`) would be held and billed as the
+  // last, and Anthropic may read the first.
+  const body = parseJsonObject(raw, JSON.parse, REQUEST_PARAMS)
   const input = readMessageBatch(body)
   const { principal } = call
   const price = authorizeModel(gw.catalog, principal, input.model)

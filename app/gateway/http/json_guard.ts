@@ -24,20 +24,28 @@ const COMMA = 0x2c
  * indexOf (native), so long texts and base64 images cost little.
  * Malformed JSON is left to JSON.parse to report.
  *
- * `member`: a top-level member whose object is a request of its own (a batch
- * input line's `body`), its keys checked alike: `{"model":"cheap","model":"dear"}`
- * there would be held and billed as one model, served as the other.
+ * `path`: where an object that is a request of its own sits, its keys checked
+ * alike: `{"model":"cheap","model":"dear"}` there would be held and billed as
+ * one model, served as the other. A name is an object's member, `*` each
+ * element of an array: `['body']` (a batch input line), `['requests', '*',
+ * 'params']` (a Message Batch). Without one, nothing more than the top level
+ * is tracked: ordinary requests pay one comparison per brace and comma.
  */
-export function checkJsonStructure(bytes: Buffer, member?: string) {
+export function checkJsonStructure(bytes: Buffer, path?: readonly string[]) {
   const length = bytes.length
   let depth = 0
   let rootIsObject = false
   let expectKey = false
   let keys: Set<string> | null = null
-  // The member's object: its value comes next (memberNext), it is open (memberKeys), a key comes next in it
-  let memberNext = false
-  let memberKeys: Set<string> | null = null
-  let memberExpectKey = false
+  // Along `path`: the depth of the deepest open container on it (0: none), whether the next container opened
+  // in that one is on it too, whether a key comes next there (an object); `indexes[d]`: the element's index
+  // when the container at depth d is an array on the path, else -1. The checked object opens at depth `target`.
+  const target = path === undefined ? 0 : path.length + 1
+  const indexes: number[] | null = path === undefined ? null : new Array(target + 1).fill(-1)
+  let along = 0
+  let nextOnPath = false
+  let alongExpectKey = false
+  let targetKeys: Set<string> | null = null
   for (let i = 0; i < length; i++) {
     const byte = bytes[i]
     if (byte === QUOTE) {
@@ -51,14 +59,21 @@ export function checkJsonStructure(bytes: Buffer, member?: string) {
         }
         keys.add(key)
         expectKey = false
-        memberNext = key === member
-      } else if (memberExpectKey && depth === 2) {
+        if (along === 1) nextOnPath = key === path![0]
+      } else if (alongExpectKey && depth === along) {
         const key = keyText(bytes, i, end)
-        if (memberKeys!.has(key)) {
-          throw GatewayError.invalidRequest(`Duplicate key '${key.slice(0, 64)}' in '${member}' of the request body`, 'duplicate_key')
+        if (targetKeys !== null) {
+          if (targetKeys.has(key)) {
+            throw GatewayError.invalidRequest(
+              `Duplicate key '${key.slice(0, 64)}' in '${pathLabel(path!, indexes!)}' of the request body`,
+              'duplicate_key'
+            )
+          }
+          targetKeys.add(key)
+        } else {
+          nextOnPath = key === path![depth - 1]
         }
-        memberKeys!.add(key)
-        memberExpectKey = false
+        alongExpectKey = false
       }
       i = end
     } else if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
@@ -68,24 +83,49 @@ export function checkJsonStructure(bytes: Buffer, member?: string) {
       if (depth === 1) {
         rootIsObject = byte === OPEN_OBJECT
         expectKey = rootIsObject
-      } else if (depth === 2 && memberNext) {
-        memberNext = false
-        if (byte === OPEN_OBJECT) {
-          memberKeys = new Set()
-          memberExpectKey = true
+        if (path !== undefined && rootIsObject) along = 1
+      } else if (nextOnPath && depth === along + 1) {
+        const isObject = byte === OPEN_OBJECT
+        // In an object, only the named member's value is on the path; in an array, every element
+        if (indexes![along] < 0) nextOnPath = false
+        // On the path if it is what comes next: the checked object, an array for `*`, else an object
+        if (depth === target ? isObject : (path![depth - 1] === '*') !== isObject) {
+          along = depth
+          nextOnPath = !isObject
+          alongExpectKey = isObject
+          indexes![depth] = isObject ? -1 : 0
+          if (depth === target) targetKeys = new Set()
         }
       }
     } else if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
-      // The member's object closed: the keys of a later object at depth 2 (another member's) are not its
-      if (depth-- === 2) {
-        memberKeys = null
-        memberExpectKey = false
+      // A container on the path closed: the keys of a later object at its depth (another member's) are not its
+      if (along !== 0 && depth === along) {
+        targetKeys = null
+        along--
+        nextOnPath = indexes![along] >= 0
+        alongExpectKey = false
       }
+      depth--
     } else if (byte === COMMA) {
       if (depth === 1) expectKey = rootIsObject
-      else if (depth === 2 && memberKeys !== null) memberExpectKey = true
+      else if (depth === along) {
+        if (indexes![depth] >= 0) indexes![depth]++
+        else {
+          nextOnPath = false
+          alongExpectKey = true
+        }
+      }
     }
   }
+}
+
+/** `requests[2].params`: where the checked object sits, for the message */
+function pathLabel(path: readonly string[], indexes: number[]): string {
+  let label = ''
+  for (let d = 0; d < path.length; d++) {
+    label += path[d] === '*' ? `[${indexes[d + 1]}]` : `${label === '' ? '' : '.'}${path[d]}`
+  }
+  return label
 }
 
 /** Index of the quote that closes the string opened at `start`, or -1. */

@@ -156,10 +156,15 @@ export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: nu
  * Parses a JSON object body; anything else is 400 invalid_json (too deep,
  * duplicate keys: 400 too). `parse` is JSON.parse, or a stricter one (the
  * management API refuses prototype keys, as Adonis's body parser did).
+ * `path`: requests nested in the body, their keys checked too (json_guard.ts).
  */
-export function parseJsonObject(raw: Buffer, parse: (text: string) => unknown = JSON.parse): Record<string, any> {
+export function parseJsonObject(
+  raw: Buffer,
+  parse: (text: string) => unknown = JSON.parse,
+  path?: readonly string[]
+): Record<string, any> {
   if (raw.length === 0) throw GatewayError.invalidJson('Request body is empty; expected a JSON object')
-  checkJsonStructure(raw)
+  checkJsonStructure(raw, path)
   let parsed: unknown
   try {
     parsed = parse(raw.toString('utf8'))
