@@ -5,7 +5,8 @@ import { AdminInputError } from '#actions/admin_input_error'
 /**
  * Usage log retention by hand (the server does it hourly with
  * USAGE_RETENTION_DAYS): deletes the request rows and attempts of the days
- * before the last N, after making sure those days' totals are rolled up.
+ * before the last N, after making sure those days' totals are rolled up,
+ * and sweeps what the timer sweeps (retention_sweeps.ts: rows past their own expiry).
  * Safe beside running gateways: batches of 10,000 rows, and one prune at a
  * time (a second one says so and does nothing).
  */
@@ -27,11 +28,12 @@ export default class UsagePrune extends AdminCommand {
     const keepDays = this.keepDays ?? (retentionDays() || undefined)
     if (keepDays === undefined) throw new AdminInputError('Give --keep-days N (or set USAGE_RETENTION_DAYS)')
     const result = await pruneUsage({ keepDays, dryRun: this.dryRun ?? false })
-    // Stored Responses past RESPONSES_STORE_DAYS (their own expiry, whatever --keep-days says)
-    const { pruneStoredResponses } = await import('#actions/prune_stored_responses')
-    const responses = await pruneStoredResponses({ dryRun: this.dryRun ?? false })
-    if (responses > 0) {
-      this.logger.info(`${this.dryRun ? 'Would delete' : 'Deleted'} ${responses.toLocaleString('en-US')} expired stored responses`)
+    // Rows past their own expiry (stored Responses, provider files, Realtime client secrets), whatever --keep-days
+    // says: the sweeps the server's hourly timer runs, from the same list.
+    const { RETENTION_SWEEPS } = await import('#services/retention_sweeps')
+    for (const sweep of RETENTION_SWEEPS) {
+      const said = await sweep.run({ dryRun: this.dryRun ?? false })
+      if (said !== null) this.logger.info(said)
     }
     if (result.skipped) {
       this.logger.warning('Another prune is running (a gateway\'s hourly retention or another usage:prune): nothing done')

@@ -230,18 +230,13 @@ export default class GatewayProvider {
       // in the background, rather than in the first request that reads a long range.
       {
         const { UsageRetentionTimer } = await import('#services/usage_retention_timer')
-        const { pruneStoredResponses } = await import('#actions/prune_stored_responses')
+        const { RETENTION_SWEEPS } = await import('#services/retention_sweeps')
         const { rollUpStaleDays } = await import('#services/usage_rollup')
-        const { pruneProviderFiles } = await import('#actions/prune_provider_files')
-        const { pruneRealtimeClientSecrets } = await import('#actions/prune_realtime_client_secrets')
         const retention = new UsageRetentionTimer({
           days: retentionDays,
           log: (message) => logger.info(message),
-          pruneResponses: () => pruneStoredResponses(),
-          // Provider files: expired ones marked deleted, unfinished uploads after a week, deleted rows after the retention.
-          pruneProviderFiles: () => pruneProviderFiles(),
-          // Realtime client secrets past their expiry (a minting deletes none: it stays one insert).
-          pruneClientSecrets: () => pruneRealtimeClientSecrets(),
+          // Stored Responses, provider files, Realtime client secrets past their expiry: the list usage:prune runs too.
+          sweeps: RETENTION_SWEEPS,
           rollUpStale: (signal) => rollUpStaleDays(400, signal),
         })
         retention.start()

@@ -32,18 +32,30 @@ export function deletedRetentionDays(): number {
 
 /**
  * The sweep of `provider_files` (app/gateway/provider_files/), run by the
- * server's hourly retention timer: files and caches past their expiry are
+ * server's hourly retention timer and `usage:prune` (retention_sweeps.ts; `dryRun`
+ * counts only): files and caches past their expiry are
  * marked deleted (Google has dropped them; each instance forgets the id:
  * the same NOTIFY as an owner's delete), resumable uploads never finished
  * within Google's week go, and deleted rows past `deletedRetentionDays`.
  * In batches; several instances may run it at once (each statement
  * re-checks its rows).
  */
-export async function pruneProviderFiles(options: { now?: Date; keepDeletedDays?: number } = {}): Promise<PrunedProviderFiles> {
+export async function pruneProviderFiles(
+  options: { now?: Date; keepDeletedDays?: number; dryRun?: boolean } = {}
+): Promise<PrunedProviderFiles> {
   const now = options.now ?? new Date()
   const expiredBefore = new Date(now.getTime() - EXPIRY_GRACE_MS)
   const startedBefore = new Date(now.getTime() - UPLOAD_SESSION_MS)
   const deletedBefore = new Date(now.getTime() - (options.keepDeletedDays ?? deletedRetentionDays()) * 86_400_000)
+  if (options.dryRun) {
+    const count = async (status: string, column: string, before: Date) =>
+      Number((await db.from('provider_files').where('status', status).where(column, '<=', before).count('* as n').first())?.n ?? 0)
+    return {
+      expired: await count('active', 'expires_at', expiredBefore),
+      abandoned: await count('uploading', 'created_at', startedBefore),
+      deleted: await count('deleted', 'deleted_at', deletedBefore),
+    }
+  }
   const result: PrunedProviderFiles = { expired: 0, abandoned: 0, deleted: 0 }
   result.expired = await batches(
     `WITH gone AS (

@@ -1,6 +1,6 @@
 import { pruneUsage, type PruneOptions, type PruneResult } from '#actions/prune_usage'
 import type { Actor } from '#actions/audit'
-import type { PrunedProviderFiles } from '#actions/prune_provider_files'
+import type { RetentionSweep } from '#services/retention_sweeps'
 
 /** The audit log's actor of the automatic prune. */
 export const RETENTION_ACTOR: Actor = { id: null, label: 'system:retention', source: 'system' }
@@ -15,12 +15,8 @@ export interface RetentionTimerOptions {
   log: (message: string) => void
   /** The prune (tests give their own) */
   prune?: (options: PruneOptions) => Promise<PruneResult>
-  /** Expired stored Responses deleted at each run, whatever the usage retention (responses_store/; absent: none) */
-  pruneResponses?: () => Promise<number>
-  /** provider_files swept at each run, whatever the usage retention (prune_provider_files.ts; absent: none) */
-  pruneProviderFiles?: () => Promise<PrunedProviderFiles>
-  /** Expired Realtime client secrets deleted at each run, whatever the usage retention (prune_realtime_client_secrets.ts; absent: none) */
-  pruneClientSecrets?: () => Promise<number>
+  /** Rows past their own expiry swept at each run, whatever the usage retention (retention_sweeps.ts; absent: none) */
+  sweeps?: readonly RetentionSweep[]
   /** Days marked stale rolled up at each run, whatever the usage retention (usage_rollup.ts rollUpStaleDays; absent: none) */
   rollUpStale?: (signal: AbortSignal) => Promise<number>
 }
@@ -62,9 +58,9 @@ export class UsageRetentionTimer {
    * error must not stop the server; the next run tries again).
    */
   async tick(): Promise<PruneResult | null> {
-    if (this.options.pruneResponses && !this.#stopped) await this.#pruneResponses(this.options.pruneResponses)
-    if (this.options.pruneProviderFiles && !this.#stopped) await this.#pruneProviderFiles(this.options.pruneProviderFiles)
-    if (this.options.pruneClientSecrets && !this.#stopped) await this.#pruneClientSecrets(this.options.pruneClientSecrets)
+    for (const sweep of this.options.sweeps ?? []) {
+      if (!this.#stopped) await this.#sweep(sweep)
+    }
     if (this.options.rollUpStale && !this.#stopped) await this.#rollUpStale(this.options.rollUpStale)
     const keepDays = this.options.days()
     if (keepDays <= 0 || this.#running || this.#stopped) return null
@@ -95,32 +91,12 @@ export class UsageRetentionTimer {
     }
   }
 
-  async #pruneResponses(prune: () => Promise<number>) {
+  async #sweep(sweep: RetentionSweep) {
     try {
-      const deleted = await prune()
-      if (deleted > 0) this.options.log(`stored responses retention: ${deleted} expired responses deleted`)
+      const said = await sweep.run()
+      if (said !== null) this.options.log(said)
     } catch (error) {
-      this.options.log(`stored responses retention failed: ${error instanceof Error ? error.message : String(error)}`)
-    }
-  }
-
-  async #pruneProviderFiles(prune: () => Promise<PrunedProviderFiles>) {
-    try {
-      const { expired, abandoned, deleted } = await prune()
-      if (expired + abandoned + deleted > 0) {
-        this.options.log(`provider files: ${expired} expired marked deleted, ${abandoned} unfinished uploads and ${deleted} deleted rows removed`)
-      }
-    } catch (error) {
-      this.options.log(`provider files sweep failed: ${error instanceof Error ? error.message : String(error)}`)
-    }
-  }
-
-  async #pruneClientSecrets(prune: () => Promise<number>) {
-    try {
-      const deleted = await prune()
-      if (deleted > 0) this.options.log(`realtime client secrets: ${deleted} expired deleted`)
-    } catch (error) {
-      this.options.log(`realtime client secrets sweep failed: ${error instanceof Error ? error.message : String(error)}`)
+      this.options.log(`${sweep.name} failed: ${error instanceof Error ? error.message : String(error)}`)
     }
   }
 

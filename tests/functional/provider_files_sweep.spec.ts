@@ -5,6 +5,7 @@ import { genai } from '#tests/clients'
 import { baseUrl, resetDatabase, seedChannel, seedUser, startMock } from '#tests/helpers'
 import { pruneProviderFiles } from '#actions/prune_provider_files'
 import { UsageRetentionTimer } from '#services/usage_retention_timer'
+import { providerFilesSweep } from '#services/retention_sweeps'
 import { MAX_UPLOADS_IN_PROGRESS } from '#gateway/provider_files/gemini_files_api'
 import { ProviderFileStore, type ProviderFileRow } from '#gateway/provider_files/provider_file_store'
 
@@ -123,7 +124,7 @@ test.group('Provider files: bounds, sweep and deletes seen everywhere', (group) 
       .returning(['id', 'upstream_id', 'upload_token'])
     const said: string[] = []
     // The hourly timer runs it (usage retention off: deleted rows then kept 31 days).
-    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), pruneProviderFiles: () => pruneProviderFiles({ now }) })
+    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), sweeps: [{ ...providerFilesSweep, run: () => providerFilesSweep.run({ now }) }] })
     await timer.tick()
     assert.deepInclude(said, 'provider files: 2 expired marked deleted, 1 unfinished uploads and 1 deleted rows removed')
 

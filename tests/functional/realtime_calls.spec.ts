@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import db from '@adonisjs/lucid/services/db'
 import { WebSocket } from 'ws'
 import { liveCalls } from '#gateway/realtime/realtime_calls'
-import { pruneRealtimeClientSecrets } from '#actions/prune_realtime_client_secrets'
+import { clientSecretsSweep } from '#services/retention_sweeps'
 import { UsageRetentionTimer } from '#services/usage_retention_timer'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { balanceAndLedger, baseUrl, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
@@ -203,7 +203,7 @@ test.group('Realtime client secrets and WebRTC calls', (group) => {
     assert.equal((await mint(user.key)).status, 200)
     assert.equal(await expiredCount(), 2501)
     const said: string[] = []
-    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), pruneClientSecrets: () => pruneRealtimeClientSecrets() })
+    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), sweeps: [clientSecretsSweep] })
     await timer.tick()
     assert.equal(await expiredCount(), 0)
     assert.lengthOf(await db.from('realtime_client_secrets').where('api_key_id', user.keyId), 1, 'the live secret stays')

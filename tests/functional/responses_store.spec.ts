@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import db from '@adonisjs/lucid/services/db'
 import type { MockUpstream } from '#tests/fixtures/mock_upstream/server'
 import { UsageRetentionTimer } from '#services/usage_retention_timer'
+import { storedResponsesSweep } from '#services/retention_sweeps'
 import { pruneStoredResponses } from '#actions/prune_stored_responses'
 import { bodyBudget, bodyLimitFor } from '#gateway/http/body_limits'
 import { baseUrl, gateway, openai, post, refreshCaches, resetDatabase, seedChannel, seedPrice, seedUser, startMock, usageRows } from '#tests/helpers'
@@ -333,7 +334,7 @@ test.group('Stored Responses on translated channels (Anthropic, chat-only)', (gr
     assert.equal(await pruneStoredResponses({ dryRun: true }), 1)
 
     const said: string[] = []
-    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), pruneResponses: () => pruneStoredResponses() })
+    const timer = new UsageRetentionTimer({ days: () => 0, log: (m) => said.push(m), sweeps: [storedResponsesSweep] })
     assert.isNull(await timer.tick())
     await timer.stop()
     assert.include(said.join('\n'), 'stored responses retention: 1 expired responses deleted')

@@ -487,6 +487,34 @@ test.group('Usage log retention: the usage:prune command', (group) => {
     assert.equal(await db.from('usage_records').count('* as n').first().then((r) => Number(r.n)), 3)
   }).timeout(90_000)
 
+  test("usage:prune sweeps what the server's hourly timer sweeps: expired Realtime client secrets and provider files (one list)", async ({ assert }) => {
+    const user = await seedUser()
+    const channel = await seedChannel({ name: `gemini-prune-${Date.now()}`, provider: 'gemini', baseUrl: 'http://127.0.0.1:9', models: ['gemini-prune'] })
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    await db.table('realtime_client_secrets').insert([
+      { secret_hash: 'a'.repeat(64), api_key_id: user.keyId, model: 'gpt-realtime', session: '{}', expires_at: hourAgo },
+      { secret_hash: 'b'.repeat(64), api_key_id: user.keyId, model: 'gpt-realtime', session: '{}', expires_at: new Date(Date.now() + 3_600_000) },
+    ])
+    const files = { kind: 'gemini_file', user_id: user.userId, channel_id: Number(channel.id) }
+    await db.table('provider_files').insert([
+      { ...files, status: 'active', upstream_id: 'files/prune-expired', expires_at: hourAgo },
+      { ...files, status: 'uploading', upload_token: 'prune-abandoned', created_at: new Date(Date.now() - 8 * 86_400_000) },
+    ])
+    const left = async () => ({
+      secrets: Number((await db.from('realtime_client_secrets').where('api_key_id', user.keyId).count('* as n').first()).n),
+      files: (await db.from('provider_files').where('user_id', user.userId).orderBy('id').select('status')).map((r: any) => r.status),
+    })
+    const dry = await runPrune(['--keep-days', '31', '--dry-run'])
+    assert.include(dry.said, 'realtime client secrets: 1 expired would be deleted')
+    assert.include(dry.said, 'provider files: would mark 1 expired deleted, remove 1 unfinished uploads and 0 deleted rows')
+    assert.deepEqual(await left(), { secrets: 2, files: ['active', 'uploading'] })
+    const real = await runPrune(['--keep-days', '31'])
+    assert.equal(real.command.exitCode ?? 0, 0)
+    assert.include(real.said, 'realtime client secrets: 1 expired deleted')
+    assert.include(real.said, 'provider files: 1 expired marked deleted, 1 unfinished uploads and 0 deleted rows removed')
+    assert.deepEqual(await left(), { secrets: 1, files: ['deleted'] })
+  })
+
   test('usage:prune while another prune runs says so, deletes nothing and exits 1', async ({ assert }) => {
     await history()
     const skipped = await holdingTheLock(() => runPrune(['--keep-days', '31']))
