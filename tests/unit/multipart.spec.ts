@@ -22,7 +22,8 @@ test.group('readMultipart', () => {
 
   test('a field added in front: after the preamble, before the first part, every other byte as it was', ({ assert }) => {
     const parts = `--${B}\r\nContent-Disposition: form-data; name="image"; filename="--${B}.png"\r\n\r\nPNG\r\n--${B}--\r\n`
-    for (const preamble of ['', 'ignored preamble\r\n']) {
+    // An empty preamble before a CRLF that opens the body: the CRLF is the first delimiter's (RFC 2046)
+    for (const preamble of ['', 'ignored preamble\r\n', '\r\n']) {
       const body = Buffer.from(preamble + parts)
       const form = readMultipart(body, B)
       assert.equal(form.start, preamble.length)

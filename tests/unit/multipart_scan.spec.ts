@@ -38,6 +38,8 @@ test.group('MultipartScan', () => {
       ]),
       form([{ name: 'file', filename: 'b.bin', content: 'x'.repeat(5000) }], { preamble: 'a preamble nobody reads' }),
       form([{ name: 'file', filename: 'lf.txt', content: 'bare LF headers' }], { lf: true }),
+      // An empty preamble: the body opens with the CRLF of the first delimiter, as some clients send it
+      form([{ name: 'file', filename: 'crlf.txt', content: 'after a leading CRLF' }], { preamble: '' }),
     ]
     for (const body of bodies) {
       const whole = readMultipart(body, B).parts.map((p) => ({ name: p.name, filename: p.filename, contentType: p.contentType, bytes: p.bodyEnd - p.bodyStart }))

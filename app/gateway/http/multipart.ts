@@ -57,10 +57,12 @@ export class MultipartError extends Error {}
 export function readMultipart(body: Buffer, boundary: string): MultipartForm {
   const dash = Buffer.from(`--${boundary}`)
   const delimiter = Buffer.from(`\r\n--${boundary}`)
-  // The first delimiter may open the body without a CRLF before it.
+  // The first delimiter may open the body without a CRLF before it. Found after a preamble, even an empty one (a
+  // body that opens with CRLF--boundary: RFC 2046 attaches that CRLF to the delimiter), the CRLF is stepped over,
+  // as multipart_scan.ts does.
   let at = body.subarray(0, dash.length).equals(dash) ? 0 : body.indexOf(delimiter)
   if (at < 0) throw new MultipartError('the body has no part delimited by the boundary of its content type')
-  if (at > 0) at += 2
+  if (body[at] === 0x0d) at += 2
   const start = at
   const parts: MultipartPart[] = []
   for (;;) {
