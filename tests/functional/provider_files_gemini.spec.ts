@@ -82,6 +82,35 @@ test.group('Gemini Files API and cachedContents', (group) => {
     assert.equal((await failure(ai.files.get({ name: file.name! }))).status, 404)
   })
 
+  test("a resumable upload's query answers what the session holds (x-goog-upload-size-received); a cancel ends it at once, no longer one in progress", async ({ assert }) => {
+    const user = await seedUser({ balance: '1' })
+    const headers = (command: string, extra: Record<string, string> = {}) => ({ 'x-goog-api-key': user.key, 'x-goog-upload-command': command, ...extra })
+    const start = await fetch(`${baseUrl()}/upload/v1beta/files`, {
+      method: 'POST',
+      headers: headers('start', { 'x-goog-upload-protocol': 'resumable', 'x-goog-upload-header-content-length': '10', 'content-type': 'application/json' }),
+      body: '{"file":{"displayName":"resumed"}}',
+    })
+    assert.equal(start.status, 200)
+    const session = start.headers.get('x-goog-upload-url')!
+    const open = first.providerFiles.openUploads
+    const chunk = await fetch(session, { method: 'POST', headers: headers('upload', { 'x-goog-upload-offset': '0' }), body: 'abcd' })
+    assert.equal(chunk.status, 200)
+    const query = await fetch(session, { method: 'POST', headers: headers('query') })
+    assert.equal(query.status, 200)
+    assert.equal(query.headers.get('x-goog-upload-status'), 'active')
+    assert.equal(query.headers.get('x-goog-upload-size-received'), '4')
+    const inProgress = async () => Number((await db.from('provider_files').where({ user_id: user.userId, status: 'uploading' }).count('* as n').first()).n)
+    assert.equal(await inProgress(), 1)
+
+    const cancel = await fetch(session, { method: 'POST', headers: headers('cancel') })
+    assert.equal(cancel.status, 200)
+    assert.equal(cancel.headers.get('x-goog-upload-status'), 'cancelled')
+    assert.equal(first.providerFiles.openUploads, open - 1, 'cancelled upstream too')
+    assert.equal(await inProgress(), 0, 'no longer counted against the cap')
+    const after = await fetch(session, { method: 'POST', headers: headers('upload, finalize', { 'x-goog-upload-offset': '4' }), body: 'efghij' })
+    assert.equal(after.status, 404)
+  })
+
   test('the multipart protocol; bad uploads in Google\'s shape', async ({ assert }) => {
     const user = await seedUser({ balance: '1' })
     const boundary = 'b0und4ry'

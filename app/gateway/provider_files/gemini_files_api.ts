@@ -159,16 +159,36 @@ async function uploadChunk(gw: Gateway, call: ApiCall, token: string): Promise<U
   if (room < 0) throw overLength()
   const limit = Math.min(providerFileLimits.google, room)
   const upload = new StreamedUpload(call.req, call.res, { limit, tooLarge: () => (limit === room ? overLength() : tooLarge(limit)) })
-  const { result, bytes: answer } = await googleExchange(
-    [candidate],
-    { method: 'POST', path: '', url: row.upload_url, body: EMPTY, contentType: 'application/octet-stream', headers: uploadHeaders(call) },
-    upload
-  )
-  const status = headerValue(result.response.headers['x-goog-upload-status']) ?? 'final'
-  if (status !== 'final') return { status: 200, headers: { 'x-goog-upload-status': status }, body: null }
+  // A cancel ends the session: its row goes at once (answered or not upstream: the client is done with it), no
+  // longer one of the caller's MAX_UPLOADS_IN_PROGRESS until the sweep a week on.
+  const cancel = isCancel(headerValue(call.req.headers['x-goog-upload-command']))
+  let exchanged
+  try {
+    exchanged = await googleExchange(
+      [candidate],
+      { method: 'POST', path: '', url: row.upload_url, body: EMPTY, contentType: 'application/octet-stream', headers: uploadHeaders(call) },
+      upload
+    )
+  } finally {
+    if (cancel) await providerFiles.endUpload(row)
+  }
+  const { result, bytes: answer } = exchanged
+  const status = headerValue(result.response.headers['x-goog-upload-status']) ?? (cancel ? 'cancelled' : 'final')
+  if (status !== 'final') {
+    const headers: Record<string, string> = { 'x-goog-upload-status': status }
+    // What the session holds (a `query`'s answer, a chunk's): a client resumes from it.
+    const received = headerValue(result.response.headers['x-goog-upload-size-received'])
+    if (received !== undefined) headers['x-goog-upload-size-received'] = received
+    return { status: 200, headers, body: null }
+  }
   const file = fileOf(answer)
   await providerFiles.finishUpload(row, file.name, file, sizeOf(file) ?? (row.bytes === null ? null : Number(row.bytes)), timeOf(file.expirationTime))
   return { status: 200, headers: { 'x-goog-upload-status': 'final' }, body: { file } }
+}
+
+/** `cancel`, alone or in a list (`X-Goog-Upload-Command` may name several, `upload, finalize`) */
+function isCancel(command: string | undefined): boolean {
+  return command !== undefined && command.split(',').some((c) => c.trim().toLowerCase() === 'cancel')
 }
 
 async function multipartUpload(gw: Gateway, call: ApiCall): Promise<UploadAnswer> {

@@ -207,6 +207,11 @@ export class ProviderFileStore {
     return row ?? null
   }
 
+  /** A resumable upload its client cancelled: the row goes (no file came of it), the owner's cap freed at once. */
+  async endUpload(row: ProviderFileRow) {
+    await db.from('provider_files').where({ id: row.id, status: 'uploading' }).delete()
+  }
+
   /** A resumable upload finished: the upstream's file recorded on its row. */
   async finishUpload(row: ProviderFileRow, upstreamId: string, object: Record<string, any>, bytes: number | null, expiresAt: Date | null) {
     await db.from('provider_files').where('id', row.id).update({
