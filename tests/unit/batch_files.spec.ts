@@ -111,6 +111,20 @@ test.group('batch input files', () => {
     }
   })
 
+  test('bytes that are not JSON (commas and closers outside any container) are left to JSON.parse, with and without a path', ({ assert }) => {
+    for (const text of ['1,2', ',', ']],{', '}{,"a":1', '"x",,', '\u00fe,6\u00a1LH', '[1]],']) {
+      for (const path of [undefined, ['body'], ['requests', '*', 'params']]) {
+        let thrown: unknown = null
+        try {
+          checkJsonStructure(Buffer.from(text), path)
+        } catch (error) {
+          thrown = error
+        }
+        assert.isNull(thrown, `${JSON.stringify(text)} ${path}`)
+      }
+    }
+  })
+
   test('a 100 MB file is read and rewritten a slice at a time: the event loop never waits long for it', async ({ assert }) => {
     const pad = '\u6c49'.repeat(1300)
     const lines: string[] = []

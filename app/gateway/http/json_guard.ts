@@ -108,7 +108,8 @@ export function checkJsonStructure(bytes: Buffer, path?: readonly string[]) {
       depth--
     } else if (byte === COMMA) {
       if (depth === 1) expectKey = rootIsObject
-      else if (depth === along) {
+      // (along is 0 off the path: a comma outside any container, in bytes that are not JSON, is JSON.parse's to refuse)
+      else if (along !== 0 && depth === along) {
         if (indexes![depth] >= 0) indexes![depth]++
         else {
           nextOnPath = false
