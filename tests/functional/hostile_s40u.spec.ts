@@ -258,6 +258,25 @@ test.group('Streamed provider file uploads against a hostile client', (group) =>
     assert.equal(file.object.displayName, 'ab')
     const shown = await fetch(`${baseUrl()}/v1beta/${gemini.body.file.name}`, { headers: { 'x-goog-api-key': key } })
     assert.equal(shown.status, 200)
+
+    // Half a surrogate pair, which jsonb refuses as an escape too: recorded as U+FFFD.
+    const half = Buffer.from(
+      `--rel\r\ncontent-type: application/json\r\n\r\n${JSON.stringify({ file: { displayName: 'c\ud800d' } })}\r\n--rel\r\ncontent-type: text/plain\r\n\r\nhello\r\n--rel--\r\n`
+    )
+    const halfPair = await post(
+      '/upload/v1beta/files',
+      {
+        'x-goog-api-key': key,
+        'x-gateway-model': 'gemini-echo',
+        'x-goog-upload-protocol': 'multipart',
+        'content-type': 'multipart/related; boundary=rel',
+        'content-length': String(half.length),
+      },
+      (req) => void req.end(half)
+    )
+    assert.equal(halfPair.status, 200, JSON.stringify(halfPair.body))
+    const halfRow = await db.from('provider_files').where('upstream_id', halfPair.body.file.name).first()
+    assert.equal(halfRow.object.displayName, 'c\ufffdd')
   })
 
   test('an upload refused on its headers (no key, a bad key, no upload protocol, an unknown upload_id) closes the connection: its body is not read on', async ({ assert }) => {

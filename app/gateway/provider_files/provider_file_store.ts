@@ -263,10 +263,14 @@ function storableRow(values: NewProviderFile) {
   }
 }
 
-/** JSON for a jsonb column: each escaped NUL (`\u0000`, not an escaped backslash before `u0000`) dropped. */
+/**
+ * JSON for a jsonb column: each escaped NUL (`\u0000`, not an escaped backslash before `u0000`) dropped, and each
+ * half of a surrogate pair (JSON.stringify writes only those as `\udXXX` escapes; jsonb refuses them) as U+FFFD.
+ */
 export function storableJson(value: unknown): string {
   const text = JSON.stringify(value)
-  return text.includes('\\u0000') ? text.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1') : text
+  if (!text.includes('\\u')) return text
+  return text.replace(/(?<!\\)((?:\\\\)*)\\u(?:0000|(d[89a-f][0-9a-f]{2}))/g, (_, slashes: string, half?: string) => (half ? `${slashes}\\ufffd` : slashes))
 }
 
 /** The memory's key for an upstream id of a kind */
